@@ -1,0 +1,118 @@
+# chatmon: plain GNU make. `make run` starts the demo, `make test` runs every test.
+# `make SAN=1 ...` builds into build-san/ with ASan and UBSan.
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+BINDIR	?= $(PREFIX)/bin
+SBINDIR	?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+
+PYTHON	?= /usr/bin/python3
+CC	?= cc
+CFLAGS	?= -O2 -g
+WERROR	?= -Werror
+WARN	:= -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	   -Wpointer-arith -Wformat=2 -Wno-format-nonliteral $(WERROR)
+
+DEPS	:= build/deps
+LWS	:= $(DEPS)/lws
+LWS_A	:= $(LWS)/lib/libwebsockets.a
+
+ifeq ($(SAN),1)
+BUILD	?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else
+BUILD	?= build
+SANFLAGS :=
+endif
+
+# The vendored lws headers come first: Debian's -dev package may also be installed.
+CPPFLAGS += -Iinclude -I$(LWS)/include -D_GNU_SOURCE -MMD -MP
+ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN) $(SANFLAGS)
+LDFLAGS	+= $(SANFLAGS)
+LIBS	:= $(LWS_A) -levent -lssl -lcrypto -lyaml -ljansson -lpthread -lm
+
+# Pure modules (no I/O, no event headers): each links alone into its test.
+PURE	:= util log config codec metrics msgq
+IO	:= session relay
+DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log chatmon))
+
+UNIT_TESTS := config codec msgq metrics
+UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
+
+.PHONY: all deps test unit blackbox test-san bench run install uninstall clean distclean
+
+all: $(BUILD)/chatmond $(BUILD)/chatmon
+
+deps:
+	@tools/deps.sh $(DEPS)
+
+$(BUILD)/%.o: src/%.c | deps $(BUILD)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/unit/%.c | deps $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+
+$(BUILD) $(BUILD)/tests:
+	@mkdir -p $@
+
+$(BUILD)/chatmond: $(DAEMON_OBJS) $(LWS_A)
+	$(CC) $(LDFLAGS) -o $@ $(DAEMON_OBJS) $(LIBS)
+
+# Made by tools/deps.sh (the deps target); relinks when it is rebuilt.
+$(LWS_A): | deps
+	@:
+
+$(BUILD)/chatmon: $(TOOL_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+# Each unit test links its own module and the layer-0 helpers only.
+$(BUILD)/tests/test_config: $(BUILD)/tests/test_config.o $(BUILD)/config.o $(BUILD)/util.o $(BUILD)/log.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lyaml -lm
+$(BUILD)/tests/test_codec: $(BUILD)/tests/test_codec.o $(BUILD)/codec.o $(BUILD)/util.o $(BUILD)/log.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -ljansson
+$(BUILD)/tests/test_msgq: $(BUILD)/tests/test_msgq.o $(BUILD)/msgq.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
+$(BUILD)/tests/test_metrics: $(BUILD)/tests/test_metrics.o $(BUILD)/metrics.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+blackbox: all
+	CHATMOND=$(abspath $(BUILD)/chatmond) CHATMON=$(abspath $(BUILD)/chatmon) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox
+
+# The whole suite, then the whole suite again under ASan/UBSan.
+test: deps
+	$(MAKE) unit blackbox
+	$(MAKE) test-san
+
+test-san:
+	$(MAKE) SAN=1 unit blackbox
+
+bench: all
+	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/rtt.py
+
+run: all
+	@tools/run.sh $(BUILD)/chatmond conf/chatmond.yaml
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/chatmon
+	install -m 755 $(BUILD)/chatmond $(DESTDIR)$(SBINDIR)/chatmond
+	install -m 755 $(BUILD)/chatmon $(DESTDIR)$(BINDIR)/chatmon
+	@# never overwrite an operator's configuration
+	test -e $(DESTDIR)$(SYSCONFDIR)/chatmon/chatmond.yaml || \
+	    install -m 644 conf/chatmond.yaml $(DESTDIR)$(SYSCONFDIR)/chatmon/chatmond.yaml
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/chatmond $(DESTDIR)$(BINDIR)/chatmon
+
+clean:
+	rm -rf build/*.o build/*.d build/chatmond build/chatmon build/tests build-san
+
+distclean:
+	rm -rf build build-san
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)

@@ -1,0 +1,43 @@
+/* codec: recognises chat turns in JSON text frames by configured JSON pointers (pure; no I/O). */
+#ifndef CHATMON_CODEC_H
+#define CHATMON_CODEC_H
+
+#include <stddef.h>
+
+#include "chatmon/config.h"
+
+enum codec_kind {
+	CODEC_INVALID,		/* not JSON (or not a JSON object) */
+	CODEC_OTHER,		/* JSON, but its type is in neither list */
+	CODEC_MALFORMED,	/* a message/end type, but a required field is missing or not a string */
+	CODEC_TURN,		/* type in message_types: conversation and text set */
+	CODEC_END,		/* type in end_types: conversation set, text NULL */
+};
+
+/*
+ * What a decoded frame holds. Every pointer is owned by the codec and stays
+ * valid until the next codec_decode or codec_free. Strings are UTF-8, JSON
+ * escapes resolved (\uXXXX and surrogate pairs included), NUL-terminated, and
+ * their lengths exclude the terminator (a text may contain U+0000).
+ */
+struct codec_frame {
+	const char	*type;
+	size_t		 type_len;
+	const char	*conversation;	/* a JSON integer is rendered in decimal */
+	size_t		 conversation_len;
+	const char	*text;
+	size_t		 text_len;
+	const char	*why;		/* for INVALID and MALFORMED: a short reason */
+};
+
+/*
+ * Builds a codec for proto; the codec copies what it needs (proto may be
+ * freed afterwards). NULL with a message in errs when a pointer is invalid.
+ */
+struct codec *codec_new(const struct config_protocol *proto, struct sbuf *errs);
+enum codec_kind codec_decode(struct codec *, const char *buf, size_t len,
+    struct codec_frame *out);
+void	codec_free(struct codec *);
+const char *codec_kind_name(enum codec_kind);
+
+#endif

@@ -1,0 +1,99 @@
+/* config: chatmond.yaml parsed into a plain struct; every error reported as FILE:LINE: message. */
+#ifndef CHATMON_CONFIG_H
+#define CHATMON_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatmon/util.h"
+
+struct config_addr {			/* "host:port", "[v6]:port" */
+	char	host[256];		/* numeric address or name, no brackets */
+	int	port;			/* 1..65535 */
+};
+
+struct config_ws_url {			/* ws://host[:port][/path][?query] */
+	int	tls;			/* 1 for wss:// */
+	char	host[256];
+	int	port;			/* default 80 (ws) or 443 (wss) */
+	char	path[1024];		/* starts with '/', query included */
+};
+
+enum config_agent_id_from {
+	CONFIG_AGENT_ID_QUERY,		/* agent_id: query:NAME */
+	CONFIG_AGENT_ID_HEADER,		/* agent_id: header:NAME */
+};
+
+struct config_list {			/* a YAML sequence of strings */
+	char	**v;
+	size_t	  n;
+};
+
+struct config_protocol {
+	char	*type;			/* JSON pointers (RFC 6901), each starts with '/' */
+	char	*conversation;
+	char	*text;
+	struct config_list message_types;
+	struct config_list end_types;
+};
+
+struct config_redis {
+	char	*url;			/* redis://host:port[/db] or unix:/path */
+	char	*channel;
+	char	*stream;
+	uint64_t stream_maxlen;
+};
+
+struct config_sla {			/* durations in milliseconds */
+	uint64_t first_response_ms;
+	uint64_t reply_ms;
+	double	 warn_at;		/* 0 < warn_at < 1 */
+	uint64_t escalate_ms;
+};
+
+struct config_limits {
+	uint64_t max_message;		/* bytes; larger message -> close 1009 */
+	uint64_t queue_bytes;		/* per direction; past it the producer is paused */
+	uint64_t connect_timeout_ms;	/* upstream connect + handshake */
+	uint64_t shutdown_grace_ms;	/* SIGTERM: how long sessions get to close */
+};
+
+/*
+ * The whole configuration. Every string is owned by the config and freed by
+ * config_free; all keys have defaults (design.md's example values), so an
+ * empty file is a valid configuration.
+ */
+struct config {
+	char	*file;			/* path it was loaded from */
+	struct config_addr listen;	/* listen: 127.0.0.1:8080 */
+	char	*upstream;		/* upstream: ws://127.0.0.1:9000/ (as written) */
+	struct config_ws_url upstream_url;
+	enum config_agent_id_from agent_id_from;	/* agent_id: query:agent */
+	char	*agent_id_name;
+	struct config_protocol protocol;
+	struct config_redis redis;
+	struct config_sla sla;
+	char	*rules;			/* rules: conf/rules.d */
+	struct config_addr admin;	/* admin: 127.0.0.1:9090 */
+	struct config_limits limits;
+	int	 log_level;		/* log.level: info (enum log_level) */
+};
+
+/*
+ * Loads path, then applies overrides ("key.path=value", the value parsed as
+ * a YAML scalar or flow sequence, e.g. "protocol.end_types=[end,close]").
+ * Returns a new config owned by the caller, or NULL with every error
+ * appended to errs as one line each: "FILE:LINE: message" for the file,
+ * "-o key.path=value: message" for an override.
+ */
+struct config *config_load(const char *path, char *const *overrides,
+    size_t n_overrides, struct sbuf *errs);
+void	config_free(struct config *);
+
+/* Parsers shared with the tool; 0 or -1. */
+int	config_parse_size(const char *, uint64_t *);	/* 1048576, 512KiB, 1MiB, 1GiB, 10kB, 1MB */
+int	config_parse_duration_ms(const char *, uint64_t *);	/* 250ms, 15s, 3m, 1h, 1.5s, bare seconds */
+int	config_parse_addr(const char *, struct config_addr *);
+int	config_parse_ws_url(const char *, struct config_ws_url *);
+
+#endif

@@ -1,0 +1,33 @@
+/* log: one logging API for the daemon and the tool: stderr, one line per event. */
+#ifndef CHATMON_LOG_H
+#define CHATMON_LOG_H
+
+#include "chatmon/util.h"
+
+enum log_level {
+	LOG_LVL_ERR = 0,
+	LOG_LVL_WARN,
+	LOG_LVL_INFO,
+	LOG_LVL_DEBUG,
+};
+
+/* progname is kept by pointer (pass a literal or argv[0]). */
+void	log_init(const char *progname, int level);
+void	log_set_level(int level);
+int	log_get_level(void);
+/* "error", "warn", "info", "debug" -> level; -1 when unknown. */
+int	log_level_parse(const char *);
+const char *log_level_name(int);
+/* True when a message at this level would be written (guard costly args). */
+int	log_would(int level);
+
+/* Messages start with the calling function's name, by convention. */
+void	log_warn(const char *, ...) UTIL_PRINTF(1, 2);	/* appends strerror(errno) */
+void	log_warnx(const char *, ...) UTIL_PRINTF(1, 2);
+void	log_info(const char *, ...) UTIL_PRINTF(1, 2);
+void	log_debug(const char *, ...) UTIL_PRINTF(1, 2);
+void	log_errx(const char *, ...) UTIL_PRINTF(1, 2);
+__attribute__((noreturn)) void fatal(const char *, ...) UTIL_PRINTF(1, 2);
+__attribute__((noreturn)) void fatalx(const char *, ...) UTIL_PRINTF(1, 2);
+
+#endif

@@ -1,0 +1,58 @@
+/* relay: the pipeline every complete message passes through; the only file that knows its order. */
+#ifndef CHATMON_RELAY_H
+#define CHATMON_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatmon/config.h"
+#include "chatmon/metrics.h"
+
+enum relay_dir {
+	RELAY_UP,	/* agent -> backend: chat turns by the agent */
+	RELAY_DOWN,	/* backend -> agent: chat turns by the customer */
+};
+
+enum relay_verdict {
+	RELAY_PASS,
+	RELAY_DROP,	/* the message must not be forwarded */
+};
+
+/* Who a message belongs to; the strings are the session's. */
+struct relay_peer {
+	const char	*agent;		/* "" when the agent gave no id */
+	uint64_t	 session;	/* the session's serial number */
+};
+
+enum relay_role {
+	RELAY_ROLE_AGENT,
+	RELAY_ROLE_CUSTOMER,
+};
+
+/* One chat turn, as handed to the pipeline's consumers (rules, SLA). */
+struct relay_turn {
+	const struct relay_peer *peer;
+	enum relay_role	 role;
+	const char	*conversation;
+	size_t		 conversation_len;
+	const char	*text;		/* UTF-8, unescaped; NULL for an end frame */
+	size_t		 text_len;
+	uint64_t	 mono_ns;	/* when chatmond saw it complete */
+	int64_t		 wall_ms;
+};
+
+/*
+ * The relay keeps a pointer to metrics (owned by the caller, outliving the
+ * relay) and builds its own codec from cfg (cfg may be freed afterwards).
+ */
+struct relay *relay_new(const struct config *cfg, struct metrics *m,
+    struct sbuf *errs);
+/* Applies a reloaded configuration; on failure the old one stays. */
+int	relay_set_config(struct relay *, const struct config *cfg,
+	    struct sbuf *errs);
+/* Inspects one complete message; data stays the caller's. */
+enum relay_verdict relay_message(struct relay *, const struct relay_peer *,
+	    enum relay_dir, int binary, const char *data, size_t len);
+void	relay_free(struct relay *);
+
+#endif

@@ -1,0 +1,35 @@
+/* session: agent <-> backend WebSocket pairs on libwebsockets, on the caller's libevent loop. */
+#ifndef CHATMON_SESSION_H
+#define CHATMON_SESSION_H
+
+#include <stddef.h>
+
+#include "chatmon/config.h"
+#include "chatmon/metrics.h"
+#include "chatmon/relay.h"
+
+struct event_base;
+struct session_server;
+
+/*
+ * Creates the lws context as a foreign loop on base and starts listening on
+ * cfg->listen. relay and m are borrowed and must outlive the server; cfg is
+ * copied (session_server_set_config applies a reloaded one). NULL with a
+ * reason in errs when the context or the listener cannot be made.
+ */
+struct session_server *session_server_new(struct event_base *base,
+    const struct config *cfg, struct relay *relay, struct metrics *m,
+    struct sbuf *errs);
+/* Live settings (upstream, agent id source, limits) for new sessions and messages. */
+void	session_server_set_config(struct session_server *, const struct config *);
+/*
+ * Stops accepting and closes every session with 1001, flushing what is
+ * queued; done(arg) is called once no session is left (at once if none).
+ */
+void	session_server_drain(struct session_server *, void (*done)(void *),
+	    void *arg);
+size_t	session_server_count(const struct session_server *);
+/* Destroys the context; call from the loop's top level, never inside an lws callback. */
+void	session_server_free(struct session_server *);
+
+#endif

@@ -1,0 +1,45 @@
+/* util: small libc-only helpers shared by every layer (growable strings, clocks). */
+#ifndef CHATMON_UTIL_H
+#define CHATMON_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHATMON_VERSION "0.1.0"
+
+#define UTIL_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define UTIL_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * A growable NUL-terminated string. Zero-initialise (or sbuf_init) before
+ * use; the buffer belongs to the sbuf until sbuf_free. Error lists are kept
+ * in one: one message per line, each "FILE:LINE: message".
+ */
+struct sbuf {
+	char	*s;	/* NULL until the first append */
+	size_t	 len;
+	size_t	 cap;
+	size_t	 lines;	/* number of '\n'-terminated lines appended by sbuf_line */
+};
+
+void	sbuf_init(struct sbuf *);
+void	sbuf_free(struct sbuf *);
+void	sbuf_reset(struct sbuf *);
+/* Append; -1 only on allocation failure (the sbuf is then left as it was). */
+int	sbuf_append(struct sbuf *, const char *, size_t);
+int	sbuf_printf(struct sbuf *, const char *, ...) UTIL_PRINTF(2, 3);
+int	sbuf_vprintf(struct sbuf *, const char *, va_list) UTIL_PRINTF(2, 0);
+/* Append one formatted line (a '\n' is added) and count it. */
+int	sbuf_line(struct sbuf *, const char *, ...) UTIL_PRINTF(2, 3);
+/* The contents, "" when empty; owned by the sbuf. */
+const char *sbuf_str(const struct sbuf *);
+
+/* CLOCK_MONOTONIC in nanoseconds and CLOCK_REALTIME in milliseconds. */
+uint64_t util_mono_ns(void);
+int64_t	 util_wall_ms(void);
+
+/* strdup that returns NULL for NULL; the caller owns the copy. */
+char	*util_strdup(const char *);
+
+#endif

@@ -1,0 +1,275 @@
+/* main: chatmond's start-up, signals, reload and tear-down; wires the modules on one event_base. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "chatmon/config.h"
+#include "chatmon/log.h"
+#include "chatmon/metrics.h"
+#include "chatmon/relay.h"
+#include "chatmon/session.h"
+
+struct chatmond {
+	const char		*path;
+	char			**overrides;
+	size_t			 n_overrides;
+	struct config		*cfg;
+	struct event_base	*base;
+	struct metrics		 metrics;
+	struct relay		*relay;
+	struct session_server	*srv;
+	struct event		*ev_term, *ev_int, *ev_hup, *ev_grace;
+	int			 stopping;
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: chatmond -c FILE [-o key.path=value]... [-t] [-V]\n");
+	exit(2);
+}
+
+/* Prints each error line on its own, as FILE:LINE: message. */
+static void
+print_errors(const char *prefix, const struct sbuf *errs)
+{
+	const char	*p = sbuf_str(errs), *nl;
+
+	for (; *p; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p) - 1;
+		if (prefix != NULL)
+			log_errx("%s%.*s", prefix, (int)(nl - p), p);
+		else
+			fprintf(stderr, "%.*s\n", (int)(nl - p), p);
+	}
+}
+
+static void
+chatmond_stop(struct chatmond *d)
+{
+	/* leave the loop; tear-down happens outside every callback */
+	event_base_loopbreak(d->base);
+}
+
+static void
+chatmond_drained(void *arg)
+{
+	struct chatmond	*d = arg;
+
+	log_info("main: every session closed");
+	chatmond_stop(d);
+}
+
+static void
+chatmond_grace(evutil_socket_t fd, short what, void *arg)
+{
+	struct chatmond	*d = arg;
+
+	(void)fd;
+	(void)what;
+	log_warnx("main: %zu sessions still open after the shutdown grace "
+	    "period, closing them hard", session_server_count(d->srv));
+	chatmond_stop(d);
+}
+
+static void
+chatmond_on_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct chatmond	*d = arg;
+	struct timeval	 tv;
+
+	(void)what;
+	if (d->stopping) {
+		log_info("main: signal %d again, stopping now", (int)sig);
+		chatmond_stop(d);
+		return;
+	}
+	d->stopping = 1;
+	log_info("main: signal %d, closing %zu sessions", (int)sig,
+	    session_server_count(d->srv));
+	tv.tv_sec = (time_t)(d->cfg->limits.shutdown_grace_ms / 1000);
+	tv.tv_usec = (suseconds_t)(d->cfg->limits.shutdown_grace_ms % 1000 * 1000);
+	evtimer_add(d->ev_grace, &tv);
+	session_server_drain(d->srv, chatmond_drained, d);
+}
+
+/*
+ * SIGHUP: load the file again; a bad one is rejected whole and the running
+ * configuration stays. What is bound at start (the listener, the admin
+ * address, lws's connect timeout) is kept and reported.
+ */
+static void
+chatmond_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct chatmond	*d = arg;
+	struct config	*nc, *old = d->cfg;
+	struct sbuf	 errs;
+
+	(void)sig;
+	(void)what;
+	d->metrics.reloads++;
+	sbuf_init(&errs);
+	nc = config_load(d->path, d->overrides, d->n_overrides, &errs);
+	if (nc == NULL || relay_set_config(d->relay, nc, &errs) == -1) {
+		print_errors("main: reload: ", &errs);
+		log_errx("main: reload rejected, the running configuration stays");
+		d->metrics.reload_failures++;
+		config_free(nc);
+		sbuf_free(&errs);
+		return;
+	}
+	sbuf_free(&errs);
+	if (strcmp(nc->listen.host, old->listen.host) != 0 ||
+	    nc->listen.port != old->listen.port) {
+		log_warnx("main: reload: listen cannot change live, keeping %s:%d",
+		    old->listen.host, old->listen.port);
+		nc->listen = old->listen;
+	}
+	if (strcmp(nc->admin.host, old->admin.host) != 0 ||
+	    nc->admin.port != old->admin.port) {
+		log_warnx("main: reload: admin cannot change live, keeping %s:%d",
+		    old->admin.host, old->admin.port);
+		nc->admin = old->admin;
+	}
+	if (nc->limits.connect_timeout_ms != old->limits.connect_timeout_ms) {
+		log_warnx("main: reload: limits.connect_timeout cannot change "
+		    "live, keeping %llums",
+		    (unsigned long long)old->limits.connect_timeout_ms);
+		nc->limits.connect_timeout_ms = old->limits.connect_timeout_ms;
+	}
+	session_server_set_config(d->srv, nc);
+	log_set_level(nc->log_level);
+	d->cfg = nc;
+	config_free(old);
+	log_info("main: reload: configuration reloaded from %s", d->path);
+}
+
+static void
+chatmond_log_stats(const struct chatmond *d)
+{
+	struct sbuf	line;
+
+	sbuf_init(&line);
+	if (metrics_format_line(&d->metrics, &line) == 0)
+		log_info("main: stats: %s", sbuf_str(&line));
+	sbuf_free(&line);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct chatmond	 d;
+	struct sbuf	 errs;
+	char		**ov = NULL, **nov;
+	int		 ch, check = 0, rc = 1, i;
+
+	memset(&d, 0, sizeof(d));
+	log_init("chatmond", LOG_LVL_INFO);
+	while ((ch = getopt(argc, argv, "c:o:tVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			d.path = optarg;
+			break;
+		case 'o':
+			if ((nov = realloc(ov, (d.n_overrides + 1) * sizeof(*ov))) == NULL)
+				fatal("main: realloc");
+			ov = nov;
+			ov[d.n_overrides++] = optarg;
+			break;
+		case 't':
+			check = 1;
+			break;
+		case 'V':
+			printf("chatmond %s\n", CHATMON_VERSION);
+			free(ov);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (d.path == NULL || optind != argc)
+		usage();
+	d.overrides = ov;
+
+	sbuf_init(&errs);
+	if ((d.cfg = config_load(d.path, ov, d.n_overrides, &errs)) == NULL) {
+		print_errors(NULL, &errs);
+		log_errx("main: %zu error%s in the configuration", errs.lines,
+		    errs.lines == 1 ? "" : "s");
+		goto out;
+	}
+	log_set_level(d.cfg->log_level);
+	if ((d.relay = relay_new(d.cfg, &d.metrics, &errs)) == NULL) {
+		print_errors(NULL, &errs);
+		goto out;
+	}
+	if (check) {
+		fprintf(stderr, "chatmond: configuration %s is valid\n", d.path);
+		rc = 0;
+		goto out;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	if ((d.base = event_base_new()) == NULL) {
+		log_errx("main: event_base_new failed");
+		goto out;
+	}
+	if ((d.srv = session_server_new(d.base, d.cfg, d.relay, &d.metrics,
+	    &errs)) == NULL) {
+		print_errors("", &errs);
+		goto out;
+	}
+	d.ev_term = evsignal_new(d.base, SIGTERM, chatmond_on_term, &d);
+	d.ev_int = evsignal_new(d.base, SIGINT, chatmond_on_term, &d);
+	d.ev_hup = evsignal_new(d.base, SIGHUP, chatmond_on_hup, &d);
+	d.ev_grace = evtimer_new(d.base, chatmond_grace, &d);
+	if (d.ev_term == NULL || d.ev_int == NULL || d.ev_hup == NULL ||
+	    d.ev_grace == NULL || evsignal_add(d.ev_term, NULL) == -1 ||
+	    evsignal_add(d.ev_int, NULL) == -1 || evsignal_add(d.ev_hup, NULL) == -1) {
+		log_errx("main: cannot install signal handlers");
+		goto out;
+	}
+	log_info("main: chatmond %s listening on %s:%d, upstream %s",
+	    CHATMON_VERSION, d.cfg->listen.host, d.cfg->listen.port,
+	    d.cfg->upstream);
+
+	event_base_dispatch(d.base);
+	rc = 0;
+
+out:
+	/*
+	 * Tear-down order (design.md): the lws context first, outside any lws
+	 * callback; then let the loop run what lws left behind; then our own
+	 * events, the base and libevent's globals, so valgrind sees no leak.
+	 */
+	if (d.srv != NULL) {
+		session_server_free(d.srv);
+		for (i = 0; i < 100 && event_base_loop(d.base, EVLOOP_NONBLOCK) == 0; i++)
+			;
+		chatmond_log_stats(&d);
+	}
+	if (d.ev_term)
+		event_free(d.ev_term);
+	if (d.ev_int)
+		event_free(d.ev_int);
+	if (d.ev_hup)
+		event_free(d.ev_hup);
+	if (d.ev_grace)
+		event_free(d.ev_grace);
+	if (d.base != NULL)
+		event_base_free(d.base);
+	libevent_global_shutdown();
+	relay_free(d.relay);
+	config_free(d.cfg);
+	sbuf_free(&errs);
+	free(ov);
+	if (rc == 0 && !check)
+		log_info("main: exiting");
+	return rc;
+}

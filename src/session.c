@@ -1,0 +1,925 @@
+/* session: agent <-> backend WebSocket pairs on libwebsockets, on the caller's libevent loop. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+
+#include <libwebsockets.h>
+
+#include "chatmon/log.h"
+#include "chatmon/msgq.h"
+#include "chatmon/session.h"
+
+/*
+ * One session is one agent connection and the upstream connection opened
+ * for it. Each direction has a msgq: a message is reassembled at the tail of
+ * the queue towards its destination, offered to the relay when complete,
+ * and sent from the head, one lws_write per WRITEABLE callback, in chunks so
+ * that one big message does not hold the loop.
+ *
+ * Lifetime: the session is freed when both of its connections are gone.
+ * Each lws callback that ends a connection (CLOSED, CLIENT_CLOSED,
+ * CLIENT_CONNECTION_ERROR, and WSI_DESTROY as the last word) detaches that
+ * side; a close the other side must send is stored on the session and sent
+ * from that side's own WRITEABLE callback, after its queue has drained.
+ */
+
+#define SESSION_PROTOCOL	"chatmon-relay"
+#define SESSION_RX_BUFFER	16384
+#define SESSION_WRITE_CHUNK	65536
+#define SESSION_ID_MAX		128
+#define SESSION_REASON_MAX	123	/* RFC 6455: close payload <= 125 */
+#define SESSION_MSG_BINARY	1u
+
+enum session_side {
+	SIDE_AGENT,
+	SIDE_UP,
+};
+
+enum session_up_state {
+	UP_NONE,	/* not asked yet */
+	UP_CONNECTING,
+	UP_OPEN,
+	UP_GONE,
+};
+
+struct session_close {
+	int		 pending;
+	uint16_t	 code;		/* 0: close without a status code */
+	char		 reason[SESSION_REASON_MAX + 1];
+	size_t		 reason_len;
+};
+
+struct session_hdr {			/* a request header passed upstream */
+	const char	*name;		/* lws form: "authorization:" */
+	char		*value;
+};
+
+struct session {
+	struct session_server	*srv;
+	struct session		*prev, *next;
+	struct lws		*wsi[2];	/* by enum session_side */
+	struct msgq		*q[2];		/* messages towards that side */
+	struct session_close	 close[2];	/* to send to that side */
+	int			 paused[2];	/* reading from that side stopped */
+	enum session_up_state	 up;
+	int			 up_connected;	/* TCP up: a later failure is a refusal */
+	struct relay_peer	 peer;
+	char			 agent_id[SESSION_ID_MAX + 1];
+	char			*up_path;	/* upstream path + agent's path and query */
+	char			*offered;	/* Sec-WebSocket-Protocol offered by the agent */
+	char			*answered;	/* the one the agent was answered with */
+	char			*origin;
+	struct session_hdr	 hdrs[3];	/* Authorization, Cookie, X-Forwarded-For */
+	size_t			 nhdrs;
+};
+
+/* The live settings, copied from a config so a reload never leaves a session dangling. */
+struct session_settings {
+	struct config_ws_url	 upstream;
+	enum config_agent_id_from agent_id_from;
+	char			 agent_id_name[128];
+	uint64_t		 max_message;
+	uint64_t		 queue_bytes;
+};
+
+struct session_server {
+	struct lws_context	*ctx;
+	struct relay		*relay;
+	struct metrics		*metrics;
+	struct session_settings	 set;
+	struct session		*sessions;
+	size_t			 count;
+	uint64_t		 serial;
+	int			 draining;
+	void			(*drained)(void *);
+	void			*drained_arg;
+};
+
+static int	session_cb(struct lws *, enum lws_callback_reasons, void *,
+		    void *, size_t);
+
+static const struct lws_protocols session_protocols[] = {
+	{ SESSION_PROTOCOL, session_cb, 0, SESSION_RX_BUFFER, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static const char *
+session_side_name(enum session_side side)
+{
+	return side == SIDE_AGENT ? "agent" : "upstream";
+}
+
+static const char *
+session_agent_name(const struct session *s)
+{
+	return s->agent_id[0] ? s->agent_id : "-";
+}
+
+/* --- settings ----------------------------------------------------------- */
+
+static void
+session_settings_from(struct session_settings *set, const struct config *cfg)
+{
+	memset(set, 0, sizeof(*set));
+	set->upstream = cfg->upstream_url;
+	set->agent_id_from = cfg->agent_id_from;
+	snprintf(set->agent_id_name, sizeof(set->agent_id_name), "%s",
+	    cfg->agent_id_name);
+	set->max_message = cfg->limits.max_message;
+	set->queue_bytes = cfg->limits.queue_bytes;
+}
+
+void
+session_server_set_config(struct session_server *srv, const struct config *cfg)
+{
+	session_settings_from(&srv->set, cfg);
+}
+
+/* --- closing ------------------------------------------------------------ */
+
+/*
+ * Asks `side` to close with code and reason once its queue has drained.
+ * The first request wins: it carries the real cause (a peer's own close
+ * code, a size violation) and later generic ones must not replace it.
+ */
+static void
+session_close_side(struct session *s, enum session_side side, uint16_t code,
+    const char *fmt, ...)
+{
+	struct session_close	*c = &s->close[side];
+	va_list			 ap;
+	int			 n;
+
+	if (c->pending || s->wsi[side] == NULL)
+		return;
+	c->pending = 1;
+	c->code = code;
+	va_start(ap, fmt);
+	n = vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+	va_end(ap);
+	c->reason_len = n < 0 ? 0 : (size_t)n < sizeof(c->reason) ?
+	    (size_t)n : sizeof(c->reason) - 1;
+	if (side == SIDE_UP && s->up == UP_CONNECTING) {
+		/* nothing to flush: abort the connect attempt */
+		lws_set_timeout(s->wsi[side], PENDING_TIMEOUT_CLOSE_SEND,
+		    LWS_TO_KILL_ASYNC);
+		return;
+	}
+	lws_callback_on_writable(s->wsi[side]);
+}
+
+/* Forwards a peer's close frame payload (code + reason) to the other side. */
+static void
+session_forward_close(struct session *s, enum session_side to,
+    const unsigned char *in, size_t len)
+{
+	uint16_t	code;
+
+	if (len < 2) {
+		session_close_side(s, to, 0, "%s", "");
+		return;
+	}
+	code = (uint16_t)(in[0] << 8 | in[1]);
+	/* 1005, 1006 and 1015 must never be sent on the wire */
+	if (code == 1005 || code == 1006 || code == 1015 || code < 1000)
+		code = 1001;
+	session_close_side(s, to, code, "%.*s",
+	    (int)(len - 2 > SESSION_REASON_MAX ? SESSION_REASON_MAX : len - 2),
+	    (const char *)in + 2);
+}
+
+static void
+session_free(struct session *s)
+{
+	struct session_server	*srv = s->srv;
+	size_t			 i;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	srv->count--;
+	log_info("session_free: agent=%s session=%" PRIu64 " closed",
+	    session_agent_name(s), s->peer.session);
+	srv->metrics->queued_bytes -= msgq_bytes(s->q[SIDE_AGENT]) +
+	    msgq_bytes(s->q[SIDE_UP]);
+	msgq_free(s->q[SIDE_AGENT]);
+	msgq_free(s->q[SIDE_UP]);
+	for (i = 0; i < s->nhdrs; i++)
+		free(s->hdrs[i].value);
+	free(s->up_path);
+	free(s->offered);
+	free(s->answered);
+	free(s->origin);
+	free(s);
+	if (srv->draining && srv->count == 0 && srv->drained != NULL) {
+		void (*done)(void *) = srv->drained;
+
+		srv->drained = NULL;
+		done(srv->drained_arg);
+	}
+}
+
+/*
+ * One side's connection is gone: forget it, tell the other side, and free
+ * the session when neither is left. Idempotent, so every lws callback that
+ * may end a connection can call it.
+ */
+static void
+session_detach(struct session *s, enum session_side side)
+{
+	enum session_side	 other = side == SIDE_AGENT ? SIDE_UP : SIDE_AGENT;
+	struct metrics		*m = s->srv->metrics;
+
+	if (s->wsi[side] == NULL)
+		return;
+	lws_set_opaque_user_data(s->wsi[side], NULL);
+	s->wsi[side] = NULL;
+	if (side == SIDE_AGENT)
+		m->agents_active--;
+	else {
+		if (s->up == UP_OPEN)
+			m->upstream_active--;
+		s->up = UP_GONE;
+	}
+	/* what was waiting to go to the gone side is lost with it */
+	m->queued_bytes -= msgq_bytes(s->q[side]);
+	msgq_clear(s->q[side]);
+	if (s->wsi[other] != NULL) {
+		if (side == SIDE_AGENT)
+			session_close_side(s, other, 1001, "agent went away");
+		else
+			session_close_side(s, other, 1011,
+			    "upstream connection lost");
+		return;
+	}
+	session_free(s);
+}
+
+/* --- the request, copied for the upstream ------------------------------- */
+
+/*
+ * Percent-encodes src into out, keeping RFC 3986 unreserved characters and
+ * those in keep. lws has lws_urlencode, but it encodes '/' and truncates
+ * silently; a relay must neither change a path's shape nor cut it.
+ */
+static int
+session_urlencode(struct sbuf *out, const char *src, size_t len,
+    const char *keep)
+{
+	static const char	 hex[] = "0123456789ABCDEF";
+	size_t			 i;
+	unsigned char		 c;
+	char			 e[3];
+
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)src[i];
+		if (isalnum(c) || strchr("-._~", c) != NULL ||
+		    (c != '\0' && strchr(keep, c) != NULL)) {
+			if (sbuf_append(out, (const char *)&c, 1) == -1)
+				return -1;
+			continue;
+		}
+		e[0] = '%';
+		e[1] = hex[c >> 4];
+		e[2] = hex[c & 15];
+		if (sbuf_append(out, e, 3) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* A copy of a request header (all its occurrences), or NULL. */
+static char *
+session_hdr_dup(struct lws *wsi, enum lws_token_indexes tok)
+{
+	int	 n = lws_hdr_total_length(wsi, tok);
+	char	*v;
+
+	if (n <= 0 || (v = malloc((size_t)n + 1)) == NULL)
+		return NULL;
+	if (lws_hdr_copy(wsi, v, n + 1, tok) < 0) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+/*
+ * The backend's path: the upstream URL's path, then the agent's path and
+ * query. lws hands both over decoded, so they are encoded again.
+ */
+static char *
+session_build_path(struct session_server *srv, struct lws *wsi)
+{
+	const char	*base = srv->set.upstream.path, *q;
+	char		 frag[2048], uri[2048];
+	struct sbuf	 p;
+	size_t		 blen;
+	int		 i, n, sep;
+	char		*eq;
+
+	sbuf_init(&p);
+	q = strchr(base, '?');
+	blen = q ? (size_t)(q - base) : strlen(base);
+	if (blen > 0 && base[blen - 1] == '/')
+		blen--;
+	if (sbuf_append(&p, base, blen) == -1)
+		goto err;
+	n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+	if (n <= 0 || uri[0] != '/')
+		snprintf(uri, sizeof(uri), "/");
+	if (session_urlencode(&p, uri, strlen(uri), "/!$&'()*+,;=:@") == -1)
+		goto err;
+	sep = '?';
+	if (q != NULL) {
+		if (sbuf_append(&p, q, strlen(q)) == -1)
+			goto err;
+		sep = '&';
+	}
+	for (i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
+	    WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
+		if (sbuf_printf(&p, "%c", sep) == -1)
+			goto err;
+		sep = '&';
+		if ((eq = strchr(frag, '=')) == NULL) {
+			if (session_urlencode(&p, frag, strlen(frag), "") == -1)
+				goto err;
+			continue;
+		}
+		if (session_urlencode(&p, frag, (size_t)(eq - frag), "") == -1 ||
+		    sbuf_append(&p, "=", 1) == -1 ||
+		    session_urlencode(&p, eq + 1, strlen(eq + 1), "") == -1)
+			goto err;
+	}
+	if (p.s == NULL && sbuf_append(&p, "/", 1) == -1)
+		goto err;
+	return p.s;	/* ownership passes to the caller */
+err:
+	sbuf_free(&p);
+	return NULL;
+}
+
+/* The agent id from the configured query argument or header, made log-safe. */
+static void
+session_agent_id(struct session_server *srv, struct lws *wsi, char *out,
+    size_t outlen)
+{
+	const char	*name = srv->set.agent_id_name;
+	char		 key[160], *p;
+	const char	*v;
+	int		 t, n = -1;
+	const unsigned char *ts;
+
+	out[0] = '\0';
+	if (srv->set.agent_id_from == CONFIG_AGENT_ID_QUERY) {
+		snprintf(key, sizeof(key), "%s=", name);
+		/* lws copies "name=value" and points at the value */
+		if ((v = lws_get_urlarg_by_name(wsi, key, out, (int)outlen)) == NULL)
+			out[0] = '\0';
+		else
+			memmove(out, v, strlen(v) + 1);
+	} else {
+		snprintf(key, sizeof(key), "%s:", name);
+		/* a header lws knows by name is not among the custom ones */
+		for (t = 0; t < WSI_TOKEN_COUNT; t++) {
+			ts = lws_token_to_string((enum lws_token_indexes)t);
+			if (ts != NULL && strcasecmp((const char *)ts, key) == 0) {
+				n = lws_hdr_copy(wsi, out, (int)outlen,
+				    (enum lws_token_indexes)t);
+				break;
+			}
+		}
+		if (t == WSI_TOKEN_COUNT) {
+			for (p = key; *p; p++)
+				*p = (char)tolower((unsigned char)*p);
+			n = lws_hdr_custom_copy(wsi, out, (int)outlen, key,
+			    (int)strlen(key));
+		}
+		if (n < 0)
+			out[0] = '\0';
+	}
+	for (p = out; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+/* First entry of a comma-separated Sec-WebSocket-Protocol list. */
+static char *
+session_first_protocol(const char *list)
+{
+	size_t	n;
+
+	list += strspn(list, " \t");
+	n = strcspn(list, ", \t");
+	return n ? strndup(list, n) : NULL;
+}
+
+static struct session *
+session_new(struct session_server *srv, struct lws *wsi)
+{
+	struct session	*s;
+	char		 peer[64], *xff, *v;
+	size_t		 n;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->srv = srv;
+	s->q[SIDE_AGENT] = msgq_new(LWS_PRE);
+	s->q[SIDE_UP] = msgq_new(LWS_PRE);
+	if (s->q[SIDE_AGENT] == NULL || s->q[SIDE_UP] == NULL)
+		goto err;
+	if ((s->up_path = session_build_path(srv, wsi)) == NULL)
+		goto err;
+	session_agent_id(srv, wsi, s->agent_id, sizeof(s->agent_id));
+	s->peer.agent = s->agent_id;
+	s->peer.session = ++srv->serial;
+	if ((s->offered = session_hdr_dup(wsi, WSI_TOKEN_PROTOCOL)) != NULL)
+		s->answered = session_first_protocol(s->offered);
+	s->origin = session_hdr_dup(wsi, WSI_TOKEN_ORIGIN);
+	if ((v = session_hdr_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) != NULL)
+		s->hdrs[s->nhdrs++] = (struct session_hdr){ "authorization:", v };
+	if ((v = session_hdr_dup(wsi, WSI_TOKEN_HTTP_COOKIE)) != NULL)
+		s->hdrs[s->nhdrs++] = (struct session_hdr){ "cookie:", v };
+	/* X-Forwarded-For: the agent's address, after any proxies before us */
+	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	if (strncmp(peer, "::ffff:", 7) == 0 && strchr(peer + 7, ':') == NULL)
+		memmove(peer, peer + 7, strlen(peer + 7) + 1);	/* v4-mapped */
+	xff = session_hdr_dup(wsi, WSI_TOKEN_X_FORWARDED_FOR);
+	n = (xff ? strlen(xff) + 2 : 0) + strlen(peer) + 1;
+	if ((v = malloc(n)) == NULL) {
+		free(xff);
+		goto err;
+	}
+	snprintf(v, n, "%s%s%s", xff ? xff : "", xff ? ", " : "", peer);
+	free(xff);
+	s->hdrs[s->nhdrs++] = (struct session_hdr){ "x-forwarded-for:", v };
+
+	s->next = srv->sessions;
+	if (s->next)
+		s->next->prev = s;
+	srv->sessions = s;
+	srv->count++;
+	return s;
+err:
+	msgq_free(s->q[SIDE_AGENT]);
+	msgq_free(s->q[SIDE_UP]);
+	for (n = 0; n < s->nhdrs; n++)
+		free(s->hdrs[n].value);
+	free(s->up_path);
+	free(s->offered);
+	free(s->answered);
+	free(s->origin);
+	free(s);
+	return NULL;
+}
+
+/* --- upstream ------------------------------------------------------------ */
+
+static void
+session_connect_upstream(struct session *s)
+{
+	struct session_server		*srv = s->srv;
+	struct lws_client_connect_info	 ci;
+	char				 host[300];
+
+	memset(&ci, 0, sizeof(ci));
+	ci.context = srv->ctx;
+	ci.address = srv->set.upstream.host;
+	ci.port = srv->set.upstream.port;
+	ci.ssl_connection = srv->set.upstream.tls ? LCCSCF_USE_SSL : 0;
+	ci.path = s->up_path;
+	if ((srv->set.upstream.tls && srv->set.upstream.port == 443) ||
+	    (!srv->set.upstream.tls && srv->set.upstream.port == 80))
+		snprintf(host, sizeof(host), "%s", srv->set.upstream.host);
+	else if (strchr(srv->set.upstream.host, ':') != NULL)
+		snprintf(host, sizeof(host), "[%s]:%d", srv->set.upstream.host,
+		    srv->set.upstream.port);
+	else
+		snprintf(host, sizeof(host), "%s:%d", srv->set.upstream.host,
+		    srv->set.upstream.port);
+	ci.host = host;
+	ci.origin = s->origin;
+	ci.protocol = s->offered;
+	ci.local_protocol_name = SESSION_PROTOCOL;
+	ci.ietf_version_or_minus_one = -1;
+	ci.opaque_user_data = s;
+
+	s->up = UP_CONNECTING;
+	/* not ci.pwsi: lws clears that pointer before telling us the wsi closed */
+	if ((s->wsi[SIDE_UP] = lws_client_connect_via_info(&ci)) == NULL) {
+		/* a connect that fails at once gets no error callback */
+		s->up = UP_GONE;
+		srv->metrics->upstream_failures++;
+		log_warnx("session_connect_upstream: agent=%s: cannot connect "
+		    "to %s:%d", session_agent_name(s), srv->set.upstream.host,
+		    srv->set.upstream.port);
+		session_close_side(s, SIDE_AGENT, 1013,
+		    "upstream unavailable: connect failed");
+	}
+}
+
+/* --- data ---------------------------------------------------------------- */
+
+static void
+session_flow(struct session *s, enum session_side producer, int enable)
+{
+	if (s->wsi[producer] == NULL || s->paused[producer] == !enable)
+		return;
+	s->paused[producer] = !enable;
+	if (!enable)
+		s->srv->metrics->flow_pauses++;
+	lws_rx_flow_control(s->wsi[producer], enable);
+}
+
+/*
+ * A chunk of a message from `from`: appended to the queue towards the other
+ * side; on the message's last chunk, offered to the relay, then queued or
+ * dropped. Returns -1 to close `from` (its close reason is set).
+ */
+static int
+session_rx(struct session *s, enum session_side from, struct lws *wsi,
+    const void *in, size_t len)
+{
+	struct session_server	*srv = s->srv;
+	enum session_side	 to = from == SIDE_AGENT ? SIDE_UP : SIDE_AGENT;
+	struct msgq		*q = s->q[to];
+	enum relay_verdict	 v;
+	size_t			 have;
+	char			*data;
+	int			 binary;
+
+	msgq_open(q, &have);
+	if (have + len > srv->set.max_message) {
+		srv->metrics->queued_bytes -= have;
+		msgq_discard(q);
+		srv->metrics->closes_too_big++;
+		log_warnx("session_rx: agent=%s: %s message over %" PRIu64
+		    " bytes, closing 1009", session_agent_name(s),
+		    session_side_name(from), srv->set.max_message);
+		if (from == SIDE_AGENT)
+			session_close_side(s, to, 1001, "agent closed: message too big");
+		else
+			session_close_side(s, to, 1011, "upstream message too big");
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+		    (unsigned char *)"message too big", 15);
+		return -1;
+	}
+	if (msgq_append(q, in, len) == -1) {
+		log_warnx("session_rx: agent=%s: out of memory", session_agent_name(s));
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+		    (unsigned char *)"out of memory", 13);
+		return -1;
+	}
+	srv->metrics->queued_bytes += len;
+	if (!lws_is_final_fragment(wsi))
+		goto flow;
+
+	binary = lws_frame_is_binary(wsi);
+	data = msgq_open(q, &have);
+	v = relay_message(srv->relay, &s->peer, from == SIDE_AGENT ? RELAY_UP :
+	    RELAY_DOWN, binary, data, have);
+	if (v == RELAY_DROP || s->wsi[to] == NULL) {
+		srv->metrics->queued_bytes -= have;
+		msgq_discard(q);
+		return 0;
+	}
+	msgq_commit(q, binary ? SESSION_MSG_BINARY : 0);
+	if (from == SIDE_AGENT)
+		srv->metrics->messages_up++;
+	else
+		srv->metrics->messages_down++;
+	if (to == SIDE_AGENT || s->up == UP_OPEN)
+		lws_callback_on_writable(s->wsi[to]);
+flow:
+	if (msgq_bytes(q) > srv->set.queue_bytes)
+		session_flow(s, from, 0);
+	return 0;
+}
+
+/* Sends the next chunk queued for `side`, or its pending close. */
+static int
+session_writeable(struct session *s, enum session_side side)
+{
+	struct session_server	*srv = s->srv;
+	enum session_side	 producer = side == SIDE_AGENT ? SIDE_UP : SIDE_AGENT;
+	struct msgq		*q = s->q[side];
+	struct lws		*wsi = s->wsi[side];
+	struct session_close	*c = &s->close[side];
+	char			*data;
+	size_t			 len, done, n;
+	unsigned		 flags;
+	int			 wp;
+
+	if (msgq_head(q, &data, &len, &flags, &done) == 0) {
+		n = len - done;
+		if (n > SESSION_WRITE_CHUNK)
+			n = SESSION_WRITE_CHUNK;
+		if (done > 0)
+			wp = LWS_WRITE_CONTINUATION;
+		else
+			wp = flags & SESSION_MSG_BINARY ? LWS_WRITE_BINARY :
+			    LWS_WRITE_TEXT;
+		if (done + n < len)
+			wp |= LWS_WRITE_NO_FIN;
+		/* the bytes before data + done are headroom or already sent */
+		if (lws_write(wsi, (unsigned char *)data + done, n,
+		    (enum lws_write_protocol)wp) < (int)n) {
+			log_warnx("session_writeable: agent=%s: write to %s failed",
+			    session_agent_name(s), session_side_name(side));
+			return -1;
+		}
+		msgq_consume(q, n);
+		srv->metrics->queued_bytes -= n;
+		if (side == SIDE_UP)
+			srv->metrics->bytes_up += n;
+		else
+			srv->metrics->bytes_down += n;
+		if (s->paused[producer] && msgq_bytes(q) <= srv->set.queue_bytes / 2)
+			session_flow(s, producer, 1);
+		if (msgq_count(q) > 0 || c->pending)
+			lws_callback_on_writable(wsi);
+		return 0;
+	}
+	if (c->pending) {
+		lws_close_reason(wsi, c->code ? (enum lws_close_status)c->code :
+		    LWS_CLOSE_STATUS_NOSTATUS, (unsigned char *)c->reason,
+		    c->reason_len);
+		return -1;
+	}
+	return 0;
+}
+
+/* --- the lws callback ---------------------------------------------------- */
+
+static int
+session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	struct session_server	*srv = lws_context_user(lws_get_context(wsi));
+	struct session		*s = lws_get_opaque_user_data(wsi);
+	struct lws_process_html_args *args;
+	char			 buf[256];
+	int			 n;
+
+	(void)user;
+	/* a callback may come before lws_client_connect_via_info returns */
+	if (s != NULL && s->up == UP_CONNECTING && s->wsi[SIDE_UP] == NULL &&
+	    wsi != s->wsi[SIDE_AGENT])
+		s->wsi[SIDE_UP] = wsi;
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		if (srv->draining)
+			return 1;
+		if ((s = session_new(srv, wsi)) == NULL) {
+			log_warnx("session_cb: cannot set up a session: out of memory");
+			return 1;
+		}
+		s->wsi[SIDE_AGENT] = wsi;
+		lws_set_opaque_user_data(wsi, s);
+		srv->metrics->agents_total++;
+		srv->metrics->agents_active++;
+		return 0;
+
+	case LWS_CALLBACK_ADD_HEADERS:
+		/* the agent is answered with its own first choice (see docs/relay.md) */
+		if (s == NULL || s->answered == NULL)
+			return 0;
+		args = in;
+		if (lws_add_http_header_by_name(wsi,
+		    (const unsigned char *)"sec-websocket-protocol:",
+		    (const unsigned char *)s->answered, (int)strlen(s->answered),
+		    (unsigned char **)&args->p,
+		    (unsigned char *)args->p + args->max_len))
+			return 1;
+		return 0;
+
+	case LWS_CALLBACK_ESTABLISHED:
+		if (s == NULL)
+			return -1;
+		log_info("session_cb: agent=%s session=%" PRIu64 " connected "
+		    "from %s, upstream path %s", session_agent_name(s),
+		    s->peer.session, s->hdrs[s->nhdrs - 1].value, s->up_path);
+		session_connect_upstream(s);
+		return 0;
+
+	case LWS_CALLBACK_RECEIVE:
+		if (s == NULL)
+			return -1;
+		return session_rx(s, SIDE_AGENT, wsi, in, len);
+
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		if (s == NULL)
+			return -1;
+		return session_rx(s, SIDE_UP, wsi, in, len);
+
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (s == NULL)
+			return -1;
+		return session_writeable(s, SIDE_AGENT);
+
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		if (s == NULL)
+			return -1;
+		return session_writeable(s, SIDE_UP);
+
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (s != NULL)
+			session_forward_close(s, wsi == s->wsi[SIDE_AGENT] ?
+			    SIDE_UP : SIDE_AGENT, in, len);
+		return 0;
+
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		if (s == NULL)
+			return -1;
+		s->up_connected = 1;
+		for (size_t i = 0; i < s->nhdrs; i++)
+			if (lws_add_http_header_by_name(wsi,
+			    (const unsigned char *)s->hdrs[i].name,
+			    (const unsigned char *)s->hdrs[i].value,
+			    (int)strlen(s->hdrs[i].value), (unsigned char **)in,
+			    *(unsigned char **)in + len))
+				return -1;
+		return 0;
+
+	case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
+		/* the backend's response headers are only here */
+		if (s == NULL)
+			return -1;
+		n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_PROTOCOL);
+		if (n > 0 && s->answered != NULL && strcmp(buf, s->answered) != 0) {
+			log_warnx("session_cb: agent=%s: backend chose subprotocol "
+			    "%s, the agent was answered %s", session_agent_name(s),
+			    buf, s->answered);
+			session_close_side(s, SIDE_AGENT, 1002,
+			    "subprotocol mismatch: backend chose %s", buf);
+			session_close_side(s, SIDE_UP, 1001,
+			    "subprotocol mismatch");
+		} else if (n <= 0 && s->answered != NULL)
+			log_warnx("session_cb: agent=%s: backend chose no "
+			    "subprotocol, the agent was answered %s",
+			    session_agent_name(s), s->answered);
+		return 0;
+
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		if (s == NULL)
+			return -1;
+		s->up = UP_OPEN;
+		srv->metrics->upstream_active++;
+		if (msgq_count(s->q[SIDE_UP]) > 0 || s->close[SIDE_UP].pending)
+			lws_callback_on_writable(wsi);
+		return 0;
+
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		if (s == NULL)
+			return 0;
+		srv->metrics->upstream_failures++;
+		log_warnx("session_cb: agent=%s: upstream %s:%d: %s",
+		    session_agent_name(s), srv->set.upstream.host,
+		    srv->set.upstream.port, in ? (const char *)in : "error");
+		/* a refusal after TCP was up will not go away by retrying */
+		if (s->up_connected)
+			session_close_side(s, SIDE_AGENT, 1011, "upstream refused: %s",
+			    in ? (const char *)in : "handshake failed");
+		else
+			session_close_side(s, SIDE_AGENT, 1013,
+			    "upstream unavailable: %s",
+			    in ? (const char *)in : "connect failed");
+		session_detach(s, SIDE_UP);
+		return 0;
+
+	case LWS_CALLBACK_CLOSED:
+		if (s != NULL)
+			session_detach(s, SIDE_AGENT);
+		return 0;
+
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		if (s != NULL)
+			session_detach(s, SIDE_UP);
+		return 0;
+
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* the last word on any connection, whatever came before */
+		if (s != NULL)
+			session_detach(s, wsi == s->wsi[SIDE_AGENT] ? SIDE_AGENT :
+			    SIDE_UP);
+		return 0;
+
+	default:
+		return 0;
+	}
+}
+
+/* --- the server ----------------------------------------------------------- */
+
+static void
+session_lws_log(int level, const char *line)
+{
+	size_t	n = strlen(line);
+
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	if (level & LLL_ERR)
+		log_warnx("lws: %.*s", (int)n, line);
+	else if (level & LLL_WARN)
+		log_info("lws: %.*s", (int)n, line);
+	else
+		log_debug("lws: %.*s", (int)n, line);
+}
+
+struct session_server *
+session_server_new(struct event_base *base, const struct config *cfg,
+    struct relay *relay, struct metrics *m, struct sbuf *errs)
+{
+	struct lws_context_creation_info	 info;
+	struct session_server			*srv;
+	struct rlimit				 rl;
+	void					*loops[1] = { base };
+
+	if ((srv = calloc(1, sizeof(*srv))) == NULL) {
+		sbuf_line(errs, "session_server_new: out of memory");
+		return NULL;
+	}
+	srv->relay = relay;
+	srv->metrics = m;
+	session_settings_from(&srv->set, cfg);
+
+	lws_set_log_level(LLL_ERR | LLL_WARN, session_lws_log);
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_LIBEVENT |
+	    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+	    LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN |
+	    LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.foreign_loops = loops;
+	info.port = cfg->listen.port;
+	/* lws takes an interface name or an address; NULL is every address */
+	if (strcmp(cfg->listen.host, "0.0.0.0") != 0 &&
+	    strcmp(cfg->listen.host, "*") != 0 && cfg->listen.host[0] != '\0')
+		info.iface = cfg->listen.host;
+	info.protocols = session_protocols;
+	info.user = srv;
+	info.vhost_name = "chatmond";
+	info.max_http_header_data = 8192;
+	info.max_http_header_pool = 64;
+	/* lws applies this to connects and handshakes; seconds, at least 1 */
+	info.timeout_secs = (unsigned)((cfg->limits.connect_timeout_ms + 999) / 1000);
+	/* lws sizes a table by the fd limit: do not let a huge limit cost memory */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 65536)
+		info.fd_limit_per_thread = 65536;
+
+	if ((srv->ctx = lws_create_context(&info)) == NULL) {
+		sbuf_line(errs, "session_server_new: cannot listen on %s:%d "
+		    "(see the lws line above)", cfg->listen.host, cfg->listen.port);
+		free(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+void
+session_server_drain(struct session_server *srv, void (*done)(void *),
+    void *arg)
+{
+	struct session	*s, *next;
+
+	if (!srv->draining) {
+		srv->draining = 1;
+		lws_context_deprecate(srv->ctx, NULL);	/* closes the listener */
+	}
+	srv->drained = done;
+	srv->drained_arg = arg;
+	for (s = srv->sessions; s != NULL; s = next) {
+		next = s->next;	/* closing may free s */
+		session_close_side(s, SIDE_AGENT, 1001, "chatmond shutting down");
+		session_close_side(s, SIDE_UP, 1001, "chatmond shutting down");
+	}
+	if (srv->count == 0 && srv->drained != NULL) {
+		srv->drained = NULL;
+		done(arg);
+	}
+}
+
+size_t
+session_server_count(const struct session_server *srv)
+{
+	return srv->count;
+}
+
+void
+session_server_free(struct session_server *srv)
+{
+	if (srv == NULL)
+		return;
+	srv->drained = NULL;
+	lws_context_destroy(srv->ctx);
+	/* lws reports every connection's end while destroying; none is left */
+	while (srv->sessions != NULL)
+		session_free(srv->sessions);
+	free(srv);
+}

@@ -1,0 +1,136 @@
+/* util: small libc-only helpers shared by every layer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chatmon/util.h"
+
+void
+sbuf_init(struct sbuf *b)
+{
+	memset(b, 0, sizeof(*b));
+}
+
+void
+sbuf_free(struct sbuf *b)
+{
+	if (b == NULL)
+		return;
+	free(b->s);
+	sbuf_init(b);
+}
+
+void
+sbuf_reset(struct sbuf *b)
+{
+	b->len = 0;
+	b->lines = 0;
+	if (b->s != NULL)
+		b->s[0] = '\0';
+}
+
+static int
+sbuf_reserve(struct sbuf *b, size_t more)
+{
+	size_t	 want, cap;
+	char	*s;
+
+	if (more > SIZE_MAX / 2 - b->len)
+		return -1;
+	want = b->len + more + 1;
+	if (want <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 64;
+	while (cap < want)
+		cap *= 2;
+	if ((s = realloc(b->s, cap)) == NULL)
+		return -1;
+	b->s = s;
+	b->cap = cap;
+	return 0;
+}
+
+int
+sbuf_append(struct sbuf *b, const char *p, size_t n)
+{
+	if (sbuf_reserve(b, n) == -1)
+		return -1;
+	memcpy(b->s + b->len, p, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+	return 0;
+}
+
+int
+sbuf_vprintf(struct sbuf *b, const char *fmt, va_list ap)
+{
+	va_list	 ap2;
+	int	 n;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0 || sbuf_reserve(b, (size_t)n) == -1)
+		return -1;
+	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int
+sbuf_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 rc;
+
+	va_start(ap, fmt);
+	rc = sbuf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int
+sbuf_line(struct sbuf *b, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 rc;
+
+	va_start(ap, fmt);
+	rc = sbuf_vprintf(b, fmt, ap);
+	va_end(ap);
+	if (rc == -1 || sbuf_append(b, "\n", 1) == -1)
+		return -1;
+	b->lines++;
+	return 0;
+}
+
+const char *
+sbuf_str(const struct sbuf *b)
+{
+	return b->s != NULL ? b->s : "";
+}
+
+uint64_t
+util_mono_ns(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int64_t
+util_wall_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *
+util_strdup(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}

@@ -1,0 +1,95 @@
+#!/bin/sh
+# Installs what chatmon needs from Debian by package name, and builds the
+# pinned static libwebsockets 4.1.6 (with libevent) from Debian's own source
+# package, checksum-verified and patched (third_party/libwebsockets/README.md
+# says why). Idempotent: when everything is in place it only checks and exits.
+#
+# usage: tools/deps.sh [OUTDIR]     (default build/deps)
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$top/build/deps}
+case $out in /*) ;; *) out=$(pwd)/$out ;; esac
+lws_ver=4.1.6-3
+tp=$top/third_party/libwebsockets
+
+# Build, test and demo packages. Keep README.md's list in step.
+pkgs="build-essential pkg-config cmake dpkg-dev ca-certificates
+libevent-dev libhiredis-dev libpcre2-dev libyaml-dev libjansson-dev
+libssl-dev libcmocka-dev
+redis-server python3 python3-websockets python3-pytest python3-redis
+valgrind"
+
+# Concurrent makes (a developer's and a test run's) must not build at once.
+mkdir -p "$out"
+exec 9>"$out/.lock"
+flock 9
+
+missing=
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+		missing="$missing $p"
+done
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if [ -n "$missing" ]; then
+	echo "deps: installing$missing"
+	as_root apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# The stamp names the source checksums and the patches: change either and
+# the library is rebuilt.
+stamp_want=$(cat "$tp/SHA256SUMS" "$tp"/patches/*.patch | sha256sum | cut -d' ' -f1)
+if [ -f "$out/lws/.stamp" ] && [ "$(cat "$out/lws/.stamp")" = "$stamp_want" ] &&
+   [ -f "$out/lws/lib/libwebsockets.a" ]; then
+	exit 0
+fi
+
+echo "deps: building libwebsockets $lws_ver (static, libevent) into $out/lws"
+
+# apt-get source needs a deb-src entry; add Debian's own when there is none.
+if ! grep -rqs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	echo "deps: adding a deb-src entry for bookworm"
+	as_root sh -c 'cat > /etc/apt/sources.list.d/chatmon-deb-src.sources' <<'EOF'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+	as_root apt-get update -qq
+fi
+
+src=$out/src
+rm -rf "$src" "$out/lws"
+mkdir -p "$src"
+cd "$src"
+if ! apt-get source --download-only -qq "libwebsockets=$lws_ver" >/dev/null 2>apt-source.err; then
+	# a stale package list may not know the source yet
+	as_root apt-get update -qq
+	apt-get source --download-only -qq "libwebsockets=$lws_ver" >/dev/null 2>apt-source.err ||
+		{ cat apt-source.err >&2; exit 1; }
+fi
+sha256sum --quiet -c "$tp/SHA256SUMS" || { echo "deps: checksum mismatch for libwebsockets $lws_ver" >&2; exit 1; }
+dpkg-source --no-check -x "libwebsockets_$lws_ver.dsc" lws >/dev/null
+for p in "$tp"/patches/*.patch; do
+	patch -s -p1 -d lws < "$p"
+done
+
+mkdir lws/build
+cd lws/build
+CFLAGS="-Wno-error=deprecated-declarations -fno-strict-aliasing" cmake .. \
+	-DCMAKE_INSTALL_PREFIX="$out/lws" -DCMAKE_INSTALL_LIBDIR=lib \
+	-DLWS_WITH_LIBEVENT=ON -DLWS_WITH_SHARED=OFF -DLWS_WITH_STATIC=ON \
+	-DLWS_WITHOUT_TESTAPPS=ON -DLWS_WITH_MINIMAL_EXAMPLES=OFF \
+	-DLWS_WITH_HTTP2=OFF -DLWS_WITH_EVLIB_PLUGINS=OFF -DLWS_WITH_SSL=ON \
+	-DLWS_IPV6=ON -DLWS_UNIX_SOCK=ON -DCMAKE_BUILD_TYPE=Release >cmake.log 2>&1 ||
+	{ tail -30 cmake.log >&2; exit 1; }
+make -j"$(nproc)" >make.log 2>&1 || { tail -30 make.log >&2; exit 1; }
+make install >install.log 2>&1 || { tail -30 install.log >&2; exit 1; }
+echo "$stamp_want" > "$out/lws/.stamp"
+echo "deps: libwebsockets ready"
