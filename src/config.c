@@ -1,0 +1,1464 @@
+/* config: chatmond.yaml parsed into a plain struct; every error reported as FILE:LINE: message. */
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#include "chatmon/config.h"
+#include "chatmon/log.h"
+
+#define CONFIG_KiB	1024ULL
+#define CONFIG_MiB	(1024ULL * 1024)
+#define CONFIG_GiB	(1024ULL * 1024 * 1024)
+#define CONFIG_MAX_FILE	(16 * CONFIG_MiB)	/* larger is not a config file */
+#define CONFIG_QUOTE	256			/* room for one quoted value in a message */
+#define CONFIG_SHOW	60			/* bytes of a value shown before "..." */
+#define CONFIG_SUN_PATH	107			/* sizeof(sun_path) - 1 on Linux */
+
+/* What a row's value is; config_types[] gives each its parser. */
+enum config_type {
+	CT_STRING,		/* non-empty string */
+	CT_POINTER,		/* JSON pointer, RFC 6901 */
+	CT_LIST,		/* sequence of strings, or one scalar */
+	CT_SIZE,		/* config_parse_size */
+	CT_DURATION,		/* config_parse_duration_ms */
+	CT_FRACTION,		/* double, 0 < x < 1 */
+	CT_UINT,		/* decimal uint64_t */
+	CT_ADDR,		/* config_parse_addr */
+	CT_WS_URL,		/* config_parse_ws_url; keeps the text too */
+	CT_AGENT_ID,		/* query:NAME | header:NAME */
+	CT_LOG_LEVEL,		/* log_level_parse */
+	CT_REDIS_URL,		/* redis://host[:port][/db] | unix:/path */
+};
+
+#define CF_NONEMPTY	0x01	/* CT_LIST: at least one item */
+#define CF_ROUND_S	0x02	/* CT_DURATION: rounded up to whole seconds */
+
+/*
+ * One row per dotted key path, like nginx's ngx_command_t. Defaults are
+ * written as text and go through the same parser as the file, so a default
+ * can never be a value the file could not hold.
+ */
+struct config_key {
+	const char	*path;
+	enum config_type type;
+	size_t		 off;	/* the field in struct config */
+	size_t		 off2;	/* CT_WS_URL: parsed URL; CT_AGENT_ID: the source */
+	const char	*def;
+	uint64_t	 min;	/* CT_SIZE, CT_DURATION, CT_UINT */
+	uint64_t	 max;
+	int		 flags;
+};
+
+#define OFF(f)	offsetof(struct config, f)
+#define NOMAX	UINT64_MAX
+
+static const struct config_key config_keys[] = {
+	{ "listen", CT_ADDR, OFF(listen), 0, "127.0.0.1:8080", 0, 0, 0 },
+	{ "upstream", CT_WS_URL, OFF(upstream), OFF(upstream_url),
+	    "ws://127.0.0.1:9000/", 0, 0, 0 },
+	{ "agent_id", CT_AGENT_ID, OFF(agent_id_name), OFF(agent_id_from),
+	    "query:agent", 0, 0, 0 },
+	{ "protocol.type", CT_POINTER, OFF(protocol.type), 0, "/type", 0, 0, 0 },
+	{ "protocol.conversation", CT_POINTER, OFF(protocol.conversation), 0,
+	    "/conversation", 0, 0, 0 },
+	{ "protocol.text", CT_POINTER, OFF(protocol.text), 0, "/text", 0, 0, 0 },
+	{ "protocol.message_types", CT_LIST, OFF(protocol.message_types), 0,
+	    "message", 0, 0, CF_NONEMPTY },
+	{ "protocol.end_types", CT_LIST, OFF(protocol.end_types), 0,
+	    "end", 0, 0, 0 },
+	{ "redis.url", CT_REDIS_URL, OFF(redis.url), 0,
+	    "redis://127.0.0.1:6379", 0, 0, 0 },
+	{ "redis.channel", CT_STRING, OFF(redis.channel), 0,
+	    "chatmon:alerts", 0, 0, 0 },
+	{ "redis.stream", CT_STRING, OFF(redis.stream), 0,
+	    "chatmon:alerts:log", 0, 0, 0 },
+	/* XADD MAXLEN takes a signed 64-bit count */
+	{ "redis.stream_maxlen", CT_UINT, OFF(redis.stream_maxlen), 0,
+	    "100000", 1, INT64_MAX, 0 },
+	{ "sla.first_response", CT_DURATION, OFF(sla.first_response_ms), 0,
+	    "15s", 1, NOMAX, 0 },
+	{ "sla.reply", CT_DURATION, OFF(sla.reply_ms), 0, "30s", 1, NOMAX, 0 },
+	{ "sla.warn_at", CT_FRACTION, OFF(sla.warn_at), 0, "0.8", 0, 0, 0 },
+	{ "sla.escalate", CT_DURATION, OFF(sla.escalate_ms), 0,
+	    "180s", 1, NOMAX, 0 },
+	{ "rules", CT_STRING, OFF(rules), 0, "conf/rules.d", 0, 0, 0 },
+	{ "admin", CT_ADDR, OFF(admin), 0, "127.0.0.1:9090", 0, 0, 0 },
+	{ "limits.max_message", CT_SIZE, OFF(limits.max_message), 0,
+	    "1MiB", 1, CONFIG_GiB, 0 },
+	{ "limits.queue_bytes", CT_SIZE, OFF(limits.queue_bytes), 0,
+	    "4MiB", CONFIG_KiB, NOMAX, 0 },
+	/* lws timeouts are whole seconds (an int): below 1 s would mean none */
+	{ "limits.connect_timeout", CT_DURATION, OFF(limits.connect_timeout_ms), 0,
+	    "10s", 1000, 86400000, CF_ROUND_S },
+	{ "limits.shutdown_grace", CT_DURATION, OFF(limits.shutdown_grace_ms), 0,
+	    "5s", 0, NOMAX, 0 },
+	{ "log.level", CT_LOG_LEVEL, OFF(log_level), 0, "info", 0, 0, 0 },
+};
+
+#define CONFIG_NKEYS	UTIL_NELEM(config_keys)
+
+/* Where a key got its value, to point cross-key errors at the right place. */
+struct config_origin {
+	size_t		 seq;	/* 0: still the default */
+	size_t		 line;
+	const char	*ovr;	/* the override that set it, or NULL */
+	int		 bad;	/* the last value given was rejected */
+};
+
+struct config_ctx {
+	struct config	*cfg;
+	struct sbuf	*errs;		/* may be NULL: only count */
+	const char	*file;
+	const char	*ovr;		/* override being applied; NULL for the file */
+	size_t		 line;		/* line of the node being applied; 0: none */
+	size_t		 nerr;
+	size_t		 seq;
+	int		 oom;
+	struct config_list scratch;	/* list being built before it replaces the old */
+	struct config_origin origin[CONFIG_NKEYS];
+};
+
+typedef int (*config_setter)(struct config_ctx *, const struct config_key *,
+    const char *);
+
+static int	config_set_string(struct config_ctx *,
+		    const struct config_key *, const char *);
+static int	config_set_pointer(struct config_ctx *,
+		    const struct config_key *, const char *);
+static int	config_set_item(struct config_ctx *,
+		    const struct config_key *, const char *);
+static int	config_set_size(struct config_ctx *,
+		    const struct config_key *, const char *);
+static int	config_set_duration(struct config_ctx *,
+		    const struct config_key *, const char *);
+static int	config_set_fraction(struct config_ctx *,
+		    const struct config_key *, const char *);
+static int	config_set_uint(struct config_ctx *,
+		    const struct config_key *, const char *);
+static int	config_set_addr(struct config_ctx *,
+		    const struct config_key *, const char *);
+static int	config_set_ws_url(struct config_ctx *,
+		    const struct config_key *, const char *);
+static int	config_set_agent_id(struct config_ctx *,
+		    const struct config_key *, const char *);
+static int	config_set_log_level(struct config_ctx *,
+		    const struct config_key *, const char *);
+static int	config_set_redis_url(struct config_ctx *,
+		    const struct config_key *, const char *);
+
+#define OWN_NONE	0
+#define OWN_STR		1	/* a char * at off */
+#define OWN_LIST	2	/* a struct config_list at off */
+
+static const struct config_type_info {
+	const char	*what;	/* "expected a ..., got a mapping" */
+	config_setter	 set;	/* CT_LIST: appends one item to ctx->scratch */
+	int		 own;	/* what config_free releases at off */
+} config_types[] = {
+	[CT_STRING] =	{ "string", config_set_string, OWN_STR },
+	[CT_POINTER] =	{ "JSON pointer", config_set_pointer, OWN_STR },
+	[CT_LIST] =	{ "list of strings", config_set_item, OWN_LIST },
+	[CT_SIZE] =	{ "size", config_set_size, OWN_NONE },
+	[CT_DURATION] =	{ "duration", config_set_duration, OWN_NONE },
+	[CT_FRACTION] =	{ "fraction", config_set_fraction, OWN_NONE },
+	[CT_UINT] =	{ "unsigned integer", config_set_uint, OWN_NONE },
+	[CT_ADDR] =	{ "host:port address", config_set_addr, OWN_NONE },
+	[CT_WS_URL] =	{ "ws:// or wss:// URL", config_set_ws_url, OWN_STR },
+	[CT_AGENT_ID] =	{ "agent id source", config_set_agent_id, OWN_STR },
+	[CT_LOG_LEVEL] = { "log level", config_set_log_level, OWN_NONE },
+	[CT_REDIS_URL] = { "Redis URL", config_set_redis_url, OWN_STR },
+};
+
+/* ---------------------------------------------------------------- errors */
+
+/*
+ * Quotes a user-supplied value for a message: one line, control bytes as
+ * \xNN, long values cut, so an error list stays one error per line.
+ */
+static const char *
+config_quote(char *buf, size_t sz, const char *s)
+{
+	size_t	 i, o = 0;
+
+	buf[o++] = '\'';
+	for (i = 0; s[i] != '\0' && o + 8 < sz; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (i == CONFIG_SHOW) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(buf + o, sz - o, "\\x%02x", c);
+		else
+			buf[o++] = (char)c;
+	}
+	buf[o++] = '\'';
+	buf[o] = '\0';
+	return buf;
+}
+
+static void	config_err(struct config_ctx *, const char *, ...) UTIL_PRINTF(2, 3);
+
+/* One error line, placed by ctx->ovr or ctx->file and ctx->line. */
+static void
+config_err(struct config_ctx *ctx, const char *fmt, ...)
+{
+	char	 msg[1024];
+	va_list	 ap;
+
+	ctx->nerr++;
+	if (ctx->errs == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (ctx->ovr != NULL)
+		sbuf_line(ctx->errs, "-o %s: %s", ctx->ovr, msg);
+	else if (ctx->line > 0)
+		sbuf_line(ctx->errs, "%s:%zu: %s", ctx->file, ctx->line, msg);
+	else
+		sbuf_line(ctx->errs, "%s: %s", ctx->file, msg);
+}
+
+/* Reported once: after the first failed allocation the rest is noise. */
+static void
+config_oom(struct config_ctx *ctx)
+{
+	if (!ctx->oom)
+		config_err(ctx, "out of memory");
+	ctx->oom = 1;
+}
+
+/* ------------------------------------------------------ value parsers */
+
+/* Decimal digits at *sp into *out; -1 when none or on overflow. */
+static int
+config_u64(const char **sp, uint64_t *out)
+{
+	const char	*s = *sp;
+	uint64_t	 n = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (; isdigit((unsigned char)*s); s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (n > (UINT64_MAX - d) / 10)
+			return -1;
+		n = n * 10 + d;
+	}
+	*sp = s;
+	*out = n;
+	return 0;
+}
+
+static const char *
+config_size_why(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char	*unit;
+		uint64_t	 mult;
+	} units[] = {
+		{ "B", 1 },
+		{ "kB", 1000 }, { "KB", 1000 },
+		{ "MB", 1000000 }, { "GB", 1000000000 },
+		{ "KiB", CONFIG_KiB }, { "MiB", CONFIG_MiB }, { "GiB", CONFIG_GiB },
+	};
+	uint64_t	 n, mult = 1;
+	size_t		 i;
+
+	if (*s == '\0')
+		return "empty";
+	if (config_u64(&s, &n) == -1)
+		return isdigit((unsigned char)*s) ? "too large" :
+		    "not a non-negative integer";
+	if (*s == ' ' && *(s += strspn(s, " ")) == '\0')
+		return "trailing space";
+	if (*s != '\0') {
+		for (i = 0; i < UTIL_NELEM(units); i++)
+			if (strcmp(s, units[i].unit) == 0)
+				break;
+		if (i == UTIL_NELEM(units))
+			return "unknown unit (use B, kB, KB, MB, GB, KiB, MiB or GiB)";
+		mult = units[i].mult;
+	}
+	if (n > UINT64_MAX / mult)
+		return "too large";
+	*out = n * mult;
+	return NULL;
+}
+
+int
+config_parse_size(const char *s, uint64_t *out)
+{
+	return s != NULL && config_size_why(s, out) == NULL ? 0 : -1;
+}
+
+/* Fractions are rounded up: a timeout is never shorter than written. */
+static const char *
+config_duration_why(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char	*unit;
+		uint64_t	 ms;
+	} units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+	};
+	uint64_t	 ip, frac = 0, scale = 1, unit = 1000, ms, part;
+	size_t		 i, nd = 0;
+
+	if (*s == '\0')
+		return "empty";
+	if (config_u64(&s, &ip) == -1)
+		return isdigit((unsigned char)*s) ? "too large" :
+		    "not a non-negative number";
+	if (*s == '.') {
+		s++;
+		for (; isdigit((unsigned char)*s); s++, nd++) {
+			if (nd == 9)
+				return "more than 9 decimals";
+			frac = frac * 10 + (uint64_t)(*s - '0');
+			scale *= 10;
+		}
+		if (nd == 0)
+			return "no digits after '.'";
+	}
+	if (*s == ' ' && *(s += strspn(s, " ")) == '\0')
+		return "trailing space";
+	if (*s != '\0') {
+		for (i = 0; i < UTIL_NELEM(units); i++)
+			if (strcmp(s, units[i].unit) == 0)
+				break;
+		if (i == UTIL_NELEM(units))
+			return "unknown unit (use ms, s, m or h)";
+		unit = units[i].ms;
+	}
+	if (ip > UINT64_MAX / unit)
+		return "too large";
+	ms = ip * unit;
+	/* frac < 10^9 and unit <= 3.6e6: the product fits */
+	part = (frac * unit + scale - 1) / scale;
+	if (ms > UINT64_MAX - part)
+		return "too large";
+	*out = ms + part;
+	return NULL;
+}
+
+int
+config_parse_duration_ms(const char *s, uint64_t *out)
+{
+	return s != NULL && config_duration_why(s, out) == NULL ? 0 : -1;
+}
+
+static int
+config_is_name_char(unsigned char c)
+{
+	return isalnum(c) || c == '-' || c == '.' || c == '_';
+}
+
+/*
+ * One host (a name, IPv4, or [IPv6] with an optional %zone) and an optional
+ * ":port" in s[0..n). *port is left alone when there is no port and
+ * need_port is 0, so the caller presets its default.
+ */
+static const char *
+config_host_port(const char *s, size_t n, int need_port, char *host,
+    size_t hostsz, int *port)
+{
+	const char	*end = s + n, *hs, *he, *p, *pct, *c;
+	char		 v6[INET6_ADDRSTRLEN + 64];
+	struct in6_addr	 a6;
+	uint64_t	 v;
+
+	if (n == 0)
+		return "missing host";
+	if (*s == '[') {
+		hs = s + 1;
+		if ((he = memchr(hs, ']', (size_t)(end - hs))) == NULL)
+			return "missing ']' after IPv6 address";
+		p = he + 1;
+		if (he == hs)
+			return "missing host";
+		if ((size_t)(he - hs) >= sizeof(v6))
+			return "bad IPv6 address";
+		memcpy(v6, hs, (size_t)(he - hs));
+		v6[he - hs] = '\0';
+		if ((pct = strchr(v6, '%')) != NULL) {
+			/* a zone (fe80::1%eth0) is kept, but not checked by inet_pton */
+			if (pct[1] == '\0')
+				return "empty IPv6 zone";
+			for (c = pct + 1; *c != '\0'; c++)
+				if (!config_is_name_char((unsigned char)*c))
+					return "bad IPv6 zone";
+			v6[pct - v6] = '\0';
+		}
+		if (inet_pton(AF_INET6, v6, &a6) != 1)
+			return "bad IPv6 address";
+		if (p < end && *p != ':')
+			return "expected ':' after ']'";
+	} else {
+		hs = s;
+		he = memchr(s, ':', n);
+		if (he == NULL)
+			he = end;
+		else if (memchr(he + 1, ':', (size_t)(end - he - 1)) != NULL)
+			return "IPv6 addresses need brackets, e.g. [::1]:8080";
+		p = he;
+		if (he == hs)
+			return "missing host";
+		for (c = hs; c < he; c++)
+			if (!config_is_name_char((unsigned char)*c))
+				return "bad character in host";
+	}
+	if ((size_t)(he - hs) >= hostsz)
+		return "host too long";
+	if (p == end) {
+		if (need_port)
+			return "missing port (want host:port)";
+	} else {
+		p++;	/* ':' */
+		if (p == end || end - p > 5)
+			return "bad port";
+		for (c = p; c < end; c++)
+			if (!isdigit((unsigned char)*c))
+				return "bad port";
+		if (config_u64(&p, &v) == -1 || v < 1 || v > 65535)
+			return "port out of range (1-65535)";
+		*port = (int)v;
+	}
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	return NULL;
+}
+
+static const char *
+config_addr_why(const char *s, struct config_addr *a)
+{
+	struct config_addr	 t;
+	const char		*why;
+
+	memset(&t, 0, sizeof(t));
+	if (*s == '\0')
+		return "empty";
+	if ((why = config_host_port(s, strlen(s), 1, t.host, sizeof(t.host),
+	    &t.port)) != NULL)
+		return why;
+	*a = t;
+	return NULL;
+}
+
+int
+config_parse_addr(const char *s, struct config_addr *a)
+{
+	return s != NULL && config_addr_why(s, a) == NULL ? 0 : -1;
+}
+
+/* URLs end up in request lines and logs: no spaces or control bytes. */
+static int
+config_has_space(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+static const char *
+config_ws_url_why(const char *s, struct config_ws_url *u)
+{
+	struct config_ws_url	 t;
+	const char		*auth, *rest, *why;
+
+	memset(&t, 0, sizeof(t));
+	if (strncasecmp(s, "ws://", 5) == 0) {
+		auth = s + 5;
+		t.port = 80;
+	} else if (strncasecmp(s, "wss://", 6) == 0) {
+		auth = s + 6;
+		t.tls = 1;
+		t.port = 443;
+	} else
+		return "must start with ws:// or wss://";
+	if (config_has_space(s))
+		return "contains a space or control character";
+	if (strchr(s, '#') != NULL)
+		return "a fragment ('#') is not allowed";
+	rest = auth + strcspn(auth, "/?");
+	if (memchr(auth, '@', (size_t)(rest - auth)) != NULL)
+		return "user info ('user@') is not supported";
+	if ((why = config_host_port(auth, (size_t)(rest - auth), 0, t.host,
+	    sizeof(t.host), &t.port)) != NULL)
+		return why;
+	if (strlen(rest) + 1 >= sizeof(t.path))
+		return "path too long";
+	/* a bare "?q" still needs a path in the request line */
+	snprintf(t.path, sizeof(t.path), "%s%s", *rest == '/' ? "" : "/", rest);
+	*u = t;
+	return NULL;
+}
+
+int
+config_parse_ws_url(const char *s, struct config_ws_url *u)
+{
+	return s != NULL && config_ws_url_why(s, u) == NULL ? 0 : -1;
+}
+
+/* Syntax only: whether the server is there is the alert sink's business. */
+static const char *
+config_redis_url_why(const char *s)
+{
+	const char	*auth, *end, *why;
+	char		 host[256];
+	int		 port = 6379;
+	uint64_t	 db;
+
+	if (config_has_space(s))
+		return "contains a space or control character";
+	if (strncmp(s, "unix:", 5) == 0) {
+		if (s[5] != '/')
+			return "unix socket path must be absolute";
+		if (s[6] == '\0')
+			return "unix socket path is empty";
+		if (strlen(s + 5) > CONFIG_SUN_PATH)
+			return "unix socket path too long (max 107 bytes)";
+		return NULL;
+	}
+	if (strncmp(s, "redis://", 8) != 0)
+		return "want redis://host[:port][/db] or unix:/path";
+	auth = s + 8;
+	end = auth + strcspn(auth, "/");
+	if (memchr(auth, '@', (size_t)(end - auth)) != NULL)
+		return "credentials ('user@') are not supported";
+	if ((why = config_host_port(auth, (size_t)(end - auth), 0, host,
+	    sizeof(host), &port)) != NULL)
+		return why;
+	if (*end == '/' && end[1] != '\0') {
+		end++;
+		if (config_u64(&end, &db) == -1 || *end != '\0' || db > INT32_MAX)
+			return "bad database number";
+	}
+	return NULL;
+}
+
+/* RFC 6901: "/a~1b" is key "a/b"; a '~' is always followed by 0 or 1. */
+static const char *
+config_pointer_why(const char *s)
+{
+	if (*s != '/')
+		return "must start with '/'";
+	for (; *s != '\0'; s++)
+		if (*s == '~' && s[1] != '0' && s[1] != '1')
+			return "'~' must be followed by 0 or 1";
+	return NULL;
+}
+
+/* Exact units only, so a message prints what a user would have written. */
+static const char *
+config_fmt_size(char *buf, size_t sz, uint64_t v)
+{
+	if (v != 0 && v % CONFIG_GiB == 0)
+		snprintf(buf, sz, "%lluGiB", (unsigned long long)(v / CONFIG_GiB));
+	else if (v != 0 && v % CONFIG_MiB == 0)
+		snprintf(buf, sz, "%lluMiB", (unsigned long long)(v / CONFIG_MiB));
+	else if (v != 0 && v % CONFIG_KiB == 0)
+		snprintf(buf, sz, "%lluKiB", (unsigned long long)(v / CONFIG_KiB));
+	else
+		snprintf(buf, sz, "%lluB", (unsigned long long)v);
+	return buf;
+}
+
+static const char *
+config_fmt_ms(char *buf, size_t sz, uint64_t v)
+{
+	if (v != 0 && v % 3600000 == 0)
+		snprintf(buf, sz, "%lluh", (unsigned long long)(v / 3600000));
+	else if (v != 0 && v % 60000 == 0)
+		snprintf(buf, sz, "%llum", (unsigned long long)(v / 60000));
+	else if (v != 0 && v % 1000 == 0)
+		snprintf(buf, sz, "%llus", (unsigned long long)(v / 1000));
+	else
+		snprintf(buf, sz, "%llums", (unsigned long long)v);
+	return buf;
+}
+
+/* ------------------------------------------------------------ setters */
+
+#define FIELD(cfg, type, off)	((type *)(void *)((char *)(cfg) + (off)))
+
+/* Replaces the string at *dst; the old one is freed only on success. */
+static int
+config_replace(struct config_ctx *ctx, char **dst, const char *s)
+{
+	char	*p;
+
+	if ((p = strdup(s)) == NULL) {
+		config_oom(ctx);
+		return -1;
+	}
+	free(*dst);
+	*dst = p;
+	return 0;
+}
+
+static void
+config_list_clear(struct config_list *l)
+{
+	size_t	 i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int
+config_set_string(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	if (*s == '\0') {
+		config_err(ctx, "%s: must not be empty", k->path);
+		return -1;
+	}
+	return config_replace(ctx, FIELD(ctx->cfg, char *, k->off), s);
+}
+
+static int
+config_set_pointer(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char		 q[CONFIG_QUOTE];
+	const char	*why;
+
+	if ((why = config_pointer_why(s)) != NULL) {
+		config_err(ctx, "%s: bad JSON pointer %s: %s", k->path,
+		    config_quote(q, sizeof(q), s), why);
+		return -1;
+	}
+	return config_replace(ctx, FIELD(ctx->cfg, char *, k->off), s);
+}
+
+static int
+config_set_item(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	struct config_list	*l = &ctx->scratch;
+	char			**v, *p;
+
+	if (*s == '\0') {
+		config_err(ctx, "%s: empty string in list", k->path);
+		return -1;
+	}
+	if ((p = strdup(s)) == NULL ||
+	    (v = reallocarray(l->v, l->n + 1, sizeof(*v))) == NULL) {
+		free(p);
+		config_oom(ctx);
+		return -1;
+	}
+	v[l->n++] = p;
+	l->v = v;
+	return 0;
+}
+
+/* Shared by sizes, durations and integers: min/max from the row. */
+static int
+config_check_range(struct config_ctx *ctx, const struct config_key *k,
+    const char *s, uint64_t v,
+    const char *(*fmt)(char *, size_t, uint64_t))
+{
+	char	 q[CONFIG_QUOTE], lo[32], hi[32];
+
+	if (v >= k->min && v <= k->max)
+		return 0;
+	config_quote(q, sizeof(q), s);
+	if (k->max == NOMAX)
+		config_err(ctx, "%s: %s is too small (minimum %s)", k->path, q,
+		    fmt(lo, sizeof(lo), k->min));
+	else
+		config_err(ctx, "%s: %s is out of range (%s to %s)", k->path, q,
+		    fmt(lo, sizeof(lo), k->min), fmt(hi, sizeof(hi), k->max));
+	return -1;
+}
+
+static const char *
+config_fmt_u64(char *buf, size_t sz, uint64_t v)
+{
+	snprintf(buf, sz, "%llu", (unsigned long long)v);
+	return buf;
+}
+
+static int
+config_set_size(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char		 q[CONFIG_QUOTE];
+	const char	*why;
+	uint64_t	 v = 0;
+
+	if ((why = config_size_why(s, &v)) != NULL) {
+		config_err(ctx, "%s: bad size %s: %s", k->path,
+		    config_quote(q, sizeof(q), s), why);
+		return -1;
+	}
+	if (config_check_range(ctx, k, s, v, config_fmt_size) == -1)
+		return -1;
+	*FIELD(ctx->cfg, uint64_t, k->off) = v;
+	return 0;
+}
+
+static int
+config_set_duration(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char		 q[CONFIG_QUOTE];
+	const char	*why;
+	uint64_t	 v = 0;
+
+	if ((why = config_duration_why(s, &v)) != NULL) {
+		config_err(ctx, "%s: bad duration %s: %s", k->path,
+		    config_quote(q, sizeof(q), s), why);
+		return -1;
+	}
+	if (config_check_range(ctx, k, s, v, config_fmt_ms) == -1)
+		return -1;
+	if (k->flags & CF_ROUND_S)
+		v = (v + 999) / 1000 * 1000;
+	*FIELD(ctx->cfg, uint64_t, k->off) = v;
+	return 0;
+}
+
+static int
+config_set_fraction(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char		 q[CONFIG_QUOTE];
+	const char	*p = s;
+	double		 d;
+	size_t		 nd = 0;
+
+	/* strtod alone would take "nan", "0x1p-1" and leading spaces */
+	for (; isdigit((unsigned char)*p); p++)
+		nd++;
+	if (*p == '.')
+		for (p++; isdigit((unsigned char)*p); p++)
+			nd++;
+	if (nd == 0 || *p != '\0') {
+		config_err(ctx, "%s: bad fraction %s: want a number between 0 "
+		    "and 1, e.g. 0.8", k->path, config_quote(q, sizeof(q), s));
+		return -1;
+	}
+	d = strtod(s, NULL);
+	if (!(d > 0 && d < 1)) {
+		config_err(ctx, "%s: %s must be greater than 0 and less than 1",
+		    k->path, config_quote(q, sizeof(q), s));
+		return -1;
+	}
+	*FIELD(ctx->cfg, double, k->off) = d;
+	return 0;
+}
+
+static int
+config_set_uint(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char		 q[CONFIG_QUOTE];
+	const char	*p = s;
+	uint64_t	 v;
+
+	if (config_u64(&p, &v) == -1 || *p != '\0') {
+		config_err(ctx, "%s: bad unsigned integer %s", k->path,
+		    config_quote(q, sizeof(q), s));
+		return -1;
+	}
+	if (config_check_range(ctx, k, s, v, config_fmt_u64) == -1)
+		return -1;
+	*FIELD(ctx->cfg, uint64_t, k->off) = v;
+	return 0;
+}
+
+static int
+config_set_addr(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char		 q[CONFIG_QUOTE];
+	const char	*why;
+
+	if ((why = config_addr_why(s, FIELD(ctx->cfg, struct config_addr,
+	    k->off))) != NULL) {
+		config_err(ctx, "%s: bad address %s: %s", k->path,
+		    config_quote(q, sizeof(q), s), why);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+config_set_ws_url(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char			 q[CONFIG_QUOTE];
+	const char		*why;
+	struct config_ws_url	 u;
+
+	if ((why = config_ws_url_why(s, &u)) != NULL) {
+		config_err(ctx, "%s: bad URL %s: %s", k->path,
+		    config_quote(q, sizeof(q), s), why);
+		return -1;
+	}
+	if (config_replace(ctx, FIELD(ctx->cfg, char *, k->off), s) == -1)
+		return -1;
+	*FIELD(ctx->cfg, struct config_ws_url, k->off2) = u;
+	return 0;
+}
+
+static int
+config_set_agent_id(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char				 q[CONFIG_QUOTE];
+	const char			*name, *p, *why = NULL;
+	enum config_agent_id_from	 from;
+
+	if (strncmp(s, "query:", 6) == 0) {
+		from = CONFIG_AGENT_ID_QUERY;
+		name = s + 6;
+		/* URL-unreserved: the name is matched as written in the query */
+		for (p = name; *p != '\0' && why == NULL; p++)
+			if (!config_is_name_char((unsigned char)*p) && *p != '~')
+				why = "bad character in query parameter name";
+	} else if (strncmp(s, "header:", 7) == 0) {
+		from = CONFIG_AGENT_ID_HEADER;
+		name = s + 7;
+		/* an RFC 9110 token */
+		for (p = name; *p != '\0' && why == NULL; p++)
+			if (!isalnum((unsigned char)*p) &&
+			    strchr("!#$%&'*+-.^_`|~", *p) == NULL)
+				why = "bad character in header name";
+	} else {
+		why = "want query:NAME or header:NAME";
+		name = NULL;
+	}
+	if (why == NULL && *name == '\0')
+		why = "NAME is empty";
+	if (why != NULL) {
+		config_err(ctx, "%s: bad agent id source %s: %s", k->path,
+		    config_quote(q, sizeof(q), s), why);
+		return -1;
+	}
+	if (config_replace(ctx, FIELD(ctx->cfg, char *, k->off), name) == -1)
+		return -1;
+	*FIELD(ctx->cfg, enum config_agent_id_from, k->off2) = from;
+	return 0;
+}
+
+static int
+config_set_log_level(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char	 q[CONFIG_QUOTE];
+	int	 lvl;
+
+	if ((lvl = log_level_parse(s)) == -1) {
+		config_err(ctx, "%s: bad log level %s: want error, warn, info "
+		    "or debug", k->path, config_quote(q, sizeof(q), s));
+		return -1;
+	}
+	*FIELD(ctx->cfg, int, k->off) = lvl;
+	return 0;
+}
+
+static int
+config_set_redis_url(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char		 q[CONFIG_QUOTE];
+	const char	*why;
+
+	if ((why = config_redis_url_why(s)) != NULL) {
+		config_err(ctx, "%s: bad Redis URL %s: %s", k->path,
+		    config_quote(q, sizeof(q), s), why);
+		return -1;
+	}
+	return config_replace(ctx, FIELD(ctx->cfg, char *, k->off), s);
+}
+
+/* ------------------------------------------------------- YAML walking */
+
+static const struct config_key *
+config_find(const char *path)
+{
+	size_t	 i;
+
+	for (i = 0; i < CONFIG_NKEYS; i++)
+		if (strcmp(config_keys[i].path, path) == 0)
+			return &config_keys[i];
+	return NULL;
+}
+
+/* "limits" is a section because "limits.max_message" is a key. */
+static int
+config_is_section(const char *path)
+{
+	size_t	 i, n = strlen(path);
+
+	for (i = 0; i < CONFIG_NKEYS; i++)
+		if (strncmp(config_keys[i].path, path, n) == 0 &&
+		    config_keys[i].path[n] == '.')
+			return 1;
+	return 0;
+}
+
+static const char *
+config_node_kind(const yaml_node_t *n)
+{
+	switch (n->type) {
+	case YAML_MAPPING_NODE:
+		return "mapping";
+	case YAML_SEQUENCE_NODE:
+		return "list";
+	default:
+		return "scalar";
+	}
+}
+
+static size_t
+config_node_line(const yaml_node_t *n)
+{
+	return n->start_mark.line + 1;
+}
+
+/* YAML's null: an empty plain scalar, "~" or "null". */
+static int
+config_is_null(const yaml_node_t *n)
+{
+	const char	*s;
+
+	if (n->type != YAML_SCALAR_NODE ||
+	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return 0;
+	s = (const char *)n->data.scalar.value;
+	return *s == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+	    strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+/* A scalar's text, or NULL (reported) when it holds a NUL byte. */
+static const char *
+config_scalar(struct config_ctx *ctx, const struct config_key *k,
+    const yaml_node_t *n)
+{
+	const char	*s = (const char *)n->data.scalar.value;
+
+	if (strlen(s) != n->data.scalar.length) {
+		config_err(ctx, "%s: value contains a NUL byte", k->path);
+		return NULL;
+	}
+	return s;
+}
+
+static void
+config_set_list(struct config_ctx *ctx, const struct config_key *k,
+    yaml_document_t *doc, yaml_node_t *n)
+{
+	struct config_list	*dst = FIELD(ctx->cfg, struct config_list, k->off);
+	yaml_node_item_t	*it;
+	yaml_node_t		*item;
+	const char		*s;
+	size_t			 nerr = ctx->nerr, i;
+
+	if (n->type == YAML_MAPPING_NODE) {
+		config_err(ctx, "%s: expected a list of strings, got a mapping",
+		    k->path);
+		return;
+	}
+	if (n->type == YAML_SCALAR_NODE) {
+		/* one scalar is a one-item list; null is the empty list */
+		if (!config_is_null(n) && (s = config_scalar(ctx, k, n)) != NULL)
+			config_set_item(ctx, k, s);
+	} else {
+		for (it = n->data.sequence.items.start, i = 0;
+		    it < n->data.sequence.items.top; it++, i++) {
+			item = yaml_document_get_node(doc, *it);
+			ctx->line = config_node_line(item);
+			if (item->type != YAML_SCALAR_NODE || config_is_null(item)) {
+				config_err(ctx, "%s[%zu]: expected a string, got a %s",
+				    k->path, i, config_is_null(item) ? "null" :
+				    config_node_kind(item));
+				continue;
+			}
+			if ((s = config_scalar(ctx, k, item)) != NULL)
+				config_set_item(ctx, k, s);
+		}
+		ctx->line = config_node_line(n);
+	}
+	if (ctx->nerr == nerr && (k->flags & CF_NONEMPTY) && ctx->scratch.n == 0)
+		config_err(ctx, "%s: must not be empty", k->path);
+	if (ctx->nerr == nerr) {
+		config_list_clear(dst);
+		*dst = ctx->scratch;
+		memset(&ctx->scratch, 0, sizeof(ctx->scratch));
+	} else
+		config_list_clear(&ctx->scratch);
+}
+
+/* Applies one value node to one table row and records where it came from. */
+static void
+config_set_node(struct config_ctx *ctx, const struct config_key *k,
+    yaml_document_t *doc, yaml_node_t *n)
+{
+	struct config_origin	*o = &ctx->origin[k - config_keys];
+	size_t			 nerr = ctx->nerr;
+	const char		*s;
+
+	if (k->type == CT_LIST)
+		config_set_list(ctx, k, doc, n);
+	else if (n->type != YAML_SCALAR_NODE)
+		config_err(ctx, "%s: expected a %s, got a %s", k->path,
+		    config_types[k->type].what, config_node_kind(n));
+	else if (config_is_null(n))
+		config_err(ctx, "%s: missing value (want a %s)", k->path,
+		    config_types[k->type].what);
+	else if ((s = config_scalar(ctx, k, n)) != NULL)
+		config_types[k->type].set(ctx, k, s);
+	o->seq = ++ctx->seq;
+	o->line = ctx->line;
+	o->ovr = ctx->ovr;
+	o->bad = ctx->nerr != nerr;
+}
+
+static void	config_apply_mapping(struct config_ctx *, const char *,
+		    yaml_document_t *, yaml_node_t *);
+
+/* path: a key path from the file or an override; n: its value. */
+static void
+config_apply(struct config_ctx *ctx, const char *path, yaml_document_t *doc,
+    yaml_node_t *n)
+{
+	const struct config_key	*k;
+	char			 q[CONFIG_QUOTE];
+
+	ctx->line = config_node_line(n);
+	if ((k = config_find(path)) != NULL)
+		config_set_node(ctx, k, doc, n);
+	else if (!config_is_section(path))
+		config_err(ctx, "unknown key %s", config_quote(q, sizeof(q), path));
+	else if (n->type == YAML_MAPPING_NODE)
+		config_apply_mapping(ctx, path, doc, n);
+	else if (!config_is_null(n))	/* "limits:" alone keeps the defaults */
+		config_err(ctx, "%s: expected a mapping, got a %s", path,
+		    config_node_kind(n));
+}
+
+static int
+config_same_scalar(const yaml_node_t *a, const yaml_node_t *b)
+{
+	return a->type == YAML_SCALAR_NODE && b->type == YAML_SCALAR_NODE &&
+	    a->data.scalar.length == b->data.scalar.length &&
+	    memcmp(a->data.scalar.value, b->data.scalar.value,
+	    a->data.scalar.length) == 0;
+}
+
+/* prefix: NULL at the top level, else the section's path. */
+static void
+config_apply_mapping(struct config_ctx *ctx, const char *prefix,
+    yaml_document_t *doc, yaml_node_t *map)
+{
+	yaml_node_pair_t	*p, *prev;
+	yaml_node_t		*key, *val;
+	const char		*name;
+	char			 path[256], q[CONFIG_QUOTE];
+	int			 n;
+
+	for (p = map->data.mapping.pairs.start;
+	    p < map->data.mapping.pairs.top; p++) {
+		key = yaml_document_get_node(doc, p->key);
+		val = yaml_document_get_node(doc, p->value);
+		if (key->type != YAML_SCALAR_NODE) {
+			ctx->line = config_node_line(key);
+			config_err(ctx, "keys must be scalars, got a %s",
+			    config_node_kind(key));
+			continue;
+		}
+		ctx->line = config_node_line(val);
+		name = (const char *)key->data.scalar.value;
+		n = snprintf(path, sizeof(path), "%s%s%s", prefix ? prefix : "",
+		    prefix ? "." : "", name);
+		/* dotted keys are for -o; the file nests, one spelling per key */
+		if (n < 0 || (size_t)n >= sizeof(path) || *name == '\0' ||
+		    strchr(name, '.') != NULL ||
+		    strlen(name) != key->data.scalar.length) {
+			config_err(ctx, "unknown key %s",
+			    config_quote(q, sizeof(q), path));
+			continue;
+		}
+		for (prev = map->data.mapping.pairs.start; prev < p; prev++)
+			if (config_same_scalar(key,
+			    yaml_document_get_node(doc, prev->key)))
+				break;
+		if (prev < p)
+			config_err(ctx, "duplicate key %s",
+			    config_quote(q, sizeof(q), path));
+		config_apply(ctx, path, doc, val);
+	}
+}
+
+/* The line of a byte offset, for reader errors that carry only an offset. */
+static size_t
+config_offset_line(const char *buf, size_t len, size_t off)
+{
+	size_t	 i, line = 1;
+
+	for (i = 0; i < off && i < len; i++)
+		if (buf[i] == '\n')
+			line++;
+	return line;
+}
+
+/* libyaml stops at its first syntax error: that one is all we can report. */
+static void
+config_yaml_err(struct config_ctx *ctx, const yaml_parser_t *p,
+    const char *buf, size_t len)
+{
+	const char	*problem = p->problem ? p->problem : "unknown error";
+
+	switch (p->error) {
+	case YAML_NO_ERROR:	/* libyaml's loader fails some allocations silently */
+	case YAML_MEMORY_ERROR:
+		config_oom(ctx);
+		break;
+	case YAML_READER_ERROR:
+		ctx->line = buf ? config_offset_line(buf, len, p->problem_offset) : 0;
+		config_err(ctx, "YAML: %s at byte %zu", problem, p->problem_offset);
+		break;
+	default:
+		ctx->line = p->problem_mark.line + 1;
+		if (p->context != NULL)
+			config_err(ctx, "YAML: %s (%s at line %zu)", problem,
+			    p->context, p->context_mark.line + 1);
+		else
+			config_err(ctx, "YAML: %s", problem);
+		break;
+	}
+}
+
+/* Reads the whole file: a reader error's offset can then be turned into a line. */
+static int
+config_read(const char *path, char **bufp, size_t *lenp)
+{
+	struct stat	 st;
+	char		*buf = NULL, *nb;
+	size_t		 len = 0, cap = 0;
+	ssize_t		 n;
+	int		 fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1)
+		goto err;
+	if (S_ISDIR(st.st_mode)) {
+		errno = EISDIR;
+		goto err;
+	}
+	for (;;) {
+		if (len == cap) {
+			if (cap >= CONFIG_MAX_FILE) {
+				errno = EFBIG;
+				goto err;
+			}
+			cap = cap ? cap * 2 : 4096;
+			if ((nb = realloc(buf, cap)) == NULL)
+				goto err;
+			buf = nb;
+		}
+		if ((n = read(fd, buf + len, cap - len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto err;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+err:
+	saved = errno;
+	free(buf);
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+static void
+config_load_file(struct config_ctx *ctx, const char *path)
+{
+	yaml_parser_t	 parser;
+	yaml_document_t	 doc;
+	yaml_node_t	*root;
+	char		*buf = NULL;
+	size_t		 len = 0;
+
+	ctx->line = 0;
+	if (config_read(path, &buf, &len) == -1) {
+		config_err(ctx, "cannot open: %s", strerror(errno));
+		return;
+	}
+	if (!yaml_parser_initialize(&parser)) {
+		free(buf);
+		config_oom(ctx);
+		return;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		config_yaml_err(ctx, &parser, buf, len);
+		goto out;
+	}
+	if ((root = yaml_document_get_root_node(&doc)) != NULL) {
+		ctx->line = config_node_line(root);
+		if (root->type == YAML_MAPPING_NODE)
+			config_apply_mapping(ctx, NULL, &doc, root);
+		else if (!config_is_null(root))	/* a lone "---" */
+			config_err(ctx, "top level: expected a mapping, got a %s",
+			    config_node_kind(root));
+	}
+	yaml_document_delete(&doc);
+	if (root == NULL)
+		goto out;
+	/* a second document would be silently ignored: say so instead */
+	if (!yaml_parser_load(&parser, &doc)) {
+		config_yaml_err(ctx, &parser, buf, len);
+		goto out;
+	}
+	if ((root = yaml_document_get_root_node(&doc)) != NULL) {
+		ctx->line = config_node_line(root);
+		config_err(ctx, "more than one YAML document");
+	}
+	yaml_document_delete(&doc);
+out:
+	yaml_parser_delete(&parser);
+	free(buf);
+}
+
+/*
+ * One "-o key.path=value". The value is YAML ("[end,close]" is a list), but
+ * a key that wants one value takes text that is not a YAML scalar as
+ * written, so "-o listen=[::1]:8080" needs no extra quoting.
+ */
+static void
+config_load_override(struct config_ctx *ctx, const char *ov)
+{
+	yaml_parser_t		 parser;
+	yaml_document_t		 doc;
+	yaml_node_t		*root = NULL;
+	const struct config_key	*k;
+	const char		*eq, *val;
+	char			*key = NULL, q[CONFIG_QUOTE];
+	int			 loaded, verbatim, id;
+
+	ctx->ovr = ov;
+	ctx->line = 0;
+	if ((eq = strchr(ov, '=')) == NULL) {
+		config_err(ctx, "expected key.path=value");
+		return;
+	}
+	if (eq == ov) {
+		config_err(ctx, "missing key before '='");
+		return;
+	}
+	if ((key = strndup(ov, (size_t)(eq - ov))) == NULL) {
+		config_oom(ctx);
+		return;
+	}
+	k = config_find(key);
+	if (k == NULL && !config_is_section(key)) {
+		config_err(ctx, "unknown key %s", config_quote(q, sizeof(q), key));
+		goto out;
+	}
+	val = eq + 1;
+	if (!yaml_parser_initialize(&parser)) {
+		config_oom(ctx);
+		goto out;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)val,
+	    strlen(val));
+	loaded = yaml_parser_load(&parser, &doc);
+	if (!loaded && (parser.error == YAML_MEMORY_ERROR ||
+	    parser.error == YAML_NO_ERROR)) {
+		config_oom(ctx);
+		yaml_parser_delete(&parser);
+		goto out;
+	}
+	root = loaded ? yaml_document_get_root_node(&doc) : NULL;
+	verbatim = k != NULL && k->type != CT_LIST &&
+	    (!loaded || (root != NULL && root->type != YAML_SCALAR_NODE));
+	if (!loaded && !verbatim) {
+		config_yaml_err(ctx, &parser, NULL, 0);
+		ctx->line = 0;
+		yaml_parser_delete(&parser);
+		goto out;
+	}
+	yaml_parser_delete(&parser);
+	if (loaded && (root == NULL || verbatim)) {
+		yaml_document_delete(&doc);
+		root = NULL;
+	}
+	if (root == NULL) {
+		/* empty text, or text used as written: one plain scalar */
+		if (!yaml_document_initialize(&doc, NULL, NULL, NULL, 1, 1)) {
+			config_oom(ctx);
+			goto out;
+		}
+		if ((id = yaml_document_add_scalar(&doc, NULL,
+		    (yaml_char_t *)(uintptr_t)val, -1,
+		    YAML_PLAIN_SCALAR_STYLE)) == 0) {
+			config_oom(ctx);
+			goto done;
+		}
+		root = yaml_document_get_node(&doc, id);
+	}
+	config_apply(ctx, key, &doc, root);
+	ctx->line = 0;
+done:
+	yaml_document_delete(&doc);
+out:
+	free(key);
+}
+
+/* Checks that involve two keys, reported where the later of them was set. */
+static void
+config_check_pair(struct config_ctx *ctx, const char *a, const char *b,
+    int bad, const char *fmt, const char *va, const char *vb)
+{
+	const struct config_origin	*oa, *ob, *o;
+
+	oa = &ctx->origin[config_find(a) - config_keys];
+	ob = &ctx->origin[config_find(b) - config_keys];
+	/* a rejected value already has its error; the default left in its place proves nothing */
+	if (!bad || oa->bad || ob->bad)
+		return;
+	o = oa->seq >= ob->seq ? oa : ob;
+	ctx->line = o->line;
+	ctx->ovr = o->ovr;
+	config_err(ctx, fmt, a, va, b, vb);
+	ctx->ovr = NULL;
+}
+
+static void
+config_check(struct config_ctx *ctx)
+{
+	const struct config	*c = ctx->cfg;
+	char			 va[300], vb[300];
+
+	config_fmt_ms(va, sizeof(va), c->sla.escalate_ms);
+	config_fmt_ms(vb, sizeof(vb), c->sla.reply_ms);
+	config_check_pair(ctx, "sla.escalate", "sla.reply",
+	    c->sla.escalate_ms <= c->sla.reply_ms,
+	    "%s (%s) must be greater than %s (%s)", va, vb);
+
+	/* both would bind the same socket: the second bind fails at start */
+	snprintf(va, sizeof(va), strchr(c->admin.host, ':') ? "[%s]:%d" :
+	    "%s:%d", c->admin.host, c->admin.port);
+	config_check_pair(ctx, "admin", "listen",
+	    strcmp(c->admin.host, c->listen.host) == 0 &&
+	    c->admin.port == c->listen.port,
+	    "%s (%s) must differ from %s%s", va, "");
+}
+
+static void
+config_defaults(struct config_ctx *ctx)
+{
+	const struct config_key	*k;
+	size_t			 i;
+
+	for (i = 0; i < CONFIG_NKEYS; i++) {
+		k = &config_keys[i];
+		config_types[k->type].set(ctx, k, k->def);
+		if (k->type == CT_LIST) {
+			*FIELD(ctx->cfg, struct config_list, k->off) = ctx->scratch;
+			memset(&ctx->scratch, 0, sizeof(ctx->scratch));
+		}
+	}
+}
+
+/*
+ * path may be NULL: the defaults and the overrides only. Returns NULL when
+ * anything is wrong, after every check has had its say.
+ */
+struct config *
+config_load(const char *path, char *const *overrides, size_t n_overrides,
+    struct sbuf *errs)
+{
+	struct config_ctx	*ctx;
+	struct config		*cfg;
+	size_t			 i;
+
+	/* the context holds a per-key array: keep it off the stack */
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL ||
+	    (cfg = calloc(1, sizeof(*cfg))) == NULL) {
+		free(ctx);
+		if (errs != NULL)
+			sbuf_line(errs, "%s: out of memory", path ? path : "config");
+		return NULL;
+	}
+	ctx->cfg = cfg;
+	ctx->errs = errs;
+	ctx->file = path != NULL ? path : "(defaults)";
+	config_defaults(ctx);
+	if (path != NULL) {
+		if ((cfg->file = strdup(path)) == NULL)
+			config_oom(ctx);
+		else
+			config_load_file(ctx, path);
+	}
+	for (i = 0; i < n_overrides; i++)
+		config_load_override(ctx, overrides[i]);
+	ctx->ovr = NULL;
+	config_check(ctx);
+	if (ctx->nerr > 0)
+		goto err;
+	free(ctx);
+	return cfg;
+err:
+	config_list_clear(&ctx->scratch);
+	free(ctx);
+	config_free(cfg);
+	return NULL;
+}
+
+void
+config_free(struct config *cfg)
+{
+	const struct config_key	*k;
+	size_t			 i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < CONFIG_NKEYS; i++) {
+		k = &config_keys[i];
+		switch (config_types[k->type].own) {
+		case OWN_STR:
+			free(*FIELD(cfg, char *, k->off));
+			break;
+		case OWN_LIST:
+			config_list_clear(FIELD(cfg, struct config_list, k->off));
+			break;
+		}
+	}
+	free(cfg->file);
+	free(cfg);
+}

@@ -1,0 +1,1081 @@
+/* test_config: config_load on good and bad files and overrides; the value parsers. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chatmon/config.h"
+#include "chatmon/log.h"
+#include "chatmon/util.h"
+
+#define MAX_FILES	32
+
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_ALLOC_HOOKS	1	/* ASan owns malloc */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NO_ALLOC_HOOKS	1
+#endif
+#endif
+
+#ifndef NO_ALLOC_HOOKS
+/*
+ * Allocation-failure injection: glibc lets a program replace malloc, and
+ * libyaml and strdup come through here too. fail_in = n fails the n-th
+ * allocation from now; live counts what was allocated while counting and
+ * not yet freed, a leak check that works without valgrind.
+ */
+extern void	*__libc_malloc(size_t);
+extern void	*__libc_calloc(size_t, size_t);
+extern void	*__libc_realloc(void *, size_t);
+extern void	 __libc_free(void *);
+
+static long	 fail_in;
+static long	 live;
+static int	 counting;
+
+static int
+alloc_fails(void)
+{
+	if (fail_in > 0 && --fail_in == 0) {
+		errno = ENOMEM;
+		return 1;
+	}
+	return 0;
+}
+
+void *
+malloc(size_t n)
+{
+	void	*p;
+
+	if (alloc_fails())
+		return NULL;
+	if ((p = __libc_malloc(n)) != NULL && counting)
+		live++;
+	return p;
+}
+
+void *
+calloc(size_t n, size_t sz)
+{
+	void	*p;
+
+	if (alloc_fails())
+		return NULL;
+	if ((p = __libc_calloc(n, sz)) != NULL && counting)
+		live++;
+	return p;
+}
+
+void *
+realloc(void *old, size_t n)
+{
+	void	*p;
+
+	if (alloc_fails())
+		return NULL;
+	if ((p = __libc_realloc(old, n)) != NULL && old == NULL && counting)
+		live++;
+	return p;
+}
+
+void
+free(void *p)
+{
+	if (p != NULL && counting)
+		live--;
+	__libc_free(p);
+}
+#endif
+
+static char	 tmpdir[] = "/tmp/test_config.XXXXXX";
+static char	*files[MAX_FILES];
+static size_t	 nfiles;
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < nfiles; i++) {
+		unlink(files[i]);
+		rmdir(files[i]);	/* the directory case */
+		free(files[i]);
+	}
+	return rmdir(tmpdir);
+}
+
+/* A path in the temp directory, removed at teardown. */
+static const char *
+tmp_path(const char *name)
+{
+	char	*p;
+	size_t	 i;
+
+	for (i = 0; i < nfiles; i++)
+		if (strcmp(strrchr(files[i], '/') + 1, name) == 0)
+			return files[i];
+	assert_true(nfiles < MAX_FILES);
+	assert_true(asprintf(&p, "%s/%s", tmpdir, name) > 0);
+	files[nfiles++] = p;
+	return p;
+}
+
+static const char *
+write_file(const char *name, const char *text, size_t len)
+{
+	const char	*path = tmp_path(name);
+	FILE		*f;
+
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
+/* Loads text as a file; errs gets the messages. */
+static struct config *
+load(const char *text, char *const *ov, size_t nov, struct sbuf *errs,
+    const char **pathp)
+{
+	const char	*path = write_file("c.yaml", text, strlen(text));
+
+	if (pathp != NULL)
+		*pathp = path;
+	return config_load(path, ov, nov, errs);
+}
+
+/* expected uses '@' for the file's path. */
+static void
+assert_errs(const struct sbuf *errs, const char *path, const char *expected,
+    const char *name)
+{
+	struct sbuf	 want;
+	const char	*p;
+
+	sbuf_init(&want);
+	for (p = expected; *p != '\0'; p++) {
+		if (*p == '@')
+			sbuf_printf(&want, "%s", path);
+		else
+			sbuf_append(&want, p, 1);
+	}
+	if (strcmp(sbuf_str(errs), sbuf_str(&want)) != 0)
+		print_message("case %s\n", name);
+	assert_string_equal(sbuf_str(errs), sbuf_str(&want));
+	sbuf_free(&want);
+}
+
+static void
+assert_defaults(const struct config *c)
+{
+	assert_string_equal(c->listen.host, "127.0.0.1");
+	assert_int_equal(c->listen.port, 8080);
+	assert_string_equal(c->upstream, "ws://127.0.0.1:9000/");
+	assert_int_equal(c->upstream_url.tls, 0);
+	assert_string_equal(c->upstream_url.host, "127.0.0.1");
+	assert_int_equal(c->upstream_url.port, 9000);
+	assert_string_equal(c->upstream_url.path, "/");
+	assert_int_equal(c->agent_id_from, CONFIG_AGENT_ID_QUERY);
+	assert_string_equal(c->agent_id_name, "agent");
+	assert_string_equal(c->protocol.type, "/type");
+	assert_string_equal(c->protocol.conversation, "/conversation");
+	assert_string_equal(c->protocol.text, "/text");
+	assert_int_equal(c->protocol.message_types.n, 1);
+	assert_string_equal(c->protocol.message_types.v[0], "message");
+	assert_int_equal(c->protocol.end_types.n, 1);
+	assert_string_equal(c->protocol.end_types.v[0], "end");
+	assert_string_equal(c->redis.url, "redis://127.0.0.1:6379");
+	assert_string_equal(c->redis.channel, "chatmon:alerts");
+	assert_string_equal(c->redis.stream, "chatmon:alerts:log");
+	assert_int_equal(c->redis.stream_maxlen, 100000);
+	assert_int_equal(c->sla.first_response_ms, 15000);
+	assert_int_equal(c->sla.reply_ms, 30000);
+	assert_true(c->sla.warn_at > 0.7999 && c->sla.warn_at < 0.8001);
+	assert_int_equal(c->sla.escalate_ms, 180000);
+	assert_string_equal(c->rules, "conf/rules.d");
+	assert_string_equal(c->admin.host, "127.0.0.1");
+	assert_int_equal(c->admin.port, 9090);
+	assert_int_equal(c->limits.max_message, 1048576);
+	assert_int_equal(c->limits.queue_bytes, 4 * 1048576);
+	assert_int_equal(c->limits.connect_timeout_ms, 10000);
+	assert_int_equal(c->limits.shutdown_grace_ms, 5000);
+	assert_int_equal(c->log_level, LOG_LVL_INFO);
+}
+
+/* ------------------------------------------------------------ good files */
+
+static void
+test_defaults(void **state)
+{
+	static const char *const texts[] = {
+		"",
+		"# only a comment\n\n   # another\n",
+		"---\n",
+		"---\n...\n",
+		"limits:\nprotocol: ~\n",	/* empty sections keep defaults */
+	};
+	struct config	*c;
+	struct sbuf	 errs;
+	const char	*path;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < UTIL_NELEM(texts); i++) {
+		sbuf_init(&errs);
+		c = load(texts[i], NULL, 0, &errs, &path);
+		if (c == NULL)
+			print_message("text %zu: %s\n", i, sbuf_str(&errs));
+		assert_non_null(c);
+		assert_string_equal(sbuf_str(&errs), "");
+		assert_string_equal(c->file, path);
+		assert_defaults(c);
+		config_free(c);
+		sbuf_free(&errs);
+	}
+
+	/* no file at all: the defaults */
+	sbuf_init(&errs);
+	assert_non_null(c = config_load(NULL, NULL, 0, &errs));
+	assert_null(c->file);
+	assert_defaults(c);
+	config_free(c);
+	sbuf_free(&errs);
+}
+
+static void
+test_every_key(void **state)
+{
+	static const char text[] =
+	    "# every key, none at its default\n"
+	    "listen: \"[::1]:8443\"\n"
+	    "upstream: wss://chat.example.com:8443/ws?v=2\n"
+	    "agent_id: header:X-Agent-Id\n"
+	    "protocol:\n"
+	    "  type: /kind\n"
+	    "  conversation: /meta/conv~1id\n"
+	    "  text: /body\n"
+	    "  message_types: [msg, chat]\n"
+	    "  end_types:\n"
+	    "    - end\n"
+	    "    - close\n"
+	    "    - 'timeout'\n"
+	    "redis:\n"
+	    "  url: unix:/run/redis/redis.sock\n"
+	    "  channel: alerts\n"
+	    "  stream: alerts:log\n"
+	    "  stream_maxlen: 5000\n"
+	    "sla:\n"
+	    "  first_response: 20s\n"
+	    "  reply: 1.5m\n"
+	    "  warn_at: 0.75\n"
+	    "  escalate: 1h\n"
+	    "rules: /etc/chatmon/rules.d\n"
+	    "admin: 0.0.0.0:9191\n"
+	    "limits:\n"
+	    "  max_message: 64KiB\n"
+	    "  queue_bytes: 1MB\n"
+	    "  connect_timeout: 2.5s\n"
+	    "  shutdown_grace: 250ms\n"
+	    "log:\n"
+	    "  level: debug\n";
+	struct config	*c;
+	struct sbuf	 errs;
+
+	(void)state;
+	sbuf_init(&errs);
+	c = load(text, NULL, 0, &errs, NULL);
+	assert_string_equal(sbuf_str(&errs), "");
+	assert_non_null(c);
+	assert_string_equal(c->listen.host, "::1");
+	assert_int_equal(c->listen.port, 8443);
+	assert_string_equal(c->upstream, "wss://chat.example.com:8443/ws?v=2");
+	assert_int_equal(c->upstream_url.tls, 1);
+	assert_string_equal(c->upstream_url.host, "chat.example.com");
+	assert_int_equal(c->upstream_url.port, 8443);
+	assert_string_equal(c->upstream_url.path, "/ws?v=2");
+	assert_int_equal(c->agent_id_from, CONFIG_AGENT_ID_HEADER);
+	assert_string_equal(c->agent_id_name, "X-Agent-Id");
+	assert_string_equal(c->protocol.type, "/kind");
+	assert_string_equal(c->protocol.conversation, "/meta/conv~1id");
+	assert_string_equal(c->protocol.text, "/body");
+	assert_int_equal(c->protocol.message_types.n, 2);
+	assert_string_equal(c->protocol.message_types.v[0], "msg");
+	assert_string_equal(c->protocol.message_types.v[1], "chat");
+	assert_int_equal(c->protocol.end_types.n, 3);
+	assert_string_equal(c->protocol.end_types.v[0], "end");
+	assert_string_equal(c->protocol.end_types.v[1], "close");
+	assert_string_equal(c->protocol.end_types.v[2], "timeout");
+	assert_string_equal(c->redis.url, "unix:/run/redis/redis.sock");
+	assert_string_equal(c->redis.channel, "alerts");
+	assert_string_equal(c->redis.stream, "alerts:log");
+	assert_int_equal(c->redis.stream_maxlen, 5000);
+	assert_int_equal(c->sla.first_response_ms, 20000);
+	assert_int_equal(c->sla.reply_ms, 90000);
+	assert_true(c->sla.warn_at > 0.7499 && c->sla.warn_at < 0.7501);
+	assert_int_equal(c->sla.escalate_ms, 3600000);
+	assert_string_equal(c->rules, "/etc/chatmon/rules.d");
+	assert_string_equal(c->admin.host, "0.0.0.0");
+	assert_int_equal(c->admin.port, 9191);
+	assert_int_equal(c->limits.max_message, 65536);
+	assert_int_equal(c->limits.queue_bytes, 1000000);
+	/* lws counts whole seconds: 2.5 s becomes 3 s, never less */
+	assert_int_equal(c->limits.connect_timeout_ms, 3000);
+	assert_int_equal(c->limits.shutdown_grace_ms, 250);
+	assert_int_equal(c->log_level, LOG_LVL_DEBUG);
+	config_free(c);
+	sbuf_free(&errs);
+}
+
+/* A YAML anchor and alias, flow style, a scalar list: still plain YAML. */
+static void
+test_yaml_forms(void **state)
+{
+	static const char text[] =
+	    "protocol: {type: /t, message_types: &m chat, end_types: *m}\n"
+	    "limits: {max_message: 1 MiB, queue_bytes: 2048}\n"
+	    "sla: {reply: 45, first_response: '10s'}\n";
+	struct config	*c;
+	struct sbuf	 errs;
+
+	(void)state;
+	sbuf_init(&errs);
+	c = load(text, NULL, 0, &errs, NULL);
+	assert_string_equal(sbuf_str(&errs), "");
+	assert_non_null(c);
+	assert_string_equal(c->protocol.type, "/t");
+	assert_int_equal(c->protocol.message_types.n, 1);
+	assert_string_equal(c->protocol.message_types.v[0], "chat");
+	assert_int_equal(c->protocol.end_types.n, 1);
+	assert_string_equal(c->protocol.end_types.v[0], "chat");
+	assert_int_equal(c->limits.max_message, 1048576);
+	assert_int_equal(c->limits.queue_bytes, 2048);
+	assert_int_equal(c->sla.reply_ms, 45000);
+	assert_int_equal(c->sla.first_response_ms, 10000);
+	config_free(c);
+	sbuf_free(&errs);
+}
+
+/* ------------------------------------------------------------- bad files */
+
+struct bad_case {
+	const char	*name;
+	const char	*yaml;
+	const char	*errs;	/* '@' is the file's path */
+};
+
+static const struct bad_case bad_cases[] = {
+	{ "unknown key in section", "limits:\n  max_mesage: 1MiB\n",
+	    "@:2: unknown key 'limits.max_mesage'\n" },
+	{ "unknown top key", "# c\nlisten: 127.0.0.1:1\nlisen: x\n",
+	    "@:3: unknown key 'lisen'\n" },
+	{ "dotted key in file", "limits.max_message: 1MiB\n",
+	    "@:1: unknown key 'limits.max_message'\n" },
+	{ "mapping for scalar", "listen:\n  host: x\n",
+	    "@:2: listen: expected a host:port address, got a mapping\n" },
+	{ "list for scalar", "rules: [a, b]\n",
+	    "@:1: rules: expected a string, got a list\n" },
+	{ "scalar for section", "limits: 5\n",
+	    "@:1: limits: expected a mapping, got a scalar\n" },
+	{ "mapping for list", "protocol:\n  end_types: {a: b}\n",
+	    "@:2: protocol.end_types: expected a list of strings, got a mapping\n" },
+	{ "list item not a string",
+	    "protocol:\n  message_types:\n    - message\n    - [x]\n    -\n",
+	    "@:4: protocol.message_types[1]: expected a string, got a list\n"
+	    "@:5: protocol.message_types[2]: expected a string, got a null\n" },
+	{ "top level list", "- a\n- b\n",
+	    "@:1: top level: expected a mapping, got a list\n" },
+	{ "top level scalar", "hello\n",
+	    "@:1: top level: expected a mapping, got a scalar\n" },
+	{ "non-scalar key", "? [a]\n: b\n",
+	    "@:1: keys must be scalars, got a list\n" },
+	{ "duplicate key", "listen: 127.0.0.1:1\nadmin: 127.0.0.1:3\nlisten: 127.0.0.1:2\n",
+	    "@:3: duplicate key 'listen'\n" },
+	{ "duplicate key in section", "sla:\n  reply: 1s\n  reply: 2s\n",
+	    "@:3: duplicate key 'sla.reply'\n" },
+	{ "duplicate with a bad value", "sla:\n  reply: 1s\n  reply: x\n",
+	    "@:3: duplicate key 'sla.reply'\n"
+	    "@:3: sla.reply: bad duration 'x': not a non-negative number\n" },
+	{ "duplicate section", "sla:\n  reply: 1s\nsla:\n  reply: 2s\n",
+	    "@:4: duplicate key 'sla'\n" },
+	{ "missing value", "listen:\nadmin: 127.0.0.1:1\n",
+	    "@:1: listen: missing value (want a host:port address)\n" },
+	{ "empty string", "rules: \"\"\n",
+	    "@:1: rules: must not be empty\n" },
+	{ "NUL byte", "rules: \"a\\0b\"\n",
+	    "@:1: rules: value contains a NUL byte\n" },
+	{ "control bytes quoted", "listen: \"a\\tb:1\"\n",
+	    "@:1: listen: bad address 'a\\x09b:1': bad character in host\n" },
+	{ "long value cut",
+	    "rules: ok\nupstream: x0123456789012345678901234567890123456789012345678901234567890123456789\n",
+	    "@:2: upstream: bad URL 'x01234567890123456789012345678901234567890123456789012345678...': must start with ws:// or wss://\n" },
+	{ "empty message_types", "protocol:\n  message_types: []\n",
+	    "@:2: protocol.message_types: must not be empty\n" },
+	{ "null message_types", "protocol:\n  message_types:\n",
+	    "@:2: protocol.message_types: must not be empty\n" },
+	{ "empty list item", "protocol:\n  end_types: [end, '']\n",
+	    "@:2: protocol.end_types: empty string in list\n" },
+	{ "bad size", "limits:\n  max_message: 1XB\n",
+	    "@:2: limits.max_message: bad size '1XB': unknown unit (use B, kB, KB, MB, GB, KiB, MiB or GiB)\n" },
+	{ "negative size", "limits:\n  queue_bytes: -1\n",
+	    "@:2: limits.queue_bytes: bad size '-1': not a non-negative integer\n" },
+	{ "max_message too big", "limits:\n  max_message: 2GiB\n",
+	    "@:2: limits.max_message: '2GiB' is out of range (1B to 1GiB)\n" },
+	{ "max_message zero", "limits:\n  max_message: 0\n",
+	    "@:2: limits.max_message: '0' is out of range (1B to 1GiB)\n" },
+	{ "queue_bytes small", "limits:\n  queue_bytes: 1000\n",
+	    "@:2: limits.queue_bytes: '1000' is too small (minimum 1KiB)\n" },
+	{ "connect_timeout small", "limits:\n  connect_timeout: 500ms\n",
+	    "@:2: limits.connect_timeout: '500ms' is out of range (1s to 24h)\n" },
+	{ "bad duration", "sla:\n  reply: fast\n",
+	    "@:2: sla.reply: bad duration 'fast': not a non-negative number\n" },
+	{ "duration unit", "sla:\n  reply: 3d\n",
+	    "@:2: sla.reply: bad duration '3d': unknown unit (use ms, s, m or h)\n" },
+	{ "first_response zero", "sla:\n  first_response: 0s\n",
+	    "@:2: sla.first_response: '0s' is too small (minimum 1ms)\n" },
+	{ "reply zero", "sla:\n  reply: 0\n",
+	    "@:2: sla.reply: '0' is too small (minimum 1ms)\n" },
+	{ "escalate not after reply", "sla:\n  reply: 60s\n  escalate: 60s\n",
+	    "@:3: sla.escalate (1m) must be greater than sla.reply (1m)\n" },
+	{ "reply set after escalate", "sla:\n  escalate: 20s\n  reply: 25s\n",
+	    "@:3: sla.escalate (20s) must be greater than sla.reply (25s)\n" },
+	{ "warn_at one", "sla:\n  warn_at: 1\n",
+	    "@:2: sla.warn_at: '1' must be greater than 0 and less than 1\n" },
+	{ "warn_at zero", "sla:\n  warn_at: 0.0\n",
+	    "@:2: sla.warn_at: '0.0' must be greater than 0 and less than 1\n" },
+	{ "warn_at junk", "sla:\n  warn_at: nan\n",
+	    "@:2: sla.warn_at: bad fraction 'nan': want a number between 0 and 1, e.g. 0.8\n" },
+	{ "port range", "listen: 127.0.0.1:70000\n",
+	    "@:1: listen: bad address '127.0.0.1:70000': port out of range (1-65535)\n" },
+	{ "port zero", "admin: 127.0.0.1:0\n",
+	    "@:1: admin: bad address '127.0.0.1:0': port out of range (1-65535)\n" },
+	{ "missing port", "listen: 127.0.0.1\n",
+	    "@:1: listen: bad address '127.0.0.1': missing port (want host:port)\n" },
+	{ "bare IPv6", "listen: ::1:8080\n",
+	    "@:1: listen: bad address '::1:8080': IPv6 addresses need brackets, e.g. [::1]:8080\n" },
+	{ "admin equals listen", "listen: 127.0.0.1:7000\nadmin: 127.0.0.1:7000\n",
+	    "@:2: admin (127.0.0.1:7000) must differ from listen\n" },
+	{ "upstream scheme", "upstream: http://x/\n",
+	    "@:1: upstream: bad URL 'http://x/': must start with ws:// or wss://\n" },
+	{ "upstream no host", "upstream: ws:///chat\n",
+	    "@:1: upstream: bad URL 'ws:///chat': missing host\n" },
+	{ "agent_id source", "agent_id: cookie:agent\n",
+	    "@:1: agent_id: bad agent id source 'cookie:agent': want query:NAME or header:NAME\n" },
+	{ "agent_id empty name", "agent_id: 'header:'\n",
+	    "@:1: agent_id: bad agent id source 'header:': NAME is empty\n" },
+	{ "pointer slash", "protocol:\n  type: type\n",
+	    "@:2: protocol.type: bad JSON pointer 'type': must start with '/'\n" },
+	{ "pointer tilde", "protocol:\n  text: /a~2b\n",
+	    "@:2: protocol.text: bad JSON pointer '/a~2b': '~' must be followed by 0 or 1\n" },
+	{ "redis scheme", "redis:\n  url: http://h\n",
+	    "@:2: redis.url: bad Redis URL 'http://h': want redis://host[:port][/db] or unix:/path\n" },
+	{ "redis unix relative", "redis:\n  url: unix:redis.sock\n",
+	    "@:2: redis.url: bad Redis URL 'unix:redis.sock': unix socket path must be absolute\n" },
+	{ "redis db", "redis:\n  url: redis://h:6379/x\n",
+	    "@:2: redis.url: bad Redis URL 'redis://h:6379/x': bad database number\n" },
+	{ "stream_maxlen", "redis:\n  stream_maxlen: -5\n",
+	    "@:2: redis.stream_maxlen: bad unsigned integer '-5'\n" },
+	{ "stream_maxlen zero", "redis:\n  stream_maxlen: 0\n",
+	    "@:2: redis.stream_maxlen: '0' is out of range (1 to 9223372036854775807)\n" },
+	{ "log level", "log:\n  level: verbose\n",
+	    "@:2: log.level: bad log level 'verbose': want error, warn, info or debug\n" },
+	{ "syntax error", "listen: 127.0.0.1:1\nprotocol:\n  end_types: [end\nrules: x\n",
+	    "@:4: YAML: did not find expected ',' or ']' (while parsing a flow sequence at line 3)\n" },
+	{ "tab indentation", "limits:\n\tmax_message: 1\n",
+	    "@:2: YAML: found character that cannot start any token (while scanning for the next token at line 2)\n" },
+	{ "undefined alias", "rules: *nowhere\n",
+	    "@:1: YAML: found undefined alias\n" },
+	{ "second document", "rules: a\n---\nrules: b\n",
+	    "@:3: more than one YAML document\n" },
+	{ "bad UTF-8", "rules: a\nlisten: \"\xff\"\n",
+	    "@:2: YAML: invalid leading UTF-8 octet at byte 18\n" },
+};
+
+static void
+test_bad_files(void **state)
+{
+	struct config	*c;
+	struct sbuf	 errs;
+	const char	*path;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < UTIL_NELEM(bad_cases); i++) {
+		sbuf_init(&errs);
+		c = load(bad_cases[i].yaml, NULL, 0, &errs, &path);
+		if (c != NULL)
+			print_message("case %s loaded\n", bad_cases[i].name);
+		assert_null(c);
+		assert_errs(&errs, path, bad_cases[i].errs, bad_cases[i].name);
+		sbuf_free(&errs);
+	}
+}
+
+/* Loading goes on after an error: every error, each on its own line. */
+static void
+test_all_errors(void **state)
+{
+	static const char text[] =
+	    "listen: 127.0.0.1:99999\n"				/* 1 */
+	    "upstream: ws://127.0.0.1:9000/\n"			/* 2 */
+	    "protocol:\n"					/* 3 */
+	    "  type: type\n"					/* 4 */
+	    "  message_types: []\n"				/* 5 */
+	    "  colour: blue\n"					/* 6 */
+	    "sla:\n"						/* 7 */
+	    "  reply: soon\n"					/* 8 */
+	    "  warn_at: 2\n"					/* 9 */
+	    "limits:\n"						/* 10 */
+	    "  max_message: 4GiB\n"				/* 11 */
+	    "  queue_bytes: 1KiB\n"				/* 12 (good) */
+	    "  max_message: 1MiB\n"				/* 13 */
+	    "log: {level: loud}\n";				/* 14 */
+	struct config	*c;
+	struct sbuf	 errs;
+	const char	*path;
+
+	(void)state;
+	sbuf_init(&errs);
+	c = load(text, NULL, 0, &errs, &path);
+	assert_null(c);
+	assert_errs(&errs, path,
+	    "@:1: listen: bad address '127.0.0.1:99999': port out of range (1-65535)\n"
+	    "@:4: protocol.type: bad JSON pointer 'type': must start with '/'\n"
+	    "@:5: protocol.message_types: must not be empty\n"
+	    "@:6: unknown key 'protocol.colour'\n"
+	    "@:8: sla.reply: bad duration 'soon': not a non-negative number\n"
+	    "@:9: sla.warn_at: '2' must be greater than 0 and less than 1\n"
+	    "@:11: limits.max_message: '4GiB' is out of range (1B to 1GiB)\n"
+	    "@:13: duplicate key 'limits.max_message'\n"
+	    "@:14: log.level: bad log level 'loud': want error, warn, info or debug\n",
+	    "all errors");
+	assert_int_equal(errs.lines, 9);
+	sbuf_free(&errs);
+}
+
+static void
+test_cannot_open(void **state)
+{
+	struct config	*c;
+	struct sbuf	 errs;
+	const char	*path, *dir;
+	char		*want;
+
+	(void)state;
+	sbuf_init(&errs);
+	path = tmp_path("missing.yaml");
+	assert_null(c = config_load(path, NULL, 0, &errs));
+	assert_true(asprintf(&want, "%s: cannot open: %s\n", path,
+	    strerror(ENOENT)) > 0);
+	assert_string_equal(sbuf_str(&errs), want);
+	free(want);
+	sbuf_free(&errs);
+
+	/* a directory opens, but is no file */
+	sbuf_init(&errs);
+	dir = tmp_path("adir");
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_null(c = config_load(dir, NULL, 0, &errs));
+	assert_true(asprintf(&want, "%s: cannot open: %s\n", dir,
+	    strerror(EISDIR)) > 0);
+	assert_string_equal(sbuf_str(&errs), want);
+	free(want);
+	sbuf_free(&errs);
+
+	/* the overrides are still checked */
+	sbuf_init(&errs);
+	{
+		char *ov[] = { "limits.max_message=big" };
+
+		assert_null(c = config_load(path, ov, 1, &errs));
+	}
+	assert_int_equal(errs.lines, 2);
+	assert_non_null(strstr(sbuf_str(&errs),
+	    "\n-o limits.max_message=big: limits.max_message: bad size 'big': "
+	    "not a non-negative integer\n"));
+	sbuf_free(&errs);
+	config_free(NULL);	/* a no-op */
+}
+
+/* ------------------------------------------------------------- overrides */
+
+static void
+test_overrides(void **state)
+{
+	static const char text[] =
+	    "listen: 127.0.0.1:1111\n"
+	    "protocol:\n"
+	    "  end_types: [end]\n"
+	    "limits:\n"
+	    "  max_message: 2MiB\n"
+	    "  queue_bytes: 8MiB\n";
+	char *ov[] = {
+		"listen=127.0.0.1:2222",
+		"protocol.end_types=[end,close]",
+		"protocol.message_types=msg",
+		"limits={max_message: 64KiB}",
+		"admin=[::1]:9999",		/* not YAML: taken as written */
+		"redis.channel='quoted'",
+		"log.level=debug",
+		"listen=127.0.0.1:3333",	/* the last one wins */
+		"sla.escalate=1h",
+		"agent_id=query:who",
+	};
+	struct config	*c;
+	struct sbuf	 errs;
+
+	(void)state;
+	sbuf_init(&errs);
+	c = load(text, ov, UTIL_NELEM(ov), &errs, NULL);
+	assert_string_equal(sbuf_str(&errs), "");
+	assert_non_null(c);
+	assert_int_equal(c->listen.port, 3333);
+	assert_int_equal(c->protocol.end_types.n, 2);
+	assert_string_equal(c->protocol.end_types.v[0], "end");
+	assert_string_equal(c->protocol.end_types.v[1], "close");
+	assert_int_equal(c->protocol.message_types.n, 1);
+	assert_string_equal(c->protocol.message_types.v[0], "msg");
+	assert_int_equal(c->limits.max_message, 65536);
+	assert_int_equal(c->limits.queue_bytes, 8 * 1048576);	/* file, untouched */
+	assert_string_equal(c->admin.host, "::1");
+	assert_int_equal(c->admin.port, 9999);
+	assert_string_equal(c->redis.channel, "quoted");
+	assert_int_equal(c->log_level, LOG_LVL_DEBUG);
+	assert_int_equal(c->sla.escalate_ms, 3600000);
+	assert_string_equal(c->agent_id_name, "who");
+	config_free(c);
+	sbuf_free(&errs);
+
+	/* an override can repair what the file got wrong only by replacing it */
+	sbuf_init(&errs);
+	{
+		char *ov2[] = { "sla.reply=200s" };
+
+		c = load("sla:\n  reply: 10s\n", ov2, 1, &errs, NULL);
+	}
+	assert_null(c);
+	assert_string_equal(sbuf_str(&errs),
+	    "-o sla.reply=200s: sla.escalate (3m) must be greater than sla.reply (200s)\n");
+	sbuf_free(&errs);
+}
+
+struct bad_override {
+	const char	*ov;
+	const char	*errs;
+};
+
+static const struct bad_override bad_overrides[] = {
+	{ "listen", "-o listen: expected key.path=value\n" },
+	{ "=5", "-o =5: missing key before '='\n" },
+	{ "limits.max_mesage=1", "-o limits.max_mesage=1: unknown key 'limits.max_mesage'\n" },
+	{ "nope=1", "-o nope=1: unknown key 'nope'\n" },
+	{ "limits.max_message=abc",
+	    "-o limits.max_message=abc: limits.max_message: bad size 'abc': not a non-negative integer\n" },
+	{ "limits.max_message=[1]",
+	    "-o limits.max_message=[1]: limits.max_message: bad size '[1]': not a non-negative integer\n" },
+	{ "protocol.message_types=[]",
+	    "-o protocol.message_types=[]: protocol.message_types: must not be empty\n" },
+	{ "protocol.message_types=",
+	    "-o protocol.message_types=: protocol.message_types: must not be empty\n" },
+	{ "protocol.end_types=[end",
+	    "-o protocol.end_types=[end: YAML: did not find expected ',' or ']' (while parsing a flow sequence at line 1)\n" },
+	{ "listen=", "-o listen=: listen: missing value (want a host:port address)\n" },
+	{ "limits=5", "-o limits=5: limits: expected a mapping, got a scalar\n" },
+	{ "limits={max_mesage: 1}", "-o limits={max_mesage: 1}: unknown key 'limits.max_mesage'\n" },
+	{ "sla.reply=180s", "-o sla.reply=180s: sla.escalate (3m) must be greater than sla.reply (3m)\n" },
+	{ "admin=127.0.0.1:8080", "-o admin=127.0.0.1:8080: admin (127.0.0.1:8080) must differ from listen\n" },
+};
+
+static void
+test_bad_overrides(void **state)
+{
+	struct config	*c;
+	struct sbuf	 errs;
+	size_t		 i;
+	char		*ov[1];
+
+	(void)state;
+	for (i = 0; i < UTIL_NELEM(bad_overrides); i++) {
+		sbuf_init(&errs);
+		ov[0] = (char *)(uintptr_t)bad_overrides[i].ov;
+		c = load("", ov, 1, &errs, NULL);
+		assert_null(c);
+		assert_errs(&errs, "", bad_overrides[i].errs, bad_overrides[i].ov);
+		sbuf_free(&errs);
+	}
+
+	/* file errors first, then each override's, in order */
+	sbuf_init(&errs);
+	{
+		char *ov2[] = { "rules=", "limits.queue_bytes=1MiB", "x=y" };
+		const char *path;
+
+		c = load("rules: a\nsla:\n  reply: x\n", ov2, 3, &errs, &path);
+		assert_null(c);
+		assert_errs(&errs, path,
+		    "@:3: sla.reply: bad duration 'x': not a non-negative number\n"
+		    "-o rules=: rules: missing value (want a string)\n"
+		    "-o x=y: unknown key 'x'\n", "file and overrides");
+	}
+	sbuf_free(&errs);
+}
+
+/* Values that only config_load can reach, through overrides. */
+static void
+test_value_kinds(void **state)
+{
+	static const struct {
+		const char	*ov;
+		int		 ok;
+	} cases[] = {
+		{ "redis.url=redis://127.0.0.1:6379", 1 },
+		{ "redis.url=redis://redis", 1 },
+		{ "redis.url=redis://[::1]:6380/3", 1 },
+		{ "redis.url=redis://h/", 1 },
+		{ "redis.url=unix:/run/redis.sock", 1 },
+		{ "redis.url=redis://", 0 },
+		{ "redis.url=redis://h:0", 0 },
+		{ "redis.url=redis://user:pw@h", 0 },
+		{ "redis.url=redis://h/1/2", 0 },
+		{ "redis.url=unix:/", 0 },
+		{ "redis.url=unix:", 0 },
+		{ "redis.url=rediss://h", 0 },
+		{ "agent_id=query:agent", 1 },
+		{ "agent_id=header:X-Agent", 1 },
+		{ "agent_id=query:", 0 },
+		{ "agent_id=header:X Agent", 0 },
+		{ "agent_id=query:a&b", 0 },
+		{ "agent_id=agent", 0 },
+		{ "protocol.type=/", 1 },
+		{ "protocol.type=/a/b~0c~1d", 1 },
+		{ "protocol.type=/a~", 0 },
+		{ "protocol.type=''", 0 },
+		{ "sla.warn_at=0.5", 1 },
+		{ "sla.warn_at=.9", 1 },
+		{ "sla.warn_at=0.999", 1 },
+		{ "sla.warn_at=-0.5", 0 },
+		{ "sla.warn_at=1.0", 0 },
+		{ "sla.warn_at=80%", 0 },
+		{ "sla.warn_at=0x0.8p0", 0 },
+		{ "redis.stream_maxlen=1", 1 },
+		{ "redis.stream_maxlen=9223372036854775808", 0 },
+		{ "redis.stream_maxlen=1e6", 0 },
+		{ "log.level=warn", 1 },
+		{ "log.level=ERROR", 1 },
+		{ "limits.max_message=1GiB", 1 },
+		{ "limits.max_message=1073741825", 0 },
+		{ "limits.queue_bytes=1KiB", 1 },
+		{ "limits.queue_bytes=1023", 0 },
+		{ "limits.connect_timeout=1s", 1 },
+		{ "limits.connect_timeout=999ms", 0 },
+		{ "limits.connect_timeout=0", 0 },
+		{ "limits.shutdown_grace=0", 1 },
+		{ "upstream=ws://h", 1 },
+		{ "upstream=ws://h:0", 0 },
+		{ "rules=x", 1 },
+	};
+	struct config	*c;
+	struct sbuf	 errs;
+	size_t		 i;
+	char		*ov[1];
+
+	(void)state;
+	for (i = 0; i < UTIL_NELEM(cases); i++) {
+		sbuf_init(&errs);
+		ov[0] = (char *)(uintptr_t)cases[i].ov;
+		c = config_load(NULL, ov, 1, &errs);
+		if ((c != NULL) != cases[i].ok)
+			print_message("case %s: %s\n", cases[i].ov, sbuf_str(&errs));
+		assert_int_equal(c != NULL, cases[i].ok);
+		assert_int_equal(errs.lines, cases[i].ok ? 0 : 1);
+		config_free(c);
+		sbuf_free(&errs);
+	}
+}
+
+/*
+ * Every allocation in turn fails: each load must then return NULL, report
+ * what it can, and free everything (live == 0).
+ */
+static void
+test_alloc_failures(void **state)
+{
+#ifdef NO_ALLOC_HOOKS
+	(void)state;
+	skip();
+#else
+	static const char good[] =
+	    "listen: 127.0.0.1:1\nupstream: wss://h/x\nagent_id: header:A\n"
+	    "protocol: {type: /t, message_types: [a, b, c], end_types: [d]}\n"
+	    "redis: {url: 'redis://h', channel: c, stream: s}\n"
+	    "limits: {max_message: 1KiB}\n";
+	static const char bad[] =
+	    "listen: 127.0.0.1:0\nprotocol: {message_types: [a, {}], x: 1}\n"
+	    "sla: {reply: 1h}\n";
+	char *ov[] = { "protocol.end_types=[x,y]", "rules=r", "limits={queue_bytes: 2KiB}",
+	    "admin=[::1]:1", "nokey=1" };
+	const struct {
+		const char	*text;
+		size_t		 nov;
+		int		 ok;
+	} cases[] = {
+		{ good, 4, 1 },
+		{ bad, 5, 0 },
+	};
+	struct config	*c;
+	struct sbuf	 errs;
+	const char	*path;
+	size_t		 i;
+	long		 n;
+
+	(void)state;
+	for (i = 0; i < UTIL_NELEM(cases); i++) {
+		path = write_file("oom.yaml", cases[i].text, strlen(cases[i].text));
+		for (n = 1;; n++) {
+			sbuf_init(&errs);
+			live = 0;
+			counting = 1;
+			fail_in = n;
+			c = config_load(path, ov, cases[i].nov, &errs);
+			if (fail_in == 0)	/* an allocation failed */
+				assert_null(c);
+			else
+				assert_int_equal(c != NULL, cases[i].ok);
+			config_free(c);
+			sbuf_free(&errs);
+			counting = 0;
+			if (live != 0)
+				print_message("case %zu: leak after failing allocation %ld\n",
+				    i, n);
+			assert_int_equal(live, 0);
+			if (fail_in != 0)
+				break;
+		}
+		fail_in = 0;
+		/* valgrind replaces even a program's own malloc: nothing to inject */
+		if (n == 1) {
+			print_message("allocation hooks not in use\n");
+			skip();
+		}
+		assert_true(n > 20);
+	}
+#endif
+}
+
+/* ------------------------------------------------------------ parsers */
+
+static void
+test_parse_size(void **state)
+{
+	static const struct {
+		const char	*s;
+		uint64_t	 v;
+	} good[] = {
+		{ "0", 0 }, { "1048576", 1048576 }, { "7B", 7 },
+		{ "512KiB", 524288 }, { "1MiB", 1048576 }, { "1GiB", 1073741824 },
+		{ "10kB", 10000 }, { "10KB", 10000 }, { "1MB", 1000000 },
+		{ "2GB", 2000000000 }, { "1 MiB", 1048576 },
+		{ "18446744073709551615", UINT64_MAX },
+		{ "17179869183GiB", 17179869183ULL * 1073741824 },
+	};
+	static const char *const bad[] = {
+		"", "-1", "+1", " 1", "1.5MiB", "1XB", "MiB", "1MiBx", "1mib",
+		"1kb", "1 ", "18446744073709551616", "17179869184GiB", "0x10",
+		"1e3",
+	};
+	uint64_t	 v;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < UTIL_NELEM(good); i++) {
+		v = 12345;
+		if (config_parse_size(good[i].s, &v) != 0)
+			print_message("size '%s'\n", good[i].s);
+		assert_int_equal(config_parse_size(good[i].s, &v), 0);
+		assert_int_equal(v, good[i].v);
+	}
+	for (i = 0; i < UTIL_NELEM(bad); i++) {
+		v = 12345;
+		if (config_parse_size(bad[i], &v) != -1)
+			print_message("size '%s'\n", bad[i]);
+		assert_int_equal(config_parse_size(bad[i], &v), -1);
+		assert_int_equal(v, 12345);	/* untouched on error */
+	}
+	assert_int_equal(config_parse_size(NULL, &v), -1);
+}
+
+static void
+test_parse_duration(void **state)
+{
+	static const struct {
+		const char	*s;
+		uint64_t	 ms;
+	} good[] = {
+		{ "250ms", 250 }, { "15s", 15000 }, { "3m", 180000 },
+		{ "1h", 3600000 }, { "1.5s", 1500 }, { "15", 15000 },
+		{ "0.5", 500 }, { "0", 0 }, { "0ms", 0 }, { "2.5m", 150000 },
+		{ "1.0001s", 1001 },	/* fractions of a ms round up */
+		{ "0.0001s", 1 }, { "1.5ms", 2 }, { "10 s", 10000 },
+		{ "0.000000001h", 1 }, { "18446744073709551615ms", UINT64_MAX },
+	};
+	static const char *const bad[] = {
+		"", "-1s", "+1s", "1x", "s", "1.s", ".5s", "1.5.5s", "1d",
+		"1 sec", "1S", "1h30m", "99999999999999999999",
+		"18446744073709552s", "1.1234567891s", "18446744073709551615.5ms",
+		"nan", "inf", "10 ",
+	};
+	uint64_t	 v;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < UTIL_NELEM(good); i++) {
+		v = 12345;
+		if (config_parse_duration_ms(good[i].s, &v) != 0 || v != good[i].ms)
+			print_message("duration '%s' -> %llu\n", good[i].s,
+			    (unsigned long long)v);
+		assert_int_equal(config_parse_duration_ms(good[i].s, &v), 0);
+		assert_int_equal(v, good[i].ms);
+	}
+	for (i = 0; i < UTIL_NELEM(bad); i++) {
+		v = 12345;
+		if (config_parse_duration_ms(bad[i], &v) != -1)
+			print_message("duration '%s'\n", bad[i]);
+		assert_int_equal(config_parse_duration_ms(bad[i], &v), -1);
+		assert_int_equal(v, 12345);
+	}
+}
+
+static void
+test_parse_addr(void **state)
+{
+	static const struct {
+		const char	*s;
+		const char	*host;
+		int		 port;
+	} good[] = {
+		{ "127.0.0.1:8080", "127.0.0.1", 8080 },
+		{ "[::1]:8080", "::1", 8080 },
+		{ "[2001:db8::17]:1", "2001:db8::17", 1 },
+		{ "[fe80::1%eth0]:80", "fe80::1%eth0", 80 },
+		{ "localhost:65535", "localhost", 65535 },
+		{ "0.0.0.0:00080", "0.0.0.0", 80 },
+		{ "chat-01.example_net.com:443", "chat-01.example_net.com", 443 },
+	};
+	static const char *const bad[] = {
+		"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+		":8080", "::1:8080", "[::1]", "[::1]:", "[::1]8080", "[zz::1]:80",
+		"[::1:80", "[]:80", "[1.2.3.4]:80", "a b:80", "host:80x",
+		"127.0.0.1:+80", "127.0.0.1:-1", "127.0.0.1:000080", "[fe80::1%]:80",
+		"host/x:80",
+	};
+	struct config_addr	 a;
+	size_t			 i;
+
+	(void)state;
+	for (i = 0; i < UTIL_NELEM(good); i++) {
+		memset(&a, 0, sizeof(a));
+		if (config_parse_addr(good[i].s, &a) != 0)
+			print_message("addr '%s'\n", good[i].s);
+		assert_int_equal(config_parse_addr(good[i].s, &a), 0);
+		assert_string_equal(a.host, good[i].host);
+		assert_int_equal(a.port, good[i].port);
+	}
+	for (i = 0; i < UTIL_NELEM(bad); i++) {
+		strcpy(a.host, "keep");
+		a.port = 7;
+		if (config_parse_addr(bad[i], &a) != -1)
+			print_message("addr '%s'\n", bad[i]);
+		assert_int_equal(config_parse_addr(bad[i], &a), -1);
+		assert_string_equal(a.host, "keep");
+		assert_int_equal(a.port, 7);
+	}
+}
+
+static void
+test_parse_ws_url(void **state)
+{
+	static const struct {
+		const char	*s;
+		int		 tls;
+		const char	*host;
+		int		 port;
+		const char	*path;
+	} good[] = {
+		{ "ws://127.0.0.1:9000/", 0, "127.0.0.1", 9000, "/" },
+		{ "ws://example.com", 0, "example.com", 80, "/" },
+		{ "wss://example.com", 1, "example.com", 443, "/" },
+		{ "wss://example.com/chat?x=1&y=2", 1, "example.com", 443, "/chat?x=1&y=2" },
+		{ "WSS://h:8443", 1, "h", 8443, "/" },
+		{ "ws://[::1]:9000/p/q", 0, "::1", 9000, "/p/q" },
+		{ "ws://[::1]", 0, "::1", 80, "/" },
+		{ "ws://h?x=1", 0, "h", 80, "/?x=1" },
+		{ "ws://h:81?x", 0, "h", 81, "/?x" },
+	};
+	static const char *const bad[] = {
+		"", "http://h/", "ws:/h", "ws://", "ws:///p", "ws://:80/",
+		"ws://h:0/", "ws://h:99999/", "ws://h:/", "ws://u@h/",
+		"ws://h/#f", "ws://h /", "ws://::1/", "ws://[::1/", "wss://h:x",
+		"ws://h\n/",
+	};
+	struct config_ws_url	 u;
+	size_t			 i;
+
+	(void)state;
+	for (i = 0; i < UTIL_NELEM(good); i++) {
+		memset(&u, 0, sizeof(u));
+		if (config_parse_ws_url(good[i].s, &u) != 0)
+			print_message("url '%s'\n", good[i].s);
+		assert_int_equal(config_parse_ws_url(good[i].s, &u), 0);
+		assert_int_equal(u.tls, good[i].tls);
+		assert_string_equal(u.host, good[i].host);
+		assert_int_equal(u.port, good[i].port);
+		assert_string_equal(u.path, good[i].path);
+	}
+	for (i = 0; i < UTIL_NELEM(bad); i++) {
+		strcpy(u.host, "keep");
+		if (config_parse_ws_url(bad[i], &u) != -1)
+			print_message("url '%s'\n", bad[i]);
+		assert_int_equal(config_parse_ws_url(bad[i], &u), -1);
+		assert_string_equal(u.host, "keep");
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_every_key),
+		cmocka_unit_test(test_yaml_forms),
+		cmocka_unit_test(test_bad_files),
+		cmocka_unit_test(test_all_errors),
+		cmocka_unit_test(test_cannot_open),
+		cmocka_unit_test(test_overrides),
+		cmocka_unit_test(test_bad_overrides),
+		cmocka_unit_test(test_value_kinds),
+		cmocka_unit_test(test_alloc_failures),
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_parse_duration),
+		cmocka_unit_test(test_parse_addr),
+		cmocka_unit_test(test_parse_ws_url),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
