@@ -1,0 +1,408 @@
+"""Fixtures for chatmond's black-box tests: the real daemon, real backends
+(tests/peers/backend.py as separate processes) and real clients.
+
+Every wait is bounded. SLOW stretches the bounds for the ASan/UBSan build.
+"""
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import websockets
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CHATMOND = os.environ.get("CHATMOND") or os.path.join(ROOT, "build", "chatmond")
+CHATMON = os.environ.get("CHATMON") or os.path.join(ROOT, "build", "chatmon")
+PEERS = os.path.join(ROOT, "tests", "peers")
+PYTHON = "/usr/bin/python3"
+
+SAN = "build-san" in CHATMOND or bool(os.environ.get("CHATMON_SAN"))
+SLOW = 3 if SAN else 1
+T = 5 * SLOW                 # the default bound on one await
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+
+sys.path.insert(0, PEERS)
+import backend as peer  # noqa: E402  (tests/peers/backend.py)
+pattern_bytes, pattern_text = peer.pattern_bytes, peer.pattern_text  # the peers' generators
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sha(data):
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def run(coro, timeout=60):
+    """Run one test's coroutine, never longer than timeout (scaled)."""
+    return asyncio.run(asyncio.wait_for(coro, timeout * SLOW))
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+# --------------------------------------------------------------------------
+# Backend processes
+
+
+class Backend:
+    """One tests/peers/backend.py process and the events it printed."""
+
+    def __init__(self, args=(), script="backend.py"):
+        self.proc = subprocess.Popen([PYTHON, os.path.join(PEERS, script), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, encoding="utf-8")
+        self.events = []
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        ev = self.wait(lambda e: e["ev"] == "listening", timeout=10 * SLOW)
+        self.port = ev["port"]
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            with self.cond:
+                self.events.append(event)
+                self.cond.notify_all()
+
+    def wait(self, pred, timeout=T, what="event"):
+        """The first event matching pred, waiting up to timeout seconds."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for e in self.events:
+                    if pred(e):
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None and not self.thread.is_alive():
+                    raise AssertionError(f"backend: no {what} within {timeout}s; "
+                                         f"last events: {self.events[-5:]}")
+                self.cond.wait(min(left, 0.2))
+
+    def select(self, pred):
+        with self.cond:
+            return [e for e in self.events if pred(e)]
+
+    def opened(self, needle, timeout=T):
+        """The open event of the connection whose path contains needle."""
+        return self.wait(lambda e: e["ev"] == "open" and needle in e["path"], timeout,
+                         f"connection with {needle!r} in its path")
+
+    def count(self, pred, n, timeout=T, what="events"):
+        """Wait until at least n events match pred; return them all."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.select(pred)
+            if len(found) >= n:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"backend: {len(found)} {what}, expected {n}; "
+                                     f"last events: {self.events[-5:]}")
+            time.sleep(0.02)
+
+    def messages(self, conn, n=0, timeout=T):
+        """The messages received on connection conn (waiting until there are n)."""
+        return self.count(lambda e: e["ev"] == "msg" and e["conn"] == conn, n, timeout,
+                          f"messages on connection {conn}")
+
+    def closed(self, conn, timeout=T):
+        return self.wait(lambda e: e["ev"] == "close" and e["conn"] == conn, timeout,
+                         f"close of connection {conn}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def backend():
+    """backend(*args) starts a backend process; all are killed at teardown."""
+    started = []
+
+    def start(*args, script="backend.py"):
+        b = Backend(args, script)
+        started.append(b)
+        return b
+    yield start
+    for b in started:
+        b.stop()
+
+
+# --------------------------------------------------------------------------
+# The daemon
+
+def config_text(port, upstream, level="debug", agent_id="query:agent", limits=None, extra=""):
+    limits = dict({"max_message": "1MiB", "queue_bytes": "4MiB",
+                   "connect_timeout": "10s", "shutdown_grace": "5s"}, **(limits or {}))
+    lines = [
+        f"listen: 127.0.0.1:{port}",
+        f"upstream: {upstream}",
+        f"agent_id: {agent_id}",
+        "protocol:",
+        "  type: /type",
+        "  conversation: /conversation",
+        "  text: /text",
+        "  message_types: [message]",
+        "  end_types: [end]",
+        "limits:",
+        *[f"  {k}: {v}" for k, v in limits.items()],
+        "log:",
+        f"  level: {level}",
+    ]
+    return "\n".join(lines) + "\n" + extra
+
+
+class Daemon:
+    def __init__(self, tmp_path, name, text, args=(), env=None, port=None):
+        self.port = port
+        self.conf = str(tmp_path / f"{name}.yaml")
+        self.errfile = str(tmp_path / f"{name}.stderr")
+        self.write_config(text)
+        self.stderr = open(self.errfile, "wb")
+        e = dict(os.environ)
+        e.update(env or {})
+        self.proc = subprocess.Popen([CHATMOND, "-c", self.conf, *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self.stderr, env=e)
+        self.pid = self.proc.pid
+        self.exit_code = None
+
+    def write_config(self, text):
+        tmp = self.conf + ".new"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.rename(tmp, self.conf)
+
+    def log(self):
+        with open(self.errfile, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_ready(self, timeout=10):
+        deadline = time.monotonic() + timeout * SLOW
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"chatmond exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"chatmond not listening on {self.port}:\n{self.log()[-3000:]}")
+
+    def wait_log(self, pattern, timeout=T, start=0):
+        """The first match of regex pattern in the log (after offset start)."""
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.log(), start)
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no log line matching {pattern!r} within {timeout}s:\n"
+                                     f"{self.log()[-3000:]}")
+            time.sleep(0.05)
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def stop(self, timeout=15):
+        """SIGTERM, wait for exit; returns the exit code."""
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError(f"chatmond did not exit on SIGTERM:\n{self.log()[-3000:]}")
+        self.exit_code = self.proc.returncode
+        return self.exit_code
+
+    def stats(self):
+        """The key=value pairs of the exit stats line (after stop())."""
+        m = re.findall(r"^chatmond: info: main: stats: (.*)$", self.log(), re.M)
+        assert m, f"no stats line in the log:\n{self.log()[-3000:]}"
+        return {k: int(v) if v.lstrip("-").isdigit() else v
+                for k, v in (kv.split("=", 1) for kv in m[-1].split())}
+
+    def turns(self, start=0):
+        """(kind, agent, conversation, role, bytes|None) of relay_turn/relay_end lines."""
+        out = []
+        for m in re.finditer(r"^chatmond: debug: (relay_turn|relay_end): agent=(\S+) "
+                             r"conversation=(\S*) role=(\w+)(?: bytes=(\d+))?",
+                             self.log()[start:], re.M):
+            kind, agent, conv, role, nbytes = m.groups()
+            out.append((kind, agent, conv, role, int(nbytes) if nbytes else None))
+        return out
+
+    def sanitizer_report(self):
+        text = self.log()
+        return [mark for mark in SANITIZER_MARKS if mark in text]
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    """daemon(upstream_port | upstream=URL, **config) starts chatmond and waits until
+    it listens; at teardown it is stopped and its log checked for sanitizer reports."""
+    started = []
+
+    def start(upstream_port=None, *, upstream=None, args=(), env=None, wait=True,
+              name=None, **cfg):
+        port = free_port()
+        if upstream is None:
+            upstream = f"ws://127.0.0.1:{upstream_port}/"
+        d = Daemon(tmp_path, name or f"chatmond{len(started)}",
+                   config_text(port, upstream, **cfg), args, env, port)
+        started.append(d)
+        return d.wait_ready() if wait else d
+
+    yield start
+    problems = []
+    for d in started:
+        try:
+            checked = d.exit_code is not None       # the test looked at it already
+            code = d.stop()
+            if code != 0 and not checked:
+                problems.append(f"chatmond exited with {code} on SIGTERM:\n{d.log()[-3000:]}")
+        except AssertionError as e:
+            problems.append(str(e))
+        d.stderr.close()
+        found = d.sanitizer_report()
+        if found:
+            problems.append(f"sanitizer report {found} in {d.errfile}:\n{d.log()[-6000:]}")
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+# --------------------------------------------------------------------------
+# Clients
+
+def agent(d, path="/echo", **kw):
+    """A websockets client connection to chatmond (use with `async with`)."""
+    opts = dict(max_size=None, ping_interval=None, open_timeout=T, close_timeout=T)
+    opts.update(kw)
+    return websockets.connect(f"ws://127.0.0.1:{d.port}{path}", **opts)
+
+
+async def recv(ws, timeout=T):
+    return await asyncio.wait_for(ws.recv(), timeout)
+
+
+async def closed(ws, timeout=T):
+    """Read until the peer closes; (code, reason) it sent (1006 if none).
+    Messages still in flight are discarded."""
+    async def drain():
+        try:
+            while True:
+                await ws.recv()
+        except websockets.ConnectionClosed as e:
+            return (e.rcvd.code, e.rcvd.reason) if e.rcvd else (1006, "")
+    return await asyncio.wait_for(drain(), timeout)
+
+
+class RawWS:
+    """A hand-made WebSocket client over a plain socket, for protocol violations."""
+
+    def __init__(self, port, path="/echo", headers=(), timeout=T):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+        self.sock.settimeout(timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                   + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n")
+        self.sock.sendall(request.encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise AssertionError(f"connection closed during handshake: {self.buf!r}")
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.response = head.decode("latin-1")
+        assert self.response.startswith("HTTP/1.1 101"), self.response
+        accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        assert accept in self.response, self.response
+
+    def send_frame(self, opcode, payload, fin=True, mask=True):
+        head = bytes([(0x80 if fin else 0) | opcode])
+        n = len(payload)
+        mbit = 0x80 if mask else 0
+        if n < 126:
+            head += bytes([mbit | n])
+        elif n < 65536:
+            head += bytes([mbit | 126]) + struct.pack("!H", n)
+        else:
+            head += bytes([mbit | 127]) + struct.pack("!Q", n)
+        if mask:
+            key = os.urandom(4)
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+            head += key
+        self.sock.sendall(head + payload)
+
+    def _read(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def recv_frame(self):
+        """(fin, opcode, payload) of the next frame."""
+        b0, b1 = self._read(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._read(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._read(8))[0]
+        key = self._read(4) if b1 & 0x80 else None
+        payload = self._read(n)
+        if key:
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        return bool(b0 & 0x80), b0 & 0x0F, payload
+
+    def recv_close(self):
+        """Read frames until a close frame: (code, reason), or (None, '') on EOF."""
+        try:
+            while True:
+                _, opcode, payload = self.recv_frame()
+                if opcode == 0x8:
+                    if len(payload) >= 2:
+                        return struct.unpack("!H", payload[:2])[0], payload[2:].decode("utf-8", "replace")
+                    return 1005, ""
+        except (EOFError, ConnectionResetError):
+            return None, ""
+
+    def close(self):
+        self.sock.close()

@@ -1,0 +1,138 @@
+"""Flow: messages queued before the upstream exists, and backpressure when one
+side stops reading (bounded memory, other sessions unaffected)."""
+
+import asyncio
+import os
+import time
+
+from conftest import SAN, SLOW, T, agent, pattern_bytes, recv, rss_kib, run
+
+# ASan keeps freed memory in quarantine (256 MB by default), which would hide
+# an unbounded queue behind its own growth: keep it small for these tests.
+SAN_ENV = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),
+                                                   "quarantine_size_mb=16"]))}
+RSS_LIMIT_KIB = 80 * 1024            # absolute, for the normal build
+RSS_GROWTH_LIMIT_KIB = 64 * 1024     # growth over the idle daemon, for the ASan build
+
+
+def check_rss(d, rss0, peak):
+    print(f"chatmond RSS: idle {rss0} KiB, peak {peak} KiB")
+    if SAN:
+        assert peak - rss0 < RSS_GROWTH_LIMIT_KIB, f"RSS grew from {rss0} to {peak} KiB"
+    else:
+        assert peak < RSS_LIMIT_KIB, f"RSS {peak} KiB (idle {rss0} KiB)"
+
+
+async def echo_latencies(ws, n=20):
+    worst = 0.0
+    for i in range(n):
+        t0 = time.monotonic()
+        await ws.send(f"ping {i}")
+        assert await recv(ws, 5 * SLOW) == f"ping {i}"
+        worst = max(worst, time.monotonic() - t0)
+    return worst
+
+
+def test_messages_before_upstream_are_queued(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+    msgs = [f"early {i}" for i in range(20)] + [pattern_bytes(200000), "汉字 last"]
+
+    async def main():
+        async with agent(d, "/delay?ms=700&t=early") as ws:
+            t0 = time.monotonic()
+            for m in msgs:
+                await ws.send(m)
+            sent_after = time.monotonic() - t0
+            for m in msgs:
+                assert await recv(ws) == m
+            assert time.monotonic() - t0 >= 0.6      # the upstream really was late
+            assert sent_after < 0.6, sent_after      # and the agent was not held up
+        conn = b.opened("t=early")["conn"]
+        got = b.messages(conn, len(msgs))
+        assert [g["len"] for g in got] == [len(m.encode()) if isinstance(m, str) else len(m)
+                                           for m in msgs]
+    run(main())
+
+
+def test_backpressure_agent_to_stalled_backend(daemon, backend):
+    """An agent floods a backend that never reads: chatmond stops reading the
+    agent (its sends stop completing) instead of queueing without bound."""
+    b = backend("--max-queue", "1", "--read-limit", "4096")
+    d = daemon(b.port, limits={"queue_bytes": "256KiB"}, env=SAN_ENV if SAN else None)
+    cap = 128 << 20
+
+    async def main():
+        async with agent(d, "/echo?t=bystander") as other:
+            await other.send("warm up")
+            await recv(other)
+            rss0 = peak = rss_kib(d.pid)
+            async with agent(d, "/stall?t=producer") as ws:
+                b.opened("t=producer")
+                block = pattern_bytes(65536)
+                sent, task = 0, None
+                deadline = time.monotonic() + 20 * SLOW
+                while sent < cap and time.monotonic() < deadline:
+                    task = asyncio.ensure_future(ws.send(block))
+                    done, _ = await asyncio.wait({task}, timeout=2 * SLOW)
+                    if not done:
+                        break                        # blocked: backpressure works
+                    task.result()
+                    task = None
+                    sent += len(block)
+                    if sent % (4 << 20) == 0:
+                        peak = max(peak, rss_kib(d.pid))
+                assert task is not None, f"agent never blocked after {sent >> 20} MiB"
+                print(f"agent blocked after {sent >> 10} KiB")
+                for _ in range(3):
+                    peak = max(peak, rss_kib(d.pid))
+                    worst = await echo_latencies(other)
+                    assert worst < 1.0 * SLOW, f"echo took {worst:.3f}s while one session is stalled"
+                peak = max(peak, rss_kib(d.pid))
+                check_rss(d, rss0, peak)
+                task.cancel()
+                ws.transport.abort()
+            assert await echo_latencies(other, 3) < 1.0 * SLOW
+    run(main(), timeout=90)
+
+
+def test_backpressure_backend_to_stalled_agent(daemon, backend):
+    """A backend floods an agent that never reads: chatmond stops reading the
+    backend (its sends block) instead of queueing without bound."""
+    b = backend()
+    d = daemon(b.port, limits={"queue_bytes": "256KiB"}, env=SAN_ENV if SAN else None)
+    total = 128 << 20
+
+    async def main():
+        async with agent(d, "/echo?t=bystander") as other:
+            await other.send("warm up")
+            await recv(other)
+            rss0 = peak = rss_kib(d.pid)
+            # this agent never reads: websockets buffers one message, then stops too
+            ws = await agent(d, f"/flood?t=flood&total={total}", max_queue=1, read_limit=4096)
+            conn = b.opened("t=flood")["conn"]
+            last, since = -1, time.monotonic()
+            deadline = time.monotonic() + 20 * SLOW
+            while time.monotonic() < deadline:
+                assert not b.select(lambda e: e["ev"] == "flood_done"), \
+                    "the backend sent everything: nobody pushed back"
+                progress = b.select(lambda e: e["ev"] == "flood" and e["conn"] == conn)
+                sent = progress[-1]["sent"] if progress else 0
+                peak = max(peak, rss_kib(d.pid))
+                if sent != last:
+                    last, since = sent, time.monotonic()
+                elif time.monotonic() - since > 2 * SLOW:
+                    break                        # the backend is blocked
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError(f"the backend never blocked ({last >> 20} MiB sent)")
+            assert last < total
+            print(f"backend blocked after {last >> 10} KiB")
+            worst = await echo_latencies(other)
+            assert worst < 1.0 * SLOW, f"echo took {worst:.3f}s while one session is stalled"
+            peak = max(peak, rss_kib(d.pid))
+            check_rss(d, rss0, peak)
+            ws.transport.abort()        # not close(): it would wait for the unread queue
+            await asyncio.wait_for(ws.wait_closed(), T)
+            assert await echo_latencies(other, 3) < 1.0 * SLOW
+    run(main(), timeout=90)

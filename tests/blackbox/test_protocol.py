@@ -1,0 +1,291 @@
+"""WebSocket protocol behaviour of the relay: close codes, upstream failures,
+protocol violations, pings, subprotocols, headers, path and query."""
+
+import asyncio
+import time
+
+from conftest import SLOW, T, RawWS, agent, closed, free_port, recv, run
+
+
+def header(event, name):
+    values = [v for k, v in event["headers"] if k.lower() == name.lower()]
+    assert len(values) <= 1, (name, values)
+    return values[0] if values else None
+
+
+# ---------------------------------------------------------------- close codes
+
+def test_close_code_agent_to_backend(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        async with agent(d, "/echo?t=agent-closes") as ws:
+            conn = b.opened("t=agent-closes")["conn"]
+            await ws.send("hello")
+            assert await recv(ws) == "hello"
+            await asyncio.wait_for(ws.close(4000, "bye"), T)
+        c = b.closed(conn)
+        assert (c["code"], c["reason"]) == (4000, "bye")
+    run(main())
+
+
+def test_close_code_backend_to_agent(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        async with agent(d, "/close?after=2&code=4001&reason=later") as ws:
+            for m in ("one", "two"):
+                await ws.send(m)
+            assert await recv(ws) == "one"
+            assert await recv(ws) == "two"
+            assert await closed(ws) == (4001, "later")
+        async with agent(d, "/close?after=0&code=1000&reason=done") as ws:
+            assert await closed(ws) == (1000, "done")
+    run(main())
+
+
+def test_agent_vanishing_closes_upstream(daemon, backend):
+    """An agent whose TCP connection just drops: chatmond closes the upstream too."""
+    b = backend()
+    d = daemon(b.port)
+    raw = RawWS(d.port, "/echo?t=vanish")
+    conn = b.opened("t=vanish")["conn"]
+    raw.close()
+    assert b.closed(conn)["code"] in (1001, 1006, 1000), b.closed(conn)
+
+
+# ---------------------------------------------------------------- upstream failures
+
+def test_backend_down(daemon):
+    d = daemon(free_port())     # nothing listens there
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            code, reason = await closed(ws, 15 * SLOW)
+            assert code == 1013 and reason.startswith("upstream"), (code, reason)
+    run(main())
+    assert d.stop() == 0
+    s = d.stats()
+    assert s["upstream_failures"] == 1 and s["agents_total"] == 1, s
+
+
+def test_backend_refuses(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        async with agent(d, "/refuse?agent=alice") as ws:
+            code, reason = await closed(ws)
+            assert code == 1011 and reason.startswith("upstream"), (code, reason)
+        b.wait(lambda e: e["ev"] == "refused")
+    run(main())
+    assert d.stop() == 0
+    assert d.stats()["upstream_failures"] == 1
+
+
+def test_backend_handshake_timeout(daemon, backend):
+    """A backend that never finishes its handshake is given up on after
+    limits.connect_timeout; the agent is told why."""
+    b = backend()
+    d = daemon(b.port, limits={"connect_timeout": "1s"})
+
+    async def main():
+        async with agent(d, "/delay?ms=8000") as ws:
+            t0 = time.monotonic()
+            code, reason = await closed(ws, 6 * SLOW)
+            assert code in (1011, 1013) and reason.startswith("upstream"), (code, reason)
+            assert time.monotonic() - t0 < 4 * SLOW
+    run(main())
+
+
+# ---------------------------------------------------------------- protocol violations
+
+def test_invalid_utf8_from_agent(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+    raw = RawWS(d.port, "/echo?t=badutf8-agent")
+    conn = b.opened("t=badutf8-agent")["conn"]
+    raw.send_frame(0x1, "valid 汉字".encode())
+    _, opcode, payload = raw.recv_frame()
+    assert (opcode, payload) == (0x1, "valid 汉字".encode())
+    raw.send_frame(0x1, b"\xff\xfe")
+    assert raw.recv_close()[0] == 1007
+    raw.close()
+    b.closed(conn)          # the upstream goes too
+    assert len(b.messages(conn)) == 1
+
+
+def test_invalid_utf8_split_across_fragments(daemon, backend):
+    """A valid character split between two fragments is fine; a truncated one is not."""
+    b = backend()
+    d = daemon(b.port)
+    raw = RawWS(d.port, "/echo?t=badutf8-frag")
+    zh = "汉".encode()
+    raw.send_frame(0x1, zh[:2], fin=False)
+    raw.send_frame(0x0, zh[2:], fin=True)
+    _, opcode, payload = raw.recv_frame()
+    assert (opcode, payload) == (0x1, zh)
+    raw.send_frame(0x1, b"ok" + zh[:2], fin=False)
+    raw.send_frame(0x0, b"", fin=True)
+    assert raw.recv_close()[0] == 1007
+    raw.close()
+
+
+def test_invalid_utf8_from_backend(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        async with agent(d, "/badutf8?t=badutf8-backend") as ws:
+            conn = b.opened("t=badutf8-backend")["conn"]
+            await ws.send("trigger")
+            code, _ = await closed(ws)
+            assert code != 1000, code      # the agent's session ends, not normally
+        assert b.closed(conn)["code"] == 1007
+    run(main())
+
+
+def test_unmasked_frame_from_agent(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+    raw = RawWS(d.port, "/echo?t=unmasked")
+    conn = b.opened("t=unmasked")["conn"]
+    raw.send_frame(0x1, b"masked is fine")
+    assert raw.recv_frame()[1:] == (0x1, b"masked is fine")
+    raw.send_frame(0x1, b"not masked", mask=False)
+    assert raw.recv_close()[0] == 1002
+    raw.close()
+    b.closed(conn)
+    assert [m["head"] for m in b.messages(conn)] == ["masked is fine"]
+
+
+# ---------------------------------------------------------------- pings
+
+def test_ping_answered_per_hop(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        # agent -> chatmond: answered while the upstream handshake is still pending,
+        # so chatmond answers it itself
+        async with agent(d, "/delay?ms=2500&t=ping-early") as ws:
+            t0 = time.monotonic()
+            waiter = await ws.ping(b"agent-ping")
+            await asyncio.wait_for(waiter, 1.5 * SLOW)
+            assert time.monotonic() - t0 < 2.0 * SLOW
+            await ws.send("after")
+            assert await recv(ws) == "after"
+            waiter = await ws.ping(b"again")
+            await asyncio.wait_for(waiter, T)
+        # backend -> chatmond
+        async with agent(d, "/ping?t=backend-ping") as ws:
+            conn = b.opened("t=backend-ping")["conn"]
+            assert b.wait(lambda e: e["ev"] == "pong" and e["conn"] == conn)["ok"]
+            await ws.send("still relaying")
+            assert await recv(ws) == "still relaying"
+    run(main())
+
+
+# ---------------------------------------------------------------- subprotocols
+
+def test_subprotocol_match(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        async with agent(d, "/echo?t=sp-match", subprotocols=["chat.v2", "chat.v1"]) as ws:
+            assert ws.subprotocol == "chat.v2"
+            o = b.opened("t=sp-match")
+            assert o["offered"] == "chat.v2, chat.v1", o
+            assert o["subprotocol"] == "chat.v2"
+            await ws.send("x")
+            assert await recv(ws) == "x"
+    run(main())
+
+
+def test_subprotocol_mismatch(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        async with agent(d, "/echo?t=sp-mismatch&pick=chat.v1",
+                         subprotocols=["chat.v2", "chat.v1"]) as ws:
+            assert ws.subprotocol == "chat.v2"      # answered at once with the first
+            code, reason = await closed(ws)
+            assert code == 1002 and reason.startswith("subprotocol mismatch"), (code, reason)
+    run(main())
+
+
+def test_subprotocol_backend_picks_none(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        async with agent(d, "/echo?t=sp-none&pick=none", subprotocols=["chat.v2"]) as ws:
+            assert ws.subprotocol == "chat.v2"
+            await ws.send("goes on")
+            assert await recv(ws) == "goes on"
+        d.wait_log(r"^chatmond: warn: .*subprotocol", T)
+    run(main())
+
+
+def test_no_subprotocol_offered(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        async with agent(d, "/echo?t=sp-absent") as ws:
+            assert ws.subprotocol is None
+            assert b.opened("t=sp-absent")["offered"] is None
+            await ws.send("plain")
+            assert await recv(ws) == "plain"
+    run(main())
+
+
+# ---------------------------------------------------------------- headers, path, query
+
+def test_headers_passed_through(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        async with agent(d, "/echo?t=hdr1", origin="https://workbench.example",
+                         extra_headers={"Authorization": "Bearer s3cr3t",
+                                        "Cookie": "sid=abc; lang=zh-CN",
+                                        "X-Private": "not forwarded?"}) as ws:
+            await ws.send("x")
+            await recv(ws)
+        o = b.opened("t=hdr1")
+        assert header(o, "Authorization") == "Bearer s3cr3t"
+        assert header(o, "Cookie") == "sid=abc; lang=zh-CN"
+        assert header(o, "Origin") == "https://workbench.example"
+        assert header(o, "X-Forwarded-For") == "127.0.0.1"
+        assert header(o, "Host") == f"127.0.0.1:{b.port}"
+
+        async with agent(d, "/echo?t=hdr2",
+                         extra_headers={"X-Forwarded-For": "203.0.113.7"}) as ws:
+            await ws.send("x")
+            await recv(ws)
+        o = b.opened("t=hdr2")
+        assert header(o, "X-Forwarded-For") == "203.0.113.7, 127.0.0.1"
+        assert header(o, "Authorization") is None and header(o, "Cookie") is None
+    run(main())
+
+
+def test_path_and_query_appended(daemon, backend):
+    b = backend()
+
+    async def main(d, path, expected):
+        async with agent(d, path) as ws:
+            await ws.send("x")
+            assert await recv(ws) == "x"
+        b.wait(lambda e: e["ev"] == "open" and e["path"] == expected, T,
+               f"a connection on exactly {expected!r}")
+
+    d = daemon(b.port)
+    run(main(d, "/chat/x?agent=alice&k=v", "/chat/x?agent=alice&k=v"))
+    run(main(d, "/", "/"))
+    d2 = daemon(upstream=f"ws://127.0.0.1:{b.port}/base/")
+    run(main(d2, "/chat?agent=bob", "/base/chat?agent=bob"))

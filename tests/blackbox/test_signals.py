@@ -1,0 +1,171 @@
+"""Signals: SIGTERM/SIGINT shut down cleanly, SIGHUP re-reads the configuration."""
+
+import asyncio
+import signal
+import socket
+import time
+
+import pytest
+
+from conftest import SLOW, T, agent, closed, config_text, free_port, recv, run
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_shutdown_closes_agents_with_1001(daemon, backend, sig):
+    b = backend()
+    d = daemon(b.port, limits={"shutdown_grace": "2s"})
+
+    async def main():
+        conns = [await agent(d, f"/echo?agent=a{i}&t=shut{i}") for i in range(3)]
+        for ws in conns:
+            await ws.send("hi")
+            assert await recv(ws) == "hi"
+        t0 = time.monotonic()
+        d.signal(sig)
+        results = await asyncio.gather(*(closed(ws, 5 * SLOW) for ws in conns))
+        assert [code for code, _ in results] == [1001] * 3, results
+        for i in range(3):
+            assert b.closed(b.opened(f"t=shut{i}")["conn"])["code"] in (1001, 1000)
+        # exits 0 within a few seconds
+        while d.proc.poll() is None and time.monotonic() - t0 < 5 * SLOW:
+            await asyncio.sleep(0.05)
+        assert d.proc.poll() == 0, (d.proc.poll(), d.log()[-2000:])
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", d.port), 1).close()
+    run(main())
+    s = d.stats()
+    assert s["agents_total"] == 3 and s["messages_up"] == 3 and s["messages_down"] == 3, s
+
+
+def test_shutdown_idle_is_quick(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+    t0 = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - t0 < 2 * SLOW
+    assert d.stats()["agents_total"] == 0
+
+
+def reload(d, text):
+    """Rewrite the config and SIGHUP; returns the log offset before the reload."""
+    mark = len(d.log())
+    d.write_config(text)
+    d.signal(signal.SIGHUP)
+    return mark
+
+
+def test_sighup_live_keys(daemon, backend):
+    """log.level, upstream and limits change for new sessions on SIGHUP; the
+    session opened before the reload keeps working."""
+    b = backend()
+    d = daemon(b.port)
+    turn = '{"type":"message","conversation":"%s","text":"亲"}'
+
+    async def main():
+        async with agent(d, "/echo?agent=alice&t=before") as old:
+            await old.send(turn % "c-before")
+            await recv(old)
+            d.wait_log(r"relay_turn: agent=alice conversation=c-before role=customer")
+
+            reload(d, config_text(d.port, f"ws://127.0.0.1:{b.port}/v2/", level="info",
+                                  limits={"max_message": "1000"}))
+            # new sessions go to the new upstream once the reload is done
+            deadline = time.monotonic() + 5 * SLOW
+            for i in range(1000):
+                async with agent(d, f"/echo?agent=alice&t=probe{i}") as ws:
+                    await ws.send("probe")
+                    await recv(ws)
+                if b.select(lambda e: e["ev"] == "open" and e["path"].startswith("/v2/")):
+                    break
+                assert time.monotonic() < deadline, "SIGHUP: the new upstream is never used"
+                await asyncio.sleep(0.1)
+
+            async with agent(d, "/echo?agent=alice&t=after") as ws:
+                assert b.opened("t=after")["path"] == "/v2/echo?agent=alice&t=after"
+                await ws.send(turn % "c-after")
+                assert await recv(ws) == turn % "c-after"
+                await ws.send("x" * 1000)
+                assert await recv(ws) == "x" * 1000
+                await ws.send("x" * 1001)                     # the new limit
+                assert (await closed(ws))[0] == 1009
+
+            await old.send(turn % "c-old-after")              # the old session lives on
+            assert await recv(old) == turn % "c-old-after"
+        await asyncio.sleep(0.3)
+        assert "conversation=c-after" not in d.log()          # debug lines are off now
+        assert "conversation=c-old-after" not in d.log()
+    run(main())
+
+
+def test_sighup_listen_cannot_change(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+    new_port = free_port()
+    mark = reload(d, config_text(new_port, f"ws://127.0.0.1:{b.port}/"))
+    d.wait_log(r"^chatmond: warn: (.*listen.*cannot change|.*cannot change.*listen)", T, mark)
+
+    async def main():
+        async with agent(d, "/echo?t=still") as ws:
+            await ws.send("same address")
+            assert await recv(ws) == "same address"
+    run(main())
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", new_port), 1).close()
+
+
+def test_sighup_bad_config_rejected(daemon, backend):
+    b = backend()
+    d = daemon(b.port, limits={"max_message": "2000"})
+
+    async def main():
+        async with agent(d, "/echo?agent=alice&t=stay") as ws:
+            await ws.send("before")
+            assert await recv(ws) == "before"
+            mark = reload(d, "listen: 127.0.0.1:%d\n"
+                             "limits:\n"
+                             "  max_message: lots\n"
+                             "log:\n"
+                             "  level: shouting\n" % d.port)
+            d.wait_log(r"^chatmond: error: .*" + d.conf.replace(".", r"\.") + r":3: ", T, mark)
+            d.wait_log(r"^chatmond: error: .*" + d.conf.replace(".", r"\.") + r":5: ", T, mark)
+            # still connected, old config in force
+            await ws.send("after")
+            assert await recv(ws) == "after"
+            await ws.send('{"type":"message","conversation":"c-hup","text":"在的"}')
+            await recv(ws)
+            d.wait_log(r"relay_turn: agent=alice conversation=c-hup role=customer bytes=6")
+        async with agent(d, "/echo?t=new") as ws:               # the old upstream and limit
+            assert b.opened("t=new")["path"] == "/echo?t=new"
+            await ws.send(b"y" * 2000)
+            assert await recv(ws) == b"y" * 2000
+            await ws.send(b"y" * 2001)
+            assert (await closed(ws))[0] == 1009
+    run(main())
+    assert d.proc.poll() is None
+
+
+def test_sighup_protocol_and_agent_id(daemon, backend):
+    """protocol.* and agent_id are live keys too: after the reload, frames of the
+    new message type are turns and the agent id comes from the new place."""
+    b = backend()
+    d = daemon(b.port)
+    text = config_text(d.port, f"ws://127.0.0.1:{b.port}/", agent_id="header:X-Agent-Id")
+    reload(d, text.replace("message_types: [message]", "message_types: [chat]"))
+
+    async def main():
+        deadline = time.monotonic() + 5 * SLOW
+        for i in range(1000):
+            async with agent(d, "/echo?agent=query-id",
+                             extra_headers={"X-Agent-Id": "erin"}) as ws:
+                await ws.send('{"type":"chat","conversation":"c-%d","text":"你好"}' % i)
+                await recv(ws)
+                await ws.send('{"type":"message","conversation":"m-%d","text":"你好"}' % i)
+                await recv(ws)
+            await asyncio.sleep(0.1)
+            # a session opened before the reload keeps its agent id: wait for one after
+            if "agent=erin conversation=c-%d " % i in d.log():
+                break
+            assert time.monotonic() < deadline, "SIGHUP: the new protocol is never used"
+        d.wait_log(r"relay_turn: agent=erin conversation=c-%d role=customer bytes=6" % i)
+        assert "conversation=m-%d " % i not in d.log()
+    run(main())

@@ -1,0 +1,237 @@
+#!/usr/bin/python3
+"""A scriptable WebSocket chat backend for chatmond's black-box tests.
+
+It listens on 127.0.0.1 (port 0 = any free port) and prints one JSON object per
+line on stdout for every event, so the test that started it can see what
+chatmond sent it:
+
+  {"ev": "listening", "port": 41234}
+  {"ev": "open", "conn": 1, "path": "/echo?agent=alice", "headers": [[k, v], ...],
+   "offered": "a, b", "subprotocol": "a"}
+  {"ev": "msg", "conn": 1, "kind": "text"|"binary", "len": 5, "sha": "...", "head": "hello"}
+  {"ev": "close", "conn": 1, "code": 4000, "reason": "bye"}      (the code chatmond sent)
+  {"ev": "refused", "path": "/refuse"}
+  {"ev": "pong", "conn": 1, "ok": true}
+  {"ev": "flood", "conn": 1, "sent": 1048576}   {"ev": "flood_done", "conn": 1, "sent": N}
+
+What a connection does depends on the first path segment that names a
+behaviour (so "/v2/echo" and "/base/close" work behind a prefix); the query
+string tunes it:
+
+  echo (default)  send every message back
+  delay?ms=500    answer the handshake late (process_request sleeps), then echo
+  refuse          answer the handshake with HTTP 403
+  close?after=N&code=C&reason=R   echo N messages, then close with (C, R)
+  badutf8         after the first message, send a text frame that is not UTF-8
+  gen             each text message "text N" | "binary N" | "fragtext N K" |
+                  "fragbinary N K" is answered by a generated message of N
+                  bytes (pattern_text/pattern_bytes), in K-byte fragments
+  say?script=FILE send the frames listed in the JSON file FILE
+                  ([{"text": "..."} | {"binary": "hex"}]), then echo if then=echo
+  stall           accept, then never read (start with --max-queue 1 --read-limit 4096)
+  flood?total=N   send 64 KiB binary messages until N bytes are sent or sending blocks
+  ping            ping chatmond, report the pong, then echo
+--quiet leaves out the msg events (for benchmarks).
+Any path: pick=NAME answers the handshake with subprotocol NAME (pick=none:
+no subprotocol); without pick the first offered one is chosen.
+"""
+
+import argparse
+import asyncio
+import hashlib
+import http
+import json
+import sys
+from urllib.parse import parse_qs, urlsplit
+
+import websockets
+from websockets.legacy.server import WebSocketServerProtocol
+
+BEHAVIOURS = ("echo", "delay", "refuse", "close", "badutf8", "gen", "say",
+              "stall", "flood", "ping")
+
+
+def pattern_bytes(n):
+    """n deterministic bytes covering every byte value (the tests use the same)."""
+    return (bytes(range(256)) * (n // 256 + 1))[:n]
+
+
+def pattern_text(n):
+    """n ASCII characters = n UTF-8 bytes."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
+    return (alphabet * (n // len(alphabet) + 1))[:n]
+
+
+def emit(**event):
+    sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def parse(path):
+    """(behaviour, query dict with single values) of a request path."""
+    url = urlsplit(path)
+    query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+    for segment in url.path.split("/"):
+        if segment in BEHAVIOURS:
+            return segment, query
+    return "echo", query
+
+
+def describe(message):
+    if isinstance(message, str):
+        data = message.encode("utf-8")
+        return {"kind": "text", "len": len(data),
+                "sha": hashlib.sha256(data).hexdigest(), "head": message[:300]}
+    return {"kind": "binary", "len": len(message),
+            "sha": hashlib.sha256(message).hexdigest(), "head": message[:64].hex()}
+
+
+class Protocol(WebSocketServerProtocol):
+    """Chooses the subprotocol from the request's query (self.path is set by now)."""
+
+    def select_subprotocol(self, client_subprotocols, server_subprotocols):
+        _, query = parse(self.path)
+        pick = query.get("pick")
+        if pick == "none":
+            return None
+        if pick:
+            return pick
+        return client_subprotocols[0] if client_subprotocols else None
+
+
+async def process_request(path, headers):
+    behaviour, query = parse(path)
+    if behaviour == "refuse":
+        emit(ev="refused", path=path)
+        return http.HTTPStatus.FORBIDDEN, [("Content-Type", "text/plain")], b"forbidden\n"
+    if behaviour == "delay":
+        await asyncio.sleep(int(query.get("ms", "500")) / 1000)
+    return None
+
+
+class Conn:
+    counter = 0
+    quiet = False
+
+    def __init__(self, ws):
+        Conn.counter += 1
+        self.id = Conn.counter
+        self.ws = ws
+        self.received = 0
+
+    async def reader(self, on_message=None):
+        """Record every message until the connection closes, then the close code."""
+        try:
+            async for message in self.ws:
+                self.received += 1
+                if not self.quiet:
+                    emit(ev="msg", conn=self.id, **describe(message))
+                if on_message:
+                    await on_message(message)
+        except websockets.ConnectionClosed:
+            pass
+        rcvd = self.ws.close_rcvd
+        emit(ev="close", conn=self.id,
+             code=rcvd.code if rcvd else 1006, reason=rcvd.reason if rcvd else "")
+
+
+async def generate(ws, command):
+    words = command.split()
+    kind, size = words[0], int(words[1])
+    chunk = int(words[2]) if len(words) > 2 else 0
+    data = pattern_text(size) if kind.endswith("text") else pattern_bytes(size)
+    if kind.startswith("frag"):
+        await ws.send(data[i:i + chunk] for i in range(0, max(size, 1), chunk))
+    else:
+        await ws.send(data)
+
+
+async def flood(conn, total):
+    block = pattern_bytes(65536)
+    sent = 0
+    try:
+        while sent < total:
+            await conn.ws.send(block)
+            sent += len(block)
+            if sent % (1 << 20) == 0:
+                emit(ev="flood", conn=conn.id, sent=sent)
+        emit(ev="flood_done", conn=conn.id, sent=sent)
+    except websockets.ConnectionClosed:
+        emit(ev="flood_closed", conn=conn.id, sent=sent)
+
+
+async def handler(ws):
+    conn = Conn(ws)
+    behaviour, query = parse(ws.path)
+    emit(ev="open", conn=conn.id, path=ws.path,
+         headers=[[k, v] for k, v in ws.request_headers.raw_items()],
+         offered=ws.request_headers.get("Sec-WebSocket-Protocol"),
+         subprotocol=ws.subprotocol)
+
+    async def echo(message):
+        await ws.send(message)
+
+    if behaviour in ("echo", "delay"):
+        await conn.reader(echo)
+    elif behaviour == "close":
+        after = int(query.get("after", "0"))
+        code, reason = int(query.get("code", "1000")), query.get("reason", "")
+        if after == 0:
+            await ws.close(code, reason)
+
+        async def echo_then_close(message):
+            await ws.send(message)
+            if conn.received == after:
+                await ws.close(code, reason)
+        await conn.reader(echo_then_close)
+    elif behaviour == "badutf8":
+        async def bad(message):
+            await ws.write_frame(True, 0x1, b"\xff\xfe")
+        await conn.reader(bad)
+    elif behaviour == "gen":
+        await conn.reader(lambda message: generate(ws, message))
+    elif behaviour == "say":
+        with open(query["script"], encoding="utf-8") as f:
+            script = json.load(f)
+        for frame in script:
+            await ws.send(frame["text"] if "text" in frame else bytes.fromhex(frame["binary"]))
+        await conn.reader(echo if query.get("then") == "echo" else None)
+    elif behaviour == "stall":
+        emit(ev="stalled", conn=conn.id)
+        await ws.wait_closed()
+    elif behaviour == "flood":
+        await flood(conn, int(query.get("total", str(64 << 20))))
+        await ws.wait_closed()
+    elif behaviour == "ping":
+        try:
+            waiter = await ws.ping(b"hop")
+            await asyncio.wait_for(waiter, 10)
+            emit(ev="pong", conn=conn.id, ok=True)
+        except (asyncio.TimeoutError, websockets.ConnectionClosed):
+            emit(ev="pong", conn=conn.id, ok=False)
+        await conn.reader(echo)
+
+
+async def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--max-queue", type=int, default=32)
+    ap.add_argument("--read-limit", type=int, default=1 << 16)
+    ap.add_argument("--quiet", action="store_true", help="no msg events (benchmarks)")
+    args = ap.parse_args()
+    Conn.quiet = args.quiet
+    async with websockets.serve(handler, "127.0.0.1", args.port,
+                                create_protocol=Protocol, subprotocols=["*"],
+                                process_request=process_request,
+                                max_size=None, max_queue=args.max_queue,
+                                read_limit=args.read_limit, write_limit=1 << 16,
+                                ping_interval=None, close_timeout=5) as server:
+        emit(ev="listening", port=server.sockets[0].getsockname()[1])
+        await asyncio.Future()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
