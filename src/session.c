@@ -192,11 +192,27 @@ session_forward_close(struct session *s, enum session_side to,
 	    (const char *)in + 2);
 }
 
+/* Frees what a session owns; it must already be off the server's list. */
+static void
+session_release(struct session *s)
+{
+	size_t	i;
+
+	msgq_free(s->q[SIDE_AGENT]);
+	msgq_free(s->q[SIDE_UP]);
+	for (i = 0; i < s->nhdrs; i++)
+		free(s->hdrs[i].value);
+	free(s->up_path);
+	free(s->offered);
+	free(s->answered);
+	free(s->origin);
+	free(s);
+}
+
 static void
 session_free(struct session *s)
 {
 	struct session_server	*srv = s->srv;
-	size_t			 i;
 
 	if (s->prev)
 		s->prev->next = s->next;
@@ -209,15 +225,7 @@ session_free(struct session *s)
 	    session_agent_name(s), s->peer.session);
 	srv->metrics->queued_bytes -= msgq_bytes(s->q[SIDE_AGENT]) +
 	    msgq_bytes(s->q[SIDE_UP]);
-	msgq_free(s->q[SIDE_AGENT]);
-	msgq_free(s->q[SIDE_UP]);
-	for (i = 0; i < s->nhdrs; i++)
-		free(s->hdrs[i].value);
-	free(s->up_path);
-	free(s->offered);
-	free(s->answered);
-	free(s->origin);
-	free(s);
+	session_release(s);
 	if (srv->draining && srv->count == 0 && srv->drained != NULL) {
 		void (*done)(void *) = srv->drained;
 
@@ -468,15 +476,7 @@ session_new(struct session_server *srv, struct lws *wsi)
 	srv->count++;
 	return s;
 err:
-	msgq_free(s->q[SIDE_AGENT]);
-	msgq_free(s->q[SIDE_UP]);
-	for (n = 0; n < s->nhdrs; n++)
-		free(s->hdrs[n].value);
-	free(s->up_path);
-	free(s->offered);
-	free(s->answered);
-	free(s->origin);
-	free(s);
+	session_release(s);
 	return NULL;
 }
 
@@ -779,6 +779,11 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		if (s == NULL)
 			return 0;
+		if (s->close[SIDE_UP].pending) {
+			/* we aborted it: the agent left or chatmond is stopping */
+			session_detach(s, SIDE_UP);
+			return 0;
+		}
 		srv->metrics->upstream_failures++;
 		log_warnx("session_cb: agent=%s: upstream %s:%d: %s",
 		    session_agent_name(s), srv->set.upstream.host,

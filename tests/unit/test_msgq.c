@@ -84,6 +84,20 @@ test_partial_consume_and_open(void **state)
 	msgq_discard(q);
 	assert_int_equal(msgq_bytes(q), 0);
 	assert_false(msgq_has_open(q));
+	/* clear drops committed and open messages alike */
+	assert_int_equal(msgq_append(q, "a", 1), 0);
+	msgq_commit(q, 0);
+	assert_int_equal(msgq_append(q, "bc", 2), 0);
+	msgq_clear(q);
+	assert_int_equal(msgq_bytes(q), 0);
+	assert_int_equal(msgq_count(q), 0);
+	assert_false(msgq_has_open(q));
+	assert_int_equal(msgq_head(q, &d, &len, &fl, &done), -1);
+	assert_int_equal(msgq_append(q, "d", 1), 0);
+	msgq_commit(q, 5);
+	assert_int_equal(msgq_head(q, &d, &len, &fl, &done), 0);
+	assert_int_equal(len, 1);
+	assert_int_equal(fl, 5);
 	msgq_free(q);
 }
 
