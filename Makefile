@@ -27,18 +27,21 @@ SANFLAGS :=
 endif
 
 # The vendored lws headers come first: Debian's -dev package may also be installed.
-CPPFLAGS += -Iinclude -I$(LWS)/include -D_GNU_SOURCE -MMD -MP
+CPPFLAGS += -Iinclude -I$(LWS)/include -I$(BUILD)/gen -D_GNU_SOURCE -MMD -MP \
+	    -DCHATMON_CONFIG='"$(SYSCONFDIR)/chatmon/chatmond.yaml"'
 ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN) $(SANFLAGS)
 LDFLAGS	+= $(SANFLAGS)
-LIBS	:= $(LWS_A) -levent -lssl -lcrypto -lyaml -ljansson -lpthread -lm
+LIBS	:= $(LWS_A) -levent -lssl -lcrypto -lyaml -ljansson -lpcre2-8 -lutf8proc \
+	   -lpthread -lm
+RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
-PURE	:= util log config codec metrics msgq
+PURE	:= util log config codec metrics msgq normalize acm rules alertfmt
 IO	:= session relay
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules chatmon))
 
-UNIT_TESTS := config codec msgq metrics
+UNIT_TESTS := config codec msgq metrics normalize acm rules
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit blackbox test-san bench run install uninstall clean distclean
@@ -65,7 +68,13 @@ $(LWS_A): | deps
 	@:
 
 $(BUILD)/chatmon: $(TOOL_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^
+	$(CC) $(LDFLAGS) -o $@ $^ $(RULES_LIBS)
+
+# The traditional->simplified table, made from OpenCC's data (tools/gen_t2s.py).
+$(BUILD)/gen/t2s_table.h: tools/gen_t2s.py | deps
+	@mkdir -p $(@D)
+	$(PYTHON) tools/gen_t2s.py $@.tmp && mv $@.tmp $@
+$(BUILD)/normalize.o: $(BUILD)/gen/t2s_table.h
 
 # Each unit test links its own module and the layer-0 helpers only.
 $(BUILD)/tests/test_config: $(BUILD)/tests/test_config.o $(BUILD)/config.o $(BUILD)/util.o $(BUILD)/log.o
@@ -76,6 +85,13 @@ $(BUILD)/tests/test_msgq: $(BUILD)/tests/test_msgq.o $(BUILD)/msgq.o $(BUILD)/ut
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
 $(BUILD)/tests/test_metrics: $(BUILD)/tests/test_metrics.o $(BUILD)/metrics.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
+$(BUILD)/tests/test_normalize: $(BUILD)/tests/test_normalize.o $(BUILD)/normalize.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lutf8proc
+# --wrap lets the test fail allocations one by one without touching src/
+$(BUILD)/tests/test_acm: $(BUILD)/tests/test_acm.o $(BUILD)/acm.o
+	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka
+$(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(RULES_LIBS)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -92,7 +108,13 @@ test: deps
 test-san:
 	$(MAKE) SAN=1 unit blackbox
 
-bench: all
+$(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/rules.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(RULES_LIBS)
+
+bench: all $(BUILD)/bench_rules
+	rm -rf $(BUILD)/bench-500 && $(PYTHON) tests/bench/gen_rules.py $(BUILD)/bench-500 500 conf/rules.d
+	$(BUILD)/bench_rules tests/corpus/messages.jsonl default=conf/rules.d \
+	    default+synthetic=$(BUILD)/bench-500
 	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/rtt.py
 
 run: all

@@ -1,0 +1,56 @@
+/* normalize: the text rules match against, with every byte mapped back to the original (pure; no I/O). */
+#ifndef CHATMON_NORMALIZE_H
+#define CHATMON_NORMALIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The steps, applied in this order; a rule may opt out of any of them. */
+enum {
+	NORM_NFKC	= 1u << 0,	/* NFKC + case folding (utf8proc): ＱＱ -> qq, ① -> 1 */
+	NORM_T2S	= 1u << 1,	/* traditional -> simplified, per character (OpenCC's table) */
+	NORM_NOISE	= 1u << 2,	/* drop short runs of spaces, punctuation, symbols, emoji, zero-width, variation selectors */
+	NORM_DIGITS	= 1u << 3,	/* numeral runs -> ASCII digits: 一三八/幺三八/壹叁捌 -> 138 */
+	NORM_ALL	= 0xfu,
+};
+
+/* Noise runs of at most this many code points are removed; longer ones become one space. */
+#define NORM_MAX_GAP		3
+/* Numerals are folded only in runs of at least this many (so 一次, 第一 stay words). */
+#define NORM_MIN_NUMERAL_RUN	3
+
+/*
+ * A normaliser owns its buffers and reuses them: they grow to the largest
+ * text seen and are never shrunk, so normalising allocates nothing once warm.
+ * Not thread-safe; one per thread.
+ */
+struct norm;
+
+struct norm *norm_new(void);	/* caller owns; NULL on ENOMEM */
+void	norm_free(struct norm *);
+
+/*
+ * Normalises len bytes of text (any bytes: invalid UTF-8 is replaced by
+ * U+FFFD, never an error) with the given steps. The results belong to the
+ * normaliser and stay valid until its next norm_run:
+ *   *out, *out_len: the normalised UTF-8, NUL-terminated;
+ *   *map: for every byte i of *out, map[i] is the index (in code points) of
+ *         the original character it came from; map[*out_len] is the number
+ *         of code points in the original.
+ * Returns 0, or -1 on allocation failure.
+ */
+int	norm_run(struct norm *, const char *text, size_t len, unsigned steps,
+	    const char **out, size_t *out_len, const uint32_t **map);
+
+/*
+ * The original of the last norm_run as valid UTF-8 (invalid bytes replaced),
+ * and the byte offset of its code point `cp` (cp may equal the count: the end).
+ */
+const char *norm_orig(const struct norm *, size_t *len);
+size_t	norm_orig_offset(const struct norm *, uint32_t cp);
+
+/* Maps a match [start, end) in the normalised bytes to original code points [*cs, *ce). */
+void	norm_span(const uint32_t *map, size_t start, size_t end, uint32_t *cs,
+	    uint32_t *ce);
+
+#endif
