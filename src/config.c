@@ -93,7 +93,7 @@ static const struct config_key config_keys[] = {
 	{ "sla.warn_at", CT_FRACTION, OFF(sla.warn_at), 0, "0.8", 0, 0, 0 },
 	{ "sla.escalate", CT_DURATION, OFF(sla.escalate_ms), 0,
 	    "180s", 1, NOMAX, 0 },
-	{ "rules", CT_STRING, OFF(rules), 0, "conf/rules.d", 0, 0, 0 },
+	{ "rules", CT_STRING, OFF(rules), 0, "rules.d", 0, 0, 0 },
 	{ "admin", CT_ADDR, OFF(admin), 0, "127.0.0.1:9090", 0, 0, 0 },
 	{ "limits.max_message", CT_SIZE, OFF(limits.max_message), 0,
 	    "1MiB", 1, CONFIG_GiB, 0 },
@@ -1396,6 +1396,32 @@ config_defaults(struct config_ctx *ctx)
 }
 
 /*
+ * A relative path in the file means relative to the file's directory, so a
+ * configuration and its rules move together (/etc/chatmon/chatmond.yaml
+ * with rules: rules.d reads /etc/chatmon/rules.d wherever chatmond starts).
+ */
+static int
+config_resolve(const struct config *cfg, char **p)
+{
+	const char	*slash;
+	char		*abs;
+	size_t		 dlen, plen;
+
+	if (cfg->file == NULL || (*p)[0] == '/' ||
+	    (slash = strrchr(cfg->file, '/')) == NULL)
+		return 0;
+	dlen = (size_t)(slash - cfg->file) + 1;
+	plen = strlen(*p) + 1;
+	if ((abs = malloc(dlen + plen)) == NULL)
+		return -1;
+	memcpy(abs, cfg->file, dlen);
+	memcpy(abs + dlen, *p, plen);
+	free(*p);
+	*p = abs;
+	return 0;
+}
+
+/*
  * path may be NULL: the defaults and the overrides only. Returns NULL when
  * anything is wrong, after every check has had its say.
  */
@@ -1431,6 +1457,10 @@ config_load(const char *path, char *const *overrides, size_t n_overrides,
 	config_check(ctx);
 	if (ctx->nerr > 0)
 		goto err;
+	if (config_resolve(cfg, &cfg->rules) == -1) {
+		config_oom(ctx);
+		goto err;
+	}
 	free(ctx);
 	return cfg;
 err:

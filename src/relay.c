@@ -1,13 +1,23 @@
 /* relay: the pipeline every complete message passes through; the only file that knows its order. */
+#include <inttypes.h>
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "chatmon/alertfmt.h"
 #include "chatmon/codec.h"
 #include "chatmon/log.h"
 #include "chatmon/relay.h"
+#include "chatmon/rules.h"
 
 struct relay {
 	struct codec	*codec;
+	struct rules	*rules;
 	struct metrics	*metrics;
+	uint32_t	 instance;	/* tags this process's alert ids */
+	uint64_t	 seq;
+	struct sbuf	 alert;		/* scratch, reused */
+	struct sbuf	 frame;
 };
 
 struct relay *
@@ -20,6 +30,9 @@ relay_new(const struct config *cfg, struct metrics *m, struct sbuf *errs)
 		return NULL;
 	}
 	r->metrics = m;
+	/* distinct enough across instances started in the same second */
+	r->instance = (uint32_t)time(NULL) * 2654435761u ^ (uint32_t)getpid() << 16 ^
+	    (uint32_t)util_mono_ns();
 	if (relay_set_config(r, cfg, errs) == -1) {
 		free(r);
 		return NULL;
@@ -31,11 +44,20 @@ int
 relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 {
 	struct codec	*c;
+	struct rules	*ru;
 
 	if ((c = codec_new(&cfg->protocol, errs)) == NULL)
 		return -1;
+	if ((ru = rules_load_dir(cfg->rules, 0, errs)) == NULL) {
+		codec_free(c);
+		return -1;
+	}
 	codec_free(r->codec);
+	rules_free(r->rules);
 	r->codec = c;
+	r->rules = ru;
+	log_info("relay_set_config: %zu rules from %s (%s)", rules_count(ru),
+	    cfg->rules, rules_jit(ru) ? "JIT" : "interpreter: JIT unavailable");
 	return 0;
 }
 
@@ -45,18 +67,63 @@ relay_free(struct relay *r)
 	if (r == NULL)
 		return;
 	codec_free(r->codec);
+	rules_free(r->rules);
+	sbuf_free(&r->alert);
+	sbuf_free(&r->frame);
 	free(r);
 }
 
 /*
+ * One rule hit: the alert is made once and logged (the alert sink takes it
+ * from here), and for warn and block the agent is told at once.
+ */
+static void
+relay_rule_hit(struct relay *r, const struct relay_turn *t,
+    const struct rules_hit *h, int blocked)
+{
+	struct alertfmt_turn	at;
+	char			id[ALERTFMT_ID_MAX];
+
+	r->metrics->rule_hits++;
+	alertfmt_id(id, t->wall_ms, r->instance, ++r->seq);
+	at.id = id;
+	at.wall_ms = t->wall_ms;
+	at.agent = t->peer->agent;
+	at.conversation = t->conversation;
+	at.conversation_len = t->conversation_len;
+	at.role = t->role == RELAY_ROLE_AGENT ? "agent" : "customer";
+	at.text = t->text;
+	at.text_len = t->text_len;
+	sbuf_reset(&r->alert);
+	if (alertfmt_rule_hit(&r->alert, &at, h) == -1) {
+		log_warnx("relay_rule_hit: out of memory, alert for %s lost", h->rule);
+		return;
+	}
+	log_info("alert: %s", sbuf_str(&r->alert));
+	if (h->action == RULES_FLAG || t->peer->inject == NULL)
+		return;
+	sbuf_reset(&r->frame);
+	if (alertfmt_warning(&r->frame, t->conversation, t->conversation_len,
+	    r->alert.s, r->alert.len, blocked) == -1) {
+		log_warnx("relay_rule_hit: out of memory, warning for %s lost", h->rule);
+		return;
+	}
+	t->peer->inject(t->peer->ctx, r->frame.s, r->frame.len);
+	r->metrics->rule_warnings++;
+}
+
+/*
  * The pipeline hook: every chat turn and every end of a conversation lands
- * here, in the order the relay saw them. The rules and the SLA clock plug in
- * at this point.
+ * here, in the order the relay saw them. The rules run on every turn for
+ * its role; the SLA clock plugs in here too.
  */
 static enum relay_verdict
 relay_turn(struct relay *r, const struct relay_turn *t)
 {
-	(void)r;
+	const struct rules_hit	*hits;
+	size_t			 n, i;
+	int			 block = 0;
+
 	if (t->text == NULL) {
 		log_debug("relay_end: agent=%s conversation=%.*s role=%s",
 		    t->peer->agent[0] ? t->peer->agent : "-",
@@ -70,6 +137,18 @@ relay_turn(struct relay *r, const struct relay_turn *t)
 	    (int)t->conversation_len, t->conversation,
 	    t->role == RELAY_ROLE_AGENT ? "agent" : "customer", t->text_len,
 	    (long long)t->wall_ms, (unsigned long long)t->mono_ns);
+
+	n = rules_match(r->rules, t->role == RELAY_ROLE_AGENT ? RULES_AGENT :
+	    RULES_CUSTOMER, t->text, t->text_len, &hits);
+	for (i = 0; i < n; i++)
+		if (hits[i].action == RULES_BLOCK)
+			block = 1;	/* rules never block a customer */
+	for (i = 0; i < n; i++)
+		relay_rule_hit(r, t, &hits[i], block);
+	if (block) {
+		r->metrics->rule_blocks++;
+		return RELAY_DROP;
+	}
 	return RELAY_PASS;
 }
 

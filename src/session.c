@@ -63,6 +63,7 @@ struct session {
 	struct session		*prev, *next;
 	struct lws		*wsi[2];	/* by enum session_side */
 	struct msgq		*q[2];		/* messages towards that side */
+	struct msgq		*inj;		/* chatmond's own frames to the agent */
 	struct session_close	 close[2];	/* to send to that side */
 	int			 paused[2];	/* reading from that side stopped */
 	enum session_up_state	 up;
@@ -200,6 +201,7 @@ session_release(struct session *s)
 
 	msgq_free(s->q[SIDE_AGENT]);
 	msgq_free(s->q[SIDE_UP]);
+	msgq_free(s->inj);
 	for (i = 0; i < s->nhdrs; i++)
 		free(s->hdrs[i].value);
 	free(s->up_path);
@@ -259,6 +261,8 @@ session_detach(struct session *s, enum session_side side)
 	/* what was waiting to go to the gone side is lost with it */
 	m->queued_bytes -= msgq_bytes(s->q[side]);
 	msgq_clear(s->q[side]);
+	if (side == SIDE_AGENT)
+		msgq_clear(s->inj);
 	if (s->wsi[other] != NULL) {
 		if (side == SIDE_AGENT)
 			session_close_side(s, other, 1001, "agent went away");
@@ -429,6 +433,27 @@ session_first_protocol(const char *list)
 	return n ? strndup(list, n) : NULL;
 }
 
+/*
+ * The relay's way to tell the agent something (a rule warning): a whole
+ * text frame, sent ahead of the next backend message but never inside one.
+ */
+static void
+session_inject(void *ctx, const char *frame, size_t len)
+{
+	struct session	*s = ctx;
+
+	if (s->wsi[SIDE_AGENT] == NULL || s->close[SIDE_AGENT].pending)
+		return;
+	if (msgq_append(s->inj, frame, len) == -1) {
+		log_warnx("session_inject: agent=%s: out of memory, frame dropped",
+		    session_agent_name(s));
+		msgq_discard(s->inj);
+		return;
+	}
+	msgq_commit(s->inj, 0);
+	lws_callback_on_writable(s->wsi[SIDE_AGENT]);
+}
+
 static struct session *
 session_new(struct session_server *srv, struct lws *wsi)
 {
@@ -441,13 +466,16 @@ session_new(struct session_server *srv, struct lws *wsi)
 	s->srv = srv;
 	s->q[SIDE_AGENT] = msgq_new(LWS_PRE);
 	s->q[SIDE_UP] = msgq_new(LWS_PRE);
-	if (s->q[SIDE_AGENT] == NULL || s->q[SIDE_UP] == NULL)
+	s->inj = msgq_new(LWS_PRE);
+	if (s->q[SIDE_AGENT] == NULL || s->q[SIDE_UP] == NULL || s->inj == NULL)
 		goto err;
 	if ((s->up_path = session_build_path(srv, wsi)) == NULL)
 		goto err;
 	session_agent_id(srv, wsi, s->agent_id, sizeof(s->agent_id));
 	s->peer.agent = s->agent_id;
 	s->peer.session = ++srv->serial;
+	s->peer.inject = session_inject;
+	s->peer.ctx = s;
 	if ((s->offered = session_hdr_dup(wsi, WSI_TOKEN_PROTOCOL)) != NULL)
 		s->answered = session_first_protocol(s->offered);
 	s->origin = session_hdr_dup(wsi, WSI_TOKEN_ORIGIN);
@@ -615,8 +643,14 @@ session_writeable(struct session *s, enum session_side side)
 	char			*data;
 	size_t			 len, done, n;
 	unsigned		 flags;
-	int			 wp;
+	int			 wp, own = 0;
 
+	/* chatmond's own frames go first, but never into a half-sent message */
+	if (side == SIDE_AGENT && msgq_count(s->inj) > 0 &&
+	    (msgq_head(q, &data, &len, &flags, &done) == -1 || done == 0)) {
+		q = s->inj;
+		own = 1;
+	}
 	if (msgq_head(q, &data, &len, &flags, &done) == 0) {
 		n = len - done;
 		if (n > SESSION_WRITE_CHUNK)
@@ -636,14 +670,18 @@ session_writeable(struct session *s, enum session_side side)
 			return -1;
 		}
 		msgq_consume(q, n);
-		srv->metrics->queued_bytes -= n;
-		if (side == SIDE_UP)
-			srv->metrics->bytes_up += n;
-		else
-			srv->metrics->bytes_down += n;
-		if (s->paused[producer] && msgq_bytes(q) <= srv->set.queue_bytes / 2)
-			session_flow(s, producer, 1);
-		if (msgq_count(q) > 0 || c->pending)
+		if (!own) {
+			srv->metrics->queued_bytes -= n;
+			if (side == SIDE_UP)
+				srv->metrics->bytes_up += n;
+			else
+				srv->metrics->bytes_down += n;
+			if (s->paused[producer] &&
+			    msgq_bytes(q) <= srv->set.queue_bytes / 2)
+				session_flow(s, producer, 1);
+		}
+		if (msgq_count(s->q[side]) > 0 || (side == SIDE_AGENT &&
+		    msgq_count(s->inj) > 0) || c->pending)
 			lws_callback_on_writable(wsi);
 		return 0;
 	}

@@ -29,6 +29,10 @@
 	X(closes_too_big, counter, "Connections closed 1009 for a message over limits.max_message") \
 	X(flow_pauses, counter, "Times a producer was paused because a queue passed limits.queue_bytes") \
 	X(queued_bytes, gauge, "Bytes waiting in relay queues")	\
+	X(rule_hits, counter, "Rule hits, every action")		\
+	X(rule_blocks, counter, "Agent messages blocked by a rule")	\
+	X(rule_warnings, counter, "chatmon.warning frames sent to agents") \
+	X(rule_errors, counter, "Messages the rules could not be run on (out of memory)") \
 	X(reloads, counter, "Configuration reloads attempted")		\
 	X(reload_failures, counter, "Configuration reloads rejected")
 

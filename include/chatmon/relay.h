@@ -18,10 +18,16 @@ enum relay_verdict {
 	RELAY_DROP,	/* the message must not be forwarded */
 };
 
-/* Who a message belongs to; the strings are the session's. */
+/*
+ * Who a message belongs to, and how to reach the agent: inject queues a
+ * text frame to the agent only (never to the backend), ahead of the next
+ * backend message. The strings are the session's.
+ */
 struct relay_peer {
 	const char	*agent;		/* "" when the agent gave no id */
 	uint64_t	 session;	/* the session's serial number */
+	void		(*inject)(void *ctx, const char *frame, size_t len);
+	void		*ctx;
 };
 
 enum relay_role {
@@ -43,7 +49,8 @@ struct relay_turn {
 
 /*
  * The relay keeps a pointer to metrics (owned by the caller, outliving the
- * relay) and builds its own codec from cfg (cfg may be freed afterwards).
+ * relay) and builds its own codec and rule set from cfg (cfg may be freed
+ * afterwards). relay_set_config swaps both at once, or neither.
  */
 struct relay *relay_new(const struct config *cfg, struct metrics *m,
     struct sbuf *errs);

@@ -159,7 +159,13 @@ def backend():
 # --------------------------------------------------------------------------
 # The daemon
 
-def config_text(port, upstream, level="debug", agent_id="query:agent", limits=None, extra=""):
+# The relay tests run with a one-rule set; the rules tests name conf/rules.d.
+MINIMAL_RULES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules")
+DEFAULT_RULES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf", "rules.d")
+
+
+def config_text(port, upstream, level="debug", agent_id="query:agent", limits=None, extra="",
+                rules=MINIMAL_RULES):
     limits = dict({"max_message": "1MiB", "queue_bytes": "4MiB",
                    "connect_timeout": "10s", "shutdown_grace": "5s"}, **(limits or {}))
     lines = [
@@ -176,6 +182,7 @@ def config_text(port, upstream, level="debug", agent_id="query:agent", limits=No
         *[f"  {k}: {v}" for k, v in limits.items()],
         "log:",
         f"  level: {level}",
+        f"rules: {os.path.abspath(rules)}",
     ]
     return "\n".join(lines) + "\n" + extra
 

@@ -1,9 +1,12 @@
 """Command line of chatmond and chatmon: -V, -t, -o, usage errors."""
 
+import os
 import re
+import shutil
 import subprocess
 
-from conftest import CHATMON, CHATMOND, SLOW, agent, closed, config_text, free_port, recv, run
+from conftest import (CHATMON, CHATMOND, MINIMAL_RULES, SLOW, agent, closed, config_text,
+                      free_port, recv, run)
 
 
 def sh(*argv, timeout=10):
@@ -38,8 +41,14 @@ def test_check_good_config(tmp_path):
     assert r.returncode == 0, r.stderr
     assert ": error:" not in r.stderr, r.stderr
 
+    # every key has a default; the rules are then rules.d beside the file
     empty = tmp_path / "empty.yaml"
     empty.write_text("# every key has a default\n")
+    r = sh(CHATMOND, "-c", str(empty), "-t")
+    assert r.returncode == 1, r.stderr
+    assert f"{tmp_path}/rules.d: cannot open the rules directory" in r.stderr, r.stderr
+    (tmp_path / "rules.d").mkdir()
+    shutil.copy(os.path.join(MINIMAL_RULES, "minimal.yaml"), tmp_path / "rules.d")
     r = sh(CHATMOND, "-c", str(empty), "-t")
     assert r.returncode == 0, r.stderr
 

@@ -210,7 +210,16 @@ assert_defaults(const struct config *c)
 	assert_int_equal(c->sla.reply_ms, 30000);
 	assert_true(c->sla.warn_at > 0.7999 && c->sla.warn_at < 0.8001);
 	assert_int_equal(c->sla.escalate_ms, 180000);
-	assert_string_equal(c->rules, "conf/rules.d");
+	/* a relative rules path is relative to the configuration file */
+	if (c->file == NULL)
+		assert_string_equal(c->rules, "rules.d");
+	else {
+		const char *slash = strrchr(c->file, '/');
+
+		assert_non_null(slash);
+		assert_memory_equal(c->rules, c->file, (size_t)(slash - c->file + 1));
+		assert_string_equal(c->rules + (slash - c->file + 1), "rules.d");
+	}
 	assert_string_equal(c->admin.host, "127.0.0.1");
 	assert_int_equal(c->admin.port, 9090);
 	assert_int_equal(c->limits.max_message, 1048576);

@@ -1,0 +1,48 @@
+/* alertfmt: the alert object of design.md as JSON: the same bytes go to Redis, to the agent and out of chatmon replay (pure). */
+#ifndef CHATMON_ALERTFMT_H
+#define CHATMON_ALERTFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatmon/rules.h"
+#include "chatmon/util.h"
+
+#define ALERTFMT_ID_MAX	48
+
+/*
+ * A unique, time-ordered id: the wall-clock milliseconds, the instance's
+ * random tag and a per-instance sequence, fixed-width so ids sort as text
+ * in the order they were made.
+ */
+void	alertfmt_id(char out[ALERTFMT_ID_MAX], int64_t wall_ms, uint32_t instance,
+	    uint64_t seq);
+
+/* "2026-11-22T10:00:00.123Z" into out (at least 25 bytes). */
+void	alertfmt_ts(char out[32], int64_t wall_ms);
+
+/* Where a rule hit happened. Strings are the caller's; lengths are bytes. */
+struct alertfmt_turn {
+	const char	*id;
+	int64_t		 wall_ms;
+	const char	*agent;
+	const char	*conversation;
+	size_t		 conversation_len;
+	const char	*role;		/* "agent" | "customer" */
+	const char	*text;
+	size_t		 text_len;
+};
+
+/* Appends the rule.hit alert object to out; 0, or -1 on ENOMEM. */
+int	alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *,
+	    const struct rules_hit *);
+/*
+ * Appends the frame injected to the agent:
+ * {"type":"chatmon.warning","conversation":…,"alert":ALERT,"blocked":…}
+ * where alert is an object made by alertfmt_rule_hit.
+ */
+int	alertfmt_warning(struct sbuf *out, const char *conversation,
+	    size_t conversation_len, const char *alert, size_t alert_len,
+	    int blocked);
+
+#endif

@@ -1,0 +1,71 @@
+/* rules: rule files loaded, checked and compiled once; messages matched against them (pure; reads only rule files). */
+#ifndef CHATMON_RULES_H
+#define CHATMON_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatmon/util.h"
+
+enum rules_severity { RULES_INFO, RULES_WARN, RULES_CRITICAL };
+enum rules_action { RULES_FLAG, RULES_WARNING, RULES_BLOCK };
+enum rules_role { RULES_AGENT = 1, RULES_CUSTOMER = 2, RULES_ANY = 3 };
+
+/* One hit. Strings belong to the rule set or to the matcher (see rules_match). */
+struct rules_hit {
+	const char		*rule;		/* id */
+	const char		*category;
+	const char		*message;	/* coaching text; "" when none */
+	enum rules_severity	 severity;
+	enum rules_action	 action;	/* a customer's hit is never BLOCK */
+	uint32_t		 start, end;	/* code points in the original, [start, end) */
+	const char		*match;		/* the original text of the match (not NUL-terminated) */
+	size_t			 match_len;
+};
+
+struct rules;
+
+/*
+ * Loads every *.yaml file in dir (name order), or the given files. Returns
+ * a compiled rule set owned by the caller, or NULL with every error appended
+ * to errs as "FILE:LINE: message". Every rule's examples are checked.
+ */
+#define RULES_SKIP_EXAMPLES	1u	/* load even when examples fail (for rules_test) */
+struct rules *rules_load_dir(const char *dir, unsigned flags, struct sbuf *errs);
+struct rules *rules_load_files(char *const *paths, size_t n, unsigned flags,
+    struct sbuf *errs);
+void	rules_free(struct rules *);
+
+size_t	rules_count(const struct rules *);	/* enabled rules */
+int	rules_jit(const struct rules *);	/* 1 when patterns run JIT-compiled */
+
+/*
+ * Matches len bytes of text (any bytes) as written by role (AGENT or
+ * CUSTOMER). Sets *hits to the hits, longest match first, and returns their
+ * number. Hits and their strings stay valid until the next rules_match* on
+ * the same set or rules_free; the set is not re-entrant. Allocates nothing
+ * once its buffers have grown to the longest message seen.
+ */
+size_t	rules_match(struct rules *, enum rules_role role, const char *text,
+	    size_t len, const struct rules_hit **hits);
+/* The same without the literal prefilter: every rule's regex runs (the benchmark's baseline). */
+size_t	rules_match_naive(struct rules *, enum rules_role role,
+	    const char *text, size_t len, const struct rules_hit **hits);
+
+/* One example's outcome, for `chatmon rules test`. */
+struct rules_example {
+	const char	*rule;
+	const char	*file;
+	size_t		 line;
+	const char	*text;
+	int		 want_match;
+	int		 ok;
+};
+/* Runs every rule's examples (disabled rules too), calling cb for each; returns the failures. */
+size_t	rules_test(struct rules *, void (*cb)(const struct rules_example *,
+	    void *), void *arg);
+
+const char *rules_severity_name(enum rules_severity);
+const char *rules_action_name(enum rules_action);
+
+#endif

@@ -1,0 +1,89 @@
+/* alertfmt: the alert object of design.md as JSON: the same bytes go to Redis, to the agent and out of chatmon replay (pure). */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "chatmon/alertfmt.h"
+
+void
+alertfmt_id(char out[ALERTFMT_ID_MAX], int64_t wall_ms, uint32_t instance,
+    uint64_t seq)
+{
+	snprintf(out, ALERTFMT_ID_MAX, "%013" PRId64 "-%08" PRIx32 "-%010" PRIu64,
+	    wall_ms, instance, seq);
+}
+
+void
+alertfmt_ts(char out[32], int64_t wall_ms)
+{
+	time_t		t = (time_t)(wall_ms / 1000);
+	struct tm	tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + strlen(out), 8, ".%03dZ", (int)(wall_ms % 1000));
+}
+
+/* Dumps o (stolen) compactly, keys in insertion order, UTF-8 as is. */
+static int
+alertfmt_dump(struct sbuf *out, json_t *o)
+{
+	char	*s;
+	int	 rc = -1;
+
+	if (o == NULL)
+		return -1;
+	if ((s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)) != NULL)
+		rc = sbuf_append(out, s, strlen(s));
+	free(s);
+	json_decref(o);
+	return rc;
+}
+
+int
+alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
+    const struct rules_hit *h)
+{
+	char	ts[32];
+
+	alertfmt_ts(ts, t->wall_ms);
+	/* "s#" takes a length, so text with U+0000 stays whole */
+	return alertfmt_dump(out, json_pack(
+	    "{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:s, s:s, s:s, s:s, s:s#, "
+	    "s:{s:i, s:i}, s:s#, s:s}",
+	    "v", 1,
+	    "id", t->id,
+	    "ts", ts,
+	    "type", "rule.hit",
+	    "severity", rules_severity_name(h->severity),
+	    "agent", t->agent,
+	    "conversation", t->conversation, (int)t->conversation_len,
+	    "role", t->role,
+	    "category", h->category,
+	    "rule", h->rule,
+	    "action", rules_action_name(h->action),
+	    "text", t->text, (int)t->text_len,
+	    "match", "start", (json_int_t)h->start, "end", (json_int_t)h->end,
+	    "matched", h->match, (int)h->match_len,
+	    "message", h->message));
+}
+
+int
+alertfmt_warning(struct sbuf *out, const char *conversation,
+    size_t conversation_len, const char *alert, size_t alert_len, int blocked)
+{
+	json_t		*a;
+	json_error_t	 e;
+
+	if ((a = json_loadb(alert, alert_len, 0, &e)) == NULL)
+		return -1;
+	return alertfmt_dump(out, json_pack("{s:s, s:s#, s:o, s:b}",
+	    "type", "chatmon.warning",
+	    "conversation", conversation, (int)conversation_len,
+	    "alert", a,
+	    "blocked", blocked));
+}

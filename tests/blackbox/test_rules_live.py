@@ -1,0 +1,156 @@
+"""Rules in the live relay: warn and block reach the agent as chatmon.warning
+frames, a blocked message never reaches the backend, customers are flagged,
+and SIGHUP swaps the rule set (or keeps the old one) with agents connected."""
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+
+from conftest import DEFAULT_RULES, T, agent, recv, run
+
+LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
+
+
+def turn(text, conv="c-1"):
+    return json.dumps({"type": "message", "conversation": conv, "text": text},
+                      ensure_ascii=False)
+
+
+async def warning(ws):
+    """The next frame, which must be a chatmon.warning."""
+    f = json.loads(await recv(ws))
+    assert f["type"] == "chatmon.warning", f
+    return f
+
+
+def test_block_and_warn(daemon, backend):
+    b = backend()
+    d = daemon(b.port, rules=LIVE)
+
+    async def main():
+        async with agent(d, "/echo?t=rules&agent=alice") as ws:
+            conn = b.opened("t=rules")["conn"]
+            # block: told at once, never forwarded
+            await ws.send(turn("好的,加 我 薇 信吧"))
+            w = await warning(ws)
+            assert w["blocked"] is True and w["conversation"] == "c-1"
+            a = w["alert"]
+            assert a["type"] == "rule.hit" and a["v"] == 1
+            assert a["rule"] == "offplatform.test_contact"
+            assert a["category"] == "offplatform" and a["severity"] == "critical"
+            assert a["action"] == "block" and a["agent"] == "alice" and a["role"] == "agent"
+            assert a["text"] == "好的,加 我 薇 信吧"
+            assert a["match"] == {"start": 3, "end": 10} and a["matched"] == "加 我 薇 信"
+            assert a["message"] == "亲,平台规定只能在旺旺上沟通哦。"
+            assert a["id"] and a["ts"].endswith("Z")
+            # warn: told, and the message goes on
+            await ws.send(turn("亲,这款没货了"))
+            w = await warning(ws)
+            assert w["blocked"] is False and w["alert"]["rule"] == "stock.test_none"
+            assert json.loads(await recv(ws))["text"] == "亲,这款没货了"
+            # flag: nothing for the agent, the message goes on
+            await ws.send(turn("我不知道"))
+            assert json.loads(await recv(ws))["text"] == "我不知道"
+            # a clean message after all that
+            await ws.send(turn("亲,在的"))
+            assert json.loads(await recv(ws))["text"] == "亲,在的"
+            msgs = b.messages(conn, 3)
+            assert [m["head"] for m in msgs][:3] == [turn("亲,这款没货了"), turn("我不知道"),
+                                                   turn("亲,在的")]
+            await asyncio.sleep(0.2)
+            assert len(b.messages(conn)) == 3       # the blocked one never arrived
+    run(main())
+    log = d.log()
+    alerts = [json.loads(l.split("alert: ", 1)[1]) for l in log.splitlines()
+              if ": info: alert: " in l]
+    assert [x["rule"] for x in alerts] == ["offplatform.test_contact", "stock.test_none",
+                                           "etiquette.test_unsure"]
+    assert len({x["id"] for x in alerts}) == 3 and [x["id"] for x in alerts] == \
+        sorted(x["id"] for x in alerts)
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["rule_hits"] == 3 and st["rule_blocks"] == 1 and st["rule_warnings"] == 2
+
+
+def test_customer_side_warns_never_blocks(daemon, backend, tmp_path):
+    script = tmp_path / "say.json"
+    script.write_text(json.dumps([{"text": turn("再不发货我就投诉你们", "c-9")}],
+                                 ensure_ascii=False))
+    b = backend()
+    d = daemon(b.port, rules=LIVE)
+
+    async def main():
+        async with agent(d, f"/say?script={script}&then=echo&agent=bob") as ws:
+            frames = [json.loads(await recv(ws)), json.loads(await recv(ws))]
+            kinds = sorted(f["type"] for f in frames)
+            assert kinds == ["chatmon.warning", "message"], frames
+            w = next(f for f in frames if f["type"] == "chatmon.warning")
+            assert w["blocked"] is False and w["conversation"] == "c-9"
+            assert w["alert"]["role"] == "customer" and w["alert"]["category"] == "complaint_risk"
+            # the customer's message itself reached the agent untouched
+            m = next(f for f in frames if f["type"] == "message")
+            assert m["text"] == "再不发货我就投诉你们"
+    run(main())
+
+
+def test_default_pack_blocks_offplatform(daemon, backend):
+    b = backend()
+    d = daemon(b.port, rules=DEFAULT_RULES)
+
+    async def main():
+        async with agent(d, "/echo?t=pack&agent=carol") as ws:
+            await ws.send(turn("亲,加我薇信 abc123 发你优惠券"))
+            w = await warning(ws)       # one frame per warn or block hit
+            assert w["blocked"] is True and w["alert"]["category"] == "offplatform"
+            await ws.send(turn("亲,您的订单号是1234567890123,已经发货了哦"))
+            while True:
+                f = json.loads(await recv(ws))
+                if f["type"] != "chatmon.warning":
+                    break
+                assert f["blocked"] is True and f["alert"]["text"].startswith("亲,加我薇信")
+            assert f["type"] == "message", f        # an order number is not a phone number
+            assert "订单号" in f["text"]
+    run(main())
+
+
+def test_sighup_swaps_rules_or_keeps_them(daemon, backend, tmp_path):
+    rules = tmp_path / "rules.d"
+    shutil.copytree(LIVE, rules)
+    b = backend()
+    d = daemon(b.port, rules=str(rules))
+
+    async def main():
+        async with agent(d, "/echo?t=hup&agent=dave") as ws:
+            await ws.send(turn("我们这边缺货"))
+            assert (await warning(ws))["alert"]["rule"] == "stock.test_none"
+            assert json.loads(await recv(ws))["type"] == "message"
+
+            # a bad set: refused with file:line, the old rules stay, the agent stays
+            (rules / "zz-bad.yaml").write_text(
+                "- rule: bad.one\n  category: abuse\n  severity: warn\n  action: flag\n"
+                "  pattern: '(unclosed'\n  examples:\n    match: [x]\n")
+            mark = len(d.log())
+            d.signal(signal.SIGHUP)
+            d.wait_log(r"zz-bad\.yaml:5: bad pattern at offset \d+", start=mark)
+            d.wait_log(r"reload rejected", start=mark)
+            await ws.send(turn("还是缺货"))
+            assert (await warning(ws))["alert"]["rule"] == "stock.test_none"
+            assert json.loads(await recv(ws))["type"] == "message"
+
+            # a good set: swapped whole; the old stock rule is gone, a new one works
+            (rules / "zz-bad.yaml").unlink()
+            (rules / "live.yaml").write_text(
+                "- rule: abuse.test_new\n  category: abuse\n  severity: critical\n"
+                "  action: block\n  pattern: '爱买不买'\n  message: 亲,请文明用语。\n"
+                "  examples:\n    match: [爱买不买]\n")
+            mark = len(d.log())
+            d.signal(signal.SIGHUP)
+            d.wait_log(r"relay_set_config: 1 rules from", start=mark)
+            await ws.send(turn("还是缺货"))
+            assert json.loads(await recv(ws))["type"] == "message"     # no warning now
+            await ws.send(turn("爱买不买"))
+            w = await warning(ws)
+            assert w["blocked"] is True and w["alert"]["rule"] == "abuse.test_new"
+    run(main())

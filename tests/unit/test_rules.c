@@ -1,0 +1,421 @@
+/* test_rules: rule files load with every error reported, and match what they should, where they should. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "chatmon/rules.h"
+
+static char	tmpdir[] = "/tmp/test_rules.XXXXXX";
+static int	nfiles;
+
+/* Writes text to a new file in tmpdir; returns its path (static storage, 8 slots). */
+static const char *
+put(const char *name, const char *text)
+{
+	static char	paths[8][256];
+	char		*p = paths[nfiles++ % 8];
+	FILE		*f;
+
+	snprintf(p, 256, "%s/%s", tmpdir, name);
+	assert_non_null(f = fopen(p, "w"));
+	fputs(text, f);
+	fclose(f);
+	return p;
+}
+
+static struct rules *
+load1(const char *text, struct sbuf *errs)
+{
+	char	*paths[1];
+
+	paths[0] = (char *)put("r.yaml", text);
+	return rules_load_files(paths, 1, 0, errs);
+}
+
+/* The hit of rule id in text, or NULL. */
+static const struct rules_hit *
+hit(struct rules *r, enum rules_role role, const char *text, const char *id)
+{
+	const struct rules_hit	*h;
+	size_t			 n, i;
+
+	n = rules_match(r, role, text, strlen(text), &h);
+	for (i = 0; i < n; i++)
+		if (strcmp(h[i].rule, id) == 0)
+			return &h[i];
+	return NULL;
+}
+
+static const char good[] =
+    "- list: wechat\n"
+    "  items: [微信, 威信, 薇信, v信, vx, wx]\n"
+    "- list: qq\n"
+    "  items: [qq, 扣扣, 企鹅]\n"
+    "- macro: add_me\n"
+    "  pattern: '(?:加|添加|联系)我?'\n"
+    "- rule: offplatform.contact_app\n"
+    "  category: offplatform\n"
+    "  severity: critical\n"
+    "  action: block\n"
+    "  pattern: '${add_me}(?:的)?(?:${wechat}|${qq})'\n"
+    "  message: 亲,请在旺旺上沟通。\n"
+    "  examples:\n"
+    "    match: [加我微信, 加 我 Ｖ 信, 添加我的扣扣]\n"
+    "    no_match: [支持微信支付吗]\n"
+    "- rule: offplatform.phone\n"
+    "  category: offplatform\n"
+    "  severity: critical\n"
+    "  action: block\n"
+    "  pattern: '1[3-9]\\d{9}'\n"
+    "  near: {pattern: '加|微|电话|手机|联系', within: 6}\n"
+    "  message: 亲,请不要留电话。\n"
+    "  examples:\n"
+    "    match: ['加我 138 1234 5678', 电话幺三八一二三四五六七八]\n"
+    "    no_match: [您的订单号是13812345678901, 快递单号13812345678]\n"
+    "- rule: stock.none\n"
+    "  category: stock\n"
+    "  severity: warn\n"
+    "  action: warn\n"
+    "  pattern: '没货|缺货|无货'\n"
+    "  unless: ['有货']\n"
+    "  message: 亲,这款有现货的哦。\n"
+    "  examples:\n"
+    "    match: [这款没货了]\n"
+    "    no_match: [这款有货, 这款没货了那款有货]\n"
+    "- rule: etiquette.bare\n"
+    "  category: etiquette\n"
+    "  severity: warn\n"
+    "  action: warn\n"
+    "  whole: [哦, 嗯, 嗯嗯]\n"
+    "  message: 亲,请完整回复买家。\n"
+    "  examples:\n"
+    "    match: ['哦', '嗯。', '  嗯嗯!! ']\n"
+    "    no_match: [哦好的, 嗯嗯我帮您查一下]\n"
+    "- rule: complaint.threat\n"
+    "  category: complaint_risk\n"
+    "  severity: warn\n"
+    "  action: block\n"
+    "  role: customer\n"
+    "  pattern: '投诉|差评|12315'\n"
+    "  message: 买家提到投诉,请安抚。\n"
+    "  examples:\n"
+    "    match: [再不发货我就投诉]\n"
+    "- rule: etiquette.unsure\n"
+    "  category: etiquette\n"
+    "  severity: info\n"
+    "  action: flag\n"
+    "  pattern: '不知道'\n"
+    "  enabled: false\n"
+    "  examples:\n"
+    "    match: [我不知道]\n"
+    "- rule: offplatform.digits_raw\n"
+    "  category: offplatform\n"
+    "  severity: info\n"
+    "  action: flag\n"
+    "  pattern: '幺三八'\n"
+    "  normalize: {digits: false}\n"
+    "  examples:\n"
+    "    match: [幺三八]\n"
+    "    no_match: [138]\n";
+
+static void
+test_load_and_match(void **state)
+{
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h;
+
+	(void)state;
+	sbuf_init(&errs);
+	r = load1(good, &errs);
+	if (r == NULL)
+		print_message("%s", sbuf_str(&errs));
+	assert_non_null(r);
+	assert_int_equal(rules_count(r), 6);	/* one is disabled */
+
+	/* evasion folded, offsets and text from the original */
+	assert_non_null(h = hit(r, RULES_AGENT, "好的,加 我 薇 信 abc", "offplatform.contact_app"));
+	assert_int_equal(h->start, 3);
+	assert_int_equal(h->end, 10);
+	assert_int_equal(h->match_len, strlen("加 我 薇 信"));
+	assert_memory_equal(h->match, "加 我 薇 信", h->match_len);
+	assert_int_equal(h->action, RULES_BLOCK);
+	assert_string_equal(h->category, "offplatform");
+	assert_string_equal(h->message, "亲,请在旺旺上沟通。");
+	/* traditional characters and full-width letters */
+	assert_non_null(hit(r, RULES_AGENT, "加我ＱＱ", "offplatform.contact_app"));
+	assert_non_null(hit(r, RULES_AGENT, "聯系我V信", "offplatform.contact_app"));
+	assert_null(hit(r, RULES_AGENT, "支持微信支付吗", "offplatform.contact_app"));
+
+	/* near: digits count only with a cue close by */
+	assert_non_null(h = hit(r, RULES_AGENT, "加我 1 3 8-1234-5678", "offplatform.phone"));
+	assert_int_equal(h->start, 3);
+	assert_null(hit(r, RULES_AGENT, "您的订单号是13812345678901", "offplatform.phone"));
+	assert_null(hit(r, RULES_AGENT, "13812345678 是快递单号", "offplatform.phone"));
+	assert_non_null(hit(r, RULES_AGENT, "快递13812345678,有事打电话13912345678", "offplatform.phone"));
+
+	/* unless anywhere in the message */
+	assert_non_null(hit(r, RULES_AGENT, "亲,这款缺货", "stock.none"));
+	assert_null(hit(r, RULES_AGENT, "这款缺货,那款有货", "stock.none"));
+
+	/* whole: only the bare word, noise aside */
+	assert_non_null(hit(r, RULES_AGENT, "哦~", "etiquette.bare"));
+	assert_null(hit(r, RULES_AGENT, "哦,好的", "etiquette.bare"));
+
+	/* roles, and a customer is never blocked */
+	assert_null(hit(r, RULES_AGENT, "我要投诉", "complaint.threat"));
+	assert_non_null(h = hit(r, RULES_CUSTOMER, "我要投诉", "complaint.threat"));
+	assert_int_equal(h->action, RULES_WARNING);
+	assert_null(hit(r, RULES_CUSTOMER, "加我微信", "offplatform.contact_app"));
+
+	/* disabled rules do not fire */
+	assert_null(hit(r, RULES_AGENT, "我不知道", "etiquette.unsure"));
+	/* a rule may opt out of a step */
+	assert_non_null(hit(r, RULES_AGENT, "幺三八", "offplatform.digits_raw"));
+	assert_null(hit(r, RULES_AGENT, "138", "offplatform.digits_raw"));
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
+/* Several hits: longest match first, each rule once, the prefilter changes nothing. */
+static void
+test_order_and_prefilter(void **state)
+{
+	static const char *const msgs[] = {
+		"加我微信,这款没货了", "哦", "加我微信 加我qq 加我vx", "没货没货缺货",
+		"", "普通的一句话,没有问题", "加我 ① ③ ⑧ 1234 5678",
+		"\xff\xfe 加我微信", "联系我的企鹅号", "嗯嗯", "我不知道",
+	};
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h, *hn;
+	struct rules_hit	 copy[16];
+	size_t			 n, nn, i, k;
+
+	(void)state;
+	sbuf_init(&errs);
+	assert_non_null(r = load1(good, &errs));
+	n = rules_match(r, RULES_AGENT, msgs[0], strlen(msgs[0]), &h);
+	assert_int_equal(n, 2);
+	assert_string_equal(h[0].rule, "offplatform.contact_app");	/* 4 > 2 */
+	assert_string_equal(h[1].rule, "stock.none");
+	n = rules_match(r, RULES_AGENT, msgs[2], strlen(msgs[2]), &h);
+	assert_int_equal(n, 1);	/* three occurrences, one hit */
+	for (i = 0; i < UTIL_NELEM(msgs); i++) {
+		n = rules_match(r, RULES_AGENT, msgs[i], strlen(msgs[i]), &h);
+		assert_true(n <= UTIL_NELEM(copy));
+		memcpy(copy, h, n * sizeof(*h));
+		nn = rules_match_naive(r, RULES_AGENT, msgs[i], strlen(msgs[i]), &hn);
+		assert_int_equal(n, nn);
+		for (k = 0; k < n; k++) {
+			assert_string_equal(copy[k].rule, hn[k].rule);
+			assert_int_equal(copy[k].start, hn[k].start);
+			assert_int_equal(copy[k].end, hn[k].end);
+		}
+	}
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
+struct bad_case {
+	const char	*name;
+	const char	*text;
+	const char	*want;		/* a line that must be among the errors; '@' is the file */
+};
+
+#define RULE_HEAD "- rule: a.b\n  category: abuse\n  severity: warn\n  action: flag\n"
+#define EX "  examples:\n    match: [滚]\n"
+
+static const struct bad_case bad_cases[] = {
+	{ "yaml syntax", "- rule: a\n  category: [x\n",
+	    "@:3: YAML: did not find expected ',' or ']' while parsing a flow sequence" },
+	{ "not a list", "rule: a\n", "@:1: expected a list of '- list:', '- macro:' and '- rule:' items" },
+	{ "unknown item", "- rulez: a\n", "@:1: unknown item 'rulez': expected list, macro or rule first" },
+	{ "unknown key", RULE_HEAD "  pattern: 滚\n  colour: red\n" EX,
+	    "@:6: rule: unknown key 'colour'" },
+	{ "missing category", "- rule: a.b\n  severity: warn\n  action: flag\n  pattern: 滚\n" EX,
+	    "@:1: rule a.b: category missing" },
+	{ "bad severity", "- rule: a.b\n  category: abuse\n  severity: huge\n  action: flag\n  pattern: 滚\n" EX,
+	    "@:3: severity: 'huge' is not one of the allowed values" },
+	{ "bad regex", RULE_HEAD "  pattern: '滚(出去'\n" EX,
+	    "@:5: bad pattern at offset 10: missing closing parenthesis" },
+	{ "unknown list", RULE_HEAD "  pattern: '${nope}'\n" EX,
+	    "@:5: unknown list or macro 'nope'" },
+	{ "macro cycle", "- macro: m1\n  pattern: 'a${m2}'\n- macro: m2\n  pattern: 'b${m1}'\n"
+	    RULE_HEAD "  pattern: '${m1}'\n" EX, "@:3: macro 'm1' uses itself (a cycle of macros)" },
+	{ "duplicate id", RULE_HEAD "  pattern: 滚\n" EX RULE_HEAD "  pattern: 滚\n" EX,
+	    "@:8: rule 'a.b' is defined twice (first at @:1)" },
+	{ "both pattern and whole", RULE_HEAD "  pattern: 滚\n  whole: [滚]\n" EX,
+	    "@:1: rule a.b: exactly one of pattern and whole is needed" },
+	{ "warn without message", "- rule: a.b\n  category: abuse\n  severity: warn\n  action: warn\n  pattern: 滚\n" EX,
+	    "@:1: rule a.b: a warn or block rule needs a message (what the agent should say instead)" },
+	{ "no examples", RULE_HEAD "  pattern: 滚\n",
+	    "@:1: rule a.b: examples: needed, with match: and no_match: lists" },
+	{ "failing match example", RULE_HEAD "  pattern: 滚开\n" EX,
+	    "@:7: rule a.b: example \"滚\" should match but does not" },
+	{ "failing no_match example", RULE_HEAD "  pattern: 滚\n" EX "    no_match: [滚蛋]\n",
+	    "@:8: rule a.b: example \"滚蛋\" matches but should not" },
+	{ "bad near", RULE_HEAD "  pattern: 滚\n  near: {pattern: 加, within: 0}\n" EX,
+	    "@:6: rule a.b: near: within must be a number of characters from 1 to 1000" },
+	{ "bad normalize step", RULE_HEAD "  pattern: 滚\n  normalize: {colour: false}\n" EX,
+	    "@:6: normalize: 'colour' is not one of the allowed values" },
+	{ "bad list name", "- list: a b\n  items: [x]\n", "@:1: bad name 'a b': letters, digits, _ and - only" },
+	{ "empty list", "- list: l\n  items: []\n", "@:2: list l: no items" },
+};
+
+static void
+test_errors(void **state)
+{
+	struct sbuf	 errs, want;
+	struct rules	*r;
+	const char	*path, *p;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < UTIL_NELEM(bad_cases); i++) {
+		sbuf_init(&errs);
+		sbuf_init(&want);
+		r = load1(bad_cases[i].text, &errs);
+		path = nfiles ? NULL : NULL;
+		(void)path;
+		for (p = bad_cases[i].want; *p; p++)
+			if (*p == '@')
+				sbuf_printf(&want, "%s/r.yaml", tmpdir);
+			else
+				sbuf_append(&want, p, 1);
+		if (r != NULL || strstr(sbuf_str(&errs), sbuf_str(&want)) == NULL)
+			print_message("case %s: got\n%s\nwant a line\n%s\n",
+			    bad_cases[i].name, sbuf_str(&errs), sbuf_str(&want));
+		assert_null(r);
+		assert_non_null(strstr(sbuf_str(&errs), sbuf_str(&want)));
+		sbuf_free(&errs);
+		sbuf_free(&want);
+	}
+}
+
+/* Every error of every file, each with its file and line. */
+static void
+test_all_errors_reported(void **state)
+{
+	struct sbuf	 errs;
+	struct rules	*r;
+	char		*paths[2];
+	char		 a[300], b[300];
+
+	(void)state;
+	sbuf_init(&errs);
+	paths[0] = strdup(put("a.yaml", RULE_HEAD "  pattern: '('\n" EX));
+	paths[1] = strdup(put("b.yaml", "- rule: c.d\n  category: abuse\n"
+	    "  severity: nope\n  action: flag\n  pattern: '${missing}'\n" EX));
+	r = rules_load_files(paths, 2, 0, &errs);
+	assert_null(r);
+	snprintf(a, sizeof(a), "%s:5: bad pattern", paths[0]);
+	snprintf(b, sizeof(b), "%s:3: severity:", paths[1]);
+	assert_non_null(strstr(sbuf_str(&errs), a));
+	assert_non_null(strstr(sbuf_str(&errs), b));
+	snprintf(b, sizeof(b), "%s:5: unknown list or macro 'missing'", paths[1]);
+	assert_non_null(strstr(sbuf_str(&errs), b));
+	assert_int_equal(errs.lines, 3);
+	free(paths[0]);
+	free(paths[1]);
+	sbuf_free(&errs);
+}
+
+static void
+count_cb(const struct rules_example *e, void *arg)
+{
+	size_t	*c = arg;
+
+	c[0]++;
+	if (!e->ok)
+		c[1]++;
+}
+
+/* rules test: a set whose examples fail still loads with SKIP_EXAMPLES and says which. */
+static void
+test_rules_test(void **state)
+{
+	struct sbuf	 errs;
+	struct rules	*r;
+	char		*paths[1];
+	size_t		 c[2] = { 0, 0 };
+
+	(void)state;
+	sbuf_init(&errs);
+	paths[0] = (char *)put("t.yaml", RULE_HEAD "  pattern: 滚开\n"
+	    "  examples:\n    match: [滚开, 滚]\n    no_match: [走开]\n");
+	assert_null(rules_load_files(paths, 1, 0, &errs));
+	r = rules_load_files(paths, 1, RULES_SKIP_EXAMPLES, &errs);
+	assert_non_null(r);
+	assert_int_equal(rules_test(r, count_cb, c), 1);
+	assert_int_equal(c[0], 3);
+	assert_int_equal(c[1], 1);
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
+static void
+test_load_dir(void **state)
+{
+	struct sbuf	 errs;
+	struct rules	*r;
+	char		 dir[300], cmd[400];
+
+	(void)state;
+	sbuf_init(&errs);
+	snprintf(dir, sizeof(dir), "%s/d", tmpdir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s", dir);
+	assert_int_equal(system(cmd), 0);
+	assert_null(rules_load_dir(dir, 0, &errs));	/* empty */
+	assert_non_null(strstr(sbuf_str(&errs), "no *.yaml rule files"));
+	put("d/10-rules.yaml", RULE_HEAD "  pattern: '${bad}'\n" EX);
+	put("d/00-lists.yaml", "- list: bad\n  items: [滚]\n");
+	put("d/notes.txt", "not yaml at all: [");
+	sbuf_reset(&errs);
+	r = rules_load_dir(dir, 0, &errs);	/* lists from an earlier file serve later ones */
+	if (r == NULL)
+		print_message("%s", sbuf_str(&errs));
+	assert_non_null(r);
+	assert_int_equal(rules_count(r), 1);
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	char	cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_load_and_match),
+		cmocka_unit_test(test_order_and_prefilter),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_all_errors_reported),
+		cmocka_unit_test(test_rules_test),
+		cmocka_unit_test(test_load_dir),
+	};
+
+	rules_free(NULL);
+	return cmocka_run_group_tests_name("rules", tests, setup, teardown);
+}
