@@ -44,7 +44,7 @@ TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize ac
 UNIT_TESTS := config codec msgq metrics normalize acm rules
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
-.PHONY: all deps test unit blackbox test-san bench run install uninstall clean distclean
+.PHONY: all deps test unit unit-valgrind blackbox test-san bench run install uninstall clean distclean
 
 all: $(BUILD)/chatmond $(BUILD)/chatmon
 
@@ -71,7 +71,7 @@ $(BUILD)/chatmon: $(TOOL_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(RULES_LIBS)
 
 # The traditional->simplified table, made from OpenCC's data (tools/gen_t2s.py).
-$(BUILD)/gen/t2s_table.h: tools/gen_t2s.py | deps
+$(BUILD)/gen/t2s_table.h: tools/gen_t2s.py $(wildcard /usr/share/opencc/TSCharacters.ocd2) | deps
 	@mkdir -p $(@D)
 	$(PYTHON) tools/gen_t2s.py $@.tmp && mv $@.tmp $@
 $(BUILD)/normalize.o: $(BUILD)/gen/t2s_table.h
@@ -96,13 +96,20 @@ $(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules.o $(BUILD)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# The pure modules under valgrind: leaks and uninitialised reads.
+unit-valgrind: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
+	    valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	        --error-exitcode=9 $$t >$$t.valgrind.log 2>&1 || \
+	        { cat $$t.valgrind.log; exit 1; }; done
+
 blackbox: all
 	CHATMOND=$(abspath $(BUILD)/chatmond) CHATMON=$(abspath $(BUILD)/chatmon) \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox
 
 # The whole suite, then the whole suite again under ASan/UBSan.
 test: deps
-	$(MAKE) unit blackbox
+	$(MAKE) unit blackbox unit-valgrind
 	$(MAKE) test-san
 
 test-san:
@@ -124,9 +131,12 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/chatmon
 	install -m 755 $(BUILD)/chatmond $(DESTDIR)$(SBINDIR)/chatmond
 	install -m 755 $(BUILD)/chatmon $(DESTDIR)$(BINDIR)/chatmon
-	@# never overwrite an operator's configuration
+	@# never overwrite an operator's configuration or rules
 	test -e $(DESTDIR)$(SYSCONFDIR)/chatmon/chatmond.yaml || \
 	    install -m 644 conf/chatmond.yaml $(DESTDIR)$(SYSCONFDIR)/chatmon/chatmond.yaml
+	test -e $(DESTDIR)$(SYSCONFDIR)/chatmon/rules.d || { \
+	    install -d $(DESTDIR)$(SYSCONFDIR)/chatmon/rules.d && \
+	    install -m 644 conf/rules.d/*.yaml $(DESTDIR)$(SYSCONFDIR)/chatmon/rules.d; }
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/chatmond $(DESTDIR)$(BINDIR)/chatmon

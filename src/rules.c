@@ -927,7 +927,7 @@ rules_compile(struct rules *r, const char *pattern, unsigned steps,
 		    " of the expanded pattern" : "", (const char *)msg);
 		goto out;
 	}
-	if (pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) != 0)
+	if (r->jit && pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) != 0)
 		r->jit = 0;	/* e.g. MemoryDenyWriteExecute: the interpreter still matches */
 	if (pf != NULL)
 		pf->n = rules_required(sbuf_str(&ex), pf->clause);
@@ -1880,7 +1880,7 @@ rules_load_files(char *const *paths, size_t npaths, unsigned flags,
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		goto oom;
-	r->jit = 1;
+	r->jit = !(flags & RULES_NO_JIT);
 	if ((r->acm = acm_new()) == NULL ||
 	    (docs = calloc(npaths ? npaths : 1, sizeof(*docs))) == NULL)
 		goto oom;

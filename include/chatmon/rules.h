@@ -31,6 +31,7 @@ struct rules;
  * to errs as "FILE:LINE: message". Every rule's examples are checked.
  */
 #define RULES_SKIP_EXAMPLES	1u	/* load even when examples fail (for rules_test) */
+#define RULES_NO_JIT		2u	/* the interpreter only, as when the JIT is unavailable */
 struct rules *rules_load_dir(const char *dir, unsigned flags, struct sbuf *errs);
 struct rules *rules_load_files(char *const *paths, size_t n, unsigned flags,
     struct sbuf *errs);

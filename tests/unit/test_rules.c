@@ -13,6 +13,7 @@
 
 static char	tmpdir[] = "/tmp/test_rules.XXXXXX";
 static int	nfiles;
+static unsigned	load_flags;	/* RULES_NO_JIT: the same tests on the interpreter */
 
 /* Writes text to a new file in tmpdir; returns its path (static storage, 8 slots). */
 static const char *
@@ -35,7 +36,7 @@ load1(const char *text, struct sbuf *errs)
 	char	*paths[1];
 
 	paths[0] = (char *)put("r.yaml", text);
-	return rules_load_files(paths, 1, 0, errs);
+	return rules_load_files(paths, 1, load_flags, errs);
 }
 
 /* The hit of rule id in text, or NULL. */
@@ -138,6 +139,7 @@ test_load_and_match(void **state)
 		print_message("%s", sbuf_str(&errs));
 	assert_non_null(r);
 	assert_int_equal(rules_count(r), 6);	/* one is disabled */
+	assert_int_equal(rules_jit(r), !(load_flags & RULES_NO_JIT));
 
 	/* evasion folded, offsets and text from the original */
 	assert_non_null(h = hit(r, RULES_AGENT, "好的,加 我 薇 信 abc", "offplatform.contact_app"));
@@ -387,6 +389,16 @@ test_load_dir(void **state)
 	sbuf_free(&errs);
 }
 
+/* Without the JIT (MemoryDenyWriteExecute), the interpreter gives the same answers. */
+static void
+test_interpreter(void **state)
+{
+	load_flags = RULES_NO_JIT;
+	test_load_and_match(state);
+	test_order_and_prefilter(state);
+	load_flags = 0;
+}
+
 static int
 setup(void **state)
 {
@@ -410,6 +422,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_load_and_match),
 		cmocka_unit_test(test_order_and_prefilter),
+		cmocka_unit_test(test_interpreter),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_rules_test),
