@@ -1,0 +1,86 @@
+"""The default rule pack (conf/rules.d) through the real chatmon tool: every
+rule's examples pass, the labelled corpus meets the precision and recall
+gates, and scan reports bad lines and goes on."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import CHATMON, DEFAULT_RULES
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "..", "corpus")
+
+
+def test_every_example_passes():
+    r = subprocess.run([CHATMON, "rules", "test", "--rules", DEFAULT_RULES],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    n_rules, n_examples, n_failed = [int(w) for w in last.replace(",", "").split() if w.isdigit()]
+    assert n_failed == 0 and n_rules >= 40 and n_examples >= 300, last
+    # every category of domain.md has rules
+    cats = set()
+    for line in r.stdout.splitlines()[1:-1]:
+        if "/" in line:
+            cats.add(line.split(".", 1)[0])
+    for c in ("offplatform", "invoice", "returns", "stock", "review_bait", "payment",
+              "order_close", "privacy", "etiquette", "abuse", "ad_law", "complaint_risk",
+              "extortion"):
+        assert c in cats, (c, sorted(cats))
+
+
+def test_corpus_precision_recall():
+    r = subprocess.run([sys.executable, os.path.join(CORPUS, "score.py"), "--chatmon", CHATMON,
+                        "--rules", DEFAULT_RULES], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip().endswith("PASS"), r.stdout
+
+
+def test_scan_lines_in_order_with_errors(tmp_path):
+    lines = [
+        json.dumps({"role": "agent", "text": "亲,加 我 薇 信吧"}, ensure_ascii=False),
+        "not json",
+        json.dumps({"text": "您好,在的"}, ensure_ascii=False),
+        json.dumps({"role": "customer", "text": "再不发货我就去投诉"}, ensure_ascii=False),
+        json.dumps({"role": "boss", "text": "x"}),
+        json.dumps({"role": "agent"}),
+    ]
+    f = tmp_path / "in.jsonl"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = subprocess.run([CHATMON, "scan", "--rules", DEFAULT_RULES, str(f)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    out = [json.loads(l) for l in r.stdout.splitlines()]
+    assert [o["line"] for o in out] == [1, 2, 3, 4, 5, 6]
+    hit = out[0]["hits"][0]
+    assert hit["category"] == "offplatform" and hit["action"] == "block"
+    assert hit["match"] in "亲,加 我 薇 信吧" and "薇 信" in hit["match"]
+    assert "加 我 薇 信吧"[hit["start"] - 2:hit["end"] - 2] == hit["match"]
+    assert "error" in out[1] and out[2]["hits"] == []
+    assert out[3]["hits"] and all(h["action"] != "block" for h in out[3]["hits"])
+    assert {h["category"] for h in out[3]["hits"]} >= {"complaint_risk"}
+    assert "role" in out[4]["error"] and "text" in out[5]["error"]
+    # stdin and --role work too
+    r = subprocess.run([CHATMON, "scan", "--rules", DEFAULT_RULES, "--role", "customer"],
+                       input=json.dumps({"text": "加我微信"}, ensure_ascii=False) + "\n",
+                       capture_output=True, text=True, timeout=30)
+    o = json.loads(r.stdout)
+    assert o["line"] == 1 and all(h["action"] != "block" for h in o["hits"])
+
+
+def test_rules_test_reports_failures(tmp_path):
+    (tmp_path / "r.yaml").write_text(
+        "- rule: a.b\n  category: abuse\n  severity: warn\n  action: flag\n"
+        "  pattern: 滚开\n  examples:\n    match: [滚开, 滚]\n", encoding="utf-8")
+    r = subprocess.run([CHATMON, "rules", "test", "--rules", str(tmp_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert f"{tmp_path}/r.yaml:7: rule a.b: example \"滚\" should match but does not" in r.stdout
+    assert "1 rules, 2 examples, 1 failed" in r.stdout
+    # a broken file: every error with file:line, exit 1
+    (tmp_path / "r.yaml").write_text("- rule: a.b\n  category: [\n", encoding="utf-8")
+    r = subprocess.run([CHATMON, "rules", "test", "--rules", str(tmp_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and f"{tmp_path}/r.yaml:" in r.stderr
