@@ -122,6 +122,8 @@ bench: all $(BUILD)/bench_rules
 	rm -rf $(BUILD)/bench-500 && $(PYTHON) tests/bench/gen_rules.py $(BUILD)/bench-500 500 conf/rules.d
 	$(BUILD)/bench_rules tests/corpus/messages.jsonl default=conf/rules.d \
 	    default+synthetic=$(BUILD)/bench-500
+	tests/bench/rules_instr.sh $(BUILD)/bench_rules tests/corpus/messages.jsonl \
+	    default=conf/rules.d default+synthetic=$(BUILD)/bench-500
 	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/rtt.py
 
 run: all

@@ -27,6 +27,7 @@ import websockets
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PYTHON = "/usr/bin/python3"
+RULES = os.path.join(ROOT, "conf", "rules.d")
 
 
 def free_port():
@@ -48,14 +49,22 @@ def wait_listening(port, proc, timeout=10):
     raise RuntimeError(f"nothing listening on {port}")
 
 
+def turn(i, size):
+    """A chat turn of size bytes of UTF-8 (at least the JSON around the text)."""
+    head = '{"type":"message","conversation":"c-1","text":"亲,在的,订单%08d' % i
+    pad = max(0, size - len(head.encode()) - 2)
+    return head + "x" * pad + '"}'
+
+
 async def measure(url, n, warmup, size):
     """Round-trip times in microseconds of n messages, after warmup."""
-    payload = ("x" * size)
     rtts = []
     async with websockets.connect(url, ping_interval=None, open_timeout=10,
                                   close_timeout=5, compression=None) as ws:
         for i in range(warmup + n):
-            message = f"{i:08d}" + payload[8:]
+            # a chat turn, so chatmond runs its whole pipeline (codec, rules)
+            # on the way up and on the echo coming back
+            message = turn(i, size)
             t0 = time.perf_counter_ns()
             await ws.send(message)
             echo = await asyncio.wait_for(ws.recv(), 5)
@@ -96,6 +105,7 @@ def main():
         with open(conf, "w") as f:
             f.write(f"listen: 127.0.0.1:{port}\n"
                     f"upstream: ws://127.0.0.1:{backend_port}/\n"
+                    f"rules: {RULES}\n"
                     "log:\n  level: info\n")
         log = open(os.path.join(tmp.name, "chatmond.log"), "wb")
         daemon = subprocess.Popen([chatmond, "-c", conf], stderr=log, stdout=subprocess.DEVNULL)
@@ -118,7 +128,7 @@ def main():
         tmp.cleanup()
 
     d, t = summary(direct), summary(through)
-    print(f"round trip, {args.messages} messages of {args.size} bytes "
+    print(f"round trip, {args.messages} chat turns of {args.size} bytes "
           f"(after {args.warmup} warm-up), microseconds\n")
     print("| path | p50 | p99 | mean |")
     print("|---|---:|---:|---:|")

@@ -154,3 +154,23 @@ def test_sighup_swaps_rules_or_keeps_them(daemon, backend, tmp_path):
             w = await warning(ws)
             assert w["blocked"] is True and w["alert"]["rule"] == "abuse.test_new"
     run(main())
+
+
+def test_check_reports_rule_errors(tmp_path):
+    """chatmond -t checks the rules too: every error with file:line, exit 1."""
+    import subprocess
+    from conftest import CHATMOND, config_text, free_port
+    rules = tmp_path / "rules.d"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(
+        "- rule: a.one\n  category: abuse\n  severity: loud\n  action: flag\n"
+        "  pattern: 滚\n  examples:\n    match: [滚]\n"
+        "- rule: a.two\n  category: abuse\n  severity: warn\n  action: flag\n"
+        "  pattern: '${nolist}'\n  examples:\n    match: [x]\n", encoding="utf-8")
+    conf = tmp_path / "c.yaml"
+    conf.write_text(config_text(free_port(), "ws://127.0.0.1:9/", rules=str(rules)))
+    r = subprocess.run([CHATMOND, "-c", str(conf), "-t"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1, r.stderr
+    assert f"{rules}/a.yaml:3: severity: 'loud' is not one of the allowed values" in r.stderr
+    assert f"{rules}/a.yaml:12: unknown list or macro 'nolist'" in r.stderr

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Instructions per message (valgrind --tool=callgrind) for the rules engine
+# and for the naive baseline: repeatable whatever else the machine is doing.
+# usage: rules_instr.sh BENCH_RULES CORPUS NAME=DIR...
+set -eu
+bench=$1 corpus=$2
+shift 2
+count() {	# count MODE PASSES DIR -> instructions
+	valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+	    "$bench" --passes "$2" --mode "$1" "$corpus" "$3" 2>&1 >/dev/null |
+	    sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+n=$(grep -c . "$corpus")
+passes=5
+echo
+echo "instructions per message (callgrind, $passes passes over $n messages, loading subtracted)"
+echo
+echo "| pack | engine | naive | naive / engine |"
+echo "|---|---:|---:|---:|"
+for arg; do
+	name=${arg%%=*} dir=${arg#*=}
+	base=$(count engine 0 "$dir")
+	e=$(( ($(count engine $passes "$dir") - base) / (passes * n) ))
+	v=$(( ($(count naive $passes "$dir") - base) / (passes * n) ))
+	echo "| $name | $e | $v | $(awk "BEGIN { printf \"%.1f×\", $v / $e }") |"
+done
