@@ -42,6 +42,8 @@ struct codec {
 	struct codec_ptr	 type;
 	struct codec_ptr	 conv;
 	struct codec_ptr	 text;
+	struct codec_ptr	 robot;		/* ntok 0 and buf NULL: not configured */
+	int			 has_robot;
 	struct codec_name	*msg;
 	size_t			 nmsg;
 	struct codec_name	*end;
@@ -230,6 +232,11 @@ codec_new(const struct config_protocol *proto, struct sbuf *errs)
 		bad = 1;
 	if (codec_ptr_parse(&c->text, "text", proto->text, errs) == -1)
 		bad = 1;
+	if (proto->robot != NULL) {
+		if (codec_ptr_parse(&c->robot, "robot", proto->robot, errs) == -1)
+			bad = 1;
+		c->has_robot = 1;
+	}
 	if (bad)
 		goto err;
 	if (codec_names_copy(&c->msg, &c->nmsg, &proto->message_types,
@@ -254,6 +261,7 @@ codec_free(struct codec *c)
 	codec_ptr_free(&c->type);
 	codec_ptr_free(&c->conv);
 	codec_ptr_free(&c->text);
+	codec_ptr_free(&c->robot);
 	/* The counts are only set once a copy succeeded; free what exists. */
 	codec_names_free(c->msg, c->nmsg);
 	codec_names_free(c->end, c->nend);
@@ -364,6 +372,12 @@ codec_decode(struct codec *c, const char *buf, size_t len,
 	}
 	out->text = json_string_value(v);
 	out->text_len = json_string_length(v);
+	/* a robot's reply: true, a non-zero number or a non-empty string */
+	if (c->has_robot && (v = codec_ptr_get(c->doc, &c->robot)) != NULL)
+		out->robot = json_is_true(v) ||
+		    (json_is_integer(v) && json_integer_value(v) != 0) ||
+		    (json_is_real(v) && json_real_value(v) != 0) ||
+		    (json_is_string(v) && json_string_length(v) > 0);
 	return CODEC_TURN;
 
  malformed:

@@ -40,10 +40,14 @@ enum config_type {
 	CT_AGENT_ID,		/* query:NAME | header:NAME */
 	CT_LOG_LEVEL,		/* log_level_parse */
 	CT_REDIS_URL,		/* redis://host[:port][/db] | unix:/path */
+	CT_PROFILE,		/* taobao | jd | pdd | custom */
+	CT_TIMEZONE,		/* config_parse_timezone */
 };
 
 #define CF_NONEMPTY	0x01	/* CT_LIST: at least one item */
 #define CF_ROUND_S	0x02	/* CT_DURATION: rounded up to whole seconds */
+#define CF_HOURS	0x04	/* CT_LIST: each item a service window "HH:MM-HH:MM" */
+#define CF_OPTIONAL	0x08	/* CT_POINTER: may be absent (no default) */
 
 /*
  * One row per dotted key path, like nginx's ngx_command_t. Defaults are
@@ -78,6 +82,8 @@ static const struct config_key config_keys[] = {
 	    "message", 0, 0, CF_NONEMPTY },
 	{ "protocol.end_types", CT_LIST, OFF(protocol.end_types), 0,
 	    "end", 0, 0, 0 },
+	{ "protocol.robot", CT_POINTER, OFF(protocol.robot), 0, NULL, 0, 0,
+	    CF_OPTIONAL },
 	{ "redis.url", CT_REDIS_URL, OFF(redis.url), 0,
 	    "redis://127.0.0.1:6379", 0, 0, 0 },
 	{ "redis.channel", CT_STRING, OFF(redis.channel), 0,
@@ -87,12 +93,20 @@ static const struct config_key config_keys[] = {
 	/* XADD MAXLEN takes a signed 64-bit count */
 	{ "redis.stream_maxlen", CT_UINT, OFF(redis.stream_maxlen), 0,
 	    "100000", 1, INT64_MAX, 0 },
+	/* before the keys it fills: a profile only sets what the file did not */
+	{ "sla.profile", CT_PROFILE, OFF(sla.profile), 0, "custom", 0, 0, 0 },
 	{ "sla.first_response", CT_DURATION, OFF(sla.first_response_ms), 0,
 	    "15s", 1, NOMAX, 0 },
 	{ "sla.reply", CT_DURATION, OFF(sla.reply_ms), 0, "30s", 1, NOMAX, 0 },
 	{ "sla.warn_at", CT_FRACTION, OFF(sla.warn_at), 0, "0.8", 0, 0, 0 },
 	{ "sla.escalate", CT_DURATION, OFF(sla.escalate_ms), 0,
 	    "180s", 1, NOMAX, 0 },
+	{ "sla.idle", CT_DURATION, OFF(sla.idle_ms), 0, "30m", 1000, NOMAX, 0 },
+	{ "sla.cap", CT_DURATION, OFF(sla.cap_ms), 0, "600s", 1000, NOMAX, 0 },
+	{ "sla.rate", CT_DURATION, OFF(sla.rate_ms), 0, "180s", 1000, NOMAX, 0 },
+	{ "sla.hours", CT_LIST, OFF(sla.hours_text), 0, NULL, 0, 0, CF_HOURS },
+	{ "sla.timezone", CT_TIMEZONE, OFF(sla.utc_offset_min), 0, "+08:00",
+	    0, 0, 0 },
 	{ "rules", CT_STRING, OFF(rules), 0, "rules.d", 0, 0, 0 },
 	{ "admin", CT_ADDR, OFF(admin), 0, "127.0.0.1:9090", 0, 0, 0 },
 	{ "limits.max_message", CT_SIZE, OFF(limits.max_message), 0,
@@ -155,6 +169,10 @@ static int	config_set_agent_id(struct config_ctx *,
 		    const struct config_key *, const char *);
 static int	config_set_log_level(struct config_ctx *,
 		    const struct config_key *, const char *);
+static int	config_set_profile(struct config_ctx *,
+		    const struct config_key *, const char *);
+static int	config_set_timezone(struct config_ctx *,
+		    const struct config_key *, const char *);
 static int	config_set_redis_url(struct config_ctx *,
 		    const struct config_key *, const char *);
 
@@ -179,6 +197,8 @@ static const struct config_type_info {
 	[CT_AGENT_ID] =	{ "agent id source", config_set_agent_id, OWN_STR },
 	[CT_LOG_LEVEL] = { "log level", config_set_log_level, OWN_NONE },
 	[CT_REDIS_URL] = { "Redis URL", config_set_redis_url, OWN_STR },
+	[CT_PROFILE] =	{ "SLA profile", config_set_profile, OWN_NONE },
+	[CT_TIMEZONE] =	{ "time zone", config_set_timezone, OWN_NONE },
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -644,6 +664,11 @@ config_set_pointer(struct config_ctx *ctx, const struct config_key *k,
 	char		 q[CONFIG_QUOTE];
 	const char	*why;
 
+	if ((k->flags & CF_OPTIONAL) && *s == '\0') {
+		free(*FIELD(ctx->cfg, char *, k->off));
+		*FIELD(ctx->cfg, char *, k->off) = NULL;	/* "" turns it off */
+		return 0;
+	}
 	if ((why = config_pointer_why(s)) != NULL) {
 		config_err(ctx, "%s: bad JSON pointer %s: %s", k->path,
 		    config_quote(q, sizeof(q), s), why);
@@ -659,8 +684,21 @@ config_set_item(struct config_ctx *ctx, const struct config_key *k,
 	struct config_list	*l = &ctx->scratch;
 	char			**v, *p;
 
+	uint16_t		 from, to;
+	char			 q[CONFIG_QUOTE];
+
 	if (*s == '\0') {
 		config_err(ctx, "%s: empty string in list", k->path);
+		return -1;
+	}
+	if ((k->flags & CF_HOURS) && config_parse_hours(s, &from, &to) == -1) {
+		config_err(ctx, "%s: bad service window %s: want HH:MM-HH:MM, "
+		    "e.g. 08:00-23:00", k->path, config_quote(q, sizeof(q), s));
+		return -1;
+	}
+	if ((k->flags & CF_HOURS) && l->n >= CONFIG_MAX_HOURS) {
+		config_err(ctx, "%s: at most %d service windows", k->path,
+		    CONFIG_MAX_HOURS);
 		return -1;
 	}
 	if ((p = strdup(s)) == NULL ||
@@ -878,6 +916,114 @@ config_set_log_level(struct config_ctx *ctx, const struct config_key *k,
 		return -1;
 	}
 	*FIELD(ctx->cfg, int, k->off) = lvl;
+	return 0;
+}
+
+static const char *const config_profiles[] = {
+	[CONFIG_PROFILE_CUSTOM] = "custom",
+	[CONFIG_PROFILE_TAOBAO] = "taobao",
+	[CONFIG_PROFILE_JD] = "jd",
+	[CONFIG_PROFILE_PDD] = "pdd",
+};
+
+const char *
+config_profile_name(int p)
+{
+	return p >= 0 && (size_t)p < UTIL_NELEM(config_profiles) ?
+	    config_profiles[p] : "?";
+}
+
+static int
+config_set_profile(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char	q[CONFIG_QUOTE];
+	size_t	i;
+
+	for (i = 0; i < UTIL_NELEM(config_profiles); i++)
+		if (strcmp(s, config_profiles[i]) == 0) {
+			*FIELD(ctx->cfg, int, k->off) = (int)i;
+			return 0;
+		}
+	config_err(ctx, "%s: unknown profile %s: want taobao, jd, pdd or custom",
+	    k->path, config_quote(q, sizeof(q), s));
+	return -1;
+}
+
+/* "HH:MM" into minutes; 24:00 only as an end. */
+static int
+config_hhmm(const char *s, int end, uint16_t *out)
+{
+	if (!isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) ||
+	    s[2] != ':' || !isdigit((unsigned char)s[3]) ||
+	    !isdigit((unsigned char)s[4]))
+		return -1;
+	*out = (uint16_t)(((s[0] - '0') * 10 + s[1] - '0') * 60 +
+	    (s[3] - '0') * 10 + s[4] - '0');
+	if ((s[3] - '0') * 10 + s[4] - '0' > 59 || *out > (end ? 1440 : 1439))
+		return -1;
+	return 0;
+}
+
+int
+config_parse_hours(const char *s, uint16_t *from, uint16_t *to)
+{
+	if (strlen(s) != 11 || s[5] != '-' || config_hhmm(s, 0, from) == -1 ||
+	    config_hhmm(s + 6, 1, to) == -1 || *from == *to)
+		return -1;
+	if (*to == 0)
+		*to = 1440;	/* "22:00-00:00" ends at midnight */
+	return 0;
+}
+
+/*
+ * A fixed offset from UTC. China has kept one offset all year since 1991,
+ * so its zone names map to +08:00; other names are refused rather than
+ * guessed (a zone with daylight saving needs the tz database, which a pure
+ * module does not read).
+ */
+int
+config_parse_timezone(const char *s, int32_t *off)
+{
+	static const char *const cn[] = { "Asia/Shanghai", "Asia/Chongqing",
+	    "Asia/Harbin", "Asia/Urumqi", "Asia/Hong_Kong", "Asia/Macau",
+	    "Asia/Taipei", "PRC", "ROC" };
+	uint16_t	 m;
+	size_t		 i;
+	char		 hhmm[6];
+
+	if (strcmp(s, "UTC") == 0 || strcmp(s, "Z") == 0 ||
+	    strcmp(s, "Etc/UTC") == 0) {
+		*off = 0;
+		return 0;
+	}
+	for (i = 0; i < UTIL_NELEM(cn); i++)
+		if (strcmp(s, cn[i]) == 0) {
+			*off = 480;
+			return 0;
+		}
+	if ((s[0] != '+' && s[0] != '-') || strlen(s) != 6)
+		return -1;
+	memcpy(hhmm, s + 1, 5);
+	hhmm[5] = '\0';
+	if (config_hhmm(hhmm, 0, &m) == -1 || m > 14 * 60)
+		return -1;
+	*off = s[0] == '-' ? -(int32_t)m : (int32_t)m;
+	return 0;
+}
+
+static int
+config_set_timezone(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char	q[CONFIG_QUOTE];
+
+	if (config_parse_timezone(s, FIELD(ctx->cfg, int32_t, k->off)) == -1) {
+		config_err(ctx, "%s: bad time zone %s: want UTC, an offset like "
+		    "+08:00, or a China zone name (Asia/Shanghai)", k->path,
+		    config_quote(q, sizeof(q), s));
+		return -1;
+	}
 	return 0;
 }
 
@@ -1379,6 +1525,9 @@ config_check(struct config_ctx *ctx)
 	    "%s (%s) must differ from %s%s", va, "");
 }
 
+static void	config_set_text(struct config_ctx *, const struct config_key *,
+		    const char *);
+
 static void
 config_defaults(struct config_ctx *ctx)
 {
@@ -1387,12 +1536,84 @@ config_defaults(struct config_ctx *ctx)
 
 	for (i = 0; i < CONFIG_NKEYS; i++) {
 		k = &config_keys[i];
-		config_types[k->type].set(ctx, k, k->def);
-		if (k->type == CT_LIST) {
-			*FIELD(ctx->cfg, struct config_list, k->off) = ctx->scratch;
-			memset(&ctx->scratch, 0, sizeof(ctx->scratch));
-		}
+		if (k->def != NULL)
+			config_set_text(ctx, k, k->def);
 	}
+}
+
+/* Sets a row from text (a list row: one item), as the defaults are written. */
+static void
+config_set_text(struct config_ctx *ctx, const struct config_key *k,
+    const char *text)
+{
+	struct config_list	*dst;
+
+	config_types[k->type].set(ctx, k, text);
+	if (k->type == CT_LIST) {
+		dst = FIELD(ctx->cfg, struct config_list, k->off);
+		config_list_clear(dst);
+		*dst = ctx->scratch;
+		memset(&ctx->scratch, 0, sizeof(ctx->scratch));
+	}
+}
+
+/*
+ * The platforms' norms (domain.md), for the SLA keys the configuration did
+ * not set itself.
+ */
+static const struct {
+	int		 profile;
+	const char	*key;
+	const char	*value;
+} config_profile_values[] = {
+	/* Taobao/Tmall: 3-minute rate 08:00-23:00, rounds capped at 600 s */
+	{ CONFIG_PROFILE_TAOBAO, "sla.first_response", "15s" },
+	{ CONFIG_PROFILE_TAOBAO, "sla.reply", "30s" },
+	{ CONFIG_PROFILE_TAOBAO, "sla.escalate", "180s" },
+	{ CONFIG_PROFILE_TAOBAO, "sla.rate", "180s" },
+	{ CONFIG_PROFILE_TAOBAO, "sla.cap", "600s" },
+	{ CONFIG_PROFILE_TAOBAO, "sla.hours", "08:00-23:00" },
+	/* JD: a 30-second answer rate on the first question, 09:00-23:00 */
+	{ CONFIG_PROFILE_JD, "sla.first_response", "30s" },
+	{ CONFIG_PROFILE_JD, "sla.reply", "30s" },
+	{ CONFIG_PROFILE_JD, "sla.escalate", "180s" },
+	{ CONFIG_PROFILE_JD, "sla.rate", "30s" },
+	{ CONFIG_PROFILE_JD, "sla.cap", "600s" },
+	{ CONFIG_PROFILE_JD, "sla.hours", "09:00-23:00" },
+	/* Pinduoduo: 30-second answer, 3-minute manual reply rate, 08:00-23:00 */
+	{ CONFIG_PROFILE_PDD, "sla.first_response", "30s" },
+	{ CONFIG_PROFILE_PDD, "sla.reply", "180s" },
+	{ CONFIG_PROFILE_PDD, "sla.escalate", "300s" },
+	{ CONFIG_PROFILE_PDD, "sla.rate", "180s" },
+	{ CONFIG_PROFILE_PDD, "sla.cap", "600s" },
+	{ CONFIG_PROFILE_PDD, "sla.hours", "08:00-23:00" },
+};
+
+static void
+config_apply_profile(struct config_ctx *ctx)
+{
+	const struct config_key	*k;
+	size_t			 i;
+
+	for (i = 0; i < UTIL_NELEM(config_profile_values); i++) {
+		if (config_profile_values[i].profile != ctx->cfg->sla.profile)
+			continue;
+		k = config_find(config_profile_values[i].key);
+		if (ctx->origin[k - config_keys].seq == 0)	/* still the default */
+			config_set_text(ctx, k, config_profile_values[i].value);
+	}
+}
+
+/* The service windows as minutes, from the checked text. */
+static void
+config_hours(struct config *cfg)
+{
+	size_t	i;
+
+	for (i = 0; i < cfg->sla.hours_text.n && i < CONFIG_MAX_HOURS; i++)
+		config_parse_hours(cfg->sla.hours_text.v[i],
+		    &cfg->sla.hours[i].from_min, &cfg->sla.hours[i].to_min);
+	cfg->sla.nhours = i;
 }
 
 /*
@@ -1454,6 +1675,8 @@ config_load(const char *path, char *const *overrides, size_t n_overrides,
 	for (i = 0; i < n_overrides; i++)
 		config_load_override(ctx, overrides[i]);
 	ctx->ovr = NULL;
+	config_apply_profile(ctx);
+	config_hours(cfg);
 	config_check(ctx);
 	if (ctx->nerr > 0)
 		goto err;

@@ -28,6 +28,7 @@ struct codec_frame {
 	const char	*text;
 	size_t		 text_len;
 	const char	*why;		/* for INVALID and MALFORMED: a short reason */
+	int		 robot;		/* TURN: protocol.robot says a robot wrote it */
 };
 
 /*

@@ -35,6 +35,7 @@ struct config_protocol {
 	char	*text;
 	struct config_list message_types;
 	struct config_list end_types;
+	char	*robot;			/* optional: a true value marks a robot reply (NULL: none) */
 };
 
 struct config_redis {
@@ -44,11 +45,31 @@ struct config_redis {
 	uint64_t stream_maxlen;
 };
 
+#define CONFIG_MAX_HOURS	8
+
+enum config_profile {
+	CONFIG_PROFILE_CUSTOM,		/* design.md's defaults, always in service */
+	CONFIG_PROFILE_TAOBAO,
+	CONFIG_PROFILE_JD,
+	CONFIG_PROFILE_PDD,
+};
+
 struct config_sla {			/* durations in milliseconds */
+	int	 profile;		/* enum config_profile: fills the keys not set */
 	uint64_t first_response_ms;
 	uint64_t reply_ms;
 	double	 warn_at;		/* 0 < warn_at < 1 */
 	uint64_t escalate_ms;
+	uint64_t idle_ms;		/* a conversation with no turn this long ends */
+	uint64_t cap_ms;		/* a round counts at most this in the figures */
+	uint64_t rate_ms;		/* the N-minute reply rate's N */
+	struct config_list hours_text;	/* as written: "08:00-23:00" */
+	struct {
+		uint16_t from_min;	/* minutes after midnight */
+		uint16_t to_min;	/* 1..1440; below from_min: past midnight */
+	} hours[CONFIG_MAX_HOURS];
+	size_t	 nhours;		/* 0: always in service */
+	int32_t	 utc_offset_min;	/* sla.timezone */
 };
 
 struct config_limits {
@@ -95,5 +116,8 @@ int	config_parse_size(const char *, uint64_t *);	/* 1048576, 512KiB, 1MiB, 1GiB,
 int	config_parse_duration_ms(const char *, uint64_t *);	/* 250ms, 15s, 3m, 1h, 1.5s, bare seconds */
 int	config_parse_addr(const char *, struct config_addr *);
 int	config_parse_ws_url(const char *, struct config_ws_url *);
+int	config_parse_hours(const char *, uint16_t *from_min, uint16_t *to_min);	/* "08:00-23:00" */
+int	config_parse_timezone(const char *, int32_t *offset_min);	/* "+08:00", "UTC", "Asia/Shanghai" */
+const char *config_profile_name(int);
 
 #endif

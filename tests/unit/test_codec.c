@@ -796,6 +796,50 @@ test_alloc_failure(void **state)
 	codec_free(c);
 }
 
+/* protocol.robot: a truthy field marks a robot's turn; absent, every turn is a person's. */
+static void
+test_robot(void **state)
+{
+	static const struct {
+		const char	*json;
+		int		 robot;
+	} cases[] = {
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":true}", 1 },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":1}", 1 },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":\"faq\"}", 1 },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":false}", 0 },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":0}", 0 },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":\"\"}", 0 },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":null}", 0 },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\"}", 0 },
+	};
+	struct config_protocol	 p = proto_default;
+	struct codec_frame	 f;
+	struct codec		*c, *plain;
+	struct sbuf		 errs;
+	size_t			 i;
+
+	(void)state;
+	sbuf_init(&errs);
+	p.robot = "/auto";
+	assert_non_null(c = codec_new(&p, &errs));
+	assert_non_null(plain = codec_new(&proto_default, &errs));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(codec_decode(c, cases[i].json, strlen(cases[i].json), &f),
+		    CODEC_TURN);
+		assert_int_equal(f.robot, cases[i].robot);
+		assert_int_equal(codec_decode(plain, cases[i].json,
+		    strlen(cases[i].json), &f), CODEC_TURN);
+		assert_int_equal(f.robot, 0);
+	}
+	codec_free(c);
+	codec_free(plain);
+	p.robot = "auto";
+	assert_null(codec_new(&p, &errs));
+	assert_non_null(strstr(sbuf_str(&errs), "protocol.robot"));
+	sbuf_free(&errs);
+}
+
 int
 main(void)
 {
@@ -810,6 +854,7 @@ main(void)
 		cmocka_unit_test(test_large),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_alloc_failure),
+		cmocka_unit_test(test_robot),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1066,11 +1066,121 @@ test_parse_ws_url(void **state)
 	}
 }
 
+/* sla.profile fills only the SLA keys the file left alone. */
+static void
+test_sla_profiles(void **state)
+{
+	struct config	*c;
+	struct sbuf	 errs;
+
+	(void)state;
+	sbuf_init(&errs);
+	c = load("sla:\n  profile: taobao\n  reply: 45s\n", NULL, 0, &errs, NULL);
+	assert_non_null(c);
+	assert_int_equal(c->sla.profile, CONFIG_PROFILE_TAOBAO);
+	assert_int_equal(c->sla.first_response_ms, 15000);
+	assert_int_equal(c->sla.reply_ms, 45000);		/* the file wins */
+	assert_int_equal(c->sla.rate_ms, 180000);
+	assert_int_equal(c->sla.cap_ms, 600000);
+	assert_int_equal(c->sla.nhours, 1);
+	assert_int_equal(c->sla.hours[0].from_min, 8 * 60);
+	assert_int_equal(c->sla.hours[0].to_min, 23 * 60);
+	assert_int_equal(c->sla.utc_offset_min, 480);
+	config_free(c);
+
+	c = load("sla: {profile: jd, hours: ['10:00-12:00', '22:00-02:00']}\n",
+	    NULL, 0, &errs, NULL);
+	assert_non_null(c);
+	assert_int_equal(c->sla.rate_ms, 30000);
+	assert_int_equal(c->sla.nhours, 2);			/* the file wins */
+	assert_int_equal(c->sla.hours[1].from_min, 22 * 60);
+	assert_int_equal(c->sla.hours[1].to_min, 2 * 60);
+	config_free(c);
+
+	/* an override counts as set, too */
+	{
+		char *ov[] = { "sla.profile=pdd", "sla.hours=[]", "sla.timezone=UTC" };
+
+		c = load("", ov, 3, &errs, NULL);
+		assert_non_null(c);
+		assert_int_equal(c->sla.reply_ms, 180000);
+		assert_int_equal(c->sla.escalate_ms, 300000);
+		assert_int_equal(c->sla.nhours, 0);
+		assert_int_equal(c->sla.utc_offset_min, 0);
+		config_free(c);
+	}
+	c = load("", NULL, 0, &errs, NULL);			/* custom: always on */
+	assert_int_equal(c->sla.nhours, 0);
+	assert_int_equal(c->sla.idle_ms, 30 * 60000);
+	assert_null(c->protocol.robot);
+	config_free(c);
+	assert_string_equal(sbuf_str(&errs), "");
+	sbuf_free(&errs);
+}
+
+static void
+test_sla_errors(void **state)
+{
+	struct config	*c;
+	struct sbuf	 errs;
+	const char	*path;
+
+	(void)state;
+	sbuf_init(&errs);
+	c = load("sla:\n  profile: tmall\n  hours:\n    - 08:00-23:00\n"
+	    "    - '8-23'\n    - '10:00-10:00'\n  timezone: Europe/Paris\n"
+	    "protocol:\n  robot: auto\n", NULL, 0, &errs, &path);
+	assert_null(c);
+	assert_errs(&errs, path,
+	    "@:2: sla.profile: unknown profile 'tmall': want taobao, jd, pdd or custom\n"
+	    "@:5: sla.hours: bad service window '8-23': want HH:MM-HH:MM, e.g. 08:00-23:00\n"
+	    "@:6: sla.hours: bad service window '10:00-10:00': want HH:MM-HH:MM, e.g. 08:00-23:00\n"
+	    "@:7: sla.timezone: bad time zone 'Europe/Paris': want UTC, an offset like "
+	    "+08:00, or a China zone name (Asia/Shanghai)\n"
+	    "@:9: protocol.robot: bad JSON pointer 'auto': must start with '/'\n",
+	    "sla errors");
+	sbuf_free(&errs);
+}
+
+static void
+test_hours_and_timezones(void **state)
+{
+	uint16_t	f, t;
+	int32_t		off;
+
+	(void)state;
+	assert_int_equal(config_parse_hours("00:00-24:00", &f, &t), 0);
+	assert_int_equal(f, 0);
+	assert_int_equal(t, 1440);
+	assert_int_equal(config_parse_hours("22:00-00:00", &f, &t), 0);
+	assert_int_equal(t, 1440);
+	assert_int_equal(config_parse_hours("23:59-00:01", &f, &t), 0);
+	assert_int_equal(f, 1439);
+	assert_int_equal(t, 1);
+	assert_int_equal(config_parse_hours("24:00-01:00", &f, &t), -1);
+	assert_int_equal(config_parse_hours("08:60-09:00", &f, &t), -1);
+	assert_int_equal(config_parse_hours("08:00 - 09:00", &f, &t), -1);
+	assert_int_equal(config_parse_timezone("+08:00", &off), 0);
+	assert_int_equal(off, 480);
+	assert_int_equal(config_parse_timezone("-05:30", &off), 0);
+	assert_int_equal(off, -330);
+	assert_int_equal(config_parse_timezone("Asia/Shanghai", &off), 0);
+	assert_int_equal(off, 480);
+	assert_int_equal(config_parse_timezone("UTC", &off), 0);
+	assert_int_equal(off, 0);
+	assert_int_equal(config_parse_timezone("+15:00", &off), -1);
+	assert_int_equal(config_parse_timezone("+8", &off), -1);
+	assert_int_equal(config_parse_timezone("America/New_York", &off), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_sla_profiles),
+		cmocka_unit_test(test_sla_errors),
+		cmocka_unit_test(test_hours_and_timezones),
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_yaml_forms),
 		cmocka_unit_test(test_bad_files),
