@@ -36,10 +36,10 @@ LIBS	:= $(LWS_A) -levent -lssl -lcrypto -lyaml -ljansson -lpcre2-8 -lutf8proc \
 RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
-PURE	:= util log config codec metrics msgq normalize acm rules alertfmt
-IO	:= session relay
+PURE	:= util log config codec metrics msgq normalize acm rules alertfmt sla
+IO	:= session relay slaclock
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules alertfmt sla replay chatmon))
 
 UNIT_TESTS := config codec msgq metrics normalize acm rules
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))

@@ -10,11 +10,10 @@
 #include "chatmon/alertfmt.h"
 
 void
-alertfmt_id(char out[ALERTFMT_ID_MAX], int64_t wall_ms, uint32_t instance,
-    uint64_t seq)
+alertfmt_id(char out[ALERTFMT_ID_MAX], int64_t wall_ms, struct alertfmt_ids *ids)
 {
 	snprintf(out, ALERTFMT_ID_MAX, "%013" PRId64 "-%08" PRIx32 "-%010" PRIu64,
-	    wall_ms, instance, seq);
+	    wall_ms, ids->instance, ++ids->seq);
 }
 
 void
@@ -70,6 +69,26 @@ alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
 	    "match", "start", (json_int_t)h->start, "end", (json_int_t)h->end,
 	    "matched", h->match, (int)h->match_len,
 	    "message", h->message));
+}
+
+int
+alertfmt_sla(struct sbuf *out, const struct alertfmt_sla *a)
+{
+	char	ts[32];
+
+	alertfmt_ts(ts, a->wall_ms);
+	return alertfmt_dump(out, json_pack(
+	    "{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:I, s:I, s:b}",
+	    "v", 1,
+	    "id", a->id,
+	    "ts", ts,
+	    "type", a->type,
+	    "severity", a->severity,
+	    "agent", a->agent,
+	    "conversation", a->conversation, (int)a->conversation_len,
+	    "waited_ms", (json_int_t)a->waited_ms,
+	    "threshold_ms", (json_int_t)a->threshold_ms,
+	    "first", a->first));
 }
 
 int

@@ -1,4 +1,4 @@
-/* chatmon: the supervisor's and auditor's command-line tool: scan, rules test. */
+/* chatmon: the supervisor's and auditor's command-line tool: scan, rules test, replay. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 
 #include "chatmon/config.h"
 #include "chatmon/log.h"
+#include "chatmon/replay.h"
 #include "chatmon/rules.h"
 
 #ifndef CHATMON_CONFIG
@@ -21,11 +22,14 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: chatmon scan [-c FILE | --rules DIR] [--role agent|customer] [FILE...]\n"
 	    "       chatmon rules test [-c FILE | --rules DIR]\n"
+	    "       chatmon replay [-c FILE] [FILE...]\n"
 	    "       chatmon --version\n"
 	    "\n"
 	    "scan     match chat lines {\"role\":…,\"text\":…} (JSON Lines, files or\n"
 	    "         stdin) against the rules; one JSON result per input line\n"
 	    "rules test  run every rule's examples and print a table\n"
+	    "replay   run a chat log {\"ts\",\"conversation\",\"role\",\"agent\",\"text\"}\n"
+	    "         through the rules and the SLA clock; every alert, then a summary\n"
 	    "\n"
 	    "The rules come from --rules DIR, or from the configuration's rules\n"
 	    "key (-c FILE, default " CHATMON_CONFIG ").\n");
@@ -296,6 +300,8 @@ main(int argc, char **argv)
 		return cmd_scan(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "rules") == 0)
 		return cmd_rules(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "replay") == 0)
+		return replay_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2)
 		fprintf(stderr, "chatmon: unknown command '%s'\n", argv[1]);
 	return usage(stderr);

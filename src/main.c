@@ -205,7 +205,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	log_set_level(d.cfg->log_level);
-	if ((d.relay = relay_new(d.cfg, &d.metrics, &errs)) == NULL) {
+	if ((d.base = event_base_new()) == NULL) {
+		log_errx("main: event_base_new failed");
+		goto out;
+	}
+	if ((d.relay = relay_new(d.base, d.cfg, &d.metrics, &errs)) == NULL) {
 		print_errors(NULL, &errs);
 		goto out;
 	}
@@ -216,10 +220,6 @@ main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	if ((d.base = event_base_new()) == NULL) {
-		log_errx("main: event_base_new failed");
-		goto out;
-	}
 	if ((d.srv = session_server_new(d.base, d.cfg, d.relay, &d.metrics,
 	    &errs)) == NULL) {
 		print_errors("", &errs);
@@ -252,8 +252,11 @@ out:
 		session_server_free(d.srv);
 		for (i = 0; i < 100 && event_base_loop(d.base, EVLOOP_NONBLOCK) == 0; i++)
 			;
+		relay_log_figures(d.relay);
 		chatmond_log_stats(&d);
 	}
+	relay_free(d.relay);	/* its SLA timers are events on the base */
+	d.relay = NULL;
 	if (d.ev_term)
 		event_free(d.ev_term);
 	if (d.ev_int)
@@ -265,7 +268,6 @@ out:
 	if (d.base != NULL)
 		event_base_free(d.base);
 	libevent_global_shutdown();
-	relay_free(d.relay);
 	config_free(d.cfg);
 	sbuf_free(&errs);
 	free(ov);

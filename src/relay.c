@@ -9,19 +9,33 @@
 #include "chatmon/log.h"
 #include "chatmon/relay.h"
 #include "chatmon/rules.h"
+#include "chatmon/slaclock.h"
 
 struct relay {
 	struct codec	*codec;
 	struct rules	*rules;
+	struct slaclock	*sla;
 	struct metrics	*metrics;
-	uint32_t	 instance;	/* tags this process's alert ids */
-	uint64_t	 seq;
+	struct alertfmt_ids ids;	/* every alert of this process */
 	struct sbuf	 alert;		/* scratch, reused */
 	struct sbuf	 frame;
 };
 
+/*
+ * The alert sink: every alert, rule hits and SLA events alike, leaves
+ * through here. Until the Redis publisher exists it is logged, one line
+ * per alert, and counted.
+ */
+static void
+relay_publish(const char *json, size_t len, void *arg)
+{
+	(void)arg;
+	log_info("alert: %.*s", (int)len, json);
+}
+
 struct relay *
-relay_new(const struct config *cfg, struct metrics *m, struct sbuf *errs)
+relay_new(struct event_base *base, const struct config *cfg, struct metrics *m,
+    struct sbuf *errs)
 {
 	struct relay	*r;
 
@@ -31,10 +45,12 @@ relay_new(const struct config *cfg, struct metrics *m, struct sbuf *errs)
 	}
 	r->metrics = m;
 	/* distinct enough across instances started in the same second */
-	r->instance = (uint32_t)time(NULL) * 2654435761u ^ (uint32_t)getpid() << 16 ^
-	    (uint32_t)util_mono_ns();
-	if (relay_set_config(r, cfg, errs) == -1) {
-		free(r);
+	r->ids.instance = (uint32_t)time(NULL) * 2654435761u ^
+	    (uint32_t)getpid() << 16 ^ (uint32_t)util_mono_ns();
+	if (relay_set_config(r, cfg, errs) == -1 ||
+	    (r->sla = slaclock_new(base, cfg, m, &r->ids, relay_publish, r,
+	    errs)) == NULL) {
+		relay_free(r);
 		return NULL;
 	}
 	return r;
@@ -56,6 +72,8 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 	rules_free(r->rules);
 	r->codec = c;
 	r->rules = ru;
+	if (r->sla != NULL)
+		slaclock_set_config(r->sla, cfg);
 	log_info("relay_set_config: %zu rules from %s (%s)", rules_count(ru),
 	    cfg->rules, rules_jit(ru) ? "JIT" : "interpreter: JIT unavailable");
 	return 0;
@@ -66,6 +84,7 @@ relay_free(struct relay *r)
 {
 	if (r == NULL)
 		return;
+	slaclock_free(r->sla);
 	codec_free(r->codec);
 	rules_free(r->rules);
 	sbuf_free(&r->alert);
@@ -85,7 +104,7 @@ relay_rule_hit(struct relay *r, const struct relay_turn *t,
 	char			id[ALERTFMT_ID_MAX];
 
 	r->metrics->rule_hits++;
-	alertfmt_id(id, t->wall_ms, r->instance, ++r->seq);
+	alertfmt_id(id, t->wall_ms, &r->ids);
 	at.id = id;
 	at.wall_ms = t->wall_ms;
 	at.agent = t->peer->agent;
@@ -99,7 +118,7 @@ relay_rule_hit(struct relay *r, const struct relay_turn *t,
 		log_warnx("relay_rule_hit: out of memory, alert for %s lost", h->rule);
 		return;
 	}
-	log_info("alert: %s", sbuf_str(&r->alert));
+	relay_publish(r->alert.s, r->alert.len, r);
 	if (h->action == RULES_FLAG || t->peer->inject == NULL)
 		return;
 	sbuf_reset(&r->frame);
@@ -129,6 +148,7 @@ relay_turn(struct relay *r, const struct relay_turn *t)
 		    t->peer->agent[0] ? t->peer->agent : "-",
 		    (int)t->conversation_len, t->conversation,
 		    t->role == RELAY_ROLE_AGENT ? "agent" : "customer");
+		slaclock_end(r->sla, t);
 		return RELAY_PASS;
 	}
 	log_debug("relay_turn: agent=%s conversation=%.*s role=%s bytes=%zu "
@@ -146,10 +166,24 @@ relay_turn(struct relay *r, const struct relay_turn *t)
 	for (i = 0; i < n; i++)
 		relay_rule_hit(r, t, &hits[i], block);
 	if (block) {
+		/* the customer never saw it: it answers nothing */
 		r->metrics->rule_blocks++;
 		return RELAY_DROP;
 	}
+	slaclock_turn(r->sla, t, t->robot);
 	return RELAY_PASS;
+}
+
+void
+relay_peer_closed(struct relay *r, struct relay_peer *peer)
+{
+	slaclock_peer_closed(r->sla, peer);
+}
+
+void
+relay_log_figures(const struct relay *r)
+{
+	slaclock_log_figures(r->sla);
 }
 
 enum relay_verdict
@@ -189,6 +223,7 @@ relay_message(struct relay *r, const struct relay_peer *peer,
 	t.text_len = k == CODEC_TURN ? f.text_len : 0;
 	t.mono_ns = util_mono_ns();
 	t.wall_ms = util_wall_ms();
+	t.robot = k == CODEC_TURN && f.robot;
 	if (k == CODEC_TURN) {
 		if (dir == RELAY_UP)
 			r->metrics->turns_agent++;

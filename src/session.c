@@ -251,8 +251,10 @@ session_detach(struct session *s, enum session_side side)
 		return;
 	lws_set_opaque_user_data(s->wsi[side], NULL);
 	s->wsi[side] = NULL;
-	if (side == SIDE_AGENT)
+	if (side == SIDE_AGENT) {
 		m->agents_active--;
+		relay_peer_closed(s->srv->relay, &s->peer);
+	}
 	else {
 		if (s->up == UP_OPEN)
 			m->upstream_active--;

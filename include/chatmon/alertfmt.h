@@ -12,11 +12,15 @@
 
 /*
  * A unique, time-ordered id: the wall-clock milliseconds, the instance's
- * random tag and a per-instance sequence, fixed-width so ids sort as text
- * in the order they were made.
+ * tag and a per-instance sequence, fixed-width so ids sort as text in the
+ * order they were made.
  */
-void	alertfmt_id(char out[ALERTFMT_ID_MAX], int64_t wall_ms, uint32_t instance,
-	    uint64_t seq);
+struct alertfmt_ids {
+	uint32_t	instance;	/* random per process; 0 in chatmon replay */
+	uint64_t	seq;
+};
+void	alertfmt_id(char out[ALERTFMT_ID_MAX], int64_t wall_ms,
+	    struct alertfmt_ids *);
 
 /* "2026-11-22T10:00:00.123Z" into out (at least 25 bytes). */
 void	alertfmt_ts(char out[32], int64_t wall_ms);
@@ -32,6 +36,23 @@ struct alertfmt_turn {
 	const char	*text;
 	size_t		 text_len;
 };
+
+/* Where an SLA event happened. */
+struct alertfmt_sla {
+	const char	*id;
+	int64_t		 wall_ms;	/* when it was due */
+	const char	*type;		/* "sla.warn" | "sla.breach" | "sla.escalate" */
+	const char	*severity;
+	const char	*agent;
+	const char	*conversation;
+	size_t		 conversation_len;
+	uint64_t	 waited_ms;
+	uint64_t	 threshold_ms;
+	int		 first;
+};
+
+/* Appends an SLA alert object to out; 0, or -1 on ENOMEM. */
+int	alertfmt_sla(struct sbuf *out, const struct alertfmt_sla *);
 
 /* Appends the rule.hit alert object to out; 0, or -1 on ENOMEM. */
 int	alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *,

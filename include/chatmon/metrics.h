@@ -33,6 +33,13 @@
 	X(rule_blocks, counter, "Agent messages blocked by a rule")	\
 	X(rule_warnings, counter, "chatmon.warning frames sent to agents") \
 	X(rule_errors, counter, "Messages the rules could not be run on (out of memory)") \
+	X(sla_warnings, counter, "sla.warn events")			\
+	X(sla_breaches, counter, "sla.breach events")			\
+	X(sla_escalations, counter, "sla.escalate events")		\
+	X(sla_timer_fires, counter, "SLA deadline timers fired")	\
+	X(sla_timer_late_max_us, gauge, "Latest an SLA timer fired after its deadline, microseconds") \
+	X(sla_timer_late_sum_us, counter, "Sum of SLA timer lateness, microseconds") \
+	X(sla_timer_late_over_10ms, counter, "SLA timers that fired more than 10 ms late") \
 	X(reloads, counter, "Configuration reloads attempted")		\
 	X(reload_failures, counter, "Configuration reloads rejected")
 

@@ -23,11 +23,14 @@ enum relay_verdict {
  * text frame to the agent only (never to the backend), ahead of the next
  * backend message. The strings are the session's.
  */
+struct slaclock_conv;
+
 struct relay_peer {
 	const char	*agent;		/* "" when the agent gave no id */
 	uint64_t	 session;	/* the session's serial number */
 	void		(*inject)(void *ctx, const char *frame, size_t len);
 	void		*ctx;
+	struct slaclock_conv *sla_convs;	/* the SLA clock's: conversations last seen here */
 };
 
 enum relay_role {
@@ -45,6 +48,7 @@ struct relay_turn {
 	size_t		 text_len;
 	uint64_t	 mono_ns;	/* when chatmond saw it complete */
 	int64_t		 wall_ms;
+	int		 robot;		/* protocol.robot: a robot's or auto-reply */
 };
 
 /*
@@ -52,14 +56,21 @@ struct relay_turn {
  * relay) and builds its own codec and rule set from cfg (cfg may be freed
  * afterwards). relay_set_config swaps both at once, or neither.
  */
-struct relay *relay_new(const struct config *cfg, struct metrics *m,
-    struct sbuf *errs);
+struct event_base;
+
+struct relay *relay_new(struct event_base *base, const struct config *cfg,
+    struct metrics *m, struct sbuf *errs);
 /* Applies a reloaded configuration; on failure the old one stays. */
 int	relay_set_config(struct relay *, const struct config *cfg,
 	    struct sbuf *errs);
 /* Inspects one complete message; data stays the caller's. */
 enum relay_verdict relay_message(struct relay *, const struct relay_peer *,
 	    enum relay_dir, int binary, const char *data, size_t len);
+/* The agent's connection is gone: its conversations end (open rounds unanswered). */
+void	relay_peer_closed(struct relay *, struct relay_peer *);
+/* One log line per agent with its SLA figures. */
+void	relay_log_figures(const struct relay *);
+/* Before the event base: the SLA timers are events on it. */
 void	relay_free(struct relay *);
 
 #endif

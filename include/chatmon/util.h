@@ -38,6 +38,7 @@ const char *sbuf_str(const struct sbuf *);
 /* CLOCK_MONOTONIC in nanoseconds and CLOCK_REALTIME in milliseconds. */
 uint64_t util_mono_ns(void);
 int64_t	 util_wall_ms(void);
+int64_t	 util_wall_us(void);
 
 /* strdup that returns NULL for NULL; the caller owns the copy. */
 char	*util_strdup(const char *);

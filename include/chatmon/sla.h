@@ -1,0 +1,146 @@
+/* sla: response-time rounds per conversation, their deadlines and per-agent figures (pure; the caller passes the time). */
+#ifndef CHATMON_SLA_H
+#define CHATMON_SLA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Times are wall-clock milliseconds since the epoch (int64_t). The engine
+ * never reads a clock: the daemon passes the real time, `chatmon replay` a
+ * virtual one, the tests a fake one.
+ *
+ * A round opens at the first customer turn after the agent's last reply in
+ * a conversation (later customer turns of the same burst do not restart it)
+ * and closes at the next agent turn that counts as a reply. Its wait is the
+ * service time between open and close: outside the service hours the clock
+ * does not run. The first round of a conversation is judged against
+ * first_response_ms, the others against reply_ms. Events per round, each at
+ * most once, in this order, a reply cancelling those still to come:
+ *   warn      at warn_at * threshold of service time,
+ *   breach    at the threshold,
+ *   escalate  at escalate_ms.
+ */
+
+#define SLA_MAX_HOURS	8
+
+struct sla_hours {			/* a daily service window, local time */
+	uint16_t	from_min;	/* minutes after midnight, 0..1439 */
+	uint16_t	to_min;		/* 1..1440; to < from: runs past midnight */
+};
+
+struct sla_config {
+	uint64_t	 first_response_ms;
+	uint64_t	 reply_ms;
+	double		 warn_at;	/* 0 < warn_at < 1 */
+	uint64_t	 escalate_ms;	/* > reply_ms */
+	uint64_t	 idle_ms;	/* a conversation with no turn this long ends */
+	uint64_t	 cap_ms;	/* a round counts at most this in the figures (600 s) */
+	uint64_t	 rate_ms;	/* the N-minute reply rate's N (180 s) */
+	struct sla_hours hours[SLA_MAX_HOURS];
+	size_t		 nhours;	/* 0: always in service */
+	int32_t		 utc_offset_min;	/* local time = UTC + this */
+};
+
+enum sla_event_type {
+	SLA_WARN,
+	SLA_BREACH,
+	SLA_ESCALATE,
+};
+
+/* What the engine reports; strings are the engine's, valid during the callback. */
+struct sla_event {
+	enum sla_event_type	 type;
+	const char		*conversation;
+	size_t			 conversation_len;
+	const char		*agent;		/* the conversation's agent ("" unknown) */
+	int			 first;		/* the first round of the conversation */
+	uint64_t		 waited_ms;	/* service time waited so far */
+	uint64_t		 threshold_ms;	/* the round's threshold (escalate: escalate_ms) */
+	int64_t			 due;		/* when it was due (wall ms) */
+	int64_t			 opened;	/* when the round opened */
+	struct sla_conv		*conv;		/* the conversation (its udata is the caller's) */
+};
+
+struct sla;
+struct sla_conv;	/* one conversation, owned by the engine */
+
+/*
+ * Callbacks: emit for every event; release when a conversation is freed
+ * (ended, idle, or sla_free), so the caller can drop what it attached with
+ * sla_conv_set_udata. Neither may call back into the engine.
+ */
+typedef void (*sla_emit_cb)(const struct sla_event *, void *arg);
+typedef void (*sla_release_cb)(struct sla_conv *, void *udata, void *arg);
+
+/* cfg is copied. NULL on ENOMEM. */
+struct sla *sla_new(const struct sla_config *cfg, sla_emit_cb emit,
+	    sla_release_cb release, void *arg);
+/* Applies to rounds that open from now on; open rounds keep their deadlines. */
+void	sla_set_config(struct sla *, const struct sla_config *cfg);
+/* Frees every conversation (release is called for each) and the engine. */
+void	sla_free(struct sla *);
+
+/*
+ * A turn in conversation conv (len bytes) at now. customer: 1 for the
+ * customer's turn, 0 for the agent's; counts: an agent turn that is a real
+ * reply (0 for a robot or auto-reply, which leaves the round open). agent
+ * is the session's agent id ("" unknown), copied. Events that were due
+ * at or before now are emitted first. Returns the conversation (created on its
+ * first turn), or NULL on ENOMEM.
+ */
+struct sla_conv *sla_turn(struct sla *, const char *conv, size_t len,
+	    const char *agent, int customer, int counts, int64_t now);
+/* The conversation by id, or NULL. */
+struct sla_conv *sla_find(struct sla *, const char *conv, size_t len);
+
+/*
+ * When the caller must next call sla_expire for conv: the earliest of its
+ * next event and its idle end (wall ms); INT64_MAX when none.
+ */
+int64_t	sla_conv_deadline(const struct sla_conv *);
+/*
+ * Emits every event of conv due at or before now; ends conv if it has been
+ * idle for idle_ms (its open round then counts as unanswered; it ended at
+ * its idle deadline, so nothing due after that is emitted). Returns 1
+ * when conv was ended and freed, else 0.
+ */
+int	sla_expire(struct sla *, struct sla_conv *, int64_t now);
+/* Ends conv now (an end frame); an open round counts as unanswered. Frees conv. */
+void	sla_end(struct sla *, struct sla_conv *, int64_t now);
+/* Ends every conversation of agent (its connection closed). */
+void	sla_end_agent(struct sla *, const char *agent, int64_t now);
+
+void	sla_conv_set_udata(struct sla_conv *, void *);
+void	*sla_conv_udata(const struct sla_conv *);
+/* The customer's current wait in service time (0 when no round is open). */
+uint64_t sla_conv_wait(const struct sla *, const struct sla_conv *, int64_t now);
+const char *sla_conv_id(const struct sla_conv *, size_t *len);
+
+/* Per-agent figures, over every round closed or ended so far. */
+struct sla_figures {
+	uint64_t	rounds;		/* closed or ended rounds */
+	uint64_t	answered;
+	uint64_t	mean_ms;	/* each round capped at cap_ms, unanswered = cap_ms */
+	uint64_t	p90_ms;		/* same rule, to the second */
+	uint64_t	first_rounds;
+	uint64_t	first_mean_ms;	/* first rounds only, same rule */
+	uint64_t	breaches;
+	uint64_t	escalations;
+	uint64_t	within_rate;	/* answered within rate_ms */
+	double		rate;		/* within_rate / rounds; 0 when no round */
+};
+
+/* Calls cb for every agent with rounds or events, in agent-id order. */
+void	sla_agents(const struct sla *, void (*cb)(const char *agent,
+	    const struct sla_figures *, void *), void *arg);
+/* Open conversations and open rounds, for metrics. */
+size_t	sla_conversations(const struct sla *);
+size_t	sla_open_rounds(const struct sla *);
+
+/* Service-time arithmetic under cfg (exported for the tests and replay). */
+uint64_t sla_service_ms(const struct sla_config *, int64_t from, int64_t to);
+/* The wall time at which ms of service time have passed since from. */
+int64_t	sla_service_add(const struct sla_config *, int64_t from, uint64_t ms);
+
+#endif

@@ -1,0 +1,37 @@
+/* slaclock: the SLA engine on the loop: turns in, deadlines as libevent timers, events out to the agent and the alert sink. */
+#ifndef CHATMON_SLACLOCK_H
+#define CHATMON_SLACLOCK_H
+
+#include <stddef.h>
+
+#include "chatmon/alertfmt.h"
+#include "chatmon/config.h"
+#include "chatmon/metrics.h"
+#include "chatmon/relay.h"
+
+struct event_base;
+struct slaclock;
+
+/* Where finished alert objects go (the relay's alert sink); json is the caller's. */
+typedef void (*slaclock_publish_cb)(const char *json, size_t len, void *arg);
+
+/*
+ * base, m, ids and the callback's arg are borrowed and must outlive the
+ * clock; cfg is copied. NULL with a reason in errs.
+ */
+struct slaclock *slaclock_new(struct event_base *base, const struct config *cfg,
+	    struct metrics *m, struct alertfmt_ids *ids, slaclock_publish_cb publish,
+	    void *arg, struct sbuf *errs);
+/* New thresholds apply to rounds that open from now on. */
+void	slaclock_set_config(struct slaclock *, const struct config *cfg);
+/* A turn (robot: a robot's or auto-reply that does not close a round). */
+void	slaclock_turn(struct slaclock *, const struct relay_turn *, int robot);
+/* An end frame. */
+void	slaclock_end(struct slaclock *, const struct relay_turn *);
+/* The agent's connection closed: the conversations it was last seen on end. */
+void	slaclock_peer_closed(struct slaclock *, struct relay_peer *);
+/* One log line per agent with its figures. */
+void	slaclock_log_figures(const struct slaclock *);
+void	slaclock_free(struct slaclock *);
+
+#endif

@@ -1,0 +1,484 @@
+/* replay: `chatmon replay`: a chat log through the rules and SLA engines on a virtual clock, alerts out. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "chatmon/alertfmt.h"
+#include "chatmon/config.h"
+#include "chatmon/replay.h"
+#include "chatmon/rules.h"
+#include "chatmon/sla.h"
+
+/*
+ * The virtual clock is the log's own: before a line at time T is taken,
+ * every deadline up to T fires, earliest first, with the time it was due;
+ * nothing fires after the last line. The engines are the daemon's, and
+ * alert ids come from the virtual time and a counter, so the same log
+ * gives the same output, byte for byte.
+ */
+
+struct replay_conv {			/* a conversation's place in the deadline heap */
+	struct sla_conv	*conv;
+	int64_t		 key;
+	size_t		 pos;		/* SIZE_MAX: not in the heap */
+};
+
+struct replay {
+	struct rules		*rules;
+	struct sla		*sla;
+	struct alertfmt_ids	 ids;
+	struct replay_conv	**heap;
+	size_t			 nheap, capheap;
+	size_t			 conversations;	/* distinct ones seen */
+	struct sbuf		 out;
+	int			 oom;
+};
+
+/* --- the deadline heap ---------------------------------------------------- */
+
+static void
+replay_swap(struct replay *rp, size_t a, size_t b)
+{
+	struct replay_conv	*t = rp->heap[a];
+
+	rp->heap[a] = rp->heap[b];
+	rp->heap[b] = t;
+	rp->heap[a]->pos = a;
+	rp->heap[b]->pos = b;
+}
+
+static void
+replay_fix(struct replay *rp, size_t i)
+{
+	size_t	l, r, m;
+
+	while (i > 0 && rp->heap[(i - 1) / 2]->key > rp->heap[i]->key) {
+		replay_swap(rp, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		l = 2 * i + 1;
+		r = l + 1;
+		m = i;
+		if (l < rp->nheap && rp->heap[l]->key < rp->heap[m]->key)
+			m = l;
+		if (r < rp->nheap && rp->heap[r]->key < rp->heap[m]->key)
+			m = r;
+		if (m == i)
+			return;
+		replay_swap(rp, i, m);
+		i = m;
+	}
+}
+
+static void
+replay_remove(struct replay *rp, struct replay_conv *c)
+{
+	size_t	i = c->pos;
+
+	if (i == SIZE_MAX)
+		return;
+	replay_swap(rp, i, --rp->nheap);
+	c->pos = SIZE_MAX;
+	if (i < rp->nheap)
+		replay_fix(rp, i);
+}
+
+/* Puts c at its conversation's next deadline (or out of the heap). */
+static void
+replay_schedule(struct replay *rp, struct replay_conv *c)
+{
+	struct replay_conv	**nh;
+	int64_t			  d = sla_conv_deadline(c->conv);
+
+	if (d == INT64_MAX) {
+		replay_remove(rp, c);
+		return;
+	}
+	c->key = d;
+	if (c->pos != SIZE_MAX) {
+		replay_fix(rp, c->pos);
+		return;
+	}
+	if (rp->nheap == rp->capheap) {
+		nh = realloc(rp->heap, (rp->capheap ? rp->capheap * 2 : 64) *
+		    sizeof(*nh));
+		if (nh == NULL) {
+			rp->oom = 1;
+			return;
+		}
+		rp->heap = nh;
+		rp->capheap = rp->capheap ? rp->capheap * 2 : 64;
+	}
+	c->pos = rp->nheap;
+	rp->heap[rp->nheap++] = c;
+	replay_fix(rp, c->pos);
+}
+
+/* --- the engines' callbacks ------------------------------------------------ */
+
+static void
+replay_print(struct replay *rp)
+{
+	fwrite(rp->out.s, 1, rp->out.len, stdout);
+	fputc('\n', stdout);
+}
+
+static void
+replay_emit(const struct sla_event *e, void *arg)
+{
+	static const char *const type[] = { "sla.warn", "sla.breach", "sla.escalate" };
+	static const char *const sev[] = { "info", "warn", "critical" };
+	struct replay		*rp = arg;
+	struct alertfmt_sla	 a;
+	char			 id[ALERTFMT_ID_MAX];
+
+	alertfmt_id(id, e->due, &rp->ids);
+	a.id = id;
+	a.wall_ms = e->due;
+	a.type = type[e->type];
+	a.severity = sev[e->type];
+	a.agent = e->agent;
+	a.conversation = e->conversation;
+	a.conversation_len = e->conversation_len;
+	a.waited_ms = e->waited_ms;
+	a.threshold_ms = e->threshold_ms;
+	a.first = e->first;
+	sbuf_reset(&rp->out);
+	if (alertfmt_sla(&rp->out, &a) == -1) {
+		rp->oom = 1;
+		return;
+	}
+	replay_print(rp);
+}
+
+static void
+replay_release(struct sla_conv *conv, void *udata, void *arg)
+{
+	struct replay_conv	*c = udata;
+
+	(void)conv;
+	if (c == NULL)
+		return;
+	replay_remove(arg, c);
+	free(c);
+}
+
+/* Fires, in time order, every deadline at or before t. */
+static void
+replay_advance(struct replay *rp, int64_t t)
+{
+	struct replay_conv	*c;
+
+	while (rp->nheap > 0 && rp->heap[0]->key <= t) {
+		c = rp->heap[0];
+		if (sla_expire(rp->sla, c->conv, c->key) == 0)
+			replay_schedule(rp, c);	/* else released */
+	}
+}
+
+/* --- input ------------------------------------------------------------------ */
+
+/*
+ * RFC 3339 ("2026-11-22T10:00:00.123Z", "…+08:00", a space for the T) to
+ * epoch milliseconds; -1 when it is not one.
+ */
+static int
+replay_rfc3339(const char *s, int64_t *ms)
+{
+	struct tm	tm;
+	int		n = 0, frac = 0, digits = 0, oh, om;
+	int64_t		t, off = 0;
+	const char	*p;
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
+	    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || n != 19)
+		return -1;
+	p = s + n;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 3)
+				frac = frac * 10 + (*p - '0');
+		if (digits == 0)
+			return -1;
+		for (; digits < 3; digits++)
+			frac *= 10;
+	}
+	if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
+		off = 0;
+	else if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d%n", &oh, &om,
+	    &n) == 2 && n == 5 && p[6] == '\0' && oh < 24 && om < 60)
+		off = (*p == '-' ? -1 : 1) * (int64_t)(oh * 60 + om) * 60000;
+	else
+		return -1;
+	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	if ((t = (int64_t)timegm(&tm)) == -1 && errno == EOVERFLOW)
+		return -1;
+	*ms = t * 1000 + frac - off;
+	return 0;
+}
+
+struct replay_line {
+	int64_t		 ts;
+	const char	*conv;
+	size_t		 conv_len;
+	char		 convbuf[32];
+	int		 customer;
+	int		 robot;
+	const char	*agent;
+	const char	*text;
+	size_t		 text_len;
+};
+
+/* Reads one line's fields; NULL, or what is wrong with it. */
+static const char *
+replay_parse(json_t *o, struct replay_line *l)
+{
+	json_t		*v;
+	const char	*role;
+
+	if (!json_is_object(o))
+		return "not a JSON object";
+	v = json_object_get(o, "ts");
+	if (json_is_integer(v))
+		l->ts = json_integer_value(v);
+	else if (!json_is_string(v) || replay_rfc3339(json_string_value(v), &l->ts) == -1)
+		return "ts: epoch milliseconds or an RFC 3339 time";
+	v = json_object_get(o, "conversation");
+	if (json_is_string(v)) {
+		l->conv = json_string_value(v);
+		l->conv_len = json_string_length(v);
+	} else if (json_is_integer(v)) {
+		snprintf(l->convbuf, sizeof(l->convbuf), "%lld",
+		    (long long)json_integer_value(v));
+		l->conv = l->convbuf;
+		l->conv_len = strlen(l->convbuf);
+	} else
+		return "conversation missing or not a string";
+	v = json_object_get(o, "role");
+	role = json_is_string(v) ? json_string_value(v) : "";
+	if (strcmp(role, "customer") == 0)
+		l->customer = 1;
+	else if (strcmp(role, "agent") == 0)
+		l->customer = 0;
+	else
+		return "role must be \"customer\" or \"agent\"";
+	v = json_object_get(o, "agent");
+	l->agent = json_is_string(v) ? json_string_value(v) : "";
+	v = json_object_get(o, "text");
+	if (!json_is_string(v))
+		return "text missing or not a string";
+	l->text = json_string_value(v);
+	l->text_len = json_string_length(v);
+	l->robot = json_is_true(json_object_get(o, "robot"));
+	return NULL;
+}
+
+/* One line: its rule hits, then its turn. 0, or -1 on ENOMEM. */
+static int
+replay_line(struct replay *rp, const struct replay_line *l)
+{
+	const struct rules_hit	*hits;
+	struct alertfmt_turn	 at;
+	struct replay_conv	*c;
+	struct sla_conv		*conv;
+	char			 id[ALERTFMT_ID_MAX];
+	size_t			 n, i;
+	int			 blocked = 0;
+
+	replay_advance(rp, l->ts);
+	n = rules_match(rp->rules, l->customer ? RULES_CUSTOMER : RULES_AGENT,
+	    l->text, l->text_len, &hits);
+	for (i = 0; i < n; i++) {
+		alertfmt_id(id, l->ts, &rp->ids);
+		at.id = id;
+		at.wall_ms = l->ts;
+		at.agent = l->agent;
+		at.conversation = l->conv;
+		at.conversation_len = l->conv_len;
+		at.role = l->customer ? "customer" : "agent";
+		at.text = l->text;
+		at.text_len = l->text_len;
+		sbuf_reset(&rp->out);
+		if (alertfmt_rule_hit(&rp->out, &at, &hits[i]) == -1)
+			return -1;
+		replay_print(rp);
+		if (hits[i].action == RULES_BLOCK)
+			blocked = 1;
+	}
+	if (blocked)
+		return 0;	/* as in the daemon: a blocked reply answers nothing */
+	if (sla_find(rp->sla, l->conv, l->conv_len) == NULL)
+		rp->conversations++;
+	if ((conv = sla_turn(rp->sla, l->conv, l->conv_len, l->agent,
+	    l->customer, !l->robot, l->ts)) == NULL)
+		return -1;
+	if ((c = sla_conv_udata(conv)) == NULL) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return -1;
+		c->conv = conv;
+		c->pos = SIZE_MAX;
+		sla_conv_set_udata(conv, c);
+	}
+	replay_schedule(rp, c);
+	return rp->oom ? -1 : 0;
+}
+
+static void
+replay_figures(const char *agent, const struct sla_figures *f, void *arg)
+{
+	json_t	*agents = arg;
+
+	json_object_set_new(agents, agent[0] ? agent : "-", json_pack(
+	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
+	    "rounds", (json_int_t)f->rounds,
+	    "answered", (json_int_t)f->answered,
+	    "mean_ms", (json_int_t)f->mean_ms,
+	    "p90_ms", (json_int_t)f->p90_ms,
+	    "first_rounds", (json_int_t)f->first_rounds,
+	    "first_mean_ms", (json_int_t)f->first_mean_ms,
+	    "breaches", (json_int_t)f->breaches,
+	    "escalations", (json_int_t)f->escalations,
+	    "within_rate", (json_int_t)f->within_rate,
+	    "rate", f->rate));
+}
+
+static int
+replay_usage(void)
+{
+	fprintf(stderr, "usage: chatmon replay [-c FILE] [FILE...]\n");
+	return 2;
+}
+
+int
+replay_main(int argc, char **argv, const char *default_config)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct replay		 rp;
+	struct replay_line	 l;
+	struct config		*cfg = NULL;
+	struct sla_config	 s;
+	struct sbuf		 errs;
+	json_error_t		 je;
+	json_t			*o, *agents;
+	const char		*cfgpath = default_config, *why, *name;
+	char			*line = NULL, *dump;
+	size_t			 cap = 0, lineno, i;
+	ssize_t			 n;
+	int64_t			 last = INT64_MIN;
+	FILE			*f;
+	int			 ch, rc = 0, k;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+		if (ch != 'c')
+			return replay_usage();
+		cfgpath = optarg;
+	}
+	memset(&rp, 0, sizeof(rp));
+	sbuf_init(&errs);
+	if ((cfg = config_load(cfgpath, NULL, 0, &errs)) == NULL ||
+	    (rp.rules = rules_load_dir(cfg->rules, 0, &errs)) == NULL) {
+		fputs(sbuf_str(&errs), stderr);
+		rc = 1;
+		goto out;
+	}
+	memset(&s, 0, sizeof(s));
+	s.first_response_ms = cfg->sla.first_response_ms;
+	s.reply_ms = cfg->sla.reply_ms;
+	s.warn_at = cfg->sla.warn_at;
+	s.escalate_ms = cfg->sla.escalate_ms;
+	s.idle_ms = cfg->sla.idle_ms;
+	s.cap_ms = cfg->sla.cap_ms;
+	s.rate_ms = cfg->sla.rate_ms;
+	for (i = 0; i < cfg->sla.nhours && i < SLA_MAX_HOURS; i++) {
+		s.hours[i].from_min = cfg->sla.hours[i].from_min;
+		s.hours[i].to_min = cfg->sla.hours[i].to_min;
+	}
+	s.nhours = i;
+	s.utc_offset_min = cfg->sla.utc_offset_min;
+	if ((rp.sla = sla_new(&s, replay_emit, replay_release, &rp)) == NULL)
+		goto oom;
+
+	for (k = optind; k < argc || (k == optind && optind == argc); k++) {
+		name = k < argc ? argv[k] : "-";
+		if (strcmp(name, "-") == 0)
+			f = stdin;
+		else if ((f = fopen(name, "r")) == NULL) {
+			fprintf(stderr, "chatmon: %s: %s\n", name, strerror(errno));
+			rc = 1;
+			continue;
+		}
+		for (lineno = 1; (n = getline(&line, &cap, f)) != -1; lineno++) {
+			while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+				n--;
+			if (n == 0)
+				continue;
+			why = NULL;
+			memset(&l, 0, sizeof(l));
+			if ((o = json_loadb(line, (size_t)n, JSON_ALLOW_NUL, &je)) == NULL)
+				why = je.text;
+			else if ((why = replay_parse(o, &l)) == NULL && l.ts < last)
+				why = "ts goes back in time: a log must be in time order";
+			if (why != NULL) {
+				/* a bad line is reported and skipped; the rest still counts */
+				fprintf(stderr, "%s:%zu: %s\n", name, lineno, why);
+				rc = 1;
+			} else {
+				last = l.ts;
+				if (replay_line(&rp, &l) == -1) {
+					json_decref(o);
+					if (f != stdin)
+						fclose(f);
+					goto oom;
+				}
+			}
+			json_decref(o);
+		}
+		if (f != stdin)
+			fclose(f);
+	}
+
+	/* nothing fires after the last line: the summary is as of then */
+	if ((agents = json_object()) == NULL)
+		goto oom;
+	sla_agents(rp.sla, replay_figures, agents);
+	o = json_pack("{s:s, s:o, s:I}", "type", "summary", "agents", agents,
+	    "conversations", (json_int_t)rp.conversations);
+	if (o == NULL || (dump = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+	    JSON_REAL_PRECISION(6))) == NULL) {
+		json_decref(o);
+		goto oom;
+	}
+	puts(dump);
+	free(dump);
+	json_decref(o);
+	goto out;
+oom:
+	fprintf(stderr, "chatmon: replay: out of memory\n");
+	rc = 1;
+out:
+	sla_free(rp.sla);
+	free(rp.heap);
+	rules_free(rp.rules);
+	config_free(cfg);
+	sbuf_free(&rp.out);
+	sbuf_free(&errs);
+	free(line);
+	if (fflush(stdout) != 0)
+		rc = 1;
+	return rc;
+}

@@ -1,0 +1,934 @@
+/*
+ * sla: response-time rounds per conversation, their deadlines and per-agent
+ * figures (pure; no clock, no I/O: the caller passes the time).
+ *
+ * The daemon may hold a million open rounds, so a conversation is one
+ * allocation (the record with its id after it), found through a chained
+ * hash table that doubles when it holds more records than buckets. Agent
+ * ids are interned once in a table of their own, with their figures; a
+ * conversation holds the agent's index and sits on the agent's list, so
+ * ending an agent's conversations costs what that agent has, not a scan.
+ * A round's three deadlines are wall times computed when it opens, so the
+ * next deadline is a minimum of three, and a configuration change only
+ * reaches rounds that open later.
+ *
+ * Service hours are the same every local day (fixed UTC offset, no daylight
+ * saving: China has none), so service time is counted as whole days times
+ * the service in a day plus the service before the time of day at both
+ * ends: a few windows per call, however long the span.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chatmon/sla.h"
+
+#define SLA_DAY_MS	86400000LL
+#define SLA_NWIN	(2 * SLA_MAX_HOURS)	/* a window past midnight is two */
+/* Times are clamped to +-2^61 ms (73 million years): no overflow below. */
+#define SLA_TIME_MAX	((int64_t)1 << 61)
+#define SLA_NEVER	INT64_MAX
+/* Histogram seconds kept per agent at most; longer caps share the last. */
+#define SLA_HIST_MAX	86400
+#define SLA_BUCKETS0	64
+#define SLA_NOAGENT	UINT32_MAX
+
+enum {
+	SLA_EV_WARN,
+	SLA_EV_BREACH,
+	SLA_EV_ESCALATE,
+	SLA_NEV
+};
+
+/* The service hours as sorted, disjoint intervals of one local day (ms). */
+struct sla_days {
+	int64_t		off_ms;		/* local = UTC + off_ms, 0 <= off < a day */
+	int64_t		per_day;	/* service ms in one day */
+	int		always;		/* no hours, or windows covering the day */
+	size_t		n;
+	int64_t		from[SLA_NWIN], to[SLA_NWIN];
+};
+
+struct sla_conv {
+	struct sla_conv	*hnext;		/* hash chain */
+	struct sla_conv	*anext;		/* the agent's conversations */
+	struct sla_conv	*aprev;
+	void		*udata;
+	int64_t		 idle_at;	/* ends here unless a turn comes first */
+	int64_t		 opened;	/* the open round's start */
+	int64_t		 due[SLA_NEV];	/* the open round's events (wall) */
+	uint64_t	 ms[SLA_NEV];	/* their service-time offsets from opened */
+	uint32_t	 hash;
+	uint32_t	 agent;		/* index in sla.agents; 0 is "" */
+	uint32_t	 len;
+	uint8_t		 pending;	/* bit per SLA_EV_* still to emit */
+	uint8_t		 open;		/* a round is open */
+	uint8_t		 first;		/* the open round is the first */
+	uint8_t		 had_round;	/* some round was ever opened */
+	char		 id[];		/* len bytes, then a NUL for printing */
+};
+
+struct sla_agent {
+	struct sla_conv	*convs;		/* conversations whose agent this is */
+	uint64_t	 rounds;
+	uint64_t	 answered;
+	uint64_t	 sum_ms;	/* capped */
+	uint64_t	 first_rounds;
+	uint64_t	 first_sum_ms;
+	uint64_t	 breaches;
+	uint64_t	 escalations;
+	uint64_t	 within_rate;
+	uint32_t	*hist;		/* rounds by whole seconds, rounded up */
+	size_t		 nhist;
+	uint32_t	 hash;
+	char		 id[];
+};
+
+struct sla {
+	struct sla_config	 cfg;
+	struct sla_days		 days;
+	sla_emit_cb		 emit;
+	sla_release_cb		 release;
+	void			*arg;
+	uint64_t		 seed;
+
+	struct sla_conv		**buckets;
+	size_t			 nbuckets;	/* a power of two */
+	size_t			 nconv;
+	size_t			 nopen;
+
+	struct sla_agent	**agents;	/* by index; 0 is "" */
+	uint32_t		*order;		/* indices sorted by id (strcmp) */
+	size_t			 nagents;
+	size_t			 agentcap;
+	uint32_t		*aslots;	/* open addressing: index + 1, 0 empty */
+	size_t			 naslots;	/* a power of two */
+	size_t			 nhist;		/* histogram size for cfg.cap_ms */
+};
+
+/* Service time */
+
+static int64_t
+sla_clamp(int64_t t)
+{
+	if (t > SLA_TIME_MAX)
+		return SLA_TIME_MAX;
+	if (t < -SLA_TIME_MAX)
+		return -SLA_TIME_MAX;
+	return t;
+}
+
+static int64_t
+sla_floordiv(int64_t a, int64_t b)
+{
+	int64_t	 q = a / b;
+
+	if ((a % b != 0) && ((a < 0) != (b < 0)))
+		q--;
+	return q;
+}
+
+static void
+sla_days_init(struct sla_days *d, const struct sla_config *cfg)
+{
+	int64_t	 f, t, cf, ct;
+	size_t	 i, j, n, nh;
+
+	memset(d, 0, sizeof(*d));
+	/* only the time of day matters, so any offset reduces to one day */
+	d->off_ms = ((int64_t)cfg->utc_offset_min % 1440 + 1440) % 1440 * 60000;
+	d->always = 1;
+	d->per_day = SLA_DAY_MS;
+	if (cfg->nhours == 0)
+		return;
+
+	n = 0;
+	nh = cfg->nhours < SLA_MAX_HOURS ? cfg->nhours : SLA_MAX_HOURS;
+	for (i = 0; i < nh; i++) {
+		f = cfg->hours[i].from_min;
+		t = cfg->hours[i].to_min > 1440 ? 1440 : cfg->hours[i].to_min;
+		if (f >= 1440 || f == t)	/* nothing to count */
+			continue;
+		if (f < t) {
+			d->from[n] = f * 60000;
+			d->to[n++] = t * 60000;
+			continue;
+		}
+		d->from[n] = f * 60000;		/* runs past midnight */
+		d->to[n++] = SLA_DAY_MS;
+		if (t > 0) {
+			d->from[n] = 0;
+			d->to[n++] = t * 60000;
+		}
+	}
+	/* insertion sort: at most 16 */
+	for (i = 1; i < n; i++) {
+		f = d->from[i];
+		t = d->to[i];
+		for (j = i; j > 0 && d->from[j - 1] > f; j--) {
+			d->from[j] = d->from[j - 1];
+			d->to[j] = d->to[j - 1];
+		}
+		d->from[j] = f;
+		d->to[j] = t;
+	}
+	/* merge overlapping and touching windows */
+	d->n = 0;
+	d->per_day = 0;
+	for (i = 0; i < n; i++) {
+		cf = d->from[i];
+		ct = d->to[i];
+		if (d->n > 0 && cf <= d->to[d->n - 1]) {
+			if (ct > d->to[d->n - 1])
+				d->to[d->n - 1] = ct;
+			continue;
+		}
+		d->from[d->n] = cf;
+		d->to[d->n++] = ct;
+	}
+	for (i = 0; i < d->n; i++)
+		d->per_day += d->to[i] - d->from[i];
+	d->always = d->per_day == SLA_DAY_MS;
+}
+
+/* Splits a wall time into a local day number and the ms into that day. */
+static void
+sla_days_locate(const struct sla_days *d, int64_t t, int64_t *day,
+    int64_t *pos)
+{
+	int64_t	 l = sla_clamp(t) + d->off_ms;
+
+	*day = sla_floordiv(l, SLA_DAY_MS);
+	*pos = l - *day * SLA_DAY_MS;
+}
+
+/* Service ms of a day before pos. */
+static int64_t
+sla_days_before(const struct sla_days *d, int64_t pos)
+{
+	int64_t	 w = 0;
+	size_t	 i;
+
+	for (i = 0; i < d->n && pos > d->from[i]; i++)
+		w += (pos < d->to[i] ? pos : d->to[i]) - d->from[i];
+	return w;
+}
+
+/* The earliest time of day with r service ms before it, 0 < r <= per_day. */
+static int64_t
+sla_days_find(const struct sla_days *d, int64_t r)
+{
+	int64_t	 cum = 0, len;
+	size_t	 i;
+
+	for (i = 0; i < d->n; i++) {
+		len = d->to[i] - d->from[i];
+		if (r <= cum + len)
+			return d->from[i] + (r - cum);
+		cum += len;
+	}
+	return SLA_DAY_MS;	/* not reached for a valid r */
+}
+
+static uint64_t
+sla_days_ms(const struct sla_days *d, int64_t from, int64_t to)
+{
+	int64_t	 d0, p0, d1, p1;
+	uint64_t v;
+
+	from = sla_clamp(from);
+	to = sla_clamp(to);
+	if (to <= from)
+		return 0;
+	if (d->always)
+		return (uint64_t)to - (uint64_t)from;
+	if (d->per_day == 0)
+		return 0;
+	sla_days_locate(d, from, &d0, &p0);
+	sla_days_locate(d, to, &d1, &p1);
+	/* the sum is never below the part subtracted: unsigned is safe */
+	v = (uint64_t)(d1 - d0) * (uint64_t)d->per_day +
+	    (uint64_t)sla_days_before(d, p1);
+	return v - (uint64_t)sla_days_before(d, p0);
+}
+
+static int64_t
+sla_days_add(const struct sla_days *d, int64_t from, uint64_t ms)
+{
+	int64_t	 day, pos;
+	uint64_t total, k;
+
+	if (ms == 0)
+		return from;
+	if (from >= SLA_TIME_MAX || ms >= (uint64_t)SLA_TIME_MAX)
+		return SLA_NEVER;
+	from = sla_clamp(from);
+	if (d->always)
+		return from + (int64_t)ms;
+	if (d->per_day == 0)
+		return SLA_NEVER;
+	sla_days_locate(d, from, &day, &pos);
+	/*
+	 * Count from the start of from's day: the target is `total` service
+	 * ms into it, i.e. k whole days on and then r ms into a day, where
+	 * 0 < r <= per_day so that the earliest such instant is found (a
+	 * target at the end of a day's service is that day's last window
+	 * end, not the next day's first window start).
+	 */
+	total = (uint64_t)sla_days_before(d, pos) + ms;
+	k = (total - 1) / (uint64_t)d->per_day;
+	if (k > (uint64_t)(SLA_TIME_MAX / SLA_DAY_MS))
+		return SLA_NEVER;
+	day += (int64_t)k;
+	pos = sla_days_find(d, (int64_t)(total - k * (uint64_t)d->per_day));
+	return day * SLA_DAY_MS + pos - d->off_ms;
+}
+
+uint64_t
+sla_service_ms(const struct sla_config *cfg, int64_t from, int64_t to)
+{
+	struct sla_days	 d;
+
+	sla_days_init(&d, cfg);
+	return sla_days_ms(&d, from, to);
+}
+
+int64_t
+sla_service_add(const struct sla_config *cfg, int64_t from, uint64_t ms)
+{
+	struct sla_days	 d;
+
+	sla_days_init(&d, cfg);
+	return sla_days_add(&d, from, ms);
+}
+
+/* Hashing: FNV-1a with a per-engine seed, then a final mix for the low bits */
+
+static uint32_t
+sla_hash(uint64_t seed, const void *p, size_t len)
+{
+	const unsigned char	*s = p;
+	uint64_t		 h = 0xcbf29ce484222325ULL ^ seed;
+	size_t			 i;
+
+	for (i = 0; i < len; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return (uint32_t)h;
+}
+
+/* Agents */
+
+static size_t
+sla_hist_size(uint64_t cap_ms)
+{
+	uint64_t s = cap_ms / 1000 + (cap_ms % 1000 != 0);
+
+	return (size_t)(s < SLA_HIST_MAX ? s : SLA_HIST_MAX) + 1;
+}
+
+/* The agent's index, or SLA_NOAGENT. */
+static uint32_t
+sla_agent_find(const struct sla *s, const char *id, uint32_t h)
+{
+	const struct sla_agent	*a;
+	size_t			 i, mask = s->naslots - 1;
+	uint32_t		 v;
+
+	for (i = h & mask; (v = s->aslots[i]) != 0; i = (i + 1) & mask) {
+		a = s->agents[v - 1];
+		if (a->hash == h && strcmp(a->id, id) == 0)
+			return v - 1;
+	}
+	return SLA_NOAGENT;
+}
+
+static void
+sla_aslot_put(uint32_t *slots, size_t nslots, uint32_t h, uint32_t idx)
+{
+	size_t	 i, mask = nslots - 1;
+
+	for (i = h & mask; slots[i] != 0; i = (i + 1) & mask)
+		;
+	slots[i] = idx + 1;
+}
+
+/*
+ * The index of agent id, added on first sight; SLA_NOAGENT on ENOMEM, with
+ * the tables as they were (whatever grew stays grown, unused).
+ */
+static uint32_t
+sla_agent_intern(struct sla *s, const char *id)
+{
+	struct sla_agent	*a = NULL, **na;
+	uint32_t		*no, *ns, h, idx;
+	size_t			 len = strlen(id), cap, lo, hi, mid, i;
+
+	h = sla_hash(s->seed, id, len);
+	if (s->naslots > 0 && (idx = sla_agent_find(s, id, h)) !=
+	    SLA_NOAGENT)
+		return idx;
+	if (s->nagents >= UINT32_MAX - 1)
+		return SLA_NOAGENT;
+
+	if (s->nagents == s->agentcap) {
+		cap = s->agentcap ? s->agentcap * 2 : 16;
+		if ((na = realloc(s->agents, cap * sizeof(*na))) == NULL)
+			return SLA_NOAGENT;
+		s->agents = na;
+		if ((no = realloc(s->order, cap * sizeof(*no))) == NULL)
+			return SLA_NOAGENT;
+		s->order = no;
+		s->agentcap = cap;
+	}
+	/* keep the probe table at most half full */
+	if ((s->nagents + 1) * 2 > s->naslots) {
+		cap = s->naslots ? s->naslots * 2 : 32;
+		if ((ns = calloc(cap, sizeof(*ns))) == NULL)
+			return SLA_NOAGENT;
+		for (i = 0; i < s->nagents; i++)
+			sla_aslot_put(ns, cap, s->agents[i]->hash, (uint32_t)i);
+		free(s->aslots);
+		s->aslots = ns;
+		s->naslots = cap;
+	}
+	if ((a = calloc(1, sizeof(*a) + len + 1)) == NULL)
+		goto err;
+	if ((a->hist = calloc(s->nhist, sizeof(*a->hist))) == NULL)
+		goto err;
+	a->nhist = s->nhist;
+	a->hash = h;
+	memcpy(a->id, id, len + 1);
+
+	idx = (uint32_t)s->nagents++;
+	s->agents[idx] = a;
+	sla_aslot_put(s->aslots, s->naslots, h, idx);
+	/* agents come rarely: an insertion keeps sla_agents free of sorting */
+	lo = 0;
+	hi = idx;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (strcmp(s->agents[s->order[mid]]->id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(s->order + lo + 1, s->order + lo, (idx - lo) * sizeof(*s->order));
+	s->order[lo] = idx;
+	return idx;
+
+ err:
+	free(a);
+	return SLA_NOAGENT;
+}
+
+/* One round into an agent's figures; unanswered rounds count as the cap. */
+static void
+sla_agent_record(struct sla *s, struct sla_agent *a, int answered,
+    uint64_t ms, int first)
+{
+	uint64_t v = s->cfg.cap_ms, sec;
+
+	if (answered && ms < v)
+		v = ms;
+	a->rounds++;
+	a->sum_ms += v;
+	if (answered) {
+		a->answered++;
+		if (ms <= s->cfg.rate_ms)
+			a->within_rate++;
+	}
+	if (first) {
+		a->first_rounds++;
+		a->first_sum_ms += v;
+	}
+	/* up to the second, so "<= p90" holds for the rounds' real times */
+	sec = v / 1000 + (v % 1000 != 0);
+	a->hist[sec < a->nhist ? sec : a->nhist - 1]++;
+}
+
+static void
+sla_agent_figures(const struct sla *s, const struct sla_agent *a,
+    struct sla_figures *f)
+{
+	uint64_t cum = 0;
+	size_t	 v;
+
+	memset(f, 0, sizeof(*f));
+	f->rounds = a->rounds;
+	f->answered = a->answered;
+	f->first_rounds = a->first_rounds;
+	f->breaches = a->breaches;
+	f->escalations = a->escalations;
+	f->within_rate = a->within_rate;
+	if (a->rounds > 0) {
+		f->mean_ms = (a->sum_ms + a->rounds / 2) / a->rounds;
+		f->rate = (double)a->within_rate / (double)a->rounds;
+		/*
+		 * p90: the smallest whole second v such that at least 90 %
+		 * of the rounds took at most v s (each rounded up to the
+		 * second), reported as v * 1000 ms, and never above the cap.
+		 */
+		for (v = 0; v < a->nhist; v++) {
+			cum += a->hist[v];
+			if (cum * 10 >= a->rounds * 9)
+				break;
+		}
+		f->p90_ms = (uint64_t)v * 1000;
+		if (f->p90_ms > s->cfg.cap_ms)
+			f->p90_ms = s->cfg.cap_ms;
+	}
+	if (a->first_rounds > 0)
+		f->first_mean_ms = (a->first_sum_ms + a->first_rounds / 2) /
+		    a->first_rounds;
+}
+
+/* Conversations */
+
+static void
+sla_conv_link_agent(struct sla *s, struct sla_conv *c, uint32_t idx)
+{
+	struct sla_agent	*a = s->agents[idx];
+
+	c->agent = idx;
+	c->aprev = NULL;
+	c->anext = a->convs;
+	if (a->convs != NULL)
+		a->convs->aprev = c;
+	a->convs = c;
+}
+
+static void
+sla_conv_unlink_agent(struct sla *s, struct sla_conv *c)
+{
+	if (c->aprev != NULL)
+		c->aprev->anext = c->anext;
+	else
+		s->agents[c->agent]->convs = c->anext;
+	if (c->anext != NULL)
+		c->anext->aprev = c->aprev;
+	c->anext = c->aprev = NULL;
+}
+
+/* Doubles the buckets; on ENOMEM the chains just get longer. */
+static void
+sla_grow(struct sla *s)
+{
+	struct sla_conv	**nb, *c, *next;
+	size_t		  n = s->nbuckets * 2, i;
+
+	if (n > SIZE_MAX / sizeof(*nb) || (nb = calloc(n, sizeof(*nb))) == NULL)
+		return;
+	for (i = 0; i < s->nbuckets; i++)
+		for (c = s->buckets[i]; c != NULL; c = next) {
+			next = c->hnext;
+			c->hnext = nb[c->hash & (n - 1)];
+			nb[c->hash & (n - 1)] = c;
+		}
+	free(s->buckets);
+	s->buckets = nb;
+	s->nbuckets = n;
+}
+
+static struct sla_conv *
+sla_conv_lookup(const struct sla *s, const char *id, size_t len, uint32_t h)
+{
+	struct sla_conv	*c;
+
+	for (c = s->buckets[h & (s->nbuckets - 1)]; c != NULL; c = c->hnext)
+		if (c->hash == h && c->len == len &&
+		    (len == 0 || memcmp(c->id, id, len) == 0))
+			return c;
+	return NULL;
+}
+
+static struct sla_conv *
+sla_conv_new(struct sla *s, const char *id, size_t len, uint32_t h)
+{
+	struct sla_conv	*c;
+	size_t		 slot;
+
+	if (len > UINT32_MAX || (c = calloc(1, sizeof(*c) + len + 1)) == NULL)
+		return NULL;
+	c->hash = h;
+	c->len = (uint32_t)len;
+	if (len > 0)
+		memcpy(c->id, id, len);
+	c->idle_at = SLA_NEVER;
+	if (s->nconv >= s->nbuckets)
+		sla_grow(s);
+	slot = h & (s->nbuckets - 1);
+	c->hnext = s->buckets[slot];
+	s->buckets[slot] = c;
+	s->nconv++;
+	sla_conv_link_agent(s, c, 0);
+	return c;
+}
+
+/* The next event still to come (earliest, then warn < breach < escalate), or -1. */
+static int
+sla_conv_next(const struct sla_conv *c)
+{
+	int	 i, best = -1;
+
+	for (i = 0; i < SLA_NEV; i++)
+		if ((c->pending & (1u << i)) &&
+		    (best == -1 || c->due[i] < c->due[best]))
+			best = i;
+	return best;
+}
+
+/* Emits, in time order, every pending event due at or before limit. */
+static void
+sla_conv_flush(struct sla *s, struct sla_conv *c, int64_t limit)
+{
+	static const enum sla_event_type types[SLA_NEV] = {
+		SLA_WARN, SLA_BREACH, SLA_ESCALATE
+	};
+	struct sla_agent	*a;
+	struct sla_event	 ev;
+	int			 i;
+
+	while ((i = sla_conv_next(c)) != -1 && c->due[i] <= limit) {
+		c->pending &= (uint8_t)~(1u << i);
+		a = s->agents[c->agent];
+		if (i == SLA_EV_BREACH)
+			a->breaches++;
+		else if (i == SLA_EV_ESCALATE)
+			a->escalations++;
+		if (s->emit == NULL)
+			continue;
+		memset(&ev, 0, sizeof(ev));
+		ev.type = types[i];
+		ev.conv = c;
+		ev.conversation = c->id;
+		ev.conversation_len = c->len;
+		ev.agent = a->id;
+		ev.first = c->first;
+		/* as at the due time: a late caller does not change the alert */
+		ev.waited_ms = c->ms[i];
+		ev.threshold_ms = i == SLA_EV_WARN ? c->ms[SLA_EV_BREACH] :
+		    c->ms[i];
+		ev.due = c->due[i];
+		ev.opened = c->opened;
+		s->emit(&ev, s->arg);
+	}
+}
+
+static void
+sla_round_open(struct sla *s, struct sla_conv *c, int64_t now)
+{
+	const struct sla_config	*cfg = &s->cfg;
+	uint64_t		 thr;
+	double			 w = cfg->warn_at;
+	int			 i;
+
+	c->first = !c->had_round;
+	c->had_round = 1;
+	c->open = 1;
+	c->opened = now;
+	thr = c->first ? cfg->first_response_ms : cfg->reply_ms;
+	/* a zero threshold, or a warn_at out of (0, 1), turns that event off */
+	c->ms[SLA_EV_WARN] = 0;
+	if (w > 0 && w < 1 && thr > 0)
+		c->ms[SLA_EV_WARN] = (uint64_t)(w * (double)thr + 0.5);
+	c->ms[SLA_EV_BREACH] = thr;
+	c->ms[SLA_EV_ESCALATE] = cfg->escalate_ms;
+	c->pending = 0;
+	for (i = 0; i < SLA_NEV; i++) {
+		if (c->ms[i] == 0)
+			continue;
+		c->due[i] = sla_days_add(&s->days, now, c->ms[i]);
+		if (c->due[i] != SLA_NEVER)
+			c->pending |= (uint8_t)(1u << i);
+	}
+	s->nopen++;
+}
+
+/* Charged to the conversation's agent: the one who replied, when known. */
+static void
+sla_round_close(struct sla *s, struct sla_conv *c, int64_t now)
+{
+	sla_agent_record(s, s->agents[c->agent], 1,
+	    sla_days_ms(&s->days, c->opened, now), c->first);
+	c->open = 0;
+	c->pending = 0;
+	s->nopen--;
+}
+
+/*
+ * Ends c at `at`: what was due by then is emitted, an open round goes to
+ * the conversation's agent as unanswered, the caller's release runs, and
+ * the record is freed.
+ */
+static void
+sla_conv_finish(struct sla *s, struct sla_conv *c, int64_t at)
+{
+	struct sla_conv	**pp;
+
+	sla_conv_flush(s, c, at);
+	if (c->open) {
+		sla_agent_record(s, s->agents[c->agent], 0, 0, c->first);
+		s->nopen--;
+	}
+	for (pp = &s->buckets[c->hash & (s->nbuckets - 1)]; *pp != c;
+	    pp = &(*pp)->hnext)
+		;
+	*pp = c->hnext;
+	sla_conv_unlink_agent(s, c);
+	s->nconv--;
+	if (s->release != NULL)
+		s->release(c, c->udata, s->arg);
+	free(c);
+}
+
+/* A conversation left idle ended at its idle deadline, not later. */
+static int64_t
+sla_conv_end_at(const struct sla_conv *c, int64_t now)
+{
+	return now < c->idle_at ? now : c->idle_at;
+}
+
+/* Engine */
+
+static void
+sla_apply_config(struct sla *s, const struct sla_config *cfg)
+{
+	struct sla_agent	*a;
+	uint32_t		*h;
+	size_t			 i, n;
+
+	s->cfg = *cfg;
+	if (s->cfg.nhours > SLA_MAX_HOURS)
+		s->cfg.nhours = SLA_MAX_HOURS;
+	sla_days_init(&s->days, &s->cfg);
+	n = sla_hist_size(s->cfg.cap_ms);
+	if (n <= s->nhist)
+		return;
+	s->nhist = n;
+	/* a longer cap needs more seconds; on ENOMEM they share the last */
+	for (i = 0; i < s->nagents; i++) {
+		a = s->agents[i];
+		if ((h = realloc(a->hist, n * sizeof(*h))) == NULL)
+			continue;
+		memset(h + a->nhist, 0, (n - a->nhist) * sizeof(*h));
+		a->hist = h;
+		a->nhist = n;
+	}
+}
+
+struct sla *
+sla_new(const struct sla_config *cfg, sla_emit_cb emit, sla_release_cb release,
+    void *arg)
+{
+	struct sla	*s;
+
+	if (cfg == NULL || (s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->emit = emit;
+	s->release = release;
+	s->arg = arg;
+	/* no clock or random source here: ASLR makes the address vary */
+	s->seed = (uint64_t)(uintptr_t)s * 0x9e3779b97f4a7c15ULL;
+	sla_apply_config(s, cfg);
+	if ((s->buckets = calloc(SLA_BUCKETS0, sizeof(*s->buckets))) == NULL)
+		goto err;
+	s->nbuckets = SLA_BUCKETS0;
+	/* index 0 is the unknown agent, so a conversation always has one */
+	if (sla_agent_intern(s, "") != 0)
+		goto err;
+	return s;
+
+ err:
+	sla_free(s);
+	return NULL;
+}
+
+void
+sla_set_config(struct sla *s, const struct sla_config *cfg)
+{
+	if (s == NULL || cfg == NULL)
+		return;
+	sla_apply_config(s, cfg);
+}
+
+void
+sla_free(struct sla *s)
+{
+	struct sla_conv	*c, *next;
+	size_t		 i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->nbuckets; i++)
+		for (c = s->buckets[i]; c != NULL; c = next) {
+			next = c->hnext;
+			if (s->release != NULL)
+				s->release(c, c->udata, s->arg);
+			free(c);
+		}
+	free(s->buckets);
+	for (i = 0; i < s->nagents; i++) {
+		free(s->agents[i]->hist);
+		free(s->agents[i]);
+	}
+	free(s->agents);
+	free(s->order);
+	free(s->aslots);
+	free(s);
+}
+
+struct sla_conv *
+sla_turn(struct sla *s, const char *conv, size_t len, const char *agent,
+    int customer, int counts, int64_t now)
+{
+	struct sla_conv	*c;
+	uint32_t	 h, ai = 0;
+
+	if (conv == NULL && len > 0)
+		return NULL;
+	h = sla_hash(s->seed, conv, len);
+	if ((c = sla_conv_lookup(s, conv, len, h)) != NULL) {
+		if (now >= c->idle_at) {
+			/* it ended while nobody looked; this turn starts anew */
+			sla_conv_finish(s, c, c->idle_at);
+			c = NULL;
+		} else
+			sla_conv_flush(s, c, now);
+	}
+	if (agent != NULL && agent[0] != '\0' &&
+	    (ai = sla_agent_intern(s, agent)) == SLA_NOAGENT)
+		return NULL;
+	if (c == NULL && (c = sla_conv_new(s, conv, len, h)) == NULL)
+		return NULL;
+	if (ai != 0 && ai != c->agent) {
+		sla_conv_unlink_agent(s, c);
+		sla_conv_link_agent(s, c, ai);
+	}
+	c->idle_at = s->cfg.idle_ms == 0 ||
+	    s->cfg.idle_ms >= (uint64_t)SLA_TIME_MAX ? SLA_NEVER :
+	    sla_clamp(now) + (int64_t)s->cfg.idle_ms;
+
+	if (customer) {
+		if (!c->open)
+			sla_round_open(s, c, now);
+	} else if (counts && c->open)
+		sla_round_close(s, c, now);
+	return c;
+}
+
+struct sla_conv *
+sla_find(struct sla *s, const char *conv, size_t len)
+{
+	if (s == NULL || (conv == NULL && len > 0))
+		return NULL;
+	return sla_conv_lookup(s, conv, len, sla_hash(s->seed, conv, len));
+}
+
+int64_t
+sla_conv_deadline(const struct sla_conv *c)
+{
+	int	 i = sla_conv_next(c);
+
+	if (i != -1 && c->due[i] < c->idle_at)
+		return c->due[i];
+	return c->idle_at;
+}
+
+int
+sla_expire(struct sla *s, struct sla_conv *c, int64_t now)
+{
+	if (now >= c->idle_at) {
+		sla_conv_finish(s, c, c->idle_at);
+		return 1;
+	}
+	sla_conv_flush(s, c, now);
+	return 0;
+}
+
+void
+sla_end(struct sla *s, struct sla_conv *c, int64_t now)
+{
+	if (c == NULL)
+		return;
+	sla_conv_finish(s, c, sla_conv_end_at(c, now));
+}
+
+void
+sla_end_agent(struct sla *s, const char *agent, int64_t now)
+{
+	struct sla_agent	*a;
+	size_t			 len;
+	uint32_t		 idx;
+
+	/* "" is every session without an id, not one connection: leave those to idle */
+	if (agent == NULL || agent[0] == '\0')
+		return;
+	len = strlen(agent);
+	if ((idx = sla_agent_find(s, agent, sla_hash(s->seed, agent, len))) ==
+	    SLA_NOAGENT)
+		return;
+	a = s->agents[idx];
+	while (a->convs != NULL)
+		sla_conv_finish(s, a->convs, sla_conv_end_at(a->convs, now));
+}
+
+void
+sla_conv_set_udata(struct sla_conv *c, void *udata)
+{
+	c->udata = udata;
+}
+
+void *
+sla_conv_udata(const struct sla_conv *c)
+{
+	return c->udata;
+}
+
+uint64_t
+sla_conv_wait(const struct sla *s, const struct sla_conv *c, int64_t now)
+{
+	if (!c->open)
+		return 0;
+	return sla_days_ms(&s->days, c->opened, now);
+}
+
+const char *
+sla_conv_id(const struct sla_conv *c, size_t *len)
+{
+	if (len != NULL)
+		*len = c->len;
+	return c->id;
+}
+
+void
+sla_agents(const struct sla *s, void (*cb)(const char *,
+    const struct sla_figures *, void *), void *arg)
+{
+	const struct sla_agent	*a;
+	struct sla_figures	 f;
+	size_t			 i;
+
+	for (i = 0; i < s->nagents; i++) {
+		a = s->agents[s->order[i]];
+		if (a->rounds == 0 && a->breaches == 0 && a->escalations == 0)
+			continue;
+		sla_agent_figures(s, a, &f);
+		cb(a->id, &f, arg);
+	}
+}
+
+size_t
+sla_conversations(const struct sla *s)
+{
+	return s->nconv;
+}
+
+size_t
+sla_open_rounds(const struct sla *s)
+{
+	return s->nopen;
+}
