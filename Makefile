@@ -41,7 +41,7 @@ IO	:= session relay slaclock
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
 TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules alertfmt sla replay chatmon))
 
-UNIT_TESTS := config codec msgq metrics normalize acm rules
+UNIT_TESTS := config codec msgq metrics normalize acm rules sla
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench run install uninstall clean distclean
@@ -89,6 +89,8 @@ $(BUILD)/tests/test_normalize: $(BUILD)/tests/test_normalize.o $(BUILD)/normaliz
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lutf8proc
 # --wrap lets the test fail allocations one by one without touching src/
 $(BUILD)/tests/test_acm: $(BUILD)/tests/test_acm.o $(BUILD)/acm.o
+	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka
+$(BUILD)/tests/test_sla: $(BUILD)/tests/test_sla.o $(BUILD)/sla.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka
 $(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(RULES_LIBS)

@@ -16,6 +16,26 @@
  * saving: China has none), so service time is counted as whole days times
  * the service in a day plus the service before the time of day at both
  * ends: a few windows per call, however long the span.
+ *
+ * Where the header leaves room, this is what the engine does:
+ * - An event due exactly at `now` is emitted before the turn applies, so
+ *   a reply at the breach instant still breaches: the outcome is the same
+ *   whether the daemon's timer or the turn ran first.
+ * - A zero threshold, escalate_ms or idle_ms, or a warn_at outside (0, 1),
+ *   turns that event off; warn is round(warn_at * threshold).
+ * - An event's waited_ms is its offset (the service time at its due
+ *   time), whatever the time the caller got round to it.
+ * - A round is charged when it closes, to the agent given with the reply
+ *   (or the conversation's agent when that is ""), or when it ends, to
+ *   the conversation's agent; breaches and escalations when emitted, to
+ *   the conversation's agent then. Rounds no known agent held go to "".
+ * - mean is rounded to the nearest ms. p90 is the smallest whole second v
+ *   such that at least 90 % of the rounds took at most v seconds, each
+ *   round's time rounded up to the second, reported as v * 1000 ms (never
+ *   above the cap): an upper bound for 90 % of the real times.
+ * - An answered round's wait is measured under the hours in force when it
+ *   closes; a conversation's idle end moves with each turn, under the
+ *   idle_ms in force at that turn.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +43,8 @@
 #include "chatmon/sla.h"
 
 #define SLA_DAY_MS	86400000LL
-#define SLA_NWIN	(2 * SLA_MAX_HOURS)	/* a window past midnight is two */
+/* A window past midnight counts as two. */
+#define SLA_NWIN	(2 * SLA_MAX_HOURS)
 /* Times are clamped to +-2^61 ms (73 million years): no overflow below. */
 #define SLA_TIME_MAX	((int64_t)1 << 61)
 #define SLA_NEVER	INT64_MAX
@@ -41,9 +62,9 @@ enum {
 
 /* The service hours as sorted, disjoint intervals of one local day (ms). */
 struct sla_days {
-	int64_t		off_ms;		/* local = UTC + off_ms, 0 <= off < a day */
+	int64_t		off_ms;		/* local = UTC + off_ms, within a day */
 	int64_t		per_day;	/* service ms in one day */
-	int		always;		/* no hours, or windows covering the day */
+	int		always;		/* no hours, or the whole day */
 	size_t		n;
 	int64_t		from[SLA_NWIN], to[SLA_NWIN];
 };
@@ -53,10 +74,10 @@ struct sla_conv {
 	struct sla_conv	*anext;		/* the agent's conversations */
 	struct sla_conv	*aprev;
 	void		*udata;
-	int64_t		 idle_at;	/* ends here unless a turn comes first */
+	int64_t		 idle_at;	/* ends here unless a turn comes */
 	int64_t		 opened;	/* the open round's start */
 	int64_t		 due[SLA_NEV];	/* the open round's events (wall) */
-	uint64_t	 ms[SLA_NEV];	/* their service-time offsets from opened */
+	uint64_t	 ms[SLA_NEV];	/* their service time after opened */
 	uint32_t	 hash;
 	uint32_t	 agent;		/* index in sla.agents; 0 is "" */
 	uint32_t	 len;
@@ -66,6 +87,9 @@ struct sla_conv {
 	uint8_t		 had_round;	/* some round was ever opened */
 	char		 id[];		/* len bytes, then a NUL for printing */
 };
+
+/* A million open rounds must stay small: the record, without its id. */
+_Static_assert(sizeof(struct sla_conv) <= 120, "sla_conv grew");
 
 struct sla_agent {
 	struct sla_conv	*convs;		/* conversations whose agent this is */
@@ -77,7 +101,7 @@ struct sla_agent {
 	uint64_t	 breaches;
 	uint64_t	 escalations;
 	uint64_t	 within_rate;
-	uint32_t	*hist;		/* rounds by whole seconds, rounded up */
+	uint32_t	*hist;		/* rounds by seconds, rounded up */
 	size_t		 nhist;
 	uint32_t	 hash;
 	char		 id[];
@@ -97,12 +121,12 @@ struct sla {
 	size_t			 nopen;
 
 	struct sla_agent	**agents;	/* by index; 0 is "" */
-	uint32_t		*order;		/* indices sorted by id (strcmp) */
+	uint32_t		*order;		/* indices by id (strcmp) */
 	size_t			 nagents;
 	size_t			 agentcap;
-	uint32_t		*aslots;	/* open addressing: index + 1, 0 empty */
+	uint32_t		*aslots;	/* probing: index + 1; 0 free */
 	size_t			 naslots;	/* a power of two */
-	size_t			 nhist;		/* histogram size for cfg.cap_ms */
+	size_t			 nhist;		/* histogram size for the cap */
 };
 
 /* Service time */
@@ -416,7 +440,8 @@ sla_agent_intern(struct sla *s, const char *id)
 		else
 			hi = mid;
 	}
-	memmove(s->order + lo + 1, s->order + lo, (idx - lo) * sizeof(*s->order));
+	memmove(s->order + lo + 1, s->order + lo,
+	    (idx - lo) * sizeof(*s->order));
 	s->order[lo] = idx;
 	return idx;
 
@@ -568,7 +593,7 @@ sla_conv_new(struct sla *s, const char *id, size_t len, uint32_t h)
 	return c;
 }
 
-/* The next event still to come (earliest, then warn < breach < escalate), or -1. */
+/* The next event to come (earliest; warn, breach, escalate on a tie), or -1. */
 static int
 sla_conv_next(const struct sla_conv *c)
 {
@@ -608,7 +633,7 @@ sla_conv_flush(struct sla *s, struct sla_conv *c, int64_t limit)
 		ev.conversation_len = c->len;
 		ev.agent = a->id;
 		ev.first = c->first;
-		/* as at the due time: a late caller does not change the alert */
+		/* as at the due time: a late caller changes no alert */
 		ev.waited_ms = c->ms[i];
 		ev.threshold_ms = i == SLA_EV_WARN ? c->ms[SLA_EV_BREACH] :
 		    c->ms[i];
@@ -793,7 +818,7 @@ sla_turn(struct sla *s, const char *conv, size_t len, const char *agent,
 	h = sla_hash(s->seed, conv, len);
 	if ((c = sla_conv_lookup(s, conv, len, h)) != NULL) {
 		if (now >= c->idle_at) {
-			/* it ended while nobody looked; this turn starts anew */
+			/* it ended unseen: this turn starts anew */
 			sla_conv_finish(s, c, c->idle_at);
 			c = NULL;
 		} else
@@ -864,7 +889,7 @@ sla_end_agent(struct sla *s, const char *agent, int64_t now)
 	size_t			 len;
 	uint32_t		 idx;
 
-	/* "" is every session without an id, not one connection: leave those to idle */
+	/* "" is every session without an id, not one: idle ends those */
 	if (agent == NULL || agent[0] == '\0')
 		return;
 	len = strlen(agent);

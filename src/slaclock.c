@@ -71,11 +71,14 @@ slaclock_config(struct sla_config *s, const struct config *cfg)
 static void
 slaclock_common(struct slaclock *clk, const struct sla_config *s)
 {
+	/* the engine rounds warn_at * threshold to the nearest millisecond */
+	uint64_t	wf = (uint64_t)(s->warn_at * (double)s->first_response_ms + 0.5);
+	uint64_t	wr = (uint64_t)(s->warn_at * (double)s->reply_ms + 0.5);
 	uint64_t	want[] = {
-		(uint64_t)(s->warn_at * (double)s->first_response_ms),
-		s->first_response_ms - (uint64_t)(s->warn_at * (double)s->first_response_ms),
-		(uint64_t)(s->warn_at * (double)s->reply_ms),
-		s->reply_ms - (uint64_t)(s->warn_at * (double)s->reply_ms),
+		wf,
+		s->first_response_ms - wf,
+		wr,
+		s->reply_ms - wr,
 		s->escalate_ms - s->first_response_ms,
 		s->escalate_ms - s->reply_ms,
 		s->idle_ms,

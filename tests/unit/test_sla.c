@@ -1,0 +1,1536 @@
+/* test_sla: rounds, deadlines in service time and per-agent figures, on a fake clock. */
+#include <malloc.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "chatmon/sla.h"
+
+/*
+ * Allocation-failure injection and counting: linked with
+ * -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc, the module's allocations
+ * come here. Without those flags __real_malloc stays an unresolved weak
+ * symbol (NULL) and the tests that need it are skipped.
+ */
+void	*__real_malloc(size_t) __attribute__((weak));
+void	*__real_calloc(size_t, size_t) __attribute__((weak));
+void	*__real_realloc(void *, size_t) __attribute__((weak));
+void	*__wrap_malloc(size_t);
+void	*__wrap_calloc(size_t, size_t);
+void	*__wrap_realloc(void *, size_t);
+
+static long	fail_after = -1;	/* allocations let through; -1: all */
+static int	injected;
+static size_t	nallocs;		/* allocation calls seen */
+
+static int
+alloc_fails(void)
+{
+	nallocs++;
+	if (fail_after < 0)
+		return 0;
+	if (fail_after-- == 0) {
+		injected = 1;
+		return 1;
+	}
+	return 0;
+}
+
+void *
+__wrap_malloc(size_t n)
+{
+	return alloc_fails() ? NULL : __real_malloc(n);
+}
+
+void *
+__wrap_calloc(size_t n, size_t sz)
+{
+	return alloc_fails() ? NULL : __real_calloc(n, sz);
+}
+
+void *
+__wrap_realloc(void *p, size_t n)
+{
+	return alloc_fails() ? NULL : __real_realloc(p, n);
+}
+
+#define SEC	1000LL
+#define MIN	(60 * SEC)
+#define HOUR	(60 * MIN)
+#define DAY	(24 * HOUR)
+#define T0	1795305600000LL		/* 2026-11-22 00:00:00 UTC, a midnight */
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+#define HM(h, m) ((uint16_t)((h) * 60 + (m)))
+
+/* What the callbacks saw. */
+struct rec_ev {
+	enum sla_event_type	type;
+	char			conv[64];
+	size_t			conv_len;
+	char			agent[32];
+	int			first;
+	uint64_t		waited;
+	uint64_t		threshold;
+	int64_t			due;
+	int64_t			opened;
+};
+
+#define MAXEV	256
+#define MAXREL	200000
+
+static struct rec_ev	evs[MAXEV];
+static size_t		nev;
+static size_t		nrelease;
+static void		*last_udata;
+static unsigned char	released[MAXREL + 1];	/* by udata, 1..MAXREL */
+
+static void
+on_emit(const struct sla_event *e, void *arg)
+{
+	struct rec_ev	*r;
+	size_t		 n;
+
+	(void)arg;
+	assert_non_null(e->conv);
+	if (nev == MAXEV)
+		return;
+	r = &evs[nev++];
+	memset(r, 0, sizeof(*r));
+	r->type = e->type;
+	n = e->conversation_len < sizeof(r->conv) ? e->conversation_len :
+	    sizeof(r->conv);
+	memcpy(r->conv, e->conversation, n);
+	r->conv_len = e->conversation_len;
+	snprintf(r->agent, sizeof(r->agent), "%s", e->agent);
+	r->first = e->first;
+	r->waited = e->waited_ms;
+	r->threshold = e->threshold_ms;
+	r->due = e->due;
+	r->opened = e->opened;
+}
+
+static void
+on_release(struct sla_conv *c, void *udata, void *arg)
+{
+	uintptr_t	u = (uintptr_t)udata;
+
+	(void)arg;
+	assert_non_null(c);
+	assert_ptr_equal(sla_conv_udata(c), udata);
+	nrelease++;
+	last_udata = udata;
+	if (u >= 1 && u <= MAXREL) {
+		assert_int_equal(released[u], 0);	/* once per conversation */
+		released[u] = 1;
+	}
+}
+
+static int
+reset(void **state)
+{
+	(void)state;
+	nev = 0;
+	nrelease = 0;
+	last_udata = NULL;
+	memset(released, 0, sizeof(released));
+	fail_after = -1;
+	return 0;
+}
+
+/* The defaults of a shop without service hours. */
+static void
+base_cfg(struct sla_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->first_response_ms = 15 * SEC;
+	c->reply_ms = 30 * SEC;
+	c->warn_at = 0.8;
+	c->escalate_ms = 180 * SEC;
+	c->idle_ms = 30 * MIN;
+	c->cap_ms = 600 * SEC;
+	c->rate_ms = 180 * SEC;
+}
+
+static void
+add_hours(struct sla_config *c, uint16_t from, uint16_t to)
+{
+	c->hours[c->nhours].from_min = from;
+	c->hours[c->nhours].to_min = to;
+	c->nhours++;
+}
+
+static struct sla *
+new_sla(const struct sla_config *c)
+{
+	struct sla	*s = sla_new(c, on_emit, on_release, NULL);
+
+	assert_non_null(s);
+	return s;
+}
+
+static struct sla_conv *
+turn(struct sla *s, const char *id, const char *agent, int customer,
+    int counts, int64_t t)
+{
+	struct sla_conv	*c;
+
+	c = sla_turn(s, id, strlen(id), agent, customer, counts, t);
+	assert_non_null(c);
+	return c;
+}
+
+#define CUST(s, id, t)		turn(s, id, "", 1, 1, t)
+#define REPLY(s, id, a, t)	turn(s, id, a, 0, 1, t)
+#define ROBOT(s, id, a, t)	turn(s, id, a, 0, 0, t)
+
+static struct sla_conv *
+find(struct sla *s, const char *id)
+{
+	return sla_find(s, id, strlen(id));
+}
+
+/* A timely daemon: calls sla_expire at every deadline up to t. 1 if c ended. */
+static int
+run_until(struct sla *s, struct sla_conv *c, int64_t t)
+{
+	int64_t	 d;
+
+	while ((d = sla_conv_deadline(c)) <= t)
+		if (sla_expire(s, c, d))
+			return 1;
+	return 0;
+}
+
+/* The figures sla_agents reports, collected. */
+struct rec_fig {
+	char			agent[32];
+	struct sla_figures	f;
+};
+static struct rec_fig	figs[64];
+static size_t		nfigs;
+
+static void
+on_agent(const char *agent, const struct sla_figures *f, void *arg)
+{
+	(void)arg;
+	assert_true(nfigs < NELEM(figs));
+	snprintf(figs[nfigs].agent, sizeof(figs[nfigs].agent), "%s", agent);
+	figs[nfigs++].f = *f;
+}
+
+static struct sla_figures
+fig(const struct sla *s, const char *agent)
+{
+	struct sla_figures	none;
+	size_t			i;
+
+	nfigs = 0;
+	sla_agents(s, on_agent, NULL);
+	for (i = 0; i < nfigs; i++)
+		if (strcmp(figs[i].agent, agent) == 0)
+			return figs[i].f;
+	memset(&none, 0, sizeof(none));
+	return none;
+}
+
+static void
+check_ev(size_t i, enum sla_event_type type, const char *conv,
+    const char *agent, int first, uint64_t waited, uint64_t threshold,
+    int64_t due, int64_t opened)
+{
+	assert_true(i < nev);
+	assert_int_equal(evs[i].type, type);
+	assert_int_equal(evs[i].conv_len, strlen(conv));
+	assert_memory_equal(evs[i].conv, conv, strlen(conv));
+	assert_string_equal(evs[i].agent, agent);
+	assert_int_equal(evs[i].first, first);
+	assert_int_equal(evs[i].waited, waited);
+	assert_int_equal(evs[i].threshold, threshold);
+	assert_int_equal(evs[i].due, due);
+	assert_int_equal(evs[i].opened, opened);
+}
+
+/* --- rounds ------------------------------------------------------------- */
+
+static void
+test_burst_is_one_round(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	struct sla_figures	 f;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	c = CUST(s, "c-1", T0);
+	assert_int_equal(sla_open_rounds(s), 1);
+	/* later turns of the burst neither restart the round nor add one */
+	assert_ptr_equal(CUST(s, "c-1", T0 + 4 * SEC), c);
+	assert_ptr_equal(CUST(s, "c-1", T0 + 9 * SEC), c);
+	assert_int_equal(sla_conv_wait(s, c, T0 + 10 * SEC), 10 * SEC);
+	assert_int_equal(sla_open_rounds(s), 1);
+	REPLY(s, "c-1", "alice", T0 + 11 * SEC);
+	assert_int_equal(sla_open_rounds(s), 0);
+	assert_int_equal(sla_conv_wait(s, c, T0 + 12 * SEC), 0);
+	/* the second burst is one more round, a later one */
+	CUST(s, "c-1", T0 + 20 * SEC);
+	CUST(s, "c-1", T0 + 25 * SEC);
+	REPLY(s, "c-1", "alice", T0 + 40 * SEC);
+	assert_int_equal(nev, 0);
+
+	f = fig(s, "alice");
+	assert_int_equal(f.rounds, 2);
+	assert_int_equal(f.answered, 2);
+	assert_int_equal(f.mean_ms, (11 * SEC + 20 * SEC) / 2);
+	assert_int_equal(f.first_rounds, 1);
+	assert_int_equal(f.first_mean_ms, 11 * SEC);
+	assert_int_equal(f.within_rate, 2);
+	assert_int_equal(sla_conversations(s), 1);
+	sla_free(s);
+	assert_int_equal(nrelease, 1);
+}
+
+/* Deadlines of the first and of a later round: warn, breach, escalate. */
+static void
+test_first_vs_later(void **state)
+{
+	static const struct {
+		int		later;
+		uint64_t	first_ms, reply_ms;
+		int64_t		warn, breach;	/* after the open */
+	} tab[] = {
+		{ 0, 15 * SEC, 30 * SEC, 12 * SEC, 15 * SEC },
+		{ 1, 15 * SEC, 30 * SEC, 24 * SEC, 30 * SEC },
+		{ 0, 10 * SEC, 60 * SEC, 8 * SEC, 10 * SEC },
+		{ 1, 10 * SEC, 60 * SEC, 48 * SEC, 60 * SEC },
+	};
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	int64_t			 t;
+	size_t			 i;
+
+	(void)state;
+	for (i = 0; i < NELEM(tab); i++) {
+		reset(NULL);
+		base_cfg(&cfg);
+		cfg.first_response_ms = tab[i].first_ms;
+		cfg.reply_ms = tab[i].reply_ms;
+		s = new_sla(&cfg);
+		t = T0;
+		if (tab[i].later) {
+			CUST(s, "c", t);
+			REPLY(s, "c", "a", t + SEC);
+			t += MIN;
+		}
+		c = turn(s, "c", "a", 1, 1, t);
+		assert_int_equal(sla_conv_deadline(c), t + tab[i].warn);
+		assert_int_equal(run_until(s, c, t + 10 * MIN), 0);
+		assert_int_equal(nev, 3);
+		check_ev(0, SLA_WARN, "c", "a", !tab[i].later,
+		    (uint64_t)tab[i].warn, tab[i].later ? tab[i].reply_ms :
+		    tab[i].first_ms, t + tab[i].warn, t);
+		check_ev(1, SLA_BREACH, "c", "a", !tab[i].later,
+		    (uint64_t)tab[i].breach, (uint64_t)tab[i].breach,
+		    t + tab[i].breach, t);
+		check_ev(2, SLA_ESCALATE, "c", "a", !tab[i].later, 180 * SEC,
+		    180 * SEC, t + 180 * SEC, t);
+		sla_free(s);
+	}
+}
+
+/* Each event once, in order, at its deadline; then only the idle end is left. */
+static void
+test_events_in_order_once(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	c = turn(s, "c-9", "bob", 1, 1, T0);
+	sla_conv_set_udata(c, (void *)(uintptr_t)7);
+	assert_int_equal(sla_conv_deadline(c), T0 + 12 * SEC);
+	/* early: nothing */
+	assert_int_equal(sla_expire(s, c, T0 + 12 * SEC - 1), 0);
+	assert_int_equal(nev, 0);
+	assert_int_equal(sla_expire(s, c, T0 + 12 * SEC), 0);
+	assert_int_equal(nev, 1);
+	assert_int_equal(sla_expire(s, c, T0 + 12 * SEC), 0);
+	assert_int_equal(sla_expire(s, c, T0 + 14 * SEC), 0);
+	assert_int_equal(nev, 1);
+	assert_int_equal(sla_conv_deadline(c), T0 + 15 * SEC);
+	assert_int_equal(sla_expire(s, c, T0 + 15 * SEC), 0);
+	assert_int_equal(sla_conv_deadline(c), T0 + 180 * SEC);
+	assert_int_equal(sla_expire(s, c, T0 + 180 * SEC), 0);
+	assert_int_equal(nev, 3);
+	check_ev(0, SLA_WARN, "c-9", "bob", 1, 12 * SEC, 15 * SEC,
+	    T0 + 12 * SEC, T0);
+	check_ev(1, SLA_BREACH, "c-9", "bob", 1, 15 * SEC, 15 * SEC,
+	    T0 + 15 * SEC, T0);
+	check_ev(2, SLA_ESCALATE, "c-9", "bob", 1, 180 * SEC, 180 * SEC,
+	    T0 + 180 * SEC, T0);
+	/* the idle end is the last deadline */
+	assert_int_equal(sla_conv_deadline(c), T0 + 30 * MIN);
+	assert_int_equal(sla_expire(s, c, T0 + 30 * MIN - 1), 0);
+	assert_int_equal(sla_expire(s, c, T0 + 30 * MIN), 1);
+	assert_int_equal(nev, 3);
+	assert_int_equal(nrelease, 1);
+	assert_ptr_equal(last_udata, (void *)(uintptr_t)7);
+	assert_int_equal(fig(s, "bob").breaches, 1);
+	assert_int_equal(fig(s, "bob").escalations, 1);
+	sla_free(s);
+	assert_int_equal(nrelease, 1);
+
+	/* a first response slower than the escalation: time order wins */
+	reset(NULL);
+	cfg.first_response_ms = 200 * SEC;
+	s = new_sla(&cfg);
+	c = turn(s, "slow", "bob", 1, 1, T0);
+	assert_int_equal(sla_expire(s, c, T0 + 10 * MIN), 0);
+	assert_int_equal(nev, 3);
+	check_ev(0, SLA_WARN, "slow", "bob", 1, 160 * SEC, 200 * SEC,
+	    T0 + 160 * SEC, T0);
+	check_ev(1, SLA_ESCALATE, "slow", "bob", 1, 180 * SEC, 180 * SEC,
+	    T0 + 180 * SEC, T0);
+	check_ev(2, SLA_BREACH, "slow", "bob", 1, 200 * SEC, 200 * SEC,
+	    T0 + 200 * SEC, T0);
+	sla_free(s);
+}
+
+/* A reply cancels what is still to come, whether the caller was timely or not. */
+static void
+test_reply_cancels(void **state)
+{
+	static const struct {
+		int64_t		reply;
+		size_t		nev;
+		uint64_t	breaches, escalations;
+	} tab[] = {
+		{ 5 * SEC, 0, 0, 0 },
+		{ 12 * SEC - 1, 0, 0, 0 },
+		{ 12 * SEC, 1, 0, 0 },		/* due at now: emitted first */
+		{ 13 * SEC, 1, 0, 0 },
+		{ 15 * SEC - 1, 1, 0, 0 },
+		{ 20 * SEC, 2, 1, 0 },
+		{ 179 * SEC, 2, 1, 0 },
+		{ 200 * SEC, 3, 1, 1 },
+	};
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	struct sla_figures	 f;
+	size_t			 i;
+	int			 timely;
+
+	(void)state;
+	base_cfg(&cfg);
+	for (timely = 0; timely < 2; timely++)
+		for (i = 0; i < NELEM(tab); i++) {
+			reset(NULL);
+			s = new_sla(&cfg);
+			c = turn(s, "c", "alice", 1, 1, T0);
+			if (timely)
+				assert_int_equal(run_until(s, c,
+				    T0 + tab[i].reply - 1), 0);
+			REPLY(s, "c", "alice", T0 + tab[i].reply);
+			assert_int_equal(nev, tab[i].nev);
+			assert_int_equal(sla_conv_deadline(c), T0 + tab[i].reply +
+			    30 * MIN);
+			assert_int_equal(run_until(s, c, T0 + 29 * MIN), 0);
+			assert_int_equal(nev, tab[i].nev);	/* cancelled */
+			f = fig(s, "alice");
+			assert_int_equal(f.rounds, 1);
+			assert_int_equal(f.mean_ms, (uint64_t)tab[i].reply);
+			assert_int_equal(f.breaches, tab[i].breaches);
+			assert_int_equal(f.escalations, tab[i].escalations);
+			sla_free(s);
+		}
+}
+
+/* A robot's or auto-reply's turn keeps the round open. */
+static void
+test_robot_reply_does_not_close(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	struct sla_figures	 f;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	c = CUST(s, "c", T0);
+	ROBOT(s, "c", "alice", T0 + 1 * SEC);
+	assert_int_equal(sla_open_rounds(s), 1);
+	assert_int_equal(sla_conv_wait(s, c, T0 + 5 * SEC), 5 * SEC);
+	assert_int_equal(run_until(s, c, T0 + 16 * SEC), 0);
+	assert_int_equal(nev, 2);
+	check_ev(1, SLA_BREACH, "c", "alice", 1, 15 * SEC, 15 * SEC,
+	    T0 + 15 * SEC, T0);
+	REPLY(s, "c", "alice", T0 + 20 * SEC);
+	assert_int_equal(sla_open_rounds(s), 0);
+	f = fig(s, "alice");
+	assert_int_equal(f.rounds, 1);
+	assert_int_equal(f.mean_ms, 20 * SEC);
+	assert_int_equal(f.breaches, 1);
+	sla_free(s);
+}
+
+/* An agent turn with no open round changes no figure, but is the last reply. */
+static void
+test_agent_turn_without_round(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	c = REPLY(s, "c", "alice", T0);		/* a greeting opens nothing */
+	REPLY(s, "c", "alice", T0 + SEC);
+	ROBOT(s, "c", "alice", T0 + 2 * SEC);
+	assert_int_equal(sla_open_rounds(s), 0);
+	assert_int_equal(sla_conv_deadline(c), T0 + 2 * SEC + 30 * MIN);
+	nfigs = 0;
+	sla_agents(s, on_agent, NULL);
+	assert_int_equal(nfigs, 0);
+	/* the customer's turn after it opens the first round */
+	CUST(s, "c", T0 + MIN);
+	assert_int_equal(sla_conv_deadline(c), T0 + MIN + 12 * SEC);
+	REPLY(s, "c", "alice", T0 + MIN + 5 * SEC);
+	/* and a second reply with nothing open adds nothing */
+	REPLY(s, "c", "alice", T0 + MIN + 6 * SEC);
+	assert_int_equal(fig(s, "alice").rounds, 1);
+	assert_int_equal(fig(s, "alice").first_rounds, 1);
+	assert_int_equal(fig(s, "alice").mean_ms, 5 * SEC);
+	sla_free(s);
+}
+
+/* The round goes to the agent who replied; events to the conversation's agent. */
+static void
+test_agent_attribution(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	c = turn(s, "c", "alice", 1, 1, T0);	/* arrives on alice's session */
+	assert_int_equal(run_until(s, c, T0 + 13 * SEC), 0);
+	check_ev(0, SLA_WARN, "c", "alice", 1, 12 * SEC, 15 * SEC,
+	    T0 + 12 * SEC, T0);
+	turn(s, "c", "bob", 1, 1, T0 + 14 * SEC);	/* transferred */
+	assert_int_equal(run_until(s, c, T0 + 16 * SEC), 0);
+	check_ev(1, SLA_BREACH, "c", "bob", 1, 15 * SEC, 15 * SEC,
+	    T0 + 15 * SEC, T0);
+	turn(s, "c", "", 0, 1, T0 + 20 * SEC);	/* unknown: stays bob's */
+	assert_int_equal(fig(s, "bob").rounds, 1);
+	assert_int_equal(fig(s, "bob").breaches, 1);
+	assert_int_equal(fig(s, "alice").rounds, 0);
+	/* an unanswered round with no agent ever known goes to "" */
+	c = CUST(s, "anon", T0);
+	sla_end(s, c, T0 + SEC);
+	assert_int_equal(fig(s, "").rounds, 1);
+	assert_int_equal(fig(s, "").answered, 0);
+	sla_free(s);
+}
+
+/* --- service hours ------------------------------------------------------ */
+
+static void
+test_hours_across_midnight(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	int64_t			 day1 = T0 + DAY;
+
+	(void)state;
+	base_cfg(&cfg);
+	cfg.idle_ms = 2 * DAY;	/* overnight waits outlive the default 30 min */
+	add_hours(&cfg, HM(8, 0), HM(23, 0));
+	s = new_sla(&cfg);
+	/* opened at 23:30: the clock starts at 08:00 the next day */
+	c = CUST(s, "late", T0 + HM(23, 30) * MIN);
+	assert_int_equal(sla_conv_deadline(c), day1 + HM(8, 0) * MIN + 12 * SEC);
+	assert_int_equal(sla_conv_wait(s, c, day1 + HM(7, 59) * MIN), 0);
+	assert_int_equal(sla_conv_wait(s, c, day1 + HM(8, 0) * MIN + 5 * SEC),
+	    5 * SEC);
+	REPLY(s, "late", "alice", day1 + HM(8, 0) * MIN + 10 * SEC);
+	assert_int_equal(nev, 0);
+	assert_int_equal(fig(s, "alice").mean_ms, 10 * SEC);
+
+	/* 5 s before closing, 10 s after opening */
+	c = CUST(s, "edge", T0 + HM(22, 59) * MIN + 55 * SEC);
+	assert_int_equal(run_until(s, c, day1 + HM(8, 0) * MIN + 10 * SEC), 0);
+	assert_int_equal(nev, 2);
+	check_ev(0, SLA_WARN, "edge", "", 1, 12 * SEC, 15 * SEC,
+	    day1 + HM(8, 0) * MIN + 7 * SEC, T0 + HM(22, 59) * MIN + 55 * SEC);
+	check_ev(1, SLA_BREACH, "edge", "", 1, 15 * SEC, 15 * SEC,
+	    day1 + HM(8, 0) * MIN + 10 * SEC, T0 + HM(22, 59) * MIN + 55 * SEC);
+	sla_free(s);
+
+	/* a window past midnight, 22:00-02:00 */
+	reset(NULL);
+	base_cfg(&cfg);
+	cfg.idle_ms = 2 * DAY;
+	add_hours(&cfg, HM(22, 0), HM(2, 0));
+	s = new_sla(&cfg);
+	c = CUST(s, "night", T0 + HM(1, 59) * MIN + 50 * SEC);
+	assert_int_equal(run_until(s, c, T0 + DAY), 0);
+	assert_int_equal(nev, 3);
+	assert_int_equal(evs[0].due, T0 + HM(22, 0) * MIN + 2 * SEC);
+	assert_int_equal(evs[1].due, T0 + HM(22, 0) * MIN + 5 * SEC);
+	assert_int_equal(evs[2].due, T0 + HM(22, 2) * MIN + 50 * SEC);
+	/* before midnight and after it count alike */
+	assert_int_equal(sla_service_ms(&cfg, T0 + HM(23, 0) * MIN,
+	    day1 + HM(1, 0) * MIN), 2 * HOUR);
+	assert_int_equal(sla_service_ms(&cfg, T0, day1), 4 * HOUR);
+	assert_int_equal(sla_service_ms(&cfg, T0 + HM(2, 0) * MIN,
+	    T0 + HM(22, 0) * MIN), 0);
+	sla_free(s);
+}
+
+static void
+test_hours_several_days_and_windows(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+
+	(void)state;
+	/* one hour a day: an escalation of 3.5 h ends three days on */
+	base_cfg(&cfg);
+	cfg.escalate_ms = 3 * HOUR + 30 * MIN;
+	cfg.idle_ms = 7 * DAY;
+	add_hours(&cfg, HM(9, 0), HM(10, 0));
+	s = new_sla(&cfg);
+	c = CUST(s, "slow", T0 + HM(9, 30) * MIN);
+	assert_int_equal(run_until(s, c, T0 + 6 * DAY), 0);
+	assert_int_equal(nev, 3);
+	assert_int_equal(evs[2].type, SLA_ESCALATE);
+	assert_int_equal(evs[2].due, T0 + 3 * DAY + HM(10, 0) * MIN);
+	assert_int_equal(sla_conv_wait(s, c, T0 + 10 * DAY), 9 * HOUR +
+	    30 * MIN);
+	assert_int_equal(sla_service_ms(&cfg, T0, T0 + 10 * DAY), 10 * HOUR);
+	sla_free(s);
+
+	/* overlapping, nested and touching windows merge: 09-13 and 14-19 */
+	base_cfg(&cfg);
+	add_hours(&cfg, HM(9, 0), HM(12, 0));
+	add_hours(&cfg, HM(17, 30), HM(18, 0));
+	add_hours(&cfg, HM(11, 0), HM(13, 0));
+	add_hours(&cfg, HM(14, 0), HM(18, 0));
+	add_hours(&cfg, HM(10, 0), HM(10, 30));
+	add_hours(&cfg, HM(18, 0), HM(19, 0));
+	assert_int_equal(sla_service_ms(&cfg, T0, T0 + DAY), 9 * HOUR);
+	assert_int_equal(sla_service_ms(&cfg, T0, T0 + 3 * DAY), 27 * HOUR);
+	assert_int_equal(sla_service_ms(&cfg, T0 + HM(12, 59) * MIN,
+	    T0 + HM(14, 1) * MIN), 2 * MIN);
+	assert_int_equal(sla_service_add(&cfg, T0 + HM(12, 59) * MIN +
+	    59 * SEC, 2 * SEC), T0 + HM(14, 0) * MIN + SEC);
+	/* the end of a day's service is that evening, not the next morning */
+	assert_int_equal(sla_service_add(&cfg, T0, 9 * HOUR), T0 +
+	    HM(19, 0) * MIN);
+	assert_int_equal(sla_service_add(&cfg, T0, 9 * HOUR + 1), T0 + DAY +
+	    HM(9, 0) * MIN + 1);
+	assert_int_equal(sla_service_add(&cfg, T0 + HM(20, 0) * MIN, 0),
+	    T0 + HM(20, 0) * MIN);
+}
+
+/* Local time is UTC + offset: +08:00 (China) and -05:00. */
+static void
+test_utc_offset(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	int64_t			 lt0 = T0 - 8 * HOUR;	/* 00:00 +08:00 */
+
+	(void)state;
+	base_cfg(&cfg);
+	cfg.utc_offset_min = 480;
+	cfg.idle_ms = DAY;
+	add_hours(&cfg, HM(8, 0), HM(23, 0));
+	s = new_sla(&cfg);
+	/* 23:30 in Shanghai is 15:30 UTC; service resumes at 00:00 UTC */
+	c = CUST(s, "sh", T0 + HM(15, 30) * MIN);
+	assert_int_equal(sla_conv_deadline(c), T0 + DAY + 12 * SEC);
+	assert_int_equal(sla_service_ms(&cfg, lt0 + HM(7, 0) * MIN,
+	    lt0 + HM(9, 0) * MIN), HOUR);
+	assert_int_equal(sla_service_ms(&cfg, lt0, lt0 + DAY), 15 * HOUR);
+	sla_free(s);
+
+	/* at -05:00, 08:00-23:00 is 13:00-04:00 UTC */
+	cfg.utc_offset_min = -300;
+	assert_int_equal(sla_service_add(&cfg, T0 + 5 * HOUR, 1),
+	    T0 + 13 * HOUR + 1);
+	assert_int_equal(sla_service_add(&cfg, T0, 1), T0 + 1);
+	assert_int_equal(sla_service_ms(&cfg, T0, T0 + 14 * HOUR), 5 * HOUR);
+	/* offsets of a day or more only shift the day number */
+	cfg.utc_offset_min = -300 + 1440 * 3;
+	assert_int_equal(sla_service_add(&cfg, T0 + 5 * HOUR, 1),
+	    T0 + 13 * HOUR + 1);
+}
+
+/* --- service time against a per-second reference --------------------------- */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t
+rnd(uint64_t n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return n ? rng % n : 0;
+}
+
+/* Straight from the raw windows, one second at a time: nothing shared. */
+static int
+ref_in_service(const struct sla_config *c, int64_t sec_start)
+{
+	int64_t	 l, m;
+	size_t	 i;
+	int	 f, t;
+
+	if (c->nhours == 0)
+		return 1;
+	l = sec_start + (int64_t)c->utc_offset_min * MIN;
+	m = ((l % DAY) + DAY) % DAY / MIN;
+	for (i = 0; i < c->nhours; i++) {
+		f = c->hours[i].from_min;
+		t = c->hours[i].to_min;
+		if (f < t && m >= f && m < t)
+			return 1;
+		if (f > t && (m >= f || m < t))
+			return 1;
+	}
+	return 0;
+}
+
+static int64_t
+ref_floor_sec(int64_t t)
+{
+	return t >= 0 ? t / SEC * SEC : -((-t + SEC - 1) / SEC) * SEC;
+}
+
+static uint64_t
+ref_service_ms(const struct sla_config *c, int64_t from, int64_t to)
+{
+	uint64_t v = 0;
+	int64_t	 s, a, b;
+
+	for (s = ref_floor_sec(from); s < to; s += SEC) {
+		if (!ref_in_service(c, s))
+			continue;
+		a = from > s ? from : s;
+		b = to < s + SEC ? to : s + SEC;
+		if (b > a)
+			v += (uint64_t)(b - a);
+	}
+	return v;
+}
+
+static int64_t
+ref_service_add(const struct sla_config *c, int64_t from, uint64_t ms)
+{
+	uint64_t acc = 0, avail;
+	int64_t	 s, a;
+
+	if (ms == 0)
+		return from;
+	for (s = ref_floor_sec(from);; s += SEC) {
+		if (!ref_in_service(c, s))
+			continue;
+		a = from > s ? from : s;
+		if (a >= s + SEC)
+			continue;
+		avail = (uint64_t)(s + SEC - a);
+		if (acc + avail >= ms)
+			return a + (int64_t)(ms - acc);
+		acc += avail;
+	}
+}
+
+static void
+random_cfg(struct sla_config *c)
+{
+	size_t	 i, n;
+	int	 f, t;
+
+	base_cfg(c);
+	n = rnd(6);	/* 0: always */
+	for (i = 0; i < n; i++) {
+		f = (int)rnd(1440);
+		t = 1 + (int)rnd(1440);
+		if (t == f)
+			t = f + 1;
+		if (rnd(8) == 0) {
+			f = 0;
+			t = 1440;
+		}
+		add_hours(c, (uint16_t)f, (uint16_t)t);
+	}
+	c->utc_offset_min = (int32_t)rnd(1561) - 720;
+}
+
+static int64_t
+random_time(void)
+{
+	switch (rnd(4)) {
+	case 0:		/* around the epoch: negative times round down */
+		return (int64_t)rnd(4 * DAY) - 2 * DAY;
+	case 1:		/* on a second */
+		return T0 + (int64_t)rnd(30 * DAY) / SEC * SEC;
+	default:
+		return T0 + (int64_t)rnd(30 * DAY);
+	}
+}
+
+static void
+test_service_vs_reference(void **state)
+{
+	struct sla_config	 cfg;
+	int64_t			 from, to, got, want;
+	uint64_t		 per_day, ms;
+	int			 i;
+
+	(void)state;
+	for (i = 0; i < 250; i++) {
+		random_cfg(&cfg);
+		from = random_time();
+		to = from + (int64_t)rnd(2 * DAY + 1);
+		if (rnd(10) == 0)
+			to = from - (int64_t)rnd(HOUR);		/* backwards: 0 */
+		want = (int64_t)(to > from ? ref_service_ms(&cfg, from, to) : 0);
+		got = (int64_t)sla_service_ms(&cfg, from, to);
+		if (got != want)
+			fail_msg("case %d: service_ms(%lld, %lld) = %lld, want %lld",
+			    i, (long long)from, (long long)to, (long long)got,
+			    (long long)want);
+
+		per_day = ref_service_ms(&cfg, T0, T0 + DAY);
+		ms = rnd(2 * per_day + 2);
+		if (per_day == 0) {
+			assert_int_equal(sla_service_add(&cfg, from, 5), INT64_MAX);
+			continue;
+		}
+		want = ref_service_add(&cfg, from, ms);
+		got = sla_service_add(&cfg, from, ms);
+		if (got != want)
+			fail_msg("case %d: service_add(%lld, %llu) = %lld, want %lld",
+			    i, (long long)from, (unsigned long long)ms,
+			    (long long)got, (long long)want);
+	}
+}
+
+/* Long spans are whole days of arithmetic, and add inverts ms exactly. */
+static void
+test_service_long_spans(void **state)
+{
+	struct sla_config	 cfg;
+	int64_t			 from, t;
+	uint64_t		 per_day, ms, n;
+	struct timespec		 a, b;
+	int			 i;
+
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (i = 0; i < 20000; i++) {
+		random_cfg(&cfg);
+		from = random_time();
+		per_day = sla_service_ms(&cfg, T0, T0 + DAY);
+		n = rnd(40000);			/* up to a century */
+		assert_int_equal(sla_service_ms(&cfg, from,
+		    from + (int64_t)n * DAY), n * per_day);
+		if (per_day == 0)
+			continue;
+		ms = rnd((uint64_t)1 << 42);	/* up to 139 years of service */
+		if (rnd(3) == 0)
+			ms = n * per_day;	/* a whole number of days */
+		if (ms == 0)
+			ms = 1;
+		t = sla_service_add(&cfg, from, ms);
+		assert_true(t > from);
+		/* exact, and the earliest such instant */
+		assert_int_equal(sla_service_ms(&cfg, from, t), ms);
+		assert_int_equal(sla_service_ms(&cfg, from, t - 1), ms - 1);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	print_message("service arithmetic: %.0f ns per check (4 calls)\n",
+	    ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec -
+	    a.tv_nsec)) / 20000);
+	/* absurd inputs saturate rather than overflow */
+	base_cfg(&cfg);
+	add_hours(&cfg, HM(8, 0), HM(23, 0));
+	assert_int_equal(sla_service_add(&cfg, T0, UINT64_MAX), INT64_MAX);
+	assert_int_equal(sla_service_add(&cfg, INT64_MAX - 5, 10), INT64_MAX);
+	assert_true(sla_service_ms(&cfg, INT64_MIN, INT64_MAX) > 0);
+	cfg.nhours = 0;
+	assert_int_equal(sla_service_ms(&cfg, T0, T0 + 5), 5);
+	assert_int_equal(sla_service_add(&cfg, T0, 5), T0 + 5);
+}
+
+/* --- figures ------------------------------------------------------------ */
+
+/* Taobao/Tmall: 08:00-23:00 Beijing time, 600 s cap, 3-minute rate. */
+static void
+test_taobao_profile(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_figures	 f;
+	int64_t			 lt0 = T0 - 8 * HOUR;	/* local midnight */
+	int			 timely;
+
+#define L(h, m, sec)	(lt0 + HM(h, m) * MIN + (sec) * SEC)
+	(void)state;
+	base_cfg(&cfg);
+	cfg.utc_offset_min = 480;
+	cfg.idle_ms = DAY;	/* tb-3 waits overnight */
+	add_hours(&cfg, HM(8, 0), HM(23, 0));
+	for (timely = 0; timely < 2; timely++) {
+		reset(NULL);
+		s = new_sla(&cfg);
+		/* 10 s, a first round with a burst */
+		turn(s, "tb-1", "alice", 1, 1, L(10, 0, 0));
+		turn(s, "tb-1", "alice", 1, 1, L(10, 0, 3));
+		turn(s, "tb-1", "alice", 0, 1, L(10, 0, 10));
+		/* 200 s: past the rate, breached and escalated */
+		turn(s, "tb-1", "alice", 1, 1, L(10, 5, 0));
+		if (timely)
+			run_until(s, find(s, "tb-1"), L(10, 8, 19));
+		turn(s, "tb-1", "alice", 0, 1, L(10, 8, 20));
+		/* 700 s, counted as 600 */
+		turn(s, "tb-1", "alice", 1, 1, L(11, 0, 0));
+		if (timely)
+			run_until(s, find(s, "tb-1"), L(11, 11, 39));
+		turn(s, "tb-1", "alice", 0, 1, L(11, 11, 40));
+		/* unanswered first round: 600 */
+		turn(s, "tb-2", "alice", 1, 1, L(12, 0, 0));
+		sla_end(s, find(s, "tb-2"), L(12, 0, 5));
+		/* 60 s before closing and 60 s after opening: 120 */
+		turn(s, "tb-3", "alice", 1, 1, L(22, 59, 0));
+		if (timely)
+			run_until(s, find(s, "tb-3"), L(22, 59, 59));
+		turn(s, "tb-3", "alice", 0, 1, L(24 + 8, 1, 0));
+
+		assert_int_equal(nev, 8);
+		assert_int_equal(evs[6].type, SLA_WARN);
+		assert_int_equal(evs[7].type, SLA_BREACH);
+		assert_int_equal(evs[7].due, L(22, 59, 15));
+		f = fig(s, "alice");
+		assert_int_equal(f.rounds, 5);
+		assert_int_equal(f.answered, 4);
+		assert_int_equal(f.mean_ms, (10 + 200 + 600 + 600 + 120) * SEC / 5);
+		assert_int_equal(f.p90_ms, 600 * SEC);
+		assert_int_equal(f.first_rounds, 3);
+		assert_int_equal(f.first_mean_ms, 243333);	/* 730 s / 3 */
+		assert_int_equal(f.breaches, 3);
+		assert_int_equal(f.escalations, 2);
+		assert_int_equal(f.within_rate, 2);
+		assert_true(f.rate > 0.3999 && f.rate < 0.4001);
+		sla_free(s);
+	}
+#undef L
+}
+
+/* p90 and mean on known samples; -1 is a round left unanswered. */
+static void
+test_p90_and_mean_exact(void **state)
+{
+	static const struct {
+		const char	*name;
+		int64_t		 ms[24];
+		size_t		 n;
+		uint64_t	 p90, mean, within;
+	} tab[] = {
+		{ "1..10 s", { 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000,
+		    9000, 10000 }, 10, 9000, 5500, 10 },
+		{ "1..20 s", { 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000,
+		    9000, 10000, 11000, 12000, 13000, 14000, 15000, 16000,
+		    17000, 18000, 19000, 20000 }, 20, 18000, 10500, 20 },
+		{ "rounded up", { 1200 }, 1, 2000, 1200, 1 },
+		{ "zero", { 0 }, 1, 0, 0, 1 },
+		{ "10 fast, 1 slow", { 1000, 1000, 1000, 1000, 1000, 1000,
+		    1000, 1000, 1000, 1000, 100000 }, 11, 1000, 10000, 11 },
+		{ "9 fast, 1 slow", { 1000, 1000, 1000, 1000, 1000, 1000,
+		    1000, 1000, 1000, 100000 }, 10, 1000, 10900, 10 },
+		{ "8 fast, 2 slow", { 1000, 1000, 1000, 1000, 1000, 1000,
+		    1000, 1000, 100000, 100000 }, 10, 100000, 20800, 10 },
+		{ "capped", { 700000, 5000 }, 2, 600000, 302500, 1 },
+		{ "exactly the cap", { 600000 }, 1, 600000, 600000, 0 },
+		{ "unanswered", { -1, -1, 1000 }, 3, 600000, 400333, 1 },
+		{ "half rounds up", { 1000, 1001 }, 2, 2000, 1001, 2 },
+		{ "rate edge", { 180000, 180001 }, 2, 181000, 180001, 1 },
+	};
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	struct sla_figures	 f;
+	char			 id[32];
+	size_t			 i, k, unanswered;
+
+	(void)state;
+	base_cfg(&cfg);
+	for (i = 0; i < NELEM(tab); i++) {
+		s = new_sla(&cfg);
+		unanswered = 0;
+		for (k = 0; k < tab[i].n; k++) {
+			snprintf(id, sizeof(id), "p%zu", k);
+			c = turn(s, id, "carol", 1, 1, T0 + (int64_t)k * HOUR);
+			if (tab[i].ms[k] < 0) {
+				sla_end(s, c, T0 + (int64_t)k * HOUR + SEC);
+				unanswered++;
+			} else
+				turn(s, id, "carol", 0, 1, T0 + (int64_t)k * HOUR +
+				    tab[i].ms[k]);
+		}
+		f = fig(s, "carol");
+		if (f.p90_ms != tab[i].p90 || f.mean_ms != tab[i].mean ||
+		    f.within_rate != tab[i].within)
+			fail_msg("%s: p90 %llu mean %llu within %llu", tab[i].name,
+			    (unsigned long long)f.p90_ms,
+			    (unsigned long long)f.mean_ms,
+			    (unsigned long long)f.within_rate);
+		assert_int_equal(f.rounds, tab[i].n);
+		assert_int_equal(f.answered, tab[i].n - unanswered);
+		assert_int_equal(f.first_rounds, tab[i].n);
+		assert_int_equal(f.first_mean_ms, f.mean_ms);
+		sla_free(s);
+	}
+}
+
+static void
+test_first_mean_and_rate(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_figures	 f;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	/* a: first 10 s, then 40 s and 50 s; b: first 20 s, then unanswered */
+	CUST(s, "a", T0);
+	REPLY(s, "a", "dave", T0 + 10 * SEC);
+	CUST(s, "a", T0 + MIN);
+	REPLY(s, "a", "dave", T0 + MIN + 40 * SEC);
+	CUST(s, "a", T0 + 2 * MIN);
+	REPLY(s, "a", "dave", T0 + 2 * MIN + 50 * SEC);
+	CUST(s, "b", T0);
+	REPLY(s, "b", "dave", T0 + 20 * SEC);
+	CUST(s, "b", T0 + MIN);
+	sla_end(s, find(s, "b"), T0 + MIN + SEC);
+	f = fig(s, "dave");
+	assert_int_equal(f.rounds, 5);
+	assert_int_equal(f.answered, 4);
+	assert_int_equal(f.first_rounds, 2);
+	assert_int_equal(f.first_mean_ms, 15 * SEC);
+	assert_int_equal(f.mean_ms, (10 + 40 + 50 + 20 + 600) * SEC / 5);
+	assert_int_equal(f.within_rate, 4);
+	assert_true(f.rate > 0.7999 && f.rate < 0.8001);
+	sla_free(s);
+}
+
+/* --- ending ------------------------------------------------------------- */
+
+static void
+test_idle_expiry(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c, *c2;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	c = CUST(s, "idle", T0);
+	sla_conv_set_udata(c, (void *)(uintptr_t)1);
+	CUST(s, "idle", T0 + 10 * MIN);		/* any turn pushes the idle end */
+	assert_int_equal(run_until(s, c, T0 + 40 * MIN - 1), 0);
+	assert_int_equal(nev, 3);
+	assert_int_equal(nrelease, 0);
+	assert_int_equal(sla_conv_deadline(c), T0 + 40 * MIN);
+	assert_int_equal(sla_expire(s, c, T0 + 40 * MIN), 1);
+	assert_int_equal(nrelease, 1);
+	assert_int_equal(released[1], 1);
+	assert_null(find(s, "idle"));
+	assert_int_equal(sla_conversations(s), 0);
+	assert_int_equal(sla_open_rounds(s), 0);
+	assert_int_equal(fig(s, "").rounds, 1);
+	assert_int_equal(fig(s, "").answered, 0);
+	assert_int_equal(fig(s, "").mean_ms, 600 * SEC);
+
+	/* a quiet conversation with no open round ends the same way */
+	c = REPLY(s, "quiet", "erin", T0);
+	assert_int_equal(sla_conv_deadline(c), T0 + 30 * MIN);
+	assert_int_equal(sla_expire(s, c, T0 + 2 * HOUR), 1);
+	assert_int_equal(nrelease, 2);
+
+	/* a turn after the idle end, with nobody calling expire: a new conversation */
+	reset(NULL);
+	c = turn(s, "again", "erin", 1, 1, T0);
+	sla_conv_set_udata(c, (void *)(uintptr_t)2);
+	c2 = turn(s, "again", "erin", 1, 1, T0 + 31 * MIN);
+	assert_int_equal(nrelease, 1);
+	assert_int_equal(released[2], 1);
+	assert_null(sla_conv_udata(c2));
+	assert_int_equal(nev, 3);	/* the old round's events, then its end */
+	assert_int_equal(sla_conv_deadline(c2), T0 + 31 * MIN + 12 * SEC);
+	assert_int_equal(fig(s, "erin").first_rounds, 1);
+	sla_free(s);
+	assert_int_equal(nrelease, 2);
+
+	/* an idle end comes before events the service hours pushed past it */
+	reset(NULL);
+	add_hours(&cfg, HM(8, 0), HM(23, 0));
+	s = new_sla(&cfg);
+	c = CUST(s, "night", T0 + HM(22, 59) * MIN + 50 * SEC);
+	assert_int_equal(sla_conv_deadline(c), T0 + HM(23, 29) * MIN + 50 * SEC);
+	assert_int_equal(sla_expire(s, c, T0 + DAY + HM(9, 0) * MIN), 1);
+	assert_int_equal(nev, 0);
+	assert_int_equal(fig(s, "").rounds, 1);
+	assert_int_equal(fig(s, "").breaches, 0);
+	sla_free(s);
+}
+
+static void
+test_end_agent(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	static const struct {
+		const char	*conv, *agent;
+		uintptr_t	 udata;
+	} tab[] = {
+		{ "a1", "alice", 1 }, { "a2", "alice", 2 }, { "b1", "bob", 3 },
+		{ "u1", "", 4 }, { "t1", "alice", 5 }, { "a3", "alice", 6 },
+	};
+	size_t			 i;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	for (i = 0; i < NELEM(tab); i++) {
+		c = turn(s, tab[i].conv, tab[i].agent, 1, 1, T0);
+		sla_conv_set_udata(c, (void *)tab[i].udata);
+	}
+	turn(s, "t1", "bob", 1, 1, T0 + SEC);	/* transferred to bob */
+	REPLY(s, "a3", "alice", T0 + 2 * SEC);	/* answered, still open */
+	sla_end_agent(s, "nobody", T0 + 5 * SEC);
+	sla_end_agent(s, "", T0 + 5 * SEC);
+	assert_int_equal(nrelease, 0);
+	sla_end_agent(s, "alice", T0 + 13 * SEC);
+	assert_int_equal(nrelease, 3);
+	assert_true(released[1] && released[2] && released[6]);
+	assert_null(find(s, "a1"));
+	assert_non_null(find(s, "b1"));
+	assert_non_null(find(s, "u1"));
+	assert_non_null(find(s, "t1"));
+	assert_int_equal(sla_conversations(s), 3);
+	/* due events first, then the unanswered rounds */
+	assert_int_equal(nev, 2);
+	assert_string_equal(evs[0].agent, "alice");
+	assert_int_equal(fig(s, "alice").rounds, 3);
+	assert_int_equal(fig(s, "alice").answered, 1);
+	sla_end_agent(s, "alice", T0 + 14 * SEC);
+	assert_int_equal(nrelease, 3);
+	sla_end_agent(s, "bob", T0 + 14 * SEC);
+	assert_int_equal(nrelease, 5);
+	assert_int_equal(sla_conversations(s), 1);
+	sla_free(s);
+	assert_int_equal(nrelease, 6);
+	assert_true(released[4]);
+}
+
+/* A caller long late: every event once, in order, before anything else. */
+static void
+test_late_caller(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	c = turn(s, "late", "fay", 1, 1, T0);
+	assert_int_equal(sla_expire(s, c, T0 + 2 * HOUR), 1);
+	assert_int_equal(nev, 3);
+	check_ev(0, SLA_WARN, "late", "fay", 1, 12 * SEC, 15 * SEC,
+	    T0 + 12 * SEC, T0);
+	check_ev(1, SLA_BREACH, "late", "fay", 1, 15 * SEC, 15 * SEC,
+	    T0 + 15 * SEC, T0);
+	check_ev(2, SLA_ESCALATE, "late", "fay", 1, 180 * SEC, 180 * SEC,
+	    T0 + 180 * SEC, T0);
+	assert_int_equal(nrelease, 1);
+
+	/* an end frame late: the breach that was due still comes first */
+	reset(NULL);
+	c = turn(s, "end", "fay", 1, 1, T0);
+	sla_end(s, c, T0 + 20 * SEC);
+	assert_int_equal(nev, 2);
+	assert_int_equal(evs[1].type, SLA_BREACH);
+	assert_int_equal(nrelease, 1);
+
+	/* a late reply: all three, then the round closes */
+	reset(NULL);
+	turn(s, "reply", "fay", 1, 1, T0);
+	c = turn(s, "reply", "fay", 0, 1, T0 + 20 * MIN);
+	assert_int_equal(nev, 3);
+	assert_int_equal(sla_conv_deadline(c), T0 + 50 * MIN);
+	assert_int_equal(fig(s, "fay").breaches, 3);
+	assert_int_equal(fig(s, "fay").escalations, 2);
+	sla_free(s);
+}
+
+/* New thresholds reach new rounds only; open rounds keep their deadlines. */
+static void
+test_set_config(void **state)
+{
+	struct sla_config	 cfg, cfg2;
+	struct sla		*s;
+	struct sla_conv		*c, *d;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	c = turn(s, "old", "gus", 1, 1, T0);
+	cfg2 = cfg;
+	cfg2.first_response_ms = 60 * SEC;
+	cfg2.reply_ms = 100 * SEC;
+	cfg2.escalate_ms = 300 * SEC;
+	cfg2.cap_ms = 1200 * SEC;
+	cfg2.idle_ms = DAY;
+	add_hours(&cfg2, HM(8, 0), HM(9, 0));	/* T0 is midnight: out of hours */
+	sla_set_config(s, &cfg2);
+	assert_int_equal(sla_conv_deadline(c), T0 + 12 * SEC);
+	assert_int_equal(run_until(s, c, T0 + 200 * SEC), 0);
+	assert_int_equal(nev, 3);
+	assert_int_equal(evs[1].threshold, 15 * SEC);
+	assert_int_equal(evs[2].due, T0 + 180 * SEC);
+	/* the next round of the same conversation uses the new values */
+	REPLY(s, "old", "gus", T0 + 200 * SEC);
+	c = turn(s, "old", "gus", 1, 1, T0 + HM(8, 0) * MIN);
+	assert_int_equal(sla_conv_deadline(c), T0 + HM(8, 0) * MIN + 80 * SEC);
+	d = turn(s, "new", "gus", 1, 1, T0 + HM(8, 0) * MIN);
+	assert_int_equal(sla_conv_deadline(d), T0 + HM(8, 0) * MIN + 48 * SEC);
+	/* and the longer cap: 1000 s counts in full */
+	REPLY(s, "new", "gus", T0 + HM(8, 0) * MIN + 1000 * SEC);
+	assert_int_equal(fig(s, "gus").p90_ms, 1000 * SEC);
+	sla_free(s);
+}
+
+/* --- scale and robustness ----------------------------------------------- */
+
+#define NCONV	100000
+
+static void
+make_id(char *id, size_t i)
+{
+	uint32_t	v = (uint32_t)i;
+
+	/* binary on purpose: a NUL, then the number's bytes */
+	id[0] = 'c';
+	id[1] = '\0';
+	memcpy(id + 2, &v, sizeof(v));
+}
+
+static void
+test_many_conversations(void **state)
+{
+	static const char *const agents[] = { "a0", "a1", "a2", "a3", "a4" };
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	char			 id[6];
+	const char		*p;
+	size_t			 i, len;
+	uint64_t		 rounds;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	for (i = 0; i < NCONV; i++) {
+		make_id(id, i);
+		c = sla_turn(s, id, sizeof(id), agents[i % 5], 1, 1, T0 +
+		    (int64_t)i);
+		assert_non_null(c);
+		sla_conv_set_udata(c, (void *)(uintptr_t)(i + 1));
+	}
+	assert_int_equal(sla_conversations(s), NCONV);
+	assert_int_equal(sla_open_rounds(s), NCONV);
+	for (i = 0; i < NCONV; i++) {
+		make_id(id, i);
+		c = sla_find(s, id, sizeof(id));
+		assert_non_null(c);
+		assert_ptr_equal(sla_conv_udata(c), (void *)(uintptr_t)(i + 1));
+		p = sla_conv_id(c, &len);
+		assert_int_equal(len, sizeof(id));
+		assert_memory_equal(p, id, sizeof(id));
+	}
+	/* half by end frames, the rest with their agents' connections */
+	for (i = 0; i < NCONV; i += 2) {
+		make_id(id, i);
+		sla_end(s, sla_find(s, id, sizeof(id)), T0 + SEC);
+	}
+	assert_int_equal(sla_conversations(s), NCONV / 2);
+	for (i = 0; i < 5; i++)
+		sla_end_agent(s, agents[i], T0 + SEC);
+	assert_int_equal(sla_conversations(s), 0);
+	assert_int_equal(sla_open_rounds(s), 0);
+	assert_int_equal(nrelease, NCONV);
+	for (i = 1; i <= NCONV; i++)
+		assert_int_equal(released[i], 1);
+	nfigs = 0;
+	sla_agents(s, on_agent, NULL);
+	rounds = 0;
+	for (i = 0; i < nfigs; i++)
+		rounds += figs[i].f.rounds;
+	assert_int_equal(rounds, NCONV);
+	/* the table still works once emptied */
+	make_id(id, 42);
+	assert_null(sla_find(s, id, sizeof(id)));
+	assert_non_null(sla_turn(s, id, sizeof(id), "a0", 1, 1, T0 + HOUR));
+	sla_free(s);
+	assert_int_equal(nrelease, NCONV + 1);
+}
+
+/* Ids are bytes: NULs inside, prefixes and the empty id are all distinct. */
+static void
+test_binary_ids(void **state)
+{
+	static const struct {
+		const char	*id;
+		size_t		 len;
+	} ids[] = {
+		{ "a\0b", 3 }, { "a\0c", 3 }, { "a", 1 }, { "a\0", 2 },
+		{ "", 0 }, { "\xff\xfe", 2 }, { "会话-1", 8 },
+	};
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c[NELEM(ids)];
+	const char		*p;
+	size_t			 i, len;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	for (i = 0; i < NELEM(ids); i++) {
+		c[i] = sla_turn(s, ids[i].id, ids[i].len, "", 1, 1, T0);
+		assert_non_null(c[i]);
+	}
+	assert_int_equal(sla_conversations(s), NELEM(ids));
+	for (i = 0; i < NELEM(ids); i++) {
+		assert_ptr_equal(sla_find(s, ids[i].id, ids[i].len), c[i]);
+		p = sla_conv_id(c[i], &len);
+		assert_int_equal(len, ids[i].len);
+		assert_memory_equal(p, ids[i].id, len);
+		assert_int_equal(p[len], '\0');
+	}
+	assert_null(sla_find(s, "a\0d", 3));
+	assert_null(sla_find(s, "b", 1));
+	assert_int_equal(run_until(s, c[0], T0 + 13 * SEC), 0);
+	assert_int_equal(evs[0].conv_len, 3);
+	assert_memory_equal(evs[0].conv, "a\0b", 3);
+	sla_free(s);
+	sla_free(NULL);
+	assert_int_equal(nrelease, NELEM(ids));
+}
+
+/* sla_agents: strcmp order, whatever the order agents came in. */
+static void
+test_agents_order(void **state)
+{
+	static const char *const in[] = { "zed", "alice", "Bob", "张三", "mike",
+	    "alice2", "李四", "0day", "bob" };
+	static const char *const want[] = { "0day", "Bob", "alice", "alice2",
+	    "bob", "mike", "zed", "张三", "李四" };
+	struct sla_config	 cfg;
+	struct sla		*s;
+	char			 id[32];
+	size_t			 i;
+
+	(void)state;
+	assert_true(strcmp("张三", "李四") < 0);	/* by bytes */
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	for (i = 0; i < NELEM(in); i++) {
+		snprintf(id, sizeof(id), "c%zu", i);
+		turn(s, id, in[i], 1, 1, T0);
+		turn(s, id, in[i], 0, 1, T0 + (int64_t)(i + 1) * SEC);
+	}
+	turn(s, "x", "quiet", 0, 1, T0);	/* no rounds: not listed */
+	nfigs = 0;
+	sla_agents(s, on_agent, NULL);
+	assert_int_equal(nfigs, NELEM(want));
+	for (i = 0; i < nfigs; i++)
+		assert_string_equal(figs[i].agent, want[i]);
+	sla_free(s);
+}
+
+/* What an open conversation costs, and that turns on it allocate nothing. */
+static void
+test_memory_per_conversation(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct mallinfo2	 a, b;
+	char			 id[32];
+	size_t			 i, before;
+	enum { N = 100000 };
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	turn(s, "warm", "agent-007", 1, 1, T0);	/* the agent is interned */
+	a = mallinfo2();
+	for (i = 0; i < N; i++) {
+		/* a typical 16-byte id */
+		snprintf(id, sizeof(id), "conv-%011zu", i);
+		turn(s, id, "agent-007", 1, 1, T0);
+	}
+	b = mallinfo2();
+	if (b.uordblks > a.uordblks)
+		print_message("bytes per open conversation (16-byte id, "
+		    "malloc overhead and hash buckets included): %.1f\n",
+		    (double)(b.uordblks - a.uordblks) / N);
+	else
+		print_message("bytes per open conversation: not measurable "
+		    "under this allocator\n");
+	if (__real_malloc != NULL) {
+		before = nallocs;
+		for (i = 0; i < N; i += 7) {
+			snprintf(id, sizeof(id), "conv-%011zu", i);
+			turn(s, id, "agent-007", 0, 1, T0 + SEC);
+			turn(s, id, "agent-007", 1, 1, T0 + 2 * SEC);
+			turn(s, id, "agent-007", 0, 0, T0 + 3 * SEC);
+		}
+		assert_int_equal(nallocs, before);
+	}
+	sla_free(s);
+}
+
+/* Each allocation may fail: NULL out, nothing half-done, no leak, no crash. */
+static void
+test_alloc_failure(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	char			 id[32], agent[32];
+	size_t			 i, made;
+	uint64_t		 rounds;
+	long			 n;
+	int			 done;
+
+	(void)state;
+	if (__real_malloc == NULL)
+		skip();
+	base_cfg(&cfg);
+	for (n = 0;; n++) {
+		reset(NULL);
+		injected = 0;
+		fail_after = n;
+		if ((s = sla_new(&cfg, on_emit, on_release, NULL)) == NULL) {
+			fail_after = -1;
+			assert_true(injected);
+			continue;
+		}
+		made = 0;
+		for (i = 0; i < 300; i++) {
+			snprintf(id, sizeof(id), "c%zu", i);
+			snprintf(agent, sizeof(agent), "ag%zu", i % 40);
+			c = sla_turn(s, id, strlen(id), agent, 1, 1, T0);
+			if (c != NULL) {
+				made++;
+				assert_ptr_equal(find(s, id), c);
+			} else
+				assert_null(find(s, id));
+		}
+		fail_after = -1;
+		assert_int_equal(sla_conversations(s), made);
+		assert_int_equal(sla_open_rounds(s), made);
+		/* whatever failed, the engine works again */
+		for (i = 0; i < 300; i++) {
+			snprintf(id, sizeof(id), "c%zu", i);
+			snprintf(agent, sizeof(agent), "ag%zu", i % 40);
+			assert_non_null(sla_turn(s, id, strlen(id), agent, 0, 1,
+			    T0 + SEC));
+		}
+		nfigs = 0;
+		sla_agents(s, on_agent, NULL);
+		for (rounds = 0, i = 0; i < nfigs; i++)
+			rounds += figs[i].f.answered;
+		assert_int_equal(rounds, made);
+		assert_int_equal(sla_conversations(s), 300);
+		done = !injected;
+		/* a longer cap grows every histogram; failing that is harmless */
+		fail_after = n % 7;
+		cfg.cap_ms = 900 * SEC;
+		sla_set_config(s, &cfg);
+		fail_after = -1;
+		cfg.cap_ms = 600 * SEC;
+		for (i = 0; i < 300; i++) {
+			snprintf(id, sizeof(id), "c%zu", i);
+			turn(s, id, "ag0", 1, 1, T0 + 2 * SEC);
+			turn(s, id, "ag0", 0, 1, T0 + 2 * SEC + 800 * SEC);
+		}
+		assert_true(fig(s, "ag0").p90_ms >= 600 * SEC);
+		sla_free(s);
+		assert_int_equal(nrelease, 300);
+		if (done)
+			break;
+	}
+	print_message("allocation failure injected at each of %ld points\n", n);
+}
+
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_burst_is_one_round, reset),
+		cmocka_unit_test_setup(test_first_vs_later, reset),
+		cmocka_unit_test_setup(test_events_in_order_once, reset),
+		cmocka_unit_test_setup(test_reply_cancels, reset),
+		cmocka_unit_test_setup(test_robot_reply_does_not_close, reset),
+		cmocka_unit_test_setup(test_agent_turn_without_round, reset),
+		cmocka_unit_test_setup(test_agent_attribution, reset),
+		cmocka_unit_test_setup(test_hours_across_midnight, reset),
+		cmocka_unit_test_setup(test_hours_several_days_and_windows, reset),
+		cmocka_unit_test_setup(test_utc_offset, reset),
+		cmocka_unit_test_setup(test_service_vs_reference, reset),
+		cmocka_unit_test_setup(test_service_long_spans, reset),
+		cmocka_unit_test_setup(test_taobao_profile, reset),
+		cmocka_unit_test_setup(test_p90_and_mean_exact, reset),
+		cmocka_unit_test_setup(test_first_mean_and_rate, reset),
+		cmocka_unit_test_setup(test_idle_expiry, reset),
+		cmocka_unit_test_setup(test_end_agent, reset),
+		cmocka_unit_test_setup(test_late_caller, reset),
+		cmocka_unit_test_setup(test_set_config, reset),
+		cmocka_unit_test_setup(test_many_conversations, reset),
+		cmocka_unit_test_setup(test_binary_ids, reset),
+		cmocka_unit_test_setup(test_agents_order, reset),
+		cmocka_unit_test_setup(test_memory_per_conversation, reset),
+		cmocka_unit_test_setup(test_alloc_failure, reset),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
