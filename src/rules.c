@@ -1247,13 +1247,12 @@ rules_add_literal(struct rules *r, const char *lit, uint64_t bit)
 	return 0;
 }
 
-static const struct rules *rules_sorting;	/* qsort has no argument */
-
 static int
-rules_lit_cmp(const void *a, const void *b)
+rules_lit_cmp(const void *a, const void *b, void *arg)
 {
-	return strcmp(rules_sorting->lit[*(const uint32_t *)a],
-	    rules_sorting->lit[*(const uint32_t *)b]);
+	char *const	*lit = arg;
+
+	return strcmp(lit[*(const uint32_t *)a], lit[*(const uint32_t *)b]);
 }
 
 /*
@@ -1277,8 +1276,7 @@ rules_build_literals(struct rules *r)
 		goto out;
 	for (i = 0; i < r->nlit; i++)
 		ord[i] = (uint32_t)i;
-	rules_sorting = r;
-	qsort(ord, r->nlit, sizeof(*ord), rules_lit_cmp);
+	qsort_r(ord, r->nlit, sizeof(*ord), rules_lit_cmp, r->lit);
 	for (i = 0; i < r->nlit; i++) {
 		nr[i] = r->lit_rule[ord[i]];
 		nb[i] = r->lit_bit[ord[i]];

@@ -227,6 +227,8 @@ session_free(struct session *s)
 	    session_agent_name(s), s->peer.session);
 	srv->metrics->queued_bytes -= msgq_bytes(s->q[SIDE_AGENT]) +
 	    msgq_bytes(s->q[SIDE_UP]);
+	/* a session torn down with the context never saw its agent detach */
+	relay_peer_closed(srv->relay, &s->peer);
 	session_release(s);
 	if (srv->draining && srv->count == 0 && srv->drained != NULL) {
 		void (*done)(void *) = srv->drained;
