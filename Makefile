@@ -120,12 +120,18 @@ test-san:
 $(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/rules.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(RULES_LIBS)
 
-bench: all $(BUILD)/bench_rules
+$(BUILD)/bench_sla: tests/bench/bench_sla.c $(BUILD)/sla.o $(BUILD)/util.o
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) -levent
+
+bench: all $(BUILD)/bench_rules $(BUILD)/bench_sla
 	rm -rf $(BUILD)/bench-500 && $(PYTHON) tests/bench/gen_rules.py $(BUILD)/bench-500 500 conf/rules.d
 	$(BUILD)/bench_rules tests/corpus/messages.jsonl default=conf/rules.d \
 	    default+synthetic=$(BUILD)/bench-500
 	tests/bench/rules_instr.sh $(BUILD)/bench_rules tests/corpus/messages.jsonl \
 	    default=conf/rules.d default+synthetic=$(BUILD)/bench-500
+	$(BUILD)/bench_sla 1000000
+	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/sla_late.py
+	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/sla_late.py --nice -15
 	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/rtt.py
 
 run: all

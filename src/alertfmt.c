@@ -91,18 +91,26 @@ alertfmt_sla(struct sbuf *out, const struct alertfmt_sla *a)
 	    "first", a->first));
 }
 
+/*
+ * The alert is already JSON: it is pasted in as it is rather than parsed
+ * and printed again (this runs for every SLA timer that fires).
+ */
 int
 alertfmt_warning(struct sbuf *out, const char *conversation,
     size_t conversation_len, const char *alert, size_t alert_len, int blocked)
 {
-	json_t		*a;
-	json_error_t	 e;
+	json_t	*c;
+	char	*s;
+	int	 rc = -1;
 
-	if ((a = json_loadb(alert, alert_len, 0, &e)) == NULL)
+	if ((c = json_stringn(conversation, conversation_len)) == NULL)
 		return -1;
-	return alertfmt_dump(out, json_pack("{s:s, s:s#, s:o, s:b}",
-	    "type", "chatmon.warning",
-	    "conversation", conversation, (int)conversation_len,
-	    "alert", a,
-	    "blocked", blocked));
+	if ((s = json_dumps(c, JSON_ENCODE_ANY)) != NULL &&
+	    sbuf_printf(out, "{\"type\":\"chatmon.warning\",\"conversation\":%s,"
+	    "\"alert\":", s) == 0 && sbuf_append(out, alert, alert_len) == 0 &&
+	    sbuf_printf(out, ",\"blocked\":%s}", blocked ? "true" : "false") == 0)
+		rc = 0;
+	free(s);
+	json_decref(c);
+	return rc;
 }

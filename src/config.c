@@ -1515,6 +1515,12 @@ config_check(struct config_ctx *ctx)
 	config_check_pair(ctx, "sla.escalate", "sla.reply",
 	    c->sla.escalate_ms <= c->sla.reply_ms,
 	    "%s (%s) must be greater than %s (%s)", va, vb);
+	/* a first round too must breach before it escalates */
+	config_fmt_ms(vb, sizeof(vb), c->sla.first_response_ms);
+	if (c->sla.escalate_ms > c->sla.reply_ms)
+		config_check_pair(ctx, "sla.escalate", "sla.first_response",
+		    c->sla.escalate_ms <= c->sla.first_response_ms,
+		    "%s (%s) must be greater than %s (%s)", va, vb);
 
 	/* both would bind the same socket: the second bind fails at start */
 	snprintf(va, sizeof(va), strchr(c->admin.host, ':') ? "[%s]:%d" :

@@ -167,6 +167,7 @@ main(int argc, char **argv)
 	struct chatmond	 d;
 	struct sbuf	 errs;
 	char		**ov = NULL, **nov;
+	struct event_config *ecfg = NULL;
 	int		 ch, check = 0, rc = 1, i;
 
 	memset(&d, 0, sizeof(d));
@@ -205,8 +206,14 @@ main(int argc, char **argv)
 		goto out;
 	}
 	log_set_level(d.cfg->log_level);
-	if ((d.base = event_base_new()) == NULL) {
-		log_errx("main: event_base_new failed");
+	/*
+	 * The coarse clock libevent uses by default has a 4 ms step here:
+	 * SLA timers would wake early, find nothing due and fire again.
+	 */
+	if ((ecfg = event_config_new()) == NULL ||
+	    event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER) == -1 ||
+	    (d.base = event_base_new_with_config(ecfg)) == NULL) {
+		log_errx("main: cannot make the event base");
 		goto out;
 	}
 	if ((d.relay = relay_new(d.base, d.cfg, &d.metrics, &errs)) == NULL) {
@@ -267,6 +274,8 @@ out:
 		event_free(d.ev_grace);
 	if (d.base != NULL)
 		event_base_free(d.base);
+	if (ecfg != NULL)
+		event_config_free(ecfg);
 	libevent_global_shutdown();
 	config_free(d.cfg);
 	sbuf_free(&errs);

@@ -127,7 +127,7 @@ relay_rule_hit(struct relay *r, const struct relay_turn *t,
 		log_warnx("relay_rule_hit: out of memory, warning for %s lost", h->rule);
 		return;
 	}
-	t->peer->inject(t->peer->ctx, r->frame.s, r->frame.len);
+	t->peer->inject(t->peer->ctx, r->frame.s, r->frame.len, 0);
 	r->metrics->rule_warnings++;
 }
 

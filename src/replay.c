@@ -34,7 +34,7 @@ struct replay {
 	struct alertfmt_ids	 ids;
 	struct replay_conv	**heap;
 	size_t			 nheap, capheap;
-	size_t			 conversations;	/* distinct ones seen */
+	size_t			 conversations;	/* timed; one that ended and came back counts again */
 	struct sbuf		 out;
 	int			 oom;
 };
@@ -192,7 +192,7 @@ static int
 replay_rfc3339(const char *s, int64_t *ms)
 {
 	struct tm	tm;
-	int		n = 0, frac = 0, digits = 0, oh, om;
+	int		n = 0, frac = 0, digits = 0, oh, om, mday;
 	int64_t		t, off = 0;
 	const char	*p;
 
@@ -222,10 +222,13 @@ replay_rfc3339(const char *s, int64_t *ms)
 		return -1;
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
+	mday = tm.tm_mday;
 	if ((t = (int64_t)timegm(&tm)) == -1 && errno == EOVERFLOW)
 		return -1;
+	if (tm.tm_mday != mday)
+		return -1;	/* timegm moved 2026-02-30 into March: no such day */
 	*ms = t * 1000 + frac - off;
-	return 0;
+	return *ms >= 0 ? 0 : -1;
 }
 
 struct replay_line {
@@ -250,10 +253,10 @@ replay_parse(json_t *o, struct replay_line *l)
 	if (!json_is_object(o))
 		return "not a JSON object";
 	v = json_object_get(o, "ts");
-	if (json_is_integer(v))
+	if (json_is_integer(v) && json_integer_value(v) >= 0)
 		l->ts = json_integer_value(v);
 	else if (!json_is_string(v) || replay_rfc3339(json_string_value(v), &l->ts) == -1)
-		return "ts: epoch milliseconds or an RFC 3339 time";
+		return "ts: epoch milliseconds or an RFC 3339 time, after 1970";
 	v = json_object_get(o, "conversation");
 	if (json_is_string(v)) {
 		l->conv = json_string_value(v);

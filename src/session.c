@@ -64,6 +64,8 @@ struct session {
 	struct lws		*wsi[2];	/* by enum session_side */
 	struct msgq		*q[2];		/* messages towards that side */
 	struct msgq		*inj;		/* chatmond's own frames to the agent */
+	uint32_t		 to_agent_queued;	/* backend messages queued to the agent, ever */
+	uint32_t		 to_agent_sent;		/* and sent in full */
 	struct session_close	 close[2];	/* to send to that side */
 	int			 paused[2];	/* reading from that side stopped */
 	enum session_up_state	 up;
@@ -438,11 +440,14 @@ session_first_protocol(const char *list)
 }
 
 /*
- * The relay's way to tell the agent something (a rule warning): a whole
- * text frame, sent ahead of the next backend message but never inside one.
+ * The relay's way to tell the agent something: a whole text frame, never
+ * inside a backend message. An ordered frame carries, in its flags, a
+ * barrier: the count of backend messages queued to the agent so far, plus
+ * one; it waits until that many have been sent (counters wrap; compared by
+ * difference).
  */
 static void
-session_inject(void *ctx, const char *frame, size_t len)
+session_inject(void *ctx, const char *frame, size_t len, int ordered)
 {
 	struct session	*s = ctx;
 
@@ -454,8 +459,20 @@ session_inject(void *ctx, const char *frame, size_t len)
 		msgq_discard(s->inj);
 		return;
 	}
-	msgq_commit(s->inj, 0);
+	msgq_commit(s->inj, ordered ? s->to_agent_queued | 1u << 31 : 0);
 	lws_callback_on_writable(s->wsi[SIDE_AGENT]);
+}
+
+/* Whether the injected frame with these flags may go now. */
+static int
+session_inject_ready(const struct session *s, unsigned flags)
+{
+	uint32_t	barrier = flags & ~(1u << 31);
+
+	if (!(flags & 1u << 31))
+		return 1;
+	/* sent >= barrier, modulo 2^31 */
+	return ((s->to_agent_sent - barrier) & ~(1u << 31)) < (1u << 30);
 }
 
 static struct session *
@@ -625,8 +642,10 @@ session_rx(struct session *s, enum session_side from, struct lws *wsi,
 	msgq_commit(q, binary ? SESSION_MSG_BINARY : 0);
 	if (from == SIDE_AGENT)
 		srv->metrics->messages_up++;
-	else
+	else {
 		srv->metrics->messages_down++;
+		s->to_agent_queued = (s->to_agent_queued + 1) & ~(1u << 31);
+	}
 	if (to == SIDE_AGENT || s->up == UP_OPEN)
 		lws_callback_on_writable(s->wsi[to]);
 flow:
@@ -649,8 +668,12 @@ session_writeable(struct session *s, enum session_side side)
 	unsigned		 flags;
 	int			 wp, own = 0;
 
-	/* chatmond's own frames go first, but never into a half-sent message */
-	if (side == SIDE_AGENT && msgq_count(s->inj) > 0 &&
+	/*
+	 * chatmond's own frames go first when they may (session_inject), but
+	 * never into a half-sent message
+	 */
+	if (side == SIDE_AGENT && msgq_head(s->inj, &data, &len, &flags, &done) == 0 &&
+	    session_inject_ready(s, flags) &&
 	    (msgq_head(q, &data, &len, &flags, &done) == -1 || done == 0)) {
 		q = s->inj;
 		own = 1;
@@ -674,6 +697,8 @@ session_writeable(struct session *s, enum session_side side)
 			return -1;
 		}
 		msgq_consume(q, n);
+		if (!own && side == SIDE_AGENT && done + n == len)
+			s->to_agent_sent = (s->to_agent_sent + 1) & ~(1u << 31);
 		if (!own) {
 			srv->metrics->queued_bytes -= n;
 			if (side == SIDE_UP)

@@ -80,6 +80,7 @@ struct sla_conv {
 	uint64_t	 ms[SLA_NEV];	/* their service time after opened */
 	uint32_t	 hash;
 	uint32_t	 agent;		/* index in sla.agents; 0 is "" */
+	uint32_t	 ragent;	/* the agent holding it when the round opened */
 	uint32_t	 len;
 	uint8_t		 pending;	/* bit per SLA_EV_* still to emit */
 	uint8_t		 open;		/* a round is open */
@@ -655,6 +656,8 @@ sla_round_open(struct sla *s, struct sla_conv *c, int64_t now)
 	c->had_round = 1;
 	c->open = 1;
 	c->opened = now;
+	/* an unanswered transfer stays with the agent who had it (domain.md) */
+	c->ragent = c->agent;
 	thr = c->first ? cfg->first_response_ms : cfg->reply_ms;
 	/* a zero threshold, or a warn_at out of (0, 1), turns that event off */
 	c->ms[SLA_EV_WARN] = 0;
@@ -696,7 +699,7 @@ sla_conv_finish(struct sla *s, struct sla_conv *c, int64_t at)
 
 	sla_conv_flush(s, c, at);
 	if (c->open) {
-		sla_agent_record(s, s->agents[c->agent], 0, 0, c->first);
+		sla_agent_record(s, s->agents[c->ragent], 0, 0, c->first);
 		s->nopen--;
 	}
 	for (pp = &s->buckets[c->hash & (s->nbuckets - 1)]; *pp != c;
@@ -833,9 +836,13 @@ sla_turn(struct sla *s, const char *conv, size_t len, const char *agent,
 		sla_conv_unlink_agent(s, c);
 		sla_conv_link_agent(s, c, ai);
 	}
+	/*
+	 * Idle is service time too: a buyer who writes at 23:10 is not
+	 * written off at 23:40 while the shop is closed.
+	 */
 	c->idle_at = s->cfg.idle_ms == 0 ||
 	    s->cfg.idle_ms >= (uint64_t)SLA_TIME_MAX ? SLA_NEVER :
-	    sla_clamp(now) + (int64_t)s->cfg.idle_ms;
+	    sla_days_add(&s->days, sla_clamp(now), s->cfg.idle_ms);
 
 	if (customer) {
 		if (!c->open)

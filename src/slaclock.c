@@ -79,8 +79,9 @@ slaclock_common(struct slaclock *clk, const struct sla_config *s)
 		s->first_response_ms - wf,
 		wr,
 		s->reply_ms - wr,
-		s->escalate_ms - s->first_response_ms,
-		s->escalate_ms - s->reply_ms,
+		s->escalate_ms > s->first_response_ms ?
+		    s->escalate_ms - s->first_response_ms : 0,
+		s->escalate_ms > s->reply_ms ? s->escalate_ms - s->reply_ms : 0,
 		s->idle_ms,
 	};
 	struct timeval	tv;
@@ -191,7 +192,7 @@ slaclock_emit(const struct sla_event *e, void *arg)
 	if (alertfmt_warning(&clk->frame, e->conversation, e->conversation_len,
 	    clk->alert.s, clk->alert.len, 0) == -1)
 		return;
-	c->peer->inject(c->peer->ctx, clk->frame.s, clk->frame.len);
+	c->peer->inject(c->peer->ctx, clk->frame.s, clk->frame.len, 1);
 }
 
 static void
@@ -230,6 +231,13 @@ slaclock_arm(struct slaclock_conv *c, int64_t now)
 		evtimer_del(c->ev);
 		return;
 	}
+	/*
+	 * libevent counts a timeout from the time it cached when this loop
+	 * iteration began, not from now: measured from there, the timer does
+	 * not wake before the deadline however long the iteration has run.
+	 */
+	if (event_base_gettimeofday_cached(clk->base, &tv) == 0)
+		now = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 	ms = d > now ? (uint64_t)(d - now) : 0;
 	for (k = 0; k < clk->ncommon; k++)
 		if (clk->common_ms[k] == ms) {

@@ -20,15 +20,19 @@ enum relay_verdict {
 
 /*
  * Who a message belongs to, and how to reach the agent: inject queues a
- * text frame to the agent only (never to the backend), ahead of the next
- * backend message. The strings are the session's.
+ * text frame to the agent only (never to the backend). Unordered, it goes
+ * ahead of the backend's queued messages (a rule warning about what the
+ * agent just typed); ordered, after every backend message already queued
+ * (an SLA warning must not arrive before the customer turn it is about).
+ * The strings are the session's.
  */
 struct slaclock_conv;
 
 struct relay_peer {
 	const char	*agent;		/* "" when the agent gave no id */
 	uint64_t	 session;	/* the session's serial number */
-	void		(*inject)(void *ctx, const char *frame, size_t len);
+	void		(*inject)(void *ctx, const char *frame, size_t len,
+			    int ordered);
 	void		*ctx;
 	struct slaclock_conv *sla_convs;	/* the SLA clock's: conversations last seen here */
 };

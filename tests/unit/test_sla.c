@@ -1096,16 +1096,47 @@ test_idle_expiry(void **state)
 	sla_free(s);
 	assert_int_equal(nrelease, 2);
 
-	/* an idle end comes before events the service hours pushed past it */
+	/*
+	 * Idle is service time too: a buyer who wrote ten seconds before
+	 * closing is timed from the morning, and is not written off at night.
+	 */
 	reset(NULL);
 	add_hours(&cfg, HM(8, 0), HM(23, 0));
 	s = new_sla(&cfg);
 	c = CUST(s, "night", T0 + HM(22, 59) * MIN + 50 * SEC);
-	assert_int_equal(sla_conv_deadline(c), T0 + HM(23, 29) * MIN + 50 * SEC);
+	/* warn at 12 s of service: 10 s tonight, 2 s tomorrow */
+	assert_int_equal(sla_conv_deadline(c), T0 + DAY + HM(8, 0) * MIN + 2 * SEC);
+	assert_int_equal(sla_expire(s, c, T0 + DAY + HM(8, 29) * MIN), 0);
+	assert_int_equal(nev, 3);	/* warn, breach, escalate, all in the morning */
+	assert_int_equal(sla_conv_deadline(c), T0 + DAY + HM(8, 29) * MIN + 50 * SEC);
 	assert_int_equal(sla_expire(s, c, T0 + DAY + HM(9, 0) * MIN), 1);
-	assert_int_equal(nev, 0);
 	assert_int_equal(fig(s, "").rounds, 1);
-	assert_int_equal(fig(s, "").breaches, 0);
+	assert_int_equal(fig(s, "").breaches, 1);
+	sla_free(s);
+}
+
+/* An unanswered round after a transfer stays with the agent who had it (domain.md). */
+static void
+test_transfer_unanswered(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	turn(s, "t", "alice", 1, 1, T0);		/* on alice's session */
+	c = turn(s, "t", "bob", 1, 1, T0 + 5 * SEC);	/* moved to bob's */
+	sla_end(s, c, T0 + 60 * SEC);
+	assert_int_equal(fig(s, "alice").rounds, 1);
+	assert_int_equal(fig(s, "alice").answered, 0);
+	assert_int_equal(fig(s, "bob").rounds, 0);
+	/* answered after the transfer: the one who answered gets it */
+	turn(s, "u", "alice", 1, 1, T0);
+	turn(s, "u", "bob", 0, 1, T0 + 8 * SEC);
+	assert_int_equal(fig(s, "bob").rounds, 1);
+	assert_int_equal(fig(s, "bob").answered, 1);
 	sla_free(s);
 }
 
@@ -1522,6 +1553,7 @@ main(void)
 		cmocka_unit_test_setup(test_p90_and_mean_exact, reset),
 		cmocka_unit_test_setup(test_first_mean_and_rate, reset),
 		cmocka_unit_test_setup(test_idle_expiry, reset),
+		cmocka_unit_test_setup(test_transfer_unanswered, reset),
 		cmocka_unit_test_setup(test_end_agent, reset),
 		cmocka_unit_test_setup(test_late_caller, reset),
 		cmocka_unit_test_setup(test_set_config, reset),
