@@ -93,6 +93,14 @@ static const struct config_key config_keys[] = {
 	/* XADD MAXLEN takes a signed 64-bit count */
 	{ "redis.stream_maxlen", CT_UINT, OFF(redis.stream_maxlen), 0,
 	    "100000", 1, INT64_MAX, 0 },
+	{ "redis.password", CT_STRING, OFF(redis.password), 0, NULL, 0, 0, 0 },
+	{ "redis.prefix", CT_STRING, OFF(redis.prefix), 0, NULL, 0, 0, 0 },
+	{ "redis.outbox", CT_UINT, OFF(redis.outbox), 0, "10000", 1, 100000000, 0 },
+	{ "redis.spool", CT_STRING, OFF(redis.spool), 0, NULL, 0, 0, 0 },
+	{ "redis.spool_max", CT_SIZE, OFF(redis.spool_max), 0, "64MiB",
+	    CONFIG_KiB, NOMAX, 0 },
+	{ "redis.timeout", CT_DURATION, OFF(redis.timeout_ms), 0, "2s", 10, NOMAX, 0 },
+	{ "redis.fold", CT_DURATION, OFF(redis.fold_ms), 0, "10s", 0, NOMAX, 0 },
 	/* before the keys it fills: a profile only sets what the file did not */
 	{ "sla.profile", CT_PROFILE, OFF(sla.profile), 0, "custom", 0, 0, 0 },
 	{ "sla.first_response", CT_DURATION, OFF(sla.first_response_ms), 0,
@@ -538,14 +546,32 @@ config_parse_ws_url(const char *s, struct config_ws_url *u)
 }
 
 /* Syntax only: whether the server is there is the alert sink's business. */
+static const char	*config_redis_target_why(const char *,
+			    struct config_redis_target *);
+
 static const char *
 config_redis_url_why(const char *s)
 {
-	const char	*auth, *end, *why;
-	char		 host[256];
-	int		 port = 6379;
-	uint64_t	 db;
+	struct config_redis_target	t;
 
+	return config_redis_target_why(s, &t);
+}
+
+int
+config_parse_redis_url(const char *s, struct config_redis_target *t)
+{
+	return config_redis_target_why(s, t) == NULL ? 0 : -1;
+}
+
+static const char *
+config_redis_target_why(const char *s, struct config_redis_target *t)
+{
+	const char	*auth, *end, *why;
+	char		*host = t->host;
+	int		 port = 6379;
+	uint64_t	 db = 0;
+
+	memset(t, 0, sizeof(*t));
 	if (config_has_space(s))
 		return "contains a space or control character";
 	if (strncmp(s, "unix:", 5) == 0) {
@@ -555,6 +581,7 @@ config_redis_url_why(const char *s)
 			return "unix socket path is empty";
 		if (strlen(s + 5) > CONFIG_SUN_PATH)
 			return "unix socket path too long (max 107 bytes)";
+		snprintf(t->path, sizeof(t->path), "%s", s + 5);
 		return NULL;
 	}
 	if (strncmp(s, "redis://", 8) != 0)
@@ -562,15 +589,17 @@ config_redis_url_why(const char *s)
 	auth = s + 8;
 	end = auth + strcspn(auth, "/");
 	if (memchr(auth, '@', (size_t)(end - auth)) != NULL)
-		return "credentials ('user@') are not supported";
+		return "credentials ('user@') are not supported: use redis.password";
 	if ((why = config_host_port(auth, (size_t)(end - auth), 0, host,
-	    sizeof(host), &port)) != NULL)
+	    sizeof(t->host), &port)) != NULL)
 		return why;
 	if (*end == '/' && end[1] != '\0') {
 		end++;
 		if (config_u64(&end, &db) == -1 || *end != '\0' || db > INT32_MAX)
 			return "bad database number";
 	}
+	t->port = port;
+	t->db = (int)db;
 	return NULL;
 }
 
@@ -1686,7 +1715,9 @@ config_load(const char *path, char *const *overrides, size_t n_overrides,
 	config_check(ctx);
 	if (ctx->nerr > 0)
 		goto err;
-	if (config_resolve(cfg, &cfg->rules) == -1) {
+	config_parse_redis_url(cfg->redis.url, &cfg->redis.target);
+	if (config_resolve(cfg, &cfg->rules) == -1 ||
+	    (cfg->redis.spool != NULL && config_resolve(cfg, &cfg->redis.spool) == -1)) {
 		config_oom(ctx);
 		goto err;
 	}

@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chatmon/alert.h"
 #include "chatmon/alertfmt.h"
 #include "chatmon/codec.h"
 #include "chatmon/log.h"
@@ -15,6 +16,7 @@ struct relay {
 	struct codec	*codec;
 	struct rules	*rules;
 	struct slaclock	*sla;
+	struct alert	*sink;
 	struct metrics	*metrics;
 	struct alertfmt_ids ids;	/* every alert of this process */
 	struct sbuf	 alert;		/* scratch, reused */
@@ -22,15 +24,18 @@ struct relay {
 };
 
 /*
- * The alert sink: every alert, rule hits and SLA events alike, leaves
- * through here. Until the Redis publisher exists it is logged, one line
- * per alert, and counted.
+ * Every alert, rule hits and SLA events alike, leaves through here: one log
+ * line, then Redis (src/alert.c).
  */
 static void
-relay_publish(const char *json, size_t len, void *arg)
+relay_publish(const char *json, size_t len, int severity, const char *what,
+    const char *agent, const char *conv, size_t conv_len, void *arg)
 {
-	(void)arg;
+	struct relay	*r = arg;
+
 	log_info("alert: %.*s", (int)len, json);
+	alert_publish(r->sink, json, len, (enum alert_severity)severity, agent,
+	    what, conv, conv_len);
 }
 
 struct relay *
@@ -48,6 +53,7 @@ relay_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 	r->ids.instance = (uint32_t)time(NULL) * 2654435761u ^
 	    (uint32_t)getpid() << 16 ^ (uint32_t)util_mono_ns();
 	if (relay_set_config(r, cfg, errs) == -1 ||
+	    (r->sink = alert_new(base, cfg, m, errs)) == NULL ||
 	    (r->sla = slaclock_new(base, cfg, m, &r->ids, relay_publish, r,
 	    errs)) == NULL) {
 		relay_free(r);
@@ -74,6 +80,8 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 	r->rules = ru;
 	if (r->sla != NULL)
 		slaclock_set_config(r->sla, cfg);
+	if (r->sink != NULL)
+		alert_set_config(r->sink, cfg);
 	log_info("relay_set_config: %zu rules from %s (%s)", rules_count(ru),
 	    cfg->rules, rules_jit(ru) ? "JIT" : "interpreter: JIT unavailable");
 	return 0;
@@ -85,6 +93,7 @@ relay_free(struct relay *r)
 	if (r == NULL)
 		return;
 	slaclock_free(r->sla);
+	alert_free(r->sink);	/* after the clock: its last events still go out */
 	codec_free(r->codec);
 	rules_free(r->rules);
 	sbuf_free(&r->alert);
@@ -118,7 +127,8 @@ relay_rule_hit(struct relay *r, const struct relay_turn *t,
 		log_warnx("relay_rule_hit: out of memory, alert for %s lost", h->rule);
 		return;
 	}
-	relay_publish(r->alert.s, r->alert.len, r);
+	relay_publish(r->alert.s, r->alert.len, (int)h->severity, h->rule,
+	    t->peer->agent, t->conversation, t->conversation_len, r);
 	if (h->action == RULES_FLAG || t->peer->inject == NULL)
 		return;
 	sbuf_reset(&r->frame);

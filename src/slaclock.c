@@ -183,7 +183,8 @@ slaclock_emit(const struct sla_event *e, void *arg)
 		log_warnx("slaclock_emit: out of memory, %s lost", a.type);
 		return;
 	}
-	clk->publish(clk->alert.s, clk->alert.len, clk->arg);
+	clk->publish(clk->alert.s, clk->alert.len, (int)e->type, a.type, e->agent,
+	    e->conversation, e->conversation_len, clk->arg);
 	/* warn and breach tell the agent; escalation is for supervisors */
 	if (e->type == SLA_ESCALATE || c == NULL || c->peer == NULL ||
 	    c->peer->inject == NULL)

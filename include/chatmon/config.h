@@ -38,8 +38,23 @@ struct config_protocol {
 	char	*robot;			/* optional: a true value marks a robot reply (NULL: none) */
 };
 
+struct config_redis_target {		/* a parsed redis.url */
+	char	 host[256];		/* "" for a unix socket */
+	int	 port;
+	char	 path[108];		/* the unix socket, or "" */
+	int	 db;
+};
+
 struct config_redis {
 	char	*url;			/* redis://host:port[/db] or unix:/path */
+	struct config_redis_target target;
+	char	*password;		/* optional: AUTH (NULL: none) */
+	char	*prefix;		/* put before the channel and stream names; "" none */
+	uint64_t outbox;		/* alerts kept in memory while Redis is away */
+	char	*spool;			/* optional file they spill to; relative to the config */
+	uint64_t spool_max;		/* bytes */
+	uint64_t timeout_ms;		/* a command without a reply this long: Redis is hung */
+	uint64_t fold_ms;		/* identical alerts within this are folded; 0 off */
 	char	*channel;
 	char	*stream;
 	uint64_t stream_maxlen;
@@ -117,6 +132,7 @@ int	config_parse_duration_ms(const char *, uint64_t *);	/* 250ms, 15s, 3m, 1h, 1
 int	config_parse_addr(const char *, struct config_addr *);
 int	config_parse_ws_url(const char *, struct config_ws_url *);
 int	config_parse_hours(const char *, uint16_t *from_min, uint16_t *to_min);	/* "08:00-23:00" */
+int	config_parse_redis_url(const char *, struct config_redis_target *);
 int	config_parse_timezone(const char *, int32_t *offset_min);	/* "+08:00", "UTC", "Asia/Shanghai" */
 const char *config_profile_name(int);
 

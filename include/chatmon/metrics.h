@@ -37,6 +37,15 @@
 	X(sla_breaches, counter, "sla.breach events")			\
 	X(sla_escalations, counter, "sla.escalate events")		\
 	X(sla_timer_fires, counter, "SLA deadline timers fired")	\
+	X(alerts_total, counter, "Alerts handed to the Redis sink")	\
+	X(alerts_sent, counter, "Alerts Redis acknowledged (XADD returned an id)") \
+	X(alerts_queued, gauge, "Alerts waiting in memory for Redis")	\
+	X(alerts_spooled, counter, "Alerts written to the disk spool")	\
+	X(alerts_spool_bytes, gauge, "Bytes in the disk spool")	\
+	X(alerts_dropped, counter, "Alerts lost: outbox and spool full, or refused by Redis") \
+	X(alerts_folded, counter, "Alerts folded into an earlier identical one") \
+	X(redis_connected, gauge, "1 when the Redis connection is up")	\
+	X(redis_reconnects, counter, "Redis connections lost")		\
 	X(sla_timer_late_max_us, gauge, "Latest an SLA timer fired after its deadline, microseconds") \
 	X(sla_timer_late_sum_us, counter, "Sum of SLA timer lateness, microseconds") \
 	X(sla_timer_late_over_10ms, counter, "SLA timers that fired more than 10 ms late") \

@@ -12,8 +12,13 @@
 struct event_base;
 struct slaclock;
 
-/* Where finished alert objects go (the relay's alert sink); json is the caller's. */
-typedef void (*slaclock_publish_cb)(const char *json, size_t len, void *arg);
+/*
+ * Where finished alert objects go (the relay's alert sink): severity 0 info,
+ * 1 warn, 2 critical; what is the event type. Strings are the caller's.
+ */
+typedef void (*slaclock_publish_cb)(const char *json, size_t len, int severity,
+    const char *what, const char *agent, const char *conversation,
+    size_t conversation_len, void *arg);
 
 /*
  * base, m, ids and the callback's arg are borrowed and must outlive the

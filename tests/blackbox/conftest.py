@@ -165,7 +165,7 @@ DEFAULT_RULES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "
 
 
 def config_text(port, upstream, level="debug", agent_id="query:agent", limits=None, extra="",
-                rules=MINIMAL_RULES):
+                rules=MINIMAL_RULES, redis="redis://127.0.0.1:1"):
     limits = dict({"max_message": "1MiB", "queue_bytes": "4MiB",
                    "connect_timeout": "10s", "shutdown_grace": "5s"}, **(limits or {}))
     lines = [
@@ -183,6 +183,8 @@ def config_text(port, upstream, level="debug", agent_id="query:agent", limits=No
         "log:",
         f"  level: {level}",
         f"rules: {os.path.abspath(rules)}",
+        # no Redis unless a test starts one: port 1 refuses at once
+        *([f"redis:\n  url: {redis}"] if redis else []),
     ]
     return "\n".join(lines) + "\n" + extra
 

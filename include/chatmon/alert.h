@@ -1,0 +1,44 @@
+/* alert: the alert sink: every alert to Redis (PUBLISH + XADD) on the one loop, kept in a bounded outbox and an optional disk spool while Redis is away. */
+#ifndef CHATMON_ALERT_H
+#define CHATMON_ALERT_H
+
+#include <stddef.h>
+
+#include "chatmon/config.h"
+#include "chatmon/metrics.h"
+
+struct event_base;
+struct alert;
+
+enum alert_severity {
+	ALERT_INFO,
+	ALERT_WARN,
+	ALERT_CRITICAL,
+};
+
+/*
+ * base and m are borrowed and must outlive the sink; cfg is copied. The
+ * spool (redis.spool), if any, is opened and what an earlier run left in it
+ * is delivered first. Connecting is not waited for: NULL only on ENOMEM or
+ * a spool that cannot be opened, with the reason in errs.
+ */
+struct alert *alert_new(struct event_base *base, const struct config *cfg,
+	    struct metrics *m, struct sbuf *errs);
+/* A reloaded configuration: a new Redis target reconnects; the spool path is kept. */
+void	alert_set_config(struct alert *, const struct config *cfg);
+/*
+ * Queues one alert (json is copied) for PUBLISH and XADD, in the order
+ * given. agent, what (rule id or event type) and conversation make the key
+ * of redis.fold: the same key within the window is folded into one alert
+ * with a "count". Never blocks.
+ */
+void	alert_publish(struct alert *, const char *json, size_t len,
+	    enum alert_severity, const char *agent, const char *what,
+	    const char *conversation, size_t conversation_len);
+/*
+ * Before the event base goes: drops the connection, and writes what was not
+ * delivered to the spool when there is one (counted as dropped otherwise).
+ */
+void	alert_free(struct alert *);
+
+#endif

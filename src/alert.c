@@ -1,0 +1,843 @@
+/* alert: the alert sink: every alert to Redis (PUBLISH + XADD) on the one loop, kept in a bounded outbox and an optional disk spool while Redis is away. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libevent.h>
+
+#include "chatmon/alert.h"
+#include "chatmon/log.h"
+
+/*
+ * Delivery is at least once. An alert leaves the outbox only when XADD has
+ * returned an id for it; PUBLISH goes with it, for whoever listens live.
+ * Replies come back in the order the commands went, so the oldest alert in
+ * flight is always the one a reply is for.
+ *
+ * While Redis is away the alerts wait in the outbox (redis.outbox of them);
+ * past that the oldest spill to the spool file (redis.spool, JSON Lines,
+ * append-only), which a restart reads back; past redis.spool_max the oldest
+ * info alert is dropped, then warn, and critical last. The spool is always
+ * older than the outbox, so it is sent first, and cleared once delivered.
+ *
+ * Debian's hiredis (0.14) has no command timeouts and no reconnect: a timer
+ * per connection notices a Redis that stopped answering (redis.timeout), and
+ * a reconnect timer backs off exponentially, with jitter. Chat traffic never
+ * waits for any of it: publishing only appends to memory.
+ */
+
+#define ALERT_INFLIGHT		256	/* alerts pipelined at once */
+#define ALERT_BACKOFF_MIN_MS	100
+#define ALERT_BACKOFF_MAX_MS	10000
+#define ALERT_FOLD_BUCKETS	4096
+
+struct alert_item {
+	char		*json;		/* owned, NUL-terminated */
+	size_t		 len;
+	int		 sev;
+	off_t		 spool_end;	/* from the spool: where its line ends; else -1 */
+};
+
+struct alert_fold {			/* a key seen within redis.fold */
+	struct alert_fold *next;
+	char		*key;
+	size_t		 klen;
+	int64_t		 since;
+	uint64_t	 count;		/* folded since the one sent */
+	char		*last;		/* the latest of them */
+	size_t		 lastlen;
+	int		 sev;
+};
+
+struct alert_ring {
+	struct alert_item *v;
+	size_t		 cap, head, n;
+};
+
+enum alert_state {
+	ALERT_DOWN,		/* waiting to reconnect */
+	ALERT_CONNECTING,	/* TCP, then AUTH and SELECT */
+	ALERT_UP,
+};
+
+struct alert {
+	struct event_base	*base;
+	struct metrics		*m;
+	/* settings */
+	struct config_redis_target target;
+	char			*password;
+	char			*channel;	/* prefix included */
+	char			*stream;
+	char			 maxlen[24];
+	size_t			 outbox_max;
+	char			*spool_path;
+	uint64_t		 spool_max;
+	uint64_t		 timeout_ms;
+	uint64_t		 fold_ms;
+	/* the connection */
+	redisAsyncContext	*ctx;		/* ours; NULL once hiredis frees it */
+	enum alert_state	 state;
+	int			 setup_pending;	/* AUTH/SELECT replies still to come */
+	unsigned		 failures;	/* in a row: the backoff's exponent */
+	struct event		*ev_retry;
+	struct event		*ev_timeout;
+	/* what waits */
+	struct alert_ring	 spool;		/* read back from the spool file, in order */
+	struct alert_ring	 box;		/* the outbox */
+	size_t			 inflight;	/* sent, from the front of spool then box */
+	int			 spool_fd;	/* -1: no spool */
+	off_t			 spool_size;
+	off_t			 spool_read;	/* how far it has been read into `spool` */
+	int			 spool_drained;	/* a line could not be read: stop reading */
+	/* folding */
+	struct alert_fold	*fold[ALERT_FOLD_BUCKETS];
+	size_t			 nfold;
+	struct event		*ev_fold;
+};
+
+static void	alert_connect(struct alert *);
+static void	alert_send(struct alert *);
+
+/* --- rings ------------------------------------------------------------------- */
+
+static struct alert_item *
+alert_at(struct alert_ring *r, size_t i)
+{
+	return &r->v[(r->head + i) % r->cap];
+}
+
+static int
+alert_push(struct alert_ring *r, struct alert_item it)
+{
+	struct alert_item	*nv;
+	size_t			 i, cap;
+
+	if (r->n == r->cap) {
+		cap = r->cap ? r->cap * 2 : 64;
+		if ((nv = calloc(cap, sizeof(*nv))) == NULL)
+			return -1;
+		for (i = 0; i < r->n; i++)
+			nv[i] = *alert_at(r, i);
+		free(r->v);
+		r->v = nv;
+		r->cap = cap;
+		r->head = 0;
+	}
+	*alert_at(r, r->n++) = it;
+	return 0;
+}
+
+/* Takes item i out of r, keeping the order of the others. */
+static struct alert_item
+alert_take(struct alert_ring *r, size_t i)
+{
+	struct alert_item	it = *alert_at(r, i);
+
+	for (; i > 0; i--)
+		*alert_at(r, i) = *alert_at(r, i - 1);
+	r->head = (r->head + 1) % r->cap;
+	r->n--;
+	return it;
+}
+
+static void
+alert_ring_free(struct alert_ring *r)
+{
+	size_t	i;
+
+	for (i = 0; i < r->n; i++)
+		free(alert_at(r, i)->json);
+	free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
+/* --- the spool ----------------------------------------------------------------- */
+
+static void
+alert_gauges(struct alert *a)
+{
+	a->m->alerts_queued = a->box.n + a->spool.n;
+	a->m->alerts_spool_bytes = (uint64_t)a->spool_size;
+}
+
+/* Appends one alert to the spool file; 0, or -1 when it does not fit or fails. */
+static int
+alert_spill(struct alert *a, const struct alert_item *it)
+{
+	struct iovec	 iov[2];
+	ssize_t		 w;
+
+	if (a->spool_fd == -1 ||
+	    (uint64_t)a->spool_size + it->len + 1 > a->spool_max)
+		return -1;
+	iov[0].iov_base = it->json;
+	iov[0].iov_len = it->len;
+	iov[1].iov_base = (void *)"\n";
+	iov[1].iov_len = 1;
+	if ((w = writev(a->spool_fd, iov, 2)) != (ssize_t)(it->len + 1)) {
+		log_warn("alert_spill: %s", a->spool_path);
+		if (w > 0 && ftruncate(a->spool_fd, a->spool_size) == -1)
+			log_warn("alert_spill: %s: truncate", a->spool_path);
+		return -1;
+	}
+	a->spool_size += (off_t)(it->len + 1);
+	a->m->alerts_spooled++;
+	return 0;
+}
+
+/*
+ * Reads spooled lines into the spool ring, up to a batch; what is read is
+ * sent before the outbox. A line that cannot be read back is skipped.
+ */
+static void
+alert_spool_read(struct alert *a)
+{
+	char			 buf[65536], *nl, *line;
+	ssize_t			 n;
+	size_t			 used;
+	struct alert_item	 it;
+
+	while (a->spool_fd != -1 && a->spool.n < ALERT_INFLIGHT * 4 &&
+	    a->spool_read < a->spool_size && !a->spool_drained) {
+		n = pread(a->spool_fd, buf, sizeof(buf) - 1, a->spool_read);
+		if (n <= 0) {
+			a->spool_drained = 1;
+			return;
+		}
+		buf[n] = '\0';
+		for (used = 0; (nl = memchr(buf + used, '\n', (size_t)n - used)) != NULL;
+		    used = (size_t)(nl - buf) + 1) {
+			line = buf + used;
+			it.len = (size_t)(nl - line);
+			it.sev = ALERT_INFO;
+			it.spool_end = a->spool_read + (off_t)(nl - buf) + 1;
+			if (it.len == 0)
+				continue;
+			if ((it.json = strndup(line, it.len)) == NULL ||
+			    alert_push(&a->spool, it) == -1) {
+				free(it.json);
+				return;	/* try again later */
+			}
+			if (a->spool.n >= ALERT_INFLIGHT * 4) {
+				used = (size_t)(nl - buf) + 1;
+				break;
+			}
+		}
+		if (used == 0) {
+			/* a line longer than the buffer: not one of ours */
+			log_warnx("alert_spool_read: %s: unreadable line at %lld, "
+			    "skipping the rest", a->spool_path, (long long)a->spool_read);
+			a->spool_drained = 1;
+			return;
+		}
+		a->spool_read += (off_t)used;
+	}
+}
+
+/* Everything spooled was delivered: start the file over. */
+static void
+alert_spool_clear(struct alert *a)
+{
+	if (a->spool_fd == -1 || a->spool.n > 0 ||
+	    (a->spool_read < a->spool_size && !a->spool_drained))
+		return;
+	if (ftruncate(a->spool_fd, 0) == -1)
+		log_warn("alert_spool_clear: %s", a->spool_path);
+	a->spool_size = a->spool_read = 0;
+	a->spool_drained = 0;
+}
+
+/* --- the outbox ------------------------------------------------------------------ */
+
+/*
+ * The outbox is full: spill its oldest unsent alert to the spool or, when
+ * that cannot take it, drop the oldest of the least severe.
+ */
+static void
+alert_make_room(struct alert *a)
+{
+	struct alert_item	 it;
+	/* what is in flight is all spool or all outbox (alert_send) */
+	size_t			 i, first = a->spool.n == 0 ? a->inflight : 0;
+	int			 sev;
+
+	/* the file only ever holds what is older than the outbox: append */
+	if (first < a->box.n && alert_spill(a, alert_at(&a->box, first)) == 0) {
+		it = alert_take(&a->box, first);
+		free(it.json);
+		return;
+	}
+	for (sev = ALERT_INFO; sev <= ALERT_CRITICAL; sev++)
+		for (i = first; i < a->box.n; i++)
+			if (alert_at(&a->box, i)->sev == sev) {
+				it = alert_take(&a->box, i);
+				a->m->alerts_dropped++;
+				log_warnx("alert_make_room: outbox full (%zu) and "
+				    "no room to spool: dropped %s",
+				    a->outbox_max, it.json);
+				free(it.json);
+				return;
+			}
+}
+
+static void
+alert_enqueue(struct alert *a, const char *json, size_t len, int sev)
+{
+	struct alert_item	it;
+
+	a->m->alerts_total++;
+	it.len = len;
+	it.sev = sev;
+	it.spool_end = -1;
+	if ((it.json = strndup(json, len)) == NULL) {
+		a->m->alerts_dropped++;
+		log_warnx("alert_enqueue: out of memory, dropped %.*s", (int)len, json);
+		return;
+	}
+	if (a->box.n >= a->outbox_max)
+		alert_make_room(a);
+	if (alert_push(&a->box, it) == -1) {
+		a->m->alerts_dropped++;
+		log_warnx("alert_enqueue: out of memory, dropped %s", it.json);
+		free(it.json);
+		return;
+	}
+	alert_gauges(a);
+	alert_send(a);
+}
+
+/* --- Redis ---------------------------------------------------------------------- */
+
+static void
+alert_arm_timeout(struct alert *a)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = (time_t)(a->timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(a->timeout_ms % 1000 * 1000);
+	evtimer_add(a->ev_timeout, &tv);
+}
+
+static void
+alert_schedule_retry(struct alert *a)
+{
+	struct timeval	tv;
+	uint64_t	ms = ALERT_BACKOFF_MIN_MS;
+	unsigned	i;
+
+	a->state = ALERT_DOWN;
+	a->inflight = 0;
+	a->m->redis_connected = 0;
+	evtimer_del(a->ev_timeout);
+	if (evtimer_pending(a->ev_retry, NULL))
+		return;
+	for (i = 0; i < a->failures && ms < ALERT_BACKOFF_MAX_MS; i++)
+		ms *= 2;
+	if (ms > ALERT_BACKOFF_MAX_MS)
+		ms = ALERT_BACKOFF_MAX_MS;
+	/* jitter: many instances must not come back at the same moment */
+	ms = ms / 2 + (uint64_t)random() % (ms / 2 + 1);
+	a->failures++;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+	evtimer_add(a->ev_retry, &tv);
+}
+
+/* Drops the connection now (Redis hung, or the target changed). */
+static void
+alert_drop(struct alert *a, const char *why)
+{
+	redisAsyncContext	*ac = a->ctx;
+
+	if (ac != NULL) {
+		log_warnx("alert_drop: redis %s: %s", a->target.path[0] ?
+		    a->target.path : a->target.host, why);
+		a->m->redis_reconnects++;
+		a->ctx = NULL;		/* before: the callbacks it runs see it gone */
+		redisAsyncFree(ac);
+	}
+	alert_schedule_retry(a);
+}
+
+static void
+alert_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	alert_drop(arg, "no reply within redis.timeout");
+}
+
+static void
+alert_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	alert_connect(arg);
+}
+
+/* The reply to an XADD: the oldest alert in flight is delivered. */
+static void
+alert_on_xadd(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct alert		*a = priv;
+	redisReply		*reply = r;
+	struct alert_item	 it;
+	struct alert_ring	*ring;
+
+	if (reply == NULL || ac != a->ctx || a->inflight == 0)
+		return;	/* the connection went; it is all sent again */
+	ring = a->spool.n > 0 ? &a->spool : &a->box;
+	it = alert_take(ring, 0);
+	a->inflight--;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		/* it will never go: do not let it block the rest */
+		a->m->alerts_dropped++;
+		log_warnx("alert_on_xadd: redis refused an alert (%s): %s",
+		    reply->str, it.json);
+	} else
+		a->m->alerts_sent++;
+	free(it.json);
+	a->failures = 0;
+	if (a->inflight > 0)
+		alert_arm_timeout(a);
+	else
+		evtimer_del(a->ev_timeout);
+	alert_gauges(a);
+	alert_send(a);
+}
+
+/* Sends what is not in flight yet, spool first, up to the pipeline's depth. */
+static void
+alert_send(struct alert *a)
+{
+	struct alert_item	*it;
+	size_t			 total;
+
+	if (a->state != ALERT_UP || a->ctx == NULL)
+		return;
+	/*
+	 * Spooled lines are read only when nothing is in flight, so what is
+	 * in flight is either all from the spool or all from the outbox, and
+	 * a reply is for the front of one ring.
+	 */
+	if (a->spool.n == 0 && a->inflight == 0) {
+		alert_spool_read(a);
+		alert_spool_clear(a);
+	}
+	/*
+	 * Spooled alerts are older than the outbox: while the file still has
+	 * unread lines, the outbox waits.
+	 */
+	for (;;) {
+		total = a->spool.n + (a->spool.n == 0 && a->spool_read >= a->spool_size ?
+		    a->box.n : 0);
+		if (a->inflight >= total || a->inflight >= ALERT_INFLIGHT)
+			break;
+		it = a->inflight < a->spool.n ? alert_at(&a->spool, a->inflight) :
+		    alert_at(&a->box, a->inflight - a->spool.n);
+		if (redisAsyncCommand(a->ctx, NULL, NULL, "PUBLISH %s %b",
+		    a->channel, it->json, it->len) != REDIS_OK ||
+		    redisAsyncCommand(a->ctx, alert_on_xadd, a,
+		    "XADD %s MAXLEN ~ %s * alert %b", a->stream, a->maxlen,
+		    it->json, it->len) != REDIS_OK) {
+			alert_drop(a, "cannot queue a command");
+			return;
+		}
+		if (a->inflight++ == 0)
+			alert_arm_timeout(a);
+	}
+}
+
+static void
+alert_on_setup(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct alert	*a = priv;
+	redisReply	*reply = r;
+
+	if (reply == NULL || ac != a->ctx)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		log_warnx("alert_on_setup: redis refused the connection: %s",
+		    reply->str);
+		evtimer_del(a->ev_timeout);
+		/* not from inside its callback: the retry timer drops it */
+		a->ctx = NULL;
+		redisAsyncFree(ac);
+		alert_schedule_retry(a);
+		return;
+	}
+	if (--a->setup_pending > 0)
+		return;
+	evtimer_del(a->ev_timeout);
+	a->state = ALERT_UP;
+	a->m->redis_connected = 1;
+	log_info("alert_on_setup: redis %s connected; waiting: %zu alerts in "
+	    "memory, %lld bytes spooled", a->target.path[0] ? a->target.path :
+	    a->target.host, a->box.n, (long long)a->spool_size);
+	alert_send(a);
+}
+
+static void
+alert_on_connect(const redisAsyncContext *ac, int status)
+{
+	struct alert	*a = ac->data;
+
+	if (ac != a->ctx)
+		return;
+	if (status != REDIS_OK) {
+		/* hiredis frees a context whose connect failed */
+		log_warnx("alert_on_connect: redis %s: %s", a->target.path[0] ?
+		    a->target.path : a->target.host, ac->errstr);
+		a->ctx = NULL;
+		alert_schedule_retry(a);
+		return;
+	}
+	a->setup_pending = 0;
+	if (a->password != NULL) {
+		redisAsyncCommand(a->ctx, alert_on_setup, a, "AUTH %s", a->password);
+		a->setup_pending++;
+	}
+	if (a->target.db != 0) {
+		redisAsyncCommand(a->ctx, alert_on_setup, a, "SELECT %d", a->target.db);
+		a->setup_pending++;
+	}
+	if (a->setup_pending == 0) {
+		/* nothing to set up: ping, so a hung server is noticed here too */
+		redisAsyncCommand(a->ctx, alert_on_setup, a, "PING");
+		a->setup_pending++;
+	}
+}
+
+static void
+alert_on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct alert	*a = ac->data;
+
+	(void)status;
+	if (ac != a->ctx)
+		return;		/* one we dropped ourselves */
+	log_warnx("alert_on_disconnect: redis %s: connection lost%s%s",
+	    a->target.path[0] ? a->target.path : a->target.host,
+	    ac->errstr[0] ? ": " : "", ac->errstr);
+	a->ctx = NULL;		/* hiredis frees it after this */
+	a->m->redis_reconnects++;
+	alert_schedule_retry(a);
+}
+
+static void
+alert_connect(struct alert *a)
+{
+	redisAsyncContext	*ac;
+
+	if (a->target.path[0])
+		ac = redisAsyncConnectUnix(a->target.path);
+	else
+		ac = redisAsyncConnect(a->target.host, a->target.port);
+	if (ac == NULL || ac->err) {
+		log_warnx("alert_connect: redis %s: %s", a->target.path[0] ?
+		    a->target.path : a->target.host, ac ? ac->errstr : "out of memory");
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		alert_schedule_retry(a);
+		return;
+	}
+	ac->data = a;
+	a->ctx = ac;
+	a->state = ALERT_CONNECTING;
+	if (redisLibeventAttach(ac, a->base) != REDIS_OK) {
+		a->ctx = NULL;
+		redisAsyncFree(ac);
+		alert_schedule_retry(a);
+		return;
+	}
+	redisAsyncSetConnectCallback(ac, alert_on_connect);
+	redisAsyncSetDisconnectCallback(ac, alert_on_disconnect);
+	alert_arm_timeout(a);	/* the connect and the setup too */
+}
+
+/* --- folding -------------------------------------------------------------------- */
+
+static uint32_t
+alert_hash(const char *s, size_t n)
+{
+	uint32_t	h = 2166136261u;
+
+	while (n-- > 0)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+/* Sends the folded alert of f (the last, with a count) and forgets f. */
+static void
+alert_fold_flush(struct alert *a, struct alert_fold *f)
+{
+	struct sbuf	j;
+
+	if (f->count > 0) {
+		/* the last one, standing for all that were folded */
+		sbuf_init(&j);
+		if (f->lastlen > 1 && f->last[f->lastlen - 1] == '}' &&
+		    sbuf_append(&j, f->last, f->lastlen - 1) == 0 &&
+		    sbuf_printf(&j, ",\"count\":%" PRIu64 "}", f->count) == 0)
+			alert_enqueue(a, j.s, j.len, f->sev);
+		sbuf_free(&j);
+	}
+	free(f->key);
+	free(f->last);
+	free(f);
+	a->nfold--;
+}
+
+static void
+alert_on_fold(evutil_socket_t fd, short what, void *arg)
+{
+	struct alert		*a = arg;
+	struct alert_fold	**pp, *f;
+	struct timeval		 tv;
+	int64_t			 now = util_wall_ms();
+	size_t			 b;
+
+	(void)fd;
+	(void)what;
+	for (b = 0; b < ALERT_FOLD_BUCKETS; b++)
+		for (pp = &a->fold[b]; (f = *pp) != NULL; ) {
+			if (now - f->since < (int64_t)a->fold_ms) {
+				pp = &f->next;
+				continue;
+			}
+			*pp = f->next;
+			alert_fold_flush(a, f);
+		}
+	if (a->nfold > 0) {
+		tv.tv_sec = (time_t)(a->fold_ms / 2000);
+		tv.tv_usec = (suseconds_t)(a->fold_ms / 2 % 1000 * 1000);
+		evtimer_add(a->ev_fold, &tv);
+	}
+}
+
+/* 1: folded into an earlier alert of the same key; 0: send it. */
+static int
+alert_fold(struct alert *a, const char *json, size_t len, int sev,
+    const char *agent, const char *what, const char *conv, size_t clen)
+{
+	struct alert_fold	*f;
+	struct sbuf		 k;
+	struct timeval		 tv;
+	uint32_t		 h;
+	char			*last;
+
+	if (a->fold_ms == 0)
+		return 0;
+	sbuf_init(&k);
+	if (sbuf_printf(&k, "%s%c%s%c", agent, 0, what, 0) == -1 ||
+	    sbuf_append(&k, conv, clen) == -1) {
+		sbuf_free(&k);
+		return 0;
+	}
+	h = alert_hash(k.s, k.len);
+	for (f = a->fold[h % ALERT_FOLD_BUCKETS]; f != NULL; f = f->next)
+		if (f->klen == k.len && memcmp(f->key, k.s, k.len) == 0)
+			break;
+	if (f != NULL && util_wall_ms() - f->since < (int64_t)a->fold_ms) {
+		sbuf_free(&k);
+		if ((last = strndup(json, len)) == NULL)
+			return 0;
+		free(f->last);
+		f->last = last;
+		f->lastlen = len;
+		if (sev > f->sev)
+			f->sev = sev;
+		f->count++;
+		a->m->alerts_folded++;
+		return 1;
+	}
+	if (f != NULL) {
+		sbuf_free(&k);
+		return 0;	/* the sweep will flush it; this one goes as it is */
+	}
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		sbuf_free(&k);
+		return 0;
+	}
+	f->key = k.s;		/* the sbuf's buffer passes to f */
+	f->klen = k.len;
+	f->since = util_wall_ms();
+	f->sev = sev;
+	f->next = a->fold[h % ALERT_FOLD_BUCKETS];
+	a->fold[h % ALERT_FOLD_BUCKETS] = f;
+	if (a->nfold++ == 0) {
+		tv.tv_sec = (time_t)(a->fold_ms / 2000);
+		tv.tv_usec = (suseconds_t)(a->fold_ms / 2 % 1000 * 1000);
+		evtimer_add(a->ev_fold, &tv);
+	}
+	return 0;
+}
+
+/* --- the interface ------------------------------------------------------------------ */
+
+void
+alert_publish(struct alert *a, const char *json, size_t len,
+    enum alert_severity sev, const char *agent, const char *what,
+    const char *conversation, size_t conversation_len)
+{
+	if (alert_fold(a, json, len, (int)sev, agent, what, conversation,
+	    conversation_len))
+		return;
+	alert_enqueue(a, json, len, (int)sev);
+}
+
+static int
+alert_settings(struct alert *a, const struct config *cfg)
+{
+	const char	*pre = cfg->redis.prefix ? cfg->redis.prefix : "";
+	char		*ch = NULL, *st = NULL, *pw = NULL;
+
+	if (asprintf(&ch, "%s%s", pre, cfg->redis.channel) == -1)
+		ch = NULL;
+	if (asprintf(&st, "%s%s", pre, cfg->redis.stream) == -1)
+		st = NULL;
+	if (cfg->redis.password != NULL)
+		pw = strdup(cfg->redis.password);
+	if (ch == NULL || st == NULL || (cfg->redis.password != NULL && pw == NULL)) {
+		free(ch);
+		free(st);
+		free(pw);
+		return -1;
+	}
+	free(a->channel);
+	free(a->stream);
+	free(a->password);
+	a->channel = ch;
+	a->stream = st;
+	a->password = pw;
+	a->target = cfg->redis.target;
+	snprintf(a->maxlen, sizeof(a->maxlen), "%" PRIu64, cfg->redis.stream_maxlen);
+	a->outbox_max = (size_t)cfg->redis.outbox;
+	a->spool_max = cfg->redis.spool_max;
+	a->timeout_ms = cfg->redis.timeout_ms;
+	a->fold_ms = cfg->redis.fold_ms;
+	return 0;
+}
+
+struct alert *
+alert_new(struct event_base *base, const struct config *cfg, struct metrics *m,
+    struct sbuf *errs)
+{
+	struct alert	*a;
+	struct stat	 st;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		goto oom;
+	a->base = base;
+	a->m = m;
+	a->spool_fd = -1;
+	if (alert_settings(a, cfg) == -1 ||
+	    (a->ev_retry = evtimer_new(base, alert_on_retry, a)) == NULL ||
+	    (a->ev_timeout = evtimer_new(base, alert_on_timeout, a)) == NULL ||
+	    (a->ev_fold = evtimer_new(base, alert_on_fold, a)) == NULL)
+		goto oom;
+	if (cfg->redis.spool != NULL) {
+		if ((a->spool_path = strdup(cfg->redis.spool)) == NULL)
+			goto oom;
+		if ((a->spool_fd = open(a->spool_path, O_RDWR | O_CREAT | O_APPEND |
+		    O_CLOEXEC, 0600)) == -1 || fstat(a->spool_fd, &st) == -1) {
+			sbuf_line(errs, "%s: cannot open the alert spool: %s",
+			    a->spool_path, strerror(errno));
+			alert_free(a);
+			return NULL;
+		}
+		a->spool_size = st.st_size;
+		if (st.st_size > 0)
+			log_info("alert_new: %s holds %lld bytes of alerts from "
+			    "before; they go first", a->spool_path,
+			    (long long)st.st_size);
+	}
+	alert_gauges(a);
+	alert_connect(a);
+	return a;
+oom:
+	sbuf_line(errs, "alert_new: out of memory");
+	alert_free(a);
+	return NULL;
+}
+
+void
+alert_set_config(struct alert *a, const struct config *cfg)
+{
+	struct config_redis_target	old = a->target;
+	char				*oldpw = a->password ? strdup(a->password) : NULL;
+	int				 moved;
+
+	if (alert_settings(a, cfg) == -1) {
+		log_warnx("alert_set_config: out of memory, Redis settings kept");
+		free(oldpw);
+		return;
+	}
+	moved = memcmp(&old, &a->target, sizeof(old)) != 0 ||
+	    (oldpw == NULL) != (a->password == NULL) ||
+	    (oldpw != NULL && strcmp(oldpw, a->password) != 0);
+	free(oldpw);
+	if (moved) {
+		a->failures = 0;
+		alert_drop(a, "the configuration names another target");
+		evtimer_del(a->ev_retry);
+		alert_connect(a);
+	}
+}
+
+void
+alert_free(struct alert *a)
+{
+	struct alert_fold	*f;
+	size_t			 i, b, lost = 0;
+
+	if (a == NULL)
+		return;
+	if (a->ctx != NULL) {
+		redisAsyncContext *ac = a->ctx;
+
+		a->ctx = NULL;
+		redisAsyncFree(ac);
+	}
+	/* folded alerts still owed go out with the rest */
+	for (b = 0; b < ALERT_FOLD_BUCKETS; b++)
+		while ((f = a->fold[b]) != NULL) {
+			a->fold[b] = f->next;
+			alert_fold_flush(a, f);
+		}
+	/* what was not acknowledged, to the spool: the read part of it is still there */
+	for (i = 0; i < a->box.n; i++)
+		if (alert_spill(a, alert_at(&a->box, i)) == -1)
+			lost++;
+	if (lost > 0) {
+		a->m->alerts_dropped += lost;
+		log_warnx("alert_free: %zu alerts not delivered to Redis%s", lost,
+		    a->spool_fd == -1 ? " (no redis.spool)" : " (spool full)");
+	} else if (a->box.n > 0)
+		log_info("alert_free: %zu alerts kept in %s for the next start",
+		    a->box.n, a->spool_path);
+	if (a->spool_fd != -1)
+		close(a->spool_fd);
+	alert_ring_free(&a->box);
+	alert_ring_free(&a->spool);
+	if (a->ev_retry)
+		event_free(a->ev_retry);
+	if (a->ev_timeout)
+		event_free(a->ev_timeout);
+	if (a->ev_fold)
+		event_free(a->ev_fold);
+	free(a->channel);
+	free(a->stream);
+	free(a->password);
+	free(a->spool_path);
+	free(a);
+}

@@ -1,0 +1,1264 @@
+/* tail: `chatmon tail`: the supervisors' live feed of alerts, read from the Redis stream. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "chatmon/config.h"
+#include "chatmon/tail.h"
+#include "chatmon/util.h"
+
+/*
+ * The stream, not the pub/sub channel, is the source: it keeps what was
+ * sent while nobody listened, so `tail` can show history and, after an
+ * outage, pick up exactly where it stopped (the last stream id it saw).
+ * The price is at-least-once delivery: the daemon re-sends an alert it was
+ * not sure of, so alert ids seen recently are remembered and repeats dropped.
+ *
+ * The Redis connection is hiredis's blocking context driven by hand
+ * (append, write, then ppoll + read): ppoll with SIGINT/SIGTERM unblocked
+ * only while waiting is what lets a signal end a 1 s XREAD BLOCK at once,
+ * with no window where it could be missed.
+ */
+
+#define TAIL_SEEN_MAX		10000	/* alert ids remembered for de-duplication */
+#define TAIL_SEEN_BUCKETS	16384	/* a power of two above TAIL_SEEN_MAX */
+#define TAIL_PAGE_N		1000	/* entries per XRANGE / XREAD */
+#define TAIL_PAGE		"1000"
+#define TAIL_BLOCK_MS		"1000"	/* XREAD BLOCK: how often a quiet loop wakes */
+#define TAIL_IDLE_MS		6000	/* no byte from Redis this long (block included): hung */
+#define TAIL_CONNECT_S		1
+#define TAIL_RETRY_MS		1000
+/* clocks of chatmond and Redis may differ: search an alert id this far back */
+#define TAIL_SKEW_MS		60000
+#define TAIL_TEXT_MAX		160	/* code points of chat text shown on a line */
+#define TAIL_TEXT_BEFORE	40	/* ... of which at most this many before the match */
+#define TAIL_ID_MAX		64
+
+enum tail_rc {
+	TAIL_OK = 0,
+	TAIL_RETRY = -1,		/* Redis unreachable or lost: report, wait, reconnect */
+	TAIL_FATAL = -2,		/* already reported: exit 1 */
+	TAIL_STOP = -3,			/* a signal, or stdout closed: exit 0 */
+};
+
+enum tail_since {
+	TAIL_SINCE_LAST,		/* -N: the last N entries */
+	TAIL_SINCE_ALERT,		/* an alert id: what the stream holds after it */
+	TAIL_SINCE_STREAM,		/* a stream id: what the stream holds after it */
+};
+
+/* Alert ids in insertion order (a ring) with a chained hash over it. */
+struct tail_seen {
+	char		*id[TAIL_SEEN_MAX];	/* owned */
+	uint32_t	 hash[TAIL_SEEN_MAX];
+	int32_t		 next[TAIL_SEEN_MAX];	/* chain; -1 ends it */
+	int32_t		 head[TAIL_SEEN_BUCKETS];
+	size_t		 pos, n;
+};
+
+struct tail {
+	/* options */
+	int		 json;
+	int		 colour;
+	int		 min_severity;		/* 0 info, 1 warn, 2 critical */
+	const char	*agent;			/* NULL: any */
+	const char	*type;			/* NULL: any; exact or a dotted prefix */
+	enum tail_since	 since;
+	uint64_t	 since_n;
+	uint64_t	 since_ms, since_seq;	/* the id's parts (alert or stream) */
+	const char	*since_id;		/* as given */
+
+	/* Redis */
+	const char	*url;			/* for messages */
+	struct config_redis_target target;
+	const char	*password;
+	char		*key;			/* prefix + stream; owned */
+	redisContext	*c;
+	sigset_t	 waitmask;		/* the mask while waiting: signals let in */
+	char		 why[256];		/* the last failure */
+	int		 down;			/* an outage was reported */
+
+	/* position */
+	int		 have_pos;
+	char		 last[TAIL_ID_MAX];	/* the last stream id read */
+
+	struct tail_seen *seen;
+	struct sbuf	 line;
+};
+
+static volatile sig_atomic_t tail_stop;
+
+static void
+tail_onsignal(int sig)
+{
+	(void)sig;
+	tail_stop = 1;
+}
+
+/* --- de-duplication ------------------------------------------------------- */
+
+static uint32_t
+tail_hash(const char *s)
+{
+	uint32_t	h = 2166136261u;	/* FNV-1a */
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* NULL on ENOMEM; the caller owns it (tail_seen_free). */
+static struct tail_seen *
+tail_seen_new(void)
+{
+	struct tail_seen	*s;
+	size_t			 i;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	for (i = 0; i < TAIL_SEEN_BUCKETS; i++)
+		s->head[i] = -1;
+	return s;
+}
+
+static void
+tail_seen_clear(struct tail_seen *s)
+{
+	size_t	i;
+
+	for (i = 0; i < s->n; i++) {
+		free(s->id[i]);
+		s->id[i] = NULL;
+	}
+	for (i = 0; i < TAIL_SEEN_BUCKETS; i++)
+		s->head[i] = -1;
+	s->n = s->pos = 0;
+}
+
+static void
+tail_seen_free(struct tail_seen *s)
+{
+	if (s == NULL)
+		return;
+	tail_seen_clear(s);
+	free(s);
+}
+
+/* 1 when id was seen already, 0 when it is new (and now remembered), -1 on ENOMEM. */
+static int
+tail_seen_add(struct tail_seen *s, const char *id)
+{
+	uint32_t	 h = tail_hash(id);
+	int32_t		*pp, i;
+	size_t		 slot;
+	char		*copy;
+
+	for (i = s->head[h & (TAIL_SEEN_BUCKETS - 1)]; i != -1; i = s->next[i])
+		if (s->hash[i] == h && strcmp(s->id[i], id) == 0)
+			return 1;
+	if ((copy = strdup(id)) == NULL)
+		return -1;
+	slot = s->pos;
+	if (s->n == TAIL_SEEN_MAX) {		/* forget the oldest */
+		pp = &s->head[s->hash[slot] & (TAIL_SEEN_BUCKETS - 1)];
+		while (*pp != (int32_t)slot)
+			pp = &s->next[*pp];
+		*pp = s->next[slot];
+		free(s->id[slot]);
+	} else
+		s->n++;
+	s->id[slot] = copy;
+	s->hash[slot] = h;
+	s->next[slot] = s->head[h & (TAIL_SEEN_BUCKETS - 1)];
+	s->head[h & (TAIL_SEEN_BUCKETS - 1)] = (int32_t)slot;
+	s->pos = (slot + 1) % TAIL_SEEN_MAX;
+	return 0;
+}
+
+/* --- ids ------------------------------------------------------------------ */
+
+/* Digits only, at least one, no overflow; 0 or -1. */
+static int
+tail_u64(const char *s, size_t len, uint64_t *v)
+{
+	size_t	i;
+
+	if (len == 0 || len > 20)
+		return -1;
+	*v = 0;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (*v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+			return -1;
+		*v = *v * 10 + (uint64_t)(s[i] - '0');
+	}
+	return 0;
+}
+
+static int
+tail_is_hex(const char *s, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/*
+ * --since: "-N", an alert id (<ms>-<8 hex>-<seq>) or a stream id
+ * (<ms>[-<seq>]). Alert and stream ids differ in their part count, so
+ * either can be pasted from `--json` output or from redis-cli.
+ */
+static int
+tail_parse_since(struct tail *t, const char *s)
+{
+	const char	*d1, *d2;
+
+	t->since_id = s;
+	if (s[0] == '-') {
+		t->since = TAIL_SINCE_LAST;
+		return tail_u64(s + 1, strlen(s + 1), &t->since_n);
+	}
+	d1 = strchr(s, '-');
+	d2 = d1 != NULL ? strchr(d1 + 1, '-') : NULL;
+	if (d2 != NULL) {
+		t->since = TAIL_SINCE_ALERT;
+		if (tail_u64(s, (size_t)(d1 - s), &t->since_ms) == -1 ||
+		    d2 - d1 - 1 != 8 || !tail_is_hex(d1 + 1, 8) ||
+		    tail_u64(d2 + 1, strlen(d2 + 1), &t->since_seq) == -1)
+			return -1;
+		return 0;
+	}
+	t->since = TAIL_SINCE_STREAM;
+	if (d1 == NULL) {
+		t->since_seq = 0;		/* Redis reads "<ms>" as "<ms>-0" */
+		return tail_u64(s, strlen(s), &t->since_ms);
+	}
+	if (tail_u64(s, (size_t)(d1 - s), &t->since_ms) == -1 ||
+	    tail_u64(d1 + 1, strlen(d1 + 1), &t->since_seq) == -1)
+		return -1;
+	return 0;
+}
+
+/* The stream id right after ms-seq, in place: XRANGE's start is inclusive (no "(" before Redis 6.2). */
+static void
+tail_id_next(char id[TAIL_ID_MAX])
+{
+	const char	*d = strchr(id, '-');
+	uint64_t	 ms, seq;
+
+	if (d == NULL || tail_u64(id, (size_t)(d - id), &ms) == -1 ||
+	    tail_u64(d + 1, strlen(d + 1), &seq) == -1)
+		return;		/* Redis never sends that */
+	if (seq == UINT64_MAX)
+		snprintf(id, TAIL_ID_MAX, "%" PRIu64 "-0", ms + 1);
+	else
+		snprintf(id, TAIL_ID_MAX, "%" PRIu64 "-%" PRIu64, ms, seq + 1);
+}
+
+/* The stream id right before ms-0, for XREAD (which reads what comes after). */
+static void
+tail_id_before(char out[TAIL_ID_MAX], uint64_t ms)
+{
+	if (ms == 0)
+		snprintf(out, TAIL_ID_MAX, "0-0");
+	else
+		snprintf(out, TAIL_ID_MAX, "%" PRIu64 "-%" PRIu64, ms - 1, UINT64_MAX);
+}
+
+/* --- output --------------------------------------------------------------- */
+
+#define TAIL_SGR_RESET	"\033[0m"
+#define TAIL_SGR_DIM	"\033[2m"
+#define TAIL_SGR_INFO	"\033[36m"
+#define TAIL_SGR_WARN	"\033[33m"
+#define TAIL_SGR_CRIT	"\033[1;31m"
+#define TAIL_SGR_BLOCK	"\033[1;31m"
+#define TAIL_SGR_MATCH	"\033[1;7m"
+/* without colour, the match is set off by marks rare in Chinese chat ([微笑] and 【】 are not) */
+#define TAIL_MARK_OPEN	"\xc2\xbb"	/* » */
+#define TAIL_MARK_CLOSE	"\xc2\xab"	/* « */
+
+static void
+tail_sgr(struct tail *t, const char *sgr)
+{
+	if (t->colour)
+		sbuf_append(&t->line, sgr, strlen(sgr));
+}
+
+/* One code point of valid UTF-8 (jansson checked it) at s; its length, at least 1. */
+static size_t
+tail_u8(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	size_t	n, i;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 1;
+	if (n == 1 || n > len) {
+		*cp = 0xfffd;
+		return 1;
+	}
+	*cp = s[0] & (0x7f >> n);
+	for (i = 1; i < n; i++)
+		*cp = (*cp << 6) | (s[i] & 0x3f);
+	return n;
+}
+
+/*
+ * Appends untrusted text (a customer typed it) so that it stays on one line
+ * and cannot drive the supervisor's terminal: C0 and C1 controls, DEL and
+ * the bidi overrides that would reorder what is shown are escaped.
+ */
+static void
+tail_put_text(struct tail *t, const char *s, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 i = 0, n;
+	uint32_t		 cp;
+
+	while (i < len) {
+		n = tail_u8(p + i, len - i, &cp);
+		if (cp == '\n')
+			sbuf_append(&t->line, "\\n", 2);
+		else if (cp == '\r')
+			sbuf_append(&t->line, "\\r", 2);
+		else if (cp == '\t')
+			sbuf_append(&t->line, "\\t", 2);
+		else if (cp < 0x20 || cp == 0x7f)
+			sbuf_printf(&t->line, "\\x%02" PRIx32, cp);
+		else if ((cp >= 0x80 && cp < 0xa0) || (cp >= 0x202a && cp <= 0x202e) ||
+		    (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfffd)
+			sbuf_printf(&t->line, "\\u%04" PRIx32, cp);
+		else
+			sbuf_append(&t->line, s + i, n);
+		i += n;
+	}
+}
+
+static void
+tail_put_str(struct tail *t, const char *s)
+{
+	if (s == NULL || *s == '\0')
+		s = "-";
+	tail_put_text(t, s, strlen(s));
+}
+
+/* The byte offset of code point cp in s, or len when s is shorter. */
+static size_t
+tail_cp_off(const char *s, size_t len, size_t cp)
+{
+	size_t		i = 0;
+	uint32_t	c;
+
+	while (cp-- > 0 && i < len)
+		i += tail_u8((const unsigned char *)s + i, len - i, &c);
+	return i;
+}
+
+static size_t
+tail_cp_count(const char *s, size_t len)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/*
+ * The chat text with the match set off. A long message is cut to a window
+ * around the match: the line is for reading, --json has it whole.
+ */
+static void
+tail_put_chat(struct tail *t, json_t *a)
+{
+	json_t		*jt = json_object_get(a, "text");
+	json_t		*jm = json_object_get(a, "match");
+	const char	*s, *m;
+	size_t		 len, total, ws, we, ms = 0, me = 0, b0, b1, b2, b3;
+	json_int_t	 js, je;
+	char		*hit;
+
+	if (!json_is_string(jt))
+		return;
+	s = json_string_value(jt);
+	len = json_string_length(jt);
+	total = tail_cp_count(s, len);
+	if (json_is_object(jm) &&
+	    json_is_integer(json_object_get(jm, "start")) &&
+	    json_is_integer(json_object_get(jm, "end"))) {
+		js = json_integer_value(json_object_get(jm, "start"));
+		je = json_integer_value(json_object_get(jm, "end"));
+		if (js >= 0 && js <= je && (uint64_t)je <= total) {
+			ms = (size_t)js;
+			me = (size_t)je;
+		}
+	} else if (json_is_string(json_object_get(a, "matched")) &&
+	    *(m = json_string_value(json_object_get(a, "matched"))) != '\0' &&
+	    (hit = strstr(s, m)) != NULL) {
+		/* no offsets (an older or foreign producer): the first occurrence */
+		ms = tail_cp_count(s, (size_t)(hit - s));
+		me = ms + tail_cp_count(m, strlen(m));
+	}
+	ws = 0;
+	we = total;
+	if (total > TAIL_TEXT_MAX) {
+		ws = ms > TAIL_TEXT_BEFORE ? ms - TAIL_TEXT_BEFORE : 0;
+		we = ws + TAIL_TEXT_MAX < total ? ws + TAIL_TEXT_MAX : total;
+	}
+	if (ms < ws)
+		ms = ws;
+	if (me > we)
+		me = we;
+	if (me < ms)
+		me = ms;
+	b0 = tail_cp_off(s, len, ws);
+	b1 = tail_cp_off(s, len, ms);
+	b2 = tail_cp_off(s, len, me);
+	b3 = tail_cp_off(s, len, we);
+	if (ws > 0)
+		sbuf_append(&t->line, "\xe2\x80\xa6", 3);	/* … */
+	tail_put_text(t, s + b0, b1 - b0);
+	if (b2 > b1) {
+		if (t->colour)
+			tail_sgr(t, TAIL_SGR_MATCH);
+		else
+			sbuf_append(&t->line, TAIL_MARK_OPEN, strlen(TAIL_MARK_OPEN));
+		tail_put_text(t, s + b1, b2 - b1);
+		if (t->colour)
+			tail_sgr(t, TAIL_SGR_RESET);
+		else
+			sbuf_append(&t->line, TAIL_MARK_CLOSE, strlen(TAIL_MARK_CLOSE));
+	}
+	tail_put_text(t, s + b2, b3 - b2);
+	if (we < total)
+		sbuf_append(&t->line, "\xe2\x80\xa6", 3);
+}
+
+/* 850ms, 30s, 31.2s, 3m, 3m05s, 1h, 1h30m: as a supervisor would say it. */
+static void
+tail_put_ms(struct tail *t, uint64_t ms)
+{
+	if (ms < 1000)
+		sbuf_printf(&t->line, "%" PRIu64 "ms", ms);
+	else if (ms < 60000 && ms % 1000 / 100 == 0)
+		sbuf_printf(&t->line, "%" PRIu64 "s", ms / 1000);
+	else if (ms < 60000)
+		sbuf_printf(&t->line, "%" PRIu64 ".%" PRIu64 "s", ms / 1000,
+		    ms % 1000 / 100);
+	else if (ms < 3600000 && ms % 60000 / 1000 == 0)
+		sbuf_printf(&t->line, "%" PRIu64 "m", ms / 60000);
+	else if (ms < 3600000)
+		sbuf_printf(&t->line, "%" PRIu64 "m%02" PRIu64 "s", ms / 60000,
+		    ms % 60000 / 1000);
+	else if (ms % 3600000 / 60000 == 0)
+		sbuf_printf(&t->line, "%" PRIu64 "h", ms / 3600000);
+	else
+		sbuf_printf(&t->line, "%" PRIu64 "h%02" PRIu64 "m", ms / 3600000,
+		    ms % 3600000 / 60000);
+}
+
+/*
+ * "ts" in local time (TZ): HH:MM:SS today, MM-DD HH:MM:SS on another day,
+ * so history from yesterday is not mistaken for this morning.
+ */
+static void
+tail_put_time(struct tail *t, const char *ts)
+{
+	struct tm	 tm, now_tm;
+	time_t		 when, now;
+	char		 buf[32];
+
+	memset(&tm, 0, sizeof(tm));
+	if (ts == NULL || sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year,
+	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
+		sbuf_printf(&t->line, "--:--:--");
+		return;
+	}
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	when = timegm(&tm);
+	now = time(NULL);
+	if (localtime_r(&when, &tm) == NULL || localtime_r(&now, &now_tm) == NULL) {
+		sbuf_printf(&t->line, "--:--:--");
+		return;
+	}
+	if (tm.tm_year != now_tm.tm_year || tm.tm_yday != now_tm.tm_yday)
+		strftime(buf, sizeof(buf), "%m-%d %H:%M:%S", &tm);
+	else
+		strftime(buf, sizeof(buf), "%H:%M:%S", &tm);
+	tail_sgr(t, TAIL_SGR_DIM);
+	sbuf_append(&t->line, buf, strlen(buf));
+	tail_sgr(t, TAIL_SGR_RESET);
+}
+
+static const char *
+tail_jstr(json_t *o, const char *key)
+{
+	json_t	*v = json_object_get(o, key);
+
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* 0 info, 1 warn, 2 critical; -1 unknown. */
+static int
+tail_severity(const char *s)
+{
+	static const char *const names[] = { "info", "warn", "critical" };
+	size_t	i;
+
+	for (i = 0; s != NULL && i < UTIL_NELEM(names); i++)
+		if (strcmp(s, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * One readable line:
+ * 10:00:05 critical alice c-1 offplatform.add_contact_app BLOCKED agent: »加我薇信« abc123 ×3
+ * 10:00:35 warn     alice c-1 SLA breach: waited 31.2s (threshold 30s), first response
+ */
+static void
+tail_format(struct tail *t, json_t *a)
+{
+	static const char *const sgr[] = { TAIL_SGR_INFO, TAIL_SGR_WARN, TAIL_SGR_CRIT };
+	const char	*type = tail_jstr(a, "type"), *sev = tail_jstr(a, "severity");
+	const char	*cat, *rule, *action, *role, *msg;
+	json_t		*v;
+	size_t		 n;
+	int		 rank = tail_severity(sev);
+
+	tail_put_time(t, tail_jstr(a, "ts"));
+	sbuf_append(&t->line, " ", 1);
+	if (rank >= 0)
+		tail_sgr(t, sgr[rank]);
+	tail_put_str(t, sev);
+	if (rank >= 0)
+		tail_sgr(t, TAIL_SGR_RESET);
+	n = sev != NULL && *sev != '\0' ? strlen(sev) : 1;
+	if (n < 8)	/* "critical": the columns after line up */
+		sbuf_printf(&t->line, "%*s", (int)(8 - n), "");
+	sbuf_append(&t->line, " ", 1);
+	tail_put_str(t, tail_jstr(a, "agent"));
+	sbuf_append(&t->line, " ", 1);
+	tail_put_str(t, tail_jstr(a, "conversation"));
+	sbuf_append(&t->line, " ", 1);
+
+	if (type != NULL && strcmp(type, "rule.hit") == 0) {
+		cat = tail_jstr(a, "category");
+		rule = tail_jstr(a, "rule");
+		/* rule ids usually start with their category: say it once */
+		if (cat != NULL && (rule == NULL || strncmp(rule, cat, strlen(cat)) != 0 ||
+		    rule[strlen(cat)] != '.')) {
+			tail_put_str(t, cat);
+			sbuf_append(&t->line, "/", 1);
+		}
+		tail_put_str(t, rule);
+		sbuf_append(&t->line, " ", 1);
+		action = tail_jstr(a, "action");
+		if (action != NULL && strcmp(action, "block") == 0) {
+			tail_sgr(t, TAIL_SGR_BLOCK);
+			sbuf_printf(&t->line, "BLOCKED");
+			tail_sgr(t, TAIL_SGR_RESET);
+		} else if (action != NULL && strcmp(action, "warn") == 0)
+			sbuf_printf(&t->line, "warned");
+		else if (action != NULL && strcmp(action, "flag") == 0)
+			sbuf_printf(&t->line, "flagged");
+		else
+			tail_put_str(t, action);
+		role = tail_jstr(a, "role");
+		sbuf_append(&t->line, " ", 1);
+		tail_put_str(t, role);
+		sbuf_append(&t->line, ": ", 2);
+		tail_put_chat(t, a);
+	} else if (type != NULL && strncmp(type, "sla.", 4) == 0) {
+		sbuf_printf(&t->line, "SLA ");
+		tail_put_str(t, type + 4);
+		sbuf_append(&t->line, ":", 1);
+		if (json_is_integer(v = json_object_get(a, "waited_ms"))) {
+			sbuf_printf(&t->line, " waited ");
+			tail_put_ms(t, (uint64_t)json_integer_value(v));
+		}
+		if (json_is_integer(v = json_object_get(a, "threshold_ms"))) {
+			sbuf_printf(&t->line, " (threshold ");
+			tail_put_ms(t, (uint64_t)json_integer_value(v));
+			sbuf_append(&t->line, ")", 1);
+		}
+		if (json_is_boolean(v = json_object_get(a, "first")))
+			sbuf_printf(&t->line, ", %s", json_is_true(v) ?
+			    "first response" : "reply");
+	} else {
+		/* a type this version does not know: say what it can */
+		tail_put_str(t, type);
+		if ((msg = tail_jstr(a, "message")) != NULL) {
+			sbuf_append(&t->line, ": ", 2);
+			tail_put_str(t, msg);
+		}
+	}
+	if (json_is_integer(v = json_object_get(a, "count")))
+		sbuf_printf(&t->line, " \xc3\x97%" JSON_INTEGER_FORMAT,	/* × */
+		    json_integer_value(v));
+}
+
+/* Writes the line; TAIL_STOP when stdout is gone (`| head`), TAIL_FATAL on another error. */
+static int
+tail_flush(struct tail *t)
+{
+	sbuf_append(&t->line, "\n", 1);
+	if (t->line.s == NULL) {
+		fprintf(stderr, "chatmon: tail: out of memory\n");
+		return TAIL_FATAL;
+	}
+	if (fwrite(t->line.s, 1, t->line.len, stdout) != t->line.len ||
+	    fflush(stdout) == EOF) {
+		if (errno == EPIPE)
+			return TAIL_STOP;
+		fprintf(stderr, "chatmon: tail: stdout: %s\n", strerror(errno));
+		return TAIL_FATAL;
+	}
+	return TAIL_OK;
+}
+
+/* --- entries -------------------------------------------------------------- */
+
+/* The stream id of an entry [id, [field, value, ...]]; NULL when it is not one. */
+static const char *
+tail_entry_id(const redisReply *e)
+{
+	if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+	    e->element[0]->type != REDIS_REPLY_STRING ||
+	    e->element[0]->len >= TAIL_ID_MAX)
+		return NULL;
+	return e->element[0]->str;
+}
+
+/*
+ * The alert object of a stream entry, owned by the caller; *raw points
+ * into the reply. NULL, with a warning unless quiet, when the entry holds
+ * none: one bad producer must not stop the feed.
+ */
+static json_t *
+tail_entry_alert(const redisReply *e, const char **raw, size_t *rawlen, int quiet)
+{
+	const redisReply	*f;
+	const char		*id = tail_entry_id(e);
+	json_error_t		 err;
+	json_t			*a;
+	size_t			 i;
+
+	if (id == NULL) {
+		if (!quiet)
+			fprintf(stderr, "chatmon: tail: malformed stream entry: skipped\n");
+		return NULL;
+	}
+	f = e->element[1];
+	for (i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
+		if (f->element[i]->type == REDIS_REPLY_STRING &&
+		    strcmp(f->element[i]->str, "alert") == 0 &&
+		    f->element[i + 1]->type == REDIS_REPLY_STRING)
+			break;
+	if (f->type != REDIS_REPLY_ARRAY || i + 1 >= f->elements) {
+		if (!quiet)
+			fprintf(stderr, "chatmon: tail: entry %s: no alert field: skipped\n", id);
+		return NULL;
+	}
+	*raw = f->element[i + 1]->str;
+	*rawlen = f->element[i + 1]->len;
+	if ((a = json_loadb(*raw, *rawlen, 0, &err)) == NULL) {
+		if (!quiet)
+			fprintf(stderr, "chatmon: tail: entry %s: not JSON (%s): "
+			    "skipped\n", id, err.text);
+		return NULL;
+	}
+	if (!json_is_object(a)) {
+		if (!quiet)
+			fprintf(stderr, "chatmon: tail: entry %s: not a JSON object: skipped\n", id);
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+static int
+tail_wanted(struct tail *t, json_t *a)
+{
+	const char	*v;
+	size_t		 n;
+
+	if (t->min_severity > 0 &&
+	    tail_severity(tail_jstr(a, "severity")) < t->min_severity)
+		return 0;
+	if (t->agent != NULL &&
+	    ((v = tail_jstr(a, "agent")) == NULL || strcmp(v, t->agent) != 0))
+		return 0;
+	if (t->type != NULL) {
+		if ((v = tail_jstr(a, "type")) == NULL)
+			return 0;
+		n = strlen(t->type);
+		/* "sla" and "sla." both mean every sla.* type; "rule" is not "rules.x" */
+		if (strcmp(v, t->type) != 0 && !(strncmp(v, t->type, n) == 0 &&
+		    (t->type[n - 1] == '.' || v[n] == '.')))
+			return 0;
+	}
+	return 1;
+}
+
+/* Prints one entry unless it repeats an alert already shown or is filtered out. */
+static int
+tail_entry(struct tail *t, const redisReply *e)
+{
+	json_t		*a;
+	const char	*raw, *id;
+	size_t		 rawlen;
+	int		 rc = TAIL_OK, dup = 0;
+
+	if ((a = tail_entry_alert(e, &raw, &rawlen, 0)) == NULL)
+		return TAIL_OK;
+	if ((id = tail_jstr(a, "id")) != NULL &&
+	    (dup = tail_seen_add(t->seen, id)) == -1) {
+		fprintf(stderr, "chatmon: tail: out of memory\n");
+		rc = TAIL_FATAL;
+	} else if (dup == 0 && tail_wanted(t, a)) {
+		sbuf_reset(&t->line);
+		if (t->json) {
+			sbuf_append(&t->line, raw, rawlen);
+			if (rawlen > 0 && raw[rawlen - 1] == '\n')
+				t->line.s[--t->line.len] = '\0';
+		} else
+			tail_format(t, a);
+		rc = tail_flush(t);
+	}
+	json_decref(a);
+	return rc;
+}
+
+/* --- Redis ---------------------------------------------------------------- */
+
+static void
+tail_disconnect(struct tail *t)
+{
+	redisFree(t->c);
+	t->c = NULL;
+}
+
+static int
+tail_ioerr(struct tail *t)
+{
+	snprintf(t->why, sizeof(t->why), "%s",
+	    t->c->errstr[0] != '\0' ? t->c->errstr : "connection lost");
+	return TAIL_RETRY;
+}
+
+/*
+ * Sends one command and waits for its reply, which the caller frees; a
+ * signal ends the wait (TAIL_STOP). Errors Redis raises while it is
+ * starting or busy are outages; any other error reply is a mistake of the
+ * configuration (a wrong password, a key that is not a stream): fatal.
+ */
+static int
+tail_cmd(struct tail *t, redisReply **rp, int argc, const char **argv)
+{
+	redisContext	*c = t->c;
+	struct pollfd	 pfd;
+	struct timespec	 ts;
+	uint64_t	 deadline, now;
+	void		*aux = NULL;
+	redisReply	*r;
+	int		 done, n;
+
+	*rp = NULL;
+	if (redisAppendCommandArgv(c, argc, argv, NULL) != REDIS_OK)
+		return tail_ioerr(t);
+	do {
+		if (redisBufferWrite(c, &done) != REDIS_OK)
+			return tail_ioerr(t);
+	} while (!done);
+	deadline = util_mono_ns() + (uint64_t)TAIL_IDLE_MS * 1000000;
+	for (;;) {
+		if (redisGetReplyFromReader(c, &aux) != REDIS_OK)
+			return tail_ioerr(t);
+		if (aux != NULL)
+			break;
+		if (tail_stop)
+			return TAIL_STOP;
+		if ((now = util_mono_ns()) >= deadline) {
+			snprintf(t->why, sizeof(t->why), "no reply for %d s",
+			    TAIL_IDLE_MS / 1000);
+			return TAIL_RETRY;
+		}
+		ts.tv_sec = (time_t)((deadline - now) / 1000000000);
+		ts.tv_nsec = (long)((deadline - now) % 1000000000);
+		pfd.fd = c->fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if ((n = ppoll(&pfd, 1, &ts, &t->waitmask)) == -1 && errno != EINTR) {
+			snprintf(t->why, sizeof(t->why), "poll: %s", strerror(errno));
+			return TAIL_RETRY;
+		}
+		if (n > 0) {
+			if (redisBufferRead(c) != REDIS_OK)
+				return tail_ioerr(t);
+			deadline = util_mono_ns() + (uint64_t)TAIL_IDLE_MS * 1000000;
+		}
+	}
+	r = aux;
+	if (r->type != REDIS_REPLY_ERROR) {
+		*rp = r;
+		return TAIL_OK;
+	}
+	snprintf(t->why, sizeof(t->why), "%s: %s", argv[0], r->str);
+	n = strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
+	    strncmp(r->str, "MASTERDOWN", 10) == 0 || strncmp(r->str, "TRYAGAIN", 8) == 0;
+	freeReplyObject(r);
+	if (n)
+		return TAIL_RETRY;
+	fprintf(stderr, "chatmon: tail: redis %s: %s\n", t->url, t->why);
+	return TAIL_FATAL;
+}
+
+/* A command whose reply only matters for its errors. */
+static int
+tail_cmd_ok(struct tail *t, int argc, const char **argv)
+{
+	redisReply	*r;
+	int		 rc;
+
+	if ((rc = tail_cmd(t, &r, argc, argv)) == TAIL_OK)
+		freeReplyObject(r);
+	return rc;
+}
+
+static int
+tail_connect(struct tail *t)
+{
+	struct timeval	 tv = { TAIL_CONNECT_S, 0 };
+	const char	*auth[2] = { "AUTH", t->password };
+	const char	*sel[2] = { "SELECT", NULL };
+	char		 db[16];
+	int		 rc;
+
+	if (t->target.path[0] != '\0')
+		t->c = redisConnectUnixWithTimeout(t->target.path, tv);
+	else
+		t->c = redisConnectWithTimeout(t->target.host, t->target.port, tv);
+	if (t->c == NULL) {
+		snprintf(t->why, sizeof(t->why), "out of memory");
+		return TAIL_RETRY;
+	}
+	if (t->c->err != 0) {
+		snprintf(t->why, sizeof(t->why), "%s", t->c->errstr);
+		tail_disconnect(t);
+		return TAIL_RETRY;
+	}
+	if (t->password != NULL && (rc = tail_cmd_ok(t, 2, auth)) != TAIL_OK)
+		return rc;
+	if (t->target.db != 0) {
+		snprintf(db, sizeof(db), "%d", t->target.db);
+		sel[1] = db;
+		if ((rc = tail_cmd_ok(t, 2, sel)) != TAIL_OK)
+			return rc;
+	}
+	return TAIL_OK;
+}
+
+/* --- reading the stream --------------------------------------------------- */
+
+/* --since -N: the last N entries, oldest first; following starts after the newest. */
+static int
+tail_history_last(struct tail *t)
+{
+	const char	*argv[6] = { "XREVRANGE", t->key, "+", "-", "COUNT", NULL };
+	redisReply	*r;
+	char		 count[24];
+	size_t		 i;
+	int		 rc;
+
+	/* at least one, for the position to follow from */
+	snprintf(count, sizeof(count), "%" PRIu64, t->since_n > 0 ? t->since_n : 1);
+	argv[5] = count;
+	if ((rc = tail_cmd(t, &r, 6, argv)) != TAIL_OK)
+		return rc;
+	if (r->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(r);
+		snprintf(t->why, sizeof(t->why), "XREVRANGE: unexpected reply");
+		return TAIL_RETRY;
+	}
+	snprintf(t->last, sizeof(t->last), "0-0");	/* empty: all that comes is new */
+	if (r->elements > 0 && tail_entry_id(r->element[0]) != NULL)
+		snprintf(t->last, sizeof(t->last), "%s", tail_entry_id(r->element[0]));
+	i = r->elements < t->since_n ? r->elements : (size_t)t->since_n;
+	while (i-- > 0)
+		if ((rc = tail_entry(t, r->element[i])) != TAIL_OK)
+			break;
+	freeReplyObject(r);
+	t->have_pos = rc == TAIL_OK;
+	return rc;
+}
+
+/*
+ * Scans the stream from start for the entry holding alert id since_id;
+ * 1 and t->last set to it when found, 0 when not. The alerts passed on the
+ * way were shown before the given one, so they count as seen: their
+ * re-sent copies are dropped.
+ */
+static int
+tail_scan_alert(struct tail *t, const char *from, int *found)
+{
+	const char	*argv[6] = { "XRANGE", t->key, NULL, "+", "COUNT", TAIL_PAGE };
+	char		 start[TAIL_ID_MAX];
+	const char	*raw, *aid;
+	redisReply	*r;
+	json_t		*a;
+	size_t		 i, rawlen;
+	int		 rc, more = 1;
+
+	*found = 0;
+	snprintf(start, sizeof(start), "%s", from);
+	while (more && !*found) {
+		argv[2] = start;
+		if ((rc = tail_cmd(t, &r, 6, argv)) != TAIL_OK)
+			return rc;
+		more = r->type == REDIS_REPLY_ARRAY && r->elements == TAIL_PAGE_N;
+		for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !*found; i++) {
+			if (tail_entry_id(r->element[i]) == NULL)
+				continue;
+			snprintf(start, sizeof(start), "%s", tail_entry_id(r->element[i]));
+			if ((a = tail_entry_alert(r->element[i], &raw, &rawlen, 1)) == NULL)
+				continue;
+			if ((aid = tail_jstr(a, "id")) != NULL) {
+				if (tail_seen_add(t->seen, aid) == -1) {
+					json_decref(a);
+					freeReplyObject(r);
+					fprintf(stderr, "chatmon: tail: out of memory\n");
+					return TAIL_FATAL;
+				}
+				*found = strcmp(aid, t->since_id) == 0;
+			}
+			json_decref(a);
+		}
+		freeReplyObject(r);
+		if (!*found)
+			tail_id_next(start);
+	}
+	if (*found)
+		snprintf(t->last, sizeof(t->last), "%s", start);
+	return TAIL_OK;
+}
+
+/*
+ * --since ALERT-ID: the entry is searched from the id's own millisecond
+ * forwards (an alert held back by an outage is stored later than it was
+ * made, never earlier), less TAIL_SKEW_MS as the id is chatmond's clock and
+ * the stream id Redis's. Clocks further apart cost a scan of the whole
+ * stream, once.
+ */
+static int
+tail_history_alert(struct tail *t)
+{
+	char	from[TAIL_ID_MAX];
+	int	rc, found;
+
+	snprintf(from, sizeof(from), "%" PRIu64 "-0",
+	    t->since_ms > TAIL_SKEW_MS ? t->since_ms - TAIL_SKEW_MS : 0);
+	if ((rc = tail_scan_alert(t, from, &found)) != TAIL_OK)
+		return rc;
+	if (!found) {
+		tail_seen_clear(t->seen);	/* they may come after it now */
+		if ((rc = tail_scan_alert(t, "-", &found)) != TAIL_OK)
+			return rc;
+	}
+	if (!found) {
+		/* trimmed away, or not sent yet: the best guess is its time */
+		fprintf(stderr, "chatmon: tail: alert %s is not in %s: showing what "
+		    "came after its time\n", t->since_id, t->key);
+		tail_seen_clear(t->seen);
+		tail_id_before(t->last, t->since_ms);
+	}
+	t->have_pos = 1;
+	return TAIL_OK;
+}
+
+static int
+tail_position(struct tail *t)
+{
+	switch (t->since) {
+	case TAIL_SINCE_LAST:
+		return tail_history_last(t);
+	case TAIL_SINCE_ALERT:
+		return tail_history_alert(t);
+	case TAIL_SINCE_STREAM:
+		/* XREAD returns what is after it: following shows the history too */
+		snprintf(t->last, sizeof(t->last), "%" PRIu64 "-%" PRIu64,
+		    t->since_ms, t->since_seq);
+		t->have_pos = 1;
+		return TAIL_OK;
+	}
+	return TAIL_FATAL;
+}
+
+/* One XREAD: whatever came after the last entry, or nothing within a second. */
+static int
+tail_follow(struct tail *t)
+{
+	const char	*argv[8] = { "XREAD", "COUNT", TAIL_PAGE, "BLOCK",
+			    TAIL_BLOCK_MS, "STREAMS", t->key, t->last };
+	const redisReply *s, *entries;
+	redisReply	*r;
+	const char	*id;
+	size_t		 i, j;
+	int		 rc;
+
+	if ((rc = tail_cmd(t, &r, 8, argv)) != TAIL_OK)
+		return rc;
+	for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && rc == TAIL_OK; i++) {
+		s = r->element[i];
+		if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
+		    s->element[1]->type != REDIS_REPLY_ARRAY)
+			continue;
+		entries = s->element[1];
+		for (j = 0; j < entries->elements && rc == TAIL_OK; j++) {
+			if ((id = tail_entry_id(entries->element[j])) != NULL)
+				snprintf(t->last, sizeof(t->last), "%s", id);
+			rc = tail_entry(t, entries->element[j]);
+		}
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
+/* Sleeps up to ms; a signal ends it early. */
+static void
+tail_sleep(struct tail *t, int ms)
+{
+	struct timespec	ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	if (!tail_stop)
+		ppoll(NULL, 0, &ts, &t->waitmask);
+}
+
+/* Connects (again) when needed, then one step; outages are retried, once reported. */
+static int
+tail_run(struct tail *t)
+{
+	int	rc;
+
+	while (!tail_stop) {
+		rc = TAIL_OK;
+		if (t->c == NULL)
+			rc = tail_connect(t);
+		if (rc == TAIL_OK)
+			rc = t->have_pos ? tail_follow(t) : tail_position(t);
+		if (rc == TAIL_OK && t->down) {
+			fprintf(stderr, "chatmon: tail: redis %s: connected\n", t->url);
+			t->down = 0;
+		}
+		if (rc == TAIL_FATAL || rc == TAIL_STOP)
+			return rc;
+		if (rc == TAIL_RETRY) {
+			if (!t->down)
+				fprintf(stderr, "chatmon: tail: redis %s: %s: retrying\n",
+				    t->url, t->why);
+			t->down = 1;
+			if (t->c != NULL)
+				tail_disconnect(t);
+			tail_sleep(t, TAIL_RETRY_MS);
+		}
+	}
+	return TAIL_STOP;
+}
+
+/* --- the command ---------------------------------------------------------- */
+
+static int
+tail_usage(void)
+{
+	fprintf(stderr,
+	    "usage: chatmon tail [-c FILE] [--redis URL] [--since ID|-N] "
+	    "[--severity LEVEL]\n"
+	    "                    [--agent ID] [--type TYPE] [--json]\n"
+	    "\n"
+	    "Shows the alerts of the Redis stream (redis.stream) as they come:\n"
+	    "first the history (--since: -N the last N, default -10; an alert id\n"
+	    "or a stream id: what came after it), then each new alert.\n"
+	    "--severity  info, warn or critical: that and above\n"
+	    "--agent     one agent's alerts\n"
+	    "--type      rule.hit, sla.breach, ... or a prefix: sla\n"
+	    "--json      the alert objects as stored, one per line\n"
+	    "--redis     redis://host[:port][/db] or unix:/path, instead of redis.url\n");
+	return 2;
+}
+
+/* Settings from the configuration, or from the defaults when --redis makes a file unnecessary. */
+static struct config *
+tail_config(const char *path, int explicit, const char *redis_url)
+{
+	struct config	*cfg;
+	struct sbuf	 errs;
+
+	sbuf_init(&errs);
+	if (!explicit && redis_url != NULL && access(path, F_OK) == -1 &&
+	    errno == ENOENT)
+		path = NULL;
+	if ((cfg = config_load(path, NULL, 0, &errs)) == NULL) {
+		fputs(sbuf_str(&errs), stderr);
+		if (!explicit && access(path, F_OK) == -1)
+			fprintf(stderr, "chatmon: tail: no %s: name the "
+			    "configuration (-c FILE) or the server (--redis URL)\n",
+			    path);
+	}
+	sbuf_free(&errs);
+	return cfg;
+}
+
+int
+tail_main(int argc, char **argv, const char *default_config)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "redis", required_argument, NULL, 'r' },
+		{ "since", required_argument, NULL, 's' },
+		{ "severity", required_argument, NULL, 'S' },
+		{ "agent", required_argument, NULL, 'a' },
+		{ "type", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct sigaction	 sa, old_int, old_term, old_pipe;
+	sigset_t		 block, old_mask;
+	struct config		*cfg = NULL;
+	struct tail		 t;
+	const char		*path = default_config, *redis_url = NULL;
+	const char		*prefix, *nc;
+	int			 ch, explicit = 0, rc = 1;
+	size_t			 n;
+
+	memset(&t, 0, sizeof(t));
+	sbuf_init(&t.line);
+	t.since = TAIL_SINCE_LAST;
+	t.since_n = 10;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			explicit = 1;
+			break;
+		case 'r':
+			redis_url = optarg;
+			break;
+		case 's':
+			if (tail_parse_since(&t, optarg) == -1) {
+				fprintf(stderr, "chatmon: tail: --since: want -N, an alert "
+				    "id or a stream id, not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'S':
+			if ((t.min_severity = tail_severity(optarg)) == -1) {
+				fprintf(stderr, "chatmon: tail: --severity: info, warn "
+				    "or critical, not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'a':
+			t.agent = optarg;
+			break;
+		case 't':
+			if (*optarg == '\0') {
+				fprintf(stderr, "chatmon: tail: --type: empty\n");
+				return 2;
+			}
+			t.type = optarg;
+			break;
+		case 'j':
+			t.json = 1;
+			break;
+		default:
+			return tail_usage();
+		}
+	}
+	if (optind != argc)
+		return tail_usage();
+
+	if ((cfg = tail_config(path, explicit, redis_url)) == NULL)
+		return 1;
+	t.url = cfg->redis.url;
+	t.target = cfg->redis.target;
+	if (redis_url != NULL) {
+		if (config_parse_redis_url(redis_url, &t.target) == -1) {
+			fprintf(stderr, "chatmon: tail: --redis: want redis://host[:port][/db] "
+			    "or unix:/path, not '%s'\n", redis_url);
+			config_free(cfg);
+			return 2;
+		}
+		t.url = redis_url;
+	}
+	t.password = cfg->redis.password;
+	prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
+	n = strlen(prefix) + strlen(cfg->redis.stream) + 1;
+	if ((t.key = malloc(n)) == NULL || (t.seen = tail_seen_new()) == NULL) {
+		fprintf(stderr, "chatmon: tail: out of memory\n");
+		goto out;
+	}
+	snprintf(t.key, n, "%s%s", prefix, cfg->redis.stream);
+	/* https://no-color.org: set and not empty means no colour */
+	nc = getenv("NO_COLOR");
+	t.colour = isatty(STDOUT_FILENO) && (nc == NULL || *nc == '\0') &&
+	    !(getenv("TERM") != NULL && strcmp(getenv("TERM"), "dumb") == 0);
+
+	/*
+	 * SIGINT and SIGTERM stay blocked except inside ppoll, so one arriving
+	 * between a check of tail_stop and the wait cannot be lost. SIGPIPE is
+	 * ignored: hiredis writes with write(2), and a Redis that went away
+	 * must be an outage, not the end of the program.
+	 */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = tail_onsignal;
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &old_mask);
+	t.waitmask = old_mask;
+	sigdelset(&t.waitmask, SIGINT);
+	sigdelset(&t.waitmask, SIGTERM);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, &old_pipe);
+	tail_stop = 0;
+
+	rc = tail_run(&t) == TAIL_FATAL ? 1 : 0;
+
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);	/* a pending signal lands in our handler */
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGPIPE, &old_pipe, NULL);
+out:
+	if (t.c != NULL)
+		tail_disconnect(&t);
+	tail_seen_free(t.seen);
+	sbuf_free(&t.line);
+	free(t.key);
+	config_free(cfg);
+	return rc;
+}
