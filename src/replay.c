@@ -379,7 +379,7 @@ replay_main(int argc, char **argv, const char *default_config)
 	json_t			*o, *agents;
 	const char		*cfgpath = default_config, *why, *name;
 	char			*line = NULL, *dump;
-	size_t			 cap = 0, lineno, i;
+	size_t			 cap = 0, lineno;
 	ssize_t			 n;
 	int64_t			 last = INT64_MIN;
 	FILE			*f;
@@ -399,20 +399,7 @@ replay_main(int argc, char **argv, const char *default_config)
 		rc = 1;
 		goto out;
 	}
-	memset(&s, 0, sizeof(s));
-	s.first_response_ms = cfg->sla.first_response_ms;
-	s.reply_ms = cfg->sla.reply_ms;
-	s.warn_at = cfg->sla.warn_at;
-	s.escalate_ms = cfg->sla.escalate_ms;
-	s.idle_ms = cfg->sla.idle_ms;
-	s.cap_ms = cfg->sla.cap_ms;
-	s.rate_ms = cfg->sla.rate_ms;
-	for (i = 0; i < cfg->sla.nhours && i < SLA_MAX_HOURS; i++) {
-		s.hours[i].from_min = cfg->sla.hours[i].from_min;
-		s.hours[i].to_min = cfg->sla.hours[i].to_min;
-	}
-	s.nhours = i;
-	s.utc_offset_min = cfg->sla.utc_offset_min;
+	sla_config_from(&s, &cfg->sla);
 	if ((rp.sla = sla_new(&s, replay_emit, replay_release, &rp)) == NULL)
 		goto oom;
 

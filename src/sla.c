@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chatmon/config.h"
 #include "chatmon/sla.h"
 
 #define SLA_DAY_MS	86400000LL
@@ -963,4 +964,25 @@ size_t
 sla_open_rounds(const struct sla *s)
 {
 	return s->nopen;
+}
+
+void
+sla_config_from(struct sla_config *s, const struct config_sla *c)
+{
+	size_t	i;
+
+	memset(s, 0, sizeof(*s));
+	s->first_response_ms = c->first_response_ms;
+	s->reply_ms = c->reply_ms;
+	s->warn_at = c->warn_at;
+	s->escalate_ms = c->escalate_ms;
+	s->idle_ms = c->idle_ms;
+	s->cap_ms = c->cap_ms;
+	s->rate_ms = c->rate_ms;
+	for (i = 0; i < c->nhours && i < SLA_MAX_HOURS; i++) {
+		s->hours[i].from_min = c->hours[i].from_min;
+		s->hours[i].to_min = c->hours[i].to_min;
+	}
+	s->nhours = i;
+	s->utc_offset_min = c->utc_offset_min;
 }

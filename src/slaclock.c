@@ -46,27 +46,6 @@ struct slaclock {
 
 static void	slaclock_arm(struct slaclock_conv *, int64_t now);
 
-static void
-slaclock_config(struct sla_config *s, const struct config *cfg)
-{
-	size_t	i;
-
-	memset(s, 0, sizeof(*s));
-	s->first_response_ms = cfg->sla.first_response_ms;
-	s->reply_ms = cfg->sla.reply_ms;
-	s->warn_at = cfg->sla.warn_at;
-	s->escalate_ms = cfg->sla.escalate_ms;
-	s->idle_ms = cfg->sla.idle_ms;
-	s->cap_ms = cfg->sla.cap_ms;
-	s->rate_ms = cfg->sla.rate_ms;
-	for (i = 0; i < cfg->sla.nhours && i < SLA_MAX_HOURS; i++) {
-		s->hours[i].from_min = cfg->sla.hours[i].from_min;
-		s->hours[i].to_min = cfg->sla.hours[i].to_min;
-	}
-	s->nhours = i;
-	s->utc_offset_min = cfg->sla.utc_offset_min;
-}
-
 /* The durations most timers are armed with, as common timeouts. */
 static void
 slaclock_common(struct slaclock *clk, const struct sla_config *s)
@@ -265,7 +244,7 @@ slaclock_new(struct event_base *base, const struct config *cfg,
 	clk->ids = ids;
 	clk->publish = publish;
 	clk->arg = arg;
-	slaclock_config(&s, cfg);
+	sla_config_from(&s, &cfg->sla);
 	if ((clk->sla = sla_new(&s, slaclock_emit, slaclock_release, clk)) == NULL)
 		goto oom;
 	slaclock_common(clk, &s);
@@ -281,7 +260,7 @@ slaclock_set_config(struct slaclock *clk, const struct config *cfg)
 {
 	struct sla_config	s;
 
-	slaclock_config(&s, cfg);
+	sla_config_from(&s, &cfg->sla);
 	sla_set_config(clk->sla, &s);
 	slaclock_common(clk, &s);
 }

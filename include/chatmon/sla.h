@@ -138,6 +138,10 @@ void	sla_agents(const struct sla *, void (*cb)(const char *agent,
 size_t	sla_conversations(const struct sla *);
 size_t	sla_open_rounds(const struct sla *);
 
+/* The engine's settings from the configuration's sla.* keys. */
+struct config_sla;
+void	sla_config_from(struct sla_config *, const struct config_sla *);
+
 /* Service-time arithmetic under cfg (exported for the tests and replay). */
 uint64_t sla_service_ms(const struct sla_config *, int64_t from, int64_t to);
 /* The wall time at which ms of service time have passed since from. */
