@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "chatmon/alertfmt.h"
+#include "chatmon/sla.h"
 
 void
 alertfmt_id(char out[ALERTFMT_ID_MAX], int64_t wall_ms, struct alertfmt_ids *ids)
@@ -71,24 +72,42 @@ alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
 	    "message", h->message));
 }
 
-int
-alertfmt_sla(struct sbuf *out, const struct alertfmt_sla *a)
+const char *
+alertfmt_sla_type(const struct sla_event *e)
 {
-	char	ts[32];
+	static const char *const t[] = { "sla.warn", "sla.breach", "sla.escalate" };
 
-	alertfmt_ts(ts, a->wall_ms);
+	return t[e->type];
+}
+
+/* warn is for the agent, breach for supervisors too, escalate is critical */
+const char *
+alertfmt_sla_severity(const struct sla_event *e)
+{
+	static const char *const s[] = { "info", "warn", "critical" };
+
+	return s[e->type];
+}
+
+int
+alertfmt_sla(struct sbuf *out, struct alertfmt_ids *ids, const struct sla_event *e)
+{
+	char	ts[32], id[ALERTFMT_ID_MAX];
+
+	alertfmt_id(id, e->due, ids);
+	alertfmt_ts(ts, e->due);
 	return alertfmt_dump(out, json_pack(
 	    "{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:I, s:I, s:b}",
 	    "v", 1,
-	    "id", a->id,
+	    "id", id,
 	    "ts", ts,
-	    "type", a->type,
-	    "severity", a->severity,
-	    "agent", a->agent,
-	    "conversation", a->conversation, (int)a->conversation_len,
-	    "waited_ms", (json_int_t)a->waited_ms,
-	    "threshold_ms", (json_int_t)a->threshold_ms,
-	    "first", a->first));
+	    "type", alertfmt_sla_type(e),
+	    "severity", alertfmt_sla_severity(e),
+	    "agent", e->agent,
+	    "conversation", e->conversation, (int)e->conversation_len,
+	    "waited_ms", (json_int_t)e->waited_ms,
+	    "threshold_ms", (json_int_t)e->threshold_ms,
+	    "first", e->first));
 }
 
 /*

@@ -132,25 +132,10 @@ replay_print(struct replay *rp)
 static void
 replay_emit(const struct sla_event *e, void *arg)
 {
-	static const char *const type[] = { "sla.warn", "sla.breach", "sla.escalate" };
-	static const char *const sev[] = { "info", "warn", "critical" };
-	struct replay		*rp = arg;
-	struct alertfmt_sla	 a;
-	char			 id[ALERTFMT_ID_MAX];
+	struct replay	*rp = arg;
 
-	alertfmt_id(id, e->due, &rp->ids);
-	a.id = id;
-	a.wall_ms = e->due;
-	a.type = type[e->type];
-	a.severity = sev[e->type];
-	a.agent = e->agent;
-	a.conversation = e->conversation;
-	a.conversation_len = e->conversation_len;
-	a.waited_ms = e->waited_ms;
-	a.threshold_ms = e->threshold_ms;
-	a.first = e->first;
 	sbuf_reset(&rp->out);
-	if (alertfmt_sla(&rp->out, &a) == -1) {
+	if (alertfmt_sla(&rp->out, &rp->ids, e) == -1) {
 		rp->oom = 1;
 		return;
 	}

@@ -128,12 +128,8 @@ slaclock_release(struct sla_conv *conv, void *udata, void *arg)
 static void
 slaclock_emit(const struct sla_event *e, void *arg)
 {
-	static const char *const type[] = { "sla.warn", "sla.breach", "sla.escalate" };
-	static const char *const sev[] = { "info", "warn", "critical" };
 	struct slaclock		*clk = arg;
 	struct slaclock_conv	*c = sla_conv_udata(e->conv);
-	struct alertfmt_sla	 a;
-	char			 id[ALERTFMT_ID_MAX];
 
 	switch (e->type) {
 	case SLA_WARN:
@@ -146,23 +142,14 @@ slaclock_emit(const struct sla_event *e, void *arg)
 		clk->metrics->sla_escalations++;
 		break;
 	}
-	alertfmt_id(id, e->due, clk->ids);
-	a.id = id;
-	a.wall_ms = e->due;
-	a.type = type[e->type];
-	a.severity = sev[e->type];
-	a.agent = e->agent;
-	a.conversation = e->conversation;
-	a.conversation_len = e->conversation_len;
-	a.waited_ms = e->waited_ms;
-	a.threshold_ms = e->threshold_ms;
-	a.first = e->first;
 	sbuf_reset(&clk->alert);
-	if (alertfmt_sla(&clk->alert, &a) == -1) {
-		log_warnx("slaclock_emit: out of memory, %s lost", a.type);
+	if (alertfmt_sla(&clk->alert, clk->ids, e) == -1) {
+		log_warnx("slaclock_emit: out of memory, %s lost",
+		    alertfmt_sla_type(e));
 		return;
 	}
-	clk->publish(clk->alert.s, clk->alert.len, (int)e->type, a.type, e->agent,
+	clk->publish(clk->alert.s, clk->alert.len, (int)e->type,
+	    alertfmt_sla_type(e), e->agent,
 	    e->conversation, e->conversation_len, clk->arg);
 	/* warn and breach tell the agent; escalation is for supervisors */
 	if (e->type == SLA_ESCALATE || c == NULL || c->peer == NULL ||

@@ -37,22 +37,17 @@ struct alertfmt_turn {
 	size_t		 text_len;
 };
 
-/* Where an SLA event happened. */
-struct alertfmt_sla {
-	const char	*id;
-	int64_t		 wall_ms;	/* when it was due */
-	const char	*type;		/* "sla.warn" | "sla.breach" | "sla.escalate" */
-	const char	*severity;
-	const char	*agent;
-	const char	*conversation;
-	size_t		 conversation_len;
-	uint64_t	 waited_ms;
-	uint64_t	 threshold_ms;
-	int		 first;
-};
+struct sla_event;
 
-/* Appends an SLA alert object to out; 0, or -1 on ENOMEM. */
-int	alertfmt_sla(struct sbuf *out, const struct alertfmt_sla *);
+/* "sla.warn" | "sla.breach" | "sla.escalate", and their severities. */
+const char *alertfmt_sla_type(const struct sla_event *);
+const char *alertfmt_sla_severity(const struct sla_event *);
+/*
+ * Appends the alert object of an SLA event (its ts is when it was due) with
+ * the next id of ids; 0, or -1 on ENOMEM.
+ */
+int	alertfmt_sla(struct sbuf *out, struct alertfmt_ids *ids,
+	    const struct sla_event *);
 
 /* Appends the rule.hit alert object to out; 0, or -1 on ENOMEM. */
 int	alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *,
