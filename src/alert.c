@@ -260,10 +260,11 @@ alert_spool_clear(struct alert *a)
 
 /*
  * The outbox is full: spill its oldest unsent alert to the spool or, when
- * that cannot take it, drop the oldest of the least severe.
+ * that cannot take it, drop the oldest of the least severe, the newcomer
+ * of severity sev included. Returns 1 when the newcomer is the one to go.
  */
-static void
-alert_make_room(struct alert *a)
+static int
+alert_make_room(struct alert *a, int sev_new)
 {
 	struct alert_item	 it;
 	/* what is in flight is all spool or all outbox (alert_send) */
@@ -274,9 +275,9 @@ alert_make_room(struct alert *a)
 	if (first < a->box.n && alert_spill(a, alert_at(&a->box, first)) == 0) {
 		it = alert_take(&a->box, first);
 		free(it.json);
-		return;
+		return 0;
 	}
-	for (sev = ALERT_INFO; sev <= ALERT_CRITICAL; sev++)
+	for (sev = ALERT_INFO; sev <= ALERT_CRITICAL; sev++) {
 		for (i = first; i < a->box.n; i++)
 			if (alert_at(&a->box, i)->sev == sev) {
 				it = alert_take(&a->box, i);
@@ -285,8 +286,12 @@ alert_make_room(struct alert *a)
 				    "no room to spool: dropped %s",
 				    a->outbox_max, it.json);
 				free(it.json);
-				return;
+				return 0;
 			}
+		if (sev == sev_new)
+			return 1;	/* nothing older is less severe than it */
+	}
+	return 1;
 }
 
 static void
@@ -303,8 +308,13 @@ alert_enqueue(struct alert *a, const char *json, size_t len, int sev)
 		log_warnx("alert_enqueue: out of memory, dropped %.*s", (int)len, json);
 		return;
 	}
-	if (a->box.n >= a->outbox_max)
-		alert_make_room(a);
+	if (a->box.n >= a->outbox_max && alert_make_room(a, sev)) {
+		a->m->alerts_dropped++;
+		log_warnx("alert_enqueue: outbox full (%zu), no room to spool, and "
+		    "nothing older is less severe: dropped %s", a->outbox_max, it.json);
+		free(it.json);
+		return;
+	}
 	if (alert_push(&a->box, it) == -1) {
 		a->m->alerts_dropped++;
 		log_warnx("alert_enqueue: out of memory, dropped %s", it.json);

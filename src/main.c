@@ -260,10 +260,12 @@ out:
 		for (i = 0; i < 100 && event_base_loop(d.base, EVLOOP_NONBLOCK) == 0; i++)
 			;
 		relay_log_figures(d.relay);
-		chatmond_log_stats(&d);
 	}
 	relay_free(d.relay);	/* its SLA timers are events on the base */
 	d.relay = NULL;
+	/* after the sink: what it spooled or lost at exit is counted */
+	if (d.srv != NULL)
+		chatmond_log_stats(&d);
 	if (d.ev_term)
 		event_free(d.ev_term);
 	if (d.ev_int)

@@ -682,7 +682,8 @@ tail_entry_alert(const redisReply *e, const char **raw, size_t *rawlen, int quie
 	}
 	*raw = f->element[i + 1]->str;
 	*rawlen = f->element[i + 1]->len;
-	if ((a = json_loadb(*raw, *rawlen, 0, &err)) == NULL) {
+	/* chat text may hold U+0000, and chatmond keeps it whole */
+	if ((a = json_loadb(*raw, *rawlen, JSON_ALLOW_NUL, &err)) == NULL) {
 		if (!quiet)
 			fprintf(stderr, "chatmon: tail: entry %s: not JSON (%s): "
 			    "skipped\n", id, err.text);
@@ -1087,10 +1088,11 @@ tail_run(struct tail *t)
 
 /* --- the command ---------------------------------------------------------- */
 
+/* --help: stdout and 0; a usage error: stderr and 2. */
 static int
-tail_usage(void)
+tail_usage(FILE *f)
 {
-	fprintf(stderr,
+	fprintf(f,
 	    "usage: chatmon tail [-c FILE] [--redis URL] [--since ID|-N] "
 	    "[--severity LEVEL]\n"
 	    "                    [--agent ID] [--type TYPE] [--json]\n"
@@ -1103,7 +1105,7 @@ tail_usage(void)
 	    "--type      rule.hit, sla.breach, ... or a prefix: sla\n"
 	    "--json      the alert objects as stored, one per line\n"
 	    "--redis     redis://host[:port][/db] or unix:/path, instead of redis.url\n");
-	return 2;
+	return f == stdout ? 0 : 2;
 }
 
 /* Settings from the configuration, or from the defaults when --redis makes a file unnecessary. */
@@ -1192,12 +1194,14 @@ tail_main(int argc, char **argv, const char *default_config)
 		case 'j':
 			t.json = 1;
 			break;
+		case 'h':
+			return tail_usage(stdout);
 		default:
-			return tail_usage();
+			return tail_usage(stderr);
 		}
 	}
 	if (optind != argc)
-		return tail_usage();
+		return tail_usage(stderr);
 
 	if ((cfg = tail_config(path, explicit, redis_url)) == NULL)
 		return 1;

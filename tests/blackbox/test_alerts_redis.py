@@ -1,0 +1,646 @@
+"""Alerts to a real Redis: every alert is PUBLISHed on the channel and XADDed
+to the stream (field `alert`, the same JSON as the `alert:` log line), over
+TCP, a unix socket, with a password, a db number and a key prefix; while
+Redis is killed or stopped the alerts wait and are all delivered afterwards
+(at least once: duplicates by id are counted, never lost) without slowing
+chat; undelivered alerts survive a restart of chatmond through redis.spool;
+redis.outbox bounds memory, dropping the least severe first; redis.fold
+folds identical alerts into one with a "count".
+
+Each test starts its own redis-server (free port, own directory) and stops
+it by PID. The outage figures are printed (run with -s to see them)."""
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+import redis
+
+from conftest import SLOW, T, agent, free_port, recv, run
+
+LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+CHANNEL, STREAM = "chatmon:alerts", "chatmon:alerts:log"
+FOLD0 = ["-o", "redis.fold=0"]
+# SLA thresholds short enough to watch: warn 100 ms, breach 200 ms, escalate 1 s
+SHORT_SLA = ["-o", "sla.first_response=200ms", "-o", "sla.warn_at=0.5",
+             "-o", "sla.escalate=1s", "-o", "sla.reply=300ms"]
+# no SLA alert within a test: the echo agents' rounds never come near these
+LONG_SLA = ["-o", "sla.first_response=60s", "-o", "sla.reply=60s", "-o", "sla.escalate=120s"]
+SEVERITY = {"info": 0, "warn": 1, "critical": 2}
+
+pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="no redis-server")
+
+
+# --------------------------------------------------------------------------
+# A real redis-server
+
+
+class RedisServer:
+    """One redis-server process: TCP on 127.0.0.1 (a free port) or a unix
+    socket only, optionally with a password and an AOF that survives SIGKILL."""
+
+    def __init__(self, port=None, unix=False, password=None, aof=False):
+        # short: a unix socket path has at most 107 bytes
+        self.dir = tempfile.mkdtemp(prefix="cm-redis-")
+        self.unix = os.path.join(self.dir, "redis.sock") if unix else None
+        self.port = 0 if unix else (port or free_port())
+        self.password = password
+        self.aof = aof
+        self.proc = None
+
+    def url(self, db=None):
+        if self.unix:
+            return f"unix:{self.unix}"
+        return f"redis://127.0.0.1:{self.port}" + (f"/{db}" if db is not None else "")
+
+    def client(self, db=0, timeout=5):
+        kw = dict(db=db, password=self.password, decode_responses=True,
+                  socket_timeout=timeout, socket_connect_timeout=timeout)
+        if self.unix:
+            return redis.Redis(unix_socket_path=self.unix, **kw)
+        return redis.Redis(host="127.0.0.1", port=self.port, **kw)
+
+    def start(self, timeout=10):
+        assert self.proc is None or self.proc.poll() is not None
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir, "--save", "", "--daemonize", "no",
+                "--logfile", os.path.join(self.dir, "redis.log")]
+        # fsync always: what Redis acknowledged survives its SIGKILL
+        args += ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else \
+            ["--appendonly", "no"]
+        if self.unix:
+            args += ["--unixsocket", self.unix, "--unixsocketperm", "700"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout * SLOW
+        c = self.client(timeout=1)
+        try:
+            while True:
+                try:
+                    if c.ping():
+                        return self
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                        redis.exceptions.BusyLoadingError):
+                    pass
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"redis-server did not start ({self.proc.poll()}):\n"
+                                         f"{self.log()[-2000:]}")
+                time.sleep(0.05)
+        finally:
+            c.close()
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "redis.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def kill(self):
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+
+    def pause(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server():
+    """redis_server(start=True, **kw) -> RedisServer; all are killed at teardown."""
+    made = []
+
+    def make(start=True, **kw):
+        r = RedisServer(**kw)
+        made.append(r)
+        return r.start() if start else r
+    yield make
+    for r in made:
+        r.close()
+
+
+# --------------------------------------------------------------------------
+# Helpers
+
+
+def turn(conv, text):
+    return json.dumps({"type": "message", "conversation": conv, "text": text},
+                      ensure_ascii=False)
+
+
+def logged(d):
+    """The raw JSON of every `alert:` log line, in order."""
+    return [line.split(": info: alert: ", 1)[1] for line in d.log().splitlines()
+            if ": info: alert: " in line]
+
+
+def aid(raw):
+    return json.loads(raw)["id"]
+
+
+def stream(client, key=STREAM):
+    """The stream's alerts (raw JSON), in stream order; each entry has the one field."""
+    out = []
+    for _, fields in client.xrange(key, "-", "+"):
+        assert list(fields) == ["alert"], fields
+        out.append(fields["alert"])
+    return out
+
+
+def wait_for(pred, timeout, what, poll=0.05):
+    """pred() until truthy (returned), at most timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(poll)
+
+
+def dedup(raws):
+    """(the first of every id, in order; how many were repeats)."""
+    seen, out = set(), []
+    for raw in raws:
+        i = aid(raw)
+        if i not in seen:
+            seen.add(i)
+            out.append(raw)
+    return out, len(raws) - len(out)
+
+
+async def expect_warning(ws, blocked=True):
+    f = json.loads(await recv(ws))
+    assert f["type"] == "chatmon.warning" and f["blocked"] is blocked, f
+    return f["alert"]
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else 0.0
+
+
+# --------------------------------------------------------------------------
+# 1. One rule hit and one SLA breach reach the channel and the stream
+
+
+VARIANTS = {
+    "tcp": {},
+    "prefix": {"prefix": "shop7:"},
+    "unix": {"unix": True},
+    "password": {"password": "s3cret-Pw"},
+    "db2": {"db": 2},
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_rule_hit_and_sla_breach_on_channel_and_stream(daemon, backend, redis_server,
+                                                       tmp_path, variant):
+    v = VARIANTS[variant]
+    r = redis_server(unix=v.get("unix", False), password=v.get("password"))
+    db = v.get("db", 0)
+    prefix = v.get("prefix", "")
+    c = r.client(db)
+    sub = c.pubsub()
+    sub.subscribe(prefix + CHANNEL)
+    m = sub.get_message(timeout=T)
+    assert m and m["type"] == "subscribe", m         # listening before any alert
+
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps([{"at": 0, "text": turn("s-1", "在吗,这款还有M码吗")}],
+                                 ensure_ascii=False), encoding="utf-8")
+    b = backend(script="customer.py")
+    args = SHORT_SLA + ["-o", "sla.timezone=UTC"]
+    if prefix:
+        args += ["-o", f"redis.prefix={prefix}"]
+    if v.get("password"):
+        args += ["-o", f"redis.password={v['password']}"]
+    d = daemon(b.port, rules=LIVE, redis=r.url(db if db else None), args=args)
+
+    async def main():
+        async with agent(d, f"/script?file={script}&agent=alice") as ws:
+            kinds = set()
+            deadline = time.monotonic() + T
+            sent = False
+            while not {"rule.hit", "sla.breach"} <= kinds:
+                assert time.monotonic() < deadline, kinds
+                f = json.loads(await recv(ws))
+                if f["type"] == "message" and not sent:
+                    assert f["conversation"] == "s-1"
+                    await ws.send(turn("r-1", "加我微信,给你便宜"))
+                    sent = True
+                elif f["type"] == "chatmon.warning":
+                    kinds.add(f["alert"]["type"])
+            # the escalation (log and Redis only) at 1 s
+            await asyncio.sleep(1.0)
+    run(main())
+    want = ["rule.hit", "sla.warn", "sla.breach", "sla.escalate"]
+    raws = wait_for(lambda: len(logged(d)) >= 4 and logged(d), T, "4 alerts logged")
+    assert sorted(json.loads(x)["type"] for x in raws) == sorted(want), raws
+
+    got = wait_for(lambda: len(stream(c, prefix + STREAM)) >= 4 and stream(c, prefix + STREAM),
+                   T, f"4 alerts in the stream {prefix + STREAM}")
+    assert got == raws          # the same bytes, in the same order, each once
+    published = []
+    deadline = time.monotonic() + T
+    while len(published) < 4 and time.monotonic() < deadline:
+        m = sub.get_message(timeout=0.5)
+        if m and m["type"] == "message":
+            assert m["channel"] == prefix + CHANNEL
+            published.append(m["data"])
+    assert published == raws
+    sub.close()
+    # the stream is the only key, in the named db, under the prefix
+    assert c.keys("*") == [prefix + STREAM]
+    if db:
+        assert r.client(0).keys("*") == []
+
+    by = {json.loads(x)["type"]: json.loads(x) for x in raws}
+    hit = by["rule.hit"]
+    assert (hit["severity"], hit["agent"], hit["conversation"], hit["role"]) == \
+        ("critical", "alice", "r-1", "agent")
+    assert (hit["rule"], hit["category"], hit["action"]) == \
+        ("offplatform.test_contact", "offplatform", "block")
+    assert hit["text"] == "加我微信,给你便宜" and hit["matched"] == "加我微信"
+    for kind, sev, ms in (("sla.warn", "info", 100), ("sla.breach", "warn", 200),
+                          ("sla.escalate", "critical", 1000)):
+        a = by[kind]
+        assert (a["severity"], a["agent"], a["conversation"]) == (sev, "alice", "s-1"), a
+        assert a["waited_ms"] == ms and a["first"] is True, a
+        assert a["threshold_ms"] == (1000 if kind == "sla.escalate" else 200), a
+    ids = [json.loads(x)["id"] for x in raws]
+    assert len(set(ids)) == 4 and ids == sorted(ids)
+    for x in raws:
+        assert json.loads(x)["ts"].endswith("Z")
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["alerts_total"] == 4 and st["alerts_sent"] == 4 and st["alerts_dropped"] == 0
+    assert st["redis_connected"] == 1 and st["alerts_queued"] == 0
+
+
+# --------------------------------------------------------------------------
+# 2, 3. An outage while alerts keep coming at a steady rate
+
+
+RATE = 20               # alerts a second
+BEFORE, OUTAGE, AFTER = 1.0, 3.0, 1.0       # s
+
+
+def outage(daemon, backend, redis_server, how):
+    """Alerts at RATE/s and an echo agent timing round trips; Redis goes away
+    (how: kill | stop) for OUTAGE s, BEFORE s in, and comes back. Returns figures."""
+    r = redis_server(aof=True)
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=FOLD0 + LONG_SLA)
+    marks = {}
+    rtts = []               # (sent at, round trip s)
+    stop = asyncio.Event()
+
+    def ids_in_stream():
+        return {aid(x) for x in stream(c)}
+
+    async def generate(ws):
+        loop = asyncio.get_running_loop()
+        t0, n = loop.time(), 0
+        warned = 0
+
+        async def read():
+            nonlocal warned
+            while True:
+                await expect_warning(ws)
+                warned += 1
+        reader = asyncio.create_task(read())
+        while not stop.is_set():
+            await ws.send(turn(f"g-{n}", "亲,加我微信给你优惠"))
+            n += 1
+            await asyncio.sleep(max(0.0, t0 + n / RATE - loop.time()))
+        deadline = time.monotonic() + T
+        while warned < n and time.monotonic() < deadline and not reader.done():
+            await asyncio.sleep(0.02)
+        reader.cancel()
+        assert warned == n, f"{warned} warning frames for {n} blocked turns"
+        return n
+
+    async def echo(ws):
+        k = 0
+        while not stop.is_set():
+            msg = turn(f"e-{k % 5}", f"亲,在的 {k}")
+            t = time.monotonic()
+            await ws.send(msg)
+            got = json.loads(await recv(ws))
+            rtts.append((t, time.monotonic() - t))
+            assert got["text"] == f"亲,在的 {k}", got
+            k += 1
+            await asyncio.sleep(0.02)
+
+    async def drain():
+        # the alerts logged before Redis came back: how long until all are in
+        want = {aid(x) for x in logged(d)}
+        t = marks["up"]
+        while not want <= await asyncio.to_thread(ids_in_stream):
+            assert time.monotonic() - t < 20 * SLOW, "not drained within 20 s of the restart"
+            await asyncio.sleep(0.05)
+        marks["drained"] = time.monotonic()
+
+    async def orchestrate():
+        await asyncio.sleep(BEFORE)
+        marks["down"] = time.monotonic()
+        await asyncio.to_thread(r.kill if how == "kill" else r.pause)
+        await asyncio.sleep(OUTAGE)
+        await asyncio.to_thread(r.start if how == "kill" else r.resume)
+        marks["up"] = time.monotonic()
+        drained = asyncio.create_task(drain())
+        await asyncio.sleep(AFTER)
+        stop.set()
+        await drained
+
+    async def main():
+        async with agent(d, "/echo?agent=gen") as g, agent(d, "/echo?agent=echo") as e:
+            n, _, _ = await asyncio.gather(generate(g), echo(e), orchestrate())
+            return n
+    n = run(main())
+    assert d.proc.poll() is None, "chatmond died"
+    raws = logged(d)
+    assert len(raws) == n
+    want = [aid(x) for x in raws]
+    assert want == sorted(want) and len(set(want)) == n
+    # everything, eventually
+    wait_for(lambda: set(want) <= ids_in_stream(), 15 * SLOW, "every logged alert in the stream")
+    time.sleep(0.3)
+    got = stream(c)
+    firsts, dups = dedup(got)
+    assert [aid(x) for x in firsts] == want         # each once after de-duplication, in id order
+    assert firsts == raws                           # the very bytes that were logged
+    # chat did not wait for Redis
+    down, up = marks["down"], marks["up"]
+    during = [rt for t, rt in rtts if down <= t <= up + 0.5]
+    base = [rt for t, rt in rtts if t < down]
+    assert len(during) >= 20, f"only {len(during)} round trips during the outage"
+    p99 = percentile(during, 0.99)
+    figs = dict(how=how, sent=n, delivered=len(firsts), stream_entries=len(got),
+                duplicates=dups, drain_s=round(marks["drained"] - up, 2),
+                rtt_p50_ms_before=round(percentile(base, 0.5) * 1000, 1),
+                rtt_p99_ms_before=round(percentile(base, 0.99) * 1000, 1),
+                rtt_p50_ms_outage=round(percentile(during, 0.5) * 1000, 1),
+                rtt_p99_ms_outage=round(p99 * 1000, 1),
+                rtt_max_ms_outage=round(max(during) * 1000, 1))
+    print(f"\nREDIS-OUTAGE {json.dumps(figs)}")
+    assert p99 < 0.100 * SLOW, figs
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["alerts_total"] == n and st["alerts_dropped"] == 0, st
+    assert st["alerts_sent"] >= n and st["alerts_queued"] == 0, st
+    assert st["redis_reconnects"] >= 1 and st["redis_connected"] == 1, st
+    return figs, d
+
+
+def test_redis_killed_and_restarted_loses_nothing(daemon, backend, redis_server):
+    figs, d = outage(daemon, backend, redis_server, "kill")
+    assert re.search(r"alert_on_disconnect: redis 127\.0\.0\.1: connection lost", d.log())
+
+
+def test_redis_stopped_and_continued_loses_nothing(daemon, backend, redis_server):
+    figs, d = outage(daemon, backend, redis_server, "stop")
+    # a stopped Redis answers nothing: the connection goes after redis.timeout
+    assert "no reply within redis.timeout" in d.log()
+
+
+# --------------------------------------------------------------------------
+# 4. chatmond restarted while Redis is down: the spool carries the alerts over
+
+
+async def block_hits(d, convs, agent_id):
+    """One blocked rule hit per conversation; returns when every warning came."""
+    async with agent(d, f"/echo?agent={agent_id}") as ws:
+        for conv in convs:
+            await ws.send(turn(conv, "加我微信,给你便宜"))
+            a = await expect_warning(ws)
+            assert a["conversation"] == conv
+
+
+def test_spool_carries_alerts_over_a_restart(daemon, backend, redis_server, tmp_path):
+    r = redis_server(start=False)           # its port, not listening yet
+    spool = tmp_path / "alerts.spool"
+    args = FOLD0 + LONG_SLA + ["-o", f"redis.spool={spool}"]
+    b = backend()
+    d1 = daemon(b.port, rules=LIVE, redis=r.url(), args=args, name="first")
+    run(block_hits(d1, [f"a-{i}" for i in range(10)], "ann"))
+    before = logged(d1)
+    assert len(before) == 10
+    assert d1.stop() == 0
+    assert re.search(r"alert_free: 10 alerts kept in \S*alerts\.spool", d1.log()), d1.log()[-2000:]
+    assert spool.read_text(encoding="utf-8").splitlines() == before
+
+    d2 = daemon(b.port, rules=LIVE, redis=r.url(), args=args, name="second")
+    d2.wait_log(r"alert_new: \S*alerts\.spool holds \d+ bytes of alerts from before")
+    run(block_hits(d2, [f"b-{i}" for i in range(10)], "ann"))
+    after = logged(d2)
+    assert len(after) == 10
+    time.sleep(0.2)
+    assert d2.proc.poll() is None
+
+    t = time.monotonic()
+    r.start()
+    c = r.client()
+    want = [aid(x) for x in before + after]
+    wait_for(lambda: set(want) <= {aid(x) for x in stream(c)}, 15 * SLOW,
+             "the spooled and the queued alerts in the stream")
+    drain = time.monotonic() - t
+    wait_for(lambda: spool.stat().st_size == 0, 5 * SLOW, "the spool emptied once delivered")
+    time.sleep(0.3)
+    got = stream(c)
+    firsts, dups = dedup(got)
+    assert [aid(x) for x in firsts] == want, "spooled first, then the outbox, each once"
+    assert firsts == before + after
+    print(f"\nREDIS-SPOOL {json.dumps(dict(sent=20, spooled=10, delivered=len(firsts), stream_entries=len(got), duplicates=dups, drain_s=round(drain, 2)))}")
+    assert d2.stop() == 0
+    st = d2.stats()
+    assert st["alerts_total"] == 10 and st["alerts_sent"] == 20, st
+    assert st["alerts_dropped"] == 0 and st["alerts_queued"] == 0, st
+    assert st["alerts_spool_bytes"] == 0, st
+
+
+def test_full_outbox_spills_to_the_spool_and_all_arrive_in_order(daemon, backend, redis_server,
+                                                                 tmp_path):
+    """Redis down, redis.outbox=5 with a spool: the oldest spill to the file,
+    and once Redis is back the file goes first, then the outbox, in order."""
+    r = redis_server(start=False)
+    spool = tmp_path / "spill.spool"
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(),
+               args=FOLD0 + LONG_SLA + ["-o", "redis.outbox=5", "-o", f"redis.spool={spool}"])
+    run(block_hits(d, [f"s-{i}" for i in range(20)], "sam"))
+    raws = logged(d)
+    assert len(raws) == 20
+    assert spool.read_text(encoding="utf-8").splitlines() == raws[:15]
+    assert not re.search(r"dropped", d.log())
+    r.start()
+    c = r.client()
+    wait_for(lambda: {aid(x) for x in raws} <= {aid(x) for x in stream(c)}, 15 * SLOW,
+             "the spilled and the queued alerts in the stream")
+    wait_for(lambda: spool.stat().st_size == 0, 5 * SLOW, "the spool emptied once delivered")
+    got, dups = dedup(stream(c))
+    assert got == raws
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["alerts_spooled"] == 15 and st["alerts_sent"] >= 20, st
+    assert st["alerts_dropped"] == 0 and st["alerts_queued"] == 0, st
+
+
+def test_exit_stats_count_what_was_lost_or_spooled_at_exit(daemon, backend, redis_server,
+                                                            tmp_path):
+    r = redis_server(start=False)           # never comes up
+    b = backend()
+    lost = daemon(b.port, rules=LIVE, redis=r.url(), args=FOLD0 + LONG_SLA, name="nospool")
+    run(block_hits(lost, ["x-1", "x-2", "x-3"], "zed"))
+    assert lost.stop() == 0
+    assert "alert_free: 3 alerts not delivered to Redis (no redis.spool)" in lost.log()
+    spool = tmp_path / "exit.spool"
+    kept = daemon(b.port, rules=LIVE, redis=r.url(),
+                  args=FOLD0 + LONG_SLA + ["-o", f"redis.spool={spool}"], name="spool")
+    run(block_hits(kept, ["y-1", "y-2", "y-3"], "zed"))
+    assert kept.stop() == 0
+    assert len(spool.read_text(encoding="utf-8").splitlines()) == 3
+    st_lost, st_kept = lost.stats(), kept.stats()
+    assert st_lost["alerts_dropped"] == 3, st_lost
+    assert st_kept["alerts_spooled"] == 3 and st_kept["alerts_dropped"] == 0, st_kept
+
+
+# --------------------------------------------------------------------------
+# 5. The outbox bound
+
+
+def dropped_in_log(d):
+    return [json.loads(m) for m in
+            re.findall(r"^chatmond: warn(?:ing)?: .*dropped (\{.*\})$", d.log(), re.M)]
+
+
+def test_outbox_bound_drops_least_severe_first(daemon, backend, redis_server, tmp_path):
+    """30 alerts (10 conversations: sla.warn info, sla.breach warn,
+    sla.escalate critical) into an outbox of 5 with Redis down and no spool:
+    25 dropped and logged, and the 5 delivered are the 5 latest critical."""
+    r = redis_server(start=False)
+    b = backend(script="customer.py")
+    d = daemon(b.port, rules=LIVE, redis=r.url(),
+               args=FOLD0 + SHORT_SLA + ["-o", "redis.outbox=5"])
+
+    async def main():
+        async with agent(d, "/gen?n=10&conv=o&spread=0&agent=olga") as ws:
+            for _ in range(10):
+                assert json.loads(await recv(ws))["type"] == "message"
+            deadline = time.monotonic() + 5 * SLOW
+            while len(logged(d)) < 30:
+                assert time.monotonic() < deadline, f"{len(logged(d))} alerts"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
+    run(main())
+    raws = logged(d)
+    assert len(raws) == 30
+    assert sorted(json.loads(x)["severity"] for x in raws) == \
+        ["critical"] * 10 + ["info"] * 10 + ["warn"] * 10
+    assert d.proc.poll() is None, "chatmond died"
+    drops = wait_for(lambda: len(dropped_in_log(d)) >= 25 and dropped_in_log(d), T,
+                     "25 drops logged")
+    # the 5 to keep: the most severe, the latest among equals
+    rank = sorted(range(30), key=lambda i: (SEVERITY[json.loads(raws[i])["severity"]], i))
+    keep = [raws[i] for i in sorted(rank[-5:])]
+    assert all(json.loads(x)["type"] == "sla.escalate" for x in keep)
+    assert sorted(a["id"] for a in drops) == sorted(aid(x) for x in raws if x not in keep)
+
+    r.start()
+    c = r.client()
+    wait_for(lambda: len(stream(c)) >= 5, 15 * SLOW, "5 alerts in the stream")
+    time.sleep(0.5)
+    got, dups = dedup(stream(c))
+    assert got == keep, [json.loads(x)["type"] for x in got]
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["alerts_dropped"] == 25 and st["alerts_sent"] == 5, st
+    assert st["alerts_total"] == 30 and st["alerts_queued"] == 0, st
+
+
+def test_outbox_full_of_critical_keeps_them_over_a_new_info(daemon, backend, redis_server):
+    r = redis_server(start=False)
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(),
+               args=FOLD0 + LONG_SLA + ["-o", "redis.outbox=5"])
+
+    async def main():
+        async with agent(d, "/echo?agent=pat") as ws:
+            for i in range(6):
+                await ws.send(turn(f"k-{i}", "加我微信"))
+                assert (await expect_warning(ws))["severity"] == "critical"
+            await ws.send(turn("k-6", "我不知道"))          # flag: an info alert
+            assert json.loads(await recv(ws))["text"] == "我不知道"
+    run(main())
+    raws = wait_for(lambda: len(logged(d)) >= 7 and logged(d), T, "7 alerts logged")
+    assert [json.loads(x)["severity"] for x in raws] == ["critical"] * 6 + ["info"]
+    r.start()
+    c = r.client()
+    wait_for(lambda: len(stream(c)) >= 5, 15 * SLOW, "5 alerts in the stream")
+    time.sleep(0.3)
+    got, _ = dedup(stream(c))
+    # the least severe goes, even when it is the newest
+    assert got == raws[1:6], [json.loads(x)["severity"] for x in got]
+
+
+# --------------------------------------------------------------------------
+# 6. Folding
+
+
+def test_identical_hits_fold_into_one_with_a_count(daemon, backend, redis_server):
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=LONG_SLA + ["-o", "redis.fold=1s"])
+
+    async def main():
+        async with agent(d, "/echo?agent=fred") as ws:
+            t0 = time.monotonic()
+            for _ in range(10):
+                await ws.send(turn("f-1", "加我微信"))
+                a = await expect_warning(ws)          # every one still told to the agent
+                assert a["type"] == "rule.hit" and a["conversation"] == "f-1"
+                await asyncio.sleep(0.01)
+            return time.monotonic() - t0
+    took = run(main())
+    assert took < 0.9, f"the 10 hits took {took:.2f}s, not within the 1 s window"
+    raws = logged(d)
+    assert len(raws) == 10 and len({aid(x) for x in raws}) == 10
+    got = wait_for(lambda: len(stream(c)) >= 2 and stream(c), 3 * SLOW,
+                   "the folded alert at the window's end")
+    time.sleep(1.2)                 # nothing more comes
+    got = stream(c)
+    assert len(got) == 2, [json.loads(x) for x in got]
+    assert got[0] == raws[0] and "count" not in json.loads(got[0])
+    last = json.loads(got[1])
+    assert last["count"] == 9, last
+    first = json.loads(got[0])
+    assert last["id"] != first["id"] and last["id"] in {aid(x) for x in raws}
+    for k in ("type", "rule", "agent", "conversation", "severity", "category", "action"):
+        assert last[k] == first[k], k
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["alerts_folded"] == 9 and st["alerts_dropped"] == 0, st
