@@ -39,7 +39,7 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lm
 PURE	:= util log config codec metrics msgq normalize acm rules alertfmt sla
 IO	:= session relay slaclock alert
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules alertfmt sla replay chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules alertfmt sla replay tail chatmon))
 
 UNIT_TESTS := config codec msgq metrics normalize acm rules sla
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
@@ -68,7 +68,7 @@ $(LWS_A): | deps
 	@:
 
 $(BUILD)/chatmon: $(TOOL_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(RULES_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(RULES_LIBS) -lhiredis
 
 # The traditional->simplified table, made from OpenCC's data (tools/gen_t2s.py).
 $(BUILD)/gen/t2s_table.h: tools/gen_t2s.py $(wildcard /usr/share/opencc/TSCharacters.ocd2) | deps

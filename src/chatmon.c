@@ -1,4 +1,4 @@
-/* chatmon: the supervisor's and auditor's command-line tool: scan, rules test, replay. */
+/* chatmon: the supervisor's and auditor's command-line tool: scan, rules test, replay, tail. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include "chatmon/log.h"
 #include "chatmon/replay.h"
 #include "chatmon/rules.h"
+#include "chatmon/tail.h"
 
 #ifndef CHATMON_CONFIG
 #define CHATMON_CONFIG "/etc/chatmon/chatmond.yaml"
@@ -23,6 +24,8 @@ usage(FILE *f)
 	    "usage: chatmon scan [-c FILE | --rules DIR] [--role agent|customer] [FILE...]\n"
 	    "       chatmon rules test [-c FILE | --rules DIR]\n"
 	    "       chatmon replay [-c FILE] [FILE...]\n"
+	    "       chatmon tail [-c FILE] [--redis URL] [--since ID|-N] [--severity LEVEL]\n"
+	    "                    [--agent ID] [--type TYPE] [--json]\n"
 	    "       chatmon --version\n"
 	    "\n"
 	    "scan     match chat lines {\"role\":…,\"text\":…} (JSON Lines, files or\n"
@@ -30,6 +33,7 @@ usage(FILE *f)
 	    "rules test  run every rule's examples and print a table\n"
 	    "replay   run a chat log {\"ts\",\"conversation\",\"role\",\"agent\",\"text\"}\n"
 	    "         through the rules and the SLA clock; every alert, then a summary\n"
+	    "tail     the alerts in Redis: the last ones, then live (docs/alerts.md)\n"
 	    "\n"
 	    "The rules come from --rules DIR, or from the configuration's rules\n"
 	    "key (-c FILE, default " CHATMON_CONFIG ").\n");
@@ -302,6 +306,8 @@ main(int argc, char **argv)
 		return cmd_rules(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "replay") == 0)
 		return replay_main(argc - 1, argv + 1, CHATMON_CONFIG);
+	if (argc >= 2 && strcmp(argv[1], "tail") == 0)
+		return tail_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2)
 		fprintf(stderr, "chatmon: unknown command '%s'\n", argv[1]);
 	return usage(stderr);

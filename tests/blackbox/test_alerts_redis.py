@@ -644,3 +644,36 @@ def test_identical_hits_fold_into_one_with_a_count(daemon, backend, redis_server
     assert d.stop() == 0
     st = d.stats()
     assert st["alerts_folded"] == 9 and st["alerts_dropped"] == 0, st
+
+
+def test_tail_since_shows_what_chatmond_published_while_it_was_away(daemon, backend,
+                                                                    redis_server, tmp_path):
+    """End to end: chatmond publishes, `chatmon tail --since -N` started later shows
+    those alerts first, then the live ones chatmond raises while it runs."""
+    from conftest import CHATMON
+    r = redis_server()
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=["-o", "redis.fold=0"])
+    run(block_hits(d, ["t-1", "t-2"], "alice"))
+    wait_for(lambda: len(stream(r.client(0))) >= 2, T, "2 alerts in the stream")
+    conf = tmp_path / "tail.yaml"
+    conf.write_text(f"redis:\n  url: {r.url()}\n")
+    tail = subprocess.Popen([CHATMON, "tail", "-c", str(conf), "--since", "-5", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        def next_alert():
+            import select
+            ready, _, _ = select.select([tail.stdout], [], [], T)
+            assert ready, "tail printed nothing in time"
+            line = tail.stdout.readline()
+            assert line, "tail ended"
+            return json.loads(line)
+        before = [next_alert(), next_alert()]
+        assert [a["conversation"] for a in before] == ["t-1", "t-2"]
+        run(block_hits(d, ["t-3"], "bob"))             # live, while tail follows
+        live = next_alert()
+        assert live["conversation"] == "t-3" and live["agent"] == "bob"
+        assert live["id"] not in {a["id"] for a in before}
+    finally:
+        tail.send_signal(signal.SIGTERM)
+        assert tail.wait(10) == 0
