@@ -659,14 +659,22 @@ def test_tail_since_shows_what_chatmond_published_while_it_was_away(daemon, back
     conf = tmp_path / "tail.yaml"
     conf.write_text(f"redis:\n  url: {r.url()}\n")
     tail = subprocess.Popen([CHATMON, "tail", "-c", str(conf), "--since", "-5", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    buf = bytearray()
     try:
         def next_alert():
             import select
-            ready, _, _ = select.select([tail.stdout], [], [], T)
-            assert ready, "tail printed nothing in time"
-            line = tail.stdout.readline()
-            assert line, "tail ended"
+            deadline = time.monotonic() + T
+            while b"\n" not in buf:
+                left = deadline - time.monotonic()
+                ready, _, _ = select.select([tail.stdout], [], [], max(0, left))
+                assert ready, "tail printed nothing in time"
+                chunk = os.read(tail.stdout.fileno(), 65536)
+                assert chunk, "tail ended"
+                buf.extend(chunk)
+            i = buf.index(b"\n")
+            line = bytes(buf[:i])
+            del buf[:i + 1]
             return json.loads(line)
         before = [next_alert(), next_alert()]
         assert [a["conversation"] for a in before] == ["t-1", "t-2"]
