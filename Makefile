@@ -135,7 +135,7 @@ bench: all $(BUILD)/bench_rules $(BUILD)/bench_sla
 	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/rtt.py
 
 run: all
-	@tools/run.sh $(BUILD)/chatmond conf/chatmond.yaml
+	@tools/run.sh $(BUILD)/chatmond $(BUILD)/chatmon conf/chatmond.yaml
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/chatmon
