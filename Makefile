@@ -31,13 +31,13 @@ CPPFLAGS += -Iinclude -I$(LWS)/include -I$(BUILD)/gen -D_GNU_SOURCE -MMD -MP \
 	    -DCHATMON_CONFIG='"$(SYSCONFDIR)/chatmon/chatmond.yaml"'
 ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN) $(SANFLAGS)
 LDFLAGS	+= $(SANFLAGS)
-LIBS	:= $(LWS_A) -levent -lhiredis -lssl -lcrypto -lyaml -ljansson -lpcre2-8 -lutf8proc \
+LIBS	:= $(LWS_A) -levent -lhiredis -lsystemd -lssl -lcrypto -lyaml -ljansson -lpcre2-8 -lutf8proc \
 	   -lpthread -lm
 RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
 PURE	:= util log config codec metrics msgq normalize acm rules alertfmt sla
-IO	:= session relay slaclock alert
+IO	:= session relay slaclock alert admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
 TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules alertfmt sla replay tail chatmon))
 

@@ -804,6 +804,12 @@ alert_set_config(struct alert *a, const struct config *cfg)
 	}
 }
 
+int
+alert_ready(const struct alert *a)
+{
+	return a->state == ALERT_UP || a->spool_fd != -1;
+}
+
 void
 alert_free(struct alert *a)
 {

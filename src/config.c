@@ -42,6 +42,7 @@ enum config_type {
 	CT_REDIS_URL,		/* redis://host[:port][/db] | unix:/path */
 	CT_PROFILE,		/* taobao | jd | pdd | custom */
 	CT_TIMEZONE,		/* config_parse_timezone */
+	CT_LOG_FORMAT,		/* text | json */
 };
 
 #define CF_NONEMPTY	0x01	/* CT_LIST: at least one item */
@@ -116,7 +117,8 @@ static const struct config_key config_keys[] = {
 	{ "sla.timezone", CT_TIMEZONE, OFF(sla.utc_offset_min), 0, "+08:00",
 	    0, 0, 0 },
 	{ "rules", CT_STRING, OFF(rules), 0, "rules.d", 0, 0, 0 },
-	{ "admin", CT_ADDR, OFF(admin), 0, "127.0.0.1:9090", 0, 0, 0 },
+	{ "admin.listen", CT_ADDR, OFF(admin), 0, "127.0.0.1:9090", 0, 0, 0 },
+	{ "admin.token", CT_STRING, OFF(admin_token), 0, NULL, 0, 0, 0 },
 	{ "limits.max_message", CT_SIZE, OFF(limits.max_message), 0,
 	    "1MiB", 1, CONFIG_GiB, 0 },
 	{ "limits.queue_bytes", CT_SIZE, OFF(limits.queue_bytes), 0,
@@ -127,6 +129,7 @@ static const struct config_key config_keys[] = {
 	{ "limits.shutdown_grace", CT_DURATION, OFF(limits.shutdown_grace_ms), 0,
 	    "5s", 0, NOMAX, 0 },
 	{ "log.level", CT_LOG_LEVEL, OFF(log_level), 0, "info", 0, 0, 0 },
+	{ "log.format", CT_LOG_FORMAT, OFF(log_json), 0, "text", 0, 0, 0 },
 };
 
 #define CONFIG_NKEYS	UTIL_NELEM(config_keys)
@@ -181,6 +184,8 @@ static int	config_set_profile(struct config_ctx *,
 		    const struct config_key *, const char *);
 static int	config_set_timezone(struct config_ctx *,
 		    const struct config_key *, const char *);
+static int	config_set_log_format(struct config_ctx *,
+		    const struct config_key *, const char *);
 static int	config_set_redis_url(struct config_ctx *,
 		    const struct config_key *, const char *);
 
@@ -207,6 +212,7 @@ static const struct config_type_info {
 	[CT_REDIS_URL] = { "Redis URL", config_set_redis_url, OWN_STR },
 	[CT_PROFILE] =	{ "SLA profile", config_set_profile, OWN_NONE },
 	[CT_TIMEZONE] =	{ "time zone", config_set_timezone, OWN_NONE },
+	[CT_LOG_FORMAT] = { "log format", config_set_log_format, OWN_NONE },
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -1057,6 +1063,21 @@ config_set_timezone(struct config_ctx *ctx, const struct config_key *k,
 }
 
 static int
+config_set_log_format(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char	q[CONFIG_QUOTE];
+
+	if (strcmp(s, "text") != 0 && strcmp(s, "json") != 0) {
+		config_err(ctx, "%s: bad log format %s: want text or json",
+		    k->path, config_quote(q, sizeof(q), s));
+		return -1;
+	}
+	*FIELD(ctx->cfg, int, k->off) = s[0] == 'j';
+	return 0;
+}
+
+static int
 config_set_redis_url(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
@@ -1226,6 +1247,9 @@ config_apply(struct config_ctx *ctx, const char *path, yaml_document_t *doc,
 	char			 q[CONFIG_QUOTE];
 
 	ctx->line = config_node_line(n);
+	/* "admin: HOST:PORT", design.md's form, is admin.listen */
+	if (strcmp(path, "admin") == 0 && n->type == YAML_SCALAR_NODE)
+		path = "admin.listen";
 	if ((k = config_find(path)) != NULL)
 		config_set_node(ctx, k, doc, n);
 	else if (!config_is_section(path))
@@ -1459,6 +1483,13 @@ config_load_override(struct config_ctx *ctx, const char *ov)
 		config_oom(ctx);
 		return;
 	}
+	if (strcmp(key, "admin") == 0) {	/* the shorthand, as in a file */
+		free(key);
+		if ((key = strdup("admin.listen")) == NULL) {
+			config_oom(ctx);
+			return;
+		}
+	}
 	k = config_find(key);
 	if (k == NULL && !config_is_section(key)) {
 		config_err(ctx, "unknown key %s", config_quote(q, sizeof(q), key));
@@ -1554,7 +1585,7 @@ config_check(struct config_ctx *ctx)
 	/* both would bind the same socket: the second bind fails at start */
 	snprintf(va, sizeof(va), strchr(c->admin.host, ':') ? "[%s]:%d" :
 	    "%s:%d", c->admin.host, c->admin.port);
-	config_check_pair(ctx, "admin", "listen",
+	config_check_pair(ctx, "admin.listen", "listen",
 	    strcmp(c->admin.host, c->listen.host) == 0 &&
 	    c->admin.port == c->listen.port,
 	    "%s (%s) must differ from %s%s", va, "");

@@ -8,9 +8,11 @@
 
 #include <event2/event.h>
 
+#include "chatmon/admin.h"
 #include "chatmon/config.h"
 #include "chatmon/log.h"
 #include "chatmon/metrics.h"
+#include "chatmon/notify.h"
 #include "chatmon/relay.h"
 #include "chatmon/session.h"
 
@@ -23,7 +25,9 @@ struct chatmond {
 	struct metrics		 metrics;
 	struct relay		*relay;
 	struct session_server	*srv;
-	struct event		*ev_term, *ev_int, *ev_hup, *ev_grace;
+	struct event		*ev_term, *ev_int, *ev_hup, *ev_grace, *ev_status;
+	struct admin		*admin;
+	struct notify		*notify;
 	int			 stopping;
 };
 
@@ -48,6 +52,28 @@ print_errors(const char *prefix, const struct sbuf *errs)
 		else
 			fprintf(stderr, "%.*s\n", (int)(nl - p), p);
 	}
+}
+
+/* The one-line summary systemd shows (STATUS=). */
+static void
+chatmond_status(const struct chatmond *d, char *buf, size_t len)
+{
+	snprintf(buf, len, "agents=%llu conversations=%zu open_rounds=%zu "
+	    "alerts_queued=%llu", (unsigned long long)d->metrics.agents_active,
+	    relay_conversations(d->relay), relay_open_rounds(d->relay),
+	    (unsigned long long)d->metrics.alerts_queued);
+}
+
+static void
+chatmond_on_status(evutil_socket_t fd, short what, void *arg)
+{
+	struct chatmond	*d = arg;
+	char		 st[256];
+
+	(void)fd;
+	(void)what;
+	chatmond_status(d, st, sizeof(st));
+	notify_status(d->notify, st);
 }
 
 static void
@@ -91,6 +117,7 @@ chatmond_on_term(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	d->stopping = 1;
+	notify_stopping(d->notify);
 	log_info("main: signal %d, closing %zu sessions", (int)sig,
 	    session_server_count(d->srv));
 	tv.tv_sec = (time_t)(d->cfg->limits.shutdown_grace_ms / 1000);
@@ -110,9 +137,11 @@ chatmond_on_hup(evutil_socket_t sig, short what, void *arg)
 	struct chatmond	*d = arg;
 	struct config	*nc, *old = d->cfg;
 	struct sbuf	 errs;
+	char		 st[256];
 
 	(void)sig;
 	(void)what;
+	notify_reloading(d->notify);
 	d->metrics.reloads++;
 	sbuf_init(&errs);
 	nc = config_load(d->path, d->overrides, d->n_overrides, &errs);
@@ -122,6 +151,8 @@ chatmond_on_hup(evutil_socket_t sig, short what, void *arg)
 		d->metrics.reload_failures++;
 		config_free(nc);
 		sbuf_free(&errs);
+		chatmond_status(d, st, sizeof(st));
+		notify_ready(d->notify, st);
 		return;
 	}
 	sbuf_free(&errs);
@@ -144,10 +175,14 @@ chatmond_on_hup(evutil_socket_t sig, short what, void *arg)
 		nc->limits.connect_timeout_ms = old->limits.connect_timeout_ms;
 	}
 	session_server_set_config(d->srv, nc);
+	admin_set_config(d->admin, nc);
 	log_set_level(nc->log_level);
+	log_set_json(nc->log_json);
 	d->cfg = nc;
 	config_free(old);
 	log_info("main: reload: configuration reloaded from %s", d->path);
+	chatmond_status(d, st, sizeof(st));
+	notify_ready(d->notify, st);
 }
 
 static void
@@ -206,6 +241,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	log_set_level(d.cfg->log_level);
+	log_set_json(d.cfg->log_json);
 	/*
 	 * The coarse clock libevent uses by default has a 4 ms step here:
 	 * SLA timers would wake early, find nothing due and fire again.
@@ -227,24 +263,41 @@ main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	if ((d.notify = notify_new(d.base)) == NULL ||
+	    (d.admin = admin_new(d.base, d.cfg, &d.metrics, d.relay, &errs)) == NULL) {
+		print_errors("", &errs);
+		goto out;
+	}
 	if ((d.srv = session_server_new(d.base, d.cfg, d.relay, &d.metrics,
 	    &errs)) == NULL) {
 		print_errors("", &errs);
 		goto out;
 	}
+	admin_set_server(d.admin, d.srv);
 	d.ev_term = evsignal_new(d.base, SIGTERM, chatmond_on_term, &d);
 	d.ev_int = evsignal_new(d.base, SIGINT, chatmond_on_term, &d);
 	d.ev_hup = evsignal_new(d.base, SIGHUP, chatmond_on_hup, &d);
 	d.ev_grace = evtimer_new(d.base, chatmond_grace, &d);
+	d.ev_status = event_new(d.base, -1, EV_PERSIST, chatmond_on_status, &d);
 	if (d.ev_term == NULL || d.ev_int == NULL || d.ev_hup == NULL ||
-	    d.ev_grace == NULL || evsignal_add(d.ev_term, NULL) == -1 ||
+	    d.ev_grace == NULL || d.ev_status == NULL ||
+	    evsignal_add(d.ev_term, NULL) == -1 ||
 	    evsignal_add(d.ev_int, NULL) == -1 || evsignal_add(d.ev_hup, NULL) == -1) {
 		log_errx("main: cannot install signal handlers");
 		goto out;
 	}
-	log_info("main: chatmond %s listening on %s:%d, upstream %s",
+	log_info("main: chatmond %s listening on %s:%d, upstream %s, admin on %s:%d",
 	    CHATMON_VERSION, d.cfg->listen.host, d.cfg->listen.port,
-	    d.cfg->upstream);
+	    d.cfg->upstream, d.cfg->admin.host, d.cfg->admin.port);
+	/* listening, rules loaded: ready */
+	{
+		char		st[256];
+		struct timeval	tv = { 5, 0 };
+
+		chatmond_status(&d, st, sizeof(st));
+		notify_ready(d.notify, st);
+		evtimer_add(d.ev_status, &tv);
+	}
 
 	event_base_dispatch(d.base);
 	rc = 0;
@@ -261,6 +314,7 @@ out:
 			;
 		relay_log_figures(d.relay);
 	}
+	admin_free(d.admin);	/* it reads the relay */
 	relay_free(d.relay);	/* its SLA timers are events on the base */
 	d.relay = NULL;
 	/* after the sink: what it spooled or lost at exit is counted */
@@ -274,6 +328,9 @@ out:
 		event_free(d.ev_hup);
 	if (d.ev_grace)
 		event_free(d.ev_grace);
+	if (d.ev_status)
+		event_free(d.ev_status);
+	notify_free(d.notify);
 	if (d.base != NULL)
 		event_base_free(d.base);
 	if (ecfg != NULL)

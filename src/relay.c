@@ -1,6 +1,7 @@
 /* relay: the pipeline every complete message passes through; the only file that knows its order. */
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +13,12 @@
 #include "chatmon/rules.h"
 #include "chatmon/slaclock.h"
 
+struct relay_hits {
+	char		*category;
+	int		 severity, action;
+	uint64_t	 n;
+};
+
 struct relay {
 	struct codec	*codec;
 	struct rules	*rules;
@@ -19,6 +26,8 @@ struct relay {
 	struct alert	*sink;
 	struct metrics	*metrics;
 	struct alertfmt_ids ids;	/* every alert of this process */
+	struct relay_hits *hits;	/* rule hits by category, severity, action */
+	size_t		 nhits;
 	struct sbuf	 alert;		/* scratch, reused */
 	struct sbuf	 frame;
 };
@@ -93,12 +102,83 @@ relay_free(struct relay *r)
 	if (r == NULL)
 		return;
 	slaclock_free(r->sla);
-	alert_free(r->sink);	/* after the clock: its last events still go out */
+	alert_free(r->sink);
+	while (r->nhits > 0)
+		free(r->hits[--r->nhits].category);
+	free(r->hits);	/* after the clock: its last events still go out */
 	codec_free(r->codec);
 	rules_free(r->rules);
 	sbuf_free(&r->alert);
 	sbuf_free(&r->frame);
 	free(r);
+}
+
+/* Counts a hit under its labels (a handful of combinations: a short array). */
+static void
+relay_count_hit(struct relay *r, const struct rules_hit *h)
+{
+	struct relay_hits	*nh;
+	size_t			 i;
+
+	for (i = 0; i < r->nhits; i++)
+		if (r->hits[i].severity == (int)h->severity &&
+		    r->hits[i].action == (int)h->action &&
+		    strcmp(r->hits[i].category, h->category) == 0) {
+			r->hits[i].n++;
+			return;
+		}
+	if ((nh = realloc(r->hits, (r->nhits + 1) * sizeof(*nh))) == NULL)
+		return;
+	r->hits = nh;
+	if ((nh[r->nhits].category = strdup(h->category)) == NULL)
+		return;
+	nh[r->nhits].severity = (int)h->severity;
+	nh[r->nhits].action = (int)h->action;
+	nh[r->nhits].n = 1;
+	r->nhits++;
+}
+
+int
+relay_metrics(const struct relay *r, struct sbuf *out)
+{
+	size_t	i;
+
+	if (sbuf_printf(out, "# HELP chatmon_rule_hits_total Rule hits, by category, "
+	    "severity and action\n# TYPE chatmon_rule_hits_total counter\n") == -1)
+		return -1;
+	/* categories are rule-file words ([A-Za-z0-9_.-]): no escaping needed */
+	for (i = 0; i < r->nhits; i++)
+		if (sbuf_printf(out, "chatmon_rule_hits_total{category=\"%s\","
+		    "severity=\"%s\",action=\"%s\"} %llu\n", r->hits[i].category,
+		    rules_severity_name((enum rules_severity)r->hits[i].severity),
+		    rules_action_name((enum rules_action)r->hits[i].action),
+		    (unsigned long long)r->hits[i].n) == -1)
+			return -1;
+	return slaclock_metrics(r->sla, out);
+}
+
+size_t
+relay_conversations(const struct relay *r)
+{
+	return slaclock_conversations(r->sla);
+}
+
+size_t
+relay_open_rounds(const struct relay *r)
+{
+	return slaclock_open_rounds(r->sla);
+}
+
+size_t
+relay_rules(const struct relay *r)
+{
+	return rules_count(r->rules);
+}
+
+int
+relay_alerts_ready(const struct relay *r)
+{
+	return alert_ready(r->sink);
 }
 
 /*
@@ -113,6 +193,7 @@ relay_rule_hit(struct relay *r, const struct relay_turn *t,
 	char			id[ALERTFMT_ID_MAX];
 
 	r->metrics->rule_hits++;
+	relay_count_hit(r, h);
 	alertfmt_id(id, t->wall_ms, &r->ids);
 	at.id = id;
 	at.wall_ms = t->wall_ms;

@@ -98,6 +98,7 @@ struct session_server {
 	size_t			 count;
 	uint64_t		 serial;
 	int			 draining;
+	int			 upstream_ok;	/* the last connect: 1, 0, or -1 none yet */
 	void			(*drained)(void *);
 	void			*drained_arg;
 };
@@ -565,6 +566,7 @@ session_connect_upstream(struct session *s)
 	if ((s->wsi[SIDE_UP] = lws_client_connect_via_info(&ci)) == NULL) {
 		/* a connect that fails at once gets no error callback */
 		s->up = UP_GONE;
+		srv->upstream_ok = 0;
 		srv->metrics->upstream_failures++;
 		log_warnx("session_connect_upstream: agent=%s: cannot connect "
 		    "to %s:%d", session_agent_name(s), srv->set.upstream.host,
@@ -838,6 +840,7 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (s == NULL)
 			return -1;
 		s->up = UP_OPEN;
+		srv->upstream_ok = 1;
 		srv->metrics->upstream_active++;
 		if (msgq_count(s->q[SIDE_UP]) > 0 || s->close[SIDE_UP].pending)
 			lws_callback_on_writable(wsi);
@@ -852,6 +855,7 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			return 0;
 		}
 		srv->metrics->upstream_failures++;
+		srv->upstream_ok = 0;
 		log_warnx("session_cb: agent=%s: upstream %s:%d: %s",
 		    session_agent_name(s), srv->set.upstream.host,
 		    srv->set.upstream.port, in ? (const char *)in : "error");
@@ -920,6 +924,7 @@ session_server_new(struct event_base *base, const struct config *cfg,
 	}
 	srv->relay = relay;
 	srv->metrics = m;
+	srv->upstream_ok = -1;
 	session_settings_from(&srv->set, cfg);
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, session_lws_log);
@@ -981,6 +986,12 @@ size_t
 session_server_count(const struct session_server *srv)
 {
 	return srv->count;
+}
+
+int
+session_server_upstream(const struct session_server *srv)
+{
+	return srv->upstream_ok;
 }
 
 void

@@ -986,3 +986,26 @@ sla_config_from(struct sla_config *s, const struct config_sla *c)
 	s->nhours = i;
 	s->utc_offset_min = c->utc_offset_min;
 }
+
+void
+sla_histogram(const struct sla *s, const uint64_t *bounds_ms, size_t n,
+    uint64_t *counts, uint64_t *sum_ms, uint64_t *total)
+{
+	const struct sla_agent	*a;
+	size_t			 i, k, sec;
+
+	memset(counts, 0, n * sizeof(*counts));
+	*sum_ms = *total = 0;
+	for (i = 0; i < s->nagents; i++) {
+		a = s->agents[i];
+		*sum_ms += a->sum_ms;
+		*total += a->rounds;
+		for (sec = 0; sec < a->nhist; sec++) {
+			if (a->hist[sec] == 0)
+				continue;
+			for (k = 0; k < n; k++)
+				if ((uint64_t)sec * 1000 <= bounds_ms[k])
+					counts[k] += a->hist[sec];
+		}
+	}
+}

@@ -1,4 +1,5 @@
 /* slaclock: the SLA engine on the loop: turns in, deadlines as libevent timers, events out to the agent and the alert sink. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -319,6 +320,112 @@ void
 slaclock_log_figures(const struct slaclock *clk)
 {
 	sla_agents(clk->sla, slaclock_figure, NULL);
+}
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static int
+slaclock_label(struct sbuf *out, const char *v)
+{
+	for (; *v; v++) {
+		if ((*v == '\\' || *v == '"') && sbuf_append(out, "\\", 1) == -1)
+			return -1;
+		if (*v == '\n') {
+			if (sbuf_append(out, "\\n", 2) == -1)
+				return -1;
+			continue;
+		}
+		if (sbuf_append(out, v, 1) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+struct slaclock_prom {
+	struct sbuf	*out;
+	int		 field;	/* which figure this pass prints */
+	int		 err;
+};
+
+static const struct {
+	const char	*name, *kind, *help;
+} slaclock_figures[] = {
+	{ "agent_rounds_total", "counter", "Rounds closed or ended, per agent" },
+	{ "agent_answered_total", "counter", "Rounds answered, per agent" },
+	{ "agent_response_mean_seconds", "gauge", "Mean response time (capped; unanswered = cap), per agent" },
+	{ "agent_response_p90_seconds", "gauge", "p90 response time (capped; unanswered = cap), per agent" },
+	{ "agent_first_response_mean_seconds", "gauge", "Mean first response time, per agent" },
+	{ "agent_breaches_total", "counter", "SLA breaches, per agent" },
+	{ "agent_escalations_total", "counter", "SLA escalations, per agent" },
+	{ "agent_reply_rate", "gauge", "Share of rounds answered within sla.rate, per agent" },
+};
+
+static void
+slaclock_prom_agent(const char *agent, const struct sla_figures *f, void *arg)
+{
+	struct slaclock_prom	*p = arg;
+	double			 v[] = { (double)f->rounds, (double)f->answered,
+				    (double)f->mean_ms / 1000, (double)f->p90_ms / 1000,
+				    (double)f->first_mean_ms / 1000, (double)f->breaches,
+				    (double)f->escalations, f->rate };
+
+	if (p->err || sbuf_printf(p->out, "chatmon_%s{agent=\"",
+	    slaclock_figures[p->field].name) == -1 ||
+	    slaclock_label(p->out, agent) == -1 ||
+	    sbuf_printf(p->out, "\"} %g\n", v[p->field]) == -1)
+		p->err = 1;
+}
+
+int
+slaclock_metrics(const struct slaclock *clk, struct sbuf *out)
+{
+	static const uint64_t	 bounds[] = { 5000, 10000, 15000, 30000, 60000,
+				    120000, 180000, 300000, 600000 };
+	uint64_t		 counts[UTIL_NELEM(bounds)], sum, total;
+	struct slaclock_prom	 p = { out, 0, 0 };
+	size_t			 i;
+
+	if (sbuf_printf(out, "# HELP chatmon_sla_open_rounds Rounds waiting for a reply\n"
+	    "# TYPE chatmon_sla_open_rounds gauge\nchatmon_sla_open_rounds %zu\n"
+	    "# HELP chatmon_sla_conversations Conversations being timed\n"
+	    "# TYPE chatmon_sla_conversations gauge\nchatmon_sla_conversations %zu\n",
+	    sla_open_rounds(clk->sla), sla_conversations(clk->sla)) == -1)
+		return -1;
+	sla_histogram(clk->sla, bounds, UTIL_NELEM(bounds), counts, &sum, &total);
+	if (sbuf_printf(out, "# HELP chatmon_sla_response_seconds Response time of "
+	    "rounds closed or ended (capped at sla.cap; unanswered = the cap)\n"
+	    "# TYPE chatmon_sla_response_seconds histogram\n") == -1)
+		return -1;
+	for (i = 0; i < UTIL_NELEM(bounds); i++)
+		if (sbuf_printf(out, "chatmon_sla_response_seconds_bucket{le=\"%g\"} "
+		    "%" PRIu64 "\n", (double)bounds[i] / 1000, counts[i]) == -1)
+			return -1;
+	if (sbuf_printf(out, "chatmon_sla_response_seconds_bucket{le=\"+Inf\"} %" PRIu64
+	    "\nchatmon_sla_response_seconds_sum %g\n"
+	    "chatmon_sla_response_seconds_count %" PRIu64 "\n", total,
+	    (double)sum / 1000, total) == -1)
+		return -1;
+	for (p.field = 0; (size_t)p.field < UTIL_NELEM(slaclock_figures); p.field++) {
+		if (sbuf_printf(out, "# HELP chatmon_%s %s\n# TYPE chatmon_%s %s\n",
+		    slaclock_figures[p.field].name, slaclock_figures[p.field].help,
+		    slaclock_figures[p.field].name, slaclock_figures[p.field].kind) == -1)
+			return -1;
+		sla_agents(clk->sla, slaclock_prom_agent, &p);
+		if (p.err)
+			return -1;
+	}
+	return 0;
+}
+
+size_t
+slaclock_conversations(const struct slaclock *clk)
+{
+	return sla_conversations(clk->sla);
+}
+
+size_t
+slaclock_open_rounds(const struct slaclock *clk)
+{
+	return sla_open_rounds(clk->sla);
 }
 
 void

@@ -16,7 +16,7 @@ tp=$top/third_party/libwebsockets
 # Build, test and demo packages. Keep README.md's list in step.
 pkgs="build-essential pkg-config cmake dpkg-dev ca-certificates
 libevent-dev libhiredis-dev libpcre2-dev libyaml-dev libjansson-dev
-libssl-dev libcmocka-dev libutf8proc-dev opencc
+libssl-dev libcmocka-dev libutf8proc-dev opencc libsystemd-dev
 redis-server python3 python3-websockets python3-pytest python3-redis
 valgrind"
 

@@ -35,6 +35,8 @@ void	alert_set_config(struct alert *, const struct config *cfg);
 void	alert_publish(struct alert *, const char *json, size_t len,
 	    enum alert_severity, const char *agent, const char *what,
 	    const char *conversation, size_t conversation_len);
+/* 1 when Redis is connected, or a spool keeps what waits. */
+int	alert_ready(const struct alert *);
 /*
  * Before the event base goes: drops the connection, and writes what was not
  * delivered to the spool when there is one (counted as dropped otherwise).

@@ -110,9 +110,11 @@ struct config {
 	struct config_redis redis;
 	struct config_sla sla;
 	char	*rules;			/* rules: conf/rules.d */
-	struct config_addr admin;	/* admin: 127.0.0.1:9090 */
+	struct config_addr admin;	/* admin.listen (or admin:): 127.0.0.1:9090 */
+	char	*admin_token;		/* admin.token: bearer token for non-loopback clients */
 	struct config_limits limits;
 	int	 log_level;		/* log.level: info (enum log_level) */
+	int	 log_json;		/* log.format: json (else text) */
 };
 
 /*

@@ -14,6 +14,12 @@ enum log_level {
 /* progname is kept by pointer (pass a literal or argv[0]). */
 void	log_init(const char *progname, int level);
 void	log_set_level(int level);
+/*
+ * text: "chatmond: info: message", or "<6>message" when stderr is the
+ * journal (JOURNAL_STREAM names it), which records the level and the name
+ * itself; json: one object per line {"ts","level","prog","msg"}.
+ */
+void	log_set_json(int json);
 int	log_get_level(void);
 /* "error", "warn", "info", "debug" -> level; -1 when unknown. */
 int	log_level_parse(const char *);

@@ -7,53 +7,55 @@
 #include "chatmon/util.h"
 
 /*
- * X(field, kind, help): kind is "counter" or "gauge". The field name is the
- * key in the stats line; the Prometheus name is chatmon_<field>.
+ * X(field, kind, name, labels, scale, help): field is the key in the stats
+ * line; name and labels the Prometheus series (chatmon_<name>{labels}),
+ * its value field / scale (microseconds shown in seconds). A name of ""
+ * is not exported as it is (the relay exports it with richer labels).
  */
 #define METRICS_FIELDS(X)						\
-	X(agents_total, counter, "Agent connections accepted")		\
-	X(agents_active, gauge, "Agent connections open")		\
-	X(upstream_active, gauge, "Upstream connections open")		\
-	X(upstream_failures, counter, "Upstream connects or handshakes that failed") \
-	X(messages_up, counter, "Messages relayed agent to backend")	\
-	X(messages_down, counter, "Messages relayed backend to agent")	\
-	X(bytes_up, counter, "Payload bytes relayed agent to backend")	\
-	X(bytes_down, counter, "Payload bytes relayed backend to agent") \
-	X(binary_messages, counter, "Binary messages relayed, both ways") \
-	X(turns_agent, counter, "Chat turns sent by agents")		\
-	X(turns_customer, counter, "Chat turns received from customers") \
-	X(conversations_ended, counter, "End frames seen")		\
-	X(frames_other, counter, "JSON text frames of other types, relayed untouched") \
-	X(frames_invalid, counter, "Text frames that are not JSON objects, relayed untouched") \
-	X(frames_malformed, counter, "Chat frames missing a field, relayed untouched") \
-	X(closes_too_big, counter, "Connections closed 1009 for a message over limits.max_message") \
-	X(flow_pauses, counter, "Times a producer was paused because a queue passed limits.queue_bytes") \
-	X(queued_bytes, gauge, "Bytes waiting in relay queues")	\
-	X(rule_hits, counter, "Rule hits, every action")		\
-	X(rule_blocks, counter, "Agent messages blocked by a rule")	\
-	X(rule_warnings, counter, "chatmon.warning frames sent to agents") \
-	X(rule_errors, counter, "Messages the rules could not be run on (out of memory)") \
-	X(sla_warnings, counter, "sla.warn events")			\
-	X(sla_breaches, counter, "sla.breach events")			\
-	X(sla_escalations, counter, "sla.escalate events")		\
-	X(sla_timer_fires, counter, "SLA deadline timers fired")	\
-	X(alerts_total, counter, "Alerts handed to the Redis sink")	\
-	X(alerts_sent, counter, "Alerts Redis acknowledged (XADD returned an id)") \
-	X(alerts_queued, gauge, "Alerts waiting in memory for Redis")	\
-	X(alerts_spooled, counter, "Alerts written to the disk spool")	\
-	X(alerts_spool_bytes, gauge, "Bytes in the disk spool")	\
-	X(alerts_dropped, counter, "Alerts lost: outbox and spool full, or refused by Redis") \
-	X(alerts_folded, counter, "Alerts folded into an earlier identical one") \
-	X(redis_connected, gauge, "1 when the Redis connection is up")	\
-	X(redis_reconnects, counter, "Redis connections lost")		\
-	X(sla_timer_late_max_us, gauge, "Latest an SLA timer fired after its deadline, microseconds") \
-	X(sla_timer_late_sum_us, counter, "Sum of SLA timer lateness, microseconds") \
-	X(sla_timer_late_over_10ms, counter, "SLA timers that fired more than 10 ms late") \
-	X(reloads, counter, "Configuration reloads attempted")		\
-	X(reload_failures, counter, "Configuration reloads rejected")
+	X(agents_total, counter, "agent_connections_total", "", 1, "Agent connections accepted") \
+	X(agents_active, gauge, "agents_connected", "", 1, "Agent connections open") \
+	X(upstream_active, gauge, "upstream_connected", "", 1, "Upstream connections open") \
+	X(upstream_failures, counter, "upstream_failures_total", "", 1, "Upstream connects or handshakes that failed") \
+	X(messages_up, counter, "messages_total", "direction=\"up\"", 1, "Messages relayed, by direction") \
+	X(messages_down, counter, "messages_total", "direction=\"down\"", 1, "Messages relayed, by direction") \
+	X(bytes_up, counter, "bytes_total", "direction=\"up\"", 1, "Payload bytes relayed, by direction") \
+	X(bytes_down, counter, "bytes_total", "direction=\"down\"", 1, "Payload bytes relayed, by direction") \
+	X(binary_messages, counter, "binary_messages_total", "", 1, "Binary messages relayed, both ways") \
+	X(turns_agent, counter, "turns_total", "role=\"agent\"", 1, "Chat turns, by role") \
+	X(turns_customer, counter, "turns_total", "role=\"customer\"", 1, "Chat turns, by role") \
+	X(conversations_ended, counter, "conversations_ended_total", "", 1, "End frames seen") \
+	X(frames_other, counter, "frames_untouched_total", "reason=\"other\"", 1, "Text frames relayed untouched, by reason") \
+	X(frames_invalid, counter, "frames_untouched_total", "reason=\"invalid\"", 1, "Text frames relayed untouched, by reason") \
+	X(frames_malformed, counter, "frames_untouched_total", "reason=\"malformed\"", 1, "Text frames relayed untouched, by reason") \
+	X(closes_too_big, counter, "closes_too_big_total", "", 1, "Connections closed 1009 for a message over limits.max_message") \
+	X(flow_pauses, counter, "flow_pauses_total", "", 1, "Times a producer was paused because a queue passed limits.queue_bytes") \
+	X(queued_bytes, gauge, "queued_bytes", "", 1, "Bytes waiting in relay queues") \
+	X(rule_hits, counter, "", "", 1, "Rule hits, every action") \
+	X(rule_blocks, counter, "rule_blocks_total", "", 1, "Agent messages blocked by a rule") \
+	X(rule_warnings, counter, "rule_warnings_total", "", 1, "chatmon.warning frames sent to agents for rule hits") \
+	X(rule_errors, counter, "rule_errors_total", "", 1, "Messages the rules could not be run on (out of memory)") \
+	X(sla_warnings, counter, "sla_events_total", "type=\"warn\"", 1, "SLA events, by type") \
+	X(sla_breaches, counter, "sla_events_total", "type=\"breach\"", 1, "SLA events, by type") \
+	X(sla_escalations, counter, "sla_events_total", "type=\"escalate\"", 1, "SLA events, by type") \
+	X(sla_timer_fires, counter, "sla_timer_fires_total", "", 1, "SLA deadline timers fired") \
+	X(alerts_total, counter, "alerts_total", "", 1, "Alerts handed to the Redis sink") \
+	X(alerts_sent, counter, "alerts_sent_total", "", 1, "Alerts Redis acknowledged (XADD returned an id)") \
+	X(alerts_queued, gauge, "alerts_queued", "", 1, "Alerts waiting in memory for Redis") \
+	X(alerts_spooled, counter, "alerts_spooled_total", "", 1, "Alerts written to the disk spool") \
+	X(alerts_spool_bytes, gauge, "alerts_spool_bytes", "", 1, "Bytes in the disk spool") \
+	X(alerts_dropped, counter, "alerts_dropped_total", "", 1, "Alerts lost: outbox and spool full, or refused by Redis") \
+	X(alerts_folded, counter, "alerts_folded_total", "", 1, "Alerts folded into an earlier identical one") \
+	X(redis_connected, gauge, "redis_connected", "", 1, "1 when the Redis connection is up") \
+	X(redis_reconnects, counter, "redis_reconnects_total", "", 1, "Redis connections lost") \
+	X(sla_timer_late_max_us, gauge, "sla_timer_late_max_seconds", "", 1e6, "Latest an SLA timer fired after its deadline") \
+	X(sla_timer_late_sum_us, counter, "sla_timer_late_seconds_total", "", 1e6, "Sum of SLA timer lateness") \
+	X(sla_timer_late_over_10ms, counter, "sla_timer_late_over_10ms_total", "", 1, "SLA timers that fired more than 10 ms late") \
+	X(reloads, counter, "", "", 1, "Configuration reloads attempted") \
+	X(reload_failures, counter, "", "", 1, "Configuration reloads rejected")
 
 struct metrics {
-#define METRICS_FIELD(name, kind, help) uint64_t name;
+#define METRICS_FIELD(name, kind, prom, labels, scale, help) uint64_t name;
 	METRICS_FIELDS(METRICS_FIELD)
 #undef METRICS_FIELD
 };

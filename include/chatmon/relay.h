@@ -72,6 +72,14 @@ enum relay_verdict relay_message(struct relay *, const struct relay_peer *,
 	    enum relay_dir, int binary, const char *data, size_t len);
 /* The agent's connection is gone: its conversations end (open rounds unanswered). */
 void	relay_peer_closed(struct relay *, struct relay_peer *);
+/* The relay's part of /metrics: rule hits by category, severity and action, and the SLA's. */
+int	relay_metrics(const struct relay *, struct sbuf *out);
+/* For STATUS= and /readyz. */
+size_t	relay_conversations(const struct relay *);
+size_t	relay_open_rounds(const struct relay *);
+size_t	relay_rules(const struct relay *);
+/* 1 when Redis is connected or alerts are being spooled. */
+int	relay_alerts_ready(const struct relay *);
 /* One log line per agent with its SLA figures. */
 void	relay_log_figures(const struct relay *);
 /* Before the event base: the SLA timers are events on it. */

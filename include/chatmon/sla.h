@@ -134,6 +134,15 @@ struct sla_figures {
 /* Calls cb for every agent with rounds or events, in agent-id order. */
 void	sla_agents(const struct sla *, void (*cb)(const char *agent,
 	    const struct sla_figures *, void *), void *arg);
+/*
+ * Every agent's rounds as one histogram (response times as in the figures:
+ * capped, unanswered = cap, rounded up to the second): counts[i] is the
+ * number of rounds of at most bounds_ms[i] (cumulative), *sum_ms and *total
+ * over all rounds.
+ */
+void	sla_histogram(const struct sla *, const uint64_t *bounds_ms, size_t n,
+	    uint64_t *counts, uint64_t *sum_ms, uint64_t *total);
+
 /* Open conversations and open rounds, for metrics. */
 size_t	sla_conversations(const struct sla *);
 size_t	sla_open_rounds(const struct sla *);

@@ -35,6 +35,13 @@ void	slaclock_turn(struct slaclock *, const struct relay_turn *, int robot);
 void	slaclock_end(struct slaclock *, const struct relay_turn *);
 /* The agent's connection closed: the conversations it was last seen on end. */
 void	slaclock_peer_closed(struct slaclock *, struct relay_peer *);
+/*
+ * The SLA part of /metrics in the Prometheus text format: open rounds and
+ * conversations, the response-time histogram, and the figures per agent.
+ */
+int	slaclock_metrics(const struct slaclock *, struct sbuf *out);
+size_t	slaclock_conversations(const struct slaclock *);
+size_t	slaclock_open_rounds(const struct slaclock *);
 /* One log line per agent with its figures. */
 void	slaclock_log_figures(const struct slaclock *);
 void	slaclock_free(struct slaclock *);

@@ -88,7 +88,7 @@ def main():
         with open(conf, "w") as f:
             f.write(f"listen: 127.0.0.1:{port}\n"
                     f"upstream: ws://127.0.0.1:{backend_port}/\n"
-                    f"rules: {RULES}\n"
+                    f"rules: {RULES}\nadmin: 127.0.0.1:{free_port()}\n"
                     "log:\n  level: info\n")
         log = open(os.path.join(tmp.name, "chatmond.log"), "wb")
         daemon = subprocess.Popen([chatmond, "-c", conf], stderr=log, stdout=subprocess.DEVNULL)

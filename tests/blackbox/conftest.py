@@ -183,6 +183,8 @@ def config_text(port, upstream, level="debug", agent_id="query:agent", limits=No
         "log:",
         f"  level: {level}",
         f"rules: {os.path.abspath(rules)}",
+        # every daemon its own admin port: tests run side by side
+        f"admin: 127.0.0.1:{free_port()}",
         # no Redis unless a test starts one: port 1 refuses at once
         *([f"redis:\n  url: {redis}"] if redis else []),
     ]

@@ -474,13 +474,13 @@ static const struct bad_case bad_cases[] = {
 	{ "port range", "listen: 127.0.0.1:70000\n",
 	    "@:1: listen: bad address '127.0.0.1:70000': port out of range (1-65535)\n" },
 	{ "port zero", "admin: 127.0.0.1:0\n",
-	    "@:1: admin: bad address '127.0.0.1:0': port out of range (1-65535)\n" },
+	    "@:1: admin.listen: bad address '127.0.0.1:0': port out of range (1-65535)\n" },
 	{ "missing port", "listen: 127.0.0.1\n",
 	    "@:1: listen: bad address '127.0.0.1': missing port (want host:port)\n" },
 	{ "bare IPv6", "listen: ::1:8080\n",
 	    "@:1: listen: bad address '::1:8080': IPv6 addresses need brackets, e.g. [::1]:8080\n" },
 	{ "admin equals listen", "listen: 127.0.0.1:7000\nadmin: 127.0.0.1:7000\n",
-	    "@:2: admin (127.0.0.1:7000) must differ from listen\n" },
+	    "@:2: admin.listen (127.0.0.1:7000) must differ from listen\n" },
 	{ "upstream scheme", "upstream: http://x/\n",
 	    "@:1: upstream: bad URL 'http://x/': must start with ws:// or wss://\n" },
 	{ "upstream no host", "upstream: ws:///chat\n",
@@ -709,7 +709,7 @@ static const struct bad_override bad_overrides[] = {
 	{ "limits=5", "-o limits=5: limits: expected a mapping, got a scalar\n" },
 	{ "limits={max_mesage: 1}", "-o limits={max_mesage: 1}: unknown key 'limits.max_mesage'\n" },
 	{ "sla.reply=180s", "-o sla.reply=180s: sla.escalate (3m) must be greater than sla.reply (3m)\n" },
-	{ "admin=127.0.0.1:8080", "-o admin=127.0.0.1:8080: admin (127.0.0.1:8080) must differ from listen\n" },
+	{ "admin=127.0.0.1:8080", "-o admin=127.0.0.1:8080: admin.listen (127.0.0.1:8080) must differ from listen\n" },
 };
 
 static void

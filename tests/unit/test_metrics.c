@@ -29,19 +29,32 @@ test_line(void **state)
 static void
 test_prometheus(void **state)
 {
-	struct metrics	m = { 0 };
-	struct sbuf	out;
+	struct metrics	 m = { 0 };
+	struct sbuf	 out;
+	const char	*s, *p;
 
 	(void)state;
 	sbuf_init(&out);
 	m.agents_active = 7;
 	m.bytes_up = 42;
+	m.bytes_down = 5;
+	m.sla_timer_late_max_us = 1500;
+	m.reloads = 3;
 	assert_int_equal(metrics_format_prometheus(&m, &out), 0);
-	assert_non_null(strstr(sbuf_str(&out),
-	    "# TYPE chatmon_agents_active gauge\nchatmon_agents_active 7\n"));
-	assert_non_null(strstr(sbuf_str(&out),
-	    "# TYPE chatmon_bytes_up_total counter\nchatmon_bytes_up_total 42\n"));
-	assert_non_null(strstr(sbuf_str(&out), "# HELP chatmon_reloads_total "));
+	s = sbuf_str(&out);
+	assert_non_null(strstr(s,
+	    "# TYPE chatmon_agents_connected gauge\nchatmon_agents_connected 7\n"));
+	/* one metric, two labelled series, HELP and TYPE once */
+	assert_non_null(strstr(s, "# TYPE chatmon_bytes_total counter\n"
+	    "chatmon_bytes_total{direction=\"up\"} 42\n"
+	    "chatmon_bytes_total{direction=\"down\"} 5\n"));
+	p = strstr(s, "# TYPE chatmon_bytes_total");
+	assert_null(strstr(p + 1, "# TYPE chatmon_bytes_total"));
+	/* microseconds shown in seconds */
+	assert_non_null(strstr(s, "chatmon_sla_timer_late_max_seconds 0.001500\n"));
+	/* what the relay exports itself is not here */
+	assert_null(strstr(s, "reloads"));
+	assert_null(strstr(s, "chatmon_rule_hits"));
 	sbuf_free(&out);
 }
 
