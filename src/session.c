@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 #include <sys/resource.h>
 
 #include <libwebsockets.h>
@@ -916,6 +917,7 @@ session_server_new(struct event_base *base, const struct config *cfg,
 	struct lws_context_creation_info	 info;
 	struct session_server			*srv;
 	struct rlimit				 rl;
+	struct in_addr				 v4;
 	void					*loops[1] = { base };
 
 	if ((srv = calloc(1, sizeof(*srv))) == NULL) {
@@ -939,6 +941,14 @@ session_server_new(struct event_base *base, const struct config *cfg,
 	if (strcmp(cfg->listen.host, "0.0.0.0") != 0 &&
 	    strcmp(cfg->listen.host, "*") != 0 && cfg->listen.host[0] != '\0')
 		info.iface = cfg->listen.host;
+	/*
+	 * lws built with IPv6 makes an IPv6 socket and cannot bind it to an
+	 * IPv4 address: it silently listens on every address instead. An IPv4
+	 * listen address gets an IPv4 socket.
+	 */
+	if (inet_pton(AF_INET, cfg->listen.host, &v4) == 1 ||
+	    strcmp(cfg->listen.host, "0.0.0.0") == 0)
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.protocols = session_protocols;
 	info.user = srv;
 	info.vhost_name = "chatmond";
