@@ -6,6 +6,9 @@ DESTDIR	?=
 BINDIR	?= $(PREFIX)/bin
 SBINDIR	?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
+MANDIR	?= $(PREFIX)/share/man
+DOCDIR	?= $(PREFIX)/share/doc/chatmon
+UNITDIR	?= $(PREFIX)/lib/systemd/system
 
 PYTHON	?= /usr/bin/python3
 CC	?= cc
@@ -137,8 +140,25 @@ bench: all $(BUILD)/bench_rules $(BUILD)/bench_sla
 run: all
 	@tools/run.sh $(BUILD)/chatmond $(BUILD)/chatmon conf/chatmond.yaml
 
+# Where install puts the rest; each can be set on the command line like PREFIX.
+# The unit goes to $(PREFIX)/lib/systemd/system, on systemd's search path for
+# /usr/local and /usr alike; /etc/systemd/system stays the operator's
+# (systemctl edit). The unit and the man pages name the default paths
+# (/usr/local, /etc/chatmon): INSTALL_SED rewrites them to these, through
+# @markers@ so one replacement is never rewritten by the next.
+install: INSTALL_SED = -e 's|/usr/local/sbin|@SBINDIR@|g' -e 's|/usr/local/bin|@BINDIR@|g' \
+	    -e 's|/usr/local/share/man|@MANDIR@|g' -e 's|/usr/local/share/doc/chatmon|@DOCDIR@|g' \
+	    -e 's|/usr/local/lib/systemd/system|@UNITDIR@|g' -e 's|/usr/local|@PREFIX@|g' \
+	    -e 's|/etc/chatmon|@SYSCONFDIR@/chatmon|g' \
+	    -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@MANDIR@|$(MANDIR)|g' \
+	    -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@UNITDIR@|$(UNITDIR)|g' -e 's|@PREFIX@|$(PREFIX)|g' \
+	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+
+# Works as non-root into a DESTDIR: no chown, no systemctl.
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/chatmon
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/chatmon \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples/rules.d
 	install -m 755 $(BUILD)/chatmond $(DESTDIR)$(SBINDIR)/chatmond
 	install -m 755 $(BUILD)/chatmon $(DESTDIR)$(BINDIR)/chatmon
 	@# never overwrite an operator's configuration or rules
@@ -147,9 +167,31 @@ install: all
 	test -e $(DESTDIR)$(SYSCONFDIR)/chatmon/rules.d || { \
 	    install -d $(DESTDIR)$(SYSCONFDIR)/chatmon/rules.d && \
 	    install -m 644 conf/rules.d/*.yaml $(DESTDIR)$(SYSCONFDIR)/chatmon/rules.d; }
+	sed $(INSTALL_SED) systemd/chatmond.service >$(DESTDIR)$(UNITDIR)/chatmond.service
+	sed $(INSTALL_SED) man/chatmon.1 >$(DESTDIR)$(MANDIR)/man1/chatmon.1
+	sed $(INSTALL_SED) man/chatmond.yaml.5 >$(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5
+	sed $(INSTALL_SED) man/chatmond.8 >$(DESTDIR)$(MANDIR)/man8/chatmond.8
+	chmod 644 $(DESTDIR)$(UNITDIR)/chatmond.service $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
+	    $(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5 $(DESTDIR)$(MANDIR)/man8/chatmond.8
+	@# the docs, and the shipped configuration and rules to compare with after an upgrade
+	install -m 644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 644 docs/*.md $(DESTDIR)$(DOCDIR)/docs
+	install -m 644 conf/chatmond.yaml $(DESTDIR)$(DOCDIR)/examples/chatmond.yaml
+	rm -f $(DESTDIR)$(DOCDIR)/examples/rules.d/*.yaml
+	install -m 644 conf/rules.d/*.yaml $(DESTDIR)$(DOCDIR)/examples/rules.d
+	@test -n "$(DESTDIR)" || echo "install: now systemctl daemon-reload; systemctl enable --now chatmond"
 
+# Everything install put there except the configuration and the rules (the
+# operator's), and except /var/lib/chatmon (the service's state: the spool).
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/chatmond $(DESTDIR)$(BINDIR)/chatmon
+	rm -f $(DESTDIR)$(SBINDIR)/chatmond $(DESTDIR)$(BINDIR)/chatmon \
+	    $(DESTDIR)$(UNITDIR)/chatmond.service $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
+	    $(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5 $(DESTDIR)$(MANDIR)/man8/chatmond.8
+	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/docs/*.md \
+	    $(DESTDIR)$(DOCDIR)/examples/chatmond.yaml $(DESTDIR)$(DOCDIR)/examples/rules.d/*.yaml
+	rmdir $(DESTDIR)$(DOCDIR)/examples/rules.d $(DESTDIR)$(DOCDIR)/examples \
+	    $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/chatmon (configuration and rules)"
 
 clean:
 	rm -rf build/*.o build/*.d build/chatmond build/chatmon build/tests build-san

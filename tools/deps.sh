@@ -18,7 +18,7 @@ pkgs="build-essential pkg-config cmake dpkg-dev ca-certificates
 libevent-dev libhiredis-dev libpcre2-dev libyaml-dev libjansson-dev
 libssl-dev libcmocka-dev libutf8proc-dev opencc libsystemd-dev
 redis-server python3 python3-websockets python3-pytest python3-redis
-valgrind"
+valgrind mandoc systemd"
 
 # Concurrent makes (a developer's and a test run's) must not build at once.
 mkdir -p "$out"

@@ -1,0 +1,277 @@
+"""make install / make uninstall into a DESTDIR: every file where the man
+pages and the unit say, an operator's configuration never overwritten, man
+pages that pass mandoc's lint, and a configuration page that names every key
+of docs/configuration.md."""
+
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import ROOT, SAN, SLOW
+
+PREFIX = "/usr/local"
+SBIN = PREFIX + "/sbin"
+BIN = PREFIX + "/bin"
+MANDIR = PREFIX + "/share/man"
+DOCDIR = PREFIX + "/share/doc/chatmon"
+UNIT = PREFIX + "/lib/systemd/system/chatmond.service"
+ETC = "/etc/chatmon"
+PAGES = {"chatmon.1": "man1", "chatmond.yaml.5": "man5", "chatmond.8": "man8"}
+
+
+def make_env():
+    """The environment for a make of our own: none of a calling make's flags or jobserver."""
+    env = dict(os.environ)
+    for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+        env.pop(k, None)
+    return env
+
+
+def make(target, destdir, *extra, user=None, timeout=600):
+    """Runs `make -s TARGET DESTDIR=… PREFIX=/usr/local` at the top of the tree."""
+    argv = ["make", "-s", "-C", ROOT, *extra, target, "DESTDIR=" + str(destdir),
+            "PREFIX=" + PREFIX]
+    if SAN:
+        argv.append("SAN=1")      # the sanitizer pass installs the binaries it already built
+    if user is not None:          # (uid, gid)
+        argv = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups"] + argv
+    r = subprocess.run(argv, capture_output=True, text=True, env=make_env(),
+                       stdin=subprocess.DEVNULL, timeout=timeout * SLOW)
+    assert r.returncode == 0, f"{' '.join(argv)}: {r.returncode}\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+def make_install(destdir):
+    return make("install", destdir)
+
+
+def under(destdir, path):
+    return os.path.join(str(destdir), path.lstrip("/"))
+
+
+def man_source(destdir, page):
+    return under(destdir, f"{MANDIR}/{PAGES[page]}/{page}")
+
+
+def section(text, name):
+    """The mdoc source of section NAME (.Sh NAME up to the next .Sh)."""
+    m = re.search(r"^\.Sh " + re.escape(name) + r"\n(.*?)(?=^\.Sh |\Z)", text, re.M | re.S)
+    return m.group(1) if m else ""
+
+
+def files_section_paths(text):
+    """Every `.It Pa PATH` of the FILES section."""
+    return re.findall(r"^\.It Pa (\S+)", section(text, "FILES"), re.M)
+
+
+def unit_entries(text):
+    """[(key, value)] of the unit's directives, comments and section headers left out."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        k, _, v = line.partition("=")
+        out.append((k.strip(), v.strip()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def dest():
+    d = tempfile.mkdtemp(prefix="chatmon-install-")
+    try:
+        make_install(d)
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_binaries_and_config(dest):
+    for path in (SBIN + "/chatmond", BIN + "/chatmon"):
+        st = os.stat(under(dest, path))
+        assert stat.S_ISREG(st.st_mode) and st.st_mode & 0o777 == 0o755, path
+    assert open(under(dest, ETC + "/chatmond.yaml"), "rb").read() == \
+        open(os.path.join(ROOT, "conf", "chatmond.yaml"), "rb").read()
+    shipped = sorted(f for f in os.listdir(os.path.join(ROOT, "conf", "rules.d"))
+                     if f.endswith(".yaml"))
+    assert sorted(os.listdir(under(dest, ETC + "/rules.d"))) == shipped
+    # the binaries run, and the configuration as installed is good (its rules.d is relative)
+    r = subprocess.run([under(dest, SBIN + "/chatmond"), "-V"], capture_output=True, text=True,
+                       timeout=10 * SLOW)
+    assert r.returncode == 0 and r.stdout.startswith("chatmond "), (r.stdout, r.stderr)
+    r = subprocess.run([under(dest, SBIN + "/chatmond"), "-c", under(dest, ETC + "/chatmond.yaml"),
+                        "-t"], capture_output=True, text=True, timeout=60 * SLOW)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([under(dest, BIN + "/chatmon"), "rules", "test", "-c",
+                        under(dest, ETC + "/chatmond.yaml")], capture_output=True, text=True,
+                       timeout=60 * SLOW)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_files_where_the_man_pages_say(dest):
+    named = {}
+    for page in PAGES:
+        src = man_source(dest, page)
+        st = os.stat(src)
+        assert st.st_mode & 0o777 == 0o644, src
+        text = open(src, encoding="utf-8").read()
+        named[page] = files_section_paths(text)
+        assert named[page], f"{page}: no FILES section"
+        # FILES, and every other absolute path the page names that install owns
+        paths = set(named[page]) | set(re.findall(r"^\.(?:It )?Pa (/\S+)", text, re.M))
+        for p in sorted(paths):
+            if p.startswith("/var/lib/"):
+                continue          # the service's state directory: made by systemd (below)
+            if not p.startswith((PREFIX + "/", ETC)):
+                continue          # /metrics and the like: not files
+            full = under(dest, p)
+            if p.endswith("/"):
+                assert os.path.isdir(full) and os.listdir(full), f"{page} names {p}: no such dir"
+            else:
+                assert os.path.isfile(full), f"{page} names {p}: not installed"
+    # each page names what it is about
+    assert SBIN + "/chatmond" in named["chatmond.8"]
+    assert UNIT in named["chatmond.8"]
+    assert BIN + "/chatmon" in named["chatmon.1"]
+    assert ETC + "/chatmond.yaml" in named["chatmond.yaml.5"]
+    assert ETC + "/rules.d/" in named["chatmond.yaml.5"]
+    # /var/lib/chatmon is the unit's StateDirectory
+    unit = dict(unit_entries(open(under(dest, UNIT)).read()))
+    for page, paths in named.items():
+        for p in paths:
+            if p.startswith("/var/lib/"):
+                assert unit.get("StateDirectory") == p[len("/var/lib/"):].split("/")[0], (page, p)
+    # the docs
+    assert os.path.isfile(under(dest, DOCDIR + "/README.md"))
+    for f in os.listdir(os.path.join(ROOT, "docs")):
+        if f.endswith(".md"):
+            assert os.path.isfile(under(dest, f"{DOCDIR}/docs/{f}")), f
+
+
+def test_unit_points_at_the_installed_binaries(dest):
+    path = under(dest, UNIT)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+    entries = unit_entries(open(path).read())
+    execs = [(k, v) for k, v in entries if k in ("ExecStartPre", "ExecStart", "ExecReload")]
+    assert {k for k, _ in execs} == {"ExecStartPre", "ExecStart", "ExecReload"}, execs
+    for k, v in execs:
+        argv = v.lstrip("-@:+!").split()
+        if argv[0] in ("/bin/kill", "/usr/bin/kill"):
+            assert argv[1:] == ["-HUP", "$MAINPID"], (k, v)
+            continue
+        assert argv[0] == SBIN + "/chatmond", (k, v)
+        assert os.access(under(dest, argv[0]), os.X_OK), (k, v)
+        assert argv[1] == "-c" and argv[2] == ETC + "/chatmond.yaml", (k, v)
+        assert os.path.isfile(under(dest, argv[2])), (k, v)
+        assert ("-t" in argv) == (k != "ExecStart"), (k, v)
+
+
+def test_man_pages_lint(dest):
+    mandoc = shutil.which("mandoc")
+    assert mandoc, "mandoc is missing: apt-get install mandoc (tools/deps.sh lists it)"
+    for page in PAGES:
+        src = man_source(dest, page)
+        # warnings and worse; STYLE notes depend on which other manuals the host has
+        r = subprocess.run([mandoc, "-T", "lint", "-W", "warning", src], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), \
+            r.stdout + r.stderr
+        r = subprocess.run([mandoc, "-T", "utf8", src], capture_output=True, text=True,
+                           timeout=30)
+        shown = re.sub(".\b", "", r.stdout)          # no overstrike bold
+        assert r.returncode == 0 and "NAME" in shown and "FILES" in shown, r.stderr
+        if shutil.which("groff"):
+            # -k: preconv, as man(1) does, for the Chinese examples
+            r = subprocess.run(["groff", "-k", "-Tutf8", "-mdoc", "-z", "-ww", src],
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+
+
+def test_config_page_has_every_key():
+    """Every key of docs/configuration.md's table is in chatmond.yaml(5) with its default
+    and whether a reload applies it."""
+    doc = open(os.path.join(ROOT, "docs", "configuration.md"), encoding="utf-8").read()
+    keys = []
+    for line in doc.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        if line.startswith("|") and len(cells) == 5 and re.fullmatch(r"`[a-z_.]+`", cells[0]):
+            keys.append(cells[0].strip("`"))
+    assert len(keys) >= 39, keys
+    page = open(os.path.join(ROOT, "man", "chatmond.yaml.5"), encoding="utf-8").read()
+    entries = {}
+    for m in re.finditer(r"^\.It Cm ([a-z_.]+) :(.*?)(?=^\.It |^\.El)", page, re.M | re.S):
+        entries[m.group(1)] = m.group(2)
+    missing = [k for k in keys if k not in entries]
+    assert not missing, f"chatmond.yaml.5 lacks {missing}"
+    for k in keys:
+        assert "Default" in entries[k] and "Reload:" in entries[k], k
+
+
+def test_second_install_keeps_the_operators_files(dest):
+    conf = under(dest, ETC + "/chatmond.yaml")
+    rules = under(dest, ETC + "/rules.d")
+    with open(conf, "a") as f:
+        f.write("# edited by the operator\n")
+    edited = open(conf).read()
+    first = sorted(os.listdir(rules))
+    os.remove(os.path.join(rules, first[-1]))          # the operator dropped a rule file
+    with open(os.path.join(rules, "local.yaml"), "w") as f:
+        f.write("[]\n")
+    chatmon = under(dest, BIN + "/chatmon")
+    with open(chatmon, "wb") as f:
+        f.write(b"stale")                              # a program, unlike a config, is replaced
+
+    make_install(dest)
+
+    assert open(conf).read() == edited
+    assert sorted(os.listdir(rules)) == sorted(first[:-1] + ["local.yaml"])
+    assert os.path.getsize(chatmon) > 1000
+
+
+def test_uninstall_keeps_config(dest):
+    make("uninstall", dest)
+    for p in (SBIN + "/chatmond", BIN + "/chatmon", UNIT, DOCDIR,
+              *(f"{MANDIR}/{sec}/{page}" for page, sec in PAGES.items())):
+        assert not os.path.exists(under(dest, p)), p
+    assert os.path.isfile(under(dest, ETC + "/chatmond.yaml"))
+    assert "# edited by the operator" in open(under(dest, ETC + "/chatmond.yaml")).read()
+    assert os.listdir(under(dest, ETC + "/rules.d"))
+
+
+def readable_by_others(path):
+    """Whether a user with no relation to the tree's owner can read it."""
+    p = os.path.abspath(path)
+    while True:
+        if os.stat(p).st_mode & 0o005 != 0o005:
+            return False
+        if p == "/":
+            return True
+        p = os.path.dirname(p)
+
+
+def test_install_as_non_root():
+    """DESTDIR installs need no privilege: no chown, no systemctl."""
+    d = tempfile.mkdtemp(prefix="chatmon-install-user-")
+    try:
+        if os.geteuid() == 0:
+            assert shutil.which("setpriv"), "setpriv (util-linux) is missing"
+            if not readable_by_others(ROOT):
+                pytest.skip(f"{ROOT} is not readable by other users: cannot run make as nobody")
+            nobody = pwd.getpwnam("nobody")
+            os.chown(d, nobody.pw_uid, nobody.pw_gid)
+            # -o all: the tree is built (by root); nobody may not write build/
+            make("install", os.path.join(d, "root"), "-o", "all",
+                 user=(nobody.pw_uid, nobody.pw_gid))
+        else:
+            make("install", os.path.join(d, "root"))
+        for p in (SBIN + "/chatmond", BIN + "/chatmon", UNIT, ETC + "/chatmond.yaml",
+                  f"{MANDIR}/man8/chatmond.8"):
+            assert os.path.isfile(under(os.path.join(d, "root"), p)), p
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
