@@ -75,7 +75,9 @@ admin_reply(struct evhttp_request *req, int code, const char *reason,
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
 	    "no-store");
-	evbuffer_add(b, body, len);
+	/* a HEAD reply carries no content (RFC 9110 9.3.2) */
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+		evbuffer_add(b, body, len);
 	evhttp_send_reply(req, code, reason, b);
 	evbuffer_free(b);
 }
@@ -154,10 +156,9 @@ admin_request(struct evhttp_request *req, void *arg)
 			return;
 		}
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
-	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-		    "GET, HEAD");
+		    "GET");
 		admin_reply(req, 405, "Method Not Allowed", "application/json",
 		    "{\"error\":\"method not allowed\"}\n", 31);
 		return;
@@ -186,9 +187,15 @@ admin_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 	a->metrics = m;
 	a->relay = relay;
 	admin_set_config(a, cfg);
-	/* GET and HEAD only, small requests: nothing here needs more */
+	/*
+	 * Every method reaches the handler, which serves GET and answers 405
+	 * to the rest (evhttp itself would say 501 to some); small requests
+	 * only: nothing here needs more.
+	 */
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
+	    EVHTTP_REQ_PATCH);
 	evhttp_set_max_headers_size(a->http, 8192);
 	evhttp_set_max_body_size(a->http, 4096);
 	evhttp_set_timeout(a->http, 10);
