@@ -918,6 +918,7 @@ session_server_new(struct event_base *base, const struct config *cfg,
 	struct session_server			*srv;
 	struct rlimit				 rl;
 	struct in_addr				 v4;
+	char					 mapped[sizeof(cfg->listen.host) + 8];
 	void					*loops[1] = { base };
 
 	if ((srv = calloc(1, sizeof(*srv))) == NULL) {
@@ -943,12 +944,15 @@ session_server_new(struct event_base *base, const struct config *cfg,
 		info.iface = cfg->listen.host;
 	/*
 	 * lws built with IPv6 makes an IPv6 socket and cannot bind it to an
-	 * IPv4 address: it silently listens on every address instead. An IPv4
-	 * listen address gets an IPv4 socket.
+	 * IPv4 address: it silently listens on every address instead. Given
+	 * as v4-mapped, the IPv4 address binds exactly. (Turning IPv6 off
+	 * would do it too, but for the whole context: an IPv6 upstream would
+	 * then be out of reach.)
 	 */
-	if (inet_pton(AF_INET, cfg->listen.host, &v4) == 1 ||
-	    strcmp(cfg->listen.host, "0.0.0.0") == 0)
-		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (info.iface != NULL && inet_pton(AF_INET, cfg->listen.host, &v4) == 1) {
+		snprintf(mapped, sizeof(mapped), "::ffff:%s", cfg->listen.host);
+		info.iface = mapped;
+	}
 	info.protocols = session_protocols;
 	info.user = srv;
 	info.vhost_name = "chatmond";
