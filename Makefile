@@ -91,9 +91,9 @@ $(BUILD)/tests/test_metrics: $(BUILD)/tests/test_metrics.o $(BUILD)/metrics.o $(
 $(BUILD)/tests/test_normalize: $(BUILD)/tests/test_normalize.o $(BUILD)/normalize.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lutf8proc
 # --wrap lets the test fail allocations one by one without touching src/
-$(BUILD)/tests/test_acm: $(BUILD)/tests/test_acm.o $(BUILD)/acm.o
+$(BUILD)/tests/test_acm: $(BUILD)/tests/test_acm.o $(BUILD)/tests/allocfail.o $(BUILD)/acm.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka
-$(BUILD)/tests/test_sla: $(BUILD)/tests/test_sla.o $(BUILD)/sla.o $(BUILD)/util.o
+$(BUILD)/tests/test_sla: $(BUILD)/tests/test_sla.o $(BUILD)/tests/allocfail.o $(BUILD)/sla.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka
 $(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(RULES_LIBS)

@@ -7,53 +7,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "allocfail.h"
+
 #include "chatmon/acm.h"
-
-/*
- * Allocation-failure injection: linked with
- * -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc, the module's allocations
- * come here. Without those flags __real_malloc stays an unresolved weak
- * symbol (NULL) and the test that needs it is skipped.
- */
-void	*__real_malloc(size_t) __attribute__((weak));
-void	*__real_calloc(size_t, size_t) __attribute__((weak));
-void	*__real_realloc(void *, size_t) __attribute__((weak));
-void	*__wrap_malloc(size_t);
-void	*__wrap_calloc(size_t, size_t);
-void	*__wrap_realloc(void *, size_t);
-
-static long	fail_after = -1;	/* allocations let through; -1: all */
-static int	injected;
-
-static int
-alloc_fails(void)
-{
-	if (fail_after < 0)
-		return 0;
-	if (fail_after-- == 0) {
-		injected = 1;
-		return 1;
-	}
-	return 0;
-}
-
-void *
-__wrap_malloc(size_t n)
-{
-	return alloc_fails() ? NULL : __real_malloc(n);
-}
-
-void *
-__wrap_calloc(size_t n, size_t sz)
-{
-	return alloc_fails() ? NULL : __real_calloc(n, sz);
-}
-
-void *
-__wrap_realloc(void *p, size_t n)
-{
-	return alloc_fails() ? NULL : __real_realloc(p, n);
-}
 
 /* One report: what the automaton passes to the callback. */
 struct hit {
@@ -564,7 +520,7 @@ test_alloc_failure(void **state)
 	int		 built;
 
 	(void)state;
-	if (__real_malloc == NULL)
+	if (!allocfail_active())
 		skip();
 	for (i = 0; i < N; i++) {
 		l[i].len = 1 + rnd(6);
@@ -577,19 +533,19 @@ test_alloc_failure(void **state)
 		t[i] = (uint8_t)"abcd"[rnd(4)];
 
 	for (n = 0;; n++) {
-		injected = 0;
-		fail_after = n;
+		allocfail_injected = 0;
+		allocfail_after = n;
 		if ((a = acm_new()) == NULL) {
-			fail_after = -1;
-			assert_true(injected);
+			allocfail_after = -1;
+			assert_true(allocfail_injected);
 			continue;
 		}
 		for (nl = 0; nl < N; nl++)
 			if (acm_add(a, l[nl].p, l[nl].len, l[nl].id) == -1)
 				break;
 		built = nl == N && acm_build(a) == 0;
-		fail_after = -1;
-		if (!injected) {
+		allocfail_after = -1;
+		if (!allocfail_injected) {
 			assert_true(built);
 			check(a, l, N, t, sizeof(t));
 			acm_free(a);

@@ -10,55 +10,9 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "allocfail.h"
+
 #include "chatmon/sla.h"
-
-/*
- * Allocation-failure injection and counting: linked with
- * -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc, the module's allocations
- * come here. Without those flags __real_malloc stays an unresolved weak
- * symbol (NULL) and the tests that need it are skipped.
- */
-void	*__real_malloc(size_t) __attribute__((weak));
-void	*__real_calloc(size_t, size_t) __attribute__((weak));
-void	*__real_realloc(void *, size_t) __attribute__((weak));
-void	*__wrap_malloc(size_t);
-void	*__wrap_calloc(size_t, size_t);
-void	*__wrap_realloc(void *, size_t);
-
-static long	fail_after = -1;	/* allocations let through; -1: all */
-static int	injected;
-static size_t	nallocs;		/* allocation calls seen */
-
-static int
-alloc_fails(void)
-{
-	nallocs++;
-	if (fail_after < 0)
-		return 0;
-	if (fail_after-- == 0) {
-		injected = 1;
-		return 1;
-	}
-	return 0;
-}
-
-void *
-__wrap_malloc(size_t n)
-{
-	return alloc_fails() ? NULL : __real_malloc(n);
-}
-
-void *
-__wrap_calloc(size_t n, size_t sz)
-{
-	return alloc_fails() ? NULL : __real_calloc(n, sz);
-}
-
-void *
-__wrap_realloc(void *p, size_t n)
-{
-	return alloc_fails() ? NULL : __real_realloc(p, n);
-}
 
 #define SEC	1000LL
 #define MIN	(60 * SEC)
@@ -139,7 +93,7 @@ reset(void **state)
 	nrelease = 0;
 	last_udata = NULL;
 	memset(released, 0, sizeof(released));
-	fail_after = -1;
+	allocfail_after = -1;
 	return 0;
 }
 
@@ -1445,15 +1399,15 @@ test_memory_per_conversation(void **state)
 	else
 		print_message("bytes per open conversation: not measurable "
 		    "under this allocator\n");
-	if (__real_malloc != NULL) {
-		before = nallocs;
+	if (allocfail_active()) {
+		before = allocfail_calls;
 		for (i = 0; i < N; i += 7) {
 			snprintf(id, sizeof(id), "conv-%011zu", i);
 			turn(s, id, "agent-007", 0, 1, T0 + SEC);
 			turn(s, id, "agent-007", 1, 1, T0 + 2 * SEC);
 			turn(s, id, "agent-007", 0, 0, T0 + 3 * SEC);
 		}
-		assert_int_equal(nallocs, before);
+		assert_int_equal(allocfail_calls, before);
 	}
 	sla_free(s);
 }
@@ -1472,16 +1426,16 @@ test_alloc_failure(void **state)
 	int			 done;
 
 	(void)state;
-	if (__real_malloc == NULL)
+	if (!allocfail_active())
 		skip();
 	base_cfg(&cfg);
 	for (n = 0;; n++) {
 		reset(NULL);
-		injected = 0;
-		fail_after = n;
+		allocfail_injected = 0;
+		allocfail_after = n;
 		if ((s = sla_new(&cfg, on_emit, on_release, NULL)) == NULL) {
-			fail_after = -1;
-			assert_true(injected);
+			allocfail_after = -1;
+			assert_true(allocfail_injected);
 			continue;
 		}
 		made = 0;
@@ -1495,7 +1449,7 @@ test_alloc_failure(void **state)
 			} else
 				assert_null(find(s, id));
 		}
-		fail_after = -1;
+		allocfail_after = -1;
 		assert_int_equal(sla_conversations(s), made);
 		assert_int_equal(sla_open_rounds(s), made);
 		/* whatever failed, the engine works again */
@@ -1511,12 +1465,12 @@ test_alloc_failure(void **state)
 			rounds += figs[i].f.answered;
 		assert_int_equal(rounds, made);
 		assert_int_equal(sla_conversations(s), 300);
-		done = !injected;
+		done = !allocfail_injected;
 		/* a longer cap grows every histogram; failing that is harmless */
-		fail_after = n % 7;
+		allocfail_after = n % 7;
 		cfg.cap_ms = 900 * SEC;
 		sla_set_config(s, &cfg);
-		fail_after = -1;
+		allocfail_after = -1;
 		cfg.cap_ms = 600 * SEC;
 		for (i = 0; i < 300; i++) {
 			snprintf(id, sizeof(id), "c%zu", i);
@@ -1529,7 +1483,7 @@ test_alloc_failure(void **state)
 		if (done)
 			break;
 	}
-	print_message("allocation failure injected at each of %ld points\n", n);
+	print_message("allocation failure allocfail_injected at each of %ld points\n", n);
 }
 
 
