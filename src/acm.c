@@ -187,6 +187,7 @@ acm_build(struct acm *a)
 	size_t		 head, tail, i, c;
 	uint64_t	 nout;
 	uint8_t		 used[256], b;
+	int		 rc = -1;
 
 	if (a->built)
 		return 0;
@@ -328,13 +329,8 @@ acm_build(struct acm *a)
 	a->lits = NULL;
 	a->litcap = 0;
 	a->built = 1;
-	free(queue);
-	free(fail);
-	free(cnt);
-	free(map);
-	free(own);
-	free(litnext);
-	return 0;
+	rc = 0;
+	goto out;
 
 err:
 	free(a->delta);
@@ -345,13 +341,14 @@ err:
 	a->out = NULL;
 	a->nout = 0;
 	a->nstates = 0;
+out:
 	free(queue);
 	free(fail);
 	free(cnt);
 	free(map);
 	free(own);
 	free(litnext);
-	return -1;
+	return rc;
 }
 
 /*
