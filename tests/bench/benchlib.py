@@ -22,3 +22,12 @@ def wait_listening(port, proc, timeout=10):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listening on {port}")
+
+
+def cleanup(daemon, backend, tmp):
+    """Whatever a benchmark started, stopped whatever happened."""
+    if daemon and daemon.poll() is None:
+        daemon.kill()
+    backend.kill()
+    backend.wait()
+    tmp.cleanup()

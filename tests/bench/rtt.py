@@ -25,7 +25,7 @@ import time
 
 import websockets
 
-from benchlib import free_port, wait_listening
+from benchlib import cleanup, free_port, wait_listening
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PYTHON = "/usr/bin/python3"
@@ -104,11 +104,7 @@ def main():
         if rc != 0:
             raise RuntimeError(f"chatmond exited with {rc}")
     finally:
-        if daemon and daemon.poll() is None:
-            daemon.kill()
-        backend.kill()
-        backend.wait()
-        tmp.cleanup()
+        cleanup(daemon, backend, tmp)
 
     d, t = summary(direct), summary(through)
     print(f"round trip, {args.messages} chat turns of {args.size} bytes "

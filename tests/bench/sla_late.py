@@ -42,7 +42,7 @@ import time
 
 import websockets
 
-from benchlib import free_port, wait_listening
+from benchlib import cleanup, free_port, wait_listening
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PYTHON = "/usr/bin/python3"
@@ -189,11 +189,7 @@ def main():
         if rc != 0:
             raise RuntimeError(f"chatmond exited with {rc}")
     finally:
-        if daemon and daemon.poll() is None:
-            daemon.kill()
-        backend.kill()
-        backend.wait()
-        tmp.cleanup()
+        cleanup(daemon, backend, tmp)
 
     fires = st["sla_timer_fires"]
     print(f"SLA timers under load (chatmond at nice {args.nice}): "
