@@ -268,6 +268,18 @@ config_err(struct config_ctx *ctx, const char *fmt, ...)
 		sbuf_line(ctx->errs, "%s: %s", ctx->file, msg);
 }
 
+/* "<key>: bad <what> '<value>': <why>", the form of most value errors. */
+static int
+config_bad(struct config_ctx *ctx, const struct config_key *k,
+    const char *what, const char *s, const char *why)
+{
+	char	 q[CONFIG_QUOTE];
+
+	config_err(ctx, "%s: bad %s %s: %s", k->path, what,
+	    config_quote(q, sizeof(q), s), why);
+	return -1;
+}
+
 /* Reported once: after the first failed allocation the rest is noise. */
 static void
 config_oom(struct config_ctx *ctx)
@@ -696,7 +708,6 @@ static int
 config_set_pointer(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
-	char		 q[CONFIG_QUOTE];
 	const char	*why;
 
 	if ((k->flags & CF_OPTIONAL) && *s == '\0') {
@@ -704,11 +715,8 @@ config_set_pointer(struct config_ctx *ctx, const struct config_key *k,
 		*FIELD(ctx->cfg, char *, k->off) = NULL;	/* "" turns it off */
 		return 0;
 	}
-	if ((why = config_pointer_why(s)) != NULL) {
-		config_err(ctx, "%s: bad JSON pointer %s: %s", k->path,
-		    config_quote(q, sizeof(q), s), why);
-		return -1;
-	}
+	if ((why = config_pointer_why(s)) != NULL)
+		return config_bad(ctx, k, "JSON pointer", s, why);
 	return config_replace(ctx, FIELD(ctx->cfg, char *, k->off), s);
 }
 
@@ -718,19 +726,15 @@ config_set_item(struct config_ctx *ctx, const struct config_key *k,
 {
 	struct config_list	*l = &ctx->scratch;
 	char			**v, *p;
-
 	uint16_t		 from, to;
-	char			 q[CONFIG_QUOTE];
 
 	if (*s == '\0') {
 		config_err(ctx, "%s: empty string in list", k->path);
 		return -1;
 	}
-	if ((k->flags & CF_HOURS) && config_parse_hours(s, &from, &to) == -1) {
-		config_err(ctx, "%s: bad service window %s: want HH:MM-HH:MM, "
-		    "e.g. 08:00-23:00", k->path, config_quote(q, sizeof(q), s));
-		return -1;
-	}
+	if ((k->flags & CF_HOURS) && config_parse_hours(s, &from, &to) == -1)
+		return config_bad(ctx, k, "service window", s,
+		    "want HH:MM-HH:MM, e.g. 08:00-23:00");
 	if ((k->flags & CF_HOURS) && l->n >= CONFIG_MAX_HOURS) {
 		config_err(ctx, "%s: at most %d service windows", k->path,
 		    CONFIG_MAX_HOURS);
@@ -778,15 +782,11 @@ static int
 config_set_size(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
-	char		 q[CONFIG_QUOTE];
 	const char	*why;
 	uint64_t	 v = 0;
 
-	if ((why = config_size_why(s, &v)) != NULL) {
-		config_err(ctx, "%s: bad size %s: %s", k->path,
-		    config_quote(q, sizeof(q), s), why);
-		return -1;
-	}
+	if ((why = config_size_why(s, &v)) != NULL)
+		return config_bad(ctx, k, "size", s, why);
 	if (config_check_range(ctx, k, s, v, config_fmt_size) == -1)
 		return -1;
 	*FIELD(ctx->cfg, uint64_t, k->off) = v;
@@ -797,15 +797,11 @@ static int
 config_set_duration(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
-	char		 q[CONFIG_QUOTE];
 	const char	*why;
 	uint64_t	 v = 0;
 
-	if ((why = config_duration_why(s, &v)) != NULL) {
-		config_err(ctx, "%s: bad duration %s: %s", k->path,
-		    config_quote(q, sizeof(q), s), why);
-		return -1;
-	}
+	if ((why = config_duration_why(s, &v)) != NULL)
+		return config_bad(ctx, k, "duration", s, why);
 	if (config_check_range(ctx, k, s, v, config_fmt_ms) == -1)
 		return -1;
 	if (k->flags & CF_ROUND_S)
@@ -829,11 +825,9 @@ config_set_fraction(struct config_ctx *ctx, const struct config_key *k,
 	if (*p == '.')
 		for (p++; isdigit((unsigned char)*p); p++)
 			nd++;
-	if (nd == 0 || *p != '\0') {
-		config_err(ctx, "%s: bad fraction %s: want a number between 0 "
-		    "and 1, e.g. 0.8", k->path, config_quote(q, sizeof(q), s));
-		return -1;
-	}
+	if (nd == 0 || *p != '\0')
+		return config_bad(ctx, k, "fraction", s,
+		    "want a number between 0 and 1, e.g. 0.8");
 	d = strtod(s, NULL);
 	if (!(d > 0 && d < 1)) {
 		config_err(ctx, "%s: %s must be greater than 0 and less than 1",
@@ -867,15 +861,11 @@ static int
 config_set_addr(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
-	char		 q[CONFIG_QUOTE];
 	const char	*why;
 
 	if ((why = config_addr_why(s, FIELD(ctx->cfg, struct config_addr,
-	    k->off))) != NULL) {
-		config_err(ctx, "%s: bad address %s: %s", k->path,
-		    config_quote(q, sizeof(q), s), why);
-		return -1;
-	}
+	    k->off))) != NULL)
+		return config_bad(ctx, k, "address", s, why);
 	return 0;
 }
 
@@ -883,15 +873,11 @@ static int
 config_set_ws_url(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
-	char			 q[CONFIG_QUOTE];
 	const char		*why;
 	struct config_ws_url	 u;
 
-	if ((why = config_ws_url_why(s, &u)) != NULL) {
-		config_err(ctx, "%s: bad URL %s: %s", k->path,
-		    config_quote(q, sizeof(q), s), why);
-		return -1;
-	}
+	if ((why = config_ws_url_why(s, &u)) != NULL)
+		return config_bad(ctx, k, "URL", s, why);
 	if (config_replace(ctx, FIELD(ctx->cfg, char *, k->off), s) == -1)
 		return -1;
 	*FIELD(ctx->cfg, struct config_ws_url, k->off2) = u;
@@ -902,7 +888,6 @@ static int
 config_set_agent_id(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
-	char				 q[CONFIG_QUOTE];
 	const char			*name, *p, *why = NULL;
 	enum config_agent_id_from	 from;
 
@@ -927,11 +912,8 @@ config_set_agent_id(struct config_ctx *ctx, const struct config_key *k,
 	}
 	if (why == NULL && *name == '\0')
 		why = "NAME is empty";
-	if (why != NULL) {
-		config_err(ctx, "%s: bad agent id source %s: %s", k->path,
-		    config_quote(q, sizeof(q), s), why);
-		return -1;
-	}
+	if (why != NULL)
+		return config_bad(ctx, k, "agent id source", s, why);
 	if (config_replace(ctx, FIELD(ctx->cfg, char *, k->off), name) == -1)
 		return -1;
 	*FIELD(ctx->cfg, enum config_agent_id_from, k->off2) = from;
@@ -942,14 +924,11 @@ static int
 config_set_log_level(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
-	char	 q[CONFIG_QUOTE];
 	int	 lvl;
 
-	if ((lvl = log_level_parse(s)) == -1) {
-		config_err(ctx, "%s: bad log level %s: want error, warn, info "
-		    "or debug", k->path, config_quote(q, sizeof(q), s));
-		return -1;
-	}
+	if ((lvl = log_level_parse(s)) == -1)
+		return config_bad(ctx, k, "log level", s,
+		    "want error, warn, info or debug");
 	*FIELD(ctx->cfg, int, k->off) = lvl;
 	return 0;
 }
@@ -1051,14 +1030,10 @@ static int
 config_set_timezone(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
-	char	q[CONFIG_QUOTE];
 
-	if (config_parse_timezone(s, FIELD(ctx->cfg, int32_t, k->off)) == -1) {
-		config_err(ctx, "%s: bad time zone %s: want UTC, an offset like "
-		    "+08:00, or a China zone name (Asia/Shanghai)", k->path,
-		    config_quote(q, sizeof(q), s));
-		return -1;
-	}
+	if (config_parse_timezone(s, FIELD(ctx->cfg, int32_t, k->off)) == -1)
+		return config_bad(ctx, k, "time zone", s, "want UTC, an offset "
+		    "like +08:00, or a China zone name (Asia/Shanghai)");
 	return 0;
 }
 
@@ -1066,13 +1041,9 @@ static int
 config_set_log_format(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
-	char	q[CONFIG_QUOTE];
 
-	if (strcmp(s, "text") != 0 && strcmp(s, "json") != 0) {
-		config_err(ctx, "%s: bad log format %s: want text or json",
-		    k->path, config_quote(q, sizeof(q), s));
-		return -1;
-	}
+	if (strcmp(s, "text") != 0 && strcmp(s, "json") != 0)
+		return config_bad(ctx, k, "log format", s, "want text or json");
 	*FIELD(ctx->cfg, int, k->off) = s[0] == 'j';
 	return 0;
 }
@@ -1081,14 +1052,10 @@ static int
 config_set_redis_url(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
-	char		 q[CONFIG_QUOTE];
 	const char	*why;
 
-	if ((why = config_redis_url_why(s)) != NULL) {
-		config_err(ctx, "%s: bad Redis URL %s: %s", k->path,
-		    config_quote(q, sizeof(q), s), why);
-		return -1;
-	}
+	if ((why = config_redis_url_why(s)) != NULL)
+		return config_bad(ctx, k, "Redis URL", s, why);
 	return config_replace(ctx, FIELD(ctx->cfg, char *, k->off), s);
 }
 
