@@ -234,14 +234,22 @@ def test_second_install_keeps_the_operators_files(dest):
     assert os.path.getsize(chatmon) > 1000
 
 
-def test_uninstall_keeps_config(dest):
-    make("uninstall", dest)
-    for p in (SBIN + "/chatmond", BIN + "/chatmon", UNIT, DOCDIR,
-              *(f"{MANDIR}/{sec}/{page}" for page, sec in PAGES.items())):
-        assert not os.path.exists(under(dest, p)), p
-    assert os.path.isfile(under(dest, ETC + "/chatmond.yaml"))
-    assert "# edited by the operator" in open(under(dest, ETC + "/chatmond.yaml")).read()
-    assert os.listdir(under(dest, ETC + "/rules.d"))
+def test_uninstall_keeps_config():
+    """Its own tree: it must not depend on what the tests above edited."""
+    dest = tempfile.mkdtemp(prefix="chatmon-uninstall-")
+    try:
+        make_install(dest)
+        with open(under(dest, ETC + "/chatmond.yaml"), "a") as f:
+            f.write("# edited by the operator\n")
+        make("uninstall", dest)
+        for p in (SBIN + "/chatmond", BIN + "/chatmon", UNIT, DOCDIR,
+                  *(f"{MANDIR}/{sec}/{page}" for page, sec in PAGES.items())):
+            assert not os.path.exists(under(dest, p)), p
+        assert os.path.isfile(under(dest, ETC + "/chatmond.yaml"))
+        assert "# edited by the operator" in open(under(dest, ETC + "/chatmond.yaml")).read()
+        assert os.listdir(under(dest, ETC + "/rules.d"))
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
 
 
 def readable_by_others(path):
