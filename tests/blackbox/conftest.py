@@ -10,15 +10,18 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 import pytest
+import redis
 import websockets
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -26,6 +29,7 @@ CHATMOND = os.environ.get("CHATMOND") or os.path.join(ROOT, "build", "chatmond")
 CHATMON = os.environ.get("CHATMON") or os.path.join(ROOT, "build", "chatmon")
 PEERS = os.path.join(ROOT, "tests", "peers")
 PYTHON = "/usr/bin/python3"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 SAN = "build-san" in CHATMOND or bool(os.environ.get("CHATMON_SAN"))
 SLOW = 3 if SAN else 1
@@ -61,6 +65,121 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+def wait_for(pred, timeout, what, poll=0.05):
+    """pred() until truthy (returned), at most timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(poll)
+
+
+# --------------------------------------------------------------------------
+# A real redis-server
+
+
+class RedisServer:
+    """One redis-server process of a test's own: TCP on 127.0.0.1 (a free port)
+    and a unix socket, or the socket only (unix=True); optionally a password,
+    an AOF that survives SIGKILL, and extra redis-server arguments."""
+
+    def __init__(self, port=None, unix=False, password=None, aof=False, extra=()):
+        # short: a unix socket path has at most 107 bytes
+        self.dir = tempfile.mkdtemp(prefix="cm-redis-")
+        self.sock = os.path.join(self.dir, "redis.sock")
+        self.unix = unix
+        self.port = 0 if unix else (port or free_port())
+        self.password = password
+        self.aof = aof
+        self.extra = list(extra)
+        self.proc = None
+
+    def url(self, db=None):
+        if self.unix:
+            return f"unix:{self.sock}"
+        return f"redis://127.0.0.1:{self.port}" + (f"/{db}" if db is not None else "")
+
+    def client(self, db=0, timeout=5):
+        kw = dict(db=db, password=self.password, decode_responses=True,
+                  socket_timeout=timeout, socket_connect_timeout=timeout)
+        if self.unix:
+            return redis.Redis(unix_socket_path=self.sock, **kw)
+        return redis.Redis(host="127.0.0.1", port=self.port, **kw)
+
+    def start(self, timeout=10):
+        assert self.proc is None or self.proc.poll() is not None
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir, "--save", "", "--daemonize", "no",
+                "--logfile", os.path.join(self.dir, "redis.log"),
+                "--unixsocket", self.sock, "--unixsocketperm", "700"]
+        # fsync always: what Redis acknowledged survives its SIGKILL
+        args += ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else \
+            ["--appendonly", "no"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args + self.extra, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout * SLOW
+        c = self.client(timeout=1)
+        try:
+            while True:
+                try:
+                    if c.ping():
+                        return self
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                        redis.exceptions.BusyLoadingError):
+                    pass
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"redis-server did not start ({self.proc.poll()}):\n"
+                                         f"{self.log()[-2000:]}")
+                time.sleep(0.05)
+        finally:
+            c.close()
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "redis.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def kill(self):
+        """SIGKILL (a stopped one too); start() may bring it back on the same port."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def pause(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def close(self):
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server():
+    """redis_server(start=True, **kw) -> RedisServer; all are killed at teardown."""
+    if not os.path.exists(REDIS_SERVER):
+        pytest.skip("no redis-server")
+    made = []
+
+    def make(start=True, **kw):
+        r = RedisServer(**kw)
+        made.append(r)
+        return r.start() if start else r
+    yield make
+    for r in made:
+        r.close()
 
 
 # --------------------------------------------------------------------------

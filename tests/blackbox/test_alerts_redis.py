@@ -14,19 +14,15 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
-import redis
 
-from conftest import SLOW, T, agent, free_port, recv, run
+from conftest import REDIS_SERVER, SLOW, T, agent, recv, run, wait_for
 
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 CHANNEL, STREAM = "chatmon:alerts", "chatmon:alerts:log"
 FOLD0 = ["-o", "redis.fold=0"]
@@ -38,105 +34,6 @@ LONG_SLA = ["-o", "sla.first_response=60s", "-o", "sla.reply=60s", "-o", "sla.es
 SEVERITY = {"info": 0, "warn": 1, "critical": 2}
 
 pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="no redis-server")
-
-
-# --------------------------------------------------------------------------
-# A real redis-server
-
-
-class RedisServer:
-    """One redis-server process: TCP on 127.0.0.1 (a free port) or a unix
-    socket only, optionally with a password and an AOF that survives SIGKILL."""
-
-    def __init__(self, port=None, unix=False, password=None, aof=False):
-        # short: a unix socket path has at most 107 bytes
-        self.dir = tempfile.mkdtemp(prefix="cm-redis-")
-        self.unix = os.path.join(self.dir, "redis.sock") if unix else None
-        self.port = 0 if unix else (port or free_port())
-        self.password = password
-        self.aof = aof
-        self.proc = None
-
-    def url(self, db=None):
-        if self.unix:
-            return f"unix:{self.unix}"
-        return f"redis://127.0.0.1:{self.port}" + (f"/{db}" if db is not None else "")
-
-    def client(self, db=0, timeout=5):
-        kw = dict(db=db, password=self.password, decode_responses=True,
-                  socket_timeout=timeout, socket_connect_timeout=timeout)
-        if self.unix:
-            return redis.Redis(unix_socket_path=self.unix, **kw)
-        return redis.Redis(host="127.0.0.1", port=self.port, **kw)
-
-    def start(self, timeout=10):
-        assert self.proc is None or self.proc.poll() is not None
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", self.dir, "--save", "", "--daemonize", "no",
-                "--logfile", os.path.join(self.dir, "redis.log")]
-        # fsync always: what Redis acknowledged survives its SIGKILL
-        args += ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else \
-            ["--appendonly", "no"]
-        if self.unix:
-            args += ["--unixsocket", self.unix, "--unixsocketperm", "700"]
-        if self.password:
-            args += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout * SLOW
-        c = self.client(timeout=1)
-        try:
-            while True:
-                try:
-                    if c.ping():
-                        return self
-                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                        redis.exceptions.BusyLoadingError):
-                    pass
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"redis-server did not start ({self.proc.poll()}):\n"
-                                         f"{self.log()[-2000:]}")
-                time.sleep(0.05)
-        finally:
-            c.close()
-
-    def log(self):
-        try:
-            with open(os.path.join(self.dir, "redis.log"), errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def kill(self):
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(5)
-
-    def pause(self):
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def resume(self):
-        os.kill(self.proc.pid, signal.SIGCONT)
-
-    def close(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def redis_server():
-    """redis_server(start=True, **kw) -> RedisServer; all are killed at teardown."""
-    made = []
-
-    def make(start=True, **kw):
-        r = RedisServer(**kw)
-        made.append(r)
-        return r.start() if start else r
-    yield make
-    for r in made:
-        r.close()
 
 
 # --------------------------------------------------------------------------
@@ -165,18 +62,6 @@ def stream(client, key=STREAM):
         assert list(fields) == ["alert"], fields
         out.append(fields["alert"])
     return out
-
-
-def wait_for(pred, timeout, what, poll=0.05):
-    """pred() until truthy (returned), at most timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(poll)
 
 
 def dedup(raws):

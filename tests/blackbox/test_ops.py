@@ -27,10 +27,9 @@ import pytest
 import websockets
 
 from conftest import (CHATMOND, SLOW, T, RawWS, agent, closed, config_text, free_port,
-                      recv, run)
+                      recv, run, wait_for)
 
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 FAIL_WORDS = {"down", "fail", "failed", "failing", "disconnected", "unreachable", "error",
               "no", "not ready", "not_ready"}
 
@@ -49,17 +48,6 @@ def admin_args(port, host="127.0.0.1"):
 
 def turn(text, conv="c-1", type_="message"):
     return json.dumps({"type": type_, "conversation": conv, "text": text}, ensure_ascii=False)
-
-
-def wait_for(pred, timeout, what, poll=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(poll)
 
 
 # --------------------------------------------------------------------------
@@ -772,48 +760,6 @@ def test_admin_non_get_is_405(daemon, backend, method):
         assert status == 405, (method, path, head, body[:200])
 
 
-class Redis:
-    def __init__(self, password=None):
-        self.dir = tempfile.mkdtemp(prefix="cm-ops-redis-")
-        self.port = free_port()
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"]
-        if password:
-            args += ["--requirepass", password]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def up():
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
-            except OSError:
-                return False
-        wait_for(up, 10 * SLOW, "redis-server up")
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def redis_server():
-    made = []
-
-    def make(**kw):
-        if not os.path.exists(REDIS_SERVER):
-            pytest.skip("no redis-server")
-        r = Redis(**kw)
-        made.append(r)
-        return r
-    yield make
-    for r in made:
-        r.close()
-
-
 def test_readyz_redis(daemon, backend, redis_server):
     """Redis down and no spool: 503 naming redis; a Redis that is up: 200."""
     b = backend()
@@ -1322,15 +1268,12 @@ def test_reload_with_20_agents(daemon, backend, notify, tmp_path):
 # 4. Logs
 
 
-def test_log_json(daemon, backend):
-    """log.format: json: every stderr line is one JSON object with ts, level, msg,
-    at every level (debug turn, info, warn, error)."""
-    b = backend()
-    d = daemon(b.port, args=admin_args(free_port()) + ["-o", "log.format=json"], level="debug")
-
+def log_every_level(d, aid, text):
+    """Make a debug-level daemon log at every level: a chat turn (debug), a
+    reload that cannot change listen (warn) and a rejected one (error)."""
     async def main():
-        async with agent(d, "/echo?agent=j") as ws:
-            await ws.send(turn("你好\"\\\n", "j-1"))
+        async with agent(d, f"/echo?agent={aid}") as ws:
+            await ws.send(turn(text, f"{aid}-1"))
             await recv(ws)
     run(main())
     good = open(d.conf, encoding="utf-8").read()
@@ -1340,6 +1283,15 @@ def test_log_json(daemon, backend):
     d.write_config(good.replace("level: debug", "level: shouting"))
     d.signal(signal.SIGHUP)
     d.wait_log(r"reload rejected")
+    d.write_config(good)
+
+
+def test_log_json(daemon, backend):
+    """log.format: json: every stderr line is one JSON object with ts, level, msg,
+    at every level (debug turn, info, warn, error)."""
+    b = backend()
+    d = daemon(b.port, args=admin_args(free_port()) + ["-o", "log.format=json"], level="debug")
+    log_every_level(d, "j", "你好\"\\\n")
     assert d.stop() == 0
     levels = set()
     lines = d.log().splitlines()
@@ -1370,20 +1322,7 @@ def journal_daemon(daemon, b, tmp_path, name, stream):
         env["JOURNAL_STREAM"] = js
     d = daemon(b.port, name=name, env=env, level="debug", args=admin_args(free_port()))
     assert os.stat(d.errfile).st_ino == st.st_ino      # truncated in place, same file
-
-    async def main():
-        async with agent(d, "/echo?agent=jr") as ws:
-            await ws.send(turn("在的", "jr-1"))
-            await recv(ws)
-    run(main())
-    good = open(d.conf, encoding="utf-8").read()
-    d.write_config(good.replace(f"listen: 127.0.0.1:{d.port}", f"listen: 127.0.0.1:{free_port()}"))
-    d.signal(signal.SIGHUP)
-    d.wait_log(r"cannot change")
-    d.write_config(good.replace("level: debug", "level: shouting"))
-    d.signal(signal.SIGHUP)
-    d.wait_log(r"reload rejected")
-    d.write_config(good)
+    log_every_level(d, "jr", "在的")
     assert d.stop() == 0
     return d.log().splitlines()
 

@@ -14,76 +14,11 @@ import threading
 import time
 
 import pytest
-import redis
 
-from conftest import CHATMON, SANITIZER_MARKS, SLOW, T, free_port
+from conftest import CHATMON, SANITIZER_MARKS, SLOW, T
 
 STREAM = "chatmon:alerts:log"
 INSTANCE = "8ebe0f0b"
-
-
-# --------------------------------------------------------------------------
-# A redis-server of our own
-
-
-class RedisServer:
-    def __init__(self, tmp_path, port=None, extra=()):
-        self.port = port or free_port()
-        self.dir = tmp_path / f"redis-{self.port}"
-        self.dir.mkdir(exist_ok=True)
-        self.sock = str(self.dir / "redis.sock")
-        self.extra = list(extra)
-        self.proc = None
-
-    def start(self):
-        self.log = open(self.dir / "redis.log", "ab")
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.dir), "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--unixsocket", self.sock, "--unixsocketperm", "700",
-             *self.extra],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10 * SLOW
-        while True:
-            try:
-                self.client().ping()
-                return self
-            except redis.exceptions.AuthenticationError:
-                return self                 # up, and wants a password
-            except (redis.exceptions.ConnectionError, redis.exceptions.ResponseError):
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise AssertionError("redis-server did not start")
-                time.sleep(0.05)
-
-    def client(self, **kw):
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True,
-                           socket_timeout=5, **kw)
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}"
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        if self.proc is not None:
-            self.log.close()
-        self.proc = None
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    """redis_server(port=None, extra=(), start=True): a RedisServer, killed at teardown."""
-    made = []
-
-    def make(port=None, extra=(), start=True):
-        r = RedisServer(tmp_path, port, extra)
-        made.append(r)
-        return r.start() if start else r
-    yield make
-    for r in made:
-        r.stop()
 
 
 # --------------------------------------------------------------------------
@@ -258,7 +193,7 @@ def test_since_last_n_oldest_first_then_follows(redis_server, tail):
     sent = [rule_hit(conversation=f"c-{i}") for i in range(15)]
     for a in sent:
         xadd(r, a)
-    t = tail("--redis", srv.url, "--since", "-5", "--json")
+    t = tail("--redis", srv.url(), "--since", "-5", "--json")
     assert t.ids(5) == [a["id"] for a in sent[10:]]
     t.quiet(5, 0.5)
     live = [sla(), rule_hit(agent="carol")]
@@ -276,7 +211,7 @@ def test_since_default_is_last_ten(redis_server, tail):
     sent = [rule_hit() for _ in range(12)]
     for a in sent:
         xadd(r, a)
-    t = tail("--redis", srv.url, "--json")
+    t = tail("--redis", srv.url(), "--json")
     assert t.ids(10) == [a["id"] for a in sent[2:]]
     t.quiet(10, 0.5)
     assert t.stop() == 0
@@ -285,13 +220,13 @@ def test_since_default_is_last_ten(redis_server, tail):
 def test_since_last_n_on_empty_stream_and_zero(redis_server, tail):
     srv = redis_server()
     r = srv.client()
-    t = tail("--redis", srv.url, "--since", "-5", "--json")     # no stream yet
+    t = tail("--redis", srv.url(), "--since", "-5", "--json")     # no stream yet
     time.sleep(0.3 * SLOW)
     first = rule_hit()
     xadd(r, first)
     assert t.ids(1) == [first["id"]]
     # -0: nothing from the history, only what comes next
-    t0 = tail("--redis", srv.url, "--since", "-0", "--json")
+    t0 = tail("--redis", srv.url(), "--since", "-0", "--json")
     time.sleep(0.5 * SLOW)
     nxt = sla()
     xadd(r, nxt)
@@ -309,7 +244,7 @@ def test_since_alert_id(redis_server, tail):
     # a copy of an alert from before the one named, re-sent after a reconnect:
     # the supervisor saw it already
     xadd(r, sent[1])
-    t = tail("--redis", srv.url, "--since", sent[3]["id"], "--json")
+    t = tail("--redis", srv.url(), "--since", sent[3]["id"], "--json")
     assert t.ids(4) == [a["id"] for a in sent[4:8]]
     t.quiet(4, 0.5)
     live = sla()
@@ -330,7 +265,7 @@ def test_since_alert_id_stored_late(redis_server, tail):
     after = [sla(), rule_hit()]
     for a in before + [late] + after:
         xadd(r, a)
-    t = tail("--redis", srv.url, "--since", late["id"], "--json")
+    t = tail("--redis", srv.url(), "--since", late["id"], "--json")
     assert t.ids(2) == [a["id"] for a in after]
     t.quiet(2, 0.5)
     assert t.stop() == 0
@@ -342,7 +277,7 @@ def test_since_alert_id_not_in_stream(redis_server, tail):
     for _ in range(3):
         xadd(r, rule_hit())
     gone = alert_id(int(time.time() * 1000) - 10_000_000)    # trimmed long ago
-    t = tail("--redis", srv.url, "--since", gone, "--json")
+    t = tail("--redis", srv.url(), "--since", gone, "--json")
     # its time is before everything in the stream: all of it follows
     assert len(t.ids(3)) == 3
     t.wait_err(r"alert .* is not in chatmon:alerts:log")
@@ -354,7 +289,7 @@ def test_since_stream_id(redis_server, tail):
     r = srv.client()
     sent = [rule_hit(conversation=f"c-{i}") for i in range(6)]
     sids = [xadd(r, a) for a in sent]
-    t = tail("--redis", srv.url, "--since", sids[2], "--json")
+    t = tail("--redis", srv.url(), "--since", sids[2], "--json")
     assert t.ids(3) == [a["id"] for a in sent[3:]]
     t.quiet(3, 0.5)
     live = sla()
@@ -362,7 +297,7 @@ def test_since_stream_id(redis_server, tail):
     assert t.ids(4)[3] == live["id"]
     assert t.stop() == 0
     # "0" is before everything: the whole stream
-    t0 = tail("--redis", srv.url, "--since", "0", "--json")
+    t0 = tail("--redis", srv.url(), "--since", "0", "--json")
     assert t0.ids(7) == [a["id"] for a in sent] + [live["id"]]
     assert t0.stop() == 0
 
@@ -377,7 +312,7 @@ def test_duplicates_printed_once(redis_server, tail):
     a1, a2, a3, a4 = rule_hit(), sla(), rule_hit(agent="carol"), sla("escalate")
     for a in (a1, a2, a1, a3):
         xadd(r, a)
-    t = tail("--redis", srv.url, "--since", "-4", "--json")
+    t = tail("--redis", srv.url(), "--since", "-4", "--json")
     assert t.ids(3) == [a1["id"], a2["id"], a3["id"]]
     for a in (a2, a3, a4, a1):                  # re-sent after a reconnect
         xadd(r, a)
@@ -396,7 +331,7 @@ def test_dedup_memory_is_bounded(redis_server, tail):
     for a in sent:
         p.xadd(STREAM, {"alert": dump(a)})
     p.execute()
-    t = tail("--redis", srv.url, "--since", f"-{len(sent)}", "--json")
+    t = tail("--redis", srv.url(), "--since", f"-{len(sent)}", "--json")
     assert t.ids(len(sent), timeout=30) == [a["id"] for a in sent]
     xadd(r, sent[-1])
     xadd(r, sent[0])
@@ -423,7 +358,7 @@ def filtered(redis_server, tail, *args):
     for a in alerts:
         xadd(r, a)
     end = rule_hit(agent="zz-end", severity="critical", type="rule.hit")
-    t = tail("--redis", srv.url, "--since", "-100", "--json", *args)
+    t = tail("--redis", srv.url(), "--since", "-100", "--json", *args)
     time.sleep(0.3 * SLOW)
     for a in alerts:                            # live too: copies with new ids
         xadd(r, dict(a, id=alert_id()))
@@ -474,7 +409,7 @@ def test_json_is_the_stored_bytes(redis_server, tail):
     raw = ('{"id": "%s", "type": "sla.breach",  "severity": "warn", "agent": "bob", '
            '"text": "亲\\u4eb2"}' % alert_id())
     xadd(r, raw)
-    t = tail("--redis", srv.url, "--since", "-1", "--json")
+    t = tail("--redis", srv.url(), "--since", "-1", "--json")
     assert t.lines(1) == [raw]
     assert t.stop() == 0
 
@@ -489,7 +424,7 @@ def test_readable_format(redis_server, tail):
     xadd(r, sla("breach", ts="2025-03-04T10:00:35.000Z"))
     xadd(r, sla("escalate", ts="2025-03-04T10:03:05.000Z", waited_ms=185000,
                 threshold_ms=180000, first=False, count=2))
-    t = tail("--redis", srv.url, "--since", "-4")
+    t = tail("--redis", srv.url(), "--since", "-4")
     lines = t.lines(4)
     assert t.stop() == 0
     for line in lines:
@@ -510,7 +445,7 @@ def test_readable_today_is_time_only(redis_server, tail):
     now = time.gmtime()
     ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", now)
     xadd(r, sla(ts=ts))
-    t = tail("--redis", srv.url, "--since", "-1")
+    t = tail("--redis", srv.url(), "--since", "-1")
     line = t.lines(1)[0]
     assert t.stop() == 0
     assert line.startswith(time.strftime("%H:%M:%S warn     bob c-2 SLA breach", now)), line
@@ -521,7 +456,7 @@ def test_readable_escapes_control_characters(redis_server, tail):
     srv = redis_server()
     r = srv.client()
     xadd(r, rule_hit(text="加我薇信\n\x1b]0;pwned\x07\x1b[2J\u202eabc\u0085\x00z", agent="a\x1bb"))
-    t = tail("--redis", srv.url, "--since", "-1")
+    t = tail("--redis", srv.url(), "--since", "-1")
     lines = t.lines(1)
     t.quiet(1, 0.5)
     assert t.stop() == 0
@@ -536,7 +471,7 @@ def test_readable_long_text_is_cut_around_the_match(redis_server, tail):
     r = srv.client()
     text = "好" * 300 + "加我薇信" + "的" * 300
     xadd(r, rule_hit(text=text, match={"start": 300, "end": 304}))
-    t = tail("--redis", srv.url, "--since", "-1")
+    t = tail("--redis", srv.url(), "--since", "-1")
     line = t.lines(1)[0]
     assert t.stop() == 0
     shown = line.split("agent: ", 1)[1]
@@ -557,7 +492,7 @@ def test_colour_only_on_a_terminal(redis_server, tmp_path):
         e = dict(os.environ, TZ="UTC")
         e.pop("NO_COLOR", None)
         e.update(env)
-        p = subprocess.Popen([CHATMON, "tail", "--redis", srv.url, "--since", "-1"],
+        p = subprocess.Popen([CHATMON, "tail", "--redis", srv.url(), "--since", "-1"],
                              stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.DEVNULL,
                              env=e)
         os.close(slave)
@@ -586,7 +521,7 @@ def test_bad_entries_are_skipped_with_a_warning(redis_server, tail):
     bad2 = r.xadd(STREAM, {"other": "x"})
     bad3 = xadd(r, "[1,2]")
     xadd(r, good2)
-    t = tail("--redis", srv.url, "--since", "-10", "--json")
+    t = tail("--redis", srv.url(), "--since", "-10", "--json")
     assert t.ids(2) == [good1["id"], good2["id"]]
     t.wait_err(rf"entry {bad1}: not JSON")
     t.wait_err(rf"entry {bad2}: no alert field")
@@ -603,10 +538,10 @@ def test_bad_entries_are_skipped_with_a_warning(redis_server, tail):
 
 
 def test_config_prefix_password_and_database(redis_server, tail, tmp_path):
-    srv = redis_server(extra=["--requirepass", "s3cret"])
-    r = srv.client(password="s3cret", db=3)
+    srv = redis_server(password="s3cret")
+    r = srv.client(db=3)
     conf = tmp_path / "chatmond.yaml"
-    conf.write_text(f"redis:\n  url: {srv.url}/3\n  password: s3cret\n"
+    conf.write_text(f"redis:\n  url: {srv.url()}/3\n  password: s3cret\n"
                     f"  prefix: 'shop7:'\n  stream: alerts\n")
     decoy, a = rule_hit(), sla()
     xadd(r, decoy)                              # the unprefixed default name: not ours
@@ -621,9 +556,9 @@ def test_config_prefix_password_and_database(redis_server, tail, tmp_path):
 
 
 def test_wrong_password_is_fatal(redis_server, tmp_path):
-    srv = redis_server(extra=["--requirepass", "s3cret"])
+    srv = redis_server(password="s3cret")
     conf = tmp_path / "chatmond.yaml"
-    conf.write_text(f"redis:\n  url: {srv.url}\n  password: wrong\n")
+    conf.write_text(f"redis:\n  url: {srv.url()}\n  password: wrong\n")
     code, out, err = run_tail("-c", str(conf))
     assert code == 1 and out == ""
     assert re.search(r"chatmon: tail: redis .*AUTH: .*(WRONGPASS|invalid)", err), err
@@ -635,7 +570,7 @@ def test_redis_url_overrides_config(redis_server, tail, tmp_path):
     conf.write_text("redis:\n  url: redis://127.0.0.1:1\n  stream: mine\n")
     a = rule_hit()
     xadd(srv.client(), a, key="mine")
-    t = tail("-c", str(conf), "--redis", srv.url, "--json")
+    t = tail("-c", str(conf), "--redis", srv.url(), "--json")
     assert t.ids(1) == [a["id"]]
     assert t.stop() == 0
 
@@ -652,7 +587,7 @@ def test_unix_socket(redis_server, tail):
 def test_key_of_the_wrong_type_is_fatal(redis_server):
     srv = redis_server()
     srv.client().set(STREAM, "not a stream")
-    code, out, err = run_tail("--redis", srv.url)
+    code, out, err = run_tail("--redis", srv.url())
     assert code == 1 and "WRONGTYPE" in err, err
 
 
@@ -682,8 +617,8 @@ def test_missing_config_without_redis_url(tmp_path):
 
 def test_redis_down_at_start_then_up(redis_server, tail):
     srv = redis_server(start=False)
-    t = tail("--redis", srv.url, "--json")
-    t.wait_err(rf"^chatmon: tail: redis {re.escape(srv.url)}: .*: retrying$")
+    t = tail("--redis", srv.url(), "--json")
+    t.wait_err(rf"^chatmon: tail: redis {re.escape(srv.url())}: .*: retrying$")
     time.sleep(2.2 * SLOW)
     assert len([e for e in t.err if "retrying" in e]) == 1, t.err   # one line per outage
     srv.start()
@@ -696,11 +631,11 @@ def test_redis_down_at_start_then_up(redis_server, tail):
 
 def test_redis_restart_while_following(redis_server, tail):
     srv = redis_server()
-    t = tail("--redis", srv.url, "--json")
+    t = tail("--redis", srv.url(), "--json")
     a = rule_hit()
     xadd(srv.client(), a)
     assert t.ids(1) == [a["id"]]
-    srv.stop()
+    srv.kill()
     t.wait_err(r"retrying$")
     srv.start()
     b = sla()
@@ -714,7 +649,7 @@ def test_catches_up_after_an_outage_without_repeats(redis_server, tail):
     re-sent copies that come with them are not."""
     srv = redis_server(extra=["--timeout", "0"])
     r = srv.client()
-    t = tail("--redis", srv.url, "--json")
+    t = tail("--redis", srv.url(), "--json")
     a = rule_hit()
     xadd(r, a)
     assert t.ids(1) == [a["id"]]
@@ -731,7 +666,7 @@ def test_catches_up_after_an_outage_without_repeats(redis_server, tail):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_exits_zero_at_once(redis_server, tail, sig):
     srv = redis_server()
-    t = tail("--redis", srv.url)
+    t = tail("--redis", srv.url())
     time.sleep(0.5 * SLOW)                      # inside XREAD BLOCK
     start = time.monotonic()
     assert t.stop(sig) == 0
@@ -741,6 +676,6 @@ def test_signal_exits_zero_at_once(redis_server, tail, sig):
 
 def test_signal_while_redis_is_down(redis_server, tail):
     srv = redis_server(start=False)
-    t = tail("--redis", srv.url)
+    t = tail("--redis", srv.url())
     t.wait_err(r"retrying")
     assert t.stop(signal.SIGTERM) == 0
