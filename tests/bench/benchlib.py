@@ -1,13 +1,33 @@
-"""What the benchmark scripts share: free ports and waiting for a server."""
+"""What the benchmark scripts share: paths, free ports, chatmond's config,
+waiting for a server and cleaning up."""
 
+import os
 import socket
 import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PYTHON = "/usr/bin/python3"
+RULES = os.path.join(ROOT, "conf", "rules.d")
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def write_conf(dir, backend_port, extra=""):
+    """dir/chatmond.yaml: a free listen and admin port, the default rules, the
+    backend on 127.0.0.1, info logs and extra YAML. Returns (path, listen port)."""
+    port = free_port()
+    conf = os.path.join(dir, "chatmond.yaml")
+    with open(conf, "w") as f:
+        f.write(f"listen: 127.0.0.1:{port}\n"
+                f"admin: 127.0.0.1:{free_port()}\n"
+                f"upstream: ws://127.0.0.1:{backend_port}/\n"
+                f"rules: {RULES}\n"
+                "log:\n  level: info\n" + extra)
+    return conf, port
 
 
 def wait_listening(port, proc, timeout=10):

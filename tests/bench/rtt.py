@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,11 +24,7 @@ import time
 
 import websockets
 
-from benchlib import cleanup, free_port, wait_listening
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PYTHON = "/usr/bin/python3"
-RULES = os.path.join(ROOT, "conf", "rules.d")
+from benchlib import PYTHON, ROOT, cleanup, wait_listening, write_conf
 
 
 def turn(i, size):
@@ -83,13 +78,7 @@ def main():
         # keep draining the backend's event lines so its stdout never blocks it
         threading.Thread(target=backend.stdout.read, daemon=True).start()
 
-        port = free_port()
-        conf = os.path.join(tmp.name, "chatmond.yaml")
-        with open(conf, "w") as f:
-            f.write(f"listen: 127.0.0.1:{port}\n"
-                    f"upstream: ws://127.0.0.1:{backend_port}/\n"
-                    f"rules: {RULES}\nadmin: 127.0.0.1:{free_port()}\n"
-                    "log:\n  level: info\n")
+        conf, port = write_conf(tmp.name, backend_port)
         log = open(os.path.join(tmp.name, "chatmond.log"), "wb")
         daemon = subprocess.Popen([chatmond, "-c", conf], stderr=log, stdout=subprocess.DEVNULL)
         wait_listening(port, daemon)

@@ -32,7 +32,6 @@ import multiprocessing
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,11 +41,7 @@ import time
 
 import websockets
 
-from benchlib import cleanup, free_port, wait_listening
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PYTHON = "/usr/bin/python3"
-RULES = os.path.join(ROOT, "conf", "rules.d")
+from benchlib import PYTHON, ROOT, cleanup, wait_listening, write_conf
 DUE = {"sla.warn": 0.5, "sla.breach": 1.0}
 
 
@@ -166,15 +161,8 @@ def main():
                     gen.append(ev["secs"])
         threading.Thread(target=drain, daemon=True).start()
 
-        port = free_port()
-        conf = os.path.join(tmp.name, "chatmond.yaml")
-        with open(conf, "w") as f:
-            f.write(f"listen: 127.0.0.1:{port}\n"
-                    f"admin: 127.0.0.1:{free_port()}\n"
-                    f"upstream: ws://127.0.0.1:{backend_port}/\n"
-                    f"rules: {RULES}\n"
-                    "sla:\n  first_response: 1s\n  warn_at: 0.5\n  timezone: UTC\n"
-                    "log:\n  level: info\n")
+        conf, port = write_conf(tmp.name, backend_port, "sla:\n  first_response: 1s\n"
+                                "  warn_at: 0.5\n  timezone: UTC\n")
         logpath = os.path.join(tmp.name, "chatmond.log")
         with open(logpath, "wb") as log:
             prefix = ["nice", "-n", str(args.nice)] if args.nice else []
