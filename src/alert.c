@@ -10,12 +10,11 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libevent.h>
 
 #include "chatmon/alert.h"
 #include "chatmon/log.h"
+#include "chatmon/rconn.h"
 
 /*
  * Delivery is at least once. An alert leaves the outbox only when XADD has
@@ -29,15 +28,12 @@
  * info alert is dropped, then warn, and critical last. The spool is always
  * older than the outbox, so it is sent first, and cleared once delivered.
  *
- * Debian's hiredis (0.14) has no command timeouts and no reconnect: a timer
- * per connection notices a Redis that stopped answering (redis.timeout), and
- * a reconnect timer backs off exponentially, with jitter. Chat traffic never
- * waits for any of it: publishing only appends to memory.
+ * The connection (rconn) notices a Redis that stopped answering
+ * (redis.timeout) and reconnects with backoff. Chat traffic never waits for
+ * any of it: publishing only appends to memory.
  */
 
 #define ALERT_INFLIGHT		256	/* alerts pipelined at once */
-#define ALERT_BACKOFF_MIN_MS	100
-#define ALERT_BACKOFF_MAX_MS	10000
 #define ALERT_FOLD_BUCKETS	4096
 
 struct alert_item {
@@ -63,33 +59,18 @@ struct alert_ring {
 	size_t		 cap, head, n;
 };
 
-enum alert_state {
-	ALERT_DOWN,		/* waiting to reconnect */
-	ALERT_CONNECTING,	/* TCP, then AUTH and SELECT */
-	ALERT_UP,
-};
-
 struct alert {
 	struct event_base	*base;
 	struct metrics		*m;
+	struct rconn		*rc;
 	/* settings */
-	struct config_redis_target target;
-	char			*password;
 	char			*channel;	/* prefix included */
 	char			*stream;
 	char			 maxlen[24];
 	size_t			 outbox_max;
 	char			*spool_path;
 	uint64_t		 spool_max;
-	uint64_t		 timeout_ms;
 	uint64_t		 fold_ms;
-	/* the connection */
-	redisAsyncContext	*ctx;		/* ours; NULL once hiredis frees it */
-	enum alert_state	 state;
-	int			 setup_pending;	/* AUTH/SELECT replies still to come */
-	unsigned		 failures;	/* in a row: the backoff's exponent */
-	struct event		*ev_retry;
-	struct event		*ev_timeout;
 	/* what waits */
 	struct alert_ring	 spool;		/* read back from the spool file, in order */
 	struct alert_ring	 box;		/* the outbox */
@@ -104,7 +85,6 @@ struct alert {
 	struct event		*ev_fold;
 };
 
-static void	alert_connect(struct alert *);
 static void	alert_send(struct alert *);
 
 /* --- rings ------------------------------------------------------------------- */
@@ -327,83 +307,15 @@ alert_enqueue(struct alert *a, const char *json, size_t len, int sev)
 
 /* --- Redis ---------------------------------------------------------------------- */
 
-static void
-alert_arm_timeout(struct alert *a)
-{
-	struct timeval	tv;
-
-	tv.tv_sec = (time_t)(a->timeout_ms / 1000);
-	tv.tv_usec = (suseconds_t)(a->timeout_ms % 1000 * 1000);
-	evtimer_add(a->ev_timeout, &tv);
-}
-
-static void
-alert_schedule_retry(struct alert *a)
-{
-	struct timeval	tv;
-	uint64_t	ms = ALERT_BACKOFF_MIN_MS;
-	unsigned	i;
-
-	a->state = ALERT_DOWN;
-	a->inflight = 0;
-	a->m->redis_connected = 0;
-	evtimer_del(a->ev_timeout);
-	if (evtimer_pending(a->ev_retry, NULL))
-		return;
-	for (i = 0; i < a->failures && ms < ALERT_BACKOFF_MAX_MS; i++)
-		ms *= 2;
-	if (ms > ALERT_BACKOFF_MAX_MS)
-		ms = ALERT_BACKOFF_MAX_MS;
-	/* jitter: many instances must not come back at the same moment */
-	ms = ms / 2 + (uint64_t)random() % (ms / 2 + 1);
-	a->failures++;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
-	evtimer_add(a->ev_retry, &tv);
-}
-
-/* Drops the connection now (Redis hung, or the target changed). */
-static void
-alert_drop(struct alert *a, const char *why)
-{
-	redisAsyncContext	*ac = a->ctx;
-
-	if (ac != NULL) {
-		log_warnx("alert_drop: redis %s: %s", a->target.path[0] ?
-		    a->target.path : a->target.host, why);
-		a->m->redis_reconnects++;
-		a->ctx = NULL;		/* before: the callbacks it runs see it gone */
-		redisAsyncFree(ac);
-	}
-	alert_schedule_retry(a);
-}
-
-static void
-alert_on_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	alert_drop(arg, "no reply within redis.timeout");
-}
-
-static void
-alert_on_retry(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	alert_connect(arg);
-}
-
 /* The reply to an XADD: the oldest alert in flight is delivered. */
 static void
-alert_on_xadd(redisAsyncContext *ac, void *r, void *priv)
+alert_on_xadd(redisReply *reply, void *priv)
 {
 	struct alert		*a = priv;
-	redisReply		*reply = r;
 	struct alert_item	 it;
 	struct alert_ring	*ring;
 
-	if (reply == NULL || ac != a->ctx || a->inflight == 0)
+	if (reply == NULL || a->inflight == 0)
 		return;	/* the connection went; it is all sent again */
 	ring = a->spool.n > 0 ? &a->spool : &a->box;
 	it = alert_take(ring, 0);
@@ -416,11 +328,6 @@ alert_on_xadd(redisAsyncContext *ac, void *r, void *priv)
 	} else
 		a->m->alerts_sent++;
 	free(it.json);
-	a->failures = 0;
-	if (a->inflight > 0)
-		alert_arm_timeout(a);
-	else
-		evtimer_del(a->ev_timeout);
 	alert_gauges(a);
 	alert_send(a);
 }
@@ -432,7 +339,7 @@ alert_send(struct alert *a)
 	struct alert_item	*it;
 	size_t			 total;
 
-	if (a->state != ALERT_UP || a->ctx == NULL)
+	if (!rconn_up(a->rc))
 		return;
 	/*
 	 * Spooled lines are read only when nothing is in flight, so what is
@@ -454,124 +361,32 @@ alert_send(struct alert *a)
 			break;
 		it = a->inflight < a->spool.n ? alert_at(&a->spool, a->inflight) :
 		    alert_at(&a->box, a->inflight - a->spool.n);
-		if (redisAsyncCommand(a->ctx, NULL, NULL, "PUBLISH %s %b",
-		    a->channel, it->json, it->len) != REDIS_OK ||
-		    redisAsyncCommand(a->ctx, alert_on_xadd, a,
+		if (rconn_command(a->rc, NULL, NULL, 0, "PUBLISH %s %b",
+		    a->channel, it->json, it->len) == -1 ||
+		    rconn_command(a->rc, alert_on_xadd, a, 0,
 		    "XADD %s MAXLEN ~ %s * alert %b", a->stream, a->maxlen,
-		    it->json, it->len) != REDIS_OK) {
-			alert_drop(a, "cannot queue a command");
-			return;
-		}
-		if (a->inflight++ == 0)
-			alert_arm_timeout(a);
+		    it->json, it->len) == -1)
+			return;	/* the connection was dropped: all is sent again */
+		a->inflight++;
 	}
 }
 
 static void
-alert_on_setup(redisAsyncContext *ac, void *r, void *priv)
+alert_on_state(void *arg, int up, int lost)
 {
-	struct alert	*a = priv;
-	redisReply	*reply = r;
+	struct alert	*a = arg;
 
-	if (reply == NULL || ac != a->ctx)
-		return;
-	if (reply->type == REDIS_REPLY_ERROR) {
-		log_warnx("alert_on_setup: redis refused the connection: %s",
-		    reply->str);
-		evtimer_del(a->ev_timeout);
-		/* not from inside its callback: the retry timer drops it */
-		a->ctx = NULL;
-		redisAsyncFree(ac);
-		alert_schedule_retry(a);
+	a->m->redis_connected = up;
+	if (lost)
+		a->m->redis_reconnects++;
+	if (!up) {
+		a->inflight = 0;
 		return;
 	}
-	if (--a->setup_pending > 0)
-		return;
-	evtimer_del(a->ev_timeout);
-	a->state = ALERT_UP;
-	a->m->redis_connected = 1;
-	log_info("alert_on_setup: redis %s connected; waiting: %zu alerts in "
-	    "memory, %lld bytes spooled", a->target.path[0] ? a->target.path :
-	    a->target.host, a->box.n, (long long)a->spool_size);
+	log_info("alert_on_state: redis %s connected; waiting: %zu alerts in "
+	    "memory, %lld bytes spooled", rconn_name(a->rc), a->box.n,
+	    (long long)a->spool_size);
 	alert_send(a);
-}
-
-static void
-alert_on_connect(const redisAsyncContext *ac, int status)
-{
-	struct alert	*a = ac->data;
-
-	if (ac != a->ctx)
-		return;
-	if (status != REDIS_OK) {
-		/* hiredis frees a context whose connect failed */
-		log_warnx("alert_on_connect: redis %s: %s", a->target.path[0] ?
-		    a->target.path : a->target.host, ac->errstr);
-		a->ctx = NULL;
-		alert_schedule_retry(a);
-		return;
-	}
-	a->setup_pending = 0;
-	if (a->password != NULL) {
-		redisAsyncCommand(a->ctx, alert_on_setup, a, "AUTH %s", a->password);
-		a->setup_pending++;
-	}
-	if (a->target.db != 0) {
-		redisAsyncCommand(a->ctx, alert_on_setup, a, "SELECT %d", a->target.db);
-		a->setup_pending++;
-	}
-	if (a->setup_pending == 0) {
-		/* nothing to set up: ping, so a hung server is noticed here too */
-		redisAsyncCommand(a->ctx, alert_on_setup, a, "PING");
-		a->setup_pending++;
-	}
-}
-
-static void
-alert_on_disconnect(const redisAsyncContext *ac, int status)
-{
-	struct alert	*a = ac->data;
-
-	(void)status;
-	if (ac != a->ctx)
-		return;		/* one we dropped ourselves */
-	log_warnx("alert_on_disconnect: redis %s: connection lost%s%s",
-	    a->target.path[0] ? a->target.path : a->target.host,
-	    ac->errstr[0] ? ": " : "", ac->errstr);
-	a->ctx = NULL;		/* hiredis frees it after this */
-	a->m->redis_reconnects++;
-	alert_schedule_retry(a);
-}
-
-static void
-alert_connect(struct alert *a)
-{
-	redisAsyncContext	*ac;
-
-	if (a->target.path[0])
-		ac = redisAsyncConnectUnix(a->target.path);
-	else
-		ac = redisAsyncConnect(a->target.host, a->target.port);
-	if (ac == NULL || ac->err) {
-		log_warnx("alert_connect: redis %s: %s", a->target.path[0] ?
-		    a->target.path : a->target.host, ac ? ac->errstr : "out of memory");
-		if (ac != NULL)
-			redisAsyncFree(ac);
-		alert_schedule_retry(a);
-		return;
-	}
-	ac->data = a;
-	a->ctx = ac;
-	a->state = ALERT_CONNECTING;
-	if (redisLibeventAttach(ac, a->base) != REDIS_OK) {
-		a->ctx = NULL;
-		redisAsyncFree(ac);
-		alert_schedule_retry(a);
-		return;
-	}
-	redisAsyncSetConnectCallback(ac, alert_on_connect);
-	redisAsyncSetDisconnectCallback(ac, alert_on_disconnect);
-	alert_arm_timeout(a);	/* the connect and the setup too */
 }
 
 /* --- folding -------------------------------------------------------------------- */
@@ -709,31 +524,24 @@ static int
 alert_settings(struct alert *a, const struct config *cfg)
 {
 	const char	*pre = cfg->redis.prefix ? cfg->redis.prefix : "";
-	char		*ch = NULL, *st = NULL, *pw = NULL;
+	char		*ch = NULL, *st = NULL;
 
 	if (asprintf(&ch, "%s%s", pre, cfg->redis.channel) == -1)
 		ch = NULL;
 	if (asprintf(&st, "%s%s", pre, cfg->redis.stream) == -1)
 		st = NULL;
-	if (cfg->redis.password != NULL)
-		pw = strdup(cfg->redis.password);
-	if (ch == NULL || st == NULL || (cfg->redis.password != NULL && pw == NULL)) {
+	if (ch == NULL || st == NULL) {
 		free(ch);
 		free(st);
-		free(pw);
 		return -1;
 	}
 	free(a->channel);
 	free(a->stream);
-	free(a->password);
 	a->channel = ch;
 	a->stream = st;
-	a->password = pw;
-	a->target = cfg->redis.target;
 	snprintf(a->maxlen, sizeof(a->maxlen), "%" PRIu64, cfg->redis.stream_maxlen);
 	a->outbox_max = (size_t)cfg->redis.outbox;
 	a->spool_max = cfg->redis.spool_max;
-	a->timeout_ms = cfg->redis.timeout_ms;
 	a->fold_ms = cfg->redis.fold_ms;
 	return 0;
 }
@@ -751,8 +559,7 @@ alert_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 	a->m = m;
 	a->spool_fd = -1;
 	if (alert_settings(a, cfg) == -1 ||
-	    (a->ev_retry = evtimer_new(base, alert_on_retry, a)) == NULL ||
-	    (a->ev_timeout = evtimer_new(base, alert_on_timeout, a)) == NULL ||
+	    (a->rc = rconn_new(base, "alert", alert_on_state, a)) == NULL ||
 	    (a->ev_fold = evtimer_new(base, alert_on_fold, a)) == NULL)
 		goto oom;
 	if (cfg->redis.spool != NULL) {
@@ -772,7 +579,9 @@ alert_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 			    (long long)st.st_size);
 	}
 	alert_gauges(a);
-	alert_connect(a);
+	if (rconn_set_target(a->rc, &cfg->redis.target, cfg->redis.password,
+	    cfg->redis.timeout_ms) == -1)
+		goto oom;
 	return a;
 oom:
 	sbuf_line(errs, "alert_new: out of memory");
@@ -783,31 +592,16 @@ oom:
 void
 alert_set_config(struct alert *a, const struct config *cfg)
 {
-	struct config_redis_target	old = a->target;
-	char				*oldpw = a->password ? strdup(a->password) : NULL;
-	int				 moved;
-
-	if (alert_settings(a, cfg) == -1) {
+	/* a new target reconnects: what was in flight is sent again there */
+	if (alert_settings(a, cfg) == -1 || rconn_set_target(a->rc,
+	    &cfg->redis.target, cfg->redis.password, cfg->redis.timeout_ms) == -1)
 		log_warnx("alert_set_config: out of memory, Redis settings kept");
-		free(oldpw);
-		return;
-	}
-	moved = memcmp(&old, &a->target, sizeof(old)) != 0 ||
-	    (oldpw == NULL) != (a->password == NULL) ||
-	    (oldpw != NULL && strcmp(oldpw, a->password) != 0);
-	free(oldpw);
-	if (moved) {
-		a->failures = 0;
-		alert_drop(a, "the configuration names another target");
-		evtimer_del(a->ev_retry);
-		alert_connect(a);
-	}
 }
 
 int
 alert_ready(const struct alert *a)
 {
-	return a->state == ALERT_UP || a->spool_fd != -1;
+	return rconn_up(a->rc) || a->spool_fd != -1;
 }
 
 void
@@ -818,12 +612,7 @@ alert_free(struct alert *a)
 
 	if (a == NULL)
 		return;
-	if (a->ctx != NULL) {
-		redisAsyncContext *ac = a->ctx;
-
-		a->ctx = NULL;
-		redisAsyncFree(ac);
-	}
+	rconn_free(a->rc);
 	/* folded alerts still owed go out with the rest */
 	for (b = 0; b < ALERT_FOLD_BUCKETS; b++)
 		while ((f = a->fold[b]) != NULL) {
@@ -845,15 +634,10 @@ alert_free(struct alert *a)
 		close(a->spool_fd);
 	alert_ring_free(&a->box);
 	alert_ring_free(&a->spool);
-	if (a->ev_retry)
-		event_free(a->ev_retry);
-	if (a->ev_timeout)
-		event_free(a->ev_timeout);
 	if (a->ev_fold)
 		event_free(a->ev_fold);
 	free(a->channel);
 	free(a->stream);
-	free(a->password);
 	free(a->spool_path);
 	free(a);
 }
