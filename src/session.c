@@ -5,12 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <arpa/inet.h>
-#include <sys/resource.h>
 
 #include <libwebsockets.h>
 
 #include "chatmon/log.h"
+#include "chatmon/lwsctx.h"
 #include "chatmon/msgq.h"
 #include "chatmon/session.h"
 
@@ -895,31 +894,18 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 /* --- the server ----------------------------------------------------------- */
 
-static void
-session_lws_log(int level, const char *line)
-{
-	size_t	n = strlen(line);
-
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		n--;
-	if (level & LLL_ERR)
-		log_warnx("lws: %.*s", (int)n, line);
-	else if (level & LLL_WARN)
-		log_info("lws: %.*s", (int)n, line);
-	else
-		log_debug("lws: %.*s", (int)n, line);
-}
-
 struct session_server *
 session_server_new(struct event_base *base, const struct config *cfg,
     struct relay *relay, struct metrics *m, struct sbuf *errs)
 {
-	struct lws_context_creation_info	 info;
-	struct session_server			*srv;
-	struct rlimit				 rl;
-	struct in_addr				 v4;
-	char					 mapped[sizeof(cfg->listen.host) + 8];
-	void					*loops[1] = { base };
+	struct session_server	*srv;
+	struct lwsctx_info	 li = {
+		.listen = &cfg->listen,
+		.protocols = session_protocols,
+		.vhost = "chatmond",
+		/* lws applies this to connects and handshakes; seconds, at least 1 */
+		.timeout_secs = (unsigned)((cfg->limits.connect_timeout_ms + 999) / 1000),
+	};
 
 	if ((srv = calloc(1, sizeof(*srv))) == NULL) {
 		sbuf_line(errs, "session_server_new: out of memory");
@@ -929,44 +915,8 @@ session_server_new(struct event_base *base, const struct config *cfg,
 	srv->metrics = m;
 	srv->upstream_ok = -1;
 	session_settings_from(&srv->set, cfg);
-
-	lws_set_log_level(LLL_ERR | LLL_WARN, session_lws_log);
-	memset(&info, 0, sizeof(info));
-	info.options = LWS_SERVER_OPTION_LIBEVENT |
-	    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
-	    LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN |
-	    LWS_SERVER_OPTION_VALIDATE_UTF8;
-	info.foreign_loops = loops;
-	info.port = cfg->listen.port;
-	/* lws takes an interface name or an address; NULL is every address */
-	if (strcmp(cfg->listen.host, "0.0.0.0") != 0 &&
-	    strcmp(cfg->listen.host, "*") != 0 && cfg->listen.host[0] != '\0')
-		info.iface = cfg->listen.host;
-	/*
-	 * lws built with IPv6 makes an IPv6 socket and cannot bind it to an
-	 * IPv4 address: it silently listens on every address instead. Given
-	 * as v4-mapped, the IPv4 address binds exactly. (Turning IPv6 off
-	 * would do it too, but for the whole context: an IPv6 upstream would
-	 * then be out of reach.)
-	 */
-	if (info.iface != NULL && inet_pton(AF_INET, cfg->listen.host, &v4) == 1) {
-		snprintf(mapped, sizeof(mapped), "::ffff:%s", cfg->listen.host);
-		info.iface = mapped;
-	}
-	info.protocols = session_protocols;
-	info.user = srv;
-	info.vhost_name = "chatmond";
-	info.max_http_header_data = 8192;
-	info.max_http_header_pool = 64;
-	/* lws applies this to connects and handshakes; seconds, at least 1 */
-	info.timeout_secs = (unsigned)((cfg->limits.connect_timeout_ms + 999) / 1000);
-	/* lws sizes a table by the fd limit: do not let a huge limit cost memory */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 65536)
-		info.fd_limit_per_thread = 65536;
-
-	if ((srv->ctx = lws_create_context(&info)) == NULL) {
-		sbuf_line(errs, "session_server_new: cannot listen on %s:%d "
-		    "(see the lws line above)", cfg->listen.host, cfg->listen.port);
+	li.user = srv;
+	if ((srv->ctx = lwsctx_new(base, &li, errs)) == NULL) {
 		free(srv);
 		return NULL;
 	}
