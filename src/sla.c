@@ -95,16 +95,11 @@ _Static_assert(sizeof(struct sla_conv) <= 120, "sla_conv grew");
 
 struct sla_agent {
 	struct sla_conv	*convs;		/* conversations whose agent this is */
-	uint64_t	 rounds;
-	uint64_t	 answered;
-	uint64_t	 sum_ms;	/* capped */
-	uint64_t	 first_rounds;
-	uint64_t	 first_sum_ms;
-	uint64_t	 breaches;
-	uint64_t	 escalations;
-	uint64_t	 within_rate;
-	uint32_t	*hist;		/* rounds by seconds, rounded up */
-	size_t		 nhist;
+	struct sla_sums	 all;		/* since the engine started */
+	struct sla_sums	 day;		/* the local day day_no */
+	int64_t		 day_no;
+	uint32_t	 hour_rounds[24];	/* of day_no, by local hour */
+	uint64_t	 hour_sum_ms[24];
 	uint32_t	 hash;
 	char		 id[];
 };
@@ -423,9 +418,11 @@ sla_agent_intern(struct sla *s, const char *id)
 	}
 	if ((a = calloc(1, sizeof(*a) + len + 1)) == NULL)
 		goto err;
-	if ((a->hist = calloc(s->nhist, sizeof(*a->hist))) == NULL)
+	if ((a->all.hist = calloc(s->nhist, sizeof(uint32_t))) == NULL ||
+	    (a->day.hist = calloc(s->nhist, sizeof(uint32_t))) == NULL)
 		goto err;
-	a->nhist = s->nhist;
+	a->all.nhist = a->day.nhist = s->nhist;
+	a->day_no = INT64_MIN;
 	a->hash = h;
 	memcpy(a->id, id, len + 1);
 
@@ -448,69 +445,140 @@ sla_agent_intern(struct sla *s, const char *id)
 	return idx;
 
  err:
+	if (a != NULL)
+		free(a->all.hist);
 	free(a);
 	return SLA_NOAGENT;
 }
 
-/* One round into an agent's figures; unanswered rounds count as the cap. */
-static void
-sla_agent_record(struct sla *s, struct sla_agent *a, int answered,
-    uint64_t ms, int first)
+/*
+ * The agent's sums for the local day of t, started afresh when t is a
+ * later day; NULL when t is on a day already past (a late event).
+ */
+static struct sla_sums *
+sla_agent_day(const struct sla *s, struct sla_agent *a, int64_t t,
+    size_t *hour)
 {
-	uint64_t v = s->cfg.cap_ms, sec;
+	int64_t	 l = sla_clamp(t) + (int64_t)s->cfg.utc_offset_min * 60000;
+	int64_t	 day = sla_floordiv(l, SLA_DAY_MS);
+	uint32_t *hist = a->day.hist;
+	size_t	 nhist = a->day.nhist;
 
-	if (answered && ms < v)
-		v = ms;
-	a->rounds++;
-	a->sum_ms += v;
+	if (day < a->day_no)
+		return NULL;
+	if (day > a->day_no) {
+		memset(&a->day, 0, sizeof(a->day));
+		memset(hist, 0, nhist * sizeof(*hist));
+		a->day.hist = hist;
+		a->day.nhist = nhist;
+		memset(a->hour_rounds, 0, sizeof(a->hour_rounds));
+		memset(a->hour_sum_ms, 0, sizeof(a->hour_sum_ms));
+		a->day_no = day;
+	}
+	*hour = (size_t)((l - day * SLA_DAY_MS) / 3600000);
+	return &a->day;
+}
+
+/* One round into u; v is its time as the figures count it (capped). */
+static void
+sla_sums_add(struct sla_sums *u, const struct sla *s, int answered,
+    uint64_t ms, uint64_t v, int first)
+{
+	uint64_t sec;
+
+	u->rounds++;
+	u->sum_ms += v;
 	if (answered) {
-		a->answered++;
+		u->answered++;
 		if (ms <= s->cfg.rate_ms)
-			a->within_rate++;
+			u->within_rate++;
 	}
 	if (first) {
-		a->first_rounds++;
-		a->first_sum_ms += v;
+		u->first_rounds++;
+		u->first_sum_ms += v;
 	}
 	/* up to the second, so "<= p90" holds for the rounds' real times */
 	sec = v / 1000 + (v % 1000 != 0);
-	a->hist[sec < a->nhist ? sec : a->nhist - 1]++;
+	u->hist[sec < u->nhist ? sec : u->nhist - 1]++;
 }
 
+/*
+ * One round, closed or ended at `at`, into an agent's figures and its
+ * day's; unanswered rounds count as the cap.
+ */
 static void
-sla_agent_figures(const struct sla *s, const struct sla_agent *a,
+sla_agent_record(struct sla *s, struct sla_agent *a, int answered,
+    uint64_t ms, int first, int64_t at)
+{
+	struct sla_sums	*d;
+	uint64_t	 v = s->cfg.cap_ms;
+	size_t		 h;
+
+	if (answered && ms < v)
+		v = ms;
+	sla_sums_add(&a->all, s, answered, ms, v, first);
+	if ((d = sla_agent_day(s, a, at, &h)) != NULL) {
+		sla_sums_add(d, s, answered, ms, v, first);
+		a->hour_rounds[h]++;
+		a->hour_sum_ms[h] += v;
+	}
+}
+
+/* A breach or an escalation, due at `at`. */
+static void
+sla_agent_event(struct sla *s, struct sla_agent *a, int escalation,
+    int64_t at)
+{
+	struct sla_sums	*d;
+	size_t		 h;
+
+	d = sla_agent_day(s, a, at, &h);
+
+	if (escalation) {
+		a->all.escalations++;
+		if (d != NULL)
+			d->escalations++;
+	} else {
+		a->all.breaches++;
+		if (d != NULL)
+			d->breaches++;
+	}
+}
+
+void
+sla_sums_figures(const struct sla_sums *u, uint64_t cap_ms,
     struct sla_figures *f)
 {
 	uint64_t cum = 0;
 	size_t	 v;
 
 	memset(f, 0, sizeof(*f));
-	f->rounds = a->rounds;
-	f->answered = a->answered;
-	f->first_rounds = a->first_rounds;
-	f->breaches = a->breaches;
-	f->escalations = a->escalations;
-	f->within_rate = a->within_rate;
-	if (a->rounds > 0) {
-		f->mean_ms = (a->sum_ms + a->rounds / 2) / a->rounds;
-		f->rate = (double)a->within_rate / (double)a->rounds;
+	f->rounds = u->rounds;
+	f->answered = u->answered;
+	f->first_rounds = u->first_rounds;
+	f->breaches = u->breaches;
+	f->escalations = u->escalations;
+	f->within_rate = u->within_rate;
+	if (u->rounds > 0) {
+		f->mean_ms = (u->sum_ms + u->rounds / 2) / u->rounds;
+		f->rate = (double)u->within_rate / (double)u->rounds;
 		/*
 		 * p90: the smallest whole second v such that at least 90 %
 		 * of the rounds took at most v s (each rounded up to the
 		 * second), reported as v * 1000 ms, and never above the cap.
 		 */
-		for (v = 0; v < a->nhist; v++) {
-			cum += a->hist[v];
-			if (cum * 10 >= a->rounds * 9)
+		for (v = 0; v < u->nhist; v++) {
+			cum += u->hist[v];
+			if (cum * 10 >= u->rounds * 9)
 				break;
 		}
 		f->p90_ms = (uint64_t)v * 1000;
-		if (f->p90_ms > s->cfg.cap_ms)
-			f->p90_ms = s->cfg.cap_ms;
+		if (f->p90_ms > cap_ms)
+			f->p90_ms = cap_ms;
 	}
-	if (a->first_rounds > 0)
-		f->first_mean_ms = (a->first_sum_ms + a->first_rounds / 2) /
-		    a->first_rounds;
+	if (u->first_rounds > 0)
+		f->first_mean_ms = (u->first_sum_ms + u->first_rounds / 2) /
+		    u->first_rounds;
 }
 
 /* Conversations */
@@ -622,10 +690,8 @@ sla_conv_flush(struct sla *s, struct sla_conv *c, int64_t limit)
 	while ((i = sla_conv_next(c)) != -1 && c->due[i] <= limit) {
 		c->pending &= (uint8_t)~(1u << i);
 		a = s->agents[c->agent];
-		if (i == SLA_EV_BREACH)
-			a->breaches++;
-		else if (i == SLA_EV_ESCALATE)
-			a->escalations++;
+		if (i != SLA_EV_WARN)
+			sla_agent_event(s, a, i == SLA_EV_ESCALATE, c->due[i]);
 		if (s->emit == NULL)
 			continue;
 		memset(&ev, 0, sizeof(ev));
@@ -682,7 +748,7 @@ static void
 sla_round_close(struct sla *s, struct sla_conv *c, int64_t now)
 {
 	sla_agent_record(s, s->agents[c->agent], 1,
-	    sla_days_ms(&s->days, c->opened, now), c->first);
+	    sla_days_ms(&s->days, c->opened, now), c->first, now);
 	c->open = 0;
 	c->pending = 0;
 	s->nopen--;
@@ -700,7 +766,7 @@ sla_conv_finish(struct sla *s, struct sla_conv *c, int64_t at)
 
 	sla_conv_flush(s, c, at);
 	if (c->open) {
-		sla_agent_record(s, s->agents[c->ragent], 0, 0, c->first);
+		sla_agent_record(s, s->agents[c->ragent], 0, 0, c->first, at);
 		s->nopen--;
 	}
 	for (pp = &s->buckets[c->hash & (s->nbuckets - 1)]; *pp != c;
@@ -724,10 +790,21 @@ sla_conv_end_at(const struct sla_conv *c, int64_t now)
 /* Engine */
 
 static void
+sla_sums_grow(struct sla_sums *u, size_t n)
+{
+	uint32_t	*h;
+
+	if ((h = realloc(u->hist, n * sizeof(*h))) == NULL)
+		return;
+	memset(h + u->nhist, 0, (n - u->nhist) * sizeof(*h));
+	u->hist = h;
+	u->nhist = n;
+}
+
+static void
 sla_apply_config(struct sla *s, const struct sla_config *cfg)
 {
 	struct sla_agent	*a;
-	uint32_t		*h;
 	size_t			 i, n;
 
 	s->cfg = *cfg;
@@ -741,11 +818,8 @@ sla_apply_config(struct sla *s, const struct sla_config *cfg)
 	/* a longer cap needs more seconds; on ENOMEM they share the last */
 	for (i = 0; i < s->nagents; i++) {
 		a = s->agents[i];
-		if ((h = realloc(a->hist, n * sizeof(*h))) == NULL)
-			continue;
-		memset(h + a->nhist, 0, (n - a->nhist) * sizeof(*h));
-		a->hist = h;
-		a->nhist = n;
+		sla_sums_grow(&a->all, n);
+		sla_sums_grow(&a->day, n);
 	}
 }
 
@@ -801,7 +875,8 @@ sla_free(struct sla *s)
 		}
 	free(s->buckets);
 	for (i = 0; i < s->nagents; i++) {
-		free(s->agents[i]->hist);
+		free(s->agents[i]->all.hist);
+		free(s->agents[i]->day.hist);
 		free(s->agents[i]);
 	}
 	free(s->agents);
@@ -947,11 +1022,71 @@ sla_agents(const struct sla *s, void (*cb)(const char *,
 
 	for (i = 0; i < s->nagents; i++) {
 		a = s->agents[s->order[i]];
-		if (a->rounds == 0 && a->breaches == 0 && a->escalations == 0)
+		if (a->all.rounds == 0 && a->all.breaches == 0 &&
+		    a->all.escalations == 0)
 			continue;
-		sla_agent_figures(s, a, &f);
+		sla_sums_figures(&a->all, s->cfg.cap_ms, &f);
 		cb(a->id, &f, arg);
 	}
+}
+
+void
+sla_agents_day(const struct sla *s, int64_t now, void (*cb)(const char *,
+    const struct sla_day *, void *), void *arg)
+{
+	const struct sla_agent	*a;
+	struct sla_day		 d;
+	int64_t			 l, today;
+	size_t			 i;
+
+	l = sla_clamp(now) + (int64_t)s->cfg.utc_offset_min * 60000;
+	today = sla_floordiv(l, SLA_DAY_MS);
+	for (i = 0; i < s->nagents; i++) {
+		a = s->agents[s->order[i]];
+		if (a->day_no != today || (a->day.rounds == 0 &&
+		    a->day.breaches == 0 && a->day.escalations == 0))
+			continue;
+		d.sums = &a->day;
+		d.hour_rounds = a->hour_rounds;
+		d.hour_sum_ms = a->hour_sum_ms;
+		cb(a->id, &d, arg);
+	}
+}
+
+/* An event already emitted for the open round of c. */
+static int
+sla_conv_emitted(const struct sla_conv *c, int i)
+{
+	return c->ms[i] != 0 && c->due[i] != SLA_NEVER &&
+	    !(c->pending & (1u << i));
+}
+
+void
+sla_waiting(const struct sla *s, int64_t now, void (*cb)(const
+    struct sla_waiting *, void *), void *arg)
+{
+	const struct sla_conv	*c;
+	struct sla_waiting	 w;
+	size_t			 i;
+
+	for (i = 0; i < s->nbuckets; i++)
+		for (c = s->buckets[i]; c != NULL; c = c->hnext) {
+			if (!c->open)
+				continue;
+			w.conversation = c->id;
+			w.conversation_len = c->len;
+			w.agent = s->agents[c->agent]->id;
+			w.opened = c->opened;
+			w.waited_ms = sla_conv_wait(s, c, now);
+			w.threshold_ms = c->ms[SLA_EV_BREACH];
+			w.first = c->first;
+			w.state = sla_conv_emitted(c, SLA_EV_ESCALATE) ?
+			    SLA_ROUND_ESCALATED : sla_conv_emitted(c,
+			    SLA_EV_BREACH) ? SLA_ROUND_BREACHED :
+			    sla_conv_emitted(c, SLA_EV_WARN) ?
+			    SLA_ROUND_WARNED : SLA_ROUND_OPEN;
+			cb(&w, arg);
+		}
 }
 
 size_t
@@ -998,14 +1133,14 @@ sla_histogram(const struct sla *s, const uint64_t *bounds_ms, size_t n,
 	*sum_ms = *total = 0;
 	for (i = 0; i < s->nagents; i++) {
 		a = s->agents[i];
-		*sum_ms += a->sum_ms;
-		*total += a->rounds;
-		for (sec = 0; sec < a->nhist; sec++) {
-			if (a->hist[sec] == 0)
+		*sum_ms += a->all.sum_ms;
+		*total += a->all.rounds;
+		for (sec = 0; sec < a->all.nhist; sec++) {
+			if (a->all.hist[sec] == 0)
 				continue;
 			for (k = 0; k < n; k++)
 				if ((uint64_t)sec * 1000 <= bounds_ms[k])
-					counts[k] += a->hist[sec];
+					counts[k] += a->all.hist[sec];
 		}
 	}
 }

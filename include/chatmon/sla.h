@@ -134,6 +134,65 @@ struct sla_figures {
 /* Calls cb for every agent with rounds or events, in agent-id order. */
 void	sla_agents(const struct sla *, void (*cb)(const char *agent,
 	    const struct sla_figures *, void *), void *arg);
+
+/*
+ * The sums the figures are made of. They add up, so the sums of several
+ * engines (several chatmond instances) make one agent's figures.
+ */
+struct sla_sums {
+	uint64_t	 rounds;
+	uint64_t	 answered;
+	uint64_t	 sum_ms;	/* each round capped, unanswered = cap */
+	uint64_t	 first_rounds;
+	uint64_t	 first_sum_ms;
+	uint64_t	 breaches;
+	uint64_t	 escalations;
+	uint64_t	 within_rate;
+	uint32_t	*hist;		/* rounds by whole seconds (rounded up) */
+	size_t		 nhist;		/* the last counts the cap and above */
+};
+
+/* The figures of sums, as sla_agents gives them; p90 never above cap_ms. */
+void	sla_sums_figures(const struct sla_sums *, uint64_t cap_ms,
+	    struct sla_figures *);
+
+/* One agent's day: its sums and, per local hour, the rounds closed and their sum. */
+struct sla_day {
+	const struct sla_sums	*sums;
+	const uint32_t		*hour_rounds;	/* [24] */
+	const uint64_t		*hour_sum_ms;	/* [24] */
+};
+
+/*
+ * Calls cb for every agent with rounds or events on the local day (UTC +
+ * utc_offset_min) of now, in agent-id order: what was charged that day,
+ * rounds by when they closed, events by when they were due.
+ */
+void	sla_agents_day(const struct sla *, int64_t now, void (*cb)(const char
+	    *agent, const struct sla_day *, void *), void *arg);
+
+enum sla_round_state {
+	SLA_ROUND_OPEN,		/* no event yet */
+	SLA_ROUND_WARNED,
+	SLA_ROUND_BREACHED,
+	SLA_ROUND_ESCALATED,
+};
+
+/* An open round: a customer waiting. Strings are the engine's, valid during the callback. */
+struct sla_waiting {
+	const char		*conversation;
+	size_t			 conversation_len;
+	const char		*agent;		/* the conversation's agent now ("" unknown) */
+	int64_t			 opened;
+	uint64_t		 waited_ms;	/* service time until now */
+	uint64_t		 threshold_ms;	/* 0: no threshold */
+	int			 first;
+	enum sla_round_state	 state;		/* the last event emitted */
+};
+
+/* Calls cb for every open round, in no particular order. */
+void	sla_waiting(const struct sla *, int64_t now, void (*cb)(const
+	    struct sla_waiting *, void *), void *arg);
 /*
  * Every agent's rounds as one histogram (response times as in the figures:
  * capped, unanswered = cap, rounded up to the second): counts[i] is the

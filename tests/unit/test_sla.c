@@ -1487,6 +1487,246 @@ test_alloc_failure(void **state)
 }
 
 
+/* --- the day's figures and the waiting list (for dashboards) --------------- */
+
+struct rec_day {
+	char		agent[32];
+	struct sla_sums	sums;
+	uint32_t	hour_rounds[24];
+	uint64_t	hour_sum_ms[24];
+};
+static struct rec_day	days[16];
+static size_t		ndays;
+
+static void
+on_day(const char *agent, const struct sla_day *d, void *arg)
+{
+	(void)arg;
+	assert_true(ndays < NELEM(days));
+	snprintf(days[ndays].agent, sizeof(days[ndays].agent), "%s", agent);
+	days[ndays].sums = *d->sums;
+	memcpy(days[ndays].hour_rounds, d->hour_rounds, sizeof(days[0].hour_rounds));
+	memcpy(days[ndays].hour_sum_ms, d->hour_sum_ms, sizeof(days[0].hour_sum_ms));
+	ndays++;
+}
+
+static const struct rec_day *
+day_of(const struct sla *s, int64_t now, const char *agent)
+{
+	size_t	i;
+
+	ndays = 0;
+	sla_agents_day(s, now, on_day, NULL);
+	for (i = 0; i < ndays; i++)
+		if (strcmp(days[i].agent, agent) == 0)
+			return &days[i];
+	return NULL;
+}
+
+/*
+ * Rounds count on the local day they close (China: UTC+8), events on the
+ * day they were due; a new day starts from zero and the sums make the
+ * same figures as sla_agents.
+ */
+static void
+test_day_figures(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	const struct rec_day	*d;
+	struct sla_figures	 f, all;
+	/* 2026-11-22 23:00 in Beijing is 15:00 UTC */
+	int64_t			 eve = T0 + 15 * HOUR;
+
+	(void)state;
+	base_cfg(&cfg);
+	cfg.utc_offset_min = 480;
+	s = new_sla(&cfg);
+
+	CUST(s, "a", eve);			/* 23:00 local */
+	REPLY(s, "a", "alice", eve + 10 * SEC);
+	CUST(s, "a", eve + 20 * MIN);		/* 23:20, reply at 23:20:40: breach */
+	REPLY(s, "a", "alice", eve + 20 * MIN + 40 * SEC);
+	d = day_of(s, eve + 55 * MIN, "alice");
+	assert_non_null(d);
+	assert_int_equal(d->sums.rounds, 2);
+	assert_int_equal(d->sums.breaches, 1);
+	assert_int_equal(d->sums.sum_ms, 50 * SEC);
+	assert_int_equal(d->hour_rounds[23], 2);
+	assert_int_equal(d->hour_sum_ms[23], 50 * SEC);
+
+	/* opened 23:59:50, answered 00:00:05 the next day: it is tomorrow's */
+	CUST(s, "b", eve + 59 * MIN + 50 * SEC);
+	REPLY(s, "b", "alice", eve + HOUR + 5 * SEC);
+	d = day_of(s, eve + HOUR + 10 * SEC, "alice");
+	assert_non_null(d);
+	assert_int_equal(d->sums.rounds, 1);
+	assert_int_equal(d->sums.breaches, 0);
+	assert_int_equal(d->hour_rounds[0], 1);
+	assert_int_equal(d->hour_rounds[23], 0);
+	assert_int_equal(d->sums.hist[15], 1);
+	sla_sums_figures(&d->sums, cfg.cap_ms, &f);
+	assert_int_equal(f.rounds, 1);
+	assert_int_equal(f.mean_ms, 15 * SEC);
+	assert_int_equal(f.p90_ms, 15 * SEC);
+
+	/* asked about yesterday's date after the day turned: nothing */
+	assert_null(day_of(s, eve + 30 * MIN, "alice"));
+	/* and since the start, all three */
+	all = fig(s, "alice");
+	assert_int_equal(all.rounds, 3);
+	assert_int_equal(all.breaches, 1);
+
+	/* an agent quiet today is not listed */
+	CUST(s, "c", eve + HOUR + 20 * SEC);
+	REPLY(s, "c", "bob", eve + HOUR + 21 * SEC);
+	assert_null(day_of(s, eve + 2 * DAY, "bob"));
+	assert_non_null(day_of(s, eve + HOUR + 30 * SEC, "bob"));
+	sla_free(s);
+}
+
+/* Sums of two engines merge into the figures of one. */
+static void
+test_sums_merge(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*one, *two, *both;
+	struct rec_day		 a, b;
+	struct sla_sums		 m;
+	struct sla_figures	 fm, fb;
+	uint32_t		 hist[601];
+	size_t			 i;
+	int64_t			 t = T0 + 10 * HOUR;
+
+	(void)state;
+	base_cfg(&cfg);
+	one = new_sla(&cfg);
+	two = new_sla(&cfg);
+	both = new_sla(&cfg);
+	for (i = 0; i < 20; i++) {
+		struct sla	*s = i % 3 ? one : two;
+		char		 id[16];
+
+		snprintf(id, sizeof(id), "c-%zu", i);
+		CUST(s, id, t + (int64_t)i * MIN);
+		CUST(both, id, t + (int64_t)i * MIN);
+		if (i % 5 != 4) {
+			REPLY(s, id, "alice", t + (int64_t)i * MIN + (int64_t)i * 2 * SEC);
+			REPLY(both, id, "alice", t + (int64_t)i * MIN + (int64_t)i * 2 * SEC);
+		} else {
+			sla_end(s, find(s, id), t + (int64_t)i * MIN + 5 * SEC);
+			sla_end(both, find(both, id), t + (int64_t)i * MIN + 5 * SEC);
+		}
+	}
+	a = *day_of(one, t + HOUR, "alice");
+	b = *day_of(two, t + HOUR, "alice");
+	memset(&m, 0, sizeof(m));
+	memset(hist, 0, sizeof(hist));
+	m.hist = hist;
+	m.nhist = NELEM(hist);
+	m.rounds = a.sums.rounds + b.sums.rounds;
+	m.answered = a.sums.answered + b.sums.answered;
+	m.sum_ms = a.sums.sum_ms + b.sums.sum_ms;
+	m.first_rounds = a.sums.first_rounds + b.sums.first_rounds;
+	m.first_sum_ms = a.sums.first_sum_ms + b.sums.first_sum_ms;
+	m.within_rate = a.sums.within_rate + b.sums.within_rate;
+	m.breaches = a.sums.breaches + b.sums.breaches;
+	assert_int_equal(a.sums.nhist, NELEM(hist));
+	for (i = 0; i < NELEM(hist); i++)
+		hist[i] = a.sums.hist[i] + b.sums.hist[i];
+	sla_sums_figures(&m, cfg.cap_ms, &fm);
+	fb = fig(both, "alice");
+	assert_int_equal(fm.rounds, 16);	/* four ended unanswered went to "" */
+	assert_int_equal(fm.rounds, fb.rounds);
+	assert_int_equal(fm.mean_ms, fb.mean_ms);
+	assert_int_equal(fm.p90_ms, fb.p90_ms);
+	assert_int_equal(fm.first_mean_ms, fb.first_mean_ms);
+	assert_true(fm.rate == fb.rate);
+	assert_int_equal(fm.breaches, fb.breaches);
+	sla_free(one);
+	sla_free(two);
+	sla_free(both);
+}
+
+struct rec_wait {
+	char			conv[16];
+	char			agent[16];
+	uint64_t		waited, threshold;
+	int			first;
+	enum sla_round_state	state;
+};
+static struct rec_wait	waits[8];
+static size_t		nwaits;
+
+static void
+on_wait(const struct sla_waiting *w, void *arg)
+{
+	(void)arg;
+	assert_true(nwaits < NELEM(waits));
+	snprintf(waits[nwaits].conv, sizeof(waits[0].conv), "%.*s",
+	    (int)w->conversation_len, w->conversation);
+	snprintf(waits[nwaits].agent, sizeof(waits[0].agent), "%s", w->agent);
+	waits[nwaits].waited = w->waited_ms;
+	waits[nwaits].threshold = w->threshold_ms;
+	waits[nwaits].first = w->first;
+	waits[nwaits].state = w->state;
+	nwaits++;
+}
+
+static const struct rec_wait *
+wait_of(const struct sla *s, int64_t now, const char *conv)
+{
+	size_t	i;
+
+	nwaits = 0;
+	sla_waiting(s, now, on_wait, NULL);
+	for (i = 0; i < nwaits; i++)
+		if (strcmp(waits[i].conv, conv) == 0)
+			return &waits[i];
+	return NULL;
+}
+
+/* Open rounds only, with their wait in service time and the last event. */
+static void
+test_waiting(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	const struct rec_wait	*w;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	c = CUST(s, "w-1", T0);
+	REPLY(s, "w-1", "alice", T0 + SEC);		/* answered: not waiting */
+	CUST(s, "w-2", T0);
+	assert_null(wait_of(s, T0 + 2 * SEC, "w-1"));
+	w = wait_of(s, T0 + 2 * SEC, "w-2");
+	assert_non_null(w);
+	assert_int_equal(nwaits, 1);
+	assert_int_equal(w->waited, 2 * SEC);
+	assert_int_equal(w->threshold, 15 * SEC);
+	assert_int_equal(w->first, 1);
+	assert_int_equal(w->state, SLA_ROUND_OPEN);
+
+	CUST(s, "w-1", T0 + 10 * SEC);		/* a later round: reply threshold */
+	c = find(s, "w-1");
+	run_until(s, c, T0 + 35 * SEC);		/* warned at 24 s of 30 */
+	w = wait_of(s, T0 + 35 * SEC, "w-1");
+	assert_int_equal(w->first, 0);
+	assert_int_equal(w->threshold, 30 * SEC);
+	assert_string_equal(w->agent, "alice");
+	assert_int_equal(w->state, SLA_ROUND_WARNED);
+	run_until(s, c, T0 + 41 * SEC);
+	assert_int_equal(wait_of(s, T0 + 41 * SEC, "w-1")->state, SLA_ROUND_BREACHED);
+	run_until(s, c, T0 + 200 * SEC);
+	assert_int_equal(wait_of(s, T0 + 200 * SEC, "w-1")->state, SLA_ROUND_ESCALATED);
+	/* not yet run: what the engine has emitted, not what is due */
+	assert_int_equal(wait_of(s, T0 + 200 * SEC, "w-2")->state, SLA_ROUND_OPEN);
+	sla_free(s);
+}
+
 int
 main(void)
 {
@@ -1515,6 +1755,9 @@ main(void)
 		cmocka_unit_test_setup(test_binary_ids, reset),
 		cmocka_unit_test_setup(test_agents_order, reset),
 		cmocka_unit_test_setup(test_memory_per_conversation, reset),
+		cmocka_unit_test_setup(test_day_figures, reset),
+		cmocka_unit_test_setup(test_sums_merge, reset),
+		cmocka_unit_test_setup(test_waiting, reset),
 		cmocka_unit_test_setup(test_alloc_failure, reset),
 	};
 
