@@ -39,12 +39,12 @@ LIBS	:= $(LWS_A) -levent -lhiredis -lsystemd -lssl -lcrypto -lyaml -ljansson -lp
 RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
-PURE	:= util log config codec metrics msgq normalize acm rules alertfmt sla
+PURE	:= util log config codec metrics msgq normalize acm rules jsonw alertfmt sla state
 IO	:= lwsctx session relay slaclock rconn alert admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules alertfmt sla replay tail chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules jsonw alertfmt sla state replay tail chatmon))
 
-UNIT_TESTS := config codec msgq metrics normalize acm rules sla
+UNIT_TESTS := config codec msgq metrics normalize acm rules sla state
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench run install uninstall clean distclean
@@ -95,6 +95,8 @@ $(BUILD)/tests/test_acm: $(BUILD)/tests/test_acm.o $(BUILD)/tests/allocfail.o $(
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka
 $(BUILD)/tests/test_sla: $(BUILD)/tests/test_sla.o $(BUILD)/tests/allocfail.o $(BUILD)/sla.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka
+$(BUILD)/tests/test_state: $(BUILD)/tests/test_state.o $(BUILD)/state.o $(BUILD)/sla.o $(BUILD)/jsonw.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -ljansson
 $(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(RULES_LIBS)
 

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "chatmon/alertfmt.h"
+#include "chatmon/jsonw.h"
 #include "chatmon/sla.h"
 
 void
@@ -28,22 +29,6 @@ alertfmt_ts(char out[32], int64_t wall_ms)
 	snprintf(out + strlen(out), 8, ".%03dZ", (int)(wall_ms % 1000));
 }
 
-/* Dumps o (stolen) compactly, keys in insertion order, UTF-8 as is. */
-static int
-alertfmt_dump(struct sbuf *out, json_t *o)
-{
-	char	*s;
-	int	 rc = -1;
-
-	if (o == NULL)
-		return -1;
-	if ((s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)) != NULL)
-		rc = sbuf_append(out, s, strlen(s));
-	free(s);
-	json_decref(o);
-	return rc;
-}
-
 int
 alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
     const struct rules_hit *h)
@@ -52,7 +37,7 @@ alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
 
 	alertfmt_ts(ts, t->wall_ms);
 	/* "s#" takes a length, so text with U+0000 stays whole */
-	return alertfmt_dump(out, json_pack(
+	return jsonw_dump(out, json_pack(
 	    "{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:s, s:s, s:s, s:s, s:s#, "
 	    "s:{s:i, s:i}, s:s#, s:s}",
 	    "v", 1,
@@ -96,7 +81,7 @@ alertfmt_sla(struct sbuf *out, struct alertfmt_ids *ids, const struct sla_event 
 
 	alertfmt_id(id, e->due, ids);
 	alertfmt_ts(ts, e->due);
-	return alertfmt_dump(out, json_pack(
+	return jsonw_dump(out, json_pack(
 	    "{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:I, s:I, s:b}",
 	    "v", 1,
 	    "id", id,

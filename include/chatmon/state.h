@@ -1,0 +1,69 @@
+/* state: what chatmond publishes for dashboards (who waits now, the day's sums per agent): written by chatmond, merged by the dashboard (pure). */
+#ifndef CHATMON_STATE_H
+#define CHATMON_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatmon/sla.h"
+#include "chatmon/util.h"
+
+/*
+ * The documents and the feed messages are those of docs/dashboard.md.
+ * Each chatmond instance writes two documents; the dashboard reads those
+ * of every instance and merges them. Documents are read defensively: they
+ * come from Redis, where anything may have put anything.
+ */
+
+#define STATE_WAITING_MAX	1000	/* rounds in one instance's document */
+#define STATE_FEED_WAITING_MAX	200	/* rounds in the feed's message */
+
+struct state_origin {
+	const char	*instance;	/* "8ebe0f0b" */
+	const char	*host;
+	long		 pid;
+};
+
+/* "2026-11-22": the day of wall time now at UTC + off_min. */
+void	state_day(char out[16], int64_t now, int32_t off_min);
+
+/*
+ * The instance's waiting document: the open rounds of s at now, longest
+ * wait first, at most STATE_WAITING_MAX (all counted in "total"). 0, or
+ * -1 on ENOMEM.
+ */
+int	state_waiting_doc(struct sbuf *out, const struct sla *s, int64_t now,
+	    const struct state_origin *);
+/* The instance's agents document: the sums of the local day of now. */
+int	state_agents_doc(struct sbuf *out, const struct sla *s, int64_t now,
+	    const struct state_origin *, const struct sla_config *cfg);
+
+/*
+ * The feed's "waiting" message from the instances' documents (docs[i] of
+ * lens[i] bytes): every round, its wait carried on to now, the longest
+ * STATE_FEED_WAITING_MAX. Documents that cannot be read are skipped and
+ * counted in *bad. 0, or -1 on ENOMEM.
+ */
+int	state_waiting_msg(struct sbuf *out, const char *const *docs,
+	    const size_t *lens, size_t n, int64_t now, size_t *bad);
+
+/* One agent's day over every instance. */
+struct state_agent {
+	char			*agent;
+	struct sla_figures	 f;
+	uint32_t		 hour_rounds[24];	/* local hours */
+	uint64_t		 hour_mean_ms[24];
+};
+
+/*
+ * The agents documents of day (others are skipped) summed per agent, in
+ * agent order: *agents (*nagents of them) is the caller's to free with
+ * state_agents_free. 0, or -1 on ENOMEM; unreadable documents count in
+ * *bad.
+ */
+int	state_agents_merge(const char *const *docs, const size_t *lens,
+	    size_t n, const char *day, struct state_agent **agents,
+	    size_t *nagents, size_t *bad);
+void	state_agents_free(struct state_agent *, size_t n);
+
+#endif

@@ -1,0 +1,319 @@
+/* test_state: the documents chatmond writes for dashboards, and the dashboard's merge of several instances' documents. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "chatmon/sla.h"
+#include "chatmon/state.h"
+
+#define SEC	1000LL
+#define MIN	(60 * SEC)
+#define HOUR	(60 * MIN)
+#define T0	1795305600000LL		/* 2026-11-22 00:00:00 UTC */
+
+static const struct state_origin origin_a = { "aaaa0001", "cs-01", 11 };
+static const struct state_origin origin_b = { "bbbb0002", "cs-02", 22 };
+
+static void
+base_cfg(struct sla_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->first_response_ms = 15 * SEC;
+	c->reply_ms = 30 * SEC;
+	c->warn_at = 0.8;
+	c->escalate_ms = 180 * SEC;
+	c->idle_ms = 30 * 60 * SEC;
+	c->cap_ms = 600 * SEC;
+	c->rate_ms = 180 * SEC;
+	c->utc_offset_min = 480;
+}
+
+static struct sla *
+new_sla(const struct sla_config *c)
+{
+	struct sla	*s = sla_new(c, NULL, NULL, NULL);
+
+	assert_non_null(s);
+	return s;
+}
+
+static void
+turn(struct sla *s, const char *id, const char *agent, int customer, int64_t t)
+{
+	assert_non_null(sla_turn(s, id, strlen(id), agent, customer, 1, t));
+}
+
+static json_t *
+parse(const struct sbuf *b)
+{
+	json_error_t	 e;
+	json_t		*o = json_loads(sbuf_str(b), 0, &e);
+
+	if (o == NULL)
+		fail_msg("not JSON: %s: %s", e.text, sbuf_str(b));
+	return o;
+}
+
+static void
+test_day(void **state)
+{
+	char	d[16];
+
+	(void)state;
+	state_day(d, T0, 0);
+	assert_string_equal(d, "2026-11-22");
+	state_day(d, T0 + 15 * HOUR + 59 * MIN, 480);	/* 23:59 in Beijing */
+	assert_string_equal(d, "2026-11-22");
+	state_day(d, T0 + 16 * HOUR, 480);		/* midnight there */
+	assert_string_equal(d, "2026-11-23");
+	state_day(d, T0 + 2 * HOUR, -180);		/* 23:00 the day before */
+	assert_string_equal(d, "2026-11-21");
+}
+
+/* The longest waits first, a bounded number of them, all counted. */
+static void
+test_waiting_doc(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sbuf		 b;
+	json_t			*o, *r;
+	char			 id[32];
+	size_t			 i, n = STATE_WAITING_MAX + 100;
+	int64_t			 now = T0 + 2 * HOUR;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	for (i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "c-%zu", i);
+		turn(s, id, "", 1, T0 + (int64_t)i * SEC);	/* c-0 waits longest */
+	}
+	turn(s, "c-5", "alice", 0, T0 + 10 * SEC);	/* answered: not waiting */
+	/* an id that is not UTF-8 cannot go into JSON: left out, still counted */
+	assert_non_null(sla_turn(s, "\xff\xfe", 2, "bob", 1, 1, T0));
+	sbuf_init(&b);
+	assert_int_equal(state_waiting_doc(&b, s, now, &origin_a), 0);
+	o = parse(&b);
+	assert_int_equal(json_integer_value(json_object_get(o, "v")), 1);
+	assert_string_equal(json_string_value(json_object_get(o, "instance")), "aaaa0001");
+	assert_string_equal(json_string_value(json_object_get(o, "host")), "cs-01");
+	assert_int_equal(json_integer_value(json_object_get(o, "ts")), now);
+	assert_int_equal(json_integer_value(json_object_get(o, "total")), n);
+	assert_int_equal(json_array_size(json_object_get(o, "rounds")),
+	    STATE_WAITING_MAX - 1);
+	r = json_array_get(json_object_get(o, "rounds"), 0);
+	assert_string_equal(json_string_value(json_object_get(r, "conversation")), "c-0");
+	assert_int_equal(json_integer_value(json_object_get(r, "waited_ms")), 2 * HOUR);
+	assert_int_equal(json_integer_value(json_object_get(r, "threshold_ms")), 15 * SEC);
+	assert_true(json_is_true(json_object_get(r, "first")));
+	/* the engine emitted nothing (no timers ran): still "open" */
+	assert_string_equal(json_string_value(json_object_get(r, "state")), "open");
+	for (i = 1; i < json_array_size(json_object_get(o, "rounds")); i++)
+		assert_true(json_integer_value(json_object_get(json_array_get(
+		    json_object_get(o, "rounds"), i - 1), "waited_ms")) >=
+		    json_integer_value(json_object_get(json_array_get(
+		    json_object_get(o, "rounds"), i), "waited_ms")));
+	json_decref(o);
+	sbuf_free(&b);
+	sla_free(s);
+}
+
+/* Rounds of two instances, their waits carried on to now, longest first. */
+static void
+test_waiting_msg(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*a, *b;
+	struct sbuf		 da, db, m;
+	const char		*docs[4];
+	size_t			 lens[4], bad = 0, i;
+	json_t			*o, *r;
+	char			 id[16];
+
+	(void)state;
+	base_cfg(&cfg);
+	a = new_sla(&cfg);
+	b = new_sla(&cfg);
+	turn(a, "a-1", "alice", 1, T0);
+	turn(b, "b-1", "bob", 1, T0 + 5 * SEC);
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "b-x%zu", i);
+		turn(b, id, "bob", 1, T0 + 10 * SEC);
+	}
+	sbuf_init(&da);
+	sbuf_init(&db);
+	sbuf_init(&m);
+	/* a wrote 20 s ago, b just now */
+	assert_int_equal(state_waiting_doc(&da, a, T0 + 10 * SEC, &origin_a), 0);
+	assert_int_equal(state_waiting_doc(&db, b, T0 + 30 * SEC, &origin_b), 0);
+	docs[0] = sbuf_str(&da);
+	docs[1] = sbuf_str(&db);
+	docs[2] = "{\"v\":1,\"rounds\":\"no\"}";
+	docs[3] = "not json";
+	for (i = 0; i < 4; i++)
+		lens[i] = strlen(docs[i]);
+	assert_int_equal(state_waiting_msg(&m, docs, lens, 4, T0 + 30 * SEC, &bad), 0);
+	assert_int_equal(bad, 2);
+	o = parse(&m);
+	assert_string_equal(json_string_value(json_object_get(o, "type")), "waiting");
+	assert_int_equal(json_integer_value(json_object_get(o, "instances")), 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "total")), 302);
+	assert_int_equal(json_array_size(json_object_get(o, "rounds")),
+	    STATE_FEED_WAITING_MAX);
+	r = json_array_get(json_object_get(o, "rounds"), 0);
+	assert_string_equal(json_string_value(json_object_get(r, "conversation")), "a-1");
+	assert_string_equal(json_string_value(json_object_get(r, "instance")), "aaaa0001");
+	assert_string_equal(json_string_value(json_object_get(r, "agent")), "alice");
+	assert_int_equal(json_integer_value(json_object_get(r, "waited_ms")), 30 * SEC);
+	r = json_array_get(json_object_get(o, "rounds"), 1);
+	assert_string_equal(json_string_value(json_object_get(r, "conversation")), "b-1");
+	assert_int_equal(json_integer_value(json_object_get(r, "waited_ms")), 25 * SEC);
+	json_decref(o);
+	sbuf_free(&da);
+	sbuf_free(&db);
+	sbuf_free(&m);
+	sla_free(a);
+	sla_free(b);
+}
+
+static void
+agents_doc(struct sbuf *out, const struct sla *s, int64_t now,
+    const struct state_origin *o, const struct sla_config *cfg)
+{
+	sbuf_init(out);
+	assert_int_equal(state_agents_doc(out, s, now, o, cfg), 0);
+}
+
+struct fig_find {
+	const char		*agent;
+	struct sla_figures	 f;
+};
+
+static void
+fig_cb(const char *agent, const struct sla_figures *f, void *arg)
+{
+	struct fig_find	*ff = arg;
+
+	if (strcmp(agent, ff->agent) == 0)
+		ff->f = *f;
+}
+
+static struct sla_figures
+figures_of(const struct sla *s, const char *agent)
+{
+	struct fig_find	ff;
+
+	memset(&ff, 0, sizeof(ff));
+	ff.agent = agent;
+	sla_agents(s, fig_cb, &ff);
+	return ff.f;
+}
+
+/*
+ * Through JSON, two instances' days add up to what one engine that saw
+ * every round reports; another day's documents and broken ones are left out.
+ */
+static void
+test_agents_merge(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*one, *two, *both, *s;
+	struct sbuf		 d1, d2, dold;
+	struct state_agent	*ag;
+	const char		*docs[5];
+	size_t			 lens[5], n, bad = 0, i;
+	struct sla_figures	 want;
+	int64_t			 t = T0 + 2 * HOUR;	/* 10:00 in Beijing */
+	char			 id[16];
+
+	(void)state;
+	base_cfg(&cfg);
+	one = new_sla(&cfg);
+	two = new_sla(&cfg);
+	both = new_sla(&cfg);
+	for (i = 0; i < 30; i++) {
+		const char *agent = i % 4 == 0 ? "bob" : "alice";
+
+		s = i % 3 ? one : two;
+		snprintf(id, sizeof(id), "c-%zu", i);
+		turn(s, id, agent, 1, t + (int64_t)i * MIN);
+		turn(both, id, agent, 1, t + (int64_t)i * MIN);
+		turn(s, id, agent, 0, t + (int64_t)i * MIN + (int64_t)i * 3 * SEC);
+		turn(both, id, agent, 0, t + (int64_t)i * MIN + (int64_t)i * 3 * SEC);
+	}
+	agents_doc(&d1, one, t + HOUR, &origin_a, &cfg);
+	agents_doc(&d2, two, t + HOUR, &origin_b, &cfg);
+	/* another engine's rounds of yesterday (23:00 on 11-21 in Beijing) */
+	s = new_sla(&cfg);
+	turn(s, "old", "alice", 1, t - 11 * HOUR);
+	turn(s, "old", "alice", 0, t - 11 * HOUR + 5 * SEC);
+	agents_doc(&dold, s, t - 11 * HOUR + MIN, &origin_a, &cfg);
+	sla_free(s);
+	assert_non_null(strstr(sbuf_str(&dold), "\"day\":\"2026-11-21\""));
+	assert_non_null(strstr(sbuf_str(&dold), "\"alice\""));
+	docs[0] = sbuf_str(&d1);
+	docs[1] = sbuf_str(&d2);
+	docs[2] = sbuf_str(&dold);
+	docs[3] = "{\"v\":2}";
+	docs[4] = "{\"v\":1,\"day\":\"2026-11-22\",\"agents\":{\"eve\":{\"rounds\":-4,"
+	    "\"hist\":[[1e9,\"x\"],[-1,2]],\"hours\":[[99,1,1],[3]]}}}";
+	for (i = 0; i < 5; i++)
+		lens[i] = strlen(docs[i]);
+	assert_int_equal(state_agents_merge(docs, lens, 5, "2026-11-22", &ag, &n,
+	    &bad), 0);
+	assert_int_equal(bad, 1);
+	assert_int_equal(n, 3);
+	assert_string_equal(ag[0].agent, "alice");
+	assert_string_equal(ag[1].agent, "bob");
+	assert_string_equal(ag[2].agent, "eve");	/* nonsense counts as nothing */
+	assert_int_equal(ag[2].f.rounds, 0);
+	for (i = 0; i < 2; i++) {
+		const struct sla_figures *f = &ag[i].f;
+		size_t			 k;
+		uint64_t		 hr = 0;
+
+		/* both saw today's rounds only: its figures are the day's */
+		want = figures_of(both, ag[i].agent);
+		assert_true(want.rounds > 0);
+		assert_int_equal(f->rounds, want.rounds);
+		assert_int_equal(f->answered, want.answered);
+		assert_int_equal(f->mean_ms, want.mean_ms);
+		assert_int_equal(f->p90_ms, want.p90_ms);
+		assert_int_equal(f->first_mean_ms, want.first_mean_ms);
+		assert_int_equal(f->breaches, want.breaches);
+		assert_true(f->rate == want.rate);
+		for (k = 0; k < 24; k++)
+			hr += ag[i].hour_rounds[k];
+		assert_int_equal(hr, f->rounds);
+		assert_int_equal(ag[i].hour_rounds[10], f->rounds);	/* all at 10:xx */
+		assert_true(ag[i].hour_mean_ms[10] > 0);
+	}
+	state_agents_free(ag, n);
+	sbuf_free(&d1);
+	sbuf_free(&d2);
+	sbuf_free(&dold);
+	sla_free(one);
+	sla_free(two);
+	sla_free(both);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_day),
+		cmocka_unit_test(test_waiting_doc),
+		cmocka_unit_test(test_waiting_msg),
+		cmocka_unit_test(test_agents_merge),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
