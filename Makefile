@@ -40,7 +40,7 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
 PURE	:= util log config codec metrics msgq normalize acm rules jsonw alertfmt sla state
-IO	:= lwsctx session relay slaclock rconn alert admin notify
+IO	:= lwsctx session relay slaclock rconn alert snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
 TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules jsonw alertfmt sla state replay tail chatmon))
 

@@ -12,6 +12,7 @@
 #include "chatmon/relay.h"
 #include "chatmon/rules.h"
 #include "chatmon/slaclock.h"
+#include "chatmon/snapshot.h"
 
 struct relay_hits {
 	char		*category;
@@ -24,6 +25,7 @@ struct relay {
 	struct rules	*rules;
 	struct slaclock	*sla;
 	struct alert	*sink;
+	struct snapshot	*snap;
 	struct metrics	*metrics;
 	struct alertfmt_ids ids;	/* every alert of this process */
 	struct relay_hits *hits;	/* rule hits by category, severity, action */
@@ -64,7 +66,9 @@ relay_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 	if (relay_set_config(r, cfg, errs) == -1 ||
 	    (r->sink = alert_new(base, cfg, m, errs)) == NULL ||
 	    (r->sla = slaclock_new(base, cfg, m, &r->ids, relay_publish, r,
-	    errs)) == NULL) {
+	    errs)) == NULL ||
+	    (r->snap = snapshot_new(base, cfg, slaclock_engine(r->sla),
+	    r->ids.instance, errs)) == NULL) {
 		relay_free(r);
 		return NULL;
 	}
@@ -91,6 +95,8 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 		slaclock_set_config(r->sla, cfg);
 	if (r->sink != NULL)
 		alert_set_config(r->sink, cfg);
+	if (r->snap != NULL)
+		snapshot_set_config(r->snap, cfg);
 	log_info("relay_set_config: %zu rules from %s (%s)", rules_count(ru),
 	    cfg->rules, rules_jit(ru) ? "JIT" : "interpreter: JIT unavailable");
 	return 0;
@@ -101,6 +107,7 @@ relay_free(struct relay *r)
 {
 	if (r == NULL)
 		return;
+	snapshot_free(r->snap);	/* it reads the clock's engine */
 	slaclock_free(r->sla);
 	alert_free(r->sink);
 	while (r->nhits > 0)

@@ -416,6 +416,12 @@ slaclock_metrics(const struct slaclock *clk, struct sbuf *out)
 	return 0;
 }
 
+const struct sla *
+slaclock_engine(const struct slaclock *clk)
+{
+	return clk->sla;
+}
+
 size_t
 slaclock_conversations(const struct slaclock *clk)
 {

@@ -55,6 +55,7 @@ struct config_redis {
 	uint64_t spool_max;		/* bytes */
 	uint64_t timeout_ms;		/* a command without a reply this long: Redis is hung */
 	uint64_t fold_ms;		/* identical alerts within this are folded; 0 off */
+	uint64_t snapshot_ms;		/* who waits and the day's figures to Redis; 0 off */
 	char	*channel;
 	char	*stream;
 	uint64_t stream_maxlen;

@@ -44,6 +44,8 @@ size_t	slaclock_conversations(const struct slaclock *);
 size_t	slaclock_open_rounds(const struct slaclock *);
 /* One log line per agent with its figures. */
 void	slaclock_log_figures(const struct slaclock *);
+/* The engine, to read (state snapshots); owned by the clock. */
+const struct sla *slaclock_engine(const struct slaclock *);
 void	slaclock_free(struct slaclock *);
 
 #endif

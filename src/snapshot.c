@@ -1,0 +1,171 @@
+/* snapshot: every redis.snapshot, who waits now and the day's figures of this instance to Redis, for dashboards. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#include "chatmon/log.h"
+#include "chatmon/rconn.h"
+#include "chatmon/sla.h"
+#include "chatmon/snapshot.h"
+#include "chatmon/state.h"
+
+/*
+ * A snapshot is state, not an event: it is never queued while Redis is
+ * away, and one still unanswered makes the next wait, since the one after
+ * replaces it anyway. The waiting document lives three intervals, so a
+ * dead instance's customers leave the dashboard on their own; the day's
+ * figures live two days, so an instance that restarted still counts for
+ * the part of the day before.
+ */
+
+#define SNAPSHOT_DAY_TTL_S	172800
+#define SNAPSHOT_TTL_MIN_MS	1000
+
+struct snapshot {
+	const struct sla	*sla;
+	struct rconn		*rc;
+	struct event		*ev_tick;
+	struct sla_config	 scfg;
+	uint64_t		 interval_ms;
+	char			*prefix;
+	char			 instance[16];
+	char			 host[256];
+	long			 pid;
+	struct sbuf		 doc;		/* scratch, reused */
+	unsigned		 inflight;
+};
+
+static void
+snapshot_on_reply(redisReply *reply, void *priv)
+{
+	struct snapshot	*sn = priv;
+
+	sn->inflight--;
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+		log_warnx("snapshot_on_reply: redis refused a snapshot: %s",
+		    reply->str);
+}
+
+static void
+snapshot_set(struct snapshot *sn, const char *key, const char *ttl_unit,
+    uint64_t ttl)
+{
+	if (rconn_command(sn->rc, snapshot_on_reply, sn, 0, "SET %s %b %s %" PRIu64,
+	    key, sn->doc.s, sn->doc.len, ttl_unit, ttl) == 0)
+		sn->inflight++;
+}
+
+static void
+snapshot_write(struct snapshot *sn)
+{
+	struct state_origin	 o = { sn->instance, sn->host, sn->pid };
+	int64_t			 now = util_wall_ms();
+	uint64_t		 ttl = 3 * sn->interval_ms;
+	char			 key[512], day[16];
+	const char		*pre = sn->prefix ? sn->prefix : "";
+
+	if (sn->interval_ms == 0 || !rconn_up(sn->rc) || sn->inflight > 0)
+		return;
+	if (ttl < SNAPSHOT_TTL_MIN_MS)
+		ttl = SNAPSHOT_TTL_MIN_MS;
+	sbuf_reset(&sn->doc);
+	if (state_waiting_doc(&sn->doc, sn->sla, now, &o) == 0) {
+		snprintf(key, sizeof(key), "%schatmon:waiting:%s", pre, sn->instance);
+		snapshot_set(sn, key, "PX", ttl);
+	}
+	sbuf_reset(&sn->doc);
+	if (state_agents_doc(&sn->doc, sn->sla, now, &o, &sn->scfg) == 0) {
+		state_day(day, now, sn->scfg.utc_offset_min);
+		snprintf(key, sizeof(key), "%schatmon:agents:%s:%s", pre, day,
+		    sn->instance);
+		snapshot_set(sn, key, "EX", SNAPSHOT_DAY_TTL_S);
+	}
+}
+
+static void
+snapshot_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	snapshot_write(arg);
+}
+
+static void
+snapshot_on_state(void *arg, int up, int lost)
+{
+	(void)lost;
+	if (up)
+		snapshot_write(arg);	/* at once: a dashboard need not wait a tick */
+}
+
+void
+snapshot_set_config(struct snapshot *sn, const struct config *cfg)
+{
+	struct timeval	 tv;
+	char		*pre = NULL;
+
+	if (cfg->redis.prefix != NULL && (pre = strdup(cfg->redis.prefix)) == NULL) {
+		log_warnx("snapshot_set_config: out of memory, settings kept");
+		return;
+	}
+	free(sn->prefix);
+	sn->prefix = pre;
+	sla_config_from(&sn->scfg, &cfg->sla);
+	if (sn->interval_ms != cfg->redis.snapshot_ms) {
+		sn->interval_ms = cfg->redis.snapshot_ms;
+		evtimer_del(sn->ev_tick);
+		if (sn->interval_ms > 0) {
+			tv.tv_sec = (time_t)(sn->interval_ms / 1000);
+			tv.tv_usec = (suseconds_t)(sn->interval_ms % 1000 * 1000);
+			evtimer_add(sn->ev_tick, &tv);
+		}
+	}
+	/* no connection while snapshots are off */
+	if (sn->interval_ms > 0 && rconn_set_target(sn->rc, &cfg->redis.target,
+	    cfg->redis.password, cfg->redis.timeout_ms) == -1)
+		log_warnx("snapshot_set_config: out of memory, Redis target kept");
+}
+
+struct snapshot *
+snapshot_new(struct event_base *base, const struct config *cfg,
+    const struct sla *s, uint32_t instance, struct sbuf *errs)
+{
+	struct snapshot	*sn;
+
+	if ((sn = calloc(1, sizeof(*sn))) == NULL)
+		goto oom;
+	sn->sla = s;
+	sn->pid = (long)getpid();
+	snprintf(sn->instance, sizeof(sn->instance), "%08" PRIx32, instance);
+	if (gethostname(sn->host, sizeof(sn->host)) == -1)
+		snprintf(sn->host, sizeof(sn->host), "?");
+	sn->host[sizeof(sn->host) - 1] = '\0';
+	if ((sn->rc = rconn_new(base, "snapshot", snapshot_on_state, sn)) == NULL ||
+	    (sn->ev_tick = event_new(base, -1, EV_PERSIST, snapshot_on_tick,
+	    sn)) == NULL)
+		goto oom;
+	snapshot_set_config(sn, cfg);
+	return sn;
+oom:
+	sbuf_line(errs, "snapshot_new: out of memory");
+	snapshot_free(sn);
+	return NULL;
+}
+
+void
+snapshot_free(struct snapshot *sn)
+{
+	if (sn == NULL)
+		return;
+	rconn_free(sn->rc);
+	if (sn->ev_tick != NULL)
+		event_free(sn->ev_tick);
+	sbuf_free(&sn->doc);
+	free(sn->prefix);
+	free(sn);
+}
