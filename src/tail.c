@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "chatmon/config.h"
+#include "chatmon/seen.h"
 #include "chatmon/tail.h"
 #include "chatmon/util.h"
 
@@ -32,7 +33,6 @@
  */
 
 #define TAIL_SEEN_MAX		10000	/* alert ids remembered for de-duplication */
-#define TAIL_SEEN_BUCKETS	16384	/* a power of two above TAIL_SEEN_MAX */
 #define TAIL_PAGE_N		1000	/* entries per XRANGE / XREAD */
 #define TAIL_PAGE		"1000"
 #define TAIL_BLOCK_MS		"1000"	/* XREAD BLOCK: how often a quiet loop wakes */
@@ -56,15 +56,6 @@ enum tail_since {
 	TAIL_SINCE_LAST,		/* -N: the last N entries */
 	TAIL_SINCE_ALERT,		/* an alert id: what the stream holds after it */
 	TAIL_SINCE_STREAM,		/* a stream id: what the stream holds after it */
-};
-
-/* Alert ids in insertion order (a ring) with a chained hash over it. */
-struct tail_seen {
-	char		*id[TAIL_SEEN_MAX];	/* owned */
-	uint32_t	 hash[TAIL_SEEN_MAX];
-	int32_t		 next[TAIL_SEEN_MAX];	/* chain; -1 ends it */
-	int32_t		 head[TAIL_SEEN_BUCKETS];
-	size_t		 pos, n;
 };
 
 struct tail {
@@ -93,7 +84,7 @@ struct tail {
 	int		 have_pos;
 	char		 last[TAIL_ID_MAX];	/* the last stream id read */
 
-	struct tail_seen *seen;
+	struct seen	*seen;
 	struct sbuf	 line;
 };
 
@@ -104,86 +95,6 @@ tail_onsignal(int sig)
 {
 	(void)sig;
 	tail_stop = 1;
-}
-
-/* --- de-duplication ------------------------------------------------------- */
-
-static uint32_t
-tail_hash(const char *s)
-{
-	uint32_t	h = 2166136261u;	/* FNV-1a */
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
-/* NULL on ENOMEM; the caller owns it (tail_seen_free). */
-static struct tail_seen *
-tail_seen_new(void)
-{
-	struct tail_seen	*s;
-	size_t			 i;
-
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return NULL;
-	for (i = 0; i < TAIL_SEEN_BUCKETS; i++)
-		s->head[i] = -1;
-	return s;
-}
-
-static void
-tail_seen_clear(struct tail_seen *s)
-{
-	size_t	i;
-
-	for (i = 0; i < s->n; i++) {
-		free(s->id[i]);
-		s->id[i] = NULL;
-	}
-	for (i = 0; i < TAIL_SEEN_BUCKETS; i++)
-		s->head[i] = -1;
-	s->n = s->pos = 0;
-}
-
-static void
-tail_seen_free(struct tail_seen *s)
-{
-	if (s == NULL)
-		return;
-	tail_seen_clear(s);
-	free(s);
-}
-
-/* 1 when id was seen already, 0 when it is new (and now remembered), -1 on ENOMEM. */
-static int
-tail_seen_add(struct tail_seen *s, const char *id)
-{
-	uint32_t	 h = tail_hash(id);
-	int32_t		*pp, i;
-	size_t		 slot;
-	char		*copy;
-
-	for (i = s->head[h & (TAIL_SEEN_BUCKETS - 1)]; i != -1; i = s->next[i])
-		if (s->hash[i] == h && strcmp(s->id[i], id) == 0)
-			return 1;
-	if ((copy = strdup(id)) == NULL)
-		return -1;
-	slot = s->pos;
-	if (s->n == TAIL_SEEN_MAX) {		/* forget the oldest */
-		pp = &s->head[s->hash[slot] & (TAIL_SEEN_BUCKETS - 1)];
-		while (*pp != (int32_t)slot)
-			pp = &s->next[*pp];
-		*pp = s->next[slot];
-		free(s->id[slot]);
-	} else
-		s->n++;
-	s->id[slot] = copy;
-	s->hash[slot] = h;
-	s->next[slot] = s->head[h & (TAIL_SEEN_BUCKETS - 1)];
-	s->head[h & (TAIL_SEEN_BUCKETS - 1)] = (int32_t)slot;
-	s->pos = (slot + 1) % TAIL_SEEN_MAX;
-	return 0;
 }
 
 /* --- ids ------------------------------------------------------------------ */
@@ -734,7 +645,7 @@ tail_entry(struct tail *t, const redisReply *e)
 	if ((a = tail_entry_alert(e, &raw, &rawlen, 0)) == NULL)
 		return TAIL_OK;
 	if ((id = tail_jstr(a, "id")) != NULL &&
-	    (dup = tail_seen_add(t->seen, id)) == -1) {
+	    (dup = seen_add(t->seen, id)) == -1) {
 		fprintf(stderr, "chatmon: tail: out of memory\n");
 		rc = TAIL_FATAL;
 	} else if (dup == 0 && tail_wanted(t, a)) {
@@ -945,7 +856,7 @@ tail_scan_alert(struct tail *t, const char *from, int *found)
 			if ((a = tail_entry_alert(r->element[i], &raw, &rawlen, 1)) == NULL)
 				continue;
 			if ((aid = tail_jstr(a, "id")) != NULL) {
-				if (tail_seen_add(t->seen, aid) == -1) {
+				if (seen_add(t->seen, aid) == -1) {
 					json_decref(a);
 					freeReplyObject(r);
 					fprintf(stderr, "chatmon: tail: out of memory\n");
@@ -982,7 +893,7 @@ tail_history_alert(struct tail *t)
 	if ((rc = tail_scan_alert(t, from, &found)) != TAIL_OK)
 		return rc;
 	if (!found) {
-		tail_seen_clear(t->seen);	/* they may come after it now */
+		seen_clear(t->seen);	/* they may come after it now */
 		if ((rc = tail_scan_alert(t, "-", &found)) != TAIL_OK)
 			return rc;
 	}
@@ -990,7 +901,7 @@ tail_history_alert(struct tail *t)
 		/* trimmed away, or not sent yet: the best guess is its time */
 		fprintf(stderr, "chatmon: tail: alert %s is not in %s: showing what "
 		    "came after its time\n", t->since_id, t->key);
-		tail_seen_clear(t->seen);
+		seen_clear(t->seen);
 		tail_id_before(t->last, t->since_ms);
 	}
 	t->have_pos = 1;
@@ -1219,7 +1130,7 @@ tail_main(int argc, char **argv, const char *default_config)
 	t.password = cfg->redis.password;
 	prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
 	n = strlen(prefix) + strlen(cfg->redis.stream) + 1;
-	if ((t.key = malloc(n)) == NULL || (t.seen = tail_seen_new()) == NULL) {
+	if ((t.key = malloc(n)) == NULL || (t.seen = seen_new(TAIL_SEEN_MAX)) == NULL) {
 		fprintf(stderr, "chatmon: tail: out of memory\n");
 		goto out;
 	}
@@ -1260,7 +1171,7 @@ tail_main(int argc, char **argv, const char *default_config)
 out:
 	if (t.c != NULL)
 		tail_disconnect(&t);
-	tail_seen_free(t.seen);
+	seen_free(t.seen);
 	sbuf_free(&t.line);
 	free(t.key);
 	config_free(cfg);
