@@ -39,12 +39,13 @@ LIBS	:= $(LWS_A) -levent -lhiredis -lsystemd -lssl -lcrypto -lyaml -ljansson -lp
 RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
-PURE	:= util log config codec metrics msgq normalize acm rules jsonw alertfmt sla state seen
+# PURE are the daemon's; seen and feed serve the tool only.
+PURE	:= util log config codec metrics msgq normalize acm rules jsonw alertfmt sla state
 IO	:= lwsctx session relay slaclock rconn alert snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules jsonw alertfmt sla state seen replay tail chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules jsonw alertfmt sla state seen feed replay tail chatmon))
 
-UNIT_TESTS := config codec msgq metrics normalize acm rules sla state seen
+UNIT_TESTS := config codec msgq metrics normalize acm rules sla state seen feed
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench run install uninstall clean distclean
@@ -99,6 +100,8 @@ $(BUILD)/tests/test_state: $(BUILD)/tests/test_state.o $(BUILD)/state.o $(BUILD)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -ljansson
 $(BUILD)/tests/test_seen: $(BUILD)/tests/test_seen.o $(BUILD)/seen.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
+$(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(BUILD)/feed.o $(BUILD)/seen.o $(BUILD)/jsonw.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -ljansson
 $(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(RULES_LIBS)
 

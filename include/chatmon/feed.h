@@ -1,0 +1,62 @@
+/* feed: the dashboard's alerts: the last N of the stream (repeats dropped), today's rule hits per agent and category, and the feed messages made of them (pure). */
+#ifndef CHATMON_FEED_H
+#define CHATMON_FEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatmon/state.h"
+#include "chatmon/util.h"
+
+/*
+ * Every alert that comes in gets the next sequence number; the feed keeps
+ * the last `history` of them. A page's place in it is the sequence number
+ * of the next alert it needs: new alerts are what lies at or after it, and
+ * a page that fell behind what is kept starts over (reset).
+ */
+#define FEED_NEW	UINT64_MAX	/* a page that has nothing yet */
+#define FEED_BATCH_MAX	500		/* alerts in one message */
+#define FEED_SID_MAX	48		/* a stream id, "1795342899881-0" */
+
+struct feed;
+
+/* history >= 1. NULL on ENOMEM. */
+struct feed *feed_new(size_t history);
+void	feed_free(struct feed *);
+
+/*
+ * The local day whose rule hits are counted, [start, end) in wall ms, as
+ * "2026-11-22". A different day clears the counts.
+ */
+int	feed_set_day(struct feed *, const char *day, int64_t start, int64_t end);
+
+/*
+ * One stream entry in stream order: its id and its alert object (json,
+ * len bytes). 1 when added, 0 when it is a repeat (an alert id seen
+ * already), not an alert, or not after the last stream id, -1 on ENOMEM.
+ */
+int	feed_add(struct feed *, const char *sid, const char *json, size_t len);
+/* The last stream id added or passed over ("" before any): where to read on. */
+const char *feed_last_sid(const struct feed *);
+/* Stream entries that were not alerts. */
+uint64_t feed_bad(const struct feed *);
+
+/* Where a page that saw up to stream id since goes on (FEED_NEW when the feed does not hold since). */
+uint64_t feed_position(const struct feed *, const char *since);
+/* 1 when a page at pos has something to be sent (a reset counts). */
+int	feed_pending(const struct feed *, uint64_t pos);
+/*
+ * The next "alerts" message for a page at *pos: at most FEED_BATCH_MAX
+ * alerts, "reset":true when the page must drop what it has. *pos moves on.
+ * 0, or -1 on ENOMEM.
+ */
+int	feed_alerts_msg(const struct feed *, uint64_t *pos, struct sbuf *out);
+
+/*
+ * The "agents" message: the agents' merged day (state_agents_merge) with
+ * today's rule hits by category, every agent with either, in agent order.
+ */
+int	feed_agents_msg(const struct feed *, const struct state_agent *agents,
+	    size_t n, struct sbuf *out);
+
+#endif

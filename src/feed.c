@@ -1,0 +1,333 @@
+/* feed: the dashboard's alerts: the last N of the stream (repeats dropped), today's rule hits per agent and category, and the feed messages made of them (pure). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "chatmon/feed.h"
+#include "chatmon/jsonw.h"
+#include "chatmon/seen.h"
+
+/* Repeats come soon after the original: a few histories' worth of ids is plenty. */
+#define FEED_SEEN_MIN	10000
+
+struct feed_entry {
+	char		 sid[FEED_SID_MAX];
+	char		*json;		/* owned; the alert object as it came */
+	size_t		 len;
+};
+
+struct feed {
+	struct feed_entry *ring;	/* entry seq lives at ring[seq % cap] */
+	size_t		 cap, n;
+	uint64_t	 next;		/* the sequence number of the next alert */
+	struct seen	*seen;
+	char		 last_sid[FEED_SID_MAX];
+	uint64_t	 last_ms, last_seq;
+	uint64_t	 bad;
+	char		 day[16];
+	int64_t		 day_start, day_end;
+	json_t		*hits;		/* {agent: {category: n}} of the day */
+};
+
+struct feed *
+feed_new(size_t history)
+{
+	struct feed	*f;
+
+	if (history == 0 || (f = calloc(1, sizeof(*f))) == NULL)
+		return NULL;
+	f->cap = history;
+	if ((f->ring = calloc(history, sizeof(*f->ring))) == NULL ||
+	    (f->seen = seen_new(history > FEED_SEEN_MIN ? history :
+	    FEED_SEEN_MIN)) == NULL || (f->hits = json_object()) == NULL) {
+		feed_free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void
+feed_free(struct feed *f)
+{
+	size_t	i;
+
+	if (f == NULL)
+		return;
+	for (i = 0; f->ring != NULL && i < f->cap; i++)
+		free(f->ring[i].json);
+	free(f->ring);
+	seen_free(f->seen);
+	json_decref(f->hits);
+	free(f);
+}
+
+int
+feed_set_day(struct feed *f, const char *day, int64_t start, int64_t end)
+{
+	if (strcmp(f->day, day) == 0)
+		return 0;
+	if (json_object_clear(f->hits) == -1)
+		return -1;
+	snprintf(f->day, sizeof(f->day), "%s", day);
+	f->day_start = start;
+	f->day_end = end;
+	return 0;
+}
+
+/* "1795342899881-0" into its parts; 0 or -1. */
+static int
+feed_sid(const char *sid, uint64_t *ms, uint64_t *seq)
+{
+	char	*end;
+
+	if (*sid < '0' || *sid > '9')
+		return -1;
+	*ms = strtoull(sid, &end, 10);
+	if (*end != '-' || end[1] < '0' || end[1] > '9')
+		return -1;
+	*seq = strtoull(end + 1, &end, 10);
+	return *end == '\0' && strlen(sid) < FEED_SID_MAX ? 0 : -1;
+}
+
+/* "2026-11-22T10:00:00.123Z" as wall ms, or -1. */
+static int64_t
+feed_ts(const char *ts)
+{
+	struct tm	tm;
+	int		ms = 0, n = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	if (ts == NULL || sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year,
+	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms,
+	    &n) != 7 || ts[n] != '\0')
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* A rule hit of the day: one more (or "count" more, when folded) for its agent and category. */
+static int
+feed_count_hit(struct feed *f, const json_t *a)
+{
+	const char	*type, *agent, *cat;
+	json_t		*per, *n;
+	json_int_t	 c = 1;
+	int64_t		 t;
+
+	type = json_string_value(json_object_get(a, "type"));
+	if (type == NULL || strcmp(type, "rule.hit") != 0 ||
+	    (cat = json_string_value(json_object_get(a, "category"))) == NULL)
+		return 0;
+	t = feed_ts(json_string_value(json_object_get(a, "ts")));
+	if (t < f->day_start || t >= f->day_end)
+		return 0;
+	if ((agent = json_string_value(json_object_get(a, "agent"))) == NULL)
+		agent = "";
+	if (json_integer_value(json_object_get(a, "count")) > 1)
+		c = json_integer_value(json_object_get(a, "count"));
+	if ((per = json_object_get(f->hits, agent)) == NULL) {
+		if ((per = json_object()) == NULL ||
+		    json_object_set_new(f->hits, agent, per) == -1)
+			return -1;
+	}
+	n = json_object_get(per, cat);
+	return json_object_set_new(per, cat,
+	    json_integer(json_integer_value(n) + c));
+}
+
+int
+feed_add(struct feed *f, const char *sid, const char *json, size_t len)
+{
+	struct feed_entry	*e;
+	json_t			*a;
+	const char		*id;
+	uint64_t		 ms, seq;
+	char			*copy;
+	int			 rc;
+
+	if (feed_sid(sid, &ms, &seq) == -1) {
+		f->bad++;
+		return 0;
+	}
+	if (f->last_sid[0] != '\0' && (ms < f->last_ms ||
+	    (ms == f->last_ms && seq <= f->last_seq)))
+		return 0;	/* read before */
+	snprintf(f->last_sid, sizeof(f->last_sid), "%s", sid);
+	f->last_ms = ms;
+	f->last_seq = seq;
+	if ((a = json_loadb(json, len, 0, NULL)) == NULL || !json_is_object(a) ||
+	    (id = json_string_value(json_object_get(a, "id"))) == NULL) {
+		json_decref(a);
+		f->bad++;
+		return 0;
+	}
+	if ((rc = seen_add(f->seen, id)) != 0 ||
+	    (copy = malloc(len + 1)) == NULL) {
+		json_decref(a);
+		return rc == 1 ? 0 : -1;
+	}
+	if (feed_count_hit(f, a) == -1) {
+		json_decref(a);
+		free(copy);
+		return -1;
+	}
+	json_decref(a);
+	memcpy(copy, json, len);
+	copy[len] = '\0';
+	e = &f->ring[f->next % f->cap];
+	free(e->json);		/* the oldest, when full */
+	snprintf(e->sid, sizeof(e->sid), "%s", sid);
+	e->json = copy;
+	e->len = len;
+	f->next++;
+	if (f->n < f->cap)
+		f->n++;
+	return 1;
+}
+
+const char *
+feed_last_sid(const struct feed *f)
+{
+	return f->last_sid;
+}
+
+uint64_t
+feed_bad(const struct feed *f)
+{
+	return f->bad;
+}
+
+uint64_t
+feed_position(const struct feed *f, const char *since)
+{
+	uint64_t	seq;
+
+	if (since == NULL || since[0] == '\0')
+		return FEED_NEW;
+	for (seq = f->next; seq > f->next - f->n; seq--)
+		if (strcmp(f->ring[(seq - 1) % f->cap].sid, since) == 0)
+			return seq;
+	/* the last id read may have been no alert: the page has seen all */
+	return strcmp(since, f->last_sid) == 0 ? f->next : FEED_NEW;
+}
+
+int
+feed_pending(const struct feed *f, uint64_t pos)
+{
+	return pos == FEED_NEW || pos < f->next;
+}
+
+int
+feed_alerts_msg(const struct feed *f, uint64_t *pos, struct sbuf *out)
+{
+	const struct feed_entry	*e;
+	uint64_t		 first = f->next - f->n, seq;
+	int			 reset = *pos == FEED_NEW || *pos < first;
+	size_t			 k;
+
+	seq = reset ? first : *pos;
+	if (sbuf_printf(out, "{\"type\":\"alerts\",\"reset\":%s,\"alerts\":[",
+	    reset ? "true" : "false") == -1)
+		return -1;
+	for (k = 0; k < FEED_BATCH_MAX && seq < f->next; k++, seq++) {
+		e = &f->ring[seq % f->cap];
+		/* a stream id is digits and a '-', and the alert was parsed: as is */
+		if (sbuf_printf(out, "%s{\"sid\":\"%s\",\"alert\":", k ? "," : "",
+		    e->sid) == -1 || sbuf_append(out, e->json, e->len) == -1 ||
+		    sbuf_append(out, "}", 1) == -1)
+			return -1;
+	}
+	if (sbuf_append(out, "]}", 2) == -1)
+		return -1;
+	*pos = seq;
+	return 0;
+}
+
+static int
+feed_str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* One agent of the message; a is NULL for an agent with hits only. */
+static json_t *
+feed_agent(const char *agent, const struct state_agent *a, json_t *hits)
+{
+	struct state_agent	 none;
+	json_t			*hours;
+	size_t			 h;
+
+	if (a == NULL) {
+		memset(&none, 0, sizeof(none));
+		a = &none;
+	}
+	if ((hours = json_array()) == NULL)
+		return NULL;
+	for (h = 0; h < 24; h++)
+		if (a->hour_rounds[h] > 0)
+			json_array_append_new(hours, json_pack("{s:I, s:I, s:I}",
+			    "hour", (json_int_t)h,
+			    "rounds", (json_int_t)a->hour_rounds[h],
+			    "mean_ms", (json_int_t)a->hour_mean_ms[h]));
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:O, s:o}",
+	    "agent", agent,
+	    "rounds", (json_int_t)a->f.rounds,
+	    "answered", (json_int_t)a->f.answered,
+	    "mean_ms", (json_int_t)a->f.mean_ms,
+	    "p90_ms", (json_int_t)a->f.p90_ms,
+	    "first_mean_ms", (json_int_t)a->f.first_mean_ms,
+	    "rate", a->f.rate,
+	    "breaches", (json_int_t)a->f.breaches,
+	    "escalations", (json_int_t)a->f.escalations,
+	    "hits", hits,
+	    "hours", hours);
+}
+
+int
+feed_agents_msg(const struct feed *f, const struct state_agent *agents,
+    size_t n, struct sbuf *out)
+{
+	const char	**names = NULL, *name;
+	json_t		*list, *none, *hits, *o;
+	size_t		 i = 0, k = 0, nn = 0;
+	void		*it;
+	int		 c, rc = -1;
+
+	if ((list = json_array()) == NULL || (none = json_object()) == NULL) {
+		json_decref(list);
+		return -1;
+	}
+	if (json_object_size(f->hits) > 0 &&
+	    (names = calloc(json_object_size(f->hits), sizeof(*names))) == NULL)
+		goto out;
+	for (it = json_object_iter(f->hits); it != NULL;
+	    it = json_object_iter_next(f->hits, it))
+		names[nn++] = json_object_iter_key(it);
+	qsort(names, nn, sizeof(*names), feed_str_cmp);
+	/* both lists are in agent order: walk them together */
+	while (i < n || k < nn) {
+		c = i == n ? 1 : k == nn ? -1 : strcmp(agents[i].agent, names[k]);
+		name = c <= 0 ? agents[i].agent : names[k];
+		if ((hits = json_object_get(f->hits, name)) == NULL)
+			hits = none;
+		if ((o = feed_agent(name, c <= 0 ? &agents[i] : NULL, hits)) == NULL ||
+		    json_array_append_new(list, o) == -1)
+			goto out;
+		if (c <= 0)
+			i++;
+		if (c >= 0)
+			k++;
+	}
+	rc = jsonw_dump(out, json_pack("{s:s, s:s, s:O}", "type", "agents",
+	    "day", f->day, "agents", list));
+out:
+	free(names);
+	json_decref(list);
+	json_decref(none);
+	return rc;
+}

@@ -1,0 +1,245 @@
+/* test_feed: the dashboard's alert history, pages' places in it, and today's rule hits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "chatmon/feed.h"
+
+#define DAY0	1795276800000LL		/* 2026-11-22 00:00 in Beijing (16:00 UTC the day before) */
+#define DAYMS	86400000LL
+
+static char *
+alert(int n, const char *type, const char *agent, const char *cat,
+    const char *ts)
+{
+	static char	buf[512];
+
+	snprintf(buf, sizeof(buf), "{\"v\":1,\"id\":\"id-%d\",\"ts\":\"%s\","
+	    "\"type\":\"%s\",\"severity\":\"warn\",\"agent\":\"%s\","
+	    "\"category\":\"%s\",\"text\":\"加我微信\"}", n, ts, type, agent, cat);
+	return buf;
+}
+
+static int
+add(struct feed *f, int ms, int n)
+{
+	char	sid[32];
+	char	*a = alert(n, "rule.hit", "alice", "offplatform",
+	    "2026-11-22T02:00:00.000Z");
+
+	snprintf(sid, sizeof(sid), "%d-0", ms);
+	return feed_add(f, sid, a, strlen(a));
+}
+
+/* The message, parsed; *reset and the ids of its alerts, space-separated. */
+static json_t *
+msg(const struct feed *f, uint64_t *pos)
+{
+	struct sbuf	 b;
+	json_t		*o;
+
+	sbuf_init(&b);
+	assert_int_equal(feed_alerts_msg(f, pos, &b), 0);
+	o = json_loads(sbuf_str(&b), 0, NULL);
+	assert_non_null(o);
+	sbuf_free(&b);
+	assert_string_equal(json_string_value(json_object_get(o, "type")), "alerts");
+	return o;
+}
+
+static const char *
+nth_sid(json_t *o, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(
+	    json_object_get(o, "alerts"), i), "sid"));
+}
+
+static void
+test_positions(void **state)
+{
+	struct feed	*f;
+	json_t		*o;
+	uint64_t	 pos = FEED_NEW, p2;
+	int		 i;
+
+	(void)state;
+	assert_null(feed_new(0));
+	assert_non_null(f = feed_new(10));
+	assert_string_equal(feed_last_sid(f), "");
+	/* a new page gets a reset even when there is nothing */
+	assert_true(feed_pending(f, pos));
+	o = msg(f, &pos);
+	assert_true(json_is_true(json_object_get(o, "reset")));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 0);
+	json_decref(o);
+	assert_false(feed_pending(f, pos));
+
+	for (i = 1; i <= 4; i++)
+		assert_int_equal(add(f, 1000 + i, i), 1);
+	assert_string_equal(feed_last_sid(f), "1004-0");
+	assert_true(feed_pending(f, pos));
+	o = msg(f, &pos);
+	assert_false(json_is_true(json_object_get(o, "reset")));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 4);
+	assert_string_equal(nth_sid(o, 0), "1001-0");
+	/* the alert object goes out as it came */
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    json_array_get(json_object_get(o, "alerts"), 3), "alert"), "id")), "id-4");
+	json_decref(o);
+	assert_false(feed_pending(f, pos));
+
+	/* a page that reconnects after 1002 gets 1003 and 1004 */
+	p2 = feed_position(f, "1002-0");
+	o = msg(f, &p2);
+	assert_false(json_is_true(json_object_get(o, "reset")));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 2);
+	assert_string_equal(nth_sid(o, 0), "1003-0");
+	json_decref(o);
+	/* an id the feed does not hold: start over */
+	assert_true(feed_position(f, "999-0") == FEED_NEW);
+	assert_true(feed_position(f, "") == FEED_NEW);
+
+	/* repeats, old ids and junk go nowhere; junk is counted */
+	assert_int_equal(add(f, 1005, 4), 0);			/* id-4 again */
+	assert_int_equal(add(f, 1003, 9), 0);			/* before the last */
+	assert_int_equal(feed_add(f, "x-1", "{}", 2), 0);
+	assert_int_equal(feed_add(f, "1006-0", "[1]", 3), 0);
+	assert_int_equal(feed_add(f, "1007-0", "{\"id\":", 6), 0);
+	assert_int_equal(feed_bad(f), 3);
+	assert_string_equal(feed_last_sid(f), "1007-0");
+	assert_false(feed_pending(f, pos));
+	/* a page that saw the last id read, though it was junk, has all */
+	assert_true(feed_position(f, "1007-0") == pos);
+
+	/* 12 more through a history of 10: a page left behind starts over */
+	p2 = pos;
+	for (i = 0; i < 12; i++)
+		assert_int_equal(add(f, 2000 + i, 100 + i), 1);
+	o = msg(f, &p2);
+	assert_true(json_is_true(json_object_get(o, "reset")));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 10);
+	assert_string_equal(nth_sid(o, 0), "2002-0");
+	json_decref(o);
+	feed_free(f);
+	feed_free(NULL);
+}
+
+/* A page that needs more than a batch gets it in several messages. */
+static void
+test_batches(void **state)
+{
+	struct feed	*f;
+	json_t		*o;
+	uint64_t	 pos = FEED_NEW;
+	int		 i;
+
+	(void)state;
+	assert_non_null(f = feed_new(FEED_BATCH_MAX + 200));
+	for (i = 0; i < FEED_BATCH_MAX + 150; i++)
+		assert_int_equal(add(f, 10000 + i, i), 1);
+	o = msg(f, &pos);
+	assert_true(json_is_true(json_object_get(o, "reset")));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), FEED_BATCH_MAX);
+	json_decref(o);
+	assert_true(feed_pending(f, pos));
+	o = msg(f, &pos);
+	assert_false(json_is_true(json_object_get(o, "reset")));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 150);
+	json_decref(o);
+	assert_false(feed_pending(f, pos));
+	feed_free(f);
+}
+
+/* Rule hits of the local day, by agent and category, folded ones with their count. */
+static void
+test_hits_and_agents(void **state)
+{
+	struct feed		*f;
+	struct sbuf		 b;
+	struct state_agent	 ag[2];
+	json_t			*o, *list, *a;
+	char			*s;
+	const char		*folded = "{\"id\":\"f-1\",\"ts\":\"2026-11-22T03:00:00.000Z\","
+	    "\"type\":\"rule.hit\",\"agent\":\"carol\",\"category\":\"abuse\",\"count\":5}";
+
+	(void)state;
+	assert_non_null(f = feed_new(100));
+	assert_int_equal(feed_set_day(f, "2026-11-22", DAY0, DAY0 + DAYMS), 0);
+	/* 23:59:59.999 the day before in Beijing, then 00:00 and later */
+	s = alert(1, "rule.hit", "alice", "offplatform", "2026-11-21T15:59:59.999Z");
+	assert_int_equal(feed_add(f, "1-0", s, strlen(s)), 1);
+	s = alert(2, "rule.hit", "alice", "offplatform", "2026-11-21T16:00:00.000Z");
+	assert_int_equal(feed_add(f, "2-0", s, strlen(s)), 1);
+	s = alert(3, "rule.hit", "alice", "etiquette", "2026-11-22T09:00:00.000Z");
+	assert_int_equal(feed_add(f, "3-0", s, strlen(s)), 1);
+	s = alert(4, "sla.breach", "alice", "", "2026-11-22T09:00:00.000Z");
+	assert_int_equal(feed_add(f, "4-0", s, strlen(s)), 1);
+	s = alert(5, "rule.hit", "alice", "etiquette", "2026-11-22T16:00:00.000Z");
+	assert_int_equal(feed_add(f, "5-0", s, strlen(s)), 1);	/* tomorrow there */
+	assert_int_equal(feed_add(f, "6-0", folded, strlen(folded)), 1);
+
+	memset(ag, 0, sizeof(ag));
+	ag[0].agent = "alice";
+	ag[0].f.rounds = 4;
+	ag[0].f.mean_ms = 8300;
+	ag[0].f.rate = 0.75;
+	ag[0].hour_rounds[10] = 4;
+	ag[0].hour_mean_ms[10] = 8300;
+	ag[1].agent = "bob";
+	ag[1].f.rounds = 1;
+	sbuf_init(&b);
+	assert_int_equal(feed_agents_msg(f, ag, 2, &b), 0);
+	o = json_loads(sbuf_str(&b), 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "type")), "agents");
+	assert_string_equal(json_string_value(json_object_get(o, "day")), "2026-11-22");
+	list = json_object_get(o, "agents");
+	assert_int_equal(json_array_size(list), 3);	/* alice, bob, and carol: hits only */
+	a = json_array_get(list, 0);
+	assert_string_equal(json_string_value(json_object_get(a, "agent")), "alice");
+	assert_int_equal(json_integer_value(json_object_get(a, "rounds")), 4);
+	assert_int_equal(json_integer_value(json_object_get(a, "mean_ms")), 8300);
+	assert_true(json_real_value(json_object_get(a, "rate")) == 0.75);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "hits"),
+	    "offplatform")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "hits"),
+	    "etiquette")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(
+	    json_object_get(a, "hours"), 0), "hour")), 10);
+	a = json_array_get(list, 1);
+	assert_string_equal(json_string_value(json_object_get(a, "agent")), "bob");
+	assert_int_equal(json_object_size(json_object_get(a, "hits")), 0);
+	a = json_array_get(list, 2);
+	assert_string_equal(json_string_value(json_object_get(a, "agent")), "carol");
+	assert_int_equal(json_integer_value(json_object_get(a, "rounds")), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "hits"),
+	    "abuse")), 5);
+	json_decref(o);
+
+	/* the next day starts from nothing */
+	assert_int_equal(feed_set_day(f, "2026-11-23", DAY0 + DAYMS, DAY0 + 2 * DAYMS), 0);
+	sbuf_reset(&b);
+	assert_int_equal(feed_agents_msg(f, NULL, 0, &b), 0);
+	assert_string_equal(sbuf_str(&b), "{\"type\":\"agents\",\"day\":\"2026-11-23\",\"agents\":[]}");
+	sbuf_free(&b);
+	feed_free(f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_positions),
+		cmocka_unit_test(test_batches),
+		cmocka_unit_test(test_hits_and_agents),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
