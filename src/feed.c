@@ -308,7 +308,8 @@ feed_agents_msg(const struct feed *f, const struct state_agent *agents,
 	for (it = json_object_iter(f->hits); it != NULL;
 	    it = json_object_iter_next(f->hits, it))
 		names[nn++] = json_object_iter_key(it);
-	qsort(names, nn, sizeof(*names), feed_str_cmp);
+	if (nn > 1)			/* qsort(NULL, 0) is undefined */
+		qsort(names, nn, sizeof(*names), feed_str_cmp);
 	/* both lists are in agent order: walk them together */
 	while (i < n || k < nn) {
 		c = i == n ? 1 : k == nn ? -1 : strcmp(agents[i].agent, names[k]);

@@ -269,7 +269,8 @@ state_waiting_msg(struct sbuf *out, const char *const *docs,
 			nv++;
 		}
 	}
-	qsort(v, nv, sizeof(*v), state_round_cmp);
+	if (nv > 1)			/* v is NULL when nothing waits */
+		qsort(v, nv, sizeof(*v), state_round_cmp);
 	if ((rounds = json_array()) == NULL)
 		goto out;
 	for (i = 0; i < nv && i < STATE_FEED_WAITING_MAX; i++)
@@ -424,7 +425,8 @@ state_agents_merge(const char *const *docs, const size_t *lens, size_t n,
 		}
 	}
 	/* sorted after summing: the index holds positions */
-	qsort(acc, nacc, sizeof(*acc), state_acc_cmp);
+	if (nacc > 1)			/* acc is NULL without agents */
+		qsort(acc, nacc, sizeof(*acc), state_acc_cmp);
 	if (nacc > 0 && (res = calloc(nacc, sizeof(*res))) == NULL)
 		goto out;
 	for (i = 0; i < nacc; i++) {
