@@ -443,8 +443,8 @@ session_first_protocol(const char *list)
 /*
  * The relay's way to tell the agent something: a whole text frame, never
  * inside a backend message. An ordered frame carries, in its flags, a
- * barrier: the count of backend messages queued to the agent so far, plus
- * one; it waits until that many have been sent (counters wrap; compared by
+ * barrier: the count of backend messages queued to the agent so far; it
+ * waits until that many have been sent (counters wrap; compared by
  * difference).
  */
 static void
@@ -686,9 +686,9 @@ session_writeable(struct session *s, enum session_side side)
 			n = SESSION_WRITE_CHUNK;
 		if (done > 0)
 			wp = LWS_WRITE_CONTINUATION;
-		else
-			wp = flags & SESSION_MSG_BINARY ? LWS_WRITE_BINARY :
-			    LWS_WRITE_TEXT;
+		else	/* an injected frame's flags are its barrier: always text */
+			wp = !own && flags & SESSION_MSG_BINARY ?
+			    LWS_WRITE_BINARY : LWS_WRITE_TEXT;
 		if (done + n < len)
 			wp |= LWS_WRITE_NO_FIN;
 		/* the bytes before data + done are headroom or already sent */

@@ -55,6 +55,8 @@ def path(script, agent_id, **q):
 async def next_frame(ws, timeout=T):
     """(arrival time in s on the monotonic clock, decoded frame)."""
     data = await recv(ws, timeout)
+    # the backend's frames here are text, and so are chatmond's own
+    assert isinstance(data, str), f"a binary frame: {data[:200]!r}"
     return time.monotonic(), json.loads(data)
 
 
