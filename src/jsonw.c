@@ -12,7 +12,8 @@ jsonw_dump(struct sbuf *out, json_t *o)
 
 	if (o == NULL)
 		return -1;
-	if ((s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)) != NULL)
+	if ((s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+	    JSON_REAL_PRECISION(10))) != NULL)
 		rc = sbuf_append(out, s, strlen(s));
 	free(s);
 	json_decref(o);

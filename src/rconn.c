@@ -317,22 +317,23 @@ rconn_connect(struct rconn *rc)
 	rconn_arm_timeout(rc, 0);	/* the connect and the setup too */
 }
 
-int
-rconn_command(struct rconn *rc, rconn_reply_cb cb, void *priv,
-    uint64_t block_ms, const char *fmt, ...)
+/* Before a command: room for its callback; -1 when it cannot go. */
+static int
+rconn_begin(struct rconn *rc, rconn_reply_cb cb, void *priv, uint64_t block_ms)
 {
-	va_list	ap;
-	int	rv;
-
 	if (rc->state != RCONN_UP || rc->ctx == NULL)
 		return -1;
 	if (rconn_push(rc, cb, priv, block_ms) == -1) {
 		rconn_drop(rc, "out of memory");
 		return -1;
 	}
-	va_start(ap, fmt);
-	rv = redisvAsyncCommand(rc->ctx, rconn_on_reply, rc, fmt, ap);
-	va_end(ap);
+	return 0;
+}
+
+/* After it: hiredis took it (rv REDIS_OK), or the connection goes. */
+static int
+rconn_end(struct rconn *rc, int rv)
+{
 	if (rv != REDIS_OK) {
 		rc->n--;	/* never sent: not its owner's loss to hear of */
 		rconn_drop(rc, "cannot queue a command");
@@ -341,6 +342,31 @@ rconn_command(struct rconn *rc, rconn_reply_cb cb, void *priv,
 	if (rc->n == 1)
 		rconn_rearm(rc);
 	return 0;
+}
+
+int
+rconn_command(struct rconn *rc, rconn_reply_cb cb, void *priv,
+    uint64_t block_ms, const char *fmt, ...)
+{
+	va_list	ap;
+	int	rv;
+
+	if (rconn_begin(rc, cb, priv, block_ms) == -1)
+		return -1;
+	va_start(ap, fmt);
+	rv = redisvAsyncCommand(rc->ctx, rconn_on_reply, rc, fmt, ap);
+	va_end(ap);
+	return rconn_end(rc, rv);
+}
+
+int
+rconn_command_argv(struct rconn *rc, rconn_reply_cb cb, void *priv,
+    uint64_t block_ms, int argc, const char **argv, const size_t *argvlen)
+{
+	if (rconn_begin(rc, cb, priv, block_ms) == -1)
+		return -1;
+	return rconn_end(rc, redisAsyncCommandArgv(rc->ctx, rconn_on_reply, rc,
+	    argc, argv, argvlen));
 }
 
 struct rconn *

@@ -2,6 +2,7 @@
 #ifndef CHATMON_RCONN_H
 #define CHATMON_RCONN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "chatmon/config.h"
@@ -46,6 +47,9 @@ const char *rconn_name(const struct rconn *);
  */
 int	rconn_command(struct rconn *, rconn_reply_cb cb, void *priv,
 	    uint64_t block_ms, const char *fmt, ...);
+/* The same with the arguments as argc strings (argvlen[i] bytes each). */
+int	rconn_command_argv(struct rconn *, rconn_reply_cb cb, void *priv,
+	    uint64_t block_ms, int argc, const char **argv, const size_t *argvlen);
 /* Drops the connection now (it reconnects later); pending replies get NULL. */
 void	rconn_drop(struct rconn *, const char *why);
 /* Pending replies get NULL; no state callback. NULL is fine. */
