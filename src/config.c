@@ -26,6 +26,11 @@
 #define CONFIG_SHOW	60			/* bytes of a value shown before "..." */
 #define CONFIG_SUN_PATH	107			/* sizeof(sun_path) - 1 on Linux */
 
+/* Where `make install` puts the dashboard's page (the Makefile's DATADIR). */
+#ifndef CHATMON_DATADIR
+#define CHATMON_DATADIR	"/usr/local/share/chatmon"
+#endif
+
 /* What a row's value is; config_types[] gives each its parser. */
 enum config_type {
 	CT_STRING,		/* non-empty string */
@@ -130,6 +135,13 @@ static const struct config_key config_keys[] = {
 	    "10s", 1000, 86400000, CF_ROUND_S },
 	{ "limits.shutdown_grace", CT_DURATION, OFF(limits.shutdown_grace_ms), 0,
 	    "5s", 0, NOMAX, 0 },
+	{ "dashboard.listen", CT_ADDR, OFF(dashboard.listen), 0,
+	    "127.0.0.1:8081", 0, 0, 0 },
+	{ "dashboard.token", CT_STRING, OFF(dashboard.token), 0, NULL, 0, 0, 0 },
+	{ "dashboard.root", CT_STRING, OFF(dashboard.root), 0,
+	    CHATMON_DATADIR "/dashboard", 0, 0, 0 },
+	{ "dashboard.history", CT_UINT, OFF(dashboard.history), 0, "1000",
+	    1, 100000, 0 },
 	{ "log.level", CT_LOG_LEVEL, OFF(log_level), 0, "info", 0, 0, 0 },
 	{ "log.format", CT_LOG_FORMAT, OFF(log_json), 0, "text", 0, 0, 0 },
 };
@@ -1717,6 +1729,7 @@ config_load(const char *path, char *const *overrides, size_t n_overrides,
 		goto err;
 	config_parse_redis_url(cfg->redis.url, &cfg->redis.target);
 	if (config_resolve(cfg, &cfg->rules) == -1 ||
+	    config_resolve(cfg, &cfg->dashboard.root) == -1 ||
 	    (cfg->redis.spool != NULL && config_resolve(cfg, &cfg->redis.spool) == -1)) {
 		config_oom(ctx);
 		goto err;

@@ -88,6 +88,13 @@ struct config_sla {			/* durations in milliseconds */
 	int32_t	 utc_offset_min;	/* sla.timezone */
 };
 
+struct config_dashboard {		/* chatmon dashboard */
+	struct config_addr listen;
+	char	*token;			/* optional: the feed needs ?token= */
+	char	*root;			/* the page's files; relative to the config */
+	uint64_t history;		/* alerts kept for pages that (re)connect */
+};
+
 struct config_limits {
 	uint64_t max_message;		/* bytes; larger message -> close 1009 */
 	uint64_t queue_bytes;		/* per direction; past it the producer is paused */
@@ -113,6 +120,7 @@ struct config {
 	char	*rules;			/* rules: conf/rules.d */
 	struct config_addr admin;	/* admin.listen (or admin:): 127.0.0.1:9090 */
 	char	*admin_token;		/* admin.token: bearer token for non-loopback clients */
+	struct config_dashboard dashboard;
 	struct config_limits limits;
 	int	 log_level;		/* log.level: info (enum log_level) */
 	int	 log_json;		/* log.format: json (else text) */
