@@ -22,7 +22,8 @@ struct feed_entry {
 
 struct feed {
 	struct feed_entry *ring;	/* entry seq lives at ring[seq % cap] */
-	size_t		 cap, n;
+	size_t		 cap, n;	/* cap: keep */
+	size_t		 history;	/* what a new page gets */
 	uint64_t	 next;		/* the sequence number of the next alert */
 	struct seen	*seen;
 	char		 last_sid[FEED_SID_MAX];
@@ -34,15 +35,16 @@ struct feed {
 };
 
 struct feed *
-feed_new(size_t history)
+feed_new(size_t history, size_t keep)
 {
 	struct feed	*f;
 
-	if (history == 0 || (f = calloc(1, sizeof(*f))) == NULL)
+	if (history == 0 || keep < history || (f = calloc(1, sizeof(*f))) == NULL)
 		return NULL;
-	f->cap = history;
-	if ((f->ring = calloc(history, sizeof(*f->ring))) == NULL ||
-	    (f->seen = seen_new(history > FEED_SEEN_MIN ? history :
+	f->cap = keep;
+	f->history = history;
+	if ((f->ring = calloc(keep, sizeof(*f->ring))) == NULL ||
+	    (f->seen = seen_new(keep > FEED_SEEN_MIN ? keep :
 	    FEED_SEEN_MIN)) == NULL || (f->hits = json_object()) == NULL) {
 		feed_free(f);
 		return NULL;
@@ -230,6 +232,8 @@ feed_alerts_msg(const struct feed *f, uint64_t *pos, struct sbuf *out)
 	int			 reset = *pos == FEED_NEW || *pos < first;
 	size_t			 k;
 
+	if (reset && f->n > f->history)
+		first = f->next - f->history;
 	seq = reset ? first : *pos;
 	if (sbuf_printf(out, "{\"type\":\"alerts\",\"reset\":%s,\"alerts\":[",
 	    reset ? "true" : "false") == -1)

@@ -10,9 +10,11 @@
 
 /*
  * Every alert that comes in gets the next sequence number; the feed keeps
- * the last `history` of them. A page's place in it is the sequence number
- * of the next alert it needs: new alerts are what lies at or after it, and
- * a page that fell behind what is kept starts over (reset).
+ * the last `keep` of them. A page's place in it is the sequence number of
+ * the next alert it needs: new alerts are what lies at or after it. A new
+ * page gets the last `history`; so does a page that fell more than `keep`
+ * behind (reset). keep > history lets a page that keeps up on the whole
+ * ride out a burst bigger than the history.
  */
 #define FEED_NEW	UINT64_MAX	/* a page that has nothing yet */
 #define FEED_BATCH_MAX	500		/* alerts in one message */
@@ -20,8 +22,8 @@
 
 struct feed;
 
-/* history >= 1. NULL on ENOMEM. */
-struct feed *feed_new(size_t history);
+/* 1 <= history <= keep. NULL on ENOMEM or bad sizes. */
+struct feed *feed_new(size_t history, size_t keep);
 void	feed_free(struct feed *);
 
 /*

@@ -70,8 +70,9 @@ test_positions(void **state)
 	int		 i;
 
 	(void)state;
-	assert_null(feed_new(0));
-	assert_non_null(f = feed_new(10));
+	assert_null(feed_new(0, 10));
+	assert_null(feed_new(10, 9));
+	assert_non_null(f = feed_new(10, 10));
 	assert_string_equal(feed_last_sid(f), "");
 	/* a new page gets a reset even when there is nothing */
 	assert_true(feed_pending(f, pos));
@@ -141,7 +142,7 @@ test_batches(void **state)
 	int		 i;
 
 	(void)state;
-	assert_non_null(f = feed_new(FEED_BATCH_MAX + 200));
+	assert_non_null(f = feed_new(FEED_BATCH_MAX + 200, FEED_BATCH_MAX + 200));
 	for (i = 0; i < FEED_BATCH_MAX + 150; i++)
 		assert_int_equal(add(f, 10000 + i, i), 1);
 	o = msg(f, &pos);
@@ -154,6 +155,53 @@ test_batches(void **state)
 	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 150);
 	json_decref(o);
 	assert_false(feed_pending(f, pos));
+	feed_free(f);
+}
+
+/*
+ * A feed that keeps more than its history: a new page gets the history
+ * only; a page behind by more than the history but within what is kept
+ * catches up without a reset; past what is kept, it starts over.
+ */
+static void
+test_keep_beyond_history(void **state)
+{
+	struct feed	*f;
+	json_t		*o;
+	uint64_t	 fresh = FEED_NEW, behind = FEED_NEW, gone;
+	int		 i;
+
+	(void)state;
+	assert_non_null(f = feed_new(5, 50));
+	o = msg(f, &behind);		/* at the start, empty */
+	json_decref(o);
+	for (i = 0; i < 40; i++)
+		assert_int_equal(add(f, 3000 + i, i), 1);
+	o = msg(f, &fresh);
+	assert_true(json_is_true(json_object_get(o, "reset")));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 5);
+	assert_string_equal(nth_sid(o, 0), "3035-0");
+	json_decref(o);
+	o = msg(f, &behind);
+	assert_false(json_is_true(json_object_get(o, "reset")));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 40);
+	assert_string_equal(nth_sid(o, 0), "3000-0");
+	json_decref(o);
+	/* since= an id older than the history but still kept */
+	gone = feed_position(f, "3009-0");
+	o = msg(f, &gone);
+	assert_false(json_is_true(json_object_get(o, "reset")));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 30);
+	json_decref(o);
+	/* 60 more: a page still at 3039 is 60 behind, more than kept */
+	gone = feed_position(f, "3039-0");
+	for (i = 0; i < 60; i++)
+		assert_int_equal(add(f, 4000 + i, 100 + i), 1);
+	o = msg(f, &gone);
+	assert_true(json_is_true(json_object_get(o, "reset")));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 5);
+	assert_string_equal(nth_sid(o, 0), "4055-0");
+	json_decref(o);
 	feed_free(f);
 }
 
@@ -170,7 +218,7 @@ test_hits_and_agents(void **state)
 	    "\"type\":\"rule.hit\",\"agent\":\"carol\",\"category\":\"abuse\",\"count\":5}";
 
 	(void)state;
-	assert_non_null(f = feed_new(100));
+	assert_non_null(f = feed_new(100, 100));
 	assert_int_equal(feed_set_day(f, "2026-11-22", DAY0, DAY0 + DAYMS), 0);
 	/* 23:59:59.999 the day before in Beijing, then 00:00 and later */
 	s = alert(1, "rule.hit", "alice", "offplatform", "2026-11-21T15:59:59.999Z");
@@ -238,6 +286,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_positions),
 		cmocka_unit_test(test_batches),
+		cmocka_unit_test(test_keep_beyond_history),
 		cmocka_unit_test(test_hits_and_agents),
 	};
 
