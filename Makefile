@@ -8,6 +8,7 @@ SBINDIR	?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
 MANDIR	?= $(PREFIX)/share/man
 DOCDIR	?= $(PREFIX)/share/doc/chatmon
+DATADIR	?= $(PREFIX)/share/chatmon
 UNITDIR	?= $(PREFIX)/lib/systemd/system
 
 PYTHON	?= /usr/bin/python3
@@ -31,7 +32,8 @@ endif
 
 # The vendored lws headers come first: Debian's -dev package may also be installed.
 CPPFLAGS += -Iinclude -I$(LWS)/include -I$(BUILD)/gen -D_GNU_SOURCE -MMD -MP \
-	    -DCHATMON_CONFIG='"$(SYSCONFDIR)/chatmon/chatmond.yaml"'
+	    -DCHATMON_CONFIG='"$(SYSCONFDIR)/chatmon/chatmond.yaml"' \
+	    -DCHATMON_DATADIR='"$(DATADIR)"'
 ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN) $(SANFLAGS)
 LDFLAGS	+= $(SANFLAGS)
 LIBS	:= $(LWS_A) -levent -lhiredis -lsystemd -lssl -lcrypto -lyaml -ljansson -lpcre2-8 -lutf8proc \
@@ -43,7 +45,7 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lm
 PURE	:= util log config codec metrics msgq normalize acm rules jsonw alertfmt sla state
 IO	:= lwsctx session relay slaclock rconn alert snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules jsonw alertfmt sla state seen feed replay tail chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules jsonw alertfmt sla state seen feed replay tail lwsctx rconn dashboard chatmon))
 
 UNIT_TESTS := config codec msgq metrics normalize acm rules sla state seen feed
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
@@ -71,8 +73,8 @@ $(BUILD)/chatmond: $(DAEMON_OBJS) $(LWS_A)
 $(LWS_A): | deps
 	@:
 
-$(BUILD)/chatmon: $(TOOL_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(RULES_LIBS) -lhiredis
+$(BUILD)/chatmon: $(TOOL_OBJS) $(LWS_A)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIBS)
 
 # The traditional->simplified table, made from OpenCC's data (tools/gen_t2s.py).
 $(BUILD)/gen/t2s_table.h: tools/gen_t2s.py $(wildcard /usr/share/opencc/TSCharacters.ocd2) | deps
@@ -155,19 +157,23 @@ run: all
 # @markers@ so one replacement is never rewritten by the next.
 install: INSTALL_SED = -e 's|/usr/local/sbin|@SBINDIR@|g' -e 's|/usr/local/bin|@BINDIR@|g' \
 	    -e 's|/usr/local/share/man|@MANDIR@|g' -e 's|/usr/local/share/doc/chatmon|@DOCDIR@|g' \
+	    -e 's|/usr/local/share/chatmon|@DATADIR@|g' \
 	    -e 's|/usr/local/lib/systemd/system|@UNITDIR@|g' -e 's|/usr/local|@PREFIX@|g' \
 	    -e 's|/etc/chatmon|@SYSCONFDIR@/chatmon|g' \
 	    -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@MANDIR@|$(MANDIR)|g' \
 	    -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@UNITDIR@|$(UNITDIR)|g' -e 's|@PREFIX@|$(PREFIX)|g' \
+	    -e 's|@DATADIR@|$(DATADIR)|g' \
 	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 
 # Works as non-root into a DESTDIR: no chown, no systemctl.
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/chatmon \
 	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
-	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples/rules.d
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples/rules.d \
+	    $(DESTDIR)$(DATADIR)/dashboard
 	install -m 755 $(BUILD)/chatmond $(DESTDIR)$(SBINDIR)/chatmond
 	install -m 755 $(BUILD)/chatmon $(DESTDIR)$(BINDIR)/chatmon
+	install -m 644 web/dashboard/* $(DESTDIR)$(DATADIR)/dashboard
 	@# never overwrite an operator's configuration or rules
 	test -e $(DESTDIR)$(SYSCONFDIR)/chatmon/chatmond.yaml || \
 	    install -m 644 conf/chatmond.yaml $(DESTDIR)$(SYSCONFDIR)/chatmon/chatmond.yaml
@@ -196,8 +202,10 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5 $(DESTDIR)$(MANDIR)/man8/chatmond.8
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/docs/*.md \
 	    $(DESTDIR)$(DOCDIR)/examples/chatmond.yaml $(DESTDIR)$(DOCDIR)/examples/rules.d/*.yaml
+	rm -f $(DESTDIR)$(DATADIR)/dashboard/*
 	rmdir $(DESTDIR)$(DOCDIR)/examples/rules.d $(DESTDIR)$(DOCDIR)/examples \
-	    $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	    $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)/dashboard \
+	    $(DESTDIR)$(DATADIR) 2>/dev/null || true
 	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/chatmon (configuration and rules)"
 
 clean:

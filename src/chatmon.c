@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "chatmon/config.h"
+#include "chatmon/dashboard.h"
 #include "chatmon/log.h"
 #include "chatmon/replay.h"
 #include "chatmon/rules.h"
@@ -26,6 +27,8 @@ usage(FILE *f)
 	    "       chatmon replay [-c FILE] [FILE...]\n"
 	    "       chatmon tail [-c FILE] [--redis URL] [--since ID|-N] [--severity LEVEL]\n"
 	    "                    [--agent ID] [--type TYPE] [--json]\n"
+	    "       chatmon dashboard [-c FILE] [-o key.path=value]... [--listen ADDR]\n"
+	    "                    [--redis URL]\n"
 	    "       chatmon --version\n"
 	    "\n"
 	    "scan     match chat lines {\"role\":…,\"text\":…} (JSON Lines, files or\n"
@@ -34,6 +37,8 @@ usage(FILE *f)
 	    "replay   run a chat log {\"ts\",\"conversation\",\"role\",\"agent\",\"text\"}\n"
 	    "         through the rules and the SLA clock; every alert, then a summary\n"
 	    "tail     the alerts in Redis: the last ones, then live (docs/alerts.md)\n"
+	    "dashboard  the supervisors' page: live alerts, who waits, each agent's\n"
+	    "         day, from Redis (docs/dashboard.md)\n"
 	    "\n"
 	    "The rules come from --rules DIR, or from the configuration's rules\n"
 	    "key (-c FILE, default " CHATMON_CONFIG ").\n");
@@ -308,6 +313,8 @@ main(int argc, char **argv)
 		return replay_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2 && strcmp(argv[1], "tail") == 0)
 		return tail_main(argc - 1, argv + 1, CHATMON_CONFIG);
+	if (argc >= 2 && strcmp(argv[1], "dashboard") == 0)
+		return dashboard_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2)
 		fprintf(stderr, "chatmon: unknown command '%s'\n", argv[1]);
 	return usage(stderr);

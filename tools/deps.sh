@@ -18,7 +18,8 @@ pkgs="build-essential pkg-config cmake dpkg-dev ca-certificates
 libevent-dev libhiredis-dev libpcre2-dev libyaml-dev libjansson-dev
 libssl-dev libcmocka-dev libutf8proc-dev opencc libsystemd-dev
 redis-server python3 python3-websockets python3-pytest python3-redis
-valgrind mandoc systemd"
+python3-yaml valgrind mandoc systemd
+chromium chromium-driver python3-selenium fonts-noto-cjk"
 
 # Concurrent makes (a developer's and a test run's) must not build at once.
 mkdir -p "$out"

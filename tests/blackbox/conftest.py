@@ -536,3 +536,156 @@ class RawWS:
 
     def close(self):
         self.sock.close()
+
+
+# --------------------------------------------------------------------------
+# A real browser (the workbench page tests)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+SCREENSHOTS = os.environ.get("CHATMON_SCREENSHOTS") or os.path.join(ROOT, "build", "screenshots")
+
+
+def browser_log(driver):
+    """Every browser console entry so far (get_log drains Chromium's buffer, so
+    the entries are kept on the driver for the teardown check too)."""
+    seen = driver.__dict__.setdefault("chatmon_log", [])
+    seen.extend(driver.get_log("browser"))
+    return list(seen)
+
+
+def screenshot(driver, name):
+    """Save the viewport as name (e.g. "workbench.png") in $CHATMON_SCREENSHOTS
+    (default build/screenshots); returns the path."""
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    path = os.path.join(SCREENSHOTS, name)
+    assert driver.save_screenshot(path), f"screenshot {path} not saved"
+    return path
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """A headless Chromium through Selenium, 1280x800, zh-CN, a fresh profile.
+    Skips when chromium, chromedriver or selenium are missing; at teardown the
+    test fails if the page logged SEVERE console entries (favicon 404s aside)."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("no selenium (Debian: python3-selenium)")
+    for exe in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(exe, os.X_OK):
+            pytest.skip(f"no {exe} (Debian: chromium, chromium-driver)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,800",
+                "--lang=zh-CN", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    try:
+        # --window-size is the whole window: make the page itself 1280x800
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 1280, "height": 800, "deviceScaleFactor": 1,
+                                "mobile": False})
+        driver.set_page_load_timeout(30 * SLOW)
+        driver.set_script_timeout(30 * SLOW)
+        yield driver
+        entries = browser_log(driver)
+    finally:
+        driver.quit()
+    severe = [e for e in entries if e.get("level") == "SEVERE"
+              and not ("favicon" in e.get("message", "") and "404" in e.get("message", ""))]
+    if severe:
+        pytest.fail("the browser logged errors:\n" +
+                    "\n".join(f"  {e.get('source', '')}: {e.get('message', '')}" for e in severe))
+
+
+# --------------------------------------------------------------------------
+# chatmon dashboard
+
+WEB = os.path.join(ROOT, "web", "dashboard")
+
+
+class Dashboard:
+    """One `chatmon dashboard` process with a configuration of its own."""
+
+    def __init__(self, tmp_path, name, redis, extra="", args=()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.conf = tmp_path / f"{name}.yaml"
+        self.conf.write_text(f"redis:\n  url: {redis}\n  snapshot: 200ms\n"
+                             f"dashboard:\n  listen: 127.0.0.1:{self.port}\n"
+                             f"  root: {WEB}\n" + extra +
+                             "log:\n  level: debug\n", encoding="utf-8")
+        self.errfile = tmp_path / f"{name}.stderr"
+        self.stderr = open(self.errfile, "wb")
+        self.proc = subprocess.Popen([CHATMON, "dashboard", "-c", str(self.conf), *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self.stderr)
+        self.exit_code = None
+
+    def wait_ready(self):
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"chatmon dashboard exited with {self.proc.returncode}:"
+                                     f"\n{self.log()[-3000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, 10 * SLOW, "chatmon dashboard listening")
+        return self
+
+    def feed(self, query="", **kw):
+        """A websockets connection to /feed (use with `async with`)."""
+        opts = dict(max_size=None, ping_interval=None, open_timeout=T, close_timeout=T)
+        opts.update(kw)
+        return websockets.connect(f"ws://127.0.0.1:{self.port}/feed{query}", **opts)
+
+    def log(self):
+        with open(self.errfile, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self, timeout=15):
+        """SIGTERM, wait for exit; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError(f"chatmon dashboard did not exit on SIGTERM:\n"
+                                     f"{self.log()[-3000:]}")
+        self.exit_code = self.proc.returncode
+        return self.exit_code
+
+
+@pytest.fixture
+def dashboard(tmp_path):
+    """dashboard(redis_url, extra=YAML, args=[...], wait=True) starts `chatmon
+    dashboard`; at teardown each is stopped (exit 0 expected) and its log
+    checked for sanitizer reports."""
+    started = []
+
+    def start(redis, extra="", args=(), wait=True, name=None):
+        d = Dashboard(tmp_path, name or f"dashboard{len(started)}", redis, extra, args)
+        started.append(d)
+        return d.wait_ready() if wait else d
+    yield start
+    problems = []
+    for d in started:
+        checked = d.exit_code is not None
+        code = d.stop()
+        d.stderr.close()
+        if code != 0 and not checked:
+            problems.append(f"chatmon dashboard exited with {code}:\n{d.log()[-3000:]}")
+        found = [m for m in SANITIZER_MARKS if m in d.log()]
+        if found:
+            problems.append(f"sanitizer report {found} in {d.errfile}:\n{d.log()[-6000:]}")
+    if problems:
+        pytest.fail("\n".join(problems))

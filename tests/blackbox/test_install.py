@@ -20,6 +20,7 @@ SBIN = PREFIX + "/sbin"
 BIN = PREFIX + "/bin"
 MANDIR = PREFIX + "/share/man"
 DOCDIR = PREFIX + "/share/doc/chatmon"
+PAGEDIR = PREFIX + "/share/chatmon/dashboard"
 UNIT = PREFIX + "/lib/systemd/system/chatmond.service"
 ETC = "/etc/chatmon"
 PAGES = {"chatmon.1": "man1", "chatmond.yaml.5": "man5", "chatmond.8": "man8"}
@@ -101,6 +102,12 @@ def test_binaries_and_config(dest):
     shipped = sorted(f for f in os.listdir(os.path.join(ROOT, "conf", "rules.d"))
                      if f.endswith(".yaml"))
     assert sorted(os.listdir(under(dest, ETC + "/rules.d"))) == shipped
+    # the dashboard's page, where the binary looks for it by default
+    web = os.path.join(ROOT, "web", "dashboard")
+    assert sorted(os.listdir(under(dest, PAGEDIR))) == sorted(os.listdir(web))
+    for f in os.listdir(web):
+        assert open(under(dest, f"{PAGEDIR}/{f}"), "rb").read() == \
+            open(os.path.join(web, f), "rb").read(), f
     # the binaries run, and the configuration as installed is good (its rules.d is relative)
     r = subprocess.run([under(dest, SBIN + "/chatmond"), "-V"], capture_output=True, text=True,
                        timeout=10 * SLOW)
@@ -242,7 +249,7 @@ def test_uninstall_keeps_config():
         with open(under(dest, ETC + "/chatmond.yaml"), "a") as f:
             f.write("# edited by the operator\n")
         make("uninstall", dest)
-        for p in (SBIN + "/chatmond", BIN + "/chatmon", UNIT, DOCDIR,
+        for p in (SBIN + "/chatmond", BIN + "/chatmon", UNIT, DOCDIR, PAGEDIR,
                   *(f"{MANDIR}/{sec}/{page}" for page, sec in PAGES.items())):
             assert not os.path.exists(under(dest, p)), p
         assert os.path.isfile(under(dest, ETC + "/chatmond.yaml"))

@@ -1,0 +1,964 @@
+/* dashboard: `chatmon dashboard`: the supervisors' page and its live feed, from what chatmond keeps in Redis (lws and hiredis on one libevent loop). */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+
+#include "chatmon/config.h"
+#include "chatmon/dashboard.h"
+#include "chatmon/feed.h"
+#include "chatmon/jsonw.h"
+#include "chatmon/log.h"
+#include "chatmon/lwsctx.h"
+#include "chatmon/rconn.h"
+#include "chatmon/state.h"
+
+/*
+ * Two Redis connections. One reads the alert stream: the history first
+ * (the last dashboard.history alerts, and the whole local day for the rule
+ * hits), then XREAD BLOCK from the last id, for ever; after an outage it
+ * goes on from there. The other polls the state chatmond writes, every
+ * redis.snapshot: SCAN for the instances' keys, MGET, merge.
+ *
+ * Pages connect to /feed. Each has its place in the feed (src/feed.c); new
+ * alerts wake the pages at most every DASH_FLUSH_MS, so a burst goes out in
+ * batches. The waiting and agents messages are made once per poll and sent
+ * to each page that has not had that version. One lws_write per WRITEABLE
+ * callback: a slow page only falls behind (and starts over), it holds up
+ * nobody.
+ */
+
+#define DASH_PROTOCOL	"chatmon-dashboard"
+#define DASH_FLUSH_MS	100
+#define DASH_BLOCK_MS	5000
+#define DASH_PAGE	1000		/* entries per XRANGE / XREAD, keys per SCAN */
+#define DASH_POLL_MS	2000		/* when redis.snapshot is 0 */
+#define DASH_RETRY_MS	1000		/* after Redis refused a stream read */
+#define DASH_DAY_MS	86400000LL
+/*
+ * Alerts kept beyond the history: how far a page may fall behind before
+ * it starts over. A burst comes in DASH_PAGE at a time, faster than any
+ * page reads; ten pages of it is a few MB.
+ */
+#define DASH_SLACK	(10 * DASH_PAGE)
+
+struct dash;
+
+struct dash_client {		/* a page's feed (lws's per-connection space) */
+	struct dash		*d;
+	struct lws		*wsi;		/* NULL until established */
+	struct dash_client	*prev, *next;
+	uint64_t		 pos;		/* its place in the feed */
+	int			 hello;		/* hello sent */
+	unsigned		 status_v, waiting_v, agents_v;	/* versions sent */
+};
+
+enum dash_scan {
+	DASH_SCAN_WAITING,
+	DASH_SCAN_AGENTS,
+};
+
+struct dash {
+	struct config		*cfg;
+	char			 root[PATH_MAX];
+	struct event_base	*base;
+	struct lws_context	*ctx;
+	struct feed		*feed;
+	struct rconn		*stream, *state;
+	char			*key;		/* the alert stream, prefix included */
+	const char		*prefix;	/* redis.prefix or "" */
+	int			 loaded;	/* the history is in: follow */
+	char			 day[16];
+	int64_t			 day_start;
+	uint64_t		 poll_ms;
+	/* the poll under way */
+	int			 polling;
+	enum dash_scan		 scan;
+	char			**keys;
+	size_t			 nkeys, capkeys;
+	/* what every page is sent */
+	struct sbuf		 waiting, agents;
+	unsigned		 waiting_v, agents_v, status_v;
+	int			 redis_up;
+	struct dash_client	*clients;
+	struct sbuf		 out;		/* LWS_PRE bytes, then a message */
+	struct event		*ev_poll, *ev_flush, *ev_stream, *ev_term, *ev_int;
+};
+
+static void	dash_read(struct dash *);
+static void	dash_notify(struct dash *);
+static int	dash_cb(struct lws *, enum lws_callback_reasons, void *, void *,
+		    size_t);
+
+static const struct lws_protocols dash_protocols[] = {
+	/* first: a page offers no subprotocol and gets the first */
+	{ DASH_PROTOCOL, dash_cb, sizeof(struct dash_client), 4096, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+/* --- the alert stream ----------------------------------------------------- */
+
+/* XREVRANGE / XRANGE / XREAD entries into the feed, oldest first; 1 when one was new. */
+static int
+dash_entries(struct dash *d, const redisReply *list, int newest_first)
+{
+	const redisReply	*e, *f;
+	size_t			 i, k, n = list->elements;
+	const char		*json;
+	size_t			 len;
+	int			 added = 0, rc;
+
+	for (i = 0; i < n; i++) {
+		e = list->element[newest_first ? n - 1 - i : i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+		    e->element[0]->type != REDIS_REPLY_STRING ||
+		    e->element[1]->type != REDIS_REPLY_ARRAY)
+			continue;
+		f = e->element[1];
+		json = "";
+		len = 0;
+		for (k = 0; k + 1 < f->elements; k += 2)
+			if (f->element[k]->type == REDIS_REPLY_STRING &&
+			    strcmp(f->element[k]->str, "alert") == 0 &&
+			    f->element[k + 1]->type == REDIS_REPLY_STRING) {
+				json = f->element[k + 1]->str;
+				len = f->element[k + 1]->len;
+			}
+		/* an entry that is not an alert still moves the reading on */
+		if ((rc = feed_add(d->feed, e->element[0]->str, json, len)) == -1)
+			log_warnx("dash_entries: out of memory, an alert lost");
+		else if (rc == 1)
+			added = 1;
+	}
+	return added;
+}
+
+/* New alerts: wake the pages soon, not at once, so a burst goes out in batches. */
+static void
+dash_alerts_came(struct dash *d)
+{
+	struct timeval	tv = { 0, DASH_FLUSH_MS * 1000 };
+
+	if (!evtimer_pending(d->ev_flush, NULL))
+		evtimer_add(d->ev_flush, &tv);
+}
+
+static void
+dash_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dash_notify(arg);
+}
+
+/* Redis refused a read (a key that is not a stream, say): try again later. */
+static void
+dash_read_later(struct dash *d, const redisReply *r)
+{
+	struct timeval	tv = { DASH_RETRY_MS / 1000, DASH_RETRY_MS % 1000 * 1000 };
+
+	log_warnx("dash_read: redis %s: %s", d->key, r->type == REDIS_REPLY_ERROR ?
+	    r->str : "an unexpected reply");
+	evtimer_add(d->ev_stream, &tv);
+}
+
+static void
+dash_on_read_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dash_read(arg);
+}
+
+static void
+dash_on_xread(redisReply *r, void *priv)
+{
+	struct dash	*d = priv;
+	size_t		 i;
+
+	if (r == NULL)
+		return;		/* the connection went: dash_on_stream reads on */
+	if (r->type == REDIS_REPLY_ARRAY) {
+		for (i = 0; i < r->elements; i++)
+			if (r->element[i]->type == REDIS_REPLY_ARRAY &&
+			    r->element[i]->elements == 2 &&
+			    r->element[i]->element[1]->type == REDIS_REPLY_ARRAY &&
+			    dash_entries(d, r->element[i]->element[1], 0))
+				dash_alerts_came(d);
+	} else if (r->type != REDIS_REPLY_NIL) {	/* NIL: BLOCK timed out */
+		dash_read_later(d, r);
+		return;
+	}
+	dash_read(d);
+}
+
+static void
+dash_on_range(redisReply *r, void *priv)
+{
+	struct dash	*d = priv;
+	char		 from[FEED_SID_MAX + 1];
+
+	if (r == NULL)
+		return;
+	if (r->type != REDIS_REPLY_ARRAY) {
+		dash_read_later(d, r);
+		return;
+	}
+	if (dash_entries(d, r, 0))
+		dash_alerts_came(d);
+	if (r->elements < DASH_PAGE) {
+		d->loaded = 1;
+		log_info("dash_on_range: history read up to %s",
+		    feed_last_sid(d->feed)[0] ? feed_last_sid(d->feed) : "(none)");
+		dash_read(d);
+		return;
+	}
+	snprintf(from, sizeof(from), "(%s", feed_last_sid(d->feed));
+	rconn_command(d->stream, dash_on_range, d, 0, "XRANGE %s %s + COUNT %d",
+	    d->key, from, DASH_PAGE);
+}
+
+/*
+ * The newest `history` entries give where the history starts; the day's
+ * rule hits may need earlier ones: from whichever is older, read on.
+ */
+static void
+dash_on_revrange(redisReply *r, void *priv)
+{
+	struct dash	*d = priv;
+	char		 from[FEED_SID_MAX], daystart[32];
+	const redisReply *oldest;
+
+	if (r == NULL)
+		return;
+	if (r->type != REDIS_REPLY_ARRAY) {
+		dash_read_later(d, r);
+		return;
+	}
+	snprintf(daystart, sizeof(daystart), "%lld-0", (long long)d->day_start);
+	if (r->elements == 0) {
+		d->loaded = 1;		/* no stream yet: all of it is news */
+		dash_read(d);
+		return;
+	}
+	oldest = r->element[r->elements - 1];
+	snprintf(from, sizeof(from), "%s", daystart);
+	if (oldest->type == REDIS_REPLY_ARRAY && oldest->elements == 2 &&
+	    oldest->element[0]->type == REDIS_REPLY_STRING &&
+	    strtoll(oldest->element[0]->str, NULL, 10) < d->day_start)
+		snprintf(from, sizeof(from), "%s", oldest->element[0]->str);
+	rconn_command(d->stream, dash_on_range, d, 0, "XRANGE %s %s + COUNT %d",
+	    d->key, from, DASH_PAGE);
+}
+
+/* The next read of the stream: the history until it is in, then XREAD. */
+static void
+dash_read(struct dash *d)
+{
+	const char	*last = feed_last_sid(d->feed);
+
+	if (!d->loaded)
+		rconn_command(d->stream, dash_on_revrange, d, 0,
+		    "XREVRANGE %s + - COUNT %llu", d->key,
+		    (unsigned long long)d->cfg->dashboard.history);
+	else
+		rconn_command(d->stream, dash_on_xread, d, DASH_BLOCK_MS,
+		    "XREAD COUNT %d BLOCK %d STREAMS %s %s", DASH_PAGE,
+		    DASH_BLOCK_MS, d->key, last[0] ? last : "0-0");
+}
+
+/* --- the state documents ---------------------------------------------------- */
+
+static void
+dash_keys_clear(struct dash *d)
+{
+	while (d->nkeys > 0)
+		free(d->keys[--d->nkeys]);
+}
+
+/* A SCAN MATCH pattern for keys that start with the prefix literally. */
+static void
+dash_pattern(struct dash *d, struct sbuf *pat, enum dash_scan what)
+{
+	const char	*p;
+
+	sbuf_reset(pat);
+	for (p = d->prefix; *p != '\0'; p++) {
+		if (strchr("*?[]\\", *p) != NULL)
+			sbuf_append(pat, "\\", 1);
+		sbuf_append(pat, p, 1);
+	}
+	if (what == DASH_SCAN_WAITING)
+		sbuf_printf(pat, "chatmon:waiting:*");
+	else
+		sbuf_printf(pat, "chatmon:agents:%s:*", d->day);
+}
+
+static void	dash_on_scan(redisReply *, void *);
+
+static void
+dash_scan(struct dash *d, const char *cursor)
+{
+	struct sbuf	pat;
+
+	sbuf_init(&pat);
+	dash_pattern(d, &pat, d->scan);
+	if (rconn_command(d->state, dash_on_scan, d, 0, "SCAN %s MATCH %s COUNT %d",
+	    cursor, sbuf_str(&pat), DASH_PAGE) == -1)
+		d->polling = 0;
+	sbuf_free(&pat);
+}
+
+static void
+dash_set_msg(struct sbuf *msg, unsigned *version,
+    const struct sbuf *made)
+{
+	sbuf_reset(msg);
+	if (sbuf_append(msg, made->s, made->len) == 0)
+		(*version)++;
+}
+
+static void
+dash_on_mget(redisReply *r, void *priv)
+{
+	struct dash		*d = priv;
+	const char		**docs = NULL;
+	size_t			*lens = NULL, n = 0, i, bad = 0, na = 0;
+	struct state_agent	*ag = NULL;
+	struct sbuf		 made;
+	int			 rc = -1;
+
+	if (r == NULL) {
+		d->polling = 0;
+		return;
+	}
+	sbuf_init(&made);
+	if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+	    ((docs = calloc(r->elements, sizeof(*docs))) == NULL ||
+	    (lens = calloc(r->elements, sizeof(*lens))) == NULL))
+		goto out;
+	for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+		if (r->element[i]->type == REDIS_REPLY_STRING) {	/* NIL: expired meanwhile */
+			docs[n] = r->element[i]->str;
+			lens[n++] = r->element[i]->len;
+		}
+	if (d->scan == DASH_SCAN_WAITING) {
+		if ((rc = state_waiting_msg(&made, docs, lens, n, util_wall_ms(),
+		    &bad)) == 0)
+			dash_set_msg(&d->waiting, &d->waiting_v, &made);
+	} else if ((rc = state_agents_merge(docs, lens, n, d->day, &ag, &na,
+	    &bad)) == 0 && (rc = feed_agents_msg(d->feed, ag, na, &made)) == 0)
+		dash_set_msg(&d->agents, &d->agents_v, &made);
+	if (bad > 0)
+		log_warnx("dash_on_mget: %zu state documents could not be read", bad);
+out:
+	if (rc == -1)
+		log_warnx("dash_on_mget: out of memory, the pages keep what they have");
+	state_agents_free(ag, na);
+	sbuf_free(&made);
+	free(docs);
+	free(lens);
+	dash_keys_clear(d);
+	if (d->scan == DASH_SCAN_WAITING) {
+		d->scan = DASH_SCAN_AGENTS;
+		dash_scan(d, "0");
+		return;
+	}
+	d->polling = 0;
+	dash_notify(d);
+}
+
+static void
+dash_on_scan(redisReply *r, void *priv)
+{
+	struct dash	*d = priv;
+	const char	**argv;
+	size_t		*argvlen, i;
+	char		**nk;
+
+	if (r == NULL) {
+		d->polling = 0;
+		return;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->type != REDIS_REPLY_ARRAY) {
+		log_warnx("dash_on_scan: redis: %s", r->type == REDIS_REPLY_ERROR ?
+		    r->str : "an unexpected reply to SCAN");
+		dash_keys_clear(d);
+		d->polling = 0;
+		return;
+	}
+	for (i = 0; i < r->element[1]->elements; i++) {
+		if (r->element[1]->element[i]->type != REDIS_REPLY_STRING)
+			continue;
+		if (d->nkeys == d->capkeys) {
+			if ((nk = reallocarray(d->keys, d->capkeys ? d->capkeys * 2 :
+			    16, sizeof(*nk))) == NULL)
+				break;
+			d->keys = nk;
+			d->capkeys = d->capkeys ? d->capkeys * 2 : 16;
+		}
+		if ((d->keys[d->nkeys] = strdup(r->element[1]->element[i]->str)) != NULL)
+			d->nkeys++;
+	}
+	if (strcmp(r->element[0]->str, "0") != 0) {
+		dash_scan(d, r->element[0]->str);
+		return;
+	}
+	if (d->nkeys == 0) {		/* no instance: an empty message still */
+		dash_on_mget(&(redisReply){ .type = REDIS_REPLY_ARRAY }, d);
+		return;
+	}
+	if ((argv = calloc(d->nkeys + 1, sizeof(*argv))) == NULL ||
+	    (argvlen = calloc(d->nkeys + 1, sizeof(*argvlen))) == NULL) {
+		free(argv);
+		dash_keys_clear(d);
+		d->polling = 0;
+		return;
+	}
+	argv[0] = "MGET";
+	argvlen[0] = 4;
+	for (i = 0; i < d->nkeys; i++) {
+		argv[i + 1] = d->keys[i];
+		argvlen[i + 1] = strlen(d->keys[i]);
+	}
+	if (rconn_command_argv(d->state, dash_on_mget, d, 0, (int)d->nkeys + 1,
+	    argv, argvlen) == -1) {
+		dash_keys_clear(d);
+		d->polling = 0;
+	}
+	free(argv);
+	free(argvlen);
+}
+
+/* The local day in sla.timezone; a new one clears the day's hits. */
+static void
+dash_day(struct dash *d, int64_t now)
+{
+	int64_t	off = (int64_t)d->cfg->sla.utc_offset_min * 60000;
+	int64_t	l = now + off;
+	int64_t	start = (l - (l % DASH_DAY_MS + DASH_DAY_MS) % DASH_DAY_MS) - off;
+	char	day[16];
+
+	state_day(day, now, d->cfg->sla.utc_offset_min);
+	if (feed_set_day(d->feed, day, start, start + DASH_DAY_MS) == -1) {
+		log_warnx("dash_day: out of memory");
+		return;
+	}
+	if (strcmp(day, d->day) != 0 && d->day[0] != '\0')
+		log_info("dash_day: a new day, %s", day);
+	snprintf(d->day, sizeof(d->day), "%s", day);
+	d->day_start = start;
+}
+
+static void
+dash_on_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct dash	*d = arg;
+
+	(void)fd;
+	(void)what;
+	dash_day(d, util_wall_ms());
+	if (d->polling || !rconn_up(d->state))
+		return;
+	d->polling = 1;
+	d->scan = DASH_SCAN_WAITING;
+	dash_scan(d, "0");
+}
+
+static void
+dash_status(struct dash *d)
+{
+	int	up = rconn_up(d->stream) && rconn_up(d->state);
+
+	if (up != d->redis_up) {
+		d->redis_up = up;
+		d->status_v++;
+		dash_notify(d);
+	}
+}
+
+static void
+dash_on_stream(void *arg, int up, int lost)
+{
+	struct dash	*d = arg;
+
+	(void)lost;
+	if (up) {
+		log_info("dash_on_stream: redis %s connected, reading %s",
+		    rconn_name(d->stream), d->key);
+		evtimer_del(d->ev_stream);
+		dash_read(d);
+	}
+	dash_status(d);
+}
+
+static void
+dash_on_state(void *arg, int up, int lost)
+{
+	struct dash	*d = arg;
+
+	(void)lost;
+	if (!up)
+		d->polling = 0;
+	else
+		dash_on_poll(-1, 0, d);
+	dash_status(d);
+}
+
+/* --- the pages ------------------------------------------------------------------- */
+
+static void
+dash_notify(struct dash *d)
+{
+	if (d->ctx != NULL && d->clients != NULL)
+		lws_callback_on_writable_all_protocol(d->ctx, &dash_protocols[0]);
+}
+
+static int
+dash_hello(struct dash *d, struct sbuf *out)
+{
+	const struct config_sla	*s = &d->cfg->sla;
+
+	return jsonw_dump(out, json_pack("{s:s, s:i, s:I, s:s, s:i, "
+	    "s:{s:I, s:I, s:f, s:I, s:I, s:I}, s:I}",
+	    "type", "hello", "v", 1, "now", (json_int_t)util_wall_ms(),
+	    "day", d->day, "tz_offset_min", (int)s->utc_offset_min,
+	    "sla",
+	    "first_response_ms", (json_int_t)s->first_response_ms,
+	    "reply_ms", (json_int_t)s->reply_ms,
+	    "warn_at", s->warn_at,
+	    "escalate_ms", (json_int_t)s->escalate_ms,
+	    "rate_ms", (json_int_t)s->rate_ms,
+	    "cap_ms", (json_int_t)s->cap_ms,
+	    "history", (json_int_t)d->cfg->dashboard.history));
+}
+
+/* What a page has still to be sent, in order: 0 nothing. */
+static int
+dash_due(const struct dash_client *c)
+{
+	const struct dash	*d = c->d;
+
+	return !c->hello || c->status_v != d->status_v ||
+	    feed_pending(d->feed, c->pos) ||
+	    (c->waiting_v != d->waiting_v && d->waiting.len > 0) ||
+	    (c->agents_v != d->agents_v && d->agents.len > 0);
+}
+
+/* One message to the page (lws: one write per WRITEABLE); -1 closes it. */
+static int
+dash_send(struct dash_client *c)
+{
+	static const char	 pad[LWS_PRE];
+	struct dash		*d = c->d;
+	struct sbuf		*o = &d->out;
+	int			 rc;
+
+	sbuf_reset(o);
+	if (sbuf_append(o, pad, LWS_PRE) == -1)
+		return -1;
+	if (!c->hello) {
+		rc = dash_hello(d, o);
+		c->hello = 1;
+	} else if (c->status_v != d->status_v) {
+		rc = sbuf_printf(o, "{\"type\":\"status\",\"redis\":%s}",
+		    d->redis_up ? "true" : "false");
+		c->status_v = d->status_v;
+	} else if (feed_pending(d->feed, c->pos))
+		rc = feed_alerts_msg(d->feed, &c->pos, o);
+	else if (c->waiting_v != d->waiting_v && d->waiting.len > 0) {
+		rc = sbuf_append(o, d->waiting.s, d->waiting.len);
+		c->waiting_v = d->waiting_v;
+	} else if (c->agents_v != d->agents_v && d->agents.len > 0) {
+		rc = sbuf_append(o, d->agents.s, d->agents.len);
+		c->agents_v = d->agents_v;
+	} else
+		return 0;
+	if (rc == -1) {
+		log_warnx("dash_send: out of memory, closing a page's feed");
+		return -1;
+	}
+	if (lws_write(c->wsi, (unsigned char *)o->s + LWS_PRE, o->len - LWS_PRE,
+	    LWS_WRITE_TEXT) < 0)
+		return -1;
+	if (dash_due(c))
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+/* A constant-time comparison: the token must not leak by timing. */
+static int
+dash_token_ok(const char *given, const char *want)
+{
+	size_t		 gl = strlen(given), wl = strlen(want), i;
+	unsigned char	 diff = gl != wl;
+
+	for (i = 0; i < wl; i++)
+		diff |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? given[i] : 0);
+	return diff == 0;
+}
+
+/* Only /feed upgrades, and with dashboard.token only with the token. */
+static int
+dash_confirm_upgrade(struct dash *d, struct lws *wsi)
+{
+	char		 uri[64], buf[512];
+	const char	*tok;
+
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
+	    strcmp(uri, "/feed") != 0) {
+		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+		return 1;
+	}
+	if (d->cfg->dashboard.token != NULL && d->cfg->dashboard.token[0] != '\0' &&
+	    ((tok = lws_get_urlarg_by_name(wsi, "token=", buf, sizeof(buf))) == NULL ||
+	    !dash_token_ok(tok, d->cfg->dashboard.token))) {
+		log_info("dash_confirm_upgrade: a feed without the right token refused");
+		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, NULL);
+		return 1;
+	}
+	return 0;
+}
+
+/* The page's headers: its own origin only, nothing inline, no sniffing. */
+static int
+dash_add_headers(struct lws *wsi, struct lws_process_html_args *args)
+{
+	static const struct {
+		const char *name, *value;
+	} h[] = {
+		{ "content-security-policy:", "default-src 'self'; connect-src "
+		    "'self'; img-src 'self' data:; style-src 'self'; "
+		    "frame-ancestors 'none'" },
+		{ "x-content-type-options:", "nosniff" },
+		{ "referrer-policy:", "no-referrer" },
+		{ "cache-control:", "no-cache" },
+	};
+	unsigned char	*p = (unsigned char *)args->p;
+	size_t		 i;
+
+	for (i = 0; i < UTIL_NELEM(h); i++)
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)h[i].name,
+		    (const unsigned char *)h[i].value, (int)strlen(h[i].value), &p,
+		    (unsigned char *)args->p + args->max_len))
+			return -1;
+	args->max_len -= (int)(p - (unsigned char *)args->p);
+	args->p = (char *)p;
+	return 0;
+}
+
+static int
+dash_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	struct dash		*d = lws_context_user(lws_get_context(wsi));
+	struct dash_client	*c = user;
+	char			 buf[FEED_SID_MAX + 16];
+	const char		*since;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return dash_confirm_upgrade(d, wsi);
+	case LWS_CALLBACK_ADD_HEADERS:
+		return dash_add_headers(wsi, in);
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		memset(c, 0, sizeof(*c));
+		c->d = d;
+		since = lws_get_urlarg_by_name(wsi, "since=", buf, sizeof(buf));
+		c->pos = feed_position(d->feed, since);
+		return 0;
+	case LWS_CALLBACK_ESTABLISHED:
+		c->wsi = wsi;
+		c->next = d->clients;
+		if (d->clients != NULL)
+			d->clients->prev = c;
+		d->clients = c;
+		log_debug("dash_cb: a page connected");
+		lws_callback_on_writable(wsi);
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return dash_send(c);
+	case LWS_CALLBACK_RECEIVE:
+		return 0;		/* the page has nothing to say */
+	case LWS_CALLBACK_CLOSED:
+		if (c->wsi == NULL)
+			return 0;
+		if (c->prev != NULL)
+			c->prev->next = c->next;
+		else
+			d->clients = c->next;
+		if (c->next != NULL)
+			c->next->prev = c->prev;
+		c->wsi = NULL;
+		log_debug("dash_cb: a page left");
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+/* The page's files say they are UTF-8; lws's own table does not. */
+static const struct lws_protocol_vhost_options dash_mime[] = {
+	{ &dash_mime[1], NULL, ".html", "text/html; charset=utf-8" },
+	{ &dash_mime[2], NULL, ".js", "text/javascript; charset=utf-8" },
+	{ &dash_mime[3], NULL, ".css", "text/css; charset=utf-8" },
+	{ NULL, NULL, ".svg", "image/svg+xml" },
+};
+
+/* --- start and stop ------------------------------------------------------------ */
+
+static void
+dash_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct dash	*d = arg;
+
+	(void)what;
+	log_info("dash_on_signal: signal %d, stopping", (int)sig);
+	event_base_loopbreak(d->base);
+}
+
+static int
+dash_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: chatmon dashboard [-c FILE] [-o key.path=value]... "
+	    "[--listen ADDR] [--redis URL]\n"
+	    "\n"
+	    "Serves the supervisors' page (dashboard.root) and its live feed on\n"
+	    "dashboard.listen: the alerts of every chatmond instance, who is\n"
+	    "waiting now and each agent's day, read from Redis (docs/dashboard.md).\n"
+	    "--listen  HOST:PORT instead of dashboard.listen\n"
+	    "--redis   redis://host[:port][/db] or unix:/path, instead of redis.url\n");
+	return f == stdout ? 0 : 2;
+}
+
+/* The page's directory, absolute and holding index.html; 0 or -1 (said). */
+static int
+dash_root(struct dash *d)
+{
+	char	index[PATH_MAX + 16];
+
+	if (realpath(d->cfg->dashboard.root, d->root) == NULL) {
+		fprintf(stderr, "chatmon: dashboard: %s: %s (dashboard.root)\n",
+		    d->cfg->dashboard.root, strerror(errno));
+		return -1;
+	}
+	snprintf(index, sizeof(index), "%s/index.html", d->root);
+	if (access(index, R_OK) == -1) {
+		fprintf(stderr, "chatmon: dashboard: %s: %s (dashboard.root)\n",
+		    index, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+dash_start(struct dash *d)
+{
+	struct sbuf		 errs;
+	struct timeval		 tv;
+	struct lws_http_mount	 mount;
+	struct lwsctx_info	 li;
+	size_t			 n;
+
+	d->prefix = d->cfg->redis.prefix != NULL ? d->cfg->redis.prefix : "";
+	n = strlen(d->prefix) + strlen(d->cfg->redis.stream) + 1;
+	d->poll_ms = d->cfg->redis.snapshot_ms ? d->cfg->redis.snapshot_ms : DASH_POLL_MS;
+	if ((d->key = malloc(n)) == NULL ||
+	    (d->feed = feed_new((size_t)d->cfg->dashboard.history,
+	    (size_t)d->cfg->dashboard.history + DASH_SLACK)) == NULL ||
+	    (d->base = event_base_new()) == NULL ||
+	    (d->stream = rconn_new(d->base, "dashboard", dash_on_stream, d)) == NULL ||
+	    (d->state = rconn_new(d->base, "dashboard state", dash_on_state, d)) == NULL ||
+	    (d->ev_poll = event_new(d->base, -1, EV_PERSIST, dash_on_poll, d)) == NULL ||
+	    (d->ev_flush = evtimer_new(d->base, dash_on_flush, d)) == NULL ||
+	    (d->ev_stream = evtimer_new(d->base, dash_on_read_retry, d)) == NULL ||
+	    (d->ev_term = evsignal_new(d->base, SIGTERM, dash_on_signal, d)) == NULL ||
+	    (d->ev_int = evsignal_new(d->base, SIGINT, dash_on_signal, d)) == NULL ||
+	    evsignal_add(d->ev_term, NULL) == -1 || evsignal_add(d->ev_int, NULL) == -1) {
+		fprintf(stderr, "chatmon: dashboard: out of memory\n");
+		return -1;
+	}
+	snprintf(d->key, n, "%s%s", d->prefix, d->cfg->redis.stream);
+	dash_day(d, util_wall_ms());
+	d->status_v = 1;	/* a page's first status is always sent */
+
+	memset(&mount, 0, sizeof(mount));
+	mount.mountpoint = "/";
+	mount.mountpoint_len = 1;
+	mount.origin = d->root;
+	mount.def = "index.html";
+	mount.protocol = DASH_PROTOCOL;
+	mount.extra_mimetypes = dash_mime;
+	mount.origin_protocol = LWSMPRO_FILE;
+	mount.cache_revalidate = 1;
+	memset(&li, 0, sizeof(li));
+	li.listen = &d->cfg->dashboard.listen;
+	li.protocols = dash_protocols;
+	li.mounts = &mount;
+	li.user = d;
+	li.vhost = "dashboard";
+	li.timeout_secs = 10;
+	sbuf_init(&errs);
+	if ((d->ctx = lwsctx_new(d->base, &li, &errs)) == NULL) {
+		fprintf(stderr, "chatmon: dashboard: %s", sbuf_str(&errs));
+		sbuf_free(&errs);
+		return -1;
+	}
+	sbuf_free(&errs);
+	if (rconn_set_target(d->stream, &d->cfg->redis.target,
+	    d->cfg->redis.password, d->cfg->redis.timeout_ms) == -1 ||
+	    rconn_set_target(d->state, &d->cfg->redis.target,
+	    d->cfg->redis.password, d->cfg->redis.timeout_ms) == -1) {
+		fprintf(stderr, "chatmon: dashboard: out of memory\n");
+		return -1;
+	}
+	tv.tv_sec = (time_t)(d->poll_ms / 1000);
+	tv.tv_usec = (suseconds_t)(d->poll_ms % 1000 * 1000);
+	evtimer_add(d->ev_poll, &tv);
+	log_info("dashboard: http://%s:%d/ (page from %s), reading %s at redis %s",
+	    d->cfg->dashboard.listen.host, d->cfg->dashboard.listen.port, d->root,
+	    d->key, rconn_name(d->stream));
+	return 0;
+}
+
+/* As chatmond's: lws first, outside its callbacks; then what it left on the loop. */
+static void
+dash_stop(struct dash *d)
+{
+	int	i;
+
+	if (d->ctx != NULL) {
+		lws_context_destroy(d->ctx);
+		d->ctx = NULL;
+		for (i = 0; i < 100 && event_base_loop(d->base, EVLOOP_NONBLOCK) == 0; i++)
+			;
+	}
+	d->clients = NULL;
+	rconn_free(d->stream);
+	rconn_free(d->state);
+	if (d->ev_poll)
+		event_free(d->ev_poll);
+	if (d->ev_flush)
+		event_free(d->ev_flush);
+	if (d->ev_stream)
+		event_free(d->ev_stream);
+	if (d->ev_term)
+		event_free(d->ev_term);
+	if (d->ev_int)
+		event_free(d->ev_int);
+	if (d->base != NULL)
+		event_base_free(d->base);
+	libevent_global_shutdown();
+	dash_keys_clear(d);
+	free(d->keys);
+	feed_free(d->feed);
+	free(d->key);
+	sbuf_free(&d->waiting);
+	sbuf_free(&d->agents);
+	sbuf_free(&d->out);
+}
+
+int
+dashboard_main(int argc, char **argv, const char *default_config)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "redis", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct dash	 d;
+	struct sbuf	 errs;
+	const char	*path = default_config, *listen = NULL, *redis = NULL;
+	char		**ov = NULL, **nov;
+	size_t		 nov_n = 0;
+	int		 ch, explicit = 0, rc = 1;
+
+	memset(&d, 0, sizeof(d));
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			explicit = 1;
+			break;
+		case 'o':
+			if ((nov = reallocarray(ov, nov_n + 1, sizeof(*ov))) == NULL) {
+				free(ov);
+				fprintf(stderr, "chatmon: dashboard: out of memory\n");
+				return 1;
+			}
+			ov = nov;
+			ov[nov_n++] = optarg;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'r':
+			redis = optarg;
+			break;
+		case 'h':
+			free(ov);
+			return dash_usage(stdout);
+		default:
+			free(ov);
+			return dash_usage(stderr);
+		}
+	}
+	if (optind != argc) {
+		free(ov);
+		return dash_usage(stderr);
+	}
+	/* installed, the default file is there; in a build tree it may not be */
+	if (!explicit && access(path, F_OK) == -1 && errno == ENOENT)
+		path = NULL;
+	sbuf_init(&errs);
+	d.cfg = config_load(path, ov, nov_n, &errs);
+	free(ov);
+	if (d.cfg == NULL) {
+		fputs(sbuf_str(&errs), stderr);
+		sbuf_free(&errs);
+		return 1;
+	}
+	sbuf_free(&errs);
+	if (listen != NULL && config_parse_addr(listen, &d.cfg->dashboard.listen) == -1) {
+		fprintf(stderr, "chatmon: dashboard: --listen: want HOST:PORT, not '%s'\n",
+		    listen);
+		rc = 2;
+		goto out;
+	}
+	if (redis != NULL && config_parse_redis_url(redis, &d.cfg->redis.target) == -1) {
+		fprintf(stderr, "chatmon: dashboard: --redis: want redis://host[:port][/db] "
+		    "or unix:/path, not '%s'\n", redis);
+		rc = 2;
+		goto out;
+	}
+	log_set_level(d.cfg->log_level);
+	log_set_json(d.cfg->log_json);
+	if (path == NULL)
+		log_info("dashboard: no %s: the built-in defaults", default_config);
+	if (dash_root(&d) == -1)
+		goto out;
+	signal(SIGPIPE, SIG_IGN);
+	if (dash_start(&d) == -1)
+		goto out;
+	event_base_dispatch(d.base);
+	rc = 0;
+out:
+	dash_stop(&d);
+	config_free(d.cfg);
+	return rc;
+}

@@ -1,0 +1,360 @@
+"""`chatmon dashboard` against a real Redis and real chatmond instances
+(docs/dashboard.md): the page's files and headers, the feed's messages
+(hello, status, alerts with the history, resuming with since=, repeats
+dropped, batches under load), who waits and the agents' day from chatmond's
+snapshots, the token, Redis outages, a page that does not read, and bad
+settings. The pages here are python3-websockets clients; the browser tests
+are test_dashboard_page.py."""
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import websockets
+
+from conftest import CHATMON, SLOW, T, WEB, agent, recv, run
+
+STREAM = "chatmon:alerts:log"
+LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
+
+
+def alert(n, agent_id="alice", category="offplatform", ts=None, type_="rule.hit", **extra):
+    """An alert object as chatmond makes them (docs/alerts.md)."""
+    if ts is None:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    a = {"v": 1, "id": f"t-{n}", "ts": ts, "type": type_, "severity": "critical",
+         "agent": agent_id, "conversation": f"c-{n}", "role": "agent",
+         "category": category, "rule": f"{category}.x", "action": "block",
+         "text": "加我微信 abc123", "match": {"start": 0, "end": 4}, "message": "平台内沟通"}
+    a.update(extra)
+    return a
+
+
+def xadd(c, a, key=STREAM):
+    return c.xadd(key, {"alert": json.dumps(a, ensure_ascii=False)})
+
+
+class Page:
+    """A feed connection that sorts what comes by type."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.msgs = []
+
+    async def next(self, type_, timeout=T):
+        """The next message of type_ (others are kept in self.msgs)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {type_} message within {timeout}s; "
+                                     f"had {[m['type'] for m in self.msgs][-10:]}")
+            m = json.loads(await asyncio.wait_for(self.ws.recv(), left))
+            self.msgs.append(m)
+            if m["type"] == type_:
+                return m
+
+    async def alerts(self, n, timeout=T):
+        """Alerts until n have come (in order), as (sid, alert)."""
+        got = []
+        while len(got) < n:
+            m = await self.next("alerts", timeout)
+            got.extend((x["sid"], x["alert"]) for x in m["alerts"])
+        return got
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=T) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_page_files_and_headers(dashboard, redis_server):
+    r = redis_server()
+    d = dashboard(r.url())
+    status, h, body = get(d.url + "/")
+    assert status == 200 and h["Content-Type"] == "text/html; charset=utf-8", (status, dict(h))
+    assert body == open(os.path.join(WEB, "index.html"), "rb").read()
+    csp = h["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "connect-src 'self'" in csp, csp
+    assert "unsafe-inline" not in csp and h["X-Content-Type-Options"] == "nosniff"
+    status, h, body = get(d.url + "/dashboard.js")
+    assert status == 200 and h["Content-Type"] == "text/javascript; charset=utf-8"
+    assert body == open(os.path.join(WEB, "dashboard.js"), "rb").read()
+    status, h, _ = get(d.url + "/dashboard.css")
+    assert status == 200 and h["Content-Type"] == "text/css; charset=utf-8"
+    assert get(d.url + "/nothing-here.js")[0] == 404
+    assert get(d.url + "/../../conf/chatmond.yaml")[0] in (403, 404)
+    assert get(d.url + "/feed")[0] == 404          # not a file: only a WebSocket
+
+    async def main():
+        with pytest.raises(websockets.InvalidStatusCode) as e:
+            async with websockets.connect(f"ws://127.0.0.1:{d.port}/other"):
+                pass
+        assert e.value.status_code == 404
+    run(main())
+
+
+def test_feed_history_live_and_resume(dashboard, redis_server):
+    """hello and status first; the last `history` alerts (a reset); new ones
+    as they come; repeats and entries that are not alerts dropped; a page that
+    comes back with since= gets what it missed, and only that."""
+    r = redis_server()
+    c = r.client()
+    for n in range(8):
+        xadd(c, alert(n))
+    d = dashboard(r.url(), extra="  history: 5\n"
+                  "sla:\n  first_response: 20s\n  reply: 40s\n  timezone: \"+08:00\"\n")
+
+    async def main():
+        async with d.feed() as ws:
+            p = Page(ws)
+            hello = await p.next("hello")
+            assert hello["v"] == 1 and hello["tz_offset_min"] == 480, hello
+            assert hello["sla"]["first_response_ms"] == 20000, hello
+            assert hello["sla"]["reply_ms"] == 40000 and hello["sla"]["warn_at"] == 0.8, hello
+            assert hello["history"] == 5 and abs(hello["now"] / 1000 - time.time()) < 5
+            assert hello["day"] == time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+            assert (await p.next("status"))["redis"] is True
+            m = await p.next("alerts")
+            assert m["reset"] is True
+            assert [x["alert"]["id"] for x in m["alerts"]] == [f"t-{n}" for n in range(3, 8)]
+            sid7 = m["alerts"][-1]["sid"]
+            # live, in order; a repeat (same alert id) and junk go nowhere
+            xadd(c, alert(8))
+            xadd(c, alert(8))
+            c.xadd(STREAM, {"other": "x"})
+            c.xadd(STREAM, {"alert": "{not json"})
+            t0 = time.monotonic()
+            xadd(c, alert(9, agent_id="bob"))
+            got = await p.alerts(2)
+            assert time.monotonic() - t0 < 1 * SLOW
+            assert [a["id"] for _, a in got] == ["t-8", "t-9"], got
+            assert got[1][1]["agent"] == "bob"
+            return sid7, got[0][0]
+    sid7, sid8 = run(main())
+
+    async def resume():
+        async with d.feed(f"?since={sid7}") as ws:
+            p = Page(ws)
+            m = await p.next("alerts")
+            assert m["reset"] is False
+            assert [x["alert"]["id"] for x in m["alerts"]] == ["t-8", "t-9"], m
+        async with d.feed("?since=1-0") as ws:          # long gone: all it holds
+            m = await Page(ws).next("alerts")
+            assert m["reset"] is True and len(m["alerts"]) == 5, m
+    run(resume())
+
+
+def test_feed_keeps_up_with_1000_alerts_a_second(dashboard, redis_server):
+    """3000 alerts in 3 s arrive complete, in order, in batches."""
+    r = redis_server()
+    c = r.client()
+    d = dashboard(r.url())
+    n = 3000
+
+    async def main():
+        async with d.feed() as ws:
+            p = Page(ws)
+            assert (await p.next("alerts"))["alerts"] == []
+
+            def produce():
+                pipe = c.pipeline(transaction=False)
+                for k in range(n):
+                    pipe.xadd(STREAM, {"alert": json.dumps(alert(k), ensure_ascii=False)})
+                    if k % 100 == 99:       # 100 every 0.1 s
+                        pipe.execute()
+                        time.sleep(0.1)
+                pipe.execute()
+            t0 = time.monotonic()
+            producer = asyncio.get_running_loop().run_in_executor(None, produce)
+            got = await p.alerts(n, timeout=30 * SLOW)
+            await producer
+            took = time.monotonic() - t0
+            batches = sum(1 for m in p.msgs if m["type"] == "alerts") - 1
+            assert [a["id"] for _, a in got] == [f"t-{k}" for k in range(n)]
+            sids = [s for s, _ in got]
+            assert sids == sorted(sids, key=lambda s: tuple(map(int, s.split("-"))))
+            print(f"\n{n} alerts in {took:.2f} s, {batches} messages")
+            assert batches <= n / 10, batches
+            assert took < 3 + 2 * SLOW, took
+    run(main())
+
+
+def test_token(dashboard, redis_server):
+    r = redis_server()
+    d = dashboard(r.url(), extra="  token: s3cret-Tok\n")
+
+    async def main():
+        for q in ("", "?token=wrong", "?token=s3cret-To", "?token=s3cret-Tok2"):
+            with pytest.raises(websockets.InvalidStatusCode) as e:
+                async with d.feed(q):
+                    pass
+            assert e.value.status_code == 403, q
+        async with d.feed("?token=s3cret-Tok") as ws:
+            assert (await Page(ws).next("hello"))["v"] == 1
+    run(main())
+    assert get(d.url + "/")[0] == 200               # the page itself carries no data
+    assert "s3cret" not in d.log()
+
+
+def test_waiting_and_agents_from_chatmond(dashboard, daemon, backend, redis_server, tmp_path):
+    """Two chatmond instances write their snapshots; the dashboard merges
+    them: who waits, longest first, and the agents' day with the rule hits."""
+    r = redis_server()
+    b = backend(script="customer.py")
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps([{"at": 0, "text": json.dumps(
+        {"type": "message", "conversation": conv, "text": "在吗"}, ensure_ascii=False)}
+        for conv in ("w-1", "w-2")]), encoding="utf-8")
+    sla = "sla:\n  first_response: 30s\n  reply: 60s\n  timezone: \"+08:00\"\n"
+    args = ["-o", "redis.snapshot=200ms", "-o", "redis.fold=0"]
+    d1 = daemon(b.port, extra=sla, redis=r.url(), rules=LIVE, args=args, name="one")
+    d2 = daemon(b.port, extra=sla, redis=r.url(), rules=LIVE, args=args, name="two")
+    dash = dashboard(r.url(), extra=sla)
+
+    async def main():
+        async with agent(d1, f"/script?file={script}&agent=alice") as a1:
+            await recv(a1)
+            await recv(a1)
+            await asyncio.sleep(0.3)
+            async with agent(d2, f"/script?file={script}&agent=bob") as a2:
+                await recv(a2)
+                await recv(a2)
+                async with dash.feed() as ws:
+                    p = Page(ws)
+                    w = None
+                    deadline = time.monotonic() + 5 * SLOW
+                    while not (w and w["total"] == 4):
+                        assert time.monotonic() < deadline, w
+                        w = await p.next("waiting")
+                    assert w["instances"] == 2, w
+                    assert [x["agent"] for x in w["rounds"]] == ["alice", "alice", "bob", "bob"]
+                    assert all(x["threshold_ms"] == 30000 and x["first"] for x in w["rounds"])
+                    assert w["rounds"][0]["waited_ms"] >= w["rounds"][-1]["waited_ms"] + 200
+                    assert len({x["instance"] for x in w["rounds"]}) == 2
+                    # alice answers one, and breaks a rule (blocked) in the other
+                    await a1.send(json.dumps({"type": "message", "conversation": "w-1",
+                                              "text": "亲,在的"}, ensure_ascii=False))
+                    await a1.send(json.dumps({"type": "message", "conversation": "w-2",
+                                              "text": "加我微信吧"}, ensure_ascii=False))
+                    warning = json.loads(await recv(a1))
+                    assert warning["type"] == "chatmon.warning" and warning["blocked"], warning
+                    t0 = time.monotonic()
+                    while True:
+                        ag = await p.next("agents")
+                        alice = [x for x in ag["agents"] if x["agent"] == "alice"]
+                        if alice and alice[0]["rounds"] == 1 and alice[0]["hits"]:
+                            break
+                        assert time.monotonic() - t0 < 5 * SLOW, ag
+                    assert time.monotonic() - t0 < 1.5 * SLOW
+                    alice = alice[0]
+                    assert alice["hits"] == {"offplatform": 1}, alice
+                    assert alice["answered"] == 1 and alice["breaches"] == 0, alice
+                    assert 0 < alice["mean_ms"] < 30000 and alice["p90_ms"] <= 30000, alice
+                    assert alice["rate"] == 1 and len(alice["hours"]) == 1, alice
+                    # bob has closed no round and broken no rule today
+                    assert [x["agent"] for x in ag["agents"]] == ["alice"], ag
+                    w = await p.next("waiting")
+                    assert sorted(x["conversation"] for x in w["rounds"]) == \
+                        ["w-1", "w-2", "w-2"], w
+    run(main())
+
+
+def test_redis_away_and_back(dashboard, redis_server):
+    """Started before Redis, the feed says redis:false; once Redis is up the
+    history comes; killed and restarted (its data kept), reading goes on from
+    the last id: nothing twice, nothing lost."""
+    r = redis_server(start=False, aof=True)
+    d = dashboard(r.url())
+
+    async def main():
+        async with d.feed() as ws:
+            p = Page(ws)
+            assert (await p.next("status"))["redis"] is False
+            r.start()
+            c = r.client()
+            xadd(c, alert(1))
+            assert (await p.next("status", timeout=15 * SLOW))["redis"] is True
+            got = await p.alerts(1, timeout=10 * SLOW)
+            assert [a["id"] for _, a in got] == ["t-1"]
+            r.kill()
+            assert (await p.next("status", timeout=15 * SLOW))["redis"] is False
+            r.start()
+            c = r.client()
+            xadd(c, alert(2))
+            xadd(c, alert(3))
+            assert (await p.next("status", timeout=15 * SLOW))["redis"] is True
+            got = await p.alerts(2, timeout=10 * SLOW)
+            assert [a["id"] for _, a in got] == ["t-2", "t-3"]
+            await asyncio.sleep(0.5)
+            assert not [m for m in p.msgs[-3:] if m["type"] == "alerts" and m["reset"]]
+    run(main())
+    assert "rconn_on_disconnect: dashboard redis" in d.log()
+
+
+def test_a_page_that_does_not_read(dashboard, redis_server):
+    """One page stops reading while 5000 alerts go by in one burst, 25 times
+    the history: the other gets every one at once, and the stuck one, when
+    it reads again, gets every one it missed, in order, with no reset (the
+    dashboard keeps 10 000 beyond the history; past that a page starts
+    over: tests/unit/test_feed.c)."""
+    r = redis_server()
+    c = r.client()
+    d = dashboard(r.url(), extra="  history: 200\n")
+    n = 5000
+
+    async def main():
+        async with d.feed(max_queue=1, read_limit=1024) as stuck, d.feed() as ws:
+            p = Page(ws)
+            await p.next("alerts")
+            await asyncio.sleep(0.2)
+            pipe = c.pipeline(transaction=False)
+            for k in range(n):
+                pipe.xadd(STREAM, {"alert": json.dumps(alert(k, text="x" * 500))})
+            t0 = time.monotonic()
+            pipe.execute()
+            got = await p.alerts(n, timeout=20 * SLOW)
+            assert len(got) == n and time.monotonic() - t0 < 10 * SLOW
+            batches = [m for m in p.msgs if m["type"] == "alerts"]
+            assert not any(m["reset"] for m in batches[1:])
+            late, resets = [], []
+            while len(late) < n:
+                m = json.loads(await asyncio.wait_for(stuck.recv(), T))
+                if m["type"] == "alerts":
+                    resets.append(m["reset"])
+                    late.extend((x["sid"], x["alert"]) for x in m["alerts"])
+            assert resets[0] is True and True not in resets[1:], resets
+            assert [x[0] for x in late] == [x[0] for x in got]
+    run(main())
+
+
+@pytest.mark.parametrize("args,code,words", [
+    (["--listen", "nowhere"], 2, "--listen: want HOST:PORT"),
+    (["--redis", "http://x"], 2, "--redis: want redis://"),
+    (["--bogus"], 2, "usage: chatmon dashboard"),
+    (["-o", "dashboard.root=/nonexistent/dir"], 1, "/nonexistent/dir: No such file"),
+    (["-o", "dashboard.history=0"], 1, "dashboard.history"),
+    (["-c", "/nonexistent.yaml"], 1, "/nonexistent.yaml"),
+])
+def test_bad_settings(args, code, words):
+    p = subprocess.run([CHATMON, "dashboard", *args], capture_output=True, text=True,
+                       timeout=10 * SLOW)
+    assert p.returncode == code, (p.returncode, p.stderr)
+    assert words in p.stderr, p.stderr
+
+
+def test_root_without_page(dashboard, redis_server, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = subprocess.run([CHATMON, "dashboard", "-o", f"dashboard.root={empty}",
+                        "-o", "redis.url=" + redis_server(start=False).url()],
+                       capture_output=True, text=True, timeout=10 * SLOW)
+    assert p.returncode == 1 and "index.html" in p.stderr, p.stderr
