@@ -613,7 +613,8 @@ alert_free(struct alert *a)
 	if (a == NULL)
 		return;
 	rconn_free(a->rc);
-	/* folded alerts still owed go out with the rest */
+	a->rc = NULL;		/* the loop is over: nothing more is sent */
+	/* folded alerts still owed go out with the rest, to the spool */
 	for (b = 0; b < ALERT_FOLD_BUCKETS; b++)
 		while ((f = a->fold[b]) != NULL) {
 			a->fold[b] = f->next;

@@ -70,7 +70,7 @@ rconn_name(const struct rconn *rc)
 int
 rconn_up(const struct rconn *rc)
 {
-	return rc->state == RCONN_UP;
+	return rc != NULL && rc->state == RCONN_UP;
 }
 
 static void

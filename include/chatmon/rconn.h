@@ -36,6 +36,7 @@ struct rconn *rconn_new(struct event_base *base, const char *who,
  */
 int	rconn_set_target(struct rconn *, const struct config_redis_target *,
 	    const char *password, uint64_t timeout_ms);
+/* 1 when commands can go; 0 too for NULL (a connection freed). */
 int	rconn_up(const struct rconn *);
 /* "host" or the socket path, for log lines; owned by rconn. */
 const char *rconn_name(const struct rconn *);

@@ -536,6 +536,33 @@ def test_identical_hits_fold_into_one_with_a_count(daemon, backend, redis_server
     assert st["alerts_folded"] == 9 and st["alerts_dropped"] == 0, st
 
 
+def test_a_fold_still_open_at_exit_is_kept_for_the_next_start(daemon, backend,
+                                                              redis_server, tmp_path):
+    """Stopped inside a fold window: the folded alert it owes goes to the
+    spool with its count, and the next start delivers it."""
+    r = redis_server()
+    c = r.client()
+    spool = tmp_path / "fold.spool"
+    b = backend()
+    args = LONG_SLA + ["-o", "redis.fold=60s", "-o", f"redis.spool={spool}"]
+    d1 = daemon(b.port, rules=LIVE, redis=r.url(), args=args, name="first")
+
+    async def main():
+        async with agent(d1, "/echo?agent=fay") as ws:
+            for _ in range(3):
+                await ws.send(turn("g-1", "加我微信"))
+                await expect_warning(ws)
+    run(main())
+    wait_for(lambda: len(stream(c)) == 1, T, "the first hit in the stream")
+    assert d1.stop() == 0
+    assert re.search(r"alert_free: 1 alerts kept in \S*fold\.spool", d1.log()), d1.log()[-2000:]
+    d2 = daemon(b.port, rules=LIVE, redis=r.url(), args=args, name="second")
+    got = wait_for(lambda: len(stream(c)) == 2 and stream(c), 5 * SLOW,
+                   "the folded alert delivered by the next start")
+    assert json.loads(got[1])["count"] == 2 and json.loads(got[1])["conversation"] == "g-1"
+    assert d2.stop() == 0
+
+
 def test_tail_since_shows_what_chatmond_published_while_it_was_away(daemon, backend,
                                                                     redis_server, tmp_path):
     """End to end: chatmond publishes, `chatmon tail --since -N` started later shows
