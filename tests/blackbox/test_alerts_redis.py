@@ -297,7 +297,10 @@ def outage(daemon, backend, redis_server, how):
                 rtt_p99_ms_outage=round(p99 * 1000, 1),
                 rtt_max_ms_outage=round(max(during) * 1000, 1))
     print(f"\nREDIS-OUTAGE {json.dumps(figs)}")
-    assert p99 < 0.100 * SLOW, figs
+    # had chat waited for Redis, round trips would last the outage (3 s);
+    # the bound only tells that from a busy machine's noise (the figures
+    # themselves are printed for the record, and make bench measures latency)
+    assert p99 < 0.5 * SLOW, figs
     assert d.stop() == 0
     st = d.stats()
     assert st["alerts_total"] == n and st["alerts_dropped"] == 0, st
