@@ -237,6 +237,8 @@ test_hits_and_agents(void **state)
 	ag[0].agent = "alice";
 	ag[0].f.rounds = 4;
 	ag[0].f.mean_ms = 8300;
+	ag[0].f.first_rounds = 2;
+	ag[0].f.first_mean_ms = 5000;
 	ag[0].f.rate = 0.75;
 	ag[0].hour_rounds[10] = 4;
 	ag[0].hour_mean_ms[10] = 8300;
@@ -254,6 +256,8 @@ test_hits_and_agents(void **state)
 	assert_string_equal(json_string_value(json_object_get(a, "agent")), "alice");
 	assert_int_equal(json_integer_value(json_object_get(a, "rounds")), 4);
 	assert_int_equal(json_integer_value(json_object_get(a, "mean_ms")), 8300);
+	assert_int_equal(json_integer_value(json_object_get(a, "first_rounds")), 2);
+	assert_int_equal(json_integer_value(json_object_get(a, "first_mean_ms")), 5000);
 	assert_true(json_real_value(json_object_get(a, "rate")) == 0.75);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "hits"),
 	    "offplatform")), 1);

@@ -233,6 +233,7 @@ const state = {
   waiting: null,          // last `waiting` message, plus `at`: performance.now() at arrival
   waitRows: [],           // { el, wait, fill, base, threshold, level, text }
   agents: null,           // last `agents` message
+  agentsSig: '',          // ... as JSON, to skip repeats
 };
 
 const feed = {
@@ -648,6 +649,11 @@ function tick() {
 /* ----------------------------------------------------------------- agents */
 
 function takeAgents(m) {
+  // Sent every snapshot interval, mostly unchanged: then the table (and a
+  // tooltip the supervisor is reading on it) stays as it is.
+  const sig = JSON.stringify([m.day, m.agents]);
+  if (sig === state.agentsSig) return;
+  state.agentsSig = sig;
   state.agents = m;
   for (const a of Array.isArray(m.agents) ? m.agents : []) {
     const name = String(a.agent ?? '');
@@ -739,7 +745,7 @@ function renderAgents() {
 
     tr.append(nameCell, rounds,
       // 0 is what the feed says when no first round closed yet
-      cell('num first', a.first_mean_ms > 0 ? fmtSec(a.first_mean_ms) : '—',
+      cell('num first', a.first_rounds > 0 ? fmtSec(a.first_mean_ms) : '—',
         a.first_mean_ms > state.sla.first_response_ms),
       cell('num mean', has ? fmtSec(a.mean_ms) : '—', has && a.mean_ms > thr),
       cell('num p90', has ? fmtSec(a.p90_ms) : '—', has && a.p90_ms > thr),

@@ -1,0 +1,754 @@
+"""The supervisors' page (web/dashboard, docs/dashboard.md "The page") in a
+real headless Chromium, fed by the real stack: redis-server, chatmond
+instances with the default rule pack relaying scripted customers
+(tests/peers/customer.py) to agents, and `chatmon dashboard`. The hooks
+the tests read are the table at the end of docs/dashboard.md.
+
+- the live page: rule hits, blocked or not, with the match marked (code
+  points, emoji before the match), an SLA breach, who waits with a
+  running counter, the agents' figures over two instances and an earlier
+  one, the filters, the language switch; the README's screenshot
+  (build/screenshots/dashboard.png);
+- a lost feed: the banner, the counter going on by itself, then a new
+  dashboard on the same address, and the page goes on from the last alert
+  it saw, nothing twice;
+- a flood of 1 000 alerts a second: the list stays capped and current,
+  the page keeps drawing and answering;
+- dashboard.token: refused without it, data with it (and ?lang=en); Redis
+  away: its banner.
+
+The page must never write to the feed: a probe added before the page's own
+script records every WebSocket it opens and everything sent on one.
+"""
+
+import asyncio
+import glob
+import json
+import math
+import os
+import random
+import re
+import socket
+import subprocess
+import threading
+import time
+from urllib.parse import quote
+
+import pytest
+import yaml
+
+from conftest import (CHATMON, DEFAULT_RULES, SLOW, agent, browser_log, recv, run, screenshot,
+                      wait_for)
+
+STREAM = "chatmon:alerts:log"
+TZ_MIN = 480                    # sla.timezone below: the business day's zone
+SLA = ("sla:\n  first_response: 10s\n  reply: 30s\n  warn_at: 0.8\n  escalate: 60s\n"
+       "  timezone: \"+08:00\"\n")
+SNAPSHOT = ["-o", "redis.snapshot=200ms"]
+
+Select = pytest.importorskip("selenium.webdriver.support.ui").Select
+
+# Runs before the page's script: observes, changes nothing.
+PROBE = """
+window.__probe = { sockets: [], sent: [] };
+const NativeWS = window.WebSocket;
+window.WebSocket = class extends NativeWS {
+  constructor(url, protocols) {
+    super(url, protocols);
+    window.__probe.sockets.push(String(url));
+  }
+  send(data) {
+    window.__probe.sent.push(String(data));
+    return super.send(data);
+  }
+};
+"""
+
+ROWS = """
+return [...document.querySelectorAll(arguments[0])].map((e) => {
+  const m = e.querySelector('mark');
+  return Object.assign({}, e.dataset, {
+    mark: m ? m.textContent : null,
+    text: e.textContent,
+    wait: (e.querySelector('.wait') || {}).textContent,
+  });
+});
+"""
+
+
+# ------------------------------------------------------------------ helpers
+
+def open_page(driver, url):
+    if not driver.__dict__.get("probed"):
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PROBE})
+        driver.probed = True
+    driver.get(url)
+
+
+def rows(driver, selector):
+    return driver.execute_script(ROWS, selector)
+
+
+def until(driver, pred, what, timeout=10):
+    """pred(driver) until truthy, within timeout (scaled) seconds."""
+    return wait_for(lambda: pred(driver), timeout * SLOW, what, poll=0.1)
+
+
+def js(driver, script, *args):
+    return driver.execute_script(script, *args)
+
+
+def banner(driver):
+    return js(driver, "const b = document.getElementById('banner');"
+                      "return b.hidden ? null : b.dataset.state;")
+
+
+def forgive_feed_errors(driver, port):
+    """Chromium logs a refused or failed WebSocket as a SEVERE console entry,
+    whatever the page does; the tests that cause one on purpose drop those
+    entries (and only those) before the fixture's check. Returns them."""
+    seen = browser_log(driver)
+    mine = [e for e in seen if e.get("level") == "SEVERE" and
+            f"WebSocket connection to 'ws://127.0.0.1:{port}/feed" in e.get("message", "")]
+    driver.chatmon_log[:] = [e for e in seen if e not in mine]
+    return mine
+
+
+def probe(driver):
+    return js(driver, "return window.__probe;")
+
+
+def own_files_only(driver, url):
+    """The page loaded nothing but its own files (no CDN, works offline)."""
+    names = js(driver, "return performance.getEntriesByType('resource').map((e) => e.name);")
+    assert names and all(n.startswith(url + "/") for n in names), names
+
+
+def xadd(c, a):
+    return c.xadd(STREAM, {"alert": json.dumps(a, ensure_ascii=False)})
+
+
+def stream_alerts(c):
+    return [(sid, json.loads(f["alert"])) for sid, f in c.xrange(STREAM)]
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def local(t):
+    """time.struct_time in the business day's zone."""
+    return time.gmtime(t + TZ_MIN * 60)
+
+
+def clock_s(text):
+    """Seconds of a waiting counter, "0:07", "1:02:05"."""
+    s = 0
+    for part in text.strip().split(":"):
+        s = s * 60 + int(part)
+    return s
+
+
+def customers(tmp_path, name, turns):
+    """A customer.py script: turns are (ms after the agent connects, conversation, text)."""
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps([{"at": at, "text": json.dumps(
+        {"type": "message", "conversation": conv, "text": text}, ensure_ascii=False)}
+        for at, conv, text in turns], ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def say(conv, text):
+    return json.dumps({"type": "message", "conversation": conv, "text": text},
+                      ensure_ascii=False)
+
+
+async def frames_until(ws, pred, what, timeout=10):
+    """Frames from chatmond until one matches pred; returns it."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {what}"
+        f = json.loads(await recv(ws, left))
+        if pred(f):
+            return f
+
+
+# ---------------------------------------------- earlier today, for the page
+
+# What happened this morning, as an instance that has restarted since left
+# it in Redis: alerts in the stream and its agents document (its day still
+# counts, docs/dashboard.md). The rule hits are what `chatmon scan` says of
+# the texts with the default pack, one alert per hit as chatmond makes them.
+MORNING_ID = "5f3c9a1e"
+MORNING = [     # minutes ago, agent, conversation, role | SLA type, text | waited/threshold/first
+    (95, "大伟", "c-10077", "agent", "亲，我们家不支持七天无理由退货哦"),
+    (88, "小美", "c-10082", "sla.escalate", (60000, 30000, False)),
+    (81, "婷婷", "c-20311", "agent", "这个颜色没货了，您看看别的吧"),
+    (74, "阿杰", "c-10104", "agent", "这个价格不行的，已经是最低价了"),
+    (66, "小林", "c-20350", "sla.breach", (10000, 10000, True)),
+    (58, "小美", "c-10131", "agent", "收到货给个五星好评，好评返现5元哦🎁"),
+    (47, "大伟", "c-10160", "customer", "三天了还不发货？再不发我就给差评了"),
+    (39, "婷婷", "c-20388", "sla.warn", (24000, 30000, False)),
+    (31, "阿杰", "c-10187", "agent", "不能用花呗哦，直接转账到我支付宝吧"),
+    (22, "小林", "c-20402", "agent", "这是国家级认证的，效果绝对100%有效"),
+    (14, "大伟", "c-10215", "sla.breach", (30000, 30000, False)),
+    (6, "婷婷", "c-20409", "agent", "你拍下就行，我给你改价"),
+]
+SEVERITY = {"sla.warn": "info", "sla.breach": "warn", "sla.escalate": "critical"}
+
+
+def morning_alerts(now):
+    chats = [m for m in MORNING if m[3] in ("agent", "customer")]
+    scan = subprocess.run([CHATMON, "scan", "--rules", DEFAULT_RULES], input="".join(
+        json.dumps({"role": m[3], "text": m[4]}, ensure_ascii=False) + "\n" for m in chats),
+        capture_output=True, text=True, timeout=10 * SLOW, check=True)
+    hits = dict(zip((m[2] for m in chats),
+                    (json.loads(line)["hits"] for line in scan.stdout.splitlines())))
+    messages = rule_messages()
+    midnight = now - (now + TZ_MIN * 60) % 86400
+    out = []
+    for ago, who, conv, kind, what in MORNING:
+        t = max(midnight + 60 + len(out), now - ago * 60)
+        head = {"v": 1, "ts": iso(t), "agent": who, "conversation": conv}
+        if kind in SEVERITY:
+            made = [dict(head, type=kind, severity=SEVERITY[kind], waited_ms=what[0],
+                         threshold_ms=what[1], first=what[2])]
+        else:
+            assert hits[conv], f"the default pack lets {what!r} through"
+            made = [dict(head, type="rule.hit", severity=h["severity"], role=kind,
+                         category=h["category"], rule=h["rule"],
+                         action="warn" if kind == "customer" and h["action"] == "block"
+                         else h["action"], text=what,
+                         match={"start": h["start"], "end": h["end"]}, matched=h["match"],
+                         message=messages[h["rule"]])
+                    for h in hits[conv]]
+        for a in made:
+            a["id"] = f"{int(t * 1000)}-{MORNING_ID}-{len(out) + 1:010d}"
+            out.append(dict(sorted(a.items(), key=lambda kv: ORDER.index(kv[0]))))
+    return out
+
+
+ORDER = ["v", "id", "ts", "type", "severity", "agent", "conversation", "role", "category", "rule",
+         "action", "text", "match", "matched", "message", "waited_ms", "threshold_ms", "first"]
+
+
+def rule_messages():
+    """Each rule's coaching text, from the pack itself."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(DEFAULT_RULES, "*.yaml"))):
+        with open(path, encoding="utf-8") as f:
+            for item in yaml.safe_load(f) or []:
+                if isinstance(item, dict) and "rule" in item:
+                    out[item["rule"]] = item.get("message", "")
+    return out
+
+
+def morning_agents(now):
+    """The morning instance's agents document: sums as chatmond writes them
+    (docs/dashboard.md), over made-up response times, the same every run."""
+    rnd = random.Random(2026)
+    day = time.strftime("%Y-%m-%d", local(now))
+    hour = local(now).tm_hour
+    agents = {}
+    for name, typical in (("小美", 8), ("阿杰", 12), ("婷婷", 7), ("小林", 19), ("大伟", 11)):
+        hist, hours = {}, []
+        rounds = answered = total = within = breaches = first_n = first_sum = 0
+        for h in range(max(0, hour - 10), hour):
+            n, s = rnd.randint(18, 42), 0
+            slow = rnd.random() < 0.15              # a busy hour
+            for _ in range(n):
+                secs = min(600, max(1, round(rnd.lognormvariate(
+                    math.log(typical * (2.2 if slow else 1)), 0.55))))
+                if rnd.random() < 0.004:
+                    secs = 600                      # unanswered: counts as the cap
+                else:
+                    answered += 1
+                    within += secs <= 180
+                if rnd.random() < 0.35:             # a first response: quicker
+                    first_n += 1
+                    first_sum += round(rnd.lognormvariate(math.log(typical * 0.6), 0.4) * 1000)
+                breaches += secs > 30
+                hist[secs] = hist.get(secs, 0) + 1
+                s += secs * 1000
+            rounds += n
+            total += s
+            hours.append([h, n, s])
+        agents[name] = {"rounds": rounds, "answered": answered, "sum_ms": total,
+                        "first_rounds": first_n, "first_sum_ms": first_sum,
+                        "within_rate": within, "breaches": breaches, "escalations": 0,
+                        "hist": sorted([k, v] for k, v in hist.items()), "hours": hours}
+    agents["小美"]["escalations"] = 1
+    doc = {"v": 1, "instance": MORNING_ID, "ts": int(now * 1000), "day": day,
+           "cap_ms": 600000, "rate_ms": 180000, "agents": agents}
+    return f"chatmon:agents:{day}:{MORNING_ID}", doc
+
+
+# ------------------------------------------------------------------- tests
+
+LABELS = {"offplatform": "站外引流", "invoice": "拒开发票", "returns": "拒绝七天无理由",
+          "payment": "支付方式违规", "review_bait": "好评返现", "abuse": "辱骂买家",
+          "order_close": "代关订单", "stock": "声称无货", "ad_law": "广告法违禁词",
+          "privacy": "泄露隐私", "etiquette": "服务用语", "complaint_risk": "投诉风险",
+          "extortion": "差评勒索"}
+
+# Who writes what, live (ms after the agent connects, conversation, text);
+# the ones from 4 s on come while the test looks at the page.
+PEOPLE = {
+    ("小美", "cs-01"): [(0, "c-10231", "在吗？这款连衣裙有M码吗"),
+                       (100, "c-10232", "能便宜点吗？别家才卖99"),
+                       (200, "c-10233", "请问什么时候发货？"),
+                       (4000, "c-10240", "这个颜色有现货吗？")],
+    ("阿杰", "cs-01"): [(0, "c-10311", "😡😡收到的杯子是碎的，再不处理我就投诉"),
+                       (300, "c-10312", "这个保温杯保温效果怎么样"),
+                       (600, "c-10313", "发票能开专票吗"),
+                       (7000, "c-10320", "请问能寄到新疆吗")],
+    ("婷婷", "cs-02"): [(0, "c-20417", "能开发票吗？公司报销要用"),
+                       (150, "c-20418", "东西坏了，不补偿就给差评"),
+                       (300, "c-20419", "尺码怎么选？身高165"),
+                       (900, "c-20420", "请问有优惠券吗"),
+                       (9000, "c-20425", "我昨天拍的怎么还没发货")],
+    ("小林", "cs-02"): [(0, "c-20502", "在吗"),
+                       (500, "c-20503", "退货地址是哪里？")],
+}
+FIRST_REPLIES = {
+    "小美": [("c-10231", "亲，在的，M码有货哦，今天下单明天发"),
+            ("c-10232", "加我微信 abc12345，私下给您优惠"),
+            ("c-10232", "亲，已经是活动价了哦，我帮您申请一份小礼品")],
+    "阿杰": [("c-10311", "非常抱歉亲，我马上帮您申请补发"),
+            ("c-10312", "这是全网最好的保温杯，保温效果第一")],
+    "婷婷": [("c-20417", "特价商品不开发票哦"),
+            ("c-20417", "亲，可以开的，下单时备注抬头和税号就行"),
+            ("c-20418", "非常抱歉给您带来不便，我帮您申请补偿"),
+            ("c-20419", "你拍下就行，我给你备注")],
+}
+LATER_REPLIES = {
+    "小美": [("c-10233", "亲，久等了，仓库今天下午4点前发货哦")],
+    "阿杰": [("c-10313", "专票开不了，只能开收据哦")],
+    "婷婷": [("c-20420", "没有优惠券，爱买不买")],
+}
+WAITING_EARLY = {"c-10233", "c-10313", "c-20420", "c-20502", "c-20503"}
+WAITING_LATER = {"c-10240", "c-10320", "c-20425"}
+
+
+def test_live_page(browser, redis_server, daemon, backend, dashboard, tmp_path):
+    """Agents behind two chatmond instances break rules and keep customers
+    waiting; the page shows it as it happens, with the morning's figures."""
+    r = redis_server()
+    c = r.client()
+    now = time.time()
+    morning = morning_alerts(now)
+    for a in morning:
+        xadd(c, a)
+    key, doc = morning_agents(now)
+    c.set(key, json.dumps(doc, ensure_ascii=False), ex=172800)
+
+    b = backend(script="customer.py")
+    cs = {name: daemon(b.port, rules=DEFAULT_RULES, redis=r.url(), extra=SLA, args=SNAPSHOT,
+                       name=name) for name in ("cs-01", "cs-02")}
+    dash = dashboard(r.url(), extra=SLA)
+    drv = browser
+    open_page(drv, dash.url + "/")
+    until(drv, lambda d: len(rows(d, "#alerts .alert")) == len(morning), "the morning's alerts")
+    assert js(drv, "return document.documentElement.lang") == "zh-CN"
+    assert text_of(drv, "h-alerts") == "实时告警"
+
+    async def send(socks, replies):
+        for who, said in replies.items():
+            for conv, text in said:
+                await socks[who].send(say(conv, text))
+                await asyncio.sleep(0.15)
+
+    async def main():
+        socks = {}
+        t_waiting = None
+        try:
+            for (who, instance), turns in PEOPLE.items():
+                script = customers(tmp_path, f"script-{len(socks)}", turns)
+                ws = await agent(cs[instance], f"/script?file={script}&agent={quote(who)}")
+                socks[who] = ws
+                for _ in [t for t in turns if t[0] < 2000]:
+                    f = json.loads(await recv(ws))
+                    assert f["type"] == "message", f
+                    if f["conversation"] == "c-10233":
+                        t_waiting = time.monotonic()    # chatmond's clock started before
+            await send(socks, FIRST_REPLIES)
+            # the off-platform contact never reached the customer
+            w = await frames_until(socks["小美"], lambda f: f["type"] == "chatmon.warning"
+                                   and f["conversation"] == "c-10232", "warning for c-10232")
+            assert w["blocked"] is True and w["alert"]["category"] == "offplatform", w
+
+            check_rows(drv, c)
+            check_waiting(drv)
+            check_agents(drv, c, doc)
+            check_filters(drv)
+            check_language(drv, len(morning))
+            check_breach(drv, c, t_waiting)
+
+            # more happens: 小美 answers at last, two agents break rules
+            await send(socks, LATER_REPLIES)
+            until(drv, lambda d: {"abuse", "invoice"} <= {
+                x["category"] for x in rows(d, '#alerts .alert[data-blocked="true"]')[:4]}
+                and "c-10233" not in {x["conversation"] for x in rows(d, "#waiting .waiting")},
+                "the later replies")
+            assert banner(drv) is None
+            time.sleep(0.3)
+            screenshot(drv, "dashboard.png")
+        finally:
+            for ws in socks.values():
+                await ws.close()
+
+        # read only, from its own server
+        p = probe(drv)
+        assert p["sent"] == [] and p["sockets"], p
+        assert all(u == f"ws://127.0.0.1:{dash.port}/feed" for u in p["sockets"]), p
+        own_files_only(drv, dash.url)
+    run(main(), timeout=90)
+
+
+def check_rows(drv, c):
+    """The rule hits of the live agents: blocked or not, the match marked."""
+    def hits(d):
+        got = rows(d, '#alerts .alert[data-type="rule.hit"][data-agent="小美"]'
+                      '[data-category="offplatform"]')
+        return got if len(got) == len(stream_hits(c, "c-10232")) > 0 else None
+    hit = until(drv, hits, "小美's rule hits")
+    alerts = dict((a["id"], a) for _, a in stream_alerts(c))
+    for row in hit:
+        a = alerts[row["id"]]
+        assert a["conversation"] == "c-10232", a
+        assert (row["severity"], row["blocked"]) == ("critical", "true"), row
+        cps = list(a["text"])
+        assert row["mark"] == "".join(cps[a["match"]["start"]:a["match"]["end"]]), (row, a)
+        assert row["mark"] == a["matched"] and row["mark"] in "加我微信 abc12345", row
+        assert "已拦截" in row["text"] and "c-10232" in row["text"], row
+    # the buyer's complaint, two emoji (two UTF-16 units each) before the match
+    comp = until(drv, lambda d: rows(d, '#alerts .alert[data-category="complaint_risk"]'
+                                        '[data-agent="阿杰"]'), "阿杰's complaining buyer")
+    assert comp[0]["mark"] == "投诉" and comp[0]["blocked"] == "false", comp
+    assert comp[0]["severity"] == "warn" and "买家" in comp[0]["text"], comp
+    # critical but only flagged (a buyer's turn is never blocked)
+    ext = until(drv, lambda d: rows(d, '#alerts .alert[data-category="extortion"]'), "extortion")
+    assert (ext[0]["severity"], ext[0]["blocked"]) == ("critical", "false"), ext
+    assert ext[0]["agent"] == "婷婷", ext
+    assert ext[0]["mark"] == "不补偿就给差评" and "已拦截" not in ext[0]["text"], ext
+    # a flag: shown, not blocked
+    you = until(drv, lambda d: rows(d, '#alerts .alert[data-agent="婷婷"]'
+                                       '[data-severity="info"][data-type="rule.hit"]'),
+                "婷婷's 你")
+    assert you[0]["mark"] == "你" and you[0]["blocked"] == "false", you
+    # newest first: the stream's order reversed, each alert once
+    order = [x["id"] for x in rows(drv, "#alerts .alert")]
+    in_stream = list(dict.fromkeys(a["id"] for _, a in stream_alerts(c)))   # repeats dropped
+    assert order == [i for i in reversed(in_stream) if i in set(order)], order
+    assert len(order) == len(set(order)), order
+
+
+def stream_hits(c, conv):
+    return [a for _, a in stream_alerts(c) if a["type"] == "rule.hit" and a["conversation"] == conv]
+
+
+def check_waiting(drv):
+    """Who waits: the answered ones gone, longest first, counting on."""
+    def waiting(d):
+        w = rows(d, "#waiting .waiting")
+        convs = {x["conversation"] for x in w}
+        return w if WAITING_EARLY <= convs <= WAITING_EARLY | WAITING_LATER else None
+    w = until(drv, waiting, "the five customers waiting")
+    secs = [clock_s(x["wait"]) for x in w]
+    assert secs == sorted(secs, reverse=True), [(x["conversation"], x["wait"]) for x in w]
+    mine = [x for x in w if x["conversation"] == "c-10233"][0]
+    assert mine["agent"] == "小美" and "阈值 10 秒" in mine["text"], mine
+    assert "2 个实例" in text_of(drv, "waiting-count")
+    before = clock_s(mine["wait"])
+    time.sleep(1.6)
+    after = [clock_s(x["wait"])
+             for x in rows(drv, '#waiting .waiting[data-conversation="c-10233"]')]
+    assert after and after[0] >= before + 1, (before, after)
+
+
+def check_agents(drv, c, morning):
+    """小美's day: the morning's rounds and two live ones, over two instances."""
+    mine = morning["agents"]["小美"]
+    until(drv, lambda d: cell(d, "小美", "rounds") == str(mine["rounds"] + 2)
+          and "站外引流" in (cell(d, "小美", "hits") or ""), "小美's figures")
+    hits = {}
+    for _, a in stream_alerts(c):
+        if a["type"] == "rule.hit" and a["agent"] == "小美":
+            hits[a["category"]] = hits.get(a["category"], 0) + 1
+    chips = js(drv, "return [...document.querySelectorAll('#agents .agent[data-agent=\"小美\"]"
+                    " .hits .chip')].map((e) => e.textContent);")
+    assert sorted(chips) == sorted(f"{LABELS[k]} {n}" for k, n in hits.items()), (chips, hits)
+    for col in ("mean", "p90", "first"):
+        assert re.fullmatch(r"\d+\.\d 秒", cell(drv, "小美", col)), cell(drv, "小美", col)
+    assert re.fullmatch(r"\d+(\.\d)?%", cell(drv, "小美", "rate")), cell(drv, "小美", "rate")
+    # (the live breach may be in already on a slow machine)
+    assert int(cell(drv, "小美", "breaches")) - mine["breaches"] in (0, 1)
+    bars = js(drv, "return document.querySelectorAll("
+                   "'#agents .agent[data-agent=\"小美\"] svg rect.bar').length;")
+    assert bars == len(mine["hours"]) + 1, bars      # and this hour's
+    assert len(rows(drv, "#agents .agent")) == 5     # 大伟 from the morning only
+
+
+def check_filters(drv):
+    def shown(d):
+        return rows(d, "#alerts .alert")
+
+    def click(box):
+        js(drv, f"document.getElementById('{box}').click();")
+    click("f-sev-critical")
+    until(drv, lambda d: shown(d) and all(x["severity"] != "critical" for x in shown(d)),
+          "critical alerts hidden")
+    click("f-sev-critical")
+    until(drv, lambda d: any(x["severity"] == "critical" for x in shown(d)), "critical back")
+    click("f-sev-info")
+    click("f-sev-warn")
+    until(drv, lambda d: shown(d) and {x["severity"] for x in shown(d)} == {"critical"},
+          "only critical")
+    click("f-sev-info")
+    click("f-sev-warn")
+    cat = Select(drv.find_element("id", "f-category"))
+    cat.select_by_value("sla")
+    until(drv, lambda d: shown(d) and all(x["category"] == "sla" for x in shown(d)), "SLA only")
+    assert {x["type"] for x in shown(drv)} >= {"sla.breach", "sla.escalate", "sla.warn"}
+    cat.select_by_value("offplatform")
+    until(drv, lambda d: shown(d) and all(x["category"] == "offplatform" for x in shown(d)),
+          "off-platform only")
+    cat.select_by_value("")
+    ag = Select(drv.find_element("id", "f-agent"))
+    assert {"小美", "阿杰", "婷婷", "小林", "大伟"} <= {o.get_attribute("value") for o in ag.options}
+    ag.select_by_value("阿杰")
+    until(drv, lambda d: shown(d) and all(x["agent"] == "阿杰" for x in shown(d)), "阿杰 only")
+    assert len(shown(drv)) >= 4
+    ag.select_by_value("")
+    until(drv, lambda d: {x["agent"] for x in shown(d)} == {"小美", "阿杰", "婷婷", "小林", "大伟"},
+          "everyone again")
+
+
+def check_language(drv, n_morning):
+    drv.find_element("id", "lang").click()
+    until(drv, lambda d: js(d, "return document.documentElement.lang") == "en", "English")
+    assert text_of(drv, "h-alerts") == "Live alerts" and text_of(drv, "lang") == "中文"
+    what = js(drv, "return document.querySelector('#alerts .alert[data-category=\"offplatform\"]"
+                   " .what').textContent")
+    assert what == "Off-platform contact", what
+    assert "Agents today" == text_of(drv, "h-agents")
+    drv.refresh()                                       # remembered
+    until(drv, lambda d: len(rows(d, "#alerts .alert")) > n_morning, "the page again")
+    assert js(drv, "return document.documentElement.lang") == "en"
+    assert text_of(drv, "h-waiting") == "Waiting now"
+    drv.find_element("id", "lang").click()
+    until(drv, lambda d: text_of(d, "h-alerts") == "实时告警", "Chinese again")
+    assert text_of(drv, "h-agents") == "客服今日表现"
+
+
+def check_breach(drv, c, t_waiting):
+    """10 s after the customer wrote: the breach row, the counter in red."""
+    live = f':not([data-id*="{MORNING_ID}"])'
+    br = until(drv, lambda d: rows(d, f'#alerts .alert[data-type="sla.breach"][data-agent="小美"]'
+                                      f'{live}'), "小美's breach", timeout=15)
+    assert time.monotonic() - t_waiting >= 10 - 0.2 * SLOW     # not before its time
+    a = dict((a["id"], a) for _, a in stream_alerts(c))[br[0]["id"]]
+    assert a["conversation"] == "c-10233" and a["first"] is True, a
+    assert br[0]["category"] == "sla" and br[0]["severity"] == "warn", br
+    assert "首次响应超时" in br[0]["text"] and "阈值 10 秒" in br[0]["text"], br
+    until(drv, lambda d: js(d, "return document.querySelector("
+                               "'#waiting .waiting[data-conversation=\"c-10233\"]')"
+                               ".classList.contains('lvl-over');"), "c-10233 in red")
+    until(drv, lambda d: len(rows(d, f'#alerts .alert[data-type="sla.breach"]{live}')) >= 5,
+          "the breaches of the five early customers", timeout=10)
+
+
+def text_of(drv, id_):
+    return js(drv, "return document.getElementById(arguments[0]).textContent;", id_)
+
+
+def cell(drv, who, name):
+    return js(drv, "const e = document.querySelector("
+                   "`#agents .agent[data-agent=\"${arguments[0]}\"] .${arguments[1]}`);"
+                   "return e ? e.textContent : null;", who, name)
+
+
+# ------------------------------------------------------------------ the feed lost
+
+def alert(n, severity="critical", agent_id="小美", **extra):
+    a = {"v": 1, "id": f"t-{n:05d}", "ts": iso(time.time()), "type": "rule.hit",
+         "severity": severity, "agent": agent_id, "conversation": f"c-{n}", "role": "agent",
+         "category": "offplatform", "rule": "offplatform.add_contact_app", "action": "block",
+         "text": "亲😊加我微信 abc123 发您实拍图", "match": {"start": 2, "end": 6},
+         "matched": "加我微信", "message": "亲,平台规定只能在旺旺上沟通。"}
+    a.update(extra)
+    return a
+
+
+def ids(driver):
+    return [x["id"] for x in rows(driver, "#alerts .alert")]
+
+
+def listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_connection_lost_and_resumed(browser, redis_server, daemon, backend, dashboard,
+                                     tmp_path):
+    """The dashboard goes away: the banner, the waiting counter counts on by
+    itself; a new one on the same address: the page resumes after the last
+    alert it saw (since=), keeping what it had before (more than the new
+    server's history), nothing twice."""
+    r = redis_server()
+    c = r.client()
+    for n in range(8):
+        xadd(c, alert(n))
+    b = backend(script="customer.py")
+    d = daemon(b.port, redis=r.url(), extra=SLA, args=SNAPSHOT)
+    conf = "  history: 5\n" + SLA
+    dash = dashboard(r.url(), extra=conf)
+    script = customers(tmp_path, "script", [(0, "c-31001", "在吗，我的快递到哪了")])
+    drv = browser
+
+    async def main():
+        async with agent(d, f"/script?file={script}&agent={quote('小美')}") as ws:
+            await recv(ws)
+            lost_and_back(drv, c, dash, lambda: dashboard(
+                r.url(), extra=conf, wait=False, name="again",
+                args=["--listen", f"127.0.0.1:{dash.port}"]))
+    run(main())
+
+
+def lost_and_back(drv, c, dash, restart):
+    open_page(drv, dash.url + "/")
+    until(drv, lambda d: ids(d) == [f"t-{n:05d}" for n in range(7, 2, -1)], "the last 5")
+    xadd(c, alert(8))
+    xadd(c, alert(9))
+    until(drv, lambda d: ids(d)[:2] == ["t-00009", "t-00008"], "two live ones")
+    until(drv, lambda d: rows(d, '#waiting .waiting[data-conversation="c-31001"]'), "the customer")
+    assert banner(drv) is None
+
+    dash.stop()
+    until(drv, lambda d: banner(d) == "lost", "the lost banner", timeout=5)
+    assert js(drv, "return document.getElementById('conn').dataset.state") == "lost"
+    assert js(drv, "return document.body.classList.contains('stale')")    # dimmed
+    # nothing comes now: the counter goes on by itself
+    counter = '#waiting .waiting[data-conversation="c-31001"]'
+    before = clock_s(rows(drv, counter)[0]["wait"])
+    for n in range(10, 13):
+        xadd(c, alert(n))
+    time.sleep(2.2)
+    assert clock_s(rows(drv, counter)[0]["wait"]) >= before + 2
+    assert ids(drv)[0] == "t-00009"
+
+    again = restart()
+    wait_for(lambda: again.proc.poll() is not None or listening(dash.port), 10 * SLOW,
+             "the new dashboard")
+    assert again.proc.poll() is None, again.log()[-2000:]
+    want = [f"t-{n:05d}" for n in range(12, 2, -1)]
+    until(drv, lambda d: banner(d) is None and ids(d) == want, "resumed", timeout=20)
+    assert not js(drv, "return document.body.classList.contains('stale')")
+    xadd(c, alert(13))
+    until(drv, lambda d: ids(d)[:2] == ["t-00013", "t-00012"], "live again")
+    assert len(set(ids(drv))) == len(ids(drv))
+    p = probe(drv)
+    sid9 = [sid for sid, a in stream_alerts(c) if a["id"] == "t-00009"][0]
+    assert p["sockets"][0].endswith("/feed") and f"/feed?since={sid9}" in p["sockets"][-1], p
+    assert p["sent"] == [], p
+    forgive_feed_errors(drv, dash.port)
+
+
+# ------------------------------------------------------------------ a flood
+
+def test_flood(browser, redis_server, dashboard):
+    """1 000 alerts a second for 3 s: the page draws at most 200 rows, the
+    newest on top, keeps the newest 2 000, and never stops drawing."""
+    r = redis_server()
+    c = r.client()
+    dash = dashboard(r.url())
+    drv = browser
+    open_page(drv, dash.url + "/")
+    until(drv, lambda d: js(d, "return document.getElementById('conn').dataset.state")
+          == "live", "live")
+    js(drv, """
+      window.__gap = 0;
+      let last = performance.now();
+      const frame = (t) => { window.__gap = Math.max(window.__gap, t - last); last = t;
+                             requestAnimationFrame(frame); };
+      requestAnimationFrame(frame);""")
+    n = 3000
+    sev = ("critical", "warn", "info")
+    who = ("小美", "阿杰", "婷婷", "小林", "大伟")
+
+    def produce():
+        pipe = c.pipeline(transaction=False)
+        t0 = time.monotonic()
+        for k in range(n):
+            pipe.xadd(STREAM, {"alert": json.dumps(alert(
+                k, severity=sev[k % 3], agent_id=who[k % 5],
+                text="😊" * (k % 7) + "亲,加我微信 abc123 发您实拍图" + "。" * (k % 40),
+                match={"start": k % 7 + 2, "end": k % 7 + 6}), ensure_ascii=False)})
+            if k % 100 == 99:                       # 100 every 0.1 s
+                pipe.execute()
+                time.sleep(max(0, t0 + (k + 1) / 1000 - time.monotonic()))
+        pipe.execute()
+    producer = threading.Thread(target=produce)
+    t0 = time.monotonic()
+    producer.start()
+    slowest = 0
+    try:
+        while producer.is_alive():              # the page answers while it floods
+            t = time.monotonic()
+            assert js(drv, "return document.querySelectorAll('#alerts .alert').length;") <= 200
+            slowest = max(slowest, time.monotonic() - t)
+            time.sleep(0.2)
+    finally:
+        producer.join()
+    took = time.monotonic() - t0
+    newest = [f"t-{k:05d}" for k in range(n - 1, n - 201, -1)]
+    until(drv, lambda d: ids(d) == newest, "the newest 200 on top", timeout=15)
+    kept = js(drv, "return document.getElementById('alerts-count').textContent")
+    assert "内存中 2,000 条" in kept, kept
+    # only the kept ones are counted, by severity
+    per = [sum(1 for k in range(n - 2000, n) if sev[k % 3] == s) for s in sev]
+    assert js(drv, "return ['critical', 'warn', 'info'].map((s) =>"
+                   " document.getElementById('n-' + s).textContent);") == [str(x) for x in per]
+    rows0 = rows(drv, "#alerts .alert")[0]
+    assert rows0["mark"] == "加我微信", rows0         # 2 emoji before it: code points
+    gap = js(drv, "return window.__gap;")
+    print(f"\nflood: {n} alerts in {took:.1f} s, longest frame gap {gap:.0f} ms, "
+          f"slowest script round trip {slowest * 1000:.0f} ms")
+    assert gap < 1000 * SLOW, gap
+    assert slowest < 2 * SLOW, slowest
+    assert probe(drv)["sent"] == []
+
+
+# ------------------------------------------------------------------ the token
+
+def test_token(browser, redis_server, dashboard):
+    r = redis_server()
+    c = r.client()
+    xadd(c, alert(1))
+    dash = dashboard(r.url(), extra="  token: s3cret-Tok\n")
+    drv = browser
+    for url in (dash.url + "/", dash.url + "/?token=wrong"):
+        open_page(drv, url)
+        until(drv, lambda d: banner(d) == "denied", f"the denied banner at {url}", timeout=10)
+        assert ids(drv) == [], url
+        assert js(drv, "return document.getElementById('conn').dataset.state") == "denied"
+        assert "token" in js(drv, "return document.getElementById('banner').textContent")
+    assert forgive_feed_errors(drv, dash.port)
+    open_page(drv, dash.url + "/?token=s3cret-Tok&lang=en")
+    until(drv, lambda d: ids(d) == ["t-00001"], "the alert with the token")
+    assert banner(drv) is None
+    assert js(drv, "return document.getElementById('conn').dataset.state") == "live"
+    assert text_of(drv, "h-alerts") == "Live alerts"            # ?lang=en
+    p = probe(drv)
+    assert p["sockets"] == [f"ws://127.0.0.1:{dash.port}/feed?token=s3cret-Tok"], p
+    assert p["sent"] == [], p
+    # Redis away: the dashboard says so, the page shows it
+    r.kill()
+    until(drv, lambda d: banner(d) == "redis", "the Redis banner", timeout=15)
+    assert "Redis" in text_of(drv, "banner")
+    assert js(drv, "return document.getElementById('conn').dataset.state") == "live"
+    assert "s3cret" not in dash.log()           # the page's address holds it too
