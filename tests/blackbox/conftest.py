@@ -19,6 +19,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 import redis
@@ -441,6 +443,15 @@ def agent(d, path="/echo", **kw):
     opts.update(kw)
     return websockets.connect(f"ws://127.0.0.1:{d.port}{path}", **opts)
 
+
+
+def http_get(url):
+    """(status, headers, body) of a plain GET; an HTTP error status is an answer too."""
+    try:
+        with urllib.request.urlopen(url, timeout=T) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
 
 async def recv(ws, timeout=T):
     return await asyncio.wait_for(ws.recv(), timeout)

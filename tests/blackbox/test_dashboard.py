@@ -11,13 +11,11 @@ import json
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 import websockets
 
-from conftest import CHATMON, SLOW, T, WEB, agent, recv, run
+from conftest import CHATMON, SLOW, T, WEB, agent, http_get, recv, run
 
 STREAM = "chatmon:alerts:log"
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
@@ -68,31 +66,25 @@ class Page:
         return got
 
 
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=T) as r:
-            return r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
 
 
 def test_page_files_and_headers(dashboard, redis_server):
     r = redis_server()
     d = dashboard(r.url())
-    status, h, body = get(d.url + "/")
+    status, h, body = http_get(d.url + "/")
     assert status == 200 and h["Content-Type"] == "text/html; charset=utf-8", (status, dict(h))
     assert body == open(os.path.join(WEB, "index.html"), "rb").read()
     csp = h["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "connect-src 'self'" in csp, csp
     assert "unsafe-inline" not in csp and h["X-Content-Type-Options"] == "nosniff"
-    status, h, body = get(d.url + "/dashboard.js")
+    status, h, body = http_get(d.url + "/dashboard.js")
     assert status == 200 and h["Content-Type"] == "text/javascript; charset=utf-8"
     assert body == open(os.path.join(WEB, "dashboard.js"), "rb").read()
-    status, h, _ = get(d.url + "/dashboard.css")
+    status, h, _ = http_get(d.url + "/dashboard.css")
     assert status == 200 and h["Content-Type"] == "text/css; charset=utf-8"
-    assert get(d.url + "/nothing-here.js")[0] == 404
-    assert get(d.url + "/../../conf/chatmond.yaml")[0] in (403, 404)
-    assert get(d.url + "/feed")[0] == 404          # not a file: only a WebSocket
+    assert http_get(d.url + "/nothing-here.js")[0] == 404
+    assert http_get(d.url + "/../../conf/chatmond.yaml")[0] in (403, 404)
+    assert http_get(d.url + "/feed")[0] == 404          # not a file: only a WebSocket
 
     async def main():
         with pytest.raises(websockets.InvalidStatusCode) as e:
@@ -201,7 +193,7 @@ def test_token(dashboard, redis_server):
         async with d.feed("?token=s3cret-Tok") as ws:
             assert (await Page(ws).next("hello"))["v"] == 1
     run(main())
-    assert get(d.url + "/")[0] == 200               # the page itself carries no data
+    assert http_get(d.url + "/")[0] == 200               # the page itself carries no data
     assert "s3cret" not in d.log()
 
 
