@@ -22,6 +22,7 @@ script records every WebSocket it opens and everything sent on one.
 """
 
 import asyncio
+import datetime
 import glob
 import json
 import math
@@ -48,9 +49,24 @@ SNAPSHOT = ["-o", "redis.snapshot=200ms"]
 
 Select = pytest.importorskip("selenium.webdriver.support.ui").Select
 
-# Runs before the page's script: observes, changes nothing.
+# Runs before the page's script: observes, changes nothing. `shown` is when
+# (wall ms) each alert row and waiting row was first in the page.
 PROBE = """
-window.__probe = { sockets: [], sent: [] };
+window.__probe = { sockets: [], sent: [], shown: {} };
+document.addEventListener('DOMContentLoaded', () => {
+  const shown = window.__probe.shown;
+  new MutationObserver((records) => {
+    const now = Date.now();
+    for (const r of records) {
+      for (const n of r.addedNodes) {
+        if (!n.dataset) continue;
+        const key = n.classList.contains('alert') ? n.dataset.id
+          : n.classList.contains('waiting') ? 'waiting:' + n.dataset.conversation : null;
+        if (key && !(key in shown)) shown[key] = now;
+      }
+    }
+  }).observe(document.body, { childList: true, subtree: true });
+});
 const NativeWS = window.WebSocket;
 window.WebSocket = class extends NativeWS {
   constructor(url, protocols) {
@@ -359,6 +375,8 @@ def test_live_page(browser, redis_server, daemon, backend, dashboard, tmp_path):
                 await socks[who].send(say(conv, text))
                 await asyncio.sleep(0.15)
 
+    lag = {}
+
     async def main():
         socks = {}
         t_waiting = None
@@ -372,11 +390,25 @@ def test_live_page(browser, redis_server, daemon, backend, dashboard, tmp_path):
                     assert f["type"] == "message", f
                     if f["conversation"] == "c-10233":
                         t_waiting = time.monotonic()    # chatmond's clock started before
+                        wall_waiting = time.time()
             await send(socks, FIRST_REPLIES)
             # the off-platform contact never reached the customer
             w = await frames_until(socks["小美"], lambda f: f["type"] == "chatmon.warning"
                                    and f["conversation"] == "c-10232", "warning for c-10232")
             assert w["blocked"] is True and w["alert"]["category"] == "offplatform", w
+            # how soon the page showed them (the browser's wall clock is ours):
+            # the alert from chatmond's timestamp, the waiting customer from
+            # when the agent got the message
+            shown = until(drv, lambda d: (lambda p: p if w["alert"]["id"] in p and
+                                          "waiting:c-10233" in p else None)(probe(d)["shown"]),
+                          "the blocked hit's row and c-10233 waiting", timeout=3)
+            made = datetime.datetime.strptime(w["alert"]["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+            made = made.replace(tzinfo=datetime.timezone.utc).timestamp()
+            lag["alert_row_s"] = round(shown[w["alert"]["id"]] / 1000 - made, 3)
+            lag["waiting_s"] = round(shown["waiting:c-10233"] / 1000 - wall_waiting, 3)
+            print(f"\nDASHBOARD-LAG {json.dumps(lag)}")
+            # the issue's bound: on the page within a second
+            assert lag["waiting_s"] <= 1.0 * SLOW and lag["alert_row_s"] <= 1.0 * SLOW, lag
 
             check_rows(drv, c)
             check_waiting(drv)
