@@ -471,6 +471,7 @@ dash_on_poll(evutil_socket_t fd, short what, void *arg)
 	dash_day(d, util_wall_ms());
 	if (d->polling || !rconn_up(d->state))
 		return;
+	dash_keys_clear(d);	/* what a poll cut short by Redis left */
 	d->polling = 1;
 	d->scan = DASH_SCAN_WAITING;
 	dash_scan(d, "0");
