@@ -21,7 +21,8 @@ listen=$(sed -n 's/^listen:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$config")
 listen=${listen:-127.0.0.1:8080}
 dash_listen=$(conf_key dashboard listen)
 dash_listen=${dash_listen:-127.0.0.1:8081}
-# the workbench counts down what chatmond enforces
+# the workbench counts down what chatmond enforces (the keys written in the
+# file; with only sla.profile set, the backend's defaults, 15 s and 30 s)
 secs() {
 	echo "$1" | awk '/^[0-9.]+(ms|s|m)?$/ { n = $0 + 0; u = $0; sub(/^[0-9.]+/, "", u)
 	    print (u == "ms" ? n / 1000 : u == "m" ? n * 60 : n) }'
