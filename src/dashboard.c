@@ -201,6 +201,16 @@ dash_on_xread(redisReply *r, void *priv)
 	dash_read(d);
 }
 
+/* The history is in: from now on, follow the stream. */
+static void
+dash_loaded(struct dash *d)
+{
+	d->loaded = 1;
+	log_info("dash_loaded: history read up to %s, following %s",
+	    feed_last_sid(d->feed)[0] ? feed_last_sid(d->feed) : "(none)", d->key);
+	dash_read(d);
+}
+
 static void
 dash_on_range(redisReply *r, void *priv)
 {
@@ -216,10 +226,7 @@ dash_on_range(redisReply *r, void *priv)
 	if (dash_entries(d, r, 0))
 		dash_alerts_came(d);
 	if (r->elements < DASH_PAGE) {
-		d->loaded = 1;
-		log_info("dash_on_range: history read up to %s",
-		    feed_last_sid(d->feed)[0] ? feed_last_sid(d->feed) : "(none)");
-		dash_read(d);
+		dash_loaded(d);
 		return;
 	}
 	snprintf(from, sizeof(from), "(%s", feed_last_sid(d->feed));
@@ -246,8 +253,7 @@ dash_on_revrange(redisReply *r, void *priv)
 	}
 	snprintf(daystart, sizeof(daystart), "%lld-0", (long long)d->day_start);
 	if (r->elements == 0) {
-		d->loaded = 1;		/* no stream yet: all of it is news */
-		dash_read(d);
+		dash_loaded(d);		/* no stream yet: all of it is news */
 		return;
 	}
 	oldest = r->element[r->elements - 1];
@@ -483,6 +489,8 @@ dash_status(struct dash *d)
 	int	up = rconn_up(d->stream) && rconn_up(d->state);
 
 	if (up != d->redis_up) {
+		log_info("dash_status: redis %s", up ? "up (stream and state)" :
+		    "away: the pages are told");
 		d->redis_up = up;
 		d->status_v++;
 		dash_notify(d);

@@ -44,10 +44,20 @@ import backend as peer  # noqa: E402  (tests/peers/backend.py)
 pattern_bytes, pattern_text = peer.pattern_bytes, peer.pattern_text  # the peers' generators
 
 
+_given_ports = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, never the same twice in a run: the
+    kernel may hand out a port just closed again, and two servers of one
+    test (a daemon's listen and admin) would then collide."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
 
 
 def sha(data):
@@ -651,6 +661,14 @@ class Dashboard:
         wait_for(up, 10 * SLOW, "chatmon dashboard listening")
         return self
 
+    def wait_following(self):
+        """Until it reaches Redis and has read the history (Redis must be up):
+        a page that connects then is told redis:true and gets the history."""
+        wait_for(lambda: "dash_status: redis up" in self.log() and
+                 "dash_loaded: history read" in self.log(), 10 * SLOW,
+                 f"chatmon dashboard following its stream:\n{self.log()[-2000:]}")
+        return self
+
     def feed(self, query="", **kw):
         """A websockets connection to /feed (use with `async with`)."""
         opts = dict(max_size=None, ping_interval=None, open_timeout=T, close_timeout=T)
@@ -678,15 +696,21 @@ class Dashboard:
 
 @pytest.fixture
 def dashboard(tmp_path):
-    """dashboard(redis_url, extra=YAML, args=[...], wait=True) starts `chatmon
-    dashboard`; at teardown each is stopped (exit 0 expected) and its log
-    checked for sanitizer reports."""
+    """dashboard(redis_url, extra=YAML, args=[...], wait=True, following=True)
+    starts `chatmon dashboard` and waits until it listens and, unless
+    following=False (Redis down at first), until it follows the stream. At
+    teardown each is stopped (exit 0 expected) and its log checked for
+    sanitizer reports."""
     started = []
 
-    def start(redis, extra="", args=(), wait=True, name=None):
+    def start(redis, extra="", args=(), wait=True, name=None, following=True):
         d = Dashboard(tmp_path, name or f"dashboard{len(started)}", redis, extra, args)
         started.append(d)
-        return d.wait_ready() if wait else d
+        if wait:
+            d.wait_ready()
+            if following:
+                d.wait_following()
+        return d
     yield start
     problems = []
     for d in started:

@@ -265,7 +265,7 @@ def test_redis_away_and_back(dashboard, redis_server):
     history comes; killed and restarted (its data kept), reading goes on from
     the last id: nothing twice, nothing lost."""
     r = redis_server(start=False, aof=True)
-    d = dashboard(r.url())
+    d = dashboard(r.url(), following=False)
 
     async def main():
         async with d.feed() as ws:
