@@ -836,7 +836,7 @@ dash_start(struct dash *d)
 	tv.tv_sec = (time_t)(d->poll_ms / 1000);
 	tv.tv_usec = (suseconds_t)(d->poll_ms % 1000 * 1000);
 	evtimer_add(d->ev_poll, &tv);
-	log_info("dashboard: http://%s:%d/ (page from %s), reading %s at redis %s",
+	log_info("dash_start: http://%s:%d/ (page from %s), reading %s at redis %s",
 	    d->cfg->dashboard.listen.host, d->cfg->dashboard.listen.port, d->root,
 	    d->key, rconn_name(d->stream));
 	return 0;
@@ -958,7 +958,7 @@ dashboard_main(int argc, char **argv, const char *default_config)
 	log_set_level(d.cfg->log_level);
 	log_set_json(d.cfg->log_json);
 	if (path == NULL)
-		log_info("dashboard: no %s: the built-in defaults", default_config);
+		log_info("dashboard_main: no %s: the built-in defaults", default_config);
 	if (dash_root(&d) == -1)
 		goto out;
 	signal(SIGPIPE, SIG_IGN);
