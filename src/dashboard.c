@@ -43,7 +43,6 @@
 #define DASH_PAGE	1000		/* entries per XRANGE / XREAD, keys per SCAN */
 #define DASH_POLL_MS	2000		/* when redis.snapshot is 0 */
 #define DASH_RETRY_MS	1000		/* after Redis refused a stream read */
-#define DASH_DAY_MS	86400000LL
 /*
  * Alerts kept beyond the history: how far a page may fall behind before
  * it starts over. A burst comes in DASH_PAGE at a time, faster than any
@@ -451,13 +450,10 @@ dash_on_scan(redisReply *r, void *priv)
 static void
 dash_day(struct dash *d, int64_t now)
 {
-	int64_t	off = (int64_t)d->cfg->sla.utc_offset_min * 60000;
-	int64_t	l = now + off;
-	int64_t	start = (l - (l % DASH_DAY_MS + DASH_DAY_MS) % DASH_DAY_MS) - off;
 	char	day[16];
+	int64_t	start = state_day(day, now, d->cfg->sla.utc_offset_min);
 
-	state_day(day, now, d->cfg->sla.utc_offset_min);
-	if (feed_set_day(d->feed, day, start, start + DASH_DAY_MS) == -1) {
+	if (feed_set_day(d->feed, day, start, start + STATE_DAY_MS) == -1) {
 		log_warnx("dash_day: out of memory");
 		return;
 	}

@@ -15,15 +15,17 @@ static const char *const state_round_names[] = {
 	[SLA_ROUND_ESCALATED] = "escalate",
 };
 
-void
+int64_t
 state_day(char out[16], int64_t now, int32_t off_min)
 {
-	int64_t		 l = now + (int64_t)off_min * 60000;
+	int64_t		 off = (int64_t)off_min * 60000, l = now + off;
 	time_t		 t = (time_t)(l / 1000 - (l % 1000 < 0));
 	struct tm	 tm;
 
 	gmtime_r(&t, &tm);
 	strftime(out, 16, "%Y-%m-%d", &tm);
+	/* floor, for times before 1970 too */
+	return l - (l % STATE_DAY_MS + STATE_DAY_MS) % STATE_DAY_MS - off;
 }
 
 /* --- chatmond's side: the documents -------------------------------------- */
@@ -395,7 +397,7 @@ state_agents_merge(const char *const *docs, const size_t *lens, size_t n,
 			cap_ms = state_uint(parsed[i], "cap_ms", 0);
 	}
 	/* as the engine's: whole seconds up to the cap, the cap included */
-	nhist = (size_t)(((cap_ms < 86400000 ? cap_ms : 86400000) + 999) / 1000) + 1;
+	nhist = (size_t)(((cap_ms < STATE_DAY_MS ? cap_ms : STATE_DAY_MS) + 999) / 1000) + 1;
 	for (i = 0; i < n; i++) {
 		if (parsed[i] == NULL)
 			continue;

@@ -24,8 +24,12 @@ struct state_origin {
 	long		 pid;
 };
 
-/* "2026-11-22": the day of wall time now at UTC + off_min. */
-void	state_day(char out[16], int64_t now, int32_t off_min);
+/*
+ * "2026-11-22": the day of wall time now at UTC + off_min. Returns when
+ * that day starts, in wall ms (it lasts STATE_DAY_MS).
+ */
+#define STATE_DAY_MS	86400000LL
+int64_t	state_day(char out[16], int64_t now, int32_t off_min);
 
 /*
  * The instance's waiting document: the open rounds of s at now, longest

@@ -67,14 +67,18 @@ test_day(void **state)
 	char	d[16];
 
 	(void)state;
-	state_day(d, T0, 0);
+	assert_true(state_day(d, T0, 0) == T0);
 	assert_string_equal(d, "2026-11-22");
-	state_day(d, T0 + 15 * HOUR + 59 * MIN, 480);	/* 23:59 in Beijing */
+	/* 23:59 in Beijing: that day began at 16:00 UTC the day before */
+	assert_true(state_day(d, T0 + 15 * HOUR + 59 * MIN, 480) == T0 - 8 * HOUR);
 	assert_string_equal(d, "2026-11-22");
-	state_day(d, T0 + 16 * HOUR, 480);		/* midnight there */
+	assert_true(state_day(d, T0 + 16 * HOUR, 480) == T0 + 16 * HOUR);	/* midnight there */
 	assert_string_equal(d, "2026-11-23");
-	state_day(d, T0 + 2 * HOUR, -180);		/* 23:00 the day before */
+	/* 23:00 the day before at UTC-3 */
+	assert_true(state_day(d, T0 + 2 * HOUR, -180) == T0 - 21 * HOUR);
 	assert_string_equal(d, "2026-11-21");
+	assert_true(state_day(d, -1, 0) == -STATE_DAY_MS);		/* before 1970 */
+	assert_string_equal(d, "1969-12-31");
 }
 
 /* The longest waits first, a bounded number of them, all counted. */
