@@ -102,7 +102,7 @@ $(BUILD)/tests/test_state: $(BUILD)/tests/test_state.o $(BUILD)/state.o $(BUILD)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -ljansson
 $(BUILD)/tests/test_seen: $(BUILD)/tests/test_seen.o $(BUILD)/seen.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
-$(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(BUILD)/feed.o $(BUILD)/seen.o $(BUILD)/jsonw.o $(BUILD)/util.o
+$(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(BUILD)/feed.o $(BUILD)/seen.o $(BUILD)/state.o $(BUILD)/sla.o $(BUILD)/jsonw.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -ljansson
 $(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(RULES_LIBS)

@@ -263,34 +263,27 @@ static json_t *
 feed_agent(const char *agent, const struct state_agent *a, json_t *hits)
 {
 	struct state_agent	 none;
-	json_t			*hours;
+	json_t			*o, *hours;
 	size_t			 h;
 
 	if (a == NULL) {
 		memset(&none, 0, sizeof(none));
 		a = &none;
 	}
-	if ((hours = json_array()) == NULL)
+	if ((o = json_pack("{s:s}", "agent", agent)) == NULL ||
+	    json_object_update_new(o, state_figures_json(&a->f)) == -1 ||
+	    json_object_set(o, "hits", hits) == -1 ||
+	    json_object_set_new(o, "hours", hours = json_array()) == -1) {
+		json_decref(o);
 		return NULL;
+	}
 	for (h = 0; h < 24; h++)
 		if (a->hour_rounds[h] > 0)
 			json_array_append_new(hours, json_pack("{s:I, s:I, s:I}",
 			    "hour", (json_int_t)h,
 			    "rounds", (json_int_t)a->hour_rounds[h],
 			    "mean_ms", (json_int_t)a->hour_mean_ms[h]));
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:O, s:o}",
-	    "agent", agent,
-	    "rounds", (json_int_t)a->f.rounds,
-	    "answered", (json_int_t)a->f.answered,
-	    "mean_ms", (json_int_t)a->f.mean_ms,
-	    "p90_ms", (json_int_t)a->f.p90_ms,
-	    "first_rounds", (json_int_t)a->f.first_rounds,
-	    "first_mean_ms", (json_int_t)a->f.first_mean_ms,
-	    "rate", a->f.rate,
-	    "breaches", (json_int_t)a->f.breaches,
-	    "escalations", (json_int_t)a->f.escalations,
-	    "hits", hits,
-	    "hours", hours);
+	return o;
 }
 
 int

@@ -13,6 +13,7 @@
 #include "chatmon/replay.h"
 #include "chatmon/rules.h"
 #include "chatmon/sla.h"
+#include "chatmon/state.h"
 
 /*
  * The virtual clock is the log's own: before a line at time T is taken,
@@ -327,18 +328,7 @@ replay_figures(const char *agent, const struct sla_figures *f, void *arg)
 {
 	json_t	*agents = arg;
 
-	json_object_set_new(agents, agent[0] ? agent : "-", json_pack(
-	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
-	    "rounds", (json_int_t)f->rounds,
-	    "answered", (json_int_t)f->answered,
-	    "mean_ms", (json_int_t)f->mean_ms,
-	    "p90_ms", (json_int_t)f->p90_ms,
-	    "first_rounds", (json_int_t)f->first_rounds,
-	    "first_mean_ms", (json_int_t)f->first_mean_ms,
-	    "breaches", (json_int_t)f->breaches,
-	    "escalations", (json_int_t)f->escalations,
-	    "within_rate", (json_int_t)f->within_rate,
-	    "rate", f->rate));
+	json_object_set_new(agents, agent[0] ? agent : "-", state_figures_json(f));
 }
 
 static int

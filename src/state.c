@@ -28,6 +28,22 @@ state_day(char out[16], int64_t now, int32_t off_min)
 	return l - (l % STATE_DAY_MS + STATE_DAY_MS) % STATE_DAY_MS - off;
 }
 
+json_t *
+state_figures_json(const struct sla_figures *f)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
+	    "rounds", (json_int_t)f->rounds,
+	    "answered", (json_int_t)f->answered,
+	    "mean_ms", (json_int_t)f->mean_ms,
+	    "p90_ms", (json_int_t)f->p90_ms,
+	    "first_rounds", (json_int_t)f->first_rounds,
+	    "first_mean_ms", (json_int_t)f->first_mean_ms,
+	    "breaches", (json_int_t)f->breaches,
+	    "escalations", (json_int_t)f->escalations,
+	    "within_rate", (json_int_t)f->within_rate,
+	    "rate", f->rate);
+}
+
 /* --- chatmond's side: the documents -------------------------------------- */
 
 /* The longest waits, as a min-heap of at most cap on waited_ms. */

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "chatmon/sla.h"
 #include "chatmon/util.h"
 
@@ -30,6 +32,12 @@ struct state_origin {
  */
 #define STATE_DAY_MS	86400000LL
 int64_t	state_day(char out[16], int64_t now, int32_t off_min);
+
+/*
+ * An agent's figures (docs/sla.md) as a new JSON object, the caller's,
+ * in the order chatmon replay prints them; NULL on ENOMEM.
+ */
+json_t	*state_figures_json(const struct sla_figures *);
 
 /*
  * The instance's waiting document: the open rounds of s at now, longest
