@@ -162,7 +162,9 @@ feed_add(struct feed *f, const char *sid, const char *json, size_t len)
 	snprintf(f->last_sid, sizeof(f->last_sid), "%s", sid);
 	f->last_ms = ms;
 	f->last_seq = seq;
-	if ((a = json_loadb(json, len, 0, NULL)) == NULL || !json_is_object(a) ||
+	/* chat text may hold U+0000, and chatmond keeps it whole (as tail does) */
+	if ((a = json_loadb(json, len, JSON_ALLOW_NUL, NULL)) == NULL ||
+	    !json_is_object(a) ||
 	    (id = json_string_value(json_object_get(a, "id"))) == NULL) {
 		json_decref(a);
 		f->bad++;

@@ -191,7 +191,8 @@ state_agents_doc(struct sbuf *out, const struct sla *s, int64_t now,
 static json_t *
 state_parse(const char *doc, size_t len)
 {
-	json_t	*o = json_loadb(doc, len, 0, NULL);
+	/* a conversation id from a chat frame may hold U+0000 */
+	json_t	*o = json_loadb(doc, len, JSON_ALLOW_NUL, NULL);
 
 	if (o != NULL && (!json_is_object(o) ||
 	    json_integer_value(json_object_get(o, "v")) != 1)) {

@@ -205,6 +205,27 @@ test_keep_beyond_history(void **state)
 	feed_free(f);
 }
 
+/* Chat text may hold U+0000; chatmond keeps it, and so does the feed. */
+static void
+test_nul_in_text(void **state)
+{
+	struct feed	*f;
+	struct sbuf	 b;
+	uint64_t	 pos = FEED_NEW;
+	const char	*a = "{\"v\":1,\"id\":\"n-1\",\"type\":\"rule.hit\","
+	    "\"text\":\"a\\u0000b\"}";
+
+	(void)state;
+	assert_non_null(f = feed_new(10, 10));
+	assert_int_equal(feed_add(f, "1-0", a, strlen(a)), 1);
+	assert_int_equal(feed_bad(f), 0);
+	sbuf_init(&b);
+	assert_int_equal(feed_alerts_msg(f, &pos, &b), 0);
+	assert_non_null(strstr(sbuf_str(&b), a));	/* as it came */
+	sbuf_free(&b);
+	feed_free(f);
+}
+
 /* Rule hits of the local day, by agent and category, folded ones with their count. */
 static void
 test_hits_and_agents(void **state)
@@ -291,6 +312,7 @@ main(void)
 		cmocka_unit_test(test_positions),
 		cmocka_unit_test(test_batches),
 		cmocka_unit_test(test_keep_beyond_history),
+		cmocka_unit_test(test_nul_in_text),
 		cmocka_unit_test(test_hits_and_agents),
 	};
 

@@ -188,6 +188,28 @@ test_waiting_msg(void **state)
 	sla_free(b);
 }
 
+/* A conversation id with U+0000 in it does not cost the instance its document. */
+static void
+test_waiting_nul(void **state)
+{
+	struct sbuf	 m;
+	const char	*doc = "{\"v\":1,\"instance\":\"cccc0003\",\"ts\":1,"
+	    "\"total\":1,\"rounds\":[{\"conversation\":\"c\\u0000x\","
+	    "\"agent\":\"carol\",\"waited_ms\":1000}]}";
+	size_t		 len = strlen(doc), bad = 0;
+	json_t		*o;
+
+	(void)state;
+	sbuf_init(&m);
+	assert_int_equal(state_waiting_msg(&m, &doc, &len, 1, 1, &bad), 0);
+	assert_int_equal(bad, 0);
+	o = json_loads(sbuf_str(&m), JSON_ALLOW_NUL, NULL);
+	assert_non_null(o);
+	assert_int_equal(json_array_size(json_object_get(o, "rounds")), 1);
+	json_decref(o);
+	sbuf_free(&m);
+}
+
 static void
 agents_doc(struct sbuf *out, const struct sla *s, int64_t now,
     const struct state_origin *o, const struct sla_config *cfg)
@@ -316,6 +338,7 @@ main(void)
 		cmocka_unit_test(test_day),
 		cmocka_unit_test(test_waiting_doc),
 		cmocka_unit_test(test_waiting_msg),
+		cmocka_unit_test(test_waiting_nul),
 		cmocka_unit_test(test_agents_merge),
 	};
 
