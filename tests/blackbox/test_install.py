@@ -284,7 +284,7 @@ def test_install_as_non_root():
                 top = os.path.join(d, "tree")
                 os.makedirs(os.path.join(top, SAN and "build-san" or "build"))
                 for item in ("Makefile", "README.md", "conf", "docs", "man", "systemd",
-                             "tools"):
+                             "tools", "web"):
                     src = os.path.join(ROOT, item)
                     (shutil.copytree if os.path.isdir(src) else shutil.copy)(
                         src, os.path.join(top, item))
