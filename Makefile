@@ -69,9 +69,13 @@ $(BUILD) $(BUILD)/tests:
 $(BUILD)/chatmond: $(DAEMON_OBJS) $(LWS_A)
 	$(CC) $(LDFLAGS) -o $@ $(DAEMON_OBJS) $(LIBS)
 
-# Made by tools/deps.sh (the deps target); relinks when it is rebuilt.
-$(LWS_A): | deps
-	@:
+# Made by tools/deps.sh; remade (and the programs relinked) when its source
+# checksums, patches or build script change. touch: deps.sh may find its
+# stamp current and rebuild nothing.
+$(LWS_A): tools/deps.sh third_party/libwebsockets/SHA256SUMS \
+	    $(wildcard third_party/libwebsockets/patches/*.patch) | deps
+	@tools/deps.sh $(DEPS)
+	@touch $@
 
 $(BUILD)/chatmon: $(TOOL_OBJS) $(LWS_A)
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIBS)

@@ -124,6 +124,35 @@ def test_over_max_from_backend(small, kind):
     run(main())
 
 
+OVER_SHAPES = [(kind, frag, size) for kind in ("text", "binary") for frag in (False, True)
+               for size in (SMALL_MAX, SMALL_MAX + 1, 2 << 20, 8 << 20)]
+
+
+@pytest.mark.parametrize("kind,frag,size", OVER_SHAPES)
+def test_backend_message_sizes_every_shape(small, kind, frag, size):
+    """Backend messages at the limit pass; past it (by one byte, or by megabytes, in
+    one frame or in 64 KiB fragments) the backend gets 1009, the agent 1011, and
+    chatmond lives on: lws 4.1.6 wrote past its client rx buffer on the bytes that
+    follow a refused frame (third_party/libwebsockets, patch 0006)."""
+    d, b = small
+    cmd = f"frag{kind} {size} 65536" if frag else f"{kind} {size}"
+
+    async def main():
+        async with agent(d, "/echo?t=bystander") as other:
+            tag = f"t=shape-{kind}-{int(frag)}-{size}"
+            async with agent(d, f"/gen?{tag}") as ws:
+                conn = b.opened(tag)["conn"]
+                await ws.send(cmd)
+                if size <= SMALL_MAX:
+                    assert await recv(ws, 2 * T) == payload(kind, size)
+                else:
+                    assert (await closed(ws, 2 * T))[0] == 1011
+                    assert b.closed(conn, 2 * T)["code"] == 1009
+            await _bystander_ok(other, 0)
+        assert d.proc.poll() is None
+    run(main())
+
+
 def test_default_max_message_1mib(daemon, backend):
     b = backend()
     d = daemon(b.port)          # limits.max_message: 1MiB
