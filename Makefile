@@ -19,16 +19,20 @@ WARN	:= -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wpointer-arith -Wformat=2 -Wno-format-nonliteral $(WERROR)
 
 DEPS	:= build/deps
-LWS	:= $(DEPS)/lws
-LWS_A	:= $(LWS)/lib/libwebsockets.a
 
+# The sanitizer build links a libwebsockets built with the same sanitizers.
 ifeq ($(SAN),1)
 BUILD	?= build-san
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LWS	:= $(DEPS)/lws-san
+LWS_VARIANT := san
 else
 BUILD	?= build
 SANFLAGS :=
+LWS	:= $(DEPS)/lws
+LWS_VARIANT :=
 endif
+LWS_A	:= $(LWS)/lib/libwebsockets.a
 
 # The vendored lws headers come first: Debian's -dev package may also be installed.
 CPPFLAGS += -Iinclude -I$(LWS)/include -I$(BUILD)/gen -D_GNU_SOURCE -MMD -MP \
@@ -55,7 +59,7 @@ UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 all: $(BUILD)/chatmond $(BUILD)/chatmon
 
 deps:
-	@tools/deps.sh $(DEPS)
+	@tools/deps.sh $(DEPS) $(LWS_VARIANT)
 
 $(BUILD)/%.o: src/%.c | deps $(BUILD)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
@@ -74,7 +78,7 @@ $(BUILD)/chatmond: $(DAEMON_OBJS) $(LWS_A)
 # stamp current and rebuild nothing.
 $(LWS_A): tools/deps.sh third_party/libwebsockets/SHA256SUMS \
 	    $(wildcard third_party/libwebsockets/patches/*.patch) | deps
-	@tools/deps.sh $(DEPS)
+	@tools/deps.sh $(DEPS) $(LWS_VARIANT)
 	@touch $@
 
 $(BUILD)/chatmon: $(TOOL_OBJS) $(LWS_A)

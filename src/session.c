@@ -67,6 +67,7 @@ struct session {
 	uint32_t		 to_agent_queued;	/* backend messages queued to the agent, ever */
 	uint32_t		 to_agent_sent;		/* and sent in full */
 	struct session_close	 close[2];	/* to send to that side */
+	int			 closing[2];	/* lws is closing that side: ask nothing more of it */
 	int			 paused[2];	/* reading from that side stopped */
 	enum session_up_state	 up;
 	int			 up_connected;	/* TCP up: a later failure is a refusal */
@@ -158,7 +159,7 @@ session_close_side(struct session *s, enum session_side side, uint16_t code,
 	va_list			 ap;
 	int			 n;
 
-	if (c->pending || s->wsi[side] == NULL)
+	if (c->pending || s->closing[side] || s->wsi[side] == NULL)
 		return;
 	c->pending = 1;
 	c->code = code;
@@ -620,12 +621,14 @@ session_rx(struct session *s, enum session_side from, struct lws *wsi,
 			session_close_side(s, to, 1011, "upstream message too big");
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 		    (unsigned char *)"message too big", 15);
+		s->closing[from] = 1;
 		return -1;
 	}
 	if (msgq_append(q, in, len) == -1) {
 		log_warnx("session_rx: agent=%s: out of memory", session_agent_name(s));
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
 		    (unsigned char *)"out of memory", 13);
+		s->closing[from] = 1;
 		return -1;
 	}
 	srv->metrics->queued_bytes += len;
@@ -696,6 +699,7 @@ session_writeable(struct session *s, enum session_side side)
 		    (enum lws_write_protocol)wp) < (int)n) {
 			log_warnx("session_writeable: agent=%s: write to %s failed",
 			    session_agent_name(s), session_side_name(side));
+			s->closing[side] = 1;
 			return -1;
 		}
 		msgq_consume(q, n);
@@ -720,6 +724,7 @@ session_writeable(struct session *s, enum session_side side)
 		lws_close_reason(wsi, c->code ? (enum lws_close_status)c->code :
 		    LWS_CLOSE_STATUS_NOSTATUS, (unsigned char *)c->reason,
 		    c->reason_len);
+		s->closing[side] = 1;
 		return -1;
 	}
 	return 0;

@@ -4,7 +4,11 @@
 # package, checksum-verified and patched (third_party/libwebsockets/README.md
 # says why). Idempotent: when everything is in place it only checks and exits.
 #
-# usage: tools/deps.sh [OUTDIR]     (default build/deps)
+# usage: tools/deps.sh [OUTDIR [san]]     (default build/deps)
+#
+# With "san" the library is built into OUTDIR/lws-san with the same
+# sanitizers as `make SAN=1` (ASan and UBSan), so that a memory error inside
+# libwebsockets shows in the sanitizer test run too.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,6 +16,13 @@ out=${1:-$top/build/deps}
 case $out in /*) ;; *) out=$(pwd)/$out ;; esac
 lws_ver=4.1.6-3
 tp=$top/third_party/libwebsockets
+variant=${2:-}
+case $variant in
+"")	lib=lws; extra_cflags= ;;
+san)	lib=lws-san
+	extra_cflags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g" ;;
+*)	echo "deps: unknown variant $variant (want: san)" >&2; exit 2 ;;
+esac
 
 # Build, test and demo packages. Keep README.md's list in step.
 pkgs="build-essential pkg-config cmake dpkg-dev ca-certificates
@@ -42,15 +53,16 @@ if [ -n "$missing" ]; then
 	DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends $missing
 fi
 
-# The stamp names the source checksums and the patches: change either and
-# the library is rebuilt.
-stamp_want=$(cat "$tp/SHA256SUMS" "$tp"/patches/*.patch | sha256sum | cut -d' ' -f1)
-if [ -f "$out/lws/.stamp" ] && [ "$(cat "$out/lws/.stamp")" = "$stamp_want" ] &&
-   [ -f "$out/lws/lib/libwebsockets.a" ]; then
+# The stamp names the source checksums, the patches and the flags: change
+# any and the library is rebuilt.
+stamp_want=$( (cat "$tp/SHA256SUMS" "$tp"/patches/*.patch; echo "$extra_cflags") |
+	sha256sum | cut -d' ' -f1)
+if [ -f "$out/$lib/.stamp" ] && [ "$(cat "$out/$lib/.stamp")" = "$stamp_want" ] &&
+   [ -f "$out/$lib/lib/libwebsockets.a" ]; then
 	exit 0
 fi
 
-echo "deps: building libwebsockets $lws_ver (static, libevent) into $out/lws"
+echo "deps: building libwebsockets $lws_ver (static, libevent${variant:+, $variant}) into $out/$lib"
 
 # apt-get source needs a deb-src entry; add Debian's own when there is none.
 if ! grep -rqs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/; then
@@ -65,8 +77,8 @@ EOF
 	as_root apt-get update -qq
 fi
 
-src=$out/src
-rm -rf "$src" "$out/lws"
+src=$out/src${variant:+-$variant}
+rm -rf "$src" "$out/$lib"
 mkdir -p "$src"
 cd "$src"
 if ! apt-get source --download-only -qq "libwebsockets=$lws_ver" >/dev/null 2>apt-source.err; then
@@ -83,8 +95,8 @@ done
 
 mkdir lws/build
 cd lws/build
-CFLAGS="-Wno-error=deprecated-declarations -fno-strict-aliasing" cmake .. \
-	-DCMAKE_INSTALL_PREFIX="$out/lws" -DCMAKE_INSTALL_LIBDIR=lib \
+CFLAGS="-Wno-error=deprecated-declarations -fno-strict-aliasing $extra_cflags" cmake .. \
+	-DCMAKE_INSTALL_PREFIX="$out/$lib" -DCMAKE_INSTALL_LIBDIR=lib \
 	-DLWS_WITH_LIBEVENT=ON -DLWS_WITH_SHARED=OFF -DLWS_WITH_STATIC=ON \
 	-DLWS_WITHOUT_TESTAPPS=ON -DLWS_WITH_MINIMAL_EXAMPLES=OFF \
 	-DLWS_WITH_HTTP2=OFF -DLWS_WITH_EVLIB_PLUGINS=OFF -DLWS_WITH_SSL=ON \
@@ -92,5 +104,5 @@ CFLAGS="-Wno-error=deprecated-declarations -fno-strict-aliasing" cmake .. \
 	{ tail -30 cmake.log >&2; exit 1; }
 make -j"$(nproc)" >make.log 2>&1 || { tail -30 make.log >&2; exit 1; }
 make install >install.log 2>&1 || { tail -30 install.log >&2; exit 1; }
-echo "$stamp_want" > "$out/lws/.stamp"
+echo "$stamp_want" > "$out/$lib/.stamp"
 echo "deps: libwebsockets ready"

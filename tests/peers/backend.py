@@ -140,10 +140,20 @@ async def generate(ws, command):
     kind, size = words[0], int(words[1])
     chunk = int(words[2]) if len(words) > 2 else 0
     data = pattern_text(size) if kind.endswith("text") else pattern_bytes(size)
-    if kind.startswith("frag"):
-        await ws.send(data[i:i + chunk] for i in range(0, max(size, 1), chunk))
-    else:
+    if not kind.startswith("frag"):
         await ws.send(data)
+        return
+    # Frame by frame: when the peer closes half-way (a message over its
+    # limit), ws.send(iterable) would fail the connection and never record
+    # the close code the peer sent; write_frame just stops.
+    raw = data.encode() if isinstance(data, str) else data
+    opcode = 0x1 if isinstance(data, str) else 0x2
+    try:
+        for i in range(0, max(len(raw), 1), chunk):
+            await ws.write_frame(i + chunk >= len(raw), opcode if i == 0 else 0x0,
+                                 raw[i:i + chunk])
+    except (websockets.ConnectionClosed, websockets.InvalidState):
+        pass
 
 
 async def flood(conn, total):
