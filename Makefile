@@ -46,10 +46,10 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
 # PURE are the daemon's; seen and feed serve the tool only.
-PURE	:= util log config codec metrics msgq normalize acm rules jsonw alertfmt sla state
+PURE	:= util log yamlfile config codec metrics msgq normalize acm rules jsonw alertfmt sla state
 IO	:= lwsctx session relay slaclock rconn alert snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log config normalize acm rules jsonw alertfmt sla state seen feed replay tail lwsctx rconn dashboard chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile config normalize acm rules jsonw alertfmt sla state seen feed replay tail lwsctx rconn dashboard chatmon))
 
 UNIT_TESTS := config codec msgq metrics normalize acm rules sla state seen feed
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
@@ -91,7 +91,7 @@ $(BUILD)/gen/t2s_table.h: tools/gen_t2s.py $(wildcard /usr/share/opencc/TSCharac
 $(BUILD)/normalize.o: $(BUILD)/gen/t2s_table.h
 
 # Each unit test links its own module and the layer-0 helpers only.
-$(BUILD)/tests/test_config: $(BUILD)/tests/test_config.o $(BUILD)/config.o $(BUILD)/util.o $(BUILD)/log.o
+$(BUILD)/tests/test_config: $(BUILD)/tests/test_config.o $(BUILD)/config.o $(BUILD)/yamlfile.o $(BUILD)/util.o $(BUILD)/log.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lyaml -lm
 $(BUILD)/tests/test_codec: $(BUILD)/tests/test_codec.o $(BUILD)/codec.o $(BUILD)/util.o $(BUILD)/log.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -ljansson
@@ -112,7 +112,7 @@ $(BUILD)/tests/test_seen: $(BUILD)/tests/test_seen.o $(BUILD)/seen.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
 $(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(BUILD)/feed.o $(BUILD)/seen.o $(BUILD)/state.o $(BUILD)/sla.o $(BUILD)/jsonw.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -ljansson
-$(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
+$(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(RULES_LIBS)
 
 unit: $(UNIT_BINS)
@@ -137,7 +137,7 @@ test: deps
 test-san:
 	$(MAKE) SAN=1 unit blackbox
 
-$(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/rules.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
+$(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/rules.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(RULES_LIBS)
 
 $(BUILD)/bench_sla: tests/bench/bench_sla.c $(BUILD)/sla.o $(BUILD)/util.o

@@ -17,11 +17,12 @@
 
 #include "chatmon/config.h"
 #include "chatmon/log.h"
+#include "chatmon/yamlfile.h"
 
 #define CONFIG_KiB	1024ULL
 #define CONFIG_MiB	(1024ULL * 1024)
 #define CONFIG_GiB	(1024ULL * 1024 * 1024)
-#define CONFIG_MAX_FILE	(16 * CONFIG_MiB)	/* larger is not a config file */
+#define CONFIG_MAX_FILE	CONFIG_MiB		/* larger is not a config file */
 #define CONFIG_QUOTE	256			/* room for one quoted value in a message */
 #define CONFIG_SHOW	60			/* bytes of a value shown before "..." */
 #define CONFIG_SUN_PATH	107			/* sizeof(sun_path) - 1 on Linux */
@@ -274,8 +275,9 @@ config_err(struct config_ctx *ctx, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (ctx->ovr != NULL)
-		sbuf_line(ctx->errs, "-o %s: %s", ctx->ovr, msg);
+	if (ctx->ovr != NULL)	/* the option as given, cut as values are */
+		sbuf_line(ctx->errs, "-o %.*s%s: %s", CONFIG_SHOW, ctx->ovr,
+		    strlen(ctx->ovr) > CONFIG_SHOW ? "..." : "", msg);
 	else if (ctx->line > 0)
 		sbuf_line(ctx->errs, "%s:%zu: %s", ctx->file, ctx->line, msg);
 	else
@@ -1334,56 +1336,6 @@ config_yaml_err(struct config_ctx *ctx, const yaml_parser_t *p,
 	}
 }
 
-/* Reads the whole file: a reader error's offset can then be turned into a line. */
-static int
-config_read(const char *path, char **bufp, size_t *lenp)
-{
-	struct stat	 st;
-	char		*buf = NULL, *nb;
-	size_t		 len = 0, cap = 0;
-	ssize_t		 n;
-	int		 fd, saved;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	if (fstat(fd, &st) == -1)
-		goto err;
-	if (S_ISDIR(st.st_mode)) {
-		errno = EISDIR;
-		goto err;
-	}
-	for (;;) {
-		if (len == cap) {
-			if (cap >= CONFIG_MAX_FILE) {
-				errno = EFBIG;
-				goto err;
-			}
-			cap = cap ? cap * 2 : 4096;
-			if ((nb = realloc(buf, cap)) == NULL)
-				goto err;
-			buf = nb;
-		}
-		if ((n = read(fd, buf + len, cap - len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			goto err;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	*bufp = buf;
-	*lenp = len;
-	return 0;
-err:
-	saved = errno;
-	free(buf);
-	close(fd);
-	errno = saved;
-	return -1;
-}
-
 static void
 config_load_file(struct config_ctx *ctx, const char *path)
 {
@@ -1394,8 +1346,25 @@ config_load_file(struct config_ctx *ctx, const char *path)
 	size_t		 len = 0;
 
 	ctx->line = 0;
-	if (config_read(path, &buf, &len) == -1) {
-		config_err(ctx, "cannot open: %s", strerror(errno));
+	/* the whole file: a reader error's offset can then be turned into a line */
+	if (yamlfile_read(path, CONFIG_MAX_FILE, &buf, &len) == -1) {
+		if (errno == EFBIG)
+			config_err(ctx, "larger than %llu bytes: not a configuration file",
+			    CONFIG_MAX_FILE);
+		else
+			config_err(ctx, "cannot open: %s", strerror(errno));
+		return;
+	}
+	switch (yamlfile_check_depth(buf, len, &ctx->line)) {
+	case 0:
+		break;
+	case -1:
+		config_err(ctx, "nested deeper than %d levels", YAMLFILE_MAX_DEPTH);
+		free(buf);
+		return;
+	default:
+		config_oom(ctx);
+		free(buf);
 		return;
 	}
 	if (!yaml_parser_initialize(&parser)) {
@@ -1477,6 +1446,17 @@ config_load_override(struct config_ctx *ctx, const char *ov)
 		goto out;
 	}
 	val = eq + 1;
+	switch (yamlfile_check_depth(val, strlen(val), &ctx->line)) {
+	case 0:
+		break;
+	case -1:
+		ctx->line = 0;
+		config_err(ctx, "nested deeper than %d levels", YAMLFILE_MAX_DEPTH);
+		goto out;
+	default:
+		config_oom(ctx);
+		goto out;
+	}
 	if (!yaml_parser_initialize(&parser)) {
 		config_oom(ctx);
 		goto out;

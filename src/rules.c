@@ -15,6 +15,7 @@
 #include "chatmon/acm.h"
 #include "chatmon/normalize.h"
 #include "chatmon/rules.h"
+#include "chatmon/yamlfile.h"
 
 /*
  * A message is normalised once (docs/rules.md), scanned once by one
@@ -31,6 +32,8 @@
 #define RULES_MAX_CLAUSE	8	/* clauses (top-level alternatives) of one rule */
 #define RULES_MAX_LIT		48	/* bytes of a literal kept (a prefix is still required) */
 #define RULES_MATCH_LIMIT	200000	/* PCRE2 steps: a bad pattern cannot stall the loop */
+#define RULES_MAX_EXPANDED	262144	/* bytes of a pattern with its lists and macros */
+#define RULES_MAX_FILE		(4 << 20)	/* bytes of one rule file */
 #define RULES_MAX_TRIES		64	/* matches of one rule tried against near */
 #define RULES_NMASKS		16	/* every combination of the normalisation steps */
 
@@ -845,7 +848,12 @@ rules_norm_word(struct rules *r, unsigned steps, const char *w, struct sbuf *out
 	return rules_escape(out, t, n);
 }
 
-/* Expands ${name} in pattern into out; 0, or -1 with an error reported. */
+/*
+ * Expands ${name} in pattern into out: 0; -1 with an error reported; -2
+ * when out grew past RULES_MAX_EXPANDED (the caller reports it, at the rule
+ * that asked). The bound is checked as the text grows, so macros that
+ * double at every level cost milliseconds to refuse, not gigabytes.
+ */
 static int
 rules_expand(struct rules *r, const char *pattern, unsigned steps,
     struct sbuf *out, const char *file, size_t line, struct sbuf *errs)
@@ -856,6 +864,8 @@ rules_expand(struct rules *r, const char *pattern, unsigned steps,
 	int			 rc = 0;
 
 	for (p = pattern; *p; ) {
+		if (out->len > RULES_MAX_EXPANDED)
+			return -2;
 		if (p[0] == '\\' && p[1] != '\0') {
 			if (sbuf_append(out, p, 2) == -1)
 				return -1;
@@ -880,10 +890,13 @@ rules_expand(struct rules *r, const char *pattern, unsigned steps,
 		if (sbuf_append(out, "(?:", 3) == -1)
 			return -1;
 		if (d->is_list) {
-			for (i = 0; i < d->nitems; i++)
+			for (i = 0; i < d->nitems; i++) {
 				if ((i > 0 && sbuf_append(out, "|", 1) == -1) ||
 				    rules_norm_word(r, steps, d->items[i], out) == -1)
 					return -1;
+				if (out->len > RULES_MAX_EXPANDED)
+					return -2;
+			}
 		} else {
 			if (d->visiting) {
 				rules_err(errs, file, line, "macro '%s' uses itself (a cycle of macros)",
@@ -894,8 +907,8 @@ rules_expand(struct rules *r, const char *pattern, unsigned steps,
 			rc = rules_expand(r, d->pattern, steps, out, d->file,
 			    d->line, errs);
 			d->visiting = 0;
-			if (rc == -1)
-				return -1;
+			if (rc < 0)
+				return rc;
 		}
 		if (sbuf_append(out, ")", 1) == -1)
 			return -1;
@@ -916,8 +929,16 @@ rules_compile(struct rules *r, const char *pattern, unsigned steps,
 	int		 ec;
 
 	sbuf_init(&ex);
-	if (rules_expand(r, pattern, steps, &ex, file, line, errs) == -1)
+	switch (rules_expand(r, pattern, steps, &ex, file, line, errs)) {
+	case 0:
+		break;
+	case -2:
+		rules_err(errs, file, line, "pattern expands past %d bytes "
+		    "(lists and macros included)", RULES_MAX_EXPANDED);
 		goto out;
+	default:
+		goto out;
+	}
 	re = pcre2_compile((PCRE2_SPTR)sbuf_str(&ex), ex.len,
 	    PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS, &ec, &off, NULL);
 	if (re == NULL) {
@@ -1554,22 +1575,40 @@ static int
 rules_parse_file(const char *path, struct rules_doc *d, struct sbuf *errs)
 {
 	yaml_parser_t	 parser;
-	FILE		*f;
+	char		*buf;
+	size_t		 len, line;
 	int		 rc = -1;
 
 	memset(d, 0, sizeof(*d));
 	d->file = path;
 	d->errs = errs;
-	if ((f = fopen(path, "rb")) == NULL) {
-		rules_err(errs, path, 0, "cannot open: %s", strerror(errno));
+	if (yamlfile_read(path, RULES_MAX_FILE, &buf, &len) == -1) {
+		if (errno == EFBIG)
+			rules_err(errs, path, 0, "larger than %d bytes: split "
+			    "it into several files", RULES_MAX_FILE);
+		else
+			rules_err(errs, path, 0, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	switch (yamlfile_check_depth(buf, len, &line)) {
+	case 0:
+		break;
+	case -1:
+		rules_err(errs, path, line, "nested deeper than %d levels",
+		    YAMLFILE_MAX_DEPTH);
+		free(buf);
+		return -1;
+	default:
+		rules_err(errs, path, 0, "out of memory");
+		free(buf);
 		return -1;
 	}
 	if (!yaml_parser_initialize(&parser)) {
 		rules_err(errs, path, 0, "out of memory");
-		fclose(f);
+		free(buf);
 		return -1;
 	}
-	yaml_parser_set_input_file(&parser, f);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
 	if (!yaml_parser_load(&parser, &d->doc))
 		rules_err(errs, path, parser.problem_mark.line + 1, "YAML: %s%s%s",
 		    parser.problem ? parser.problem : "syntax error",
@@ -1577,7 +1616,7 @@ rules_parse_file(const char *path, struct rules_doc *d, struct sbuf *errs)
 	else
 		rc = 0;
 	yaml_parser_delete(&parser);
-	fclose(f);
+	free(buf);
 	return rc;
 }
 

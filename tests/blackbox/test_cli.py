@@ -4,6 +4,9 @@ import os
 import re
 import shutil
 import subprocess
+import time
+
+import pytest
 
 from conftest import (CHATMON, CHATMOND, MINIMAL_RULES, SLOW, agent, closed, config_text,
                       free_port, recv, run)
@@ -100,3 +103,97 @@ def test_override_wins(daemon, backend):
             assert (await closed(ws))[0] == 1009
     run(main())
     assert "relay_turn" not in d.log()          # the second -o counts as well
+
+
+# ---------------------------------------------------------------- hostile files
+
+def macro_bomb(levels=26):
+    """A 1 KB rule file whose macros double at every level (gigabytes expanded)."""
+    lines = ["- macro: m0\n  pattern: 'ab'\n"]
+    for i in range(1, levels + 1):
+        lines.append(f"- macro: m{i}\n  pattern: '${{m{i - 1}}}${{m{i - 1}}}'\n")
+    lines.append(f"- rule: abuse.bomb\n  category: abuse\n  severity: warn\n  action: flag\n"
+                 f"  pattern: '${{m{levels}}}'\n  message: x\n")
+    return "".join(lines)
+
+
+def rules_dir(tmp_path, name, text):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "r.yaml").write_text(text)
+    return d
+
+
+def test_check_refuses_a_macro_bomb_at_once(tmp_path):
+    """Doubling macros are refused while expanding, with the rule's FILE:LINE,
+    in well under a second (they took 10-16 s and 1.9 GB)."""
+    d = rules_dir(tmp_path, "bomb", macro_bomb())
+    conf = tmp_path / "c.yaml"
+    conf.write_text(config_text(free_port(), "ws://127.0.0.1:9/", rules=str(d)))
+    t0 = time.monotonic()
+    r = sh(CHATMOND, "-c", str(conf), "-t")
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r.stderr
+    line = 2 * 27 + 5          # the rule's "pattern:" line, after 27 two-line macros
+    assert re.search(rf"{re.escape(str(d))}/r\.yaml:{line}: pattern expands past \d+ bytes",
+                     r.stderr), r.stderr
+    assert took < 2 * SLOW, took
+    # the offline tool refuses it the same way
+    r = sh(CHATMON, "rules", "test", "--rules", str(d))
+    assert r.returncode != 0 and "pattern expands past" in r.stderr, r.stderr
+
+
+def test_a_list_that_expands_too_far_is_refused(tmp_path):
+    words = "".join(f"  - 词{i:06d}甲乙丙丁\n" for i in range(20000))
+    text = ("- list: many\n  items:\n" + words +
+            "- rule: abuse.many\n  category: abuse\n  severity: warn\n  action: flag\n"
+            "  pattern: '${many}|${many}'\n  message: x\n")
+    d = rules_dir(tmp_path, "list", text)
+    r = sh(CHATMON, "rules", "test", "--rules", str(d))
+    assert r.returncode != 0 and "pattern expands past" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("shape", ["flow", "block_map", "flow_map"])
+@pytest.mark.parametrize("where", ["config", "rules", "override"])
+def test_deep_yaml_is_refused_at_once(tmp_path, shape, where):
+    """YAML nested 100 000 deep (libyaml took 28-51 s on it) is refused at the
+    line where it passes the bound, in well under a second."""
+    n = 100000 if where != "override" else 20000     # an argument is at most 128 KiB
+    if shape == "flow":
+        deep = "[" * n + "]" * n
+    elif shape == "flow_map":
+        deep = "{a: " * n + "1" + "}" * n
+    else:                       # block nesting: 40 levels are enough to pass 32
+        deep = "\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(40)) + "  " * 41 + "x\n"
+    conf = tmp_path / "c.yaml"
+    base = config_text(free_port(), "ws://127.0.0.1:9/")
+    args = []
+    if where == "config":
+        conf.write_text(base + "extra: " + deep + "\n")
+        want = rf"{re.escape(str(conf))}:\d+: nested deeper than \d+ levels"
+    elif where == "rules":
+        d = rules_dir(tmp_path, "deep", "- list: x\n  items: " + deep + "\n")
+        conf.write_text(config_text(free_port(), "ws://127.0.0.1:9/", rules=str(d)))
+        want = rf"{re.escape(str(d))}/r\.yaml:\d+: nested deeper than \d+ levels"
+    else:
+        if shape == "block_map":
+            pytest.skip("an override is one line")
+        conf.write_text(base)
+        args = ["-o", "limits=" + deep]
+        want = r"-o limits=.{0,80}: nested deeper than \d+ levels"
+    t0 = time.monotonic()
+    r = sh(CHATMOND, "-c", str(conf), "-t", *args)
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert re.search(want, r.stderr), r.stderr[-2000:]
+    assert took < 2 * SLOW, took
+
+
+def test_oversized_config_and_rule_files_are_refused(tmp_path):
+    conf = tmp_path / "big.yaml"
+    conf.write_text(config_text(free_port(), "ws://127.0.0.1:9/") + "#" * (2 << 20) + "\n")
+    r = sh(CHATMOND, "-c", str(conf), "-t")
+    assert r.returncode == 1 and f"{conf}: larger than" in r.stderr, r.stderr
+    d = rules_dir(tmp_path, "bigrules", "#" * (5 << 20) + "\n")
+    r = sh(CHATMON, "rules", "test", "--rules", str(d))
+    assert r.returncode != 0 and f"{d}/r.yaml: larger than" in r.stderr, r.stderr

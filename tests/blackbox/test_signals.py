@@ -1,13 +1,19 @@
 """Signals: SIGTERM/SIGINT shut down cleanly, SIGHUP re-reads the configuration."""
 
 import asyncio
+import json
+import os
+import shutil
 import signal
 import socket
 import time
+import urllib.request
 
 import pytest
 
-from conftest import SLOW, T, agent, closed, config_text, free_port, recv, run
+from conftest import (MINIMAL_RULES, SLOW, T, agent, closed, config_text, free_port, recv,
+                      run)
+from test_cli import macro_bomb
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -169,3 +175,38 @@ def test_sighup_protocol_and_agent_id(daemon, backend):
         d.wait_log(r"relay_turn: agent=erin conversation=c-%d role=customer bytes=6" % i)
         assert "conversation=m-%d " % i not in d.log()
     run(main())
+
+
+def test_sighup_with_a_macro_bomb_keeps_serving(daemon, backend, tmp_path):
+    """A supervisor's broken rule file on reload: refused in milliseconds with
+    its FILE:LINE; the admin port keeps answering, chat keeps flowing and the
+    old rules stay in force (a doubling macro froze the daemon for 19 s)."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(os.path.join(MINIMAL_RULES, "minimal.yaml"), rules / "minimal.yaml")
+    b = backend()
+    admin = free_port()
+    d = daemon(b.port, rules=str(rules), args=["-o", f"admin.listen=127.0.0.1:{admin}"])
+
+    def healthz():
+        t0 = time.monotonic()
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz", timeout=5) as r:
+            assert r.status == 200
+        return time.monotonic() - t0
+
+    async def main():
+        async with agent(d, "/echo?agent=alice&t=bomb") as ws:
+            (rules / "zz-bomb.yaml").write_text(macro_bomb())
+            mark = len(d.log())
+            d.signal(signal.SIGHUP)
+            worst = max(healthz() for _ in range(10))
+            assert worst < 1 * SLOW, worst
+            d.wait_log(r"zz-bomb\.yaml:59: pattern expands past \d+ bytes", T, mark)
+            # the old rule still blocks; chat still flows
+            await ws.send('{"type":"message","conversation":"c-b","text":"你滚出去"}')
+            frame = json.loads(await recv(ws))
+            assert frame["type"] == "chatmon.warning" and frame["blocked"] is True, frame
+            await ws.send("still relayed")
+            assert await recv(ws) == "still relayed"
+    run(main())
+    assert d.proc.poll() is None
