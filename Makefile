@@ -41,8 +41,8 @@ CPPFLAGS += -Iinclude -I$(LWS)/include -I$(BUILD)/gen -D_GNU_SOURCE -MMD -MP \
 ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN) $(SANFLAGS)
 LDFLAGS	+= $(SANFLAGS)
 LIBS	:= $(LWS_A) -levent -lhiredis -lsystemd -lssl -lcrypto -lyaml -ljansson -lpcre2-8 -lutf8proc \
-	   -lpthread -lm
-RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lm
+	   -lsodium -lpthread -lm
+RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
 # PURE are the daemon's; seen and feed serve the tool only.
@@ -51,7 +51,7 @@ IO	:= lwsctx session relay slaclock rconn alert snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
 TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile config normalize acm rules jsonw alertfmt sla state seen feed replay tail lwsctx rconn dashboard chatmon))
 
-UNIT_TESTS := config codec msgq metrics normalize acm rules sla state seen feed
+UNIT_TESTS := util config codec msgq metrics normalize acm rules sla state seen feed
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench run install uninstall clean distclean
@@ -91,29 +91,31 @@ $(BUILD)/gen/t2s_table.h: tools/gen_t2s.py $(wildcard /usr/share/opencc/TSCharac
 $(BUILD)/normalize.o: $(BUILD)/gen/t2s_table.h
 
 # Each unit test links its own module and the layer-0 helpers only.
+$(BUILD)/tests/test_util: $(BUILD)/tests/test_util.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_config: $(BUILD)/tests/test_config.o $(BUILD)/config.o $(BUILD)/yamlfile.o $(BUILD)/util.o $(BUILD)/log.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lyaml -lm
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -lyaml -lm
 $(BUILD)/tests/test_codec: $(BUILD)/tests/test_codec.o $(BUILD)/codec.o $(BUILD)/util.o $(BUILD)/log.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -ljansson
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
 $(BUILD)/tests/test_msgq: $(BUILD)/tests/test_msgq.o $(BUILD)/msgq.o $(BUILD)/util.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_metrics: $(BUILD)/tests/test_metrics.o $(BUILD)/metrics.o $(BUILD)/util.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_normalize: $(BUILD)/tests/test_normalize.o $(BUILD)/normalize.o $(BUILD)/util.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lutf8proc
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -lutf8proc
 # --wrap lets the test fail allocations one by one without touching src/
 $(BUILD)/tests/test_acm: $(BUILD)/tests/test_acm.o $(BUILD)/tests/allocfail.o $(BUILD)/acm.o
-	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka
+	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_sla: $(BUILD)/tests/test_sla.o $(BUILD)/tests/allocfail.o $(BUILD)/sla.o $(BUILD)/util.o
-	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka
+	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_state: $(BUILD)/tests/test_state.o $(BUILD)/state.o $(BUILD)/sla.o $(BUILD)/jsonw.o $(BUILD)/util.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -ljansson
-$(BUILD)/tests/test_seen: $(BUILD)/tests/test_seen.o $(BUILD)/seen.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
+$(BUILD)/tests/test_seen: $(BUILD)/tests/test_seen.o $(BUILD)/seen.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(BUILD)/feed.o $(BUILD)/seen.o $(BUILD)/state.o $(BUILD)/sla.o $(BUILD)/jsonw.o $(BUILD)/util.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -ljansson
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
 $(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(RULES_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -141,7 +143,7 @@ $(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/rules.o $(BUILD)/yamlfi
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(RULES_LIBS)
 
 $(BUILD)/bench_sla: tests/bench/bench_sla.c $(BUILD)/sla.o $(BUILD)/util.o
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) -levent
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) -levent -lsodium
 
 bench: all $(BUILD)/bench_rules $(BUILD)/bench_sla
 	rm -rf $(BUILD)/bench-500 && $(PYTHON) tests/bench/gen_rules.py $(BUILD)/bench-500 500 conf/rules.d

@@ -80,7 +80,8 @@ struct alert {
 	off_t			 spool_read;	/* how far it has been read into `spool` */
 	int			 spool_drained;	/* a line could not be read: stop reading */
 	/* folding */
-	struct alert_fold	*fold[ALERT_FOLD_BUCKETS];
+	struct alert_fold	*fold[ALERT_FOLD_BUCKETS];	/* keyed by agent and conversation */
+	struct util_hkey	 hkey;
 	size_t			 nfold;
 	struct event		*ev_fold;
 };
@@ -391,16 +392,6 @@ alert_on_state(void *arg, int up, int lost)
 
 /* --- folding -------------------------------------------------------------------- */
 
-static uint32_t
-alert_hash(const char *s, size_t n)
-{
-	uint32_t	h = 2166136261u;
-
-	while (n-- > 0)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h;
-}
-
 /* Sends the folded alert of f (the last, with a count) and forgets f. */
 static void
 alert_fold_flush(struct alert *a, struct alert_fold *f)
@@ -468,7 +459,7 @@ alert_fold(struct alert *a, const char *json, size_t len, int sev,
 		sbuf_free(&k);
 		return 0;
 	}
-	h = alert_hash(k.s, k.len);
+	h = (uint32_t)util_hash(&a->hkey, k.s, k.len);
 	for (f = a->fold[h % ALERT_FOLD_BUCKETS]; f != NULL; f = f->next)
 		if (f->klen == k.len && memcmp(f->key, k.s, k.len) == 0)
 			break;
@@ -558,6 +549,7 @@ alert_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 	a->base = base;
 	a->m = m;
 	a->spool_fd = -1;
+	util_hkey_random(&a->hkey);
 	if (alert_settings(a, cfg) == -1 ||
 	    (a->rc = rconn_new(base, "alert", alert_on_state, a)) == NULL ||
 	    (a->ev_fold = evtimer_new(base, alert_on_fold, a)) == NULL)

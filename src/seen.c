@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "chatmon/seen.h"
+#include "chatmon/util.h"
 
 /*
  * The ids in insertion order, a ring of max, with a chained hash over it:
@@ -16,17 +17,8 @@ struct seen {
 	int32_t		 *next;		/* chain; -1 ends it */
 	int32_t		 *head;		/* nbuckets */
 	size_t		  max, nbuckets, pos, n;
+	struct util_hkey  hkey;
 };
-
-static uint32_t
-seen_hash(const char *s)
-{
-	uint32_t	h = 2166136261u;	/* FNV-1a */
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
 
 struct seen *
 seen_new(size_t max)
@@ -37,6 +29,7 @@ seen_new(size_t max)
 	if (max == 0 || max > INT32_MAX / 2 || (s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->max = max;
+	util_hkey_random(&s->hkey);
 	for (s->nbuckets = 16; s->nbuckets < max; s->nbuckets *= 2)
 		;
 	if ((s->id = calloc(max, sizeof(*s->id))) == NULL ||
@@ -82,7 +75,7 @@ seen_free(struct seen *s)
 int
 seen_add(struct seen *s, const char *id)
 {
-	uint32_t	 h = seen_hash(id);
+	uint32_t	 h = (uint32_t)util_hash(&s->hkey, id, strlen(id));
 	size_t		 b = h & (s->nbuckets - 1), slot;
 	int32_t		*pp, i;
 	char		*copy;

@@ -110,7 +110,7 @@ struct sla {
 	sla_emit_cb		 emit;
 	sla_release_cb		 release;
 	void			*arg;
-	uint64_t		 seed;
+	struct util_hkey	 hkey;	/* of every hash table here */
 
 	struct sla_conv		**buckets;
 	size_t			 nbuckets;	/* a power of two */
@@ -322,23 +322,12 @@ sla_service_add(const struct sla_config *cfg, int64_t from, uint64_t ms)
 	return sla_days_add(&d, from, ms);
 }
 
-/* Hashing: FNV-1a with a per-engine seed, then a final mix for the low bits */
+/* Hashing: the keyed hash of util, so ids chosen by peers cannot collide at will */
 
 static uint32_t
-sla_hash(uint64_t seed, const void *p, size_t len)
+sla_hash(const struct sla *s, const void *p, size_t len)
 {
-	const unsigned char	*s = p;
-	uint64_t		 h = 0xcbf29ce484222325ULL ^ seed;
-	size_t			 i;
-
-	for (i = 0; i < len; i++) {
-		h ^= s[i];
-		h *= 0x100000001b3ULL;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return (uint32_t)h;
+	return (uint32_t)util_hash(&s->hkey, p, len);
 }
 
 /* Agents */
@@ -388,7 +377,7 @@ sla_agent_intern(struct sla *s, const char *id)
 	uint32_t		*no, *ns, h, idx;
 	size_t			 len = strlen(id), cap, lo, hi, mid, i;
 
-	h = sla_hash(s->seed, id, len);
+	h = sla_hash(s, id, len);
 	if (s->naslots > 0 && (idx = sla_agent_find(s, id, h)) !=
 	    SLA_NOAGENT)
 		return idx;
@@ -834,8 +823,7 @@ sla_new(const struct sla_config *cfg, sla_emit_cb emit, sla_release_cb release,
 	s->emit = emit;
 	s->release = release;
 	s->arg = arg;
-	/* no clock or random source here: ASLR makes the address vary */
-	s->seed = (uint64_t)(uintptr_t)s * 0x9e3779b97f4a7c15ULL;
+	util_hkey_random(&s->hkey);
 	sla_apply_config(s, cfg);
 	if ((s->buckets = calloc(SLA_BUCKETS0, sizeof(*s->buckets))) == NULL)
 		goto err;
@@ -894,7 +882,7 @@ sla_turn(struct sla *s, const char *conv, size_t len, const char *agent,
 
 	if (conv == NULL && len > 0)
 		return NULL;
-	h = sla_hash(s->seed, conv, len);
+	h = sla_hash(s, conv, len);
 	if ((c = sla_conv_lookup(s, conv, len, h)) != NULL) {
 		if (now >= c->idle_at) {
 			/* it ended unseen: this turn starts anew */
@@ -933,7 +921,7 @@ sla_find(struct sla *s, const char *conv, size_t len)
 {
 	if (s == NULL || (conv == NULL && len > 0))
 		return NULL;
-	return sla_conv_lookup(s, conv, len, sla_hash(s->seed, conv, len));
+	return sla_conv_lookup(s, conv, len, sla_hash(s, conv, len));
 }
 
 int64_t
@@ -976,7 +964,7 @@ sla_end_agent(struct sla *s, const char *agent, int64_t now)
 	if (agent == NULL || agent[0] == '\0')
 		return;
 	len = strlen(agent);
-	if ((idx = sla_agent_find(s, agent, sla_hash(s->seed, agent, len))) ==
+	if ((idx = sla_agent_find(s, agent, sla_hash(s, agent, len))) ==
 	    SLA_NOAGENT)
 		return;
 	a = s->agents[idx];

@@ -1,8 +1,10 @@
-/* util: small libc-only helpers shared by every layer. */
+/* util: small helpers shared by every layer (growable strings, clocks, the keyed hash). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sodium.h>
 
 #include "chatmon/util.h"
 
@@ -142,4 +144,29 @@ char *
 util_strdup(const char *s)
 {
 	return s != NULL ? strdup(s) : NULL;
+}
+
+void
+util_hkey_random(struct util_hkey *key)
+{
+	_Static_assert(sizeof(key->k) == crypto_shorthash_KEYBYTES,
+	    "util_hkey is a SipHash key");
+	/*
+	 * idempotent; -1 only when the system has no random source, and then
+	 * randombytes_buf aborts rather than hand out a predictable key
+	 */
+	if (sodium_init() < 0)
+		abort();
+	randombytes_buf(key->k, sizeof(key->k));
+}
+
+uint64_t
+util_hash(const struct util_hkey *key, const void *p, size_t len)
+{
+	unsigned char	out[crypto_shorthash_BYTES];
+	uint64_t	h;
+
+	crypto_shorthash(out, p, len, key->k);
+	memcpy(&h, out, sizeof(h));
+	return h;
 }

@@ -27,7 +27,7 @@ esac
 # Build, test and demo packages. Keep README.md's list in step.
 pkgs="build-essential pkg-config cmake dpkg-dev ca-certificates
 libevent-dev libhiredis-dev libpcre2-dev libyaml-dev libjansson-dev
-libssl-dev libcmocka-dev libutf8proc-dev opencc libsystemd-dev
+libssl-dev libcmocka-dev libutf8proc-dev opencc libsystemd-dev libsodium-dev
 redis-server python3 python3-websockets python3-pytest python3-redis
 python3-yaml valgrind mandoc systemd
 chromium chromium-driver python3-selenium fonts-noto-cjk"

@@ -1,4 +1,4 @@
-/* util: small libc-only helpers shared by every layer (growable strings, clocks). */
+/* util: small helpers shared by every layer (growable strings, clocks, the keyed hash). */
 #ifndef CHATMON_UTIL_H
 #define CHATMON_UTIL_H
 
@@ -39,6 +39,19 @@ const char *sbuf_str(const struct sbuf *);
 uint64_t util_mono_ns(void);
 int64_t	 util_wall_ms(void);
 int64_t	 util_wall_us(void);
+
+/*
+ * The one hash of every table whose keys a client chooses (conversation and
+ * agent ids, alert keys, peer addresses): SipHash-2-4 (libsodium's
+ * crypto_shorthash) under a key drawn at random for each table, so that no
+ * one can aim many keys at one bucket.
+ */
+struct util_hkey {
+	unsigned char	k[16];
+};
+
+void	 util_hkey_random(struct util_hkey *);
+uint64_t util_hash(const struct util_hkey *, const void *, size_t);
 
 /* strdup that returns NULL for NULL; the caller owns the copy. */
 char	*util_strdup(const char *);
