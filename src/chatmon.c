@@ -22,13 +22,15 @@ static int
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: chatmon scan [-c FILE | --rules DIR] [--role agent|customer] [FILE...]\n"
+	    "usage: chatmon scan [-c FILE | --rules DIR] [--role agent|customer]\n"
+	    "                    [--max-line BYTES] [FILE...]\n"
 	    "       chatmon rules test [-c FILE | --rules DIR]\n"
-	    "       chatmon replay [-c FILE] [FILE...]\n"
+	    "       chatmon replay [-c FILE] [--max-line BYTES] [FILE...]\n"
 	    "       chatmon tail [-c FILE] [--redis URL] [--since ID|-N] [--severity LEVEL]\n"
 	    "                    [--agent ID] [--type TYPE] [--json]\n"
 	    "       chatmon dashboard [-c FILE] [-o key.path=value]... [--listen ADDR]\n"
 	    "                    [--redis URL]\n"
+	    "       chatmon COMMAND --help\n"
 	    "       chatmon --version\n"
 	    "\n"
 	    "scan     match chat lines {\"role\":…,\"text\":…} (JSON Lines, files or\n"
@@ -41,7 +43,51 @@ usage(FILE *f)
 	    "         day, from Redis (docs/dashboard.md)\n"
 	    "\n"
 	    "The rules come from --rules DIR, or from the configuration's rules\n"
-	    "key (-c FILE, default " CHATMON_CONFIG ").\n");
+	    "key (-c FILE, default " CHATMON_CONFIG ").\n"
+	    "scan and replay read lines of at most --max-line bytes (default "
+	    REPLAY_MAX_LINE_STR ");\n"
+	    "a longer one, like any bad line, is reported as FILE:LINE and skipped.\n"
+	    "Exit status: 0 success; 1 a bad input line, an input that cannot be\n"
+	    "read, a configuration or rules error, a failed example; 2 a usage error.\n");
+	return f == stdout ? 0 : 2;
+}
+
+/* --help: stdout and 0; a usage error: stderr and 2. */
+static int
+usage_scan(FILE *f)
+{
+	fprintf(f,
+	    "usage: chatmon scan [-c FILE | --rules DIR] [--role agent|customer]\n"
+	    "                    [--max-line BYTES] [FILE...]\n"
+	    "\n"
+	    "Matches chat lines {\"role\":\"agent\",\"text\":\"...\"} (JSON Lines, each\n"
+	    "FILE in turn, or stdin) against the rules: one JSON object per input\n"
+	    "line, {\"line\":N,\"hits\":[...]} or {\"line\":N,\"error\":\"...\"}, in order.\n"
+	    "-c FILE     the configuration whose rules key names the rules\n"
+	    "            (default " CHATMON_CONFIG ")\n"
+	    "--rules     the rules directory, instead of the configuration's\n"
+	    "--role      the role of a line without one (default agent)\n"
+	    "--max-line  the longest line read, as 64KiB or 65536 (default "
+	    REPLAY_MAX_LINE_STR ");\n"
+	    "            a longer one is an error, in bounded memory\n"
+	    "\n"
+	    "Exit status: 0 every line good; 1 a bad line (its error is in the\n"
+	    "output and on stderr as FILE:LINE: reason; the other lines are still\n"
+	    "scanned), an input that cannot be read, or a configuration or rules\n"
+	    "error; 2 a usage error.\n");
+	return f == stdout ? 0 : 2;
+}
+
+static int
+usage_rules(FILE *f)
+{
+	fprintf(f,
+	    "usage: chatmon rules test [-c FILE | --rules DIR]\n"
+	    "\n"
+	    "Loads the rules and runs every rule's examples: a table of rules,\n"
+	    "then each failing example as FILE:LINE, then a summary line.\n"
+	    "Exit status: 0 every example passed; 1 an example failed or the rules\n"
+	    "cannot be loaded; 2 a usage error.\n");
 	return f == stdout ? 0 : 2;
 }
 
@@ -67,20 +113,23 @@ out:
 	return r;
 }
 
-/* Common options of the verbs: -c FILE, --rules DIR, --role ROLE. */
+/* Options of the verbs: -c FILE, --rules DIR; scan's --role ROLE, --max-line BYTES. */
 struct opts {
 	const char	*config;
 	const char	*rules;
 	enum rules_role	 role;
+	size_t		 max_line;
 };
 
+/* 0, 1 for --help, or -1 on a usage error. */
 static int
-parse_opts(int argc, char **argv, struct opts *o, int with_role)
+parse_opts(int argc, char **argv, struct opts *o, int scan)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "rules", required_argument, NULL, 'r' },
 		{ "role", required_argument, NULL, 'R' },
+		{ "max-line", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -89,6 +138,7 @@ parse_opts(int argc, char **argv, struct opts *o, int with_role)
 	o->config = CHATMON_CONFIG;
 	o->rules = NULL;
 	o->role = RULES_AGENT;
+	o->max_line = REPLAY_MAX_LINE;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -99,7 +149,7 @@ parse_opts(int argc, char **argv, struct opts *o, int with_role)
 			o->rules = optarg;
 			break;
 		case 'R':
-			if (!with_role)
+			if (!scan)
 				return -1;
 			if (strcmp(optarg, "agent") == 0)
 				o->role = RULES_AGENT;
@@ -111,6 +161,12 @@ parse_opts(int argc, char **argv, struct opts *o, int with_role)
 				return -1;
 			}
 			break;
+		case 'L':
+			if (!scan || replay_max_line(optarg, &o->max_line) == -1)
+				return -1;
+			break;
+		case 'h':
+			return 1;
 		default:
 			return -1;
 		}
@@ -134,9 +190,21 @@ emit(json_t *o)
 	json_decref(o);
 }
 
+/*
+ * A bad line: its error goes in the output, where the results are, and on
+ * stderr, where a person looks; the exit status says there was one.
+ */
 static void
+scan_bad(const char *name, size_t fileline, size_t lineno, const char *why)
+{
+	fprintf(stderr, "%s:%zu: %s\n", name, fileline, why);
+	emit(json_pack("{s:I, s:s}", "line", (json_int_t)lineno, "error", why));
+}
+
+/* One line's hits, or its error; 0, or -1 for a bad line. */
+static int
 scan_line(struct rules *r, enum rules_role def_role, const char *line,
-    size_t len, size_t lineno)
+    size_t len, size_t lineno, const char *name, size_t fileline)
 {
 	const struct rules_hit	*hits;
 	json_error_t		 e;
@@ -164,9 +232,9 @@ scan_line(struct rules *r, enum rules_role def_role, const char *line,
 			why = "role must be \"agent\" or \"customer\"";
 	}
 	if (why != NULL) {
-		emit(json_pack("{s:I, s:s}", "line", (json_int_t)lineno, "error", why));
+		scan_bad(name, fileline, lineno, why);
 		json_decref(in);
-		return;
+		return -1;
 	}
 	n = rules_match(r, role, json_string_value(jt), json_string_length(jt), &hits);
 	arr = json_array();
@@ -182,38 +250,53 @@ scan_line(struct rules *r, enum rules_role def_role, const char *line,
 		    "match", hits[i].match, (int)hits[i].match_len));
 	emit(json_pack("{s:I, s:o}", "line", (json_int_t)lineno, "hits", arr));
 	json_decref(in);
+	return 0;
 }
 
+/*
+ * "line" in the output counts across all the inputs, as one stream; the
+ * FILE:LINE of an error on stderr is the line within its file.
+ */
 static int
 cmd_scan(int argc, char **argv)
 {
-	struct opts	 o;
-	struct rules	*r;
-	FILE		*f;
-	char		*line = NULL;
-	size_t		 cap = 0, lineno = 0;
-	ssize_t		 n;
-	int		 i, rc = 0;
+	struct opts		 o;
+	struct rules		*r;
+	FILE			*f;
+	const char		*name;
+	char			*line = NULL, msg[64];
+	size_t			 cap = 0, n, lineno = 0, fileline;
+	enum replay_read	 rd;
+	int			 i, rc = 0;
 
-	if (parse_opts(argc, argv, &o, 1) == -1)
-		return usage(stderr);
+	if ((i = parse_opts(argc, argv, &o, 1)) != 0)
+		return usage_scan(i == 1 ? stdout : stderr);
 	if ((r = load_rules(o.config, o.rules, 0)) == NULL)
 		return 1;
+	snprintf(msg, sizeof(msg), REPLAY_LONG_FMT, o.max_line);
 	for (i = optind; i < argc || (i == optind && optind == argc); i++) {
-		if (i < argc && strcmp(argv[i], "-") != 0) {
-			if ((f = fopen(argv[i], "r")) == NULL) {
-				fprintf(stderr, "chatmon: %s: %s\n", argv[i],
-				    strerror(errno));
-				rc = 1;
-				continue;
-			}
-		} else
+		name = i < argc ? argv[i] : "-";
+		if (strcmp(name, "-") == 0)
 			f = stdin;
-		while ((n = getline(&line, &cap, f)) != -1) {
+		else if ((f = fopen(name, "r")) == NULL) {
+			fprintf(stderr, "chatmon: %s: %s\n", name, strerror(errno));
+			rc = 1;
+			continue;
+		}
+		for (fileline = 1; (rd = replay_getline(f, o.max_line, &line, &cap,
+		    &n)) != REPLAY_READ_EOF && rd != REPLAY_READ_ERR; fileline++) {
 			lineno++;
-			while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-				n--;
-			scan_line(r, o.role, line, (size_t)n, lineno);
+			if (rd == REPLAY_READ_LONG) {
+				scan_bad(name, fileline, lineno, msg);
+				rc = 1;
+			} else if (scan_line(r, o.role, line, n, lineno, name,
+			    fileline) == -1)
+				rc = 1;
+		}
+		if (rd == REPLAY_READ_ERR) {
+			/* a directory opens, then fails here: not an empty file */
+			fprintf(stderr, "chatmon: %s: %s\n", name, strerror(errno));
+			rc = 1;
 		}
 		if (f != stdin)
 			fclose(f);
@@ -266,11 +349,16 @@ cmd_rules(int argc, char **argv)
 	struct rules		*r;
 	struct test_state	 st;
 	size_t			 i, fails, w = 4, ex = 0;
+	int			 opt;
 
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+		return usage_rules(stdout);
 	if (argc < 2 || strcmp(argv[1], "test") != 0)
-		return usage(stderr);
-	if (parse_opts(argc - 1, argv + 1, &o, 0) == -1 || optind != argc - 1)
-		return usage(stderr);
+		return usage_rules(stderr);
+	if ((opt = parse_opts(argc - 1, argv + 1, &o, 0)) == 1)
+		return usage_rules(stdout);
+	if (opt == -1 || optind != argc - 1)
+		return usage_rules(stderr);
 	if ((r = load_rules(o.config, o.rules, RULES_SKIP_EXAMPLES)) == NULL)
 		return 1;
 	memset(&st, 0, sizeof(st));

@@ -170,6 +170,80 @@ replay_advance(struct replay *rp, int64_t t)
 
 /* --- input ------------------------------------------------------------------ */
 
+/* Room for one more byte and the NUL, never past max + 2; 0 or -1 (ENOMEM). */
+static int
+replay_grow(char **buf, size_t *cap, size_t max)
+{
+	char	*nb;
+	size_t	 ncap;
+
+	ncap = *cap < 2048 ? 4096 : *cap * 2;
+	if (ncap > max + 2)
+		ncap = max + 2;
+	if ((nb = realloc(*buf, ncap)) == NULL)
+		return -1;
+	*buf = nb;
+	*cap = ncap;
+	return 0;
+}
+
+/*
+ * getline() would hold a line whole, however long; this keeps max + 1
+ * bytes (the extra one tells "too long" from "just fits", or is the '\r'
+ * of a "\r\n" end) and reads past the rest. Byte by byte from stdio's
+ * buffer, not with fgets(): a NUL in a line must reach the JSON parser,
+ * which refuses the line, not end it early as a shorter, valid one.
+ */
+enum replay_read
+replay_getline(FILE *f, size_t max, char **buf, size_t *cap, size_t *len)
+{
+	size_t	n = 0;
+	int	c, any = 0, over = 0;
+
+	if (*cap == 0 && replay_grow(buf, cap, max) == -1)
+		return REPLAY_READ_ERR;
+	while ((c = getc_unlocked(f)) != EOF) {
+		any = 1;
+		if (c == '\n')
+			break;
+		if (n > max) {
+			over = 1;
+			continue;
+		}
+		if (n + 1 >= *cap && replay_grow(buf, cap, max) == -1)
+			return REPLAY_READ_ERR;
+		(*buf)[n++] = (char)c;
+	}
+	if (c == EOF && ferror(f))
+		return REPLAY_READ_ERR;
+	if (!any)
+		return REPLAY_READ_EOF;
+	if (!over && n == max + 1 && (*buf)[max] == '\r')
+		n = max;
+	*len = n;
+	if (over || n > max)
+		return REPLAY_READ_LONG;
+	while (n > 0 && (*buf)[n - 1] == '\r')
+		n--;
+	(*buf)[n] = '\0';
+	*len = n;
+	return REPLAY_READ_LINE;
+}
+
+int
+replay_max_line(const char *arg, size_t *max)
+{
+	uint64_t	v;
+
+	if (config_parse_size(arg, &v) == -1 || v < 1 || v > REPLAY_MAX_LINE_MAX) {
+		fprintf(stderr, "chatmon: --max-line: '%s': a size from 1 byte "
+		    "to 1GiB, as 64KiB or 65536\n", arg);
+		return -1;
+	}
+	*max = (size_t)v;
+	return 0;
+}
+
 /*
  * RFC 3339 ("2026-11-22T10:00:00.123Z", "…+08:00", a space for the T) to
  * epoch milliseconds; -1 when it is not one.
@@ -331,11 +405,27 @@ replay_figures(const char *agent, const struct sla_figures *f, void *arg)
 	json_object_set_new(agents, agent[0] ? agent : "-", state_figures_json(f));
 }
 
+/* --help: stdout and 0; a usage error: stderr and 2. */
 static int
-replay_usage(void)
+replay_usage(FILE *f, const char *default_config)
 {
-	fprintf(stderr, "usage: chatmon replay [-c FILE] [FILE...]\n");
-	return 2;
+	fprintf(f,
+	    "usage: chatmon replay [-c FILE] [--max-line BYTES] [FILE...]\n"
+	    "\n"
+	    "Runs a chat log {\"ts\",\"conversation\",\"role\",\"agent\",\"text\"}\n"
+	    "(JSON Lines, each FILE in turn, or stdin) through the rules and the SLA\n"
+	    "clock of the configuration on the log's own time: every alert the daemon\n"
+	    "would have raised, one per line, then a summary (docs/sla.md).\n"
+	    "-c FILE     the configuration (default %s)\n"
+	    "--max-line  the longest line read, as 64KiB or 65536 (default "
+	    REPLAY_MAX_LINE_STR ");\n"
+	    "            a longer one is reported and skipped, in bounded memory\n"
+	    "\n"
+	    "Exit status: 0 every line good; 1 a bad line (FILE:LINE: reason on\n"
+	    "stderr; it is skipped and the rest still counts), an input that cannot\n"
+	    "be read, or a configuration or rules error; 2 a usage error.\n",
+	    default_config);
+	return f == stdout ? 0 : 2;
 }
 
 int
@@ -343,6 +433,8 @@ replay_main(int argc, char **argv, const char *default_config)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
+		{ "max-line", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct replay		 rp;
@@ -354,17 +446,27 @@ replay_main(int argc, char **argv, const char *default_config)
 	json_t			*o, *agents;
 	const char		*cfgpath = default_config, *why, *name;
 	char			*line = NULL, *dump;
-	size_t			 cap = 0, lineno;
-	ssize_t			 n;
+	size_t			 cap = 0, lineno, n, max = REPLAY_MAX_LINE;
 	int64_t			 last = INT64_MIN;
+	enum replay_read	 rd;
 	FILE			*f;
 	int			 ch, rc = 0, k;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
-		if (ch != 'c')
-			return replay_usage();
-		cfgpath = optarg;
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cfgpath = optarg;
+			break;
+		case 'L':
+			if (replay_max_line(optarg, &max) == -1)
+				return replay_usage(stderr, default_config);
+			break;
+		case 'h':
+			return replay_usage(stdout, default_config);
+		default:
+			return replay_usage(stderr, default_config);
+		}
 	}
 	memset(&rp, 0, sizeof(rp));
 	sbuf_init(&errs);
@@ -387,14 +489,19 @@ replay_main(int argc, char **argv, const char *default_config)
 			rc = 1;
 			continue;
 		}
-		for (lineno = 1; (n = getline(&line, &cap, f)) != -1; lineno++) {
-			while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-				n--;
+		for (lineno = 1; (rd = replay_getline(f, max, &line, &cap, &n)) !=
+		    REPLAY_READ_EOF && rd != REPLAY_READ_ERR; lineno++) {
+			if (rd == REPLAY_READ_LONG) {
+				fprintf(stderr, "%s:%zu: " REPLAY_LONG_FMT "\n", name,
+				    lineno, max);
+				rc = 1;
+				continue;
+			}
 			if (n == 0)
 				continue;
 			why = NULL;
 			memset(&l, 0, sizeof(l));
-			if ((o = json_loadb(line, (size_t)n, JSON_ALLOW_NUL, &je)) == NULL)
+			if ((o = json_loadb(line, n, JSON_ALLOW_NUL, &je)) == NULL)
 				why = je.text;
 			else if ((why = replay_parse(o, &l)) == NULL && l.ts < last)
 				why = "ts goes back in time: a log must be in time order";
@@ -412,6 +519,11 @@ replay_main(int argc, char **argv, const char *default_config)
 				}
 			}
 			json_decref(o);
+		}
+		if (rd == REPLAY_READ_ERR) {
+			/* a directory opens, then fails here: not an empty log */
+			fprintf(stderr, "chatmon: %s: %s\n", name, strerror(errno));
+			rc = 1;
 		}
 		if (f != stdin)
 			fclose(f);
