@@ -1,16 +1,23 @@
 /* session: agent <-> backend WebSocket pairs on libwebsockets, on the caller's libevent loop. */
 #include <ctype.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
 #include <libwebsockets.h>
 
 #include "chatmon/log.h"
 #include "chatmon/lwsctx.h"
 #include "chatmon/msgq.h"
+#include "chatmon/peercount.h"
 #include "chatmon/session.h"
 
 /*
@@ -19,6 +26,10 @@
  * the queue towards its destination, offered to the relay when complete,
  * and sent from the head, one lws_write per WRITEABLE callback, in chunks so
  * that one big message does not hold the loop.
+ *
+ * A session starts when its agent's TCP connection is accepted (so that
+ * the handshake is timed and counted against the limits), becomes an agent
+ * when the WebSocket upgrade is accepted, and connects upstream then.
  *
  * Lifetime: the session is freed when both of its connections are gone.
  * Each lws callback that ends a connection (CLOSED, CLIENT_CLOSED,
@@ -32,6 +43,17 @@
 #define SESSION_WRITE_CHUNK	65536
 #define SESSION_ID_MAX		128
 #define SESSION_REASON_MAX	123	/* RFC 6455: close payload <= 125 */
+/*
+ * File descriptors: an agent costs two (its own, its upstream's). Agents
+ * are admitted while RLIMIT_NOFILE, less what was open at start and
+ * SESSION_FD_RESERVE (admin clients, Redis reconnects, the spool), has
+ * room for them; past that they get 503. Whatever else happens, an
+ * accepted fd within SESSION_FD_SPARE of the limit is answered 503 and
+ * closed at once, so accept() itself never fails (lws would retry it for
+ * ever and the agent would hang).
+ */
+#define SESSION_FD_RESERVE	16
+#define SESSION_FD_SPARE	8
 #define SESSION_MSG_BINARY	1u
 
 enum session_side {
@@ -68,6 +90,11 @@ struct session {
 	uint32_t		 to_agent_sent;		/* and sent in full */
 	struct session_close	 close[2];	/* to send to that side */
 	int			 closing[2];	/* lws is closing that side: ask nothing more of it */
+	int			 agent;		/* upgraded: counted in agents_active */
+	int			 in_msg[2];	/* a message from that side is under way */
+	int			 rx_dead[2];	/* that side timed out: drop what it sends */
+	struct event		*tmo[2];	/* handshake, then that side's message */
+	char			 addr[64];	/* the agent's address */
 	int			 paused[2];	/* reading from that side stopped */
 	enum session_up_state	 up;
 	int			 up_connected;	/* TCP up: a later failure is a refusal */
@@ -88,10 +115,20 @@ struct session_settings {
 	char			 agent_id_name[128];
 	uint64_t		 max_message;
 	uint64_t		 queue_bytes;
+	uint64_t		 max_connections;
+	uint64_t		 max_per_ip;		/* 0: no limit */
+	uint64_t		 handshake_ms;
+	uint64_t		 message_ms;
 };
 
 struct session_server {
+	struct event_base	*base;
 	struct lws_context	*ctx;
+	struct peercount	*peers;		/* connections by agent address */
+	const struct timeval	*tmo_handshake;	/* libevent common timeouts */
+	const struct timeval	*tmo_message;
+	uint64_t		 fd_sessions;	/* sessions the fd limit has room for */
+	int			 fd_floor;	/* an accepted fd this high is refused */
 	struct relay		*relay;
 	struct metrics		*metrics;
 	struct session_settings	 set;
@@ -106,6 +143,7 @@ struct session_server {
 
 static int	session_cb(struct lws *, enum lws_callback_reasons, void *,
 		    void *, size_t);
+static void	session_up_failed(struct session *, const char *);
 
 static const struct lws_protocols session_protocols[] = {
 	{ SESSION_PROTOCOL, session_cb, 0, SESSION_RX_BUFFER, 0, NULL, 0 },
@@ -136,12 +174,37 @@ session_settings_from(struct session_settings *set, const struct config *cfg)
 	    cfg->agent_id_name);
 	set->max_message = cfg->limits.max_message;
 	set->queue_bytes = cfg->limits.queue_bytes;
+	set->max_connections = cfg->limits.max_connections;
+	set->max_per_ip = cfg->limits.max_connections_per_ip;
+	set->handshake_ms = cfg->limits.handshake_timeout_ms;
+	set->message_ms = cfg->limits.message_timeout_ms;
+}
+
+/*
+ * Every handshake and every message waits the same time: libevent's common
+ * timeouts keep each in a queue instead of its heap. A new duration gets a
+ * new queue; timers already running keep theirs.
+ */
+static const struct timeval *
+session_common_timeout(struct session_server *srv, uint64_t ms)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+	return event_base_init_common_timeout(srv->base, &tv);
 }
 
 void
 session_server_set_config(struct session_server *srv, const struct config *cfg)
 {
+	struct session_settings	old = srv->set;
+
 	session_settings_from(&srv->set, cfg);
+	if (srv->tmo_handshake == NULL || old.handshake_ms != srv->set.handshake_ms)
+		srv->tmo_handshake = session_common_timeout(srv, srv->set.handshake_ms);
+	if (srv->tmo_message == NULL || old.message_ms != srv->set.message_ms)
+		srv->tmo_message = session_common_timeout(srv, srv->set.message_ms);
 }
 
 /* --- closing ------------------------------------------------------------ */
@@ -203,6 +266,10 @@ session_release(struct session *s)
 {
 	size_t	i;
 
+	if (s->tmo[0] != NULL)
+		event_free(s->tmo[0]);
+	if (s->tmo[1] != NULL)
+		event_free(s->tmo[1]);
 	msgq_free(s->q[SIDE_AGENT]);
 	msgq_free(s->q[SIDE_UP]);
 	msgq_free(s->inj);
@@ -227,12 +294,15 @@ session_free(struct session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	srv->count--;
-	log_info("session_free: agent=%s session=%" PRIu64 " closed",
-	    session_agent_name(s), s->peer.session);
+	peercount_del(srv->peers, s->addr);
 	srv->metrics->queued_bytes -= msgq_bytes(s->q[SIDE_AGENT]) +
 	    msgq_bytes(s->q[SIDE_UP]);
-	/* a session torn down with the context never saw its agent detach */
-	relay_peer_closed(srv->relay, &s->peer);
+	if (s->agent) {
+		log_info("session_free: agent=%s session=%" PRIu64 " closed",
+		    session_agent_name(s), s->peer.session);
+		/* a session torn down with the context never saw its agent detach */
+		relay_peer_closed(srv->relay, &s->peer);
+	}
 	session_release(s);
 	if (srv->draining && srv->count == 0 && srv->drained != NULL) {
 		void (*done)(void *) = srv->drained;
@@ -257,13 +327,17 @@ session_detach(struct session *s, enum session_side side)
 		return;
 	lws_set_opaque_user_data(s->wsi[side], NULL);
 	s->wsi[side] = NULL;
+	evtimer_del(s->tmo[side]);
 	if (side == SIDE_AGENT) {
-		m->agents_active--;
-		relay_peer_closed(s->srv->relay, &s->peer);
-	}
-	else {
+		if (s->agent) {
+			m->agents_active--;
+			relay_peer_closed(s->srv->relay, &s->peer);
+		}
+	} else {
 		if (s->up == UP_OPEN)
 			m->upstream_active--;
+		else if (s->up == UP_CONNECTING && !s->close[SIDE_UP].pending)
+			session_up_failed(s, "no answer to the upgrade");
 		s->up = UP_GONE;
 	}
 	/* what was waiting to go to the gone side is lost with it */
@@ -280,6 +354,24 @@ session_detach(struct session *s, enum session_side side)
 		return;
 	}
 	session_free(s);
+}
+
+/*
+ * The upstream failed before it was open: counted, logged, and the agent
+ * is told to come back later (1013), as for a refused connect. A refusal
+ * after the backend answered is 1011 instead (session_cb).
+ */
+static void
+session_up_failed(struct session *s, const char *why)
+{
+	struct session_server	*srv = s->srv;
+
+	srv->metrics->upstream_failures++;
+	srv->upstream_ok = 0;
+	log_warnx("session_up_failed: agent=%s: upstream %s:%d: %s",
+	    session_agent_name(s), srv->set.upstream.host,
+	    srv->set.upstream.port, why);
+	session_close_side(s, SIDE_AGENT, 1013, "upstream unavailable: %s", why);
 }
 
 /* --- the request, copied for the upstream ------------------------------- */
@@ -477,12 +569,18 @@ session_inject_ready(const struct session *s, unsigned flags)
 	return ((s->to_agent_sent - barrier) & ~(1u << 31)) < (1u << 30);
 }
 
+static void	session_on_agent_timeout(evutil_socket_t, short, void *);
+static void	session_on_up_timeout(evutil_socket_t, short, void *);
+
+/*
+ * A session for a connection just accepted: its address counted, its
+ * handshake timed. NULL out of memory. The request is read later
+ * (session_setup), once lws has it.
+ */
 static struct session *
 session_new(struct session_server *srv, struct lws *wsi)
 {
 	struct session	*s;
-	char		 peer[64], *xff, *v;
-	size_t		 n;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
@@ -490,10 +588,41 @@ session_new(struct session_server *srv, struct lws *wsi)
 	s->q[SIDE_AGENT] = msgq_new(LWS_PRE);
 	s->q[SIDE_UP] = msgq_new(LWS_PRE);
 	s->inj = msgq_new(LWS_PRE);
-	if (s->q[SIDE_AGENT] == NULL || s->q[SIDE_UP] == NULL || s->inj == NULL)
+	s->tmo[SIDE_AGENT] = evtimer_new(srv->base, session_on_agent_timeout, s);
+	s->tmo[SIDE_UP] = evtimer_new(srv->base, session_on_up_timeout, s);
+	if (s->q[SIDE_AGENT] == NULL || s->q[SIDE_UP] == NULL || s->inj == NULL ||
+	    s->tmo[SIDE_AGENT] == NULL || s->tmo[SIDE_UP] == NULL)
 		goto err;
+	lws_get_peer_simple(wsi, s->addr, sizeof(s->addr));
+	if (strncmp(s->addr, "::ffff:", 7) == 0 && strchr(s->addr + 7, ':') == NULL)
+		memmove(s->addr, s->addr + 7, strlen(s->addr + 7) + 1);	/* v4-mapped */
+	if (peercount_add(srv->peers, s->addr) == 0)
+		goto err;
+	s->wsi[SIDE_AGENT] = wsi;
+	lws_set_opaque_user_data(wsi, s);
+	evtimer_add(s->tmo[SIDE_AGENT], srv->tmo_handshake);
+
+	s->next = srv->sessions;
+	if (s->next)
+		s->next->prev = s;
+	srv->sessions = s;
+	srv->count++;
+	return s;
+err:
+	session_release(s);
+	return NULL;
+}
+
+/* The request, read when the upgrade is accepted; -1 out of memory. */
+static int
+session_setup(struct session *s, struct lws *wsi)
+{
+	struct session_server	*srv = s->srv;
+	char			*xff, *v;
+	size_t			 n;
+
 	if ((s->up_path = session_build_path(srv, wsi)) == NULL)
-		goto err;
+		return -1;
 	session_agent_id(srv, wsi, s->agent_id, sizeof(s->agent_id));
 	s->peer.agent = s->agent_id;
 	s->peer.session = ++srv->serial;
@@ -507,28 +636,104 @@ session_new(struct session_server *srv, struct lws *wsi)
 	if ((v = session_hdr_dup(wsi, WSI_TOKEN_HTTP_COOKIE)) != NULL)
 		s->hdrs[s->nhdrs++] = (struct session_hdr){ "cookie:", v };
 	/* X-Forwarded-For: the agent's address, after any proxies before us */
-	lws_get_peer_simple(wsi, peer, sizeof(peer));
-	if (strncmp(peer, "::ffff:", 7) == 0 && strchr(peer + 7, ':') == NULL)
-		memmove(peer, peer + 7, strlen(peer + 7) + 1);	/* v4-mapped */
 	xff = session_hdr_dup(wsi, WSI_TOKEN_X_FORWARDED_FOR);
-	n = (xff ? strlen(xff) + 2 : 0) + strlen(peer) + 1;
+	n = (xff ? strlen(xff) + 2 : 0) + strlen(s->addr) + 1;
 	if ((v = malloc(n)) == NULL) {
 		free(xff);
-		goto err;
+		return -1;
 	}
-	snprintf(v, n, "%s%s%s", xff ? xff : "", xff ? ", " : "", peer);
+	snprintf(v, n, "%s%s%s", xff ? xff : "", xff ? ", " : "", s->addr);
 	free(xff);
 	s->hdrs[s->nhdrs++] = (struct session_hdr){ "x-forwarded-for:", v };
+	return 0;
+}
 
-	s->next = srv->sessions;
-	if (s->next)
-		s->next->prev = s;
-	srv->sessions = s;
-	srv->count++;
-	return s;
-err:
-	session_release(s);
-	return NULL;
+/*
+ * Whether one more agent may be upgraded: 0, or an HTTP status with the
+ * metric counted and the reason logged. The session being decided is
+ * already counted, so the limits compare with >.
+ */
+static int
+session_admit(struct session *s)
+{
+	struct session_server	*srv = s->srv;
+	uint64_t		 cap = srv->set.max_connections;
+	const char		*why;
+
+	if (cap > srv->fd_sessions)
+		cap = srv->fd_sessions;
+	if (srv->draining) {
+		srv->metrics->refused_draining++;
+		why = "shutting down";
+	} else if (srv->count > cap) {
+		if (cap == srv->set.max_connections)
+			srv->metrics->refused_max++;
+		else
+			srv->metrics->refused_fds++;
+		why = cap == srv->set.max_connections ?
+		    "limits.max_connections reached" :
+		    "no file descriptors left for another agent";
+	} else if (srv->set.max_per_ip > 0 &&
+	    peercount_get(srv->peers, s->addr) > srv->set.max_per_ip) {
+		srv->metrics->refused_per_ip++;
+		why = "limits.max_connections_per_ip reached";
+	} else
+		return 0;
+	log_warnx("session_admit: %s: agent refused (503): %s", s->addr, why);
+	return HTTP_STATUS_SERVICE_UNAVAILABLE;
+}
+
+/*
+ * A handshake or a message took too long (limits.handshake_timeout,
+ * limits.message_timeout). A handshake is dropped; a message's sender is
+ * closed with 1008 and the other side told, as for an oversized message.
+ */
+static void
+session_timeout(struct session *s, enum session_side from)
+{
+	struct session_server	*srv = s->srv;
+	enum session_side	 to = from == SIDE_AGENT ? SIDE_UP : SIDE_AGENT;
+	size_t			 have;
+
+	if (from == SIDE_AGENT && !s->in_msg[SIDE_AGENT]) {	/* the handshake's */
+		srv->metrics->timeouts_handshake++;
+		log_info("session_on_timeout: %s: no WebSocket upgrade within "
+		    "%" PRIu64 " ms, dropped", s->addr, srv->set.handshake_ms);
+		lws_set_timeout(s->wsi[SIDE_AGENT], PENDING_TIMEOUT_HTTP_CONTENT,
+		    LWS_TO_KILL_ASYNC);
+		return;
+	}
+	srv->metrics->timeouts_message++;
+	log_warnx("session_on_timeout: agent=%s: %s message not complete within "
+	    "%" PRIu64 " ms, closing 1008", session_agent_name(s),
+	    session_side_name(from), srv->set.message_ms);
+	msgq_open(s->q[to], &have);
+	srv->metrics->queued_bytes -= have;
+	msgq_discard(s->q[to]);
+	s->in_msg[from] = 0;
+	s->rx_dead[from] = 1;
+	session_close_side(s, from, 1008, "message not complete within %" PRIu64
+	    " ms", srv->set.message_ms);
+	if (from == SIDE_AGENT)
+		session_close_side(s, to, 1001, "agent closed: message timeout");
+	else
+		session_close_side(s, to, 1011, "upstream message timed out");
+}
+
+static void
+session_on_agent_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_timeout(arg, SIDE_AGENT);
+}
+
+static void
+session_on_up_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_timeout(arg, SIDE_UP);
 }
 
 /* --- upstream ------------------------------------------------------------ */
@@ -607,6 +812,8 @@ session_rx(struct session *s, enum session_side from, struct lws *wsi,
 	char			*data;
 	int			 binary;
 
+	if (s->rx_dead[from])
+		return 0;
 	msgq_open(q, &have);
 	if (have + len > srv->set.max_message) {
 		srv->metrics->queued_bytes -= have;
@@ -634,6 +841,8 @@ session_rx(struct session *s, enum session_side from, struct lws *wsi,
 	srv->metrics->queued_bytes += len;
 	if (!lws_is_final_fragment(wsi))
 		goto flow;
+	s->in_msg[from] = 0;
+	evtimer_del(s->tmo[from]);
 
 	binary = lws_frame_is_binary(wsi);
 	data = msgq_open(q, &have);
@@ -730,6 +939,57 @@ session_writeable(struct session *s, enum session_side side)
 	return 0;
 }
 
+/* --- limits and protocol errors ---------------------------------------- */
+
+/*
+ * An accepted connection that leaves fewer than SESSION_FD_SPARE file
+ * descriptors is answered 503 at once and closed (lws closes it when this
+ * returns 1): the fds left are for the agents already connected. Nothing
+ * has been read from it yet; the answer is best effort.
+ */
+static int
+session_fd_check(struct session_server *srv, int fd)
+{
+	static const char	busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Connection: close\r\nContent-Length: 0\r\n\r\n";
+
+	if (fd < srv->fd_floor)
+		return 0;
+	srv->metrics->refused_fds++;
+	log_warnx("session_fd_check: fd %d of %d: no file descriptors left, "
+	    "agent refused (503)", fd, srv->fd_floor + SESSION_FD_SPARE);
+	(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return 1;
+}
+
+/*
+ * lws is failing side's connection for breaking RFC 6455 (patch 0007): it
+ * sends the close frame itself; the other side is told at once.
+ */
+static void
+session_protocol_error(struct session *s, enum session_side side,
+    const unsigned char *in, size_t len)
+{
+	unsigned	code = len >= 2 ? (unsigned)(in[0] << 8 | in[1]) : 0;
+	int		rlen = len > 2 ? (int)(len - 2) : 0;
+
+	s->closing[side] = 1;
+	s->rx_dead[side] = 1;
+	if (side == SIDE_AGENT)
+		s->srv->metrics->protocol_errors_agent++;
+	else
+		s->srv->metrics->protocol_errors_up++;
+	log_warnx("session_protocol_error: agent=%s: %s broke the protocol, "
+	    "closing %u: %.*s", session_agent_name(s), session_side_name(side),
+	    code, rlen, (const char *)in + 2);
+	if (side == SIDE_AGENT)
+		session_close_side(s, SIDE_UP, 1001,
+		    "agent closed: protocol error (%.*s)", rlen, (const char *)in + 2);
+	else
+		session_close_side(s, SIDE_AGENT, 1011,
+		    "upstream protocol error: %.*s", rlen, (const char *)in + 2);
+}
+
 /* --- the lws callback ---------------------------------------------------- */
 
 static int
@@ -748,15 +1008,37 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	    wsi != s->wsi[SIDE_AGENT])
 		s->wsi[SIDE_UP] = wsi;
 	switch (reason) {
-	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		if (srv->draining)
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		/* in: the fd just accepted, the lowest free one */
+		return session_fd_check(srv, (int)(lws_intptr_t)in);
+
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		/* lws says this of its client connections too: ours have s */
+		if (s != NULL)
+			return 0;
+		if (session_new(srv, wsi) == NULL) {
+			log_warnx("session_cb: cannot set up a session: out of memory");
+			return -1;
+		}
+		return 0;
+
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		if (s == NULL)
 			return 1;
-		if ((s = session_new(srv, wsi)) == NULL) {
+		if ((n = session_admit(s)) != 0) {
+			lws_return_http_status(wsi, (unsigned)n, NULL);
+			return 1;
+		}
+		return 0;
+
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		if (s == NULL)
+			return 1;
+		if (session_setup(s, wsi) == -1) {
 			log_warnx("session_cb: cannot set up a session: out of memory");
 			return 1;
 		}
-		s->wsi[SIDE_AGENT] = wsi;
-		lws_set_opaque_user_data(wsi, s);
+		s->agent = 1;
 		srv->metrics->agents_total++;
 		srv->metrics->agents_active++;
 		return 0;
@@ -777,6 +1059,7 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_ESTABLISHED:
 		if (s == NULL)
 			return -1;
+		evtimer_del(s->tmo[SIDE_AGENT]);	/* the handshake's */
 		log_info("session_cb: agent=%s session=%" PRIu64 " connected "
 		    "from %s, upstream path %s", session_agent_name(s),
 		    s->peer.session, s->hdrs[s->nhdrs - 1].value, s->up_path);
@@ -807,6 +1090,22 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (s != NULL)
 			session_forward_close(s, wsi == s->wsi[SIDE_AGENT] ?
 			    SIDE_UP : SIDE_AGENT, in, len);
+		return 0;
+
+	case LWS_CALLBACK_WS_MESSAGE_START:	/* patch 0008 */
+		if (s == NULL)
+			return -1;
+		n = wsi == s->wsi[SIDE_AGENT] ? SIDE_AGENT : SIDE_UP;
+		if (!s->in_msg[n] && !s->rx_dead[n]) {
+			s->in_msg[n] = 1;
+			evtimer_add(s->tmo[n], srv->tmo_message);
+		}
+		return 0;
+
+	case LWS_CALLBACK_WS_PEER_PROTOCOL_ERROR:	/* patch 0007 */
+		if (s != NULL)
+			session_protocol_error(s, wsi == s->wsi[SIDE_AGENT] ?
+			    SIDE_AGENT : SIDE_UP, in, len);
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
@@ -859,19 +1158,18 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			session_detach(s, SIDE_UP);
 			return 0;
 		}
-		srv->metrics->upstream_failures++;
-		srv->upstream_ok = 0;
-		log_warnx("session_cb: agent=%s: upstream %s:%d: %s",
-		    session_agent_name(s), srv->set.upstream.host,
-		    srv->set.upstream.port, in ? (const char *)in : "error");
 		/* a refusal after TCP was up will not go away by retrying */
-		if (s->up_connected)
+		if (s->up_connected) {
+			srv->metrics->upstream_failures++;
+			srv->upstream_ok = 0;
+			log_warnx("session_cb: agent=%s: upstream %s:%d: %s",
+			    session_agent_name(s), srv->set.upstream.host,
+			    srv->set.upstream.port, in ? (const char *)in : "error");
 			session_close_side(s, SIDE_AGENT, 1011, "upstream refused: %s",
 			    in ? (const char *)in : "handshake failed");
-		else
-			session_close_side(s, SIDE_AGENT, 1013,
-			    "upstream unavailable: %s",
-			    in ? (const char *)in : "connect failed");
+		} else
+			session_up_failed(s, in ? (const char *)in : "connect failed");
+		s->up = UP_GONE;	/* counted: session_detach must not again */
 		session_detach(s, SIDE_UP);
 		return 0;
 
@@ -904,6 +1202,8 @@ session_server_new(struct event_base *base, const struct config *cfg,
     struct relay *relay, struct metrics *m, struct sbuf *errs)
 {
 	struct session_server	*srv;
+	struct rlimit		 rl;
+	int			 used;
 	struct lwsctx_info	 li = {
 		.listen = &cfg->listen,
 		.protocols = session_protocols,
@@ -916,16 +1216,41 @@ session_server_new(struct event_base *base, const struct config *cfg,
 		sbuf_line(errs, "session_server_new: out of memory");
 		return NULL;
 	}
+	srv->base = base;
 	srv->relay = relay;
 	srv->metrics = m;
 	srv->upstream_ok = -1;
-	session_settings_from(&srv->set, cfg);
-	li.user = srv;
-	if ((srv->ctx = lwsctx_new(base, &li, errs)) == NULL) {
-		free(srv);
-		return NULL;
+	session_server_set_config(srv, cfg);
+	if (srv->tmo_handshake == NULL || srv->tmo_message == NULL ||
+	    (srv->peers = peercount_new()) == NULL) {
+		sbuf_line(errs, "session_server_new: out of memory");
+		goto err;
 	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > INT_MAX)
+		rl.rlim_cur = INT_MAX;
+	/* the lowest free fd: about as many as are open now */
+	if ((used = dup(2)) == -1)
+		used = 0;
+	else
+		close(used);
+	srv->fd_floor = (int)rl.rlim_cur > SESSION_FD_SPARE ?
+	    (int)rl.rlim_cur - SESSION_FD_SPARE : 0;
+	srv->fd_sessions = (int)rl.rlim_cur > used + SESSION_FD_RESERVE ?
+	    (uint64_t)((int)rl.rlim_cur - used - SESSION_FD_RESERVE) / 2 : 0;
+	if (srv->fd_sessions < srv->set.max_connections)
+		log_warnx("session_server_new: RLIMIT_NOFILE %llu has room for %"
+		    PRIu64 " agents, below limits.max_connections %" PRIu64
+		    " (raise LimitNOFILE)", (unsigned long long)rl.rlim_cur,
+		    srv->fd_sessions, srv->set.max_connections);
+	li.user = srv;
+	if ((srv->ctx = lwsctx_new(base, &li, errs)) == NULL)
+		goto err;
 	return srv;
+err:
+	peercount_free(srv->peers);
+	free(srv);
+	return NULL;
 }
 
 void
@@ -942,6 +1267,11 @@ session_server_drain(struct session_server *srv, void (*done)(void *),
 	srv->drained_arg = arg;
 	for (s = srv->sessions; s != NULL; s = next) {
 		next = s->next;	/* closing may free s */
+		if (!s->agent) {	/* still in its handshake: just drop it */
+			lws_set_timeout(s->wsi[SIDE_AGENT],
+			    PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+			continue;
+		}
 		session_close_side(s, SIDE_AGENT, 1001, "chatmond shutting down");
 		session_close_side(s, SIDE_UP, 1001, "chatmond shutting down");
 	}
@@ -973,5 +1303,6 @@ session_server_free(struct session_server *srv)
 	/* lws reports every connection's end while destroying; none is left */
 	while (srv->sessions != NULL)
 		session_free(srv->sessions);
+	peercount_free(srv->peers);
 	free(srv);
 }

@@ -93,6 +93,7 @@ struct config_dashboard {		/* chatmon dashboard */
 	char	*token;			/* optional: the feed needs ?token= */
 	char	*root;			/* the page's files; relative to the config */
 	uint64_t history;		/* alerts kept for pages that (re)connect */
+	struct config_list allowed_origins;	/* besides the page's own */
 };
 
 struct config_limits {
@@ -100,6 +101,10 @@ struct config_limits {
 	uint64_t queue_bytes;		/* per direction; past it the producer is paused */
 	uint64_t connect_timeout_ms;	/* upstream connect + handshake */
 	uint64_t shutdown_grace_ms;	/* SIGTERM: how long sessions get to close */
+	uint64_t max_connections;	/* agent connections, handshakes included */
+	uint64_t max_connections_per_ip;	/* from one address; 0: no limit */
+	uint64_t handshake_timeout_ms;	/* accept to upgraded */
+	uint64_t message_timeout_ms;	/* first frame of a message to its last */
 };
 
 /*

@@ -28,6 +28,14 @@
 	X(frames_other, counter, "frames_untouched_total", "reason=\"other\"", 1, "Text frames relayed untouched, by reason") \
 	X(frames_invalid, counter, "frames_untouched_total", "reason=\"invalid\"", 1, "Text frames relayed untouched, by reason") \
 	X(frames_malformed, counter, "frames_untouched_total", "reason=\"malformed\"", 1, "Text frames relayed untouched, by reason") \
+	X(refused_max, counter, "connections_refused_total", "reason=\"max_connections\"", 1, "Agent connections refused (HTTP 503), by reason") \
+	X(refused_per_ip, counter, "connections_refused_total", "reason=\"per_ip\"", 1, "Agent connections refused (HTTP 503), by reason") \
+	X(refused_fds, counter, "connections_refused_total", "reason=\"fds\"", 1, "Agent connections refused (HTTP 503), by reason") \
+	X(refused_draining, counter, "connections_refused_total", "reason=\"draining\"", 1, "Agent connections refused (HTTP 503), by reason") \
+	X(timeouts_handshake, counter, "timeouts_total", "kind=\"handshake\"", 1, "Connections closed for taking too long, by kind") \
+	X(timeouts_message, counter, "timeouts_total", "kind=\"message\"", 1, "Connections closed for taking too long, by kind") \
+	X(protocol_errors_agent, counter, "protocol_errors_total", "side=\"agent\"", 1, "Connections failed for breaking RFC 6455, by side") \
+	X(protocol_errors_up, counter, "protocol_errors_total", "side=\"upstream\"", 1, "Connections failed for breaking RFC 6455, by side") \
 	X(closes_too_big, counter, "closes_too_big_total", "", 1, "Connections closed 1009 for a message over limits.max_message") \
 	X(flow_pauses, counter, "flow_pauses_total", "", 1, "Times a producer was paused because a queue passed limits.queue_bytes") \
 	X(queued_bytes, gauge, "queued_bytes", "", 1, "Bytes waiting in relay queues") \

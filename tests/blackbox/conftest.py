@@ -323,7 +323,7 @@ def config_text(port, upstream, level="debug", agent_id="query:agent", limits=No
 
 
 class Daemon:
-    def __init__(self, tmp_path, name, text, args=(), env=None, port=None):
+    def __init__(self, tmp_path, name, text, args=(), env=None, port=None, wrap=()):
         self.port = port
         self.conf = str(tmp_path / f"{name}.yaml")
         self.errfile = str(tmp_path / f"{name}.stderr")
@@ -331,7 +331,8 @@ class Daemon:
         self.stderr = open(self.errfile, "wb")
         e = dict(os.environ)
         e.update(env or {})
-        self.proc = subprocess.Popen([CHATMOND, "-c", self.conf, *args],
+        # wrap: a command that execs chatmond (prlimit ...), so the pid stays its own
+        self.proc = subprocess.Popen([*wrap, CHATMOND, "-c", self.conf, *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self.stderr, env=e)
         self.pid = self.proc.pid
@@ -417,12 +418,12 @@ def daemon(tmp_path):
     started = []
 
     def start(upstream_port=None, *, upstream=None, args=(), env=None, wait=True,
-              name=None, **cfg):
+              name=None, wrap=(), **cfg):
         port = free_port()
         if upstream is None:
             upstream = f"ws://127.0.0.1:{upstream_port}/"
         d = Daemon(tmp_path, name or f"chatmond{len(started)}",
-                   config_text(port, upstream, **cfg), args, env, port)
+                   config_text(port, upstream, **cfg), args, env, port, wrap)
         started.append(d)
         return d.wait_ready() if wait else d
 

@@ -31,6 +31,11 @@ string tunes it:
   stall           accept, then never read (start with --max-queue 1 --read-limit 4096)
   flood?total=N   send 64 KiB binary messages until N bytes are sent or sending blocks
   ping            ping chatmond, report the pong, then echo
+  raw?hex=H&mute=1  on open write the bytes H as they are (a frame chatmond must
+                  refuse); mute: stop reading, so chatmond's close is never
+                  answered; otherwise record the close chatmond sent
+  trickle?n=N&ms=T  on the first message, send a text frame header for N bytes,
+                  then one payload byte every T ms
 --quiet leaves out the msg events (for benchmarks).
 Any path: pick=NAME answers the handshake with subprotocol NAME (pick=none:
 no subprotocol); without pick the first offered one is chosen.
@@ -48,7 +53,7 @@ import websockets
 from websockets.legacy.server import WebSocketServerProtocol
 
 BEHAVIOURS = ("echo", "delay", "refuse", "close", "badutf8", "gen", "say",
-              "stall", "flood", "ping")
+              "stall", "flood", "ping", "raw", "trickle")
 
 
 def pattern_bytes(n):
@@ -212,6 +217,29 @@ async def handler(ws):
     elif behaviour == "flood":
         await flood(conn, int(query.get("total", str(64 << 20))))
         await ws.wait_closed()
+    elif behaviour == "raw":
+        ws.transport.write(bytes.fromhex(query.get("hex", "")))
+        if query.get("mute"):
+            ws.transport.pause_reading()
+            emit(ev="muted", conn=conn.id)
+            await ws.wait_closed()
+            emit(ev="close", conn=conn.id, code=1006, reason="")
+        else:
+            await conn.reader()
+    elif behaviour == "trickle":
+        async def trickle(message):
+            n, ms = int(query.get("n", "1000")), int(query.get("ms", "100"))
+            head = bytes([0x81, 126]) + n.to_bytes(2, "big") if n < 65536 else \
+                bytes([0x81, 127]) + n.to_bytes(8, "big")
+            ws.transport.write(head)
+            for _ in range(n):
+                if ws.transport.is_closing():
+                    break
+                ws.transport.write(b"a")
+                await asyncio.sleep(ms / 1000)
+        async def start(message):       # in the background: the reader must see the close
+            asyncio.ensure_future(trickle(message))
+        await conn.reader(start)
     elif behaviour == "ping":
         try:
             waiter = await ws.ping(b"hop")

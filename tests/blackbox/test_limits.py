@@ -1,0 +1,356 @@
+"""What no peer may do to chatmond: hold too many connections, stall a
+handshake or a message, or leave an agent hanging when file descriptors run
+out; and what every protocol violation of RFC 6455 gets (a close frame with
+the right code, the other side told at once)."""
+
+import asyncio
+import os
+import socket
+import struct
+import threading
+import time
+
+import pytest
+import websockets
+
+from conftest import SLOW, T, RawWS, agent, closed, free_port, recv, run, wait_for
+from test_ops import fetch_json, metrics
+
+
+def admin(d_args_port):
+    return ["-o", f"admin.listen=127.0.0.1:{d_args_port}"]
+
+
+async def refused_status(d, path="/echo", **kw):
+    """The HTTP status of a refused upgrade (AssertionError if it was accepted)."""
+    try:
+        ws = await agent(d, path, **kw)
+    except websockets.InvalidStatusCode as e:
+        return e.status_code
+    await ws.close()
+    raise AssertionError(f"{path}: accepted, expected a refusal")
+
+
+async def echoes(ws, text="ping"):
+    await ws.send(text)
+    return await recv(ws) == text
+
+
+# ---------------------------------------------------------------- connection caps
+
+def test_max_connections_refuses_with_503(daemon, backend):
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, limits={"max_connections": "3"}, args=admin(ap))
+
+    async def main():
+        held = [await agent(d, f"/echo?t=cap{i}") for i in range(3)]
+        assert await refused_status(d, "/echo?t=cap-over") == 503
+        # those connected keep working; one leaves, a new one gets in
+        assert all([await echoes(ws) for ws in held])
+        await held.pop().close()
+        await asyncio.sleep(0.2 * SLOW)
+        async with agent(d, "/echo?t=cap-again") as ws:
+            assert await echoes(ws)
+        for ws in held:
+            await ws.close()
+    run(main())
+    m = metrics(ap)
+    assert m.value("chatmon_connections_refused_total", reason="max_connections") == 1
+    assert m.value("chatmon_connections_refused_total", reason="per_ip") == 0
+    assert not b.select(lambda e: e["ev"] == "open" and "cap-over" in e["path"])
+    d.wait_log(r"session_admit: 127\.0\.0\.1: agent refused \(503\): limits\.max_connections")
+
+
+def test_max_connections_per_ip(daemon, backend):
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, limits={"max_connections_per_ip": "2"}, args=admin(ap))
+
+    async def main():
+        a = [await agent(d, f"/echo?t=ip{i}") for i in range(2)]
+        assert await refused_status(d, "/echo?t=ip-over") == 503
+        # another address is counted on its own
+        others = [await agent(d, f"/echo?t=other{i}", local_addr=("127.0.0.2", 0))
+                  for i in range(2)]
+        assert all([await echoes(ws) for ws in a + others])
+        assert await refused_status(d, "/echo?t=other-over", local_addr=("127.0.0.2", 0)) == 503
+        for ws in a + others:
+            await ws.close()
+    run(main())
+    m = metrics(ap)
+    assert m.value("chatmon_connections_refused_total", reason="per_ip") == 2
+    open_paths = [e["path"] for e in b.select(lambda e: e["ev"] == "open")]
+    assert not [p for p in open_paths if "over" in p], open_paths
+    xff = [dict((k.lower(), v) for k, v in e["headers"])["x-forwarded-for"]
+           for e in b.select(lambda e: e["ev"] == "open" and "other0" in e["path"])]
+    assert xff == ["127.0.0.2"], xff
+
+
+def test_out_of_file_descriptors_refuses_cleanly(daemon, backend):
+    """Under RLIMIT_NOFILE 80, agents are admitted while two fds each remain
+    (the log says how many); later ones get 503 at once, never a hang, and
+    those connected keep chatting. Even silent connections that use up the
+    rest cannot make accept() fail: the next agent still gets its 503."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, args=admin(ap), wrap=("prlimit", "--nofile=80:80", "--"))
+    room = int(d.wait_log(r"RLIMIT_NOFILE 80 has room for (\d+) agents").group(1))
+    assert 20 <= room <= 32, room
+
+    async def main():
+        held = [await agent(d, f"/echo?t=fd{i}") for i in range(room)]
+        for i in range(4):
+            t0 = time.monotonic()
+            assert await refused_status(d, f"/echo?t=fd-over{i}") == 503
+            assert time.monotonic() - t0 < 2 * SLOW
+        silent = [socket.create_connection(("127.0.0.1", d.port), T) for _ in range(30)]
+        await asyncio.sleep(0.3 * SLOW)
+        t0 = time.monotonic()
+        assert await refused_status(d, "/echo?t=fd-last") == 503
+        assert time.monotonic() - t0 < 2 * SLOW
+        assert all([await echoes(ws, f"still {i}") for i, ws in enumerate(held)])
+        for c in silent:
+            c.close()
+        for ws in held:
+            await ws.close()
+    run(main(), timeout=120)
+    m = metrics(ap)
+    assert m.value("chatmon_connections_refused_total", reason="fds") >= 5
+    d.wait_log(r"session_fd_check: fd \d+ of 80: no file descriptors left")
+
+
+# ---------------------------------------------------------------- slow peers
+
+def test_handshake_timeout(daemon, backend):
+    """A request that never completes, or trickles in, is dropped after
+    limits.handshake_timeout."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, limits={"handshake_timeout": "800ms"}, args=admin(ap))
+    silent = socket.create_connection(("127.0.0.1", d.port), T)
+    trickle = socket.create_connection(("127.0.0.1", d.port), T)
+    request = (f"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n").encode()
+    t0 = time.monotonic()
+    trickle.settimeout(0.1)
+    gone = None
+    for byte in request * 20:
+        try:
+            trickle.send(bytes([byte]))
+            if trickle.recv(1) == b"":
+                gone = time.monotonic() - t0
+                break
+        except socket.timeout:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            gone = time.monotonic() - t0
+            break
+    assert gone is not None and gone < 3 * SLOW, gone
+    silent.settimeout(5 * SLOW)
+    assert silent.recv(1) == b""
+    silent.close()
+    trickle.close()
+    assert metrics(ap).value("chatmon_timeouts_total", kind="handshake") >= 2
+    # a real agent is not affected
+    async def main():
+        async with agent(d, "/echo?t=after") as ws:
+            await asyncio.sleep(1.2)       # past the handshake timeout, once upgraded
+            assert await echoes(ws)
+    run(main())
+
+
+def test_message_timeout_from_agent(daemon, backend):
+    """A frame trickled at one byte per 100 ms is closed 1008 after
+    limits.message_timeout; the backend is told 1001; nothing of it is relayed."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, limits={"message_timeout": "1s"}, args=admin(ap))
+    raw = RawWS(d.port, "/echo?t=trickle")
+    conn = b.opened("t=trickle")["conn"]
+    n = 1 << 20
+    raw.sock.sendall(bytes([0x81, 0x80 | 127]) + struct.pack("!Q", n) + b"\0\0\0\0")
+    t0 = time.monotonic()
+    code = None
+    raw.sock.settimeout(0.1)
+    while time.monotonic() - t0 < 10 * SLOW:
+        try:
+            raw.sock.send(b"a")
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        try:
+            data = raw.sock.recv(256)
+            if data:
+                raw.buf += data
+                break
+            break
+        except socket.timeout:
+            pass
+    raw.sock.settimeout(T)
+    code, reason = raw.recv_close()
+    took = time.monotonic() - t0
+    assert code == 1008, (code, reason)
+    assert 0.8 < took < 4 * SLOW, took
+    assert b.closed(conn)["code"] == 1001
+    assert b.messages(conn) == []
+    assert metrics(ap).value("chatmon_timeouts_total", kind="message") == 1
+    raw.close()
+
+
+def test_message_timeout_from_backend(daemon, backend):
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, limits={"message_timeout": "1s"}, args=admin(ap))
+
+    async def main():
+        async with agent(d, "/trickle?t=bt&n=100000&ms=100") as ws:
+            conn = b.opened("t=bt")["conn"]
+            await ws.send("go")
+            t0 = time.monotonic()
+            code, reason = await closed(ws, 10 * SLOW)
+            assert code == 1011 and "timed out" in reason, (code, reason)
+            assert time.monotonic() - t0 < 4 * SLOW
+            assert b.closed(conn)["code"] == 1008
+    run(main())
+
+
+def test_upstream_that_never_answers_the_upgrade(daemon, backend):
+    """TCP accepted, no answer: the agent gets 1013 after connect_timeout, the
+    failure is logged and counted, and /readyz says the upstream is down."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            held.append(c)          # read nothing, answer nothing
+    threading.Thread(target=accept, daemon=True).start()
+    ap = free_port()
+    d = daemon(upstream=f"ws://127.0.0.1:{lsock.getsockname()[1]}/",
+               limits={"connect_timeout": "1s"}, args=admin(ap))
+    try:
+        async def main():
+            async with agent(d, "/echo?t=mute") as ws:
+                t0 = time.monotonic()
+                code, reason = await closed(ws, 10 * SLOW)
+                assert code == 1013, (code, reason)
+                assert "upstream unavailable" in reason, reason
+                assert time.monotonic() - t0 < 5 * SLOW
+        run(main())
+        assert metrics(ap).value("chatmon_upstream_failures_total") == 1
+        d.wait_log(r"session_up_failed: agent=-: upstream 127\.0\.0\.1:\d+: no answer")
+        status, doc = fetch_json(ap, "/readyz")
+        assert status == 503, doc
+    finally:
+        lsock.close()
+        for c in held:
+            c.close()
+
+
+# ---------------------------------------------------------------- RFC 6455 from the agent
+
+def frame(opcode, payload, fin=True, rsv=0, mask=True, length=None):
+    """A raw client frame; length overrides the encoded payload length."""
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | rsv | opcode])
+    mbit = 0x80 if mask else 0
+    if n < 126 and length is None:
+        head += bytes([mbit | n])
+    elif n < 65536 and length is None:
+        head += bytes([mbit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mbit | 127]) + struct.pack("!Q", n)
+    if mask:
+        key = os.urandom(4)
+        payload = bytes(x ^ key[i % 4] for i, x in enumerate(payload))
+        head += key
+    return head + payload
+
+
+AGENT_VIOLATIONS = {
+    "rsv1": (frame(0x1, b"hello", rsv=0x40), 1002),
+    "rsv2": (frame(0x1, b"hello", rsv=0x20), 1002),
+    "rsv3": (frame(0x2, b"hello", rsv=0x10), 1002),
+    "ping_126": (frame(0x9, b"p" * 126), 1002),
+    "close_reason_not_utf8": (frame(0x8, struct.pack("!H", 1000) + b"\xff\xfe"), 1007),
+    "length_top_bit": (frame(0x1, b"", length=1 << 63), 1002),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(AGENT_VIOLATIONS))
+def test_agent_protocol_error_gets_a_close_frame(daemon, backend, kind):
+    data, want = AGENT_VIOLATIONS[kind]
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, args=admin(ap))
+    raw = RawWS(d.port, f"/echo?t=pe-{kind}")
+    conn = b.opened(f"t=pe-{kind}")["conn"]
+    raw.send_frame(0x1, b"before")
+    assert raw.recv_frame()[1:] == (0x1, b"before")
+    raw.sock.sendall(data)
+    code, reason = raw.recv_close()
+    assert code == want, (code, reason)     # a close frame, not a bare drop
+    raw.close()
+    bc = b.closed(conn)
+    assert bc["code"] == 1001 and "protocol error" in bc["reason"], bc
+    assert [m["head"] for m in b.messages(conn)] == ["before"]
+    assert metrics(ap).value("chatmon_protocol_errors_total", side="agent") == 1
+
+
+# ---------------------------------------------------------------- RFC 6455 from the backend
+
+def test_masked_frame_from_backend(daemon, backend):
+    """RFC 6455 5.1: a client closes on a masked server frame (1002); the agent
+    is told at once (1011)."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, args=admin(ap))
+    masked = frame(0x1, b"masked!")
+    path = "/raw?t=masked&hex=" + masked.hex()
+
+    async def main():
+        async with agent(d, path) as ws:
+            conn = b.opened("t=masked")["conn"]
+            t0 = time.monotonic()
+            code, reason = await closed(ws, 5 * SLOW)
+            assert code == 1011 and "protocol error: masked frame" in reason, (code, reason)
+            assert time.monotonic() - t0 < 1 * SLOW
+            assert b.closed(conn)["code"] == 1002
+    run(main())
+    assert metrics(ap).value("chatmon_protocol_errors_total", side="upstream") == 1
+
+
+def test_invalid_utf8_from_a_mute_backend_closes_the_agent_at_once(daemon, backend):
+    """The backend sends bad UTF-8 and never answers chatmond's close: the
+    agent is closed at once with the reason, not when TCP finally drops."""
+    b = backend()
+    d = daemon(b.port)
+    bad = bytes([0x81, 2]) + b"\xff\xfe"
+
+    async def main():
+        async with agent(d, "/raw?t=mute-utf8&mute=1&hex=" + bad.hex()) as ws:
+            b.opened("t=mute-utf8")
+            t0 = time.monotonic()
+            code, reason = await closed(ws, 10 * SLOW)
+            assert code == 1011 and "bad utf8" in reason, (code, reason)
+            assert time.monotonic() - t0 < 1 * SLOW
+    run(main())
+
+
+def test_rsv_bits_from_backend(daemon, backend):
+    b = backend()
+    d = daemon(b.port)
+    bad = bytes([0x81 | 0x40, 2]) + b"hi"
+
+    async def main():
+        async with agent(d, "/raw?t=rsv-up&hex=" + bad.hex()) as ws:
+            conn = b.opened("t=rsv-up")["conn"]
+            code, reason = await closed(ws, 5 * SLOW)
+            assert code == 1011 and "rsv bits" in reason, (code, reason)
+            assert b.closed(conn)["code"] == 1002
+    run(main())
