@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <hiredis/hiredis.h>
 
 #include "chatmon/alert.h"
+#include "chatmon/alertfmt.h"
 #include "chatmon/log.h"
 #include "chatmon/rconn.h"
 
@@ -279,6 +281,7 @@ static void
 alert_enqueue(struct alert *a, const char *json, size_t len, int sev)
 {
 	struct alert_item	it;
+	char			id[ALERTFMT_ID_MAX];
 
 	a->m->alerts_total++;
 	it.len = len;
@@ -286,19 +289,22 @@ alert_enqueue(struct alert *a, const char *json, size_t len, int sev)
 	it.spool_end = -1;
 	if ((it.json = strndup(json, len)) == NULL) {
 		a->m->alerts_dropped++;
-		log_warnx("alert_enqueue: out of memory, dropped %.*s", (int)len, json);
+		alertfmt_get_id(id, json, len);
+		log_warnx("alert_enqueue: out of memory, dropped alert %s", id);
 		return;
 	}
 	if (a->box.n >= a->outbox_max && alert_make_room(a, sev)) {
 		a->m->alerts_dropped++;
+		alertfmt_get_id(id, json, len);
 		log_warnx("alert_enqueue: outbox full (%zu), no room to spool, and "
-		    "nothing older is less severe: dropped %s", a->outbox_max, it.json);
+		    "nothing older is less severe: dropped alert %s", a->outbox_max, id);
 		free(it.json);
 		return;
 	}
 	if (alert_push(&a->box, it) == -1) {
 		a->m->alerts_dropped++;
-		log_warnx("alert_enqueue: out of memory, dropped %s", it.json);
+		alertfmt_get_id(id, json, len);
+		log_warnx("alert_enqueue: out of memory, dropped alert %s", id);
 		free(it.json);
 		return;
 	}
@@ -315,6 +321,7 @@ alert_on_xadd(redisReply *reply, void *priv)
 	struct alert		*a = priv;
 	struct alert_item	 it;
 	struct alert_ring	*ring;
+	char			 id[ALERTFMT_ID_MAX];
 
 	if (reply == NULL || a->inflight == 0)
 		return;	/* the connection went; it is all sent again */
@@ -324,8 +331,9 @@ alert_on_xadd(redisReply *reply, void *priv)
 	if (reply->type == REDIS_REPLY_ERROR) {
 		/* it will never go: do not let it block the rest */
 		a->m->alerts_dropped++;
-		log_warnx("alert_on_xadd: redis refused an alert (%s): %s",
-		    reply->str, it.json);
+		alertfmt_get_id(id, it.json, it.len);
+		log_warnx("alert_on_xadd: redis refused alert %s: %s", id,
+		    reply->str);
 	} else
 		a->m->alerts_sent++;
 	free(it.json);
@@ -561,6 +569,15 @@ alert_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 		    O_CLOEXEC, 0600)) == -1 || fstat(a->spool_fd, &st) == -1) {
 			sbuf_line(errs, "%s: cannot open the alert spool: %s",
 			    a->spool_path, strerror(errno));
+			alert_free(a);
+			return NULL;
+		}
+		/* two writers would interleave and resend each other's alerts */
+		if (flock(a->spool_fd, LOCK_EX | LOCK_NB) == -1) {
+			sbuf_line(errs, "%s: the alert spool is in use by another "
+			    "chatmond (%s); give each instance its own redis.spool",
+			    a->spool_path, errno == EWOULDBLOCK ?
+			    "locked" : strerror(errno));
 			alert_free(a);
 			return NULL;
 		}

@@ -19,6 +19,28 @@ alertfmt_id(char out[ALERTFMT_ID_MAX], int64_t wall_ms, struct alertfmt_ids *ids
 }
 
 void
+alertfmt_get_id(char out[ALERTFMT_ID_MAX], const char *json, size_t len)
+{
+	static const char	key[] = "\"id\":\"";
+	const char		*p, *e;
+	size_t			 n;
+
+	/* ids are made of digits, hex and '-': no escapes to undo */
+	if (len > 64)
+		len = 64;
+	if ((p = memmem(json, len, key, sizeof(key) - 1)) != NULL)
+		p += sizeof(key) - 1;
+	if (p == NULL ||
+	    (e = memchr(p, '"', (size_t)(json + len - p))) == NULL ||
+	    (n = (size_t)(e - p)) == 0 || n >= ALERTFMT_ID_MAX) {
+		snprintf(out, ALERTFMT_ID_MAX, "-");
+		return;
+	}
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+void
 alertfmt_ts(char out[32], int64_t wall_ms)
 {
 	time_t		t = (time_t)(wall_ms / 1000);

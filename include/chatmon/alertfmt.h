@@ -22,6 +22,13 @@ struct alertfmt_ids {
 void	alertfmt_id(char out[ALERTFMT_ID_MAX], int64_t wall_ms,
 	    struct alertfmt_ids *);
 
+/*
+ * The id of an alert object made here (its "id" comes right after "v")
+ * into out, "-" when there is none: what logs and errors may show of an
+ * alert, which otherwise carries chat text.
+ */
+void	alertfmt_get_id(char out[ALERTFMT_ID_MAX], const char *json, size_t len);
+
 /* "2026-11-22T10:00:00.123Z" into out (at least 25 bytes). */
 void	alertfmt_ts(char out[32], int64_t wall_ms);
 

@@ -47,8 +47,8 @@ def turn(conv, text):
 
 def logged(d):
     """The raw JSON of every `alert:` log line, in order."""
-    return [line.split(": info: alert: ", 1)[1] for line in d.log().splitlines()
-            if ": info: alert: " in line]
+    return [line.split(": debug: alert: ", 1)[1] for line in d.log().splitlines()
+            if ": debug: alert: " in line]
 
 
 def aid(raw):

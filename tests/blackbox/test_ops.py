@@ -1380,3 +1380,24 @@ def test_no_secrets_in_logs(daemon, backend, redis_server, tmp_path):
                          text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert password not in out.stdout + out.stderr and token not in out.stdout + out.stderr
+
+
+def test_info_log_names_alerts_without_chat_text(daemon, backend):
+    """Chat text is personal data (a buyer's phone number, an address): at the
+    default log.level info a rule hit is logged by id, type, rule, agent and
+    conversation; the text (and the whole alert) appears at debug only."""
+    b = backend()
+    secret = "13912345678 杭州市西湖区文三路99号"
+    d = daemon(b.port, rules=LIVE, level="info")
+
+    async def main():
+        async with agent(d, "/echo?agent=alice&t=priv") as ws:
+            await ws.send(turn(f"亲,这款没货了 {secret}", conv="c-priv"))
+            await recv(ws)
+            await recv(ws)
+    run(main())
+    log = d.log()
+    m = d.wait_log(r"^chatmond: info: alert: id=(\S+) type=rule\.hit "
+                   r"rule=stock\.test_none agent=alice conversation=c-priv$")
+    assert len(m.group(1)) > 20, m.group(0)
+    assert secret not in log and "没货" not in log, log[-2000:]

@@ -64,7 +64,7 @@ def test_block_and_warn(daemon, backend):
     run(main())
     log = d.log()
     alerts = [json.loads(l.split("alert: ", 1)[1]) for l in log.splitlines()
-              if ": info: alert: " in l]
+              if ": debug: alert: " in l]
     assert [x["rule"] for x in alerts] == ["offplatform.test_contact", "stock.test_none",
                                            "etiquette.test_unsure"]
     assert len({x["id"] for x in alerts}) == 3 and [x["id"] for x in alerts] == \

@@ -98,8 +98,8 @@ async def silence(ws, seconds):
 def alerts(d, conv=None):
     out = []
     for line in d.log().splitlines():
-        if ": info: alert: " in line:
-            a = json.loads(line.split(": info: alert: ", 1)[1])
+        if ": debug: alert: " in line:
+            a = json.loads(line.split(": debug: alert: ", 1)[1])
             if conv is None or a.get("conversation") == conv:
                 out.append(a)
     return out
