@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -615,6 +616,38 @@ dash_token_ok(const char *given, const char *want)
 }
 
 /* Only /feed upgrades, and with dashboard.token only with the token. */
+/*
+ * A browser sends Origin with every WebSocket upgrade: a page of another
+ * site open in a supervisor's browser could otherwise read every alert,
+ * chat text included (cross-site WebSocket hijacking). The page's own
+ * origin (the Host it was loaded from) and dashboard.allowed_origins pass;
+ * a request without Origin is not from a browser's page, and passes.
+ */
+static int
+dash_origin_ok(struct dash *d, struct lws *wsi)
+{
+	const struct config_list	*allowed = &d->cfg->dashboard.allowed_origins;
+	char				 origin[256], host[256], own[300];
+	size_t				 i;
+	int				 n;
+
+	if ((n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN)) <= 0)
+		return 1;
+	if ((size_t)n >= sizeof(origin) ||
+	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+		return 0;
+	if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) > 0) {
+		snprintf(own, sizeof(own), "%s://%s", lws_is_ssl(wsi) ?
+		    "https" : "http", host);
+		if (strcasecmp(origin, own) == 0)
+			return 1;
+	}
+	for (i = 0; i < allowed->n; i++)
+		if (strcasecmp(origin, allowed->v[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 dash_confirm_upgrade(struct dash *d, struct lws *wsi)
 {
@@ -624,6 +657,12 @@ dash_confirm_upgrade(struct dash *d, struct lws *wsi)
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
 	    strcmp(uri, "/feed") != 0) {
 		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+		return 1;
+	}
+	if (!dash_origin_ok(d, wsi)) {
+		log_warnx("dash_confirm_upgrade: a feed from a foreign origin "
+		    "refused (dashboard.allowed_origins)");
+		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, NULL);
 		return 1;
 	}
 	if (d->cfg->dashboard.token != NULL && d->cfg->dashboard.token[0] != '\0' &&

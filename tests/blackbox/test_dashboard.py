@@ -197,6 +197,29 @@ def test_token(dashboard, redis_server):
     assert "s3cret" not in d.log()
 
 
+def test_feed_refuses_a_foreign_origin(dashboard, redis_server):
+    """Cross-site WebSocket hijacking: a page of another site in a supervisor's
+    browser may not read the feed. The page's own origin, the origins in
+    dashboard.allowed_origins, and clients that send no Origin (not a
+    browser page) are served."""
+    r = redis_server()
+    d = dashboard(r.url(), extra="  allowed_origins: [https://qc.shop.example]\n")
+    own = f"http://127.0.0.1:{d.port}"
+
+    async def main():
+        for origin in ("https://evil.example", "http://127.0.0.1:1", "null",
+                       "https://qc.shop.example.evil.example"):
+            with pytest.raises(websockets.InvalidStatusCode) as e:
+                async with d.feed(origin=origin):
+                    pass
+            assert e.value.status_code == 403, origin
+        for origin in (own, "https://qc.shop.example", "HTTPS://QC.shop.example", None):
+            async with d.feed(origin=origin) as ws:
+                assert (await Page(ws).next("hello"))["v"] == 1, origin
+    run(main())
+    assert "a feed from a foreign origin refused" in d.log()
+
+
 def test_waiting_and_agents_from_chatmond(dashboard, daemon, backend, redis_server, tmp_path):
     """Two chatmond instances write their snapshots; the dashboard merges
     them: who waits, longest first, and the agents' day with the rule hits."""
