@@ -242,6 +242,15 @@ main(int argc, char **argv)
 	}
 	log_set_level(d.cfg->log_level);
 	log_set_json(d.cfg->log_json);
+	if (check) {
+		if (relay_check(d.cfg, &errs) == -1) {
+			print_errors(NULL, &errs);
+			goto out;
+		}
+		fprintf(stderr, "chatmond: configuration %s is valid\n", d.path);
+		rc = 0;
+		goto out;
+	}
 	/*
 	 * The coarse clock libevent uses by default has a 4 ms step here:
 	 * SLA timers would wake early, find nothing due and fire again.
@@ -256,12 +265,6 @@ main(int argc, char **argv)
 		print_errors(NULL, &errs);
 		goto out;
 	}
-	if (check) {
-		fprintf(stderr, "chatmond: configuration %s is valid\n", d.path);
-		rc = 0;
-		goto out;
-	}
-
 	signal(SIGPIPE, SIG_IGN);
 	if ((d.notify = notify_new(d.base)) == NULL ||
 	    (d.admin = admin_new(d.base, d.cfg, &d.metrics, d.relay, &errs)) == NULL) {

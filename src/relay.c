@@ -36,15 +36,23 @@ struct relay {
 
 /*
  * Every alert, rule hits and SLA events alike, leaves through here: one log
- * line, then Redis (src/alert.c).
+ * line, then Redis (src/alert.c). The alert holds chat text, personal data
+ * that must not reach the journal at info: the line names the alert, and
+ * the whole object is logged at debug only.
  */
 static void
 relay_publish(const char *json, size_t len, int severity, const char *what,
     const char *agent, const char *conv, size_t conv_len, void *arg)
 {
 	struct relay	*r = arg;
+	char		 id[ALERTFMT_ID_MAX];
+	int		 sla = strncmp(what, "sla.", 4) == 0;
 
-	log_info("alert: %.*s", (int)len, json);
+	alertfmt_get_id(id, json, len);
+	log_info("alert: id=%s type=%s%s%s agent=%s conversation=%.*s", id,
+	    sla ? what : "rule.hit", sla ? "" : " rule=", sla ? "" : what,
+	    agent[0] ? agent : "-", (int)conv_len, conv);
+	log_debug("alert: %.*s", (int)len, json);
 	alert_publish(r->sink, json, len, (enum alert_severity)severity, agent,
 	    what, conv, conv_len);
 }
@@ -73,6 +81,24 @@ relay_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 		return NULL;
 	}
 	return r;
+}
+
+/*
+ * What relay_set_config would load, loaded and thrown away: chatmond -t
+ * checks with it, and must not open the spool or reach Redis (systemd runs
+ * -t on every ExecStartPre and ExecReload, next to the running daemon).
+ */
+int
+relay_check(const struct config *cfg, struct sbuf *errs)
+{
+	struct codec	*c;
+	struct rules	*ru = NULL;
+
+	if ((c = codec_new(&cfg->protocol, errs)) != NULL)
+		ru = rules_load_dir(cfg->rules, 0, errs);
+	codec_free(c);
+	rules_free(ru);
+	return c != NULL && ru != NULL ? 0 : -1;
 }
 
 int

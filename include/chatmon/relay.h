@@ -64,6 +64,8 @@ struct event_base;
 
 struct relay *relay_new(struct event_base *base, const struct config *cfg,
     struct metrics *m, struct sbuf *errs);
+/* Loads what cfg names (codec, rules) and frees it: 0, or -1 with errs. No I/O beyond the files. */
+int	relay_check(const struct config *cfg, struct sbuf *errs);
 /* Applies a reloaded configuration; on failure the old one stays. */
 int	relay_set_config(struct relay *, const struct config *cfg,
 	    struct sbuf *errs);

@@ -197,3 +197,31 @@ def test_oversized_config_and_rule_files_are_refused(tmp_path):
     d = rules_dir(tmp_path, "bigrules", "#" * (5 << 20) + "\n")
     r = sh(CHATMON, "rules", "test", "--rules", str(d))
     assert r.returncode != 0 and f"{d}/r.yaml: larger than" in r.stderr, r.stderr
+
+
+def test_check_touches_neither_spool_nor_redis(tmp_path, redis_server):
+    """chatmond -t only loads and checks: systemd runs it on every start and
+    reload next to the running daemon, which owns the spool."""
+    r = redis_server()
+    spool = tmp_path / "alerts.spool"
+    conf = tmp_path / "c.yaml"
+    conf.write_text(config_text(free_port(), "ws://127.0.0.1:9/", redis=r.url()) +
+                    f"  spool: {spool}\n")
+    c = r.client()
+    before = c.info("stats")["total_connections_received"]
+    res = sh(CHATMOND, "-c", str(conf), "-t")
+    assert res.returncode == 0, res.stderr
+    time.sleep(0.3)
+    assert c.info("stats")["total_connections_received"] == before + 0
+    assert not spool.exists()
+
+
+def test_second_instance_on_the_same_spool_refuses_to_start(daemon, backend, tmp_path):
+    b = backend()
+    spool = tmp_path / "shared.spool"
+    first = daemon(b.port, args=["-o", f"redis.spool={spool}"])
+    second = daemon(b.port, args=["-o", f"redis.spool={spool}"], wait=False, name="second")
+    assert second.proc.wait(10 * SLOW) != 0
+    assert f"{spool}: the alert spool is in use by another chatmond" in second.log()
+    second.exit_code = second.proc.returncode
+    assert first.proc.poll() is None
