@@ -137,6 +137,7 @@ blackbox: all
 test: deps
 	$(MAKE) unit blackbox unit-valgrind
 	$(MAKE) test-san
+	$(MAKE) fuzz-smoke
 
 test-san:
 	$(MAKE) SAN=1 unit blackbox
@@ -227,3 +228,4 @@ distclean:
 	rm -rf build build-san
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)
+include tests/fuzz/fuzz.mk

@@ -30,7 +30,8 @@ libevent-dev libhiredis-dev libpcre2-dev libyaml-dev libjansson-dev
 libssl-dev libcmocka-dev libutf8proc-dev opencc libsystemd-dev libsodium-dev
 redis-server python3 python3-websockets python3-pytest python3-redis
 python3-yaml valgrind mandoc systemd
-chromium chromium-driver python3-selenium fonts-noto-cjk"
+chromium chromium-driver python3-selenium fonts-noto-cjk
+clang libclang-rt-14-dev"
 
 # Concurrent makes (a developer's and a test run's) must not build at once.
 mkdir -p "$out"
