@@ -85,10 +85,15 @@ $(BUILD)/chatmon: $(TOOL_OBJS) $(LWS_A)
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIBS)
 
 # The traditional->simplified table, made from OpenCC's data (tools/gen_t2s.py).
-$(BUILD)/gen/t2s_table.h: tools/gen_t2s.py $(wildcard /usr/share/opencc/TSCharacters.ocd2) | deps
+$(BUILD)/gen/t2s_table.h: tools/gen_t2s.py tools/tablegen.py $(wildcard /usr/share/opencc/TSCharacters.ocd2) | deps
 	@mkdir -p $(@D)
 	$(PYTHON) tools/gen_t2s.py $@.tmp && mv $@.tmp $@
-$(BUILD)/normalize.o: $(BUILD)/gen/t2s_table.h
+# The sound and look-alike tables, made from ICU's data (tools/gen_fold.py).
+$(BUILD)/gen/fold_table.h: tools/gen_fold.py tools/tablegen.py | deps
+	@mkdir -p $(@D)
+	$(PYTHON) tools/gen_fold.py $@.tmp && mv $@.tmp $@
+$(BUILD)/normalize.o $(BUILD)/tests/test_normalize.o: $(BUILD)/gen/t2s_table.h \
+	    $(BUILD)/gen/fold_table.h
 
 # Each unit test links its own module and the layer-0 helpers only.
 $(BUILD)/tests/test_util: $(BUILD)/tests/test_util.o $(BUILD)/util.o
@@ -228,4 +233,5 @@ distclean:
 	rm -rf build build-san
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)
-include tests/fuzz/fuzz.mk
+# The fuzz harnesses (optional: a tree copied without tests/ still builds).
+-include tests/fuzz/fuzz.mk

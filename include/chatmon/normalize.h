@@ -7,12 +7,24 @@
 
 /* The steps, applied in this order; a rule may opt out of any of them. */
 enum {
-	NORM_NFKC	= 1u << 0,	/* NFKC + case folding (utf8proc): ＱＱ -> qq, ① -> 1 */
+	NORM_NFKC	= 1u << 0,	/* NFKC + case folding (utf8proc), then ICU's look-alikes: ＱＱ -> qq, ① -> 1, Cyrillic х -> x */
 	NORM_T2S	= 1u << 1,	/* traditional -> simplified, per character (OpenCC's table) */
 	NORM_NOISE	= 1u << 2,	/* drop short runs of spaces, punctuation, symbols, emoji, zero-width, variation selectors */
 	NORM_DIGITS	= 1u << 3,	/* numeral runs -> ASCII digits: 一三八/幺三八/壹叁捌 -> 138 */
-	NORM_ALL	= 0xfu,
+	NORM_ALL	= 0xfu,		/* the steps a rule gets unless it opts out */
+	NORM_SOUND	= 1u << 4,	/* opt-in: ideographs and typed pinyin -> sound tokens: 威信, 卫星, wei xin -> one form */
+	NORM_STEPS	= 0x1fu,	/* every step */
 };
+
+/*
+ * The sound view: each ideograph is replaced by the token of its toneless
+ * pinyin syllable (ICU's reading, with zh/ch/sh folded into z/c/s and -ng
+ * into -n), a private-use character from NORM_SOUND_BASE on; a run of Latin
+ * letters that reads as pinyin syllables (weixin, wei xin once noise is
+ * gone) becomes the same tokens, each mapped to its first letter. Other
+ * characters stay as the other steps left them.
+ */
+#define NORM_SOUND_BASE	0xE000u
 
 /* Noise runs of at most this many code points are removed; longer ones become one space. */
 #define NORM_MAX_GAP		3
@@ -48,6 +60,13 @@ int	norm_run(struct norm *, const char *text, size_t len, unsigned steps,
  */
 const char *norm_orig(const struct norm *, size_t *len);
 size_t	norm_orig_offset(const struct norm *, uint32_t cp);
+
+/*
+ * The sound token of one character of a pattern or a word (an ideograph,
+ * once simplified), or cp itself when it has none: rules written for the
+ * sound view are converted with it, character by character.
+ */
+uint32_t norm_sound_char(uint32_t cp);
 
 /* Maps a match [start, end) in the normalised bytes to original code points [*cs, *ce). */
 void	norm_span(const uint32_t *map, size_t start, size_t end, uint32_t *cs,

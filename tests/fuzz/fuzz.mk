@@ -51,13 +51,16 @@ $(FUZZ_BUILD)/tests/fuzz_%.o: tests/fuzz/fuzz_%.c | fuzz-deps
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) $(WERROR) -c -o $@ $<
 
-# The t2s table comes from the Makefile's own rule, made for BUILD=$(FUZZ_BUILD)
-# (that make is the one that has the rule when BUILD is already $(FUZZ_BUILD)).
+# The generated tables come from the Makefile's own rules, made for
+# BUILD=$(FUZZ_BUILD) (that make is the one that has the rules when BUILD is
+# already $(FUZZ_BUILD)).
 ifneq ($(BUILD),$(FUZZ_BUILD))
-$(FUZZ_BUILD)/gen/t2s_table.h: tools/gen_t2s.py $(wildcard /usr/share/opencc/TSCharacters.ocd2)
+$(FUZZ_BUILD)/gen/t2s_table.h: tools/gen_t2s.py tools/tablegen.py $(wildcard /usr/share/opencc/TSCharacters.ocd2)
+	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) $@
+$(FUZZ_BUILD)/gen/fold_table.h: tools/gen_fold.py tools/tablegen.py
 	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) $@
 endif
-$(FUZZ_BUILD)/src/normalize.o: $(FUZZ_BUILD)/gen/t2s_table.h
+$(FUZZ_BUILD)/src/normalize.o: $(FUZZ_BUILD)/gen/t2s_table.h $(FUZZ_BUILD)/gen/fold_table.h
 
 define fuzz_link
 $(FUZZ_BUILD)/fuzz_$(1): $(FUZZ_BUILD)/tests/fuzz_$(1).o \

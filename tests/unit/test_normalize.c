@@ -11,6 +11,9 @@
 #include <utf8proc.h>
 
 #include "chatmon/normalize.h"
+
+/* The look-alikes the normaliser folds (tools/gen_fold.py). */
+#include "fold_table.h"
 #include "chatmon/util.h"
 
 /* A literal with its exact length, so rows may hold NUL bytes. */
@@ -622,11 +625,23 @@ encode(uint32_t cp, utf8proc_uint8_t *p)
 	return 4;
 }
 
+/* ICU's look-alike of cp from the generated table, by a plain scan. */
+static uint32_t
+lookalike(uint32_t cp)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(fold_conf) / sizeof(fold_conf[0]); i++)
+		if (fold_conf[i].cp == cp)
+			return (uint32_t)(unsigned char)fold_conf[i].to;
+	return cp;
+}
+
 /*
  * NFKC + case folding alone, against utf8proc_map on each character by
- * itself, for every code point of the BMP and of plane 1 and a sample of
- * the rest: the fast paths, the cache (run twice) and the per-character
- * composition all agree with the library.
+ * itself then the look-alike table, for every code point of the BMP and of
+ * plane 1 and a sample of the rest: the fast paths, the cache (run twice)
+ * and the per-character composition all agree with the library.
  */
 static void
 check_nfkc_block(struct norm *n, uint32_t from, uint32_t to, uint32_t stride)
@@ -657,9 +672,18 @@ check_nfkc_block(struct norm *n, uint32_t from, uint32_t to, uint32_t stride)
 		if (k <= 0)
 			fail_msg("U+%04X: %ld", cp, (long)k);
 		assert_true(wlen + (size_t)k < sizeof(want));
-		memcpy(want + wlen, one, (size_t)k);
-		while (k-- > 0)
-			wmap[wlen++] = idx;
+		for (utf8proc_ssize_t at = 0; at < k; ) {
+			utf8proc_int32_t	c;
+			utf8proc_ssize_t	l;
+
+			l = utf8proc_iterate(one + at, k - at, &c);
+			assert_true(l > 0);
+			at += l;
+			l = encode(lookalike((uint32_t)c), enc);
+			memcpy(want + wlen, enc, (size_t)l);
+			while (l-- > 0)
+				wmap[wlen++] = idx;
+		}
 		free(one);
 		idx++;
 	}
@@ -862,6 +886,109 @@ test_errors(void **state)
 	norm_free(n);
 }
 
+/* The sound view of s with every step; a copy the caller frees. */
+static char *
+sound(struct norm *n, const char *s, const uint32_t **map)
+{
+	const char	*out;
+	size_t		 len;
+
+	assert_int_equal(norm_run(n, s, strlen(s), ALL | NORM_SOUND, &out, &len,
+	    map), 0);
+	assert_int_equal(strlen(out), len);
+	return strdup(out);
+}
+
+static void
+test_sound(void **state)
+{
+	static const char *const same[][2] = {
+		{ "加我微信", "加我威信" },
+		{ "加我微信", "家我薇信" },
+		{ "加我微信", "加我維信" },		/* traditional */
+		{ "加我微信", "加我卫星" },		/* xing folds into xin */
+		{ "加我微信", "加我weixin" },		/* typed pinyin */
+		{ "加我微信", "加我 Wei Xin" },		/* noise gone, case folded */
+		{ "加我微信", "jiawo微xin" },
+		{ "扣扣", "kou kou" },
+		{ "知道", "zidao" },			/* zh folds into z */
+	};
+	static const char *const differ[][2] = {
+		{ "微信", "vx" },			/* not pinyin: stays letters */
+		{ "微信", "wx" },
+		{ "西安", "xian" },			/* xian is one syllable */
+		{ "加我微信", "加我为心吗" },
+	};
+	struct norm	*n;
+	const uint32_t	*map;
+	char		*a, *b;
+	size_t		 i;
+
+	(void)state;
+	assert_non_null(n = norm_new());
+	for (i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		a = sound(n, same[i][0], &map);
+		b = sound(n, same[i][1], &map);
+		if (strcmp(a, b) != 0)
+			fail_msg("%s and %s differ in the sound view", same[i][0],
+			    same[i][1]);
+		free(a);
+		free(b);
+	}
+	for (i = 0; i < sizeof(differ) / sizeof(differ[0]); i++) {
+		a = sound(n, differ[i][0], &map);
+		b = sound(n, differ[i][1], &map);
+		if (strcmp(a, b) == 0)
+			fail_msg("%s and %s agree in the sound view", differ[i][0],
+			    differ[i][1]);
+		free(a);
+		free(b);
+	}
+	/* each token points at what was typed: 加 at 0, wei at 2, xin at 5 */
+	a = sound(n, "加 wei-xin", &map);
+	assert_int_equal(strlen(a), 9);
+	assert_int_equal(map[0], 0);
+	assert_int_equal(map[3], 2);
+	assert_int_equal(map[6], 6);
+	assert_int_equal(map[9], 9);
+	free(a);
+	/* letters that are not all pinyin, digits and others stay */
+	a = sound(n, "vx:abc123", &map);
+	assert_string_equal(a, "vxabc123");
+	free(a);
+	/* a private-use character in the text (kept when noise is) is never a sound */
+	assert_int_equal(norm_run(n, "\xee\x80\x81", 3, (ALL & ~NORM_NOISE) |
+	    NORM_SOUND, (const char **)&a, &i, &map), 0);
+	assert_string_equal(a, "\xef\xbf\xbd");
+	/* patterns are converted per character, simplified first */
+	assert_int_equal(norm_sound_char(0x5a01 /* 威 */), norm_sound_char(0x5fae /* 微 */));
+	assert_int_equal(norm_sound_char(0x7dad /* 維 */), norm_sound_char(0x5fae));
+	assert_true(norm_sound_char(0x5fae) >= NORM_SOUND_BASE);
+	assert_int_equal(norm_sound_char('v'), 'v');
+	norm_free(n);
+}
+
+/* ICU's look-alikes fold with NFKC: Cyrillic, small capitals, Greek. */
+static void
+test_lookalikes(void **state)
+{
+	struct norm	*n;
+	const char	*out;
+	const uint32_t	*map;
+	size_t		 len;
+
+	(void)state;
+	assert_non_null(n = norm_new());
+	/* Cyrillic х, small capital ᴠ, Greek ν, Cyrillic ԛ */
+	assert_int_equal(norm_run(n, "\xd1\x85 \xe1\xb4\xa0 \xce\xbd \xd4\x9b\xd4\x9b",
+	    14, ALL, &out, &len, &map), 0);
+	assert_string_equal(out, "xvvqq");
+	assert_int_equal(norm_run(n, "\xd1\x85", 2, ALL & ~NORM_NFKC, &out, &len,
+	    &map), 0);
+	assert_string_equal(out, "\xd1\x85");		/* only with nfkc */
+	norm_free(n);
+}
+
 int
 main(void)
 {
@@ -879,6 +1006,8 @@ main(void)
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_no_growth),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_sound),
+		cmocka_unit_test(test_lookalikes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
