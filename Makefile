@@ -46,12 +46,12 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
 # PURE are the daemon's; seen and feed serve the tool only.
-PURE	:= util log yamlfile config codec metrics msgq peercount normalize acm rules jsonw alertfmt sla state
+PURE	:= util log yamlfile config codec metrics msgq peercount window normalize acm rules jsonw alertfmt sla state
 IO	:= lwsctx session relay slaclock rconn alert snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
 TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile config normalize acm rules jsonw alertfmt sla state seen feed replay tail lwsctx rconn dashboard chatmon))
 
-UNIT_TESTS := util peercount config codec msgq metrics normalize acm rules sla state seen feed
+UNIT_TESTS := util peercount window config codec msgq metrics normalize acm rules sla state seen feed
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench run install uninstall clean distclean
@@ -99,6 +99,8 @@ $(BUILD)/normalize.o $(BUILD)/tests/test_normalize.o: $(BUILD)/gen/t2s_table.h \
 $(BUILD)/tests/test_util: $(BUILD)/tests/test_util.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_peercount: $(BUILD)/tests/test_peercount.o $(BUILD)/peercount.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
+$(BUILD)/tests/test_window: $(BUILD)/tests/test_window.o $(BUILD)/window.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_config: $(BUILD)/tests/test_config.o $(BUILD)/config.o $(BUILD)/yamlfile.o $(BUILD)/util.o $(BUILD)/log.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -lyaml -lm

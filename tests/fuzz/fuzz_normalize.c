@@ -160,7 +160,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	shifted[0] = '\x80';
 	memcpy(shifted + 1, data, size);
-	for (steps = 0; steps <= NORM_ALL; steps++) {
+	for (steps = 0; steps <= NORM_STEPS; steps++) {
 		run(warm, text, size, steps, &w);
 		if ((cold = norm_new()) == NULL)
 			abort();

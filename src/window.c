@@ -1,0 +1,337 @@
+/* window: each speaker's last few turns in each conversation, for rules that match across messages (pure). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chatmon/util.h"
+#include "chatmon/window.h"
+
+#define WINDOW_ROLES	4	/* roles 0..3: agent and customer, with room */
+#define WINDOW_BUCKETS0	64
+
+/*
+ * One conversation: for each speaker, a ring of its last turns, each in a
+ * fixed slot of conf.bytes (allocated once, when the speaker first talks).
+ * Conversations are in a hash table keyed by a keyed hash of their id
+ * (ids come from the backend and the agents), and on a list from the most
+ * to the least recently heard, which is how old ones are found to drop.
+ */
+struct window_turn {
+	int64_t		 t;
+	size_t		 len;
+};
+
+struct window_ring {
+	char			*buf;		/* turns * bytes */
+	struct window_turn	*turn;		/* turns */
+	size_t			 head;		/* the oldest kept */
+	size_t			 n;
+};
+
+struct window_conv {
+	struct window_conv	*hnext;
+	struct window_conv	*prev, *next;	/* most recently heard first */
+	uint64_t		 hash;
+	int64_t			 heard;
+	struct window_ring	 ring[WINDOW_ROLES];
+	size_t			 len;
+	char			 id[];
+};
+
+struct window {
+	struct window_conf	 conf;
+	struct window_conf	 alloc;		/* the sizes the rings were made with */
+	struct window_conv	**bucket;
+	size_t			 nbuckets;
+	size_t			 n;
+	struct window_conv	*head, *tail;
+	struct util_hkey	 hkey;
+	char			*joined;
+	size_t			 jcap;
+};
+
+static void
+window_ring_free(struct window_ring *r)
+{
+	free(r->buf);
+	free(r->turn);
+	memset(r, 0, sizeof(*r));
+}
+
+static void
+window_conv_free(struct window_conv *c)
+{
+	size_t	i;
+
+	for (i = 0; i < WINDOW_ROLES; i++)
+		window_ring_free(&c->ring[i]);
+	free(c);
+}
+
+/* Takes c off the hash table and the list, and frees it. */
+static void
+window_drop(struct window *w, struct window_conv *c)
+{
+	struct window_conv	**pp;
+
+	for (pp = &w->bucket[c->hash & (w->nbuckets - 1)]; *pp != c;
+	    pp = &(*pp)->hnext)
+		;
+	*pp = c->hnext;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->head = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	else
+		w->tail = c->prev;
+	w->n--;
+	window_conv_free(c);
+}
+
+struct window *
+window_new(const struct window_conf *conf)
+{
+	struct window	*w;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return NULL;
+	if ((w->bucket = calloc(WINDOW_BUCKETS0, sizeof(*w->bucket))) == NULL) {
+		free(w);
+		return NULL;
+	}
+	w->nbuckets = WINDOW_BUCKETS0;
+	util_hkey_random(&w->hkey);
+	window_set(w, conf);
+	return w;
+}
+
+void
+window_free(struct window *w)
+{
+	if (w == NULL)
+		return;
+	while (w->head != NULL)
+		window_drop(w, w->head);
+	free(w->bucket);
+	free(w->joined);
+	free(w);
+}
+
+void
+window_set(struct window *w, const struct window_conf *conf)
+{
+	w->conf = *conf;
+	if (w->conf.turns > 64)
+		w->conf.turns = 64;
+	/* rings of other sizes cannot be reused: start afresh */
+	if (w->alloc.turns != w->conf.turns || w->alloc.bytes != w->conf.bytes)
+		while (w->head != NULL)
+			window_drop(w, w->head);
+	w->alloc = w->conf;
+}
+
+size_t
+window_count(const struct window *w)
+{
+	return w->n;
+}
+
+static struct window_conv *
+window_find(struct window *w, const char *id, size_t len, uint64_t h)
+{
+	struct window_conv	*c;
+
+	for (c = w->bucket[h & (w->nbuckets - 1)]; c != NULL; c = c->hnext)
+		if (c->hash == h && c->len == len && memcmp(c->id, id, len) == 0)
+			return c;
+	return NULL;
+}
+
+/* Doubles the table; on failure it stays as it was (only slower). */
+static void
+window_grow(struct window *w)
+{
+	struct window_conv	**nb, *c, *next;
+	size_t			  n = w->nbuckets * 2, i;
+
+	if ((nb = calloc(n, sizeof(*nb))) == NULL)
+		return;
+	for (i = 0; i < w->nbuckets; i++)
+		for (c = w->bucket[i]; c != NULL; c = next) {
+			next = c->hnext;
+			c->hnext = nb[c->hash & (n - 1)];
+			nb[c->hash & (n - 1)] = c;
+		}
+	free(w->bucket);
+	w->bucket = nb;
+	w->nbuckets = n;
+}
+
+/* Moves c to the front of the list: it was just heard. */
+static void
+window_touch(struct window *w, struct window_conv *c, int64_t now)
+{
+	c->heard = now;
+	if (w->head == c)
+		return;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	else if (w->tail == c)
+		w->tail = c->prev;
+	c->prev = NULL;
+	c->next = w->head;
+	if (w->head != NULL)
+		w->head->prev = c;
+	w->head = c;
+	if (w->tail == NULL)
+		w->tail = c;
+}
+
+/* Has room for len more bytes of the joined text; -1 out of memory. */
+static int
+window_reserve(struct window *w, size_t len)
+{
+	char	*p;
+	size_t	 c = w->jcap ? w->jcap : 256;
+
+	if (len <= w->jcap)
+		return 0;
+	while (c < len)
+		c *= 2;
+	if ((p = realloc(w->joined, c)) == NULL)
+		return -1;
+	w->joined = p;
+	w->jcap = c;
+	return 0;
+}
+
+/* This turn alone, when nothing can be kept. */
+static int
+window_alone(struct window *w, const char *text, size_t len,
+    const char **joined, size_t *jlen, size_t *last, size_t *nturns, int rc)
+{
+	*last = 0;
+	*nturns = 1;
+	if (window_reserve(w, len + 1) == 0) {
+		memcpy(w->joined, text, len);
+		w->joined[len] = '\0';
+		*joined = w->joined;
+		*jlen = len;
+		return rc;
+	}
+	*joined = text;		/* the caller's: not NUL-terminated, but whole */
+	*jlen = len;
+	return -1;
+}
+
+int
+window_add(struct window *w, const char *conv, size_t conv_len, int role,
+    const char *text, size_t len, int64_t now_ms, const char **joined,
+    size_t *joined_len, size_t *last, size_t *nturns)
+{
+	struct window_conv	*c;
+	struct window_ring	*r;
+	struct window_turn	*t;
+	const char		*keep;
+	size_t			 i, k, at, need, klen, bytes = w->conf.bytes;
+	uint64_t		 h;
+
+	if (w->conf.turns < 2 || bytes == 0 || role < 0 || role >= WINDOW_ROLES)
+		return window_alone(w, text, len, joined, joined_len, last,
+		    nturns, 0);
+	/* the least recently heard first: nothing of theirs is in any window now */
+	while (w->tail != NULL && (w->n >= w->conf.max_convs ||
+	    now_ms - w->tail->heard > (int64_t)w->conf.ms))
+		window_drop(w, w->tail);
+	h = util_hash(&w->hkey, conv, conv_len);
+	if ((c = window_find(w, conv, conv_len, h)) == NULL) {
+		if ((c = calloc(1, sizeof(*c) + conv_len)) == NULL)
+			return window_alone(w, text, len, joined, joined_len,
+			    last, nturns, -1);
+		memcpy(c->id, conv, conv_len);
+		c->len = conv_len;
+		c->hash = h;
+		c->hnext = w->bucket[h & (w->nbuckets - 1)];
+		w->bucket[h & (w->nbuckets - 1)] = c;
+		c->heard = now_ms;
+		c->prev = NULL;
+		c->next = w->head;
+		if (w->head != NULL)
+			w->head->prev = c;
+		w->head = c;
+		if (w->tail == NULL)
+			w->tail = c;
+		if (++w->n > w->nbuckets)
+			window_grow(w);
+	}
+	window_touch(w, c, now_ms);
+	r = &c->ring[role];
+	if (r->buf == NULL) {
+		if ((r->buf = malloc(w->conf.turns * bytes)) == NULL ||
+		    (r->turn = calloc(w->conf.turns, sizeof(*r->turn))) == NULL) {
+			window_ring_free(r);
+			return window_alone(w, text, len, joined, joined_len,
+			    last, nturns, -1);
+		}
+	}
+	/* turns that fell out of the window, in time or in number */
+	while (r->n > 0 && (now_ms - r->turn[r->head].t > (int64_t)w->conf.ms ||
+	    r->n >= w->conf.turns)) {
+		r->head = (r->head + 1) % w->conf.turns;
+		r->n--;
+	}
+	/* the kept turns, then this one whole */
+	need = len + 1;
+	for (i = 0; i < r->n; i++)
+		need += r->turn[(r->head + i) % w->conf.turns].len +
+		    sizeof(WINDOW_SEP) - 1;
+	if (window_reserve(w, need) == -1)
+		return window_alone(w, text, len, joined, joined_len, last,
+		    nturns, -1);
+	for (i = at = 0; i < r->n; i++) {
+		k = (r->head + i) % w->conf.turns;
+		memcpy(w->joined + at, r->buf + k * bytes, r->turn[k].len);
+		at += r->turn[k].len;
+		memcpy(w->joined + at, WINDOW_SEP, sizeof(WINDOW_SEP) - 1);
+		at += sizeof(WINDOW_SEP) - 1;
+	}
+	*last = at;
+	memcpy(w->joined + at, text, len);
+	at += len;
+	w->joined[at] = '\0';
+	*joined = w->joined;
+	*joined_len = at;
+	*nturns = r->n + 1;
+	/* keep this one, its last bytes from a character's start */
+	keep = text;
+	klen = len;
+	if (klen > bytes) {
+		keep = text + len - bytes;
+		klen = bytes;
+		while (klen > 0 && ((unsigned char)*keep & 0xc0) == 0x80) {
+			keep++;
+			klen--;
+		}
+	}
+	k = (r->head + r->n) % w->conf.turns;
+	t = &r->turn[k];
+	memcpy(r->buf + k * bytes, keep, klen);
+	t->len = klen;
+	t->t = now_ms;
+	r->n++;
+	return 0;
+}
+
+void
+window_end(struct window *w, const char *conv, size_t conv_len)
+{
+	struct window_conv	*c;
+
+	if ((c = window_find(w, conv, conv_len,
+	    util_hash(&w->hkey, conv, conv_len))) != NULL)
+		window_drop(w, c);
+}

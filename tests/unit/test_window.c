@@ -1,0 +1,116 @@
+/* test_window: each speaker's last turns, joined; bounded in turns, time, bytes and speakers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "chatmon/window.h"
+
+static const char *
+add(struct window *w, const char *conv, int role, const char *text, int64_t t,
+    size_t *last, size_t *n)
+{
+	const char	*j;
+	size_t		 jl;
+
+	assert_int_equal(window_add(w, conv, strlen(conv), role, text, strlen(text),
+	    t, &j, &jl, last, n), 0);
+	assert_int_equal(strlen(j), jl);
+	return j;
+}
+
+static void
+test_joined(void **state)
+{
+	struct window_conf	 c = { 3, 60000, 64, 100 };
+	struct window		*w;
+	size_t			 last, n;
+
+	(void)state;
+	assert_non_null(w = window_new(&c));
+	assert_string_equal(add(w, "c1", 1, "加我", 0, &last, &n), "加我");
+	assert_int_equal(last, 0);
+	assert_int_equal(n, 1);
+	/* the other speaker and the other conversation keep their own */
+	assert_string_equal(add(w, "c1", 2, "好的", 10, &last, &n), "好的");
+	assert_string_equal(add(w, "c2", 1, "你好", 20, &last, &n), "你好");
+	assert_string_equal(add(w, "c1", 1, "v", 30, &last, &n), "加我\nv");
+	assert_int_equal(last, strlen("加我\n"));
+	assert_int_equal(n, 2);
+	assert_string_equal(add(w, "c1", 1, "abc123", 40, &last, &n), "加我\nv\nabc123");
+	assert_int_equal(n, 3);
+	/* three turns at most: the oldest goes */
+	assert_string_equal(add(w, "c1", 1, "亲", 50, &last, &n), "v\nabc123\n亲");
+	assert_int_equal(window_count(w), 2);
+	window_end(w, "c1", 2);
+	assert_int_equal(window_count(w), 1);
+	assert_string_equal(add(w, "c1", 1, "new", 60, &last, &n), "new");
+	window_free(w);
+}
+
+static void
+test_time_and_bytes(void **state)
+{
+	struct window_conf	 c = { 4, 1000, 6, 100 };
+	struct window		*w;
+	size_t			 last, n;
+
+	(void)state;
+	assert_non_null(w = window_new(&c));
+	add(w, "c", 1, "一二三四", 0, &last, &n);	/* 12 bytes: its last 6 kept */
+	assert_string_equal(add(w, "c", 1, "x", 500, &last, &n), "三四\nx");
+	/* past the window in time: alone again */
+	assert_string_equal(add(w, "c", 1, "y", 1600, &last, &n), "y");
+	/* a cut never splits a character: 7 bytes "a" + 2 chars, 6 kept = 2 chars */
+	add(w, "c", 1, "a一二", 1700, &last, &n);
+	assert_string_equal(add(w, "c", 1, "z", 1701, &last, &n), "y\n一二\nz");
+	/* no window: each turn alone, nothing kept */
+	c.turns = 1;
+	window_set(w, &c);
+	assert_int_equal(window_count(w), 0);
+	assert_string_equal(add(w, "c", 1, "p", 1800, &last, &n), "p");
+	assert_string_equal(add(w, "c", 1, "q", 1801, &last, &n), "q");
+	assert_int_equal(window_count(w), 0);
+	window_free(w);
+}
+
+/* Speakers past max_convs, and those silent longer than the window, are forgotten. */
+static void
+test_bounded(void **state)
+{
+	struct window_conf	 c = { 3, 1000, 32, 50 };
+	struct window		*w;
+	char			 id[32];
+	size_t			 last, n;
+	int			 i;
+
+	(void)state;
+	assert_non_null(w = window_new(&c));
+	for (i = 0; i < 500; i++) {
+		snprintf(id, sizeof(id), "conv-%d", i);
+		add(w, id, 1, "hello", 10, &last, &n);
+		assert_true(window_count(w) <= 50);
+	}
+	/* the most recent are still there */
+	assert_string_equal(add(w, "conv-499", 1, "again", 20, &last, &n), "hello\nagain");
+	/* a speaker heard long ago is dropped when someone talks */
+	add(w, "late", 1, "now", 5000, &last, &n);
+	assert_int_equal(window_count(w), 1);
+	window_free(w);
+	window_free(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_joined),
+		cmocka_unit_test(test_time_and_bytes),
+		cmocka_unit_test(test_bounded),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
