@@ -125,6 +125,11 @@ static const struct config_key config_keys[] = {
 	{ "sla.timezone", CT_TIMEZONE, OFF(sla.utc_offset_min), 0, "+08:00",
 	    0, 0, 0 },
 	{ "rules", CT_STRING, OFF(rules), 0, "rules.d", 0, 0, 0 },
+	/* docs/rules.md, "Across turns" */
+	{ "window.turns", CT_UINT, OFF(window.turns), 0, "3", 1, 16, 0 },
+	{ "window.time", CT_DURATION, OFF(window.time_ms), 0, "60s", 1000,
+	    3600000, 0 },
+	{ "window.bytes", CT_SIZE, OFF(window.bytes), 0, "512", 16, 65536, 0 },
 	{ "admin.listen", CT_ADDR, OFF(admin), 0, "127.0.0.1:9090", 0, 0, 0 },
 	{ "admin.token", CT_STRING, OFF(admin_token), 0, NULL, 0, 0, 0 },
 	{ "limits.max_message", CT_SIZE, OFF(limits.max_message), 0,

@@ -88,6 +88,12 @@ struct config_sla {			/* durations in milliseconds */
 	int32_t	 utc_offset_min;	/* sla.timezone */
 };
 
+struct config_window {			/* rules that match across a speaker's turns */
+	uint64_t turns;			/* the current one included */
+	uint64_t time_ms;		/* how far back a turn still counts */
+	uint64_t bytes;			/* of each earlier turn kept */
+};
+
 struct config_dashboard {		/* chatmon dashboard */
 	struct config_addr listen;
 	char	*token;			/* optional: the feed needs ?token= */
@@ -126,6 +132,7 @@ struct config {
 	struct config_addr admin;	/* admin.listen (or admin:): 127.0.0.1:9090 */
 	char	*admin_token;		/* admin.token: bearer token for non-loopback clients */
 	struct config_dashboard dashboard;
+	struct config_window window;
 	struct config_limits limits;
 	int	 log_level;		/* log.level: info (enum log_level) */
 	int	 log_json;		/* log.format: json (else text) */
