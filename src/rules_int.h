@@ -1,0 +1,143 @@
+/* rules_int: the rule set's shared types and internal calls, for src/rules*.c only. */
+#ifndef CHATMON_RULES_INT_H
+#define CHATMON_RULES_INT_H
+
+/*
+ * The rules module is four files; each calls only the ones below it:
+ *
+ *   rules_load.c     YAML schema, lists and macros (bounded expansion),
+ *                    files and directories, errors as FILE:LINE
+ *   rules_example.c  the examples runner (rules_test), run at every load
+ *   rules.c          compiling and matching: prefilter, PCRE2 confirmation,
+ *                    near, unless, whole, hits; the set's lifetime
+ *   rules_lit.c      the literals a pattern requires (rules_lit.h), pure
+ *
+ * This header declares the calls into rules.c; rules_lit.h those into
+ * rules_lit.c. No file includes a header of a file above it.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "chatmon/rules.h"
+#include "rules_lit.h"
+
+#define RULES_NMASKS		16	/* every combination of the normalisation steps */
+
+struct rules_example_src {
+	char	*text;
+	size_t	 line;
+	int	 want;		/* 1: match, 0: no_match */
+};
+
+struct rule {
+	struct rules_hit	 proto;		/* id, category, message, severity, action */
+	unsigned		 roles;		/* enum rules_role bits */
+	unsigned		 steps;		/* normalisation steps */
+	int			 enabled;
+	int			 always;	/* no required literal: always confirmed */
+	uint64_t		 need[RULES_MAX_CLAUSE];	/* per clause: the bits of its sets */
+	size_t			 nclause;
+	pcre2_code		*re;
+	pcre2_code		*near_re;
+	uint32_t		 near_within;	/* code points either side */
+	size_t			 whole_max;	/* whole: the longest word, normalised (bytes) */
+	pcre2_code		**unless;
+	size_t			 nunless;
+	char			*file;
+	size_t			 line;
+	struct rules_example_src *ex;
+	size_t			 nex;
+};
+
+struct rules_load_def;			/* a list or a macro: rules_load.c's */
+
+struct rules {
+	struct rule		*rule;
+	size_t			 nrule;
+	struct rules_load_def	*def;		/* while loading only */
+	size_t			 ndef;
+	struct acm		*acm;
+	/*
+	 * Every (literal, rule, set bit) of every rule; the automaton knows
+	 * each distinct literal once, as the index of its first pair (the
+	 * pairs are sorted by literal), and one report marks all its rules.
+	 */
+	char			**lit;		/* while loading only */
+	uint32_t		*lit_rule;
+	uint64_t		*lit_bit;
+	uint32_t		*lit_end;	/* one past the last pair of the literal */
+	size_t			 nlit;
+	int			 jit;
+	size_t			 enabled;
+	/* match-time scratch, sized at load */
+	struct norm		*norm[RULES_NMASKS];
+	const char		*ntext[RULES_NMASKS];
+	size_t			 nlen[RULES_NMASKS];
+	const uint32_t		*nmap[RULES_NMASKS];
+	unsigned		 nvalid;	/* masks normalised for this message */
+	uint64_t		*seen;		/* per rule: the sets a literal of which occurred */
+	uint32_t		*touched;	/* the rules whose seen is not 0 */
+	size_t			 ntouched;
+	uint32_t		*always;	/* enabled rules without literals */
+	size_t			 nalways;
+	struct rules_hit	*hits;
+	pcre2_match_data	*md;
+	pcre2_match_context	*mctx;
+	const char		*otext;		/* original, for the hits */
+	size_t			 olen;
+	int			 oom;
+};
+
+/*
+ * The loader's calls into rules.c, in the order of a load: rules_new, then
+ * rules_compile for each pattern and rules_add_prefilter before each rule
+ * is appended to r->rule, then rules_prepare once, after the last rule.
+ */
+
+/*
+ * An empty set with its match-time scratch (normalisers, match data, a
+ * match context with PCRE2's limits); flags as rules_load_files's (it reads
+ * RULES_NO_JIT). Owned by the caller (rules_free); NULL on ENOMEM.
+ */
+struct rules	*rules_new(unsigned flags);
+
+/*
+ * Compiles len bytes of an expanded pattern (lists and macros in place,
+ * NUL-terminated), JIT-compiled while r->jit (which drops to 0 when the JIT
+ * is unavailable: the interpreter still matches). When pf is not NULL, the
+ * pattern's required literals go into it (it must be empty). Returns the
+ * code, owned by the caller, or NULL with PCRE2's error code and offset in
+ * *ec and *off.
+ */
+pcre2_code	*rules_compile(struct rules *r, const char *pattern, size_t len,
+		    struct rules_lit_pf *pf, int *ec, size_t *off);
+
+/*
+ * Registers the prefilter of ru, the rule about to be appended as
+ * r->rule[r->nrule]: the literals of pf (its pattern's) and npf (its near
+ * cue's), whose sets it may change or take. 0, or -1 on ENOMEM.
+ */
+int		 rules_add_prefilter(struct rules *r, struct rule *ru,
+		    struct rules_lit_pf *pf, struct rules_lit_pf *npf);
+
+/* After the last rule: builds the automaton and sizes the scratch; 0, or -1 on ENOMEM. */
+int		 rules_prepare(struct rules *r);
+
+/* Frees what ru holds (not ru itself). */
+void		 rules_free_rule(struct rule *ru);
+
+/*
+ * Matches a message: every enabled rule of role through the prefilter, or
+ * without it (prefilter 0), or rule only alone, enabled or not (only >= 0).
+ * Hits as rules_match's.
+ */
+size_t		 rules_run(struct rules *r, enum rules_role role,
+		    const char *text, size_t len, int prefilter, ssize_t only,
+		    const struct rules_hit **hits);
+
+#endif

@@ -1,0 +1,655 @@
+/* rules_lit: the literals every match of a PCRE2 pattern must contain, read from the pattern's text (pure: no regex engine, no I/O). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "rules_lit.h"
+
+#define RULES_MAX_SET		512	/* literals in one required set */
+#define RULES_MAX_CROSS		64	/* strings of a concatenation kept exact */
+#define RULES_MAX_LIT		48	/* bytes of a literal kept (a prefix is still required) */
+
+static char *
+rules_lit_strndup(const char *s, size_t n)
+{
+	char	*p;
+
+	if ((p = malloc(n + 1)) == NULL)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+/*
+ * What a piece of a pattern tells the prefilter: `exact`, when known, is
+ * every string the piece can match (a small finite set); `req` is a list of
+ * literal sets such that every match contains a literal of each set (加我
+ * ... 微信: one of {加, 添加} and one of {微信, vx}). A rule is a candidate
+ * only when a literal of every one of its sets occurs, so a common word in
+ * one set costs little when another set is rare. A NULL exact set, or an
+ * empty list, means "unknown": the piece constrains nothing.
+ */
+struct rules_lit_info {
+	struct rules_lit_set	*exact;
+	struct rules_lit_req	 req;
+};
+
+static void
+rules_lit_set_free(struct rules_lit_set *l)
+{
+	size_t	i;
+
+	if (l == NULL)
+		return;
+	for (i = 0; i < l->n; i++)
+		free(l->s[i]);
+	free(l->s);
+	free(l);
+}
+
+static struct rules_lit_set *
+rules_lit_set_new(void)
+{
+	return calloc(1, sizeof(struct rules_lit_set));
+}
+
+/* Adds a copy of s (truncated to RULES_MAX_LIT bytes at a UTF-8 boundary); -1 on ENOMEM or overflow. */
+static int
+rules_lit_set_add(struct rules_lit_set *l, const char *s, size_t n)
+{
+	char	**ns;
+	size_t	  i;
+
+	if (n > RULES_MAX_LIT) {
+		n = RULES_MAX_LIT;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	for (i = 0; i < l->n; i++)
+		if (strlen(l->s[i]) == n && memcmp(l->s[i], s, n) == 0)
+			return 0;
+	if (l->n >= RULES_MAX_SET)
+		return -1;
+	if ((ns = realloc(l->s, (l->n + 1) * sizeof(*ns))) == NULL)
+		return -1;
+	l->s = ns;
+	if ((l->s[l->n] = rules_lit_strndup(s, n)) == NULL)
+		return -1;
+	l->n++;
+	return 0;
+}
+
+static struct rules_lit_set *
+rules_lit_set_one(const char *s, size_t n)
+{
+	struct rules_lit_set	*l;
+
+	if ((l = rules_lit_set_new()) == NULL || rules_lit_set_add(l, s, n) == -1) {
+		rules_lit_set_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+/*
+ * The characters of everyday chat (the most frequent in Chinese text, and
+ * the polite forms of customer service): as rare as one Latin letter.
+ */
+static const char rules_lit_common[] =
+    "的一是不了我你您亲在有人这个们中来上大为和到以说时要就出会可也能对下"
+    "过后得没好吗呢吧啊哦嗯呀哈么那都看还把给让用去发加买货单天号请问哪";
+
+/* A character's weight: how rarely it occurs in chat, roughly. */
+static size_t
+rules_lit_char_weight(const char *p, size_t n)
+{
+	char	c[5];
+
+	if (n == 1)
+		return 1;
+	memcpy(c, p, n);
+	c[n] = '\0';
+	return strstr(rules_lit_common, c) != NULL ? 1 : 3;
+}
+
+/*
+ * How selective a set is: its weakest literal's weight (a rare Chinese
+ * character counts as three Latin letters, a common one as one). 0 for an
+ * empty or unknown set.
+ */
+static size_t
+rules_lit_set_score(const struct rules_lit_set *l)
+{
+	size_t		 i, w, n, m = SIZE_MAX;
+	const char	*p;
+
+	if (l == NULL || l->n == 0)
+		return 0;
+	for (i = 0; i < l->n; i++) {
+		for (w = 0, p = l->s[i]; *p; p += n) {
+			for (n = 1; ((unsigned char)p[n] & 0xc0) == 0x80; n++)
+				;
+			w += rules_lit_char_weight(p, n);
+		}
+		if (w < m)
+			m = w;
+	}
+	return m;
+}
+
+/* a better than b: more selective, then fewer literals. */
+static int
+rules_lit_set_better(const struct rules_lit_set *a,
+    const struct rules_lit_set *b)
+{
+	size_t	sa = rules_lit_set_score(a), sb = rules_lit_set_score(b);
+
+	return sa > sb || (sa == sb && sa > 0 && a->n < b->n);
+}
+
+void
+rules_lit_req_clear(struct rules_lit_req *q)
+{
+	size_t	i;
+
+	for (i = 0; i < q->n; i++)
+		rules_lit_set_free(q->set[i]);
+	q->n = 0;
+}
+
+/* Adds a set (stolen) to the list; when full, the weakest set goes. */
+static void
+rules_lit_req_add(struct rules_lit_req *q, struct rules_lit_set *l)
+{
+	size_t	i, w = 0;
+
+	if (rules_lit_set_score(l) == 0) {
+		rules_lit_set_free(l);
+		return;
+	}
+	if (q->n < RULES_MAX_AND) {
+		q->set[q->n++] = l;
+		return;
+	}
+	for (i = 1; i < q->n; i++)
+		if (rules_lit_set_better(q->set[w], q->set[i]))
+			w = i;
+	if (rules_lit_set_better(l, q->set[w])) {
+		rules_lit_set_free(q->set[w]);
+		q->set[w] = l;
+	} else
+		rules_lit_set_free(l);
+}
+
+/* Moves every set of src to dst. */
+static void
+rules_lit_req_merge(struct rules_lit_req *dst, struct rules_lit_req *src)
+{
+	size_t	i;
+
+	for (i = 0; i < src->n; i++)
+		rules_lit_req_add(dst, src->set[i]);
+	src->n = 0;
+}
+
+/*
+ * Drops the sets of common words (你, 我, 加) from a clause that has a
+ * selective set: each occurrence of a common word costs a report from the
+ * automaton in almost every message, and the selective set alone already
+ * keeps the rule from being a candidate.
+ */
+void
+rules_lit_req_trim(struct rules_lit_req *q)
+{
+	size_t	i, k = 0, strong = 0;
+
+	for (i = 0; i < q->n; i++)
+		if (rules_lit_set_score(q->set[i]) >= 6)
+			strong = 1;
+	if (!strong)
+		return;
+	for (i = 0; i < q->n; i++) {
+		if (rules_lit_set_score(q->set[i]) <= 1)
+			rules_lit_set_free(q->set[i]);
+		else
+			q->set[k++] = q->set[i];
+	}
+	q->n = k;
+}
+
+/* The index of the most selective set, or -1. */
+static ssize_t
+rules_lit_req_best(const struct rules_lit_req *q)
+{
+	size_t	i, b = 0;
+
+	if (q->n == 0)
+		return -1;
+	for (i = 1; i < q->n; i++)
+		if (rules_lit_set_better(q->set[i], q->set[b]))
+			b = i;
+	return (ssize_t)b;
+}
+
+/* The union of a and b, or NULL when it would be too big; frees both. */
+static struct rules_lit_set *
+rules_lit_set_union(struct rules_lit_set *a, struct rules_lit_set *b)
+{
+	size_t	i;
+
+	if (a == NULL || b == NULL)
+		goto fail;
+	for (i = 0; i < b->n; i++)
+		if (rules_lit_set_add(a, b->s[i], strlen(b->s[i])) == -1)
+			goto fail;
+	rules_lit_set_free(b);
+	return a;
+fail:
+	rules_lit_set_free(a);
+	rules_lit_set_free(b);
+	return NULL;
+}
+
+/* Every concatenation x+y, or NULL when too big; a and b stay the caller's. */
+static struct rules_lit_set *
+rules_lit_set_cross(const struct rules_lit_set *a,
+    const struct rules_lit_set *b)
+{
+	struct rules_lit_set	*l;
+	char			 buf[2 * RULES_MAX_LIT + 1];
+	size_t			 i, j, na, nb;
+
+	if (a == NULL || b == NULL || a->n * b->n > RULES_MAX_CROSS)
+		return NULL;
+	if ((l = rules_lit_set_new()) == NULL)
+		return NULL;
+	for (i = 0; i < a->n; i++)
+		for (j = 0; j < b->n; j++) {
+			na = strlen(a->s[i]);
+			nb = strlen(b->s[j]);
+			memcpy(buf, a->s[i], na);
+			memcpy(buf + na, b->s[j], nb);
+			if (rules_lit_set_add(l, buf, na + nb) == -1) {
+				rules_lit_set_free(l);
+				return NULL;
+			}
+		}
+	return l;
+}
+
+static struct rules_lit_set *
+rules_lit_set_dup(const struct rules_lit_set *a)
+{
+	struct rules_lit_set	*l;
+	size_t			 i;
+
+	if (a == NULL || (l = rules_lit_set_new()) == NULL)
+		return NULL;
+	for (i = 0; i < a->n; i++)
+		if (rules_lit_set_add(l, a->s[i], strlen(a->s[i])) == -1) {
+			rules_lit_set_free(l);
+			return NULL;
+		}
+	return l;
+}
+
+/* The required set of an exact set: the set itself unless it holds "". */
+static struct rules_lit_set *
+rules_lit_exact_req(const struct rules_lit_set *e)
+{
+	size_t	i;
+
+	if (e == NULL)
+		return NULL;
+	for (i = 0; i < e->n; i++)
+		if (e->s[i][0] == '\0')
+			return NULL;
+	return rules_lit_set_dup(e);
+}
+
+/*
+ * A small recursive-descent reading of the (expanded) PCRE2 pattern: only
+ * what is needed to find required literals. Anything it does not know makes
+ * the piece "unknown", which is always safe: the rule is then confirmed on
+ * every message.
+ */
+struct rules_lit_px {
+	const char	*p;
+	const char	*end;
+};
+
+static void	rules_lit_px_alt(struct rules_lit_px *, struct rules_lit_info *);
+
+static void
+rules_lit_info_clear(struct rules_lit_info *i)
+{
+	rules_lit_set_free(i->exact);
+	i->exact = NULL;
+	rules_lit_req_clear(&i->req);
+}
+
+/* Skips a [...] class. */
+static void
+rules_lit_px_class(struct rules_lit_px *x)
+{
+	x->p++;
+	if (x->p < x->end && *x->p == '^')
+		x->p++;
+	if (x->p < x->end && *x->p == ']')
+		x->p++;
+	while (x->p < x->end && *x->p != ']') {
+		if (*x->p == '\\' && x->p + 1 < x->end)
+			x->p++;
+		else if (*x->p == '[' && x->p + 1 < x->end && x->p[1] == ':') {
+			const char *e = strstr(x->p + 2, ":]");
+
+			if (e != NULL && e < x->end)
+				x->p = e + 1;
+		}
+		x->p++;
+	}
+	if (x->p < x->end)
+		x->p++;
+}
+
+/* One atom: sets *info; returns 0, or -1 when the pattern cannot be read. */
+static int
+rules_lit_px_atom(struct rules_lit_px *x, struct rules_lit_info *info)
+{
+	const char	*s = x->p;
+	char		 c;
+	size_t		 n;
+
+	memset(info, 0, sizeof(*info));
+	c = *x->p;
+	if (c == '(') {
+		x->p++;
+		if (x->p < x->end && *x->p == '?') {
+			x->p++;
+			if (x->p < x->end && (*x->p == ':' || *x->p == '>' || *x->p == '|'))
+				x->p++;
+			else if (x->p + 1 < x->end && (*x->p == '=' || *x->p == '!' ||
+			    (*x->p == '<' && (x->p[1] == '=' || x->p[1] == '!')))) {
+				/* a lookaround matches nothing itself */
+				x->p += *x->p == '<' ? 2 : 1;
+				rules_lit_px_alt(x, info);
+				rules_lit_info_clear(info);
+				info->exact = rules_lit_set_one("", 0);
+				if (x->p < x->end && *x->p == ')')
+					x->p++;
+				return 0;
+			} else if (x->p < x->end && (*x->p == '<' || *x->p == 'P' ||
+			    *x->p == '\'')) {
+				/* a named group */
+				while (x->p < x->end && *x->p != '>' && *x->p != '\'')
+					x->p++;
+				x->p++;
+			} else {
+				/*
+				 * Option settings: harmless, except extended
+				 * mode, where spaces stop being literals.
+				 */
+				while (x->p < x->end && *x->p != ')' && *x->p != ':') {
+					if (*x->p == 'x')
+						return -1;
+					x->p++;
+				}
+				if (x->p < x->end && *x->p == ')') {
+					x->p++;
+					info->exact = rules_lit_set_one("", 0);
+					return 0;
+				}
+				x->p++;
+			}
+		}
+		rules_lit_px_alt(x, info);
+		if (x->p >= x->end || *x->p != ')')
+			return -1;
+		x->p++;
+		return 0;
+	}
+	if (c == '[') {
+		rules_lit_px_class(x);
+		return 0;
+	}
+	if (c == '.') {
+		x->p++;
+		return 0;
+	}
+	if (c == '^' || c == '$') {
+		x->p++;
+		info->exact = rules_lit_set_one("", 0);
+		return 0;
+	}
+	if (c == '\\') {
+		x->p++;
+		if (x->p >= x->end)
+			return -1;
+		c = *x->p++;
+		if (strchr("bBAzZG", c) != NULL) {
+			info->exact = rules_lit_set_one("", 0);
+			return 0;
+		}
+		if (c == 'Q') {
+			const char *e = x->p;
+
+			while (e + 1 < x->end && !(e[0] == '\\' && e[1] == 'E'))
+				e++;
+			if (e + 1 >= x->end)
+				e = x->end;
+			info->exact = rules_lit_set_one(x->p, (size_t)(e - x->p));
+			x->p = e < x->end ? e + 2 : e;
+			return 0;
+		}
+		if (strchr(".^$|()[]{}*+?\\/-#&~ \"'", c) != NULL) {
+			info->exact = rules_lit_set_one(&c, 1);
+			return 0;
+		}
+		/* \d \w \s \x{..} \p{..} back-references and the rest */
+		if (x->p < x->end && *x->p == '{' && strchr("xpPgko", c) != NULL)
+			while (x->p < x->end && *x->p++ != '}')
+				;
+		return 0;
+	}
+	if (c == ')' || c == '|')
+		return -1;
+	/* a literal character, ASCII letters folded as the text is */
+	n = 1;
+	if ((unsigned char)c >= 0x80)
+		while (s + n < x->end && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n++;
+	x->p += n;
+	if (n == 1 && c >= 'A' && c <= 'Z')
+		c = (char)(c - 'A' + 'a');
+	info->exact = n == 1 ? rules_lit_set_one(&c, 1) : rules_lit_set_one(s, n);
+	return 0;
+}
+
+/* Applies a quantifier after an atom, if there is one. */
+static void
+rules_lit_px_quant(struct rules_lit_px *x, struct rules_lit_info *info)
+{
+	int	min_one;
+
+	if (x->p >= x->end)
+		return;
+	if (*x->p == '?' || *x->p == '*')
+		min_one = 0;
+	else if (*x->p == '+')
+		min_one = 1;
+	else if (*x->p == '{' && x->p + 1 < x->end &&
+	    (x->p[1] >= '0' && x->p[1] <= '9'))
+		min_one = x->p[1] != '0';
+	else
+		return;
+	if (*x->p == '{') {
+		while (x->p < x->end && *x->p != '}')
+			x->p++;
+	}
+	x->p++;
+	if (x->p < x->end && (*x->p == '?' || *x->p == '+'))
+		x->p++;	/* lazy or possessive */
+	rules_lit_set_free(info->exact);
+	info->exact = NULL;
+	if (!min_one)
+		rules_lit_req_clear(&info->req);
+}
+
+/* A concatenation, up to '|' or ')'. */
+static void
+rules_lit_px_seq(struct rules_lit_px *x, struct rules_lit_info *out)
+{
+	struct rules_lit_info	 a;
+	struct rules_lit_set	*cross;
+
+	memset(out, 0, sizeof(*out));
+	out->exact = rules_lit_set_one("", 0);
+	while (x->p < x->end && *x->p != '|' && *x->p != ')') {
+		if (rules_lit_px_atom(x, &a) == -1) {
+			rules_lit_info_clear(&a);
+			x->p = x->end;
+			rules_lit_info_clear(out);
+			return;
+		}
+		if (a.req.n == 0)
+			rules_lit_req_add(&a.req, rules_lit_exact_req(a.exact));
+		rules_lit_px_quant(x, &a);
+		cross = rules_lit_set_cross(out->exact, a.exact);
+		rules_lit_set_free(out->exact);
+		out->exact = cross;
+		rules_lit_req_merge(&out->req, &a.req);
+		rules_lit_info_clear(&a);
+	}
+	/* the whole sequence as one literal beats its parts */
+	if ((cross = rules_lit_exact_req(out->exact)) != NULL) {
+		rules_lit_req_clear(&out->req);
+		rules_lit_req_add(&out->req, cross);
+	}
+}
+
+/*
+ * Either branch may match, so only a literal set taken from each can be
+ * required: the union of each branch's most selective set.
+ */
+static void
+rules_lit_req_or(struct rules_lit_req *a, struct rules_lit_req *b)
+{
+	struct rules_lit_set	*u;
+	ssize_t			 ia = rules_lit_req_best(a), ib = rules_lit_req_best(b);
+
+	if (ia < 0 || ib < 0) {
+		rules_lit_req_clear(a);
+		rules_lit_req_clear(b);
+		return;
+	}
+	u = rules_lit_set_union(a->set[ia], b->set[ib]);
+	a->set[ia] = b->set[ib] = NULL;
+	rules_lit_req_clear(a);
+	rules_lit_req_clear(b);
+	rules_lit_req_add(a, u);
+}
+
+/* An alternation: every branch must give a required set for the whole to have one. */
+static void
+rules_lit_px_alt(struct rules_lit_px *x, struct rules_lit_info *out)
+{
+	struct rules_lit_info	b;
+	int			first = 1;
+
+	memset(out, 0, sizeof(*out));
+	for (;;) {
+		rules_lit_px_seq(x, &b);
+		if (first) {
+			*out = b;
+			first = 0;
+		} else {
+			out->exact = rules_lit_set_union(out->exact, b.exact);
+			rules_lit_req_or(&out->req, &b.req);
+		}
+		if (x->p < x->end && *x->p == '|') {
+			x->p++;
+			continue;
+		}
+		break;
+	}
+}
+
+/*
+ * The required literal sets of a whole pattern: one clause (an AND of sets)
+ * per top-level alternative, so that one weak alternative does not make the
+ * others weak. Returns the number of clauses, 0 when the pattern requires
+ * nothing that can be found.
+ */
+size_t
+rules_lit_required(const char *pattern,
+    struct rules_lit_req clause[RULES_MAX_CLAUSE])
+{
+	struct rules_lit_px	x = { pattern, pattern + strlen(pattern) };
+	struct rules_lit_info	info;
+	size_t			n = 0, i;
+
+	for (;;) {
+		rules_lit_px_seq(&x, &info);
+		if (info.req.n == 0)
+			goto none;	/* an alternative that requires nothing */
+		if (n < RULES_MAX_CLAUSE)
+			rules_lit_req_merge(&clause[n++], &info.req);
+		else
+			rules_lit_req_or(&clause[n - 1], &info.req);
+		rules_lit_info_clear(&info);
+		if (x.p < x.end && *x.p == '|') {
+			x.p++;
+			continue;
+		}
+		break;
+	}
+	if (x.p == x.end)
+		return n;
+none:
+	rules_lit_info_clear(&info);
+	for (i = 0; i < n; i++)
+		rules_lit_req_clear(&clause[i]);
+	return 0;
+}
+
+void
+rules_lit_pf_clear(struct rules_lit_pf *pf)
+{
+	size_t	i;
+
+	for (i = 0; i < pf->n; i++)
+		rules_lit_req_clear(&pf->clause[i]);
+	pf->n = 0;
+}
+
+/*
+ * A near cue must match too: the most selective of its sets joins every
+ * clause of the pattern (or stands alone when the pattern gave none).
+ */
+void
+rules_lit_pf_and_near(struct rules_lit_pf *pf, struct rules_lit_pf *near)
+{
+	struct rules_lit_req	any = { { NULL }, 0 };
+	ssize_t			b;
+	size_t			i;
+
+	if (near->n == 0)
+		return;
+	rules_lit_req_merge(&any, &near->clause[0]);
+	for (i = 1; i < near->n; i++)
+		rules_lit_req_or(&any, &near->clause[i]);
+	rules_lit_pf_clear(near);
+	if ((b = rules_lit_req_best(&any)) >= 0) {
+		if (pf->n == 0) {
+			rules_lit_req_add(&pf->clause[0],
+			    rules_lit_set_dup(any.set[b]));
+			pf->n = 1;
+		} else
+			for (i = 0; i < pf->n; i++)
+				rules_lit_req_add(&pf->clause[i],
+				    rules_lit_set_dup(any.set[b]));
+	}
+	rules_lit_req_clear(&any);
+}

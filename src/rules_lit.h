@@ -1,0 +1,67 @@
+/* rules_lit: required-literal extraction from a PCRE2 pattern, for the rules prefilter (private to src/rules*.c; pure). */
+#ifndef CHATMON_RULES_LIT_H
+#define CHATMON_RULES_LIT_H
+
+#include <stddef.h>
+
+#define RULES_MAX_AND		8	/* required sets of one clause */
+#define RULES_MAX_CLAUSE	8	/* clauses (top-level alternatives) of one rule */
+
+/*
+ * A set of literals, one of which is in every match (of the piece of
+ * pattern it was read from). Literals are NUL-terminated UTF-8, ASCII
+ * letters folded to lower case as the normalised text is, at most 48 bytes
+ * (a longer literal is cut to a prefix, which is still required).
+ */
+struct rules_lit_set {
+	char	**s;
+	size_t	  n;
+};
+
+/*
+ * A clause: sets that must all be seen (an AND of ORs), e.g. 加我 ... 微信
+ * gives one of {加, 添加} and one of {微信, vx}. The sets are owned by the
+ * clause; an empty clause constrains nothing.
+ */
+struct rules_lit_req {
+	struct rules_lit_set	*set[RULES_MAX_AND];
+	size_t			 n;
+};
+
+/* A rule's prefilter: it is a candidate when any clause has all its sets seen. */
+struct rules_lit_pf {
+	struct rules_lit_req	clause[RULES_MAX_CLAUSE];
+	size_t			n;
+};
+
+/*
+ * The required literal sets of a whole pattern (NUL-terminated, as the
+ * loader expands it: lists and macros already in place), read into clause,
+ * which must be empty: one clause per top-level alternative, the last one
+ * taking the alternatives past RULES_MAX_CLAUSE. Every string the pattern
+ * matches (caselessly, in normalised text) contains a literal of every set
+ * of at least one clause; test_rules_lit.c's test_known_gaps lists the
+ * forms for which that does not hold yet. Returns the number of clauses, 0
+ * (clause left empty) when the pattern requires nothing that can be found
+ * or cannot be read: 0 is always safe, the rule is then confirmed on every
+ * message. Running out of memory only loses sets.
+ */
+size_t	rules_lit_required(const char *pattern,
+	    struct rules_lit_req clause[RULES_MAX_CLAUSE]);
+
+/* Frees a clause's sets; it is empty again. */
+void	rules_lit_req_clear(struct rules_lit_req *);
+
+/* Drops the sets of common words from a clause that has a selective set. */
+void	rules_lit_req_trim(struct rules_lit_req *);
+
+/* Frees every clause's sets; pf is empty again. */
+void	rules_lit_pf_clear(struct rules_lit_pf *);
+
+/*
+ * A near cue must match too: the most selective of its sets joins every
+ * clause of pf (or stands alone when pf has none). near is emptied.
+ */
+void	rules_lit_pf_and_near(struct rules_lit_pf *pf, struct rules_lit_pf *near);
+
+#endif

@@ -1,0 +1,919 @@
+/* rules_load: rule files read, checked and compiled into a rule set: the YAML schema, lists and macros, errors as FILE:LINE. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <yaml.h>
+
+#include "chatmon/normalize.h"
+#include "chatmon/rules.h"
+#include "chatmon/yamlfile.h"
+#include "rules_int.h"
+
+#define RULES_MAX_EXPANDED	262144	/* bytes of a pattern with its lists and macros */
+#define RULES_MAX_FILE		(4 << 20)	/* bytes of one rule file */
+
+struct rules_load_def {			/* a list or a macro, by name */
+	char	*name;
+	int	 is_list;
+	char	**items;		/* list items */
+	size_t	 nitems;
+	char	*pattern;		/* macro */
+	char	*file;
+	size_t	 line;
+	int	 visiting;		/* macro expansion: cycle detection */
+};
+
+/* Appends "FILE:LINE: message" to errs ("FILE: message" when line is 0). */
+static void
+rules_load_err(struct sbuf *errs, const char *file, size_t line,
+    const char *fmt, ...)
+{
+	char	msg[512];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line)
+		sbuf_line(errs, "%s:%zu: %s", file, line, msg);
+	else
+		sbuf_line(errs, "%s: %s", file, msg);
+}
+
+/*
+ * The lists and macros are needed only while the rules compile: they go
+ * when loading ends, whatever its outcome.
+ */
+static void
+rules_load_free_defs(struct rules *r)
+{
+	size_t	i, k;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->ndef; i++) {
+		for (k = 0; k < r->def[i].nitems; k++)
+			free(r->def[i].items[k]);
+		free(r->def[i].items);
+		free(r->def[i].pattern);
+		free(r->def[i].name);
+		free(r->def[i].file);
+	}
+	free(r->def);
+	r->def = NULL;
+	r->ndef = 0;
+}
+
+/* --- pattern expansion --------------------------------------------------- */
+
+static struct rules_load_def *
+rules_load_find_def(struct rules *r, const char *name, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < r->ndef; i++)
+		if (strlen(r->def[i].name) == n &&
+		    memcmp(r->def[i].name, name, n) == 0)
+			return &r->def[i];
+	return NULL;
+}
+
+/* Appends s with every regex metacharacter escaped. */
+static int
+rules_load_escape(struct sbuf *out, const char *s, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		if (strchr("\\^$.|?*+()[]{}-#/ ", s[i]) != NULL &&
+		    sbuf_append(out, "\\", 1) == -1)
+			return -1;
+		if (sbuf_append(out, s + i, 1) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Normalises a list item or a `whole` word the way the text will be, so a
+ * supervisor can write 微信 and still match 薇信 written in any form.
+ */
+static int
+rules_load_norm_word(struct rules *r, unsigned steps, const char *w, struct sbuf *out)
+{
+	const char	*t;
+	size_t		 n;
+	const uint32_t	*map;
+
+	if (norm_run(r->norm[steps], w, strlen(w), steps, &t, &n, &map) == -1)
+		return -1;
+	return rules_load_escape(out, t, n);
+}
+
+/*
+ * Expands ${name} in pattern into out: 0; -1 with an error reported; -2
+ * when out grew past RULES_MAX_EXPANDED (the caller reports it, at the rule
+ * that asked). The bound is checked as the text grows, so macros that
+ * double at every level cost milliseconds to refuse, not gigabytes.
+ */
+static int
+rules_load_expand(struct rules *r, const char *pattern, unsigned steps,
+    struct sbuf *out, const char *file, size_t line, struct sbuf *errs)
+{
+	const char		*p, *e;
+	struct rules_load_def	*d;
+	size_t			 i;
+	int			 rc = 0;
+
+	for (p = pattern; *p; ) {
+		if (out->len > RULES_MAX_EXPANDED)
+			return -2;
+		if (p[0] == '\\' && p[1] != '\0') {
+			if (sbuf_append(out, p, 2) == -1)
+				return -1;
+			p += 2;
+			continue;
+		}
+		if (p[0] != '$' || p[1] != '{') {
+			if (sbuf_append(out, p, 1) == -1)
+				return -1;
+			p++;
+			continue;
+		}
+		if ((e = strchr(p + 2, '}')) == NULL) {
+			rules_load_err(errs, file, line, "unterminated ${ in pattern");
+			return -1;
+		}
+		if ((d = rules_load_find_def(r, p + 2, (size_t)(e - p - 2))) == NULL) {
+			rules_load_err(errs, file, line, "unknown list or macro '%.*s'",
+			    (int)(e - p - 2), p + 2);
+			return -1;
+		}
+		if (sbuf_append(out, "(?:", 3) == -1)
+			return -1;
+		if (d->is_list) {
+			for (i = 0; i < d->nitems; i++) {
+				if ((i > 0 && sbuf_append(out, "|", 1) == -1) ||
+				    rules_load_norm_word(r, steps, d->items[i], out) == -1)
+					return -1;
+				if (out->len > RULES_MAX_EXPANDED)
+					return -2;
+			}
+		} else {
+			if (d->visiting) {
+				rules_load_err(errs, file, line, "macro '%s' uses itself (a cycle of macros)",
+				    d->name);
+				return -1;
+			}
+			d->visiting = 1;
+			rc = rules_load_expand(r, d->pattern, steps, out, d->file,
+			    d->line, errs);
+			d->visiting = 0;
+			if (rc < 0)
+				return rc;
+		}
+		if (sbuf_append(out, ")", 1) == -1)
+			return -1;
+		p = e + 1;
+	}
+	return 0;
+}
+
+/*
+ * Expands and compiles a pattern, its required literals into pf when not
+ * NULL (rules_compile); NULL with the error reported.
+ */
+static pcre2_code *
+rules_load_pattern(struct rules *r, const char *pattern, unsigned steps,
+    struct rules_lit_pf *pf, const char *file, size_t line, struct sbuf *errs)
+{
+	struct sbuf	 ex;
+	pcre2_code	*re = NULL;
+	size_t		 off;
+	PCRE2_UCHAR	 msg[256];
+	int		 ec;
+
+	sbuf_init(&ex);
+	switch (rules_load_expand(r, pattern, steps, &ex, file, line, errs)) {
+	case 0:
+		break;
+	case -2:
+		rules_load_err(errs, file, line, "pattern expands past %d bytes "
+		    "(lists and macros included)", RULES_MAX_EXPANDED);
+		goto out;
+	default:
+		goto out;
+	}
+	if ((re = rules_compile(r, sbuf_str(&ex), ex.len, pf, &ec, &off)) == NULL) {
+		pcre2_get_error_message(ec, msg, sizeof(msg));
+		rules_load_err(errs, file, line, "bad pattern at offset %zu%s: %s",
+		    off, ex.len != strlen(pattern) ?
+		    " of the expanded pattern" : "", (const char *)msg);
+		goto out;
+	}
+out:
+	sbuf_free(&ex);
+	return re;
+}
+
+/* --- YAML ---------------------------------------------------------------- */
+
+struct rules_load_doc {
+	yaml_document_t	 doc;
+	const char	*file;
+	struct sbuf	*errs;
+	size_t		 nerr;
+};
+
+static size_t
+rules_load_line(const yaml_node_t *n)
+{
+	return n->start_mark.line + 1;
+}
+
+static void
+rules_load_doc_err(struct rules_load_doc *d, const yaml_node_t *n, const char *fmt, ...)
+{
+	char	msg[512];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rules_load_err(d->errs, d->file, n ? rules_load_line(n) : 0, "%s", msg);
+	d->nerr++;
+}
+
+static const char *
+rules_load_scalar(struct rules_load_doc *d, yaml_node_t *n, const char *key)
+{
+	if (n == NULL || n->type != YAML_SCALAR_NODE) {
+		rules_load_doc_err(d, n, "%s: expected a single value", key);
+		return NULL;
+	}
+	return (const char *)n->data.scalar.value;
+}
+
+/* A sequence of scalars (a lone scalar counts as one); the strings are the document's. */
+static int
+rules_load_strings(struct rules_load_doc *d, yaml_node_t *n, const char *key,
+    const char ***out, size_t **lines, size_t *count)
+{
+	yaml_node_item_t	*it;
+	yaml_node_t		*v;
+	size_t			 k = 0, cap;
+
+	*out = NULL;
+	*count = 0;
+	if (lines)
+		*lines = NULL;
+	if (n->type == YAML_SCALAR_NODE)
+		cap = 1;
+	else if (n->type == YAML_SEQUENCE_NODE)
+		cap = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	else {
+		rules_load_doc_err(d, n, "%s: expected a list", key);
+		return -1;
+	}
+	if (cap == 0)
+		return 0;
+	if ((*out = calloc(cap, sizeof(**out))) == NULL ||
+	    (lines && (*lines = calloc(cap, sizeof(**lines))) == NULL))
+		return -1;
+	if (n->type == YAML_SCALAR_NODE) {
+		(*out)[0] = (const char *)n->data.scalar.value;
+		if (lines)
+			(*lines)[0] = rules_load_line(n);
+		*count = 1;
+		return 0;
+	}
+	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		v = yaml_document_get_node(&d->doc, *it);
+		if (v == NULL || v->type != YAML_SCALAR_NODE) {
+			rules_load_doc_err(d, v, "%s: every item must be a single value", key);
+			continue;
+		}
+		(*out)[k] = (const char *)v->data.scalar.value;
+		if (lines)
+			(*lines)[k] = rules_load_line(v);
+		k++;
+	}
+	*count = k;
+	return 0;
+}
+
+static int
+rules_load_name_ok(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-'))
+			return 0;
+	return 1;
+}
+
+static int
+rules_load_bool(struct rules_load_doc *d, yaml_node_t *n, const char *key, int *out)
+{
+	const char	*s = rules_load_scalar(d, n, key);
+
+	if (s == NULL)
+		return -1;
+	if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0)
+		*out = 1;
+	else if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "off") == 0)
+		*out = 0;
+	else {
+		rules_load_doc_err(d, n, "%s: expected true or false, not '%s'", key, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* Finds a key's value in a mapping; NULL when absent. */
+static yaml_node_t *
+rules_load_get(struct rules_load_doc *d, yaml_node_t *map, const char *key)
+{
+	yaml_node_pair_t	*p;
+	yaml_node_t		*k;
+
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		k = yaml_document_get_node(&d->doc, p->key);
+		if (k && k->type == YAML_SCALAR_NODE &&
+		    strcmp((const char *)k->data.scalar.value, key) == 0)
+			return yaml_document_get_node(&d->doc, p->value);
+	}
+	return NULL;
+}
+
+/* Reports keys of map that are not in allowed (a NULL-terminated list). */
+static void
+rules_load_check_keys(struct rules_load_doc *d, yaml_node_t *map, const char *what,
+    const char *const *allowed)
+{
+	yaml_node_pair_t	*p, *q;
+	yaml_node_t		*k, *k2;
+	const char		*name;
+	size_t			 i;
+
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		k = yaml_document_get_node(&d->doc, p->key);
+		if (k == NULL || k->type != YAML_SCALAR_NODE) {
+			rules_load_doc_err(d, k, "%s: keys must be plain words", what);
+			continue;
+		}
+		name = (const char *)k->data.scalar.value;
+		for (i = 0; allowed[i] != NULL; i++)
+			if (strcmp(allowed[i], name) == 0)
+				break;
+		if (allowed[i] == NULL)
+			rules_load_doc_err(d, k, "%s: unknown key '%s'", what, name);
+		for (q = map->data.mapping.pairs.start; q < p; q++) {
+			k2 = yaml_document_get_node(&d->doc, q->key);
+			if (k2 && k2->type == YAML_SCALAR_NODE &&
+			    strcmp((const char *)k2->data.scalar.value, name) == 0) {
+				rules_load_doc_err(d, k, "%s: duplicate key '%s'", what, name);
+				break;
+			}
+		}
+	}
+}
+
+static int
+rules_load_add_def(struct rules *r, struct rules_load_doc *d, yaml_node_t *item, int is_list)
+{
+	static const char *const list_keys[] = { "list", "items", NULL };
+	static const char *const macro_keys[] = { "macro", "pattern", NULL };
+	struct rules_load_def	 def, *nd;
+	const char		*name, **items = NULL, *pat;
+	yaml_node_t		*v;
+	size_t			 i, n = 0;
+
+	memset(&def, 0, sizeof(def));
+	rules_load_check_keys(d, item, is_list ? "list" : "macro",
+	    is_list ? list_keys : macro_keys);
+	if ((name = rules_load_scalar(d, rules_load_get(d, item, is_list ? "list" : "macro"),
+	    is_list ? "list" : "macro")) == NULL)
+		return 0;
+	if (!rules_load_name_ok(name) || strchr(name, '.') != NULL) {
+		rules_load_doc_err(d, item, "bad name '%s': letters, digits, _ and - only",
+		    name);
+		return 0;
+	}
+	if (rules_load_find_def(r, name, strlen(name)) != NULL) {
+		rules_load_doc_err(d, item, "'%s' is defined twice", name);
+		return 0;
+	}
+	def.is_list = is_list;
+	def.line = rules_load_line(item);
+	if (is_list) {
+		if ((v = rules_load_get(d, item, "items")) == NULL) {
+			rules_load_doc_err(d, item, "list %s: items missing", name);
+			return 0;
+		}
+		if (rules_load_strings(d, v, "items", &items, NULL, &n) == -1)
+			goto oom;
+		if (n == 0) {
+			rules_load_doc_err(d, v, "list %s: no items", name);
+			free(items);
+			return 0;
+		}
+		if ((def.items = calloc(n, sizeof(char *))) == NULL)
+			goto oom;
+		for (i = 0; i < n; i++) {
+			if (items[i][0] == '\0')
+				rules_load_doc_err(d, v, "list %s: an empty item", name);
+			if ((def.items[i] = strdup(items[i])) == NULL)
+				goto oom;
+			def.nitems++;
+		}
+		free(items);
+		items = NULL;
+	} else {
+		if ((pat = rules_load_scalar(d, rules_load_get(d, item, "pattern"),
+		    "pattern")) == NULL)
+			return 0;
+		if ((def.pattern = strdup(pat)) == NULL)
+			goto oom;
+	}
+	if ((def.name = strdup(name)) == NULL || (def.file = strdup(d->file)) == NULL)
+		goto oom;
+	if ((nd = realloc(r->def, (r->ndef + 1) * sizeof(*nd))) == NULL)
+		goto oom;
+	r->def = nd;
+	r->def[r->ndef++] = def;
+	return 0;
+oom:
+	free(items);
+	for (i = 0; i < def.nitems; i++)
+		free(def.items[i]);
+	free(def.items);
+	free(def.pattern);
+	free(def.name);
+	free(def.file);
+	return -1;
+}
+
+/*
+ * A rule's fields, read in a first pass: patterns compile only once every
+ * list and macro of every file is known.
+ */
+struct rules_load_src {
+	yaml_node_t	*item;
+	struct rules_load_doc *doc;
+};
+
+static int
+rules_load_enum(struct rules_load_doc *d, yaml_node_t *n, const char *key,
+    const char *const *names, int *out)
+{
+	const char	*s = rules_load_scalar(d, n, key);
+	int		 i;
+
+	if (s == NULL)
+		return -1;
+	for (i = 0; names[i] != NULL; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	rules_load_doc_err(d, n, "%s: '%s' is not one of the allowed values", key, s);
+	return -1;
+}
+
+/* Builds one rule and registers its literals. 0 (errors reported), or -1 on ENOMEM. */
+static int
+rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item)
+{
+	static const char *const keys[] = { "rule", "category", "severity",
+	    "action", "role", "pattern", "whole", "near", "unless", "message",
+	    "enabled", "normalize", "examples", NULL };
+	static const char *const sev[] = { "info", "warn", "critical", NULL };
+	static const char *const act[] = { "flag", "warn", "block", NULL };
+	static const char *const role[] = { "agent", "customer", "any", NULL };
+	static const char *const steps[] = { "nfkc", "t2s", "noise", "digits", NULL };
+	struct rule		 ru, *nr;
+	struct rules_lit_pf	 pf, npf;
+	yaml_node_t		*v, *w;
+	yaml_node_pair_t	*p;
+	const char		*id, *s, **strs = NULL;
+	size_t			*lines = NULL, n = 0, i, before = d->nerr;
+	struct sbuf		 pat;
+	int			 x, on, rc = -1;
+
+	memset(&ru, 0, sizeof(ru));
+	memset(&pf, 0, sizeof(pf));
+	memset(&npf, 0, sizeof(npf));
+	sbuf_init(&pat);
+	ru.enabled = 1;
+	ru.roles = RULES_AGENT;
+	ru.steps = NORM_ALL;
+	ru.line = rules_load_line(item);
+	rules_load_check_keys(d, item, "rule", keys);
+	if ((id = rules_load_scalar(d, rules_load_get(d, item, "rule"), "rule")) == NULL)
+		return 0;
+	if (!rules_load_name_ok(id)) {
+		rules_load_doc_err(d, item, "rule '%s': ids are letters, digits, '.', '_' and '-'", id);
+		return 0;
+	}
+	for (i = 0; i < r->nrule; i++)
+		if (strcmp(r->rule[i].proto.rule, id) == 0) {
+			rules_load_doc_err(d, item, "rule '%s' is defined twice (first at %s:%zu)",
+			    id, r->rule[i].file, r->rule[i].line);
+			return 0;
+		}
+	if ((ru.proto.rule = strdup(id)) == NULL || (ru.file = strdup(d->file)) == NULL)
+		goto out;
+
+	if ((v = rules_load_get(d, item, "category")) == NULL)
+		rules_load_doc_err(d, item, "rule %s: category missing", id);
+	else if ((s = rules_load_scalar(d, v, "category")) != NULL) {
+		if (!rules_load_name_ok(s))
+			rules_load_doc_err(d, v, "rule %s: bad category '%s'", id, s);
+		if ((ru.proto.category = strdup(s)) == NULL)
+			goto out;
+	}
+	if ((v = rules_load_get(d, item, "severity")) == NULL)
+		rules_load_doc_err(d, item, "rule %s: severity missing", id);
+	else if (rules_load_enum(d, v, "severity", sev, &x) == 0)
+		ru.proto.severity = (enum rules_severity)x;
+	if ((v = rules_load_get(d, item, "action")) == NULL)
+		rules_load_doc_err(d, item, "rule %s: action missing", id);
+	else if (rules_load_enum(d, v, "action", act, &x) == 0)
+		ru.proto.action = (enum rules_action)x;
+	if ((v = rules_load_get(d, item, "role")) != NULL && rules_load_enum(d, v, "role", role, &x) == 0)
+		ru.roles = (unsigned)x + 1;	/* agent 1, customer 2, any 3 */
+	if ((v = rules_load_get(d, item, "enabled")) != NULL)
+		rules_load_bool(d, v, "enabled", &ru.enabled);
+	if ((v = rules_load_get(d, item, "message")) != NULL) {
+		if ((s = rules_load_scalar(d, v, "message")) != NULL &&
+		    (ru.proto.message = strdup(s)) == NULL)
+			goto out;
+	} else if (ru.proto.action != RULES_FLAG)
+		rules_load_doc_err(d, item, "rule %s: a warn or block rule needs a message "
+		    "(what the agent should say instead)", id);
+	if (ru.proto.message == NULL && (ru.proto.message = strdup("")) == NULL)
+		goto out;
+	if ((v = rules_load_get(d, item, "normalize")) != NULL) {
+		if (v->type != YAML_MAPPING_NODE)
+			rules_load_doc_err(d, v, "rule %s: normalize: expected a mapping "
+			    "like {digits: false}", id);
+		else
+			for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+				w = yaml_document_get_node(&d->doc, p->key);
+				if (rules_load_enum(d, w, "normalize", steps, &x) == -1)
+					continue;
+				if (rules_load_bool(d, yaml_document_get_node(&d->doc,
+				    p->value), "normalize", &on) == 0 && !on)
+					ru.steps &= ~(1u << x);
+			}
+	}
+
+	/* the pattern, or the whole-message words */
+	v = rules_load_get(d, item, "pattern");
+	w = rules_load_get(d, item, "whole");
+	if ((v == NULL) == (w == NULL))
+		rules_load_doc_err(d, item, "rule %s: exactly one of pattern and whole is needed", id);
+	else if (v != NULL) {
+		if ((s = rules_load_scalar(d, v, "pattern")) != NULL &&
+		    (ru.re = rules_load_pattern(r, s, ru.steps, &pf, d->file,
+		    rules_load_line(v), d->errs)) == NULL)
+			d->nerr++;
+	} else {
+		ru.steps |= NORM_NOISE;
+		if (rules_load_strings(d, w, "whole", &strs, NULL, &n) == -1)
+			goto out;
+		if (sbuf_append(&pat, "^(?:", 4) == -1)
+			goto out;
+		for (i = 0; i < n; i++) {
+			size_t from = pat.len;
+
+			if ((i > 0 && sbuf_append(&pat, "|", 1) == -1) ||
+			    rules_load_norm_word(r, ru.steps, strs[i], &pat) == -1)
+				goto out;
+			/* escaped, so an upper bound of the word's length */
+			if (pat.len - from > ru.whole_max)
+				ru.whole_max = pat.len - from;
+		}
+		if (sbuf_append(&pat, ")$", 2) == -1)
+			goto out;
+		if (n == 0)
+			rules_load_doc_err(d, w, "rule %s: whole: no words", id);
+		else if ((ru.re = rules_load_pattern(r, sbuf_str(&pat), ru.steps, &pf,
+		    d->file, rules_load_line(w), d->errs)) == NULL)
+			d->nerr++;
+		free(strs);
+		strs = NULL;
+	}
+	if ((v = rules_load_get(d, item, "near")) != NULL) {
+		yaml_node_t *np, *nw;
+
+		if (v->type != YAML_MAPPING_NODE ||
+		    (np = rules_load_get(d, v, "pattern")) == NULL ||
+		    (nw = rules_load_get(d, v, "within")) == NULL)
+			rules_load_doc_err(d, v, "rule %s: near: expected {pattern: P, within: N}", id);
+		else {
+			static const char *const near_keys[] = { "pattern", "within", NULL };
+			char *end;
+
+			rules_load_check_keys(d, v, "near", near_keys);
+			if ((s = rules_load_scalar(d, nw, "within")) != NULL) {
+				errno = 0;
+				ru.near_within = (uint32_t)strtoul(s, &end, 10);
+				if (*s == '\0' || *end != '\0' || errno != 0 ||
+				    ru.near_within == 0 || ru.near_within > 1000)
+					rules_load_doc_err(d, nw, "rule %s: near: within must be "
+					    "a number of characters from 1 to 1000", id);
+			}
+			if ((s = rules_load_scalar(d, np, "pattern")) != NULL &&
+			    (ru.near_re = rules_load_pattern(r, s, ru.steps, &npf,
+			    d->file, rules_load_line(np), d->errs)) == NULL)
+				d->nerr++;
+		}
+	}
+	if ((v = rules_load_get(d, item, "unless")) != NULL) {
+		if (rules_load_strings(d, v, "unless", &strs, &lines, &n) == -1)
+			goto out;
+		if (n > 0 && (ru.unless = calloc(n, sizeof(*ru.unless))) == NULL)
+			goto out;
+		for (i = 0; i < n; i++) {
+			if ((ru.unless[ru.nunless] = rules_load_pattern(r, strs[i], ru.steps,
+			    NULL, d->file, lines[i], d->errs)) == NULL)
+				d->nerr++;
+			else
+				ru.nunless++;
+		}
+		free(strs);
+		free(lines);
+		strs = NULL;
+		lines = NULL;
+	}
+	if ((v = rules_load_get(d, item, "examples")) == NULL || v->type != YAML_MAPPING_NODE)
+		rules_load_doc_err(d, v ? v : item, "rule %s: examples: needed, with match: "
+		    "and no_match: lists", id);
+	else {
+		static const char *const ex_keys[] = { "match", "no_match", NULL };
+
+		rules_load_check_keys(d, v, "examples", ex_keys);
+		for (x = 0; x < 2; x++) {
+			if ((w = rules_load_get(d, v, x == 0 ? "match" : "no_match")) == NULL)
+				continue;
+			if (rules_load_strings(d, w, x == 0 ? "match" : "no_match",
+			    &strs, &lines, &n) == -1)
+				goto out;
+			for (i = 0; i < n; i++) {
+				struct rules_example_src *ne;
+
+				if ((ne = realloc(ru.ex, (ru.nex + 1) * sizeof(*ne))) == NULL)
+					goto out;
+				ru.ex = ne;
+				ru.ex[ru.nex].want = x == 0;
+				ru.ex[ru.nex].line = lines[i];
+				if ((ru.ex[ru.nex].text = strdup(strs[i])) == NULL)
+					goto out;
+				ru.nex++;
+			}
+			free(strs);
+			free(lines);
+			strs = NULL;
+			lines = NULL;
+		}
+		if (ru.nex == 0 || !ru.ex[0].want)
+			rules_load_doc_err(d, v, "rule %s: examples: at least one match: "
+			    "example is needed", id);
+	}
+	if (d->nerr != before) {
+		rc = 0;	/* reported; the set will be refused */
+		goto out;
+	}
+
+	/* the prefilter's literals, from the pattern and from the near cue */
+	if (rules_add_prefilter(r, &ru, &pf, &npf) == -1)
+		goto out;
+	if ((nr = realloc(r->rule, (r->nrule + 1) * sizeof(*nr))) == NULL)
+		goto out;
+	r->rule = nr;
+	r->rule[r->nrule++] = ru;
+	memset(&ru, 0, sizeof(ru));
+	rc = 0;
+out:
+	rules_lit_pf_clear(&pf);
+	rules_lit_pf_clear(&npf);
+	free(strs);
+	free(lines);
+	sbuf_free(&pat);
+	rules_free_rule(&ru);
+	return rc;
+}
+
+/* Loads one file's document; 0, or -1 when it could not be parsed at all. */
+static int
+rules_load_parse_file(const char *path, struct rules_load_doc *d, struct sbuf *errs)
+{
+	yaml_parser_t	 parser;
+	char		*buf;
+	size_t		 len, line;
+	int		 rc = -1;
+
+	memset(d, 0, sizeof(*d));
+	d->file = path;
+	d->errs = errs;
+	if (yamlfile_read(path, RULES_MAX_FILE, &buf, &len) == -1) {
+		if (errno == EFBIG)
+			rules_load_err(errs, path, 0, "larger than %d bytes: split "
+			    "it into several files", RULES_MAX_FILE);
+		else
+			rules_load_err(errs, path, 0, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	switch (yamlfile_check_depth(buf, len, &line)) {
+	case 0:
+		break;
+	case -1:
+		rules_load_err(errs, path, line, "nested deeper than %d levels",
+		    YAMLFILE_MAX_DEPTH);
+		free(buf);
+		return -1;
+	default:
+		rules_load_err(errs, path, 0, "out of memory");
+		free(buf);
+		return -1;
+	}
+	if (!yaml_parser_initialize(&parser)) {
+		rules_load_err(errs, path, 0, "out of memory");
+		free(buf);
+		return -1;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+	if (!yaml_parser_load(&parser, &d->doc))
+		rules_load_err(errs, path, parser.problem_mark.line + 1, "YAML: %s%s%s",
+		    parser.problem ? parser.problem : "syntax error",
+		    parser.context ? " " : "", parser.context ? parser.context : "");
+	else
+		rc = 0;
+	yaml_parser_delete(&parser);
+	free(buf);
+	return rc;
+}
+
+/* --- loading -------------------------------------------------------------- */
+
+/* The load-time check of the examples (rules_test) reports each failure here. */
+static void
+rules_load_example_err(const struct rules_example *e, void *arg)
+{
+	struct sbuf	*errs = arg;
+
+	if (!e->ok)
+		rules_load_err(errs, e->file, e->line, "rule %s: example \"%s\" %s",
+		    e->rule, e->text, e->want_match ? "should match but does not" :
+		    "matches but should not");
+}
+
+struct rules *
+rules_load_files(char *const *paths, size_t npaths, unsigned flags,
+    struct sbuf *errs)
+{
+	struct rules		*r;
+	struct rules_load_doc	*docs = NULL;
+	yaml_node_t		*root, *item, *k;
+	yaml_node_item_t	*it;
+	size_t			 f, nerr = 0;
+	const char		*kind;
+	int			 pass;
+
+	if ((r = rules_new(flags)) == NULL ||
+	    (docs = calloc(npaths ? npaths : 1, sizeof(*docs))) == NULL)
+		goto oom;
+
+	for (f = 0; f < npaths; f++)
+		if (rules_load_parse_file(paths[f], &docs[f], errs) == -1)
+			nerr++;
+
+	/* pass 0: lists and macros of every file; pass 1: the rules */
+	for (pass = 0; pass < 2; pass++) {
+		for (f = 0; f < npaths; f++) {
+			struct rules_load_doc *d = &docs[f];
+
+			if (d->file == NULL || (root = yaml_document_get_root_node(&d->doc)) == NULL)
+				continue;
+			if (root->type != YAML_SEQUENCE_NODE) {
+				if (pass == 0)
+					rules_load_doc_err(d, root, "expected a list of "
+					    "'- list:', '- macro:' and '- rule:' items");
+				continue;
+			}
+			for (it = root->data.sequence.items.start;
+			    it < root->data.sequence.items.top; it++) {
+				item = yaml_document_get_node(&d->doc, *it);
+				if (item == NULL || item->type != YAML_MAPPING_NODE ||
+				    item->data.mapping.pairs.start == item->data.mapping.pairs.top) {
+					if (pass == 0)
+						rules_load_doc_err(d, item, "expected '- list:', "
+						    "'- macro:' or '- rule:'");
+					continue;
+				}
+				k = yaml_document_get_node(&d->doc,
+				    item->data.mapping.pairs.start->key);
+				kind = k && k->type == YAML_SCALAR_NODE ?
+				    (const char *)k->data.scalar.value : "";
+				if (strcmp(kind, "list") == 0 || strcmp(kind, "macro") == 0) {
+					if (pass == 0 && rules_load_add_def(r, d, item,
+					    kind[0] == 'l') == -1)
+						goto oom;
+				} else if (strcmp(kind, "rule") == 0) {
+					if (pass == 1 && rules_load_add_rule(r, d, item) == -1)
+						goto oom;
+				} else if (pass == 0)
+					rules_load_doc_err(d, item, "unknown item '%s': "
+					    "expected list, macro or rule first", kind);
+			}
+		}
+	}
+	for (f = 0; f < npaths; f++)
+		nerr += docs[f].nerr;
+	rules_load_free_defs(r);
+	if (rules_prepare(r) == -1)
+		goto oom;
+	if (nerr == 0 && !(flags & RULES_SKIP_EXAMPLES))
+		nerr += rules_test(r, rules_load_example_err, errs);
+	for (f = 0; f < npaths; f++)
+		if (docs[f].file != NULL)
+			yaml_document_delete(&docs[f].doc);
+	free(docs);
+	if (nerr > 0) {
+		rules_free(r);
+		return NULL;
+	}
+	return r;
+oom:
+	sbuf_line(errs, "rules: out of memory");
+	if (docs != NULL)
+		for (f = 0; f < npaths; f++)
+			if (docs[f].file != NULL)
+				yaml_document_delete(&docs[f].doc);
+	free(docs);
+	rules_load_free_defs(r);
+	rules_free(r);
+	return NULL;
+}
+
+static int
+rules_load_path_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct rules *
+rules_load_dir(const char *dir, unsigned flags, struct sbuf *errs)
+{
+	struct rules	*r = NULL;
+	struct dirent	*de;
+	DIR		*dp;
+	char		**paths = NULL, **np;
+	size_t		 n = 0, i, l;
+
+	if ((dp = opendir(dir)) == NULL) {
+		rules_load_err(errs, dir, 0, "cannot open the rules directory: %s",
+		    strerror(errno));
+		return NULL;
+	}
+	while ((de = readdir(dp)) != NULL) {
+		l = strlen(de->d_name);
+		if (de->d_name[0] == '.' || l < 6 ||
+		    (strcmp(de->d_name + l - 5, ".yaml") != 0 &&
+		    strcmp(de->d_name + l - 4, ".yml") != 0))
+			continue;
+		if ((np = realloc(paths, (n + 1) * sizeof(*np))) == NULL)
+			goto oom;
+		paths = np;
+		if (asprintf(&paths[n], "%s/%s", dir, de->d_name) == -1)
+			goto oom;
+		n++;
+	}
+	closedir(dp);
+	dp = NULL;
+	if (n == 0)
+		rules_load_err(errs, dir, 0, "no *.yaml rule files");
+	else {
+		qsort(paths, n, sizeof(*paths), rules_load_path_cmp);
+		r = rules_load_files(paths, n, flags, errs);
+	}
+	goto out;
+oom:
+	sbuf_line(errs, "rules: out of memory");
+out:
+	if (dp != NULL)
+		closedir(dp);
+	for (i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+	return r;
+}
