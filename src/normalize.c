@@ -769,7 +769,9 @@ norm_put3(unsigned char *o, uint32_t *m, size_t *len, uint32_t cp, uint32_t idx)
 
 /*
  * Makes the sound view of out[0, len) into sout and smap (each map entry
- * kept: a token stands for the original character or letters it replaced).
+ * kept: a token stands for the original character or letters it replaced;
+ * a token of typed letters maps its first bytes to its first letter and
+ * its last byte to its last one, so that norm_span covers them all).
  * A token is 3 bytes, a letter 1: room for three times the text.
  */
 static int
@@ -804,9 +806,16 @@ norm_sound(struct norm *n)
 				low[r - i] = (unsigned char)(o[r] | 0x20);
 			if (r > i && (r == n->len || !norm_letter(o[r])) &&
 			    (k = norm_segment(low, r - i, tok, at)) > 0) {
-				for (j = 0; j < k; j++)
+				for (j = 0; j < k; j++) {
 					norm_put3(so, sm, &len, NORM_SOUND_BASE + tok[j],
 					    n->map[i + at[j]]);
+					/*
+					 * its last byte maps to its last letter, so
+					 * that a match ending here ends there
+					 */
+					sm[len - 1] = n->map[i + (j + 1 < k ?
+					    at[j + 1] : r - i) - 1];
+				}
 				i = r;
 				continue;
 			}

@@ -42,16 +42,10 @@ struct rules *
 rules_new(unsigned flags)
 {
 	struct rules	*r;
-	unsigned	 m;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
 	r->jit = !(flags & RULES_NO_JIT);
-	if ((r->acm = acm_new()) == NULL)
-		goto oom;
-	for (m = 0; m < RULES_NMASKS; m++)
-		if ((r->norm[m] = norm_new()) == NULL)
-			goto oom;
 	if ((r->md = pcre2_match_data_create(32, NULL)) == NULL ||
 	    (r->mctx = pcre2_match_context_create(NULL)) == NULL)
 		goto oom;
@@ -61,6 +55,51 @@ rules_new(unsigned flags)
 oom:
 	rules_free(r);
 	return NULL;
+}
+
+struct norm *
+rules_norm(struct rules *r, unsigned mask)
+{
+	if (r->norm[mask] == NULL)
+		r->norm[mask] = norm_new();
+	return r->norm[mask];
+}
+
+int
+rules_sound_pattern(struct sbuf *pattern)
+{
+	const unsigned char	*p = (const unsigned char *)sbuf_str(pattern);
+	struct sbuf		 out;
+	uint32_t		 cp;
+	size_t			 i, k;
+	char			 enc[4];
+
+	/* ideographs are 3-byte characters, and so are their tokens */
+	sbuf_init(&out);
+	for (i = 0; i < pattern->len; i += k) {
+		k = p[i] < 0x80 ? 1 : p[i] < 0xe0 ? 2 : p[i] < 0xf0 ? 3 : 4;
+		if (k == 3 && i + 3 <= pattern->len) {
+			cp = (p[i] & 0x0fu) << 12 | (p[i + 1] & 0x3fu) << 6 |
+			    (p[i + 2] & 0x3fu);
+			cp = norm_sound_char(cp);
+			enc[0] = (char)(0xe0 | cp >> 12);
+			enc[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+			enc[2] = (char)(0x80 | (cp & 0x3f));
+			if (sbuf_append(&out, enc, 3) == -1)
+				goto err;
+			continue;
+		}
+		if (i + k > pattern->len)
+			k = pattern->len - i;
+		if (sbuf_append(&out, (const char *)p + i, k) == -1)
+			goto err;
+	}
+	sbuf_free(pattern);
+	*pattern = out;
+	return 0;
+err:
+	sbuf_free(&out);
+	return -1;
 }
 
 pcre2_code *
@@ -93,6 +132,8 @@ rules_free_rule(struct rule *ru)
 	free((char *)ru->proto.message);
 	pcre2_code_free(ru->re);
 	pcre2_code_free(ru->near_re);
+	pcre2_code_free(ru->clear.before);
+	pcre2_code_free(ru->clear.after);
 	for (i = 0; i < ru->nunless; i++)
 		pcre2_code_free(ru->unless[i]);
 	free(ru->unless);
@@ -102,17 +143,25 @@ rules_free_rule(struct rule *ru)
 	free(ru->ex);
 }
 
-/* Registers a literal of the rule being added, reported with its clause's set bit. */
+/*
+ * Registers a literal of the rule being added, in the text of its mask,
+ * reported with its clause's set bit.
+ */
 static int
-rules_add_literal(struct rules *r, const char *lit, uint64_t bit)
+rules_add_literal(struct rules *r, unsigned mask, const char *lit, uint64_t bit)
 {
 	uint32_t	*nl;
 	uint64_t	*nb;
+	unsigned	*nm;
 	char		**ns;
 
 	if ((nl = realloc(r->lit_rule, (r->nlit + 1) * sizeof(*nl))) == NULL)
 		return -1;
 	r->lit_rule = nl;
+	if ((nm = realloc(r->lit_mask, (r->nlit + 1) * sizeof(*nm))) == NULL)
+		return -1;
+	r->lit_mask = nm;
+	r->lit_mask[r->nlit] = mask;
 	if ((nb = realloc(r->lit_bit, (r->nlit + 1) * sizeof(*nb))) == NULL)
 		return -1;
 	r->lit_bit = nb;
@@ -130,14 +179,17 @@ rules_add_literal(struct rules *r, const char *lit, uint64_t bit)
 static int
 rules_literal_cmp(const void *a, const void *b, void *arg)
 {
-	char *const	*lit = arg;
+	const struct rules	*r = arg;
+	uint32_t		 x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
-	return strcmp(lit[*(const uint32_t *)a], lit[*(const uint32_t *)b]);
+	if (r->lit_mask[x] != r->lit_mask[y])
+		return r->lit_mask[x] < r->lit_mask[y] ? -1 : 1;
+	return strcmp(r->lit[x], r->lit[y]);
 }
 
 /*
- * Sorts the pairs by literal and gives the automaton each distinct literal
- * once. 0, or -1 on ENOMEM.
+ * Sorts the pairs by text and literal and gives each text's automaton each
+ * of its distinct literals once. 0, or -1 on ENOMEM.
  */
 static int
 rules_build_literals(struct rules *r)
@@ -145,10 +197,11 @@ rules_build_literals(struct rules *r)
 	uint32_t	*ord = NULL, *nr = NULL;
 	uint64_t	*nb = NULL;
 	size_t		 i, j;
+	unsigned	 m;
 	int		 rc = -1;
 
 	if (r->nlit == 0)
-		return acm_build(r->acm);
+		return 0;
 	if ((ord = calloc(r->nlit, sizeof(*ord))) == NULL ||
 	    (nr = calloc(r->nlit, sizeof(*nr))) == NULL ||
 	    (nb = calloc(r->nlit, sizeof(*nb))) == NULL ||
@@ -156,17 +209,23 @@ rules_build_literals(struct rules *r)
 		goto out;
 	for (i = 0; i < r->nlit; i++)
 		ord[i] = (uint32_t)i;
-	qsort_r(ord, r->nlit, sizeof(*ord), rules_literal_cmp, r->lit);
+	qsort_r(ord, r->nlit, sizeof(*ord), rules_literal_cmp, r);
 	for (i = 0; i < r->nlit; i++) {
 		nr[i] = r->lit_rule[ord[i]];
 		nb[i] = r->lit_bit[ord[i]];
 	}
 	for (i = 0; i < r->nlit; i = j) {
-		for (j = i + 1; j < r->nlit &&
+		m = r->lit_mask[ord[i]];
+		for (j = i + 1; j < r->nlit && r->lit_mask[ord[j]] == m &&
 		    strcmp(r->lit[ord[i]], r->lit[ord[j]]) == 0; j++)
 			;
 		r->lit_end[i] = (uint32_t)j;
-		if (acm_add(r->acm, r->lit[ord[i]], strlen(r->lit[ord[i]]),
+		if (r->acm[m] == NULL) {
+			if ((r->acm[m] = acm_new()) == NULL)
+				goto out;
+			r->acm_masks |= 1u << m;
+		}
+		if (acm_add(r->acm[m], r->lit[ord[i]], strlen(r->lit[ord[i]]),
 		    (uint32_t)i) == -1)
 			goto out;
 	}
@@ -176,7 +235,10 @@ rules_build_literals(struct rules *r)
 	r->lit_bit = nb;
 	nr = NULL;
 	nb = NULL;
-	rc = acm_build(r->acm);
+	for (m = 0; m < RULES_NMASKS; m++)
+		if (r->acm[m] != NULL && acm_build(r->acm[m]) == -1)
+			goto out;
+	rc = 0;
 out:
 	free(ord);
 	free(nr);
@@ -186,9 +248,8 @@ out:
 
 /*
  * The prefilter's literals: a set for each thing every match must
- * contain, from the pattern and from the near cue (both must be
- * there). A rule with its own normalisation sees another text than the
- * automaton does, so it is always confirmed.
+ * contain, from the pattern and from the near cue (both must be there),
+ * looked for in the text of the rule's own normalisation.
  */
 int
 rules_add_prefilter(struct rules *r, struct rule *ru, struct rules_lit_pf *pf,
@@ -198,7 +259,7 @@ rules_add_prefilter(struct rules *r, struct rule *ru, struct rules_lit_pf *pf,
 	uint64_t	 bit;
 
 	rules_lit_pf_and_near(pf, npf);
-	ru->always = pf->n == 0 || ru->steps != NORM_ALL;
+	ru->always = pf->n == 0;
 	if (!ru->always && ru->enabled) {
 		ru->nclause = pf->n;
 		for (c = 0; c < pf->n; c++)
@@ -208,7 +269,7 @@ rules_add_prefilter(struct rules *r, struct rule *ru, struct rules_lit_pf *pf,
 				bit = 1ull << (c * RULES_MAX_AND + k);
 				ru->need[c] |= bit;
 				for (i = 0; i < pf->clause[c].set[k]->n; i++)
-					if (rules_add_literal(r,
+					if (rules_add_literal(r, ru->steps,
 					    pf->clause[c].set[k]->s[i], bit) == -1)
 						return -1;
 			}
@@ -226,7 +287,9 @@ rules_prepare(struct rules *r)
 	for (i = 0; i < r->nlit; i++)
 		free(r->lit[i]);
 	free(r->lit);
+	free(r->lit_mask);
 	r->lit = NULL;
+	r->lit_mask = NULL;
 	nmax = r->nrule;
 	if ((r->seen = calloc(nmax ? nmax : 1, sizeof(*r->seen))) == NULL ||
 	    (r->touched = calloc(nmax ? nmax : 1, sizeof(*r->touched))) == NULL ||
@@ -237,6 +300,7 @@ rules_prepare(struct rules *r)
 		if (!r->rule[i].enabled)
 			continue;
 		r->enabled++;
+		r->nwindow += r->rule[i].window != 0;
 		if (r->rule[i].always)
 			r->always[r->nalways++] = (uint32_t)i;
 	}
@@ -268,7 +332,7 @@ rules_text(struct rules *r, unsigned mask)
 {
 	if (r->nvalid & (1u << mask))
 		return 0;
-	if (norm_run(r->norm[mask], r->otext, r->olen, mask, &r->ntext[mask],
+	if (rules_norm(r, mask) == NULL || norm_run(r->norm[mask], r->otext, r->olen, mask, &r->ntext[mask],
 	    &r->nlen[mask], &r->nmap[mask]) == -1) {
 		r->oom = 1;
 		return -1;
@@ -314,6 +378,99 @@ rules_walk(const char *s, size_t len, size_t off, uint32_t n, int dir)
 	return off;
 }
 
+/*
+ * The start of the last match of re that lies wholly in [from, to) of t,
+ * or -1 (PCRE2 is asked with the subject cut at to).
+ */
+static ssize_t
+rules_last_in(struct rules *r, const pcre2_code *re, const char *t,
+    size_t from, size_t to)
+{
+	PCRE2_SIZE	*ov;
+	ssize_t		 last = -1;
+	size_t		 at = from;
+	int		 n;
+
+	for (n = 0; n < RULES_MAX_TRIES && at <= to; n++) {
+		if (!rules_re_match(r, re, t, to, at))
+			break;
+		ov = pcre2_get_ovector_pointer(r->md);
+		last = (ssize_t)ov[0];
+		at = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+	}
+	return last;
+}
+
+/* Whether original byte offset off is inside quotation marks of the original. */
+static int
+rules_in_quotes(const char *o, size_t off)
+{
+	static const char *const open[] = { "\xe2\x80\x9c", "\xe3\x80\x8c",
+	    "\xe3\x80\x8e", "\xe3\x80\x8a", "\xe2\x80\x98" };	/* “ 「 『 《 ‘ */
+	static const char *const close[] = { "\xe2\x80\x9d", "\xe3\x80\x8d",
+	    "\xe3\x80\x8f", "\xe3\x80\x8b", "\xe2\x80\x99" };	/* ” 」 』 》 ’ */
+	int	depth[UTIL_NELEM(open)] = { 0 }, ascii = 0;
+	size_t	i, k;
+
+	for (i = 0; i < off; i++) {
+		if (o[i] == '"') {
+			ascii = !ascii;
+			continue;
+		}
+		if ((unsigned char)o[i] < 0xe2)
+			continue;
+		for (k = 0; k < UTIL_NELEM(open); k++) {
+			if (memcmp(o + i, open[k], 3) == 0)
+				depth[k]++;
+			else if (memcmp(o + i, close[k], 3) == 0 && depth[k] > 0)
+				depth[k]--;
+		}
+	}
+	for (k = 0; k < UTIL_NELEM(open); k++)
+		if (depth[k] > 0)
+			return 1;
+	return ascii;
+}
+
+/*
+ * Whether the occurrence [s, e) of ru in its text t is cleared by what is
+ * next to it: a `before` cue ending within `within` characters before it
+ * (each further cue right before that one cancels it: a double negation is
+ * not a negation), an `after` cue starting within `within` after it, or
+ * quotation marks around it in the original.
+ */
+static int
+rules_cleared(struct rules *r, const struct rule *ru, const char *t,
+    size_t len, size_t s, size_t e)
+{
+	const struct rules_clear	*c = &ru->clear;
+	ssize_t				 cs;
+	size_t				 at = s, olen;
+	uint32_t			 cp;
+	int				 k;
+
+	if (c->before != NULL) {
+		for (k = 0; k < 3; k++) {
+			cs = rules_last_in(r, c->before, t, rules_walk(t, len, at,
+			    k == 0 ? c->within : 2, -1), at);
+			if (cs < 0)
+				break;
+			at = (size_t)cs;
+		}
+		if (k % 2 == 1)
+			return 1;
+	}
+	if (c->after != NULL && rules_re_match(r, c->after, t,
+	    rules_walk(t, len, e, c->within, 1), e))
+		return 1;
+	if (c->quoted) {
+		cp = r->nmap[ru->steps][s];
+		return rules_in_quotes(norm_orig(r->norm[ru->steps], &olen),
+		    norm_orig_offset(r->norm[ru->steps], cp));
+	}
+	return 0;
+}
+
 /* Confirms rule i on the message; adds a hit when it fires. */
 static void
 rules_confirm(struct rules *r, size_t i, enum rules_role role, size_t *nhits)
@@ -321,56 +478,53 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, size_t *nhits)
 	struct rule		*ru = &r->rule[i];
 	struct rules_hit	*h;
 	PCRE2_SIZE		*ov;
-	const char		*t;
-	size_t			 len, s, e, ws, we, off = 0, k;
+	const char		*t, *o;
+	size_t			 len, s, e, ws, we, off = 0, k, olen, a, b;
+	uint32_t		 cs, ce;
 	int			 tries;
 
+	if (r->windowed && !ru->window)
+		return;
 	if (rules_text(r, ru->steps) == -1)
 		return;
 	t = r->ntext[ru->steps];
 	len = r->nlen[ru->steps];
 	if (ru->whole_max > 0 && len > ru->whole_max)
 		return;	/* longer than any of its words: cannot be the whole message */
+	for (k = 0; k < ru->nunless; k++)
+		if (rules_re_match(r, ru->unless[k], t, len, 0))
+			return;
 	for (tries = 0; tries < RULES_MAX_TRIES && off <= len; tries++) {
 		if (!rules_re_match(r, ru->re, t, len, off))
 			return;
 		ov = pcre2_get_ovector_pointer(r->md);
 		s = ov[0];
 		e = ov[1];
+		/* an occurrence that does not count: try one starting later */
+		off = s < len ? rules_walk(t, len, s, 1, 1) : len + 1;
 		if (ru->near_re != NULL) {
 			ws = rules_walk(t, len, s, ru->near_within, -1);
 			we = rules_walk(t, len, e, ru->near_within, 1);
-			if (!rules_re_match(r, ru->near_re, t, we, ws)) {
-				/* this occurrence has no cue: try one starting later */
-				if (s >= len)
-					return;
-				off = rules_walk(t, len, s, 1, 1);
+			if (!rules_re_match(r, ru->near_re, t, we, ws))
 				continue;
-			}
-			/* the near match clobbered the ovector: match again */
-			if (!rules_re_match(r, ru->re, t, len, s))
-				return;
-			ov = pcre2_get_ovector_pointer(r->md);
-			s = ov[0];
-			e = ov[1];
 		}
-		for (k = 0; k < ru->nunless; k++)
-			if (rules_re_match(r, ru->unless[k], t, len, 0))
-				return;
+		if (rules_cleared(r, ru, t, len, s, e))
+			continue;
+		norm_span(r->nmap[ru->steps], s, e, &cs, &ce);
+		/* a window pass reports what spans the turns only */
+		if (r->windowed && (cs >= r->boundary || ce <= r->boundary))
+			continue;
 		h = &r->hits[(*nhits)++];
 		*h = ru->proto;
 		if (role == RULES_CUSTOMER && h->action == RULES_BLOCK)
 			h->action = RULES_WARNING;	/* a customer is never blocked */
-		norm_span(r->nmap[ru->steps], s, e, &h->start, &h->end);
-		{
-			size_t	olen, a, b;
-			const char *o = norm_orig(r->norm[ru->steps], &olen);
-
-			a = norm_orig_offset(r->norm[ru->steps], h->start);
-			b = norm_orig_offset(r->norm[ru->steps], h->end);
-			h->match = o + a;
-			h->match_len = b - a;
-		}
+		h->start = cs;
+		h->end = ce;
+		o = norm_orig(r->norm[ru->steps], &olen);
+		a = norm_orig_offset(r->norm[ru->steps], cs);
+		b = norm_orig_offset(r->norm[ru->steps], ce);
+		h->match = o + a;
+		h->match_len = b - a;
 		return;
 	}
 }
@@ -405,7 +559,8 @@ size_t
 rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
     int prefilter, ssize_t only, const struct rules_hit **hits)
 {
-	size_t	i, k, nhits = 0;
+	size_t		i, k, nhits = 0;
+	unsigned	m;
 
 	r->otext = text;
 	r->olen = len;
@@ -423,11 +578,12 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	}
 	/* the work is proportional to the literals found, not to the rules */
 	r->ntouched = 0;
-	if (r->nlit > 0) {
-		if (rules_text(r, NORM_ALL) == -1)
+	for (m = 0; m < RULES_NMASKS; m++) {
+		if (!(r->acm_masks & 1u << m))
+			continue;
+		if (rules_text(r, m) == -1)
 			goto done;
-		acm_scan(r->acm, r->ntext[NORM_ALL], r->nlen[NORM_ALL],
-		    rules_cand_cb, r);
+		acm_scan(r->acm[m], r->ntext[m], r->nlen[m], rules_cand_cb, r);
 	}
 	for (k = 0; k < r->ntouched; k++) {
 		i = r->touched[k];
@@ -452,13 +608,38 @@ size_t
 rules_match(struct rules *r, enum rules_role role, const char *text,
     size_t len, const struct rules_hit **hits)
 {
+	r->windowed = 0;
 	return rules_run(r, role, text, len, 1, -1, hits);
+}
+
+size_t
+rules_match_window(struct rules *r, enum rules_role role, const char *text,
+    size_t len, uint32_t boundary, const struct rules_hit **hits)
+{
+	size_t	n;
+
+	if (r->nwindow == 0 || boundary == 0) {
+		*hits = r->hits;
+		return 0;
+	}
+	r->windowed = 1;
+	r->boundary = boundary;
+	n = rules_run(r, role, text, len, 1, -1, hits);
+	r->windowed = 0;
+	return n;
+}
+
+size_t
+rules_window_count(const struct rules *r)
+{
+	return r->nwindow;
 }
 
 size_t
 rules_match_naive(struct rules *r, enum rules_role role, const char *text,
     size_t len, const struct rules_hit **hits)
 {
+	r->windowed = 0;
 	return rules_run(r, role, text, len, 0, -1, hits);
 }
 
@@ -475,11 +656,13 @@ rules_free(struct rules *r)
 	for (i = 0; i < r->nrule; i++)
 		rules_free_rule(&r->rule[i]);
 	free(r->rule);
-	acm_free(r->acm);
+	for (m = 0; m < RULES_NMASKS; m++)
+		acm_free(r->acm[m]);
 	if (r->lit != NULL)
 		for (i = 0; i < r->nlit; i++)
 			free(r->lit[i]);
 	free(r->lit);
+	free(r->lit_mask);
 	free(r->lit_rule);
 	free(r->lit_end);
 	for (m = 0; m < RULES_NMASKS; m++)

@@ -26,7 +26,8 @@
 #include "chatmon/rules.h"
 #include "rules_lit.h"
 
-#define RULES_NMASKS		16	/* every combination of the normalisation steps */
+#define RULES_NMASKS		32	/* every combination of the normalisation steps */
+#define RULES_CLEAR_WITHIN	6	/* clear: characters looked at either side, by default */
 
 struct rules_example_src {
 	char	*text;
@@ -34,11 +35,25 @@ struct rules_example_src {
 	int	 want;		/* 1: match, 0: no_match */
 };
 
+/*
+ * What clears a match when found next to it (docs/rules.md, "Context"): a
+ * cue ending just before it (a negation, a warning), one starting just
+ * after it, or quotation marks around it. Two negations in a row cancel.
+ */
+struct rules_clear {
+	pcre2_code		*before;
+	pcre2_code		*after;
+	uint32_t		 within;	/* code points */
+	int			 quoted;
+};
+
 struct rule {
 	struct rules_hit	 proto;		/* id, category, message, severity, action */
 	unsigned		 roles;		/* enum rules_role bits */
 	unsigned		 steps;		/* normalisation steps */
 	int			 enabled;
+	int			 window;	/* also matched across a speaker's turns */
+	struct rules_clear	 clear;
 	int			 always;	/* no required literal: always confirmed */
 	uint64_t		 need[RULES_MAX_CLAUSE];	/* per clause: the bits of its sets */
 	size_t			 nclause;
@@ -61,13 +76,17 @@ struct rules {
 	size_t			 nrule;
 	struct rules_load_def	*def;		/* while loading only */
 	size_t			 ndef;
-	struct acm		*acm;
 	/*
-	 * Every (literal, rule, set bit) of every rule; the automaton knows
-	 * each distinct literal once, as the index of its first pair (the
-	 * pairs are sorted by literal), and one report marks all its rules.
+	 * One automaton for each normalisation a rule asks for, over that
+	 * text. Every (literal, rule, set bit) of every rule; an automaton
+	 * knows each distinct literal of its text once, as the index of its
+	 * first pair (the pairs are sorted by text, then literal), and one
+	 * report marks all its rules.
 	 */
+	struct acm		*acm[RULES_NMASKS];
+	unsigned		 acm_masks;	/* the bits of the masks that have one */
 	char			**lit;		/* while loading only */
+	unsigned		*lit_mask;	/* while loading only */
 	uint32_t		*lit_rule;
 	uint64_t		*lit_bit;
 	uint32_t		*lit_end;	/* one past the last pair of the literal */
@@ -75,7 +94,7 @@ struct rules {
 	int			 jit;
 	size_t			 enabled;
 	/* match-time scratch, sized at load */
-	struct norm		*norm[RULES_NMASKS];
+	struct norm		*norm[RULES_NMASKS];	/* made when first needed */
 	const char		*ntext[RULES_NMASKS];
 	size_t			 nlen[RULES_NMASKS];
 	const uint32_t		*nmap[RULES_NMASKS];
@@ -91,6 +110,9 @@ struct rules {
 	const char		*otext;		/* original, for the hits */
 	size_t			 olen;
 	int			 oom;
+	int			 windowed;	/* a window pass: window rules only */
+	uint32_t		 boundary;	/* and only hits across this code point */
+	size_t			 nwindow;	/* rules marked window */
 };
 
 /*
@@ -130,6 +152,16 @@ int		 rules_prepare(struct rules *r);
 
 /* Frees what ru holds (not ru itself). */
 void		 rules_free_rule(struct rule *ru);
+
+/* The normaliser of mask, made when first asked for; NULL on ENOMEM. */
+struct norm	*rules_norm(struct rules *r, unsigned mask);
+
+/*
+ * A pattern written for the sound view (rules marked normalize: {sound:
+ * true}), its ideographs replaced by their sound tokens in place; 0, or -1
+ * on ENOMEM.
+ */
+int		 rules_sound_pattern(struct sbuf *pattern);
 
 /*
  * Matches a message: every enabled rule of role through the prefilter, or

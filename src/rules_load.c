@@ -110,7 +110,8 @@ rules_load_norm_word(struct rules *r, unsigned steps, const char *w, struct sbuf
 	size_t		 n;
 	const uint32_t	*map;
 
-	if (norm_run(r->norm[steps], w, strlen(w), steps, &t, &n, &map) == -1)
+	if (rules_norm(r, steps) == NULL ||
+	    norm_run(r->norm[steps], w, strlen(w), steps, &t, &n, &map) == -1)
 		return -1;
 	return rules_load_escape(out, t, n);
 }
@@ -207,6 +208,11 @@ rules_load_pattern(struct rules *r, const char *pattern, unsigned steps,
 		    "(lists and macros included)", RULES_MAX_EXPANDED);
 		goto out;
 	default:
+		goto out;
+	}
+	/* the sound view: ideographs written in the pattern become their sounds */
+	if ((steps & NORM_SOUND) && rules_sound_pattern(&ex) == -1) {
+		rules_load_err(errs, file, line, "out of memory");
 		goto out;
 	}
 	if ((re = rules_compile(r, sbuf_str(&ex), ex.len, pf, &ec, &off)) == NULL) {
@@ -488,17 +494,67 @@ rules_load_enum(struct rules_load_doc *d, yaml_node_t *n, const char *key,
 	return -1;
 }
 
+/*
+ * A rule's `clear: {before: P, after: P, within: N, quoted: true}`:
+ * what next to a match clears it (docs/rules.md, "Context"). 0 (errors
+ * reported), or -1 on ENOMEM.
+ */
+static int
+rules_load_clear(struct rules *r, struct rules_load_doc *d, yaml_node_t *v,
+    const char *id, struct rule *ru)
+{
+	static const char *const keys[] = { "before", "after", "within",
+	    "quoted", NULL };
+	yaml_node_t	*w;
+	const char	*s;
+	char		*end;
+	unsigned long	 n;
+
+	ru->clear.within = RULES_CLEAR_WITHIN;
+	if (v->type != YAML_MAPPING_NODE) {
+		rules_load_doc_err(d, v, "rule %s: clear: expected a mapping like "
+		    "{before: '不能|请勿', within: 4}", id);
+		return 0;
+	}
+	rules_load_check_keys(d, v, "clear", keys);
+	if ((w = rules_load_get(d, v, "within")) != NULL &&
+	    (s = rules_load_scalar(d, w, "within")) != NULL) {
+		errno = 0;
+		n = strtoul(s, &end, 10);
+		if (*s == '\0' || *end != '\0' || errno != 0 || n == 0 || n > 100)
+			rules_load_doc_err(d, w, "rule %s: clear: within must be a "
+			    "number of characters from 1 to 100", id);
+		else
+			ru->clear.within = (uint32_t)n;
+	}
+	if ((w = rules_load_get(d, v, "quoted")) != NULL)
+		rules_load_bool(d, w, "quoted", &ru->clear.quoted);
+	if ((w = rules_load_get(d, v, "before")) != NULL &&
+	    (s = rules_load_scalar(d, w, "before")) != NULL &&
+	    (ru->clear.before = rules_load_pattern(r, s, ru->steps, NULL, d->file,
+	    rules_load_line(w), d->errs)) == NULL)
+		d->nerr++;
+	if ((w = rules_load_get(d, v, "after")) != NULL &&
+	    (s = rules_load_scalar(d, w, "after")) != NULL &&
+	    (ru->clear.after = rules_load_pattern(r, s, ru->steps, NULL, d->file,
+	    rules_load_line(w), d->errs)) == NULL)
+		d->nerr++;
+	return 0;
+}
+
 /* Builds one rule and registers its literals. 0 (errors reported), or -1 on ENOMEM. */
 static int
 rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item)
 {
 	static const char *const keys[] = { "rule", "category", "severity",
-	    "action", "role", "pattern", "whole", "near", "unless", "message",
-	    "enabled", "normalize", "examples", NULL };
+	    "action", "role", "pattern", "whole", "near", "unless", "clear",
+	    "window", "message", "enabled", "normalize", "examples", NULL };
 	static const char *const sev[] = { "info", "warn", "critical", NULL };
 	static const char *const act[] = { "flag", "warn", "block", NULL };
 	static const char *const role[] = { "agent", "customer", "any", NULL };
-	static const char *const steps[] = { "nfkc", "t2s", "noise", "digits", NULL };
+	/* in the order of NORM_NFKC..NORM_SOUND */
+	static const char *const steps[] = { "nfkc", "t2s", "noise", "digits",
+	    "sound", NULL };
 	struct rule		 ru, *nr;
 	struct rules_lit_pf	 pf, npf;
 	yaml_node_t		*v, *w;
@@ -552,6 +608,8 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 		ru.roles = (unsigned)x + 1;	/* agent 1, customer 2, any 3 */
 	if ((v = rules_load_get(d, item, "enabled")) != NULL)
 		rules_load_bool(d, v, "enabled", &ru.enabled);
+	if ((v = rules_load_get(d, item, "window")) != NULL)
+		rules_load_bool(d, v, "window", &ru.window);
 	if ((v = rules_load_get(d, item, "message")) != NULL) {
 		if ((s = rules_load_scalar(d, v, "message")) != NULL &&
 		    (ru.proto.message = strdup(s)) == NULL)
@@ -571,8 +629,12 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 				if (rules_load_enum(d, w, "normalize", steps, &x) == -1)
 					continue;
 				if (rules_load_bool(d, yaml_document_get_node(&d->doc,
-				    p->value), "normalize", &on) == 0 && !on)
-					ru.steps &= ~(1u << x);
+				    p->value), "normalize", &on) == 0) {
+					if (on)
+						ru.steps |= 1u << x;
+					else
+						ru.steps &= ~(1u << x);
+				}
 			}
 	}
 
@@ -638,6 +700,9 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 				d->nerr++;
 		}
 	}
+	if ((v = rules_load_get(d, item, "clear")) != NULL &&
+	    rules_load_clear(r, d, v, id, &ru) == -1)
+		goto out;
 	if ((v = rules_load_get(d, item, "unless")) != NULL) {
 		if (rules_load_strings(d, v, "unless", &strs, &lines, &n) == -1)
 			goto out;

@@ -48,7 +48,10 @@ void	norm_free(struct norm *);
  *   *out, *out_len: the normalised UTF-8, NUL-terminated;
  *   *map: for every byte i of *out, map[i] is the index (in code points) of
  *         the original character it came from; map[*out_len] is the number
- *         of code points in the original.
+ *         of code points in the original. The map never decreases; the
+ *         bytes of one output character share one index, except in the
+ *         sound view, where a token of typed letters maps its last byte to
+ *         its last letter.
  * Returns 0, or -1 on allocation failure.
  */
 int	norm_run(struct norm *, const char *text, size_t len, unsigned steps,

@@ -49,6 +49,17 @@ int	rules_jit(const struct rules *);	/* 1 when patterns run JIT-compiled */
  */
 size_t	rules_match(struct rules *, enum rules_role role, const char *text,
 	    size_t len, const struct rules_hit **hits);
+/*
+ * The rules marked `window` over a speaker's last turns joined (src/window.c),
+ * reporting only the matches that span from an earlier turn into the last
+ * one: boundary is the code point where the last turn starts. Offsets are
+ * in the joined original. Hits as rules_match's (the same storage).
+ */
+size_t	rules_match_window(struct rules *, enum rules_role role,
+	    const char *text, size_t len, uint32_t boundary,
+	    const struct rules_hit **hits);
+/* Rules marked window: when 0 there is no need to keep turns at all. */
+size_t	rules_window_count(const struct rules *);
 /* The same without the literal prefilter: every rule's regex runs (the benchmark's baseline). */
 size_t	rules_match_naive(struct rules *, enum rules_role role,
 	    const char *text, size_t len, const struct rules_hit **hits);

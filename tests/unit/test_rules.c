@@ -399,6 +399,120 @@ test_interpreter(void **state)
 	load_flags = 0;
 }
 
+/* A rule with normalize: {sound: true} hears homophones and typed pinyin. */
+static void
+test_sound(void **state)
+{
+	static const char text[] =
+	    "- list: wechat\n"
+	    "  items: [微信, vx]\n"
+	    "- rule: offplatform.sound\n"
+	    "  category: offplatform\n"
+	    "  severity: critical\n"
+	    "  action: block\n"
+	    "  normalize: {sound: true}\n"
+	    "  pattern: '加我?${wechat}'\n"
+	    "  message: 亲,请在旺旺上沟通。\n"
+	    "  examples:\n"
+	    "    match: [加我威信, 家我维心, jia wo wei xin, 加卫星, 加我VX]\n"
+	    "    no_match: [支持微信支付吗, 加购物车]\n";
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h;
+
+	(void)state;
+	sbuf_init(&errs);
+	r = load1(text, &errs);
+	if (r == NULL)
+		fail_msg("%s", sbuf_str(&errs));
+	/* the offsets are in what was typed */
+	assert_non_null(h = hit(r, RULES_AGENT, "亲 jia wo weixin 哦", "offplatform.sound"));
+	assert_int_equal(h->start, 2);
+	assert_int_equal(h->end, 15);
+	assert_int_equal(h->match_len, 13);
+	/* what sounds the same is the same: 价位新 reads jia wei xin */
+	assert_non_null(hit(r, RULES_AGENT, "价位新品", "offplatform.sound"));
+	assert_null(hit(r, RULES_AGENT, "加入购物车", "offplatform.sound"));
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
+/* clear: a cue next to the match clears it; two negations cancel; quotes. */
+static void
+test_clear(void **state)
+{
+	static const char text[] =
+	    "- rule: returns.refuse\n"
+	    "  category: returns\n"
+	    "  severity: critical\n"
+	    "  action: block\n"
+	    "  pattern: '不支持七天无理由'\n"
+	    "  clear: {before: '不是|没有|不存在', after: '的说法', within: 4, quoted: true}\n"
+	    "  message: 亲,本店支持七天无理由退货。\n"
+	    "  examples:\n"
+	    "    match: [这款不支持七天无理由]\n"
+	    "    no_match: [不是不支持七天无理由哦, '买家说“不支持七天无理由”是误会']\n";
+	struct sbuf	 errs;
+	struct rules	*r;
+
+	(void)state;
+	sbuf_init(&errs);
+	r = load1(text, &errs);
+	if (r == NULL)
+		fail_msg("%s", sbuf_str(&errs));
+	assert_non_null(hit(r, RULES_AGENT, "这款不支持七天无理由", "returns.refuse"));
+	assert_null(hit(r, RULES_AGENT, "我们没有不支持七天无理由", "returns.refuse"));
+	/* a double negation is not a negation */
+	assert_non_null(hit(r, RULES_AGENT, "不是没有不支持七天无理由", "returns.refuse"));
+	/* the cue must be close */
+	assert_non_null(hit(r, RULES_AGENT, "没有问题的,这个不支持七天无理由", "returns.refuse"));
+	assert_null(hit(r, RULES_AGENT, "不支持七天无理由的说法不对", "returns.refuse"));
+	assert_null(hit(r, RULES_AGENT, "他说「不支持七天无理由」", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "「好的」不支持七天无理由", "returns.refuse"));
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
+/* window: only what spans an earlier turn and the last one is reported. */
+static void
+test_window(void **state)
+{
+	static const char text[] =
+	    "- rule: offplatform.split\n"
+	    "  category: offplatform\n"
+	    "  severity: critical\n"
+	    "  action: block\n"
+	    "  window: true\n"
+	    "  pattern: '加我v[a-z0-9]{4,}'\n"
+	    "  message: 亲,请在旺旺上沟通。\n"
+	    "  examples:\n"
+	    "    match: [加我vabc123]\n";
+	static const char joined[] = "加我\nv\nabc123";
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h;
+
+	(void)state;
+	sbuf_init(&errs);
+	r = load1(text, &errs);
+	if (r == NULL)
+		fail_msg("%s", sbuf_str(&errs));
+	assert_int_equal(rules_window_count(r), 1);
+	/* the last turn "abc123" starts at code point 5 */
+	assert_int_equal(rules_match_window(r, RULES_AGENT, joined, strlen(joined),
+	    5, &h), 1);
+	assert_int_equal(h[0].start, 0);
+	assert_int_equal(h[0].end, 11);
+	/* all in the last turn: the single-turn pass has it, not the window */
+	assert_int_equal(rules_match_window(r, RULES_AGENT, "hi\n加我vabc123", 16,
+	    3, &h), 0);
+	/* all before the last turn: reported then */
+	assert_int_equal(rules_match_window(r, RULES_AGENT, "加我vabc123\nok", 14,
+	    11, &h), 0);
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
 static int
 setup(void **state)
 {
@@ -427,6 +541,9 @@ main(void)
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_rules_test),
 		cmocka_unit_test(test_load_dir),
+		cmocka_unit_test(test_sound),
+		cmocka_unit_test(test_clear),
+		cmocka_unit_test(test_window),
 	};
 
 	rules_free(NULL);
