@@ -56,10 +56,11 @@ alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
     const struct rules_hit *h)
 {
 	char	ts[32];
+	json_t	*o;
 
 	alertfmt_ts(ts, t->wall_ms);
 	/* "s#" takes a length, so text with U+0000 stays whole */
-	return jsonw_dump(out, json_pack(
+	o = json_pack(
 	    "{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:s, s:s, s:s, s:s, s:s#, "
 	    "s:{s:i, s:i}, s:s#, s:s}",
 	    "v", 1,
@@ -76,7 +77,14 @@ alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
 	    "text", t->text, (int)t->text_len,
 	    "match", "start", (json_int_t)h->start, "end", (json_int_t)h->end,
 	    "matched", h->match, (int)h->match_len,
-	    "message", h->message));
+	    "message", h->message);
+	/* a match across turns: text holds them, newest last, one per line */
+	if (o != NULL && t->turns > 1 &&
+	    json_object_set_new(o, "turns", json_integer(t->turns)) == -1) {
+		json_decref(o);
+		o = NULL;
+	}
+	return jsonw_dump(out, o);
 }
 
 const char *

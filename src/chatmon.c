@@ -9,6 +9,7 @@
 
 #include "chatmon/config.h"
 #include "chatmon/dashboard.h"
+#include "chatmon/detect.h"
 #include "chatmon/log.h"
 #include "chatmon/replay.h"
 #include "chatmon/rules.h"
@@ -91,25 +92,30 @@ usage_rules(FILE *f)
 	return f == stdout ? 0 : 2;
 }
 
-/* The rule set named by --rules or by the configuration; NULL with errors printed. */
+/*
+ * The rule set named by --rules or by the configuration; NULL with errors
+ * printed. With cfgp, the configuration too (every key at its default when
+ * --rules names the rules); the caller frees it.
+ */
 static struct rules *
-load_rules(const char *cfgpath, const char *dir, unsigned flags)
+load_rules(const char *cfgpath, const char *dir, unsigned flags,
+    struct config **cfgp)
 {
 	struct config	*cfg = NULL;
 	struct rules	*r = NULL;
 	struct sbuf	 errs;
 
 	sbuf_init(&errs);
-	if (dir == NULL) {
-		if ((cfg = config_load(cfgpath, NULL, 0, &errs)) == NULL)
-			goto out;
-		dir = cfg->rules;
-	}
-	r = rules_load_dir(dir, flags, &errs);
+	if ((cfg = config_load(dir == NULL ? cfgpath : NULL, NULL, 0, &errs)) == NULL)
+		goto out;
+	r = rules_load_dir(dir != NULL ? dir : cfg->rules, flags, &errs);
 out:
 	fputs(sbuf_str(&errs), stderr);
 	sbuf_free(&errs);
-	config_free(cfg);
+	if (cfgp != NULL && r != NULL)
+		*cfgp = cfg;
+	else
+		config_free(cfg);
 	return r;
 }
 
@@ -201,18 +207,23 @@ scan_bad(const char *name, size_t fileline, size_t lineno, const char *why)
 	emit(json_pack("{s:I, s:s}", "line", (json_int_t)lineno, "error", why));
 }
 
-/* One line's hits, or its error; 0, or -1 for a bad line. */
+/*
+ * One line's hits, or its error; 0, or -1 for a bad line. Lines with a
+ * "conversation" are turns of it, a second apart: rules marked window see
+ * the speaker's last ones (a hit across turns has "turns" and "text").
+ */
 static int
-scan_line(struct rules *r, enum rules_role def_role, const char *line,
+scan_line(struct detect *det, enum rules_role def_role, const char *line,
     size_t len, size_t lineno, const char *name, size_t fileline)
 {
-	const struct rules_hit	*hits;
+	const struct detect_hit	*hits;
+	const struct rules_hit	*h;
 	json_error_t		 e;
-	json_t			*in, *jr, *jt, *arr;
+	json_t			*in, *jr, *jt, *jc = NULL, *arr, *o;
 	enum rules_role		 role = def_role;
 	const char		*why = NULL;
 	char			 msg[256];
-	size_t			 n, i;
+	ssize_t			 n, i;
 
 	if ((in = json_loadb(line, len, JSON_ALLOW_NUL, &e)) == NULL) {
 		snprintf(msg, sizeof(msg), "invalid JSON: %s at column %d",
@@ -231,23 +242,39 @@ scan_line(struct rules *r, enum rules_role def_role, const char *line,
 		else
 			why = "role must be \"agent\" or \"customer\"";
 	}
+	if (why == NULL && (jc = json_object_get(in, "conversation")) != NULL &&
+	    !json_is_string(jc))
+		why = "conversation must be a string";
 	if (why != NULL) {
 		scan_bad(name, fileline, lineno, why);
 		json_decref(in);
 		return -1;
 	}
-	n = rules_match(r, role, json_string_value(jt), json_string_length(jt), &hits);
+	if ((n = detect_turn(det, role, jc ? json_string_value(jc) : "",
+	    jc ? json_string_length(jc) : 0, json_string_value(jt),
+	    json_string_length(jt), (int64_t)lineno * 1000, &hits)) == -1) {
+		scan_bad(name, fileline, lineno, "out of memory");
+		json_decref(in);
+		return -1;
+	}
 	arr = json_array();
-	for (i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack(
-		    "{s:s, s:s, s:s, s:s, s:I, s:I, s:s#}",
-		    "rule", hits[i].rule,
-		    "category", hits[i].category,
-		    "severity", rules_severity_name(hits[i].severity),
-		    "action", rules_action_name(hits[i].action),
-		    "start", (json_int_t)hits[i].start,
-		    "end", (json_int_t)hits[i].end,
-		    "match", hits[i].match, (int)hits[i].match_len));
+	for (i = 0; i < n; i++) {
+		h = &hits[i].hit;
+		o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s#}",
+		    "rule", h->rule,
+		    "category", h->category,
+		    "severity", rules_severity_name(h->severity),
+		    "action", rules_action_name(h->action),
+		    "start", (json_int_t)h->start,
+		    "end", (json_int_t)h->end,
+		    "match", h->match, (int)h->match_len);
+		if (o != NULL && hits[i].turns > 1) {
+			json_object_set_new(o, "turns", json_integer(hits[i].turns));
+			json_object_set_new(o, "text", json_stringn(hits[i].text,
+			    hits[i].text_len));
+		}
+		json_array_append_new(arr, o);
+	}
 	emit(json_pack("{s:I, s:o}", "line", (json_int_t)lineno, "hits", arr));
 	json_decref(in);
 	return 0;
@@ -262,6 +289,9 @@ cmd_scan(int argc, char **argv)
 {
 	struct opts		 o;
 	struct rules		*r;
+	struct config		*cfg;
+	struct detect		*det;
+	struct window_conf	 wc;
 	FILE			*f;
 	const char		*name;
 	char			*line = NULL, msg[64];
@@ -271,8 +301,15 @@ cmd_scan(int argc, char **argv)
 
 	if ((i = parse_opts(argc, argv, &o, 1)) != 0)
 		return usage_scan(i == 1 ? stdout : stderr);
-	if ((r = load_rules(o.config, o.rules, 0)) == NULL)
+	if ((r = load_rules(o.config, o.rules, 0, &cfg)) == NULL)
 		return 1;
+	detect_window_conf(cfg, &wc);
+	config_free(cfg);
+	if ((det = detect_new(r, &wc)) == NULL) {
+		fprintf(stderr, "chatmon: out of memory\n");
+		rules_free(r);
+		return 1;
+	}
 	snprintf(msg, sizeof(msg), REPLAY_LONG_FMT, o.max_line);
 	for (i = optind; i < argc || (i == optind && optind == argc); i++) {
 		name = i < argc ? argv[i] : "-";
@@ -289,7 +326,7 @@ cmd_scan(int argc, char **argv)
 			if (rd == REPLAY_READ_LONG) {
 				scan_bad(name, fileline, lineno, msg);
 				rc = 1;
-			} else if (scan_line(r, o.role, line, n, lineno, name,
+			} else if (scan_line(det, o.role, line, n, lineno, name,
 			    fileline) == -1)
 				rc = 1;
 		}
@@ -302,6 +339,7 @@ cmd_scan(int argc, char **argv)
 			fclose(f);
 	}
 	free(line);
+	detect_free(det);
 	rules_free(r);
 	if (fflush(stdout) != 0)
 		rc = 1;
@@ -359,7 +397,7 @@ cmd_rules(int argc, char **argv)
 		return usage_rules(stdout);
 	if (opt == -1 || optind != argc - 1)
 		return usage_rules(stderr);
-	if ((r = load_rules(o.config, o.rules, RULES_SKIP_EXAMPLES)) == NULL)
+	if ((r = load_rules(o.config, o.rules, RULES_SKIP_EXAMPLES, NULL)) == NULL)
 		return 1;
 	memset(&st, 0, sizeof(st));
 	fails = rules_test(r, test_cb, &st);

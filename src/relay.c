@@ -8,6 +8,7 @@
 #include "chatmon/alert.h"
 #include "chatmon/alertfmt.h"
 #include "chatmon/codec.h"
+#include "chatmon/detect.h"
 #include "chatmon/log.h"
 #include "chatmon/relay.h"
 #include "chatmon/rules.h"
@@ -23,6 +24,7 @@ struct relay_hits {
 struct relay {
 	struct codec	*codec;
 	struct rules	*rules;
+	struct detect	*detect;	/* the rules on a turn and on its speaker's last turns */
 	struct slaclock	*sla;
 	struct alert	*sink;
 	struct snapshot	*snap;
@@ -104,8 +106,9 @@ relay_check(const struct config *cfg, struct sbuf *errs)
 int
 relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 {
-	struct codec	*c;
-	struct rules	*ru;
+	struct codec		*c;
+	struct rules		*ru;
+	struct window_conf	 wc;
 
 	if ((c = codec_new(&cfg->protocol, errs)) == NULL)
 		return -1;
@@ -113,6 +116,15 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 		codec_free(c);
 		return -1;
 	}
+	detect_window_conf(cfg, &wc);
+	if (r->detect == NULL && (r->detect = detect_new(ru, &wc)) == NULL) {
+		sbuf_line(errs, "relay_set_config: out of memory");
+		codec_free(c);
+		rules_free(ru);
+		return -1;
+	}
+	detect_set_rules(r->detect, ru);
+	detect_set_window(r->detect, &wc);
 	codec_free(r->codec);
 	rules_free(r->rules);
 	r->codec = c;
@@ -140,6 +152,7 @@ relay_free(struct relay *r)
 		free(r->hits[--r->nhits].category);
 	free(r->hits);	/* after the clock: its last events still go out */
 	codec_free(r->codec);
+	detect_free(r->detect);
 	rules_free(r->rules);
 	sbuf_free(&r->alert);
 	sbuf_free(&r->frame);
@@ -220,10 +233,11 @@ relay_alerts_ready(const struct relay *r)
  */
 static void
 relay_rule_hit(struct relay *r, const struct relay_turn *t,
-    const struct rules_hit *h, int blocked)
+    const struct detect_hit *dh, int blocked)
 {
-	struct alertfmt_turn	at;
-	char			id[ALERTFMT_ID_MAX];
+	const struct rules_hit	*h = &dh->hit;
+	struct alertfmt_turn	 at;
+	char			 id[ALERTFMT_ID_MAX];
 
 	r->metrics->rule_hits++;
 	relay_count_hit(r, h);
@@ -234,8 +248,9 @@ relay_rule_hit(struct relay *r, const struct relay_turn *t,
 	at.conversation = t->conversation;
 	at.conversation_len = t->conversation_len;
 	at.role = t->role == RELAY_ROLE_AGENT ? "agent" : "customer";
-	at.text = t->text;
-	at.text_len = t->text_len;
+	at.text = dh->text;
+	at.text_len = dh->text_len;
+	at.turns = dh->turns;
 	sbuf_reset(&r->alert);
 	if (alertfmt_rule_hit(&r->alert, &at, h) == -1) {
 		log_warnx("relay_rule_hit: out of memory, alert for %s lost", h->rule);
@@ -263,8 +278,8 @@ relay_rule_hit(struct relay *r, const struct relay_turn *t,
 static enum relay_verdict
 relay_turn(struct relay *r, const struct relay_turn *t)
 {
-	const struct rules_hit	*hits;
-	size_t			 n, i;
+	const struct detect_hit	*hits;
+	ssize_t			 n, i;
 	int			 block = 0;
 
 	if (t->text == NULL) {
@@ -272,6 +287,7 @@ relay_turn(struct relay *r, const struct relay_turn *t)
 		    t->peer->agent[0] ? t->peer->agent : "-",
 		    (int)t->conversation_len, t->conversation,
 		    t->role == RELAY_ROLE_AGENT ? "agent" : "customer");
+		detect_end(r->detect, t->conversation, t->conversation_len);
 		slaclock_end(r->sla, t);
 		return RELAY_PASS;
 	}
@@ -282,10 +298,15 @@ relay_turn(struct relay *r, const struct relay_turn *t)
 	    t->role == RELAY_ROLE_AGENT ? "agent" : "customer", t->text_len,
 	    (long long)t->wall_ms, (unsigned long long)t->mono_ns);
 
-	n = rules_match(r->rules, t->role == RELAY_ROLE_AGENT ? RULES_AGENT :
-	    RULES_CUSTOMER, t->text, t->text_len, &hits);
+	/* a block across turns stops the message that completes it */
+	if ((n = detect_turn(r->detect, t->role == RELAY_ROLE_AGENT ?
+	    RULES_AGENT : RULES_CUSTOMER, t->conversation, t->conversation_len,
+	    t->text, t->text_len, t->wall_ms, &hits)) == -1) {
+		r->metrics->rule_errors++;
+		n = 0;
+	}
 	for (i = 0; i < n; i++)
-		if (hits[i].action == RULES_BLOCK)
+		if (hits[i].hit.action == RULES_BLOCK)
 			block = 1;	/* rules never block a customer */
 	for (i = 0; i < n; i++)
 		relay_rule_hit(r, t, &hits[i], block);

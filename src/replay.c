@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "chatmon/alertfmt.h"
+#include "chatmon/detect.h"
 #include "chatmon/config.h"
 #include "chatmon/replay.h"
 #include "chatmon/rules.h"
@@ -31,6 +32,7 @@ struct replay_conv {			/* a conversation's place in the deadline heap */
 
 struct replay {
 	struct rules		*rules;
+	struct detect		*detect;	/* the rules, turn by turn, with windows */
 	struct sla		*sla;
 	struct alertfmt_ids	 ids;
 	struct replay_conv	**heap;
@@ -351,17 +353,19 @@ replay_parse(json_t *o, struct replay_line *l)
 static int
 replay_line(struct replay *rp, const struct replay_line *l)
 {
-	const struct rules_hit	*hits;
+	const struct detect_hit	*hits;
 	struct alertfmt_turn	 at;
 	struct replay_conv	*c;
 	struct sla_conv		*conv;
 	char			 id[ALERTFMT_ID_MAX];
-	size_t			 n, i;
+	ssize_t			 n, i;
 	int			 blocked = 0;
 
 	replay_advance(rp, l->ts);
-	n = rules_match(rp->rules, l->customer ? RULES_CUSTOMER : RULES_AGENT,
-	    l->text, l->text_len, &hits);
+	if ((n = detect_turn(rp->detect, l->customer ? RULES_CUSTOMER :
+	    RULES_AGENT, l->conv, l->conv_len, l->text, l->text_len, l->ts,
+	    &hits)) == -1)
+		return -1;
 	for (i = 0; i < n; i++) {
 		alertfmt_id(id, l->ts, &rp->ids);
 		at.id = id;
@@ -370,13 +374,14 @@ replay_line(struct replay *rp, const struct replay_line *l)
 		at.conversation = l->conv;
 		at.conversation_len = l->conv_len;
 		at.role = l->customer ? "customer" : "agent";
-		at.text = l->text;
-		at.text_len = l->text_len;
+		at.text = hits[i].text;
+		at.text_len = hits[i].text_len;
+		at.turns = hits[i].turns;
 		sbuf_reset(&rp->out);
-		if (alertfmt_rule_hit(&rp->out, &at, &hits[i]) == -1)
+		if (alertfmt_rule_hit(&rp->out, &at, &hits[i].hit) == -1)
 			return -1;
 		replay_print(rp);
-		if (hits[i].action == RULES_BLOCK)
+		if (hits[i].hit.action == RULES_BLOCK)
 			blocked = 1;
 	}
 	if (blocked)
@@ -441,6 +446,7 @@ replay_main(int argc, char **argv, const char *default_config)
 	struct replay_line	 l;
 	struct config		*cfg = NULL;
 	struct sla_config	 s;
+	struct window_conf	 wc;
 	struct sbuf		 errs;
 	json_error_t		 je;
 	json_t			*o, *agents;
@@ -476,6 +482,9 @@ replay_main(int argc, char **argv, const char *default_config)
 		rc = 1;
 		goto out;
 	}
+	detect_window_conf(cfg, &wc);
+	if ((rp.detect = detect_new(rp.rules, &wc)) == NULL)
+		goto oom;
 	sla_config_from(&s, &cfg->sla);
 	if ((rp.sla = sla_new(&s, replay_emit, replay_release, &rp)) == NULL)
 		goto oom;
@@ -550,6 +559,7 @@ oom:
 out:
 	sla_free(rp.sla);
 	free(rp.heap);
+	detect_free(rp.detect);
 	rules_free(rp.rules);
 	config_free(cfg);
 	sbuf_free(&rp.out);

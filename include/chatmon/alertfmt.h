@@ -40,8 +40,9 @@ struct alertfmt_turn {
 	const char	*conversation;
 	size_t		 conversation_len;
 	const char	*role;		/* "agent" | "customer" */
-	const char	*text;
+	const char	*text;		/* the turn, or the turns a match spans, joined */
 	size_t		 text_len;
+	unsigned	 turns;		/* > 1: "turns" is in the alert */
 };
 
 struct sla_event;

@@ -174,3 +174,75 @@ def test_check_reports_rule_errors(tmp_path):
     assert r.returncode == 1, r.stderr
     assert f"{rules}/a.yaml:3: severity: 'loud' is not one of the allowed values" in r.stderr
     assert f"{rules}/a.yaml:12: unknown list or macro 'nolist'" in r.stderr
+
+
+WINDOW = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_window")
+
+
+def test_violation_split_across_turns(daemon, backend):
+    """加我 / v / abc12345 as three messages: the third completes the violation,
+    is blocked and never reaches the backend; the alert holds the three turns.
+    Another conversation's turns are not mixed in, and a conversation that
+    ends forgets its turns."""
+    b = backend()
+    d = daemon(b.port, rules=WINDOW)
+
+    async def main():
+        async with agent(d, "/echo?t=split&agent=alice") as ws:
+            conn = b.opened("t=split")["conn"]
+            for text, conv in (("加我", "c-w"), ("v", "c-w"), ("abc12345", "c-other")):
+                await ws.send(turn(text, conv))
+                assert json.loads(await recv(ws))["text"] == text
+            await ws.send(turn("abc12345", "c-w"))
+            w = await warning(ws)
+            assert w["blocked"] is True and w["conversation"] == "c-w", w
+            a = w["alert"]
+            assert a["rule"] == "offplatform.test_split" and a["turns"] == 3, a
+            assert a["text"] == "加我\nv\nabc12345", a
+            assert a["match"] == {"start": 0, "end": 13}, a
+            await asyncio.sleep(0.2)
+            assert [m["head"] for m in b.messages(conn)] == \
+                [turn("加我", "c-w"), turn("v", "c-w"), turn("abc12345", "c-other")]
+            # the end of a conversation forgets its turns
+            await ws.send(json.dumps({"type": "end", "conversation": "c-w"}))
+            await recv(ws)
+            await ws.send(turn("v", "c-w"))
+            assert json.loads(await recv(ws))["text"] == "v"
+            await ws.send(turn("abc12345", "c-w"))
+            assert json.loads(await recv(ws))["text"] == "abc12345"
+    run(main())
+
+
+def test_split_across_turns_in_replay(tmp_path):
+    """chatmon replay finds the same split violation (the pipeline is one),
+    and only within window.time."""
+    import subprocess
+    from conftest import CHATMON
+    conf = tmp_path / "w.yaml"
+    conf.write_text(f"rules: {WINDOW}\nwindow: {{turns: 3, time: 60s}}\n"
+                    "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n")
+    lines = [
+        ("2026-11-22T14:00:00Z", "c-1", "agent", "加我"),
+        ("2026-11-22T14:00:02Z", "c-1", "customer", "好的"),
+        ("2026-11-22T14:00:04Z", "c-1", "agent", "v"),
+        ("2026-11-22T14:00:06Z", "c-1", "agent", "abc12345"),
+        ("2026-11-22T14:10:00Z", "c-2", "agent", "加我"),
+        ("2026-11-22T14:12:00Z", "c-2", "agent", "vxshop8888"),   # 2 minutes apart
+        ("2026-11-22T14:20:00Z", "c-3", "customer", "不退款"),
+        ("2026-11-22T14:20:05Z", "c-3", "customer", "我就差评"),
+    ]
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"ts": ts, "conversation": c, "role": r,
+                                       "agent": "alice", "text": t},
+                                      ensure_ascii=False) + "\n"
+                           for ts, c, r, t in lines))
+    p = subprocess.run([CHATMON, "replay", "-c", str(conf), str(log)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    hits = [json.loads(l) for l in p.stdout.splitlines()]
+    hits = [h for h in hits if h["type"] == "rule.hit"]
+    assert [(h["conversation"], h["rule"], h["turns"], h["action"]) for h in hits] == [
+        ("c-1", "offplatform.test_split", 3, "block"),
+        ("c-3", "complaint_risk.test_threat", 2, "flag")], hits
+    assert hits[0]["text"] == "加我\nv\nabc12345" and hits[0]["matched"] == "加我\nv\nabc12345"
+    assert hits[1]["text"] == "不退款\n我就差评"

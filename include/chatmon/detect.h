@@ -1,0 +1,47 @@
+/* detect: one chat turn through the rules, alone and with its speaker's last turns (pure). */
+#ifndef CHATMON_DETECT_H
+#define CHATMON_DETECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatmon/config.h"
+#include "chatmon/rules.h"
+#include "chatmon/window.h"
+
+/*
+ * The one place the live relay, chatmon replay and chatmon scan run the
+ * rules on a turn, so the three agree: every rule on the turn alone, then
+ * the rules marked window on the speaker's last turns joined (src/window.c),
+ * for what only the turns together break. A rule reports once per turn.
+ */
+struct detect_hit {
+	struct rules_hit	 hit;		/* offsets in text */
+	const char		*text;		/* the turn, or the turns joined */
+	size_t			 text_len;
+	unsigned		 turns;		/* how many turns the match spans */
+};
+
+struct detect;
+
+/* The window a configuration asks for (window.turns, .time, .bytes). */
+void	detect_window_conf(const struct config *, struct window_conf *);
+
+/* rules is borrowed (detect_set_rules swaps it); NULL out of memory. */
+struct detect *detect_new(struct rules *, const struct window_conf *);
+void	detect_free(struct detect *);
+void	detect_set_rules(struct detect *, struct rules *);
+void	detect_set_window(struct detect *, const struct window_conf *);
+
+/*
+ * The hits of one turn of role in conversation conv (conv_len 0: none, no
+ * window) at now_ms, longest first. They and their strings stay valid
+ * until the next call; -1 (with *hits empty) when the rules could not run.
+ */
+ssize_t	detect_turn(struct detect *, enum rules_role role, const char *conv,
+	    size_t conv_len, const char *text, size_t len, int64_t now_ms,
+	    const struct detect_hit **hits);
+/* The conversation ended: its turns are forgotten. */
+void	detect_end(struct detect *, const char *conv, size_t conv_len);
+
+#endif
