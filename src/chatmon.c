@@ -11,6 +11,7 @@
 #include "chatmon/dashboard.h"
 #include "chatmon/detect.h"
 #include "chatmon/log.h"
+#include "chatmon/normalize.h"
 #include "chatmon/replay.h"
 #include "chatmon/rules.h"
 #include "chatmon/tail.h"
@@ -84,11 +85,14 @@ usage_rules(FILE *f)
 {
 	fprintf(f,
 	    "usage: chatmon rules test [-c FILE | --rules DIR]\n"
+	    "       chatmon rules normalize < TEXT\n"
 	    "\n"
-	    "Loads the rules and runs every rule's examples: a table of rules,\n"
-	    "then each failing example as FILE:LINE, then a summary line.\n"
-	    "Exit status: 0 every example passed; 1 an example failed or the rules\n"
-	    "cannot be loaded; 2 a usage error.\n");
+	    "test       loads the rules and runs every rule's examples: a table of\n"
+	    "           rules, then each failing example as FILE:LINE, then a summary\n"
+	    "           line. Exit status: 0 every example passed; 1 an example failed\n"
+	    "           or the rules cannot be loaded; 2 a usage error.\n"
+	    "normalize  prints each line of standard input as rules see it\n"
+	    "           (docs/rules.md, \"Normalisation\"): what to write patterns against.\n");
 	return f == stdout ? 0 : 2;
 }
 
@@ -380,6 +384,38 @@ test_cb(const struct rules_example *e, void *arg)
 		    "should match but does not" : "matches but should not");
 }
 
+/* chatmon rules normalize: each line of stdin as the rules' default steps make it. */
+static int
+cmd_normalize(void)
+{
+	struct norm	*n;
+	const char	*out;
+	const uint32_t	*map;
+	char		*line = NULL;
+	size_t		 cap = 0, len;
+	ssize_t		 k;
+	int		 rc = 0;
+
+	if ((n = norm_new()) == NULL) {
+		fprintf(stderr, "chatmon: out of memory\n");
+		return 1;
+	}
+	while ((k = getline(&line, &cap, stdin)) != -1) {
+		if (k > 0 && line[k - 1] == '\n')
+			k--;
+		if (norm_run(n, line, (size_t)k, NORM_ALL, &out, &len, &map) == -1) {
+			fprintf(stderr, "chatmon: out of memory\n");
+			rc = 1;
+			break;
+		}
+		fwrite(out, 1, len, stdout);
+		putchar('\n');
+	}
+	free(line);
+	norm_free(n);
+	return fflush(stdout) == 0 ? rc : 1;
+}
+
 static int
 cmd_rules(int argc, char **argv)
 {
@@ -391,6 +427,8 @@ cmd_rules(int argc, char **argv)
 
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
 		return usage_rules(stdout);
+	if (argc == 2 && strcmp(argv[1], "normalize") == 0)
+		return cmd_normalize();
 	if (argc < 2 || strcmp(argv[1], "test") != 0)
 		return usage_rules(stderr);
 	if ((opt = parse_opts(argc - 1, argv + 1, &o, 0)) == 1)
