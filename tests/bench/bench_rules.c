@@ -1,11 +1,14 @@
 /* bench_rules: messages per second through the rules engine vs every rule's regex on every message, in one run. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <jansson.h>
 
+#include "chatmon/detect.h"
 #include "chatmon/rules.h"
 
 struct corpus {
@@ -63,6 +66,40 @@ typedef size_t (*match_fn)(struct rules *, enum rules_role, const char *,
     size_t, const struct rules_hit **);
 
 /*
+ * The live relay's way: detect_turn, the messages dealt round-robin to 64
+ * conversations a tenth of a second apart, so that the rules marked window
+ * (and the window's bookkeeping) run as they do in chatmond.
+ */
+static struct detect	*bench_detect;
+static uint64_t		 bench_turn;
+
+static size_t
+match_detect(struct rules *r, enum rules_role role, const char *text,
+    size_t len, const struct rules_hit **hits)
+{
+	const struct detect_hit	*dh;
+	char			 conv[16];
+	ssize_t			 n;
+
+	(void)r;
+	snprintf(conv, sizeof(conv), "c-%u", (unsigned)(bench_turn % 64));
+	n = detect_turn(bench_detect, role, conv, strlen(conv), text, len,
+	    (int64_t)(bench_turn++ * 100), &dh);
+	*hits = NULL;
+	return n > 0 ? (size_t)n : 0;
+}
+
+static int
+bench_detect_new(struct rules *r)
+{
+	struct window_conf	wc = { 3, 60000, 512, 100000 };
+
+	detect_free(bench_detect);
+	bench_turn = 0;
+	return (bench_detect = detect_new(r, &wc)) == NULL ? -1 : 0;
+}
+
+/*
  * Messages per second: the best of `trials` runs of at least `secs` each.
  * The machine is shared; the best run is the one least disturbed by the
  * rest of it. *hits counts the hits of one pass.
@@ -114,7 +151,8 @@ passes(int argc, char **argv)
 	if (argc != 7 || strcmp(argv[3], "--mode") != 0)
 		return 2;
 	n = atol(argv[2]);
-	fn = strcmp(argv[4], "naive") == 0 ? rules_match_naive : rules_match;
+	fn = strcmp(argv[4], "naive") == 0 ? rules_match_naive :
+	    strcmp(argv[4], "window") == 0 ? match_detect : rules_match;
 	sbuf_init(&errs);
 	if (corpus_load(argv[5], &c) == -1)
 		return 1;
@@ -122,10 +160,13 @@ passes(int argc, char **argv)
 		fprintf(stderr, "%s", sbuf_str(&errs));
 		return 1;
 	}
+	if (bench_detect_new(r) == -1)
+		return 1;
 	for (k = 0; k < n; k++)
 		for (i = 0; i < c.n; i++)
 			fn(r, RULES_AGENT, c.text[i], c.len[i], &h);
 	printf("%zu\n", c.n);
+	detect_free(bench_detect);
 	rules_free(r);
 	sbuf_free(&errs);
 	return 0;
@@ -137,23 +178,23 @@ main(int argc, char **argv)
 	struct corpus	 c;
 	struct rules	*r;
 	struct sbuf	 errs;
-	double		 t0, tload, tcheck, e, nv;
-	size_t		 i, he, hn;
+	double		 t0, tload, tcheck, e, w, nv;
+	size_t		 i, he, hw, hn;
 	int		 rc = 0;
 
 	if (argc > 1 && strcmp(argv[1], "--passes") == 0)
 		return passes(argc, argv);
 	if (argc < 3) {
 		fprintf(stderr, "usage: bench_rules CORPUS.jsonl NAME=RULESDIR...\n"
-		    "       bench_rules --passes N --mode engine|naive CORPUS.jsonl RULESDIR\n");
+		    "       bench_rules --passes N --mode engine|window|naive CORPUS.jsonl RULESDIR\n");
 		return 2;
 	}
 	if (corpus_load(argv[1], &c) == -1)
 		return 1;
 	printf("corpus: %zu messages, %.1f bytes on average; one core, best of 7 runs of 0.3 s\n\n",
 	    c.n, (double)c.bytes / (double)c.n);
-	printf("| pack | rules | load (compile) | load + examples | engine msg/s | naive msg/s | engine / naive |\n");
-	printf("|---|---:|---:|---:|---:|---:|---:|\n");
+	printf("| pack | rules | load (compile) | load + examples | engine msg/s | with windows msg/s | naive msg/s | engine / naive |\n");
+	printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
 	for (i = 2; i < (size_t)argc; i++) {
 		char *name = argv[i], *dir = strchr(argv[i], '=');
 
@@ -173,14 +214,19 @@ main(int argc, char **argv)
 			return 1;
 		}
 		e = rate(r, &c, rules_match, 7, 0.3, &he);
+		if (bench_detect_new(r) == -1)
+			return 1;
+		w = rate(r, &c, match_detect, 7, 0.3, &hw);
 		nv = rate(r, &c, rules_match_naive, 7, 0.3, &hn);
 		if (he != hn) {
 			fprintf(stderr, "%s: the engine found %zu hits, naive %zu\n",
 			    name, he, hn);
 			rc = 1;
 		}
-		printf("| %s | %zu | %.1f ms | %.1f ms | %.0f | %.0f | %.1f× |\n", name,
-		    rules_count(r), tload * 1e3, tcheck * 1e3, e, nv, e / nv);
+		printf("| %s | %zu | %.1f ms | %.1f ms | %.0f | %.0f | %.0f | %.1f× |\n",
+		    name, rules_count(r), tload * 1e3, tcheck * 1e3, e, w, nv, e / nv);
+		detect_free(bench_detect);
+		bench_detect = NULL;
 		rules_free(r);
 		sbuf_free(&errs);
 	}

@@ -15,12 +15,13 @@ passes=5
 echo
 echo "instructions per message (callgrind, $passes passes over $n messages, loading subtracted)"
 echo
-echo "| pack | engine | naive | naive / engine |"
-echo "|---|---:|---:|---:|"
+echo "| pack | engine | with windows | naive | naive / engine |"
+echo "|---|---:|---:|---:|---:|"
 for arg; do
 	name=${arg%%=*} dir=${arg#*=}
 	base=$(count engine 0 "$dir")
 	e=$(( ($(count engine $passes "$dir") - base) / (passes * n) ))
+	w=$(( ($(count window $passes "$dir") - base) / (passes * n) ))
 	v=$(( ($(count naive $passes "$dir") - base) / (passes * n) ))
-	echo "| $name | $e | $v | $(awk "BEGIN { printf \"%.1f×\", $v / $e }") |"
+	echo "| $name | $e | $w | $v | $(awk "BEGIN { printf \"%.1f×\", $v / $e }") |"
 done
