@@ -259,7 +259,11 @@ rules_add_prefilter(struct rules *r, struct rule *ru, struct rules_lit_pf *pf,
 	uint64_t	 bit;
 
 	rules_lit_pf_and_near(pf, npf);
+	/* a clause left with no set (its literals too many) requires nothing */
 	ru->always = pf->n == 0;
+	for (c = 0; c < pf->n; c++)
+		if (pf->clause[c].n == 0)
+			ru->always = 1;
 	if (!ru->always && ru->enabled) {
 		ru->nclause = pf->n;
 		for (c = 0; c < pf->n; c++)

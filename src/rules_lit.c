@@ -355,6 +355,74 @@ rules_lit_px_class(struct rules_lit_px *x)
 }
 
 /* One atom: sets *info; returns 0, or -1 when the pattern cannot be read. */
+/* Skips a bracketed argument: {..}, <..> or '..'; 0 when there is none. */
+static int
+rules_lit_px_bracket(struct rules_lit_px *x)
+{
+	char	close;
+
+	if (x->p >= x->end)
+		return 0;
+	switch (*x->p) {
+	case '{':
+		close = '}';
+		break;
+	case '<':
+		close = '>';
+		break;
+	case '\'':
+		close = '\'';
+		break;
+	default:
+		return 0;
+	}
+	x->p++;
+	while (x->p < x->end && *x->p++ != close)
+		;
+	return 1;
+}
+
+/* Skips the rest of the escape \c whose letter was just read. */
+static void
+rules_lit_px_escape(struct rules_lit_px *x, char c)
+{
+	int	n;
+
+	switch (c) {
+	case 'x':			/* \x{hhh} or \xhh */
+		if (!rules_lit_px_bracket(x))
+			for (n = 0; n < 2 && x->p < x->end &&
+			    strchr("0123456789abcdefABCDEF", *x->p) != NULL; n++)
+				x->p++;
+		break;
+	case 'o': case 'N': case 'k':	/* \o{ooo} \N{U+hhhh} \k<n> \k{n} \k'n' */
+		rules_lit_px_bracket(x);
+		break;
+	case 'p': case 'P':		/* \p{Han} or \pL */
+		if (!rules_lit_px_bracket(x) && x->p < x->end)
+			x->p++;
+		break;
+	case 'c':			/* \cA */
+		if (x->p < x->end)
+			x->p++;
+		break;
+	case 'g':			/* \g{n} \g<n> \g'n' \gn \g-n \g+n */
+		if (!rules_lit_px_bracket(x)) {
+			if (x->p < x->end && (*x->p == '-' || *x->p == '+'))
+				x->p++;
+			while (x->p < x->end && *x->p >= '0' && *x->p <= '9')
+				x->p++;
+		}
+		break;
+	default:
+		/* \1..\9: a back-reference or an octal escape, and its digits */
+		if (c >= '0' && c <= '9')
+			while (x->p < x->end && *x->p >= '0' && *x->p <= '9')
+				x->p++;
+		break;
+	}
+}
+
 static int
 rules_lit_px_atom(struct rules_lit_px *x, struct rules_lit_info *info)
 {
@@ -366,8 +434,25 @@ rules_lit_px_atom(struct rules_lit_px *x, struct rules_lit_info *info)
 	c = *x->p;
 	if (c == '(') {
 		x->p++;
+		/* a verb, (*UCP) or (*MARK:...): too rare to read, so no literal at all */
+		if (x->p < x->end && *x->p == '*')
+			return -1;
+		if (x->p + 1 < x->end && x->p[0] == '?' && x->p[1] == '#') {
+			/* a comment: matches nothing */
+			while (x->p < x->end && *x->p != ')')
+				x->p++;
+			if (x->p >= x->end)
+				return -1;
+			x->p++;
+			info->exact = rules_lit_set_one("", 0);
+			return 0;
+		}
 		if (x->p < x->end && *x->p == '?') {
 			x->p++;
+			/* a subroutine call or recursion matches what it calls: unknown */
+			if (x->p < x->end && (strchr("0123456789+-&R", *x->p) != NULL ||
+			    (*x->p == 'P' && x->p + 1 < x->end && x->p[1] == '>')))
+				return -1;
 			if (x->p < x->end && (*x->p == ':' || *x->p == '>' || *x->p == '|'))
 				x->p++;
 			else if (x->p + 1 < x->end && (*x->p == '=' || *x->p == '!' ||
@@ -382,7 +467,9 @@ rules_lit_px_atom(struct rules_lit_px *x, struct rules_lit_info *info)
 				return 0;
 			} else if (x->p < x->end && (*x->p == '<' || *x->p == 'P' ||
 			    *x->p == '\'')) {
-				/* a named group */
+				/* a named group: (?<n>, (?P<n>, (?'n' */
+				if (*x->p == '\'')
+					x->p++;
 				while (x->p < x->end && *x->p != '>' && *x->p != '\'')
 					x->p++;
 				x->p++;
@@ -433,13 +520,20 @@ rules_lit_px_atom(struct rules_lit_px *x, struct rules_lit_info *info)
 			return 0;
 		}
 		if (c == 'Q') {
-			const char *e = x->p;
+			const char	*e = x->p;
+			char		*q;
+			size_t		 k;
 
 			while (e + 1 < x->end && !(e[0] == '\\' && e[1] == 'E'))
 				e++;
 			if (e + 1 >= x->end)
 				e = x->end;
+			/* literal text, ASCII letters folded as the text is */
 			info->exact = rules_lit_set_one(x->p, (size_t)(e - x->p));
+			if (info->exact != NULL && info->exact->n == 1)
+				for (q = info->exact->s[0], k = 0; q[k] != '\0'; k++)
+					if (q[k] >= 'A' && q[k] <= 'Z')
+						q[k] = (char)(q[k] - 'A' + 'a');
 			x->p = e < x->end ? e + 2 : e;
 			return 0;
 		}
@@ -447,10 +541,12 @@ rules_lit_px_atom(struct rules_lit_px *x, struct rules_lit_info *info)
 			info->exact = rules_lit_set_one(&c, 1);
 			return 0;
 		}
-		/* \d \w \s \x{..} \p{..} back-references and the rest */
-		if (x->p < x->end && *x->p == '{' && strchr("xpPgko", c) != NULL)
-			while (x->p < x->end && *x->p++ != '}')
-				;
+		/*
+		 * \d \w \s, characters by number, properties, control
+		 * characters, back-references: an atom of unknown text, read
+		 * whole so that its tail is not taken for literals
+		 */
+		rules_lit_px_escape(x, c);
 		return 0;
 	}
 	if (c == ')' || c == '|')

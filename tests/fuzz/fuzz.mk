@@ -74,11 +74,13 @@ $(foreach h,$(FUZZ_HARNESSES),$(eval $(call fuzz_link,$(h))))
 fuzz: $(FUZZ_BINS)
 	@tests/fuzz/run.sh fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
 
-fuzz-smoke: $(FUZZ_BINS)
+# The saved crashes first: a fixed bug must stay fixed.
+fuzz-smoke: fuzz-repro
 	@tests/fuzz/run.sh smoke $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS) $(FUZZ_HARNESSES)
 
 # tests/fuzz/crashes/HARNESS-NAME: an input that showed a bug, run once.
 fuzz-repro: $(FUZZ_BINS)
+	@mkdir -p $(FUZZ_BUILD)/logs
 	@rc=0; for f in $(wildcard tests/fuzz/crashes/*-*); do \
 	    h=$${f##*/}; h=$${h%%-*}; echo "== $(FUZZ_BUILD)/fuzz_$$h $$f"; \
 	    $(FUZZ_BUILD)/fuzz_$$h $$f >$(FUZZ_BUILD)/logs/repro.log 2>&1 || \
