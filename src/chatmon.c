@@ -11,6 +11,7 @@
 #include "chatmon/dashboard.h"
 #include "chatmon/detect.h"
 #include "chatmon/log.h"
+#include "chatmon/model.h"
 #include "chatmon/normalize.h"
 #include "chatmon/replay.h"
 #include "chatmon/rules.h"
@@ -25,7 +26,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: chatmon scan [-c FILE | --rules DIR] [--role agent|customer]\n"
-	    "                    [--max-line BYTES] [FILE...]\n"
+	    "                    [--max-line BYTES] [--model FILE] [FILE...]\n"
 	    "       chatmon rules test [-c FILE | --rules DIR]\n"
 	    "       chatmon replay [-c FILE] [--max-line BYTES] [FILE...]\n"
 	    "       chatmon tail [-c FILE] [--redis URL] [--since ID|-N] [--severity LEVEL]\n"
@@ -60,7 +61,7 @@ usage_scan(FILE *f)
 {
 	fprintf(f,
 	    "usage: chatmon scan [-c FILE | --rules DIR] [--role agent|customer]\n"
-	    "                    [--max-line BYTES] [FILE...]\n"
+	    "                    [--max-line BYTES] [--model FILE] [FILE...]\n"
 	    "\n"
 	    "Matches chat lines {\"role\":\"agent\",\"text\":\"...\"} (JSON Lines, each\n"
 	    "FILE in turn, or stdin) against the rules: one JSON object per input\n"
@@ -69,6 +70,8 @@ usage_scan(FILE *f)
 	    "            (default " CHATMON_CONFIG ")\n"
 	    "--rules     the rules directory, instead of the configuration's\n"
 	    "--role      the role of a line without one (default agent)\n"
+	    "--model     the n-gram model's second opinion (flags only), instead\n"
+	    "            of the configuration's model key\n"
 	    "--max-line  the longest line read, as 64KiB or 65536 (default "
 	    REPLAY_MAX_LINE_STR ");\n"
 	    "            a longer one is an error, in bounded memory\n"
@@ -129,6 +132,7 @@ struct opts {
 	const char	*rules;
 	enum rules_role	 role;
 	size_t		 max_line;
+	const char	*model;		/* --model: the second opinion's file */
 };
 
 /* 0, 1 for --help, or -1 on a usage error. */
@@ -140,6 +144,7 @@ parse_opts(int argc, char **argv, struct opts *o, int scan)
 		{ "rules", required_argument, NULL, 'r' },
 		{ "role", required_argument, NULL, 'R' },
 		{ "max-line", required_argument, NULL, 'L' },
+		{ "model", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -149,6 +154,7 @@ parse_opts(int argc, char **argv, struct opts *o, int scan)
 	o->rules = NULL;
 	o->role = RULES_AGENT;
 	o->max_line = REPLAY_MAX_LINE;
+	o->model = NULL;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -174,6 +180,11 @@ parse_opts(int argc, char **argv, struct opts *o, int scan)
 		case 'L':
 			if (!scan || replay_max_line(optarg, &o->max_line) == -1)
 				return -1;
+			break;
+		case 'm':
+			if (!scan)
+				return -1;
+			o->model = optarg;
 			break;
 		case 'h':
 			return 1;
@@ -295,6 +306,8 @@ cmd_scan(int argc, char **argv)
 	struct rules		*r;
 	struct config		*cfg;
 	struct detect		*det;
+	struct model		*m = NULL;
+	struct sbuf		 errs;
 	struct window_conf	 wc;
 	FILE			*f;
 	const char		*name;
@@ -308,12 +321,27 @@ cmd_scan(int argc, char **argv)
 	if ((r = load_rules(o.config, o.rules, 0, &cfg)) == NULL)
 		return 1;
 	detect_window_conf(cfg, &wc);
-	config_free(cfg);
-	if ((det = detect_new(r, &wc)) == NULL) {
-		fprintf(stderr, "chatmon: out of memory\n");
+	/* the configuration's model, or --model's */
+	sbuf_init(&errs);
+	if (o.model == NULL)
+		o.model = cfg->model;
+	if (o.model != NULL && (m = model_new(o.model, &errs)) == NULL) {
+		fputs(sbuf_str(&errs), stderr);
+		sbuf_free(&errs);
+		config_free(cfg);
 		rules_free(r);
 		return 1;
 	}
+	sbuf_free(&errs);
+	if ((det = detect_new(r, &wc)) == NULL || detect_set_model(det, m) == -1) {
+		fprintf(stderr, "chatmon: out of memory\n");
+		detect_free(det);
+		model_free(m);
+		config_free(cfg);
+		rules_free(r);
+		return 1;
+	}
+	config_free(cfg);
 	snprintf(msg, sizeof(msg), REPLAY_LONG_FMT, o.max_line);
 	for (i = optind; i < argc || (i == optind && optind == argc); i++) {
 		name = i < argc ? argv[i] : "-";
@@ -344,6 +372,7 @@ cmd_scan(int argc, char **argv)
 	}
 	free(line);
 	detect_free(det);
+	model_free(m);
 	rules_free(r);
 	if (fflush(stdout) != 0)
 		rc = 1;

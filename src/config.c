@@ -125,6 +125,8 @@ static const struct config_key config_keys[] = {
 	{ "sla.timezone", CT_TIMEZONE, OFF(sla.utc_offset_min), 0, "+08:00",
 	    0, 0, 0 },
 	{ "rules", CT_STRING, OFF(rules), 0, "rules.d", 0, 0, 0 },
+	/* docs/rules.md, "A second opinion" */
+	{ "model", CT_STRING, OFF(model), 0, NULL, 0, 0, 0 },
 	/* docs/rules.md, "Across turns" */
 	{ "window.turns", CT_UINT, OFF(window.turns), 0, "3", 1, 16, 0 },
 	{ "window.time", CT_DURATION, OFF(window.time_ms), 0, "60s", 1000,
@@ -1725,6 +1727,7 @@ config_load(const char *path, char *const *overrides, size_t n_overrides,
 		goto err;
 	config_parse_redis_url(cfg->redis.url, &cfg->redis.target);
 	if (config_resolve(cfg, &cfg->rules) == -1 ||
+	    (cfg->model != NULL && config_resolve(cfg, &cfg->model) == -1) ||
 	    config_resolve(cfg, &cfg->dashboard.root) == -1 ||
 	    (cfg->redis.spool != NULL && config_resolve(cfg, &cfg->redis.spool) == -1)) {
 		config_oom(ctx);

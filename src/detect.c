@@ -1,12 +1,22 @@
 /* detect: one chat turn through the rules, alone and with its speaker's last turns (pure). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
 #include "chatmon/detect.h"
+#include "chatmon/model.h"
+#include "chatmon/normalize.h"
+
+/* The model scores at most this much of a turn: its cost grows with the text. */
+#define DETECT_MODEL_MAX	600
 
 struct detect {
 	struct rules		*rules;
+	const struct model	*model;
+	struct norm		*norm;		/* the model's input */
+	char			**model_ids;	/* "model.CATEGORY", by category */
+	size_t			 nmodel_ids;
 	struct window		*window;
 	struct detect_hit	*hits;
 	size_t			 cap;
@@ -39,11 +49,51 @@ detect_new(struct rules *rules, const struct window_conf *wc)
 	return d;
 }
 
+static void
+detect_free_ids(struct detect *d)
+{
+	size_t	i;
+
+	for (i = 0; i < d->nmodel_ids; i++)
+		free(d->model_ids[i]);
+	free(d->model_ids);
+	d->model_ids = NULL;
+	d->nmodel_ids = 0;
+}
+
+int
+detect_set_model(struct detect *d, const struct model *m)
+{
+	size_t	i, n;
+
+	detect_free_ids(d);
+	d->model = NULL;
+	if (m == NULL)
+		return 0;
+	n = model_categories(m);
+	if ((d->norm == NULL && (d->norm = norm_new()) == NULL) ||
+	    (d->model_ids = calloc(n, sizeof(*d->model_ids))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++, d->nmodel_ids++) {
+		size_t l = strlen(model_category(m, i)) + sizeof("model.");
+
+		if ((d->model_ids[i] = malloc(l)) == NULL) {
+			detect_free_ids(d);
+			return -1;
+		}
+		snprintf(d->model_ids[i], l, "model.%s", model_category(m, i));
+	}
+	d->model = m;
+	return 0;
+}
+
 void
 detect_free(struct detect *d)
 {
 	if (d == NULL)
 		return;
+	detect_free_ids(d);
+	norm_free(d->norm);
 	window_free(d->window);
 	free(d->hits);
 	free(d);
@@ -134,6 +184,52 @@ detect_turns(const char *joined, size_t len, uint32_t start, uint32_t end)
 	return turns;
 }
 
+/*
+ * The model's categories that no hit of the turn has: flags over the whole
+ * turn (its first DETECT_MODEL_MAX bytes are scored). Returns the new count.
+ */
+static size_t
+detect_model(struct detect *d, enum rules_role role, const char *text,
+    size_t len, size_t total)
+{
+	struct model_hit	 mh[MODEL_MAX_CATEGORIES];
+	struct detect_hit	*dh;
+	const char		*out;
+	const uint32_t		*map;
+	size_t			 n, i, k, olen;
+	int			 seen;
+
+	if (len > DETECT_MODEL_MAX) {
+		len = DETECT_MODEL_MAX;
+		while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
+			len--;		/* not in the middle of a character */
+	}
+	if (norm_run(d->norm, text, len, NORM_ALL, &out, &olen, &map) == -1)
+		return total;
+	n = model_score(d->model, (enum model_role)role, out, olen, mh,
+	    MODEL_MAX_CATEGORIES);
+	for (i = 0; i < n; i++) {
+		for (k = 0, seen = 0; k < total && !seen; k++)
+			seen = strcmp(d->hits[k].hit.category, mh[i].category) == 0;
+		if (seen || mh[i].index >= d->nmodel_ids ||
+		    detect_room(d, total + 1) == -1)
+			continue;
+		dh = &d->hits[total++];
+		memset(dh, 0, sizeof(*dh));
+		dh->hit.rule = d->model_ids[mh[i].index];
+		dh->hit.category = mh[i].category;
+		dh->hit.message = "";
+		dh->hit.severity = RULES_INFO;
+		dh->hit.action = RULES_FLAG;	/* a second opinion, for a person to judge */
+		dh->hit.start = 0;
+		dh->hit.end = map[olen];
+		dh->text = text;
+		dh->text_len = len;
+		dh->turns = 1;
+	}
+	return total;
+}
+
 ssize_t
 detect_turn(struct detect *d, enum rules_role role, const char *conv,
     size_t conv_len, const char *text, size_t len, int64_t now_ms,
@@ -176,6 +272,8 @@ detect_turn(struct detect *d, enum rules_role role, const char *conv,
 			total++;
 		}
 	}
+	if (d->model != NULL)
+		total = detect_model(d, role, text, len, total);
 	for (i = 0; i < total; i++)
 		detect_repoint(&d->hits[i]);
 	*hits = d->hits;

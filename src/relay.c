@@ -10,6 +10,7 @@
 #include "chatmon/codec.h"
 #include "chatmon/detect.h"
 #include "chatmon/log.h"
+#include "chatmon/model.h"
 #include "chatmon/relay.h"
 #include "chatmon/rules.h"
 #include "chatmon/slaclock.h"
@@ -25,6 +26,7 @@ struct relay {
 	struct codec	*codec;
 	struct rules	*rules;
 	struct detect	*detect;	/* the rules on a turn and on its speaker's last turns */
+	struct model	*model;		/* the second opinion, or NULL */
 	struct slaclock	*sla;
 	struct alert	*sink;
 	struct snapshot	*snap;
@@ -95,49 +97,65 @@ relay_check(const struct config *cfg, struct sbuf *errs)
 {
 	struct codec	*c;
 	struct rules	*ru = NULL;
+	struct model	*m = NULL;
+	int		 rc;
 
 	if ((c = codec_new(&cfg->protocol, errs)) != NULL)
 		ru = rules_load_dir(cfg->rules, 0, errs);
+	if (cfg->model != NULL)
+		m = model_new(cfg->model, errs);
+	rc = c != NULL && ru != NULL && (cfg->model == NULL || m != NULL) ? 0 : -1;
 	codec_free(c);
 	rules_free(ru);
-	return c != NULL && ru != NULL ? 0 : -1;
+	model_free(m);
+	return rc;
 }
 
 int
 relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 {
 	struct codec		*c;
-	struct rules		*ru;
+	struct rules		*ru = NULL;
+	struct model		*m = NULL;
 	struct window_conf	 wc;
 
-	if ((c = codec_new(&cfg->protocol, errs)) == NULL)
-		return -1;
-	if ((ru = rules_load_dir(cfg->rules, 0, errs)) == NULL) {
-		codec_free(c);
-		return -1;
-	}
+	if ((c = codec_new(&cfg->protocol, errs)) == NULL ||
+	    (ru = rules_load_dir(cfg->rules, 0, errs)) == NULL ||
+	    (cfg->model != NULL && (m = model_new(cfg->model, errs)) == NULL))
+		goto err;
 	detect_window_conf(cfg, &wc);
 	if (r->detect == NULL && (r->detect = detect_new(ru, &wc)) == NULL) {
 		sbuf_line(errs, "relay_set_config: out of memory");
-		codec_free(c);
-		rules_free(ru);
-		return -1;
+		goto err;
+	}
+	if (detect_set_model(r->detect, m) == -1) {
+		sbuf_line(errs, "relay_set_config: out of memory");
+		(void)detect_set_model(r->detect, r->model);	/* the old one stays */
+		goto err;
 	}
 	detect_set_rules(r->detect, ru);
 	detect_set_window(r->detect, &wc);
 	codec_free(r->codec);
 	rules_free(r->rules);
+	model_free(r->model);
 	r->codec = c;
 	r->rules = ru;
+	r->model = m;
 	if (r->sla != NULL)
 		slaclock_set_config(r->sla, cfg);
 	if (r->sink != NULL)
 		alert_set_config(r->sink, cfg);
 	if (r->snap != NULL)
 		snapshot_set_config(r->snap, cfg);
-	log_info("relay_set_config: %zu rules from %s (%s)", rules_count(ru),
-	    cfg->rules, rules_jit(ru) ? "JIT" : "interpreter: JIT unavailable");
+	log_info("relay_set_config: %zu rules from %s (%s)%s%s", rules_count(ru),
+	    cfg->rules, rules_jit(ru) ? "JIT" : "interpreter: JIT unavailable",
+	    m != NULL ? ", second opinion from " : "", m != NULL ? cfg->model : "");
 	return 0;
+err:
+	codec_free(c);
+	rules_free(ru);
+	model_free(m);
+	return -1;
 }
 
 void
@@ -154,6 +172,7 @@ relay_free(struct relay *r)
 	codec_free(r->codec);
 	detect_free(r->detect);
 	rules_free(r->rules);
+	model_free(r->model);
 	sbuf_free(&r->alert);
 	sbuf_free(&r->frame);
 	free(r);

@@ -10,6 +10,7 @@
 
 #include "chatmon/alertfmt.h"
 #include "chatmon/detect.h"
+#include "chatmon/model.h"
 #include "chatmon/config.h"
 #include "chatmon/replay.h"
 #include "chatmon/rules.h"
@@ -33,6 +34,7 @@ struct replay_conv {			/* a conversation's place in the deadline heap */
 struct replay {
 	struct rules		*rules;
 	struct detect		*detect;	/* the rules, turn by turn, with windows */
+	struct model		*model;		/* the second opinion, or NULL */
 	struct sla		*sla;
 	struct alertfmt_ids	 ids;
 	struct replay_conv	**heap;
@@ -482,8 +484,14 @@ replay_main(int argc, char **argv, const char *default_config)
 		rc = 1;
 		goto out;
 	}
+	if (cfg->model != NULL && (rp.model = model_new(cfg->model, &errs)) == NULL) {
+		fputs(sbuf_str(&errs), stderr);
+		rc = 1;
+		goto out;
+	}
 	detect_window_conf(cfg, &wc);
-	if ((rp.detect = detect_new(rp.rules, &wc)) == NULL)
+	if ((rp.detect = detect_new(rp.rules, &wc)) == NULL ||
+	    detect_set_model(rp.detect, rp.model) == -1)
 		goto oom;
 	sla_config_from(&s, &cfg->sla);
 	if ((rp.sla = sla_new(&s, replay_emit, replay_release, &rp)) == NULL)
@@ -560,6 +568,7 @@ out:
 	sla_free(rp.sla);
 	free(rp.heap);
 	detect_free(rp.detect);
+	model_free(rp.model);
 	rules_free(rp.rules);
 	config_free(cfg);
 	sbuf_free(&rp.out);

@@ -133,6 +133,7 @@ struct config {
 	char	*admin_token;		/* admin.token: bearer token for non-loopback clients */
 	struct config_dashboard dashboard;
 	struct config_window window;
+	char	*model;			/* the n-gram model's file; NULL: none */
 	struct config_limits limits;
 	int	 log_level;		/* log.level: info (enum log_level) */
 	int	 log_json;		/* log.format: json (else text) */

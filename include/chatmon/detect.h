@@ -31,6 +31,13 @@ void	detect_window_conf(const struct config *, struct window_conf *);
 struct detect *detect_new(struct rules *, const struct window_conf *);
 void	detect_free(struct detect *);
 void	detect_set_rules(struct detect *, struct rules *);
+/*
+ * The n-gram model's second opinion (src/model.c), borrowed, NULL for
+ * none: a category it finds that no rule found on the turn is a `flag`
+ * hit of rule "model.CATEGORY" over the whole turn. -1 on ENOMEM.
+ */
+struct model;
+int	detect_set_model(struct detect *, const struct model *);
 void	detect_set_window(struct detect *, const struct window_conf *);
 
 /*
