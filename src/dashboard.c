@@ -90,6 +90,7 @@ struct dash {
 	unsigned		 waiting_v, agents_v, status_v;
 	int			 redis_up;
 	struct dash_client	*clients;
+	struct lws_http_mount	 mount;		/* the page's files: lws keeps a pointer */
 	struct sbuf		 out;		/* LWS_PRE bytes, then a message */
 	struct event		*ev_poll, *ev_flush, *ev_stream, *ev_term, *ev_int;
 };
@@ -812,7 +813,7 @@ dash_start(struct dash *d)
 {
 	struct sbuf		 errs;
 	struct timeval		 tv;
-	struct lws_http_mount	 mount;
+	struct lws_http_mount	*mount = &d->mount;
 	struct lwsctx_info	 li;
 	size_t			 n;
 
@@ -838,19 +839,20 @@ dash_start(struct dash *d)
 	dash_day(d, util_wall_ms());
 	d->status_v = 1;	/* a page's first status is always sent */
 
-	memset(&mount, 0, sizeof(mount));
-	mount.mountpoint = "/";
-	mount.mountpoint_len = 1;
-	mount.origin = d->root;
-	mount.def = "index.html";
-	mount.protocol = DASH_PROTOCOL;
-	mount.extra_mimetypes = dash_mime;
-	mount.origin_protocol = LWSMPRO_FILE;
-	mount.cache_revalidate = 1;
+	/* lws reads the mount on every request: it lives as long as d */
+	memset(mount, 0, sizeof(*mount));
+	mount->mountpoint = "/";
+	mount->mountpoint_len = 1;
+	mount->origin = d->root;
+	mount->def = "index.html";
+	mount->protocol = DASH_PROTOCOL;
+	mount->extra_mimetypes = dash_mime;
+	mount->origin_protocol = LWSMPRO_FILE;
+	mount->cache_revalidate = 1;
 	memset(&li, 0, sizeof(li));
 	li.listen = &d->cfg->dashboard.listen;
 	li.protocols = dash_protocols;
-	li.mounts = &mount;
+	li.mounts = mount;
 	li.user = d;
 	li.vhost = "dashboard";
 	li.timeout_secs = 10;
