@@ -155,7 +155,7 @@ test: deps
 test-san:
 	$(MAKE) SAN=1 unit blackbox
 
-$(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/detect.o $(BUILD)/window.o \
+$(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/detect.o $(BUILD)/model.o $(BUILD)/window.o \
 	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o \
 	    $(BUILD)/rules.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(RULES_LIBS)
