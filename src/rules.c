@@ -495,9 +495,6 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, size_t *nhits)
 	len = r->nlen[ru->steps];
 	if (ru->whole_max > 0 && len > ru->whole_max)
 		return;	/* longer than any of its words: cannot be the whole message */
-	for (k = 0; k < ru->nunless; k++)
-		if (rules_re_match(r, ru->unless[k], t, len, 0))
-			return;
 	for (tries = 0; tries < RULES_MAX_TRIES && off <= len; tries++) {
 		if (!rules_re_match(r, ru->re, t, len, off))
 			return;
@@ -518,6 +515,10 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, size_t *nhits)
 		/* a window pass reports what spans the turns only */
 		if (r->windowed && (cs >= r->boundary || ce <= r->boundary))
 			continue;
+		/* last, as the dearest: most candidates never get this far */
+		for (k = 0; k < ru->nunless; k++)
+			if (rules_re_match(r, ru->unless[k], t, len, 0))
+				return;
 		h = &r->hits[(*nhits)++];
 		*h = ru->proto;
 		if (role == RULES_CUSTOMER && h->action == RULES_BLOCK)
