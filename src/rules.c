@@ -122,6 +122,51 @@ rules_compile(struct rules *r, const char *pattern, size_t len,
 	return re;
 }
 
+int
+rules_compile_rule(struct rules *r, struct rule *ru, const char *pattern,
+    size_t len, struct rules_lit_pf pf[RULES_MAX_CLAUSE], int *ec, size_t *off)
+{
+	pcre2_code	*whole;
+	size_t		 at[RULES_MAX_CLAUSE + 1], n, b;
+	char		*part;
+
+	/* the whole first: its errors are reported at offsets the writer can find */
+	if ((whole = rules_compile(r, pattern, len, NULL, ec, off)) == NULL)
+		return -1;
+	if ((n = rules_lit_branches(pattern, at)) > 1) {
+		for (b = 0; b < n; b++) {
+			if ((part = strndup(pattern + at[b], at[b + 1] - 1 - at[b])) == NULL)
+				goto oom;
+			ru->br[b].re = rules_compile(r, part, strlen(part), &pf[b], ec, off);
+			free(part);
+			if (ru->br[b].re == NULL)
+				goto one;	/* cannot stand alone: keep it whole */
+		}
+		pcre2_code_free(whole);
+		ru->nbr = n;
+		return 0;
+	}
+one:
+	for (b = 0; b < n; b++) {
+		pcre2_code_free(ru->br[b].re);
+		ru->br[b].re = NULL;
+		rules_lit_pf_clear(&pf[b]);
+	}
+	ru->br[0].re = whole;
+	ru->nbr = 1;
+	pf[0].n = rules_lit_required(pattern, pf[0].clause);
+	return 0;
+oom:
+	for (b = 0; b < n; b++) {
+		pcre2_code_free(ru->br[b].re);
+		ru->br[b].re = NULL;
+		rules_lit_pf_clear(&pf[b]);
+	}
+	pcre2_code_free(whole);
+	*ec = 0;
+	return -1;
+}
+
 void
 rules_free_rule(struct rule *ru)
 {
@@ -130,7 +175,8 @@ rules_free_rule(struct rule *ru)
 	free((char *)ru->proto.rule);
 	free((char *)ru->proto.category);
 	free((char *)ru->proto.message);
-	pcre2_code_free(ru->re);
+	for (i = 0; i < ru->nbr; i++)
+		pcre2_code_free(ru->br[i].re);
 	pcre2_code_free(ru->near_re);
 	pcre2_code_free(ru->clear.before);
 	pcre2_code_free(ru->clear.after);
@@ -144,20 +190,21 @@ rules_free_rule(struct rule *ru)
 }
 
 /*
- * Registers a literal of the rule being added, in the text of its mask,
- * reported with its clause's set bit.
+ * Registers a literal of a unit of the rule being added, in the text of
+ * its mask, reported with its clause's set bit.
  */
 static int
-rules_add_literal(struct rules *r, unsigned mask, const char *lit, uint64_t bit)
+rules_add_literal(struct rules *r, unsigned mask, const char *lit,
+    uint32_t unit, uint64_t bit)
 {
 	uint32_t	*nl;
 	uint64_t	*nb;
 	unsigned	*nm;
 	char		**ns;
 
-	if ((nl = realloc(r->lit_rule, (r->nlit + 1) * sizeof(*nl))) == NULL)
+	if ((nl = realloc(r->lit_unit, (r->nlit + 1) * sizeof(*nl))) == NULL)
 		return -1;
-	r->lit_rule = nl;
+	r->lit_unit = nl;
 	if ((nm = realloc(r->lit_mask, (r->nlit + 1) * sizeof(*nm))) == NULL)
 		return -1;
 	r->lit_mask = nm;
@@ -170,7 +217,7 @@ rules_add_literal(struct rules *r, unsigned mask, const char *lit, uint64_t bit)
 	r->lit = ns;
 	if ((r->lit[r->nlit] = strdup(lit)) == NULL)
 		return -1;
-	r->lit_rule[r->nlit] = (uint32_t)r->nrule;
+	r->lit_unit[r->nlit] = unit;
 	r->lit_bit[r->nlit] = bit;
 	r->nlit++;
 	return 0;
@@ -211,7 +258,7 @@ rules_build_literals(struct rules *r)
 		ord[i] = (uint32_t)i;
 	qsort_r(ord, r->nlit, sizeof(*ord), rules_literal_cmp, r);
 	for (i = 0; i < r->nlit; i++) {
-		nr[i] = r->lit_rule[ord[i]];
+		nr[i] = r->lit_unit[ord[i]];
 		nb[i] = r->lit_bit[ord[i]];
 	}
 	for (i = 0; i < r->nlit; i = j) {
@@ -229,9 +276,9 @@ rules_build_literals(struct rules *r)
 		    (uint32_t)i) == -1)
 			goto out;
 	}
-	free(r->lit_rule);
+	free(r->lit_unit);
 	free(r->lit_bit);
-	r->lit_rule = nr;
+	r->lit_unit = nr;
 	r->lit_bit = nb;
 	nr = NULL;
 	nb = NULL;
@@ -247,34 +294,41 @@ out:
 }
 
 /*
- * The prefilter's literals: a set for each thing every match must
- * contain, from the pattern and from the near cue (both must be there),
- * looked for in the text of the rule's own normalisation.
+ * The prefilter's literals: for each branch, a set for each thing every
+ * match must contain, from the branch and from the near cue (both must be
+ * there), looked for in the text of the rule's own normalisation.
  */
 int
-rules_add_prefilter(struct rules *r, struct rule *ru, struct rules_lit_pf *pf,
-    struct rules_lit_pf *npf)
+rules_add_prefilter(struct rules *r, struct rule *ru,
+    struct rules_lit_pf pf[RULES_MAX_CLAUSE], const struct rules_lit_pf *npf)
 {
-	size_t		 i, k, c;
-	uint64_t	 bit;
+	struct rules_branch	*br;
+	struct rules_lit_pf	*p;
+	size_t			 b, i, k, c;
+	uint64_t		 bit;
 
-	rules_lit_pf_and_near(pf, npf);
-	/* a clause left with no set (its literals too many) requires nothing */
-	ru->always = pf->n == 0;
-	for (c = 0; c < pf->n; c++)
-		if (pf->clause[c].n == 0)
-			ru->always = 1;
-	if (!ru->always && ru->enabled) {
-		ru->nclause = pf->n;
-		for (c = 0; c < pf->n; c++)
-			rules_lit_req_trim(&pf->clause[c]);
-		for (c = 0; c < pf->n; c++)
-			for (k = 0; k < pf->clause[c].n; k++) {
+	for (b = 0; b < ru->nbr; b++) {
+		br = &ru->br[b];
+		p = &pf[b];
+		rules_lit_pf_and_near(p, npf);
+		/* a clause left with no set (its literals too many) requires nothing */
+		br->always = p->n == 0;
+		for (c = 0; c < p->n; c++)
+			if (p->clause[c].n == 0)
+				br->always = 1;
+		if (br->always || !ru->enabled)
+			continue;
+		br->nclause = p->n;
+		for (c = 0; c < p->n; c++)
+			rules_lit_req_trim(&p->clause[c]);
+		for (c = 0; c < p->n; c++)
+			for (k = 0; k < p->clause[c].n; k++) {
 				bit = 1ull << (c * RULES_MAX_AND + k);
-				ru->need[c] |= bit;
-				for (i = 0; i < pf->clause[c].set[k]->n; i++)
+				br->need[c] |= bit;
+				for (i = 0; i < p->clause[c].set[k]->n; i++)
 					if (rules_add_literal(r, ru->steps,
-					    pf->clause[c].set[k]->s[i], bit) == -1)
+					    p->clause[c].set[k]->s[i],
+					    RULES_UNIT(r->nrule, b), bit) == -1)
 						return -1;
 			}
 	}
@@ -284,7 +338,7 @@ rules_add_prefilter(struct rules *r, struct rule *ru, struct rules_lit_pf *pf,
 int
 rules_prepare(struct rules *r)
 {
-	size_t	i, nmax;
+	size_t	i, b, nmax;
 
 	if (rules_build_literals(r) == -1)
 		return -1;
@@ -294,19 +348,21 @@ rules_prepare(struct rules *r)
 	free(r->lit_mask);
 	r->lit = NULL;
 	r->lit_mask = NULL;
-	nmax = r->nrule;
-	if ((r->seen = calloc(nmax ? nmax : 1, sizeof(*r->seen))) == NULL ||
-	    (r->touched = calloc(nmax ? nmax : 1, sizeof(*r->touched))) == NULL ||
-	    (r->always = calloc(nmax ? nmax : 1, sizeof(*r->always))) == NULL ||
-	    (r->hits = calloc(nmax ? nmax : 1, sizeof(*r->hits))) == NULL)
+	nmax = r->nrule ? r->nrule : 1;
+	if ((r->seen = calloc(nmax * RULES_MAX_CLAUSE, sizeof(*r->seen))) == NULL ||
+	    (r->touched = calloc(nmax * RULES_MAX_CLAUSE, sizeof(*r->touched))) == NULL ||
+	    (r->always = calloc(nmax * RULES_MAX_CLAUSE, sizeof(*r->always))) == NULL ||
+	    (r->cands = calloc(nmax, sizeof(*r->cands))) == NULL ||
+	    (r->hits = calloc(nmax, sizeof(*r->hits))) == NULL)
 		return -1;
 	for (i = 0; i < r->nrule; i++) {
 		if (!r->rule[i].enabled)
 			continue;
 		r->enabled++;
 		r->nwindow += r->rule[i].window != 0;
-		if (r->rule[i].always)
-			r->always[r->nalways++] = (uint32_t)i;
+		for (b = 0; b < r->rule[i].nbr; b++)
+			if (r->rule[i].br[b].always)
+				r->always[r->nalways++] = RULES_UNIT(i, b);
 	}
 	return 0;
 }
@@ -318,14 +374,14 @@ rules_cand_cb(uint32_t id, size_t end, void *arg)
 {
 	struct rules	*r = arg;
 
-	uint32_t	 p, ru;
+	uint32_t	 p, u;
 
 	(void)end;
 	for (p = id; p < r->lit_end[id]; p++) {
-		ru = r->lit_rule[p];
-		if (r->seen[ru] == 0)
-			r->touched[r->ntouched++] = ru;
-		r->seen[ru] |= r->lit_bit[p];
+		u = r->lit_unit[p];
+		if (r->seen[u] == 0)
+			r->touched[r->ntouched++] = u;
+		r->seen[u] |= r->lit_bit[p];
 	}
 	return 0;
 }
@@ -475,15 +531,41 @@ rules_cleared(struct rules *r, const struct rule *ru, const char *t,
 	return 0;
 }
 
-/* Confirms rule i on the message; adds a hit when it fires. */
+/*
+ * The first match at or after off of ru's branches in mask, in [*s, *e):
+ * the leftmost one, the earlier branch's when two start at one place,
+ * which is what the whole pattern would find. 1, or 0 when none matches.
+ */
+static int
+rules_first(struct rules *r, const struct rule *ru, unsigned mask,
+    const char *t, size_t len, size_t off, size_t *s, size_t *e)
+{
+	PCRE2_SIZE	*ov;
+	size_t		 b;
+	int		 found = 0;
+
+	for (b = 0; b < ru->nbr; b++) {
+		if (!(mask & 1u << b) || !rules_re_match(r, ru->br[b].re, t, len, off))
+			continue;
+		ov = pcre2_get_ovector_pointer(r->md);
+		if (!found || ov[0] < *s) {
+			*s = ov[0];
+			*e = ov[1];
+			found = 1;
+		}
+	}
+	return found;
+}
+
+/* Confirms the branches in mask of rule i on the message; adds a hit when it fires. */
 static void
-rules_confirm(struct rules *r, size_t i, enum rules_role role, size_t *nhits)
+rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
+    size_t *nhits)
 {
 	struct rule		*ru = &r->rule[i];
 	struct rules_hit	*h;
-	PCRE2_SIZE		*ov;
 	const char		*t, *o;
-	size_t			 len, s, e, ws, we, off = 0, k, olen, a, b;
+	size_t			 len, s = 0, e = 0, ws, we, off = 0, k, olen, a, b;
 	uint32_t		 cs, ce;
 	int			 tries;
 
@@ -496,11 +578,8 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, size_t *nhits)
 	if (ru->whole_max > 0 && len > ru->whole_max)
 		return;	/* longer than any of its words: cannot be the whole message */
 	for (tries = 0; tries < RULES_MAX_TRIES && off <= len; tries++) {
-		if (!rules_re_match(r, ru->re, t, len, off))
+		if (!rules_first(r, ru, mask, t, len, off, &s, &e))
 			return;
-		ov = pcre2_get_ovector_pointer(r->md);
-		s = ov[0];
-		e = ov[1];
 		/* an occurrence that does not count: try one starting later */
 		off = s < len ? rules_walk(t, len, s, 1, 1) : len + 1;
 		if (ru->near_re != NULL) {
@@ -550,14 +629,29 @@ rules_hit_cmp(const void *a, const void *b)
 }
 
 static int
-rules_candidate(const struct rule *ru, uint64_t seen)
+rules_candidate(const struct rules_branch *br, uint64_t seen)
 {
 	size_t	c;
 
-	for (c = 0; c < ru->nclause; c++)
-		if ((seen & ru->need[c]) == ru->need[c])
+	for (c = 0; c < br->nclause; c++)
+		if ((seen & br->need[c]) == br->need[c])
 			return 1;
 	return 0;
+}
+
+/* Marks the branch of unit u a candidate (always, or when its literals were seen). */
+static void
+rules_mark(struct rules *r, uint32_t u, enum rules_role role, uint64_t seen)
+{
+	struct rule	*ru = &r->rule[u / RULES_MAX_CLAUSE];
+	unsigned	 b = u % RULES_MAX_CLAUSE;
+
+	if (!(ru->roles & role) ||
+	    !(ru->br[b].always || rules_candidate(&ru->br[b], seen)))
+		return;
+	if (ru->cand == 0)
+		r->cands[r->ncands++] = u / RULES_MAX_CLAUSE;
+	ru->cand |= 1u << b;
 }
 
 size_t
@@ -566,41 +660,47 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 {
 	size_t		i, k, nhits = 0;
 	unsigned	m;
+	uint32_t	u;
 
 	r->otext = text;
 	r->olen = len;
 	r->nvalid = 0;
 	r->oom = 0;
 	if (only >= 0) {
-		rules_confirm(r, (size_t)only, role, &nhits);
+		rules_confirm(r, (size_t)only, role, ~0u, &nhits);
 		goto done;
 	}
 	if (!prefilter) {
 		for (i = 0; i < r->nrule; i++)
 			if (r->rule[i].enabled && (r->rule[i].roles & role))
-				rules_confirm(r, i, role, &nhits);
+				rules_confirm(r, i, role, ~0u, &nhits);
 		goto done;
 	}
-	/* the work is proportional to the literals found, not to the rules */
+	/*
+	 * The work is proportional to the literals found, not to the rules:
+	 * only the branches whose literals occur are run.
+	 */
 	r->ntouched = 0;
+	r->ncands = 0;
 	for (m = 0; m < RULES_NMASKS; m++) {
 		if (!(r->acm_masks & 1u << m))
 			continue;
 		if (rules_text(r, m) == -1)
-			goto done;
+			break;
 		acm_scan(r->acm[m], r->ntext[m], r->nlen[m], rules_cand_cb, r);
 	}
 	for (k = 0; k < r->ntouched; k++) {
-		i = r->touched[k];
-		if ((r->rule[i].roles & role) &&
-		    rules_candidate(&r->rule[i], r->seen[i]))
-			rules_confirm(r, i, role, &nhits);
-		r->seen[i] = 0;
+		u = r->touched[k];
+		if (!r->oom)
+			rules_mark(r, u, role, r->seen[u]);
+		r->seen[u] = 0;
 	}
-	for (k = 0; k < r->nalways; k++) {
-		i = r->always[k];
-		if (r->rule[i].roles & role)
-			rules_confirm(r, i, role, &nhits);
+	for (k = 0; k < r->nalways && !r->oom; k++)
+		rules_mark(r, r->always[k], role, 0);
+	for (k = 0; k < r->ncands; k++) {
+		i = r->cands[k];
+		rules_confirm(r, i, role, r->rule[i].cand, &nhits);
+		r->rule[i].cand = 0;
 	}
 done:
 	if (nhits > 1)
@@ -668,13 +768,14 @@ rules_free(struct rules *r)
 			free(r->lit[i]);
 	free(r->lit);
 	free(r->lit_mask);
-	free(r->lit_rule);
+	free(r->lit_unit);
 	free(r->lit_end);
 	for (m = 0; m < RULES_NMASKS; m++)
 		norm_free(r->norm[m]);
 	free(r->seen);
 	free(r->touched);
 	free(r->always);
+	free(r->cands);
 	free(r->lit_bit);
 	free(r->hits);
 	pcre2_match_data_free(r->md);

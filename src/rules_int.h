@@ -28,6 +28,7 @@
 
 #define RULES_NMASKS		32	/* every combination of the normalisation steps */
 #define RULES_CLEAR_WITHIN	6	/* clear: characters looked at either side, by default */
+#define RULES_UNIT(rule, branch)	((uint32_t)((rule) * RULES_MAX_CLAUSE + (branch)))
 
 struct rules_example_src {
 	char	*text;
@@ -47,6 +48,20 @@ struct rules_clear {
 	int			 quoted;
 };
 
+/*
+ * A top-level alternative of a rule's pattern (the last one takes those
+ * past RULES_MAX_CLAUSE), compiled on its own so that only the
+ * alternatives whose literals occur are run. The first match of A|B is the
+ * leftmost of A's and B's first matches, A's when both start at one place,
+ * so matching the branches apart finds what the whole pattern finds.
+ */
+struct rules_branch {
+	pcre2_code		*re;
+	int			 always;	/* no required literal: always confirmed */
+	uint64_t		 need[RULES_MAX_CLAUSE];	/* per clause: the bits of its sets */
+	size_t			 nclause;
+};
+
 struct rule {
 	struct rules_hit	 proto;		/* id, category, message, severity, action */
 	unsigned		 roles;		/* enum rules_role bits */
@@ -54,10 +69,9 @@ struct rule {
 	int			 enabled;
 	int			 window;	/* also matched across a speaker's turns */
 	struct rules_clear	 clear;
-	int			 always;	/* no required literal: always confirmed */
-	uint64_t		 need[RULES_MAX_CLAUSE];	/* per clause: the bits of its sets */
-	size_t			 nclause;
-	pcre2_code		*re;
+	struct rules_branch	 br[RULES_MAX_CLAUSE];
+	size_t			 nbr;
+	unsigned		 cand;		/* match-time: the bits of the candidate branches */
 	pcre2_code		*near_re;
 	uint32_t		 near_within;	/* code points either side */
 	size_t			 whole_max;	/* whole: the longest word, normalised (bytes) */
@@ -78,16 +92,17 @@ struct rules {
 	size_t			 ndef;
 	/*
 	 * One automaton for each normalisation a rule asks for, over that
-	 * text. Every (literal, rule, set bit) of every rule; an automaton
-	 * knows each distinct literal of its text once, as the index of its
-	 * first pair (the pairs are sorted by text, then literal), and one
-	 * report marks all its rules.
+	 * text. Every (literal, unit, set bit) of every rule, a unit being a
+	 * rule's branch (RULES_UNIT); an automaton knows each distinct
+	 * literal of its text once, as the index of its first pair (the pairs
+	 * are sorted by text, then literal), and one report marks all its
+	 * units.
 	 */
 	struct acm		*acm[RULES_NMASKS];
 	unsigned		 acm_masks;	/* the bits of the masks that have one */
 	char			**lit;		/* while loading only */
 	unsigned		*lit_mask;	/* while loading only */
-	uint32_t		*lit_rule;
+	uint32_t		*lit_unit;
 	uint64_t		*lit_bit;
 	uint32_t		*lit_end;	/* one past the last pair of the literal */
 	size_t			 nlit;
@@ -99,11 +114,13 @@ struct rules {
 	size_t			 nlen[RULES_NMASKS];
 	const uint32_t		*nmap[RULES_NMASKS];
 	unsigned		 nvalid;	/* masks normalised for this message */
-	uint64_t		*seen;		/* per rule: the sets a literal of which occurred */
-	uint32_t		*touched;	/* the rules whose seen is not 0 */
+	uint64_t		*seen;		/* per unit: the sets a literal of which occurred */
+	uint32_t		*touched;	/* the units whose seen is not 0 */
 	size_t			 ntouched;
-	uint32_t		*always;	/* enabled rules without literals */
+	uint32_t		*always;	/* units of enabled rules without literals */
 	size_t			 nalways;
+	uint32_t		*cands;		/* the rules with a candidate branch */
+	size_t			 ncands;
 	struct rules_hit	*hits;
 	pcre2_match_data	*md;
 	pcre2_match_context	*mctx;
@@ -140,12 +157,24 @@ pcre2_code	*rules_compile(struct rules *r, const char *pattern, size_t len,
 		    struct rules_lit_pf *pf, int *ec, size_t *off);
 
 /*
+ * Compiles a rule's own expanded pattern (as rules_compile) into ru's
+ * branches, each branch's required literals into pf[b] (which must be
+ * empty). 0, or -1 with PCRE2's error code and offset in the whole pattern
+ * in *ec and *off (*ec 0 on ENOMEM).
+ */
+int		 rules_compile_rule(struct rules *r, struct rule *ru,
+		    const char *pattern, size_t len,
+		    struct rules_lit_pf pf[RULES_MAX_CLAUSE], int *ec, size_t *off);
+
+/*
  * Registers the prefilter of ru, the rule about to be appended as
- * r->rule[r->nrule]: the literals of pf (its pattern's) and npf (its near
- * cue's), whose sets it may change or take. 0, or -1 on ENOMEM.
+ * r->rule[r->nrule]: for each branch b the literals of pf[b] (its
+ * pattern's) and of npf (the near cue's); it may change the sets of pf.
+ * 0, or -1 on ENOMEM.
  */
 int		 rules_add_prefilter(struct rules *r, struct rule *ru,
-		    struct rules_lit_pf *pf, struct rules_lit_pf *npf);
+		    struct rules_lit_pf pf[RULES_MAX_CLAUSE],
+		    const struct rules_lit_pf *npf);
 
 /* After the last rule: builds the automaton and sizes the scratch; 0, or -1 on ENOMEM. */
 int		 rules_prepare(struct rules *r);

@@ -710,6 +710,91 @@ none:
 	return 0;
 }
 
+/*
+ * Whether the construct at p (just past a '(' or a '\\') ties one top-level
+ * alternative to another, so that they cannot be compiled apart: a
+ * back-reference, a subroutine call or recursion, a condition on a group,
+ * or a verb.
+ */
+static int
+rules_lit_binds(const char *p, const char *end, int paren)
+{
+	if (p >= end)
+		return 1;
+	if (!paren)
+		return *p == 'g' || *p == 'k' || (*p >= '1' && *p <= '9');
+	if (*p == '*')
+		return 1;
+	if (*p != '?' || p + 1 >= end)
+		return 0;
+	p++;
+	return strchr("0123456789+-&R(", *p) != NULL ||
+	    (*p == 'P' && p + 1 < end && (p[1] == '>' || p[1] == '='));
+}
+
+size_t
+rules_lit_branches(const char *pattern, size_t at[RULES_MAX_CLAUSE + 1])
+{
+	struct rules_lit_px	x = { pattern, pattern + strlen(pattern) };
+	size_t			n = 1;
+	int			depth = 0;
+	char			c;
+
+	at[0] = 0;
+	while (x.p < x.end) {
+		c = *x.p;
+		if (c == '[') {
+			rules_lit_px_class(&x);
+			continue;
+		}
+		x.p++;
+		if (c == '\\') {
+			if (rules_lit_binds(x.p, x.end, 0))
+				goto whole;
+			if (x.p < x.end && *x.p == 'Q') {
+				/* literal text up to \E: no syntax inside */
+				while (x.p + 1 < x.end && !(x.p[0] == '\\' && x.p[1] == 'E'))
+					x.p++;
+				x.p = x.p + 1 < x.end ? x.p + 2 : x.end;
+			} else if (x.p < x.end)
+				rules_lit_px_escape(&x, *x.p++);
+		} else if (c == '(') {
+			if (rules_lit_binds(x.p, x.end, 1))
+				goto whole;
+			if (x.p + 1 < x.end && x.p[0] == '?' && x.p[1] == '#') {
+				while (x.p < x.end && *x.p != ')')
+					x.p++;
+				x.p += x.p < x.end;
+				continue;
+			}
+			if (depth == 0 && x.p < x.end && *x.p == '?') {
+				/* an option setting at the top applies to the alternatives after it */
+				const char *o = x.p + 1;
+
+				while (o < x.end && strchr("abcdefghijklmnopqrstuvwxyz"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ-^", *o) != NULL)
+					o++;
+				if (o < x.end && *o == ')')
+					goto whole;
+			}
+			depth++;
+		} else if (c == ')') {
+			if (--depth < 0)
+				goto whole;
+		} else if (c == '|' && depth == 0) {
+			if (n < RULES_MAX_CLAUSE)
+				at[n++] = (size_t)(x.p - pattern);
+		}
+	}
+	if (depth != 0)
+		goto whole;
+	at[n] = (size_t)(x.end - pattern) + 1;
+	return n;
+whole:
+	at[1] = strlen(pattern) + 1;
+	return 1;
+}
+
 void
 rules_lit_pf_clear(struct rules_lit_pf *pf)
 {
@@ -720,23 +805,35 @@ rules_lit_pf_clear(struct rules_lit_pf *pf)
 	pf->n = 0;
 }
 
+/* Adds a copy of every set of src to dst. */
+static void
+rules_lit_req_copy(struct rules_lit_req *dst, const struct rules_lit_req *src)
+{
+	size_t	i;
+
+	for (i = 0; i < src->n; i++)
+		rules_lit_req_add(dst, rules_lit_set_dup(src->set[i]));
+}
+
 /*
  * A near cue must match too: the most selective of its sets joins every
  * clause of the pattern (or stands alone when the pattern gave none).
  */
 void
-rules_lit_pf_and_near(struct rules_lit_pf *pf, struct rules_lit_pf *near)
+rules_lit_pf_and_near(struct rules_lit_pf *pf, const struct rules_lit_pf *near)
 {
-	struct rules_lit_req	any = { { NULL }, 0 };
+	struct rules_lit_req	any = { { NULL }, 0 }, alt;
 	ssize_t			b;
 	size_t			i;
 
 	if (near->n == 0)
 		return;
-	rules_lit_req_merge(&any, &near->clause[0]);
-	for (i = 1; i < near->n; i++)
-		rules_lit_req_or(&any, &near->clause[i]);
-	rules_lit_pf_clear(near);
+	rules_lit_req_copy(&any, &near->clause[0]);
+	for (i = 1; i < near->n; i++) {
+		memset(&alt, 0, sizeof(alt));
+		rules_lit_req_copy(&alt, &near->clause[i]);
+		rules_lit_req_or(&any, &alt);
+	}
 	if ((b = rules_lit_req_best(&any)) >= 0) {
 		if (pf->n == 0) {
 			rules_lit_req_add(&pf->clause[0],

@@ -49,6 +49,18 @@ struct rules_lit_pf {
 size_t	rules_lit_required(const char *pattern,
 	    struct rules_lit_req clause[RULES_MAX_CLAUSE]);
 
+/*
+ * The top-level alternatives of a pattern (as rules_lit_required reads
+ * them: the last of RULES_MAX_CLAUSE takes the alternatives past it), for
+ * compiling each on its own: alternative i is the bytes from at[i] to
+ * at[i + 1] - 1 (the '|' between them left out). Returns their number, 1
+ * (the whole pattern) when there is no '|' at the top or when a construct
+ * ties the alternatives together: a back-reference, a subroutine call or
+ * recursion, a condition, a verb, an option setting at the top level.
+ */
+size_t	rules_lit_branches(const char *pattern,
+	    size_t at[RULES_MAX_CLAUSE + 1]);
+
 /* Frees a clause's sets; it is empty again. */
 void	rules_lit_req_clear(struct rules_lit_req *);
 
@@ -60,8 +72,9 @@ void	rules_lit_pf_clear(struct rules_lit_pf *);
 
 /*
  * A near cue must match too: the most selective of its sets joins every
- * clause of pf (or stands alone when pf has none). near is emptied.
+ * clause of pf (or stands alone when pf has none). near is left as it is.
  */
-void	rules_lit_pf_and_near(struct rules_lit_pf *pf, struct rules_lit_pf *near);
+void	rules_lit_pf_and_near(struct rules_lit_pf *pf,
+	    const struct rules_lit_pf *near);
 
 #endif

@@ -187,11 +187,14 @@ rules_load_expand(struct rules *r, const char *pattern, unsigned steps,
 
 /*
  * Expands and compiles a pattern, its required literals into pf when not
- * NULL (rules_compile); NULL with the error reported.
+ * NULL (rules_compile). A rule's own pattern (ru not NULL) is compiled into
+ * ru's branches, pf then being one per branch (rules_compile_rule), and its
+ * first branch's code is returned. NULL with the error reported.
  */
 static pcre2_code *
 rules_load_pattern(struct rules *r, const char *pattern, unsigned steps,
-    struct rules_lit_pf *pf, const char *file, size_t line, struct sbuf *errs)
+    struct rules_lit_pf *pf, struct rule *ru, const char *file, size_t line,
+    struct sbuf *errs)
 {
 	struct sbuf	 ex;
 	pcre2_code	*re = NULL;
@@ -215,7 +218,14 @@ rules_load_pattern(struct rules *r, const char *pattern, unsigned steps,
 		rules_load_err(errs, file, line, "out of memory");
 		goto out;
 	}
-	if ((re = rules_compile(r, sbuf_str(&ex), ex.len, pf, &ec, &off)) == NULL) {
+	if (ru != NULL)
+		re = rules_compile_rule(r, ru, sbuf_str(&ex), ex.len, pf, &ec,
+		    &off) == 0 ? ru->br[0].re : NULL;
+	else
+		re = rules_compile(r, sbuf_str(&ex), ex.len, pf, &ec, &off);
+	if (re == NULL && ec == 0)
+		rules_load_err(errs, file, line, "out of memory");
+	else if (re == NULL) {
 		pcre2_get_error_message(ec, msg, sizeof(msg));
 		rules_load_err(errs, file, line, "bad pattern at offset %zu%s: %s",
 		    off, ex.len != strlen(pattern) ?
@@ -531,12 +541,12 @@ rules_load_clear(struct rules *r, struct rules_load_doc *d, yaml_node_t *v,
 		rules_load_bool(d, w, "quoted", &ru->clear.quoted);
 	if ((w = rules_load_get(d, v, "before")) != NULL &&
 	    (s = rules_load_scalar(d, w, "before")) != NULL &&
-	    (ru->clear.before = rules_load_pattern(r, s, ru->steps, NULL, d->file,
+	    (ru->clear.before = rules_load_pattern(r, s, ru->steps, NULL, NULL, d->file,
 	    rules_load_line(w), d->errs)) == NULL)
 		d->nerr++;
 	if ((w = rules_load_get(d, v, "after")) != NULL &&
 	    (s = rules_load_scalar(d, w, "after")) != NULL &&
-	    (ru->clear.after = rules_load_pattern(r, s, ru->steps, NULL, d->file,
+	    (ru->clear.after = rules_load_pattern(r, s, ru->steps, NULL, NULL, d->file,
 	    rules_load_line(w), d->errs)) == NULL)
 		d->nerr++;
 	return 0;
@@ -556,7 +566,7 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	static const char *const steps[] = { "nfkc", "t2s", "noise", "digits",
 	    "sound", NULL };
 	struct rule		 ru, *nr;
-	struct rules_lit_pf	 pf, npf;
+	struct rules_lit_pf	 pf[RULES_MAX_CLAUSE], npf;
 	yaml_node_t		*v, *w;
 	yaml_node_pair_t	*p;
 	const char		*id, *s, **strs = NULL;
@@ -565,7 +575,7 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	int			 x, on, rc = -1;
 
 	memset(&ru, 0, sizeof(ru));
-	memset(&pf, 0, sizeof(pf));
+	memset(pf, 0, sizeof(pf));
 	memset(&npf, 0, sizeof(npf));
 	sbuf_init(&pat);
 	ru.enabled = 1;
@@ -645,8 +655,8 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 		rules_load_doc_err(d, item, "rule %s: exactly one of pattern and whole is needed", id);
 	else if (v != NULL) {
 		if ((s = rules_load_scalar(d, v, "pattern")) != NULL &&
-		    (ru.re = rules_load_pattern(r, s, ru.steps, &pf, d->file,
-		    rules_load_line(v), d->errs)) == NULL)
+		    rules_load_pattern(r, s, ru.steps, pf, &ru, d->file,
+		    rules_load_line(v), d->errs) == NULL)
 			d->nerr++;
 	} else {
 		ru.steps |= NORM_NOISE;
@@ -668,8 +678,8 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 			goto out;
 		if (n == 0)
 			rules_load_doc_err(d, w, "rule %s: whole: no words", id);
-		else if ((ru.re = rules_load_pattern(r, sbuf_str(&pat), ru.steps, &pf,
-		    d->file, rules_load_line(w), d->errs)) == NULL)
+		else if (rules_load_pattern(r, sbuf_str(&pat), ru.steps, pf, &ru,
+		    d->file, rules_load_line(w), d->errs) == NULL)
 			d->nerr++;
 		free(strs);
 		strs = NULL;
@@ -696,7 +706,7 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 			}
 			if ((s = rules_load_scalar(d, np, "pattern")) != NULL &&
 			    (ru.near_re = rules_load_pattern(r, s, ru.steps, &npf,
-			    d->file, rules_load_line(np), d->errs)) == NULL)
+			    NULL, d->file, rules_load_line(np), d->errs)) == NULL)
 				d->nerr++;
 		}
 	}
@@ -710,7 +720,7 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 			goto out;
 		for (i = 0; i < n; i++) {
 			if ((ru.unless[ru.nunless] = rules_load_pattern(r, strs[i], ru.steps,
-			    NULL, d->file, lines[i], d->errs)) == NULL)
+			    NULL, NULL, d->file, lines[i], d->errs)) == NULL)
 				d->nerr++;
 			else
 				ru.nunless++;
@@ -760,7 +770,7 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	}
 
 	/* the prefilter's literals, from the pattern and from the near cue */
-	if (rules_add_prefilter(r, &ru, &pf, &npf) == -1)
+	if (rules_add_prefilter(r, &ru, pf, &npf) == -1)
 		goto out;
 	if ((nr = realloc(r->rule, (r->nrule + 1) * sizeof(*nr))) == NULL)
 		goto out;
@@ -769,7 +779,8 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	memset(&ru, 0, sizeof(ru));
 	rc = 0;
 out:
-	rules_lit_pf_clear(&pf);
+	for (i = 0; i < RULES_MAX_CLAUSE; i++)
+		rules_lit_pf_clear(&pf[i]);
 	rules_lit_pf_clear(&npf);
 	free(strs);
 	free(lines);

@@ -592,6 +592,143 @@ static const struct pcase cases[] = {
 	{ "^(?:哦|嗯|好的|ok)$", 1, { "哦", "嗯", "好的", "ok" } },
 };
 
+/* The first match of re in s from 0: 1 with its span, or 0. */
+static int
+first_match(const pcre2_code *re, const char *s, size_t *b, size_t *e)
+{
+	static pcre2_match_data	*md;
+	PCRE2_SIZE		*ov;
+
+	if (md == NULL)		/* one for the whole run, never freed */
+		md = pcre2_match_data_create(32, NULL);
+	if (pcre2_match(re, (PCRE2_SPTR)s, strlen(s), 0, 0, md, NULL) < 0)
+		return 0;
+	ov = pcre2_get_ovector_pointer(md);
+	*b = ov[0];
+	*e = ov[1];
+	return 1;
+}
+
+/* The alternatives of p as rules_lit_branches cuts them, joined by " / ". */
+static const char *
+show_branches(const char *p)
+{
+	static char	buf[4096];
+	size_t		at[RULES_MAX_CLAUSE + 1], n, i, len = 0;
+
+	n = rules_lit_branches(p, at);
+	buf[0] = '\0';
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%.*s",
+		    i > 0 ? " / " : "", (int)(at[i + 1] - 1 - at[i]), p + at[i]);
+	return buf;
+}
+
+/*
+ * The top-level alternatives, compiled apart by the rules: cut only at a
+ * '|' outside groups, classes, escapes, \Q..\E and comments, and not at
+ * all when something ties the alternatives together.
+ */
+static void
+test_branches(void **state)
+{
+	static const struct {
+		const char	*pattern, *want;
+	} bc[] = {
+		{ "abc", "abc" },
+		{ "a|b(c|d)|e", "a / b(c|d) / e" },
+		{ "a\\|b|c", "a\\|b / c" },
+		{ "[|)]x|y", "[|)]x / y" },
+		{ "\\Qa|b\\E|c", "\\Qa|b\\E / c" },
+		{ "(?#x|y)a|b", "(?#x|y)a / b" },
+		{ "(?<!不)微信|(?:vx|v信)", "(?<!不)微信 / (?:vx|v信)" },
+		{ "(?i:a)|b", "(?i:a) / b" },
+		{ "a||b", "a /  / b" },
+		{ "a|b|c|d|e|f|g|h|i", "a / b / c / d / e / f / g / h|i" },
+		/* tied: kept whole */
+		{ "(?i)a|b", "(?i)a|b" },
+		{ "(a)\\1|b", "(a)\\1|b" },
+		{ "(?<n>a)\\k<n>|b", "(?<n>a)\\k<n>|b" },
+		{ "(a)|(?1)b", "(a)|(?1)b" },
+		{ "(?(1)a|b)|c", "(?(1)a|b)|c" },
+		{ "(*UCP)a|b", "(*UCP)a|b" },
+		{ "a)|b", "a)|b" },
+		{ "(a|b", "(a|b" },
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bc) / sizeof(bc[0]); i++)
+		assert_string_equal(show_branches(bc[i].pattern), bc[i].want);
+}
+
+/*
+ * The first match of the whole pattern is the leftmost of its branches'
+ * first matches, the earlier branch's on a tie: what rules_first relies
+ * on. Checked on strings made from the oracle's patterns, matching or not.
+ */
+static void
+test_branches_match_as_whole(void **state)
+{
+	static struct gen	 g;
+	struct text		 t;
+	pcre2_code		*whole, *br[RULES_MAX_CLAUSE];
+	static char		 part[65536];
+	const char		*p, *s;
+	size_t			 at[RULES_MAX_CLAUSE + 1], n, i, k, r, b, e, bb = 0, be = 0;
+	size_t			 checked = 0, hits = 0;
+	int			 found, any;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		p = expand(cases[i].pattern);
+		whole = compile(p);
+		n = rules_lit_branches(p, at);
+		for (k = 0; k < n; k++) {
+			snprintf(part, sizeof(part), "%.*s",
+			    (int)(at[k + 1] - 1 - at[k]), p + at[k]);
+			br[k] = compile(part);
+		}
+		g.nalpha = g.npool = 0;
+		for (k = 0; cases[i].match[k] != NULL; k++)
+			alpha_add_all(&g, cases[i].match[k]);
+		alpha_add_all(&g, p);
+		alpha_add_all(&g, "0123456789 的我a1");
+		for (k = 0; cases[i].match[k] != NULL; k++) {
+			to_text(&g, cases[i].match[k], &t);
+			pool_add(&g, &t);
+		}
+		for (r = 0; r < 2000; r++) {
+			candidate(&g, &t);
+			s = render(&g, &t);
+			found = first_match(whole, s, &b, &e);
+			for (any = 0, k = 0; k < n; k++) {
+				size_t	 kb, ke;
+
+				if (first_match(br[k], s, &kb, &ke) &&
+				    (!any || kb < bb)) {
+					bb = kb;
+					be = ke;
+					any = 1;
+				}
+			}
+			if (found != any || (found && (b != bb || e != be)))
+				fail_msg("%s on \"%s\": whole %d [%zu,%zu), branches "
+				    "%d [%zu,%zu)", p, s, found, found ? b : 0,
+				    found ? e : 0, any, any ? bb : 0, any ? be : 0);
+			checked++;
+			hits += found;
+			if (found)
+				pool_add(&g, &t);
+		}
+		for (k = 0; k < n; k++)
+			pcre2_code_free(br[k]);
+		pcre2_code_free(whole);
+	}
+	assert_true(hits > 1000);
+	print_message("%zu strings checked, %zu matching\n", checked, hits);
+}
+
 static void
 test_never_rejects_a_match(void **state)
 {
@@ -655,12 +792,11 @@ test_near(void **state)
 		re[0] = compile(p);
 		re[1] = compile(expand(nc[i].near));
 		read_pf(p, &pf);
-		read_pf(expand(nc[i].near), &npf);
-		rules_lit_pf_and_near(&pf, &npf);
-		assert_int_equal(npf.n, 0);	/* taken */
 		read_pf(p, &tpf);
 		read_pf(expand(nc[i].near), &npf);
-		rules_lit_pf_and_near(&tpf, &npf);
+		rules_lit_pf_and_near(&pf, &npf);
+		rules_lit_pf_and_near(&tpf, &npf);	/* near is left as it is */
+		rules_lit_pf_clear(&npf);
 		for (c = 0; c < tpf.n; c++)
 			rules_lit_req_trim(&tpf.clause[c]);
 		pfs[0] = &pf;
@@ -765,17 +901,21 @@ test_and_near(void **state)
 	read_pf("转账|打款", &npf);
 	rules_lit_pf_and_near(&pf, &npf);
 	assert_string_equal(show(&pf), "{银行卡} & {转账,打款} | {卡号} & {转账,打款}");
+	assert_string_equal(show(&npf), "{转账} | {打款}");	/* left as it is */
 	rules_lit_pf_clear(&pf);
+	rules_lit_pf_clear(&npf);
 	read_pf("\\d{11}", &pf);			/* none of its own: the cue's alone */
 	read_pf("电话|手机", &npf);
 	rules_lit_pf_and_near(&pf, &npf);
 	assert_string_equal(show(&pf), "{电话,手机}");
 	rules_lit_pf_clear(&pf);
+	rules_lit_pf_clear(&npf);
 	read_pf("qq", &pf);				/* a cue without literals adds nothing */
 	read_pf("[0-9]+", &npf);
 	rules_lit_pf_and_near(&pf, &npf);
 	assert_string_equal(show(&pf), "{qq}");
 	rules_lit_pf_clear(&pf);
+	rules_lit_pf_clear(&npf);
 }
 
 /* A set of more than 512 literals is dropped, never cut. */
@@ -942,6 +1082,8 @@ main(void)
 		cmocka_unit_test(test_and_near),
 		cmocka_unit_test(test_big_set),
 		cmocka_unit_test(test_never_rejects_a_match),
+		cmocka_unit_test(test_branches),
+		cmocka_unit_test(test_branches_match_as_whole),
 		cmocka_unit_test(test_near),
 		cmocka_unit_test(test_alloc_failure),
 		cmocka_unit_test(test_known_gaps),
