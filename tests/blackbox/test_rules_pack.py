@@ -84,3 +84,31 @@ def test_rules_test_reports_failures(tmp_path):
     r = subprocess.run([CHATMON, "rules", "test", "--rules", str(tmp_path)],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and f"{tmp_path}/r.yaml:" in r.stderr
+
+
+def test_eval_dev_part(tmp_path):
+    """make eval's measurement on the dev part: every category measured, and
+    the pack holds the figures it was tuned to (a regression gate; the blind
+    test part is measured by make eval, never gated or tuned on here)."""
+    out = tmp_path / "eval.json"
+    r = subprocess.run([sys.executable, os.path.join(CORPUS, "eval.py"), "--chatmon", CHATMON,
+                        "--rules", DEFAULT_RULES, "--part", "dev", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    dev = json.loads(out.read_text())["dev"]
+    assert dev["lines"] >= 3000 and len(dev["categories"]) == 13
+    assert all(c["positives"] >= 100 for c in dev["categories"].values()), dev["categories"]
+    assert dev["recall"] >= 0.94 and dev["clean"] >= 0.99, (dev["recall"], dev["clean"])
+    assert dev["block_clean"] >= 0.995, dev["block_clean"]
+    assert "split" in dev["kinds"] and "homophone" in dev["kinds"]
+
+
+def test_eval_test_part_is_frozen():
+    """The blind test part is the one its hashes were recorded for."""
+    d = os.path.join(CORPUS, "test")
+    r = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=d, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    names = sorted(f for f in os.listdir(d) if f.endswith(".jsonl"))
+    listed = sorted(line.split()[1] for line in open(os.path.join(d, "SHA256SUMS")))
+    assert names == listed and len(names) >= 3
