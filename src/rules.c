@@ -223,27 +223,51 @@ rules_add_literal(struct rules *r, unsigned mask, const char *lit,
 	return 0;
 }
 
+/* Whether the literal pair p belongs to a rule marked window. */
+static int
+rules_lit_window(const struct rules *r, uint32_t p)
+{
+	return r->rule[r->lit_unit[p] / RULES_MAX_CLAUSE].window != 0;
+}
+
 static int
 rules_literal_cmp(const void *a, const void *b, void *arg)
 {
 	const struct rules	*r = arg;
 	uint32_t		 x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	int			 c;
 
 	if (r->lit_mask[x] != r->lit_mask[y])
 		return r->lit_mask[x] < r->lit_mask[y] ? -1 : 1;
-	return strcmp(r->lit[x], r->lit[y]);
+	if ((c = strcmp(r->lit[x], r->lit[y])) != 0)
+		return c;
+	return rules_lit_window(r, y) - rules_lit_window(r, x);
+}
+
+/* Adds literal s, as id, to the automaton of mask m in a (made when first needed). */
+static int
+rules_acm_add(struct acm **a, unsigned *masks, unsigned m, const char *s,
+    uint32_t id)
+{
+	if (a[m] == NULL) {
+		if ((a[m] = acm_new()) == NULL)
+			return -1;
+		*masks |= 1u << m;
+	}
+	return acm_add(a[m], s, strlen(s), id);
 }
 
 /*
- * Sorts the pairs by text and literal and gives each text's automaton each
- * of its distinct literals once. 0, or -1 on ENOMEM.
+ * Sorts the pairs by text and literal (a window rule's pairs first) and
+ * gives each text's automaton each of its distinct literals once; the
+ * window pass's automaton gets those of window rules. 0, or -1 on ENOMEM.
  */
 static int
 rules_build_literals(struct rules *r)
 {
 	uint32_t	*ord = NULL, *nr = NULL;
 	uint64_t	*nb = NULL;
-	size_t		 i, j;
+	size_t		 i, j, k;
 	unsigned	 m;
 	int		 rc = -1;
 
@@ -252,7 +276,8 @@ rules_build_literals(struct rules *r)
 	if ((ord = calloc(r->nlit, sizeof(*ord))) == NULL ||
 	    (nr = calloc(r->nlit, sizeof(*nr))) == NULL ||
 	    (nb = calloc(r->nlit, sizeof(*nb))) == NULL ||
-	    (r->lit_end = calloc(r->nlit, sizeof(*r->lit_end))) == NULL)
+	    (r->lit_end = calloc(r->nlit, sizeof(*r->lit_end))) == NULL ||
+	    (r->lit_wend = calloc(r->nlit, sizeof(*r->lit_wend))) == NULL)
 		goto out;
 	for (i = 0; i < r->nlit; i++)
 		ord[i] = (uint32_t)i;
@@ -267,13 +292,12 @@ rules_build_literals(struct rules *r)
 		    strcmp(r->lit[ord[i]], r->lit[ord[j]]) == 0; j++)
 			;
 		r->lit_end[i] = (uint32_t)j;
-		if (r->acm[m] == NULL) {
-			if ((r->acm[m] = acm_new()) == NULL)
-				goto out;
-			r->acm_masks |= 1u << m;
-		}
-		if (acm_add(r->acm[m], r->lit[ord[i]], strlen(r->lit[ord[i]]),
-		    (uint32_t)i) == -1)
+		for (k = i; k < j && rules_lit_window(r, ord[k]); k++)
+			;
+		r->lit_wend[i] = (uint32_t)k;
+		if (rules_acm_add(r->acm, &r->acm_masks, m, r->lit[ord[i]],
+		    (uint32_t)i) == -1 || (k > i && rules_acm_add(r->wacm,
+		    &r->wacm_masks, m, r->lit[ord[i]], (uint32_t)i) == -1))
 			goto out;
 	}
 	free(r->lit_unit);
@@ -283,7 +307,8 @@ rules_build_literals(struct rules *r)
 	nr = NULL;
 	nb = NULL;
 	for (m = 0; m < RULES_NMASKS; m++)
-		if (r->acm[m] != NULL && acm_build(r->acm[m]) == -1)
+		if ((r->acm[m] != NULL && acm_build(r->acm[m]) == -1) ||
+		    (r->wacm[m] != NULL && acm_build(r->wacm[m]) == -1))
 			goto out;
 	rc = 0;
 out:
@@ -377,7 +402,8 @@ rules_cand_cb(uint32_t id, size_t end, void *arg)
 	uint32_t	 p, u;
 
 	(void)end;
-	for (p = id; p < r->lit_end[id]; p++) {
+	/* a window pass marks the branches of window rules only, listed first */
+	for (p = id; p < (r->windowed ? r->lit_wend : r->lit_end)[id]; p++) {
 		u = r->lit_unit[p];
 		if (r->seen[u] == 0)
 			r->touched[r->ntouched++] = u;
@@ -646,7 +672,7 @@ rules_mark(struct rules *r, uint32_t u, enum rules_role role, uint64_t seen)
 	struct rule	*ru = &r->rule[u / RULES_MAX_CLAUSE];
 	unsigned	 b = u % RULES_MAX_CLAUSE;
 
-	if (!(ru->roles & role) ||
+	if (!(ru->roles & role) || (r->windowed && !ru->window) ||
 	    !(ru->br[b].always || rules_candidate(&ru->br[b], seen)))
 		return;
 	if (ru->cand == 0)
@@ -658,9 +684,10 @@ size_t
 rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
     int prefilter, ssize_t only, const struct rules_hit **hits)
 {
-	size_t		i, k, nhits = 0;
-	unsigned	m;
-	uint32_t	u;
+	struct acm	*const *acm;
+	size_t		 i, k, nhits = 0;
+	unsigned	 m, masks;
+	uint32_t	 u;
 
 	r->otext = text;
 	r->olen = len;
@@ -682,12 +709,14 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	 */
 	r->ntouched = 0;
 	r->ncands = 0;
+	acm = r->windowed ? r->wacm : r->acm;
+	masks = r->windowed ? r->wacm_masks : r->acm_masks;
 	for (m = 0; m < RULES_NMASKS; m++) {
-		if (!(r->acm_masks & 1u << m))
+		if (!(masks & 1u << m))
 			continue;
 		if (rules_text(r, m) == -1)
 			break;
-		acm_scan(r->acm[m], r->ntext[m], r->nlen[m], rules_cand_cb, r);
+		acm_scan(acm[m], r->ntext[m], r->nlen[m], rules_cand_cb, r);
 	}
 	for (k = 0; k < r->ntouched; k++) {
 		u = r->touched[k];
@@ -761,8 +790,10 @@ rules_free(struct rules *r)
 	for (i = 0; i < r->nrule; i++)
 		rules_free_rule(&r->rule[i]);
 	free(r->rule);
-	for (m = 0; m < RULES_NMASKS; m++)
+	for (m = 0; m < RULES_NMASKS; m++) {
 		acm_free(r->acm[m]);
+		acm_free(r->wacm[m]);
+	}
 	if (r->lit != NULL)
 		for (i = 0; i < r->nlit; i++)
 			free(r->lit[i]);
@@ -770,6 +801,7 @@ rules_free(struct rules *r)
 	free(r->lit_mask);
 	free(r->lit_unit);
 	free(r->lit_end);
+	free(r->lit_wend);
 	for (m = 0; m < RULES_NMASKS; m++)
 		norm_free(r->norm[m]);
 	free(r->seen);

@@ -100,11 +100,14 @@ struct rules {
 	 */
 	struct acm		*acm[RULES_NMASKS];
 	unsigned		 acm_masks;	/* the bits of the masks that have one */
+	struct acm		*wacm[RULES_NMASKS];	/* the window pass's: window rules' literals */
+	unsigned		 wacm_masks;
 	char			**lit;		/* while loading only */
 	unsigned		*lit_mask;	/* while loading only */
 	uint32_t		*lit_unit;
 	uint64_t		*lit_bit;
 	uint32_t		*lit_end;	/* one past the last pair of the literal */
+	uint32_t		*lit_wend;	/* one past its last pair of a window rule */
 	size_t			 nlit;
 	int			 jit;
 	size_t			 enabled;
