@@ -608,6 +608,15 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 			return;
 		/* an occurrence that does not count: try one starting later */
 		off = s < len ? rules_walk(t, len, s, 1, 1) : len + 1;
+		norm_span(r->nmap[ru->steps], s, e, &cs, &ce);
+		/*
+		 * A window pass reports what spans the turns only; the matches
+		 * come in the order they start, so none after this one can.
+		 */
+		if (r->windowed && cs >= r->boundary)
+			return;
+		if (r->windowed && ce <= r->boundary)
+			continue;
 		if (ru->near_re != NULL) {
 			ws = rules_walk(t, len, s, ru->near_within, -1);
 			we = rules_walk(t, len, e, ru->near_within, 1);
@@ -615,10 +624,6 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 				continue;
 		}
 		if (rules_cleared(r, ru, t, len, s, e))
-			continue;
-		norm_span(r->nmap[ru->steps], s, e, &cs, &ce);
-		/* a window pass reports what spans the turns only */
-		if (r->windowed && (cs >= r->boundary || ce <= r->boundary))
 			continue;
 		/* last, as the dearest: most candidates never get this far */
 		for (k = 0; k < ru->nunless; k++)
