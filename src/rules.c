@@ -127,12 +127,20 @@ rules_compile_rule(struct rules *r, struct rule *ru, const char *pattern,
     size_t len, struct rules_lit_pf pf[RULES_MAX_CLAUSE], int *ec, size_t *off)
 {
 	pcre2_code	*whole;
+	PCRE2_SIZE	 eoff;
 	size_t		 at[RULES_MAX_CLAUSE + 1], n, b;
 	char		*part;
 
-	/* the whole first: its errors are reported at offsets the writer can find */
-	if ((whole = rules_compile(r, pattern, len, NULL, ec, off)) == NULL)
+	/*
+	 * The whole first, for its errors at offsets the writer can find;
+	 * JIT-compiled only when it is kept whole.
+	 */
+	whole = pcre2_compile((PCRE2_SPTR)pattern, len,
+	    PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS, ec, &eoff, NULL);
+	if (whole == NULL) {
+		*off = (size_t)eoff;
 		return -1;
+	}
 	if ((n = rules_lit_branches(pattern, at)) > 1) {
 		for (b = 0; b < n; b++) {
 			if ((part = strndup(pattern + at[b], at[b + 1] - 1 - at[b])) == NULL)
@@ -152,6 +160,8 @@ one:
 		ru->br[b].re = NULL;
 		rules_lit_pf_clear(&pf[b]);
 	}
+	if (r->jit && pcre2_jit_compile(whole, PCRE2_JIT_COMPLETE) != 0)
+		r->jit = 0;	/* as rules_compile */
 	ru->br[0].re = whole;
 	ru->nbr = 1;
 	pf[0].n = rules_lit_required(pattern, pf[0].clause);
@@ -201,20 +211,26 @@ rules_add_literal(struct rules *r, unsigned mask, const char *lit,
 	uint64_t	*nb;
 	unsigned	*nm;
 	char		**ns;
+	size_t		 cap;
 
-	if ((nl = realloc(r->lit_unit, (r->nlit + 1) * sizeof(*nl))) == NULL)
-		return -1;
-	r->lit_unit = nl;
-	if ((nm = realloc(r->lit_mask, (r->nlit + 1) * sizeof(*nm))) == NULL)
-		return -1;
-	r->lit_mask = nm;
+	/* doubling: a pack has thousands of pairs, and a copy per pair is quadratic */
+	if (r->nlit == r->litcap) {
+		cap = r->litcap ? 2 * r->litcap : 256;
+		if ((nl = realloc(r->lit_unit, cap * sizeof(*nl))) == NULL)
+			return -1;
+		r->lit_unit = nl;
+		if ((nm = realloc(r->lit_mask, cap * sizeof(*nm))) == NULL)
+			return -1;
+		r->lit_mask = nm;
+		if ((nb = realloc(r->lit_bit, cap * sizeof(*nb))) == NULL)
+			return -1;
+		r->lit_bit = nb;
+		if ((ns = realloc(r->lit, cap * sizeof(*ns))) == NULL)
+			return -1;
+		r->lit = ns;
+		r->litcap = cap;
+	}
 	r->lit_mask[r->nlit] = mask;
-	if ((nb = realloc(r->lit_bit, (r->nlit + 1) * sizeof(*nb))) == NULL)
-		return -1;
-	r->lit_bit = nb;
-	if ((ns = realloc(r->lit, (r->nlit + 1) * sizeof(*ns))) == NULL)
-		return -1;
-	r->lit = ns;
 	if ((r->lit[r->nlit] = strdup(lit)) == NULL)
 		return -1;
 	r->lit_unit[r->nlit] = unit;

@@ -109,6 +109,7 @@ struct rules {
 	uint32_t		*lit_end;	/* one past the last pair of the literal */
 	uint32_t		*lit_wend;	/* one past its last pair of a window rule */
 	size_t			 nlit;
+	size_t			 litcap;	/* while loading only */
 	int			 jit;
 	size_t			 enabled;
 	/* match-time scratch, sized at load */
