@@ -20,6 +20,13 @@ void	acm_free(struct acm *);
  * acm_build.
  */
 int	acm_add(struct acm *, const void *lit, size_t len, uint32_t id);
+/*
+ * The most bytes the one-lookup-a-byte table may take (1 MiB by default);
+ * a bigger automaton is built in a compact form that follows failure
+ * links instead, which keeps a big literal set in the cache. Before
+ * acm_build; the answers are the same either way.
+ */
+void	acm_set_dense_max(struct acm *, size_t bytes);
 /* Freezes the automaton; -1 on ENOMEM. */
 int	acm_build(struct acm *);
 

@@ -102,13 +102,34 @@ assert_same(const struct hits *got, const struct hits *want)
 	}
 }
 
+/* Every test runs twice: with the one-lookup table, and compact (acm.h). */
+static int	compact;
+
+static struct acm *
+new_acm(void)
+{
+	struct acm	*a;
+
+	if ((a = acm_new()) != NULL && compact)
+		acm_set_dense_max(a, 0);
+	return a;
+}
+
+static int
+setup_compact(void **state)
+{
+	(void)state;
+	compact = 1;
+	return 0;
+}
+
 static struct acm *
 build(const struct lit *l, size_t nl)
 {
 	struct acm	*a;
 	size_t		 i;
 
-	assert_non_null(a = acm_new());
+	assert_non_null(a = new_acm());
 	for (i = 0; i < nl; i++)
 		assert_int_equal(acm_add(a, l[i].p, l[i].len, l[i].id), 0);
 	assert_int_equal(acm_build(a), 0);
@@ -324,7 +345,7 @@ test_empty_automaton(void **state)
 	struct acm	*a;
 
 	(void)state;
-	assert_non_null(a = acm_new());
+	assert_non_null(a = new_acm());
 	/* never built: matches nothing */
 	expect(a, "abc", 3, NULL, NULL, 0);
 	assert_int_equal(acm_states(a), 0);
@@ -345,7 +366,7 @@ test_misuse(void **state)
 	size_t		 st;
 
 	(void)state;
-	assert_non_null(a = acm_new());
+	assert_non_null(a = new_acm());
 	assert_int_equal(acm_add(a, "x", 0, 1), -1);
 	assert_int_equal(acm_add(a, NULL, 1, 1), -1);
 	assert_int_equal(acm_add(a, "ab", 2, 5), 0);
@@ -468,7 +489,7 @@ test_large_set(void **state)
 	enum { N = 8000, L = 16, TL = 3000 };
 	static uint8_t	 lb[N][L], t[TL];
 	static struct lit l[N];
-	struct acm	*a, *b;
+	struct acm	*a, *b, *d;
 	size_t		 i, k, j;
 
 	(void)state;
@@ -479,9 +500,17 @@ test_large_set(void **state)
 		l[i].len = L - 4 + rnd(5);
 		l[i].id = (uint32_t)i;
 	}
+	/* its table would take far more than 1 MiB: compact by default */
 	a = build(l, N);
 	assert_true(acm_states(a) > 65536);
-	assert_true(acm_memory(a) >= acm_states(a) * 27 * sizeof(uint32_t));
+	assert_true(acm_memory(a) < acm_states(a) * 27 * sizeof(uint32_t) / 4);
+	/* unless the table is allowed to be that big */
+	assert_non_null(d = acm_new());
+	acm_set_dense_max(d, SIZE_MAX);
+	for (i = 0; i < N; i++)
+		assert_int_equal(acm_add(d, l[i].p, l[i].len, l[i].id), 0);
+	assert_int_equal(acm_build(d), 0);
+	assert_true(acm_memory(d) >= acm_states(d) * 27 * sizeof(uint32_t));
 	/* text made of pieces of literals, so that there is plenty to find */
 	for (i = 0; i < TL; ) {
 		j = rnd(N);
@@ -491,6 +520,8 @@ test_large_set(void **state)
 			t[i++] = (uint8_t)('a' + rnd(26));
 	}
 	check(a, l, N, t, TL);
+	check(d, l, N, t, TL);
+	acm_free(d);
 
 	/* the same literals cut short: a smaller table, and more to report */
 	for (i = 0; i < N; i++)
@@ -535,7 +566,7 @@ test_alloc_failure(void **state)
 	for (n = 0;; n++) {
 		allocfail_injected = 0;
 		allocfail_after = n;
-		if ((a = acm_new()) == NULL) {
+		if ((a = new_acm()) == NULL) {
 			allocfail_after = -1;
 			assert_true(allocfail_injected);
 			continue;
@@ -582,5 +613,9 @@ main(void)
 		cmocka_unit_test(test_alloc_failure),
 	};
 
-	return cmocka_run_group_tests_name("acm", tests, NULL, NULL);
+	int	failed;
+
+	failed = cmocka_run_group_tests_name("acm", tests, NULL, NULL);
+	return failed + cmocka_run_group_tests_name("acm, compact", tests,
+	    setup_compact, NULL);
 }
