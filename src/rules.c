@@ -239,11 +239,20 @@ rules_add_literal(struct rules *r, unsigned mask, const char *lit,
 	return 0;
 }
 
+/* The rule a unit (a branch, or a veto) belongs to. */
+static const struct rule *
+rules_unit_rule(const struct rules *r, uint32_t u)
+{
+	if (u & RULES_VETO)
+		return &r->rule[r->vetoes[u & ~RULES_VETO].rule];
+	return &r->rule[u / RULES_MAX_CLAUSE];
+}
+
 /* Whether the literal pair p belongs to a rule marked window. */
 static int
 rules_lit_window(const struct rules *r, uint32_t p)
 {
-	return r->rule[r->lit_unit[p] / RULES_MAX_CLAUSE].window != 0;
+	return rules_unit_rule(r, r->lit_unit[p])->window != 0;
 }
 
 static int
@@ -339,39 +348,82 @@ out:
  * match must contain, from the branch and from the near cue (both must be
  * there), looked for in the text of the rule's own normalisation.
  */
+/*
+ * Registers the clauses of p as unit's, in the text of mask: need[c] gets
+ * the bits of clause c's sets. Returns 1 when p requires nothing (a clause
+ * with no set: its literals were too many), 0, or -1 on ENOMEM.
+ */
+static int
+rules_add_clauses(struct rules *r, unsigned mask, struct rules_lit_pf *p,
+    uint32_t unit, uint64_t need[RULES_MAX_CLAUSE], size_t *nclause)
+{
+	size_t		 i, k, c;
+	uint64_t	 bit;
+
+	if (p->n == 0)
+		return 1;
+	for (c = 0; c < p->n; c++)
+		if (p->clause[c].n == 0)
+			return 1;
+	*nclause = p->n;
+	for (c = 0; c < p->n; c++)
+		rules_lit_req_trim(&p->clause[c]);
+	for (c = 0; c < p->n; c++)
+		for (k = 0; k < p->clause[c].n; k++) {
+			bit = 1ull << (c * RULES_MAX_AND + k);
+			need[c] |= bit;
+			for (i = 0; i < p->clause[c].set[k]->n; i++)
+				if (rules_add_literal(r, mask,
+				    p->clause[c].set[k]->s[i], unit, bit) == -1)
+					return -1;
+		}
+	return 0;
+}
+
 int
 rules_add_prefilter(struct rules *r, struct rule *ru,
-    struct rules_lit_pf pf[RULES_MAX_CLAUSE], const struct rules_lit_pf *npf)
+    struct rules_lit_pf pf[RULES_MAX_CLAUSE], const struct rules_lit_pf *npf,
+    struct rules_lit_pf *upf)
 {
 	struct rules_branch	*br;
-	struct rules_lit_pf	*p;
-	size_t			 b, i, k, c;
-	uint64_t		 bit;
+	struct rules_veto	*v;
+	size_t			 b, k, cap;
+	int			 rc;
 
 	for (b = 0; b < ru->nbr; b++) {
 		br = &ru->br[b];
-		p = &pf[b];
-		rules_lit_pf_and_near(p, npf);
-		/* a clause left with no set (its literals too many) requires nothing */
-		br->always = p->n == 0;
-		for (c = 0; c < p->n; c++)
-			if (p->clause[c].n == 0)
-				br->always = 1;
-		if (br->always || !ru->enabled)
+		rules_lit_pf_and_near(&pf[b], npf);
+		if (!ru->enabled) {
+			br->always = 1;
 			continue;
-		br->nclause = p->n;
-		for (c = 0; c < p->n; c++)
-			rules_lit_req_trim(&p->clause[c]);
-		for (c = 0; c < p->n; c++)
-			for (k = 0; k < p->clause[c].n; k++) {
-				bit = 1ull << (c * RULES_MAX_AND + k);
-				br->need[c] |= bit;
-				for (i = 0; i < p->clause[c].set[k]->n; i++)
-					if (rules_add_literal(r, ru->steps,
-					    p->clause[c].set[k]->s[i],
-					    RULES_UNIT(r->nrule, b), bit) == -1)
-						return -1;
-			}
+		}
+		if ((rc = rules_add_clauses(r, ru->steps, &pf[b],
+		    RULES_UNIT(r->nrule, b), br->need, &br->nclause)) == -1)
+			return -1;
+		br->always = rc;
+	}
+	/* the unless patterns: vetoes, run only when their words occur */
+	if (r->nveto + ru->nunless > r->vetocap) {
+		cap = r->vetocap ? 2 * r->vetocap : 64;
+		while (cap < r->nveto + ru->nunless)
+			cap *= 2;
+		if ((v = realloc(r->vetoes, cap * sizeof(*v))) == NULL)
+			return -1;
+		r->vetoes = v;
+		r->vetocap = cap;
+	}
+	ru->veto = r->nveto;
+	for (k = 0; k < ru->nunless; k++) {
+		v = &r->vetoes[r->nveto];
+		memset(v, 0, sizeof(*v));
+		v->rule = (uint32_t)r->nrule;
+		v->always = 1;
+		if (ru->enabled && (rc = rules_add_clauses(r, ru->steps, &upf[k],
+		    RULES_VETO | (uint32_t)r->nveto, v->need, &v->nclause)) == -1)
+			return -1;
+		if (ru->enabled)
+			v->always = rc;
+		r->nveto++;
 	}
 	return 0;
 }
@@ -394,6 +446,8 @@ rules_prepare(struct rules *r)
 	    (r->touched = calloc(nmax * RULES_MAX_CLAUSE, sizeof(*r->touched))) == NULL ||
 	    (r->always = calloc(nmax * RULES_MAX_CLAUSE, sizeof(*r->always))) == NULL ||
 	    (r->cands = calloc(nmax, sizeof(*r->cands))) == NULL ||
+	    (r->vseen = calloc(r->nveto ? r->nveto : 1, sizeof(*r->vseen))) == NULL ||
+	    (r->vtouched = calloc(r->nveto ? r->nveto : 1, sizeof(*r->vtouched))) == NULL ||
 	    (r->hits = calloc(nmax, sizeof(*r->hits))) == NULL)
 		return -1;
 	for (i = 0; i < r->nrule; i++) {
@@ -421,6 +475,13 @@ rules_cand_cb(uint32_t id, size_t end, void *arg)
 	/* a window pass marks the branches of window rules only, listed first */
 	for (p = id; p < (r->windowed ? r->lit_wend : r->lit_end)[id]; p++) {
 		u = r->lit_unit[p];
+		if (u & RULES_VETO) {
+			u &= ~RULES_VETO;
+			if (r->vseen[u] == 0)
+				r->vtouched[r->nvtouched++] = u;
+			r->vseen[u] |= r->lit_bit[p];
+			continue;
+		}
 		if (r->seen[u] == 0)
 			r->touched[r->ntouched++] = u;
 		r->seen[u] |= r->lit_bit[p];
@@ -573,6 +634,28 @@ rules_cleared(struct rules *r, const struct rule *ru, const char *t,
 	return 0;
 }
 
+static int
+rules_candidate(const uint64_t need[RULES_MAX_CLAUSE], size_t nclause,
+    uint64_t seen)
+{
+	size_t	c;
+
+	for (c = 0; c < nclause; c++)
+		if ((seen & need[c]) == need[c])
+			return 1;
+	return 0;
+}
+
+/* Whether unless pattern k of ru may match: its words occur, or nobody looked. */
+static int
+rules_veto_possible(const struct rules *r, const struct rule *ru, size_t k)
+{
+	const struct rules_veto	*v = &r->vetoes[ru->veto + k];
+
+	return !r->prefiltered || v->always ||
+	    rules_candidate(v->need, v->nclause, r->vseen[ru->veto + k]);
+}
+
 /*
  * The first match at or after off of ru's branches in mask, in [*s, *e):
  * the leftmost one, the earlier branch's when two start at one place,
@@ -643,7 +726,8 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 			continue;
 		/* last, as the dearest: most candidates never get this far */
 		for (k = 0; k < ru->nunless; k++)
-			if (rules_re_match(r, ru->unless[k], t, len, 0))
+			if (rules_veto_possible(r, ru, k) &&
+			    rules_re_match(r, ru->unless[k], t, len, 0))
 				return;
 		h = &r->hits[(*nhits)++];
 		*h = ru->proto;
@@ -675,17 +759,6 @@ rules_hit_cmp(const void *a, const void *b)
 	return strcmp(x->rule, y->rule);
 }
 
-static int
-rules_candidate(const struct rules_branch *br, uint64_t seen)
-{
-	size_t	c;
-
-	for (c = 0; c < br->nclause; c++)
-		if ((seen & br->need[c]) == br->need[c])
-			return 1;
-	return 0;
-}
-
 /* Marks the branch of unit u a candidate (always, or when its literals were seen). */
 static void
 rules_mark(struct rules *r, uint32_t u, enum rules_role role, uint64_t seen)
@@ -694,7 +767,8 @@ rules_mark(struct rules *r, uint32_t u, enum rules_role role, uint64_t seen)
 	unsigned	 b = u % RULES_MAX_CLAUSE;
 
 	if (!(ru->roles & role) || (r->windowed && !ru->window) ||
-	    !(ru->br[b].always || rules_candidate(&ru->br[b], seen)))
+	    !(ru->br[b].always || rules_candidate(ru->br[b].need,
+	    ru->br[b].nclause, seen)))
 		return;
 	if (ru->cand == 0)
 		r->cands[r->ncands++] = u / RULES_MAX_CLAUSE;
@@ -710,6 +784,7 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	unsigned	 m, masks;
 	uint32_t	 u;
 
+	r->prefiltered = prefilter && only < 0;
 	r->otext = text;
 	r->olen = len;
 	r->nvalid = 0;
@@ -729,6 +804,7 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	 * only the branches whose literals occur are run.
 	 */
 	r->ntouched = 0;
+	r->nvtouched = 0;
 	r->ncands = 0;
 	acm = r->windowed ? r->wacm : r->acm;
 	masks = r->windowed ? r->wacm_masks : r->acm_masks;
@@ -752,6 +828,8 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 		rules_confirm(r, i, role, r->rule[i].cand, &nhits);
 		r->rule[i].cand = 0;
 	}
+	for (k = 0; k < r->nvtouched; k++)
+		r->vseen[r->vtouched[k]] = 0;
 done:
 	if (nhits > 1)
 		qsort(r->hits, nhits, sizeof(*r->hits), rules_hit_cmp);
@@ -829,6 +907,9 @@ rules_free(struct rules *r)
 	free(r->touched);
 	free(r->always);
 	free(r->cands);
+	free(r->vetoes);
+	free(r->vseen);
+	free(r->vtouched);
 	free(r->lit_bit);
 	free(r->hits);
 	pcre2_match_data_free(r->md);

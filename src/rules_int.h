@@ -29,6 +29,7 @@
 #define RULES_NMASKS		32	/* every combination of the normalisation steps */
 #define RULES_CLEAR_WITHIN	6	/* clear: characters looked at either side, by default */
 #define RULES_UNIT(rule, branch)	((uint32_t)((rule) * RULES_MAX_CLAUSE + (branch)))
+#define RULES_VETO			0x80000000u	/* a unit that is an unless pattern */
 
 struct rules_example_src {
 	char	*text;
@@ -62,6 +63,18 @@ struct rules_branch {
 	size_t			 nclause;
 };
 
+/*
+ * An `unless` pattern's prefilter: it can only match when a literal of each
+ * set of one of its clauses occurs, so a veto whose words are absent from
+ * the message is not run.
+ */
+struct rules_veto {
+	uint32_t		 rule;
+	int			 always;	/* no required literal: always run */
+	uint64_t		 need[RULES_MAX_CLAUSE];
+	size_t			 nclause;
+};
+
 struct rule {
 	struct rules_hit	 proto;		/* id, category, message, severity, action */
 	unsigned		 roles;		/* enum rules_role bits */
@@ -77,6 +90,7 @@ struct rule {
 	size_t			 whole_max;	/* whole: the longest word, normalised (bytes) */
 	pcre2_code		**unless;
 	size_t			 nunless;
+	size_t			 veto;		/* r->vetoes index of unless[0]; the others follow */
 	char			*file;
 	size_t			 line;
 	struct rules_example_src *ex;
@@ -125,6 +139,12 @@ struct rules {
 	size_t			 nalways;
 	uint32_t		*cands;		/* the rules with a candidate branch */
 	size_t			 ncands;
+	struct rules_veto	*vetoes;	/* every rule's unless patterns, in order */
+	size_t			 nveto, vetocap;
+	uint64_t		*vseen;		/* per veto: the sets a literal of which occurred */
+	uint32_t		*vtouched;	/* the vetoes whose vseen is not 0 */
+	size_t			 nvtouched;
+	int			 prefiltered;	/* this match went through the automaton */
 	struct rules_hit	*hits;
 	pcre2_match_data	*md;
 	pcre2_match_context	*mctx;
@@ -173,12 +193,13 @@ int		 rules_compile_rule(struct rules *r, struct rule *ru,
 /*
  * Registers the prefilter of ru, the rule about to be appended as
  * r->rule[r->nrule]: for each branch b the literals of pf[b] (its
- * pattern's) and of npf (the near cue's); it may change the sets of pf.
- * 0, or -1 on ENOMEM.
+ * pattern's) and of npf (the near cue's), and those of upf[k] for its
+ * unless pattern k; it may change the sets of pf and upf. 0, or -1 on
+ * ENOMEM.
  */
 int		 rules_add_prefilter(struct rules *r, struct rule *ru,
 		    struct rules_lit_pf pf[RULES_MAX_CLAUSE],
-		    const struct rules_lit_pf *npf);
+		    const struct rules_lit_pf *npf, struct rules_lit_pf *upf);
 
 /* After the last rule: builds the automaton and sizes the scratch; 0, or -1 on ENOMEM. */
 int		 rules_prepare(struct rules *r);

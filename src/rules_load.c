@@ -566,11 +566,11 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	static const char *const steps[] = { "nfkc", "t2s", "noise", "digits",
 	    "sound", NULL };
 	struct rule		 ru, *nr;
-	struct rules_lit_pf	 pf[RULES_MAX_CLAUSE], npf;
+	struct rules_lit_pf	 pf[RULES_MAX_CLAUSE], npf, *upf = NULL;
 	yaml_node_t		*v, *w;
 	yaml_node_pair_t	*p;
 	const char		*id, *s, **strs = NULL;
-	size_t			*lines = NULL, n = 0, i, before = d->nerr;
+	size_t			*lines = NULL, n = 0, i, before = d->nerr, nupf = 0;
 	struct sbuf		 pat;
 	int			 x, on, rc = -1;
 
@@ -716,11 +716,13 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	if ((v = rules_load_get(d, item, "unless")) != NULL) {
 		if (rules_load_strings(d, v, "unless", &strs, &lines, &n) == -1)
 			goto out;
-		if (n > 0 && (ru.unless = calloc(n, sizeof(*ru.unless))) == NULL)
+		if (n > 0 && ((ru.unless = calloc(n, sizeof(*ru.unless))) == NULL ||
+		    (upf = calloc(n, sizeof(*upf))) == NULL))
 			goto out;
+		nupf = n;
 		for (i = 0; i < n; i++) {
 			if ((ru.unless[ru.nunless] = rules_load_pattern(r, strs[i], ru.steps,
-			    NULL, NULL, d->file, lines[i], d->errs)) == NULL)
+			    &upf[ru.nunless], NULL, d->file, lines[i], d->errs)) == NULL)
 				d->nerr++;
 			else
 				ru.nunless++;
@@ -770,7 +772,7 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	}
 
 	/* the prefilter's literals, from the pattern and from the near cue */
-	if (rules_add_prefilter(r, &ru, pf, &npf) == -1)
+	if (rules_add_prefilter(r, &ru, pf, &npf, upf) == -1)
 		goto out;
 	if ((nr = realloc(r->rule, (r->nrule + 1) * sizeof(*nr))) == NULL)
 		goto out;
@@ -782,6 +784,9 @@ out:
 	for (i = 0; i < RULES_MAX_CLAUSE; i++)
 		rules_lit_pf_clear(&pf[i]);
 	rules_lit_pf_clear(&npf);
+	for (i = 0; i < nupf; i++)
+		rules_lit_pf_clear(&upf[i]);
+	free(upf);
 	free(strs);
 	free(lines);
 	sbuf_free(&pat);
