@@ -102,24 +102,52 @@ err:
 	return -1;
 }
 
-pcre2_code *
-rules_compile(struct rules *r, const char *pattern, size_t len,
-    struct rules_lit_pf *pf, int *ec, size_t *off)
+/* Compiles without the JIT; NULL with PCRE2's error code and offset. */
+static pcre2_code *
+rules_pcre(const char *pattern, size_t len, int *ec, size_t *off)
 {
 	pcre2_code	*re;
 	PCRE2_SIZE	 eoff;
 
 	re = pcre2_compile((PCRE2_SPTR)pattern, len,
 	    PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS, ec, &eoff, NULL);
-	if (re == NULL) {
+	if (re == NULL)
 		*off = (size_t)eoff;
-		return NULL;
-	}
+	return re;
+}
+
+static void
+rules_jit_compile(struct rules *r, pcre2_code *re)
+{
 	if (r->jit && pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) != 0)
 		r->jit = 0;	/* e.g. MemoryDenyWriteExecute: the interpreter still matches */
+}
+
+pcre2_code *
+rules_compile(struct rules *r, const char *pattern, size_t len,
+    struct rules_lit_pf *pf, int *ec, size_t *off)
+{
+	pcre2_code	*re;
+
+	if ((re = rules_pcre(pattern, len, ec, off)) == NULL)
+		return NULL;
+	rules_jit_compile(r, re);
 	if (pf != NULL)
 		pf->n = rules_lit_required(pattern, pf->clause);
 	return re;
+}
+
+/* Frees the first n branches of ru and empties their literals. */
+static void
+rules_drop_branches(struct rule *ru, struct rules_lit_pf *pf, size_t n)
+{
+	size_t	b;
+
+	for (b = 0; b < n; b++) {
+		pcre2_code_free(ru->br[b].re);
+		ru->br[b].re = NULL;
+		rules_lit_pf_clear(&pf[b]);
+	}
 }
 
 int
@@ -127,7 +155,6 @@ rules_compile_rule(struct rules *r, struct rule *ru, const char *pattern,
     size_t len, struct rules_lit_pf pf[RULES_MAX_CLAUSE], int *ec, size_t *off)
 {
 	pcre2_code	*whole;
-	PCRE2_SIZE	 eoff;
 	size_t		 at[RULES_MAX_CLAUSE + 1], n, b;
 	char		*part;
 
@@ -135,46 +162,33 @@ rules_compile_rule(struct rules *r, struct rule *ru, const char *pattern,
 	 * The whole first, for its errors at offsets the writer can find;
 	 * JIT-compiled only when it is kept whole.
 	 */
-	whole = pcre2_compile((PCRE2_SPTR)pattern, len,
-	    PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS, ec, &eoff, NULL);
-	if (whole == NULL) {
-		*off = (size_t)eoff;
+	if ((whole = rules_pcre(pattern, len, ec, off)) == NULL)
 		return -1;
-	}
 	if ((n = rules_lit_branches(pattern, at)) > 1) {
 		for (b = 0; b < n; b++) {
-			if ((part = strndup(pattern + at[b], at[b + 1] - 1 - at[b])) == NULL)
-				goto oom;
+			if ((part = strndup(pattern + at[b], at[b + 1] - 1 - at[b])) == NULL) {
+				rules_drop_branches(ru, pf, n);
+				pcre2_code_free(whole);
+				*ec = 0;
+				return -1;
+			}
 			ru->br[b].re = rules_compile(r, part, strlen(part), &pf[b], ec, off);
 			free(part);
 			if (ru->br[b].re == NULL)
-				goto one;	/* cannot stand alone: keep it whole */
+				break;	/* cannot stand alone: keep it whole */
 		}
-		pcre2_code_free(whole);
-		ru->nbr = n;
-		return 0;
+		if (b == n) {
+			pcre2_code_free(whole);
+			ru->nbr = n;
+			return 0;
+		}
+		rules_drop_branches(ru, pf, n);
 	}
-one:
-	for (b = 0; b < n; b++) {
-		pcre2_code_free(ru->br[b].re);
-		ru->br[b].re = NULL;
-		rules_lit_pf_clear(&pf[b]);
-	}
-	if (r->jit && pcre2_jit_compile(whole, PCRE2_JIT_COMPLETE) != 0)
-		r->jit = 0;	/* as rules_compile */
+	rules_jit_compile(r, whole);
 	ru->br[0].re = whole;
 	ru->nbr = 1;
 	pf[0].n = rules_lit_required(pattern, pf[0].clause);
 	return 0;
-oom:
-	for (b = 0; b < n; b++) {
-		pcre2_code_free(ru->br[b].re);
-		ru->br[b].re = NULL;
-		rules_lit_pf_clear(&pf[b]);
-	}
-	pcre2_code_free(whole);
-	*ec = 0;
-	return -1;
 }
 
 void
