@@ -1,0 +1,101 @@
+"""The n-gram model as a second opinion (docs/rules.md, "A second opinion"),
+with the shipped model file: it only flags, for a category no rule reported,
+offline (chatmon scan --model) and in the live relay (model: in the
+configuration), and a file that is not a model is refused with its reason.
+
+The rules here are the one-rule set of the relay tests, so what the model
+adds is not hidden by the default pack."""
+
+import json
+import os
+import subprocess
+
+from conftest import (CHATMON, CHATMOND, MINIMAL_RULES, ROOT, agent, config_text,
+                      free_port, recv, run)
+
+MODEL = os.path.join(ROOT, "conf", "model", "chatmon-ngram.model")
+
+# violations written as a new writer would, which no rule of MINIMAL_RULES names
+LEAKS = [
+    ("agent", "亲,跟您拼单的那位叫周婷,地址在闵行区七宝镇,您俩离得挺近的"),
+    ("agent", "加我微信吧,我发您实拍图"),
+    ("agent", "好评返现五元,截图发我就行"),
+]
+CLEAN = [
+    ("agent", "好的亲,已经给您备注了,今天下午就发货"),
+    ("customer", "收到了,谢谢,质量挺好的"),
+    ("agent", "亲,在的,请问有什么可以帮您"),
+]
+
+
+def scan(lines, *extra):
+    inp = "".join(json.dumps({"role": r, "text": t}, ensure_ascii=False) + "\n" for r, t in lines)
+    r = subprocess.run([CHATMON, "scan", "--rules", MINIMAL_RULES, *extra], input=inp,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(x)["hits"] for x in r.stdout.splitlines()]
+
+
+def test_scan_model_flags_only():
+    without = scan(LEAKS + CLEAN)
+    assert all(h == [] for h in without)           # the rules alone see nothing
+    hits = scan(LEAKS + CLEAN, "--model", MODEL)
+    for h in hits[:len(LEAKS)]:
+        assert h, hits
+        for x in h:
+            assert x["rule"] == "model." + x["category"], x
+            assert x["action"] == "flag" and x["severity"] == "info", x
+    assert {x["category"] for x in hits[0]} >= {"privacy"}
+    assert {x["category"] for x in hits[1]} >= {"offplatform"}
+    assert {x["category"] for x in hits[2]} >= {"review_bait"}
+    assert all(h == [] for h in hits[len(LEAKS):]), hits[len(LEAKS):]
+
+
+def test_bad_model_file_is_refused(tmp_path):
+    bad = tmp_path / "bad.model"
+    bad.write_bytes(b"not a model at all\n" * 10)
+    r = subprocess.run([CHATMON, "scan", "--rules", MINIMAL_RULES, "--model", str(bad)],
+                       input="", capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and str(bad) in r.stderr, r.stderr
+
+
+def turn(text, conv="c-1"):
+    return json.dumps({"type": "message", "conversation": conv, "text": text},
+                      ensure_ascii=False)
+
+
+def test_relay_model_flags_and_forwards(daemon, backend):
+    b = backend()
+    d = daemon(b.port, extra=f"model: {MODEL}\n")
+
+    async def main():
+        async with agent(d, "/echo?t=model&agent=alice") as ws:
+            conn = b.opened("t=model")["conn"]
+            for _, text in (LEAKS[0], CLEAN[0]):
+                await ws.send(turn(text))
+                # a flag tells the agent nothing: the echo is the next frame
+                assert json.loads(await recv(ws))["text"] == text
+            assert [m["head"] for m in b.messages(conn, 2)] == \
+                [turn(LEAKS[0][1]), turn(CLEAN[0][1])]
+    run(main())
+    alerts = [json.loads(l.split("alert: ", 1)[1]) for l in d.log().splitlines()
+              if ": debug: alert: " in l]
+    assert alerts and all(a["action"] == "flag" and a["rule"].startswith("model.")
+                          for a in alerts), alerts
+    assert {a["category"] for a in alerts} >= {"privacy"}
+    assert all(a["text"] == LEAKS[0][1] for a in alerts)
+    assert d.stop() == 0
+
+
+def test_relay_refuses_a_bad_model(tmp_path):
+    bad = tmp_path / "bad.model"
+    bad.write_bytes(b"\0" * 64)
+    conf = tmp_path / "c.yaml"
+    conf.write_text(config_text(free_port(), "ws://127.0.0.1:1/", extra=f"model: {bad}\n"))
+    r = subprocess.run([CHATMOND, "-c", str(conf), "-t"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode != 0 and str(bad) in r.stderr, r.stderr
+    conf.write_text(config_text(free_port(), "ws://127.0.0.1:1/", extra=f"model: {MODEL}\n"))
+    r = subprocess.run([CHATMOND, "-c", str(conf), "-t"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
