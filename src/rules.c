@@ -432,11 +432,13 @@ rules_add_prefilter(struct rules *r, struct rule *ru,
 		memset(v, 0, sizeof(*v));
 		v->rule = (uint32_t)r->nrule;
 		v->always = 1;
-		if (ru->enabled && (rc = rules_add_clauses(r, ru->steps, &upf[k],
-		    RULES_VETO | (uint32_t)r->nveto, v->need, &v->nclause)) == -1)
-			return -1;
-		if (ru->enabled)
+		if (ru->enabled) {
+			if ((rc = rules_add_clauses(r, ru->steps, &upf[k],
+			    RULES_VETO | (uint32_t)r->nveto, v->need,
+			    &v->nclause)) == -1)
+				return -1;
 			v->always = rc;
+		}
 		r->nveto++;
 	}
 	return 0;
