@@ -526,8 +526,11 @@ def test_workbench_page(tmp_path, daemon, demo, browser):
     assert r > 240 and g > 230 and bl < 235, f"the warn note is not yellow: {(r, g, bl)}"
     # blocked: marked not sent, with one block note (for all the rules it broke)
     type_reply(browser, BLOCKED_REPLY)
+    # the warnings come one a rule, into one note: wait for the one the test names
     s = until(browser, lambda s: any(m["state"] == "blocked" for m in s["msgs"])
-              and any(n["kind"] == "block" for n in s["notes"]), "the blocked message and its note")
+              and any(n["kind"] == "block" and "offplatform.add_contact_app" in
+                      n["rule"].split() for n in s["notes"]),
+              "the blocked message and its note")
     m = [m for m in s["msgs"] if m["state"] == "blocked"]
     assert len(m) == 1 and m[0]["text"] == BLOCKED_REPLY, s
     assert m[0]["receipt"] == "未发送 / not sent", m
