@@ -237,8 +237,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *conv,
 {
 	const struct rules_hit	*h;
 	const char		*joined;
-	size_t			 n, nw, i, k, jlen, last, nturns, total;
-	int			 seen;
+	size_t			 n, nw, i, jlen, last, nturns, total;
 
 	*hits = d->hits;
 	n = rules_match(d->rules, role, text, len, &h);
@@ -257,11 +256,8 @@ detect_turn(struct detect *d, enum rules_role role, const char *conv,
 	    &joined, &jlen, &last, &nturns) == 0 && nturns > 1) {
 		nw = rules_match_window(d->rules, role, joined, jlen,
 		    detect_cps(joined, last), &h);
+		/* without the rules the turn alone broke: reported above */
 		for (i = 0; i < nw; i++) {
-			for (k = 0, seen = 0; k < n && !seen; k++)
-				seen = strcmp(d->hits[k].hit.rule, h[i].rule) == 0;
-			if (seen)	/* the turn alone broke it already */
-				continue;
 			if (detect_room(d, total + 1) == -1)
 				break;
 			d->hits[total].hit = h[i];

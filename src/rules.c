@@ -698,6 +698,24 @@ rules_first(struct rules *r, const struct rule *ru, unsigned mask,
 	return found;
 }
 
+/*
+ * Whether the window match [s, e) of ru merely extends one that the
+ * earlier turns held whole (加我vabc123 then "ok": [a-z0-9]+ runs on into
+ * the last turn): ru matches at s in the text cut where the last turn
+ * starts. Such a match was the earlier turn's to report.
+ */
+static int
+rules_before_boundary(struct rules *r, const struct rule *ru, unsigned mask,
+    const char *t, size_t s, size_t e)
+{
+	const uint32_t	*map = r->nmap[ru->steps];
+	size_t		 cut = s, s2 = 0, e2 = 0;
+
+	while (cut < e && map[cut] < r->boundary)
+		cut++;
+	return rules_first(r, ru, mask, t, cut, s, &s2, &e2) && s2 == s;
+}
+
 /* Confirms the branches in mask of rule i on the message; adds a hit when it fires. */
 static void
 rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
@@ -730,7 +748,17 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 		 */
 		if (r->windowed && cs >= r->boundary)
 			return;
-		if (r->windowed && ce <= r->boundary)
+		if (r->windowed && ce <= r->boundary) {
+			/*
+			 * Wholly in the earlier turns, which were matched as
+			 * they came: one starting inside it would overlap it,
+			 * so go on after it, not one character on (each try
+			 * is a search of the rest).
+			 */
+			off = e > s ? e : off;
+			continue;
+		}
+		if (r->windowed && rules_before_boundary(r, ru, mask, t, s, e))
 			continue;
 		if (ru->near_re != NULL) {
 			ws = rules_walk(t, len, s, ru->near_within, -1);
@@ -745,6 +773,7 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 			if (rules_veto_possible(r, ru, k) &&
 			    rules_re_match(r, ru->unless[k], t, len, 0))
 				return;
+		ru->hit_turn = r->turn;
 		h = &r->hits[(*nhits)++];
 		*h = ru->proto;
 		if (role == RULES_CUSTOMER && h->action == RULES_BLOCK)
@@ -782,7 +811,9 @@ rules_mark(struct rules *r, uint32_t u, enum rules_role role, uint64_t seen)
 	struct rule	*ru = &r->rule[u / RULES_MAX_CLAUSE];
 	unsigned	 b = u % RULES_MAX_CLAUSE;
 
-	if (!(ru->roles & role) || (r->windowed && !ru->window) ||
+	/* a window pass looks for what the last turn alone did not break */
+	if (!(ru->roles & role) || (r->windowed && (!ru->window ||
+	    ru->hit_turn == r->turn)) ||
 	    !(ru->br[b].always || rules_candidate(ru->br[b].need,
 	    ru->br[b].nclause, seen)))
 		return;
@@ -801,6 +832,8 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	uint32_t	 u;
 
 	r->prefiltered = prefilter && only < 0;
+	if (!r->windowed)
+		r->turn++;	/* a new last turn (the window pass follows its own) */
 	r->otext = text;
 	r->olen = len;
 	r->nvalid = 0;

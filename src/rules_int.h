@@ -85,6 +85,7 @@ struct rule {
 	struct rules_branch	 br[RULES_MAX_CLAUSE];
 	size_t			 nbr;
 	unsigned		 cand;		/* match-time: the bits of the candidate branches */
+	uint64_t		 hit_turn;	/* match-time: the last rules_match it hit (r->turn) */
 	pcre2_code		*near_re;
 	uint32_t		 near_within;	/* code points either side */
 	size_t			 whole_max;	/* whole: the longest word, normalised (bytes) */
@@ -151,6 +152,7 @@ struct rules {
 	const char		*otext;		/* original, for the hits */
 	size_t			 olen;
 	int			 oom;
+	uint64_t		 turn;		/* rules_match calls: which turn a rule last hit */
 	int			 windowed;	/* a window pass: window rules only */
 	uint32_t		 boundary;	/* and only hits across this code point */
 	size_t			 nwindow;	/* rules marked window */

@@ -53,7 +53,9 @@ size_t	rules_match(struct rules *, enum rules_role role, const char *text,
  * The rules marked `window` over a speaker's last turns joined (src/window.c),
  * reporting only the matches that span from an earlier turn into the last
  * one: boundary is the code point where the last turn starts. Offsets are
- * in the joined original. Hits as rules_match's (the same storage).
+ * in the joined original. Called after rules_match of the last turn, it
+ * leaves out the rules that turn broke alone (they are reported already).
+ * Hits as rules_match's (the same storage).
  */
 size_t	rules_match_window(struct rules *, enum rules_role role,
 	    const char *text, size_t len, uint32_t boundary,

@@ -498,17 +498,36 @@ test_window(void **state)
 	if (r == NULL)
 		fail_msg("%s", sbuf_str(&errs));
 	assert_int_equal(rules_window_count(r), 1);
-	/* the last turn "abc123" starts at code point 5 */
+	/* the last turn "abc123" starts at code point 5; it breaks nothing alone */
+	assert_int_equal(rules_match(r, RULES_AGENT, "abc123", 6, &h), 0);
 	assert_int_equal(rules_match_window(r, RULES_AGENT, joined, strlen(joined),
 	    5, &h), 1);
 	assert_int_equal(h[0].start, 0);
 	assert_int_equal(h[0].end, 11);
 	/* all in the last turn: the single-turn pass has it, not the window */
+	assert_int_equal(rules_match(r, RULES_AGENT, "加我vabc123", 13, &h), 1);
 	assert_int_equal(rules_match_window(r, RULES_AGENT, "hi\n加我vabc123", 16,
 	    3, &h), 0);
-	/* all before the last turn: reported then */
-	assert_int_equal(rules_match_window(r, RULES_AGENT, "加我vabc123\nok", 14,
-	    11, &h), 0);
+	/* the last turn broke it alone: the window does not report it twice */
+	assert_int_equal(rules_match(r, RULES_AGENT, "加我vxyz987", 13, &h), 1);
+	assert_int_equal(rules_match_window(r, RULES_AGENT, "加我\nv\n加我vxyz987",
+	    strlen("加我\nv\n加我vxyz987"), 5, &h), 0);
+	/* all before the last turn (ok only lengthens it): reported then */
+	assert_int_equal(rules_match(r, RULES_AGENT, "ok", 2, &h), 0);
+	assert_int_equal(rules_match_window(r, RULES_AGENT, "加我vabc123\nok",
+	    strlen("加我vabc123\nok"), 10, &h), 0);
+	/* two earlier matches, none spanning: each is tried once, none reported */
+	assert_int_equal(rules_match(r, RULES_AGENT, "ok", 2, &h), 0);
+	assert_int_equal(rules_match_window(r, RULES_AGENT,
+	    "加我vabc123加我vdef456\nok", strlen("加我vabc123加我vdef456\nok"), 19,
+	    &h), 0);
+	/* an earlier match, then one spanning into the last turn */
+	assert_int_equal(rules_match(r, RULES_AGENT, "xy99", 4, &h), 0);
+	assert_int_equal(rules_match_window(r, RULES_AGENT,
+	    "加我vabc123加我\nv\nxy99", strlen("加我vabc123加我\nv\nxy99"), 14,
+	    &h), 1);
+	assert_int_equal(h[0].start, 9);
+	assert_int_equal(h[0].end, 18);
 	rules_free(r);
 	sbuf_free(&errs);
 }
