@@ -55,6 +55,8 @@
 #define ACM_S_OUT	1
 #define ACM_S_N		2
 #define ACM_S_EDGES	3
+#define ACM_ROW		UINT32_MAX	/* ACM_S_N of a state kept as a whole row */
+#define ACM_ROW_MIN	4		/* edges from which a state gets a row */
 
 /* A trie node; root is node 0. Dropped by a successful build. */
 struct acm_node {
@@ -208,16 +210,39 @@ acm_add(struct acm *a, const void *lit, size_t len, uint32_t id)
 }
 
 /*
+ * Where trie node s goes on class c, through its failure links (the root
+ * stays at the root on a byte no edge takes): a row's entry. 
+ */
+static uint32_t
+acm_goto(const struct acm *a, const uint32_t *fail, uint32_t s, size_t c)
+{
+	uint32_t	u;
+
+	for (;;) {
+		for (u = a->nodes[s].child; u != 0; u = a->nodes[u].next)
+			if (a->cls[a->nodes[u].byte] == c)
+				return u;
+		if (s == 0)
+			return 0;
+		s = fail[s];
+	}
+}
+
+/*
  * The compact form (above): records in the states' numbering (output
  * states last, BFS order within each part), so a record's offset grows
- * with its number. 0, or -1 on ENOMEM or when the offsets would not fit.
+ * with its number. A state with many edges (the first bytes of a Chinese
+ * character fan out to dozens) is searched on nearly every byte of a
+ * message, so it keeps a whole row instead, completed through its failure
+ * links like the DFA's: one lookup, never a failure link. 0, or -1 on
+ * ENOMEM or when the offsets would not fit.
  */
 static int
 acm_build_sparse(struct acm *a, const uint32_t *queue, const uint32_t *fail,
     const uint32_t *map, const uint32_t *cnt)
 {
 	uint32_t	*off = NULL, *byn = NULL, *w, u, s;
-	size_t		 i, n, total = 0;
+	size_t		 i, n, c, total = 0;
 	int		 rc = -1;
 
 	if ((off = malloc(a->nstates * sizeof(*off))) == NULL ||
@@ -229,7 +254,9 @@ acm_build_sparse(struct acm *a, const uint32_t *queue, const uint32_t *fail,
 		s = byn[i];
 		for (n = 0, u = a->nodes[s].child; u != 0; u = a->nodes[u].next)
 			n++;
-		if (total > UINT32_MAX - ACM_S_EDGES - 2 * n)
+		if (n >= ACM_ROW_MIN && s != 0)
+			n = (a->ncls + 1) / 2;	/* the row: ncls words */
+		if (total > UINT32_MAX - ACM_S_EDGES - 2 * n - 1)
 			goto out;
 		off[s] = (uint32_t)total;
 		if (i == a->first_out)
@@ -246,6 +273,14 @@ acm_build_sparse(struct acm *a, const uint32_t *queue, const uint32_t *fail,
 		w = a->sparse + off[s];
 		w[ACM_S_FAIL] = off[fail[s]];
 		w[ACM_S_OUT] = cnt[s] ? map[s] - a->first_out : 0;
+		for (n = 0, u = a->nodes[s].child; u != 0; u = a->nodes[u].next)
+			n++;
+		if (n >= ACM_ROW_MIN && s != 0) {
+			w[ACM_S_N] = ACM_ROW;
+			for (c = 0; c < a->ncls; c++)
+				w[ACM_S_EDGES + c] = off[acm_goto(a, fail, s, c)];
+			continue;
+		}
 		n = 0;
 		for (u = a->nodes[s].child; u != 0; u = a->nodes[u].next) {
 			w[ACM_S_EDGES + 2 * n] = a->cls[a->nodes[u].byte];
@@ -484,7 +519,11 @@ acm_scan_sparse(const struct acm *a, const uint8_t *p, size_t len, acm_cb cb,
 				break;
 			}
 			w = a->sparse + s;
-			for (n = w[ACM_S_N], k = 0; k < n; k++)
+			if ((n = w[ACM_S_N]) == ACM_ROW) {
+				s = w[ACM_S_EDGES + c];
+				break;
+			}
+			for (k = 0; k < n; k++)
 				if (w[ACM_S_EDGES + 2 * k] == c)
 					break;
 			if (k < n) {

@@ -195,10 +195,11 @@ rules_lit_req_merge(struct rules_lit_req *dst, struct rules_lit_req *src)
 }
 
 /*
- * Drops the sets of common words (你, 我, 加) from a clause that has a
- * selective set: each occurrence of a common word costs a report from the
- * automaton in almost every message, and the selective set alone already
- * keeps the rule from being a candidate.
+ * Drops the sets of one common word (你, 不, 加) from a clause that has a
+ * set of at least one rare character: each occurrence of a common word
+ * costs a report from the automaton in almost every message (不 alone was
+ * a literal of 55 branches), and the rarer set keeps the rule from being
+ * a candidate nearly as well.
  */
 void
 rules_lit_req_trim(struct rules_lit_req *q)
@@ -206,7 +207,7 @@ rules_lit_req_trim(struct rules_lit_req *q)
 	size_t	i, k = 0, strong = 0;
 
 	for (i = 0; i < q->n; i++)
-		if (rules_lit_set_score(q->set[i]) >= 6)
+		if (rules_lit_set_score(q->set[i]) >= 3)
 			strong = 1;
 	if (!strong)
 		return;
