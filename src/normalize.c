@@ -528,7 +528,11 @@ norm_slow(struct norm *n, uint32_t cp, int nfkc, const uint32_t **outs,
 		*noise = e->noise;
 		return e->n;
 	}
-	k = norm_nfkc(cp, buf);
+	/* as typed first: case folding would make Greek Η (an H) a η (an n) */
+	if ((buf[0] = (utf8proc_int32_t)norm_lookalike(cp)) != (utf8proc_int32_t)cp)
+		k = 1;
+	else
+		k = norm_nfkc(cp, buf);
 	dst = k <= NORM_CACHE_OUT ? e->out : n->xbuf;
 	*noise = 0;
 	for (i = 0; i < k; i++) {

@@ -1,4 +1,5 @@
 /* rules: rule sets compiled once; messages matched against them (pure; loading is rules_load.c's). */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -588,12 +589,18 @@ rules_in_quotes(const char *o, size_t off)
 	    "\xe3\x80\x8e", "\xe3\x80\x8a", "\xe2\x80\x98" };	/* “ 「 『 《 ‘ */
 	static const char *const close[] = { "\xe2\x80\x9d", "\xe3\x80\x8d",
 	    "\xe3\x80\x8f", "\xe3\x80\x8b", "\xe2\x80\x99" };	/* ” 」 』 》 ’ */
-	int	depth[UTIL_NELEM(open)] = { 0 }, ascii = 0;
+	int	depth[UTIL_NELEM(open)] = { 0 }, ascii = 0, single = 0;
 	size_t	i, k;
 
 	for (i = 0; i < off; i++) {
 		if (o[i] == '"') {
 			ascii = !ascii;
+			continue;
+		}
+		/* 'quoted', but not the apostrophe of don't */
+		if (o[i] == '\'' && !(i > 0 && isalpha((unsigned char)o[i - 1]) &&
+		    isalpha((unsigned char)o[i + 1]))) {
+			single = !single;
 			continue;
 		}
 		if ((unsigned char)o[i] < 0xe2)
@@ -608,7 +615,7 @@ rules_in_quotes(const char *o, size_t off)
 	for (k = 0; k < UTIL_NELEM(open); k++)
 		if (depth[k] > 0)
 			return 1;
-	return ascii;
+	return ascii || single;
 }
 
 /*

@@ -17,8 +17,10 @@ their tokens, so that typed pinyin folds to the same tokens.
 
 The look-alike table (ICU's confusables, the data of its uspoof skeleton):
 every letter or number outside ASCII, CJK and kana whose NFKC + case folded
-form is not ASCII but whose skeleton is one ASCII letter or digit maps to
-that character in lower case: Cyrillic х and small capital ᴠ are x and v.
+form is not ASCII but whose skeleton (as typed, else once folded) is one
+ASCII letter or digit maps to that character in lower case: Cyrillic х and
+small capital ᴠ are x and v, Greek Η and Cyrillic Н are h. The normaliser
+looks a character up as typed, before case folding.
 """
 
 import os
@@ -88,9 +90,12 @@ def confusables(icu):
         nf = unicodedata.normalize("NFKC", ch).casefold()
         if nf.isascii():
             continue            # NFKC already folds it
-        sk = sc.getSkeleton(0, nf)
-        if len(sk) == 1 and sk.isascii() and sk.isalnum():
-            out[cp] = sk.lower()
+        # the character as typed first: Greek capital eta passes for H,
+        # though its lower case (what case folding makes of it) reads n
+        for sk in (sc.getSkeleton(0, ch), sc.getSkeleton(0, nf)):
+            if len(sk) == 1 and sk.isascii() and sk.isalnum():
+                out[cp] = sk.lower()
+                break
     if len(out) < 200:
         die("only %d look-alikes: is ICU's confusables data there?" % len(out))
     return out

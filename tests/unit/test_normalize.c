@@ -667,6 +667,14 @@ check_nfkc_block(struct norm *n, uint32_t from, uint32_t to, uint32_t stride)
 		assert_true(ilen + (size_t)e <= sizeof(in));
 		memcpy(in + ilen, enc, (size_t)e);
 		ilen += (size_t)e;
+		if (lookalike(cp) != cp) {	/* looked up as typed first */
+			e = encode(lookalike(cp), enc);
+			memcpy(want + wlen, enc, (size_t)e);
+			while (e-- > 0)
+				wmap[wlen++] = idx;
+			idx++;
+			continue;
+		}
 		k = utf8proc_map(enc, e, &one, UTF8PROC_STABLE |
 		    UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD);
 		if (k <= 0)
@@ -983,6 +991,10 @@ test_lookalikes(void **state)
 	assert_int_equal(norm_run(n, "\xd1\x85 \xe1\xb4\xa0 \xce\xbd \xd4\x9b\xd4\x9b",
 	    14, ALL, &out, &len, &map), 0);
 	assert_string_equal(out, "xvvqq");
+	/* Greek Η and Cyrillic Н pass for H as typed; lower-case η reads n, not h */
+	assert_int_equal(norm_run(n, "\xce\x97uabei \xd0\x9d \xce\xb7", 13, ALL,
+	    &out, &len, &map), 0);
+	assert_string_equal(out, "huabeih\xce\xb7");
 	assert_int_equal(norm_run(n, "\xd1\x85", 2, ALL & ~NORM_NFKC, &out, &len,
 	    &map), 0);
 	assert_string_equal(out, "\xd1\x85");		/* only with nfkc */

@@ -469,6 +469,9 @@ test_clear(void **state)
 	assert_null(hit(r, RULES_AGENT, "不支持七天无理由的说法不对", "returns.refuse"));
 	assert_null(hit(r, RULES_AGENT, "他说「不支持七天无理由」", "returns.refuse"));
 	assert_non_null(hit(r, RULES_AGENT, "「好的」不支持七天无理由", "returns.refuse"));
+	/* ASCII single quotes quote too; an apostrophe in a word does not */
+	assert_null(hit(r, RULES_AGENT, "这件'不支持七天无理由'T恤", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "it's ok,不支持七天无理由", "returns.refuse"));
 	rules_free(r);
 	sbuf_free(&errs);
 }
