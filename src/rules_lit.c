@@ -568,10 +568,13 @@ rules_lit_px_atom(struct rules_lit_px *x, struct rules_lit_info *info)
 static void
 rules_lit_px_quant(struct rules_lit_px *x, struct rules_lit_info *info)
 {
-	int	min_one;
+	int	min_one, optional;
 
 	if (x->p >= x->end)
 		return;
+	/* x? is x or nothing: still exact, so 不(?:太)?清楚 reads 不清楚|不太清楚 */
+	optional = *x->p == '?' || (x->p + 4 < x->end &&
+	    strncmp(x->p, "{0,1}", 5) == 0);
 	if (*x->p == '?' || *x->p == '*')
 		min_one = 0;
 	else if (*x->p == '+')
@@ -588,10 +591,30 @@ rules_lit_px_quant(struct rules_lit_px *x, struct rules_lit_info *info)
 	x->p++;
 	if (x->p < x->end && (*x->p == '?' || *x->p == '+'))
 		x->p++;	/* lazy or possessive */
-	rules_lit_set_free(info->exact);
-	info->exact = NULL;
+	if (!optional || info->exact == NULL ||
+	    rules_lit_set_add(info->exact, "", 0) == -1) {
+		rules_lit_set_free(info->exact);
+		info->exact = NULL;
+	}
 	if (!min_one)
 		rules_lit_req_clear(&info->req);
+}
+
+/*
+ * A run of atoms whose strings are all known (不(?:太)?清楚 in 我不(?:太)?清楚.*)
+ * is one required set, stronger than its characters one by one: added to
+ * req when the run ends (at an atom of unknown text, or when the run would
+ * grow too big), unless it may be empty.
+ */
+static void
+rules_lit_run_end(struct rules_lit_req *req, struct rules_lit_set **run,
+    size_t *natoms)
+{
+	if (*natoms > 0)
+		rules_lit_req_add(req, rules_lit_exact_req(*run));
+	rules_lit_set_free(*run);
+	*run = rules_lit_set_one("", 0);
+	*natoms = 0;
 }
 
 /* A concatenation, up to '|' or ')'. */
@@ -599,15 +622,18 @@ static void
 rules_lit_px_seq(struct rules_lit_px *x, struct rules_lit_info *out)
 {
 	struct rules_lit_info	 a;
-	struct rules_lit_set	*cross;
+	struct rules_lit_set	*cross, *run;
+	size_t			 natoms = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->exact = rules_lit_set_one("", 0);
+	run = rules_lit_set_one("", 0);
 	while (x->p < x->end && *x->p != '|' && *x->p != ')') {
 		if (rules_lit_px_atom(x, &a) == -1) {
 			rules_lit_info_clear(&a);
 			x->p = x->end;
 			rules_lit_info_clear(out);
+			rules_lit_set_free(run);
 			return;
 		}
 		if (a.req.n == 0)
@@ -616,9 +642,26 @@ rules_lit_px_seq(struct rules_lit_px *x, struct rules_lit_info *out)
 		cross = rules_lit_set_cross(out->exact, a.exact);
 		rules_lit_set_free(out->exact);
 		out->exact = cross;
-		rules_lit_req_merge(&out->req, &a.req);
+		/* an atom of known strings joins the run; the others bring their sets */
+		cross = NULL;
+		if (a.exact != NULL && run != NULL &&
+		    (cross = rules_lit_set_cross(run, a.exact)) == NULL) {
+			rules_lit_run_end(&out->req, &run, &natoms);
+			if (run != NULL)
+				cross = rules_lit_set_cross(run, a.exact);
+		}
+		if (cross != NULL) {
+			rules_lit_set_free(run);
+			run = cross;
+			natoms++;
+		} else {
+			rules_lit_run_end(&out->req, &run, &natoms);
+			rules_lit_req_merge(&out->req, &a.req);
+		}
 		rules_lit_info_clear(&a);
 	}
+	rules_lit_run_end(&out->req, &run, &natoms);
+	rules_lit_set_free(run);
 	/* the whole sequence as one literal beats its parts */
 	if ((cross = rules_lit_exact_req(out->exact)) != NULL) {
 		rules_lit_req_clear(&out->req);
