@@ -222,36 +222,39 @@ static int
 rules_add_literal(struct rules *r, unsigned mask, const char *lit,
     uint32_t unit, uint64_t bit)
 {
-	uint32_t	*nl;
-	uint64_t	*nb;
-	unsigned	*nm;
-	char		**ns;
-	size_t		 cap;
+	struct rules_litpair	*nl;
+	size_t			 cap;
 
 	/* doubling: a pack has thousands of pairs, and a copy per pair is quadratic */
 	if (r->nlit == r->litcap) {
 		cap = r->litcap ? 2 * r->litcap : 256;
-		if ((nl = realloc(r->lit_unit, cap * sizeof(*nl))) == NULL)
+		if ((nl = realloc(r->lit, cap * sizeof(*nl))) == NULL)
 			return -1;
-		r->lit_unit = nl;
-		if ((nm = realloc(r->lit_mask, cap * sizeof(*nm))) == NULL)
-			return -1;
-		r->lit_mask = nm;
-		if ((nb = realloc(r->lit_bit, cap * sizeof(*nb))) == NULL)
-			return -1;
-		r->lit_bit = nb;
-		if ((ns = realloc(r->lit, cap * sizeof(*ns))) == NULL)
-			return -1;
-		r->lit = ns;
+		r->lit = nl;
 		r->litcap = cap;
 	}
-	r->lit_mask[r->nlit] = mask;
-	if ((r->lit[r->nlit] = strdup(lit)) == NULL)
+	nl = &r->lit[r->nlit];
+	if ((nl->s = strdup(lit)) == NULL)
 		return -1;
-	r->lit_unit[r->nlit] = unit;
-	r->lit_bit[r->nlit] = bit;
+	nl->mask = mask;
+	nl->unit = unit;
+	nl->bit = bit;
 	r->nlit++;
 	return 0;
+}
+
+/* Frees the literals as added: the automatons and the pairs have them. */
+static void
+rules_free_lits(struct rules *r)
+{
+	size_t	i;
+
+	if (r->lit != NULL)
+		for (i = 0; i < r->nlit; i++)
+			free(r->lit[i].s);
+	free(r->lit);
+	r->lit = NULL;
+	r->litcap = 0;
 }
 
 /* The rule a unit (a branch, or a veto) belongs to. */
@@ -267,7 +270,7 @@ rules_unit_rule(const struct rules *r, uint32_t u)
 static int
 rules_lit_window(const struct rules *r, uint32_t p)
 {
-	return rules_unit_rule(r, r->lit_unit[p])->window != 0;
+	return rules_unit_rule(r, r->lit[p].unit)->window != 0;
 }
 
 static int
@@ -277,9 +280,9 @@ rules_literal_cmp(const void *a, const void *b, void *arg)
 	uint32_t		 x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	int			 c;
 
-	if (r->lit_mask[x] != r->lit_mask[y])
-		return r->lit_mask[x] < r->lit_mask[y] ? -1 : 1;
-	if ((c = strcmp(r->lit[x], r->lit[y])) != 0)
+	if (r->lit[x].mask != r->lit[y].mask)
+		return r->lit[x].mask < r->lit[y].mask ? -1 : 1;
+	if ((c = strcmp(r->lit[x].s, r->lit[y].s)) != 0)
 		return c;
 	return rules_lit_window(r, y) - rules_lit_window(r, x);
 }
@@ -305,8 +308,7 @@ rules_acm_add(struct acm **a, unsigned *masks, unsigned m, const char *s,
 static int
 rules_build_literals(struct rules *r)
 {
-	uint32_t	*ord = NULL, *nr = NULL;
-	uint64_t	*nb = NULL;
+	uint32_t	*ord = NULL;
 	size_t		 i, j, k;
 	unsigned	 m;
 	int		 rc = -1;
@@ -314,8 +316,7 @@ rules_build_literals(struct rules *r)
 	if (r->nlit == 0)
 		return 0;
 	if ((ord = calloc(r->nlit, sizeof(*ord))) == NULL ||
-	    (nr = calloc(r->nlit, sizeof(*nr))) == NULL ||
-	    (nb = calloc(r->nlit, sizeof(*nb))) == NULL ||
+	    (r->pair = calloc(r->nlit, sizeof(*r->pair))) == NULL ||
 	    (r->lit_end = calloc(r->nlit, sizeof(*r->lit_end))) == NULL ||
 	    (r->lit_wend = calloc(r->nlit, sizeof(*r->lit_wend))) == NULL)
 		goto out;
@@ -323,29 +324,23 @@ rules_build_literals(struct rules *r)
 		ord[i] = (uint32_t)i;
 	qsort_r(ord, r->nlit, sizeof(*ord), rules_literal_cmp, r);
 	for (i = 0; i < r->nlit; i++) {
-		nr[i] = r->lit_unit[ord[i]];
-		nb[i] = r->lit_bit[ord[i]];
+		r->pair[i].unit = r->lit[ord[i]].unit;
+		r->pair[i].bit = r->lit[ord[i]].bit;
 	}
 	for (i = 0; i < r->nlit; i = j) {
-		m = r->lit_mask[ord[i]];
-		for (j = i + 1; j < r->nlit && r->lit_mask[ord[j]] == m &&
-		    strcmp(r->lit[ord[i]], r->lit[ord[j]]) == 0; j++)
+		m = r->lit[ord[i]].mask;
+		for (j = i + 1; j < r->nlit && r->lit[ord[j]].mask == m &&
+		    strcmp(r->lit[ord[i]].s, r->lit[ord[j]].s) == 0; j++)
 			;
 		r->lit_end[i] = (uint32_t)j;
 		for (k = i; k < j && rules_lit_window(r, ord[k]); k++)
 			;
 		r->lit_wend[i] = (uint32_t)k;
-		if (rules_acm_add(r->acm, &r->acm_masks, m, r->lit[ord[i]],
+		if (rules_acm_add(r->acm, &r->acm_masks, m, r->lit[ord[i]].s,
 		    (uint32_t)i) == -1 || (k > i && rules_acm_add(r->wacm,
-		    &r->wacm_masks, m, r->lit[ord[i]], (uint32_t)i) == -1))
+		    &r->wacm_masks, m, r->lit[ord[i]].s, (uint32_t)i) == -1))
 			goto out;
 	}
-	free(r->lit_unit);
-	free(r->lit_bit);
-	r->lit_unit = nr;
-	r->lit_bit = nb;
-	nr = NULL;
-	nb = NULL;
 	for (m = 0; m < RULES_NMASKS; m++)
 		if ((r->acm[m] != NULL && acm_build(r->acm[m]) == -1) ||
 		    (r->wacm[m] != NULL && acm_build(r->wacm[m]) == -1))
@@ -353,8 +348,6 @@ rules_build_literals(struct rules *r)
 	rc = 0;
 out:
 	free(ord);
-	free(nr);
-	free(nb);
 	return rc;
 }
 
@@ -452,12 +445,7 @@ rules_prepare(struct rules *r)
 
 	if (rules_build_literals(r) == -1)
 		return -1;
-	for (i = 0; i < r->nlit; i++)
-		free(r->lit[i]);
-	free(r->lit);
-	free(r->lit_mask);
-	r->lit = NULL;
-	r->lit_mask = NULL;
+	rules_free_lits(r);
 	nmax = r->nrule ? r->nrule : 1;
 	if ((r->seen = calloc(nmax * RULES_MAX_CLAUSE, sizeof(*r->seen))) == NULL ||
 	    (r->touched = calloc(nmax * RULES_MAX_CLAUSE, sizeof(*r->touched))) == NULL ||
@@ -491,17 +479,17 @@ rules_cand_cb(uint32_t id, size_t end, void *arg)
 	(void)end;
 	/* a window pass marks the branches of window rules only, listed first */
 	for (p = id; p < (r->windowed ? r->lit_wend : r->lit_end)[id]; p++) {
-		u = r->lit_unit[p];
+		u = r->pair[p].unit;
 		if (u & RULES_VETO) {
 			u &= ~RULES_VETO;
 			if (r->vseen[u] == 0)
 				r->vtouched[r->nvtouched++] = u;
-			r->vseen[u] |= r->lit_bit[p];
+			r->vseen[u] |= r->pair[p].bit;
 			continue;
 		}
 		if (r->seen[u] == 0)
 			r->touched[r->ntouched++] = u;
-		r->seen[u] |= r->lit_bit[p];
+		r->seen[u] |= r->pair[p].bit;
 	}
 	return 0;
 }
@@ -949,12 +937,8 @@ rules_free(struct rules *r)
 		acm_free(r->acm[m]);
 		acm_free(r->wacm[m]);
 	}
-	if (r->lit != NULL)
-		for (i = 0; i < r->nlit; i++)
-			free(r->lit[i]);
-	free(r->lit);
-	free(r->lit_mask);
-	free(r->lit_unit);
+	rules_free_lits(r);
+	free(r->pair);
 	free(r->lit_end);
 	free(r->lit_wend);
 	for (m = 0; m < RULES_NMASKS; m++)
@@ -966,7 +950,6 @@ rules_free(struct rules *r)
 	free(r->vetoes);
 	free(r->vseen);
 	free(r->vtouched);
-	free(r->lit_bit);
 	free(r->hits);
 	pcre2_match_data_free(r->md);
 	pcre2_match_context_free(r->mctx);

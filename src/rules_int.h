@@ -56,6 +56,20 @@ struct rules_clear {
  * leftmost of A's and B's first matches, A's when both start at one place,
  * so matching the branches apart finds what the whole pattern finds.
  */
+/* A literal of a unit's set, as the loader adds it (owns s). */
+struct rules_litpair {
+	char			*s;
+	unsigned		 mask;		/* the normalisation of its text */
+	uint32_t		 unit;
+	uint64_t		 bit;
+};
+
+/* What a report of the literal marks: the bit of a unit's set. */
+struct rules_pair {
+	uint64_t		 bit;
+	uint32_t		 unit;
+};
+
 struct rules_branch {
 	pcre2_code		*re;
 	int			 always;	/* no required literal: always confirmed */
@@ -117,14 +131,12 @@ struct rules {
 	unsigned		 acm_masks;	/* the bits of the masks that have one */
 	struct acm		*wacm[RULES_NMASKS];	/* the window pass's: window rules' literals */
 	unsigned		 wacm_masks;
-	char			**lit;		/* while loading only */
-	unsigned		*lit_mask;	/* while loading only */
-	uint32_t		*lit_unit;
-	uint64_t		*lit_bit;
+	struct rules_litpair	*lit;		/* while loading only: as added */
+	size_t			 litcap;
+	struct rules_pair	*pair;		/* from the build on: sorted */
 	uint32_t		*lit_end;	/* one past the last pair of the literal */
 	uint32_t		*lit_wend;	/* one past its last pair of a window rule */
 	size_t			 nlit;
-	size_t			 litcap;	/* while loading only */
 	int			 jit;
 	size_t			 enabled;
 	/* match-time scratch, sized at load */
