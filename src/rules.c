@@ -720,7 +720,7 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 	struct rules_hit	*h;
 	const char		*t, *o;
 	size_t			 len, s = 0, e = 0, ws, we, off = 0, k, olen, a, b;
-	uint32_t		 cs, ce;
+	uint32_t		 cs, ce, ncs;
 	int			 tries;
 
 	if (r->windowed && !ru->window)
@@ -739,9 +739,11 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 		norm_span(r->nmap[ru->steps], s, e, &cs, &ce);
 		/*
 		 * A window pass reports what spans the turns only; the matches
-		 * come in the order they start, so none after this one can.
+		 * come in the order they start, so none after this one can,
+		 * unless its near cue is in an earlier turn (那位买家的电话 /
+		 * 138…: the number alone is no leak).
 		 */
-		if (r->windowed && cs >= r->boundary)
+		if (r->windowed && cs >= r->boundary && ru->near_re == NULL)
 			return;
 		if (r->windowed && ce <= r->boundary) {
 			/*
@@ -753,13 +755,21 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 			off = e > s ? e : off;
 			continue;
 		}
-		if (r->windowed && rules_before_boundary(r, ru, mask, t, s, e))
+		if (r->windowed && cs < r->boundary &&
+		    rules_before_boundary(r, ru, mask, t, s, e))
 			continue;
 		if (ru->near_re != NULL) {
 			ws = rules_walk(t, len, s, ru->near_within, -1);
 			we = rules_walk(t, len, e, ru->near_within, 1);
 			if (!rules_re_match(r, ru->near_re, t, we, ws))
 				continue;
+			if (r->windowed && cs >= r->boundary) {
+				/* the cue must be the earlier turns': the hit spans from it */
+				ncs = r->nmap[ru->steps][pcre2_get_ovector_pointer(r->md)[0]];
+				if (ncs >= r->boundary)
+					continue;
+				cs = ncs;
+			}
 		}
 		if (rules_cleared(r, ru, t, len, s, e))
 			continue;

@@ -535,6 +535,48 @@ test_window(void **state)
 	sbuf_free(&errs);
 }
 
+/* window with near: a cue in an earlier turn makes the last turn's match a hit. */
+static void
+test_window_near(void **state)
+{
+	static const char text[] =
+	    "- rule: privacy.phone\n"
+	    "  category: privacy\n"
+	    "  severity: critical\n"
+	    "  action: block\n"
+	    "  window: true\n"
+	    "  pattern: '1[3-9][0-9]{9}'\n"
+	    "  near: {pattern: '那位|上一个买家', within: 12}\n"
+	    "  message: 亲,不能透露其他买家的信息。\n"
+	    "  examples:\n"
+	    "    match: [那位买家电话13812345678]\n";
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h;
+	const char		*j;
+
+	(void)state;
+	sbuf_init(&errs);
+	r = load1(text, &errs);
+	if (r == NULL)
+		fail_msg("%s", sbuf_str(&errs));
+	/* 上一个买家的电话是 / 13812345678: the number starts at code point 10 */
+	j = "上一个买家的电话是\n13812345678";
+	assert_int_equal(rules_match(r, RULES_AGENT, "13812345678", 11, &h), 0);
+	assert_int_equal(rules_match_window(r, RULES_AGENT, j, strlen(j), 10, &h), 1);
+	assert_int_equal(h[0].start, 0);		/* from the cue */
+	assert_int_equal(h[0].end, 21);
+	/* the cue too far back, or none: nothing */
+	j = "上一个买家,我们已经处理好了,您放心吧\n13812345678";
+	assert_int_equal(rules_match(r, RULES_AGENT, "13812345678", 11, &h), 0);
+	assert_int_equal(rules_match_window(r, RULES_AGENT, j, strlen(j), 20, &h), 0);
+	j = "我的电话是\n13812345678";
+	assert_int_equal(rules_match(r, RULES_AGENT, "13812345678", 11, &h), 0);
+	assert_int_equal(rules_match_window(r, RULES_AGENT, j, strlen(j), 6, &h), 0);
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
 static int
 setup(void **state)
 {
@@ -566,6 +608,7 @@ main(void)
 		cmocka_unit_test(test_sound),
 		cmocka_unit_test(test_clear),
 		cmocka_unit_test(test_window),
+		cmocka_unit_test(test_window_near),
 	};
 
 	rules_free(NULL);
