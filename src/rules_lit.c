@@ -9,6 +9,7 @@
 #define RULES_MAX_SET		512	/* literals in one required set */
 #define RULES_MAX_CROSS		64	/* strings of a concatenation kept exact */
 #define RULES_MAX_LIT		48	/* bytes of a literal kept (a prefix is still required) */
+#define RULES_MAX_CLASS		32	/* characters of a class read as a set */
 
 static char *
 rules_lit_strndup(const char *s, size_t n)
@@ -355,6 +356,49 @@ rules_lit_px_class(struct rules_lit_px *x)
 		x->p++;
 }
 
+/*
+ * The characters a class [s, e) can match, when it is a plain list of at
+ * most RULES_MAX_CLASS characters ([码款], [给帮]): no negation, range,
+ * escape of a letter (\\d, \\x, \\p) or POSIX name. NULL otherwise.
+ */
+static struct rules_lit_set *
+rules_lit_class_set(const char *s, const char *e)
+{
+	struct rules_lit_set	*l;
+	const char		*p = s + 1;
+	char			 c;
+	size_t			 n;
+
+	if (e - s < 3 || e[-1] != ']' || *p == '^' ||
+	    (l = rules_lit_set_new()) == NULL)
+		return NULL;
+	for (; p < e - 1; p += n) {
+		c = *p;
+		n = 1;
+		if (c == '\\') {
+			if (p + 1 >= e - 1 ||
+			    strchr(".^$|()[]{}*+?\\/-#&~ \"'", p[1]) == NULL)
+				goto unknown;
+			c = p[1];
+			p++;
+		} else if ((c == '[' && p[1] == ':') ||
+		    (c == '-' && p != s + 1 && p + 1 < e - 1))
+			goto unknown;	/* [:digit:], a range */
+		else if ((unsigned char)c >= 0x80)
+			while (p + n < e - 1 && ((unsigned char)p[n] & 0xc0) == 0x80)
+				n++;
+		else if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (l->n == RULES_MAX_CLASS ||
+		    rules_lit_set_add(l, n == 1 ? &c : p, n) == -1)
+			goto unknown;
+	}
+	return l;
+unknown:
+	rules_lit_set_free(l);
+	return NULL;
+}
+
 /* One atom: sets *info; returns 0, or -1 when the pattern cannot be read. */
 /* Skips a bracketed argument: {..}, <..> or '..'; 0 when there is none. */
 static int
@@ -500,6 +544,7 @@ rules_lit_px_atom(struct rules_lit_px *x, struct rules_lit_info *info)
 	}
 	if (c == '[') {
 		rules_lit_px_class(x);
+		info->exact = rules_lit_class_set(s, x->p);
 		return 0;
 	}
 	if (c == '.') {

@@ -509,8 +509,13 @@ static const struct pcase cases[] = {
 	{ "(?<name>微|威)信", 1, { "微信", "威信" } },
 	{ "(?P<n>ab)c|(?<m>de)f", 1, { "abc", "def" } },
 	{ "(?>abc|ab)d", 1, { "abcd" } },
-	/* classes and dots: nothing required of them */
-	{ "[abc]", 0, { "a", "c" } },
+	/* a plain list of characters is a set; other classes and dots are unknown */
+	{ "[abc]", 1, { "a", "c" } },
+	{ "最后一[件个双]卖掉", 1, { "最后一件卖掉", "最后一双卖掉" } },
+	{ "[给帮][您你]下单", 1, { "给您下单", "帮你下单" } },
+	{ "[AbC]x", 1, { "ax", "cx" } },
+	{ "[-a]b|[a-]c", 1, { "-b", "ab", "ac", "-c" } },
+	{ "[\\.\\-]x|[a-c]y|[\\dz]w", 1, { ".x", "-x", "by", "5w", "zw" } },
 	{ "[^0-9]x[[:digit:]]y", 1, { "ax1y", "微x9y" } },
 	{ "[]a]bc", 1, { "]bc", "abc" } },
 	{ "[\\]x]yz", 1, { "]yz", "xyz" } },
@@ -858,7 +863,9 @@ test_exact(void **state)
 	expect("q\\.q", "{q.q}");
 	expect("\\Qa.b\\E", "{a.b}");
 	/* nothing to find */
-	expect("[abc]+", "");
+	expect("[abc]+", "{a,b,c}");
+	expect("[a-c]+", "");
+	expect("最后一[件个](?:卖掉|出掉)", "{最后一件卖掉,最后一件出掉,最后一个卖掉,最后一个出掉}");
 	expect("\\d{11}", "");
 	expect(".*", "");
 	expect("a?", "");
