@@ -79,6 +79,7 @@ rules_lit_set_add(struct rules_lit_set *l, const char *s, size_t n)
 	if ((l->s[l->n] = rules_lit_strndup(s, n)) == NULL)
 		return -1;
 	l->n++;
+	l->score1 = 0;
 	return 0;
 }
 
@@ -128,6 +129,8 @@ rules_lit_set_score(const struct rules_lit_set *l)
 
 	if (l == NULL || l->n == 0)
 		return 0;
+	if (l->score1 != 0)
+		return l->score1 - 1;
 	for (i = 0; i < l->n; i++) {
 		for (w = 0, p = l->s[i]; *p; p += n) {
 			for (n = 1; ((unsigned char)p[n] & 0xc0) == 0x80; n++)
@@ -137,6 +140,8 @@ rules_lit_set_score(const struct rules_lit_set *l)
 		if (w < m)
 			m = w;
 	}
+	/* a cache, not a change: sets are compared again and again while read */
+	((struct rules_lit_set *)l)->score1 = m + 1;
 	return m;
 }
 
