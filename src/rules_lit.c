@@ -364,7 +364,7 @@ rules_lit_px_class(struct rules_lit_px *x)
 /*
  * The characters a class [s, e) can match, when it is a plain list of at
  * most RULES_MAX_CLASS characters ([码款], [给帮]): no negation, range,
- * escape of a letter (\\d, \\x, \\p) or POSIX name. NULL otherwise.
+ * escape of a letter (\d, \x, \p) or POSIX name. NULL otherwise.
  */
 static struct rules_lit_set *
 rules_lit_class_set(const char *s, const char *e)
