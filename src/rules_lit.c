@@ -73,9 +73,12 @@ rules_lit_set_add(struct rules_lit_set *l, const char *s, size_t n)
 			return 0;
 	if (l->n >= RULES_MAX_SET)
 		return -1;
-	if ((ns = realloc(l->s, (l->n + 1) * sizeof(*ns))) == NULL)
-		return -1;
-	l->s = ns;
+	if (l->n == l->cap) {	/* doubling: sets are built one string at a time */
+		if ((ns = realloc(l->s, (l->cap ? 2 * l->cap : 4) * sizeof(*ns))) == NULL)
+			return -1;
+		l->s = ns;
+		l->cap = l->cap ? 2 * l->cap : 4;
+	}
 	if ((l->s[l->n] = rules_lit_strndup(s, n)) == NULL)
 		return -1;
 	l->n++;
@@ -643,6 +646,9 @@ rules_lit_px_quant(struct rules_lit_px *x, struct rules_lit_info *info)
 		x->p++;	/* lazy or possessive */
 	if (!optional || info->exact == NULL ||
 	    rules_lit_set_add(info->exact, "", 0) == -1) {
+		/* x+ still requires one of x's strings */
+		if (min_one && info->req.n == 0)
+			rules_lit_req_add(&info->req, rules_lit_exact_req(info->exact));
 		rules_lit_set_free(info->exact);
 		info->exact = NULL;
 	}
@@ -667,16 +673,20 @@ rules_lit_run_end(struct rules_lit_req *req, struct rules_lit_set **run,
 	*natoms = 0;
 }
 
-/* A concatenation, up to '|' or ')'. */
+/*
+ * A concatenation, up to '|' or ')'. Its exact strings are the run's when
+ * every atom joined the run (nothing was flushed): one chain of crosses,
+ * not two.
+ */
 static void
 rules_lit_px_seq(struct rules_lit_px *x, struct rules_lit_info *out)
 {
 	struct rules_lit_info	 a;
 	struct rules_lit_set	*cross, *run;
 	size_t			 natoms = 0;
+	int			 whole = 1;
 
 	memset(out, 0, sizeof(*out));
-	out->exact = rules_lit_set_one("", 0);
 	run = rules_lit_set_one("", 0);
 	while (x->p < x->end && *x->p != '|' && *x->p != ')') {
 		if (rules_lit_px_atom(x, &a) == -1) {
@@ -686,16 +696,12 @@ rules_lit_px_seq(struct rules_lit_px *x, struct rules_lit_info *out)
 			rules_lit_set_free(run);
 			return;
 		}
-		if (a.req.n == 0)
-			rules_lit_req_add(&a.req, rules_lit_exact_req(a.exact));
 		rules_lit_px_quant(x, &a);
-		cross = rules_lit_set_cross(out->exact, a.exact);
-		rules_lit_set_free(out->exact);
-		out->exact = cross;
 		/* an atom of known strings joins the run; the others bring their sets */
 		cross = NULL;
 		if (a.exact != NULL && run != NULL &&
 		    (cross = rules_lit_set_cross(run, a.exact)) == NULL) {
+			whole = 0;	/* too many strings: the sequence's are unknown */
 			rules_lit_run_end(&out->req, &run, &natoms);
 			if (run != NULL)
 				cross = rules_lit_set_cross(run, a.exact);
@@ -705,18 +711,23 @@ rules_lit_px_seq(struct rules_lit_px *x, struct rules_lit_info *out)
 			run = cross;
 			natoms++;
 		} else {
+			whole = 0;
 			rules_lit_run_end(&out->req, &run, &natoms);
+			if (a.req.n == 0)
+				rules_lit_req_add(&a.req, rules_lit_exact_req(a.exact));
 			rules_lit_req_merge(&out->req, &a.req);
 		}
 		rules_lit_info_clear(&a);
 	}
+	if (whole && run != NULL) {
+		/* the whole sequence as one literal beats its parts */
+		out->exact = run;
+		rules_lit_req_clear(&out->req);
+		rules_lit_req_add(&out->req, rules_lit_exact_req(out->exact));
+		return;
+	}
 	rules_lit_run_end(&out->req, &run, &natoms);
 	rules_lit_set_free(run);
-	/* the whole sequence as one literal beats its parts */
-	if ((cross = rules_lit_exact_req(out->exact)) != NULL) {
-		rules_lit_req_clear(&out->req);
-		rules_lit_req_add(&out->req, cross);
-	}
 }
 
 /*

@@ -15,7 +15,7 @@
  */
 struct rules_lit_set {
 	char	**s;
-	size_t	  n;
+	size_t	  n, cap;
 	size_t	  score1;	/* its selectivity + 1 once known (rules_lit.c), else 0 */
 };
 

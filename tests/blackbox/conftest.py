@@ -568,6 +568,21 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOTS = os.environ.get("CHATMON_SCREENSHOTS") or os.path.join(ROOT, "build", "screenshots")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Before any fixture is torn down: keep the browser's log so far and
+    leave the page, so that it does not reconnect to (and log errors about)
+    the servers the other fixtures stop before the browser's teardown runs."""
+    driver = getattr(item, "funcargs", {}).get("browser")
+    if driver is None:
+        return
+    try:
+        browser_log(driver)
+        driver.get("about:blank")
+    except Exception:           # a dead browser is the browser fixture's to report
+        pass
+
+
 def browser_log(driver):
     """Every browser console entry so far (get_log drains Chromium's buffer, so
     the entries are kept on the driver for the teardown check too)."""
