@@ -209,9 +209,21 @@ acm_add(struct acm *a, const void *lit, size_t len, uint32_t id)
 	return 0;
 }
 
+/* Whether trie node s is kept as a whole row in the compact form (its edges, else). */
+static int
+acm_is_row(const struct acm *a, uint32_t s)
+{
+	uint32_t	u;
+	size_t		n = 0;
+
+	for (u = a->nodes[s].child; u != 0 && n < ACM_ROW_MIN; u = a->nodes[u].next)
+		n++;
+	return s != 0 && n >= ACM_ROW_MIN;
+}
+
 /*
  * Where trie node s goes on class c, through its failure links (the root
- * stays at the root on a byte no edge takes): a row's entry. 
+ * stays at the root on a byte no edge takes): a row's entry.
  */
 static uint32_t
 acm_goto(const struct acm *a, const uint32_t *fail, uint32_t s, size_t c)
@@ -252,11 +264,12 @@ acm_build_sparse(struct acm *a, const uint32_t *queue, const uint32_t *fail,
 		byn[map[queue[i]]] = queue[i];	/* trie node of each number */
 	for (i = 0; i < a->nstates; i++) {
 		s = byn[i];
-		for (n = 0, u = a->nodes[s].child; u != 0; u = a->nodes[u].next)
-			n++;
-		if (n >= ACM_ROW_MIN && s != 0)
-			n = (a->ncls + 1) / 2;	/* the row: ncls words */
-		if (total > UINT32_MAX - ACM_S_EDGES - 2 * n - 1)
+		if (acm_is_row(a, s))
+			n = (a->ncls + 1) / 2;	/* the row: ncls words, in pairs' room */
+		else
+			for (n = 0, u = a->nodes[s].child; u != 0; u = a->nodes[u].next)
+				n++;
+		if (total > UINT32_MAX - ACM_S_EDGES - 2 * n)
 			goto out;
 		off[s] = (uint32_t)total;
 		if (i == a->first_out)
@@ -273,9 +286,7 @@ acm_build_sparse(struct acm *a, const uint32_t *queue, const uint32_t *fail,
 		w = a->sparse + off[s];
 		w[ACM_S_FAIL] = off[fail[s]];
 		w[ACM_S_OUT] = cnt[s] ? map[s] - a->first_out : 0;
-		for (n = 0, u = a->nodes[s].child; u != 0; u = a->nodes[u].next)
-			n++;
-		if (n >= ACM_ROW_MIN && s != 0) {
+		if (acm_is_row(a, s)) {
 			w[ACM_S_N] = ACM_ROW;
 			for (c = 0; c < a->ncls; c++)
 				w[ACM_S_EDGES + c] = off[acm_goto(a, fail, s, c)];

@@ -11,6 +11,9 @@
 #define RULES_MAX_LIT		48	/* bytes of a literal kept (a prefix is still required) */
 #define RULES_MAX_CLASS		32	/* characters of a class read as a set */
 
+/* The characters a backslash makes literal, in a class as outside one. */
+static const char rules_lit_meta[] = ".^$|()[]{}*+?\\/-#&~ \"'";
+
 static char *
 rules_lit_strndup(const char *s, size_t n)
 {
@@ -385,7 +388,7 @@ rules_lit_class_set(const char *s, const char *e)
 		n = 1;
 		if (c == '\\') {
 			if (p + 1 >= e - 1 ||
-			    strchr(".^$|()[]{}*+?\\/-#&~ \"'", p[1]) == NULL)
+			    strchr(rules_lit_meta, p[1]) == NULL)
 				goto unknown;
 			c = p[1];
 			p++;
@@ -591,7 +594,7 @@ rules_lit_px_atom(struct rules_lit_px *x, struct rules_lit_info *info)
 			x->p = e < x->end ? e + 2 : e;
 			return 0;
 		}
-		if (strchr(".^$|()[]{}*+?\\/-#&~ \"'", c) != NULL) {
+		if (strchr(rules_lit_meta, c) != NULL) {
 			info->exact = rules_lit_set_one(&c, 1);
 			return 0;
 		}
