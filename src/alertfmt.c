@@ -104,12 +104,29 @@ alertfmt_sla_severity(const struct sla_event *e)
 	return s[e->type];
 }
 
+/* The same shape as alertfmt_id's, so ids still sort by time. */
+static void
+alertfmt_round_id(char out[ALERTFMT_ID_MAX], const struct sla_event *e)
+{
+	uint32_t	h = 2166136261u;	/* FNV-1a: the same on every instance */
+	size_t		i;
+
+	for (i = 0; i < e->conversation_len; i++)
+		h = (h ^ (unsigned char)e->conversation[i]) * 16777619u;
+	snprintf(out, ALERTFMT_ID_MAX, "%013" PRId64 "-%08" PRIx32 "-%09" PRIu64 "%u",
+	    e->due, h, (uint64_t)(e->opened < 0 ? 0 : e->opened) % 1000000000u,
+	    (unsigned)e->type);
+}
+
 int
 alertfmt_sla(struct sbuf *out, struct alertfmt_ids *ids, const struct sla_event *e)
 {
 	char	ts[32], id[ALERTFMT_ID_MAX];
 
-	alertfmt_id(id, e->due, ids);
+	if (ids->by_round)
+		alertfmt_round_id(id, e);
+	else
+		alertfmt_id(id, e->due, ids);
 	alertfmt_ts(ts, e->due);
 	return jsonw_dump(out, json_pack(
 	    "{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:I, s:I, s:b}",

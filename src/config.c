@@ -110,6 +110,8 @@ static const struct config_key config_keys[] = {
 	{ "redis.fold", CT_DURATION, OFF(redis.fold_ms), 0, "10s", 0, NOMAX, 0 },
 	{ "redis.snapshot", CT_DURATION, OFF(redis.snapshot_ms), 0, "2s", 0,
 	    NOMAX, 0 },
+	{ "redis.takeover", CT_DURATION, OFF(redis.takeover_ms), 0, "1s", 0,
+	    NOMAX, 0 },
 	/* before the keys it fills: a profile only sets what the file did not */
 	{ "sla.profile", CT_PROFILE, OFF(sla.profile), 0, "custom", 0, 0, 0 },
 	{ "sla.first_response", CT_DURATION, OFF(sla.first_response_ms), 0,

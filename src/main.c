@@ -315,6 +315,14 @@ out:
 		session_server_free(d.srv);
 		for (i = 0; i < 100 && event_base_loop(d.base, EVLOOP_NONBLOCK) == 0; i++)
 			;
+		/*
+		 * Turns already sent to Redis are applied before we go: the
+		 * next instance must find them. A hung Redis is dropped by
+		 * rconn after redis.timeout, which answers them all.
+		 */
+		while (relay_inflight(d.relay) > 0 &&
+		    event_base_loop(d.base, EVLOOP_ONCE) == 0)
+			;
 		relay_log_figures(d.relay);
 	}
 	admin_free(d.admin);	/* it reads the relay */

@@ -75,6 +75,7 @@ relay_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 	/* distinct enough across instances started in the same second */
 	r->ids.instance = (uint32_t)time(NULL) * 2654435761u ^
 	    (uint32_t)getpid() << 16 ^ (uint32_t)util_mono_ns();
+	r->ids.by_round = 1;	/* one event raised by two instances is one alert */
 	if (relay_set_config(r, cfg, errs) == -1 ||
 	    (r->sink = alert_new(base, cfg, m, errs)) == NULL ||
 	    (r->sla = slaclock_new(base, cfg, m, &r->ids, relay_publish, r,
@@ -238,6 +239,12 @@ size_t
 relay_rules(const struct relay *r)
 {
 	return rules_count(r->rules);
+}
+
+size_t
+relay_inflight(const struct relay *r)
+{
+	return slaclock_inflight(r->sla);
 }
 
 int

@@ -124,6 +124,7 @@ struct sla {
 	uint32_t		*aslots;	/* probing: index + 1; 0 free */
 	size_t			 naslots;	/* a power of two */
 	size_t			 nhist;		/* histogram size for the cap */
+	int			 charging;	/* 0: the caller charges (sla_charge_*) */
 };
 
 /* Service time */
@@ -679,7 +680,7 @@ sla_conv_flush(struct sla *s, struct sla_conv *c, int64_t limit)
 	while ((i = sla_conv_next(c)) != -1 && c->due[i] <= limit) {
 		c->pending &= (uint8_t)~(1u << i);
 		a = s->agents[c->agent];
-		if (i != SLA_EV_WARN)
+		if (i != SLA_EV_WARN && s->charging)
 			sla_agent_event(s, a, i == SLA_EV_ESCALATE, c->due[i]);
 		if (s->emit == NULL)
 			continue;
@@ -700,44 +701,71 @@ sla_conv_flush(struct sla *s, struct sla_conv *c, int64_t limit)
 	}
 }
 
-static void
-sla_round_open(struct sla *s, struct sla_conv *c, int64_t now)
+void
+sla_round_plan(const struct sla *s, int first, int64_t now,
+    struct sla_conv_state *st)
 {
 	const struct sla_config	*cfg = &s->cfg;
-	uint64_t		 thr;
+	uint64_t		 thr = first ? cfg->first_response_ms : cfg->reply_ms;
 	double			 w = cfg->warn_at;
 	int			 i;
 
-	c->first = !c->had_round;
-	c->had_round = 1;
-	c->open = 1;
-	c->opened = now;
-	/* an unanswered transfer stays with the agent who had it (domain.md) */
-	c->ragent = c->agent;
-	thr = c->first ? cfg->first_response_ms : cfg->reply_ms;
+	memset(st, 0, sizeof(*st));
+	st->open = 1;
+	st->first = first;
+	st->had_round = 1;
+	st->opened = now;
 	/* a zero threshold, or a warn_at out of (0, 1), turns that event off */
-	c->ms[SLA_EV_WARN] = 0;
 	if (w > 0 && w < 1 && thr > 0)
-		c->ms[SLA_EV_WARN] = (uint64_t)(w * (double)thr + 0.5);
-	c->ms[SLA_EV_BREACH] = thr;
-	c->ms[SLA_EV_ESCALATE] = cfg->escalate_ms;
+		st->ms[SLA_EV_WARN] = (uint64_t)(w * (double)thr + 0.5);
+	st->ms[SLA_EV_BREACH] = thr;
+	st->ms[SLA_EV_ESCALATE] = cfg->escalate_ms;
+	for (i = 0; i < SLA_NEV; i++)
+		st->due[i] = st->ms[i] == 0 ? SLA_NEVER :
+		    sla_days_add(&s->days, now, st->ms[i]);
+	st->idle_at = sla_idle_at(s, now);
+}
+
+/* Makes c's round the one st describes (the open count follows). */
+static void
+sla_round_set(struct sla *s, struct sla_conv *c, const struct sla_conv_state *st)
+{
+	int	 i;
+
+	s->nopen -= c->open;
+	c->open = st->open != 0;
+	c->first = st->first != 0;
+	c->had_round = st->had_round != 0;
+	c->opened = st->opened;
 	c->pending = 0;
 	for (i = 0; i < SLA_NEV; i++) {
-		if (c->ms[i] == 0)
-			continue;
-		c->due[i] = sla_days_add(&s->days, now, c->ms[i]);
-		if (c->due[i] != SLA_NEVER)
+		c->ms[i] = st->ms[i];
+		c->due[i] = st->due[i];
+		if (c->open && c->ms[i] != 0 && c->due[i] != SLA_NEVER &&
+		    !(st->fired & (1u << i)))
 			c->pending |= (uint8_t)(1u << i);
 	}
-	s->nopen++;
+	s->nopen += c->open;
+}
+
+static void
+sla_round_open(struct sla *s, struct sla_conv *c, int64_t now)
+{
+	struct sla_conv_state	 st;
+
+	sla_round_plan(s, !c->had_round, now, &st);
+	/* an unanswered transfer stays with the agent who had it (domain.md) */
+	c->ragent = c->agent;
+	sla_round_set(s, c, &st);
 }
 
 /* Charged to the conversation's agent: the one who replied, when known. */
 static void
 sla_round_close(struct sla *s, struct sla_conv *c, int64_t now)
 {
-	sla_agent_record(s, s->agents[c->agent], 1,
-	    sla_days_ms(&s->days, c->opened, now), c->first, now);
+	if (s->charging)
+		sla_agent_record(s, s->agents[c->agent], 1,
+		    sla_days_ms(&s->days, c->opened, now), c->first, now);
 	c->open = 0;
 	c->pending = 0;
 	s->nopen--;
@@ -755,7 +783,9 @@ sla_conv_finish(struct sla *s, struct sla_conv *c, int64_t at)
 
 	sla_conv_flush(s, c, at);
 	if (c->open) {
-		sla_agent_record(s, s->agents[c->ragent], 0, 0, c->first, at);
+		if (s->charging)
+			sla_agent_record(s, s->agents[c->ragent], 0, 0,
+			    c->first, at);
 		s->nopen--;
 	}
 	for (pp = &s->buckets[c->hash & (s->nbuckets - 1)]; *pp != c;
@@ -822,6 +852,7 @@ sla_new(const struct sla_config *cfg, sla_emit_cb emit, sla_release_cb release,
 		return NULL;
 	s->emit = emit;
 	s->release = release;
+	s->charging = 1;
 	s->arg = arg;
 	util_hkey_random(&s->hkey);
 	sla_apply_config(s, cfg);
@@ -900,13 +931,7 @@ sla_turn(struct sla *s, const char *conv, size_t len, const char *agent,
 		sla_conv_unlink_agent(s, c);
 		sla_conv_link_agent(s, c, ai);
 	}
-	/*
-	 * Idle is service time too: a buyer who writes at 23:10 is not
-	 * written off at 23:40 while the shop is closed.
-	 */
-	c->idle_at = s->cfg.idle_ms == 0 ||
-	    s->cfg.idle_ms >= (uint64_t)SLA_TIME_MAX ? SLA_NEVER :
-	    sla_days_add(&s->days, sla_clamp(now), s->cfg.idle_ms);
+	c->idle_at = sla_idle_at(s, now);
 
 	if (customer) {
 		if (!c->open)
@@ -914,6 +939,94 @@ sla_turn(struct sla *s, const char *conv, size_t len, const char *agent,
 	} else if (counts && c->open)
 		sla_round_close(s, c, now);
 	return c;
+}
+
+int64_t
+sla_idle_at(const struct sla *s, int64_t now)
+{
+	/*
+	 * Idle is service time too: a buyer who writes at 23:10 is not
+	 * written off at 23:40 while the shop is closed.
+	 */
+	return s->cfg.idle_ms == 0 || s->cfg.idle_ms >= (uint64_t)SLA_TIME_MAX ?
+	    SLA_NEVER : sla_days_add(&s->days, sla_clamp(now), s->cfg.idle_ms);
+}
+
+void
+sla_conv_get(const struct sla_conv *c, struct sla_conv_state *st)
+{
+	int	 i;
+
+	memset(st, 0, sizeof(*st));
+	st->open = c->open;
+	st->first = c->first;
+	st->had_round = c->had_round;
+	st->opened = c->opened;
+	st->idle_at = c->idle_at;
+	for (i = 0; i < SLA_NEV; i++) {
+		st->ms[i] = c->ms[i];
+		st->due[i] = c->due[i];
+		if (c->open && c->ms[i] != 0 && c->due[i] != SLA_NEVER &&
+		    !(c->pending & (1u << i)))
+			st->fired |= 1u << i;
+	}
+}
+
+struct sla_conv *
+sla_conv_put(struct sla *s, const char *conv, size_t len, const char *agent,
+    const struct sla_conv_state *st)
+{
+	struct sla_conv	*c;
+	uint32_t	 h, ai = 0;
+
+	if (conv == NULL && len > 0)
+		return NULL;
+	if (agent != NULL && agent[0] != '\0' &&
+	    (ai = sla_agent_intern(s, agent)) == SLA_NOAGENT)
+		return NULL;
+	h = sla_hash(s, conv, len);
+	if ((c = sla_conv_lookup(s, conv, len, h)) == NULL &&
+	    (c = sla_conv_new(s, conv, len, h)) == NULL)
+		return NULL;
+	if (ai != 0 && ai != c->agent) {
+		sla_conv_unlink_agent(s, c);
+		sla_conv_link_agent(s, c, ai);
+	}
+	c->ragent = c->agent;
+	c->idle_at = st->idle_at;
+	sla_round_set(s, c, st);
+	return c;
+}
+
+void
+sla_set_charging(struct sla *s, int on)
+{
+	s->charging = on != 0;
+}
+
+void
+sla_charge_round(struct sla *s, const char *agent, int answered,
+    int64_t opened, int64_t at, int first)
+{
+	uint32_t	 ai = 0;
+
+	if (agent != NULL && agent[0] != '\0' &&
+	    (ai = sla_agent_intern(s, agent)) == SLA_NOAGENT)
+		return;
+	sla_agent_record(s, s->agents[ai], answered,
+	    answered ? sla_days_ms(&s->days, opened, at) : 0, first, at);
+}
+
+void
+sla_charge_event(struct sla *s, const char *agent, enum sla_event_type type,
+    int64_t at)
+{
+	uint32_t	 ai = 0;
+
+	if (type == SLA_WARN || (agent != NULL && agent[0] != '\0' &&
+	    (ai = sla_agent_intern(s, agent)) == SLA_NOAGENT))
+		return;
+	sla_agent_event(s, s->agents[ai], type == SLA_ESCALATE, at);
 }
 
 struct sla_conv *
@@ -990,6 +1103,12 @@ sla_conv_wait(const struct sla *s, const struct sla_conv *c, int64_t now)
 	if (!c->open)
 		return 0;
 	return sla_days_ms(&s->days, c->opened, now);
+}
+
+const char *
+sla_conv_agent(const struct sla *s, const struct sla_conv *c)
+{
+	return s->agents[c->agent]->id;
 }
 
 const char *

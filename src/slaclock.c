@@ -5,6 +5,7 @@
 
 #include <event2/event.h>
 
+#include "chatmon/convstore.h"
 #include "chatmon/log.h"
 #include "chatmon/sla.h"
 #include "chatmon/slaclock.h"
@@ -18,8 +19,16 @@
  * service hours takes the heap.
  *
  * A conversation also remembers the session it was last seen on, so that
- * sla.warn and sla.breach reach that agent, and so that the agent's
- * disconnect ends it.
+ * sla.warn and sla.breach reach that agent. A disconnect or a shutdown
+ * ends nothing: the customer still waits, and whoever serves the
+ * conversation next (this instance or another) finds its round open.
+ *
+ * With the store up (convstore: Redis is the source of truth), the engine
+ * is a cache: each turn, end and event also goes to Redis, whose answer
+ * is written back into the engine, and only what Redis says this instance
+ * closed, ended or raised is charged to the figures and published, so
+ * that instances sharing conversations count each round once. Should
+ * Redis not answer, what the engine did alone counts (fail open).
  */
 
 #define SLACLOCK_NCOMMON	8
@@ -29,6 +38,7 @@ struct slaclock_conv {
 	struct sla_conv		*conv;
 	struct event		*ev;
 	struct relay_peer	*peer;		/* weak: unlinked when the session closes */
+	int			 overdue;	/* armed for a deadline already past (a takeover) */
 	struct slaclock_conv	*prev, *next;	/* the peer's conversations */
 };
 
@@ -43,9 +53,35 @@ struct slaclock {
 	uint64_t		 common_ms[SLACLOCK_NCOMMON];
 	const struct timeval	*common[SLACLOCK_NCOMMON];
 	size_t			 ncommon;
+	struct convstore	*store;
+	int			 shared;	/* the engine's current call: the store decides */
+	size_t			 inflight;	/* calls to the store not answered yet */
+};
+
+enum slaclock_op_kind {
+	SLACLOCK_OP_TURN,
+	SLACLOCK_OP_END,
+	SLACLOCK_OP_FIRE,
+};
+
+/* A call to the store in flight, and what the engine did alone meanwhile. */
+struct slaclock_op {
+	struct slaclock		*clk;
+	enum slaclock_op_kind	 kind;
+	int			 charge;	/* a round the engine closed or ended */
+	int			 answered, first;
+	int64_t			 opened, at;
+	struct sla_event	 ev;		/* FIRE: its strings point below */
+	char			*agent;		/* into buf */
+	size_t			 len;
+	char			 buf[];		/* the id, NUL, the agent, NUL */
 };
 
 static void	slaclock_arm(struct slaclock_conv *, int64_t now);
+static int	slaclock_finish(struct slaclock *, struct sla_conv *, int64_t now,
+		    int idle);
+static void	slaclock_claim(const char *, size_t,
+		    const struct convstore_reply *, void *);
 
 /* The durations most timers are armed with, as common timeouts. */
 static void
@@ -126,11 +162,12 @@ slaclock_release(struct sla_conv *conv, void *udata, void *arg)
 	free(c);
 }
 
+/* Publishes e, and tells the agent when the conversation is held here. */
 static void
-slaclock_emit(const struct sla_event *e, void *arg)
+slaclock_publish(struct slaclock *clk, const struct sla_event *e)
 {
-	struct slaclock		*clk = arg;
-	struct slaclock_conv	*c = sla_conv_udata(e->conv);
+	struct sla_conv		*conv;
+	struct slaclock_conv	*c = NULL;
 
 	switch (e->type) {
 	case SLA_WARN:
@@ -145,7 +182,7 @@ slaclock_emit(const struct sla_event *e, void *arg)
 	}
 	sbuf_reset(&clk->alert);
 	if (alertfmt_sla(&clk->alert, clk->ids, e) == -1) {
-		log_warnx("slaclock_emit: out of memory, %s lost",
+		log_warnx("slaclock_publish: out of memory, %s lost",
 		    alertfmt_sla_type(e));
 		return;
 	}
@@ -153,14 +190,98 @@ slaclock_emit(const struct sla_event *e, void *arg)
 	    alertfmt_sla_type(e), e->agent,
 	    e->conversation, e->conversation_len, clk->arg);
 	/* warn and breach tell the agent; escalation is for supervisors */
-	if (e->type == SLA_ESCALATE || c == NULL || c->peer == NULL ||
-	    c->peer->inject == NULL)
+	if (e->type == SLA_ESCALATE)
+		return;
+	if ((conv = sla_find(clk->sla, e->conversation, e->conversation_len)) != NULL)
+		c = sla_conv_udata(conv);
+	if (c == NULL || c->peer == NULL || c->peer->inject == NULL)
 		return;
 	sbuf_reset(&clk->frame);
 	if (alertfmt_warning(&clk->frame, e->conversation, e->conversation_len,
 	    clk->alert.s, clk->alert.len, 0) == -1)
 		return;
 	c->peer->inject(c->peer->ctx, clk->frame.s, clk->frame.len, 1);
+}
+
+/* Before each call into the engine: whether the store decides this one. */
+static void
+slaclock_begin(struct slaclock *clk)
+{
+	clk->shared = convstore_up(clk->store);
+	sla_set_charging(clk->sla, !clk->shared);
+}
+
+static struct slaclock_op *
+slaclock_op_new(struct slaclock *clk, enum slaclock_op_kind kind,
+    const char *id, size_t len, const char *agent)
+{
+	struct slaclock_op	*op;
+	size_t			 alen = strlen(agent);
+
+	if ((op = calloc(1, sizeof(*op) + len + alen + 2)) == NULL) {
+		log_warnx("slaclock_op_new: out of memory, counted here alone");
+		return NULL;
+	}
+	op->clk = clk;
+	op->kind = kind;
+	op->len = len;
+	memcpy(op->buf, id, len);
+	op->agent = op->buf + len + 1;
+	memcpy(op->agent, agent, alen);
+	return op;
+}
+
+static void	slaclock_on_store(const struct convstore_reply *, void *);
+
+/* What the engine did alone counts: the store never answered op. */
+static void
+slaclock_op_alone(struct slaclock_op *op)
+{
+	struct slaclock	*clk = op->clk;
+
+	if (op->kind == SLACLOCK_OP_FIRE) {
+		slaclock_publish(clk, &op->ev);
+		sla_charge_event(clk->sla, op->ev.agent, op->ev.type, op->ev.due);
+	} else if (op->charge)
+		sla_charge_round(clk->sla, op->agent, op->answered, op->opened,
+		    op->at, op->first);
+}
+
+/* Sends op (made by the caller for kind): on failure what the engine did counts now. */
+static void
+slaclock_op_sent(struct slaclock_op *op, int rc)
+{
+	if (rc == 0) {
+		op->clk->inflight++;
+		return;
+	}
+	slaclock_op_alone(op);
+	free(op);
+}
+
+/* The engine emits e; with the store up, Redis first says who raises it. */
+static void
+slaclock_emit(const struct sla_event *e, void *arg)
+{
+	struct slaclock		*clk = arg;
+	struct slaclock_op	*op;
+
+	if (!clk->shared) {
+		slaclock_publish(clk, e);
+		return;
+	}
+	if ((op = slaclock_op_new(clk, SLACLOCK_OP_FIRE, e->conversation,
+	    e->conversation_len, e->agent)) == NULL) {
+		slaclock_publish(clk, e);
+		sla_charge_event(clk->sla, e->agent, e->type, e->due);
+		return;
+	}
+	op->ev = *e;
+	op->ev.conversation = op->buf;
+	op->ev.agent = op->agent;
+	op->ev.conv = NULL;
+	slaclock_op_sent(op, convstore_fire(clk->store, op->buf, op->len,
+	    e->opened, e->type, slaclock_on_store, op));
 }
 
 static void
@@ -173,16 +294,23 @@ slaclock_fire(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	/* how late the loop runs the timers: the figure the SLA promise rests on */
+	/*
+	 * How late the loop runs the timers: the figure the SLA promise rests
+	 * on. A deadline taken over from a dead instance was late before it
+	 * came here, and says nothing about this loop.
+	 */
 	if (late < 0)
 		late = 0;
-	m->sla_timer_fires++;
-	m->sla_timer_late_sum_us += (uint64_t)late;
-	if ((uint64_t)late > m->sla_timer_late_max_us)
-		m->sla_timer_late_max_us = (uint64_t)late;
-	if (late > 10000)
-		m->sla_timer_late_over_10ms++;
-	if (sla_expire(c->clk->sla, c->conv, now) == 0)
+	if (!c->overdue) {
+		m->sla_timer_fires++;
+		m->sla_timer_late_sum_us += (uint64_t)late;
+		if ((uint64_t)late > m->sla_timer_late_max_us)
+			m->sla_timer_late_max_us = (uint64_t)late;
+		if (late > 10000)
+			m->sla_timer_late_over_10ms++;
+	}
+	slaclock_begin(c->clk);
+	if (slaclock_finish(c->clk, c->conv, now, 1) == 0)
 		slaclock_arm(c, now);	/* else it ended and c is gone */
 }
 
@@ -207,6 +335,7 @@ slaclock_arm(struct slaclock_conv *c, int64_t now)
 	if (event_base_gettimeofday_cached(clk->base, &tv) == 0)
 		now = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 	ms = d > now ? (uint64_t)(d - now) : 0;
+	c->overdue = d < now;
 	for (k = 0; k < clk->ncommon; k++)
 		if (clk->common_ms[k] == ms) {
 			evtimer_add(c->ev, clk->common[k]);
@@ -235,11 +364,15 @@ slaclock_new(struct event_base *base, const struct config *cfg,
 	sla_config_from(&s, &cfg->sla);
 	if ((clk->sla = sla_new(&s, slaclock_emit, slaclock_release, clk)) == NULL)
 		goto oom;
+	if ((clk->store = convstore_new(base, cfg, slaclock_claim, clk,
+	    errs)) == NULL)
+		goto err;
 	slaclock_common(clk, &s);
 	return clk;
 oom:
 	sbuf_line(errs, "slaclock_new: out of memory");
-	free(clk);
+err:
+	slaclock_free(clk);
 	return NULL;
 }
 
@@ -251,6 +384,106 @@ slaclock_set_config(struct slaclock *clk, const struct config *cfg)
 	sla_config_from(&s, &cfg->sla);
 	sla_set_config(clk->sla, &s);
 	slaclock_common(clk, &s);
+	convstore_set_config(clk->store, cfg);
+}
+
+/* c's record and timer, made on first sight; NULL on ENOMEM (conv then ends). */
+static struct slaclock_conv *
+slaclock_hold(struct slaclock *clk, struct sla_conv *conv, int64_t now)
+{
+	struct slaclock_conv	*c;
+
+	if ((c = sla_conv_udata(conv)) != NULL)
+		return c;
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->ev = evtimer_new(clk->base, slaclock_fire, c)) == NULL) {
+		free(c);
+		log_warnx("slaclock_hold: out of memory, conversation not timed");
+		sla_set_charging(clk->sla, 1);
+		sla_end(clk->sla, conv, now);
+		return NULL;
+	}
+	c->clk = clk;
+	c->conv = conv;
+	sla_conv_set_udata(conv, c);
+	return c;
+}
+
+/*
+ * Writes what the store answered about conversation id into the engine:
+ * a turn's answer makes the conversation held here; other answers only
+ * update one held here, or end it when Redis says it is over.
+ */
+static void
+slaclock_sync(struct slaclock *clk, const char *id, size_t len, int turn,
+    const struct convstore_reply *r)
+{
+	struct sla_conv		*conv = sla_find(clk->sla, id, len);
+	struct slaclock_conv	*c;
+	int64_t			 now = util_wall_ms();
+
+	slaclock_begin(clk);
+	if (!r->exists) {
+		if (conv != NULL) {
+			sla_set_charging(clk->sla, 0);	/* charged where it ended */
+			sla_end(clk->sla, conv, now);
+		}
+		return;
+	}
+	if (conv == NULL && !turn)
+		return;
+	if ((conv = sla_conv_put(clk->sla, id, len, r->agent, &r->st)) == NULL) {
+		log_warnx("slaclock_sync: out of memory, conversation not timed");
+		return;
+	}
+	if ((c = slaclock_hold(clk, conv, now)) != NULL)
+		slaclock_arm(c, now);
+}
+
+static void
+slaclock_on_store(const struct convstore_reply *r, void *priv)
+{
+	struct slaclock_op	*op = priv;
+	struct slaclock		*clk = op->clk;
+
+	clk->inflight--;
+	if (!r->ok) {
+		slaclock_op_alone(op);
+		free(op);
+		return;
+	}
+	if (op->kind == SLACLOCK_OP_FIRE && r->done) {
+		slaclock_publish(clk, &op->ev);
+		sla_charge_event(clk->sla, op->ev.agent, op->ev.type, op->ev.due);
+	}
+	if (r->charged)
+		sla_charge_round(clk->sla, r->charged_agent, r->answered,
+		    r->opened, r->at, r->first);
+	slaclock_sync(clk, op->buf, op->len, op->kind == SLACLOCK_OP_TURN, r);
+	free(op);
+}
+
+/* Another instance left conversation id behind: take it over. */
+static void
+slaclock_claim(const char *id, size_t len, const struct convstore_reply *r,
+    void *arg)
+{
+	struct slaclock	*clk = arg;
+
+	log_debug("slaclock_claim: a deadline left by its owner taken over");
+	slaclock_sync(clk, id, len, 1, r);
+}
+
+/* FNV-1a of the turn's text: the same on every instance. */
+static uint64_t
+slaclock_text_hash(const struct relay_turn *t)
+{
+	uint64_t	h = 14695981039346656037ULL;
+	size_t		i;
+
+	for (i = 0; i < t->text_len; i++)
+		h = (h ^ (unsigned char)t->text[i]) * 1099511628211ULL;
+	return h;
 }
 
 void
@@ -258,29 +491,84 @@ slaclock_turn(struct slaclock *clk, const struct relay_turn *t, int robot)
 {
 	struct sla_conv		*conv;
 	struct slaclock_conv	*c;
+	struct slaclock_op	*op = NULL;
+	struct sla_conv_state	 before, first, later;
 	int64_t			 now = t->wall_ms;
+	int			 customer = t->role == RELAY_ROLE_CUSTOMER;
 
+	slaclock_begin(clk);
+	before.open = 0;
+	if (clk->shared && (conv = sla_find(clk->sla, t->conversation,
+	    t->conversation_len)) != NULL)
+		sla_conv_get(conv, &before);
 	conv = sla_turn(clk->sla, t->conversation, t->conversation_len,
-	    t->peer->agent, t->role == RELAY_ROLE_CUSTOMER, !robot, now);
+	    t->peer->agent, customer, !robot, now);
 	if (conv == NULL) {
 		log_warnx("slaclock_turn: out of memory, turn not timed");
 		return;
 	}
-	if ((c = sla_conv_udata(conv)) == NULL) {
-		if ((c = calloc(1, sizeof(*c))) == NULL ||
-		    (c->ev = evtimer_new(clk->base, slaclock_fire, c)) == NULL) {
-			free(c);
-			log_warnx("slaclock_turn: out of memory, conversation "
-			    "not timed");
-			sla_end(clk->sla, conv, now);
-			return;
-		}
-		c->clk = clk;
-		c->conv = conv;
-		sla_conv_set_udata(conv, c);
-	}
+	if ((c = slaclock_hold(clk, conv, now)) == NULL)
+		return;
 	slaclock_link(c, (struct relay_peer *)t->peer);
 	slaclock_arm(c, now);
+	if (!clk->shared || (op = slaclock_op_new(clk, SLACLOCK_OP_TURN,
+	    t->conversation, t->conversation_len, t->peer->agent)) == NULL)
+		return;
+	if (!customer && !robot && before.open) {
+		op->charge = op->answered = 1;
+		op->opened = before.opened;
+		op->first = before.first;
+		op->at = now;
+	}
+	sla_round_plan(clk->sla, 1, now, &first);
+	sla_round_plan(clk->sla, 0, now, &later);
+	slaclock_op_sent(op, convstore_turn(clk->store, t->conversation,
+	    t->conversation_len, t->peer->agent, customer ? CONVSTORE_CUSTOMER :
+	    robot ? CONVSTORE_OTHER : CONVSTORE_REPLY, slaclock_text_hash(t),
+	    &first, &later, now, slaclock_on_store, op));
+}
+
+/*
+ * conv ends at `at` (an end frame, or idle when idle is set); with the
+ * store up, Redis ends it too and says what to charge.
+ */
+static int
+slaclock_finish(struct slaclock *clk, struct sla_conv *conv, int64_t now,
+    int idle)
+{
+	struct slaclock_op	*op = NULL;
+	struct sla_conv_state	 st;
+	const char		*id;
+	size_t			 len;
+	int64_t			 at;
+	int			 ended;
+
+	sla_conv_get(conv, &st);
+	at = idle || st.idle_at < now ? st.idle_at : now;
+	if (clk->shared && (!idle || st.idle_at <= now)) {
+		id = sla_conv_id(conv, &len);
+		if ((op = slaclock_op_new(clk, SLACLOCK_OP_END, id, len,
+		    sla_conv_agent(clk->sla, conv))) != NULL && st.open) {
+			op->charge = 1;
+			op->opened = st.opened;
+			op->first = st.first;
+			op->at = at;
+		}
+	}
+	if (idle)
+		ended = sla_expire(clk->sla, conv, now);
+	else {
+		sla_end(clk->sla, conv, now);
+		ended = 1;
+	}
+	if (op != NULL) {
+		if (ended)
+			slaclock_op_sent(op, convstore_end(clk->store, op->buf,
+			    op->len, at, idle, slaclock_on_store, op));
+		else
+			free(op);
+	}
+	return ended;
 }
 
 void
@@ -288,19 +576,24 @@ slaclock_end(struct slaclock *clk, const struct relay_turn *t)
 {
 	struct sla_conv	*conv;
 
+	slaclock_begin(clk);
 	if ((conv = sla_find(clk->sla, t->conversation, t->conversation_len)) != NULL)
-		sla_end(clk->sla, conv, t->wall_ms);
+		(void)slaclock_finish(clk, conv, t->wall_ms, 0);
 }
 
 void
 slaclock_peer_closed(struct slaclock *clk, struct relay_peer *peer)
 {
-	struct slaclock_conv	*c;
-	int64_t			 now = util_wall_ms();
+	(void)clk;
+	/* the conversations go on without a session to tell */
+	while (peer->sla_convs != NULL)
+		slaclock_unlink(peer->sla_convs);
+}
 
-	/* sla_end releases c, which unlinks it: the head moves on */
-	while ((c = peer->sla_convs) != NULL)
-		sla_end(clk->sla, c->conv, now);
+size_t
+slaclock_inflight(const struct slaclock *clk)
+{
+	return clk->inflight;
 }
 
 static void
@@ -439,7 +732,9 @@ slaclock_free(struct slaclock *clk)
 {
 	if (clk == NULL)
 		return;
-	sla_free(clk->sla);	/* releases every conversation and its timer */
+	/* calls still in flight count as the engine did them, while it is here */
+	convstore_free(clk->store);
+	sla_free(clk->sla);	/* releases every conversation and its timer; charges nothing */
 	sbuf_free(&clk->alert);
 	sbuf_free(&clk->frame);
 	free(clk);

@@ -18,6 +18,13 @@
 struct alertfmt_ids {
 	uint32_t	instance;	/* random per process; 0 in chatmon replay */
 	uint64_t	seq;
+	/*
+	 * SLA alerts get ids made of what they are about: the due time, a hash
+	 * of the conversation, the round's open time and the event, so that
+	 * two instances raising one event raise one alert (consumers drop by
+	 * id). chatmon replay keeps the sequence.
+	 */
+	int		by_round;
 };
 void	alertfmt_id(char out[ALERTFMT_ID_MAX], int64_t wall_ms,
 	    struct alertfmt_ids *);

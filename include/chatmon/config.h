@@ -56,6 +56,7 @@ struct config_redis {
 	uint64_t timeout_ms;		/* a command without a reply this long: Redis is hung */
 	uint64_t fold_ms;		/* identical alerts within this are folded; 0 off */
 	uint64_t snapshot_ms;		/* who waits and the day's figures to Redis; 0 off */
+	uint64_t takeover_ms;		/* a deadline its owner left this long is raised by another instance; 0: conversation state not in Redis */
 	char	*channel;
 	char	*stream;
 	uint64_t stream_maxlen;

@@ -72,7 +72,7 @@ int	relay_set_config(struct relay *, const struct config *cfg,
 /* Inspects one complete message; data stays the caller's. */
 enum relay_verdict relay_message(struct relay *, const struct relay_peer *,
 	    enum relay_dir, int binary, const char *data, size_t len);
-/* The agent's connection is gone: its conversations end (open rounds unanswered). */
+/* The agent's connection is gone: its conversations go on without it. */
 void	relay_peer_closed(struct relay *, struct relay_peer *);
 /* The relay's part of /metrics: rule hits by category, severity and action, and the SLA's. */
 int	relay_metrics(const struct relay *, struct sbuf *out);
@@ -80,6 +80,8 @@ int	relay_metrics(const struct relay *, struct sbuf *out);
 size_t	relay_conversations(const struct relay *);
 size_t	relay_open_rounds(const struct relay *);
 size_t	relay_rules(const struct relay *);
+/* Calls to Redis about conversations not answered yet (a shutdown waits for them). */
+size_t	relay_inflight(const struct relay *);
 /* 1 when Redis is connected or alerts are being spooled. */
 int	relay_alerts_ready(const struct relay *);
 /* One log line per agent with its SLA figures. */

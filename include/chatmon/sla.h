@@ -116,6 +116,53 @@ void	*sla_conv_udata(const struct sla_conv *);
 /* The customer's current wait in service time (0 when no round is open). */
 uint64_t sla_conv_wait(const struct sla *, const struct sla_conv *, int64_t now);
 const char *sla_conv_id(const struct sla_conv *, size_t *len);
+/* The conversation's agent ("" unknown); the engine's string. */
+const char *sla_conv_agent(const struct sla *, const struct sla_conv *);
+
+/*
+ * A conversation's round as a shared store holds it (design.md: Redis is
+ * the source of truth for it, each engine a cache). Times are wall ms;
+ * INT64_MAX is "never". fired has bit 1 << SLA_WARN etc. for each event
+ * already emitted for the open round.
+ */
+struct sla_conv_state {
+	int		 open;		/* a round is open */
+	int		 first;		/* the open round is the first */
+	int		 had_round;	/* a round was ever opened (first response remembered) */
+	unsigned	 fired;
+	int64_t		 opened;	/* the open round's start */
+	int64_t		 due[3];	/* by enum sla_event_type */
+	uint64_t	 ms[3];		/* service time after opened; 0 off */
+	int64_t		 idle_at;	/* the conversation ends here unless a turn comes */
+};
+
+/* conv's state now. */
+void	sla_conv_get(const struct sla_conv *, struct sla_conv_state *);
+/*
+ * Makes conv (found, or created) hold st, its agent as sla_turn takes it;
+ * nothing is emitted or charged, the caller re-arms its timer. NULL on
+ * ENOMEM.
+ */
+struct sla_conv *sla_conv_put(struct sla *, const char *conv, size_t len,
+	    const char *agent, const struct sla_conv_state *st);
+/* The round that a customer turn at now would open (first or not), and the idle end. */
+void	sla_round_plan(const struct sla *, int first, int64_t now,
+	    struct sla_conv_state *);
+/* When a conversation whose last turn is at now ends idle; INT64_MAX never. */
+int64_t	sla_idle_at(const struct sla *, int64_t now);
+/*
+ * Charging off: rounds closed or ended and breaches and escalations
+ * emitted are not counted in the figures by the engine; the caller
+ * charges what the shared store says happened once (sla_charge_*).
+ * On by default.
+ */
+void	sla_set_charging(struct sla *, int on);
+/* One round into agent's figures: answered at `at`, or ended unanswered at `at`. */
+void	sla_charge_round(struct sla *, const char *agent, int answered,
+	    int64_t opened, int64_t at, int first);
+/* A breach or escalation (a warning is not charged), due at `at`. */
+void	sla_charge_event(struct sla *, const char *agent,
+	    enum sla_event_type, int64_t at);
 
 /* Per-agent figures, over every round closed or ended so far. */
 struct sla_figures {

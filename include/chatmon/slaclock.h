@@ -33,7 +33,10 @@ void	slaclock_set_config(struct slaclock *, const struct config *cfg);
 void	slaclock_turn(struct slaclock *, const struct relay_turn *, int robot);
 /* An end frame. */
 void	slaclock_end(struct slaclock *, const struct relay_turn *);
-/* The agent's connection closed: the conversations it was last seen on end. */
+/*
+ * The agent's connection closed: its conversations go on (the customers
+ * still wait), with no session to tell.
+ */
 void	slaclock_peer_closed(struct slaclock *, struct relay_peer *);
 /*
  * The SLA part of /metrics in the Prometheus text format: open rounds and
@@ -41,6 +44,8 @@ void	slaclock_peer_closed(struct slaclock *, struct relay_peer *);
  */
 int	slaclock_metrics(const struct slaclock *, struct sbuf *out);
 size_t	slaclock_conversations(const struct slaclock *);
+/* Calls to Redis not answered yet: a shutdown lets them finish. */
+size_t	slaclock_inflight(const struct slaclock *);
 size_t	slaclock_open_rounds(const struct slaclock *);
 /* One log line per agent with its figures. */
 void	slaclock_log_figures(const struct slaclock *);

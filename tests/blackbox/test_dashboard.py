@@ -225,10 +225,14 @@ def test_waiting_and_agents_from_chatmond(dashboard, daemon, backend, redis_serv
     them: who waits, longest first, and the agents' day with the rule hits."""
     r = redis_server()
     b = backend(script="customer.py")
-    script = tmp_path / "s.json"
-    script.write_text(json.dumps([{"at": 0, "text": json.dumps(
-        {"type": "message", "conversation": conv, "text": "在吗"}, ensure_ascii=False)}
-        for conv in ("w-1", "w-2")]), encoding="utf-8")
+    # each agent has conversations of its own (one conversation on two
+    # instances is one conversation: test_convstate.py)
+    scripts = {}
+    for who, convs in (("alice", ("w-1", "w-2")), ("bob", ("v-1", "v-2"))):
+        scripts[who] = tmp_path / f"{who}.json"
+        scripts[who].write_text(json.dumps([{"at": 0, "text": json.dumps(
+            {"type": "message", "conversation": conv, "text": "在吗"}, ensure_ascii=False)}
+            for conv in convs]), encoding="utf-8")
     sla = "sla:\n  first_response: 30s\n  reply: 60s\n  timezone: \"+08:00\"\n"
     args = ["-o", "redis.snapshot=200ms", "-o", "redis.fold=0"]
     d1 = daemon(b.port, extra=sla, redis=r.url(), rules=LIVE, args=args, name="one")
@@ -236,11 +240,11 @@ def test_waiting_and_agents_from_chatmond(dashboard, daemon, backend, redis_serv
     dash = dashboard(r.url(), extra=sla)
 
     async def main():
-        async with agent(d1, f"/script?file={script}&agent=alice") as a1:
+        async with agent(d1, f"/script?file={scripts['alice']}&agent=alice") as a1:
             await recv(a1)
             await recv(a1)
             await asyncio.sleep(0.3)
-            async with agent(d2, f"/script?file={script}&agent=bob") as a2:
+            async with agent(d2, f"/script?file={scripts['bob']}&agent=bob") as a2:
                 await recv(a2)
                 await recv(a2)
                 async with dash.feed() as ws:
@@ -279,7 +283,7 @@ def test_waiting_and_agents_from_chatmond(dashboard, daemon, backend, redis_serv
                     assert [x["agent"] for x in ag["agents"]] == ["alice"], ag
                     w = await p.next("waiting")
                     assert sorted(x["conversation"] for x in w["rounds"]) == \
-                        ["w-1", "w-2", "w-2"], w
+                        ["v-1", "v-2", "w-2"], w
     run(main())
 
 

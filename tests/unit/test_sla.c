@@ -1727,6 +1727,78 @@ test_waiting(void **state)
 	sla_free(s);
 }
 
+
+/*
+ * The store's side (convstore): a state read from one engine and put into
+ * another carries the round over (its open time, its first-ness, what was
+ * raised); with charging off nothing is counted until the caller says so.
+ */
+static void
+test_state_put_and_charging(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*a, *b;
+	struct sla_conv		*c;
+	struct sla_conv_state	 st, plan;
+	struct sla_figures	 f;
+
+	(void)state;
+	base_cfg(&cfg);
+	a = new_sla(&cfg);
+	b = new_sla(&cfg);
+	c = CUST(a, "c-1", T0);
+	assert_int_equal(run_until(a, c, T0 + cfg.first_response_ms), 0);
+	assert_int_equal(nev, 2);		/* warn and breach */
+	sla_conv_get(c, &st);
+	assert_true(st.open && st.first && st.had_round);
+	assert_int_equal(st.opened, T0);
+	assert_int_equal(st.fired, (1u << SLA_WARN) | (1u << SLA_BREACH));
+	sla_round_plan(a, 1, T0, &plan);
+	assert_memory_equal(plan.due, st.due, sizeof(st.due));
+	assert_memory_equal(plan.ms, st.ms, sizeof(st.ms));
+	assert_int_equal(plan.idle_at, st.idle_at);
+
+	/* the other engine takes over: only the escalation is still to come */
+	sla_set_charging(b, 0);
+	c = sla_conv_put(b, "c-1", 3, "alice", &st);
+	assert_non_null(c);
+	assert_int_equal(sla_open_rounds(b), 1);
+	assert_int_equal(sla_conv_deadline(c), st.due[SLA_ESCALATE]);
+	nev = 0;
+	assert_int_equal(run_until(b, c, st.due[SLA_ESCALATE]), 0);
+	assert_int_equal(nev, 1);
+	assert_int_equal(evs[0].type, SLA_ESCALATE);
+	assert_int_equal(evs[0].opened, T0);
+	/* a re-sent customer turn does not restart the round */
+	CUST(b, "c-1", T0 + 200 * SEC);
+	assert_int_equal(sla_conv_wait(b, c, T0 + 200 * SEC), 200 * SEC);
+	REPLY(b, "c-1", "alice", T0 + 201 * SEC);
+	assert_int_equal(fig(b, "alice").rounds, 0);	/* charging is off */
+	sla_charge_round(b, "alice", 1, T0, T0 + 201 * SEC, 1);
+	sla_charge_event(b, "alice", SLA_ESCALATE, st.due[SLA_ESCALATE]);
+	sla_charge_event(b, "alice", SLA_WARN, T0);	/* never charged */
+	f = fig(b, "alice");
+	assert_int_equal(f.rounds, 1);
+	assert_int_equal(f.answered, 1);
+	assert_int_equal(f.first_mean_ms, 201 * SEC);
+	assert_int_equal(f.escalations, 1);
+	assert_int_equal(f.breaches, 0);
+	/* the first response is remembered: the next round is a later one */
+	sla_conv_get(c, &st);
+	assert_false(st.open);
+	CUST(b, "c-1", T0 + 300 * SEC);
+	sla_conv_get(c, &st);
+	assert_true(st.open && !st.first);
+	assert_int_equal(st.ms[SLA_BREACH], cfg.reply_ms);
+	/* putting a closed state closes the round */
+	st.open = 0;
+	assert_ptr_equal(sla_conv_put(b, "c-1", 3, "", &st), c);
+	assert_int_equal(sla_open_rounds(b), 0);
+	assert_string_equal(sla_conv_agent(b, c), "alice");
+	sla_free(a);
+	sla_free(b);
+}
+
 int
 main(void)
 {
@@ -1759,6 +1831,7 @@ main(void)
 		cmocka_unit_test_setup(test_sums_merge, reset),
 		cmocka_unit_test_setup(test_waiting, reset),
 		cmocka_unit_test_setup(test_alloc_failure, reset),
+		cmocka_unit_test_setup(test_state_put_and_charging, reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

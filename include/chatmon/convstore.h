@@ -1,0 +1,88 @@
+/* convstore: each conversation's SLA state in Redis, the source of truth (design.md): one script per turn, the deadlines swept with a lease. */
+#ifndef CHATMON_CONVSTORE_H
+#define CHATMON_CONVSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatmon/config.h"
+#include "chatmon/sla.h"
+
+struct event_base;
+struct convstore;
+
+/*
+ * What Redis answered about one conversation. ok 0: no answer (Redis went
+ * away, or refused): the caller's memory decides. Strings are the
+ * store's, valid during the callback.
+ */
+struct convstore_reply {
+	int			 ok;
+	int			 done;		/* turn: 1; fire: this caller marked the event; end: it ended */
+	int			 exists;	/* the conversation is (still) in Redis */
+	struct sla_conv_state	 st;
+	const char		*agent;		/* the conversation's agent ("" unknown) */
+	/* a round this call closed (answered) or ended (unanswered): charge it once */
+	int			 charged;
+	int			 answered;
+	int			 first;
+	int64_t			 opened;
+	int64_t			 at;
+	const char		*charged_agent;
+};
+
+typedef void	(*convstore_cb)(const struct convstore_reply *, void *priv);
+/*
+ * A conversation another instance left behind: one of its deadlines is
+ * past by more than redis.takeover and nobody raised it. The caller takes
+ * it over (loads it and raises what is due). id is the store's.
+ */
+typedef void	(*convstore_claim_cb)(const char *id, size_t len,
+		    const struct convstore_reply *, void *arg);
+
+/*
+ * A connection of its own on base (borrowed); cfg is copied. redis.takeover
+ * 0 turns the store off: convstore_up is then always 0. NULL with a reason
+ * in errs.
+ */
+struct convstore *convstore_new(struct event_base *base, const struct config *cfg,
+	    convstore_claim_cb claim, void *arg, struct sbuf *errs);
+void	convstore_set_config(struct convstore *, const struct config *cfg);
+/* 1 when calls can go: on, and connected. */
+int	convstore_up(const struct convstore *);
+
+enum convstore_turn_kind {
+	CONVSTORE_CUSTOMER = 'c',	/* opens a round unless one is open */
+	CONVSTORE_REPLY = 'a',		/* closes the open round */
+	CONVSTORE_OTHER = 'r',		/* an agent turn that is no reply (robot) */
+};
+
+/*
+ * Applies a turn at now to conversation id (len bytes) atomically: first
+ * and later are the rounds a customer turn would open now (sla_round_plan),
+ * with when the conversation ends unless another turn comes; text_hash
+ * tells a customer turn sent again from a new one. agent may be "". cb gets exactly one call (ok 0 if the store never answers).
+ * 0, or -1 when the call could not go (cb is not called).
+ */
+int	convstore_turn(struct convstore *, const char *id, size_t len,
+	    const char *agent, enum convstore_turn_kind, uint64_t text_hash,
+	    const struct sla_conv_state *first, const struct sla_conv_state *later,
+	    int64_t now, convstore_cb cb, void *priv);
+/*
+ * Marks event type of the round opened at `opened` as raised; done 1 when
+ * this call marked it (raise it), 0 when it was already marked or that
+ * round is over. As convstore_turn otherwise.
+ */
+int	convstore_fire(struct convstore *, const char *id, size_t len,
+	    int64_t opened, enum sla_event_type type, convstore_cb cb, void *priv);
+/*
+ * Ends the conversation at `at` (an end frame), or, with idle set, only
+ * if its idle end is at or before `at`; an open round is charged
+ * unanswered. As convstore_turn otherwise.
+ */
+int	convstore_end(struct convstore *, const char *id, size_t len,
+	    int64_t at, int idle, convstore_cb cb, void *priv);
+/* Pending calls get ok 0. NULL is fine. */
+void	convstore_free(struct convstore *);
+
+#endif

@@ -1,0 +1,678 @@
+/* convstore: each conversation's SLA state in Redis, the source of truth (design.md): one script per turn, the deadlines swept with a lease. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+
+#include "chatmon/convstore.h"
+#include "chatmon/log.h"
+#include "chatmon/rconn.h"
+
+/*
+ * Key layout (docs/operations.md, "Running many instances"): a
+ * conversation lives in one of CONVSTORE_BUCKETS buckets by a hash of its
+ * id; every key of a bucket carries the bucket as its hash tag, so each
+ * script touches one hash slot and runs unchanged on Redis Cluster:
+ *
+ *   PREFIXchatmon:sla:{B}:c:ID   hash: the round (fields below)
+ *   PREFIXchatmon:sla:{B}:due    sorted set: ID by its next deadline
+ *
+ * A script per call applies it atomically, so two instances that see the
+ * same conversation (one agent in two tabs, a reconnect, a takeover) agree
+ * on when a round opened, whether it is still open, and which events were
+ * raised; the one whose call closed or ended a round charges it, once.
+ *
+ * Every instance sweeps the deadline sets: a conversation whose deadline
+ * is more than redis.takeover past is claimed for a lease (its score moved
+ * on) and handed to the caller, which raises what is due through
+ * convstore_fire, as the owner would have. The owner's own timers fire at
+ * the due time and move the score on at once, so a live owner is never
+ * raced; a dead one is replaced within takeover plus a sweep interval.
+ */
+
+#define CONVSTORE_BUCKETS	16
+#define CONVSTORE_SWEEP_MAX	100	/* conversations claimed per bucket per sweep */
+#define CONVSTORE_LEASE_MS	5000
+/* Past its idle end a conversation's record lingers this long, then Redis drops it. */
+#define CONVSTORE_TTL_MS	86400000LL
+#define CONVSTORE_MAXARG	32	/* the most a call sends: a turn, 25 */
+#define CONVSTORE_NFIELD	16
+/* A customer turn repeating the last one within this, its round answered: a copy. */
+#define CONVSTORE_COPY_MS	30000
+
+enum { CS_TURN, CS_FIRE, CS_END, CS_SWEEP, CS_NSCRIPT };
+
+/*
+ * Fields: op a round is open, o when it opened, f it is the first, h a
+ * round was ever opened, x the events raised (bit per event), d0-d2 their
+ * due times and m0-m2 their service times (-1: none), i the idle end, a the
+ * agent, ra the agent who held it when the round opened, lc a hash of the
+ * last customer turn and lt when it came. Lua numbers are doubles:
+ * millisecond times (< 2^53) are exact.
+ */
+static const char convstore_lua_common[] =
+"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','ra','lc','lt'}\n"
+"local function load()\n"
+"  local v = redis.call('HMGET', KEYS[1], unpack(F))\n"
+"  local t = {}\n"
+"  for k = 1, #F do if v[k] then t[F[k]] = v[k] end end\n"
+"  return t\n"
+"end\n"
+"local function dump(t)\n"
+"  local r = {}\n"
+"  for k = 1, #F do r[k] = t[F[k]] or '' end\n"
+"  return r\n"
+"end\n"
+"local function save(t)\n"
+"  local a = {}\n"
+"  for k = 1, #F do if t[F[k]] then a[#a+1] = F[k]; a[#a+1] = t[F[k]] end end\n"
+"  redis.call('HSET', KEYS[1], unpack(a))\n"
+"end\n"
+"local function num(s) return tonumber(s or '-1') or -1 end\n"
+/* the next deadline: an event not raised yet, or the idle end */
+"local function schedule(t, id)\n"
+"  local n = num(t.i)\n"
+"  if t.op == '1' then\n"
+"    local x = num(t.x)\n"
+"    for e = 0, 2 do\n"
+"      local d = num(t['d'..e])\n"
+"      if d >= 0 and math.floor(x / 2^e) % 2 == 0 and (n < 0 or d < n) then n = d end\n"
+"    end\n"
+"  end\n"
+"  if n >= 0 then redis.call('ZADD', KEYS[2], n, id) else redis.call('ZREM', KEYS[2], id) end\n"
+"end\n";
+
+/*
+ * KEYS: the conversation, its bucket's deadline set. ARGV: now, kind (c
+ * customer, a reply, r other agent turn), agent, idle end, id, TTL past
+ * the idle end, then m0 d0 m1 d1 m2 d2 of a first round and of a later one,
+ * then the customer turn's hash and how long a repeat of it is a copy.
+ * A copy of the customer turn that opened a round already answered (the
+ * backend sent it again, or one tab got it after another tab replied)
+ * opens no round.
+ */
+static const char convstore_lua_turn[] =
+"local now = tonumber(ARGV[1])\n"
+"local t = load()\n"
+"local out = {}\n"
+"if num(t.i) >= 0 and num(t.i) <= now then\n"
+/* it ended idle, unseen: its round is unanswered; this turn starts anew */
+"  if t.op == '1' then out = {'u', t.o, t.f, t.ra or '', t.i} end\n"
+"  redis.call('DEL', KEYS[1])\n"
+"  t = {}\n"
+"end\n"
+"if ARGV[3] ~= '' then t.a = ARGV[3] end\n"
+"if ARGV[2] == 'c' then\n"
+"  local copy = t.lc == ARGV[19] and now - num(t.lt) < tonumber(ARGV[20])\n"
+"  t.lc = ARGV[19]; t.lt = ARGV[1]\n"
+"  if t.op ~= '1' and not copy then\n"
+"    local b = 7\n"
+"    if t.h == '1' then b = 13 end\n"
+"    t.f = (t.h == '1') and '0' or '1'\n"
+"    t.op = '1'; t.o = ARGV[1]; t.h = '1'; t.x = '0'; t.ra = t.a or ''\n"
+"    for e = 0, 2 do t['m'..e] = ARGV[b+2*e]; t['d'..e] = ARGV[b+2*e+1] end\n"
+"  end\n"
+"elseif ARGV[2] == 'a' and t.op == '1' then\n"
+"  out = {'a', t.o, t.f, t.a or '', ARGV[1]}\n"
+"  t.op = '0'; t.x = '0'\n"
+"end\n"
+"t.i = ARGV[4]\n"
+"save(t)\n"
+"if num(t.i) >= 0 then redis.call('PEXPIREAT', KEYS[1], num(t.i) + tonumber(ARGV[6]))\n"
+"else redis.call('PEXPIRE', KEYS[1], ARGV[6]) end\n"
+"schedule(t, ARGV[5])\n"
+"return {1, dump(t), out}\n";
+
+/* KEYS as for a turn. ARGV: the round's open time, the event (0-2), id. */
+static const char convstore_lua_fire[] =
+"local t = load()\n"
+"if t.op ~= '1' or t.o ~= ARGV[1] then return {0, dump(t), {}} end\n"
+"local x, b = num(t.x), 2^tonumber(ARGV[2])\n"
+"if math.floor(x / b) % 2 == 1 then return {0, dump(t), {}} end\n"
+"t.x = tostring(x + b)\n"
+"redis.call('HSET', KEYS[1], 'x', t.x)\n"
+"schedule(t, ARGV[3])\n"
+"return {1, dump(t), {}}\n";
+
+/* KEYS as for a turn. ARGV: when, idle only (1/0), id. */
+static const char convstore_lua_end[] =
+"local t = load()\n"
+"if not t.i then redis.call('ZREM', KEYS[2], ARGV[3]); return {0, dump(t), {}} end\n"
+"local at, i = tonumber(ARGV[1]), num(t.i)\n"
+"if ARGV[2] == '1' and (i < 0 or i > at) then return {0, dump(t), {}} end\n"
+"if i >= 0 and i < at then at = i end\n"
+"local out = {}\n"
+"if t.op == '1' then out = {'u', t.o, t.f, t.ra or '', tostring(at)} end\n"
+"redis.call('DEL', KEYS[1])\n"
+"redis.call('ZREM', KEYS[2], ARGV[3])\n"
+"return {1, dump({}), out}\n";
+
+/* KEYS: a deadline set. ARGV: claim what is due at or before this, until then, at most. */
+static const char convstore_lua_sweep[] =
+"local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])\n"
+"for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end\n"
+"return ids\n";
+
+struct convstore {
+	struct event_base	*base;
+	struct rconn		*rc;
+	struct event		*ev_sweep;
+	convstore_claim_cb	 claim;
+	void			*arg;
+	char			*prefix;
+	uint64_t		 takeover_ms;
+	unsigned		 sweeping;	/* replies of the last sweep still to come */
+	char			*body[CS_NSCRIPT];	/* common part + script */
+	char			 sha[CS_NSCRIPT][41];
+};
+
+/* One call in flight: its arguments are kept to send it again as EVAL. */
+struct convstore_op {
+	struct convstore	*cs;
+	convstore_cb		 cb;
+	void			*priv;
+	int			 script;
+	int			 retried;
+	int			 bucket;	/* CS_SWEEP: which; claims: -1 */
+	int			 argc;
+	const char		*argv[CONVSTORE_MAXARG];
+	size_t			 argvlen[CONVSTORE_MAXARG];
+	char			 buf[];
+};
+
+/* The argument list being built before it is copied into an op. */
+struct convstore_args {
+	int		 argc;
+	const char	*argv[CONVSTORE_MAXARG];
+	size_t		 argvlen[CONVSTORE_MAXARG];
+	char		 num[CONVSTORE_MAXARG][24];
+	char		 key[2][512];
+	int		 over;
+};
+
+static uint32_t
+convstore_bucket(const char *id, size_t len)
+{
+	uint32_t	h = 2166136261u;	/* FNV-1a: stable across instances */
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)id[i]) * 16777619u;
+	return h % CONVSTORE_BUCKETS;
+}
+
+static void
+convstore_arg(struct convstore_args *a, const char *s, size_t len)
+{
+	if (a->argc == CONVSTORE_MAXARG) {
+		a->over = 1;	/* a bug: the call is refused, not cut */
+		return;
+	}
+	a->argv[a->argc] = s;
+	a->argvlen[a->argc++] = len;
+}
+
+static void
+convstore_arg_str(struct convstore_args *a, const char *s)
+{
+	convstore_arg(a, s, strlen(s));
+}
+
+/* A time or a count; INT64_MAX ("never") is -1 in Redis. */
+static void
+convstore_arg_num(struct convstore_args *a, int64_t v)
+{
+	char	*p = a->num[a->argc];
+
+	if (v == INT64_MAX)
+		v = -1;
+	convstore_arg(a, p, (size_t)snprintf(p, sizeof(a->num[0]), "%" PRId64, v));
+}
+
+/* "EVALSHA sha 2 convkey duekey" for the conversation id. */
+static void
+convstore_head(struct convstore *cs, struct convstore_args *a, int script,
+    const char *id, size_t len)
+{
+	uint32_t	b = convstore_bucket(id, len);
+	const char	*pre = cs->prefix != NULL ? cs->prefix : "";
+	int		n;
+
+	a->argc = 0;
+	a->over = 0;
+	convstore_arg_str(a, "EVALSHA");
+	convstore_arg_str(a, cs->sha[script]);
+	convstore_arg_str(a, "2");
+	n = snprintf(a->key[0], sizeof(a->key[0]), "%schatmon:sla:{%u}:c:", pre, b);
+	/* the id goes after the fixed part; a longer one is cut (never in practice: ids are short) */
+	if ((size_t)n + len >= sizeof(a->key[0]))
+		len = sizeof(a->key[0]) - (size_t)n - 1;
+	memcpy(a->key[0] + n, id, len);
+	convstore_arg(a, a->key[0], (size_t)n + len);
+	convstore_arg(a, a->key[1], (size_t)snprintf(a->key[1], sizeof(a->key[1]),
+	    "%schatmon:sla:{%u}:due", pre, b));
+}
+
+static void	convstore_on_reply(redisReply *, void *);
+
+static int
+convstore_send(struct convstore_op *op)
+{
+	return rconn_command_argv(op->cs->rc, convstore_on_reply, op, 0,
+	    op->argc, op->argv, op->argvlen);
+}
+
+/*
+ * Copies the arguments into a new op and sends all but the last `keep`
+ * (which only ride along in the op): 0, or -1 (op freed).
+ */
+static int
+convstore_call(struct convstore *cs, struct convstore_args *a, int keep,
+    int script, int bucket, convstore_cb cb, void *priv)
+{
+	struct convstore_op	*op;
+	size_t			 total = 0, off = 0;
+	int			 i;
+
+	if (!convstore_up(cs) || a->over)
+		return -1;
+	for (i = 0; i < a->argc; i++)
+		total += a->argvlen[i];
+	if ((op = calloc(1, sizeof(*op) + total + 1)) == NULL)
+		return -1;
+	op->cs = cs;
+	op->cb = cb;
+	op->priv = priv;
+	op->script = script;
+	op->bucket = bucket;
+	op->argc = a->argc;
+	for (i = 0; i < a->argc; i++) {
+		memcpy(op->buf + off, a->argv[i], a->argvlen[i]);
+		op->argv[i] = op->buf + off;
+		op->argvlen[i] = a->argvlen[i];
+		off += a->argvlen[i];
+	}
+	op->argc -= keep;
+	if (convstore_send(op) == -1) {
+		free(op);
+		return -1;
+	}
+	return 0;
+}
+
+static int64_t
+convstore_num(const redisReply *r)
+{
+	if (r == NULL || r->type != REDIS_REPLY_STRING || r->len == 0)
+		return INT64_MAX;
+	/* -1 is "never" */
+	return r->str[0] == '-' ? INT64_MAX : strtoll(r->str, NULL, 10);
+}
+
+static const char *
+convstore_str(const redisReply *r)
+{
+	return r != NULL && r->type == REDIS_REPLY_STRING ? r->str : "";
+}
+
+/* The fields of a dump (the scripts' order) into out; 0, or -1 when malformed. */
+static int
+convstore_parse_state(const redisReply *d, struct convstore_reply *out)
+{
+	redisReply	**e;
+	int		  i;
+	int64_t		  v;
+
+	if (d->type != REDIS_REPLY_ARRAY || d->elements != CONVSTORE_NFIELD)
+		return -1;
+	e = d->element;
+	out->exists = convstore_str(e[11])[0] != '\0';	/* every record has an idle end */
+	out->st.open = strcmp(convstore_str(e[0]), "1") == 0;
+	out->st.opened = convstore_num(e[1]) == INT64_MAX ? 0 : convstore_num(e[1]);
+	out->st.first = strcmp(convstore_str(e[2]), "1") == 0;
+	out->st.had_round = strcmp(convstore_str(e[3]), "1") == 0;
+	v = convstore_num(e[4]);
+	out->st.fired = v == INT64_MAX ? 0 : (unsigned)v;
+	for (i = 0; i < 3; i++) {
+		out->st.due[i] = convstore_num(e[5 + i]);
+		v = convstore_num(e[8 + i]);
+		out->st.ms[i] = v == INT64_MAX ? 0 : (uint64_t)v;
+	}
+	out->st.idle_at = convstore_num(e[11]);
+	out->agent = convstore_str(e[12]);
+	return 0;
+}
+
+static int
+convstore_parse(const redisReply *r, struct convstore_reply *out)
+{
+	const redisReply	*c;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER ||
+	    convstore_parse_state(r->element[1], out) == -1 ||
+	    r->element[2]->type != REDIS_REPLY_ARRAY)
+		return -1;
+	out->done = r->element[0]->integer != 0;
+	c = r->element[2];
+	if (c->elements == 5) {
+		out->charged = 1;
+		out->answered = strcmp(convstore_str(c->element[0]), "a") == 0;
+		out->opened = convstore_num(c->element[1]);
+		out->first = strcmp(convstore_str(c->element[2]), "1") == 0;
+		out->charged_agent = convstore_str(c->element[3]);
+		out->at = convstore_num(c->element[4]);
+		if (out->opened == INT64_MAX || out->at == INT64_MAX)
+			return -1;
+	}
+	out->ok = 1;
+	return 0;
+}
+
+static void	convstore_on_sweep(struct convstore_op *, redisReply *);
+static void	convstore_on_claim(struct convstore_op *, redisReply *);
+
+static void
+convstore_on_reply(redisReply *reply, void *priv)
+{
+	struct convstore_op	*op = priv;
+	struct convstore	*cs = op->cs;
+	struct convstore_reply	 r;
+
+	/* Redis forgets its scripts on a restart or a failover: send the text */
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+	    strncmp(reply->str, "NOSCRIPT", 8) == 0 && !op->retried) {
+		op->retried = 1;
+		op->argv[0] = "EVAL";
+		op->argvlen[0] = 4;
+		op->argv[1] = cs->body[op->script];
+		op->argvlen[1] = strlen(cs->body[op->script]);
+		if (convstore_send(op) == 0)
+			return;
+		reply = NULL;
+	}
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+		log_warnx("convstore_on_reply: redis refused a call: %s", reply->str);
+	if (op->bucket == -1) {
+		convstore_on_claim(op, reply);
+		free(op);
+		return;
+	}
+	if (op->script == CS_SWEEP) {
+		convstore_on_sweep(op, reply);
+		free(op);
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	r.agent = r.charged_agent = "";
+	if (reply != NULL && reply->type != REDIS_REPLY_ERROR &&
+	    convstore_parse(reply, &r) == -1) {
+		log_warnx("convstore_on_reply: a reply of an unexpected shape");
+		memset(&r, 0, sizeof(r));
+		r.agent = r.charged_agent = "";
+	}
+	op->cb(&r, op->priv);
+	free(op);
+}
+
+/* A claimed conversation's fields (HMGET) to the caller. */
+static void
+convstore_on_claim(struct convstore_op *op, redisReply *reply)
+{
+	struct convstore	*cs = op->cs;
+	struct convstore_reply	 r;
+	const char		*id = op->argv[CONVSTORE_NFIELD + 2];
+	size_t			 len = op->argvlen[CONVSTORE_NFIELD + 2];
+
+	memset(&r, 0, sizeof(r));
+	r.agent = r.charged_agent = "";
+	if (reply == NULL || convstore_parse_state(reply, &r) == -1)
+		return;	/* the lease runs out and someone sweeps it again */
+	r.ok = 1;
+	if (!r.exists) {
+		/* Redis dropped the record (its TTL): nothing is due any more */
+		(void)rconn_command(cs->rc, NULL, NULL, 0, "ZREM %b %b",
+		    op->argv[CONVSTORE_NFIELD + 3], op->argvlen[CONVSTORE_NFIELD + 3],
+		    id, len);
+		return;
+	}
+	cs->claim(id, len, &r, cs->arg);
+}
+
+static void
+convstore_on_sweep(struct convstore_op *op, redisReply *reply)
+{
+	struct convstore	*cs = op->cs;
+	static const char	*const fields[CONVSTORE_NFIELD] = { "op", "o",
+				    "f", "h", "x", "d0", "d1", "d2", "m0", "m1",
+				    "m2", "i", "a", "ra", "lc", "lt" };
+	struct convstore_args	 a;
+	const char		*pre = cs->prefix != NULL ? cs->prefix : "";
+	size_t			 i, len;
+	int			 k, n;
+
+	cs->sweeping--;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+		return;
+	for (i = 0; i < reply->elements; i++) {
+		if (reply->element[i]->type != REDIS_REPLY_STRING)
+			continue;
+		/* HMGET key fields..., then the id and the deadline set ride along */
+		len = reply->element[i]->len;
+		a.argc = 0;
+		a.over = 0;
+		convstore_arg_str(&a, "HMGET");
+		n = snprintf(a.key[0], sizeof(a.key[0]), "%schatmon:sla:{%d}:c:",
+		    pre, op->bucket);
+		if ((size_t)n + len >= sizeof(a.key[0]))
+			continue;
+		memcpy(a.key[0] + n, reply->element[i]->str, len);
+		convstore_arg(&a, a.key[0], (size_t)n + len);
+		for (k = 0; k < CONVSTORE_NFIELD; k++)
+			convstore_arg_str(&a, fields[k]);
+		convstore_arg(&a, reply->element[i]->str, len);
+		convstore_arg(&a, op->argv[3], op->argvlen[3]);
+		if (convstore_call(cs, &a, 2, CS_SWEEP, -1, NULL, NULL) == -1)
+			return;
+	}
+}
+
+static void
+convstore_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct convstore	*cs = arg;
+	struct convstore_args	 a;
+	const char		*pre = cs->prefix != NULL ? cs->prefix : "";
+	int64_t			 now = util_wall_ms();
+	int			 b;
+
+	(void)fd;
+	(void)what;
+	if (!convstore_up(cs) || cs->sweeping > 0)
+		return;
+	for (b = 0; b < CONVSTORE_BUCKETS; b++) {
+		a.argc = 0;
+		a.over = 0;
+		convstore_arg_str(&a, "EVALSHA");
+		convstore_arg_str(&a, cs->sha[CS_SWEEP]);
+		convstore_arg_str(&a, "1");
+		convstore_arg(&a, a.key[1], (size_t)snprintf(a.key[1],
+		    sizeof(a.key[1]), "%schatmon:sla:{%d}:due", pre, b));
+		convstore_arg_num(&a, now - (int64_t)cs->takeover_ms);
+		convstore_arg_num(&a, now + CONVSTORE_LEASE_MS);
+		convstore_arg_num(&a, CONVSTORE_SWEEP_MAX);
+		if (convstore_call(cs, &a, 0, CS_SWEEP, b, NULL, NULL) == -1)
+			return;
+		cs->sweeping++;
+	}
+}
+
+int
+convstore_turn(struct convstore *cs, const char *id, size_t len,
+    const char *agent, enum convstore_turn_kind kind, uint64_t text_hash,
+    const struct sla_conv_state *first, const struct sla_conv_state *later,
+    int64_t now, convstore_cb cb, void *priv)
+{
+	struct convstore_args	 a;
+	char			 k = (char)kind, hash[17];
+	int			 i;
+
+	convstore_head(cs, &a, CS_TURN, id, len);
+	convstore_arg_num(&a, now);
+	convstore_arg(&a, &k, 1);
+	convstore_arg_str(&a, agent != NULL ? agent : "");
+	convstore_arg_num(&a, first->idle_at);
+	convstore_arg(&a, id, len);
+	convstore_arg_num(&a, CONVSTORE_TTL_MS);
+	for (i = 0; i < 3; i++) {
+		convstore_arg_num(&a, (int64_t)first->ms[i]);
+		convstore_arg_num(&a, first->ms[i] ? first->due[i] : INT64_MAX);
+	}
+	for (i = 0; i < 3; i++) {
+		convstore_arg_num(&a, (int64_t)later->ms[i]);
+		convstore_arg_num(&a, later->ms[i] ? later->due[i] : INT64_MAX);
+	}
+	convstore_arg(&a, hash, (size_t)snprintf(hash, sizeof(hash), "%016" PRIx64,
+	    text_hash));
+	convstore_arg_num(&a, CONVSTORE_COPY_MS);
+	return convstore_call(cs, &a, 0, CS_TURN, 0, cb, priv);
+}
+
+int
+convstore_fire(struct convstore *cs, const char *id, size_t len,
+    int64_t opened, enum sla_event_type type, convstore_cb cb, void *priv)
+{
+	struct convstore_args	 a;
+
+	convstore_head(cs, &a, CS_FIRE, id, len);
+	convstore_arg_num(&a, opened);
+	convstore_arg_num(&a, (int64_t)type);
+	convstore_arg(&a, id, len);
+	return convstore_call(cs, &a, 0, CS_FIRE, 0, cb, priv);
+}
+
+int
+convstore_end(struct convstore *cs, const char *id, size_t len, int64_t at,
+    int idle, convstore_cb cb, void *priv)
+{
+	struct convstore_args	 a;
+
+	convstore_head(cs, &a, CS_END, id, len);
+	convstore_arg_num(&a, at);
+	convstore_arg_str(&a, idle ? "1" : "0");
+	convstore_arg(&a, id, len);
+	return convstore_call(cs, &a, 0, CS_END, 0, cb, priv);
+}
+
+int
+convstore_up(const struct convstore *cs)
+{
+	return cs != NULL && cs->takeover_ms > 0 && rconn_up(cs->rc);
+}
+
+static void
+convstore_on_state(void *arg, int up, int lost)
+{
+	(void)arg;
+	(void)up;
+	(void)lost;	/* rconn logs it; calls are refused while down */
+}
+
+/* The scripts' full text and their SHA1 (what EVALSHA names them by). */
+static int
+convstore_scripts(struct convstore *cs)
+{
+	static const char	*const parts[CS_NSCRIPT] = { convstore_lua_turn,
+				    convstore_lua_fire, convstore_lua_end,
+				    convstore_lua_sweep };
+	unsigned char		 md[EVP_MAX_MD_SIZE];
+	unsigned int		 mdlen, k;
+	size_t			 n;
+	int			 i;
+
+	for (i = 0; i < CS_NSCRIPT; i++) {
+		n = sizeof(convstore_lua_common) + strlen(parts[i]);
+		if ((cs->body[i] = malloc(n)) == NULL)
+			return -1;
+		/* the sweep needs none of the helpers */
+		snprintf(cs->body[i], n, "%s%s", i == CS_SWEEP ? "" :
+		    convstore_lua_common, parts[i]);
+		if (EVP_Digest(cs->body[i], strlen(cs->body[i]), md, &mdlen,
+		    EVP_sha1(), NULL) != 1 || mdlen != 20)
+			return -1;
+		for (k = 0; k < mdlen; k++)
+			snprintf(cs->sha[i] + 2 * k, 3, "%02x", md[k]);
+	}
+	return 0;
+}
+
+struct convstore *
+convstore_new(struct event_base *base, const struct config *cfg,
+    convstore_claim_cb claim, void *arg, struct sbuf *errs)
+{
+	struct convstore	*cs;
+
+	if ((cs = calloc(1, sizeof(*cs))) == NULL)
+		goto oom;
+	cs->base = base;
+	cs->claim = claim;
+	cs->arg = arg;
+	if (convstore_scripts(cs) == -1 ||
+	    (cs->rc = rconn_new(base, "convstore", convstore_on_state, cs)) == NULL ||
+	    (cs->ev_sweep = event_new(base, -1, EV_PERSIST, convstore_sweep,
+	    cs)) == NULL)
+		goto oom;
+	convstore_set_config(cs, cfg);
+	return cs;
+oom:
+	sbuf_line(errs, "convstore_new: out of memory");
+	convstore_free(cs);
+	return NULL;
+}
+
+void
+convstore_set_config(struct convstore *cs, const struct config *cfg)
+{
+	struct timeval	 tv;
+	uint64_t	 every;
+	char		*p = NULL;
+
+	if (cfg->redis.prefix != NULL && (p = strdup(cfg->redis.prefix)) == NULL) {
+		log_warnx("convstore_set_config: out of memory, settings kept");
+		return;
+	}
+	free(cs->prefix);
+	cs->prefix = p;
+	cs->takeover_ms = cfg->redis.takeover_ms;
+	event_del(cs->ev_sweep);
+	if (cs->takeover_ms == 0)
+		return;	/* off: no connection is made */
+	if (rconn_set_target(cs->rc, &cfg->redis.target, cfg->redis.password,
+	    cfg->redis.timeout_ms) == -1)
+		log_warnx("convstore_set_config: out of memory, Redis target kept");
+	/* a sweep every half takeover: a dead owner's deadline waits at most 1.5x */
+	every = cs->takeover_ms / 2 < 100 ? 100 : cs->takeover_ms / 2;
+	tv.tv_sec = (time_t)(every / 1000);
+	tv.tv_usec = (suseconds_t)(every % 1000 * 1000);
+	event_add(cs->ev_sweep, &tv);
+}
+
+void
+convstore_free(struct convstore *cs)
+{
+	int	i;
+
+	if (cs == NULL)
+		return;
+	if (cs->ev_sweep != NULL)
+		event_free(cs->ev_sweep);
+	rconn_free(cs->rc);	/* pending calls get ok 0 now */
+	for (i = 0; i < CS_NSCRIPT; i++)
+		free(cs->body[i]);
+	free(cs->prefix);
+	free(cs);
+}

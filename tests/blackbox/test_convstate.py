@@ -1,0 +1,198 @@
+"""Conversation state in Redis (issue 12, docs/operations.md "Running many
+instances"): two real chatmond processes on one real redis-server. A
+customer waits on instance A, A is killed with SIGKILL: B raises the
+breach and the escalation within redis.takeover of their due times, the
+agent reconnects through B, the backend re-sends the customer's message
+(the round does not restart) and the reply is timed from the original
+message; the next round is a later one (the first response is
+remembered). SIGTERM with an open round charges nothing and a restarted
+instance still raises its deadlines. One agent on both instances adds up
+to what one instance would count. SLA alert ids are the same whoever
+raises them."""
+
+import asyncio
+import json
+import os
+import re
+import signal
+import time
+
+from conftest import SLOW, agent, recv, run, wait_for
+
+FIRST, REPLY, ESCALATE = 1000, 1500, 3000      # ms
+SLA = ("sla:\n  first_response: 1s\n  reply: 1500ms\n  warn_at: 0.5\n"
+       "  escalate: 3s\n  timezone: UTC\n")
+TAKEOVER = 300                                  # ms
+ARGS = ["-o", f"redis.takeover={TAKEOVER}ms", "-o", "redis.fold=0"]   # every alert in the stream
+STREAM = "chatmon:alerts:log"
+
+
+def frame(conv, text):
+    return json.dumps({"type": "message", "conversation": conv, "text": text},
+                      ensure_ascii=False)
+
+
+def script(tmp_path, name, steps):
+    p = tmp_path / f"{name}.json"
+    p.write_text(json.dumps([{"at": at, "text": text} for at, text in steps],
+                            ensure_ascii=False), encoding="utf-8")
+    return p
+
+
+def sla_alerts(c, conv):
+    """(arrival ms from the stream id, alert) of conv's SLA alerts, in order."""
+    out = []
+    for sid, f in c.xrange(STREAM):
+        a = json.loads(f["alert"])
+        if a.get("conversation") == conv and a["type"].startswith("sla."):
+            out.append((int(sid.split("-")[0]), a))
+    return out
+
+
+def due_ms(a):
+    t = time.strptime(a["ts"][:19], "%Y-%m-%dT%H:%M:%S")
+    return (int(time.mktime(t)) - time.timezone) * 1000 + int(a["ts"][20:23])
+
+
+def figures(d, agent_id):
+    m = re.findall(rf"^chatmond: info: slaclock: agent={re.escape(agent_id)} (.*)$",
+                   d.log(), re.M)
+    if not m:
+        return None
+    return {k: float(v) if "." in v else int(v)
+            for k, v in (kv.split("=", 1) for kv in m[-1].split())}
+
+
+async def first_turn(ws, conv):
+    while True:
+        f = json.loads(await recv(ws))
+        if f["type"] == "message":
+            assert f["conversation"] == conv, f
+            return time.time()
+
+
+def test_kill_9_another_instance_raises_and_times_the_round(daemon, backend, redis_server,
+                                                           tmp_path):
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("k-1", "在吗,发货了吗"))])
+    # on the second connection the backend sends the message again, and later one more
+    s2 = script(tmp_path, "s2", [(0, frame("k-1", "在吗,发货了吗")),
+                                 (1200, frame("k-1", "那大概几天到"))])
+    a = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    bb = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+
+    async def on_a():
+        async with agent(a, f"/script?file={s1}&agent=alice") as ws:
+            t0 = await first_turn(ws, "k-1")
+            # the turn has reached Redis before the crash
+            wait_for(lambda: c.zcard("chatmon:sla:{%d}:due" % bucket("k-1")) == 1,
+                     2 * SLOW, "the deadline in Redis")
+            kill9(a)
+            return t0
+    t0 = run(on_a())
+    # B raises what A never will: breach and escalation, each within the takeover
+    got = wait_for(lambda: [x for x in sla_alerts(c, "k-1")
+                            if x[1]["type"] == "sla.escalate"], (ESCALATE / 1000 + 3) * SLOW,
+                   "the escalation raised by B")
+    alerts = sla_alerts(c, "k-1")
+    types = [x[1]["type"] for x in alerts]
+    assert types == ["sla.warn", "sla.breach", "sla.escalate"], types
+    for arrived, al in alerts:
+        assert al["first"] is True, al
+        late = arrived - due_ms(al)
+        assert 0 <= late <= (TAKEOVER * 1.5 + 700) * SLOW, (al, late)
+    opened = due_ms(alerts[1][1]) - FIRST
+    assert abs(opened - t0 * 1000) < 300, (opened, t0)
+
+    async def on_b():
+        async with agent(bb, f"/script?file={s2}&agent=alice") as ws:
+            await first_turn(ws, "k-1")             # the same message, sent again
+            await ws.send(frame("k-1", "亲,今天下午发出"))
+            t_reply = time.time()
+            await first_turn(ws, "k-1")             # the next question: a later round
+            await asyncio.sleep((REPLY + 400) / 1000 * SLOW)
+            return t_reply
+    t_reply = run(on_b())
+    later = [x[1] for x in sla_alerts(c, "k-1")[3:]]
+
+    assert [x["type"] for x in later][:2] == ["sla.warn", "sla.breach"], later
+    assert all(x["first"] is False and x["threshold_ms"] == REPLY for x in later[:2]), later
+    assert bb.stop() == 0
+    f = figures(bb, "alice")
+    assert f is not None and f["rounds"] == 1 and f["answered"] == 1, f
+    waited = (t_reply - t0) * 1000
+    # timed from the original message, not from the re-sent one
+    assert abs(f["first_mean_ms"] - waited) < 400 * SLOW, (f, waited)
+    # the first round breached and escalated on B's watch, the second breached
+    assert f["breaches"] == 2 and f["escalations"] == 1, f
+
+
+def kill9(d):
+    os.kill(d.pid, signal.SIGKILL)
+    d.proc.wait(5)
+    d.exit_code = -9            # looked at: the teardown expects it
+
+
+def bucket(conv):
+    h = 2166136261
+    for ch in conv.encode():
+        h = ((h ^ ch) * 16777619) & 0xffffffff
+    return h % 16
+
+
+def test_sigterm_charges_nothing_and_a_restart_raises_the_deadlines(daemon, backend,
+                                                                   redis_server, tmp_path):
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("t-1", "请问有优惠吗"))])
+    a = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+
+    async def main():
+        async with agent(a, f"/script?file={s1}&agent=bob") as ws:
+            await first_turn(ws, "t-1")
+            assert a.stop() == 0
+    run(main())
+    # nothing charged: the round is still open in Redis
+    assert figures(a, "bob") is None, a.log()[-2000:]
+    st = c.hgetall("chatmon:sla:{%d}:c:t-1" % bucket("t-1"))
+    assert st.get("op") == "1" and st.get("f") == "1", st
+    daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)     # the restart
+    wait_for(lambda: [x for x in sla_alerts(c, "t-1") if x[1]["type"] == "sla.escalate"],
+             (ESCALATE / 1000 + 4) * SLOW, "the escalation after the restart")
+    types = [x[1]["type"] for x in sla_alerts(c, "t-1")]
+    assert types == ["sla.warn", "sla.breach", "sla.escalate"], types
+
+
+def test_one_agent_on_two_instances_adds_up_once(daemon, backend, redis_server, tmp_path):
+    """The agent has a tab on each instance; the backend delivers each customer
+    turn to both tabs (as a shop's backend does for one agent). Four rounds
+    answered at once: four rounds, four answered, no breach, in total."""
+    r = redis_server()
+    b = backend(script="customer.py")
+    steps = []
+    for i in range(4):
+        steps.append((i * 400, frame(f"m-{i}", "这个有现货吗")))
+    s = script(tmp_path, "s", steps)
+    a = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    bb = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+
+    async def tab(d, replies):
+        async with agent(d, f"/script?file={s}&agent=carol") as ws:
+            for i in range(4):
+                f = json.loads(await recv(ws))
+                while f["type"] != "message":
+                    f = json.loads(await recv(ws))
+                if i in replies:
+                    await ws.send(frame(f["conversation"], "有的亲,放心拍"))
+            await asyncio.sleep((ESCALATE + 500) / 1000 * SLOW)
+
+    async def main():
+        await asyncio.gather(tab(a, {0, 2}), tab(bb, {1, 3}))
+    run(main(), timeout=60)
+    assert a.stop() == 0 and bb.stop() == 0
+    fa, fb = figures(a, "carol") or {}, figures(bb, "carol") or {}
+    total = {k: fa.get(k, 0) + fb.get(k, 0) for k in ("rounds", "answered", "breaches")}
+    assert total == {"rounds": 4, "answered": 4, "breaches": 0}, (fa, fb)
