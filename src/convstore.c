@@ -21,6 +21,11 @@
  *   PREFIXchatmon:sla:{B}:c:ID   hash: the round (fields below)
  *   PREFIXchatmon:sla:{B}:due    sorted set: ID by its next deadline
  *
+ * A turn or an end is never dropped: while Redis is away (or answers that
+ * it cannot write: a replica after a failover, a server loading), calls
+ * wait in order, up to CONVSTORE_WAIT_MAX, and go when it is back; each
+ * carries its own time, so Redis ends up as if it had never been away.
+ *
  * A script per call applies it atomically, so two instances that see the
  * same conversation (one agent in two tabs, a reconnect, a takeover) agree
  * on when a round opened, whether it is still open, and which events were
@@ -39,6 +44,7 @@
 #define CONVSTORE_LEASE_MS	5000
 /* Past its idle end a conversation's record lingers this long, then Redis drops it. */
 #define CONVSTORE_TTL_MS	86400000LL
+#define CONVSTORE_WAIT_MAX	100000	/* calls kept while Redis is away */
 #define CONVSTORE_MAXARG	32	/* the most a call sends: a turn, 25 */
 #define CONVSTORE_NFIELD	16
 /* A customer turn repeating the last one within this, its round answered: a copy. */
@@ -166,6 +172,10 @@ struct convstore {
 	char			*prefix;
 	uint64_t		 takeover_ms;
 	unsigned		 sweeping;	/* replies of the last sweep still to come */
+	size_t			 nsent;		/* calls sent, not answered */
+	struct convstore_op	*wait, **wait_tail;	/* calls waiting for Redis */
+	size_t			 nwait;
+	int			 freeing;
 	char			*body[CS_NSCRIPT];	/* common part + script */
 	char			 sha[CS_NSCRIPT][41];
 };
@@ -173,6 +183,7 @@ struct convstore {
 /* One call in flight: its arguments are kept to send it again as EVAL. */
 struct convstore_op {
 	struct convstore	*cs;
+	struct convstore_op	*next;		/* waiting */
 	convstore_cb		 cb;
 	void			*priv;
 	int			 script;
@@ -262,8 +273,60 @@ static void	convstore_on_reply(redisReply *, void *);
 static int
 convstore_send(struct convstore_op *op)
 {
-	return rconn_command_argv(op->cs->rc, convstore_on_reply, op, 0,
-	    op->argc, op->argv, op->argvlen);
+	if (rconn_command_argv(op->cs->rc, convstore_on_reply, op, 0,
+	    op->argc, op->argv, op->argvlen) == -1)
+		return -1;
+	op->cs->nsent++;
+	return 0;
+}
+
+/* Whether op is a turn, end or fire that must reach Redis whatever happens. */
+static int
+convstore_keeps(const struct convstore_op *op)
+{
+	return op->cb != NULL && op->bucket != -1 && op->script != CS_SWEEP;
+}
+
+/* Keeps op until Redis is back: 0, or -1 when too many wait already. */
+static int
+convstore_wait(struct convstore *cs, struct convstore_op *op)
+{
+	if (cs->freeing || cs->nwait >= CONVSTORE_WAIT_MAX)
+		return -1;
+	op->next = NULL;
+	*cs->wait_tail = op;
+	cs->wait_tail = &op->next;
+	cs->nwait++;
+	return 0;
+}
+
+/* Sends what waited, in order, while the connection takes it. */
+static void
+convstore_flush(struct convstore *cs)
+{
+	struct convstore_op	*op;
+
+	while ((op = cs->wait) != NULL && rconn_up(cs->rc)) {
+		if (convstore_send(op) == -1)
+			return;
+		if ((cs->wait = op->next) == NULL)
+			cs->wait_tail = &cs->wait;
+		cs->nwait--;
+	}
+}
+
+/* Errors that say "this server cannot take writes now": another will. */
+static int
+convstore_transient(const redisReply *r)
+{
+	static const char *const why[] = { "READONLY", "LOADING", "MASTERDOWN",
+	    "NOREPLICAS", "BUSY", "TRYAGAIN", "CLUSTERDOWN" };
+	size_t	i;
+
+	for (i = 0; i < UTIL_NELEM(why); i++)
+		if (strncmp(r->str, why[i], strlen(why[i])) == 0)
+			return 1;
+	return 0;
 }
 
 /*
@@ -278,7 +341,7 @@ convstore_call(struct convstore *cs, struct convstore_args *a, int keep,
 	size_t			 total = 0, off = 0;
 	int			 i;
 
-	if (!convstore_up(cs) || a->over)
+	if (cs->takeover_ms == 0 || a->over)
 		return -1;
 	for (i = 0; i < a->argc; i++)
 		total += a->argvlen[i];
@@ -297,11 +360,12 @@ convstore_call(struct convstore *cs, struct convstore_args *a, int keep,
 		off += a->argvlen[i];
 	}
 	op->argc -= keep;
-	if (convstore_send(op) == -1) {
-		free(op);
-		return -1;
-	}
-	return 0;
+	/* behind what waits already, so that Redis sees the calls in order */
+	if ((cs->wait == NULL && convstore_send(op) == 0) ||
+	    (convstore_keeps(op) && convstore_wait(cs, op) == 0))
+		return 0;
+	free(op);
+	return -1;
 }
 
 static int64_t
@@ -383,6 +447,7 @@ convstore_on_reply(redisReply *reply, void *priv)
 	struct convstore	*cs = op->cs;
 	struct convstore_reply	 r;
 
+	cs->nsent--;
 	/* Redis forgets its scripts on a restart or a failover: send the text */
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
 	    strncmp(reply->str, "NOSCRIPT", 8) == 0 && !op->retried) {
@@ -395,6 +460,19 @@ convstore_on_reply(redisReply *reply, void *priv)
 			return;
 		reply = NULL;
 	}
+	/*
+	 * The connection went, or the server cannot write (a replica after a
+	 * failover): drop it, so that rconn finds the master again, and send
+	 * the call again from there.
+	 */
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+	    convstore_transient(reply) && !cs->freeing) {
+		log_warnx("convstore_on_reply: %s: reconnecting", reply->str);
+		rconn_drop(cs->rc, "it cannot take writes");
+		reply = NULL;
+	}
+	if (reply == NULL && convstore_keeps(op) && convstore_wait(cs, op) == 0)
+		return;
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
 		log_warnx("convstore_on_reply: redis refused a call: %s", reply->str);
 	if (op->bucket == -1) {
@@ -568,6 +646,18 @@ convstore_end(struct convstore *cs, const char *id, size_t len, int64_t at,
 	return convstore_call(cs, &a, 0, CS_END, 0, cb, priv);
 }
 
+size_t
+convstore_pending(const struct convstore *cs)
+{
+	return cs != NULL && rconn_up(cs->rc) ? cs->nsent : 0;
+}
+
+int
+convstore_on(const struct convstore *cs)
+{
+	return cs != NULL && cs->takeover_ms > 0 && cs->nwait < CONVSTORE_WAIT_MAX;
+}
+
 int
 convstore_up(const struct convstore *cs)
 {
@@ -577,9 +667,11 @@ convstore_up(const struct convstore *cs)
 static void
 convstore_on_state(void *arg, int up, int lost)
 {
-	(void)arg;
-	(void)up;
-	(void)lost;	/* rconn logs it; calls are refused while down */
+	struct convstore	*cs = arg;
+
+	(void)lost;	/* rconn logs it */
+	if (up)
+		convstore_flush(cs);
 }
 
 /* The scripts' full text and their SHA1 (what EVALSHA names them by). */
@@ -618,6 +710,7 @@ convstore_new(struct event_base *base, const struct config *cfg,
 
 	if ((cs = calloc(1, sizeof(*cs))) == NULL)
 		goto oom;
+	cs->wait_tail = &cs->wait;
 	cs->base = base;
 	cs->claim = claim;
 	cs->arg = arg;
@@ -664,13 +757,23 @@ convstore_set_config(struct convstore *cs, const struct config *cfg)
 void
 convstore_free(struct convstore *cs)
 {
-	int	i;
+	struct convstore_op	*op;
+	struct convstore_reply	 r;
+	int			 i;
 
 	if (cs == NULL)
 		return;
+	cs->freeing = 1;
 	if (cs->ev_sweep != NULL)
 		event_free(cs->ev_sweep);
-	rconn_free(cs->rc);	/* pending calls get ok 0 now */
+	rconn_free(cs->rc);	/* calls sent get ok 0 now */
+	memset(&r, 0, sizeof(r));
+	r.agent = r.charged_agent = "";
+	while ((op = cs->wait) != NULL) {
+		cs->wait = op->next;
+		op->cb(&r, op->priv);
+		free(op);
+	}
 	for (i = 0; i < CS_NSCRIPT; i++)
 		free(cs->body[i]);
 	free(cs->prefix);

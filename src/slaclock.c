@@ -55,20 +55,21 @@ struct slaclock {
 	size_t			 ncommon;
 	struct convstore	*store;
 	int			 shared;	/* the engine's current call: the store decides */
-	size_t			 inflight;	/* calls to the store not answered yet */
 };
 
 enum slaclock_op_kind {
 	SLACLOCK_OP_TURN,
 	SLACLOCK_OP_END,
-	SLACLOCK_OP_FIRE,
+	SLACLOCK_OP_FIRE,	/* raise the event if Redis says it is ours */
+	SLACLOCK_OP_MARK,	/* raised while Redis was away: only tell Redis */
 };
 
 /* A call to the store in flight, and what the engine did alone meanwhile. */
 struct slaclock_op {
 	struct slaclock		*clk;
 	enum slaclock_op_kind	 kind;
-	int			 charge;	/* a round the engine closed or ended */
+	int			 shared;	/* made with Redis up: its answer is charged */
+	int			 charge;	/* a round the engine closed or ended, not charged */
 	int			 answered, first;
 	int64_t			 opened, at;
 	struct sla_event	 ev;		/* FIRE: its strings point below */
@@ -224,6 +225,7 @@ slaclock_op_new(struct slaclock *clk, enum slaclock_op_kind kind,
 	}
 	op->clk = clk;
 	op->kind = kind;
+	op->shared = clk->shared;
 	op->len = len;
 	memcpy(op->buf, id, len);
 	op->agent = op->buf + len + 1;
@@ -242,7 +244,7 @@ slaclock_op_alone(struct slaclock_op *op)
 	if (op->kind == SLACLOCK_OP_FIRE) {
 		slaclock_publish(clk, &op->ev);
 		sla_charge_event(clk->sla, op->ev.agent, op->ev.type, op->ev.due);
-	} else if (op->charge)
+	} else if (op->kind != SLACLOCK_OP_MARK && op->charge)
 		sla_charge_round(clk->sla, op->agent, op->answered, op->opened,
 		    op->at, op->first);
 }
@@ -251,29 +253,34 @@ slaclock_op_alone(struct slaclock_op *op)
 static void
 slaclock_op_sent(struct slaclock_op *op, int rc)
 {
-	if (rc == 0) {
-		op->clk->inflight++;
+	if (rc == 0)
 		return;
-	}
 	slaclock_op_alone(op);
 	free(op);
 }
 
-/* The engine emits e; with the store up, Redis first says who raises it. */
+/*
+ * The engine emits e. With Redis up, Redis first says who raises it; while
+ * it is away, an alert cannot wait: it is raised here, and Redis is told
+ * when it is back, so that nobody raises it again.
+ */
 static void
 slaclock_emit(const struct sla_event *e, void *arg)
 {
 	struct slaclock		*clk = arg;
 	struct slaclock_op	*op;
 
-	if (!clk->shared) {
-		slaclock_publish(clk, e);
+	if (!clk->shared)
+		slaclock_publish(clk, e);	/* the engine charged it */
+	if (!convstore_on(clk->store))
 		return;
-	}
-	if ((op = slaclock_op_new(clk, SLACLOCK_OP_FIRE, e->conversation,
-	    e->conversation_len, e->agent)) == NULL) {
-		slaclock_publish(clk, e);
-		sla_charge_event(clk->sla, e->agent, e->type, e->due);
+	if ((op = slaclock_op_new(clk, clk->shared ? SLACLOCK_OP_FIRE :
+	    SLACLOCK_OP_MARK, e->conversation, e->conversation_len,
+	    e->agent)) == NULL) {
+		if (clk->shared) {
+			slaclock_publish(clk, e);
+			sla_charge_event(clk->sla, e->agent, e->type, e->due);
+		}
 		return;
 	}
 	op->ev = *e;
@@ -446,7 +453,6 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 	struct slaclock_op	*op = priv;
 	struct slaclock		*clk = op->clk;
 
-	clk->inflight--;
 	if (!r->ok) {
 		slaclock_op_alone(op);
 		free(op);
@@ -456,7 +462,8 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 		slaclock_publish(clk, &op->ev);
 		sla_charge_event(clk->sla, op->ev.agent, op->ev.type, op->ev.due);
 	}
-	if (r->charged)
+	/* what happened while Redis was away was charged as it happened */
+	if (r->charged && op->shared)
 		sla_charge_round(clk->sla, r->charged_agent, r->answered,
 		    r->opened, r->at, r->first);
 	slaclock_sync(clk, op->buf, op->len, op->kind == SLACLOCK_OP_TURN, r);
@@ -498,7 +505,7 @@ slaclock_turn(struct slaclock *clk, const struct relay_turn *t, int robot)
 
 	slaclock_begin(clk);
 	before.open = 0;
-	if (clk->shared && (conv = sla_find(clk->sla, t->conversation,
+	if ((conv = sla_find(clk->sla, t->conversation,
 	    t->conversation_len)) != NULL)
 		sla_conv_get(conv, &before);
 	conv = sla_turn(clk->sla, t->conversation, t->conversation_len,
@@ -511,10 +518,11 @@ slaclock_turn(struct slaclock *clk, const struct relay_turn *t, int robot)
 		return;
 	slaclock_link(c, (struct relay_peer *)t->peer);
 	slaclock_arm(c, now);
-	if (!clk->shared || (op = slaclock_op_new(clk, SLACLOCK_OP_TURN,
-	    t->conversation, t->conversation_len, t->peer->agent)) == NULL)
+	if (!convstore_on(clk->store) || (op = slaclock_op_new(clk,
+	    SLACLOCK_OP_TURN, t->conversation, t->conversation_len,
+	    t->peer->agent)) == NULL)
 		return;
-	if (!customer && !robot && before.open) {
+	if (!customer && !robot && before.open && clk->shared) {
 		op->charge = op->answered = 1;
 		op->opened = before.opened;
 		op->first = before.first;
@@ -545,10 +553,11 @@ slaclock_finish(struct slaclock *clk, struct sla_conv *conv, int64_t now,
 
 	sla_conv_get(conv, &st);
 	at = idle || st.idle_at < now ? st.idle_at : now;
-	if (clk->shared && (!idle || st.idle_at <= now)) {
+	if (convstore_on(clk->store) && (!idle || st.idle_at <= now)) {
 		id = sla_conv_id(conv, &len);
 		if ((op = slaclock_op_new(clk, SLACLOCK_OP_END, id, len,
-		    sla_conv_agent(clk->sla, conv))) != NULL && st.open) {
+		    sla_conv_agent(clk->sla, conv))) != NULL && st.open &&
+		    clk->shared) {
 			op->charge = 1;
 			op->opened = st.opened;
 			op->first = st.first;
@@ -593,7 +602,7 @@ slaclock_peer_closed(struct slaclock *clk, struct relay_peer *peer)
 size_t
 slaclock_inflight(const struct slaclock *clk)
 {
-	return clk->inflight;
+	return convstore_pending(clk->store);
 }
 
 static void

@@ -48,8 +48,16 @@ typedef void	(*convstore_claim_cb)(const char *id, size_t len,
 struct convstore *convstore_new(struct event_base *base, const struct config *cfg,
 	    convstore_claim_cb claim, void *arg, struct sbuf *errs);
 void	convstore_set_config(struct convstore *, const struct config *cfg);
-/* 1 when calls can go: on, and connected. */
+/* 1 when calls are answered now: on, and connected. */
 int	convstore_up(const struct convstore *);
+/*
+ * 1 when calls are taken: on, and not too many waiting for Redis. A call
+ * taken while Redis is away waits, and its callback comes when Redis is
+ * back (ok 0 only if it never is before convstore_free).
+ */
+int	convstore_on(const struct convstore *);
+/* Calls sent on a live connection and not answered yet. */
+size_t	convstore_pending(const struct convstore *);
 
 enum convstore_turn_kind {
 	CONVSTORE_CUSTOMER = 'c',	/* opens a round unless one is open */
@@ -61,8 +69,9 @@ enum convstore_turn_kind {
  * Applies a turn at now to conversation id (len bytes) atomically: first
  * and later are the rounds a customer turn would open now (sla_round_plan),
  * with when the conversation ends unless another turn comes; text_hash
- * tells a customer turn sent again from a new one. agent may be "". cb gets exactly one call (ok 0 if the store never answers).
- * 0, or -1 when the call could not go (cb is not called).
+ * tells a customer turn sent again from a new one. agent may be "". cb
+ * gets exactly one call (ok 0 if the store never answers). 0, or -1 when
+ * the call was not taken (cb is not called).
  */
 int	convstore_turn(struct convstore *, const char *id, size_t len,
 	    const char *agent, enum convstore_turn_kind, uint64_t text_hash,

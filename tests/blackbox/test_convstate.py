@@ -196,3 +196,42 @@ def test_one_agent_on_two_instances_adds_up_once(daemon, backend, redis_server, 
     fa, fb = figures(a, "carol") or {}, figures(bb, "carol") or {}
     total = {k: fa.get(k, 0) + fb.get(k, 0) for k in ("rounds", "answered", "breaches")}
     assert total == {"rounds": 4, "answered": 4, "breaches": 0}, (fa, fb)
+
+
+def test_turns_while_redis_is_away_reach_it_when_it_is_back(daemon, backend, redis_server,
+                                                            tmp_path):
+    """Redis is killed (its data kept: append-only file) with no round open;
+    a customer writes and the agent answers while it is away: chatmond times
+    the round from memory and charges it once; when Redis is back the turns
+    reach it in order, so it holds the round as answered and, in a later
+    question, the first response as given."""
+    r = redis_server(aof=True)
+    c = r.client()
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(300, frame("r-1", "请问今天能发货吗")),
+                               (2500, frame("r-1", "好的谢谢,那运费险有吗"))])
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=dora") as ws:
+            r.kill()
+            await first_turn(ws, "r-1")
+            await asyncio.sleep(0.2)
+            await ws.send(frame("r-1", "亲,今天下午五点前发出"))
+            await asyncio.sleep(0.3)
+            r.start()
+            c2 = r.client()
+            key = "chatmon:sla:{%d}:c:r-1" % bucket("r-1")
+            wait_for(lambda: c2.hget(key, "h") == "1" and c2.hget(key, "op") == "0",
+                     10 * SLOW, "the answered round in Redis once it is back")
+            await first_turn(ws, "r-1")             # the next question: a later round
+            st = wait_for(lambda: c2.hget(key, "op") == "1" and c2.hgetall(key),
+                          5 * SLOW, "the second round in Redis")
+            assert st["f"] == "0", st
+            await ws.send(frame("r-1", "有的亲"))
+            wait_for(lambda: c2.hget(key, "op") == "0", 5 * SLOW, "the second reply")
+    run(main(), timeout=60)
+    assert d.stop() == 0
+    f = figures(d, "dora")
+    assert f is not None and (f["rounds"], f["answered"]) == (2, 2), f
+    assert f["first_mean_ms"] < 1000 * SLOW, f
