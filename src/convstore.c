@@ -20,6 +20,8 @@
  *
  *   PREFIXchatmon:sla:{B}:c:ID   hash: the round (fields below)
  *   PREFIXchatmon:sla:{B}:due    sorted set: ID by its next deadline
+ *   PREFIXchatmon:sla:{B}:open   sorted set: ID by when its open round opened
+ *                                (who waits now, for the dashboard)
  *
  * A turn or an end is never dropped: while Redis is away (or answers that
  * it cannot write: a replica after a failover, a server loading), calls
@@ -46,7 +48,7 @@
 #define CONVSTORE_TTL_MS	86400000LL
 #define CONVSTORE_WAIT_MAX	100000	/* calls kept while Redis is away */
 #define CONVSTORE_MAXARG	32	/* the most a call sends: a turn, 25 */
-#define CONVSTORE_NFIELD	16
+#define CONVSTORE_NFIELD	17
 /* A customer turn repeating the last one within this, its round answered: a copy. */
 #define CONVSTORE_COPY_MS	30000
 
@@ -57,11 +59,12 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_SWEEP, CS_NSCRIPT };
  * round was ever opened, x the events raised (bit per event), d0-d2 their
  * due times and m0-m2 their service times (-1: none), i the idle end, a the
  * agent, ra the agent who held it when the round opened, lc a hash of the
- * last customer turn and lt when it came. Lua numbers are doubles:
+ * last customer turn and lt when it came, w the instance that last applied
+ * a turn or raised an event. Lua numbers are doubles:
  * millisecond times (< 2^53) are exact.
  */
 static const char convstore_lua_common[] =
-"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','ra','lc','lt'}\n"
+"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','ra','lc','lt','w'}\n"
 "local function load()\n"
 "  local v = redis.call('HMGET', KEYS[1], unpack(F))\n"
 "  local t = {}\n"
@@ -79,8 +82,9 @@ static const char convstore_lua_common[] =
 "  redis.call('HSET', KEYS[1], unpack(a))\n"
 "end\n"
 "local function num(s) return tonumber(s or '-1') or -1 end\n"
-/* the next deadline: an event not raised yet, or the idle end */
+/* the next deadline: an event not raised yet, or the idle end; who waits */
 "local function schedule(t, id)\n"
+"  if t.op == '1' then redis.call('ZADD', KEYS[3], t.o, id) else redis.call('ZREM', KEYS[3], id) end\n"
 "  local n = num(t.i)\n"
 "  if t.op == '1' then\n"
 "    local x = num(t.x)\n"
@@ -93,10 +97,11 @@ static const char convstore_lua_common[] =
 "end\n";
 
 /*
- * KEYS: the conversation, its bucket's deadline set. ARGV: now, kind (c
+ * KEYS: the conversation, its bucket's deadline and open sets. ARGV: now, kind (c
  * customer, a reply, r other agent turn), agent, idle end, id, TTL past
  * the idle end, then m0 d0 m1 d1 m2 d2 of a first round and of a later one,
- * then the customer turn's hash and how long a repeat of it is a copy.
+ * then the customer turn's hash and how long a repeat of it is a copy, and
+ * the instance.
  * A copy of the customer turn that opened a round already answered (the
  * backend sent it again, or one tab got it after another tab replied)
  * opens no round.
@@ -126,28 +131,32 @@ static const char convstore_lua_turn[] =
 "  out = {'a', t.o, t.f, t.a or '', ARGV[1]}\n"
 "  t.op = '0'; t.x = '0'\n"
 "end\n"
-"t.i = ARGV[4]\n"
+"t.i = ARGV[4]; t.w = ARGV[21]\n"
 "save(t)\n"
 "if num(t.i) >= 0 then redis.call('PEXPIREAT', KEYS[1], num(t.i) + tonumber(ARGV[6]))\n"
 "else redis.call('PEXPIRE', KEYS[1], ARGV[6]) end\n"
 "schedule(t, ARGV[5])\n"
 "return {1, dump(t), out}\n";
 
-/* KEYS as for a turn. ARGV: the round's open time, the event (0-2), id. */
+/* KEYS as for a turn. ARGV: the round's open time, the event (0-2), id, the instance. */
 static const char convstore_lua_fire[] =
 "local t = load()\n"
 "if t.op ~= '1' or t.o ~= ARGV[1] then return {0, dump(t), {}} end\n"
 "local x, b = num(t.x), 2^tonumber(ARGV[2])\n"
 "if math.floor(x / b) % 2 == 1 then return {0, dump(t), {}} end\n"
 "t.x = tostring(x + b)\n"
-"redis.call('HSET', KEYS[1], 'x', t.x)\n"
+"t.w = ARGV[4]\n"
+"redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w)\n"
 "schedule(t, ARGV[3])\n"
 "return {1, dump(t), {}}\n";
 
 /* KEYS as for a turn. ARGV: when, idle only (1/0), id. */
 static const char convstore_lua_end[] =
 "local t = load()\n"
-"if not t.i then redis.call('ZREM', KEYS[2], ARGV[3]); return {0, dump(t), {}} end\n"
+"if not t.i then\n"
+"  redis.call('ZREM', KEYS[2], ARGV[3]); redis.call('ZREM', KEYS[3], ARGV[3])\n"
+"  return {0, dump(t), {}}\n"
+"end\n"
 "local at, i = tonumber(ARGV[1]), num(t.i)\n"
 "if ARGV[2] == '1' and (i < 0 or i > at) then return {0, dump(t), {}} end\n"
 "if i >= 0 and i < at then at = i end\n"
@@ -155,6 +164,7 @@ static const char convstore_lua_end[] =
 "if t.op == '1' then out = {'u', t.o, t.f, t.ra or '', tostring(at)} end\n"
 "redis.call('DEL', KEYS[1])\n"
 "redis.call('ZREM', KEYS[2], ARGV[3])\n"
+"redis.call('ZREM', KEYS[3], ARGV[3])\n"
 "return {1, dump({}), out}\n";
 
 /* KEYS: a deadline set. ARGV: claim what is due at or before this, until then, at most. */
@@ -178,6 +188,7 @@ struct convstore {
 	int			 freeing;
 	char			*body[CS_NSCRIPT];	/* common part + script */
 	char			 sha[CS_NSCRIPT][41];
+	char			 instance[9];	/* hex: whose turn, in the record */
 };
 
 /* One call in flight: its arguments are kept to send it again as EVAL. */
@@ -201,7 +212,7 @@ struct convstore_args {
 	const char	*argv[CONVSTORE_MAXARG];
 	size_t		 argvlen[CONVSTORE_MAXARG];
 	char		 num[CONVSTORE_MAXARG][24];
-	char		 key[2][512];
+	char		 key[3][512];
 	int		 over;
 };
 
@@ -244,7 +255,7 @@ convstore_arg_num(struct convstore_args *a, int64_t v)
 	convstore_arg(a, p, (size_t)snprintf(p, sizeof(a->num[0]), "%" PRId64, v));
 }
 
-/* "EVALSHA sha 2 convkey duekey" for the conversation id. */
+/* "EVALSHA sha 3 convkey duekey openkey" for the conversation id. */
 static void
 convstore_head(struct convstore *cs, struct convstore_args *a, int script,
     const char *id, size_t len)
@@ -257,15 +268,19 @@ convstore_head(struct convstore *cs, struct convstore_args *a, int script,
 	a->over = 0;
 	convstore_arg_str(a, "EVALSHA");
 	convstore_arg_str(a, cs->sha[script]);
-	convstore_arg_str(a, "2");
+	convstore_arg_str(a, "3");
 	n = snprintf(a->key[0], sizeof(a->key[0]), "%schatmon:sla:{%u}:c:", pre, b);
-	/* the id goes after the fixed part; a longer one is cut (never in practice: ids are short) */
-	if ((size_t)n + len >= sizeof(a->key[0]))
-		len = sizeof(a->key[0]) - (size_t)n - 1;
+	/* an id too long for a key is refused (the engine times it alone), never cut */
+	if ((size_t)n + len >= sizeof(a->key[0])) {
+		a->over = 1;
+		return;
+	}
 	memcpy(a->key[0] + n, id, len);
 	convstore_arg(a, a->key[0], (size_t)n + len);
 	convstore_arg(a, a->key[1], (size_t)snprintf(a->key[1], sizeof(a->key[1]),
 	    "%schatmon:sla:{%u}:due", pre, b));
+	convstore_arg(a, a->key[2], (size_t)snprintf(a->key[2], sizeof(a->key[2]),
+	    "%schatmon:sla:{%u}:open", pre, b));
 }
 
 static void	convstore_on_reply(redisReply *, void *);
@@ -527,7 +542,7 @@ convstore_on_sweep(struct convstore_op *op, redisReply *reply)
 	struct convstore	*cs = op->cs;
 	static const char	*const fields[CONVSTORE_NFIELD] = { "op", "o",
 				    "f", "h", "x", "d0", "d1", "d2", "m0", "m1",
-				    "m2", "i", "a", "ra", "lc", "lt" };
+				    "m2", "i", "a", "ra", "lc", "lt", "w" };
 	struct convstore_args	 a;
 	const char		*pre = cs->prefix != NULL ? cs->prefix : "";
 	size_t			 i, len;
@@ -617,6 +632,7 @@ convstore_turn(struct convstore *cs, const char *id, size_t len,
 	convstore_arg(&a, hash, (size_t)snprintf(hash, sizeof(hash), "%016" PRIx64,
 	    text_hash));
 	convstore_arg_num(&a, CONVSTORE_COPY_MS);
+	convstore_arg_str(&a, cs->instance);
 	return convstore_call(cs, &a, 0, CS_TURN, 0, cb, priv);
 }
 
@@ -630,6 +646,7 @@ convstore_fire(struct convstore *cs, const char *id, size_t len,
 	convstore_arg_num(&a, opened);
 	convstore_arg_num(&a, (int64_t)type);
 	convstore_arg(&a, id, len);
+	convstore_arg_str(&a, cs->instance);
 	return convstore_call(cs, &a, 0, CS_FIRE, 0, cb, priv);
 }
 
@@ -704,12 +721,13 @@ convstore_scripts(struct convstore *cs)
 
 struct convstore *
 convstore_new(struct event_base *base, const struct config *cfg,
-    convstore_claim_cb claim, void *arg, struct sbuf *errs)
+    uint32_t instance, convstore_claim_cb claim, void *arg, struct sbuf *errs)
 {
 	struct convstore	*cs;
 
 	if ((cs = calloc(1, sizeof(*cs))) == NULL)
 		goto oom;
+	snprintf(cs->instance, sizeof(cs->instance), "%08" PRIx32, instance);
 	cs->wait_tail = &cs->wait;
 	cs->base = base;
 	cs->claim = claim;

@@ -67,6 +67,29 @@ enum dash_scan {
 	DASH_SCAN_AGENTS,
 };
 
+/* convstore's buckets and fields (docs/operations.md, "Running many instances") */
+#define DASH_BUCKETS	16
+#define DASH_NOPEN_F	6
+static const char *const dash_open_fields[DASH_NOPEN_F] = { "op", "f", "x",
+    "m1", "a", "w" };
+
+struct dash;
+
+/* An open round in Redis, while a poll reads it. */
+struct dash_open {
+	struct dash	*d;
+	char		*id;
+	size_t		 len;
+	int		 bucket;
+	int64_t		 opened;
+	char		*f[DASH_NOPEN_F];	/* HMGET dash_open_fields; NULL nil */
+};
+
+struct dash_bucket {		/* a ZRANGE's context */
+	struct dash	*d;
+	int		 b;
+};
+
 struct dash {
 	struct config		*cfg;
 	char			 root[PATH_MAX];
@@ -85,6 +108,14 @@ struct dash {
 	enum dash_scan		 scan;
 	char			**keys;
 	size_t			 nkeys, capkeys;
+	/* who waits, read from the conversations' state in Redis */
+	struct dash_bucket	 bk[DASH_BUCKETS];
+	struct dash_open	*open;
+	size_t			 nopen, capopen;
+	uint64_t		 open_total;
+	unsigned		 open_wait;	/* replies still to come */
+	int			 open_failed;
+	struct sbuf		 opendoc;	/* this poll's document of them */
 	/* what every page is sent */
 	struct sbuf		 waiting, agents;
 	unsigned		 waiting_v, agents_v, status_v;
@@ -349,10 +380,15 @@ dash_on_mget(redisReply *r, void *priv)
 		return;
 	}
 	sbuf_init(&made);
-	if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-	    ((docs = calloc(r->elements, sizeof(*docs))) == NULL ||
-	    (lens = calloc(r->elements, sizeof(*lens))) == NULL))
+	if ((docs = calloc(r->type == REDIS_REPLY_ARRAY ? r->elements + 1 : 1,
+	    sizeof(*docs))) == NULL ||
+	    (lens = calloc(r->type == REDIS_REPLY_ARRAY ? r->elements + 1 : 1,
+	    sizeof(*lens))) == NULL)
 		goto out;
+	if (d->scan == DASH_SCAN_WAITING && d->opendoc.len > 0) {
+		docs[n] = d->opendoc.s;
+		lens[n++] = d->opendoc.len;
+	}
 	for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
 		if (r->element[i]->type == REDIS_REPLY_STRING) {	/* NIL: expired meanwhile */
 			docs[n] = r->element[i]->str;
@@ -448,6 +484,228 @@ dash_on_scan(redisReply *r, void *priv)
 	free(argvlen);
 }
 
+/* --- who waits: the open rounds Redis holds -------------------------------- */
+
+static void
+dash_open_clear(struct dash *d)
+{
+	size_t	i, k;
+
+	for (i = 0; i < d->nopen; i++) {
+		free(d->open[i].id);
+		for (k = 0; k < DASH_NOPEN_F; k++)
+			free(d->open[i].f[k]);
+	}
+	d->nopen = 0;
+	d->open_total = 0;
+	d->open_failed = 0;
+}
+
+static int
+dash_open_cmp(const void *a, const void *b)
+{
+	const struct dash_open	*x = a, *y = b;
+
+	return x->opened < y->opened ? -1 : x->opened > y->opened;
+}
+
+static int64_t
+dash_num(const char *s)
+{
+	return s != NULL ? strtoll(s, NULL, 10) : 0;
+}
+
+/* Every answer is in: the document of the rounds still open, then the instances'. */
+static void
+dash_open_done(struct dash *d)
+{
+	struct state_open	*v = NULL;
+	struct sla_config	 scfg;
+	struct dash_open	*o;
+	size_t			 i, n = 0;
+
+	sbuf_reset(&d->opendoc);
+	if (d->open_failed) {
+		dash_open_clear(d);
+		d->polling = 0;
+		return;
+	}
+	if (d->nopen > 0 && (v = calloc(d->nopen, sizeof(*v))) == NULL) {
+		log_warnx("dash_open_done: out of memory, the pages keep what they have");
+		dash_open_clear(d);
+		d->polling = 0;
+		return;
+	}
+	for (i = 0; i < d->nopen; i++) {
+		o = &d->open[i];
+		if (o->f[0] == NULL || strcmp(o->f[0], "1") != 0)
+			continue;	/* answered meanwhile */
+		v[n].conversation = o->id;
+		v[n].conversation_len = o->len;
+		v[n].agent = o->f[4] != NULL ? o->f[4] : "";
+		v[n].instance = o->f[5] != NULL ? o->f[5] : "";
+		v[n].opened = o->opened;
+		v[n].first = o->f[1] != NULL && strcmp(o->f[1], "1") == 0;
+		v[n].fired = (unsigned)dash_num(o->f[2]);
+		v[n].threshold_ms = (uint64_t)dash_num(o->f[3]);
+		n++;
+	}
+	sla_config_from(&scfg, &d->cfg->sla);
+	if (state_open_doc(&d->opendoc, v, n, d->open_total, util_wall_ms(),
+	    &scfg) == -1)
+		sbuf_reset(&d->opendoc);
+	free(v);
+	dash_open_clear(d);
+	dash_scan(d, "0");
+}
+
+static void
+dash_on_hmget(redisReply *r, void *priv)
+{
+	struct dash_open	*o = priv;
+	struct dash		*d = o->d;
+	size_t			 k;
+
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != DASH_NOPEN_F)
+		d->open_failed |= r == NULL;
+	else
+		for (k = 0; k < DASH_NOPEN_F; k++)
+			if (r->element[k]->type == REDIS_REPLY_STRING)
+				o->f[k] = strdup(r->element[k]->str);
+	if (--d->open_wait == 0)
+		dash_open_done(d);
+}
+
+/* The longest waits of every bucket are in: read the longest of all. */
+static void
+dash_open_fields_read(struct dash *d)
+{
+	struct sbuf	 key;
+	const char	*argv[2 + DASH_NOPEN_F];
+	size_t		 argvlen[2 + DASH_NOPEN_F], i, k;
+
+	if (d->open_failed) {
+		dash_open_done(d);
+		return;
+	}
+	if (d->nopen > 1)
+		qsort(d->open, d->nopen, sizeof(*d->open), dash_open_cmp);
+	while (d->nopen > STATE_FEED_WAITING_MAX) {
+		free(d->open[--d->nopen].id);
+		d->open[d->nopen].id = NULL;
+	}
+	sbuf_init(&key);
+	argv[0] = "HMGET";
+	argvlen[0] = 5;
+	for (k = 0; k < DASH_NOPEN_F; k++) {
+		argv[2 + k] = dash_open_fields[k];
+		argvlen[2 + k] = strlen(dash_open_fields[k]);
+	}
+	for (i = 0; i < d->nopen; i++) {
+		sbuf_reset(&key);
+		if (sbuf_printf(&key, "%schatmon:sla:{%d}:c:", d->prefix,
+		    d->open[i].bucket) == -1 ||
+		    sbuf_append(&key, d->open[i].id, d->open[i].len) == -1) {
+			d->open_failed = 1;
+			break;
+		}
+		argv[1] = key.s;
+		argvlen[1] = key.len;
+		d->open[i].d = d;
+		if (rconn_command_argv(d->state, dash_on_hmget, &d->open[i], 0,
+		    2 + DASH_NOPEN_F, argv, argvlen) == -1) {
+			d->open_failed = 1;
+			break;
+		}
+		d->open_wait++;
+	}
+	sbuf_free(&key);
+	if (d->open_wait == 0)
+		dash_open_done(d);
+}
+
+static void
+dash_on_zcard(redisReply *r, void *priv)
+{
+	struct dash	*d = priv;
+
+	if (r == NULL)
+		d->open_failed = 1;
+	else if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+		d->open_total += (uint64_t)r->integer;
+	if (--d->open_wait == 0)
+		dash_open_fields_read(d);
+}
+
+static void
+dash_on_zrange(redisReply *r, void *priv)
+{
+	struct dash_bucket	*bk = priv;
+	struct dash		*d = bk->d;
+	struct dash_open	*no, *o;
+	size_t			 i;
+
+	if (r == NULL)
+		d->open_failed = 1;
+	for (i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements;
+	    i += 2) {
+		if (r->element[i]->type != REDIS_REPLY_STRING ||
+		    r->element[i + 1]->type != REDIS_REPLY_STRING)
+			continue;
+		if (d->nopen == d->capopen) {
+			if ((no = reallocarray(d->open, d->capopen ? d->capopen * 2 :
+			    64, sizeof(*no))) == NULL)
+				break;
+			d->open = no;
+			d->capopen = d->capopen ? d->capopen * 2 : 64;
+		}
+		o = &d->open[d->nopen];
+		memset(o, 0, sizeof(*o));
+		if ((o->id = malloc(r->element[i]->len + 1)) == NULL)
+			break;
+		memcpy(o->id, r->element[i]->str, r->element[i]->len + 1);
+		o->len = r->element[i]->len;
+		o->bucket = bk->b;
+		o->opened = dash_num(r->element[i + 1]->str);
+		d->nopen++;
+	}
+	if (--d->open_wait == 0)
+		dash_open_fields_read(d);
+}
+
+/*
+ * Who waits now comes from Redis (docs/sla.md): the longest waits of each
+ * bucket's open set, then the longest of all with their records, so that a
+ * dead instance's customers stay on the page until someone answers them.
+ */
+static void
+dash_open_read(struct dash *d)
+{
+	struct sbuf	key;
+	int		b;
+
+	dash_open_clear(d);
+	sbuf_init(&key);
+	for (b = 0; b < DASH_BUCKETS; b++) {
+		sbuf_reset(&key);
+		d->bk[b].d = d;
+		d->bk[b].b = b;
+		if (sbuf_printf(&key, "%schatmon:sla:{%d}:open", d->prefix, b) == -1 ||
+		    rconn_command(d->state, dash_on_zrange, &d->bk[b], 0,
+		    "ZRANGE %s 0 %d WITHSCORES", key.s, STATE_FEED_WAITING_MAX - 1) == -1)
+			break;
+		d->open_wait++;
+		if (rconn_command(d->state, dash_on_zcard, d, 0, "ZCARD %s", key.s) == -1)
+			break;
+		d->open_wait++;
+	}
+	sbuf_free(&key);
+	if (b < DASH_BUCKETS)
+		d->open_failed = 1;
+	if (d->open_wait == 0)
+		dash_open_done(d);
+}
+
 /* The local day in sla.timezone; a new one clears the day's hits. */
 static void
 dash_day(struct dash *d, int64_t now)
@@ -478,7 +736,7 @@ dash_on_poll(evutil_socket_t fd, short what, void *arg)
 	dash_keys_clear(d);	/* what a poll cut short by Redis left */
 	d->polling = 1;
 	d->scan = DASH_SCAN_WAITING;
-	dash_scan(d, "0");
+	dash_open_read(d);
 }
 
 static void
@@ -913,6 +1171,9 @@ dash_stop(struct dash *d)
 	free(d->key);
 	sbuf_free(&d->waiting);
 	sbuf_free(&d->agents);
+	dash_open_clear(d);
+	free(d->open);
+	sbuf_free(&d->opendoc);
 	sbuf_free(&d->out);
 }
 

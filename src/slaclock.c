@@ -371,8 +371,8 @@ slaclock_new(struct event_base *base, const struct config *cfg,
 	sla_config_from(&s, &cfg->sla);
 	if ((clk->sla = sla_new(&s, slaclock_emit, slaclock_release, clk)) == NULL)
 		goto oom;
-	if ((clk->store = convstore_new(base, cfg, slaclock_claim, clk,
-	    errs)) == NULL)
+	if ((clk->store = convstore_new(base, cfg, ids->instance, slaclock_claim,
+	    clk, errs)) == NULL)
 		goto err;
 	slaclock_common(clk, &s);
 	return clk;

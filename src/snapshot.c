@@ -1,4 +1,4 @@
-/* snapshot: every redis.snapshot, who waits now and the day's figures of this instance to Redis, for dashboards. */
+/* snapshot: every redis.snapshot, the day's figures of this instance (and who waits, when that is not in Redis already) to Redis, for dashboards. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +32,7 @@ struct snapshot {
 	struct event		*ev_tick;
 	struct sla_config	 scfg;
 	uint64_t		 interval_ms;
+	int			 shared;	/* redis.takeover: who waits is in Redis */
 	char			*prefix;
 	char			 instance[16];
 	char			 host[256];
@@ -74,7 +75,8 @@ snapshot_write(struct snapshot *sn)
 	if (ttl < SNAPSHOT_TTL_MIN_MS)
 		ttl = SNAPSHOT_TTL_MIN_MS;
 	sbuf_reset(&sn->doc);
-	if (state_waiting_doc(&sn->doc, sn->sla, now, &o) == 0) {
+	/* with the conversations' state in Redis, the dashboard reads who waits there */
+	if (!sn->shared && state_waiting_doc(&sn->doc, sn->sla, now, &o) == 0) {
 		snprintf(key, sizeof(key), "%schatmon:waiting:%s", pre, sn->instance);
 		snapshot_set(sn, key, "PX", ttl);
 	}
@@ -116,6 +118,7 @@ snapshot_set_config(struct snapshot *sn, const struct config *cfg)
 	free(sn->prefix);
 	sn->prefix = pre;
 	sla_config_from(&sn->scfg, &cfg->sla);
+	sn->shared = cfg->redis.takeover_ms > 0;
 	if (sn->interval_ms != cfg->redis.snapshot_ms) {
 		sn->interval_ms = cfg->redis.snapshot_ms;
 		evtimer_del(sn->ev_tick);

@@ -133,6 +133,38 @@ state_waiting_doc(struct sbuf *out, const struct sla *s, int64_t now,
 	    "total", (json_int_t)t.total, "rounds", rounds));
 }
 
+int
+state_open_doc(struct sbuf *out, const struct state_open *v, size_t n,
+    uint64_t total, int64_t now, const struct sla_config *cfg)
+{
+	json_t			*rounds, *r;
+	enum sla_round_state	 st;
+	size_t			 i;
+
+	if ((rounds = json_array()) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		st = v[i].fired & (1u << SLA_ESCALATE) ? SLA_ROUND_ESCALATED :
+		    v[i].fired & (1u << SLA_BREACH) ? SLA_ROUND_BREACHED :
+		    v[i].fired & (1u << SLA_WARN) ? SLA_ROUND_WARNED :
+		    SLA_ROUND_OPEN;
+		/* NULL for an id that is not UTF-8: JSON cannot carry it */
+		if ((r = json_pack("{s:s%, s:s, s:s, s:I, s:I, s:I, s:b, s:s}",
+		    "conversation", v[i].conversation, v[i].conversation_len,
+		    "agent", v[i].agent,
+		    "instance", v[i].instance[0] ? v[i].instance : STATE_REDIS,
+		    "opened", (json_int_t)v[i].opened,
+		    "waited_ms", (json_int_t)sla_service_ms(cfg, v[i].opened, now),
+		    "threshold_ms", (json_int_t)v[i].threshold_ms,
+		    "first", v[i].first,
+		    "state", state_round_names[st])) != NULL)
+			json_array_append_new(rounds, r);
+	}
+	return jsonw_dump(out, json_pack("{s:i, s:s, s:I, s:I, s:o}",
+	    "v", 1, "instance", STATE_REDIS, "ts", (json_int_t)now,
+	    "total", (json_int_t)total, "rounds", rounds));
+}
+
 static void
 state_add_agent(const char *agent, const struct sla_day *d, void *arg)
 {
@@ -250,14 +282,19 @@ int
 state_waiting_msg(struct sbuf *out, const char *const *docs,
     const size_t *lens, size_t n, int64_t now, size_t *bad)
 {
-	json_t			**parsed, *rounds = NULL, *r, *ra;
+	json_t			**parsed, *rounds = NULL, *r, *ra, *seen = NULL;
 	struct state_round	*v = NULL;
-	size_t			 i, k, nv = 0, cap = 0, live = 0;
+	const char		*inst;
+	size_t			 i, k, nv = 0, cap = 0;
 	uint64_t		 total = 0, ts;
 	int			 rc = -1;
 
-	if ((parsed = calloc(n ? n : 1, sizeof(*parsed))) == NULL)
+	/* the instances named, as the keys of an object */
+	if ((seen = json_object()) == NULL ||
+	    (parsed = calloc(n ? n : 1, sizeof(*parsed))) == NULL) {
+		json_decref(seen);
 		return -1;
+	}
 	for (i = 0; i < n; i++) {
 		if ((parsed[i] = state_parse(docs[i], lens[i])) == NULL ||
 		    !json_is_array(ra = json_object_get(parsed[i], "rounds")) ||
@@ -265,7 +302,9 @@ state_waiting_msg(struct sbuf *out, const char *const *docs,
 			(*bad)++;
 			continue;
 		}
-		live++;
+		inst = json_string_value(json_object_get(parsed[i], "instance"));
+		if (strcmp(inst, STATE_REDIS) != 0)
+			json_object_set_new(seen, inst, json_true());
 		total += state_uint(parsed[i], "total", json_array_size(ra));
 		ts = state_uint(parsed[i], "ts", (uint64_t)now);
 		if (nv + json_array_size(ra) > cap) {
@@ -281,8 +320,11 @@ state_waiting_msg(struct sbuf *out, const char *const *docs,
 			    !json_is_string(json_object_get(r, "conversation")))
 				continue;
 			v[nv].o = r;
-			v[nv].instance = json_string_value(json_object_get(parsed[i],
-			    "instance"));
+			/* Redis's rounds each name the instance that served them */
+			v[nv].instance = json_is_string(json_object_get(r, "instance")) ?
+			    json_string_value(json_object_get(r, "instance")) : inst;
+			if (strcmp(v[nv].instance, STATE_REDIS) != 0)
+				json_object_set_new(seen, v[nv].instance, json_true());
 			v[nv].waited = state_uint(r, "waited_ms", 0) +
 			    ((uint64_t)now > ts ? (uint64_t)now - ts : 0);
 			nv++;
@@ -304,11 +346,13 @@ state_waiting_msg(struct sbuf *out, const char *const *docs,
 		    "first", json_is_true(json_object_get(v[i].o, "first")),
 		    "state", state_round_state(v[i].o)));
 	rc = jsonw_dump(out, json_pack("{s:s, s:I, s:I, s:I, s:o}",
-	    "type", "waiting", "now", (json_int_t)now, "instances", (json_int_t)live,
+	    "type", "waiting", "now", (json_int_t)now,
+	    "instances", (json_int_t)json_object_size(seen),
 	    "total", (json_int_t)total, "rounds", rounds));
 	rounds = NULL;
 out:
 	json_decref(rounds);
+	json_decref(seen);
 	for (i = 0; i < n; i++)
 		json_decref(parsed[i]);
 	free(parsed);

@@ -41,12 +41,14 @@ typedef void	(*convstore_claim_cb)(const char *id, size_t len,
 		    const struct convstore_reply *, void *arg);
 
 /*
- * A connection of its own on base (borrowed); cfg is copied. redis.takeover
+ * A connection of its own on base (borrowed); cfg is copied; instance tags
+ * the records this process writes (as it tags alert ids). redis.takeover
  * 0 turns the store off: convstore_up is then always 0. NULL with a reason
  * in errs.
  */
 struct convstore *convstore_new(struct event_base *base, const struct config *cfg,
-	    convstore_claim_cb claim, void *arg, struct sbuf *errs);
+	    uint32_t instance, convstore_claim_cb claim, void *arg,
+	    struct sbuf *errs);
 void	convstore_set_config(struct convstore *, const struct config *cfg);
 /* 1 when calls are answered now: on, and connected. */
 int	convstore_up(const struct convstore *);

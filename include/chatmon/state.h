@@ -46,15 +46,40 @@ json_t	*state_figures_json(const struct sla_figures *);
  */
 int	state_waiting_doc(struct sbuf *out, const struct sla *s, int64_t now,
 	    const struct state_origin *);
+/*
+ * An open round as Redis holds it (convstore's record: docs/operations.md,
+ * "Running many instances"). Strings are the caller's.
+ */
+struct state_open {
+	const char	*conversation;
+	size_t		 conversation_len;
+	const char	*agent;
+	const char	*instance;	/* the one that served it last; "" unknown */
+	int64_t		 opened;
+	uint64_t	 threshold_ms;
+	int		 first;
+	unsigned	 fired;		/* bit 1 << SLA_WARN etc. */
+};
+
+/*
+ * A waiting document of the rounds v (n of them, of total open in Redis)
+ * under instance STATE_REDIS, each round naming its own instance; waits
+ * are in service time under cfg at now. 0, or -1 on ENOMEM.
+ */
+#define STATE_REDIS	"redis"
+int	state_open_doc(struct sbuf *out, const struct state_open *v, size_t n,
+	    uint64_t total, int64_t now, const struct sla_config *cfg);
+
 /* The instance's agents document: the sums of the local day of now. */
 int	state_agents_doc(struct sbuf *out, const struct sla *s, int64_t now,
 	    const struct state_origin *, const struct sla_config *cfg);
 
 /*
  * The feed's "waiting" message from the instances' documents (docs[i] of
- * lens[i] bytes): every round, its wait carried on to now, the longest
- * STATE_FEED_WAITING_MAX. Documents that cannot be read are skipped and
- * counted in *bad. 0, or -1 on ENOMEM.
+ * lens[i] bytes) and Redis's (state_open_doc): every round, its wait
+ * carried on to now, the longest STATE_FEED_WAITING_MAX; "instances" is
+ * how many instances these rounds and documents name. Documents that
+ * cannot be read are skipped and counted in *bad. 0, or -1 on ENOMEM.
  */
 int	state_waiting_msg(struct sbuf *out, const char *const *docs,
 	    const size_t *lens, size_t n, int64_t now, size_t *bad);

@@ -377,3 +377,54 @@ def test_root_without_page(dashboard, redis_server, tmp_path):
                         "-o", "redis.url=" + redis_server(start=False).url()],
                        capture_output=True, text=True, timeout=10 * SLOW)
     assert p.returncode == 1 and "index.html" in p.stderr, p.stderr
+
+
+def test_a_dead_instances_customers_still_wait(dashboard, daemon, backend, redis_server,
+                                              tmp_path):
+    """Who waits now comes from the conversations' state in Redis: an
+    instance killed with SIGKILL leaves its customers on the page, still
+    waiting (longer each time), until someone answers them, through
+    another instance."""
+    r = redis_server()
+    b = backend(script="customer.py")
+    s = tmp_path / "s.json"
+    s.write_text(json.dumps([{"at": 0, "text": json.dumps(
+        {"type": "message", "conversation": "dead-1", "text": "还在吗"}, ensure_ascii=False)}]),
+        encoding="utf-8")
+    sla = "sla:\n  first_response: 30s\n  reply: 60s\n  timezone: \"+08:00\"\n"
+    args = ["-o", "redis.snapshot=200ms"]
+    one = daemon(b.port, extra=sla, redis=r.url(), args=args, name="one")
+    two = daemon(b.port, extra=sla, redis=r.url(), args=args, name="two")
+    dash = dashboard(r.url(), extra=sla)
+
+    def waiting(w):
+        return [x for x in w["rounds"] if x["conversation"] == "dead-1"]
+
+    async def main():
+        async with agent(one, f"/script?file={s}&agent=erin") as ws:
+            await recv(ws)
+            async with dash.feed() as feed:
+                p = Page(feed)
+                w = None
+                while not (w and waiting(w)):
+                    w = await p.next("waiting")
+                first = waiting(w)[0]
+                assert first["agent"] == "erin" and first["first"], first
+                os.kill(one.pid, 9)
+                one.proc.wait(5)
+                one.exit_code = -9
+                t0 = time.monotonic()
+                # three snapshot intervals and more: the round is still there
+                while time.monotonic() - t0 < 2.0 * SLOW:
+                    w = await p.next("waiting")
+                    assert waiting(w), w
+                assert waiting(w)[0]["waited_ms"] >= first["waited_ms"] + 1500, w
+                # answered through the other instance: gone from the page
+                async with agent(two, "/echo?agent=erin") as ws2:
+                    await ws2.send(json.dumps({"type": "message", "conversation": "dead-1",
+                                               "text": "亲,在的"}, ensure_ascii=False))
+                    deadline = time.monotonic() + 5 * SLOW
+                    while waiting(w):
+                        assert time.monotonic() < deadline, w
+                        w = await p.next("waiting")
+    run(main())

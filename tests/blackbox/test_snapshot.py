@@ -13,7 +13,9 @@ import time
 from conftest import SLOW, agent, recv, run, wait_for
 
 SLA = "sla:\n  first_response: 5s\n  reply: 10s\n  timezone: \"+08:00\"\n"
-FAST = ["-o", "redis.snapshot=200ms"]
+# the waiting document is written when who waits is not in Redis already
+# (redis.takeover 0: test_convstate.py and test_dashboard.py read it there)
+FAST = ["-o", "redis.snapshot=200ms", "-o", "redis.takeover=0"]
 
 
 def customers(tmp_path, steps):
