@@ -227,6 +227,7 @@ install: all
 	install -m 644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 644 docs/*.md $(DESTDIR)$(DOCDIR)/docs
 	install -m 644 conf/chatmond.yaml $(DESTDIR)$(DOCDIR)/examples/chatmond.yaml
+	install -m 644 conf/haproxy.cfg.example $(DESTDIR)$(DOCDIR)/examples/haproxy.cfg
 	rm -f $(DESTDIR)$(DOCDIR)/examples/rules.d/*.yaml
 	install -m 644 conf/rules.d/*.yaml $(DESTDIR)$(DOCDIR)/examples/rules.d
 	@test -n "$(DESTDIR)" || echo "install: now systemctl daemon-reload; systemctl enable --now chatmond" \
@@ -240,7 +241,8 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
 	    $(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5 $(DESTDIR)$(MANDIR)/man8/chatmond.8
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/docs/*.md \
-	    $(DESTDIR)$(DOCDIR)/examples/chatmond.yaml $(DESTDIR)$(DOCDIR)/examples/rules.d/*.yaml
+	    $(DESTDIR)$(DOCDIR)/examples/chatmond.yaml $(DESTDIR)$(DOCDIR)/examples/haproxy.cfg \
+	    $(DESTDIR)$(DOCDIR)/examples/rules.d/*.yaml
 	rm -f $(DESTDIR)$(DATADIR)/dashboard/*
 	rmdir $(DESTDIR)$(DOCDIR)/examples/rules.d $(DESTDIR)$(DOCDIR)/examples \
 	    $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)/dashboard \
