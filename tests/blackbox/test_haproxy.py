@@ -4,7 +4,7 @@ real chatmond (their own ports, one Redis, the test backend): chat relays end
 to end through both, every tab of an agent lands on the same chatmond, and
 when one chatmond is killed its agents' new connections go to the other at
 once (retry and redispatch), then come back when it is up again (consistent
-hashing on the agent's id)."""
+hashing on the agent's id); a SIGTERM (a deploy) moves them the same way."""
 
 import asyncio
 import json
@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, SLOW, T, free_port, recv, run, wait_for
+from conftest import ROOT, SLOW, T, closed, free_port, recv, run, wait_for
 from test_reuseport import admin_port
 
 import websockets
@@ -217,4 +217,20 @@ def test_agents_spread_sticky_and_failover(tmp_path, daemon, backend, redis_serv
     for n in AGENTS:
         back = a2 if home[n] == 0 else b_
         assert sessions(back, n) >= 1, (n, home[n])
+
+    # a deploy: SIGTERM to B while an agent chats there; it is told 1001 (going away),
+    # and B's agents reconnect to A at once (B's listener is closed as its drain starts)
+    async def deploy():
+        n = on[1][0]
+        async with tab(front, n) as ws:
+            await chat(ws, n, 200)
+            b_.signal(signal.SIGTERM)
+            assert (await closed(ws))[0] == 1001
+        for n in on[1]:
+            async with tab(front, n) as ws2:
+                await chat(ws2, n, 201)
+    run(deploy())
+    assert b_.stop() == 0
+    for n in on[1]:
+        assert sessions(a2, n) == 1, n
     assert h.proc.poll() is None
