@@ -5,6 +5,7 @@ Without the key the second process refuses to start and says why."""
 
 import asyncio
 import re
+import signal
 import urllib.request
 
 from conftest import SLOW, T, agent, free_port, recv, run, wait_for
@@ -121,3 +122,24 @@ def test_key_on_one_side_only_fails(daemon, backend):
     assert (f"lwsctx_new: cannot listen on 127.0.0.1:{d1.port}: the address is in use by a "
             "process that does not share it (every process on it must set listen_reuseport "
             "and run as the same user)") in d2.log(), d2.log()
+
+
+def test_reload_keeps_the_listener_as_it_is(daemon, backend):
+    """The listening socket is made once: a reload that turns the key on says it
+    is kept, and the rest of the file applies."""
+    b = backend()
+    d = daemon(b.port)
+    with open(d.conf, encoding="utf-8") as f:
+        text = f.read()
+    start = len(d.log())
+    d.write_config(text.replace("level: debug", "level: info") + "listen_reuseport: true\n")
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"main: reload: listen_reuseport cannot change live, keeping false", start=start)
+    d.wait_log(r"main: reload: configuration reloaded", start=start)
+    assert d.proc.poll() is None
+
+    async def main():
+        async with agent(d, "/echo?agent=after") as ws:
+            await ws.send("still")
+            assert await recv(ws) == "still"
+    run(main())
