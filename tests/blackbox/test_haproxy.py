@@ -230,6 +230,7 @@ def test_agents_spread_sticky_and_failover(tmp_path, daemon, backend, redis_serv
             async with tab(front, n) as ws2:
                 await chat(ws2, n, 201)
     run(deploy())
+    b_.proc.wait(15 * SLOW)        # its own exit: a second SIGTERM would cut it short
     assert b_.stop() == 0
     for n in on[1]:
         assert sessions(a2, n) == 1, n
