@@ -216,27 +216,33 @@ install: all
 	    install -d $(DESTDIR)$(SYSCONFDIR)/chatmon/rules.d && \
 	    install -m 644 conf/rules.d/*.yaml $(DESTDIR)$(SYSCONFDIR)/chatmon/rules.d; }
 	sed $(INSTALL_SED) systemd/chatmond.service >$(DESTDIR)$(UNITDIR)/chatmond.service
+	sed $(INSTALL_SED) systemd/chatmond@.service >$(DESTDIR)$(UNITDIR)/chatmond@.service
 	sed $(INSTALL_SED) man/chatmon.1 >$(DESTDIR)$(MANDIR)/man1/chatmon.1
 	sed $(INSTALL_SED) man/chatmond.yaml.5 >$(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5
 	sed $(INSTALL_SED) man/chatmond.8 >$(DESTDIR)$(MANDIR)/man8/chatmond.8
-	chmod 644 $(DESTDIR)$(UNITDIR)/chatmond.service $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
+	chmod 644 $(DESTDIR)$(UNITDIR)/chatmond.service $(DESTDIR)$(UNITDIR)/chatmond@.service \
+	    $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
 	    $(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5 $(DESTDIR)$(MANDIR)/man8/chatmond.8
 	@# the docs, and the shipped configuration and rules to compare with after an upgrade
 	install -m 644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 644 docs/*.md $(DESTDIR)$(DOCDIR)/docs
 	install -m 644 conf/chatmond.yaml $(DESTDIR)$(DOCDIR)/examples/chatmond.yaml
+	install -m 644 conf/haproxy.cfg.example $(DESTDIR)$(DOCDIR)/examples/haproxy.cfg
 	rm -f $(DESTDIR)$(DOCDIR)/examples/rules.d/*.yaml
 	install -m 644 conf/rules.d/*.yaml $(DESTDIR)$(DOCDIR)/examples/rules.d
-	@test -n "$(DESTDIR)" || echo "install: now systemctl daemon-reload; systemctl enable --now chatmond"
+	@test -n "$(DESTDIR)" || echo "install: now systemctl daemon-reload; systemctl enable --now chatmond" \
+	    "(or chatmond@NAME for each $(SYSCONFDIR)/chatmon/NAME.yaml: docs/operations.md)"
 
 # Everything install put there except the configuration and the rules (the
 # operator's), and except /var/lib/chatmon (the service's state: the spool).
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/chatmond $(DESTDIR)$(BINDIR)/chatmon \
-	    $(DESTDIR)$(UNITDIR)/chatmond.service $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
+	    $(DESTDIR)$(UNITDIR)/chatmond.service $(DESTDIR)$(UNITDIR)/chatmond@.service \
+	    $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
 	    $(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5 $(DESTDIR)$(MANDIR)/man8/chatmond.8
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/docs/*.md \
-	    $(DESTDIR)$(DOCDIR)/examples/chatmond.yaml $(DESTDIR)$(DOCDIR)/examples/rules.d/*.yaml
+	    $(DESTDIR)$(DOCDIR)/examples/chatmond.yaml $(DESTDIR)$(DOCDIR)/examples/haproxy.cfg \
+	    $(DESTDIR)$(DOCDIR)/examples/rules.d/*.yaml
 	rm -f $(DESTDIR)$(DATADIR)/dashboard/*
 	rmdir $(DESTDIR)$(DOCDIR)/examples/rules.d $(DESTDIR)$(DOCDIR)/examples \
 	    $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)/dashboard \

@@ -49,6 +49,7 @@ enum config_type {
 	CT_PROFILE,		/* taobao | jd | pdd | custom */
 	CT_TIMEZONE,		/* config_parse_timezone */
 	CT_LOG_FORMAT,		/* text | json */
+	CT_BOOL,		/* true | false (also yes/no, on/off) */
 };
 
 #define CF_NONEMPTY	0x01	/* CT_LIST: at least one item */
@@ -77,6 +78,9 @@ struct config_key {
 
 static const struct config_key config_keys[] = {
 	{ "listen", CT_ADDR, OFF(listen), 0, "127.0.0.1:8080", 0, 0, 0 },
+	/* docs/operations.md, "Running many instances" */
+	{ "listen_reuseport", CT_BOOL, OFF(listen_reuseport), 0, "false",
+	    0, 0, 0 },
 	{ "upstream", CT_WS_URL, OFF(upstream), OFF(upstream_url),
 	    "ws://127.0.0.1:9000/", 0, 0, 0 },
 	{ "agent_id", CT_AGENT_ID, OFF(agent_id_name), OFF(agent_id_from),
@@ -221,6 +225,8 @@ static int	config_set_timezone(struct config_ctx *,
 		    const struct config_key *, const char *);
 static int	config_set_log_format(struct config_ctx *,
 		    const struct config_key *, const char *);
+static int	config_set_bool(struct config_ctx *,
+		    const struct config_key *, const char *);
 static int	config_set_redis_url(struct config_ctx *,
 		    const struct config_key *, const char *);
 
@@ -248,6 +254,7 @@ static const struct config_type_info {
 	[CT_PROFILE] =	{ "SLA profile", config_set_profile, OWN_NONE },
 	[CT_TIMEZONE] =	{ "time zone", config_set_timezone, OWN_NONE },
 	[CT_LOG_FORMAT] = { "log format", config_set_log_format, OWN_NONE },
+	[CT_BOOL] =	{ "boolean", config_set_bool, OWN_NONE },
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -1082,6 +1089,28 @@ config_set_log_format(struct config_ctx *ctx, const struct config_key *k,
 		return config_bad(ctx, k, "log format", s, "want text or json");
 	*FIELD(ctx->cfg, int, k->off) = s[0] == 'j';
 	return 0;
+}
+
+/* YAML 1.1's spellings, which a YAML-aware editor also colours as booleans. */
+static int
+config_set_bool(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	static const char *const yes[] = { "true", "yes", "on" };
+	static const char *const no[] = { "false", "no", "off" };
+	size_t	i;
+
+	for (i = 0; i < UTIL_NELEM(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*FIELD(ctx->cfg, int, k->off) = 1;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*FIELD(ctx->cfg, int, k->off) = 0;
+			return 0;
+		}
+	}
+	return config_bad(ctx, k, "boolean", s, "want true or false");
 }
 
 static int

@@ -1,8 +1,12 @@
 /* lwsctx: a libwebsockets context on the caller's libevent loop, listening on one address (chatmond's relay and the dashboard). */
+#include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <libwebsockets.h>
 
@@ -24,6 +28,80 @@ lwsctx_log(int level, const char *line)
 		log_debug("lws: %.*s", (int)n, line);
 }
 
+/*
+ * Why lws could not listen, found by binding the address again the way lws
+ * does (it logs the errno but does not return it): 0 when that bind works
+ * now, else the errno. Only bound, never listening, and closed at once.
+ */
+static int
+lwsctx_bind_errno(const char *host, int port, int reuseport)
+{
+	struct addrinfo	 hints, *res;
+	char		 serv[16];
+	int		 fd, on = 1, e = 0;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(serv, sizeof(serv), "%d", port);
+	if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0)
+		host = "";
+	if (getaddrinfo(host[0] != '\0' ? host : NULL, serv, &hints, &res) != 0)
+		return 0;	/* nothing to say beyond lws's line */
+	if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC,
+	    res->ai_protocol)) == -1)
+		e = errno;
+	else {
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+		if (reuseport)
+			(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+			    sizeof(on));
+		if (bind(fd, res->ai_addr, res->ai_addrlen) == -1)
+			e = errno;
+		close(fd);
+	}
+	freeaddrinfo(res);
+	return e;
+}
+
+static void
+lwsctx_listen_error(const struct lwsctx_info *li, struct sbuf *errs)
+{
+	const char	*host = li->listen->host;
+	int		 port = li->listen->port;
+
+	switch (lwsctx_bind_errno(host, port, li->reuseport)) {
+	case EADDRINUSE:
+		if (li->reuseport)
+			sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d: the "
+			    "address is in use by a process that does not share "
+			    "it (every process on it must set %s and run as the "
+			    "same user)", host, port, li->reuseport_key);
+		else if (li->reuseport_key != NULL)
+			sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d: the "
+			    "address is in use by another process (to run "
+			    "several chatmond on one port, set %s: true in "
+			    "each)", host, port, li->reuseport_key);
+		else
+			sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d: the "
+			    "address is in use by another process", host, port);
+		break;
+	case EACCES:
+		sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d: permission "
+		    "denied (a port below 1024 needs CAP_NET_BIND_SERVICE)",
+		    host, port);
+		break;
+	case EADDRNOTAVAIL:
+		sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d: no local "
+		    "interface has that address", host, port);
+		break;
+	default:
+		sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d (see the "
+		    "lws line above)", host, port);
+	}
+}
+
 struct lws_context *
 lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
     struct sbuf *errs)
@@ -42,6 +120,9 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 	    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
 	    LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN |
 	    LWS_SERVER_OPTION_VALIDATE_UTF8;
+	/* SO_REUSEPORT with one service thread needs patch 0010 (third_party/) */
+	if (li->reuseport)
+		info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
 	info.foreign_loops = loops;
 	info.port = li->listen->port;
 	/* lws takes an interface name or an address; NULL is every address */
@@ -71,7 +152,6 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 		info.fd_limit_per_thread = 65536;
 
 	if ((ctx = lws_create_context(&info)) == NULL)
-		sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d (see the lws "
-		    "line above)", host, li->listen->port);
+		lwsctx_listen_error(li, errs);
 	return ctx;
 }

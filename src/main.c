@@ -162,6 +162,11 @@ chatmond_on_hup(evutil_socket_t sig, short what, void *arg)
 		    old->listen.host, old->listen.port);
 		nc->listen = old->listen;
 	}
+	if (nc->listen_reuseport != old->listen_reuseport) {
+		log_warnx("main: reload: listen_reuseport cannot change live, "
+		    "keeping %s", old->listen_reuseport ? "true" : "false");
+		nc->listen_reuseport = old->listen_reuseport;
+	}
 	if (strcmp(nc->admin.host, old->admin.host) != 0 ||
 	    nc->admin.port != old->admin.port) {
 		log_warnx("main: reload: admin cannot change live, keeping %s:%d",
@@ -289,8 +294,9 @@ main(int argc, char **argv)
 		log_errx("main: cannot install signal handlers");
 		goto out;
 	}
-	log_info("main: chatmond %s listening on %s:%d, upstream %s, admin on %s:%d",
+	log_info("main: chatmond %s listening on %s:%d%s, upstream %s, admin on %s:%d",
 	    CHATMON_VERSION, d.cfg->listen.host, d.cfg->listen.port,
+	    d.cfg->listen_reuseport ? " (shared: SO_REUSEPORT)" : "",
 	    d.cfg->upstream, d.cfg->admin.host, d.cfg->admin.port);
 	/* listening, rules loaded: ready */
 	{

@@ -1210,6 +1210,8 @@ session_server_new(struct event_base *base, const struct config *cfg,
 		.vhost = "chatmond",
 		/* lws applies this to connects and handshakes; seconds, at least 1 */
 		.timeout_secs = (unsigned)((cfg->limits.connect_timeout_ms + 999) / 1000),
+		.reuseport = cfg->listen_reuseport,
+		.reuseport_key = "listen_reuseport",
 	};
 
 	if ((srv = calloc(1, sizeof(*srv))) == NULL) {

@@ -122,6 +122,7 @@ struct config_limits {
 struct config {
 	char	*file;			/* path it was loaded from */
 	struct config_addr listen;	/* listen: 127.0.0.1:8080 */
+	int	 listen_reuseport;	/* share listen with other processes (SO_REUSEPORT) */
 	char	*upstream;		/* upstream: ws://127.0.0.1:9000/ (as written) */
 	struct config_ws_url upstream_url;
 	enum config_agent_id_from agent_id_from;	/* agent_id: query:agent */

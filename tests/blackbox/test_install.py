@@ -22,6 +22,7 @@ MANDIR = PREFIX + "/share/man"
 DOCDIR = PREFIX + "/share/doc/chatmon"
 PAGEDIR = PREFIX + "/share/chatmon/dashboard"
 UNIT = PREFIX + "/lib/systemd/system/chatmond.service"
+TEMPLATE = PREFIX + "/lib/systemd/system/chatmond@.service"
 ETC = "/etc/chatmon"
 PAGES = {"chatmon.1": "man1", "chatmond.yaml.5": "man5", "chatmond.8": "man8"}
 
@@ -161,8 +162,11 @@ def test_files_where_the_man_pages_say(dest):
             assert os.path.isfile(under(dest, f"{DOCDIR}/docs/{f}")), f
 
 
-def test_unit_points_at_the_installed_binaries(dest):
-    path = under(dest, UNIT)
+@pytest.mark.parametrize("unit,conf", [(UNIT, ETC + "/chatmond.yaml"),
+                                       (TEMPLATE, ETC + "/%i.yaml")],
+                         ids=["chatmond.service", "chatmond@.service"])
+def test_unit_points_at_the_installed_binaries(dest, unit, conf):
+    path = under(dest, unit)
     assert os.stat(path).st_mode & 0o777 == 0o644
     entries = unit_entries(open(path).read())
     execs = [(k, v) for k, v in entries if k in ("ExecStartPre", "ExecStart", "ExecReload")]
@@ -174,8 +178,9 @@ def test_unit_points_at_the_installed_binaries(dest):
             continue
         assert argv[0] == SBIN + "/chatmond", (k, v)
         assert os.access(under(dest, argv[0]), os.X_OK), (k, v)
-        assert argv[1] == "-c" and argv[2] == ETC + "/chatmond.yaml", (k, v)
-        assert os.path.isfile(under(dest, argv[2])), (k, v)
+        assert argv[1] == "-c" and argv[2] == conf, (k, v)
+        if "%i" not in conf:
+            assert os.path.isfile(under(dest, argv[2])), (k, v)
         assert ("-t" in argv) == (k != "ExecStart"), (k, v)
 
 
@@ -249,7 +254,7 @@ def test_uninstall_keeps_config():
         with open(under(dest, ETC + "/chatmond.yaml"), "a") as f:
             f.write("# edited by the operator\n")
         make("uninstall", dest)
-        for p in (SBIN + "/chatmond", BIN + "/chatmon", UNIT, DOCDIR, PAGEDIR,
+        for p in (SBIN + "/chatmond", BIN + "/chatmon", UNIT, TEMPLATE, DOCDIR, PAGEDIR,
                   *(f"{MANDIR}/{sec}/{page}" for page, sec in PAGES.items())):
             assert not os.path.exists(under(dest, p)), p
         assert os.path.isfile(under(dest, ETC + "/chatmond.yaml"))

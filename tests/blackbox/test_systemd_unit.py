@@ -1,8 +1,10 @@
-"""systemd/chatmond.service: `systemd-analyze verify` passes on the unit as
-installed (binaries and man pages in place), and `systemd-analyze security`
-scores it at an exposure of 1.5 or lower. systemd need not be running (it is
-not PID 1 here); its tools must be installed: a missing systemd-analyze is a
-failure, not a skip."""
+"""systemd/chatmond.service and the template systemd/chatmond@.service:
+`systemd-analyze verify` passes on each unit as installed (binaries and man
+pages in place), and `systemd-analyze security` scores each at an exposure
+of 1.5 or lower; the template is the single unit but for the lines that
+name the instance. systemd need not be running (it is not PID 1 here); its
+tools must be installed: a missing systemd-analyze is a failure, not a
+skip."""
 
 import glob
 import os
@@ -14,10 +16,13 @@ import tempfile
 import pytest
 
 from conftest import ROOT
-from test_install import PREFIX, SBIN, UNIT, make_install, under, unit_entries
+from test_install import PREFIX, SBIN, TEMPLATE, UNIT, make_install, under, unit_entries
 
 MAX_EXPOSURE = 1.5
 SRC_UNIT = os.path.join(ROOT, "systemd", "chatmond.service")
+SRC_TEMPLATE = os.path.join(ROOT, "systemd", "chatmond@.service")
+# what each unit is verified as: the template through an instance of it
+VERIFIED = {"chatmond.service": (SRC_UNIT, UNIT), "chatmond@core0.service": (SRC_TEMPLATE, TEMPLATE)}
 
 
 def analyze():
@@ -52,25 +57,27 @@ def root():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def verify(root):
+def verify(root, unit="chatmond.service"):
     # man: the Documentation= pages, looked up among the installed ones
     env = dict(os.environ, MANPATH=under(root, PREFIX + "/share/man"), SYSTEMD_PAGER="",
                SYSTEMD_LOG_COLOR="0")
-    return run(analyze(), "verify", "--root=" + root, "chatmond.service", env=env)
+    return run(analyze(), "verify", "--root=" + root, unit, env=env)
 
 
-def test_verify(root):
-    r = verify(root)
+@pytest.mark.parametrize("unit", sorted(VERIFIED))
+def test_verify(root, unit):
+    r = verify(root, unit)
     # any output is a finding (unknown keys are only warnings, with status 0)
     assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), r.stdout + r.stderr
 
 
-def test_verify_sees_a_missing_binary(root):
+@pytest.mark.parametrize("unit", sorted(VERIFIED))
+def test_verify_sees_a_missing_binary(root, unit):
     """The check above is real: without the binary, verify fails."""
     exe = under(root, SBIN + "/chatmond")
     os.rename(exe, exe + ".away")
     try:
-        r = verify(root)
+        r = verify(root, unit)
     finally:
         os.rename(exe + ".away", exe)
     assert r.returncode != 0 and "chatmond" in r.stdout + r.stderr, r.stdout + r.stderr
@@ -83,9 +90,11 @@ def exposure(path):
     return float(m.group(1)), r.stdout
 
 
+@pytest.mark.parametrize("unit", sorted(VERIFIED))
 @pytest.mark.parametrize("which", ["repository", "installed"])
-def test_security_exposure(root, which):
-    path = SRC_UNIT if which == "repository" else under(root, UNIT)
+def test_security_exposure(root, which, unit):
+    src, installed = VERIFIED[unit]
+    path = src if which == "repository" else under(root, installed)
     level, out = exposure(path)
     assert level <= MAX_EXPOSURE, f"exposure {level} > {MAX_EXPOSURE}:\n{out}"
 
@@ -114,12 +123,33 @@ def test_unit_directives():
     assert m and int(m.group(1)) > 5
 
 
-def test_every_service_directive_is_explained():
+@pytest.mark.parametrize("path", [SRC_UNIT, SRC_TEMPLATE], ids=os.path.basename)
+def test_every_service_directive_is_explained(path):
     """Each paragraph of [Service] that sets something carries a comment."""
-    text = open(SRC_UNIT).read()
+    text = open(path).read()
     service = text.split("[Service]", 1)[1].split("\n[", 1)[0]
     for para in re.split(r"\n\s*\n", service):
         lines = [ln for ln in para.strip().splitlines() if ln.strip()]
         sets = [ln for ln in lines if not ln.lstrip().startswith("#")]
         if sets:
             assert any(ln.lstrip().startswith("#") for ln in lines), f"unexplained: {sets}"
+
+
+def test_template_is_the_unit_per_instance():
+    """chatmond@NAME runs /etc/chatmon/NAME.yaml with the single unit's every other
+    line: the two cannot drift apart."""
+    single = unit_entries(open(SRC_UNIT).read())
+    template = unit_entries(open(SRC_TEMPLATE).read())
+    d = dict(template)
+    assert d["Description"] == "chatmon chat monitor relay (chatmond, instance %i)"
+    # the instance's own configuration, for the check, the daemon and the reload's check
+    execs = [(k, v) for k, v in template if k.startswith("Exec") and "chatmond" in v]
+    assert [k for k, _ in execs] == ["ExecStartPre", "ExecStart", "ExecReload"], execs
+    assert all(" -c /etc/chatmon/%i.yaml" in v for _, v in execs), execs
+    # one dynamic user for all instances (SO_REUSEPORT needs the same uid), named as the
+    # single unit's is (after the unit, "chatmond"), so they share the state directory
+    assert d["DynamicUser"] == "yes" and d["User"] == "chatmond"
+    assert "User" not in dict(single)
+    as_single = [(k, v.replace("/etc/chatmon/%i.yaml", "/etc/chatmon/chatmond.yaml"))
+                 for k, v in template if k not in ("Description", "User")]
+    assert as_single == [(k, v) for k, v in single if k != "Description"]

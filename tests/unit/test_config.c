@@ -188,6 +188,7 @@ assert_defaults(const struct config *c)
 {
 	assert_string_equal(c->listen.host, "127.0.0.1");
 	assert_int_equal(c->listen.port, 8080);
+	assert_int_equal(c->listen_reuseport, 0);
 	assert_string_equal(c->upstream, "ws://127.0.0.1:9000/");
 	assert_int_equal(c->upstream_url.tls, 0);
 	assert_string_equal(c->upstream_url.host, "127.0.0.1");
@@ -275,6 +276,7 @@ test_every_key(void **state)
 	static const char text[] =
 	    "# every key, none at its default\n"
 	    "listen: \"[::1]:8443\"\n"
+	    "listen_reuseport: true\n"
 	    "upstream: wss://chat.example.com:8443/ws?v=2\n"
 	    "agent_id: header:X-Agent-Id\n"
 	    "protocol:\n"
@@ -315,6 +317,7 @@ test_every_key(void **state)
 	assert_non_null(c);
 	assert_string_equal(c->listen.host, "::1");
 	assert_int_equal(c->listen.port, 8443);
+	assert_int_equal(c->listen_reuseport, 1);
 	assert_string_equal(c->upstream, "wss://chat.example.com:8443/ws?v=2");
 	assert_int_equal(c->upstream_url.tls, 1);
 	assert_string_equal(c->upstream_url.host, "chat.example.com");
@@ -426,6 +429,10 @@ static const struct bad_case bad_cases[] = {
 	    "@:4: duplicate key 'sla'\n" },
 	{ "missing value", "listen:\nadmin: 127.0.0.1:1\n",
 	    "@:1: listen: missing value (want a host:port address)\n" },
+	{ "bad boolean", "listen_reuseport: maybe\n",
+	    "@:1: listen_reuseport: bad boolean 'maybe': want true or false\n" },
+	{ "boolean as a number", "listen_reuseport: 1\n",
+	    "@:1: listen_reuseport: bad boolean '1': want true or false\n" },
 	{ "empty string", "rules: \"\"\n",
 	    "@:1: rules: must not be empty\n" },
 	{ "NUL byte", "rules: \"a\\0b\"\n",
@@ -646,6 +653,7 @@ test_overrides(void **state)
 		"listen=127.0.0.1:3333",	/* the last one wins */
 		"sla.escalate=1h",
 		"agent_id=query:who",
+		"listen_reuseport=Yes",		/* YAML 1.1's spellings, any case */
 	};
 	struct config	*c;
 	struct sbuf	 errs;
@@ -669,6 +677,7 @@ test_overrides(void **state)
 	assert_int_equal(c->log_level, LOG_LVL_DEBUG);
 	assert_int_equal(c->sla.escalate_ms, 3600000);
 	assert_string_equal(c->agent_id_name, "who");
+	assert_int_equal(c->listen_reuseport, 1);
 	config_free(c);
 	sbuf_free(&errs);
 
