@@ -330,6 +330,9 @@ def test_acl_user_authenticates_with_username_and_password(daemon, backend, proc
     # least privilege: the alert and snapshot keys, no @admin (so no ROLE)
     c.execute_command("ACL", "SETUSER", "chatmon", "on", ">Acl-s3cret", "~chatmon:*",
                       "&chatmon:*", "+@write", "+@read", "+@connection", "+@pubsub")
+    # the commands docs/operations.md lists for chatmond, ROLE included
+    c.execute_command("ACL", "SETUSER", "listed", "on", ">Acl-l1st", "~chatmon:*",
+                      "&chatmon:*", "+publish", "+xadd", "+wait", "+set", "+select", "+role")
     b = backend()
     url = f"redis://127.0.0.1:{s.port}"
     args = FOLD0 + LONG_SLA + ["-o", "redis.username=chatmon"]
@@ -337,6 +340,9 @@ def test_acl_user_authenticates_with_username_and_password(daemon, backend, proc
                name="good")
     bad = daemon(b.port, rules=LIVE, redis=url, args=args + ["-o", "redis.password=wrong"],
                  name="bad")
+    listed = daemon(b.port, rules=LIVE, redis=url + "/1",
+                    args=FOLD0 + LONG_SLA + ["-o", "redis.username=listed",
+                                             "-o", "redis.password=Acl-l1st"], name="listed")
 
     async def hits(dd, conv):
         async with agent(dd, "/echo?agent=acl") as ws:
@@ -344,6 +350,7 @@ def test_acl_user_authenticates_with_username_and_password(daemon, backend, proc
             await expect_warning(ws)
     run(hits(d, "acl-1"))
     run(hits(bad, "acl-2"))
+    run(hits(listed, "acl-3"))
     wait_for(lambda: "acl-1" in [json.loads(x)["conversation"] for x in stream(c)], T,
              "the alert written by the ACL user")
     users = {cl.get("user") for cl in c.client_list() if cl.get("cmd") != "client|list"}
@@ -353,6 +360,10 @@ def test_acl_user_authenticates_with_username_and_password(daemon, backend, proc
                      r"the master \(NOPERM", d.log())
     bad.wait_log(r"rconn_on_setup: alert redis 127\.0\.0\.1:\d+ refused the connection: "
                  r"WRONGPASS")
+    c1 = s.client(db=1)
+    wait_for(lambda: "acl-3" in [json.loads(x)["conversation"] for x in stream(c1)], T,
+             "the alert written by the user with the documented commands")
+    assert "cannot check" not in listed.log() and "refused" not in listed.log()
     assert healthz_redis(d) == "connected" and healthz_redis(bad) == "down"
     assert metrics(bad)["chatmon_alerts_queued"] == 1
     assert "Acl-s3cret" not in d.log() and "wrong" not in bad.log()
