@@ -52,7 +52,7 @@
 	X(alerts_queued, gauge, "alerts_queued", "", 1, "Alerts waiting in memory for Redis") \
 	X(alerts_spooled, counter, "alerts_spooled_total", "", 1, "Alerts written to the disk spool") \
 	X(alerts_spool_bytes, gauge, "alerts_spool_bytes", "", 1, "Bytes in the disk spool") \
-	X(alerts_dropped, counter, "alerts_dropped_total", "", 1, "Alerts lost: outbox and spool full, or refused by Redis") \
+	X(alerts_dropped, counter, "alerts_dropped_total", "", 1, "Alerts lost: outbox and spool full, out of memory, or undelivered at exit with no spool") \
 	X(alerts_folded, counter, "alerts_folded_total", "", 1, "Alerts folded into an earlier identical one") \
 	X(redis_connected, gauge, "redis_connected", "", 1, "1 when the Redis connection is up") \
 	X(redis_reconnects, counter, "redis_reconnects_total", "", 1, "Redis connections lost") \
