@@ -43,8 +43,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="no red
 class Proc:
     """One redis-server or redis-sentinel of the test's own, stopped by PID."""
 
-    def __init__(self, kind, args, port, directory):
-        self.kind, self.port, self.dir = kind, port, directory
+    def __init__(self, kind, args, port, directory, password=None):
+        self.kind, self.port, self.dir, self.password = kind, port, directory, password
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         c = self.client(timeout=1)
@@ -65,7 +65,8 @@ class Proc:
 
     def client(self, timeout=5, **kw):
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True,
-                           socket_timeout=timeout, socket_connect_timeout=timeout, **kw)
+                           password=self.password, socket_timeout=timeout,
+                           socket_connect_timeout=timeout, **kw)
 
     def log(self):
         try:
@@ -101,7 +102,7 @@ def procs():
             return p
 
         @staticmethod
-        def sentinel(master_port, quorum=2):
+        def sentinel(master_port, quorum=2, password=None):
             port, d = free_port(), tempfile.mkdtemp(prefix="cm-sn-")
             conf = os.path.join(d, "sentinel.conf")
             # Sentinel rewrites its file: it must be its own and writable
@@ -110,10 +111,11 @@ def procs():
                         f"logfile {os.path.join(d, 'log')}\n"
                         f"sentinel monitor {NAME} 127.0.0.1 {master_port} {quorum}\n"
                         f"sentinel down-after-milliseconds {NAME} 1000\n"
-                        f"sentinel failover-timeout {NAME} 10000\n")
+                        f"sentinel failover-timeout {NAME} 10000\n" +
+                        (f"requirepass {password}\n" if password else ""))
             args = [REDIS_SENTINEL, conf] if REDIS_SENTINEL else \
                 [REDIS_SERVER, conf, "--sentinel"]
-            p = Proc("redis-sentinel", args, port, d)
+            p = Proc("redis-sentinel", args, port, d, password)
             made.append(p)
             return p
 
@@ -367,6 +369,31 @@ def test_acl_user_authenticates_with_username_and_password(daemon, backend, proc
     assert healthz_redis(d) == "connected" and healthz_redis(bad) == "down"
     assert metrics(bad)["chatmon_alerts_queued"] == 1
     assert "Acl-s3cret" not in d.log() and "wrong" not in bad.log()
+
+
+def test_sentinel_password_and_username_for_the_data_server(daemon, backend, procs):
+    """A sentinel with requirepass (redis.sentinel_password) and a master with
+    an ACL user (redis.username): chatmond authenticates to both; a wrong
+    sentinel password is named in the log and nothing connects."""
+    m = procs.server()
+    m.client().execute_command("ACL", "SETUSER", "writer", "on", ">W-pw", "~*", "&*", "+@all")
+    s = procs.sentinel(m.port, quorum=1, password="S-pw")
+    b = backend()
+    base = f"redis:\n  sentinels: [127.0.0.1:{s.port}]\n  master_name: {NAME}\n" \
+           "  username: writer\n  password: W-pw\n"
+    good = daemon(b.port, rules=LIVE, redis=None, args=FOLD0 + LONG_SLA, name="good",
+                  extra=base + "  sentinel_password: S-pw\n")
+    bad = daemon(b.port, rules=LIVE, redis=None, args=FOLD0 + LONG_SLA, name="bad",
+                 extra=base + "  sentinel_password: nope\n")
+    good.wait_log(rf"alert_on_state: redis 127\.0\.0\.1:{m.port} connected")
+    bad.wait_log(r"rconn_sentinel_fail: alert sentinel 127\.0\.0\.1:\d+: refused AUTH: "
+                 r"WRONGPASS")
+    bad.wait_log(rf"rconn_ask_failed: alert: no sentinel named master {NAME}")
+    assert healthz_redis(good) == "connected" and healthz_redis(bad) == "down"
+    users = {cl.get("user") for cl in m.client().client_list()}
+    assert "writer" in users, users
+    for d in (good, bad):
+        assert "S-pw" not in d.log() and "W-pw" not in d.log() and "nope" not in d.log()
 
 
 # --------------------------------------------------------------------------
