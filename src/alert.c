@@ -82,7 +82,6 @@ struct alert_ring {
 	size_t		 cap, head, n;
 };
 
-
 struct alert {
 	struct event_base	*base;
 	struct metrics		*m;
