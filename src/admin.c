@@ -110,6 +110,14 @@ admin_metrics(struct admin *a, struct evhttp_request *req)
 	sbuf_free(&out);
 }
 
+/* connected: up and a master; spooling: away, alerts kept on disk; down. */
+static const char *
+admin_redis(const struct admin *a)
+{
+	return a->metrics->redis_connected ? "connected" :
+	    relay_alerts_ready(a->relay) ? "spooling" : "down";
+}
+
 static void
 admin_ready(struct admin *a, struct evhttp_request *req)
 {
@@ -126,8 +134,7 @@ admin_ready(struct admin *a, struct evhttp_request *req)
 	if (sbuf_printf(&out, "{\"ready\":%s,\"listening\":%s,\"rules\":%zu,"
 	    "\"upstream\":\"%s\",\"redis\":\"%s\"}\n", ready ? "true" : "false",
 	    listening ? "true" : "false", rules, up[upstream == -1 ? 2 : upstream],
-	    a->metrics->redis_connected ? "connected" : alerts ? "spooling" :
-	    "down") == -1)
+	    admin_redis(a)) == -1)
 		evhttp_send_error(req, 500, "out of memory");
 	else
 		admin_reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable",
@@ -141,7 +148,7 @@ admin_request(struct evhttp_request *req, void *arg)
 	struct admin	*a = arg;
 	const char	*path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	const char	*auth;
-	char		 body[128];
+	char		 body[256];
 	int		 n;
 
 	if (a->token != NULL && !admin_loopback(req)) {
@@ -166,8 +173,10 @@ admin_request(struct evhttp_request *req, void *arg)
 	if (path != NULL && strcmp(path, "/metrics") == 0)
 		admin_metrics(a, req);
 	else if (path != NULL && strcmp(path, "/healthz") == 0) {
-		n = snprintf(body, sizeof(body), "{\"status\":\"ok\",\"version\":\"%s\"}\n",
-		    CHATMON_VERSION);
+		/* alive is 200 whatever Redis does (chat fails open); it says how Redis is */
+		n = snprintf(body, sizeof(body), "{\"status\":\"ok\",\"version\":"
+		    "\"%s\",\"redis\":\"%s\"}\n", CHATMON_VERSION,
+		    admin_redis(a));
 		admin_reply(req, 200, "OK", "application/json", body, (size_t)n);
 	} else if (path != NULL && strcmp(path, "/readyz") == 0)
 		admin_ready(a, req);

@@ -17,6 +17,7 @@
 #include "chatmon/alertfmt.h"
 #include "chatmon/log.h"
 #include "chatmon/rconn.h"
+#include "chatmon/rreply.h"
 
 /*
  * Delivery is at least once. An alert leaves the outbox only when XADD has
@@ -29,6 +30,26 @@
  * append-only), which a restart reads back; past redis.spool_max the oldest
  * info alert is dropped, then warn, and critical last. The spool is always
  * older than the outbox, so it is sent first, and cleared once delivered.
+ *
+ * With redis.wait_replicas N, XADD's id is not enough: the alerts in
+ * flight are delivered when a WAIT N sent after them counts N replicas. A
+ * master that acknowledged an alert its replica never got loses it in a
+ * failover (the replica promoted, the old master wiped when it rejoins as
+ * a replica); and after a failover the old master goes on taking writes,
+ * alone, until Sentinel demotes it seconds later. One WAIT is out at a
+ * time (it holds the connection until it answers) and covers every alert
+ * sent before it. A WAIT that counts too few keeps the alerts in flight,
+ * is sent again, and has rconn ask the sentinels whether the master moved:
+ * if it did, the connection goes and the alerts with it, to the new
+ * master; if not (a replica resyncing, or a new master whose replica has
+ * not joined yet) nothing is sent twice.
+ *
+ * Nothing Redis says makes an alert go: an error reply (READONLY after a
+ * failover, LOADING, MASTERDOWN, NOREPLICAS, or any other) drops the
+ * connection, and rconn connects again, to the master Sentinel names when
+ * configured; every alert not delivered is sent again there. Alerts Redis
+ * refuses for good (WRONGTYPE, NOPERM) wait in the outbox and spool like
+ * in an outage, logged, until someone fixes Redis.
  *
  * The connection (rconn) notices a Redis that stopped answering
  * (redis.timeout) and reconnects with backoff. Chat traffic never waits for
@@ -73,10 +94,18 @@ struct alert {
 	char			*spool_path;
 	uint64_t		 spool_max;
 	uint64_t		 fold_ms;
+	uint64_t		 wait_replicas;
+	uint64_t		 wait_timeout_ms;
+	int			 sentinel;	/* the master comes from Sentinel */
 	/* what waits */
 	struct alert_ring	 spool;		/* read back from the spool file, in order */
 	struct alert_ring	 box;		/* the outbox */
 	size_t			 inflight;	/* sent, from the front of spool then box */
+	int			 waiting;	/* a WAIT is out */
+	size_t			 wait_covers;	/* the alerts in flight sent before it */
+	uint64_t		 wait_want;	/* the replicas it asked for */
+	int64_t			 short_since;	/* WAITs count too few since (wall ms); 0 */
+	char			 master[300];	/* where alerts went last (rconn_name) */
 	int			 spool_fd;	/* -1: no spool */
 	off_t			 spool_size;
 	off_t			 spool_read;	/* how far it has been read into `spool` */
@@ -314,39 +343,125 @@ alert_enqueue(struct alert *a, const char *json, size_t len, int sev)
 
 /* --- Redis ---------------------------------------------------------------------- */
 
-/* The reply to an XADD: the oldest alert in flight is delivered. */
+/* The oldest n alerts in flight are delivered. */
 static void
-alert_on_xadd(redisReply *reply, void *priv)
+alert_delivered(struct alert *a, size_t n)
 {
-	struct alert		*a = priv;
 	struct alert_item	 it;
 	struct alert_ring	*ring;
-	char			 id[ALERTFMT_ID_MAX];
 
-	if (reply == NULL || a->inflight == 0)
-		return;	/* the connection went; it is all sent again */
-	ring = a->spool.n > 0 ? &a->spool : &a->box;
-	it = alert_take(ring, 0);
-	a->inflight--;
-	if (reply->type == REDIS_REPLY_ERROR) {
-		/* it will never go: do not let it block the rest */
-		a->m->alerts_dropped++;
-		alertfmt_get_id(id, it.json, it.len);
-		log_warnx("alert_on_xadd: redis refused alert %s: %s", id,
-		    reply->str);
-	} else
+	for (; n > 0 && a->inflight > 0; n--) {
+		ring = a->spool.n > 0 ? &a->spool : &a->box;
+		it = alert_take(ring, 0);
+		a->inflight--;
+		if (a->wait_covers > 0)	/* one confirmed before a reload turned WAIT on */
+			a->wait_covers--;
 		a->m->alerts_sent++;
-	free(it.json);
+		free(it.json);
+	}
 	alert_gauges(a);
 	alert_send(a);
 }
 
-/* Sends what is not in flight yet, spool first, up to the pipeline's depth. */
+/*
+ * Redis did not take the alerts in flight: every one of them goes again,
+ * on a new connection (rconn_drop runs the callbacks still pending with
+ * NULL and alert_on_state forgets what was in flight).
+ */
+static void
+alert_refused(struct alert *a, const char *cmd, const char *err)
+{
+	static const size_t	 off[] = {
+		[RREPLY_ERR_READONLY] = offsetof(struct metrics, redis_retry_readonly),
+		[RREPLY_ERR_LOADING] = offsetof(struct metrics, redis_retry_loading),
+		[RREPLY_ERR_MASTERDOWN] = offsetof(struct metrics, redis_retry_masterdown),
+		[RREPLY_ERR_NOREPLICAS] = offsetof(struct metrics, redis_retry_noreplicas),
+		[RREPLY_ERR_BUSY] = offsetof(struct metrics, redis_retry_other),
+		[RREPLY_ERR_OTHER] = offsetof(struct metrics, redis_retry_other),
+	};
+	enum rreply_error	 k = rreply_error_kind(err);
+	char			 why[512];
+
+	(*(uint64_t *)(void *)((char *)a->m + off[k]))++;
+	snprintf(why, sizeof(why), "%s %s %.200s (%zu alerts kept, sent again "
+	    "after reconnecting%s)%s", cmd, rreply_error_transient(k) ?
+	    "answered" : "refused", err, a->inflight, a->sentinel ?
+	    " to the master Sentinel names" : "", rreply_error_transient(k) ? "" :
+	    ": fix Redis, alerts wait in the outbox and spool until it takes them");
+	rconn_drop(a->rc, why);
+}
+
+/* The reply to an XADD no WAIT follows: the oldest alert in flight is delivered. */
+static void
+alert_on_xadd(redisReply *reply, void *priv)
+{
+	struct alert	*a = priv;
+
+	if (reply == NULL || a->inflight == 0)
+		return;	/* the connection went; it is all sent again */
+	if (reply->type == REDIS_REPLY_ERROR)
+		alert_refused(a, "XADD", reply->str);
+	else
+		alert_delivered(a, 1);
+}
+
+/* The reply to an XADD a WAIT follows: only an error matters, WAIT delivers. */
+static void
+alert_on_xadd_waited(redisReply *reply, void *priv)
+{
+	struct alert	*a = priv;
+
+	if (reply != NULL && a->inflight > 0 && reply->type == REDIS_REPLY_ERROR)
+		alert_refused(a, "XADD", reply->str);
+}
+
+static void
+alert_on_wait(redisReply *reply, void *priv)
+{
+	struct alert	*a = priv;
+
+	if (reply == NULL || !a->waiting)
+		return;
+	a->waiting = 0;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		alert_refused(a, "WAIT", reply->str);
+		return;
+	}
+	if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0 &&
+	    (uint64_t)reply->integer >= a->wait_want) {
+		if (a->short_since != 0)
+			log_info("alert_on_wait: redis %s: %" PRIu64 " replicas have "
+			    "the alerts again, after %.1f s", rconn_name(a->rc),
+			    a->wait_want, (double)(util_wall_ms() - a->short_since) /
+			    1000);
+		a->short_since = 0;
+		alert_delivered(a, a->wait_covers);
+		return;
+	}
+	a->m->redis_wait_short++;
+	if (a->short_since == 0) {
+		a->short_since = util_wall_ms();
+		log_warnx("alert_on_wait: redis %s: %lld of %" PRIu64 " replicas had "
+		    "the alerts within redis.wait_timeout; they are kept until "
+		    "enough do%s", rconn_name(a->rc), reply->type ==
+		    REDIS_REPLY_INTEGER ? reply->integer : -1LL, a->wait_want,
+		    a->sentinel ? " (asking Sentinel whether the master moved)" : "");
+	}
+	/* the alerts stay where they are: if the master moved, rconn drops it */
+	rconn_verify(a->rc);
+	alert_send(a);
+}
+
+/*
+ * Sends what is not in flight yet, spool first, up to the pipeline's
+ * depth; with redis.wait_replicas a WAIT after them, one at a time.
+ */
 static void
 alert_send(struct alert *a)
 {
 	struct alert_item	*it;
 	size_t			 total;
+	uint64_t		 want = a->wait_replicas;
 
 	if (!rconn_up(a->rc))
 		return;
@@ -372,12 +487,20 @@ alert_send(struct alert *a)
 		    alert_at(&a->box, a->inflight - a->spool.n);
 		if (rconn_command(a->rc, NULL, NULL, 0, "PUBLISH %s %b",
 		    a->channel, it->json, it->len) == -1 ||
-		    rconn_command(a->rc, alert_on_xadd, a, 0,
-		    "XADD %s MAXLEN ~ %s * alert %b", a->stream, a->maxlen,
-		    it->json, it->len) == -1)
+		    rconn_command(a->rc, want > 0 ? alert_on_xadd_waited :
+		    alert_on_xadd, a, 0, "XADD %s MAXLEN ~ %s * alert %b",
+		    a->stream, a->maxlen, it->json, it->len) == -1)
 			return;	/* the connection was dropped: all is sent again */
 		a->inflight++;
 	}
+	if (want == 0 || a->waiting || a->inflight == 0)
+		return;
+	if (rconn_command(a->rc, alert_on_wait, a, a->wait_timeout_ms,
+	    "WAIT %" PRIu64 " %" PRIu64, want, a->wait_timeout_ms) == -1)
+		return;
+	a->waiting = 1;
+	a->wait_covers = a->inflight;
+	a->wait_want = want;
 }
 
 static void
@@ -390,8 +513,17 @@ alert_on_state(void *arg, int up, int lost)
 		a->m->redis_reconnects++;
 	if (!up) {
 		a->inflight = 0;
+		a->waiting = 0;
+		a->wait_covers = 0;
 		return;
 	}
+	if (a->sentinel && a->master[0] != '\0' &&
+	    strcmp(a->master, rconn_name(a->rc)) != 0) {
+		a->m->redis_master_changes++;
+		log_info("alert_on_state: the redis master moved from %s to %s",
+		    a->master, rconn_name(a->rc));
+	}
+	snprintf(a->master, sizeof(a->master), "%s", rconn_name(a->rc));
 	log_info("alert_on_state: redis %s connected; waiting: %zu alerts in "
 	    "memory, %lld bytes spooled", rconn_name(a->rc), a->box.n,
 	    (long long)a->spool_size);
@@ -542,6 +674,9 @@ alert_settings(struct alert *a, const struct config *cfg)
 	a->outbox_max = (size_t)cfg->redis.outbox;
 	a->spool_max = cfg->redis.spool_max;
 	a->fold_ms = cfg->redis.fold_ms;
+	a->wait_replicas = cfg->redis.wait_replicas;
+	a->wait_timeout_ms = cfg->redis.wait_timeout_ms;
+	a->sentinel = cfg->redis.nsentinels > 0;
 	return 0;
 }
 
@@ -588,8 +723,7 @@ alert_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 			    (long long)st.st_size);
 	}
 	alert_gauges(a);
-	if (rconn_set_target(a->rc, &cfg->redis.target, cfg->redis.password,
-	    cfg->redis.timeout_ms) == -1)
+	if (rconn_set_target(a->rc, &cfg->redis, 0) == -1)
 		goto oom;
 	return a;
 oom:
@@ -602,8 +736,8 @@ void
 alert_set_config(struct alert *a, const struct config *cfg)
 {
 	/* a new target reconnects: what was in flight is sent again there */
-	if (alert_settings(a, cfg) == -1 || rconn_set_target(a->rc,
-	    &cfg->redis.target, cfg->redis.password, cfg->redis.timeout_ms) == -1)
+	if (alert_settings(a, cfg) == -1 ||
+	    rconn_set_target(a->rc, &cfg->redis, 0) == -1)
 		log_warnx("alert_set_config: out of memory, Redis settings kept");
 }
 

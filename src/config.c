@@ -56,6 +56,8 @@ enum config_type {
 #define CF_ROUND_S	0x02	/* CT_DURATION: rounded up to whole seconds */
 #define CF_HOURS	0x04	/* CT_LIST: each item a service window "HH:MM-HH:MM" */
 #define CF_OPTIONAL	0x08	/* CT_POINTER: may be absent (no default) */
+#define CF_ADDRS	0x10	/* CT_LIST: each item a host:port (config_parse_addr) */
+#define CF_WORD		0x20	/* CT_STRING: no space or control character */
 
 /*
  * One row per dotted key path, like nginx's ngx_command_t. Defaults are
@@ -97,6 +99,24 @@ static const struct config_key config_keys[] = {
 	    CF_OPTIONAL },
 	{ "redis.url", CT_REDIS_URL, OFF(redis.url), 0,
 	    "redis://127.0.0.1:6379", 0, 0, 0 },
+	/* docs/operations.md, "Redis failover"; config_check: url or sentinels */
+	{ "redis.sentinels", CT_LIST, OFF(redis.sentinels), 0, NULL, 0, 0,
+	    CF_ADDRS },
+	{ "redis.master_name", CT_STRING, OFF(redis.master_name), 0, NULL, 0, 0,
+	    CF_WORD },
+	{ "redis.sentinel_username", CT_STRING, OFF(redis.sentinel_username), 0,
+	    NULL, 0, 0, CF_WORD },
+	{ "redis.sentinel_password", CT_STRING, OFF(redis.sentinel_password), 0,
+	    NULL, 0, 0, 0 },
+	/* SELECT takes an int; a unix: URL has no other way to name a database */
+	{ "redis.db", CT_UINT, OFF(redis.db), 0, "0", 0, INT32_MAX, 0 },
+	{ "redis.username", CT_STRING, OFF(redis.username), 0, NULL, 0, 0,
+	    CF_WORD },
+	/* the default becomes 1 with redis.sentinels (config_redis) */
+	{ "redis.wait_replicas", CT_UINT, OFF(redis.wait_replicas), 0, "0", 0,
+	    1000, 0 },
+	{ "redis.wait_timeout", CT_DURATION, OFF(redis.wait_timeout_ms), 0, "1s",
+	    1, 3600000, 0 },
 	{ "redis.channel", CT_STRING, OFF(redis.channel), 0,
 	    "chatmon:alerts", 0, 0, 0 },
 	{ "redis.stream", CT_STRING, OFF(redis.stream), 0,
@@ -740,8 +760,16 @@ static int
 config_set_string(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
+	char	q[CONFIG_QUOTE];
+
 	if (*s == '\0') {
 		config_err(ctx, "%s: must not be empty", k->path);
+		return -1;
+	}
+	/* a name that goes into log lines and Redis commands as one word */
+	if ((k->flags & CF_WORD) && config_has_space(s)) {
+		config_err(ctx, "%s: %s contains a space or control character",
+		    k->path, config_quote(q, sizeof(q), s));
 		return -1;
 	}
 	return config_replace(ctx, FIELD(ctx->cfg, char *, k->off), s);
@@ -768,6 +796,8 @@ config_set_item(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
 	struct config_list	*l = &ctx->scratch;
+	struct config_addr	 a;
+	const char		*why;
 	char			**v, *p;
 	uint16_t		 from, to;
 
@@ -781,6 +811,13 @@ config_set_item(struct config_ctx *ctx, const struct config_key *k,
 	if ((k->flags & CF_HOURS) && l->n >= CONFIG_MAX_HOURS) {
 		config_err(ctx, "%s: at most %d service windows", k->path,
 		    CONFIG_MAX_HOURS);
+		return -1;
+	}
+	if ((k->flags & CF_ADDRS) && (why = config_addr_why(s, &a)) != NULL)
+		return config_bad(ctx, k, "address", s, why);
+	if ((k->flags & CF_ADDRS) && l->n >= CONFIG_MAX_SENTINELS) {
+		config_err(ctx, "%s: at most %d addresses", k->path,
+		    CONFIG_MAX_SENTINELS);
 		return -1;
 	}
 	if ((p = strdup(s)) == NULL ||
@@ -1574,11 +1611,126 @@ config_check_pair(struct config_ctx *ctx, const char *a, const char *b,
 	ctx->ovr = NULL;
 }
 
+static struct config_origin *
+config_origin(struct config_ctx *ctx, const char *path)
+{
+	return &ctx->origin[config_find(path) - config_keys];
+}
+
+/* Set by the file or an override, and accepted. */
+static int
+config_is_set(struct config_ctx *ctx, const char *path)
+{
+	const struct config_origin	*o = config_origin(ctx, path);
+
+	return o->seq > 0 && !o->bad;
+}
+
+/* The next error goes where the later of a and b (b may be NULL) was set. */
+static void
+config_place(struct config_ctx *ctx, const char *a, const char *b)
+{
+	const struct config_origin	*o = config_origin(ctx, a), *ob;
+
+	if (b != NULL && (ob = config_origin(ctx, b))->seq > o->seq)
+		o = ob;
+	ctx->line = o->line;
+	ctx->ovr = o->ovr;
+}
+
+/* "redis://h:6379/2" names a database; "redis://h" and unix: URLs do not. */
+static int
+config_url_has_db(const char *url)
+{
+	const char	*p;
+
+	return strncmp(url, "redis://", 8) == 0 &&
+	    (p = strchr(url + 8, '/')) != NULL && p[1] != '\0';
+}
+
+/*
+ * Where Redis is: redis.url or the sentinels, never both (a file that
+ * names both would leave the reader guessing which one chatmond uses);
+ * credentials only where they are sent.
+ */
+static void
+config_check_redis(struct config_ctx *ctx)
+{
+	static const char *const sentinel_only[] = { "redis.master_name",
+	    "redis.sentinel_username", "redis.sentinel_password" };
+	const struct config_redis	*r = &ctx->cfg->redis;
+	int				 sentinel;
+	size_t				 i;
+
+	/* a rejected list is not applied: it still says Sentinel was meant */
+	sentinel = r->sentinels.n > 0 || config_origin(ctx, "redis.sentinels")->bad;
+	if (r->sentinels.n > 0 && config_is_set(ctx, "redis.url")) {
+		config_place(ctx, "redis.url", "redis.sentinels");
+		config_err(ctx, "redis.url and redis.sentinels exclude each other: "
+		    "with Sentinel the master's address comes from the sentinels "
+		    "(remove redis.url; redis.db names the database)");
+	}
+	if (r->sentinels.n > 0 && r->master_name == NULL &&
+	    !config_origin(ctx, "redis.master_name")->bad) {
+		config_place(ctx, "redis.sentinels", NULL);
+		config_err(ctx, "redis.sentinels needs redis.master_name (the name "
+		    "the sentinels monitor the master by)");
+	}
+	for (i = 0; i < UTIL_NELEM(sentinel_only); i++)
+		if (!sentinel && config_is_set(ctx, sentinel_only[i])) {
+			config_place(ctx, sentinel_only[i], NULL);
+			config_err(ctx, "%s is only used with redis.sentinels",
+			    sentinel_only[i]);
+		}
+	if (config_is_set(ctx, "redis.username") && r->password == NULL &&
+	    !config_origin(ctx, "redis.password")->bad) {
+		config_place(ctx, "redis.username", NULL);
+		config_err(ctx, "redis.username needs redis.password (AUTH "
+		    "username password)");
+	}
+	if (config_is_set(ctx, "redis.sentinel_username") &&
+	    r->sentinel_password == NULL &&
+	    !config_origin(ctx, "redis.sentinel_password")->bad) {
+		config_place(ctx, "redis.sentinel_username", NULL);
+		config_err(ctx, "redis.sentinel_username needs "
+		    "redis.sentinel_password");
+	}
+	if (!sentinel && config_is_set(ctx, "redis.db") &&
+	    config_is_set(ctx, "redis.url") && config_url_has_db(r->url)) {
+		config_place(ctx, "redis.db", "redis.url");
+		config_err(ctx, "redis.db and the database of redis.url ('/N') "
+		    "exclude each other: name it once");
+	}
+	ctx->ovr = NULL;
+}
+
+/* The checked Redis settings in the form the connections use. */
+static void
+config_redis(struct config_ctx *ctx)
+{
+	struct config_redis	*r = &ctx->cfg->redis;
+	size_t			 i;
+
+	memset(&r->target, 0, sizeof(r->target));
+	if (r->sentinels.n == 0)
+		config_parse_redis_url(r->url, &r->target);
+	for (i = 0; i < r->sentinels.n && i < CONFIG_MAX_SENTINELS; i++)
+		config_parse_addr(r->sentinels.v[i], &r->sentinel[i]);
+	r->nsentinels = i;
+	if (r->target.db == 0)
+		r->target.db = (int)r->db;
+	/* Sentinel means a replica to fail over to: make it hold every alert */
+	if (r->nsentinels > 0 && !config_is_set(ctx, "redis.wait_replicas"))
+		r->wait_replicas = 1;
+}
+
 static void
 config_check(struct config_ctx *ctx)
 {
 	const struct config	*c = ctx->cfg;
 	char			 va[300], vb[300];
+
+	config_check_redis(ctx);
 
 	config_fmt_ms(va, sizeof(va), c->sla.escalate_ms);
 	config_fmt_ms(vb, sizeof(vb), c->sla.reply_ms);
@@ -1756,7 +1908,7 @@ config_load(const char *path, char *const *overrides, size_t n_overrides,
 	config_check(ctx);
 	if (ctx->nerr > 0)
 		goto err;
-	config_parse_redis_url(cfg->redis.url, &cfg->redis.target);
+	config_redis(ctx);
 	if (config_resolve(cfg, &cfg->rules) == -1 ||
 	    (cfg->model != NULL && config_resolve(cfg, &cfg->model) == -1) ||
 	    config_resolve(cfg, &cfg->dashboard.root) == -1 ||

@@ -762,8 +762,7 @@ convstore_set_config(struct convstore *cs, const struct config *cfg)
 	event_del(cs->ev_sweep);
 	if (cs->takeover_ms == 0)
 		return;	/* off: no connection is made */
-	if (rconn_set_target(cs->rc, &cfg->redis.target, cfg->redis.password,
-	    cfg->redis.timeout_ms) == -1)
+	if (rconn_set_target(cs->rc, &cfg->redis, 0) == -1)
 		log_warnx("convstore_set_config: out of memory, Redis target kept");
 	/* a sweep every half takeover: a dead owner's deadline waits at most 1.5x */
 	every = cs->takeover_ms / 2 < 100 ? 100 : cs->takeover_ms / 2;

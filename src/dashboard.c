@@ -1121,10 +1121,9 @@ dash_start(struct dash *d)
 		return -1;
 	}
 	sbuf_free(&errs);
-	if (rconn_set_target(d->stream, &d->cfg->redis.target,
-	    d->cfg->redis.password, d->cfg->redis.timeout_ms) == -1 ||
-	    rconn_set_target(d->state, &d->cfg->redis.target,
-	    d->cfg->redis.password, d->cfg->redis.timeout_ms) == -1) {
+	/* it only reads: a replica named by redis.url will do */
+	if (rconn_set_target(d->stream, &d->cfg->redis, RCONN_ANY_ROLE) == -1 ||
+	    rconn_set_target(d->state, &d->cfg->redis, RCONN_ANY_ROLE) == -1) {
 		fprintf(stderr, "chatmon: dashboard: out of memory\n");
 		return -1;
 	}
@@ -1253,6 +1252,8 @@ dashboard_main(int argc, char **argv, const char *default_config)
 		rc = 2;
 		goto out;
 	}
+	if (redis != NULL)
+		d.cfg->redis.nsentinels = 0;	/* the server named wins over Sentinel too */
 	log_set_level(d.cfg->log_level);
 	log_set_json(d.cfg->log_json);
 	if (path == NULL)

@@ -10,6 +10,7 @@
 
 #include "chatmon/log.h"
 #include "chatmon/rconn.h"
+#include "chatmon/rreply.h"
 #include "chatmon/sla.h"
 #include "chatmon/snapshot.h"
 #include "chatmon/state.h"
@@ -20,7 +21,9 @@
  * replaces it anyway. The waiting document lives three intervals, so a
  * dead instance's customers leave the dashboard on their own; the day's
  * figures live two days, so an instance that restarted still counts for
- * the part of the day before.
+ * the part of the day before. A server that cannot take writes now
+ * (READONLY after a failover, LOADING, ...) is dropped, so that rconn
+ * finds the master again; other refusals are only logged.
  */
 
 #define SNAPSHOT_DAY_TTL_S	172800
@@ -47,7 +50,11 @@ snapshot_on_reply(redisReply *reply, void *priv)
 	struct snapshot	*sn = priv;
 
 	sn->inflight--;
-	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+	if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+		return;
+	if (rreply_error_transient(rreply_error_kind(reply->str)))
+		rconn_drop(sn->rc, reply->str);	/* the other SET hears NULL */
+	else
 		log_warnx("snapshot_on_reply: redis refused a snapshot: %s",
 		    reply->str);
 }
@@ -129,8 +136,7 @@ snapshot_set_config(struct snapshot *sn, const struct config *cfg)
 		}
 	}
 	/* no connection while snapshots are off */
-	if (sn->interval_ms > 0 && rconn_set_target(sn->rc, &cfg->redis.target,
-	    cfg->redis.password, cfg->redis.timeout_ms) == -1)
+	if (sn->interval_ms > 0 && rconn_set_target(sn->rc, &cfg->redis, 0) == -1)
 		log_warnx("snapshot_set_config: out of memory, Redis target kept");
 }
 

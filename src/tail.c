@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "chatmon/config.h"
+#include "chatmon/rreply.h"
 #include "chatmon/seen.h"
 #include "chatmon/tail.h"
 #include "chatmon/util.h"
@@ -30,6 +31,9 @@
  * (append, write, then ppoll + read): ppoll with SIGINT/SIGTERM unblocked
  * only while waiting is what lets a signal end a 1 s XREAD BLOCK at once,
  * with no window where it could be missed.
+ *
+ * With redis.sentinels every connection starts by asking them, in turn,
+ * where the master is; a reader has no need of ROLE: a replica would serve.
  */
 
 #define TAIL_SEEN_MAX		10000	/* alert ids remembered for de-duplication */
@@ -72,8 +76,11 @@ struct tail {
 
 	/* Redis */
 	const char	*url;			/* for messages */
-	struct config_redis_target target;
+	struct config_redis_target target;	/* with Sentinel: found each time */
+	const char	*username;
 	const char	*password;
+	const struct config_redis *sentinel;	/* redis.sentinels; NULL: none */
+	char		 urlbuf[300];
 	char		*key;			/* prefix + stream; owned */
 	redisContext	*c;
 	sigset_t	 waitmask;		/* the mask while waiting: signals let in */
@@ -758,15 +765,74 @@ tail_cmd_ok(struct tail *t, int argc, const char **argv)
 	return rc;
 }
 
+/* AUTH [username] password, as the configuration says. */
+static int
+tail_auth(struct tail *t, const char *user, const char *password)
+{
+	const char	*auth[3] = { "AUTH", user, password };
+
+	if (user == NULL) {
+		auth[1] = password;
+		return tail_cmd_ok(t, 2, auth);
+	}
+	return tail_cmd_ok(t, 3, auth);
+}
+
+/* With Sentinel: the first sentinel that names the master sets t->target. */
+static int
+tail_find_master(struct tail *t)
+{
+	const struct config_redis	*r = t->sentinel;
+	const struct config_addr	*s;
+	const char			*ask[3] = { "SENTINEL",
+	    "get-master-addr-by-name", r->master_name };
+	struct timeval			 tv = { TAIL_CONNECT_S, 0 };
+	redisReply			*reply;
+	char				 why[128];
+	size_t				 i;
+	int				 rc, port;
+
+	for (i = 0; i < r->nsentinels; i++) {
+		s = &r->sentinel[i];
+		if ((t->c = redisConnectWithTimeout(s->host, s->port, tv)) == NULL ||
+		    t->c->err != 0) {
+			snprintf(t->why, sizeof(t->why), "sentinel %s:%d: %s", s->host,
+			    s->port, t->c != NULL ? t->c->errstr : "out of memory");
+			if (t->c != NULL)
+				tail_disconnect(t);
+			continue;
+		}
+		rc = r->sentinel_password == NULL ? TAIL_OK :
+		    tail_auth(t, r->sentinel_username, r->sentinel_password);
+		if (rc == TAIL_OK && (rc = tail_cmd(t, &reply, 3, ask)) == TAIL_OK) {
+			rc = rreply_master_addr(reply, t->target.host,
+			    sizeof(t->target.host), &port, why, sizeof(why)) == 0 ?
+			    TAIL_OK : TAIL_RETRY;
+			if (rc == TAIL_OK)
+				t->target.port = port;
+			else
+				snprintf(t->why, sizeof(t->why), "sentinel %s:%d: "
+				    "where is master %s? %s", s->host, s->port,
+				    r->master_name, why);
+			freeReplyObject(reply);
+		}
+		tail_disconnect(t);
+		if (rc == TAIL_OK || rc == TAIL_FATAL || rc == TAIL_STOP)
+			return rc;
+	}
+	return TAIL_RETRY;	/* t->why: the last sentinel's failure */
+}
+
 static int
 tail_connect(struct tail *t)
 {
 	struct timeval	 tv = { TAIL_CONNECT_S, 0 };
-	const char	*auth[2] = { "AUTH", t->password };
 	const char	*sel[2] = { "SELECT", NULL };
 	char		 db[16];
 	int		 rc;
 
+	if (t->sentinel != NULL && (rc = tail_find_master(t)) != TAIL_OK)
+		return rc;
 	if (t->target.path[0] != '\0')
 		t->c = redisConnectUnixWithTimeout(t->target.path, tv);
 	else
@@ -780,7 +846,8 @@ tail_connect(struct tail *t)
 		tail_disconnect(t);
 		return TAIL_RETRY;
 	}
-	if (t->password != NULL && (rc = tail_cmd_ok(t, 2, auth)) != TAIL_OK)
+	if (t->password != NULL &&
+	    (rc = tail_auth(t, t->username, t->password)) != TAIL_OK)
 		return rc;
 	if (t->target.db != 0) {
 		snprintf(db, sizeof(db), "%d", t->target.db);
@@ -1126,7 +1193,13 @@ tail_main(int argc, char **argv, const char *default_config)
 			return 2;
 		}
 		t.url = redis_url;
+	} else if (cfg->redis.nsentinels > 0) {
+		t.sentinel = &cfg->redis;
+		snprintf(t.urlbuf, sizeof(t.urlbuf), "master %s (Sentinel)",
+		    cfg->redis.master_name);
+		t.url = t.urlbuf;
 	}
+	t.username = cfg->redis.username;
 	t.password = cfg->redis.password;
 	prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
 	n = strlen(prefix) + strlen(cfg->redis.stream) + 1;

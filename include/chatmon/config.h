@@ -45,10 +45,27 @@ struct config_redis_target {		/* a parsed redis.url */
 	int	 db;
 };
 
+#define CONFIG_MAX_SENTINELS	16
+
+/*
+ * Where Redis is: redis.url, or (nsentinels > 0) the master that the
+ * sentinels name master_name, found again after every loss. Exactly one
+ * of the two is configured; target.db is the database either way.
+ */
 struct config_redis {
 	char	*url;			/* redis://host:port[/db] or unix:/path */
-	struct config_redis_target target;
+	struct config_redis_target target;	/* from url; host "" with Sentinel */
+	uint64_t db;			/* redis.db, as set (target.db is the one used) */
+	char	*username;		/* optional: AUTH username password (an ACL user) */
 	char	*password;		/* optional: AUTH (NULL: none) */
+	struct config_list sentinels;	/* as written, "host:port" each */
+	struct config_addr sentinel[CONFIG_MAX_SENTINELS];	/* parsed */
+	size_t	 nsentinels;		/* 0: no Sentinel */
+	char	*master_name;		/* the name the sentinels know the master by */
+	char	*sentinel_username;	/* optional: AUTH to the sentinels */
+	char	*sentinel_password;
+	uint64_t wait_replicas;		/* an alert is written when this many replicas have it */
+	uint64_t wait_timeout_ms;	/* how long WAIT waits for them */
 	char	*prefix;		/* put before the channel and stream names; "" none */
 	uint64_t outbox;		/* alerts kept in memory while Redis is away */
 	char	*spool;			/* optional file they spill to; relative to the config */

@@ -52,10 +52,17 @@
 	X(alerts_queued, gauge, "alerts_queued", "", 1, "Alerts waiting in memory for Redis") \
 	X(alerts_spooled, counter, "alerts_spooled_total", "", 1, "Alerts written to the disk spool") \
 	X(alerts_spool_bytes, gauge, "alerts_spool_bytes", "", 1, "Bytes in the disk spool") \
-	X(alerts_dropped, counter, "alerts_dropped_total", "", 1, "Alerts lost: outbox and spool full, or refused by Redis") \
+	X(alerts_dropped, counter, "alerts_dropped_total", "", 1, "Alerts lost: outbox and spool full, out of memory, or undelivered at exit with no spool") \
 	X(alerts_folded, counter, "alerts_folded_total", "", 1, "Alerts folded into an earlier identical one") \
 	X(redis_connected, gauge, "redis_connected", "", 1, "1 when the Redis connection is up") \
 	X(redis_reconnects, counter, "redis_reconnects_total", "", 1, "Redis connections lost") \
+	X(redis_retry_readonly, counter, "redis_write_retries_total", "reason=\"readonly\"", 1, "Alert writes not acknowledged, by reason: reconnected (through Sentinel when configured) and sent again") \
+	X(redis_retry_loading, counter, "redis_write_retries_total", "reason=\"loading\"", 1, "Alert writes not acknowledged, by reason: reconnected (through Sentinel when configured) and sent again") \
+	X(redis_retry_masterdown, counter, "redis_write_retries_total", "reason=\"masterdown\"", 1, "Alert writes not acknowledged, by reason: reconnected (through Sentinel when configured) and sent again") \
+	X(redis_retry_noreplicas, counter, "redis_write_retries_total", "reason=\"noreplicas\"", 1, "Alert writes not acknowledged, by reason: reconnected (through Sentinel when configured) and sent again") \
+	X(redis_retry_other, counter, "redis_write_retries_total", "reason=\"other\"", 1, "Alert writes not acknowledged, by reason: reconnected (through Sentinel when configured) and sent again") \
+	X(redis_wait_short, counter, "redis_wait_short_total", "", 1, "WAITs that counted fewer than redis.wait_replicas replicas in time: the alerts stay until enough do") \
+	X(redis_master_changes, counter, "redis_master_changes_total", "", 1, "Times the Redis server alerts go to changed address (a Sentinel failover)") \
 	X(sla_timer_late_max_us, gauge, "sla_timer_late_max_seconds", "", 1e6, "Latest an SLA timer fired after its deadline") \
 	X(sla_timer_late_sum_us, counter, "sla_timer_late_seconds_total", "", 1e6, "Sum of SLA timer lateness") \
 	X(sla_timer_late_over_10ms, counter, "sla_timer_late_over_10ms_total", "", 1, "SLA timers that fired more than 10 ms late") \

@@ -1,4 +1,4 @@
-/* rconn: one Redis connection on the loop: connect, AUTH, SELECT, a hung server noticed, reconnects with backoff (Debian's hiredis 0.14 has none of it). */
+/* rconn: one Redis connection on the loop: the master found (redis.url or Sentinel) and its role checked, AUTH, SELECT, a hung server noticed, reconnects with backoff (Debian's hiredis 0.14 has none of it). */
 #ifndef CHATMON_RCONN_H
 #define CHATMON_RCONN_H
 
@@ -12,10 +12,12 @@ struct redisReply;
 struct rconn;
 
 /*
- * What becomes of the connection: up once AUTH, SELECT (or a PING) have
- * answered; down when a connect fails (lost 0) or a connection that was
- * made goes away, hung, or is dropped (lost 1). While it is down, rconn
- * retries on its own, 100 ms doubling to 10 s, with jitter.
+ * What becomes of the connection: up once AUTH, SELECT and ROLE have
+ * answered and ROLE said master; down when a connect fails, the server is
+ * not a master, or no sentinel names one (lost 0), or when a connection
+ * that was made goes away, hung, or is dropped (lost 1). While it is down,
+ * rconn retries on its own, 100 ms doubling to 10 s, with jitter; with
+ * Sentinel every retry asks the sentinels again where the master is.
  */
 typedef void	(*rconn_state_cb)(void *arg, int up, int lost);
 /*
@@ -28,17 +30,24 @@ typedef void	(*rconn_reply_cb)(struct redisReply *reply, void *priv);
 /* who names the connection in log lines; base is borrowed. NULL on ENOMEM. */
 struct rconn *rconn_new(struct event_base *base, const char *who,
 	    rconn_state_cb state, void *arg);
+/* rconn_set_target's flags */
+#define RCONN_ANY_ROLE	0x01	/* the owner only reads: a replica will do */
+
 /*
- * Where to connect (copied); a command without a reply for timeout_ms
- * means the server hung and the connection is dropped. Connects the first
- * time, and again when the target or the password changed. -1 on ENOMEM
- * (the old settings stay).
+ * Where to connect and as whom (r is copied: redis.url or redis.sentinels
+ * with redis.master_name, the credentials, redis.timeout: a command without
+ * a reply that long means the server hung and the connection is dropped).
+ * Connects the first time, and again when any of it but the timeout
+ * changed. -1 on ENOMEM (the old settings stay).
  */
-int	rconn_set_target(struct rconn *, const struct config_redis_target *,
-	    const char *password, uint64_t timeout_ms);
+int	rconn_set_target(struct rconn *, const struct config_redis *r, int flags);
 /* 1 when commands can go; 0 too for NULL (a connection freed). */
 int	rconn_up(const struct rconn *);
-/* "host" or the socket path, for log lines; owned by rconn. */
+/*
+ * "host:port" or the socket path of the server, for log lines; with
+ * Sentinel the master last named ("master NAME" before any). Owned by
+ * rconn, valid until its next callback.
+ */
 const char *rconn_name(const struct rconn *);
 /*
  * Sends a command (hiredis's format) while up; cb (may be NULL) gets the
@@ -51,8 +60,22 @@ int	rconn_command(struct rconn *, rconn_reply_cb cb, void *priv,
 /* The same with the arguments as argc strings (argvlen[i] bytes each). */
 int	rconn_command_argv(struct rconn *, rconn_reply_cb cb, void *priv,
 	    uint64_t block_ms, int argc, const char **argv, const size_t *argvlen);
-/* Drops the connection now (it reconnects later); pending replies get NULL. */
+/*
+ * Drops the connection now; pending replies get NULL. It reconnects later,
+ * through the sentinels when there are: for an owner told by the server
+ * that it cannot write there (READONLY, LOADING, ...; rreply.h).
+ */
 void	rconn_drop(struct rconn *, const char *why);
+/*
+ * With Sentinel, while up: asks the sentinels (over a connection of their
+ * own) whether the master is still the server this connection goes to;
+ * when one names another, the connection is dropped and made to the new
+ * master (the owner hears down, then up). For an owner whose writes stop
+ * being acknowledged (a WAIT that counts too few replicas): after a
+ * failover the old master takes writes, alone, until Sentinel demotes it.
+ * Does nothing without Sentinel, while down, or while a question is out.
+ */
+void	rconn_verify(struct rconn *);
 /* Pending replies get NULL; no state callback. NULL is fine. */
 void	rconn_free(struct rconn *);
 

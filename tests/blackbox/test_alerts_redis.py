@@ -311,7 +311,7 @@ def outage(daemon, backend, redis_server, how):
 
 def test_redis_killed_and_restarted_loses_nothing(daemon, backend, redis_server):
     figs, d = outage(daemon, backend, redis_server, "kill")
-    assert re.search(r"rconn_on_disconnect: alert redis 127\.0\.0\.1: connection lost", d.log())
+    assert re.search(r"rconn_on_disconnect: alert redis 127\.0\.0\.1:\d+: connection lost", d.log())
 
 
 def test_redis_stopped_and_continued_loses_nothing(daemon, backend, redis_server):

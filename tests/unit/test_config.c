@@ -293,6 +293,11 @@ test_every_key(void **state)
 	    "  channel: alerts\n"
 	    "  stream: alerts:log\n"
 	    "  stream_maxlen: 5000\n"
+	    "  db: 3\n"
+	    "  username: chatmon\n"
+	    "  password: pw\n"
+	    "  wait_replicas: 2\n"
+	    "  wait_timeout: 250ms\n"
 	    "sla:\n"
 	    "  first_response: 20s\n"
 	    "  reply: 1.5m\n"
@@ -339,6 +344,13 @@ test_every_key(void **state)
 	assert_string_equal(c->redis.channel, "alerts");
 	assert_string_equal(c->redis.stream, "alerts:log");
 	assert_int_equal(c->redis.stream_maxlen, 5000);
+	assert_string_equal(c->redis.target.path, "/run/redis/redis.sock");
+	assert_int_equal(c->redis.target.db, 3);	/* a unix: URL names none */
+	assert_string_equal(c->redis.username, "chatmon");
+	assert_string_equal(c->redis.password, "pw");
+	assert_int_equal(c->redis.wait_replicas, 2);
+	assert_int_equal(c->redis.wait_timeout_ms, 250);
+	assert_int_equal(c->redis.nsentinels, 0);
 	assert_int_equal(c->sla.first_response_ms, 20000);
 	assert_int_equal(c->sla.reply_ms, 90000);
 	assert_true(c->sla.warn_at > 0.7499 && c->sla.warn_at < 0.7501);
@@ -510,6 +522,53 @@ static const struct bad_case bad_cases[] = {
 	    "@:2: redis.stream_maxlen: bad unsigned integer '-5'\n" },
 	{ "stream_maxlen zero", "redis:\n  stream_maxlen: 0\n",
 	    "@:2: redis.stream_maxlen: '0' is out of range (1 to 9223372036854775807)\n" },
+	{ "sentinel and url", "redis:\n  url: redis://h\n  sentinels: [h:26379]\n"
+	    "  master_name: m\n",
+	    "@:3: redis.url and redis.sentinels exclude each other: with Sentinel the "
+	    "master's address comes from the sentinels (remove redis.url; redis.db "
+	    "names the database)\n" },
+	{ "url after sentinels", "redis:\n  sentinels: [h:26379]\n  master_name: m\n"
+	    "  url: redis://h\n",
+	    "@:4: redis.url and redis.sentinels exclude each other: with Sentinel the "
+	    "master's address comes from the sentinels (remove redis.url; redis.db "
+	    "names the database)\n" },
+	{ "sentinels without a name", "redis:\n  sentinels:\n    - h:26379\n",
+	    "@:3: redis.sentinels needs redis.master_name (the name the sentinels "
+	    "monitor the master by)\n" },
+	{ "sentinel address", "redis:\n  sentinels: [h:26379, h]\n  master_name: m\n",
+	    "@:2: redis.sentinels: bad address 'h': missing port (want host:port)\n" },
+	{ "sentinel address item line", "redis:\n  sentinels:\n    - h:1\n"
+	    "    - '[::1:26379'\n  master_name: m\n",
+	    "@:4: redis.sentinels: bad address '[::1:26379': missing ']' after IPv6 "
+	    "address\n" },
+	{ "too many sentinels", "redis:\n  master_name: m\n  sentinels: [a:1, b:1, "
+	    "c:1, d:1, e:1, f:1, g:1, h:1, i:1, j:1, k:1, l:1, m:1, n:1, o:1, p:1, "
+	    "q:1]\n",
+	    "@:3: redis.sentinels: at most 16 addresses\n" },
+	/* a rejected list is still Sentinel meant: no second error */
+	{ "bad sentinels with a name", "redis:\n  sentinels: [x]\n  master_name: m\n"
+	    "  sentinel_password: p\n",
+	    "@:2: redis.sentinels: bad address 'x': missing port (want host:port)\n" },
+	{ "name without sentinels", "redis:\n  master_name: m\n",
+	    "@:2: redis.master_name is only used with redis.sentinels\n" },
+	{ "sentinel password without sentinels", "redis:\n  sentinel_username: u\n"
+	    "  sentinel_password: p\n",
+	    "@:2: redis.sentinel_username is only used with redis.sentinels\n"
+	    "@:3: redis.sentinel_password is only used with redis.sentinels\n" },
+	{ "master name with a space", "redis:\n  sentinels: [h:1]\n  master_name: 'a b'\n",
+	    "@:3: redis.master_name: 'a b' contains a space or control character\n" },
+	{ "username without password", "redis:\n  username: chatmon\n",
+	    "@:2: redis.username needs redis.password (AUTH username password)\n" },
+	{ "sentinel username without password", "redis:\n  sentinels: [h:1]\n"
+	    "  master_name: m\n  sentinel_username: u\n",
+	    "@:4: redis.sentinel_username needs redis.sentinel_password\n" },
+	{ "db twice", "redis:\n  db: 2\n  url: redis://h/2\n",
+	    "@:3: redis.db and the database of redis.url ('/N') exclude each other: "
+	    "name it once\n" },
+	{ "db range", "redis:\n  db: 2147483648\n",
+	    "@:2: redis.db: '2147483648' is out of range (0 to 2147483647)\n" },
+	{ "wait_timeout zero", "redis:\n  wait_timeout: 0\n",
+	    "@:2: redis.wait_timeout: '0' is out of range (1ms to 1h)\n" },
 	{ "log level", "log:\n  level: verbose\n",
 	    "@:2: log.level: bad log level 'verbose': want error, warn, info or debug\n" },
 	{ "syntax error", "listen: 127.0.0.1:1\nprotocol:\n  end_types: [end\nrules: x\n",
@@ -542,6 +601,74 @@ test_bad_files(void **state)
 		assert_errs(&errs, path, bad_cases[i].errs, bad_cases[i].name);
 		sbuf_free(&errs);
 	}
+}
+
+/* Sentinel: the addresses parsed, no URL target, WAIT on by default. */
+static void
+test_redis_sentinel(void **state)
+{
+	static const char text[] =
+	    "redis:\n"
+	    "  sentinels: [10.0.0.1:26379, 'sentinel-2:26380', '[::1]:26381']\n"
+	    "  master_name: chatmon-alerts\n"
+	    "  sentinel_username: mon\n"
+	    "  sentinel_password: s3\n"
+	    "  db: 4\n";
+	char		*ov[] = { "redis.wait_replicas=0", "redis.sentinels=[h:1]" };
+	struct config	*c;
+	struct sbuf	 errs;
+
+	(void)state;
+	sbuf_init(&errs);
+	c = load(text, NULL, 0, &errs, NULL);
+	assert_string_equal(sbuf_str(&errs), "");
+	assert_non_null(c);
+	assert_int_equal(c->redis.nsentinels, 3);
+	assert_string_equal(c->redis.sentinel[0].host, "10.0.0.1");
+	assert_int_equal(c->redis.sentinel[0].port, 26379);
+	assert_string_equal(c->redis.sentinel[1].host, "sentinel-2");
+	assert_int_equal(c->redis.sentinel[1].port, 26380);
+	assert_string_equal(c->redis.sentinel[2].host, "::1");
+	assert_string_equal(c->redis.master_name, "chatmon-alerts");
+	assert_string_equal(c->redis.sentinel_username, "mon");
+	assert_string_equal(c->redis.sentinel_password, "s3");
+	/* the URL's default is not where alerts go */
+	assert_string_equal(c->redis.target.host, "");
+	assert_int_equal(c->redis.target.db, 4);
+	assert_int_equal(c->redis.wait_replicas, 1);
+	assert_int_equal(c->redis.wait_timeout_ms, 1000);
+	config_free(c);
+
+	/* set explicitly, 0 stays 0; an override replaces the list */
+	c = load(text, ov, 2, &errs, NULL);
+	assert_string_equal(sbuf_str(&errs), "");
+	assert_non_null(c);
+	assert_int_equal(c->redis.wait_replicas, 0);
+	assert_int_equal(c->redis.nsentinels, 1);
+	assert_string_equal(c->redis.sentinel[0].host, "h");
+	config_free(c);
+
+	/* without Sentinel: the URL, db from the URL or from redis.db */
+	c = load("redis:\n  url: redis://r:6390/5\n", NULL, 0, &errs, NULL);
+	assert_non_null(c);
+	assert_string_equal(c->redis.target.host, "r");
+	assert_int_equal(c->redis.target.port, 6390);
+	assert_int_equal(c->redis.target.db, 5);
+	assert_int_equal(c->redis.wait_replicas, 0);
+	config_free(c);
+	c = load("redis:\n  url: redis://r\n  db: 6\n", NULL, 0, &errs, NULL);
+	assert_non_null(c);
+	assert_int_equal(c->redis.target.db, 6);
+	config_free(c);
+	/* an override of the URL where the file has sentinels: exclusive */
+	{
+		char *ov2[] = { "redis.url=redis://h" };
+
+		assert_null(load(text, ov2, 1, &errs, NULL));
+		assert_non_null(strstr(sbuf_str(&errs), "-o redis.url=redis://h: "
+		    "redis.url and redis.sentinels exclude each other"));
+	}
+	sbuf_free(&errs);
 }
 
 /* Loading goes on after an error: every error, each on its own line. */
@@ -1191,6 +1318,7 @@ main(void)
 		cmocka_unit_test(test_sla_errors),
 		cmocka_unit_test(test_hours_and_timezones),
 		cmocka_unit_test(test_every_key),
+		cmocka_unit_test(test_redis_sentinel),
 		cmocka_unit_test(test_yaml_forms),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_all_errors),
