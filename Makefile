@@ -182,6 +182,8 @@ bench: all $(BUILD)/bench_rules $(BUILD)/bench_sla
 	$(BUILD)/bench_sla 1000000
 	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/sla_late.py
 	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/sla_late.py --nice -15
+	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/sla_late.py --redis --takeover 0
+	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/sla_late.py --redis --takeover 1s
 	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/rtt.py
 
 run: all

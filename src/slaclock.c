@@ -38,7 +38,7 @@ struct slaclock_conv {
 	struct sla_conv		*conv;
 	struct event		*ev;
 	struct relay_peer	*peer;		/* weak: unlinked when the session closes */
-	int			 overdue;	/* armed for a deadline already past (a takeover) */
+	int			 overdue;	/* taken over: its deadline was past when it came */
 	struct slaclock_conv	*prev, *next;	/* the peer's conversations */
 };
 
@@ -163,34 +163,27 @@ slaclock_release(struct sla_conv *conv, void *udata, void *arg)
 	free(c);
 }
 
-/* Publishes e, and tells the agent when the conversation is held here. */
+/* The alert of e into clk->alert: 0, or -1 (logged). */
+static int
+slaclock_alert(struct slaclock *clk, const struct sla_event *e)
+{
+	sbuf_reset(&clk->alert);
+	if (alertfmt_sla(&clk->alert, clk->ids, e) == -1) {
+		log_warnx("slaclock_alert: out of memory, %s lost",
+		    alertfmt_sla_type(e));
+		return -1;
+	}
+	return 0;
+}
+
+/* Tells the agent of clk->alert (warn and breach), when the conversation is held here. */
 static void
-slaclock_publish(struct slaclock *clk, const struct sla_event *e)
+slaclock_tell(struct slaclock *clk, const struct sla_event *e)
 {
 	struct sla_conv		*conv;
 	struct slaclock_conv	*c = NULL;
 
-	switch (e->type) {
-	case SLA_WARN:
-		clk->metrics->sla_warnings++;
-		break;
-	case SLA_BREACH:
-		clk->metrics->sla_breaches++;
-		break;
-	case SLA_ESCALATE:
-		clk->metrics->sla_escalations++;
-		break;
-	}
-	sbuf_reset(&clk->alert);
-	if (alertfmt_sla(&clk->alert, clk->ids, e) == -1) {
-		log_warnx("slaclock_publish: out of memory, %s lost",
-		    alertfmt_sla_type(e));
-		return;
-	}
-	clk->publish(clk->alert.s, clk->alert.len, (int)e->type,
-	    alertfmt_sla_type(e), e->agent,
-	    e->conversation, e->conversation_len, clk->arg);
-	/* warn and breach tell the agent; escalation is for supervisors */
+	/* escalation is for supervisors */
 	if (e->type == SLA_ESCALATE)
 		return;
 	if ((conv = sla_find(clk->sla, e->conversation, e->conversation_len)) != NULL)
@@ -202,6 +195,36 @@ slaclock_publish(struct slaclock *clk, const struct sla_event *e)
 	    clk->alert.s, clk->alert.len, 0) == -1)
 		return;
 	c->peer->inject(c->peer->ctx, clk->frame.s, clk->frame.len, 1);
+}
+
+/* Publishes clk->alert, the alert of e, to the supervisors (the sink). */
+static void
+slaclock_send(struct slaclock *clk, const struct sla_event *e)
+{
+	switch (e->type) {
+	case SLA_WARN:
+		clk->metrics->sla_warnings++;
+		break;
+	case SLA_BREACH:
+		clk->metrics->sla_breaches++;
+		break;
+	case SLA_ESCALATE:
+		clk->metrics->sla_escalations++;
+		break;
+	}
+	clk->publish(clk->alert.s, clk->alert.len, (int)e->type,
+	    alertfmt_sla_type(e), e->agent,
+	    e->conversation, e->conversation_len, clk->arg);
+}
+
+/* Publishes e, and tells the agent when the conversation is held here. */
+static void
+slaclock_publish(struct slaclock *clk, const struct sla_event *e)
+{
+	if (slaclock_alert(clk, e) == -1)
+		return;
+	slaclock_send(clk, e);
+	slaclock_tell(clk, e);
 }
 
 /* Before each call into the engine: whether the store decides this one. */
@@ -242,7 +265,8 @@ slaclock_op_alone(struct slaclock_op *op)
 	struct slaclock	*clk = op->clk;
 
 	if (op->kind == SLACLOCK_OP_FIRE) {
-		slaclock_publish(clk, &op->ev);
+		if (slaclock_alert(clk, &op->ev) == 0)
+			slaclock_send(clk, &op->ev);	/* the agent was told already */
 		sla_charge_event(clk->sla, op->ev.agent, op->ev.type, op->ev.due);
 	} else if (op->kind != SLACLOCK_OP_MARK && op->charge)
 		sla_charge_round(clk->sla, op->agent, op->answered, op->opened,
@@ -260,9 +284,11 @@ slaclock_op_sent(struct slaclock_op *op, int rc)
 }
 
 /*
- * The engine emits e. With Redis up, Redis first says who raises it; while
- * it is away, an alert cannot wait: it is raised here, and Redis is told
- * when it is back, so that nobody raises it again.
+ * The engine emits e. The agent held here is told at once: a warning that
+ * waited for Redis would come late, and its id is the same whoever raises
+ * it. With Redis up, Redis first says who raises it to the supervisors;
+ * while it is away, an alert cannot wait: it is raised here, and Redis is
+ * told when it is back, so that nobody raises it again.
  */
 static void
 slaclock_emit(const struct sla_event *e, void *arg)
@@ -272,13 +298,16 @@ slaclock_emit(const struct sla_event *e, void *arg)
 
 	if (!clk->shared)
 		slaclock_publish(clk, e);	/* the engine charged it */
+	else if (slaclock_alert(clk, e) == 0)
+		slaclock_tell(clk, e);
 	if (!convstore_on(clk->store))
 		return;
 	if ((op = slaclock_op_new(clk, clk->shared ? SLACLOCK_OP_FIRE :
 	    SLACLOCK_OP_MARK, e->conversation, e->conversation_len,
 	    e->agent)) == NULL) {
 		if (clk->shared) {
-			slaclock_publish(clk, e);
+			if (slaclock_alert(clk, e) == 0)
+				slaclock_send(clk, e);
 			sla_charge_event(clk->sla, e->agent, e->type, e->due);
 		}
 		return;
@@ -316,6 +345,7 @@ slaclock_fire(evutil_socket_t fd, short what, void *arg)
 		if (late > 10000)
 			m->sla_timer_late_over_10ms++;
 	}
+	c->overdue = 0;
 	slaclock_begin(c->clk);
 	if (slaclock_finish(c->clk, c->conv, now, 1) == 0)
 		slaclock_arm(c, now);	/* else it ended and c is gone */
@@ -342,7 +372,6 @@ slaclock_arm(struct slaclock_conv *c, int64_t now)
 	if (event_base_gettimeofday_cached(clk->base, &tv) == 0)
 		now = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 	ms = d > now ? (uint64_t)(d - now) : 0;
-	c->overdue = d < now;
 	for (k = 0; k < clk->ncommon; k++)
 		if (clk->common_ms[k] == ms) {
 			evtimer_add(c->ev, clk->common[k]);
@@ -459,7 +488,8 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 		return;
 	}
 	if (op->kind == SLACLOCK_OP_FIRE && r->done) {
-		slaclock_publish(clk, &op->ev);
+		if (slaclock_alert(clk, &op->ev) == 0)
+			slaclock_send(clk, &op->ev);	/* the agent was told already */
 		sla_charge_event(clk->sla, op->ev.agent, op->ev.type, op->ev.due);
 	}
 	/* what happened while Redis was away was charged as it happened */
@@ -475,10 +505,15 @@ static void
 slaclock_claim(const char *id, size_t len, const struct convstore_reply *r,
     void *arg)
 {
-	struct slaclock	*clk = arg;
+	struct slaclock		*clk = arg;
+	struct sla_conv		*conv;
+	struct slaclock_conv	*c;
 
 	log_debug("slaclock_claim: a deadline left by its owner taken over");
 	slaclock_sync(clk, id, len, 1, r);
+	if ((conv = sla_find(clk->sla, id, len)) != NULL &&
+	    (c = sla_conv_udata(conv)) != NULL)
+		c->overdue = 1;
 }
 
 /* FNV-1a of the turn's text: the same on every instance. */

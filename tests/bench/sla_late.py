@@ -20,8 +20,15 @@ chatmond: they compete with it for the CPU. --nice N runs chatmond at that
 niceness (negative needs root), the way a production host gives the daemon
 the CPU before anything else on it.
 
+With --redis a redis-server of its own holds the alerts and, unless
+--takeover 0, every conversation's SLA state (docs/sla.md): each chat turn
+is then a Lua script in Redis. The run also prints what Redis and
+chatmond spent (commands, bytes, CPU), so that the state in Redis can be
+set against per-instance snapshots (--takeover 0) in the same run.
+
 usage: CHATMOND=build/chatmond tests/bench/sla_late.py [--conversations 10000]
        [--agents 8] [--echo-agents 4] [--spread-ms 1000] [--nice N]
+       [--redis [--takeover 1s]]
 """
 
 import argparse
@@ -122,6 +129,35 @@ async def load(port, args):
     return late, secs, echoed
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of process pid so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_start(tmp):
+    """A redis-server on a unix socket in tmp: (process, socket path)."""
+    sock = os.path.join(tmp, "redis.sock")
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock,
+                             "--save", "", "--appendonly", "no", "--dir", tmp],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(sock):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+    return proc, sock
+
+
+def redis_info(sock):
+    import redis
+    i = redis.Redis(unix_socket_path=sock).info()
+    return {"cmds": i["total_commands_processed"], "in": i["total_net_input_bytes"],
+            "out": i["total_net_output_bytes"],
+            "cpu": i["used_cpu_user"] + i["used_cpu_sys"]}
+
+
 def stats_line(log):
     m = re.findall(r"^chatmond: info: main: stats: (.*)$", log, re.M)
     if not m:
@@ -142,16 +178,24 @@ def main():
     ap.add_argument("--echo-agents", type=int, default=4)
     ap.add_argument("--spread-ms", type=int, default=1000)
     ap.add_argument("--nice", type=int, default=0)
+    ap.add_argument("--redis", action="store_true")
+    ap.add_argument("--takeover", default="1s")
     args = ap.parse_args()
     chatmond = os.environ.get("CHATMOND") or os.path.join(ROOT, "build", "chatmond")
     expected = 2 * args.conversations
 
     backend = subprocess.Popen([PYTHON, os.path.join(ROOT, "tests", "peers", "customer.py"),
                                 "--quiet"], stdout=subprocess.PIPE, text=True)
-    daemon = None
+    daemon = rproc = None
     tmp = tempfile.TemporaryDirectory(prefix="chatmon-sla-late-")
     gen = []
+    cost = None
     try:
+        extra = ""
+        if args.redis:
+            rproc, sock = redis_start(tmp.name)
+            extra = (f"redis:\n  url: unix:{sock}\n  snapshot: 2s\n"
+                     f"  takeover: {args.takeover}\n")
         backend_port = json.loads(backend.stdout.readline())["port"]
 
         def drain():
@@ -162,14 +206,23 @@ def main():
         threading.Thread(target=drain, daemon=True).start()
 
         conf, port = write_conf(tmp.name, backend_port, "sla:\n  first_response: 1s\n"
-                                "  warn_at: 0.5\n  timezone: UTC\n")
+                                "  warn_at: 0.5\n  timezone: UTC\n" + extra)
         logpath = os.path.join(tmp.name, "chatmond.log")
         with open(logpath, "wb") as log:
             prefix = ["nice", "-n", str(args.nice)] if args.nice else []
             daemon = subprocess.Popen([*prefix, chatmond, "-c", conf], stderr=log,
                                       stdout=subprocess.DEVNULL)
             wait_listening(port, daemon)
+            time.sleep(0.5)
+            t0, c0 = time.monotonic(), cpu_s(daemon.pid)
+            r0 = redis_info(sock) if args.redis else None
             late, secs, echoed = asyncio.run(asyncio.wait_for(load(port, args), 50))
+            time.sleep(2.5)     # a snapshot interval and more, with every customer waiting
+            wall = time.monotonic() - t0
+            if args.redis:
+                r1 = redis_info(sock)
+                cost = (wall, cpu_s(daemon.pid) - c0,
+                        {k: r1[k] - r0[k] for k in r0})
             daemon.send_signal(signal.SIGTERM)
             rc = daemon.wait(20)
         with open(logpath, encoding="utf-8", errors="replace") as f:
@@ -177,6 +230,9 @@ def main():
         if rc != 0:
             raise RuntimeError(f"chatmond exited with {rc}")
     finally:
+        if rproc is not None:
+            rproc.kill()
+            rproc.wait()
         cleanup(daemon, backend, tmp)
 
     fires = st["sla_timer_fires"]
@@ -209,6 +265,18 @@ def main():
                   f"| {max(v):.1f} |")
     print(f"\nwarnings that reached the agent before their own customer turn: "
           f"{len(late['overtook'])}")
+    if cost is not None:
+        wall, ccpu, d = cost
+        how = "snapshots only" if args.takeover in ("0", "0s", "0ms") else \
+            f"conversation state in Redis (takeover {args.takeover})"
+        print(f"\nCost over the {wall:.1f} s of the run, {how}\n")
+        print("| what | value |")
+        print("|---|---:|")
+        print(f"| chatmond CPU | {ccpu:.2f} s ({100 * ccpu / wall:.1f} % of a core) |")
+        print(f"| Redis commands | {d['cmds']} ({d['cmds'] / wall:.0f}/s) |")
+        print(f"| Redis bytes in | {d['in'] / 1024:.0f} KiB ({d['in'] / 1024 / wall:.0f} KiB/s) |")
+        print(f"| Redis bytes out | {d['out'] / 1024:.0f} KiB ({d['out'] / 1024 / wall:.0f} KiB/s) |")
+        print(f"| Redis CPU | {d['cpu']:.2f} s ({100 * d['cpu'] / wall:.1f} % of a core) |")
     if fires < expected or st["sla_warnings"] + st["sla_breaches"] < expected:
         print(f"sla_late.py: only {fires} timers fired and {st['sla_warnings']} warnings, "
               f"{st['sla_breaches']} breaches, expected {expected} in all", file=sys.stderr)
