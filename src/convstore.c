@@ -483,6 +483,11 @@ convstore_on_reply(redisReply *reply, void *priv)
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
 	    convstore_transient(reply) && !cs->freeing) {
 		log_warnx("convstore_on_reply: %s: reconnecting", reply->str);
+		/* first in the queue, ahead of the calls the drop sends back */
+		if (convstore_keeps(op) && convstore_wait(cs, op) == 0) {
+			rconn_drop(cs->rc, "it cannot take writes");
+			return;
+		}
 		rconn_drop(cs->rc, "it cannot take writes");
 		reply = NULL;
 	}
