@@ -28,6 +28,15 @@
  * wait in order, up to CONVSTORE_WAIT_MAX, and go when it is back; each
  * carries its own time, so Redis ends up as if it had never been away.
  *
+ * Redis answering is not Redis keeping: after a failover the old master
+ * takes writes for seconds until Sentinel demotes it, and then forgets
+ * them. So the calls Redis answered in the last CONVSTORE_REPLAY_MS are
+ * kept (their arguments only) and sent again, oldest first, on every new
+ * connection. The scripts make that harmless: a turn sent twice is a copy
+ * (the same customer text within CONVSTORE_COPY_MS opens no round), a
+ * reply finds its round closed, an event its bit set, an end nothing to
+ * end; their answers are not read again.
+ *
  * A script per call applies it atomically, so two instances that see the
  * same conversation (one agent in two tabs, a reconnect, a takeover) agree
  * on when a round opened, whether it is still open, and which events were
@@ -47,6 +56,8 @@
 /* Past its idle end a conversation's record lingers this long, then Redis drops it. */
 #define CONVSTORE_TTL_MS	86400000LL
 #define CONVSTORE_WAIT_MAX	100000	/* calls kept while Redis is away */
+#define CONVSTORE_REPLAY_MS	20000	/* answered calls sent again on a new connection */
+#define CONVSTORE_REPLAY_MAX	50000
 #define CONVSTORE_MAXARG	32	/* the most a call sends: a turn, 25 */
 #define CONVSTORE_NFIELD	17
 /* A customer turn repeating the last one within this, its round answered: a copy. */
@@ -119,7 +130,7 @@ static const char convstore_lua_turn[] =
 "if ARGV[3] ~= '' then t.a = ARGV[3] end\n"
 "if ARGV[2] == 'c' then\n"
 "  local copy = t.lc == ARGV[19] and now - num(t.lt) < tonumber(ARGV[20])\n"
-"  t.lc = ARGV[19]; t.lt = ARGV[1]\n"
+"  if now >= num(t.lt) then t.lc = ARGV[19]; t.lt = ARGV[1] end\n"
 "  if t.op ~= '1' and not copy then\n"
 "    local b = 7\n"
 "    if t.h == '1' then b = 13 end\n"
@@ -131,7 +142,8 @@ static const char convstore_lua_turn[] =
 "  out = {'a', t.o, t.f, t.a or '', ARGV[1]}\n"
 "  t.op = '0'; t.x = '0'\n"
 "end\n"
-"t.i = ARGV[4]; t.w = ARGV[21]\n"
+"if num(ARGV[4]) < 0 or num(ARGV[4]) > num(t.i) then t.i = ARGV[4] end\n"
+"t.w = ARGV[21]\n"
 "save(t)\n"
 "if num(t.i) >= 0 then redis.call('PEXPIREAT', KEYS[1], num(t.i) + tonumber(ARGV[6]))\n"
 "else redis.call('PEXPIRE', KEYS[1], ARGV[6]) end\n"
@@ -185,6 +197,8 @@ struct convstore {
 	size_t			 nsent;		/* calls sent, not answered */
 	struct convstore_op	*wait, **wait_tail;	/* calls waiting for Redis */
 	size_t			 nwait;
+	struct convstore_op	*done, **done_tail;	/* answered lately, oldest first */
+	size_t			 ndone;
 	int			 freeing;
 	char			*body[CS_NSCRIPT];	/* common part + script */
 	char			 sha[CS_NSCRIPT][41];
@@ -194,7 +208,8 @@ struct convstore {
 /* One call in flight: its arguments are kept to send it again as EVAL. */
 struct convstore_op {
 	struct convstore	*cs;
-	struct convstore_op	*next;		/* waiting */
+	struct convstore_op	*next;		/* waiting, or answered lately */
+	int64_t			 answered;	/* when (monotonic ms) */
 	convstore_cb		 cb;
 	void			*priv;
 	int			 script;
@@ -313,6 +328,64 @@ convstore_wait(struct convstore *cs, struct convstore_op *op)
 	cs->wait_tail = &op->next;
 	cs->nwait++;
 	return 0;
+}
+
+/* Forgets the answered calls older than CONVSTORE_REPLAY_MS, or too many. */
+static void
+convstore_done_trim(struct convstore *cs, int64_t now)
+{
+	struct convstore_op	*op;
+
+	while ((op = cs->done) != NULL && (cs->ndone > CONVSTORE_REPLAY_MAX ||
+	    now - op->answered > CONVSTORE_REPLAY_MS)) {
+		if ((cs->done = op->next) == NULL)
+			cs->done_tail = &cs->done;
+		cs->ndone--;
+		free(op);
+	}
+}
+
+/* op was answered (ok): keep its arguments a while for a failover; else free it. */
+static void
+convstore_keep_done(struct convstore *cs, struct convstore_op *op, int ok)
+{
+	int64_t	now = util_mono_ns() / 1000000;
+
+	if (!ok || cs->freeing || !convstore_keeps(op)) {
+		free(op);
+		return;
+	}
+	op->cb = NULL;
+	op->priv = NULL;
+	op->answered = now;
+	op->next = NULL;
+	*cs->done_tail = op;
+	cs->done_tail = &op->next;
+	cs->ndone++;
+	convstore_done_trim(cs, now);
+}
+
+/* A new connection: what Redis answered lately goes again, as EVAL, answers unread. */
+static void
+convstore_replay(struct convstore *cs)
+{
+	struct convstore_op	*op;
+	size_t			 n = 0;
+
+	convstore_done_trim(cs, util_mono_ns() / 1000000);
+	for (op = cs->done; op != NULL; op = op->next) {
+		op->argv[0] = "EVAL";
+		op->argvlen[0] = 4;
+		op->argv[1] = cs->body[op->script];
+		op->argvlen[1] = strlen(cs->body[op->script]);
+		if (rconn_command_argv(cs->rc, NULL, NULL, 0, op->argc, op->argv,
+		    op->argvlen) == -1)
+			break;
+		n++;
+	}
+	if (n > 0)
+		log_info("convstore_replay: %zu calls of the last %d s sent again "
+		    "on the new connection", n, CONVSTORE_REPLAY_MS / 1000);
 }
 
 /* Sends what waited, in order, while the connection takes it. */
@@ -514,7 +587,7 @@ convstore_on_reply(redisReply *reply, void *priv)
 		r.agent = r.charged_agent = "";
 	}
 	op->cb(&r, op->priv);
-	free(op);
+	convstore_keep_done(cs, op, r.ok);
 }
 
 /* A claimed conversation's fields (HMGET) to the caller. */
@@ -692,8 +765,10 @@ convstore_on_state(void *arg, int up, int lost)
 	struct convstore	*cs = arg;
 
 	(void)lost;	/* rconn logs it */
-	if (up)
+	if (up) {
+		convstore_replay(cs);	/* older than what waits */
 		convstore_flush(cs);
+	}
 }
 
 /* The scripts' full text and their SHA1 (what EVALSHA names them by). */
@@ -734,6 +809,7 @@ convstore_new(struct event_base *base, const struct config *cfg,
 		goto oom;
 	snprintf(cs->instance, sizeof(cs->instance), "%08" PRIx32, instance);
 	cs->wait_tail = &cs->wait;
+	cs->done_tail = &cs->done;
 	cs->base = base;
 	cs->claim = claim;
 	cs->arg = arg;
@@ -794,6 +870,10 @@ convstore_free(struct convstore *cs)
 	while ((op = cs->wait) != NULL) {
 		cs->wait = op->next;
 		op->cb(&r, op->priv);
+		free(op);
+	}
+	while ((op = cs->done) != NULL) {
+		cs->done = op->next;
 		free(op);
 	}
 	for (i = 0; i < CS_NSCRIPT; i++)

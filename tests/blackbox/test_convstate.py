@@ -235,3 +235,37 @@ def test_turns_while_redis_is_away_reach_it_when_it_is_back(daemon, backend, red
     f = figures(d, "dora")
     assert f is not None and (f["rounds"], f["answered"]) == (2, 2), f
     assert f["first_mean_ms"] < 1000 * SLOW, f
+
+
+def test_a_redis_that_forgot_gets_the_last_seconds_again(daemon, backend, redis_server,
+                                                         tmp_path):
+    """Redis answered, then forgot (as an old master does when a failover
+    demotes it, or a restart without persistence): on the new connection
+    chatmond sends the calls of the last seconds again, so the round is
+    back with its original open time, and sending them twice changes
+    nothing."""
+    r = redis_server()          # no persistence: a restart forgets everything
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("f-1", "衣服起球了怎么办"))])
+    slow = "sla:\n  first_response: 20s\n  reply: 30s\n  escalate: 60s\n  timezone: UTC\n"
+    d = daemon(b.port, extra=slow, redis=r.url(), args=ARGS)
+    key = "chatmon:sla:{%d}:c:f-1" % bucket("f-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=fay") as ws:
+            await first_turn(ws, "f-1")
+            c = r.client()
+            st = wait_for(lambda: c.hgetall(key), 2 * SLOW, "the round in Redis")
+            r.kill()
+            r.start()
+            c = r.client()
+            again = wait_for(lambda: c.hgetall(key), 10 * SLOW, "the round sent again")
+            assert (again["op"], again["o"], again["f"]) == ("1", st["o"], "1"), (st, again)
+            # the answer closes it once, from the first message
+            await ws.send(frame("f-1", "亲,可以用去球器处理哦"))
+            wait_for(lambda: c.hget(key, "op") == "0", 5 * SLOW, "the reply in Redis")
+    run(main())
+    assert d.stop() == 0
+    f = figures(d, "fay")
+    assert f is not None and (f["rounds"], f["answered"]) == (1, 1), f
+    assert "sent again on the new connection" in d.log()

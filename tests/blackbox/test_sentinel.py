@@ -183,6 +183,14 @@ def role(p):
 # 1. SENTINEL FAILOVER under 100 alerts/s: nothing lost, the new master found
 
 
+def bucket(conv):
+    """convstore's bucket of a conversation (docs/operations.md)."""
+    h = 2166136261
+    for ch in conv.encode():
+        h = ((h ^ ch) * 16777619) & 0xffffffff
+    return h % 16
+
+
 def test_sentinel_failover_under_load_loses_no_alert(daemon, backend, procs, tmp_path):
     m, r, sentinels = topology(procs)
     b = backend()
@@ -289,6 +297,15 @@ def test_sentinel_failover_under_load_loses_no_alert(daemon, backend, procs, tmp
     st = d.stats()
     assert st["alerts_total"] == n and st["alerts_dropped"] == 0, st
     assert st["alerts_queued"] == 0 and st["redis_connected"] == 1, st
+    # the echo chat is rounds too (the echo is the customer's turn, the next
+    # turn the reply): every one counted once, and the conversations' state
+    # on the new master is where the chat left it, a round open in each
+    fig = re.findall(r"^chatmond: info: slaclock: agent=echo rounds=(\d+) answered=(\d+)",
+                     d.log(), re.M)
+    assert fig and fig[-1] == (str(k - 5), str(k - 5)), (fig, k)
+    for j in range(5):
+        h = cr.hgetall("chatmon:sla:{%d}:c:e-%d" % (bucket(f"e-{j}"), j))
+        assert h.get("op") == "1" and h.get("h") == "1", (j, h)
     # the supervisors' tail finds the new master through the same sentinels
     assert [a["id"] for a in tail_last(tmp_path, sentinel_yaml(sentinels), 3)] == \
         [aid(x) for x in got[-3:]]
