@@ -22,6 +22,9 @@
  *   PREFIXchatmon:sla:{B}:due    sorted set: ID by its next deadline
  *   PREFIXchatmon:sla:{B}:open   sorted set: ID by when its open round opened
  *                                (who waits now, for the dashboard)
+ *   PREFIXchatmon:sla:{B}:log    stream: every round closed or ended and every
+ *                                breach and escalation raised, once (the
+ *                                day's figures, for the dashboard)
  *
  * A turn or an end is never dropped: while Redis is away (or answers that
  * it cannot write: a replica after a failover, a server loading), calls
@@ -93,6 +96,10 @@ static const char convstore_lua_common[] =
 "  redis.call('HSET', KEYS[1], unpack(a))\n"
 "end\n"
 "local function num(s) return tonumber(s or '-1') or -1 end\n"
+/* a round or an event for the figures: k a answered, u unanswered, b breach, e escalation */
+"local function record(k, ag, o, at, f)\n"
+"  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '250000', '*', 'k', k, 'ag', ag, 'o', o, 'at', at, 'f', f)\n"
+"end\n"
 /* the next deadline: an event not raised yet, or the idle end; who waits */
 "local function schedule(t, id)\n"
 "  if t.op == '1' then redis.call('ZADD', KEYS[3], t.o, id) else redis.call('ZREM', KEYS[3], id) end\n"
@@ -108,7 +115,7 @@ static const char convstore_lua_common[] =
 "end\n";
 
 /*
- * KEYS: the conversation, its bucket's deadline and open sets. ARGV: now, kind (c
+ * KEYS: the conversation, its bucket's deadline and open sets and log. ARGV: now, kind (c
  * customer, a reply, r other agent turn), agent, idle end, id, TTL past
  * the idle end, then m0 d0 m1 d1 m2 d2 of a first round and of a later one,
  * then the customer turn's hash and how long a repeat of it is a copy, and
@@ -148,6 +155,7 @@ static const char convstore_lua_turn[] =
 "if num(t.i) >= 0 then redis.call('PEXPIREAT', KEYS[1], num(t.i) + tonumber(ARGV[6]))\n"
 "else redis.call('PEXPIRE', KEYS[1], ARGV[6]) end\n"
 "schedule(t, ARGV[5])\n"
+"if out[1] then record(out[1], out[4], out[2], out[5], out[3]) end\n"
 "return {1, dump(t), out}\n";
 
 /* KEYS as for a turn. ARGV: the round's open time, the event (0-2), id, the instance. */
@@ -159,6 +167,8 @@ static const char convstore_lua_fire[] =
 "t.x = tostring(x + b)\n"
 "t.w = ARGV[4]\n"
 "redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w)\n"
+"local e = tonumber(ARGV[2])\n"
+"if e > 0 then record(e == 1 and 'b' or 'e', t.a or '', t.o, t['d'..e], t.f or '0') end\n"
 "schedule(t, ARGV[3])\n"
 "return {1, dump(t), {}}\n";
 
@@ -177,6 +187,7 @@ static const char convstore_lua_end[] =
 "redis.call('DEL', KEYS[1])\n"
 "redis.call('ZREM', KEYS[2], ARGV[3])\n"
 "redis.call('ZREM', KEYS[3], ARGV[3])\n"
+"if out[1] then record(out[1], out[4], out[2], out[5], out[3]) end\n"
 "return {1, dump({}), out}\n";
 
 /* KEYS: a deadline set. ARGV: claim what is due at or before this, until then, at most. */
@@ -227,7 +238,7 @@ struct convstore_args {
 	const char	*argv[CONVSTORE_MAXARG];
 	size_t		 argvlen[CONVSTORE_MAXARG];
 	char		 num[CONVSTORE_MAXARG][24];
-	char		 key[3][512];
+	char		 key[4][512];
 	int		 over;
 };
 
@@ -270,7 +281,7 @@ convstore_arg_num(struct convstore_args *a, int64_t v)
 	convstore_arg(a, p, (size_t)snprintf(p, sizeof(a->num[0]), "%" PRId64, v));
 }
 
-/* "EVALSHA sha 3 convkey duekey openkey" for the conversation id. */
+/* "EVALSHA sha 4 convkey duekey openkey logkey" for the conversation id. */
 static void
 convstore_head(struct convstore *cs, struct convstore_args *a, int script,
     const char *id, size_t len)
@@ -283,7 +294,7 @@ convstore_head(struct convstore *cs, struct convstore_args *a, int script,
 	a->over = 0;
 	convstore_arg_str(a, "EVALSHA");
 	convstore_arg_str(a, cs->sha[script]);
-	convstore_arg_str(a, "3");
+	convstore_arg_str(a, "4");
 	n = snprintf(a->key[0], sizeof(a->key[0]), "%schatmon:sla:{%u}:c:", pre, b);
 	/* an id too long for a key is refused (the engine times it alone), never cut */
 	if ((size_t)n + len >= sizeof(a->key[0])) {
@@ -296,6 +307,8 @@ convstore_head(struct convstore *cs, struct convstore_args *a, int script,
 	    "%schatmon:sla:{%u}:due", pre, b));
 	convstore_arg(a, a->key[2], (size_t)snprintf(a->key[2], sizeof(a->key[2]),
 	    "%schatmon:sla:{%u}:open", pre, b));
+	convstore_arg(a, a->key[3], (size_t)snprintf(a->key[3], sizeof(a->key[3]),
+	    "%schatmon:sla:{%u}:log", pre, b));
 }
 
 static void	convstore_on_reply(redisReply *, void *);

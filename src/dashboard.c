@@ -116,6 +116,10 @@ struct dash {
 	unsigned		 open_wait;	/* replies still to come */
 	int			 open_failed;
 	struct sbuf		 opendoc;	/* this poll's document of them */
+	/* the day's figures, summed from the rounds and events Redis logged */
+	struct sla		*figs;
+	char			 log_id[DASH_BUCKETS][48];	/* read up to */
+	struct sbuf		 figsdoc;
 	/* what every page is sent */
 	struct sbuf		 waiting, agents;
 	unsigned		 waiting_v, agents_v, status_v;
@@ -316,6 +320,15 @@ dash_read(struct dash *d)
 
 /* --- the state documents ---------------------------------------------------- */
 
+static void	dash_log_read(struct dash *);
+
+static int64_t
+dash_num(const char *s)
+{
+	return s != NULL ? strtoll(s, NULL, 10) : 0;
+}
+
+
 static void
 dash_keys_clear(struct dash *d)
 {
@@ -389,6 +402,10 @@ dash_on_mget(redisReply *r, void *priv)
 		docs[n] = d->opendoc.s;
 		lens[n++] = d->opendoc.len;
 	}
+	if (d->scan == DASH_SCAN_AGENTS && d->figsdoc.len > 0) {
+		docs[n] = d->figsdoc.s;
+		lens[n++] = d->figsdoc.len;
+	}
 	for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
 		if (r->element[i]->type == REDIS_REPLY_STRING) {	/* NIL: expired meanwhile */
 			docs[n] = r->element[i]->str;
@@ -413,11 +430,139 @@ out:
 	dash_keys_clear(d);
 	if (d->scan == DASH_SCAN_WAITING) {
 		d->scan = DASH_SCAN_AGENTS;
-		dash_scan(d, "0");
+		dash_log_read(d);
 		return;
 	}
 	d->polling = 0;
 	dash_notify(d);
+}
+
+/* --- the day's figures: the rounds and events Redis logged ------------------ */
+
+#define DASH_LOG_PAGE	1000
+
+/* The figures' document (the form of an instance's agents document), then the instances'. */
+static void
+dash_log_done(struct dash *d)
+{
+	struct state_origin	 o = { STATE_REDIS, "", 0 };
+	struct sla_config	 scfg;
+
+	sla_config_from(&scfg, &d->cfg->sla);
+	sbuf_reset(&d->figsdoc);
+	if (state_agents_doc(&d->figsdoc, d->figs, util_wall_ms(), &o, &scfg) == -1)
+		sbuf_reset(&d->figsdoc);
+	dash_scan(d, "0");
+}
+
+static const char *
+dash_field(const redisReply *fv, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i + 1 < fv->elements; i += 2)
+		if (fv->element[i]->type == REDIS_REPLY_STRING &&
+		    fv->element[i + 1]->type == REDIS_REPLY_STRING &&
+		    strcmp(fv->element[i]->str, name) == 0)
+			return fv->element[i + 1]->str;
+	return NULL;
+}
+
+/* One logged round or event into the figures (docs/operations.md's fields). */
+static void
+dash_log_apply(struct dash *d, const redisReply *fv)
+{
+	const char	*k = dash_field(fv, "k"), *ag = dash_field(fv, "ag");
+	const char	*o = dash_field(fv, "o"), *at = dash_field(fv, "at");
+	const char	*f = dash_field(fv, "f");
+
+	if (k == NULL || ag == NULL || at == NULL)
+		return;		/* not ours: Redis holds what anyone put there */
+	if (strcmp(k, "a") == 0 || strcmp(k, "u") == 0)
+		sla_charge_round(d->figs, ag, k[0] == 'a', dash_num(o), dash_num(at),
+		    f != NULL && strcmp(f, "1") == 0);
+	else if (strcmp(k, "b") == 0 || strcmp(k, "e") == 0)
+		sla_charge_event(d->figs, ag, k[0] == 'b' ? SLA_BREACH : SLA_ESCALATE,
+		    dash_num(at));
+}
+
+static void
+dash_on_log(redisReply *r, void *priv)
+{
+	struct dash		*d = priv;
+	const redisReply	*s, *e;
+	const char		*brace;
+	size_t			 i, j, most = 0;
+	int			 b;
+
+	if (r == NULL) {
+		d->polling = 0;
+		return;
+	}
+	for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+		s = r->element[i];
+		if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
+		    s->element[0]->type != REDIS_REPLY_STRING ||
+		    s->element[1]->type != REDIS_REPLY_ARRAY ||
+		    (brace = strstr(s->element[0]->str, "chatmon:sla:{")) == NULL ||
+		    (b = atoi(brace + 13)) < 0 || b >= DASH_BUCKETS)
+			continue;
+		for (j = 0; j < s->element[1]->elements; j++) {
+			e = s->element[1]->element[j];
+			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+			    e->element[0]->type != REDIS_REPLY_STRING ||
+			    e->element[0]->len >= sizeof(d->log_id[0]))
+				continue;
+			snprintf(d->log_id[b], sizeof(d->log_id[b]), "%s",
+			    e->element[0]->str);
+			if (e->element[1]->type == REDIS_REPLY_ARRAY)
+				dash_log_apply(d, e->element[1]);
+		}
+		if (s->element[1]->elements > most)
+			most = s->element[1]->elements;
+	}
+	if (r->type == REDIS_REPLY_ERROR)
+		log_warnx("dash_on_log: redis: %s", r->str);
+	if (most >= DASH_LOG_PAGE)	/* more to come */
+		dash_log_read(d);
+	else
+		dash_log_done(d);
+}
+
+/*
+ * What the 16 logs hold past what was read (from the start of the day
+ * the first time), one page of each per call.
+ */
+static void
+dash_log_read(struct dash *d)
+{
+	const char	*argv[4 + 2 * DASH_BUCKETS];
+	size_t		 argvlen[4 + 2 * DASH_BUCKETS];
+	char		 keys[DASH_BUCKETS][512], count[16];
+	int		 b, n = 0;
+
+	argv[n] = "XREAD";
+	argvlen[n++] = 5;
+	argv[n] = "COUNT";
+	argvlen[n++] = 5;
+	argvlen[n] = (size_t)snprintf(count, sizeof(count), "%d", DASH_LOG_PAGE);
+	argv[n++] = count;
+	argv[n] = "STREAMS";
+	argvlen[n++] = 7;
+	for (b = 0; b < DASH_BUCKETS; b++) {
+		argvlen[n] = (size_t)snprintf(keys[b], sizeof(keys[b]),
+		    "%schatmon:sla:{%d}:log", d->prefix, b);
+		argv[n++] = keys[b];
+	}
+	for (b = 0; b < DASH_BUCKETS; b++) {
+		if (d->log_id[b][0] == '\0')
+			snprintf(d->log_id[b], sizeof(d->log_id[b]), "%lld-0",
+			    (long long)d->day_start);
+		argvlen[n] = strlen(d->log_id[b]);
+		argv[n++] = d->log_id[b];
+	}
+	if (rconn_command_argv(d->state, dash_on_log, d, 0, n, argv, argvlen) == -1)
+		d->polling = 0;
 }
 
 static void
@@ -507,12 +652,6 @@ dash_open_cmp(const void *a, const void *b)
 	const struct dash_open	*x = a, *y = b;
 
 	return x->opened < y->opened ? -1 : x->opened > y->opened;
-}
-
-static int64_t
-dash_num(const char *s)
-{
-	return s != NULL ? strtoll(s, NULL, 10) : 0;
 }
 
 /* Every answer is in: the document of the rounds still open, then the instances'. */
@@ -1073,6 +1212,7 @@ dash_start(struct dash *d)
 	struct timeval		 tv;
 	struct lws_http_mount	*mount = &d->mount;
 	struct lwsctx_info	 li;
+	struct sla_config	 scfg;
 	size_t			 n;
 
 	d->prefix = d->cfg->redis.prefix != NULL ? d->cfg->redis.prefix : "";
@@ -1094,6 +1234,11 @@ dash_start(struct dash *d)
 		return -1;
 	}
 	snprintf(d->key, n, "%s%s", d->prefix, d->cfg->redis.stream);
+	sla_config_from(&scfg, &d->cfg->sla);
+	if ((d->figs = sla_new(&scfg, NULL, NULL, NULL)) == NULL) {
+		fprintf(stderr, "chatmon: dashboard: out of memory\n");
+		return -1;
+	}
 	dash_day(d, util_wall_ms());
 	d->status_v = 1;	/* a page's first status is always sent */
 
@@ -1173,6 +1318,8 @@ dash_stop(struct dash *d)
 	dash_open_clear(d);
 	free(d->open);
 	sbuf_free(&d->opendoc);
+	sbuf_free(&d->figsdoc);
+	sla_free(d->figs);
 	sbuf_free(&d->out);
 }
 

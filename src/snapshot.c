@@ -1,4 +1,4 @@
-/* snapshot: every redis.snapshot, the day's figures of this instance (and who waits, when that is not in Redis already) to Redis, for dashboards. */
+/* snapshot: every redis.snapshot, who waits now and the day's figures of this instance to Redis, for dashboards, when the conversations' state is not in Redis (redis.takeover 0). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +35,7 @@ struct snapshot {
 	struct event		*ev_tick;
 	struct sla_config	 scfg;
 	uint64_t		 interval_ms;
-	int			 shared;	/* redis.takeover: who waits is in Redis */
+	int			 shared;	/* redis.takeover: who waits and the figures are in Redis */
 	char			*prefix;
 	char			 instance[16];
 	char			 host[256];
@@ -77,13 +77,14 @@ snapshot_write(struct snapshot *sn)
 	char			 key[512], day[16];
 	const char		*pre = sn->prefix ? sn->prefix : "";
 
-	if (sn->interval_ms == 0 || !rconn_up(sn->rc) || sn->inflight > 0)
+	/* with the conversations' state in Redis, the dashboard reads it all there */
+	if (sn->interval_ms == 0 || sn->shared || !rconn_up(sn->rc) ||
+	    sn->inflight > 0)
 		return;
 	if (ttl < SNAPSHOT_TTL_MIN_MS)
 		ttl = SNAPSHOT_TTL_MIN_MS;
 	sbuf_reset(&sn->doc);
-	/* with the conversations' state in Redis, the dashboard reads who waits there */
-	if (!sn->shared && state_waiting_doc(&sn->doc, sn->sla, now, &o) == 0) {
+	if (state_waiting_doc(&sn->doc, sn->sla, now, &o) == 0) {
 		snprintf(key, sizeof(key), "%schatmon:waiting:%s", pre, sn->instance);
 		snapshot_set(sn, key, "PX", ttl);
 	}
@@ -136,7 +137,7 @@ snapshot_set_config(struct snapshot *sn, const struct config *cfg)
 		}
 	}
 	/* no connection while snapshots are off */
-	if (sn->interval_ms > 0 && rconn_set_target(sn->rc, &cfg->redis, 0) == -1)
+	if (sn->interval_ms > 0 && !sn->shared && rconn_set_target(sn->rc, &cfg->redis, 0) == -1)
 		log_warnx("snapshot_set_config: out of memory, Redis target kept");
 }
 

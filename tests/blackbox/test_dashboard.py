@@ -428,3 +428,51 @@ def test_a_dead_instances_customers_still_wait(dashboard, daemon, backend, redis
                         assert time.monotonic() < deadline, w
                         w = await p.next("waiting")
     run(main())
+
+
+def test_the_days_figures_survive_a_killed_instance(dashboard, daemon, backend, redis_server,
+                                                   tmp_path):
+    """The day's figures come from the rounds Redis logged as its scripts
+    closed them, not from each instance's memory: rounds answered through an
+    instance killed right after (before any snapshot of it could be taken)
+    still count, once, beside those answered through another."""
+    r = redis_server()
+    b = backend(script="customer.py")
+    sla = "sla:\n  first_response: 30s\n  reply: 60s\n  timezone: \"+08:00\"\n"
+    args = ["-o", "redis.snapshot=5s"]
+    one = daemon(b.port, extra=sla, redis=r.url(), args=args, name="one")
+    two = daemon(b.port, extra=sla, redis=r.url(), args=args, name="two")
+    dash = dashboard(r.url(), extra=sla)
+
+    def script(name, convs):
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps([{"at": 0, "text": json.dumps(
+            {"type": "message", "conversation": c, "text": "请问包邮吗"}, ensure_ascii=False)}
+            for c in convs]), encoding="utf-8")
+        return p
+
+    async def answer(d, path, n):
+        async with agent(d, path) as ws:
+            for _ in range(n):
+                f = json.loads(await recv(ws))
+                await ws.send(json.dumps({"type": "message", "conversation": f["conversation"],
+                                          "text": "亲,全国包邮的哦"}, ensure_ascii=False))
+            await asyncio.sleep(0.3)
+
+    async def main():
+        await answer(one, f"/script?file={script('a', ['k-1', 'k-2'])}&agent=gail", 2)
+        os.kill(one.pid, 9)
+        one.proc.wait(5)
+        one.exit_code = -9
+        await answer(two, f"/script?file={script('b', ['k-3'])}&agent=gail", 1)
+        async with dash.feed() as feed:
+            p = Page(feed)
+            deadline = time.monotonic() + 5 * SLOW
+            while True:
+                ag = await p.next("agents")
+                gail = [x for x in ag["agents"] if x["agent"] == "gail"]
+                if gail and gail[0]["rounds"] == 3:
+                    break
+                assert time.monotonic() < deadline, ag
+            assert gail[0]["answered"] == 3 and gail[0]["first_rounds"] == 3, gail
+    run(main())
