@@ -125,8 +125,11 @@ def test_kill_9_another_instance_raises_and_times_the_round(daemon, backend, red
     waited = (t_reply - t0) * 1000
     # timed from the original message, not from the re-sent one
     assert abs(f["first_mean_ms"] - waited) < 400 * SLOW, (f, waited)
-    # the first round breached and escalated on B's watch, the second breached
-    assert f["breaches"] == 2 and f["escalations"] == 1, f
+    # B charged what it raised: the first round's breach and escalation, the
+    # second's breach (and its escalation too when the run is slow enough)
+    raised = [x[1]["type"] for x in sla_alerts(c, "k-1")]
+    assert f["breaches"] == raised.count("sla.breach") == 2, (f, raised)
+    assert f["escalations"] == raised.count("sla.escalate") >= 1, (f, raised)
 
 
 def kill9(d):
