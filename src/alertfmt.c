@@ -108,11 +108,8 @@ alertfmt_sla_severity(const struct sla_event *e)
 static void
 alertfmt_round_id(char out[ALERTFMT_ID_MAX], const struct sla_event *e)
 {
-	uint32_t	h = 2166136261u;	/* FNV-1a: the same on every instance */
-	size_t		i;
+	uint32_t	h = util_fnv1a32(e->conversation, e->conversation_len);
 
-	for (i = 0; i < e->conversation_len; i++)
-		h = (h ^ (unsigned char)e->conversation[i]) * 16777619u;
 	snprintf(out, ALERTFMT_ID_MAX, "%013" PRId64 "-%08" PRIx32 "-%09" PRIu64 "%u",
 	    e->due, h, (uint64_t)(e->opened < 0 ? 0 : e->opened) % 1000000000u,
 	    (unsigned)e->type);

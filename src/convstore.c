@@ -53,7 +53,6 @@
  * raced; a dead one is replaced within takeover plus a sweep interval.
  */
 
-#define CONVSTORE_BUCKETS	16
 #define CONVSTORE_SWEEP_MAX	100	/* conversations claimed per bucket per sweep */
 #define CONVSTORE_LEASE_MS	5000
 /* Past its idle end a conversation's record lingers this long, then Redis drops it. */
@@ -245,12 +244,7 @@ struct convstore_args {
 static uint32_t
 convstore_bucket(const char *id, size_t len)
 {
-	uint32_t	h = 2166136261u;	/* FNV-1a: stable across instances */
-	size_t		i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ (unsigned char)id[i]) * 16777619u;
-	return h % CONVSTORE_BUCKETS;
+	return util_fnv1a32(id, len) % CONVSTORE_BUCKETS;
 }
 
 static void

@@ -15,6 +15,7 @@
 #include <libwebsockets.h>
 
 #include "chatmon/config.h"
+#include "chatmon/convstore.h"
 #include "chatmon/dashboard.h"
 #include "chatmon/feed.h"
 #include "chatmon/jsonw.h"
@@ -68,7 +69,7 @@ enum dash_scan {
 };
 
 /* convstore's buckets and fields (docs/operations.md, "Running many instances") */
-#define DASH_BUCKETS	16
+#define DASH_BUCKETS	CONVSTORE_BUCKETS
 #define DASH_NOPEN_F	6
 static const char *const dash_open_fields[DASH_NOPEN_F] = { "op", "f", "x",
     "m1", "a", "w" };

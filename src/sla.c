@@ -952,6 +952,14 @@ sla_idle_at(const struct sla *s, int64_t now)
 	    SLA_NEVER : sla_days_add(&s->days, sla_clamp(now), s->cfg.idle_ms);
 }
 
+/* An event already emitted for the open round of c. */
+static int
+sla_conv_emitted(const struct sla_conv *c, int i)
+{
+	return c->ms[i] != 0 && c->due[i] != SLA_NEVER &&
+	    !(c->pending & (1u << i));
+}
+
 void
 sla_conv_get(const struct sla_conv *c, struct sla_conv_state *st)
 {
@@ -966,8 +974,7 @@ sla_conv_get(const struct sla_conv *c, struct sla_conv_state *st)
 	for (i = 0; i < SLA_NEV; i++) {
 		st->ms[i] = c->ms[i];
 		st->due[i] = c->due[i];
-		if (c->open && c->ms[i] != 0 && c->due[i] != SLA_NEVER &&
-		    !(c->pending & (1u << i)))
+		if (c->open && sla_conv_emitted(c, i))
 			st->fired |= 1u << i;
 	}
 }
@@ -1158,14 +1165,6 @@ sla_agents_day(const struct sla *s, int64_t now, void (*cb)(const char *,
 		d.hour_sum_ms = a->hour_sum_ms;
 		cb(a->id, &d, arg);
 	}
-}
-
-/* An event already emitted for the open round of c. */
-static int
-sla_conv_emitted(const struct sla_conv *c, int i)
-{
-	return c->ms[i] != 0 && c->due[i] != SLA_NEVER &&
-	    !(c->pending & (1u << i));
 }
 
 void

@@ -516,18 +516,6 @@ slaclock_claim(const char *id, size_t len, const struct convstore_reply *r,
 		c->overdue = 1;
 }
 
-/* FNV-1a of the turn's text: the same on every instance. */
-static uint64_t
-slaclock_text_hash(const struct relay_turn *t)
-{
-	uint64_t	h = 14695981039346656037ULL;
-	size_t		i;
-
-	for (i = 0; i < t->text_len; i++)
-		h = (h ^ (unsigned char)t->text[i]) * 1099511628211ULL;
-	return h;
-}
-
 void
 slaclock_turn(struct slaclock *clk, const struct relay_turn *t, int robot)
 {
@@ -567,7 +555,8 @@ slaclock_turn(struct slaclock *clk, const struct relay_turn *t, int robot)
 	sla_round_plan(clk->sla, 0, now, &later);
 	slaclock_op_sent(op, convstore_turn(clk->store, t->conversation,
 	    t->conversation_len, t->peer->agent, customer ? CONVSTORE_CUSTOMER :
-	    robot ? CONVSTORE_OTHER : CONVSTORE_REPLY, slaclock_text_hash(t),
+	    robot ? CONVSTORE_OTHER : CONVSTORE_REPLY,
+	    util_fnv1a64(t->text, t->text_len),
 	    &first, &later, now, slaclock_on_store, op));
 }
 

@@ -160,6 +160,28 @@ util_hkey_random(struct util_hkey *key)
 	randombytes_buf(key->k, sizeof(key->k));
 }
 
+uint32_t
+util_fnv1a32(const void *p, size_t len)
+{
+	const unsigned char	*s = p;
+	uint32_t		 h = 2166136261u;
+
+	while (len-- > 0)
+		h = (h ^ *s++) * 16777619u;
+	return h;
+}
+
+uint64_t
+util_fnv1a64(const void *p, size_t len)
+{
+	const unsigned char	*s = p;
+	uint64_t		 h = 14695981039346656037ULL;
+
+	while (len-- > 0)
+		h = (h ^ *s++) * 1099511628211ULL;
+	return h;
+}
+
 uint64_t
 util_hash(const struct util_hkey *key, const void *p, size_t len)
 {

@@ -11,6 +11,9 @@
 struct event_base;
 struct convstore;
 
+/* The buckets conversations are spread over (keys: docs/operations.md). */
+#define CONVSTORE_BUCKETS	16
+
 /*
  * What Redis answered about one conversation. ok 0: no answer (Redis went
  * away, or refused): the caller's memory decides. Strings are the

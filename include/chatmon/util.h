@@ -53,6 +53,14 @@ struct util_hkey {
 void	 util_hkey_random(struct util_hkey *);
 uint64_t util_hash(const struct util_hkey *, const void *, size_t);
 
+/*
+ * FNV-1a, unkeyed: the same in every process and every language, for what
+ * several instances (and the tests) must compute alike (a conversation's
+ * bucket in Redis, an SLA alert's id). Never for a table peers could flood.
+ */
+uint32_t util_fnv1a32(const void *, size_t);
+uint64_t util_fnv1a64(const void *, size_t);
+
 /* strdup that returns NULL for NULL; the caller owns the copy. */
 char	*util_strdup(const char *);
 

@@ -79,6 +79,15 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS")
 
 
+def sla_bucket(conv):
+    """The bucket of a conversation's state in Redis (src/convstore.c: FNV-1a
+    of its id, 16 buckets; docs/operations.md)."""
+    h = 2166136261
+    for ch in conv.encode():
+        h = ((h ^ ch) * 16777619) & 0xffffffff
+    return h % 16
+
+
 def wait_for(pred, timeout, what, poll=0.05):
     """pred() until truthy (returned), at most timeout seconds."""
     deadline = time.monotonic() + timeout

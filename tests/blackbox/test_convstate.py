@@ -17,7 +17,7 @@ import re
 import signal
 import time
 
-from conftest import SLOW, agent, recv, run, wait_for
+from conftest import SLOW, agent, recv, run, sla_bucket, wait_for
 
 FIRST, REPLY, ESCALATE = 1000, 1500, 3000      # ms
 SLA = ("sla:\n  first_response: 1s\n  reply: 1500ms\n  warn_at: 0.5\n"
@@ -87,15 +87,14 @@ def test_kill_9_another_instance_raises_and_times_the_round(daemon, backend, red
         async with agent(a, f"/script?file={s1}&agent=alice") as ws:
             t0 = await first_turn(ws, "k-1")
             # the turn has reached Redis before the crash
-            wait_for(lambda: c.zcard("chatmon:sla:{%d}:due" % bucket("k-1")) == 1,
+            wait_for(lambda: c.zcard("chatmon:sla:{%d}:due" % sla_bucket("k-1")) == 1,
                      2 * SLOW, "the deadline in Redis")
             kill9(a)
             return t0
     t0 = run(on_a())
     # B raises what A never will: breach and escalation, each within the takeover
-    got = wait_for(lambda: [x for x in sla_alerts(c, "k-1")
-                            if x[1]["type"] == "sla.escalate"], (ESCALATE / 1000 + 3) * SLOW,
-                   "the escalation raised by B")
+    wait_for(lambda: [x for x in sla_alerts(c, "k-1") if x[1]["type"] == "sla.escalate"],
+             (ESCALATE / 1000 + 3) * SLOW, "the escalation raised by B")
     alerts = sla_alerts(c, "k-1")
     types = [x[1]["type"] for x in alerts]
     assert types == ["sla.warn", "sla.breach", "sla.escalate"], types
@@ -138,13 +137,6 @@ def kill9(d):
     d.exit_code = -9            # looked at: the teardown expects it
 
 
-def bucket(conv):
-    h = 2166136261
-    for ch in conv.encode():
-        h = ((h ^ ch) * 16777619) & 0xffffffff
-    return h % 16
-
-
 def test_sigterm_charges_nothing_and_a_restart_raises_the_deadlines(daemon, backend,
                                                                    redis_server, tmp_path):
     r = redis_server()
@@ -160,7 +152,7 @@ def test_sigterm_charges_nothing_and_a_restart_raises_the_deadlines(daemon, back
     run(main())
     # nothing charged: the round is still open in Redis
     assert figures(a, "bob") is None, a.log()[-2000:]
-    st = c.hgetall("chatmon:sla:{%d}:c:t-1" % bucket("t-1"))
+    st = c.hgetall("chatmon:sla:{%d}:c:t-1" % sla_bucket("t-1"))
     assert st.get("op") == "1" and st.get("f") == "1", st
     daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)     # the restart
     wait_for(lambda: [x for x in sla_alerts(c, "t-1") if x[1]["type"] == "sla.escalate"],
@@ -209,7 +201,6 @@ def test_turns_while_redis_is_away_reach_it_when_it_is_back(daemon, backend, red
     reach it in order, so it holds the round as answered and, in a later
     question, the first response as given."""
     r = redis_server(aof=True)
-    c = r.client()
     b = backend(script="customer.py")
     s = script(tmp_path, "s", [(300, frame("r-1", "请问今天能发货吗")),
                                (2500, frame("r-1", "好的谢谢,那运费险有吗"))])
@@ -224,7 +215,7 @@ def test_turns_while_redis_is_away_reach_it_when_it_is_back(daemon, backend, red
             await asyncio.sleep(0.3)
             r.start()
             c2 = r.client()
-            key = "chatmon:sla:{%d}:c:r-1" % bucket("r-1")
+            key = "chatmon:sla:{%d}:c:r-1" % sla_bucket("r-1")
             wait_for(lambda: c2.hget(key, "h") == "1" and c2.hget(key, "op") == "0",
                      10 * SLOW, "the answered round in Redis once it is back")
             await first_turn(ws, "r-1")             # the next question: a later round
@@ -252,7 +243,7 @@ def test_a_redis_that_forgot_gets_the_last_seconds_again(daemon, backend, redis_
     s = script(tmp_path, "s", [(0, frame("f-1", "衣服起球了怎么办"))])
     slow = "sla:\n  first_response: 20s\n  reply: 30s\n  escalate: 60s\n  timezone: UTC\n"
     d = daemon(b.port, extra=slow, redis=r.url(), args=ARGS)
-    key = "chatmon:sla:{%d}:c:f-1" % bucket("f-1")
+    key = "chatmon:sla:{%d}:c:f-1" % sla_bucket("f-1")
 
     async def main():
         async with agent(d, f"/script?file={s}&agent=fay") as ws:

@@ -24,8 +24,8 @@ import urllib.request
 import pytest
 import redis
 
-from conftest import REDIS_SERVER, SLOW, T, agent, free_port, recv, run, wait_for
-from test_alerts_redis import (FOLD0, LIVE, LONG_SLA, STREAM, aid, dedup, expect_warning,
+from conftest import REDIS_SERVER, SLOW, T, agent, free_port, recv, run, sla_bucket, wait_for
+from test_alerts_redis import (FOLD0, LIVE, LONG_SLA, aid, dedup, expect_warning,
                                logged, stream, turn)
 
 REDIS_SENTINEL = shutil.which("redis-sentinel")
@@ -183,14 +183,6 @@ def role(p):
 # 1. SENTINEL FAILOVER under 100 alerts/s: nothing lost, the new master found
 
 
-def bucket(conv):
-    """convstore's bucket of a conversation (docs/operations.md)."""
-    h = 2166136261
-    for ch in conv.encode():
-        h = ((h ^ ch) * 16777619) & 0xffffffff
-    return h % 16
-
-
 def test_sentinel_failover_under_load_loses_no_alert(daemon, backend, procs, tmp_path):
     m, r, sentinels = topology(procs)
     b = backend()
@@ -304,7 +296,7 @@ def test_sentinel_failover_under_load_loses_no_alert(daemon, backend, procs, tmp
                      d.log(), re.M)
     assert fig and fig[-1] == (str(k - 5), str(k - 5)), (fig, k)
     for j in range(5):
-        h = cr.hgetall("chatmon:sla:{%d}:c:e-%d" % (bucket(f"e-{j}"), j))
+        h = cr.hgetall("chatmon:sla:{%d}:c:e-%d" % (sla_bucket(f"e-{j}"), j))
         assert h.get("op") == "1" and h.get("h") == "1", (j, h)
     # the supervisors' tail finds the new master through the same sentinels
     assert [a["id"] for a in tail_last(tmp_path, sentinel_yaml(sentinels), 3)] == \

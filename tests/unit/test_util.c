@@ -48,12 +48,26 @@ test_keys_are_random(void **state)
 	assert_true(same < 4);	/* 1 in 1024 each */
 }
 
+/* FNV-1a's published vectors: every instance and the tests compute the same. */
+static void
+test_fnv1a(void **state)
+{
+	(void)state;
+	assert_int_equal(util_fnv1a32("", 0), 0x811c9dc5u);
+	assert_int_equal(util_fnv1a32("a", 1), 0xe40c292cu);
+	assert_int_equal(util_fnv1a32("foobar", 6), 0xbf9cf968u);
+	assert_true(util_fnv1a64("", 0) == 0xcbf29ce484222325ULL);
+	assert_true(util_fnv1a64("a", 1) == 0xaf63dc4c8601ec8cULL);
+	assert_true(util_fnv1a64("foobar", 6) == 0x85944171f73967e8ULL);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_is_siphash24),
 		cmocka_unit_test(test_keys_are_random),
+		cmocka_unit_test(test_fnv1a),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
