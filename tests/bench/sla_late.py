@@ -190,6 +190,7 @@ def main():
     tmp = tempfile.TemporaryDirectory(prefix="chatmon-sla-late-")
     gen = []
     cost = None
+    redis_events = []
     try:
         extra = ""
         if args.redis:
@@ -226,7 +227,11 @@ def main():
             daemon.send_signal(signal.SIGTERM)
             rc = daemon.wait(20)
         with open(logpath, encoding="utf-8", errors="replace") as f:
-            st = stats_line(f.read())
+            text = f.read()
+            st = stats_line(text)
+        # a connection to Redis lost or resent during the run is part of the figure
+        redis_events = [ln for ln in text.splitlines()
+                        if re.search(r"warn: (rconn|convstore|alert)_", ln) or "sent again" in ln]
         if rc != 0:
             raise RuntimeError(f"chatmond exited with {rc}")
     finally:
@@ -265,6 +270,10 @@ def main():
                   f"| {max(v):.1f} |")
     print(f"\nwarnings that reached the agent before their own customer turn: "
           f"{len(late['overtook'])}")
+    if args.redis:
+        print(f"\nRedis events in chatmond's log: {len(redis_events)}")
+        for ln in redis_events[:5]:
+            print(f"    {ln[:160]}")
     if cost is not None:
         wall, ccpu, d = cost
         how = "snapshots only" if args.takeover in ("0", "0s", "0ms") else \
