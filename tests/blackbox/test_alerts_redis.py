@@ -198,6 +198,30 @@ RATE = 20               # alerts a second
 BEFORE, OUTAGE, AFTER = 1.0, 3.0, 1.0       # s
 
 
+async def blocked_turns(ws, stop, prefix, rate=RATE):
+    """Turns the rules block, rate a second in conversations PREFIX-N, until
+    stop is set; each must come back as a warning frame. Returns how many."""
+    loop = asyncio.get_running_loop()
+    t0, n, warned = loop.time(), 0, 0
+
+    async def read():
+        nonlocal warned
+        while True:
+            await expect_warning(ws)
+            warned += 1
+    reader = asyncio.create_task(read())
+    while not stop.is_set():
+        await ws.send(turn(f"{prefix}-{n}", "亲,加我微信给你优惠"))
+        n += 1
+        await asyncio.sleep(max(0.0, t0 + n / rate - loop.time()))
+    deadline = time.monotonic() + T
+    while warned < n and time.monotonic() < deadline and not reader.done():
+        await asyncio.sleep(0.02)
+    reader.cancel()
+    assert warned == n, f"{warned} warning frames for {n} blocked turns"
+    return n
+
+
 def outage(daemon, backend, redis_server, how):
     """Alerts at RATE/s and an echo agent timing round trips; Redis goes away
     (how: kill | stop) for OUTAGE s, BEFORE s in, and comes back. Returns figures."""
@@ -211,28 +235,6 @@ def outage(daemon, backend, redis_server, how):
 
     def ids_in_stream():
         return {aid(x) for x in stream(c)}
-
-    async def generate(ws):
-        loop = asyncio.get_running_loop()
-        t0, n = loop.time(), 0
-        warned = 0
-
-        async def read():
-            nonlocal warned
-            while True:
-                await expect_warning(ws)
-                warned += 1
-        reader = asyncio.create_task(read())
-        while not stop.is_set():
-            await ws.send(turn(f"g-{n}", "亲,加我微信给你优惠"))
-            n += 1
-            await asyncio.sleep(max(0.0, t0 + n / RATE - loop.time()))
-        deadline = time.monotonic() + T
-        while warned < n and time.monotonic() < deadline and not reader.done():
-            await asyncio.sleep(0.02)
-        reader.cancel()
-        assert warned == n, f"{warned} warning frames for {n} blocked turns"
-        return n
 
     async def echo(ws):
         k = 0
@@ -269,7 +271,7 @@ def outage(daemon, backend, redis_server, how):
 
     async def main():
         async with agent(d, "/echo?agent=gen") as g, agent(d, "/echo?agent=echo") as e:
-            n, _, _ = await asyncio.gather(generate(g), echo(e), orchestrate())
+            n, _, _ = await asyncio.gather(blocked_turns(g, stop, "g"), echo(e), orchestrate())
             return n
     n = run(main())
     assert d.proc.poll() is None, "chatmond died"

@@ -25,8 +25,8 @@ import pytest
 import redis
 
 from conftest import REDIS_SERVER, SLOW, T, agent, free_port, recv, run, sla_bucket, wait_for
-from test_alerts_redis import (FOLD0, LIVE, LONG_SLA, aid, dedup, expect_warning,
-                               logged, stream, turn)
+from test_alerts_redis import (FOLD0, LIVE, LONG_SLA, aid, blocked_turns, dedup,
+                               expect_warning, logged, stream, turn)
 
 REDIS_SENTINEL = shutil.which("redis-sentinel")
 NAME = "chatmon-test"
@@ -195,27 +195,6 @@ def test_sentinel_failover_under_load_loses_no_alert(daemon, backend, procs, tmp
     marks, queued, rtts = {}, [], []
     stop = asyncio.Event()
 
-    async def generate(ws):
-        loop = asyncio.get_running_loop()
-        t0, n, warned = loop.time(), 0, 0
-
-        async def read():
-            nonlocal warned
-            while True:
-                await expect_warning(ws)
-                warned += 1
-        reader = asyncio.create_task(read())
-        while not stop.is_set():
-            await ws.send(turn(f"f-{n}", "亲,加我微信给你优惠"))
-            n += 1
-            await asyncio.sleep(max(0.0, t0 + n / RATE - loop.time()))
-        deadline = time.monotonic() + T
-        while warned < n and time.monotonic() < deadline and not reader.done():
-            await asyncio.sleep(0.02)
-        reader.cancel()
-        assert warned == n, f"{warned} warning frames for {n} blocked turns"
-        return n
-
     async def echo(ws):
         # chat goes on through the failover: every turn comes back
         k = 0
@@ -252,7 +231,8 @@ def test_sentinel_failover_under_load_loses_no_alert(daemon, backend, procs, tmp
 
     async def main():
         async with agent(d, "/echo?agent=gen") as g, agent(d, "/echo?agent=echo") as e:
-            n, k, _ = await asyncio.gather(generate(g), echo(e), orchestrate())
+            n, k, _ = await asyncio.gather(blocked_turns(g, stop, "f", RATE), echo(e),
+                                           orchestrate())
             return n, k
     n, k = run(main())
     assert "reconnected" in marks, f"chatmond never wrote to the new master:\n{d.log()[-3000:]}"
