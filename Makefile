@@ -46,12 +46,12 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
 # PURE are the daemon's; seen and feed serve the tool only.
-PURE	:= util log yamlfile config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt sla state rreply
+PURE	:= util log yamlfile config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state rreply
 IO	:= lwsctx session relay slaclock convstore rconn alert snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt sla state seen feed replay tail lwsctx rreply rconn dashboard chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed replay tail lwsctx rreply rconn dashboard chatmon))
 
-UNIT_TESTS := util peercount window config codec msgq metrics normalize acm rules_lit rules sla state seen feed model rreply
+UNIT_TESTS := util peercount window config codec msgq metrics normalize acm rules_lit rules sla state seen feed model rreply pipeline
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench eval run install uninstall clean distclean
@@ -131,6 +131,12 @@ $(BUILD)/tests/test_rules_lit: $(BUILD)/tests/test_rules_lit.o $(BUILD)/tests/al
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lpcre2-8
 $(BUILD)/tests/test_model: $(BUILD)/tests/test_model.o $(BUILD)/model.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -lm
+# with real rules from a file; --wrap fails its allocations one by one
+$(BUILD)/tests/test_pipeline: $(BUILD)/tests/test_pipeline.o $(BUILD)/tests/allocfail.o $(BUILD)/pipeline.o \
+	    $(BUILD)/alertfmt.o $(BUILD)/jsonw.o $(BUILD)/detect.o $(BUILD)/model.o $(BUILD)/window.o \
+	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_lit.o \
+	    $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o $(BUILD)/log.o
+	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 # replies built by hand: no hiredis function is linked, only its struct read
 $(BUILD)/tests/test_rreply: $(BUILD)/tests/test_rreply.o $(BUILD)/rreply.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka

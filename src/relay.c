@@ -1,5 +1,6 @@
-/* relay: the pipeline every complete message passes through; the only file that knows its order. */
+/* relay: every complete message through the pipeline, and what it says done: forward or drop, alerts out, warnings in, turns timed. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +12,7 @@
 #include "chatmon/detect.h"
 #include "chatmon/log.h"
 #include "chatmon/model.h"
+#include "chatmon/pipeline.h"
 #include "chatmon/relay.h"
 #include "chatmon/rules.h"
 #include "chatmon/slaclock.h"
@@ -27,6 +29,7 @@ struct relay {
 	struct rules	*rules;
 	struct detect	*detect;	/* the rules on a turn and on its speaker's last turns */
 	struct model	*model;		/* the second opinion, or NULL */
+	struct pipeline	*pipe;		/* what to do with a turn or a due event */
 	struct slaclock	*sla;
 	struct alert	*sink;
 	struct snapshot	*snap;
@@ -34,8 +37,6 @@ struct relay {
 	struct alertfmt_ids ids;	/* every alert of this process */
 	struct relay_hits *hits;	/* rule hits by category, severity, action */
 	size_t		 nhits;
-	struct sbuf	 alert;		/* scratch, reused */
-	struct sbuf	 frame;
 };
 
 /*
@@ -45,21 +46,23 @@ struct relay {
  * the whole object is logged at debug only.
  */
 static void
-relay_publish(const char *json, size_t len, int severity, const char *what,
-    const char *agent, const char *conv, size_t conv_len, void *arg)
+relay_publish(struct relay *r, const struct pipeline_alert *a,
+    const char *agent, const char *conv, size_t conv_len)
 {
-	struct relay	*r = arg;
-	char		 id[ALERTFMT_ID_MAX];
-	int		 sla = strncmp(what, "sla.", 4) == 0;
+	char	id[ALERTFMT_ID_MAX];
+	int	sla = a->hit == NULL;
 
-	alertfmt_get_id(id, json, len);
+	alertfmt_get_id(id, a->json, a->json_len);
 	log_info("alert: id=%s type=%s%s%s agent=%s conversation=%.*s", id,
-	    sla ? what : "rule.hit", sla ? "" : " rule=", sla ? "" : what,
+	    sla ? a->what : "rule.hit", sla ? "" : " rule=", sla ? "" : a->what,
 	    agent[0] ? agent : "-", (int)conv_len, conv);
-	log_debug("alert: %.*s", (int)len, json);
-	alert_publish(r->sink, json, len, (enum alert_severity)severity, agent,
-	    what, conv, conv_len);
+	log_debug("alert: %.*s", (int)a->json_len, a->json);
+	alert_publish(r->sink, a->json, a->json_len,
+	    (enum alert_severity)a->severity, agent, a->what, conv, conv_len);
 }
+
+static void	relay_due(const struct sla_event *, unsigned, struct slaclock_peer *,
+		    void *);
 
 struct relay *
 relay_new(struct event_base *base, const struct config *cfg, struct metrics *m,
@@ -76,16 +79,22 @@ relay_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 	r->ids.instance = (uint32_t)time(NULL) * 2654435761u ^
 	    (uint32_t)getpid() << 16 ^ (uint32_t)util_mono_ns();
 	r->ids.by_round = 1;	/* one event raised by two instances is one alert */
-	if (relay_set_config(r, cfg, errs) == -1 ||
-	    (r->sink = alert_new(base, cfg, m, errs)) == NULL ||
-	    (r->sla = slaclock_new(base, cfg, m, &r->ids, relay_publish, r,
+	if (relay_set_config(r, cfg, errs) == -1)
+		goto err;
+	if ((r->pipe = pipeline_new(r->detect, &r->ids)) == NULL) {
+		sbuf_line(errs, "relay_new: out of memory");
+		goto err;
+	}
+	if ((r->sink = alert_new(base, cfg, m, errs)) == NULL ||
+	    (r->sla = slaclock_new(base, cfg, m, r->ids.instance, relay_due, r,
 	    errs)) == NULL ||
 	    (r->snap = snapshot_new(base, cfg, slaclock_engine(r->sla),
-	    r->ids.instance, errs)) == NULL) {
-		relay_free(r);
-		return NULL;
-	}
+	    r->ids.instance, errs)) == NULL)
+		goto err;
 	return r;
+err:
+	relay_free(r);
+	return NULL;
 }
 
 /*
@@ -171,11 +180,10 @@ relay_free(struct relay *r)
 		free(r->hits[--r->nhits].category);
 	free(r->hits);	/* after the clock: its last events still go out */
 	codec_free(r->codec);
+	pipeline_free(r->pipe);
 	detect_free(r->detect);
 	rules_free(r->rules);
 	model_free(r->model);
-	sbuf_free(&r->alert);
-	sbuf_free(&r->frame);
 	free(r);
 }
 
@@ -254,101 +262,118 @@ relay_alerts_ready(const struct relay *r)
 }
 
 /*
- * One rule hit: the alert is made once and logged (the alert sink takes it
- * from here), and for warn and block the agent is told at once.
+ * Carries out the alerts the pipeline made: each is published, and the
+ * agent gets the warnings (when the session has a way to be told).
  */
 static void
-relay_rule_hit(struct relay *r, const struct relay_turn *t,
-    const struct detect_hit *dh, int blocked)
+relay_alerts(struct relay *r, const struct pipeline_out *out,
+    const struct relay_peer *peer, const char *agent, const char *conv,
+    size_t conv_len)
 {
-	const struct rules_hit	*h = &dh->hit;
-	struct alertfmt_turn	 at;
-	char			 id[ALERTFMT_ID_MAX];
+	const struct pipeline_alert	*a;
+	size_t				 i;
 
-	r->metrics->rule_hits++;
-	relay_count_hit(r, h);
-	alertfmt_id(id, t->wall_ms, &r->ids);
-	at.id = id;
-	at.wall_ms = t->wall_ms;
-	at.agent = t->peer->agent;
-	at.conversation = t->conversation;
-	at.conversation_len = t->conversation_len;
-	at.role = t->role == RELAY_ROLE_AGENT ? "agent" : "customer";
-	at.text = dh->text;
-	at.text_len = dh->text_len;
-	at.turns = dh->turns;
-	sbuf_reset(&r->alert);
-	if (alertfmt_rule_hit(&r->alert, &at, h) == -1) {
-		log_warnx("relay_rule_hit: out of memory, alert for %s lost", h->rule);
+	for (i = 0; i < out->nalerts; i++) {
+		a = &out->alerts[i];
+		if (a->hit != NULL) {
+			r->metrics->rule_hits++;
+			relay_count_hit(r, a->hit);
+		}
+		relay_publish(r, a, agent, conv, conv_len);
+		if (a->frame == NULL || peer == NULL || peer->inject == NULL)
+			continue;
+		peer->inject(peer->ctx, a->frame, a->frame_len, a->ordered);
+		if (a->hit != NULL)
+			r->metrics->rule_warnings++;
+	}
+}
+
+/* The SLA clock hands back a due event: its alert, to the agent and/or the supervisors. */
+static void
+relay_due(const struct sla_event *e, unsigned how, struct slaclock_peer *where,
+    void *arg)
+{
+	struct relay		*r = arg;
+	struct pipeline_out	 out;
+	struct pipeline_alert	 a;
+	const struct relay_peer	*peer = NULL;
+
+	if (pipeline_event(r->pipe, e, &out) == -1 || out.nalerts != 1) {
+		log_warnx("relay_due: out of memory, %s lost",
+		    alertfmt_sla_type(e));
 		return;
 	}
-	relay_publish(r->alert.s, r->alert.len, (int)h->severity, h->rule,
-	    t->peer->agent, t->conversation, t->conversation_len, r);
-	if (h->action == RULES_FLAG || t->peer->inject == NULL)
-		return;
-	sbuf_reset(&r->frame);
-	if (alertfmt_warning(&r->frame, t->conversation, t->conversation_len,
-	    r->alert.s, r->alert.len, blocked) == -1) {
-		log_warnx("relay_rule_hit: out of memory, warning for %s lost", h->rule);
-		return;
+	a = out.alerts[0];
+	if (how & SLACLOCK_TELL)	/* where is a session's, inside its relay_peer */
+		peer = (const struct relay_peer *)(void *)((char *)where -
+		    offsetof(struct relay_peer, sla));
+	if (how & SLACLOCK_PUBLISH) {
+		switch (e->type) {
+		case SLA_WARN:
+			r->metrics->sla_warnings++;
+			break;
+		case SLA_BREACH:
+			r->metrics->sla_breaches++;
+			break;
+		case SLA_ESCALATE:
+			r->metrics->sla_escalations++;
+			break;
+		}
+		relay_publish(r, &a, e->agent, e->conversation,
+		    e->conversation_len);
 	}
-	t->peer->inject(t->peer->ctx, r->frame.s, r->frame.len, 0);
-	r->metrics->rule_warnings++;
+	if (peer != NULL && peer->inject != NULL && a.frame != NULL)
+		peer->inject(peer->ctx, a.frame, a.frame_len, a.ordered);
 }
 
 /*
- * The pipeline hook: every chat turn and every end of a conversation lands
- * here, in the order the relay saw them. The rules run on every turn for
- * its role; the SLA clock plugs in here too.
+ * Every chat turn and every end of a conversation lands here, in the order
+ * the relay saw them; the pipeline says what to do and the relay does it.
  */
 static enum relay_verdict
-relay_turn(struct relay *r, const struct relay_turn *t)
+relay_turn(struct relay *r, struct relay_peer *peer,
+    const struct pipeline_turn *t)
 {
-	const struct detect_hit	*hits;
-	ssize_t			 n, i;
-	int			 block = 0;
+	struct pipeline_out	out;
 
-	if (t->text == NULL) {
+	if (t->text == NULL)
 		log_debug("relay_end: agent=%s conversation=%.*s role=%s",
-		    t->peer->agent[0] ? t->peer->agent : "-",
-		    (int)t->conversation_len, t->conversation,
-		    t->role == RELAY_ROLE_AGENT ? "agent" : "customer");
-		detect_end(r->detect, t->conversation, t->conversation_len);
-		slaclock_end(r->sla, t);
-		return RELAY_PASS;
-	}
-	log_debug("relay_turn: agent=%s conversation=%.*s role=%s bytes=%zu "
-	    "wall_ms=%lld mono_ns=%llu",
-	    t->peer->agent[0] ? t->peer->agent : "-",
-	    (int)t->conversation_len, t->conversation,
-	    t->role == RELAY_ROLE_AGENT ? "agent" : "customer", t->text_len,
-	    (long long)t->wall_ms, (unsigned long long)t->mono_ns);
-
-	/* a block across turns stops the message that completes it */
-	if ((n = detect_turn(r->detect, t->role == RELAY_ROLE_AGENT ?
-	    RULES_AGENT : RULES_CUSTOMER, t->conversation, t->conversation_len,
-	    t->text, t->text_len, t->wall_ms, &hits)) == -1) {
+		    t->agent[0] ? t->agent : "-", (int)t->conversation_len,
+		    t->conversation, t->customer ? "customer" : "agent");
+	else
+		log_debug("relay_turn: agent=%s conversation=%.*s role=%s "
+		    "bytes=%zu wall_ms=%lld mono_ns=%llu",
+		    t->agent[0] ? t->agent : "-", (int)t->conversation_len,
+		    t->conversation, t->customer ? "customer" : "agent",
+		    t->text_len, (long long)t->now_ms,
+		    (unsigned long long)util_mono_ns());
+	if (pipeline_turn(r->pipe, t, &out) == -1)
+		log_warnx("relay_turn: out of memory, an alert or warning lost");
+	if (out.rule_error)
 		r->metrics->rule_errors++;
-		n = 0;
+	relay_alerts(r, &out, peer, t->agent, t->conversation,
+	    t->conversation_len);
+	switch (out.sla) {
+	case PIPELINE_SLA_TURN:
+		slaclock_turn(r->sla, t, &peer->sla);
+		break;
+	case PIPELINE_SLA_END:
+		slaclock_end(r->sla, t);
+		break;
+	case PIPELINE_SLA_NONE:
+		break;
 	}
-	for (i = 0; i < n; i++)
-		if (hits[i].hit.action == RULES_BLOCK)
-			block = 1;	/* rules never block a customer */
-	for (i = 0; i < n; i++)
-		relay_rule_hit(r, t, &hits[i], block);
-	if (block) {
-		/* the customer never saw it: it answers nothing */
+	if (out.drop) {
 		r->metrics->rule_blocks++;
 		return RELAY_DROP;
 	}
-	slaclock_turn(r->sla, t, t->robot);
 	return RELAY_PASS;
 }
 
 void
 relay_peer_closed(struct relay *r, struct relay_peer *peer)
 {
-	slaclock_peer_closed(r->sla, peer);
+	slaclock_peer_closed(r->sla, &peer->sla);
 }
 
 void
@@ -358,11 +383,11 @@ relay_log_figures(const struct relay *r)
 }
 
 enum relay_verdict
-relay_message(struct relay *r, const struct relay_peer *peer,
+relay_message(struct relay *r, struct relay_peer *peer,
     enum relay_dir dir, int binary, const char *data, size_t len)
 {
 	struct codec_frame	f;
-	struct relay_turn	t;
+	struct pipeline_turn	t;
 	enum codec_kind		k;
 
 	if (binary) {
@@ -386,14 +411,13 @@ relay_message(struct relay *r, const struct relay_peer *peer,
 	case CODEC_END:
 		break;
 	}
-	t.peer = peer;
-	t.role = dir == RELAY_UP ? RELAY_ROLE_AGENT : RELAY_ROLE_CUSTOMER;
+	t.customer = dir == RELAY_DOWN;
+	t.agent = peer->agent;
 	t.conversation = f.conversation;
 	t.conversation_len = f.conversation_len;
 	t.text = k == CODEC_TURN ? f.text : NULL;
 	t.text_len = k == CODEC_TURN ? f.text_len : 0;
-	t.mono_ns = util_mono_ns();
-	t.wall_ms = util_wall_ms();
+	t.now_ms = util_wall_ms();
 	t.robot = k == CODEC_TURN && f.robot;
 	if (k == CODEC_TURN) {
 		if (dir == RELAY_UP)
@@ -402,5 +426,5 @@ relay_message(struct relay *r, const struct relay_peer *peer,
 			r->metrics->turns_customer++;
 	} else
 		r->metrics->conversations_ended++;
-	return relay_turn(r, &t);
+	return relay_turn(r, peer, &t);
 }

@@ -12,6 +12,7 @@
 #include "chatmon/detect.h"
 #include "chatmon/model.h"
 #include "chatmon/config.h"
+#include "chatmon/pipeline.h"
 #include "chatmon/replay.h"
 #include "chatmon/rules.h"
 #include "chatmon/sla.h"
@@ -35,12 +36,12 @@ struct replay {
 	struct rules		*rules;
 	struct detect		*detect;	/* the rules, turn by turn, with windows */
 	struct model		*model;		/* the second opinion, or NULL */
+	struct pipeline		*pipe;		/* the daemon's order of things */
 	struct sla		*sla;
 	struct alertfmt_ids	 ids;
 	struct replay_conv	**heap;
 	size_t			 nheap, capheap;
 	size_t			 conversations;	/* timed; one that ended and came back counts again */
-	struct sbuf		 out;
 	int			 oom;
 };
 
@@ -127,24 +128,28 @@ replay_schedule(struct replay *rp, struct replay_conv *c)
 
 /* --- the engines' callbacks ------------------------------------------------ */
 
+/* Every alert the daemon would publish, one per line. */
 static void
-replay_print(struct replay *rp)
+replay_print(const struct pipeline_out *out)
 {
-	fwrite(rp->out.s, 1, rp->out.len, stdout);
-	fputc('\n', stdout);
+	size_t	i;
+
+	for (i = 0; i < out->nalerts; i++) {
+		fwrite(out->alerts[i].json, 1, out->alerts[i].json_len, stdout);
+		fputc('\n', stdout);
+	}
 }
 
 static void
 replay_emit(const struct sla_event *e, void *arg)
 {
-	struct replay	*rp = arg;
+	struct replay		*rp = arg;
+	struct pipeline_out	 out;
 
-	sbuf_reset(&rp->out);
-	if (alertfmt_sla(&rp->out, &rp->ids, e) == -1) {
+	if (pipeline_event(rp->pipe, e, &out) == -1)
 		rp->oom = 1;
-		return;
-	}
-	replay_print(rp);
+	else
+		replay_print(&out);
 }
 
 static void
@@ -351,43 +356,29 @@ replay_parse(json_t *o, struct replay_line *l)
 	return NULL;
 }
 
-/* One line: its rule hits, then its turn. 0, or -1 on ENOMEM. */
+/* One line through the daemon's pipeline, on the log's clock. 0, or -1 on ENOMEM. */
 static int
 replay_line(struct replay *rp, const struct replay_line *l)
 {
-	const struct detect_hit	*hits;
-	struct alertfmt_turn	 at;
+	struct pipeline_turn	 t;
+	struct pipeline_out	 out;
 	struct replay_conv	*c;
 	struct sla_conv		*conv;
-	char			 id[ALERTFMT_ID_MAX];
-	ssize_t			 n, i;
-	int			 blocked = 0;
 
 	replay_advance(rp, l->ts);
-	if ((n = detect_turn(rp->detect, l->customer ? RULES_CUSTOMER :
-	    RULES_AGENT, l->conv, l->conv_len, l->text, l->text_len, l->ts,
-	    &hits)) == -1)
+	t.customer = l->customer;
+	t.agent = l->agent;
+	t.conversation = l->conv;
+	t.conversation_len = l->conv_len;
+	t.text = l->text;
+	t.text_len = l->text_len;
+	t.now_ms = l->ts;
+	t.robot = l->robot;
+	if (pipeline_turn(rp->pipe, &t, &out) == -1 || out.rule_error)
 		return -1;
-	for (i = 0; i < n; i++) {
-		alertfmt_id(id, l->ts, &rp->ids);
-		at.id = id;
-		at.wall_ms = l->ts;
-		at.agent = l->agent;
-		at.conversation = l->conv;
-		at.conversation_len = l->conv_len;
-		at.role = l->customer ? "customer" : "agent";
-		at.text = hits[i].text;
-		at.text_len = hits[i].text_len;
-		at.turns = hits[i].turns;
-		sbuf_reset(&rp->out);
-		if (alertfmt_rule_hit(&rp->out, &at, &hits[i].hit) == -1)
-			return -1;
-		replay_print(rp);
-		if (hits[i].hit.action == RULES_BLOCK)
-			blocked = 1;
-	}
-	if (blocked)
-		return 0;	/* as in the daemon: a blocked reply answers nothing */
+	replay_print(&out);
+	if (out.sla != PIPELINE_SLA_TURN)
+		return 0;
 	if (sla_find(rp->sla, l->conv, l->conv_len) == NULL)
 		rp->conversations++;
 	if ((conv = sla_turn(rp->sla, l->conv, l->conv_len, l->agent,
@@ -491,7 +482,8 @@ replay_main(int argc, char **argv, const char *default_config)
 	}
 	detect_window_conf(cfg, &wc);
 	if ((rp.detect = detect_new(rp.rules, &wc)) == NULL ||
-	    detect_set_model(rp.detect, rp.model) == -1)
+	    detect_set_model(rp.detect, rp.model) == -1 ||
+	    (rp.pipe = pipeline_new(rp.detect, &rp.ids)) == NULL)
 		goto oom;
 	sla_config_from(&s, &cfg->sla);
 	if ((rp.sla = sla_new(&s, replay_emit, replay_release, &rp)) == NULL)
@@ -567,11 +559,11 @@ oom:
 out:
 	sla_free(rp.sla);
 	free(rp.heap);
+	pipeline_free(rp.pipe);
 	detect_free(rp.detect);
 	model_free(rp.model);
 	rules_free(rp.rules);
 	config_free(cfg);
-	sbuf_free(&rp.out);
 	sbuf_free(&errs);
 	free(line);
 	if (fflush(stdout) != 0)

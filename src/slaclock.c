@@ -1,4 +1,4 @@
-/* slaclock: the SLA engine on the loop: turns in, deadlines as libevent timers, events out to the agent and the alert sink. */
+/* slaclock: the SLA engine on the loop and in Redis: turns in, deadlines as libevent timers, due events handed back. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +18,12 @@
  * common timeouts, O(1) queues instead of the heap; a deadline moved by the
  * service hours takes the heap.
  *
- * A conversation also remembers the session it was last seen on, so that
- * sla.warn and sla.breach reach that agent. A disconnect or a shutdown
- * ends nothing: the customer still waits, and whoever serves the
- * conversation next (this instance or another) finds its round open.
+ * The clock says when an event is due and who raises it; the caller makes
+ * the alert (src/pipeline.c) and carries it out. A conversation remembers
+ * the session it was last seen on, so that the caller can tell that agent
+ * of sla.warn and sla.breach. A disconnect or a shutdown ends nothing: the
+ * customer still waits, and whoever serves the conversation next (this
+ * instance or another) finds its round open.
  *
  * With the store up (convstore: Redis is the source of truth), the engine
  * is a cache: each turn, end and event also goes to Redis, whose answer
@@ -37,7 +39,7 @@ struct slaclock_conv {
 	struct slaclock		*clk;
 	struct sla_conv		*conv;
 	struct event		*ev;
-	struct relay_peer	*peer;		/* weak: unlinked when the session closes */
+	struct slaclock_peer	*peer;		/* weak: unlinked when the session closes */
 	int			 overdue;	/* taken over: its deadline was past when it came */
 	struct slaclock_conv	*prev, *next;	/* the peer's conversations */
 };
@@ -46,10 +48,8 @@ struct slaclock {
 	struct event_base	*base;
 	struct sla		*sla;
 	struct metrics		*metrics;
-	struct alertfmt_ids	*ids;
-	slaclock_publish_cb	 publish;
+	slaclock_due_cb		 due;
 	void			*arg;
-	struct sbuf		 alert, frame;	/* scratch, reused */
 	uint64_t		 common_ms[SLACLOCK_NCOMMON];
 	const struct timeval	*common[SLACLOCK_NCOMMON];
 	size_t			 ncommon;
@@ -128,7 +128,7 @@ slaclock_unlink(struct slaclock_conv *c)
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
-		c->peer->sla_convs = c->next;
+		c->peer->convs = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
@@ -136,16 +136,16 @@ slaclock_unlink(struct slaclock_conv *c)
 }
 
 static void
-slaclock_link(struct slaclock_conv *c, struct relay_peer *peer)
+slaclock_link(struct slaclock_conv *c, struct slaclock_peer *peer)
 {
-	if (c->peer == peer)
+	if (c->peer == peer || peer == NULL)
 		return;
 	slaclock_unlink(c);
 	c->peer = peer;
-	c->next = peer->sla_convs;
+	c->next = peer->convs;
 	if (c->next != NULL)
 		c->next->prev = c;
-	peer->sla_convs = c;
+	peer->convs = c;
 }
 
 /* The engine frees a conversation: drop its timer and our record. */
@@ -163,68 +163,25 @@ slaclock_release(struct sla_conv *conv, void *udata, void *arg)
 	free(c);
 }
 
-/* The alert of e into clk->alert: 0, or -1 (logged). */
-static int
-slaclock_alert(struct slaclock *clk, const struct sla_event *e)
-{
-	sbuf_reset(&clk->alert);
-	if (alertfmt_sla(&clk->alert, clk->ids, e) == -1) {
-		log_warnx("slaclock_alert: out of memory, %s lost",
-		    alertfmt_sla_type(e));
-		return -1;
-	}
-	return 0;
-}
-
-/* Tells the agent of clk->alert (warn and breach), when the conversation is held here. */
+/*
+ * Hands e back to the caller; the agent can only be told while the
+ * conversation is held here and its session is connected.
+ */
 static void
-slaclock_tell(struct slaclock *clk, const struct sla_event *e)
+slaclock_hand(struct slaclock *clk, const struct sla_event *e, unsigned how)
 {
 	struct sla_conv		*conv;
 	struct slaclock_conv	*c = NULL;
 
-	/* escalation is for supervisors */
-	if (e->type == SLA_ESCALATE)
-		return;
-	if ((conv = sla_find(clk->sla, e->conversation, e->conversation_len)) != NULL)
-		c = sla_conv_udata(conv);
-	if (c == NULL || c->peer == NULL || c->peer->inject == NULL)
-		return;
-	sbuf_reset(&clk->frame);
-	if (alertfmt_warning(&clk->frame, e->conversation, e->conversation_len,
-	    clk->alert.s, clk->alert.len, 0) == -1)
-		return;
-	c->peer->inject(c->peer->ctx, clk->frame.s, clk->frame.len, 1);
-}
-
-/* Publishes clk->alert, the alert of e, to the supervisors (the sink). */
-static void
-slaclock_send(struct slaclock *clk, const struct sla_event *e)
-{
-	switch (e->type) {
-	case SLA_WARN:
-		clk->metrics->sla_warnings++;
-		break;
-	case SLA_BREACH:
-		clk->metrics->sla_breaches++;
-		break;
-	case SLA_ESCALATE:
-		clk->metrics->sla_escalations++;
-		break;
+	if (how & SLACLOCK_TELL) {
+		if ((conv = sla_find(clk->sla, e->conversation,
+		    e->conversation_len)) != NULL)
+			c = sla_conv_udata(conv);
+		if (c == NULL || c->peer == NULL)
+			how &= ~(unsigned)SLACLOCK_TELL;
 	}
-	clk->publish(clk->alert.s, clk->alert.len, (int)e->type,
-	    alertfmt_sla_type(e), e->agent,
-	    e->conversation, e->conversation_len, clk->arg);
-}
-
-/* Publishes e, and tells the agent when the conversation is held here. */
-static void
-slaclock_publish(struct slaclock *clk, const struct sla_event *e)
-{
-	if (slaclock_alert(clk, e) == -1)
-		return;
-	slaclock_send(clk, e);
-	slaclock_tell(clk, e);
+	if (how != 0)
+		clk->due(e, how, c != NULL ? c->peer : NULL, clk->arg);
 }
 
 /* Before each call into the engine: whether the store decides this one. */
@@ -265,8 +222,8 @@ slaclock_op_alone(struct slaclock_op *op)
 	struct slaclock	*clk = op->clk;
 
 	if (op->kind == SLACLOCK_OP_FIRE) {
-		if (slaclock_alert(clk, &op->ev) == 0)
-			slaclock_send(clk, &op->ev);	/* the agent was told already */
+		/* the agent was told already */
+		slaclock_hand(clk, &op->ev, SLACLOCK_PUBLISH);
 		sla_charge_event(clk->sla, op->ev.agent, op->ev.type, op->ev.due);
 	} else if (op->kind != SLACLOCK_OP_MARK && op->charge)
 		sla_charge_round(clk->sla, op->agent, op->answered, op->opened,
@@ -296,18 +253,15 @@ slaclock_emit(const struct sla_event *e, void *arg)
 	struct slaclock		*clk = arg;
 	struct slaclock_op	*op;
 
-	if (!clk->shared)
-		slaclock_publish(clk, e);	/* the engine charged it */
-	else if (slaclock_alert(clk, e) == 0)
-		slaclock_tell(clk, e);
+	/* without Redis deciding, the engine charged it */
+	slaclock_hand(clk, e, SLACLOCK_TELL | (clk->shared ? 0 : SLACLOCK_PUBLISH));
 	if (!convstore_on(clk->store))
 		return;
 	if ((op = slaclock_op_new(clk, clk->shared ? SLACLOCK_OP_FIRE :
 	    SLACLOCK_OP_MARK, e->conversation, e->conversation_len,
 	    e->agent)) == NULL) {
 		if (clk->shared) {
-			if (slaclock_alert(clk, e) == 0)
-				slaclock_send(clk, e);
+			slaclock_hand(clk, e, SLACLOCK_PUBLISH);
 			sla_charge_event(clk->sla, e->agent, e->type, e->due);
 		}
 		return;
@@ -384,8 +338,8 @@ slaclock_arm(struct slaclock_conv *c, int64_t now)
 
 struct slaclock *
 slaclock_new(struct event_base *base, const struct config *cfg,
-    struct metrics *m, struct alertfmt_ids *ids, slaclock_publish_cb publish,
-    void *arg, struct sbuf *errs)
+    struct metrics *m, uint32_t instance, slaclock_due_cb due, void *arg,
+    struct sbuf *errs)
 {
 	struct slaclock		*clk;
 	struct sla_config	 s;
@@ -394,13 +348,12 @@ slaclock_new(struct event_base *base, const struct config *cfg,
 		goto oom;
 	clk->base = base;
 	clk->metrics = m;
-	clk->ids = ids;
-	clk->publish = publish;
+	clk->due = due;
 	clk->arg = arg;
 	sla_config_from(&s, &cfg->sla);
 	if ((clk->sla = sla_new(&s, slaclock_emit, slaclock_release, clk)) == NULL)
 		goto oom;
-	if ((clk->store = convstore_new(base, cfg, ids->instance, slaclock_claim,
+	if ((clk->store = convstore_new(base, cfg, instance, slaclock_claim,
 	    clk, errs)) == NULL)
 		goto err;
 	slaclock_common(clk, &s);
@@ -488,8 +441,8 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 		return;
 	}
 	if (op->kind == SLACLOCK_OP_FIRE && r->done) {
-		if (slaclock_alert(clk, &op->ev) == 0)
-			slaclock_send(clk, &op->ev);	/* the agent was told already */
+		/* the agent was told already */
+		slaclock_hand(clk, &op->ev, SLACLOCK_PUBLISH);
 		sla_charge_event(clk->sla, op->ev.agent, op->ev.type, op->ev.due);
 	}
 	/* what happened while Redis was away was charged as it happened */
@@ -517,14 +470,15 @@ slaclock_claim(const char *id, size_t len, const struct convstore_reply *r,
 }
 
 void
-slaclock_turn(struct slaclock *clk, const struct relay_turn *t, int robot)
+slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
+    struct slaclock_peer *where)
 {
 	struct sla_conv		*conv;
 	struct slaclock_conv	*c;
 	struct slaclock_op	*op = NULL;
 	struct sla_conv_state	 before, first, later;
-	int64_t			 now = t->wall_ms;
-	int			 customer = t->role == RELAY_ROLE_CUSTOMER;
+	int64_t			 now = t->now_ms;
+	int			 customer = t->customer, robot = t->robot;
 
 	slaclock_begin(clk);
 	before.open = 0;
@@ -532,18 +486,18 @@ slaclock_turn(struct slaclock *clk, const struct relay_turn *t, int robot)
 	    t->conversation_len)) != NULL)
 		sla_conv_get(conv, &before);
 	conv = sla_turn(clk->sla, t->conversation, t->conversation_len,
-	    t->peer->agent, customer, !robot, now);
+	    t->agent, customer, !robot, now);
 	if (conv == NULL) {
 		log_warnx("slaclock_turn: out of memory, turn not timed");
 		return;
 	}
 	if ((c = slaclock_hold(clk, conv, now)) == NULL)
 		return;
-	slaclock_link(c, (struct relay_peer *)t->peer);
+	slaclock_link(c, where);
 	slaclock_arm(c, now);
 	if (!convstore_on(clk->store) || (op = slaclock_op_new(clk,
 	    SLACLOCK_OP_TURN, t->conversation, t->conversation_len,
-	    t->peer->agent)) == NULL)
+	    t->agent)) == NULL)
 		return;
 	if (!customer && !robot && before.open && clk->shared) {
 		op->charge = op->answered = 1;
@@ -554,7 +508,7 @@ slaclock_turn(struct slaclock *clk, const struct relay_turn *t, int robot)
 	sla_round_plan(clk->sla, 1, now, &first);
 	sla_round_plan(clk->sla, 0, now, &later);
 	slaclock_op_sent(op, convstore_turn(clk->store, t->conversation,
-	    t->conversation_len, t->peer->agent, customer ? CONVSTORE_CUSTOMER :
+	    t->conversation_len, t->agent, customer ? CONVSTORE_CUSTOMER :
 	    robot ? CONVSTORE_OTHER : CONVSTORE_REPLY,
 	    util_fnv1a64(t->text, t->text_len),
 	    &first, &later, now, slaclock_on_store, op));
@@ -605,22 +559,22 @@ slaclock_finish(struct slaclock *clk, struct sla_conv *conv, int64_t now,
 }
 
 void
-slaclock_end(struct slaclock *clk, const struct relay_turn *t)
+slaclock_end(struct slaclock *clk, const struct pipeline_turn *t)
 {
 	struct sla_conv	*conv;
 
 	slaclock_begin(clk);
 	if ((conv = sla_find(clk->sla, t->conversation, t->conversation_len)) != NULL)
-		(void)slaclock_finish(clk, conv, t->wall_ms, 0);
+		(void)slaclock_finish(clk, conv, t->now_ms, 0);
 }
 
 void
-slaclock_peer_closed(struct slaclock *clk, struct relay_peer *peer)
+slaclock_peer_closed(struct slaclock *clk, struct slaclock_peer *peer)
 {
 	(void)clk;
 	/* the conversations go on without a session to tell */
-	while (peer->sla_convs != NULL)
-		slaclock_unlink(peer->sla_convs);
+	while (peer->convs != NULL)
+		slaclock_unlink(peer->convs);
 }
 
 size_t
@@ -768,7 +722,5 @@ slaclock_free(struct slaclock *clk)
 	/* calls still in flight count as the engine did them, while it is here */
 	convstore_free(clk->store);
 	sla_free(clk->sla);	/* releases every conversation and its timer; charges nothing */
-	sbuf_free(&clk->alert);
-	sbuf_free(&clk->frame);
 	free(clk);
 }

@@ -1,4 +1,4 @@
-/* relay: the pipeline every complete message passes through; the only file that knows its order. */
+/* relay: every complete message through the pipeline, and what it says done: forward or drop, alerts out, warnings in, turns timed. */
 #ifndef CHATMON_RELAY_H
 #define CHATMON_RELAY_H
 
@@ -7,6 +7,7 @@
 
 #include "chatmon/config.h"
 #include "chatmon/metrics.h"
+#include "chatmon/slaclock.h"
 
 enum relay_dir {
 	RELAY_UP,	/* agent -> backend: chat turns by the agent */
@@ -20,39 +21,17 @@ enum relay_verdict {
 
 /*
  * Who a message belongs to, and how to reach the agent: inject queues a
- * text frame to the agent only (never to the backend). Unordered, it goes
- * ahead of the backend's queued messages (a rule warning about what the
- * agent just typed); ordered, after every backend message already queued
- * (an SLA warning must not arrive before the customer turn it is about).
- * The strings are the session's.
+ * text frame to the agent only (never to the backend), unordered ahead of
+ * the backend's queued messages or ordered after them (struct
+ * pipeline_alert). The strings are the session's; the session zeroes it.
  */
-struct slaclock_conv;
-
 struct relay_peer {
 	const char	*agent;		/* "" when the agent gave no id */
 	uint64_t	 session;	/* the session's serial number */
 	void		(*inject)(void *ctx, const char *frame, size_t len,
 			    int ordered);
 	void		*ctx;
-	struct slaclock_conv *sla_convs;	/* the SLA clock's: conversations last seen here */
-};
-
-enum relay_role {
-	RELAY_ROLE_AGENT,
-	RELAY_ROLE_CUSTOMER,
-};
-
-/* One chat turn, as handed to the pipeline's consumers (rules, SLA). */
-struct relay_turn {
-	const struct relay_peer *peer;
-	enum relay_role	 role;
-	const char	*conversation;
-	size_t		 conversation_len;
-	const char	*text;		/* UTF-8, unescaped; NULL for an end frame */
-	size_t		 text_len;
-	uint64_t	 mono_ns;	/* when chatmond saw it complete */
-	int64_t		 wall_ms;
-	int		 robot;		/* protocol.robot: a robot's or auto-reply */
+	struct slaclock_peer sla;	/* the SLA clock's: conversations last seen here */
 };
 
 /*
@@ -70,7 +49,7 @@ int	relay_check(const struct config *cfg, struct sbuf *errs);
 int	relay_set_config(struct relay *, const struct config *cfg,
 	    struct sbuf *errs);
 /* Inspects one complete message; data stays the caller's. */
-enum relay_verdict relay_message(struct relay *, const struct relay_peer *,
+enum relay_verdict relay_message(struct relay *, struct relay_peer *,
 	    enum relay_dir, int binary, const char *data, size_t len);
 /* The agent's connection is gone: its conversations go on without it. */
 void	relay_peer_closed(struct relay *, struct relay_peer *);

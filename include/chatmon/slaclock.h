@@ -1,43 +1,60 @@
-/* slaclock: the SLA engine on the loop: turns in, deadlines as libevent timers, events out to the agent and the alert sink. */
+/* slaclock: the SLA engine on the loop and in Redis: turns in, deadlines as libevent timers, due events handed back. */
 #ifndef CHATMON_SLACLOCK_H
 #define CHATMON_SLACLOCK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-#include "chatmon/alertfmt.h"
 #include "chatmon/config.h"
 #include "chatmon/metrics.h"
-#include "chatmon/relay.h"
+#include "chatmon/pipeline.h"
+#include "chatmon/sla.h"
 
 struct event_base;
 struct slaclock;
+struct slaclock_conv;
 
 /*
- * Where finished alert objects go (the relay's alert sink): severity 0 info,
- * 1 warn, 2 critical; what is the event type. Strings are the caller's.
+ * Where conversations were last seen: one per agent session, embedded by
+ * the caller (zeroed), so that a due warning reaches that agent. The
+ * list is the clock's.
  */
-typedef void (*slaclock_publish_cb)(const char *json, size_t len, int severity,
-    const char *what, const char *agent, const char *conversation,
-    size_t conversation_len, void *arg);
+struct slaclock_peer {
+	struct slaclock_conv	*convs;
+};
 
 /*
- * base, m, ids and the callback's arg are borrowed and must outlive the
- * clock; cfg is copied. NULL with a reason in errs.
+ * What to do with a due event, handed back to the caller (the relay makes
+ * the alert and carries it out): tell the agent of `where` (NULL: nobody
+ * to tell), publish it to the supervisors, or both. The two may come
+ * apart: the agent is told at once, the supervisors once Redis says this
+ * instance is the one that raises it. The event's strings are the clock's.
+ */
+#define SLACLOCK_TELL		0x1
+#define SLACLOCK_PUBLISH	0x2
+typedef void (*slaclock_due_cb)(const struct sla_event *, unsigned how,
+    struct slaclock_peer *where, void *arg);
+
+/*
+ * base, m and the callback's arg are borrowed and must outlive the clock;
+ * cfg is copied; instance tags this process in Redis. NULL with a reason
+ * in errs.
  */
 struct slaclock *slaclock_new(struct event_base *base, const struct config *cfg,
-	    struct metrics *m, struct alertfmt_ids *ids, slaclock_publish_cb publish,
-	    void *arg, struct sbuf *errs);
+	    struct metrics *m, uint32_t instance, slaclock_due_cb due, void *arg,
+	    struct sbuf *errs);
 /* New thresholds apply to rounds that open from now on. */
 void	slaclock_set_config(struct slaclock *, const struct config *cfg);
-/* A turn (robot: a robot's or auto-reply that does not close a round). */
-void	slaclock_turn(struct slaclock *, const struct relay_turn *, int robot);
+/* A turn the pipeline says to time, seen on the session of `where`. */
+void	slaclock_turn(struct slaclock *, const struct pipeline_turn *,
+	    struct slaclock_peer *where);
 /* An end frame. */
-void	slaclock_end(struct slaclock *, const struct relay_turn *);
+void	slaclock_end(struct slaclock *, const struct pipeline_turn *);
 /*
  * The agent's connection closed: its conversations go on (the customers
  * still wait), with no session to tell.
  */
-void	slaclock_peer_closed(struct slaclock *, struct relay_peer *);
+void	slaclock_peer_closed(struct slaclock *, struct slaclock_peer *);
 /*
  * The SLA part of /metrics in the Prometheus text format: open rounds and
  * conversations, the response-time histogram, and the figures per agent.

@@ -1,0 +1,227 @@
+/* pipeline: one chat turn through the rules, blocking and the SLA, in that order (pure): what to publish, tell the agent and time. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chatmon/pipeline.h"
+
+/*
+ * Alerts and warnings are written one after another into two buffers kept
+ * from call to call, so a turn allocates nothing once they have grown;
+ * while they grow the pointers may move, so an alert remembers offsets
+ * and gets its pointers when the turn is done.
+ */
+struct pipeline_span {
+	size_t	json, frame;		/* offsets; frame SIZE_MAX: none */
+};
+
+struct pipeline {
+	struct detect		*detect;
+	struct alertfmt_ids	*ids;
+	struct sbuf		 json, frames;
+	struct pipeline_alert	*alerts;
+	struct pipeline_span	*spans;
+	size_t			 nalerts, cap;
+};
+
+struct pipeline *
+pipeline_new(struct detect *detect, struct alertfmt_ids *ids)
+{
+	struct pipeline	*p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	p->detect = detect;
+	p->ids = ids;
+	return p;
+}
+
+void
+pipeline_free(struct pipeline *p)
+{
+	if (p == NULL)
+		return;
+	sbuf_free(&p->json);
+	sbuf_free(&p->frames);
+	free(p->alerts);
+	free(p->spans);
+	free(p);
+}
+
+static void
+pipeline_begin(struct pipeline *p, struct pipeline_out *out)
+{
+	sbuf_reset(&p->json);
+	sbuf_reset(&p->frames);
+	p->nalerts = 0;
+	memset(out, 0, sizeof(*out));
+}
+
+/* Back to len bytes: what a failed append left is not an alert. */
+static void
+pipeline_cut(struct sbuf *b, size_t len)
+{
+	if (b->s != NULL) {
+		b->len = len;
+		b->s[len] = '\0';
+	}
+}
+
+/* A slot for one more alert, its json and frame offsets set; NULL on ENOMEM. */
+static struct pipeline_alert *
+pipeline_slot(struct pipeline *p)
+{
+	struct pipeline_alert	*a;
+	struct pipeline_span	*s;
+	size_t			 ncap;
+
+	if (p->nalerts == p->cap) {
+		ncap = p->cap ? p->cap * 2 : 4;
+		if ((a = realloc(p->alerts, ncap * sizeof(*a))) == NULL)
+			return NULL;
+		p->alerts = a;
+		if ((s = realloc(p->spans, ncap * sizeof(*s))) == NULL)
+			return NULL;
+		p->spans = s;
+		p->cap = ncap;
+	}
+	a = &p->alerts[p->nalerts];
+	memset(a, 0, sizeof(*a));
+	p->spans[p->nalerts].json = p->json.len;
+	p->spans[p->nalerts].frame = SIZE_MAX;
+	return a;
+}
+
+/*
+ * The alert just written after the slot's json offset is kept; with
+ * warn, the agent's warning (blocked or not) is made of it. 0, or -1 when
+ * the warning could not be made (the alert stays).
+ */
+static int
+pipeline_keep(struct pipeline *p, struct pipeline_alert *a, const char *conv,
+    size_t conv_len, int warn, int blocked)
+{
+	struct pipeline_span	*s = &p->spans[p->nalerts];
+	size_t			 flen = p->frames.len;
+	int			 rc = 0;
+
+	a->json_len = p->json.len - s->json;
+	p->nalerts++;
+	if (!warn)
+		return 0;
+	if (alertfmt_warning(&p->frames, conv, conv_len, p->json.s + s->json,
+	    a->json_len, blocked) == -1) {
+		pipeline_cut(&p->frames, flen);
+		rc = -1;
+	} else {
+		s->frame = flen;
+		a->frame_len = p->frames.len - flen;
+	}
+	return rc;
+}
+
+/* The buffers are final: the alerts get their pointers. */
+static void
+pipeline_done(struct pipeline *p, struct pipeline_out *out)
+{
+	size_t	i;
+
+	for (i = 0; i < p->nalerts; i++) {
+		p->alerts[i].json = p->json.s + p->spans[i].json;
+		p->alerts[i].frame = p->spans[i].frame == SIZE_MAX ? NULL :
+		    p->frames.s + p->spans[i].frame;
+	}
+	out->alerts = p->alerts;
+	out->nalerts = p->nalerts;
+}
+
+/* One rule hit's alert, and the agent's warning unless the rule only flags. */
+static int
+pipeline_rule_hit(struct pipeline *p, const struct pipeline_turn *t,
+    const struct detect_hit *dh, int blocked)
+{
+	struct pipeline_alert	*a;
+	struct alertfmt_turn	 at;
+	char			 id[ALERTFMT_ID_MAX];
+	size_t			 len = p->json.len;
+
+	if ((a = pipeline_slot(p)) == NULL)
+		return -1;
+	alertfmt_id(id, t->now_ms, p->ids);
+	at.id = id;
+	at.wall_ms = t->now_ms;
+	at.agent = t->agent;
+	at.conversation = t->conversation;
+	at.conversation_len = t->conversation_len;
+	at.role = t->customer ? "customer" : "agent";
+	at.text = dh->text;
+	at.text_len = dh->text_len;
+	at.turns = dh->turns;
+	if (alertfmt_rule_hit(&p->json, &at, &dh->hit) == -1) {
+		pipeline_cut(&p->json, len);
+		return -1;
+	}
+	a->severity = (int)dh->hit.severity;
+	a->what = dh->hit.rule;
+	a->hit = &dh->hit;
+	return pipeline_keep(p, a, t->conversation, t->conversation_len,
+	    dh->hit.action != RULES_FLAG, blocked);
+}
+
+int
+pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
+    struct pipeline_out *out)
+{
+	const struct detect_hit	*hits;
+	ssize_t			 n, i;
+	int			 rc = 0;
+
+	pipeline_begin(p, out);
+	if (t->text == NULL) {
+		detect_end(p->detect, t->conversation, t->conversation_len);
+		out->sla = PIPELINE_SLA_END;
+		return 0;
+	}
+	/* a block across turns stops the message that completes it */
+	if ((n = detect_turn(p->detect, t->customer ? RULES_CUSTOMER :
+	    RULES_AGENT, t->conversation, t->conversation_len, t->text,
+	    t->text_len, t->now_ms, &hits)) == -1) {
+		out->rule_error = 1;
+		n = 0;
+	}
+	for (i = 0; i < n; i++)
+		if (hits[i].hit.action == RULES_BLOCK)
+			out->drop = 1;	/* rules never block a customer */
+	for (i = 0; i < n; i++)
+		if (pipeline_rule_hit(p, t, &hits[i], out->drop) == -1)
+			rc = -1;
+	/* the customer never saw a blocked reply: it answers nothing */
+	out->sla = out->drop ? PIPELINE_SLA_NONE : PIPELINE_SLA_TURN;
+	pipeline_done(p, out);
+	return rc;
+}
+
+int
+pipeline_event(struct pipeline *p, const struct sla_event *e,
+    struct pipeline_out *out)
+{
+	struct pipeline_alert	*a;
+	size_t			 len;
+	int			 rc = 0;
+
+	pipeline_begin(p, out);
+	len = p->json.len;
+	if ((a = pipeline_slot(p)) == NULL ||
+	    alertfmt_sla(&p->json, p->ids, e) == -1) {
+		pipeline_cut(&p->json, len);
+		return -1;
+	}
+	a->severity = (int)e->type;
+	a->what = alertfmt_sla_type(e);
+	a->ordered = 1;
+	/* an escalation is for supervisors */
+	if (pipeline_keep(p, a, e->conversation, e->conversation_len,
+	    e->type != SLA_ESCALATE, 0) == -1)
+		rc = -1;
+	pipeline_done(p, out);
+	return rc;
+}
