@@ -56,11 +56,11 @@
 #define CONVSTORE_SWEEP_MAX	100	/* conversations claimed per bucket per sweep */
 #define CONVSTORE_LEASE_MS	5000
 /* Past its idle end a conversation's record lingers this long, then Redis drops it. */
-#define CONVSTORE_TTL_MS	86400000LL
+#define CONVSTORE_TTL_MS	86400000
 #define CONVSTORE_WAIT_MAX	100000	/* calls kept while Redis is away */
 #define CONVSTORE_REPLAY_MS	20000	/* answered calls sent again on a new connection */
 #define CONVSTORE_REPLAY_MAX	50000
-#define CONVSTORE_MAXARG	32	/* the most a call sends: a turn, 25 */
+#define CONVSTORE_MAXARG	32	/* the most a call sends: a customer turn, 26 */
 #define CONVSTORE_NFIELD	17
 /* A customer turn repeating the last one within this, its round answered: a copy. */
 #define CONVSTORE_COPY_MS	30000
@@ -113,12 +113,16 @@ static const char convstore_lua_common[] =
 "  if n >= 0 then redis.call('ZADD', KEYS[2], n, id) else redis.call('ZREM', KEYS[2], id) end\n"
 "end\n";
 
+#define CONVSTORE_STR_(x)	#x
+#define CONVSTORE_STR(x)	CONVSTORE_STR_(x)
+
 /*
  * KEYS: the conversation, its bucket's deadline and open sets and log. ARGV: now, kind (c
- * customer, a reply, r other agent turn), agent, idle end, id, TTL past
- * the idle end, then m0 d0 m1 d1 m2 d2 of a first round and of a later one,
- * then the customer turn's hash and how long a repeat of it is a copy, and
- * the instance.
+ * customer, a reply, r other agent turn), agent, idle end, id, the
+ * instance; a customer turn only (they are half the calls, the rest need
+ * none of it): the turn's hash, then m0 d0 m1 d1 m2 d2 of a first round
+ * and of a later one, each d in ms from now (-1: none), which is shorter
+ * on the wire than a time.
  * A copy of the customer turn that opened a round already answered (the
  * backend sent it again, or one tab got it after another tab replied)
  * opens no round.
@@ -135,24 +139,28 @@ static const char convstore_lua_turn[] =
 "end\n"
 "if ARGV[3] ~= '' then t.a = ARGV[3] end\n"
 "if ARGV[2] == 'c' then\n"
-"  local copy = t.lc == ARGV[19] and now - num(t.lt) < tonumber(ARGV[20])\n"
-"  if now >= num(t.lt) then t.lc = ARGV[19]; t.lt = ARGV[1] end\n"
+"  local copy = t.lc == ARGV[7] and now - num(t.lt) < " CONVSTORE_STR(CONVSTORE_COPY_MS) "\n"
+"  if now >= num(t.lt) then t.lc = ARGV[7]; t.lt = ARGV[1] end\n"
 "  if t.op ~= '1' and not copy then\n"
-"    local b = 7\n"
-"    if t.h == '1' then b = 13 end\n"
+"    local b = 8\n"
+"    if t.h == '1' then b = 14 end\n"
 "    t.f = (t.h == '1') and '0' or '1'\n"
 "    t.op = '1'; t.o = ARGV[1]; t.h = '1'; t.x = '0'; t.ra = t.a or ''\n"
-"    for e = 0, 2 do t['m'..e] = ARGV[b+2*e]; t['d'..e] = ARGV[b+2*e+1] end\n"
+"    for e = 0, 2 do\n"
+"      local d = tonumber(ARGV[b+2*e+1])\n"
+"      t['m'..e] = ARGV[b+2*e]; t['d'..e] = d < 0 and '-1' or string.format('%d', now + d)\n"
+"    end\n"
 "  end\n"
 "elseif ARGV[2] == 'a' and t.op == '1' then\n"
 "  out = {'a', t.o, t.f, t.a or '', ARGV[1]}\n"
 "  t.op = '0'; t.x = '0'\n"
 "end\n"
 "if num(ARGV[4]) < 0 or num(ARGV[4]) > num(t.i) then t.i = ARGV[4] end\n"
-"t.w = ARGV[21]\n"
+"t.w = ARGV[6]\n"
 "save(t)\n"
-"if num(t.i) >= 0 then redis.call('PEXPIREAT', KEYS[1], num(t.i) + tonumber(ARGV[6]))\n"
-"else redis.call('PEXPIRE', KEYS[1], ARGV[6]) end\n"
+"local ttl = " CONVSTORE_STR(CONVSTORE_TTL_MS) "\n"
+"if num(t.i) >= 0 then redis.call('PEXPIREAT', KEYS[1], num(t.i) + ttl)\n"
+"else redis.call('PEXPIRE', KEYS[1], ttl) end\n"
 "schedule(t, ARGV[5])\n"
 "if out[1] then record(out[1], out[4], out[2], out[5], out[3]) end\n"
 "return {1, dump(t), out}\n";
@@ -695,6 +703,7 @@ convstore_turn(struct convstore *cs, const char *id, size_t len,
     const struct sla_conv_state *first, const struct sla_conv_state *later,
     int64_t now, convstore_cb cb, void *priv)
 {
+	const struct sla_conv_state *p;
 	struct convstore_args	 a;
 	char			 k = (char)kind, hash[17];
 	int			 i;
@@ -705,19 +714,17 @@ convstore_turn(struct convstore *cs, const char *id, size_t len,
 	convstore_arg_str(&a, agent != NULL ? agent : "");
 	convstore_arg_num(&a, first->idle_at);
 	convstore_arg(&a, id, len);
-	convstore_arg_num(&a, CONVSTORE_TTL_MS);
-	for (i = 0; i < 3; i++) {
-		convstore_arg_num(&a, (int64_t)first->ms[i]);
-		convstore_arg_num(&a, first->ms[i] ? first->due[i] : INT64_MAX);
-	}
-	for (i = 0; i < 3; i++) {
-		convstore_arg_num(&a, (int64_t)later->ms[i]);
-		convstore_arg_num(&a, later->ms[i] ? later->due[i] : INT64_MAX);
-	}
-	convstore_arg(&a, hash, (size_t)snprintf(hash, sizeof(hash), "%016" PRIx64,
-	    text_hash));
-	convstore_arg_num(&a, CONVSTORE_COPY_MS);
 	convstore_arg_str(&a, cs->instance);
+	if (kind == CONVSTORE_CUSTOMER) {
+		convstore_arg(&a, hash, (size_t)snprintf(hash, sizeof(hash),
+		    "%016" PRIx64, text_hash));
+		for (p = first; p != NULL; p = p == first ? later : NULL)
+			for (i = 0; i < 3; i++) {
+				convstore_arg_num(&a, (int64_t)p->ms[i]);
+				convstore_arg_num(&a, !p->ms[i] || p->due[i] ==
+				    INT64_MAX ? -1 : p->due[i] > now ? p->due[i] - now : 0);
+			}
+	}
 	return convstore_call(cs, &a, 0, CS_TURN, 0, cb, priv);
 }
 
