@@ -1,8 +1,10 @@
 """What the benchmark scripts share: paths, free ports, chatmond's config,
-waiting for a server and cleaning up."""
+waiting for a server, a redis-server of their own, what a process and Redis
+spent, and cleaning up."""
 
 import os
 import socket
+import subprocess
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -42,6 +44,39 @@ def wait_listening(port, proc, timeout=10):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listening on {port}")
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of process pid so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_start(tmp):
+    """A redis-server on a unix socket in tmp, nothing saved: (process, socket path)."""
+    sock = os.path.join(tmp, "redis.sock")
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock,
+                             "--save", "", "--appendonly", "no", "--dir", tmp],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(sock):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+    return proc, sock
+
+
+def redis_info(sock):
+    """Redis's counters so far (commands, bytes in and out, CPU seconds) and
+    the memory it holds now."""
+    import redis
+    i = redis.Redis(unix_socket_path=sock).info()
+    return {"cmds": i["total_commands_processed"], "in": i["total_net_input_bytes"],
+            "out": i["total_net_output_bytes"],
+            "cpu": i["used_cpu_user"] + i["used_cpu_sys"], "mem": i["used_memory"]}
 
 
 def cleanup(daemon, backend, tmp):

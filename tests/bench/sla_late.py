@@ -48,7 +48,8 @@ import time
 
 import websockets
 
-from benchlib import PYTHON, ROOT, cleanup, wait_listening, write_conf
+from benchlib import PYTHON, ROOT, cleanup, cpu_s, redis_info, redis_start, \
+    wait_listening, write_conf
 DUE = {"sla.warn": 0.5, "sla.breach": 1.0}
 
 
@@ -127,35 +128,6 @@ async def load(port, args):
     stop.set()
     await asyncio.gather(*echoes)
     return late, secs, echoed
-
-
-def cpu_s(pid):
-    """User + system CPU seconds of process pid so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def redis_start(tmp):
-    """A redis-server on a unix socket in tmp: (process, socket path)."""
-    sock = os.path.join(tmp, "redis.sock")
-    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock,
-                             "--save", "", "--appendonly", "no", "--dir", tmp],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(sock):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("redis-server did not start")
-        time.sleep(0.05)
-    return proc, sock
-
-
-def redis_info(sock):
-    import redis
-    i = redis.Redis(unix_socket_path=sock).info()
-    return {"cmds": i["total_commands_processed"], "in": i["total_net_input_bytes"],
-            "out": i["total_net_output_bytes"],
-            "cpu": i["used_cpu_user"] + i["used_cpu_sys"]}
 
 
 def stats_line(log):
