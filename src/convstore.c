@@ -61,11 +61,15 @@
 #define CONVSTORE_REPLAY_MS	20000	/* answered calls sent again on a new connection */
 #define CONVSTORE_REPLAY_MAX	50000
 #define CONVSTORE_MAXARG	32	/* the most a call sends: a customer turn, 26 */
-#define CONVSTORE_NFIELD	17
+/* The fields an instance reads back (op .. a below): the rest stay in Redis. */
+#define CONVSTORE_NREAD		13
 /* A customer turn repeating the last one within this, its round answered: a copy. */
 #define CONVSTORE_COPY_MS	30000
 
 enum { CS_TURN, CS_FIRE, CS_END, CS_SWEEP, CS_NSCRIPT };
+
+#define CONVSTORE_STR_(x)	#x
+#define CONVSTORE_STR(x)	CONVSTORE_STR_(x)
 
 /*
  * Fields: op a round is open, o when it opened, f it is the first, h a
@@ -74,7 +78,9 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_SWEEP, CS_NSCRIPT };
  * agent, ra the agent who held it when the round opened, lc a hash of the
  * last customer turn and lt when it came, w the instance that last applied
  * a turn or raised an event. Lua numbers are doubles:
- * millisecond times (< 2^53) are exact.
+ * millisecond times (< 2^53) are exact. A reply carries the first
+ * CONVSTORE_NREAD, what the engine needs (sla_conv_put), and no more: a
+ * reply per turn is most of what Redis sends.
  */
 static const char convstore_lua_common[] =
 "local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','ra','lc','lt','w'}\n"
@@ -86,7 +92,7 @@ static const char convstore_lua_common[] =
 "end\n"
 "local function dump(t)\n"
 "  local r = {}\n"
-"  for k = 1, #F do r[k] = t[F[k]] or '' end\n"
+"  for k = 1, " CONVSTORE_STR(CONVSTORE_NREAD) " do r[k] = t[F[k]] or '' end\n"
 "  return r\n"
 "end\n"
 "local function save(t)\n"
@@ -112,9 +118,6 @@ static const char convstore_lua_common[] =
 "  end\n"
 "  if n >= 0 then redis.call('ZADD', KEYS[2], n, id) else redis.call('ZREM', KEYS[2], id) end\n"
 "end\n";
-
-#define CONVSTORE_STR_(x)	#x
-#define CONVSTORE_STR(x)	CONVSTORE_STR_(x)
 
 /*
  * KEYS: the conversation, its bucket's deadline and open sets and log. ARGV: now, kind (c
@@ -494,7 +497,7 @@ convstore_parse_state(const redisReply *d, struct convstore_reply *out)
 	int		  i;
 	int64_t		  v;
 
-	if (d->type != REDIS_REPLY_ARRAY || d->elements != CONVSTORE_NFIELD)
+	if (d->type != REDIS_REPLY_ARRAY || d->elements != CONVSTORE_NREAD)
 		return -1;
 	e = d->element;
 	out->exists = convstore_str(e[11])[0] != '\0';	/* every record has an idle end */
@@ -611,8 +614,8 @@ convstore_on_claim(struct convstore_op *op, redisReply *reply)
 {
 	struct convstore	*cs = op->cs;
 	struct convstore_reply	 r;
-	const char		*id = op->argv[CONVSTORE_NFIELD + 2];
-	size_t			 len = op->argvlen[CONVSTORE_NFIELD + 2];
+	const char		*id = op->argv[CONVSTORE_NREAD + 2];
+	size_t			 len = op->argvlen[CONVSTORE_NREAD + 2];
 
 	memset(&r, 0, sizeof(r));
 	r.agent = r.charged_agent = "";
@@ -622,7 +625,7 @@ convstore_on_claim(struct convstore_op *op, redisReply *reply)
 	if (!r.exists) {
 		/* Redis dropped the record (its TTL): nothing is due any more */
 		(void)rconn_command(cs->rc, NULL, NULL, 0, "ZREM %b %b",
-		    op->argv[CONVSTORE_NFIELD + 3], op->argvlen[CONVSTORE_NFIELD + 3],
+		    op->argv[CONVSTORE_NREAD + 3], op->argvlen[CONVSTORE_NREAD + 3],
 		    id, len);
 		return;
 	}
@@ -633,9 +636,9 @@ static void
 convstore_on_sweep(struct convstore_op *op, redisReply *reply)
 {
 	struct convstore	*cs = op->cs;
-	static const char	*const fields[CONVSTORE_NFIELD] = { "op", "o",
+	static const char	*const fields[CONVSTORE_NREAD] = { "op", "o",
 				    "f", "h", "x", "d0", "d1", "d2", "m0", "m1",
-				    "m2", "i", "a", "ra", "lc", "lt", "w" };
+				    "m2", "i", "a" };
 	struct convstore_args	 a;
 	const char		*pre = cs->prefix != NULL ? cs->prefix : "";
 	size_t			 i, len;
@@ -658,7 +661,7 @@ convstore_on_sweep(struct convstore_op *op, redisReply *reply)
 			continue;
 		memcpy(a.key[0] + n, reply->element[i]->str, len);
 		convstore_arg(&a, a.key[0], (size_t)n + len);
-		for (k = 0; k < CONVSTORE_NFIELD; k++)
+		for (k = 0; k < CONVSTORE_NREAD; k++)
 			convstore_arg_str(&a, fields[k]);
 		convstore_arg(&a, reply->element[i]->str, len);
 		convstore_arg(&a, op->argv[3], op->argvlen[3]);

@@ -29,7 +29,8 @@
  * (the last dashboard.history alerts, and the whole local day for the rule
  * hits), then XREAD BLOCK from the last id, for ever; after an outage it
  * goes on from there. The other polls the state chatmond writes, every
- * redis.snapshot: SCAN for the instances' keys, MGET, merge.
+ * redis.snapshot: who waits and the day's figures in Redis, the instances'
+ * documents from their index (ZRANGEBYSCORE), MGET, merge.
  *
  * Pages connect to /feed. Each has its place in the feed (src/feed.c); new
  * alerts wake the pages at most every DASH_FLUSH_MS, so a burst goes out in
@@ -42,7 +43,7 @@
 #define DASH_PROTOCOL	"chatmon-dashboard"
 #define DASH_FLUSH_MS	100
 #define DASH_BLOCK_MS	5000
-#define DASH_PAGE	1000		/* entries per XRANGE / XREAD, keys per SCAN */
+#define DASH_PAGE	1000		/* entries per XRANGE / XREAD, documents per index read */
 #define DASH_POLL_MS	2000		/* when redis.snapshot is 0 */
 #define DASH_RETRY_MS	1000		/* after Redis refused a stream read */
 /*
@@ -63,7 +64,7 @@ struct dash_client {		/* a page's feed (lws's per-connection space) */
 	unsigned		 status_v, waiting_v, agents_v;	/* versions sent */
 };
 
-enum dash_scan {
+enum dash_doc {
 	DASH_SCAN_WAITING,
 	DASH_SCAN_AGENTS,
 };
@@ -106,7 +107,7 @@ struct dash {
 	uint64_t		 poll_ms;
 	/* the poll under way */
 	int			 polling;
-	enum dash_scan		 scan;
+	enum dash_doc		 scan;	/* which documents are being read */
 	char			**keys;
 	size_t			 nkeys, capkeys;
 	/* who waits, read from the conversations' state in Redis */
@@ -337,37 +338,23 @@ dash_keys_clear(struct dash *d)
 		free(d->keys[--d->nkeys]);
 }
 
-/* A SCAN MATCH pattern for keys that start with the prefix literally. */
-static void
-dash_pattern(struct dash *d, struct sbuf *pat, enum dash_scan what)
-{
-	const char	*p;
+static void	dash_on_index(redisReply *, void *);
 
-	sbuf_reset(pat);
-	for (p = d->prefix; *p != '\0'; p++) {
-		if (strchr("*?[]\\", *p) != NULL)
-			sbuf_append(pat, "\\", 1);
-		sbuf_append(pat, p, 1);
-	}
-	if (what == DASH_SCAN_WAITING)
-		sbuf_printf(pat, "chatmon:waiting:*");
+/* The instances' live documents of the kind being read, from their index (src/snapshot.c). */
+static void
+dash_index(struct dash *d)
+{
+	char	index[512];
+
+	if (d->scan == DASH_SCAN_WAITING)
+		snprintf(index, sizeof(index), "%schatmon:waiting", d->prefix);
 	else
-		sbuf_printf(pat, "chatmon:agents:%s:*", d->day);
-}
-
-static void	dash_on_scan(redisReply *, void *);
-
-static void
-dash_scan(struct dash *d, const char *cursor)
-{
-	struct sbuf	pat;
-
-	sbuf_init(&pat);
-	dash_pattern(d, &pat, d->scan);
-	if (rconn_command(d->state, dash_on_scan, d, 0, "SCAN %s MATCH %s COUNT %d",
-	    cursor, sbuf_str(&pat), DASH_PAGE) == -1)
+		snprintf(index, sizeof(index), "%schatmon:agents:%s", d->prefix,
+		    d->day);
+	if (rconn_command(d->state, dash_on_index, d, 0,
+	    "ZRANGEBYSCORE %s (%lld +inf LIMIT 0 %d", index,
+	    (long long)util_wall_ms(), DASH_PAGE) == -1)
 		d->polling = 0;
-	sbuf_free(&pat);
 }
 
 static void
@@ -453,7 +440,7 @@ dash_log_done(struct dash *d)
 	sbuf_reset(&d->figsdoc);
 	if (state_agents_doc(&d->figsdoc, d->figs, util_wall_ms(), &o, &scfg) == -1)
 		sbuf_reset(&d->figsdoc);
-	dash_scan(d, "0");
+	dash_index(d);
 }
 
 static const char *
@@ -567,7 +554,7 @@ dash_log_read(struct dash *d)
 }
 
 static void
-dash_on_scan(redisReply *r, void *priv)
+dash_on_index(redisReply *r, void *priv)
 {
 	struct dash	*d = priv;
 	const char	**argv;
@@ -578,17 +565,14 @@ dash_on_scan(redisReply *r, void *priv)
 		d->polling = 0;
 		return;
 	}
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    r->element[0]->type != REDIS_REPLY_STRING ||
-	    r->element[1]->type != REDIS_REPLY_ARRAY) {
-		log_warnx("dash_on_scan: redis: %s", r->type == REDIS_REPLY_ERROR ?
-		    r->str : "an unexpected reply to SCAN");
-		dash_keys_clear(d);
+	if (r->type != REDIS_REPLY_ARRAY) {
+		log_warnx("dash_on_index: redis: %s", r->type == REDIS_REPLY_ERROR ?
+		    r->str : "an unexpected reply to ZRANGEBYSCORE");
 		d->polling = 0;
 		return;
 	}
-	for (i = 0; i < r->element[1]->elements; i++) {
-		if (r->element[1]->element[i]->type != REDIS_REPLY_STRING)
+	for (i = 0; i < r->elements; i++) {
+		if (r->element[i]->type != REDIS_REPLY_STRING)
 			continue;
 		if (d->nkeys == d->capkeys) {
 			if ((nk = reallocarray(d->keys, d->capkeys ? d->capkeys * 2 :
@@ -597,12 +581,8 @@ dash_on_scan(redisReply *r, void *priv)
 			d->keys = nk;
 			d->capkeys = d->capkeys ? d->capkeys * 2 : 16;
 		}
-		if ((d->keys[d->nkeys] = strdup(r->element[1]->element[i]->str)) != NULL)
+		if ((d->keys[d->nkeys] = strdup(r->element[i]->str)) != NULL)
 			d->nkeys++;
-	}
-	if (strcmp(r->element[0]->str, "0") != 0) {
-		dash_scan(d, r->element[0]->str);
-		return;
 	}
 	if (d->nkeys == 0) {		/* no instance: an empty message still */
 		dash_on_mget(&(redisReply){ .type = REDIS_REPLY_ARRAY }, d);
@@ -696,7 +676,7 @@ dash_open_done(struct dash *d)
 		sbuf_reset(&d->opendoc);
 	free(v);
 	dash_open_clear(d);
-	dash_scan(d, "0");
+	dash_index(d);
 }
 
 static void

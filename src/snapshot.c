@@ -59,13 +59,28 @@ snapshot_on_reply(redisReply *reply, void *priv)
 		    reply->str);
 }
 
+/*
+ * The document goes to key until expires (wall ms), and key into index,
+ * scored by when it expires: the dashboard finds the live documents there
+ * (ZRANGEBYSCORE) instead of scanning a keyspace that holds every
+ * conversation. What expired is taken out of the index as it goes. All
+ * instances write the same expiry for a kind of document, so the last
+ * write's is the latest.
+ */
 static void
-snapshot_set(struct snapshot *sn, const char *key, const char *ttl_unit,
-    uint64_t ttl)
+snapshot_set(struct snapshot *sn, const char *key, const char *index,
+    int64_t now, int64_t expires)
 {
-	if (rconn_command(sn->rc, snapshot_on_reply, sn, 0, "SET %s %b %s %" PRIu64,
-	    key, sn->doc.s, sn->doc.len, ttl_unit, ttl) == 0)
+	if (rconn_command(sn->rc, snapshot_on_reply, sn, 0, "SET %s %b PXAT %lld",
+	    key, sn->doc.s, sn->doc.len, (long long)expires) == 0)
 		sn->inflight++;
+	(void)rconn_command(sn->rc, NULL, NULL, 0, "ZADD %s %lld %s", index,
+	    (long long)expires, key);
+	(void)rconn_command(sn->rc, NULL, NULL, 0, "ZREMRANGEBYSCORE %s -inf (%lld",
+	    index, (long long)now);
+	/* the index goes with the last document it holds */
+	(void)rconn_command(sn->rc, NULL, NULL, 0, "PEXPIREAT %s %lld", index,
+	    (long long)expires);
 }
 
 static void
@@ -74,7 +89,7 @@ snapshot_write(struct snapshot *sn)
 	struct state_origin	 o = { sn->instance, sn->host, sn->pid };
 	int64_t			 now = util_wall_ms();
 	uint64_t		 ttl = 3 * sn->interval_ms;
-	char			 key[512], day[16];
+	char			 key[512], index[512], day[16];
 	const char		*pre = sn->prefix ? sn->prefix : "";
 
 	/* with the conversations' state in Redis, the dashboard reads it all there */
@@ -86,14 +101,16 @@ snapshot_write(struct snapshot *sn)
 	sbuf_reset(&sn->doc);
 	if (state_waiting_doc(&sn->doc, sn->sla, now, &o) == 0) {
 		snprintf(key, sizeof(key), "%schatmon:waiting:%s", pre, sn->instance);
-		snapshot_set(sn, key, "PX", ttl);
+		snprintf(index, sizeof(index), "%schatmon:waiting", pre);
+		snapshot_set(sn, key, index, now, now + (int64_t)ttl);
 	}
 	sbuf_reset(&sn->doc);
 	if (state_agents_doc(&sn->doc, sn->sla, now, &o, &sn->scfg) == 0) {
 		state_day(day, now, sn->scfg.utc_offset_min);
 		snprintf(key, sizeof(key), "%schatmon:agents:%s:%s", pre, day,
 		    sn->instance);
-		snapshot_set(sn, key, "EX", SNAPSHOT_DAY_TTL_S);
+		snprintf(index, sizeof(index), "%schatmon:agents:%s", pre, day);
+		snapshot_set(sn, key, index, now, now + SNAPSHOT_DAY_TTL_S * 1000LL);
 	}
 }
 

@@ -355,6 +355,7 @@ def run_mode(mode, args, chatmond, chatmon, say):
         "in": (r1["in"] - r0["in"]) / 1024 / wall,
         "out": (r1["out"] - r0["out"]) / 1024 / wall,
         "rcpu": 100 * (r1["cpu"] - r0["cpu"]) / wall,
+        "rcmd": 100 * (r1["cmd_s"] - r0["cmd_s"]) / wall,
         "ccpu": 100 * (c1[dproc.pid] - c0[dproc.pid]) / wall,
         "dcpu": 100 * (c1[dash.pid] - c0[dash.pid]) / wall,
         "fmsgs": len(sizes) / wall,
@@ -376,6 +377,11 @@ def run_mode(mode, args, chatmond, chatmon, say):
         "d99": statistics.quantiles(delays, n=100)[98] if len(delays) > 1 else None,
         "dmax": max(delays) if delays else None,
         "kinds": sorted({kind for _, kind in msgs}),
+        # per command: calls/s and µs inside it per call, over the window
+        "cmdstats": {k: ((c - r0["stats"].get(k, (0, 0))[0]) / wall,
+                         (u - r0["stats"].get(k, (0, 0))[1])
+                         / max(1, c - r0["stats"].get(k, (0, 0))[0]))
+                     for k, (c, u) in r1["stats"].items()},
         "logs": log_lines,
     }
     if m1["chatmon_rule_blocks_total"]:
@@ -393,6 +399,7 @@ ROWS = [
     ("Redis bytes in, KiB/s", "in", 0),
     ("Redis bytes out, KiB/s", "out", 0),
     ("Redis CPU, % of a core", "rcpu", 1),
+    ("of which inside commands (scripts whole), % of a core", "rcmd", 1),
     ("chatmond CPU, % of a core", "ccpu", 1),
     ("dashboard CPU, % of a core", "dcpu", 1),
     ("feed messages/s", "fmsgs", 2),
@@ -446,6 +453,10 @@ def table(runs, args, intended):
     for mode in MODES:
         kinds = sorted({k for r in runs[mode] for k in r["kinds"]})
         print(f"\n{mode}: feed message types in the window: {', '.join(kinds) or 'none'}")
+        last = runs[mode][-1]["cmdstats"]
+        top = sorted(last.items(), key=lambda kv: -kv[1][0] * kv[1][1])[:8]
+        print(f"{mode}: Redis commands by time spent (last rep): " + ", ".join(
+            f"{k} {n:.0f}/s × {us:.1f} µs" for k, (n, us) in top if n > 0))
         for r in runs[mode]:
             for name, lines in r["logs"].items():
                 if lines:

@@ -358,6 +358,8 @@ def test_live_page(browser, redis_server, daemon, backend, dashboard, tmp_path):
         xadd(c, a)
     key, doc = morning_agents(now)
     c.set(key, json.dumps(doc, ensure_ascii=False), ex=172800)
+    # and into the day's index, where the dashboard finds instances' documents
+    c.zadd(key.rsplit(":", 1)[0], {key: int((now + 172800) * 1000)})
 
     b = backend(script="customer.py")
     cs = {name: daemon(b.port, rules=DEFAULT_RULES, redis=r.url(), extra=SLA, args=SNAPSHOT,
