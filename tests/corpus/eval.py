@@ -124,13 +124,23 @@ def measure(rows, hits):
     kind = collections.defaultdict(collections.Counter)
     innocent = [i for i, o in enumerate(rows) if not o["expect"]]
     all_clean = sum(1 for i in innocent if not hits[i])
-    block_bad = 0
+    # what each multi-turn group breaks (labelled on its completing turn only)
+    group = collections.defaultdict(set)
+    for o in rows:
+        if o.get("conv"):
+            group[o["_where"].split(":")[0], o["conv"]] |= set(o["expect"])
+    block_bad = block_early = 0
     for i, o in enumerate(rows):
         want = set(o["expect"])
         fired = {h["category"] for h in hits[i]}
         blocked = {h["category"] for h in hits[i] if h.get("action") == "block"}
         if blocked - want:
             block_bad += 1
+            # an earlier turn of a violating split group, blocked for what the
+            # group breaks: the violation stopped a turn early, not an innocent
+            if o.get("kind") == "split" and not blocked - want - group[
+                    o["_where"].split(":")[0], o.get("conv")]:
+                block_early += 1
         for c in CATEGORIES:
             if c in want:
                 cat[c]["pos"] += 1
@@ -147,11 +157,11 @@ def measure(rows, hits):
             k = o.get("kind", "?")
             kind[k]["pos"] += 1
             kind[k]["hit"] += bool(want & fired)
-    return cat, kind, len(innocent), all_clean, block_bad
+    return cat, kind, len(innocent), all_clean, block_bad, block_early
 
 
 def report(name, rows, hits, out):
-    cat, kind, n_innocent, all_clean, block_bad = measure(rows, hits)
+    cat, kind, n_innocent, all_clean, block_bad, block_early = measure(rows, hits)
     res = {"lines": len(rows), "innocent": n_innocent, "categories": {}, "kinds": {}}
     print(f"\n== {name}: {len(rows)} lines, {len(rows) - n_innocent} breaking a rule, "
           f"{n_innocent} innocent")
@@ -180,13 +190,15 @@ def report(name, rows, hits, out):
     print(f"{'overall':<15} {tp + fn:>5} {pct(rec):>7} {pct(prec):>7} {pct(clean):>7}"
           f"   (clean: innocent lines with no hit at all)")
     print(f"block-clean {pct(block)} %  ({block_bad} of {len(rows)} lines blocked "
-          f"for a category they do not break)")
+          f"for a category they do not break; {block_early} of them an earlier turn "
+          "of a split group blocked for what the group breaks)")
     print(f"{'kind':<17} {'pos':>5} {'recall':>7}")
     for k in sorted(kind, key=lambda k: -kind[k]["pos"]):
         r = ratio(kind[k]["hit"], kind[k]["pos"])
         print(f"{k:<17} {kind[k]['pos']:>5} {pct(r):>7}")
         res["kinds"][k] = {"positives": kind[k]["pos"], "recall": r}
     res.update(recall=rec, precision=prec, clean=clean, block_clean=block,
+               block_early=block_early,
                meets_targets=ok)
     out[name] = res
     return ok
