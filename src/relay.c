@@ -298,11 +298,11 @@ relay_due(const struct sla_event *e, unsigned how, struct slaclock_peer *where,
 	struct pipeline_alert	 a;
 	const struct relay_peer	*peer = NULL;
 
-	if (pipeline_event(r->pipe, e, &out) == -1 || out.nalerts != 1) {
-		log_warnx("relay_due: out of memory, %s lost",
-		    alertfmt_sla_type(e));
+	if (pipeline_event(r->pipe, e, &out) == -1)
+		log_warnx("relay_due: out of memory, %s %s", alertfmt_sla_type(e),
+		    out.nalerts == 1 ? "not told to the agent" : "lost");
+	if (out.nalerts != 1)
 		return;
-	}
 	a = out.alerts[0];
 	if (how & SLACLOCK_TELL)	/* where is a session's, inside its relay_peer */
 		peer = (const struct relay_peer *)(void *)((char *)where -
