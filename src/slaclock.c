@@ -409,6 +409,7 @@ slaclock_sync(struct slaclock *clk, const char *id, size_t len, int turn,
 {
 	struct sla_conv		*conv = sla_find(clk->sla, id, len);
 	struct slaclock_conv	*c;
+	struct sla_conv_state	 st, held;
 	int64_t			 now = util_wall_ms();
 
 	slaclock_begin(clk);
@@ -421,7 +422,18 @@ slaclock_sync(struct slaclock *clk, const char *id, size_t len, int turn,
 	}
 	if (conv == NULL && !turn)
 		return;
-	if ((conv = sla_conv_put(clk->sla, id, len, r->agent, &r->st)) == NULL) {
+	st = r->st;
+	if (conv != NULL) {
+		/*
+		 * An event raised here whose call is still on its way to Redis
+		 * is raised all the same: an answer made before it came (a
+		 * turn's, a sweep's under load) must not raise it again.
+		 */
+		sla_conv_get(conv, &held);
+		if (held.open && st.open && held.opened == st.opened)
+			st.fired |= held.fired;
+	}
+	if ((conv = sla_conv_put(clk->sla, id, len, r->agent, &st)) == NULL) {
 		log_warnx("slaclock_sync: out of memory, conversation not timed");
 		return;
 	}

@@ -195,7 +195,7 @@ def main():
             if args.redis:
                 r1 = redis_info(sock)
                 cost = (wall, cpu_s(daemon.pid) - c0,
-                        {k: r1[k] - r0[k] for k in r0})
+                        {k: r1[k] - r0[k] for k in r0 if k != "stats"})
             daemon.send_signal(signal.SIGTERM)
             rc = daemon.wait(20)
         with open(logpath, encoding="utf-8", errors="replace") as f:
