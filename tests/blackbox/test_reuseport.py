@@ -93,12 +93,18 @@ def test_two_instances_share_one_port(daemon, backend):
     assert gauge(d2, "chatmon_agent_connections_total") == before + 10
 
 
+def refused(daemon, backend_port, port, reuseport):
+    """A second chatmond on port, which must exit non-zero; its handle (for the log)."""
+    d = shared(daemon, backend_port, port, reuseport=reuseport, wait=False)
+    d.proc.wait(10 * SLOW)
+    assert d.stop() != 0
+    return d
+
+
 def test_second_instance_without_the_key_fails(daemon, backend):
     b = backend()
     d1 = daemon(b.port)
-    d2 = shared(daemon, b.port, d1.port, reuseport=False, wait=False)
-    d2.proc.wait(10 * SLOW)
-    assert d2.stop() != 0
+    d2 = refused(daemon, b.port, d1.port, reuseport=False)
     assert (f"lwsctx_new: cannot listen on 127.0.0.1:{d1.port}: the address is in use by "
             "another process (to run several chatmond on one port, set listen_reuseport: "
             "true in each)") in d2.log(), d2.log()
@@ -116,9 +122,7 @@ def test_key_on_one_side_only_fails(daemon, backend):
     """Sharing needs the option on every socket: one set late is refused too."""
     b = backend()
     d1 = daemon(b.port)                      # listen_reuseport: false
-    d2 = shared(daemon, b.port, d1.port, reuseport=True, wait=False)
-    d2.proc.wait(10 * SLOW)
-    assert d2.stop() != 0
+    d2 = refused(daemon, b.port, d1.port, reuseport=True)
     assert (f"lwsctx_new: cannot listen on 127.0.0.1:{d1.port}: the address is in use by a "
             "process that does not share it (every process on it must set listen_reuseport "
             "and run as the same user)") in d2.log(), d2.log()
