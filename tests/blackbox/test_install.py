@@ -103,13 +103,17 @@ def test_binaries_and_config(dest):
     shipped = sorted(f for f in os.listdir(os.path.join(ROOT, "conf", "rules.d"))
                      if f.endswith(".yaml"))
     assert sorted(os.listdir(under(dest, ETC + "/rules.d"))) == shipped
+    # the model the configuration turns on, beside it like the rules
+    assert open(under(dest, ETC + "/model/chatmon-ngram.model"), "rb").read() == \
+        open(os.path.join(ROOT, "conf", "model", "chatmon-ngram.model"), "rb").read()
     # the dashboard's page, where the binary looks for it by default
     web = os.path.join(ROOT, "web", "dashboard")
     assert sorted(os.listdir(under(dest, PAGEDIR))) == sorted(os.listdir(web))
     for f in os.listdir(web):
         assert open(under(dest, f"{PAGEDIR}/{f}"), "rb").read() == \
             open(os.path.join(web, f), "rb").read(), f
-    # the binaries run, and the configuration as installed is good (its rules.d is relative)
+    # the binaries run, and the configuration as installed is good (its rules.d and
+    # model are relative)
     r = subprocess.run([under(dest, SBIN + "/chatmond"), "-V"], capture_output=True, text=True,
                        timeout=10 * SLOW)
     assert r.returncode == 0 and r.stdout.startswith("chatmond "), (r.stdout, r.stderr)
@@ -235,6 +239,10 @@ def test_second_install_keeps_the_operators_files(dest):
     os.remove(os.path.join(rules, first[-1]))          # the operator dropped a rule file
     with open(os.path.join(rules, "local.yaml"), "w") as f:
         f.write("[]\n")
+    model = under(dest, ETC + "/model/chatmon-ngram.model")
+    with open(model, "ab") as f:
+        f.write(b"retrained")                          # the operator's own model
+    retrained = open(model, "rb").read()
     chatmon = under(dest, BIN + "/chatmon")
     with open(chatmon, "wb") as f:
         f.write(b"stale")                              # a program, unlike a config, is replaced
@@ -243,6 +251,7 @@ def test_second_install_keeps_the_operators_files(dest):
 
     assert open(conf).read() == edited
     assert sorted(os.listdir(rules)) == sorted(first[:-1] + ["local.yaml"])
+    assert open(model, "rb").read() == retrained
     assert os.path.getsize(chatmon) > 1000
 
 
@@ -260,6 +269,7 @@ def test_uninstall_keeps_config():
         assert os.path.isfile(under(dest, ETC + "/chatmond.yaml"))
         assert "# edited by the operator" in open(under(dest, ETC + "/chatmond.yaml")).read()
         assert os.listdir(under(dest, ETC + "/rules.d"))
+        assert os.path.isfile(under(dest, ETC + "/model/chatmon-ngram.model"))
     finally:
         shutil.rmtree(dest, ignore_errors=True)
 
