@@ -19,7 +19,10 @@ from conftest import CHATMON, DEFAULT_RULES, MINIMAL_RULES, SAN, SLOW
 MiB = 1 << 20
 BIG = 100 * MiB                     # the line of the issue
 DEFAULT_MAX = 4 * MiB
-RSS_LIMIT_KIB = (256 if SAN else 64) * 1024
+# What a skipped 100 MB line may add to the tool's peak over the same input
+# without it: the rules and sanitizers' own memory are the baseline's (under
+# ASan, loading the default pack alone is about 300 MB).
+RSS_MARGIN_KIB = (64 if SAN else 32) * 1024
 T0 = 1795341600000                  # 2026-11-22T10:00:00Z
 
 
@@ -42,6 +45,19 @@ def measured(argv, cwd=None, stdin=None, timeout=120):
         err.seek(0)
         return (p.returncode, out.read().decode("utf-8", "replace"),
                 err.read().decode("utf-8", "replace"), int(rss.read().split()[-1]))
+
+
+def bounded(rss, argv, path, before, after):
+    """rss (with the big line) stays within RSS_MARGIN_KIB of the peak of the
+    same command on a file of the other lines only."""
+    small = str(path) + ".small"
+    with open(small, "wb") as f:
+        f.write(before + after)
+    try:
+        base = measured([*argv, small])[3]
+    finally:
+        os.unlink(small)
+    assert rss < base + RSS_MARGIN_KIB, f"peak RSS {rss} KiB, {base} KiB without the big line"
 
 
 def write_with_big_line(path, before, big_prefix, big_suffix, after, size=BIG):
@@ -92,11 +108,11 @@ def too_long(n):
 
 
 def test_scan_100mb_line_is_skipped_in_bounded_memory(big_file):
-    write_with_big_line(big_file,
-                        jl({"role": "agent", "text": "加我薇信 abc123"}),
-                        b'{"role":"agent","text":"', b'"}',
-                        jl({"role": "customer", "text": "再不发货我就去投诉"}))
-    code, out, err, rss = measured([CHATMON, "scan", "--rules", DEFAULT_RULES, str(big_file)])
+    before = jl({"role": "agent", "text": "加我薇信 abc123"})
+    after = jl({"role": "customer", "text": "再不发货我就去投诉"})
+    write_with_big_line(big_file, before, b'{"role":"agent","text":"', b'"}', after)
+    argv = [CHATMON, "scan", "--rules", DEFAULT_RULES]
+    code, out, err, rss = measured([*argv, str(big_file)])
     assert code == 1, (code, err)
     assert err == f"{big_file}:2: {too_long(DEFAULT_MAX)}\n", err
     res = [json.loads(x) for x in out.splitlines()]
@@ -104,16 +120,16 @@ def test_scan_100mb_line_is_skipped_in_bounded_memory(big_file):
     assert any(h["category"] == "offplatform" for h in res[0]["hits"]), res[0]
     assert res[1] == {"line": 2, "error": too_long(DEFAULT_MAX)}, res[1]
     assert any(h["category"] == "complaint_risk" for h in res[2]["hits"]), res[2]
-    assert rss < RSS_LIMIT_KIB, f"peak RSS {rss} KiB"
+    bounded(rss, argv, big_file, before, after)
 
 
 def test_replay_100mb_line_is_skipped_in_bounded_memory(tmp_path, big_file):
-    write_with_big_line(big_file,
-                        turn(T0, "customer", "在吗"),
-                        turn(T0 + 500, "customer", "", conv="c-big")[:-3], b'"}',
-                        turn(T0 + 1000, "agent", "你滚出去") + turn(T0 + 2000, "agent", "亲,在的"))
-    code, out, err, rss = measured([CHATMON, "replay", "-c", replay_conf(tmp_path),
-                                    str(big_file)])
+    before = turn(T0, "customer", "在吗")
+    after = turn(T0 + 1000, "agent", "你滚出去") + turn(T0 + 2000, "agent", "亲,在的")
+    write_with_big_line(big_file, before, turn(T0 + 500, "customer", "", conv="c-big")[:-3],
+                        b'"}', after)
+    argv = [CHATMON, "replay", "-c", replay_conf(tmp_path)]
+    code, out, err, rss = measured([*argv, str(big_file)])
     assert code == 1, (code, err)
     assert err == f"{big_file}:2: {too_long(DEFAULT_MAX)}\n", err
     res = [json.loads(x) for x in out.splitlines()]
@@ -122,7 +138,7 @@ def test_replay_100mb_line_is_skipped_in_bounded_memory(tmp_path, big_file):
         [("rule.hit", "abuse.test_phrase"), ("summary", None)], out[:500]
     assert res[-1]["conversations"] == 1, res[-1]      # c-big was never read
     assert res[-1]["agents"]["alice"]["answered"] == 1, res[-1]
-    assert rss < RSS_LIMIT_KIB, f"peak RSS {rss} KiB"
+    bounded(rss, argv, big_file, before, after)
 
 
 def test_scan_max_line_is_honoured(tmp_path):
