@@ -84,6 +84,11 @@ alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
 		json_decref(o);
 		o = NULL;
 	}
+	if (o != NULL && t->vetoed &&
+	    json_object_set_new(o, "vetoed", json_true()) == -1) {
+		json_decref(o);
+		o = NULL;
+	}
 	return jsonw_dump(out, o);
 }
 

@@ -288,6 +288,8 @@ scan_line(struct detect *det, enum rules_role def_role, const char *line,
 			json_object_set_new(o, "text", json_stringn(hits[i].text,
 			    hits[i].text_len));
 		}
+		if (o != NULL && hits[i].vetoed)
+			json_object_set_new(o, "vetoed", json_true());
 		json_array_append_new(arr, o);
 	}
 	emit(json_pack("{s:I, s:o}", "line", (json_int_t)lineno, "hits", arr));
@@ -333,7 +335,8 @@ cmd_scan(int argc, char **argv)
 		return 1;
 	}
 	sbuf_free(&errs);
-	if ((det = detect_new(r, &wc)) == NULL || detect_set_model(det, m) == -1) {
+	if ((det = detect_new(r, &wc)) == NULL ||
+	    detect_set_model(det, m, cfg->model_veto) == -1) {
 		fprintf(stderr, "chatmon: out of memory\n");
 		detect_free(det);
 		model_free(m);

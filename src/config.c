@@ -58,6 +58,7 @@ enum config_type {
 #define CF_OPTIONAL	0x08	/* CT_POINTER: may be absent (no default) */
 #define CF_ADDRS	0x10	/* CT_LIST: each item a host:port (config_parse_addr) */
 #define CF_WORD		0x20	/* CT_STRING: no space or control character */
+#define CF_ZERO		0x40	/* CT_FRACTION: 0 too (off) */
 
 /*
  * One row per dotted key path, like nginx's ngx_command_t. Defaults are
@@ -153,6 +154,7 @@ static const struct config_key config_keys[] = {
 	{ "rules", CT_STRING, OFF(rules), 0, "rules.d", 0, 0, 0 },
 	/* docs/rules.md, "A second opinion" */
 	{ "model", CT_STRING, OFF(model), 0, NULL, 0, 0, 0 },
+	{ "model_veto", CT_FRACTION, OFF(model_veto), 0, "0.15", 0, 0, CF_ZERO },
 	/* docs/rules.md, "Across turns" */
 	{ "window.turns", CT_UINT, OFF(window.turns), 0, "3", 1, 16, 0 },
 	{ "window.time", CT_DURATION, OFF(window.time_ms), 0, "60s", 1000,
@@ -909,9 +911,10 @@ config_set_fraction(struct config_ctx *ctx, const struct config_key *k,
 		return config_bad(ctx, k, "fraction", s,
 		    "want a number between 0 and 1, e.g. 0.8");
 	d = strtod(s, NULL);
-	if (!(d > 0 && d < 1)) {
-		config_err(ctx, "%s: %s must be greater than 0 and less than 1",
-		    k->path, config_quote(q, sizeof(q), s));
+	if (!((d > 0 || (d == 0 && (k->flags & CF_ZERO))) && d < 1)) {
+		config_err(ctx, "%s: %s must be %s 0 and less than 1", k->path,
+		    config_quote(q, sizeof(q), s), (k->flags & CF_ZERO) ?
+		    "at least" : "greater than");
 		return -1;
 	}
 	*FIELD(ctx->cfg, double, k->off) = d;

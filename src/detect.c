@@ -17,6 +17,7 @@ struct detect {
 	struct norm		*norm;		/* the model's input */
 	char			**model_ids;	/* "model.CATEGORY", by category */
 	size_t			 nmodel_ids;
+	double			 veto;		/* a block needs this probability */
 	struct window		*window;
 	struct detect_hit	*hits;
 	size_t			 cap;
@@ -62,12 +63,13 @@ detect_free_ids(struct detect *d)
 }
 
 int
-detect_set_model(struct detect *d, const struct model *m)
+detect_set_model(struct detect *d, const struct model *m, double veto)
 {
 	size_t	i, n;
 
 	detect_free_ids(d);
 	d->model = NULL;
+	d->veto = veto;
 	if (m == NULL)
 		return 0;
 	n = model_categories(m);
@@ -185,6 +187,60 @@ detect_turns(const char *joined, size_t len, uint32_t start, uint32_t end)
 }
 
 /*
+ * What the model reads of a text: its first DETECT_MODEL_MAX bytes (not
+ * cut in a character), normalised as the rules see them. -1 on ENOMEM.
+ */
+static int
+detect_model_input(struct detect *d, const char *text, size_t *len,
+    const char **out, size_t *olen, const uint32_t **map)
+{
+	if (*len > DETECT_MODEL_MAX) {
+		*len = DETECT_MODEL_MAX;
+		while (*len > 0 && ((unsigned char)text[*len] & 0xc0) == 0x80)
+			(*len)--;
+	}
+	return norm_run(d->norm, text, *len, NORM_ALL, out, olen, map);
+}
+
+/*
+ * The blocks of hits[0..total) that the model does not back become
+ * warnings. Blocks are rare, so the model reads a text again for them
+ * rather than every turn keeping its probabilities.
+ */
+static void
+detect_veto(struct detect *d, enum rules_role role, size_t total)
+{
+	double		 p[MODEL_MAX_CATEGORIES];
+	const char	*scored = NULL, *out;
+	const uint32_t	*map;
+	size_t		 i, k, len, olen;
+
+	for (i = 0; i < total; i++) {
+		struct detect_hit *dh = &d->hits[i];
+
+		if (dh->hit.action != RULES_BLOCK)
+			continue;
+		if (dh->text != scored) {
+			len = dh->text_len;
+			if (detect_model_input(d, dh->text, &len, &out, &olen,
+			    &map) == -1)
+				return;		/* out of memory: the rules decide */
+			model_probs(d->model, (enum model_role)role, out, olen, p);
+			scored = dh->text;
+		}
+		for (k = 0; k < d->nmodel_ids; k++)
+			if (strcmp(model_category(d->model, k),
+			    dh->hit.category) == 0)
+				break;
+		/* a category the model does not know: the rule decides alone */
+		if (k < d->nmodel_ids && p[k] < d->veto) {
+			dh->hit.action = RULES_WARNING;
+			dh->vetoed = 1;
+		}
+	}
+}
+
+/*
  * The model's categories that no hit of the turn has: flags over the whole
  * turn (its first DETECT_MODEL_MAX bytes are scored). Returns the new count.
  */
@@ -199,12 +255,7 @@ detect_model(struct detect *d, enum rules_role role, const char *text,
 	size_t			 n, i, k, olen;
 	int			 seen;
 
-	if (len > DETECT_MODEL_MAX) {
-		len = DETECT_MODEL_MAX;
-		while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
-			len--;		/* not in the middle of a character */
-	}
-	if (norm_run(d->norm, text, len, NORM_ALL, &out, &olen, &map) == -1)
+	if (detect_model_input(d, text, &len, &out, &olen, &map) == -1)
 		return total;
 	n = model_score(d->model, (enum model_role)role, out, olen, mh,
 	    MODEL_MAX_CATEGORIES);
@@ -248,6 +299,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *conv,
 		d->hits[i].text = text;
 		d->hits[i].text_len = len;
 		d->hits[i].turns = 1;
+		d->hits[i].vetoed = 0;
 	}
 	total = n;
 	/* the speaker's last turns: kept only when some rule looks at them */
@@ -265,9 +317,12 @@ detect_turn(struct detect *d, enum rules_role role, const char *conv,
 			d->hits[total].text_len = jlen;
 			d->hits[total].turns = detect_turns(joined, jlen,
 			    h[i].start, h[i].end);
+			d->hits[total].vetoed = 0;
 			total++;
 		}
 	}
+	if (d->model != NULL && d->veto > 0)
+		detect_veto(d, role, total);
 	if (d->model != NULL)
 		total = detect_model(d, role, text, len, total);
 	for (i = 0; i < total; i++)

@@ -156,6 +156,7 @@ pipeline_rule_hit(struct pipeline *p, const struct pipeline_turn *t,
 	at.text = dh->text;
 	at.text_len = dh->text_len;
 	at.turns = dh->turns;
+	at.vetoed = dh->vetoed;
 	if (alertfmt_rule_hit(&p->json, &at, &dh->hit) == -1) {
 		pipeline_cut(&p->json, len);
 		return -1;

@@ -29,6 +29,7 @@ struct relay {
 	struct rules	*rules;
 	struct detect	*detect;	/* the rules on a turn and on its speaker's last turns */
 	struct model	*model;		/* the second opinion, or NULL */
+	double		 veto;		/* and the probability a block needs from it */
 	struct pipeline	*pipe;		/* what to do with a turn or a due event */
 	struct slaclock	*sla;
 	struct alert	*sink;
@@ -138,9 +139,10 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 		sbuf_line(errs, "relay_set_config: out of memory");
 		goto err;
 	}
-	if (detect_set_model(r->detect, m) == -1) {
+	if (detect_set_model(r->detect, m, cfg->model_veto) == -1) {
 		sbuf_line(errs, "relay_set_config: out of memory");
-		(void)detect_set_model(r->detect, r->model);	/* the old one stays */
+		/* the old one stays */
+		(void)detect_set_model(r->detect, r->model, r->veto);
 		goto err;
 	}
 	detect_set_rules(r->detect, ru);
@@ -151,6 +153,7 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 	r->codec = c;
 	r->rules = ru;
 	r->model = m;
+	r->veto = cfg->model_veto;
 	if (r->sla != NULL)
 		slaclock_set_config(r->sla, cfg);
 	if (r->sink != NULL)

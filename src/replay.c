@@ -482,7 +482,7 @@ replay_main(int argc, char **argv, const char *default_config)
 	}
 	detect_window_conf(cfg, &wc);
 	if ((rp.detect = detect_new(rp.rules, &wc)) == NULL ||
-	    detect_set_model(rp.detect, rp.model) == -1 ||
+	    detect_set_model(rp.detect, rp.model, cfg->model_veto) == -1 ||
 	    (rp.pipe = pipeline_new(rp.detect, &rp.ids)) == NULL)
 		goto oom;
 	sla_config_from(&s, &cfg->sla);

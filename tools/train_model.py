@@ -12,7 +12,8 @@ Needs Debian's python3-sklearn, and a built chatmon (`make`, or
 `make BUILD=dir dir/chatmon` and --chatmon dir/chatmon).
 
 The model may only FLAG a turn for a supervisor's review: it never warns or
-blocks, because nothing but a rule a person wrote may stop a message. Its
+blocks, because nothing but a rule a person wrote may stop a message (it
+may only take a rule's block away: model_veto, tools/veto_experiment.py). Its
 thresholds are chosen by 5-fold cross-validation on the dev corpus with
 every writer's file whole in one fold (so the out-of-fold scores are those
 of a writer the model never saw, as the next shop's agents will be): each

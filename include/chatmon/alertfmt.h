@@ -50,6 +50,7 @@ struct alertfmt_turn {
 	const char	*text;		/* the turn, or the turns a match spans, joined */
 	size_t		 text_len;
 	unsigned	 turns;		/* > 1: "turns" is in the alert */
+	int		 vetoed;	/* a rule's block the model did not back */
 };
 
 struct sla_event;

@@ -153,6 +153,7 @@ struct config {
 	struct config_dashboard dashboard;
 	struct config_window window;
 	char	*model;			/* the n-gram model's file; NULL: none */
+	double	 model_veto;		/* a block stands only at this probability; 0: always */
 	struct config_limits limits;
 	int	 log_level;		/* log.level: info (enum log_level) */
 	int	 log_json;		/* log.format: json (else text) */

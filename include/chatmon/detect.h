@@ -20,6 +20,7 @@ struct detect_hit {
 	const char		*text;		/* the turn, or the turns joined */
 	size_t			 text_len;
 	unsigned		 turns;		/* how many turns the match spans */
+	int			 vetoed;	/* a block the model did not back: a warning now */
 };
 
 struct detect;
@@ -34,10 +35,14 @@ void	detect_set_rules(struct detect *, struct rules *);
 /*
  * The n-gram model's second opinion (src/model.c), borrowed, NULL for
  * none: a category it finds that no rule found on the turn is a `flag`
- * hit of rule "model.CATEGORY" over the whole turn. -1 on ENOMEM.
+ * hit of rule "model.CATEGORY" over the whole turn. A rule's block needs
+ * its backing too: where the model gives the block's category a
+ * probability below veto (0: never) on the text the rule matched, the
+ * block is a warning (vetoed). The model can only ever lower an action:
+ * nothing but a rule a person wrote stops a message. -1 on ENOMEM.
  */
 struct model;
-int	detect_set_model(struct detect *, const struct model *);
+int	detect_set_model(struct detect *, const struct model *, double veto);
 void	detect_set_window(struct detect *, const struct window_conf *);
 
 /*

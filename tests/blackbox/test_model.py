@@ -99,3 +99,84 @@ def test_relay_refuses_a_bad_model(tmp_path):
     r = subprocess.run([CHATMOND, "-c", str(conf), "-t"], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+# The model vetoes a rule's block it does not back (docs/rules.md, "A block
+# needs two opinions"): a block rule on the bare app name, which a real
+# contact request and an innocent mention both match.
+VETO_RULE = """\
+- rule: offplatform.test_app
+  category: offplatform
+  severity: critical
+  action: block
+  pattern: '微信'
+  message: 亲,请在平台内沟通。
+  examples:
+    match: [加我微信]
+    no_match: [加我好友]
+"""
+STEERING = [("agent", "加我微信吧,我发您实拍图"), ("agent", "微信号abc123,加一下")]
+MENTIONS = [("agent", "亲,平台不允许加微信的哦,有问题直接在这里跟我说就行"),
+            ("agent", "亲,这款手表可以连接微信运动,步数会自动同步")]
+
+
+def veto_rules(tmp_path):
+    d = tmp_path / "veto-rules"
+    d.mkdir()
+    (d / "t.yaml").write_text(VETO_RULE)
+    return str(d)
+
+
+def scan_with(rules, lines, *extra):
+    inp = "".join(json.dumps({"role": r, "text": t}, ensure_ascii=False) + "\n" for r, t in lines)
+    r = subprocess.run([CHATMON, "scan", "--rules", rules, *extra], input=inp,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [[(h["action"], h.get("vetoed", False)) for h in json.loads(x)["hits"]
+             if h["rule"] == "offplatform.test_app"] for x in r.stdout.splitlines()]
+
+
+def test_scan_model_vetoes_blocks_it_does_not_back(tmp_path):
+    rules = veto_rules(tmp_path)
+    lines = STEERING + MENTIONS
+    assert scan_with(rules, lines) == [[("block", False)]] * 4     # the rule alone
+    assert scan_with(rules, lines, "--model", MODEL) == \
+        [[("block", False)]] * 2 + [[("warn", True)]] * 2
+    # model_veto: 0 keeps every block; a bad value is refused with FILE:LINE
+    conf = tmp_path / "c.yaml"
+    conf.write_text(config_text(free_port(), "ws://127.0.0.1:1/", rules=rules,
+                                extra=f"model: {MODEL}\nmodel_veto: 0\n"))
+    assert scan_with(rules, lines, "-c", str(conf)) == [[("block", False)]] * 4
+    conf.write_text(config_text(free_port(), "ws://127.0.0.1:1/", rules=rules,
+                                extra=f"model: {MODEL}\nmodel_veto: 1.5\n"))
+    r = subprocess.run([CHATMOND, "-c", str(conf), "-t"], capture_output=True, text=True,
+                       timeout=30)
+    n = len(conf.read_text().splitlines())
+    assert r.returncode != 0 and f"{conf}:{n}:" in r.stderr and "model_veto" in r.stderr, \
+        r.stderr
+
+
+def test_relay_vetoed_block_warns_and_forwards(daemon, backend, tmp_path):
+    b = backend()
+    d = daemon(b.port, rules=veto_rules(tmp_path), extra=f"model: {MODEL}\n")
+
+    async def main():
+        async with agent(d, "/echo?t=veto&agent=alice") as ws:
+            conn = b.opened("t=veto")["conn"]
+            await ws.send(turn(MENTIONS[0][1]))
+            w = json.loads(await recv(ws))
+            assert w["type"] == "chatmon.warning" and w["blocked"] is False, w
+            assert w["alert"]["action"] == "warn" and w["alert"]["vetoed"] is True, w
+            assert json.loads(await recv(ws))["text"] == MENTIONS[0][1]
+            await ws.send(turn(STEERING[0][1]))
+            w = json.loads(await recv(ws))
+            assert w["blocked"] is True and w["alert"]["action"] == "block", w
+            assert "vetoed" not in w["alert"], w
+            await ws.send(turn(CLEAN[0][1]))
+            assert json.loads(await recv(ws))["text"] == CLEAN[0][1]
+            assert [m["head"] for m in b.messages(conn, 2)] == \
+                [turn(MENTIONS[0][1]), turn(CLEAN[0][1])]       # the block never arrived
+    run(main())
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["rule_blocks"] == 1 and st["rule_warnings"] == 2, st     # both told

@@ -130,10 +130,15 @@ def measure(rows, hits):
         if o.get("conv"):
             group[o["_where"].split(":")[0], o["conv"]] |= set(o["expect"])
     block_bad = block_early = 0
+    veto = collections.Counter()
     for i, o in enumerate(rows):
         want = set(o["expect"])
         fired = {h["category"] for h in hits[i]}
         blocked = {h["category"] for h in hits[i] if h.get("action") == "block"}
+        vetoed = {h["category"] for h in hits[i] if h.get("vetoed")} - blocked
+        veto["blocked"] += bool(blocked & want)
+        veto["right"] += bool(vetoed & want) and not blocked & want
+        veto["wrong"] += bool(vetoed - want) and not blocked - want
         if blocked - want:
             block_bad += 1
             # an earlier turn of a violating split group, blocked for what the
@@ -157,11 +162,11 @@ def measure(rows, hits):
             k = o.get("kind", "?")
             kind[k]["pos"] += 1
             kind[k]["hit"] += bool(want & fired)
-    return cat, kind, len(innocent), all_clean, block_bad, block_early
+    return cat, kind, len(innocent), all_clean, block_bad, block_early, veto
 
 
 def report(name, rows, hits, out):
-    cat, kind, n_innocent, all_clean, block_bad, block_early = measure(rows, hits)
+    cat, kind, n_innocent, all_clean, block_bad, block_early, veto = measure(rows, hits)
     res = {"lines": len(rows), "innocent": n_innocent, "categories": {}, "kinds": {}}
     print(f"\n== {name}: {len(rows)} lines, {len(rows) - n_innocent} breaking a rule, "
           f"{n_innocent} innocent")
@@ -192,13 +197,18 @@ def report(name, rows, hits, out):
     print(f"block-clean {pct(block)} %  ({block_bad} of {len(rows)} lines blocked "
           f"for a category they do not break; {block_early} of them an earlier turn "
           "of a split group blocked for what the group breaks)")
+    print(f"blocked for what they break: {veto['blocked']} lines"
+          + (f"; the model vetoed the block of {veto['right'] + veto['wrong']} more "
+             f"({veto['wrong']} wrong blocks, {veto['right']} right ones: "
+             "warned instead)" if veto["right"] + veto["wrong"] else ""))
     print(f"{'kind':<17} {'pos':>5} {'recall':>7}")
     for k in sorted(kind, key=lambda k: -kind[k]["pos"]):
         r = ratio(kind[k]["hit"], kind[k]["pos"])
         print(f"{k:<17} {kind[k]['pos']:>5} {pct(r):>7}")
         res["kinds"][k] = {"positives": kind[k]["pos"], "recall": r}
     res.update(recall=rec, precision=prec, clean=clean, block_clean=block,
-               block_early=block_early,
+               block_early=block_early, blocked=veto["blocked"],
+               vetoed_wrong=veto["wrong"], vetoed_right=veto["right"],
                meets_targets=ok)
     out[name] = res
     return ok

@@ -210,6 +210,7 @@ assert_defaults(const struct config *c)
 	assert_int_equal(c->sla.first_response_ms, 15000);
 	assert_int_equal(c->sla.reply_ms, 30000);
 	assert_true(c->sla.warn_at > 0.7999 && c->sla.warn_at < 0.8001);
+	assert_true(c->model_veto > 0.1499 && c->model_veto < 0.1501);
 	assert_int_equal(c->sla.escalate_ms, 180000);
 	/* a relative rules path is relative to the configuration file */
 	if (c->file == NULL)
@@ -304,6 +305,7 @@ test_every_key(void **state)
 	    "  warn_at: 0.75\n"
 	    "  escalate: 1h\n"
 	    "rules: /etc/chatmon/rules.d\n"
+	    "model_veto: 0\n"
 	    "admin: 0.0.0.0:9191\n"
 	    "limits:\n"
 	    "  max_message: 64KiB\n"
@@ -356,6 +358,7 @@ test_every_key(void **state)
 	assert_true(c->sla.warn_at > 0.7499 && c->sla.warn_at < 0.7501);
 	assert_int_equal(c->sla.escalate_ms, 3600000);
 	assert_string_equal(c->rules, "/etc/chatmon/rules.d");
+	assert_true(c->model_veto == 0);		/* off, not refused */
 	assert_string_equal(c->admin.host, "0.0.0.0");
 	assert_int_equal(c->admin.port, 9191);
 	assert_int_equal(c->limits.max_message, 65536);
@@ -490,6 +493,8 @@ static const struct bad_case bad_cases[] = {
 	    "@:2: sla.warn_at: '0.0' must be greater than 0 and less than 1\n" },
 	{ "warn_at junk", "sla:\n  warn_at: nan\n",
 	    "@:2: sla.warn_at: bad fraction 'nan': want a number between 0 and 1, e.g. 0.8\n" },
+	{ "model_veto one", "model_veto: 1\n",
+	    "@:1: model_veto: '1' must be at least 0 and less than 1\n" },
 	{ "port range", "listen: 127.0.0.1:70000\n",
 	    "@:1: listen: bad address '127.0.0.1:70000': port out of range (1-65535)\n" },
 	{ "port zero", "admin: 127.0.0.1:0\n",
