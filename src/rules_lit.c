@@ -840,67 +840,195 @@ rules_lit_binds(const char *p, const char *end, int paren)
 	    (*p == 'P' && p + 1 < end && (p[1] == '>' || p[1] == '='));
 }
 
+/* What rules_lit_px_next read: the tokens that give a pattern its shape. */
+enum rules_lit_tok {
+	RULES_LIT_OTHER,	/* anything else: a character, a class, an escape */
+	RULES_LIT_OPEN,		/* a group's '(' */
+	RULES_LIT_OPTION,	/* an option setting's '(' ((?i)): its ')' follows */
+	RULES_LIT_CLOSE,	/* ')' */
+	RULES_LIT_BAR,		/* '|' */
+	RULES_LIT_BINDS		/* a construct that ties alternatives (rules_lit_binds) */
+};
+
+/* Reads one token of the pattern at x->p (x->p < x->end) and moves past it. */
+static enum rules_lit_tok
+rules_lit_px_next(struct rules_lit_px *x)
+{
+	const char	*o;
+	char		 c = *x->p;
+
+	if (c == '[') {
+		rules_lit_px_class(x);
+		return RULES_LIT_OTHER;
+	}
+	x->p++;
+	if (c == '\\') {
+		if (rules_lit_binds(x->p, x->end, 0))
+			return RULES_LIT_BINDS;
+		if (x->p < x->end && *x->p == 'Q') {
+			/* literal text up to \E: no syntax inside */
+			while (x->p + 1 < x->end && !(x->p[0] == '\\' && x->p[1] == 'E'))
+				x->p++;
+			x->p = x->p + 1 < x->end ? x->p + 2 : x->end;
+		} else if (x->p < x->end)
+			rules_lit_px_escape(x, *x->p++);
+		return RULES_LIT_OTHER;
+	}
+	if (c == '(') {
+		if (rules_lit_binds(x->p, x->end, 1))
+			return RULES_LIT_BINDS;
+		if (x->p + 1 < x->end && x->p[0] == '?' && x->p[1] == '#') {
+			while (x->p < x->end && *x->p != ')')
+				x->p++;
+			x->p += x->p < x->end;
+			return RULES_LIT_OTHER;
+		}
+		if (x->p < x->end && *x->p == '?') {
+			for (o = x->p + 1; o < x->end && strchr("abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ-^", *o) != NULL; o++)
+				;
+			if (o < x->end && *o == ')')
+				return RULES_LIT_OPTION;
+		}
+		return RULES_LIT_OPEN;
+	}
+	if (c == ')')
+		return RULES_LIT_CLOSE;
+	return c == '|' ? RULES_LIT_BAR : RULES_LIT_OTHER;
+}
+
+/*
+ * Whether the alternatives of the pattern [p, end) can be taken apart: its
+ * parentheses balance, nothing ties one alternative to another, and no
+ * option is set at the top (it would apply to the alternatives after it).
+ */
+static int
+rules_lit_separable(const char *p, const char *end)
+{
+	struct rules_lit_px	x = { p, end };
+	int			depth = 0;
+
+	while (x.p < x.end)
+		switch (rules_lit_px_next(&x)) {
+		case RULES_LIT_BINDS:
+			return 0;
+		case RULES_LIT_OPTION:
+			if (depth == 0)
+				return 0;
+			/* FALLTHROUGH */
+		case RULES_LIT_OPEN:
+			depth++;
+			break;
+		case RULES_LIT_CLOSE:
+			if (--depth < 0)
+				return 0;
+			break;
+		default:
+			break;
+		}
+	return depth == 0;
+}
+
 size_t
 rules_lit_branches(const char *pattern, size_t at[RULES_MAX_CLAUSE + 1])
 {
 	struct rules_lit_px	x = { pattern, pattern + strlen(pattern) };
 	size_t			n = 1;
 	int			depth = 0;
-	char			c;
 
 	at[0] = 0;
-	while (x.p < x.end) {
-		c = *x.p;
-		if (c == '[') {
-			rules_lit_px_class(&x);
-			continue;
-		}
-		x.p++;
-		if (c == '\\') {
-			if (rules_lit_binds(x.p, x.end, 0))
-				goto whole;
-			if (x.p < x.end && *x.p == 'Q') {
-				/* literal text up to \E: no syntax inside */
-				while (x.p + 1 < x.end && !(x.p[0] == '\\' && x.p[1] == 'E'))
-					x.p++;
-				x.p = x.p + 1 < x.end ? x.p + 2 : x.end;
-			} else if (x.p < x.end)
-				rules_lit_px_escape(&x, *x.p++);
-		} else if (c == '(') {
-			if (rules_lit_binds(x.p, x.end, 1))
-				goto whole;
-			if (x.p + 1 < x.end && x.p[0] == '?' && x.p[1] == '#') {
-				while (x.p < x.end && *x.p != ')')
-					x.p++;
-				x.p += x.p < x.end;
-				continue;
-			}
-			if (depth == 0 && x.p < x.end && *x.p == '?') {
-				/* an option setting at the top applies to the alternatives after it */
-				const char *o = x.p + 1;
-
-				while (o < x.end && strchr("abcdefghijklmnopqrstuvwxyz"
-				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ-^", *o) != NULL)
-					o++;
-				if (o < x.end && *o == ')')
-					goto whole;
-			}
-			depth++;
-		} else if (c == ')') {
-			if (--depth < 0)
-				goto whole;
-		} else if (c == '|' && depth == 0) {
-			if (n < RULES_MAX_CLAUSE)
-				at[n++] = (size_t)(x.p - pattern);
-		}
-	}
-	if (depth != 0)
+	if (!rules_lit_separable(x.p, x.end))
 		goto whole;
+	while (x.p < x.end)
+		switch (rules_lit_px_next(&x)) {
+		case RULES_LIT_OPEN:
+		case RULES_LIT_OPTION:
+			depth++;
+			break;
+		case RULES_LIT_CLOSE:
+			depth--;
+			break;
+		case RULES_LIT_BAR:
+			if (depth == 0 && n < RULES_MAX_CLAUSE)
+				at[n++] = (size_t)(x.p - pattern);
+			break;
+		default:
+			break;
+		}
 	at[n] = (size_t)(x.end - pattern) + 1;
 	return n;
 whole:
 	at[1] = strlen(pattern) + 1;
 	return 1;
+}
+
+/*
+ * Appends the alternatives [s, e) of one level (a separable pattern's) to
+ * out at *n, each one that is a whole non-capturing group, (?:A|B), as its
+ * own alternatives, A|B: matched alone, (?:A|B)|C finds what A|B|C finds.
+ * A group that sets an option at its own level ((?:(?i)a|b)) stays whole:
+ * the option would reach past it.
+ */
+static void
+rules_lit_flat(const char *s, const char *e, char *out, size_t *n)
+{
+	struct rules_lit_px	 x = { s, e };
+	const char		*alt = s, *close0 = NULL, *at;
+	enum rules_lit_tok	 t = RULES_LIT_OTHER;
+	int			 depth = 0, opt1 = 0;
+
+	for (;;) {
+		at = x.p;
+		if (x.p < x.end)
+			t = rules_lit_px_next(&x);
+		if (x.p == at || (t == RULES_LIT_BAR && depth == 0)) {
+			/* the alternative [alt, at) is complete */
+			if (at - alt >= 4 && memcmp(alt, "(?:", 3) == 0 &&
+			    close0 == at && !opt1)
+				rules_lit_flat(alt + 3, at - 1, out, n);
+			else {
+				memcpy(out + *n, alt, (size_t)(at - alt));
+				*n += (size_t)(at - alt);
+			}
+			if (x.p == at)
+				return;
+			out[(*n)++] = '|';
+			alt = x.p;
+			close0 = NULL;
+			opt1 = 0;
+			continue;
+		}
+		switch (t) {
+		case RULES_LIT_OPTION:
+			opt1 |= depth == 1;
+			/* FALLTHROUGH */
+		case RULES_LIT_OPEN:
+			depth++;
+			break;
+		case RULES_LIT_CLOSE:
+			if (--depth == 0 && close0 == NULL)
+				close0 = x.p;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+char *
+rules_lit_flatten(const char *pattern)
+{
+	size_t	len = strlen(pattern), n = 0;
+	char	*out;
+
+	if (!rules_lit_separable(pattern, pattern + len))
+		return strdup(pattern);
+	/* only parentheses are dropped: it never grows */
+	if ((out = malloc(len + 1)) == NULL)
+		return NULL;
+	rules_lit_flat(pattern, pattern + len, out, &n);
+	out[n] = '\0';
+	return out;
 }
 
 void

@@ -62,6 +62,17 @@ size_t	rules_lit_required(const char *pattern,
 size_t	rules_lit_branches(const char *pattern,
 	    size_t at[RULES_MAX_CLAUSE + 1]);
 
+/*
+ * The pattern with each top-level alternative that is a whole
+ * non-capturing group, (?:A|B), replaced by its own alternatives, at every
+ * level (rules_lit_branches then cuts A and B apart, each with its own
+ * literals: a pack's rules are often one macro, ${name}, which the loader
+ * wraps in a group). It matches what pattern matches, the same first
+ * match included. A pattern that cannot be cut (rules_lit_branches)
+ * comes back as it is. Owned by the caller; NULL on ENOMEM.
+ */
+char	*rules_lit_flatten(const char *pattern);
+
 /* Frees a clause's sets; it is empty again. */
 void	rules_lit_req_clear(struct rules_lit_req *);
 

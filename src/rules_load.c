@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include <utf8proc.h>
 #include <yaml.h>
 
 #include "chatmon/normalize.h"
@@ -117,6 +118,222 @@ rules_load_norm_word(struct rules *r, unsigned steps, const char *w, struct sbuf
 }
 
 /*
+ * A list's items as a trie over their code points, so that PCRE2 tries a
+ * position against a few first characters instead of every item in turn
+ * (微信|微芯|威信 is 微(?:信|芯)|威信). The first match must stay the one
+ * the plain alternation finds, which tries the items in their order: only
+ * items of which one is a prefix of the other can both match at one
+ * place, so items with different first characters may go in any order,
+ * and where an item ends inside the trie (微 beside 微信), the items
+ * listed before it are tried before it and those after it after it.
+ */
+struct rules_load_word {
+	const char	*s;		/* what is left of the item, normalised */
+	size_t		 len;
+	size_t		 ord;		/* its place in the list */
+};
+
+/* Bytes of the UTF-8 character at s (normalised text is valid UTF-8). */
+static size_t
+rules_load_cplen(const char *s)
+{
+	unsigned char	c = (unsigned char)*s;
+
+	return c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+}
+
+/* The first character of a word as the trie groups it: ASCII caselessly. */
+static uint32_t
+rules_load_key(const struct rules_load_word *w)
+{
+	const unsigned char	*p = (const unsigned char *)w->s;
+	size_t			 k = rules_load_cplen(w->s), i;
+	uint32_t		 cp;
+
+	if (k == 1)
+		return (uint32_t)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+	cp = *p & (0xffu >> (k + 1));
+	for (i = 1; i < k; i++)
+		cp = cp << 6 | (p[i] & 0x3fu);
+	return cp;
+}
+
+static int
+rules_load_word_cmp(const void *a, const void *b)
+{
+	const struct rules_load_word	*x = a, *y = b;
+	uint32_t			 kx = rules_load_key(x), ky = rules_load_key(y);
+
+	if (kx != ky)
+		return kx < ky ? -1 : 1;
+	return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+/*
+ * Whether a list can be written as a trie: caseless matching must not make
+ * two different characters equal, which only ASCII letters do here (the
+ * trie groups them caselessly); any other cased letter (K, the Kelvin sign,
+ * beside k) keeps the list as it is written.
+ */
+static int
+rules_load_trie_ok(struct sbuf *words, size_t n)
+{
+	struct rules_load_word	 w;
+	size_t			 i, k;
+	uint32_t		 cp;
+
+	for (i = 0; i < n; i++)
+		for (k = 0; k < words[i].len; k += rules_load_cplen(sbuf_str(&words[i]) + k)) {
+			w.s = sbuf_str(&words[i]) + k;
+			if ((cp = rules_load_key(&w)) >= 0x80 &&
+			    (utf8proc_tolower((utf8proc_int32_t)cp) != (utf8proc_int32_t)cp ||
+			    utf8proc_toupper((utf8proc_int32_t)cp) != (utf8proc_int32_t)cp))
+				return 0;
+		}
+	return 1;
+}
+
+static int	rules_load_trie(struct sbuf *, struct rules_load_word *, size_t, int);
+
+/*
+ * Appends the words w[0..n) (no empty one), sorted by first character, as
+ * alternatives, each first character once followed by the trie of what
+ * follows it; *sep says whether an alternative was written before.
+ */
+static int
+rules_load_trie_groups(struct sbuf *out, struct rules_load_word *w, size_t n,
+    int *sep)
+{
+	size_t		 i, j, k, c;
+	uint32_t	 key;
+
+	qsort(w, n, sizeof(*w), rules_load_word_cmp);
+	for (i = 0; i < n; i = j) {
+		key = rules_load_key(&w[i]);
+		for (j = i + 1; j < n && rules_load_key(&w[j]) == key; j++)
+			;
+		if ((*sep && sbuf_append(out, "|", 1) == -1) ||
+		    rules_load_escape(out, w[i].s, c = rules_load_cplen(w[i].s)) == -1)
+			return -1;
+		*sep = 1;
+		for (k = i; k < j; k++) {
+			w[k].s += c;
+			w[k].len -= c;
+		}
+		if (rules_load_trie(out, w + i, j - i, 0) == -1)
+			return -1;
+		if (out->len > RULES_MAX_EXPANDED)
+			return -2;
+	}
+	return 0;
+}
+
+/*
+ * Appends the words w[0..n), in their list order, as a trie: at the top
+ * as bare alternatives, inside as a group when there are several. The
+ * first empty word (an item that ends here) splits them: the words before
+ * it are tried first, then the end (an empty alternative), then the words
+ * after it.
+ */
+static int
+rules_load_trie(struct sbuf *out, struct rules_load_word *w, size_t n, int top)
+{
+	size_t	e, i, m;
+	int	sep = 0, rc, wrap;
+
+	if (n == 0)
+		return 0;
+	for (i = 1; i < n && w[i].len == w[0].len &&
+	    memcmp(w[i].s, w[0].s, w[0].len) == 0; i++)
+		;
+	if (i == n)	/* one word, perhaps repeated: as it is */
+		return rules_load_escape(out, w[0].s, w[0].len);
+	for (e = 0; e < n && w[e].len > 0; e++)
+		;
+	/* after the end, a second empty word is never reached */
+	for (m = e + 1, i = e + 1; i < n; i++)
+		if (w[i].len > 0)
+			w[m++] = w[i];
+	/* one first character and no end: one piece, no group */
+	for (i = 1; e == n && i < n &&
+	    rules_load_key(&w[i]) == rules_load_key(&w[0]); i++)
+		;
+	wrap = !top && !(e == n && i == n);
+	if (wrap && sbuf_append(out, "(?:", 3) == -1)
+		return -1;
+	if ((rc = rules_load_trie_groups(out, w, e, &sep)) != 0)
+		return rc;
+	if (e < n) {
+		/* the end: an empty alternative, then the words after it */
+		if (sep && sbuf_append(out, "|", 1) == -1)
+			return -1;
+		sep = 1;
+		if ((rc = rules_load_trie_groups(out, w + e + 1, m - e - 1,
+		    &sep)) != 0)
+			return rc;
+	}
+	if (wrap && sbuf_append(out, ")", 1) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Appends list d's items, normalised with steps, as the alternatives of
+ * one group's inside: as a trie (rules_load_trie) when it is sure to
+ * match what the plain alternation matches, else one item after the other.
+ * 0, -1 on ENOMEM, -2 past RULES_MAX_EXPANDED.
+ */
+static int
+rules_load_list(struct rules *r, const struct rules_load_def *d,
+    unsigned steps, struct sbuf *out)
+{
+	struct sbuf		*words = NULL;
+	struct rules_load_word	*w = NULL;
+	const uint32_t		*map;
+	const char		*t;
+	size_t			 i, n;
+	int			 rc = -1;
+
+	if ((words = calloc(d->nitems, sizeof(*words))) == NULL ||
+	    (w = calloc(d->nitems, sizeof(*w))) == NULL)
+		goto out;
+	for (i = 0; i < d->nitems; i++) {
+		sbuf_init(&words[i]);
+		if (rules_norm(r, steps) == NULL || norm_run(r->norm[steps],
+		    d->items[i], strlen(d->items[i]), steps, &t, &n, &map) == -1 ||
+		    sbuf_append(&words[i], t, n) == -1)
+			goto out;
+	}
+	/* the sound view rewrites the pattern's ideographs later: two may become one */
+	if (!(steps & NORM_SOUND) && rules_load_trie_ok(words, d->nitems)) {
+		for (i = 0; i < d->nitems; i++) {
+			w[i].s = sbuf_str(&words[i]);
+			w[i].len = words[i].len;
+			w[i].ord = i;
+		}
+		rc = rules_load_trie(out, w, d->nitems, 1);
+		goto out;
+	}
+	for (i = 0; i < d->nitems; i++) {
+		if ((i > 0 && sbuf_append(out, "|", 1) == -1) ||
+		    rules_load_escape(out, sbuf_str(&words[i]), words[i].len) == -1)
+			goto out;
+		if (out->len > RULES_MAX_EXPANDED) {
+			rc = -2;
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (words != NULL)
+		for (i = 0; i < d->nitems; i++)
+			sbuf_free(&words[i]);
+	free(words);
+	free(w);
+	return rc;
+}
+
+/*
  * Expands ${name} in pattern into out: 0; -1 with an error reported; -2
  * when out grew past RULES_MAX_EXPANDED (the caller reports it, at the rule
  * that asked). The bound is checked as the text grows, so macros that
@@ -128,7 +345,6 @@ rules_load_expand(struct rules *r, const char *pattern, unsigned steps,
 {
 	const char		*p, *e;
 	struct rules_load_def	*d;
-	size_t			 i;
 	int			 rc = 0;
 
 	for (p = pattern; *p; ) {
@@ -158,13 +374,10 @@ rules_load_expand(struct rules *r, const char *pattern, unsigned steps,
 		if (sbuf_append(out, "(?:", 3) == -1)
 			return -1;
 		if (d->is_list) {
-			for (i = 0; i < d->nitems; i++) {
-				if ((i > 0 && sbuf_append(out, "|", 1) == -1) ||
-				    rules_load_norm_word(r, steps, d->items[i], out) == -1)
-					return -1;
-				if (out->len > RULES_MAX_EXPANDED)
-					return -2;
-			}
+			if ((rc = rules_load_list(r, d, steps, out)) < 0)
+				return rc;
+			if (out->len > RULES_MAX_EXPANDED)
+				return -2;
 		} else {
 			if (d->visiting) {
 				rules_load_err(errs, file, line, "macro '%s' uses itself (a cycle of macros)",

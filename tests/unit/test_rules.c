@@ -11,6 +11,9 @@
 
 #include "chatmon/rules.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 static char	tmpdir[] = "/tmp/test_rules.XXXXXX";
 static int	nfiles;
 static unsigned	load_flags;	/* RULES_NO_JIT: the same tests on the interpreter */
@@ -221,6 +224,85 @@ test_order_and_prefilter(void **state)
 			assert_int_equal(copy[k].end, hn[k].end);
 		}
 	}
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
+/*
+ * Lists are compiled as tries (微(?:信|信号)?): the first match, and so
+ * the hit's end, must be the one the plain alternation of the items, in
+ * their order, finds. PCRE2 on the plain pattern is the oracle.
+ */
+static void
+test_list_trie(void **state)
+{
+	static const char rules[] =
+	    "- list: w\n"
+	    "  items: [ab, a, abc, b, ba, 微信, 微, 微信号, 威信, wx, WX2, 微, abc]\n"
+	    "- rule: t.one\n  category: t\n  severity: info\n  action: flag\n"
+	    "  pattern: 'x${w}'\n  examples: {match: [xab]}\n"
+	    "- rule: t.two\n  category: t\n  severity: info\n  action: flag\n"
+	    "  pattern: 'x${w}c'\n  examples: {match: [xabc]}\n"
+	    "- rule: t.three\n  category: t\n  severity: info\n  action: flag\n"
+	    "  pattern: 'x${w}(?:信号|号|c|)y'\n  examples: {match: [xay]}\n";
+	static const char *const plain[] = {
+	    "x(?:ab|a|abc|b|ba|微信|微|微信号|威信|wx|wx2|微|abc)",
+	    "x(?:ab|a|abc|b|ba|微信|微|微信号|威信|wx|wx2|微|abc)c",
+	    "x(?:ab|a|abc|b|ba|微信|微|微信号|威信|wx|wx2|微|abc)(?:信号|号|c|)y",
+	};
+	static const char *const ids[] = { "t.one", "t.two", "t.three" };
+	static const char *const texts[] = {
+	    "xabc", "xabcc", "xabcy", "xay", "xaby", "xbay", "xbac", "x微信号",
+	    "x微信号y", "x微信y", "x微y", "x微信号号y", "xwx2", "xWX2y", "xwxc",
+	    "x威信c", "xx微xab", "xbc", "xabccy",
+	};
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h;
+	pcre2_code		*re;
+	pcre2_match_data	*md;
+	PCRE2_SIZE		 off, *ov;
+	size_t			 i, k, b, e, j;
+	int			 ec;
+
+	(void)state;
+	sbuf_init(&errs);
+	assert_non_null(r = load1(rules, &errs));
+	assert_non_null(md = pcre2_match_data_create(4, NULL));
+	for (k = 0; k < UTIL_NELEM(plain); k++) {
+		assert_non_null(re = pcre2_compile((PCRE2_SPTR)plain[k],
+		    PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS,
+		    &ec, &off, NULL));
+		for (i = 0; i < UTIL_NELEM(texts); i++) {
+			char	low[64];
+
+			/* the text as normalised: lower case */
+			for (j = 0; texts[i][j] && j < sizeof(low) - 1; j++)
+				low[j] = texts[i][j] >= 'A' && texts[i][j] <= 'Z' ?
+				    (char)(texts[i][j] + 32) : texts[i][j];
+			low[j] = '\0';
+			h = hit(r, RULES_AGENT, texts[i], ids[k]);
+			if (pcre2_match(re, (PCRE2_SPTR)low, PCRE2_ZERO_TERMINATED,
+			    0, 0, md, NULL) < 0) {
+				if (h != NULL)
+					fail_msg("%s on %s: a hit, the plain list none",
+					    ids[k], texts[i]);
+				continue;
+			}
+			ov = pcre2_get_ovector_pointer(md);
+			/* code points */
+			for (b = 0, j = 0; j < ov[0]; j++)
+				b += ((unsigned char)low[j] & 0xc0) != 0x80;
+			for (e = b; j < ov[1]; j++)
+				e += ((unsigned char)low[j] & 0xc0) != 0x80;
+			if (h == NULL || h->start != b || h->end != e)
+				fail_msg("%s on %s: [%d,%d), the plain list [%zu,%zu)",
+				    ids[k], texts[i], h ? (int)h->start : -1,
+				    h ? (int)h->end : -1, b, e);
+		}
+		pcre2_code_free(re);
+	}
+	pcre2_match_data_free(md);
 	rules_free(r);
 	sbuf_free(&errs);
 }
@@ -600,6 +682,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_load_and_match),
 		cmocka_unit_test(test_order_and_prefilter),
+		cmocka_unit_test(test_list_trie),
 		cmocka_unit_test(test_interpreter),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_all_errors_reported),

@@ -667,6 +667,44 @@ test_branches(void **state)
 		assert_string_equal(show_branches(bc[i].pattern), bc[i].want);
 }
 
+/* A pattern's top-level groups opened: (?:a|b)|c is a|b|c, matched alone. */
+static void
+test_flatten(void **state)
+{
+	static const struct {
+		const char	*pattern, *want;
+	} fc[] = {
+		{ "(?:a|b)", "a|b" },
+		{ "(?:(?:a|b)|c)|d", "a|b|c|d" },
+		{ "(?:a|b)c|(?:d)", "(?:a|b)c|d" },
+		{ "(?:a|b)?", "(?:a|b)?" },
+		{ "(?:a)(?:b)", "(?:a)(?:b)" },
+		{ "(?:a|(?:b|c)d)", "a|(?:b|c)d" },
+		{ "(?:[(]|\\(|\\Q(\\E)", "[(]|\\(|\\Q(\\E" },
+		{ "(?:(?#)|x)", "(?#)|x" },
+		{ "(?:)", "" },
+		{ "(?=a|b)", "(?=a|b)" },
+		{ "(?i:a|b)", "(?i:a|b)" },
+		/* an option set inside reaches the alternatives after it */
+		{ "(?:(?i)a|b)|c", "(?:(?i)a|b)|c" },
+		{ "(?:a(?:(?i)b)|c)", "a(?:(?i)b)|c" },
+		/* not cut at all */
+		{ "(?:(a)\\1|b)", "(?:(a)\\1|b)" },
+		{ "(?i)(?:a|b)", "(?i)(?:a|b)" },
+		{ "(?:a|b", "(?:a|b" },
+	};
+	char	*f;
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(fc) / sizeof(fc[0]); i++) {
+		f = rules_lit_flatten(fc[i].pattern);
+		assert_non_null(f);
+		assert_string_equal(f, fc[i].want);
+		free(f);
+	}
+}
+
 /*
  * The first match of the whole pattern is the leftmost of its branches'
  * first matches, the earlier branch's on a tie: what rules_first relies
@@ -678,29 +716,41 @@ test_branches_match_as_whole(void **state)
 	static struct gen	 g;
 	struct text		 t;
 	pcre2_code		*whole, *br[RULES_MAX_CLAUSE];
-	static char		 part[65536];
+	static char		 part[65536], wrap[65536 + 8];
 	const char		*p, *s;
+	char			*cut;
 	size_t			 at[RULES_MAX_CLAUSE + 1], n, i, k, r, b, e, bb = 0, be = 0;
 	size_t			 checked = 0, hits = 0;
 	int			 found, any;
 
 	(void)state;
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		p = expand(cases[i].pattern);
+	/* v 1: the pattern as one group, opened by rules_lit_flatten, then cut */
+	for (i = 0; i < 2 * sizeof(cases) / sizeof(cases[0]); i++) {
+		int	v = i % 2;
+
+		p = expand(cases[i / 2].pattern);
 		whole = compile(p);
-		n = rules_lit_branches(p, at);
+		snprintf(wrap, sizeof(wrap), "(?:%s)", p);
+		if (v && strstr(p, "\\Q") != NULL && strstr(p, "\\E") == NULL) {
+			pcre2_code_free(whole);
+			continue;	/* \Q runs to the end: no group around it */
+		}
+		cut = v ? rules_lit_flatten(wrap) : strdup(p);
+		assert_non_null(cut);
+		n = rules_lit_branches(cut, at);
 		for (k = 0; k < n; k++) {
 			snprintf(part, sizeof(part), "%.*s",
-			    (int)(at[k + 1] - 1 - at[k]), p + at[k]);
+			    (int)(at[k + 1] - 1 - at[k]), cut + at[k]);
 			br[k] = compile(part);
 		}
+		free(cut);
 		g.nalpha = g.npool = 0;
-		for (k = 0; cases[i].match[k] != NULL; k++)
-			alpha_add_all(&g, cases[i].match[k]);
+		for (k = 0; cases[i / 2].match[k] != NULL; k++)
+			alpha_add_all(&g, cases[i / 2].match[k]);
 		alpha_add_all(&g, p);
 		alpha_add_all(&g, "0123456789 的我a1");
-		for (k = 0; cases[i].match[k] != NULL; k++) {
-			to_text(&g, cases[i].match[k], &t);
+		for (k = 0; cases[i / 2].match[k] != NULL; k++) {
+			to_text(&g, cases[i / 2].match[k], &t);
 			pool_add(&g, &t);
 		}
 		for (r = 0; r < 2000; r++) {
@@ -1092,6 +1142,7 @@ main(void)
 		cmocka_unit_test(test_big_set),
 		cmocka_unit_test(test_never_rejects_a_match),
 		cmocka_unit_test(test_branches),
+		cmocka_unit_test(test_flatten),
 		cmocka_unit_test(test_branches_match_as_whole),
 		cmocka_unit_test(test_near),
 		cmocka_unit_test(test_alloc_failure),
