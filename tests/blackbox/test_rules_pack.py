@@ -98,8 +98,8 @@ def test_eval_dev_part(tmp_path):
     dev = json.loads(out.read_text())["dev"]
     assert dev["lines"] >= 3000 and len(dev["categories"]) == 13
     assert all(c["positives"] >= 100 for c in dev["categories"].values()), dev["categories"]
-    # a floor against regressions, just under today's figures: T4-T6 joined
-    # dev on 2026-12-03 (night): 95.2/98.2 before, 99.1/98.8 after widening
+    # a floor against regressions, just under today's figures: T7-T9 joined
+    # dev on 2026-12-04: 97.9/98.7 before, 99.2/99.3 after widening
     assert dev["recall"] >= 0.985 and dev["clean"] >= 0.985, (dev["recall"], dev["clean"])
     assert dev["block_clean"] >= 0.995, dev["block_clean"]
     assert "split" in dev["kinds"] and "homophone" in dev["kinds"]
