@@ -328,8 +328,8 @@ rules_acm_add(struct acm **a, unsigned *masks, unsigned m, const char *s,
  * Sorts the pairs by text and literal (the branches' endings first, then
  * a window rule's pairs) and gives each text's automatons each of their
  * distinct literals once, as the index of the first pair it marks: the
- * turn's own automaton all but the endings, the window pass's the window
- * rules' literals, the endings' automaton the endings. 0, or -1 on ENOMEM.
+ * turn's own automaton all but the endings, the window pass's the
+ * endings and the window rules' literals. 0, or -1 on ENOMEM.
  */
 static int
 rules_build_literals(struct rules *r)
@@ -344,8 +344,7 @@ rules_build_literals(struct rules *r)
 	if ((ord = calloc(r->nlit, sizeof(*ord))) == NULL ||
 	    (r->pair = calloc(r->nlit, sizeof(*r->pair))) == NULL ||
 	    (r->lit_end = calloc(r->nlit, sizeof(*r->lit_end))) == NULL ||
-	    (r->lit_wend = calloc(r->nlit, sizeof(*r->lit_wend))) == NULL ||
-	    (r->lit_lend = calloc(r->nlit, sizeof(*r->lit_lend))) == NULL)
+	    (r->lit_wend = calloc(r->nlit, sizeof(*r->lit_wend))) == NULL)
 		goto out;
 	for (i = 0; i < r->nlit; i++)
 		ord[i] = (uint32_t)i;
@@ -363,23 +362,18 @@ rules_build_literals(struct rules *r)
 			;
 		for (k = k0; k < j && rules_lit_class(r, ord[k]) == 1; k++)
 			;
-		r->lit_lend[i] = (uint32_t)k0;
-		if (k0 < j) {
+		if (k0 < j)
 			r->lit_end[k0] = (uint32_t)j;
-			r->lit_wend[k0] = (uint32_t)k;
-		}
+		r->lit_wend[i] = (uint32_t)k;
 		if ((k0 < j && rules_acm_add(r->acm, &r->acm_masks, m,
 		    r->lit[ord[i]].s, (uint32_t)k0) == -1) ||
-		    (k > k0 && rules_acm_add(r->wacm, &r->wacm_masks, m,
-		    r->lit[ord[i]].s, (uint32_t)k0) == -1) ||
-		    (k0 > i && rules_acm_add(r->eacm, &r->eacm_masks, m,
+		    (k > i && rules_acm_add(r->wacm, &r->wacm_masks, m,
 		    r->lit[ord[i]].s, (uint32_t)i) == -1))
 			goto out;
 	}
 	for (m = 0; m < RULES_NMASKS; m++)
 		if ((r->acm[m] != NULL && acm_build(r->acm[m]) == -1) ||
-		    (r->wacm[m] != NULL && acm_build(r->wacm[m]) == -1) ||
-		    (r->eacm[m] != NULL && acm_build(r->eacm[m]) == -1))
+		    (r->wacm[m] != NULL && acm_build(r->wacm[m]) == -1))
 			goto out;
 	rc = 0;
 out:
@@ -523,12 +517,28 @@ rules_prepare(struct rules *r)
 
 /* --- matching ------------------------------------------------------------ */
 
-/* An unless pattern's literal: kept out of rules_cand_cb's loop, which is hot. */
+/*
+ * A pair that is not a branch's set: an unless pattern's, or a branch's
+ * ending (in a window pass), which counts when it ends in the last turn.
+ * Kept out of rules_cand_cb's loop, which is hot.
+ */
 static void
-rules_cand_veto(struct rules *r, uint32_t p)
+rules_cand_other(struct rules *r, uint32_t p, size_t end)
 {
-	uint32_t	 u = r->pair[p].unit & ~RULES_VETO;
+	struct rule	*ru;
+	uint32_t	 u = r->pair[p].unit;
 
+	if (u & RULES_LATE) {
+		if (r->scan_map[end - 1] < r->boundary)
+			return;
+		u &= ~RULES_LATE;
+		ru = &r->rule[u / RULES_MAX_CLAUSE];
+		if (ru->late == 0)
+			r->lates[r->nlates++] = u / RULES_MAX_CLAUSE;
+		ru->late |= 1u << (u % RULES_MAX_CLAUSE);
+		return;
+	}
+	u &= ~RULES_VETO;
 	if (r->vseen[u] == 0)
 		r->vtouched[r->nvtouched++] = u;
 	r->vseen[u] |= r->pair[p].bit;
@@ -540,38 +550,17 @@ rules_cand_cb(uint32_t id, size_t end, void *arg)
 	struct rules	*r = arg;
 	uint32_t	 p, u, last;
 
-	(void)end;
-	/* a window pass marks the branches of window rules only, listed first */
+	/* a window pass marks the endings and the window rules' sets, listed first */
 	last = (r->windowed ? r->lit_wend : r->lit_end)[id];
 	for (p = id; p < last; p++) {
 		u = r->pair[p].unit;
-		if (u & RULES_VETO) {
-			rules_cand_veto(r, p);
+		if ((u & (RULES_LATE | RULES_VETO)) != 0) {
+			rules_cand_other(r, p, end);
 			continue;
 		}
 		if (r->seen[u] == 0)
 			r->touched[r->ntouched++] = u;
 		r->seen[u] |= r->pair[p].bit;
-	}
-	return 0;
-}
-
-/* A branch's ending: it counts when it ends in the last turn. */
-static int
-rules_late_cb(uint32_t id, size_t end, void *arg)
-{
-	struct rules	*r = arg;
-	struct rule	*ru;
-	uint32_t	 p, u;
-
-	if (r->scan_map[end - 1] < r->boundary)
-		return 0;
-	for (p = id; p < r->lit_lend[id]; p++) {
-		u = r->pair[p].unit & ~RULES_LATE;
-		ru = &r->rule[u / RULES_MAX_CLAUSE];
-		if (ru->late == 0)
-			r->lates[r->nlates++] = u / RULES_MAX_CLAUSE;
-		ru->late |= 1u << (u % RULES_MAX_CLAUSE);
 	}
 	return 0;
 }
@@ -910,39 +899,6 @@ rules_mark(struct rules *r, uint32_t u, enum rules_role role, uint64_t seen)
 }
 
 /*
- * The endings of the window rules' branches that end in the last turn
- * (the code points from r->boundary on): looked for from where the
- * longest ending could start, not over the whole joined text.
- */
-static void
-rules_scan_endings(struct rules *r)
-{
-	const uint32_t	*map;
-	size_t		 lo, hi, mid, from;
-	unsigned	 m;
-
-	for (m = 0; m < RULES_NMASKS; m++) {
-		if (!(r->eacm_masks & 1u << m))
-			continue;
-		if (rules_text(r, m) == -1)
-			return;
-		/* the first byte of the last turn: the map never decreases */
-		map = r->nmap[m];
-		for (lo = 0, hi = r->nlen[m]; lo < hi; ) {
-			mid = lo + (hi - lo) / 2;
-			if (map[mid] < r->boundary)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		from = lo > RULES_MAX_TAIL ? lo - RULES_MAX_TAIL : 0;
-		r->scan_map = map + from;
-		acm_scan(r->eacm[m], r->ntext[m] + from, r->nlen[m] - from,
-		    rules_late_cb, r);
-	}
-}
-
-/*
  * Whether a window pass can skip rule ru: what it reports is a match that
  * ends in the last turn (ce > boundary: across the turns, or after a near
  * cue in an earlier one), and every candidate branch's match ends with a
@@ -996,10 +952,9 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 			continue;
 		if (rules_text(r, m) == -1)
 			break;
+		r->scan_map = r->nmap[m];
 		acm_scan(acm[m], r->ntext[m], r->nlen[m], rules_cand_cb, r);
 	}
-	if (r->windowed && !r->oom)
-		rules_scan_endings(r);
 	for (k = 0; k < r->ntouched; k++) {
 		u = r->touched[k];
 		if (!r->oom)
@@ -1080,13 +1035,11 @@ rules_free(struct rules *r)
 	for (m = 0; m < RULES_NMASKS; m++) {
 		acm_free(r->acm[m]);
 		acm_free(r->wacm[m]);
-		acm_free(r->eacm[m]);
 	}
 	rules_free_lits(r);
 	free(r->pair);
 	free(r->lit_end);
 	free(r->lit_wend);
-	free(r->lit_lend);
 	for (m = 0; m < RULES_NMASKS; m++)
 		norm_free(r->norm[m]);
 	free(r->seen);

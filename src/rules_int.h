@@ -133,18 +133,13 @@ struct rules {
 	 */
 	struct acm		*acm[RULES_NMASKS];
 	unsigned		 acm_masks;	/* the bits of the masks that have one */
-	struct acm		*wacm[RULES_NMASKS];	/* the window pass's: window rules' literals */
+	struct acm		*wacm[RULES_NMASKS];	/* the window pass's: window rules' literals and endings */
 	unsigned		 wacm_masks;
-	struct acm		*eacm[RULES_NMASKS];	/* and the branches' endings, over the last turn */
-	unsigned		 eacm_masks;
 	struct rules_litpair	*lit;		/* while loading only: as added */
 	size_t			 litcap;
 	struct rules_pair	*pair;		/* from the build on: sorted */
-	/* by a literal's first pair that is not an ending: */
-	uint32_t		*lit_end;	/* one past the literal's last pair */
-	uint32_t		*lit_wend;	/* one past its last pair of a window rule */
-	/* by its first pair: */
-	uint32_t		*lit_lend;	/* one past its last ending */
+	uint32_t		*lit_end;	/* by its first pair not an ending: one past its last pair */
+	uint32_t		*lit_wend;	/* by its first pair: one past its last of a window rule */
 	size_t			 nlit;
 	int			 jit;
 	size_t			 enabled;
@@ -163,7 +158,7 @@ struct rules {
 	size_t			 ncands;
 	uint32_t		*lates;		/* the rules whose late is not 0 */
 	size_t			 nlates;
-	const uint32_t		*scan_map;	/* the map of the endings' scan, from its start */
+	const uint32_t		*scan_map;	/* the map of the text being scanned */
 	struct rules_veto	*vetoes;	/* every rule's unless patterns, in order */
 	size_t			 nveto, vetocap;
 	uint64_t		*vseen;		/* per veto: the sets a literal of which occurred */
