@@ -148,6 +148,7 @@ rules_drop_branches(struct rule *ru, struct rules_lit_pf *pf, size_t n)
 		pcre2_code_free(ru->br[b].re);
 		ru->br[b].re = NULL;
 		rules_lit_pf_clear(&pf[b]);
+		rules_lit_req_clear(&ru->br[b].tail);
 	}
 }
 
@@ -181,6 +182,8 @@ rules_compile_rule(struct rules *r, struct rule *ru, const char *pattern,
 				goto oom;
 			}
 			ru->br[b].re = rules_compile(r, part, strlen(part), &pf[b], ec, off);
+			if (ru->br[b].re != NULL)
+				(void)rules_lit_suffix(part, &ru->br[b].tail);
 			free(part);
 			if (ru->br[b].re == NULL)
 				break;	/* cannot stand alone: keep it whole */
@@ -198,6 +201,7 @@ rules_compile_rule(struct rules *r, struct rule *ru, const char *pattern,
 	ru->br[0].re = whole;
 	ru->nbr = 1;
 	pf[0].n = rules_lit_required(pattern, pf[0].clause);
+	(void)rules_lit_suffix(pattern, &ru->br[0].tail);
 	return 0;
 oom:
 	pcre2_code_free(whole);
@@ -215,6 +219,8 @@ rules_free_rule(struct rule *ru)
 	free((char *)ru->proto.message);
 	for (i = 0; i < ru->nbr; i++)
 		pcre2_code_free(ru->br[i].re);
+	for (i = 0; i < RULES_MAX_CLAUSE; i++)
+		rules_lit_req_clear(&ru->br[i].tail);
 	pcre2_code_free(ru->near_re);
 	pcre2_code_free(ru->clear.before);
 	pcre2_code_free(ru->clear.after);
@@ -276,14 +282,19 @@ rules_unit_rule(const struct rules *r, uint32_t u)
 {
 	if (u & RULES_VETO)
 		return &r->rule[r->vetoes[u & ~RULES_VETO].rule];
-	return &r->rule[u / RULES_MAX_CLAUSE];
+	return &r->rule[(u & ~RULES_LATE) / RULES_MAX_CLAUSE];
 }
 
-/* Whether the literal pair p belongs to a rule marked window. */
+/*
+ * Where the literal pair p goes: 0 the window pass only (a branch's
+ * ending), 1 both passes (a rule marked window), 2 the turn's own pass.
+ */
 static int
-rules_lit_window(const struct rules *r, uint32_t p)
+rules_lit_class(const struct rules *r, uint32_t p)
 {
-	return rules_unit_rule(r, r->lit[p].unit)->window != 0;
+	if (r->lit[p].unit & RULES_LATE)
+		return 0;
+	return rules_unit_rule(r, r->lit[p].unit)->window ? 1 : 2;
 }
 
 static int
@@ -297,7 +308,7 @@ rules_literal_cmp(const void *a, const void *b, void *arg)
 		return r->lit[x].mask < r->lit[y].mask ? -1 : 1;
 	if ((c = strcmp(r->lit[x].s, r->lit[y].s)) != 0)
 		return c;
-	return rules_lit_window(r, y) - rules_lit_window(r, x);
+	return rules_lit_class(r, x) - rules_lit_class(r, y);
 }
 
 /* Adds literal s, as id, to the automaton of mask m in a (made when first needed). */
@@ -314,15 +325,17 @@ rules_acm_add(struct acm **a, unsigned *masks, unsigned m, const char *s,
 }
 
 /*
- * Sorts the pairs by text and literal (a window rule's pairs first) and
- * gives each text's automaton each of its distinct literals once; the
- * window pass's automaton gets those of window rules. 0, or -1 on ENOMEM.
+ * Sorts the pairs by text and literal (the branches' endings first, then
+ * a window rule's pairs) and gives each text's automatons each of their
+ * distinct literals once, as the index of the first pair it marks: the
+ * turn's own automaton all but the endings, the window pass's the
+ * endings and the window rules' literals. 0, or -1 on ENOMEM.
  */
 static int
 rules_build_literals(struct rules *r)
 {
 	uint32_t	*ord = NULL;
-	size_t		 i, j, k;
+	size_t		 i, j, k, k0;
 	unsigned	 m;
 	int		 rc = -1;
 
@@ -345,13 +358,17 @@ rules_build_literals(struct rules *r)
 		for (j = i + 1; j < r->nlit && r->lit[ord[j]].mask == m &&
 		    strcmp(r->lit[ord[i]].s, r->lit[ord[j]].s) == 0; j++)
 			;
-		r->lit_end[i] = (uint32_t)j;
-		for (k = i; k < j && rules_lit_window(r, ord[k]); k++)
+		for (k0 = i; k0 < j && rules_lit_class(r, ord[k0]) == 0; k0++)
 			;
+		for (k = k0; k < j && rules_lit_class(r, ord[k]) == 1; k++)
+			;
+		if (k0 < j)
+			r->lit_end[k0] = (uint32_t)j;
 		r->lit_wend[i] = (uint32_t)k;
-		if (rules_acm_add(r->acm, &r->acm_masks, m, r->lit[ord[i]].s,
-		    (uint32_t)i) == -1 || (k > i && rules_acm_add(r->wacm,
-		    &r->wacm_masks, m, r->lit[ord[i]].s, (uint32_t)i) == -1))
+		if ((k0 < j && rules_acm_add(r->acm, &r->acm_masks, m,
+		    r->lit[ord[i]].s, (uint32_t)k0) == -1) ||
+		    (k > i && rules_acm_add(r->wacm, &r->wacm_masks, m,
+		    r->lit[ord[i]].s, (uint32_t)i) == -1))
 			goto out;
 	}
 	for (m = 0; m < RULES_NMASKS; m++)
@@ -422,6 +439,23 @@ rules_add_prefilter(struct rules *r, struct rule *ru,
 		    RULES_UNIT(r->nrule, b), br->need, &br->nclause)) == -1)
 			return -1;
 		br->always = rc;
+		/*
+		 * What every match of the branch ends with: whatever the
+		 * window pass reports ends in the last turn (across the
+		 * turns, or wholly in it with a near cue before it), so a
+		 * rule none of whose candidate branches' endings occur there
+		 * need not be confirmed. Only in folded text, where the
+		 * regex's caseless match is the literal's bytes.
+		 */
+		if (ru->window && (ru->steps & NORM_NFKC) && br->tail.n == 1) {
+			for (k = 0; k < br->tail.set[0]->n; k++)
+				if (rules_add_literal(r, ru->steps,
+				    br->tail.set[0]->s[k],
+				    RULES_UNIT(r->nrule, b) | RULES_LATE, 0) == -1)
+					return -1;
+			ru->ends |= 1u << b;
+		}
+		rules_lit_req_clear(&br->tail);
 	}
 	/* the unless patterns: vetoes, run only when their words occur */
 	if (r->nveto + ru->nunless > r->vetocap) {
@@ -464,6 +498,7 @@ rules_prepare(struct rules *r)
 	    (r->touched = calloc(nmax * RULES_MAX_CLAUSE, sizeof(*r->touched))) == NULL ||
 	    (r->always = calloc(nmax * RULES_MAX_CLAUSE, sizeof(*r->always))) == NULL ||
 	    (r->cands = calloc(nmax, sizeof(*r->cands))) == NULL ||
+	    (r->lates = calloc(nmax, sizeof(*r->lates))) == NULL ||
 	    (r->vseen = calloc(r->nveto ? r->nveto : 1, sizeof(*r->vseen))) == NULL ||
 	    (r->vtouched = calloc(r->nveto ? r->nveto : 1, sizeof(*r->vtouched))) == NULL ||
 	    (r->hits = calloc(nmax, sizeof(*r->hits))) == NULL)
@@ -482,22 +517,45 @@ rules_prepare(struct rules *r)
 
 /* --- matching ------------------------------------------------------------ */
 
+/*
+ * A pair that is not a branch's set: an unless pattern's, or a branch's
+ * ending (in a window pass), which counts when it ends in the last turn.
+ * Kept out of rules_cand_cb's loop, which is hot.
+ */
+static void
+rules_cand_other(struct rules *r, uint32_t p, size_t end)
+{
+	struct rule	*ru;
+	uint32_t	 u = r->pair[p].unit;
+
+	if (u & RULES_LATE) {
+		if (r->scan_map[end - 1] < r->boundary)
+			return;
+		u &= ~RULES_LATE;
+		ru = &r->rule[u / RULES_MAX_CLAUSE];
+		if (ru->late == 0)
+			r->lates[r->nlates++] = u / RULES_MAX_CLAUSE;
+		ru->late |= 1u << (u % RULES_MAX_CLAUSE);
+		return;
+	}
+	u &= ~RULES_VETO;
+	if (r->vseen[u] == 0)
+		r->vtouched[r->nvtouched++] = u;
+	r->vseen[u] |= r->pair[p].bit;
+}
+
 static int
 rules_cand_cb(uint32_t id, size_t end, void *arg)
 {
 	struct rules	*r = arg;
+	uint32_t	 p, u, last;
 
-	uint32_t	 p, u;
-
-	(void)end;
-	/* a window pass marks the branches of window rules only, listed first */
-	for (p = id; p < (r->windowed ? r->lit_wend : r->lit_end)[id]; p++) {
+	/* a window pass marks the endings and the window rules' sets, listed first */
+	last = (r->windowed ? r->lit_wend : r->lit_end)[id];
+	for (p = id; p < last; p++) {
 		u = r->pair[p].unit;
-		if (u & RULES_VETO) {
-			u &= ~RULES_VETO;
-			if (r->vseen[u] == 0)
-				r->vtouched[r->nvtouched++] = u;
-			r->vseen[u] |= r->pair[p].bit;
+		if ((u & (RULES_LATE | RULES_VETO)) != 0) {
+			rules_cand_other(r, p, end);
 			continue;
 		}
 		if (r->seen[u] == 0)
@@ -840,6 +898,19 @@ rules_mark(struct rules *r, uint32_t u, enum rules_role role, uint64_t seen)
 	ru->cand |= 1u << b;
 }
 
+/*
+ * Whether a window pass can skip rule ru: what it reports is a match that
+ * ends in the last turn (ce > boundary: across the turns, or after a near
+ * cue in an earlier one), and every candidate branch's match ends with a
+ * literal that the automaton looked for and did not find there.
+ */
+static int
+rules_window_dead(const struct rule *ru)
+{
+	return ru->window && (ru->cand & ~ru->ends) == 0 &&
+	    (ru->cand & ru->late) == 0;
+}
+
 size_t
 rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
     int prefilter, ssize_t only, const struct rules_hit **hits)
@@ -873,6 +944,7 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	r->ntouched = 0;
 	r->nvtouched = 0;
 	r->ncands = 0;
+	r->nlates = 0;
 	acm = r->windowed ? r->wacm : r->acm;
 	masks = r->windowed ? r->wacm_masks : r->acm_masks;
 	for (m = 0; m < RULES_NMASKS; m++) {
@@ -880,6 +952,7 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 			continue;
 		if (rules_text(r, m) == -1)
 			break;
+		r->scan_map = r->nmap[m];
 		acm_scan(acm[m], r->ntext[m], r->nlen[m], rules_cand_cb, r);
 	}
 	for (k = 0; k < r->ntouched; k++) {
@@ -892,9 +965,12 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 		rules_mark(r, r->always[k], role, 0);
 	for (k = 0; k < r->ncands; k++) {
 		i = r->cands[k];
-		rules_confirm(r, i, role, r->rule[i].cand, &nhits);
+		if (!(r->windowed && rules_window_dead(&r->rule[i])))
+			rules_confirm(r, i, role, r->rule[i].cand, &nhits);
 		r->rule[i].cand = 0;
 	}
+	for (k = 0; k < r->nlates; k++)
+		r->rule[r->lates[k]].late = 0;
 	for (k = 0; k < r->nvtouched; k++)
 		r->vseen[r->vtouched[k]] = 0;
 done:
@@ -970,6 +1046,7 @@ rules_free(struct rules *r)
 	free(r->touched);
 	free(r->always);
 	free(r->cands);
+	free(r->lates);
 	free(r->vetoes);
 	free(r->vseen);
 	free(r->vtouched);

@@ -30,6 +30,7 @@
 #define RULES_CLEAR_WITHIN	6	/* clear: characters looked at either side, by default */
 #define RULES_UNIT(rule, branch)	((uint32_t)((rule) * RULES_MAX_CLAUSE + (branch)))
 #define RULES_VETO			0x80000000u	/* a unit that is an unless pattern */
+#define RULES_LATE			0x40000000u	/* a branch's ending, reported in the window pass */
 
 struct rules_example_src {
 	char	*text;
@@ -75,6 +76,7 @@ struct rules_branch {
 	int			 always;	/* no required literal: always confirmed */
 	uint64_t		 need[RULES_MAX_CLAUSE];	/* per clause: the bits of its sets */
 	size_t			 nclause;
+	struct rules_lit_req	 tail;		/* while loading: what every match ends with */
 };
 
 /*
@@ -95,6 +97,8 @@ struct rule {
 	unsigned		 steps;		/* normalisation steps */
 	int			 enabled;
 	int			 window;	/* also matched across a speaker's turns */
+	unsigned		 ends;		/* the branches whose every match ends with a known literal */
+	unsigned		 late;		/* window pass: those whose ending occurred in the last turn */
 	struct rules_clear	 clear;
 	struct rules_branch	 br[RULES_MAX_CLAUSE];
 	size_t			 nbr;
@@ -129,13 +133,13 @@ struct rules {
 	 */
 	struct acm		*acm[RULES_NMASKS];
 	unsigned		 acm_masks;	/* the bits of the masks that have one */
-	struct acm		*wacm[RULES_NMASKS];	/* the window pass's: window rules' literals */
+	struct acm		*wacm[RULES_NMASKS];	/* the window pass's: window rules' literals and endings */
 	unsigned		 wacm_masks;
 	struct rules_litpair	*lit;		/* while loading only: as added */
 	size_t			 litcap;
 	struct rules_pair	*pair;		/* from the build on: sorted */
-	uint32_t		*lit_end;	/* one past the last pair of the literal */
-	uint32_t		*lit_wend;	/* one past its last pair of a window rule */
+	uint32_t		*lit_end;	/* by its first pair not an ending: one past its last pair */
+	uint32_t		*lit_wend;	/* by its first pair: one past its last of a window rule */
 	size_t			 nlit;
 	int			 jit;
 	size_t			 enabled;
@@ -152,6 +156,9 @@ struct rules {
 	size_t			 nalways;
 	uint32_t		*cands;		/* the rules with a candidate branch */
 	size_t			 ncands;
+	uint32_t		*lates;		/* the rules whose late is not 0 */
+	size_t			 nlates;
+	const uint32_t		*scan_map;	/* the map of the text being scanned */
 	struct rules_veto	*vetoes;	/* every rule's unless patterns, in order */
 	size_t			 nveto, vetocap;
 	uint64_t		*vseen;		/* per veto: the sets a literal of which occurred */

@@ -819,6 +819,224 @@ none:
 }
 
 /*
+ * The characters of a class [s, e) for a tail: a plain list as
+ * rules_lit_class_set reads it, or ranges of ASCII digits or letters
+ * ([0-9], [a-z0-9_-]), at most 64 characters. NULL otherwise.
+ */
+static struct rules_lit_set *
+rules_lit_class_tail(const char *s, const char *e)
+{
+	struct rules_lit_set	*l;
+	const char		*p = s + 1;
+	char			 c, hi;
+
+	if ((l = rules_lit_class_set(s, e)) != NULL)
+		return l;
+	if (e - s < 3 || e[-1] != ']' || *p == '^' ||
+	    (l = rules_lit_set_new()) == NULL)
+		return NULL;
+	for (; p < e - 1; p++) {
+		c = *p;
+		hi = c;
+		if (c == '\\' || c == '[' || (unsigned char)c >= 0x80)
+			goto unknown;
+		if (p + 2 < e - 1 && p[1] == '-') {
+			hi = p[2];
+			p += 2;
+			if (!((c >= '0' && hi <= '9') || (c >= 'a' && hi <= 'z') ||
+			    (c >= 'A' && hi <= 'Z')) || hi < c)
+				goto unknown;
+		}
+		for (; c <= hi; c++) {
+			char f = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+
+			if (l->n == 64 || rules_lit_set_add(l, &f, 1) == -1)
+				goto unknown;
+		}
+	}
+	return l;
+unknown:
+	rules_lit_set_free(l);
+	return NULL;
+}
+
+/* Where the alternatives of the group at s start, or NULL for a group of another kind. */
+static const char *
+rules_lit_group_body(const char *s, const char *end)
+{
+	const char	*p;
+
+	if (s + 2 >= end || s[0] != '(')
+		return NULL;
+	if (s[1] != '?')
+		return s + 1;
+	if (strchr(":>|", s[2]) != NULL)
+		return s + 3;
+	if ((s[2] == '<' && s + 3 < end && s[3] != '=' && s[3] != '!') ||
+	    s[2] == 'P' || s[2] == '\'') {
+		for (p = s + 3; p < end && *p != '>' && *p != '\''; p++)
+			;
+		return p < end ? p + 1 : NULL;
+	}
+	return NULL;
+}
+
+static struct rules_lit_set	*rules_lit_px_tail_alt(struct rules_lit_px *,
+				    int *);
+
+/*
+ * The strings one of which every match of a sequence (up to '|' or ')')
+ * ends with: its last atoms' strings crossed, each atom's own ending when
+ * its strings are not known (a group's alternatives' endings, a class's
+ * characters), an optional atom's ending added to what comes before it.
+ * An atom whose ending is unknown starts the tail afresh after it: fewer
+ * atoms still end every match. The set may hold "" (nothing is known
+ * about the end); NULL on ENOMEM; *bad when the sequence cannot be read.
+ */
+static struct rules_lit_set *
+rules_lit_px_tail(struct rules_lit_px *x, int *bad)
+{
+	struct rules_lit_info	 a;
+	struct rules_lit_px	 y;
+	struct rules_lit_set	*run, *e, *next;
+	const char		*s, *body;
+	int			 quant, min0, opt, whole;
+	size_t			 i;
+
+	run = rules_lit_set_one("", 0);
+	while (!*bad && x->p < x->end && *x->p != '|' && *x->p != ')') {
+		s = x->p;
+		if (rules_lit_px_atom(x, &a) == -1) {
+			rules_lit_info_clear(&a);
+			*bad = 1;
+			break;
+		}
+		e = rules_lit_set_dup(a.exact);
+		if (a.exact == NULL && *s == '[')
+			e = rules_lit_class_tail(s, x->p);
+		else if (a.exact == NULL &&
+		    (body = rules_lit_group_body(s, x->p)) != NULL) {
+			y.p = body;
+			y.end = x->end;
+			e = rules_lit_px_tail_alt(&y, bad);
+			if (y.p != x->p - 1) {	/* not read as the atom was */
+				rules_lit_set_free(e);
+				e = NULL;
+			}
+		}
+		whole = a.exact != NULL || (*s == '[' && e != NULL);
+		quant = x->p < x->end && (strchr("?*+", *x->p) != NULL ||
+		    (*x->p == '{' && x->p + 1 < x->end && x->p[1] >= '0' &&
+		    x->p[1] <= '9'));
+		min0 = quant && (*x->p == '?' || *x->p == '*' ||
+		    (*x->p == '{' && x->p[1] == '0'));
+		opt = quant && (*x->p == '?' || strncmp(x->p, "{0,1}", 5) == 0);
+		rules_lit_px_quant(x, &a);
+		rules_lit_info_clear(&a);
+		/* a group that may end unknown, or a repetition that may be empty */
+		for (i = 0; e != NULL && (quant || !whole) && i < e->n; i++)
+			if (e->s[i][0] == '\0')
+				min0 = 1;
+		if (e == NULL)
+			next = rules_lit_set_one("", 0);
+		else if (opt && whole && rules_lit_set_add(e, "", 0) == 0 &&
+		    (next = rules_lit_set_cross(run, e)) != NULL)
+			rules_lit_set_free(e);	/* 微信(?:号)? ends 微信 or 微信号 */
+		else if (min0)
+			next = rules_lit_set_union(rules_lit_set_dup(run), e);
+		else if (quant || !whole)
+			next = e;	/* the last repetition's, or the group's ending */
+		else if ((next = rules_lit_set_cross(run, e)) == NULL)
+			next = e;	/* too many: the atom's own strings */
+		else
+			rules_lit_set_free(e);
+		rules_lit_set_free(run);
+		if ((run = next) == NULL)
+			run = rules_lit_set_one("", 0);
+	}
+	return run;
+}
+
+/* The union of the tails of the alternatives up to ')' or the end; NULL when one is unknown. */
+static struct rules_lit_set *
+rules_lit_px_tail_alt(struct rules_lit_px *x, int *bad)
+{
+	struct rules_lit_set	*all = NULL, *t;
+
+	for (;;) {
+		t = rules_lit_px_tail(x, bad);
+		if (t == NULL || *bad) {
+			rules_lit_set_free(t);
+			rules_lit_set_free(all);
+			return NULL;
+		}
+		if ((all = all == NULL ? t : rules_lit_set_union(all, t)) == NULL)
+			return NULL;
+		if (x->p < x->end && *x->p == '|') {
+			x->p++;
+			continue;
+		}
+		return all;
+	}
+}
+
+/*
+ * Whether every string of a tail can be found as it is at the end of a
+ * match: not empty, not possibly cut to RULES_MAX_LIT (a prefix is no
+ * suffix), and of characters whose caseless forms are the string's own in
+ * the normalised text (ASCII folded, ideographs, the sound tokens).
+ */
+static int
+rules_lit_tail_ok(const struct rules_lit_set *l)
+{
+	const unsigned char	*p;
+	size_t			 i, n;
+	uint32_t		 cp;
+
+	for (i = 0; i < l->n; i++) {
+		n = strlen(l->s[i]);
+		if (n == 0 || n > RULES_MAX_TAIL || n + 4 > RULES_MAX_LIT)
+			return 0;
+		for (p = (const unsigned char *)l->s[i]; *p != '\0'; p += n) {
+			if (*p < 0x80) {
+				if (*p >= 'A' && *p <= 'Z')
+					return 0;
+				n = 1;
+				continue;
+			}
+			if ((*p & 0xf0) != 0xe0 || (p[1] & 0xc0) != 0x80 ||
+			    (p[2] & 0xc0) != 0x80)
+				return 0;
+			cp = (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 |
+			    (p[2] & 0x3fu);
+			if (!(cp >= 0x3000 && cp < 0xa000) &&
+			    !(cp >= 0xe000 && cp < 0xfb00))
+				return 0;
+			n = 3;
+		}
+	}
+	return 1;
+}
+
+int
+rules_lit_suffix(const char *pattern, struct rules_lit_req *tail)
+{
+	struct rules_lit_px	 x = { pattern, pattern + strlen(pattern) };
+	struct rules_lit_set	*all;
+	int			 bad = 0;
+
+	all = rules_lit_px_tail_alt(&x, &bad);
+	/* a ')' with no '(' stops the reading early */
+	if (all == NULL || x.p != x.end || !rules_lit_tail_ok(all)) {
+		rules_lit_set_free(all);
+		return 0;
+	}
+	tail->set[0] = all;
+	tail->n = 1;
+	return 1;
+}
+
+/*
  * Whether the construct at p (just past a '(' or a '\\') ties one top-level
  * alternative to another, so that they cannot be compiled apart: a
  * back-reference, a subroutine call or recursion, a condition on a group,

@@ -6,6 +6,7 @@
 
 #define RULES_MAX_AND		8	/* required sets of one clause */
 #define RULES_MAX_CLAUSE	8	/* clauses (top-level alternatives) of one rule */
+#define RULES_MAX_TAIL		44	/* bytes of an ending (rules_lit_suffix) */
 
 /*
  * A set of literals, one of which is in every match (of the piece of
@@ -49,6 +50,15 @@ struct rules_lit_pf {
  */
 size_t	rules_lit_required(const char *pattern,
 	    struct rules_lit_req clause[RULES_MAX_CLAUSE]);
+
+/*
+ * The strings one of which every match of pattern ends with (its last
+ * atoms' strings: 不(?:算|在)(?:里面|范围) gives {在里面, 算里面, 在范围,
+ * 算范围}), as one set added to tail, which must be empty. Returns 1, or
+ * 0 (tail left empty) when some match may end otherwise or the strings
+ * are unknown, too many, or not found as written in the normalised text.
+ */
+int	rules_lit_suffix(const char *pattern, struct rules_lit_req *tail);
 
 /*
  * The top-level alternatives of a pattern (as rules_lit_required reads

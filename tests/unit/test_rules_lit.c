@@ -1001,6 +1001,139 @@ test_big_set(void **state)
  * leaves a set that misses a match. Not with more top-level alternatives
  * than clauses: a failure there empties the last clause (test_known_gaps).
  */
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Fails unless every match of pattern in texts, from every start, ends with a string of tail. */
+static void
+tail_holds(const char *pattern, const struct rules_lit_req *tail,
+    const char *const *text, size_t ntext)
+{
+	pcre2_match_data	*md;
+	pcre2_code		*re;
+	PCRE2_SIZE		*ov;
+	size_t			 k, n, at, len, sl;
+
+	md = pcre2_match_data_create(4, NULL);
+	re = compile(pattern);
+	for (k = 0; k < ntext && text[k] != NULL; k++) {
+		len = strlen(text[k]);
+		for (at = 0; at < len; at++) {
+			if (pcre2_match(re, (PCRE2_SPTR)text[k], len, at, 0, md,
+			    NULL) < 0)
+				continue;
+			ov = pcre2_get_ovector_pointer(md);
+			for (n = 0; n < tail->set[0]->n; n++) {
+				sl = strlen(tail->set[0]->s[n]);
+				if (ov[1] - ov[0] >= sl && memcmp(text[k] + ov[1] - sl,
+				    tail->set[0]->s[n], sl) == 0)
+					break;
+			}
+			if (n == tail->set[0]->n)
+				fail_msg("%s: the match %.*s of %s ends otherwise",
+				    pattern, (int)(ov[1] - ov[0]), text[k] + ov[0],
+				    text[k]);
+		}
+	}
+	pcre2_code_free(re);
+	pcre2_match_data_free(md);
+}
+
+/*
+ * What every match ends with (rules_lit_suffix), checked against PCRE2:
+ * each match of each text, from every start, ends with one of the strings.
+ */
+static void
+test_suffix(void **state)
+{
+	static const struct {
+		const char	*pattern, *want;	/* want NULL: unknown */
+		const char	*text[3];
+	} sc[] = {
+		{ "不(?:算|在)(?:里面|范围)", "不在范围,不在里面,不算范围,不算里面",
+		    { "这不算里面", "不在范围内" } },
+		{ "(?:我|我们)关(?:掉|了)(?!问题)", "我们关了,我们关掉,我关了,我关掉",
+		    { "我们关了吧" } },
+		{ "加.{0,4}微信(?:号)?", "微信,微信号", { "加我微信号码", "加个微信" } },
+		{ "1[3-9][0-9]{9}(?![0-9])", "0,1,2,3,4,5,6,7,8,9",
+		    { "电话13812345678", "139000011112" } },
+		{ "(?:[a-z]{2,}|\\d+)", NULL, { "ab12" } },
+		{ "(?:[a-z][a-z0-9_-]{4,18}[a-z0-9]|[1-9][0-9]{4,11})(?![a-z0-9])",
+		    "0,1,2,3,4,5,6,7,8,9,a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z",
+		    { "微信abc_12 号", "qq 123456" } },
+		{ "(?:好评|hp)返(?:[0-9]+(?:元|块)?)?",
+		    "0,0元,0块,1,1元,1块,2,2元,2块,3,3元,3块,4,4元,4块,5,5元,5块,6,6元,"
+		    "6块,7,7元,7块,8,8元,8块,9,9元,9块,hp返,好评返",
+		    { "好评返5元", "hp返" } },
+		{ "(?:好评|hp)返[0-9]+(?:元|块)?",
+		    "0,0元,0块,1,1元,1块,2,2元,2块,3,3元,3块,4,4元,4块,5,5元,5块,6,6元,"
+		    "6块,7,7元,7块,8,8元,8块,9,9元,9块",
+		    { "好评返5元", "hp返10" } },
+		{ "(?:七|7)天(?:无理由|退)|(?<![a-z])qtwly(?![a-z])",
+		    "7天无理由,7天退,qtwly,七天无理由,七天退",
+		    { "7天无理由退", "qtwly" } },
+		{ "(?:一张|个)?券", "一张券,个券,券", { "返您一张券" } },
+		{ "a.{0,3}b*", NULL, { "axxbb" } },
+		{ "xa(?:b|c)*", "b,c,xa", { "xabcb", "xa", "xac" } },
+		{ "a.*", NULL, { "abc" } },
+		{ "a|b?", NULL, { "ab" } },
+		{ "(a)\\1", NULL, { "aa" } },
+		{ "ab\\d", NULL, { "ab1" } },
+		{ "[^a]b", "b", { "xb" } },
+		{ "a)", NULL, { "a" } },
+		{ "(*UCP)ab", NULL, { "ab" } },
+	};
+	struct rules_lit_req	 tail;
+	char			 got[1024], *s[512];
+	size_t			 i, k, n;
+	int			 ok;
+
+	(void)state;
+	for (i = 0; i < sizeof(sc) / sizeof(sc[0]); i++) {
+		memset(&tail, 0, sizeof(tail));
+		ok = rules_lit_suffix(sc[i].pattern, &tail);
+		if (sc[i].want == NULL) {
+			if (ok)
+				fail_msg("%s: a tail of %zu strings, want none",
+				    sc[i].pattern, tail.set[0]->n);
+			assert_int_equal(tail.n, 0);
+			continue;
+		}
+		if (!ok)
+			fail_msg("%s: no tail, want %s", sc[i].pattern, sc[i].want);
+		assert_int_equal(tail.n, 1);
+		n = tail.set[0]->n;
+		assert_true(n <= 512);
+		memcpy(s, tail.set[0]->s, n * sizeof(*s));
+		qsort(s, n, sizeof(*s), str_cmp);
+		got[0] = '\0';
+		for (k = 0; k < n; k++)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got),
+			    "%s%s", k ? "," : "", s[k]);
+		assert_string_equal(got, sc[i].want);
+		tail_holds(sc[i].pattern, &tail, sc[i].text, 3);
+		rules_lit_req_clear(&tail);
+	}
+	/* out of memory, a tail is still right, or there is none */
+	for (n = 0;; n++) {
+		memset(&tail, 0, sizeof(tail));
+		allocfail_injected = 0;
+		allocfail_after = (long)n;
+		ok = rules_lit_suffix(sc[7].pattern, &tail);
+		allocfail_after = -1;
+		if (ok)
+			tail_holds(sc[7].pattern, &tail, sc[7].text, 3);
+		else
+			assert_true(allocfail_injected);
+		rules_lit_req_clear(&tail);
+		if (!allocfail_injected || !allocfail_active())
+			break;
+	}
+}
+
 static void
 test_alloc_failure(void **state)
 {
@@ -1145,6 +1278,7 @@ main(void)
 		cmocka_unit_test(test_flatten),
 		cmocka_unit_test(test_branches_match_as_whole),
 		cmocka_unit_test(test_near),
+		cmocka_unit_test(test_suffix),
 		cmocka_unit_test(test_alloc_failure),
 		cmocka_unit_test(test_known_gaps),
 	};
