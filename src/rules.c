@@ -880,18 +880,30 @@ rules_hit_cmp(const void *a, const void *b)
 	return strcmp(x->rule, y->rule);
 }
 
-/* Marks the branch of unit u a candidate (always, or when its literals were seen). */
+/* Whether the branch of unit u can match: it is always run, or its literals were seen. */
+static inline int
+rules_seen_enough(const struct rules *r, uint32_t u, uint64_t seen)
+{
+	const struct rules_branch *br =
+	    &r->rule[u / RULES_MAX_CLAUSE].br[u % RULES_MAX_CLAUSE];
+
+	return br->always || rules_candidate(br->need, br->nclause, seen);
+}
+
+/*
+ * Marks the branch of unit u a candidate, its literals being enough. The
+ * literals are checked first, by the caller: of the ~45 units a message
+ * touches, ~3 pass, and the rule's role and window are on another line.
+ */
 static void
-rules_mark(struct rules *r, uint32_t u, enum rules_role role, uint64_t seen)
+rules_mark(struct rules *r, uint32_t u, enum rules_role role)
 {
 	struct rule	*ru = &r->rule[u / RULES_MAX_CLAUSE];
 	unsigned	 b = u % RULES_MAX_CLAUSE;
 
 	/* a window pass looks for what the last turn alone did not break */
 	if (!(ru->roles & role) || (r->windowed && (!ru->window ||
-	    ru->hit_turn == r->turn)) ||
-	    !(ru->br[b].always || rules_candidate(ru->br[b].need,
-	    ru->br[b].nclause, seen)))
+	    ru->hit_turn == r->turn)))
 		return;
 	if (ru->cand == 0)
 		r->cands[r->ncands++] = u / RULES_MAX_CLAUSE;
@@ -957,12 +969,13 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	}
 	for (k = 0; k < r->ntouched; k++) {
 		u = r->touched[k];
-		if (!r->oom)
-			rules_mark(r, u, role, r->seen[u]);
+		if (!r->oom && rules_seen_enough(r, u, r->seen[u]))
+			rules_mark(r, u, role);
 		r->seen[u] = 0;
 	}
 	for (k = 0; k < r->nalways && !r->oom; k++)
-		rules_mark(r, r->always[k], role, 0);
+		if (rules_seen_enough(r, r->always[k], 0))
+			rules_mark(r, r->always[k], role);
 	for (k = 0; k < r->ncands; k++) {
 		i = r->cands[k];
 		if (!(r->windowed && rules_window_dead(&r->rule[i])))
