@@ -71,6 +71,7 @@ struct norm {
 	char		*orig;
 	size_t		 orig_cap;
 	size_t		 orig_len;
+	int		 noisy;		/* the last run's noise step dropped something */
 	uint32_t	*off;
 	size_t		 off_cap;
 	uint32_t	 ncp;
@@ -98,6 +99,7 @@ struct norm_w {
 	/* The noise stage: a pending run of noise, not yet written. */
 	size_t		 gap;
 	uint32_t	 gap_idx;	/* the original index of its first character */
+	int		 noisy;		/* a run of noise was seen, or a part of a character */
 	/* The digit stage: the numerals written last, at out[run_off...]. */
 	size_t		 run;
 	size_t		 run_off;
@@ -468,8 +470,10 @@ static NORM_INLINE void
 norm_put(struct norm_w *w, uint32_t cp, uint32_t idx, int cls)
 {
 	if (cls == NORM_C_NOISE) {
-		if (w->gap++ == 0)
+		if (w->gap++ == 0) {
 			w->gap_idx = idx;
+			w->noisy = 1;
+		}
 		return;
 	}
 	if (w->gap > 0)
@@ -570,6 +574,8 @@ norm_put_slow(struct norm *n, struct norm_w *w, uint32_t cp, uint32_t idx,
 			/* The brackets of ㈠ go; they are not a gap. */
 			if (!noise_on)
 				norm_put(w, cp, idx, NORM_C_WORD);
+			else
+				w->noisy = 1;
 			continue;
 		}
 		e = norm_tab(cp);
@@ -659,8 +665,10 @@ norm_fast(struct norm_w *w, const struct norm_fast *f,
 			ce = &f->cache[norm_hash(cp)];
 			if (ce->cp != cp || !ce->all_noise)
 				break;
-			if (w->gap++ == 0)
+			if (w->gap++ == 0) {
 				w->gap_idx = i;
+				w->noisy = 1;
+			}
 		}
 		f->off[i++] = (uint32_t)(p - f->text);
 		p += 3;
@@ -885,6 +893,7 @@ norm_run(struct norm *n, const char *text, size_t len, unsigned steps,
 	w.digits = (steps & NORM_DIGITS) != 0;
 	w.gap = 0;
 	w.gap_idx = 0;
+	w.noisy = 0;
 	w.run = 0;
 	w.run_off = 0;
 	room = n->cap - NORM_HEADROOM;
@@ -970,6 +979,7 @@ norm_run(struct norm *n, const char *text, size_t len, unsigned steps,
 	n->len = w.len;
 	n->orig_len = olen;
 	n->ncp = i;
+	n->noisy = w.noisy;
 
 	if (steps & NORM_SOUND) {
 		if (norm_sound(n) == -1)
@@ -986,6 +996,7 @@ err:
 	/* Leave an empty, consistent result behind. */
 	n->len = n->orig_len = 0;
 	n->ncp = 0;
+	n->noisy = 1;
 	if (n->out != NULL && n->map != NULL && n->cap > 0) {
 		n->out[0] = '\0';
 		n->map[0] = 0;
@@ -995,6 +1006,12 @@ err:
 	if (n->off != NULL && n->off_cap > 0)
 		n->off[0] = 0;
 	return -1;
+}
+
+int
+norm_noisy(const struct norm *n)
+{
+	return n->noisy;
 }
 
 const char *

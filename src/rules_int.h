@@ -148,6 +148,7 @@ struct rules {
 	const char		*ntext[RULES_NMASKS];
 	size_t			 nlen[RULES_NMASKS];
 	const uint32_t		*nmap[RULES_NMASKS];
+	unsigned		 nsrc[RULES_NMASKS];	/* whose normaliser holds the view (its original) */
 	unsigned		 nvalid;	/* masks normalised for this message */
 	uint64_t		*seen;		/* per unit: the sets a literal of which occurred */
 	uint32_t		*touched;	/* the units whose seen is not 0 */

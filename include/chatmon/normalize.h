@@ -58,6 +58,13 @@ int	norm_run(struct norm *, const char *text, size_t len, unsigned steps,
 	    const char **out, size_t *out_len, const uint32_t **map);
 
 /*
+ * Whether the last norm_run, made with the noise step, found any noise.
+ * When it found none, the same text without that step (the other steps
+ * alike) normalises to the same bytes and the same map.
+ */
+int	norm_noisy(const struct norm *);
+
+/*
  * The original of the last norm_run as valid UTF-8 (invalid bytes replaced),
  * and the byte offset of its code point `cp` (cp may equal the count: the end).
  */

@@ -1001,6 +1001,74 @@ test_lookalikes(void **state)
 	norm_free(n);
 }
 
+/*
+ * norm_noisy: a run with the noise step that found no noise gives what
+ * the same steps without it give, bytes and map (rules.c then keeps one
+ * view for both). Random texts of characters that take every path:
+ * noise in the fast loop, in the cache, in a character's parts (㈠).
+ */
+static void
+test_noisy(void **state)
+{
+	static const char *const alphabet[] = {
+		"a", "Q", "7", " ", ",", "-", "\xef\xbc\x8c" /* ， */, "\xe2\x80\x8b",
+		"\xe5\x8a\xa0" /* 加 */, "\xe5\xbe\xae" /* 微 */,
+		"\xe9\x80\x99" /* 這 */, "\xe4\xb8\x89" /* 三 */,
+		"\xe5\x85\xab" /* 八 */, "\xef\xbc\xb1" /* Ｑ */,
+		"\xe2\x91\xa0" /* ① */, "\xe3\x88\xa0" /* ㈠ */,
+		"\xf0\x9f\x98\x80" /* emoji */, "\xff", "\xe4\xb8",
+	};
+	static const unsigned steps[] = {
+		NORM_ALL, NORM_ALL | NORM_SOUND, NORM_NOISE,
+		NORM_NFKC | NORM_NOISE, NORM_NOISE | NORM_DIGITS,
+	};
+	struct norm	*n, *m;
+	char		 buf[128];
+	const char	*out, *out2;
+	size_t		 len, len2, i, j, k, blen;
+	const uint32_t	*map, *map2;
+	uint32_t	 x = 4242;
+	int		 clean = 0, noisy = 0;
+
+	(void)state;
+	assert_non_null(n = norm_new());
+	assert_non_null(m = norm_new());
+	assert_int_equal(norm_run(n, "\xe5\x8a\xa0 \xe6\x88\x91", 7, ALL,
+	    &out, &len, &map), 0);
+	assert_true(norm_noisy(n));
+	assert_int_equal(norm_run(n, "\xe3\x88\xa0", 3, ALL, &out, &len, &map), 0);
+	assert_true(norm_noisy(n));
+	for (i = 0; i < 4000; i++) {
+		blen = 0;
+		x = x * 1103515245u + 12345u;
+		for (j = (x >> 16) % 12; j > 0; j--) {
+			x = x * 1103515245u + 12345u;
+			k = (x >> 16) % (sizeof(alphabet) / sizeof(*alphabet));
+			/* mostly words: a text without noise must be common */
+			if (k < 8 && (x >> 8) % 4 != 0)
+				k = 8 + (x >> 10) % 8;
+			memcpy(buf + blen, alphabet[k], strlen(alphabet[k]));
+			blen += strlen(alphabet[k]);
+		}
+		k = i % (sizeof(steps) / sizeof(*steps));
+		assert_int_equal(norm_run(n, buf, blen, steps[k], &out, &len,
+		    &map), 0);
+		if (norm_noisy(n)) {
+			noisy++;
+			continue;
+		}
+		clean++;
+		assert_int_equal(norm_run(m, buf, blen, steps[k] & ~NORM_NOISE,
+		    &out2, &len2, &map2), 0);
+		assert_int_equal(len, len2);
+		assert_memory_equal(out, out2, len);
+		assert_memory_equal(map, map2, (len + 1) * sizeof(*map));
+	}
+	assert_true(clean > 500 && noisy > 500);
+	norm_free(n);
+	norm_free(m);
+}
+
 int
 main(void)
 {
@@ -1020,6 +1088,7 @@ main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_sound),
 		cmocka_unit_test(test_lookalikes),
+		cmocka_unit_test(test_noisy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
