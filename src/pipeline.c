@@ -164,6 +164,7 @@ pipeline_rule_hit(struct pipeline *p, const struct pipeline_turn *t,
 	a->severity = (int)dh->hit.severity;
 	a->what = dh->hit.rule;
 	a->hit = &dh->hit;
+	a->vetoed = dh->vetoed;
 	return pipeline_keep(p, a, t->conversation, t->conversation_len,
 	    dh->hit.action != RULES_FLAG, blocked);
 }

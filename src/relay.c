@@ -280,6 +280,7 @@ relay_alerts(struct relay *r, const struct pipeline_out *out,
 		a = &out->alerts[i];
 		if (a->hit != NULL) {
 			r->metrics->rule_hits++;
+			r->metrics->rule_vetoes += a->vetoed != 0;
 			relay_count_hit(r, a->hit);
 		}
 		relay_publish(r, a, agent, conv, conv_len);

@@ -42,6 +42,7 @@
 	X(rule_hits, counter, "", "", 1, "Rule hits, every action") \
 	X(rule_blocks, counter, "rule_blocks_total", "", 1, "Agent messages blocked by a rule") \
 	X(rule_warnings, counter, "rule_warnings_total", "", 1, "chatmon.warning frames sent to agents for rule hits") \
+	X(rule_vetoes, counter, "rule_vetoes_total", "", 1, "Rule blocks the n-gram model did not back, warned instead (model_veto)") \
 	X(rule_errors, counter, "rule_errors_total", "", 1, "Messages the rules could not be run on (out of memory)") \
 	X(sla_warnings, counter, "sla_events_total", "type=\"warn\"", 1, "SLA events, by type") \
 	X(sla_breaches, counter, "sla_events_total", "type=\"breach\"", 1, "SLA events, by type") \

@@ -38,6 +38,7 @@ struct pipeline_alert {
 	int			 severity;	/* 0 info, 1 warn, 2 critical */
 	const char		*what;		/* the rule's id, or the SLA event's type */
 	const struct rules_hit	*hit;		/* a rule's; NULL for an SLA event */
+	int			 vetoed;	/* a block the model did not back */
 	const char		*frame;		/* {"type":"chatmon.warning",...} or NULL */
 	size_t			 frame_len;
 	/*

@@ -180,3 +180,4 @@ def test_relay_vetoed_block_warns_and_forwards(daemon, backend, tmp_path):
     assert d.stop() == 0
     st = d.stats()
     assert st["rule_blocks"] == 1 and st["rule_warnings"] == 2, st     # both told
+    assert st["rule_vetoes"] == 1, st
