@@ -658,9 +658,8 @@ config_redis_target_why(const char *s, struct config_redis_target *t)
 	if (config_has_space(s))
 		return "contains a space or control character";
 	if (strncmp(s, "unix:", 5) == 0) {
-		if (s[5] != '/')
-			return "unix socket path must be absolute";
-		if (s[6] == '\0')
+		/* relative: to the configuration file's directory (config_load) */
+		if (s[5] == '\0' || (s[5] == '/' && s[6] == '\0'))
 			return "unix socket path is empty";
 		if (strlen(s + 5) > CONFIG_SUN_PATH)
 			return "unix socket path too long (max 107 bytes)";
@@ -1874,6 +1873,39 @@ config_resolve(const struct config *cfg, char **p)
 }
 
 /*
+ * A relative unix: socket in redis.url is the file's, as rules: is
+ * (unix:../build/run/redis.sock in a checkout's conf/); it must still fit
+ * a socket address once resolved.
+ */
+static void
+config_resolve_socket(struct config_ctx *ctx)
+{
+	struct config	*cfg = ctx->cfg;
+	char		*path, *url;
+
+	if (cfg->redis.url == NULL || strncmp(cfg->redis.url, "unix:", 5) != 0 ||
+	    cfg->redis.url[5] == '/' || config_origin(ctx, "redis.url")->bad)
+		return;
+	if ((path = strdup(cfg->redis.url + 5)) == NULL ||
+	    config_resolve(cfg, &path) == -1 ||
+	    asprintf(&url, "unix:%s", path) == -1) {
+		free(path);
+		config_oom(ctx);
+		return;
+	}
+	free(path);
+	free(cfg->redis.url);
+	cfg->redis.url = url;
+	if (strlen(url + 5) > CONFIG_SUN_PATH) {
+		config_place(ctx, "redis.url", NULL);
+		config_err(ctx, "unix socket path too long (max %d bytes) once "
+		    "resolved against the file's directory: %s", CONFIG_SUN_PATH,
+		    url + 5);
+		ctx->ovr = NULL;
+	}
+}
+
+/*
  * path may be NULL: the defaults and the overrides only. Returns NULL when
  * anything is wrong, after every check has had its say.
  */
@@ -1908,6 +1940,7 @@ config_load(const char *path, char *const *overrides, size_t n_overrides,
 	ctx->ovr = NULL;
 	config_apply_profile(ctx);
 	config_hours(cfg);
+	config_resolve_socket(ctx);
 	config_check(ctx);
 	if (ctx->nerr > 0)
 		goto err;
