@@ -207,7 +207,7 @@ bench-state: all
 	    $(PYTHON) tests/bench/state_cost.py
 
 run: all
-	@tools/run.sh $(BUILD)/chatmond $(BUILD)/chatmon conf/chatmond.yaml
+	@tools/run.sh $(BUILD)/chatmond $(BUILD)/chatmon conf/demo.yaml
 
 # Where install puts the rest; each can be set on the command line like PREFIX.
 # The unit goes to $(PREFIX)/lib/systemd/system, on systemd's search path for

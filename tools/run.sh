@@ -1,22 +1,35 @@
 #!/bin/sh
 # `make run`: the whole product on one machine. A private Redis on a unix
 # socket, the demo chat backend (simulated buyers, and the agents' workbench
-# page), chatmond in front of it, and the supervisors' dashboard, all in the
-# foreground. Ctrl-C (or SIGTERM) stops all of them; so does any one ending.
-# usage: tools/run.sh CHATMOND CHATMON CONFIG
+# page), chatmond in front of it, and the supervisors' dashboard. Their logs
+# go to build/run/*.log; the terminal keeps the banner and one line per
+# alert (`chatmon tail`). Ctrl-C (or SIGTERM) stops all of them; so does any
+# one of the four ending, with the end of its log.
+# usage: tools/run.sh CHATMOND CHATMON CONFIG (conf/demo.yaml: its
+# redis.url names the socket under build/run/)
 set -u
 chatmond=$1
 chatmon=$2
 config=$3
 py=/usr/bin/python3
+here=$(cd "$(dirname "$0")" && pwd)
 backend_port=${CHATMON_DEMO_PORT:-9000}
-rundir=$(pwd)/build/run
-sock=$rundir/redis.sock
 
 # a key of the config file, as `key: value` on a line of its own section
 conf_key() {
 	sed -n "/^$1:/,/^[^ #]/s/^  $2:[[:space:]]*\\([^[:space:]#]*\\).*/\\1/p" "$config" | head -1
 }
+# the private Redis listens where the configuration says (relative: to the
+# file), and the logs go beside its socket
+url=$(conf_key redis url)
+case $url in
+unix:/*) sock=${url#unix:} ;;
+unix:?*) d=$(dirname "$config")/$(dirname "${url#unix:}")
+	mkdir -p "$d" && sock=$(cd "$d" && pwd)/$(basename "${url#unix:}") || exit 2 ;;
+*)	echo "run.sh: $config: redis.url must be a unix: socket (got '$url')" >&2
+	exit 2 ;;
+esac
+rundir=$(dirname "$sock")
 listen=$(sed -n 's/^listen:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$config")
 listen=${listen:-127.0.0.1:8080}
 dash_listen=$(conf_key dashboard listen)
@@ -37,27 +50,27 @@ redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 \
     --dir "$rundir" --save "" --appendonly no --daemonize no \
     --logfile "$rundir/redis.log" &
 redis=$!
-"$py" tools/demo_backend.py --listen "127.0.0.1:$backend_port" \
+"$py" "$here/demo_backend.py" --listen "127.0.0.1:$backend_port" \
     --chatmond "ws://$listen/" ${first:+--first-response "$first"} \
-    ${reply:+--reply "$reply"} ${warn_at:+--warn-at "$warn_at"} &
+    ${reply:+--reply "$reply"} ${warn_at:+--warn-at "$warn_at"} \
+    >"$rundir/demo_backend.log" 2>&1 &
 backend=$!
 # wait for the socket, so the first alerts do not wait for a reconnect
 i=0
 while [ ! -S "$sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 "$chatmond" -c "$config" -o "upstream=ws://127.0.0.1:$backend_port/" \
-    -o "redis.url=unix:$sock" -o "redis.spool=$rundir/alerts.spool" &
+    >"$rundir/chatmond.log" 2>&1 &
 daemon=$!
-"$chatmon" dashboard -c "$config" -o "redis.url=unix:$sock" \
-    -o "dashboard.root=$(pwd)/web/dashboard" &
+"$chatmon" dashboard -c "$config" >"$rundir/dashboard.log" 2>&1 &
 dashboard=$!
 
 stop() {
 	trap - INT TERM
-	kill -TERM "$daemon" "$backend" "$dashboard" 2>/dev/null
-	wait "$daemon" "$backend" "$dashboard" 2>/dev/null
+	kill -TERM "$daemon" "$backend" "$dashboard" ${tail:+"$tail"} 2>/dev/null
+	wait "$daemon" "$backend" "$dashboard" ${tail:+"$tail"} 2>/dev/null
 	kill -TERM "$redis" 2>/dev/null
 	wait "$redis" 2>/dev/null
-	exit 0
+	exit "${1:-0}"
 }
 trap stop INT TERM
 
@@ -70,15 +83,24 @@ cat <<MSG
     supervisors' dashboard:    http://$dash_listen/
     agents connect to:         ws://$listen/?agent=NAME  (chatmond, in front of
                                the demo chat backend ws://127.0.0.1:$backend_port/)
-    alerts:                    redis unix:$sock (stream chatmon:alerts:log)
-  in another terminal:
-    $chatmon tail --redis unix:$sock
-  Ctrl-C stops everything.
+    logs:                      $rundir/{chatmond,dashboard,demo_backend,redis}.log
+  in another terminal, the same alerts from the start:
+    $chatmon tail -c $config --since 0
+  Ctrl-C stops everything. The alerts, one line each, as they come:
 
 MSG
-# whichever ends first ends the demo
-while kill -0 "$daemon" 2>/dev/null && kill -0 "$backend" 2>/dev/null &&
-    kill -0 "$dashboard" 2>/dev/null && kill -0 "$redis" 2>/dev/null; do
+tail=
+"$chatmon" tail -c "$config" --since -0 &
+tail=$!
+# whichever ends first ends the demo, and says why
+while :; do
+	for p in daemon:chatmond backend:demo_backend dashboard:dashboard redis:redis; do
+		eval "pid=\$${p%%:*}"
+		kill -0 "$pid" 2>/dev/null && continue
+		echo
+		echo "  ${p#*:} stopped; the end of $rundir/${p#*:}.log:"
+		tail -n 5 "$rundir/${p#*:}.log" | sed 's/^/    /'
+		stop 1
+	done
 	sleep 1
 done
-stop
