@@ -1166,24 +1166,67 @@ dash_usage(FILE *f)
 	return f == stdout ? 0 : 2;
 }
 
+/*
+ * Whether dir holds the page: 1 (its absolute form in out, PATH_MAX), 0
+ * without index.html, -1 when dir itself cannot be found; errno says why.
+ */
+static int
+dash_page_in(const char *dir, char *out)
+{
+	char	index[PATH_MAX + 16];
+
+	if (realpath(dir, out) == NULL)
+		return -1;
+	snprintf(index, sizeof(index), "%s/index.html", out);
+	return access(index, R_OK) == 0;
+}
+
+/*
+ * The page of the checkout this binary was built in (build/chatmon beside
+ * web/dashboard), for a dashboard.root left at the installed default that
+ * `make install` has not filled: `build/chatmon dashboard` then works from
+ * a checkout as it is. 1 when found.
+ */
+static int
+dash_build_tree_page(char *out)
+{
+	char	exe[PATH_MAX], dir[PATH_MAX + 32];
+	ssize_t	n;
+	char	*slash;
+
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0)
+		return 0;
+	exe[n] = '\0';
+	if ((slash = strrchr(exe, '/')) == NULL)
+		return 0;
+	*slash = '\0';
+	snprintf(dir, sizeof(dir), "%s/../web/dashboard", exe);
+	return dash_page_in(dir, out) == 1;
+}
+
 /* The page's directory, absolute and holding index.html; 0 or -1 (said). */
 static int
 dash_root(struct dash *d)
 {
-	char	index[PATH_MAX + 16];
+	const char	*root = d->cfg->dashboard.root;
+	int		 dflt = strcmp(root, CHATMON_DATADIR "/dashboard") == 0, e, in;
 
-	if (realpath(d->cfg->dashboard.root, d->root) == NULL) {
-		fprintf(stderr, "chatmon: dashboard: %s: %s (dashboard.root)\n",
-		    d->cfg->dashboard.root, strerror(errno));
-		return -1;
+	if ((in = dash_page_in(root, d->root)) == 1)
+		return 0;
+	e = errno;
+	if (dflt && dash_build_tree_page(d->root)) {
+		fprintf(stderr, "chatmon: dashboard: %s has no page (not installed): "
+		    "serving the build tree's, %s\n", root, d->root);
+		return 0;
 	}
-	snprintf(index, sizeof(index), "%s/index.html", d->root);
-	if (access(index, R_OK) == -1) {
-		fprintf(stderr, "chatmon: dashboard: %s: %s (dashboard.root)\n",
-		    index, strerror(errno));
-		return -1;
-	}
-	return 0;
+	fprintf(stderr, "chatmon: dashboard: %s%s: %s (dashboard.root)\n", root,
+	    in == 0 ? "/index.html" : "", strerror(e));
+	fprintf(stderr, "chatmon: dashboard: %s\n", dflt ?
+	    "the page is installed there by `make install`; from a checkout, "
+	    "pass -o dashboard.root=$PWD/web/dashboard at its top" :
+	    "set dashboard.root to the directory holding the page's index.html "
+	    "(a checkout's web/dashboard, or where `make install` put it)");
+	return -1;
 }
 
 static int

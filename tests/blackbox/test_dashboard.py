@@ -15,7 +15,7 @@ import time
 import pytest
 import websockets
 
-from conftest import CHATMON, SLOW, T, WEB, agent, http_get, recv, run
+from conftest import CHATMON, SLOW, T, WEB, agent, free_port, http_get, recv, run, wait_for
 
 STREAM = "chatmon:alerts:log"
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
@@ -377,6 +377,49 @@ def test_root_without_page(dashboard, redis_server, tmp_path):
                         "-o", "redis.url=" + redis_server(start=False).url()],
                        capture_output=True, text=True, timeout=10 * SLOW)
     assert p.returncode == 1 and "index.html" in p.stderr, p.stderr
+
+
+INSTALLED_PAGE = "/usr/local/share/chatmon/dashboard/index.html"
+
+
+@pytest.mark.skipif(os.path.exists(INSTALLED_PAGE), reason="installed: the default is found")
+@pytest.mark.skipif(os.path.exists("/etc/chatmon/chatmond.yaml"), reason="a configuration in place")
+def test_from_a_checkout_without_install(redis_server, tmp_path):
+    """`build/chatmon dashboard` as the README's quick start runs it: no
+    configuration, no `make install`: the build tree's page is served."""
+    port = free_port()
+    p = subprocess.Popen([CHATMON, "dashboard", "--listen", f"127.0.0.1:{port}",
+                          "--redis", redis_server().url()], cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def up():
+            try:
+                return p.poll() is not None or http_get(f"http://127.0.0.1:{port}/")[0] == 200
+            except OSError:
+                return False
+        wait_for(up, 10 * SLOW, "the page served")
+        assert p.poll() is None
+        status, _, body = http_get(f"http://127.0.0.1:{port}/")
+        assert status == 200 and body == open(os.path.join(WEB, "index.html"), "rb").read()
+    finally:
+        p.terminate()
+        err = p.communicate(timeout=10 * SLOW)[1]
+    assert "not installed): serving the build tree's, " + os.path.realpath(WEB) in err, err
+
+
+@pytest.mark.skipif(os.path.exists(INSTALLED_PAGE), reason="installed: the default is found")
+@pytest.mark.skipif(os.path.exists("/etc/chatmon/chatmond.yaml"), reason="a configuration in place")
+def test_no_page_anywhere_says_what_to_pass(tmp_path):
+    """A binary away from its build tree, nothing installed: the error names
+    the key and what to pass."""
+    exe = tmp_path / "chatmon"
+    exe.write_bytes(open(CHATMON, "rb").read())
+    exe.chmod(0o755)
+    p = subprocess.run([str(exe), "dashboard", "--redis", "unix:/nonexistent.sock"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=10 * SLOW)
+    assert p.returncode == 1, p.stderr
+    assert "/usr/local/share/chatmon/dashboard: No such file or directory (dashboard.root)" in p.stderr
+    assert "pass -o dashboard.root=$PWD/web/dashboard" in p.stderr, p.stderr
 
 
 def test_a_dead_instances_customers_still_wait(dashboard, daemon, backend, redis_server,
