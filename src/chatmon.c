@@ -459,8 +459,12 @@ cmd_rules(int argc, char **argv)
 
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
 		return usage_rules(stdout);
-	if (argc == 2 && strcmp(argv[1], "normalize") == 0)
-		return cmd_normalize();
+	if (argc >= 2 && strcmp(argv[1], "normalize") == 0) {
+		if (argc == 2)
+			return cmd_normalize();
+		return usage_rules(argc == 3 && (strcmp(argv[2], "--help") == 0 ||
+		    strcmp(argv[2], "-h") == 0) ? stdout : stderr);
+	}
 	if (argc < 2 || strcmp(argv[1], "test") != 0)
 		return usage_rules(stderr);
 	if ((opt = parse_opts(argc - 1, argv + 1, &o, 0)) == 1)

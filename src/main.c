@@ -1,5 +1,6 @@
 /* main: chatmond's start-up, signals, reload and tear-down; wires the modules on one event_base. */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,11 +32,23 @@ struct chatmond {
 	int			 stopping;
 };
 
+/* --help: stdout and 0; a usage error: stderr and 2. */
 static void
-usage(void)
+usage(FILE *f)
 {
-	fprintf(stderr, "usage: chatmond -c FILE [-o key.path=value]... [-t] [-V]\n");
-	exit(2);
+	fprintf(f, "usage: chatmond -c FILE [-o key.path=value]... [-t] [-V]\n");
+	if (f == stdout)
+		fprintf(f, "\n"
+		    "The chat-monitor relay: agents' workbenches connect to listen,\n"
+		    "chatmond relays them to upstream and inspects every chat turn\n"
+		    "(chatmond(8), docs/).\n"
+		    "-c FILE            the YAML configuration (chatmond.yaml(5))\n"
+		    "-o key.path=value  override a key, e.g. -o log.level=debug\n"
+		    "-t                 check the configuration and exit: 0 when good,\n"
+		    "                   1 with every error as FILE:LINE: message\n"
+		    "-V, --version      print the version\n"
+		    "-h, --help         this text\n");
+	exit(f == stdout ? 0 : 2);
 }
 
 /* Prints each error line on its own, as FILE:LINE: message. */
@@ -212,7 +225,13 @@ main(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	log_init("chatmond", LOG_LVL_INFO);
-	while ((ch = getopt(argc, argv, "c:o:tVh")) != -1) {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+
+	while ((ch = getopt_long(argc, argv, "c:o:tVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			d.path = optarg;
@@ -230,12 +249,16 @@ main(int argc, char **argv)
 			printf("chatmond %s\n", CHATMON_VERSION);
 			free(ov);
 			return 0;
+		case 'h':
+			free(ov);
+			usage(stdout);
+			break;
 		default:
-			usage();
+			usage(stderr);
 		}
 	}
 	if (d.path == NULL || optind != argc)
-		usage();
+		usage(stderr);
 	d.overrides = ov;
 
 	sbuf_init(&errs);

@@ -225,3 +225,19 @@ def test_second_instance_on_the_same_spool_refuses_to_start(daemon, backend, tmp
     assert f"{spool}: the alert spool is in use by another chatmond" in second.log()
     second.exit_code = second.proc.returncode
     assert first.proc.poll() is None
+
+
+@pytest.mark.parametrize("argv", [
+    [CHATMON], [CHATMON, "scan"], [CHATMON, "replay"], [CHATMON, "tail"],
+    [CHATMON, "dashboard"], [CHATMON, "rules"], [CHATMON, "rules", "test"],
+    [CHATMON, "rules", "normalize"], [CHATMOND],
+])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_every_verb_has_help(argv, flag):
+    """--help and -h anywhere a newcomer tries them: the usage on standard
+    output, nothing on standard error, exit 0."""
+    p = subprocess.run([*argv, flag], capture_output=True, text=True, timeout=10 * SLOW,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert p.stderr == "", p.stderr
+    assert p.stdout.startswith("usage: "), p.stdout
