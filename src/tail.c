@@ -860,34 +860,107 @@ tail_connect(struct tail *t)
 
 /* --- reading the stream --------------------------------------------------- */
 
-/* --since -N: the last N entries, oldest first; following starts after the newest. */
+/* Whether a filter is set: --since -N then counts the alerts it lets through. */
+static int
+tail_filtered(const struct tail *t)
+{
+	return t->min_severity > 0 || t->agent != NULL || t->type != NULL;
+}
+
+/*
+ * Whether entry e counts towards --since -N: any entry without a filter
+ * (as shown, the last N), else an alert the filters let through that is
+ * not a re-sent copy of one already counted.
+ */
+static int
+tail_counts(struct tail *t, const redisReply *e, struct seen *ids)
+{
+	json_t		*a;
+	const char	*raw, *id;
+	size_t		 rawlen;
+	int		 yes;
+
+	if (!tail_filtered(t))
+		return 1;
+	if ((a = tail_entry_alert(e, &raw, &rawlen, 1)) == NULL)
+		return 0;
+	yes = tail_wanted(t, a) &&
+	    ((id = tail_jstr(a, "id")) == NULL || seen_add(ids, id) == 0);
+	json_decref(a);
+	return yes;
+}
+
+/*
+ * --since -N: the last N entries, oldest first; following starts after the
+ * newest. With a filter, the last N alerts it lets through: the stream is
+ * read backwards a page at a time until N are found or it ends, so that
+ * `--since -5 --type sla` shows 5 when the stream holds 5.
+ */
 static int
 tail_history_last(struct tail *t)
 {
-	const char	*argv[6] = { "XREVRANGE", t->key, "+", "-", "COUNT", NULL };
-	redisReply	*r;
-	char		 count[24];
-	size_t		 i;
-	int		 rc;
+	const char	 *argv[6] = { "XREVRANGE", t->key, NULL, "-", "COUNT", NULL };
+	redisReply	**pages = NULL, **np, *r;
+	const redisReply **want = NULL, **nw;
+	struct seen	 *ids = NULL;
+	char		  count[24], end[TAIL_ID_MAX + 1] = "+";
+	size_t		  npages = 0, nwant = 0, wantcap = 0, i, pagen;
+	int		  rc = TAIL_OK;
 
 	/* at least one, for the position to follow from */
-	snprintf(count, sizeof(count), "%" PRIu64, t->since_n > 0 ? t->since_n : 1);
+	pagen = tail_filtered(t) ? TAIL_PAGE_N : t->since_n > 0 ? (size_t)t->since_n : 1;
+	snprintf(count, sizeof(count), "%zu", pagen);
+	argv[2] = end;
 	argv[5] = count;
-	if ((rc = tail_cmd(t, &r, 6, argv)) != TAIL_OK)
-		return rc;
-	if (r->type != REDIS_REPLY_ARRAY) {
-		freeReplyObject(r);
-		snprintf(t->why, sizeof(t->why), "XREVRANGE: unexpected reply");
-		return TAIL_RETRY;
-	}
 	snprintf(t->last, sizeof(t->last), "0-0");	/* empty: all that comes is new */
-	if (r->elements > 0 && tail_entry_id(r->element[0]) != NULL)
-		snprintf(t->last, sizeof(t->last), "%s", tail_entry_id(r->element[0]));
-	i = r->elements < t->since_n ? r->elements : (size_t)t->since_n;
-	while (i-- > 0)
-		if ((rc = tail_entry(t, r->element[i])) != TAIL_OK)
+	if (tail_filtered(t) && (ids = seen_new(TAIL_SEEN_MAX)) == NULL)
+		goto oom;
+	for (;;) {
+		if ((rc = tail_cmd(t, &r, 6, argv)) != TAIL_OK)
+			goto done;
+		if (r->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(r);
+			snprintf(t->why, sizeof(t->why), "XREVRANGE: unexpected reply");
+			rc = TAIL_RETRY;
+			goto done;
+		}
+		if ((np = realloc(pages, (npages + 1) * sizeof(*pages))) == NULL) {
+			freeReplyObject(r);
+			goto oom;
+		}
+		pages = np;
+		pages[npages++] = r;
+		if (npages == 1 && r->elements > 0 && tail_entry_id(r->element[0]) != NULL)
+			snprintf(t->last, sizeof(t->last), "%s", tail_entry_id(r->element[0]));
+		for (i = 0; i < r->elements && nwant < t->since_n; i++) {
+			if (!tail_counts(t, r->element[i], ids))
+				continue;
+			if (nwant == wantcap) {
+				wantcap = wantcap ? 2 * wantcap : 64;
+				if ((nw = realloc(want, wantcap * sizeof(*want))) == NULL)
+					goto oom;
+				want = nw;
+			}
+			want[nwant++] = r->element[i];
+		}
+		if (!tail_filtered(t) || nwant >= t->since_n || r->elements < pagen ||
+		    tail_entry_id(r->element[r->elements - 1]) == NULL)
 			break;
-	freeReplyObject(r);
+		/* the next page: what is older than this one's oldest */
+		snprintf(end, sizeof(end), "(%s", tail_entry_id(r->element[r->elements - 1]));
+	}
+	while (rc == TAIL_OK && nwant-- > 0)
+		rc = tail_entry(t, want[nwant]);
+	goto done;
+oom:
+	fprintf(stderr, "chatmon: tail: out of memory\n");
+	rc = TAIL_FATAL;
+done:
+	for (i = 0; i < npages; i++)
+		freeReplyObject(pages[i]);
+	free(pages);
+	free(want);
+	seen_free(ids);
 	t->have_pos = rc == TAIL_OK;
 	return rc;
 }

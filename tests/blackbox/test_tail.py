@@ -398,6 +398,38 @@ def test_filters_combine(redis_server, tail):
     assert kinds(got) == [("rule.hit", "critical", "alice")] * 2
 
 
+def test_since_last_n_counts_what_the_filter_lets_through(redis_server, tail):
+    """--since -5 --type sla: the last five SLA alerts, however many rule hits
+    came after them (more than a page of the stream), a re-sent copy
+    counted once."""
+    srv = redis_server()
+    r = srv.client()
+    slas = [sla(conversation=f"s-{i}") for i in range(8)]
+    for a in slas[:6]:
+        xadd(r, a)
+    xadd(r, slas[5])                      # a re-sent copy: same id
+    for a in slas[6:]:
+        xadd(r, a)
+    pipe = r.pipeline()
+    for i in range(2500):                 # two and a half pages of XREVRANGE
+        pipe.xadd(STREAM, {"alert": dump(rule_hit(conversation=f"r-{i}"))})
+    pipe.execute()
+    t = tail("--redis", srv.url(), "--since", "-5", "--type", "sla", "--json")
+    assert t.ids(5) == [a["id"] for a in slas[3:]]
+    t.quiet(5, 0.5)
+    # and it follows from the newest entry, not from the last one shown
+    live = sla(conversation="live")
+    xadd(r, rule_hit())
+    xadd(r, live)
+    assert t.ids(6)[5] == live["id"]
+    # the stream holds fewer than asked: all of them
+    t2 = tail("--redis", srv.url(), "--since", "-50", "--type", "sla.breach", "--agent", "bob",
+              "--json")
+    assert t2.ids(9) == [a["id"] for a in slas] + [live["id"]]
+    t2.quiet(9, 0.5)
+    assert t.stop() == 0 and t2.stop() == 0
+
+
 # --------------------------------------------------------------------------
 # Output
 
