@@ -253,6 +253,20 @@ replay_max_line(const char *arg, size_t *max)
 	return 0;
 }
 
+int
+replay_format(const char *arg, int *table)
+{
+	if (strcmp(arg, "table") == 0)
+		*table = 1;
+	else if (strcmp(arg, "json") == 0)
+		*table = 0;
+	else {
+		fprintf(stderr, "chatmon: --format: table or json, not '%s'\n", arg);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * RFC 3339 ("2026-11-22T10:00:00.123Z", "…+08:00", a space for the T) to
  * epoch milliseconds; -1 when it is not one.
