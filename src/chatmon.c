@@ -264,22 +264,24 @@ scan_put(struct sbuf *sb)
 	fputc('\n', stdout);
 }
 
-static void
+/* 0, or -1 on ENOMEM. */
+static int
 scan_header(struct scan_out *so)
 {
 	sbuf_reset(&so->line);
 	if (alertline_pad(&so->line, "FILE:LINE", so->where_w) == -1 ||
 	    sbuf_printf(&so->line, " %-*s WHAT", ALERTLINE_SEVERITY_W, "SEVERITY") == -1)
-		fputs("out of memory\n", stdout);
-	else
-		scan_put(&so->line);
+		return -1;
+	scan_put(&so->line);
+	return 0;
 }
 
 /*
  * One hit as a table row: where, severity, then alertline's account of a
  * rule hit, made from the hit and its turn as an alert would carry them.
+ * 0, or -1 on ENOMEM (the row is not written).
  */
-static void
+static int
 scan_row(struct scan_out *so, const char *name, size_t fileline,
     enum rules_role role, const char *text, size_t text_len,
     const struct detect_hit *dh)
@@ -311,11 +313,9 @@ scan_row(struct scan_out *so, const char *name, size_t fileline,
 	    sbuf_append(&so->line, " ", 1) == -1 ||
 	    alertline_what(&so->line, &so->fmt, a) == -1 ? -1 : 0;
 	json_decref(a);
-	if (rc == -1) {
-		sbuf_reset(&so->line);
-		sbuf_printf(&so->line, "%s:%zu: out of memory", name, fileline);
-	}
-	scan_put(&so->line);
+	if (rc == 0)
+		scan_put(&so->line);
+	return rc;
 }
 
 /*
@@ -372,8 +372,12 @@ scan_line(struct scan_out *so, struct detect *det, enum rules_role def_role,
 	so->hits += (size_t)n;
 	if (so->table) {
 		for (i = 0; i < n; i++)
-			scan_row(so, name, fileline, role, json_string_value(jt),
-			    json_string_length(jt), &hits[i]);
+			if (scan_row(so, name, fileline, role, json_string_value(jt),
+			    json_string_length(jt), &hits[i]) == -1) {
+				fprintf(stderr, "%s:%zu: out of memory\n", name, fileline);
+				json_decref(in);
+				return -1;
+			}
 		json_decref(in);
 		return 0;
 	}
@@ -467,8 +471,11 @@ cmd_scan(int argc, char **argv)
 	}
 	config_free(cfg);
 	snprintf(msg, sizeof(msg), REPLAY_LONG_FMT, o.max_line);
-	if (so.table)
-		scan_header(&so);
+	if (so.table && scan_header(&so) == -1) {
+		fprintf(stderr, "chatmon: out of memory\n");
+		rc = 1;
+		goto out;
+	}
 	for (i = optind; i < argc || (i == optind && optind == argc); i++) {
 		name = i < argc ? argv[i] : "-";
 		if (strcmp(name, "-") == 0)
@@ -498,6 +505,7 @@ cmd_scan(int argc, char **argv)
 	}
 	if (so.table)
 		printf("%zu lines, %zu hits, %zu bad\n", lineno, so.hits, so.bad);
+out:
 	free(line);
 	sbuf_free(&so.line);
 	sbuf_free(&so.where);
