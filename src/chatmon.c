@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "chatmon/alertline.h"
 #include "chatmon/config.h"
 #include "chatmon/dashboard.h"
 #include "chatmon/detect.h"
@@ -26,9 +28,11 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: chatmon scan [-c FILE | --rules DIR] [--role agent|customer]\n"
-	    "                    [--max-line BYTES] [--model FILE] [FILE...]\n"
+	    "                    [--max-line BYTES] [--model FILE] [--format table|json]\n"
+	    "                    [FILE...]\n"
 	    "       chatmon rules test [-c FILE | --rules DIR]\n"
-	    "       chatmon replay [-c FILE] [--max-line BYTES] [FILE...]\n"
+	    "       chatmon replay [-c FILE] [--max-line BYTES] [--format table|json]\n"
+	    "                    [FILE...]\n"
 	    "       chatmon tail [-c FILE] [--redis URL] [--since ID|-N] [--severity LEVEL]\n"
 	    "                    [--agent ID] [--type TYPE] [--json]\n"
 	    "       chatmon dashboard [-c FILE] [-o key.path=value]... [--listen ADDR]\n"
@@ -37,7 +41,8 @@ usage(FILE *f)
 	    "       chatmon --version\n"
 	    "\n"
 	    "scan     match chat lines {\"role\":…,\"text\":…} (JSON Lines, files or\n"
-	    "         stdin) against the rules; one JSON result per input line\n"
+	    "         stdin) against the rules; one JSON result per input line, or\n"
+	    "         a table of the hits\n"
 	    "rules test  run every rule's examples and print a table\n"
 	    "replay   run a chat log {\"ts\",\"conversation\",\"role\",\"agent\",\"text\"}\n"
 	    "         through the rules and the SLA clock; every alert, then a summary\n"
@@ -50,6 +55,8 @@ usage(FILE *f)
 	    "scan and replay read lines of at most --max-line bytes (default "
 	    REPLAY_MAX_LINE_STR ");\n"
 	    "a longer one, like any bad line, is reported as FILE:LINE and skipped.\n"
+	    "scan and replay print a readable table (--format table) when standard\n"
+	    "output is a terminal, JSON (--format json) otherwise.\n"
 	    "Exit status: 0 success; 1 a bad input line, an input that cannot be\n"
 	    "read, a configuration or rules error, a failed example; 2 a usage error.\n");
 	return f == stdout ? 0 : 2;
@@ -61,11 +68,14 @@ usage_scan(FILE *f)
 {
 	fprintf(f,
 	    "usage: chatmon scan [-c FILE | --rules DIR] [--role agent|customer]\n"
-	    "                    [--max-line BYTES] [--model FILE] [FILE...]\n"
+	    "                    [--max-line BYTES] [--model FILE] [--format table|json]\n"
+	    "                    [FILE...]\n"
 	    "\n"
 	    "Matches chat lines {\"role\":\"agent\",\"text\":\"...\"} (JSON Lines, each\n"
 	    "FILE in turn, or stdin) against the rules: one JSON object per input\n"
-	    "line, {\"line\":N,\"hits\":[...]} or {\"line\":N,\"error\":\"...\"}, in order.\n"
+	    "line, {\"line\":N,\"hits\":[...]} or {\"line\":N,\"error\":\"...\"}, in order;\n"
+	    "or, as a table, one readable line per hit (FILE:LINE, severity, category,\n"
+	    "rule, action, role, the text with the match marked), then the counts.\n"
 	    "-c FILE     the configuration whose rules key names the rules\n"
 	    "            (default " CHATMON_CONFIG ")\n"
 	    "--rules     the rules directory, instead of the configuration's\n"
@@ -75,6 +85,7 @@ usage_scan(FILE *f)
 	    "--max-line  the longest line read, as 64KiB or 65536 (default "
 	    REPLAY_MAX_LINE_STR ");\n"
 	    "            a longer one is an error, in bounded memory\n"
+	    "--format    table or json; default table on a terminal, else json\n"
 	    "\n"
 	    "Exit status: 0 every line good; 1 a bad line (its error is in the\n"
 	    "output and on stderr as FILE:LINE: reason; the other lines are still\n"
@@ -126,13 +137,14 @@ out:
 	return r;
 }
 
-/* Options of the verbs: -c FILE, --rules DIR; scan's --role ROLE, --max-line BYTES. */
+/* Options of the verbs: -c FILE, --rules DIR; scan's --role ROLE, --max-line BYTES, --format. */
 struct opts {
 	const char	*config;
 	const char	*rules;
 	enum rules_role	 role;
 	size_t		 max_line;
 	const char	*model;		/* --model: the second opinion's file */
+	int		 table;		/* --format table; -1: not given */
 };
 
 /* 0, 1 for --help, or -1 on a usage error. */
@@ -145,6 +157,7 @@ parse_opts(int argc, char **argv, struct opts *o, int scan)
 		{ "role", required_argument, NULL, 'R' },
 		{ "max-line", required_argument, NULL, 'L' },
 		{ "model", required_argument, NULL, 'm' },
+		{ "format", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -155,6 +168,7 @@ parse_opts(int argc, char **argv, struct opts *o, int scan)
 	o->role = RULES_AGENT;
 	o->max_line = REPLAY_MAX_LINE;
 	o->model = NULL;
+	o->table = -1;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -186,6 +200,10 @@ parse_opts(int argc, char **argv, struct opts *o, int scan)
 				return -1;
 			o->model = optarg;
 			break;
+		case 'F':
+			if (!scan || replay_format(optarg, &o->table) == -1)
+				return -1;
+			break;
 		case 'h':
 			return 1;
 		default:
@@ -212,14 +230,92 @@ emit(json_t *o)
 }
 
 /*
- * A bad line: its error goes in the output, where the results are, and on
- * stderr, where a person looks; the exit status says there was one.
+ * What scan writes: one JSON result per input line for a program, or, for
+ * a person at a terminal, a table with one readable line per hit (the
+ * lines without any are left out: they are what most of a log is).
+ */
+struct scan_out {
+	int			 table;
+	struct alertline_opts	 fmt;
+	unsigned		 where_w;	/* the FILE:LINE column */
+	struct sbuf		 line, where;	/* reused for every row */
+	size_t			 hits, bad;
+};
+
+/*
+ * A bad line: its error goes in the JSON output, where the results are,
+ * and on stderr, where a person looks; the exit status says there was one.
+ * The table has only its count: the terminal shows stderr already.
  */
 static void
-scan_bad(const char *name, size_t fileline, size_t lineno, const char *why)
+scan_bad(struct scan_out *so, const char *name, size_t fileline, size_t lineno,
+    const char *why)
 {
 	fprintf(stderr, "%s:%zu: %s\n", name, fileline, why);
-	emit(json_pack("{s:I, s:s}", "line", (json_int_t)lineno, "error", why));
+	so->bad++;
+	if (!so->table)
+		emit(json_pack("{s:I, s:s}", "line", (json_int_t)lineno, "error", why));
+}
+
+static void
+scan_put(struct sbuf *sb)
+{
+	fwrite(sbuf_str(sb), 1, sb->len, stdout);
+	fputc('\n', stdout);
+}
+
+/* 0, or -1 on ENOMEM. */
+static int
+scan_header(struct scan_out *so)
+{
+	sbuf_reset(&so->line);
+	if (alertline_pad(&so->line, "FILE:LINE", so->where_w) == -1 ||
+	    sbuf_printf(&so->line, " %-*s WHAT", ALERTLINE_SEVERITY_W, "SEVERITY") == -1)
+		return -1;
+	scan_put(&so->line);
+	return 0;
+}
+
+/*
+ * One hit as a table row: where, severity, then alertline's account of a
+ * rule hit, made from the hit and its turn as an alert would carry them.
+ * 0, or -1 on ENOMEM (the row is not written).
+ */
+static int
+scan_row(struct scan_out *so, const char *name, size_t fileline,
+    enum rules_role role, const char *text, size_t text_len,
+    const struct detect_hit *dh)
+{
+	const struct rules_hit	*h = &dh->hit;
+	json_t			*a;
+	int			 rc;
+
+	if (dh->turns > 1) {
+		text = dh->text;
+		text_len = dh->text_len;
+	}
+	a = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s%, s:{s:I, s:I}}",
+	    "type", "rule.hit",
+	    "role", role == RULES_CUSTOMER ? "customer" : "agent",
+	    "category", h->category,
+	    "rule", h->rule,
+	    "action", rules_action_name(h->action),
+	    "text", text, text_len,
+	    "match", "start", (json_int_t)h->start, "end", (json_int_t)h->end);
+	sbuf_reset(&so->line);
+	sbuf_reset(&so->where);
+	rc = a == NULL ||
+	    sbuf_printf(&so->where, "%s:%zu", name, fileline) == -1 ||
+	    alertline_pad(&so->line, sbuf_str(&so->where), so->where_w) == -1 ||
+	    sbuf_append(&so->line, " ", 1) == -1 ||
+	    alertline_severity(&so->line, &so->fmt,
+		rules_severity_name(h->severity)) == -1 ||
+	    sbuf_append(&so->line, " ", 1) == -1 ||
+	    alertline_what(&so->line, &so->fmt, a) == -1 ? -1 : 0;
+	json_decref(a);
+	if (rc == 0)
+		scan_put(&so->line);
+	return rc;
 }
 
 /*
@@ -228,8 +324,9 @@ scan_bad(const char *name, size_t fileline, size_t lineno, const char *why)
  * the speaker's last ones (a hit across turns has "turns" and "text").
  */
 static int
-scan_line(struct detect *det, enum rules_role def_role, const char *line,
-    size_t len, size_t lineno, const char *name, size_t fileline)
+scan_line(struct scan_out *so, struct detect *det, enum rules_role def_role,
+    const char *line, size_t len, size_t lineno, const char *name,
+    size_t fileline)
 {
 	const struct detect_hit	*hits;
 	const struct rules_hit	*h;
@@ -261,16 +358,28 @@ scan_line(struct detect *det, enum rules_role def_role, const char *line,
 	    !json_is_string(jc))
 		why = "conversation must be a string";
 	if (why != NULL) {
-		scan_bad(name, fileline, lineno, why);
+		scan_bad(so, name, fileline, lineno, why);
 		json_decref(in);
 		return -1;
 	}
 	if ((n = detect_turn(det, role, jc ? json_string_value(jc) : "",
 	    jc ? json_string_length(jc) : 0, json_string_value(jt),
 	    json_string_length(jt), (int64_t)lineno * 1000, &hits)) == -1) {
-		scan_bad(name, fileline, lineno, "out of memory");
+		scan_bad(so, name, fileline, lineno, "out of memory");
 		json_decref(in);
 		return -1;
+	}
+	so->hits += (size_t)n;
+	if (so->table) {
+		for (i = 0; i < n; i++)
+			if (scan_row(so, name, fileline, role, json_string_value(jt),
+			    json_string_length(jt), &hits[i]) == -1) {
+				fprintf(stderr, "%s:%zu: out of memory\n", name, fileline);
+				json_decref(in);
+				return -1;
+			}
+		json_decref(in);
+		return 0;
 	}
 	arr = json_array();
 	for (i = 0; i < n; i++) {
@@ -305,6 +414,7 @@ static int
 cmd_scan(int argc, char **argv)
 {
 	struct opts		 o;
+	struct scan_out		 so;
 	struct rules		*r;
 	struct config		*cfg;
 	struct detect		*det;
@@ -314,12 +424,27 @@ cmd_scan(int argc, char **argv)
 	FILE			*f;
 	const char		*name;
 	char			*line = NULL, msg[64];
-	size_t			 cap = 0, n, lineno = 0, fileline;
+	size_t			 cap = 0, n, lineno = 0, fileline, w;
 	enum replay_read	 rd;
 	int			 i, rc = 0;
 
 	if ((i = parse_opts(argc, argv, &o, 1)) != 0)
 		return usage_scan(i == 1 ? stdout : stderr);
+	memset(&so, 0, sizeof(so));
+	sbuf_init(&so.line);
+	sbuf_init(&so.where);
+	so.table = o.table != -1 ? o.table : isatty(STDOUT_FILENO);
+	so.fmt.colour = so.table && alertline_want_colour(isatty(STDOUT_FILENO),
+	    getenv("NO_COLOR"), getenv("TERM"));
+	so.fmt.zh = 1;
+	so.fmt.now_ms = -1;
+	/* the names and, mostly, 5 digits: the rows line up under the header */
+	so.where_w = (unsigned)strlen("FILE:LINE");
+	for (i = optind; i < argc || (i == optind && optind == argc); i++) {
+		name = i < argc ? argv[i] : "-";
+		if ((w = alertline_width(name, strlen(name)) + 6) > so.where_w && w < 80)
+			so.where_w = (unsigned)w;
+	}
 	if ((r = load_rules(o.config, o.rules, 0, &cfg)) == NULL)
 		return 1;
 	detect_window_conf(cfg, &wc);
@@ -346,6 +471,11 @@ cmd_scan(int argc, char **argv)
 	}
 	config_free(cfg);
 	snprintf(msg, sizeof(msg), REPLAY_LONG_FMT, o.max_line);
+	if (so.table && scan_header(&so) == -1) {
+		fprintf(stderr, "chatmon: out of memory\n");
+		rc = 1;
+		goto out;
+	}
 	for (i = optind; i < argc || (i == optind && optind == argc); i++) {
 		name = i < argc ? argv[i] : "-";
 		if (strcmp(name, "-") == 0)
@@ -359,9 +489,9 @@ cmd_scan(int argc, char **argv)
 		    &n)) != REPLAY_READ_EOF && rd != REPLAY_READ_ERR; fileline++) {
 			lineno++;
 			if (rd == REPLAY_READ_LONG) {
-				scan_bad(name, fileline, lineno, msg);
+				scan_bad(&so, name, fileline, lineno, msg);
 				rc = 1;
-			} else if (scan_line(det, o.role, line, n, lineno, name,
+			} else if (scan_line(&so, det, o.role, line, n, lineno, name,
 			    fileline) == -1)
 				rc = 1;
 		}
@@ -373,7 +503,12 @@ cmd_scan(int argc, char **argv)
 		if (f != stdin)
 			fclose(f);
 	}
+	if (so.table)
+		printf("%zu lines, %zu hits, %zu bad\n", lineno, so.hits, so.bad);
+out:
 	free(line);
+	sbuf_free(&so.line);
+	sbuf_free(&so.where);
 	detect_free(det);
 	model_free(m);
 	rules_free(r);

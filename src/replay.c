@@ -1,14 +1,17 @@
 /* replay: `chatmon replay`: a chat log through the rules and SLA engines on a virtual clock, alerts out. */
 #include <errno.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "chatmon/alertfmt.h"
+#include "chatmon/alertline.h"
 #include "chatmon/detect.h"
 #include "chatmon/model.h"
 #include "chatmon/config.h"
@@ -24,6 +27,10 @@
  * nothing fires after the last line. The engines are the daemon's, and
  * alert ids come from the virtual time and a counter, so the same log
  * gives the same output, byte for byte.
+ *
+ * At a terminal (--format table) the same alerts are readable lines and
+ * the summary a table; the JSON stays the default anywhere else, as
+ * scripts and the golden tests read it.
  */
 
 struct replay_conv {			/* a conversation's place in the deadline heap */
@@ -42,6 +49,22 @@ struct replay {
 	struct replay_conv	**heap;
 	size_t			 nheap, capheap;
 	size_t			 conversations;	/* timed; one that ended and came back counts again */
+	int			 oom;
+	int			 table;		/* readable lines, not JSON */
+	struct alertline_opts	 fmt;
+	struct sbuf		 line;		/* one readable line, reused */
+	uint64_t		 rate_ms;	/* sla.rate: the summary's "within" */
+};
+
+/* One agent's row of the summary table. */
+struct replay_row {
+	char			*agent;		/* owned */
+	struct sla_figures	 f;
+};
+
+struct replay_rows {
+	struct replay_row	*v;
+	size_t			 n, cap;
 	int			 oom;
 };
 
@@ -128,13 +151,40 @@ replay_schedule(struct replay *rp, struct replay_conv *c)
 
 /* --- the engines' callbacks ------------------------------------------------ */
 
+/* One alert (the daemon's JSON) as a readable line; 0, or -1 on ENOMEM. */
+static int
+replay_readable(struct replay *rp, const char *json, size_t len)
+{
+	json_error_t	 e;
+	json_t		*a;
+	int		 rc;
+
+	sbuf_reset(&rp->line);
+	/* chat text may hold U+0000, and alertfmt keeps it */
+	if ((a = json_loadb(json, len, JSON_ALLOW_NUL, &e)) == NULL)
+		return -1;	/* alertfmt's own output: only memory can fail */
+	rc = alertline_format(&rp->line, &rp->fmt, a);
+	json_decref(a);
+	if (rc == 0) {
+		fwrite(rp->line.s, 1, rp->line.len, stdout);
+		fputc('\n', stdout);
+	}
+	return rc;
+}
+
 /* Every alert the daemon would publish, one per line. */
 static void
-replay_print(const struct pipeline_out *out)
+replay_print(struct replay *rp, const struct pipeline_out *out)
 {
 	size_t	i;
 
 	for (i = 0; i < out->nalerts; i++) {
+		if (rp->table) {
+			if (replay_readable(rp, out->alerts[i].json,
+			    out->alerts[i].json_len) == -1)
+				rp->oom = 1;
+			continue;
+		}
 		fwrite(out->alerts[i].json, 1, out->alerts[i].json_len, stdout);
 		fputc('\n', stdout);
 	}
@@ -149,7 +199,7 @@ replay_emit(const struct sla_event *e, void *arg)
 	if (pipeline_event(rp->pipe, e, &out) == -1)
 		rp->oom = 1;
 	else
-		replay_print(&out);
+		replay_print(rp, &out);
 }
 
 static void
@@ -250,6 +300,20 @@ replay_max_line(const char *arg, size_t *max)
 		return -1;
 	}
 	*max = (size_t)v;
+	return 0;
+}
+
+int
+replay_format(const char *arg, int *table)
+{
+	if (strcmp(arg, "table") == 0)
+		*table = 1;
+	else if (strcmp(arg, "json") == 0)
+		*table = 0;
+	else {
+		fprintf(stderr, "chatmon: --format: table or json, not '%s'\n", arg);
+		return -1;
+	}
 	return 0;
 }
 
@@ -376,7 +440,7 @@ replay_line(struct replay *rp, const struct replay_line *l)
 	t.robot = l->robot;
 	if (pipeline_turn(rp->pipe, &t, &out) == -1 || out.rule_error)
 		return -1;
-	replay_print(&out);
+	replay_print(rp, &out);
 	if (out.sla != PIPELINE_SLA_TURN)
 		return 0;
 	if (sla_find(rp->sla, l->conv, l->conv_len) == NULL)
@@ -403,12 +467,147 @@ replay_figures(const char *agent, const struct sla_figures *f, void *arg)
 	json_object_set_new(agents, agent[0] ? agent : "-", state_figures_json(f));
 }
 
+/* --- the summary as a table ------------------------------------------------- */
+
+static void
+replay_collect(const char *agent, const struct sla_figures *f, void *arg)
+{
+	struct replay_rows	*rows = arg;
+	struct replay_row	*nv;
+	size_t			 ncap;
+
+	if (rows->oom)
+		return;
+	if (rows->n == rows->cap) {
+		ncap = rows->cap ? rows->cap * 2 : 16;
+		if ((nv = realloc(rows->v, ncap * sizeof(*nv))) == NULL) {
+			rows->oom = 1;
+			return;
+		}
+		rows->v = nv;
+		rows->cap = ncap;
+	}
+	if ((rows->v[rows->n].agent = strdup(agent)) == NULL) {
+		rows->oom = 1;
+		return;
+	}
+	rows->v[rows->n++].f = *f;
+}
+
+enum {
+	REPLAY_COL_AGENT, REPLAY_COL_ROUNDS, REPLAY_COL_ANSWERED, REPLAY_COL_MEAN,
+	REPLAY_COL_P90, REPLAY_COL_FIRST, REPLAY_COL_FIRST_MEAN, REPLAY_COL_BREACHES,
+	REPLAY_COL_ESCALATIONS, REPLAY_COL_WITHIN, REPLAY_COL_RATE, REPLAY_NCOLS
+};
+
+/* One cell of the summary table, or (row NULL) its column's title; 0 or -1. */
+static int
+replay_cell(struct sbuf *sb, const struct replay *rp, const struct replay_row *row,
+    int col)
+{
+	static const char *const titles[REPLAY_NCOLS] = { "AGENT", "ROUNDS",
+	    "ANSWERED", "MEAN", "P90", "FIRST", "FIRST MEAN", "BREACHES",
+	    "ESCALATIONS", "WITHIN ", "RATE" };
+	const struct sla_figures	*f;
+
+	if (row == NULL) {
+		if (sbuf_printf(sb, "%s", titles[col]) == -1)
+			return -1;
+		return col == REPLAY_COL_WITHIN ? alertline_ms(sb, rp->rate_ms) : 0;
+	}
+	f = &row->f;
+	switch (col) {
+	case REPLAY_COL_AGENT:
+		return alertline_pad(sb, row->agent, 0);
+	case REPLAY_COL_ROUNDS:
+		return sbuf_printf(sb, "%" PRIu64, f->rounds);
+	case REPLAY_COL_ANSWERED:
+		return sbuf_printf(sb, "%" PRIu64, f->answered);
+	case REPLAY_COL_MEAN:
+		return alertline_ms(sb, f->mean_ms);
+	case REPLAY_COL_P90:
+		return alertline_ms(sb, f->p90_ms);
+	case REPLAY_COL_FIRST:
+		return sbuf_printf(sb, "%" PRIu64, f->first_rounds);
+	case REPLAY_COL_FIRST_MEAN:
+		return alertline_ms(sb, f->first_mean_ms);
+	case REPLAY_COL_BREACHES:
+		return sbuf_printf(sb, "%" PRIu64, f->breaches);
+	case REPLAY_COL_ESCALATIONS:
+		return sbuf_printf(sb, "%" PRIu64, f->escalations);
+	case REPLAY_COL_WITHIN:
+		return sbuf_printf(sb, "%" PRIu64, f->within_rate);
+	case REPLAY_COL_RATE:
+		return sbuf_printf(sb, "%.1f%%", f->rate * 100);
+	}
+	return -1;
+}
+
+/*
+ * Each agent's figures, one aligned row each (widths in terminal columns,
+ * so Chinese agent ids line up too), then the conversations: what the
+ * JSON summary holds. 0, or -1 on ENOMEM.
+ */
+static int
+replay_summary_table(struct replay *rp)
+{
+	struct replay_rows	 rows;
+	struct sbuf		 cell;
+	size_t			 w[REPLAY_NCOLS], cw, i;
+	int			 col, rc = -1;
+
+	memset(&rows, 0, sizeof(rows));
+	sbuf_init(&cell);
+	sla_agents(rp->sla, replay_collect, &rows);
+	if (rows.oom)
+		goto out;
+	/* two passes over the cells: their widths, then the rows */
+	for (col = 0; col < REPLAY_NCOLS; col++) {
+		w[col] = 0;
+		for (i = 0; i <= rows.n; i++) {
+			sbuf_reset(&cell);
+			if (replay_cell(&cell, rp, i == 0 ? NULL : &rows.v[i - 1], col) == -1)
+				goto out;
+			if ((cw = alertline_width(sbuf_str(&cell), cell.len)) > w[col])
+				w[col] = cw;
+		}
+	}
+	fputc('\n', stdout);
+	for (i = 0; rows.n > 0 && i <= rows.n; i++) {
+		sbuf_reset(&rp->line);
+		for (col = 0; col < REPLAY_NCOLS; col++) {
+			sbuf_reset(&cell);
+			if (replay_cell(&cell, rp, i == 0 ? NULL : &rows.v[i - 1], col) == -1)
+				goto out;
+			cw = alertline_width(sbuf_str(&cell), cell.len);
+			/* the agent to the left, the figures to the right */
+			if ((col > 0 && sbuf_printf(&rp->line, "  %*s",
+			    (int)(w[col] - cw), "") == -1) ||
+			    sbuf_append(&rp->line, sbuf_str(&cell), cell.len) == -1 ||
+			    (col == 0 && sbuf_printf(&rp->line, "%*s",
+			    (int)(w[col] - cw), "") == -1))
+				goto out;
+		}
+		fwrite(rp->line.s, 1, rp->line.len, stdout);
+		fputc('\n', stdout);
+	}
+	printf("%zu conversations\n", rp->conversations);
+	rc = 0;
+out:
+	for (i = 0; i < rows.n; i++)
+		free(rows.v[i].agent);
+	free(rows.v);
+	sbuf_free(&cell);
+	return rc;
+}
+
 /* --help: stdout and 0; a usage error: stderr and 2. */
 static int
 replay_usage(FILE *f, const char *default_config)
 {
 	fprintf(f,
-	    "usage: chatmon replay [-c FILE] [--max-line BYTES] [FILE...]\n"
+	    "usage: chatmon replay [-c FILE] [--max-line BYTES] [--format table|json]\n"
+	    "                      [FILE...]\n"
 	    "\n"
 	    "Runs a chat log {\"ts\",\"conversation\",\"role\",\"agent\",\"text\"}\n"
 	    "(JSON Lines, each FILE in turn, or stdin) through the rules and the SLA\n"
@@ -418,6 +617,10 @@ replay_usage(FILE *f, const char *default_config)
 	    "--max-line  the longest line read, as 64KiB or 65536 (default "
 	    REPLAY_MAX_LINE_STR ");\n"
 	    "            a longer one is reported and skipped, in bounded memory\n"
+	    "--format    json: the alert objects, then {\"type\":\"summary\",...};\n"
+	    "            table: readable lines (times in sla.timezone), then each\n"
+	    "            agent's figures as a table. Default: table on a terminal,\n"
+	    "            else json\n"
 	    "\n"
 	    "Exit status: 0 every line good; 1 a bad line (FILE:LINE: reason on\n"
 	    "stderr; it is skipped and the rest still counts), an input that cannot\n"
@@ -432,6 +635,7 @@ replay_main(int argc, char **argv, const char *default_config)
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "max-line", required_argument, NULL, 'L' },
+		{ "format", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -449,7 +653,7 @@ replay_main(int argc, char **argv, const char *default_config)
 	int64_t			 last = INT64_MIN;
 	enum replay_read	 rd;
 	FILE			*f;
-	int			 ch, rc = 0, k;
+	int			 ch, rc = 0, k, table = -1;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -461,6 +665,10 @@ replay_main(int argc, char **argv, const char *default_config)
 			if (replay_max_line(optarg, &max) == -1)
 				return replay_usage(stderr, default_config);
 			break;
+		case 'F':
+			if (replay_format(optarg, &table) == -1)
+				return replay_usage(stderr, default_config);
+			break;
 		case 'h':
 			return replay_usage(stdout, default_config);
 		default:
@@ -468,6 +676,7 @@ replay_main(int argc, char **argv, const char *default_config)
 		}
 	}
 	memset(&rp, 0, sizeof(rp));
+	sbuf_init(&rp.line);
 	sbuf_init(&errs);
 	if ((cfg = config_load(cfgpath, NULL, 0, &errs)) == NULL ||
 	    (rp.rules = rules_load_dir(cfg->rules, 0, &errs)) == NULL) {
@@ -488,6 +697,21 @@ replay_main(int argc, char **argv, const char *default_config)
 	sla_config_from(&s, &cfg->sla);
 	if ((rp.sla = sla_new(&s, replay_emit, replay_release, &rp)) == NULL)
 		goto oom;
+	rp.table = table != -1 ? table : isatty(STDOUT_FILENO);
+	rp.fmt.colour = rp.table && alertline_want_colour(isatty(STDOUT_FILENO),
+	    getenv("NO_COLOR"), getenv("TERM"));
+	rp.fmt.zh = 1;
+	rp.fmt.utc_offset_min = cfg->sla.utc_offset_min;
+	rp.fmt.now_ms = -1;	/* a log is of some day: every time with its date */
+	rp.fmt.agent_w = 10;
+	rp.fmt.conv_w = 12;	/* "CONVERSATION" */
+	rp.rate_ms = cfg->sla.rate_ms;
+	if (rp.table) {
+		if (alertline_header(&rp.line, &rp.fmt) == -1)
+			goto oom;
+		fwrite(rp.line.s, 1, rp.line.len, stdout);
+		fputc('\n', stdout);
+	}
 
 	for (k = optind; k < argc || (k == optind && optind == argc); k++) {
 		name = k < argc ? argv[k] : "-";
@@ -539,6 +763,13 @@ replay_main(int argc, char **argv, const char *default_config)
 	}
 
 	/* nothing fires after the last line: the summary is as of then */
+	if (rp.oom)
+		goto oom;	/* a readable line could not be made */
+	if (rp.table) {
+		if (replay_summary_table(&rp) == -1)
+			goto oom;
+		goto out;
+	}
 	if ((agents = json_object()) == NULL)
 		goto oom;
 	sla_agents(rp.sla, replay_figures, agents);
@@ -565,6 +796,7 @@ out:
 	rules_free(rp.rules);
 	config_free(cfg);
 	sbuf_free(&errs);
+	sbuf_free(&rp.line);
 	free(line);
 	if (fflush(stdout) != 0)
 		rc = 1;

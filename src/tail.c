@@ -14,6 +14,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "chatmon/alertline.h"
 #include "chatmon/config.h"
 #include "chatmon/rreply.h"
 #include "chatmon/seen.h"
@@ -45,8 +46,6 @@
 #define TAIL_RETRY_MS		1000
 /* clocks of chatmond and Redis may differ: search an alert id this far back */
 #define TAIL_SKEW_MS		60000
-#define TAIL_TEXT_MAX		160	/* code points of chat text shown on a line */
-#define TAIL_TEXT_BEFORE	40	/* ... of which at most this many before the match */
 #define TAIL_ID_MAX		64
 
 enum tail_rc {
@@ -65,7 +64,7 @@ enum tail_since {
 struct tail {
 	/* options */
 	int		 json;
-	int		 colour;
+	struct alertline_opts fmt;		/* the readable lines */
 	int		 min_severity;		/* 0 info, 1 warn, 2 critical */
 	const char	*agent;			/* NULL: any */
 	const char	*type;			/* NULL: any; exact or a dotted prefix */
@@ -200,234 +199,6 @@ tail_id_before(char out[TAIL_ID_MAX], uint64_t ms)
 
 /* --- output --------------------------------------------------------------- */
 
-#define TAIL_SGR_RESET	"\033[0m"
-#define TAIL_SGR_DIM	"\033[2m"
-#define TAIL_SGR_INFO	"\033[36m"
-#define TAIL_SGR_WARN	"\033[33m"
-#define TAIL_SGR_CRIT	"\033[1;31m"
-#define TAIL_SGR_BLOCK	"\033[1;31m"
-#define TAIL_SGR_MATCH	"\033[1;7m"
-/* without colour, the match is set off by marks rare in Chinese chat ([微笑] and 【】 are not) */
-#define TAIL_MARK_OPEN	"\xc2\xbb"	/* » */
-#define TAIL_MARK_CLOSE	"\xc2\xab"	/* « */
-
-static void
-tail_sgr(struct tail *t, const char *sgr)
-{
-	if (t->colour)
-		sbuf_append(&t->line, sgr, strlen(sgr));
-}
-
-/* One code point of valid UTF-8 (jansson checked it) at s; its length, at least 1. */
-static size_t
-tail_u8(const unsigned char *s, size_t len, uint32_t *cp)
-{
-	size_t	n, i;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 1;
-	if (n == 1 || n > len) {
-		*cp = 0xfffd;
-		return 1;
-	}
-	*cp = s[0] & (0x7f >> n);
-	for (i = 1; i < n; i++)
-		*cp = (*cp << 6) | (s[i] & 0x3f);
-	return n;
-}
-
-/*
- * Appends untrusted text (a customer typed it) so that it stays on one line
- * and cannot drive the supervisor's terminal: C0 and C1 controls, DEL and
- * the bidi overrides that would reorder what is shown are escaped.
- */
-static void
-tail_put_text(struct tail *t, const char *s, size_t len)
-{
-	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 i = 0, n;
-	uint32_t		 cp;
-
-	while (i < len) {
-		n = tail_u8(p + i, len - i, &cp);
-		if (cp == '\n')
-			sbuf_append(&t->line, "\\n", 2);
-		else if (cp == '\r')
-			sbuf_append(&t->line, "\\r", 2);
-		else if (cp == '\t')
-			sbuf_append(&t->line, "\\t", 2);
-		else if (cp < 0x20 || cp == 0x7f)
-			sbuf_printf(&t->line, "\\x%02" PRIx32, cp);
-		else if ((cp >= 0x80 && cp < 0xa0) || (cp >= 0x202a && cp <= 0x202e) ||
-		    (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfffd)
-			sbuf_printf(&t->line, "\\u%04" PRIx32, cp);
-		else
-			sbuf_append(&t->line, s + i, n);
-		i += n;
-	}
-}
-
-static void
-tail_put_str(struct tail *t, const char *s)
-{
-	if (s == NULL || *s == '\0')
-		s = "-";
-	tail_put_text(t, s, strlen(s));
-}
-
-/* The byte offset of code point cp in s, or len when s is shorter. */
-static size_t
-tail_cp_off(const char *s, size_t len, size_t cp)
-{
-	size_t		i = 0;
-	uint32_t	c;
-
-	while (cp-- > 0 && i < len)
-		i += tail_u8((const unsigned char *)s + i, len - i, &c);
-	return i;
-}
-
-static size_t
-tail_cp_count(const char *s, size_t len)
-{
-	size_t	i, n = 0;
-
-	for (i = 0; i < len; i++)
-		if (((unsigned char)s[i] & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
-/*
- * The chat text with the match set off. A long message is cut to a window
- * around the match: the line is for reading, --json has it whole.
- */
-static void
-tail_put_chat(struct tail *t, json_t *a)
-{
-	json_t		*jt = json_object_get(a, "text");
-	json_t		*jm = json_object_get(a, "match");
-	const char	*s, *m;
-	size_t		 len, total, ws, we, ms = 0, me = 0, b0, b1, b2, b3;
-	json_int_t	 js, je;
-	char		*hit;
-
-	if (!json_is_string(jt))
-		return;
-	s = json_string_value(jt);
-	len = json_string_length(jt);
-	total = tail_cp_count(s, len);
-	if (json_is_object(jm) &&
-	    json_is_integer(json_object_get(jm, "start")) &&
-	    json_is_integer(json_object_get(jm, "end"))) {
-		js = json_integer_value(json_object_get(jm, "start"));
-		je = json_integer_value(json_object_get(jm, "end"));
-		if (js >= 0 && js <= je && (uint64_t)je <= total) {
-			ms = (size_t)js;
-			me = (size_t)je;
-		}
-	} else if (json_is_string(json_object_get(a, "matched")) &&
-	    *(m = json_string_value(json_object_get(a, "matched"))) != '\0' &&
-	    (hit = strstr(s, m)) != NULL) {
-		/* no offsets (an older or foreign producer): the first occurrence */
-		ms = tail_cp_count(s, (size_t)(hit - s));
-		me = ms + tail_cp_count(m, strlen(m));
-	}
-	ws = 0;
-	we = total;
-	if (total > TAIL_TEXT_MAX) {
-		ws = ms > TAIL_TEXT_BEFORE ? ms - TAIL_TEXT_BEFORE : 0;
-		we = ws + TAIL_TEXT_MAX < total ? ws + TAIL_TEXT_MAX : total;
-	}
-	if (ms < ws)
-		ms = ws;
-	if (me > we)
-		me = we;
-	if (me < ms)
-		me = ms;
-	b0 = tail_cp_off(s, len, ws);
-	b1 = tail_cp_off(s, len, ms);
-	b2 = tail_cp_off(s, len, me);
-	b3 = tail_cp_off(s, len, we);
-	if (ws > 0)
-		sbuf_append(&t->line, "\xe2\x80\xa6", 3);	/* … */
-	tail_put_text(t, s + b0, b1 - b0);
-	if (b2 > b1) {
-		if (t->colour)
-			tail_sgr(t, TAIL_SGR_MATCH);
-		else
-			sbuf_append(&t->line, TAIL_MARK_OPEN, strlen(TAIL_MARK_OPEN));
-		tail_put_text(t, s + b1, b2 - b1);
-		if (t->colour)
-			tail_sgr(t, TAIL_SGR_RESET);
-		else
-			sbuf_append(&t->line, TAIL_MARK_CLOSE, strlen(TAIL_MARK_CLOSE));
-	}
-	tail_put_text(t, s + b2, b3 - b2);
-	if (we < total)
-		sbuf_append(&t->line, "\xe2\x80\xa6", 3);
-}
-
-/* 850ms, 30s, 31.2s, 3m, 3m05s, 1h, 1h30m: as a supervisor would say it. */
-static void
-tail_put_ms(struct tail *t, uint64_t ms)
-{
-	if (ms < 1000)
-		sbuf_printf(&t->line, "%" PRIu64 "ms", ms);
-	else if (ms < 60000 && ms % 1000 / 100 == 0)
-		sbuf_printf(&t->line, "%" PRIu64 "s", ms / 1000);
-	else if (ms < 60000)
-		sbuf_printf(&t->line, "%" PRIu64 ".%" PRIu64 "s", ms / 1000,
-		    ms % 1000 / 100);
-	else if (ms < 3600000 && ms % 60000 / 1000 == 0)
-		sbuf_printf(&t->line, "%" PRIu64 "m", ms / 60000);
-	else if (ms < 3600000)
-		sbuf_printf(&t->line, "%" PRIu64 "m%02" PRIu64 "s", ms / 60000,
-		    ms % 60000 / 1000);
-	else if (ms % 3600000 / 60000 == 0)
-		sbuf_printf(&t->line, "%" PRIu64 "h", ms / 3600000);
-	else
-		sbuf_printf(&t->line, "%" PRIu64 "h%02" PRIu64 "m", ms / 3600000,
-		    ms % 3600000 / 60000);
-}
-
-/*
- * "ts" in local time (TZ): HH:MM:SS today, MM-DD HH:MM:SS on another day,
- * so history from yesterday is not mistaken for this morning.
- */
-static void
-tail_put_time(struct tail *t, const char *ts)
-{
-	struct tm	 tm, now_tm;
-	time_t		 when, now;
-	char		 buf[32];
-
-	memset(&tm, 0, sizeof(tm));
-	if (ts == NULL || sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year,
-	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
-		sbuf_printf(&t->line, "--:--:--");
-		return;
-	}
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	when = timegm(&tm);
-	now = time(NULL);
-	if (localtime_r(&when, &tm) == NULL || localtime_r(&now, &now_tm) == NULL) {
-		sbuf_printf(&t->line, "--:--:--");
-		return;
-	}
-	if (tm.tm_year != now_tm.tm_year || tm.tm_yday != now_tm.tm_yday)
-		strftime(buf, sizeof(buf), "%m-%d %H:%M:%S", &tm);
-	else
-		strftime(buf, sizeof(buf), "%H:%M:%S", &tm);
-	tail_sgr(t, TAIL_SGR_DIM);
-	sbuf_append(&t->line, buf, strlen(buf));
-	tail_sgr(t, TAIL_SGR_RESET);
-}
-
 static const char *
 tail_jstr(json_t *o, const char *key)
 {
@@ -450,98 +221,13 @@ tail_severity(const char *s)
 }
 
 /*
- * One readable line:
- * 10:00:05 critical alice c-1 offplatform.add_contact_app BLOCKED agent: »加我薇信« abc123 ×3
- * 10:00:35 warn     alice c-1 SLA breach: waited 31.2s (threshold 30s), first response
+ * Writes the line, unless making it ran out of memory (oom); TAIL_STOP when
+ * stdout is gone (`| head`), TAIL_FATAL on another error.
  */
-static void
-tail_format(struct tail *t, json_t *a)
-{
-	static const char *const sgr[] = { TAIL_SGR_INFO, TAIL_SGR_WARN, TAIL_SGR_CRIT };
-	const char	*type = tail_jstr(a, "type"), *sev = tail_jstr(a, "severity");
-	const char	*cat, *rule, *action, *role, *msg;
-	json_t		*v;
-	size_t		 n;
-	int		 rank = tail_severity(sev);
-
-	tail_put_time(t, tail_jstr(a, "ts"));
-	sbuf_append(&t->line, " ", 1);
-	if (rank >= 0)
-		tail_sgr(t, sgr[rank]);
-	tail_put_str(t, sev);
-	if (rank >= 0)
-		tail_sgr(t, TAIL_SGR_RESET);
-	n = sev != NULL && *sev != '\0' ? strlen(sev) : 1;
-	if (n < 8)	/* "critical": the columns after line up */
-		sbuf_printf(&t->line, "%*s", (int)(8 - n), "");
-	sbuf_append(&t->line, " ", 1);
-	tail_put_str(t, tail_jstr(a, "agent"));
-	sbuf_append(&t->line, " ", 1);
-	tail_put_str(t, tail_jstr(a, "conversation"));
-	sbuf_append(&t->line, " ", 1);
-
-	if (type != NULL && strcmp(type, "rule.hit") == 0) {
-		cat = tail_jstr(a, "category");
-		rule = tail_jstr(a, "rule");
-		/* rule ids usually start with their category: say it once */
-		if (cat != NULL && (rule == NULL || strncmp(rule, cat, strlen(cat)) != 0 ||
-		    rule[strlen(cat)] != '.')) {
-			tail_put_str(t, cat);
-			sbuf_append(&t->line, "/", 1);
-		}
-		tail_put_str(t, rule);
-		sbuf_append(&t->line, " ", 1);
-		action = tail_jstr(a, "action");
-		if (action != NULL && strcmp(action, "block") == 0) {
-			tail_sgr(t, TAIL_SGR_BLOCK);
-			sbuf_printf(&t->line, "BLOCKED");
-			tail_sgr(t, TAIL_SGR_RESET);
-		} else if (action != NULL && strcmp(action, "warn") == 0)
-			sbuf_printf(&t->line, "warned");
-		else if (action != NULL && strcmp(action, "flag") == 0)
-			sbuf_printf(&t->line, "flagged");
-		else
-			tail_put_str(t, action);
-		role = tail_jstr(a, "role");
-		sbuf_append(&t->line, " ", 1);
-		tail_put_str(t, role);
-		sbuf_append(&t->line, ": ", 2);
-		tail_put_chat(t, a);
-	} else if (type != NULL && strncmp(type, "sla.", 4) == 0) {
-		sbuf_printf(&t->line, "SLA ");
-		tail_put_str(t, type + 4);
-		sbuf_append(&t->line, ":", 1);
-		if (json_is_integer(v = json_object_get(a, "waited_ms"))) {
-			sbuf_printf(&t->line, " waited ");
-			tail_put_ms(t, (uint64_t)json_integer_value(v));
-		}
-		if (json_is_integer(v = json_object_get(a, "threshold_ms"))) {
-			sbuf_printf(&t->line, " (threshold ");
-			tail_put_ms(t, (uint64_t)json_integer_value(v));
-			sbuf_append(&t->line, ")", 1);
-		}
-		if (json_is_boolean(v = json_object_get(a, "first")))
-			sbuf_printf(&t->line, ", %s", json_is_true(v) ?
-			    "first response" : "reply");
-	} else {
-		/* a type this version does not know: say what it can */
-		tail_put_str(t, type);
-		if ((msg = tail_jstr(a, "message")) != NULL) {
-			sbuf_append(&t->line, ": ", 2);
-			tail_put_str(t, msg);
-		}
-	}
-	if (json_is_integer(v = json_object_get(a, "count")))
-		sbuf_printf(&t->line, " \xc3\x97%" JSON_INTEGER_FORMAT,	/* × */
-		    json_integer_value(v));
-}
-
-/* Writes the line; TAIL_STOP when stdout is gone (`| head`), TAIL_FATAL on another error. */
 static int
-tail_flush(struct tail *t)
+tail_flush(struct tail *t, int oom)
 {
-	sbuf_append(&t->line, "\n", 1);
-	if (t->line.s == NULL) {
+	if (oom || sbuf_append(&t->line, "\n", 1) == -1) {
 		fprintf(stderr, "chatmon: tail: out of memory\n");
 		return TAIL_FATAL;
 	}
@@ -647,7 +333,7 @@ tail_entry(struct tail *t, const redisReply *e)
 	json_t		*a;
 	const char	*raw, *id;
 	size_t		 rawlen;
-	int		 rc = TAIL_OK, dup = 0;
+	int		 rc = TAIL_OK, dup = 0, oom;
 
 	if ((a = tail_entry_alert(e, &raw, &rawlen, 0)) == NULL)
 		return TAIL_OK;
@@ -658,12 +344,15 @@ tail_entry(struct tail *t, const redisReply *e)
 	} else if (dup == 0 && tail_wanted(t, a)) {
 		sbuf_reset(&t->line);
 		if (t->json) {
-			sbuf_append(&t->line, raw, rawlen);
 			if (rawlen > 0 && raw[rawlen - 1] == '\n')
-				t->line.s[--t->line.len] = '\0';
-		} else
-			tail_format(t, a);
-		rc = tail_flush(t);
+				rawlen--;
+			oom = sbuf_append(&t->line, raw, rawlen) == -1;
+		} else {
+			/* today is the day of this line, not of the run */
+			t->fmt.now_ms = util_wall_ms();
+			oom = alertline_format(&t->line, &t->fmt, a) == -1;
+		}
+		rc = tail_flush(t, oom);
 	}
 	json_decref(a);
 	return rc;
@@ -1154,7 +843,9 @@ tail_usage(FILE *f)
 	    "--severity  info, warn or critical: that and above\n"
 	    "--agent     one agent's alerts\n"
 	    "--type      rule.hit, sla.breach, ... or a prefix: sla\n"
-	    "--json      the alert objects as stored, one per line\n"
+	    "--json      the alert objects as stored, one per line, instead of\n"
+	    "            readable lines (times in sla.timezone, categories by their\n"
+	    "            Chinese names)\n"
 	    "--redis     redis://host[:port][/db] or unix:/path, instead of redis.url\n");
 	return f == stdout ? 0 : 2;
 }
@@ -1200,7 +891,7 @@ tail_main(int argc, char **argv, const char *default_config)
 	struct config		*cfg = NULL;
 	struct tail		 t;
 	const char		*path = default_config, *redis_url = NULL;
-	const char		*prefix, *nc;
+	const char		*prefix;
 	int			 ch, explicit = 0, rc = 1;
 	size_t			 n;
 
@@ -1281,10 +972,11 @@ tail_main(int argc, char **argv, const char *default_config)
 		goto out;
 	}
 	snprintf(t.key, n, "%s%s", prefix, cfg->redis.stream);
-	/* https://no-color.org: set and not empty means no colour */
-	nc = getenv("NO_COLOR");
-	t.colour = isatty(STDOUT_FILENO) && (nc == NULL || *nc == '\0') &&
-	    !(getenv("TERM") != NULL && strcmp(getenv("TERM"), "dumb") == 0);
+	t.fmt.colour = alertline_want_colour(isatty(STDOUT_FILENO),
+	    getenv("NO_COLOR"), getenv("TERM"));
+	t.fmt.zh = 1;
+	/* the shop's zone, as the dashboard and the SLA hours: not the machine's TZ */
+	t.fmt.utc_offset_min = cfg->sla.utc_offset_min;
 
 	/*
 	 * SIGINT and SIGTERM stay blocked except inside ppoll, so one arriving

@@ -50,4 +50,12 @@ enum replay_read replay_getline(FILE *f, size_t max, char **buf, size_t *cap,
  */
 int	replay_max_line(const char *arg, size_t *max);
 
+/*
+ * --format's argument, shared with scan: "table" (readable lines for a
+ * person, *table 1) or "json" (the lines a program reads, *table 0). 0, or
+ * -1 with the reason printed on stderr. Without --format the commands
+ * print a table only to a terminal, so pipes and files keep their JSON.
+ */
+int	replay_format(const char *arg, int *table);
+
 #endif

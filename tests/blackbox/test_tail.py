@@ -447,6 +447,8 @@ def test_json_is_the_stored_bytes(redis_server, tail):
 
 
 def test_readable_format(redis_server, tail):
+    """Times in sla.timezone (+08:00 by default, whatever TZ says), known
+    categories by the dashboard's Chinese names."""
     srv = redis_server()
     r = srv.client()
     xadd(r, rule_hit(ts="2025-03-04T10:00:05.000Z", count=3))
@@ -454,33 +456,56 @@ def test_readable_format(redis_server, tail):
                      role="customer", category="privacy", rule="ask_phone",
                      text="亲，加我vx abc", match={"start": 2, "end": 5}, matched="加我v"))
     xadd(r, sla("breach", ts="2025-03-04T10:00:35.000Z"))
-    xadd(r, sla("escalate", ts="2025-03-04T10:03:05.000Z", waited_ms=185000,
+    xadd(r, sla("escalate", ts="2025-03-04T16:03:05.000Z", waited_ms=185000,
                 threshold_ms=180000, first=False, count=2))
-    t = tail("--redis", srv.url(), "--since", "-4")
-    lines = t.lines(4)
+    xadd(r, rule_hit(ts="2025-03-04T10:00:07.000Z", category="gifts", rule="gifts.coupon"))
+    t = tail("--redis", srv.url(), "--since", "-5")
+    lines = t.lines(5)
     assert t.stop() == 0
     for line in lines:
         assert not ANSI.search(line), line          # piped: no colour
-    assert lines[0] == ("03-04 10:00:05 critical alice c-1 offplatform.add_contact_app "
+    assert lines[0] == ("03-04 18:00:05 critical alice c-1 站外引流 offplatform.add_contact_app "
                         "BLOCKED agent: »加我薇信« abc123 ×3")
-    assert lines[1] == ("03-04 10:00:06 warn     alice c-1 privacy/ask_phone warned "
+    assert lines[1] == ("03-04 18:00:06 warn     alice c-1 泄露隐私 ask_phone warned "
                         "customer: 亲，»加我v«x abc")
-    assert lines[2] == ("03-04 10:00:35 warn     bob c-2 SLA breach: waited 31.2s "
+    assert lines[2] == ("03-04 18:00:35 warn     bob c-2 SLA breach: waited 31.2s "
                         "(threshold 30s), first response")
-    assert lines[3] == ("03-04 10:03:05 critical bob c-2 SLA escalate: waited 3m05s "
+    # 16:03 UTC is past midnight at +08:00: the next day there
+    assert lines[3] == ("03-05 00:03:05 critical bob c-2 SLA escalate: waited 3m05s "
                         "(threshold 3m), reply ×2")
+    # a category the dashboard does not know: its id, as it is
+    assert lines[4].startswith("03-04 18:00:07 critical alice c-1 gifts.coupon BLOCKED "), lines[4]
+
+
+def test_readable_time_zone_is_the_configured_one(redis_server, tail, tmp_path):
+    """sla.timezone of the configuration, not the process's TZ."""
+    srv = redis_server()
+    r = srv.client()
+    xadd(r, sla("breach", ts="2025-03-04T10:00:35.000Z"))
+    got = {}
+    for zone in ("UTC", "'+08:00'", "'-05:30'"):
+        conf = tmp_path / "chatmond.yaml"
+        conf.write_text(f"redis:\n  url: {srv.url()}\nsla:\n  timezone: {zone}\n")
+        t = tail("-c", str(conf), "--since", "-1", env={"TZ": "America/New_York"})
+        got[zone] = t.lines(1)[0]
+        assert t.stop() == 0
+    assert got["UTC"].startswith("03-04 10:00:35 warn "), got
+    assert got["'+08:00'"].startswith("03-04 18:00:35 warn "), got
+    assert got["'-05:30'"].startswith("03-04 04:30:35 warn "), got
 
 
 def test_readable_today_is_time_only(redis_server, tail):
     srv = redis_server()
     r = srv.client()
-    now = time.gmtime()
-    ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", now)
+    now = time.time()
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(now))
     xadd(r, sla(ts=ts))
     t = tail("--redis", srv.url(), "--since", "-1")
     line = t.lines(1)[0]
     assert t.stop() == 0
-    assert line.startswith(time.strftime("%H:%M:%S warn     bob c-2 SLA breach", now)), line
+    # today at +08:00 (the default sla.timezone), shown there
+    there = time.gmtime(now + 8 * 3600)
+    assert line.startswith(time.strftime("%H:%M:%S warn     bob c-2 SLA breach", there)), line
 
 
 def test_readable_escapes_control_characters(redis_server, tail):
