@@ -192,6 +192,17 @@ chatmond_on_hup(evutil_socket_t sig, short what, void *arg)
 		    (unsigned long long)old->limits.connect_timeout_ms);
 		nc->limits.connect_timeout_ms = old->limits.connect_timeout_ms;
 	}
+	if ((nc->redis.spool == NULL) != (old->redis.spool == NULL) ||
+	    (nc->redis.spool != NULL && strcmp(nc->redis.spool, old->redis.spool) != 0)) {
+		/* the outbox holds the spool open from the start: say so, keep it */
+		log_warnx("main: reload: redis.spool cannot change live, keeping %s",
+		    old->redis.spool != NULL ? old->redis.spool : "none");
+		free(nc->redis.spool);
+		nc->redis.spool = NULL;
+		if (old->redis.spool != NULL &&
+		    (nc->redis.spool = strdup(old->redis.spool)) == NULL)
+			fatal("main: reload: strdup");
+	}
 	session_server_set_config(d->srv, nc);
 	admin_set_config(d->admin, nc);
 	log_set_level(nc->log_level);

@@ -119,6 +119,20 @@ def test_sighup_listen_cannot_change(daemon, backend):
         socket.create_connection(("127.0.0.1", new_port), 1).close()
 
 
+def test_sighup_spool_cannot_change(daemon, backend, tmp_path):
+    """The outbox's spool is opened at start: a reload that names another
+    says it keeps the first, and nothing is written to the new one."""
+    b = backend()
+    d = daemon(b.port)
+    new = tmp_path / "new.spool"
+    text = config_text(d.port, f"ws://127.0.0.1:{b.port}/").replace(
+        "  url: redis://127.0.0.1:1", f"  url: redis://127.0.0.1:1\n  spool: {new}")
+    mark = reload(d, text)
+    d.wait_log(r"^chatmond: warn: main: reload: redis.spool cannot change live, keeping none",
+               T, mark)
+    assert not new.exists()
+
+
 def test_sighup_bad_config_rejected(daemon, backend):
     b = backend()
     d = daemon(b.port, limits={"max_message": "2000"})
