@@ -24,7 +24,8 @@ import urllib.request
 import pytest
 import redis
 
-from conftest import REDIS_SERVER, SLOW, T, agent, free_port, recv, run, sla_bucket, wait_for
+from conftest import (REDIS_SERVER, ROOT, SLOW, T, agent, free_port, recv, run, sla_bucket,
+                      wait_for)
 from test_alerts_redis import (FOLD0, LIVE, LONG_SLA, aid, blocked_turns, dedup,
                                expect_warning, logged, stream, turn)
 
@@ -322,8 +323,13 @@ def test_acl_user_authenticates_with_username_and_password(daemon, backend, proc
     c.execute_command("ACL", "SETUSER", "chatmon", "on", ">Acl-s3cret", "~chatmon:*",
                       "&chatmon:*", "+@write", "+@read", "+@connection", "+@pubsub")
     # the commands docs/operations.md lists for chatmond, ROLE included
+    listed_cmds = re.search(r"An ACL user for chatmond needs(.*?)`chatmon dashboard`",
+                            open(os.path.join(ROOT, "docs", "operations.md"),
+                                 encoding="utf-8").read(), re.S).group(1)
+    listed_cmds = sorted(set(re.findall(r"\+[a-z]+", listed_cmds)))
+    assert {"+publish", "+xadd", "+evalsha", "+hset", "+role"} <= set(listed_cmds), listed_cmds
     c.execute_command("ACL", "SETUSER", "listed", "on", ">Acl-l1st", "~chatmon:*",
-                      "&chatmon:*", "+publish", "+xadd", "+wait", "+set", "+select", "+role")
+                      "&chatmon:*", *listed_cmds)
     b = backend()
     url = f"redis://127.0.0.1:{s.port}"
     args = FOLD0 + LONG_SLA + ["-o", "redis.username=chatmon"]
@@ -355,6 +361,10 @@ def test_acl_user_authenticates_with_username_and_password(daemon, backend, proc
     wait_for(lambda: "acl-3" in [json.loads(x)["conversation"] for x in stream(c1)], T,
              "the alert written by the user with the documented commands")
     assert "cannot check" not in listed.log() and "refused" not in listed.log()
+    # the conversations' state went through its scripts with those commands alone
+    assert "NOPERM" not in listed.log(), listed.log()[-2000:]
+    assert not [e for e in c.execute_command("ACL", "LOG") if b"listed" in e or "listed" in e], \
+        c.execute_command("ACL", "LOG")
     assert healthz_redis(d) == "connected" and healthz_redis(bad) == "down"
     assert metrics(bad)["chatmon_alerts_queued"] == 1
     assert "Acl-s3cret" not in d.log() and "wrong" not in bad.log()
