@@ -104,8 +104,8 @@ $(BUILD)/tests/test_window: $(BUILD)/tests/test_window.o $(BUILD)/window.o $(BUI
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_config: $(BUILD)/tests/test_config.o $(BUILD)/config.o $(BUILD)/yamlfile.o $(BUILD)/util.o $(BUILD)/log.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -lyaml -lm
-$(BUILD)/tests/test_codec: $(BUILD)/tests/test_codec.o $(BUILD)/codec.o $(BUILD)/util.o $(BUILD)/log.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
+$(BUILD)/tests/test_codec: $(BUILD)/tests/test_codec.o $(BUILD)/tests/allocfail.o $(BUILD)/codec.o $(BUILD)/util.o $(BUILD)/log.o
+	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_msgq: $(BUILD)/tests/test_msgq.o $(BUILD)/msgq.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_metrics: $(BUILD)/tests/test_metrics.o $(BUILD)/metrics.o $(BUILD)/util.o
@@ -171,6 +171,8 @@ $(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/detect.o $(BUILD)/model
 	    $(BUILD)/rules.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(RULES_LIBS)
 
+$(BUILD)/bench_codec: tests/bench/bench_codec.c $(BUILD)/codec.o $(BUILD)/util.o $(BUILD)/log.o
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) -ljansson -lsodium
 $(BUILD)/bench_sla: tests/bench/bench_sla.c $(BUILD)/sla.o $(BUILD)/util.o
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) -levent -lsodium
 
@@ -187,12 +189,14 @@ eval: $(BUILD)/chatmon
 	$(PYTHON) tests/corpus/eval.py --chatmon $(BUILD)/chatmon --rules conf/rules.d --part all \
 	    --model conf/model/chatmon-ngram.model
 
-bench: all $(BUILD)/bench_rules $(BUILD)/bench_sla
+bench: all $(BUILD)/bench_rules $(BUILD)/bench_sla $(BUILD)/bench_codec
 	rm -rf $(BUILD)/bench-500 && $(PYTHON) tests/bench/gen_rules.py $(BUILD)/bench-500 500 conf/rules.d
 	$(BUILD)/bench_rules tests/corpus/messages.jsonl default=conf/rules.d \
 	    default+synthetic=$(BUILD)/bench-500
 	tests/bench/rules_instr.sh $(BUILD)/bench_rules tests/corpus/messages.jsonl \
 	    default=conf/rules.d default+synthetic=$(BUILD)/bench-500
+	$(BUILD)/bench_codec
+	tests/bench/codec_instr.sh $(BUILD)/bench_codec
 	$(BUILD)/bench_sla 1000000
 	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/sla_late.py
 	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/sla_late.py --nice -15

@@ -1,23 +1,29 @@
 /* codec: recognises chat turns in JSON text frames by configured JSON pointers (pure; no I/O). */
+#include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "chatmon/codec.h"
 #include "chatmon/util.h"
 
 /*
- * Decoding flags. JSON_DECODE_ANY so that a scalar document parses and is
- * reported as "not a JSON object" rather than as a syntax error;
- * JSON_ALLOW_NUL so that U+0000 inside a string is kept (its length comes
- * from json_string_length). Duplicate keys are accepted and the last one
- * wins, as in JavaScript's JSON.parse and Python's json: the backend most
- * likely reads the same value we monitor.
+ * One pass over the frame, no document built (docs/protocol.md, "How a
+ * frame is read"): the scanner checks the whole frame against RFC 8259,
+ * notes where the values the pointers name lie, and only those strings are
+ * unescaped, into buffers the codec keeps. Nothing is allocated per frame
+ * once the buffers have grown to the frames seen.
+ *
+ * What it accepts is what the backend most likely accepts, JavaScript's
+ * JSON.parse and Python's json, so that no frame the backend reads as a
+ * chat turn passes unmonitored: duplicate keys (the last one wins), numbers
+ * of any size (1e400, 2^64), escaped lone surrogates (read as U+FFFD in the
+ * strings it returns), U+0000 escaped anywhere, any depth. What they refuse
+ * it refuses: bytes that are not UTF-8, raw control characters in strings,
+ * a byte order mark, anything after the value.
  */
-#define CODEC_JSON_FLAGS	(JSON_DECODE_ANY | JSON_ALLOW_NUL)
 
 /* One reference token of a JSON pointer, unescaped once in codec_new. */
 struct codec_tok {
@@ -38,19 +44,47 @@ struct codec_name {
 	size_t		 len;
 };
 
+/* The pointers, as bits of a mask; CODEC_NPTR of them. */
+enum { CODEC_P_TYPE, CODEC_P_CONV, CODEC_P_TEXT, CODEC_P_ROBOT, CODEC_NPTR };
+
+enum codec_jtype { CODEC_J_NONE, CODEC_J_STRING, CODEC_J_NUMBER, CODEC_J_TRUE,
+	CODEC_J_FALSE, CODEC_J_NULL, CODEC_J_OBJECT, CODEC_J_ARRAY };
+
+/* Where a pointer's value lies in the frame: a string's bytes between its quotes. */
+struct codec_val {
+	enum codec_jtype type;
+	size_t		 start, end;
+	int		 esc;		/* a string with a backslash in it */
+	int		 integer;	/* a number without fraction or exponent */
+};
+
+/* An open object or array, with the pointers whose path still runs through it. */
+struct codec_level {
+	unsigned char	 obj;		/* 1 object, 0 array */
+	unsigned char	 mask;		/* pointers with more tokens below this level */
+	size_t		 index;		/* an array's element being read */
+};
+
+/* A growable byte buffer the codec keeps across frames. */
+struct codec_buf {
+	char		*s;
+	size_t		 cap;
+};
+
 struct codec {
-	struct codec_ptr	 type;
-	struct codec_ptr	 conv;
-	struct codec_ptr	 text;
-	struct codec_ptr	 robot;		/* ntok 0 and buf NULL: not configured */
+	struct codec_ptr	 ptr[CODEC_NPTR];	/* robot: ntok 0 when not configured */
 	int			 has_robot;
 	struct codec_name	*msg;
 	size_t			 nmsg;
 	struct codec_name	*end;
 	size_t			 nend;
-	json_t			*doc;	/* the last document; backs every frame pointer */
-	char			 convbuf[32];	/* an integer conversation in decimal */
-	char			 why[JSON_ERROR_TEXT_LENGTH + 64];
+	/* per frame, reused */
+	struct codec_val	 val[CODEC_NPTR];
+	struct codec_level	*stack;
+	size_t			 stackcap;
+	struct codec_buf	 out[CODEC_NPTR];	/* the unescaped strings */
+	struct codec_buf	 key;			/* an escaped key, unescaped to compare */
+	char			 why[96];
 };
 
 static int
@@ -140,25 +174,6 @@ codec_ptr_free(struct codec_ptr *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* NULL when any step is missing, or crosses a scalar, or misses an array. */
-static json_t *
-codec_ptr_get(json_t *v, const struct codec_ptr *p)
-{
-	const struct codec_tok	*t;
-	size_t			 i;
-
-	for (i = 0; i < p->ntok && v != NULL; i++) {
-		t = &p->tok[i];
-		if (json_is_object(v))
-			v = json_object_getn(v, t->s, t->len);
-		else if (json_is_array(v) && t->is_index)
-			v = json_array_get(v, t->index);
-		else
-			return NULL;
-	}
-	return v;
-}
-
 static int
 codec_names_copy(struct codec_name **dst, size_t *ndst,
     const struct config_list *src, const char *key, struct sbuf *errs)
@@ -225,15 +240,16 @@ codec_new(const struct config_protocol *proto, struct sbuf *errs)
 		return NULL;
 	}
 	/* Check all three so that every bad pointer is reported at once. */
-	if (codec_ptr_parse(&c->type, "type", proto->type, errs) == -1)
+	if (codec_ptr_parse(&c->ptr[CODEC_P_TYPE], "type", proto->type, errs) == -1)
 		bad = 1;
-	if (codec_ptr_parse(&c->conv, "conversation", proto->conversation,
-	    errs) == -1)
+	if (codec_ptr_parse(&c->ptr[CODEC_P_CONV], "conversation",
+	    proto->conversation, errs) == -1)
 		bad = 1;
-	if (codec_ptr_parse(&c->text, "text", proto->text, errs) == -1)
+	if (codec_ptr_parse(&c->ptr[CODEC_P_TEXT], "text", proto->text, errs) == -1)
 		bad = 1;
 	if (proto->robot != NULL) {
-		if (codec_ptr_parse(&c->robot, "robot", proto->robot, errs) == -1)
+		if (codec_ptr_parse(&c->ptr[CODEC_P_ROBOT], "robot", proto->robot,
+		    errs) == -1)
 			bad = 1;
 		c->has_robot = 1;
 	}
@@ -255,134 +271,643 @@ codec_new(const struct config_protocol *proto, struct sbuf *errs)
 void
 codec_free(struct codec *c)
 {
+	size_t	i;
+
 	if (c == NULL)
 		return;
-	json_decref(c->doc);
-	codec_ptr_free(&c->type);
-	codec_ptr_free(&c->conv);
-	codec_ptr_free(&c->text);
-	codec_ptr_free(&c->robot);
+	for (i = 0; i < CODEC_NPTR; i++) {
+		codec_ptr_free(&c->ptr[i]);
+		free(c->out[i].s);
+	}
+	free(c->key.s);
+	free(c->stack);
 	/* The counts are only set once a copy succeeded; free what exists. */
 	codec_names_free(c->msg, c->nmsg);
 	codec_names_free(c->end, c->nend);
 	free(c);
 }
 
-/* A conversation is a string or a JSON integer; NULL on success. */
-static const char *
-codec_conversation(struct codec *c, struct codec_frame *out)
-{
-	json_t	*v;
-	int	 n;
+/* --- the scanner ---------------------------------------------------------- */
 
-	if ((v = codec_ptr_get(c->doc, &c->conv)) == NULL)
-		return "conversation missing";
-	if (json_is_string(v)) {
-		out->conversation = json_string_value(v);
-		out->conversation_len = json_string_length(v);
-		return NULL;
+/* Room for n bytes in b; 0, or -1 on ENOMEM (b unchanged). */
+static int
+codec_buf_reserve(struct codec_buf *b, size_t n)
+{
+	char	*s;
+	size_t	 cap;
+
+	if (n <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap < n)
+		cap = cap > SIZE_MAX / 2 ? n : 2 * cap;
+	if ((s = realloc(b->s, cap)) == NULL)
+		return -1;
+	b->s = s;
+	b->cap = cap;
+	return 0;
+}
+
+static int
+codec_hex4(const unsigned char *p, uint32_t *v)
+{
+	size_t	i;
+	int	d;
+
+	*v = 0;
+	for (i = 0; i < 4; i++) {
+		if (p[i] >= '0' && p[i] <= '9')
+			d = p[i] - '0';
+		else if ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f')
+			d = (p[i] | 0x20) - 'a' + 10;
+		else
+			return -1;
+		*v = *v << 4 | (uint32_t)d;
 	}
-	if (json_is_integer(v)) {
-		n = snprintf(c->convbuf, sizeof(c->convbuf),
-		    "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		if (n < 0 || (size_t)n >= sizeof(c->convbuf))
-			return "conversation integer too long";
-		out->conversation = c->convbuf;
-		out->conversation_len = (size_t)n;
-		return NULL;
-	}
-	return "conversation is not a string or an integer";
+	return 0;
+}
+
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629), or 0. */
+static size_t
+codec_utf8(const unsigned char *p, const unsigned char *end)
+{
+	size_t	n;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (p[0] < 0xc2 || p[0] > 0xf4)
+		return 0;
+	n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+	if ((size_t)(end - p) < n)
+		return 0;
+	/* no overlong forms, no surrogates, nothing past U+10FFFF */
+	if (p[0] == 0xe0)
+		lo = 0xa0;
+	else if (p[0] == 0xed)
+		hi = 0x9f;
+	else if (p[0] == 0xf0)
+		lo = 0x90;
+	else if (p[0] == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	if (n > 2 && (p[2] & 0xc0) != 0x80)
+		return 0;
+	if (n > 3 && (p[3] & 0xc0) != 0x80)
+		return 0;
+	return n;
 }
 
 /*
- * The hot path: one json_loadb and a few lookups, no allocation of our own.
- * The previous document is released first, so the previous frame's pointers
- * die here, as the header says.
+ * A string whose opening quote is at *i: *i goes past the closing one,
+ * *esc says whether it holds a backslash. NULL, or what is wrong with
+ * *i at the offending byte.
+ */
+static const char *
+codec_scan_string(const unsigned char *b, size_t len, size_t *i, int *esc)
+{
+	const unsigned char	*p = b + *i + 1, *end = b + len;
+	uint32_t		 v;
+	size_t			 n;
+
+	*esc = 0;
+	for (;;) {
+		/* the common case: printable ASCII */
+		while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80)
+			p++;
+		if (p == end) {
+			*i = len;
+			return "unterminated string";
+		}
+		if (*p == '"')
+			break;
+		if (*p == '\\') {
+			*esc = 1;
+			if (end - p < 2)
+				goto cut;
+			switch (p[1]) {
+			case '"': case '\\': case '/': case 'b': case 'f':
+			case 'n': case 'r': case 't':
+				p += 2;
+				continue;
+			case 'u':
+				if (end - p < 6 || codec_hex4(p + 2, &v) == -1) {
+					*i = (size_t)(p - b);
+					return "invalid \\u escape";
+				}
+				p += 6;
+				continue;
+			default:
+				*i = (size_t)(p - b);
+				return "invalid escape";
+			}
+		}
+		if (*p < 0x20) {
+			*i = (size_t)(p - b);
+			return "control character in a string";
+		}
+		/* the common case of Chinese text: a run of 3-byte characters */
+		while (end - p >= 3 && (p[0] & 0xf0) == 0xe0 && p[0] != 0xe0 &&
+		    p[0] != 0xed && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80)
+			p += 3;
+		if (p == end || *p < 0x80)
+			continue;
+		if ((n = codec_utf8(p, end)) == 0) {
+			*i = (size_t)(p - b);
+			return "invalid UTF-8";
+		}
+		p += n;
+	}
+	*i = (size_t)(p - b) + 1;
+	return NULL;
+ cut:
+	*i = len;
+	return "unterminated string";
+}
+
+/* A number at *i (RFC 8259 §6, any magnitude); *integer: no fraction or exponent. */
+static const char *
+codec_scan_number(const unsigned char *b, size_t len, size_t *i, int *integer)
+{
+	size_t	p = *i;
+
+	*integer = 1;
+	if (p < len && b[p] == '-')
+		p++;
+	if (p < len && b[p] == '0')
+		p++;
+	else if (p < len && b[p] >= '1' && b[p] <= '9')
+		while (p < len && b[p] >= '0' && b[p] <= '9')
+			p++;
+	else
+		goto bad;
+	if (p < len && b[p] == '.') {
+		*integer = 0;
+		if (++p >= len || b[p] < '0' || b[p] > '9')
+			goto bad;
+		while (p < len && b[p] >= '0' && b[p] <= '9')
+			p++;
+	}
+	if (p < len && (b[p] == 'e' || b[p] == 'E')) {
+		*integer = 0;
+		if (++p < len && (b[p] == '+' || b[p] == '-'))
+			p++;
+		if (p >= len || b[p] < '0' || b[p] > '9')
+			goto bad;
+		while (p < len && b[p] >= '0' && b[p] <= '9')
+			p++;
+	}
+	*i = p;
+	return NULL;
+ bad:
+	*i = p;
+	return "invalid number";
+}
+
+/*
+ * Unescapes the string bytes [s, e) (checked by codec_scan_string) into
+ * out, NUL-terminated; a lone surrogate becomes U+FFFD. The length, or
+ * (size_t)-1 on ENOMEM.
+ */
+static size_t
+codec_unescape(const unsigned char *s, const unsigned char *e, struct codec_buf *out)
+{
+	char		*d;
+	uint32_t	 cp, lo;
+
+	/* escapes only shrink, but \uXXXX of a lone surrogate gives 3 bytes for 6 */
+	if (codec_buf_reserve(out, (size_t)(e - s) + 1) == -1)
+		return (size_t)-1;
+	d = out->s;
+	while (s < e) {
+		if (*s != '\\') {
+			*d++ = (char)*s++;
+			continue;
+		}
+		switch (s[1]) {
+		case 'b': *d++ = '\b'; break;
+		case 'f': *d++ = '\f'; break;
+		case 'n': *d++ = '\n'; break;
+		case 'r': *d++ = '\r'; break;
+		case 't': *d++ = '\t'; break;
+		case 'u':
+			(void)codec_hex4(s + 2, &cp);
+			s += 6;
+			if (cp >= 0xd800 && cp <= 0xdbff && e - s >= 6 &&
+			    s[0] == '\\' && s[1] == 'u' &&
+			    codec_hex4(s + 2, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff) {
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				s += 6;
+			} else if (cp >= 0xd800 && cp <= 0xdfff)
+				cp = 0xfffd;
+			if (cp < 0x80)
+				*d++ = (char)cp;
+			else if (cp < 0x800) {
+				*d++ = (char)(0xc0 | cp >> 6);
+				*d++ = (char)(0x80 | (cp & 0x3f));
+			} else if (cp < 0x10000) {
+				*d++ = (char)(0xe0 | cp >> 12);
+				*d++ = (char)(0x80 | (cp >> 6 & 0x3f));
+				*d++ = (char)(0x80 | (cp & 0x3f));
+			} else {
+				*d++ = (char)(0xf0 | cp >> 18);
+				*d++ = (char)(0x80 | (cp >> 12 & 0x3f));
+				*d++ = (char)(0x80 | (cp >> 6 & 0x3f));
+				*d++ = (char)(0x80 | (cp & 0x3f));
+			}
+			continue;
+		default: *d++ = (char)s[1]; break;	/* " \ / */
+		}
+		s += 2;
+	}
+	*d = '\0';
+	return (size_t)(d - out->s);
+}
+
+/* The pointers of mask whose token at depth d names object key [k, ke). */
+static unsigned
+codec_key_mask(struct codec *c, unsigned mask, size_t d, const unsigned char *k,
+    const unsigned char *ke, int esc, int *oom)
+{
+	const struct codec_tok	*t;
+	const char		*key = (const char *)k;
+	size_t			 klen = (size_t)(ke - k), p;
+	unsigned		 m = 0;
+
+	if (mask == 0)
+		return 0;
+	if (esc) {
+		if ((klen = codec_unescape(k, ke, &c->key)) == (size_t)-1) {
+			*oom = 1;
+			return 0;
+		}
+		key = c->key.s;
+	}
+	for (p = 0; p < CODEC_NPTR; p++) {
+		if (!(mask & 1u << p))
+			continue;
+		t = &c->ptr[p].tok[d];
+		if (t->len == klen && memcmp(t->s, key, klen) == 0)
+			m |= 1u << p;
+	}
+	return m;
+}
+
+/* The pointers of mask whose token at depth d is array index i. */
+static unsigned
+codec_index_mask(const struct codec *c, unsigned mask, size_t d, size_t i)
+{
+	const struct codec_tok	*t;
+	size_t			 p;
+	unsigned		 m = 0;
+
+	for (p = 0; mask != 0 && p < CODEC_NPTR; p++) {
+		if (!(mask & 1u << p))
+			continue;
+		t = &c->ptr[p].tok[d];
+		if (t->is_index && t->index == i)
+			m |= 1u << p;
+	}
+	return m;
+}
+
+/* Of mask, the pointers with more than d tokens: those that go below depth d. */
+static unsigned
+codec_deeper(const struct codec *c, unsigned mask, size_t d)
+{
+	size_t		p;
+	unsigned	m = 0;
+
+	for (p = 0; mask != 0 && p < CODEC_NPTR; p++)
+		if ((mask & 1u << p) && c->ptr[p].ntok > d)
+			m |= 1u << p;
+	return m;
+}
+
+static int
+codec_push(struct codec *c, size_t depth, int obj, unsigned mask)
+{
+	struct codec_level	*n;
+	size_t			 cap;
+
+	if (depth == c->stackcap) {
+		cap = c->stackcap ? 2 * c->stackcap : 64;
+		if ((n = realloc(c->stack, cap * sizeof(*n))) == NULL)
+			return -1;
+		c->stack = n;
+		c->stackcap = cap;
+	}
+	c->stack[depth].obj = (unsigned char)obj;
+	c->stack[depth].mask = (unsigned char)mask;
+	c->stack[depth].index = 0;
+	return 0;
+}
+
+#define CODEC_WS(b, len, i) \
+	while ((i) < (len) && ((b)[i] == ' ' || (b)[i] == '\t' || \
+	    (b)[i] == '\n' || (b)[i] == '\r')) (i)++
+
+/* Records, for the pointers of mask that end at depth d, a value of type t. */
+static void
+codec_record(struct codec *c, unsigned mask, size_t d, enum codec_jtype t,
+    size_t start, size_t end, int esc, int integer)
+{
+	size_t	p;
+
+	for (p = 0; mask != 0 && p < CODEC_NPTR; p++)
+		if ((mask & 1u << p) && c->ptr[p].ntok == d) {
+			c->val[p].type = t;
+			c->val[p].start = start;
+			c->val[p].end = end;
+			c->val[p].esc = esc;
+			c->val[p].integer = integer;
+		}
+}
+
+/*
+ * Scans the whole frame; c->val[p] is where pointer p's value lies (type
+ * CODEC_J_NONE: absent) and *root the type of the frame's value. NULL, or
+ * the reason it is not JSON with the offset in *at ("out of memory" when
+ * a buffer could not grow).
+ */
+static const char *
+codec_scan(struct codec *c, const unsigned char *b, size_t len, size_t *at,
+    enum codec_jtype *root)
+{
+	const char	*why;
+	size_t		 i = 0, d = 0, p, ks;
+	unsigned	 here = 0;	/* the pointers whose path leads to this value */
+	int		 esc, integer, oom = 0;
+	enum codec_jtype t;
+
+	for (p = 0; p < CODEC_NPTR; p++) {
+		c->val[p].type = CODEC_J_NONE;
+		if (c->ptr[p].ntok > 0)
+			here |= 1u << p;	/* every path starts at the root */
+	}
+	CODEC_WS(b, len, i);
+ value:
+	if (i >= len) {
+		why = "unexpected end of input";
+		goto bad;
+	}
+	/* a later duplicate key replaces all that the earlier one held */
+	for (p = 0; here != 0 && p < CODEC_NPTR; p++)
+		if (here & 1u << p)
+			c->val[p].type = CODEC_J_NONE;
+	ks = i;
+	esc = integer = 0;
+	switch (b[i]) {
+	case '{':
+	case '[':
+		t = b[i] == '{' ? CODEC_J_OBJECT : CODEC_J_ARRAY;
+		codec_record(c, here, d, t, i, i, 0, 0);
+		if (codec_push(c, d, t == CODEC_J_OBJECT, codec_deeper(c, here, d)) == -1)
+			goto oom;
+		d++;
+		i++;
+		CODEC_WS(b, len, i);
+		if (i < len && b[i] == (t == CODEC_J_OBJECT ? '}' : ']')) {
+			i++;
+			d--;
+			goto after;
+		}
+		if (t == CODEC_J_OBJECT)
+			goto key;
+		here = codec_index_mask(c, c->stack[d - 1].mask, d - 1, 0);
+		goto value;
+	case '"':
+		if ((why = codec_scan_string(b, len, &i, &esc)) != NULL)
+			goto bad;
+		t = CODEC_J_STRING;
+		codec_record(c, here, d, t, ks + 1, i - 1, esc, 0);
+		goto after;
+	case 't':
+	case 'f':
+	case 'n':
+		t = b[i] == 't' ? CODEC_J_TRUE : b[i] == 'f' ? CODEC_J_FALSE :
+		    CODEC_J_NULL;
+		p = t == CODEC_J_FALSE ? 5 : 4;
+		if (len - i < p || memcmp(b + i, t == CODEC_J_TRUE ? "true" :
+		    t == CODEC_J_FALSE ? "false" : "null", p) != 0) {
+			why = "invalid literal";
+			goto bad;
+		}
+		i += p;
+		codec_record(c, here, d, t, ks, i, 0, 0);
+		goto after;
+	default:
+		if ((why = codec_scan_number(b, len, &i, &integer)) != NULL)
+			goto bad;
+		t = CODEC_J_NUMBER;
+		codec_record(c, here, d, t, ks, i, 0, integer);
+		goto after;
+	}
+ key:
+	/* inside an object at depth d - 1: "key" : value */
+	if (i >= len || b[i] != '"') {
+		why = i >= len ? "unexpected end of input" : "a key (a string) expected";
+		goto bad;
+	}
+	ks = i;
+	if ((why = codec_scan_string(b, len, &i, &esc)) != NULL)
+		goto bad;
+	here = codec_key_mask(c, c->stack[d - 1].mask, d - 1, b + ks + 1, b + i - 1,
+	    esc, &oom);
+	if (oom)
+		goto oom;
+	CODEC_WS(b, len, i);
+	if (i >= len || b[i] != ':') {
+		why = "':' expected";
+		goto bad;
+	}
+	i++;
+	CODEC_WS(b, len, i);
+	goto value;
+ after:
+	/* after a value of type t: the end, or what its container says next */
+	CODEC_WS(b, len, i);
+	if (d == 0) {
+		if (i != len) {
+			why = "end of input expected";
+			goto bad;
+		}
+		*root = t;
+		return NULL;
+	}
+	if (i < len && b[i] == ',') {
+		i++;
+		CODEC_WS(b, len, i);
+		if (c->stack[d - 1].obj)
+			goto key;
+		here = codec_index_mask(c, c->stack[d - 1].mask, d - 1,
+		    ++c->stack[d - 1].index);
+		goto value;
+	}
+	if (i < len && b[i] == (c->stack[d - 1].obj ? '}' : ']')) {
+		i++;
+		d--;
+		t = c->stack[d].obj ? CODEC_J_OBJECT : CODEC_J_ARRAY;
+		goto after;
+	}
+	why = i >= len ? "unexpected end of input" : c->stack[d - 1].obj ?
+	    "',' or '}' expected" : "',' or ']' expected";
+	goto bad;
+ oom:
+	*at = i;
+	return "out of memory";
+ bad:
+	*at = i;
+	return why;
+}
+
+/* The string value of pointer p, unescaped into c->out[p]; -1 on ENOMEM. */
+static int
+codec_string(struct codec *c, size_t p, const char *buf, const char **s,
+    size_t *len)
+{
+	const struct codec_val	*v = &c->val[p];
+	const unsigned char	*b = (const unsigned char *)buf;
+
+	if (!v->esc) {
+		/* the frame's own bytes, copied so that they end with a NUL */
+		if (codec_buf_reserve(&c->out[p], v->end - v->start + 1) == -1)
+			return -1;
+		memcpy(c->out[p].s, buf + v->start, v->end - v->start);
+		c->out[p].s[v->end - v->start] = '\0';
+		*len = v->end - v->start;
+	} else if ((*len = codec_unescape(b + v->start, b + v->end,
+	    &c->out[p])) == (size_t)-1)
+		return -1;
+	*s = c->out[p].s;
+	return 0;
+}
+
+/*
+ * A conversation is a string or an integer: an integer within 64 bits is
+ * written as C writes it (-0 is 0), a longer one as it was sent. NULL, or
+ * why not; "out of memory" too.
+ */
+static const char *
+codec_conversation(struct codec *c, const char *buf, struct codec_frame *out)
+{
+	const struct codec_val	*v = &c->val[CODEC_P_CONV];
+	struct codec_buf	*o = &c->out[CODEC_P_CONV];
+	char			*end;
+	long long		 n;
+	size_t			 len = v->end - v->start;
+
+	if (v->type == CODEC_J_NONE)
+		return "conversation missing";
+	if (v->type == CODEC_J_STRING) {
+		if (codec_string(c, CODEC_P_CONV, buf, &out->conversation,
+		    &out->conversation_len) == -1)
+			return "out of memory";
+		return NULL;
+	}
+	if (v->type != CODEC_J_NUMBER || !v->integer)
+		return "conversation is not a string or an integer";
+	if (codec_buf_reserve(o, len + 1) == -1)
+		return "out of memory";
+	memcpy(o->s, buf + v->start, len);
+	o->s[len] = '\0';
+	errno = 0;
+	n = strtoll(o->s, &end, 10);
+	if (errno == 0 && *end == '\0' && len < o->cap)
+		len = (size_t)snprintf(o->s, o->cap, "%lld", n);
+	out->conversation = o->s;
+	out->conversation_len = len;
+	return NULL;
+}
+
+/* A robot's reply: true, a non-zero number or a non-empty string. */
+static int
+codec_robot(const struct codec *c, const char *buf)
+{
+	const struct codec_val	*v = &c->val[CODEC_P_ROBOT];
+	size_t			 i;
+
+	if (v->type == CODEC_J_TRUE)
+		return 1;
+	if (v->type == CODEC_J_STRING)
+		return v->end > v->start;
+	if (v->type != CODEC_J_NUMBER)
+		return 0;
+	/* zero when every digit before the exponent is 0 */
+	for (i = v->start; i < v->end && buf[i] != 'e' && buf[i] != 'E'; i++)
+		if (buf[i] >= '1' && buf[i] <= '9')
+			return 1;
+	return 0;
+}
+
+/*
+ * The hot path: one scan, then only the fields it names are copied out;
+ * the previous frame's strings are overwritten here, as the header says.
  */
 enum codec_kind
 codec_decode(struct codec *c, const char *buf, size_t len,
     struct codec_frame *out)
 {
-	json_error_t	 error;
-	json_t		*v;
-	const char	*type, *why;
-	size_t		 type_len;
-	int		 is_msg;
+	enum codec_jtype	 root;
+	const char		*why;
+	size_t			 at;
+	int			 is_msg;
 
 	memset(out, 0, sizeof(*out));
-	json_decref(c->doc);
-	c->doc = NULL;
-	c->why[0] = '\0';
-
 	if (buf == NULL)
 		buf = "";
-	/*
-	 * jansson leaves the error untouched when some allocations fail, so
-	 * mark it first: an empty text after a failure means out of memory.
-	 * Others surface as a syntax error at the failing token; both are
-	 * INVALID, only the reason differs.
-	 */
-	error.text[0] = '\0';
-	error.text[JSON_ERROR_TEXT_LENGTH - 1] = json_error_unknown;
-	if ((c->doc = json_loadb(buf, len, CODEC_JSON_FLAGS, &error)) == NULL) {
-		if (error.text[0] == '\0' ||
-		    json_error_code(&error) == json_error_out_of_memory)
-			out->why = "out of memory";
+	if ((why = codec_scan(c, (const unsigned char *)buf, len, &at, &root)) != NULL) {
+		if (strcmp(why, "out of memory") == 0)
+			out->why = why;
 		else {
-			snprintf(c->why, sizeof(c->why),
-			    "invalid JSON: %s at offset %d", error.text,
-			    error.position);
+			snprintf(c->why, sizeof(c->why), "invalid JSON: %s at offset %zu",
+			    why, at);
 			out->why = c->why;
 		}
 		return CODEC_INVALID;
 	}
-	if (!json_is_object(c->doc)) {
+	if (root != CODEC_J_OBJECT) {
 		out->why = "not a JSON object";
 		return CODEC_INVALID;
 	}
-
-	if ((v = codec_ptr_get(c->doc, &c->type)) == NULL ||
-	    !json_is_string(v))
+	if (c->val[CODEC_P_TYPE].type != CODEC_J_STRING)
 		return CODEC_OTHER;
-	type = json_string_value(v);
-	type_len = json_string_length(v);
-	out->type = type;
-	out->type_len = type_len;
-
+	if (codec_string(c, CODEC_P_TYPE, buf, &out->type, &out->type_len) == -1) {
+		out->type = NULL;
+		out->type_len = 0;
+		out->why = "out of memory";
+		return CODEC_INVALID;
+	}
 	/* A type listed in both is a message: a turn carries more than an end. */
-	if (codec_names_has(c->msg, c->nmsg, type, type_len))
+	if (codec_names_has(c->msg, c->nmsg, out->type, out->type_len))
 		is_msg = 1;
-	else if (codec_names_has(c->end, c->nend, type, type_len))
+	else if (codec_names_has(c->end, c->nend, out->type, out->type_len))
 		is_msg = 0;
 	else
 		return CODEC_OTHER;
 
-	if ((why = codec_conversation(c, out)) != NULL)
+	if ((why = codec_conversation(c, buf, out)) != NULL)
 		goto malformed;
 	if (!is_msg)
 		return CODEC_END;
-
-	if ((v = codec_ptr_get(c->doc, &c->text)) == NULL) {
+	if (c->val[CODEC_P_TEXT].type == CODEC_J_NONE) {
 		why = "text missing";
 		goto malformed;
 	}
-	if (!json_is_string(v)) {
+	if (c->val[CODEC_P_TEXT].type != CODEC_J_STRING) {
 		why = "text is not a string";
 		goto malformed;
 	}
-	out->text = json_string_value(v);
-	out->text_len = json_string_length(v);
-	/* a robot's reply: true, a non-zero number or a non-empty string */
-	if (c->has_robot && (v = codec_ptr_get(c->doc, &c->robot)) != NULL)
-		out->robot = json_is_true(v) ||
-		    (json_is_integer(v) && json_integer_value(v) != 0) ||
-		    (json_is_real(v) && json_real_value(v) != 0) ||
-		    (json_is_string(v) && json_string_length(v) > 0);
+	if (codec_string(c, CODEC_P_TEXT, buf, &out->text, &out->text_len) == -1) {
+		why = "out of memory";
+		goto malformed;
+	}
+	out->robot = c->has_robot && codec_robot(c, buf);
 	return CODEC_TURN;
 
  malformed:
 	out->conversation = NULL;
 	out->conversation_len = 0;
+	out->text = NULL;
 	out->why = why;
 	return CODEC_MALFORMED;
 }

@@ -115,6 +115,38 @@ def test_default_pack_blocks_offplatform(daemon, backend):
     run(main())
 
 
+def test_frames_the_backend_reads_are_read(daemon, backend):
+    """JSON that jansson refused but JSON.parse takes (a huge number, an
+    escaped lone surrogate, an escaped NUL in a key) no longer slips a
+    blocked phrase through unread; JSON that nobody takes passes as it is."""
+    b = backend()
+    d = daemon(b.port, rules=DEFAULT_RULES)
+    frames = [
+        '{"type":"message","conversation":"c-1","pad":1e400,"text":"加我微信 abc12345"}',
+        '{"type":"message","conversation":"c-1","n":18446744073709551616,'
+        '"text":"加我微信 abc12345"}',
+        '{"type":"message","conversation":"c-1","text":"加我微信 abc12345 \\ud800"}',
+        '{"type":"message","conversation":"c-1","k\\u0000":1,"text":"加我微信 abc12345"}',
+    ]
+
+    async def main():
+        async with agent(d, "/echo?agent=carol") as ws:
+            for i, f in enumerate(frames):
+                await ws.send(f)
+                mark = json.dumps({"type": "ping", "n": i})
+                await ws.send(mark)              # not a turn: comes back after the warnings
+                got = []
+                while (m := await recv(ws)) != mark:
+                    got.append(json.loads(m))
+                assert got and all(w["type"] == "chatmon.warning" and w["blocked"] is True
+                                   for w in got), (f, got)
+                assert {w["alert"]["category"] for w in got} == {"offplatform"}, got
+            bad = '{"type":"message","conversation":"c-1","text":"加我微信 abc12345",}'
+            await ws.send(bad)
+            assert await recv(ws) == bad            # not JSON to anyone: relayed untouched
+    run(main())
+
+
 def test_sighup_swaps_rules_or_keeps_them(daemon, backend, tmp_path):
     rules = tmp_path / "rules.d"
     shutil.copytree(LIVE, rules)
