@@ -5,8 +5,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
-
 #include "chatmon/alertfmt.h"
 #include "chatmon/jsonw.h"
 #include "chatmon/sla.h"
@@ -51,45 +49,59 @@ alertfmt_ts(char out[32], int64_t wall_ms)
 	snprintf(out + strlen(out), 8, ".%03dZ", (int)(wall_ms % 1000));
 }
 
+/* A string literal, its length counted by the compiler. */
+#define ALERTFMT_LIT(out, lit)	sbuf_append((out), (lit), sizeof(lit) - 1)
+
+/* ,"key":"value" (no comma when first); a NULL value is written as "". */
+static int
+alertfmt_kv(struct sbuf *out, const char *key, const char *v, size_t len, int first)
+{
+	return jsonw_key(out, key, first) == -1 ||
+	    jsonw_str(out, v != NULL ? v : "", v != NULL ? len : 0) == -1 ? -1 : 0;
+}
+
+static int
+alertfmt_kvs(struct sbuf *out, const char *key, const char *v)
+{
+	return alertfmt_kv(out, key, v, v != NULL ? strlen(v) : 0, 0);
+}
+
+/*
+ * Written field by field into out, with no document in between: the same
+ * bytes jansson's compact dump of the same object gave (test_alertfmt
+ * checks both writers against each other).
+ */
 int
 alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
     const struct rules_hit *h)
 {
 	char	ts[32];
-	json_t	*o;
 
 	alertfmt_ts(ts, t->wall_ms);
-	/* "s#" takes a length, so text with U+0000 stays whole */
-	o = json_pack(
-	    "{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:s, s:s, s:s, s:s, s:s#, "
-	    "s:{s:i, s:i}, s:s#, s:s}",
-	    "v", 1,
-	    "id", t->id,
-	    "ts", ts,
-	    "type", "rule.hit",
-	    "severity", rules_severity_name(h->severity),
-	    "agent", t->agent,
-	    "conversation", t->conversation, (int)t->conversation_len,
-	    "role", t->role,
-	    "category", h->category,
-	    "rule", h->rule,
-	    "action", rules_action_name(h->action),
-	    "text", t->text, (int)t->text_len,
-	    "match", "start", (json_int_t)h->start, "end", (json_int_t)h->end,
-	    "matched", h->match, (int)h->match_len,
-	    "message", h->message);
+	if (ALERTFMT_LIT(out, "{\"v\":1") == -1 ||
+	    alertfmt_kvs(out, "id", t->id) == -1 ||
+	    alertfmt_kvs(out, "ts", ts) == -1 ||
+	    alertfmt_kvs(out, "type", "rule.hit") == -1 ||
+	    alertfmt_kvs(out, "severity", rules_severity_name(h->severity)) == -1 ||
+	    alertfmt_kvs(out, "agent", t->agent) == -1 ||
+	    alertfmt_kv(out, "conversation", t->conversation, t->conversation_len, 0) == -1 ||
+	    alertfmt_kvs(out, "role", t->role) == -1 ||
+	    alertfmt_kvs(out, "category", h->category) == -1 ||
+	    alertfmt_kvs(out, "rule", h->rule) == -1 ||
+	    alertfmt_kvs(out, "action", rules_action_name(h->action)) == -1 ||
+	    /* the length goes along, so text with U+0000 stays whole */
+	    alertfmt_kv(out, "text", t->text, t->text_len, 0) == -1 ||
+	    sbuf_printf(out, ",\"match\":{\"start\":%" PRIu32 ",\"end\":%" PRIu32 "}",
+	    h->start, h->end) == -1 ||
+	    alertfmt_kv(out, "matched", h->match, h->match_len, 0) == -1 ||
+	    alertfmt_kvs(out, "message", h->message) == -1)
+		return -1;
 	/* a match across turns: text holds them, newest last, one per line */
-	if (o != NULL && t->turns > 1 &&
-	    json_object_set_new(o, "turns", json_integer(t->turns)) == -1) {
-		json_decref(o);
-		o = NULL;
-	}
-	if (o != NULL && t->vetoed &&
-	    json_object_set_new(o, "vetoed", json_true()) == -1) {
-		json_decref(o);
-		o = NULL;
-	}
-	return jsonw_dump(out, o);
+	if (t->turns > 1 && sbuf_printf(out, ",\"turns\":%u", t->turns) == -1)
+		return -1;
+	if (t->vetoed && ALERTFMT_LIT(out, ",\"vetoed\":true") == -1)
+		return -1;
+	return ALERTFMT_LIT(out, "}");
 }
 
 const char *
@@ -130,18 +142,16 @@ alertfmt_sla(struct sbuf *out, struct alertfmt_ids *ids, const struct sla_event 
 	else
 		alertfmt_id(id, e->due, ids);
 	alertfmt_ts(ts, e->due);
-	return jsonw_dump(out, json_pack(
-	    "{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:I, s:I, s:b}",
-	    "v", 1,
-	    "id", id,
-	    "ts", ts,
-	    "type", alertfmt_sla_type(e),
-	    "severity", alertfmt_sla_severity(e),
-	    "agent", e->agent,
-	    "conversation", e->conversation, (int)e->conversation_len,
-	    "waited_ms", (json_int_t)e->waited_ms,
-	    "threshold_ms", (json_int_t)e->threshold_ms,
-	    "first", e->first));
+	return ALERTFMT_LIT(out, "{\"v\":1") == -1 ||
+	    alertfmt_kvs(out, "id", id) == -1 ||
+	    alertfmt_kvs(out, "ts", ts) == -1 ||
+	    alertfmt_kvs(out, "type", alertfmt_sla_type(e)) == -1 ||
+	    alertfmt_kvs(out, "severity", alertfmt_sla_severity(e)) == -1 ||
+	    alertfmt_kvs(out, "agent", e->agent) == -1 ||
+	    alertfmt_kv(out, "conversation", e->conversation, e->conversation_len, 0) == -1 ||
+	    sbuf_printf(out, ",\"waited_ms\":%" PRId64 ",\"threshold_ms\":%" PRId64
+	    ",\"first\":%s}", (int64_t)e->waited_ms, (int64_t)e->threshold_ms,
+	    e->first ? "true" : "false") == -1 ? -1 : 0;
 }
 
 /*
@@ -152,18 +162,9 @@ int
 alertfmt_warning(struct sbuf *out, const char *conversation,
     size_t conversation_len, const char *alert, size_t alert_len, int blocked)
 {
-	json_t	*c;
-	char	*s;
-	int	 rc = -1;
-
-	if ((c = json_stringn(conversation, conversation_len)) == NULL)
-		return -1;
-	if ((s = json_dumps(c, JSON_ENCODE_ANY)) != NULL &&
-	    sbuf_printf(out, "{\"type\":\"chatmon.warning\",\"conversation\":%s,"
-	    "\"alert\":", s) == 0 && sbuf_append(out, alert, alert_len) == 0 &&
-	    sbuf_printf(out, ",\"blocked\":%s}", blocked ? "true" : "false") == 0)
-		rc = 0;
-	free(s);
-	json_decref(c);
-	return rc;
+	return ALERTFMT_LIT(out, "{\"type\":\"chatmon.warning\"") == -1 ||
+	    alertfmt_kv(out, "conversation", conversation, conversation_len, 0) == -1 ||
+	    ALERTFMT_LIT(out, ",\"alert\":") == -1 ||
+	    sbuf_append(out, alert, alert_len) == -1 ||
+	    sbuf_printf(out, ",\"blocked\":%s}", blocked ? "true" : "false") == -1 ? -1 : 0;
 }

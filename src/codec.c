@@ -327,36 +327,6 @@ codec_hex4(const unsigned char *p, uint32_t *v)
 	return 0;
 }
 
-/* The length of the well-formed UTF-8 sequence at p (RFC 3629), or 0. */
-static size_t
-codec_utf8(const unsigned char *p, const unsigned char *end)
-{
-	size_t	n;
-	unsigned char lo = 0x80, hi = 0xbf;
-
-	if (p[0] < 0xc2 || p[0] > 0xf4)
-		return 0;
-	n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
-	if ((size_t)(end - p) < n)
-		return 0;
-	/* no overlong forms, no surrogates, nothing past U+10FFFF */
-	if (p[0] == 0xe0)
-		lo = 0xa0;
-	else if (p[0] == 0xed)
-		hi = 0x9f;
-	else if (p[0] == 0xf0)
-		lo = 0x90;
-	else if (p[0] == 0xf4)
-		hi = 0x8f;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	if (n > 2 && (p[2] & 0xc0) != 0x80)
-		return 0;
-	if (n > 3 && (p[3] & 0xc0) != 0x80)
-		return 0;
-	return n;
-}
-
 /*
  * A string whose opening quote is at *i: *i goes past the closing one,
  * *esc says whether it holds a backslash. NULL, or what is wrong with
@@ -411,7 +381,7 @@ codec_scan_string(const unsigned char *b, size_t len, size_t *i, int *esc)
 			p += 3;
 		if (p == end || *p < 0x80)
 			continue;
-		if ((n = codec_utf8(p, end)) == 0) {
+		if ((n = util_utf8_seq(p, end)) == 0) {
 			*i = (size_t)(p - b);
 			return "invalid UTF-8";
 		}

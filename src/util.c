@@ -192,3 +192,33 @@ util_hash(const struct util_hkey *key, const void *p, size_t len)
 	memcpy(&h, out, sizeof(h));
 	return h;
 }
+
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629), or 0. */
+size_t
+util_utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+	size_t	n;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (p[0] < 0xc2 || p[0] > 0xf4)
+		return 0;
+	n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+	if ((size_t)(end - p) < n)
+		return 0;
+	/* no overlong forms, no surrogates, nothing past U+10FFFF */
+	if (p[0] == 0xe0)
+		lo = 0xa0;
+	else if (p[0] == 0xed)
+		hi = 0x9f;
+	else if (p[0] == 0xf0)
+		lo = 0x90;
+	else if (p[0] == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	if (n > 2 && (p[2] & 0xc0) != 0x80)
+		return 0;
+	if (n > 3 && (p[3] & 0xc0) != 0x80)
+		return 0;
+	return n;
+}

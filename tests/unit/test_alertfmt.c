@@ -1,0 +1,216 @@
+/* test_alertfmt: the alert objects written without a document give the bytes jansson's compact dump gave, and allocate nothing once the buffer is grown. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "allocfail.h"
+#include "chatmon/alertfmt.h"
+#include "chatmon/jsonw.h"
+#include "chatmon/sla.h"
+
+#define B(s)	(s), (sizeof(s) - 1)
+
+/* Strings that exercise the escaper: every class of byte a chat text may hold. */
+static const struct {
+	const char	*s;
+	size_t		 len;
+} texts[] = {
+	{ B("") },
+	{ B("加我薇信 abc123") },
+	{ B("quote \" backslash \\ slash / ") },
+	{ B("\b\f\n\r\t\x01\x1f\x7f") },
+	{ B("a\0b") },
+	{ B("line\u2028sep\u2029 emoji \xf0\x9f\x98\x80") },
+	{ B("亲，您好！【活动】\"满300减50\"\n详情见链接") },
+};
+
+static char *
+jansson_dump(json_t *o)
+{
+	char	*s;
+
+	assert_non_null(o);
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+	json_decref(o);
+	assert_non_null(s);
+	return s;
+}
+
+/* What alertfmt_rule_hit wrote until it stopped building a document. */
+static char *
+old_rule_hit(const struct alertfmt_turn *t, const struct rules_hit *h)
+{
+	char	ts[32];
+	json_t	*o;
+
+	alertfmt_ts(ts, t->wall_ms);
+	o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:s, s:s, s:s, s:s, s:s#, "
+	    "s:{s:i, s:i}, s:s#, s:s}", "v", 1, "id", t->id, "ts", ts, "type", "rule.hit",
+	    "severity", rules_severity_name(h->severity), "agent", t->agent,
+	    "conversation", t->conversation, (int)t->conversation_len, "role", t->role,
+	    "category", h->category, "rule", h->rule, "action", rules_action_name(h->action),
+	    "text", t->text, (int)t->text_len, "match", "start", (json_int_t)h->start,
+	    "end", (json_int_t)h->end, "matched", h->match, (int)h->match_len,
+	    "message", h->message);
+	if (t->turns > 1)
+		json_object_set_new(o, "turns", json_integer(t->turns));
+	if (t->vetoed)
+		json_object_set_new(o, "vetoed", json_true());
+	return jansson_dump(o);
+}
+
+static void
+test_rule_hit_same_bytes(void **state)
+{
+	struct alertfmt_turn	 t = { .id = "1795341605000-8ebe0f0b-0000000001",
+				       .wall_ms = 1795341605123, .agent = "alice",
+				       .role = "agent" };
+	struct rules_hit	 h = { .rule = "offplatform.add_contact_app",
+				       .category = "offplatform",
+				       .message = "亲,平台规定只能在旺旺上沟通\n(天猫高压线)",
+				       .severity = RULES_CRITICAL, .action = RULES_BLOCK,
+				       .start = 0, .end = 4 };
+	struct sbuf		 out;
+	char			*want;
+	size_t			 i, j;
+
+	(void)state;
+	sbuf_init(&out);
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		for (j = 0; j < 4; j++) {
+			t.text = texts[i].s;
+			t.text_len = texts[i].len;
+			t.conversation = texts[(i + 1) % 7].s;
+			t.conversation_len = texts[(i + 1) % 7].len;
+			h.match = texts[i].s;
+			h.match_len = texts[i].len;
+			t.turns = j & 1 ? 3 : 1;
+			t.vetoed = j >> 1;
+			h.action = j >> 1 ? RULES_WARNING : RULES_BLOCK;
+			sbuf_reset(&out);
+			assert_int_equal(alertfmt_rule_hit(&out, &t, &h), 0);
+			want = old_rule_hit(&t, &h);
+			assert_string_equal(sbuf_str(&out), want);
+			free(want);
+		}
+	sbuf_free(&out);
+}
+
+static void
+test_sla_and_warning_same_bytes(void **state)
+{
+	struct alertfmt_ids	 ids = { .instance = 0x8ebe0f0b };
+	struct sla_event	 e = { .type = SLA_BREACH, .agent = "bob", .first = 1,
+				       .waited_ms = 30000, .threshold_ms = 30000,
+				       .due = 1795341635000, .opened = 1795341605000 };
+	struct sbuf		 out, frame;
+	json_t			*o;
+	char			*want, id[ALERTFMT_ID_MAX], ts[32];
+	size_t			 i;
+
+	(void)state;
+	sbuf_init(&out);
+	sbuf_init(&frame);
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		e.conversation = texts[i].s;
+		e.conversation_len = texts[i].len;
+		e.type = (enum sla_event_type)(i % 3);
+		e.first = (int)(i & 1);
+		ids.by_round = (int)(i & 1);
+		sbuf_reset(&out);
+		assert_int_equal(alertfmt_sla(&out, &ids, &e), 0);
+		/* the id it chose, read back, is the one the old writer would take */
+		alertfmt_get_id(id, sbuf_str(&out), out.len);
+		alertfmt_ts(ts, e.due);
+		o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:I, s:I, s:b}",
+		    "v", 1, "id", id, "ts", ts, "type", alertfmt_sla_type(&e),
+		    "severity", alertfmt_sla_severity(&e), "agent", e.agent,
+		    "conversation", e.conversation, (int)e.conversation_len,
+		    "waited_ms", (json_int_t)e.waited_ms,
+		    "threshold_ms", (json_int_t)e.threshold_ms, "first", e.first);
+		want = jansson_dump(o);
+		assert_string_equal(sbuf_str(&out), want);
+		free(want);
+
+		sbuf_reset(&frame);
+		assert_int_equal(alertfmt_warning(&frame, e.conversation, e.conversation_len,
+		    out.s, out.len, (int)(i & 1)), 0);
+		o = json_pack("{s:s, s:s#, s:o, s:b}", "type", "chatmon.warning",
+		    "conversation", e.conversation, (int)e.conversation_len,
+		    "alert", json_loadb(out.s, out.len, JSON_ALLOW_NUL, NULL), "blocked",
+		    (int)(i & 1));
+		want = jansson_dump(o);
+		assert_string_equal(sbuf_str(&frame), want);
+		free(want);
+	}
+	sbuf_free(&out);
+	sbuf_free(&frame);
+}
+
+/* Bytes that are not UTF-8 (the writer's callers check, but it stays JSON). */
+static void
+test_not_utf8(void **state)
+{
+	struct sbuf	out;
+
+	(void)state;
+	sbuf_init(&out);
+	assert_int_equal(jsonw_str(&out, B("a\xff" "b\xe5\x9c" "c\xc0\xaf" "\xed\xa0\x80")), 0);
+	assert_string_equal(sbuf_str(&out), "\"a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd"
+	    "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+	assert_true(json_loadb(out.s, out.len, JSON_DECODE_ANY, NULL) != NULL);
+	sbuf_free(&out);
+}
+
+/* One buffer grown once serves every alert after: the hot path allocates nothing. */
+static void
+test_no_allocation(void **state)
+{
+	struct alertfmt_turn	 t = { .id = "x", .wall_ms = 1, .agent = "alice",
+				       .conversation = "c-1", .conversation_len = 3,
+				       .role = "agent", .text = "加我薇信 abc123",
+				       .text_len = sizeof("加我薇信 abc123") - 1 };
+	struct rules_hit	 h = { .rule = "r", .category = "c", .message = "m",
+				       .match = "加我", .match_len = 6, .end = 2 };
+	struct sbuf		 out;
+	int			 i;
+
+	(void)state;
+	if (!allocfail_active())
+		skip();
+	sbuf_init(&out);
+	assert_int_equal(alertfmt_rule_hit(&out, &t, &h), 0);
+	allocfail_calls = 0;
+	for (i = 0; i < 100; i++) {
+		sbuf_reset(&out);
+		assert_int_equal(alertfmt_rule_hit(&out, &t, &h), 0);
+	}
+	assert_int_equal(allocfail_calls, 0);
+	/* and a buffer that cannot grow is an error, not a cut alert */
+	sbuf_free(&out);
+	sbuf_init(&out);
+	allocfail_after = 0;
+	assert_int_equal(alertfmt_rule_hit(&out, &t, &h), -1);
+	allocfail_after = -1;
+	sbuf_free(&out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rule_hit_same_bytes),
+		cmocka_unit_test(test_sla_and_warning_same_bytes),
+		cmocka_unit_test(test_not_utf8),
+		cmocka_unit_test(test_no_allocation),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
