@@ -298,7 +298,8 @@ session_free(struct session *s)
 	srv->metrics->queued_bytes -= msgq_bytes(s->q[SIDE_AGENT]) +
 	    msgq_bytes(s->q[SIDE_UP]);
 	if (s->agent) {
-		log_info("session_free: agent=%s session=%" PRIu64 " closed",
+		/* per connection: debug; the counts are in /metrics */
+		log_debug("session_free: agent=%s session=%" PRIu64 " closed",
 		    session_agent_name(s), s->peer.session);
 		/* a session torn down with the context never saw its agent detach */
 		relay_peer_closed(srv->relay, &s->peer);
@@ -1060,7 +1061,7 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (s == NULL)
 			return -1;
 		evtimer_del(s->tmo[SIDE_AGENT]);	/* the handshake's */
-		log_info("session_cb: agent=%s session=%" PRIu64 " connected "
+		log_debug("session_cb: agent=%s session=%" PRIu64 " connected "
 		    "from %s, upstream path %s", session_agent_name(s),
 		    s->peer.session, s->hdrs[s->nhdrs - 1].value, s->up_path);
 		session_connect_upstream(s);
