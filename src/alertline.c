@@ -346,9 +346,8 @@ al_time(struct al *l, const char *ts)
 	al_sgr(l, AL_SGR_RESET);
 }
 
-/* 0 info, 1 warn, 2 critical; -1 unknown. */
-static int
-al_rank(const char *s)
+int
+alertline_rank(const char *s)
 {
 	static const char *const names[] = { "info", "warn", "critical" };
 	size_t	i;
@@ -363,7 +362,7 @@ static void
 al_severity(struct al *l, const char *sev)
 {
 	static const char *const sgr[] = { AL_SGR_INFO, AL_SGR_WARN, AL_SGR_CRIT };
-	int	rank = al_rank(sev);
+	int	rank = alertline_rank(sev);
 	size_t	n = sev != NULL && *sev != '\0' ? strlen(sev) : 1;
 
 	if (rank >= 0)

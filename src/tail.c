@@ -207,19 +207,6 @@ tail_jstr(json_t *o, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* 0 info, 1 warn, 2 critical; -1 unknown. */
-static int
-tail_severity(const char *s)
-{
-	static const char *const names[] = { "info", "warn", "critical" };
-	size_t	i;
-
-	for (i = 0; s != NULL && i < UTIL_NELEM(names); i++)
-		if (strcmp(s, names[i]) == 0)
-			return (int)i;
-	return -1;
-}
-
 /*
  * Writes the line, unless making it ran out of memory (oom); TAIL_STOP when
  * stdout is gone (`| head`), TAIL_FATAL on another error.
@@ -309,7 +296,7 @@ tail_wanted(struct tail *t, json_t *a)
 	size_t		 n;
 
 	if (t->min_severity > 0 &&
-	    tail_severity(tail_jstr(a, "severity")) < t->min_severity)
+	    alertline_rank(tail_jstr(a, "severity")) < t->min_severity)
 		return 0;
 	if (t->agent != NULL &&
 	    ((v = tail_jstr(a, "agent")) == NULL || strcmp(v, t->agent) != 0))
@@ -917,7 +904,7 @@ tail_main(int argc, char **argv, const char *default_config)
 			}
 			break;
 		case 'S':
-			if ((t.min_severity = tail_severity(optarg)) == -1) {
+			if ((t.min_severity = alertline_rank(optarg)) == -1) {
 				fprintf(stderr, "chatmon: tail: --severity: info, warn "
 				    "or critical, not '%s'\n", optarg);
 				return 2;

@@ -74,6 +74,9 @@ int	alertline_pad(struct sbuf *, const char *s, unsigned width);
 /* The Chinese name of a category, NULL for one the table does not know. Static. */
 const char *alertline_category(const char *category);
 
+/* A severity's rank: 0 info, 1 warn, 2 critical; -1 unknown (or NULL). */
+int	alertline_rank(const char *severity);
+
 /* The terminal columns of UTF-8 text without escape codes. */
 size_t	alertline_width(const char *, size_t);
 

@@ -331,6 +331,25 @@ def config_text(port, upstream, level="debug", agent_id="query:agent", limits=No
     return "\n".join(lines) + "\n" + extra
 
 
+class LineReader:
+    """The lines a process writes to a text pipe, read in a thread as they come."""
+
+    def __init__(self, stream):
+        self.lines = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def output(self):
+        with self.lock:
+            return list(self.lines)
+
+
 class Daemon:
     def __init__(self, tmp_path, name, text, args=(), env=None, port=None, wrap=()):
         self.port = port

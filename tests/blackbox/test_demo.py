@@ -16,13 +16,12 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import (DEFAULT_RULES, PYTHON, ROOT, SLOW, T, agent, free_port, http_get, recv,
-                      run, screenshot, wait_for)
+from conftest import (DEFAULT_RULES, PYTHON, ROOT, SLOW, T, LineReader, agent, free_port,
+                      http_get, recv, run, screenshot, wait_for)
 
 DEMO = os.path.join(ROOT, "tools", "demo_backend.py")
 SCENARIO = os.path.join(ROOT, "tools", "demo_scenario.yaml")
@@ -43,20 +42,12 @@ class Demo:
         self.proc = subprocess.Popen([PYTHON, DEMO, "--listen", f"127.0.0.1:{self.port}", *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, encoding="utf-8")
-        self.lines = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
+        self.out = LineReader(self.proc.stdout)
+        self.thread = self.out.thread
         self.wait_line(r"^demo_backend: listening on ", 10 * SLOW)
 
-    def _read(self):
-        for line in self.proc.stdout:
-            with self.lock:
-                self.lines.append(line.rstrip("\n"))
-
     def output(self):
-        with self.lock:
-            return list(self.lines)
+        return self.out.output()
 
     def wait_line(self, pattern, timeout=T):
         rx = re.compile(pattern)

@@ -14,13 +14,12 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import websockets
 import yaml
 
-from conftest import CHATMON, CHATMOND, DEFAULT_RULES, ROOT, SLOW, free_port, wait_for
+from conftest import CHATMON, CHATMOND, DEFAULT_RULES, ROOT, SLOW, LineReader, free_port, wait_for
 
 RUN = os.path.join(ROOT, "tools", "run.sh")
 DEMO_CONF = os.path.join(ROOT, "conf", "demo.yaml")
@@ -64,19 +63,10 @@ class Run:
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, encoding="utf-8",
                                      env=env, start_new_session=True)
-        self.lines = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self.lock:
-                self.lines.append(line.rstrip("\n"))
+        self.out = LineReader(self.proc.stdout)
 
     def output(self):
-        with self.lock:
-            return list(self.lines)
+        return self.out.output()
 
     def has(self, pattern):
         return any(re.search(pattern, line) for line in self.output())
@@ -89,7 +79,7 @@ class Run:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        self.thread.join(5)
+        self.out.thread.join(5)
 
 
 def ports():
