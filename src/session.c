@@ -25,7 +25,8 @@
  * for it. Each direction has a msgq: a message is reassembled at the tail of
  * the queue towards its destination, offered to the relay when complete,
  * and sent from the head, one lws_write per WRITEABLE callback, in chunks so
- * that one big message does not hold the loop.
+ * that one big message does not hold the loop; a message that finds its
+ * destination idle is written at once (session_kick).
  *
  * A session starts when its agent's TCP connection is accepted (so that
  * the handshake is timed and counted against the limits), becomes an agent
@@ -796,6 +797,34 @@ session_flow(struct session *s, enum session_side producer, int enable)
 	lws_rx_flow_control(s->wsi[producer], enable);
 }
 
+static int	session_writeable(struct session *, enum session_side);
+
+/*
+ * Has `to` send the message just queued for it. When that message is all
+ * its queue holds, nothing of chatmond's own waits before it and the
+ * socket took everything it was last given (the common case of chat: one
+ * small message on an idle connection), it is written now, from the
+ * callback that read it: no POLLOUT switched on and off around the write
+ * and no loop iteration in between. A write the socket does not take whole
+ * is kept by lws, which asks for POLLOUT itself. Otherwise the message
+ * goes from to's WRITEABLE callback, as every later chunk does.
+ */
+static void
+session_kick(struct session *s, enum session_side to)
+{
+	struct lws	*wsi = s->wsi[to];
+
+	if (msgq_count(s->q[to]) != 1 || s->close[to].pending || s->closing[to] ||
+	    (to == SIDE_AGENT && msgq_count(s->inj) > 0) ||
+	    lws_partial_buffered(wsi)) {
+		lws_callback_on_writable(wsi);
+		return;
+	}
+	if (session_writeable(s, to) == -1)
+		/* what its WRITEABLE callback's -1 would do: close it, from the loop */
+		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
 /*
  * A chunk of a message from `from`: appended to the queue towards the other
  * side; on the message's last chunk, offered to the relay, then queued or
@@ -862,7 +891,7 @@ session_rx(struct session *s, enum session_side from, struct lws *wsi,
 		s->to_agent_queued = (s->to_agent_queued + 1) & ~(1u << 31);
 	}
 	if (to == SIDE_AGENT || s->up == UP_OPEN)
-		lws_callback_on_writable(s->wsi[to]);
+		session_kick(s, to);
 flow:
 	if (msgq_bytes(q) > srv->set.queue_bytes)
 		session_flow(s, from, 0);
