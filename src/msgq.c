@@ -10,8 +10,10 @@
  * The open (uncommitted) message is the last record when `open` is set.
  * When the queue empties, head and tail go back to 0; when the tail would
  * pass the end, live records are moved to the front before growing, so the
- * buffer only grows to the peak backlog. A large buffer is dropped again
- * when the queue empties, so an idle session holds little.
+ * buffer only grows to the peak backlog. When the queue empties its buffer
+ * goes: a small one back to the pool the queue was made with (the next
+ * message of any queue takes it, so a steady flow allocates nothing), a
+ * large one to free(); an idle session holds no buffer.
  */
 struct msgq_rec {
 	size_t		len;
@@ -20,6 +22,7 @@ struct msgq_rec {
 };
 
 struct msgq {
+	struct msgq_pool *pool;		/* NULL: the queue keeps a small buffer */
 	char	*buf;
 	size_t	 cap;
 	size_t	 head;		/* offset of the first record */
@@ -32,7 +35,45 @@ struct msgq {
 };
 
 #define MSGQ_ALIGN		8
-#define MSGQ_KEEP		(64 * 1024)	/* capacity kept when idle */
+#define MSGQ_KEEP		(64 * 1024)	/* capacity kept when idle, without a pool */
+#define MSGQ_SMALL		4096		/* a buffer's first size; what a pool holds */
+
+/* Idle small buffers, shared by the queues made with the pool. */
+struct msgq_pool {
+	char	**buf;
+	size_t	  n, max;
+};
+
+struct msgq_pool *
+msgq_pool_new(size_t max)
+{
+	struct msgq_pool	*p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (p->buf = calloc(max > 0 ? max : 1, sizeof(*p->buf))) == NULL) {
+		free(p);
+		return NULL;
+	}
+	p->max = max;
+	return p;
+}
+
+void
+msgq_pool_free(struct msgq_pool *p)
+{
+	if (p == NULL)
+		return;
+	while (p->n > 0)
+		free(p->buf[--p->n]);
+	free(p->buf);
+	free(p);
+}
+
+size_t
+msgq_pool_count(const struct msgq_pool *p)
+{
+	return p->n;
+}
 
 static size_t
 msgq_round(size_t n)
@@ -53,14 +94,27 @@ msgq_rec(const struct msgq *q, size_t off)
 }
 
 struct msgq *
-msgq_new(size_t headroom)
+msgq_new(size_t headroom, struct msgq_pool *pool)
 {
 	struct msgq	*q;
 
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return NULL;
 	q->headroom = headroom;
+	q->pool = pool;
 	return q;
+}
+
+/* Drops q's buffer: a small one to the pool while it has room. */
+static void
+msgq_release(struct msgq *q)
+{
+	if (q->pool != NULL && q->cap == MSGQ_SMALL && q->pool->n < q->pool->max)
+		q->pool->buf[q->pool->n++] = q->buf;
+	else
+		free(q->buf);
+	q->buf = NULL;
+	q->cap = 0;
 }
 
 void
@@ -68,7 +122,7 @@ msgq_free(struct msgq *q)
 {
 	if (q == NULL)
 		return;
-	free(q->buf);
+	msgq_release(q);
 	free(q);
 }
 
@@ -88,15 +142,19 @@ msgq_reserve(struct msgq *q, size_t more)
 	if (need <= q->cap && q->head >= q->cap / 2) {
 		/* enough room once the consumed front is reclaimed */
 		memmove(q->buf, q->buf + q->head, live);
+	} else if (q->cap == 0 && need <= MSGQ_SMALL && q->pool != NULL &&
+	    q->pool->n > 0) {
+		q->buf = q->pool->buf[--q->pool->n];
+		q->cap = MSGQ_SMALL;
 	} else {
-		cap = q->cap ? q->cap : 4096;
+		cap = q->cap ? q->cap : MSGQ_SMALL;
 		while (cap < need)
 			cap *= 2;
 		if ((nb = malloc(cap)) == NULL)
 			return -1;
 		if (live)
 			memcpy(nb, q->buf + q->head, live);
-		free(q->buf);
+		msgq_release(q);
 		q->buf = nb;
 		q->cap = cap;
 	}
@@ -169,11 +227,8 @@ msgq_settle(struct msgq *q)
 	if (q->head != q->tail)
 		return;
 	q->head = q->tail = 0;
-	if (q->cap > MSGQ_KEEP) {
-		free(q->buf);
-		q->buf = NULL;
-		q->cap = 0;
-	}
+	if (q->pool != NULL || q->cap > MSGQ_KEEP)
+		msgq_release(q);
 }
 
 void

@@ -40,7 +40,14 @@
  */
 
 #define SESSION_PROTOCOL	"chatmon-relay"
-#define SESSION_RX_BUFFER	16384
+/*
+ * lws's per-connection receive buffer: a message longer than this comes
+ * in several callbacks and is put together in the msgq. 4 KiB holds a chat
+ * turn whole and is a quarter of what 16 KiB cost each connection.
+ */
+#define SESSION_RX_BUFFER	4096
+/* idle queue buffers kept for the next messages (4 KiB each: 4 MiB at most) */
+#define SESSION_POOL_BUFS	1024
 #define SESSION_WRITE_CHUNK	65536
 #define SESSION_ID_MAX		128
 #define SESSION_REASON_MAX	123	/* RFC 6455: close payload <= 125 */
@@ -126,6 +133,7 @@ struct session_server {
 	struct event_base	*base;
 	struct lws_context	*ctx;
 	struct peercount	*peers;		/* connections by agent address */
+	struct msgq_pool	*bufs;		/* the idle sessions' queue buffers, shared */
 	const struct timeval	*tmo_handshake;	/* libevent common timeouts */
 	const struct timeval	*tmo_message;
 	uint64_t		 fd_sessions;	/* sessions the fd limit has room for */
@@ -587,9 +595,9 @@ session_new(struct session_server *srv, struct lws *wsi)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->srv = srv;
-	s->q[SIDE_AGENT] = msgq_new(LWS_PRE);
-	s->q[SIDE_UP] = msgq_new(LWS_PRE);
-	s->inj = msgq_new(LWS_PRE);
+	s->q[SIDE_AGENT] = msgq_new(LWS_PRE, srv->bufs);
+	s->q[SIDE_UP] = msgq_new(LWS_PRE, srv->bufs);
+	s->inj = msgq_new(LWS_PRE, srv->bufs);
 	s->tmo[SIDE_AGENT] = evtimer_new(srv->base, session_on_agent_timeout, s);
 	s->tmo[SIDE_UP] = evtimer_new(srv->base, session_on_up_timeout, s);
 	if (s->q[SIDE_AGENT] == NULL || s->q[SIDE_UP] == NULL || s->inj == NULL ||
@@ -1254,7 +1262,8 @@ session_server_new(struct event_base *base, const struct config *cfg,
 	srv->upstream_ok = -1;
 	session_server_set_config(srv, cfg);
 	if (srv->tmo_handshake == NULL || srv->tmo_message == NULL ||
-	    (srv->peers = peercount_new()) == NULL) {
+	    (srv->peers = peercount_new()) == NULL ||
+	    (srv->bufs = msgq_pool_new(SESSION_POOL_BUFS)) == NULL) {
 		sbuf_line(errs, "session_server_new: out of memory");
 		goto err;
 	}
@@ -1281,6 +1290,7 @@ session_server_new(struct event_base *base, const struct config *cfg,
 	return srv;
 err:
 	peercount_free(srv->peers);
+	msgq_pool_free(srv->bufs);
 	free(srv);
 	return NULL;
 }
@@ -1336,5 +1346,6 @@ session_server_free(struct session_server *srv)
 	while (srv->sessions != NULL)
 		session_free(srv->sessions);
 	peercount_free(srv->peers);
+	msgq_pool_free(srv->bufs);
 	free(srv);
 }

@@ -16,8 +16,19 @@
  * msgq_append on the same queue.
  */
 struct msgq;
+/*
+ * Idle small buffers shared by many queues: a queue that empties gives its
+ * buffer back, the next message of any queue takes one, so idle sessions
+ * hold none and a steady flow allocates nothing. At most max are kept.
+ * Single-threaded, like the queues. NULL on ENOMEM.
+ */
+struct msgq_pool;
+struct msgq_pool *msgq_pool_new(size_t max);
+void	msgq_pool_free(struct msgq_pool *);	/* after every queue made with it */
+size_t	msgq_pool_count(const struct msgq_pool *);	/* buffers idle in it */
 
-struct msgq *msgq_new(size_t headroom);		/* caller owns; NULL on ENOMEM */
+/* Caller owns; pool may be NULL (the queue keeps a small buffer when idle). NULL on ENOMEM. */
+struct msgq *msgq_new(size_t headroom, struct msgq_pool *pool);
 void	msgq_free(struct msgq *);
 
 /* Appends to the open message, opening one when none is; -1 on ENOMEM. */

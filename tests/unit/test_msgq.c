@@ -22,7 +22,7 @@ fill(char *p, size_t n, unsigned seed)
 static void
 test_order_and_content(void **state)
 {
-	struct msgq	*q = msgq_new(HEADROOM);
+	struct msgq	*q = msgq_new(HEADROOM, NULL);
 	char		 buf[70000], *d;
 	size_t		 sizes[] = { 0, 1, 125, 126, 4095, 4096, 65535, 65536 };
 	size_t		 i, len, done;
@@ -56,7 +56,7 @@ test_order_and_content(void **state)
 static void
 test_partial_consume_and_open(void **state)
 {
-	struct msgq	*q = msgq_new(HEADROOM);
+	struct msgq	*q = msgq_new(HEADROOM, NULL);
 	char		*d, *o;
 	size_t		 len, done;
 	unsigned	 fl;
@@ -105,7 +105,7 @@ test_partial_consume_and_open(void **state)
 static void
 test_steady_flow_does_not_grow(void **state)
 {
-	struct msgq	*q = msgq_new(HEADROOM);
+	struct msgq	*q = msgq_new(HEADROOM, NULL);
 	char		 msg[300], *d;
 	size_t		 i, len, done, cap;
 	unsigned	 fl;
@@ -133,7 +133,7 @@ test_steady_flow_does_not_grow(void **state)
 static void
 test_burst_released_when_empty(void **state)
 {
-	struct msgq	*q = msgq_new(HEADROOM);
+	struct msgq	*q = msgq_new(HEADROOM, NULL);
 	static char	 big[1 << 20];
 	char		*d;
 	size_t		 len, done;
@@ -155,7 +155,7 @@ test_burst_released_when_empty(void **state)
 static void
 test_interleaved_build_and_drain(void **state)
 {
-	struct msgq	*q = msgq_new(HEADROOM);
+	struct msgq	*q = msgq_new(HEADROOM, NULL);
 	char		 chunk[1000], want[5000], *d;
 	size_t		 i, j, len, done;
 	unsigned	 fl;
@@ -182,6 +182,67 @@ test_interleaved_build_and_drain(void **state)
 	msgq_free(q);
 }
 
+/*
+ * With a pool: an emptied queue holds no buffer, the next message of any
+ * queue takes the idle one (no new allocation for a steady flow over many
+ * sessions), a large buffer is never pooled, and the pool keeps at most
+ * its max.
+ */
+static void
+test_pool(void **state)
+{
+	struct msgq_pool	*pool = msgq_pool_new(2);
+	struct msgq		*a, *b, *c;
+	char			 msg[100], big[10000], *d, *first;
+	size_t			 len, done;
+	unsigned		 fl;
+
+	(void)state;
+	assert_non_null(pool);
+	a = msgq_new(HEADROOM, pool);
+	b = msgq_new(HEADROOM, pool);
+	c = msgq_new(HEADROOM, pool);
+	fill(msg, sizeof(msg), 1);
+	assert_int_equal(msgq_append(a, msg, sizeof(msg)), 0);
+	msgq_commit(a, 0);
+	assert_int_equal(msgq_head(a, &first, &len, &fl, &done), 0);
+	msgq_consume(a, len);
+	assert_int_equal(msgq_capacity(a), 0);		/* idle: nothing held */
+	assert_int_equal(msgq_pool_count(pool), 1);
+
+	/* another queue's message lands in the same buffer */
+	assert_int_equal(msgq_append(b, msg, sizeof(msg)), 0);
+	msgq_commit(b, 0);
+	assert_int_equal(msgq_pool_count(pool), 0);
+	assert_int_equal(msgq_head(b, &d, &len, &fl, &done), 0);
+	assert_ptr_equal(d, first);
+	assert_memory_equal(d, msg, sizeof(msg));
+
+	/* a big message grows its own buffer; freed, not pooled, when done */
+	fill(big, sizeof(big), 2);
+	assert_int_equal(msgq_append(c, big, sizeof(big)), 0);
+	msgq_commit(c, 0);
+	assert_int_equal(msgq_head(c, &d, &len, &fl, &done), 0);
+	assert_memory_equal(d, big, sizeof(big));
+	msgq_consume(c, len);
+	assert_int_equal(msgq_pool_count(pool), 0);
+
+	/* at most max idle buffers are kept */
+	msgq_consume(b, sizeof(msg));
+	assert_int_equal(msgq_pool_count(pool), 1);
+	assert_int_equal(msgq_append(a, msg, 1), 0);	/* takes it */
+	assert_int_equal(msgq_append(b, msg, 1), 0);	/* a new one */
+	assert_int_equal(msgq_append(c, msg, 1), 0);	/* a new one */
+	msgq_clear(a);
+	msgq_clear(b);
+	msgq_clear(c);
+	assert_int_equal(msgq_pool_count(pool), 2);
+	msgq_free(a);
+	msgq_free(b);
+	msgq_free(c);
+	msgq_pool_free(pool);
+}
+
 int
 main(void)
 {
@@ -191,6 +252,7 @@ main(void)
 		cmocka_unit_test(test_steady_flow_does_not_grow),
 		cmocka_unit_test(test_burst_released_when_empty),
 		cmocka_unit_test(test_interleaved_build_and_drain),
+		cmocka_unit_test(test_pool),
 	};
 
 	msgq_free(NULL);
