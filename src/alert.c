@@ -747,6 +747,12 @@ alert_ready(const struct alert *a)
 	return rconn_up(a->rc) || a->spool_fd != -1;
 }
 
+int
+alert_in_flight(const struct alert *a)
+{
+	return rconn_up(a->rc) && a->inflight > 0;
+}
+
 void
 alert_free(struct alert *a)
 {

@@ -26,7 +26,7 @@ struct chatmond {
 	struct metrics		 metrics;
 	struct relay		*relay;
 	struct session_server	*srv;
-	struct event		*ev_term, *ev_int, *ev_hup, *ev_grace, *ev_status;
+	struct event		*ev_term, *ev_int, *ev_hup, *ev_grace, *ev_status, *ev_settle;
 	struct admin		*admin;
 	struct notify		*notify;
 	int			 stopping;
@@ -96,13 +96,32 @@ chatmond_stop(struct chatmond *d)
 	event_base_loopbreak(d->base);
 }
 
+/*
+ * Every session closed: stop once Redis has answered for the alerts on
+ * their way to it (a few milliseconds), so that none it holds is counted
+ * as lost or spooled again; the shutdown grace bounds the wait.
+ */
+static void
+chatmond_settle(evutil_socket_t fd, short what, void *arg)
+{
+	struct chatmond	*d = arg;
+	struct timeval	 tv = { 0, 10000 };
+
+	(void)fd;
+	(void)what;
+	if (relay_alerts_in_flight(d->relay))
+		evtimer_add(d->ev_settle, &tv);
+	else
+		chatmond_stop(d);
+}
+
 static void
 chatmond_drained(void *arg)
 {
 	struct chatmond	*d = arg;
 
 	log_info("main: every session closed");
-	chatmond_stop(d);
+	chatmond_settle(-1, 0, d);
 }
 
 static void
@@ -112,8 +131,12 @@ chatmond_grace(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	log_warnx("main: %zu sessions still open after the shutdown grace "
-	    "period, closing them hard", session_server_count(d->srv));
+	if (session_server_count(d->srv) > 0)
+		log_warnx("main: %zu sessions still open after the shutdown grace "
+		    "period, closing them hard", session_server_count(d->srv));
+	else
+		log_warnx("main: Redis did not answer for the last alerts within "
+		    "the shutdown grace period");
 	chatmond_stop(d);
 }
 
@@ -320,9 +343,10 @@ main(int argc, char **argv)
 	d.ev_int = evsignal_new(d.base, SIGINT, chatmond_on_term, &d);
 	d.ev_hup = evsignal_new(d.base, SIGHUP, chatmond_on_hup, &d);
 	d.ev_grace = evtimer_new(d.base, chatmond_grace, &d);
+	d.ev_settle = evtimer_new(d.base, chatmond_settle, &d);
 	d.ev_status = event_new(d.base, -1, EV_PERSIST, chatmond_on_status, &d);
 	if (d.ev_term == NULL || d.ev_int == NULL || d.ev_hup == NULL ||
-	    d.ev_grace == NULL || d.ev_status == NULL ||
+	    d.ev_grace == NULL || d.ev_settle == NULL || d.ev_status == NULL ||
 	    evsignal_add(d.ev_term, NULL) == -1 ||
 	    evsignal_add(d.ev_int, NULL) == -1 || evsignal_add(d.ev_hup, NULL) == -1) {
 		log_errx("main: cannot install signal handlers");
@@ -379,6 +403,8 @@ out:
 		event_free(d.ev_hup);
 	if (d.ev_grace)
 		event_free(d.ev_grace);
+	if (d.ev_settle)
+		event_free(d.ev_settle);
 	if (d.ev_status)
 		event_free(d.ev_status);
 	notify_free(d.notify);

@@ -264,6 +264,12 @@ relay_alerts_ready(const struct relay *r)
 	return alert_ready(r->sink);
 }
 
+int
+relay_alerts_in_flight(const struct relay *r)
+{
+	return alert_in_flight(r->sink);
+}
+
 /*
  * Carries out the alerts the pipeline made: each is published, and the
  * agent gets the warnings (when the session has a way to be told).

@@ -38,6 +38,12 @@ void	alert_publish(struct alert *, const char *json, size_t len,
 /* 1 when Redis is connected, or a spool keeps what waits. */
 int	alert_ready(const struct alert *);
 /*
+ * 1 while alerts are on their way to a connected Redis (sent, not yet
+ * acknowledged): shutdown waits for their answers within its grace, so
+ * that an alert Redis holds is not counted, or spooled, as undelivered.
+ */
+int	alert_in_flight(const struct alert *);
+/*
  * Before the event base goes: drops the connection, and writes what was not
  * delivered to the spool when there is one (counted as dropped otherwise).
  */

@@ -424,6 +424,26 @@ def test_exit_stats_count_what_was_lost_or_spooled_at_exit(daemon, backend, redi
     assert st_kept["alerts_spooled"] == 3 and st_kept["alerts_dropped"] == 0, st_kept
 
 
+def test_stop_waits_for_redis_to_answer_for_alerts_sent(daemon, backend, redis_server):
+    """SIGTERM while Redis has not yet answered an XADD: chatmond waits for
+    the answer (within the shutdown grace), so the alert Redis holds is
+    neither counted lost nor kept for the next start."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=FOLD0 + LONG_SLA)
+    d.wait_log(r"alert_on_state: redis \S+ connected")
+    c.execute_command("CLIENT", "PAUSE", str(int(1500 * SLOW)), "WRITE")   # XADD waits
+    run(block_hits(d, ["paused-1"], "zed"))
+    t0 = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - t0 >= 0.5 * SLOW, "stopped before Redis answered"
+    st = d.stats()
+    assert st["alerts_dropped"] == 0 and st["alerts_queued"] == 0, st
+    assert "not delivered" not in d.log()
+    assert "paused-1" in [json.loads(x)["conversation"] for x in stream(c)]
+
+
 # --------------------------------------------------------------------------
 # 5. The outbox bound
 
