@@ -18,9 +18,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_conf(dir, backend_port, extra=""):
+def write_conf(dir, backend_port, extra="", log_level="info"):
     """dir/chatmond.yaml: a free listen and admin port, the default rules, the
-    backend on 127.0.0.1, info logs and extra YAML. Returns (path, listen port)."""
+    backend on 127.0.0.1, logs at log_level and extra YAML. Returns (path,
+    listen port)."""
     port = free_port()
     conf = os.path.join(dir, "chatmond.yaml")
     with open(conf, "w") as f:
@@ -28,7 +29,7 @@ def write_conf(dir, backend_port, extra=""):
                 f"admin: 127.0.0.1:{free_port()}\n"
                 f"upstream: ws://127.0.0.1:{backend_port}/\n"
                 f"rules: {RULES}\n"
-                "log:\n  level: info\n" + extra)
+                f"log:\n  level: {log_level}\n" + extra)
     return conf, port
 
 
