@@ -54,7 +54,7 @@ TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile config win
 UNIT_TESTS := util peercount window config codec msgq metrics normalize acm rules_lit rules sla state seen feed alertline alertfmt model rreply pipeline
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
-.PHONY: all deps test unit unit-valgrind blackbox test-san bench bench-state eval run install uninstall clean distclean
+.PHONY: all deps test unit unit-valgrind blackbox test-san bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
 
 all: $(BUILD)/chatmond $(BUILD)/chatmon
 
@@ -217,6 +217,18 @@ bench: all $(BUILD)/bench_rules $(BUILD)/bench_sla $(BUILD)/bench_codec
 bench-state: all
 	CHATMOND=$(abspath $(BUILD)/chatmond) CHATMON=$(abspath $(BUILD)/chatmon) \
 	    $(PYTHON) tests/bench/state_cost.py
+
+# chatmond as a relay against Debian's HAProxy and nginx, driven by one node
+# `ws` load generator (tests/bench/relay.py; docs/benchmarks.md keeps the
+# tables): CPU and system calls per round trip, added latency, memory per
+# idle pair; about 15 minutes. The pinned ws (tests/bench/node/) goes into
+# build/bench-node/ the first time (npm ci). The smoke run takes under a
+# minute and fails if anything did.
+bench-relay: $(BUILD)/chatmond
+	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/relay.py
+
+bench-relay-smoke: $(BUILD)/chatmond
+	CHATMOND=$(abspath $(BUILD)/chatmond) $(PYTHON) tests/bench/relay.py --quick
 
 run: all
 	@tools/run.sh $(BUILD)/chatmond $(BUILD)/chatmon conf/demo.yaml
