@@ -25,14 +25,15 @@ san)	lib=lws-san
 esac
 
 # Build, test and demo packages. Keep README.md's list in step.
-# nginx-light and strace are for `make bench-relay` (tests/bench/relay.py),
-# which also needs node and npm: those are not installed here, because
-# Debian's nodejs would fight with a nodesource one already in place.
+# nginx-light and linux-perf (strace where perf cannot count) are for
+# `make bench-relay` (tests/bench/relay.py), which also needs node and npm:
+# those are not installed here, because Debian's nodejs would fight with a
+# nodesource one already in place.
 pkgs="build-essential pkg-config cmake dpkg-dev ca-certificates
 libevent-dev libhiredis-dev libpcre2-dev libyaml-dev libjansson-dev
 libssl-dev libcmocka-dev libutf8proc-dev opencc libsystemd-dev libsodium-dev
 redis-server redis-sentinel python3 python3-websockets python3-pytest python3-redis
-python3-yaml python3-icu valgrind mandoc systemd time haproxy nginx-light strace
+python3-yaml python3-icu valgrind mandoc systemd time haproxy nginx-light linux-perf strace
 chromium chromium-driver python3-selenium fonts-noto-cjk
 clang libclang-rt-14-dev"
 
