@@ -19,6 +19,10 @@
 // and frames that are no echo (other_frames: chatmond's warnings, say);
 // late_ms is how far the sender fell behind its schedule at worst.
 //
+// Before closing, each connection ends its conversation ({"type":"end"}) and
+// waits for that echo, so that chatmond keeps no round open (which would
+// raise SLA warnings long after).
+//
 // With --control 1 it waits, once every connection is up, for a line "go"
 // on stdin before sending, and after the result for the end of stdin
 // before closing the connections: the harness counts a proxy's system
@@ -65,6 +69,7 @@ const rtts = [];                // the measured frames' round trips, ms
 let seq = 0;
 let measuring = false, measureFrom = Infinity, measureTo = Infinity;
 let sent = 0, received = 0, errors = 0, other = 0, late = 0, finished = false;
+let endsLeft = 0, endsDone = null;
 const samples = [];
 
 function error(msg) {
@@ -74,6 +79,10 @@ function error(msg) {
 
 function onMessage(i, data, isBinary) {
   const s = data.toString();
+  if (finished) {               // the ends' echoes
+    if (s.startsWith('{"type":"end"') && --endsLeft === 0 && endsDone) endsDone();
+    return;
+  }
   const at = s.indexOf('"seq":');
   const n = at < 0 || isBinary ? NaN : parseInt(s.slice(at + 6), 10);
   const t0 = sentAt.get(n);
@@ -127,7 +136,13 @@ function finish() {
     errors: errors + (sent - received), error_samples: samples,
     lost: sent - received, other_frames: other, late_ms: Math.round(late * 10) / 10,
   });
-  const close = () => {
+  const close = async () => {
+    await new Promise((resolve) => {
+      endsDone = resolve;
+      endsLeft = conns.length;
+      conns.forEach((ws, i) => ws.send(`{"type":"end","conversation":"c-${i}"}`));
+      setTimeout(resolve, 3000);
+    });
     for (const ws of conns) ws.terminate();
     setTimeout(() => process.exit(0), 100);
   };
