@@ -101,7 +101,6 @@ import re
 import resource
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -756,7 +755,8 @@ def main():
                 sysc[t][cell] = {"total": sum(calls.values()) / n,
                                  "top": ", ".join(f"{k} {v / n:.1f}" for k, v in top)}
                 print(f"relay.py: {args.calls_tool} {t} {cell[0]}/s {cell[1]} conn: "
-                      f"{sysc[t][cell]['total']:.1f} calls/rt", file=sys.stderr)
+                      f"{sysc[t][cell]['total']:.3f} calls/rt over {r['received']} round "
+                      f"trips: {calls}", file=sys.stderr)
 
         # memory per idle pair: fresh processes
         for t in PROXIES:
