@@ -168,6 +168,7 @@ test: deps
 	$(MAKE) unit blackbox unit-valgrind
 	$(MAKE) test-san
 	$(MAKE) fuzz-smoke
+	$(MAKE) bench-relay-smoke
 
 test-san:
 	$(MAKE) SAN=1 unit blackbox

@@ -27,8 +27,8 @@ esac
 # Build, test and demo packages. Keep README.md's list in step.
 # nginx-light and linux-perf (strace where perf cannot count) are for
 # `make bench-relay` (tests/bench/relay.py), which also needs node and npm:
-# those are not installed here, because Debian's nodejs would fight with a
-# nodesource one already in place.
+# Debian's nodejs and npm, unless a node and an npm are there already (a
+# nodesource nodejs, which Debian's would fight with).
 pkgs="build-essential pkg-config cmake dpkg-dev ca-certificates
 libevent-dev libhiredis-dev libpcre2-dev libyaml-dev libjansson-dev
 libssl-dev libcmocka-dev libutf8proc-dev opencc libsystemd-dev libsodium-dev
@@ -47,6 +47,8 @@ for p in $pkgs; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
 		missing="$missing $p"
 done
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+	missing="$missing nodejs npm"
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -56,6 +58,10 @@ if [ -n "$missing" ]; then
 	echo "deps: installing$missing"
 	as_root apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends $missing
+	# the bench starts nginx with its own configuration: not Debian's on :80
+	case " $missing " in *" nginx-light "*)
+		as_root systemctl disable --now nginx >/dev/null 2>&1 || true ;;
+	esac
 fi
 
 # The stamp names the source checksums, the patches and the flags: change
