@@ -444,7 +444,7 @@ codec_unescape(const unsigned char *s, const unsigned char *e, struct codec_buf 
 	char		*d;
 	uint32_t	 cp, lo;
 
-	/* escapes only shrink, but \uXXXX of a lone surrogate gives 3 bytes for 6 */
+	/* escapes only shrink: a lone surrogate's six-byte \u escape gives three bytes */
 	if (codec_buf_reserve(out, (size_t)(e - s) + 1) == -1)
 		return (size_t)-1;
 	d = out->s;
