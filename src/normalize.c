@@ -72,6 +72,7 @@ struct norm {
 	size_t		 orig_cap;
 	size_t		 orig_len;
 	int		 noisy;		/* the last run's noise step dropped something */
+	int		 plain;		/* the last run's original was plain (norm_plain) */
 	uint32_t	*off;
 	size_t		 off_cap;
 	uint32_t	 ncp;
@@ -100,6 +101,7 @@ struct norm_w {
 	size_t		 gap;
 	uint32_t	 gap_idx;	/* the original index of its first character */
 	int		 noisy;		/* a run of noise was seen, or a part of a character */
+	int		 plain;		/* every character so far was plain (norm_is_plain) */
 	/* The digit stage: the numerals written last, at out[run_off...]. */
 	size_t		 run;
 	size_t		 run_off;
@@ -592,6 +594,21 @@ norm_is_cjk(uint32_t cp)
 	return cp - 0x4e00u < 0x5200u || cp - 0x3400u < 0x19c0u;
 }
 
+/*
+ * The plain characters (norm_plain): ASCII, the ideographs (those above,
+ * and planes 2 and 3, where traditional -> simplified sends a few), and
+ * the punctuation of Chinese text (general punctuation but U+2017, whose
+ * NFKC has a combining mark; CJK symbols and punctuation; full-width
+ * ASCII). Most chat turns hold nothing else.
+ */
+static NORM_INLINE int
+norm_is_plain(uint32_t cp)
+{
+	return cp < 0x80 || norm_is_cjk(cp) || cp - 0x20000u < 0x20000u ||
+	    (cp - 0x2010u < 0x18u && cp != 0x2017) || cp - 0x3000u < 0x40u ||
+	    cp - 0xff01u < 0x5eu;
+}
+
 /* What the fast loop may do, fixed for a run. */
 struct norm_fast {
 	const unsigned char *text;
@@ -665,6 +682,8 @@ norm_fast(struct norm_w *w, const struct norm_fast *f,
 			ce = &f->cache[norm_hash(cp)];
 			if (ce->cp != cp || !ce->all_noise)
 				break;
+			if (!norm_is_plain(cp))
+				w->plain = 0;
 			if (w->gap++ == 0) {
 				w->gap_idx = i;
 				w->noisy = 1;
@@ -894,6 +913,7 @@ norm_run(struct norm *n, const char *text, size_t len, unsigned steps,
 	w.gap = 0;
 	w.gap_idx = 0;
 	w.noisy = 0;
+	w.plain = 1;
 	w.run = 0;
 	w.run_off = 0;
 	room = n->cap - NORM_HEADROOM;
@@ -963,6 +983,8 @@ norm_run(struct norm *n, const char *text, size_t len, unsigned steps,
 			p += -k;
 			cp = 0xfffd;
 		}
+		if (!norm_is_plain(cp))
+			w.plain = 0;
 		if (norm_is_cjk(cp)) {
 			e = norm_tab(cp);
 			if ((e & t2s_mask) != 0)
@@ -980,6 +1002,7 @@ norm_run(struct norm *n, const char *text, size_t len, unsigned steps,
 	n->orig_len = olen;
 	n->ncp = i;
 	n->noisy = w.noisy;
+	n->plain = w.plain;
 
 	if (steps & NORM_SOUND) {
 		if (norm_sound(n) == -1)
@@ -997,6 +1020,7 @@ err:
 	n->len = n->orig_len = 0;
 	n->ncp = 0;
 	n->noisy = 1;
+	n->plain = 0;
 	if (n->out != NULL && n->map != NULL && n->cap > 0) {
 		n->out[0] = '\0';
 		n->map[0] = 0;
@@ -1012,6 +1036,92 @@ int
 norm_noisy(const struct norm *n)
 {
 	return n->noisy;
+}
+
+int
+norm_plain(const struct norm *n)
+{
+	return n->plain;
+}
+
+int
+norm_plain_text(const char *s, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)s, *e = p + len;
+	uint32_t		 cp;
+	int			 k;
+
+	for (; p < e; p += k) {
+		if (*p < 0x80) {
+			k = 1;
+			continue;
+		}
+		if ((k = norm_decode(p, e, &cp)) <= 0 || !norm_is_plain(cp))
+			return 0;
+	}
+	return 1;
+}
+
+/* Appends cp to the UTF-8 at *p (plain: never 2 bytes). */
+static void
+norm_put_utf8(unsigned char **p, uint32_t cp)
+{
+	unsigned char	*o = *p;
+
+	if (cp < 0x80)
+		*o++ = (unsigned char)cp;
+	else if (cp < 0x10000) {
+		*o++ = (unsigned char)(0xe0 | cp >> 12);
+		*o++ = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+		*o++ = (unsigned char)(0x80 | (cp & 0x3f));
+	} else {
+		*o++ = (unsigned char)(0xf0 | cp >> 18);
+		*o++ = (unsigned char)(0x80 | (cp >> 12 & 0x3f));
+		*o++ = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+		*o++ = (unsigned char)(0x80 | (cp & 0x3f));
+	}
+	*p = o;
+}
+
+/*
+ * Normalises every plain character once, in one text, and decodes what
+ * comes out: whether each of its characters is plain again.
+ */
+int
+norm_plain_closed(struct norm *n, unsigned steps)
+{
+	unsigned char	*buf, *p;
+	const char	*out;
+	const uint32_t	*map;
+	size_t		 olen, i;
+	uint32_t	 cp;
+	int		 k, closed = 0;
+
+	/* below U+0800 only ASCII is plain: at most 4 bytes a code point */
+	if ((buf = malloc(0x40000 * 4)) == NULL)
+		return -1;
+	p = buf;
+	for (cp = 0; cp < 0x40000; cp++)
+		if (norm_is_plain(cp) && (cp < 0x80 || cp >= 0x800) &&
+		    cp - 0xd800u >= 0x800u)
+			norm_put_utf8(&p, cp);
+	if (norm_run(n, (const char *)buf, (size_t)(p - buf), steps, &out,
+	    &olen, &map) == -1)
+		goto out;
+	for (i = 0; i < olen; i += (size_t)k) {
+		if ((unsigned char)out[i] < 0x80) {
+			k = 1;
+			continue;
+		}
+		if ((k = norm_decode((const unsigned char *)out + i,
+		    (const unsigned char *)out + olen, &cp)) <= 0 ||
+		    !norm_is_plain(cp))
+			goto out;
+	}
+	closed = 1;
+out:
+	free(buf);
+	return closed;
 }
 
 const char *

@@ -485,12 +485,87 @@ rules_add_prefilter(struct rules *r, struct rule *ru,
 	return 0;
 }
 
+/*
+ * The views that a plain text (norm_plain) cannot make a candidate in, so
+ * that a plain message skips normalising and scanning them: in the
+ * default pack, the view without the noise step, which only emoji rules
+ * use. A view qualifies when its steps keep plain text plain
+ * (norm_plain_closed) and each rule whose literals it holds has all its
+ * literals there, never runs a branch unprompted, and has in every clause
+ * of every branch a set none of whose words is plain: on a plain text no
+ * such set occurs, whatever the view. 0, or -1 on ENOMEM.
+ */
+static int
+rules_plain_blind(struct rules *r)
+{
+	uint64_t		*plainset = NULL;
+	unsigned char		*blind = NULL;
+	struct norm		*n = NULL;
+	const struct rules_litpair *lp;
+	const struct rule	*ru;
+	uint32_t		 u;
+	size_t			 i, b, c, k;
+	unsigned		 m, views = 0;
+	int			 rc = -1, closed;
+
+	r->plain_blind = 0;
+	if (r->nlit == 0 || r->nrule == 0)
+		return 0;
+	if ((plainset = calloc(r->nrule * RULES_MAX_CLAUSE,
+	    sizeof(*plainset))) == NULL ||
+	    (blind = malloc(r->nrule)) == NULL || (n = norm_new()) == NULL)
+		goto out;
+	memset(blind, 1, r->nrule);
+	for (k = 0; k < r->nlit; k++) {
+		lp = &r->lit[k];
+		ru = rules_unit_rule(r, lp->unit);
+		views |= 1u << lp->mask;
+		if (lp->mask != ru->steps)
+			blind[ru - r->rule] = 0;
+		if ((lp->unit & (RULES_VETO | RULES_LATE)) == 0 &&
+		    norm_plain_text(lp->s, strlen(lp->s)))
+			plainset[lp->unit] |= lp->bit;
+	}
+	for (i = 0; i < r->nrule; i++) {
+		ru = &r->rule[i];
+		for (b = 0; b < ru->nbr && blind[i]; b++) {
+			u = RULES_UNIT(i, b);
+			if (ru->br[b].always || ru->br[b].nclause == 0)
+				blind[i] = 0;
+			/* each clause needs a set with no plain word */
+			for (c = 0; c < ru->br[b].nclause && blind[i]; c++)
+				if ((ru->br[b].need[c] & ~plainset[u]) == 0)
+					blind[i] = 0;
+		}
+	}
+	for (m = 0; m < RULES_NMASKS; m++) {
+		if (!(views & 1u << m))
+			continue;
+		for (k = 0; k < r->nlit; k++)
+			if (r->lit[k].mask == m &&
+			    !blind[rules_unit_rule(r, r->lit[k].unit) - r->rule])
+				break;
+		if (k < r->nlit)
+			continue;
+		if ((closed = norm_plain_closed(n, m)) == -1)
+			goto out;
+		if (closed)
+			r->plain_blind |= 1u << m;
+	}
+	rc = 0;
+out:
+	free(plainset);
+	free(blind);
+	norm_free(n);
+	return rc;
+}
+
 int
 rules_prepare(struct rules *r)
 {
 	size_t	i, b, nmax;
 
-	if (rules_build_literals(r) == -1)
+	if (rules_build_literals(r) == -1 || rules_plain_blind(r) == -1)
 		return -1;
 	rules_free_lits(r);
 	nmax = r->nrule ? r->nrule : 1;
@@ -599,6 +674,18 @@ rules_text(struct rules *r, unsigned mask)
 	}
 	r->nvalid |= 1u << mask;
 	return 0;
+}
+
+/* Whether this message is plain, as a view normalised for it says (0 before any). */
+static int
+rules_plain(const struct rules *r)
+{
+	unsigned	v;
+
+	if (r->nvalid == 0)
+		return 0;
+	v = (unsigned)__builtin_ctz(r->nvalid);
+	return norm_plain(r->norm[r->nsrc[v]]);
 }
 
 static int
@@ -980,13 +1067,18 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	r->nlates = 0;
 	acm = r->windowed ? r->wacm : r->acm;
 	masks = r->windowed ? r->wacm_masks : r->acm_masks;
-	for (m = 0; m < RULES_NMASKS; m++) {
-		if (!(masks & 1u << m))
+	/* the views a plain text cannot use last, once a view says whether it is */
+	for (m = 0; m < 2 * RULES_NMASKS; m++) {
+		if (!(masks & 1u << m % RULES_NMASKS) ||
+		    !(r->plain_blind & 1u << m % RULES_NMASKS) != (m < RULES_NMASKS))
 			continue;
-		if (rules_text(r, m) == -1)
+		if (m >= RULES_NMASKS && rules_plain(r))
+			continue;
+		if (rules_text(r, m % RULES_NMASKS) == -1)
 			break;
-		r->scan_map = r->nmap[m];
-		acm_scan(acm[m], r->ntext[m], r->nlen[m], rules_cand_cb, r);
+		r->scan_map = r->nmap[m % RULES_NMASKS];
+		acm_scan(acm[m % RULES_NMASKS], r->ntext[m % RULES_NMASKS],
+		    r->nlen[m % RULES_NMASKS], rules_cand_cb, r);
 	}
 	for (k = 0; k < r->ntouched; k++) {
 		u = r->touched[k];

@@ -176,6 +176,7 @@ struct rules {
 	int			 windowed;	/* a window pass: window rules only */
 	uint32_t		 boundary;	/* and only hits across this code point */
 	size_t			 nwindow;	/* rules marked window */
+	unsigned		 plain_blind;	/* views a plain text makes no candidate in (rules_plain_blind) */
 };
 
 /*

@@ -65,6 +65,24 @@ int	norm_run(struct norm *, const char *text, size_t len, unsigned steps,
 int	norm_noisy(const struct norm *);
 
 /*
+ * Whether the original of the last norm_run held plain characters only:
+ * ASCII, the CJK ideographs (U+4E00-9FFF, U+3400-4DBF, planes 2 and 3)
+ * and the punctuation of Chinese text (U+2010-2027 but U+2017,
+ * U+3000-303F, U+FF01-FF5E). Invalid UTF-8 is not plain.
+ */
+int	norm_plain(const struct norm *);
+/* Whether len bytes of s are valid UTF-8 of plain characters only. */
+int	norm_plain_text(const char *s, size_t len);
+
+/*
+ * Whether the given steps make only plain characters of plain ones (every
+ * plain character is normalised once to find out): then a text that is
+ * plain normalises to plain characters, and a word with any other
+ * character cannot occur in it. 1 or 0, -1 on ENOMEM. Runs n.
+ */
+int	norm_plain_closed(struct norm *, unsigned steps);
+
+/*
  * The original of the last norm_run as valid UTF-8 (invalid bytes replaced),
  * and the byte offset of its code point `cp` (cp may equal the count: the end).
  */

@@ -1069,6 +1069,65 @@ test_noisy(void **state)
 	norm_free(m);
 }
 
+/*
+ * norm_plain says whether the original held plain characters only, after
+ * the fast paths and the slow one alike, and whatever the steps; the steps
+ * without the sound view keep plain text plain, which is what lets the
+ * rules skip a view that only emoji rules use.
+ */
+static void
+test_plain(void **state)
+{
+	static const struct {
+		const char	*text;
+		int		 plain;
+	} cases[] = {
+		{ "", 1 },
+		{ "hello 123", 1 },
+		{ "\xe4\xba\xb2\xef\xbc\x8c\xe5\x9c\xa8\xe7\x9a\x84\xe3\x80\x82", 1 },	/* 亲，在的。 */
+		{ "\xe2\x80\x9c\xe5\xa5\xbd\xe2\x80\x9d\xe2\x80\xa6", 1 },	/* “好”… */
+		{ "\xe3\x80\x80\xe8\x8f\xaf", 1 },	/* ideographic space, 華 */
+		{ "\xf0\xa0\x80\x80", 1 },		/* U+20000 */
+		{ "\xe5\xa5\xbd\xf0\x9f\x98\x80", 0 },	/* 好😀 */
+		{ "\xe2\xad\x90", 0 },			/* ⭐ */
+		{ "\xe2\x80\x97", 0 },			/* U+2017: NFKC adds a combining mark */
+		{ "caf\xc3\xa9", 0 },			/* é */
+		{ "\xe3\x81\x82", 0 },			/* あ */
+		{ "\xe2\x91\xa0", 0 },			/* ① */
+		{ "ab\xff", 0 },			/* invalid: U+FFFD */
+		{ "\xe4\xb8", 0 },			/* cut */
+	};
+	static const unsigned steps[] = { 0, NORM_ALL, NORM_ALL & ~NORM_NOISE,
+	    NORM_NFKC, NORM_NOISE, NORM_ALL | NORM_SOUND };
+	struct norm	*n;
+	const char	*out;
+	size_t		 len, i, k;
+	const uint32_t	*map;
+
+	(void)state;
+	assert_non_null(n = norm_new());
+	for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		assert_int_equal(norm_plain_text(cases[i].text,
+		    strlen(cases[i].text)), cases[i].plain);
+		for (k = 0; k < sizeof(steps) / sizeof(*steps); k++) {
+			/* a plain character before and after: through the fast loop and out of it */
+			char buf[64];
+
+			snprintf(buf, sizeof(buf), "\xe5\xa5\xbd%s\xe5\xa5\xbd",
+			    cases[i].text);
+			assert_int_equal(norm_run(n, buf, strlen(buf), steps[k],
+			    &out, &len, &map), 0);
+			assert_int_equal(norm_plain(n), cases[i].plain);
+			if (cases[i].plain && !(steps[k] & NORM_SOUND))
+				assert_true(norm_plain_text(out, len));
+		}
+	}
+	for (k = 0; k <= NORM_ALL; k++)
+		assert_int_equal(norm_plain_closed(n, k), 1);
+	assert_int_equal(norm_plain_closed(n, NORM_ALL | NORM_SOUND), 0);
+	norm_free(n);
+}
+
 int
 main(void)
 {
@@ -1089,6 +1148,7 @@ main(void)
 		cmocka_unit_test(test_sound),
 		cmocka_unit_test(test_lookalikes),
 		cmocka_unit_test(test_noisy),
+		cmocka_unit_test(test_plain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

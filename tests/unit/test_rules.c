@@ -10,6 +10,8 @@
 #include <cmocka.h>
 
 #include "chatmon/rules.h"
+#include "chatmon/normalize.h"
+#include "../../src/rules_int.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -225,6 +227,76 @@ test_order_and_prefilter(void **state)
 		}
 	}
 	rules_free(r);
+	sbuf_free(&errs);
+}
+
+/*
+ * A view that only rules needing a non-plain word use (emoji, here the
+ * view without the noise step) is skipped on plain messages: the engine
+ * still finds what the naive run of every rule finds, on plain messages
+ * and on others. A rule with a plain word in that view keeps it scanned.
+ */
+static void
+test_plain_blind(void **state)
+{
+	static const char base[] =
+	    "- rule: e.emoji\n  category: t\n  severity: info\n  action: flag\n"
+	    "  normalize: {noise: false}\n"
+	    "  pattern: '(?:\xf0\x9f\xa7\xa7|\xf0\x9f\x92\xb0)\\s*(?:\xe5\xa5\xbd\xe8\xaf\x84|\xe4\xba\x94\xe6\x98\x9f)'\n"
+	    "  examples: {match: ['\xf0\x9f\xa7\xa7 \xe5\xa5\xbd\xe8\xaf\x84'], no_match: ['\xe5\xa5\xbd\xe8\xaf\x84']}\n"
+	    "- rule: e.star\n  category: t\n  severity: info\n  action: flag\n"
+	    "  normalize: {noise: false}\n"
+	    "  pattern: '(?:\xe4\xba\x94|5)\\s*(?:\xe2\xad\x90|\xf0\x9f\x8c\x9f)'\n"
+	    "  examples: {match: ['5\xe2\xad\x90'], no_match: ['5']}\n"
+	    "- rule: e.plain\n  category: t\n  severity: info\n  action: flag\n"
+	    "  pattern: '\xe7\xba\xa2\xe5\x8c\x85'\n"
+	    "  examples: {match: ['\xe7\xba\xa2\xe5\x8c\x85'], no_match: ['\xe5\x8c\x85']}\n";
+	static const char mixed[] =
+	    "- rule: e.mixed\n  category: t\n  severity: info\n  action: flag\n"
+	    "  normalize: {noise: false}\n"
+	    "  pattern: '\xe8\xbf\x94\xe7\x8e\xb0!'\n"
+	    "  examples: {match: ['\xe8\xbf\x94\xe7\x8e\xb0\xef\xbc\x81'], no_match: ['\xe8\xbf\x94\xe7\x8e\xb0']}\n";
+	static const char *const msgs[] = {
+	    "\xf0\x9f\xa7\xa7 \xe5\xa5\xbd\xe8\xaf\x84",		/* 🧧 好评 */
+	    "\xe7\xbb\x99\xe4\xb8\xaa\xf0\x9f\x92\xb0\xe4\xba\x94\xe6\x98\x9f\xe5\x90\xa7",
+	    "\xe4\xba\x94 \xe2\xad\x90",				/* 五 ⭐ */
+	    "5\xf0\x9f\x8c\x9f\xef\xbc\x8c\xe8\xb0\xa2\xe8\xb0\xa2",	/* 5🌟，谢谢 */
+	    "\xe7\xbb\x99\xe4\xbd\xa0\xe5\x8f\x91\xe4\xb8\xaa\xe7\xba\xa2\xe5\x8c\x85\xef\xbc\x8c\xe4\xba\x94\xe6\x98\x9f\xe5\xa5\xbd\xe8\xaf\x84",
+	    "\xe8\xbf\x94\xe7\x8e\xb0\xef\xbc\x81\xe4\xba\x94\xe6\x98\x9f",	/* 返现！五星 */
+	    "\xe4\xba\x94\xe2\x98\x85", "", "ab\xff \xf0\x9f\xa7\xa7\xe5\xa5\xbd\xe8\xaf\x84",
+	};
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h, *hn;
+	struct rules_hit	 copy[8];
+	char			 both[sizeof(base) + sizeof(mixed)];
+	size_t			 n, nn, i, k, pass;
+	int			 found = 0;
+
+	(void)state;
+	sbuf_init(&errs);
+	snprintf(both, sizeof(both), "%s%s", base, mixed);
+	for (pass = 0; pass < 2; pass++) {
+		assert_non_null(r = load1(pass == 0 ? base : both, &errs));
+		assert_int_equal(r->plain_blind, pass == 0 ?
+		    1u << (NORM_ALL & ~NORM_NOISE) : 0);
+		for (i = 0; i < UTIL_NELEM(msgs); i++) {
+			n = rules_match(r, RULES_AGENT, msgs[i], strlen(msgs[i]), &h);
+			assert_true(n <= UTIL_NELEM(copy));
+			memcpy(copy, h, n * sizeof(*h));
+			nn = rules_match_naive(r, RULES_AGENT, msgs[i],
+			    strlen(msgs[i]), &hn);
+			assert_int_equal(n, nn);
+			for (k = 0; k < n; k++) {
+				assert_string_equal(copy[k].rule, hn[k].rule);
+				assert_int_equal(copy[k].start, hn[k].start);
+				assert_int_equal(copy[k].end, hn[k].end);
+				found += strncmp(copy[k].rule, "e.", 2) == 0;
+			}
+		}
+		rules_free(r);
+	}
+	assert_true(found >= 12);
 	sbuf_free(&errs);
 }
 
@@ -682,6 +754,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_load_and_match),
 		cmocka_unit_test(test_order_and_prefilter),
+		cmocka_unit_test(test_plain_blind),
 		cmocka_unit_test(test_list_trie),
 		cmocka_unit_test(test_interpreter),
 		cmocka_unit_test(test_errors),
