@@ -1037,7 +1037,8 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 {
 	struct acm	*const *acm;
 	size_t		 i, k, nhits = 0;
-	unsigned	 m, masks;
+	unsigned	 m, masks, left;
+	int		 pass;
 	uint32_t	 u;
 
 	r->prefiltered = prefilter && only < 0;
@@ -1068,17 +1069,17 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	acm = r->windowed ? r->wacm : r->acm;
 	masks = r->windowed ? r->wacm_masks : r->acm_masks;
 	/* the views a plain text cannot use last, once a view says whether it is */
-	for (m = 0; m < 2 * RULES_NMASKS; m++) {
-		if (!(masks & 1u << m % RULES_NMASKS) ||
-		    !(r->plain_blind & 1u << m % RULES_NMASKS) != (m < RULES_NMASKS))
-			continue;
-		if (m >= RULES_NMASKS && rules_plain(r))
-			continue;
-		if (rules_text(r, m % RULES_NMASKS) == -1)
+	for (left = masks & ~r->plain_blind, pass = 0; pass < 2; pass++,
+	    left = masks & r->plain_blind) {
+		if (pass == 1 && left != 0 && rules_plain(r))
 			break;
-		r->scan_map = r->nmap[m % RULES_NMASKS];
-		acm_scan(acm[m % RULES_NMASKS], r->ntext[m % RULES_NMASKS],
-		    r->nlen[m % RULES_NMASKS], rules_cand_cb, r);
+		for (; left != 0 && !r->oom; left &= left - 1) {
+			m = (unsigned)__builtin_ctz(left);
+			if (rules_text(r, m) == -1)
+				break;
+			r->scan_map = r->nmap[m];
+			acm_scan(acm[m], r->ntext[m], r->nlen[m], rules_cand_cb, r);
+		}
 	}
 	for (k = 0; k < r->ntouched; k++) {
 		u = r->touched[k];
