@@ -51,7 +51,7 @@ IO	:= lwsctx session relay slaclock convstore rconn alert snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
 TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn dashboard chatmon))
 
-UNIT_TESTS := util peercount window config codec msgq metrics normalize acm rules_lit rules sla state seen feed alertline alertfmt model rreply pipeline
+UNIT_TESTS := util peercount window config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt model rreply pipeline
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -129,6 +129,10 @@ $(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules_load.o $(B
 	    $(BUILD)/rules.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 # rules_lit alone (its header is private: src/rules_lit.h); PCRE2 is the test's oracle
+$(BUILD)/tests/test_detect: $(BUILD)/tests/test_detect.o $(BUILD)/detect.o $(BUILD)/model.o $(BUILD)/window.o \
+	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_lit.o \
+	    $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 $(BUILD)/tests/test_rules_lit: $(BUILD)/tests/test_rules_lit.o $(BUILD)/tests/allocfail.o $(BUILD)/rules_lit.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lpcre2-8
 $(BUILD)/tests/test_model: $(BUILD)/tests/test_model.o $(BUILD)/model.o $(BUILD)/util.o

@@ -19,6 +19,7 @@ struct detect {
 	size_t			 nmodel_ids;
 	double			 veto;		/* a block needs this probability */
 	struct window		*window;
+	struct rules_note	 note;		/* the last turn's (window_notes) */
 	struct detect_hit	*hits;
 	size_t			 cap;
 };
@@ -33,17 +34,20 @@ detect_window_conf(const struct config *cfg, struct window_conf *wc)
 	wc->ms = cfg->window.time_ms;
 	wc->bytes = (size_t)cfg->window.bytes;
 	wc->max_convs = DETECT_MAX_SPEAKERS;
+	wc->note_bytes = sizeof(struct rules_note);
 }
 
 struct detect *
 detect_new(struct rules *rules, const struct window_conf *wc)
 {
-	struct detect	*d;
+	struct detect		*d;
+	struct window_conf	 c = *wc;
 
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return NULL;
 	d->rules = rules;
-	if ((d->window = window_new(wc)) == NULL) {
+	c.note_bytes = sizeof(struct rules_note);	/* each turn's, for the window pass */
+	if ((d->window = window_new(&c)) == NULL) {
 		free(d);
 		return NULL;
 	}
@@ -110,7 +114,10 @@ detect_set_rules(struct detect *d, struct rules *rules)
 void
 detect_set_window(struct detect *d, const struct window_conf *wc)
 {
-	window_set(d->window, wc);
+	struct window_conf	c = *wc;
+
+	c.note_bytes = sizeof(struct rules_note);
+	window_set(d->window, &c);
 }
 
 /* Room for n hits; -1 on ENOMEM. */
@@ -288,10 +295,14 @@ detect_turn(struct detect *d, enum rules_role role, const char *conv,
 {
 	const struct rules_hit	*h;
 	const char		*joined;
-	size_t			 n, nw, i, jlen, last, nturns, total;
+	const void		*const *notes;
+	void			*slot;
+	size_t			 n, nw, i, jlen, last, nturns, total, nearlier;
 
 	*hits = d->hits;
 	n = rules_match(d->rules, role, text, len, &h);
+	/* before anything else uses the rules' views of this turn */
+	rules_note_take(d->rules, &d->note);
 	if (detect_room(d, n) == -1)
 		return -1;
 	for (i = 0; i < n; i++) {
@@ -305,9 +316,22 @@ detect_turn(struct detect *d, enum rules_role role, const char *conv,
 	/* the speaker's last turns: kept only when some rule looks at them */
 	if (conv_len > 0 && rules_window_count(d->rules) > 0 &&
 	    window_add(d->window, conv, conv_len, (int)role, text, len, now_ms,
-	    &joined, &jlen, &last, &nturns) == 0 && nturns > 1) {
-		nw = rules_match_window(d->rules, role, joined, jlen,
-		    detect_cps(joined, last), &h);
+	    &joined, &jlen, &last, &nturns) == 0) {
+		/*
+		 * The turn's note goes with it; the notes of the turns before
+		 * it say whether the window pass can find anything at all.
+		 */
+		window_notes(d->window, &notes, &nearlier, &slot);
+		if (nturns > 1 && (nearlier != nturns - 1 ||
+		    rules_window_needed(d->rules, role,
+		    (const struct rules_note *const *)notes, nearlier,
+		    &d->note)))
+			nw = rules_match_window(d->rules, role, joined, jlen,
+			    detect_cps(joined, last), &h);
+		else
+			nw = 0;
+		if (slot != NULL)
+			memcpy(slot, &d->note, sizeof(d->note));
 		/* without the rules the turn alone broke: reported above */
 		for (i = 0; i < nw; i++) {
 			if (detect_room(d, total + 1) == -1)

@@ -1039,6 +1039,14 @@ norm_noisy(const struct norm *n)
 }
 
 int
+norm_numeral(uint32_t cp)
+{
+	if (cp < 0x80)
+		return cp - '0' < 10u;
+	return norm_tab_class(norm_tab(cp)) != NORM_C_WORD;
+}
+
+int
 norm_plain(const struct norm *n)
 {
 	return n->plain;

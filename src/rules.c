@@ -42,10 +42,12 @@ rules_action_name(enum rules_action a)
 struct rules *
 rules_new(unsigned flags)
 {
+	static uint64_t	 gens;	/* rule sets are made on one thread */
 	struct rules	*r;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
+	r->gen = ++gens;
 	r->jit = !(flags & RULES_NO_JIT);
 	if ((r->md = pcre2_match_data_create(32, NULL)) == NULL ||
 	    (r->mctx = pcre2_match_context_create(NULL)) == NULL)
@@ -560,13 +562,50 @@ out:
 	return rc;
 }
 
+/* The longest literal the window pass looks for in the default view. */
+static size_t
+rules_window_maxlit(const struct rules *r)
+{
+	size_t	k, n, max = 0;
+
+	for (k = 0; k < r->nlit; k++)
+		if (r->lit[k].mask == NORM_ALL && ((r->lit[k].unit & RULES_LATE) ||
+		    rules_unit_rule(r, r->lit[k].unit)->window) &&
+		    (n = strlen(r->lit[k].s)) > max)
+			max = n;
+	return max;
+}
+
+/*
+ * Whether notes can stand in for the window pass: it reads the default
+ * view only (a plain text skips the others), the literals that can span
+ * a junction fit a note's ends, and no window rule runs a branch
+ * unprompted.
+ */
+static int
+rules_wgate(const struct rules *r, size_t maxlit)
+{
+	size_t	i, b;
+
+	if (r->nwindow == 0 || maxlit == 0 || maxlit + 4 > RULES_NOTE_EDGE ||
+	    (r->wacm_masks & ~r->plain_blind) != 1u << NORM_ALL ||
+	    !(r->acm_masks & 1u << NORM_ALL))
+		return 0;
+	for (i = 0; i < r->nrule; i++)
+		for (b = 0; r->rule[i].window && b < r->rule[i].nbr; b++)
+			if (r->rule[i].br[b].always)
+				return 0;
+	return 1;
+}
+
 int
 rules_prepare(struct rules *r)
 {
-	size_t	i, b, nmax;
+	size_t	i, b, nmax, maxlit;
 
 	if (rules_build_literals(r) == -1 || rules_plain_blind(r) == -1)
 		return -1;
+	maxlit = rules_window_maxlit(r);
 	rules_free_lits(r);
 	nmax = r->nrule ? r->nrule : 1;
 	if ((r->seen = calloc(nmax * RULES_MAX_CLAUSE, sizeof(*r->seen))) == NULL ||
@@ -587,6 +626,12 @@ rules_prepare(struct rules *r)
 			if (r->rule[i].br[b].always)
 				r->always[r->nalways++] = RULES_UNIT(i, b);
 	}
+	r->wgate = rules_wgate(r, maxlit);
+	r->wmaxlit = maxlit;
+	if ((r->rwin = calloc(nmax, 1)) == NULL)
+		return -1;
+	for (i = 0; i < r->nrule; i++)
+		r->rwin[i] = r->rule[i].window != 0;
 	return 0;
 }
 
@@ -1031,6 +1076,231 @@ rules_window_dead(const struct rule *ru)
 	    (ru->cand & ru->late) == 0;
 }
 
+/* --- notes for the window pass ------------------------------------------- */
+
+/* Adds the sets bits of unit u to note; 1 when it has no room left. */
+static int
+rules_note_add(struct rules_note *note, uint32_t u, uint64_t bits)
+{
+	size_t	i;
+
+	for (i = 0; i < note->nseen; i++)
+		if (note->unit[i] == u) {
+			note->bits[i] |= bits;
+			return 0;
+		}
+	if (note->nseen == RULES_NOTE_SEEN)
+		return 1;
+	note->unit[note->nseen] = u;
+	note->bits[note->nseen++] = bits;
+	return 0;
+}
+
+/* The code point of valid UTF-8 at s (a normaliser's output). */
+static uint32_t
+rules_cp(const unsigned char *s)
+{
+	if (s[0] < 0x80)
+		return s[0];
+	if (s[0] < 0xe0)
+		return (s[0] & 0x1fu) << 6 | (s[1] & 0x3fu);
+	if (s[0] < 0xf0)
+		return (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu);
+	return (s[0] & 0x07u) << 18 | (s[1] & 0x3fu) << 12 |
+	    (s[2] & 0x3fu) << 6 | (s[3] & 0x3fu);
+}
+
+/*
+ * The note is the turn's default view seen from its ends (the bytes the
+ * junctions need, the noise dropped there, whether a numeral run ends
+ * there) and the window rules' sets its own rules_match found. It needs
+ * a plain turn, so that the view is the only one the window pass reads.
+ */
+void
+rules_note_take(struct rules *r, struct rules_note *note)
+{
+	const struct norm	*n;
+	const unsigned char	*out;
+	const uint32_t		*map;
+	size_t			 len, k;
+
+	note->gen = 0;
+	if (!r->wgate || r->windowed || !r->prefiltered || r->oom ||
+	    r->cur_over || !(r->nvalid & 1u << NORM_ALL))
+		return;
+	n = r->norm[r->nsrc[NORM_ALL]];
+	out = (const unsigned char *)r->ntext[NORM_ALL];
+	map = r->nmap[NORM_ALL];
+	len = r->nlen[NORM_ALL];
+	if (!norm_plain(n) || len == 0)
+		return;
+	memcpy(note->unit, r->cur.unit, r->cur.nseen * sizeof(*note->unit));
+	memcpy(note->bits, r->cur.bits, r->cur.nseen * sizeof(*note->bits));
+	note->nseen = r->cur.nseen;
+	note->lead_gap = map[0];
+	note->trail_gap = map[len] - 1 - map[len - 1];
+	note->lead_num = (uint8_t)norm_numeral(rules_cp(out));
+	for (k = len - 1; k > 0 && (out[k] & 0xc0) == 0x80; k--)
+		;
+	note->trail_num = (uint8_t)norm_numeral(rules_cp(out + k));
+	/* whole characters at each end */
+	k = len < RULES_NOTE_EDGE ? len : RULES_NOTE_EDGE;
+	while (k < len && k > 0 && (out[k] & 0xc0) == 0x80)
+		k--;
+	memcpy(note->head, out, k);
+	note->nhead = (uint8_t)k;
+	k = len < RULES_NOTE_EDGE ? 0 : len - RULES_NOTE_EDGE;
+	while (k < len && (out[k] & 0xc0) == 0x80)
+		k++;
+	memcpy(note->tail, out + k, len - k);
+	note->ntail = (uint8_t)(len - k);
+	note->join_bad = 0;
+	note->joined = 0;
+	note->gen = r->gen;
+}
+
+struct rules_note_scan {
+	const struct rules	*r;
+	struct rules_note	*note;
+	size_t			 past;	/* a literal ending after this byte spans the junction */
+	int			 over;
+};
+
+/* A window literal across the junction: its window branches' sets, into the note. */
+static int
+rules_note_cb(uint32_t id, size_t end, void *arg)
+{
+	struct rules_note_scan	*s = arg;
+	const struct rules	*r = s->r;
+	uint32_t		 p, u;
+
+	if (end <= s->past)
+		return 0;
+	for (p = id; p < r->lit_wend[id]; p++) {
+		u = r->pair[p].unit;
+		if ((u & (RULES_LATE | RULES_VETO)) == 0)
+			s->over |= rules_note_add(s->note, u, r->pair[p].bit);
+	}
+	return 0;
+}
+
+/*
+ * The joined text reads, at the junction, prev's default view, a space
+ * when the noise there is a long gap, then this turn's: unless a numeral
+ * run goes across it (the digit step would fold the two ends together).
+ * What the window pass's automaton finds in those ends is added to the
+ * note: every literal spanning the junction is in them.
+ */
+static void
+rules_note_join(struct rules *r, const struct rules_note *prev,
+    struct rules_note *note)
+{
+	struct rules_note_scan	 s = { r, note, 0, 0 };
+	char			 buf[2 * RULES_NOTE_EDGE + 1];
+	size_t			 len, from, k;
+
+	note->joined = 1;
+	if (note->gen != r->gen || prev->gen != r->gen)
+		return;
+	if (prev->trail_num && note->lead_num) {
+		note->join_bad = 1;
+		return;
+	}
+	/* a literal across the junction starts in its last wmaxlit - 1 bytes */
+	from = prev->ntail >= r->wmaxlit ? prev->ntail - r->wmaxlit + 1 : 0;
+	len = prev->ntail - from;
+	memcpy(buf, prev->tail + from, len);
+	s.past = len;
+	if ((uint64_t)prev->trail_gap + 1 + note->lead_gap > NORM_MAX_GAP)
+		buf[len++] = ' ';
+	k = note->nhead < r->wmaxlit ? note->nhead : r->wmaxlit - 1;
+	memcpy(buf + len, note->head, k);
+	len += k;
+	acm_scan(r->wacm[NORM_ALL], buf, len, rules_note_cb, &s);
+	if (s.over)
+		note->gen = 0;
+}
+
+/* Adds note's sets to r->seen (r->touched lists the units). */
+static void
+rules_note_union(struct rules *r, const struct rules_note *note)
+{
+	size_t		k;
+	uint32_t	u;
+
+	for (k = 0; k < note->nseen; k++) {
+		u = note->unit[k];
+		if (r->seen[u] == 0)
+			r->touched[r->ntouched++] = u;
+		r->seen[u] |= note->bits[k];
+	}
+}
+
+/* Whether a branch of role's rules is a candidate with the sets in r->seen. */
+static int
+rules_note_cands(const struct rules *r, enum rules_role role)
+{
+	size_t		k;
+	uint32_t	u;
+
+	for (k = 0; k < r->ntouched; k++) {
+		u = r->touched[k];
+		if ((r->rule[u / RULES_MAX_CLAUSE].roles & role) &&
+		    rules_seen_enough(r, u, r->seen[u]))
+			return 1;
+	}
+	return 0;
+}
+
+/* Empties r->seen; need passes through. */
+static int
+rules_note_clear(struct rules *r, int need)
+{
+	size_t	k;
+
+	for (k = 0; k < r->ntouched; k++)
+		r->seen[r->touched[k]] = 0;
+	r->ntouched = 0;
+	return need;
+}
+
+int
+rules_window_needed(struct rules *r, enum rules_role role,
+    const struct rules_note *const *earlier, size_t n, struct rules_note *last)
+{
+	struct rules_note	tmp;
+	size_t			i;
+
+	if (!r->wgate || n == 0 || last->gen != r->gen || last->join_bad)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (earlier[i]->gen != r->gen || (i > 0 && earlier[i]->join_bad))
+			return 1;
+	/* r->seen is all zero between calls: every path below clears it */
+	for (i = 0; i < n; i++)
+		rules_note_union(r, earlier[i]);
+	rules_note_union(r, last);
+	if (rules_note_cands(r, role))
+		return rules_note_clear(r, 1);
+	/* the turns alone are not enough: the junctions too (the notes' own sets are in) */
+	if (!last->joined) {
+		rules_note_join(r, earlier[n - 1], last);
+		if (last->gen != r->gen || last->join_bad)
+			return rules_note_clear(r, 1);
+		rules_note_union(r, last);
+	}
+	for (i = 1; i < n; i++) {
+		if (earlier[i]->joined)
+			continue;
+		tmp = *earlier[i];
+		rules_note_join(r, earlier[i - 1], &tmp);
+		if (tmp.gen != r->gen || tmp.join_bad)
+			return rules_note_clear(r, 1);
+		rules_note_union(r, &tmp);
+	}
+	return rules_note_clear(r, rules_note_cands(r, role));
+}
+
 size_t
 rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
     int prefilter, ssize_t only, const struct rules_hit **hits)
@@ -1066,6 +1336,8 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	r->nvtouched = 0;
 	r->ncands = 0;
 	r->nlates = 0;
+	r->cur.nseen = 0;
+	r->cur_over = 0;
 	acm = r->windowed ? r->wacm : r->acm;
 	masks = r->windowed ? r->wacm_masks : r->acm_masks;
 	/* the views a plain text cannot use last, once a view says whether it is */
@@ -1085,6 +1357,9 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 		u = r->touched[k];
 		if (!r->oom && rules_seen_enough(r, u, r->seen[u]))
 			rules_mark(r, u, role);
+		/* the window rules' sets this turn holds, for its note */
+		if (r->wgate && !r->windowed && r->rwin[u / RULES_MAX_CLAUSE])
+			r->cur_over |= rules_note_add(&r->cur, u, r->seen[u]);
 		r->seen[u] = 0;
 	}
 	for (k = 0; k < r->nalways && !r->oom; k++)
@@ -1165,6 +1440,7 @@ rules_free(struct rules *r)
 	}
 	rules_free_lits(r);
 	free(r->pair);
+	free(r->rwin);
 	free(r->lit_end);
 	free(r->lit_wend);
 	for (m = 0; m < RULES_NMASKS; m++)

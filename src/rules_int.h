@@ -177,6 +177,13 @@ struct rules {
 	uint32_t		 boundary;	/* and only hits across this code point */
 	size_t			 nwindow;	/* rules marked window */
 	unsigned		 plain_blind;	/* views a plain text makes no candidate in (rules_plain_blind) */
+	/* notes (rules_note_take) */
+	uint64_t		 gen;		/* this set's, unique in the process */
+	int			 wgate;		/* notes can tell that the window pass finds nothing */
+	size_t			 wmaxlit;	/* the window pass's longest literal in the default view */
+	uint8_t			*rwin;		/* per rule: marked window (a small array the hot loop reads) */
+	struct rules_note	 cur;		/* the last rules_match's window branches */
+	int			 cur_over;	/* more than a note holds */
 };
 
 /*

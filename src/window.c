@@ -23,6 +23,7 @@ struct window_turn {
 
 struct window_ring {
 	char			*buf;		/* turns * bytes */
+	unsigned char		*note;		/* turns * note_bytes, or NULL */
 	struct window_turn	*turn;		/* turns */
 	size_t			 head;		/* the oldest kept */
 	size_t			 n;
@@ -48,12 +49,17 @@ struct window {
 	struct util_hkey	 hkey;
 	char			*joined;
 	size_t			 jcap;
+	/* the last window_add's notes (window_notes) */
+	const void		**notes;	/* the earlier turns', in their slots */
+	size_t			 ncap, nnotes;
+	unsigned char		*slot;
 };
 
 static void
 window_ring_free(struct window_ring *r)
 {
 	free(r->buf);
+	free(r->note);
 	free(r->turn);
 	memset(r, 0, sizeof(*r));
 }
@@ -116,6 +122,7 @@ window_free(struct window *w)
 		window_drop(w, w->head);
 	free(w->bucket);
 	free(w->joined);
+	free((void *)w->notes);
 	free(w);
 }
 
@@ -126,7 +133,8 @@ window_set(struct window *w, const struct window_conf *conf)
 	if (w->conf.turns > 64)
 		w->conf.turns = 64;
 	/* rings of other sizes cannot be reused: start afresh */
-	if (w->alloc.turns != w->conf.turns || w->alloc.bytes != w->conf.bytes)
+	if (w->alloc.turns != w->conf.turns || w->alloc.bytes != w->conf.bytes ||
+	    w->alloc.note_bytes != w->conf.note_bytes)
 		while (w->head != NULL)
 			window_drop(w, w->head);
 	w->alloc = w->conf;
@@ -209,6 +217,21 @@ window_reserve(struct window *w, size_t len)
 	return 0;
 }
 
+/* Has room for n notes of earlier turns; -1 out of memory. */
+static int
+window_reserve_notes(struct window *w, size_t n)
+{
+	const void	**p;
+
+	if (n <= w->ncap)
+		return 0;
+	if ((p = realloc(w->notes, n * sizeof(*p))) == NULL)
+		return -1;
+	w->notes = p;
+	w->ncap = n;
+	return 0;
+}
+
 /* This turn alone, when nothing can be kept. */
 static int
 window_alone(struct window *w, const char *text, size_t len,
@@ -240,6 +263,8 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	size_t			 i, k, at, need, klen, bytes = w->conf.bytes;
 	uint64_t		 h;
 
+	w->nnotes = 0;
+	w->slot = NULL;
 	if (w->conf.turns < 2 || bytes == 0 || role < 0 || role >= WINDOW_ROLES)
 		return window_alone(w, text, len, joined, joined_len, last,
 		    nturns, 0);
@@ -272,6 +297,8 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	r = &c->ring[role];
 	if (r->buf == NULL) {
 		if ((r->buf = malloc(w->conf.turns * bytes)) == NULL ||
+		    (w->conf.note_bytes > 0 && (r->note = malloc(w->conf.turns *
+		    w->conf.note_bytes)) == NULL) ||
 		    (r->turn = calloc(w->conf.turns, sizeof(*r->turn))) == NULL) {
 			window_ring_free(r);
 			return window_alone(w, text, len, joined, joined_len,
@@ -289,7 +316,8 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	for (i = 0; i < r->n; i++)
 		need += r->turn[(r->head + i) % w->conf.turns].len +
 		    sizeof(WINDOW_SEP) - 1;
-	if (window_reserve(w, need) == -1)
+	if (window_reserve(w, need) == -1 || (r->note != NULL &&
+	    window_reserve_notes(w, r->n) == -1))
 		return window_alone(w, text, len, joined, joined_len, last,
 		    nturns, -1);
 	for (i = at = 0; i < r->n; i++) {
@@ -298,7 +326,10 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 		at += r->turn[k].len;
 		memcpy(w->joined + at, WINDOW_SEP, sizeof(WINDOW_SEP) - 1);
 		at += sizeof(WINDOW_SEP) - 1;
+		if (r->note != NULL)
+			w->notes[i] = r->note + k * w->conf.note_bytes;
 	}
+	w->nnotes = r->note != NULL ? r->n : 0;
 	*last = at;
 	memcpy(w->joined + at, text, len);
 	at += len;
@@ -323,7 +354,21 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	t->len = klen;
 	t->t = now_ms;
 	r->n++;
+	if (r->note != NULL) {
+		memset(r->note + k * w->conf.note_bytes, 0, w->conf.note_bytes);
+		if (klen == len)
+			w->slot = r->note + k * w->conf.note_bytes;
+	}
 	return 0;
+}
+
+void
+window_notes(struct window *w, const void *const **earlier, size_t *n,
+    void **slot)
+{
+	*earlier = w->notes;
+	*n = w->nnotes;
+	*slot = w->slot;
 }
 
 void

@@ -71,6 +71,8 @@ int	norm_noisy(const struct norm *);
  * U+3000-303F, U+FF01-FF5E). Invalid UTF-8 is not plain.
  */
 int	norm_plain(const struct norm *);
+/* Whether the digit step reads cp as a numeral (ASCII digits included). */
+int	norm_numeral(uint32_t cp);
 /* Whether len bytes of s are valid UTF-8 of plain characters only. */
 int	norm_plain_text(const char *s, size_t len);
 

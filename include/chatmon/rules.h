@@ -60,6 +60,43 @@ size_t	rules_match(struct rules *, enum rules_role role, const char *text,
 size_t	rules_match_window(struct rules *, enum rules_role role,
 	    const char *text, size_t len, uint32_t boundary,
 	    const struct rules_hit **hits);
+/*
+ * The window pass normalises and scans the joined turns again, and on most
+ * chat finds nothing to confirm. A note of each turn, taken after its
+ * rules_match and kept by the window with the turn, says which window
+ * rules' word sets the turn held (and those spanning the junction with the
+ * turn before it), so that rules_window_needed can tell, from the notes
+ * alone, that no window rule could be a candidate in the joined text.
+ * Where the joined text would not read as the turns' own texts put end to
+ * end (a numeral run across the junction, a character that is not plain,
+ * a turn cut to window.bytes, a note of other rules), the answer is 1.
+ * The fields are rules.c's.
+ */
+#define RULES_NOTE_EDGE		64	/* bytes of a turn's normalised text kept at each end */
+#define RULES_NOTE_SEEN		24	/* window rules' branches a note can name */
+struct rules_note {
+	uint64_t	gen;		/* the rule set it was taken with; 0: no note */
+	uint32_t	lead_gap, trail_gap;	/* noise dropped at each end */
+	uint8_t		lead_num, trail_num;	/* a numeral at each end */
+	uint8_t		join_bad;	/* the joined text differs at the junction with the turn before */
+	uint8_t		joined;		/* the junction's sets are in (rules_note_join) */
+	uint8_t		nhead, ntail, nseen;
+	char		head[RULES_NOTE_EDGE], tail[RULES_NOTE_EDGE];
+	uint32_t	unit[RULES_NOTE_SEEN];
+	uint64_t	bits[RULES_NOTE_SEEN];
+};
+/* Right after rules_match of a turn: its note (gen 0 when it cannot have one). */
+void	rules_note_take(struct rules *, struct rules_note *);
+/*
+ * 0 when rules_match_window cannot find anything over these turns' texts
+ * joined, earlier[0..n) then last. What spans a junction is read only when
+ * the turns' own sets are not enough to say 1, and is added to last's note
+ * (which the caller keeps with the turn) so that it is read once.
+ */
+int	rules_window_needed(struct rules *, enum rules_role role,
+	    const struct rules_note *const *earlier, size_t n,
+	    struct rules_note *last);
+
 /* Rules marked window: when 0 there is no need to keep turns at all. */
 size_t	rules_window_count(const struct rules *);
 /* The same without the literal prefilter: every rule's regex runs (the benchmark's baseline). */

@@ -20,6 +20,7 @@ struct window_conf {
 	uint64_t	ms;
 	size_t		bytes;		/* of one turn kept */
 	size_t		max_convs;
+	size_t		note_bytes;	/* kept with each turn for the caller (window_notes); 0: none */
 };
 
 struct window;
@@ -42,6 +43,15 @@ void	window_set(struct window *, const struct window_conf *);
 int	window_add(struct window *, const char *conv, size_t conv_len, int role,
 	    const char *text, size_t len, int64_t now_ms, const char **joined,
 	    size_t *joined_len, size_t *last, size_t *nturns);
+/*
+ * The notes of the last window_add's turns: (*earlier)[0..*n) the earlier
+ * turns' (oldest first, note_bytes each, as they were left in their slots;
+ * good until the next window_add); *slot this turn's, zeroed for the
+ * caller to fill, or NULL when the turn was cut to `bytes` (its note would
+ * describe more than is kept) or nothing is kept.
+ */
+void	window_notes(struct window *, const void *const **earlier, size_t *n,
+	    void **slot);
 /* The conversation ended: every speaker's turns in it are forgotten. */
 void	window_end(struct window *, const char *conv, size_t conv_len);
 /* Speakers with turns kept (for tests and metrics). */

@@ -92,7 +92,7 @@ match_detect(struct rules *r, enum rules_role role, const char *text,
 static int
 bench_detect_new(struct rules *r)
 {
-	struct window_conf	wc = { 3, 60000, 512, 100000 };
+	struct window_conf	wc = { 3, 60000, 512, 100000, 0 };
 
 	detect_free(bench_detect);
 	bench_turn = 0;

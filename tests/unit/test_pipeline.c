@@ -57,7 +57,7 @@ static int
 setup(void **state)
 {
 	struct fixture		*fx;
-	struct window_conf	 wc = { 3, 60000, 1024, 100 };
+	struct window_conf	 wc = { 3, 60000, 1024, 100, 0 };
 	struct sbuf		 errs;
 	char			 path[128];
 	FILE			*f;

@@ -25,7 +25,7 @@ add(struct window *w, const char *conv, int role, const char *text, int64_t t,
 static void
 test_joined(void **state)
 {
-	struct window_conf	 c = { 3, 60000, 64, 100 };
+	struct window_conf	 c = { 3, 60000, 64, 100, 0 };
 	struct window		*w;
 	size_t			 last, n;
 
@@ -54,7 +54,7 @@ test_joined(void **state)
 static void
 test_time_and_bytes(void **state)
 {
-	struct window_conf	 c = { 4, 1000, 6, 100 };
+	struct window_conf	 c = { 4, 1000, 6, 100, 0 };
 	struct window		*w;
 	size_t			 last, n;
 
@@ -81,7 +81,7 @@ test_time_and_bytes(void **state)
 static void
 test_bounded(void **state)
 {
-	struct window_conf	 c = { 3, 1000, 32, 50 };
+	struct window_conf	 c = { 3, 1000, 32, 50, 0 };
 	struct window		*w;
 	char			 id[32];
 	size_t			 last, n;
@@ -103,6 +103,52 @@ test_bounded(void **state)
 	window_free(NULL);
 }
 
+/*
+ * Notes: each turn's slot, zeroed for the caller, handed back with the
+ * earlier turns it stays with; none for a turn cut to `bytes`.
+ */
+static void
+test_notes(void **state)
+{
+	struct window_conf	 c = { 3, 60000, 8, 100, 16 };
+	struct window		*w;
+	const void *const	*earlier;
+	void			*slot;
+	size_t			 last, n, k;
+	static const char	 zero[16];
+
+	(void)state;
+	assert_non_null(w = window_new(&c));
+	add(w, "c", 0, "ab", 1, &last, &n);
+	window_notes(w, &earlier, &k, &slot);
+	assert_int_equal(k, 0);
+	assert_non_null(slot);
+	assert_memory_equal(slot, zero, 16);
+	memcpy(slot, "note of ab......", 16);
+	add(w, "c", 0, "cd", 2, &last, &n);
+	window_notes(w, &earlier, &k, &slot);
+	assert_int_equal(k, 1);
+	assert_memory_equal(earlier[0], "note of ab......", 16);
+	memcpy(slot, "note of cd......", 16);
+	/* longer than bytes: kept cut, so no note of it */
+	add(w, "c", 0, "0123456789", 3, &last, &n);
+	window_notes(w, &earlier, &k, &slot);
+	assert_int_equal(k, 2);
+	assert_memory_equal(earlier[0], "note of ab......", 16);
+	assert_memory_equal(earlier[1], "note of cd......", 16);
+	assert_null(slot);
+	add(w, "c", 0, "ef", 4, &last, &n);
+	window_notes(w, &earlier, &k, &slot);
+	assert_int_equal(k, 2);
+	assert_memory_equal(earlier[0], "note of cd......", 16);
+	assert_memory_equal(earlier[1], zero, 16);	/* the cut turn's */
+	/* another speaker has notes of its own */
+	add(w, "c", 1, "gh", 5, &last, &n);
+	window_notes(w, &earlier, &k, &slot);
+	assert_int_equal(k, 0);
+	window_free(w);
+}
+
 int
 main(void)
 {
@@ -110,6 +156,7 @@ main(void)
 		cmocka_unit_test(test_joined),
 		cmocka_unit_test(test_time_and_bytes),
 		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_notes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
