@@ -206,6 +206,8 @@ bench: all $(BUILD)/bench_rules $(BUILD)/bench_sla $(BUILD)/bench_codec
 	    default+synthetic=$(BUILD)/bench-500
 	tests/bench/rules_instr.sh $(BUILD)/bench_rules tests/corpus/messages.jsonl \
 	    default=conf/rules.d default+synthetic=$(BUILD)/bench-500
+	tests/bench/rules_instr.sh $(BUILD)/bench_rules tests/bench/relay_frames.jsonl \
+	    default=conf/rules.d
 	$(BUILD)/bench_codec
 	tests/bench/codec_instr.sh $(BUILD)/bench_codec
 	$(BUILD)/bench_sla 1000000
