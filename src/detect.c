@@ -37,16 +37,25 @@ detect_window_conf(const struct config *cfg, struct window_conf *wc)
 	wc->note_bytes = sizeof(struct rules_note);
 }
 
+/* wc with room for each turn's note (rules_note_take), whoever filled it in. */
+static struct window_conf
+detect_noted(const struct window_conf *wc)
+{
+	struct window_conf	c = *wc;
+
+	c.note_bytes = sizeof(struct rules_note);
+	return c;
+}
+
 struct detect *
 detect_new(struct rules *rules, const struct window_conf *wc)
 {
 	struct detect		*d;
-	struct window_conf	 c = *wc;
+	struct window_conf	 c = detect_noted(wc);
 
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return NULL;
 	d->rules = rules;
-	c.note_bytes = sizeof(struct rules_note);	/* each turn's, for the window pass */
 	if ((d->window = window_new(&c)) == NULL) {
 		free(d);
 		return NULL;
@@ -114,9 +123,8 @@ detect_set_rules(struct detect *d, struct rules *rules)
 void
 detect_set_window(struct detect *d, const struct window_conf *wc)
 {
-	struct window_conf	c = *wc;
+	struct window_conf	c = detect_noted(wc);
 
-	c.note_bytes = sizeof(struct rules_note);
 	window_set(d->window, &c);
 }
 

@@ -1038,12 +1038,34 @@ norm_noisy(const struct norm *n)
 	return n->noisy;
 }
 
-int
-norm_numeral(uint32_t cp)
+/* Whether the output character at p (valid UTF-8 before end) is a numeral, ASCII digits included. */
+static int
+norm_numeral_at(const unsigned char *p, const unsigned char *end)
 {
-	if (cp < 0x80)
-		return cp - '0' < 10u;
+	uint32_t	cp;
+
+	if (*p < 0x80)
+		return (unsigned)*p - '0' < 10u;
+	if (norm_decode(p, end, &cp) <= 0)
+		return 0;
 	return norm_tab_class(norm_tab(cp)) != NORM_C_WORD;
+}
+
+void
+norm_ends(const struct norm *n, struct norm_ends *e)
+{
+	const unsigned char	*out = (const unsigned char *)n->out;
+	size_t			 k;
+
+	memset(e, 0, sizeof(*e));
+	if (n->len == 0)
+		return;
+	e->lead_gap = n->map[0];
+	e->trail_gap = n->map[n->len] - 1 - n->map[n->len - 1];
+	e->lead_num = norm_numeral_at(out, out + n->len);
+	for (k = n->len - 1; k > 0 && (out[k] & 0xc0) == 0x80; k--)
+		;
+	e->trail_num = norm_numeral_at(out + k, out + n->len);
 }
 
 int

@@ -1096,20 +1096,6 @@ rules_note_add(struct rules_note *note, uint32_t u, uint64_t bits)
 	return 0;
 }
 
-/* The code point of valid UTF-8 at s (a normaliser's output). */
-static uint32_t
-rules_cp(const unsigned char *s)
-{
-	if (s[0] < 0x80)
-		return s[0];
-	if (s[0] < 0xe0)
-		return (s[0] & 0x1fu) << 6 | (s[1] & 0x3fu);
-	if (s[0] < 0xf0)
-		return (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu);
-	return (s[0] & 0x07u) << 18 | (s[1] & 0x3fu) << 12 |
-	    (s[2] & 0x3fu) << 6 | (s[3] & 0x3fu);
-}
-
 /*
  * The note is the turn's default view seen from its ends (the bytes the
  * junctions need, the noise dropped there, whether a numeral run ends
@@ -1121,7 +1107,7 @@ rules_note_take(struct rules *r, struct rules_note *note)
 {
 	const struct norm	*n;
 	const unsigned char	*out;
-	const uint32_t		*map;
+	struct norm_ends	 ends;
 	size_t			 len, k;
 
 	note->gen = 0;
@@ -1130,19 +1116,17 @@ rules_note_take(struct rules *r, struct rules_note *note)
 		return;
 	n = r->norm[r->nsrc[NORM_ALL]];
 	out = (const unsigned char *)r->ntext[NORM_ALL];
-	map = r->nmap[NORM_ALL];
 	len = r->nlen[NORM_ALL];
 	if (!norm_plain(n) || len == 0)
 		return;
 	memcpy(note->unit, r->cur.unit, r->cur.nseen * sizeof(*note->unit));
 	memcpy(note->bits, r->cur.bits, r->cur.nseen * sizeof(*note->bits));
 	note->nseen = r->cur.nseen;
-	note->lead_gap = map[0];
-	note->trail_gap = map[len] - 1 - map[len - 1];
-	note->lead_num = (uint8_t)norm_numeral(rules_cp(out));
-	for (k = len - 1; k > 0 && (out[k] & 0xc0) == 0x80; k--)
-		;
-	note->trail_num = (uint8_t)norm_numeral(rules_cp(out + k));
+	norm_ends(n, &ends);
+	note->lead_gap = ends.lead_gap;
+	note->trail_gap = ends.trail_gap;
+	note->lead_num = (uint8_t)ends.lead_num;
+	note->trail_num = (uint8_t)ends.trail_num;
 	/* whole characters at each end */
 	k = len < RULES_NOTE_EDGE ? len : RULES_NOTE_EDGE;
 	while (k < len && k > 0 && (out[k] & 0xc0) == 0x80)

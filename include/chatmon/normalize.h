@@ -71,8 +71,18 @@ int	norm_noisy(const struct norm *);
  * U+3000-303F, U+FF01-FF5E). Invalid UTF-8 is not plain.
  */
 int	norm_plain(const struct norm *);
-/* Whether the digit step reads cp as a numeral (ASCII digits included). */
-int	norm_numeral(uint32_t cp);
+/*
+ * The ends of the last run's text (without the sound step), which decide
+ * how it joins another normalised text: the code points dropped as noise
+ * before its first character and after its last, and whether each of
+ * those is a numeral (ASCII digits included), which a numeral on the
+ * other side would run on with. All 0 for an empty text.
+ */
+struct norm_ends {
+	uint32_t	lead_gap, trail_gap;
+	int		lead_num, trail_num;
+};
+void	norm_ends(const struct norm *, struct norm_ends *);
 /* Whether len bytes of s are valid UTF-8 of plain characters only. */
 int	norm_plain_text(const char *s, size_t len);
 

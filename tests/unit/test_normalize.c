@@ -1124,6 +1124,27 @@ test_plain(void **state)
 	}
 	for (k = 0; k <= NORM_ALL; k++)
 		assert_int_equal(norm_plain_closed(n, k), 1);
+	/* the ends: noise dropped there, numerals (一 stays 一 in a run of one) */
+	{
+		static const char t[] = "\xef\xbc\x8c\xef\xbc\x8c\xe4\xb8\x80\xe5\xa5\xbd" "7" "\xe3\x80\x82";
+		struct norm_ends e;
+
+		assert_int_equal(norm_run(n, t, strlen(t), NORM_ALL, &out, &len,
+		    &map), 0);
+		norm_ends(n, &e);
+		assert_int_equal(e.lead_gap, 2);	/* ，， */
+		assert_int_equal(e.trail_gap, 1);	/* 。 */
+		assert_true(e.lead_num && e.trail_num);
+		assert_int_equal(norm_run(n, "ab c", 4, NORM_ALL, &out, &len,
+		    &map), 0);
+		norm_ends(n, &e);
+		assert_true(!e.lead_num && !e.trail_num && e.lead_gap == 0 &&
+		    e.trail_gap == 0);
+		assert_int_equal(norm_run(n, "  ", 2, NORM_ALL, &out, &len,
+		    &map), 0);
+		norm_ends(n, &e);
+		assert_true(e.lead_gap == 0 && e.trail_gap == 0);
+	}
 	assert_int_equal(norm_plain_closed(n, NORM_ALL | NORM_SOUND), 0);
 	norm_free(n);
 }
