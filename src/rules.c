@@ -598,6 +598,23 @@ rules_wgate(const struct rules *r, size_t maxlit)
 	return 1;
 }
 
+static void
+rules_unit_fill(struct rules_unit *un, const struct rule *ru,
+    const struct rules_branch *br)
+{
+	un->roles = (uint8_t)ru->roles;
+	un->window = ru->window != 0;
+	if (br->always)
+		un->test = RULES_UNIT_ALWAYS;
+	else if (br->nclause == 0)
+		un->test = RULES_UNIT_NEVER;
+	else if (br->nclause == 1) {
+		un->test = RULES_UNIT_ONE;
+		un->need = br->need[0];
+	} else
+		un->test = RULES_UNIT_MANY;
+}
+
 int
 rules_prepare(struct rules *r)
 {
@@ -628,10 +645,12 @@ rules_prepare(struct rules *r)
 	}
 	r->wgate = rules_wgate(r, maxlit);
 	r->wmaxlit = maxlit;
-	if ((r->rwin = calloc(nmax, 1)) == NULL)
+	if ((r->unit = calloc(nmax * RULES_MAX_CLAUSE, sizeof(*r->unit))) == NULL)
 		return -1;
 	for (i = 0; i < r->nrule; i++)
-		r->rwin[i] = r->rule[i].window != 0;
+		for (b = 0; b < r->rule[i].nbr; b++)
+			rules_unit_fill(&r->unit[RULES_UNIT(i, b)], &r->rule[i],
+			    &r->rule[i].br[b]);
 	return 0;
 }
 
@@ -1037,10 +1056,19 @@ rules_hit_cmp(const void *a, const void *b)
 static inline int
 rules_seen_enough(const struct rules *r, uint32_t u, uint64_t seen)
 {
-	const struct rules_branch *br =
-	    &r->rule[u / RULES_MAX_CLAUSE].br[u % RULES_MAX_CLAUSE];
+	const struct rules_unit		*un = &r->unit[u];
+	const struct rules_branch	*br;
 
-	return br->always || rules_candidate(br->need, br->nclause, seen);
+	switch (un->test) {
+	case RULES_UNIT_ONE:
+		return (seen & un->need) == un->need;
+	case RULES_UNIT_ALWAYS:
+		return 1;
+	case RULES_UNIT_NEVER:
+		return 0;
+	}
+	br = &r->rule[u / RULES_MAX_CLAUSE].br[u % RULES_MAX_CLAUSE];
+	return rules_candidate(br->need, br->nclause, seen);
 }
 
 /*
@@ -1229,7 +1257,7 @@ rules_note_cands(const struct rules *r, enum rules_role role)
 
 	for (k = 0; k < r->ntouched; k++) {
 		u = r->touched[k];
-		if ((r->rule[u / RULES_MAX_CLAUSE].roles & role) &&
+		if ((r->unit[u].roles & role) &&
 		    rules_seen_enough(r, u, r->seen[u]))
 			return 1;
 	}
@@ -1342,7 +1370,7 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 		if (!r->oom && rules_seen_enough(r, u, r->seen[u]))
 			rules_mark(r, u, role);
 		/* the window rules' sets this turn holds, for its note */
-		if (r->wgate && !r->windowed && r->rwin[u / RULES_MAX_CLAUSE])
+		if (r->wgate && !r->windowed && r->unit[u].window)
 			r->cur_over |= rules_note_add(&r->cur, u, r->seen[u]);
 		r->seen[u] = 0;
 	}
@@ -1424,7 +1452,7 @@ rules_free(struct rules *r)
 	}
 	rules_free_lits(r);
 	free(r->pair);
-	free(r->rwin);
+	free(r->unit);
 	free(r->lit_end);
 	free(r->lit_wend);
 	for (m = 0; m < RULES_NMASKS; m++)
