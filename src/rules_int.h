@@ -80,11 +80,6 @@ struct rules_branch {
 };
 
 /*
- * An `unless` pattern's prefilter: it can only match when a literal of each
- * set of one of its clauses occurs, so a veto whose words are absent from
- * the message is not run.
- */
-/*
  * What the loops over the touched units read of one (a rule's branch),
  * packed in 16 bytes: a rule is over a kilobyte and the loops touch about
  * 45 units a message, of which about 3 are candidates.
@@ -103,6 +98,11 @@ struct rules_unit {
 	uint8_t			 window;	/* the rule is marked window */
 };
 
+/*
+ * An `unless` pattern's prefilter: it can only match when a literal of each
+ * set of one of its clauses occurs, so a veto whose words are absent from
+ * the message is not run.
+ */
 struct rules_veto {
 	uint32_t		 rule;
 	int			 always;	/* no required literal: always run */
