@@ -504,6 +504,8 @@ def main():
                     help="print hashes and features for the C unit test, and exit")
     ap.add_argument("--sweep", action="store_true",
                     help="cross-validate several regularisation strengths, and exit")
+    ap.add_argument("--max-fa", type=float, default=MAX_FA,
+                    help="share of the innocent lines one category may flag (default %(default)s)")
     ap.add_argument("--max-any", type=float, default=MAX_ANY,
                     help=f"share of the innocent lines that may get any flag (default {MAX_ANY})")
     ap.add_argument("--curve", action="store_true",
@@ -530,7 +532,7 @@ def main():
     if a.sweep:
         for C in (1.0, 2.0, 4.0, 8.0, 16.0, 32.0):
             oof = cross_validate(X, Y, fold, C)
-            thr = choose_thresholds(oof, Y, innocent, MAX_FA, a.max_any)
+            thr = choose_thresholds(oof, Y, innocent, a.max_fa, a.max_any)
             fired = oof > np.array(thr)[None, :]
             rec = [(fired[:, k] & (Y[:, k] == 1)).sum() / max(1, Y[:, k].sum())
                    for k in range(len(CATEGORIES))]
@@ -541,7 +543,7 @@ def main():
     oof = cross_validate(X, Y, fold, REG_C)
     if a.curve:
         for m in (0.06, 0.05, 0.04, 0.03, 0.025, 0.02, 0.015, 0.01):
-            thr = choose_thresholds(oof, Y, innocent, MAX_FA, m)
+            thr = choose_thresholds(oof, Y, innocent, a.max_fa, m)
             fired = oof > np.array(thr)[None, :]
             rec = [(fired[:, k] & (Y[:, k] == 1)).sum() / max(1, Y[:, k].sum())
                    for k in range(len(CATEGORIES))]
@@ -549,7 +551,7 @@ def main():
             print(f"max-any {m:.3f}: innocent with a flag {anyfa:.2%}, mean recall {np.mean(rec):.3f}, "
                   f"labels caught {(fired & (Y == 1)).sum() / Y.sum():.3f}")
         return 0
-    thr = choose_thresholds(oof, Y, innocent, MAX_FA, a.max_any)
+    thr = choose_thresholds(oof, Y, innocent, a.max_fa, a.max_any)
     res = report(rows, Y, oof, thr, innocent)
     if a.v:
         for k, c in enumerate(CATEGORIES):
@@ -573,7 +575,7 @@ def main():
     size, nw = write_model(a.out, cats)
     print(f"wrote {a.out}: {size} bytes, {nw} weights", file=sys.stderr)
     if a.report:
-        res["settings"] = {"bits": BITS, "max_n": MAX_N, "folds": FOLDS, "max_fa": MAX_FA,
+        res["settings"] = {"bits": BITS, "max_n": MAX_N, "folds": FOLDS, "max_fa": a.max_fa,
                            "max_any": a.max_any, "C": REG_C, "prune": PRUNE}
         res["corpus"] = {}
         for p in paths:
