@@ -99,9 +99,9 @@ def test_eval_dev_part(tmp_path):
     assert dev["lines"] >= 3000 and len(dev["categories"]) == 13
     assert all(c["positives"] >= 100 for c in dev["categories"].values()), dev["categories"]
     # a floor against regressions, just under today's figures: T7-T9 joined
-    # dev on 2026-12-04: 97.9/98.7 before, 99.2/99.3 after widening; T10-T15
-    # (4 233 lines the rules alone caught 88-89 % of) joined it that evening
-    assert dev["recall"] >= 0.975 and dev["clean"] >= 0.985, (dev["recall"], dev["clean"])
+    # dev on 2026-12-04: 97.9/98.7 before, 99.2/99.3 after widening; T10-T21
+    # joined it later that day, the pack widened on each (99.3/98.5 after)
+    assert dev["recall"] >= 0.99 and dev["clean"] >= 0.98, (dev["recall"], dev["clean"])
     assert dev["block_clean"] >= 0.995, dev["block_clean"]
     assert "split" in dev["kinds"] and "homophone" in dev["kinds"]
 
