@@ -592,7 +592,8 @@ cmd_rules(int argc, char **argv)
 	struct rules		*r;
 	struct test_state	 st;
 	size_t			 i, fails, w = 4, ex = 0;
-	int			 opt;
+	unsigned		 views, plain_views;
+	int			 opt, gate;
 
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
 		return usage_rules(stdout);
@@ -624,6 +625,11 @@ cmd_rules(int argc, char **argv)
 		    st.rows[i].pass == st.rows[i].total ? "ok" : "FAIL");
 	fputs(sbuf_str(&st.fails), stdout);
 	printf("%zu rules, %zu examples, %zu failed\n", st.n, ex, fails);
+	rules_cost(r, &views, &plain_views, &gate);
+	printf("a plain turn reads %u of %u normalised views; the window pass %s\n",
+	    plain_views, views, rules_window_count(r) == 0 ? "never runs (no window rule)" :
+	    gate ? "is skipped when the turns' notes show nothing to find" :
+	    "runs on every turn");
 	free(st.rows);
 	sbuf_free(&st.fails);
 	rules_free(r);

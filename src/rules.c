@@ -1425,6 +1425,17 @@ rules_window_count(const struct rules *r)
 	return r->nwindow;
 }
 
+void
+rules_cost(const struct rules *r, unsigned *views, unsigned *plain_views,
+    int *window_gate)
+{
+	unsigned	all = r->acm_masks | r->wacm_masks;
+
+	*views = (unsigned)__builtin_popcount(all);
+	*plain_views = (unsigned)__builtin_popcount(all & ~r->plain_blind);
+	*window_gate = r->wgate;
+}
+
 size_t
 rules_match_naive(struct rules *r, enum rules_role role, const char *text,
     size_t len, const struct rules_hit **hits)

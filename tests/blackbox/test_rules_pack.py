@@ -17,12 +17,17 @@ def test_every_example_passes():
     r = subprocess.run([CHATMON, "rules", "test", "--rules", DEFAULT_RULES],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    last = r.stdout.strip().splitlines()[-1]
-    n_rules, n_examples, n_failed = [int(w) for w in last.replace(",", "").split() if w.isdigit()]
-    assert n_failed == 0 and n_rules >= 40 and n_examples >= 300, last
+    totals, cost = r.stdout.strip().splitlines()[-2:]
+    n_rules, n_examples, n_failed = [int(w) for w in totals.replace(",", "").split() if w.isdigit()]
+    assert n_failed == 0 and n_rules >= 40 and n_examples >= 300, totals
+    # the pack keeps its fast paths for plain chat: one normalised view
+    # read, the window pass skipped on clean turns (a rule that opts out of
+    # the noise step with a plain word, 星, cost every turn both once)
+    assert cost == ("a plain turn reads 1 of 2 normalised views; the window pass "
+                    "is skipped when the turns' notes show nothing to find"), cost
     # every category of domain.md has rules
     cats = set()
-    for line in r.stdout.splitlines()[1:-1]:
+    for line in r.stdout.splitlines()[1:-2]:
         if "/" in line:
             cats.add(line.split(".", 1)[0])
     for c in ("offplatform", "invoice", "returns", "stock", "review_bait", "payment",
@@ -68,6 +73,29 @@ def test_scan_lines_in_order_with_errors(tmp_path):
                        capture_output=True, text=True, timeout=30)
     o = json.loads(r.stdout)
     assert o["line"] == 1 and all(h["action"] != "block" for h in o["hits"])
+
+
+def test_rules_test_reports_the_cost_of_plain_turns(tmp_path):
+    """A view that only emoji rules use is skipped for plain turns until one
+    of its rules can be a candidate on plain words; the report says so."""
+    def cost(emoji_pattern, window):
+        (tmp_path / "r.yaml").write_text(
+            "- rule: a.plain\n  category: abuse\n  severity: warn\n  action: flag\n"
+            f"  window: {window}\n  pattern: 滚开\n"
+            "  examples: {match: [滚开], no_match: [滚筒]}\n"
+            "- rule: a.emoji\n  category: complaint_risk\n  severity: warn\n"
+            "  action: flag\n  normalize: {noise: false}\n"
+            f"  pattern: '给你们(?:1|一){emoji_pattern}'\n"
+            "  examples: {match: [给你们1⭐], no_match: [给你们五⭐]}\n", encoding="utf-8")
+        r = subprocess.run([CHATMON, "rules", "test", "--rules", str(tmp_path)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout.strip().splitlines()[-1]
+    assert cost("(?:⭐|🌟)", "false") == ("a plain turn reads 1 of 2 normalised views; "
+                                        "the window pass never runs (no window rule)")
+    assert cost("(?:⭐|🌟|星)", "false").startswith("a plain turn reads 2 of 2 ")
+    assert cost("(?:⭐|🌟)", "true").endswith(
+        "the window pass is skipped when the turns' notes show nothing to find")
 
 
 def test_rules_test_reports_failures(tmp_path):
