@@ -105,7 +105,9 @@ usage_rules(FILE *f)
 	    "\n"
 	    "test       loads the rules and runs every rule's examples: a table of\n"
 	    "           rules, then each failing example as FILE:LINE, then a summary\n"
-	    "           line. Exit status: 0 every example passed; 1 an example failed\n"
+	    "           line, then what a plain chat turn costs the rules (views read,\n"
+	    "           whether the window pass can be skipped; docs/rules.md).\n"
+	    "           Exit status: 0 every example passed; 1 an example failed\n"
 	    "           or the rules cannot be loaded; 2 a usage error.\n"
 	    "normalize  prints each line of standard input as rules see it\n"
 	    "           (docs/rules.md, \"Normalisation\"): what to write patterns against.\n");

@@ -110,6 +110,7 @@ size_t	rules_window_count(const struct rules *);
  */
 void	rules_cost(const struct rules *, unsigned *views,
 	    unsigned *plain_views, int *window_gate);
+
 /* The same without the literal prefilter: every rule's regex runs (the benchmark's baseline). */
 size_t	rules_match_naive(struct rules *, enum rules_role role,
 	    const char *text, size_t len, const struct rules_hit **hits);
