@@ -200,17 +200,6 @@ al_cp_off(const char *s, size_t len, size_t cp)
 	return i;
 }
 
-static size_t
-al_cp_count(const char *s, size_t len)
-{
-	size_t	i, n = 0;
-
-	for (i = 0; i < len; i++)
-		if (((unsigned char)s[i] & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
 /*
  * The chat text with the match set off. A long message is cut to a window
  * around the match: the line is for reading, the JSON has it whole.
@@ -229,7 +218,7 @@ al_chat(struct al *l, json_t *a)
 		return;
 	s = json_string_value(jt);
 	len = json_string_length(jt);
-	total = al_cp_count(s, len);
+	total = util_utf8_count(s, len);
 	if (json_is_object(jm) &&
 	    json_is_integer(json_object_get(jm, "start")) &&
 	    json_is_integer(json_object_get(jm, "end"))) {
@@ -243,8 +232,8 @@ al_chat(struct al *l, json_t *a)
 	    *(m = json_string_value(json_object_get(a, "matched"))) != '\0' &&
 	    (hit = strstr(s, m)) != NULL) {
 		/* no offsets (an older or foreign producer): the first occurrence */
-		ms = al_cp_count(s, (size_t)(hit - s));
-		me = ms + al_cp_count(m, strlen(m));
+		ms = util_utf8_count(s, (size_t)(hit - s));
+		me = ms + util_utf8_count(m, strlen(m));
 	}
 	ws = 0;
 	we = total;

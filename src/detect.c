@@ -7,6 +7,7 @@
 #include "chatmon/detect.h"
 #include "chatmon/model.h"
 #include "chatmon/normalize.h"
+#include "chatmon/util.h"
 
 /* The model scores at most this much of a turn: its cost grows with the text. */
 #define DETECT_MODEL_MAX	600
@@ -34,7 +35,7 @@ detect_window_conf(const struct config *cfg, struct window_conf *wc)
 	wc->ms = cfg->window.time_ms;
 	wc->bytes = (size_t)cfg->window.bytes;
 	wc->max_convs = DETECT_MAX_SPEAKERS;
-	wc->note_bytes = sizeof(struct rules_note);
+	wc->note_bytes = 0;	/* detect_new and detect_set_window add the notes' room */
 }
 
 /* wc with room for each turn's note (rules_note_take), whoever filled it in. */
@@ -144,18 +145,6 @@ detect_room(struct detect *d, size_t n)
 	d->hits = nh;
 	d->cap = c;
 	return 0;
-}
-
-/* Code points of UTF-8 s[0, n). */
-static uint32_t
-detect_cps(const char *s, size_t n)
-{
-	uint32_t	k = 0;
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-		k += ((unsigned char)s[i] & 0xc0) != 0x80;
-	return k;
 }
 
 /* Byte offset of code point cp in UTF-8 s[0, n) (n when past its end). */
@@ -335,7 +324,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *conv,
 		    (const struct rules_note *const *)notes, nearlier,
 		    &d->note)))
 			nw = rules_match_window(d->rules, role, joined, jlen,
-			    detect_cps(joined, last), &h);
+			    (uint32_t)util_utf8_count(joined, last), &h);
 		else
 			nw = 0;
 		if (slot != NULL)

@@ -193,6 +193,16 @@ util_hash(const struct util_hkey *key, const void *p, size_t len)
 	return h;
 }
 
+size_t
+util_utf8_count(const char *s, size_t n)
+{
+	size_t	i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += ((unsigned char)s[i] & 0xc0) != 0x80;
+	return k;
+}
+
 /* The length of the well-formed UTF-8 sequence at p (RFC 3629), or 0. */
 size_t
 util_utf8_seq(const unsigned char *p, const unsigned char *end)

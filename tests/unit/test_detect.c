@@ -113,18 +113,6 @@ teardown(void **state)
 	return 0;
 }
 
-/* Code points of UTF-8 s[0, n). */
-static uint32_t
-cps(const char *s, size_t n)
-{
-	uint32_t	k = 0;
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-		k += ((unsigned char)s[i] & 0xc0) != 0x80;
-	return k;
-}
-
 /*
  * One turn through detect_turn and through the oracle: the same hits (rule,
  * code points, turns) in the same order. Returns the window hits.
@@ -147,7 +135,7 @@ turn(struct fixture *fx, const char *conv, enum rules_role role,
 	    len, now, &joined, &jlen, &last, &nturns), 0);
 	if (nturns > 1) {
 		nw = rules_match_window(fx->oracle, role, joined, jlen,
-		    cps(joined, last), &h);
+		    (uint32_t)util_utf8_count(joined, last), &h);
 		assert_true(n + nw < 16);
 		memcpy(want + n, h, nw * sizeof(*h));
 	}

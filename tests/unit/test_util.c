@@ -61,6 +61,19 @@ test_fnv1a(void **state)
 	assert_true(util_fnv1a64("foobar", 6) == 0x85944171f73967e8ULL);
 }
 
+/* Code points at their lead bytes: a cut sequence or a stray byte counts as one. */
+static void
+test_utf8_count(void **state)
+{
+	(void)state;
+	assert_int_equal(util_utf8_count("", 0), 0);
+	assert_int_equal(util_utf8_count("ab", 2), 2);
+	assert_int_equal(util_utf8_count("\xe5\x8a\xa0\xe6\x88\x91", 6), 2);	/* 加我 */
+	assert_int_equal(util_utf8_count("\xe5\x8a\xa0\xe6", 4), 2);	/* 加 and a cut lead */
+	assert_int_equal(util_utf8_count("\xf0\x9f\x98\x80" "a", 5), 2);	/* an emoji, a */
+	assert_int_equal(util_utf8_count("\x80\x80", 2), 0);	/* continuation bytes alone */
+}
+
 int
 main(void)
 {
@@ -68,6 +81,7 @@ main(void)
 		cmocka_unit_test(test_hash_is_siphash24),
 		cmocka_unit_test(test_keys_are_random),
 		cmocka_unit_test(test_fnv1a),
+		cmocka_unit_test(test_utf8_count),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
