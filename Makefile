@@ -46,12 +46,12 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
 # PURE are the daemon's; seen, feed and alertline serve the tool only.
-PURE	:= util log yamlfile config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state rreply
+PURE	:= util log yamlfile access config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state rreply
 IO	:= lwsctx session relay slaclock convstore rconn alert snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn dashboard chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn dashboard chatmon))
 
-UNIT_TESTS := util peercount window config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt model rreply pipeline
+UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt model rreply pipeline
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -102,7 +102,9 @@ $(BUILD)/tests/test_peercount: $(BUILD)/tests/test_peercount.o $(BUILD)/peercoun
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_window: $(BUILD)/tests/test_window.o $(BUILD)/window.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
-$(BUILD)/tests/test_config: $(BUILD)/tests/test_config.o $(BUILD)/config.o $(BUILD)/yamlfile.o $(BUILD)/util.o $(BUILD)/log.o
+$(BUILD)/tests/test_access: $(BUILD)/tests/test_access.o $(BUILD)/access.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
+$(BUILD)/tests/test_config: $(BUILD)/tests/test_config.o $(BUILD)/config.o $(BUILD)/access.o $(BUILD)/yamlfile.o $(BUILD)/util.o $(BUILD)/log.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -lyaml -lm
 $(BUILD)/tests/test_codec: $(BUILD)/tests/test_codec.o $(BUILD)/tests/allocfail.o $(BUILD)/codec.o $(BUILD)/util.o $(BUILD)/log.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium

@@ -15,6 +15,7 @@
 
 #include <yaml.h>
 
+#include "chatmon/access.h"
 #include "chatmon/config.h"
 #include "chatmon/log.h"
 #include "chatmon/yamlfile.h"
@@ -59,6 +60,8 @@ enum config_type {
 #define CF_ADDRS	0x10	/* CT_LIST: each item a host:port (config_parse_addr) */
 #define CF_WORD		0x20	/* CT_STRING: no space or control character */
 #define CF_ZERO		0x40	/* CT_FRACTION: 0 too (off) */
+#define CF_ORIGINS	0x80	/* CT_LIST: each item scheme://host[:port] */
+#define CF_CIDRS	0x100	/* CT_LIST: each item an address or CIDR (cidr_parse) */
 
 /*
  * One row per dotted key path, like nginx's ngx_command_t. Defaults are
@@ -88,6 +91,27 @@ static const struct config_key config_keys[] = {
 	    "ws://127.0.0.1:9000/", 0, 0, 0 },
 	{ "agent_id", CT_AGENT_ID, OFF(agent_id_name), OFF(agent_id_from),
 	    "query:agent", 0, 0, 0 },
+	/* docs/security.md */
+	{ "auth.jwt_key", CT_STRING, OFF(auth.jwt_key), 0, NULL, 0, 0, 0 },
+	{ "auth.jwt_claim", CT_STRING, OFF(auth.jwt_claim), 0, "sub", 0, 0,
+	    CF_NONEMPTY | CF_WORD },
+	{ "auth.jwt_audience", CT_STRING, OFF(auth.jwt_audience), 0, NULL,
+	    0, 0, 0 },
+	{ "auth.jwt_issuer", CT_STRING, OFF(auth.jwt_issuer), 0, NULL, 0, 0, 0 },
+	{ "auth.jwt_leeway", CT_DURATION, OFF(auth.jwt_leeway_ms), 0, "30s",
+	    0, 3600000, CF_ROUND_S },
+	{ "auth.forward_token", CT_BOOL, OFF(auth.forward_token), 0, "false",
+	    0, 0, 0 },
+	{ "tls.cert", CT_STRING, OFF(tls.cert), 0, NULL, 0, 0, 0 },
+	{ "tls.key", CT_STRING, OFF(tls.key), 0, NULL, 0, 0, 0 },
+	{ "tls.min_version", CT_STRING, OFF(tls.min_version), 0, "1.2", 0, 0, 0 },
+	{ "upstream_tls.ca", CT_STRING, OFF(upstream_tls.ca), 0, NULL, 0, 0, 0 },
+	{ "upstream_tls.verify", CT_BOOL, OFF(upstream_tls.verify), 0, "true",
+	    0, 0, 0 },
+	{ "allowed_origins", CT_LIST, OFF(allowed_origins), 0, NULL, 0, 0,
+	    CF_ORIGINS },
+	{ "trusted_proxies", CT_LIST, OFF(trusted_proxies), 0, NULL, 0, 0,
+	    CF_CIDRS },
 	{ "protocol.type", CT_POINTER, OFF(protocol.type), 0, "/type", 0, 0, 0 },
 	{ "protocol.conversation", CT_POINTER, OFF(protocol.conversation), 0,
 	    "/conversation", 0, 0, 0 },
@@ -184,7 +208,8 @@ static const struct config_key config_keys[] = {
 	    "127.0.0.1:8081", 0, 0, 0 },
 	{ "dashboard.token", CT_STRING, OFF(dashboard.token), 0, NULL, 0, 0, 0 },
 	{ "dashboard.allowed_origins", CT_LIST, OFF(dashboard.allowed_origins), 0,
-	    NULL, 0, 0, 0 },
+	    NULL, 0, 0, CF_ORIGINS },
+	{ "dashboard.users", CT_STRING, OFF(dashboard.users), 0, NULL, 0, 0, 0 },
 	{ "dashboard.root", CT_STRING, OFF(dashboard.root), 0,
 	    CHATMON_DATADIR "/dashboard", 0, 0, 0 },
 	{ "dashboard.history", CT_UINT, OFF(dashboard.history), 0, "1000",
@@ -798,6 +823,7 @@ config_set_item(struct config_ctx *ctx, const struct config_key *k,
 {
 	struct config_list	*l = &ctx->scratch;
 	struct config_addr	 a;
+	struct access_cidr	 cidr;
 	const char		*why;
 	char			**v, *p;
 	uint16_t		 from, to;
@@ -816,6 +842,15 @@ config_set_item(struct config_ctx *ctx, const struct config_key *k,
 	}
 	if ((k->flags & CF_ADDRS) && (why = config_addr_why(s, &a)) != NULL)
 		return config_bad(ctx, k, "address", s, why);
+	if ((k->flags & CF_ORIGINS) && (why = access_origin_why(s)) != NULL)
+		return config_bad(ctx, k, "origin", s, why);
+	if ((k->flags & CF_CIDRS) && access_cidr_parse(s, &cidr, &why) == -1)
+		return config_bad(ctx, k, "address or CIDR", s, why);
+	if ((k->flags & CF_CIDRS) && l->n >= CONFIG_MAX_PROXIES) {
+		config_err(ctx, "%s: at most %d ranges", k->path,
+		    CONFIG_MAX_PROXIES);
+		return -1;
+	}
 	if ((k->flags & CF_ADDRS) && l->n >= CONFIG_MAX_SENTINELS) {
 		config_err(ctx, "%s: at most %d addresses", k->path,
 		    CONFIG_MAX_SENTINELS);
@@ -972,7 +1007,13 @@ config_set_agent_id(struct config_ctx *ctx, const struct config_key *k,
 {
 	const char			*name, *p, *why = NULL;
 	enum config_agent_id_from	 from;
+	const char			*src = s;
+	int				 jwt = 0;
 
+	if (strncmp(s, "jwt:", 4) == 0) {
+		jwt = 1;
+		s += 4;
+	}
 	if (strncmp(s, "query:", 6) == 0) {
 		from = CONFIG_AGENT_ID_QUERY;
 		name = s + 6;
@@ -989,16 +1030,18 @@ config_set_agent_id(struct config_ctx *ctx, const struct config_key *k,
 			    strchr("!#$%&'*+-.^_`|~", *p) == NULL)
 				why = "bad character in header name";
 	} else {
-		why = "want query:NAME or header:NAME";
+		why = "want query:NAME, header:NAME, jwt:query:NAME or "
+		    "jwt:header:NAME";
 		name = NULL;
 	}
 	if (why == NULL && *name == '\0')
 		why = "NAME is empty";
 	if (why != NULL)
-		return config_bad(ctx, k, "agent id source", s, why);
+		return config_bad(ctx, k, "agent id source", src, why);
 	if (config_replace(ctx, FIELD(ctx->cfg, char *, k->off), name) == -1)
 		return -1;
 	*FIELD(ctx->cfg, enum config_agent_id_from, k->off2) = from;
+	ctx->cfg->agent_id_jwt = jwt;
 	return 0;
 }
 
@@ -1726,6 +1769,36 @@ config_redis(struct config_ctx *ctx)
 		r->wait_replicas = 1;
 }
 
+/* Who may connect (docs/security.md): what one key needs of another. */
+static void
+config_check_access(struct config_ctx *ctx)
+{
+	const struct config	*c = ctx->cfg;
+
+	if ((c->tls.cert == NULL) != (c->tls.key == NULL)) {
+		config_place(ctx, c->tls.cert ? "tls.cert" : "tls.key", NULL);
+		config_err(ctx, "tls.cert and tls.key go together: set both "
+		    "or neither");
+	}
+	/* NULL only when the default's copy ran out of memory (reported) */
+	if (c->tls.min_version != NULL &&
+	    strcmp(c->tls.min_version, "1.2") != 0 &&
+	    strcmp(c->tls.min_version, "1.3") != 0) {
+		config_place(ctx, "tls.min_version", NULL);
+		config_err(ctx, "tls.min_version: want \"1.2\" or \"1.3\"");
+	}
+	if (c->agent_id_jwt && c->auth.jwt_key == NULL) {
+		config_place(ctx, "agent_id", NULL);
+		config_err(ctx, "agent_id: a jwt: source needs auth.jwt_key (the "
+		    "key tokens are verified with)");
+	}
+	if (!c->agent_id_jwt && config_is_set(ctx, "auth.forward_token")) {
+		config_place(ctx, "auth.forward_token", NULL);
+		config_err(ctx, "auth.forward_token: only with a jwt: agent_id");
+	}
+	ctx->ovr = NULL;
+}
+
 static void
 config_check(struct config_ctx *ctx)
 {
@@ -1733,6 +1806,7 @@ config_check(struct config_ctx *ctx)
 	char			 va[300], vb[300];
 
 	config_check_redis(ctx);
+	config_check_access(ctx);
 
 	config_fmt_ms(va, sizeof(va), c->sla.escalate_ms);
 	config_fmt_ms(vb, sizeof(vb), c->sla.reply_ms);
@@ -1872,6 +1946,26 @@ config_resolve(const struct config *cfg, char **p)
 	return 0;
 }
 
+/* config_resolve for a key that may be unset (NULL). */
+static int
+config_resolve_opt(const struct config *cfg, char **p)
+{
+	return *p == NULL ? 0 : config_resolve(cfg, p);
+}
+
+/* trusted_proxies, checked item by item as they were set, parsed. */
+static void
+config_trusted(struct config *cfg)
+{
+	const char	*why;
+	size_t		 i;
+
+	for (i = 0; i < cfg->trusted_proxies.n && i < CONFIG_MAX_PROXIES; i++)
+		(void)access_cidr_parse(cfg->trusted_proxies.v[i],
+		    &cfg->trusted[i], &why);
+	cfg->ntrusted = i;
+}
+
 /*
  * A relative unix: socket in redis.url is the file's, as rules: is
  * (unix:../build/run/redis.sock in a checkout's conf/); it must still fit
@@ -1945,10 +2039,16 @@ config_load(const char *path, char *const *overrides, size_t n_overrides,
 	if (ctx->nerr > 0)
 		goto err;
 	config_redis(ctx);
+	config_trusted(cfg);
 	if (config_resolve(cfg, &cfg->rules) == -1 ||
-	    (cfg->model != NULL && config_resolve(cfg, &cfg->model) == -1) ||
+	    config_resolve_opt(cfg, &cfg->model) == -1 ||
 	    config_resolve(cfg, &cfg->dashboard.root) == -1 ||
-	    (cfg->redis.spool != NULL && config_resolve(cfg, &cfg->redis.spool) == -1)) {
+	    config_resolve_opt(cfg, &cfg->dashboard.users) == -1 ||
+	    config_resolve_opt(cfg, &cfg->tls.cert) == -1 ||
+	    config_resolve_opt(cfg, &cfg->tls.key) == -1 ||
+	    config_resolve_opt(cfg, &cfg->upstream_tls.ca) == -1 ||
+	    config_resolve_opt(cfg, &cfg->auth.jwt_key) == -1 ||
+	    config_resolve_opt(cfg, &cfg->redis.spool) == -1) {
 		config_oom(ctx);
 		goto err;
 	}

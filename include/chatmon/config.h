@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chatmon/access.h"
 #include "chatmon/util.h"
 
 struct config_addr {			/* "host:port", "[v6]:port" */
@@ -22,11 +23,33 @@ struct config_ws_url {			/* ws://host[:port][/path][?query] */
 enum config_agent_id_from {
 	CONFIG_AGENT_ID_QUERY,		/* agent_id: query:NAME */
 	CONFIG_AGENT_ID_HEADER,		/* agent_id: header:NAME */
-};
+};	/* either may be prefixed jwt: (config.agent_id_jwt) */
 
 struct config_list {			/* a YAML sequence of strings */
 	char	**v;
 	size_t	  n;
+};
+
+#define CONFIG_MAX_PROXIES	32
+
+struct config_tls {			/* the listening side: wss:// when cert is set */
+	char	*cert;			/* PEM: the certificate, then any chain */
+	char	*key;			/* PEM private key */
+	char	*min_version;		/* "1.2" or "1.3" */
+};
+
+struct config_upstream_tls {		/* a wss:// upstream */
+	char	*ca;			/* PEM CA bundle; NULL: the system's */
+	int	 verify;		/* check the certificate and the host name */
+};
+
+struct config_auth {			/* agent_id: jwt:... */
+	char	*jwt_key;		/* HS256 secret, PEM public key or JWKS file */
+	char	*jwt_claim;		/* the claim that is the agent id */
+	char	*jwt_audience;		/* checked when set */
+	char	*jwt_issuer;		/* checked when set */
+	uint64_t jwt_leeway_ms;		/* clock skew allowed on exp and nbf */
+	int	 forward_token;		/* pass the token on to the backend */
 };
 
 struct config_protocol {
@@ -118,6 +141,7 @@ struct config_dashboard {		/* chatmon dashboard */
 	char	*root;			/* the page's files; relative to the config */
 	uint64_t history;		/* alerts kept for pages that (re)connect */
 	struct config_list allowed_origins;	/* besides the page's own */
+	char	*users;			/* optional: logins (chatmon passwd) */
 };
 
 struct config_limits {
@@ -144,6 +168,14 @@ struct config {
 	struct config_ws_url upstream_url;
 	enum config_agent_id_from agent_id_from;	/* agent_id: query:agent */
 	char	*agent_id_name;
+	int	 agent_id_jwt;		/* agent_id: jwt:...: the value is a token */
+	struct config_auth auth;
+	struct config_tls tls;
+	struct config_upstream_tls upstream_tls;
+	struct config_list allowed_origins;	/* agents' Origin; empty: any */
+	struct config_list trusted_proxies;	/* addresses or CIDRs, as written */
+	struct access_cidr trusted[CONFIG_MAX_PROXIES];	/* parsed */
+	size_t	 ntrusted;
 	struct config_protocol protocol;
 	struct config_redis redis;
 	struct config_sla sla;

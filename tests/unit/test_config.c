@@ -229,6 +229,18 @@ assert_defaults(const struct config *c)
 	assert_int_equal(c->limits.connect_timeout_ms, 10000);
 	assert_int_equal(c->limits.shutdown_grace_ms, 5000);
 	assert_int_equal(c->log_level, LOG_LVL_INFO);
+	/* nobody is asked for a token, TLS is off, and any origin may connect */
+	assert_int_equal(c->agent_id_jwt, 0);
+	assert_null(c->auth.jwt_key);
+	assert_string_equal(c->auth.jwt_claim, "sub");
+	assert_int_equal(c->auth.jwt_leeway_ms, 30000);
+	assert_int_equal(c->auth.forward_token, 0);
+	assert_null(c->tls.cert);
+	assert_string_equal(c->tls.min_version, "1.2");
+	assert_int_equal(c->upstream_tls.verify, 1);
+	assert_int_equal(c->allowed_origins.n, 0);
+	assert_int_equal(c->ntrusted, 0);
+	assert_null(c->dashboard.users);
 }
 
 /* ------------------------------------------------------------ good files */
@@ -367,6 +379,66 @@ test_every_key(void **state)
 	assert_int_equal(c->limits.connect_timeout_ms, 3000);
 	assert_int_equal(c->limits.shutdown_grace_ms, 250);
 	assert_int_equal(c->log_level, LOG_LVL_DEBUG);
+	config_free(c);
+	sbuf_free(&errs);
+}
+
+/* Who may connect (docs/security.md): relative files are the config's. */
+static void
+test_access_keys(void **state)
+{
+	static const char text[] =
+	    "agent_id: jwt:header:Authorization\n"
+	    "auth:\n"
+	    "  jwt_key: keys/agents.jwks\n"
+	    "  jwt_claim: preferred_username\n"
+	    "  jwt_audience: chatmon\n"
+	    "  jwt_issuer: https://sso.example.com\n"
+	    "  jwt_leeway: 1.5s\n"
+	    "  forward_token: true\n"
+	    "tls: {cert: /etc/chatmon/tls/cert.pem, key: tls/key.pem, "
+	    "min_version: '1.3'}\n"
+	    "upstream_tls: {ca: ca.pem, verify: false}\n"
+	    "allowed_origins: [https://wb.example.com, 'http://127.0.0.1:8000']\n"
+	    "trusted_proxies: [10.0.0.0/8, '::1']\n"
+	    "dashboard: {users: users}\n";
+	struct config	*c;
+	struct sbuf	 errs;
+	const char	*path;
+	char		 want[512], *dir;
+
+	(void)state;
+	sbuf_init(&errs);
+	c = load(text, NULL, 0, &errs, &path);
+	assert_string_equal(sbuf_str(&errs), "");
+	assert_non_null(c);
+	dir = strdup(path);
+	*strrchr(dir, '/') = '\0';
+	assert_int_equal(c->agent_id_jwt, 1);
+	assert_int_equal(c->agent_id_from, CONFIG_AGENT_ID_HEADER);
+	assert_string_equal(c->agent_id_name, "Authorization");
+	snprintf(want, sizeof(want), "%s/keys/agents.jwks", dir);
+	assert_string_equal(c->auth.jwt_key, want);
+	assert_string_equal(c->auth.jwt_claim, "preferred_username");
+	assert_string_equal(c->auth.jwt_audience, "chatmon");
+	assert_string_equal(c->auth.jwt_issuer, "https://sso.example.com");
+	assert_int_equal(c->auth.jwt_leeway_ms, 2000);	/* whole seconds */
+	assert_int_equal(c->auth.forward_token, 1);
+	assert_string_equal(c->tls.cert, "/etc/chatmon/tls/cert.pem");
+	snprintf(want, sizeof(want), "%s/tls/key.pem", dir);
+	assert_string_equal(c->tls.key, want);
+	assert_string_equal(c->tls.min_version, "1.3");
+	snprintf(want, sizeof(want), "%s/ca.pem", dir);
+	assert_string_equal(c->upstream_tls.ca, want);
+	assert_int_equal(c->upstream_tls.verify, 0);
+	assert_int_equal(c->allowed_origins.n, 2);
+	assert_int_equal(c->ntrusted, 2);
+	assert_true(access_cidr_any(c->trusted, c->ntrusted, "10.1.2.3"));
+	assert_true(access_cidr_any(c->trusted, c->ntrusted, "::1"));
+	assert_false(access_cidr_any(c->trusted, c->ntrusted, "192.0.2.1"));
+	snprintf(want, sizeof(want), "%s/users", dir);
+	assert_string_equal(c->dashboard.users, want);
+	free(dir);
 	config_free(c);
 	sbuf_free(&errs);
 }
@@ -510,9 +582,28 @@ static const struct bad_case bad_cases[] = {
 	{ "upstream no host", "upstream: ws:///chat\n",
 	    "@:1: upstream: bad URL 'ws:///chat': missing host\n" },
 	{ "agent_id source", "agent_id: cookie:agent\n",
-	    "@:1: agent_id: bad agent id source 'cookie:agent': want query:NAME or header:NAME\n" },
+	    "@:1: agent_id: bad agent id source 'cookie:agent': want query:NAME, header:NAME, jwt:query:NAME or jwt:header:NAME\n" },
 	{ "agent_id empty name", "agent_id: 'header:'\n",
 	    "@:1: agent_id: bad agent id source 'header:': NAME is empty\n" },
+	{ "jwt agent_id without a key", "x: 1\nagent_id: jwt:query:token\n",
+	    "@:1: unknown key 'x'\n"
+	    "@:2: agent_id: a jwt: source needs auth.jwt_key (the key tokens are verified with)\n" },
+	{ "jwt agent_id bad name", "agent_id: 'jwt:query:a b'\n",
+	    "@:1: agent_id: bad agent id source 'jwt:query:a b': bad character in query parameter name\n" },
+	{ "forward_token without jwt", "auth: {forward_token: true}\n",
+	    "@:1: auth.forward_token: only with a jwt: agent_id\n" },
+	{ "tls cert without key", "tls:\n  cert: c.pem\n",
+	    "@:2: tls.cert and tls.key go together: set both or neither\n" },
+	{ "tls version", "tls: {min_version: '1.1'}\n",
+	    "@:1: tls.min_version: want \"1.2\" or \"1.3\"\n" },
+	{ "origin with a path", "allowed_origins: [https://a.example/x]\n",
+	    "@:1: allowed_origins: bad origin 'https://a.example/x': an origin has no path, query, user or space (browsers send scheme://host[:port] only)\n" },
+	{ "dashboard origin", "dashboard: {allowed_origins: [a.example]}\n",
+	    "@:1: dashboard.allowed_origins: bad origin 'a.example': want http://HOST[:PORT] or https://HOST[:PORT]\n" },
+	{ "proxy range", "trusted_proxies: [10.0.0.0/8, 10.0.0.0/40]\n",
+	    "@:1: trusted_proxies: bad address or CIDR '10.0.0.0/40': prefix length must be 0 to 32\n" },
+	{ "proxy name", "trusted_proxies:\n  - lb.example\n",
+	    "@:2: trusted_proxies: bad address or CIDR 'lb.example': not an IPv4 or IPv6 address\n" },
 	{ "pointer slash", "protocol:\n  type: type\n",
 	    "@:2: protocol.type: bad JSON pointer 'type': must start with '/'\n" },
 	{ "pointer tilde", "protocol:\n  text: /a~2b\n",
@@ -1373,6 +1464,7 @@ main(void)
 		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_bad_overrides),
 		cmocka_unit_test(test_value_kinds),
+		cmocka_unit_test(test_access_keys),
 		cmocka_unit_test(test_alloc_failures),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_parse_duration),

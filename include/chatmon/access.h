@@ -1,0 +1,45 @@
+/* access: who may connect: address ranges, Origin allow-lists, agent ids (pure, no I/O). */
+#ifndef CHATMON_ACCESS_H
+#define CHATMON_ACCESS_H
+
+#include <stddef.h>
+
+struct config_list;
+
+struct access_cidr {			/* 10.0.0.0/8, ::1, 192.0.2.7 */
+	int		family;		/* AF_INET or AF_INET6 */
+	unsigned char	addr[16];	/* network order, host bits cleared */
+	unsigned	bits;		/* prefix length */
+};
+
+/* Parses an address or CIDR; 0, or -1 with *why a static reason. */
+int	access_cidr_parse(const char *, struct access_cidr *, const char **why);
+/*
+ * Whether the textual address addr (as getpeername gives it; an IPv4-mapped
+ * IPv6 address counts as its IPv4 address) is in one of the n ranges.
+ */
+int	access_cidr_any(const struct access_cidr *, size_t n, const char *addr);
+
+/* NULL when s is an origin as browsers send it (scheme://host[:port]), else why not. */
+const char *access_origin_why(const char *s);
+/*
+ * Whether a request's Origin header may pass: no Origin (not a browser's
+ * page), an empty allow-list, or an origin on it (case-insensitive; the
+ * default port written or not). own, when not NULL, is the origin of a
+ * page the server itself serves, which always passes.
+ */
+int	access_origin_ok(const struct config_list *allowed, const char *origin,
+	    const char *own);
+
+#define ACCESS_AGENT_ID_MAX	64	/* bytes */
+
+/*
+ * NULL when id (len bytes) may name an agent, else why not: 1 to
+ * ACCESS_AGENT_ID_MAX bytes of valid UTF-8; ASCII letters, digits and
+ * . _ - @ + : ~; and any other character except controls, spaces,
+ * invisible and direction-changing ones. Ids end up in HTML, logs,
+ * Redis keys and supervisors' screens.
+ */
+const char *access_agent_id_why(const char *id, size_t len);
+
+#endif

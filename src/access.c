@@ -1,0 +1,208 @@
+/* access: who may connect: address ranges, Origin allow-lists, agent ids. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include "chatmon/access.h"
+#include "chatmon/config.h"
+#include "chatmon/util.h"
+
+int
+access_cidr_parse(const char *s, struct access_cidr *c, const char **why)
+{
+	char		 buf[INET6_ADDRSTRLEN + 8], *slash, *end;
+	unsigned long	 bits;
+	unsigned	 i, max;
+
+	memset(c, 0, sizeof(*c));
+	if (strlen(s) >= sizeof(buf)) {
+		*why = "too long for an address";
+		return -1;
+	}
+	strcpy(buf, s);
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, c->addr) == 1) {
+		c->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
+		c->family = AF_INET6;
+		max = 128;
+	} else {
+		*why = "not an IPv4 or IPv6 address";
+		return -1;
+	}
+	c->bits = max;
+	if (slash != NULL) {
+		if (!isdigit((unsigned char)*slash) ||
+		    (bits = strtoul(slash, &end, 10)) > max || *end != '\0') {
+			*why = max == 32 ? "prefix length must be 0 to 32" :
+			    "prefix length must be 0 to 128";
+			return -1;
+		}
+		c->bits = (unsigned)bits;
+	}
+	/* 10.1.2.3/8 means 10.0.0.0/8: clear the host bits */
+	for (i = c->bits; i < max; i++)
+		c->addr[i / 8] &= (unsigned char)~(0x80u >> (i % 8));
+	return 0;
+}
+
+static int
+access_cidr_has(const struct access_cidr *c, const unsigned char *a)
+{
+	unsigned	i;
+
+	for (i = 0; i < c->bits / 8; i++)
+		if (a[i] != c->addr[i])
+			return 0;
+	return c->bits % 8 == 0 ||
+	    ((a[i] ^ c->addr[i]) & (0xff00u >> (c->bits % 8))) == 0;
+}
+
+int
+access_cidr_any(const struct access_cidr *c, size_t n, const char *addr)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff };
+	unsigned char	 a4[4], a6[16];
+	int		 v4, v6;
+	size_t		 i;
+
+	v4 = inet_pton(AF_INET, addr, a4) == 1;
+	v6 = !v4 && inet_pton(AF_INET6, addr, a6) == 1;
+	if (v6 && memcmp(a6, mapped, sizeof(mapped)) == 0) {
+		memcpy(a4, a6 + 12, 4);
+		v4 = 1;
+	}
+	for (i = 0; i < n; i++)
+		if ((c[i].family == AF_INET && v4 && access_cidr_has(&c[i], a4)) ||
+		    (c[i].family == AF_INET6 && v6 && access_cidr_has(&c[i], a6)))
+			return 1;
+	return 0;
+}
+
+/* The length of the scheme (with "://") of an http or https origin, or 0. */
+static size_t
+access_scheme(const char *s, int *https)
+{
+	if (strncasecmp(s, "http://", 7) == 0) {
+		*https = 0;
+		return 7;
+	}
+	if (strncasecmp(s, "https://", 8) == 0) {
+		*https = 1;
+		return 8;
+	}
+	return 0;
+}
+
+const char *
+access_origin_why(const char *s)
+{
+	const char	*h, *p;
+	int		 https;
+	size_t		 n;
+
+	if ((n = access_scheme(s, &https)) == 0)
+		return "want http://HOST[:PORT] or https://HOST[:PORT]";
+	h = s + n;
+	if (*h == '\0' || *h == ':' || *h == '/')
+		return "the host is missing";
+	for (p = h; *p != '\0'; p++)
+		if (*p == '/' || *p == '?' || *p == '#' || *p == '@' ||
+		    (unsigned char)*p <= 0x20 || *p == 0x7f)
+			return "an origin has no path, query, user or space "
+			    "(browsers send scheme://host[:port] only)";
+	return NULL;
+}
+
+/*
+ * Whether origins a and b are the same: case-insensitive, with the
+ * scheme's default port written or not (https://a:443 is https://a).
+ */
+static int
+access_origin_eq(const char *a, const char *b)
+{
+	int		 ha, hb;
+	size_t		 na, nb, la, lb;
+	const char	*da, *db;
+
+	if ((na = access_scheme(a, &ha)) == 0 || (nb = access_scheme(b, &hb)) == 0 ||
+	    ha != hb)
+		return strcasecmp(a, b) == 0;
+	da = ha ? ":443" : ":80";
+	db = da;
+	la = strlen(a);
+	lb = strlen(b);
+	if (la > na + strlen(da) && strcasecmp(a + la - strlen(da), da) == 0)
+		la -= strlen(da);
+	if (lb > nb + strlen(db) && strcasecmp(b + lb - strlen(db), db) == 0)
+		lb -= strlen(db);
+	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+int
+access_origin_ok(const struct config_list *allowed, const char *origin,
+    const char *own)
+{
+	size_t	i;
+
+	if (origin == NULL || (allowed->n == 0 && own == NULL))
+		return 1;
+	if (own != NULL && access_origin_eq(origin, own))
+		return 1;
+	for (i = 0; i < allowed->n; i++)
+		if (access_origin_eq(origin, allowed->v[i]))
+			return 1;
+	return 0;
+}
+
+/* Characters that do not show, or turn the text around them: U+200B-U+200F, U+202A-U+202E, ... */
+static int
+access_invisible(uint32_t cp)
+{
+	return (cp >= 0x80 && cp <= 0xa0) || cp == 0xad || cp == 0x34f ||
+	    cp == 0x61c || (cp >= 0x115f && cp <= 0x1160) ||
+	    (cp >= 0x180b && cp <= 0x180e) || (cp >= 0x2000 && cp <= 0x200f) ||
+	    (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f) ||
+	    cp == 0x3000 || cp == 0x3164 || (cp >= 0xfe00 && cp <= 0xfe0f) ||
+	    cp == 0xfeff || cp == 0xffa0 || (cp >= 0xfff0 && cp <= 0xfffb) ||
+	    (cp >= 0xe0000 && cp <= 0xe0fff);
+}
+
+const char *
+access_agent_id_why(const char *id, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)id, *end = p + len;
+	size_t			 n;
+	uint32_t		 cp;
+
+	if (len == 0)
+		return "empty";
+	if (len > ACCESS_AGENT_ID_MAX)
+		return "longer than 64 bytes";
+	while (p < end) {
+		if (*p < 0x80) {
+			if (!isalnum(*p) && (*p == 0 || strchr("._-@+:~", *p) == NULL))
+				return "a character other than letters, digits "
+				    "and . _ - @ + : ~";
+			p++;
+			continue;
+		}
+		if ((n = util_utf8_seq(p, end)) == 0)
+			return "not valid UTF-8";
+		cp = n == 2 ? (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f) :
+		    n == 3 ? (uint32_t)(p[0] & 0x0f) << 12 |
+		    (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f) :
+		    (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
+		    (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
+		if (access_invisible(cp))
+			return "an invisible or direction-changing character";
+		p += n;
+	}
+	return NULL;
+}

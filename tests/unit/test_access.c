@@ -1,0 +1,131 @@
+/* test_access: address ranges, Origin allow-lists and agent ids. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "chatmon/access.h"
+#include "chatmon/config.h"
+
+static int
+in(const char *range, const char *addr)
+{
+	struct access_cidr	 c;
+	const char		*why;
+
+	assert_int_equal(access_cidr_parse(range, &c, &why), 0);
+	return access_cidr_any(&c, 1, addr);
+}
+
+static void
+test_cidr(void **state)
+{
+	struct access_cidr	 c;
+	const char		*why = NULL;
+
+	(void)state;
+	assert_true(in("10.0.0.0/8", "10.200.3.4"));
+	assert_false(in("10.0.0.0/8", "11.0.0.1"));
+	assert_true(in("10.1.2.3/8", "10.9.9.9"));	/* host bits cleared */
+	assert_true(in("192.0.2.7", "192.0.2.7"));
+	assert_false(in("192.0.2.7", "192.0.2.8"));
+	assert_true(in("192.0.2.0/25", "192.0.2.127"));
+	assert_false(in("192.0.2.0/25", "192.0.2.128"));
+	assert_true(in("0.0.0.0/0", "203.0.113.9"));
+	assert_false(in("0.0.0.0/0", "::1"));	/* a family matches its own */
+	assert_true(in("::1", "::1"));
+	assert_true(in("2001:db8::/32", "2001:db8:ffff::1"));
+	assert_false(in("2001:db8::/33", "2001:db8:ffff::1"));
+	/* a v4-mapped peer is its IPv4 address */
+	assert_true(in("127.0.0.0/8", "::ffff:127.0.0.1"));
+	assert_false(in("10.0.0.0/8", "not an address"));
+	assert_int_equal(access_cidr_parse("10.0.0.0/33", &c, &why), -1);
+	assert_non_null(why);
+	assert_int_equal(access_cidr_parse("::/129", &c, &why), -1);
+	assert_int_equal(access_cidr_parse("10.0.0.0/", &c, &why), -1);
+	assert_int_equal(access_cidr_parse("10.0.0.0/+8", &c, &why), -1);
+	assert_int_equal(access_cidr_parse("10.0.0/8", &c, &why), -1);
+	assert_int_equal(access_cidr_parse("proxy.example.com", &c, &why), -1);
+	assert_int_equal(access_cidr_parse("", &c, &why), -1);
+}
+
+static void
+test_origin(void **state)
+{
+	char			*v[] = { "https://wb.example.com",
+				    "http://127.0.0.1:8000" };
+	struct config_list	 none = { NULL, 0 }, list = { v, 2 };
+
+	(void)state;
+	assert_null(access_origin_why("https://wb.example.com"));
+	assert_null(access_origin_why("http://[::1]:8080"));
+	assert_non_null(access_origin_why("wb.example.com"));
+	assert_non_null(access_origin_why("https://"));
+	assert_non_null(access_origin_why("https://wb.example.com/"));
+	assert_non_null(access_origin_why("https://wb.example.com/x"));
+	assert_non_null(access_origin_why("https://u@wb.example.com"));
+	assert_non_null(access_origin_why("*"));
+
+	/* an empty list lets any origin in; no Origin is not a browser page */
+	assert_true(access_origin_ok(&none, "https://evil.example", NULL));
+	assert_true(access_origin_ok(&list, NULL, NULL));
+	assert_true(access_origin_ok(&list, "https://wb.example.com", NULL));
+	assert_true(access_origin_ok(&list, "HTTPS://WB.EXAMPLE.COM", NULL));
+	assert_true(access_origin_ok(&list, "https://wb.example.com:443", NULL));
+	assert_true(access_origin_ok(&list, "http://127.0.0.1:8000", NULL));
+	assert_false(access_origin_ok(&list, "http://127.0.0.1:8001", NULL));
+	assert_false(access_origin_ok(&list, "http://wb.example.com", NULL));
+	assert_false(access_origin_ok(&list, "https://wb.example.com.evil",
+	    NULL));
+	assert_false(access_origin_ok(&list, "https://evil.example", NULL));
+	assert_false(access_origin_ok(&list, "null", NULL));
+	/* a page the server serves is its own origin, list or none */
+	assert_true(access_origin_ok(&none, "http://127.0.0.1:8081",
+	    "http://127.0.0.1:8081"));
+	assert_false(access_origin_ok(&none, "https://evil.example",
+	    "http://127.0.0.1:8081"));
+	assert_true(access_origin_ok(&list, "https://wb.example.com",
+	    "http://127.0.0.1:8081"));
+}
+
+static void
+test_agent_id(void **state)
+{
+	char	long_id[ACCESS_AGENT_ID_MAX + 2];
+
+	(void)state;
+	assert_null(access_agent_id_why("alice", 5));
+	assert_null(access_agent_id_why("a.b_c-d@shop:1+x~", 17));
+	assert_null(access_agent_id_why("客服小王", strlen("客服小王")));
+	assert_null(access_agent_id_why("cs-😀", strlen("cs-😀")));
+	assert_non_null(access_agent_id_why("", 0));
+	assert_non_null(access_agent_id_why("<img src=x>", 11));
+	assert_non_null(access_agent_id_why("a b", 3));
+	assert_non_null(access_agent_id_why("a\"b", 3));
+	assert_non_null(access_agent_id_why("a/b", 3));
+	assert_non_null(access_agent_id_why("a\nb", 3));
+	assert_non_null(access_agent_id_why("a\0b", 3));
+	assert_non_null(access_agent_id_why("\xe5\xae", 2));		/* cut */
+	assert_non_null(access_agent_id_why("\xc0\xaf", 2));		/* overlong */
+	assert_non_null(access_agent_id_why("a\xe2\x80\x8b", 4));	/* ZWSP */
+	assert_non_null(access_agent_id_why("a\xe2\x80\xae", 4));	/* RLO */
+	assert_non_null(access_agent_id_why("a\xe3\x80\x80", 4));	/* ideographic space */
+	assert_non_null(access_agent_id_why("a\xc2\x85", 3));		/* NEL */
+	memset(long_id, 'a', sizeof(long_id));
+	assert_null(access_agent_id_why(long_id, ACCESS_AGENT_ID_MAX));
+	assert_non_null(access_agent_id_why(long_id, ACCESS_AGENT_ID_MAX + 1));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cidr),
+		cmocka_unit_test(test_origin),
+		cmocka_unit_test(test_agent_id),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
