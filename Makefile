@@ -10,6 +10,8 @@ MANDIR	?= $(PREFIX)/share/man
 DOCDIR	?= $(PREFIX)/share/doc/chatmon
 DATADIR	?= $(PREFIX)/share/chatmon
 UNITDIR	?= $(PREFIX)/lib/systemd/system
+# sysusers.d(5): systemd-sysusers reads /usr/lib and /etc; install runs it on the file itself
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 
 PYTHON	?= /usr/bin/python3
 CC	?= cc
@@ -266,7 +268,7 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/chatmon \
 	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples/rules.d \
-	    $(DESTDIR)$(DATADIR)/dashboard
+	    $(DESTDIR)$(DATADIR)/dashboard $(DESTDIR)$(SYSUSERSDIR)
 	install -m 755 $(BUILD)/chatmond $(DESTDIR)$(SBINDIR)/chatmond
 	install -m 755 $(BUILD)/chatmon $(DESTDIR)$(BINDIR)/chatmon
 	install -m 644 web/dashboard/* $(DESTDIR)$(DATADIR)/dashboard
@@ -282,6 +284,10 @@ install: all
 	    install -m 644 conf/model/chatmon-ngram.model $(DESTDIR)$(SYSCONFDIR)/chatmon/model; }
 	sed $(INSTALL_SED) systemd/chatmond.service >$(DESTDIR)$(UNITDIR)/chatmond.service
 	sed $(INSTALL_SED) systemd/chatmond@.service >$(DESTDIR)$(UNITDIR)/chatmond@.service
+	install -m 644 systemd/chatmond.sysusers $(DESTDIR)$(SYSUSERSDIR)/chatmond.conf
+	@# the user the units run as, so key files can be given to its group
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+	    systemd-sysusers $(SYSUSERSDIR)/chatmond.conf; fi
 	sed $(INSTALL_SED) man/chatmon.1 >$(DESTDIR)$(MANDIR)/man1/chatmon.1
 	sed $(INSTALL_SED) man/chatmond.yaml.5 >$(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5
 	sed $(INSTALL_SED) man/chatmond.8 >$(DESTDIR)$(MANDIR)/man8/chatmond.8
@@ -299,11 +305,12 @@ install: all
 	    "(or chatmond@NAME for each $(SYSCONFDIR)/chatmon/NAME.yaml: docs/operations.md)"
 
 # Everything install put there except the configuration and the rules (the
-# operator's), and except /var/lib/chatmon (the service's state: the spool).
+# operator's), /var/lib/chatmon (the service's state: the spool) and the
+# chatmond user (files the operator gave its group would be orphaned).
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/chatmond $(DESTDIR)$(BINDIR)/chatmon \
 	    $(DESTDIR)$(UNITDIR)/chatmond.service $(DESTDIR)$(UNITDIR)/chatmond@.service \
-	    $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
+	    $(DESTDIR)$(SYSUSERSDIR)/chatmond.conf $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
 	    $(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5 $(DESTDIR)$(MANDIR)/man8/chatmond.8
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/docs/*.md \
 	    $(DESTDIR)$(DOCDIR)/examples/chatmond.yaml $(DESTDIR)$(DOCDIR)/examples/haproxy.cfg \
@@ -312,7 +319,8 @@ uninstall:
 	rmdir $(DESTDIR)$(DOCDIR)/examples/rules.d $(DESTDIR)$(DOCDIR)/examples \
 	    $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)/dashboard \
 	    $(DESTDIR)$(DATADIR) 2>/dev/null || true
-	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/chatmon (configuration and rules)"
+	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/chatmon (configuration and rules)" \
+	    "and the chatmond user (userdel chatmond)"
 
 clean:
 	rm -rf build/*.o build/*.d build/chatmond build/chatmon build/tests build-san

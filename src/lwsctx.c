@@ -1,5 +1,6 @@
 /* lwsctx: a libwebsockets context on the caller's libevent loop, listening on one address (chatmond's relay and the dashboard). */
 #include <errno.h>
+#include <stdlib.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,10 @@
 #include <sys/socket.h>
 
 #include <libwebsockets.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "chatmon/log.h"
 #include "chatmon/lwsctx.h"
@@ -123,6 +128,10 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 	/* SO_REUSEPORT with one service thread needs patch 0010 (third_party/) */
 	if (li->reuseport)
 		info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
+	/* the certificate is ours to load, at start and at every reload */
+	if (li->tls)
+		info.options |= LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX;
+	info.client_ssl_ca_filepath = li->client_ca;
 	info.foreign_loops = loops;
 	info.port = li->listen->port;
 	/* lws takes an interface name or an address; NULL is every address */
@@ -154,4 +163,153 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 	if ((ctx = lws_create_context(&info)) == NULL)
 		lwsctx_listen_error(li, errs);
 	return ctx;
+}
+
+/* --- TLS ------------------------------------------------------------------ */
+
+struct lwsctx_tls {
+	X509		*cert;
+	STACK_OF(X509)	*chain;		/* the certificates after the first */
+	EVP_PKEY	*key;
+	int		 min_version;	/* TLS1_2_VERSION or TLS1_3_VERSION */
+};
+
+/* OpenSSL's reason for the last error, its queue emptied. */
+static const char *
+lwsctx_ssl_why(void)
+{
+	unsigned long	 e = ERR_peek_last_error();
+	const char	*why = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+	ERR_clear_error();
+	return why != NULL ? why : "no PEM data";
+}
+
+/* An encrypted key would need a passphrase typed at start: refuse it. */
+static int
+lwsctx_no_passphrase(char *buf, int size, int rw, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rw;
+	*(int *)u = 1;
+	return -1;
+}
+
+static FILE *
+lwsctx_open(const char *key, const char *path, struct sbuf *errs)
+{
+	FILE	*f;
+
+	if ((f = fopen(path, "r")) == NULL)
+		sbuf_line(errs, "%s %s: %s", key, path, strerror(errno));
+	return f;
+}
+
+struct lwsctx_tls *
+lwsctx_tls_load(const struct config_tls *c, struct sbuf *errs)
+{
+	struct lwsctx_tls	*t;
+	FILE			*f = NULL;
+	X509			*x;
+	int			 encrypted = 0;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    (t->chain = sk_X509_new_null()) == NULL) {
+		sbuf_line(errs, "tls: out of memory");
+		goto err;
+	}
+	t->min_version = strcmp(c->min_version, "1.3") == 0 ? TLS1_3_VERSION :
+	    TLS1_2_VERSION;
+	if ((f = lwsctx_open("tls.cert", c->cert, errs)) == NULL)
+		goto err;
+	if ((t->cert = PEM_read_X509(f, NULL, NULL, NULL)) == NULL) {
+		sbuf_line(errs, "tls.cert %s: no certificate: %s", c->cert,
+		    lwsctx_ssl_why());
+		goto err;
+	}
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+		if (!sk_X509_push(t->chain, x)) {
+			X509_free(x);
+			sbuf_line(errs, "tls: out of memory");
+			goto err;
+		}
+	ERR_clear_error();	/* the end of the file */
+	fclose(f);
+	if ((f = lwsctx_open("tls.key", c->key, errs)) == NULL)
+		goto err;
+	if ((t->key = PEM_read_PrivateKey(f, NULL, lwsctx_no_passphrase,
+	    &encrypted)) == NULL) {
+		sbuf_line(errs, "tls.key %s: %s", c->key, encrypted ?
+		    "the key is encrypted (chatmond starts unattended: store "
+		    "it without a passphrase, readable by its user only)" :
+		    lwsctx_ssl_why());
+		goto err;
+	}
+	fclose(f);
+	f = NULL;
+	if (X509_check_private_key(t->cert, t->key) != 1) {
+		ERR_clear_error();
+		sbuf_line(errs, "tls.key %s: not the key of the certificate in "
+		    "%s", c->key, c->cert);
+		goto err;
+	}
+	/* served anyway (clients will say why), but said here first */
+	if (X509_cmp_current_time(X509_get0_notAfter(t->cert)) < 0)
+		log_warnx("lwsctx_tls_load: tls.cert %s has expired", c->cert);
+	else if (X509_cmp_current_time(X509_get0_notBefore(t->cert)) > 0)
+		log_warnx("lwsctx_tls_load: tls.cert %s is not valid yet",
+		    c->cert);
+	return t;
+err:
+	if (f != NULL)
+		fclose(f);
+	lwsctx_tls_free(t);
+	return NULL;
+}
+
+void
+lwsctx_tls_free(struct lwsctx_tls *t)
+{
+	if (t == NULL)
+		return;
+	X509_free(t->cert);
+	sk_X509_pop_free(t->chain, X509_free);
+	EVP_PKEY_free(t->key);
+	free(t);
+}
+
+int
+lwsctx_tls_use(const struct lwsctx_tls *t, void *ssl_ctx)
+{
+	SSL_CTX	*ctx = ssl_ctx;
+
+	/* SSL_new copies these: a connection keeps what it started with */
+	if (SSL_CTX_use_certificate(ctx, t->cert) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, t->key) != 1 ||
+	    SSL_CTX_set1_chain(ctx, t->chain) != 1 ||
+	    SSL_CTX_set_min_proto_version(ctx, t->min_version) != 1) {
+		log_warnx("lwsctx_tls_use: %s", lwsctx_ssl_why());
+		return -1;
+	}
+	return 0;
+}
+
+int
+lwsctx_ca_check(const char *key, const char *path, struct sbuf *errs)
+{
+	X509	*x;
+	FILE	*f;
+
+	if ((f = lwsctx_open(key, path, errs)) == NULL)
+		return -1;
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x == NULL) {
+		sbuf_line(errs, "%s %s: no certificate: %s", key, path,
+		    lwsctx_ssl_why());
+		return -1;
+	}
+	X509_free(x);
+	return 0;
 }

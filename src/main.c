@@ -181,7 +181,9 @@ chatmond_on_hup(evutil_socket_t sig, short what, void *arg)
 	d->metrics.reloads++;
 	sbuf_init(&errs);
 	nc = config_load(d->path, d->overrides, d->n_overrides, &errs);
-	if (nc == NULL || relay_set_config(d->relay, nc, &errs) == -1) {
+	/* the files first: a reload that fails changes nothing */
+	if (nc == NULL || session_server_prepare(d->srv, nc, &errs) == -1 ||
+	    relay_set_config(d->relay, nc, &errs) == -1) {
 		print_errors("main: reload: ", &errs);
 		log_errx("main: reload rejected, the running configuration stays");
 		d->metrics.reload_failures++;
@@ -305,7 +307,9 @@ main(int argc, char **argv)
 	log_set_level(d.cfg->log_level);
 	log_set_json(d.cfg->log_json);
 	if (check) {
-		if (relay_check(d.cfg, &errs) == -1) {
+		/* both have their say: every error at once */
+		if ((relay_check(d.cfg, &errs) == -1) |
+		    (session_check(d.cfg, &errs) == -1)) {
 			print_errors(NULL, &errs);
 			goto out;
 		}

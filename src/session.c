@@ -15,6 +15,8 @@
 #include <libwebsockets.h>
 
 #include "chatmon/log.h"
+#include "chatmon/access.h"
+#include "chatmon/jwt.h"
 #include "chatmon/lwsctx.h"
 #include "chatmon/msgq.h"
 #include "chatmon/peercount.h"
@@ -49,7 +51,8 @@
 /* idle queue buffers kept for the next messages (4 KiB each: 4 MiB at most) */
 #define SESSION_POOL_BUFS	1024
 #define SESSION_WRITE_CHUNK	65536
-#define SESSION_ID_MAX		128
+#define SESSION_ID_MAX		ACCESS_AGENT_ID_MAX
+#define SESSION_TOKEN_MAX	JWT_MAX_TOKEN
 #define SESSION_REASON_MAX	123	/* RFC 6455: close payload <= 125 */
 /*
  * File descriptors: an agent costs two (its own, its upstream's). Agents
@@ -121,12 +124,14 @@ struct session_settings {
 	struct config_ws_url	 upstream;
 	enum config_agent_id_from agent_id_from;
 	char			 agent_id_name[128];
+	int			 agent_id_jwt;		/* the source holds a token */
 	uint64_t		 max_message;
 	uint64_t		 queue_bytes;
 	uint64_t		 max_connections;
 	uint64_t		 max_per_ip;		/* 0: no limit */
 	uint64_t		 handshake_ms;
 	uint64_t		 message_ms;
+	int			 upstream_verify;	/* upstream_tls.verify */
 };
 
 struct session_server {
@@ -141,6 +146,18 @@ struct session_server {
 	struct relay		*relay;
 	struct metrics		*metrics;
 	struct session_settings	 set;
+	/*
+	 * The running configuration, for what a handshake reads of it (the
+	 * allowed origins, the trusted proxies): borrowed, replaced by
+	 * session_server_set_config before the old one is freed.
+	 */
+	const struct config	*cfg;
+	int			 listen_tls;	/* the listener speaks TLS (fixed at start) */
+	void			*ssl_ctx;	/* the listener's SSL_CTX, lws's */
+	struct lwsctx_tls	*tls;		/* its certificate */
+	struct lwsctx_tls	*tls_next;	/* read by session_server_prepare */
+	struct jwt_keys		*jwt;		/* the agents' token keys */
+	struct jwt_keys		*jwt_next;
 	struct session		*sessions;
 	size_t			 count;
 	uint64_t		 serial;
@@ -179,6 +196,7 @@ session_settings_from(struct session_settings *set, const struct config *cfg)
 	memset(set, 0, sizeof(*set));
 	set->upstream = cfg->upstream_url;
 	set->agent_id_from = cfg->agent_id_from;
+	set->agent_id_jwt = cfg->agent_id_jwt;
 	snprintf(set->agent_id_name, sizeof(set->agent_id_name), "%s",
 	    cfg->agent_id_name);
 	set->max_message = cfg->limits.max_message;
@@ -187,6 +205,7 @@ session_settings_from(struct session_settings *set, const struct config *cfg)
 	set->max_per_ip = cfg->limits.max_connections_per_ip;
 	set->handshake_ms = cfg->limits.handshake_timeout_ms;
 	set->message_ms = cfg->limits.message_timeout_ms;
+	set->upstream_verify = cfg->upstream_tls.verify;
 }
 
 /*
@@ -210,10 +229,96 @@ session_server_set_config(struct session_server *srv, const struct config *cfg)
 	struct session_settings	old = srv->set;
 
 	session_settings_from(&srv->set, cfg);
+	srv->cfg = cfg;
+	/* a reload to a source without tokens drops the keys */
+	jwt_keys_free(srv->jwt);
+	srv->jwt = srv->jwt_next;
+	srv->jwt_next = NULL;
+	if (srv->tls_next != NULL) {
+		/* before the listener exists, its callback takes it from srv->tls */
+		if (srv->ssl_ctx == NULL || lwsctx_tls_use(srv->tls_next,
+		    srv->ssl_ctx) == 0) {
+			if (srv->ssl_ctx != NULL)
+				log_info("session_server_set_config: tls: new "
+				    "handshakes present the certificate of %s",
+				    cfg->tls.cert);
+			lwsctx_tls_free(srv->tls);
+			srv->tls = srv->tls_next;
+		} else
+			log_warnx("session_server_set_config: tls: keeping the "
+			    "certificate in use");
+		srv->tls_next = NULL;
+	}
 	if (srv->tmo_handshake == NULL || old.handshake_ms != srv->set.handshake_ms)
 		srv->tmo_handshake = session_common_timeout(srv, srv->set.handshake_ms);
 	if (srv->tmo_message == NULL || old.message_ms != srv->set.message_ms)
 		srv->tmo_message = session_common_timeout(srv, srv->set.message_ms);
+}
+
+/*
+ * What cfg's files hold, read and checked: the listener's certificate and
+ * key, the upstream's CA. tls is NULL when the listener has none; the
+ * caller frees it.
+ */
+static int
+session_read_files(const struct config *cfg, struct lwsctx_tls **tls,
+    struct jwt_keys **jwt, struct sbuf *errs)
+{
+	int	rc = 0;
+
+	*tls = NULL;
+	*jwt = NULL;
+	if (cfg->agent_id_jwt && (*jwt = jwt_keys_load(cfg->auth.jwt_key,
+	    errs)) == NULL)
+		rc = -1;
+	if (cfg->tls.cert != NULL && (*tls = lwsctx_tls_load(&cfg->tls,
+	    errs)) == NULL)
+		rc = -1;
+	if (cfg->upstream_tls.ca != NULL &&
+	    lwsctx_ca_check("upstream_tls.ca", cfg->upstream_tls.ca, errs) == -1)
+		rc = -1;
+	return rc;
+}
+
+int
+session_check(const struct config *cfg, struct sbuf *errs)
+{
+	struct lwsctx_tls	*tls;
+	struct jwt_keys		*jwt;
+	int			 rc;
+
+	rc = session_read_files(cfg, &tls, &jwt, errs);
+	lwsctx_tls_free(tls);
+	jwt_keys_free(jwt);
+	return rc;
+}
+
+int
+session_server_prepare(struct session_server *srv, const struct config *cfg,
+    struct sbuf *errs)
+{
+	struct lwsctx_tls	*tls;
+	struct jwt_keys		*jwt;
+
+	lwsctx_tls_free(srv->tls_next);
+	jwt_keys_free(srv->jwt_next);
+	srv->tls_next = NULL;
+	srv->jwt_next = NULL;
+	if (session_read_files(cfg, &tls, &jwt, errs) == -1) {
+		lwsctx_tls_free(tls);
+		jwt_keys_free(jwt);
+		return -1;
+	}
+	srv->jwt_next = jwt;
+	if (srv->ctx != NULL && (tls != NULL) != srv->listen_tls) {
+		/* the listener was made with TLS or without: that stays */
+		log_warnx("session_server_prepare: tls cannot be turned %s live "
+		    "(restart chatmond)", srv->listen_tls ? "off" : "on");
+		lwsctx_tls_free(tls);
+		tls = NULL;
+	}
+	srv->tls_next = tls;
+	return 0;
 }
 
 /* --- closing ------------------------------------------------------------ */
@@ -433,6 +538,18 @@ session_hdr_dup(struct lws *wsi, enum lws_token_indexes tok)
 	return v;
 }
 
+/* Whether the query argument "name=value" is the agent's token and stays here. */
+static int
+session_token_arg(const struct session_server *srv, const char *arg)
+{
+	size_t	n = strlen(srv->set.agent_id_name);
+
+	return srv->set.agent_id_jwt && !srv->cfg->auth.forward_token &&
+	    srv->set.agent_id_from == CONFIG_AGENT_ID_QUERY &&
+	    strncmp(arg, srv->set.agent_id_name, n) == 0 &&
+	    (arg[n] == '=' || arg[n] == '\0');
+}
+
 /*
  * The backend's path: the upstream URL's path, then the agent's path and
  * query. lws hands both over decoded, so they are encoded again.
@@ -467,6 +584,8 @@ session_build_path(struct session_server *srv, struct lws *wsi)
 	}
 	for (i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
 	    WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
+		if (session_token_arg(srv, frag))
+			continue;	/* the backend has no use for it */
 		if (sbuf_printf(&p, "%c", sep) == -1)
 			goto err;
 		sep = '&';
@@ -488,15 +607,18 @@ err:
 	return NULL;
 }
 
-/* The agent id from the configured query argument or header, made log-safe. */
-static void
-session_agent_id(struct session_server *srv, struct lws *wsi, char *out,
+/*
+ * The value of the configured query argument or header, as sent: its
+ * length, 0 when there is none, or -1 when it does not fit in out.
+ */
+static int
+session_id_source(struct session_server *srv, struct lws *wsi, char *out,
     size_t outlen)
 {
 	const char	*name = srv->set.agent_id_name;
 	char		 key[160], *p;
 	const char	*v;
-	int		 t, n = -1;
+	int		 t, n;
 	const unsigned char *ts;
 
 	out[0] = '\0';
@@ -504,32 +626,139 @@ session_agent_id(struct session_server *srv, struct lws *wsi, char *out,
 		snprintf(key, sizeof(key), "%s=", name);
 		/* lws copies "name=value" and points at the value */
 		if ((v = lws_get_urlarg_by_name(wsi, key, out, (int)outlen)) == NULL)
-			out[0] = '\0';
-		else
-			memmove(out, v, strlen(v) + 1);
-	} else {
-		snprintf(key, sizeof(key), "%s:", name);
-		/* a header lws knows by name is not among the custom ones */
-		for (t = 0; t < WSI_TOKEN_COUNT; t++) {
-			ts = lws_token_to_string((enum lws_token_indexes)t);
-			if (ts != NULL && strcasecmp((const char *)ts, key) == 0) {
-				n = lws_hdr_copy(wsi, out, (int)outlen,
-				    (enum lws_token_indexes)t);
-				break;
-			}
-		}
-		if (t == WSI_TOKEN_COUNT) {
-			for (p = key; *p; p++)
-				*p = (char)tolower((unsigned char)*p);
-			n = lws_hdr_custom_copy(wsi, out, (int)outlen, key,
-			    (int)strlen(key));
-		}
-		if (n < 0)
-			out[0] = '\0';
+			return lws_get_urlarg_by_name(wsi, key, NULL, 0) ? -1 : 0;
+		n = (int)strlen(v);
+		memmove(out, v, (size_t)n + 1);
+		return n;
 	}
-	for (p = out; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	snprintf(key, sizeof(key), "%s:", name);
+	/* a header lws knows by name is not among the custom ones */
+	for (t = 0; t < WSI_TOKEN_COUNT; t++) {
+		ts = lws_token_to_string((enum lws_token_indexes)t);
+		if (ts != NULL && strcasecmp((const char *)ts, key) == 0) {
+			if (lws_hdr_total_length(wsi, (enum lws_token_indexes)t) >=
+			    (int)outlen)
+				return -1;
+			n = lws_hdr_copy(wsi, out, (int)outlen,
+			    (enum lws_token_indexes)t);
+			return n < 0 ? 0 : n;
+		}
+	}
+	for (p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if ((n = lws_hdr_custom_length(wsi, key, (int)strlen(key))) >= (int)outlen)
+		return -1;
+	n = lws_hdr_custom_copy(wsi, out, (int)outlen, key, (int)strlen(key));
+	return n < 0 ? 0 : n;
+}
+
+/*
+ * The agent id a token names, verified (docs/security.md, "Agent
+ * tokens"): 0 with s->agent_id set, or -1 with *why. The token comes as
+ * the query argument or as "Bearer TOKEN" in the header.
+ */
+static int
+session_token_id(struct session *s, const char *raw, size_t len,
+    const char **why)
+{
+	const struct config	*cfg = s->srv->cfg;
+	struct jwt_check	 chk = { cfg->auth.jwt_claim, cfg->auth.jwt_audience,
+				    cfg->auth.jwt_issuer,
+				    (int64_t)(cfg->auth.jwt_leeway_ms / 1000) };
+
+	if (s->srv->set.agent_id_from == CONFIG_AGENT_ID_HEADER) {
+		if (len < 7 || strncasecmp(raw, "Bearer ", 7) != 0) {
+			*why = len == 0 ? "no token" : "not a Bearer token";
+			return -1;
+		}
+		raw += 7;
+		len -= 7;
+		while (len > 0 && *raw == ' ') {
+			raw++;
+			len--;
+		}
+	}
+	if (len == 0) {
+		*why = "no token";
+		return -1;
+	}
+	if (jwt_verify(s->srv->jwt, &chk, raw, len, (int64_t)time(NULL),
+	    s->agent_id, sizeof(s->agent_id), why) == -1)
+		return -1;
+	if (access_agent_id_why(s->agent_id, strlen(s->agent_id)) != NULL) {
+		s->agent_id[0] = '\0';
+		*why = "its claim is not a valid agent id";
+		return -1;
+	}
+	return 0;
+}
+
+/* Refuses the handshake: the metric counted, the reason logged, the status returned. */
+static int
+session_refuse(struct session *s, uint64_t *metric, int status, const char *fmt,
+    ...)
+{
+	char	why[256];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	(*metric)++;
+	log_warnx("session_allow: %s: agent refused (%d): %s", s->addr, status,
+	    why);
+	return status;
+}
+
+/*
+ * Whether this agent may connect, decided before the upgrade and before
+ * anything goes upstream (docs/security.md): its page's origin, then who
+ * it is. 0 with s->agent_id set (empty when the request names none), or
+ * an HTTP status. What is logged never holds a token.
+ */
+static int
+session_allow(struct session *s, struct lws *wsi)
+{
+	struct session_server	*srv = s->srv;
+	const struct config	*cfg = srv->cfg;
+	struct metrics		*m = srv->metrics;
+	char			 origin[256], raw[SESSION_TOKEN_MAX + 1];
+	const char		*why;
+	int			 n;
+
+	if ((n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN)) > 0) {
+		if ((size_t)n >= sizeof(origin) || lws_hdr_copy(wsi, origin,
+		    sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+			return session_refuse(s, &m->refused_origin,
+			    HTTP_STATUS_FORBIDDEN, "Origin too long");
+		if (!access_origin_ok(&cfg->allowed_origins, origin, NULL))
+			return session_refuse(s, &m->refused_origin,
+			    HTTP_STATUS_FORBIDDEN, "Origin %.100s is not in "
+			    "allowed_origins", origin);
+	}
+	/* a front proxy that authenticates names the agent in a header */
+	if (srv->set.agent_id_from == CONFIG_AGENT_ID_HEADER &&
+	    !srv->set.agent_id_jwt && cfg->ntrusted > 0 &&
+	    !access_cidr_any(cfg->trusted, cfg->ntrusted, s->addr))
+		return session_refuse(s, &m->refused_untrusted,
+		    HTTP_STATUS_UNAUTHORIZED, "the %s header comes from an "
+		    "address not in trusted_proxies", srv->set.agent_id_name);
+	if ((n = session_id_source(srv, wsi, raw, sizeof(raw))) < 0)
+		return session_refuse(s, srv->set.agent_id_jwt ?
+		    &m->refused_token : &m->refused_agent_id,
+		    srv->set.agent_id_jwt ? HTTP_STATUS_UNAUTHORIZED :
+		    HTTP_STATUS_BAD_REQUEST, "the agent id source is too long");
+	if (srv->set.agent_id_jwt) {
+		if (session_token_id(s, raw, (size_t)n, &why) == -1)
+			return session_refuse(s, &m->refused_token,
+			    HTTP_STATUS_UNAUTHORIZED, "token refused: %s", why);
+		return 0;
+	}
+	if (n > 0 && (why = access_agent_id_why(raw, (size_t)n)) != NULL)
+		return session_refuse(s, &m->refused_agent_id,
+		    HTTP_STATUS_BAD_REQUEST, "bad agent id: %s", why);
+	memcpy(s->agent_id, raw, (size_t)n + 1);
+	return 0;
 }
 
 /* First entry of a comma-separated Sec-WebSocket-Protocol list. */
@@ -633,20 +862,27 @@ session_setup(struct session *s, struct lws *wsi)
 
 	if ((s->up_path = session_build_path(srv, wsi)) == NULL)
 		return -1;
-	session_agent_id(srv, wsi, s->agent_id, sizeof(s->agent_id));
-	s->peer.agent = s->agent_id;
+	s->peer.agent = s->agent_id;	/* read by session_allow */
 	s->peer.session = ++srv->serial;
 	s->peer.inject = session_inject;
 	s->peer.ctx = s;
 	if ((s->offered = session_hdr_dup(wsi, WSI_TOKEN_PROTOCOL)) != NULL)
 		s->answered = session_first_protocol(s->offered);
 	s->origin = session_hdr_dup(wsi, WSI_TOKEN_ORIGIN);
-	if ((v = session_hdr_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) != NULL)
+	/* a token that chatmond verified is not the backend's to see */
+	if (!(srv->set.agent_id_jwt && !srv->cfg->auth.forward_token &&
+	    srv->set.agent_id_from == CONFIG_AGENT_ID_HEADER &&
+	    strcasecmp(srv->set.agent_id_name, "Authorization") == 0) &&
+	    (v = session_hdr_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) != NULL)
 		s->hdrs[s->nhdrs++] = (struct session_hdr){ "authorization:", v };
 	if ((v = session_hdr_dup(wsi, WSI_TOKEN_HTTP_COOKIE)) != NULL)
 		s->hdrs[s->nhdrs++] = (struct session_hdr){ "cookie:", v };
-	/* X-Forwarded-For: the agent's address, after any proxies before us */
-	xff = session_hdr_dup(wsi, WSI_TOKEN_X_FORWARDED_FOR);
+	/*
+	 * X-Forwarded-For: the agent's address, after the proxies before us,
+	 * which only a trusted proxy may name: anyone else could write any.
+	 */
+	xff = access_cidr_any(srv->cfg->trusted, srv->cfg->ntrusted, s->addr) ?
+	    session_hdr_dup(wsi, WSI_TOKEN_X_FORWARDED_FOR) : NULL;
 	n = (xff ? strlen(xff) + 2 : 0) + strlen(s->addr) + 1;
 	if ((v = malloc(n)) == NULL) {
 		free(xff);
@@ -760,6 +996,10 @@ session_connect_upstream(struct session *s)
 	ci.address = srv->set.upstream.host;
 	ci.port = srv->set.upstream.port;
 	ci.ssl_connection = srv->set.upstream.tls ? LCCSCF_USE_SSL : 0;
+	if (srv->set.upstream.tls && !srv->set.upstream_verify)
+		ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
+		    LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+		    LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
 	ci.path = s->up_path;
 	if ((srv->set.upstream.tls && srv->set.upstream.port == 443) ||
 	    (!srv->set.upstream.tls && srv->set.upstream.port == 80))
@@ -1040,12 +1280,16 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	char			 buf[256];
 	int			 n;
 
-	(void)user;
 	/* a callback may come before lws_client_connect_via_info returns */
 	if (s != NULL && s->up == UP_CONNECTING && s->wsi[SIDE_UP] == NULL &&
 	    wsi != s->wsi[SIDE_AGENT])
 		s->wsi[SIDE_UP] = wsi;
 	switch (reason) {
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		/* the listener's SSL_CTX, empty: kept for reloads */
+		srv->ssl_ctx = user;
+		return srv->tls == NULL || lwsctx_tls_use(srv->tls, user) == -1;
+
 	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
 		/* in: the fd just accepted, the lowest free one */
 		return session_fd_check(srv, (int)(lws_intptr_t)in);
@@ -1063,7 +1307,7 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		if (s == NULL)
 			return 1;
-		if ((n = session_admit(s)) != 0) {
+		if ((n = session_admit(s)) != 0 || (n = session_allow(s, wsi)) != 0) {
 			lws_return_http_status(wsi, (unsigned)n, NULL);
 			return 1;
 		}
@@ -1235,6 +1479,15 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 /* --- the server ----------------------------------------------------------- */
 
+static void
+session_server_free_keys(struct session_server *srv)
+{
+	lwsctx_tls_free(srv->tls);
+	lwsctx_tls_free(srv->tls_next);
+	jwt_keys_free(srv->jwt);
+	jwt_keys_free(srv->jwt_next);
+}
+
 struct session_server *
 session_server_new(struct event_base *base, const struct config *cfg,
     struct relay *relay, struct metrics *m, struct sbuf *errs)
@@ -1250,6 +1503,8 @@ session_server_new(struct event_base *base, const struct config *cfg,
 		.timeout_secs = (unsigned)((cfg->limits.connect_timeout_ms + 999) / 1000),
 		.reuseport = cfg->listen_reuseport,
 		.reuseport_key = "listen_reuseport",
+		.tls = cfg->tls.cert != NULL,
+		.client_ca = cfg->upstream_tls.ca,
 	};
 
 	if ((srv = calloc(1, sizeof(*srv))) == NULL) {
@@ -1260,6 +1515,9 @@ session_server_new(struct event_base *base, const struct config *cfg,
 	srv->relay = relay;
 	srv->metrics = m;
 	srv->upstream_ok = -1;
+	srv->listen_tls = cfg->tls.cert != NULL;
+	if (session_server_prepare(srv, cfg, errs) == -1)
+		goto err;
 	session_server_set_config(srv, cfg);
 	if (srv->tmo_handshake == NULL || srv->tmo_message == NULL ||
 	    (srv->peers = peercount_new()) == NULL ||
@@ -1289,6 +1547,7 @@ session_server_new(struct event_base *base, const struct config *cfg,
 		goto err;
 	return srv;
 err:
+	session_server_free_keys(srv);
 	peercount_free(srv->peers);
 	msgq_pool_free(srv->bufs);
 	free(srv);
@@ -1345,6 +1604,7 @@ session_server_free(struct session_server *srv)
 	/* lws reports every connection's end while destroying; none is left */
 	while (srv->sessions != NULL)
 		session_free(srv->sessions);
+	session_server_free_keys(srv);
 	peercount_free(srv->peers);
 	msgq_pool_free(srv->bufs);
 	free(srv);

@@ -28,6 +28,14 @@ struct lwsctx_info {
 	 */
 	int				 reuseport;
 	const char			*reuseport_key;
+	/*
+	 * Listen with TLS: lws makes the listener's SSL_CTX empty and hands it
+	 * to protocols[0]'s callback (LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_
+	 * VERIFY_CERTS, user = the SSL_CTX), which puts a certificate in it
+	 * with lwsctx_tls_use.
+	 */
+	int				 tls;
+	const char			*client_ca;	/* wss:// connects trust this too; NULL: the system's only */
 };
 
 /*
@@ -39,5 +47,24 @@ struct lwsctx_info {
  */
 struct lws_context *lwsctx_new(struct event_base *base,
 	    const struct lwsctx_info *info, struct sbuf *errs);
+
+/*
+ * A listener's certificate (with its chain), private key and minimum
+ * TLS version, read and checked against each other: what a reload checks
+ * before it changes anything.
+ */
+struct lwsctx_tls;
+
+/* NULL with "tls.cert FILE: why" (or tls.key) in errs. */
+struct lwsctx_tls *lwsctx_tls_load(const struct config_tls *, struct sbuf *errs);
+void	lwsctx_tls_free(struct lwsctx_tls *);
+/*
+ * Puts t into a listener's SSL_CTX (lws's: void * keeps OpenSSL's headers
+ * out of the callers'). Handshakes from now on present it; connections
+ * already up keep the one they were made with. 0, or -1 (out of memory).
+ */
+int	lwsctx_tls_use(const struct lwsctx_tls *, void *ssl_ctx);
+/* Whether a CA file can be read and holds a certificate; errors name key. */
+int	lwsctx_ca_check(const char *key, const char *path, struct sbuf *errs);
 
 #endif

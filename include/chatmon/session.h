@@ -20,7 +20,21 @@ struct session_server;
 struct session_server *session_server_new(struct event_base *base,
     const struct config *cfg, struct relay *relay, struct metrics *m,
     struct sbuf *errs);
-/* Live settings (upstream, agent id source, limits) for new sessions and messages. */
+/*
+ * Reads and checks what cfg's files hold (the listener's certificate and
+ * key, the upstream's CA) for session_server_set_config to apply: -1 with
+ * every reason in errs, and the running ones untouched. A reload calls it
+ * before anything else changes.
+ */
+int	session_server_prepare(struct session_server *, const struct config *,
+	    struct sbuf *errs);
+/* The same checks without a server: chatmond -t. */
+int	session_check(const struct config *, struct sbuf *errs);
+/*
+ * Live settings (upstream, agent id source, limits, what was prepared) for
+ * new sessions, handshakes and messages. cfg is borrowed until the next
+ * call or session_server_free.
+ */
 void	session_server_set_config(struct session_server *, const struct config *);
 /*
  * Stops accepting and closes every session with 1001, flushing what is

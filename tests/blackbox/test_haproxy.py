@@ -135,8 +135,10 @@ async def chat(ws, name, n):
 def test_agents_spread_sticky_and_failover(tmp_path, daemon, backend, redis_server, haproxy):
     r = redis_server()
     b = backend()
-    # behind HAProxy every agent comes from its address: the frontend limits per agent
-    cfg = dict(redis=r.url(), limits={"max_connections_per_ip": 0})
+    # behind HAProxy every agent comes from its address: the frontend limits per agent,
+    # and its X-Forwarded-For is trusted (docs/operations.md)
+    cfg = dict(redis=r.url(), limits={"max_connections_per_ip": 0},
+               extra="trusted_proxies: [127.0.0.1]\n")
     a_, b_ = daemon(b.port, **cfg), daemon(b.port, **cfg)
     instances = [a_, b_]
     front = free_port()
@@ -166,7 +168,8 @@ def test_agents_spread_sticky_and_failover(tmp_path, daemon, backend, redis_serv
         opens = b.select(lambda e, n=n: e["ev"] == "open" and e["path"] == f"/echo?agent={n}")
         assert len(opens) == TABS, (n, len(opens))
         xff = [v for e in opens for k, v in e["headers"] if k.lower() == "x-forwarded-for"]
-        assert xff and all(v.startswith("127.0.0.1") for v in xff), xff
+        # HAProxy's header (the agent's address), then HAProxy's own address
+        assert xff and all(v == "127.0.0.1, 127.0.0.1" for v in xff), xff
         turns = [t for t in instances[home[n]].turns()
                  if t[0] == "relay_turn" and t[1] == n and t[3] == "agent"]
         assert len(turns) == TABS, (n, turns)

@@ -94,6 +94,19 @@ def dest():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_sysusers_makes_the_units_user(dest):
+    """The user the units name (User=chatmond) is what systemd-sysusers makes of the
+    installed file: files only chatmond may read are given to its group."""
+    conf = under(dest, PREFIX + "/lib/sysusers.d/chatmond.conf")
+    r = subprocess.run(["systemd-sysusers", "--root=" + str(dest), conf], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    users = [ln.split(":") for ln in open(under(dest, "/etc/passwd"))]
+    me = [u for u in users if u[0] == "chatmond"]
+    assert me and me[0][2] != "0" and me[0][6].strip().endswith("nologin"), me
+    assert [g for g in open(under(dest, "/etc/group")) if g.startswith("chatmond:")]
+
+
 def test_binaries_and_config(dest):
     for path in (SBIN + "/chatmond", BIN + "/chatmon"):
         st = os.stat(under(dest, path))

@@ -111,7 +111,8 @@ def test_unit_directives():
     assert "/bin/kill -HUP $MAINPID" in d["ExecReload"]
     assert re.fullmatch(r"\d+s?", one["WatchdogSec"]) and one["WatchdogSec"] not in ("0", "0s")
     assert one["StateDirectory"] == "chatmon"
-    assert one["DynamicUser"] == "yes"
+    # a static "chatmond" (chatmond.sysusers) when installed, else a transient one
+    assert one["DynamicUser"] == "yes" and one["User"] == "chatmond"
     assert one["CapabilityBoundingSet"] == ""
     assert set("AF_INET AF_INET6 AF_UNIX".split()) <= set(one["RestrictAddressFamilies"].split())
     # PCRE2's JIT needs writable-executable memory: the directive stays out, with a comment
@@ -146,10 +147,9 @@ def test_template_is_the_unit_per_instance():
     execs = [(k, v) for k, v in template if k.startswith("Exec") and "chatmond" in v]
     assert [k for k, _ in execs] == ["ExecStartPre", "ExecStart", "ExecReload"], execs
     assert all(" -c /etc/chatmon/%i.yaml" in v for _, v in execs), execs
-    # one dynamic user for all instances (SO_REUSEPORT needs the same uid), named as the
-    # single unit's is (after the unit, "chatmond"), so they share the state directory
-    assert d["DynamicUser"] == "yes" and d["User"] == "chatmond"
-    assert "User" not in dict(single)
+    # one user for all instances (SO_REUSEPORT needs the same uid), the single
+    # unit's, so they share the state directory and the key files' group
+    assert d["DynamicUser"] == "yes" and d["User"] == "chatmond" == dict(single)["User"]
     as_single = [(k, v.replace("/etc/chatmon/%i.yaml", "/etc/chatmon/chatmond.yaml"))
-                 for k, v in template if k not in ("Description", "User")]
+                 for k, v in template if k != "Description"]
     assert as_single == [(k, v) for k, v in single if k != "Description"]

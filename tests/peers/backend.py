@@ -37,6 +37,8 @@ string tunes it:
   trickle?n=N&ms=T  on the first message, send a text frame header for N bytes,
                   then one payload byte every T ms
 --quiet leaves out the msg events (for benchmarks).
+--tls-cert FILE --tls-key FILE: wss:// instead of ws://; each TLS handshake
+reports the server name the client asked for: {"ev": "sni", "name": "localhost"}.
 Any path: pick=NAME answers the handshake with subprotocol NAME (pick=none:
 no subprotocol); without pick the first offered one is chosen.
 """
@@ -46,6 +48,7 @@ import asyncio
 import hashlib
 import http
 import json
+import ssl
 import sys
 from urllib.parse import parse_qs, urlsplit
 
@@ -256,14 +259,21 @@ async def main():
     ap.add_argument("--max-queue", type=int, default=32)
     ap.add_argument("--read-limit", type=int, default=1 << 16)
     ap.add_argument("--quiet", action="store_true", help="no msg events (benchmarks)")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
     Conn.quiet = args.quiet
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+        tls.sni_callback = lambda sock, name, ctx: emit(ev="sni", name=name)
     async with websockets.serve(handler, "127.0.0.1", args.port,
                                 create_protocol=Protocol, subprotocols=["*"],
                                 process_request=process_request,
                                 max_size=None, max_queue=args.max_queue,
                                 read_limit=args.read_limit, write_limit=1 << 16,
-                                ping_interval=None, close_timeout=5) as server:
+                                ping_interval=None, close_timeout=5, ssl=tls) as server:
         emit(ev="listening", port=server.sockets[0].getsockname()[1])
         await asyncio.Future()
 
