@@ -47,13 +47,14 @@ LIBS	:= $(LWS_A) -levent -lhiredis -lsystemd -lssl -lcrypto -lyaml -ljansson -lp
 RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
-# PURE are the daemon's; seen, feed and alertline serve the tool only.
+# PURE are the daemon's; seen, feed and alertline serve the tool only, and
+# users, websess and ratelimit the dashboard's logins.
 PURE	:= util log yamlfile access config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state rreply jwt
 IO	:= lwsctx session relay slaclock convstore rconn alert snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn dashboard chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth dashboard passwd chatmon))
 
-UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt model rreply pipeline jwt
+UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt model rreply pipeline jwt users websess ratelimit
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -156,6 +157,12 @@ $(BUILD)/tests/test_pipeline: $(BUILD)/tests/test_pipeline.o $(BUILD)/tests/allo
 # keys and tokens made by the test with OpenSSL itself, the signer beside the verifier
 $(BUILD)/tests/test_jwt: $(BUILD)/tests/test_jwt.o $(BUILD)/jwt.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson -lcrypto
+$(BUILD)/tests/test_users: $(BUILD)/tests/test_users.o $(BUILD)/users.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
+$(BUILD)/tests/test_websess: $(BUILD)/tests/test_websess.o $(BUILD)/websess.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
+$(BUILD)/tests/test_ratelimit: $(BUILD)/tests/test_ratelimit.o $(BUILD)/ratelimit.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
 # replies built by hand: no hiredis function is linked, only its struct read
 $(BUILD)/tests/test_rreply: $(BUILD)/tests/test_rreply.o $(BUILD)/rreply.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka

@@ -15,6 +15,7 @@
 #include "chatmon/log.h"
 #include "chatmon/model.h"
 #include "chatmon/normalize.h"
+#include "chatmon/passwd.h"
 #include "chatmon/replay.h"
 #include "chatmon/rules.h"
 #include "chatmon/tail.h"
@@ -38,6 +39,7 @@ usage(FILE *f)
 	    "                    [--agent ID] [--type TYPE] [--json]\n"
 	    "       chatmon dashboard [-c FILE] [-o key.path=value]... [--listen ADDR]\n"
 	    "                    [--redis URL]\n"
+	    "       chatmon passwd -f FILE USER [viewer|supervisor]\n"
 	    "       chatmon COMMAND --help\n"
 	    "       chatmon --version\n"
 	    "\n"
@@ -51,6 +53,7 @@ usage(FILE *f)
 	    "tail     the alerts in Redis: the last ones, then live (docs/alerts.md)\n"
 	    "dashboard  the supervisors' page: live alerts, who waits, each agent's\n"
 	    "         day, from Redis (docs/dashboard.md)\n"
+	    "passwd   add or replace a dashboard login (password from stdin)\n"
 	    "\n"
 	    "The rules come from --rules DIR, or from the configuration's rules\n"
 	    "key (-c FILE, default " CHATMON_CONFIG ").\n"
@@ -660,6 +663,8 @@ main(int argc, char **argv)
 		return tail_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2 && strcmp(argv[1], "dashboard") == 0)
 		return dashboard_main(argc - 1, argv + 1, CHATMON_CONFIG);
+	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
+		return passwd_main(argc - 1, argv + 1);
 	if (argc >= 2)
 		fprintf(stderr, "chatmon: unknown command '%s'\n", argv[1]);
 	return usage(stderr);

@@ -207,9 +207,12 @@ static const struct config_key config_keys[] = {
 	{ "dashboard.listen", CT_ADDR, OFF(dashboard.listen), 0,
 	    "127.0.0.1:8081", 0, 0, 0 },
 	{ "dashboard.token", CT_STRING, OFF(dashboard.token), 0, NULL, 0, 0, 0 },
+	{ "dashboard.users", CT_STRING, OFF(dashboard.users), 0, NULL, 0, 0, 0 },
+	/* a login's whole life; the idle timeout is the dashboard's (docs/dashboard.md) */
+	{ "dashboard.session_ttl", CT_DURATION, OFF(dashboard.session_ttl_ms), 0,
+	    "12h", 1000, 2592000000ULL, 0 },
 	{ "dashboard.allowed_origins", CT_LIST, OFF(dashboard.allowed_origins), 0,
 	    NULL, 0, 0, CF_ORIGINS },
-	{ "dashboard.users", CT_STRING, OFF(dashboard.users), 0, NULL, 0, 0, 0 },
 	{ "dashboard.root", CT_STRING, OFF(dashboard.root), 0,
 	    CHATMON_DATADIR "/dashboard", 0, 0, 0 },
 	{ "dashboard.history", CT_UINT, OFF(dashboard.history), 0, "1000",

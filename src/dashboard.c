@@ -16,6 +16,7 @@
 
 #include "chatmon/config.h"
 #include "chatmon/convstore.h"
+#include "chatmon/dashauth.h"
 #include "chatmon/dashboard.h"
 #include "chatmon/feed.h"
 #include "chatmon/jsonw.h"
@@ -46,6 +47,7 @@
 #define DASH_PAGE	1000		/* entries per XRANGE / XREAD, documents per index read */
 #define DASH_POLL_MS	2000		/* when redis.snapshot is 0 */
 #define DASH_RETRY_MS	1000		/* after Redis refused a stream read */
+#define DASH_AUTH_MS	2000		/* sessions swept, feeds of ended ones closed */
 /*
  * Alerts kept beyond the history: how far a page may fall behind before
  * it starts over. A burst comes in DASH_PAGE at a time, faster than any
@@ -61,6 +63,8 @@ struct dash_client {		/* a page's feed (lws's per-connection space) */
 	struct dash_client	*prev, *next;
 	uint64_t		 pos;		/* its place in the feed */
 	int			 hello;		/* hello sent */
+	int			 ended;		/* its login ended: close it */
+	char			 sid[DASHAUTH_SID_MAX];	/* its session; "": token or open */
 	unsigned		 status_v, waiting_v, agents_v;	/* versions sent */
 };
 
@@ -128,18 +132,27 @@ struct dash {
 	int			 redis_up;
 	struct dash_client	*clients;
 	struct lws_http_mount	 mount;		/* the page's files: lws keeps a pointer */
+	struct lws_http_mount	 api;		/* /api/: logins (src/dashauth.c) */
+	struct dashauth		*auth;
+	/* the page is served over TLS: the session cookie is then Secure (0 until the dashboard's TLS lands) */
+	int			 tls;
 	struct sbuf		 out;		/* LWS_PRE bytes, then a message */
 	struct event		*ev_poll, *ev_flush, *ev_stream, *ev_term, *ev_int;
+	struct event		*ev_auth;
 };
 
 static void	dash_read(struct dash *);
 static void	dash_notify(struct dash *);
 static int	dash_cb(struct lws *, enum lws_callback_reasons, void *, void *,
 		    size_t);
+static int	dash_api_cb(struct lws *, enum lws_callback_reasons, void *,
+		    void *, size_t);
 
-static const struct lws_protocols dash_protocols[] = {
+/* not const: the /api/ entry's space is dashauth's to say (dash_start) */
+static struct lws_protocols dash_protocols[] = {
 	/* first: a page offers no subprotocol and gets the first */
 	{ DASH_PROTOCOL, dash_cb, sizeof(struct dash_client), 4096, 0, NULL, 0 },
+	{ DASHAUTH_PROTOCOL, dash_api_cb, 0, 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -950,6 +963,11 @@ dash_send(struct dash_client *c)
 	struct sbuf		*o = &d->out;
 	int			 rc;
 
+	if (c->ended) {
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+		    (unsigned char *)"logged out", 10);
+		return -1;
+	}
 	sbuf_reset(o);
 	if (sbuf_append(o, pad, LWS_PRE) == -1)
 		return -1;
@@ -982,19 +1000,6 @@ dash_send(struct dash_client *c)
 	return 0;
 }
 
-/* A constant-time comparison: the token must not leak by timing. */
-static int
-dash_token_ok(const char *given, const char *want)
-{
-	size_t		 gl = strlen(given), wl = strlen(want), i;
-	unsigned char	 diff = gl != wl;
-
-	for (i = 0; i < wl; i++)
-		diff |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? given[i] : 0);
-	return diff == 0;
-}
-
-/* Only /feed upgrades, and with dashboard.token only with the token. */
 /*
  * A browser sends Origin with every WebSocket upgrade: a page of another
  * site open in a supervisor's browser could otherwise read every alert,
@@ -1027,11 +1032,12 @@ dash_origin_ok(struct dash *d, struct lws *wsi)
 	return 0;
 }
 
+/* Only /feed upgrades; with logins only with a session, with dashboard.token with the token. */
 static int
 dash_confirm_upgrade(struct dash *d, struct lws *wsi)
 {
-	char		 uri[64], buf[512];
-	const char	*tok;
+	char		 uri[64], sid[DASHAUTH_SID_MAX];
+	int		 st;
 
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
 	    strcmp(uri, "/feed") != 0) {
@@ -1044,11 +1050,11 @@ dash_confirm_upgrade(struct dash *d, struct lws *wsi)
 		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, NULL);
 		return 1;
 	}
-	if (d->cfg->dashboard.token != NULL && d->cfg->dashboard.token[0] != '\0' &&
-	    ((tok = lws_get_urlarg_by_name(wsi, "token=", buf, sizeof(buf))) == NULL ||
-	    !dash_token_ok(tok, d->cfg->dashboard.token))) {
-		log_info("dash_confirm_upgrade: a feed without the right token refused");
-		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, NULL);
+	if ((st = dashauth_feed(d->auth, wsi, sid)) != 0) {
+		log_info("dash_confirm_upgrade: a feed without %s refused",
+		    dashauth_logins(d->auth) ? "a login (or the right token)" :
+		    "the right token");
+		lws_return_http_status(wsi, (unsigned)st, NULL);
 		return 1;
 	}
 	return 0;
@@ -1100,7 +1106,8 @@ dash_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		c->d = d;
 		since = lws_get_urlarg_by_name(wsi, "since=", buf, sizeof(buf));
 		c->pos = feed_position(d->feed, since);
-		return 0;
+		/* which session it rides on, to close it when that ends */
+		return dashauth_feed(d->auth, wsi, c->sid) != 0;
 	case LWS_CALLBACK_ESTABLISHED:
 		c->wsi = wsi;
 		c->next = d->clients;
@@ -1129,6 +1136,33 @@ dash_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
+}
+
+static int
+dash_api_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	struct dash	*d = lws_context_user(lws_get_context(wsi));
+
+	return dashauth_http(d->auth, wsi, (int)reason, user, in, len);
+}
+
+/* Sessions swept; the feeds whose login ended (logout, expiry, user gone) closed. */
+static void
+dash_on_auth(evutil_socket_t fd, short what, void *arg)
+{
+	struct dash		*d = arg;
+	struct dash_client	*c;
+
+	(void)fd;
+	(void)what;
+	dashauth_tick(d->auth);
+	for (c = d->clients; c != NULL; c = c->next)
+		if (!c->ended && !dashauth_feed_live(d->auth, c->sid)) {
+			log_info("dash_on_auth: a page's login ended: closing its feed");
+			c->ended = 1;
+			lws_callback_on_writable(c->wsi);
+		}
 }
 
 /* The page's files say they are UTF-8; lws's own table does not. */
@@ -1253,6 +1287,7 @@ dash_start(struct dash *d)
 	    (d->ev_stream = evtimer_new(d->base, dash_on_read_retry, d)) == NULL ||
 	    (d->ev_term = evsignal_new(d->base, SIGTERM, dash_on_signal, d)) == NULL ||
 	    (d->ev_int = evsignal_new(d->base, SIGINT, dash_on_signal, d)) == NULL ||
+	    (d->ev_auth = event_new(d->base, -1, EV_PERSIST, dash_on_auth, d)) == NULL ||
 	    evsignal_add(d->ev_term, NULL) == -1 || evsignal_add(d->ev_int, NULL) == -1) {
 		fprintf(stderr, "chatmon: dashboard: out of memory\n");
 		return -1;
@@ -1276,10 +1311,27 @@ dash_start(struct dash *d)
 	mount->extra_mimetypes = dash_mime;
 	mount->origin_protocol = LWSMPRO_FILE;
 	mount->cache_revalidate = 1;
+	memset(&d->api, 0, sizeof(d->api));
+	d->api.mountpoint = "/api";
+	d->api.mountpoint_len = 4;
+	d->api.origin = DASHAUTH_PROTOCOL;
+	d->api.protocol = DASHAUTH_PROTOCOL;
+	d->api.origin_protocol = LWSMPRO_CALLBACK;
+	d->api.mount_next = mount;
+	dash_protocols[1].per_session_data_size = dashauth_pss_size();
+	sbuf_init(&errs);
+	d->tls = 0;
+	if ((d->auth = dashauth_new(d->cfg->dashboard.users, d->cfg->dashboard.token,
+	    d->cfg->dashboard.session_ttl_ms, d->tls, &errs)) == NULL) {
+		fputs(sbuf_str(&errs), stderr);	/* FILE:LINE: each */
+		sbuf_free(&errs);
+		return -1;
+	}
+	sbuf_free(&errs);
 	memset(&li, 0, sizeof(li));
 	li.listen = &d->cfg->dashboard.listen;
 	li.protocols = dash_protocols;
-	li.mounts = mount;
+	li.mounts = &d->api;
 	li.user = d;
 	li.vhost = "dashboard";
 	li.timeout_secs = 10;
@@ -1299,6 +1351,15 @@ dash_start(struct dash *d)
 	tv.tv_sec = (time_t)(d->poll_ms / 1000);
 	tv.tv_usec = (suseconds_t)(d->poll_ms % 1000 * 1000);
 	evtimer_add(d->ev_poll, &tv);
+	tv.tv_sec = DASH_AUTH_MS / 1000;
+	tv.tv_usec = 0;
+	evtimer_add(d->ev_auth, &tv);
+	if (dashauth_logins(d->auth))
+		log_info("dash_start: logins from %s; sessions last %llu s, %llu s "
+		    "idle at most", d->cfg->dashboard.users,
+		    (unsigned long long)(d->cfg->dashboard.session_ttl_ms / 1000),
+		    (unsigned long long)(d->cfg->dashboard.session_ttl_ms < 3600000 ?
+		    d->cfg->dashboard.session_ttl_ms / 1000 : 3600));
 	log_info("dash_start: http://%s:%d/ (page from %s), reading %s at redis %s",
 	    d->cfg->dashboard.listen.host, d->cfg->dashboard.listen.port, d->root,
 	    d->key, rconn_name(d->stream));
@@ -1330,6 +1391,8 @@ dash_stop(struct dash *d)
 		event_free(d->ev_term);
 	if (d->ev_int)
 		event_free(d->ev_int);
+	if (d->ev_auth)
+		event_free(d->ev_auth);
 	if (d->base != NULL)
 		event_base_free(d->base);
 	libevent_global_shutdown();
@@ -1345,6 +1408,7 @@ dash_stop(struct dash *d)
 	sbuf_free(&d->figsdoc);
 	sla_free(d->figs);
 	sbuf_free(&d->out);
+	dashauth_free(d->auth);
 }
 
 int

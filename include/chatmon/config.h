@@ -138,10 +138,11 @@ struct config_window {			/* rules that match across a speaker's turns */
 struct config_dashboard {		/* chatmon dashboard */
 	struct config_addr listen;
 	char	*token;			/* optional: the feed needs ?token= */
+	char	*users;			/* optional: logins (chatmon passwd); absolute */
+	uint64_t session_ttl_ms;	/* a login's whole life */
 	char	*root;			/* the page's files; relative to the config */
 	uint64_t history;		/* alerts kept for pages that (re)connect */
 	struct config_list allowed_origins;	/* besides the page's own */
-	char	*users;			/* optional: logins (chatmon passwd) */
 };
 
 struct config_limits {

@@ -15,7 +15,10 @@ the tests read are the table at the end of docs/dashboard.md.
 - a flood of 1 000 alerts a second: the list stays capped and current,
   the page keeps drawing and answering;
 - dashboard.token: refused without it, data with it (and ?lang=en); Redis
-  away: its banner.
+  away: its banner;
+- dashboard.users: the login form instead of data, a wrong password, the
+  login, live alerts, the cookie out of the script's reach, logout back to
+  the form.
 
 The page must never write to the feed: a probe added before the page's own
 script records every WebSocket it opens and everything sent on one.
@@ -788,3 +791,62 @@ def test_token(browser, redis_server, dashboard):
     assert "Redis" in text_of(drv, "banner")
     assert js(drv, "return document.getElementById('conn').dataset.state") == "live"
     assert "s3cret" not in dash.log()           # the page's address holds it too
+
+
+def forgive_login_errors(driver, port):
+    """A refused login is an HTTP 401, which Chromium logs as SEVERE whatever
+    the page does: drop those entries (and only those) before the check."""
+    seen = browser_log(driver)
+    mine = [e for e in seen if e.get("level") == "SEVERE" and
+            f"http://127.0.0.1:{port}/api/login" in e.get("message", "") and
+            "401" in e.get("message", "")]
+    driver.chatmon_log[:] = [e for e in seen if e not in mine]
+    return mine
+
+
+def test_login_flow(browser, redis_server, dashboard, tmp_path):
+    users = tmp_path / "users"
+    p = subprocess.run([CHATMON, "passwd", "-f", str(users), "alice", "supervisor"],
+                       input="正确的 password\n", capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    r = redis_server()
+    c = r.client()
+    xadd(c, alert(1))
+    dash = dashboard(r.url(), extra=f"  users: {users}\n")
+    drv = browser
+    shown = "return !document.getElementById(arguments[0]).hidden;"
+    open_page(drv, dash.url + "/")
+    until(drv, lambda d: js(d, shown, "login"), "the login form")
+    assert not js(drv, shown, "app") and ids(drv) == []
+    assert text_of(drv, "login-title") == "登录客服质检看板"
+    assert probe(drv)["sockets"] == []              # no feed before a login
+    screenshot(drv, "dashboard-login.png")
+    # a wrong password: said on the form, nothing opened
+    drv.find_element("id", "login-user").send_keys("alice")
+    drv.find_element("id", "login-password").send_keys("wrong")
+    drv.find_element("id", "login-submit").click()
+    until(drv, lambda d: js(d, shown, "login-error"), "the login error")
+    assert text_of(drv, "login-error") == "用户名或密码错误。"
+    assert js(drv, shown, "login") and probe(drv)["sockets"] == []
+    assert forgive_login_errors(drv, dash.port)
+    # the right one: the data, live
+    drv.find_element("id", "login-password").send_keys("正确的 password")
+    drv.find_element("id", "login-submit").click()
+    until(drv, lambda d: ids(d) == ["t-00001"], "the alert after the login")
+    assert not js(drv, shown, "login") and js(drv, shown, "app")
+    assert text_of(drv, "who") == "alice · 主管"
+    assert js(drv, "return document.cookie;") == ""  # HttpOnly: out of the script's reach
+    xadd(c, alert(2))
+    until(drv, lambda d: ids(d) == ["t-00002", "t-00001"], "a live alert")
+    assert probe(drv)["sockets"] == [f"ws://127.0.0.1:{dash.port}/feed"]
+    js(drv, "document.getElementById('lang').click();")
+    assert text_of(drv, "logout") == "Sign out" and text_of(drv, "who") == "alice · supervisor"
+    # logout: back to the form, and a reload stays there
+    drv.find_element("id", "logout").click()
+    until(drv, lambda d: js(d, shown, "login"), "the login form after logout")
+    assert not js(drv, shown, "app") and ids(drv) == []
+    assert text_of(drv, "login-title") == "Sign in to the chat-monitor dashboard"
+    open_page(drv, dash.url + "/")
+    until(drv, lambda d: js(d, shown, "login"), "the login form after a reload")
+    assert probe(drv)["sockets"] == []
+    assert "正确的" not in dash.log() and "wrong" not in dash.log().replace("wrong user", "")

@@ -2,6 +2,9 @@
  *
  * Reads the /feed WebSocket of `chatmon dashboard` (docs/dashboard.md) and
  * draws three panels: live alerts, customers waiting now, agents' figures.
+ * With dashboard.users set, it first asks GET /api/login who is logged in
+ * and shows a login form instead of the panels until someone is; the
+ * session is an HttpOnly cookie the script never sees.
  * Plain DOM, no framework. The page is served under
  *   Content-Security-Policy: default-src 'self'; connect-src 'self'; ...
  * so there is no inline script or style anywhere: markup gets classes, SVG
@@ -58,6 +61,16 @@ const STRINGS = {
     'banner.denied': '看板服务器拒绝了实时数据连接：请确认页面链接里的 token 参数正确。仍在重试…',
     'banner.redis': '看板服务器暂时连不上 Redis：显示的数据可能不是最新的。',
     'alerts.title': '实时告警',
+    'login.title': '登录客服质检看板',
+    'login.note': '看板显示聊天内容，仅限授权的主管查看。',
+    'login.user': '用户名',
+    'login.password': '密码',
+    'login.submit': '登录',
+    'login.failed': '用户名或密码错误。',
+    'login.limited': (min) => `登录失败次数过多，请 ${min} 分钟后再试。`,
+    'login.error': '暂时无法登录，请稍后再试。',
+    logout: '退出登录',
+    who: (user, role) => `${user} · ${role === 'supervisor' ? '主管' : '查看者'}`,
     'alerts.count': (shown, matching, kept) => `显示 ${shown} 条 · 符合筛选 ${matching} 条 · 内存中 ${kept} 条`,
     'alerts.none': '暂无告警',
     'alerts.filtered': '没有符合筛选条件的告警',
@@ -139,6 +152,16 @@ const STRINGS = {
     'banner.lost': 'Connection to the dashboard server lost, reconnecting… (waiting customers and agent figures are not updated meanwhile)',
     'banner.denied': 'The dashboard server refused the live feed: check the token parameter in the page address. Still retrying…',
     'banner.redis': 'The dashboard server cannot reach Redis: what you see may be out of date.',
+    'login.title': 'Sign in to the chat-monitor dashboard',
+    'login.note': 'The dashboard shows chat text: for authorised supervisors only.',
+    'login.user': 'User name',
+    'login.password': 'Password',
+    'login.submit': 'Sign in',
+    'login.failed': 'Wrong user name or password.',
+    'login.limited': (min) => `Too many failed sign-ins: try again in ${min} min.`,
+    'login.error': 'Signing in is not possible right now: try again later.',
+    logout: 'Sign out',
+    who: (user, role) => `${user} · ${role === 'supervisor' ? 'supervisor' : 'viewer'}`,
     'alerts.title': 'Live alerts',
     'alerts.count': (shown, matching, kept) => `showing ${shown} of ${matching} matching · ${kept} kept`,
     'alerts.none': 'No alerts yet',
@@ -236,7 +259,11 @@ const state = {
   agentsSig: '',          // ... as JSON, to skip repeats
 };
 
+// Who is logged in (GET /api/login); logins: whether the dashboard has any.
+const auth = { logins: false, user: '', role: '', locked: false };
+
 const feed = {
+  ws: null,
   state: 'connecting',    // connecting | live | lost | denied
   lastSid: '',
   everOpened: false,
@@ -254,6 +281,9 @@ const dom = {
   waiting: $('waiting'), waitingEmpty: $('waiting-empty'), waitingCount: $('waiting-count'),
   agentsBody: document.querySelector('#agents tbody'), agentsEmpty: $('agents-empty'),
   agentsNote: $('agents-note'), colRate: $('col-rate'), colChart: $('col-chart'),
+  app: $('app'), login: $('login'), loginForm: $('login-form'), loginUser: $('login-user'),
+  loginPassword: $('login-password'), loginError: $('login-error'),
+  loginSubmit: $('login-submit'), who: $('who'), logout: $('logout'),
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -822,6 +852,8 @@ function applyLanguage() {
   dom.lang.title = t('switchToLabel');
   dom.lang.setAttribute('aria-label', t('switchToLabel'));
   dom.lang.lang = state.lang === 'zh' ? 'en' : 'zh-CN';
+  renderWho();
+  if (dom.loginError.dataset.key) dom.loginError.textContent = t(dom.loginError.dataset.key, dom.loginError.dataset.arg);
   // every row carries labels: build them all again
   rowCache = new Map();
   dom.alerts.replaceChildren();
@@ -859,8 +891,10 @@ function setFeedState(s) {
 }
 
 function connect() {
+  if (auth.locked || feed.ws) return;
   let opened = false;
   const ws = new WebSocket(feedUrl());
+  feed.ws = ws;
   ws.addEventListener('open', () => {
     opened = true;
     feed.everOpened = true;
@@ -868,7 +902,13 @@ function connect() {
     setFeedState('live');
   });
   ws.addEventListener('message', (ev) => onMessage(ev.data));
-  ws.addEventListener('close', () => {
+  ws.addEventListener('close', (ev) => {
+    if (feed.ws !== ws) return;   // logged out: this one was closed on purpose
+    feed.ws = null;
+    // With logins, a feed that closes may mean the login ended (logout
+    // elsewhere, expiry): ask, and show the form if so (connect then
+    // does not retry).
+    if (auth.logins && auth.user && (ev.code === 1008 || !opened)) checkLogin(true);
     if (!opened) feed.failures++;
     // A refused feed (HTTP 403) and a server that is down look the same to
     // a script: the socket closes before opening, code 1006, no status. So
@@ -929,12 +969,147 @@ function onMessage(data) {
   }
 }
 
+/* ------------------------------------------------------------------ login */
+
+function renderWho() {
+  dom.who.hidden = !auth.user;
+  dom.logout.hidden = !auth.user;
+  dom.who.textContent = auth.user ? t('who', auth.user, auth.role) : '';
+}
+
+function showLogin() {
+  auth.locked = true;
+  auth.user = '';
+  auth.role = '';
+  if (feed.ws) {
+    const ws = feed.ws;
+    feed.ws = null;
+    ws.close();
+  }
+  // what the last user saw goes with them
+  state.kept = [];
+  state.keptKeys = new Set();
+  state.waiting = null;
+  state.agents = null;
+  state.agentsSeen = new Set();
+  state.alertsLoaded = false;
+  feed.lastSid = '';
+  rowCache = new Map();
+  dom.alerts.replaceChildren();
+  renderAlerts();
+  renderWaiting();
+  renderAgents();
+  dom.app.hidden = true;
+  dom.conn.hidden = true;     // no feed to speak of until a login
+  dom.banner.hidden = true;
+  dom.login.hidden = false;
+  renderWho();
+  dom.loginPassword.value = '';
+  dom.loginUser.focus();
+}
+
+function showApp() {
+  auth.locked = false;
+  dom.login.hidden = true;
+  dom.app.hidden = false;
+  dom.conn.hidden = false;
+  renderWho();
+  applyLanguage();
+}
+
+function loginError(key, arg) {
+  dom.loginError.dataset.key = key;
+  dom.loginError.dataset.arg = arg === undefined ? '' : String(arg);
+  dom.loginError.textContent = t(key, arg);
+  dom.loginError.hidden = false;
+}
+
+// GET /api/login: never 401, so asking logs no error in the console.
+async function checkLogin(again) {
+  let me = null;
+  try {
+    const r = await fetch('/api/login', { credentials: 'same-origin', cache: 'no-store' });
+    if (r.ok) me = await r.json();
+  } catch {
+    me = null;      // the server is away: the feed's retries will say so
+  }
+  if (me && me.logins) {
+    auth.logins = true;
+    if (me.user) {
+      auth.user = String(me.user);
+      auth.role = String(me.role || '');
+      renderWho();
+    } else if (!TOKEN) {
+      showLogin();  // the wallboard's token opens the feed without a login
+      return;
+    }
+  }
+  if (!again) {
+    showApp();
+    connect();
+  }
+}
+
+async function submitLogin(ev) {
+  ev.preventDefault();
+  dom.loginError.hidden = true;
+  delete dom.loginError.dataset.key;
+  dom.loginSubmit.disabled = true;
+  try {
+    // JSON, not a form post: the server refuses other types (the CSRF defence)
+    const r = await fetch('/api/login', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ user: dom.loginUser.value, password: dom.loginPassword.value }),
+    });
+    dom.loginPassword.value = '';
+    if (r.ok) {
+      const me = await r.json();
+      auth.user = String(me.user);
+      auth.role = String(me.role || '');
+      feed.failures = 0;
+      feed.everOpened = false;
+      feed.retryMs = RETRY_FIRST_MS;
+      showApp();
+      connect();
+    } else if (r.status === 429) {
+      const s = Number(r.headers.get('Retry-After')) || 60;
+      loginError('login.limited', Math.ceil(s / 60));
+    } else if (r.status === 401) {
+      loginError('login.failed');
+    } else {
+      loginError('login.error');
+    }
+  } catch {
+    loginError('login.error');
+  } finally {
+    dom.loginSubmit.disabled = false;
+  }
+}
+
+async function logout() {
+  try {
+    await fetch('/api/logout', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{}',
+    });
+  } catch {
+    // the server is away: the cookie stays, but the page forgets the user
+  }
+  showLogin();
+}
+
 /* ------------------------------------------------------------------ start */
 
 for (const s of SEVERITIES) dom.sevBoxes[s].addEventListener('change', onFilterChange);
 dom.category.addEventListener('change', onFilterChange);
 dom.agent.addEventListener('change', onFilterChange);
 dom.lang.addEventListener('click', toggleLanguage);
+dom.loginForm.addEventListener('submit', submitLogin);
+dom.logout.addEventListener('click', logout);
 // an agent's name in the agents table filters the alerts to that agent
 dom.agentsBody.addEventListener('click', (ev) => {
   const link = ev.target.closest('.agent-link');
@@ -947,4 +1122,4 @@ dom.agentsBody.addEventListener('click', (ev) => {
 state.lang = loadLang();
 applyLanguage();
 setInterval(tick, TICK_MS);
-connect();
+checkLogin(false);

@@ -1,0 +1,57 @@
+/* websess: the dashboard's login sessions in memory: random ids, a whole-life and an idle bound, a bounded count (pure: the caller passes now). */
+#ifndef CHATMON_WEBSESS_H
+#define CHATMON_WEBSESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WEBSESS_ID_BYTES	32
+#define WEBSESS_ID_LEN		43	/* base64url of 32 bytes, no padding */
+#define WEBSESS_NAME_MAX	64
+
+struct websess;
+
+/*
+ * A table of at most max sessions (max >= 1); a session lives ttl_ms from
+ * its login, and ends sooner when unused for idle_ms. NULL on ENOMEM;
+ * websess_free frees it.
+ */
+struct websess	*websess_new(size_t max, uint64_t ttl_ms, uint64_t idle_ms);
+void		 websess_free(struct websess *);
+
+/*
+ * A new session for user (at most WEBSESS_NAME_MAX bytes) from a fresh
+ * 32-byte random id (libsodium), whose base64url form goes to id
+ * (WEBSESS_ID_LEN + 1 bytes). When the table is full the session used
+ * least recently ends to make room (*evicted is set then). 0, or -1 when
+ * user is too long.
+ */
+int		 websess_create(struct websess *, const char *user, uint64_t now,
+		    char *id, int *evicted);
+
+/*
+ * The user of the live session of id (the cookie's value, as the browser
+ * sent it), or NULL: unknown, malformed, or expired (then ended). With
+ * touch, the session counts as used now. The string is the table's and
+ * valid until the next call that changes it.
+ */
+const char	*websess_get(struct websess *, const char *id, uint64_t now,
+		    int touch);
+
+/* Ends the session of id: 1 when there was one, 0 when not. */
+int		 websess_end(struct websess *, const char *id);
+/* Ends every session of user; how many. */
+size_t		 websess_end_user(struct websess *, const char *user);
+/* Ends the expired sessions; how many. */
+size_t		 websess_sweep(struct websess *, uint64_t now);
+size_t		 websess_count(const struct websess *);
+
+/*
+ * The value of cookie name in a Cookie request header (RFC 6265:
+ * `a=1; b=2`) into out (outsz bytes, NUL-terminated). 0, or -1 when there
+ * is none or it does not fit.
+ */
+int		 websess_cookie(const char *header, const char *name, char *out,
+		    size_t outsz);
+
+#endif

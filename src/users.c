@@ -1,0 +1,395 @@
+/* users: the dashboard's users file (USER:ROLE:HASH lines, argon2id hashes): parse, look up, verify, rewrite. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "chatmon/users.h"
+
+#define USERS_FILE_MAX	(16 * 1024 * 1024)	/* a users file larger than this is a mistake */
+
+_Static_assert(USERS_HASH_MAX == crypto_pwhash_STRBYTES, "USERS_HASH_MAX");
+
+/*
+ * The hash of a random password nobody kept, with the same parameters as
+ * users_hash: verifying an unknown user against it costs what a known one
+ * costs, and can never succeed (users_verify answers 0 for an unknown user
+ * whatever the result).
+ */
+static const char users_dummy[USERS_HASH_MAX] =
+    "$argon2id$v=19$m=65536,t=2,p=1$lVURO/sK5/zPta74zacOuQ$"
+    "5WOce0Y5NjpqcAYwXsEt5ES1xkmKrkb9/Tlhnw+2n2k";
+
+struct users_entry {
+	char		 name[USERS_NAME_MAX + 1];
+	enum users_role	 role;
+	char		 hash[USERS_HASH_MAX];
+};
+
+struct users {
+	struct users_entry	*v;
+	size_t			 n, cap;
+};
+
+int
+users_name_ok(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; name[i] != '\0'; i++)
+		if (i >= USERS_NAME_MAX ||
+		    !((name[i] >= 'a' && name[i] <= 'z') ||
+		    (name[i] >= 'A' && name[i] <= 'Z') ||
+		    (name[i] >= '0' && name[i] <= '9') ||
+		    strchr("._@-", name[i]) != NULL))
+			return 0;
+	return i > 0;
+}
+
+const char *
+users_role_name(enum users_role r)
+{
+	switch (r) {
+	case USERS_VIEWER:
+		return "viewer";
+	case USERS_SUPERVISOR:
+		return "supervisor";
+	default:
+		return NULL;
+	}
+}
+
+enum users_role
+users_role_parse(const char *name)
+{
+	if (strcmp(name, "viewer") == 0)
+		return USERS_VIEWER;
+	if (strcmp(name, "supervisor") == 0)
+		return USERS_SUPERVISOR;
+	return USERS_NONE;
+}
+
+int
+users_role_allows(enum users_role have, enum users_role need)
+{
+	return have != USERS_NONE && need != USERS_NONE && have >= need;
+}
+
+static const struct users_entry *
+users_find(const struct users *u, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < u->n; i++)
+		if (strcmp(u->v[i].name, name) == 0)
+			return &u->v[i];
+	return NULL;
+}
+
+/* One line (NUL-terminated, without its newline) into u; 0, or -1 said in errs. */
+static int
+users_line(struct users *u, char *line, const char *file, size_t lineno,
+    struct sbuf *errs)
+{
+	char			*role, *hash, *p;
+	struct users_entry	*e, *nv;
+
+	for (p = line; *p == ' ' || *p == '\t'; p++)
+		;
+	if (*p == '\0' || *p == '#')
+		return 0;
+	if ((role = strchr(line, ':')) == NULL ||
+	    (hash = strchr(role + 1, ':')) == NULL) {
+		sbuf_line(errs, "%s:%zu: want USER:ROLE:HASH", file, lineno);
+		return -1;
+	}
+	*role++ = '\0';
+	*hash++ = '\0';
+	if (!users_name_ok(line)) {
+		sbuf_line(errs, "%s:%zu: bad user name (1-%d characters of "
+		    "A-Z a-z 0-9 . _ @ -)", file, lineno, USERS_NAME_MAX);
+		return -1;
+	}
+	if (users_role_parse(role) == USERS_NONE) {
+		sbuf_line(errs, "%s:%zu: user %s: unknown role '%.32s' (viewer or "
+		    "supervisor)", file, lineno, line, role);
+		return -1;
+	}
+	/* crypto_pwhash_str_verify reads only argon2 strings: say so now, not at login */
+	if (strncmp(hash, "$argon2id$", 10) != 0 && strncmp(hash, "$argon2i$", 9) != 0) {
+		sbuf_line(errs, "%s:%zu: user %s: the hash is not an argon2 hash "
+		    "(write it with chatmon passwd)", file, lineno, line);
+		return -1;
+	}
+	if (strlen(hash) >= USERS_HASH_MAX) {
+		sbuf_line(errs, "%s:%zu: user %s: the hash is too long", file,
+		    lineno, line);
+		return -1;
+	}
+	if (users_find(u, line) != NULL) {
+		sbuf_line(errs, "%s:%zu: user %s is there twice", file, lineno, line);
+		return -1;
+	}
+	if (u->n == u->cap) {
+		if ((nv = reallocarray(u->v, u->cap ? u->cap * 2 : 8,
+		    sizeof(*nv))) == NULL) {
+			sbuf_line(errs, "%s:%zu: out of memory", file, lineno);
+			return -1;
+		}
+		u->v = nv;
+		u->cap = u->cap ? u->cap * 2 : 8;
+	}
+	e = &u->v[u->n++];
+	memset(e, 0, sizeof(*e));
+	memcpy(e->name, line, strlen(line) + 1);
+	e->role = users_role_parse(role);
+	memcpy(e->hash, hash, strlen(hash) + 1);
+	return 0;
+}
+
+struct users *
+users_parse(const char *text, size_t len, const char *file, struct sbuf *errs)
+{
+	struct users	*u;
+	char		*line = NULL;
+	size_t		 start, end, lineno = 0, bad = 0;
+
+	if ((u = calloc(1, sizeof(*u))) == NULL)
+		goto oom;
+	for (start = 0; start < len; start = end + 1) {
+		lineno++;
+		for (end = start; end < len && text[end] != '\n'; end++)
+			;
+		free(line);
+		if ((line = malloc(end - start + 1)) == NULL)
+			goto oom;
+		memcpy(line, text + start, end - start);
+		line[end - start] = '\0';
+		if (end > start && line[end - start - 1] == '\r')
+			line[end - start - 1] = '\0';
+		if (memchr(text + start, '\0', end - start) != NULL) {
+			sbuf_line(errs, "%s:%zu: a NUL byte", file, lineno);
+			bad++;
+		} else if (users_line(u, line, file, lineno, errs) == -1)
+			bad++;
+	}
+	free(line);
+	if (bad > 0) {
+		users_free(u);
+		return NULL;
+	}
+	return u;
+oom:
+	free(line);
+	users_free(u);
+	sbuf_line(errs, "%s: out of memory", file);
+	return NULL;
+}
+
+struct users *
+users_load(const char *path, struct sbuf *errs)
+{
+	struct users	*u = NULL;
+	struct stat	 st;
+	char		*text = NULL;
+	ssize_t		 n;
+	size_t		 got = 0;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		sbuf_line(errs, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) == -1) {
+		sbuf_line(errs, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > USERS_FILE_MAX) {
+		sbuf_line(errs, "%s: not a users file (a regular file of at most "
+		    "16 MiB)", path);
+		goto out;
+	}
+	if ((text = malloc((size_t)st.st_size + 1)) == NULL) {
+		sbuf_line(errs, "%s: out of memory", path);
+		goto out;
+	}
+	while (got < (size_t)st.st_size &&
+	    (n = read(fd, text + got, (size_t)st.st_size - got)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			sbuf_line(errs, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	u = users_parse(text, got, path, errs);
+out:
+	if (text != NULL)
+		sodium_memzero(text, (size_t)st.st_size);
+	free(text);
+	close(fd);
+	return u;
+}
+
+void
+users_free(struct users *u)
+{
+	if (u == NULL)
+		return;
+	if (u->v != NULL)
+		sodium_memzero(u->v, u->cap * sizeof(*u->v));
+	free(u->v);
+	free(u);
+}
+
+size_t
+users_count(const struct users *u)
+{
+	return u->n;
+}
+
+enum users_role
+users_role(const struct users *u, const char *user)
+{
+	const struct users_entry	*e = users_find(u, user);
+
+	return e != NULL ? e->role : USERS_NONE;
+}
+
+int
+users_verify(const struct users *u, const char *user, const char *password,
+    size_t len, enum users_role *role)
+{
+	const struct users_entry	*e = users_find(u, user);
+	int				 rc;
+
+	*role = USERS_NONE;
+	if (len > USERS_PASSWORD_MAX)
+		len = USERS_PASSWORD_MAX;	/* the same work, and never a match below */
+	if (sodium_init() < 0)
+		return -1;
+	errno = 0;
+	rc = crypto_pwhash_str_verify(e != NULL ? e->hash : users_dummy,
+	    password, len);
+	if (rc != 0) {
+		/* a wrong password; or argon2 without its memory (ENOMEM) */
+		return errno == ENOMEM ? -1 : 0;
+	}
+	if (e == NULL)
+		return 0;
+	*role = e->role;
+	return 1;
+}
+
+int
+users_hash(const char *password, size_t len, char *out)
+{
+	char	h[crypto_pwhash_STRBYTES];
+
+	if (len > USERS_PASSWORD_MAX || sodium_init() < 0)
+		return -1;
+	/*
+	 * INTERACTIVE (argon2id, 64 MiB, 2 passes: about 135 ms here): the
+	 * dashboard verifies on its one event loop, so every login holds up
+	 * every page's feed for that long; MODERATE (256 MiB, about 0.7 s)
+	 * would stall them five times longer and cost 256 MiB per attempt.
+	 */
+	if (crypto_pwhash_str(h, password, len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	    crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		return -1;
+	if (strlen(h) >= USERS_HASH_MAX)
+		return -1;
+	memcpy(out, h, strlen(h) + 1);
+	return 0;
+}
+
+int
+users_set_line(const char *text, size_t len, const char *user,
+    const char *role, const char *hash, struct sbuf *out)
+{
+	size_t	start, end, ulen = strlen(user);
+	int	done = 0;
+
+	sbuf_reset(out);
+	for (start = 0; start < len; start = end + 1) {
+		for (end = start; end < len && text[end] != '\n'; end++)
+			;
+		if (end - start > ulen && memcmp(text + start, user, ulen) == 0 &&
+		    text[start + ulen] == ':') {
+			if (!done && sbuf_printf(out, "%s:%s:%s\n", user, role,
+			    hash) == -1)
+				return -1;
+			done = 1;	/* a second line of the user (a bad file) goes */
+			continue;
+		}
+		if (sbuf_append(out, text + start, end - start) == -1 ||
+		    sbuf_append(out, "\n", 1) == -1)
+			return -1;
+	}
+	if (!done && sbuf_printf(out, "%s:%s:%s\n", user, role, hash) == -1)
+		return -1;
+	return 0;
+}
+
+int
+users_write(const char *path, const char *text, size_t len, struct sbuf *errs)
+{
+	char		 tmp[PATH_MAX], dir[PATH_MAX];
+	const char	*slash = strrchr(path, '/');
+	size_t		 off = 0;
+	ssize_t		 n;
+	int		 fd = -1, dfd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
+		sbuf_line(errs, "%s: path too long", path);
+		return -1;
+	}
+	/* mkstemp makes it 0600: the hashes are never readable by others */
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+		sbuf_line(errs, "%s: cannot make a temporary file beside it: %s",
+		    path, strerror(errno));
+		return -1;
+	}
+	while (off < len) {
+		if ((n = write(fd, text + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto err;
+		}
+		off += (size_t)n;
+	}
+	if (fchmod(fd, 0600) == -1 || fsync(fd) == -1)
+		goto err;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto err;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1)
+		goto err;
+	/* the rename itself must survive a crash too */
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+err:
+	sbuf_line(errs, "%s: %s", path, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	return -1;
+}

@@ -1,0 +1,284 @@
+"""The dashboard behind logins (issue 14, part 4; docs/dashboard.md "Logins"):
+`chatmon passwd` writing the users file, POST /api/login and its session
+cookie, /api/me, logout, 401 for the feed and /api/ without a session, the
+rate limit on failed logins per address and per user name, the wallboard
+token beside logins, the session's lifetime, the users file read again.
+Real redis-server, real `chatmon dashboard`, plain HTTP and WebSocket
+clients on 127.0.0.1 (and 127.0.0.2/3 as other addresses).
+"""
+
+import http.client
+import json
+import os
+import stat
+import subprocess
+import time
+
+import pytest
+import websockets
+
+from conftest import CHATMON, SLOW, T, run, wait_for
+
+
+def passwd(path, user, password, *role, check=True):
+    p = subprocess.run([CHATMON, "passwd", "-f", str(path), user, *role],
+                       input=password + "\n", capture_output=True, text=True, timeout=30)
+    if check:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+@pytest.fixture
+def users(tmp_path):
+    path = tmp_path / "users"
+    passwd(path, "alice", "alice-pw 密码")
+    passwd(path, "bob", "bob-pw", "supervisor")
+    return path
+
+
+def request(d, method, path, body=None, cookie=None, ctype="application/json", source="127.0.0.1"):
+    """(status, headers as a dict of lists, parsed JSON body or None)."""
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=T, source_address=(source, 0))
+    h = {}
+    if cookie:
+        h["Cookie"] = f"chatmon_session={cookie}"
+    data = None
+    if body is not None:
+        data = (body if isinstance(body, str) else json.dumps(body)).encode()
+        h["Content-Type"] = ctype
+    c.request(method, path, body=data, headers=h)
+    r = c.getresponse()
+    raw = r.read()
+    hdrs = {}
+    for k, v in r.getheaders():
+        hdrs.setdefault(k.lower(), []).append(v)
+    c.close()
+    try:
+        doc = json.loads(raw) if raw else None
+    except ValueError:
+        doc = None
+    return r.status, hdrs, doc
+
+
+def login(d, user, password, source="127.0.0.1"):
+    return request(d, "POST", "/api/login", {"user": user, "password": password}, source=source)
+
+
+def session_of(headers):
+    (cookie,) = headers["set-cookie"]
+    name, _, rest = cookie.partition("=")
+    assert name == "chatmon_session"
+    return rest.split(";")[0], [a.strip() for a in cookie.split(";")[1:]]
+
+
+async def feed_status(d, cookie=None, query=""):
+    """The HTTP status of a /feed upgrade (101 when it opened, and its hello)."""
+    kw = {"extra_headers": {"Cookie": f"chatmon_session={cookie}"}} if cookie else {}
+    try:
+        async with d.feed(query, **kw) as ws:
+            assert json.loads(await ws.recv())["type"] == "hello"
+            return 101
+    except websockets.InvalidStatusCode as e:
+        return e.status_code
+
+
+# ------------------------------------------------------------------ chatmon passwd
+
+def test_passwd(tmp_path):
+    path = tmp_path / "users"
+    path.write_text("# the shop's dashboard users\n", encoding="utf-8")
+    passwd(path, "alice", "one")
+    passwd(path, "bob@shop.example", "two", "supervisor")
+    first = path.read_text().splitlines()
+    assert first[0] == "# the shop's dashboard users"           # kept
+    assert first[1].startswith("alice:viewer:$argon2id$v=19$m=65536,t=2,p=1$")
+    assert first[2].startswith("bob@shop.example:supervisor:$argon2id$")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert "one" not in path.read_text() and "two" not in path.read_text()
+    # replace: alice's line only, in its place, new salt
+    p = passwd(path, "alice", "three", "supervisor")
+    assert "replaced alice" in p.stderr
+    second = path.read_text().splitlines()
+    assert len(second) == 3 and second[0] == first[0] and second[2] == first[2]
+    assert second[1].startswith("alice:supervisor:$argon2id$") and second[1] != first[1]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert [f for f in os.listdir(tmp_path)] == ["users"]        # no temporary left
+    # refusals change nothing
+    before = path.read_bytes()
+    for args, password, code, words in (
+            (["bad name"], "x", 2, "bad user name"),
+            (["a:b"], "x", 2, "bad user name"),
+            (["x" * 65], "x", 2, "bad user name"),
+            (["carol", "admin"], "x", 2, "unknown role"),
+            (["carol"], "", 1, "empty password")):
+        p = passwd(path, *args, password, check=False)
+        assert p.returncode == code and words in p.stderr, (args, p.returncode, p.stderr)
+    assert path.read_bytes() == before
+    # a new file is made, 0600
+    fresh = tmp_path / "sub-users"
+    passwd(fresh, "x.y_z-1", "pw")
+    assert stat.S_IMODE(os.stat(fresh).st_mode) == 0o600
+    # a broken file: said as FILE:LINE, not rewritten
+    broken = tmp_path / "broken"
+    broken.write_text("alice:viewer:$argon2id$x\nnonsense\n")
+    p = passwd(broken, "bob", "pw", check=False)
+    assert p.returncode == 1 and f"{broken}:2: want USER:ROLE:HASH" in p.stderr, p.stderr
+    assert broken.read_text() == "alice:viewer:$argon2id$x\nnonsense\n"
+
+
+def test_bad_users_file(dashboard, redis_server, tmp_path):
+    r = redis_server()
+    bad = tmp_path / "users"
+    bad.write_text("alice:viewer:$argon2id$x\nbob:root:$argon2id$y\n")
+    d = dashboard(r.url(), extra=f"  users: {bad}\n", wait=False)
+    d.exit_code = d.proc.wait(10 * SLOW)
+    assert d.exit_code == 1
+    assert f"{bad}:2: user bob: unknown role 'root'" in d.log()
+    d2 = dashboard(r.url(), extra=f"  users: {tmp_path / 'none'}\n", wait=False)
+    d2.exit_code = d2.proc.wait(10 * SLOW)
+    assert d2.exit_code == 1
+    assert "none: No such file or directory" in d2.log()
+
+
+# ------------------------------------------------------------------ logins
+
+def test_login_cookie_me_logout(dashboard, redis_server, users):
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  users: {users}\n")
+    # without a session: /api/ and the feed answer 401; the page still loads
+    assert request(d, "GET", "/api/me")[0] == 401
+    assert request(d, "GET", "/api/anything")[0] == 401
+    assert request(d, "POST", "/api/logout", {})[0] == 401
+    assert request(d, "GET", "/api/login")[2] == {"logins": True}
+    assert run(feed_status(d)) == 401
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=T)
+    c.request("GET", "/")
+    assert c.getresponse().status == 200
+
+    # wrong password and unknown user: the same answer
+    s1, h1, b1 = login(d, "alice", "wrong")
+    s2, h2, b2 = login(d, "mallory", "alice-pw 密码")
+    assert (s1, b1) == (s2, b2) == (401, {"error": "wrong user or password"})
+    assert "set-cookie" not in h1 and "set-cookie" not in h2
+    # the CSRF defence: JSON only
+    assert request(d, "POST", "/api/login", '{"user":"alice","password":"alice-pw 密码"}',
+                   ctype="text/plain")[0] == 415
+    assert request(d, "POST", "/api/login", "user=alice&password=x",
+                   ctype="application/x-www-form-urlencoded")[0] == 415
+    assert request(d, "POST", "/api/login", "not json")[0] == 400
+    assert request(d, "GET", "/api/login")[2] == {"logins": True}
+
+    status, h, body = login(d, "alice", "alice-pw 密码")
+    assert status == 200 and body == {"user": "alice", "role": "viewer"}
+    sid, attrs = session_of(h)
+    assert len(sid) == 43 and all(ch.isalnum() or ch in "-_" for ch in sid)
+    assert "HttpOnly" in attrs and "SameSite=Strict" in attrs and "Path=/" in attrs
+    assert "Max-Age=43200" in attrs                     # dashboard.session_ttl's 12 h
+    assert "Secure" not in attrs                        # plain http
+    assert request(d, "GET", "/api/me", cookie=sid)[2] == {"user": "alice", "role": "viewer"}
+    assert request(d, "GET", "/api/login", cookie=sid)[2] == {
+        "logins": True, "user": "alice", "role": "viewer"}
+    assert request(d, "GET", "/api/anything", cookie=sid)[0] == 404
+    assert request(d, "GET", "/api/me", cookie=sid[:-1] + ("A" if sid[-1] != "A" else "B"))[0] == 401
+    status, h, body = login(d, "bob", "bob-pw")
+    bob = session_of(h)[0]
+    assert body == {"user": "bob", "role": "supervisor"}
+    assert request(d, "GET", "/api/me", cookie=bob)[2]["role"] == "supervisor"
+
+    async def main():
+        assert await feed_status(d, cookie=sid) == 101
+        assert await feed_status(d, cookie="x" * 43) == 401
+        # an open feed closes when its login ends
+        async with d.feed(extra_headers={"Cookie": f"chatmon_session={sid}"}) as ws:
+            assert json.loads(await ws.recv())["type"] == "hello"
+            st, h, body = request(d, "POST", "/api/logout", {}, cookie=sid)
+            assert st == 200 and body == {"ok": True}
+            assert "Max-Age=0" in h["set-cookie"][0]
+            with pytest.raises(websockets.ConnectionClosed) as e:
+                while True:
+                    await ws.recv()
+            assert e.value.rcvd is not None and e.value.rcvd.code == 1008
+        assert await feed_status(d, cookie=sid) == 401
+        assert await feed_status(d, cookie=bob) == 101     # bob's session is his own
+    run(main())
+    assert request(d, "GET", "/api/me", cookie=sid)[0] == 401
+    log = d.log()
+    assert "alice (viewer) logged in from" in log and "alice logged out" in log
+    assert "a failed login for alice from" in log and "a failed login for mallory" in log
+    assert "alice-pw" not in log and "wrong" not in log.replace("wrong user", "")
+    assert sid not in log
+
+
+def test_rate_limit(dashboard, redis_server, users):
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  users: {users}\n")
+    for i in range(5):
+        assert login(d, "alice", f"guess-{i}")[0] == 401
+    st, h, body = login(d, "alice", "guess-5")
+    assert st == 429 and body == {"error": "too many failed logins"}
+    assert 850 <= int(h["retry-after"][0]) <= 900      # the first failure leaves the window
+    # the right password does not get through either, from here...
+    assert login(d, "alice", "alice-pw 密码")[0] == 429
+    # ...nor for alice from another address (per user name)
+    assert login(d, "alice", "alice-pw 密码", source="127.0.0.2")[0] == 429
+    # another user from another address is not affected
+    assert login(d, "bob", "bob-pw", source="127.0.0.2")[0] == 200
+    # bob from the guessing address is (per address)
+    assert login(d, "bob", "bob-pw")[0] == 429
+    # an address that sprays user names is stopped too
+    for i in range(5):
+        assert login(d, f"user{i}", "x", source="127.0.0.3")[0] == 401
+    assert login(d, "user9", "x", source="127.0.0.3")[0] == 429
+    log = d.log()
+    assert "refused: too many failed logins" in log
+    assert "guess-" not in log
+
+
+def test_token_with_logins(dashboard, redis_server, users):
+    """dashboard.token stays for read-only wallboards: the feed, nothing of /api/."""
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  users: {users}\n  token: wall-Tok\n")
+
+    async def main():
+        assert await feed_status(d, query="?token=wall-Tok") == 101
+        assert await feed_status(d, query="?token=wrong") == 401
+        assert await feed_status(d) == 401
+    run(main())
+    assert request(d, "GET", "/api/me?token=wall-Tok")[0] == 401
+    assert "wall-Tok" not in d.log()
+
+
+def test_without_logins(dashboard, redis_server):
+    """dashboard.users unset: the feed as before, /api/login says logins are off."""
+    r = redis_server()
+    d = dashboard(r.url())
+    assert request(d, "GET", "/api/login") == (200, request(d, "GET", "/api/login")[1],
+                                               {"logins": False})
+    assert request(d, "GET", "/api/me")[0] == 404
+    assert login(d, "alice", "x")[0] == 404
+    assert run(feed_status(d)) == 101
+
+
+def test_session_lifetime_and_users_file_changes(dashboard, redis_server, users):
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  users: {users}\n  session_ttl: 3s\n")
+    st, h, _ = login(d, "alice", "alice-pw 密码")
+    sid, attrs = session_of(h)
+    assert "Max-Age=3" in attrs
+    assert request(d, "GET", "/api/me", cookie=sid)[0] == 200
+    time.sleep(3.2)
+    assert request(d, "GET", "/api/me", cookie=sid)[0] == 401      # however busy, 3 s
+    # chatmon passwd while it runs: a new user logs in, a changed role shows
+    passwd(users, "carol", "carol-pw")
+    wait_for(lambda: login(d, "carol", "carol-pw")[0] == 200, 10 * SLOW, "carol's login")
+    bob = session_of(login(d, "bob", "bob-pw")[1])[0]
+    assert request(d, "GET", "/api/me", cookie=bob)[2]["role"] == "supervisor"
+    passwd(users, "bob", "bob-pw2", "viewer")
+    wait_for(lambda: request(d, "GET", "/api/me", cookie=bob)[2] == {"user": "bob", "role": "viewer"},
+             10 * SLOW, "bob's new role")
+    # a user taken out of the file loses the session at once
+    lines = [x for x in users.read_text().splitlines() if not x.startswith("bob:")]
+    users.write_text("\n".join(lines) + "\n")
+    wait_for(lambda: request(d, "GET", "/api/me", cookie=bob)[0] == 401, 10 * SLOW,
+             "bob logged out")
+    assert "read again" in d.log()

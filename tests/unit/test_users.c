@@ -1,0 +1,203 @@
+/* test_users: the users file (parse and its errors, roles, rewriting a line, argon2id hash and verify, the atomic write). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "chatmon/users.h"
+
+#define H1 "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaA"
+
+static void
+test_names_and_roles(void **state)
+{
+	char	long_name[80];
+
+	(void)state;
+	assert_true(users_name_ok("alice"));
+	assert_true(users_name_ok("a.b_c-d@shop.example"));
+	assert_false(users_name_ok(""));
+	assert_false(users_name_ok("al ice"));
+	assert_false(users_name_ok("al:ice"));
+	assert_false(users_name_ok("张三"));
+	assert_false(users_name_ok("<img>"));
+	memset(long_name, 'a', 64);
+	long_name[64] = '\0';
+	assert_true(users_name_ok(long_name));
+	long_name[64] = 'a';
+	long_name[65] = '\0';
+	assert_false(users_name_ok(long_name));
+
+	assert_int_equal(users_role_parse("viewer"), USERS_VIEWER);
+	assert_int_equal(users_role_parse("supervisor"), USERS_SUPERVISOR);
+	assert_int_equal(users_role_parse("admin"), USERS_NONE);
+	assert_string_equal(users_role_name(USERS_SUPERVISOR), "supervisor");
+	assert_null(users_role_name(USERS_NONE));
+	/* the helper a supervisor-only action calls */
+	assert_true(users_role_allows(USERS_SUPERVISOR, USERS_SUPERVISOR));
+	assert_true(users_role_allows(USERS_SUPERVISOR, USERS_VIEWER));
+	assert_true(users_role_allows(USERS_VIEWER, USERS_VIEWER));
+	assert_false(users_role_allows(USERS_VIEWER, USERS_SUPERVISOR));
+	assert_false(users_role_allows(USERS_NONE, USERS_VIEWER));
+	assert_false(users_role_allows(USERS_SUPERVISOR, USERS_NONE));
+}
+
+static void
+test_parse(void **state)
+{
+	const char	*good = "# the shop's supervisors\n\nalice:viewer:" H1 "\r\n"
+	    "  # indented comment\nbob@x:supervisor:" H1;
+	const char	*bad = "alice:viewer:" H1 "\n"
+	    "no colons\n"
+	    "b d:viewer:" H1 "\n"
+	    "carol:admin:" H1 "\n"
+	    "dave:viewer:plaintext-password\n"
+	    "alice:supervisor:" H1 "\n";
+	struct sbuf	 errs;
+	struct users	*u;
+
+	(void)state;
+	sbuf_init(&errs);
+	assert_non_null(u = users_parse(good, strlen(good), "u.txt", &errs));
+	assert_int_equal(errs.len, 0);
+	assert_int_equal(users_count(u), 2);
+	assert_int_equal(users_role(u, "alice"), USERS_VIEWER);
+	assert_int_equal(users_role(u, "bob@x"), USERS_SUPERVISOR);
+	assert_int_equal(users_role(u, "carol"), USERS_NONE);
+	users_free(u);
+
+	assert_null(users_parse(bad, strlen(bad), "u.txt", &errs));
+	assert_int_equal(errs.lines, 5);	/* every one, each at its line */
+	assert_non_null(strstr(sbuf_str(&errs), "u.txt:2: want USER:ROLE:HASH\n"));
+	assert_non_null(strstr(sbuf_str(&errs), "u.txt:3: bad user name"));
+	assert_non_null(strstr(sbuf_str(&errs), "u.txt:4: user carol: unknown role 'admin'"));
+	assert_non_null(strstr(sbuf_str(&errs), "u.txt:5: user dave: the hash is not"));
+	assert_non_null(strstr(sbuf_str(&errs), "u.txt:6: user alice is there twice"));
+	/* never the secret itself */
+	assert_null(strstr(sbuf_str(&errs), "plaintext-password"));
+	sbuf_free(&errs);
+
+	assert_non_null(u = users_parse("", 0, "empty", &errs));
+	assert_int_equal(users_count(u), 0);
+	users_free(u);
+	sbuf_free(&errs);
+	users_free(NULL);
+}
+
+static void
+test_set_line(void **state)
+{
+	const char	*text = "# users\nalice:viewer:A\nalicia:viewer:B\nbob:viewer:C";
+	struct sbuf	 out;
+
+	(void)state;
+	sbuf_init(&out);
+	assert_int_equal(users_set_line(text, strlen(text), "alice", "supervisor",
+	    "Z", &out), 0);
+	assert_string_equal(sbuf_str(&out),
+	    "# users\nalice:supervisor:Z\nalicia:viewer:B\nbob:viewer:C\n");
+	assert_int_equal(users_set_line(text, strlen(text), "carol", "viewer",
+	    "Y", &out), 0);
+	assert_string_equal(sbuf_str(&out),
+	    "# users\nalice:viewer:A\nalicia:viewer:B\nbob:viewer:C\ncarol:viewer:Y\n");
+	assert_int_equal(users_set_line("", 0, "carol", "viewer", "Y", &out), 0);
+	assert_string_equal(sbuf_str(&out), "carol:viewer:Y\n");
+	sbuf_free(&out);
+}
+
+static double
+users_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void
+test_hash_verify(void **state)
+{
+	char		 h[USERS_HASH_MAX], text[512];
+	struct sbuf	 errs;
+	struct users	*u;
+	enum users_role	 role;
+	double		 t0, known, unknown;
+
+	(void)state;
+	assert_int_equal(users_hash("s3cret 密码", strlen("s3cret 密码"), h), 0);
+	assert_memory_equal(h, "$argon2id$v=19$m=65536,t=2,p=1$", 31);
+	snprintf(text, sizeof(text), "alice:supervisor:%s\n", h);
+	sbuf_init(&errs);
+	assert_non_null(u = users_parse(text, strlen(text), "u", &errs));
+	assert_int_equal(users_verify(u, "alice", "s3cret 密码",
+	    strlen("s3cret 密码"), &role), 1);
+	assert_int_equal(role, USERS_SUPERVISOR);
+	t0 = users_ms();
+	assert_int_equal(users_verify(u, "alice", "s3cret", 6, &role), 0);
+	known = users_ms() - t0;
+	assert_int_equal(role, USERS_NONE);
+	t0 = users_ms();
+	assert_int_equal(users_verify(u, "mallory", "s3cret 密码",
+	    strlen("s3cret 密码"), &role), 0);
+	unknown = users_ms() - t0;
+	assert_int_equal(role, USERS_NONE);
+	/* an unknown user does the same argon2id work (a loose bound: a busy machine) */
+	assert_true(unknown > known / 3 && unknown < known * 3);
+	users_free(u);
+	sbuf_free(&errs);
+}
+
+static void
+test_write(void **state)
+{
+	char		 dir[] = "/tmp/test_users.XXXXXX", path[64], buf[64];
+	struct sbuf	 errs;
+	struct stat	 st;
+	FILE		*f;
+	size_t		 n;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/users", dir);
+	sbuf_init(&errs);
+	assert_int_equal(users_write(path, "a:viewer:X\n", 11, &errs), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(users_write(path, "b:viewer:Y\n", 11, &errs), 0);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	assert_string_equal(buf, "b:viewer:Y\n");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* a directory that is not there: said, and nothing left behind */
+	snprintf(path, sizeof(path), "%s/no/users", dir);
+	assert_int_equal(users_write(path, "x", 1, &errs), -1);
+	assert_non_null(strstr(sbuf_str(&errs), "cannot make a temporary file"));
+	snprintf(path, sizeof(path), "%s/users", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+	sbuf_free(&errs);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_names_and_roles),
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_set_line),
+		cmocka_unit_test(test_hash_verify),
+		cmocka_unit_test(test_write),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

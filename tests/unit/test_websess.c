@@ -1,0 +1,128 @@
+/* test_websess: login sessions (ids, whole-life and idle expiry, the bound, logout) and the Cookie header. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "chatmon/websess.h"
+
+#define H	3600000ULL
+
+static void
+test_life(void **state)
+{
+	struct websess	*s;
+	char		 a[WEBSESS_ID_LEN + 1], b[WEBSESS_ID_LEN + 1], bad[WEBSESS_ID_LEN + 1];
+	int		 ev;
+
+	(void)state;
+	assert_null(websess_new(0, 12 * H, H));
+	assert_non_null(s = websess_new(4, 12 * H, H));
+	assert_int_equal(websess_create(s, "alice", 1000, a, &ev), 0);
+	assert_int_equal(ev, 0);
+	assert_int_equal(strlen(a), WEBSESS_ID_LEN);
+	assert_null(strpbrk(a, "+/="));		/* base64url, no padding: a cookie value as is */
+	assert_int_equal(websess_create(s, "alice", 1000, b, &ev), 0);
+	assert_string_not_equal(a, b);
+	assert_string_equal(websess_get(s, a, 2000, 1), "alice");
+	/* a changed character, a cut one, junk: no session */
+	memcpy(bad, a, sizeof(bad));
+	bad[5] = bad[5] == 'A' ? 'B' : 'A';
+	assert_null(websess_get(s, bad, 2000, 1));
+	bad[WEBSESS_ID_LEN - 1] = '\0';
+	assert_null(websess_get(s, bad, 2000, 1));
+	assert_null(websess_get(s, "", 2000, 1));
+	assert_null(websess_get(s, "not base64 at all, but 43 characters long!!", 2000, 1));
+
+	/* idle: used within the hour it lives on, without it ends */
+	assert_non_null(websess_get(s, a, 1000 + H - 1, 1));
+	assert_non_null(websess_get(s, a, 1000 + 2 * H - 2, 1));
+	assert_null(websess_get(s, b, 1000 + 2 * H - 2, 0));	/* b was idle */
+	assert_int_equal(websess_count(s), 1);
+	/* a look without touch does not keep it alive */
+	assert_non_null(websess_get(s, a, 1000 + 2 * H, 0));
+	assert_null(websess_get(s, a, 1000 + 3 * H, 0));
+
+	/* whole life: 12 h from login however busy */
+	assert_int_equal(websess_create(s, "bob", 0, a, &ev), 0);
+	{
+		uint64_t	t;
+
+		for (t = 0; t < 12 * H; t += H / 2)
+			assert_non_null(websess_get(s, a, t, 1));
+		assert_null(websess_get(s, a, 12 * H, 1));
+	}
+	websess_free(s);
+	websess_free(NULL);
+}
+
+static void
+test_bound_logout_sweep(void **state)
+{
+	struct websess	*s;
+	char		 id[5][WEBSESS_ID_LEN + 1];
+	int		 ev, i;
+
+	(void)state;
+	assert_non_null(s = websess_new(3, 12 * H, H));
+	for (i = 0; i < 3; i++)
+		assert_int_equal(websess_create(s, "u", (uint64_t)i, id[i], &ev), 0);
+	assert_non_null(websess_get(s, id[0], 10, 1));	/* 1 is now least used */
+	assert_int_equal(websess_create(s, "v", 11, id[3], &ev), 0);
+	assert_int_equal(ev, 1);
+	assert_int_equal(websess_count(s), 3);
+	assert_null(websess_get(s, id[1], 12, 0));
+	assert_non_null(websess_get(s, id[0], 12, 0));
+	assert_non_null(websess_get(s, id[3], 12, 0));
+
+	assert_int_equal(websess_end(s, id[0]), 1);
+	assert_int_equal(websess_end(s, id[0]), 0);
+	assert_null(websess_get(s, id[0], 13, 0));
+	assert_int_equal(websess_create(s, "v", 14, id[4], &ev), 0);
+	assert_int_equal(ev, 0);
+	assert_int_equal(websess_end_user(s, "v"), 2);
+	assert_int_equal(websess_count(s), 1);
+	assert_int_equal(websess_sweep(s, 2 + H - 1), 0);
+	assert_int_equal(websess_sweep(s, 2 + H), 1);
+	assert_int_equal(websess_count(s), 0);
+	/* a user name longer than any valid one */
+	assert_int_equal(websess_create(s, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	    0, id[0], &ev), -1);
+	websess_free(s);
+}
+
+static void
+test_cookie(void **state)
+{
+	char	v[64];
+
+	(void)state;
+	assert_int_equal(websess_cookie("chatmon_session=abc", "chatmon_session", v, sizeof(v)), 0);
+	assert_string_equal(v, "abc");
+	assert_int_equal(websess_cookie("a=1; chatmon_session=x-y_z ; b=2",
+	    "chatmon_session", v, sizeof(v)), 0);
+	assert_string_equal(v, "x-y_z");
+	assert_int_equal(websess_cookie("xchatmon_session=1; chatmon_sessionx=2",
+	    "chatmon_session", v, sizeof(v)), -1);
+	assert_int_equal(websess_cookie("", "chatmon_session", v, sizeof(v)), -1);
+	assert_int_equal(websess_cookie("chatmon_session=0123456789", "chatmon_session",
+	    v, 5), -1);
+	assert_int_equal(websess_cookie("chatmon_session=", "chatmon_session", v,
+	    sizeof(v)), 0);
+	assert_string_equal(v, "");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_life),
+		cmocka_unit_test(test_bound_logout_sweep),
+		cmocka_unit_test(test_cookie),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
