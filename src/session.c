@@ -617,19 +617,28 @@ session_id_source(struct session_server *srv, struct lws *wsi, char *out,
 {
 	const char	*name = srv->set.agent_id_name;
 	char		 key[160], *p;
-	const char	*v;
-	int		 t, n;
+	size_t		 klen;
+	int		 i, t, n;
 	const unsigned char *ts;
 
 	out[0] = '\0';
 	if (srv->set.agent_id_from == CONFIG_AGENT_ID_QUERY) {
 		snprintf(key, sizeof(key), "%s=", name);
-		/* lws copies "name=value" and points at the value */
-		if ((v = lws_get_urlarg_by_name(wsi, key, out, (int)outlen)) == NULL)
-			return lws_get_urlarg_by_name(wsi, key, NULL, 0) ? -1 : 0;
-		n = (int)strlen(v);
-		memmove(out, v, (size_t)n + 1);
-		return n;
+		klen = strlen(key);
+		/* not lws_get_urlarg_by_name: it leaves the last argument in out */
+		for (i = 0; (n = lws_hdr_fragment_length(wsi,
+		    WSI_TOKEN_HTTP_URI_ARGS, i)) > 0; i++) {
+			if ((size_t)n >= outlen)
+				return -1;
+			n = lws_hdr_copy_fragment(wsi, out, (int)outlen,
+			    WSI_TOKEN_HTTP_URI_ARGS, i);
+			if (n >= (int)klen && strncmp(out, key, klen) == 0) {
+				memmove(out, out + klen, (size_t)n - klen + 1);
+				return n - (int)klen;
+			}
+		}
+		out[0] = '\0';
+		return 0;
 	}
 	snprintf(key, sizeof(key), "%s:", name);
 	/* a header lws knows by name is not among the custom ones */
@@ -757,7 +766,8 @@ session_allow(struct session *s, struct lws *wsi)
 	if (n > 0 && (why = access_agent_id_why(raw, (size_t)n)) != NULL)
 		return session_refuse(s, &m->refused_agent_id,
 		    HTTP_STATUS_BAD_REQUEST, "bad agent id: %s", why);
-	memcpy(s->agent_id, raw, (size_t)n + 1);
+	memcpy(s->agent_id, raw, (size_t)n);
+	s->agent_id[n] = '\0';
 	return 0;
 }
 
