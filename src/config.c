@@ -208,6 +208,7 @@ static const struct config_key config_keys[] = {
 	    "127.0.0.1:8081", 0, 0, 0 },
 	{ "dashboard.token", CT_STRING, OFF(dashboard.token), 0, NULL, 0, 0, 0 },
 	{ "dashboard.users", CT_STRING, OFF(dashboard.users), 0, NULL, 0, 0, 0 },
+	{ "dashboard.tls", CT_BOOL, OFF(dashboard.tls), 0, "false", 0, 0, 0 },
 	/* a login's whole life; the idle timeout is the dashboard's (docs/dashboard.md) */
 	{ "dashboard.session_ttl", CT_DURATION, OFF(dashboard.session_ttl_ms), 0,
 	    "12h", 1000, 2592000000ULL, 0 },
@@ -1789,6 +1790,11 @@ config_check_access(struct config_ctx *ctx)
 	    strcmp(c->tls.min_version, "1.3") != 0) {
 		config_place(ctx, "tls.min_version", NULL);
 		config_err(ctx, "tls.min_version: want \"1.2\" or \"1.3\"");
+	}
+	if (c->dashboard.tls && c->tls.cert == NULL) {
+		config_place(ctx, "dashboard.tls", NULL);
+		config_err(ctx, "dashboard.tls: needs tls.cert and tls.key (the "
+		    "dashboard serves the same certificate)");
 	}
 	if (c->agent_id_jwt && c->auth.jwt_key == NULL) {
 		config_place(ctx, "agent_id", NULL);

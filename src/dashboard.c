@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 
+#include "chatmon/access.h"
 #include "chatmon/config.h"
 #include "chatmon/convstore.h"
 #include "chatmon/dashauth.h"
@@ -98,6 +99,7 @@ struct dash_bucket {		/* a ZRANGE's context */
 
 struct dash {
 	struct config		*cfg;
+	struct lwsctx_tls	*tlsc;		/* dashboard.tls: tls.cert and tls.key */
 	char			 root[PATH_MAX];
 	struct event_base	*base;
 	struct lws_context	*ctx;
@@ -1010,26 +1012,20 @@ dash_send(struct dash_client *c)
 static int
 dash_origin_ok(struct dash *d, struct lws *wsi)
 {
-	const struct config_list	*allowed = &d->cfg->dashboard.allowed_origins;
-	char				 origin[256], host[256], own[300];
-	size_t				 i;
-	int				 n;
+	char	origin[256], host[256], own[300];
+	int	n;
 
 	if ((n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN)) <= 0)
 		return 1;
 	if ((size_t)n >= sizeof(origin) ||
 	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
 		return 0;
-	if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) > 0) {
+	own[0] = '\0';
+	if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) > 0)
 		snprintf(own, sizeof(own), "%s://%s", lws_is_ssl(wsi) ?
 		    "https" : "http", host);
-		if (strcasecmp(origin, own) == 0)
-			return 1;
-	}
-	for (i = 0; i < allowed->n; i++)
-		if (strcasecmp(origin, allowed->v[i]) == 0)
-			return 1;
-	return 0;
+	/* the agents' side checks with the same function (session.c) */
+	return access_origin_ok(&d->cfg->dashboard.allowed_origins, origin, own);
 }
 
 /* Only /feed upgrades; with logins only with a session, with dashboard.token with the token. */
@@ -1097,6 +1093,9 @@ dash_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	const char		*since;
 
 	switch (reason) {
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		/* dashboard.tls: the listener's SSL_CTX, empty until now */
+		return d->tlsc == NULL || lwsctx_tls_use(d->tlsc, user) == -1;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return dash_confirm_upgrade(d, wsi);
 	case LWS_CALLBACK_ADD_HEADERS:
@@ -1320,7 +1319,12 @@ dash_start(struct dash *d)
 	d->api.mount_next = mount;
 	dash_protocols[1].per_session_data_size = dashauth_pss_size();
 	sbuf_init(&errs);
-	d->tls = 0;
+	d->tls = d->cfg->dashboard.tls;
+	if (d->tls && (d->tlsc = lwsctx_tls_load(&d->cfg->tls, &errs)) == NULL) {
+		fprintf(stderr, "chatmon: dashboard: %s", sbuf_str(&errs));
+		sbuf_free(&errs);
+		return -1;
+	}
 	if ((d->auth = dashauth_new(d->cfg->dashboard.users, d->cfg->dashboard.token,
 	    d->cfg->dashboard.session_ttl_ms, d->tls, &errs)) == NULL) {
 		fputs(sbuf_str(&errs), stderr);	/* FILE:LINE: each */
@@ -1335,6 +1339,7 @@ dash_start(struct dash *d)
 	li.user = d;
 	li.vhost = "dashboard";
 	li.timeout_secs = 10;
+	li.tls = d->tls;
 	sbuf_init(&errs);
 	if ((d->ctx = lwsctx_new(d->base, &li, &errs)) == NULL) {
 		fprintf(stderr, "chatmon: dashboard: %s", sbuf_str(&errs));
@@ -1409,6 +1414,7 @@ dash_stop(struct dash *d)
 	sla_free(d->figs);
 	sbuf_free(&d->out);
 	dashauth_free(d->auth);
+	lwsctx_tls_free(d->tlsc);
 }
 
 int

@@ -24,8 +24,10 @@ passwd_usage(FILE *f)
 	    "replaces USER's line there, with an argon2id hash of the password\n"
 	    "read from standard input (one line; asked twice, without echo, on a\n"
 	    "terminal). The role is viewer unless given. The other lines are kept;\n"
-	    "the file is replaced atomically and left readable by its owner only\n"
-	    "(0600). A running dashboard reads it again within seconds.\n"
+	    "the file is replaced atomically. A new file is made readable by its\n"
+	    "owner only (0600); one that exists keeps its owner, group and mode,\n"
+	    "less anything for others (root:chatmond 0640 lets the dashboard's\n"
+	    "user read it). A running dashboard reads it again within seconds.\n"
 	    "User names: 1-64 characters of A-Z a-z 0-9 . _ @ -\n"
 	    "Exit status: 0 done; 1 an error; 2 a usage error.\n");
 	return f == stdout ? 0 : 2;

@@ -343,9 +343,10 @@ users_write(const char *path, const char *text, size_t len, struct sbuf *errs)
 {
 	char		 tmp[PATH_MAX], dir[PATH_MAX];
 	const char	*slash = strrchr(path, '/');
+	struct stat	 st;
 	size_t		 off = 0;
 	ssize_t		 n;
-	int		 fd = -1, dfd;
+	int		 fd = -1, dfd, old;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
 		sbuf_line(errs, "%s: path too long", path);
@@ -365,7 +366,21 @@ users_write(const char *path, const char *text, size_t len, struct sbuf *errs)
 		}
 		off += (size_t)n;
 	}
-	if (fchmod(fd, 0600) == -1 || fsync(fd) == -1)
+	/*
+	 * A file that exists keeps its owner, group and mode, the group's read
+	 * bit included (root:chatmond 0640 lets the dashboard's user read it,
+	 * docs/security.md), but never anything for others.
+	 */
+	old = stat(path, &st) == 0;
+	if (old && fchown(fd, st.st_uid, st.st_gid) == -1) {
+		sbuf_line(errs, "%s: cannot keep its owner and group: %s", path,
+		    strerror(errno));
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	if (fchmod(fd, old ? (st.st_mode & 0640) | 0600 : 0600) == -1 ||
+	    fsync(fd) == -1)
 		goto err;
 	if (close(fd) == -1) {
 		fd = -1;

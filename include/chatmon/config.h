@@ -140,6 +140,7 @@ struct config_dashboard {		/* chatmon dashboard */
 	char	*token;			/* optional: the feed needs ?token= */
 	char	*users;			/* optional: logins (chatmon passwd); absolute */
 	uint64_t session_ttl_ms;	/* a login's whole life */
+	int	 tls;			/* https with tls.cert and tls.key */
 	char	*root;			/* the page's files; relative to the config */
 	uint64_t history;		/* alerts kept for pages that (re)connect */
 	struct config_list allowed_origins;	/* besides the page's own */

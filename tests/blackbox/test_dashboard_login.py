@@ -87,6 +87,7 @@ async def feed_status(d, cookie=None, query=""):
 def test_passwd(tmp_path):
     path = tmp_path / "users"
     path.write_text("# the shop's dashboard users\n", encoding="utf-8")
+    os.chmod(path, 0o600)
     passwd(path, "alice", "one")
     passwd(path, "bob@shop.example", "two", "supervisor")
     first = path.read_text().splitlines()
@@ -114,6 +115,13 @@ def test_passwd(tmp_path):
         p = passwd(path, *args, password, check=False)
         assert p.returncode == code and words in p.stderr, (args, p.returncode, p.stderr)
     assert path.read_bytes() == before
+    # an operator's root:GROUP 0640 (the dashboard's user reads it through its
+    # group, docs/security.md) is kept; anything for others is not
+    os.chown(path, 0, 4)                      # adm: any group other than root's
+    os.chmod(path, 0o644)
+    passwd(path, "dave", "four")
+    st = os.stat(path)
+    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_gid == 4 and st.st_uid == 0
     # a new file is made, 0600
     fresh = tmp_path / "sub-users"
     passwd(fresh, "x.y_z-1", "pw")

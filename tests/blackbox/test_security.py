@@ -540,3 +540,49 @@ def test_redis_acl_user(daemon, backend, redis_server, tmp_path):
     assert admin.keys("chatmon:sla:*")     # the conversations' state, by the Lua scripts
     assert admin.execute_command("ACL", "LOG") == [], admin.execute_command("ACL", "LOG")
     assert "NOPERM" not in d.log()
+
+
+# --------------------------------------------------------------------------
+# 6. The dashboard over TLS, behind logins
+
+
+def test_dashboard_over_tls_with_logins(dashboard, redis_server, pki, tmp_path):
+    """dashboard.tls serves the page, the API and the feed with tls.cert and
+    tls.key; the session cookie is then Secure, the page's own https origin may
+    open the feed, and another origin may not."""
+    import http.client
+    cert, key = make_cert(pki, "dash")
+    ca = os.path.join(pki, "ca.pem")
+    users = tmp_path / "users"
+    p = subprocess.run([os.path.join(os.path.dirname(CHATMOND), "chatmon"), "passwd", "-f",
+                        str(users), "sup", "supervisor"], input="sup-pw\n", text=True,
+                       capture_output=True)
+    assert p.returncode == 0, p.stderr
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  users: {users}\n  tls: true\n"
+                  f"tls:\n  cert: {cert}\n  key: {key}\n")
+    c = http.client.HTTPSConnection("localhost", d.port, timeout=T, context=client_ctx(ca))
+    c.request("POST", "/api/login", body=json.dumps({"user": "sup", "password": "sup-pw"}),
+              headers={"Content-Type": "application/json"})
+    resp = c.getresponse()
+    assert resp.status == 200 and json.loads(resp.read()) == {"user": "sup", "role": "supervisor"}
+    cookie = resp.getheader("Set-Cookie")
+    attrs = [a.strip() for a in cookie.split(";")]
+    assert "Secure" in attrs and "HttpOnly" in attrs and "SameSite=Strict" in attrs, cookie
+    sid = attrs[0]
+
+    async def feed(origin):
+        try:
+            async with websockets.connect(
+                    f"wss://localhost:{d.port}/feed", ssl=client_ctx(ca), open_timeout=T,
+                    extra_headers={"Cookie": sid}, origin=origin) as ws:
+                return json.loads(await ws.recv())["type"]
+        except websockets.exceptions.InvalidStatusCode as e:
+            return e.status_code
+    assert run(feed(f"https://localhost:{d.port}")) == "hello"
+    assert run(feed("https://evil.example")) == 403
+    # plain http on the TLS port gets nothing
+    with pytest.raises((http.client.HTTPException, OSError)):
+        plain = http.client.HTTPConnection("127.0.0.1", d.port, timeout=T)
+        plain.request("GET", "/api/login")
+        plain.getresponse().read()

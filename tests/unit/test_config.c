@@ -594,6 +594,8 @@ static const struct bad_case bad_cases[] = {
 	    "@:1: auth.forward_token: only with a jwt: agent_id\n" },
 	{ "tls cert without key", "tls:\n  cert: c.pem\n",
 	    "@:2: tls.cert and tls.key go together: set both or neither\n" },
+	{ "dashboard tls without a certificate", "dashboard:\n  tls: true\n",
+	    "@:2: dashboard.tls: needs tls.cert and tls.key (the dashboard serves the same certificate)\n" },
 	{ "tls version", "tls: {min_version: '1.1'}\n",
 	    "@:1: tls.min_version: want \"1.2\" or \"1.3\"\n" },
 	{ "origin with a path", "allowed_origins: [https://a.example/x]\n",
