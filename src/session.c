@@ -256,9 +256,9 @@ session_server_set_config(struct session_server *srv, const struct config *cfg)
 }
 
 /*
- * What cfg's files hold, read and checked: the listener's certificate and
- * key, the upstream's CA. tls is NULL when the listener has none; the
- * caller frees it.
+ * What cfg's files hold, read and checked: the agents' token keys, the
+ * listener's certificate and key, the upstream's CA. *jwt and *tls are
+ * NULL when the configuration has none; the caller frees them.
  */
 static int
 session_read_files(const struct config *cfg, struct lwsctx_tls **tls,

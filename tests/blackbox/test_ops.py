@@ -1044,7 +1044,9 @@ def test_metrics_relay_and_rules_move(daemon, backend, tmp_path):
 SHORT_SLA = ["-o", "sla.first_response=300ms", "-o", "sla.reply=300ms", "-o", "sla.warn_at=0.5",
              "-o", "sla.escalate=1s", "-o", "sla.cap=2s", "-o", "sla.timezone=UTC",
              "-o", "redis.fold=0"]
-WEIRD_AGENT = 'q"a\\1'          # a quote and a backslash: escaped in the label value
+# every punctuation an agent id may hold (docs/security.md): a quote or a
+# backslash, which the label would have to escape, is refused at the door
+WEIRD_AGENT = "cs.q@shop:1~a+b_c-d"
 
 
 def test_metrics_sla_histogram_and_agent_figures(daemon, backend, tmp_path):
@@ -1100,7 +1102,7 @@ def test_metrics_sla_histogram_and_agent_figures(daemon, backend, tmp_path):
     assert 0 <= m.value("chatmon_sla_timer_late_max_seconds") < 0.5
     assert m.value("chatmon_sla_open_rounds") == 0 and m.value("chatmon_sla_conversations") == 0
 
-    # per agent, the id with its quote and backslash (unescaped by the parser)
+    # per agent, the id with its punctuation as it came
     a = dict(agent=WEIRD_AGENT)
     assert m.value("chatmon_agent_rounds_total", **a) == 3, m.series("chatmon_agent_rounds_total")
     assert m.value("chatmon_agent_answered_total", **a) == 2

@@ -413,6 +413,21 @@ def test_jwt_identity_in_alerts_and_not_forwarded(daemon, backend, keys):
     assert h.wait_log(r"agent=bob-RS256") and h.wait_log(r"agent=bob-ES256")
 
 
+def test_forward_token_passes_it_on(daemon, backend, keys):
+    """auth.forward_token: true: a backend that wants the token gets it as sent."""
+    b = backend()
+    d = daemon(b.port, agent_id="jwt:header:Authorization",
+               extra=jwt_extra(keys["dir"] / "hs.key", forward_token="true"))
+    tok = token(HS_SECRET, "HS256", sub="carol")
+
+    async def main():
+        async with ws(d, "/echo?fwd=1", extra_headers={"Authorization": f"Bearer {tok}"}) as c:
+            assert await echoes(c)
+    run(main())
+    o = b.wait(lambda e: e["ev"] == "open" and "fwd=1" in e["path"])
+    assert dict((k.lower(), v) for k, v in o["headers"])["authorization"] == f"Bearer {tok}"
+
+
 def test_bad_tokens_get_401_and_are_not_logged(daemon, backend, keys):
     """Missing, expired, not yet valid, forged, wrong-audience, wrong-issuer,
     unsigned (alg none) and alg-confused tokens: 401 before anything goes
