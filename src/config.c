@@ -1482,7 +1482,7 @@ config_load_file(struct config_ctx *ctx, const char *path)
 
 	ctx->line = 0;
 	/* the whole file: a reader error's offset can then be turned into a line */
-	if (yamlfile_read(path, CONFIG_MAX_FILE, &buf, &len) == -1) {
+	if (util_read_file(path, CONFIG_MAX_FILE, &buf, &len) == -1) {
 		if (errno == EFBIG)
 			config_err(ctx, "larger than %llu bytes: not a configuration file",
 			    CONFIG_MAX_FILE);

@@ -1,13 +1,10 @@
 /* jwt: verifies an agent's token (a compact JWS: HS256, RS256 or ES256) against the keys of one key file (pure; reading the key file is its only I/O). */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/bio.h>
@@ -160,59 +157,6 @@ jwt_b64member(const json_t *o, const char *name, size_t *len)
 		return NULL;
 	}
 	return b;
-}
-
-/* The whole file, NUL-terminated, at most JWT_MAX_FILE bytes; -1 with errno. */
-static int
-jwt_read(const char *path, unsigned char **buf, size_t *len)
-{
-	struct stat	 st;
-	unsigned char	*b = NULL;
-	size_t		 got = 0;
-	ssize_t		 k;
-	int		 fd, save;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	if (fstat(fd, &st) == -1)
-		goto err;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto err;
-	}
-	if (st.st_size > (off_t)JWT_MAX_FILE) {
-		errno = EFBIG;
-		goto err;
-	}
-	if ((b = malloc((size_t)st.st_size + 2)) == NULL)
-		goto err;
-	/* +1: a file that grew while being read is noticed, not cut */
-	while (got < (size_t)st.st_size + 1) {
-		if ((k = read(fd, b + got, (size_t)st.st_size + 1 - got)) == -1) {
-			if (errno == EINTR)
-				continue;
-			goto err;
-		}
-		if (k == 0)
-			break;
-		got += (size_t)k;
-	}
-	if (got > (size_t)st.st_size) {
-		errno = EAGAIN;
-		goto err;
-	}
-	close(fd);
-	b[got] = '\0';
-	*buf = b;
-	*len = got;
-	return 0;
-err:
-	save = errno;
-	if (b != NULL)
-		OPENSSL_clear_free(b, (size_t)st.st_size + 2);
-	close(fd);
-	errno = save;
-	return -1;
 }
 
 /* A new slot at the end of ks, zeroed; NULL when out of memory. */
@@ -622,12 +566,10 @@ jwt_keys_load(const char *path, struct sbuf *errs)
 	size_t		 len = 0, i, j;
 	int		 rc;
 
-	if (jwt_read(path, &b, &len) == -1) {
+	if (util_read_file(path, JWT_MAX_FILE, (char **)&b, &len) == -1) {
 		if (errno == EFBIG)
 			jwt_err(errs, path, "larger than %u bytes: not a key file", JWT_MAX_FILE);
-		else if (errno == EAGAIN)
-			jwt_err(errs, path, "changed while being read");
-		else if (errno == EINVAL)
+		else if (errno == EISDIR)
 			jwt_err(errs, path, "not a regular file");
 		else
 			jwt_err(errs, path, "cannot read: %s", strerror(errno));
@@ -656,11 +598,11 @@ jwt_keys_load(const char *path, struct sbuf *errs)
 		rc = jwt_load_secret(ks, path, b, len, errs);
 	if (rc == -1)
 		goto err;
-	OPENSSL_clear_free(b, len + 2);
+	OPENSSL_clear_free(b, len + 1);
 	ERR_clear_error();
 	return ks;
 err:
-	OPENSSL_clear_free(b, len + 2);
+	OPENSSL_clear_free(b, len + 1);
 	jwt_keys_free(ks);
 	ERR_clear_error();
 	return NULL;

@@ -1,14 +1,11 @@
 /* model: a statistical second opinion on a turn, a linear model over the character n-grams of its normalised text (pure). */
 #include <errno.h>
-#include <fcntl.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
@@ -353,57 +350,6 @@ model_lef32(const unsigned char *p)
 	return f;
 }
 
-/* The whole file, at most MODEL_MAX_FILE bytes; -1 with errno. */
-static int
-model_read(const char *path, unsigned char **buf, size_t *len)
-{
-	struct stat	 st;
-	unsigned char	*b = NULL;
-	size_t		 got = 0;
-	ssize_t		 k;
-	int		 fd, save;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	if (fstat(fd, &st) == -1)
-		goto err;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto err;
-	}
-	if (st.st_size > (off_t)MODEL_MAX_FILE) {
-		errno = EFBIG;
-		goto err;
-	}
-	if ((b = malloc((size_t)st.st_size + 1)) == NULL)
-		goto err;
-	/* +1: a file that grew while being read is noticed, not cut */
-	while (got < (size_t)st.st_size + 1) {
-		if ((k = read(fd, b + got, (size_t)st.st_size + 1 - got)) == -1) {
-			if (errno == EINTR)
-				continue;
-			goto err;
-		}
-		if (k == 0)
-			break;
-		got += (size_t)k;
-	}
-	if (got > (size_t)st.st_size) {
-		errno = EAGAIN;
-		goto err;
-	}
-	close(fd);
-	*buf = b;
-	*len = got;
-	return 0;
-err:
-	save = errno;
-	free(b);
-	close(fd);
-	errno = save;
-	return -1;
-}
-
 /* The checks that need no allocation; 0, or -1 with the error told. */
 static int
 model_check(const char *path, const unsigned char *b, size_t len,
@@ -485,12 +431,10 @@ model_new(const char *path, struct sbuf *errs)
 	uint32_t		 key, prev = 0, bucket, cat;
 	float			 f;
 
-	if (model_read(path, &b, &len) == -1) {
+	if (util_read_file(path, MODEL_MAX_FILE, (char **)&b, &len) == -1) {
 		if (errno == EFBIG)
 			model_err(errs, path, "larger than %u bytes: not a model",
 			    MODEL_MAX_FILE);
-		else if (errno == EAGAIN)
-			model_err(errs, path, "changed while being read");
 		else
 			model_err(errs, path, "cannot read: %s", strerror(errno));
 		return NULL;

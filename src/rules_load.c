@@ -1019,7 +1019,7 @@ rules_load_parse_file(const char *path, struct rules_load_doc *d, struct sbuf *e
 	memset(d, 0, sizeof(*d));
 	d->file = path;
 	d->errs = errs;
-	if (yamlfile_read(path, RULES_MAX_FILE, &buf, &len) == -1) {
+	if (util_read_file(path, RULES_MAX_FILE, &buf, &len) == -1) {
 		if (errno == EFBIG)
 			rules_load_err(errs, path, 0, "larger than %d bytes: split "
 			    "it into several files", RULES_MAX_FILE);

@@ -195,46 +195,21 @@ oom:
 struct users *
 users_load(const char *path, struct sbuf *errs)
 {
-	struct users	*u = NULL;
-	struct stat	 st;
-	char		*text = NULL;
-	ssize_t		 n;
-	size_t		 got = 0;
-	int		 fd;
+	struct users	*u;
+	char		*text;
+	size_t		 len;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		sbuf_line(errs, "%s: %s", path, strerror(errno));
+	if (util_read_file(path, USERS_FILE_MAX, &text, &len) == -1) {
+		if (errno == EFBIG || errno == EISDIR)
+			sbuf_line(errs, "%s: not a users file (a file of at most "
+			    "16 MiB)", path);
+		else
+			sbuf_line(errs, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) == -1) {
-		sbuf_line(errs, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > USERS_FILE_MAX) {
-		sbuf_line(errs, "%s: not a users file (a regular file of at most "
-		    "16 MiB)", path);
-		goto out;
-	}
-	if ((text = malloc((size_t)st.st_size + 1)) == NULL) {
-		sbuf_line(errs, "%s: out of memory", path);
-		goto out;
-	}
-	while (got < (size_t)st.st_size &&
-	    (n = read(fd, text + got, (size_t)st.st_size - got)) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			sbuf_line(errs, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	u = users_parse(text, got, path, errs);
-out:
-	if (text != NULL)
-		sodium_memzero(text, (size_t)st.st_size);
+	u = users_parse(text, len, path, errs);
+	sodium_memzero(text, len);	/* hashes are no passwords, but still */
 	free(text);
-	close(fd);
 	return u;
 }
 

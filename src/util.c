@@ -1,8 +1,12 @@
 /* util: small helpers shared by every layer (growable strings, clocks, the keyed hash). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 
@@ -231,4 +235,71 @@ util_utf8_seq(const unsigned char *p, const unsigned char *end)
 	if (n > 3 && (p[3] & 0xc0) != 0x80)
 		return 0;
 	return n;
+}
+
+/* Frees what may hold a secret, wiped first. */
+static void
+util_wipe_free(char *p, size_t n)
+{
+	if (p != NULL)
+		sodium_memzero(p, n);
+	free(p);
+}
+
+int
+util_read_file(const char *path, size_t max, char **bufp, size_t *lenp)
+{
+	struct stat	 st;
+	char		*buf = NULL, *nb;
+	size_t		 len = 0, cap;
+	ssize_t		 n;
+	int		 fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1)
+		goto err;
+	if (S_ISDIR(st.st_mode)) {
+		errno = EISDIR;
+		goto err;
+	}
+	/* a regular file in one piece (+1: its end is seen); a pipe grows */
+	cap = S_ISREG(st.st_mode) && (uint64_t)st.st_size <= max ?
+	    (size_t)st.st_size + 2 : 4096;
+	for (;;) {
+		if (buf == NULL || len + 1 >= cap) {
+			if (buf != NULL)
+				cap *= 2;
+			/* not realloc: a copy of a secret would be left behind */
+			if ((nb = malloc(cap)) == NULL)
+				goto err;
+			if (buf != NULL)
+				memcpy(nb, buf, len);
+			util_wipe_free(buf, len);
+			buf = nb;
+		}
+		if ((n = read(fd, buf + len, cap - len - 1)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto err;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max) {
+			errno = EFBIG;
+			goto err;
+		}
+	}
+	close(fd);
+	buf[len] = '\0';
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+err:
+	saved = errno;
+	util_wipe_free(buf, len);
+	close(fd);
+	errno = saved;
+	return -1;
 }

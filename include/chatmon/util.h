@@ -65,6 +65,15 @@ size_t	 util_utf8_seq(const unsigned char *p, const unsigned char *end);
 size_t	 util_utf8_count(const char *s, size_t n);
 uint64_t util_fnv1a64(const void *, size_t);
 
+/*
+ * Reads path whole into *bufp (NUL-terminated; the caller frees it) and
+ * *lenp: the one reader of every file chatmon loads (configuration, rules,
+ * model, keys, users). -1 with errno set: EFBIG past max bytes, EISDIR for
+ * a directory. What was read is wiped before an error frees it: the file
+ * may hold a secret.
+ */
+int	 util_read_file(const char *path, size_t max, char **bufp, size_t *lenp);
+
 /* strdup that returns NULL for NULL; the caller owns the copy. */
 char	*util_strdup(const char *);
 

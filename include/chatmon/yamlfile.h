@@ -1,4 +1,4 @@
-/* yamlfile: a YAML file read whole, bounded in size and nesting before libyaml builds its document. */
+/* yamlfile: a YAML file bounded in nesting before libyaml builds its document (util_read_file reads it). */
 #ifndef CHATMON_YAMLFILE_H
 #define CHATMON_YAMLFILE_H
 
@@ -12,12 +12,6 @@
  * past the bound, which costs microseconds.
  */
 #define YAMLFILE_MAX_DEPTH	32
-
-/*
- * Reads path whole into *bufp (NUL-terminated; the caller frees it) and
- * *lenp. -1 with errno set: EFBIG past max bytes, EISDIR for a directory.
- */
-int	yamlfile_read(const char *path, size_t max, char **bufp, size_t *lenp);
 
 /*
  * 0 when no collection in buf is nested deeper than YAMLFILE_MAX_DEPTH;
