@@ -794,12 +794,13 @@ def test_token(browser, redis_server, dashboard):
 
 
 def forgive_login_errors(driver, port):
-    """A refused login is an HTTP 401, which Chromium logs as SEVERE whatever
-    the page does: drop those entries (and only those) before the check."""
+    """A refused login is an HTTP 401 (429 past the limit), which Chromium logs
+    as SEVERE whatever the page does: drop those entries (and only those)
+    before the check."""
     seen = browser_log(driver)
     mine = [e for e in seen if e.get("level") == "SEVERE" and
             f"http://127.0.0.1:{port}/api/login" in e.get("message", "") and
-            "401" in e.get("message", "")]
+            ("401" in e.get("message", "") or "429" in e.get("message", ""))]
     driver.chatmon_log[:] = [e for e in seen if e not in mine]
     return mine
 
@@ -850,3 +851,25 @@ def test_login_flow(browser, redis_server, dashboard, tmp_path):
     until(drv, lambda d: js(d, shown, "login"), "the login form after a reload")
     assert probe(drv)["sockets"] == []
     assert "正确的" not in dash.log() and "wrong" not in dash.log().replace("wrong user", "")
+    # the rate limit, as the page says it: one failure above, four more, then 429
+    def ready(d):       # the button is off while a login is under way
+        return d.find_element("id", "login-submit").is_enabled()
+    for n in range(5):
+        until(drv, ready, "the form ready")
+        js(drv, "document.getElementById('login-error').hidden = true;")
+        drv.find_element("id", "login-user").clear()
+        drv.find_element("id", "login-user").send_keys("alice")
+        drv.find_element("id", "login-password").send_keys(f"guess {n}")
+        drv.find_element("id", "login-submit").click()
+        until(drv, lambda d: js(d, shown, "login-error"), f"the answer to guess {n}")
+    assert re.fullmatch(r"Too many failed sign-ins: try again in 1[45] min\.",
+                        text_of(drv, "login-error")), text_of(drv, "login-error")
+    # the right password too, until the window has passed
+    until(drv, ready, "the form ready")
+    js(drv, "document.getElementById('login-error').hidden = true;")
+    drv.find_element("id", "login-password").send_keys("正确的 password")
+    drv.find_element("id", "login-submit").click()
+    until(drv, lambda d: js(d, shown, "login-error") and "min." in text_of(d, "login-error"),
+          "still limited")
+    assert js(drv, shown, "login") and probe(drv)["sockets"] == []
+    assert forgive_login_errors(drv, dash.port)
