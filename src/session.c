@@ -733,6 +733,7 @@ session_allow(struct session *s, struct lws *wsi)
 	struct metrics		*m = srv->metrics;
 	char			 origin[256], raw[SESSION_TOKEN_MAX + 1];
 	const char		*why;
+	size_t			 i;
 	int			 n;
 
 	if ((n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN)) > 0) {
@@ -740,10 +741,15 @@ session_allow(struct session *s, struct lws *wsi)
 		    sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
 			return session_refuse(s, &m->refused_origin,
 			    HTTP_STATUS_FORBIDDEN, "Origin too long");
-		if (!access_origin_ok(&cfg->allowed_origins, origin, NULL))
+		if (!access_origin_ok(&cfg->allowed_origins, origin, NULL)) {
+			for (i = 0; origin[i] != '\0'; i++)	/* the log's */
+				if ((unsigned char)origin[i] < 0x20 ||
+				    origin[i] == 0x7f)
+					origin[i] = '?';
 			return session_refuse(s, &m->refused_origin,
 			    HTTP_STATUS_FORBIDDEN, "Origin %.100s is not in "
 			    "allowed_origins", origin);
+		}
 	}
 	/* a front proxy that authenticates names the agent in a header */
 	if (srv->set.agent_id_from == CONFIG_AGENT_ID_HEADER &&
