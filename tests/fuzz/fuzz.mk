@@ -31,7 +31,7 @@ FUZZ_MODS_codec	    := codec util log
 FUZZ_MODS_normalize := normalize util
 FUZZ_MODS_acm	    := acm
 FUZZ_MODS_rules	    := $(patsubst src/%.c,%,$(wildcard src/rules*.c)) yamlfile normalize acm util log
-FUZZ_MODS_config    := config yamlfile util log
+FUZZ_MODS_config    := config access yamlfile util log
 
 FUZZ_BINS	:= $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_HARNESSES))
 
