@@ -538,14 +538,25 @@ session_hdr_dup(struct lws *wsi, enum lws_token_indexes tok)
 	return v;
 }
 
+/*
+ * Whether the token chatmond verified comes in a source of this kind and
+ * stays here: the backend has no use for it (auth.forward_token).
+ */
+static int
+session_keeps_token(const struct session_server *srv,
+    enum config_agent_id_from from)
+{
+	return srv->set.agent_id_jwt && !srv->cfg->auth.forward_token &&
+	    srv->set.agent_id_from == from;
+}
+
 /* Whether the query argument "name=value" is the agent's token and stays here. */
 static int
 session_token_arg(const struct session_server *srv, const char *arg)
 {
 	size_t	n = strlen(srv->set.agent_id_name);
 
-	return srv->set.agent_id_jwt && !srv->cfg->auth.forward_token &&
-	    srv->set.agent_id_from == CONFIG_AGENT_ID_QUERY &&
+	return session_keeps_token(srv, CONFIG_AGENT_ID_QUERY) &&
 	    strncmp(arg, srv->set.agent_id_name, n) == 0 &&
 	    (arg[n] == '=' || arg[n] == '\0');
 }
@@ -885,9 +896,7 @@ session_setup(struct session *s, struct lws *wsi)
 	if ((s->offered = session_hdr_dup(wsi, WSI_TOKEN_PROTOCOL)) != NULL)
 		s->answered = session_first_protocol(s->offered);
 	s->origin = session_hdr_dup(wsi, WSI_TOKEN_ORIGIN);
-	/* a token that chatmond verified is not the backend's to see */
-	if (!(srv->set.agent_id_jwt && !srv->cfg->auth.forward_token &&
-	    srv->set.agent_id_from == CONFIG_AGENT_ID_HEADER &&
+	if (!(session_keeps_token(srv, CONFIG_AGENT_ID_HEADER) &&
 	    strcasecmp(srv->set.agent_id_name, "Authorization") == 0) &&
 	    (v = session_hdr_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) != NULL)
 		s->hdrs[s->nhdrs++] = (struct session_hdr){ "authorization:", v };
