@@ -11,7 +11,7 @@ pausing like people do (thinking, typing, waiting for an answer, nudging);
 --speed divides every pause (--speed 20 for tests).
 
 It speaks chatmon's default protocol, one JSON object per text frame:
-  buyer -> agent  {"type":"message","conversation":"c-1","text":"在吗"}
+  buyer -> agent  {"type":"message","conversation":"c-1","text":"在吗","nick":"小鱼爱吃鱼丸"}
   agent -> buyer  {"type":"message","conversation":"c-1","text":"亲,在的","id":"m-1"}
   either way      {"type":"end","conversation":"c-1"}
 and, for the workbench page, frames chatmond relays untouched:
@@ -502,7 +502,9 @@ class Session:
         conv.replied.clear()
         conv.replies.clear()
         self.log(conv.id, "买家", text)
-        await self.send(frame("message", conv.id, text))
+        # the buyer's nickname rides on each turn, as platforms' frames do
+        # (conf/demo.yaml's protocol.nickname keeps it in the history)
+        await self.send(frame("message", conv.id, text, nick=conv.buyer.name))
 
     async def say_all(self, conv, texts):
         p = conv.buyer.pauses

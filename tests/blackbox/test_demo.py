@@ -272,7 +272,8 @@ def test_protocol_through_chatmond(tmp_path, daemon, demo):
             assert got[0]["type"] == "conversation", got
             conv = got[0]["conversation"]
             assert got[0]["buyer"] == "测试买家" and got[0]["label"] == "售前 · 测试", got
-            assert got[-1] == {"type": "message", "conversation": conv, "text": "在吗"}
+            assert got[-1] == {"type": "message", "conversation": conv, "text": "在吗",
+                               "nick": "测试买家"}
             # blocked by chatmond: told at once, never reaches the buyer
             await ws.send(json.dumps({"type": "message", "conversation": conv,
                                       "text": BLOCKED, "id": "m-1"}, ensure_ascii=False))
