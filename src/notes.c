@@ -490,12 +490,15 @@ notes_settings(struct notes *n, const struct config *cfg)
 	const char	*pre = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
 	char		*p = NULL, *l = NULL, *a = NULL;
 
-	if ((p = strdup(pre)) == NULL ||
-	    asprintf(&l, "%schatmon:notes:log", pre) == -1 ||
-	    asprintf(&a, "%schatmon:audit", pre) == -1) {
+	/* asprintf leaves its pointer undefined when it fails: NULL it again */
+	if (asprintf(&l, "%schatmon:notes:log", pre) == -1)
+		l = NULL;
+	if (asprintf(&a, "%schatmon:audit", pre) == -1)
+		a = NULL;
+	if ((p = strdup(pre)) == NULL || l == NULL || a == NULL) {
 		free(p);
-		if (l != NULL)
-			free(l);
+		free(l);
+		free(a);
 		return -1;
 	}
 	/* another stream: start again at its end */
