@@ -9,6 +9,7 @@ logged at info."""
 import asyncio
 import json
 import os
+import signal
 
 import pytest
 
@@ -100,3 +101,39 @@ def test_history_redis_away_chat_flows(daemon, backend):
     assert d.stop() == 0
     st = d.stats()
     assert st["history_lost"] == 10 and st["history_written"] == 0, st
+
+
+def test_history_turned_off_and_on_by_reload(daemon, backend, redis_server):
+    """history.turns and protocol.nickname are live keys: SIGHUP applies them to
+    the next turn, on the session that was already open."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url())
+    base = open(d.conf, encoding="utf-8").read()
+
+    def reload(extra, nick=False):
+        mark = len(d.log())
+        text = base.replace("  text: /text\n", "  text: /text\n  nickname: /nick\n") if nick \
+            else base
+        d.write_config(text + extra)
+        d.signal(signal.SIGHUP)
+        d.wait_log(r"main: reload: configuration reloaded", T, mark)
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            await ws.send(msg("h-4", "一", nick="甲"))
+            await recv(ws)
+            wait_for(lambda: c.llen("chatmon:hist:h-4") == 2, T, "2 items")
+            reload("history:\n  turns: 0\n")
+            await ws.send(msg("h-4", "二", nick="甲"))
+            await recv(ws)
+            await asyncio.sleep(0.3)
+            assert c.llen("chatmon:hist:h-4") == 2
+            reload("history:\n  turns: 1\n", nick=True)
+            await ws.send(msg("h-4", "三", nick="甲"))
+            await recv(ws)
+            wait_for(lambda: items(c, "chatmon:hist:h-4")[0].get("nick") == "甲", T,
+                     "the customer's turn with its nickname, alone")
+            assert [x["text"] for x in items(c, "chatmon:hist:h-4")] == ["三"]
+    run(main())
