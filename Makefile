@@ -49,12 +49,12 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 # Pure modules (no I/O, no event headers): each links alone into its test.
 # PURE are the daemon's; seen, feed and alertline serve the tool only, and
 # users, websess and ratelimit the dashboard's logins.
-PURE	:= util log yamlfile access config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state rreply jwt
-IO	:= lwsctx session relay slaclock convstore rconn alert snapshot admin notify
+PURE	:= util log yamlfile access config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt
+IO	:= lwsctx session relay slaclock convstore rconn alert history notes snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
 TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth dashboard passwd chatmon))
 
-UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt model rreply pipeline jwt users websess ratelimit
+UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -123,6 +123,11 @@ $(BUILD)/tests/test_acm: $(BUILD)/tests/test_acm.o $(BUILD)/tests/allocfail.o $(
 $(BUILD)/tests/test_sla: $(BUILD)/tests/test_sla.o $(BUILD)/tests/allocfail.o $(BUILD)/sla.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_state: $(BUILD)/tests/test_state.o $(BUILD)/state.o $(BUILD)/sla.o $(BUILD)/jsonw.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
+# jansson reads back what the writers wrote (the dashboard parses these with it too)
+$(BUILD)/tests/test_histfmt: $(BUILD)/tests/test_histfmt.o $(BUILD)/histfmt.o $(BUILD)/jsonw.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
+$(BUILD)/tests/test_notefmt: $(BUILD)/tests/test_notefmt.o $(BUILD)/notefmt.o $(BUILD)/jsonw.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
 $(BUILD)/tests/test_seen: $(BUILD)/tests/test_seen.o $(BUILD)/seen.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium

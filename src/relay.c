@@ -10,8 +10,11 @@
 #include "chatmon/alertfmt.h"
 #include "chatmon/codec.h"
 #include "chatmon/detect.h"
+#include "chatmon/history.h"
 #include "chatmon/log.h"
 #include "chatmon/model.h"
+#include "chatmon/notefmt.h"
+#include "chatmon/notes.h"
 #include "chatmon/pipeline.h"
 #include "chatmon/relay.h"
 #include "chatmon/rules.h"
@@ -34,6 +37,8 @@ struct relay {
 	struct slaclock	*sla;
 	struct alert	*sink;
 	struct snapshot	*snap;
+	struct history	*hist;		/* every chat turn, for the dashboard's conversation view */
+	struct notes	*notes;		/* supervisors' notes in, the workbench's acks out */
 	struct metrics	*metrics;
 	struct alertfmt_ids ids;	/* every alert of this process */
 	struct relay_hits *hits;	/* rule hits by category, severity, action */
@@ -90,7 +95,9 @@ relay_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 	    (r->sla = slaclock_new(base, cfg, m, r->ids.instance, relay_due, r,
 	    errs)) == NULL ||
 	    (r->snap = snapshot_new(base, cfg, slaclock_engine(r->sla),
-	    r->ids.instance, errs)) == NULL)
+	    r->ids.instance, errs)) == NULL ||
+	    (r->hist = history_new(base, cfg, m, errs)) == NULL ||
+	    (r->notes = notes_new(base, cfg, m, errs)) == NULL)
 		goto err;
 	return r;
 err:
@@ -160,6 +167,10 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 		alert_set_config(r->sink, cfg);
 	if (r->snap != NULL)
 		snapshot_set_config(r->snap, cfg);
+	if (r->hist != NULL)
+		history_set_config(r->hist, cfg);
+	if (r->notes != NULL)
+		notes_set_config(r->notes, cfg);
 	log_info("relay_set_config: %zu rules from %s (%s)%s%s", rules_count(ru),
 	    cfg->rules, rules_jit(ru) ? "JIT" : "interpreter: JIT unavailable",
 	    m != NULL ? ", second opinion from " : "", m != NULL ? cfg->model : "");
@@ -176,6 +187,8 @@ relay_free(struct relay *r)
 {
 	if (r == NULL)
 		return;
+	notes_free(r->notes);
+	history_free(r->hist);
 	snapshot_free(r->snap);	/* it reads the clock's engine */
 	slaclock_free(r->sla);
 	alert_free(r->sink);
@@ -337,12 +350,44 @@ relay_due(const struct sla_event *e, unsigned how, struct slaclock_peer *where,
 }
 
 /*
+ * The turn, blocked or not, into the conversation's history, with the
+ * alert raised on it: the dashboard shows what the agent tried to send.
+ */
+static void
+relay_history(struct relay *r, const struct pipeline_turn *t,
+    const struct pipeline_out *out, const char *nick, size_t nick_len)
+{
+	struct histfmt_turn	h;
+	char			id[ALERTFMT_ID_MAX];
+	size_t			i;
+
+	memset(&h, 0, sizeof(h));
+	h.ts = t->now_ms;
+	h.customer = t->customer;
+	h.agent = t->agent;
+	h.text = t->text;
+	h.text_len = t->text_len;
+	h.nick = nick;
+	h.nick_len = nick_len;
+	h.blocked = out->drop;
+	/* a turn raises one rule.hit alert (the hits grouped): the first is it */
+	for (i = 0; i < out->nalerts; i++)
+		if (out->alerts[i].hit != NULL) {
+			alertfmt_get_id(id, out->alerts[i].json,
+			    out->alerts[i].json_len);
+			h.alert = id;
+			break;
+		}
+	history_turn(r->hist, t->conversation, t->conversation_len, &h);
+}
+
+/*
  * Every chat turn and every end of a conversation lands here, in the order
  * the relay saw them; the pipeline says what to do and the relay does it.
  */
 static enum relay_verdict
 relay_turn(struct relay *r, struct relay_peer *peer,
-    const struct pipeline_turn *t)
+    const struct pipeline_turn *t, const char *nick, size_t nick_len)
 {
 	struct pipeline_out	out;
 
@@ -363,6 +408,8 @@ relay_turn(struct relay *r, struct relay_peer *peer,
 		r->metrics->rule_errors++;
 	relay_alerts(r, &out, peer, t->agent, t->conversation,
 	    t->conversation_len);
+	if (t->text != NULL)
+		relay_history(r, t, &out, nick, nick_len);
 	switch (out.sla) {
 	case PIPELINE_SLA_TURN:
 		slaclock_turn(r->sla, t, &peer->sla);
@@ -381,9 +428,46 @@ relay_turn(struct relay *r, struct relay_peer *peer,
 }
 
 void
+relay_peer_opened(struct relay *r, struct relay_peer *peer)
+{
+	peer->notes.agent = peer->agent;
+	peer->notes.session = peer->session;
+	peer->notes.inject = peer->inject;
+	peer->notes.ctx = peer->ctx;
+	notes_peer_open(r->notes, &peer->notes);
+}
+
+void
 relay_peer_closed(struct relay *r, struct relay_peer *peer)
 {
 	slaclock_peer_closed(r->sla, &peer->sla);
+	notes_peer_close(r->notes, &peer->notes);
+}
+
+/*
+ * The workbench's answer to a note is chatmond's, never the backend's: a
+ * well-formed one is recorded, a malformed one dropped with a line
+ * naming why (the connection stays: a workbench bug is no reason to cut
+ * an agent off). 1 when data was an ack, taken or dropped.
+ */
+static int
+relay_note_ack(struct relay *r, struct relay_peer *peer, const char *data,
+    size_t len)
+{
+	struct notefmt_ack	a;
+	const char		*why = NULL;
+
+	switch (notefmt_ack_parse(data, len, &a, &why)) {
+	case 0:
+		return 0;
+	case -1:
+		r->metrics->note_acks_bad++;
+		log_warnx("relay_note_ack: agent=%s: a malformed chatmon.note_ack "
+		    "dropped: %s", peer->agent[0] ? peer->agent : "-", why);
+		return 1;
+	}
+	notes_ack(r->notes, &peer->notes, &a);
+	return 1;
 }
 
 void
@@ -404,6 +488,9 @@ relay_message(struct relay *r, struct relay_peer *peer,
 		r->metrics->binary_messages++;
 		return RELAY_PASS;
 	}
+	if (dir == RELAY_UP && notefmt_maybe_ack(data, len) &&
+	    relay_note_ack(r, peer, data, len))
+		return RELAY_DROP;
 	k = codec_decode(r->codec, data, len, &f);
 	switch (k) {
 	case CODEC_INVALID:
@@ -436,5 +523,6 @@ relay_message(struct relay *r, struct relay_peer *peer,
 			r->metrics->turns_customer++;
 	} else
 		r->metrics->conversations_ended++;
-	return relay_turn(r, peer, &t);
+	return relay_turn(r, peer, &t, t.customer ? f.nick : NULL,
+	    t.customer ? f.nick_len : 0);
 }

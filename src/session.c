@@ -1367,6 +1367,8 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (s == NULL)
 			return -1;
 		evtimer_del(s->tmo[SIDE_AGENT]);	/* the handshake's */
+		/* from here on frames can be injected: the agent's notes may come */
+		relay_peer_opened(srv->relay, &s->peer);
 		log_debug("session_cb: agent=%s session=%" PRIu64 " connected "
 		    "from %s, upstream path %s", session_agent_name(s),
 		    s->peer.session, s->hdrs[s->nhdrs - 1].value, s->up_path);

@@ -502,8 +502,8 @@ class Session:
         conv.replied.clear()
         conv.replies.clear()
         self.log(conv.id, "买家", text)
-        # the buyer's nickname rides on every message, as shops' backends
-        # send it (chatmond keeps it in the history: protocol.nickname)
+        # the buyer's nickname rides on each turn, as platforms' frames do
+        # (conf/demo.yaml's protocol.nickname keeps it in the history)
         await self.send(frame("message", conv.id, text, nick=conv.buyer.name))
 
     async def say_all(self, conv, texts):

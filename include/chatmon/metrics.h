@@ -68,6 +68,12 @@
 	X(redis_retry_other, counter, "redis_write_retries_total", "reason=\"other\"", 1, "Alert writes not acknowledged, by reason: reconnected (through Sentinel when configured) and sent again") \
 	X(redis_wait_short, counter, "redis_wait_short_total", "", 1, "WAITs that counted fewer than redis.wait_replicas replicas in time: the alerts stay until enough do") \
 	X(redis_master_changes, counter, "redis_master_changes_total", "", 1, "Times the Redis server alerts go to changed address (a Sentinel failover)") \
+	X(history_written, counter, "history_turns_total", "result=\"written\"", 1, "Chat turns for the conversation history, by result (docs/relay.md)") \
+	X(history_lost, counter, "history_turns_total", "result=\"lost\"", 1, "Chat turns for the conversation history, by result (docs/relay.md)") \
+	X(notes_delivered, counter, "notes_sent_total", "", 1, "chatmon.note frames sent to agents' connections") \
+	X(note_acks, counter, "note_acks_total", "result=\"taken\"", 1, "chatmon.note_ack frames from agents, by result") \
+	X(note_acks_bad, counter, "note_acks_total", "result=\"malformed\"", 1, "chatmon.note_ack frames from agents, by result") \
+	X(note_acks_foreign, counter, "note_acks_total", "result=\"ignored\"", 1, "chatmon.note_ack frames from agents, by result") \
 	X(sla_timer_late_max_us, gauge, "sla_timer_late_max_seconds", "", 1e6, "Latest an SLA timer fired after its deadline") \
 	X(sla_timer_late_sum_us, counter, "sla_timer_late_seconds_total", "", 1e6, "Sum of SLA timer lateness") \
 	X(sla_timer_late_over_10ms, counter, "sla_timer_late_over_10ms_total", "", 1, "SLA timers that fired more than 10 ms late") \

@@ -7,6 +7,7 @@
 
 #include "chatmon/config.h"
 #include "chatmon/metrics.h"
+#include "chatmon/notes.h"
 #include "chatmon/slaclock.h"
 
 enum relay_dir {
@@ -32,6 +33,7 @@ struct relay_peer {
 			    int ordered);
 	void		*ctx;
 	struct slaclock_peer sla;	/* the SLA clock's: conversations last seen here */
+	struct notes_peer notes;	/* the notes' (relay_peer_opened): where this agent's notes go */
 };
 
 /*
@@ -51,6 +53,11 @@ int	relay_set_config(struct relay *, const struct config *cfg,
 /* Inspects one complete message; data stays the caller's. */
 enum relay_verdict relay_message(struct relay *, struct relay_peer *,
 	    enum relay_dir, int binary, const char *data, size_t len);
+/*
+ * The agent's connection is upgraded and takes frames: supervisors' notes
+ * for its agent come to it from now on, those waiting first.
+ */
+void	relay_peer_opened(struct relay *, struct relay_peer *);
 /* The agent's connection is gone: its conversations go on without it. */
 void	relay_peer_closed(struct relay *, struct relay_peer *);
 /* The relay's part of /metrics: rule hits by category, severity and action, and the SLA's. */

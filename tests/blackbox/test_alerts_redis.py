@@ -156,14 +156,14 @@ def test_rule_hit_and_sla_breach_on_channel_and_stream(daemon, backend, redis_se
             published.append(m["data"])
     assert published == raws
     sub.close()
-    # the stream and the conversations' state (the dashboards read who waits
-    # and the day's figures there) are the only keys, in the named db, under
-    # the prefix
+    # the stream, the conversations' state (the dashboards read who waits
+    # and the day's figures there) and their history are the only keys, in
+    # the named db, under the prefix
     keys = sorted(k for k in c.keys("*") if k != prefix + STREAM)
     assert prefix + STREAM in c.keys("*")
     assert all(k.startswith(prefix) for k in keys), keys
     assert {tuple(k[len(prefix):].split(":")[:2]) for k in keys} == \
-        {("chatmon", "sla")}, keys
+        {("chatmon", "sla"), ("chatmon", "hist")}, keys
     if db:
         assert r.client(0).keys("*") == []
 

@@ -273,7 +273,7 @@ def test_protocol_through_chatmond(tmp_path, daemon, demo):
             conv = got[0]["conversation"]
             assert got[0]["buyer"] == "测试买家" and got[0]["label"] == "售前 · 测试", got
             assert got[-1] == {"type": "message", "conversation": conv, "text": "在吗",
-                               "nick": "测试买家"}, got
+                               "nick": "测试买家"}
             # blocked by chatmond: told at once, never reaches the buyer
             await ws.send(json.dumps({"type": "message", "conversation": conv,
                                       "text": BLOCKED, "id": "m-1"}, ensure_ascii=False))
@@ -626,3 +626,56 @@ def test_workbench_sla_countdown(tmp_path, daemon, demo, browser):
               "chatmond's second breach")
     assert "回复标准 4 秒" in [n for n in s["notes"] if n["type"] == "sla.breach"][-1]["text"], s
     assert s["binary"] == 0, "chatmond sent binary frames"
+
+
+def whispers(driver):
+    return driver.execute_script("""
+        return Array.from(document.querySelectorAll('#messages .whisper')).map(w => ({
+          id: w.dataset.id, from: w.dataset.from, state: w.dataset.state,
+          text: w.querySelector('.whisper-body').textContent,
+          title: w.querySelector('.whisper-title').textContent}));""")
+
+
+def test_workbench_whisper_note(tmp_path, daemon, demo, browser, redis_server):
+    """A supervisor's note (written to Redis as the dashboard writes it) reaches the
+    page through chatmond: a 主管提示 box in the conversation it names, not a chat
+    message; delivered on receipt, read once on screen; one box per id however
+    often it comes; in a conversation not on screen it waits, unread, until the
+    agent opens it. The backend never sees the note or the acks."""
+    from selenium.webdriver.common.by import By
+    from test_notes import following, send_note
+    r = redis_server()
+    c = r.client()
+    bport = free_port()
+    d = daemon(bport, rules=DEFAULT_RULES, redis=r.url(), args=sla_options(60, 60, 0.8))
+    b = demo("--scenario", str(write(tmp_path, SLA_SCENARIO)), port=bport)
+    following(d)
+    browser.get(b.url(f"/?agent=carol&ws=ws://127.0.0.1:{d.port}/"))
+    s = until(browser, lambda s: any(m["role"] == "customer" for m in s["msgs"]), "the buyer's 在吗")
+    conv = s["convs"][0]["id"]
+    nid = send_note(c, "carol", conv, "先别承诺退款,等我确认库存")
+    key = f"chatmon:note:{nid}"
+    wait_for(lambda: c.hget(key, "state") == "read", T, "the note read")
+    w = whispers(browser)
+    assert [(x["id"], x["from"], x["state"], x["text"]) for x in w] == \
+        [(nid, "sup1", "read", "先别承诺退款,等我确认库存")], w
+    assert "主管提示" in w[0]["title"]
+    # not a chat message
+    assert "先别承诺退款" not in " ".join(m["text"] for m in page_state(browser)["msgs"])
+    assert c.hget(key, "delivered_at") and c.hget(key, "read_at")
+    # the same note again (at least once delivery): still one box
+    c.xadd("chatmon:notes:log", {"note": c.hget(key, "json")})
+    other = send_note(c, "carol", "elsewhere", "这个买家是老客户")
+    wait_for(lambda: c.hget(f"chatmon:note:{other}", "state") == "delivered", T,
+             "the other note delivered")
+    assert [x["id"] for x in whispers(browser)] == [nid]
+    time.sleep(0.3)
+    assert c.hget(f"chatmon:note:{other}", "state") == "delivered"   # not on screen
+    s = until(browser, lambda s: any(x["id"] == "elsewhere" and x["unread"] for x in s["convs"]),
+              "the other conversation listed, unread")
+    screenshot(browser, "workbench-note.png")
+    browser.find_element(By.CSS_SELECTOR, '#convs .conv[data-conversation="elsewhere"]').click()
+    wait_for(lambda: c.hget(f"chatmon:note:{other}", "state") == "read", T, "read once opened")
+    assert [(x["id"], x["state"]) for x in whispers(browser)] == [(other, "read")]
+    out = "\n".join(b.output())
+    assert "note_ack" not in out and "先别承诺退款" not in out and "老客户" not in out, out

@@ -102,7 +102,8 @@ def test_prefix_and_off(daemon, backend, redis_server, tmp_path):
     on = daemon(b.port, extra=SLA, redis=r.url(), args=FAST + ["-o", "redis.prefix=shop1:"],
                 name="on")
     off = daemon(b.port, extra=SLA, redis=r.url(),
-                 args=["-o", "redis.snapshot=0", "-o", "redis.takeover=0"], name="off")
+                 args=["-o", "redis.snapshot=0", "-o", "redis.takeover=0",
+                       "-o", "history.turns=0"], name="off")
 
     async def main():
         async with agent(on, f"/script?file={script}&agent=bob") as ws1, \

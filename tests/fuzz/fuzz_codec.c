@@ -34,10 +34,10 @@ static const struct config_protocol protos[] = {
 	/* array elements and an escaped '~' */
 	{ .type = "/arr/0", .conversation = "/arr/1", .text = "/arr/2/~0x",
 	  .message_types = { msg_types, 1 }, .end_types = { end_types, 1 } },
-	/* a type in both lists, and a robot flag */
+	/* a type in both lists, a robot flag and the buyer's nickname */
 	{ .type = "/type", .conversation = "/conversation", .text = "/text",
 	  .message_types = { both_msg, 2 }, .end_types = { both_end, 2 },
-	  .robot = "/auto" },
+	  .robot = "/auto", .nickname = "/nick" },
 };
 
 /* Reads every byte the frame points at (ASan checks the range) and the terminator. */
@@ -100,6 +100,10 @@ check_frame(const struct config_protocol *p, enum codec_kind k,
 		FUZZ_CHECK(f->robot == 0 || f->robot == 1);
 		if (p->robot == NULL)
 			FUZZ_CHECK(f->robot == 0);
+		if (f->nick != NULL)
+			check_str(f->nick, f->nick_len);
+		if (p->nickname == NULL)
+			FUZZ_CHECK(f->nick == NULL);
 		break;
 	case CODEC_END:
 		check_str(f->type, f->type_len);

@@ -909,6 +909,52 @@ test_robot(void **state)
 	sbuf_free(&errs);
 }
 
+static void
+test_nickname(void **state)
+{
+	static const struct {
+		const char	*json;
+		const char	*nick;		/* NULL: none */
+	} cases[] = {
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"buyer\":{\"nick\":\"\\u5c0f\u738b\"}}", "小王" },
+		{ "{\"buyer\":{\"nick\":\"a\\\"b\"},\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\"}", "a\"b" },
+		/* not a string, or absent: no nickname, and still a turn */
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"buyer\":{\"nick\":7}}", NULL },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"buyer\":\"x\"}", NULL },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\"}", NULL },
+	};
+	struct config_protocol	 p = proto_default;
+	struct codec_frame	 f;
+	struct codec		*c;
+	struct sbuf		 errs;
+	size_t			 i;
+
+	(void)state;
+	sbuf_init(&errs);
+	p.nickname = "/buyer/nick";
+	assert_non_null(c = codec_new(&p, &errs));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(codec_decode(c, cases[i].json, strlen(cases[i].json), &f),
+		    CODEC_TURN);
+		assert_string_equal(f.text, "t");
+		if (cases[i].nick == NULL)
+			assert_null(f.nick);
+		else {
+			assert_string_equal(f.nick, cases[i].nick);
+			assert_int_equal(f.nick_len, strlen(cases[i].nick));
+		}
+	}
+	/* an end frame has no text and no nickname */
+	assert_int_equal(codec_decode(c, "{\"type\":\"end\",\"conversation\":\"c\","
+	    "\"buyer\":{\"nick\":\"x\"}}", 54, &f), CODEC_END);
+	assert_null(f.nick);
+	codec_free(c);
+	p.nickname = "buyer";
+	assert_null(codec_new(&p, &errs));
+	assert_non_null(strstr(sbuf_str(&errs), "nickname"));
+	sbuf_free(&errs);
+}
+
 int
 main(void)
 {
@@ -924,6 +970,7 @@ main(void)
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_alloc_failure),
 		cmocka_unit_test(test_robot),
+		cmocka_unit_test(test_nickname),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -189,6 +189,11 @@ assert_defaults(const struct config *c)
 	assert_string_equal(c->listen.host, "127.0.0.1");
 	assert_int_equal(c->listen.port, 8080);
 	assert_int_equal(c->listen_reuseport, 0);
+	/* issue 15: history on by default, notes wait ten minutes */
+	assert_int_equal(c->history.turns, 50);
+	assert_int_equal(c->history.ttl_ms, 24 * 3600 * 1000);
+	assert_int_equal(c->notes.ttl_ms, 600000);
+	assert_null(c->protocol.nickname);
 	assert_string_equal(c->upstream, "ws://127.0.0.1:9000/");
 	assert_int_equal(c->upstream_url.tls, 0);
 	assert_string_equal(c->upstream_url.host, "127.0.0.1");

@@ -22,11 +22,17 @@
  *                                broke several rules: they share one note); an SLA one's
  *                                data-type="sla.warn|sla.breach"
  *   #reply, #send                the reply box (Enter sends, Shift+Enter: new line) and button
+ *   #messages .whisper           a supervisor's note (chatmon.note), 主管提示: data-id=the note's
+ *                                id, data-from, data-state="new|read" (read once the agent has
+ *                                it on screen, or clicks it)
  *
  * Frames it reads: the backend's message/end (and, from tools/demo_backend.py,
  * conversation {buyer,label}, typing, delivered {id}) and chatmond's
- * chatmon.warning {alert, blocked}. It sends {"type":"message","conversation",
- * "text","id":"m-<n>"} and {"type":"end","conversation"}.
+ * chatmon.warning {alert, blocked}, and chatmon.note {id, conversation, from, text, ts},
+ * a supervisor's whisper. It sends {"type":"message","conversation",
+ * "text","id":"m-<n>"} and {"type":"end","conversation"}, and answers each note with
+ * {"type":"chatmon.note_ack","id","state":"delivered"} on receipt and "read" once seen
+ * (chatmond keeps those; the backend never sees either).
  *
  * Plain JS, no build, no dependencies; chat text only ever goes through
  * textContent (never innerHTML), as the CSP expects.
@@ -54,7 +60,8 @@
     seq: 0,                  // m-<n> message ids
     alerts: [],              // the right column, newest first
     alertsVer: 0,
-    stats: { block: 0, warn: 0, sla: 0, rounds: 0 }
+    stats: { block: 0, warn: 0, sla: 0, rounds: 0 },
+    whispers: new Map()      // note id -> its item: one per id, however often it comes
   };
 
   var $ = function (id) { return document.getElementById(id); };
@@ -227,6 +234,9 @@
         break;
       case 'chatmon.warning':
         onWarning(id, f, now);
+        break;
+      case 'chatmon.note':
+        onWhisper(id, f, now);
         break;
       default:
         return;
@@ -503,6 +513,71 @@
     return box;
   }
 
+  // ------------------------------------------------------------------
+  // Supervisors' whisper notes (chatmon.note): shown in the conversation they
+  // name, never as a chat message; acknowledged to chatmond, which tells the
+  // supervisor's dashboard (delivered on receipt, read once seen)
+
+  function sendNoteAck(id, st) {
+    var ws = state.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify({ type: 'chatmon.note_ack', id: id, state: st }));
+    return true;
+  }
+
+  function onWhisper(convId, f, now) {
+    if (typeof f.id !== 'string' || !f.id || typeof f.text !== 'string') return;
+    // chatmond delivers at least once (again after a reconnect): ack every time,
+    // show once
+    sendNoteAck(f.id, 'delivered');
+    if (state.whispers.has(f.id)) return;
+    var c = ensureConv(convId);
+    var it = { kind: 'whisper', id: f.id, from: typeof f.from === 'string' ? f.from : '',
+               text: f.text, at: typeof f.ts === 'number' ? f.ts : now, read: false, readSent: false };
+    state.whispers.set(f.id, it);
+    addItem(c, it);
+    if (state.selected !== convId || document.hidden) c.unread++;
+  }
+
+  function markWhisperRead(it) {
+    if (!it.read) {
+      it.read = true;
+      var c = state.convs.get(state.selected);
+      if (c) c.ver++;
+    }
+    if (!it.readSent) it.readSent = sendNoteAck(it.id, 'read');
+  }
+
+  // Read: on screen in the selected conversation while the page is visible
+  // (and a read not yet told to chatmond is told once it is connected again).
+  function readWhispers() {
+    state.whispers.forEach(function (it) {
+      if (it.read && !it.readSent) it.readSent = sendNoteAck(it.id, 'read');
+    });
+    if (document.hidden) return;
+    var c = state.convs.get(state.selected);
+    if (!c) return;
+    var changed = false;
+    c.items.forEach(function (it) {
+      if (it.kind === 'whisper' && !it.read) { markWhisperRead(it); changed = true; }
+    });
+    if (changed) renderMessages();
+  }
+
+  function whisperNode(it) {
+    var box = el('div', 'whisper');
+    box.dataset.id = it.id;
+    box.dataset.from = it.from;
+    box.dataset.state = it.read ? 'read' : 'new';
+    var title = el('div', 'whisper-title');
+    title.appendChild(el('span', 'badge whisper-badge', '主管提示'));
+    title.appendChild(el('span', null, (it.from ? it.from + ' · ' : '') + hhmmss(it.at) + ' · 仅你可见'));
+    box.appendChild(title);
+    box.appendChild(el('div', 'whisper-body', it.text));
+    box.addEventListener('click', function () { markWhisperRead(it); render(); });
+    return box;
+  }
+
   var shown = { id: undefined, ver: -1, open: null };
 
   function renderMessages(forceBottom) {
@@ -529,6 +604,8 @@
         pane.appendChild(s);
       } else if (it.kind === 'note') {
         pane.appendChild(noteNode(it));
+      } else if (it.kind === 'whisper') {
+        pane.appendChild(whisperNode(it));
       } else {
         var agent = it.role === 'agent';
         var row = el('div', 'row ' + it.role);
@@ -663,6 +740,7 @@
     var now = Date.now();
     renderConvs(now);
     renderMessages(forceBottom);
+    readWhispers();
     renderHeader(now);
     renderAlerts();
     renderStats();

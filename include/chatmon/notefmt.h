@@ -1,0 +1,64 @@
+/* notefmt: supervisors' whisper notes and the workbench's acks, read and written as issue 15's contract says (pure). */
+#ifndef CHATMON_NOTEFMT_H
+#define CHATMON_NOTEFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatmon/util.h"
+
+/* Ids are the dashboard's n-<ms>-<hex>: anything longer is not one. */
+#define NOTEFMT_ID_MAX	64
+
+/* A note as the dashboard wrote it, and the frame its agent gets. */
+struct notefmt_note {
+	char		 id[NOTEFMT_ID_MAX + 1];
+	char		*agent;		/* owned: notefmt_note_clear */
+	int64_t		 ts;
+	char		*frame;		/* owned: {"type":"chatmon.note",...} */
+	size_t		 frame_len;
+};
+
+/*
+ * Reads the note JSON of the stream entry or of the note's hash. 0, or -1
+ * with *why (a static string) when it is not a note: n is then empty.
+ * Either way notefmt_note_clear frees what it holds.
+ */
+int	notefmt_note_parse(const char *json, size_t len, struct notefmt_note *n,
+	    const char **why);
+void	notefmt_note_clear(struct notefmt_note *);
+
+enum notefmt_state {
+	NOTEFMT_DELIVERED = 1,	/* the workbench has it */
+	NOTEFMT_READ = 2,	/* the agent saw it; implies delivered */
+};
+
+struct notefmt_ack {
+	char			 id[NOTEFMT_ID_MAX + 1];
+	enum notefmt_state	 state;
+};
+
+/*
+ * Cheap first look for the relay's hot path: 0 when data cannot be an ack
+ * (every frame from every agent passes here; only candidates are parsed).
+ */
+int	notefmt_maybe_ack(const char *data, size_t len);
+/*
+ * 1: a chatmon.note_ack, in *a. 0: not one (another type, not a JSON
+ * object): the frame is the backend's business. -1: its type says ack but
+ * the rest is wrong; *why (static) says what, for the log line.
+ */
+int	notefmt_ack_parse(const char *data, size_t len, struct notefmt_ack *a,
+	    const char **why);
+const char *notefmt_state_name(enum notefmt_state);
+/* An id fit for a Redis key and a log line: [A-Za-z0-9._:-], 1..NOTEFMT_ID_MAX. */
+int	notefmt_id_ok(const char *id, size_t len);
+/*
+ * Appends the audit entry of an agent's ack (contract section 5):
+ * {"ts":..,"who":"agent:AGENT","what":"note.state","note":ID,"state":..}.
+ * 0, or -1 on ENOMEM.
+ */
+int	notefmt_audit(struct sbuf *out, int64_t ts, const char *agent,
+	    const char *id, enum notefmt_state);
+
+#endif

@@ -1,0 +1,566 @@
+/* notes: supervisors' whisper notes delivered to the agents connected here, and the workbench's acks written back (issue 15's contract, section 3). */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#include "chatmon/log.h"
+#include "chatmon/notes.h"
+#include "chatmon/rconn.h"
+
+/*
+ * Every instance follows the one stream of notes (the dashboard writes
+ * each note there once) and hands each to the connections of its agent
+ * that are here; an agent connected to no instance finds its notes in
+ * its pending set when it connects. The stream is followed on a
+ * connection of its own, because XREAD BLOCK holds its connection; the
+ * look-ups and the acks go on another. Delivery is at least once: a
+ * note may reach a workbench twice (its pending set read while the
+ * stream brings it, or again after a reconnect), and the workbench keeps
+ * one per id.
+ */
+
+#define NOTES_BLOCK_MS		5000	/* how long one XREAD waits */
+#define NOTES_BLOCK		"5000"
+#define NOTES_PAGE		"100"	/* entries per XREAD, notes per pending look-up */
+#define NOTES_RETRY_S		1	/* after an error reply: not a hot loop */
+#define NOTES_AUDIT_MAXLEN	"100000"
+
+/*
+ * The ack, in one script over the note's hash alone (so that it runs on a
+ * Cluster too): the note must be the acking agent's; times are set once;
+ * the state only goes forward (sent, delivered, read). Answers what the
+ * state became when it moved, "same" when it did not, "foreign" or
+ * "missing" when nothing was done. ARGV: agent, state, now in ms.
+ */
+static const char notes_ack_lua[] =
+    "local j = redis.call('HGET', KEYS[1], 'json')\n"
+    "if not j then return 'missing' end\n"
+    "local ok, n = pcall(cjson.decode, j)\n"
+    "if not ok or type(n) ~= 'table' or n.agent ~= ARGV[1] then return 'foreign' end\n"
+    "local rank = {sent = 0, delivered = 1, read = 2}\n"
+    "local cur = rank[redis.call('HGET', KEYS[1], 'state') or 'sent'] or 0\n"
+    "redis.call('HSETNX', KEYS[1], 'delivered_at', ARGV[3])\n"
+    "if ARGV[2] == 'read' then redis.call('HSETNX', KEYS[1], 'read_at', ARGV[3]) end\n"
+    "if rank[ARGV[2]] > cur then\n"
+    "  redis.call('HSET', KEYS[1], 'state', ARGV[2])\n"
+    "  return ARGV[2]\n"
+    "end\n"
+    "return 'same'\n";
+
+struct notes {
+	struct metrics		*m;
+	struct rconn		*follow;	/* XREAD BLOCK only */
+	struct rconn		*cmd;		/* look-ups and acks */
+	struct event		*ev_retry;
+	struct notes_peer	*peers;
+	char			*prefix;	/* redis.prefix, "" none */
+	char			*log_key;	/* the notes' stream */
+	char			*audit_key;
+	uint64_t		 ttl_ms;	/* notes.ttl */
+	char			 last[48];	/* the last stream id seen; "" none yet */
+	int			 reading;	/* a read of the stream is out */
+	int			 failing;	/* an error was logged: quiet until a read works */
+};
+
+/* A look-up of an agent's pending notes, for the connection that asked. */
+struct notes_req {
+	struct notes	*n;
+	uint64_t	 session;
+	size_t		 left;		/* replies still to come */
+	char		 agent[];
+};
+
+struct notes_ackreq {
+	struct notes		*n;
+	enum notefmt_state	 state;
+	char			 id[NOTEFMT_ID_MAX + 1];
+	char			 agent[];
+};
+
+static void	notes_follow(struct notes *);
+
+/* prefix + mid + tail into out (reset first); -1 on ENOMEM. */
+static int
+notes_key(const struct notes *n, struct sbuf *out, const char *mid,
+    const char *tail)
+{
+	sbuf_reset(out);
+	return sbuf_printf(out, "%s%s%s", n->prefix, mid, tail);
+}
+
+/* The note json to every connection of its agent here; fresh: from the stream. */
+static void
+notes_deliver(struct notes *n, const char *json, size_t len, uint64_t session,
+    int fresh)
+{
+	struct notefmt_note	 note;
+	struct notes_peer	*p;
+	const char		*why;
+	unsigned		 sent = 0;
+
+	if (notefmt_note_parse(json, len, &note, &why) == -1) {
+		log_warnx("notes_deliver: a note that is not one skipped: %s", why);
+		return;
+	}
+	/* an entry read after an outage may be older than its agent was meant to wait */
+	if (fresh && note.ts + (int64_t)n->ttl_ms < util_wall_ms()) {
+		log_debug("notes_deliver: note=%s agent=%s past notes.ttl, skipped",
+		    note.id, note.agent);
+		goto out;
+	}
+	for (p = n->peers; p != NULL; p = p->next) {
+		if ((session != 0 && p->session != session) ||
+		    strcmp(p->agent, note.agent) != 0)
+			continue;
+		p->inject(p->ctx, note.frame, note.frame_len, 0);
+		n->m->notes_delivered++;
+		sent++;
+	}
+	if (sent > 0)
+		log_info("notes_deliver: note=%s agent=%s sent to %u connection%s",
+		    note.id, note.agent, sent, sent == 1 ? "" : "s");
+out:
+	notefmt_note_clear(&note);
+}
+
+static void
+notes_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	notes_follow(arg);
+}
+
+/* An error where a read was expected: logged once, tried again in a second. */
+static void
+notes_read_failed(struct notes *n, const struct redisReply *reply)
+{
+	struct timeval	tv = { NOTES_RETRY_S, 0 };
+
+	if (!n->failing)
+		log_warnx("notes_follow: redis %s: cannot read the notes' stream %s: %.*s",
+		    rconn_name(n->follow), n->log_key, reply->type ==
+		    REDIS_REPLY_ERROR ? (int)reply->len : 14, reply->type ==
+		    REDIS_REPLY_ERROR ? reply->str : "unknown answer");
+	n->failing = 1;
+	evtimer_add(n->ev_retry, &tv);
+}
+
+/* Where to start: after the stream's last entry (XREAD's $, without its gap between reads). */
+static void
+notes_on_last(struct redisReply *reply, void *priv)
+{
+	struct notes		*n = priv;
+	struct redisReply	*e;
+
+	n->reading = 0;
+	if (reply == NULL)
+		return;		/* gone: the next connection starts again */
+	if (reply->type != REDIS_REPLY_ARRAY) {
+		notes_read_failed(n, reply);
+		return;
+	}
+	snprintf(n->last, sizeof(n->last), "0-0");
+	if (reply->elements > 0 && (e = reply->element[0])->type ==
+	    REDIS_REPLY_ARRAY && e->elements >= 1 && e->element[0]->type ==
+	    REDIS_REPLY_STRING && e->element[0]->len < sizeof(n->last))
+		snprintf(n->last, sizeof(n->last), "%s", e->element[0]->str);
+	notes_follow(n);
+}
+
+/* XREAD's answer: [[stream, [[id, [field, value, ...]], ...]]], or nil when nothing came. */
+static void
+notes_on_read(struct redisReply *reply, void *priv)
+{
+	struct notes		*n = priv;
+	struct redisReply	*s, *e, *f;
+	size_t			 i, j, k;
+
+	n->reading = 0;
+	if (reply == NULL)
+		return;
+	if (reply->type != REDIS_REPLY_ARRAY && reply->type != REDIS_REPLY_NIL) {
+		notes_read_failed(n, reply);
+		return;
+	}
+	n->failing = 0;
+	for (i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+		s = reply->element[i];
+		if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
+		    s->element[1]->type != REDIS_REPLY_ARRAY)
+			continue;
+		for (j = 0; j < s->element[1]->elements; j++) {
+			e = s->element[1]->element[j];
+			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+			    e->element[0]->type != REDIS_REPLY_STRING ||
+			    e->element[0]->len >= sizeof(n->last))
+				continue;
+			snprintf(n->last, sizeof(n->last), "%s", e->element[0]->str);
+			f = e->element[1];
+			for (k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements;
+			    k += 2)
+				if (f->element[k]->type == REDIS_REPLY_STRING &&
+				    strcmp(f->element[k]->str, "note") == 0 &&
+				    f->element[k + 1]->type == REDIS_REPLY_STRING)
+					notes_deliver(n, f->element[k + 1]->str,
+					    f->element[k + 1]->len, 0, 1);
+		}
+	}
+	notes_follow(n);
+}
+
+/*
+ * The next read of the stream, unless one is out or Redis is away. After
+ * a reconnect it goes on from the last id seen, so notes written during
+ * the outage still come (those past notes.ttl are skipped).
+ */
+static void
+notes_follow(struct notes *n)
+{
+	const char	*argv[7] = { "XREAD", "COUNT", NOTES_PAGE, "BLOCK",
+	    NOTES_BLOCK, "STREAMS", NULL };
+	const char	*av[8];
+	int		 rv;
+
+	if (n->reading || !rconn_up(n->follow) || evtimer_pending(n->ev_retry,
+	    NULL))
+		return;
+	if (n->last[0] == '\0')
+		rv = rconn_command(n->follow, notes_on_last, n, 0,
+		    "XREVRANGE %s + - COUNT 1", n->log_key);
+	else {
+		memcpy(av, argv, 6 * sizeof(*av));
+		av[6] = n->log_key;
+		av[7] = n->last;
+		rv = rconn_command_argv(n->follow, notes_on_read, n,
+		    NOTES_BLOCK_MS, 8, av, NULL);
+	}
+	if (rv == 0)
+		n->reading = 1;
+}
+
+static void
+notes_on_follow_state(void *arg, int up, int lost)
+{
+	struct notes	*n = arg;
+
+	(void)lost;
+	n->reading = 0;
+	if (!up)
+		return;
+	log_info("notes_on_follow_state: redis %s connected: following %s%s%s",
+	    rconn_name(n->follow), n->log_key, n->last[0] ? " after " : "",
+	    n->last);
+	notes_follow(n);
+}
+
+static void
+notes_req_done(struct notes_req *r)
+{
+	if (--r->left == 0)
+		free(r);
+}
+
+/* HMGET json state of one pending note: sent only if nobody has it yet. */
+static void
+notes_on_note(struct redisReply *reply, void *priv)
+{
+	struct notes_req	*r = priv;
+	struct redisReply	*j, *st;
+
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+	    reply->elements == 2) {
+		j = reply->element[0];
+		st = reply->element[1];
+		if (j->type == REDIS_REPLY_STRING && st->type ==
+		    REDIS_REPLY_STRING && strcmp(st->str, "sent") == 0)
+			notes_deliver(r->n, j->str, j->len, r->session, 0);
+	}
+	notes_req_done(r);
+}
+
+/* The ids waiting for the agent, by when they stop waiting: each one looked up. */
+static void
+notes_on_pending(struct redisReply *reply, void *priv)
+{
+	struct notes_req	*r = priv;
+	struct notes		*n = r->n;
+	struct sbuf		 key = { 0 };
+	size_t			 i;
+
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
+		for (i = 0; i < reply->elements; i++) {
+			if (reply->element[i]->type != REDIS_REPLY_STRING ||
+			    notes_key(n, &key, "chatmon:note:",
+			    reply->element[i]->str) == -1)
+				continue;
+			r->left++;
+			if (rconn_command(n->cmd, notes_on_note, r, 0,
+			    "HMGET %s json state", sbuf_str(&key)) == -1) {
+				r->left--;
+				break;
+			}
+		}
+	} else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+		log_warnx("notes_on_pending: agent=%s: redis %s: %s", r->agent,
+		    rconn_name(n->cmd), reply->str);
+	sbuf_free(&key);
+	notes_req_done(r);
+}
+
+/* Looks up the notes waiting for p's agent; they go to p alone. */
+static void
+notes_pending(struct notes *n, const struct notes_peer *p)
+{
+	struct notes_req	*r;
+	struct sbuf		 key = { 0 };
+	char			 now[24];
+	size_t			 alen = strlen(p->agent);
+
+	if (!rconn_up(n->cmd))
+		return;		/* looked up for every peer when it is up */
+	if ((r = calloc(1, sizeof(*r) + alen + 1)) == NULL ||
+	    notes_key(n, &key, "chatmon:notes:pending:", p->agent) == -1) {
+		log_warnx("notes_pending: agent=%s: out of memory, its waiting "
+		    "notes not looked up", p->agent);
+		free(r);
+		sbuf_free(&key);
+		return;
+	}
+	r->n = n;
+	r->session = p->session;
+	r->left = 1;
+	memcpy(r->agent, p->agent, alen + 1);
+	snprintf(now, sizeof(now), "%" PRId64, util_wall_ms());
+	if (rconn_command(n->cmd, notes_on_pending, r, 0,
+	    "ZRANGEBYSCORE %s %s +inf LIMIT 0 " NOTES_PAGE, sbuf_str(&key),
+	    now) == -1)
+		free(r);
+	sbuf_free(&key);
+}
+
+static void
+notes_on_cmd_state(void *arg, int up, int lost)
+{
+	struct notes		*n = arg;
+	struct notes_peer	*p;
+
+	(void)lost;
+	if (!up)
+		return;
+	/* agents that connected while Redis was away */
+	for (p = n->peers; p != NULL; p = p->next)
+		notes_pending(n, p);
+}
+
+void
+notes_peer_open(struct notes *n, struct notes_peer *p)
+{
+	if (n == NULL || p->linked || p->agent == NULL || p->agent[0] == '\0')
+		return;
+	p->prev = NULL;
+	p->next = n->peers;
+	if (n->peers != NULL)
+		n->peers->prev = p;
+	n->peers = p;
+	p->linked = 1;
+	notes_pending(n, p);
+}
+
+void
+notes_peer_close(struct notes *n, struct notes_peer *p)
+{
+	if (n == NULL || !p->linked)
+		return;
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		n->peers = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+	p->prev = p->next = NULL;
+	p->linked = 0;
+}
+
+/* The script's answer; a moved state is taken off the pending set and audited. */
+static void
+notes_on_ack(struct redisReply *reply, void *priv)
+{
+	struct notes_ackreq	*r = priv;
+	struct notes		*n = r->n;
+	struct sbuf		 key = { 0 }, audit = { 0 };
+	const char		*st = notefmt_state_name(r->state);
+
+	if (reply == NULL) {
+		log_warnx("notes_on_ack: agent=%s note=%s: redis went away, the "
+		    "%s ack is lost", r->agent, r->id, st);
+		goto out;
+	}
+	if (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_STATUS) {
+		log_warnx("notes_on_ack: agent=%s note=%s: redis %s refused the "
+		    "ack: %.*s", r->agent, r->id, rconn_name(n->cmd),
+		    reply->type == REDIS_REPLY_ERROR ? (int)reply->len : 14,
+		    reply->type == REDIS_REPLY_ERROR ? reply->str : "unknown answer");
+		goto out;
+	}
+	if (strcmp(reply->str, "foreign") == 0) {
+		n->m->note_acks_foreign++;
+		log_warnx("notes_on_ack: agent=%s note=%s: the note is another "
+		    "agent's, ack ignored", r->agent, r->id);
+		goto out;
+	}
+	if (strcmp(reply->str, "missing") == 0) {
+		log_info("notes_on_ack: agent=%s note=%s: no such note (expired?), "
+		    "ack ignored", r->agent, r->id);
+		goto out;
+	}
+	/* delivered either way: it waits for nobody now */
+	if (notes_key(n, &key, "chatmon:notes:pending:", r->agent) == -1 ||
+	    rconn_command(n->cmd, NULL, NULL, 0, "ZREM %s %s", sbuf_str(&key),
+	    r->id) == -1)
+		goto out;
+	if (strcmp(reply->str, st) != 0)
+		goto out;	/* "same": nothing new to audit */
+	log_info("notes_on_ack: agent=%s note=%s %s", r->agent, r->id, st);
+	if (notefmt_audit(&audit, util_wall_ms(), r->agent, r->id, r->state) == -1 ||
+	    rconn_command(n->cmd, NULL, NULL, 0, "XADD %s MAXLEN ~ "
+	    NOTES_AUDIT_MAXLEN " * e %b", n->audit_key, sbuf_str(&audit),
+	    audit.len) == -1)
+		log_warnx("notes_on_ack: agent=%s note=%s: the audit entry is lost",
+		    r->agent, r->id);
+out:
+	sbuf_free(&key);
+	sbuf_free(&audit);
+	free(r);
+}
+
+void
+notes_ack(struct notes *n, const struct notes_peer *p,
+    const struct notefmt_ack *a)
+{
+	struct notes_ackreq	*r;
+	struct sbuf		 key = { 0 };
+	char			 now[24];
+	size_t			 alen;
+
+	if (p->agent == NULL || p->agent[0] == '\0') {
+		n->m->note_acks_foreign++;
+		log_warnx("notes_ack: note=%s: an ack from a connection without "
+		    "an agent id, ignored", a->id);
+		return;
+	}
+	n->m->note_acks++;
+	alen = strlen(p->agent);
+	if (!rconn_up(n->cmd)) {
+		log_warnx("notes_ack: agent=%s note=%s: redis is away, the %s ack "
+		    "is lost", p->agent, a->id, notefmt_state_name(a->state));
+		return;
+	}
+	if ((r = calloc(1, sizeof(*r) + alen + 1)) == NULL ||
+	    notes_key(n, &key, "chatmon:note:", a->id) == -1) {
+		log_warnx("notes_ack: agent=%s note=%s: out of memory, ack lost",
+		    p->agent, a->id);
+		free(r);
+		sbuf_free(&key);
+		return;
+	}
+	r->n = n;
+	r->state = a->state;
+	memcpy(r->id, a->id, sizeof(r->id));
+	memcpy(r->agent, p->agent, alen + 1);
+	snprintf(now, sizeof(now), "%" PRId64, util_wall_ms());
+	if (rconn_command(n->cmd, notes_on_ack, r, 0, "EVAL %s 1 %s %s %s %s",
+	    notes_ack_lua, sbuf_str(&key), r->agent,
+	    notefmt_state_name(a->state), now) == -1) {
+		log_warnx("notes_ack: agent=%s note=%s: redis went away, ack lost",
+		    p->agent, a->id);
+		free(r);
+	}
+	sbuf_free(&key);
+}
+
+static int
+notes_settings(struct notes *n, const struct config *cfg)
+{
+	const char	*pre = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
+	char		*p = NULL, *l = NULL, *a = NULL;
+
+	/* asprintf leaves its pointer undefined when it fails: NULL it again */
+	if (asprintf(&l, "%schatmon:notes:log", pre) == -1)
+		l = NULL;
+	if (asprintf(&a, "%schatmon:audit", pre) == -1)
+		a = NULL;
+	if ((p = strdup(pre)) == NULL || l == NULL || a == NULL) {
+		free(p);
+		free(l);
+		free(a);
+		return -1;
+	}
+	/* another stream: start again at its end */
+	if (n->log_key != NULL && strcmp(n->log_key, l) != 0)
+		n->last[0] = '\0';
+	free(n->prefix);
+	free(n->log_key);
+	free(n->audit_key);
+	n->prefix = p;
+	n->log_key = l;
+	n->audit_key = a;
+	n->ttl_ms = cfg->notes.ttl_ms;
+	return 0;
+}
+
+struct notes *
+notes_new(struct event_base *base, const struct config *cfg, struct metrics *m,
+    struct sbuf *errs)
+{
+	struct notes	*n;
+
+	if ((n = calloc(1, sizeof(*n))) == NULL)
+		goto oom;
+	n->m = m;
+	if (notes_settings(n, cfg) == -1 ||
+	    (n->follow = rconn_new(base, "notes-follow", notes_on_follow_state,
+	    n)) == NULL ||
+	    (n->cmd = rconn_new(base, "notes", notes_on_cmd_state, n)) == NULL ||
+	    (n->ev_retry = evtimer_new(base, notes_on_retry, n)) == NULL ||
+	    rconn_set_target(n->follow, &cfg->redis, 0) == -1 ||
+	    rconn_set_target(n->cmd, &cfg->redis, 0) == -1)
+		goto oom;
+	return n;
+oom:
+	sbuf_line(errs, "notes_new: out of memory");
+	notes_free(n);
+	return NULL;
+}
+
+void
+notes_set_config(struct notes *n, const struct config *cfg)
+{
+	if (notes_settings(n, cfg) == -1 ||
+	    rconn_set_target(n->follow, &cfg->redis, 0) == -1 ||
+	    rconn_set_target(n->cmd, &cfg->redis, 0) == -1)
+		log_warnx("notes_set_config: out of memory, settings kept");
+}
+
+void
+notes_free(struct notes *n)
+{
+	if (n == NULL)
+		return;
+	/* the callbacks of what is out run now, with NULL, and free their requests */
+	rconn_free(n->follow);
+	n->follow = NULL;
+	rconn_free(n->cmd);
+	n->cmd = NULL;
+	if (n->ev_retry != NULL)
+		event_free(n->ev_retry);
+	free(n->prefix);
+	free(n->log_key);
+	free(n->audit_key);
+	free(n);
+}

@@ -1,0 +1,139 @@
+"""Conversation history in Redis (issue 15, docs/relay.md "Conversation
+history"): every chat turn of both sides goes to `chatmon:hist:CONV`, newest
+first, at most history.turns items, expiring history.ttl after the last
+turn, with the buyer's nickname (protocol.nickname), `blocked` and the
+alert's id where they apply. history.turns 0 writes nothing; with Redis
+away the chat flows and the turns are counted lost; the text is never
+logged at info."""
+
+import asyncio
+import json
+import os
+import signal
+
+import pytest
+
+from conftest import REDIS_SERVER, SLOW, T, agent, recv, run, wait_for
+
+pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="no redis-server")
+
+
+def msg(conv, text, **kw):
+    return json.dumps(dict({"type": "message", "conversation": conv, "text": text}, **kw),
+                      ensure_ascii=False)
+
+
+def items(c, key):
+    return [json.loads(x) for x in c.lrange(key, 0, -1)]
+
+
+def test_history_bounded_with_ttl_nick_blocked_and_alert(daemon, backend, redis_server):
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url(), level="info",
+               args=["-o", "history.turns=3", "-o", "history.ttl=60s",
+                     "-o", "protocol.nickname=/buyer/nick", "-o", "redis.prefix=s1:"])
+    key = "s1:chatmon:hist:h-1"
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            # the echo backend sends each turn back: a customer turn with the nickname
+            for i in range(2):
+                await ws.send(msg("h-1", f"第{i}句", buyer={"nick": "小王"}))
+                assert json.loads(await recv(ws))["text"] == f"第{i}句"
+            await ws.send(msg("h-1", "你滚出去", buyer={"nick": "小王"}))   # blocked
+            w = json.loads(await recv(ws))
+            assert w["type"] == "chatmon.warning" and w["blocked"] is True, w
+            return w["alert"]["id"]
+    alert_id = run(main())
+    got = wait_for(lambda: (lambda x: len(x) == 3 and x[0]["text"] == "你滚出去" and x)(
+        items(c, key)), T, "3 history items")
+    # newest first; the oldest two of five turns trimmed
+    assert [(x["role"], x["text"]) for x in got] == [
+        ("agent", "你滚出去"), ("customer", "第1句"), ("agent", "第1句")]
+    newest, cust, ag = got
+    assert newest["blocked"] is True and newest["alert"] == alert_id
+    assert "nick" not in newest and "nick" not in ag         # the buyer's only
+    assert cust["nick"] == "小王" and "blocked" not in cust and "alert" not in cust
+    assert all(x["agent"] == "alice" for x in got)
+    assert all(isinstance(x["ts"], int) and x["ts"] > 1700000000000 for x in got)
+    assert got[0]["ts"] >= got[1]["ts"] >= got[2]["ts"]
+    assert set(got[0]) == {"ts", "role", "agent", "text", "blocked", "alert"}
+    ttl = c.pttl(key)
+    assert 50000 < ttl <= 60000, ttl
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["history_written"] == 5 and st["history_lost"] == 0, st
+    # chat text is personal data: not in the log at info
+    assert "第1句" not in d.log() and "小王" not in d.log()
+
+
+def test_history_off(daemon, backend, redis_server):
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url(), args=["-o", "history.turns=0"])
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            await ws.send(msg("h-2", "在的"))
+            await recv(ws)
+    run(main())
+    # the conversation's state is written, so Redis has seen the turn
+    wait_for(lambda: c.keys("chatmon:sla:*"), T, "the conversation's state")
+    assert c.keys("chatmon:hist:*") == []
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["history_written"] == 0 and st["history_lost"] == 0
+
+
+def test_history_redis_away_chat_flows(daemon, backend):
+    b = backend()
+    d = daemon(b.port)          # redis://127.0.0.1:1: refused
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            for i in range(5):
+                await ws.send(msg("h-3", f"m{i}"))
+                assert json.loads(await asyncio.wait_for(ws.recv(), 2 * SLOW))["text"] == f"m{i}"
+    run(main())
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["history_lost"] == 10 and st["history_written"] == 0, st
+
+
+def test_history_turned_off_and_on_by_reload(daemon, backend, redis_server):
+    """history.turns and protocol.nickname are live keys: SIGHUP applies them to
+    the next turn, on the session that was already open."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url())
+    base = open(d.conf, encoding="utf-8").read()
+
+    def reload(extra, nick=False):
+        mark = len(d.log())
+        text = base.replace("  text: /text\n", "  text: /text\n  nickname: /nick\n") if nick \
+            else base
+        d.write_config(text + extra)
+        d.signal(signal.SIGHUP)
+        d.wait_log(r"main: reload: configuration reloaded", T, mark)
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            await ws.send(msg("h-4", "一", nick="甲"))
+            await recv(ws)
+            wait_for(lambda: c.llen("chatmon:hist:h-4") == 2, T, "2 items")
+            reload("history:\n  turns: 0\n")
+            await ws.send(msg("h-4", "二", nick="甲"))
+            await recv(ws)
+            await asyncio.sleep(0.3)
+            assert c.llen("chatmon:hist:h-4") == 2
+            reload("history:\n  turns: 1\n", nick=True)
+            await ws.send(msg("h-4", "三", nick="甲"))
+            await recv(ws)
+            wait_for(lambda: items(c, "chatmon:hist:h-4")[0].get("nick") == "甲", T,
+                     "the customer's turn with its nickname, alone")
+            assert [x["text"] for x in items(c, "chatmon:hist:h-4")] == ["三"]
+    run(main())

@@ -1,0 +1,227 @@
+"""Supervisors' whisper notes (issue 15, docs/relay.md "Whisper notes"). Each
+note is written to a real redis-server here exactly as the dashboard writes
+it (the contract, section 3); chatmond follows the notes' stream and sends a
+chatmon.note frame to the agent's connections on this instance, never to
+the backend; an agent who was not connected gets its pending notes when it
+connects, on whichever instance; the workbench's chatmon.note_ack moves the
+note's state forward only, takes it off the pending set and is audited;
+an ack is never forwarded, a malformed one leaves the connection as it was,
+and an ack for another agent's note is ignored."""
+
+import asyncio
+import json
+import os
+import secrets
+import time
+
+import pytest
+
+from conftest import REDIS_SERVER, SLOW, T, agent, recv, run, wait_for
+
+pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="no redis-server")
+
+NOTES_TTL = 600000      # ms: notes.ttl's default
+
+
+def send_note(c, agent_id, conv, text, prefix="", ts=None, ttl=NOTES_TTL):
+    """The dashboard's side of a note (contract, section 3), written by hand."""
+    ts = ts or int(time.time() * 1000)
+    nid = f"n-{ts}-{secrets.token_hex(4)}"
+    note = json.dumps({"id": nid, "agent": agent_id, "conversation": conv,
+                       "from": "sup1", "text": text, "ts": ts},
+                      ensure_ascii=False, separators=(",", ":"))
+    p = c.pipeline(transaction=False)
+    p.hset(f"{prefix}chatmon:note:{nid}", mapping={"json": note, "state": "sent"})
+    p.pexpire(f"{prefix}chatmon:note:{nid}", max(ttl * 4, 86400000))
+    p.zadd(f"{prefix}chatmon:notes:pending:{agent_id}", {nid: ts + ttl})
+    p.pexpire(f"{prefix}chatmon:notes:pending:{agent_id}", ttl)
+    p.lpush(f"{prefix}chatmon:notes:conv:{conv}", nid)
+    p.ltrim(f"{prefix}chatmon:notes:conv:{conv}", 0, 99)
+    p.xadd(f"{prefix}chatmon:notes:log", {"note": note}, maxlen=10000, approximate=True)
+    p.xadd(f"{prefix}chatmon:audit", {"e": json.dumps(
+        {"ts": ts, "who": "sup1", "what": "note.send", "note": nid, "agent": agent_id,
+         "conversation": conv}, separators=(",", ":"))}, maxlen=100000, approximate=True)
+    p.execute()
+    return nid
+
+
+def audits(c, prefix=""):
+    return [json.loads(f["e"]) for _, f in c.xrange(f"{prefix}chatmon:audit", "-", "+")]
+
+
+def following(d):
+    d.wait_log(r"notes_on_follow_state: redis \S+ connected: following", 5 * SLOW)
+
+
+async def next_of(ws, kind, timeout=T):
+    """The next frame of type kind, skipping others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        f = json.loads(await recv(ws, max(0.01, deadline - time.monotonic())))
+        if f.get("type") == kind:
+            return f
+
+
+async def nothing(ws, wait=0.5):
+    try:
+        f = await asyncio.wait_for(ws.recv(), wait)
+    except asyncio.TimeoutError:
+        return
+    raise AssertionError(f"unexpected frame: {f}")
+
+
+def upstream_heads(b):
+    return [e["head"] for e in b.select(lambda e: e["ev"] == "msg")]
+
+
+def test_note_to_agent_not_backend_and_acks(daemon, backend, redis_server):
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url(), args=["-o", "redis.prefix=p:"])
+    following(d)
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws, agent(d, "/echo?agent=bob") as wb:
+            await asyncio.sleep(0.2)
+            nid = send_note(c, "alice", "c-1", "先别承诺退款,等我确认", prefix="p:")
+            f = await next_of(ws, "chatmon.note")
+            assert f == {"type": "chatmon.note", "id": nid, "conversation": "c-1",
+                         "from": "sup1", "text": "先别承诺退款,等我确认", "ts": f["ts"]}
+            await nothing(wb)                                   # bob's is not
+            await ws.send(json.dumps({"type": "chatmon.note_ack", "id": nid,
+                                      "state": "delivered"}))
+            h = f"p:chatmon:note:{nid}"
+            wait_for(lambda: c.hget(h, "state") == "delivered", T, "state delivered")
+            assert int(c.hget(h, "delivered_at")) >= f["ts"]
+            assert c.zscore("p:chatmon:notes:pending:alice", nid) is None
+            await ws.send(json.dumps({"type": "chatmon.note_ack", "id": nid,
+                                      "state": "read"}))
+            wait_for(lambda: c.hget(h, "state") == "read", T, "state read")
+            at = c.hget(h, "read_at")
+            # never backwards, and no second audit entry for what did not move
+            await ws.send(json.dumps({"type": "chatmon.note_ack", "id": nid,
+                                      "state": "delivered"}))
+            await ws.send(json.dumps({"type": "chatmon.note_ack", "id": nid,
+                                      "state": "read"}))
+            # the connection still relays: the echo comes back
+            await ws.send(json.dumps({"type": "message", "conversation": "c-1",
+                                      "text": "好的"}, ensure_ascii=False))
+            assert (await next_of(ws, "message"))["text"] == "好的"
+            assert c.hget(h, "state") == "read" and c.hget(h, "read_at") == at
+            return nid
+    nid = run(main())
+    got = [a for a in audits(c, "p:") if a["what"] == "note.state"]
+    assert [(a["note"], a["state"], a["who"]) for a in got] == [
+        (nid, "delivered", "agent:alice"), (nid, "read", "agent:alice")]
+    assert all(isinstance(a["ts"], int) for a in got)
+    # nothing of the note, and no ack, went upstream
+    heads = upstream_heads(b)
+    assert heads and not any("chatmon.note" in h or nid in h for h in heads), heads
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["notes_delivered"] == 1 and st["note_acks"] == 4, st
+
+
+def test_pending_note_on_connect_and_on_the_other_instance(daemon, backend, redis_server):
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d1 = daemon(b.port, redis=r.url(), name="one")
+    d2 = daemon(b.port, redis=r.url(), name="two")
+    following(d1)
+    following(d2)
+    # written while alice is nowhere: she gets it when she connects
+    waiting = send_note(c, "alice", "c-2", "这单注意语气")
+    # an old one past its wait is not sent
+    old = send_note(c, "alice", "c-2", "过期的", ts=int(time.time() * 1000) - 700000)
+
+    async def main():
+        async with agent(d1, "/echo?agent=bob") as wb:
+            async with agent(d2, "/echo?agent=alice") as wa:
+                f = await next_of(wa, "chatmon.note")
+                assert f["id"] == waiting and f["text"] == "这单注意语气"
+                await nothing(wa)
+                # live: alice is on two only; bob on one gets nothing
+                live = send_note(c, "alice", "c-3", "客户是老顾客")
+                f = await next_of(wa, "chatmon.note")
+                assert f["id"] == live and f["conversation"] == "c-3"
+                await nothing(wb)
+                await wa.send(json.dumps({"type": "chatmon.note_ack", "id": live,
+                                          "state": "delivered"}))
+                wait_for(lambda: c.hget(f"chatmon:note:{live}", "state") == "delivered",
+                         T, "state delivered")
+                # a note acked elsewhere is no longer pending: a new connection skips it
+                async with agent(d1, "/echo?agent=alice") as wa2:
+                    f = await next_of(wa2, "chatmon.note")
+                    assert f["id"] == waiting
+                    await nothing(wa2)
+    run(main())
+    assert c.hget(f"chatmon:note:{old}", "state") == "sent"
+
+
+def test_malformed_and_foreign_acks(daemon, backend, redis_server):
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url())
+    following(d)
+    bobs = send_note(c, "bob", "c-4", "给 bob 的")
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            for bad in ({"type": "chatmon.note_ack"},
+                        {"type": "chatmon.note_ack", "id": bobs, "state": "seen"},
+                        {"type": "chatmon.note_ack", "id": 5, "state": "read"},
+                        {"type": "chatmon.note_ack", "id": "a b\n", "state": "read"}):
+                await ws.send(json.dumps(bad))
+            # another agent's note: ignored
+            await ws.send(json.dumps({"type": "chatmon.note_ack", "id": bobs,
+                                      "state": "read"}))
+            # an unknown note: ignored
+            await ws.send(json.dumps({"type": "chatmon.note_ack", "id": "n-1-deadbeef",
+                                      "state": "read"}))
+            await ws.send(json.dumps({"type": "message", "conversation": "c-4",
+                                      "text": "还在"}, ensure_ascii=False))
+            assert (await next_of(ws, "message"))["text"] == "还在"
+            d.wait_log(r"note=\S+: the note is another agent's, ack ignored")
+    run(main())
+    log = d.log()
+    assert log.count("a malformed chatmon.note_ack dropped") == 4, log[-3000:]
+    assert c.hget(f"chatmon:note:{bobs}", "state") == "sent"
+    assert c.hget(f"chatmon:note:{bobs}", "delivered_at") is None
+    assert c.zscore("chatmon:notes:pending:bob", bobs) is not None
+    assert not [a for a in audits(c) if a["what"] == "note.state"]
+    heads = upstream_heads(b)
+    assert heads and not any("note_ack" in h for h in heads), heads
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["note_acks_bad"] == 4 and st["note_acks_foreign"] == 1, st
+
+
+def test_follow_resumes_after_redis_restart(daemon, backend, redis_server):
+    r = redis_server(aof=True)
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url())
+    following(d)
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            first = send_note(c, "alice", "c-5", "一")
+            assert (await next_of(ws, "chatmon.note"))["id"] == first
+            start = len(d.log())
+            r.kill()
+            r.start()
+            # written before chatmond is back (its first retry is 100 ms away at
+            # the soonest): the read goes on from the last id, so it still comes
+            again = send_note(r.client(), "alice", "c-5", "二")
+            d.wait_log(r"following \S+ after ", 15 * SLOW, start)
+            # the first, never acked, may come again (pending, looked up anew):
+            # at least once, the workbench keeps one per id
+            while True:
+                f = await next_of(ws, "chatmon.note", 10 * SLOW)
+                if f["id"] != first:
+                    break
+            assert f["id"] == again
+    run(main())
