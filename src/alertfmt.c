@@ -66,19 +66,58 @@ alertfmt_kvs(struct sbuf *out, const char *key, const char *v)
 	return alertfmt_kv(out, key, v, v != NULL ? strlen(v) : 0, 0);
 }
 
+int
+alertfmt_hit_cmp(const struct alertfmt_hit *a, const struct alertfmt_hit *b)
+{
+	if (a->hit.action != b->hit.action)
+		return a->hit.action > b->hit.action ? -1 : 1;
+	if (a->hit.severity != b->hit.severity)
+		return a->hit.severity > b->hit.severity ? -1 : 1;
+	return 0;
+}
+
 /*
- * Written field by field into out, with no document in between: the same
- * bytes jansson's compact dump of the same object gave (test_alertfmt
- * checks both writers against each other).
+ * One hit's own fields, the ones that differ from rule to rule: the same
+ * names at the top of the alert (the strongest hit's) and in "hits".
+ */
+static int
+alertfmt_hit(struct sbuf *out, const struct alertfmt_hit *x, int first)
+{
+	const struct rules_hit	*h = &x->hit;
+
+	if (alertfmt_kv(out, "rule", h->rule, strlen(h->rule), first) == -1 ||
+	    alertfmt_kvs(out, "category", h->category) == -1 ||
+	    alertfmt_kvs(out, "severity", rules_severity_name(h->severity)) == -1 ||
+	    alertfmt_kvs(out, "action", rules_action_name(h->action)) == -1 ||
+	    sbuf_printf(out, ",\"match\":{\"start\":%" PRIu32 ",\"end\":%" PRIu32 "}",
+	    h->start, h->end) == -1 ||
+	    alertfmt_kv(out, "matched", h->match, h->match_len, 0) == -1 ||
+	    alertfmt_kvs(out, "message", h->message) == -1)
+		return -1;
+	/* a match across turns: the alert's text holds them, newest last, one per line */
+	if (x->turns > 1 && sbuf_printf(out, ",\"turns\":%u", x->turns) == -1)
+		return -1;
+	if (x->vetoed && ALERTFMT_LIT(out, ",\"vetoed\":true") == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Written field by field into out, with no document in between. The top
+ * keeps v1's fields in v1's order (the strongest hit's), so a reader of v1
+ * still reads the alert; "hits" comes last.
  */
 int
 alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
-    const struct rules_hit *h)
+    const struct alertfmt_hit *hits, size_t n)
 {
-	char	ts[32];
+	const struct alertfmt_hit	*x = &hits[0];
+	const struct rules_hit		*h = &x->hit;
+	char				 ts[32];
+	size_t				 i;
 
 	alertfmt_ts(ts, t->wall_ms);
-	if (ALERTFMT_LIT(out, "{\"v\":1") == -1 ||
+	if (ALERTFMT_LIT(out, "{\"v\":2") == -1 ||
 	    alertfmt_kvs(out, "id", t->id) == -1 ||
 	    alertfmt_kvs(out, "ts", ts) == -1 ||
 	    alertfmt_kvs(out, "type", "rule.hit") == -1 ||
@@ -96,12 +135,19 @@ alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
 	    alertfmt_kv(out, "matched", h->match, h->match_len, 0) == -1 ||
 	    alertfmt_kvs(out, "message", h->message) == -1)
 		return -1;
-	/* a match across turns: text holds them, newest last, one per line */
-	if (t->turns > 1 && sbuf_printf(out, ",\"turns\":%u", t->turns) == -1)
+	if (x->turns > 1 && sbuf_printf(out, ",\"turns\":%u", x->turns) == -1)
 		return -1;
-	if (t->vetoed && ALERTFMT_LIT(out, ",\"vetoed\":true") == -1)
+	if (x->vetoed && ALERTFMT_LIT(out, ",\"vetoed\":true") == -1)
 		return -1;
-	return ALERTFMT_LIT(out, "}");
+	if (ALERTFMT_LIT(out, ",\"hits\":[") == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if ((i > 0 && ALERTFMT_LIT(out, ",") == -1) ||
+		    ALERTFMT_LIT(out, "{") == -1 ||
+		    alertfmt_hit(out, &hits[i], 1) == -1 ||
+		    ALERTFMT_LIT(out, "}") == -1)
+			return -1;
+	return ALERTFMT_LIT(out, "]}");
 }
 
 const char *
@@ -142,7 +188,7 @@ alertfmt_sla(struct sbuf *out, struct alertfmt_ids *ids, const struct sla_event 
 	else
 		alertfmt_id(id, e->due, ids);
 	alertfmt_ts(ts, e->due);
-	return ALERTFMT_LIT(out, "{\"v\":1") == -1 ||
+	return ALERTFMT_LIT(out, "{\"v\":2") == -1 ||
 	    alertfmt_kvs(out, "id", id) == -1 ||
 	    alertfmt_kvs(out, "ts", ts) == -1 ||
 	    alertfmt_kvs(out, "type", alertfmt_sla_type(e)) == -1 ||

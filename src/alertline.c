@@ -37,27 +37,29 @@
 #define AL_ELLIPSIS	"\xe2\x80\xa6"	/* … */
 
 /*
- * The dashboard's names (web/dashboard/dashboard.js, "cat.*"), so that a
- * supervisor meets one name for one thing wherever it is shown. Sorted by
- * id only for the reader; a category not here is shown as its id.
+ * The dashboard's names (web/dashboard/dashboard.js, "cat.*" in both of
+ * its languages), so that a supervisor meets one name for one thing
+ * wherever it is shown. Sorted by id only for the reader; a category not
+ * here is shown as its id.
  */
 static const struct {
 	const char	*id;
 	const char	*zh;
+	const char	*en;
 } alertline_categories[] = {
-	{ "abuse",		"辱骂买家" },
-	{ "ad_law",		"广告法违禁词" },
-	{ "complaint_risk",	"投诉风险" },
-	{ "etiquette",		"服务用语" },
-	{ "extortion",		"差评勒索" },
-	{ "invoice",		"拒开发票" },
-	{ "offplatform",	"站外引流" },
-	{ "order_close",	"代关订单" },
-	{ "payment",		"支付方式违规" },
-	{ "privacy",		"泄露隐私" },
-	{ "returns",		"拒绝七天无理由" },
-	{ "review_bait",	"好评返现" },
-	{ "stock",		"声称无货" },
+	{ "abuse",		"辱骂买家",		"Abusive language" },
+	{ "ad_law",		"广告法违禁词",		"Advertising law" },
+	{ "complaint_risk",	"投诉风险",		"Complaint risk" },
+	{ "etiquette",		"服务用语",		"Etiquette" },
+	{ "extortion",		"差评勒索",		"Review extortion" },
+	{ "invoice",		"拒开发票",		"Invoice refused" },
+	{ "offplatform",	"站外引流",		"Off-platform contact" },
+	{ "order_close",	"代关订单",		"Closing orders" },
+	{ "payment",		"支付方式违规",		"Payment method" },
+	{ "privacy",		"泄露隐私",		"Privacy leak" },
+	{ "returns",		"拒绝七天无理由",	"7-day returns denied" },
+	{ "review_bait",	"好评返现",		"Paid reviews" },
+	{ "stock",		"声称无货",		"Out-of-stock claim" },
 };
 
 /* One line being written: an allocation failure is remembered, not checked at every append. */
@@ -367,10 +369,10 @@ al_severity(struct al *l, const char *sev)
 static void
 al_rule(struct al *l, const char *cat, const char *rule)
 {
-	const char	*zh = l->o->zh ? alertline_category(cat) : NULL;
+	const char	*name = alertline_category_name(cat, l->o->lang);
 
-	if (zh != NULL) {
-		al_puts(l, zh);
+	if (name != NULL) {
+		al_puts(l, name);
 		al_put(l, " ", 1);
 	} else if (cat != NULL && (rule == NULL || strncmp(rule, cat,
 	    strlen(cat)) != 0 || rule[strlen(cat)] != '.')) {
@@ -382,29 +384,58 @@ al_rule(struct al *l, const char *cat, const char *rule)
 }
 
 static void
+al_action(struct al *l, const char *action)
+{
+	if (action != NULL && strcmp(action, "block") == 0) {
+		al_sgr(l, AL_SGR_BLOCK);
+		al_puts(l, "BLOCKED");
+		al_sgr(l, AL_SGR_RESET);
+	} else if (action != NULL && strcmp(action, "warn") == 0)
+		al_puts(l, "warned");
+	else if (action != NULL && strcmp(action, "flag") == 0)
+		al_puts(l, "flagged");
+	else
+		al_str(l, action);
+}
+
+/*
+ * The other rules the turn broke (v2's "hits" after the first, which is
+ * the alert's own): " + 服务用语 etiquette.test_unsure flagged" each, so
+ * that one line says everything the one alert is about.
+ */
+static void
+al_more_hits(struct al *l, json_t *a)
+{
+	json_t	*hits = json_object_get(a, "hits"), *h;
+	size_t	 i;
+
+	if (!json_is_array(hits))
+		return;
+	for (i = 1; i < json_array_size(hits); i++) {
+		if (!json_is_object(h = json_array_get(hits, i)))
+			continue;
+		al_puts(l, " + ");
+		al_rule(l, al_jstr(h, "category"), al_jstr(h, "rule"));
+		al_put(l, " ", 1);
+		al_action(l, al_jstr(h, "action"));
+	}
+}
+
+static void
 al_what(struct al *l, json_t *a)
 {
-	const char	*type = al_jstr(a, "type"), *action, *msg;
+	const char	*type = al_jstr(a, "type"), *msg;
 	json_t		*v;
 
 	if (type != NULL && strcmp(type, "rule.hit") == 0) {
 		al_rule(l, al_jstr(a, "category"), al_jstr(a, "rule"));
 		al_put(l, " ", 1);
-		action = al_jstr(a, "action");
-		if (action != NULL && strcmp(action, "block") == 0) {
-			al_sgr(l, AL_SGR_BLOCK);
-			al_puts(l, "BLOCKED");
-			al_sgr(l, AL_SGR_RESET);
-		} else if (action != NULL && strcmp(action, "warn") == 0)
-			al_puts(l, "warned");
-		else if (action != NULL && strcmp(action, "flag") == 0)
-			al_puts(l, "flagged");
-		else
-			al_str(l, action);
+		al_action(l, al_jstr(a, "action"));
 		al_put(l, " ", 1);
 		al_str(l, al_jstr(a, "role"));
 		al_put(l, ": ", 2);
 		al_chat(l, a);
+		al_more_hits(l, a);
 	} else if (type != NULL && strncmp(type, "sla.", 4) == 0) {
 		al_puts(l, "SLA ");
 		al_str(l, type + 4);
@@ -515,11 +546,20 @@ alertline_pad(struct sbuf *sb, const char *s, unsigned width)
 const char *
 alertline_category(const char *category)
 {
+	return alertline_category_name(category, ALERTLINE_ZH);
+}
+
+const char *
+alertline_category_name(const char *category, enum alertline_lang lang)
+{
 	size_t	i;
 
+	if (lang == ALERTLINE_IDS)
+		return NULL;
 	for (i = 0; category != NULL && i < UTIL_NELEM(alertline_categories); i++)
 		if (strcmp(category, alertline_categories[i].id) == 0)
-			return alertline_categories[i].zh;
+			return lang == ALERTLINE_EN ? alertline_categories[i].en :
+			    alertline_categories[i].zh;
 	return NULL;
 }
 

@@ -443,7 +443,7 @@ cmd_scan(int argc, char **argv)
 	so.table = o.table != -1 ? o.table : isatty(STDOUT_FILENO);
 	so.fmt.colour = so.table && alertline_want_colour(isatty(STDOUT_FILENO),
 	    getenv("NO_COLOR"), getenv("TERM"));
-	so.fmt.zh = 1;
+	so.fmt.lang = ALERTLINE_ZH;
 	so.fmt.now_ms = -1;
 	/* the names and, mostly, 5 digits: the rows line up under the header */
 	so.where_w = (unsigned)strlen("FILE:LINE");

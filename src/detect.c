@@ -307,6 +307,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *conv,
 		d->hits[i].text = text;
 		d->hits[i].text_len = len;
 		d->hits[i].turns = 1;
+		d->hits[i].last = 0;
 		d->hits[i].vetoed = 0;
 	}
 	total = n;
@@ -338,6 +339,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *conv,
 			d->hits[total].text_len = jlen;
 			d->hits[total].turns = detect_turns(joined, jlen,
 			    h[i].start, h[i].end);
+			d->hits[total].last = last;
 			d->hits[total].vetoed = 0;
 			total++;
 		}

@@ -112,7 +112,11 @@ feed_ts(const char *ts)
 	return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
-/* A rule hit of the day: one more (or "count" more, when folded) for its agent and category. */
+/*
+ * A rule.hit alert of the day: one more (or "count" more, when folded) for
+ * its agent under its category, the strongest rule's: a turn that broke
+ * several rules is one alert (v2 "hits"), one violation, not one per rule.
+ */
 static int
 feed_count_hit(struct feed *f, const json_t *a)
 {

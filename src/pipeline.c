@@ -18,6 +18,8 @@ struct pipeline {
 	struct detect		*detect;
 	struct alertfmt_ids	*ids;
 	struct sbuf		 json, frames;
+	struct alertfmt_hit	*group;		/* the turn's hits, strongest first */
+	size_t			 gcap;
 	struct pipeline_alert	*alerts;
 	struct pipeline_span	*spans;
 	size_t			 nalerts, cap;
@@ -42,6 +44,7 @@ pipeline_free(struct pipeline *p)
 		return;
 	sbuf_free(&p->json);
 	sbuf_free(&p->frames);
+	free(p->group);
 	free(p->alerts);
 	free(p->spans);
 	free(p);
@@ -134,17 +137,81 @@ pipeline_done(struct pipeline *p, struct pipeline_out *out)
 	out->nalerts = p->nalerts;
 }
 
-/* One rule hit's alert, and the agent's warning unless the rule only flags. */
+/*
+ * The turn's hits into p->group, strongest first; a tie keeps detect's
+ * order (the turn's own hits by longest match, then those across turns,
+ * then the model's). Insertion: a turn breaks a handful of rules at most.
+ */
 static int
-pipeline_rule_hit(struct pipeline *p, const struct pipeline_turn *t,
-    const struct detect_hit *dh, int blocked)
+pipeline_group(struct pipeline *p, const struct detect_hit *dh, size_t n)
+{
+	struct alertfmt_hit	*g, x;
+	size_t			 i, j;
+
+	if (n > p->gcap) {
+		if ((g = realloc(p->group, n * sizeof(*g))) == NULL)
+			return -1;
+		p->group = g;
+		p->gcap = n;
+	}
+	for (i = 0; i < n; i++) {
+		x.hit = dh[i].hit;
+		x.turns = dh[i].turns;
+		x.vetoed = dh[i].vetoed;
+		for (j = i; j > 0 && alertfmt_hit_cmp(&x, &p->group[j - 1]) < 0; j--)
+			p->group[j] = p->group[j - 1];
+		p->group[j] = x;
+	}
+	return 0;
+}
+
+/*
+ * The one text every offset of the alert counts in. The turn's own hits
+ * and the model's count in the turn; a hit across turns in the speaker's
+ * last turns joined, this turn whole and last (src/window.c). When a hit
+ * spans turns the alert's text is the joined one (what a supervisor must
+ * read to see that match), and the turn's own offsets move along by where
+ * the turn starts in it.
+ */
+static void
+pipeline_text(struct pipeline *p, const struct pipeline_turn *t,
+    const struct detect_hit *dh, size_t n, const char **text, size_t *len)
+{
+	const struct detect_hit	*w = NULL;
+	uint32_t		 boundary;
+	size_t			 i;
+
+	*text = t->text;
+	*len = t->text_len;
+	for (i = 0; i < n && w == NULL; i++)
+		if (dh[i].turns > 1)
+			w = &dh[i];
+	if (w == NULL)
+		return;
+	*text = w->text;
+	*len = w->text_len;
+	boundary = (uint32_t)util_utf8_count(w->text, w->last);
+	for (i = 0; i < n; i++)
+		if (p->group[i].turns <= 1) {
+			p->group[i].hit.start += boundary;
+			p->group[i].hit.end += boundary;
+		}
+}
+
+/*
+ * The turn's one alert, every hit in it, and the agent's warning unless
+ * every rule only flags (then the strongest, first, is a flag).
+ */
+static int
+pipeline_rule_hits(struct pipeline *p, const struct pipeline_turn *t,
+    const struct detect_hit *dh, size_t n, int blocked)
 {
 	struct pipeline_alert	*a;
 	struct alertfmt_turn	 at;
 	char			 id[ALERTFMT_ID_MAX];
 	size_t			 len = p->json.len;
 
-	if ((a = pipeline_slot(p)) == NULL)
+	if (pipeline_group(p, dh, n) == -1 || (a = pipeline_slot(p)) == NULL)
 		return -1;
 	alertfmt_id(id, t->now_ms, p->ids);
 	at.id = id;
@@ -153,20 +220,18 @@ pipeline_rule_hit(struct pipeline *p, const struct pipeline_turn *t,
 	at.conversation = t->conversation;
 	at.conversation_len = t->conversation_len;
 	at.role = t->customer ? "customer" : "agent";
-	at.text = dh->text;
-	at.text_len = dh->text_len;
-	at.turns = dh->turns;
-	at.vetoed = dh->vetoed;
-	if (alertfmt_rule_hit(&p->json, &at, &dh->hit) == -1) {
+	pipeline_text(p, t, dh, n, &at.text, &at.text_len);
+	if (alertfmt_rule_hit(&p->json, &at, p->group, n) == -1) {
 		pipeline_cut(&p->json, len);
 		return -1;
 	}
-	a->severity = (int)dh->hit.severity;
-	a->what = dh->hit.rule;
-	a->hit = &dh->hit;
-	a->vetoed = dh->vetoed;
+	a->severity = (int)p->group[0].hit.severity;
+	a->what = p->group[0].hit.rule;
+	a->hit = &p->group[0].hit;
+	a->hits = p->group;
+	a->nhits = n;
 	return pipeline_keep(p, a, t->conversation, t->conversation_len,
-	    dh->hit.action != RULES_FLAG, blocked);
+	    p->group[0].hit.action != RULES_FLAG, blocked);
 }
 
 int
@@ -193,9 +258,8 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
 	for (i = 0; i < n; i++)
 		if (hits[i].hit.action == RULES_BLOCK)
 			out->drop = 1;	/* rules never block a customer */
-	for (i = 0; i < n; i++)
-		if (pipeline_rule_hit(p, t, &hits[i], out->drop) == -1)
-			rc = -1;
+	if (n > 0 && pipeline_rule_hits(p, t, hits, (size_t)n, out->drop) == -1)
+		rc = -1;
 	/* the customer never saw a blocked reply: it answers nothing */
 	out->sla = out->drop ? PIPELINE_SLA_NONE : PIPELINE_SLA_TURN;
 	pipeline_done(p, out);

@@ -293,14 +293,17 @@ relay_alerts(struct relay *r, const struct pipeline_out *out,
     size_t conv_len)
 {
 	const struct pipeline_alert	*a;
-	size_t				 i;
+	size_t				 i, k;
 
 	for (i = 0; i < out->nalerts; i++) {
 		a = &out->alerts[i];
-		if (a->hit != NULL) {
+		/* one alert for the turn; the rules it broke are counted one by one */
+		if (a->hit != NULL)
+			r->metrics->rule_alerts++;
+		for (k = 0; k < a->nhits; k++) {
 			r->metrics->rule_hits++;
-			r->metrics->rule_vetoes += a->vetoed != 0;
-			relay_count_hit(r, a->hit);
+			r->metrics->rule_vetoes += a->hits[k].vetoed != 0;
+			relay_count_hit(r, &a->hits[k].hit);
 		}
 		relay_publish(r, a, agent, conv, conv_len);
 		if (a->frame == NULL || peer == NULL || peer->inject == NULL)

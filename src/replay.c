@@ -700,7 +700,7 @@ replay_main(int argc, char **argv, const char *default_config)
 	rp.table = table != -1 ? table : isatty(STDOUT_FILENO);
 	rp.fmt.colour = rp.table && alertline_want_colour(isatty(STDOUT_FILENO),
 	    getenv("NO_COLOR"), getenv("TERM"));
-	rp.fmt.zh = 1;
+	rp.fmt.lang = ALERTLINE_ZH;
 	rp.fmt.utc_offset_min = cfg->sla.utc_offset_min;
 	rp.fmt.now_ms = -1;	/* a log is of some day: every time with its date */
 	rp.fmt.agent_w = 10;

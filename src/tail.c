@@ -822,7 +822,7 @@ tail_usage(FILE *f)
 	fprintf(f,
 	    "usage: chatmon tail [-c FILE] [--redis URL] [--since ID|-N] "
 	    "[--severity LEVEL]\n"
-	    "                    [--agent ID] [--type TYPE] [--json]\n"
+	    "                    [--agent ID] [--type TYPE] [--lang zh|en] [--json]\n"
 	    "\n"
 	    "Shows the alerts of the Redis stream (redis.stream) as they come:\n"
 	    "first the history (--since: -N the last N, default -10; an alert id\n"
@@ -830,9 +830,10 @@ tail_usage(FILE *f)
 	    "--severity  info, warn or critical: that and above\n"
 	    "--agent     one agent's alerts\n"
 	    "--type      rule.hit, sla.breach, ... or a prefix: sla\n"
+	    "--lang      the categories' names in readable lines, the dashboard's:\n"
+	    "            zh (default) or en; the rule id follows in either\n"
 	    "--json      the alert objects as stored, one per line, instead of\n"
-	    "            readable lines (times in sla.timezone, categories by their\n"
-	    "            Chinese names)\n"
+	    "            readable lines (one line an alert, times in sla.timezone)\n"
 	    "--redis     redis://host[:port][/db] or unix:/path, instead of redis.url\n");
 	return f == stdout ? 0 : 2;
 }
@@ -870,6 +871,7 @@ tail_main(int argc, char **argv, const char *default_config)
 		{ "agent", required_argument, NULL, 'a' },
 		{ "type", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "lang", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -879,6 +881,7 @@ tail_main(int argc, char **argv, const char *default_config)
 	struct tail		 t;
 	const char		*path = default_config, *redis_url = NULL;
 	const char		*prefix;
+	enum alertline_lang	 lang = ALERTLINE_ZH;	/* the dashboard's default */
 	int			 ch, explicit = 0, rc = 1;
 	size_t			 n;
 
@@ -923,6 +926,17 @@ tail_main(int argc, char **argv, const char *default_config)
 		case 'j':
 			t.json = 1;
 			break;
+		case 'l':
+			if (strcmp(optarg, "zh") == 0)
+				lang = ALERTLINE_ZH;
+			else if (strcmp(optarg, "en") == 0)
+				lang = ALERTLINE_EN;
+			else {
+				fprintf(stderr, "chatmon: tail: --lang: zh or en, "
+				    "not '%s'\n", optarg);
+				return 2;
+			}
+			break;
 		case 'h':
 			return tail_usage(stdout);
 		default:
@@ -961,7 +975,7 @@ tail_main(int argc, char **argv, const char *default_config)
 	snprintf(t.key, n, "%s%s", prefix, cfg->redis.stream);
 	t.fmt.colour = alertline_want_colour(isatty(STDOUT_FILENO),
 	    getenv("NO_COLOR"), getenv("TERM"));
-	t.fmt.zh = 1;
+	t.fmt.lang = lang;
 	/* the shop's zone, as the dashboard and the SLA hours: not the machine's TZ */
 	t.fmt.utc_offset_min = cfg->sla.utc_offset_min;
 

@@ -26,9 +26,10 @@ It prints the conversations, agents' replies included, on stdout.
 
 On the same port it serves the agent workbench page (web/workbench/) over
 plain HTTP: GET / (index.html), /workbench.js, /workbench.css, /favicon.svg
-and /config.json, which tells the page where chatmond is and the SLA
-thresholds (--chatmond, --first-response, --reply, --warn-at; ?ws=URL in the
-page's address overrides --chatmond). So, with chatmond listening on
+and /config.json, which tells the page where chatmond is, the SLA
+thresholds and the zone times are shown in (--chatmond, --first-response,
+--reply, --warn-at, --timezone; ?ws=URL in the page's address overrides
+--chatmond). So, with chatmond listening on
 127.0.0.1:8080 in front of this backend on :9000, open
 http://127.0.0.1:9000/?agent=alice in a browser. SIGTERM or SIGINT closes the
 agents' connections (1001) and exits 0.
@@ -706,6 +707,25 @@ def positive(s):
     return v
 
 
+# chatmond's sla.timezone forms (src/config.c config_parse_timezone): China's
+# names are +08:00, other names are refused rather than guessed
+CN_ZONES = ("Asia/Shanghai", "Asia/Chongqing", "Asia/Harbin", "Asia/Urumqi",
+            "Asia/Hong_Kong", "Asia/Macau", "Asia/Taipei", "PRC", "ROC")
+
+
+def timezone(s):
+    """sla.timezone as minutes east of UTC."""
+    if s in ("UTC", "Z", "Etc/UTC"):
+        return 0
+    if s in CN_ZONES:
+        return 480
+    m = re.fullmatch(r"([+-])(\d\d):(\d\d)", s)
+    if not m or int(m.group(3)) > 59 or int(m.group(2)) * 60 + int(m.group(3)) > 14 * 60:
+        raise argparse.ArgumentTypeError(f"want +HH:MM, -HH:MM, UTC or a China zone name: {s}")
+    v = int(m.group(2)) * 60 + int(m.group(3))
+    return -v if m.group(1) == "-" else v
+
+
 def fraction(s):
     v = float(s)
     if not 0 < v <= 1:
@@ -718,7 +738,8 @@ async def serve(args, scenario):
     config = {"chatmond": args.chatmond,
               "first_response_ms": round(args.first_response * 1000),
               "reply_ms": round(args.reply * 1000),
-              "warn_at": args.warn_at}
+              "warn_at": args.warn_at,
+              "tz_offset_min": args.timezone}
 
     async def handler(ws):
         await serve_agent(ws, scenario, args.speed, args.conversations, args.seed)
@@ -771,6 +792,9 @@ def main():
                     help="reply SLA, seconds (chatmond's sla.reply)")
     ap.add_argument("--warn-at", type=fraction, default=0.8, metavar="F",
                     help="the page turns amber at this fraction of the threshold (sla.warn_at)")
+    ap.add_argument("--timezone", type=timezone, default=480, metavar="ZONE",
+                    help="the zone the page shows times in, chatmond's sla.timezone "
+                         "(default +08:00)")
     args = ap.parse_args()
     if args.conversations is not None and args.conversations < 1:
         ap.error("--conversations must be at least 1")

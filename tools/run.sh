@@ -43,6 +43,8 @@ secs() {
 first=$(secs "$(conf_key sla first_response)")
 reply=$(secs "$(conf_key sla reply)")
 warn_at=$(conf_key sla warn_at)
+# and shows times in the shop's zone, as the dashboard and chatmon tail do
+tz=$(conf_key sla timezone | tr -d "\"'")
 
 mkdir -p "$rundir"
 rm -f "$sock"
@@ -52,7 +54,7 @@ redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 \
 redis=$!
 "$py" "$here/demo_backend.py" --listen "127.0.0.1:$backend_port" \
     --chatmond "ws://$listen/" ${first:+--first-response "$first"} \
-    ${reply:+--reply "$reply"} ${warn_at:+--warn-at "$warn_at"} \
+    ${reply:+--reply "$reply"} ${warn_at:+--warn-at "$warn_at"} ${tz:+"--timezone=$tz"} \
     >"$rundir/demo_backend.log" 2>&1 &
 backend=$!
 # wait for the socket, so the first alerts do not wait for a reconnect

@@ -39,7 +39,11 @@ void	alertfmt_get_id(char out[ALERTFMT_ID_MAX], const char *json, size_t len);
 /* "2026-11-22T10:00:00.123Z" into out (at least 25 bytes). */
 void	alertfmt_ts(char out[32], int64_t wall_ms);
 
-/* Where a rule hit happened. Strings are the caller's; lengths are bytes. */
+/*
+ * Where a turn's rule hits happened. Strings are the caller's; lengths are
+ * bytes. text is what every hit's offsets count in: the turn, or, when a
+ * hit spans turns, the speaker's last turns joined (newest last).
+ */
 struct alertfmt_turn {
 	const char	*id;
 	int64_t		 wall_ms;
@@ -47,11 +51,23 @@ struct alertfmt_turn {
 	const char	*conversation;
 	size_t		 conversation_len;
 	const char	*role;		/* "agent" | "customer" */
-	const char	*text;		/* the turn, or the turns a match spans, joined */
+	const char	*text;
 	size_t		 text_len;
-	unsigned	 turns;		/* > 1: "turns" is in the alert */
-	int		 vetoed;	/* a rule's block the model did not back */
 };
+
+/* One rule a turn broke, its offsets counted in the alert's text. */
+struct alertfmt_hit {
+	struct rules_hit	 hit;	/* strings borrowed from the rules or the caller */
+	unsigned		 turns;	/* > 1: the match spans that many turns */
+	int			 vetoed;	/* a rule's block the model did not back */
+};
+
+/*
+ * The order of a turn's hits in its alert, strongest first: action (block,
+ * warn, flag), then severity (critical, warn, info); a tie keeps the order
+ * the hits came in. < 0 when a comes first.
+ */
+int	alertfmt_hit_cmp(const struct alertfmt_hit *a, const struct alertfmt_hit *b);
 
 struct sla_event;
 
@@ -65,13 +81,17 @@ const char *alertfmt_sla_severity(const struct sla_event *);
 int	alertfmt_sla(struct sbuf *out, struct alertfmt_ids *ids,
 	    const struct sla_event *);
 
-/* Appends the rule.hit alert object to out; 0, or -1 on ENOMEM. */
+/*
+ * Appends the one rule.hit alert object (schema v2) of a turn's n >= 1
+ * hits, given strongest first (alertfmt_hit_cmp): the strongest's fields at
+ * the top, as v1 had them, and every hit in "hits". 0, or -1 on ENOMEM.
+ */
 int	alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *,
-	    const struct rules_hit *);
+	    const struct alertfmt_hit *hits, size_t n);
 /*
  * Appends the frame injected to the agent:
  * {"type":"chatmon.warning","conversation":…,"alert":ALERT,"blocked":…}
- * where alert is an object made by alertfmt_rule_hit.
+ * where alert is an object made by alertfmt_rule_hit or alertfmt_sla.
  */
 int	alertfmt_warning(struct sbuf *out, const char *conversation,
 	    size_t conversation_len, const char *alert, size_t alert_len,

@@ -22,9 +22,12 @@
 
 #define ALERTLINE_SEVERITY_W	8	/* "critical": the columns after it line up */
 
+/* How known categories are named: as the ids say, or the dashboard's names in its languages. */
+enum alertline_lang { ALERTLINE_IDS, ALERTLINE_ZH, ALERTLINE_EN };
+
 struct alertline_opts {
 	int		 colour;	/* SGR escapes (a terminal); else »marks« around the match */
-	int		 zh;		/* known categories by their Chinese names, the dashboard's */
+	enum alertline_lang lang;	/* the rule id is shown in every language */
 	int32_t		 utc_offset_min;	/* times in UTC + this: sla.timezone */
 	/*
 	 * A time on now's local day is shown without its date, so that
@@ -39,6 +42,7 @@ struct alertline_opts {
 /*
  * The whole line, without its newline:
  * 03-04 18:00:05 critical alice c-1 站外引流 offplatform.add_contact_app BLOCKED agent: »加我薇信« abc123 ×3
+ * 03-04 18:01:00 warn     alice c-2 声称无货 stock.none warned agent: 我不知道,»没货«了 + 服务用语 etiquette.unsure flagged
  * 18:00:35 warn     bob c-2 SLA breach: waited 31.2s (threshold 30s), first response
  */
 int	alertline_format(struct sbuf *, const struct alertline_opts *, json_t *alert);
@@ -49,9 +53,9 @@ int	alertline_header(struct sbuf *, const struct alertline_opts *);
 /*
  * What happened, the line after time, severity, agent and conversation:
  * for a rule hit its category, rule, action, role and text with the match
- * set off; for an SLA event the wait and its threshold; for a type this
- * version does not know, the type and any "message". Ends with ×N on a
- * folded alert.
+ * set off, then the other rules of its "hits"; for an SLA event the wait
+ * and its threshold; for a type this version does not know, the type and
+ * any "message". Ends with ×N on a folded alert.
  */
 int	alertline_what(struct sbuf *, const struct alertline_opts *, json_t *alert);
 
@@ -73,6 +77,8 @@ int	alertline_pad(struct sbuf *, const char *s, unsigned width);
 
 /* The Chinese name of a category, NULL for one the table does not know. Static. */
 const char *alertline_category(const char *category);
+/* Its name in lang (the dashboard's), NULL for ALERTLINE_IDS or one not known. Static. */
+const char *alertline_category_name(const char *category, enum alertline_lang lang);
 
 /* A severity's rank: 0 info, 1 warn, 2 critical; -1 unknown (or NULL). */
 int	alertline_rank(const char *severity);

@@ -20,6 +20,7 @@ struct detect_hit {
 	const char		*text;		/* the turn, or the turns joined */
 	size_t			 text_len;
 	unsigned		 turns;		/* how many turns the match spans */
+	size_t			 last;		/* where this turn starts in text (bytes; 0 alone) */
 	int			 vetoed;	/* a block the model did not back: a warning now */
 };
 

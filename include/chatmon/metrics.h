@@ -44,8 +44,9 @@
 	X(flow_pauses, counter, "flow_pauses_total", "", 1, "Times a producer was paused because a queue passed limits.queue_bytes") \
 	X(queued_bytes, gauge, "queued_bytes", "", 1, "Bytes waiting in relay queues") \
 	X(rule_hits, counter, "", "", 1, "Rule hits, every action") \
+	X(rule_alerts, counter, "rule_alerts_total", "", 1, "rule.hit alerts: one a turn, however many rules it broke (each rule is a rule hit)") \
 	X(rule_blocks, counter, "rule_blocks_total", "", 1, "Agent messages blocked by a rule") \
-	X(rule_warnings, counter, "rule_warnings_total", "", 1, "chatmon.warning frames sent to agents for rule hits") \
+	X(rule_warnings, counter, "rule_warnings_total", "", 1, "chatmon.warning frames sent to agents for rule.hit alerts (one a turn)") \
 	X(rule_vetoes, counter, "rule_vetoes_total", "", 1, "Rule blocks the n-gram model did not back, warned instead (model_veto)") \
 	X(rule_errors, counter, "rule_errors_total", "", 1, "Messages the rules could not be run on (out of memory)") \
 	X(sla_warnings, counter, "sla_events_total", "type=\"warn\"", 1, "SLA events, by type") \

@@ -31,14 +31,19 @@ struct pipeline_turn {
 	int		 robot;		/* a robot's or auto-reply: closes no round */
 };
 
-/* An alert to publish and, when frame is not NULL, the warning the agent gets. */
+/*
+ * An alert to publish and, when frame is not NULL, the warning the agent
+ * gets. A turn gives at most one rule.hit alert however many rules it
+ * broke (docs/alerts.md, schema v2): one event, one alert, one warning.
+ */
 struct pipeline_alert {
-	const char		*json;		/* the alert object of design.md */
+	const char		*json;		/* the alert object of docs/alerts.md */
 	size_t			 json_len;
 	int			 severity;	/* 0 info, 1 warn, 2 critical */
-	const char		*what;		/* the rule's id, or the SLA event's type */
-	const struct rules_hit	*hit;		/* a rule's; NULL for an SLA event */
-	int			 vetoed;	/* a block the model did not back */
+	const char		*what;		/* the strongest rule's id, or the SLA event's type */
+	const struct rules_hit	*hit;		/* the strongest rule's; NULL for an SLA event */
+	const struct alertfmt_hit *hits;	/* every rule's, strongest first */
+	size_t			 nhits;		/* 0 for an SLA event */
 	const char		*frame;		/* {"type":"chatmon.warning",...} or NULL */
 	size_t			 frame_len;
 	/*

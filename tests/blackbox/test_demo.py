@@ -178,7 +178,7 @@ def test_scenario_error_refuses_to_serve(tmp_path):
 
 def test_serves_page_and_config(demo):
     d = demo("--chatmond", "ws://127.0.0.1:18080/", "--first-response", "7", "--reply", "20.5",
-             "--warn-at", "0.5")
+             "--warn-at", "0.5", "--timezone=-05:30")
     for path, ctype, needle in (("/", "text/html", b'src="/workbench.js"'),
                                 ("/index.html", "text/html", b"<!DOCTYPE html>"),
                                 ("/workbench.js", "text/javascript", b"chatmon.warning"),
@@ -193,7 +193,7 @@ def test_serves_page_and_config(demo):
     status, headers, body = http_get(d.url("/config.json"))
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert json.loads(body) == {"chatmond": "ws://127.0.0.1:18080/", "first_response_ms": 7000,
-                                "reply_ms": 20500, "warn_at": 0.5}
+                                "reply_ms": 20500, "warn_at": 0.5, "tz_offset_min": -330}
     status, _, _ = http_get(d.url("/nothing-here"))
     assert status == 404
     status, _, _ = http_get(d.url("/../tools/demo_backend.py"))
@@ -202,7 +202,7 @@ def test_serves_page_and_config(demo):
     d2 = demo()
     assert json.loads(http_get(d2.url("/config.json"))[2]) == {
         "chatmond": "ws://127.0.0.1:8080/", "first_response_ms": 15000, "reply_ms": 30000,
-        "warn_at": 0.8}
+        "warn_at": 0.8, "tz_offset_min": 480}
     # the page obeys its own CSP: no inline script or style, no innerHTML
     html = http_get(d.url("/"))[2].decode()
     assert not re.search(r"<script(?![^>]*\bsrc=)", html), "inline script"
@@ -513,23 +513,27 @@ def test_workbench_page(tmp_path, daemon, demo, browser):
     note = next(n for n in s["notes"] if n["kind"] == "warn")
     assert "服务用语" in note["text"] and "不太清楚" in note["text"], note
     assert "我帮您确认一下" in note["text"], note      # the rule's coaching text
+    assert "etiquette." not in note["text"], note     # names for the agent, never rule ids
     r, g, bl = rgb(browser.find_element(By.CSS_SELECTOR, '#messages .note[data-kind="warn"]'),
                    "background-color")
     assert r > 240 and g > 230 and bl < 235, f"the warn note is not yellow: {(r, g, bl)}"
     # blocked: marked not sent, with one block note (for all the rules it broke)
     type_reply(browser, BLOCKED_REPLY)
-    # the warnings come one a rule, into one note: wait for the one the test names
+    # one warning for the message, every rule it broke in the one note
     s = until(browser, lambda s: any(m["state"] == "blocked" for m in s["msgs"])
               and any(n["kind"] == "block" and "offplatform.add_contact_app" in
                       n["rule"].split() for n in s["notes"]),
               "the blocked message and its note")
     m = [m for m in s["msgs"] if m["state"] == "blocked"]
     assert len(m) == 1 and m[0]["text"] == BLOCKED_REPLY, s
-    assert m[0]["receipt"] == "未发送 / not sent", m
+    assert m[0]["receipt"] == "未发送", m
     blocks = [n for n in s["notes"] if n["kind"] == "block"]
     assert len(blocks) == 1 and "offplatform" in blocks[0]["category"].split(), blocks
     assert "站外引流" in blocks[0]["text"] and "平台规定" in blocks[0]["text"], blocks
     assert "offplatform.add_contact_app" in blocks[0]["rule"].split(), blocks
+    assert "offplatform." not in blocks[0]["text"], blocks
+    # times in sla.timezone (the backend's default, +08:00), and the page says so
+    assert "时间 UTC+08:00" in browser.find_element(By.ID, "sla-info").text
     r, g, bl = rgb(browser.find_element(By.CSS_SELECTOR, '#messages .msg[data-state="blocked"]'),
                    "color")
     assert r > 140 and g < 80 and bl < 80, f"the blocked message is not red: {(r, g, bl)}"

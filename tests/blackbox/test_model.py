@@ -80,10 +80,14 @@ def test_relay_model_flags_and_forwards(daemon, backend):
     run(main())
     alerts = [json.loads(l.split("alert: ", 1)[1]) for l in d.log().splitlines()
               if ": debug: alert: " in l]
-    assert alerts and all(a["action"] == "flag" and a["rule"].startswith("model.")
-                          for a in alerts), alerts
-    assert {a["category"] for a in alerts} >= {"privacy"}
-    assert all(a["text"] == LEAKS[0][1] for a in alerts)
+    # one alert for the turn, every category the model found in its hits
+    assert len(alerts) == 1, alerts
+    a = alerts[0]
+    assert a["v"] == 2 and a["text"] == LEAKS[0][1], a
+    assert all(h["action"] == "flag" and h["rule"] == "model." + h["category"]
+               for h in a["hits"]), a
+    assert (a["rule"], a["category"]) == (a["hits"][0]["rule"], a["hits"][0]["category"])
+    assert {h["category"] for h in a["hits"]} >= {"privacy"}
     assert d.stop() == 0
 
 

@@ -865,7 +865,7 @@ def test_admin_token(daemon, backend):
 
 COUNTERS = """agent_connections_total upstream_failures_total messages_total bytes_total
 binary_messages_total turns_total conversations_ended_total frames_untouched_total
-closes_too_big_total flow_pauses_total rule_hits_total rule_blocks_total rule_warnings_total
+closes_too_big_total flow_pauses_total rule_hits_total rule_alerts_total rule_blocks_total rule_warnings_total
 rule_vetoes_total
 sla_events_total sla_timer_fires_total alerts_total alerts_sent_total alerts_spooled_total
 alerts_dropped_total alerts_folded_total redis_reconnects_total reloads_total""".split()

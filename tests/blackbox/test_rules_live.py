@@ -37,7 +37,7 @@ def test_block_and_warn(daemon, backend):
             w = await warning(ws)
             assert w["blocked"] is True and w["conversation"] == "c-1"
             a = w["alert"]
-            assert a["type"] == "rule.hit" and a["v"] == 1
+            assert a["type"] == "rule.hit" and a["v"] == 2
             assert a["rule"] == "offplatform.test_contact"
             assert a["category"] == "offplatform" and a["severity"] == "critical"
             assert a["action"] == "block" and a["agent"] == "alice" and a["role"] == "agent"
@@ -45,6 +45,8 @@ def test_block_and_warn(daemon, backend):
             assert a["match"] == {"start": 3, "end": 10} and a["matched"] == "加 我 薇 信"
             assert a["message"] == "亲,平台规定只能在旺旺上沟通哦。"
             assert a["id"] and a["ts"].endswith("Z")
+            assert a["hits"] == [{k: a[k] for k in ("rule", "category", "severity", "action",
+                                                    "match", "matched", "message")}]
             # warn: told, and the message goes on
             await ws.send(turn("亲,这款没货了"))
             w = await warning(ws)
@@ -72,6 +74,47 @@ def test_block_and_warn(daemon, backend):
     assert d.stop() == 0
     st = d.stats()
     assert st["rule_hits"] == 3 and st["rule_blocks"] == 1 and st["rule_warnings"] == 2
+    assert st["rule_alerts"] == 3
+
+
+def test_two_rules_one_turn_one_alert(daemon, backend, redis_server):
+    """A reply that breaks a warn and a flag rule is one event: one alert in
+    Redis with both rules in hits (the warning on top), one warning frame,
+    one rule alert and two rule hits in the metrics; a block over a flag is
+    one blocked warning."""
+    b = backend()
+    r = redis_server()
+    d = daemon(b.port, rules=LIVE, redis=r.url())
+
+    async def main():
+        async with agent(d, "/echo?t=two&agent=alice") as ws:
+            await ws.send(turn("我不知道,应该没货了", "c-2"))
+            w = await warning(ws)
+            assert w["blocked"] is False and w["conversation"] == "c-2"
+            a = w["alert"]
+            assert a["v"] == 2 and a["rule"] == "stock.test_none" and a["action"] == "warn"
+            assert [h["rule"] for h in a["hits"]] == ["stock.test_none", "etiquette.test_unsure"]
+            assert a["hits"][1] == {"rule": "etiquette.test_unsure", "category": "etiquette",
+                                    "severity": "info", "action": "flag",
+                                    "match": {"start": 1, "end": 4}, "matched": "不知道",
+                                    "message": ""}
+            # the message itself comes next: no second warning in between
+            assert json.loads(await recv(ws))["text"] == "我不知道,应该没货了"
+            await ws.send(turn("不知道,加我微信吧", "c-2"))
+            w = await warning(ws)
+            assert w["blocked"] is True and w["alert"]["action"] == "block"
+            assert [h["action"] for h in w["alert"]["hits"]] == ["block", "flag"]
+            await ws.send(turn("亲,在的", "c-2"))
+            assert json.loads(await recv(ws))["text"] == "亲,在的"
+    run(main())
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["rule_alerts"] == 2 and st["rule_hits"] == 4, st
+    assert st["rule_warnings"] == 2 and st["rule_blocks"] == 1, st
+    assert st["alerts_total"] == 2, st
+    alerts = [json.loads(f["alert"]) for _, f in r.client().xrange("chatmon:alerts:log")]
+    assert [(a["rule"], len(a["hits"])) for a in alerts] == [
+        ("stock.test_none", 2), ("offplatform.test_contact", 2)], alerts
 
 
 def test_customer_side_warns_never_blocks(daemon, backend, tmp_path):
@@ -102,14 +145,11 @@ def test_default_pack_blocks_offplatform(daemon, backend):
     async def main():
         async with agent(d, "/echo?t=pack&agent=carol") as ws:
             await ws.send(turn("亲,加我薇信 abc123 发你优惠券"))
-            w = await warning(ws)       # one frame per warn or block hit
+            w = await warning(ws)       # one frame for the turn, however many rules
             assert w["blocked"] is True and w["alert"]["category"] == "offplatform"
+            assert w["alert"]["hits"][0]["rule"] == w["alert"]["rule"]
             await ws.send(turn("亲,您的订单号是1234567890123,已经发货了哦"))
-            while True:
-                f = json.loads(await recv(ws))
-                if f["type"] != "chatmon.warning":
-                    break
-                assert f["blocked"] is True and f["alert"]["text"].startswith("亲,加我薇信")
+            f = json.loads(await recv(ws))
             assert f["type"] == "message", f        # an order number is not a phone number
             assert "订单号" in f["text"]
     run(main())
@@ -138,8 +178,8 @@ def test_frames_the_backend_reads_are_read(daemon, backend):
                 got = []
                 while (m := await recv(ws)) != mark:
                     got.append(json.loads(m))
-                assert got and all(w["type"] == "chatmon.warning" and w["blocked"] is True
-                                   for w in got), (f, got)
+                assert len(got) == 1 and all(w["type"] == "chatmon.warning" and
+                                             w["blocked"] is True for w in got), (f, got)
                 assert {w["alert"]["category"] for w in got} == {"offplatform"}, got
             bad = '{"type":"message","conversation":"c-1","text":"加我微信 abc12345",}'
             await ws.send(bad)

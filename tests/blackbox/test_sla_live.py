@@ -80,7 +80,7 @@ async def sla_frame(ws, kind, since, due_ms, conv, first, threshold, timeout=T):
     assert a["first"] is first, a
     assert a["threshold_ms"] == threshold, a
     assert a["waited_ms"] == (round(threshold * WARN_AT) if kind == "sla.warn" else threshold), a
-    assert a["v"] == 1 and a["id"] and a["ts"].endswith("Z"), a
+    assert a["v"] == 2 and a["id"] and a["ts"].endswith("Z"), a
     got = (t - since) * 1000
     assert abs(got - due_ms) <= TOL, f"{kind} after {got:.0f} ms, expected {due_ms} ± {TOL}"
     return a

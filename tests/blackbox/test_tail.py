@@ -152,17 +152,20 @@ def alert_id(ms=None):
 
 
 def rule_hit(**kw):
-    a = {"v": 1, "id": alert_id(), "ts": "2026-11-22T10:00:05.000Z", "type": "rule.hit",
+    a = {"v": 2, "id": alert_id(), "ts": "2026-11-22T10:00:05.000Z", "type": "rule.hit",
          "severity": "critical", "agent": "alice", "conversation": "c-1", "role": "agent",
          "category": "offplatform", "rule": "offplatform.add_contact_app", "action": "block",
          "text": "加我薇信 abc123", "match": {"start": 0, "end": 4}, "matched": "加我薇信",
          "message": "亲,平台规定只能在旺旺上沟通"}
     a.update(kw)
+    if "hits" not in a:
+        a["hits"] = [{k: a[k] for k in ("rule", "category", "severity", "action", "match",
+                                        "matched", "message")}]
     return a
 
 
 def sla(kind="breach", **kw):
-    a = {"v": 1, "id": alert_id(), "ts": "2026-11-22T10:00:35.000Z", "type": f"sla.{kind}",
+    a = {"v": 2, "id": alert_id(), "ts": "2026-11-22T10:00:35.000Z", "type": f"sla.{kind}",
          "severity": {"warn": "info", "breach": "warn", "escalate": "critical"}[kind],
          "agent": "bob", "conversation": "c-2", "waited_ms": 31200, "threshold_ms": 30000,
          "first": True}
@@ -477,6 +480,34 @@ def test_readable_format(redis_server, tail):
     assert lines[4].startswith("03-04 18:00:07 critical alice c-1 gifts.coupon BLOCKED "), lines[4]
 
 
+def test_two_rules_one_line(redis_server, tail):
+    """A v2 alert of a turn that broke two rules is one line naming both,
+    the strongest first; --lang en names the categories as the dashboard's
+    English page does, the rule ids stay; --json is the stored object."""
+    srv = redis_server()
+    r = srv.client()
+    weak = {"rule": "etiquette.test_unsure", "category": "etiquette", "severity": "info",
+            "action": "flag", "match": {"start": 1, "end": 4}, "matched": "不知道",
+            "message": ""}
+    a = rule_hit(ts="2025-03-04T10:00:05.000Z", severity="warn", action="warn",
+                 category="stock", rule="stock.test_none", text="我不知道,应该没货了",
+                 match={"start": 7, "end": 9}, matched="没货", message="m")
+    a["hits"].append(weak)
+    xadd(r, a)
+    t = tail("--redis", srv.url(), "--since", "-1")
+    assert t.lines(1) == ["03-04 18:00:05 warn     alice c-1 声称无货 stock.test_none warned "
+                          "agent: 我不知道,应该»没货«了 + 服务用语 etiquette.test_unsure flagged"]
+    assert t.stop() == 0
+    t = tail("--redis", srv.url(), "--since", "-1", "--lang", "en")
+    assert t.lines(1) == ["03-04 18:00:05 warn     alice c-1 Out-of-stock claim stock.test_none "
+                          "warned agent: 我不知道,应该»没货«了 + Etiquette etiquette.test_unsure "
+                          "flagged"]
+    assert t.stop() == 0
+    t = tail("--redis", srv.url(), "--since", "-1", "--json", "--lang", "en")
+    assert t.lines(1) == [dump(a)]
+    assert t.stop() == 0
+
+
 def test_readable_time_zone_is_the_configured_one(redis_server, tail, tmp_path):
     """sla.timezone of the configuration, not the process's TZ."""
     srv = redis_server()
@@ -651,7 +682,7 @@ def test_key_of_the_wrong_type_is_fatal(redis_server):
 @pytest.mark.parametrize("args", [
     ["--since", "yesterday"], ["--since", "-x"], ["--since", "1-zz-3"],
     ["--severity", "fatal"], ["--type", ""], ["--redis", "http://x"], ["extra"],
-    ["--bogus"],
+    ["--bogus"], ["--lang", "fr"], ["--lang"],
 ])
 def test_usage_errors(args):
     code, out, err = run_tail(*args)

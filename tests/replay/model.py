@@ -8,8 +8,10 @@ computed with it and checked by hand, so that the goldens do not copy the tool.
     tests/replay/model.py NAME.yaml NAME.jsonl > NAME.expected
 
 It knows the rule set the goldens use (tests/blackbox/rules_live) only as
-plain-text patterns: the logs are written so that no evasion, no
-normalisation and at most one rule per line is involved. It refuses a log
+plain-text patterns: the logs are written so that no evasion and no
+normalisation is involved. A line that breaks several rules is one alert
+(docs/alerts.md, schema v2): the strongest hit's fields on top, every hit
+in "hits", strongest first. It refuses a log
 where two conversations have an event due at the same millisecond (the
 tool's order between them is not part of the contract).
 
@@ -213,7 +215,7 @@ class Model:
         elif typ == "sla.escalate":
             a.escalations += 1
         sev = {"sla.warn": "info", "sla.breach": "warn", "sla.escalate": "critical"}[typ]
-        self.out.append(dict(v=1, id=self.alert_id(due), ts=ts_text(due), type=typ,
+        self.out.append(dict(v=2, id=self.alert_id(due), ts=ts_text(due), type=typ,
                              severity=sev, agent=c.agent, conversation=c.id,
                              waited_ms=waited, threshold_ms=thr, first=c.first))
 
@@ -272,20 +274,29 @@ class Model:
                 if role == "customer" and action == "block":
                     action = "warn"
                 hits.append((rule, cat, sev, action, m.start(), m.end(), m.group(0), msg))
-        assert len(hits) <= 1, ("the model handles one hit per line", text)
+        # docs/alerts.md: action, then severity, then the longer match, the
+        # earlier start, the rule id
+        act = {"block": 2, "warn": 1, "flag": 0}
+        sev = {"critical": 2, "warn": 1, "info": 0}
+        hits.sort(key=lambda h: (-act[h[3]], -sev[h[2]], -(h[5] - h[4]), h[4], h[0]))
         return hits
 
     def line(self, ts, conv, role, agent, text, robot):
         self.advance(ts)
-        blocked = False
-        for rule, cat, sev, action, s, e, matched, msg in self.rule_hits(role, text):
-            self.out.append({"v": 1, "id": self.alert_id(ts), "ts": ts_text(ts),
-                             "type": "rule.hit", "severity": sev, "agent": agent,
-                             "conversation": conv, "role": role, "category": cat,
-                             "rule": rule, "action": action, "text": text,
-                             "match": {"start": s, "end": e}, "matched": matched,
-                             "message": msg})
-            blocked |= action == "block"
+        hits = self.rule_hits(role, text)
+        blocked = any(h[3] == "block" for h in hits)
+        if hits:
+            each = [{"rule": rule, "category": cat, "severity": sev, "action": action,
+                     "match": {"start": s, "end": e}, "matched": matched, "message": msg}
+                    for rule, cat, sev, action, s, e, matched, msg in hits]
+            top = each[0]
+            self.out.append({"v": 2, "id": self.alert_id(ts), "ts": ts_text(ts),
+                             "type": "rule.hit", "severity": top["severity"],
+                             "agent": agent, "conversation": conv, "role": role,
+                             "category": top["category"], "rule": top["rule"],
+                             "action": top["action"], "text": text,
+                             "match": top["match"], "matched": top["matched"],
+                             "message": top["message"], "hits": each})
         if blocked:
             return                      # never reached the customer: answers nothing
         c = self.convs.get(conv)

@@ -1,4 +1,4 @@
-/* test_alertfmt: the alert objects written without a document give the bytes jansson's compact dump gave, and allocate nothing once the buffer is grown. */
+/* test_alertfmt: the alert objects written without a document give the bytes jansson's compact dump of the same document gives, and allocate nothing once the buffer is grown. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,26 +43,50 @@ jansson_dump(json_t *o)
 	return s;
 }
 
-/* What alertfmt_rule_hit wrote until it stopped building a document. */
-static char *
-old_rule_hit(const struct alertfmt_turn *t, const struct rules_hit *h)
+/* One hit's fields as jansson writes them, in the order of docs/alerts.md. */
+static void
+hit_fields(json_t *o, const struct alertfmt_hit *x)
 {
-	char	ts[32];
-	json_t	*o;
+	const struct rules_hit	*h = &x->hit;
+
+	json_object_set_new(o, "match", json_pack("{s:i, s:i}", "start",
+	    (json_int_t)h->start, "end", (json_int_t)h->end));
+	json_object_set_new(o, "matched", json_stringn(h->match, h->match_len));
+	json_object_set_new(o, "message", json_string(h->message));
+	if (x->turns > 1)
+		json_object_set_new(o, "turns", json_integer(x->turns));
+	if (x->vetoed)
+		json_object_set_new(o, "vetoed", json_true());
+}
+
+/* The v2 alert built as a document: v1's fields (the strongest hit's), then "hits". */
+static char *
+doc_rule_hit(const struct alertfmt_turn *t, const struct alertfmt_hit *x, size_t n)
+{
+	const struct rules_hit	*h = &x[0].hit;
+	char			 ts[32];
+	json_t			*o, *hits, *e;
+	size_t			 i;
 
 	alertfmt_ts(ts, t->wall_ms);
-	o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:s, s:s, s:s, s:s, s:s#, "
-	    "s:{s:i, s:i}, s:s#, s:s}", "v", 1, "id", t->id, "ts", ts, "type", "rule.hit",
+	o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:s, s:s, s:s, s:s, s:s#}",
+	    "v", 2, "id", t->id, "ts", ts, "type", "rule.hit",
 	    "severity", rules_severity_name(h->severity), "agent", t->agent,
 	    "conversation", t->conversation, (int)t->conversation_len, "role", t->role,
 	    "category", h->category, "rule", h->rule, "action", rules_action_name(h->action),
-	    "text", t->text, (int)t->text_len, "match", "start", (json_int_t)h->start,
-	    "end", (json_int_t)h->end, "matched", h->match, (int)h->match_len,
-	    "message", h->message);
-	if (t->turns > 1)
-		json_object_set_new(o, "turns", json_integer(t->turns));
-	if (t->vetoed)
-		json_object_set_new(o, "vetoed", json_true());
+	    "text", t->text, (int)t->text_len);
+	assert_non_null(o);
+	hit_fields(o, &x[0]);
+	hits = json_array();
+	for (i = 0; i < n; i++) {
+		h = &x[i].hit;
+		e = json_pack("{s:s, s:s, s:s, s:s}", "rule", h->rule, "category",
+		    h->category, "severity", rules_severity_name(h->severity),
+		    "action", rules_action_name(h->action));
+		hit_fields(e, &x[i]);
+		json_array_append_new(hits, e);
+	}
+	json_object_set_new(o, "hits", hits);
 	return jansson_dump(o);
 }
 
@@ -72,11 +96,17 @@ test_rule_hit_same_bytes(void **state)
 	struct alertfmt_turn	 t = { .id = "1795341605000-8ebe0f0b-0000000001",
 				       .wall_ms = 1795341605123, .agent = "alice",
 				       .role = "agent" };
-	struct rules_hit	 h = { .rule = "offplatform.add_contact_app",
-				       .category = "offplatform",
-				       .message = "亲,平台规定只能在旺旺上沟通\n(天猫高压线)",
-				       .severity = RULES_CRITICAL, .action = RULES_BLOCK,
-				       .start = 0, .end = 4 };
+	struct alertfmt_hit	 x[2] = {
+		{ .hit = { .rule = "offplatform.add_contact_app",
+			   .category = "offplatform",
+			   .message = "亲,平台规定只能在旺旺上沟通\n(天猫高压线)",
+			   .severity = RULES_CRITICAL, .action = RULES_BLOCK,
+			   .start = 0, .end = 4 } },
+		{ .hit = { .rule = "abuse.insult", .category = "abuse",
+			   .message = "", .severity = RULES_WARN,
+			   .action = RULES_FLAG, .start = 1, .end = 2,
+			   .match = "我", .match_len = 3 } },
+	};
 	struct sbuf		 out;
 	char			*want;
 	size_t			 i, j;
@@ -84,23 +114,41 @@ test_rule_hit_same_bytes(void **state)
 	(void)state;
 	sbuf_init(&out);
 	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
-		for (j = 0; j < 4; j++) {
+		for (j = 0; j < 8; j++) {
 			t.text = texts[i].s;
 			t.text_len = texts[i].len;
 			t.conversation = texts[(i + 1) % 7].s;
 			t.conversation_len = texts[(i + 1) % 7].len;
-			h.match = texts[i].s;
-			h.match_len = texts[i].len;
-			t.turns = j & 1 ? 3 : 1;
-			t.vetoed = j >> 1;
-			h.action = j >> 1 ? RULES_WARNING : RULES_BLOCK;
+			x[0].hit.match = texts[i].s;
+			x[0].hit.match_len = texts[i].len;
+			x[0].turns = j & 1 ? 3 : 1;
+			x[0].vetoed = (j >> 1) & 1;
+			x[0].hit.action = (j >> 1) & 1 ? RULES_WARNING : RULES_BLOCK;
+			x[1].turns = j & 1 ? 1 : 2;
 			sbuf_reset(&out);
-			assert_int_equal(alertfmt_rule_hit(&out, &t, &h), 0);
-			want = old_rule_hit(&t, &h);
+			assert_int_equal(alertfmt_rule_hit(&out, &t, x, 1 + (j >> 2)), 0);
+			want = doc_rule_hit(&t, x, 1 + (j >> 2));
 			assert_string_equal(sbuf_str(&out), want);
 			free(want);
 		}
 	sbuf_free(&out);
+}
+
+/* Strongest first: action, then severity; a tie keeps the order given. */
+static void
+test_hit_order(void **state)
+{
+	struct alertfmt_hit	 a = { .hit = { .action = RULES_BLOCK, .severity = RULES_INFO } };
+	struct alertfmt_hit	 b = { .hit = { .action = RULES_WARNING, .severity = RULES_CRITICAL } };
+	struct alertfmt_hit	 c = { .hit = { .action = RULES_WARNING, .severity = RULES_WARN } };
+	struct alertfmt_hit	 d = { .hit = { .action = RULES_FLAG, .severity = RULES_CRITICAL } };
+
+	(void)state;
+	assert_true(alertfmt_hit_cmp(&a, &b) < 0);
+	assert_true(alertfmt_hit_cmp(&b, &a) > 0);
+	assert_true(alertfmt_hit_cmp(&b, &c) < 0);
+	assert_true(alertfmt_hit_cmp(&c, &d) < 0);
+	assert_int_equal(alertfmt_hit_cmp(&c, &c), 0);
 }
 
 static void
@@ -130,7 +178,7 @@ test_sla_and_warning_same_bytes(void **state)
 		alertfmt_get_id(id, sbuf_str(&out), out.len);
 		alertfmt_ts(ts, e.due);
 		o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s#, s:I, s:I, s:b}",
-		    "v", 1, "id", id, "ts", ts, "type", alertfmt_sla_type(&e),
+		    "v", 2, "id", id, "ts", ts, "type", alertfmt_sla_type(&e),
 		    "severity", alertfmt_sla_severity(&e), "agent", e.agent,
 		    "conversation", e.conversation, (int)e.conversation_len,
 		    "waited_ms", (json_int_t)e.waited_ms,
@@ -180,8 +228,12 @@ test_no_allocation(void **state)
 				       .conversation = "c-1", .conversation_len = 3,
 				       .role = "agent", .text = "加我薇信 abc123",
 				       .text_len = sizeof("加我薇信 abc123") - 1 };
-	struct rules_hit	 h = { .rule = "r", .category = "c", .message = "m",
-				       .match = "加我", .match_len = 6, .end = 2 };
+	struct alertfmt_hit	 h[2] = {
+		{ .hit = { .rule = "r", .category = "c", .message = "m",
+			   .match = "加我", .match_len = 6, .end = 2 } },
+		{ .hit = { .rule = "s", .category = "c", .message = "",
+			   .match = "我", .match_len = 3, .start = 1, .end = 2 } },
+	};
 	struct sbuf		 out;
 	int			 i;
 
@@ -189,18 +241,18 @@ test_no_allocation(void **state)
 	if (!allocfail_active())
 		skip();
 	sbuf_init(&out);
-	assert_int_equal(alertfmt_rule_hit(&out, &t, &h), 0);
+	assert_int_equal(alertfmt_rule_hit(&out, &t, h, 2), 0);
 	allocfail_calls = 0;
 	for (i = 0; i < 100; i++) {
 		sbuf_reset(&out);
-		assert_int_equal(alertfmt_rule_hit(&out, &t, &h), 0);
+		assert_int_equal(alertfmt_rule_hit(&out, &t, h, 2), 0);
 	}
 	assert_int_equal(allocfail_calls, 0);
 	/* and a buffer that cannot grow is an error, not a cut alert */
 	sbuf_free(&out);
 	sbuf_init(&out);
 	allocfail_after = 0;
-	assert_int_equal(alertfmt_rule_hit(&out, &t, &h), -1);
+	assert_int_equal(alertfmt_rule_hit(&out, &t, h, 2), -1);
 	allocfail_after = -1;
 	sbuf_free(&out);
 }
@@ -210,6 +262,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rule_hit_same_bytes),
+		cmocka_unit_test(test_hit_order),
 		cmocka_unit_test(test_sla_and_warning_same_bytes),
 		cmocka_unit_test(test_not_utf8),
 		cmocka_unit_test(test_no_allocation),

@@ -202,7 +202,7 @@ test_time_zone(void **state)
 static void
 test_categories(void **state)
 {
-	struct alertline_opts	o = { .zh = 1, .now_ms = -1 };
+	struct alertline_opts	o = { .lang = ALERTLINE_ZH, .now_ms = -1 };
 	struct sbuf		sb;
 
 	(void)state;
@@ -225,6 +225,44 @@ test_categories(void **state)
 	    "\"role\":\"agent\",\"category\":\"gifts\",\"rule\":\"coupon\","
 	    "\"action\":\"warn\",\"text\":\"t\"}"),
 	    "03-04 10:00:05 warn     a c gifts/coupon warned agent: t");
+	sbuf_free(&sb);
+}
+
+/*
+ * A v2 alert of a turn that broke two rules is one line: the strongest
+ * rule's account, then the other; --lang en names them as the dashboard's
+ * English page does, the rule ids stay.
+ */
+static void
+test_two_hits_one_line(void **state)
+{
+	static const char two[] = "{\"v\":2,\"id\":\"x\",\"ts\":\"2025-03-04T10:00:05.000Z\","
+	    "\"type\":\"rule.hit\",\"severity\":\"warn\",\"agent\":\"alice\",\"conversation\":"
+	    "\"c-2\",\"role\":\"agent\",\"category\":\"stock\",\"rule\":\"stock.none\","
+	    "\"action\":\"warn\",\"text\":\"我不知道,没货了\",\"match\":{\"start\":5,\"end\":7},"
+	    "\"matched\":\"没货\",\"message\":\"m\",\"hits\":[{\"rule\":\"stock.none\","
+	    "\"category\":\"stock\",\"severity\":\"warn\",\"action\":\"warn\",\"match\":"
+	    "{\"start\":5,\"end\":7},\"matched\":\"没货\",\"message\":\"m\"},{\"rule\":"
+	    "\"etiquette.unsure\",\"category\":\"etiquette\",\"severity\":\"info\","
+	    "\"action\":\"flag\",\"match\":{\"start\":1,\"end\":4},\"matched\":\"不知道\","
+	    "\"message\":\"\"}]}";
+	struct alertline_opts	o = { .lang = ALERTLINE_ZH, .now_ms = -1 };
+	struct sbuf		sb;
+
+	(void)state;
+	sbuf_init(&sb);
+	assert_string_equal(line(&sb, &o, two), "03-04 10:00:05 warn     alice c-2 "
+	    "声称无货 stock.none warned agent: 我不知道,»没货«了 + 服务用语 etiquette.unsure flagged");
+	o.lang = ALERTLINE_EN;
+	assert_string_equal(line(&sb, &o, two), "03-04 10:00:05 warn     alice c-2 "
+	    "Out-of-stock claim stock.none warned agent: 我不知道,»没货«了 + Etiquette "
+	    "etiquette.unsure flagged");
+	o.lang = ALERTLINE_IDS;
+	assert_string_equal(line(&sb, &o, two), "03-04 10:00:05 warn     alice c-2 "
+	    "stock.none warned agent: 我不知道,»没货«了 + etiquette.unsure flagged");
+	assert_string_equal(alertline_category_name("offplatform", ALERTLINE_EN),
+	    "Off-platform contact");
+	assert_null(alertline_category_name("offplatform", ALERTLINE_IDS));
 	sbuf_free(&sb);
 }
 
@@ -283,6 +321,7 @@ main(void)
 		cmocka_unit_test(test_escapes),
 		cmocka_unit_test(test_time_zone),
 		cmocka_unit_test(test_categories),
+		cmocka_unit_test(test_two_hits_one_line),
 		cmocka_unit_test(test_columns),
 		cmocka_unit_test(test_want_colour),
 	};

@@ -305,6 +305,38 @@ test_hits_and_agents(void **state)
 	feed_free(f);
 }
 
+/*
+ * A v2 alert of a turn that broke two rules is one violation, under its
+ * strongest rule's category: the dashboard counts events, not rules.
+ */
+static void
+test_two_rules_count_once(void **state)
+{
+	struct feed	*f;
+	struct sbuf	 b;
+	json_t		*o, *a;
+	const char	*two = "{\"v\":2,\"id\":\"t-1\",\"ts\":\"2026-11-22T03:00:00.000Z\","
+	    "\"type\":\"rule.hit\",\"agent\":\"dave\",\"category\":\"stock\",\"rule\":\"s.n\","
+	    "\"hits\":[{\"rule\":\"s.n\",\"category\":\"stock\"},{\"rule\":\"e.u\","
+	    "\"category\":\"etiquette\"}]}";
+
+	(void)state;
+	assert_non_null(f = feed_new(100, 100));
+	assert_int_equal(feed_set_day(f, "2026-11-22", DAY0, DAY0 + DAYMS), 0);
+	assert_int_equal(feed_add(f, "1-0", two, strlen(two)), 1);
+	sbuf_init(&b);
+	assert_int_equal(feed_agents_msg(f, NULL, 0, &b), 0);
+	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
+	a = json_array_get(json_object_get(o, "agents"), 0);
+	assert_string_equal(json_string_value(json_object_get(a, "agent")), "dave");
+	assert_int_equal(json_object_size(json_object_get(a, "hits")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "hits"),
+	    "stock")), 1);
+	json_decref(o);
+	sbuf_free(&b);
+	feed_free(f);
+}
+
 int
 main(void)
 {
@@ -314,6 +346,7 @@ main(void)
 		cmocka_unit_test(test_keep_beyond_history),
 		cmocka_unit_test(test_nul_in_text),
 		cmocka_unit_test(test_hits_and_agents),
+		cmocka_unit_test(test_two_rules_count_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -147,13 +147,22 @@ test_warn_and_flag(void **state)
 	struct pipeline_out		 out;
 	const struct pipeline_alert	*a;
 
-	assert_int_equal(turn(fx, 0, "c-2", "我不知道,你自己看", T0, &out), 0);
+	assert_int_equal(turn(fx, 0, "c-2", "你自己看", T0, &out), 0);
+	assert_int_equal(out.nalerts, 1);
+	a = &out.alerts[0];
+	assert_string_equal(a->what, "t.flag");
+	assert_int_equal(a->nhits, 1);
+	assert_null(a->frame);
+	assert_true(has(a->json, a->json_len, "\"v\":2"));
+	assert_true(has(a->json, a->json_len, "\"type\":\"rule.hit\""));
+	assert_true(has(a->json, a->json_len, "\"conversation\":\"c-2\""));
+	assert_true(has(a->json, a->json_len, "\"hits\":[{\"rule\":\"t.flag\""));
+
+	assert_int_equal(turn(fx, 0, "c-2", "我不知道", T0 + 1, &out), 0);
 	assert_false(out.drop);
 	assert_int_equal(out.sla, PIPELINE_SLA_TURN);
-	assert_int_equal(out.nalerts, 2);
+	assert_int_equal(out.nalerts, 1);
 	a = &out.alerts[0];
-	if (strcmp(a->what, "t.warn") != 0)
-		a = &out.alerts[1];
 	assert_string_equal(a->what, "t.warn");
 	assert_non_null(a->hit);
 	assert_int_equal(a->severity, 1);
@@ -164,30 +173,84 @@ test_warn_and_flag(void **state)
 	/* the warning carries the very alert that is published */
 	assert_true(has(a->frame, a->frame_len, "\"alert\":"));
 	assert_memory_equal(strstr(a->frame, "\"alert\":") + 8, a->json, a->json_len);
-	a = a == &out.alerts[0] ? &out.alerts[1] : &out.alerts[0];
-	assert_string_equal(a->what, "t.flag");
-	assert_null(a->frame);
-	assert_true(has(a->json, a->json_len, "\"type\":\"rule.hit\""));
-	assert_true(has(a->json, a->json_len, "\"conversation\":\"c-2\""));
 }
 
-/* A block drops the message, marks every warning blocked and times nothing. */
+/*
+ * Two rules, one turn: one alert (the strongest's fields on top, both in
+ * hits, strongest first) and one warning.
+ */
+static void
+test_two_rules_one_alert(void **state)
+{
+	struct fixture			*fx = *state;
+	struct pipeline_out		 out;
+	const struct pipeline_alert	*a;
+
+	assert_int_equal(turn(fx, 0, "c-2b", "你自己看,我不知道", T0, &out), 0);
+	assert_false(out.drop);
+	assert_int_equal(out.nalerts, 1);
+	a = &out.alerts[0];
+	assert_int_equal(a->nhits, 2);
+	assert_string_equal(a->what, "t.warn");
+	assert_string_equal(a->hits[0].hit.rule, "t.warn");
+	assert_string_equal(a->hits[1].hit.rule, "t.flag");
+	assert_ptr_equal(a->hit, &a->hits[0].hit);
+	assert_int_equal(a->severity, 1);
+	assert_non_null(a->frame);
+	assert_true(has(a->json, a->json_len, "\"rule\":\"t.warn\",\"action\":\"warn\","
+	    "\"text\":\"你自己看,我不知道\",\"match\":{\"start\":6,\"end\":9}"));
+	assert_true(has(a->json, a->json_len, "\"hits\":[{\"rule\":\"t.warn\","
+	    "\"category\":\"etiquette\",\"severity\":\"warn\",\"action\":\"warn\","
+	    "\"match\":{\"start\":6,\"end\":9},\"matched\":\"不知道\",\"message\":"
+	    "\"我帮您查一下\"},{\"rule\":\"t.flag\",\"category\":\"etiquette\","
+	    "\"severity\":\"info\",\"action\":\"flag\",\"match\":{\"start\":1,"
+	    "\"end\":4},\"matched\":\"自己看\",\"message\":\"\"}]}"));
+}
+
+/* A block drops the message, its one warning says blocked, nothing is timed. */
 static void
 test_block_is_not_timed(void **state)
 {
 	struct fixture		*fx = *state;
 	struct pipeline_out	 out;
-	size_t			 i;
 
 	assert_int_equal(turn(fx, 0, "c-3", "不知道,滚出去", T0, &out), 0);
 	assert_true(out.drop);
 	assert_int_equal(out.sla, PIPELINE_SLA_NONE);
-	assert_int_equal(out.nalerts, 2);
-	for (i = 0; i < out.nalerts; i++) {
-		assert_non_null(out.alerts[i].frame);
-		assert_true(has(out.alerts[i].frame, out.alerts[i].frame_len,
-		    "\"blocked\":true"));
-	}
+	assert_int_equal(out.nalerts, 1);
+	assert_int_equal(out.alerts[0].nhits, 2);
+	assert_string_equal(out.alerts[0].what, "t.block");
+	assert_int_equal(out.alerts[0].severity, 2);
+	assert_non_null(out.alerts[0].frame);
+	assert_true(has(out.alerts[0].frame, out.alerts[0].frame_len,
+	    "\"blocked\":true"));
+}
+
+/*
+ * A match across turns and one in the turn alone: one alert, its text the
+ * turns joined, the turn's own offsets moved into it.
+ */
+static void
+test_window_and_turn_grouped(void **state)
+{
+	struct fixture		*fx = *state;
+	struct pipeline_out	 out;
+	const char		*j;
+
+	assert_int_equal(turn(fx, 0, "c-7", "加我", T0, &out), 0);
+	assert_int_equal(turn(fx, 0, "c-7", "v abc12345 不知道", T0 + 1000, &out), 0);
+	assert_true(out.drop);
+	assert_int_equal(out.nalerts, 1);
+	assert_int_equal(out.alerts[0].nhits, 2);
+	j = out.alerts[0].json;
+	assert_true(has(j, out.alerts[0].json_len, "\"rule\":\"t.split\",\"action\":"
+	    "\"block\",\"text\":\"加我\\nv abc12345 不知道\",\"match\":{\"start\":0,"
+	    "\"end\":13},\"matched\":\"加我\\nv abc12345\""));
+	assert_true(has(j, out.alerts[0].json_len, "\"turns\":2,\"hits\":[{\"rule\":\"t.split\""));
+	assert_true(has(j, out.alerts[0].json_len, "{\"rule\":\"t.warn\",\"category\":"
+	    "\"etiquette\",\"severity\":\"warn\",\"action\":\"warn\",\"match\":"
+	    "{\"start\":14,\"end\":17},\"matched\":\"不知道\""));
+
 }
 
 /* The turn that completes a split violation is the one stopped; an end forgets. */
@@ -282,14 +345,13 @@ test_alloc_failure(void **state)
 		rc = turn(fx, 0, conv, "我不知道,你自己看,滚出去", T0, &out);
 		allocfail_after = -1;
 		if (rc == 0 && !out.rule_error) {
-			assert_int_equal(out.nalerts, 3);
+			assert_int_equal(out.nalerts, 1);
+			assert_int_equal(out.alerts[0].nhits, 3);
 			if (!allocfail_injected)
 				break;	/* nothing left to fail */
 		} else
-			assert_true(out.nalerts < 3 || out.rule_error ||
-			    out.alerts[0].frame == NULL ||
-			    out.alerts[1].frame == NULL ||
-			    out.alerts[2].frame == NULL);
+			assert_true(out.nalerts < 1 || out.rule_error ||
+			    out.alerts[0].frame == NULL);
 		assert_true(out.drop || out.rule_error);
 		for (i = 0; i < out.nalerts; i++) {
 			assert_true(out.alerts[i].json_len > 0);
@@ -307,7 +369,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clean_turn_is_timed),
 		cmocka_unit_test(test_warn_and_flag),
+		cmocka_unit_test(test_two_rules_one_alert),
 		cmocka_unit_test(test_block_is_not_timed),
+		cmocka_unit_test(test_window_and_turn_grouped),
 		cmocka_unit_test(test_window_and_end),
 		cmocka_unit_test(test_sla_events),
 		cmocka_unit_test(test_alloc_failure),

@@ -4,9 +4,14 @@
  * times every round and warns or blocks inline (chatmon.warning frames).
  *
  * Where it connects: <chatmond>?agent=<agent>. chatmond comes from
- * /config.json ({"chatmond","first_response_ms","reply_ms","warn_at"}),
- * overridden by ?ws=URL (or ?chatmond=URL); the agent from ?agent=NAME
- * (default alice).
+ * /config.json ({"chatmond","first_response_ms","reply_ms","warn_at",
+ * "tz_offset_min"}), overridden by ?ws=URL (or ?chatmond=URL); the agent
+ * from ?agent=NAME (default alice).
+ *
+ * Times are shown in the shop's zone, sla.timezone, as the dashboard and
+ * chatmon tail show them (docs/alerts.md, "Times"): tz_offset_min of
+ * /config.json; without it, the browser's zone. Either way the header says
+ * which (UTC+08:00).
  *
  * Stable hooks for tests (do not rename):
  *   #status                      data-state="connecting|open|closed"; data-binary=N, the
@@ -19,8 +24,10 @@
  *                                data-id="m-N" and data-state="sent|delivered|blocked"
  *   #messages .note              chatmond's notes: data-kind="warn|block|sla"; a rule hit's
  *                                data-rule / data-category (space-separated when one message
- *                                broke several rules: they share one note); an SLA one's
- *                                data-type="sla.warn|sla.breach"
+ *                                broke several rules: its one alert's hits, one note); an SLA
+ *                                one's data-type="sla.warn|sla.breach". Rule ids are for
+ *                                tests and supervisors: the agent reads the category's name
+ *                                and the coaching text, never an id.
  *   #reply, #send                the reply box (Enter sends, Shift+Enter: new line) and button
  *   #messages .whisper           a supervisor's note (chatmon.note), 主管提示: data-id=the note's
  *                                id, data-from, data-state="new|read" (read once the agent has
@@ -28,11 +35,12 @@
  *
  * Frames it reads: the backend's message/end (and, from tools/demo_backend.py,
  * conversation {buyer,label}, typing, delivered {id}) and chatmond's
- * chatmon.warning {alert, blocked}, and chatmon.note {id, conversation, from, text, ts},
- * a supervisor's whisper. It sends {"type":"message","conversation",
- * "text","id":"m-<n>"} and {"type":"end","conversation"}, and answers each note with
- * {"type":"chatmon.note_ack","id","state":"delivered"} on receipt and "read" once seen
- * (chatmond keeps those; the backend never sees either).
+ * chatmon.warning {alert, blocked}: one per message however many rules it broke
+ * (alert v2: every rule in alert.hits, strongest first), and chatmon.note {id,
+ * conversation, from, text, ts}, a supervisor's whisper. It sends {"type":"message",
+ * "conversation","text","id":"m-<n>"} and {"type":"end","conversation"}, and answers
+ * each note with {"type":"chatmon.note_ack","id","state":"delivered"} on receipt and
+ * "read" once seen (chatmond keeps those; the backend never sees either).
  *
  * Plain JS, no build, no dependencies; chat text only ever goes through
  * textContent (never innerHTML), as the CSP expects.
@@ -40,17 +48,20 @@
 (function () {
   'use strict';
 
+  // the dashboard's names (web/dashboard/dashboard.js, "cat.*"): one name for one thing
   var CATEGORY = {
-    offplatform: '站外引流', invoice: '发票', returns: '退换货', stock: '缺货',
-    review_bait: '好评返现', payment: '支付方式', order_close: '关闭订单', privacy: '隐私',
-    etiquette: '服务用语', abuse: '辱骂买家', ad_law: '广告法', complaint_risk: '投诉风险',
+    offplatform: '站外引流', invoice: '拒开发票', returns: '拒绝七天无理由', stock: '声称无货',
+    review_bait: '好评返现', payment: '支付方式违规', order_close: '代关订单', privacy: '泄露隐私',
+    etiquette: '服务用语', abuse: '辱骂买家', ad_law: '广告法违禁词', complaint_risk: '投诉风险',
     extortion: '差评勒索'
   };
+
+  function catName(c) { return CATEGORY[c] || '其他违规'; }
 
   var params = new URLSearchParams(location.search);
   var state = {
     cfg: { chatmond: 'ws://' + (location.hostname || '127.0.0.1') + ':8080/',
-           first_response_ms: 15000, reply_ms: 30000, warn_at: 0.8 },
+           first_response_ms: 15000, reply_ms: 30000, warn_at: 0.8, tz_offset_min: null },
     agent: params.get('agent') || 'alice',
     ws: null,
     retry: 1000,
@@ -74,10 +85,23 @@
     return e;
   }
 
+  function two(n) { return (n < 10 ? '0' : '') + n; }
+
+  // the zone times are shown in: sla.timezone from /config.json, else the browser's
+  function tzOffset(t) {
+    var off = state.cfg.tz_offset_min;
+    return typeof off === 'number' && isFinite(off) ? off : -new Date(t).getTimezoneOffset();
+  }
+
+  function tzLabel() {
+    var off = tzOffset(Date.now());
+    var a = Math.abs(off);
+    return 'UTC' + (off < 0 ? '-' : '+') + two(Math.floor(a / 60)) + ':' + two(a % 60);
+  }
+
   function hhmmss(t) {
-    var d = new Date(t);
-    return [d.getHours(), d.getMinutes(), d.getSeconds()]
-      .map(function (n) { return (n < 10 ? '0' : '') + n; }).join(':');
+    var d = new Date(t + tzOffset(t) * 60000);
+    return [d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds()].map(two).join(':');
   }
 
   function hhmm(t) { return hhmmss(t).slice(0, 5); }
@@ -273,17 +297,21 @@
       }
       return;
     }
+    // v2: one alert for the message, every rule in hits; v1 (one alert a rule): itself
+    var hits = Array.isArray(a.hits) && a.hits.length ? a.hits.filter(function (h) {
+      return h && typeof h === 'object';
+    }) : [a];
     var customer = a.role === 'customer';
     var blocked = f.blocked === true && !customer;
     var kind = blocked ? 'block' : 'warn';
     var ref;
     if (customer) {
-      ref = findMsg(c, function (x) { return x.role === 'customer' && x.text === a.text; });
+      ref = findMsg(c, function (x) { return x.role === 'customer' && sameText(x, a); });
     } else if (blocked) {
       // the latest unacknowledged message of ours with that text (or the one
       // an earlier hit of the same message marked)
-      ref = findMsg(c, function (x) { return x.role === 'agent' && x.state === 'sent' && x.text === a.text; }) ||
-            findMsg(c, function (x) { return x.role === 'agent' && x.state === 'blocked' && x.text === a.text; });
+      ref = findMsg(c, function (x) { return x.role === 'agent' && x.state === 'sent' && sameText(x, a); }) ||
+            findMsg(c, function (x) { return x.role === 'agent' && x.state === 'blocked' && sameText(x, a); });
       if (ref && ref.state !== 'blocked') {
         ref.state = 'blocked';
         // a blocked reply answers nothing: the buyer is still waiting
@@ -293,24 +321,31 @@
         }
       }
     } else {
-      ref = findMsg(c, function (x) { return x.role === 'agent' && x.text === a.text; });
+      ref = findMsg(c, function (x) { return x.role === 'agent' && sameText(x, a); });
     }
-    // several rules hit by one message make one note
+    // one message, one note (a v1 relay sends a warning a rule: they join it)
     var same = ref && c.items.filter(function (x) {
       return x.kind === 'note' && x.ref === ref && x.noteKind === kind;
     })[0];
     if (same) {
-      same.alerts.push(a);
+      same.alerts = same.alerts.concat(hits);
       c.ver++;
       return;
     }
-    note = { kind: 'note', noteKind: kind, alerts: [a], ref: ref, customer: customer, at: now };
+    note = { kind: 'note', noteKind: kind, alerts: hits, ref: ref, customer: customer, at: now };
     addItem(c, note, ref);
     if (blocked) state.stats.block++;
     else state.stats.warn++;
     c.flagged = true;
-    var cat = CATEGORY[a.category] || a.category || '规则';
+    var cat = uniq(hits.map(function (h) { return catName(h.category); })).join('、');
     pushAlert(c, kind, blocked ? '拦截 · ' + cat : (customer ? '买家 · ' : '提醒 · ') + cat, a.text || '', now);
+  }
+
+  // the message an alert is about: its text, or the last line of the turns a
+  // match across messages joined (v2 text: the earlier turns, then this one)
+  function sameText(x, a) {
+    var t = typeof a.text === 'string' ? a.text : '';
+    return x.text === t || (a.turns > 1 && t.slice(-x.text.length - 1) === '\n' + x.text);
   }
 
   function pushAlert(c, kind, title, text, now) {
@@ -478,7 +513,6 @@
       box.classList.add('standalone');
       title.appendChild(el('span', 'badge sla', '时效'));
       title.appendChild(el('span', null, breach ? '响应超时' : '即将超时'));
-      title.appendChild(el('span', 'note-rule', a.type || ''));
       box.appendChild(title);
       var what = a.first ? '首次响应' : '回复';
       box.appendChild(el('div', 'note-body',
@@ -493,14 +527,14 @@
     box.classList.add(n.ref ? (n.customer ? 'for-customer' : 'for-agent') : 'standalone');
     var head = n.noteKind === 'block' ? '已拦截,消息未发送给买家' :
       n.customer ? '买家消息提醒' : '质检提醒';
-    var catText = cats.map(function (x) { return CATEGORY[x] || x; }).join('、');
+    // the agent reads what was wrong and what to do: names, never rule ids
+    var catText = uniq(cats.map(catName)).join('、');
     title.appendChild(el('span', 'badge ' + n.noteKind, n.noteKind === 'block' ? '拦截' : '提醒'));
     title.appendChild(el('span', null, head + (catText ? ' · ' + catText : '')));
-    if (rules.length) title.appendChild(el('span', 'note-rule', rules.join(' · ')));
     box.appendChild(title);
-    // the coaching text (of the first rule: those of one message say much the same)
-    var msg = uniq(n.alerts.map(function (x) { return x.message; }))[0];
-    if (msg) box.appendChild(el('div', 'note-body', msg));
+    // every rule's coaching text, strongest first, each once
+    uniq(n.alerts.map(function (x) { return typeof x.message === 'string' ? x.message : ''; }))
+      .forEach(function (msg) { box.appendChild(el('div', 'note-body', msg)); });
     var matched = uniq(n.alerts.map(function (x) { return typeof x.matched === 'string' ? x.matched : ''; }));
     if (matched.length) {
       var m = el('div', 'note-match', '命中: ');
@@ -621,7 +655,7 @@
         }
         wrap.appendChild(msg);
         if (agent) {
-          var rc = el('div', 'receipt', it.state === 'blocked' ? '未发送 / not sent'
+          var rc = el('div', 'receipt', it.state === 'blocked' ? '未发送'
             : it.state === 'delivered' ? '✓ 已送达' : '发送中…');
           rc.dataset.state = it.state;
           wrap.appendChild(rc);
@@ -812,11 +846,13 @@
       .then(function (r) { return r.ok ? r.json() : {}; })
       .catch(function () { return {}; })
       .then(function (cfg) {
-        ['chatmond', 'first_response_ms', 'reply_ms', 'warn_at'].forEach(function (k) {
+        ['chatmond', 'first_response_ms', 'reply_ms', 'warn_at', 'tz_offset_min'].forEach(function (k) {
           if (cfg && cfg[k] !== undefined && cfg[k] !== null) state.cfg[k] = cfg[k];
         });
         $('sla-info').textContent = '首次响应 ' + secText(state.cfg.first_response_ms) +
-          ' · 回复 ' + secText(state.cfg.reply_ms) + ' · ' + Math.round(state.cfg.warn_at * 100) + '% 时提醒';
+          ' · 回复 ' + secText(state.cfg.reply_ms) + ' · ' + Math.round(state.cfg.warn_at * 100) + '% 时提醒' +
+          ' · 时间 ' + tzLabel();
+        $('sla-info').dataset.tz = tzLabel();
       });
   }
 
