@@ -48,6 +48,19 @@ tz=$(conf_key sla timezone | tr -d "\"'")
 
 mkdir -p "$rundir"
 rm -f "$sock"
+# the dashboard's logins (dashboard.users, relative to the file): the demo's
+# one supervisor, demo / demo, written the first time
+users=$(conf_key dashboard users)
+case $users in
+"") ;;
+/*) ;;
+*) users=$(cd "$(dirname "$config")" && pwd)/$users ;;
+esac
+if [ -n "$users" ] && [ ! -e "$users" ]; then
+	mkdir -p "$(dirname "$users")"
+	echo demo | "$chatmon" passwd -f "$users" demo supervisor >/dev/null 2>&1 ||
+	    { echo "run.sh: cannot write $users" >&2; exit 2; }
+fi
 redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 \
     --dir "$rundir" --save "" --appendonly no --daemonize no \
     --logfile "$rundir/redis.log" &
@@ -82,7 +95,7 @@ cat <<MSG
   chatmon demo is running
     agents' workbench (demo):  http://127.0.0.1:$backend_port/?agent=alice
                                (another agent: ?agent=bob, in a second tab)
-    supervisors' dashboard:    http://$dash_listen/
+    supervisors' dashboard:    http://$dash_listen/${users:+  (log in: demo / demo)}
     agents connect to:         ws://$listen/?agent=NAME  (chatmond, in front of
                                the demo chat backend ws://127.0.0.1:$backend_port/)
     logs:                      $rundir/{chatmond,dashboard,demo_backend,redis}.log
