@@ -46,7 +46,8 @@ def write_config(tmp_path, ports, sla, listen_port=None):
     conf["model"] = os.path.join(ROOT, "conf", "model", "chatmon-ngram.model")
     conf["admin"] = f"127.0.0.1:{ports['admin']}"
     conf["dashboard"] = {"listen": f"127.0.0.1:{ports['dashboard']}",
-                         "root": os.path.join(ROOT, "web", "dashboard")}
+                         "root": os.path.join(ROOT, "web", "dashboard"),
+                         "users": "run/users"}    # as the demo's, relative to the file
     path = tmp_path / "demo.yaml"
     # run.sh reads a few keys line by line: keep the file block-style
     path.write_text(yaml.safe_dump(conf, default_flow_style=False, allow_unicode=True),
@@ -125,6 +126,10 @@ def test_demo_shows_every_kind_of_alert_and_stops_clean(tmp_path):
         rundir = tmp_path / "run"
         assert run.has(rf"logs: +{re.escape(str(rundir))}/\{{chatmond,dashboard,demo_backend,redis\}}\.log")
         assert run.has(rf"tail -c {re.escape(conf)} --since 0")
+        # the demo's one supervisor, written the first time, so the page can act
+        assert run.has(r"supervisors' dashboard: +http://\S+/  \(log in: demo / demo\)")
+        users = (rundir / "users").read_text(encoding="utf-8")
+        assert users.startswith("demo:supervisor:$argon2id$"), users
         wait_for(lambda: accepts(p["listen"]), 10 * SLOW, "chatmond listening")
         asyncio.run(agent_blocks_one(f"ws://127.0.0.1:{p['listen']}/?agent=alice", 15 * SLOW))
         for pattern, what in ((r" alice c-\d+ .*BLOCKED agent: ", "the blocked reply"),
