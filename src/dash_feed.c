@@ -40,11 +40,12 @@ dash_hello(struct dash *d, struct sbuf *out)
 
 /* What a page has still to be sent, in order: 0 nothing. */
 static int
-dash_due(const struct dash_client *c)
+dash_due(struct dash_client *c)
 {
 	const struct dash	*d = c->d;
 
 	return !c->hello || c->status_v != d->status_v ||
+	    c->handling_v != d->handling_v || c->evpos != d->evnext ||
 	    feed_pending(d->feed, c->pos) ||
 	    (c->waiting_v != d->waiting_v && d->waiting.len > 0) ||
 	    (c->agents_v != d->agents_v && d->agents.len > 0);
@@ -57,6 +58,7 @@ dash_send(struct dash_client *c)
 	static const char	 pad[LWS_PRE];
 	struct dash		*d = c->d;
 	struct sbuf		*o = &d->out;
+	const char		*ev;
 	int			 rc;
 
 	if (c->ended) {
@@ -74,8 +76,17 @@ dash_send(struct dash_client *c)
 		rc = sbuf_printf(o, "{\"type\":\"status\",\"redis\":%s}",
 		    d->redis_up ? "true" : "false");
 		c->status_v = d->status_v;
+	} else if (c->handling_v != d->handling_v) {
+		/* after hello, and again when the hash was read whole */
+		rc = dash_audit_reset_msg(d, o);
+		c->handling_v = d->handling_v;
 	} else if (feed_pending(d->feed, c->pos))
 		rc = feed_alerts_msg(d->feed, &c->pos, o);
+	else if (c->evpos != d->evnext) {
+		if ((ev = dash_audit_event(d, c)) == NULL)
+			return 0;
+		rc = sbuf_append(o, ev, strlen(ev));
+	}
 	else if (c->waiting_v != d->waiting_v && d->waiting.len > 0) {
 		rc = sbuf_append(o, d->waiting.s, d->waiting.len);
 		c->waiting_v = d->waiting_v;
@@ -177,6 +188,7 @@ dash_feed_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return dashauth_feed(d->auth, wsi, c->sid) != 0;
 	case LWS_CALLBACK_ESTABLISHED:
 		c->wsi = wsi;
+		c->evpos = d->evnext;	/* what came before is in the handling reset */
 		c->next = d->clients;
 		if (d->clients != NULL)
 			d->clients->prev = c;

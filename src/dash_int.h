@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <libwebsockets.h>
 
 #include "chatmon/config.h"
@@ -22,6 +23,9 @@
  *   dash_alerts.c the alert stream into the feed (history, then dash_stream)
  *   dash_state.c  the state poll: who waits, the day's figures
  *   dash_stream.c a Redis stream followed for ever (include/chatmon)
+ *   dash_audit.c  the audit stream followed: alert handling and notes,
+ *                 kept and pushed to the pages
+ *   dash_api.c    the HTTP API under /api/ (logins stay in dashauth.c)
  *
  * Redis connections. One reads the alert stream: the history first
  * (the last dashboard.history alerts, and the whole local day for the rule
@@ -70,6 +74,8 @@ struct dash_client {		/* a page's feed (lws's per-connection space) */
 	int			 ended;		/* its login ended: close it */
 	char			 sid[DASHAUTH_SID_MAX];	/* its session; "": token or open */
 	unsigned		 status_v, waiting_v, agents_v;	/* versions sent */
+	unsigned		 handling_v;	/* the handling reset sent */
+	uint64_t		 evpos;		/* its place in the events (dash_audit.c) */
 };
 
 enum dash_doc {
@@ -141,7 +147,22 @@ struct dash {
 	struct sbuf		 out;		/* LWS_PRE bytes, then a message */
 	struct event		*ev_poll, *ev_flush, *ev_stream, *ev_term, *ev_int;
 	struct event		*ev_auth;
+	/* the API's writes and reads (a master: read what was just written) */
+	struct rconn		*wr;
+	/* the audit stream, on a connection of its own (XREAD BLOCK) */
+	struct rconn		*auditc;
+	struct dash_stream	*audit;
+	int			 audit_following;	/* dash_stream_follow was called */
+	char			*audit_key, *handling_key;
+	json_t			*handling;	/* {alert id: value} of the handling hash */
+	unsigned		 handling_v;	/* the hash read whole: pages get a reset */
+	/* messages to every page besides the alerts: handling updates, notes */
+	char			**ev;		/* ring of DASH_EVENTS, NUL-terminated */
+	uint64_t		 evnext;	/* the sequence number of the next event */
+	struct event		*ev_prune;
 };
+
+#define DASH_EVENTS	1024	/* handling and note messages a page may fall behind by */
 
 /* dashboard.c: the vhost's protocols; [0] is the pages' feed */
 extern struct lws_protocols dash_protocols[];
@@ -164,6 +185,26 @@ void	dash_alerts_on_flush(evutil_socket_t, short, void *);
 void	dash_alerts_on_retry(evutil_socket_t, short, void *);
 void	dash_alerts_entry(void *arg, const char *sid, const struct redisReply *fields);
 void	dash_alerts_came(void *arg);
+
+/* dash_audit.c */
+void	dash_audit_on_conn(void *arg, int up, int lost);	/* the audit follower's rconn */
+void	dash_audit_on_wr(void *arg, int up, int lost);		/* the API's rconn */
+void	dash_audit_on_prune(evutil_socket_t, short, void *);
+void	dash_audit_entry(void *arg, const char *sid, const struct redisReply *fields);
+/* The value of alert id now stored (borrowed), or NULL. */
+json_t	*dash_audit_handling(struct dash *, const char *id);
+/* The value of alert id set (the reference is stolen) and pushed to the pages; 0 or -1. */
+int	dash_audit_set(struct dash *, const char *id, json_t *value);
+/* The handling reset for a page: every alert the feed holds that has a value. */
+int	dash_audit_reset_msg(struct dash *, struct sbuf *out);
+/* The event at seq for a page at *pos (NULL: none); a page too far behind gets a reset. */
+const char *dash_audit_event(struct dash *, struct dash_client *);
+void	dash_audit_clear(struct dash *);
+
+/* dash_api.c */
+size_t	dash_api_pss_size(void);
+int	dash_api_cb(struct lws *, enum lws_callback_reasons, void *, void *,
+	    size_t);
 
 /* dash_state.c */
 void	dash_state_on_conn(void *arg, int up, int lost);	/* rconn's state callback */

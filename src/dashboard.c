@@ -22,25 +22,13 @@
 #include "chatmon/sla.h"
 #include "dash_int.h"
 
-static int	dash_api_cb(struct lws *, enum lws_callback_reasons, void *,
-		    void *, size_t);
-
-/* not const: the /api/ entry's space is dashauth's to say (dash_start) */
+/* not const: the /api/ entry's space is said at start (dash_start) */
 struct lws_protocols dash_protocols[] = {
 	/* first: a page offers no subprotocol and gets the first */
 	{ DASH_PROTOCOL, dash_feed_cb, sizeof(struct dash_client), 4096, 0, NULL, 0 },
 	{ DASHAUTH_PROTOCOL, dash_api_cb, 0, 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
-
-static int
-dash_api_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-    void *in, size_t len)
-{
-	struct dash	*d = lws_context_user(lws_get_context(wsi));
-
-	return dashauth_http(d->auth, wsi, (int)reason, user, in, len);
-}
 
 /* --- start and stop ------------------------------------------------------------ */
 
@@ -67,6 +55,33 @@ dash_usage(FILE *f)
 	    "--listen  HOST:PORT instead of dashboard.listen\n"
 	    "--redis   redis://host[:port][/db] or unix:/path, instead of redis.url\n");
 	return f == stdout ? 0 : 2;
+}
+
+/*
+ * What the API and the handling need: the audit stream followed on a
+ * connection of its own, the master for the API, the handling map.
+ */
+static int
+dash_start_audit(struct dash *d)
+{
+	size_t	n = strlen(d->prefix) + 32;
+
+	if ((d->audit_key = malloc(n)) == NULL ||
+	    (d->handling_key = malloc(n)) == NULL ||
+	    (d->handling = json_object()) == NULL ||
+	    (d->ev = calloc(DASH_EVENTS, sizeof(*d->ev))) == NULL ||
+	    (d->wr = rconn_new(d->base, "dashboard api", dash_audit_on_wr, d)) == NULL ||
+	    (d->auditc = rconn_new(d->base, "dashboard audit", dash_audit_on_conn,
+	    d)) == NULL ||
+	    (d->ev_prune = event_new(d->base, -1, EV_PERSIST, dash_audit_on_prune,
+	    d)) == NULL)
+		return -1;
+	snprintf(d->audit_key, n, "%schatmon:audit", d->prefix);
+	snprintf(d->handling_key, n, "%schatmon:alerts:handling", d->prefix);
+	if ((d->audit = dash_stream_new(d->base, d->auditc, d->audit_key,
+	    dash_audit_entry, NULL, d)) == NULL)
+		return -1;
+	return 0;
 }
 
 static int
@@ -99,7 +114,8 @@ dash_start(struct dash *d)
 	}
 	snprintf(d->key, n, "%s%s", d->prefix, d->cfg->redis.stream);
 	if ((d->alerts = dash_stream_new(d->base, d->stream, d->key,
-	    dash_alerts_entry, dash_alerts_came, d)) == NULL) {
+	    dash_alerts_entry, dash_alerts_came, d)) == NULL ||
+	    dash_start_audit(d) == -1) {
 		fprintf(stderr, "chatmon: dashboard: out of memory\n");
 		return -1;
 	}
@@ -119,7 +135,7 @@ dash_start(struct dash *d)
 	d->api.protocol = DASHAUTH_PROTOCOL;
 	d->api.origin_protocol = LWSMPRO_CALLBACK;
 	d->api.mount_next = &d->mount;
-	dash_protocols[1].per_session_data_size = dashauth_pss_size();
+	dash_protocols[1].per_session_data_size = dash_api_pss_size();
 	sbuf_init(&errs);
 	d->tls = d->cfg->dashboard.tls;
 	if (d->tls && (d->tlsc = lwsctx_tls_load(&d->cfg->tls, &errs)) == NULL) {
@@ -149,9 +165,12 @@ dash_start(struct dash *d)
 		return -1;
 	}
 	sbuf_free(&errs);
-	/* it only reads: a replica named by redis.url will do */
+	/* the page's data only reads: a replica named by redis.url will do */
 	if (rconn_set_target(d->stream, &d->cfg->redis, RCONN_ANY_ROLE) == -1 ||
-	    rconn_set_target(d->state, &d->cfg->redis, RCONN_ANY_ROLE) == -1) {
+	    rconn_set_target(d->state, &d->cfg->redis, RCONN_ANY_ROLE) == -1 ||
+	    rconn_set_target(d->auditc, &d->cfg->redis, RCONN_ANY_ROLE) == -1 ||
+	    /* the API writes, and reads what it wrote: the master only */
+	    rconn_set_target(d->wr, &d->cfg->redis, 0) == -1) {
 		fprintf(stderr, "chatmon: dashboard: out of memory\n");
 		return -1;
 	}
@@ -189,7 +208,10 @@ dash_stop(struct dash *d)
 	/* the rconns first: their pending replies get NULL while the followers live */
 	rconn_free(d->stream);
 	rconn_free(d->state);
+	rconn_free(d->wr);
+	rconn_free(d->auditc);
 	dash_stream_free(d->alerts);
+	dash_stream_free(d->audit);
 	if (d->ev_poll)
 		event_free(d->ev_poll);
 	if (d->ev_flush)
@@ -202,10 +224,13 @@ dash_stop(struct dash *d)
 		event_free(d->ev_int);
 	if (d->ev_auth)
 		event_free(d->ev_auth);
+	if (d->ev_prune)
+		event_free(d->ev_prune);
 	if (d->base != NULL)
 		event_base_free(d->base);
 	libevent_global_shutdown();
 	dash_state_clear(d);
+	dash_audit_clear(d);
 	feed_free(d->feed);
 	free(d->key);
 	sla_free(d->figs);
