@@ -53,7 +53,7 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 PURE	:= util log yamlfile access config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state rreply jwt
 IO	:= lwsctx session relay slaclock convstore rconn alert snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note dash_stream dash_files dash_feed dash_alerts dash_state dash_audit dash_api dashboard passwd chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note dash_stream dash_files dash_feed dash_alerts dash_state dash_audit dash_api dashboard rulesfp passwd chatmon))
 
 UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt model rreply pipeline jwt users websess ratelimit handling note
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
