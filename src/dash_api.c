@@ -108,7 +108,11 @@ dash_api_wants_post(const struct dash_req *q)
 
 /* --- answers ------------------------------------------------------------------ */
 
-/* Writes what the answer has left: headers first, then a chunk at a time. 0, or -1 to close. */
+/*
+ * Writes what the answer has left: headers first, then a chunk at a time.
+ * 1 when all of it is out (the caller ends the transaction), 0 when more
+ * is to come, -1 to close.
+ */
 static int
 dash_api_write(struct dash_req *q)
 {
@@ -148,7 +152,7 @@ dash_api_write(struct dash_req *q)
 		lws_callback_on_writable(q->wsi);
 		return 0;
 	}
-	return lws_http_transaction_completed(q->wsi) ? -1 : 0;
+	return 1;
 }
 
 /*
@@ -163,8 +167,11 @@ dash_api_answer(struct dash_req *q, unsigned status, json_t *o)
 	sbuf_reset(&q->out);
 	if (o == NULL)
 		status = HTTP_STATUS_SERVICE_UNAVAILABLE;
-	if (sbuf_append(&q->out, pad, LWS_PRE) == -1 ||
-	    (o != NULL ? jsonw_dump(&q->out, o) : sbuf_printf(&q->out,
+	if (sbuf_append(&q->out, pad, LWS_PRE) == -1) {
+		json_decref(o);
+		return -1;
+	}
+	if ((o != NULL ? jsonw_dump(&q->out, o) : sbuf_printf(&q->out,
 	    "{\"error\":\"out of memory\"}")) == -1)
 		return -1;
 	q->status = status;
@@ -385,12 +392,10 @@ dash_api_handle(struct dash_req *q)
 	if ((q->doc = handling_value(&hr, q->who, q->now, alert)) == NULL ||
 	    (audit = handling_audit(&hr, q->arg, q->who, q->now)) == NULL ||
 	    jsonw_dump(&v, json_incref(q->doc)) == -1 ||
-	    jsonw_dump(&a, audit) == -1) {
-		audit = NULL;
+	    jsonw_dump(&a, json_incref(audit)) == -1) {
 		rc = dash_api_answer(q, HTTP_STATUS_OK, NULL);
 		goto out;
 	}
-	audit = NULL;		/* jsonw_dump took it */
 	if (!rconn_up(d->wr)) {
 		rc = dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
 		    "redis is away");
@@ -686,11 +691,14 @@ dash_api_note(struct dash_req *q)
 	sbuf_init(&n);
 	sbuf_init(&a);
 	audit = note_audit(id, q->arg, q->conv, q->who, q->now);
-	if (jsonw_dump(&n, json_incref(q->doc)) == -1 || jsonw_dump(&a, audit) == -1) {
+	if (jsonw_dump(&n, json_incref(q->doc)) == -1 ||
+	    jsonw_dump(&a, json_incref(audit)) == -1) {
+		json_decref(audit);
 		sbuf_free(&n);
 		sbuf_free(&a);
 		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
 	}
+	json_decref(audit);
 	snprintf(k1, sizeof(k1), "%schatmon:note:%s", d->prefix, id);
 	snprintf(k2, sizeof(k2), "%schatmon:notes:pending:%s", d->prefix, q->arg);
 	snprintf(k3, sizeof(k3), "%schatmon:notes:conv:%s", d->prefix, q->conv);
@@ -849,6 +857,7 @@ dash_api_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	struct dash_req		*q;
 	enum dash_route		 route;
 	char			*arg;
+	int			 rc;
 
 	if (p == NULL)		/* no request space: vhost-level callbacks */
 		return dashauth_http(d->auth, wsi, (int)reason, NULL, in, len);
@@ -914,14 +923,15 @@ dash_api_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (q == NULL || !q->answering)
 			return 0;
-		if (dash_api_write(q) == -1)
-			return -1;
-		if (q->headers && q->sent == q->out.len - LWS_PRE) {
-			/* done: the next request on this connection starts afresh */
-			dash_api_release(p);
-			p->mine = 0;
-		}
-		return 0;
+		if ((rc = dash_api_write(q)) != 1)
+			return rc;
+		/*
+		 * done: the next request on this connection starts afresh;
+		 * lws may free this space as the transaction ends, so first
+		 */
+		dash_api_release(p);
+		p->mine = 0;
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		dash_api_release(p);

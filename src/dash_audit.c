@@ -52,7 +52,7 @@ dash_audit_ctx(struct dash *d, const char *id)
 	return x;
 }
 
-/* A message to every page; 0 or -1 (ENOMEM: the pages miss it). */
+/* A message to every page (msg is stolen, may be NULL); 0 or -1 (ENOMEM: the pages miss it). */
 static int
 dash_audit_push(struct dash *d, json_t *msg)
 {
@@ -95,7 +95,6 @@ int
 dash_audit_set(struct dash *d, const char *id, json_t *value)
 {
 	json_t	*old = json_object_get(d->handling, id), *msg;
-	int	 rc;
 
 	if (old != NULL && json_equal(old, value)) {
 		json_decref(value);
@@ -103,12 +102,9 @@ dash_audit_set(struct dash *d, const char *id, json_t *value)
 	}
 	if (json_object_set_new(d->handling, id, value) == -1)
 		return -1;
-	if ((msg = json_pack("{s:s, s:b, s:{s:O}}", "type", "handling", "reset", 0,
-	    "alerts", id, value)) == NULL)
-		return -1;
-	rc = dash_audit_push(d, msg);
-	json_decref(msg);
-	return rc;
+	msg = json_pack("{s:s, s:b, s:{s:O}}", "type", "handling", "reset", 0,
+	    "alerts", id, value);
+	return dash_audit_push(d, msg);
 }
 
 int
@@ -329,11 +325,10 @@ dash_audit_on_note(redisReply *r, void *priv)
 				f[i] = r->element[i]->str;
 		if (f[0] != NULL && (note = note_view(f[0], r->element[0]->len,
 		    f[1], f[2], f[3])) != NULL) {
-			if ((msg = json_pack("{s:s, s:o}", "type", "note", "note",
-			    note)) == NULL || dash_audit_push(x->d, msg) == -1)
+			msg = json_pack("{s:s, s:o}", "type", "note", "note", note);
+			if (dash_audit_push(x->d, msg) == -1)
 				log_warnx("dash_audit_on_note: out of memory, a note "
 				    "change not pushed");
-			json_decref(msg);
 		}
 	}
 	free(x);
