@@ -38,6 +38,21 @@ dash_hello(struct dash *d, struct sbuf *out)
 	    "history", (json_int_t)d->cfg->dashboard.history));
 }
 
+/*
+ * Alerts for the page: its first batch at once, new ones once it has been
+ * told that Redis is up. The dashboard's connections come up one by one:
+ * an alert read on the first must not reach a page before the status
+ * that says the data is live again (the page would show it as stale).
+ */
+static int
+dash_alerts_due(const struct dash_client *c)
+{
+	const struct dash	*d = c->d;
+
+	return feed_pending(d->feed, c->pos) && (c->pos == FEED_NEW ||
+	    (d->redis_up && c->status_v == d->status_v));
+}
+
 /* What a page has still to be sent, in order: 0 nothing. */
 static int
 dash_due(struct dash_client *c)
@@ -46,7 +61,7 @@ dash_due(struct dash_client *c)
 
 	return !c->hello || c->status_v != d->status_v ||
 	    c->handling_v != d->handling_v || c->evpos != d->evnext ||
-	    feed_pending(d->feed, c->pos) ||
+	    dash_alerts_due(c) ||
 	    (c->waiting_v != d->waiting_v && d->waiting.len > 0) ||
 	    (c->agents_v != d->agents_v && d->agents.len > 0);
 }
@@ -80,7 +95,7 @@ dash_send(struct dash_client *c)
 		/* after hello, and again when the hash was read whole */
 		rc = dash_audit_reset_msg(d, o);
 		c->handling_v = d->handling_v;
-	} else if (feed_pending(d->feed, c->pos))
+	} else if (dash_alerts_due(c))
 		rc = feed_alerts_msg(d->feed, &c->pos, o);
 	else if (c->evpos != d->evnext) {
 		if ((ev = dash_audit_event(d, c)) == NULL)
