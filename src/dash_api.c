@@ -59,7 +59,7 @@ struct dash_req {
 	char			 body[DASH_API_BODY_MAX];
 	size_t			 len;
 	/* Redis replies still to come, and whether one failed */
-	unsigned		 pending;
+	unsigned		 pending, seen;
 	int			 failed;
 	/* the answer */
 	unsigned		 status;
@@ -237,6 +237,26 @@ dash_api_item(struct dash *d, const char *sid, const char *id, json_t *alert)
 	    h != NULL ? h : json_null());
 }
 
+/* Whether o's string key is want (NULL: any). */
+static int
+dash_api_is(const json_t *o, const char *key, const char *want)
+{
+	const char	*v = json_string_value(json_object_get(o, key));
+
+	return want == NULL || (v != NULL && strcmp(v, want) == 0);
+}
+
+/* Whether handling h (NULL: none) is in state (NULL: any; "unhandled": none). */
+static int
+dash_api_in_state(const json_t *h, const char *state)
+{
+	if (state == NULL)
+		return 1;
+	if (strcmp(state, "unhandled") == 0)
+		return h == NULL;
+	return h != NULL && dash_api_is(h, "state", state);
+}
+
 static int
 dash_api_alerts(struct dash_req *q)
 {
@@ -250,9 +270,10 @@ dash_api_alerts(struct dash_req *q)
 	char		 convbuf[DASH_API_ARG], limbuf[DASH_API_ARG];
 	const char	*since, *state, *sev, *agent, *conv, *lim;
 	const char	*sid, *id, *json, *last;
-	json_t		*list, *a, *h, *item;
-	size_t		 i, n, len, limit = DASH_API_LIMIT, first;
+	json_t		*list, *a, *item;
+	size_t		 k, n, len, limit = DASH_API_LIMIT;
 	char		*end;
+	int		 forward;
 
 	/* lws gives each value at the pointer it returns, inside the buffer */
 	since = dash_api_arg(q, "since=", sincebuf, sizeof(sincebuf));
@@ -275,56 +296,50 @@ dash_api_alerts(struct dash_req *q)
 	    strcmp(sev, "critical") != 0)
 		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
 		    "severity: want info, warn or critical");
+	if (since != NULL && since[0] == '\0')
+		since = NULL;
 	if ((list = json_array()) == NULL)
 		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
 	/*
-	 * Oldest first. With since, the first `limit` after it (a page reads
-	 * on from "last"); without, the newest `limit`. Either way every
-	 * alert the feed holds is looked at: a few thousand at most.
+	 * Oldest first. With since, the first `limit` after it, read forward
+	 * (a client reads on from "last"); without, the newest `limit`, read
+	 * backward and put in order. At most every alert the feed holds is
+	 * parsed: a few thousand.
 	 */
+	forward = since != NULL;
 	n = feed_size(d->feed);
-	for (i = 0; feed_at(d->feed, i, &sid, &id, &json, &len) == 0; i++) {
-		if (since != NULL && since[0] != '\0' &&
-		    !dash_api_sid_after(sid, since))
+	for (k = 0; k < n && json_array_size(list) < limit; k++) {
+		if (feed_at(d->feed, forward ? k : n - 1 - k, &sid, &id, &json,
+		    &len) == -1)
+			break;
+		if (since != NULL && !dash_api_sid_after(sid, since))
 			continue;
-		if ((a = json_loadb(json, len, JSON_ALLOW_NUL, NULL)) == NULL)
+		if (!dash_api_in_state(dash_audit_handling(d, id), state) ||
+		    (a = json_loadb(json, len, JSON_ALLOW_NUL, NULL)) == NULL)
 			continue;
-		h = dash_audit_handling(d, id);
-		if ((sev != NULL && strcmp(sev, json_string_value(json_object_get(
-		    a, "severity")) != NULL ? json_string_value(json_object_get(a,
-		    "severity")) : "") != 0) ||
-		    (agent != NULL && (json_string_value(json_object_get(a,
-		    "agent")) == NULL || strcmp(agent, json_string_value(
-		    json_object_get(a, "agent"))) != 0)) ||
-		    (conv != NULL && (json_string_value(json_object_get(a,
-		    "conversation")) == NULL || strcmp(conv, json_string_value(
-		    json_object_get(a, "conversation"))) != 0)) ||
-		    (state != NULL && (strcmp(state, "unhandled") == 0 ?
-		    h != NULL : h == NULL || json_string_value(json_object_get(h,
-		    "state")) == NULL || strcmp(state, json_string_value(
-		    json_object_get(h, "state"))) != 0))) {
+		if (!dash_api_is(a, "severity", sev) || !dash_api_is(a, "agent",
+		    agent) || !dash_api_is(a, "conversation", conv)) {
 			json_decref(a);
 			continue;
 		}
 		if ((item = dash_api_item(d, sid, id, a)) == NULL ||
-		    json_array_append_new(list, item) == -1) {
+		    (forward ? json_array_append_new(list, item) :
+		    json_array_insert_new(list, 0, item)) == -1) {
 			json_decref(list);
 			return dash_api_answer(q, HTTP_STATUS_OK, NULL);
 		}
-		if (since != NULL && json_array_size(list) == limit)
-			break;
 	}
-	(void)n;
-	first = json_array_size(list) > limit ? json_array_size(list) - limit : 0;
-	while (first-- > 0)
-		json_array_remove(list, 0);
-	if (json_array_size(list) > 0)
+	/*
+	 * Where to read on: a full page read forward goes on after its last;
+	 * otherwise everything up to the feed's last id was looked at.
+	 */
+	if (forward && json_array_size(list) == limit)
 		last = json_string_value(json_object_get(json_array_get(list,
 		    json_array_size(list) - 1), "sid"));
+	else if (since != NULL && !dash_api_sid_after(feed_last_sid(d->feed), since))
+		last = since;
 	else
-		last = since != NULL && since[0] != '\0' &&
-		    !dash_api_sid_after(feed_last_sid(d->feed), since) ? since :
-		    feed_last_sid(d->feed);
+		last = feed_last_sid(d->feed);
 	return dash_api_answer(q, HTTP_STATUS_OK, json_pack("{s:o, s:s}",
 	    "alerts", list, "last", last));
 }
@@ -578,19 +593,19 @@ dash_api_on_conv(redisReply *r, void *priv)
 	const char	*nid;
 	size_t		 i;
 
-	/* two replies: the history, then the conversation's note ids */
-	if (r != NULL && r->type == REDIS_REPLY_ARRAY) {
-		if (q->doc == NULL)
-			(void)dash_api_turns(q, r);
-		else if ((ids = json_array()) != NULL) {
-			for (i = 0; i < r->elements; i++)
-				if (r->element[i]->type == REDIS_REPLY_STRING)
-					json_array_append_new(ids,
-					    json_string(r->element[i]->str));
-			q->notes = ids;
-		}
-	} else if (r != NULL && q->doc == NULL)
-		q->doc = json_array();	/* a key of another type: no turns */
+	/* two replies, in order: the history, then the conversation's note ids */
+	if (q->seen++ == 0) {
+		if (r != NULL && r->type == REDIS_REPLY_ARRAY &&
+		    dash_api_turns(q, r) == -1)
+			q->failed = 1;
+	} else if (r != NULL && r->type == REDIS_REPLY_ARRAY &&
+	    (ids = json_array()) != NULL) {
+		for (i = 0; i < r->elements; i++)
+			if (r->element[i]->type == REDIS_REPLY_STRING)
+				json_array_append_new(ids,
+				    json_string(r->element[i]->str));
+		q->notes = ids;
+	}
 	if (!dash_api_replied(q, r))
 		return;
 	if (q->failed || q->doc == NULL) {
@@ -675,7 +690,7 @@ dash_api_note(struct dash_req *q)
 	uint64_t	 ttl = c->notes.ttl_ms, keep = ttl * 4;
 	char		 k1[512], k2[512], k3[512], score[32], nttl[32], hkeep[32];
 	char		 httl[32];
-	int		 sent = 0, want = 0;
+	unsigned	 want = 0;
 
 	if (note_req_parse(q->body, q->len, &q->conv, &q->text, err,
 	    sizeof(err)) == -1)
@@ -710,7 +725,7 @@ dash_api_note(struct dash_req *q)
 #define DASH_NOTE_CMD(...) do {						\
 		want++;							\
 		if (rconn_command(d->wr, dash_api_on_noted, q, 0, __VA_ARGS__) == 0) \
-			sent++;						\
+			q->pending++;					\
 	} while (0)
 	DASH_NOTE_CMD("HSET %s json %b state sent", k1, n.s, n.len);
 	DASH_NOTE_CMD("PEXPIRE %s %s", k1, hkeep);
@@ -725,10 +740,10 @@ dash_api_note(struct dash_req *q)
 #undef DASH_NOTE_CMD
 	sbuf_free(&n);
 	sbuf_free(&a);
-	q->pending += (unsigned)sent;
-	if (sent < want)
+	/* a command that could not be queued fails the request: the replies answer 503 */
+	if (q->pending < want)
 		q->failed = 1;
-	if (sent == 0)
+	if (q->pending == 0)
 		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
 	log_info("dash_api_note: %s sent note %s to %s", q->who, id, q->arg);
 	return 0;
