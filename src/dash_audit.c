@@ -8,7 +8,6 @@
 #include <jansson.h>
 
 #include "chatmon/dash_stream.h"
-#include "chatmon/feed.h"
 #include "chatmon/handling.h"
 #include "chatmon/jsonw.h"
 #include "chatmon/log.h"
@@ -72,19 +71,6 @@ dash_audit_push(struct dash *d, json_t *msg)
 	return 0;
 }
 
-const char *
-dash_audit_event(struct dash *d, struct dash_client *c)
-{
-	if (d->evnext - c->evpos > DASH_EVENTS) {
-		/* too far behind: the handling starts over; the notes it missed, it asks for */
-		c->handling_v = 0;
-		c->evpos = d->evnext - DASH_EVENTS;
-	}
-	if (c->evpos >= d->evnext)
-		return NULL;
-	return d->ev[c->evpos++ % DASH_EVENTS];
-}
-
 json_t *
 dash_audit_handling(struct dash *d, const char *id)
 {
@@ -105,25 +91,6 @@ dash_audit_set(struct dash *d, const char *id, json_t *value)
 	msg = json_pack("{s:s, s:b, s:{s:O}}", "type", "handling", "reset", 0,
 	    "alerts", id, value);
 	return dash_audit_push(d, msg);
-}
-
-int
-dash_audit_reset_msg(struct dash *d, struct sbuf *out)
-{
-	json_t		*all, *v;
-	const char	*sid, *id, *json;
-	size_t		 i, len;
-
-	if ((all = json_object()) == NULL)
-		return -1;
-	for (i = 0; feed_at(d->feed, i, &sid, &id, &json, &len) == 0; i++)
-		if ((v = json_object_get(d->handling, id)) != NULL &&
-		    json_object_set(all, id, v) == -1) {
-			json_decref(all);
-			return -1;
-		}
-	return jsonw_dump(out, json_pack("{s:s, s:b, s:o}", "type", "handling",
-	    "reset", 1, "alerts", all));
 }
 
 /* --- the hash read whole, and pruned ---------------------------------------- */

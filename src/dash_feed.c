@@ -45,12 +45,46 @@ dash_hello(struct dash *d, struct sbuf *out)
  * that says the data is live again (the page would show it as stale).
  */
 static int
-dash_alerts_due(const struct dash_client *c)
+dash_feed_alerts_due(const struct dash_client *c)
 {
 	const struct dash	*d = c->d;
 
 	return feed_pending(d->feed, c->pos) && (c->pos == FEED_NEW ||
 	    (d->redis_up && c->status_v == d->status_v));
+}
+
+/* The handling reset: every alert the feed holds that has a value. */
+static int
+dash_feed_handling_reset(struct dash *d, struct sbuf *out)
+{
+	json_t		*all, *v;
+	const char	*sid, *id, *json;
+	size_t		 i, len;
+
+	if ((all = json_object()) == NULL)
+		return -1;
+	for (i = 0; feed_at(d->feed, i, &sid, &id, &json, &len) == 0; i++)
+		if ((v = json_object_get(d->handling, id)) != NULL &&
+		    json_object_set(all, id, v) == -1) {
+			json_decref(all);
+			return -1;
+		}
+	return jsonw_dump(out, json_pack("{s:s, s:b, s:o}", "type", "handling",
+	    "reset", 1, "alerts", all));
+}
+
+/* The next handling or note message for the page (NULL: none); a page too far behind gets a reset. */
+static const char *
+dash_feed_event(struct dash *d, struct dash_client *c)
+{
+	if (d->evnext - c->evpos > DASH_EVENTS) {
+		/* too far behind: the handling starts over; the notes it missed, it asks for */
+		c->handling_v = 0;
+		c->evpos = d->evnext - DASH_EVENTS;
+	}
+	if (c->evpos >= d->evnext)
+		return NULL;
+	return d->ev[c->evpos++ % DASH_EVENTS];
 }
 
 /* What a page has still to be sent, in order: 0 nothing. */
@@ -61,7 +95,7 @@ dash_due(struct dash_client *c)
 
 	return !c->hello || c->status_v != d->status_v ||
 	    c->handling_v != d->handling_v || c->evpos != d->evnext ||
-	    dash_alerts_due(c) ||
+	    dash_feed_alerts_due(c) ||
 	    (c->waiting_v != d->waiting_v && d->waiting.len > 0) ||
 	    (c->agents_v != d->agents_v && d->agents.len > 0);
 }
@@ -93,12 +127,12 @@ dash_send(struct dash_client *c)
 		c->status_v = d->status_v;
 	} else if (c->handling_v != d->handling_v) {
 		/* after hello, and again when the hash was read whole */
-		rc = dash_audit_reset_msg(d, o);
+		rc = dash_feed_handling_reset(d, o);
 		c->handling_v = d->handling_v;
-	} else if (dash_alerts_due(c))
+	} else if (dash_feed_alerts_due(c))
 		rc = feed_alerts_msg(d->feed, &c->pos, o);
 	else if (c->evpos != d->evnext) {
-		if ((ev = dash_audit_event(d, c)) == NULL)
+		if ((ev = dash_feed_event(d, c)) == NULL)
 			return 0;
 		rc = sbuf_append(o, ev, strlen(ev));
 	}

@@ -19,7 +19,9 @@
  * dashboard.c's struct):
  *   dashboard.c   start, stop, the wiring of the rest
  *   dash_files.c  the page's files: where they are, their headers
- *   dash_feed.c   the pages' /feed: hello, alerts, waiting, agents, ...
+ *   dash_feed.c   the pages' /feed: hello, alerts, waiting, agents, ...;
+ *                 it reads what the others keep in struct dash, and they
+ *                 wake it (dash_feed_notify): it calls none of them
  *   dash_alerts.c the alert stream into the feed (history, then dash_stream)
  *   dash_state.c  the state poll: who waits, the day's figures
  *   dash_stream.c a Redis stream followed for ever (include/chatmon)
@@ -195,10 +197,6 @@ void	dash_audit_entry(void *arg, const char *sid, const struct redisReply *field
 json_t	*dash_audit_handling(struct dash *, const char *id);
 /* The value of alert id set (the reference is stolen) and pushed to the pages; 0 or -1. */
 int	dash_audit_set(struct dash *, const char *id, json_t *value);
-/* The handling reset for a page: every alert the feed holds that has a value. */
-int	dash_audit_reset_msg(struct dash *, struct sbuf *out);
-/* The event at seq for a page at *pos (NULL: none); a page too far behind gets a reset. */
-const char *dash_audit_event(struct dash *, struct dash_client *);
 void	dash_audit_clear(struct dash *);
 
 /* dash_api.c */
