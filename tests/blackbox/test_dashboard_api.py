@@ -416,6 +416,16 @@ def test_conversation(dashboard, redis_server):
     assert [x["alert"]["id"] for x in doc["alerts"]] == [a["id"]]
     assert doc["alerts"][0]["handling"]["state"] == "acked"
     assert doc["waiting"] is None and doc["notes"] == []
+    # the customer waits (an open round as chatmond keeps it in Redis, docs/sla.md)
+    c.zadd("chatmon:sla:{3}:open", {"c-7": now - 1000})
+    c.hset("chatmon:sla:{3}:c:c-7", mapping={"op": 1, "f": 0, "x": 0, "m1": 30000,
+                                             "a": "alice", "w": "inst-1"})
+
+    def waiting():
+        st, _, doc = get(d, "/api/conversations/c-7")
+        return st == 200 and doc["waiting"]
+    w = wait_for(waiting, 10, "the waiting round in the conversation")
+    assert w["conversation"] == "c-7" and w["agent"] == "alice" and w["opened"] == now - 1000
     # only alerts known: still a conversation
     st, _, doc = get(d, "/api/conversations/c-8")
     assert st == 200 and doc["turns"] == [] and doc["nick"] is None and len(doc["alerts"]) == 1
@@ -468,3 +478,23 @@ def test_rules_fp(dashboard, redis_server, tmp_path):
     assert lines[1].split() == ["offplatform.x", "2"]
     p = tool([CHATMON, "rules", "fp", "--since", "x", "-c", str(conf)])
     assert p.returncode == 2
+
+
+def test_redis_away_is_503(dashboard, redis_server):
+    """Without Redis the API says so (503) and the dashboard lives on."""
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  token: {TOKEN}\n")
+    c = r.client()
+    a = alert(1)
+    xadd(c, a)
+    wait_alerts(d, 1)
+    r.kill()
+    wait_for(lambda: "dash_status: redis away" in d.log(), 10, "Redis seen away")
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "acked"})
+    assert st == 503 and "error" in doc
+    st, _, doc = post(d, "/api/agents/alice/notes", {"conversation": "c-1", "text": "hi"})
+    assert st == 503
+    st, _, doc = get(d, "/api/conversations/c-1")
+    assert st == 503
+    st, _, doc = get(d, "/api/alerts")            # what the dashboard holds, still
+    assert st == 200 and len(doc["alerts"]) == 1
