@@ -25,7 +25,8 @@
  * POST acts in Redis on everyone's behalf, so it needs the token as a
  * Bearer and is refused 403 when no token is set: safe by default.
  * Every POST must also come from the page's own origin (or from no
- * browser at all), as the feed must (CSRF).
+ * browser at all), as the feed must, and say application/json, which a
+ * form of another site cannot (CSRF, twice).
  *
  * A request's state lives apart from lws's per-request space: Redis may
  * answer after the client left, and the reply callbacks must find
@@ -822,6 +823,9 @@ dash_api_run(struct dash_req *q)
 		    "not logged in" : q->post && !dashauth_logins(d->auth) ?
 		    "actions need logins (dashboard.users) or the dashboard.token "
 		    "as a Bearer token" : "your role may not do that");
+	if (q->post && !dashauth_json_type(q->wsi))
+		return dash_api_error(q, HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE,
+		    "want Content-Type: application/json");
 	if (q->post && !dash_feed_origin_ok(d, q->wsi)) {
 		log_warnx("dash_api_run: a POST from a foreign origin refused "
 		    "(dashboard.allowed_origins)");

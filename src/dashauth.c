@@ -390,7 +390,7 @@ dashauth_whoami(char *out, size_t size, const char *user, enum users_role role)
  * text/plain, urlencoded or multipart bodies; application/json from
  * another site needs a CORS preflight this server never grants.
  */
-static int
+int
 dashauth_json_type(struct lws *wsi)
 {
 	char	ct[128];

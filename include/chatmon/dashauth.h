@@ -52,6 +52,11 @@ int		 dashauth_feed(struct dashauth *, struct lws *wsi, char *sid);
  * dashboard.token (compared in constant time); 0 without a token set.
  */
 int		 dashauth_bearer(struct dashauth *, struct lws *wsi);
+/*
+ * 1 when the request's Content-Type is application/json: a form of
+ * another site cannot send one (CSRF), so every POST of /api/ wants it.
+ */
+int		 dashauth_json_type(struct lws *wsi);
 /* 1 when dashboard.token is set. */
 int		 dashauth_has_token(const struct dashauth *);
 /* 1 while the session sid of an open feed lives (an open feed is use: it is touched). */

@@ -232,6 +232,8 @@ def test_errors(open_dash):
     # CSRF: a POST from another site's page is refused, the page's own passes
     st, _, doc = post(d, path, {"state": "acked"}, origin="http://evil.example")
     assert st == 403 and "origin" in doc["error"]
+    st, _, doc = post(d, path, {"state": "acked"}, ctype="text/plain")
+    assert st == 415 and "error" in doc
     st, _, doc = post(d, path, {"state": "acked"}, origin=f"http://127.0.0.1:{d.port}")
     assert st == 200
     # the token: without it, or wrong, nothing
