@@ -77,19 +77,17 @@ alertfmt_hit_cmp(const struct alertfmt_hit *a, const struct alertfmt_hit *b)
 }
 
 /*
- * One hit's own fields, the ones that differ from rule to rule: the same
- * names at the top of the alert (the strongest hit's) and in "hits".
+ * What follows a hit's rule, category, severity, action (and, at the top,
+ * the text): where it matched, the coaching, and the two marks a hit may
+ * carry. The same names at the top of the alert (the strongest hit's) and
+ * in "hits".
  */
 static int
-alertfmt_hit(struct sbuf *out, const struct alertfmt_hit *x, int first)
+alertfmt_hit_rest(struct sbuf *out, const struct alertfmt_hit *x)
 {
 	const struct rules_hit	*h = &x->hit;
 
-	if (alertfmt_kv(out, "rule", h->rule, strlen(h->rule), first) == -1 ||
-	    alertfmt_kvs(out, "category", h->category) == -1 ||
-	    alertfmt_kvs(out, "severity", rules_severity_name(h->severity)) == -1 ||
-	    alertfmt_kvs(out, "action", rules_action_name(h->action)) == -1 ||
-	    sbuf_printf(out, ",\"match\":{\"start\":%" PRIu32 ",\"end\":%" PRIu32 "}",
+	if (sbuf_printf(out, ",\"match\":{\"start\":%" PRIu32 ",\"end\":%" PRIu32 "}",
 	    h->start, h->end) == -1 ||
 	    alertfmt_kv(out, "matched", h->match, h->match_len, 0) == -1 ||
 	    alertfmt_kvs(out, "message", h->message) == -1)
@@ -100,6 +98,22 @@ alertfmt_hit(struct sbuf *out, const struct alertfmt_hit *x, int first)
 	if (x->vetoed && ALERTFMT_LIT(out, ",\"vetoed\":true") == -1)
 		return -1;
 	return 0;
+}
+
+/* One entry of "hits". */
+static int
+alertfmt_hit(struct sbuf *out, const struct alertfmt_hit *x)
+{
+	const struct rules_hit	*h = &x->hit;
+
+	if (ALERTFMT_LIT(out, "{") == -1 ||
+	    alertfmt_kv(out, "rule", h->rule, strlen(h->rule), 1) == -1 ||
+	    alertfmt_kvs(out, "category", h->category) == -1 ||
+	    alertfmt_kvs(out, "severity", rules_severity_name(h->severity)) == -1 ||
+	    alertfmt_kvs(out, "action", rules_action_name(h->action)) == -1 ||
+	    alertfmt_hit_rest(out, x) == -1)
+		return -1;
+	return ALERTFMT_LIT(out, "}");
 }
 
 /*
@@ -130,22 +144,12 @@ alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
 	    alertfmt_kvs(out, "action", rules_action_name(h->action)) == -1 ||
 	    /* the length goes along, so text with U+0000 stays whole */
 	    alertfmt_kv(out, "text", t->text, t->text_len, 0) == -1 ||
-	    sbuf_printf(out, ",\"match\":{\"start\":%" PRIu32 ",\"end\":%" PRIu32 "}",
-	    h->start, h->end) == -1 ||
-	    alertfmt_kv(out, "matched", h->match, h->match_len, 0) == -1 ||
-	    alertfmt_kvs(out, "message", h->message) == -1)
-		return -1;
-	if (x->turns > 1 && sbuf_printf(out, ",\"turns\":%u", x->turns) == -1)
-		return -1;
-	if (x->vetoed && ALERTFMT_LIT(out, ",\"vetoed\":true") == -1)
-		return -1;
-	if (ALERTFMT_LIT(out, ",\"hits\":[") == -1)
+	    alertfmt_hit_rest(out, x) == -1 ||
+	    ALERTFMT_LIT(out, ",\"hits\":[") == -1)
 		return -1;
 	for (i = 0; i < n; i++)
 		if ((i > 0 && ALERTFMT_LIT(out, ",") == -1) ||
-		    ALERTFMT_LIT(out, "{") == -1 ||
-		    alertfmt_hit(out, &hits[i], 1) == -1 ||
-		    ALERTFMT_LIT(out, "}") == -1)
+		    alertfmt_hit(out, &hits[i]) == -1)
 			return -1;
 	return ALERTFMT_LIT(out, "]}");
 }
