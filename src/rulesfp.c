@@ -5,15 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+
+#include <event2/event.h>
 #include <unistd.h>
 
-#include <hiredis/hiredis.h>
+#include <hiredis/hiredis.h>	/* the reply's types */
 #include <jansson.h>
 
 #include "chatmon/config.h"
 #include "chatmon/handling.h"
 #include "chatmon/jsonw.h"
-#include "chatmon/rreply.h"
+#include "chatmon/rconn.h"
 #include "chatmon/rulesfp.h"
 #include "chatmon/util.h"
 
@@ -36,108 +38,114 @@ rulesfp_usage(FILE *f)
 	return f == stdout ? 0 : 2;
 }
 
-/* One command, its reply or NULL with the reason printed. */
-static redisReply *
-rulesfp_cmd(redisContext *c, int argc, const char **argv)
-{
-	redisReply	*r = redisCommandArgv(c, argc, argv, NULL);
+/*
+ * The handling hash, read once over an rconn (the connection every other
+ * command uses: redis.url or Sentinel, the ACL user, the database): a
+ * replica will do, since this only reads. The loop ends at the reply, at
+ * the first failed connect, or when Redis has not answered within
+ * RULESFP_CONNECT_S (a server that accepts and hangs).
+ */
+struct rulesfp_read {
+	struct event_base	*base;
+	struct rconn		*rc;
+	const char		*key;
+	int64_t			 since_ms;
+	json_t			*counts;	/* rule -> false positives */
+	size_t			 handled, fps;
+	int			 rc_done;	/* 0 read, 1 Redis, -1 ENOMEM */
+	int			 stop;		/* the loop is to end (or not start) */
+};
 
-	if (r == NULL)
-		fprintf(stderr, "chatmon: rules fp: redis: %s\n", c->errstr);
-	else if (r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "chatmon: rules fp: redis: %s\n", r->str);
-		freeReplyObject(r);
-		r = NULL;
-	}
-	return r;
+static void
+rulesfp_stop(struct rulesfp_read *x)
+{
+	x->stop = 1;
+	event_base_loopbreak(x->base);
 }
 
-/* With Sentinel, the master the first sentinel that answers names; 0 or -1 (said). */
+static void
+rulesfp_on_hgetall(redisReply *r, void *priv)
+{
+	struct rulesfp_read	*x = priv;
+	size_t			 i;
+	int			 n;
+
+	x->rc_done = 1;
+	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		fprintf(stderr, "chatmon: rules fp: redis: %s\n", r != NULL ?
+		    r->str : "the connection went before the answer");
+		goto out;
+	}
+	for (i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+		if (r->element[i + 1]->type != REDIS_REPLY_STRING)
+			continue;
+		x->handled++;
+		if ((n = handling_fp_add(x->counts, r->element[i + 1]->str,
+		    r->element[i + 1]->len, x->since_ms)) == -1) {
+			x->rc_done = -1;
+			goto out;
+		}
+		x->fps += (size_t)n;
+	}
+	x->rc_done = 0;
+out:
+	rulesfp_stop(x);
+}
+
+static void
+rulesfp_on_state(void *arg, int up, int lost)
+{
+	struct rulesfp_read	*x = arg;
+
+	(void)lost;
+	if (!up) {
+		/* a one-shot tool does not wait for rconn's retries: rconn said why */
+		fprintf(stderr, "chatmon: rules fp: cannot reach Redis (%s)\n",
+		    rconn_name(x->rc));
+		rulesfp_stop(x);
+	} else if (rconn_command(x->rc, rulesfp_on_hgetall, x, 0, "HGETALL %s",
+	    x->key) == -1)
+		rulesfp_stop(x);
+}
+
+static void
+rulesfp_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct rulesfp_read	*x = arg;
+
+	(void)fd;
+	(void)what;
+	fprintf(stderr, "chatmon: rules fp: cannot reach Redis (%s) in %d s\n",
+	    rconn_name(x->rc), RULESFP_CONNECT_S);
+	rulesfp_stop(x);
+}
+
+/* 0 with x's counts filled, 1 Redis (said), -1 ENOMEM. */
 static int
-rulesfp_master(const struct config_redis *rc, struct config_redis_target *t)
+rulesfp_read(const struct config_redis *r, struct rulesfp_read *x)
 {
 	struct timeval	 tv = { RULESFP_CONNECT_S, 0 };
-	const char	*ask[3] = { "SENTINEL", "get-master-addr-by-name",
-	    rc->master_name };
-	const char	*auth[3] = { "AUTH", rc->sentinel_username,
-	    rc->sentinel_password };
-	redisContext	*c;
-	redisReply	*r;
-	char		 why[128];
-	size_t		 i;
-	int		 port, ok;
+	struct event	*timer = NULL;
 
-	for (i = 0; i < rc->nsentinels; i++) {
-		if ((c = redisConnectWithTimeout(rc->sentinel[i].host,
-		    rc->sentinel[i].port, tv)) == NULL || c->err) {
-			redisFree(c);
-			continue;
-		}
-		ok = 1;
-		if (rc->sentinel_password != NULL) {
-			r = rc->sentinel_username != NULL ? rulesfp_cmd(c, 3, auth) :
-			    (auth[1] = rc->sentinel_password, rulesfp_cmd(c, 2, auth));
-			ok = r != NULL;
-			freeReplyObject(r);
-		}
-		if (ok && (r = rulesfp_cmd(c, 3, ask)) != NULL) {
-			ok = rreply_master_addr(r, t->host, sizeof(t->host), &port, why,
-			    sizeof(why)) == 0;
-			freeReplyObject(r);
-			if (ok) {
-				t->port = port;
-				redisFree(c);
-				return 0;
-			}
-		}
-		redisFree(c);
+	x->rc_done = 1;
+	if ((x->base = event_base_new()) == NULL ||
+	    (x->rc = rconn_new(x->base, "redis", rulesfp_on_state, x)) == NULL ||
+	    (timer = evtimer_new(x->base, rulesfp_on_timeout, x)) == NULL ||
+	    evtimer_add(timer, &tv) == -1 ||
+	    rconn_set_target(x->rc, r, RCONN_ANY_ROLE) == -1) {
+		x->rc_done = -1;
+		goto out;
 	}
-	fprintf(stderr, "chatmon: rules fp: no sentinel names master %s\n",
-	    rc->master_name);
-	return -1;
-}
-
-/* Connected, authenticated and on the right database, or NULL (said). */
-static redisContext *
-rulesfp_connect(const struct config_redis *rc)
-{
-	struct config_redis_target	 t = rc->target;
-	struct timeval			 tv = { RULESFP_CONNECT_S, 0 };
-	const char			*argv[3];
-	char				 db[16];
-	redisContext			*c;
-	redisReply			*r;
-
-	if (rc->nsentinels > 0 && rulesfp_master(rc, &t) == -1)
-		return NULL;
-	c = t.path[0] != '\0' ? redisConnectUnixWithTimeout(t.path, tv) :
-	    redisConnectWithTimeout(t.host, t.port, tv);
-	if (c == NULL || c->err) {
-		fprintf(stderr, "chatmon: rules fp: redis %s: %s\n", t.path[0] ?
-		    t.path : t.host, c != NULL ? c->errstr : "out of memory");
-		redisFree(c);
-		return NULL;
-	}
-	if (rc->password != NULL) {
-		argv[0] = "AUTH";
-		argv[1] = rc->username != NULL ? rc->username : rc->password;
-		argv[2] = rc->password;
-		if ((r = rulesfp_cmd(c, rc->username != NULL ? 3 : 2, argv)) == NULL)
-			goto err;
-		freeReplyObject(r);
-	}
-	if (t.db != 0) {
-		snprintf(db, sizeof(db), "%d", t.db);
-		argv[0] = "SELECT";
-		argv[1] = db;
-		if ((r = rulesfp_cmd(c, 2, argv)) == NULL)
-			goto err;
-		freeReplyObject(r);
-	}
-	return c;
-err:
-	redisFree(c);
-	return NULL;
+	/* a connect that failed at once has stopped it already: a loop would retry */
+	if (!x->stop)
+		(void)event_base_dispatch(x->base);
+out:
+	rconn_free(x->rc);
+	if (timer != NULL)
+		event_free(timer);
+	if (x->base != NULL)
+		event_base_free(x->base);
+	return x->rc_done;
 }
 
 static int
@@ -190,10 +198,9 @@ rulesfp_main(int argc, char **argv, const char *default_config)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char	*path = default_config, *redis = NULL, *argv2[2];
+	const char	*path = default_config, *redis = NULL;
 	struct config	*cfg = NULL;
-	redisContext	*c = NULL;
-	redisReply	*r = NULL;
+	struct rulesfp_read x = { 0 };
 	struct sbuf	 errs, key, out;
 	json_t		*counts = NULL, *rows = NULL, *row;
 	long long	 days = -1;
@@ -253,24 +260,19 @@ rulesfp_main(int argc, char **argv, const char *default_config)
 	}
 	if (days >= 0)
 		since_ms = util_wall_ms() - (int64_t)days * RULESFP_DAY_MS;
-	if ((c = rulesfp_connect(&cfg->redis)) == NULL)
-		goto out;
 	if (sbuf_printf(&key, "%schatmon:alerts:handling", cfg->redis.prefix != NULL ?
 	    cfg->redis.prefix : "") == -1 || (counts = json_object()) == NULL)
 		goto oom;
-	argv2[0] = "HGETALL";
-	argv2[1] = key.s;
-	if ((r = rulesfp_cmd(c, 2, argv2)) == NULL)
-		goto out;
-	for (i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-		if (r->element[i + 1]->type != REDIS_REPLY_STRING)
-			continue;
-		handled++;
-		if ((n = handling_fp_add(counts, r->element[i + 1]->str,
-		    r->element[i + 1]->len, since_ms)) == -1)
+	x.key = key.s;
+	x.since_ms = since_ms;
+	x.counts = counts;
+	if ((n = rulesfp_read(&cfg->redis, &x)) != 0) {
+		if (n == -1)
 			goto oom;
-		fps += (size_t)n;
+		goto out;
 	}
+	handled = x.handled;
+	fps = x.fps;
 	if ((rows = rulesfp_rows(counts)) == NULL)
 		goto oom;
 	if (json) {
@@ -299,8 +301,6 @@ oom:
 out:
 	json_decref(rows);
 	json_decref(counts);
-	freeReplyObject(r);
-	redisFree(c);
 	config_free(cfg);
 	sbuf_free(&errs);
 	sbuf_free(&key);

@@ -480,6 +480,11 @@ def test_rules_fp(dashboard, redis_server, tmp_path):
     assert lines[1].split() == ["offplatform.x", "2"]
     p = tool([CHATMON, "rules", "fp", "--since", "x", "-c", str(conf)])
     assert p.returncode == 2
+    # no Redis there: said at once, exit 1, not a wait for reconnects
+    t0 = time.monotonic()
+    p = tool([CHATMON, "rules", "fp", "-c", str(conf), "--redis", "redis://127.0.0.1:1"])
+    assert p.returncode == 1 and "cannot reach Redis (127.0.0.1:1)" in p.stderr, p.stderr
+    assert time.monotonic() - t0 < 3
 
 
 def test_redis_away_is_503(dashboard, redis_server):
