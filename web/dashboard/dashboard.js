@@ -892,6 +892,8 @@ function paintHandle(box) {
       acts.append(b);
     }
   }
+  // nothing to say, nothing to do (a viewer, an alert nobody handled): no line
+  box.hidden = !h && !acts.childElementCount && !(box.host && box.host.classList.contains('conv-alert'));
 }
 
 // Every box of these alerts (all when ids is null), wherever it is drawn.
@@ -1249,7 +1251,8 @@ async function loadConversation() {
     conv.error = res.status === 404 ? t('conv.notFound') : res.error;
   }
   renderConv();
-  conv.refresh = setTimeout(loadConversation, CONV_REFRESH_MS);
+  // a conversation nothing is known of is not asked for again and again
+  if (res.ok || res.status !== 404) conv.refresh = setTimeout(loadConversation, CONV_REFRESH_MS);
 }
 
 // A note's newest state: from the API or the feed, never going back
@@ -2058,6 +2061,9 @@ document.addEventListener('pointerdown', () => {
 }, { once: true });
 dom.convClose.addEventListener('click', closeConversation);
 dom.noteForm.addEventListener('submit', sendNote);
+dom.noteText.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) dom.noteForm.requestSubmit();
+});
 dom.notify.addEventListener('change', () => setNotify(dom.notify.checked));
 dom.loginForm.addEventListener('submit', submitLogin);
 dom.logout.addEventListener('click', logout);
