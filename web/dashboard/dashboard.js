@@ -408,7 +408,7 @@ const state = {
 };
 
 // The open conversation view: `seq` drops an answer that a newer request overtook.
-const conv = { id: '', agent: '', data: null, seq: 0, loading: false, error: '', wait: null, refresh: 0 };
+const conv = { id: '', agent: '', data: null, seq: 0, loading: false, error: '', wait: null, refresh: 0, turnsSig: '' };
 
 // Who is logged in (GET /api/login); logins: whether the dashboard has any.
 const auth = { logins: false, user: '', role: '', locked: false };
@@ -1309,6 +1309,11 @@ function renderConv() {
 function renderConvTurns() {
   const d = conv.data;
   const turns = d && Array.isArray(d.turns) ? d.turns.filter((x) => x && typeof x === 'object') : null;
+  // the same turns again (the periodic fetch): leave them, and the
+  // supervisor's scrolling and selection, alone
+  const sig = JSON.stringify([state.lang, conv.id, conv.error, d && d.nick, turns]);
+  if (sig === conv.turnsSig) return;
+  conv.turnsSig = sig;
   dom.convTurns.replaceChildren();
   if (!turns) {
     if (!conv.error) dom.convTurns.append(el('p', 'empty', t('conv.loading')));
@@ -1357,6 +1362,9 @@ function renderConvAlerts() {
   const list = [...byId.values()].sort((x, y) => (y.time || 0) - (x.time || 0));
   const keep = new Map();
   for (const row of dom.convAlerts.querySelectorAll('.conv-alert')) keep.set(row.dataset.key, row);
+  // unchanged: touch nothing (a form being typed in keeps its focus)
+  if (list.length && list.length === keep.size &&
+    list.every((e, i) => dom.convAlerts.children[i] && dom.convAlerts.children[i].dataset.key === e.key)) return;
   dom.convAlerts.replaceChildren();
   if (!list.length) {
     dom.convAlerts.append(el('p', 'empty', d || conv.error ? t('conv.noAlerts') : t('conv.loading')));
@@ -1769,6 +1777,7 @@ function applyLanguage() {
   dom.alerts.replaceChildren();
   dom.pinned.replaceChildren();
   dom.convAlerts.replaceChildren();
+  conv.turnsSig = '';
   renderHeader();
   renderFilterOptions();
   renderAlerts();
