@@ -18,6 +18,7 @@
 #include "chatmon/passwd.h"
 #include "chatmon/replay.h"
 #include "chatmon/rules.h"
+#include "chatmon/rulesfp.h"
 #include "chatmon/tail.h"
 
 #ifndef CHATMON_CONFIG
@@ -33,6 +34,7 @@ usage(FILE *f)
 	    "                    [FILE...]\n"
 	    "       chatmon rules test [-c FILE | --rules DIR]\n"
 	    "       chatmon rules normalize < TEXT\n"
+	    "       chatmon rules fp [-c FILE] [--since DAYS] [--json]\n"
 	    "       chatmon replay [-c FILE] [--max-line BYTES] [--format table|json]\n"
 	    "                    [FILE...]\n"
 	    "       chatmon tail [-c FILE] [--redis URL] [--since ID|-N] [--severity LEVEL]\n"
@@ -48,6 +50,7 @@ usage(FILE *f)
 	    "         a table of the hits\n"
 	    "rules test  run every rule's examples and print a table\n"
 	    "rules normalize  each line of stdin as the rules see it\n"
+	    "rules fp  the false positives supervisors marked, per rule\n"
 	    "replay   run a chat log {\"ts\",\"conversation\",\"role\",\"agent\",\"text\"}\n"
 	    "         through the rules and the SLA clock; every alert, then a summary\n"
 	    "tail     the alerts in Redis: the last ones, then live (docs/alerts.md)\n"
@@ -105,6 +108,7 @@ usage_rules(FILE *f)
 	fprintf(f,
 	    "usage: chatmon rules test [-c FILE | --rules DIR]\n"
 	    "       chatmon rules normalize < TEXT\n"
+	    "       chatmon rules fp [-c FILE] [--redis URL] [--since DAYS] [--json]\n"
 	    "\n"
 	    "test       loads the rules and runs every rule's examples: a table of\n"
 	    "           rules, then each failing example as FILE:LINE, then a summary\n"
@@ -113,7 +117,9 @@ usage_rules(FILE *f)
 	    "           Exit status: 0 every example passed; 1 an example failed\n"
 	    "           or the rules cannot be loaded; 2 a usage error.\n"
 	    "normalize  prints each line of standard input as rules see it\n"
-	    "           (docs/rules.md, \"Normalisation\"): what to write patterns against.\n");
+	    "           (docs/rules.md, \"Normalisation\"): what to write patterns against.\n"
+	    "fp         the alerts supervisors marked false_positive on the dashboard,\n"
+	    "           per rule, most first (chatmon rules fp --help).\n");
 	return f == stdout ? 0 : 2;
 }
 
@@ -608,6 +614,8 @@ cmd_rules(int argc, char **argv)
 		return usage_rules(argc == 3 && (strcmp(argv[2], "--help") == 0 ||
 		    strcmp(argv[2], "-h") == 0) ? stdout : stderr);
 	}
+	if (argc >= 2 && strcmp(argv[1], "fp") == 0)
+		return rulesfp_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc < 2 || strcmp(argv[1], "test") != 0)
 		return usage_rules(stderr);
 	if ((opt = parse_opts(argc - 1, argv + 1, &o, 0)) == 1)

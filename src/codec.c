@@ -45,7 +45,8 @@ struct codec_name {
 };
 
 /* The pointers, as bits of a mask; CODEC_NPTR of them. */
-enum { CODEC_P_TYPE, CODEC_P_CONV, CODEC_P_TEXT, CODEC_P_ROBOT, CODEC_NPTR };
+enum { CODEC_P_TYPE, CODEC_P_CONV, CODEC_P_TEXT, CODEC_P_ROBOT, CODEC_P_NICK,
+	CODEC_NPTR };
 
 enum codec_jtype { CODEC_J_NONE, CODEC_J_STRING, CODEC_J_NUMBER, CODEC_J_TRUE,
 	CODEC_J_FALSE, CODEC_J_NULL, CODEC_J_OBJECT, CODEC_J_ARRAY };
@@ -72,7 +73,7 @@ struct codec_buf {
 };
 
 struct codec {
-	struct codec_ptr	 ptr[CODEC_NPTR];	/* robot: ntok 0 when not configured */
+	struct codec_ptr	 ptr[CODEC_NPTR];	/* robot, nick: ntok 0 when not configured */
 	int			 has_robot;
 	struct codec_name	*msg;
 	size_t			 nmsg;
@@ -253,6 +254,9 @@ codec_new(const struct config_protocol *proto, struct sbuf *errs)
 			bad = 1;
 		c->has_robot = 1;
 	}
+	if (proto->nickname != NULL && codec_ptr_parse(&c->ptr[CODEC_P_NICK],
+	    "nickname", proto->nickname, errs) == -1)
+		bad = 1;
 	if (bad)
 		goto err;
 	if (codec_names_copy(&c->msg, &c->nmsg, &proto->message_types,
@@ -872,6 +876,12 @@ codec_decode(struct codec *c, const char *buf, size_t len,
 		goto malformed;
 	}
 	out->robot = c->has_robot && codec_robot(c, buf);
+	/* a nickname that is no string, or cannot be copied, is simply absent */
+	if (c->val[CODEC_P_NICK].type == CODEC_J_STRING &&
+	    codec_string(c, CODEC_P_NICK, buf, &out->nick, &out->nick_len) == -1) {
+		out->nick = NULL;
+		out->nick_len = 0;
+	}
 	return CODEC_TURN;
 
  malformed:

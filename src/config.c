@@ -122,6 +122,9 @@ static const struct config_key config_keys[] = {
 	    "end", 0, 0, 0 },
 	{ "protocol.robot", CT_POINTER, OFF(protocol.robot), 0, NULL, 0, 0,
 	    CF_OPTIONAL },
+	/* the buyer's nickname on customer turns, kept in the history (docs/relay.md) */
+	{ "protocol.nickname", CT_POINTER, OFF(protocol.nickname), 0, NULL, 0, 0,
+	    CF_OPTIONAL },
 	{ "redis.url", CT_REDIS_URL, OFF(redis.url), 0,
 	    "redis://127.0.0.1:6379", 0, 0, 0 },
 	/* docs/operations.md, "Redis failover"; config_check: url or sentinels */
@@ -175,6 +178,13 @@ static const struct config_key config_keys[] = {
 	{ "sla.hours", CT_LIST, OFF(sla.hours_text), 0, NULL, 0, 0, CF_HOURS },
 	{ "sla.timezone", CT_TIMEZONE, OFF(sla.utc_offset_min), 0, "+08:00",
 	    0, 0, 0 },
+	/* docs/relay.md, "Conversation history": on by default, 0 turns it off */
+	{ "history.turns", CT_UINT, OFF(history.turns), 0, "50", 0, 10000, 0 },
+	{ "history.ttl", CT_DURATION, OFF(history.ttl_ms), 0, "24h", 1000,
+	    2592000000ULL, 0 },
+	/* docs/relay.md, "Whisper notes": how long a note waits for its agent */
+	{ "notes.ttl", CT_DURATION, OFF(notes.ttl_ms), 0, "10m", 1000,
+	    2592000000ULL, 0 },
 	{ "rules", CT_STRING, OFF(rules), 0, "rules.d", 0, 0, 0 },
 	/* docs/rules.md, "A second opinion" */
 	{ "model", CT_STRING, OFF(model), 0, NULL, 0, 0, 0 },

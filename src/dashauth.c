@@ -251,6 +251,29 @@ dashauth_feed(struct dashauth *a, struct lws *wsi, char *sid)
 }
 
 int
+dashauth_has_token(const struct dashauth *a)
+{
+	return a->token != NULL;
+}
+
+int
+dashauth_bearer(struct dashauth *a, struct lws *wsi)
+{
+	char	hdr[512];
+	int	n, ok;
+
+	if (a->token == NULL ||
+	    (n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) <= 0 ||
+	    (size_t)n >= sizeof(hdr) ||
+	    lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_AUTHORIZATION) < 0 ||
+	    strncasecmp(hdr, "Bearer ", 7) != 0)
+		return 0;
+	ok = dashauth_token_ok(hdr + 7, a->token);
+	sodium_memzero(hdr, sizeof(hdr));
+	return ok;
+}
+
+int
 dashauth_feed_live(struct dashauth *a, const char *sid)
 {
 	enum users_role	r;
@@ -367,7 +390,7 @@ dashauth_whoami(char *out, size_t size, const char *user, enum users_role role)
  * text/plain, urlencoded or multipart bodies; application/json from
  * another site needs a CORS preflight this server never grants.
  */
-static int
+int
 dashauth_json_type(struct lws *wsi)
 {
 	char	ct[128];

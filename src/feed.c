@@ -17,6 +17,7 @@
 struct feed_entry {
 	char		 sid[FEED_SID_MAX];
 	char		*json;		/* owned; the alert object as it came */
+	char		*id;		/* owned; its id */
 	size_t		 len;
 };
 
@@ -59,8 +60,10 @@ feed_free(struct feed *f)
 
 	if (f == NULL)
 		return;
-	for (i = 0; f->ring != NULL && i < f->cap; i++)
+	for (i = 0; f->ring != NULL && i < f->cap; i++) {
 		free(f->ring[i].json);
+		free(f->ring[i].id);
+	}
 	free(f->ring);
 	seen_free(f->seen);
 	json_decref(f->hits);
@@ -149,7 +152,7 @@ feed_add(struct feed *f, const char *sid, const char *json, size_t len)
 	json_t			*a;
 	const char		*id;
 	uint64_t		 ms, seq;
-	char			*copy;
+	char			*copy, *idcopy = NULL;
 	int			 rc;
 
 	if (feed_sid(sid, &ms, &seq) == -1) {
@@ -175,7 +178,7 @@ feed_add(struct feed *f, const char *sid, const char *json, size_t len)
 		json_decref(a);
 		return rc == 1 ? 0 : -1;
 	}
-	if (feed_count_hit(f, a) == -1) {
+	if (feed_count_hit(f, a) == -1 || (idcopy = strdup(id)) == NULL) {
 		json_decref(a);
 		free(copy);
 		return -1;
@@ -185,8 +188,10 @@ feed_add(struct feed *f, const char *sid, const char *json, size_t len)
 	copy[len] = '\0';
 	e = &f->ring[f->next % f->cap];
 	free(e->json);		/* the oldest, when full */
+	free(e->id);
 	snprintf(e->sid, sizeof(e->sid), "%s", sid);
 	e->json = copy;
+	e->id = idcopy;
 	e->len = len;
 	f->next++;
 	if (f->n < f->cap)
@@ -198,6 +203,28 @@ const char *
 feed_last_sid(const struct feed *f)
 {
 	return f->last_sid;
+}
+
+size_t
+feed_size(const struct feed *f)
+{
+	return f->n;
+}
+
+int
+feed_at(const struct feed *f, size_t i, const char **sid, const char **id,
+    const char **json, size_t *len)
+{
+	const struct feed_entry	*e;
+
+	if (i >= f->n)
+		return -1;
+	e = &f->ring[(f->next - f->n + i) % f->cap];
+	*sid = e->sid;
+	*id = e->id;
+	*json = e->json;
+	*len = e->len;
+	return 0;
 }
 
 uint64_t

@@ -29,6 +29,8 @@ struct codec_frame {
 	size_t		 text_len;
 	const char	*why;		/* for INVALID and MALFORMED: a short reason */
 	int		 robot;		/* TURN: protocol.robot says a robot wrote it */
+	const char	*nick;		/* TURN: the string at protocol.nickname, or NULL */
+	size_t		 nick_len;
 };
 
 /*

@@ -59,6 +59,7 @@ struct config_protocol {
 	struct config_list message_types;
 	struct config_list end_types;
 	char	*robot;			/* optional: a true value marks a robot reply (NULL: none) */
+	char	*nickname;		/* optional: the buyer's nickname on a customer turn (NULL: none) */
 };
 
 struct config_redis_target {		/* a parsed redis.url */
@@ -146,6 +147,15 @@ struct config_dashboard {		/* chatmon dashboard */
 	struct config_list allowed_origins;	/* besides the page's own */
 };
 
+struct config_history {		/* each conversation's last turns in Redis */
+	uint64_t turns;			/* kept per conversation; 0: none written */
+	uint64_t ttl_ms;		/* a conversation's list expires this long after its last turn */
+};
+
+struct config_notes {			/* supervisors' whisper notes to agents */
+	uint64_t ttl_ms;		/* how long a note waits for an agent who is not connected */
+};
+
 struct config_limits {
 	uint64_t max_message;		/* bytes; larger message -> close 1009 */
 	uint64_t queue_bytes;		/* per direction; past it the producer is paused */
@@ -186,6 +196,8 @@ struct config {
 	char	*admin_token;		/* admin.token: bearer token for non-loopback clients */
 	struct config_dashboard dashboard;
 	struct config_window window;
+	struct config_history history;
+	struct config_notes notes;
 	char	*model;			/* the n-gram model's file; NULL: none */
 	double	 model_veto;		/* a block stands only at this probability; 0: always */
 	struct config_limits limits;

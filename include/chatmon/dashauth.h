@@ -47,6 +47,18 @@ int		 dashauth_require(struct dashauth *, struct lws *wsi,
  * wrong token without them).
  */
 int		 dashauth_feed(struct dashauth *, struct lws *wsi, char *sid);
+/*
+ * 1 when the request on wsi carries "Authorization: Bearer TOKEN" with
+ * dashboard.token (compared in constant time); 0 without a token set.
+ */
+int		 dashauth_bearer(struct dashauth *, struct lws *wsi);
+/*
+ * 1 when the request's Content-Type is application/json: a form of
+ * another site cannot send one (CSRF), so every POST of /api/ wants it.
+ */
+int		 dashauth_json_type(struct lws *wsi);
+/* 1 when dashboard.token is set. */
+int		 dashauth_has_token(const struct dashauth *);
 /* 1 while the session sid of an open feed lives (an open feed is use: it is touched). */
 int		 dashauth_feed_live(struct dashauth *, const char *sid);
 

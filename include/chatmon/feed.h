@@ -40,6 +40,15 @@ int	feed_set_day(struct feed *, const char *day, int64_t start, int64_t end);
 int	feed_add(struct feed *, const char *sid, const char *json, size_t len);
 /* The last stream id added or passed over ("" before any): where to read on. */
 const char *feed_last_sid(const struct feed *);
+/* The alerts kept (at most keep). */
+size_t	feed_size(const struct feed *);
+/*
+ * The i-th alert kept, oldest first (0 .. feed_size - 1): its stream id,
+ * alert id and JSON, owned by the feed until the next feed_add. -1 past
+ * the end.
+ */
+int	feed_at(const struct feed *, size_t i, const char **sid, const char **id,
+	    const char **json, size_t *len);
 /* Stream entries that were not alerts. */
 uint64_t feed_bad(const struct feed *);
 

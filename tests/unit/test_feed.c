@@ -205,6 +205,33 @@ test_keep_beyond_history(void **state)
 	feed_free(f);
 }
 
+/* feed_at walks what is kept, oldest first, past the ring's wrap (the API lists alerts from it). */
+static void
+test_at(void **state)
+{
+	struct feed	*f;
+	const char	*sid, *id, *json;
+	size_t		 len;
+	int		 i;
+
+	(void)state;
+	assert_non_null(f = feed_new(3, 4));
+	assert_int_equal(feed_size(f), 0);
+	assert_int_equal(feed_at(f, 0, &sid, &id, &json, &len), -1);
+	for (i = 0; i < 6; i++)
+		assert_int_equal(add(f, 5000 + i, i), 1);
+	assert_int_equal(feed_size(f), 4);
+	assert_int_equal(feed_at(f, 0, &sid, &id, &json, &len), 0);
+	assert_string_equal(sid, "5002-0");
+	assert_string_equal(id, "id-2");
+	assert_int_equal(len, strlen(json));
+	assert_int_equal(feed_at(f, 3, &sid, &id, &json, &len), 0);
+	assert_string_equal(sid, "5005-0");
+	assert_string_equal(id, "id-5");
+	assert_int_equal(feed_at(f, 4, &sid, &id, &json, &len), -1);
+	feed_free(f);
+}
+
 /* Chat text may hold U+0000; chatmond keeps it, and so does the feed. */
 static void
 test_nul_in_text(void **state)
@@ -312,6 +339,7 @@ main(void)
 		cmocka_unit_test(test_positions),
 		cmocka_unit_test(test_batches),
 		cmocka_unit_test(test_keep_beyond_history),
+		cmocka_unit_test(test_at),
 		cmocka_unit_test(test_nul_in_text),
 		cmocka_unit_test(test_hits_and_agents),
 	};

@@ -1,0 +1,961 @@
+/* dash_api: the dashboard's HTTP API under /api/ (docs/dashboard.md, "HTTP API"): alerts and their handling, a conversation's history, notes to agents; the login routes are passed on to dashauth. */
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <sodium.h>
+
+#include "chatmon/feed.h"
+#include "chatmon/handling.h"
+#include "chatmon/jsonw.h"
+#include "chatmon/log.h"
+#include "chatmon/note.h"
+#include "chatmon/rconn.h"
+#include "dash_int.h"
+
+/*
+ * Who may do what: GET needs a viewer and POST a supervisor when logins
+ * are on (dashauth_require). Without logins, the API is as open as the
+ * feed for GET (dashboard.token, when set, as "Authorization: Bearer");
+ * POST acts in Redis on everyone's behalf, so it needs the token as a
+ * Bearer and is refused 403 when no token is set: safe by default.
+ * Every POST must also come from the page's own origin (or from no
+ * browser at all), as the feed must, and say application/json, which a
+ * form of another site cannot (CSRF, twice).
+ *
+ * A request's state lives apart from lws's per-request space: Redis may
+ * answer after the client left, and the reply callbacks must find
+ * something that is still allocated. The last reply frees an orphan.
+ */
+
+#define DASH_API_BODY_MAX	8192
+#define DASH_API_LIMIT		200	/* GET /api/alerts: default, ... */
+#define DASH_API_LIMIT_MAX	1000	/* ... and most */
+#define DASH_API_ARG		(NOTE_NAME_MAX + 64)	/* a query argument, name= included */
+#define DASH_API_CHUNK		16384	/* bytes of a body per write */
+#define DASH_API_NOTES		100	/* notes of a conversation read */
+#define DASH_API_DAY_MS		86400000ULL
+#define DASH_API_ACCEPTED	202	/* not in lws's enum */
+
+enum dash_route {
+	DR_NONE,		/* not ours: dashauth's */
+	DR_ALERTS,		/* GET /api/alerts */
+	DR_ALERT,		/* POST /api/alerts/ID */
+	DR_CONV,		/* GET /api/conversations/ID */
+	DR_NOTE,		/* POST /api/agents/AGENT/notes */
+};
+
+struct dash_req {
+	struct dash		*d;
+	struct lws		*wsi;		/* NULL: the client left */
+	enum dash_route		 route;
+	int			 post, too_big;
+	char			*arg;		/* the ID or AGENT of the route */
+	char			 who[USERS_NAME_MAX + 16];
+	char			 body[DASH_API_BODY_MAX];
+	size_t			 len;
+	/* Redis replies still to come, and whether one failed */
+	unsigned		 pending, seen;
+	int			 failed;
+	/* the answer */
+	unsigned		 status;
+	struct sbuf		 out;
+	size_t			 sent;
+	int			 answering, headers;
+	/* the route's work */
+	json_t			*doc;		/* POST alert: the value; conversation: turns */
+	json_t			*notes;		/* conversation: note ids, then views */
+	char			*conv, *text;	/* note */
+	int64_t			 now;
+};
+
+/* lws's per-request space of the /api/ mount: ours, then dashauth's. */
+struct dash_api_pss {
+	struct dash_req		*q;
+	int			 mine;
+	alignas(max_align_t) unsigned char auth[];
+};
+
+size_t
+dash_api_pss_size(void)
+{
+	return sizeof(struct dash_api_pss) + dashauth_pss_size();
+}
+
+static void
+dash_req_free(struct dash_req *q)
+{
+	if (q == NULL)
+		return;
+	free(q->arg);
+	sbuf_free(&q->out);
+	json_decref(q->doc);
+	json_decref(q->notes);
+	free(q->conv);
+	free(q->text);
+	free(q);
+}
+
+static int
+dash_api_wants_post(const struct dash_req *q)
+{
+	return q->route == DR_ALERT || q->route == DR_NOTE;
+}
+
+/* --- answers ------------------------------------------------------------------ */
+
+/*
+ * Writes what the answer has left: headers first, then a chunk at a time.
+ * 1 when all of it is out (the caller ends the transaction), 0 when more
+ * is to come, -1 to close.
+ */
+static int
+dash_api_write(struct dash_req *q)
+{
+	unsigned char	 hbuf[LWS_PRE + 1024], *start = hbuf + LWS_PRE, *p = start;
+	unsigned char	*end = hbuf + sizeof(hbuf) - 1, *chunk;
+	size_t		 n;
+	int		 final;
+
+	if (!q->headers) {
+		if (lws_add_http_common_headers(q->wsi, q->status, "application/json",
+		    q->out.len - LWS_PRE, &p, end) ||
+		    lws_add_http_header_by_name(q->wsi,
+		    (const unsigned char *)"cache-control:",
+		    (const unsigned char *)"no-store", 8, &p, end) ||
+		    lws_add_http_header_by_name(q->wsi,
+		    (const unsigned char *)"x-content-type-options:",
+		    (const unsigned char *)"nosniff", 7, &p, end) ||
+		    (q->status == HTTP_STATUS_METHOD_NOT_ALLOWED &&
+		    lws_add_http_header_by_name(q->wsi, (const unsigned char *)"allow:",
+		    (const unsigned char *)(dash_api_wants_post(q) ? "POST" : "GET"),
+		    dash_api_wants_post(q) ? 4 : 3, &p, end)) ||
+		    lws_finalize_write_http_header(q->wsi, start, &p, end))
+			return -1;
+		q->headers = 1;
+	}
+	n = q->out.len - LWS_PRE - q->sent;
+	if (n > DASH_API_CHUNK)
+		n = DASH_API_CHUNK;
+	final = q->sent + n == q->out.len - LWS_PRE;
+	/* the LWS_PRE bytes before each chunk are lws's to use: already sent */
+	chunk = (unsigned char *)q->out.s + LWS_PRE + q->sent;
+	if (lws_write(q->wsi, chunk, n, final ? LWS_WRITE_HTTP_FINAL :
+	    LWS_WRITE_HTTP) != (int)n)
+		return -1;
+	q->sent += n;
+	if (!final) {
+		lws_callback_on_writable(q->wsi);
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * The answer: status and body (o, a reference stolen; NULL: ENOMEM, then
+ * 503). Written when lws says the client can take it.
+ */
+static int
+dash_api_answer(struct dash_req *q, unsigned status, json_t *o)
+{
+	static const char	pad[LWS_PRE];
+
+	sbuf_reset(&q->out);
+	if (o == NULL)
+		status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+	if (sbuf_append(&q->out, pad, LWS_PRE) == -1) {
+		json_decref(o);
+		return -1;
+	}
+	if ((o != NULL ? jsonw_dump(&q->out, o) : sbuf_printf(&q->out,
+	    "{\"error\":\"out of memory\"}")) == -1)
+		return -1;
+	q->status = status;
+	q->answering = 1;
+	if (q->wsi != NULL)
+		lws_callback_on_writable(q->wsi);
+	return 0;
+}
+
+static int
+dash_api_error(struct dash_req *q, unsigned status, const char *msg)
+{
+	return dash_api_answer(q, status, json_pack("{s:s}", "error", msg));
+}
+
+/* A reply came: 1 when it was the last one the request waits for, and the client is still there. */
+static int
+dash_api_replied(struct dash_req *q, const redisReply *r)
+{
+	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		if (r != NULL)
+			log_warnx("dash_api_replied: redis: %s", r->str);
+		q->failed = 1;
+	}
+	if (--q->pending > 0)
+		return 0;
+	if (q->wsi == NULL) {
+		dash_req_free(q);
+		return 0;
+	}
+	return 1;
+}
+
+/* --- GET /api/alerts ------------------------------------------------------------ */
+
+/* The query argument name (with its '='), or NULL. */
+static const char *
+dash_api_arg(struct dash_req *q, const char *name, char *buf, int size)
+{
+	return lws_get_urlarg_by_name(q->wsi, name, buf, size);
+}
+
+/* "1795342899881-0" after "1795342899880-5"? Both well formed (the feed's). */
+static int
+dash_api_sid_after(const char *a, const char *b)
+{
+	unsigned long long	am = strtoull(a, NULL, 10), bm = strtoull(b, NULL, 10);
+	const char		*ad = strchr(a, '-'), *bd = strchr(b, '-');
+
+	if (am != bm)
+		return am > bm;
+	return strtoull(ad != NULL ? ad + 1 : "0", NULL, 10) >
+	    strtoull(bd != NULL ? bd + 1 : "0", NULL, 10);
+}
+
+/* {"sid","alert","handling"}; alert is stolen. */
+static json_t *
+dash_api_item(struct dash *d, const char *sid, const char *id, json_t *alert)
+{
+	json_t	*h = dash_audit_handling(d, id);
+
+	return json_pack("{s:s, s:o, s:O}", "sid", sid, "alert", alert, "handling",
+	    h != NULL ? h : json_null());
+}
+
+/* Whether o's string key is want (NULL: any). */
+static int
+dash_api_is(const json_t *o, const char *key, const char *want)
+{
+	const char	*v = json_string_value(json_object_get(o, key));
+
+	return want == NULL || (v != NULL && strcmp(v, want) == 0);
+}
+
+/* Whether handling h (NULL: none) is in state (NULL: any; "unhandled": none). */
+static int
+dash_api_in_state(const json_t *h, const char *state)
+{
+	if (state == NULL)
+		return 1;
+	if (strcmp(state, "unhandled") == 0)
+		return h == NULL;
+	return h != NULL && dash_api_is(h, "state", state);
+}
+
+static int
+dash_api_alerts(struct dash_req *q)
+{
+	struct dash	*d = q->d;
+	/*
+	 * lws stops looking at the first argument that does not fit the
+	 * buffer: each gets room for any of them
+	 */
+	char		 sincebuf[DASH_API_ARG], statebuf[DASH_API_ARG];
+	char		 sevbuf[DASH_API_ARG], agentbuf[DASH_API_ARG];
+	char		 convbuf[DASH_API_ARG], limbuf[DASH_API_ARG];
+	const char	*since, *state, *sev, *agent, *conv, *lim;
+	const char	*sid, *id, *json, *last;
+	json_t		*list, *a, *item;
+	size_t		 k, n, len, limit = DASH_API_LIMIT;
+	char		*end;
+	int		 forward;
+
+	/* lws gives each value at the pointer it returns, inside the buffer */
+	since = dash_api_arg(q, "since=", sincebuf, sizeof(sincebuf));
+	state = dash_api_arg(q, "state=", statebuf, sizeof(statebuf));
+	sev = dash_api_arg(q, "severity=", sevbuf, sizeof(sevbuf));
+	agent = dash_api_arg(q, "agent=", agentbuf, sizeof(agentbuf));
+	conv = dash_api_arg(q, "conversation=", convbuf, sizeof(convbuf));
+	if ((lim = dash_api_arg(q, "limit=", limbuf, sizeof(limbuf))) != NULL) {
+		limit = strtoul(lim, &end, 10);
+		if (*lim == '\0' || *end != '\0' || limit == 0 ||
+		    limit > DASH_API_LIMIT_MAX)
+			return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
+			    "limit: want 1 to 1000");
+	}
+	if (state != NULL && strcmp(state, "unhandled") != 0 &&
+	    handling_state_parse(state) == -1)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, "state: want "
+		    "unhandled, acked, assigned, resolved or false_positive");
+	if (sev != NULL && strcmp(sev, "info") != 0 && strcmp(sev, "warn") != 0 &&
+	    strcmp(sev, "critical") != 0)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
+		    "severity: want info, warn or critical");
+	if (since != NULL && since[0] == '\0')
+		since = NULL;
+	if ((list = json_array()) == NULL)
+		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
+	/*
+	 * Oldest first. With since, the first `limit` after it, read forward
+	 * (a client reads on from "last"); without, the newest `limit`, read
+	 * backward and put in order. At most every alert the feed holds is
+	 * parsed: a few thousand.
+	 */
+	forward = since != NULL;
+	n = feed_size(d->feed);
+	for (k = 0; k < n && json_array_size(list) < limit; k++) {
+		if (feed_at(d->feed, forward ? k : n - 1 - k, &sid, &id, &json,
+		    &len) == -1)
+			break;
+		if (since != NULL && !dash_api_sid_after(sid, since))
+			continue;
+		if (!dash_api_in_state(dash_audit_handling(d, id), state) ||
+		    (a = json_loadb(json, len, JSON_ALLOW_NUL, NULL)) == NULL)
+			continue;
+		if (!dash_api_is(a, "severity", sev) || !dash_api_is(a, "agent",
+		    agent) || !dash_api_is(a, "conversation", conv)) {
+			json_decref(a);
+			continue;
+		}
+		if ((item = dash_api_item(d, sid, id, a)) == NULL ||
+		    (forward ? json_array_append_new(list, item) :
+		    json_array_insert_new(list, 0, item)) == -1) {
+			json_decref(list);
+			return dash_api_answer(q, HTTP_STATUS_OK, NULL);
+		}
+	}
+	/*
+	 * Where to read on: a full page read forward goes on after its last;
+	 * otherwise everything up to the feed's last id was looked at.
+	 */
+	if (forward && json_array_size(list) == limit)
+		last = json_string_value(json_object_get(json_array_get(list,
+		    json_array_size(list) - 1), "sid"));
+	else if (since != NULL && !dash_api_sid_after(feed_last_sid(d->feed), since))
+		last = since;
+	else
+		last = feed_last_sid(d->feed);
+	return dash_api_answer(q, HTTP_STATUS_OK, json_pack("{s:o, s:s}",
+	    "alerts", list, "last", last));
+}
+
+/* The alert id of the feed (its JSON parsed, and its stream id), or NULL. */
+static json_t *
+dash_api_find(struct dash *d, const char *want, const char **sidp)
+{
+	const char	*sid, *id, *json;
+	size_t		 i, len;
+
+	for (i = feed_size(d->feed); i > 0; i--)
+		if (feed_at(d->feed, i - 1, &sid, &id, &json, &len) == 0 &&
+		    strcmp(id, want) == 0) {
+			if (sidp != NULL)
+				*sidp = sid;
+			return json_loadb(json, len, JSON_ALLOW_NUL, NULL);
+		}
+	return NULL;
+}
+
+/* --- POST /api/alerts/ID ---------------------------------------------------------- */
+
+static void
+dash_api_on_handled(redisReply *r, void *priv)
+{
+	struct dash_req	*q = priv;
+	json_t		*v;
+
+	if (!dash_api_replied(q, r))
+		return;
+	if (q->failed) {
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    "redis did not take it");
+		return;
+	}
+	/* this dashboard's pages see it now; the others' through the audit stream */
+	if (dash_audit_set(q->d, q->arg, json_incref(q->doc)) == -1)
+		log_warnx("dash_api_on_handled: out of memory, the pages not told");
+	v = q->doc;
+	q->doc = NULL;
+	(void)dash_api_answer(q, HTTP_STATUS_OK, json_pack("{s:s, s:o}", "id",
+	    q->arg, "handling", v));
+}
+
+static int
+dash_api_handle(struct dash_req *q)
+{
+	struct dash		*d = q->d;
+	struct handling_req	 hr;
+	struct sbuf		 v, a;
+	json_t			*alert, *audit = NULL;
+	char			 err[128];
+	int			 rc = -1;
+
+	if (handling_req_parse(q->body, q->len, &hr, err, sizeof(err)) == -1)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, err);
+	if ((alert = dash_api_find(d, q->arg, NULL)) == NULL) {
+		handling_req_clear(&hr);
+		return dash_api_error(q, HTTP_STATUS_NOT_FOUND, "no such alert "
+		    "(among those the dashboard holds)");
+	}
+	sbuf_init(&v);
+	sbuf_init(&a);
+	if ((q->doc = handling_value(&hr, q->who, q->now, alert)) == NULL ||
+	    (audit = handling_audit(&hr, q->arg, q->who, q->now)) == NULL ||
+	    jsonw_dump(&v, json_incref(q->doc)) == -1 ||
+	    jsonw_dump(&a, json_incref(audit)) == -1) {
+		rc = dash_api_answer(q, HTTP_STATUS_OK, NULL);
+		goto out;
+	}
+	if (!rconn_up(d->wr)) {
+		rc = dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    "redis is away");
+		goto out;
+	}
+	if (rconn_command(d->wr, dash_api_on_handled, q, 0, "HSET %s %s %b",
+	    d->handling_key, q->arg, v.s, v.len) == 0)
+		q->pending++;
+	if (rconn_command(d->wr, dash_api_on_handled, q, 0,
+	    "XADD %s MAXLEN ~ 100000 * e %b", d->audit_key, a.s, a.len) == 0)
+		q->pending++;
+	if (q->pending < 2) {
+		q->failed = 1;
+		if (q->pending == 0)
+			rc = dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+			    "redis is away");
+		else
+			rc = 0;	/* the one reply answers */
+		goto out;
+	}
+	log_info("dash_api_handle: %s set alert %s to %s", q->who, q->arg,
+	    handling_state_name(hr.state));
+	rc = 0;
+out:
+	json_decref(audit);
+	json_decref(alert);
+	handling_req_clear(&hr);
+	sbuf_free(&v);
+	sbuf_free(&a);
+	return rc;
+}
+
+/* --- GET /api/conversations/ID ------------------------------------------------------ */
+
+/* The round of the waiting message whose conversation is id, or null. */
+static json_t *
+dash_api_waiting(struct dash *d, const char *id)
+{
+	json_t	*w, *rounds, *r, *found = NULL;
+	size_t	 i;
+
+	if (d->waiting.len == 0 ||
+	    (w = json_loadb(d->waiting.s, d->waiting.len, 0, NULL)) == NULL)
+		return json_null();
+	rounds = json_object_get(w, "rounds");
+	for (i = 0; json_is_array(rounds) && i < json_array_size(rounds); i++) {
+		r = json_array_get(rounds, i);
+		if (json_string_value(json_object_get(r, "conversation")) != NULL &&
+		    strcmp(json_string_value(json_object_get(r, "conversation")),
+		    id) == 0) {
+			found = json_incref(r);
+			break;
+		}
+	}
+	json_decref(w);
+	return found != NULL ? found : json_null();
+}
+
+static void
+dash_api_conv_answer(struct dash_req *q)
+{
+	struct dash	*d = q->d;
+	json_t		*alerts, *a, *waiting, *nick = NULL, *t, *item, *o;
+	const char	*sid, *id, *json, *c;
+	size_t		 i, len;
+
+	if ((alerts = json_array()) == NULL) {
+		(void)dash_api_answer(q, HTTP_STATUS_OK, NULL);
+		return;
+	}
+	for (i = 0; feed_at(d->feed, i, &sid, &id, &json, &len) == 0; i++) {
+		if ((a = json_loadb(json, len, JSON_ALLOW_NUL, NULL)) == NULL)
+			continue;
+		if ((c = json_string_value(json_object_get(a, "conversation"))) == NULL ||
+		    strcmp(c, q->arg) != 0) {
+			json_decref(a);
+			continue;
+		}
+		if ((item = dash_api_item(d, sid, id, a)) != NULL)
+			json_array_append_new(alerts, item);
+	}
+	waiting = dash_api_waiting(d, q->arg);
+	/* the buyer's name as the latest turn that carried one gave it */
+	for (i = json_array_size(q->doc); i > 0 && nick == NULL; i--) {
+		t = json_array_get(q->doc, i - 1);
+		if (json_is_string(json_object_get(t, "nick")))
+			nick = json_object_get(t, "nick");
+	}
+	if (json_array_size(q->doc) == 0 && json_array_size(alerts) == 0 &&
+	    json_is_null(waiting) && json_array_size(q->notes) == 0) {
+		json_decref(alerts);
+		json_decref(waiting);
+		(void)dash_api_error(q, HTTP_STATUS_NOT_FOUND,
+		    "nothing is known of that conversation");
+		return;
+	}
+	o = json_pack("{s:s, s:O, s:O, s:o, s:o, s:O}", "conversation", q->arg,
+	    "nick", nick != NULL ? nick : json_null(), "turns", q->doc,
+	    "waiting", waiting, "alerts", alerts, "notes", q->notes);
+	(void)dash_api_answer(q, HTTP_STATUS_OK, o);
+}
+
+/* Every note read: the views oldest first (the ids came newest first), then the answer. */
+static void
+dash_api_notes_done(struct dash_req *q)
+{
+	json_t	*v, *rev;
+	size_t	 i;
+
+	if (q->failed) {
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    "redis did not answer");
+		return;
+	}
+	v = json_object_get(q->notes, "views");
+	if ((rev = json_array()) == NULL) {
+		(void)dash_api_answer(q, HTTP_STATUS_OK, NULL);
+		return;
+	}
+	for (i = json_array_size(v); i > 0; i--)
+		json_array_append(rev, json_array_get(v, i - 1));
+	json_decref(q->notes);
+	q->notes = rev;
+	dash_api_conv_answer(q);
+}
+
+static void
+dash_api_on_note_read(redisReply *r, void *priv)
+{
+	struct dash_req	*q = priv;
+	const char	*f[4] = { NULL, NULL, NULL, NULL };
+	json_t		*v;
+	size_t		 i;
+
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+		for (i = 0; i < 4; i++)
+			if (r->element[i]->type == REDIS_REPLY_STRING)
+				f[i] = r->element[i]->str;
+		/* an expired note is gone from the answer, not an error */
+		if (f[0] != NULL && (v = note_view(f[0], r->element[0]->len, f[1],
+		    f[2], f[3])) != NULL)
+			json_array_append_new(json_object_get(q->notes, "views"), v);
+	}
+	if (dash_api_replied(q, r))
+		dash_api_notes_done(q);
+}
+
+/* The history (newest first in Redis) oldest first, without what is past history.ttl. */
+static int
+dash_api_turns(struct dash_req *q, const redisReply *r)
+{
+	json_t		*turns, *t;
+	int64_t		 cutoff = q->now - (int64_t)q->d->cfg->history.ttl_ms;
+	size_t		 i;
+
+	if ((turns = json_array()) == NULL)
+		return -1;
+	for (i = r->elements; i > 0; i--) {
+		if (r->element[i - 1]->type != REDIS_REPLY_STRING ||
+		    (t = json_loadb(r->element[i - 1]->str, r->element[i - 1]->len,
+		    JSON_ALLOW_NUL, NULL)) == NULL)
+			continue;
+		if (!json_is_object(t) || json_integer_value(json_object_get(t,
+		    "ts")) < cutoff) {
+			json_decref(t);
+			continue;
+		}
+		json_array_append_new(turns, t);
+	}
+	q->doc = turns;
+	return 0;
+}
+
+static void
+dash_api_on_conv(redisReply *r, void *priv)
+{
+	struct dash_req	*q = priv;
+	struct dash	*d = q->d;
+	json_t		*ids;
+	const char	*nid;
+	size_t		 i;
+
+	/* two replies, in order: the history, then the conversation's note ids */
+	if (q->seen++ == 0) {
+		if (r != NULL && r->type == REDIS_REPLY_ARRAY &&
+		    dash_api_turns(q, r) == -1)
+			q->failed = 1;
+	} else if (r != NULL && r->type == REDIS_REPLY_ARRAY &&
+	    (ids = json_array()) != NULL) {
+		for (i = 0; i < r->elements; i++)
+			if (r->element[i]->type == REDIS_REPLY_STRING)
+				json_array_append_new(ids,
+				    json_string(r->element[i]->str));
+		q->notes = ids;
+	}
+	if (!dash_api_replied(q, r))
+		return;
+	if (q->failed || q->doc == NULL) {
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    "redis did not answer");
+		return;
+	}
+	ids = q->notes;
+	if ((q->notes = json_pack("{s:O, s:[]}", "ids", ids != NULL ? ids :
+	    json_null(), "views")) == NULL) {
+		json_decref(ids);
+		(void)dash_api_answer(q, HTTP_STATUS_OK, NULL);
+		return;
+	}
+	for (i = 0; i < json_array_size(ids); i++) {
+		nid = json_string_value(json_array_get(ids, i));
+		if (rconn_command(d->wr, dash_api_on_note_read, q, 0,
+		    "HMGET %schatmon:note:%s json state delivered_at read_at",
+		    d->prefix, nid) == 0)
+			q->pending++;
+	}
+	if (q->pending < json_array_size(ids))
+		q->failed = 1;
+	json_decref(ids);
+	if (q->pending == 0)	/* no notes (or none could be asked for) */
+		dash_api_notes_done(q);
+}
+
+static int
+dash_api_conv(struct dash_req *q)
+{
+	struct dash	*d = q->d;
+
+	if (!rconn_up(d->wr))
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	if (rconn_command(d->wr, dash_api_on_conv, q, 0, "LRANGE %schatmon:hist:%s 0 -1",
+	    d->prefix, q->arg) == 0)
+		q->pending++;
+	if (rconn_command(d->wr, dash_api_on_conv, q, 0,
+	    "LRANGE %schatmon:notes:conv:%s 0 %d", d->prefix, q->arg,
+	    DASH_API_NOTES - 1) == 0)
+		q->pending++;
+	if (q->pending == 0)
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	q->failed |= q->pending < 2;
+	return 0;
+}
+
+/* --- POST /api/agents/AGENT/notes --------------------------------------------------- */
+
+static void
+dash_api_on_noted(redisReply *r, void *priv)
+{
+	struct dash_req	*q = priv;
+	json_t		*note;
+
+	if (!dash_api_replied(q, r))
+		return;
+	if (q->failed) {
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    "redis did not take all of it");
+		return;
+	}
+	note = q->doc;
+	q->doc = NULL;
+	if (json_object_set_new(note, "state", json_string("sent")) == -1) {
+		json_decref(note);
+		note = NULL;
+	}
+	(void)dash_api_answer(q, DASH_API_ACCEPTED, note != NULL ?
+	    json_pack("{s:o}", "note", note) : NULL);
+}
+
+static int
+dash_api_note(struct dash_req *q)
+{
+	struct dash	*d = q->d;
+	const struct config *c = d->cfg;
+	char		 err[128], id[NOTE_ID_MAX];
+	struct sbuf	 n, a;
+	json_t		*audit;
+	uint64_t	 ttl = c->notes.ttl_ms, keep = ttl * 4;
+	char		 k1[512], k2[512], k3[512], score[32], nttl[32], hkeep[32];
+	char		 httl[32];
+	unsigned	 want = 0;
+
+	if (note_req_parse(q->body, q->len, &q->conv, &q->text, err,
+	    sizeof(err)) == -1)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, err);
+	if (!rconn_up(d->wr))
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	note_id(id, q->now, randombytes_random());
+	if (keep < DASH_API_DAY_MS)
+		keep = DASH_API_DAY_MS;
+	if ((q->doc = note_json(id, q->arg, q->conv, q->who, q->text,
+	    q->now)) == NULL)
+		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
+	sbuf_init(&n);
+	sbuf_init(&a);
+	audit = note_audit(id, q->arg, q->conv, q->who, q->now);
+	if (jsonw_dump(&n, json_incref(q->doc)) == -1 ||
+	    jsonw_dump(&a, json_incref(audit)) == -1) {
+		json_decref(audit);
+		sbuf_free(&n);
+		sbuf_free(&a);
+		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
+	}
+	json_decref(audit);
+	snprintf(k1, sizeof(k1), "%schatmon:note:%s", d->prefix, id);
+	snprintf(k2, sizeof(k2), "%schatmon:notes:pending:%s", d->prefix, q->arg);
+	snprintf(k3, sizeof(k3), "%schatmon:notes:conv:%s", d->prefix, q->conv);
+	snprintf(score, sizeof(score), "%lld", (long long)(q->now + (int64_t)ttl));
+	snprintf(nttl, sizeof(nttl), "%llu", (unsigned long long)ttl);
+	snprintf(hkeep, sizeof(hkeep), "%llu", (unsigned long long)keep);
+	snprintf(httl, sizeof(httl), "%llu", (unsigned long long)c->history.ttl_ms);
+	/* section 3 of the contract, in its order: the note is whole before it is announced */
+#define DASH_NOTE_CMD(...) do {						\
+		want++;							\
+		if (rconn_command(d->wr, dash_api_on_noted, q, 0, __VA_ARGS__) == 0) \
+			q->pending++;					\
+	} while (0)
+	DASH_NOTE_CMD("HSET %s json %b state sent", k1, n.s, n.len);
+	DASH_NOTE_CMD("PEXPIRE %s %s", k1, hkeep);
+	DASH_NOTE_CMD("ZADD %s %s %s", k2, score, id);
+	DASH_NOTE_CMD("PEXPIRE %s %s", k2, nttl);
+	DASH_NOTE_CMD("LPUSH %s %s", k3, id);
+	DASH_NOTE_CMD("LTRIM %s 0 99", k3);
+	DASH_NOTE_CMD("PEXPIRE %s %s", k3, httl);
+	DASH_NOTE_CMD("XADD %schatmon:notes:log MAXLEN ~ 10000 * note %b",
+	    d->prefix, n.s, n.len);
+	DASH_NOTE_CMD("XADD %s MAXLEN ~ 100000 * e %b", d->audit_key, a.s, a.len);
+#undef DASH_NOTE_CMD
+	sbuf_free(&n);
+	sbuf_free(&a);
+	/* a command that could not be queued fails the request: the replies answer 503 */
+	if (q->pending < want)
+		q->failed = 1;
+	if (q->pending == 0)
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	log_info("dash_api_note: %s sent note %s to %s", q->who, id, q->arg);
+	return 0;
+}
+
+/* --- routing ---------------------------------------------------------------------- */
+
+/* in is the path under /api (lws decoded it); *arg gets the ID or AGENT. */
+static enum dash_route
+dash_api_route(const char *in, size_t len, char **arg)
+{
+	static const char	alerts[] = "/alerts", conv[] = "/conversations/";
+	static const char	agents[] = "/agents/", notes[] = "/notes";
+	size_t			n;
+
+	*arg = NULL;
+	if ((len == 7 || (len == 8 && in[7] == '/')) && memcmp(in, alerts, 7) == 0)
+		return DR_ALERTS;
+	if (len > 8 && memcmp(in, "/alerts/", 8) == 0) {
+		if ((*arg = strndup(in + 8, len - 8)) == NULL)
+			return DR_NONE;
+		return DR_ALERT;
+	}
+	if (len > sizeof(conv) - 1 && memcmp(in, conv, sizeof(conv) - 1) == 0) {
+		if ((*arg = strndup(in + sizeof(conv) - 1, len - (sizeof(conv) - 1))) == NULL)
+			return DR_NONE;
+		return DR_CONV;
+	}
+	if (len > sizeof(agents) - 1 + sizeof(notes) - 1 &&
+	    memcmp(in, agents, sizeof(agents) - 1) == 0 &&
+	    memcmp(in + len - (sizeof(notes) - 1), notes, sizeof(notes) - 1) == 0) {
+		n = len - (sizeof(agents) - 1) - (sizeof(notes) - 1);
+		if ((*arg = strndup(in + sizeof(agents) - 1, n)) == NULL)
+			return DR_NONE;
+		return DR_NOTE;
+	}
+	return DR_NONE;
+}
+
+/* Who may: 0 (q->who set), or the status to refuse with. */
+static unsigned
+dash_api_allowed(struct dash_req *q)
+{
+	struct dash	*d = q->d;
+	const char	*user;
+	int		 st;
+
+	if (dashauth_logins(d->auth)) {
+		if ((st = dashauth_require(d->auth, q->wsi, q->post ? USERS_SUPERVISOR :
+		    USERS_VIEWER, &user, NULL)) != 0)
+			return (unsigned)st;
+		snprintf(q->who, sizeof(q->who), "%s", user);
+		return 0;
+	}
+	snprintf(q->who, sizeof(q->who), "dashboard");
+	if (dashauth_bearer(d->auth, q->wsi))
+		return 0;
+	if (q->post)
+		return HTTP_STATUS_FORBIDDEN;	/* no logins, no token: nobody acts */
+	return dashauth_has_token(d->auth) ? HTTP_STATUS_FORBIDDEN : 0;
+}
+
+static int
+dash_api_run(struct dash_req *q)
+{
+	struct dash	*d = q->d;
+	unsigned	 st;
+	int		 want_post = dash_api_wants_post(q);
+
+	q->now = util_wall_ms();
+	if (q->post != want_post)
+		return dash_api_error(q, HTTP_STATUS_METHOD_NOT_ALLOWED,
+		    "method not allowed");
+	if ((st = dash_api_allowed(q)) != 0)
+		return dash_api_error(q, st, st == HTTP_STATUS_UNAUTHORIZED ?
+		    "not logged in" : q->post && !dashauth_logins(d->auth) ?
+		    "actions need logins (dashboard.users) or the dashboard.token "
+		    "as a Bearer token" : "your role may not do that");
+	if (q->post && !dashauth_json_type(q->wsi))
+		return dash_api_error(q, HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE,
+		    "want Content-Type: application/json");
+	if (q->post && !dash_feed_origin_ok(d, q->wsi)) {
+		log_warnx("dash_api_run: a POST from a foreign origin refused "
+		    "(dashboard.allowed_origins)");
+		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "origin refused");
+	}
+	if (q->too_big)
+		return dash_api_error(q, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "too large");
+	switch (q->route) {
+	case DR_ALERTS:
+		return dash_api_alerts(q);
+	case DR_ALERT:
+		return dash_api_handle(q);
+	case DR_CONV:
+		if (!note_name_ok(q->arg, strlen(q->arg)))
+			return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
+			    "want a conversation id");
+		return dash_api_conv(q);
+	case DR_NOTE:
+		if (!note_name_ok(q->arg, strlen(q->arg)))
+			return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
+			    "want an agent id");
+		return dash_api_note(q);
+	default:
+		return dash_api_error(q, HTTP_STATUS_NOT_FOUND, "no such route");
+	}
+}
+
+/* The client went (or the transaction ended): a request Redis still owes replies to is left to them. */
+static void
+dash_api_release(struct dash_api_pss *p)
+{
+	struct dash_req	*q = p->q;
+
+	p->q = NULL;
+	if (q == NULL)
+		return;
+	q->wsi = NULL;
+	if (q->pending == 0)
+		dash_req_free(q);
+}
+
+int
+dash_api_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	struct dash		*d = lws_context_user(lws_get_context(wsi));
+	struct dash_api_pss	*p = user;
+	struct dash_req		*q;
+	enum dash_route		 route;
+	char			*arg;
+	int			 rc;
+
+	if (p == NULL)		/* no request space: vhost-level callbacks */
+		return dashauth_http(d->auth, wsi, (int)reason, NULL, in, len);
+	if (reason == LWS_CALLBACK_HTTP) {
+		dash_api_release(p);
+		route = in != NULL ? dash_api_route(in, len, &arg) : DR_NONE;
+		p->mine = route != DR_NONE;
+		if (!p->mine)
+			return dashauth_http(d->auth, wsi, (int)reason, p->auth, in, len);
+		if ((q = calloc(1, sizeof(*q))) == NULL) {
+			/* arg: NULL or ours */
+			free(arg);
+			return -1;
+		}
+		q->d = d;
+		q->wsi = wsi;
+		q->route = route;
+		q->arg = arg;
+		sbuf_init(&q->out);
+		p->q = q;
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) {
+			q->post = 1;
+			/* lws would wait for 100 MB of a body without a length */
+			if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+				(void)lws_return_http_status(wsi,
+				    HTTP_STATUS_LENGTH_REQUIRED, NULL);
+				return -1;
+			}
+			return 0;	/* the body first: HTTP_BODY_COMPLETION runs it */
+		}
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+			q->post = 1;	/* neither: answered as a method not allowed */
+			return dash_api_error(q, HTTP_STATUS_METHOD_NOT_ALLOWED,
+			    "method not allowed");
+		}
+		return dash_api_run(q) == -1 ? -1 : 0;
+	}
+	if (!p->mine) {
+		if (reason == LWS_CALLBACK_CLOSED_HTTP)
+			dash_api_release(p);
+		return dashauth_http(d->auth, wsi, (int)reason, p->auth, in, len);
+	}
+	q = p->q;
+	switch (reason) {
+	case LWS_CALLBACK_HTTP_BODY:
+		if (q == NULL)
+			return -1;
+		if (q->len + len > sizeof(q->body)) {
+			/* no reason to read on: answer now and close */
+			q->too_big = 1;
+			if (dash_api_error(q, HTTP_STATUS_REQ_ENTITY_TOO_LARGE,
+			    "too large (8 KiB at most)") == 0)
+				(void)dash_api_write(q);
+			return -1;
+		}
+		memcpy(q->body + q->len, in, len);
+		q->len += len;
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (q == NULL)
+			return -1;
+		return dash_api_run(q) == -1 ? -1 : 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (q == NULL || !q->answering)
+			return 0;
+		if ((rc = dash_api_write(q)) != 1)
+			return rc;
+		/*
+		 * done: the next request on this connection starts afresh;
+		 * lws may free this space as the transaction ends, so first
+		 */
+		dash_api_release(p);
+		p->mine = 0;
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		dash_api_release(p);
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}

@@ -1,0 +1,502 @@
+"""The dashboard's HTTP API and the live handling (issue 15; docs/dashboard.md
+"HTTP API"): alerts listed with filters, an alert's handling set and audited,
+a conversation's history, turns and notes, a note sent to an agent; the
+errors (400, 401, 403, 404, 405, 413), the roles and the Origin check; two
+pages seeing a change live, a note's state pushed when chatmond's audit entry
+comes, the handling pruned with the stream, and `chatmon rules fp`.
+Real redis-server, real `chatmon dashboard`, plain HTTP and WebSocket clients."""
+
+import asyncio
+import http.client
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import CHATMON, T, run, wait_for
+
+STREAM = "chatmon:alerts:log"
+TOKEN = "wallboard-token-123"
+
+
+def alert_id(ms, n):
+    return f"{ms:013d}-0000abcd-{n:010d}"
+
+
+def alert(n, ms=None, agent="alice", conversation=None, severity="critical", rule="offplatform.x"):
+    ms = ms if ms is not None else int(time.time() * 1000)
+    return {"v": 2, "id": alert_id(ms, n),
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ms / 1000)),
+            "type": "rule.hit", "severity": severity, "agent": agent,
+            "conversation": conversation or f"c-{n}", "role": "agent",
+            "category": rule.split(".")[0], "rule": rule, "action": "block",
+            "text": "加我微信 abc123", "match": {"start": 0, "end": 4}, "matched": "加我微信",
+            "message": "平台内沟通",
+            "hits": [{"rule": rule, "category": rule.split(".")[0], "severity": severity,
+                      "action": "block", "match": {"start": 0, "end": 4}},
+                     {"rule": "contact.phone", "category": "contact", "severity": "warn",
+                      "action": "warn", "match": {"start": 5, "end": 11}}]}
+
+
+def xadd(c, a, key=STREAM):
+    return c.xadd(key, {"alert": json.dumps(a, ensure_ascii=False)})
+
+
+def request(d, method, path, body=None, cookie=None, bearer=None, origin=None,
+            ctype="application/json"):
+    """(status, headers as a dict, parsed JSON body or the raw bytes)."""
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=T)
+    h = {}
+    if cookie:
+        h["Cookie"] = f"chatmon_session={cookie}"
+    if bearer:
+        h["Authorization"] = f"Bearer {bearer}"
+    if origin:
+        h["Origin"] = origin
+    data = None
+    if body is not None:
+        data = body if isinstance(body, bytes) else (
+            body if isinstance(body, str) else json.dumps(body)).encode()
+        h["Content-Type"] = ctype
+    c.request(method, path, body=data, headers=h)
+    r = c.getresponse()
+    raw = r.read()
+    hdrs = {k.lower(): v for k, v in r.getheaders()}
+    c.close()
+    try:
+        doc = json.loads(raw) if raw else None
+    except ValueError:
+        doc = raw
+    return r.status, hdrs, doc
+
+
+def get(d, path, **kw):
+    return request(d, "GET", path, bearer=kw.pop("bearer", TOKEN), **kw)
+
+
+def post(d, path, body, **kw):
+    return request(d, "POST", path, body, bearer=kw.pop("bearer", TOKEN), **kw)
+
+
+def tool(argv):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+
+def passwd(path, user, password, *role):
+    p = subprocess.run([CHATMON, "passwd", "-f", str(path), user, *role],
+                       input=password + "\n", capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+
+
+def login(d, user, password):
+    st, h, _ = request(d, "POST", "/api/login", {"user": user, "password": password})
+    assert st == 200
+    return h["set-cookie"].split(";")[0].split("=", 1)[1]
+
+
+def wait_alerts(d, n, path="/api/alerts", **kw):
+    """Until GET /api/alerts lists n alerts (the dashboard read the stream)."""
+    got = {}
+
+    def enough():
+        st, _, doc = get(d, path, **kw)
+        got["doc"] = doc
+        return st == 200 and len(doc["alerts"]) >= n
+    wait_for(enough, 10, f"{n} alerts listed")
+    return got["doc"]
+
+
+class Page:
+    def __init__(self, ws):
+        self.ws = ws
+        self.msgs = []
+
+    async def next(self, pred, timeout=T):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no such message; had {[m['type'] for m in self.msgs][-12:]}")
+            m = json.loads(await asyncio.wait_for(self.ws.recv(), left))
+            self.msgs.append(m)
+            if pred(m):
+                return m
+
+
+def is_handling(reset, aid=None):
+    return lambda m: (m["type"] == "handling" and m["reset"] is reset and
+                      (aid is None or aid in m["alerts"]))
+
+
+@pytest.fixture
+def open_dash(dashboard, redis_server):
+    """A dashboard without logins, with dashboard.token; its Redis client."""
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  token: {TOKEN}\n")
+    return d, r.client()
+
+
+def test_alerts_listed_with_filters(open_dash):
+    d, c = open_dash
+    ms = int(time.time() * 1000)
+    a1 = alert(1, ms, "alice", "c-1")
+    a2 = alert(2, ms + 1, "bob", "c-2", severity="warn")
+    a3 = alert(3, ms + 2, "alice", "c-1")
+    sids = [xadd(c, a) for a in (a1, a2, a3)]
+    doc = wait_alerts(d, 3)
+    assert [x["alert"]["id"] for x in doc["alerts"]] == [a1["id"], a2["id"], a3["id"]]
+    assert [x["sid"] for x in doc["alerts"]] == sids and doc["last"] == sids[2]
+    assert all(x["handling"] is None for x in doc["alerts"])
+    assert doc["alerts"][0]["alert"]["hits"][1]["rule"] == "contact.phone"
+
+    def ids(q):
+        st, _, doc = get(d, "/api/alerts?" + q)
+        assert st == 200, doc
+        return [x["alert"]["id"] for x in doc["alerts"]]
+    assert ids("severity=warn") == [a2["id"]]
+    assert ids("agent=alice") == [a1["id"], a3["id"]]
+    assert ids("conversation=c-2") == [a2["id"]]
+    assert ids("limit=2") == [a2["id"], a3["id"]]            # the newest, oldest first
+    assert ids(f"since={sids[0]}&limit=1") == [a2["id"]]      # paging on from since
+    assert ids(f"since={sids[2]}") == []
+    assert ids("state=unhandled") == [a1["id"], a2["id"], a3["id"]]
+    assert ids("state=acked") == []
+    for bad in ("state=done", "severity=high", "limit=0", "limit=x"):
+        st, _, doc = get(d, "/api/alerts?" + bad)
+        assert st == 400 and "error" in doc, (bad, st, doc)
+
+
+def test_handling_set_stored_and_audited(open_dash):
+    d, c = open_dash
+    a = alert(1)
+    xadd(c, a)
+    wait_alerts(d, 1)
+    t0 = int(time.time() * 1000)
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "acked", "note": "看过了"})
+    assert st == 200, doc
+    h = doc["handling"]
+    assert doc["id"] == a["id"] and h["state"] == "acked" and h["by"] == "dashboard"
+    assert h["note"] == "看过了" and t0 <= h["at"] <= int(time.time() * 1000)
+    assert h["rule"] == "offplatform.x" and h["severity"] == "critical"
+    assert h["rules"] == ["offplatform.x", "contact.phone"]
+    stored = json.loads(c.hget("chatmon:alerts:handling", a["id"]))
+    assert stored == h
+    (sid, fields), = c.xrange("chatmon:audit")
+    e = json.loads(fields["e"])
+    assert e["who"] == "dashboard" and e["what"] == "alert.state" and e["alert"] == a["id"]
+    assert e["state"] == "acked" and e["note"] == "看过了" and t0 <= e["ts"]
+    # listed with it, and filtered by it
+    st, _, doc = get(d, "/api/alerts?state=acked")
+    assert [x["alert"]["id"] for x in doc["alerts"]] == [a["id"]]
+    assert doc["alerts"][0]["handling"]["state"] == "acked"
+    st, _, doc = get(d, "/api/alerts?state=unhandled")
+    assert doc["alerts"] == []
+    # assigned needs an assignee, false_positive a reason
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "assigned"})
+    assert st == 400 and "assignee" in doc["error"]
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "false_positive"})
+    assert st == 400 and "reason" in doc["error"]
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "false_positive", "reason": "正常用语"})
+    assert st == 200 and doc["handling"]["reason"] == "正常用语"
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "assigned", "assignee": "carol"})
+    assert st == 200 and doc["handling"]["assignee"] == "carol"
+    assert len(c.xrange("chatmon:audit")) == 3
+
+
+def test_errors(open_dash):
+    d, c = open_dash
+    a = alert(1)
+    xadd(c, a)
+    wait_alerts(d, 1)
+    path = f"/api/alerts/{a['id']}"
+    st, _, doc = post(d, path, "{not json")
+    assert st == 400 and "error" in doc
+    st, _, doc = post(d, path, {"state": "closed"})
+    assert st == 400 and "state" in doc["error"]
+    st, _, doc = post(d, path, {"state": "acked", "note": 5})
+    assert st == 400
+    st, _, doc = post(d, "/api/alerts/1700000000000-0000abcd-0000000009", {"state": "acked"})
+    assert st == 404 and "error" in doc
+    st, _, doc = post(d, path, {"state": "acked", "note": "x" * 9000})
+    assert st == 413, (st, doc)
+    assert doc == {"error": "too large (8 KiB at most)"}
+    st, h, doc = get(d, path)
+    assert st == 405 and h["allow"] == "POST" and "error" in doc
+    st, h, doc = post(d, "/api/alerts", {"state": "acked"})
+    assert st == 405 and h["allow"] == "GET"
+    st, _, doc = get(d, "/api/conversations/nobody-knows")
+    assert st == 404 and "error" in doc
+    st, _, doc = get(d, "/api/nothing-here")
+    assert st == 404
+    # CSRF: a POST from another site's page is refused, the page's own passes
+    st, _, doc = post(d, path, {"state": "acked"}, origin="http://evil.example")
+    assert st == 403 and "origin" in doc["error"]
+    st, _, doc = post(d, path, {"state": "acked"}, ctype="text/plain")
+    assert st == 415 and "error" in doc
+    st, _, doc = post(d, path, {"state": "acked"}, origin=f"http://127.0.0.1:{d.port}")
+    assert st == 200
+    # the token: without it, or wrong, nothing
+    st, _, doc = post(d, path, {"state": "acked"}, bearer=None)
+    assert st == 403 and "error" in doc
+    st, _, doc = post(d, path, {"state": "acked"}, bearer="wrong")
+    assert st == 403
+    st, _, doc = get(d, "/api/alerts", bearer=None)
+    assert st == 403
+    assert c.hget("chatmon:alerts:handling", a["id"]) is not None
+    assert len(c.xrange("chatmon:audit")) == 1
+
+
+def test_without_logins_or_token_nobody_acts(dashboard, redis_server):
+    r = redis_server()
+    d = dashboard(r.url())
+    c = r.client()
+    a = alert(1)
+    xadd(c, a)
+    wait_alerts(d, 1, bearer=None)
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "acked"}, bearer=None)
+    assert st == 403 and "dashboard.users" in doc["error"]
+    st, _, doc = post(d, "/api/agents/alice/notes", {"conversation": "c-1", "text": "hi"},
+                      bearer=None)
+    assert st == 403
+    assert c.hlen("chatmon:alerts:handling") == 0 and not c.exists("chatmon:audit")
+
+
+def test_roles_with_logins(dashboard, redis_server, tmp_path):
+    users = tmp_path / "users"
+    passwd(users, "alice", "alice-pw")
+    passwd(users, "bob", "bob-pw", "supervisor")
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  users: {users}\n")
+    c = r.client()
+    a = alert(1)
+    xadd(c, a)
+    st, _, doc = request(d, "GET", "/api/alerts")
+    assert st == 401 and "error" in doc
+    st, _, doc = request(d, "POST", f"/api/alerts/{a['id']}", {"state": "acked"})
+    assert st == 401
+    alice, bob = login(d, "alice", "alice-pw"), login(d, "bob", "bob-pw")
+    wait_for(lambda: len(request(d, "GET", "/api/alerts", cookie=alice)[2]["alerts"]) == 1,
+             10, "the alert listed for a viewer")
+    st, _, doc = request(d, "POST", f"/api/alerts/{a['id']}", {"state": "acked"}, cookie=alice)
+    assert st == 403 and "error" in doc
+    st, _, doc = request(d, "POST", "/api/agents/alice/notes",
+                         {"conversation": "c-1", "text": "hi"}, cookie=alice)
+    assert st == 403
+    # the token is the wallboard's: it reads the feed, it does not act
+    st, _, doc = request(d, "POST", f"/api/alerts/{a['id']}", {"state": "acked"}, bearer=TOKEN)
+    assert st == 401
+    st, _, doc = request(d, "POST", f"/api/alerts/{a['id']}", {"state": "resolved", "note": "ok"},
+                         cookie=bob)
+    assert st == 200 and doc["handling"]["by"] == "bob"
+    e = json.loads(c.xrange("chatmon:audit")[-1][1]["e"])
+    assert e["who"] == "bob" and e["state"] == "resolved"
+
+
+def test_two_pages_see_a_change_live(open_dash):
+    d, c = open_dash
+    a, b = alert(1), alert(2)
+    xadd(c, a)
+    xadd(c, b)
+    # as another dashboard does it: the hash, then the audit entry
+    c.hset("chatmon:alerts:handling", b["id"], json.dumps({"state": "acked", "by": "x", "at": 1}))
+    c.xadd("chatmon:audit", {"e": json.dumps({"ts": 1, "who": "x", "what": "alert.state",
+                                              "alert": b["id"], "state": "acked"})})
+    wait_alerts(d, 1, path="/api/alerts?state=acked")
+
+    async def main():
+        async with d.feed(f"?token={TOKEN}") as w1, d.feed(f"?token={TOKEN}") as w2:
+            p1, p2 = Page(w1), Page(w2)
+            for p in (p1, p2):
+                assert (await p.next(lambda m: True))["type"] == "hello"
+                reset = await p.next(is_handling(True))
+                assert reset["alerts"] == {b["id"]: {"state": "acked", "by": "x", "at": 1}}
+            st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "assigned",
+                                                          "assignee": "carol"})
+            assert st == 200
+            for p in (p1, p2):
+                m = await p.next(is_handling(False, a["id"]))
+                assert m["alerts"][a["id"]]["state"] == "assigned"
+                assert m["alerts"][a["id"]]["assignee"] == "carol"
+            # another dashboard's action comes through the audit stream
+            other = {"state": "resolved", "by": "dave", "at": 5, "rules": []}
+            c.hset("chatmon:alerts:handling", b["id"], json.dumps(other))
+            c.xadd("chatmon:audit", {"e": json.dumps({"ts": 5, "who": "dave",
+                                                      "what": "alert.state", "alert": b["id"],
+                                                      "state": "resolved"})})
+            for p in (p1, p2):
+                m = await p.next(is_handling(False, b["id"]))
+                assert m["alerts"][b["id"]] == other
+    run(main())
+
+
+def test_note_sent_stored_and_its_state_pushed(open_dash):
+    d, c = open_dash
+
+    async def main():
+        async with d.feed(f"?token={TOKEN}") as ws:
+            p = Page(ws)
+            await p.next(is_handling(True))
+            t0 = int(time.time() * 1000)
+            st, _, doc = post(d, "/api/agents/alice/notes",
+                              {"conversation": "c-9", "text": "注意语气,先道歉"})
+            assert st == 202, doc
+            note = doc["note"]
+            nid = note["id"]
+            assert nid.startswith("n-") and len(nid.split("-")[2]) == 8
+            assert note["agent"] == "alice" and note["conversation"] == "c-9"
+            assert note["from"] == "dashboard" and note["text"] == "注意语气,先道歉"
+            assert note["state"] == "sent" and t0 <= note["ts"]
+            # the keys of the contract, section 3
+            h = c.hgetall(f"chatmon:note:{nid}")
+            assert h["state"] == "sent" and json.loads(h["json"])["id"] == nid
+            assert c.pttl(f"chatmon:note:{nid}") > 23 * 3600 * 1000
+            score = c.zscore("chatmon:notes:pending:alice", nid)
+            assert abs(score - (note["ts"] + 600000)) < 1
+            assert 0 < c.pttl("chatmon:notes:pending:alice") <= 600000
+            assert c.lrange("chatmon:notes:conv:c-9", 0, -1) == [nid]
+            assert c.pttl("chatmon:notes:conv:c-9") > 0
+            (_, f), = c.xrange("chatmon:notes:log")
+            assert json.loads(f["note"]) == {k: note[k] for k in
+                                              ("id", "agent", "conversation", "from", "text", "ts")}
+            (_, f), = c.xrange("chatmon:audit")
+            e = json.loads(f["e"])
+            assert e["what"] == "note.send" and e["note"] == nid and e["who"] == "dashboard"
+            assert e["agent"] == "alice" and e["conversation"] == "c-9"
+            m = await p.next(lambda m: m["type"] == "note")
+            assert m["note"]["id"] == nid and m["note"]["state"] == "sent"
+            assert m["note"]["delivered_at"] is None and m["note"]["read_at"] is None
+            # chatmond's side when the workbench acks (written here as it would)
+            now = int(time.time() * 1000)
+            c.hset(f"chatmon:note:{nid}", mapping={"state": "read", "delivered_at": now,
+                                                   "read_at": now + 1})
+            c.xadd("chatmon:audit", {"e": json.dumps({"ts": now, "who": "agent:alice",
+                                                      "what": "note.state", "note": nid,
+                                                      "state": "read"})})
+            m = await p.next(lambda m: m["type"] == "note" and m["note"]["state"] == "read")
+            assert m["note"]["delivered_at"] == now and m["note"]["read_at"] == now + 1
+            st, _, conv = get(d, "/api/conversations/c-9")
+            assert st == 200 and [n["id"] for n in conv["notes"]] == [nid]
+            assert conv["notes"][0]["state"] == "read"
+    run(main())
+
+
+def test_note_errors(open_dash):
+    d, c = open_dash
+    for body in ({"conversation": "c-1"}, {"conversation": "c-1", "text": ""},
+                 {"text": "hi"}, {"conversation": "c-1", "text": "字" * 1001}, "[]"):
+        st, _, doc = post(d, "/api/agents/alice/notes", body)
+        assert st == 400 and "error" in doc, (body, st, doc)
+    st, _, doc = post(d, "/api/agents/alice/notes", {"conversation": "c-1", "text": "字" * 1000})
+    assert st == 202
+    st, h, doc = get(d, "/api/agents/alice/notes")
+    assert st == 405 and h["allow"] == "POST"
+
+
+def test_conversation(dashboard, redis_server):
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  token: {TOKEN}\nhistory:\n  ttl: 1h\n")
+    c = r.client()
+    now = int(time.time() * 1000)
+    a = alert(1, now, "alice", "c-7")
+    xadd(c, a)
+    xadd(c, alert(2, now + 1, "alice", "c-8"))
+    turns = [{"ts": now - 2 * 3600 * 1000, "role": "customer", "agent": "alice", "text": "old"},
+             {"ts": now - 3000, "role": "customer", "agent": "alice", "text": "在吗",
+              "nick": "小王"},
+             {"ts": now - 2000, "role": "agent", "agent": "alice", "text": "加我微信",
+              "blocked": True, "alert": a["id"]},
+             {"ts": now - 1000, "role": "customer", "agent": "alice", "text": "好的"}]
+    for t in turns:                       # LPUSH: newest first, as chatmond writes
+        c.lpush("chatmon:hist:c-7", json.dumps(t, ensure_ascii=False))
+    wait_alerts(d, 2)
+    post(d, f"/api/alerts/{a['id']}", {"state": "acked"})
+    st, _, doc = get(d, "/api/conversations/c-7")
+    assert st == 200, doc
+    assert doc["conversation"] == "c-7" and doc["nick"] == "小王"
+    assert doc["turns"] == turns[1:]      # oldest first, past history.ttl dropped
+    assert [x["alert"]["id"] for x in doc["alerts"]] == [a["id"]]
+    assert doc["alerts"][0]["handling"]["state"] == "acked"
+    assert doc["waiting"] is None and doc["notes"] == []
+    # the customer waits (an open round as chatmond keeps it in Redis, docs/sla.md)
+    c.zadd("chatmon:sla:{3}:open", {"c-7": now - 1000})
+    c.hset("chatmon:sla:{3}:c:c-7", mapping={"op": 1, "f": 0, "x": 0, "m1": 30000,
+                                             "a": "alice", "w": "inst-1"})
+
+    def waiting():
+        st, _, doc = get(d, "/api/conversations/c-7")
+        return st == 200 and doc["waiting"]
+    w = wait_for(waiting, 10, "the waiting round in the conversation")
+    assert w["conversation"] == "c-7" and w["agent"] == "alice" and w["opened"] == now - 1000
+    # only alerts known: still a conversation
+    st, _, doc = get(d, "/api/conversations/c-8")
+    assert st == 200 and doc["turns"] == [] and doc["nick"] is None and len(doc["alerts"]) == 1
+    st, _, doc = get(d, "/api/conversations/c-404")
+    assert st == 404
+
+
+def test_handling_pruned_with_the_stream(dashboard, redis_server):
+    r = redis_server()
+    c = r.client()
+    now = int(time.time() * 1000)
+    kept = alert(1, now)
+    xadd(c, kept)
+    old_id = alert_id(now - 2 * 3600 * 1000, 9)  # trimmed from the stream long ago
+    v = json.dumps({"state": "acked", "by": "x", "at": 1})
+    c.hset("chatmon:alerts:handling", mapping={kept["id"]: v, old_id: v, "t-other": v})
+    d = dashboard(r.url(), extra=f"  token: {TOKEN}\n")
+    wait_for(lambda: not c.hexists("chatmon:alerts:handling", old_id), 10, "the old one pruned")
+    assert c.hexists("chatmon:alerts:handling", kept["id"])
+    assert c.hexists("chatmon:alerts:handling", "t-other")     # not an id of chatmond's form
+    assert "pruned" in d.log()
+
+
+def test_rules_fp(dashboard, redis_server, tmp_path):
+    r = redis_server()
+    c = r.client()
+    now = int(time.time() * 1000)
+    fp = lambda rules, at=now: json.dumps({"state": "false_positive", "by": "bob", "at": at,
+                                           "reason": "x", "rule": rules[0], "rules": rules})
+    c.hset("chatmon:alerts:handling", mapping={
+        "a1": fp(["offplatform.x", "contact.phone"]),
+        "a2": fp(["offplatform.x"]),
+        "a3": fp(["abuse.y"], at=now - 40 * 86400 * 1000),
+        "a4": json.dumps({"state": "acked", "by": "bob", "at": now, "rules": ["abuse.y"]})})
+    conf = tmp_path / "fp.yaml"
+    conf.write_text(f"redis:\n  url: {r.url()}\n", encoding="utf-8")
+    p = tool([CHATMON, "rules", "fp", "-c", str(conf), "--json"])
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["rules"] == [{"rule": "offplatform.x", "false_positives": 2},
+                            {"rule": "abuse.y", "false_positives": 1},
+                            {"rule": "contact.phone", "false_positives": 1}]
+    assert doc["handled"] == 4 and doc["false_positives"] == 3
+    p = tool([CHATMON, "rules", "fp", "-c", str(conf), "--since", "7", "--json"])
+    assert [x["rule"] for x in json.loads(p.stdout)["rules"]] == ["offplatform.x", "contact.phone"]
+    p = tool([CHATMON, "rules", "fp", "-c", str(conf)])
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].split() == ["RULE", "FALSE_POSITIVES"]
+    assert lines[1].split() == ["offplatform.x", "2"]
+    p = tool([CHATMON, "rules", "fp", "--since", "x", "-c", str(conf)])
+    assert p.returncode == 2
+
+
+def test_redis_away_is_503(dashboard, redis_server):
+    """Without Redis the API says so (503) and the dashboard lives on."""
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  token: {TOKEN}\n")
+    c = r.client()
+    a = alert(1)
+    xadd(c, a)
+    wait_alerts(d, 1)
+    r.kill()
+    wait_for(lambda: "dash_status: redis away" in d.log(), 10, "Redis seen away")
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "acked"})
+    assert st == 503 and "error" in doc
+    st, _, doc = post(d, "/api/agents/alice/notes", {"conversation": "c-1", "text": "hi"})
+    assert st == 503
+    st, _, doc = get(d, "/api/conversations/c-1")
+    assert st == 503
+    st, _, doc = get(d, "/api/alerts")            # what the dashboard holds, still
+    assert st == 200 and len(doc["alerts"]) == 1
