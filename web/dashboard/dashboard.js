@@ -184,6 +184,7 @@ const STRINGS = {
     'err.403': '没有权限：需要主管角色。',
     'err.404': '找不到这条记录（可能已过期）。',
     'err.413': '内容太长。',
+    'err.503': '看板服务器暂时连不上 Redis，请稍后再试。',
     'err.other': (s) => `操作失败（${s}），请稍后再试。`,
     'err.network': '连不上看板服务器，请稍后再试。',
     // conversation view
@@ -348,6 +349,7 @@ const STRINGS = {
     'err.403': 'Not allowed: this needs the supervisor role.',
     'err.404': 'Not found (it may have expired).',
     'err.413': 'Too long.',
+    'err.503': 'The dashboard server cannot reach Redis right now: try again later.',
     'err.other': (s) => `Failed (${s}): try again later.`,
     'err.network': 'The dashboard server cannot be reached: try again later.',
     openConv: 'Open the conversation',
@@ -825,9 +827,9 @@ function onRowClick(ev) {
 // assigns, resolves or marks an alert a false positive with POST
 // /api/alerts/ID; every page sees the change through the feed's `handling`.
 // An alert counts as handled from its first state on: acknowledging one
-// takes it out of the pinned block. Resolved and false positive are final
-// (no more buttons).
-const FINAL_STATES = new Set(['resolved', 'false_positive']);
+// takes it out of the pinned block. Any state may follow any other (the
+// API keeps the last, the audit stream all): a resolved alert may still
+// turn out a false positive, so the buttons stay, acknowledge aside.
 const HANDLING_STATES = ['acked', 'assigned', 'resolved', 'false_positive'];
 const ACT_FORMS = {
   assign: { state: 'assigned', field: 'assignee', required: true, max: 64, multiline: false },
@@ -882,7 +884,7 @@ function paintHandle(box) {
   }
   const acts = box.querySelector('.h-actions');
   acts.replaceChildren();
-  if (canAct() && !(h && FINAL_STATES.has(h.state))) {
+  if (canAct()) {
     const kinds = h ? ['assign', 'resolve', 'fp'] : ['ack', 'assign', 'resolve', 'fp'];
     for (const k of kinds) {
       const b = el('button', `act act-${k}`, t('act.' + k));
