@@ -18,6 +18,7 @@
 
 const MAX_KEPT = 2000;          // alerts held in memory
 const MAX_DRAWN = 200;          // alert rows in the DOM
+const MAX_PINNED = 50;          // rows of the pinned block (unhandled criticals)
 const TEXT_MAX = 90;            // code points of a chat message shown in a row
 const TEXT_LEAD = 20;           // ... of which at most this many before the match
 const RETRY_FIRST_MS = 500;     // reconnect pauses: 0.5 s doubling to 10 s
@@ -138,6 +139,80 @@ const STRINGS = {
     seconds: (s) => `${s} 秒`,
     minutes: (m) => `${m} 分钟`,
     minSec: (m, s) => `${m} 分 ${s} 秒`,
+    // at a glance (the strip under the header)
+    'glance.label': '概览',
+    'glance.waiting': '等待中',
+    'glance.longest': '最长等待',
+    'glance.breaches': '今日超时',
+    'glance.blocks': '今日拦截',
+    'glance.rate': (d) => `团队${d}回复率`,
+    'glance.critical': '待处理严重告警',
+    'glance.blocksNote': '内存中今日告警里被拦截的条数',
+    notify: '声音提醒',
+    'notify.title': '新的严重告警和超时：响一声并弹出浏览器通知（只对这台电脑上的这个浏览器生效）',
+    'notify.one': (what, who) => `${what} · ${who}`,
+    'notify.many': (n) => `${n} 条新的严重告警或超时`,
+    titleCount: (n, title) => `(${n}) ${title}`,
+    // handling
+    'pinned.title': '待处理',
+    'pinned.note': '未处理的严重告警，处理后移出',
+    'pinned.count': (n, shown) => shown ? `${n} 条 · 显示最新 ${shown} 条` : `${n} 条`,
+    'state.unhandled': '未处理',
+    'state.acked': '已确认',
+    'state.assigned': '已指派',
+    'state.resolved': '已解决',
+    'state.false_positive': '误报',
+    'handling.by': (by, when) => `${by} · ${when}`,
+    'handling.assignee': (who) => `指派给 ${who}`,
+    'handling.note': (n) => `备注：${n}`,
+    'handling.reason': (r) => `原因：${r}`,
+    'act.ack': '确认',
+    'act.assign': '指派',
+    'act.resolve': '解决',
+    'act.fp': '误报',
+    'act.ackTitle': '表示已看到并在跟进',
+    'act.assign.label': '指派给（主管用户名）',
+    'act.resolve.label': '处理说明',
+    'act.fp.label': '误报原因（必填）',
+    'act.assign.submit': '指派',
+    'act.resolve.submit': '标记已解决',
+    'act.fp.submit': '标记误报',
+    'act.cancel': '取消',
+    'act.busy': '提交中…',
+    'err.400': (m) => `请求无效${m ? '：' + m : ''}`,
+    'err.401': '登录已失效，请重新登录。',
+    'err.403': '没有权限：需要主管角色。',
+    'err.404': '找不到这条记录（可能已过期）。',
+    'err.413': '内容太长。',
+    'err.503': '看板服务器暂时连不上 Redis，请稍后再试。',
+    'err.other': (s) => `操作失败（${s}），请稍后再试。`,
+    'err.network': '连不上看板服务器，请稍后再试。',
+    // conversation view
+    openConv: '查看会话',
+    'conv.title': (id) => `会话 ${id}`,
+    'conv.close': '关闭',
+    'conv.nick': (n) => `买家 ${n}`,
+    'conv.agent': (a) => `客服 ${a}`,
+    'conv.waiting': (clock, kind) => `买家已等待 ${clock} · ${kind}`,
+    'conv.notWaiting': '现在没有等待回复',
+    'conv.turns': '对话',
+    'conv.noTurns': '没有保存的对话记录（记录保留时间有限）',
+    'conv.customer': '买家',
+    'conv.agentRole': '客服',
+    'conv.blocked': '已拦截，买家未收到',
+    'conv.alerts': '本会话的告警',
+    'conv.noAlerts': '没有告警',
+    'conv.notes': '给客服的悄悄话',
+    'conv.noNotes': '还没有发过',
+    'conv.notFound': '没有这段会话的记录（可能已过期）。',
+    'conv.loading': '正在加载会话…',
+    'note.sent': '已发送',
+    'note.delivered': '已送达',
+    'note.read': '已读',
+    'note.placeholder': (a) => `发给 ${a} 的提示，只有客服能看到，买家看不到`,
+    'note.send': '发送',
+    'note.noAgent': '不知道这段会话的客服，无法发送。',
+    'note.from': (f) => `${f}`,
   },
   en: {
     locale: 'en',
@@ -231,6 +306,77 @@ const STRINGS = {
     seconds: (s) => `${s} s`,
     minutes: (m) => `${m} min`,
     minSec: (m, s) => `${m} min ${s} s`,
+    'glance.label': 'At a glance',
+    'glance.waiting': 'Waiting now',
+    'glance.longest': 'Longest wait',
+    'glance.breaches': 'Breaches today',
+    'glance.blocks': 'Blocks today',
+    'glance.rate': (d) => `Team ${d} rate`,
+    'glance.critical': 'Unhandled critical',
+    'glance.blocksNote': 'blocked messages among today\'s alerts held by this page',
+    notify: 'Sound alerts',
+    'notify.title': 'New critical alerts and breaches: a beep and a browser notification (this browser on this computer only)',
+    'notify.one': (what, who) => `${what} · ${who}`,
+    'notify.many': (n) => `${n} new critical alerts or breaches`,
+    titleCount: (n, title) => `(${n}) ${title}`,
+    'pinned.title': 'To handle',
+    'pinned.note': 'unhandled critical alerts, until someone handles them',
+    'pinned.count': (n, shown) => shown ? `${n} · newest ${shown} shown` : String(n),
+    'state.unhandled': 'Unhandled',
+    'state.acked': 'Acknowledged',
+    'state.assigned': 'Assigned',
+    'state.resolved': 'Resolved',
+    'state.false_positive': 'False positive',
+    'handling.by': (by, when) => `${by} · ${when}`,
+    'handling.assignee': (who) => `to ${who}`,
+    'handling.note': (n) => `note: ${n}`,
+    'handling.reason': (r) => `reason: ${r}`,
+    'act.ack': 'Acknowledge',
+    'act.assign': 'Assign',
+    'act.resolve': 'Resolve',
+    'act.fp': 'False positive',
+    'act.ackTitle': 'Seen, being followed up',
+    'act.assign.label': 'Assign to (supervisor user name)',
+    'act.resolve.label': 'What was done',
+    'act.fp.label': 'Why it is a false positive (required)',
+    'act.assign.submit': 'Assign',
+    'act.resolve.submit': 'Mark resolved',
+    'act.fp.submit': 'Mark false positive',
+    'act.cancel': 'Cancel',
+    'act.busy': 'Sending…',
+    'err.400': (m) => `Refused${m ? ': ' + m : ''}`,
+    'err.401': 'Your sign-in has ended: sign in again.',
+    'err.403': 'Not allowed: this needs the supervisor role.',
+    'err.404': 'Not found (it may have expired).',
+    'err.413': 'Too long.',
+    'err.503': 'The dashboard server cannot reach Redis right now: try again later.',
+    'err.other': (s) => `Failed (${s}): try again later.`,
+    'err.network': 'The dashboard server cannot be reached: try again later.',
+    openConv: 'Open the conversation',
+    'conv.title': (id) => `Conversation ${id}`,
+    'conv.close': 'Close',
+    'conv.nick': (n) => `buyer ${n}`,
+    'conv.agent': (a) => `agent ${a}`,
+    'conv.waiting': (clock, kind) => `The buyer has waited ${clock} · ${kind}`,
+    'conv.notWaiting': 'Nobody waits for an answer now',
+    'conv.turns': 'Chat',
+    'conv.noTurns': 'No chat kept for it (history is kept for a limited time)',
+    'conv.customer': 'Buyer',
+    'conv.agentRole': 'Agent',
+    'conv.blocked': 'Blocked: the buyer never got it',
+    'conv.alerts': 'Alerts of this conversation',
+    'conv.noAlerts': 'No alerts',
+    'conv.notes': 'Whispers to the agent',
+    'conv.noNotes': 'None sent yet',
+    'conv.notFound': 'Nothing is known of this conversation (it may have expired).',
+    'conv.loading': 'Loading the conversation…',
+    'note.sent': 'Sent',
+    'note.delivered': 'Delivered',
+    'note.read': 'Read',
+    'note.placeholder': (a) => `A hint for ${a}: the agent sees it, the buyer never does`,
+    'note.send': 'Send',
+    'note.noAgent': 'The conversation\'s agent is not known: nothing can be sent.',
+    'note.from': (f) => `${f}`,
   },
 };
 
@@ -257,7 +403,14 @@ const state = {
   waitRows: [],           // { el, wait, fill, base, threshold, level, text }
   agents: null,           // last `agents` message
   agentsSig: '',          // ... as JSON, to skip repeats
+  handling: new Map(),    // alert id -> its handling (the feed's `handling`, POST answers)
+  notes: new Map(),       // note id -> note with its state (the feed's `note`, the API's answers)
+  pending: [],            // unhandled critical entries, newest first (the pinned block)
+  notify: false,          // sound and notification for new criticals and breaches (opt-in)
 };
+
+// The open conversation view: `seq` drops an answer that a newer request overtook.
+const conv = { id: '', agent: '', data: null, seq: 0, loading: false, error: '', wait: null, refresh: 0, turnsSig: '' };
 
 // Who is logged in (GET /api/login); logins: whether the dashboard has any.
 const auth = { logins: false, user: '', role: '', locked: false };
@@ -284,6 +437,14 @@ const dom = {
   app: $('app'), login: $('login'), loginForm: $('login-form'), loginUser: $('login-user'),
   loginPassword: $('login-password'), loginError: $('login-error'),
   loginSubmit: $('login-submit'), who: $('who'), logout: $('logout'),
+  notify: $('notify'), notifyToggle: $('notify-toggle'), glance: $('glance'), gRateLabel: $('g-rate-label'),
+  glanceValues: Object.fromEntries(['waiting', 'longest', 'breaches', 'blocks', 'rate', 'critical']
+    .map((k) => [k, document.querySelector(`#g-${k} .g-value`)])),
+  pinnedBlock: $('pinned-block'), pinned: $('pinned'), pinnedCount: $('pinned-count'),
+  conv: $('conv'), convTitle: $('conv-title'), convNick: $('conv-nick'), convAgent: $('conv-agent'),
+  convClose: $('conv-close'), convWait: $('conv-wait'), convError: $('conv-error'),
+  convTurns: $('conv-turns'), convAlerts: $('conv-alerts'), convNotes: $('conv-notes'),
+  noteForm: $('note-form'), noteText: $('note-text'), noteSend: $('note-send'), noteError: $('note-error'),
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -369,8 +530,12 @@ function fmtTz(min) {
 }
 
 // "3分钟回复率" from sla.rate_ms: without the space the Chinese label wants.
+function rateDur() {
+  return fmtDur(state.sla.rate_ms).replace(/ /g, state.lang === 'zh' ? '' : '-');
+}
+
 function rateLabel() {
-  return t('col.rate', fmtDur(state.sla.rate_ms).replace(/ /g, state.lang === 'zh' ? '' : '-'));
+  return t('col.rate', rateDur());
 }
 
 function categoryLabel(c) {
@@ -379,26 +544,58 @@ function categoryLabel(c) {
 
 /* ----------------------------------------------------------------- alerts */
 
+const ACTION_RANK = { block: 0, warn: 1, flag: 2 };
+const SEVERITY_RANK = { critical: 0, warn: 1, info: 2 };
+
+// The hits of a rule.hit alert, strongest first (docs/alerts.md): v2's
+// `hits`, or a v1 alert's one rule at the top level. The server sends them
+// in that order already; the stable sort only guards the order the page
+// shows (block, warn, flag; then severity; then the server's rule order).
+function hitsOf(a) {
+  const top = {
+    rule: a.rule, category: a.category, severity: a.severity, action: a.action,
+    match: a.match, matched: a.matched, message: a.message,
+  };
+  const given = Array.isArray(a.hits) ? a.hits.filter((h) => h && typeof h === 'object') : [];
+  if (!given.length) return [top];
+  return given.map((h, i) => ({ h, i })).sort((x, y) =>
+    (ACTION_RANK[x.h.action] ?? 3) - (ACTION_RANK[y.h.action] ?? 3) ||
+    (SEVERITY_RANK[x.h.severity] ?? 3) - (SEVERITY_RANK[y.h.severity] ?? 3) ||
+    x.i - y.i).map((x) => x.h);
+}
+
 // One kept alert, with what the filters and the row need worked out once.
 function entry(sid, a) {
   const sla = SLA_TYPES.includes(a.type);
+  const hits = sla ? [] : hitsOf(a);
+  const category = sla ? 'sla' : String(a.category ?? '');
   return {
     key: typeof a.id === 'string' ? a.id : sid,
+    id: typeof a.id === 'string' ? a.id : '',
     alert: a,
     sla,
+    hits,
     severity: SEVERITIES.includes(a.severity) ? a.severity : 'info',
-    category: sla ? 'sla' : String(a.category ?? ''),
+    category,
+    // the category filter finds an alert by any of its hits
+    categories: sla ? ['sla'] : [...new Set([category, ...hits.map((h) => String(h.category ?? ''))])].filter(Boolean),
+    blocked: a.action === 'block' || hits.some((h) => h.action === 'block'),
     agent: String(a.agent ?? ''),
+    conversation: String(a.conversation ?? ''),
     time: Date.parse(a.ts),
   };
 }
 
 function takeAlerts(m) {
+  // alerts that came after the page had its history: those may ring
+  const live = state.alertsLoaded && !m.reset;
   state.alertsLoaded = true;
   if (m.reset) {
     state.kept.length = 0;
     state.keptKeys.clear();
   }
+  const fresh = [];
+  const handled = [];
   for (const item of Array.isArray(m.alerts) ? m.alerts : []) {
     if (!item || typeof item !== 'object') continue;
     if (typeof item.sid === 'string') feed.lastSid = item.sid;
@@ -406,28 +603,38 @@ function takeAlerts(m) {
     // docs/alerts.md: readers skip the types they do not know.
     if (!a || typeof a !== 'object' || (a.type !== 'rule.hit' && !SLA_TYPES.includes(a.type))) continue;
     const e = entry(item.sid, a);
+    if (e.id && item.handling && typeof item.handling === 'object') {
+      state.handling.set(e.id, item.handling);
+      handled.push(e.id);
+    }
     if (state.keptKeys.has(e.key)) continue;
     state.kept.push(e);
     state.keptKeys.add(e.key);
+    if (live) fresh.push(e);
     if (e.agent && !state.agentsSeen.has(e.agent)) {
       state.agentsSeen.add(e.agent);
       state.filterOptionsStale = true;
     }
-    if (!e.sla && e.category && !KNOWN_CATEGORIES.has(e.category) && !state.otherCategories.has(e.category)) {
-      state.otherCategories.add(e.category);
-      state.filterOptionsStale = true;
+    for (const c of e.sla ? [] : e.categories) {
+      if (!KNOWN_CATEGORIES.has(c) && !state.otherCategories.has(c)) {
+        state.otherCategories.add(c);
+        state.filterOptionsStale = true;
+      }
     }
+    if (conv.id && e.conversation === conv.id) convRefreshSoon();
   }
   const excess = state.kept.length - MAX_KEPT;
   if (excess > 0) {
     for (const e of state.kept.splice(0, excess)) state.keptKeys.delete(e.key);
   }
+  if (handled.length) repaintHandling(handled);
+  if (fresh.length) ring(fresh);
   scheduleRender();
 }
 
 function passes(e) {
   const f = state.filter;
-  return f.sev[e.severity] && (!f.category || e.category === f.category) && (!f.agent || e.agent === f.agent);
+  return f.sev[e.severity] && (!f.category || e.categories.includes(f.category)) && (!f.agent || e.agent === f.agent);
 }
 
 // The chat message with the match in a <mark>. Offsets are Unicode code
@@ -454,13 +661,39 @@ function messageText(a) {
   return span;
 }
 
+// Every hit of a grouped alert, strongest first: one line each, what it
+// is, what it matched, the coaching text.
+function hitsList(hits) {
+  const list = el('ol', 'hits-list');
+  hits.forEach((h, i) => {
+    const li = el('li', i === 0 ? 'hit hit-top' : 'hit');
+    const sev = SEVERITIES.includes(h.severity) ? h.severity : 'info';
+    Object.assign(li.dataset, {
+      rule: String(h.rule ?? ''), category: String(h.category ?? ''), severity: sev, action: String(h.action ?? ''),
+    });
+    li.append(el('span', `dot sev-${sev}`));
+    const what = el('span', 'hit-what', categoryLabel(String(h.category ?? '')));
+    if (h.rule) what.title = String(h.rule);
+    li.append(what);
+    if (h.action === 'block') li.append(el('span', 'badge blocked', t('blocked')));
+    if (typeof h.matched === 'string' && h.matched) li.append(el('span', 'hit-match', visible(h.matched)));
+    if (h.message) {
+      const coach = el('span', 'hit-coach', visible(h.message));
+      coach.title = String(h.message);
+      li.append(coach);
+    }
+    list.append(li);
+  });
+  return list;
+}
+
 function alertRow(e) {
   const a = e.alert;
   const row = el('div', `alert sev-${e.severity}`);
-  const blocked = a.action === 'block';
   Object.assign(row.dataset, {
     id: String(a.id ?? ''), severity: String(a.severity ?? ''), type: a.type,
-    category: e.category, agent: e.agent, blocked: String(blocked),
+    category: e.category, agent: e.agent, blocked: String(e.blocked),
+    conversation: e.conversation, hits: String(e.hits.length),
   });
 
   const time = el('div', 'c-time');
@@ -482,12 +715,15 @@ function alertRow(e) {
     const w = el('span', 'what', categoryLabel(e.category));
     if (a.rule) w.title = String(a.rule);
     what.append(w);
-    if (blocked) what.append(el('span', 'badge blocked', t('blocked')));
+    if (e.blocked) what.append(el('span', 'badge blocked', t('blocked')));
   }
 
   const who = el('div', 'c-who');
-  who.append(el('span', 'agent', visible(e.agent)), el('span', 'conv', visible(a.conversation ?? '')));
-  who.title = `${e.agent} · ${a.conversation ?? ''}`;   // both may be cut short on screen
+  const convLink = el('button', 'conv conv-link', visible(e.conversation));
+  convLink.type = 'button';
+  convLink.title = t('openConv');
+  who.append(el('span', 'agent', visible(e.agent)), convLink);
+  who.title = `${e.agent} · ${e.conversation}`;   // both may be cut short on screen
 
   const body = el('div', 'c-body');
   if (e.sla) {
@@ -497,7 +733,9 @@ function alertRow(e) {
     if (a.role === 'customer') line.append(el('span', 'role', t('buyer')));
     line.append(messageText(a));
     body.append(line);
-    if (a.message) {
+    if (e.hits.length > 1) {
+      body.append(hitsList(e.hits));
+    } else if (a.message) {
       const coach = el('div', 'coach', visible(a.message));
       coach.title = String(a.message);    // one line on screen, the whole in the tooltip
       body.append(coach);
@@ -511,33 +749,24 @@ function alertRow(e) {
   }
 
   row.append(time, sev, what, who, body, count);
+  if (e.id) row.append(handleBox(e.id, row));
   return row;
 }
 
 // Rows of the alerts drawn last time, by key: a row is built once and
 // moved, not rebuilt, while its alert stays among the newest 200 shown.
+// The pinned block has rows of its own (an alert may be in both).
 let rowCache = new Map();
+let pinCache = new Map();
 
-function renderAlerts() {
-  const drawn = [];
-  let matching = 0;
-  const perSeverity = { critical: 0, warn: 0, info: 0 };
-  for (let i = state.kept.length - 1; i >= 0; i--) {
-    const e = state.kept[i];
-    perSeverity[e.severity]++;
-    if (!passes(e)) continue;
-    matching++;
-    if (drawn.length < MAX_DRAWN) drawn.push(e);
-  }
-
-  // Reconcile the list with `drawn`, newest first. The usual change is a
-  // few new rows on top and as many gone at the bottom: that costs those
-  // insertions and removals only.
-  const list = dom.alerts;
+// Make `list` hold the rows of `entries` in that order, reusing the rows
+// of `cache`; returns the new cache. The usual change is a few new rows on
+// top and as many gone at the bottom: that costs those only.
+function reconcile(list, entries, cache) {
   const next = new Map();
   let cursor = list.firstElementChild;
-  for (const e of drawn) {
-    const row = rowCache.get(e.key) || alertRow(e);
+  for (const e of entries) {
+    const row = cache.get(e.key) || alertRow(e);
     next.set(e.key, row);
     if (row === cursor) cursor = cursor.nextElementSibling;
     else list.insertBefore(row, cursor);
@@ -547,13 +776,692 @@ function renderAlerts() {
     cursor = cursor.nextElementSibling;
     gone.remove();
   }
-  rowCache = next;
+  return next;
+}
+
+function renderAlerts() {
+  const drawn = [];
+  const pending = [];
+  let matching = 0;
+  const perSeverity = { critical: 0, warn: 0, info: 0 };
+  for (let i = state.kept.length - 1; i >= 0; i--) {
+    const e = state.kept[i];
+    perSeverity[e.severity]++;
+    if (e.severity === 'critical' && e.id && !state.handling.has(e.id)) pending.push(e);
+    if (!passes(e)) continue;
+    matching++;
+    if (drawn.length < MAX_DRAWN) drawn.push(e);
+  }
+  rowCache = reconcile(dom.alerts, drawn, rowCache);
+
+  // the pinned block: unhandled criticals, whatever the filters, until
+  // someone handles them
+  state.pending = pending;
+  pinCache = reconcile(dom.pinned, pending.slice(0, MAX_PINNED), pinCache);
+  dom.pinnedBlock.hidden = pending.length === 0;
+  dom.pinnedCount.textContent = t('pinned.count', num(pending.length),
+    pending.length > MAX_PINNED ? num(MAX_PINNED) : '');
 
   for (const s of SEVERITIES) dom.sevCounts[s].textContent = num(perSeverity[s]);
   dom.alertsCount.textContent = t('alerts.count', num(drawn.length), num(matching), num(state.kept.length));
   dom.alertsEmpty.textContent = drawn.length ? ''
     : t(state.kept.length ? 'alerts.filtered' : state.alertsLoaded ? 'alerts.none' : 'loading');
   dom.alertsEmpty.hidden = drawn.length > 0;
+  renderGlance();
+  if (conv.id) renderConvAlerts();
+}
+
+// A row, or the conversation view, opens the conversation; not a click on
+// its buttons and forms, nor the end of selecting its text.
+function onRowClick(ev) {
+  const row = ev.target.closest('.alert, .waiting');
+  if (!row || ev.target.closest('.handle') || (ev.target.closest('button, input, textarea, select, a')
+    && !ev.target.closest('.conv-link'))) return;
+  if (!ev.target.closest('.conv-link') && String(window.getSelection()) !== '') return;
+  if (row.dataset.conversation) openConversation(row.dataset.conversation, row.dataset.agent || '');
+}
+
+/* --------------------------------------------------------------- handling */
+
+// docs/dashboard.md, "Acting on alerts": a supervisor acknowledges,
+// assigns, resolves or marks an alert a false positive with POST
+// /api/alerts/ID; every page sees the change through the feed's `handling`.
+// An alert counts as handled from its first state on: acknowledging one
+// takes it out of the pinned block. Any state may follow any other (the
+// API keeps the last, the audit stream all): a resolved alert may still
+// turn out a false positive, so the buttons stay, acknowledge aside.
+const HANDLING_STATES = ['acked', 'assigned', 'resolved', 'false_positive'];
+const ACT_FORMS = {
+  assign: { state: 'assigned', field: 'assignee', required: true, max: 64, multiline: false },
+  resolve: { state: 'resolved', field: 'note', required: false, max: 1000, multiline: true },
+  fp: { state: 'false_positive', field: 'reason', required: true, max: 1000, multiline: true },
+};
+
+function canAct() {
+  return auth.role === 'supervisor';
+}
+
+// A moment as the page shows it: the clock, with the day when not today's.
+function fmtWhen(ms) {
+  if (!Number.isFinite(ms)) return '';
+  const [day, clock] = dayClock(ms);
+  return day === state.day ? clock : `${day} ${clock}`;
+}
+
+// The handling of one alert: its state (who, when, what they wrote) and,
+// for supervisors, the buttons and the small form they open. `host` (the
+// row) gets data-state too.
+function handleBox(id, host) {
+  const box = el('div', 'handle');
+  box.dataset.id = id;
+  box.host = host;
+  box.append(el('span', 'h-status'), el('span', 'h-actions'));
+  paintHandle(box);
+  return box;
+}
+
+function paintHandle(box) {
+  const h = state.handling.get(box.dataset.id) || null;
+  const st = h && HANDLING_STATES.includes(h.state) ? h.state : h ? 'other' : 'unhandled';
+  box.dataset.state = st;
+  if (box.host) box.host.dataset.state = st;
+  const status = box.querySelector('.h-status');
+  status.replaceChildren();
+  if (h) {
+    status.append(el('span', `h-badge state-${st}`, STRINGS[state.lang]['state.' + st] || visible(h.state ?? '')));
+    if (h.state === 'assigned' && h.assignee) status.append(el('span', 'h-assignee', t('handling.assignee', visible(h.assignee))));
+    const by = el('span', 'h-by', t('handling.by', visible(h.by ?? ''), fmtWhen(Number(h.at))));
+    status.append(by);
+    for (const [k, key] of [['note', 'handling.note'], ['reason', 'handling.reason']]) {
+      if (typeof h[k] === 'string' && h[k]) {
+        const x = el('span', `h-${k}`, t(key, visible(h[k])));
+        x.title = h[k];
+        status.append(x);
+      }
+    }
+  } else if (box.host && box.host.classList.contains('conv-alert')) {
+    status.append(el('span', 'h-badge state-unhandled', t('state.unhandled')));
+  }
+  const acts = box.querySelector('.h-actions');
+  acts.replaceChildren();
+  if (canAct()) {
+    const kinds = h ? ['assign', 'resolve', 'fp'] : ['ack', 'assign', 'resolve', 'fp'];
+    for (const k of kinds) {
+      const b = el('button', `act act-${k}`, t('act.' + k));
+      b.type = 'button';
+      b.dataset.act = k;
+      if (k === 'ack') b.title = t('act.ackTitle');
+      acts.append(b);
+    }
+  }
+  // nothing to say, nothing to do (a viewer, an alert nobody handled): no line
+  box.hidden = !h && !acts.childElementCount && !(box.host && box.host.classList.contains('conv-alert'));
+}
+
+// Every box of these alerts (all when ids is null), wherever it is drawn.
+function repaintHandling(ids) {
+  const want = ids ? new Set(ids) : null;
+  for (const box of document.querySelectorAll('.handle')) {
+    if (!want || want.has(box.dataset.id)) paintHandle(box);
+  }
+  scheduleRender();       // the pinned block, the count in the title
+}
+
+function takeHandling(m) {
+  const given = m.alerts && typeof m.alerts === 'object' ? m.alerts : {};
+  if (m.reset) state.handling.clear();
+  for (const [id, h] of Object.entries(given)) {
+    if (h && typeof h === 'object') state.handling.set(id, h);
+    else state.handling.delete(id);
+  }
+  repaintHandling(m.reset ? null : Object.keys(given));
+}
+
+function closeForm(box) {
+  const f = box.querySelector('.h-form');
+  if (f) f.remove();
+  const err = box.querySelector('.act-error');
+  if (err) err.remove();
+}
+
+function openForm(box, kind) {
+  closeForm(box);
+  const spec = ACT_FORMS[kind];
+  const form = el('form', 'h-form');
+  form.dataset.kind = kind;
+  const label = el('label', '', t(`act.${kind}.label`));
+  const input = el(spec.multiline ? 'textarea' : 'input', 'h-input');
+  if (!spec.multiline) input.type = 'text';
+  else input.rows = 2;
+  input.name = spec.field;
+  input.maxLength = spec.max;
+  input.required = spec.required;
+  label.append(input);
+  const ok = el('button', 'h-submit', t(`act.${kind}.submit`));
+  ok.type = 'submit';
+  const cancel = el('button', 'h-cancel', t('act.cancel'));
+  cancel.type = 'button';
+  cancel.dataset.act = 'cancel';
+  form.append(label, ok, cancel);
+  box.append(form);
+  input.focus();
+}
+
+function actError(box, text) {
+  let err = box.querySelector('.act-error');
+  if (!err) {
+    err = el('span', 'act-error');
+    err.setAttribute('role', 'alert');
+    box.append(err);
+  }
+  err.textContent = text;
+}
+
+// JSON to and from /api/; { ok, status, doc, error } where error is the
+// page's words for a refusal. A 401 means the login ended: ask, and the
+// login form comes back.
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (TOKEN) headers.Authorization = `Bearer ${TOKEN}`;
+  let r;
+  try {
+    r = await fetch(path, {
+      method, credentials: 'same-origin', cache: 'no-store', headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    return { ok: false, status: 0, doc: null, error: t('err.network') };
+  }
+  let doc = null;
+  try {
+    doc = await r.json();
+  } catch {
+    doc = null;
+  }
+  if (r.ok) return { ok: true, status: r.status, doc, error: '' };
+  if (r.status === 401 && auth.logins) checkLogin(true);
+  const said = doc && typeof doc.error === 'string' ? visible(doc.error) : '';
+  const key = 'err.' + r.status;
+  return { ok: false, status: r.status, doc, error: STRINGS[state.lang][key] ? t(key, said) : t('err.other', r.status) };
+}
+
+async function postHandling(box, body) {
+  const id = box.dataset.id;
+  for (const b of box.querySelectorAll('button')) b.disabled = true;
+  const res = await api('POST', `/api/alerts/${encodeURIComponent(id)}`, body);
+  for (const b of box.querySelectorAll('button')) b.disabled = false;
+  if (!res.ok) {
+    actError(box, res.error);
+    return;
+  }
+  closeForm(box);
+  if (res.doc && res.doc.handling && typeof res.doc.handling === 'object') {
+    state.handling.set(id, res.doc.handling);
+    repaintHandling([id]);
+  }
+}
+
+// One listener for every box: the buttons, the forms.
+function onHandleClick(ev) {
+  const box = ev.target.closest('.handle');
+  const b = ev.target.closest('button[data-act]');
+  if (!box || !b || b.disabled) return;
+  const kind = b.dataset.act;
+  if (kind === 'cancel') closeForm(box);
+  else if (kind === 'ack') postHandling(box, { state: 'acked' });
+  else if (ACT_FORMS[kind]) openForm(box, kind);
+}
+
+function onHandleSubmit(ev) {
+  const form = ev.target.closest('.h-form');
+  if (!form) return;
+  ev.preventDefault();
+  const box = form.closest('.handle');
+  const spec = ACT_FORMS[form.dataset.kind];
+  const value = form.querySelector('.h-input').value.trim();
+  if (spec.required && !value) return;
+  const body = { state: spec.state };
+  if (value) body[spec.field] = value;
+  postHandling(box, body);
+}
+
+/* ------------------------------------------------------------- at a glance */
+
+// The strip under the header: who waits now and the longest wait (live,
+// from `waiting`), breaches and the team's reply rate today (from
+// `agents`), messages blocked today (the alerts this page holds), and the
+// unhandled criticals (the pinned block). The longest wait is redrawn by
+// tick().
+function renderGlance() {
+  const g = dom.glanceValues;
+  const w = state.waiting;
+  g.waiting.textContent = w ? num(Number.isFinite(w.total) ? w.total : (w.rounds || []).length) : '—';
+  const list = state.agents && Array.isArray(state.agents.agents) ? state.agents.agents : null;
+  let breaches = 0, rounds = 0, within = 0, blocksFromFeed = null;
+  for (const a of list || []) {
+    breaches += Number(a.breaches) || 0;
+    rounds += Number(a.rounds) || 0;
+    within += Number(a.within_rate) || 0;
+    if (Number.isFinite(a.blocks)) blocksFromFeed = (blocksFromFeed || 0) + a.blocks;
+  }
+  g.breaches.textContent = list ? num(breaches) : '—';
+  g.breaches.parentElement.classList.toggle('bad', breaches > 0);
+  const rate = rounds > 0 ? within / rounds : NaN;
+  g.rate.textContent = list ? fmtPercent(rate) : '—';
+  g.rate.parentElement.classList.toggle('bad', rate < RATE_LOW);
+  dom.gRateLabel.textContent = t('glance.rate', rateDur());
+  // blocked today: the agents' figures when the server counts them, else
+  // the alerts of today this page holds
+  let blocks = blocksFromFeed;
+  if (blocks === null) {
+    blocks = 0;
+    for (const e of state.kept) {
+      if (e.blocked && Number.isFinite(e.time) && (!state.day || dayClock(e.time)[0] === state.day)) blocks++;
+    }
+    g.blocks.title = t('glance.blocksNote');
+  }
+  g.blocks.textContent = state.alertsLoaded ? num(blocks) : '—';
+  const n = state.pending.length;
+  g.critical.textContent = state.alertsLoaded ? num(n) : '—';
+  g.critical.parentElement.classList.toggle('bad', n > 0);
+  tickGlance();
+  renderTitle();
+}
+
+function tickGlance() {
+  const w = state.waiting;
+  const first = w && Array.isArray(w.rounds) && w.rounds.length ? w.rounds[0] : null;
+  const v = dom.glanceValues.longest;
+  if (!first) {
+    v.textContent = w ? '0:00' : '—';
+    v.parentElement.classList.remove('bad');
+    return;
+  }
+  const waited = (Number(first.waited_ms) || 0) + performance.now() - w.at;
+  const text = fmtClock(waited);
+  if (v.textContent !== text) v.textContent = text;
+  v.parentElement.classList.toggle('bad', waited >= (Number(first.threshold_ms) || state.sla.reply_ms));
+}
+
+function renderTitle() {
+  const n = state.pending.length;
+  const title = !auth.locked && n > 0 ? t('titleCount', n, t('title')) : t('title');
+  if (document.title !== title) document.title = title;
+}
+
+/* ------------------------------------------------- sound and notification */
+
+// Opt-in, remembered in this browser: a short beep (WebAudio, no file) and
+// a browser notification for new critical alerts and SLA breaches that
+// come while the page is open (not the history it loads).
+let audio = null;
+
+function loadNotify() {
+  try {
+    return localStorage.getItem('chatmon.dashboard.notify') === 'on';
+  } catch {
+    return false;
+  }
+}
+
+function setNotify(on) {
+  state.notify = on;
+  dom.notify.checked = on;
+  try {
+    localStorage.setItem('chatmon.dashboard.notify', on ? 'on' : 'off');
+  } catch {
+    // storage disabled: the choice lasts as long as the page
+  }
+  if (!on) return;
+  // both need the user's gesture: this click
+  unlockAudio();
+  if ('Notification' in window && Notification.permission === 'default') {
+    Notification.requestPermission().catch(() => {});
+  }
+}
+
+// Browsers start audio only after a gesture on the page: a remembered
+// choice waits for the first click anywhere.
+function unlockAudio() {
+  const Ctx = window.AudioContext || window.webkitAudioContext;
+  if (!Ctx) return;
+  try {
+    if (!audio) audio = new Ctx();
+    if (audio.state === 'suspended') audio.resume().catch(() => {});
+  } catch {
+    audio = null;
+  }
+}
+
+function beep() {
+  if (!audio) return;
+  try {
+    const now = audio.currentTime;
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.type = 'sine';
+    osc.frequency.setValueAtTime(880, now);
+    osc.frequency.setValueAtTime(660, now + 0.12);
+    gain.gain.setValueAtTime(0.0001, now);
+    gain.gain.exponentialRampToValueAtTime(0.2, now + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, now + 0.28);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(now);
+    osc.stop(now + 0.3);
+  } catch {
+    // no sound: the notification and the page still say it
+  }
+}
+
+let lastRing = 0;
+function ring(fresh) {
+  if (!state.notify) return;
+  const loud = fresh.filter((e) => e.severity === 'critical' || e.alert.type === 'sla.breach');
+  if (!loud.length) return;
+  const now = Date.now();
+  if (now - lastRing < 1000) return;      // a burst: once a second at most
+  lastRing = now;
+  beep();
+  if (!('Notification' in window) || Notification.permission !== 'granted') return;
+  const e = loud[loud.length - 1];
+  const what = e.sla ? t(e.alert.type, e.alert.first === true) : categoryLabel(e.category);
+  const body = loud.length === 1 ? t('notify.one', what, `${visible(e.agent)} · ${visible(e.conversation)}`)
+    : t('notify.many', loud.length);
+  try {
+    const n = new Notification(t('title'), { body, tag: 'chatmon-alert', silent: true });
+    n.onclick = () => {
+      window.focus();
+      if (loud.length === 1 && e.conversation) openConversation(e.conversation, e.agent);
+      n.close();
+    };
+  } catch {
+    // some browsers allow notifications from a service worker only
+  }
+}
+
+/* ------------------------------------------------------- the conversation */
+
+// GET /api/conversations/ID: the chat both ways, who waits, the
+// conversation's alerts with their handling, the notes to its agent with
+// their state; a form for a new note. Opened from an alert row or a
+// waiting row; it follows the feed (new alerts of the conversation and the
+// waiting list fetch it again, `note` and `handling` messages change it in
+// place) and fetches again every CONV_REFRESH_MS.
+const CONV_REFRESH_MS = 10000;
+const NOTE_RANK = { sent: 0, delivered: 1, read: 2 };
+
+function openConversation(id, agentHint) {
+  if (!id) return;
+  const same = conv.id === id;
+  conv.id = id;
+  if (!same) {
+    conv.data = null;
+    conv.error = '';
+    conv.wait = null;
+    conv.agent = agentHint || '';
+    dom.noteText.value = '';
+    dom.noteError.hidden = true;
+  } else if (agentHint && !conv.agent) {
+    conv.agent = agentHint;
+  }
+  dom.conv.hidden = false;
+  document.body.classList.add('conv-open');
+  renderConv();
+  loadConversation();
+  dom.convClose.focus();
+}
+
+function closeConversation() {
+  conv.id = '';
+  conv.data = null;
+  conv.seq++;
+  clearTimeout(conv.refresh);
+  dom.conv.hidden = true;
+  document.body.classList.remove('conv-open');
+}
+
+let convSoon = 0;
+function convRefreshSoon() {
+  clearTimeout(convSoon);
+  convSoon = setTimeout(loadConversation, 300);
+}
+
+async function loadConversation() {
+  clearTimeout(conv.refresh);
+  const id = conv.id;
+  if (!id) return;
+  const seq = ++conv.seq;
+  conv.loading = true;
+  const res = await api('GET', `/api/conversations/${encodeURIComponent(id)}`);
+  if (seq !== conv.seq || conv.id !== id) return;      // overtaken, or closed
+  conv.loading = false;
+  if (res.ok && res.doc && typeof res.doc === 'object') {
+    conv.data = res.doc;
+    conv.error = '';
+    const w = res.doc.waiting;
+    conv.wait = w && typeof w === 'object' ? { base: Number(w.waited_ms) || 0, at: performance.now(), round: w } : null;
+    for (const item of Array.isArray(res.doc.alerts) ? res.doc.alerts : []) {
+      const aid = item && item.alert && typeof item.alert.id === 'string' ? item.alert.id : '';
+      // the feed's word is newer than this answer's; take it only for alerts the feed has not told about
+      if (aid && item.handling && typeof item.handling === 'object' && !state.handling.has(aid)) {
+        state.handling.set(aid, item.handling);
+      }
+    }
+    for (const n of Array.isArray(res.doc.notes) ? res.doc.notes : []) takeNote(n, false);
+  } else {
+    conv.error = res.status === 404 ? t('conv.notFound') : res.error;
+  }
+  renderConv();
+  // a conversation nothing is known of is not asked for again and again
+  if (res.ok || res.status !== 404) conv.refresh = setTimeout(loadConversation, CONV_REFRESH_MS);
+}
+
+// A note's newest state: from the API or the feed, never going back
+// (delivered after read would be an old message).
+function takeNote(n, render = true) {
+  if (!n || typeof n !== 'object' || typeof n.id !== 'string') return;
+  const had = state.notes.get(n.id);
+  if (had && (NOTE_RANK[had.state] ?? -1) > (NOTE_RANK[n.state] ?? -1)) {
+    state.notes.set(n.id, { ...n, ...had });
+  } else {
+    state.notes.set(n.id, had ? { ...had, ...n } : n);
+  }
+  if (state.notes.size > 2000) state.notes.delete(state.notes.keys().next().value);
+  if (render && conv.id && n.conversation === conv.id) renderConvNotes();
+}
+
+// The conversation's agent: the API's turns and waiting round, then the
+// row it was opened from, then its alerts.
+function convAgent() {
+  const d = conv.data;
+  if (d) {
+    const turns = Array.isArray(d.turns) ? d.turns : [];
+    for (let i = turns.length - 1; i >= 0; i--) if (turns[i] && turns[i].agent) return String(turns[i].agent);
+    if (d.waiting && d.waiting.agent) return String(d.waiting.agent);
+  }
+  if (conv.agent) return conv.agent;
+  for (let i = state.kept.length - 1; i >= 0; i--) {
+    if (state.kept[i].conversation === conv.id && state.kept[i].agent) return state.kept[i].agent;
+  }
+  return '';
+}
+
+function renderConv() {
+  if (!conv.id) return;
+  const d = conv.data;
+  dom.convTitle.textContent = t('conv.title', visible(conv.id));
+  const nick = d && typeof d.nick === 'string' && d.nick ? d.nick : '';
+  dom.convNick.textContent = nick ? t('conv.nick', visible(nick)) : '';
+  dom.convNick.hidden = !nick;
+  const agentName = convAgent();
+  dom.convAgent.textContent = agentName ? t('conv.agent', visible(agentName)) : '';
+  dom.convError.textContent = conv.error;
+  dom.convError.hidden = !conv.error;
+  renderConvTurns();
+  renderConvAlerts();
+  renderConvNotes();
+  tickConv();
+  dom.noteForm.hidden = !canAct();
+  dom.noteText.placeholder = agentName ? t('note.placeholder', visible(agentName)) : t('note.noAgent');
+  dom.noteText.disabled = !agentName;
+  dom.noteSend.disabled = !agentName;
+}
+
+function renderConvTurns() {
+  const d = conv.data;
+  const turns = d && Array.isArray(d.turns) ? d.turns.filter((x) => x && typeof x === 'object') : null;
+  // the same turns again (the periodic fetch): leave them, and the
+  // supervisor's scrolling and selection, alone
+  const sig = JSON.stringify([state.lang, conv.id, conv.error, d && d.nick, turns]);
+  if (sig === conv.turnsSig) return;
+  conv.turnsSig = sig;
+  dom.convTurns.replaceChildren();
+  if (!turns) {
+    if (!conv.error) dom.convTurns.append(el('p', 'empty', t('conv.loading')));
+    return;
+  }
+  if (!turns.length) {
+    dom.convTurns.append(el('p', 'empty', t('conv.noTurns')));
+    return;
+  }
+  const nick = typeof d.nick === 'string' ? d.nick : '';
+  // oldest first, whatever order they came in
+  const sorted = turns.map((x, i) => ({ x, i })).sort((p, q) =>
+    (Number(p.x.ts) || 0) - (Number(q.x.ts) || 0) || p.i - q.i).map((p) => p.x);
+  for (const turn of sorted) {
+    const role = turn.role === 'agent' ? 'agent' : 'customer';
+    const div = el('div', `turn ${role}`);
+    Object.assign(div.dataset, { role, blocked: String(turn.blocked === true) });
+    if (typeof turn.alert === 'string') div.dataset.alert = turn.alert;
+    const head = el('div', 't-head');
+    const whoName = role === 'agent' ? String(turn.agent ?? '') : String(turn.nick || nick || '');
+    head.append(el('span', 't-role', t(role === 'agent' ? 'conv.agentRole' : 'conv.customer')));
+    if (whoName) head.append(el('span', 't-name', visible(whoName)));
+    head.append(el('span', 't-time', fmtWhen(Number(turn.ts))));
+    // line breaks as lines; every other control character shown escaped
+    const text = el('div', 't-text', (typeof turn.text === 'string' ? turn.text : '').split('\n').map(visible).join('\n'));
+    div.append(head, text);
+    if (turn.blocked === true) div.append(el('span', 'badge blocked', t('conv.blocked')));
+    dom.convTurns.append(div);
+  }
+  dom.convTurns.lastElementChild.scrollIntoView({ block: 'nearest' });
+}
+
+// The conversation's alerts: those of the API's answer and those the feed
+// brought since, newest first, each with its handling.
+function renderConvAlerts() {
+  if (!conv.id) return;
+  const byId = new Map();
+  const d = conv.data;
+  for (const item of d && Array.isArray(d.alerts) ? d.alerts : []) {
+    if (item && item.alert && typeof item.alert === 'object') {
+      const e = entry(item.sid, item.alert);
+      byId.set(e.key, e);
+    }
+  }
+  for (const e of state.kept) if (e.conversation === conv.id) byId.set(e.key, e);
+  const list = [...byId.values()].sort((x, y) => (y.time || 0) - (x.time || 0));
+  const keep = new Map();
+  for (const row of dom.convAlerts.querySelectorAll('.conv-alert')) keep.set(row.dataset.key, row);
+  // unchanged: touch nothing (a form being typed in keeps its focus)
+  if (list.length && list.length === keep.size &&
+    list.every((e, i) => dom.convAlerts.children[i] && dom.convAlerts.children[i].dataset.key === e.key)) return;
+  dom.convAlerts.replaceChildren();
+  if (!list.length) {
+    dom.convAlerts.append(el('p', 'empty', d || conv.error ? t('conv.noAlerts') : t('conv.loading')));
+    return;
+  }
+  for (const e of list) {
+    let row = keep.get(e.key);
+    if (!row) {
+      row = el('div', `conv-alert sev-${e.severity}`);
+      Object.assign(row.dataset, { key: e.key, id: e.id, severity: e.severity, type: e.alert.type });
+      const time = el('span', 'c-time', Number.isFinite(e.time) ? fmtWhen(e.time) : '');
+      const sev = el('span', `badge sev-${e.severity}`, t('sev.' + e.severity));
+      const what = el('span', 'what', e.sla ? t(e.alert.type, e.alert.first === true)
+        : e.hits.map((h) => categoryLabel(String(h.category ?? ''))).join(' · '));
+      row.append(time, sev, what);
+      if (e.blocked) row.append(el('span', 'badge blocked', t('blocked')));
+      if (e.id) row.append(handleBox(e.id, row));
+    }
+    dom.convAlerts.append(row);
+  }
+}
+
+function renderConvNotes() {
+  if (!conv.id) return;
+  const notes = [...state.notes.values()].filter((n) => n.conversation === conv.id)
+    .sort((x, y) => (Number(x.ts) || 0) - (Number(y.ts) || 0));
+  dom.convNotes.replaceChildren();
+  if (!notes.length) {
+    dom.convNotes.append(el('p', 'empty', conv.data || conv.error ? t('conv.noNotes') : t('conv.loading')));
+    return;
+  }
+  for (const n of notes) {
+    const st = NOTE_RANK[n.state] !== undefined ? n.state : 'sent';
+    const div = el('div', `note state-${st}`);
+    Object.assign(div.dataset, { id: n.id, state: st });
+    const head = el('div', 'n-head');
+    head.append(el('span', 'n-from', visible(n.from ?? '')), el('span', 'n-to', '→ ' + visible(n.agent ?? '')),
+      el('span', 'n-time', fmtWhen(Number(n.ts))));
+    const when = st === 'read' ? n.read_at : st === 'delivered' ? n.delivered_at : n.ts;
+    const badge = el('span', `n-state state-${st}`, t('note.' + st) + (Number.isFinite(Number(when)) && st !== 'sent'
+      ? ' ' + fmtWhen(Number(when)) : ''));
+    head.append(badge);
+    div.append(head, el('div', 'n-text', String(n.text ?? '').split('\n').map(visible).join('\n')));
+    dom.convNotes.append(div);
+  }
+}
+
+// The live counter of who waits: the feed's latest waiting snapshot when it
+// lists the conversation, else the API's answer counted on.
+function tickConv() {
+  if (!conv.id) return;
+  let round = null, waited = 0;
+  const w = state.waiting;
+  const live = w && Array.isArray(w.rounds) ? w.rounds.find((r) => r.conversation === conv.id) : null;
+  if (live) {
+    round = live;
+    waited = (Number(live.waited_ms) || 0) + performance.now() - w.at;
+  } else if (conv.wait) {
+    round = conv.wait.round;
+    waited = conv.wait.base + performance.now() - conv.wait.at;
+  }
+  const box = dom.convWait;
+  if (!round) {
+    if (box.dataset.state !== 'none') {
+      box.dataset.state = 'none';
+      box.textContent = conv.data ? t('conv.notWaiting') : '';
+    }
+    return;
+  }
+  box.dataset.state = 'waiting';
+  const kind = t(round.first ? 'waiting.first' : 'waiting.reply');
+  const who = round.agent ? ' · ' + t('conv.agent', visible(round.agent)) : '';
+  const text = t('conv.waiting', fmtClock(waited), kind) + who;
+  if (box.textContent !== text) box.textContent = text;
+  const thr = Number(round.threshold_ms) || state.sla.reply_ms;
+  box.classList.toggle('over', waited >= thr);
+}
+
+async function sendNote(ev) {
+  ev.preventDefault();
+  const text = dom.noteText.value.trim();
+  const agentName = convAgent();
+  if (!text || !agentName || !conv.id) return;
+  dom.noteSend.disabled = true;
+  dom.noteError.hidden = true;
+  const id = conv.id;
+  const res = await api('POST', `/api/agents/${encodeURIComponent(agentName)}/notes`, { conversation: id, text });
+  dom.noteSend.disabled = false;
+  if (!res.ok) {
+    dom.noteError.textContent = res.error;
+    dom.noteError.hidden = false;
+    return;
+  }
+  if (conv.id === id) dom.noteText.value = '';
+  if (res.doc && res.doc.note) takeNote(res.doc.note);
 }
 
 /* ---------------------------------------------------------------- filters */
@@ -597,7 +1505,13 @@ function onFilterChange() {
 /* ---------------------------------------------------------------- waiting */
 
 function takeWaiting(m) {
+  const had = state.waiting;
   state.waiting = { ...m, at: performance.now() };
+  if (conv.id) {
+    // the open conversation started or stopped waiting: its turns changed
+    const listed = (w) => Boolean(w && Array.isArray(w.rounds) && w.rounds.some((r) => r.conversation === conv.id));
+    if (listed(had) !== listed(state.waiting)) convRefreshSoon();
+  }
   for (const r of Array.isArray(m.rounds) ? m.rounds : []) {
     const a = String(r.agent ?? '');
     if (a && !state.agentsSeen.has(a)) {
@@ -648,6 +1562,7 @@ function renderWaiting() {
       base: Number(r.waited_ms) || 0, threshold: Number(r.threshold_ms) || state.sla.reply_ms,
     });
   }
+  renderGlance();
   tick();
 }
 
@@ -655,7 +1570,9 @@ function renderWaiting() {
 // colour follows the count: amber from warn_at × threshold, red from the
 // threshold, dark red from the escalation.
 function tick() {
+  tickConv();
   if (!state.waiting) return;
+  tickGlance();
   const elapsed = performance.now() - state.waiting.at;
   const warnAt = Number(state.sla.warn_at) || 0.8;
   for (const r of state.waitRows) {
@@ -696,6 +1613,7 @@ function takeAgents(m) {
   if (m.day) state.day = String(m.day);
   renderHeader();
   renderAgents();
+  renderGlance();
 }
 
 function cell(className, text, bad) {
@@ -846,8 +1764,9 @@ function saveLang(lang) {
 
 function applyLanguage() {
   document.documentElement.lang = t('locale');
-  document.title = t('title');
   for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
+  dom.glance.setAttribute('aria-label', t('glance.label'));
+  dom.notifyToggle.title = t('notify.title');
   dom.lang.textContent = t('switchTo');
   dom.lang.title = t('switchToLabel');
   dom.lang.setAttribute('aria-label', t('switchToLabel'));
@@ -856,12 +1775,18 @@ function applyLanguage() {
   if (dom.loginError.dataset.key) dom.loginError.textContent = t(dom.loginError.dataset.key, dom.loginError.dataset.arg);
   // every row carries labels: build them all again
   rowCache = new Map();
+  pinCache = new Map();
   dom.alerts.replaceChildren();
+  dom.pinned.replaceChildren();
+  dom.convAlerts.replaceChildren();
+  conv.turnsSig = '';
   renderHeader();
   renderFilterOptions();
   renderAlerts();
   renderWaiting();
   renderAgents();
+  renderConv();
+  renderTitle();
 }
 
 function toggleLanguage() {
@@ -944,7 +1869,9 @@ function onMessage(data) {
       if (Number.isFinite(m.tz_offset_min) && m.tz_offset_min !== state.tzOffsetMin) {
         state.tzOffsetMin = m.tz_offset_min;
         rowCache = new Map();   // the rows' times are in that zone: draw them again
+        pinCache = new Map();
         dom.alerts.replaceChildren();
+        dom.pinned.replaceChildren();
         scheduleRender();
       }
       state.redisOk = true;     // until `status` says otherwise, right after
@@ -963,6 +1890,12 @@ function onMessage(data) {
       break;
     case 'agents':
       takeAgents(m);
+      break;
+    case 'handling':
+      takeHandling(m);
+      break;
+    case 'note':
+      takeNote(m.note);
       break;
     default:
       break;        // a newer server's message: ignore
@@ -993,13 +1926,20 @@ function showLogin() {
   state.agents = null;
   state.agentsSeen = new Set();
   state.alertsLoaded = false;
+  state.handling.clear();
+  state.notes.clear();
+  state.pending = [];
+  closeConversation();
   feed.lastSid = '';
   rowCache = new Map();
+  pinCache = new Map();
   dom.alerts.replaceChildren();
+  dom.pinned.replaceChildren();
   renderAlerts();
   renderWaiting();
   renderAgents();
   dom.app.hidden = true;
+  dom.notifyToggle.hidden = true;
   dom.conn.hidden = true;     // no feed to speak of until a login
   dom.banner.hidden = true;
   dom.login.hidden = false;
@@ -1012,6 +1952,7 @@ function showApp() {
   auth.locked = false;
   dom.login.hidden = true;
   dom.app.hidden = false;
+  dom.notifyToggle.hidden = false;
   dom.conn.hidden = false;
   renderWho();
   applyLanguage();
@@ -1036,9 +1977,15 @@ async function checkLogin(again) {
   if (me && me.logins) {
     auth.logins = true;
     if (me.user) {
+      const role = auth.role;
       auth.user = String(me.user);
       auth.role = String(me.role || '');
       renderWho();
+      if (again && role !== auth.role) {
+        // a new role: the buttons come or go
+        repaintHandling(null);
+        renderConv();
+      }
     } else if (!TOKEN) {
       showLogin();  // the wallboard's token opens the feed without a login
       return;
@@ -1108,6 +2055,27 @@ for (const s of SEVERITIES) dom.sevBoxes[s].addEventListener('change', onFilterC
 dom.category.addEventListener('change', onFilterChange);
 dom.agent.addEventListener('change', onFilterChange);
 dom.lang.addEventListener('click', toggleLanguage);
+for (const list of [dom.alerts, dom.pinned, dom.waiting]) list.addEventListener('click', onRowClick);
+document.addEventListener('click', onHandleClick);
+document.addEventListener('submit', (ev) => {
+  if (ev.target.closest('.h-form')) onHandleSubmit(ev);
+});
+document.addEventListener('keydown', (ev) => {
+  if (ev.key !== 'Escape') return;
+  const box = ev.target.closest && ev.target.closest('.handle');
+  if (box && box.querySelector('.h-form')) closeForm(box);
+  else if (conv.id) closeConversation();
+});
+// a remembered sound choice waits for a gesture on the page
+document.addEventListener('pointerdown', () => {
+  if (state.notify) unlockAudio();
+}, { once: true });
+dom.convClose.addEventListener('click', closeConversation);
+dom.noteForm.addEventListener('submit', sendNote);
+dom.noteText.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) dom.noteForm.requestSubmit();
+});
+dom.notify.addEventListener('change', () => setNotify(dom.notify.checked));
 dom.loginForm.addEventListener('submit', submitLogin);
 dom.logout.addEventListener('click', logout);
 // an agent's name in the agents table filters the alerts to that agent
@@ -1120,6 +2088,8 @@ dom.agentsBody.addEventListener('click', (ev) => {
 });
 
 state.lang = loadLang();
+state.notify = loadNotify();
+dom.notify.checked = state.notify;
 applyLanguage();
 setInterval(tick, TICK_MS);
 checkLogin(false);
