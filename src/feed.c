@@ -1,4 +1,4 @@
-/* feed: the dashboard's alerts: the last N of the stream (repeats dropped), today's rule hits per agent and category, and the feed messages made of them (pure). */
+/* feed: the dashboard's alerts: the last N of the stream (repeats dropped), today's rule hits per agent and category (and blocks per agent), and the feed messages made of them (pure). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +33,7 @@ struct feed {
 	char		 day[16];
 	int64_t		 day_start, day_end;
 	json_t		*hits;		/* {agent: {category: n}} of the day */
+	json_t		*blocks;	/* {agent: n}: of those, the blocked turns */
 };
 
 struct feed *
@@ -46,7 +47,8 @@ feed_new(size_t history, size_t keep)
 	f->history = history;
 	if ((f->ring = calloc(keep, sizeof(*f->ring))) == NULL ||
 	    (f->seen = seen_new(keep > FEED_SEEN_MIN ? keep :
-	    FEED_SEEN_MIN)) == NULL || (f->hits = json_object()) == NULL) {
+	    FEED_SEEN_MIN)) == NULL || (f->hits = json_object()) == NULL ||
+	    (f->blocks = json_object()) == NULL) {
 		feed_free(f);
 		return NULL;
 	}
@@ -67,6 +69,7 @@ feed_free(struct feed *f)
 	free(f->ring);
 	seen_free(f->seen);
 	json_decref(f->hits);
+	json_decref(f->blocks);
 	free(f);
 }
 
@@ -75,7 +78,7 @@ feed_set_day(struct feed *f, const char *day, int64_t start, int64_t end)
 {
 	if (strcmp(f->day, day) == 0)
 		return 0;
-	if (json_object_clear(f->hits) == -1)
+	if (json_object_clear(f->hits) == -1 || json_object_clear(f->blocks) == -1)
 		return -1;
 	snprintf(f->day, sizeof(f->day), "%s", day);
 	f->day_start = start;
@@ -123,7 +126,7 @@ feed_ts(const char *ts)
 static int
 feed_count_hit(struct feed *f, const json_t *a)
 {
-	const char	*type, *agent, *cat;
+	const char	*type, *agent, *cat, *act;
 	json_t		*per, *n;
 	json_int_t	 c = 1;
 	int64_t		 t;
@@ -145,7 +148,14 @@ feed_count_hit(struct feed *f, const json_t *a)
 			return -1;
 	}
 	n = json_object_get(per, cat);
-	return json_object_set_new(per, cat,
+	if (json_object_set_new(per, cat, json_integer(json_integer_value(n) + c)) == -1)
+		return -1;
+	/* the action is the strongest hit's: a blocked turn is one block */
+	if ((act = json_string_value(json_object_get(a, "action"))) == NULL ||
+	    strcmp(act, "block") != 0)
+		return 0;
+	n = json_object_get(f->blocks, agent);
+	return json_object_set_new(f->blocks, agent,
 	    json_integer(json_integer_value(n) + c));
 }
 
@@ -293,7 +303,8 @@ feed_str_cmp(const void *a, const void *b)
 
 /* One agent of the message; a is NULL for an agent with hits only. */
 static json_t *
-feed_agent(const char *agent, const struct state_agent *a, json_t *hits)
+feed_agent(const char *agent, const struct state_agent *a, json_t *hits,
+    json_int_t blocks)
 {
 	struct state_agent	 none;
 	json_t			*o, *hours;
@@ -306,6 +317,7 @@ feed_agent(const char *agent, const struct state_agent *a, json_t *hits)
 	if ((o = json_pack("{s:s}", "agent", agent)) == NULL ||
 	    json_object_update_new(o, state_figures_json(&a->f)) == -1 ||
 	    json_object_set(o, "hits", hits) == -1 ||
+	    json_object_set_new(o, "blocks", json_integer(blocks)) == -1 ||
 	    json_object_set_new(o, "hours", hours = json_array()) == -1) {
 		json_decref(o);
 		return NULL;
@@ -347,7 +359,8 @@ feed_agents_msg(const struct feed *f, const struct state_agent *agents,
 		name = c <= 0 ? agents[i].agent : names[k];
 		if ((hits = json_object_get(f->hits, name)) == NULL)
 			hits = none;
-		if ((o = feed_agent(name, c <= 0 ? &agents[i] : NULL, hits)) == NULL ||
+		if ((o = feed_agent(name, c <= 0 ? &agents[i] : NULL, hits,
+		    json_integer_value(json_object_get(f->blocks, name)))) == NULL ||
 		    json_array_append_new(list, o) == -1)
 			goto out;
 		if (c <= 0)

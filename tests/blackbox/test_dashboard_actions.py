@@ -80,8 +80,31 @@ def shown(drv, id_):
     return js(drv, "const e = document.getElementById(arguments[0]); return !!e && !e.hidden;", id_)
 
 
+def fresh(drv, selector, act):
+    """act(element) on what selector finds now: the page redraws rows as
+    the feed brings news, so an element found a moment before may be gone
+    (stale); then it is found again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    for attempt in range(5):
+        try:
+            return act(drv.find_element("css selector", selector))
+        except StaleElementReferenceException:
+            if attempt == 4:
+                raise
+            time.sleep(0.1)
+
+
 def click(drv, selector):
-    drv.find_element("css selector", selector).click()
+    """A click, found and made in one step in the page: the waiting list is
+    redrawn at each of the feed's messages (every 0.2 s here), faster than a
+    find then a click through the driver can be sure of."""
+    assert js(drv, "const e = document.querySelector(arguments[0]);"
+                   "if (!e) return false; e.scrollIntoView({block: 'center'}); e.click(); return true;",
+              selector), f"nothing to click at {selector}"
+
+
+def type_into(drv, selector, text):
+    fresh(drv, selector, lambda e: e.send_keys(text))
 
 
 def ms(t=None):
@@ -298,7 +321,7 @@ def test_handled_on_one_page_seen_on_another(browser, redis_server, dashboard, u
     # assign, through the small form
     click(bob, f'#alerts .alert[data-id="{v1["id"]}"] .act-assign')
     form = f'#alerts .alert[data-id="{v1["id"]}"] .h-form'
-    bob.find_element("css selector", form + " .h-input").send_keys("carol")
+    type_into(bob, form + " .h-input", "carol")
     click(bob, form + " .h-submit")
     until(alice, lambda d: state_of(d, "#alerts", v1["id"]) == "assigned", "assigned on alice's page")
     assert "carol" in text_of(alice, f'#alerts .alert[data-id="{v1["id"]}"] .h-status')
@@ -312,7 +335,7 @@ def test_handled_on_one_page_seen_on_another(browser, redis_server, dashboard, u
     time.sleep(0.5)
     assert handling(c, crit["id"]) is None and pinned(bob) == [crit["id"]]
     reason = "客户的原话 <b>不是</b> 引流"
-    bob.find_element("css selector", form + " .h-input").send_keys(reason)
+    type_into(bob, form + " .h-input", reason)
     click(bob, form + " .h-submit")
     until(alice, lambda d: state_of(d, "#alerts", crit["id"]) == "false_positive", "the false positive")
     until(alice, lambda d: pinned(d) == [] and not shown(d, "pinned-block"), "nothing pinned")
@@ -358,7 +381,7 @@ def test_pinned_until_handled_and_the_title(browser, redis_server, dashboard, us
     target = crits[1]["id"]
     click(drv, f'#pinned .alert[data-id="{target}"] .act-resolve')
     form = f'#pinned .alert[data-id="{target}"] .h-form'
-    drv.find_element("css selector", form + " .h-input").send_keys("已电话回访买家")
+    type_into(drv, form + " .h-input", "已电话回访买家")
     click(drv, form + " .h-submit")
     until(drv, lambda d: target not in pinned(d), "the resolved one unpinned")
     assert pinned(drv) == [crits[2]["id"], crits[0]["id"]]
@@ -484,7 +507,7 @@ def test_conversation_and_notes(browser, redis_server, dashboard, users, browser
     until(bob, lambda d: state_of(d, "#alerts", blocked["id"]) == "acked", "acked in the list too")
 
     # a whisper note: sent, in Redis as the contract says
-    bob.find_element("id", "note-text").send_keys("先道歉，再说明只能在平台内沟通")
+    type_into(bob, "#note-text", "先道歉，再说明只能在平台内沟通")
     click(bob, "#note-send")
     until(bob, lambda d: rows(d, "#conv-notes .note"), "the note on the page")
     note = rows(bob, "#conv-notes .note")[0]

@@ -359,7 +359,54 @@ test_two_rules_count_once(void **state)
 	assert_int_equal(json_object_size(json_object_get(a, "hits")), 1);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "hits"),
 	    "stock")), 1);
+	assert_int_equal(json_integer_value(json_object_get(a, "blocks")), 0);
 	json_decref(o);
+	sbuf_free(&b);
+	feed_free(f);
+}
+
+/*
+ * Blocks per agent, for the page's "blocks today": a blocked turn (its
+ * strongest hit blocks) is one block, a folded one "count" blocks, a
+ * warning none, yesterday's none; a new day starts from nothing.
+ */
+static void
+test_blocks(void **state)
+{
+	struct feed	*f;
+	struct sbuf	 b;
+	json_t		*o, *a;
+	char		 s[512];
+	const char	*acts[] = { "block", "warn", "block", "flag" };
+	const char	*ts[] = { "2026-11-22T03:00:00.000Z", "2026-11-22T03:00:01.000Z",
+	    "2026-11-21T03:00:00.000Z", "2026-11-22T03:00:02.000Z" };
+	char		 sid[16];
+	int		 i;
+
+	(void)state;
+	assert_non_null(f = feed_new(100, 100));
+	assert_int_equal(feed_set_day(f, "2026-11-22", DAY0, DAY0 + DAYMS), 0);
+	for (i = 0; i < 4; i++) {
+		snprintf(s, sizeof(s), "{\"v\":2,\"id\":\"b-%d\",\"ts\":\"%s\","
+		    "\"type\":\"rule.hit\",\"agent\":\"erin\",\"category\":\"c\","
+		    "\"action\":\"%s\"}", i, ts[i], acts[i]);
+		snprintf(sid, sizeof(sid), "%d-0", i + 1);
+		assert_int_equal(feed_add(f, sid, s, strlen(s)), 1);
+	}
+	snprintf(s, sizeof(s), "{\"v\":2,\"id\":\"b-9\",\"ts\":\"%s\",\"count\":3,"
+	    "\"type\":\"rule.hit\",\"agent\":\"erin\",\"category\":\"c\","
+	    "\"action\":\"block\"}", ts[0]);
+	assert_int_equal(feed_add(f, "9-0", s, strlen(s)), 1);
+	sbuf_init(&b);
+	assert_int_equal(feed_agents_msg(f, NULL, 0, &b), 0);
+	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
+	a = json_array_get(json_object_get(o, "agents"), 0);
+	assert_int_equal(json_integer_value(json_object_get(a, "blocks")), 4);
+	json_decref(o);
+	assert_int_equal(feed_set_day(f, "2026-11-23", DAY0 + DAYMS, DAY0 + 2 * DAYMS), 0);
+	sbuf_reset(&b);
+	assert_int_equal(feed_agents_msg(f, NULL, 0, &b), 0);
+	assert_string_equal(sbuf_str(&b), "{\"type\":\"agents\",\"day\":\"2026-11-23\",\"agents\":[]}");
 	sbuf_free(&b);
 	feed_free(f);
 }
@@ -375,6 +422,7 @@ main(void)
 		cmocka_unit_test(test_nul_in_text),
 		cmocka_unit_test(test_hits_and_agents),
 		cmocka_unit_test(test_two_rules_count_once),
+		cmocka_unit_test(test_blocks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

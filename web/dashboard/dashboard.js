@@ -1060,8 +1060,10 @@ function renderGlance() {
       if (e.blocked && Number.isFinite(e.time) && (!state.day || dayClock(e.time)[0] === state.day)) blocks++;
     }
     g.blocks.title = t('glance.blocksNote');
+  } else {
+    g.blocks.title = '';
   }
-  g.blocks.textContent = state.alertsLoaded ? num(blocks) : '—';
+  g.blocks.textContent = state.alertsLoaded || blocksFromFeed !== null ? num(blocks) : '—';
   const n = state.pending.length;
   g.critical.textContent = state.alertsLoaded ? num(n) : '—';
   g.critical.parentElement.classList.toggle('bad', n > 0);
