@@ -26,6 +26,7 @@ import time
 import pytest
 
 from conftest import CHATMON, CHROMEDRIVER, CHROMIUM, SLOW, browser_log, screenshot, wait_for
+from test_demo import demo  # noqa: F401 (a fixture: the demo backend and its workbench page)
 
 STREAM = "chatmon:alerts:log"
 TZ_MIN = 480
@@ -627,3 +628,48 @@ def test_at_a_glance_sound_and_notification(browser, redis_server, dashboard, us
     time.sleep(0.5)
     assert js(drv, "return window.__probe;")["notes"] == []
     assert drv.title == "(5) 客服质检看板"
+
+
+def test_note_from_the_page_reaches_the_workbench(tmp_path, browser, redis_server, dashboard,
+                                                  users, browser2, daemon, demo):
+    """The whole whisper loop with every real part: a buyer waits on the
+    workbench page (the demo backend through a real chatmond); the
+    supervisor opens that conversation from the dashboard's waiting list,
+    reads the buyer's turn from the history chatmond wrote, and sends a
+    note from the page; chatmond delivers it to the workbench page, which
+    shows it as 主管提示 and acknowledges it; the dashboard shows it read.
+    The backend never sees the note."""
+    from test_demo import SLA_SCENARIO, page_state, sla_options, whispers, write
+    from test_notes import following
+    from conftest import DEFAULT_RULES, free_port
+    r = redis_server()
+    c = r.client()
+    bport = free_port()
+    d = daemon(bport, rules=DEFAULT_RULES, redis=r.url(), args=sla_options(60, 60, 0.8))
+    b = demo("--scenario", str(write(tmp_path, SLA_SCENARIO)), port=bport)
+    following(d)
+    agent_page, bob = browser2, browser
+    agent_page.get(b.url(f"/?agent=carol&ws=ws://127.0.0.1:{d.port}/"))
+    wait_for(lambda: any(m["role"] == "customer" for m in page_state(agent_page)["msgs"]), 10 * SLOW,
+             "the buyer's first message on the workbench")
+    conv = page_state(agent_page)["convs"][0]["id"]
+
+    dash = dashboard_with_logins(dashboard, r, users)
+    login(bob, dash.url, "bob")
+    until(bob, lambda d: rows(d, f'#waiting .waiting[data-conversation="{conv}"]'),
+          "the waiting buyer on the dashboard")
+    click(bob, f'#waiting .waiting[data-conversation="{conv}"]')
+    until(bob, lambda d: [x["role"] for x in rows(d, "#conv-turns .turn")][:1] == ["customer"],
+          "the buyer's turn, from chatmond's history")
+    type_into(bob, "#note-text", "先别承诺退款,等我确认库存")
+    click(bob, "#note-send")
+
+    w = wait_for(lambda: whispers(agent_page), 10 * SLOW, "the note on the workbench")
+    assert [(x["from"], x["text"]) for x in w] == [("bob", "先别承诺退款,等我确认库存")], w
+    assert "主管提示" in w[0]["title"]
+    until(bob, lambda d: [x["state"] for x in rows(d, "#conv-notes .note")] == ["read"],
+          "read, on the dashboard")
+    assert [x["what"] for x in audit(c) if x["what"].startswith("note.")] == \
+        ["note.send", "note.state", "note.state"]
+    out = "\n".join(b.output())
+    assert "先别承诺退款" not in out and "note_ack" not in out, out
