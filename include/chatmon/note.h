@@ -1,4 +1,4 @@
-/* note: a supervisor's whisper note to an agent (a request checked, its id, its JSON, its audit entry, and the view pages get of it) (pure). */
+/* note: a supervisor's whisper note as the dashboard makes it (a request checked, its id, its JSON, its audit entry, and the view pages get of it); chatmond's side, the frame to the agent and the ack, is notefmt (pure). */
 #ifndef CHATMON_NOTE_H
 #define CHATMON_NOTE_H
 

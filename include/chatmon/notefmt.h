@@ -1,4 +1,4 @@
-/* notefmt: supervisors' whisper notes and the workbench's acks, read and written as issue 15's contract says (pure). */
+/* notefmt: whisper notes as chatmond reads and delivers them, and the workbench's acks, as issue 15's contract says; the dashboard's side, making a note, is note (pure). */
 #ifndef CHATMON_NOTEFMT_H
 #define CHATMON_NOTEFMT_H
 
