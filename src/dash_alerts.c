@@ -1,4 +1,4 @@
-/* dash_alerts: the alert stream into the dashboard's feed: the history first, then the stream followed (dash_stream). */
+/* dash_alerts: the alert stream into the dashboard's feed: the history first, then the stream followed (xfollow). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,7 +6,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
-#include "chatmon/dash_stream.h"
+#include "chatmon/xfollow.h"
 #include "chatmon/feed.h"
 #include "chatmon/log.h"
 #include "chatmon/rconn.h"
@@ -105,7 +105,7 @@ dash_alerts_loaded(struct dash *d)
 	d->loaded = 1;
 	log_info("dash_loaded: history read up to %s, following %s",
 	    feed_last_sid(d->feed)[0] ? feed_last_sid(d->feed) : "(none)", d->key);
-	dash_stream_follow(d->alerts, feed_last_sid(d->feed));
+	xfollow_follow(d->alerts, feed_last_sid(d->feed));
 }
 
 static void
@@ -172,7 +172,7 @@ dash_alerts_read(struct dash *d)
 		    "XREVRANGE %s + - COUNT %llu", d->key,
 		    (unsigned long long)d->cfg->dashboard.history);
 	else
-		dash_stream_resume(d->alerts);
+		xfollow_resume(d->alerts);
 }
 
 void

@@ -7,7 +7,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
-#include "chatmon/dash_stream.h"
+#include "chatmon/xfollow.h"
 #include "chatmon/handling.h"
 #include "chatmon/jsonw.h"
 #include "chatmon/log.h"
@@ -256,9 +256,9 @@ dash_audit_on_conn(void *arg, int up, int lost)
 	    rconn_name(d->auditc), d->audit_key);
 	if (!d->audit_following) {
 		d->audit_following = 1;
-		dash_stream_follow(d->audit, NULL);	/* the hash says what came before */
+		xfollow_follow(d->audit, NULL);	/* the hash says what came before */
 	} else
-		dash_stream_resume(d->audit);
+		xfollow_resume(d->audit);
 }
 
 static void

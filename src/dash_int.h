@@ -22,9 +22,10 @@
  *   dash_feed.c   the pages' /feed: hello, alerts, waiting, agents, ...;
  *                 it reads what the others keep in struct dash, and they
  *                 wake it (dash_feed_notify): it calls none of them
- *   dash_alerts.c the alert stream into the feed (history, then dash_stream)
+ *   dash_alerts.c the alert stream into the feed (history, then followed
+ *                 with src/xfollow.c, the follower chatmond's notes and
+ *                 chatmon tail ride on too)
  *   dash_state.c  the state poll: who waits, the day's figures
- *   dash_stream.c a Redis stream followed for ever (include/chatmon)
  *   dash_audit.c  the audit stream followed: alert handling and notes,
  *                 kept and pushed to the pages
  *   dash_api.c    the HTTP API under /api/ (logins stay in dashauth.c)
@@ -58,7 +59,7 @@
 #define DASH_SLACK	(10 * DASH_PAGE)
 
 struct dash;
-struct dash_stream;
+struct xfollow;
 struct event;
 struct event_base;
 struct feed;
@@ -112,7 +113,7 @@ struct dash {
 	struct lws_context	*ctx;
 	struct feed		*feed;
 	struct rconn		*stream, *state;
-	struct dash_stream	*alerts;	/* the alert stream followed, once loaded */
+	struct xfollow		*alerts;	/* the alert stream followed, once loaded */
 	char			*key;		/* the alert stream, prefix included */
 	const char		*prefix;	/* redis.prefix or "" */
 	int			 loaded;	/* the history is in: follow */
@@ -153,8 +154,8 @@ struct dash {
 	struct rconn		*wr;
 	/* the audit stream, on a connection of its own (XREAD BLOCK) */
 	struct rconn		*auditc;
-	struct dash_stream	*audit;
-	int			 audit_following;	/* dash_stream_follow was called */
+	struct xfollow		*audit;
+	int			 audit_following;	/* xfollow_follow was called */
 	char			*audit_key, *handling_key;
 	json_t			*handling;	/* {alert id: value} of the handling hash */
 	unsigned		 handling_v;	/* the hash read whole: pages get a reset */

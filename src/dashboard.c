@@ -12,7 +12,7 @@
 #include <libwebsockets.h>
 
 #include "chatmon/config.h"
-#include "chatmon/dash_stream.h"
+#include "chatmon/xfollow.h"
 #include "chatmon/dashauth.h"
 #include "chatmon/dashboard.h"
 #include "chatmon/feed.h"
@@ -78,7 +78,7 @@ dash_start_audit(struct dash *d)
 		return -1;
 	snprintf(d->audit_key, n, "%schatmon:audit", d->prefix);
 	snprintf(d->handling_key, n, "%schatmon:alerts:handling", d->prefix);
-	if ((d->audit = dash_stream_new(d->base, d->auditc, d->audit_key,
+	if ((d->audit = xfollow_new(d->base, d->auditc, d->audit_key,
 	    dash_audit_entry, NULL, d)) == NULL)
 		return -1;
 	return 0;
@@ -113,7 +113,7 @@ dash_start(struct dash *d)
 		return -1;
 	}
 	snprintf(d->key, n, "%s%s", d->prefix, d->cfg->redis.stream);
-	if ((d->alerts = dash_stream_new(d->base, d->stream, d->key,
+	if ((d->alerts = xfollow_new(d->base, d->stream, d->key,
 	    dash_alerts_entry, dash_alerts_came, d)) == NULL ||
 	    dash_start_audit(d) == -1) {
 		fprintf(stderr, "chatmon: dashboard: out of memory\n");
@@ -210,8 +210,8 @@ dash_stop(struct dash *d)
 	rconn_free(d->state);
 	rconn_free(d->wr);
 	rconn_free(d->auditc);
-	dash_stream_free(d->alerts);
-	dash_stream_free(d->audit);
+	xfollow_free(d->alerts);
+	xfollow_free(d->audit);
 	if (d->ev_poll)
 		event_free(d->ev_poll);
 	if (d->ev_flush)

@@ -11,6 +11,7 @@
 #include "chatmon/log.h"
 #include "chatmon/notes.h"
 #include "chatmon/rconn.h"
+#include "chatmon/xfollow.h"
 
 /*
  * Every instance follows the one stream of notes (the dashboard writes
@@ -21,13 +22,16 @@
  * look-ups and the acks go on another. Delivery is at least once: a
  * note may reach a workbench twice (its pending set read while the
  * stream brings it, or again after a reconnect), and the workbench keeps
- * one per id.
+ * one per id. The reading itself is xfollow's, as for the dashboard and
+ * chatmon tail: it starts after the stream's last entry when chatmond
+ * starts, and goes on from the last id read after a reconnect, so notes
+ * written during an outage still come (those past notes.ttl are skipped
+ * here).
  */
 
 #define NOTES_BLOCK_MS		5000	/* how long one XREAD waits */
-#define NOTES_BLOCK		"5000"
-#define NOTES_PAGE		"100"	/* entries per XREAD, notes per pending look-up */
-#define NOTES_RETRY_S		1	/* after an error reply: not a hot loop */
+#define NOTES_PAGE_N		100	/* entries per XREAD */
+#define NOTES_PAGE		"100"	/* notes per pending look-up */
 #define NOTES_AUDIT_MAXLEN	"100000"
 
 /*
@@ -53,18 +57,16 @@ static const char notes_ack_lua[] =
     "return 'same'\n";
 
 struct notes {
+	struct event_base	*base;
 	struct metrics		*m;
 	struct rconn		*follow;	/* XREAD BLOCK only */
+	struct xfollow		*xf;		/* the notes' stream, on follow */
 	struct rconn		*cmd;		/* look-ups and acks */
-	struct event		*ev_retry;
 	struct notes_peer	*peers;
 	char			*prefix;	/* redis.prefix, "" none */
 	char			*log_key;	/* the notes' stream */
 	char			*audit_key;
 	uint64_t		 ttl_ms;	/* notes.ttl */
-	char			 last[48];	/* the last stream id seen; "" none yet */
-	int			 reading;	/* a read of the stream is out */
-	int			 failing;	/* an error was logged: quiet until a read works */
 };
 
 /* A look-up of an agent's pending notes, for the connection that asked. */
@@ -81,8 +83,6 @@ struct notes_ackreq {
 	char			 id[NOTEFMT_ID_MAX + 1];
 	char			 agent[];
 };
-
-static void	notes_follow(struct notes *);
 
 /* prefix + mid + tail into out (reset first); -1 on ENOMEM. */
 static int
@@ -128,120 +128,20 @@ out:
 	notefmt_note_clear(&note);
 }
 
+/* One entry of the notes' stream: its note to the agent's connections here. */
 static void
-notes_on_retry(evutil_socket_t fd, short what, void *arg)
+notes_on_entry(void *arg, const char *sid, const struct redisReply *f)
 {
-	(void)fd;
-	(void)what;
-	notes_follow(arg);
-}
+	struct notes	*n = arg;
+	size_t		 k;
 
-/* An error where a read was expected: logged once, tried again in a second. */
-static void
-notes_read_failed(struct notes *n, const struct redisReply *reply)
-{
-	struct timeval	tv = { NOTES_RETRY_S, 0 };
-
-	if (!n->failing)
-		log_warnx("notes_follow: redis %s: cannot read the notes' stream %s: %.*s",
-		    rconn_name(n->follow), n->log_key, reply->type ==
-		    REDIS_REPLY_ERROR ? (int)reply->len : 14, reply->type ==
-		    REDIS_REPLY_ERROR ? reply->str : "unknown answer");
-	n->failing = 1;
-	evtimer_add(n->ev_retry, &tv);
-}
-
-/* Where to start: after the stream's last entry (XREAD's $, without its gap between reads). */
-static void
-notes_on_last(struct redisReply *reply, void *priv)
-{
-	struct notes		*n = priv;
-	struct redisReply	*e;
-
-	n->reading = 0;
-	if (reply == NULL)
-		return;		/* gone: the next connection starts again */
-	if (reply->type != REDIS_REPLY_ARRAY) {
-		notes_read_failed(n, reply);
-		return;
-	}
-	snprintf(n->last, sizeof(n->last), "0-0");
-	if (reply->elements > 0 && (e = reply->element[0])->type ==
-	    REDIS_REPLY_ARRAY && e->elements >= 1 && e->element[0]->type ==
-	    REDIS_REPLY_STRING && e->element[0]->len < sizeof(n->last))
-		snprintf(n->last, sizeof(n->last), "%s", e->element[0]->str);
-	notes_follow(n);
-}
-
-/* XREAD's answer: [[stream, [[id, [field, value, ...]], ...]]], or nil when nothing came. */
-static void
-notes_on_read(struct redisReply *reply, void *priv)
-{
-	struct notes		*n = priv;
-	struct redisReply	*s, *e, *f;
-	size_t			 i, j, k;
-
-	n->reading = 0;
-	if (reply == NULL)
-		return;
-	if (reply->type != REDIS_REPLY_ARRAY && reply->type != REDIS_REPLY_NIL) {
-		notes_read_failed(n, reply);
-		return;
-	}
-	n->failing = 0;
-	for (i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
-		s = reply->element[i];
-		if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
-		    s->element[1]->type != REDIS_REPLY_ARRAY)
-			continue;
-		for (j = 0; j < s->element[1]->elements; j++) {
-			e = s->element[1]->element[j];
-			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-			    e->element[0]->type != REDIS_REPLY_STRING ||
-			    e->element[0]->len >= sizeof(n->last))
-				continue;
-			snprintf(n->last, sizeof(n->last), "%s", e->element[0]->str);
-			f = e->element[1];
-			for (k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements;
-			    k += 2)
-				if (f->element[k]->type == REDIS_REPLY_STRING &&
-				    strcmp(f->element[k]->str, "note") == 0 &&
-				    f->element[k + 1]->type == REDIS_REPLY_STRING)
-					notes_deliver(n, f->element[k + 1]->str,
-					    f->element[k + 1]->len, 0, 1);
-		}
-	}
-	notes_follow(n);
-}
-
-/*
- * The next read of the stream, unless one is out or Redis is away. After
- * a reconnect it goes on from the last id seen, so notes written during
- * the outage still come (those past notes.ttl are skipped).
- */
-static void
-notes_follow(struct notes *n)
-{
-	const char	*argv[7] = { "XREAD", "COUNT", NOTES_PAGE, "BLOCK",
-	    NOTES_BLOCK, "STREAMS", NULL };
-	const char	*av[8];
-	int		 rv;
-
-	if (n->reading || !rconn_up(n->follow) || evtimer_pending(n->ev_retry,
-	    NULL))
-		return;
-	if (n->last[0] == '\0')
-		rv = rconn_command(n->follow, notes_on_last, n, 0,
-		    "XREVRANGE %s + - COUNT 1", n->log_key);
-	else {
-		memcpy(av, argv, 6 * sizeof(*av));
-		av[6] = n->log_key;
-		av[7] = n->last;
-		rv = rconn_command_argv(n->follow, notes_on_read, n,
-		    NOTES_BLOCK_MS, 8, av, NULL);
-	}
-	if (rv == 0)
-		n->reading = 1;
+	(void)sid;
+	for (k = 0; k + 1 < f->elements; k += 2)
+		if (f->element[k]->type == REDIS_REPLY_STRING &&
+		    strcmp(f->element[k]->str, "note") == 0 &&
+		    f->element[k + 1]->type == REDIS_REPLY_STRING)
+			notes_deliver(n, f->element[k + 1]->str,
+			    f->element[k + 1]->len, 0, 1);
 }
 
 static void
@@ -250,13 +150,27 @@ notes_on_follow_state(void *arg, int up, int lost)
 	struct notes	*n = arg;
 
 	(void)lost;
-	n->reading = 0;
 	if (!up)
 		return;
 	log_info("notes_on_follow_state: redis %s connected: following %s%s%s",
-	    rconn_name(n->follow), n->log_key, n->last[0] ? " after " : "",
-	    n->last);
-	notes_follow(n);
+	    rconn_name(n->follow), n->log_key, xfollow_last(n->xf)[0] ?
+	    " after " : "", xfollow_last(n->xf));
+	xfollow_resume(n->xf);
+}
+
+/*
+ * A follower of the notes' stream, from after its last entry (XREAD's $,
+ * without its gap between reads); -1 on ENOMEM.
+ */
+static int
+notes_follower(struct notes *n, struct event_base *base)
+{
+	if ((n->xf = xfollow_new(base, n->follow, n->log_key, notes_on_entry,
+	    NULL, n)) == NULL)
+		return -1;
+	xfollow_set_read(n->xf, NOTES_BLOCK_MS, NOTES_PAGE_N);
+	xfollow_follow(n->xf, NULL);
+	return 0;
 }
 
 static void
@@ -501,9 +415,6 @@ notes_settings(struct notes *n, const struct config *cfg)
 		free(a);
 		return -1;
 	}
-	/* another stream: start again at its end */
-	if (n->log_key != NULL && strcmp(n->log_key, l) != 0)
-		n->last[0] = '\0';
 	free(n->prefix);
 	free(n->log_key);
 	free(n->audit_key);
@@ -523,11 +434,12 @@ notes_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 	if ((n = calloc(1, sizeof(*n))) == NULL)
 		goto oom;
 	n->m = m;
+	n->base = base;
 	if (notes_settings(n, cfg) == -1 ||
 	    (n->follow = rconn_new(base, "notes-follow", notes_on_follow_state,
 	    n)) == NULL ||
+	    notes_follower(n, base) == -1 ||
 	    (n->cmd = rconn_new(base, "notes", notes_on_cmd_state, n)) == NULL ||
-	    (n->ev_retry = evtimer_new(base, notes_on_retry, n)) == NULL ||
 	    rconn_set_target(n->follow, &cfg->redis, 0) == -1 ||
 	    rconn_set_target(n->cmd, &cfg->redis, 0) == -1)
 		goto oom;
@@ -541,10 +453,29 @@ oom:
 void
 notes_set_config(struct notes *n, const struct config *cfg)
 {
-	if (notes_settings(n, cfg) == -1 ||
-	    rconn_set_target(n->follow, &cfg->redis, 0) == -1 ||
-	    rconn_set_target(n->cmd, &cfg->redis, 0) == -1)
+	struct xfollow	*old = n->xf;
+
+	if (notes_settings(n, cfg) == -1) {
 		log_warnx("notes_set_config: out of memory, settings kept");
+		return;
+	}
+	if (strcmp(xfollow_key(old), n->log_key) != 0) {
+		/*
+		 * Another stream (redis.prefix): start again at its end. The
+		 * read out for the old one goes with the connection, so that
+		 * the old follower is freed with nothing of it pending.
+		 */
+		rconn_drop(n->follow, "the notes' stream changed");
+		if (notes_follower(n, n->base) == -1) {
+			n->xf = old;
+			log_warnx("notes_set_config: out of memory, still "
+			    "following %s", xfollow_key(old));
+		} else
+			xfollow_free(old);
+	}
+	if (rconn_set_target(n->follow, &cfg->redis, 0) == -1 ||
+	    rconn_set_target(n->cmd, &cfg->redis, 0) == -1)
+		log_warnx("notes_set_config: out of memory, Redis settings kept");
 }
 
 void
@@ -555,10 +486,9 @@ notes_free(struct notes *n)
 	/* the callbacks of what is out run now, with NULL, and free their requests */
 	rconn_free(n->follow);
 	n->follow = NULL;
+	xfollow_free(n->xf);
 	rconn_free(n->cmd);
 	n->cmd = NULL;
-	if (n->ev_retry != NULL)
-		event_free(n->ev_retry);
 	free(n->prefix);
 	free(n->log_key);
 	free(n->audit_key);

@@ -91,6 +91,10 @@ struct rconn {
 	struct event		*ev_retry;
 	struct event		*ev_timeout;
 	char			 name[300];	/* rconn_name */
+	char			 why[400];	/* rconn_error: the last failure */
+	int			 refused;	/* ... was the server's error reply */
+	const char		*setup_cmd[4];	/* the setup commands out, in order */
+	int			 setup_done;	/* ... answered */
 	/* Sentinel */
 	redisAsyncContext	*sctx;		/* the sentinel being asked; ours */
 	enum rconn_goal		 goal;
@@ -107,6 +111,31 @@ struct rconn {
 
 static void	rconn_connect(struct rconn *);
 static void	rconn_ask_next(struct rconn *);
+static void	rconn_why(struct rconn *, int refused, const char *, ...)
+		    UTIL_PRINTF(3, 4);
+
+/*
+ * Why the connection is not up, for an owner that reports outages itself
+ * (chatmon tail); the log has the same in its own words.
+ */
+static void
+rconn_why(struct rconn *rc, int refused, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rc->why, sizeof(rc->why), fmt, ap);
+	va_end(ap);
+	rc->refused = refused;
+}
+
+const char *
+rconn_error(const struct rconn *rc, int *refused)
+{
+	if (refused != NULL)
+		*refused = rc->refused;
+	return rc->why;
+}
 
 /* "host:port", brackets around an IPv6 address. */
 static void
@@ -276,6 +305,7 @@ rconn_drop(struct rconn *rc, const char *why)
 	if (lost)
 		log_warnx("rconn_drop: %s redis %s: %s", rc->who, rconn_name(rc),
 		    why);
+	rconn_why(rc, 0, "%s", why);
 	rconn_down(rc, lost);
 }
 
@@ -324,6 +354,7 @@ rconn_ask_failed(struct rconn *rc)
 	rc->goal = RCONN_IDLE;
 	log_warnx("rconn_ask_failed: %s: no sentinel named master %s; asking "
 	    "again later", rc->who, rc->set.master_name);
+	/* the last sentinel's failure (rconn_sentinel_fail) stays the reason */
 	rconn_down(rc, 0);
 }
 
@@ -348,6 +379,8 @@ rconn_ask_next(struct rconn *rc)
 		if (ac == NULL || ac->err) {
 			log_warnx("rconn_ask_next: %s sentinel %s: %s", rc->who,
 			    rconn_sentinel_name(rc, addr, sizeof(addr)),
+			    ac ? ac->errstr : "out of memory");
+			rconn_why(rc, 0, "sentinel %s: %s", addr,
 			    ac ? ac->errstr : "out of memory");
 			if (ac != NULL)
 				redisAsyncFree(ac);
@@ -380,12 +413,13 @@ rconn_ask(struct rconn *rc, enum rconn_goal goal)
 
 /* The sentinel being asked failed us (its sctx already unhooked or not): the next. */
 static void
-rconn_sentinel_fail(struct rconn *rc, const char *why)
+rconn_sentinel_fail(struct rconn *rc, int refused, const char *why)
 {
 	char	addr[300];
 
 	log_warnx("rconn_sentinel_fail: %s sentinel %s: %s", rc->who,
 	    rconn_sentinel_name(rc, addr, sizeof(addr)), why);
+	rconn_why(rc, refused, "sentinel %s: %s", addr, why);
 	rconn_unhook_sentinel(rc);
 	rconn_ask_next(rc);
 }
@@ -395,7 +429,7 @@ rconn_on_stimeout(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	rconn_sentinel_fail(arg, "no answer within redis.timeout");
+	rconn_sentinel_fail(arg, 0, "no answer within redis.timeout");
 }
 
 static void	rconn_connect_master(struct rconn *);
@@ -415,7 +449,7 @@ rconn_on_sentinel(redisAsyncContext *ac, void *r, void *privdata)
 		/* AUTH */
 		if (reply->type == REDIS_REPLY_ERROR) {
 			snprintf(why, sizeof(why), "refused AUTH: %s", reply->str);
-			rconn_sentinel_fail(rc, why);
+			rconn_sentinel_fail(rc, 1, why);
 		}
 		return;
 	}
@@ -424,7 +458,7 @@ rconn_on_sentinel(redisAsyncContext *ac, void *r, void *privdata)
 	    sizeof(why)) == -1) {
 		snprintf(msg, sizeof(msg), "where is master %.200s? %s",
 		    rc->set.master_name, why);
-		rconn_sentinel_fail(rc, msg);
+		rconn_sentinel_fail(rc, 0, msg);
 		return;
 	}
 	rconn_unhook_sentinel(rc);
@@ -464,7 +498,7 @@ rconn_on_sentinel_connect(const redisAsyncContext *ac, int status)
 		return;
 	if (status != REDIS_OK) {
 		rc->sctx = NULL;	/* hiredis frees a context whose connect failed */
-		rconn_sentinel_fail(rc, ac->errstr);
+		rconn_sentinel_fail(rc, 0, ac->errstr);
 		return;
 	}
 	rc->ssetup_pending = 1;
@@ -491,7 +525,7 @@ rconn_on_sentinel_disconnect(const redisAsyncContext *ac, int status)
 	if (ac != rc->sctx)
 		return;		/* one we gave up ourselves */
 	rc->sctx = NULL;	/* hiredis frees it after this */
-	rconn_sentinel_fail(rc, ac->errstr[0] ? ac->errstr : "connection lost");
+	rconn_sentinel_fail(rc, 0, ac->errstr[0] ? ac->errstr : "connection lost");
 }
 
 void
@@ -546,6 +580,7 @@ rconn_not_master(struct rconn *rc, const char *detail)
 	log_warnx("rconn_on_role: %s redis %s is %s, not the master%s", rc->who,
 	    rconn_name(rc), detail, rc->set.nsentinels > 0 ?
 	    ": asking the sentinels again" : ": will check again later");
+	rconn_why(rc, 0, "%s, not the master", detail);
 	if (rc->set.nsentinels > 0)
 		rc->sfirst = (rc->scur + 1) % rc->set.nsentinels;
 	rconn_down(rc, 0);
@@ -575,6 +610,7 @@ rconn_on_role(redisAsyncContext *ac, void *r, void *privdata)
 		/* NOAUTH (no redis.password), LOADING, ...: not usable yet */
 		log_warnx("rconn_on_role: %s redis %s refused the connection: %s",
 		    rc->who, rconn_name(rc), reply->str);
+		rconn_why(rc, 1, "ROLE: %s", reply->str);
 		rconn_down(rc, 0);
 		return;
 	}
@@ -607,9 +643,13 @@ rconn_on_setup(redisAsyncContext *ac, void *r, void *privdata)
 	if (reply->type == REDIS_REPLY_ERROR) {
 		log_warnx("rconn_on_setup: %s redis %s refused the connection: %s",
 		    rc->who, rconn_name(rc), reply->str);
+		rconn_why(rc, 1, "%s: %s", rc->setup_done < 4 &&
+		    rc->setup_cmd[rc->setup_done] != NULL ?
+		    rc->setup_cmd[rc->setup_done] : "setup", reply->str);
 		rconn_down(rc, 0);
 		return;
 	}
+	rc->setup_done++;
 	if (--rc->setup_pending == 0 && (rc->set.flags & RCONN_ANY_ROLE))
 		rconn_up_now(rc);
 }
@@ -625,10 +665,12 @@ rconn_on_connect(const redisAsyncContext *ac, int status)
 		rc->ctx = NULL;		/* hiredis frees a context whose connect failed */
 		log_warnx("rconn_on_connect: %s redis %s: %s", rc->who,
 		    rconn_name(rc), ac->errstr);
+		rconn_why(rc, 0, "%s", ac->errstr);
 		rconn_down(rc, 0);
 		return;
 	}
 	rc->setup_pending = 0;
+	rc->setup_done = 0;
 	if (rc->set.password != NULL) {
 		if (rc->set.username != NULL)
 			redisAsyncCommand(rc->ctx, rconn_on_setup, rc, "AUTH %s %s",
@@ -636,17 +678,17 @@ rconn_on_connect(const redisAsyncContext *ac, int status)
 		else
 			redisAsyncCommand(rc->ctx, rconn_on_setup, rc, "AUTH %s",
 			    rc->set.password);
-		rc->setup_pending++;
+		rc->setup_cmd[rc->setup_pending++] = "AUTH";
 	}
 	if (rc->set.target.db != 0) {
 		redisAsyncCommand(rc->ctx, rconn_on_setup, rc, "SELECT %d",
 		    rc->set.target.db);
-		rc->setup_pending++;
+		rc->setup_cmd[rc->setup_pending++] = "SELECT";
 	}
 	if (rc->set.flags & RCONN_ANY_ROLE) {
 		/* nothing else to ask: ping, so a hung server is noticed here too */
 		redisAsyncCommand(rc->ctx, rconn_on_setup, rc, "PING");
-		rc->setup_pending++;
+		rc->setup_cmd[rc->setup_pending++] = "PING";
 	} else
 		redisAsyncCommand(rc->ctx, rconn_on_role, rc, "ROLE");
 }
@@ -662,6 +704,8 @@ rconn_on_disconnect(const redisAsyncContext *ac, int status)
 	rc->ctx = NULL;		/* hiredis frees it after this */
 	log_warnx("rconn_on_disconnect: %s redis %s: connection lost%s%s",
 	    rc->who, rconn_name(rc), ac->errstr[0] ? ": " : "", ac->errstr);
+	rconn_why(rc, 0, "connection lost%s%s", ac->errstr[0] ? ": " : "",
+	    ac->errstr);
 	rconn_down(rc, 1);
 }
 
@@ -680,6 +724,7 @@ rconn_open(struct rconn *rc, const char *host, int port, const char *path)
 	if (ac == NULL || ac->err) {
 		log_warnx("rconn_connect: %s redis %s: %s", rc->who, rconn_name(rc),
 		    ac ? ac->errstr : "out of memory");
+		rconn_why(rc, 0, "%s", ac ? ac->errstr : "out of memory");
 		if (ac != NULL)
 			redisAsyncFree(ac);
 		rconn_down(rc, 0);

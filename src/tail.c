@@ -3,23 +3,24 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "chatmon/alertline.h"
 #include "chatmon/config.h"
-#include "chatmon/rreply.h"
+#include "chatmon/log.h"
+#include "chatmon/rconn.h"
 #include "chatmon/seen.h"
 #include "chatmon/tail.h"
 #include "chatmon/util.h"
+#include "chatmon/xfollow.h"
 
 /*
  * The stream, not the pub/sub channel, is the source: it keeps what was
@@ -28,37 +29,52 @@
  * The price is at-least-once delivery: the daemon re-sends an alert it was
  * not sure of, so alert ids seen recently are remembered and repeats dropped.
  *
- * The Redis connection is hiredis's blocking context driven by hand
- * (append, write, then ppoll + read): ppoll with SIGINT/SIGTERM unblocked
- * only while waiting is what lets a signal end a 1 s XREAD BLOCK at once,
- * with no window where it could be missed.
+ * It runs on one libevent loop, as the dashboard does: the connection is
+ * an rconn (redis.url or Sentinel, AUTH, SELECT, a hung server noticed,
+ * reconnects with backoff), the history is read with one command out at a
+ * time, and following is xfollow's, the reader the dashboard and
+ * chatmond's notes use. SIGINT and SIGTERM are evsignals: they end the
+ * loop at once, whatever is out. A reader has no need of ROLE: a replica
+ * would serve (RCONN_ANY_ROLE).
  *
- * With redis.sentinels every connection starts by asking them, in turn,
- * where the master is; a reader has no need of ROLE: a replica would serve.
+ * An outage is reported once, in tail's own words, and rconn's log lines
+ * are kept quiet (level error). What changed with the port from the
+ * blocking client it replaced: reconnects back off from 100 ms to 10 s
+ * with jitter (it was every second); a connect, and a hung server, are
+ * timed by redis.timeout (+ the 1 s block while following) instead of a
+ * fixed 1 s connect and 6 s silence; "connected" is said when the setup
+ * answered, not after the first read. A server that answers the setup
+ * with an error (a wrong password, NOAUTH, now named as an error of AUTH,
+ * SELECT or PING), like a key that is not a stream, is a mistake of the
+ * configuration: fatal, unless it is one Redis raises while starting or
+ * busy.
  */
 
 #define TAIL_SEEN_MAX		10000	/* alert ids remembered for de-duplication */
-#define TAIL_PAGE_N		1000	/* entries per XRANGE / XREAD */
+#define TAIL_PAGE_N		1000	/* entries per XRANGE / XREVRANGE / XREAD */
 #define TAIL_PAGE		"1000"
-#define TAIL_BLOCK_MS		"1000"	/* XREAD BLOCK: how often a quiet loop wakes */
-#define TAIL_IDLE_MS		6000	/* no byte from Redis this long (block included): hung */
-#define TAIL_CONNECT_S		1
-#define TAIL_RETRY_MS		1000
+/* XREAD BLOCK: added to redis.timeout before a quiet server counts as hung */
+#define TAIL_BLOCK_MS		1000
 /* clocks of chatmond and Redis may differ: search an alert id this far back */
 #define TAIL_SKEW_MS		60000
 #define TAIL_ID_MAX		64
 
 enum tail_rc {
 	TAIL_OK = 0,
-	TAIL_RETRY = -1,		/* Redis unreachable or lost: report, wait, reconnect */
 	TAIL_FATAL = -2,		/* already reported: exit 1 */
-	TAIL_STOP = -3,			/* a signal, or stdout closed: exit 0 */
+	TAIL_STOP = -3,			/* stdout closed: exit 0 */
 };
 
 enum tail_since {
 	TAIL_SINCE_LAST,		/* -N: the last N entries */
 	TAIL_SINCE_ALERT,		/* an alert id: what the stream holds after it */
 	TAIL_SINCE_STREAM,		/* a stream id: what the stream holds after it */
+};
+
+/* An alert kept while --since -N with a filter reads back page by page. */
+struct tail_kept {
+	char		*raw;
+	size_t		 len;
 };
 
 struct tail {
@@ -73,35 +89,33 @@ struct tail {
 	uint64_t	 since_ms, since_seq;	/* the id's parts (alert or stream) */
 	const char	*since_id;		/* as given */
 
-	/* Redis */
+	/* the loop and Redis */
 	const char	*url;			/* for messages */
-	struct config_redis_target target;	/* with Sentinel: found each time */
-	const char	*username;
-	const char	*password;
-	const struct config_redis *sentinel;	/* redis.sentinels; NULL: none */
 	char		 urlbuf[300];
 	char		*key;			/* prefix + stream; owned */
-	redisContext	*c;
-	sigset_t	 waitmask;		/* the mask while waiting: signals let in */
-	char		 why[256];		/* the last failure */
+	struct event_base *base;
+	struct rconn	*rc;
+	struct xfollow	*xf;
+	struct event	*ev_int, *ev_term;
+	int		 exit;			/* -1 running, else the exit code */
 	int		 down;			/* an outage was reported */
 
 	/* position */
-	int		 have_pos;
-	char		 last[TAIL_ID_MAX];	/* the last stream id read */
+	int		 have_pos;		/* the history is shown: following */
+	char		 last[TAIL_ID_MAX];	/* where following starts */
+	/* --since -N, with a filter: the pages read back */
+	char		 end[TAIL_ID_MAX + 1];	/* the next page's newest: "+" or "(id" */
+	int		 first_page;
+	struct seen	*ids;			/* the alerts counted */
+	struct tail_kept *kept;			/* newest first */
+	size_t		 nkept, keptcap;
+	/* --since ALERT-ID: the scan */
+	int		 pass;			/* 0 from its time, 1 from the start */
+	char		 start[TAIL_ID_MAX];
 
 	struct seen	*seen;
 	struct sbuf	 line;
 };
-
-static volatile sig_atomic_t tail_stop;
-
-static void
-tail_onsignal(int sig)
-{
-	(void)sig;
-	tail_stop = 1;
-}
 
 /* --- ids ------------------------------------------------------------------ */
 
@@ -228,6 +242,7 @@ tail_flush(struct tail *t, int oom)
 	return TAIL_OK;
 }
 
+
 /* --- entries -------------------------------------------------------------- */
 
 /* The stream id of an entry [id, [field, value, ...]]; NULL when it is not one. */
@@ -236,45 +251,21 @@ tail_entry_id(const redisReply *e)
 {
 	if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
 	    e->element[0]->type != REDIS_REPLY_STRING ||
-	    e->element[0]->len >= TAIL_ID_MAX)
+	    e->element[0]->len >= TAIL_ID_MAX ||
+	    e->element[1]->type != REDIS_REPLY_ARRAY)
 		return NULL;
 	return e->element[0]->str;
 }
 
-/*
- * The alert object of a stream entry, owned by the caller; *raw points
- * into the reply. NULL, with a warning unless quiet, when the entry holds
- * none: one bad producer must not stop the feed.
- */
+/* The alert object of raw, owned by the caller; NULL (warned unless quiet) when there is none. */
 static json_t *
-tail_entry_alert(const redisReply *e, const char **raw, size_t *rawlen, int quiet)
+tail_parse(const char *id, const char *raw, size_t rawlen, int quiet)
 {
-	const redisReply	*f;
-	const char		*id = tail_entry_id(e);
-	json_error_t		 err;
-	json_t			*a;
-	size_t			 i;
+	json_error_t	 err;
+	json_t		*a;
 
-	if (id == NULL) {
-		if (!quiet)
-			fprintf(stderr, "chatmon: tail: malformed stream entry: skipped\n");
-		return NULL;
-	}
-	f = e->element[1];
-	for (i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
-		if (f->element[i]->type == REDIS_REPLY_STRING &&
-		    strcmp(f->element[i]->str, "alert") == 0 &&
-		    f->element[i + 1]->type == REDIS_REPLY_STRING)
-			break;
-	if (f->type != REDIS_REPLY_ARRAY || i + 1 >= f->elements) {
-		if (!quiet)
-			fprintf(stderr, "chatmon: tail: entry %s: no alert field: skipped\n", id);
-		return NULL;
-	}
-	*raw = f->element[i + 1]->str;
-	*rawlen = f->element[i + 1]->len;
 	/* chat text may hold U+0000, and chatmond keeps it whole */
-	if ((a = json_loadb(*raw, *rawlen, JSON_ALLOW_NUL, &err)) == NULL) {
+	if ((a = json_loadb(raw, rawlen, JSON_ALLOW_NUL, &err)) == NULL) {
 		if (!quiet)
 			fprintf(stderr, "chatmon: tail: entry %s: not JSON (%s): "
 			    "skipped\n", id, err.text);
@@ -287,6 +278,38 @@ tail_entry_alert(const redisReply *e, const char **raw, size_t *rawlen, int quie
 		return NULL;
 	}
 	return a;
+}
+
+/*
+ * The alert object of stream entry id (NULL: the entry was malformed) with
+ * its fields f, owned by the caller; *raw points into the reply. NULL,
+ * with a warning unless quiet, when the entry holds none: one bad producer
+ * must not stop the feed.
+ */
+static json_t *
+tail_entry_alert(const char *id, const redisReply *f, const char **raw,
+    size_t *rawlen, int quiet)
+{
+	size_t	i;
+
+	if (id == NULL) {
+		if (!quiet)
+			fprintf(stderr, "chatmon: tail: malformed stream entry: skipped\n");
+		return NULL;
+	}
+	for (i = 0; i + 1 < f->elements; i += 2)
+		if (f->element[i]->type == REDIS_REPLY_STRING &&
+		    strcmp(f->element[i]->str, "alert") == 0 &&
+		    f->element[i + 1]->type == REDIS_REPLY_STRING)
+			break;
+	if (i + 1 >= f->elements) {
+		if (!quiet)
+			fprintf(stderr, "chatmon: tail: entry %s: no alert field: skipped\n", id);
+		return NULL;
+	}
+	*raw = f->element[i + 1]->str;
+	*rawlen = f->element[i + 1]->len;
+	return tail_parse(id, *raw, *rawlen, quiet);
 }
 
 static int
@@ -313,228 +336,152 @@ tail_wanted(struct tail *t, json_t *a)
 	return 1;
 }
 
-/* Prints one entry unless it repeats an alert already shown or is filtered out. */
+/* Prints alert a (raw as stored) unless it repeats one already shown or is filtered out. */
 static int
-tail_entry(struct tail *t, const redisReply *e)
+tail_show(struct tail *t, json_t *a, const char *raw, size_t rawlen)
 {
-	json_t		*a;
-	const char	*raw, *id;
-	size_t		 rawlen;
-	int		 rc = TAIL_OK, dup = 0, oom;
+	const char	*id;
+	int		 dup = 0, oom;
 
-	if ((a = tail_entry_alert(e, &raw, &rawlen, 0)) == NULL)
-		return TAIL_OK;
 	if ((id = tail_jstr(a, "id")) != NULL &&
 	    (dup = seen_add(t->seen, id)) == -1) {
 		fprintf(stderr, "chatmon: tail: out of memory\n");
-		rc = TAIL_FATAL;
-	} else if (dup == 0 && tail_wanted(t, a)) {
-		sbuf_reset(&t->line);
-		if (t->json) {
-			if (rawlen > 0 && raw[rawlen - 1] == '\n')
-				rawlen--;
-			oom = sbuf_append(&t->line, raw, rawlen) == -1;
-		} else {
-			/* today is the day of this line, not of the run */
-			t->fmt.now_ms = util_wall_ms();
-			oom = alertline_format(&t->line, &t->fmt, a) == -1;
-		}
-		rc = tail_flush(t, oom);
+		return TAIL_FATAL;
 	}
+	if (dup != 0 || !tail_wanted(t, a))
+		return TAIL_OK;
+	sbuf_reset(&t->line);
+	if (t->json) {
+		if (rawlen > 0 && raw[rawlen - 1] == '\n')
+			rawlen--;
+		oom = sbuf_append(&t->line, raw, rawlen) == -1;
+	} else {
+		/* today is the day of this line, not of the run */
+		t->fmt.now_ms = util_wall_ms();
+		oom = alertline_format(&t->line, &t->fmt, a) == -1;
+	}
+	return tail_flush(t, oom);
+}
+
+/* One stream entry (id NULL: a malformed one) to stdout, as tail_show says. */
+static int
+tail_entry(struct tail *t, const char *id, const redisReply *fields)
+{
+	json_t		*a;
+	const char	*raw;
+	size_t		 rawlen;
+	int		 rc;
+
+	if ((a = tail_entry_alert(id, fields, &raw, &rawlen, 0)) == NULL)
+		return TAIL_OK;
+	rc = tail_show(t, a, raw, rawlen);
 	json_decref(a);
 	return rc;
 }
 
-/* --- Redis ---------------------------------------------------------------- */
+/* --- the loop ------------------------------------------------------------- */
 
+/* Ends the run with this exit code; the first reason stays. */
 static void
-tail_disconnect(struct tail *t)
+tail_end(struct tail *t, int code)
 {
-	redisFree(t->c);
-	t->c = NULL;
+	if (t->exit < 0)
+		t->exit = code;
+	event_base_loopbreak(t->base);
 }
 
-static int
-tail_ioerr(struct tail *t)
+/* A tail_rc that is not TAIL_OK ends the run. */
+static void
+tail_check(struct tail *t, int rc)
 {
-	snprintf(t->why, sizeof(t->why), "%s",
-	    t->c->errstr[0] != '\0' ? t->c->errstr : "connection lost");
-	return TAIL_RETRY;
+	if (rc == TAIL_STOP)
+		tail_end(t, 0);
+	else if (rc != TAIL_OK)
+		tail_end(t, 1);
+}
+
+static void
+tail_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	tail_end(arg, 0);
+}
+
+/* Errors Redis raises while it is starting, failing over or busy: outages. */
+static int
+tail_transient(const char *err)
+{
+	return strstr(err, "LOADING") != NULL || strstr(err, "BUSY") != NULL ||
+	    strstr(err, "MASTERDOWN") != NULL || strstr(err, "TRYAGAIN") != NULL;
 }
 
 /*
- * Sends one command and waits for its reply, which the caller frees; a
- * signal ends the wait (TAIL_STOP). Errors Redis raises while it is
- * starting or busy are outages; any other error reply is a mistake of the
- * configuration (a wrong password, a key that is not a stream): fatal.
+ * Redis answered cmd with r, not what was asked for: an error of the
+ * configuration (a key that is not a stream, NOPERM) is fatal; one it
+ * raises while starting or busy, or a reply that makes no sense, is an
+ * outage: the connection is dropped and made again.
+ */
+static void
+tail_refused(struct tail *t, const char *cmd, const redisReply *r)
+{
+	char	why[300];
+
+	if (r->type != REDIS_REPLY_ERROR) {
+		snprintf(why, sizeof(why), "%s: unexpected reply", cmd);
+		rconn_drop(t->rc, why);
+		return;
+	}
+	snprintf(why, sizeof(why), "%s: %s", cmd, r->str);
+	if (tail_transient(r->str)) {
+		rconn_drop(t->rc, why);
+		return;
+	}
+	fprintf(stderr, "chatmon: tail: redis %s: %s\n", t->url, why);
+	tail_end(t, 1);
+}
+
+/*
+ * A history command's reply: 0 when it is an array to read. Otherwise it
+ * is dealt with here and -1: NULL means the connection went, and the
+ * history is read again when it is back (nothing of it was shown yet but
+ * what the seen set remembers).
  */
 static int
-tail_cmd(struct tail *t, redisReply **rp, int argc, const char **argv)
+tail_reply(struct tail *t, const redisReply *r, const char *cmd)
 {
-	redisContext	*c = t->c;
-	struct pollfd	 pfd;
-	struct timespec	 ts;
-	uint64_t	 deadline, now;
-	void		*aux = NULL;
-	redisReply	*r;
-	int		 done, n;
-
-	*rp = NULL;
-	if (redisAppendCommandArgv(c, argc, argv, NULL) != REDIS_OK)
-		return tail_ioerr(t);
-	do {
-		if (redisBufferWrite(c, &done) != REDIS_OK)
-			return tail_ioerr(t);
-	} while (!done);
-	deadline = util_mono_ns() + (uint64_t)TAIL_IDLE_MS * 1000000;
-	for (;;) {
-		if (redisGetReplyFromReader(c, &aux) != REDIS_OK)
-			return tail_ioerr(t);
-		if (aux != NULL)
-			break;
-		if (tail_stop)
-			return TAIL_STOP;
-		if ((now = util_mono_ns()) >= deadline) {
-			snprintf(t->why, sizeof(t->why), "no reply for %d s",
-			    TAIL_IDLE_MS / 1000);
-			return TAIL_RETRY;
-		}
-		ts.tv_sec = (time_t)((deadline - now) / 1000000000);
-		ts.tv_nsec = (long)((deadline - now) % 1000000000);
-		pfd.fd = c->fd;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		if ((n = ppoll(&pfd, 1, &ts, &t->waitmask)) == -1 && errno != EINTR) {
-			snprintf(t->why, sizeof(t->why), "poll: %s", strerror(errno));
-			return TAIL_RETRY;
-		}
-		if (n > 0) {
-			if (redisBufferRead(c) != REDIS_OK)
-				return tail_ioerr(t);
-			deadline = util_mono_ns() + (uint64_t)TAIL_IDLE_MS * 1000000;
-		}
-	}
-	r = aux;
-	if (r->type != REDIS_REPLY_ERROR) {
-		*rp = r;
-		return TAIL_OK;
-	}
-	snprintf(t->why, sizeof(t->why), "%s: %s", argv[0], r->str);
-	n = strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
-	    strncmp(r->str, "MASTERDOWN", 10) == 0 || strncmp(r->str, "TRYAGAIN", 8) == 0;
-	freeReplyObject(r);
-	if (n)
-		return TAIL_RETRY;
-	fprintf(stderr, "chatmon: tail: redis %s: %s\n", t->url, t->why);
-	return TAIL_FATAL;
+	if (r == NULL || t->exit >= 0)
+		return -1;
+	if (r->type == REDIS_REPLY_ARRAY)
+		return 0;
+	tail_refused(t, cmd, r);
+	return -1;
 }
 
-/* A command whose reply only matters for its errors. */
-static int
-tail_cmd_ok(struct tail *t, int argc, const char **argv)
+static void
+tail_history_reset(struct tail *t)
 {
-	redisReply	*r;
-	int		 rc;
+	size_t	i;
 
-	if ((rc = tail_cmd(t, &r, argc, argv)) == TAIL_OK)
-		freeReplyObject(r);
-	return rc;
+	for (i = 0; i < t->nkept; i++)
+		free(t->kept[i].raw);
+	free(t->kept);
+	t->kept = NULL;
+	t->nkept = t->keptcap = 0;
+	seen_free(t->ids);
+	t->ids = NULL;
 }
 
-/* AUTH [username] password, as the configuration says. */
-static int
-tail_auth(struct tail *t, const char *user, const char *password)
+/* The history is shown: follow from t->last on. */
+static void
+tail_follow(struct tail *t)
 {
-	const char	*auth[3] = { "AUTH", user, password };
-
-	if (user == NULL) {
-		auth[1] = password;
-		return tail_cmd_ok(t, 2, auth);
-	}
-	return tail_cmd_ok(t, 3, auth);
+	tail_history_reset(t);
+	t->have_pos = 1;
+	xfollow_follow(t->xf, t->last);
 }
 
-/* With Sentinel: the first sentinel that names the master sets t->target. */
-static int
-tail_find_master(struct tail *t)
-{
-	const struct config_redis	*r = t->sentinel;
-	const struct config_addr	*s;
-	const char			*ask[3] = { "SENTINEL",
-	    "get-master-addr-by-name", r->master_name };
-	struct timeval			 tv = { TAIL_CONNECT_S, 0 };
-	redisReply			*reply;
-	char				 why[128];
-	size_t				 i;
-	int				 rc, port;
-
-	for (i = 0; i < r->nsentinels; i++) {
-		s = &r->sentinel[i];
-		if ((t->c = redisConnectWithTimeout(s->host, s->port, tv)) == NULL ||
-		    t->c->err != 0) {
-			snprintf(t->why, sizeof(t->why), "sentinel %s:%d: %s", s->host,
-			    s->port, t->c != NULL ? t->c->errstr : "out of memory");
-			if (t->c != NULL)
-				tail_disconnect(t);
-			continue;
-		}
-		rc = r->sentinel_password == NULL ? TAIL_OK :
-		    tail_auth(t, r->sentinel_username, r->sentinel_password);
-		if (rc == TAIL_OK && (rc = tail_cmd(t, &reply, 3, ask)) == TAIL_OK) {
-			rc = rreply_master_addr(reply, t->target.host,
-			    sizeof(t->target.host), &port, why, sizeof(why)) == 0 ?
-			    TAIL_OK : TAIL_RETRY;
-			if (rc == TAIL_OK)
-				t->target.port = port;
-			else
-				snprintf(t->why, sizeof(t->why), "sentinel %s:%d: "
-				    "where is master %s? %s", s->host, s->port,
-				    r->master_name, why);
-			freeReplyObject(reply);
-		}
-		tail_disconnect(t);
-		if (rc == TAIL_OK || rc == TAIL_FATAL || rc == TAIL_STOP)
-			return rc;
-	}
-	return TAIL_RETRY;	/* t->why: the last sentinel's failure */
-}
-
-static int
-tail_connect(struct tail *t)
-{
-	struct timeval	 tv = { TAIL_CONNECT_S, 0 };
-	const char	*sel[2] = { "SELECT", NULL };
-	char		 db[16];
-	int		 rc;
-
-	if (t->sentinel != NULL && (rc = tail_find_master(t)) != TAIL_OK)
-		return rc;
-	if (t->target.path[0] != '\0')
-		t->c = redisConnectUnixWithTimeout(t->target.path, tv);
-	else
-		t->c = redisConnectWithTimeout(t->target.host, t->target.port, tv);
-	if (t->c == NULL) {
-		snprintf(t->why, sizeof(t->why), "out of memory");
-		return TAIL_RETRY;
-	}
-	if (t->c->err != 0) {
-		snprintf(t->why, sizeof(t->why), "%s", t->c->errstr);
-		tail_disconnect(t);
-		return TAIL_RETRY;
-	}
-	if (t->password != NULL &&
-	    (rc = tail_auth(t, t->username, t->password)) != TAIL_OK)
-		return rc;
-	if (t->target.db != 0) {
-		snprintf(db, sizeof(db), "%d", t->target.db);
-		sel[1] = db;
-		if ((rc = tail_cmd_ok(t, 2, sel)) != TAIL_OK)
-			return rc;
-	}
-	return TAIL_OK;
-}
-
-/* --- reading the stream --------------------------------------------------- */
+/* --- the history ---------------------------------------------------------- */
 
 /* Whether a filter is set: --since -N then counts the alerts it lets through. */
 static int
@@ -544,27 +491,63 @@ tail_filtered(const struct tail *t)
 }
 
 /*
- * Whether entry e counts towards --since -N: any entry without a filter
- * (as shown, the last N), else an alert the filters let through that is
- * not a re-sent copy of one already counted.
+ * With a filter, whether entry e counts towards --since -N: an alert the
+ * filters let through that is not a re-sent copy of one already counted;
+ * kept (a copy) when it does. -1 on ENOMEM.
  */
 static int
-tail_counts(struct tail *t, const redisReply *e, struct seen *ids)
+tail_keep(struct tail *t, const redisReply *e)
 {
-	json_t		*a;
+	struct tail_kept *nk;
 	const char	*raw, *id;
+	json_t		*a;
 	size_t		 rawlen;
-	int		 yes;
+	int		 yes, rc = 0;
 
-	if (!tail_filtered(t))
-		return 1;
-	if ((a = tail_entry_alert(e, &raw, &rawlen, 1)) == NULL)
+	if ((id = tail_entry_id(e)) == NULL ||
+	    (a = tail_entry_alert(id, e->element[1], &raw, &rawlen, 1)) == NULL)
 		return 0;
-	yes = tail_wanted(t, a) &&
-	    ((id = tail_jstr(a, "id")) == NULL || seen_add(ids, id) == 0);
+	yes = tail_wanted(t, a);
+	if (yes && (id = tail_jstr(a, "id")) != NULL) {
+		if ((rc = seen_add(t->ids, id)) == 1)
+			yes = 0;
+	}
 	json_decref(a);
-	return yes;
+	if (rc == -1)
+		return -1;
+	if (!yes)
+		return 0;
+	if (t->nkept == t->keptcap) {
+		t->keptcap = t->keptcap ? 2 * t->keptcap : 64;
+		if ((nk = realloc(t->kept, t->keptcap * sizeof(*nk))) == NULL)
+			return -1;
+		t->kept = nk;
+	}
+	if ((t->kept[t->nkept].raw = malloc(rawlen ? rawlen : 1)) == NULL)
+		return -1;
+	memcpy(t->kept[t->nkept].raw, raw, rawlen);
+	t->kept[t->nkept++].len = rawlen;
+	return 0;
 }
+
+/* The alerts kept, oldest first. */
+static int
+tail_show_kept(struct tail *t)
+{
+	json_t	*a;
+	size_t	 i;
+	int	 rc = TAIL_OK;
+
+	for (i = t->nkept; rc == TAIL_OK && i-- > 0; ) {
+		if ((a = tail_parse("?", t->kept[i].raw, t->kept[i].len, 1)) == NULL)
+			continue;
+		rc = tail_show(t, a, t->kept[i].raw, t->kept[i].len);
+		json_decref(a);
+	}
+	return rc;
+}
+
+static void	tail_last_page(struct tail *);
 
 /*
  * --since -N: the last N entries, oldest first; following starts after the
@@ -572,245 +555,226 @@ tail_counts(struct tail *t, const redisReply *e, struct seen *ids)
  * read backwards a page at a time until N are found or it ends, so that
  * `--since -5 --type sla` shows 5 when the stream holds 5.
  */
-static int
-tail_history_last(struct tail *t)
+static void
+tail_on_last_page(redisReply *r, void *priv)
 {
-	const char	 *argv[6] = { "XREVRANGE", t->key, NULL, "-", "COUNT", NULL };
-	redisReply	**pages = NULL, **np, *r;
-	const redisReply **want = NULL, **nw;
-	struct seen	 *ids = NULL;
-	char		  count[24], end[TAIL_ID_MAX + 1] = "+";
-	size_t		  npages = 0, nwant = 0, wantcap = 0, i, pagen;
-	int		  rc = TAIL_OK;
+	struct tail	*t = priv;
+	const char	*id;
+	size_t		 i, n;
+	int		 rc = TAIL_OK;
+
+	if (tail_reply(t, r, "XREVRANGE") == -1)
+		return;
+	if (t->first_page && r->elements > 0 &&
+	    (id = tail_entry_id(r->element[0])) != NULL)
+		snprintf(t->last, sizeof(t->last), "%s", id);
+	t->first_page = 0;
+	if (!tail_filtered(t)) {
+		n = r->elements < t->since_n ? r->elements : (size_t)t->since_n;
+		for (i = n; rc == TAIL_OK && i-- > 0; )
+			rc = tail_entry(t, tail_entry_id(r->element[i]),
+			    r->element[i]->type == REDIS_REPLY_ARRAY &&
+			    r->element[i]->elements == 2 ? r->element[i]->element[1] :
+			    NULL);
+		if (rc != TAIL_OK)
+			tail_check(t, rc);
+		else
+			tail_follow(t);
+		return;
+	}
+	for (i = 0; i < r->elements && t->nkept < t->since_n; i++)
+		if (tail_keep(t, r->element[i]) == -1) {
+			fprintf(stderr, "chatmon: tail: out of memory\n");
+			tail_end(t, 1);
+			return;
+		}
+	if (t->nkept < t->since_n && r->elements == TAIL_PAGE_N &&
+	    (id = tail_entry_id(r->element[r->elements - 1])) != NULL) {
+		/* the next page: what is older than this one's oldest */
+		snprintf(t->end, sizeof(t->end), "(%s", id);
+		tail_last_page(t);
+		return;
+	}
+	if ((rc = tail_show_kept(t)) != TAIL_OK)
+		tail_check(t, rc);
+	else
+		tail_follow(t);
+}
+
+static void
+tail_last_page(struct tail *t)
+{
+	const char	*argv[6] = { "XREVRANGE", t->key, t->end, "-", "COUNT", NULL };
+	char		 count[24];
 
 	/* at least one, for the position to follow from */
-	pagen = tail_filtered(t) ? TAIL_PAGE_N : t->since_n > 0 ? (size_t)t->since_n : 1;
-	snprintf(count, sizeof(count), "%zu", pagen);
-	argv[2] = end;
+	snprintf(count, sizeof(count), "%" PRIu64, tail_filtered(t) ?
+	    (uint64_t)TAIL_PAGE_N : t->since_n > 0 ? t->since_n : 1);
 	argv[5] = count;
-	snprintf(t->last, sizeof(t->last), "0-0");	/* empty: all that comes is new */
-	if (tail_filtered(t) && (ids = seen_new(TAIL_SEEN_MAX)) == NULL)
-		goto oom;
-	for (;;) {
-		if ((rc = tail_cmd(t, &r, 6, argv)) != TAIL_OK)
-			goto done;
-		if (r->type != REDIS_REPLY_ARRAY) {
-			freeReplyObject(r);
-			snprintf(t->why, sizeof(t->why), "XREVRANGE: unexpected reply");
-			rc = TAIL_RETRY;
-			goto done;
-		}
-		if ((np = realloc(pages, (npages + 1) * sizeof(*pages))) == NULL) {
-			freeReplyObject(r);
-			goto oom;
-		}
-		pages = np;
-		pages[npages++] = r;
-		if (npages == 1 && r->elements > 0 && tail_entry_id(r->element[0]) != NULL)
-			snprintf(t->last, sizeof(t->last), "%s", tail_entry_id(r->element[0]));
-		for (i = 0; i < r->elements && nwant < t->since_n; i++) {
-			if (!tail_counts(t, r->element[i], ids))
-				continue;
-			if (nwant == wantcap) {
-				wantcap = wantcap ? 2 * wantcap : 64;
-				if ((nw = realloc(want, wantcap * sizeof(*want))) == NULL)
-					goto oom;
-				want = nw;
-			}
-			want[nwant++] = r->element[i];
-		}
-		if (!tail_filtered(t) || nwant >= t->since_n || r->elements < pagen ||
-		    tail_entry_id(r->element[r->elements - 1]) == NULL)
-			break;
-		/* the next page: what is older than this one's oldest */
-		snprintf(end, sizeof(end), "(%s", tail_entry_id(r->element[r->elements - 1]));
-	}
-	while (rc == TAIL_OK && nwant-- > 0)
-		rc = tail_entry(t, want[nwant]);
-	goto done;
-oom:
-	fprintf(stderr, "chatmon: tail: out of memory\n");
-	rc = TAIL_FATAL;
-done:
-	for (i = 0; i < npages; i++)
-		freeReplyObject(pages[i]);
-	free(pages);
-	free(want);
-	seen_free(ids);
-	t->have_pos = rc == TAIL_OK;
-	return rc;
+	/* -1: the connection is down; its coming back starts the history again */
+	(void)rconn_command_argv(t->rc, tail_on_last_page, t, 0, 6, argv, NULL);
 }
 
-/*
- * Scans the stream from start for the entry holding alert id since_id;
- * 1 and t->last set to it when found, 0 when not. The alerts passed on the
- * way were shown before the given one, so they count as seen: their
- * re-sent copies are dropped.
- */
-static int
-tail_scan_alert(struct tail *t, const char *from, int *found)
-{
-	const char	*argv[6] = { "XRANGE", t->key, NULL, "+", "COUNT", TAIL_PAGE };
-	char		 start[TAIL_ID_MAX];
-	const char	*raw, *aid;
-	redisReply	*r;
-	json_t		*a;
-	size_t		 i, rawlen;
-	int		 rc, more = 1;
-
-	*found = 0;
-	snprintf(start, sizeof(start), "%s", from);
-	while (more && !*found) {
-		argv[2] = start;
-		if ((rc = tail_cmd(t, &r, 6, argv)) != TAIL_OK)
-			return rc;
-		more = r->type == REDIS_REPLY_ARRAY && r->elements == TAIL_PAGE_N;
-		for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !*found; i++) {
-			if (tail_entry_id(r->element[i]) == NULL)
-				continue;
-			snprintf(start, sizeof(start), "%s", tail_entry_id(r->element[i]));
-			if ((a = tail_entry_alert(r->element[i], &raw, &rawlen, 1)) == NULL)
-				continue;
-			if ((aid = tail_jstr(a, "id")) != NULL) {
-				if (seen_add(t->seen, aid) == -1) {
-					json_decref(a);
-					freeReplyObject(r);
-					fprintf(stderr, "chatmon: tail: out of memory\n");
-					return TAIL_FATAL;
-				}
-				*found = strcmp(aid, t->since_id) == 0;
-			}
-			json_decref(a);
-		}
-		freeReplyObject(r);
-		if (!*found)
-			tail_id_next(start);
-	}
-	if (*found)
-		snprintf(t->last, sizeof(t->last), "%s", start);
-	return TAIL_OK;
-}
+static void	tail_scan(struct tail *);
 
 /*
  * --since ALERT-ID: the entry is searched from the id's own millisecond
  * forwards (an alert held back by an outage is stored later than it was
  * made, never earlier), less TAIL_SKEW_MS as the id is chatmond's clock and
  * the stream id Redis's. Clocks further apart cost a scan of the whole
- * stream, once.
+ * stream, once. The alerts passed on the way were shown before the given
+ * one, so they count as seen: their re-sent copies are dropped.
  */
-static int
-tail_history_alert(struct tail *t)
+static void
+tail_on_scan(redisReply *r, void *priv)
 {
-	char	from[TAIL_ID_MAX];
-	int	rc, found;
+	struct tail	*t = priv;
+	const char	*raw, *aid, *id;
+	json_t		*a;
+	size_t		 i, rawlen;
+	int		 found = 0, more;
 
-	snprintf(from, sizeof(from), "%" PRIu64 "-0",
-	    t->since_ms > TAIL_SKEW_MS ? t->since_ms - TAIL_SKEW_MS : 0);
-	if ((rc = tail_scan_alert(t, from, &found)) != TAIL_OK)
-		return rc;
-	if (!found) {
+	if (tail_reply(t, r, "XRANGE") == -1)
+		return;
+	more = r->elements == TAIL_PAGE_N;
+	for (i = 0; i < r->elements && !found; i++) {
+		if ((id = tail_entry_id(r->element[i])) == NULL)
+			continue;
+		snprintf(t->start, sizeof(t->start), "%s", id);
+		if ((a = tail_entry_alert(id, r->element[i]->element[1], &raw,
+		    &rawlen, 1)) == NULL)
+			continue;
+		if ((aid = tail_jstr(a, "id")) != NULL) {
+			if (seen_add(t->seen, aid) == -1) {
+				json_decref(a);
+				fprintf(stderr, "chatmon: tail: out of memory\n");
+				tail_end(t, 1);
+				return;
+			}
+			found = strcmp(aid, t->since_id) == 0;
+		}
+		json_decref(a);
+	}
+	if (found) {
+		snprintf(t->last, sizeof(t->last), "%s", t->start);
+		tail_follow(t);
+		return;
+	}
+	if (more) {
+		tail_id_next(t->start);
+		tail_scan(t);
+		return;
+	}
+	if (t->pass == 0) {
 		seen_clear(t->seen);	/* they may come after it now */
-		if ((rc = tail_scan_alert(t, "-", &found)) != TAIL_OK)
-			return rc;
+		t->pass = 1;
+		snprintf(t->start, sizeof(t->start), "-");
+		tail_scan(t);
+		return;
 	}
-	if (!found) {
-		/* trimmed away, or not sent yet: the best guess is its time */
-		fprintf(stderr, "chatmon: tail: alert %s is not in %s: showing what "
-		    "came after its time\n", t->since_id, t->key);
-		seen_clear(t->seen);
-		tail_id_before(t->last, t->since_ms);
-	}
-	t->have_pos = 1;
-	return TAIL_OK;
+	/* trimmed away, or not sent yet: the best guess is its time */
+	fprintf(stderr, "chatmon: tail: alert %s is not in %s: showing what "
+	    "came after its time\n", t->since_id, t->key);
+	seen_clear(t->seen);
+	tail_id_before(t->last, t->since_ms);
+	tail_follow(t);
 }
 
-static int
+static void
+tail_scan(struct tail *t)
+{
+	const char	*argv[6] = { "XRANGE", t->key, t->start, "+", "COUNT",
+	    TAIL_PAGE };
+
+	(void)rconn_command_argv(t->rc, tail_on_scan, t, 0, 6, argv, NULL);
+}
+
+/* Connected and no position yet: the history, from the start. */
+static void
 tail_position(struct tail *t)
 {
+	tail_history_reset(t);
 	switch (t->since) {
 	case TAIL_SINCE_LAST:
-		return tail_history_last(t);
+		snprintf(t->last, sizeof(t->last), "0-0");	/* empty: all that comes is new */
+		snprintf(t->end, sizeof(t->end), "+");
+		t->first_page = 1;
+		if (tail_filtered(t) && (t->ids = seen_new(TAIL_SEEN_MAX)) == NULL) {
+			fprintf(stderr, "chatmon: tail: out of memory\n");
+			tail_end(t, 1);
+			return;
+		}
+		tail_last_page(t);
+		return;
 	case TAIL_SINCE_ALERT:
-		return tail_history_alert(t);
+		t->pass = 0;
+		snprintf(t->start, sizeof(t->start), "%" PRIu64 "-0",
+		    t->since_ms > TAIL_SKEW_MS ? t->since_ms - TAIL_SKEW_MS : 0);
+		tail_scan(t);
+		return;
 	case TAIL_SINCE_STREAM:
 		/* XREAD returns what is after it: following shows the history too */
 		snprintf(t->last, sizeof(t->last), "%" PRIu64 "-%" PRIu64,
 		    t->since_ms, t->since_seq);
-		t->have_pos = 1;
-		return TAIL_OK;
+		tail_follow(t);
+		return;
 	}
-	return TAIL_FATAL;
 }
 
-/* One XREAD: whatever came after the last entry, or nothing within a second. */
-static int
-tail_follow(struct tail *t)
-{
-	const char	*argv[8] = { "XREAD", "COUNT", TAIL_PAGE, "BLOCK",
-			    TAIL_BLOCK_MS, "STREAMS", t->key, t->last };
-	const redisReply *s, *entries;
-	redisReply	*r;
-	const char	*id;
-	size_t		 i, j;
-	int		 rc;
+/* --- following ------------------------------------------------------------ */
 
-	if ((rc = tail_cmd(t, &r, 8, argv)) != TAIL_OK)
-		return rc;
-	for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && rc == TAIL_OK; i++) {
-		s = r->element[i];
-		if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
-		    s->element[1]->type != REDIS_REPLY_ARRAY)
-			continue;
-		entries = s->element[1];
-		for (j = 0; j < entries->elements && rc == TAIL_OK; j++) {
-			if ((id = tail_entry_id(entries->element[j])) != NULL)
-				snprintf(t->last, sizeof(t->last), "%s", id);
-			rc = tail_entry(t, entries->element[j]);
-		}
-	}
-	freeReplyObject(r);
-	return rc;
-}
-
-/* Sleeps up to ms; a signal ends it early. */
 static void
-tail_sleep(struct tail *t, int ms)
+tail_on_entry(void *arg, const char *sid, const redisReply *fields)
 {
-	struct timespec	ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	struct tail	*t = arg;
 
-	if (!tail_stop)
-		ppoll(NULL, 0, &ts, &t->waitmask);
+	if (t->exit < 0)
+		tail_check(t, tail_entry(t, sid, fields));
 }
 
-/* Connects (again) when needed, then one step; outages are retried, once reported. */
 static int
-tail_run(struct tail *t)
+tail_on_read_error(void *arg, const redisReply *r)
 {
-	int	rc;
+	tail_refused(arg, "XREAD", r);
+	return -1;	/* dropped (read on when it is back) or ended */
+}
 
-	while (!tail_stop) {
-		rc = TAIL_OK;
-		if (t->c == NULL)
-			rc = tail_connect(t);
-		if (rc == TAIL_OK)
-			rc = t->have_pos ? tail_follow(t) : tail_position(t);
-		if (rc == TAIL_OK && t->down) {
-			fprintf(stderr, "chatmon: tail: redis %s: connected\n", t->url);
-			t->down = 0;
+/*
+ * The connection's news: an outage is reported once, with rconn's reason;
+ * a setup the server refused is fatal unless Redis was only busy.
+ */
+static void
+tail_on_conn(void *arg, int up, int lost)
+{
+	struct tail	*t = arg;
+	const char	*why;
+	int		 refused;
+
+	(void)lost;
+	if (t->exit >= 0)
+		return;
+	if (!up) {
+		why = rconn_error(t->rc, &refused);
+		tail_history_reset(t);
+		if (refused && !tail_transient(why)) {
+			fprintf(stderr, "chatmon: tail: redis %s: %s\n", t->url, why);
+			tail_end(t, 1);
+			return;
 		}
-		if (rc == TAIL_FATAL || rc == TAIL_STOP)
-			return rc;
-		if (rc == TAIL_RETRY) {
-			if (!t->down)
-				fprintf(stderr, "chatmon: tail: redis %s: %s: retrying\n",
-				    t->url, t->why);
-			t->down = 1;
-			if (t->c != NULL)
-				tail_disconnect(t);
-			tail_sleep(t, TAIL_RETRY_MS);
-		}
+		if (!t->down)
+			fprintf(stderr, "chatmon: tail: redis %s: %s: retrying\n",
+			    t->url, why[0] ? why : "connection lost");
+		t->down = 1;
+		return;
 	}
-	return TAIL_STOP;
+	if (t->down) {
+		fprintf(stderr, "chatmon: tail: redis %s: connected\n", t->url);
+		t->down = 0;
+	}
+	if (t->have_pos)
+		xfollow_resume(t->xf);
+	else
+		tail_position(t);
 }
 
 /* --- the command ---------------------------------------------------------- */
@@ -875,20 +839,21 @@ tail_main(int argc, char **argv, const char *default_config)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct sigaction	 sa, old_int, old_term, old_pipe;
-	sigset_t		 block, old_mask;
+	struct sigaction	 sa, old_pipe;
 	struct config		*cfg = NULL;
+	struct config_redis	 redis;
 	struct tail		 t;
 	const char		*path = default_config, *redis_url = NULL;
 	const char		*prefix;
 	enum alertline_lang	 lang = ALERTLINE_ZH;	/* the dashboard's default */
-	int			 ch, explicit = 0, rc = 1;
+	int			 ch, explicit = 0, rc = 1, level = log_get_level();
 	size_t			 n;
 
 	memset(&t, 0, sizeof(t));
 	sbuf_init(&t.line);
 	t.since = TAIL_SINCE_LAST;
 	t.since_n = 10;
+	t.exit = -1;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -948,30 +913,27 @@ tail_main(int argc, char **argv, const char *default_config)
 
 	if ((cfg = tail_config(path, explicit, redis_url)) == NULL)
 		return 1;
+	/* borrowed strings: rconn_set_target copies what it keeps */
+	redis = cfg->redis;
 	t.url = cfg->redis.url;
-	t.target = cfg->redis.target;
 	if (redis_url != NULL) {
-		if (config_parse_redis_url(redis_url, &t.target) == -1) {
+		if (config_parse_redis_url(redis_url, &redis.target) == -1) {
 			fprintf(stderr, "chatmon: tail: --redis: want redis://host[:port][/db] "
 			    "or unix:/path, not '%s'\n", redis_url);
 			config_free(cfg);
 			return 2;
 		}
+		redis.nsentinels = 0;		/* the server named is the one */
 		t.url = redis_url;
 	} else if (cfg->redis.nsentinels > 0) {
-		t.sentinel = &cfg->redis;
 		snprintf(t.urlbuf, sizeof(t.urlbuf), "master %s (Sentinel)",
 		    cfg->redis.master_name);
 		t.url = t.urlbuf;
 	}
-	t.username = cfg->redis.username;
-	t.password = cfg->redis.password;
 	prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
 	n = strlen(prefix) + strlen(cfg->redis.stream) + 1;
-	if ((t.key = malloc(n)) == NULL || (t.seen = seen_new(TAIL_SEEN_MAX)) == NULL) {
-		fprintf(stderr, "chatmon: tail: out of memory\n");
-		goto out;
-	}
+	if ((t.key = malloc(n)) == NULL || (t.seen = seen_new(TAIL_SEEN_MAX)) == NULL)
+		goto oom;
 	snprintf(t.key, n, "%s%s", prefix, cfg->redis.stream);
 	t.fmt.colour = alertline_want_colour(isatty(STDOUT_FILENO),
 	    getenv("NO_COLOR"), getenv("TERM"));
@@ -979,37 +941,55 @@ tail_main(int argc, char **argv, const char *default_config)
 	/* the shop's zone, as the dashboard and the SLA hours: not the machine's TZ */
 	t.fmt.utc_offset_min = cfg->sla.utc_offset_min;
 
+	if ((t.base = event_base_new()) == NULL ||
+	    (t.rc = rconn_new(t.base, "tail", tail_on_conn, &t)) == NULL ||
+	    (t.xf = xfollow_new(t.base, t.rc, t.key, tail_on_entry, NULL,
+	    &t)) == NULL ||
+	    (t.ev_int = evsignal_new(t.base, SIGINT, tail_on_signal, &t)) == NULL ||
+	    (t.ev_term = evsignal_new(t.base, SIGTERM, tail_on_signal, &t)) == NULL ||
+	    evsignal_add(t.ev_int, NULL) == -1 || evsignal_add(t.ev_term, NULL) == -1)
+		goto oom;
+	xfollow_set_read(t.xf, TAIL_BLOCK_MS, TAIL_PAGE_N);
+	xfollow_set_error(t.xf, tail_on_read_error);
+
 	/*
-	 * SIGINT and SIGTERM stay blocked except inside ppoll, so one arriving
-	 * between a check of tail_stop and the wait cannot be lost. SIGPIPE is
-	 * ignored: hiredis writes with write(2), and a Redis that went away
-	 * must be an outage, not the end of the program.
+	 * SIGPIPE ignored: hiredis writes with write(2), and a Redis that went
+	 * away must be an outage, not the end of the program; stdout gone
+	 * shows as EPIPE (tail_flush). rconn's own lines are quiet: tail
+	 * reports outages itself, once each.
 	 */
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = tail_onsignal;
 	sigemptyset(&sa.sa_mask);
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigprocmask(SIG_BLOCK, &block, &old_mask);
-	t.waitmask = old_mask;
-	sigdelset(&t.waitmask, SIGINT);
-	sigdelset(&t.waitmask, SIGTERM);
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, &old_pipe);
-	tail_stop = 0;
+	log_set_level(LOG_LVL_ERR);
 
-	rc = tail_run(&t) == TAIL_FATAL ? 1 : 0;
+	if (rconn_set_target(t.rc, &redis, RCONN_ANY_ROLE) == -1) {
+		sigaction(SIGPIPE, &old_pipe, NULL);
+		goto oom;
+	}
+	/* a connect that failed at once may have ended it already */
+	if (t.exit < 0)
+		event_base_dispatch(t.base);
+	rc = t.exit < 0 ? 1 : t.exit;
 
-	sigprocmask(SIG_SETMASK, &old_mask, NULL);	/* a pending signal lands in our handler */
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
+	log_set_level(level);
 	sigaction(SIGPIPE, &old_pipe, NULL);
+	goto out;
+oom:
+	fprintf(stderr, "chatmon: tail: out of memory\n");
+	rc = 1;
 out:
-	if (t.c != NULL)
-		tail_disconnect(&t);
+	/* the rconn first: what is out hears NULL while the follower still exists */
+	rconn_free(t.rc);
+	xfollow_free(t.xf);
+	if (t.ev_int != NULL)
+		event_free(t.ev_int);
+	if (t.ev_term != NULL)
+		event_free(t.ev_term);
+	if (t.base != NULL)
+		event_base_free(t.base);
+	tail_history_reset(&t);
 	seen_free(t.seen);
 	sbuf_free(&t.line);
 	free(t.key);

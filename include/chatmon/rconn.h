@@ -76,6 +76,16 @@ void	rconn_drop(struct rconn *, const char *why);
  * Does nothing without Sentinel, while down, or while a question is out.
  */
 void	rconn_verify(struct rconn *);
+/*
+ * Why the connection went down last, in a few words ("Connection refused",
+ * "AUTH: WRONGPASS ..."), for an owner that reports outages in its own
+ * words (chatmon tail); owned by rconn, valid until its next callback.
+ * *refused (when not NULL) is 1 when the server or a sentinel answered
+ * the setup with an error reply (AUTH, SELECT, PING, ROLE): a mistake of
+ * the configuration more often than an outage, though LOADING and the
+ * like pass.
+ */
+const char *rconn_error(const struct rconn *, int *refused);
 /* Pending replies get NULL; no state callback. NULL is fine. */
 void	rconn_free(struct rconn *);
 
