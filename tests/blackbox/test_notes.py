@@ -94,7 +94,9 @@ def test_note_to_agent_not_backend_and_acks(daemon, backend, redis_server):
             h = f"p:chatmon:note:{nid}"
             wait_for(lambda: c.hget(h, "state") == "delivered", T, "state delivered")
             assert int(c.hget(h, "delivered_at")) >= f["ts"]
-            assert c.zscore("p:chatmon:notes:pending:alice", nid) is None
+            # the pending set is the next command, after the script's answer
+            wait_for(lambda: c.zscore("p:chatmon:notes:pending:alice", nid) is None, T,
+                     "no longer pending")
             await ws.send(json.dumps({"type": "chatmon.note_ack", "id": nid,
                                       "state": "read"}))
             wait_for(lambda: c.hget(h, "state") == "read", T, "state read")
