@@ -26,11 +26,12 @@ FUZZ_CFLAGS	:= -std=c11 -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) $(filter-out 
 FUZZ_LIBS	:= -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 
 # The project's modules each harness links, compiled again with the fuzzer's
-# instrumentation. rules*.c: the rules module may be split into several files.
+# instrumentation. rules*.c: the rules module may be split into several files
+# (rulesfp.c is `chatmon rules fp`, a Redis client, not the engine).
 FUZZ_MODS_codec	    := codec util log
 FUZZ_MODS_normalize := normalize util
 FUZZ_MODS_acm	    := acm
-FUZZ_MODS_rules	    := $(patsubst src/%.c,%,$(wildcard src/rules*.c)) yamlfile normalize acm util log
+FUZZ_MODS_rules	    := $(filter-out rulesfp,$(patsubst src/%.c,%,$(wildcard src/rules*.c))) yamlfile normalize acm util log
 FUZZ_MODS_config    := config access yamlfile util log
 
 FUZZ_BINS	:= $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_HARNESSES))
