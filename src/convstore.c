@@ -101,9 +101,12 @@ static const char convstore_lua_common[] =
 "  redis.call('HSET', KEYS[1], unpack(a))\n"
 "end\n"
 "local function num(s) return tonumber(s or '-1') or -1 end\n"
-/* a round or an event for the figures: k a answered, u unanswered, b breach, e escalation */
-"local function record(k, ag, o, at, f)\n"
-"  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '250000', '*', 'k', k, 'ag', ag, 'o', o, 'at', at, 'f', f)\n"
+/*
+ * a round or an event for the figures: k a answered, u unanswered, b breach,
+ * e escalation; c the conversation, for the report's worst waits
+ */
+"local function record(k, ag, o, at, f, c)\n"
+"  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '250000', '*', 'k', k, 'ag', ag, 'o', o, 'at', at, 'f', f, 'c', c)\n"
 "end\n"
 /* the next deadline: an event not raised yet, or the idle end; who waits */
 "local function schedule(t, id)\n"
@@ -165,7 +168,7 @@ static const char convstore_lua_turn[] =
 "if num(t.i) >= 0 then redis.call('PEXPIREAT', KEYS[1], num(t.i) + ttl)\n"
 "else redis.call('PEXPIRE', KEYS[1], ttl) end\n"
 "schedule(t, ARGV[5])\n"
-"if out[1] then record(out[1], out[4], out[2], out[5], out[3]) end\n"
+"if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[5]) end\n"
 "return {1, dump(t), out}\n";
 
 /* KEYS as for a turn. ARGV: the round's open time, the event (0-2), id, the instance. */
@@ -178,7 +181,7 @@ static const char convstore_lua_fire[] =
 "t.w = ARGV[4]\n"
 "redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w)\n"
 "local e = tonumber(ARGV[2])\n"
-"if e > 0 then record(e == 1 and 'b' or 'e', t.a or '', t.o, t['d'..e], t.f or '0') end\n"
+"if e > 0 then record(e == 1 and 'b' or 'e', t.a or '', t.o, t['d'..e], t.f or '0', ARGV[3]) end\n"
 "schedule(t, ARGV[3])\n"
 "return {1, dump(t), {}}\n";
 
@@ -197,7 +200,7 @@ static const char convstore_lua_end[] =
 "redis.call('DEL', KEYS[1])\n"
 "redis.call('ZREM', KEYS[2], ARGV[3])\n"
 "redis.call('ZREM', KEYS[3], ARGV[3])\n"
-"if out[1] then record(out[1], out[4], out[2], out[5], out[3]) end\n"
+"if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[3]) end\n"
 "return {1, dump({}), out}\n";
 
 /* KEYS: a deadline set. ARGV: claim what is due at or before this, until then, at most. */
