@@ -454,6 +454,7 @@ def test_robot_checks_signatures_and_obeys_control(robot):
     for bad in (f"?timestamp={ms}&sign=" + urllib.parse.quote(sign_dingtalk("other", ms), safe=""),
                 f"?timestamp={ms - 2 * 3600 * 1000}&sign="
                 + urllib.parse.quote(sign_dingtalk("dsecret", ms - 2 * 3600 * 1000), safe=""),
+                f"?timestamp={ms}&sign=" + sign_dingtalk("dsecret", ms),
                 ""):
         st, _, body = post("/dingtalk/d" + bad, md)
         assert st == 200 and json.loads(body)["errcode"] == 310000, (bad, body)
@@ -721,6 +722,11 @@ def test_a_burst_is_folded_within_the_rate(redis_server, robot, notify):
         assert len(msgs) <= 21, f"{name}: {len(msgs)} messages in 10 s at 20/min"
         folded = [e for e in rb.delivered(name) if e["folded"]]
         assert folded, f"{name}: no folded message"
+        # a burst of 20, then one every 3 s (the 21st message waits for a token)
+        times = sorted(e["time"] for e in rb.entries(name))
+        if len(times) > 20:
+            assert times[20] - times[0] >= 2.5, \
+                f"{name}: 21 messages within {times[20] - times[0]:.1f}s at 20/min"
         assert all(e["sig_ok"] for e in rb.delivered(name))
     for e in rb.delivered("fw"):
         if e["folded"]:

@@ -8,7 +8,8 @@ feishu, slack, webhook. Signatures are checked as docs/notify (the issue 16
 contract) says, with the secret of NAME given by --secret NAME=SECRET:
 
   dingtalk  query timestamp=<ms>&sign=<urlencoded base64 HMAC-SHA256(key=secret,
-            msg="<ms>\\n<secret>")>, the timestamp within one hour of now;
+            msg="<ms>\\n<secret>")>, the timestamp within one hour of now, the
+            sign's '+' and '=' percent-encoded;
             a bad one is answered {"errcode":310000,...} (HTTP 200, as DingTalk)
   feishu    body "timestamp" (s) and "sign" = base64 HMAC-SHA256(key="<s>\\n<secret>",
             msg=""), within one hour; bad: {"code":19021,...} (HTTP 200)
@@ -329,6 +330,12 @@ class Handler(BaseHTTPRequestHandler):
                 return False, "timestamp not within one hour"
             if not hmac.compare_digest(sign, dingtalk_sign(secret, ts)):
                 return False, "sign does not match"
+            # "urlencoded": base64's '+' and '=' must come escaped (a bare '+'
+            # reads as a space; 32 bytes of HMAC always end in one '=')
+            raw_sign = [v for k, _, v in (p.partition("=") for p in
+                        urllib.parse.urlsplit(self.path).query.split("&")) if k == "sign"]
+            if not raw_sign or "+" in raw_sign[-1] or "=" in raw_sign[-1]:
+                return False, "sign not urlencoded"
             return True, None
         if kind == "feishu":
             if not isinstance(body, dict):
