@@ -44,6 +44,8 @@ ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN) $(SANFLAGS)
 LDFLAGS	+= $(SANFLAGS)
 LIBS	:= $(LWS_A) -levent -lhiredis -lsystemd -lssl -lcrypto -lyaml -ljansson -lpcre2-8 -lutf8proc \
 	   -lsodium -lpthread -lm
+# chatmon notify's HTTPS client (src/httpc.c); chatmond makes no HTTP requests
+TOOL_LIBS := $(LIBS) -lcurl
 RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
@@ -53,7 +55,7 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 PURE	:= util log yamlfile access config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt
 IO	:= lwsctx session relay slaclock convstore rconn xfollow alert history notes snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_api dashboard rulesfp passwd chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_api dashboard rulesfp passwd pushmsg httpc pushd chatmon))
 
 UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
@@ -86,7 +88,7 @@ $(LWS_A): tools/deps.sh third_party/libwebsockets/SHA256SUMS \
 	@touch $@
 
 $(BUILD)/chatmon: $(TOOL_OBJS) $(LWS_A)
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(TOOL_LIBS)
 
 # The traditional->simplified table, made from OpenCC's data (tools/gen_t2s.py).
 $(BUILD)/gen/t2s_table.h: tools/gen_t2s.py tools/tablegen.py $(wildcard /usr/share/opencc/TSCharacters.ocd2) | deps
