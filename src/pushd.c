@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "chatmon/cliconf.h"
 #include "chatmon/config.h"
 #include "chatmon/httpc.h"
 #include "chatmon/log.h"
@@ -980,54 +981,32 @@ pushd_main(int argc, char **argv, const char *default_config)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct pushd	 pd;
-	struct sbuf	 errs;
-	const char	*path = default_config;
-	char		**ov = NULL, **nov;
-	size_t		 nov_n = 0;
-	int		 ch, explicit = 0, rc = 1;
+	struct cliconf	 cc;
+	int		 ch, rc = 1;
 
 	memset(&pd, 0, sizeof(pd));
+	cliconf_init(&cc, default_config);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			path = optarg;
-			explicit = 1;
-			break;
 		case 'o':
-			if ((nov = reallocarray(ov, nov_n + 1, sizeof(*ov))) == NULL) {
-				free(ov);
-				fprintf(stderr, "chatmon: notify: out of memory\n");
-				return 1;
-			}
-			ov = nov;
-			ov[nov_n++] = optarg;
+			if (cliconf_opt(&cc, ch, optarg, "notify") == -1)
+				goto usage;
 			break;
 		case 'h':
-			free(ov);
+			cliconf_free(&cc);
 			return pd_usage(stdout);
 		default:
-			free(ov);
-			return pd_usage(stderr);
+			goto usage;
 		}
 	}
-	if (optind != argc) {
-		free(ov);
-		return pd_usage(stderr);
-	}
-	if (!explicit && access(path, F_OK) == -1 && errno == ENOENT)
-		path = NULL;
-	sbuf_init(&errs);
-	pd.cfg = config_load(path, ov, nov_n, &errs);
-	free(ov);
-	if (pd.cfg == NULL) {
-		fputs(sbuf_str(&errs), stderr);
-		sbuf_free(&errs);
+	if (optind != argc)
+		goto usage;
+	pd.cfg = cliconf_load(&cc);
+	cliconf_free(&cc);
+	if (pd.cfg == NULL)
 		return 1;
-	}
-	sbuf_free(&errs);
-	log_set_level(pd.cfg->log_level);
-	log_set_json(pd.cfg->log_json);
 	if (sodium_init() == -1 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "chatmon: notify: cannot initialise libsodium or libcurl\n");
 		config_free(pd.cfg);
@@ -1042,4 +1021,7 @@ pushd_main(int argc, char **argv, const char *default_config)
 	curl_global_cleanup();
 	config_free(pd.cfg);
 	return rc;
+usage:
+	cliconf_free(&cc);
+	return pd_usage(stderr);
 }
