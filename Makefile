@@ -44,18 +44,20 @@ ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN) $(SANFLAGS)
 LDFLAGS	+= $(SANFLAGS)
 LIBS	:= $(LWS_A) -levent -lhiredis -lsystemd -lssl -lcrypto -lyaml -ljansson -lpcre2-8 -lutf8proc \
 	   -lsodium -lpthread -lm
+# chatmon notify's HTTPS client (src/httpc.c); chatmond makes no HTTP requests
+TOOL_LIBS := $(LIBS) -lcurl
 RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 
 # Pure modules (no I/O, no event headers): each links alone into its test.
 # PURE are the daemon's; seen, feed and alertline serve the tool only, and
 # users, websess and ratelimit the dashboard's logins, handling and note
-# its HTTP API.
+# its HTTP API, pushmsg chatmon notify's messages.
 PURE	:= util log yamlfile access config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt
 IO	:= lwsctx session relay slaclock convstore rconn xfollow alert history notes snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_api dashboard rulesfp passwd chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_api dashboard rulesfp passwd cliconf pushmsg httpc pushd chatmon))
 
-UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note
+UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -86,7 +88,7 @@ $(LWS_A): tools/deps.sh third_party/libwebsockets/SHA256SUMS \
 	@touch $@
 
 $(BUILD)/chatmon: $(TOOL_OBJS) $(LWS_A)
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(TOOL_LIBS)
 
 # The traditional->simplified table, made from OpenCC's data (tools/gen_t2s.py).
 $(BUILD)/gen/t2s_table.h: tools/gen_t2s.py tools/tablegen.py $(wildcard /usr/share/opencc/TSCharacters.ocd2) | deps
@@ -136,6 +138,8 @@ $(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(BUILD)/feed.o $(BUILD)/se
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
 $(BUILD)/tests/test_handling: $(BUILD)/tests/test_handling.o $(BUILD)/handling.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
+$(BUILD)/tests/test_pushmsg: $(BUILD)/tests/test_pushmsg.o $(BUILD)/pushmsg.o $(BUILD)/alertline.o $(BUILD)/config.o $(BUILD)/access.o $(BUILD)/yamlfile.o $(BUILD)/log.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson -lcrypto -lutf8proc -lyaml -lm
 $(BUILD)/tests/test_note: $(BUILD)/tests/test_note.o $(BUILD)/note.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
 $(BUILD)/tests/test_alertline: $(BUILD)/tests/test_alertline.o $(BUILD)/alertline.o $(BUILD)/util.o
@@ -166,7 +170,7 @@ $(BUILD)/tests/test_pipeline: $(BUILD)/tests/test_pipeline.o $(BUILD)/tests/allo
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 # keys and tokens made by the test with OpenSSL itself, the signer beside the verifier
 $(BUILD)/tests/test_jwt: $(BUILD)/tests/test_jwt.o $(BUILD)/jwt.o $(BUILD)/util.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson -lcrypto
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson -lcrypto -lutf8proc -lyaml -lm
 $(BUILD)/tests/test_users: $(BUILD)/tests/test_users.o $(BUILD)/users.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_websess: $(BUILD)/tests/test_websess.o $(BUILD)/websess.o

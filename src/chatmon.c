@@ -16,6 +16,7 @@
 #include "chatmon/model.h"
 #include "chatmon/normalize.h"
 #include "chatmon/passwd.h"
+#include "chatmon/pushd.h"
 #include "chatmon/replay.h"
 #include "chatmon/rules.h"
 #include "chatmon/rulesfp.h"
@@ -41,6 +42,7 @@ usage(FILE *f)
 	    "                    [--agent ID] [--type TYPE] [--json]\n"
 	    "       chatmon dashboard [-c FILE] [-o key.path=value]... [--listen ADDR]\n"
 	    "                    [--redis URL]\n"
+	    "       chatmon notify [-c FILE] [-o key.path=value]...\n"
 	    "       chatmon passwd -f FILE USER [viewer|supervisor]\n"
 	    "       chatmon COMMAND --help\n"
 	    "       chatmon --version\n"
@@ -56,6 +58,8 @@ usage(FILE *f)
 	    "tail     the alerts in Redis: the last ones, then live (docs/alerts.md)\n"
 	    "dashboard  the supervisors' page: live alerts, who waits, each agent's\n"
 	    "         day, from Redis (docs/dashboard.md)\n"
+	    "notify   push alerts to DingTalk, WeCom, Feishu, Slack or webhooks\n"
+	    "         (docs/notify.md)\n"
 	    "passwd   add or replace a dashboard login (password from stdin)\n"
 	    "\n"
 	    "The rules come from --rules DIR, or from the configuration's rules\n"
@@ -671,6 +675,8 @@ main(int argc, char **argv)
 		return tail_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2 && strcmp(argv[1], "dashboard") == 0)
 		return dashboard_main(argc - 1, argv + 1, CHATMON_CONFIG);
+	if (argc >= 2 && strcmp(argv[1], "notify") == 0)
+		return pushd_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc - 1, argv + 1);
 	if (argc >= 2)

@@ -51,6 +51,7 @@ enum config_type {
 	CT_TIMEZONE,		/* config_parse_timezone */
 	CT_LOG_FORMAT,		/* text | json */
 	CT_BOOL,		/* true | false (also yes/no, on/off) */
+	CT_ROUTES,		/* notify.routes: a list of mappings */
 };
 
 #define CF_NONEMPTY	0x01	/* CT_LIST: at least one item */
@@ -62,6 +63,7 @@ enum config_type {
 #define CF_ZERO		0x40	/* CT_FRACTION: 0 too (off) */
 #define CF_ORIGINS	0x80	/* CT_LIST: each item scheme://host[:port] */
 #define CF_CIDRS	0x100	/* CT_LIST: each item an address or CIDR (cidr_parse) */
+#define CF_HTTP		0x200	/* CT_STRING: an http:// or https:// URL */
 
 /*
  * One row per dotted key path, like nginx's ngx_command_t. Defaults are
@@ -228,6 +230,31 @@ static const struct config_key config_keys[] = {
 	    CHATMON_DATADIR "/dashboard", 0, 0, 0 },
 	{ "dashboard.history", CT_UINT, OFF(dashboard.history), 0, "1000",
 	    1, 100000, 0 },
+	{ "dashboard.public_url", CT_STRING, OFF(dashboard.public_url), 0, NULL,
+	    0, 0, CF_HTTP },
+	/* docs/notify.md */
+	{ "notify.admin", CT_ADDR, OFF(notify.admin), 0, "127.0.0.1:9091", 0, 0, 0 },
+	{ "notify.group", CT_STRING, OFF(notify.group), 0, "chatmon-notify", 0, 0,
+	    CF_WORD },
+	{ "notify.consumer", CT_STRING, OFF(notify.consumer), 0, NULL, 0, 0,
+	    CF_WORD },
+	{ "notify.timeout", CT_DURATION, OFF(notify.timeout_ms), 0, "10s", 100,
+	    600000, 0 },
+	{ "notify.attempts", CT_UINT, OFF(notify.attempts), 0, "5", 1, 100, 0 },
+	{ "notify.backoff", CT_DURATION, OFF(notify.backoff_ms), 0, "1s", 10,
+	    300000, 0 },
+	{ "notify.claim_idle", CT_DURATION, OFF(notify.claim_idle_ms), 0, "60s",
+	    100, 86400000, 0 },
+	{ "notify.ca", CT_STRING, OFF(notify.ca), 0, NULL, 0, 0, 0 },
+	{ "notify.dead_letter", CT_STRING, OFF(notify.dead_letter), 0,
+	    "chatmon:notify:dead", 0, 0, CF_WORD },
+	{ "notify.daily_at", CT_STRING, OFF(notify.daily_at), 0, NULL, 0, 0, 0 },
+	{ "notify.daily_route", CT_STRING, OFF(notify.daily_route), 0, NULL, 0, 0,
+	    CF_WORD },
+	{ "notify.routes", CT_ROUTES, OFF(notify.routes), 0, NULL, 0, 0, 0 },
+	/* docs/report.md: the days' figures outlive the logs they come from */
+	{ "report.retention_days", CT_UINT, OFF(report.retention_days), 0, "400",
+	    1, 3650, 0 },
 	{ "log.level", CT_LOG_LEVEL, OFF(log_level), 0, "info", 0, 0, 0 },
 	{ "log.format", CT_LOG_FORMAT, OFF(log_json), 0, "text", 0, 0, 0 },
 };
@@ -294,6 +321,7 @@ static int	config_set_redis_url(struct config_ctx *,
 #define OWN_NONE	0
 #define OWN_STR		1	/* a char * at off */
 #define OWN_LIST	2	/* a struct config_list at off */
+#define OWN_ROUTES	3	/* notify.routes (config_routes_free) */
 
 static const struct config_type_info {
 	const char	*what;	/* "expected a ..., got a mapping" */
@@ -316,6 +344,7 @@ static const struct config_type_info {
 	[CT_TIMEZONE] =	{ "time zone", config_set_timezone, OWN_NONE },
 	[CT_LOG_FORMAT] = { "log format", config_set_log_format, OWN_NONE },
 	[CT_BOOL] =	{ "boolean", config_set_bool, OWN_NONE },
+	[CT_ROUTES] =	{ "list of routes", NULL, OWN_ROUTES },	/* config_set_routes */
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -804,6 +833,12 @@ config_set_string(struct config_ctx *ctx, const struct config_key *k,
 
 	if (*s == '\0') {
 		config_err(ctx, "%s: must not be empty", k->path);
+		return -1;
+	}
+	if ((k->flags & CF_HTTP) && strncmp(s, "http://", 7) != 0 &&
+	    strncmp(s, "https://", 8) != 0) {
+		config_err(ctx, "%s: %s is not an http:// or https:// URL",
+		    k->path, config_quote(q, sizeof(q), s));
 		return -1;
 	}
 	/* a name that goes into log lines and Redis commands as one word */
@@ -1338,6 +1373,324 @@ config_set_list(struct config_ctx *ctx, const struct config_key *k,
 		config_list_clear(&ctx->scratch);
 }
 
+/* --- notify.routes: a list of mappings ----------------------------------- */
+
+static const char *const config_target_names[] = {
+	[CONFIG_TARGET_DINGTALK] = "dingtalk",
+	[CONFIG_TARGET_WECOM] = "wecom",
+	[CONFIG_TARGET_FEISHU] = "feishu",
+	[CONFIG_TARGET_SLACK] = "slack",
+	[CONFIG_TARGET_WEBHOOK] = "webhook",
+};
+
+const char *const config_match_names[CONFIG_MATCH_N] = {
+	"type", "severity", "category", "agent", "shop", "queue",
+};
+
+const char *
+config_target_name(int t)
+{
+	return t >= 0 && (size_t)t < UTIL_NELEM(config_target_names) ?
+	    config_target_names[t] : "?";
+}
+
+static void
+config_routes_free(struct config_route *r, size_t n)
+{
+	size_t	i, m;
+
+	for (i = 0; i < n; i++) {
+		free(r[i].name);
+		free(r[i].url);
+		free(r[i].secret);
+		free(r[i].tmpl);
+		for (m = 0; m < CONFIG_MATCH_N; m++)
+			config_list_clear(&r[i].match[m]);
+	}
+	free(r);
+}
+
+/*
+ * Why url cannot be a target, or NULL. Plain http:// only to this machine:
+ * a secret or a chat summary must not cross a network in the clear.
+ */
+static const char *
+config_target_url_why(const char *url)
+{
+	static const char *const local[] = { "127.0.0.1", "localhost", "[::1]" };
+	const char	*h;
+	size_t		 i, n;
+
+	if (strncmp(url, "https://", 8) == 0)
+		return url[8] == '\0' || url[8] == '/' ? "no host" : NULL;
+	if (strncmp(url, "http://", 7) != 0)
+		return "want https://HOST/..., or http:// to 127.0.0.1";
+	h = url + 7;
+	for (i = 0; i < UTIL_NELEM(local); i++) {
+		n = strlen(local[i]);
+		if (strncmp(h, local[i], n) == 0 &&
+		    (h[n] == '\0' || h[n] == ':' || h[n] == '/' || h[n] == '?'))
+			return NULL;
+	}
+	return "http:// only to 127.0.0.1, localhost or [::1]; use https://";
+}
+
+/* "20/min": N/s, N/min, N/h. 0 or -1. */
+static int
+config_parse_rate(const char *s, uint32_t *n, uint64_t *per_ms)
+{
+	static const struct { const char *unit; uint64_t ms; } units[] = {
+		{ "s", 1000 }, { "sec", 1000 }, { "min", 60000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "hour", 3600000 },
+	};
+	unsigned long	 v;
+	char		*end;
+	size_t		 i;
+
+	if (*s < '1' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || v > 100000 || *end != '/')
+		return -1;
+	for (i = 0; i < UTIL_NELEM(units); i++)
+		if (strcmp(end + 1, units[i].unit) == 0) {
+			*n = (uint32_t)v;
+			*per_ms = units[i].ms;
+			return 0;
+		}
+	return -1;
+}
+
+/* One match: key's value, a string or a list of strings. */
+static void
+config_route_match(struct config_ctx *ctx, const char *where, const char *key,
+    struct config_list *dst, yaml_document_t *doc, yaml_node_t *n)
+{
+	yaml_node_item_t	*it;
+	yaml_node_t		*item;
+	struct config_list	 l = { NULL, 0 };
+	const char		*s;
+	char			*p, **v;
+
+	if (n->type == YAML_MAPPING_NODE) {
+		config_err(ctx, "%s.match.%s: expected a string or a list of "
+		    "strings, got a mapping", where, key);
+		return;
+	}
+	it = n->type == YAML_SEQUENCE_NODE ? n->data.sequence.items.start : NULL;
+	for (;;) {
+		if (n->type == YAML_SEQUENCE_NODE) {
+			if (it >= n->data.sequence.items.top)
+				break;
+			item = yaml_document_get_node(doc, *it++);
+		} else if (l.n == 0 && !config_is_null(n))
+			item = n;
+		else
+			break;
+		ctx->line = config_node_line(item);
+		if (item->type != YAML_SCALAR_NODE || config_is_null(item) ||
+		    strlen((const char *)item->data.scalar.value) !=
+		    item->data.scalar.length || item->data.scalar.length == 0) {
+			config_err(ctx, "%s.match.%s: expected non-empty strings",
+			    where, key);
+			goto err;
+		}
+		s = (const char *)item->data.scalar.value;
+		if ((p = strdup(s)) == NULL ||
+		    (v = reallocarray(l.v, l.n + 1, sizeof(*v))) == NULL) {
+			free(p);
+			config_oom(ctx);
+			goto err;
+		}
+		v[l.n++] = p;
+		l.v = v;
+		if (n->type != YAML_SEQUENCE_NODE)
+			break;
+	}
+	config_list_clear(dst);
+	*dst = l;
+	return;
+err:
+	config_list_clear(&l);
+}
+
+/* A string field of a route into *dst; -1 (reported) when not a non-empty scalar. */
+static int
+config_route_str(struct config_ctx *ctx, const char *where, const char *key,
+    yaml_node_t *n, char **dst)
+{
+	const char	*s;
+
+	if (n->type != YAML_SCALAR_NODE || config_is_null(n) ||
+	    n->data.scalar.length == 0) {
+		config_err(ctx, "%s.%s: expected a non-empty string", where, key);
+		return -1;
+	}
+	s = (const char *)n->data.scalar.value;
+	if (strlen(s) != n->data.scalar.length) {
+		config_err(ctx, "%s.%s: value contains a NUL byte", where, key);
+		return -1;
+	}
+	return config_replace(ctx, dst, s);
+}
+
+static void
+config_route(struct config_ctx *ctx, size_t idx, struct config_route *r,
+    yaml_document_t *doc, yaml_node_t *map)
+{
+	yaml_node_pair_t	*p, *mp;
+	yaml_node_t		*key, *val, *mk;
+	const char		*name, *why;
+	char			 where[64], q[CONFIG_QUOTE], *text = NULL;
+	size_t			 m, nerr = ctx->nerr;
+	int			 t, have_target = 0;
+
+	snprintf(where, sizeof(where), "notify.routes[%zu]", idx);
+	r->line = config_node_line(map);
+	r->rate_n = 20;
+	r->rate_ms = 60000;
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		key = yaml_document_get_node(doc, p->key);
+		val = yaml_document_get_node(doc, p->value);
+		ctx->line = config_node_line(key);
+		if (key->type != YAML_SCALAR_NODE) {
+			config_err(ctx, "%s: keys must be scalars", where);
+			continue;
+		}
+		name = (const char *)key->data.scalar.value;
+		ctx->line = config_node_line(val);
+		if (strcmp(name, "name") == 0) {
+			if (config_route_str(ctx, where, name, val, &r->name) == 0 &&
+			    config_has_space(r->name))
+				config_err(ctx, "%s.name: %s contains a space or "
+				    "control character", where,
+				    config_quote(q, sizeof(q), r->name));
+		} else if (strcmp(name, "url") == 0) {
+			if (config_route_str(ctx, where, name, val, &r->url) == 0 &&
+			    (why = config_target_url_why(r->url)) != NULL)
+				config_err(ctx, "%s.url: bad URL %s: %s", where,
+				    config_quote(q, sizeof(q), r->url), why);
+		} else if (strcmp(name, "secret") == 0)
+			config_route_str(ctx, where, name, val, &r->secret);
+		else if (strcmp(name, "template") == 0)
+			config_route_str(ctx, where, name, val, &r->tmpl);
+		else if (strcmp(name, "target") == 0 || strcmp(name, "rate") == 0) {
+			if (config_route_str(ctx, where, name, val, &text) == -1)
+				continue;
+			if (name[0] == 't') {
+				for (t = 0; t < (int)UTIL_NELEM(config_target_names); t++)
+					if (strcmp(text, config_target_names[t]) == 0)
+						break;
+				if (t == (int)UTIL_NELEM(config_target_names))
+					config_err(ctx, "%s.target: unknown target %s "
+					    "(want dingtalk, wecom, feishu, slack or "
+					    "webhook)", where,
+					    config_quote(q, sizeof(q), text));
+				else {
+					r->target = t;
+					have_target = 1;
+				}
+			} else if (config_parse_rate(text, &r->rate_n, &r->rate_ms) == -1)
+				config_err(ctx, "%s.rate: bad rate %s: want N/s, N/min "
+				    "or N/h, e.g. 20/min", where,
+				    config_quote(q, sizeof(q), text));
+		} else if (strcmp(name, "match") == 0) {
+			if (config_is_null(val))
+				continue;
+			if (val->type != YAML_MAPPING_NODE) {
+				config_err(ctx, "%s.match: expected a mapping, got a %s",
+				    where, config_node_kind(val));
+				continue;
+			}
+			for (mp = val->data.mapping.pairs.start;
+			    mp < val->data.mapping.pairs.top; mp++) {
+				mk = yaml_document_get_node(doc, mp->key);
+				ctx->line = config_node_line(mk);
+				for (m = 0; m < CONFIG_MATCH_N; m++)
+					if (mk->type == YAML_SCALAR_NODE &&
+					    strcmp((const char *)mk->data.scalar.value,
+					    config_match_names[m]) == 0)
+						break;
+				if (m == CONFIG_MATCH_N) {
+					config_err(ctx, "%s.match: unknown key %s (want "
+					    "type, severity, category, agent, shop or "
+					    "queue)", where, mk->type == YAML_SCALAR_NODE ?
+					    config_quote(q, sizeof(q),
+					    (const char *)mk->data.scalar.value) : "?");
+					continue;
+				}
+				config_route_match(ctx, where, config_match_names[m],
+				    &r->match[m], doc,
+				    yaml_document_get_node(doc, mp->value));
+			}
+		} else
+			config_err(ctx, "%s: unknown key %s (want name, match, "
+			    "target, url, secret, rate or template)", where,
+			    config_quote(q, sizeof(q), name));
+	}
+	free(text);
+	ctx->line = r->line;
+	if (ctx->nerr != nerr)
+		return;
+	if (!have_target)
+		config_err(ctx, "%s: missing target (dingtalk, wecom, feishu, slack "
+		    "or webhook)", where);
+	if (r->url == NULL)
+		config_err(ctx, "%s: missing url", where);
+	if (r->name == NULL) {
+		snprintf(q, sizeof(q), "route-%zu", idx + 1);
+		config_replace(ctx, &r->name, q);
+	}
+}
+
+static void
+config_set_routes(struct config_ctx *ctx, yaml_document_t *doc, yaml_node_t *n)
+{
+	struct config_notify	*nt = &ctx->cfg->notify;
+	struct config_route	*r = NULL;
+	yaml_node_item_t	*it;
+	yaml_node_t		*item;
+	size_t			 nr = 0, i, j, nerr = ctx->nerr;
+
+	if (config_is_null(n))
+		goto done;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		config_err(ctx, "notify.routes: expected a list of routes, got a %s",
+		    config_node_kind(n));
+		return;
+	}
+	nr = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (nr > 0 && (r = calloc(nr, sizeof(*r))) == NULL) {
+		config_oom(ctx);
+		return;
+	}
+	for (it = n->data.sequence.items.start, i = 0;
+	    it < n->data.sequence.items.top; it++, i++) {
+		item = yaml_document_get_node(doc, *it);
+		ctx->line = config_node_line(item);
+		if (item->type != YAML_MAPPING_NODE) {
+			config_err(ctx, "notify.routes[%zu]: expected a mapping, got "
+			    "a %s", i, config_node_kind(item));
+			continue;
+		}
+		config_route(ctx, i, &r[i], doc, item);
+		for (j = 0; j < i && r[i].name != NULL; j++)
+			if (r[j].name != NULL && strcmp(r[j].name, r[i].name) == 0)
+				config_err(ctx, "notify.routes[%zu]: name %s is "
+				    "notify.routes[%zu]'s too", i, r[i].name, j);
+	}
+	ctx->line = config_node_line(n);
+	if (ctx->nerr != nerr) {
+		config_routes_free(r, nr);
+		return;
+	}
+done:
+	config_routes_free(nt->routes, nt->nroutes);
+	nt->routes = r;
+	nt->nroutes = nr;
+}
+
 /* Applies one value node to one table row and records where it came from. */
 static void
 config_set_node(struct config_ctx *ctx, const struct config_key *k,
@@ -1349,6 +1702,8 @@ config_set_node(struct config_ctx *ctx, const struct config_key *k,
 
 	if (k->type == CT_LIST)
 		config_set_list(ctx, k, doc, n);
+	else if (k->type == CT_ROUTES)
+		config_set_routes(ctx, doc, n);
 	else if (n->type != YAML_SCALAR_NODE)
 		config_err(ctx, "%s: expected a %s, got a %s", k->path,
 		    config_types[k->type].what, config_node_kind(n));
@@ -1616,7 +1971,7 @@ config_load_override(struct config_ctx *ctx, const char *ov)
 		goto out;
 	}
 	root = loaded ? yaml_document_get_root_node(&doc) : NULL;
-	verbatim = k != NULL && k->type != CT_LIST &&
+	verbatim = k != NULL && k->type != CT_LIST && k->type != CT_ROUTES &&
 	    (!loaded || (root != NULL && root->type != YAML_SCALAR_NODE));
 	if (!loaded && !verbatim) {
 		config_yaml_err(ctx, &parser, NULL, 0);
@@ -1818,6 +2173,45 @@ config_check_access(struct config_ctx *ctx)
 	ctx->ovr = NULL;
 }
 
+/* The daily push: a time of day and the route it goes to, both or neither. */
+static void
+config_check_notify(struct config_ctx *ctx)
+{
+	struct config_notify	*n = &ctx->cfg->notify;
+	uint16_t		 from, to;
+	char			 w[32], q[CONFIG_QUOTE];
+	size_t			 i;
+
+	n->daily_at_min = -1;
+	if (n->daily_at != NULL) {
+		/* "HH:MM" is a service window's first half */
+		snprintf(w, sizeof(w), "%.5s-23:59", n->daily_at);
+		if (strlen(n->daily_at) != 5 ||
+		    config_parse_hours(w, &from, &to) == -1) {
+			config_place(ctx, "notify.daily_at", NULL);
+			config_err(ctx, "notify.daily_at: bad time of day %s: want "
+			    "HH:MM, e.g. 09:00", config_quote(q, sizeof(q),
+			    n->daily_at));
+		} else
+			n->daily_at_min = from;
+	}
+	if ((n->daily_at == NULL) != (n->daily_route == NULL)) {
+		config_place(ctx, n->daily_at ? "notify.daily_at" :
+		    "notify.daily_route", NULL);
+		config_err(ctx, "%s: needs %s", n->daily_at ? "notify.daily_at" :
+		    "notify.daily_route", n->daily_at ? "notify.daily_route" :
+		    "notify.daily_at");
+	}
+	if (n->daily_route == NULL)
+		return;
+	for (i = 0; i < n->nroutes; i++)
+		if (strcmp(n->routes[i].name, n->daily_route) == 0)
+			return;
+	config_place(ctx, "notify.daily_route", NULL);
+	config_err(ctx, "notify.daily_route: no route is named %s",
+	    config_quote(q, sizeof(q), n->daily_route));
+}
+
 static void
 config_check(struct config_ctx *ctx)
 {
@@ -1826,6 +2220,7 @@ config_check(struct config_ctx *ctx)
 
 	config_check_redis(ctx);
 	config_check_access(ctx);
+	config_check_notify(ctx);
 
 	config_fmt_ms(va, sizeof(va), c->sla.escalate_ms);
 	config_fmt_ms(vb, sizeof(vb), c->sla.reply_ms);
@@ -2066,6 +2461,7 @@ config_load(const char *path, char *const *overrides, size_t n_overrides,
 	    config_resolve_opt(cfg, &cfg->tls.cert) == -1 ||
 	    config_resolve_opt(cfg, &cfg->tls.key) == -1 ||
 	    config_resolve_opt(cfg, &cfg->upstream_tls.ca) == -1 ||
+	    config_resolve_opt(cfg, &cfg->notify.ca) == -1 ||
 	    config_resolve_opt(cfg, &cfg->auth.jwt_key) == -1 ||
 	    config_resolve_opt(cfg, &cfg->redis.spool) == -1) {
 		config_oom(ctx);
@@ -2096,6 +2492,9 @@ config_free(struct config *cfg)
 			break;
 		case OWN_LIST:
 			config_list_clear(FIELD(cfg, struct config_list, k->off));
+			break;
+		case OWN_ROUTES:
+			config_routes_free(cfg->notify.routes, cfg->notify.nroutes);
 			break;
 		}
 	}

@@ -145,11 +145,65 @@ struct config_dashboard {		/* chatmon dashboard */
 	char	*root;			/* the page's files; relative to the config */
 	uint64_t history;		/* alerts kept for pages that (re)connect */
 	struct config_list allowed_origins;	/* besides the page's own */
+	char	*public_url;		/* where people open it; links in pushed alerts */
 };
 
 struct config_history {		/* each conversation's last turns in Redis */
 	uint64_t turns;			/* kept per conversation; 0: none written */
 	uint64_t ttl_ms;		/* a conversation's list expires this long after its last turn */
+};
+
+/* chatmon notify: where alerts are pushed (docs/notify.md) */
+enum config_target {
+	CONFIG_TARGET_DINGTALK,
+	CONFIG_TARGET_WECOM,
+	CONFIG_TARGET_FEISHU,
+	CONFIG_TARGET_SLACK,
+	CONFIG_TARGET_WEBHOOK,
+};
+
+/* What a route's match: mapping may test, in this order. */
+enum config_match {
+	CONFIG_MATCH_TYPE,
+	CONFIG_MATCH_SEVERITY,
+	CONFIG_MATCH_CATEGORY,
+	CONFIG_MATCH_AGENT,
+	CONFIG_MATCH_SHOP,
+	CONFIG_MATCH_QUEUE,
+	CONFIG_MATCH_N,
+};
+
+struct config_route {
+	char	*name;			/* unique; "route-N" when not given */
+	struct config_list match[CONFIG_MATCH_N];	/* empty: any */
+	int	 target;		/* enum config_target */
+	char	*url;			/* https://, or http:// to a loopback host */
+	char	*secret;		/* NULL: nothing signed */
+	uint32_t rate_n;		/* rate_n messages per rate_ms */
+	uint64_t rate_ms;
+	char	*tmpl;			/* NULL: the default text */
+	size_t	 line;			/* where it was written, for later errors */
+};
+
+struct config_notify {
+	struct config_addr admin;	/* its /metrics and /healthz */
+	char	*group;			/* the consumer group */
+	char	*consumer;		/* NULL: the host name */
+	uint64_t timeout_ms;		/* one request */
+	uint64_t attempts;		/* failed tries before the dead letters */
+	uint64_t backoff_ms;		/* the first retry's wait */
+	uint64_t claim_idle_ms;		/* another consumer's entries taken over */
+	char	*ca;			/* trusted besides the system store */
+	char	*dead_letter;		/* stream; redis.prefix in front */
+	char	*daily_at;		/* "HH:MM" as written; NULL: no daily push */
+	int	 daily_at_min;		/* parsed; -1 without daily_at */
+	char	*daily_route;		/* the route it goes to */
+	struct config_route *routes;
+	size_t	 nroutes;
+};
+
+struct config_report {
+	uint64_t retention_days;	/* day aggregates kept in Redis */
 };
 
 struct config_notes {			/* supervisors' whisper notes to agents */
@@ -198,6 +252,8 @@ struct config {
 	struct config_window window;
 	struct config_history history;
 	struct config_notes notes;
+	struct config_notify notify;
+	struct config_report report;
 	char	*model;			/* the n-gram model's file; NULL: none */
 	double	 model_veto;		/* a block stands only at this probability; 0: always */
 	struct config_limits limits;
@@ -225,5 +281,7 @@ int	config_parse_hours(const char *, uint16_t *from_min, uint16_t *to_min);	/* "
 int	config_parse_redis_url(const char *, struct config_redis_target *);
 int	config_parse_timezone(const char *, int32_t *offset_min);	/* "+08:00", "UTC", "Asia/Shanghai" */
 const char *config_profile_name(int);
+const char *config_target_name(int);
+extern const char *const config_match_names[CONFIG_MATCH_N];	/* "type", ... */
 
 #endif
