@@ -684,20 +684,40 @@ def test_exactly_once_per_route_across_kill9(redis_server, robot, notify, consum
 
 
 def test_a_duplicate_alert_id_is_delivered_once(redis_server, robot, notify):
+    """The same alert written twice (an SLA event raised twice has one id):
+    back to back, interleaved with others, and again after delivery."""
     r = redis_server()
     rc = r.client()
     rb = robot()
     n = notify(r, [route("d", "webhook", rb, rate="1000/s")])
-    a, b = make_alert(), make_alert(type="sla.escalate")
-    xadd(rc, a, a)                   # one alert written twice
-    rb.wait_ids("d", [a["id"]])
-    xadd(rc, a, b)                   # again, after it was delivered
-    rb.wait_ids("d", [b["id"]])
+    pairs = [make_alert() for _ in range(6)]
+    mixed = [make_alert(type="sla.breach", severity="warn") for _ in range(4)]
+    xadd(rc, *[a for a in pairs for _ in (0, 1)])      # a1 a1 a2 a2 ...
+    xadd(rc, *(mixed + mixed))                          # b1 b2 b3 b4 b1 b2 b3 b4
+    near = [make_alert(conversation=f"near-{i}") for i in range(5)]
+    for i, a in enumerate(near):                        # the second while the first is on its way
+        xadd(rc, a)
+        time.sleep(0.005 * i)
+        xadd(rc, a)
+    rb.wait_ids("d", [a["id"] for a in pairs + mixed + near])
+    rb.control("d", "slow", delay=0.6, count=1)
+    slow = make_alert(conversation="slow")
+    xadd(rc, slow)                                      # the second while the robot holds the first
+    time.sleep(0.25)
+    xadd(rc, slow)
+    first = [a["id"] for a in pairs + mixed + near + [slow]]
+    rb.wait_ids("d", first)
+    late, last = pairs[0], make_alert(type="sla.escalate")
+    xadd(rc, late, last)                                # again, after it was delivered
+    rb.wait_ids("d", [last["id"]])
     wait_for(lambda: pending(rc) == 0, 5 * SLOW, "every entry acked")
     time.sleep(0.5)
-    assert rb.ids("d") == {a["id"]: 1, b["id"]: 1}, rb.summary("d")
-    wait_for(lambda: n.metric("chatmon_notify_alerts_total", route="d", result="duplicate") == 2,
-             3 * SLOW, "chatmon_notify_alerts_total{route=d,result=duplicate} 2")
+    got = rb.ids("d")
+    dup = {i: c for i, c in got.items() if c != 1}
+    assert not dup, f"delivered more than once: {dup}\n{rb.summary('d', 30)}"
+    assert set(got) == set(first) | {last["id"]}
+    wait_for(lambda: n.metric("chatmon_notify_alerts_total", route="d", result="duplicate") == 17,
+             3 * SLOW, "chatmon_notify_alerts_total{route=d,result=duplicate} 17")
 
 
 def test_a_burst_is_folded_within_the_rate(redis_server, robot, notify):
