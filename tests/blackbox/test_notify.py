@@ -552,11 +552,17 @@ def test_bad_config_is_refused_with_file_and_line(tmp_path, bad):
         f"expected {conf}:{target}: in stderr:\n{p.stderr}"
 
 
-def test_duplicate_route_name_is_refused(tmp_path):
+@pytest.mark.parametrize("case", ["duplicate-name", "daily-at-without-route", "daily-route-unknown"])
+def test_other_config_errors_are_refused(tmp_path, case):
+    """Errors whose line the contract does not pin: any FILE:LINE."""
     conf = tmp_path / "notify.yaml"
     lines = [l.replace("{admin}", str(free_port())) for l in _route_block()]
-    lines[-1] = "    - name: ok1"
+    lines[-1] = "    - name: ok1" if case == "duplicate-name" else "    - name: ok2"
     lines += ["      target: webhook", "      url: https://127.0.0.1:9/y"]
+    if case == "daily-at-without-route":
+        lines.insert(4, '  daily_at: "09:00"')
+    if case == "daily-route-unknown":
+        lines[4:4] = ['  daily_at: "09:00"', "  daily_route: nosuch"]
     conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
     p = subprocess.run([CHATMON, "notify", "-c", str(conf)], stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, timeout=15 * SLOW)
@@ -767,14 +773,17 @@ def test_retries_500_and_honours_retry_after(redis_server, robot, notify):
     rb.control("r5", "500", count=2)
     rb.control("r4", "429", count=1, retry_after=3)
     rb.control("rd", "errcode-ratelimit", count=1)
+    rb.control("rw", "errcode-ratelimit", count=1)
     n = notify(r, [route("r5", "webhook", rb, match={"agent": ["a5"]}),
                    route("r4", "webhook", rb, match={"agent": ["a4"]}),
-                   route("rd", "dingtalk", rb, match={"agent": ["ad"]})],
+                   route("rd", "dingtalk", rb, match={"agent": ["ad"]}),
+                   route("rw", "wecom", rb, match={"agent": ["aw"]})],
                backoff="300ms", attempts="5")
-    a5, a4, ad = make_alert(agent="a5"), make_alert(agent="a4"), make_alert(agent="ad")
-    xadd(rc, a5, a4, ad)
+    a5, a4, ad, aw = (make_alert(agent=x) for x in ("a5", "a4", "ad", "aw"))
+    xadd(rc, a5, a4, ad, aw)
     rb.wait_ids("r5", [a5["id"]])
     rb.wait_ids("rd", [ad["id"]])
+    rb.wait_ids("rw", [aw["id"]])
     rb.wait_ids("r4", [a4["id"]], timeout=10)
     e5 = rb.entries("r5")
     assert [e["status"] for e in e5] == [500, 500, 200], rb.summary("r5")
@@ -786,6 +795,8 @@ def test_retries_500_and_honours_retry_after(redis_server, robot, notify):
     assert e4[1]["time"] - e4[0]["answered"] >= 2.9, "Retry-After: 3 was not waited for"
     ed = rb.entries("rd")
     assert [json.loads(e["answer"])["errcode"] for e in ed] == [130101, 0], rb.summary("rd")
+    ew = rb.entries("rw")
+    assert [json.loads(e["answer"])["errcode"] for e in ew] == [45009, 0], rb.summary("rw")
     wait_for(lambda: pending(rc) == 0, 5 * SLOW, "all acked")
     assert (n.metric("chatmon_notify_failures_total", route="r5") or 0) >= 2
 
