@@ -1,4 +1,4 @@
-/* chatmon: the supervisor's and auditor's command-line tool: scan, rules test, replay, tail. */
+/* chatmon: the supervisor's and auditor's command-line tool: scan, rules test, replay, tail, dashboard, report. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -17,6 +17,7 @@
 #include "chatmon/normalize.h"
 #include "chatmon/passwd.h"
 #include "chatmon/replay.h"
+#include "chatmon/reportcli.h"
 #include "chatmon/rules.h"
 #include "chatmon/rulesfp.h"
 #include "chatmon/tail.h"
@@ -41,6 +42,8 @@ usage(FILE *f)
 	    "                    [--agent ID] [--type TYPE] [--json]\n"
 	    "       chatmon dashboard [-c FILE] [-o key.path=value]... [--listen ADDR]\n"
 	    "                    [--redis URL]\n"
+	    "       chatmon report [-c FILE] [--redis URL] --from YYYY-MM-DD\n"
+	    "                    [--to YYYY-MM-DD] [--agent ID] [--format json|csv|html]\n"
 	    "       chatmon passwd -f FILE USER [viewer|supervisor]\n"
 	    "       chatmon COMMAND --help\n"
 	    "       chatmon --version\n"
@@ -56,6 +59,8 @@ usage(FILE *f)
 	    "tail     the alerts in Redis: the last ones, then live (docs/alerts.md)\n"
 	    "dashboard  the supervisors' page: live alerts, who waits, each agent's\n"
 	    "         day, from Redis (docs/dashboard.md)\n"
+	    "report   each agent's and the team's figures over some days (SLA, rule\n"
+	    "         hits, false positives, worst waits) as JSON, CSV or HTML\n"
 	    "passwd   add or replace a dashboard login (password from stdin)\n"
 	    "\n"
 	    "The rules come from --rules DIR, or from the configuration's rules\n"
@@ -671,6 +676,8 @@ main(int argc, char **argv)
 		return tail_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2 && strcmp(argv[1], "dashboard") == 0)
 		return dashboard_main(argc - 1, argv + 1, CHATMON_CONFIG);
+	if (argc >= 2 && strcmp(argv[1], "report") == 0)
+		return reportcli_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc - 1, argv + 1);
 	if (argc >= 2)
