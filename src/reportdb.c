@@ -244,8 +244,12 @@ reportdb_info(struct reportdb *r)
 	const char	*argv[3] = { "XINFO", "STREAM", key };
 
 	r->step = REPORTDB_INFO;
-	snprintf(key, sizeof(key), "%schatmon:sla:{%d}:log", reportdb_prefix(r),
-	    r->bucket);
+	/* the 16 logs, then the alert stream: a rule hit trimmed away is lost too */
+	if (r->bucket < CONVSTORE_BUCKETS)
+		snprintf(key, sizeof(key), "%schatmon:sla:{%d}:log", reportdb_prefix(r),
+		    r->bucket);
+	else
+		snprintf(key, sizeof(key), "%s%s", reportdb_prefix(r), r->cfg->redis.stream);
 	reportdb_sendv(r, 3, argv);
 }
 
@@ -442,9 +446,11 @@ reportdb_on_reply(redisReply *rep, void *priv)
 		reportdb_info(r);
 		return;
 	case REPORTDB_INFO:
-		if (rep->type == REDIS_REPLY_ARRAY && reportdb_trimmed(rep, r->day_start))
+		if (rep->type == REDIS_REPLY_ARRAY && reportdb_trimmed(rep,
+		    r->bucket < CONVSTORE_BUCKETS ? r->day_start :
+		    r->day_start - REPORTDB_LATE_MS))
 			r->partial = 1;
-		if (++r->bucket < CONVSTORE_BUCKETS) {
+		if (++r->bucket <= CONVSTORE_BUCKETS) {
 			reportdb_info(r);
 			return;
 		}

@@ -274,3 +274,19 @@ def test_help_and_redis_down(tmp_path):
     assert "cannot reach Redis" in p.stderr.decode() and p.stdout == b""
     p = subprocess.run([CHATMON, "--help"], capture_output=True, timeout=T)
     assert b"chatmon report" in p.stdout
+
+
+def test_a_trimmed_alert_stream_makes_a_partial_day(redis_server, tmp_path):
+    """The alerts of the day trimmed away: its rule hits are missing, the day says so."""
+    r = redis_server()
+    c = r.client()
+    day = local_day(time.time() - 2 * 86400)
+    d0 = day_start_ms(day)
+    for i in range(3):
+        c.xadd(STREAM, {"alert": "{}"}, id=f"{d0 + 7200000 + i}-0")
+    c.xtrim(STREAM, maxlen=1, approximate=False)
+    rep = report_json(conf(tmp_path, r.url()), "--from", day)
+    assert rep["days"][0]["partial"] is True
+    # a day after the oldest alert left is whole
+    later = local_day(time.time() - 86400)
+    assert report_json(conf(tmp_path, r.url()), "--from", later)["days"][0]["partial"] is False
