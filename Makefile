@@ -305,6 +305,9 @@ install: all
 	    install -m 644 conf/model/chatmon-ngram.model $(DESTDIR)$(SYSCONFDIR)/chatmon/model; }
 	sed $(INSTALL_SED) systemd/chatmond.service >$(DESTDIR)$(UNITDIR)/chatmond.service
 	sed $(INSTALL_SED) systemd/chatmond@.service >$(DESTDIR)$(UNITDIR)/chatmond@.service
+	@# the dashboard and the push worker, as chatmond's user (docs/operations.md)
+	sed $(INSTALL_SED) systemd/chatmon-dashboard.service >$(DESTDIR)$(UNITDIR)/chatmon-dashboard.service
+	sed $(INSTALL_SED) systemd/chatmon-notify.service >$(DESTDIR)$(UNITDIR)/chatmon-notify.service
 	install -m 644 systemd/chatmond.sysusers $(DESTDIR)$(SYSUSERSDIR)/chatmond.conf
 	@# the user the units run as, so key files can be given to its group
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
@@ -313,6 +316,7 @@ install: all
 	sed $(INSTALL_SED) man/chatmond.yaml.5 >$(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5
 	sed $(INSTALL_SED) man/chatmond.8 >$(DESTDIR)$(MANDIR)/man8/chatmond.8
 	chmod 644 $(DESTDIR)$(UNITDIR)/chatmond.service $(DESTDIR)$(UNITDIR)/chatmond@.service \
+	    $(DESTDIR)$(UNITDIR)/chatmon-dashboard.service $(DESTDIR)$(UNITDIR)/chatmon-notify.service \
 	    $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
 	    $(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5 $(DESTDIR)$(MANDIR)/man8/chatmond.8
 	@# the docs, and the shipped configuration and rules to compare with after an upgrade
@@ -323,7 +327,8 @@ install: all
 	rm -f $(DESTDIR)$(DOCDIR)/examples/rules.d/*.yaml
 	install -m 644 conf/rules.d/*.yaml $(DESTDIR)$(DOCDIR)/examples/rules.d
 	@test -n "$(DESTDIR)" || echo "install: now systemctl daemon-reload; systemctl enable --now chatmond" \
-	    "(or chatmond@NAME for each $(SYSCONFDIR)/chatmon/NAME.yaml: docs/operations.md)"
+	    "(or chatmond@NAME for each $(SYSCONFDIR)/chatmon/NAME.yaml: docs/operations.md);" \
+	    "chatmon-dashboard and chatmon-notify likewise, where wanted"
 
 # Everything install put there except the configuration and the rules (the
 # operator's), /var/lib/chatmon (the service's state: the spool) and the
@@ -331,6 +336,7 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/chatmond $(DESTDIR)$(BINDIR)/chatmon \
 	    $(DESTDIR)$(UNITDIR)/chatmond.service $(DESTDIR)$(UNITDIR)/chatmond@.service \
+	    $(DESTDIR)$(UNITDIR)/chatmon-dashboard.service $(DESTDIR)$(UNITDIR)/chatmon-notify.service \
 	    $(DESTDIR)$(SYSUSERSDIR)/chatmond.conf $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
 	    $(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5 $(DESTDIR)$(MANDIR)/man8/chatmond.8
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/docs/*.md \
