@@ -16,6 +16,7 @@
 #include "chatmon/model.h"
 #include "chatmon/normalize.h"
 #include "chatmon/passwd.h"
+#include "chatmon/pushd.h"
 #include "chatmon/replay.h"
 #include "chatmon/reportcli.h"
 #include "chatmon/rules.h"
@@ -44,6 +45,7 @@ usage(FILE *f)
 	    "                    [--redis URL]\n"
 	    "       chatmon report [-c FILE] [--redis URL] --from YYYY-MM-DD\n"
 	    "                    [--to YYYY-MM-DD] [--agent ID] [--format json|csv|html]\n"
+	    "       chatmon notify [-c FILE] [-o key.path=value]...\n"
 	    "       chatmon passwd -f FILE USER [viewer|supervisor]\n"
 	    "       chatmon COMMAND --help\n"
 	    "       chatmon --version\n"
@@ -61,6 +63,8 @@ usage(FILE *f)
 	    "         day, from Redis (docs/dashboard.md)\n"
 	    "report   each agent's and the team's figures over some days (SLA, rule\n"
 	    "         hits, false positives, worst waits) as JSON, CSV or HTML\n"
+	    "notify   push alerts to DingTalk, WeCom, Feishu, Slack or webhooks\n"
+	    "         (docs/notify.md)\n"
 	    "passwd   add or replace a dashboard login (password from stdin)\n"
 	    "\n"
 	    "The rules come from --rules DIR, or from the configuration's rules\n"
@@ -678,6 +682,8 @@ main(int argc, char **argv)
 		return dashboard_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2 && strcmp(argv[1], "report") == 0)
 		return reportcli_main(argc - 1, argv + 1, CHATMON_CONFIG);
+	if (argc >= 2 && strcmp(argv[1], "notify") == 0)
+		return pushd_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc - 1, argv + 1);
 	if (argc >= 2)

@@ -1,10 +1,12 @@
 #!/bin/sh
 # `make run`: the whole product on one machine. A private Redis on a unix
 # socket, the demo chat backend (simulated buyers, and the agents' workbench
-# page), chatmond in front of it, and the supervisors' dashboard. Their logs
-# go to build/run/*.log; the terminal keeps the banner and one line per
-# alert (`chatmon tail`). Ctrl-C (or SIGTERM) stops all of them; so does any
-# one of the four ending, with the end of its log.
+# page), chatmond in front of it, the supervisors' dashboard, and chatmon
+# notify pushing critical alerts to a stand-in DingTalk robot. Their logs
+# go to build/run/*.log; the terminal keeps the banner, one line per alert
+# (`chatmon tail`) and one per message the robot receives. Ctrl-C (or
+# SIGTERM) stops all of them; so does any one of them ending, with the end
+# of its log.
 # usage: tools/run.sh CHATMOND CHATMON CONFIG (conf/demo.yaml: its
 # redis.url names the socket under build/run/)
 set -u
@@ -45,6 +47,11 @@ reply=$(secs "$(conf_key sla reply)")
 warn_at=$(conf_key sla warn_at)
 # and shows times in the shop's zone, as the dashboard and chatmon tail do
 tz=$(conf_key sla timezone | tr -d "\"'")
+# the stand-in robot: the first route's local URL (/dingtalk/NAME) and secret
+robot_url=$(sed -n 's|^ *url:[[:space:]]*http://127\.0\.0\.1:\([0-9]*\)/\([a-z]*\)/\([^[:space:]#?]*\).*|\1 \3|p' "$config" | head -1)
+robot_port=${robot_url%% *}
+robot_name=${robot_url#* }
+robot_secret=$(sed -n 's/^ *secret:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$config" | head -1)
 
 mkdir -p "$rundir"
 rm -f "$sock"
@@ -78,11 +85,19 @@ while [ ! -S "$sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 daemon=$!
 "$chatmon" dashboard -c "$config" >"$rundir/dashboard.log" 2>&1 &
 dashboard=$!
+robot=
+if [ -n "$robot_port" ]; then
+	"$py" "$here/../tests/peers/robot.py" --listen "127.0.0.1:$robot_port" --print \
+	    ${robot_secret:+--secret "$robot_name=$robot_secret"} 2>"$rundir/robot.log" &
+	robot=$!
+fi
+"$chatmon" notify -c "$config" >"$rundir/notify.log" 2>&1 &
+notify=$!
 
 stop() {
 	trap - INT TERM
-	kill -TERM "$daemon" "$backend" "$dashboard" ${tail:+"$tail"} 2>/dev/null
-	wait "$daemon" "$backend" "$dashboard" ${tail:+"$tail"} 2>/dev/null
+	kill -TERM "$daemon" "$backend" "$dashboard" "$notify" ${robot:+"$robot"} ${tail:+"$tail"} 2>/dev/null
+	wait "$daemon" "$backend" "$dashboard" "$notify" ${robot:+"$robot"} ${tail:+"$tail"} 2>/dev/null
 	kill -TERM "$redis" 2>/dev/null
 	wait "$redis" 2>/dev/null
 	exit "${1:-0}"
@@ -98,7 +113,9 @@ cat <<MSG
     supervisors' dashboard:    http://$dash_listen/${users:+  (log in: demo / demo)}
     agents connect to:         ws://$listen/?agent=NAME  (chatmond, in front of
                                the demo chat backend ws://127.0.0.1:$backend_port/)
-    logs:                      $rundir/{chatmond,dashboard,demo_backend,redis}.log
+    logs:                      $rundir/{chatmond,dashboard,notify,demo_backend,redis}.log
+    pushed alerts:             critical ones to a stand-in DingTalk robot${robot_port:+ on 127.0.0.1:$robot_port}
+                               (chatmon notify; its lines below start with robot:)
   in another terminal, the same alerts from the start:
     $chatmon tail -c $config --since 0
   Ctrl-C stops everything. The alerts, one line each, as they come:
@@ -109,7 +126,7 @@ tail=
 tail=$!
 # whichever ends first ends the demo, and says why
 while :; do
-	for p in daemon:chatmond backend:demo_backend dashboard:dashboard redis:redis; do
+	for p in daemon:chatmond backend:demo_backend dashboard:dashboard notify:notify redis:redis; do
 		eval "pid=\$${p%%:*}"
 		kill -0 "$pid" 2>/dev/null && continue
 		echo

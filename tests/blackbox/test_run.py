@@ -47,7 +47,12 @@ def write_config(tmp_path, ports, sla, listen_port=None):
     conf["admin"] = f"127.0.0.1:{ports['admin']}"
     conf["dashboard"] = {"listen": f"127.0.0.1:{ports['dashboard']}",
                          "root": os.path.join(ROOT, "web", "dashboard"),
-                         "users": "run/users"}    # as the demo's, relative to the file
+                         "users": "run/users",    # as the demo's, relative to the file
+                         "public_url": f"http://127.0.0.1:{ports['dashboard']}/"}
+    # the demo's route to its stand-in robot, on free ports
+    conf["notify"]["admin"] = f"127.0.0.1:{ports['notify']}"
+    route = conf["notify"]["routes"][0]
+    route["url"] = re.sub(r":\d+/", f":{ports['robot']}/", route["url"], count=1)
     path = tmp_path / "demo.yaml"
     # run.sh reads a few keys line by line: keep the file block-style
     path.write_text(yaml.safe_dump(conf, default_flow_style=False, allow_unicode=True),
@@ -84,7 +89,7 @@ class Run:
 
 
 def ports():
-    return {k: free_port() for k in ("listen", "backend", "admin", "dashboard")}
+    return {k: free_port() for k in ("listen", "backend", "admin", "dashboard", "notify", "robot")}
 
 
 def accepts(port):
@@ -124,7 +129,7 @@ def test_demo_shows_every_kind_of_alert_and_stops_clean(tmp_path):
     try:
         wait_for(lambda: run.has(r"The alerts, one line each"), 15 * SLOW, "the banner")
         rundir = tmp_path / "run"
-        assert run.has(rf"logs: +{re.escape(str(rundir))}/\{{chatmond,dashboard,demo_backend,redis\}}\.log")
+        assert run.has(rf"logs: +{re.escape(str(rundir))}/\{{chatmond,dashboard,notify,demo_backend,redis\}}\.log")
         assert run.has(rf"tail -c {re.escape(conf)} --since 0")
         # the demo's one supervisor, written the first time, so the page can act
         assert run.has(r"supervisors' dashboard: +http://\S+/  \(log in: demo / demo\)")
@@ -137,6 +142,13 @@ def test_demo_shows_every_kind_of_alert_and_stops_clean(tmp_path):
                               (r" SLA breach: waited ", "a breach"),
                               (r" SLA escalate: waited ", "an escalation")):
             wait_for(lambda: run.has(pattern), 10 * SLOW, what)
+        # chatmon notify pushed the critical ones to the stand-in robot, which
+        # checked DingTalk's signature (a bad one is printed as such)
+        for pattern, what in ((r"^robot: dingtalk demo-robot: 【chatmon】严重 · 站外引流 \| 客服 alice",
+                               "the blocked reply pushed"),
+                              (r"^robot: dingtalk demo-robot: 【chatmon】严重 · 严重超时", "the escalation pushed")):
+            wait_for(lambda: run.has(pattern), 10 * SLOW, what)
+        assert not run.has(r"^robot: .*BAD SIGNATURE"), run.output()
         # the daemons speak to their logs, not to the terminal
         log = (rundir / "chatmond.log").read_text(encoding="utf-8")
         assert "chatmond" in log and "listening" in log, log[:2000]

@@ -1453,6 +1453,79 @@ test_hours_and_timezones(void **state)
 	assert_int_equal(config_parse_timezone("America/New_York", &off), -1);
 }
 
+/* notify.routes: a list of mappings, defaults, and every error at its line. */
+static void
+test_notify_routes(void **state)
+{
+	struct config	*c;
+	struct sbuf	 errs;
+	const char	*path;
+
+	(void)state;
+	sbuf_init(&errs);
+	c = load("dashboard: {public_url: \"https://cs.example.com/\"}\n"
+	    "notify:\n"
+	    "  daily_at: \"09:30\"\n"
+	    "  daily_route: ops\n"
+	    "  routes:\n"
+	    "    - match: {severity: [critical], type: rule.hit}\n"
+	    "      target: dingtalk\n"
+	    "      url: https://oapi.dingtalk.com/robot/send?access_token=x\n"
+	    "      secret: SEC\n"
+	    "    - name: ops\n"
+	    "      target: webhook\n"
+	    "      url: http://127.0.0.1:8099/hook\n"
+	    "      rate: 5/s\n"
+	    "      template: \"{agent}\"\n", NULL, 0, &errs, &path);
+	assert_string_equal(sbuf_str(&errs), "");
+	assert_non_null(c);
+	assert_int_equal(c->notify.nroutes, 2);
+	assert_string_equal(c->notify.routes[0].name, "route-1");
+	assert_int_equal(c->notify.routes[0].target, CONFIG_TARGET_DINGTALK);
+	assert_int_equal(c->notify.routes[0].match[CONFIG_MATCH_SEVERITY].n, 1);
+	assert_string_equal(c->notify.routes[0].match[CONFIG_MATCH_TYPE].v[0], "rule.hit");
+	assert_int_equal(c->notify.routes[0].rate_n, 20);
+	assert_int_equal(c->notify.routes[0].rate_ms, 60000);
+	assert_int_equal(c->notify.routes[1].rate_n, 5);
+	assert_int_equal(c->notify.routes[1].rate_ms, 1000);
+	assert_string_equal(c->notify.routes[1].tmpl, "{agent}");
+	assert_int_equal(c->notify.daily_at_min, 9 * 60 + 30);
+	assert_string_equal(c->dashboard.public_url, "https://cs.example.com/");
+	assert_int_equal(c->notify.attempts, 5);
+	assert_int_equal(c->report.retention_days, 400);
+	config_free(c);
+
+	sbuf_reset(&errs);
+	c = load("notify:\n"
+	    "  daily_route: nobody\n"
+	    "  routes:\n"
+	    "    - target: fax\n"
+	    "      url: http://example.com/x\n"
+	    "      rate: often\n"
+	    "      match: {colour: red}\n"
+	    "    - name: a\n"
+	    "      target: slack\n"
+	    "      url: https://hooks.slack.com/x\n"
+	    "      volume: 11\n"
+	    "    - 7\n", NULL, 0, &errs, &path);
+	assert_null(c);
+	assert_errs(&errs, path,
+	    "@:4: notify.routes[0].target: unknown target 'fax' (want dingtalk, "
+	    "wecom, feishu, slack or webhook)\n"
+	    "@:5: notify.routes[0].url: bad URL 'http://example.com/x': http:// only "
+	    "to 127.0.0.1, localhost or [::1]; use https://\n"
+	    "@:6: notify.routes[0].rate: bad rate 'often': want N/s, N/min or N/h, "
+	    "e.g. 20/min\n"
+	    "@:7: notify.routes[0].match: unknown key 'colour' (want type, severity, "
+	    "category, agent, shop or queue)\n"
+	    "@:11: notify.routes[1]: unknown key 'volume' (want name, match, target, "
+	    "url, secret, rate or template)\n"
+	    "@:12: notify.routes[2]: expected a mapping, got a scalar\n"
+	    "@:2: notify.daily_route: needs notify.daily_at\n"
+	    "@:2: notify.daily_route: no route is named 'nobody'\n", "routes");
+	sbuf_free(&errs);
+}
+
 int
 main(void)
 {
@@ -1474,6 +1547,7 @@ main(void)
 		cmocka_unit_test(test_access_keys),
 		cmocka_unit_test(test_alloc_failures),
 		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_notify_routes),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_addr),
 		cmocka_unit_test(test_parse_ws_url),

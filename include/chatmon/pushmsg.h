@@ -1,0 +1,77 @@
+/* pushmsg: what a notify route sends for one alert or a folded burst, and how its answer is judged (pure: no I/O, no clock). */
+#ifndef CHATMON_PUSHMSG_H
+#define CHATMON_PUSHMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "chatmon/config.h"
+#include "chatmon/util.h"
+
+/*
+ * Alerts are docs/alerts.md's objects as read from the stream: untrusted,
+ * any field may be missing or of another type. They are never logged by
+ * this module; what goes out goes to the route the operator configured.
+ */
+
+/* 1 when every match key the route gives has one of its values in the alert. */
+int	pushmsg_match(const struct config_route *, json_t *alert);
+
+struct pushmsg_opts {
+	const char	*public_url;	/* dashboard.public_url, NULL: no link */
+	int32_t		 utc_offset_min;	/* sla.timezone: times people read */
+	int64_t		 now_ms;	/* the signatures' timestamps */
+};
+
+/* The most alerts a folded message lists in full (webhook) or line by line (text). */
+#define PUSHMSG_FOLD_FULL	20
+#define PUSHMSG_FOLD_LINES	10
+
+/* One HTTP request, ready to go; pushmsg_req_free releases it. */
+struct pushmsg_req {
+	struct sbuf	 url;
+	struct sbuf	 body;
+	char		 sig[96];	/* "X-Chatmon-Signature: sha256=<hex>" or "" */
+	struct sbuf	 id;		/* "X-Chatmon-Alert-Id: <id>" */
+};
+
+void	pushmsg_req_init(struct pushmsg_req *);
+void	pushmsg_req_free(struct pushmsg_req *);
+
+/*
+ * The request for alerts[0..n) (n >= 1: one alert; more: a folded
+ * summary) to route r. raw[i] is alerts[i] as the stream held it (a
+ * webhook gets one alert byte for byte). 0, or -1 on ENOMEM.
+ */
+int	pushmsg_build(struct pushmsg_req *, const struct config_route *r,
+	    const struct pushmsg_opts *, json_t *const *alerts,
+	    const char *const *raw, size_t n);
+
+/* The text people read (the template, or the default), for a report's summary too. */
+int	pushmsg_text(struct sbuf *, const struct config_route *r,
+	    const struct pushmsg_opts *, json_t *const *alerts, size_t n);
+
+/*
+ * Whether a target took the message: NULL when it did, else why not
+ * (static text, no chat in it). *limited is set to 1 when the target said
+ * it was being sent too much (429, or the robots' own codes in a 200).
+ */
+const char *pushmsg_judge(int target, long status, const char *body,
+	    size_t len, int *limited);
+
+/*
+ * Retry-After (RFC 9110: seconds, or an HTTP date) as milliseconds from
+ * now_ms; -1 when absent or unreadable, at most an hour.
+ */
+int64_t	pushmsg_retry_after(const char *value, int64_t now_ms);
+
+/* The wait before try attempt+1: base doubled per failure, at most 5 min, +-25 % by rnd. */
+uint64_t pushmsg_backoff(uint64_t base_ms, unsigned attempt, uint32_t rnd);
+
+/* base64 of HMAC-SHA256(key, msg), the robots' signatures; out >= 45 bytes. 0 or -1. */
+int	pushmsg_hmac_b64(const char *key, size_t keylen, const char *msg,
+	    size_t msglen, char *out, size_t outsz);
+
+#endif

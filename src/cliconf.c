@@ -1,0 +1,68 @@
+/* cliconf: the -c FILE and -o key.path=value options of a long-running tool command, and the configuration they name. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "chatmon/cliconf.h"
+#include "chatmon/log.h"
+
+void
+cliconf_init(struct cliconf *c, const char *default_path)
+{
+	c->path = default_path;
+	c->explicit = 0;
+	c->ov = NULL;
+	c->nov = 0;
+}
+
+int
+cliconf_opt(struct cliconf *c, int ch, const char *arg, const char *who)
+{
+	char	**nov;
+
+	if (ch == 'c') {
+		c->path = arg;
+		c->explicit = 1;
+		return 0;
+	}
+	if ((nov = reallocarray(c->ov, c->nov + 1, sizeof(*nov))) == NULL) {
+		fprintf(stderr, "chatmon: %s: out of memory\n", who);
+		return -1;
+	}
+	c->ov = nov;
+	c->ov[c->nov++] = (char *)arg;
+	return 0;
+}
+
+struct config *
+cliconf_load(const struct cliconf *c)
+{
+	struct config	*cfg;
+	struct sbuf	 errs;
+	const char	*path = c->path;
+
+	/* installed, the default file is there; in a build tree it may not be */
+	if (!c->explicit && access(path, F_OK) == -1 && errno == ENOENT)
+		path = NULL;
+	sbuf_init(&errs);
+	cfg = config_load(path, c->ov, c->nov, &errs);
+	if (cfg == NULL)
+		fputs(sbuf_str(&errs), stderr);
+	sbuf_free(&errs);
+	if (cfg == NULL)
+		return NULL;
+	log_set_level(cfg->log_level);
+	log_set_json(cfg->log_json);
+	if (path == NULL)
+		log_info("cliconf_load: no %s: the built-in defaults", c->path);
+	return cfg;
+}
+
+void
+cliconf_free(struct cliconf *c)
+{
+	free(c->ov);
+	c->ov = NULL;
+	c->nov = 0;
+}

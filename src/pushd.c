@@ -1,0 +1,1027 @@
+/* pushd: `chatmon notify`, the push worker: alerts from the stream through a consumer group to the routes they match (docs/notify.md). */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "chatmon/cliconf.h"
+#include "chatmon/config.h"
+#include "chatmon/httpc.h"
+#include "chatmon/log.h"
+#include "chatmon/pushd.h"
+#include "chatmon/pushmsg.h"
+#include "chatmon/rconn.h"
+#include "chatmon/util.h"
+
+/*
+ * At least once, to every route an alert matches: a stream entry is acked
+ * only when each of its routes has taken the alert or given up on it (a
+ * dead letter). A crash before that leaves the entry pending in the group:
+ * a restarted worker of the same consumer name reads its own pending
+ * entries first, another worker claims them after notify.claim_idle. The
+ * done marker each route sets when a target took an alert keeps such a
+ * second pass, and an alert that is in the stream twice (an SLA event two
+ * instances raised), from reaching the target again. What is left is the
+ * window between a target's 200 and the marker's SET: a crash there sends
+ * that one alert again, with the same X-Chatmon-Alert-Id.
+ */
+
+#define PD_BATCH	100		/* entries per read */
+#define PD_BLOCK_MS	5000		/* a read waits this long for new entries */
+#define PD_HELD_MAX	50000		/* alerts in memory before reading pauses */
+#define PD_DONE_TTL	"172800"	/* a done marker outlives any redelivery: 2 days */
+
+struct pd_entry {			/* a stream entry, acked when waiting is 0 */
+	char		 sid[48];
+	unsigned	 waiting;	/* routes that have not finished with it */
+	struct pd_entry	*prev, *next;
+};
+
+struct pd_item {			/* one alert on one route */
+	char		*id;
+	json_t		*alert;
+	char		*raw;		/* the alert as the stream held it */
+	struct pd_entry	**ents;		/* the entries it stands for (a duplicate joins) */
+	size_t		 nents;
+	struct pd_item	*next;
+};
+
+struct pushd;
+
+struct pd_route {
+	struct pushd		*pd;
+	const struct config_route *cfg;
+	struct pd_item		*head, **tail;	/* waiting for a token */
+	size_t			 nwait;
+	struct pd_item		*fly;		/* the message out, or waiting to be tried again */
+	size_t			 nfly;
+	unsigned		 attempts;	/* failed tries of fly */
+	int			 busy;		/* a request is out */
+	int64_t			 not_before;	/* fly's next try */
+	double			 tokens;
+	int64_t			 refilled;
+	struct event		*timer;
+	/* for /metrics */
+	uint64_t		 delivered, sent, folded, dup, dead, failures;
+};
+
+struct pushd {
+	struct event_base	*base;
+	struct config		*cfg;
+	struct rconn		*rc;		/* commands */
+	struct rconn		*rread;		/* the blocking reads */
+	struct httpc		*http;
+	struct pd_route		*routes;
+	size_t			 nroutes;
+	struct pd_entry		*ents;
+	size_t			 held;		/* alerts queued on routes */
+	char			*prefix;
+	char			 stream[512], dead[512], consumer[256];
+	int			 group_ok;	/* the group exists */
+	int			 reading;	/* a read (or the group's creation) is out */
+	int			 read_pending;	/* it reads our own pending entries */
+	int			 pending_done;	/* our own pending entries read */
+	char			 from[48];	/* the next read of our own pending starts after */
+	int			 claiming;
+	char			 claim_from[48];
+	struct event		*ev_read, *ev_claim, *ev_term, *ev_int;
+	struct evhttp		*admin;
+	uint64_t		 n_entries, n_unmatched, n_bad;
+	struct sbuf		 out;		/* /metrics */
+};
+
+static void	pd_read(struct pushd *);
+static void	pd_pump(struct pd_route *);
+static void	pd_on_entries(struct pushd *, const redisReply *list);
+
+static int64_t
+pd_now(void)
+{
+	return util_wall_ms();
+}
+
+static void
+pd_arm(struct event *ev, int64_t ms)
+{
+	struct timeval	tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(ev, &tv);
+}
+
+/* --- entries: acked when every route is done with them ------------------- */
+
+static struct pd_entry *
+pd_entry_find(struct pushd *pd, const char *sid)
+{
+	struct pd_entry	*e;
+
+	for (e = pd->ents; e != NULL; e = e->next)
+		if (strcmp(e->sid, sid) == 0)
+			return e;
+	return NULL;
+}
+
+static void
+pd_ack(struct pushd *pd, const char *sid)
+{
+	/* when it cannot go, the entry stays pending: our claim pass finds it again */
+	rconn_command(pd->rc, NULL, NULL, 0, "XACK %s %s %s", pd->stream,
+	    pd->cfg->notify.group, sid);
+}
+
+/* One route finished with e. */
+static void
+pd_entry_done(struct pushd *pd, struct pd_entry *e)
+{
+	if (--e->waiting > 0)
+		return;
+	pd_ack(pd, e->sid);
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		pd->ents = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	free(e);
+}
+
+static void
+pd_item_free(struct pd_item *it)
+{
+	free(it->id);
+	json_decref(it->alert);
+	free(it->raw);
+	free(it->ents);
+	free(it);
+}
+
+/* The route is done with the item: each entry it stands for hears so. */
+static void
+pd_item_done(struct pushd *pd, struct pd_item *it)
+{
+	size_t	i;
+
+	for (i = 0; i < it->nents; i++)
+		pd_entry_done(pd, it->ents[i]);
+	pd->held--;
+	pd_item_free(it);
+	if (pd->held == PD_HELD_MAX / 2 && pd->pending_done)
+		pd_read(pd);	/* it paused at PD_HELD_MAX */
+}
+
+/* --- a route: a token bucket, one message out at a time --------------------- */
+
+static void
+pd_refill(struct pd_route *r, int64_t now)
+{
+	double	cap = r->cfg->rate_n;
+
+	if (now > r->refilled)
+		r->tokens += (double)(now - r->refilled) * cap / (double)r->cfg->rate_ms;
+	if (r->tokens > cap)
+		r->tokens = cap;
+	r->refilled = now;
+}
+
+static void
+pd_marker(struct pushd *pd, struct pd_route *r, const char *id, const char *v)
+{
+	rconn_command(pd->rc, NULL, NULL, 0, "SET %schatmon:notify:done:%s:%s %s EX "
+	    PD_DONE_TTL, pd->prefix, r->cfg->name, id, v);
+}
+
+static void
+pd_fly_free(struct pd_route *r)
+{
+	struct pd_item	*it;
+
+	while ((it = r->fly) != NULL) {
+		r->fly = it->next;
+		pd_item_done(r->pd, it);
+	}
+	r->nfly = 0;
+	r->attempts = 0;
+}
+
+static void
+pd_delivered(struct pd_route *r)
+{
+	struct pd_item	*it;
+
+	r->delivered++;
+	if (r->nfly == 1)
+		r->sent++;
+	else
+		r->folded += r->nfly;
+	for (it = r->fly; it != NULL; it = it->next)
+		pd_marker(r->pd, r, it->id, "1");
+	log_debug("pd_delivered: route %s: %zu alert%s (first %s)", r->cfg->name,
+	    r->nfly, r->nfly == 1 ? "" : "s", r->fly->id);
+	pd_fly_free(r);
+}
+
+/* Each alert of the message goes to the dead letters, and is done. */
+static void
+pd_bury(struct pd_route *r, const char *why)
+{
+	struct pushd	*pd = r->pd;
+	struct pd_item	*it;
+	char		 n[16];
+
+	snprintf(n, sizeof(n), "%u", r->attempts);
+	for (it = r->fly; it != NULL; it = it->next) {
+		log_warnx("pd_bury: route %s: alert %s to the dead letters after %u "
+		    "tries: %s", r->cfg->name, it->id, r->attempts, why);
+		rconn_command(pd->rc, NULL, NULL, 0, "XADD %s MAXLEN ~ 100000 * route %s "
+		    "id %s alert %s error %s attempts %s", pd->dead, r->cfg->name,
+		    it->id, it->raw, why, n);
+		pd_marker(pd, r, it->id, "dead");
+		r->dead++;
+	}
+	pd_fly_free(r);
+}
+
+static void
+pd_on_answer(void *arg, long status, const char *err, const char *body,
+    size_t len, const char *retry_after)
+{
+	struct pd_route	*r = arg;
+	const char	*why = err;
+	int64_t		 wait, ra, now = pd_now();
+	int		 limited = 0;
+
+	r->busy = 0;
+	if (why == NULL)
+		why = pushmsg_judge(r->cfg->target, status, body, len, &limited);
+	if (why == NULL) {
+		pd_delivered(r);
+		pd_pump(r);
+		return;
+	}
+	r->failures++;
+	r->attempts++;
+	log_info("pd_on_answer: route %s: %zu alert%s not taken (%s, HTTP status "
+	    "%ld), try %u of %llu", r->cfg->name, r->nfly, r->nfly == 1 ? "" : "s",
+	    why, status, r->attempts,
+	    (unsigned long long)r->pd->cfg->notify.attempts);
+	if (r->attempts >= r->pd->cfg->notify.attempts) {
+		pd_bury(r, why);
+		pd_pump(r);
+		return;
+	}
+	wait = (int64_t)pushmsg_backoff(r->pd->cfg->notify.backoff_ms, r->attempts,
+	    randombytes_random());
+	if ((ra = pushmsg_retry_after(retry_after, now)) > wait)
+		wait = ra;
+	else if (limited && wait < 1000)
+		wait = 1000;	/* told it sends too much, without saying how long to wait */
+	r->not_before = now + wait;
+	pd_arm(r->timer, wait);
+}
+
+static void
+pd_send(struct pd_route *r)
+{
+	struct pushd		*pd = r->pd;
+	struct pushmsg_opts	 o = { pd->cfg->dashboard.public_url,
+				       pd->cfg->sla.utc_offset_min, pd_now() };
+	struct pushmsg_req	 q;
+	struct pd_item		*it;
+	json_t			**a;
+	const char		**raw, *hdr[2];
+	size_t			 i, nh = 0;
+
+	a = calloc(r->nfly, sizeof(*a));
+	raw = calloc(r->nfly, sizeof(*raw));
+	pushmsg_req_init(&q);
+	if (a == NULL || raw == NULL)
+		goto fail;
+	for (it = r->fly, i = 0; it != NULL; it = it->next, i++) {
+		a[i] = it->alert;
+		raw[i] = it->raw;
+	}
+	if (pushmsg_build(&q, r->cfg, &o, a, raw, r->nfly) == -1)
+		goto fail;
+	if (q.sig[0] != '\0')
+		hdr[nh++] = q.sig;
+	hdr[nh++] = sbuf_str(&q.id);
+	if (httpc_post(pd->http, sbuf_str(&q.url), hdr, nh, sbuf_str(&q.body),
+	    q.body.len, pd->cfg->notify.timeout_ms, pd_on_answer, r) == -1)
+		goto fail;
+	r->busy = 1;
+	goto out;
+fail:
+	/* out of memory: try again in a second, as after a failure */
+	log_warnx("pd_send: route %s: out of memory, trying again", r->cfg->name);
+	r->not_before = pd_now() + 1000;
+	pd_arm(r->timer, 1000);
+out:
+	pushmsg_req_free(&q);
+	free(a);
+	free(raw);
+}
+
+/*
+ * What to send now: a message waiting for its next try, else the alerts
+ * waiting, one by one while the bucket has a token for each, all of them
+ * folded into one message when it has not (nothing is dropped).
+ */
+static void
+pd_pump(struct pd_route *r)
+{
+	int64_t		 now = pd_now();
+
+	if (r->busy || (r->fly == NULL && r->head == NULL))
+		return;
+	if (r->fly != NULL && now < r->not_before) {
+		pd_arm(r->timer, r->not_before - now);
+		return;
+	}
+	pd_refill(r, now);
+	if (r->tokens < 1) {
+		pd_arm(r->timer, (int64_t)((1 - r->tokens) * (double)r->cfg->rate_ms /
+		    r->cfg->rate_n) + 1);
+		return;
+	}
+	if (r->fly == NULL) {
+		if ((double)r->nwait <= r->tokens) {
+			r->fly = r->head;
+			r->head = r->head->next;
+			r->fly->next = NULL;
+			r->nfly = 1;
+			r->nwait--;
+		} else {
+			r->fly = r->head;
+			r->nfly = r->nwait;
+			r->head = NULL;
+			r->nwait = 0;
+		}
+		if (r->head == NULL)
+			r->tail = &r->head;
+		r->attempts = 0;
+	}
+	r->tokens -= 1;		/* a folded message too is one request */
+	pd_send(r);
+}
+
+static void
+pd_on_route_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pd_pump(arg);
+}
+
+/* The alert joins the route's queue, or the item already there with its id. */
+static void
+pd_enqueue(struct pd_route *r, struct pd_entry *e, const char *id,
+    json_t *alert, const char *raw)
+{
+	struct pushd	 *pd = r->pd;
+	struct pd_item	 *it, *lists[2] = { r->fly, r->head };
+	struct pd_entry **ne;
+	size_t		  l;
+
+	/* the same alert twice (two instances raised one SLA event): one message */
+	for (l = 0; l < 2; l++)
+		for (it = lists[l]; it != NULL; it = it->next)
+			if (strcmp(it->id, id) == 0) {
+				r->dup++;
+				goto join;
+			}
+	if ((it = calloc(1, sizeof(*it))) == NULL ||
+	    (it->id = strdup(id)) == NULL || (it->raw = strdup(raw)) == NULL)
+		goto oom;
+	it->alert = json_incref(alert);
+	*r->tail = it;
+	r->tail = &it->next;
+	r->nwait++;
+	pd->held++;
+join:
+	if ((ne = reallocarray(it->ents, it->nents + 1, sizeof(*ne))) == NULL)
+		goto oom;
+	it->ents = ne;
+	it->ents[it->nents++] = e;
+	pd_pump(r);
+	return;
+oom:
+	/* the entry stays pending: the claim pass brings it back */
+	log_warnx("pd_enqueue: route %s: out of memory, alert %s left pending",
+	    r->cfg->name, id);
+	if (it != NULL && it->alert == NULL) {
+		free(it->id);
+		free(it->raw);
+		free(it);
+	}
+}
+
+/* --- reading the stream --------------------------------------------------- */
+
+struct pd_check {			/* an entry waiting for its done markers */
+	struct pushd	*pd;
+	struct pd_entry	*e;
+	json_t		*alert;
+	char		*raw;
+	size_t		*route;		/* the routes it matches */
+	size_t		 n;
+};
+
+static void
+pd_check_free(struct pd_check *c)
+{
+	json_decref(c->alert);
+	free(c->raw);
+	free(c->route);
+	free(c);
+}
+
+static void
+pd_on_markers(redisReply *rep, void *priv)
+{
+	struct pd_check	*c = priv;
+	struct pushd	*pd = c->pd;
+	struct pd_route	*r;
+	const char	*id = json_string_value(json_object_get(c->alert, "id"));
+	size_t		 i;
+
+	for (i = 0; i < c->n; i++) {
+		r = &pd->routes[c->route[i]];
+		/* Redis away (NULL): send; at least once beats at most once */
+		if (rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
+		    i < rep->elements && rep->element[i]->type == REDIS_REPLY_STRING) {
+			r->dup++;
+			log_debug("pd_on_markers: route %s: alert %s done before",
+			    r->cfg->name, id);
+			pd_entry_done(pd, c->e);
+			continue;
+		}
+		pd_enqueue(r, c->e, id, c->alert, c->raw);
+	}
+	pd_check_free(c);
+}
+
+static const char *
+pd_field(const redisReply *fv, const char *name, size_t *len)
+{
+	size_t	i;
+
+	for (i = 0; fv != NULL && fv->type == REDIS_REPLY_ARRAY && i + 1 < fv->elements;
+	    i += 2)
+		if (fv->element[i]->type == REDIS_REPLY_STRING &&
+		    fv->element[i + 1]->type == REDIS_REPLY_STRING &&
+		    strcmp(fv->element[i]->str, name) == 0) {
+			*len = fv->element[i + 1]->len;
+			return fv->element[i + 1]->str;
+		}
+	return NULL;
+}
+
+/* One entry: which routes want it, then which of them already have it. */
+static void
+pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv)
+{
+	struct pd_check	*c = NULL;
+	struct pd_entry	*e = NULL;
+	const char	*raw, *id, **argv = NULL;
+	size_t		 len, i, nkeys = 0, *argvlen = NULL;
+	char		**keys = NULL;
+	json_t		*a = NULL;
+
+	if (strlen(sid) >= sizeof(e->sid) || pd_entry_find(pd, sid) != NULL)
+		return;		/* held already: our claim pass found it again */
+	pd->n_entries++;
+	if ((raw = pd_field(fv, "alert", &len)) == NULL ||
+	    (a = json_loadb(raw, len, 0, NULL)) == NULL || !json_is_object(a) ||
+	    (id = json_string_value(json_object_get(a, "id"))) == NULL ||
+	    strlen(id) > 200 || strchr(id, ' ') != NULL) {
+		/* nothing to deliver: an entry trimmed away, or not ours */
+		pd->n_bad++;
+		log_info("pd_on_entry: entry %s holds no readable alert: acked", sid);
+		json_decref(a);
+		pd_ack(pd, sid);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->route = calloc(pd->nroutes, sizeof(*c->route))) == NULL ||
+	    (c->raw = strndup(raw, len)) == NULL)
+		goto oom;
+	c->pd = pd;
+	c->alert = a;
+	a = NULL;
+	for (i = 0; i < pd->nroutes; i++)
+		if (pushmsg_match(pd->routes[i].cfg, c->alert))
+			c->route[c->n++] = i;
+	if (c->n == 0) {
+		pd->n_unmatched++;
+		pd_ack(pd, sid);
+		pd_check_free(c);
+		return;
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL ||
+	    (argv = calloc(c->n + 1, sizeof(*argv))) == NULL ||
+	    (argvlen = calloc(c->n + 1, sizeof(*argvlen))) == NULL ||
+	    (keys = calloc(c->n, sizeof(*keys))) == NULL)
+		goto oom;
+	nkeys = c->n;
+	snprintf(e->sid, sizeof(e->sid), "%s", sid);
+	e->waiting = (unsigned)c->n;
+	if ((e->next = pd->ents) != NULL)
+		e->next->prev = e;
+	pd->ents = e;
+	c->e = e;
+	argv[0] = "MGET";
+	argvlen[0] = 4;
+	for (i = 0; i < c->n; i++) {
+		if (asprintf(&keys[i], "%schatmon:notify:done:%s:%s", pd->prefix,
+		    pd->routes[c->route[i]].cfg->name, id) == -1) {
+			keys[i] = NULL;
+			break;
+		}
+		argv[i + 1] = keys[i];
+		argvlen[i + 1] = strlen(keys[i]);
+	}
+	if (i < c->n || rconn_command_argv(pd->rc, pd_on_markers, c, 0, (int)c->n + 1,
+	    argv, argvlen) == -1)
+		pd_on_markers(NULL, c);
+	c = NULL;
+	goto out;
+oom:
+	log_warnx("pd_on_entry: out of memory: entry %s left pending", sid);
+	free(e);
+	if (c != NULL)
+		pd_check_free(c);
+	json_decref(a);
+out:
+	for (i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+	free(argv);
+	free(argvlen);
+}
+
+/* [[sid, [field, value, ...]], ...]; a nil fields array: trimmed from the stream. */
+static void
+pd_on_entries(struct pushd *pd, const redisReply *list)
+{
+	const redisReply	*e;
+	size_t			 i;
+
+	for (i = 0; list != NULL && list->type == REDIS_REPLY_ARRAY &&
+	    i < list->elements; i++) {
+		e = list->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+		    e->element[0]->type != REDIS_REPLY_STRING)
+			continue;
+		pd_on_entry(pd, e->element[0]->str, e->element[1]);
+	}
+}
+
+static void
+pd_on_read(redisReply *r, void *priv)
+{
+	struct pushd		*pd = priv;
+	const redisReply	*s, *last = NULL;
+	size_t			 got = 0;
+
+	pd->reading = 0;
+	if (r == NULL)
+		return;		/* the connection went: pd_on_state reads again */
+	if (r->type == REDIS_REPLY_ERROR) {
+		log_warnx("pd_on_read: redis: %s", r->str);
+		/* NOGROUP: the stream was deleted under us; make the group again */
+		if (strncmp(r->str, "NOGROUP", 7) == 0)
+			pd->group_ok = 0;
+		pd_arm(pd->ev_read, 1000);
+		return;
+	}
+	if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+		s = r->element[0];
+		if (s->type == REDIS_REPLY_ARRAY && s->elements == 2 &&
+		    s->element[1]->type == REDIS_REPLY_ARRAY) {
+			got = s->element[1]->elements;
+			pd_on_entries(pd, s->element[1]);
+			last = got > 0 ? s->element[1]->element[got - 1] : NULL;
+		}
+	}
+	if (pd->read_pending && last != NULL && last->type == REDIS_REPLY_ARRAY &&
+	    last->elements == 2 && last->element[0]->type == REDIS_REPLY_STRING)
+		snprintf(pd->from, sizeof(pd->from), "%s", last->element[0]->str);
+	else if (pd->read_pending && got == 0) {
+		pd->pending_done = 1;
+		log_info("pd_on_read: our pending entries read: reading new alerts");
+	}
+	pd_read(pd);
+}
+
+static void
+pd_on_group(redisReply *r, void *priv)
+{
+	struct pushd	*pd = priv;
+
+	pd->reading = 0;
+	if (r == NULL)
+		return;
+	if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0) {
+		log_warnx("pd_on_group: XGROUP CREATE: %s", r->str);
+		pd_arm(pd->ev_read, 1000);
+		return;
+	}
+	pd->group_ok = 1;
+	pd_read(pd);
+}
+
+/*
+ * The next read: the group first (made at $ the first time, so a new
+ * worker does not push the stream's history), then our own pending
+ * entries from the start (a restart resumes them), then new ones.
+ */
+static void
+pd_read(struct pushd *pd)
+{
+	char	count[16];
+
+	if (pd->reading || !rconn_up(pd->rc) || !rconn_up(pd->rread))
+		return;
+	if (!pd->group_ok) {
+		if (rconn_command(pd->rc, pd_on_group, pd, 0,
+		    "XGROUP CREATE %s %s $ MKSTREAM", pd->stream,
+		    pd->cfg->notify.group) == 0)
+			pd->reading = 1;
+		return;
+	}
+	if (pd->held >= PD_HELD_MAX) {
+		log_warnx("pd_read: %zu alerts wait for their routes: reading pauses",
+		    pd->held);
+		return;
+	}
+	snprintf(count, sizeof(count), "%d", PD_BATCH);
+	pd->read_pending = !pd->pending_done;
+	if (pd->pending_done ? rconn_command(pd->rread, pd_on_read, pd, PD_BLOCK_MS,
+	    "XREADGROUP GROUP %s %s COUNT %s BLOCK %d STREAMS %s >",
+	    pd->cfg->notify.group, pd->consumer, count, PD_BLOCK_MS, pd->stream) :
+	    rconn_command(pd->rread, pd_on_read, pd, 0,
+	    "XREADGROUP GROUP %s %s COUNT %s STREAMS %s %s", pd->cfg->notify.group,
+	    pd->consumer, count, pd->stream, pd->from) == -1)
+		pd_arm(pd->ev_read, 1000);
+	else
+		pd->reading = 1;
+}
+
+static void
+pd_on_read_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pd_read(arg);
+}
+
+/*
+ * XAUTOCLAIM: entries a consumer left pending claim_idle: another worker's
+ * that died, or ours that could not be acked. Ours still held are claimed
+ * too (which keeps another worker from taking them) and skipped.
+ */
+static void
+pd_on_claim(redisReply *r, void *priv)
+{
+	struct pushd	*pd = priv;
+
+	pd->claiming = 0;
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING) {
+		if (r != NULL && r->type == REDIS_REPLY_ERROR)
+			log_warnx("pd_on_claim: redis: %s", r->str);
+		snprintf(pd->claim_from, sizeof(pd->claim_from), "0-0");
+		return;
+	}
+	pd_on_entries(pd, r->element[1]);
+	snprintf(pd->claim_from, sizeof(pd->claim_from), "%s", r->element[0]->str);
+	if (strcmp(pd->claim_from, "0-0") != 0 && pd->held < PD_HELD_MAX &&
+	    rconn_command(pd->rc, pd_on_claim, pd, 0,
+	    "XAUTOCLAIM %s %s %s %llu %s COUNT %d", pd->stream, pd->cfg->notify.group,
+	    pd->consumer, (unsigned long long)pd->cfg->notify.claim_idle_ms,
+	    pd->claim_from, PD_BATCH) == 0)
+		pd->claiming = 1;
+}
+
+static void
+pd_on_claim_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct pushd	*pd = arg;
+
+	(void)fd;
+	(void)what;
+	pd_arm(pd->ev_claim, (int64_t)(pd->cfg->notify.claim_idle_ms / 2));
+	if (pd->claiming || !pd->group_ok || !pd->pending_done || pd->held >= PD_HELD_MAX)
+		return;
+	if (rconn_command(pd->rc, pd_on_claim, pd, 0,
+	    "XAUTOCLAIM %s %s %s %llu 0-0 COUNT %d", pd->stream, pd->cfg->notify.group,
+	    pd->consumer, (unsigned long long)pd->cfg->notify.claim_idle_ms,
+	    PD_BATCH) == 0)
+		pd->claiming = 1;
+}
+
+static void
+pd_on_state(void *arg, int up, int lost)
+{
+	struct pushd	*pd = arg;
+
+	/* a read or claim that was out ends with a NULL reply, which says so */
+	(void)lost;
+	if (!up)
+		return;
+	/* our pending entries again from the start: what was not acked comes back */
+	pd->pending_done = 0;
+	snprintf(pd->from, sizeof(pd->from), "0");
+	pd_read(pd);
+}
+
+/* --- /metrics and /healthz ------------------------------------------------ */
+
+static void
+pd_metric(struct sbuf *o, const char *name, const char *help, const char *type)
+{
+	sbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+pd_metrics(struct pushd *pd, struct sbuf *o)
+{
+	struct pd_route	*r;
+	size_t		 i;
+
+	pd_metric(o, "chatmon_notify_delivered_total",
+	    "Messages a target took (one alert or a folded burst).", "counter");
+	for (i = 0; i < pd->nroutes; i++)
+		sbuf_printf(o, "chatmon_notify_delivered_total{route=\"%s\"} %llu\n",
+		    pd->routes[i].cfg->name,
+		    (unsigned long long)pd->routes[i].delivered);
+	pd_metric(o, "chatmon_notify_alerts_total",
+	    "Alerts finished per route: sent alone, folded, a duplicate, dead.",
+	    "counter");
+	for (i = 0; i < pd->nroutes; i++) {
+		r = &pd->routes[i];
+		sbuf_printf(o, "chatmon_notify_alerts_total{route=\"%s\",result=\"sent\"} %llu\n"
+		    "chatmon_notify_alerts_total{route=\"%s\",result=\"folded\"} %llu\n"
+		    "chatmon_notify_alerts_total{route=\"%s\",result=\"duplicate\"} %llu\n"
+		    "chatmon_notify_alerts_total{route=\"%s\",result=\"dead\"} %llu\n",
+		    r->cfg->name, (unsigned long long)r->sent,
+		    r->cfg->name, (unsigned long long)r->folded,
+		    r->cfg->name, (unsigned long long)r->dup,
+		    r->cfg->name, (unsigned long long)r->dead);
+	}
+	pd_metric(o, "chatmon_notify_failures_total",
+	    "Tries a target did not take.", "counter");
+	for (i = 0; i < pd->nroutes; i++)
+		sbuf_printf(o, "chatmon_notify_failures_total{route=\"%s\"} %llu\n",
+		    pd->routes[i].cfg->name,
+		    (unsigned long long)pd->routes[i].failures);
+	pd_metric(o, "chatmon_notify_waiting",
+	    "Alerts waiting for their route (a token, a retry, an answer).", "gauge");
+	for (i = 0; i < pd->nroutes; i++)
+		sbuf_printf(o, "chatmon_notify_waiting{route=\"%s\"} %zu\n",
+		    pd->routes[i].cfg->name, pd->routes[i].nwait + pd->routes[i].nfly);
+	pd_metric(o, "chatmon_notify_entries_total",
+	    "Stream entries read: every one, matched by no route, unreadable.", "counter");
+	sbuf_printf(o, "chatmon_notify_entries_total{result=\"read\"} %llu\n"
+	    "chatmon_notify_entries_total{result=\"unmatched\"} %llu\n"
+	    "chatmon_notify_entries_total{result=\"unreadable\"} %llu\n",
+	    (unsigned long long)pd->n_entries, (unsigned long long)pd->n_unmatched,
+	    (unsigned long long)pd->n_bad);
+	pd_metric(o, "chatmon_notify_redis_up", "1 while Redis answers.", "gauge");
+	sbuf_printf(o, "chatmon_notify_redis_up %d\n", rconn_up(pd->rc) &&
+	    rconn_up(pd->rread));
+}
+
+static void
+pd_on_http(struct evhttp_request *req, void *arg)
+{
+	struct pushd	*pd = arg;
+	struct evbuffer	*b = evhttp_request_get_output_buffer(req);
+	const char	*path = evhttp_request_get_uri(req);
+	int		 ok;
+
+	sbuf_reset(&pd->out);
+	if (strcmp(path, "/metrics") == 0) {
+		pd_metrics(pd, &pd->out);
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+		evbuffer_add(b, sbuf_str(&pd->out), pd->out.len);
+		evhttp_send_reply(req, 200, "OK", NULL);
+	} else if (strcmp(path, "/healthz") == 0) {
+		ok = rconn_up(pd->rc) && rconn_up(pd->rread) && pd->group_ok;
+		evbuffer_add_printf(b, ok ? "ok\n" : "redis down\n");
+		evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" :
+		    "Service Unavailable", NULL);
+	} else
+		evhttp_send_error(req, 404, NULL);
+}
+
+/* --- start and stop --------------------------------------------------------- */
+
+static void
+pd_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct pushd	*pd = arg;
+
+	(void)what;
+	log_info("pd_on_signal: %s: stopping (what is not acked is read again "
+	    "at the next start)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	event_base_loopbreak(pd->base);
+}
+
+static void
+pd_stop(struct pushd *pd)
+{
+	struct pd_item	*it;
+	struct pd_entry	*e;
+	size_t		 i;
+
+	httpc_free(pd->http);
+	for (i = 0; i < pd->nroutes; i++) {
+		while ((it = pd->routes[i].head) != NULL) {
+			pd->routes[i].head = it->next;
+			pd_item_free(it);
+		}
+		while ((it = pd->routes[i].fly) != NULL) {
+			pd->routes[i].fly = it->next;
+			pd_item_free(it);
+		}
+		if (pd->routes[i].timer != NULL)
+			event_free(pd->routes[i].timer);
+	}
+	free(pd->routes);
+	while ((e = pd->ents) != NULL) {
+		pd->ents = e->next;
+		free(e);
+	}
+	rconn_free(pd->rc);
+	rconn_free(pd->rread);
+	if (pd->admin != NULL)
+		evhttp_free(pd->admin);
+	if (pd->ev_read != NULL)
+		event_free(pd->ev_read);
+	if (pd->ev_claim != NULL)
+		event_free(pd->ev_claim);
+	if (pd->ev_term != NULL)
+		event_free(pd->ev_term);
+	if (pd->ev_int != NULL)
+		event_free(pd->ev_int);
+	if (pd->base != NULL)
+		event_base_free(pd->base);
+	libevent_global_shutdown();
+	sbuf_free(&pd->out);
+}
+
+static int
+pd_start(struct pushd *pd)
+{
+	const struct config	*cfg = pd->cfg;
+	struct sbuf		 errs;
+	size_t			 i;
+	int64_t			 now = pd_now();
+
+	sbuf_init(&errs);
+	pd->prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
+	snprintf(pd->stream, sizeof(pd->stream), "%s%s", pd->prefix, cfg->redis.stream);
+	snprintf(pd->dead, sizeof(pd->dead), "%s%s", pd->prefix, cfg->notify.dead_letter);
+	if (cfg->notify.consumer != NULL)
+		snprintf(pd->consumer, sizeof(pd->consumer), "%s", cfg->notify.consumer);
+	else if (gethostname(pd->consumer, sizeof(pd->consumer) - 1) == -1 ||
+	    pd->consumer[0] == '\0')
+		snprintf(pd->consumer, sizeof(pd->consumer), "chatmon-notify");
+	if ((pd->base = event_base_new()) == NULL ||
+	    (pd->routes = calloc(cfg->notify.nroutes + 1, sizeof(*pd->routes))) == NULL ||
+	    (pd->ev_read = evtimer_new(pd->base, pd_on_read_timer, pd)) == NULL ||
+	    (pd->ev_claim = evtimer_new(pd->base, pd_on_claim_timer, pd)) == NULL ||
+	    (pd->ev_term = evsignal_new(pd->base, SIGTERM, pd_on_signal, pd)) == NULL ||
+	    (pd->ev_int = evsignal_new(pd->base, SIGINT, pd_on_signal, pd)) == NULL ||
+	    evsignal_add(pd->ev_term, NULL) == -1 || evsignal_add(pd->ev_int, NULL) == -1)
+		goto oom;
+	pd->nroutes = cfg->notify.nroutes;
+	for (i = 0; i < pd->nroutes; i++) {
+		pd->routes[i].pd = pd;
+		pd->routes[i].cfg = &cfg->notify.routes[i];
+		pd->routes[i].tail = &pd->routes[i].head;
+		pd->routes[i].tokens = cfg->notify.routes[i].rate_n;
+		pd->routes[i].refilled = now;
+		if ((pd->routes[i].timer = evtimer_new(pd->base, pd_on_route_timer,
+		    &pd->routes[i])) == NULL)
+			goto oom;
+	}
+	if ((pd->http = httpc_new(pd->base, cfg->notify.ca, &errs)) == NULL)
+		goto err;
+	if ((pd->admin = evhttp_new(pd->base)) == NULL)
+		goto oom;
+	evhttp_set_gencb(pd->admin, pd_on_http, pd);
+	evhttp_set_allowed_methods(pd->admin, EVHTTP_REQ_GET);
+	if (evhttp_bind_socket(pd->admin, cfg->notify.admin.host,
+	    (ev_uint16_t)cfg->notify.admin.port) == -1) {
+		sbuf_line(&errs, "chatmon: notify: notify.admin %s:%d: cannot listen: %s",
+		    cfg->notify.admin.host, cfg->notify.admin.port, strerror(errno));
+		goto err;
+	}
+	if ((pd->rc = rconn_new(pd->base, "notify", pd_on_state, pd)) == NULL ||
+	    (pd->rread = rconn_new(pd->base, "notify-read", pd_on_state, pd)) == NULL ||
+	    rconn_set_target(pd->rc, &cfg->redis, 0) == -1 ||
+	    rconn_set_target(pd->rread, &cfg->redis, 0) == -1)
+		goto oom;
+	pd_arm(pd->ev_claim, (int64_t)(cfg->notify.claim_idle_ms / 2));
+	log_info("pd_start: %s as %s/%s, %zu route%s, admin on %s:%d", pd->stream,
+	    cfg->notify.group, pd->consumer, pd->nroutes, pd->nroutes == 1 ? "" : "s",
+	    cfg->notify.admin.host, cfg->notify.admin.port);
+	if (pd->nroutes == 0)
+		log_warnx("pd_start: no notify.routes: every alert is acked unsent");
+	sbuf_free(&errs);
+	return 0;
+oom:
+	sbuf_line(&errs, "chatmon: notify: out of memory");
+err:
+	fputs(sbuf_str(&errs), stderr);
+	sbuf_free(&errs);
+	return -1;
+}
+
+static int
+pd_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: chatmon notify [-c FILE] [-o key.path=value]...\n"
+	    "\n"
+	    "Pushes the alerts of the stream to the routes of notify.routes\n"
+	    "(DingTalk, WeCom, Feishu, Slack, webhooks), through the Redis\n"
+	    "consumer group notify.group: several workers share the load, a\n"
+	    "restart resumes. Runs in the foreground; /metrics and /healthz on\n"
+	    "notify.admin. docs/notify.md.\n");
+	return f == stdout ? 0 : 2;
+}
+
+int
+pushd_main(int argc, char **argv, const char *default_config)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct pushd	 pd;
+	struct cliconf	 cc;
+	int		 ch, rc = 1;
+
+	memset(&pd, 0, sizeof(pd));
+	cliconf_init(&cc, default_config);
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+		case 'o':
+			if (cliconf_opt(&cc, ch, optarg, "notify") == -1)
+				goto usage;
+			break;
+		case 'h':
+			cliconf_free(&cc);
+			return pd_usage(stdout);
+		default:
+			goto usage;
+		}
+	}
+	if (optind != argc)
+		goto usage;
+	pd.cfg = cliconf_load(&cc);
+	cliconf_free(&cc);
+	if (pd.cfg == NULL)
+		return 1;
+	if (sodium_init() == -1 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "chatmon: notify: cannot initialise libsodium or libcurl\n");
+		config_free(pd.cfg);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (pd_start(&pd) == 0) {
+		event_base_dispatch(pd.base);
+		rc = 0;
+	}
+	pd_stop(&pd);
+	curl_global_cleanup();
+	config_free(pd.cfg);
+	return rc;
+usage:
+	cliconf_free(&cc);
+	return pd_usage(stderr);
+}

@@ -1,0 +1,615 @@
+/* pushmsg: what a notify route sends for one alert or a folded burst, and how its answer is judged (pure: no I/O, no clock). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "chatmon/alertline.h"
+#include "chatmon/pushmsg.h"
+
+/* ------------------------------------------------------------ matching */
+
+static const char *
+pm_str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static int
+pm_in(const struct config_list *l, const char *v)
+{
+	size_t	i;
+
+	for (i = 0; v != NULL && i < l->n; i++)
+		if (strcmp(l->v[i], v) == 0)
+			return 1;
+	return 0;
+}
+
+int
+pushmsg_match(const struct config_route *r, json_t *alert)
+{
+	const struct config_list	*l;
+	json_t				*hits, *h;
+	size_t				 m, i;
+	int				 hit;
+
+	for (m = 0; m < CONFIG_MATCH_N; m++) {
+		l = &r->match[m];
+		if (l->n == 0)
+			continue;
+		hit = pm_in(l, pm_str(alert, config_match_names[m]));
+		/* a v2 rule.hit breaks every category of its hits, not only the first */
+		hits = m == CONFIG_MATCH_CATEGORY ? json_object_get(alert, "hits") : NULL;
+		json_array_foreach(hits, i, h)
+			hit = hit || pm_in(l, pm_str(h, "category"));
+		if (!hit)
+			return 0;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------ the text */
+
+static const char *
+pm_severity_zh(const char *s)
+{
+	switch (alertline_rank(s)) {
+	case 0:
+		return "提示";
+	case 1:
+		return "警告";
+	case 2:
+		return "严重";
+	}
+	return s != NULL ? s : "-";
+}
+
+static const char *
+pm_action_zh(const char *a)
+{
+	if (a == NULL)
+		return "";
+	if (strcmp(a, "block") == 0)
+		return "已拦截,未发送";
+	if (strcmp(a, "warn") == 0)
+		return "已提醒客服";
+	if (strcmp(a, "flag") == 0)
+		return "仅标记";
+	return a;
+}
+
+/* What happened, in a few words: the category's name, or the SLA event's. */
+static const char *
+pm_what(json_t *alert)
+{
+	const char	*type = pm_str(alert, "type"), *cat, *zh;
+
+	if (type == NULL)
+		return "告警";
+	if (strcmp(type, "sla.warn") == 0)
+		return "即将超时";
+	if (strcmp(type, "sla.breach") == 0)
+		return "回复超时";
+	if (strcmp(type, "sla.escalate") == 0)
+		return "严重超时(升级)";
+	if (strcmp(type, "rule.hit") != 0)
+		return type;
+	cat = pm_str(alert, "category");
+	return (zh = alertline_category(cat)) != NULL ? zh :
+	    cat != NULL ? cat : "违规";
+}
+
+/* "2026-11-22T10:00:05.000Z" as epoch ms; -1 when it is not that. */
+static int64_t
+pm_ts_ms(const char *ts)
+{
+	struct tm	 tm;
+	int		 ms = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	if (ts == NULL || sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year,
+	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+	    &ms) < 6)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* The alert's local time of day, "10:00:05"; "" when it has none. */
+static void
+pm_clock(char out[16], json_t *alert, int32_t off_min)
+{
+	int64_t		 ms = pm_ts_ms(pm_str(alert, "ts"));
+	time_t		 t;
+	struct tm	 tm;
+
+	out[0] = '\0';
+	if (ms < 0)
+		return;
+	t = (time_t)(ms / 1000 + (int64_t)off_min * 60);
+	if (gmtime_r(&t, &tm) != NULL)
+		snprintf(out, 16, "%02d:%02d:%02d", tm.tm_hour, tm.tm_min,
+		    tm.tm_sec);
+}
+
+/* A wait as people say it: 45秒, 3分20秒, 1小时5分. */
+static void
+pm_wait(char out[32], json_t *alert)
+{
+	json_t		*w = json_object_get(alert, "waited_ms");
+	long long	 s;
+
+	out[0] = '\0';
+	if (!json_is_integer(w) || json_integer_value(w) < 0)
+		return;
+	s = (json_integer_value(w) + 999) / 1000;
+	if (s < 60)
+		snprintf(out, 32, "%lld秒", s);
+	else if (s < 3600)
+		snprintf(out, 32, s % 60 ? "%lld分%lld秒" : "%lld分", s / 60, s % 60);
+	else
+		snprintf(out, 32, "%lld小时%lld分", s / 3600, s % 3600 / 60);
+}
+
+/* RFC 3986 unreserved characters pass, the rest is %XX. */
+static int
+pm_urlenc(struct sbuf *out, const char *s)
+{
+	const unsigned char	*p;
+	int			 rc = 0;
+
+	for (p = (const unsigned char *)s; *p != '\0' && rc == 0; p++)
+		rc = isalnum(*p) || strchr("-._~", *p) ? sbuf_append(out,
+		    (const char *)p, 1) : sbuf_printf(out, "%%%02X", *p);
+	return rc;
+}
+
+/* The dashboard's conversation view: PUBLIC_URL?conv=C&alert=ID. */
+static int
+pm_link(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert)
+{
+	const char	*conv = pm_str(alert, "conversation"), *id = pm_str(alert, "id");
+
+	if (o->public_url == NULL)
+		return 0;
+	if (sbuf_printf(out, "%s", o->public_url) == -1)
+		return -1;
+	if (conv == NULL)
+		return 0;
+	if (sbuf_printf(out, "%cconv=", strchr(o->public_url, '?') ? '&' : '?') == -1 ||
+	    pm_urlenc(out, conv) == -1)
+		return -1;
+	if (id != NULL && (sbuf_printf(out, "&alert=") == -1 ||
+	    pm_urlenc(out, id) == -1))
+		return -1;
+	return 0;
+}
+
+/* {name} of the template for one alert; 0 with nothing appended for a name it does not know. */
+static int
+pm_field(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert,
+    const char *name, size_t len, int *known)
+{
+	static const char *const plain[] = { "type", "severity", "category",
+	    "agent", "conversation", "rule", "message", "id" };
+	const char	*v;
+	char		 buf[32];
+	size_t		 i;
+
+	*known = 1;
+	for (i = 0; i < UTIL_NELEM(plain); i++)
+		if (strlen(plain[i]) == len && memcmp(plain[i], name, len) == 0) {
+			v = pm_str(alert, plain[i]);
+			return v != NULL ? sbuf_printf(out, "%s", v) : 0;
+		}
+#define PM_IS(s)	(len == sizeof(s) - 1 && memcmp(name, s, len) == 0)
+	if (PM_IS("severity_zh"))
+		return sbuf_printf(out, "%s", pm_severity_zh(pm_str(alert, "severity")));
+	if (PM_IS("category_zh"))
+		return sbuf_printf(out, "%s", pm_what(alert));
+	if (PM_IS("waited")) {
+		pm_wait(buf, alert);
+		return sbuf_printf(out, "%s", buf);
+	}
+	if (PM_IS("time")) {
+		pm_clock(buf, alert, o->utc_offset_min);
+		return sbuf_printf(out, "%s", buf);
+	}
+	if (PM_IS("link"))
+		return pm_link(out, o, alert);
+#undef PM_IS
+	*known = 0;
+	return 0;
+}
+
+static int
+pm_template(struct sbuf *out, const char *t, const struct pushmsg_opts *o,
+    json_t *alert)
+{
+	const char	*open, *close;
+	int		 known;
+
+	while ((open = strchr(t, '{')) != NULL) {
+		if (sbuf_append(out, t, (size_t)(open - t)) == -1)
+			return -1;
+		close = strchr(open + 1, '}');
+		if (close == NULL)
+			break;
+		if (pm_field(out, o, alert, open + 1, (size_t)(close - open - 1),
+		    &known) == -1)
+			return -1;
+		/* an unknown {word} stays as written: a typo shows in the message */
+		if (!known && sbuf_append(out, open, (size_t)(close - open + 1)) == -1)
+			return -1;
+		t = close + 1;
+	}
+	return sbuf_printf(out, "%s", t);
+}
+
+/* The default text of one alert: who, what, the coaching text, the wait, when, where to look. */
+static int
+pm_default(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert)
+{
+	const char	*type = pm_str(alert, "type"), *msg = pm_str(alert, "message");
+	const char	*agent = pm_str(alert, "agent"), *conv = pm_str(alert, "conversation");
+	const char	*rule = pm_str(alert, "rule");
+	char		 buf[32];
+	int		 rc;
+
+	rc = sbuf_printf(out, "【chatmon】%s · %s\n",
+	    pm_severity_zh(pm_str(alert, "severity")), pm_what(alert));
+	rc |= sbuf_printf(out, "客服 %s · 会话 %s\n", agent ? agent : "-",
+	    conv ? conv : "-");
+	if (type != NULL && strcmp(type, "rule.hit") == 0 && rule != NULL)
+		rc |= sbuf_printf(out, "规则 %s(%s)\n", rule,
+		    pm_action_zh(pm_str(alert, "action")));
+	if (msg != NULL && *msg != '\0')
+		rc |= sbuf_printf(out, "话术 %s\n", msg);
+	pm_wait(buf, alert);
+	if (buf[0] != '\0')
+		rc |= sbuf_printf(out, "顾客已等待 %s\n", buf);
+	pm_clock(buf, alert, o->utc_offset_min);
+	if (buf[0] != '\0')
+		rc |= sbuf_printf(out, "时间 %s\n", buf);
+	if (o->public_url != NULL) {
+		rc |= sbuf_printf(out, "查看 ");
+		rc |= pm_link(out, o, alert);
+		rc |= sbuf_printf(out, "\n");
+	}
+	return rc != 0 ? -1 : 0;
+}
+
+/* A burst in one message: how many, how bad, the first lines, every id. */
+static int
+pm_folded(struct sbuf *out, const struct pushmsg_opts *o, json_t *const *a,
+    size_t n)
+{
+	size_t		 i, by[3] = { 0, 0, 0 };
+	const char	*agent, *rule;
+	char		 clock[16];
+	int		 rc, r;
+
+	for (i = 0; i < n; i++)
+		if ((r = alertline_rank(pm_str(a[i], "severity"))) >= 0)
+			by[r]++;
+	rc = sbuf_printf(out, "【chatmon】%zu 条告警(合并发送)\n", n);
+	rc |= sbuf_printf(out, "严重 %zu · 警告 %zu · 提示 %zu\n", by[2], by[1], by[0]);
+	for (i = 0; i < n && i < PUSHMSG_FOLD_LINES; i++) {
+		pm_clock(clock, a[i], o->utc_offset_min);
+		agent = pm_str(a[i], "agent");
+		rule = pm_str(a[i], "rule");
+		rc |= sbuf_printf(out, "- %s %s %s%s%s\n", clock, agent ? agent : "-",
+		    pm_what(a[i]), rule ? " " : "", rule ? rule : "");
+	}
+	if (n > PUSHMSG_FOLD_LINES)
+		rc |= sbuf_printf(out, "…另有 %zu 条\n", n - PUSHMSG_FOLD_LINES);
+	if (o->public_url != NULL)
+		rc |= sbuf_printf(out, "查看 %s\n", o->public_url);
+	return rc != 0 ? -1 : 0;
+}
+
+int
+pushmsg_text(struct sbuf *out, const struct config_route *r,
+    const struct pushmsg_opts *o, json_t *const *a, size_t n)
+{
+	const char	*id;
+	size_t		 i;
+	int		 rc;
+
+	if (n == 1 && r->tmpl != NULL)
+		rc = pm_template(out, r->tmpl, o, a[0]) == -1 ||
+		    (out->len > 0 && out->s[out->len - 1] != '\n' &&
+		    sbuf_printf(out, "\n") == -1) ? -1 : 0;
+	else
+		rc = n == 1 ? pm_default(out, o, a[0]) : pm_folded(out, o, a, n);
+	/* the last line names every alert carried: a receiver can drop duplicates */
+	rc |= sbuf_printf(out, n == 1 ? "id: " : "ids: ");
+	for (i = 0; i < n; i++) {
+		id = pm_str(a[i], "id");
+		rc |= sbuf_printf(out, "%s%s", i ? "," : "", id ? id : "-");
+	}
+	return rc != 0 ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ signatures */
+
+int
+pushmsg_hmac_b64(const char *key, size_t keylen, const char *msg,
+    size_t msglen, char *out, size_t outsz)
+{
+	unsigned char	 mac[EVP_MAX_MD_SIZE];
+	unsigned int	 maclen = 0;
+
+	if (outsz < 45 || HMAC(EVP_sha256(), key, (int)keylen,
+	    (const unsigned char *)msg, msglen, mac, &maclen) == NULL ||
+	    maclen != 32)
+		return -1;
+	EVP_EncodeBlock((unsigned char *)out, mac, (int)maclen);
+	return 0;
+}
+
+/* X-Chatmon-Signature: sha256=<hex HMAC-SHA256(secret, body)>. */
+static int
+pm_sign_body(char *out, size_t outsz, const char *secret, const struct sbuf *body)
+{
+	unsigned char	 mac[EVP_MAX_MD_SIZE];
+	unsigned int	 maclen = 0, i;
+	int		 o;
+
+	if (HMAC(EVP_sha256(), secret, (int)strlen(secret),
+	    (const unsigned char *)sbuf_str(body), body->len, mac, &maclen) == NULL)
+		return -1;
+	o = snprintf(out, outsz, "X-Chatmon-Signature: sha256=");
+	for (i = 0; i < maclen && (size_t)o + 3 <= outsz; i++)
+		o += snprintf(out + o, outsz - (size_t)o, "%02x", mac[i]);
+	return 0;
+}
+
+/* ------------------------------------------------------------ requests */
+
+void
+pushmsg_req_init(struct pushmsg_req *q)
+{
+	sbuf_init(&q->url);
+	sbuf_init(&q->body);
+	sbuf_init(&q->id);
+	q->sig[0] = '\0';
+}
+
+void
+pushmsg_req_free(struct pushmsg_req *q)
+{
+	sbuf_free(&q->url);
+	sbuf_free(&q->body);
+	sbuf_free(&q->id);
+}
+
+/* The webhook's summary of a burst: the ids, and the first alerts whole. */
+static json_t *
+pm_fold_json(json_t *const *a, size_t n, const char *fold_id)
+{
+	json_t	*o, *ids, *full;
+	size_t	 i;
+
+	o = json_pack("{s:i, s:s, s:s, s:I, s:[], s:[]}", "v", 1, "type",
+	    "notify.folded", "id", fold_id, "count", (json_int_t)n, "folded",
+	    "alerts");
+	if (o == NULL)
+		return NULL;
+	ids = json_object_get(o, "folded");
+	full = json_object_get(o, "alerts");
+	for (i = 0; i < n; i++) {
+		if (json_array_append(ids, json_object_get(a[i], "id")) == -1 ||
+		    (i < PUSHMSG_FOLD_FULL && json_array_append(full, a[i]) == -1)) {
+			json_decref(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+/* out = text with each newline doubled. */
+static int
+pm_paragraphs(struct sbuf *out, const struct sbuf *text)
+{
+	const char	*p, *nl;
+
+	sbuf_reset(out);
+	for (p = sbuf_str(text); (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+		if (sbuf_append(out, p, (size_t)(nl - p)) == -1 ||
+		    sbuf_append(out, "\n\n", 2) == -1)
+			return -1;
+	return sbuf_printf(out, "%s", p);
+}
+
+/* Sets body to o's JSON; o is consumed. */
+static int
+pm_body(struct sbuf *body, json_t *o)
+{
+	char	*s;
+	int	 rc;
+
+	if (o == NULL)
+		return -1;
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (s == NULL)
+		return -1;
+	rc = sbuf_printf(body, "%s", s);
+	free(s);
+	return rc;
+}
+
+int
+pushmsg_build(struct pushmsg_req *q, const struct config_route *r,
+    const struct pushmsg_opts *o, json_t *const *a, const char *const *raw,
+    size_t n)
+{
+	struct sbuf	 text, tosign;
+	const char	*id = pm_str(a[0], "id");
+	char		 sign[64], ts[32];
+	int		 rc = -1;
+
+	sbuf_init(&text);
+	sbuf_init(&tosign);
+	if (sbuf_printf(&q->id, "X-Chatmon-Alert-Id: %s%s", n > 1 ? "fold-" : "",
+	    id ? id : "-") == -1 || sbuf_printf(&q->url, "%s", r->url) == -1)
+		goto out;
+	if (r->target != CONFIG_TARGET_WEBHOOK &&
+	    pushmsg_text(&text, r, o, a, n) == -1)
+		goto out;
+	switch (r->target) {
+	case CONFIG_TARGET_WEBHOOK:
+		if (n == 1 ? sbuf_printf(&q->body, "%s", raw[0]) :
+		    pm_body(&q->body, pm_fold_json(a, n,
+		    sbuf_str(&q->id) + strlen("X-Chatmon-Alert-Id: "))))
+			goto out;
+		if (r->secret != NULL && pm_sign_body(q->sig, sizeof(q->sig),
+		    r->secret, &q->body) == -1)
+			goto out;
+		break;
+	case CONFIG_TARGET_DINGTALK:
+		/* sign: base64 HMAC-SHA256 of "timestamp\nsecret" keyed by the secret, in the URL */
+		if (r->secret != NULL) {
+			snprintf(ts, sizeof(ts), "%lld", (long long)o->now_ms);
+			if (sbuf_printf(&tosign, "%s\n%s", ts, r->secret) == -1 ||
+			    pushmsg_hmac_b64(r->secret, strlen(r->secret),
+			    sbuf_str(&tosign), tosign.len, sign, sizeof(sign)) == -1 ||
+			    sbuf_printf(&q->url, "%ctimestamp=%s&sign=",
+			    strchr(r->url, '?') ? '&' : '?', ts) == -1 ||
+			    pm_urlenc(&q->url, sign) == -1)
+				goto out;
+		}
+		/* DingTalk's markdown joins single newlines: a paragraph per line */
+		if (pm_paragraphs(&tosign, &text) == -1 ||
+		    pm_body(&q->body, json_pack("{s:s, s:{s:s, s:s}}", "msgtype",
+		    "markdown", "markdown", "title", "chatmon 告警", "text",
+		    sbuf_str(&tosign))) == -1)
+			goto out;
+		break;
+	case CONFIG_TARGET_WECOM:
+		if (pm_body(&q->body, json_pack("{s:s, s:{s:s}}", "msgtype",
+		    "markdown", "markdown", "content", sbuf_str(&text))) == -1)
+			goto out;
+		break;
+	case CONFIG_TARGET_FEISHU:
+		/* sign: base64 HMAC-SHA256 of nothing, keyed by "timestamp\nsecret" (seconds) */
+		if (r->secret != NULL) {
+			snprintf(ts, sizeof(ts), "%lld", (long long)(o->now_ms / 1000));
+			if (sbuf_printf(&tosign, "%s\n%s", ts, r->secret) == -1 ||
+			    pushmsg_hmac_b64(sbuf_str(&tosign), tosign.len, "", 0,
+			    sign, sizeof(sign)) == -1 ||
+			    pm_body(&q->body, json_pack("{s:s, s:s, s:s, s:{s:s}}",
+			    "timestamp", ts, "sign", sign, "msg_type", "text",
+			    "content", "text", sbuf_str(&text))) == -1)
+				goto out;
+		} else if (pm_body(&q->body, json_pack("{s:s, s:{s:s}}", "msg_type",
+		    "text", "content", "text", sbuf_str(&text))) == -1)
+			goto out;
+		break;
+	case CONFIG_TARGET_SLACK:
+		if (pm_body(&q->body, json_pack("{s:s}", "text", sbuf_str(&text))) == -1)
+			goto out;
+		break;
+	default:
+		goto out;
+	}
+	rc = 0;
+out:
+	sbuf_free(&text);
+	sbuf_free(&tosign);
+	return rc;
+}
+
+/* ------------------------------------------------------------ answers */
+
+const char *
+pushmsg_judge(int target, long status, const char *body, size_t len,
+    int *limited)
+{
+	json_t		*o, *c;
+	json_int_t	 code = 0;
+	int		 bad;
+
+	*limited = status == 429;
+	if (status == 429)
+		return "HTTP 429: too many requests";
+	if (status >= 500)
+		return "HTTP 5xx: the server failed";
+	if (status < 200 || status >= 300)
+		return "HTTP status not 2xx";
+	if (target == CONFIG_TARGET_SLACK || target == CONFIG_TARGET_WEBHOOK)
+		return NULL;
+	/* the robots answer 200 and say in the body whether they took it */
+	if ((o = json_loadb(body, len, 0, NULL)) == NULL)
+		return "the robot's answer is not JSON";
+	if (target == CONFIG_TARGET_FEISHU) {
+		if ((c = json_object_get(o, "code")) == NULL)
+			c = json_object_get(o, "StatusCode");
+	} else
+		c = json_object_get(o, "errcode");
+	bad = c != NULL && !json_is_integer(c);
+	if (json_is_integer(c))
+		code = json_integer_value(c);
+	json_decref(o);		/* c with it */
+	if (bad)
+		return "the robot's answer has no readable code";
+	if (code == 0)
+		return NULL;
+	/* DingTalk 130101, WeCom 45009, Feishu 9499 and 11232: sent too often */
+	if ((target == CONFIG_TARGET_DINGTALK && code == 130101) ||
+	    (target == CONFIG_TARGET_WECOM && code == 45009) ||
+	    (target == CONFIG_TARGET_FEISHU && (code == 9499 || code == 11232))) {
+		*limited = 1;
+		return "the robot says: sent too often";
+	}
+	return "the robot refused it (a non-zero code: check the URL, secret or keywords)";
+}
+
+int64_t
+pushmsg_retry_after(const char *v, int64_t now_ms)
+{
+	struct tm	 tm;
+	const char	*end;
+	int64_t		 ms;
+	char		*e;
+	long		 s;
+
+	if (v == NULL)
+		return -1;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (isdigit((unsigned char)*v)) {
+		s = strtol(v, &e, 10);
+		if (*e != '\0' && *e != '\r' && *e != '\n' && *e != ' ')
+			return -1;
+		ms = (int64_t)s * 1000;
+	} else {
+		memset(&tm, 0, sizeof(tm));
+		if ((end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm)) == NULL)
+			return -1;
+		ms = (int64_t)timegm(&tm) * 1000 - now_ms;
+		if (ms < 0)
+			ms = 0;
+	}
+	return ms > 3600000 ? 3600000 : ms;
+}
+
+uint64_t
+pushmsg_backoff(uint64_t base_ms, unsigned attempt, uint32_t rnd)
+{
+	uint64_t	 d = base_ms;
+
+	while (attempt-- > 1 && d < 300000)
+		d *= 2;
+	if (d > 300000)
+		d = 300000;
+	/* 0.75 .. 1.25 of it: workers restarted together do not retry together */
+	return d * 3 / 4 + (uint64_t)((double)d / 2 * ((double)rnd / 4294967296.0));
+}

@@ -1,0 +1,265 @@
+/* test_pushmsg: which alerts a route takes, what each target receives and how it is signed, how answers are judged. The expected signatures were computed with Python's hmac, not with this code. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "chatmon/pushmsg.h"
+
+static const char hit_json[] =
+    "{\"v\":2,\"id\":\"a1\",\"ts\":\"2026-11-22T02:00:05.000Z\",\"type\":\"rule.hit\","
+    "\"severity\":\"critical\",\"agent\":\"alice\",\"conversation\":\"c 1&x\","
+    "\"category\":\"offplatform\",\"rule\":\"offplatform.add_contact_app\","
+    "\"action\":\"block\",\"text\":\"加我薇信\",\"matched\":\"加我薇信\","
+    "\"message\":\"请在平台内沟通\",\"hits\":[{\"category\":\"offplatform\"},"
+    "{\"category\":\"etiquette\"}]}";
+static const char sla_json[] =
+    "{\"v\":2,\"id\":\"s1\",\"ts\":\"2026-11-22T02:03:20.000Z\",\"type\":\"sla.breach\","
+    "\"severity\":\"warn\",\"agent\":\"bob\",\"conversation\":\"c-2\","
+    "\"waited_ms\":200000,\"threshold_ms\":30000}";
+
+static json_t *
+load(const char *s)
+{
+	json_t	*j = json_loads(s, 0, NULL);
+
+	assert_non_null(j);
+	return j;
+}
+
+static void
+route(struct config_route *r, int target, const char *url, const char *secret)
+{
+	memset(r, 0, sizeof(*r));
+	r->name = (char *)"r";
+	r->target = target;
+	r->url = (char *)url;
+	r->secret = (char *)secret;
+	r->rate_n = 20;
+	r->rate_ms = 60000;
+}
+
+static void
+test_match(void **state)
+{
+	struct config_route	 r;
+	char			*crit[] = { (char *)"critical" }, *types[] = {
+				    (char *)"sla.breach", (char *)"rule.hit" };
+	char			*cat[] = { (char *)"etiquette" }, *shop[] = { (char *)"s1" };
+	json_t			*hit = load(hit_json), *sla = load(sla_json);
+
+	(void)state;
+	route(&r, CONFIG_TARGET_WEBHOOK, "https://x/", NULL);
+	assert_true(pushmsg_match(&r, hit));		/* no match keys: all */
+	r.match[CONFIG_MATCH_SEVERITY] = (struct config_list){ crit, 1 };
+	assert_true(pushmsg_match(&r, hit));
+	assert_false(pushmsg_match(&r, sla));
+	r.match[CONFIG_MATCH_SEVERITY] = (struct config_list){ NULL, 0 };
+	r.match[CONFIG_MATCH_TYPE] = (struct config_list){ types, 2 };
+	assert_true(pushmsg_match(&r, hit));
+	assert_true(pushmsg_match(&r, sla));
+	/* a category of any hit, not only the strongest */
+	r.match[CONFIG_MATCH_CATEGORY] = (struct config_list){ cat, 1 };
+	assert_true(pushmsg_match(&r, hit));
+	assert_false(pushmsg_match(&r, sla));
+	/* every key given must match: an alert without a shop matches no shop */
+	r.match[CONFIG_MATCH_CATEGORY] = (struct config_list){ NULL, 0 };
+	r.match[CONFIG_MATCH_SHOP] = (struct config_list){ shop, 1 };
+	assert_false(pushmsg_match(&r, hit));
+	json_decref(hit);
+	json_decref(sla);
+}
+
+static void
+test_text(void **state)
+{
+	struct config_route	 r;
+	struct pushmsg_opts	 o = { "https://cs.example.com/", 480, 0 };
+	struct sbuf		 t;
+	json_t			*a[2] = { load(hit_json), load(sla_json) };
+	const char		*s;
+
+	(void)state;
+	route(&r, CONFIG_TARGET_SLACK, "https://x/", NULL);
+	sbuf_init(&t);
+	assert_int_equal(pushmsg_text(&t, &r, &o, a, 1), 0);
+	s = sbuf_str(&t);
+	assert_non_null(strstr(s, "【chatmon】严重 · 站外引流\n"));
+	assert_non_null(strstr(s, "客服 alice"));
+	assert_non_null(strstr(s, "已拦截"));
+	assert_non_null(strstr(s, "请在平台内沟通"));
+	assert_non_null(strstr(s, "时间 10:00:05\n"));	/* +08:00 */
+	assert_non_null(strstr(s, "https://cs.example.com/?conv=c%201%26x&alert=a1\n"));
+	assert_null(strstr(s, "薇信"));		/* no chat text by default */
+	assert_int_equal(strcmp(s + t.len - strlen("\nid: a1"), "\nid: a1"), 0);
+
+	sbuf_reset(&t);
+	assert_int_equal(pushmsg_text(&t, &r, &o, a + 1, 1), 0);
+	assert_non_null(strstr(sbuf_str(&t), "回复超时"));
+	assert_non_null(strstr(sbuf_str(&t), "顾客已等待 3分20秒"));
+
+	sbuf_reset(&t);
+	r.tmpl = (char *)"{agent}:{severity_zh}:{waited}:{nope}";
+	assert_int_equal(pushmsg_text(&t, &r, &o, a + 1, 1), 0);
+	assert_string_equal(sbuf_str(&t), "bob:警告:3分20秒:{nope}\nid: s1");
+
+	/* folded: how many, and every id on the last line */
+	sbuf_reset(&t);
+	assert_int_equal(pushmsg_text(&t, &r, &o, a, 2), 0);
+	assert_non_null(strstr(sbuf_str(&t), "2 条告警"));
+	assert_non_null(strstr(sbuf_str(&t), "严重 1 · 警告 1"));
+	assert_int_equal(strcmp(sbuf_str(&t) + t.len - strlen("\nids: a1,s1"),
+	    "\nids: a1,s1"), 0);
+	sbuf_free(&t);
+	json_decref(a[0]);
+	json_decref(a[1]);
+}
+
+static void
+test_build(void **state)
+{
+	struct config_route	 r;
+	struct pushmsg_opts	 o = { NULL, 480, 1700000000000LL };
+	struct pushmsg_req	 q;
+	const char		*raw = "{\"id\":\"a1\",\"type\":\"rule.hit\"}";
+	json_t			*a[2] = { load(raw), load(sla_json) }, *b;
+	const char		*raws[2] = { raw, sla_json };
+
+	(void)state;
+	/* webhook: the alert as the stream held it, signed over the body */
+	route(&r, CONFIG_TARGET_WEBHOOK, "https://h.example/hook", "s3cret");
+	pushmsg_req_init(&q);
+	assert_int_equal(pushmsg_build(&q, &r, &o, a, raws, 1), 0);
+	assert_string_equal(sbuf_str(&q.body), raw);
+	assert_string_equal(q.sig, "X-Chatmon-Signature: sha256="
+	    "85ba41e0cda4b22fc18a4a67de82eaaaf22aa394b89b08d25173fe919d7ccdf8");
+	assert_string_equal(sbuf_str(&q.id), "X-Chatmon-Alert-Id: a1");
+	pushmsg_req_free(&q);
+
+	/* webhook, folded */
+	pushmsg_req_init(&q);
+	assert_int_equal(pushmsg_build(&q, &r, &o, a, raws, 2), 0);
+	b = load(sbuf_str(&q.body));
+	assert_string_equal(json_string_value(json_object_get(b, "type")), "notify.folded");
+	assert_int_equal(json_integer_value(json_object_get(b, "count")), 2);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(b,
+	    "folded"), 1)), "s1");
+	assert_string_equal(json_string_value(json_object_get(b, "id")), "fold-a1");
+	assert_string_equal(sbuf_str(&q.id), "X-Chatmon-Alert-Id: fold-a1");
+	json_decref(b);
+	pushmsg_req_free(&q);
+
+	/* DingTalk: timestamp and sign in the URL */
+	route(&r, CONFIG_TARGET_DINGTALK, "https://oapi.dingtalk.com/robot/send?access_token=T",
+	    "SEC");
+	pushmsg_req_init(&q);
+	assert_int_equal(pushmsg_build(&q, &r, &o, a + 1, raws + 1, 1), 0);
+	assert_string_equal(sbuf_str(&q.url), "https://oapi.dingtalk.com/robot/send?"
+	    "access_token=T&timestamp=1700000000000&sign="
+	    "r%2B2we0q01lkZqz38LA5IPNbHN81U1leRf3Au4PSQb6Q%3D");
+	b = load(sbuf_str(&q.body));
+	assert_string_equal(json_string_value(json_object_get(b, "msgtype")), "markdown");
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(b,
+	    "markdown"), "text")), "\n\nid: s1"));
+	json_decref(b);
+	pushmsg_req_free(&q);
+
+	/* Feishu: timestamp (seconds) and sign in the body */
+	route(&r, CONFIG_TARGET_FEISHU, "https://open.feishu.cn/hook/x", "SEC");
+	pushmsg_req_init(&q);
+	assert_int_equal(pushmsg_build(&q, &r, &o, a + 1, raws + 1, 1), 0);
+	b = load(sbuf_str(&q.body));
+	assert_string_equal(json_string_value(json_object_get(b, "timestamp")), "1700000000");
+	assert_string_equal(json_string_value(json_object_get(b, "sign")),
+	    "yKzlnG5gJbbUvULgjP0QN/V99n1fNH31XG8Rrvl9pfk=");
+	assert_string_equal(json_string_value(json_object_get(b, "msg_type")), "text");
+	assert_string_equal(sbuf_str(&q.url), "https://open.feishu.cn/hook/x");
+	json_decref(b);
+	pushmsg_req_free(&q);
+
+	/* WeCom and Slack: no signature */
+	route(&r, CONFIG_TARGET_WECOM, "https://qyapi.weixin.qq.com/x?key=K", NULL);
+	pushmsg_req_init(&q);
+	assert_int_equal(pushmsg_build(&q, &r, &o, a + 1, raws + 1, 1), 0);
+	assert_non_null(strstr(sbuf_str(&q.body), "\"msgtype\":\"markdown\""));
+	assert_string_equal(q.sig, "");
+	pushmsg_req_free(&q);
+	route(&r, CONFIG_TARGET_SLACK, "https://hooks.slack.com/x", NULL);
+	pushmsg_req_init(&q);
+	assert_int_equal(pushmsg_build(&q, &r, &o, a + 1, raws + 1, 1), 0);
+	assert_non_null(strstr(sbuf_str(&q.body), "{\"text\":\"【chatmon】"));
+	pushmsg_req_free(&q);
+	json_decref(a[0]);
+	json_decref(a[1]);
+}
+
+static void
+test_judge(void **state)
+{
+	int	lim;
+
+	(void)state;
+#define J(t, st, body)	pushmsg_judge(t, st, body, strlen(body), &lim)
+	assert_null(J(CONFIG_TARGET_DINGTALK, 200, "{\"errcode\":0,\"errmsg\":\"ok\"}"));
+	assert_false(lim);
+	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "{\"errcode\":130101}"));
+	assert_true(lim);
+	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "{\"errcode\":310000}"));
+	assert_false(lim);
+	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "<html>"));
+	assert_non_null(J(CONFIG_TARGET_WECOM, 200, "{\"errcode\":45009}"));
+	assert_true(lim);
+	assert_null(J(CONFIG_TARGET_FEISHU, 200, "{\"code\":0,\"msg\":\"success\"}"));
+	assert_null(J(CONFIG_TARGET_FEISHU, 200, "{\"StatusCode\":0}"));
+	assert_non_null(J(CONFIG_TARGET_FEISHU, 200, "{\"code\":9499}"));
+	assert_true(lim);
+	assert_null(J(CONFIG_TARGET_SLACK, 200, "ok"));
+	assert_null(J(CONFIG_TARGET_WEBHOOK, 204, ""));
+	assert_non_null(J(CONFIG_TARGET_WEBHOOK, 500, ""));
+	assert_false(lim);
+	assert_non_null(J(CONFIG_TARGET_WEBHOOK, 429, ""));
+	assert_true(lim);
+	assert_non_null(J(CONFIG_TARGET_WEBHOOK, 401, ""));
+#undef J
+}
+
+static void
+test_retry(void **state)
+{
+	uint64_t	d;
+	unsigned	i;
+
+	(void)state;
+	assert_int_equal(pushmsg_retry_after(" 5", 0), 5000);
+	assert_int_equal(pushmsg_retry_after("99999", 0), 3600000);
+	assert_int_equal(pushmsg_retry_after(NULL, 0), -1);
+	assert_int_equal(pushmsg_retry_after("soon", 0), -1);
+	/* Tue, 14 Nov 2023 22:13:30 GMT is 1700000010 */
+	assert_int_equal(pushmsg_retry_after("Tue, 14 Nov 2023 22:13:30 GMT",
+	    1700000000000LL), 10000);
+	for (i = 1; i < 20; i++) {
+		d = pushmsg_backoff(1000, i, 0);
+		assert_true(d >= 750);
+		assert_true(pushmsg_backoff(1000, i, UINT32_MAX) <= 375000);
+	}
+	assert_int_equal(pushmsg_backoff(1000, 1, 0), 750);
+	assert_int_equal(pushmsg_backoff(1000, 3, 0), 3000);
+	assert_int_equal(pushmsg_backoff(1000, 30, 0), 225000);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_build),
+		cmocka_unit_test(test_judge),
+		cmocka_unit_test(test_retry),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
