@@ -24,6 +24,9 @@
 #include "chatmon/pushd.h"
 #include "chatmon/pushmsg.h"
 #include "chatmon/rconn.h"
+#include "chatmon/report.h"
+#include "chatmon/reportdb.h"
+#include "chatmon/state.h"
 #include "chatmon/util.h"
 
 /*
@@ -98,9 +101,26 @@ struct pushd {
 	int			 claiming;
 	char			 claim_from[48];
 	struct event		*ev_read, *ev_claim, *ev_term, *ev_int;
+	struct pd_daily		*daily;		/* NULL without notify.daily_at */
 	struct evhttp		*admin;
 	uint64_t		 n_entries, n_unmatched, n_bad;
 	struct sbuf		 out;		/* /metrics */
+};
+
+/*
+ * The daily summary: at notify.daily_at, yesterday's report to one route.
+ * One worker sends it: the first to SET the day's marker NX.
+ */
+struct pd_daily {
+	struct pushd		*pd;
+	const struct config_route *route;
+	struct event		*timer;
+	struct reportdb		*db;
+	char			 today[16];	/* done (or claimed by another) for this day */
+	char			 day[16];	/* the day being reported */
+	json_t			*report;	/* its JSON while it is being sent */
+	unsigned		 attempts;
+	int			 busy;		/* a step is out */
 };
 
 static void	pd_read(struct pushd *);
@@ -752,6 +772,204 @@ pd_on_state(void *arg, int up, int lost)
 	pd_read(pd);
 }
 
+/* --- the daily summary ---------------------------------------------------- */
+
+#define PD_DAILY_CHECK_MS	30000
+
+static void	pd_daily_send(struct pd_daily *);
+
+static void
+pd_daily_end(struct pd_daily *dy)
+{
+	json_decref(dy->report);
+	dy->report = NULL;
+	dy->attempts = 0;
+	dy->busy = 0;
+}
+
+static void
+pd_daily_on_answer(void *arg, long status, const char *err, const char *body,
+    size_t len, const char *retry_after)
+{
+	struct pd_daily	*dy = arg;
+	struct pushd	*pd = dy->pd;
+	const char	*why = err;
+	int64_t		 wait, ra;
+	int		 limited;
+
+	if (why == NULL)
+		why = pushmsg_judge(dy->route->target, status, body, len, &limited);
+	if (why == NULL) {
+		log_info("pd_daily: %s's summary sent to route %s", dy->day,
+		    dy->route->name);
+		pd_daily_end(dy);
+		return;
+	}
+	dy->attempts++;
+	log_info("pd_daily: route %s: %s's summary not taken (%s, HTTP status %ld), "
+	    "try %u of %llu", dy->route->name, dy->day, why, status, dy->attempts,
+	    (unsigned long long)pd->cfg->notify.attempts);
+	if (dy->attempts >= pd->cfg->notify.attempts) {
+		log_warnx("pd_daily: %s's summary to the dead letters: %s", dy->day, why);
+		rconn_command(pd->rc, NULL, NULL, 0, "XADD %s MAXLEN ~ 100000 * route %s "
+		    "id daily-%s alert {} error %s attempts %u", pd->dead,
+		    dy->route->name, dy->day, why, dy->attempts);
+		pd_daily_end(dy);
+		return;
+	}
+	wait = (int64_t)pushmsg_backoff(pd->cfg->notify.backoff_ms, dy->attempts,
+	    randombytes_random());
+	if ((ra = pushmsg_retry_after(retry_after, pd_now())) > wait)
+		wait = ra;
+	/* the timer's next check sends it again once the wait is over */
+	dy->busy = 0;
+	pd_arm(dy->timer, wait);
+}
+
+static void
+pd_daily_send(struct pd_daily *dy)
+{
+	struct pushd		*pd = dy->pd;
+	struct pushmsg_opts	 o = { pd->cfg->dashboard.public_url,
+				       pd->cfg->sla.utc_offset_min, pd_now() };
+	struct pushmsg_req	 q;
+	const char		*hdr[2];
+	size_t			 nh = 0;
+
+	pushmsg_req_init(&q);
+	if (pushmsg_build_daily(&q, dy->route, &o, dy->report) == 0) {
+		if (q.sig[0] != '\0')
+			hdr[nh++] = q.sig;
+		hdr[nh++] = sbuf_str(&q.id);
+		if (httpc_post(pd->http, sbuf_str(&q.url), hdr, nh, sbuf_str(&q.body),
+		    q.body.len, pd->cfg->notify.timeout_ms, pd_daily_on_answer, dy) == 0) {
+			pushmsg_req_free(&q);
+			return;
+		}
+	}
+	pushmsg_req_free(&q);
+	log_warnx("pd_daily_send: out of memory: %s's summary tried again later", dy->day);
+	pd_arm(dy->timer, 1000);
+}
+
+static void
+pd_daily_on_report(struct report *rep, const char *err, void *arg)
+{
+	struct pd_daily		*dy = arg;
+	struct pushd		*pd = dy->pd;
+	struct report_meta	 m = { dy->day, dy->day, NULL,
+				       pd->cfg->sla.utc_offset_min, pd_now() };
+	struct sbuf		 out;
+
+	dy->db = NULL;
+	sbuf_init(&out);
+	if (rep == NULL || report_json(&out, rep, &m) == -1 ||
+	    (dy->report = json_loadb(sbuf_str(&out), out.len, 0, NULL)) == NULL) {
+		/* let the next check try again: the day is not ours any more */
+		log_warnx("pd_daily: %s's report: %s", dy->day, err ? err :
+		    "out of memory");
+		rconn_command(pd->rc, NULL, NULL, 0, "DEL %schatmon:notify:daily:%s",
+		    pd->prefix, dy->day);
+		dy->today[0] = '\0';
+		dy->busy = 0;
+	} else
+		pd_daily_send(dy);
+	report_free(rep);
+	sbuf_free(&out);
+}
+
+static void
+pd_daily_on_claim(redisReply *r, void *priv)
+{
+	struct pd_daily	*dy = priv;
+	struct pushd	*pd = dy->pd;
+
+	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		dy->today[0] = '\0';	/* not known: ask again at the next check */
+		dy->busy = 0;
+		return;
+	}
+	if (r->type != REDIS_REPLY_STATUS) {	/* nil: another worker has it */
+		log_debug("pd_daily: %s's summary is another worker's", dy->day);
+		dy->busy = 0;
+		return;
+	}
+	if ((dy->db = reportdb_start(pd->rc, pd->cfg, dy->day, dy->day, NULL,
+	    pd_now(), pd_daily_on_report, dy)) == NULL)
+		pd_daily_on_report(NULL, "cannot start the report", dy);
+}
+
+/* Past notify.daily_at, once a day: claim yesterday, then report it. */
+static void
+pd_daily_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct pd_daily	*dy = arg;
+	struct pushd	*pd = dy->pd;
+	int64_t		 now = pd_now(), start;
+	int32_t		 off = pd->cfg->sla.utc_offset_min;
+	char		 today[16];
+
+	(void)fd;
+	(void)what;
+	pd_arm(dy->timer, PD_DAILY_CHECK_MS);
+	if (dy->report != NULL && !dy->busy) {
+		dy->busy = 1;	/* a retry's wait is over */
+		pd_daily_send(dy);
+		return;
+	}
+	if (dy->busy || !rconn_up(pd->rc))
+		return;
+	start = state_day(today, now, off);
+	if (strcmp(today, dy->today) == 0 ||
+	    now - start < (int64_t)pd->cfg->notify.daily_at_min * 60000)
+		return;
+	snprintf(dy->today, sizeof(dy->today), "%s", today);
+	state_day(dy->day, start - 1, off);
+	dy->busy = 1;
+	/* three days: a worker that starts late the same day does not send it again */
+	if (rconn_command(pd->rc, pd_daily_on_claim, dy, 0,
+	    "SET %schatmon:notify:daily:%s %s NX EX 259200", pd->prefix, dy->day,
+	    pd->consumer) == -1) {
+		dy->today[0] = '\0';
+		dy->busy = 0;
+	}
+}
+
+static int
+pd_daily_new(struct pushd *pd)
+{
+	const struct config_notify	*n = &pd->cfg->notify;
+	struct pd_daily			*dy;
+	size_t				 i;
+
+	if (n->daily_at_min < 0)
+		return 0;
+	if ((dy = calloc(1, sizeof(*dy))) == NULL ||
+	    (dy->timer = evtimer_new(pd->base, pd_daily_check, dy)) == NULL) {
+		free(dy);
+		return -1;
+	}
+	dy->pd = pd;
+	for (i = 0; i < n->nroutes; i++)	/* config_check made sure it is there */
+		if (strcmp(n->routes[i].name, n->daily_route) == 0)
+			dy->route = &n->routes[i];
+	pd->daily = dy;
+	pd_arm(dy->timer, 1000);	/* soon after the start: a day not sent yet goes now */
+	return 0;
+}
+
+static void
+pd_daily_free(struct pd_daily *dy)
+{
+	if (dy == NULL)
+		return;
+	if (dy->db != NULL)
+		reportdb_cancel(dy->db);
+	event_free(dy->timer);
+	json_decref(dy->report);
+	free(dy);
+}
+
 /* --- /metrics and /healthz ------------------------------------------------ */
 
 static void
@@ -854,6 +1072,7 @@ pd_stop(struct pushd *pd)
 	size_t		 i;
 
 	httpc_free(pd->http);
+	pd_daily_free(pd->daily);
 	for (i = 0; i < pd->nroutes; i++) {
 		while ((it = pd->routes[i].head) != NULL) {
 			pd->routes[i].head = it->next;
@@ -941,6 +1160,8 @@ pd_start(struct pushd *pd)
 	    (pd->rread = rconn_new(pd->base, "notify-read", pd_on_state, pd)) == NULL ||
 	    rconn_set_target(pd->rc, &cfg->redis, 0) == -1 ||
 	    rconn_set_target(pd->rread, &cfg->redis, 0) == -1)
+		goto oom;
+	if (pd_daily_new(pd) == -1)
 		goto oom;
 	pd_arm(pd->ev_claim, (int64_t)(cfg->notify.claim_idle_ms / 2));
 	log_info("pd_start: %s as %s/%s, %zu route%s, admin on %s:%d", pd->stream,

@@ -952,3 +952,8 @@ def test_day_picker_and_conversation_link(browser, redis_server, dashboard):
     assert js(drv, "return document.getElementById('day-pick').value;") == today
     assert f"from={today}" in js(drv, "return document.getElementById('report-csv').href;")
     assert probe(drv)["sent"] == []
+    # ?day=DAY (the daily summary's link) opens that day as the picker does
+    open_page(drv, dash.url + f"/?day={day}")
+    until(drv, lambda d: [x["agent"] for x in rows(d, "#agents .agent")] == ["alice", "bob"],
+          "the linked day's agents")
+    assert js(drv, "return document.getElementById('app').dataset.day;") == day

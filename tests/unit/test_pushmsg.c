@@ -250,6 +250,49 @@ test_retry(void **state)
 	assert_int_equal(pushmsg_backoff(1000, 30, 0), 225000);
 }
 
+static void
+test_daily(void **state)
+{
+	struct config_route	 r;
+	struct pushmsg_opts	 o = { "https://cs.example.com/", 480, 1700000000000LL };
+	struct pushmsg_req	 q;
+	struct sbuf		 t;
+	json_t			*rep = load("{\"v\":1,\"from\":\"2026-12-03\",\"to\":\"2026-12-03\","
+				    "\"team\":{\"rounds\":3,\"answered\":3,\"mean_ms\":71000,"
+				    "\"p90_ms\":200000,\"rate\":0.6667,\"rate_30s\":0.5,"
+				    "\"breaches\":1,\"escalations\":0,\"alerts\":2,\"blocks\":1,"
+				    "\"false_positives\":0},\"agents\":[{\"agent\":\"alice\","
+				    "\"rounds\":2,\"mean_ms\":101500},{\"agent\":\"bob\",\"rounds\":1,"
+				    "\"mean_ms\":10000}],\"worst\":[{\"agent\":\"alice\","
+				    "\"conversation\":\"c-2\",\"waited_ms\":200000}]}"), *b;
+
+	(void)state;
+	sbuf_init(&t);
+	assert_int_equal(pushmsg_daily_text(&t, &o, rep), 0);
+	assert_string_equal(sbuf_str(&t),
+	    "【chatmon】日报 2026-12-03\n"
+	    "接待 3 轮 · 已回复 3 · 平均响应 1分11秒 · P90 3分20秒\n"
+	    "3分钟回复率 66.7% · 30秒回复率 50.0%\n"
+	    "超时 1 次 · 升级 0 次 · 违规 2 条(拦截 1) · 误报 0\n"
+	    "平均响应最慢 alice 1分42秒\n"
+	    "最长等待 3分20秒 · 客服 alice · 会话 c-2\n"
+	    "查看 https://cs.example.com/?day=2026-12-03\n"
+	    "id: daily-2026-12-03");
+	sbuf_free(&t);
+	route(&r, CONFIG_TARGET_WEBHOOK, "https://h.example/hook", NULL);
+	pushmsg_req_init(&q);
+	assert_int_equal(pushmsg_build_daily(&q, &r, &o, rep), 0);
+	b = load(sbuf_str(&q.body));
+	assert_string_equal(json_string_value(json_object_get(b, "type")), "report.daily");
+	assert_string_equal(json_string_value(json_object_get(b, "id")), "daily-2026-12-03");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(b, "team"),
+	    "rounds")), 3);
+	assert_string_equal(sbuf_str(&q.id), "X-Chatmon-Alert-Id: daily-2026-12-03");
+	json_decref(b);
+	pushmsg_req_free(&q);
+	json_decref(rep);
+}
+
 int
 main(void)
 {
@@ -259,6 +302,7 @@ main(void)
 		cmocka_unit_test(test_build),
 		cmocka_unit_test(test_judge),
 		cmocka_unit_test(test_retry),
+		cmocka_unit_test(test_daily),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

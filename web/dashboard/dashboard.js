@@ -1834,13 +1834,17 @@ async function downloadReport(ev) {
 }
 
 // ?conv=ID opens that conversation once the page is in (pushed alerts
-// link to PUBLIC_URL?conv=CONV&alert=ID), and &alert=ID stands out.
+// link to PUBLIC_URL?conv=CONV&alert=ID), and &alert=ID stands out;
+// ?day=DAY opens that day (the daily summary links to PUBLIC_URL?day=DAY).
 let convFromUrl = false;
 function openFromUrl() {
   if (convFromUrl) return;
   convFromUrl = true;
   const id = params.get('conv');
   if (id) openConversation(id, '');
+  // ?day=YYYY-MM-DD (the daily summary's link) shows that day's figures
+  const day = params.get('day');
+  if (day && /^\d{4}-\d{2}-\d{2}$/.test(day)) pickDay(day);
 }
 
 /* ------------------------------------------------- header, banner, render */
