@@ -62,6 +62,12 @@ struct pd_item {			/* one alert on one route */
 	struct pd_item	*next;
 };
 
+/* Why a try failed, for chatmon_notify_failures_total{reason}. */
+enum pd_reason { PD_TIMEOUT, PD_CONNECT, PD_5XX, PD_429, PD_4XX, PD_REFUSED,
+	PD_LIMITED, PD_NREASONS };
+static const char *const pd_reasons[PD_NREASONS] = { "timeout", "connect",
+	"http_5xx", "http_429", "http_4xx", "robot_refused", "robot_limited" };
+
 struct pushd;
 
 struct pd_route {
@@ -78,7 +84,8 @@ struct pd_route {
 	int64_t			 refilled;
 	struct event		*timer;
 	/* for /metrics */
-	uint64_t		 delivered, sent, folded, dup, dead, failures;
+	uint64_t		 delivered, sent, folded, dup, dead;
+	uint64_t		 failures[PD_NREASONS];
 };
 
 struct pushd {
@@ -295,7 +302,10 @@ pd_on_answer(void *arg, long status, const char *err, const char *body,
 		pd_pump(r);
 		return;
 	}
-	r->failures++;
+	r->failures[err != NULL ? (strcmp(err, "timed out") == 0 ? PD_TIMEOUT :
+	    PD_CONNECT) : status == 429 ? PD_429 : status >= 500 ? PD_5XX :
+	    status < 200 || status >= 300 ? PD_4XX : limited ? PD_LIMITED :
+	    PD_REFUSED]++;
 	r->attempts++;
 	log_info("pd_on_answer: route %s: %zu alert%s not taken (%s, HTTP status "
 	    "%ld), try %u of %llu", r->cfg->name, r->nfly, r->nfly == 1 ? "" : "s",
@@ -982,7 +992,7 @@ static void
 pd_metrics(struct pushd *pd, struct sbuf *o)
 {
 	struct pd_route	*r;
-	size_t		 i;
+	size_t		 i, k;
 
 	pd_metric(o, "chatmon_notify_delivered_total",
 	    "Messages a target took (one alert or a folded burst).", "counter");
@@ -1007,9 +1017,11 @@ pd_metrics(struct pushd *pd, struct sbuf *o)
 	pd_metric(o, "chatmon_notify_failures_total",
 	    "Tries a target did not take.", "counter");
 	for (i = 0; i < pd->nroutes; i++)
-		sbuf_printf(o, "chatmon_notify_failures_total{route=\"%s\"} %llu\n",
-		    pd->routes[i].cfg->name,
-		    (unsigned long long)pd->routes[i].failures);
+		for (k = 0; k < PD_NREASONS; k++)
+			sbuf_printf(o, "chatmon_notify_failures_total{route=\"%s\","
+			    "reason=\"%s\"} %llu\n", pd->routes[i].cfg->name,
+			    pd_reasons[k],
+			    (unsigned long long)pd->routes[i].failures[k]);
 	pd_metric(o, "chatmon_notify_waiting",
 	    "Alerts waiting for their route (a token, a retry, an answer).", "gauge");
 	for (i = 0; i < pd->nroutes; i++)
