@@ -138,11 +138,10 @@ pm_clock(char out[16], json_t *alert, int32_t off_min)
 		    tm.tm_sec);
 }
 
-/* A wait as people say it: 45秒, 3分20秒, 1小时5分. */
+/* A wait as people say it: 45秒, 3分20秒, 1小时5分; "" for none (w not a count of ms). */
 static void
-pm_wait(char out[32], json_t *alert)
+pm_wait(char out[32], json_t *w)
 {
-	json_t		*w = json_object_get(alert, "waited_ms");
 	long long	 s;
 
 	out[0] = '\0';
@@ -214,7 +213,7 @@ pm_field(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert,
 	if (PM_IS("category_zh"))
 		return sbuf_printf(out, "%s", pm_what(alert));
 	if (PM_IS("waited")) {
-		pm_wait(buf, alert);
+		pm_wait(buf, json_object_get(alert, "waited_ms"));
 		return sbuf_printf(out, "%s", buf);
 	}
 	if (PM_IS("time")) {
@@ -239,8 +238,10 @@ pm_template(struct sbuf *out, const char *t, const struct pushmsg_opts *o,
 		if (sbuf_append(out, t, (size_t)(open - t)) == -1)
 			return -1;
 		close = strchr(open + 1, '}');
-		if (close == NULL)
+		if (close == NULL) {
+			t = open;	/* an unclosed brace: the rest as written */
 			break;
+		}
 		if (pm_field(out, o, alert, open + 1, (size_t)(close - open - 1),
 		    &known) == -1)
 			return -1;
@@ -271,7 +272,7 @@ pm_default(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert)
 		    pm_action_zh(pm_str(alert, "action")));
 	if (msg != NULL && *msg != '\0')
 		rc |= sbuf_printf(out, "话术 %s\n", msg);
-	pm_wait(buf, alert);
+	pm_wait(buf, json_object_get(alert, "waited_ms"));
 	if (buf[0] != '\0')
 		rc |= sbuf_printf(out, "顾客已等待 %s\n", buf);
 	pm_clock(buf, alert, o->utc_offset_min);
@@ -552,21 +553,11 @@ out:
 	return rc;
 }
 
-/* "45秒", "3分20秒" of a figure in ms; "-" when it is not a number. */
+/* pm_wait of a report's figure, "-" for none. */
 static void
 pm_secs(char out[32], json_t *ms)
 {
-	json_t	*w;
-
-	out[0] = '\0';
-	if (!json_is_integer(ms)) {
-		snprintf(out, 32, "-");
-		return;
-	}
-	w = json_pack("{s:O}", "waited_ms", ms);
-	if (w != NULL)
-		pm_wait(out, w);
-	json_decref(w);
+	pm_wait(out, ms);
 	if (out[0] == '\0')
 		snprintf(out, 32, "-");
 }
@@ -685,12 +676,13 @@ pushmsg_judge(int target, long status, const char *body, size_t len,
 			c = json_object_get(o, "StatusCode");
 	} else
 		c = json_object_get(o, "errcode");
-	bad = c != NULL && !json_is_integer(c);
+	/* no code: a proxy's or a captive portal's page, not the robot's answer */
+	bad = !json_is_integer(c);
 	if (json_is_integer(c))
 		code = json_integer_value(c);
 	json_decref(o);		/* c with it */
 	if (bad)
-		return "the robot's answer has no readable code";
+		return "the answer has no code: not the robot's";
 	if (code == 0)
 		return NULL;
 	/* DingTalk 130101, WeCom 45009, Feishu 9499 and 11232: sent too often */
@@ -720,7 +712,7 @@ pushmsg_retry_after(const char *v, int64_t now_ms)
 		s = strtol(v, &e, 10);
 		if (*e != '\0' && *e != '\r' && *e != '\n' && *e != ' ')
 			return -1;
-		ms = (int64_t)s * 1000;
+		ms = s > 3600 ? 3600000 : (int64_t)s * 1000;
 	} else {
 		memset(&tm, 0, sizeof(tm));
 		if ((end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm)) == NULL)
