@@ -105,6 +105,11 @@ test_text(void **state)
 	r.tmpl = (char *)"{agent}:{severity_zh}:{waited}:{nope}";
 	assert_int_equal(pushmsg_text(&t, &r, &o, a + 1, 1), 0);
 	assert_string_equal(sbuf_str(&t), "bob:警告:3分20秒:{nope}\nid: s1");
+	/* an unclosed brace stays as written, once */
+	sbuf_reset(&t);
+	r.tmpl = (char *)"告警 {agent";
+	assert_int_equal(pushmsg_text(&t, &r, &o, a + 1, 1), 0);
+	assert_string_equal(sbuf_str(&t), "告警 {agent\nid: s1");
 
 	/* folded: how many, and every id on the last line */
 	sbuf_reset(&t);
@@ -210,6 +215,9 @@ test_judge(void **state)
 	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "{\"errcode\":310000}"));
 	assert_false(lim);
 	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "<html>"));
+	/* a 200 without the robot's code is not the robot's answer (a proxy's page) */
+	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "{}"));
+	assert_non_null(J(CONFIG_TARGET_FEISHU, 200, "{\"msg\":\"ok\"}"));
 	assert_non_null(J(CONFIG_TARGET_WECOM, 200, "{\"errcode\":45009}"));
 	assert_true(lim);
 	assert_null(J(CONFIG_TARGET_FEISHU, 200, "{\"code\":0,\"msg\":\"success\"}"));
@@ -235,6 +243,7 @@ test_retry(void **state)
 	(void)state;
 	assert_int_equal(pushmsg_retry_after(" 5", 0), 5000);
 	assert_int_equal(pushmsg_retry_after("99999", 0), 3600000);
+	assert_int_equal(pushmsg_retry_after("99999999999999999999", 0), 3600000);
 	assert_int_equal(pushmsg_retry_after(NULL, 0), -1);
 	assert_int_equal(pushmsg_retry_after("soon", 0), -1);
 	/* Tue, 14 Nov 2023 22:13:30 GMT is 1700000010 */
