@@ -51,13 +51,14 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 # Pure modules (no I/O, no event headers): each links alone into its test.
 # PURE are the daemon's; seen, feed and alertline serve the tool only, and
 # users, websess and ratelimit the dashboard's logins, handling and note
-# its HTTP API, pushmsg chatmon notify's messages.
+# its HTTP API, pushmsg chatmon notify's messages, report `chatmon report`
+# (its Redis side is reportdb, its command reportcli).
 PURE	:= util log yamlfile access config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt
 IO	:= lwsctx session relay slaclock convstore rconn xfollow alert history notes snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_api dashboard rulesfp passwd cliconf pushmsg httpc pushd chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_api dashboard rulesfp report reportdb reportcli passwd cliconf pushmsg httpc pushd chatmon))
 
-UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg
+UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -136,6 +137,8 @@ $(BUILD)/tests/test_seen: $(BUILD)/tests/test_seen.o $(BUILD)/seen.o $(BUILD)/ut
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(BUILD)/feed.o $(BUILD)/seen.o $(BUILD)/state.o $(BUILD)/sla.o $(BUILD)/jsonw.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
+$(BUILD)/tests/test_report: $(BUILD)/tests/test_report.o $(BUILD)/report.o $(BUILD)/state.o $(BUILD)/sla.o $(BUILD)/alertline.o $(BUILD)/jsonw.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson -lutf8proc -lm
 $(BUILD)/tests/test_handling: $(BUILD)/tests/test_handling.o $(BUILD)/handling.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
 $(BUILD)/tests/test_pushmsg: $(BUILD)/tests/test_pushmsg.o $(BUILD)/pushmsg.o $(BUILD)/alertline.o $(BUILD)/config.o $(BUILD)/access.o $(BUILD)/yamlfile.o $(BUILD)/log.o $(BUILD)/util.o
@@ -143,7 +146,7 @@ $(BUILD)/tests/test_pushmsg: $(BUILD)/tests/test_pushmsg.o $(BUILD)/pushmsg.o $(
 $(BUILD)/tests/test_note: $(BUILD)/tests/test_note.o $(BUILD)/note.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
 $(BUILD)/tests/test_alertline: $(BUILD)/tests/test_alertline.o $(BUILD)/alertline.o $(BUILD)/util.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson -lutf8proc
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson -lutf8proc -lm
 $(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules_load.o $(BUILD)/rules_example.o \
 	    $(BUILD)/rules.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
@@ -305,6 +308,9 @@ install: all
 	    install -m 644 conf/model/chatmon-ngram.model $(DESTDIR)$(SYSCONFDIR)/chatmon/model; }
 	sed $(INSTALL_SED) systemd/chatmond.service >$(DESTDIR)$(UNITDIR)/chatmond.service
 	sed $(INSTALL_SED) systemd/chatmond@.service >$(DESTDIR)$(UNITDIR)/chatmond@.service
+	@# the dashboard and the push worker, as chatmond's user (docs/operations.md)
+	sed $(INSTALL_SED) systemd/chatmon-dashboard.service >$(DESTDIR)$(UNITDIR)/chatmon-dashboard.service
+	sed $(INSTALL_SED) systemd/chatmon-notify.service >$(DESTDIR)$(UNITDIR)/chatmon-notify.service
 	install -m 644 systemd/chatmond.sysusers $(DESTDIR)$(SYSUSERSDIR)/chatmond.conf
 	@# the user the units run as, so key files can be given to its group
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
@@ -313,6 +319,7 @@ install: all
 	sed $(INSTALL_SED) man/chatmond.yaml.5 >$(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5
 	sed $(INSTALL_SED) man/chatmond.8 >$(DESTDIR)$(MANDIR)/man8/chatmond.8
 	chmod 644 $(DESTDIR)$(UNITDIR)/chatmond.service $(DESTDIR)$(UNITDIR)/chatmond@.service \
+	    $(DESTDIR)$(UNITDIR)/chatmon-dashboard.service $(DESTDIR)$(UNITDIR)/chatmon-notify.service \
 	    $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
 	    $(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5 $(DESTDIR)$(MANDIR)/man8/chatmond.8
 	@# the docs, and the shipped configuration and rules to compare with after an upgrade
@@ -323,7 +330,8 @@ install: all
 	rm -f $(DESTDIR)$(DOCDIR)/examples/rules.d/*.yaml
 	install -m 644 conf/rules.d/*.yaml $(DESTDIR)$(DOCDIR)/examples/rules.d
 	@test -n "$(DESTDIR)" || echo "install: now systemctl daemon-reload; systemctl enable --now chatmond" \
-	    "(or chatmond@NAME for each $(SYSCONFDIR)/chatmon/NAME.yaml: docs/operations.md)"
+	    "(or chatmond@NAME for each $(SYSCONFDIR)/chatmon/NAME.yaml: docs/operations.md);" \
+	    "chatmon-dashboard and chatmon-notify likewise, where wanted"
 
 # Everything install put there except the configuration and the rules (the
 # operator's), /var/lib/chatmon (the service's state: the spool) and the
@@ -331,6 +339,7 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/chatmond $(DESTDIR)$(BINDIR)/chatmon \
 	    $(DESTDIR)$(UNITDIR)/chatmond.service $(DESTDIR)$(UNITDIR)/chatmond@.service \
+	    $(DESTDIR)$(UNITDIR)/chatmon-dashboard.service $(DESTDIR)$(UNITDIR)/chatmon-notify.service \
 	    $(DESTDIR)$(SYSUSERSDIR)/chatmond.conf $(DESTDIR)$(MANDIR)/man1/chatmon.1 \
 	    $(DESTDIR)$(MANDIR)/man5/chatmond.yaml.5 $(DESTDIR)$(MANDIR)/man8/chatmond.8
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/docs/*.md \

@@ -1,4 +1,4 @@
-/* chatmon: the supervisor's and auditor's command-line tool: scan, rules test, replay, tail. */
+/* chatmon: the supervisor's and auditor's command-line tool: scan, rules test, replay, tail, dashboard, report. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -18,6 +18,7 @@
 #include "chatmon/passwd.h"
 #include "chatmon/pushd.h"
 #include "chatmon/replay.h"
+#include "chatmon/reportcli.h"
 #include "chatmon/rules.h"
 #include "chatmon/rulesfp.h"
 #include "chatmon/tail.h"
@@ -42,6 +43,8 @@ usage(FILE *f)
 	    "                    [--agent ID] [--type TYPE] [--json]\n"
 	    "       chatmon dashboard [-c FILE] [-o key.path=value]... [--listen ADDR]\n"
 	    "                    [--redis URL]\n"
+	    "       chatmon report [-c FILE] [--redis URL] --from YYYY-MM-DD\n"
+	    "                    [--to YYYY-MM-DD] [--agent ID] [--format json|csv|html]\n"
 	    "       chatmon notify [-c FILE] [-o key.path=value]...\n"
 	    "       chatmon passwd -f FILE USER [viewer|supervisor]\n"
 	    "       chatmon COMMAND --help\n"
@@ -58,6 +61,8 @@ usage(FILE *f)
 	    "tail     the alerts in Redis: the last ones, then live (docs/alerts.md)\n"
 	    "dashboard  the supervisors' page: live alerts, who waits, each agent's\n"
 	    "         day, from Redis (docs/dashboard.md)\n"
+	    "report   each agent's and the team's figures over some days (SLA, rule\n"
+	    "         hits, false positives, worst waits) as JSON, CSV or HTML\n"
 	    "notify   push alerts to DingTalk, WeCom, Feishu, Slack or webhooks\n"
 	    "         (docs/notify.md)\n"
 	    "passwd   add or replace a dashboard login (password from stdin)\n"
@@ -675,6 +680,8 @@ main(int argc, char **argv)
 		return tail_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2 && strcmp(argv[1], "dashboard") == 0)
 		return dashboard_main(argc - 1, argv + 1, CHATMON_CONFIG);
+	if (argc >= 2 && strcmp(argv[1], "report") == 0)
+		return reportcli_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2 && strcmp(argv[1], "notify") == 0)
 		return pushd_main(argc - 1, argv + 1, CHATMON_CONFIG);
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)

@@ -1418,18 +1418,26 @@ static const char *
 config_target_url_why(const char *url)
 {
 	static const char *const local[] = { "127.0.0.1", "localhost", "[::1]" };
-	const char	*h;
-	size_t		 i, n;
+	const char	*h, *end;
+	size_t		 i, n, len;
 
 	if (strncmp(url, "https://", 8) == 0)
 		return url[8] == '\0' || url[8] == '/' ? "no host" : NULL;
 	if (strncmp(url, "http://", 7) != 0)
 		return "want https://HOST/..., or http:// to 127.0.0.1";
+	/* the authority whole: "localhost:80@elsewhere" is a user name and a host */
 	h = url + 7;
+	len = strcspn(h, "/?#");
+	if (memchr(h, '@', len) != NULL)
+		return "no user name or password in the URL";
 	for (i = 0; i < UTIL_NELEM(local); i++) {
 		n = strlen(local[i]);
-		if (strncmp(h, local[i], n) == 0 &&
-		    (h[n] == '\0' || h[n] == ':' || h[n] == '/' || h[n] == '?'))
+		if (n > len || strncmp(h, local[i], n) != 0)
+			continue;
+		for (end = h + n + (h[n] == ':'); end < h + len && *end >= '0' &&
+		    *end <= '9'; end++)
+			;
+		if (end == h + len && (h[n] != ':' || len > n + 1))
 			return NULL;
 	}
 	return "http:// only to 127.0.0.1, localhost or [::1]; use https://";
@@ -1561,10 +1569,12 @@ config_route(struct config_ctx *ctx, size_t idx, struct config_route *r,
 		name = (const char *)key->data.scalar.value;
 		ctx->line = config_node_line(val);
 		if (strcmp(name, "name") == 0) {
+			/* it names Redis keys, metric labels and log lines */
 			if (config_route_str(ctx, where, name, val, &r->name) == 0 &&
-			    config_has_space(r->name))
-				config_err(ctx, "%s.name: %s contains a space or "
-				    "control character", where,
+			    (strlen(r->name) > 64 || strspn(r->name, "abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(r->name)))
+				config_err(ctx, "%s.name: %s: want 1 to 64 letters, digits, "
+				    "'.', '_' or '-'", where,
 				    config_quote(q, sizeof(q), r->name));
 		} else if (strcmp(name, "url") == 0) {
 			if (config_route_str(ctx, where, name, val, &r->url) == 0 &&

@@ -1,4 +1,4 @@
-/* dash_api: the dashboard's HTTP API under /api/ (docs/dashboard.md, "HTTP API"): alerts and their handling, a conversation's history, notes to agents; the login routes are passed on to dashauth. */
+/* dash_api: the dashboard's HTTP API under /api/ (docs/dashboard.md, "HTTP API"): alerts and their handling, a conversation's history, notes to agents, the report of past days; the login routes are passed on to dashauth. */
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -16,6 +16,9 @@
 #include "chatmon/log.h"
 #include "chatmon/note.h"
 #include "chatmon/rconn.h"
+#include "chatmon/report.h"
+#include "chatmon/reportdb.h"
+#include "chatmon/state.h"
 #include "dash_int.h"
 
 /*
@@ -41,6 +44,8 @@
 #define DASH_API_NOTES		100	/* notes of a conversation read */
 #define DASH_API_DAY_MS		86400000ULL
 #define DASH_API_ACCEPTED	202	/* not in lws's enum */
+#define DASH_API_REPORT_DAYS	366	/* GET /api/report: days at most */
+#define DASH_API_LATE_MS	3600000LL	/* a day's alerts reach the stream this late */
 
 enum dash_route {
 	DR_NONE,		/* not ours: dashauth's */
@@ -48,6 +53,7 @@ enum dash_route {
 	DR_ALERT,		/* POST /api/alerts/ID */
 	DR_CONV,		/* GET /api/conversations/ID */
 	DR_NOTE,		/* POST /api/agents/AGENT/notes */
+	DR_REPORT,		/* GET /api/report */
 };
 
 struct dash_req {
@@ -72,6 +78,13 @@ struct dash_req {
 	json_t			*notes;		/* conversation: note ids, then views */
 	char			*conv, *text;	/* note */
 	int64_t			 now;
+	/* report: the reader (ours until it is done), its days and agent, the format */
+	struct reportdb		*rdb;
+	char			 from[16], to[16], format[8];
+	char			*agent;
+	/* the answer's type when not JSON, and a file name to save it as */
+	const char		*ctype;
+	char			 disp[96];
 };
 
 /* lws's per-request space of the /api/ mount: ours, then dashauth's. */
@@ -92,6 +105,8 @@ dash_req_free(struct dash_req *q)
 {
 	if (q == NULL)
 		return;
+	reportdb_cancel(q->rdb);
+	free(q->agent);
 	free(q->arg);
 	sbuf_free(&q->out);
 	json_decref(q->doc);
@@ -123,8 +138,16 @@ dash_api_write(struct dash_req *q)
 	int		 final;
 
 	if (!q->headers) {
-		if (lws_add_http_common_headers(q->wsi, q->status, "application/json",
-		    q->out.len - LWS_PRE, &p, end) ||
+		if (lws_add_http_common_headers(q->wsi, q->status, q->ctype != NULL ?
+		    q->ctype : "application/json", q->out.len - LWS_PRE, &p, end) ||
+		    (q->disp[0] != '\0' && lws_add_http_header_by_name(q->wsi,
+		    (const unsigned char *)"content-disposition:",
+		    (const unsigned char *)q->disp, (int)strlen(q->disp), &p, end)) ||
+		    /* a report page: its own style, nothing else (docs/report.md) */
+		    (q->ctype != NULL && strncmp(q->ctype, "text/html", 9) == 0 &&
+		    lws_add_http_header_by_name(q->wsi, (const unsigned char *)
+		    "content-security-policy:", (const unsigned char *)
+		    "default-src 'none'; style-src 'unsafe-inline'", 45, &p, end)) ||
 		    lws_add_http_header_by_name(q->wsi,
 		    (const unsigned char *)"cache-control:",
 		    (const unsigned char *)"no-store", 8, &p, end) ||
@@ -166,6 +189,8 @@ dash_api_answer(struct dash_req *q, unsigned status, json_t *o)
 	static const char	pad[LWS_PRE];
 
 	sbuf_reset(&q->out);
+	q->ctype = NULL;
+	q->disp[0] = '\0';
 	if (o == NULL)
 		status = HTTP_STATUS_SERVICE_UNAVAILABLE;
 	if (sbuf_append(&q->out, pad, LWS_PRE) == -1) {
@@ -258,6 +283,9 @@ dash_api_in_state(const json_t *h, const char *state)
 	return h != NULL && dash_api_is(h, "state", state);
 }
 
+static int	dash_api_day_alerts(struct dash_req *, const char *, size_t,
+		    const char *, const char *, const char *, const char *);
+
 static int
 dash_api_alerts(struct dash_req *q)
 {
@@ -269,7 +297,8 @@ dash_api_alerts(struct dash_req *q)
 	char		 sincebuf[DASH_API_ARG], statebuf[DASH_API_ARG];
 	char		 sevbuf[DASH_API_ARG], agentbuf[DASH_API_ARG];
 	char		 convbuf[DASH_API_ARG], limbuf[DASH_API_ARG];
-	const char	*since, *state, *sev, *agent, *conv, *lim;
+	char		 daybuf[DASH_API_ARG];
+	const char	*since, *state, *sev, *agent, *conv, *lim, *day;
 	const char	*sid, *id, *json, *last;
 	json_t		*list, *a, *item;
 	size_t		 k, n, len, limit = DASH_API_LIMIT;
@@ -299,6 +328,9 @@ dash_api_alerts(struct dash_req *q)
 		    "severity: want info, warn or critical");
 	if (since != NULL && since[0] == '\0')
 		since = NULL;
+	if ((day = dash_api_arg(q, "day=", daybuf, sizeof(daybuf))) != NULL &&
+	    day[0] != '\0')
+		return dash_api_day_alerts(q, day, limit, state, sev, agent, conv);
 	if ((list = json_array()) == NULL)
 		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
 	/*
@@ -750,6 +782,203 @@ dash_api_note(struct dash_req *q)
 	return 0;
 }
 
+/* --- GET /api/report ------------------------------------------------------------- */
+
+static void
+dash_api_on_report(struct report *rep, const char *err, void *arg)
+{
+	static const char	 pad[LWS_PRE];
+	struct dash_req		*q = arg;
+	struct report_meta	 m;
+	const char		*ext;
+	int			 rc;
+
+	q->rdb = NULL;
+	if (rep == NULL) {
+		log_warnx("dash_api_report: %s", err);
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, err);
+		return;
+	}
+	m.from = q->from;
+	m.to = q->to;
+	m.agent = q->agent;
+	m.utc_offset_min = q->d->cfg->sla.utc_offset_min;
+	m.generated = util_wall_ms();
+	sbuf_reset(&q->out);
+	if ((rc = sbuf_append(&q->out, pad, LWS_PRE)) == 0)
+		rc = strcmp(q->format, "csv") == 0 ? report_csv(&q->out, rep, &m) :
+		    strcmp(q->format, "html") == 0 ? report_html(&q->out, rep, &m) :
+		    report_json(&q->out, rep, &m);
+	report_free(rep);
+	if (rc == -1) {
+		(void)dash_api_answer(q, HTTP_STATUS_OK, NULL);
+		return;
+	}
+	q->status = HTTP_STATUS_OK;
+	if (strcmp(q->format, "json") != 0) {
+		ext = q->format;
+		q->ctype = strcmp(ext, "csv") == 0 ? "text/csv; charset=utf-8" :
+		    "text/html; charset=utf-8";
+		/* the days are digits and dashes: nothing to quote */
+		if (strcmp(q->from, q->to) == 0)
+			snprintf(q->disp, sizeof(q->disp), "attachment; filename="
+			    "\"chatmon-report-%s.%s\"", q->from, ext);
+		else
+			snprintf(q->disp, sizeof(q->disp), "attachment; filename="
+			    "\"chatmon-report-%s_%s.%s\"", q->from, q->to, ext);
+	}
+	q->answering = 1;
+	if (q->wsi != NULL)
+		lws_callback_on_writable(q->wsi);
+}
+
+/*
+ * The report of days from..to (docs/report.md), made by the code of
+ * chatmon report on the API's connection, one command at a time: a long
+ * range never holds up the loop, and a client that leaves cancels it.
+ */
+static int
+dash_api_report(struct dash_req *q)
+{
+	struct dash	*d = q->d;
+	char		 fbuf[DASH_API_ARG], tbuf[DASH_API_ARG], abuf[DASH_API_ARG];
+	char		 obuf[DASH_API_ARG];
+	const char	*from, *to, *agent, *fmt;
+	int64_t		 fs, ts;
+	int32_t		 off = d->cfg->sla.utc_offset_min;
+
+	from = dash_api_arg(q, "from=", fbuf, sizeof(fbuf));
+	to = dash_api_arg(q, "to=", tbuf, sizeof(tbuf));
+	agent = dash_api_arg(q, "agent=", abuf, sizeof(abuf));
+	fmt = dash_api_arg(q, "format=", obuf, sizeof(obuf));
+	if (from == NULL || report_parse_day(from, off, &fs) == -1)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
+		    "from: want a day as YYYY-MM-DD");
+	if (to == NULL || to[0] == '\0')
+		to = from;
+	if (report_parse_day(to, off, &ts) == -1)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
+		    "to: want a day as YYYY-MM-DD");
+	if (fs > ts)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, "from is after to");
+	if ((ts - fs) / STATE_DAY_MS + 1 > DASH_API_REPORT_DAYS)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
+		    "at most 366 days at once");
+	if (fmt == NULL || fmt[0] == '\0')
+		fmt = "json";
+	if (strcmp(fmt, "json") != 0 && strcmp(fmt, "csv") != 0 &&
+	    strcmp(fmt, "html") != 0)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
+		    "format: want json, csv or html");
+	if (agent != NULL && agent[0] == '\0')
+		agent = NULL;
+	if (agent != NULL && !note_name_ok(agent, strlen(agent)))
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, "agent: want an agent id");
+	snprintf(q->from, sizeof(q->from), "%s", from);
+	snprintf(q->to, sizeof(q->to), "%s", to);
+	snprintf(q->format, sizeof(q->format), "%s", fmt);
+	if (agent != NULL && (q->agent = strdup(agent)) == NULL)
+		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
+	if (!rconn_up(d->wr) || (q->rdb = reportdb_start(d->wr, d->cfg, q->from,
+	    q->to, q->agent, q->now, dash_api_on_report, q)) == NULL)
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	return 0;
+}
+
+/* --- GET /api/alerts?day=: a day's alerts from the stream ------------------------- */
+
+static void
+dash_api_on_day_alerts(redisReply *r, void *priv)
+{
+	struct dash_req		*q = priv;
+	struct dash		*d = q->d;
+	const redisReply	*e, *fv;
+	const char		*json, *sid, *id, *want;
+	json_t			*list, *a, *item, *f = q->doc;
+	size_t			 i, k;
+
+	if (!dash_api_replied(q, r))
+		return;
+	if (q->failed || r->type != REDIS_REPLY_ARRAY) {
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    "redis did not answer");
+		return;
+	}
+	if ((list = json_array()) == NULL) {
+		(void)dash_api_answer(q, HTTP_STATUS_OK, NULL);
+		return;
+	}
+	/* XREVRANGE: newest first; the answer is oldest first */
+	for (i = r->elements; i > 0; i--) {
+		e = r->element[i - 1];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+		    e->element[0]->type != REDIS_REPLY_STRING ||
+		    (fv = e->element[1])->type != REDIS_REPLY_ARRAY)
+			continue;
+		sid = e->element[0]->str;
+		for (json = NULL, k = 0; k + 1 < fv->elements; k += 2)
+			if (fv->element[k]->type == REDIS_REPLY_STRING &&
+			    fv->element[k + 1]->type == REDIS_REPLY_STRING &&
+			    strcmp(fv->element[k]->str, "alert") == 0)
+				json = fv->element[k + 1]->str;
+		if (json == NULL || (a = json_loads(json, JSON_ALLOW_NUL, NULL)) == NULL)
+			continue;
+		id = json_string_value(json_object_get(a, "id"));
+		want = json_string_value(json_object_get(f, "state"));
+		if (!json_is_object(a) || !dash_api_in_state(id != NULL ?
+		    dash_audit_handling(d, id) : NULL, want) ||
+		    !dash_api_is(a, "severity", json_string_value(json_object_get(f,
+		    "severity"))) || !dash_api_is(a, "agent", json_string_value(
+		    json_object_get(f, "agent"))) || !dash_api_is(a, "conversation",
+		    json_string_value(json_object_get(f, "conversation")))) {
+			json_decref(a);
+			continue;
+		}
+		if ((item = dash_api_item(d, sid, id != NULL ? id : "", a)) == NULL ||
+		    json_array_append_new(list, item) == -1) {
+			json_decref(list);
+			(void)dash_api_answer(q, HTTP_STATUS_OK, NULL);
+			return;
+		}
+	}
+	(void)dash_api_answer(q, HTTP_STATUS_OK, json_pack("{s:O, s:o}", "day",
+	    json_object_get(f, "day"), "alerts", list));
+}
+
+/*
+ * The newest `limit` alerts the stream holds from local day `day`, by
+ * their stream ids (when Redis took them), oldest first, each with its
+ * handling; the filters apply to those. The alerts of a past day are
+ * not in the feed's memory: they are read from Redis, which keeps
+ * redis.stream_maxlen of them.
+ */
+static int
+dash_api_day_alerts(struct dash_req *q, const char *day, size_t limit,
+    const char *state, const char *sev, const char *agent, const char *conv)
+{
+	struct dash	*d = q->d;
+	char		 start[32], end[32], count[16];
+	int64_t		 ds;
+
+	if (report_parse_day(day, d->cfg->sla.utc_offset_min, &ds) == -1)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
+		    "day: want a day as YYYY-MM-DD");
+	if ((q->doc = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?}", "day", day,
+	    "state", state, "severity", sev, "agent", agent, "conversation",
+	    conv)) == NULL)
+		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
+	if (!rconn_up(d->wr))
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	snprintf(start, sizeof(start), "%lld", (long long)ds);
+	snprintf(end, sizeof(end), "%lld", (long long)(ds + STATE_DAY_MS - 1));
+	snprintf(count, sizeof(count), "%zu", limit);
+	if (rconn_command(d->wr, dash_api_on_day_alerts, q, 0,
+	    "XREVRANGE %s %s %s COUNT %s", d->key, end, start, count) == -1)
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	q->pending++;
+	return 0;
+}
+
 /* --- routing ---------------------------------------------------------------------- */
 
 /* in is the path under /api (lws decoded it); *arg gets the ID or AGENT. */
@@ -763,6 +992,8 @@ dash_api_route(const char *in, size_t len, char **arg)
 	*arg = NULL;
 	if ((len == 7 || (len == 8 && in[7] == '/')) && memcmp(in, alerts, 7) == 0)
 		return DR_ALERTS;
+	if (len == 7 && memcmp(in, "/report", 7) == 0)
+		return DR_REPORT;
 	if (len > 8 && memcmp(in, "/alerts/", 8) == 0) {
 		if ((*arg = strndup(in + 8, len - 8)) == NULL)
 			return DR_NONE;
@@ -848,6 +1079,8 @@ dash_api_run(struct dash_req *q)
 			return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
 			    "want an agent id");
 		return dash_api_note(q);
+	case DR_REPORT:
+		return dash_api_report(q);
 	default:
 		return dash_api_error(q, HTTP_STATUS_NOT_FOUND, "no such route");
 	}
@@ -863,6 +1096,9 @@ dash_api_release(struct dash_api_pss *p)
 	if (q == NULL)
 		return;
 	q->wsi = NULL;
+	/* a report nobody waits for any more: stop reading Redis for it */
+	reportdb_cancel(q->rdb);
+	q->rdb = NULL;
 	if (q->pending == 0)
 		dash_req_free(q);
 }

@@ -44,7 +44,6 @@ struct httpc {
 	struct event		*timer;
 	char			*ca;
 	struct httpc_req	*reqs;
-	struct event		*done;		/* ends reported from the loop */
 };
 
 static void	httpc_check(struct httpc *);
@@ -105,7 +104,8 @@ httpc_sockfn(CURL *easy, curl_socket_t s, int what, void *userp, void *sockp)
 	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
 		if (k != NULL) {
-			event_free(k->ev);
+			if (k->ev != NULL)
+				event_free(k->ev);
 			free(k);
 			curl_multi_assign(h->multi, s, NULL);
 		}
@@ -121,10 +121,16 @@ httpc_sockfn(CURL *easy, curl_socket_t s, int what, void *userp, void *sockp)
 		k->h = h;
 		k->fd = s;
 		curl_multi_assign(h->multi, s, k);
-	} else
+	}
+	/* the same event, re-aimed: no allocation when the interest changes */
+	if (k->ev == NULL)
+		k->ev = event_new(h->base, s, ev, httpc_on_sock, h);
+	else if (event_del(k->ev) == 0 &&
+	    event_assign(k->ev, h->base, s, ev, httpc_on_sock, h) == -1) {
 		event_free(k->ev);
-	if ((k->ev = event_new(h->base, s, ev, httpc_on_sock, h)) == NULL ||
-	    event_add(k->ev, NULL) == -1) {
+		k->ev = NULL;
+	}
+	if (k->ev == NULL || event_add(k->ev, NULL) == -1) {
 		log_warnx("httpc_sockfn: cannot watch a socket");
 		return -1;
 	}

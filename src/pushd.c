@@ -24,6 +24,9 @@
 #include "chatmon/pushd.h"
 #include "chatmon/pushmsg.h"
 #include "chatmon/rconn.h"
+#include "chatmon/report.h"
+#include "chatmon/reportdb.h"
+#include "chatmon/state.h"
 #include "chatmon/util.h"
 
 /*
@@ -31,33 +34,55 @@
  * only when each of its routes has taken the alert or given up on it (a
  * dead letter). A crash before that leaves the entry pending in the group:
  * a restarted worker of the same consumer name reads its own pending
- * entries first, another worker claims them after notify.claim_idle. The
- * done marker each route sets when a target took an alert keeps such a
- * second pass, and an alert that is in the stream twice (an SLA event two
- * instances raised), from reaching the target again. What is left is the
- * window between a target's 200 and the marker's SET: a crash there sends
- * that one alert again, with the same X-Chatmon-Alert-Id.
+ * entries first, another worker claims them after notify.claim_idle. A live
+ * worker re-claims what it holds every claim_idle / 3 (XCLAIM JUSTID), so
+ * that no other worker takes an entry it is still working on. The done
+ * marker each route sets when a target took an alert keeps a second pass,
+ * and an alert that is in the stream twice (an SLA event two instances
+ * raised), from reaching the target again. What is left is the window
+ * between a target's 200 and the marker's SET: a crash there sends that one
+ * alert again, with the same X-Chatmon-Alert-Id.
  */
 
-#define PD_BATCH	100		/* entries per read */
+#define PD_BATCH	100		/* entries per read or claim */
 #define PD_BLOCK_MS	5000		/* a read waits this long for new entries */
 #define PD_HELD_MAX	50000		/* alerts in memory before reading pauses */
+#define PD_HASH		65536		/* buckets of the two tables below, >= PD_HELD_MAX */
 #define PD_DONE_TTL	"172800"	/* a done marker outlives any redelivery: 2 days */
+/* A folded message lists every id: this many keep it under WeCom's 4096 bytes. */
+#define PD_FOLD_ROBOT	50
+#define PD_FOLD_WEBHOOK	1000
+#define PD_DAILY_CHECK_MS 30000
+#define PD_DAILY_LEASE	"3600"		/* a worker that died while sending: another sends after */
+#define PD_DAILY_KEEP	"259200"	/* sent (or dead): nobody sends the day again */
 
 struct pd_entry {			/* a stream entry, acked when waiting is 0 */
 	char		 sid[48];
 	unsigned	 waiting;	/* routes that have not finished with it */
-	struct pd_entry	*prev, *next;
+	int		 lost;		/* a route could not take it: not acked, claimed again */
+	struct pd_entry	*prev, *next;	/* every entry held */
+	struct pd_entry	*hnext;		/* its bucket of pushd.etab */
 };
 
-struct pd_item {			/* one alert on one route */
+struct pd_route;
+
+struct pd_item {			/* one alert on one route, or the daily summary */
+	struct pd_route	*route;
 	char		*id;
-	json_t		*alert;
-	char		*raw;		/* the alert as the stream held it */
+	json_t		*alert;		/* the daily summary: the report's JSON */
+	char		*raw;		/* the alert as the stream held it; NULL: the daily */
 	struct pd_entry	**ents;		/* the entries it stands for (a duplicate joins) */
 	size_t		 nents;
-	struct pd_item	*next;
+	struct pd_item	*next;		/* the route's queue */
+	struct pd_item	*hnext;		/* its bucket of pushd.itab */
 };
+
+/* Why a try failed, for chatmon_notify_failures_total{reason}. */
+enum pd_reason { PD_TIMEOUT, PD_CONNECT, PD_5XX, PD_429, PD_4XX, PD_REFUSED,
+	PD_LIMITED, PD_NOMEM, PD_NREASONS };
+static const char *const pd_reasons[PD_NREASONS] = { "timeout", "connect",
+	"http_5xx", "http_429", "http_4xx", "robot_refused", "robot_limited",
+	"out_of_memory" };
 
 struct pushd;
 
@@ -70,12 +95,29 @@ struct pd_route {
 	size_t			 nfly;
 	unsigned		 attempts;	/* failed tries of fly */
 	int			 busy;		/* a request is out */
-	int64_t			 not_before;	/* fly's next try */
+	int64_t			 not_before;	/* fly's next try (monotonic ms) */
 	double			 tokens;
-	int64_t			 refilled;
+	int64_t			 refilled;	/* monotonic ms */
 	struct event		*timer;
 	/* for /metrics */
-	uint64_t		 delivered, sent, folded, dup, dead, failures;
+	uint64_t		 delivered, sent, folded, dup, dead;
+	uint64_t		 failures[PD_NREASONS];
+};
+
+/*
+ * The daily summary: past notify.daily_at, yesterday's report goes to one
+ * route as a message of its own. One worker sends it: the first to SET the
+ * day's lease NX; the lease becomes the day's marker when the message is
+ * sent or given up.
+ */
+struct pd_daily {
+	struct pushd		*pd;
+	struct pd_route		*route;
+	struct event		*timer;
+	struct reportdb		*db;
+	char			 today[16];	/* this worker has it in hand for this day */
+	char			 day[16];	/* the day being reported */
+	int			 busy;		/* the claim or the report is out */
 };
 
 struct pushd {
@@ -86,10 +128,13 @@ struct pushd {
 	struct httpc		*http;
 	struct pd_route		*routes;
 	size_t			 nroutes;
-	struct pd_entry		*ents;
-	size_t			 held;		/* alerts queued on routes */
+	struct pd_entry		*ents;		/* held, any order */
+	struct pd_entry		*etab[PD_HASH];	/* by stream id */
+	struct pd_item		*itab[PD_HASH];	/* by route and alert id */
+	size_t			 held;		/* items on routes */
 	char			*prefix;
 	char			 stream[512], dead[512], consumer[256];
+	int			 stopping;	/* replies that come now are dropped */
 	int			 group_ok;	/* the group exists */
 	int			 reading;	/* a read (or the group's creation) is out */
 	int			 read_pending;	/* it reads our own pending entries */
@@ -97,7 +142,8 @@ struct pushd {
 	char			 from[48];	/* the next read of our own pending starts after */
 	int			 claiming;
 	char			 claim_from[48];
-	struct event		*ev_read, *ev_claim, *ev_term, *ev_int;
+	struct event		*ev_read, *ev_claim, *ev_refresh, *ev_term, *ev_int;
+	struct pd_daily		*daily;		/* NULL without notify.daily_at */
 	struct evhttp		*admin;
 	uint64_t		 n_entries, n_unmatched, n_bad;
 	struct sbuf		 out;		/* /metrics */
@@ -106,11 +152,20 @@ struct pushd {
 static void	pd_read(struct pushd *);
 static void	pd_pump(struct pd_route *);
 static void	pd_on_entries(struct pushd *, const redisReply *list);
+static void	pd_daily_finish(struct pd_daily *, const char *marker);
 
+/* Wall clock: signatures, Retry-After dates, the days. */
 static int64_t
 pd_now(void)
 {
 	return util_wall_ms();
+}
+
+/* Waits and the rate: a clock stepped back does not hold them up. */
+static int64_t
+pd_mono(void)
+{
+	return (int64_t)(util_mono_ns() / 1000000);
 }
 
 static void
@@ -127,15 +182,34 @@ pd_arm(struct event *ev, int64_t ms)
 
 /* --- entries: acked when every route is done with them ------------------- */
 
+static uint32_t
+pd_hash(const void *route, const char *key)
+{
+	return (util_fnv1a32(key, strlen(key)) ^ (uint32_t)(uintptr_t)route) &
+	    (PD_HASH - 1);
+}
+
 static struct pd_entry *
 pd_entry_find(struct pushd *pd, const char *sid)
 {
 	struct pd_entry	*e;
 
-	for (e = pd->ents; e != NULL; e = e->next)
+	for (e = pd->etab[pd_hash(NULL, sid)]; e != NULL; e = e->hnext)
 		if (strcmp(e->sid, sid) == 0)
 			return e;
 	return NULL;
+}
+
+static void
+pd_entry_add(struct pushd *pd, struct pd_entry *e)
+{
+	uint32_t	h = pd_hash(NULL, e->sid);
+
+	if ((e->next = pd->ents) != NULL)
+		e->next->prev = e;
+	pd->ents = e;
+	e->hnext = pd->etab[h];
+	pd->etab[h] = e;
 }
 
 static void
@@ -150,9 +224,16 @@ pd_ack(struct pushd *pd, const char *sid)
 static void
 pd_entry_done(struct pushd *pd, struct pd_entry *e)
 {
+	struct pd_entry	**pp;
+
 	if (--e->waiting > 0)
 		return;
-	pd_ack(pd, e->sid);
+	/* a lost entry stays pending: no longer refreshed, our claim pass takes it again */
+	if (!e->lost)
+		pd_ack(pd, e->sid);
+	for (pp = &pd->etab[pd_hash(NULL, e->sid)]; *pp != e; pp = &(*pp)->hnext)
+		;
+	*pp = e->hnext;
 	if (e->prev != NULL)
 		e->prev->next = e->next;
 	else
@@ -172,17 +253,32 @@ pd_item_free(struct pd_item *it)
 	free(it);
 }
 
+static struct pd_item *
+pd_item_find(struct pushd *pd, struct pd_route *r, const char *id)
+{
+	struct pd_item	*it;
+
+	for (it = pd->itab[pd_hash(r, id)]; it != NULL; it = it->hnext)
+		if (it->route == r && strcmp(it->id, id) == 0)
+			return it;
+	return NULL;
+}
+
 /* The route is done with the item: each entry it stands for hears so. */
 static void
 pd_item_done(struct pushd *pd, struct pd_item *it)
 {
-	size_t	i;
+	struct pd_item	**pp;
+	size_t		  i;
 
+	for (pp = &pd->itab[pd_hash(it->route, it->id)]; *pp != it; pp = &(*pp)->hnext)
+		;
+	*pp = it->hnext;
 	for (i = 0; i < it->nents; i++)
 		pd_entry_done(pd, it->ents[i]);
 	pd->held--;
 	pd_item_free(it);
-	if (pd->held == PD_HELD_MAX / 2 && pd->pending_done)
+	if (pd->held == PD_HELD_MAX / 2)
 		pd_read(pd);	/* it paused at PD_HELD_MAX */
 }
 
@@ -203,17 +299,22 @@ pd_refill(struct pd_route *r, int64_t now)
 static void
 pd_marker(struct pushd *pd, struct pd_route *r, const char *id, const char *v)
 {
-	rconn_command(pd->rc, NULL, NULL, 0, "SET %schatmon:notify:done:%s:%s %s EX "
-	    PD_DONE_TTL, pd->prefix, r->cfg->name, id, v);
+	/* the alert id as the hash tag: one alert's markers share a Cluster slot (one MGET) */
+	rconn_command(pd->rc, NULL, NULL, 0, "SET %schatmon:notify:done:{%s}:%s %s EX "
+	    PD_DONE_TTL, pd->prefix, id, r->cfg->name, v);
 }
 
 static void
-pd_fly_free(struct pd_route *r)
+pd_fly_done(struct pd_route *r, const char *marker)
 {
 	struct pd_item	*it;
 
 	while ((it = r->fly) != NULL) {
 		r->fly = it->next;
+		if (it->raw != NULL)
+			pd_marker(r->pd, r, it->id, marker);
+		else if (r->pd->daily != NULL)
+			pd_daily_finish(r->pd->daily, marker);
 		pd_item_done(r->pd, it);
 	}
 	r->nfly = 0;
@@ -223,18 +324,14 @@ pd_fly_free(struct pd_route *r)
 static void
 pd_delivered(struct pd_route *r)
 {
-	struct pd_item	*it;
-
 	r->delivered++;
 	if (r->nfly == 1)
 		r->sent++;
 	else
 		r->folded += r->nfly;
-	for (it = r->fly; it != NULL; it = it->next)
-		pd_marker(r->pd, r, it->id, "1");
 	log_debug("pd_delivered: route %s: %zu alert%s (first %s)", r->cfg->name,
 	    r->nfly, r->nfly == 1 ? "" : "s", r->fly->id);
-	pd_fly_free(r);
+	pd_fly_done(r, "1");
 }
 
 /* Each alert of the message goes to the dead letters, and is done. */
@@ -247,15 +344,42 @@ pd_bury(struct pd_route *r, const char *why)
 
 	snprintf(n, sizeof(n), "%u", r->attempts);
 	for (it = r->fly; it != NULL; it = it->next) {
-		log_warnx("pd_bury: route %s: alert %s to the dead letters after %u "
-		    "tries: %s", r->cfg->name, it->id, r->attempts, why);
+		log_warnx("pd_bury: route %s: %s to the dead letters after %u tries: %s",
+		    r->cfg->name, it->id, r->attempts, why);
 		rconn_command(pd->rc, NULL, NULL, 0, "XADD %s MAXLEN ~ 100000 * route %s "
 		    "id %s alert %s error %s attempts %s", pd->dead, r->cfg->name,
-		    it->id, it->raw, why, n);
-		pd_marker(pd, r, it->id, "dead");
+		    it->id, it->raw != NULL ? it->raw : "{}", why, n);
 		r->dead++;
 	}
-	pd_fly_free(r);
+	pd_fly_done(r, "dead");
+}
+
+/* A try that failed: why, counted; the next try after the backoff, or the dead letters. */
+static void
+pd_failed(struct pd_route *r, enum pd_reason reason, const char *why, long status,
+    const char *retry_after, int limited)
+{
+	struct pushd	*pd = r->pd;
+	int64_t		 wait, ra;
+
+	r->failures[reason]++;
+	r->attempts++;
+	log_info("pd_failed: route %s: %zu alert%s not taken (%s, HTTP status %ld), "
+	    "try %u of %llu", r->cfg->name, r->nfly, r->nfly == 1 ? "" : "s", why,
+	    status, r->attempts, (unsigned long long)pd->cfg->notify.attempts);
+	if (r->attempts >= pd->cfg->notify.attempts) {
+		pd_bury(r, why);
+		pd_pump(r);
+		return;
+	}
+	wait = (int64_t)pushmsg_backoff(pd->cfg->notify.backoff_ms, r->attempts,
+	    randombytes_random());
+	if ((ra = pushmsg_retry_after(retry_after, pd_now())) > wait)
+		wait = ra;
+	else if (limited && wait < 1000)
+		wait = 1000;	/* told it sends too much, without saying how long to wait */
+	r->not_before = pd_mono() + wait;
+	pd_arm(r->timer, wait);
 }
 
 static void
@@ -264,7 +388,6 @@ pd_on_answer(void *arg, long status, const char *err, const char *body,
 {
 	struct pd_route	*r = arg;
 	const char	*why = err;
-	int64_t		 wait, ra, now = pd_now();
 	int		 limited = 0;
 
 	r->busy = 0;
@@ -275,25 +398,10 @@ pd_on_answer(void *arg, long status, const char *err, const char *body,
 		pd_pump(r);
 		return;
 	}
-	r->failures++;
-	r->attempts++;
-	log_info("pd_on_answer: route %s: %zu alert%s not taken (%s, HTTP status "
-	    "%ld), try %u of %llu", r->cfg->name, r->nfly, r->nfly == 1 ? "" : "s",
-	    why, status, r->attempts,
-	    (unsigned long long)r->pd->cfg->notify.attempts);
-	if (r->attempts >= r->pd->cfg->notify.attempts) {
-		pd_bury(r, why);
-		pd_pump(r);
-		return;
-	}
-	wait = (int64_t)pushmsg_backoff(r->pd->cfg->notify.backoff_ms, r->attempts,
-	    randombytes_random());
-	if ((ra = pushmsg_retry_after(retry_after, now)) > wait)
-		wait = ra;
-	else if (limited && wait < 1000)
-		wait = 1000;	/* told it sends too much, without saying how long to wait */
-	r->not_before = now + wait;
-	pd_arm(r->timer, wait);
+	pd_failed(r, err != NULL ? (strcmp(err, "timed out") == 0 ? PD_TIMEOUT :
+	    PD_CONNECT) : status == 429 ? PD_429 : status >= 500 ? PD_5XX :
+	    status < 200 || status >= 300 ? PD_4XX : limited ? PD_LIMITED :
+	    PD_REFUSED, why, status, retry_after, limited);
 }
 
 static void
@@ -307,6 +415,7 @@ pd_send(struct pd_route *r)
 	json_t			**a;
 	const char		**raw, *hdr[2];
 	size_t			 i, nh = 0;
+	int			 rc;
 
 	a = calloc(r->nfly, sizeof(*a));
 	raw = calloc(r->nfly, sizeof(*raw));
@@ -317,7 +426,9 @@ pd_send(struct pd_route *r)
 		a[i] = it->alert;
 		raw[i] = it->raw;
 	}
-	if (pushmsg_build(&q, r->cfg, &o, a, raw, r->nfly) == -1)
+	rc = r->fly->raw == NULL ? pushmsg_build_daily(&q, r->cfg, &o, r->fly->alert) :
+	    pushmsg_build(&q, r->cfg, &o, a, raw, r->nfly);
+	if (rc == -1)
 		goto fail;
 	if (q.sig[0] != '\0')
 		hdr[nh++] = q.sig;
@@ -328,10 +439,7 @@ pd_send(struct pd_route *r)
 	r->busy = 1;
 	goto out;
 fail:
-	/* out of memory: try again in a second, as after a failure */
-	log_warnx("pd_send: route %s: out of memory, trying again", r->cfg->name);
-	r->not_before = pd_now() + 1000;
-	pd_arm(r->timer, 1000);
+	pd_failed(r, PD_NOMEM, "out of memory", 0, NULL, 0);
 out:
 	pushmsg_req_free(&q);
 	free(a);
@@ -340,13 +448,17 @@ out:
 
 /*
  * What to send now: a message waiting for its next try, else the alerts
- * waiting, one by one while the bucket has a token for each, all of them
- * folded into one message when it has not (nothing is dropped).
+ * waiting, one by one while the bucket has a token for each, folded into
+ * one message when it has not (nothing is dropped; a fold holds at most
+ * PD_FOLD_* alerts, the rest wait for the next token). The daily summary
+ * goes alone.
  */
 static void
 pd_pump(struct pd_route *r)
 {
-	int64_t		 now = pd_now();
+	struct pd_item	*last;
+	int64_t		 now = pd_mono();
+	size_t		 cap;
 
 	if (r->busy || (r->fly == NULL && r->head == NULL))
 		return;
@@ -361,18 +473,16 @@ pd_pump(struct pd_route *r)
 		return;
 	}
 	if (r->fly == NULL) {
-		if ((double)r->nwait <= r->tokens) {
-			r->fly = r->head;
-			r->head = r->head->next;
-			r->fly->next = NULL;
-			r->nfly = 1;
-			r->nwait--;
-		} else {
-			r->fly = r->head;
-			r->nfly = r->nwait;
-			r->head = NULL;
-			r->nwait = 0;
-		}
+		cap = (double)r->nwait <= r->tokens || r->head->raw == NULL ? 1 :
+		    r->cfg->target == CONFIG_TARGET_WEBHOOK ? PD_FOLD_WEBHOOK :
+		    PD_FOLD_ROBOT;
+		r->fly = last = r->head;
+		for (r->nfly = 1; r->nfly < cap && last->next != NULL &&
+		    last->next->raw != NULL; r->nfly++)
+			last = last->next;
+		r->head = last->next;
+		last->next = NULL;
+		r->nwait -= r->nfly;
 		if (r->head == NULL)
 			r->tail = &r->head;
 		r->attempts = 0;
@@ -389,47 +499,56 @@ pd_on_route_timer(evutil_socket_t fd, short what, void *arg)
 	pd_pump(arg);
 }
 
-/* The alert joins the route's queue, or the item already there with its id. */
+/*
+ * The alert joins the route's queue, or the item already there with its id
+ * (two instances raised one SLA event: one message). e is NULL for the
+ * daily summary. The item owns a reference to alert.
+ */
 static void
 pd_enqueue(struct pd_route *r, struct pd_entry *e, const char *id,
     json_t *alert, const char *raw)
 {
 	struct pushd	 *pd = r->pd;
-	struct pd_item	 *it, *lists[2] = { r->fly, r->head };
-	struct pd_entry **ne;
-	size_t		  l;
+	struct pd_item	 *it;
+	struct pd_entry	**ne;
+	uint32_t	  h;
 
-	/* the same alert twice (two instances raised one SLA event): one message */
-	for (l = 0; l < 2; l++)
-		for (it = lists[l]; it != NULL; it = it->next)
-			if (strcmp(it->id, id) == 0) {
-				r->dup++;
-				goto join;
-			}
-	if ((it = calloc(1, sizeof(*it))) == NULL ||
-	    (it->id = strdup(id)) == NULL || (it->raw = strdup(raw)) == NULL)
+	if ((it = pd_item_find(pd, r, id)) != NULL) {
+		if ((ne = reallocarray(it->ents, it->nents + 1, sizeof(*ne))) == NULL)
+			goto oom;
+		it->ents = ne;
+		it->ents[it->nents++] = e;
+		r->dup++;
+		return;
+	}
+	if ((it = calloc(1, sizeof(*it))) == NULL || (it->id = strdup(id)) == NULL ||
+	    (raw != NULL && (it->raw = strdup(raw)) == NULL) ||
+	    (e != NULL && (it->ents = calloc(1, sizeof(*it->ents))) == NULL)) {
+		if (it != NULL)
+			pd_item_free(it);
 		goto oom;
+	}
+	it->route = r;
 	it->alert = json_incref(alert);
+	if (e != NULL)
+		it->ents[it->nents++] = e;
+	h = pd_hash(r, id);
+	it->hnext = pd->itab[h];
+	pd->itab[h] = it;
 	*r->tail = it;
 	r->tail = &it->next;
 	r->nwait++;
 	pd->held++;
-join:
-	if ((ne = reallocarray(it->ents, it->nents + 1, sizeof(*ne))) == NULL)
-		goto oom;
-	it->ents = ne;
-	it->ents[it->nents++] = e;
 	pd_pump(r);
 	return;
 oom:
-	/* the entry stays pending: the claim pass brings it back */
-	log_warnx("pd_enqueue: route %s: out of memory, alert %s left pending",
-	    r->cfg->name, id);
-	if (it != NULL && it->alert == NULL) {
-		free(it->id);
-		free(it->raw);
-		free(it);
-	}
+	log_warnx("pd_enqueue: route %s: out of memory, %s left pending", r->cfg->name,
+	    id);
+	if (e != NULL) {
+		e->lost = 1;
+		pd_entry_done(pd, e);
+	} else if (pd->daily != NULL)
+		pd_daily_finish(pd->daily, NULL);
 }
 
 /* --- reading the stream --------------------------------------------------- */
@@ -461,6 +580,10 @@ pd_on_markers(redisReply *rep, void *priv)
 	const char	*id = json_string_value(json_object_get(c->alert, "id"));
 	size_t		 i;
 
+	if (pd->stopping) {
+		pd_check_free(c);
+		return;
+	}
 	for (i = 0; i < c->n; i++) {
 		r = &pd->routes[c->route[i]];
 		/* Redis away (NULL): send; at least once beats at most once */
@@ -542,15 +665,13 @@ pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv)
 	nkeys = c->n;
 	snprintf(e->sid, sizeof(e->sid), "%s", sid);
 	e->waiting = (unsigned)c->n;
-	if ((e->next = pd->ents) != NULL)
-		e->next->prev = e;
-	pd->ents = e;
+	pd_entry_add(pd, e);
 	c->e = e;
 	argv[0] = "MGET";
 	argvlen[0] = 4;
 	for (i = 0; i < c->n; i++) {
-		if (asprintf(&keys[i], "%schatmon:notify:done:%s:%s", pd->prefix,
-		    pd->routes[c->route[i]].cfg->name, id) == -1) {
+		if (asprintf(&keys[i], "%schatmon:notify:done:{%s}:%s", pd->prefix,
+		    id, pd->routes[c->route[i]].cfg->name) == -1) {
 			keys[i] = NULL;
 			break;
 		}
@@ -601,7 +722,7 @@ pd_on_read(redisReply *r, void *priv)
 	size_t			 got = 0;
 
 	pd->reading = 0;
-	if (r == NULL)
+	if (r == NULL || pd->stopping)
 		return;		/* the connection went: pd_on_state reads again */
 	if (r->type == REDIS_REPLY_ERROR) {
 		log_warnx("pd_on_read: redis: %s", r->str);
@@ -636,7 +757,7 @@ pd_on_group(redisReply *r, void *priv)
 	struct pushd	*pd = priv;
 
 	pd->reading = 0;
-	if (r == NULL)
+	if (r == NULL || pd->stopping)
 		return;
 	if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0) {
 		log_warnx("pd_on_group: XGROUP CREATE: %s", r->str);
@@ -694,8 +815,9 @@ pd_on_read_timer(evutil_socket_t fd, short what, void *arg)
 
 /*
  * XAUTOCLAIM: entries a consumer left pending claim_idle: another worker's
- * that died, or ours that could not be acked. Ours still held are claimed
- * too (which keeps another worker from taking them) and skipped.
+ * that died, or ours that could not be acked or taken (lost). Ours still
+ * held are refreshed more often than that (pd_on_refresh_timer), so only a
+ * stalled worker loses them.
  */
 static void
 pd_on_claim(redisReply *r, void *priv)
@@ -703,6 +825,8 @@ pd_on_claim(redisReply *r, void *priv)
 	struct pushd	*pd = priv;
 
 	pd->claiming = 0;
+	if (pd->stopping)
+		return;
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
 	    r->element[0]->type != REDIS_REPLY_STRING) {
 		if (r != NULL && r->type == REDIS_REPLY_ERROR)
@@ -737,6 +861,44 @@ pd_on_claim_timer(evutil_socket_t fd, short what, void *arg)
 		pd->claiming = 1;
 }
 
+/*
+ * What we hold is ours: XCLAIM JUSTID with no minimum idle time resets each
+ * entry's idle time, so that another worker's claim pass leaves it alone.
+ */
+static void
+pd_on_refresh_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct pushd	*pd = arg;
+	struct pd_entry	*e;
+	const char	*argv[6 + PD_BATCH + 1];
+	size_t		 argvlen[6 + PD_BATCH + 1];
+	int		 n = 0, i;
+
+	(void)fd;
+	(void)what;
+	pd_arm(pd->ev_refresh, (int64_t)(pd->cfg->notify.claim_idle_ms / 3));
+	if (!rconn_up(pd->rc) || !pd->group_ok)
+		return;
+	for (e = pd->ents; e != NULL; e = e->next) {
+		if (n == 0) {
+			argv[n++] = "XCLAIM";
+			argv[n++] = pd->stream;
+			argv[n++] = pd->cfg->notify.group;
+			argv[n++] = pd->consumer;
+			argv[n++] = "0";
+		}
+		argv[n++] = e->sid;
+		if (n == 5 + PD_BATCH || e->next == NULL) {
+			argv[n++] = "JUSTID";
+			for (i = 0; i < n; i++)
+				argvlen[i] = strlen(argv[i]);
+			if (rconn_command_argv(pd->rc, NULL, NULL, 0, n, argv, argvlen) == -1)
+				return;
+			n = 0;
+		}
+	}
+}
+
 static void
 pd_on_state(void *arg, int up, int lost)
 {
@@ -752,6 +914,135 @@ pd_on_state(void *arg, int up, int lost)
 	pd_read(pd);
 }
 
+/* --- the daily summary ---------------------------------------------------- */
+
+/*
+ * The day's message is finished: marker "1" sent, "dead" given up (nobody
+ * sends that day again), NULL not queued at all (the lease goes; the next
+ * check tries again).
+ */
+static void
+pd_daily_finish(struct pd_daily *dy, const char *marker)
+{
+	struct pushd	*pd = dy->pd;
+
+	dy->busy = 0;
+	if (marker == NULL) {
+		rconn_command(pd->rc, NULL, NULL, 0, "DEL %schatmon:notify:daily:%s",
+		    pd->prefix, dy->day);
+		dy->today[0] = '\0';
+		return;
+	}
+	log_info("pd_daily_finish: %s's summary %s route %s", dy->day,
+	    strcmp(marker, "1") == 0 ? "sent to" : "given up on by", dy->route->cfg->name);
+	rconn_command(pd->rc, NULL, NULL, 0, "SET %schatmon:notify:daily:%s %s EX "
+	    PD_DAILY_KEEP, pd->prefix, dy->day, strcmp(marker, "1") == 0 ? "sent" :
+	    "dead");
+}
+
+static void
+pd_daily_on_report(struct report *rep, const char *err, void *arg)
+{
+	struct pd_daily		*dy = arg;
+	struct pushd		*pd = dy->pd;
+	struct report_meta	 m = { dy->day, dy->day, NULL,
+				       pd->cfg->sla.utc_offset_min, pd_now() };
+	struct sbuf		 out;
+	json_t			*j = NULL;
+	char			 id[32];
+
+	dy->db = NULL;
+	sbuf_init(&out);
+	if (rep == NULL || report_json(&out, rep, &m) == -1 ||
+	    (j = json_loadb(sbuf_str(&out), out.len, 0, NULL)) == NULL) {
+		log_warnx("pd_daily_on_report: %s's report: %s", dy->day, err ? err :
+		    "out of memory");
+		pd_daily_finish(dy, NULL);
+	} else {
+		/* a message of the route's own, in its queue: its rate, retries and dead letters */
+		snprintf(id, sizeof(id), "daily-%s", dy->day);
+		pd_enqueue(dy->route, NULL, id, j, NULL);
+	}
+	json_decref(j);
+	report_free(rep);
+	sbuf_free(&out);
+}
+
+static void
+pd_daily_on_claim(redisReply *r, void *priv)
+{
+	struct pd_daily	*dy = priv;
+	struct pushd	*pd = dy->pd;
+
+	if (pd->stopping)
+		return;
+	if (r == NULL || r->type != REDIS_REPLY_STATUS) {
+		/* another worker has it (nil), or Redis did not say: ask at the next check */
+		dy->today[0] = '\0';
+		dy->busy = 0;
+		return;
+	}
+	if ((dy->db = reportdb_start(pd->rc, pd->cfg, dy->day, dy->day, NULL,
+	    pd_now(), pd_daily_on_report, dy)) == NULL)
+		pd_daily_on_report(NULL, "cannot start the report", dy);
+}
+
+/*
+ * Past notify.daily_at, yesterday's summary: claimed with a lease (a worker
+ * that dies with it leaves it to the next after an hour), reported, queued.
+ */
+static void
+pd_daily_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct pd_daily	*dy = arg;
+	struct pushd	*pd = dy->pd;
+	int64_t		 now = pd_now(), start;
+	int32_t		 off = pd->cfg->sla.utc_offset_min;
+	char		 today[16];
+
+	(void)fd;
+	(void)what;
+	pd_arm(dy->timer, PD_DAILY_CHECK_MS);
+	if (dy->busy || !rconn_up(pd->rc))
+		return;
+	start = state_day(today, now, off);
+	if (strcmp(today, dy->today) == 0 ||
+	    now - start < (int64_t)pd->cfg->notify.daily_at_min * 60000)
+		return;
+	snprintf(dy->today, sizeof(dy->today), "%s", today);
+	state_day(dy->day, start - 1, off);
+	dy->busy = 1;
+	if (rconn_command(pd->rc, pd_daily_on_claim, dy, 0,
+	    "SET %schatmon:notify:daily:%s sending NX EX " PD_DAILY_LEASE, pd->prefix,
+	    dy->day) == -1) {
+		dy->today[0] = '\0';
+		dy->busy = 0;
+	}
+}
+
+static int
+pd_daily_new(struct pushd *pd)
+{
+	const struct config_notify	*n = &pd->cfg->notify;
+	struct pd_daily			*dy;
+	size_t				 i;
+
+	if (n->daily_at_min < 0)
+		return 0;
+	if ((dy = calloc(1, sizeof(*dy))) == NULL ||
+	    (dy->timer = evtimer_new(pd->base, pd_daily_check, dy)) == NULL) {
+		free(dy);
+		return -1;
+	}
+	dy->pd = pd;
+	for (i = 0; i < pd->nroutes; i++)	/* config_check made sure it is there */
+		if (strcmp(n->routes[i].name, n->daily_route) == 0)
+			dy->route = &pd->routes[i];
+	pd->daily = dy;
+	pd_arm(dy->timer, 1000);	/* soon after the start: a day not sent yet goes now */
+	return 0;
+}
+
 /* --- /metrics and /healthz ------------------------------------------------ */
 
 static void
@@ -764,7 +1055,7 @@ static void
 pd_metrics(struct pushd *pd, struct sbuf *o)
 {
 	struct pd_route	*r;
-	size_t		 i;
+	size_t		 i, k;
 
 	pd_metric(o, "chatmon_notify_delivered_total",
 	    "Messages a target took (one alert or a folded burst).", "counter");
@@ -789,9 +1080,11 @@ pd_metrics(struct pushd *pd, struct sbuf *o)
 	pd_metric(o, "chatmon_notify_failures_total",
 	    "Tries a target did not take.", "counter");
 	for (i = 0; i < pd->nroutes; i++)
-		sbuf_printf(o, "chatmon_notify_failures_total{route=\"%s\"} %llu\n",
-		    pd->routes[i].cfg->name,
-		    (unsigned long long)pd->routes[i].failures);
+		for (k = 0; k < PD_NREASONS; k++)
+			sbuf_printf(o, "chatmon_notify_failures_total{route=\"%s\","
+			    "reason=\"%s\"} %llu\n", pd->routes[i].cfg->name,
+			    pd_reasons[k],
+			    (unsigned long long)pd->routes[i].failures[k]);
 	pd_metric(o, "chatmon_notify_waiting",
 	    "Alerts waiting for their route (a token, a retry, an answer).", "gauge");
 	for (i = 0; i < pd->nroutes; i++)
@@ -847,22 +1140,39 @@ pd_on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 static void
+pd_items_free(struct pd_item *it)
+{
+	struct pd_item	*next;
+
+	for (; it != NULL; it = next) {
+		next = it->next;
+		pd_item_free(it);
+	}
+}
+
+static void
 pd_stop(struct pushd *pd)
 {
-	struct pd_item	*it;
 	struct pd_entry	*e;
 	size_t		 i;
 
+	/*
+	 * Redis first, while everything its pending replies point at is still
+	 * there: they come now, with NULL, and are dropped (stopping).
+	 */
+	pd->stopping = 1;
+	if (pd->daily != NULL && pd->daily->db != NULL)
+		reportdb_cancel(pd->daily->db);
+	rconn_free(pd->rc);
+	rconn_free(pd->rread);
 	httpc_free(pd->http);
+	if (pd->daily != NULL) {
+		event_free(pd->daily->timer);
+		free(pd->daily);
+	}
 	for (i = 0; i < pd->nroutes; i++) {
-		while ((it = pd->routes[i].head) != NULL) {
-			pd->routes[i].head = it->next;
-			pd_item_free(it);
-		}
-		while ((it = pd->routes[i].fly) != NULL) {
-			pd->routes[i].fly = it->next;
-			pd_item_free(it);
-		}
+		pd_items_free(pd->routes[i].head);
+		pd_items_free(pd->routes[i].fly);
 		if (pd->routes[i].timer != NULL)
 			event_free(pd->routes[i].timer);
 	}
@@ -871,14 +1181,14 @@ pd_stop(struct pushd *pd)
 		pd->ents = e->next;
 		free(e);
 	}
-	rconn_free(pd->rc);
-	rconn_free(pd->rread);
 	if (pd->admin != NULL)
 		evhttp_free(pd->admin);
 	if (pd->ev_read != NULL)
 		event_free(pd->ev_read);
 	if (pd->ev_claim != NULL)
 		event_free(pd->ev_claim);
+	if (pd->ev_refresh != NULL)
+		event_free(pd->ev_refresh);
 	if (pd->ev_term != NULL)
 		event_free(pd->ev_term);
 	if (pd->ev_int != NULL)
@@ -895,7 +1205,7 @@ pd_start(struct pushd *pd)
 	const struct config	*cfg = pd->cfg;
 	struct sbuf		 errs;
 	size_t			 i;
-	int64_t			 now = pd_now();
+	int64_t			 now = pd_mono();
 
 	sbuf_init(&errs);
 	pd->prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
@@ -910,6 +1220,7 @@ pd_start(struct pushd *pd)
 	    (pd->routes = calloc(cfg->notify.nroutes + 1, sizeof(*pd->routes))) == NULL ||
 	    (pd->ev_read = evtimer_new(pd->base, pd_on_read_timer, pd)) == NULL ||
 	    (pd->ev_claim = evtimer_new(pd->base, pd_on_claim_timer, pd)) == NULL ||
+	    (pd->ev_refresh = evtimer_new(pd->base, pd_on_refresh_timer, pd)) == NULL ||
 	    (pd->ev_term = evsignal_new(pd->base, SIGTERM, pd_on_signal, pd)) == NULL ||
 	    (pd->ev_int = evsignal_new(pd->base, SIGINT, pd_on_signal, pd)) == NULL ||
 	    evsignal_add(pd->ev_term, NULL) == -1 || evsignal_add(pd->ev_int, NULL) == -1)
@@ -942,7 +1253,10 @@ pd_start(struct pushd *pd)
 	    rconn_set_target(pd->rc, &cfg->redis, 0) == -1 ||
 	    rconn_set_target(pd->rread, &cfg->redis, 0) == -1)
 		goto oom;
+	if (pd_daily_new(pd) == -1)
+		goto oom;
 	pd_arm(pd->ev_claim, (int64_t)(cfg->notify.claim_idle_ms / 2));
+	pd_arm(pd->ev_refresh, (int64_t)(cfg->notify.claim_idle_ms / 3));
 	log_info("pd_start: %s as %s/%s, %zu route%s, admin on %s:%d", pd->stream,
 	    cfg->notify.group, pd->consumer, pd->nroutes, pd->nroutes == 1 ? "" : "s",
 	    cfg->notify.admin.host, cfg->notify.admin.port);

@@ -138,11 +138,10 @@ pm_clock(char out[16], json_t *alert, int32_t off_min)
 		    tm.tm_sec);
 }
 
-/* A wait as people say it: 45秒, 3分20秒, 1小时5分. */
+/* A wait as people say it: 45秒, 3分20秒, 1小时5分; "" for none (w not a count of ms). */
 static void
-pm_wait(char out[32], json_t *alert)
+pm_wait(char out[32], json_t *w)
 {
-	json_t		*w = json_object_get(alert, "waited_ms");
 	long long	 s;
 
 	out[0] = '\0';
@@ -214,7 +213,7 @@ pm_field(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert,
 	if (PM_IS("category_zh"))
 		return sbuf_printf(out, "%s", pm_what(alert));
 	if (PM_IS("waited")) {
-		pm_wait(buf, alert);
+		pm_wait(buf, json_object_get(alert, "waited_ms"));
 		return sbuf_printf(out, "%s", buf);
 	}
 	if (PM_IS("time")) {
@@ -239,8 +238,10 @@ pm_template(struct sbuf *out, const char *t, const struct pushmsg_opts *o,
 		if (sbuf_append(out, t, (size_t)(open - t)) == -1)
 			return -1;
 		close = strchr(open + 1, '}');
-		if (close == NULL)
+		if (close == NULL) {
+			t = open;	/* an unclosed brace: the rest as written */
 			break;
+		}
 		if (pm_field(out, o, alert, open + 1, (size_t)(close - open - 1),
 		    &known) == -1)
 			return -1;
@@ -271,7 +272,7 @@ pm_default(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert)
 		    pm_action_zh(pm_str(alert, "action")));
 	if (msg != NULL && *msg != '\0')
 		rc |= sbuf_printf(out, "话术 %s\n", msg);
-	pm_wait(buf, alert);
+	pm_wait(buf, json_object_get(alert, "waited_ms"));
 	if (buf[0] != '\0')
 		rc |= sbuf_printf(out, "顾客已等待 %s\n", buf);
 	pm_clock(buf, alert, o->utc_offset_min);
@@ -446,30 +447,29 @@ pm_body(struct sbuf *body, json_t *o)
 	return rc;
 }
 
-int
-pushmsg_build(struct pushmsg_req *q, const struct config_route *r,
-    const struct pushmsg_opts *o, json_t *const *a, const char *const *raw,
-    size_t n)
+/*
+ * The request: id names what it carries, text is what a robot shows, and
+ * webhook (consumed; NULL: raw) or raw the webhook's body.
+ */
+static int
+pm_request(struct pushmsg_req *q, const struct config_route *r,
+    const struct pushmsg_opts *o, const char *id, const struct sbuf *text,
+    json_t *webhook, const char *raw)
 {
-	struct sbuf	 text, tosign;
-	const char	*id = pm_str(a[0], "id");
+	struct sbuf	 tmp;
 	char		 sign[64], ts[32];
 	int		 rc = -1;
 
-	sbuf_init(&text);
-	sbuf_init(&tosign);
-	if (sbuf_printf(&q->id, "X-Chatmon-Alert-Id: %s%s", n > 1 ? "fold-" : "",
-	    id ? id : "-") == -1 || sbuf_printf(&q->url, "%s", r->url) == -1)
-		goto out;
-	if (r->target != CONFIG_TARGET_WEBHOOK &&
-	    pushmsg_text(&text, r, o, a, n) == -1)
+	sbuf_init(&tmp);
+	if (sbuf_printf(&q->id, "X-Chatmon-Alert-Id: %s", id) == -1 ||
+	    sbuf_printf(&q->url, "%s", r->url) == -1)
 		goto out;
 	switch (r->target) {
 	case CONFIG_TARGET_WEBHOOK:
-		if (n == 1 ? sbuf_printf(&q->body, "%s", raw[0]) :
-		    pm_body(&q->body, pm_fold_json(a, n,
-		    sbuf_str(&q->id) + strlen("X-Chatmon-Alert-Id: "))))
+		if ((webhook != NULL ? pm_body(&q->body, webhook) :
+		    sbuf_printf(&q->body, "%s", raw)) == -1)
 			goto out;
+		webhook = NULL;
 		if (r->secret != NULL && pm_sign_body(q->sig, sizeof(q->sig),
 		    r->secret, &q->body) == -1)
 			goto out;
@@ -478,43 +478,43 @@ pushmsg_build(struct pushmsg_req *q, const struct config_route *r,
 		/* sign: base64 HMAC-SHA256 of "timestamp\nsecret" keyed by the secret, in the URL */
 		if (r->secret != NULL) {
 			snprintf(ts, sizeof(ts), "%lld", (long long)o->now_ms);
-			if (sbuf_printf(&tosign, "%s\n%s", ts, r->secret) == -1 ||
+			if (sbuf_printf(&tmp, "%s\n%s", ts, r->secret) == -1 ||
 			    pushmsg_hmac_b64(r->secret, strlen(r->secret),
-			    sbuf_str(&tosign), tosign.len, sign, sizeof(sign)) == -1 ||
+			    sbuf_str(&tmp), tmp.len, sign, sizeof(sign)) == -1 ||
 			    sbuf_printf(&q->url, "%ctimestamp=%s&sign=",
 			    strchr(r->url, '?') ? '&' : '?', ts) == -1 ||
 			    pm_urlenc(&q->url, sign) == -1)
 				goto out;
 		}
 		/* DingTalk's markdown joins single newlines: a paragraph per line */
-		if (pm_paragraphs(&tosign, &text) == -1 ||
+		if (pm_paragraphs(&tmp, text) == -1 ||
 		    pm_body(&q->body, json_pack("{s:s, s:{s:s, s:s}}", "msgtype",
 		    "markdown", "markdown", "title", "chatmon 告警", "text",
-		    sbuf_str(&tosign))) == -1)
+		    sbuf_str(&tmp))) == -1)
 			goto out;
 		break;
 	case CONFIG_TARGET_WECOM:
 		if (pm_body(&q->body, json_pack("{s:s, s:{s:s}}", "msgtype",
-		    "markdown", "markdown", "content", sbuf_str(&text))) == -1)
+		    "markdown", "markdown", "content", sbuf_str(text))) == -1)
 			goto out;
 		break;
 	case CONFIG_TARGET_FEISHU:
 		/* sign: base64 HMAC-SHA256 of nothing, keyed by "timestamp\nsecret" (seconds) */
 		if (r->secret != NULL) {
 			snprintf(ts, sizeof(ts), "%lld", (long long)(o->now_ms / 1000));
-			if (sbuf_printf(&tosign, "%s\n%s", ts, r->secret) == -1 ||
-			    pushmsg_hmac_b64(sbuf_str(&tosign), tosign.len, "", 0,
+			if (sbuf_printf(&tmp, "%s\n%s", ts, r->secret) == -1 ||
+			    pushmsg_hmac_b64(sbuf_str(&tmp), tmp.len, "", 0,
 			    sign, sizeof(sign)) == -1 ||
 			    pm_body(&q->body, json_pack("{s:s, s:s, s:s, s:{s:s}}",
 			    "timestamp", ts, "sign", sign, "msg_type", "text",
-			    "content", "text", sbuf_str(&text))) == -1)
+			    "content", "text", sbuf_str(text))) == -1)
 				goto out;
 		} else if (pm_body(&q->body, json_pack("{s:s, s:{s:s}}", "msg_type",
-		    "text", "content", "text", sbuf_str(&text))) == -1)
+		    "text", "content", "text", sbuf_str(text))) == -1)
 			goto out;
 		break;
 	case CONFIG_TARGET_SLACK:
-		if (pm_body(&q->body, json_pack("{s:s}", "text", sbuf_str(&text))) == -1)
+		if (pm_body(&q->body, json_pack("{s:s}", "text", sbuf_str(text))) == -1)
 			goto out;
 		break;
 	default:
@@ -522,8 +522,130 @@ pushmsg_build(struct pushmsg_req *q, const struct config_route *r,
 	}
 	rc = 0;
 out:
+	json_decref(webhook);
+	sbuf_free(&tmp);
+	return rc;
+}
+
+int
+pushmsg_build(struct pushmsg_req *q, const struct config_route *r,
+    const struct pushmsg_opts *o, json_t *const *a, const char *const *raw,
+    size_t n)
+{
+	struct sbuf	 text, id;
+	const char	*first = pm_str(a[0], "id");
+	json_t		*fold = NULL;
+	int		 rc = -1;
+
+	sbuf_init(&text);
+	sbuf_init(&id);
+	if (sbuf_printf(&id, "%s%s", n > 1 ? "fold-" : "", first ? first : "-") == -1)
+		goto out;
+	if (r->target == CONFIG_TARGET_WEBHOOK) {
+		if (n > 1 && (fold = pm_fold_json(a, n, sbuf_str(&id))) == NULL)
+			goto out;
+	} else if (pushmsg_text(&text, r, o, a, n) == -1)
+		goto out;
+	rc = pm_request(q, r, o, sbuf_str(&id), &text, fold, raw[0]);
+out:
 	sbuf_free(&text);
-	sbuf_free(&tosign);
+	sbuf_free(&id);
+	return rc;
+}
+
+/* pm_wait of a report's figure, "-" for none. */
+static void
+pm_secs(char out[32], json_t *ms)
+{
+	pm_wait(out, ms);
+	if (out[0] == '\0')
+		snprintf(out, 32, "-");
+}
+
+static double
+pm_pct(json_t *team, const char *key)
+{
+	return json_is_number(json_object_get(team, key)) ?
+	    json_number_value(json_object_get(team, key)) * 100 : 0;
+}
+
+static long long
+pm_int(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+int
+pushmsg_daily_text(struct sbuf *out, const struct pushmsg_opts *o,
+    json_t *report)
+{
+	json_t		*team = json_object_get(report, "team"), *agents, *ag, *slow = NULL;
+	json_t		*worst = json_array_get(json_object_get(report, "worst"), 0);
+	const char	*day = pm_str(report, "from");
+	char		 a[32], b[32];
+	size_t		 i;
+	int		 rc;
+
+	rc = sbuf_printf(out, "【chatmon】日报 %s\n", day ? day : "-");
+	pm_secs(a, json_object_get(team, "mean_ms"));
+	pm_secs(b, json_object_get(team, "p90_ms"));
+	rc |= sbuf_printf(out, "接待 %lld 轮 · 已回复 %lld · 平均响应 %s · P90 %s\n",
+	    pm_int(team, "rounds"), pm_int(team, "answered"), a, b);
+	rc |= sbuf_printf(out, "3分钟回复率 %.1f%% · 30秒回复率 %.1f%%\n",
+	    pm_pct(team, "rate"), pm_pct(team, "rate_30s"));
+	rc |= sbuf_printf(out, "超时 %lld 次 · 升级 %lld 次 · 违规 %lld 条(拦截 %lld) · "
+	    "误报 %lld\n", pm_int(team, "breaches"), pm_int(team, "escalations"),
+	    pm_int(team, "alerts"), pm_int(team, "blocks"),
+	    pm_int(team, "false_positives"));
+	/* who to talk to first: the slowest mean among those who served */
+	agents = json_object_get(report, "agents");
+	json_array_foreach(agents, i, ag)
+		if (pm_int(ag, "rounds") > 0 && (slow == NULL ||
+		    pm_int(ag, "mean_ms") > pm_int(slow, "mean_ms")))
+			slow = ag;
+	if (slow != NULL) {
+		pm_secs(a, json_object_get(slow, "mean_ms"));
+		rc |= sbuf_printf(out, "平均响应最慢 %s %s\n", pm_str(slow, "agent") ?
+		    pm_str(slow, "agent") : "-", a);
+	}
+	if (worst != NULL) {
+		pm_secs(a, json_object_get(worst, "waited_ms"));
+		rc |= sbuf_printf(out, "最长等待 %s · 客服 %s · 会话 %s\n", a,
+		    pm_str(worst, "agent") ? pm_str(worst, "agent") : "-",
+		    pm_str(worst, "conversation") ? pm_str(worst, "conversation") : "-");
+	}
+	if (o->public_url != NULL && day != NULL)
+		rc |= sbuf_printf(out, "查看 %s%cday=%s\n", o->public_url,
+		    strchr(o->public_url, '?') ? '&' : '?', day);
+	rc |= sbuf_printf(out, "id: daily-%s", day ? day : "-");
+	return rc != 0 ? -1 : 0;
+}
+
+int
+pushmsg_build_daily(struct pushmsg_req *q, const struct config_route *r,
+    const struct pushmsg_opts *o, json_t *report)
+{
+	struct sbuf	 text, id;
+	json_t		*body;
+	const char	*day = pm_str(report, "from");
+	int		 rc = -1;
+
+	sbuf_init(&text);
+	sbuf_init(&id);
+	/* a webhook gets the day's team figures and worst waits, not every agent */
+	body = json_pack("{s:i, s:s, s:s, s:O?, s:O?}", "v", 1, "type", "report.daily",
+	    "day", day ? day : "-", "team", json_object_get(report, "team"),
+	    "worst", json_object_get(report, "worst"));
+	if (body == NULL || sbuf_printf(&id, "daily-%s", day ? day : "-") == -1 ||
+	    json_object_set_new(body, "id", json_string(sbuf_str(&id))) == -1 ||
+	    pushmsg_daily_text(&text, o, report) == -1) {
+		json_decref(body);
+		goto out;
+	}
+	rc = pm_request(q, r, o, sbuf_str(&id), &text, body, NULL);
+out:
+	sbuf_free(&text);
+	sbuf_free(&id);
 	return rc;
 }
 
@@ -554,12 +676,13 @@ pushmsg_judge(int target, long status, const char *body, size_t len,
 			c = json_object_get(o, "StatusCode");
 	} else
 		c = json_object_get(o, "errcode");
-	bad = c != NULL && !json_is_integer(c);
+	/* no code: a proxy's or a captive portal's page, not the robot's answer */
+	bad = !json_is_integer(c);
 	if (json_is_integer(c))
 		code = json_integer_value(c);
 	json_decref(o);		/* c with it */
 	if (bad)
-		return "the robot's answer has no readable code";
+		return "the answer has no code: not the robot's";
 	if (code == 0)
 		return NULL;
 	/* DingTalk 130101, WeCom 45009, Feishu 9499 and 11232: sent too often */
@@ -589,7 +712,7 @@ pushmsg_retry_after(const char *v, int64_t now_ms)
 		s = strtol(v, &e, 10);
 		if (*e != '\0' && *e != '\r' && *e != '\n' && *e != ' ')
 			return -1;
-		ms = (int64_t)s * 1000;
+		ms = s > 3600 ? 3600000 : (int64_t)s * 1000;
 	} else {
 		memset(&tm, 0, sizeof(tm));
 		if ((end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm)) == NULL)

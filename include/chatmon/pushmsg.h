@@ -49,7 +49,18 @@ int	pushmsg_build(struct pushmsg_req *, const struct config_route *r,
 	    const struct pushmsg_opts *, json_t *const *alerts,
 	    const char *const *raw, size_t n);
 
-/* The text people read (the template, or the default), for a report's summary too. */
+/*
+ * The daily summary (notify.daily_at) of report, `chatmon report`'s JSON
+ * of one day: a robot gets pushmsg_daily_text, a webhook
+ * {"v":1,"type":"report.daily","day","team","worst","id":"daily-DAY"}.
+ * 0, or -1 on ENOMEM.
+ */
+int	pushmsg_build_daily(struct pushmsg_req *, const struct config_route *r,
+	    const struct pushmsg_opts *, json_t *report);
+int	pushmsg_daily_text(struct sbuf *, const struct pushmsg_opts *,
+	    json_t *report);
+
+/* The text people read: the template, or the default; ends with the ids line. */
 int	pushmsg_text(struct sbuf *, const struct config_route *r,
 	    const struct pushmsg_opts *, json_t *const *alerts, size_t n);
 

@@ -505,3 +505,97 @@ def test_redis_away_is_503(dashboard, redis_server):
     assert st == 503
     st, _, doc = get(d, "/api/alerts")            # what the dashboard holds, still
     assert st == 200 and len(doc["alerts"]) == 1
+
+
+def past_day(days_ago, tz=8 * 3600):
+    """(local day, when it starts in wall ms) `days_ago` days before today in +08:00."""
+    import calendar
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + tz - days_ago * 86400))
+    return day, (calendar.timegm(time.strptime(day, "%Y-%m-%d")) - tz) * 1000
+
+
+def test_report_endpoint(open_dash):
+    """GET /api/report: the report of chatmon report (docs/report.md) for
+    some days, JSON by default, CSV and HTML as attachments; a past day's
+    aggregate stored; GET /api/alerts?day= lists that day's alerts from the
+    stream; the errors."""
+    d, c = open_dash
+    day, d0 = past_day(2)
+    t = d0 + 9 * 3600 * 1000
+    c.xadd("chatmon:sla:{4}:log", {"k": "a", "ag": "alice", "o": str(t), "at": str(t + 7000),
+                                   "f": "1", "c": "k-1"}, id=f"{t + 7000}-0")
+    c.xadd("chatmon:sla:{4}:log", {"k": "u", "ag": "bob", "o": str(t), "at": str(t + 1800000),
+                                   "f": "1", "c": "k-2"}, id=f"{t + 1800000}-0")
+    a = alert(7, ms=t + 5000, agent="alice")
+    c.xadd(STREAM, {"alert": json.dumps(a, ensure_ascii=False)}, id=f"{t + 5000}-0")
+    st, h, doc = get(d, f"/api/report?from={day}")
+    assert st == 200 and h["content-type"] == "application/json", (st, doc)
+    assert doc["from"] == day and doc["to"] == day
+    by = {x["agent"]: x for x in doc["agents"]}
+    assert by["alice"]["rounds"] == 1 and by["alice"]["mean_ms"] == 7000
+    assert by["alice"]["hits"]["offplatform"]["alerts"] == 1 and by["alice"]["blocks"] == 1
+    assert by["bob"]["answered"] == 0 and by["bob"]["mean_ms"] == 600000
+    assert doc["worst"][0]["conversation"] == "k-2"
+    assert 0 < c.ttl(f"chatmon:report:day:{day}") <= 400 * 86400
+    st, _, only = get(d, f"/api/report?from={day}&to={day}&agent=bob")
+    assert st == 200 and [x["agent"] for x in only["agents"]] == ["bob"]
+    st, h, raw = get(d, f"/api/report?from={day}&format=csv")
+    assert st == 200 and h["content-type"].startswith("text/csv")
+    assert h["content-disposition"] == f'attachment; filename="chatmon-report-{day}.csv"'
+    assert raw.startswith(b"\xef\xbb\xbfagent,rounds,") and raw.count(b"\r\n") == 3
+    st, h, raw = get(d, f"/api/report?from={day}&to={past_day(1)[0]}&format=html")
+    assert st == 200 and h["content-type"].startswith("text/html")
+    assert h["content-disposition"].startswith("attachment; filename=\"chatmon-report-")
+    assert "default-src 'none'" in h["content-security-policy"]
+    assert b"<script" not in raw and b"<svg" in raw
+    # the day's alerts, from the stream by time, with their handling
+    st, _, doc = get(d, f"/api/alerts?day={day}")
+    assert st == 200 and doc["day"] == day
+    assert [x["alert"]["id"] for x in doc["alerts"]] == [a["id"]]
+    assert doc["alerts"][0]["sid"] == f"{t + 5000}-0" and doc["alerts"][0]["handling"] is None
+    st, _, doc = get(d, f"/api/alerts?day={past_day(3)[0]}")
+    assert st == 200 and doc["alerts"] == []
+    # what is refused
+    for q, words in ((f"", "from"), ("?from=2026-02-30", "from"), ("?from=today", "from"),
+                     (f"?from={day}&to=2026-13-01", "to"),
+                     (f"?from={day}&to={past_day(3)[0]}", "after"),
+                     (f"?from={day}&format=xls", "format"),
+                     ("?from=2020-01-01&to=2026-01-01", "366")):
+        st, _, doc = get(d, "/api/report" + q)
+        assert st == 400 and words in doc["error"], (q, st, doc)
+    st, _, doc = get(d, "/api/alerts?day=nope")
+    assert st == 400
+    st, h, _ = post(d, f"/api/report?from={day}", {})
+    assert st == 405 and h["allow"] == "GET"
+    # the token: GET needs it as the other GETs do
+    st, _, _ = get(d, f"/api/report?from={day}", bearer=None)
+    assert st == 403
+
+
+def test_report_with_logins(dashboard, redis_server, tmp_path):
+    """With logins a viewer may read reports; nobody else."""
+    users = tmp_path / "users"
+    passwd(users, "carol", "carol-pw")
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  users: {users}\n")
+    day = past_day(1)[0]
+    st, _, doc = request(d, "GET", f"/api/report?from={day}")
+    assert st == 401 and "error" in doc
+    st, _, _ = request(d, "GET", f"/api/report?from={day}", bearer=TOKEN)
+    assert st == 401
+    carol = login(d, "carol", "carol-pw")
+    st, _, doc = request(d, "GET", f"/api/report?from={day}", cookie=carol)
+    assert st == 200 and doc["agents"] == [] and doc["team"]["rounds"] == 0
+    st, _, doc = request(d, "GET", f"/api/alerts?day={day}", cookie=carol)
+    assert st == 200 and doc["alerts"] == []
+
+
+def test_report_redis_away(dashboard, redis_server):
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  token: {TOKEN}\n")
+    r.kill()
+    wait_for(lambda: "dash_status: redis away" in d.log(), 10, "Redis seen away")
+    st, _, doc = get(d, f"/api/report?from={past_day(1)[0]}")
+    assert st == 503 and "error" in doc
+    st, _, doc = get(d, f"/api/alerts?day={past_day(1)[0]}")
+    assert st == 503

@@ -873,3 +873,87 @@ def test_login_flow(browser, redis_server, dashboard, tmp_path):
           "still limited")
     assert js(drv, shown, "login") and probe(drv)["sockets"] == []
     assert forgive_login_errors(drv, dash.port)
+
+
+# ------------------------------------------------------------------ a past day, ?conv=
+
+def test_day_picker_and_conversation_link(browser, redis_server, dashboard):
+    """?conv=ID&alert=ID opens the conversation with that alert standing out
+    (the link pushed alerts carry); the date picker shows a past day's
+    agents (GET /api/report) and alerts (the stream by time) with the
+    report's download links, and today again, live."""
+    import calendar
+    r = redis_server()
+    c = r.client()
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + TZ_MIN * 60 - 2 * 86400))
+    d0 = (calendar.timegm(time.strptime(day, "%Y-%m-%d")) - TZ_MIN * 60) * 1000
+    t = d0 + 9 * 3600 * 1000
+    for n, (ag, o, at) in enumerate((("bob", t + 2000, t + 3000), ("alice", t, t + 5000),
+                                     ("alice", t + 1000, t + 86000))):
+        c.xadd("chatmon:sla:{7}:log", {"k": "a", "ag": ag, "o": str(o), "at": str(at),
+                                       "f": "1", "c": f"p-{n}"}, id=f"{at}-0")
+    c.xadd("chatmon:sla:{7}:log", {"k": "b", "ag": "alice", "at": str(t + 31000)},
+           id=f"{t + 90000}-0")
+    old = alert(9, agent_id="alice", id="p-alert", ts=iso((t + 4000) / 1000),
+                conversation="p-1")
+    c.xadd(STREAM, {"alert": json.dumps(old, ensure_ascii=False)}, id=f"{t + 4000}-0")
+    xadd(c, alert(1, conversation="c-1"))
+    xadd(c, alert(2, conversation="c-2"))
+    dash = dashboard(r.url(), extra=SLA)
+    drv = browser
+    open_page(drv, dash.url + "/?conv=c-1&alert=t-00001")
+    until(drv, lambda d: js(d, "return !document.getElementById('conv').hidden && "
+                               "document.getElementById('conv-title').textContent.includes('c-1');"),
+          "the conversation view open on c-1")
+    until(drv, lambda d: js(d, "const e = document.querySelector("
+                               "'#conv-alerts .conv-alert[data-id=\"t-00001\"]');"
+                               "return e && e.classList.contains('highlight');"),
+          "the alert of the link standing out in the conversation")
+    # the live list: what the feed holds (its history is of any day)
+    until(drv, lambda d: sorted(ids(d)) == ["p-alert", "t-00001", "t-00002"], "the live alerts")
+    assert js(drv, "return document.querySelector('#alerts .alert[data-id=\"t-00001\"]')"
+                   ".classList.contains('highlight') && !document.querySelector("
+                   "'#alerts .alert[data-id=\"t-00002\"]').classList.contains('highlight');")
+    drv.find_element("id", "conv-close").click()
+    today = js(drv, "return document.getElementById('day-pick').value;")
+    assert today == time.strftime("%Y-%m-%d", time.gmtime(time.time() + TZ_MIN * 60))
+    assert js(drv, "return document.getElementById('day-pick').max;") == today
+    # a past day
+    js(drv, "const i = document.getElementById('day-pick'); i.value = arguments[0];"
+            "i.dispatchEvent(new Event('change'));", day)
+    until(drv, lambda d: [x["agent"] for x in rows(d, "#agents .agent")] == ["alice", "bob"],
+          "the past day's agents")
+    assert cell(drv, "alice", "rounds") == "2" and cell(drv, "bob", "rounds") == "1"
+    assert cell(drv, "alice", "breaches") == "1"
+    until(drv, lambda d: ids(d) == ["p-alert"], "the past day's alerts")
+    assert js(drv, "return document.getElementById('app').dataset.day;") == day
+    assert not js(drv, "return document.getElementById('day-today').hidden;")
+    assert day in text_of(drv, "agents-day") and day in text_of(drv, "alerts-day")
+    csv_href = js(drv, "return document.getElementById('report-csv').href;")
+    html_href = js(drv, "return document.getElementById('report-html').href;")
+    assert csv_href == f"{dash.url}/api/report?from={day}&to={day}&format=csv", csv_href
+    assert html_href.endswith("format=html") and f"from={day}" in html_href
+    got = drv.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0]).then(async (r) => done([r.status, r.headers.get('content-type'),"
+        "r.headers.get('content-disposition'), (await r.text()).split('\\r\\n').length]));",
+        csv_href)
+    assert got[0] == 200 and got[1].startswith("text/csv"), got
+    assert got[2] == f'attachment; filename="chatmon-report-{day}.csv"' and got[3] == 4, got
+    screenshot(drv, "dashboard-past-day.png")
+    # back to today, live
+    drv.find_element("id", "day-today").click()
+    until(drv, lambda d: sorted(ids(d)) == ["p-alert", "t-00001", "t-00002"],
+          "the live alerts again")
+    # today: no round closed, the rule hits of today's alerts' agent only
+    until(drv, lambda d: [x["agent"] for x in rows(d, "#agents .agent")] == ["小美"],
+          "today's agents again")
+    assert js(drv, "return document.getElementById('day-today').hidden;")
+    assert js(drv, "return document.getElementById('day-pick').value;") == today
+    assert f"from={today}" in js(drv, "return document.getElementById('report-csv').href;")
+    assert probe(drv)["sent"] == []
+    # ?day=DAY (the daily summary's link) opens that day as the picker does
+    open_page(drv, dash.url + f"/?day={day}")
+    until(drv, lambda d: [x["agent"] for x in rows(d, "#agents .agent")] == ["alice", "bob"],
+          "the linked day's agents")
+    assert js(drv, "return document.getElementById('app').dataset.day;") == day

@@ -23,6 +23,10 @@ DOCDIR = PREFIX + "/share/doc/chatmon"
 PAGEDIR = PREFIX + "/share/chatmon/dashboard"
 UNIT = PREFIX + "/lib/systemd/system/chatmond.service"
 TEMPLATE = PREFIX + "/lib/systemd/system/chatmond@.service"
+# the long-running tool commands, run as chatmond's user: unit -> subcommand
+DASH_UNIT = PREFIX + "/lib/systemd/system/chatmon-dashboard.service"
+NOTIFY_UNIT = PREFIX + "/lib/systemd/system/chatmon-notify.service"
+TOOL_UNITS = {DASH_UNIT: "dashboard", NOTIFY_UNIT: "notify"}
 ETC = "/etc/chatmon"
 PAGES = {"chatmon.1": "man1", "chatmond.yaml.5": "man5", "chatmond.8": "man8"}
 
@@ -201,6 +205,24 @@ def test_unit_points_at_the_installed_binaries(dest, unit, conf):
         assert ("-t" in argv) == (k != "ExecStart"), (k, v)
 
 
+@pytest.mark.parametrize("unit", sorted(TOOL_UNITS), ids=os.path.basename)
+def test_tool_unit_points_at_the_installed_chatmon(dest, unit):
+    """chatmon-dashboard and chatmon-notify run the installed chatmon on the installed
+    configuration, and nothing else (no check before start, no reload). Only the
+    path is checked, never run: `chatmon notify` may be newer than this tree."""
+    path = under(dest, unit)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+    entries = unit_entries(open(path).read())
+    execs = [(k, v) for k, v in entries if k.startswith("Exec")]
+    assert [k for k, _ in execs] == ["ExecStart"], execs
+    argv = execs[0][1].split()
+    assert argv == [BIN + "/chatmon", TOOL_UNITS[unit], "-c", ETC + "/chatmond.yaml"], argv
+    assert os.access(under(dest, argv[0]), os.X_OK)
+    assert os.path.isfile(under(dest, argv[3]))
+    # chatmond's user: the files given to its group are readable
+    assert dict(entries)["User"] == dict(unit_entries(open(under(dest, UNIT)).read()))["User"]
+
+
 def test_man_pages_lint(dest):
     mandoc = shutil.which("mandoc")
     assert mandoc, "mandoc is missing: apt-get install mandoc (tools/deps.sh lists it)"
@@ -276,7 +298,8 @@ def test_uninstall_keeps_config():
         with open(under(dest, ETC + "/chatmond.yaml"), "a") as f:
             f.write("# edited by the operator\n")
         make("uninstall", dest)
-        for p in (SBIN + "/chatmond", BIN + "/chatmon", UNIT, TEMPLATE, DOCDIR, PAGEDIR,
+        for p in (SBIN + "/chatmond", BIN + "/chatmon", UNIT, TEMPLATE, *TOOL_UNITS, DOCDIR,
+                  PAGEDIR,
                   *(f"{MANDIR}/{sec}/{page}" for page, sec in PAGES.items())):
             assert not os.path.exists(under(dest, p)), p
         assert os.path.isfile(under(dest, ETC + "/chatmond.yaml"))
@@ -331,8 +354,8 @@ def test_install_as_non_root():
         else:
             make("install", os.path.join(d, "root"))
             d_root = os.path.join(d, "root")
-        for p in (SBIN + "/chatmond", BIN + "/chatmon", UNIT, ETC + "/chatmond.yaml",
-                  f"{MANDIR}/man8/chatmond.8"):
+        for p in (SBIN + "/chatmond", BIN + "/chatmon", UNIT, *TOOL_UNITS,
+                  ETC + "/chatmond.yaml", f"{MANDIR}/man8/chatmond.8"):
             assert os.path.isfile(under(d_root, p)), p
     finally:
         shutil.rmtree(d, ignore_errors=True)

@@ -1,8 +1,12 @@
-"""systemd/chatmond.service and the template systemd/chatmond@.service:
-`systemd-analyze verify` passes on each unit as installed (binaries and man
-pages in place), and `systemd-analyze security` scores each at an exposure
-of 1.5 or lower; the template is the single unit but for the lines that
-name the instance. systemd need not be running (it is not PID 1 here); its
+"""systemd/chatmond.service, the template systemd/chatmond@.service and the
+units of the long-running tool commands, systemd/chatmon-dashboard.service
+and systemd/chatmon-notify.service: `systemd-analyze verify` passes on each
+unit as installed (binaries and man pages in place), and `systemd-analyze
+security` scores each at an exposure of 1.5 or lower; the template is the
+single unit but for the lines that name the instance, and the tool units
+carry chatmond's sandbox but for the lines that do not apply to them.
+systemd need not be running (it is not PID 1 here), so no unit is started
+(nor is `chatmon notify` run: verify only needs the binary in place); its
 tools must be installed: a missing systemd-analyze is a failure, not a
 skip."""
 
@@ -16,13 +20,22 @@ import tempfile
 import pytest
 
 from conftest import ROOT
-from test_install import PREFIX, SBIN, TEMPLATE, UNIT, make_install, under, unit_entries
+from test_install import (BIN, DASH_UNIT, NOTIFY_UNIT, PREFIX, SBIN, TEMPLATE, UNIT,
+                          make_install, under, unit_entries)
 
 MAX_EXPOSURE = 1.5
 SRC_UNIT = os.path.join(ROOT, "systemd", "chatmond.service")
 SRC_TEMPLATE = os.path.join(ROOT, "systemd", "chatmond@.service")
+SRC_DASH = os.path.join(ROOT, "systemd", "chatmon-dashboard.service")
+SRC_NOTIFY = os.path.join(ROOT, "systemd", "chatmon-notify.service")
 # what each unit is verified as: the template through an instance of it
-VERIFIED = {"chatmond.service": (SRC_UNIT, UNIT), "chatmond@core0.service": (SRC_TEMPLATE, TEMPLATE)}
+VERIFIED = {"chatmond.service": (SRC_UNIT, UNIT), "chatmond@core0.service": (SRC_TEMPLATE, TEMPLATE),
+            "chatmon-dashboard.service": (SRC_DASH, DASH_UNIT),
+            "chatmon-notify.service": (SRC_NOTIFY, NOTIFY_UNIT)}
+# the program each one runs
+BINARY = {"chatmond.service": SBIN + "/chatmond", "chatmond@core0.service": SBIN + "/chatmond",
+          "chatmon-dashboard.service": BIN + "/chatmon", "chatmon-notify.service": BIN + "/chatmon"}
+TOOL_UNITS = {SRC_DASH: "dashboard", SRC_NOTIFY: "notify"}
 
 
 def analyze():
@@ -74,13 +87,13 @@ def test_verify(root, unit):
 @pytest.mark.parametrize("unit", sorted(VERIFIED))
 def test_verify_sees_a_missing_binary(root, unit):
     """The check above is real: without the binary, verify fails."""
-    exe = under(root, SBIN + "/chatmond")
+    exe = under(root, BINARY[unit])
     os.rename(exe, exe + ".away")
     try:
         r = verify(root, unit)
     finally:
         os.rename(exe + ".away", exe)
-    assert r.returncode != 0 and "chatmond" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert r.returncode != 0 and BINARY[unit] in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 def exposure(path):
@@ -124,7 +137,8 @@ def test_unit_directives():
     assert m and int(m.group(1)) > 5
 
 
-@pytest.mark.parametrize("path", [SRC_UNIT, SRC_TEMPLATE], ids=os.path.basename)
+@pytest.mark.parametrize("path", [SRC_UNIT, SRC_TEMPLATE, SRC_DASH, SRC_NOTIFY],
+                         ids=os.path.basename)
 def test_every_service_directive_is_explained(path):
     """Each paragraph of [Service] that sets something carries a comment."""
     text = open(path).read()
@@ -153,3 +167,55 @@ def test_template_is_the_unit_per_instance():
     as_single = [(k, v.replace("/etc/chatmon/%i.yaml", "/etc/chatmon/chatmond.yaml"))
                  for k, v in template if k != "Description"]
     assert as_single == [(k, v) for k, v in single if k != "Description"]
+
+
+# chatmond.service's lines that a tool unit leaves out or sets its own way, and why
+NOT_FOR_TOOLS = {
+    "Description", "Documentation",
+    "Type", "NotifyAccess", "WatchdogSec",          # no sd_notify: Type=simple, no watchdog
+    "ExecStartPre", "ExecStart", "ExecReload",     # its own command; no -t, no SIGHUP
+    "TimeoutStopSec",                              # no sessions to drain
+    "LimitNOFILE", "CPUWeight", "MemoryMax", "TasksMax",  # chatmond's sizes
+    "StateDirectory", "StateDirectoryMode",        # writes nothing
+}
+
+
+def directives(path):
+    d = {}
+    for k, v in unit_entries(open(path).read()):
+        d.setdefault(k, []).append(v)
+    return d
+
+
+@pytest.mark.parametrize("path", sorted(TOOL_UNITS), ids=os.path.basename)
+def test_tool_unit_is_chatmonds_sandbox(path):
+    """chatmon-dashboard and chatmon-notify keep every other line of chatmond.service as
+    it is there (a directive added to chatmond's sandbox must be added here, or listed
+    in NOT_FOR_TOOLS with its reason), and add only what chatmond cannot have."""
+    chatmond, tool = directives(SRC_UNIT), directives(path)
+    for k, v in chatmond.items():
+        if k not in NOT_FOR_TOOLS:
+            assert tool.get(k) == v, (k, tool.get(k), v)
+    added = set(tool) - set(chatmond)
+    # PCRE2's JIT is chatmond's only reason to leave it out: neither tool compiles rules
+    assert added == {"MemoryDenyWriteExecute"}, added
+    assert tool["MemoryDenyWriteExecute"] == ["yes"]
+    one = {k: v[-1] for k, v in tool.items()}
+    # a foreground program without sd_notify, restarted when it fails
+    assert one["Type"] == "simple"
+    assert one["Restart"] == "on-failure"
+    for k in ("NotifyAccess", "WatchdogSec", "ExecStartPre", "ExecReload"):
+        assert k not in tool, k
+    assert tool["ExecStart"] == [f"/usr/local/bin/chatmon {TOOL_UNITS[path]} "
+                                 "-c /etc/chatmon/chatmond.yaml"]
+    # chatmond's user, reads only: no directory of its own to write, no write exception
+    assert one["DynamicUser"] == "yes" and one["User"] == "chatmond"
+    assert one["ProtectSystem"] == "strict"
+    for k in ("StateDirectory", "RuntimeDirectory", "CacheDirectory", "LogsDirectory",
+              "ConfigurationDirectory", "ReadWritePaths"):
+        assert k not in tool, k
+    # out to Redis and, for notify, to the robots over HTTPS
+    assert {"AF_INET", "AF_INET6"} <= set(one["RestrictAddressFamilies"].split())
+    assert one["CapabilityBoundingSet"] == ""
+    # bounded; no CPUWeight=, so chatmond's (1000) goes first on a busy CPU
+    assert "MemoryMax" in tool and "TasksMax" in tool and "CPUWeight" not in tool

@@ -1507,7 +1507,12 @@ test_notify_routes(void **state)
 	    "      target: slack\n"
 	    "      url: https://hooks.slack.com/x\n"
 	    "      volume: 11\n"
-	    "    - 7\n", NULL, 0, &errs, &path);
+	    "    - 7\n"
+	    "    - name: \"a b\"\n"
+	    "      target: webhook\n"
+	    "      url: http://localhost/x\n"
+	    "    - target: webhook\n"
+	    "      url: http://127.0.0.1:x/\n", NULL, 0, &errs, &path);
 	assert_null(c);
 	assert_errs(&errs, path,
 	    "@:4: notify.routes[0].target: unknown target 'fax' (want dingtalk, "
@@ -1521,8 +1526,19 @@ test_notify_routes(void **state)
 	    "@:11: notify.routes[1]: unknown key 'volume' (want name, match, target, "
 	    "url, secret, rate or template)\n"
 	    "@:12: notify.routes[2]: expected a mapping, got a scalar\n"
+	    "@:13: notify.routes[3].name: 'a b': want 1 to 64 letters, digits, '.', "
+	    "'_' or '-'\n"
+	    "@:17: notify.routes[4].url: bad URL 'http://127.0.0.1:x/': http:// only to "
+	    "127.0.0.1, localhost or [::1]; use https://\n"
 	    "@:2: notify.daily_route: needs notify.daily_at\n"
 	    "@:2: notify.daily_route: no route is named 'nobody'\n", "routes");
+	/* plain http only to this machine: not to one named after a user name */
+	sbuf_reset(&errs);
+	c = load("notify:\n  routes:\n    - target: webhook\n"
+	    "      url: http://localhost:80@robot.example/x\n", NULL, 0, &errs, NULL);
+	assert_null(c);
+	assert_non_null(strstr(sbuf_str(&errs), ":4: notify.routes[0].url: bad URL "
+	    "'http://localhost:80@robot.example/x': no user name or password in the URL\n"));
 	sbuf_free(&errs);
 }
 

@@ -105,6 +105,11 @@ test_text(void **state)
 	r.tmpl = (char *)"{agent}:{severity_zh}:{waited}:{nope}";
 	assert_int_equal(pushmsg_text(&t, &r, &o, a + 1, 1), 0);
 	assert_string_equal(sbuf_str(&t), "bob:警告:3分20秒:{nope}\nid: s1");
+	/* an unclosed brace stays as written, once */
+	sbuf_reset(&t);
+	r.tmpl = (char *)"告警 {agent";
+	assert_int_equal(pushmsg_text(&t, &r, &o, a + 1, 1), 0);
+	assert_string_equal(sbuf_str(&t), "告警 {agent\nid: s1");
 
 	/* folded: how many, and every id on the last line */
 	sbuf_reset(&t);
@@ -210,6 +215,9 @@ test_judge(void **state)
 	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "{\"errcode\":310000}"));
 	assert_false(lim);
 	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "<html>"));
+	/* a 200 without the robot's code is not the robot's answer (a proxy's page) */
+	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "{}"));
+	assert_non_null(J(CONFIG_TARGET_FEISHU, 200, "{\"msg\":\"ok\"}"));
 	assert_non_null(J(CONFIG_TARGET_WECOM, 200, "{\"errcode\":45009}"));
 	assert_true(lim);
 	assert_null(J(CONFIG_TARGET_FEISHU, 200, "{\"code\":0,\"msg\":\"success\"}"));
@@ -235,6 +243,7 @@ test_retry(void **state)
 	(void)state;
 	assert_int_equal(pushmsg_retry_after(" 5", 0), 5000);
 	assert_int_equal(pushmsg_retry_after("99999", 0), 3600000);
+	assert_int_equal(pushmsg_retry_after("99999999999999999999", 0), 3600000);
 	assert_int_equal(pushmsg_retry_after(NULL, 0), -1);
 	assert_int_equal(pushmsg_retry_after("soon", 0), -1);
 	/* Tue, 14 Nov 2023 22:13:30 GMT is 1700000010 */
@@ -250,6 +259,49 @@ test_retry(void **state)
 	assert_int_equal(pushmsg_backoff(1000, 30, 0), 225000);
 }
 
+static void
+test_daily(void **state)
+{
+	struct config_route	 r;
+	struct pushmsg_opts	 o = { "https://cs.example.com/", 480, 1700000000000LL };
+	struct pushmsg_req	 q;
+	struct sbuf		 t;
+	json_t			*rep = load("{\"v\":1,\"from\":\"2026-12-03\",\"to\":\"2026-12-03\","
+				    "\"team\":{\"rounds\":3,\"answered\":3,\"mean_ms\":71000,"
+				    "\"p90_ms\":200000,\"rate\":0.6667,\"rate_30s\":0.5,"
+				    "\"breaches\":1,\"escalations\":0,\"alerts\":2,\"blocks\":1,"
+				    "\"false_positives\":0},\"agents\":[{\"agent\":\"alice\","
+				    "\"rounds\":2,\"mean_ms\":101500},{\"agent\":\"bob\",\"rounds\":1,"
+				    "\"mean_ms\":10000}],\"worst\":[{\"agent\":\"alice\","
+				    "\"conversation\":\"c-2\",\"waited_ms\":200000}]}"), *b;
+
+	(void)state;
+	sbuf_init(&t);
+	assert_int_equal(pushmsg_daily_text(&t, &o, rep), 0);
+	assert_string_equal(sbuf_str(&t),
+	    "【chatmon】日报 2026-12-03\n"
+	    "接待 3 轮 · 已回复 3 · 平均响应 1分11秒 · P90 3分20秒\n"
+	    "3分钟回复率 66.7% · 30秒回复率 50.0%\n"
+	    "超时 1 次 · 升级 0 次 · 违规 2 条(拦截 1) · 误报 0\n"
+	    "平均响应最慢 alice 1分42秒\n"
+	    "最长等待 3分20秒 · 客服 alice · 会话 c-2\n"
+	    "查看 https://cs.example.com/?day=2026-12-03\n"
+	    "id: daily-2026-12-03");
+	sbuf_free(&t);
+	route(&r, CONFIG_TARGET_WEBHOOK, "https://h.example/hook", NULL);
+	pushmsg_req_init(&q);
+	assert_int_equal(pushmsg_build_daily(&q, &r, &o, rep), 0);
+	b = load(sbuf_str(&q.body));
+	assert_string_equal(json_string_value(json_object_get(b, "type")), "report.daily");
+	assert_string_equal(json_string_value(json_object_get(b, "id")), "daily-2026-12-03");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(b, "team"),
+	    "rounds")), 3);
+	assert_string_equal(sbuf_str(&q.id), "X-Chatmon-Alert-Id: daily-2026-12-03");
+	json_decref(b);
+	pushmsg_req_free(&q);
+	json_decref(rep);
+}
+
 int
 main(void)
 {
@@ -259,6 +311,7 @@ main(void)
 		cmocka_unit_test(test_build),
 		cmocka_unit_test(test_judge),
 		cmocka_unit_test(test_retry),
+		cmocka_unit_test(test_daily),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -121,6 +121,12 @@ const STRINGS = {
     'agents.title': '客服今日表现',
     'agents.note': (thr) => `柱高为每小时平均响应，虚线为回复阈值 ${thr}，超过阈值的柱为红色`,
     'agents.none': '今天还没有结束的轮次',
+    'agents.nonePast': '这一天没有结束的轮次',
+    'past.note': (d) => `${d}（历史，不再更新）`,
+    'alerts.nonePast': '这一天没有告警',
+    'daypick.label': '查看日期',
+    'daypick.today': '回到今天',
+    'report.download': '下载报表',
     'col.agent': '客服',
     'col.rounds': '轮次',
     'col.first': '首响均值',
@@ -288,6 +294,12 @@ const STRINGS = {
     'agents.title': 'Agents today',
     'agents.note': (thr) => `bars: mean response per hour; dashed line: the ${thr} reply threshold; red: above it`,
     'agents.none': 'No round closed today yet',
+    'agents.nonePast': 'No round closed that day',
+    'past.note': (d) => `${d} (a past day, not live)`,
+    'alerts.nonePast': 'No alerts that day',
+    'daypick.label': 'Day',
+    'daypick.today': 'Back to today',
+    'report.download': 'Download report',
     'col.agent': 'Agent',
     'col.rounds': 'Rounds',
     'col.first': 'First resp.',
@@ -407,6 +419,12 @@ const state = {
   notes: new Map(),       // note id -> note with its state (the feed's `note`, the API's answers)
   pending: [],            // unhandled critical entries, newest first (the pinned block)
   notify: false,          // sound and notification for new criticals and breaches (opt-in)
+  // a past day picked in #day-pick: its report and its alerts (GET
+  // /api/report, GET /api/alerts?day=) stand in for the live agents and
+  // alerts until today is picked again; null: today, live
+  past: null,             // { day, report, kept, loading, error }
+  pastSeq: 0,             // drops an answer a newer pick overtook
+  highlight: params.get('alert') || '',   // ?alert=ID: that alert stands out
 };
 
 // The open conversation view: `seq` drops an answer that a newer request overtook.
@@ -445,6 +463,8 @@ const dom = {
   convClose: $('conv-close'), convWait: $('conv-wait'), convError: $('conv-error'),
   convTurns: $('conv-turns'), convAlerts: $('conv-alerts'), convNotes: $('conv-notes'),
   noteForm: $('note-form'), noteText: $('note-text'), noteSend: $('note-send'), noteError: $('note-error'),
+  dayPick: $('day-pick'), dayToday: $('day-today'), reportCsv: $('report-csv'), reportHtml: $('report-html'),
+  agentsDay: $('agents-day'), alertsDay: $('alerts-day'),
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -695,6 +715,7 @@ function alertRow(e) {
     category: e.category, agent: e.agent, blocked: String(e.blocked),
     conversation: e.conversation, hits: String(e.hits.length),
   });
+  if (state.highlight && e.id === state.highlight) row.classList.add('highlight');
 
   const time = el('div', 'c-time');
   if (Number.isFinite(e.time)) {
@@ -784,10 +805,15 @@ function renderAlerts() {
   const pending = [];
   let matching = 0;
   const perSeverity = { critical: 0, warn: 0, info: 0 };
+  // a past day's alerts in the list; the pinned block stays live
+  const shown = state.past ? state.past.kept : state.kept;
   for (let i = state.kept.length - 1; i >= 0; i--) {
     const e = state.kept[i];
-    perSeverity[e.severity]++;
     if (e.severity === 'critical' && e.id && !state.handling.has(e.id)) pending.push(e);
+  }
+  for (let i = shown.length - 1; i >= 0; i--) {
+    const e = shown[i];
+    perSeverity[e.severity]++;
     if (!passes(e)) continue;
     matching++;
     if (drawn.length < MAX_DRAWN) drawn.push(e);
@@ -803,8 +829,9 @@ function renderAlerts() {
     pending.length > MAX_PINNED ? num(MAX_PINNED) : '');
 
   for (const s of SEVERITIES) dom.sevCounts[s].textContent = num(perSeverity[s]);
-  dom.alertsCount.textContent = t('alerts.count', num(drawn.length), num(matching), num(state.kept.length));
+  dom.alertsCount.textContent = t('alerts.count', num(drawn.length), num(matching), num(shown.length));
   dom.alertsEmpty.textContent = drawn.length ? ''
+    : state.past ? (state.past.error || t(shown.length ? 'alerts.filtered' : state.past.loading ? 'loading' : 'alerts.nonePast'))
     : t(state.kept.length ? 'alerts.filtered' : state.alertsLoaded ? 'alerts.none' : 'loading');
   dom.alertsEmpty.hidden = drawn.length > 0;
   renderGlance();
@@ -1379,6 +1406,10 @@ function renderConvAlerts() {
     if (!row) {
       row = el('div', `conv-alert sev-${e.severity}`);
       Object.assign(row.dataset, { key: e.key, id: e.id, severity: e.severity, type: e.alert.type });
+      if (state.highlight && e.id === state.highlight) {
+        row.classList.add('highlight');
+        requestAnimationFrame(() => row.scrollIntoView({ block: 'nearest' }));
+      }
       const time = el('span', 'c-time', Number.isFinite(e.time) ? fmtWhen(e.time) : '');
       const sev = el('span', `badge sev-${e.severity}`, t('sev.' + e.severity));
       const what = el('span', 'what', e.sla ? t(e.alert.type, e.alert.first === true)
@@ -1654,13 +1685,25 @@ function hourChart(hours) {
   return chart;
 }
 
+// The report's agents (docs/report.md) in the feed's shape: hits per
+// category as the dashboard counts them (alerts under their strongest rule).
+function pastAgents() {
+  const r = state.past && state.past.report;
+  if (!r || !Array.isArray(r.agents)) return null;
+  return r.agents.map((a) => Object.assign({}, a, {
+    hits: Object.fromEntries(Object.entries(a.hits && typeof a.hits === 'object' ? a.hits : {})
+      .map(([c, v]) => [c, v && Number.isFinite(v.alerts) ? v.alerts : 0])),
+  }));
+}
+
 function renderAgents() {
   dom.colRate.textContent = rateLabel();
   dom.colChart.textContent = t('col.chart', fmtTz(state.tzOffsetMin));
   dom.agentsNote.textContent = t('agents.note', fmtDur(state.sla.reply_ms));
-  const list = state.agents && Array.isArray(state.agents.agents) ? state.agents.agents : null;
+  const list = state.past ? pastAgents() : state.agents && Array.isArray(state.agents.agents) ? state.agents.agents : null;
   dom.agentsBody.replaceChildren();
-  dom.agentsEmpty.textContent = list ? t('agents.none') : t('loading');
+  dom.agentsEmpty.textContent = state.past && state.past.error ? state.past.error
+    : list ? t(state.past ? 'agents.nonePast' : 'agents.none') : t('loading');
   dom.agentsEmpty.hidden = Boolean(list && list.length);
   if (!list) return;
 
@@ -1707,10 +1750,108 @@ function renderAgents() {
   }
 }
 
+/* ---------------------------------------------------- a past day, picked */
+
+// The day shown (a past one, or today) in the picker, the notes and the
+// report links; the links are plain GETs (the session cookie goes along),
+// fetched with the Bearer token when the page has ?token=.
+function renderDayPick() {
+  const day = state.past ? state.past.day : state.day;
+  if (state.day) dom.dayPick.max = state.day;
+  if (document.activeElement !== dom.dayPick) dom.dayPick.value = day || '';
+  dom.dayToday.hidden = !state.past;
+  document.body.classList.toggle('past', Boolean(state.past));
+  dom.app.dataset.day = day || '';
+  for (const el2 of [dom.agentsDay, dom.alertsDay]) {
+    el2.hidden = !state.past;
+    el2.textContent = state.past ? t('past.note', state.past.day) : '';
+  }
+  const q = day ? `from=${encodeURIComponent(day)}&to=${encodeURIComponent(day)}&` : '';
+  dom.reportCsv.href = `/api/report?${q}format=csv`;
+  dom.reportHtml.href = `/api/report?${q}format=html`;
+}
+
+async function pickDay(day) {
+  const seq = ++state.pastSeq;
+  if (!day || day === state.day) {
+    state.past = null;
+  } else {
+    state.past = { day, report: null, kept: [], loading: true, error: '' };
+  }
+  renderHeader();
+  renderAgents();
+  scheduleRender();
+  if (!state.past) return;
+  const d = encodeURIComponent(day);
+  const [rep, al] = await Promise.all([
+    api('GET', `/api/report?from=${d}&to=${d}`),
+    api('GET', `/api/alerts?day=${d}&limit=1000`),
+  ]);
+  if (seq !== state.pastSeq || !state.past) return;    // overtaken, or back to today
+  state.past.loading = false;
+  if (rep.ok && rep.doc && typeof rep.doc === 'object') state.past.report = rep.doc;
+  else state.past.error = rep.error;
+  if (al.ok && al.doc && Array.isArray(al.doc.alerts)) {
+    const seen = new Set();
+    for (const item of al.doc.alerts) {
+      const a = item && item.alert;
+      if (!a || typeof a !== 'object' || (a.type !== 'rule.hit' && !SLA_TYPES.includes(a.type))) continue;
+      const e = entry(item.sid, a);
+      if (seen.has(e.key)) continue;
+      seen.add(e.key);
+      if (e.id && item.handling && typeof item.handling === 'object' && !state.handling.has(e.id)) {
+        state.handling.set(e.id, item.handling);
+      }
+      state.past.kept.push(e);
+    }
+  } else if (!state.past.error) {
+    state.past.error = al.error;
+  }
+  renderAgents();
+  scheduleRender();
+}
+
+async function downloadReport(ev) {
+  if (!TOKEN) return;         // a cookie or an open dashboard: the link itself
+  ev.preventDefault();
+  const a = ev.currentTarget;
+  let r;
+  try {
+    r = await fetch(a.href, { headers: { Authorization: `Bearer ${TOKEN}` }, cache: 'no-store' });
+  } catch {
+    return;
+  }
+  if (!r.ok) return;
+  const url = URL.createObjectURL(await r.blob());
+  const m = /filename="([^"]+)"/.exec(r.headers.get('Content-Disposition') || '');
+  const save = el('a');
+  save.href = url;
+  save.download = m ? m[1] : 'chatmon-report';
+  document.body.append(save);
+  save.click();
+  save.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// ?conv=ID opens that conversation once the page is in (pushed alerts
+// link to PUBLIC_URL?conv=CONV&alert=ID), and &alert=ID stands out;
+// ?day=DAY opens that day (the daily summary links to PUBLIC_URL?day=DAY).
+let convFromUrl = false;
+function openFromUrl() {
+  if (convFromUrl) return;
+  convFromUrl = true;
+  const id = params.get('conv');
+  if (id) openConversation(id, '');
+  // ?day=YYYY-MM-DD (the daily summary's link) shows that day's figures
+  const day = params.get('day');
+  if (day && /^\d{4}-\d{2}-\d{2}$/.test(day)) pickDay(day);
+}
+
 /* ------------------------------------------------- header, banner, render */
 
 function renderHeader() {
   dom.day.textContent = state.day ? t('day', state.day, fmtTz(state.tzOffsetMin)) : '';
+  renderDayPick();
   dom.conn.dataset.state = feed.state;
   dom.connText.textContent = t('conn.' + feed.state);
 
@@ -1958,6 +2099,7 @@ function showApp() {
   dom.conn.hidden = false;
   renderWho();
   applyLanguage();
+  openFromUrl();
 }
 
 function loginError(key, arg) {
@@ -2079,6 +2221,10 @@ dom.noteText.addEventListener('keydown', (ev) => {
 });
 dom.notify.addEventListener('change', () => setNotify(dom.notify.checked));
 dom.loginForm.addEventListener('submit', submitLogin);
+dom.dayPick.addEventListener('change', () => pickDay(dom.dayPick.value));
+dom.dayToday.addEventListener('click', () => pickDay(''));
+dom.reportCsv.addEventListener('click', downloadReport);
+dom.reportHtml.addEventListener('click', downloadReport);
 dom.logout.addEventListener('click', logout);
 // an agent's name in the agents table filters the alerts to that agent
 dom.agentsBody.addEventListener('click', (ev) => {

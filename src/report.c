@@ -1,0 +1,1306 @@
+/* report: `chatmon report`'s figures over days: one day's aggregate (per agent: the SLA sums, the hours, rule hits, false positives, the worst waits), days merged, and the JSON, CSV and HTML a manager gets (pure). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "chatmon/alertline.h"
+#include "chatmon/jsonw.h"
+#include "chatmon/report.h"
+#include "chatmon/sla.h"
+#include "chatmon/state.h"
+
+#define REPORT_HIST_MAX	86400	/* as the engine's: a day of seconds at most */
+
+struct report_hit {			/* one category's rule hits */
+	char		*cat;
+	uint64_t	 alerts;	/* alerts whose strongest rule is of it */
+	uint64_t	 act[3];	/* rules of it hit: block, warn, flag */
+	uint64_t	 fps;		/* its alerts marked false positive */
+};
+
+struct report_slot {			/* one of the worst waits */
+	char		*conv;
+	size_t		 convlen;
+	int64_t		 opened, at;
+	uint64_t	 waited_ms;
+	int		 answered;
+};
+
+struct report_agent {
+	char			*id;
+	struct sla_sums		 sums;		/* hist: the report's nhist */
+	uint32_t		 hour_rounds[24];
+	uint64_t		 hour_sum_ms[24];
+	uint64_t		 alerts, blocks, fps;
+	struct report_hit	*hits;		/* by category name */
+	size_t			 nhits;
+	struct report_slot	 worst[REPORT_WORST];	/* longest first */
+	size_t			 nworst;
+};
+
+struct report_day {			/* one row of the days (a range's) */
+	char			 day[16];
+	struct sla_figures	 f;
+	uint64_t		 within_fast, alerts, blocks, fps;
+	int			 partial;
+};
+
+struct report {
+	uint64_t		 cap_ms, rate_ms;
+	size_t			 nhist;
+	struct report_agent	**agents;	/* by id */
+	size_t			 nagents, capagents;
+	struct report_day	*days;
+	size_t			 ndays, capdays;
+};
+
+static const char *const report_actions[3] = { "block", "warn", "flag" };
+
+struct report *
+report_new(uint64_t cap_ms, uint64_t rate_ms)
+{
+	struct report	*r;
+	uint64_t	 s = cap_ms / 1000 + (cap_ms % 1000 != 0);
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->cap_ms = cap_ms;
+	r->rate_ms = rate_ms;
+	r->nhist = (size_t)(s < REPORT_HIST_MAX ? s : REPORT_HIST_MAX) + 1;
+	return r;
+}
+
+static void
+report_agent_free(struct report_agent *a)
+{
+	size_t	i;
+
+	if (a == NULL)
+		return;
+	for (i = 0; i < a->nhits; i++)
+		free(a->hits[i].cat);
+	free(a->hits);
+	for (i = 0; i < a->nworst; i++)
+		free(a->worst[i].conv);
+	free(a->sums.hist);
+	free(a->id);
+	free(a);
+}
+
+void
+report_free(struct report *r)
+{
+	size_t	i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->nagents; i++)
+		report_agent_free(r->agents[i]);
+	free(r->agents);
+	free(r->days);
+	free(r);
+}
+
+/* The agent id (found, or added in its place); NULL on ENOMEM. */
+static struct report_agent *
+report_agent(struct report *r, const char *id)
+{
+	struct report_agent	*a, **na;
+	size_t			 lo = 0, hi = r->nagents, mid;
+	int			 c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(r->agents[mid]->id, id)) == 0)
+			return r->agents[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (r->nagents == r->capagents) {
+		if ((na = reallocarray(r->agents, r->capagents ? r->capagents * 2 : 16,
+		    sizeof(*na))) == NULL)
+			return NULL;
+		r->agents = na;
+		r->capagents = r->capagents ? r->capagents * 2 : 16;
+	}
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return NULL;
+	if ((a->id = strdup(id)) == NULL ||
+	    (a->sums.hist = calloc(r->nhist, sizeof(uint32_t))) == NULL) {
+		report_agent_free(a);
+		return NULL;
+	}
+	a->sums.nhist = r->nhist;
+	memmove(r->agents + lo + 1, r->agents + lo, (r->nagents - lo) * sizeof(*r->agents));
+	r->agents[lo] = a;
+	r->nagents++;
+	return a;
+}
+
+/* The category's counters (found, or added); NULL on ENOMEM. */
+static struct report_hit *
+report_hit(struct report_agent *a, const char *cat)
+{
+	struct report_hit	*nh;
+	size_t			 i;
+	int			 c = 1;
+
+	for (i = 0; i < a->nhits && (c = strcmp(a->hits[i].cat, cat)) < 0; i++)
+		;
+	if (i < a->nhits && c == 0)
+		return &a->hits[i];
+	if ((nh = reallocarray(a->hits, a->nhits + 1, sizeof(*nh))) == NULL)
+		return NULL;
+	a->hits = nh;
+	memmove(nh + i + 1, nh + i, (a->nhits - i) * sizeof(*nh));
+	memset(&nh[i], 0, sizeof(nh[i]));
+	if ((nh[i].cat = strdup(cat)) == NULL) {
+		memmove(nh + i, nh + i + 1, (a->nhits - i) * sizeof(*nh));
+		return NULL;
+	}
+	a->nhits++;
+	return &nh[i];
+}
+
+static void
+report_sums_add(struct sla_sums *u, const struct sla_sums *v)
+{
+	size_t	i;
+
+	u->rounds += v->rounds;
+	u->answered += v->answered;
+	u->sum_ms += v->sum_ms;
+	u->first_rounds += v->first_rounds;
+	u->first_sum_ms += v->first_sum_ms;
+	u->breaches += v->breaches;
+	u->escalations += v->escalations;
+	u->within_rate += v->within_rate;
+	for (i = 0; i < v->nhist; i++)
+		u->hist[i < u->nhist ? i : u->nhist - 1] += v->hist[i];
+}
+
+int
+report_add_sums(struct report *r, const char *agent, const struct sla_day *d)
+{
+	struct report_agent	*a;
+	size_t			 h;
+
+	if ((a = report_agent(r, agent)) == NULL)
+		return -1;
+	report_sums_add(&a->sums, d->sums);
+	for (h = 0; h < 24; h++) {
+		a->hour_rounds[h] += d->hour_rounds[h];
+		a->hour_sum_ms[h] += d->hour_sum_ms[h];
+	}
+	return 0;
+}
+
+/* Longer first; then the earlier opened. */
+static int
+report_slot_before(const struct report_slot *x, uint64_t waited, int64_t opened)
+{
+	return x->waited_ms > waited || (x->waited_ms == waited && x->opened <= opened);
+}
+
+/* w into a's worst waits when it is among them; conv is copied. */
+static int
+report_slot_put(struct report_agent *a, const char *conv, size_t len,
+    int64_t opened, int64_t at, uint64_t waited, int answered)
+{
+	struct report_slot	 s;
+	size_t			 i;
+
+	for (i = 0; i < a->nworst && report_slot_before(&a->worst[i], waited,
+	    opened); i++)
+		;
+	if (i == REPORT_WORST)
+		return 0;
+	if ((s.conv = malloc(len + 1)) == NULL)
+		return -1;
+	memcpy(s.conv, conv, len);
+	s.conv[len] = '\0';
+	s.convlen = len;
+	s.opened = opened;
+	s.at = at;
+	s.waited_ms = waited;
+	s.answered = answered;
+	if (a->nworst == REPORT_WORST)
+		free(a->worst[--a->nworst].conv);
+	memmove(&a->worst[i + 1], &a->worst[i], (a->nworst - i) * sizeof(s));
+	a->worst[i] = s;
+	a->nworst++;
+	return 0;
+}
+
+int
+report_add_wait(struct report *r, const struct report_wait *w)
+{
+	struct report_agent	*a;
+
+	if ((a = report_agent(r, w->agent)) == NULL)
+		return -1;
+	return report_slot_put(a, w->conversation, w->conversation_len, w->opened,
+	    w->at, w->waited_ms, w->answered);
+}
+
+static int
+report_action(const char *s)
+{
+	size_t	i;
+
+	for (i = 0; s != NULL && i < 3; i++)
+		if (strcmp(s, report_actions[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+report_add_alert(struct report *r, const json_t *al, int fp)
+{
+	struct report_agent	*a;
+	struct report_hit	*h;
+	const json_t		*hits, *e;
+	const char		*type, *agent, *cat;
+	json_int_t		 c = 1;
+	size_t			 i;
+	int			 act;
+
+	type = json_string_value(json_object_get(al, "type"));
+	if (type == NULL || strcmp(type, "rule.hit") != 0)
+		return 0;
+	if ((agent = json_string_value(json_object_get(al, "agent"))) == NULL)
+		agent = "";
+	if ((cat = json_string_value(json_object_get(al, "category"))) == NULL)
+		cat = "";
+	if (json_integer_value(json_object_get(al, "count")) > 1)
+		c = json_integer_value(json_object_get(al, "count"));
+	if ((a = report_agent(r, agent)) == NULL || (h = report_hit(a, cat)) == NULL)
+		return -1;
+	if (fp) {
+		a->fps++;
+		h->fps++;
+		return 0;
+	}
+	a->alerts += (uint64_t)c;
+	h->alerts += (uint64_t)c;
+	if (report_action(json_string_value(json_object_get(al, "action"))) == 0)
+		a->blocks += (uint64_t)c;
+	/* v1: the top level is the one hit */
+	if (!json_is_array(hits = json_object_get(al, "hits")) || json_array_size(hits) == 0)
+		hits = NULL;
+	for (i = 0; i < (hits != NULL ? json_array_size(hits) : 1); i++) {
+		e = hits != NULL ? json_array_get(hits, i) : al;
+		if ((cat = json_string_value(json_object_get(e, "category"))) == NULL ||
+		    (act = report_action(json_string_value(json_object_get(e,
+		    "action")))) == -1)
+			continue;
+		if ((h = report_hit(a, cat)) == NULL)
+			return -1;
+		h->act[act] += (uint64_t)c;
+	}
+	return 0;
+}
+
+void
+report_keep_agent(struct report *r, const char *agent)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < r->nagents; i++) {
+		if (strcmp(r->agents[i]->id, agent) == 0)
+			r->agents[n++] = r->agents[i];
+		else
+			report_agent_free(r->agents[i]);
+	}
+	r->nagents = n;
+}
+
+/* The team: every agent's sums added (hist the caller's, r->nhist long). */
+static void
+report_team(const struct report *r, struct sla_sums *u, uint32_t *hist,
+    uint32_t hour_rounds[24], uint64_t hour_sum_ms[24], uint64_t *alerts,
+    uint64_t *blocks, uint64_t *fps)
+{
+	size_t	i, h;
+
+	memset(u, 0, sizeof(*u));
+	memset(hist, 0, r->nhist * sizeof(*hist));
+	u->hist = hist;
+	u->nhist = r->nhist;
+	if (hour_rounds != NULL) {
+		memset(hour_rounds, 0, 24 * sizeof(*hour_rounds));
+		memset(hour_sum_ms, 0, 24 * sizeof(*hour_sum_ms));
+	}
+	*alerts = *blocks = *fps = 0;
+	for (i = 0; i < r->nagents; i++) {
+		report_sums_add(u, &r->agents[i]->sums);
+		*alerts += r->agents[i]->alerts;
+		*blocks += r->agents[i]->blocks;
+		*fps += r->agents[i]->fps;
+		for (h = 0; hour_rounds != NULL && h < 24; h++) {
+			hour_rounds[h] += r->agents[i]->hour_rounds[h];
+			hour_sum_ms[h] += r->agents[i]->hour_sum_ms[h];
+		}
+	}
+}
+
+/*
+ * The rounds answered within REPORT_FAST_MS, from the histogram the
+ * figures keep: a round's second is its time rounded up, so "within 30 s"
+ * is exactly the rounds of seconds 0 to 30; unanswered rounds sit at the
+ * cap (600 s), above them.
+ */
+static uint64_t
+report_within_fast(const struct sla_sums *u)
+{
+	uint64_t	n = 0;
+	size_t		s;
+
+	for (s = 0; s < u->nhist && s <= REPORT_FAST_MS / 1000; s++)
+		n += u->hist[s];
+	return n;
+}
+
+int
+report_merge(struct report *range, const struct report *day,
+    const char *dayname, int partial)
+{
+	struct report_agent	*a, *b;
+	struct report_hit	*h;
+	struct report_day	*nd, *row;
+	struct sla_sums		 team;
+	uint32_t		*hist;
+	size_t			 i, k;
+
+	for (i = 0; i < day->nagents; i++) {
+		b = day->agents[i];
+		if ((a = report_agent(range, b->id)) == NULL)
+			return -1;
+		report_sums_add(&a->sums, &b->sums);
+		for (k = 0; k < 24; k++) {
+			a->hour_rounds[k] += b->hour_rounds[k];
+			a->hour_sum_ms[k] += b->hour_sum_ms[k];
+		}
+		a->alerts += b->alerts;
+		a->blocks += b->blocks;
+		a->fps += b->fps;
+		for (k = 0; k < b->nhits; k++) {
+			if ((h = report_hit(a, b->hits[k].cat)) == NULL)
+				return -1;
+			h->alerts += b->hits[k].alerts;
+			h->act[0] += b->hits[k].act[0];
+			h->act[1] += b->hits[k].act[1];
+			h->act[2] += b->hits[k].act[2];
+			h->fps += b->hits[k].fps;
+		}
+		for (k = 0; k < b->nworst; k++)
+			if (report_slot_put(a, b->worst[k].conv, b->worst[k].convlen,
+			    b->worst[k].opened, b->worst[k].at, b->worst[k].waited_ms,
+			    b->worst[k].answered) == -1)
+				return -1;
+	}
+	if (range->ndays == range->capdays) {
+		if ((nd = reallocarray(range->days, range->capdays ? range->capdays * 2 :
+		    8, sizeof(*nd))) == NULL)
+			return -1;
+		range->days = nd;
+		range->capdays = range->capdays ? range->capdays * 2 : 8;
+	}
+	if ((hist = calloc(day->nhist, sizeof(*hist))) == NULL)
+		return -1;
+	row = &range->days[range->ndays++];
+	memset(row, 0, sizeof(*row));
+	snprintf(row->day, sizeof(row->day), "%s", dayname);
+	report_team(day, &team, hist, NULL, NULL, &row->alerts, &row->blocks,
+	    &row->fps);
+	sla_sums_figures(&team, day->cap_ms, &row->f);
+	row->within_fast = report_within_fast(&team);
+	row->partial = partial;
+	free(hist);
+	return 0;
+}
+
+/* --- the stored document ---------------------------------------------------- */
+
+static json_t *
+report_sums_json(const struct report_agent *a)
+{
+	const struct sla_sums	*u = &a->sums;
+	json_t			*hist, *hours, *hits, *worst, *o;
+	size_t			 i;
+
+	hist = json_array();
+	hours = json_array();
+	hits = json_object();
+	worst = json_array();
+	if (hist == NULL || hours == NULL || hits == NULL || worst == NULL)
+		goto err;
+	for (i = 0; i < u->nhist; i++)
+		if (u->hist[i] > 0 && json_array_append_new(hist, json_pack("[I, I]",
+		    (json_int_t)i, (json_int_t)u->hist[i])) == -1)
+			goto err;
+	for (i = 0; i < 24; i++)
+		if (a->hour_rounds[i] > 0 && json_array_append_new(hours,
+		    json_pack("[I, I, I]", (json_int_t)i, (json_int_t)a->hour_rounds[i],
+		    (json_int_t)a->hour_sum_ms[i])) == -1)
+			goto err;
+	for (i = 0; i < a->nhits; i++)
+		if (json_object_set_new(hits, a->hits[i].cat, json_pack(
+		    "{s:I, s:I, s:I, s:I, s:I}", "alerts", (json_int_t)a->hits[i].alerts,
+		    "block", (json_int_t)a->hits[i].act[0],
+		    "warn", (json_int_t)a->hits[i].act[1],
+		    "flag", (json_int_t)a->hits[i].act[2],
+		    "false_positives", (json_int_t)a->hits[i].fps)) == -1)
+			goto err;
+	for (i = 0; i < a->nworst; i++)
+		if (json_array_append_new(worst, json_pack("{s:s%, s:I, s:I, s:I, s:b}",
+		    "conversation", a->worst[i].conv, a->worst[i].convlen,
+		    "opened", (json_int_t)a->worst[i].opened,
+		    "at", (json_int_t)a->worst[i].at,
+		    "waited_ms", (json_int_t)a->worst[i].waited_ms,
+		    "answered", a->worst[i].answered)) == -1)
+			goto err;
+	/* the sums under the names of an instance's agents document (docs/dashboard.md) */
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:o, s:o}",
+	    "rounds", (json_int_t)u->rounds,
+	    "answered", (json_int_t)u->answered,
+	    "sum_ms", (json_int_t)u->sum_ms,
+	    "first_rounds", (json_int_t)u->first_rounds,
+	    "first_sum_ms", (json_int_t)u->first_sum_ms,
+	    "within_rate", (json_int_t)u->within_rate,
+	    "breaches", (json_int_t)u->breaches,
+	    "escalations", (json_int_t)u->escalations,
+	    "hist", hist, "hours", hours,
+	    "alerts", (json_int_t)a->alerts, "blocks", (json_int_t)a->blocks,
+	    "false_positives", (json_int_t)a->fps, "hits", hits, "worst", worst);
+	return o;
+err:
+	json_decref(hist);
+	json_decref(hours);
+	json_decref(hits);
+	json_decref(worst);
+	return NULL;
+}
+
+int
+report_dump(struct sbuf *out, const struct report *r, const char *day,
+    int32_t off_min, int partial)
+{
+	json_t	*agents, *a;
+	size_t	 i;
+
+	if ((agents = json_object()) == NULL)
+		return -1;
+	for (i = 0; i < r->nagents; i++) {
+		if ((a = report_sums_json(r->agents[i])) == NULL) {
+			json_decref(agents);
+			return -1;
+		}
+		/* an agent id that is not UTF-8 cannot be a key: it is left out */
+		json_object_set_new(agents, r->agents[i]->id, a);
+	}
+	return jsonw_dump(out, json_pack("{s:i, s:s, s:i, s:I, s:I, s:b, s:o}",
+	    "v", 1, "day", day, "tz_offset_min", (int)off_min,
+	    "cap_ms", (json_int_t)r->cap_ms, "rate_ms", (json_int_t)r->rate_ms,
+	    "partial", partial, "agents", agents));
+}
+
+static uint64_t
+report_uint(const json_t *o, const char *key)
+{
+	const json_t	*v = json_object_get(o, key);
+
+	return json_is_integer(v) && json_integer_value(v) >= 0 ?
+	    (uint64_t)json_integer_value(v) : 0;
+}
+
+static int
+report_load_agent(struct report *r, const char *id, const json_t *o)
+{
+	struct report_agent	*a;
+	struct report_hit	*h;
+	const json_t		*e, *v;
+	const char		*cat, *conv;
+	size_t			 i;
+	json_int_t		 sec, n, hr;
+
+	if ((a = report_agent(r, id)) == NULL)
+		return -1;
+	a->sums.rounds += report_uint(o, "rounds");
+	a->sums.answered += report_uint(o, "answered");
+	a->sums.sum_ms += report_uint(o, "sum_ms");
+	a->sums.first_rounds += report_uint(o, "first_rounds");
+	a->sums.first_sum_ms += report_uint(o, "first_sum_ms");
+	a->sums.within_rate += report_uint(o, "within_rate");
+	a->sums.breaches += report_uint(o, "breaches");
+	a->sums.escalations += report_uint(o, "escalations");
+	a->alerts += report_uint(o, "alerts");
+	a->blocks += report_uint(o, "blocks");
+	a->fps += report_uint(o, "false_positives");
+	json_array_foreach(json_object_get(o, "hist"), i, e) {
+		sec = json_integer_value(json_array_get(e, 0));
+		n = json_integer_value(json_array_get(e, 1));
+		if (sec < 0 || n < 0)
+			continue;
+		a->sums.hist[(uint64_t)sec < r->nhist ? (size_t)sec : r->nhist - 1] +=
+		    (uint32_t)n;
+	}
+	json_array_foreach(json_object_get(o, "hours"), i, e) {
+		hr = json_integer_value(json_array_get(e, 0));
+		n = json_integer_value(json_array_get(e, 1));
+		if (hr < 0 || hr >= 24 || n < 0 ||
+		    json_integer_value(json_array_get(e, 2)) < 0)
+			continue;
+		a->hour_rounds[hr] += (uint32_t)n;
+		a->hour_sum_ms[hr] += (uint64_t)json_integer_value(json_array_get(e, 2));
+	}
+	json_object_foreach((json_t *)json_object_get(o, "hits"), cat, v) {
+		if (!json_is_object(v))
+			continue;
+		if ((h = report_hit(a, cat)) == NULL)
+			return -1;
+		h->alerts += report_uint(v, "alerts");
+		h->act[0] += report_uint(v, "block");
+		h->act[1] += report_uint(v, "warn");
+		h->act[2] += report_uint(v, "flag");
+		h->fps += report_uint(v, "false_positives");
+	}
+	json_array_foreach(json_object_get(o, "worst"), i, e) {
+		if ((conv = json_string_value(json_object_get(e, "conversation"))) == NULL)
+			continue;
+		if (report_slot_put(a, conv, json_string_length(json_object_get(e,
+		    "conversation")), json_integer_value(json_object_get(e, "opened")),
+		    json_integer_value(json_object_get(e, "at")),
+		    report_uint(e, "waited_ms"),
+		    json_is_true(json_object_get(e, "answered"))) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+struct report *
+report_load(const char *doc, size_t len, uint64_t cap_ms, uint64_t rate_ms,
+    int *partial)
+{
+	struct report	*r = NULL;
+	json_t		*o, *a;
+	const char	*id;
+
+	*partial = 0;
+	if ((o = json_loadb(doc, len, JSON_ALLOW_NUL, NULL)) == NULL)
+		return NULL;
+	if (!json_is_object(o) || json_integer_value(json_object_get(o, "v")) != 1 ||
+	    !json_is_object(json_object_get(o, "agents")))
+		goto out;
+	*partial = json_is_true(json_object_get(o, "partial"));
+	if ((r = report_new(cap_ms, rate_ms)) == NULL)
+		goto out;
+	json_object_foreach(json_object_get(o, "agents"), id, a)
+		if (json_is_object(a) && report_load_agent(r, id, a) == -1) {
+			report_free(r);
+			r = NULL;
+			break;
+		}
+out:
+	json_decref(o);
+	return r;
+}
+
+/* --- what the writers share --------------------------------------------------- */
+
+/* A computed row: figures and the counts around them. */
+struct report_row {
+	const char		*agent;		/* NULL: the team */
+	struct sla_figures	 f;
+	uint64_t		 within_fast;
+	double			 rate_fast;
+	uint64_t		 alerts, blocks, fps;
+};
+
+static void
+report_row(const struct report *r, const struct report_agent *a,
+    struct report_row *row)
+{
+	memset(row, 0, sizeof(*row));
+	row->agent = a->id;
+	sla_sums_figures(&a->sums, r->cap_ms, &row->f);
+	row->within_fast = report_within_fast(&a->sums);
+	row->rate_fast = a->sums.rounds > 0 ? (double)row->within_fast /
+	    (double)a->sums.rounds : 0;
+	row->alerts = a->alerts;
+	row->blocks = a->blocks;
+	row->fps = a->fps;
+}
+
+/* The team's row and hours; -1 on ENOMEM. */
+static int
+report_team_row(const struct report *r, struct report_row *row,
+    uint32_t hour_rounds[24], uint64_t hour_sum_ms[24])
+{
+	struct sla_sums	 u;
+	uint32_t	*hist;
+
+	memset(row, 0, sizeof(*row));
+	if ((hist = calloc(r->nhist, sizeof(*hist))) == NULL)
+		return -1;
+	report_team(r, &u, hist, hour_rounds, hour_sum_ms, &row->alerts,
+	    &row->blocks, &row->fps);
+	sla_sums_figures(&u, r->cap_ms, &row->f);
+	row->within_fast = report_within_fast(&u);
+	row->rate_fast = u.rounds > 0 ? (double)row->within_fast / (double)u.rounds : 0;
+	free(hist);
+	return 0;
+}
+
+/* The team's worst waits: the longest of every agent's (each agent keeps its REPORT_WORST). */
+struct report_worst {
+	const struct report_agent	*a;
+	const struct report_slot	*s;
+};
+
+static size_t
+report_team_worst(const struct report *r, struct report_worst w[REPORT_WORST])
+{
+	size_t	i, k, j, n = 0;
+
+	for (i = 0; i < r->nagents; i++)
+		for (k = 0; k < r->agents[i]->nworst; k++) {
+			const struct report_slot *s = &r->agents[i]->worst[k];
+
+			for (j = 0; j < n && report_slot_before(w[j].s, s->waited_ms,
+			    s->opened); j++)
+				;
+			if (j == REPORT_WORST)
+				break;	/* this agent's next are shorter still */
+			if (n < REPORT_WORST)
+				n++;
+			memmove(&w[j + 1], &w[j], (n - 1 - j) * sizeof(*w));
+			w[j].a = r->agents[i];
+			w[j].s = s;
+		}
+	return n;
+}
+
+static uint64_t
+report_hour_mean(uint32_t n, uint64_t sum)
+{
+	return n > 0 ? (sum + n / 2) / n : 0;
+}
+
+/* --- JSON ---------------------------------------------------------------------- */
+
+/*
+ * json_object_update borrows its second argument: a packed one that is
+ * merged is leaked unless dropped. This wrapper merges and drops.
+ */
+static int
+report_update(json_t *o, json_t *more)
+{
+	int	rc;
+
+	if (o == NULL || more == NULL) {
+		json_decref(more);
+		return -1;
+	}
+	rc = json_object_update(o, more);
+	json_decref(more);
+	return rc;
+}
+
+static json_t *
+report_row_obj(const struct report_row *row)
+{
+	json_t	*o = state_figures_json(&row->f);
+
+	if (report_update(o, json_pack("{s:I, s:f, s:I, s:I, s:I}",
+	    "within_30s", (json_int_t)row->within_fast, "rate_30s", row->rate_fast,
+	    "alerts", (json_int_t)row->alerts, "blocks", (json_int_t)row->blocks,
+	    "false_positives", (json_int_t)row->fps)) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *
+report_hits_json(const struct report_hit *hits, size_t n)
+{
+	json_t	*o = json_object();
+	size_t	 i;
+
+	for (i = 0; o != NULL && i < n; i++)
+		if (json_object_set_new(o, hits[i].cat, json_pack(
+		    "{s:I, s:I, s:I, s:I, s:I}", "alerts", (json_int_t)hits[i].alerts,
+		    "block", (json_int_t)hits[i].act[0], "warn", (json_int_t)hits[i].act[1],
+		    "flag", (json_int_t)hits[i].act[2],
+		    "false_positives", (json_int_t)hits[i].fps)) == -1) {
+			json_decref(o);
+			return NULL;
+		}
+	return o;
+}
+
+/* Every agent's hits by category added up, *n of them: the caller's, for report_hits_free; NULL on ENOMEM. */
+static struct report_hit *
+report_team_hits(const struct report *r, size_t *n)
+{
+	struct report_agent	 team;
+	struct report_hit	*h;
+	size_t			 i, k;
+
+	memset(&team, 0, sizeof(team));
+	for (i = 0; i < r->nagents; i++)
+		for (k = 0; k < r->agents[i]->nhits; k++) {
+			if ((h = report_hit(&team, r->agents[i]->hits[k].cat)) == NULL)
+				goto err;
+			h->alerts += r->agents[i]->hits[k].alerts;
+			h->act[0] += r->agents[i]->hits[k].act[0];
+			h->act[1] += r->agents[i]->hits[k].act[1];
+			h->act[2] += r->agents[i]->hits[k].act[2];
+			h->fps += r->agents[i]->hits[k].fps;
+		}
+	*n = team.nhits;
+	if (team.hits == NULL)		/* none: an empty, freeable array */
+		team.hits = calloc(1, sizeof(*team.hits));
+	return team.hits;
+err:
+	for (k = 0; k < team.nhits; k++)
+		free(team.hits[k].cat);
+	free(team.hits);
+	return NULL;
+}
+
+static void
+report_hits_free(struct report_hit *h, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; h != NULL && i < n; i++)
+		free(h[i].cat);
+	free(h);
+}
+
+static json_t *
+report_hours_json(const uint32_t *rounds, const uint64_t *sum, int all)
+{
+	json_t	*a = json_array();
+	size_t	 h;
+
+	for (h = 0; a != NULL && h < 24; h++)
+		if ((all || rounds[h] > 0) && json_array_append_new(a, json_pack(
+		    "{s:I, s:I, s:I}", "hour", (json_int_t)h, "rounds",
+		    (json_int_t)rounds[h], "mean_ms",
+		    (json_int_t)report_hour_mean(rounds[h], sum[h]))) == -1) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+int
+report_json(struct sbuf *out, const struct report *r, const struct report_meta *m)
+{
+	struct report_row	 row;
+	struct report_worst	 w[REPORT_WORST];
+	struct report_hit	*th = NULL;
+	uint32_t		 hr[24];
+	uint64_t		 hs[24];
+	json_t			*doc = NULL, *team, *agents, *worst, *days, *o;
+	size_t			 i, n, nth = 0;
+	int			 rc = -1;
+
+	if (report_team_row(r, &row, hr, hs) == -1 ||
+	    (th = report_team_hits(r, &nth)) == NULL)
+		goto out;
+	team = report_row_obj(&row);
+	if (report_update(team, json_pack("{s:I, s:o}", "agents",
+	    (json_int_t)r->nagents, "hits", report_hits_json(th, nth))) == -1) {
+		json_decref(team);
+		goto out;
+	}
+	doc = json_pack("{s:i, s:s, s:s, s:o, s:i, s:I, s:{s:I, s:I, s:I}, s:o}",
+	    "v", 1, "from", m->from, "to", m->to,
+	    "agent", m->agent != NULL ? json_string(m->agent) : json_null(),
+	    "tz_offset_min", (int)m->utc_offset_min,
+	    "generated", (json_int_t)m->generated,
+	    "sla", "cap_ms", (json_int_t)r->cap_ms, "rate_ms", (json_int_t)r->rate_ms,
+	    "fast_ms", (json_int_t)REPORT_FAST_MS,
+	    "team", team);
+	if (doc == NULL || (agents = json_array()) == NULL ||
+	    json_object_set_new(doc, "agents", agents) == -1)
+		goto out;
+	for (i = 0; i < r->nagents; i++) {
+		report_row(r, r->agents[i], &row);
+		/* the agent's name first, as a reader looks for it */
+		if ((o = json_pack("{s:s}", "agent", r->agents[i]->id)) == NULL)
+			continue;	/* an agent id that is not UTF-8: left out, as everywhere */
+		if (report_update(o, report_row_obj(&row)) == -1 ||
+		    report_update(o, json_pack("{s:o, s:o}", "hits", report_hits_json(
+		    r->agents[i]->hits, r->agents[i]->nhits), "hours", report_hours_json(
+		    r->agents[i]->hour_rounds, r->agents[i]->hour_sum_ms, 0))) == -1 ||
+		    json_array_append_new(agents, o) == -1)
+			goto out;
+	}
+	if (json_object_set_new(doc, "hours", report_hours_json(hr, hs, 1)) == -1 ||
+	    (worst = json_array()) == NULL ||
+	    json_object_set_new(doc, "worst", worst) == -1)
+		goto out;
+	n = report_team_worst(r, w);
+	for (i = 0; i < n; i++)
+		json_array_append_new(worst, json_pack("{s:s, s:s%, s:I, s:I, s:I, s:b}",
+		    "agent", w[i].a->id, "conversation", w[i].s->conv, w[i].s->convlen,
+		    "opened", (json_int_t)w[i].s->opened, "at", (json_int_t)w[i].s->at,
+		    "waited_ms", (json_int_t)w[i].s->waited_ms,
+		    "answered", w[i].s->answered));
+	if ((days = json_array()) == NULL || json_object_set_new(doc, "days", days) == -1)
+		goto out;
+	for (i = 0; i < r->ndays; i++) {
+		row.f = r->days[i].f;
+		row.within_fast = r->days[i].within_fast;
+		row.rate_fast = row.f.rounds > 0 ? (double)row.within_fast /
+		    (double)row.f.rounds : 0;
+		row.alerts = r->days[i].alerts;
+		row.blocks = r->days[i].blocks;
+		row.fps = r->days[i].fps;
+		o = json_pack("{s:s, s:b}", "day", r->days[i].day, "partial",
+		    r->days[i].partial);
+		if (report_update(o, report_row_obj(&row)) == -1 ||
+		    json_array_append_new(days, o) == -1) {
+			json_decref(o);
+			goto out;
+		}
+	}
+	rc = jsonw_dump(out, doc);
+	doc = NULL;
+out:
+	json_decref(doc);
+	report_hits_free(th, nth);
+	return rc;
+}
+
+/* --- CSV ------------------------------------------------------------------------ */
+
+/*
+ * One field: quoted when it holds a comma, a quote or a line break (quotes
+ * doubled, RFC 4180); one that starts like a formula (= + - @, a tab or a
+ * carriage return) gets a leading ' so that Excel shows it instead of
+ * running it (an agent id is whatever the workbench sent).
+ */
+static int
+report_csv_field(struct sbuf *out, const char *s, size_t len)
+{
+	size_t	i;
+	int	q = 0, rc = 0;
+
+	for (i = 0; i < len; i++)
+		if (s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r')
+			q = 1;
+	if (q)
+		rc |= sbuf_append(out, "\"", 1);
+	if (len > 0 && strchr("=+-@\t\r", s[0]) != NULL)
+		rc |= sbuf_append(out, "'", 1);
+	for (i = 0; i < len; i++)
+		rc |= s[i] == '"' ? sbuf_append(out, "\"\"", 2) : sbuf_append(out, s + i, 1);
+	if (q)
+		rc |= sbuf_append(out, "\"", 1);
+	return rc ? -1 : 0;
+}
+
+int
+report_csv(struct sbuf *out, const struct report *r, const struct report_meta *m)
+{
+	struct report_row	 row;
+	struct report_hit	*th, *h;
+	size_t			 i, k, nth = 0;
+	int			 rc = 0;
+
+	(void)m;
+	if ((th = report_team_hits(r, &nth)) == NULL)
+		return -1;
+	/* the BOM: Excel reads UTF-8 only when the file says so */
+	rc |= sbuf_append(out, "\xEF\xBB\xBF", 3);
+	rc |= sbuf_printf(out, "agent,rounds,answered,mean_ms,p90_ms,first_rounds,"
+	    "first_mean_ms,breaches,escalations,within_rate,rate,within_30s,rate_30s,"
+	    "alerts,blocks,false_positives");
+	for (k = 0; k < nth; k++) {
+		rc |= sbuf_append(out, ",", 1);
+		rc |= sbuf_printf(out, "hits:");
+		rc |= report_csv_field(out, th[k].cat, strlen(th[k].cat));
+	}
+	rc |= sbuf_append(out, "\r\n", 2);
+	for (i = 0; i < r->nagents; i++) {
+		report_row(r, r->agents[i], &row);
+		rc |= report_csv_field(out, row.agent, strlen(row.agent));
+		rc |= sbuf_printf(out, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+		    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+		    ",%.6f,%" PRIu64 ",%.6f,%" PRIu64 ",%" PRIu64 ",%" PRIu64,
+		    row.f.rounds, row.f.answered, row.f.mean_ms, row.f.p90_ms,
+		    row.f.first_rounds, row.f.first_mean_ms, row.f.breaches,
+		    row.f.escalations, row.f.within_rate, row.f.rate, row.within_fast,
+		    row.rate_fast, row.alerts, row.blocks, row.fps);
+		for (k = 0; k < nth; k++) {
+			h = NULL;
+			for (size_t j = 0; j < r->agents[i]->nhits; j++)
+				if (strcmp(r->agents[i]->hits[j].cat, th[k].cat) == 0)
+					h = &r->agents[i]->hits[j];
+			rc |= sbuf_printf(out, ",%" PRIu64, h != NULL ? h->alerts : 0);
+		}
+		rc |= sbuf_append(out, "\r\n", 2);
+	}
+	report_hits_free(th, nth);
+	return rc ? -1 : 0;
+}
+
+/* --- HTML ------------------------------------------------------------------------ */
+
+/* Text into HTML: & < > " ' as entities, control characters as U+FFFD. */
+static int
+report_esc(struct sbuf *out, const char *s, size_t len)
+{
+	size_t	i;
+	int	rc = 0;
+
+	for (i = 0; i < len; i++) {
+		switch (s[i]) {
+		case '&': rc |= sbuf_append(out, "&amp;", 5); break;
+		case '<': rc |= sbuf_append(out, "&lt;", 4); break;
+		case '>': rc |= sbuf_append(out, "&gt;", 4); break;
+		case '"': rc |= sbuf_append(out, "&quot;", 6); break;
+		case '\'': rc |= sbuf_append(out, "&#39;", 5); break;
+		default:
+			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+				rc |= sbuf_append(out, "\xEF\xBF\xBD", 3);
+			else
+				rc |= sbuf_append(out, s + i, 1);
+		}
+	}
+	return rc ? -1 : 0;
+}
+
+static int
+report_escs(struct sbuf *out, const char *s)
+{
+	return report_esc(out, s, strlen(s));
+}
+
+/* 12.3秒, 3分20秒: a duration as a manager reads it. */
+static int
+report_dur(struct sbuf *out, uint64_t ms)
+{
+	if (ms < 60000)
+		return sbuf_printf(out, "%.1f秒", (double)ms / 1000);
+	return sbuf_printf(out, "%" PRIu64 "分%02" PRIu64 "秒", ms / 60000,
+	    (ms % 60000 + 500) / 1000 == 60 ? 59 : (ms % 60000 + 500) / 1000);
+}
+
+/* Local time (UTC + off) of wall ms t, "2026-11-22 10:00:05". */
+static int
+report_time(struct sbuf *out, int64_t t, int32_t off_min)
+{
+	int64_t		l = t + (int64_t)off_min * 60000;
+	time_t		s = (time_t)(l / 1000 - (l % 1000 < 0));
+	struct tm	tm;
+	char		buf[32];
+
+	if (gmtime_r(&s, &tm) == NULL)
+		return sbuf_printf(out, "?");
+	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+	return sbuf_printf(out, "%s", buf);
+}
+
+static int
+report_pct(struct sbuf *out, double v, uint64_t rounds, int bad_below_80)
+{
+	if (rounds == 0)
+		return sbuf_printf(out, "<td>—</td>");
+	return sbuf_printf(out, "<td%s>%.1f%%</td>", bad_below_80 && v < 0.8 ?
+	    " class=\"bad\"" : "", v * 100);
+}
+
+/* The rate's label: 3分钟回复率 for 180 s. */
+static int
+report_rate_label(struct sbuf *out, uint64_t rate_ms)
+{
+	if (rate_ms % 60000 == 0)
+		return sbuf_printf(out, "%" PRIu64 "分钟回复率", rate_ms / 60000);
+	return sbuf_printf(out, "%" PRIu64 "秒回复率", rate_ms / 1000);
+}
+
+static int
+report_html_row(struct sbuf *out, const struct report_row *row)
+{
+	int	rc = 0;
+
+	rc |= sbuf_printf(out, "<td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>",
+	    row->f.rounds, row->f.answered);
+	if (row->f.first_rounds > 0)
+		rc |= report_dur(out, row->f.first_mean_ms);
+	else
+		rc |= sbuf_printf(out, "—");
+	rc |= sbuf_printf(out, "</td><td>");
+	rc |= row->f.rounds > 0 ? report_dur(out, row->f.mean_ms) : sbuf_printf(out, "—");
+	rc |= sbuf_printf(out, "</td><td>");
+	rc |= row->f.rounds > 0 ? report_dur(out, row->f.p90_ms) : sbuf_printf(out, "—");
+	rc |= sbuf_printf(out, "</td>");
+	rc |= report_pct(out, row->f.rate, row->f.rounds, 1);
+	rc |= report_pct(out, row->rate_fast, row->f.rounds, 0);
+	rc |= sbuf_printf(out, "<td%s>%" PRIu64 "</td><td%s>%" PRIu64 "</td>"
+	    "<td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td>",
+	    row->f.breaches > 0 ? " class=\"bad\"" : "", row->f.breaches,
+	    row->f.escalations > 0 ? " class=\"bad\"" : "", row->f.escalations,
+	    row->alerts, row->blocks, row->fps);
+	return rc ? -1 : 0;
+}
+
+static int
+report_html_head(struct sbuf *out, const char *first, const struct report *r)
+{
+	int	rc = 0;
+
+	rc |= sbuf_printf(out, "<tr><th>%s</th><th>轮次</th><th>已回复</th>"
+	    "<th>首响均值</th><th>平均响应</th><th>P90</th><th>", first);
+	rc |= report_rate_label(out, r->rate_ms);
+	rc |= sbuf_printf(out, "</th><th>30秒回复率</th><th>超时</th><th>升级</th>"
+	    "<th>违规</th><th>拦截</th><th>误报</th></tr>\n");
+	return rc ? -1 : 0;
+}
+
+/* The hourly profile: rounds per local hour as bars, the mean above each. */
+static int
+report_svg_hours(struct sbuf *out, const uint32_t *hr, const uint64_t *hs)
+{
+	uint32_t	max = 1;
+	size_t		h;
+	int		rc = 0, x, bh;
+
+	for (h = 0; h < 24; h++)
+		if (hr[h] > max)
+			max = hr[h];
+	rc |= sbuf_printf(out, "<svg class=\"chart\" viewBox=\"0 0 760 230\" "
+	    "width=\"760\" height=\"230\" role=\"img\" aria-label=\"每小时轮次与平均响应\">"
+	    "<line x1=\"30\" y1=\"190\" x2=\"750\" y2=\"190\" stroke=\"#999\"/>");
+	for (h = 0; h < 24; h++) {
+		x = 32 + (int)h * 30;
+		bh = (int)((uint64_t)hr[h] * 150 / max);
+		if (hr[h] > 0) {
+			rc |= sbuf_printf(out, "<rect x=\"%d\" y=\"%d\" width=\"24\" "
+			    "height=\"%d\" fill=\"#4a7bd0\"><title>%02zu时 %" PRIu32 "轮 平均",
+			    x, 190 - bh, bh, h, hr[h]);
+			rc |= report_dur(out, report_hour_mean(hr[h], hs[h]));
+			rc |= sbuf_printf(out, "</title></rect><text x=\"%d\" y=\"%d\" "
+			    "class=\"v\">%" PRIu32 "</text><text x=\"%d\" y=\"%d\" "
+			    "class=\"m\">%.0fs</text>", x + 12, 186 - bh, hr[h], x + 12,
+			    172 - bh, (double)report_hour_mean(hr[h], hs[h]) / 1000);
+		}
+		rc |= sbuf_printf(out, "<text x=\"%d\" y=\"206\" class=\"h\">%02zu</text>",
+		    x + 12, h);
+	}
+	rc |= sbuf_printf(out, "<text x=\"30\" y=\"224\" class=\"l\">柱:轮次(个);"
+	    "柱上:平均响应(秒);横轴:本地小时</text></svg>\n");
+	return rc ? -1 : 0;
+}
+
+/* Per agent: the mean response as a bar, the reply rate beside it. */
+static int
+report_svg_agents(struct sbuf *out, const struct report *r)
+{
+	struct report_row	 row;
+	uint64_t		 max = 1;
+	size_t			 i;
+	int			 rc = 0, y, w, hgt = 30 + 26 * (int)r->nagents;
+
+	for (i = 0; i < r->nagents; i++) {
+		report_row(r, r->agents[i], &row);
+		if (row.f.mean_ms > max)
+			max = row.f.mean_ms;
+	}
+	rc |= sbuf_printf(out, "<svg class=\"chart\" viewBox=\"0 0 760 %d\" width=\"760\" "
+	    "height=\"%d\" role=\"img\" aria-label=\"客服平均响应对比\">", hgt, hgt);
+	for (i = 0; i < r->nagents; i++) {
+		report_row(r, r->agents[i], &row);
+		y = 10 + 26 * (int)i;
+		w = (int)(row.f.mean_ms * 430 / max);
+		rc |= sbuf_printf(out, "<text x=\"150\" y=\"%d\" class=\"a\">", y + 15);
+		rc |= report_escs(out, row.agent[0] != '\0' ? row.agent : "(未知)");
+		rc |= sbuf_printf(out, "</text><rect x=\"160\" y=\"%d\" width=\"%d\" "
+		    "height=\"18\" fill=\"%s\"/><text x=\"%d\" y=\"%d\" class=\"r\">",
+		    y + 2, w, row.f.rate < 0.8 && row.f.rounds > 0 ? "#d9534f" : "#5cb85c",
+		    166 + w, y + 15);
+		rc |= row.f.rounds > 0 ? report_dur(out, row.f.mean_ms) : sbuf_printf(out, "—");
+		if (row.f.rounds > 0)
+			rc |= sbuf_printf(out, " · %.1f%%", row.f.rate * 100);
+		rc |= sbuf_printf(out, "</text>");
+	}
+	rc |= sbuf_printf(out, "<text x=\"160\" y=\"%d\" class=\"l\">条:平均响应;"
+	    "数字:平均响应 · ", hgt - 6);
+	rc |= report_rate_label(out, r->rate_ms);
+	rc |= sbuf_printf(out, "(低于80%%为红)</text></svg>\n");
+	return rc ? -1 : 0;
+}
+
+static const char report_css[] =
+    "body{font-family:\"Noto Sans CJK SC\",\"PingFang SC\",\"Microsoft YaHei\",sans-serif;"
+    "margin:24px;color:#222;max-width:1100px}"
+    "h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;"
+    "border-bottom:1px solid #ddd;padding-bottom:4px}"
+    ".meta{color:#666;font-size:13px}"
+    "table{border-collapse:collapse;font-size:13px;margin:4px 0}"
+    "th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}"
+    "th{background:#f3f5f8}td:first-child,th:first-child{text-align:left}"
+    "td.bad{color:#c9302c;font-weight:bold}tr.partial td{color:#999}"
+    ".chart{max-width:100%;height:auto}.chart text{font-size:11px}"
+    ".chart .v,.chart .m,.chart .h{text-anchor:middle}.chart .m{fill:#666}"
+    ".chart .a{text-anchor:end}.chart .l{fill:#666}"
+    ".note{color:#666;font-size:12px;margin-top:24px}";
+
+int
+report_html(struct sbuf *out, const struct report *r, const struct report_meta *m)
+{
+	struct report_row	 row;
+	struct report_worst	 w[REPORT_WORST];
+	struct report_hit	*th = NULL;
+	uint32_t		 hr[24];
+	uint64_t		 hs[24];
+	const char		*zh;
+	size_t			 i, n, nth = 0;
+	int			 rc = 0, off = m->utc_offset_min < 0 ? -m->utc_offset_min :
+				    m->utc_offset_min;
+
+	if (report_team_row(r, &row, hr, hs) == -1 ||
+	    (th = report_team_hits(r, &nth)) == NULL)
+		return -1;
+	rc |= sbuf_printf(out, "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n"
+	    "<meta charset=\"utf-8\">\n<title>客服质检报表 %s", m->from);
+	if (strcmp(m->from, m->to) != 0)
+		rc |= sbuf_printf(out, " 至 %s", m->to);
+	rc |= sbuf_printf(out, "</title>\n<style>%s</style>\n</head>\n<body>\n"
+	    "<h1>客服质检报表</h1>\n<p class=\"meta\">日期:%s", report_css, m->from);
+	if (strcmp(m->from, m->to) != 0)
+		rc |= sbuf_printf(out, " 至 %s", m->to);
+	rc |= sbuf_printf(out, "(UTC%c%02d:%02d)", m->utc_offset_min < 0 ? '-' : '+',
+	    off / 60, off % 60);
+	if (m->agent != NULL) {
+		rc |= sbuf_printf(out, " · 客服:");
+		rc |= report_escs(out, m->agent);
+	}
+	rc |= sbuf_printf(out, " · 生成于 ");
+	rc |= report_time(out, m->generated, m->utc_offset_min);
+	rc |= sbuf_printf(out, "</p>\n");
+
+	rc |= sbuf_printf(out, "<h2>团队概览</h2>\n<table id=\"team\">\n");
+	rc |= report_html_head(out, "团队", r);
+	rc |= sbuf_printf(out, "<tr><td>%zu 位客服</td>", r->nagents);
+	rc |= report_html_row(out, &row);
+	rc |= sbuf_printf(out, "</tr>\n</table>\n");
+
+	rc |= sbuf_printf(out, "<h2>每小时分布</h2>\n");
+	rc |= report_svg_hours(out, hr, hs);
+
+	rc |= sbuf_printf(out, "<h2>客服对比</h2>\n");
+	rc |= report_svg_agents(out, r);
+	rc |= sbuf_printf(out, "<table id=\"agents\">\n");
+	rc |= report_html_head(out, "客服", r);
+	for (i = 0; i < r->nagents; i++) {
+		report_row(r, r->agents[i], &row);
+		rc |= sbuf_printf(out, "<tr><td>");
+		rc |= report_escs(out, row.agent[0] != '\0' ? row.agent : "(未知)");
+		rc |= sbuf_printf(out, "</td>");
+		rc |= report_html_row(out, &row);
+		rc |= sbuf_printf(out, "</tr>\n");
+	}
+	rc |= sbuf_printf(out, "</table>\n");
+
+	rc |= sbuf_printf(out, "<h2>违规分类</h2>\n<table id=\"hits\">\n<tr><th>类别</th>"
+	    "<th>告警</th><th>拦截规则</th><th>提醒规则</th><th>标记规则</th><th>误报</th></tr>\n");
+	for (i = 0; i < nth; i++) {
+		rc |= sbuf_printf(out, "<tr><td>");
+		if ((zh = alertline_category(th[i].cat)) != NULL)
+			rc |= sbuf_printf(out, "%s ", zh);
+		rc |= report_escs(out, th[i].cat);
+		rc |= sbuf_printf(out, "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%"
+		    PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td></tr>\n",
+		    th[i].alerts, th[i].act[0], th[i].act[1], th[i].act[2], th[i].fps);
+	}
+	if (nth == 0)
+		rc |= sbuf_printf(out, "<tr><td colspan=\"6\">无违规</td></tr>\n");
+	rc |= sbuf_printf(out, "</table>\n");
+
+	rc |= sbuf_printf(out, "<h2>最长等待(前 %d)</h2>\n<table id=\"worst\">\n"
+	    "<tr><th>会话</th><th>客服</th><th>开始</th><th>等待</th><th>结果</th></tr>\n",
+	    REPORT_WORST);
+	n = report_team_worst(r, w);
+	for (i = 0; i < n; i++) {
+		rc |= sbuf_printf(out, "<tr><td>");
+		rc |= report_esc(out, w[i].s->conv, w[i].s->convlen);
+		rc |= sbuf_printf(out, "</td><td>");
+		rc |= report_escs(out, w[i].a->id);
+		rc |= sbuf_printf(out, "</td><td>");
+		rc |= report_time(out, w[i].s->opened, m->utc_offset_min);
+		rc |= sbuf_printf(out, "</td><td>");
+		rc |= report_dur(out, w[i].s->waited_ms);
+		rc |= sbuf_printf(out, "</td><td>%s</td></tr>\n", w[i].s->answered ?
+		    "已回复" : "未回复");
+	}
+	if (n == 0)
+		rc |= sbuf_printf(out, "<tr><td colspan=\"5\">无</td></tr>\n");
+	rc |= sbuf_printf(out, "</table>\n");
+
+	rc |= sbuf_printf(out, "<h2>每日</h2>\n<table id=\"days\">\n");
+	rc |= report_html_head(out, "日期", r);
+	for (i = 0; i < r->ndays; i++) {
+		row.f = r->days[i].f;
+		row.within_fast = r->days[i].within_fast;
+		row.rate_fast = row.f.rounds > 0 ? (double)row.within_fast /
+		    (double)row.f.rounds : 0;
+		row.alerts = r->days[i].alerts;
+		row.blocks = r->days[i].blocks;
+		row.fps = r->days[i].fps;
+		rc |= sbuf_printf(out, "<tr%s><td>%s%s</td>", r->days[i].partial ?
+		    " class=\"partial\"" : "", r->days[i].day, r->days[i].partial ?
+		    "(不完整)" : "");
+		rc |= report_html_row(out, &row);
+		rc |= sbuf_printf(out, "</tr>\n");
+	}
+	rc |= sbuf_printf(out, "</table>\n<p class=\"note\">口径:轮次从顾客在客服上次回复后"
+	    "的第一条消息起,到客服下一次有效回复止,按服务时间计;平均响应与 P90 中每轮最多计 ");
+	rc |= report_dur(out, r->cap_ms);
+	rc |= sbuf_printf(out, ",未回复的轮次按此计;");
+	rc |= report_rate_label(out, r->rate_ms);
+	rc |= sbuf_printf(out, "与 30 秒回复率为该时间内回复的轮次占全部轮次的比例;"
+	    "违规为规则命中的告警数,拦截/提醒/标记为命中的规则数;误报为主管在看板上标记的告警。"
+	    "详见 chatmon 文档 docs/report.md。</p>\n</body>\n</html>\n");
+	report_hits_free(th, nth);
+	return rc ? -1 : 0;
+}
+
+int
+report_parse_day(const char *s, int32_t off_min, int64_t *start)
+{
+	struct tm	tm, back;
+	time_t		t;
+	int		n = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	for (n = 0; s != NULL && n < 10; n++)
+		if ((n == 4 || n == 7) ? s[n] != '-' : (s[n] < '0' || s[n] > '9'))
+			return -1;
+	n = 0;
+	if (s == NULL || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year,
+	    &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10 || s[4] != '-' || s[7] != '-' ||
+	    tm.tm_year < 1970 || tm.tm_year > 9999)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	back = tm;
+	if ((t = timegm(&tm)) == (time_t)-1 || tm.tm_mday != back.tm_mday ||
+	    tm.tm_mon != back.tm_mon)
+		return -1;	/* 2026-02-30 */
+	*start = (int64_t)t * 1000 - (int64_t)off_min * 60000;
+	return 0;
+}

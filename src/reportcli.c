@@ -1,0 +1,281 @@
+/* reportcli: `chatmon report`: the figures of some days (SLA, rule hits, false positives, the worst waits) from Redis, as JSON, CSV or HTML on stdout. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "chatmon/config.h"
+#include "chatmon/rconn.h"
+#include "chatmon/report.h"
+#include "chatmon/reportcli.h"
+#include "chatmon/reportdb.h"
+#include "chatmon/state.h"
+#include "chatmon/util.h"
+
+#define REPORTCLI_CONNECT_S	5
+#define REPORTCLI_MAX_DAYS	3660	/* retention_days is at most 3650 */
+
+static int
+reportcli_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: chatmon report [-c FILE] [--redis URL] --from YYYY-MM-DD [--to YYYY-MM-DD]\n"
+	    "                      [--agent ID] [--format json|csv|html]\n"
+	    "\n"
+	    "Each agent's and the team's figures over the local days from..to\n"
+	    "(inclusive; sla.timezone): rounds, answered, first-response mean, mean\n"
+	    "and p90 response (sla.cap), the sla.rate and 30-second reply rates,\n"
+	    "breaches, escalations, rule hits per category and action, false\n"
+	    "positives, the worst waits, the hourly profile and a row per day, from\n"
+	    "what chatmond keeps in Redis (docs/report.md). A finished day is stored\n"
+	    "as one aggregate for report.retention_days.\n"
+	    "--to      the last day (default: --from)\n"
+	    "--agent   only this agent\n"
+	    "--format  json (default), csv (UTF-8 with a BOM, for Excel) or html\n"
+	    "          (one self-contained page)\n"
+	    "--redis   redis://host[:port][/db] or unix:/path, instead of redis.url\n"
+	    "Exit status: 0 success; 1 a bad day, Redis or the configuration;\n"
+	    "2 a usage error.\n");
+	return f == stdout ? 0 : 2;
+}
+
+struct reportcli_run {
+	struct event_base	*base;
+	struct rconn		*rc;
+	struct event		*timer;
+	const struct config	*cfg;
+	const char		*from, *to, *agent;
+	struct reportdb		*db;
+	struct report		*rep;		/* the result */
+	int			 started, finished, failed;
+};
+
+static void
+reportcli_stop(struct reportcli_run *x)
+{
+	x->finished = 1;
+	event_base_loopbreak(x->base);
+}
+
+static void
+reportcli_on_done(struct report *rep, const char *err, void *arg)
+{
+	struct reportcli_run	*x = arg;
+
+	x->db = NULL;
+	x->rep = rep;
+	if (rep == NULL) {
+		fprintf(stderr, "chatmon: report: %s\n", err);
+		x->failed = 1;
+	}
+	reportcli_stop(x);
+}
+
+static void
+reportcli_on_state(void *arg, int up, int lost)
+{
+	struct reportcli_run	*x = arg;
+
+	(void)lost;
+	if (x->finished || x->started)
+		return;		/* a loss while reading: the reply that is out says it */
+	if (!up) {
+		/* a one-shot tool does not wait for rconn's retries */
+		fprintf(stderr, "chatmon: report: cannot reach Redis (%s)\n",
+		    rconn_name(x->rc));
+		x->failed = 1;
+		reportcli_stop(x);
+		return;
+	}
+	x->started = 1;
+	evtimer_del(x->timer);
+	if ((x->db = reportdb_start(x->rc, x->cfg, x->from, x->to, x->agent,
+	    util_wall_ms(), reportcli_on_done, x)) == NULL) {
+		fprintf(stderr, "chatmon: report: cannot start reading Redis\n");
+		x->failed = 1;
+		reportcli_stop(x);
+	}
+}
+
+static void
+reportcli_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct reportcli_run	*x = arg;
+
+	(void)fd;
+	(void)what;
+	fprintf(stderr, "chatmon: report: cannot reach Redis (%s) in %d s\n",
+	    rconn_name(x->rc), REPORTCLI_CONNECT_S);
+	x->failed = 1;
+	reportcli_stop(x);
+}
+
+/* 0 with x->rep, 1 Redis (said), -1 ENOMEM. */
+static int
+reportcli_read(struct reportcli_run *x)
+{
+	struct timeval	 tv = { REPORTCLI_CONNECT_S, 0 };
+	int		 rc = 1;
+
+	if ((x->base = event_base_new()) == NULL ||
+	    (x->rc = rconn_new(x->base, "redis", reportcli_on_state, x)) == NULL ||
+	    (x->timer = evtimer_new(x->base, reportcli_on_timeout, x)) == NULL ||
+	    evtimer_add(x->timer, &tv) == -1 ||
+	    rconn_set_target(x->rc, &x->cfg->redis, RCONN_ANY_ROLE) == -1) {
+		rc = -1;
+		goto out;
+	}
+	/* a connect that failed at once has stopped it already */
+	if (!x->finished)
+		(void)event_base_dispatch(x->base);
+	rc = x->failed || x->rep == NULL ? 1 : 0;
+out:
+	reportdb_cancel(x->db);
+	x->db = NULL;
+	rconn_free(x->rc);	/* a cancelled reader gets its NULL reply here and goes */
+	if (x->timer != NULL)
+		event_free(x->timer);
+	if (x->base != NULL)
+		event_base_free(x->base);
+	return rc;
+}
+
+int
+reportcli_main(int argc, char **argv, const char *default_config)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "redis", required_argument, NULL, 'r' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
+		{ "agent", required_argument, NULL, 'a' },
+		{ "format", required_argument, NULL, 'F' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char		*path = default_config, *redis = NULL, *format = "json";
+	struct reportcli_run	 x;
+	struct report_meta	 m;
+	struct config		*cfg = NULL;
+	struct sbuf		 errs, out;
+	int64_t			 from_start, to_start;
+	int			 ch, explicit = 0, rc = 1, n;
+
+	memset(&x, 0, sizeof(x));
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			explicit = 1;
+			break;
+		case 'r':
+			redis = optarg;
+			break;
+		case 'f':
+			x.from = optarg;
+			break;
+		case 't':
+			x.to = optarg;
+			break;
+		case 'a':
+			x.agent = optarg;
+			break;
+		case 'F':
+			format = optarg;
+			if (strcmp(format, "json") != 0 && strcmp(format, "csv") != 0 &&
+			    strcmp(format, "html") != 0) {
+				fprintf(stderr, "chatmon: report: --format: want json, "
+				    "csv or html, not '%s'\n", format);
+				return 2;
+			}
+			break;
+		case 'h':
+			return reportcli_usage(stdout);
+		default:
+			return reportcli_usage(stderr);
+		}
+	}
+	if (optind != argc || x.from == NULL) {
+		if (x.from == NULL && optind == argc)
+			fprintf(stderr, "chatmon: report: --from is required\n");
+		return reportcli_usage(stderr);
+	}
+	if (x.to == NULL)
+		x.to = x.from;
+	if (!explicit && access(path, F_OK) == -1 && errno == ENOENT)
+		path = NULL;
+	sbuf_init(&errs);
+	sbuf_init(&out);
+	if ((cfg = config_load(path, NULL, 0, &errs)) == NULL) {
+		fputs(sbuf_str(&errs), stderr);
+		goto out;
+	}
+	if (redis != NULL) {
+		if (config_parse_redis_url(redis, &cfg->redis.target) == -1) {
+			fprintf(stderr, "chatmon: report: --redis: want "
+			    "redis://host[:port][/db] or unix:/path, not '%s'\n", redis);
+			rc = 2;
+			goto out;
+		}
+		cfg->redis.nsentinels = 0;
+	}
+	if (report_parse_day(x.from, cfg->sla.utc_offset_min, &from_start) == -1) {
+		fprintf(stderr, "chatmon: report: --from: want a day as YYYY-MM-DD, "
+		    "not '%s'\n", x.from);
+		goto out;
+	}
+	if (report_parse_day(x.to, cfg->sla.utc_offset_min, &to_start) == -1) {
+		fprintf(stderr, "chatmon: report: --to: want a day as YYYY-MM-DD, "
+		    "not '%s'\n", x.to);
+		goto out;
+	}
+	if (from_start > to_start) {
+		fprintf(stderr, "chatmon: report: --from %s is after --to %s\n",
+		    x.from, x.to);
+		goto out;
+	}
+	if ((to_start - from_start) / STATE_DAY_MS + 1 > REPORTCLI_MAX_DAYS) {
+		fprintf(stderr, "chatmon: report: at most %d days at once\n",
+		    REPORTCLI_MAX_DAYS);
+		goto out;
+	}
+	x.cfg = cfg;
+	if ((n = reportcli_read(&x)) != 0) {
+		if (n == -1)
+			goto oom;
+		goto out;
+	}
+	m.from = x.from;
+	m.to = x.to;
+	m.agent = x.agent;
+	m.utc_offset_min = cfg->sla.utc_offset_min;
+	m.generated = util_wall_ms();
+	if ((strcmp(format, "csv") == 0 ? report_csv(&out, x.rep, &m) :
+	    strcmp(format, "html") == 0 ? report_html(&out, x.rep, &m) :
+	    report_json(&out, x.rep, &m)) == -1)
+		goto oom;
+	if (strcmp(format, "json") == 0 && sbuf_append(&out, "\n", 1) == -1)
+		goto oom;
+	if ((out.len > 0 && fwrite(out.s, 1, out.len, stdout) != out.len) ||
+	    fflush(stdout) != 0) {
+		fprintf(stderr, "chatmon: report: cannot write the output: %s\n",
+		    strerror(errno));
+		goto out;
+	}
+	rc = 0;
+	goto out;
+oom:
+	fprintf(stderr, "chatmon: report: out of memory\n");
+out:
+	report_free(x.rep);
+	config_free(cfg);
+	sbuf_free(&errs);
+	sbuf_free(&out);
+	return rc;
+}

@@ -1,0 +1,90 @@
+"""`chatmon notify`'s daily summary (notify.daily_at, docs/notify.md): past
+that time of day, yesterday's report goes to notify.daily_route, once,
+whichever worker and however often they restart. Yesterday's rounds are
+written to the SLA logs as chatmond's script writes them; the figures are
+checked against `chatmon report` for the same day (the same data, another
+program)."""
+
+import calendar
+import json
+import subprocess
+import time
+
+from conftest import CHATMON, SLOW, wait_for
+from test_notify import notify, pki, robot, route  # noqa: F401 (fixtures)
+
+TZ_MIN = 480            # sla.timezone's default, +08:00
+
+
+def yesterday():
+    """(YYYY-MM-DD, its local midnight as epoch ms) of yesterday in +08:00."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + TZ_MIN * 60 - 86400))
+    return day, (calendar.timegm(time.strptime(day, "%Y-%m-%d")) - TZ_MIN * 60) * 1000
+
+
+def write_rounds(c, d0):
+    """Four rounds of yesterday: alice 3 s and 200 s, bob 10 s; one breach."""
+    t = d0 + 10 * 3600 * 1000
+    rounds = (("alice", t, t + 3000, "c-1"), ("alice", t + 60000, t + 260000, "c-2"),
+              ("bob", t + 1000, t + 11000, "c-3"))
+    for ag, o, at, conv in sorted(rounds, key=lambda x: x[2]):     # stream ids grow
+        c.xadd("chatmon:sla:{3}:log", {"k": "a", "ag": ag, "o": str(o), "at": str(at),
+                                       "f": "0", "c": conv}, id=f"{at}-0")
+    c.xadd("chatmon:sla:{3}:log", {"k": "b", "ag": "alice", "o": str(t + 60000),
+                                   "at": str(t + 90000), "f": "0", "c": "c-2"},
+           id=f"{t + 300000}-0")
+
+
+def test_daily_summary_once_with_yesterdays_figures(redis_server, robot, notify, tmp_path):
+    r = redis_server()
+    c = r.client()
+    day, d0 = yesterday()
+    write_rounds(c, d0)
+    rb = robot(daily="s3")
+    routes = [route("daily", "webhook", rb, match={"type": ["none"]}, secret="s3"),
+              route("ding", "dingtalk", rb, match={"type": ["none"]}, secret="d3")]
+    opts = dict(daily_at='"00:00"', daily_route="daily")
+    w1 = notify(r, routes, **opts)
+    wait_for(lambda: rb.delivered("daily"), 10 * SLOW, "the daily summary")
+    got = rb.delivered("daily")
+    assert len(got) == 1, rb.summary()
+    e = got[0]
+    assert e["sig_ok"] is True, e
+    body = e["body"]
+    assert body["type"] == "report.daily" and body["day"] == day, body
+    assert body["id"] == f"daily-{day}"
+    # the same figures as `chatmon report` gives for that day
+    conf = w1.conf
+    rep = json.loads(subprocess.run([CHATMON, "report", "-c", conf, "--from", day,
+                                     "--to", day, "--format", "json"], check=True,
+                                    capture_output=True, text=True, timeout=30).stdout)
+    assert body["team"] == rep["team"], (body["team"], rep["team"])
+    assert body["team"]["rounds"] == 3 and body["team"]["breaches"] == 1
+    assert body["worst"][0]["conversation"] == "c-2"
+    # restarted, and a second worker: nobody sends that day again
+    w1.stop()
+    notify(r, routes, **opts)
+    notify(r, routes, consumer="w2", **opts)
+    time.sleep(3 * SLOW)
+    assert len(rb.delivered("daily")) == 1, rb.summary()
+    assert c.get(f"chatmon:notify:daily:{day}") is not None
+
+
+def test_daily_summary_text_for_a_robot(redis_server, robot, notify):
+    r = redis_server()
+    c = r.client()
+    day, d0 = yesterday()
+    write_rounds(c, d0)
+    rb = robot(ding="d3")
+    routes = [route("ding", "dingtalk", rb, match={"type": ["none"]}, secret="d3")]
+    notify(r, routes, daily_at='"00:00"', daily_route="ding",
+           top="dashboard:\n  public_url: https://cs.example.com/\n")
+    wait_for(lambda: rb.delivered("ding"), 10 * SLOW, "the daily summary")
+    e = rb.delivered("ding")[0]
+    assert e["sig_ok"] is True, e
+    text = e["text"]
+    assert text.startswith(f"【chatmon】日报 {day}"), text
+    assert "接待 3 轮" in text and "超时 1 次" in text, text
+    assert "最长等待 3分20秒 · 客服 alice · 会话 c-2" in text, text
+    assert f"https://cs.example.com/?day={day}" in text, text
+    assert text.rstrip().endswith(f"id: daily-{day}"), text

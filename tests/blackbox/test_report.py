@@ -1,0 +1,292 @@
+"""`chatmon report` (docs/report.md) against a real redis-server, real
+chatmond instances and a real `chatmon dashboard`: today's figures equal the
+dashboard's, to the unit; CSV for Excel and a self-contained HTML page; a
+past day stored as one aggregate with its TTL and read back instead of the
+logs; --agent; the errors and exit codes."""
+
+import asyncio
+import calendar
+import csv
+import io
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import CHATMON, SLOW, T, agent, recv, run
+
+from test_dashboard import LIVE, Page
+
+STREAM = "chatmon:alerts:log"
+TZ = 8 * 3600
+SLA = ("sla:\n  first_response: 1s\n  reply: 1s\n  warn_at: 0.5\n  escalate: 60s\n"
+       "  timezone: \"+08:00\"\n")
+FIGURES = ("rounds", "answered", "mean_ms", "p90_ms", "first_rounds", "first_mean_ms",
+           "breaches", "escalations", "within_rate")
+
+
+def local_day(t=None):
+    return time.strftime("%Y-%m-%d", time.gmtime((time.time() if t is None else t) + TZ))
+
+
+def day_start_ms(day):
+    """When local day `day` starts, wall ms."""
+    return (calendar.timegm(time.strptime(day, "%Y-%m-%d")) - TZ) * 1000
+
+
+def conf(tmp_path, redis, extra=""):
+    p = tmp_path / "report.yaml"
+    p.write_text(f"redis:\n  url: {redis}\n{SLA}{extra}", encoding="utf-8")
+    return str(p)
+
+
+def report(cfg, *args, code=0):
+    p = subprocess.run([CHATMON, "report", "-c", cfg, *args], capture_output=True,
+                       timeout=30 * SLOW)
+    assert p.returncode == code, (p.returncode, p.stdout[-2000:], p.stderr.decode())
+    return p
+
+
+def report_json(cfg, *args):
+    return json.loads(report(cfg, *args).stdout)
+
+
+def test_today_equals_the_dashboard(dashboard, daemon, backend, redis_server, tmp_path):
+    """Rounds answered fast, one slow with a breach, one blocked turn then
+    answered, through a real chatmond; the report of today has the figures
+    the dashboard's feed shows for the day, to the unit."""
+    r = redis_server()
+    b = backend(script="customer.py")
+    script = tmp_path / "alice.json"
+    script.write_text(json.dumps([{"at": 0, "text": json.dumps(
+        {"type": "message", "conversation": c, "text": "在吗"}, ensure_ascii=False)}
+        for c in ("r-1", "r-2", "r-3", "r-4")]), encoding="utf-8")
+    bob = tmp_path / "bob.json"
+    bob.write_text(json.dumps([{"at": 0, "text": json.dumps(
+        {"type": "message", "conversation": "r-9", "text": "请问包邮吗"},
+        ensure_ascii=False)}]), encoding="utf-8")
+    d = daemon(b.port, extra=SLA, redis=r.url(), rules=LIVE,
+               args=["-o", "redis.fold=0"])
+    dash = dashboard(r.url(), extra=SLA)
+
+    def say(conv, text):
+        return json.dumps({"type": "message", "conversation": conv, "text": text},
+                          ensure_ascii=False)
+
+    async def main():
+        async with agent(d, f"/script?file={bob}&agent=bob") as wb:
+            await recv(wb)
+            await wb.send(say("r-9", "亲,包邮的"))
+            async with agent(d, f"/script?file={script}&agent=alice") as a:
+                for _ in range(4):
+                    await recv(a)
+                await a.send(say("r-1", "亲,在的"))
+                await a.send(say("r-2", "您好"))
+                await a.send(say("r-3", "加我微信吧"))      # blocked: the round stays open
+                w = json.loads(await recv(a))
+                assert w["type"] == "chatmon.warning" and w["blocked"], w
+                await a.send(say("r-3", "亲,请讲"))
+                # r-4 waits past the threshold: a breach, then a slow answer
+                deadline = time.monotonic() + 10 * SLOW
+                while True:
+                    f = json.loads(await recv(a, timeout=10 * SLOW))
+                    if f.get("type") == "chatmon.warning" and \
+                            f["alert"]["type"] == "sla.breach":
+                        break
+                    assert time.monotonic() < deadline, f
+                await asyncio.sleep(0.3)
+                await a.send(say("r-4", "抱歉久等了"))
+                await asyncio.sleep(0.5)
+        async with dash.feed() as ws:
+            p = Page(ws)
+            deadline = time.monotonic() + 10 * SLOW
+            while True:
+                ag = await p.next("agents")
+                by = {x["agent"]: x for x in ag["agents"]}
+                if by.get("alice", {}).get("rounds") == 4 and by["alice"]["hits"] and \
+                        by.get("bob", {}).get("rounds") == 1:
+                    break
+                assert time.monotonic() < deadline, ag
+            return ag
+    ag = run(main())
+    dash_by = {x["agent"]: x for x in ag["agents"]}
+    cfg = conf(tmp_path, r.url())
+    day = ag["day"]
+    assert day == local_day()
+    rep = report_json(cfg, "--from", day, "--to", day, "--format", "json")
+    assert rep["from"] == day and rep["to"] == day and rep["agent"] is None
+    rep_by = {x["agent"]: x for x in rep["agents"]}
+    assert sorted(rep_by) == ["alice", "bob"], rep_by
+    for who in ("alice", "bob"):
+        for k in FIGURES:
+            assert rep_by[who][k] == dash_by[who][k], (who, k, rep_by[who], dash_by[who])
+        assert abs(rep_by[who]["rate"] - dash_by[who]["rate"]) < 1e-9
+        # the hours: the same rounds and means
+        assert [(h["hour"], h["rounds"], h["mean_ms"]) for h in rep_by[who]["hours"]] == \
+            [(h["hour"], h["rounds"], h["mean_ms"]) for h in dash_by[who]["hours"]]
+    alice = rep_by["alice"]
+    assert alice["breaches"] >= 1 and alice["answered"] == 4, alice
+    assert alice["within_30s"] == 4 and alice["rate_30s"] == 1, alice
+    # the rule hit: the dashboard's count per category, the block, the actions
+    assert {c: v["alerts"] for c, v in alice["hits"].items() if v["alerts"]} == \
+        dash_by["alice"]["hits"], (alice["hits"], dash_by["alice"]["hits"])
+    assert alice["blocks"] == dash_by["alice"]["blocks"] == 1
+    assert alice["hits"]["offplatform"]["block"] == 1
+    # the team: everyone's rounds; the slowest wait first among the worst
+    assert rep["team"]["rounds"] == 5 and rep["team"]["agents"] == 2
+    assert rep["worst"][0]["conversation"] == "r-4" and rep["worst"][0]["agent"] == "alice"
+    assert rep["worst"][0]["waited_ms"] >= 1000 and rep["worst"][0]["answered"] is True
+    assert len(rep["hours"]) == 24 and [x["day"] for x in rep["days"]] == [day]
+    # today is not stored: it is not over
+    assert r.client().keys("chatmon:report:*") == []
+
+    # CSV: the BOM, a header, one row per agent
+    raw = report(cfg, "--from", day, "--format", "csv").stdout
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(raw[3:].decode("utf-8"))))
+    assert [x["agent"] for x in rows] == ["alice", "bob"]
+    assert int(rows[0]["rounds"]) == 4 and int(rows[0]["mean_ms"]) == alice["mean_ms"]
+    assert int(rows[0]["p90_ms"]) == alice["p90_ms"]
+    assert int(rows[0]["hits:offplatform"]) == 1
+
+    # HTML: one page, nothing run and nothing fetched
+    html = report(cfg, "--from", day, "--format", "html").stdout.decode("utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "<svg" in html and "客服" in html
+    assert "<script" not in html.lower()
+    assert not re.search(r"(src|href)\s*=|url\(|https?://|@import", html, re.I), \
+        re.findall(r".{30}(?:src|href|https?://|url\().{30}", html)
+    assert ">alice<" in html and "r-4" in html
+
+    # --agent: that agent only, the team is them
+    only = report_json(cfg, "--from", day, "--agent", "bob")
+    assert [x["agent"] for x in only["agents"]] == ["bob"] and only["agent"] == "bob"
+    assert only["team"]["rounds"] == 1
+    assert all(w["agent"] == "bob" for w in only["worst"])
+
+
+def log_entry(cl, bucket, ms, seq, **fields):
+    cl.xadd(f"chatmon:sla:{{{bucket}}}:log", {k: str(v) for k, v in fields.items()},
+           id=f"{ms}-{seq}")
+
+
+def test_a_past_day_is_stored_and_read_back(redis_server, tmp_path):
+    """Synthetic log entries of a day three days ago (as chatmond's scripts
+    write them), an alert of it marked a false positive: the report of that
+    day stores its aggregate with retention_days as its TTL; the next report
+    reads it, not the logs."""
+    r = redis_server()
+    c = r.client()
+    day = local_day(time.time() - 3 * 86400)
+    d0 = day_start_ms(day)
+    t = d0 + 10 * 3600 * 1000           # 10:00 local
+    log_entry(c, 1, t + 5000, 0, k="a", ag="alice", o=t, at=t + 5000, f=1, c="p-1")
+    log_entry(c, 1, t + 65000, 0, k="b", ag="alice", at=t + 60000)
+    log_entry(c, 1, t + 95000, 0, k="a", ag="alice", o=t + 10000, at=t + 95000, f=0, c="p-2")
+    # the day before and the day after do not count
+    log_entry(c, 2, d0 - 1000, 0, k="a", ag="bob", o=d0 - 5000, at=d0 - 1000, f=0, c="x")
+    log_entry(c, 2, t + 4000, 0, k="a", ag="bob", o=t + 1000, at=t + 4000, f=1, c="p-3")
+    log_entry(c, 2, d0 + 86400000 + 1000, 0, k="a", ag="bob", o=d0 + 86400000,
+              at=d0 + 86400000 + 1000, f=0, c="y")
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime((t + 2000) / 1000))
+    a = {"v": 2, "id": f"{t + 2000}-0000abcd-0000000001", "ts": ts, "type": "rule.hit",
+         "severity": "critical", "agent": "alice", "conversation": "p-1", "role": "agent",
+         "category": "offplatform", "rule": "offplatform.x", "action": "block",
+         "text": "加我微信", "match": {"start": 0, "end": 4},
+         "hits": [{"rule": "offplatform.x", "category": "offplatform", "action": "block"},
+                  {"rule": "etiquette.y", "category": "etiquette", "action": "flag"}]}
+    c.xadd(STREAM, {"alert": json.dumps(a, ensure_ascii=False)}, id=f"{t + 2000}-0")
+    c.xadd(STREAM, {"alert": json.dumps(a, ensure_ascii=False)}, id=f"{t + 2001}-0")  # again
+    c.hset("chatmon:alerts:handling", a["id"], json.dumps(
+        {"state": "false_positive", "by": "li", "at": t + 9000, "reason": "ok",
+         "rule": "offplatform.x", "category": "offplatform", "severity": "critical"}))
+    cfg = conf(tmp_path, r.url(), "report:\n  retention_days: 30\n")
+    first = report_json(cfg, "--from", day)
+    by = {x["agent"]: x for x in first["agents"]}
+    assert sorted(by) == ["alice", "bob"]
+    assert by["alice"]["rounds"] == 2 and by["alice"]["answered"] == 2
+    assert by["alice"]["mean_ms"] == 45000 and by["alice"]["p90_ms"] == 85000
+    assert by["alice"]["first_mean_ms"] == 5000 and by["alice"]["breaches"] == 1
+    assert by["alice"]["within_rate"] == 2 and by["alice"]["within_30s"] == 1
+    assert by["bob"]["rounds"] == 1 and by["bob"]["mean_ms"] == 3000
+    assert by["alice"]["alerts"] == 1 and by["alice"]["false_positives"] == 1
+    assert by["alice"]["hits"]["etiquette"]["flag"] == 1
+    assert by["alice"]["hits"]["offplatform"]["false_positives"] == 1
+    assert [w["conversation"] for w in first["worst"]] == ["p-2", "p-1", "p-3"]
+    key = f"chatmon:report:day:{day}"
+    ttl = c.ttl(key)
+    assert 30 * 86400 - 60 < ttl <= 30 * 86400, ttl
+    doc = json.loads(c.get(key))
+    assert doc["v"] == 1 and doc["day"] == day and doc["partial"] is False
+    assert doc["agents"]["alice"]["rounds"] == 2
+    # the logs change (trimmed, say): the stored day is what counts now
+    for b in range(16):
+        c.delete(f"chatmon:sla:{{{b}}}:log")
+    c.delete(STREAM)
+    again = report_json(cfg, "--from", day)
+    for k in ("agents", "team", "worst", "hours"):
+        assert again[k] == first[k], k
+    # a range: the stored day and two empty ones, a row each
+    prev = local_day(time.time() - 4 * 86400)
+    nxt = local_day(time.time() - 2 * 86400)
+    rng = report_json(cfg, "--from", prev, "--to", nxt)
+    assert [x["day"] for x in rng["days"]] == [prev, day, nxt]
+    assert [x["rounds"] for x in rng["days"]] == [0, 3, 0]
+    assert rng["team"]["rounds"] == 3
+    assert c.exists(f"chatmon:report:day:{prev}") and c.exists(f"chatmon:report:day:{nxt}")
+
+
+def test_a_trimmed_log_makes_a_partial_day(redis_server, tmp_path):
+    """A log trimmed past the day's start has lost some of it: the day says so."""
+    r = redis_server()
+    c = r.client()
+    day = local_day(time.time() - 2 * 86400)
+    d0 = day_start_ms(day)
+    for i in range(5):
+        log_entry(c, 0, d0 + 3600000 + i, 0, k="a", ag="al", o=d0 + 3600000 - 1000,
+                  at=d0 + 3600000 + i, f=0, c=f"t-{i}")
+    c.xtrim("chatmon:sla:{0}:log", maxlen=2, approximate=False)
+    rep = report_json(conf(tmp_path, r.url()), "--from", day)
+    assert rep["days"][0]["partial"] is True and rep["team"]["rounds"] == 2
+    assert json.loads(c.get(f"chatmon:report:day:{day}"))["partial"] is True
+
+
+@pytest.mark.parametrize("args,code,words", [
+    ([], 2, "--from"),
+    (["--from", "2026-11-22", "--format", "xls"], 2, "--format"),
+    (["--from", "2026-11-22", "--bogus"], 2, "usage"),
+    (["--from", "2026-11-22", "extra"], 2, "usage"),
+    (["--from", "2026-02-30"], 1, "YYYY-MM-DD"),
+    (["--from", "yesterday"], 1, "YYYY-MM-DD"),
+    (["--from", "2026-11-22", "--to", "2026-11-21"], 1, "after"),
+])
+def test_bad_arguments(args, code, words, tmp_path):
+    p = report(conf(tmp_path, "redis://127.0.0.1:1"), *args, code=code)
+    assert words in p.stderr.decode(), p.stderr
+    assert p.stdout == b""
+
+
+def test_help_and_redis_down(tmp_path):
+    p = subprocess.run([CHATMON, "report", "--help"], capture_output=True, timeout=T)
+    assert p.returncode == 0 and b"--from" in p.stdout
+    p = report(conf(tmp_path, "redis://127.0.0.1:1"), "--from", "2026-11-22", code=1)
+    assert "cannot reach Redis" in p.stderr.decode() and p.stdout == b""
+    p = subprocess.run([CHATMON, "--help"], capture_output=True, timeout=T)
+    assert b"chatmon report" in p.stdout
+
+
+def test_a_trimmed_alert_stream_makes_a_partial_day(redis_server, tmp_path):
+    """The alerts of the day trimmed away: its rule hits are missing, the day says so."""
+    r = redis_server()
+    c = r.client()
+    day = local_day(time.time() - 2 * 86400)
+    d0 = day_start_ms(day)
+    for i in range(3):
+        c.xadd(STREAM, {"alert": "{}"}, id=f"{d0 + 7200000 + i}-0")
+    c.xtrim(STREAM, maxlen=1, approximate=False)
+    rep = report_json(conf(tmp_path, r.url()), "--from", day)
+    assert rep["days"][0]["partial"] is True
+    # a day after the oldest alert left is whole
+    later = local_day(time.time() - 86400)
+    assert report_json(conf(tmp_path, r.url()), "--from", later)["days"][0]["partial"] is False
