@@ -53,6 +53,11 @@
 #define PD_FOLD_ROBOT	50
 #define PD_FOLD_WEBHOOK	1000
 #define PD_DAILY_CHECK_MS 30000
+/*
+ * A finished item stays findable this long: a copy of its alert read while
+ * it was in flight has its done markers asked before they were set.
+ */
+#define PD_TOMB_MS	30000
 #define PD_DAILY_LEASE	"3600"		/* a worker that died while sending: another sends after */
 #define PD_DAILY_KEEP	"259200"	/* sent (or dead): nobody sends the day again */
 
@@ -73,8 +78,9 @@ struct pd_item {			/* one alert on one route, or the daily summary */
 	char		*raw;		/* the alert as the stream held it; NULL: the daily */
 	struct pd_entry	**ents;		/* the entries it stands for (a duplicate joins) */
 	size_t		 nents;
-	struct pd_item	*next;		/* the route's queue */
+	struct pd_item	*next;		/* the route's queue, or the tombstones */
 	struct pd_item	*hnext;		/* its bucket of pushd.itab */
+	int64_t		 done_at;	/* a tombstone since (monotonic ms); 0: live */
 };
 
 /* Why a try failed, for chatmon_notify_failures_total{reason}. */
@@ -132,6 +138,7 @@ struct pushd {
 	struct pd_entry		*etab[PD_HASH];	/* by stream id */
 	struct pd_item		*itab[PD_HASH];	/* by route and alert id */
 	size_t			 held;		/* items on routes */
+	struct pd_item		*tombs, **tombs_tail;	/* finished, oldest first */
 	char			*prefix;
 	char			 stream[512], dead[512], consumer[256];
 	int			 stopping;	/* replies that come now are dropped */
@@ -264,20 +271,47 @@ pd_item_find(struct pushd *pd, struct pd_route *r, const char *id)
 	return NULL;
 }
 
-/* The route is done with the item: each entry it stands for hears so. */
+/* Tombstones older than PD_TOMB_MS leave the table. */
+static void
+pd_tombs_purge(struct pushd *pd, int64_t now)
+{
+	struct pd_item	*it, **pp;
+
+	while ((it = pd->tombs) != NULL && now - it->done_at > PD_TOMB_MS) {
+		if ((pd->tombs = it->next) == NULL)
+			pd->tombs_tail = &pd->tombs;
+		for (pp = &pd->itab[pd_hash(it->route, it->id)]; *pp != it;
+		    pp = &(*pp)->hnext)
+			;
+		*pp = it->hnext;
+		pd_item_free(it);
+	}
+}
+
+/*
+ * The route is done with the item (delivered, or dead): each entry it
+ * stands for hears so, and it stays behind as a tombstone for a while.
+ */
 static void
 pd_item_done(struct pushd *pd, struct pd_item *it)
 {
-	struct pd_item	**pp;
-	size_t		  i;
+	size_t	i;
 
-	for (pp = &pd->itab[pd_hash(it->route, it->id)]; *pp != it; pp = &(*pp)->hnext)
-		;
-	*pp = it->hnext;
 	for (i = 0; i < it->nents; i++)
 		pd_entry_done(pd, it->ents[i]);
 	pd->held--;
-	pd_item_free(it);
+	json_decref(it->alert);
+	free(it->raw);
+	free(it->ents);
+	it->alert = NULL;
+	it->raw = NULL;
+	it->ents = NULL;
+	it->nents = 0;
+	it->done_at = pd_mono();
+	it->next = NULL;
+	*pd->tombs_tail = it;
+	pd->tombs_tail = &it->next;
+	pd_tombs_purge(pd, it->done_at);
 	if (pd->held == PD_HELD_MAX / 2)
 		pd_read(pd);	/* it paused at PD_HELD_MAX */
 }
@@ -513,7 +547,13 @@ pd_enqueue(struct pd_route *r, struct pd_entry *e, const char *id,
 	struct pd_entry	**ne;
 	uint32_t	  h;
 
-	if ((it = pd_item_find(pd, r, id)) != NULL) {
+	if ((it = pd_item_find(pd, r, id)) != NULL && it->done_at != 0) {
+		r->dup++;	/* finished a moment ago: its marker may not have been set yet */
+		if (e != NULL)
+			pd_entry_done(pd, e);
+		return;
+	}
+	if (it != NULL) {
 		if ((ne = reallocarray(it->ents, it->nents + 1, sizeof(*ne))) == NULL)
 			goto oom;
 		it->ents = ne;
@@ -1170,6 +1210,7 @@ pd_stop(struct pushd *pd)
 		event_free(pd->daily->timer);
 		free(pd->daily);
 	}
+	pd_items_free(pd->tombs);
 	for (i = 0; i < pd->nroutes; i++) {
 		pd_items_free(pd->routes[i].head);
 		pd_items_free(pd->routes[i].fly);
@@ -1209,6 +1250,7 @@ pd_start(struct pushd *pd)
 
 	sbuf_init(&errs);
 	pd->prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
+	pd->tombs_tail = &pd->tombs;
 	snprintf(pd->stream, sizeof(pd->stream), "%s%s", pd->prefix, cfg->redis.stream);
 	snprintf(pd->dead, sizeof(pd->dead), "%s%s", pd->prefix, cfg->notify.dead_letter);
 	if (cfg->notify.consumer != NULL)
