@@ -1,5 +1,4 @@
 /* dashboard: `chatmon dashboard`: the supervisors' page and its live feed, from what chatmond keeps in Redis (lws and hiredis on one libevent loop): start, stop and the wiring of the dash_* files (src/dash_int.h). */
-#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -11,6 +10,7 @@
 #include <event2/event.h>
 #include <libwebsockets.h>
 
+#include "chatmon/cliconf.h"
 #include "chatmon/config.h"
 #include "chatmon/xfollow.h"
 #include "chatmon/dashauth.h"
@@ -250,28 +250,21 @@ dashboard_main(int argc, char **argv, const char *default_config)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct dash	 d;
-	struct sbuf	 errs;
-	const char	*path = default_config, *listen = NULL, *redis = NULL;
-	char		**ov = NULL, **nov;
-	size_t		 nov_n = 0;
-	int		 ch, explicit = 0, rc = 1;
+	struct cliconf	 cc;
+	const char	*listen = NULL, *redis = NULL;
+	int		 ch, rc = 1;
 
 	memset(&d, 0, sizeof(d));
+	cliconf_init(&cc, default_config);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			path = optarg;
-			explicit = 1;
-			break;
 		case 'o':
-			if ((nov = reallocarray(ov, nov_n + 1, sizeof(*ov))) == NULL) {
-				free(ov);
-				fprintf(stderr, "chatmon: dashboard: out of memory\n");
+			if (cliconf_opt(&cc, ch, optarg, "dashboard") == -1) {
+				cliconf_free(&cc);
 				return 1;
 			}
-			ov = nov;
-			ov[nov_n++] = optarg;
 			break;
 		case 'l':
 			listen = optarg;
@@ -280,29 +273,21 @@ dashboard_main(int argc, char **argv, const char *default_config)
 			redis = optarg;
 			break;
 		case 'h':
-			free(ov);
+			cliconf_free(&cc);
 			return dash_usage(stdout);
 		default:
-			free(ov);
+			cliconf_free(&cc);
 			return dash_usage(stderr);
 		}
 	}
 	if (optind != argc) {
-		free(ov);
+		cliconf_free(&cc);
 		return dash_usage(stderr);
 	}
-	/* installed, the default file is there; in a build tree it may not be */
-	if (!explicit && access(path, F_OK) == -1 && errno == ENOENT)
-		path = NULL;
-	sbuf_init(&errs);
-	d.cfg = config_load(path, ov, nov_n, &errs);
-	free(ov);
-	if (d.cfg == NULL) {
-		fputs(sbuf_str(&errs), stderr);
-		sbuf_free(&errs);
+	d.cfg = cliconf_load(&cc);
+	cliconf_free(&cc);
+	if (d.cfg == NULL)
 		return 1;
-	}
-	sbuf_free(&errs);
 	if (listen != NULL && config_parse_addr(listen, &d.cfg->dashboard.listen) == -1) {
 		fprintf(stderr, "chatmon: dashboard: --listen: want HOST:PORT, not '%s'\n",
 		    listen);
@@ -317,10 +302,6 @@ dashboard_main(int argc, char **argv, const char *default_config)
 	}
 	if (redis != NULL)
 		d.cfg->redis.nsentinels = 0;	/* the server named wins over Sentinel too */
-	log_set_level(d.cfg->log_level);
-	log_set_json(d.cfg->log_json);
-	if (path == NULL)
-		log_info("dashboard_main: no %s: the built-in defaults", default_config);
 	if (dash_files_root(&d) == -1)
 		goto out;
 	signal(SIGPIPE, SIG_IGN);
