@@ -9,6 +9,7 @@
 #include "chatmon/feed.h"
 #include "chatmon/log.h"
 #include "chatmon/rconn.h"
+#include "chatmon/rreply.h"
 #include "chatmon/sla.h"
 #include "chatmon/state.h"
 #include "dash_int.h"
@@ -140,26 +141,13 @@ dash_log_done(struct dash *d)
 	dash_index(d);
 }
 
-static const char *
-dash_field(const redisReply *fv, const char *name)
-{
-	size_t	i;
-
-	for (i = 0; i + 1 < fv->elements; i += 2)
-		if (fv->element[i]->type == REDIS_REPLY_STRING &&
-		    fv->element[i + 1]->type == REDIS_REPLY_STRING &&
-		    strcmp(fv->element[i]->str, name) == 0)
-			return fv->element[i + 1]->str;
-	return NULL;
-}
-
 /* One logged round or event into the figures (docs/operations.md's fields). */
 static void
 dash_log_apply(struct dash *d, const redisReply *fv)
 {
-	const char	*k = dash_field(fv, "k"), *ag = dash_field(fv, "ag");
-	const char	*o = dash_field(fv, "o"), *at = dash_field(fv, "at");
-	const char	*f = dash_field(fv, "f");
+	const char	*k = rreply_field(fv, "k", NULL), *ag = rreply_field(fv, "ag", NULL);
+	const char	*o = rreply_field(fv, "o", NULL), *at = rreply_field(fv, "at", NULL);
+	const char	*f = rreply_field(fv, "f", NULL);
 
 	if (k == NULL || ag == NULL || at == NULL)
 		return;		/* not ours: Redis holds what anyone put there */

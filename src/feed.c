@@ -101,23 +101,6 @@ feed_sid(const char *sid, uint64_t *ms, uint64_t *seq)
 	return *end == '\0' && strlen(sid) < FEED_SID_MAX ? 0 : -1;
 }
 
-/* "2026-11-22T10:00:00.123Z" as wall ms, or -1. */
-static int64_t
-feed_ts(const char *ts)
-{
-	struct tm	tm;
-	int		ms = 0, n = 0;
-
-	memset(&tm, 0, sizeof(tm));
-	if (ts == NULL || sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year,
-	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms,
-	    &n) != 7 || ts[n] != '\0')
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 /*
  * A rule.hit alert of the day: one more (or "count" more, when folded) for
  * its agent under its category, the strongest rule's: a turn that broke
@@ -135,7 +118,7 @@ feed_count_hit(struct feed *f, const json_t *a)
 	if (type == NULL || strcmp(type, "rule.hit") != 0 ||
 	    (cat = json_string_value(json_object_get(a, "category"))) == NULL)
 		return 0;
-	t = feed_ts(json_string_value(json_object_get(a, "ts")));
+	t = util_ts_ms(json_string_value(json_object_get(a, "ts")));
 	if (t < f->day_start || t >= f->day_end)
 		return 0;
 	if ((agent = json_string_value(json_object_get(a, "agent"))) == NULL)

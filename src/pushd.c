@@ -26,6 +26,7 @@
 #include "chatmon/rconn.h"
 #include "chatmon/report.h"
 #include "chatmon/reportdb.h"
+#include "chatmon/rreply.h"
 #include "chatmon/state.h"
 #include "chatmon/util.h"
 
@@ -640,22 +641,6 @@ pd_on_markers(redisReply *rep, void *priv)
 	pd_check_free(c);
 }
 
-static const char *
-pd_field(const redisReply *fv, const char *name, size_t *len)
-{
-	size_t	i;
-
-	for (i = 0; fv != NULL && fv->type == REDIS_REPLY_ARRAY && i + 1 < fv->elements;
-	    i += 2)
-		if (fv->element[i]->type == REDIS_REPLY_STRING &&
-		    fv->element[i + 1]->type == REDIS_REPLY_STRING &&
-		    strcmp(fv->element[i]->str, name) == 0) {
-			*len = fv->element[i + 1]->len;
-			return fv->element[i + 1]->str;
-		}
-	return NULL;
-}
-
 /* One entry: which routes want it, then which of them already have it. */
 static void
 pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv)
@@ -670,7 +655,7 @@ pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv)
 	if (strlen(sid) >= sizeof(e->sid) || pd_entry_find(pd, sid) != NULL)
 		return;		/* held already: our claim pass found it again */
 	pd->n_entries++;
-	if ((raw = pd_field(fv, "alert", &len)) == NULL ||
+	if ((raw = rreply_field(fv, "alert", &len)) == NULL ||
 	    (a = json_loadb(raw, len, 0, NULL)) == NULL || !json_is_object(a) ||
 	    (id = json_string_value(json_object_get(a, "id"))) == NULL ||
 	    strlen(id) > 200 || strchr(id, ' ') != NULL) {

@@ -104,28 +104,11 @@ pm_what(json_t *alert)
 	    cat != NULL ? cat : "违规";
 }
 
-/* "2026-11-22T10:00:05.000Z" as epoch ms; -1 when it is not that. */
-static int64_t
-pm_ts_ms(const char *ts)
-{
-	struct tm	 tm;
-	int		 ms = 0;
-
-	memset(&tm, 0, sizeof(tm));
-	if (ts == NULL || sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year,
-	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-	    &ms) < 6)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 /* The alert's local time of day, "10:00:05"; "" when it has none. */
 static void
 pm_clock(char out[16], json_t *alert, int32_t off_min)
 {
-	int64_t		 ms = pm_ts_ms(pm_str(alert, "ts"));
+	int64_t		 ms = util_ts_ms(pm_str(alert, "ts"));
 	time_t		 t;
 	struct tm	 tm;
 

@@ -11,6 +11,7 @@
 #include "chatmon/rconn.h"
 #include "chatmon/report.h"
 #include "chatmon/reportdb.h"
+#include "chatmon/rreply.h"
 #include "chatmon/sla.h"
 #include "chatmon/state.h"
 #include "chatmon/util.h"
@@ -161,36 +162,6 @@ reportdb_id_ms(const char *id)
 	return end != id && (*end == '-' || *end == '\0') ? (int64_t)v : -1;
 }
 
-/* "2026-11-22T10:00:05.000Z" (docs/alerts.md) as wall ms, or -1. */
-static int64_t
-reportdb_ts_ms(const char *ts)
-{
-	struct tm	tm;
-	int		ms = 0, n = 0;
-
-	memset(&tm, 0, sizeof(tm));
-	if (ts == NULL || sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year,
-	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms,
-	    &n) != 7 || ts[n] != '\0')
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
-static const char *
-reportdb_field(const redisReply *fv, const char *name)
-{
-	size_t	i;
-
-	for (i = 0; i + 1 < fv->elements; i += 2)
-		if (fv->element[i]->type == REDIS_REPLY_STRING &&
-		    fv->element[i + 1]->type == REDIS_REPLY_STRING &&
-		    strcmp(fv->element[i]->str, name) == 0)
-			return fv->element[i + 1]->str;
-	return NULL;
-}
-
 /*
  * Whether XINFO STREAM says entries of the day may be gone: some entries
  * were removed (entries-added > length: MAXLEN's trimming) and the oldest
@@ -323,13 +294,13 @@ reportdb_add_day(const char *agent, const struct sla_day *d, void *arg)
 static int
 reportdb_log_apply(struct reportdb *r, const redisReply *fv)
 {
-	const char		*k = reportdb_field(fv, "k"), *ag = reportdb_field(fv, "ag");
-	const char		*f = reportdb_field(fv, "f"), *c = reportdb_field(fv, "c");
-	int64_t			 o = reportdb_num(reportdb_field(fv, "o"));
-	int64_t			 at = reportdb_num(reportdb_field(fv, "at"));
+	const char		*k = rreply_field(fv, "k", NULL), *ag = rreply_field(fv, "ag", NULL);
+	const char		*f = rreply_field(fv, "f", NULL), *c = rreply_field(fv, "c", NULL);
+	int64_t			 o = reportdb_num(rreply_field(fv, "o", NULL));
+	int64_t			 at = reportdb_num(rreply_field(fv, "at", NULL));
 	struct report_wait	 w;
 
-	if (k == NULL || ag == NULL || reportdb_field(fv, "at") == NULL)
+	if (k == NULL || ag == NULL || rreply_field(fv, "at", NULL) == NULL)
 		return 0;	/* not ours: Redis holds what anyone put there */
 	if (at < r->day_start || at >= r->day_start + STATE_DAY_MS)
 		return 0;	/* charged to the day it happened on */
@@ -368,7 +339,7 @@ reportdb_alert_apply(struct reportdb *r, const char *sid, const char *json, size
 		rc = 0;
 		goto out;
 	}
-	if ((t = reportdb_ts_ms(json_string_value(json_object_get(a, "ts")))) == -1)
+	if ((t = util_ts_ms(json_string_value(json_object_get(a, "ts")))) == -1)
 		t = reportdb_id_ms(sid);
 	if (t < r->day_start || t >= r->day_start + STATE_DAY_MS ||
 	    json_object_get(r->seen, id) != NULL) {
@@ -494,7 +465,7 @@ reportdb_on_reply(redisReply *rep, void *priv)
 			    e->element[0]->type != REDIS_REPLY_STRING ||
 			    e->element[1]->type != REDIS_REPLY_ARRAY)
 				continue;
-			v = reportdb_field(e->element[1], "alert");
+			v = rreply_field(e->element[1], "alert", NULL);
 			if (v != NULL && reportdb_alert_apply(r, e->element[0]->str, v,
 			    strlen(v)) == -1) {
 				reportdb_finish(r, "out of memory");

@@ -177,3 +177,20 @@ rreply_error_transient(enum rreply_error k)
 {
 	return k != RREPLY_ERR_OTHER;
 }
+
+const char *
+rreply_field(const redisReply *fv, const char *name, size_t *len)
+{
+	size_t	i;
+
+	for (i = 0; fv != NULL && fv->type == REDIS_REPLY_ARRAY && i + 1 < fv->elements;
+	    i += 2)
+		if (fv->element[i]->type == REDIS_REPLY_STRING &&
+		    fv->element[i + 1]->type == REDIS_REPLY_STRING &&
+		    strcmp(fv->element[i]->str, name) == 0) {
+			if (len != NULL)
+				*len = fv->element[i + 1]->len;
+			return fv->element[i + 1]->str;
+		}
+	return NULL;
+}

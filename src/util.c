@@ -136,6 +136,22 @@ util_wall_ms(void)
 }
 
 int64_t
+util_ts_ms(const char *ts)
+{
+	struct tm	tm;
+	int		ms = 0, n = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	if (ts == NULL || sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year,
+	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms,
+	    &n) != 7 || ts[n] != '\0')
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+int64_t
 util_wall_us(void)
 {
 	struct timespec	ts;

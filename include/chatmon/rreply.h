@@ -44,6 +44,12 @@ enum rreply_error {
 	RREPLY_ERR_OTHER,	/* WRONGTYPE, NOPERM, ERR ...: a configuration to fix */
 };
 
+/*
+ * The value of field name in a stream entry's [field, value, ...] array
+ * (fv may be NULL or not an array), *len (may be NULL) its length; NULL
+ * when it is not there as a string.
+ */
+const char *rreply_field(const struct redisReply *fv, const char *name, size_t *len);
 /* The kind of an error reply's text (NULL is OTHER). */
 enum rreply_error rreply_error_kind(const char *str);
 /* 1 when a reconnect (to the same server, or the master Sentinel names) may cure it. */

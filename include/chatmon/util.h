@@ -39,6 +39,8 @@ const char *sbuf_str(const struct sbuf *);
 uint64_t util_mono_ns(void);
 int64_t	 util_wall_ms(void);
 int64_t	 util_wall_us(void);
+/* An alert's "2026-11-22T10:00:05.000Z" (docs/alerts.md) as wall ms; -1 for anything else. */
+int64_t	 util_ts_ms(const char *ts);
 
 /*
  * The one hash of every table whose keys a client chooses (conversation and
