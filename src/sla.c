@@ -786,11 +786,15 @@ sla_round_report(const struct sla *s, const struct sla_conv *c, uint32_t ai,
 static void
 sla_round_close(struct sla *s, struct sla_conv *c, int64_t now)
 {
-	uint64_t	ms = sla_days_ms(&s->days, c->opened, now);
+	uint64_t	ms;
 
-	if (s->charging)
-		sla_agent_record(s, s->agents[c->agent], 1, ms, c->first, now);
-	sla_round_report(s, c, c->agent, 1, ms, now);
+	/* the daemon in Redis mode does neither: nothing to count then */
+	if (s->charging || s->round_cb != NULL) {
+		ms = sla_days_ms(&s->days, c->opened, now);
+		if (s->charging)
+			sla_agent_record(s, s->agents[c->agent], 1, ms, c->first, now);
+		sla_round_report(s, c, c->agent, 1, ms, now);
+	}
 	c->open = 0;
 	c->pending = 0;
 	s->nopen--;
@@ -811,8 +815,9 @@ sla_conv_finish(struct sla *s, struct sla_conv *c, int64_t at)
 		if (s->charging)
 			sla_agent_record(s, s->agents[c->ragent], 0, 0,
 			    c->first, at);
-		sla_round_report(s, c, c->ragent, 0,
-		    sla_days_ms(&s->days, c->opened, at), at);
+		if (s->round_cb != NULL)
+			sla_round_report(s, c, c->ragent, 0,
+			    sla_days_ms(&s->days, c->opened, at), at);
 		s->nopen--;
 	}
 	for (pp = &s->buckets[c->hash & (s->nbuckets - 1)]; *pp != c;
