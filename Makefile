@@ -52,13 +52,13 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 # PURE are the daemon's; seen, feed and alertline serve the tool only, and
 # users, websess and ratelimit the dashboard's logins, handling and note
 # its HTTP API, pushmsg chatmon notify's messages, report `chatmon report`
-# (its Redis side is reportdb, its command reportcli).
+# (its Redis side is reportdb, a chat log's days reportlog, its command reportcli).
 PURE	:= util log yamlfile access config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt
 IO	:= lwsctx session relay slaclock convstore rconn xfollow alert history notes snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_api dashboard rulesfp report reportdb reportcli passwd cliconf pushmsg httpc pushd chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_api dashboard rulesfp report reportdb reportlog reportcli passwd cliconf pushmsg httpc pushd chatmon))
 
-UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report
+UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -138,6 +138,8 @@ $(BUILD)/tests/test_seen: $(BUILD)/tests/test_seen.o $(BUILD)/seen.o $(BUILD)/ut
 $(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(BUILD)/feed.o $(BUILD)/seen.o $(BUILD)/state.o $(BUILD)/sla.o $(BUILD)/jsonw.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
 $(BUILD)/tests/test_report: $(BUILD)/tests/test_report.o $(BUILD)/report.o $(BUILD)/state.o $(BUILD)/sla.o $(BUILD)/alertline.o $(BUILD)/jsonw.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson -lutf8proc -lm
+$(BUILD)/tests/test_reportlog: $(BUILD)/tests/test_reportlog.o $(BUILD)/reportlog.o $(BUILD)/report.o $(BUILD)/state.o $(BUILD)/sla.o $(BUILD)/alertline.o $(BUILD)/jsonw.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson -lutf8proc -lm
 $(BUILD)/tests/test_handling: $(BUILD)/tests/test_handling.o $(BUILD)/handling.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson

@@ -49,7 +49,16 @@ struct replay {
 	struct replay_conv	**heap;
 	size_t			 nheap, capheap;
 	size_t			 conversations;	/* timed; one that ended and came back counts again */
-	int			 oom;
+	int			 oom;		/* or a hook's -1 */
+	int64_t			 last;		/* the last good line's ts: time runs forward */
+	struct replay_hooks	 hooks;
+	char			*buf;		/* the line being read */
+	size_t			 cap;
+};
+
+/* `chatmon replay` itself: the engine's alerts and figures printed. */
+struct replay_cli {
+	struct replay		*rp;
 	int			 table;		/* readable lines, not JSON */
 	struct alertline_opts	 fmt;
 	struct sbuf		 line;		/* one readable line, reused */
@@ -151,43 +160,15 @@ replay_schedule(struct replay *rp, struct replay_conv *c)
 
 /* --- the engines' callbacks ------------------------------------------------ */
 
-/* One alert (the daemon's JSON) as a readable line; 0, or -1 on ENOMEM. */
-static int
-replay_readable(struct replay *rp, const char *json, size_t len)
-{
-	json_error_t	 e;
-	json_t		*a;
-	int		 rc;
-
-	sbuf_reset(&rp->line);
-	/* chat text may hold U+0000, and alertfmt keeps it */
-	if ((a = json_loadb(json, len, JSON_ALLOW_NUL, &e)) == NULL)
-		return -1;	/* alertfmt's own output: only memory can fail */
-	rc = alertline_format(&rp->line, &rp->fmt, a);
-	json_decref(a);
-	if (rc == 0) {
-		fwrite(rp->line.s, 1, rp->line.len, stdout);
-		fputc('\n', stdout);
-	}
-	return rc;
-}
-
-/* Every alert the daemon would publish, one per line. */
+/* Every alert the daemon would publish, to the hook; at is its time. */
 static void
-replay_print(struct replay *rp, const struct pipeline_out *out)
+replay_print(struct replay *rp, const struct pipeline_out *out, int64_t at)
 {
 	size_t	i;
 
-	for (i = 0; i < out->nalerts; i++) {
-		if (rp->table) {
-			if (replay_readable(rp, out->alerts[i].json,
-			    out->alerts[i].json_len) == -1)
-				rp->oom = 1;
-			continue;
-		}
-		fwrite(out->alerts[i].json, 1, out->alerts[i].json_len, stdout);
-		fputc('\n', stdout);
-	}
+	for (i = 0; i < out->nalerts && rp->hooks.alert != NULL; i++)
+		if (rp->hooks.alert(&out->alerts[i], at, rp->hooks.arg) == -1)
+			rp->oom = 1;
 }
 
 static void
@@ -196,10 +177,21 @@ replay_emit(const struct sla_event *e, void *arg)
 	struct replay		*rp = arg;
 	struct pipeline_out	 out;
 
+	if (rp->hooks.event != NULL && rp->hooks.event(e, rp->hooks.arg) == -1)
+		rp->oom = 1;
 	if (pipeline_event(rp->pipe, e, &out) == -1)
 		rp->oom = 1;
 	else
-		replay_print(rp, &out);
+		replay_print(rp, &out, e->due);
+}
+
+static void
+replay_round(const struct sla_round *r, void *arg)
+{
+	struct replay	*rp = arg;
+
+	if (rp->hooks.round(r, rp->hooks.arg) == -1)
+		rp->oom = 1;
 }
 
 static void
@@ -440,7 +432,7 @@ replay_line(struct replay *rp, const struct replay_line *l)
 	t.robot = l->robot;
 	if (pipeline_turn(rp->pipe, &t, &out) == -1 || out.rule_error)
 		return -1;
-	replay_print(rp, &out);
+	replay_print(rp, &out, l->ts);
 	if (out.sla != PIPELINE_SLA_TURN)
 		return 0;
 	if (sla_find(rp->sla, l->conv, l->conv_len) == NULL)
@@ -457,6 +449,164 @@ replay_line(struct replay *rp, const struct replay_line *l)
 	}
 	replay_schedule(rp, c);
 	return rp->oom ? -1 : 0;
+}
+
+/* --- the engine, for replay and report --log -------------------------------- */
+
+struct replay *
+replay_new(const struct config *cfg, const struct replay_hooks *hooks,
+    struct sbuf *errs)
+{
+	struct replay		*rp;
+	struct sla_config	 s;
+	struct window_conf	 wc;
+
+	if ((rp = calloc(1, sizeof(*rp))) == NULL)
+		goto oom;
+	rp->last = INT64_MIN;
+	if (hooks != NULL)
+		rp->hooks = *hooks;
+	if ((rp->rules = rules_load_dir(cfg->rules, 0, errs)) == NULL)
+		goto err;
+	if (cfg->model != NULL && (rp->model = model_new(cfg->model, errs)) == NULL)
+		goto err;
+	detect_window_conf(cfg, &wc);
+	if ((rp->detect = detect_new(rp->rules, &wc)) == NULL ||
+	    detect_set_model(rp->detect, rp->model, cfg->model_veto) == -1 ||
+	    (rp->pipe = pipeline_new(rp->detect, &rp->ids)) == NULL)
+		goto oom;
+	sla_config_from(&s, &cfg->sla);
+	if ((rp->sla = sla_new(&s, replay_emit, replay_release, rp)) == NULL)
+		goto oom;
+	if (rp->hooks.round != NULL)
+		sla_set_round_cb(rp->sla, replay_round, rp);
+	return rp;
+oom:
+	(void)sbuf_printf(errs, "chatmon: out of memory\n");
+err:
+	replay_free(rp);
+	return NULL;
+}
+
+void
+replay_free(struct replay *rp)
+{
+	if (rp == NULL)
+		return;
+	sla_free(rp->sla);	/* releases the conversations off the heap */
+	free(rp->heap);
+	pipeline_free(rp->pipe);
+	detect_free(rp->detect);
+	model_free(rp->model);
+	rules_free(rp->rules);
+	free(rp->buf);
+	free(rp);
+}
+
+const struct sla *
+replay_sla(const struct replay *rp)
+{
+	return rp->sla;
+}
+
+size_t
+replay_conversations(const struct replay *rp)
+{
+	return rp->conversations;
+}
+
+int
+replay_file(struct replay *rp, const char *name, size_t max)
+{
+	struct replay_line	 l;
+	json_error_t		 je;
+	json_t			*o;
+	const char		*why;
+	size_t			 lineno, n;
+	enum replay_read	 rd;
+	FILE			*f;
+	int			 rc = 0;
+
+	if (strcmp(name, "-") == 0)
+		f = stdin;
+	else if ((f = fopen(name, "r")) == NULL) {
+		fprintf(stderr, "chatmon: %s: %s\n", name, strerror(errno));
+		return 1;
+	}
+	for (lineno = 1; (rd = replay_getline(f, max, &rp->buf, &rp->cap, &n)) !=
+	    REPLAY_READ_EOF && rd != REPLAY_READ_ERR; lineno++) {
+		if (rd == REPLAY_READ_LONG) {
+			fprintf(stderr, "%s:%zu: " REPLAY_LONG_FMT "\n", name,
+			    lineno, max);
+			rc = 1;
+			continue;
+		}
+		if (n == 0)
+			continue;
+		why = NULL;
+		memset(&l, 0, sizeof(l));
+		if ((o = json_loadb(rp->buf, n, JSON_ALLOW_NUL, &je)) == NULL)
+			why = je.text;
+		else if ((why = replay_parse(o, &l)) == NULL && l.ts < rp->last)
+			why = "ts goes back in time: a log must be in time order";
+		if (why != NULL) {
+			/* a bad line is reported and skipped; the rest still counts */
+			fprintf(stderr, "%s:%zu: %s\n", name, lineno, why);
+			rc = 1;
+		} else {
+			rp->last = l.ts;
+			if (replay_line(rp, &l) == -1)
+				rp->oom = 1;
+		}
+		json_decref(o);
+		if (rp->oom)
+			break;
+	}
+	if (rd == REPLAY_READ_ERR) {
+		/* a directory opens, then fails here: not an empty log */
+		fprintf(stderr, "chatmon: %s: %s\n", name, strerror(errno));
+		rc = 1;
+	}
+	if (f != stdin)
+		fclose(f);
+	return rp->oom ? -1 : rc;
+}
+
+/* --- chatmon replay: the summary ------------------------------------------- */
+
+/* One alert (the daemon's JSON) as a readable line; 0, or -1 on ENOMEM. */
+static int
+replay_readable(struct replay_cli *cli, const char *json, size_t len)
+{
+	json_error_t	 e;
+	json_t		*a;
+	int		 rc;
+
+	sbuf_reset(&cli->line);
+	/* chat text may hold U+0000, and alertfmt keeps it */
+	if ((a = json_loadb(json, len, JSON_ALLOW_NUL, &e)) == NULL)
+		return -1;	/* alertfmt's own output: only memory can fail */
+	rc = alertline_format(&cli->line, &cli->fmt, a);
+	json_decref(a);
+	if (rc == 0) {
+		fwrite(cli->line.s, 1, cli->line.len, stdout);
+		fputc('\n', stdout);
+	}
+	return rc;
+}
+
+/* The engine's alert hook: every alert, one per line, JSON or readable. */
+static int
+replay_cli_alert(const struct pipeline_alert *a, int64_t at, void *arg)
+{
+	struct replay_cli	*cli = arg;
+
+	(void)at;
+	if (cli->table)
+		return replay_readable(cli, a->json, a->json_len);
+	fwrite(a->json, 1, a->json_len, stdout);
+	fputc('\n', stdout);
+	return 0;
 }
 
 static void
@@ -502,7 +652,7 @@ enum {
 
 /* One cell of the summary table, or (row NULL) its column's title; 0 or -1. */
 static int
-replay_cell(struct sbuf *sb, const struct replay *rp, const struct replay_row *row,
+replay_cell(struct sbuf *sb, const struct replay_cli *cli, const struct replay_row *row,
     int col)
 {
 	static const char *const titles[REPLAY_NCOLS] = { "AGENT", "ROUNDS",
@@ -513,7 +663,7 @@ replay_cell(struct sbuf *sb, const struct replay *rp, const struct replay_row *r
 	if (row == NULL) {
 		if (sbuf_printf(sb, "%s", titles[col]) == -1)
 			return -1;
-		return col == REPLAY_COL_WITHIN ? alertline_ms(sb, rp->rate_ms) : 0;
+		return col == REPLAY_COL_WITHIN ? alertline_ms(sb, cli->rate_ms) : 0;
 	}
 	f = &row->f;
 	switch (col) {
@@ -549,7 +699,7 @@ replay_cell(struct sbuf *sb, const struct replay *rp, const struct replay_row *r
  * JSON summary holds. 0, or -1 on ENOMEM.
  */
 static int
-replay_summary_table(struct replay *rp)
+replay_summary_table(struct replay_cli *cli)
 {
 	struct replay_rows	 rows;
 	struct sbuf		 cell;
@@ -558,7 +708,7 @@ replay_summary_table(struct replay *rp)
 
 	memset(&rows, 0, sizeof(rows));
 	sbuf_init(&cell);
-	sla_agents(rp->sla, replay_collect, &rows);
+	sla_agents(replay_sla(cli->rp), replay_collect, &rows);
 	if (rows.oom)
 		goto out;
 	/* two passes over the cells: their widths, then the rows */
@@ -566,7 +716,7 @@ replay_summary_table(struct replay *rp)
 		w[col] = 0;
 		for (i = 0; i <= rows.n; i++) {
 			sbuf_reset(&cell);
-			if (replay_cell(&cell, rp, i == 0 ? NULL : &rows.v[i - 1], col) == -1)
+			if (replay_cell(&cell, cli, i == 0 ? NULL : &rows.v[i - 1], col) == -1)
 				goto out;
 			if ((cw = alertline_width(sbuf_str(&cell), cell.len)) > w[col])
 				w[col] = cw;
@@ -574,24 +724,24 @@ replay_summary_table(struct replay *rp)
 	}
 	fputc('\n', stdout);
 	for (i = 0; rows.n > 0 && i <= rows.n; i++) {
-		sbuf_reset(&rp->line);
+		sbuf_reset(&cli->line);
 		for (col = 0; col < REPLAY_NCOLS; col++) {
 			sbuf_reset(&cell);
-			if (replay_cell(&cell, rp, i == 0 ? NULL : &rows.v[i - 1], col) == -1)
+			if (replay_cell(&cell, cli, i == 0 ? NULL : &rows.v[i - 1], col) == -1)
 				goto out;
 			cw = alertline_width(sbuf_str(&cell), cell.len);
 			/* the agent to the left, the figures to the right */
-			if ((col > 0 && sbuf_printf(&rp->line, "  %*s",
+			if ((col > 0 && sbuf_printf(&cli->line, "  %*s",
 			    (int)(w[col] - cw), "") == -1) ||
-			    sbuf_append(&rp->line, sbuf_str(&cell), cell.len) == -1 ||
-			    (col == 0 && sbuf_printf(&rp->line, "%*s",
+			    sbuf_append(&cli->line, sbuf_str(&cell), cell.len) == -1 ||
+			    (col == 0 && sbuf_printf(&cli->line, "%*s",
 			    (int)(w[col] - cw), "") == -1))
 				goto out;
 		}
-		fwrite(rp->line.s, 1, rp->line.len, stdout);
+		fwrite(cli->line.s, 1, cli->line.len, stdout);
 		fputc('\n', stdout);
 	}
-	printf("%zu conversations\n", rp->conversations);
+	printf("%zu conversations\n", replay_conversations(cli->rp));
 	rc = 0;
 out:
 	for (i = 0; i < rows.n; i++)
@@ -639,21 +789,15 @@ replay_main(int argc, char **argv, const char *default_config)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct replay		 rp;
-	struct replay_line	 l;
+	struct replay_cli	 cli;
+	struct replay_hooks	 hooks;
 	struct config		*cfg = NULL;
-	struct sla_config	 s;
-	struct window_conf	 wc;
 	struct sbuf		 errs;
-	json_error_t		 je;
 	json_t			*o, *agents;
-	const char		*cfgpath = default_config, *why, *name;
-	char			*line = NULL, *dump;
-	size_t			 cap = 0, lineno, n, max = REPLAY_MAX_LINE;
-	int64_t			 last = INT64_MIN;
-	enum replay_read	 rd;
-	FILE			*f;
-	int			 ch, rc = 0, k, table = -1;
+	const char		*cfgpath = default_config;
+	char			*dump;
+	size_t			 max = REPLAY_MAX_LINE;
+	int			 ch, rc = 0, k, n, table = -1;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -675,106 +819,52 @@ replay_main(int argc, char **argv, const char *default_config)
 			return replay_usage(stderr, default_config);
 		}
 	}
-	memset(&rp, 0, sizeof(rp));
-	sbuf_init(&rp.line);
+	memset(&cli, 0, sizeof(cli));
+	memset(&hooks, 0, sizeof(hooks));
+	sbuf_init(&cli.line);
 	sbuf_init(&errs);
+	hooks.alert = replay_cli_alert;
+	hooks.arg = &cli;
 	if ((cfg = config_load(cfgpath, NULL, 0, &errs)) == NULL ||
-	    (rp.rules = rules_load_dir(cfg->rules, 0, &errs)) == NULL) {
+	    (cli.rp = replay_new(cfg, &hooks, &errs)) == NULL) {
 		fputs(sbuf_str(&errs), stderr);
 		rc = 1;
 		goto out;
 	}
-	if (cfg->model != NULL && (rp.model = model_new(cfg->model, &errs)) == NULL) {
-		fputs(sbuf_str(&errs), stderr);
-		rc = 1;
-		goto out;
-	}
-	detect_window_conf(cfg, &wc);
-	if ((rp.detect = detect_new(rp.rules, &wc)) == NULL ||
-	    detect_set_model(rp.detect, rp.model, cfg->model_veto) == -1 ||
-	    (rp.pipe = pipeline_new(rp.detect, &rp.ids)) == NULL)
-		goto oom;
-	sla_config_from(&s, &cfg->sla);
-	if ((rp.sla = sla_new(&s, replay_emit, replay_release, &rp)) == NULL)
-		goto oom;
-	rp.table = table != -1 ? table : isatty(STDOUT_FILENO);
-	rp.fmt.colour = rp.table && alertline_want_colour(isatty(STDOUT_FILENO),
+	cli.table = table != -1 ? table : isatty(STDOUT_FILENO);
+	cli.fmt.colour = cli.table && alertline_want_colour(isatty(STDOUT_FILENO),
 	    getenv("NO_COLOR"), getenv("TERM"));
-	rp.fmt.lang = ALERTLINE_ZH;
-	rp.fmt.utc_offset_min = cfg->sla.utc_offset_min;
-	rp.fmt.now_ms = -1;	/* a log is of some day: every time with its date */
-	rp.fmt.agent_w = 10;
-	rp.fmt.conv_w = 12;	/* "CONVERSATION" */
-	rp.rate_ms = cfg->sla.rate_ms;
-	if (rp.table) {
-		if (alertline_header(&rp.line, &rp.fmt) == -1)
+	cli.fmt.lang = ALERTLINE_ZH;
+	cli.fmt.utc_offset_min = cfg->sla.utc_offset_min;
+	cli.fmt.now_ms = -1;	/* a log is of some day: every time with its date */
+	cli.fmt.agent_w = 10;
+	cli.fmt.conv_w = 12;	/* "CONVERSATION" */
+	cli.rate_ms = cfg->sla.rate_ms;
+	if (cli.table) {
+		if (alertline_header(&cli.line, &cli.fmt) == -1)
 			goto oom;
-		fwrite(rp.line.s, 1, rp.line.len, stdout);
+		fwrite(cli.line.s, 1, cli.line.len, stdout);
 		fputc('\n', stdout);
 	}
 
 	for (k = optind; k < argc || (k == optind && optind == argc); k++) {
-		name = k < argc ? argv[k] : "-";
-		if (strcmp(name, "-") == 0)
-			f = stdin;
-		else if ((f = fopen(name, "r")) == NULL) {
-			fprintf(stderr, "chatmon: %s: %s\n", name, strerror(errno));
+		if ((n = replay_file(cli.rp, k < argc ? argv[k] : "-", max)) == -1)
+			goto oom;	/* or a readable line could not be made */
+		if (n != 0)
 			rc = 1;
-			continue;
-		}
-		for (lineno = 1; (rd = replay_getline(f, max, &line, &cap, &n)) !=
-		    REPLAY_READ_EOF && rd != REPLAY_READ_ERR; lineno++) {
-			if (rd == REPLAY_READ_LONG) {
-				fprintf(stderr, "%s:%zu: " REPLAY_LONG_FMT "\n", name,
-				    lineno, max);
-				rc = 1;
-				continue;
-			}
-			if (n == 0)
-				continue;
-			why = NULL;
-			memset(&l, 0, sizeof(l));
-			if ((o = json_loadb(line, n, JSON_ALLOW_NUL, &je)) == NULL)
-				why = je.text;
-			else if ((why = replay_parse(o, &l)) == NULL && l.ts < last)
-				why = "ts goes back in time: a log must be in time order";
-			if (why != NULL) {
-				/* a bad line is reported and skipped; the rest still counts */
-				fprintf(stderr, "%s:%zu: %s\n", name, lineno, why);
-				rc = 1;
-			} else {
-				last = l.ts;
-				if (replay_line(&rp, &l) == -1) {
-					json_decref(o);
-					if (f != stdin)
-						fclose(f);
-					goto oom;
-				}
-			}
-			json_decref(o);
-		}
-		if (rd == REPLAY_READ_ERR) {
-			/* a directory opens, then fails here: not an empty log */
-			fprintf(stderr, "chatmon: %s: %s\n", name, strerror(errno));
-			rc = 1;
-		}
-		if (f != stdin)
-			fclose(f);
 	}
 
 	/* nothing fires after the last line: the summary is as of then */
-	if (rp.oom)
-		goto oom;	/* a readable line could not be made */
-	if (rp.table) {
-		if (replay_summary_table(&rp) == -1)
+	if (cli.table) {
+		if (replay_summary_table(&cli) == -1)
 			goto oom;
 		goto out;
 	}
 	if ((agents = json_object()) == NULL)
 		goto oom;
-	sla_agents(rp.sla, replay_figures, agents);
+	sla_agents(replay_sla(cli.rp), replay_figures, agents);
 	o = json_pack("{s:s, s:o, s:I}", "type", "summary", "agents", agents,
-	    "conversations", (json_int_t)rp.conversations);
+	    "conversations", (json_int_t)replay_conversations(cli.rp));
 	if (o == NULL || (dump = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
 	    JSON_REAL_PRECISION(6))) == NULL) {
 		json_decref(o);
@@ -788,16 +878,10 @@ oom:
 	fprintf(stderr, "chatmon: replay: out of memory\n");
 	rc = 1;
 out:
-	sla_free(rp.sla);
-	free(rp.heap);
-	pipeline_free(rp.pipe);
-	detect_free(rp.detect);
-	model_free(rp.model);
-	rules_free(rp.rules);
+	replay_free(cli.rp);
 	config_free(cfg);
 	sbuf_free(&errs);
-	sbuf_free(&rp.line);
-	free(line);
+	sbuf_free(&cli.line);
 	if (fflush(stdout) != 0)
 		rc = 1;
 	return rc;

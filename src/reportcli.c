@@ -1,4 +1,4 @@
-/* reportcli: `chatmon report`: the figures of some days (SLA, rule hits, false positives, the worst waits) from Redis, as JSON, CSV or HTML on stdout. */
+/* reportcli: `chatmon report`: the figures of some days (SLA, rule hits, false positives, the worst waits) from Redis or from chat logs, as JSON, CSV or HTML on stdout. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -9,11 +9,17 @@
 
 #include <event2/event.h>
 
+#include <jansson.h>
+
 #include "chatmon/config.h"
+#include "chatmon/pipeline.h"
 #include "chatmon/rconn.h"
+#include "chatmon/replay.h"
 #include "chatmon/report.h"
 #include "chatmon/reportcli.h"
 #include "chatmon/reportdb.h"
+#include "chatmon/reportlog.h"
+#include "chatmon/sla.h"
 #include "chatmon/state.h"
 #include "chatmon/util.h"
 
@@ -26,6 +32,9 @@ reportcli_usage(FILE *f)
 	fprintf(f,
 	    "usage: chatmon report [-c FILE] [--redis URL] --from YYYY-MM-DD [--to YYYY-MM-DD]\n"
 	    "                      [--agent ID] [--format json|csv|html]\n"
+	    "       chatmon report [-c FILE] --from YYYY-MM-DD [--to YYYY-MM-DD] [--agent ID]\n"
+	    "                      [--format json|csv|html] [--max-line BYTES]\n"
+	    "                      --log FILE [--log FILE]...\n"
 	    "\n"
 	    "Each agent's and the team's figures over the local days from..to\n"
 	    "(inclusive; sla.timezone): rounds, answered, first-response mean, mean\n"
@@ -34,15 +43,106 @@ reportcli_usage(FILE *f)
 	    "positives, the worst waits, the hourly profile and a row per day, from\n"
 	    "what chatmond keeps in Redis (docs/report.md). A finished day is stored\n"
 	    "as one aggregate for report.retention_days.\n"
-	    "--to      the last day (default: --from)\n"
-	    "--agent   only this agent\n"
-	    "--format  json (default), csv (UTF-8 with a BOM, for Excel) or html\n"
-	    "          (one self-contained page)\n"
-	    "--redis   redis://host[:port][/db] or unix:/path, instead of redis.url\n"
-	    "Exit status: 0 success; 1 a bad day, Redis or the configuration;\n"
-	    "2 a usage error.\n");
+	    "--to        the last day (default: --from)\n"
+	    "--agent     only this agent\n"
+	    "--format    json (default), csv (UTF-8 with a BOM, for Excel) or html\n"
+	    "            (one self-contained page)\n"
+	    "--redis     redis://host[:port][/db] or unix:/path, instead of redis.url\n"
+	    "--log       an exported chat log (JSON Lines, as chatmon replay reads;\n"
+	    "            - is stdin), run through the rules and SLA of -c as chatmon\n"
+	    "            replay runs it, instead of Redis; repeat for more files, in\n"
+	    "            time order. No false positives (a log has no handling)\n"
+	    "--max-line  with --log: the longest line read (default " REPLAY_MAX_LINE_STR ")\n"
+	    "Exit status: 0 success; 1 a bad day, Redis or the configuration, or a\n"
+	    "bad log line (FILE:LINE: reason on stderr; the report of the good lines\n"
+	    "is still written); 2 a usage error.\n");
 	return f == stdout ? 0 : 2;
 }
+
+/* --- from chat logs: the replay engine's rounds, events and rule hits ---------------- */
+
+static int
+reportcli_log_alert(const struct pipeline_alert *a, int64_t at, void *arg)
+{
+	json_t	*j;
+	int	 rc;
+
+	if (a->nhits == 0)
+		return 0;	/* an SLA alert: its event counted it */
+	/* alertfmt's own output: only memory can fail; chat text may hold U+0000 */
+	if ((j = json_loadb(a->json, a->json_len, JSON_ALLOW_NUL, NULL)) == NULL)
+		return -1;
+	rc = reportlog_alert(arg, j, at);
+	json_decref(j);
+	return rc;
+}
+
+static int
+reportcli_log_event(const struct sla_event *e, void *arg)
+{
+	return reportlog_event(arg, e);
+}
+
+static int
+reportcli_log_round(const struct sla_round *r, void *arg)
+{
+	return reportlog_round(arg, r);
+}
+
+/*
+ * The logs through the replay engine into the days from..to: 0 with *rep,
+ * 1 with *rep when a line or a file was bad, -1 when the configuration's
+ * rules could not be loaded or on ENOMEM (*rep NULL). Each is said on
+ * stderr.
+ */
+static int
+reportcli_logs(const struct config *cfg, char **logs, size_t nlogs, size_t max,
+    int64_t from_start, int64_t to_start, const char *agent, struct report **rep)
+{
+	struct replay_hooks	 hooks;
+	struct replay		*rp = NULL;
+	struct reportlog	*rl;
+	struct sla_config	 s;
+	struct sbuf		 errs;
+	size_t			 i;
+	int			 n, rc = 0;
+
+	*rep = NULL;
+	sbuf_init(&errs);
+	sla_config_from(&s, &cfg->sla);
+	if ((rl = reportlog_new(&s, from_start, to_start)) == NULL)
+		goto oom;
+	memset(&hooks, 0, sizeof(hooks));
+	hooks.alert = reportcli_log_alert;
+	hooks.event = reportcli_log_event;
+	hooks.round = reportcli_log_round;
+	hooks.arg = rl;
+	if ((rp = replay_new(cfg, &hooks, &errs)) == NULL) {
+		fputs(sbuf_str(&errs), stderr);
+		rc = -1;
+		goto out;
+	}
+	for (i = 0; i < nlogs; i++) {
+		if ((n = replay_file(rp, logs[i], max)) == -1)
+			goto oom;
+		if (n != 0)
+			rc = 1;
+	}
+	/* nothing fires after the last line: the report is as of then, as replay's summary */
+	if ((*rep = reportlog_report(rl, agent)) == NULL)
+		goto oom;
+	goto out;
+oom:
+	fprintf(stderr, "chatmon: report: out of memory\n");
+	rc = -1;
+out:
+	replay_free(rp);
+	reportlog_free(rl);
+	sbuf_free(&errs);
+	return rc;
+}
+
+/* --- from Redis ---------------------------------------------------------------------- */
 
 struct reportcli_run {
 	struct event_base	*base;
@@ -155,18 +255,28 @@ reportcli_main(int argc, char **argv, const char *default_config)
 		{ "to", required_argument, NULL, 't' },
 		{ "agent", required_argument, NULL, 'a' },
 		{ "format", required_argument, NULL, 'F' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "max-line", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char		*path = default_config, *redis = NULL, *format = "json";
+	const char		*maxarg = NULL;
+	char			**logs = NULL;
+	size_t			 nlogs = 0, max = REPLAY_MAX_LINE;
 	struct reportcli_run	 x;
 	struct report_meta	 m;
 	struct config		*cfg = NULL;
 	struct sbuf		 errs, out;
 	int64_t			 from_start, to_start;
-	int			 ch, explicit = 0, rc = 1, n;
+	int			 ch, explicit = 0, rc = 1, n, bad = 0;
 
 	memset(&x, 0, sizeof(x));
+	sbuf_init(&errs);
+	sbuf_init(&out);
+	/* every --log fits: argv is the most there can be */
+	if ((logs = calloc((size_t)argc + 1, sizeof(*logs))) == NULL)
+		goto oom;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -192,26 +302,48 @@ reportcli_main(int argc, char **argv, const char *default_config)
 			    strcmp(format, "html") != 0) {
 				fprintf(stderr, "chatmon: report: --format: want json, "
 				    "csv or html, not '%s'\n", format);
-				return 2;
+				rc = 2;
+				goto out;
+			}
+			break;
+		case 'l':
+			logs[nlogs++] = optarg;
+			break;
+		case 'L':
+			maxarg = optarg;
+			if (replay_max_line(optarg, &max) == -1) {
+				rc = reportcli_usage(stderr);
+				goto out;
 			}
 			break;
 		case 'h':
-			return reportcli_usage(stdout);
+			rc = reportcli_usage(stdout);
+			goto out;
 		default:
-			return reportcli_usage(stderr);
+			rc = reportcli_usage(stderr);
+			goto out;
 		}
 	}
 	if (optind != argc || x.from == NULL) {
 		if (x.from == NULL && optind == argc)
 			fprintf(stderr, "chatmon: report: --from is required\n");
-		return reportcli_usage(stderr);
+		rc = reportcli_usage(stderr);
+		goto out;
+	}
+	if (nlogs > 0 && redis != NULL) {
+		fprintf(stderr, "chatmon: report: --redis or --log, not both\n");
+		rc = 2;
+		goto out;
+	}
+	if (nlogs == 0 && maxarg != NULL) {
+		fprintf(stderr, "chatmon: report: --max-line is for --log\n");
+		rc = 2;
+		goto out;
 	}
 	if (x.to == NULL)
 		x.to = x.from;
 	if (!explicit && access(path, F_OK) == -1 && errno == ENOENT)
 		path = NULL;
-	sbuf_init(&errs);
-	sbuf_init(&out);
 	if ((cfg = config_load(path, NULL, 0, &errs)) == NULL) {
 		fputs(sbuf_str(&errs), stderr);
 		goto out;
@@ -246,7 +378,13 @@ reportcli_main(int argc, char **argv, const char *default_config)
 		goto out;
 	}
 	x.cfg = cfg;
-	if ((n = reportcli_read(&x)) != 0) {
+	if (nlogs > 0) {
+		/* no Redis: the logs are the source */
+		if ((n = reportcli_logs(cfg, logs, nlogs, max, from_start, to_start,
+		    x.agent, &x.rep)) == -1)
+			goto out;	/* said */
+		bad = n;
+	} else if ((n = reportcli_read(&x)) != 0) {
 		if (n == -1)
 			goto oom;
 		goto out;
@@ -268,11 +406,12 @@ reportcli_main(int argc, char **argv, const char *default_config)
 		    strerror(errno));
 		goto out;
 	}
-	rc = 0;
+	rc = bad;	/* a bad log line: the report of the rest, and 1 */
 	goto out;
 oom:
 	fprintf(stderr, "chatmon: report: out of memory\n");
 out:
+	free(logs);
 	report_free(x.rep);
 	config_free(cfg);
 	sbuf_free(&errs);

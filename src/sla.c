@@ -125,6 +125,8 @@ struct sla {
 	size_t			 naslots;	/* a power of two */
 	size_t			 nhist;		/* histogram size for the cap */
 	int			 charging;	/* 0: the caller charges (sla_charge_*) */
+	sla_round_cb		 round_cb;	/* each round as it closes or ends */
+	void			*round_arg;
 };
 
 /* Service time */
@@ -759,13 +761,40 @@ sla_round_open(struct sla *s, struct sla_conv *c, int64_t now)
 	sla_round_set(s, c, &st);
 }
 
+/* c's open round, closed or ended at `at` by agent ai, to the round callback. */
+static void
+sla_round_report(const struct sla *s, const struct sla_conv *c, uint32_t ai,
+    int answered, uint64_t waited, int64_t at)
+{
+	struct sla_round	r;
+
+	if (s->round_cb == NULL)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.agent = s->agents[ai]->id;
+	r.conversation = c->id;
+	r.conversation_len = c->len;
+	r.opened = c->opened;
+	r.at = at;
+	r.waited_ms = waited;
+	r.answered = answered;
+	r.first = c->first;
+	s->round_cb(&r, s->round_arg);
+}
+
 /* Charged to the conversation's agent: the one who replied, when known. */
 static void
 sla_round_close(struct sla *s, struct sla_conv *c, int64_t now)
 {
-	if (s->charging)
-		sla_agent_record(s, s->agents[c->agent], 1,
-		    sla_days_ms(&s->days, c->opened, now), c->first, now);
+	uint64_t	ms;
+
+	/* the daemon in Redis mode does neither: nothing to count then */
+	if (s->charging || s->round_cb != NULL) {
+		ms = sla_days_ms(&s->days, c->opened, now);
+		if (s->charging)
+			sla_agent_record(s, s->agents[c->agent], 1, ms, c->first, now);
+		sla_round_report(s, c, c->agent, 1, ms, now);
+	}
 	c->open = 0;
 	c->pending = 0;
 	s->nopen--;
@@ -786,6 +815,9 @@ sla_conv_finish(struct sla *s, struct sla_conv *c, int64_t at)
 		if (s->charging)
 			sla_agent_record(s, s->agents[c->ragent], 0, 0,
 			    c->first, at);
+		if (s->round_cb != NULL)
+			sla_round_report(s, c, c->ragent, 0,
+			    sla_days_ms(&s->days, c->opened, at), at);
 		s->nopen--;
 	}
 	for (pp = &s->buckets[c->hash & (s->nbuckets - 1)]; *pp != c;
@@ -1003,6 +1035,13 @@ sla_conv_put(struct sla *s, const char *conv, size_t len, const char *agent,
 	c->idle_at = st->idle_at;
 	sla_round_set(s, c, st);
 	return c;
+}
+
+void
+sla_set_round_cb(struct sla *s, sla_round_cb cb, void *arg)
+{
+	s->round_cb = cb;
+	s->round_arg = arg;
 }
 
 void

@@ -164,6 +164,26 @@ void	sla_charge_round(struct sla *, const char *agent, int answered,
 void	sla_charge_event(struct sla *, const char *agent,
 	    enum sla_event_type, int64_t at);
 
+/*
+ * A round as it closes (a reply) or ends unanswered (an end, idle, the
+ * agent gone), charged or not: what a log of rounds keeps (chatmon report
+ * --log). Strings are the engine's, valid during the callback.
+ */
+struct sla_round {
+	const char	*agent;		/* charged to, as the figures are ("" unknown) */
+	const char	*conversation;
+	size_t		 conversation_len;
+	int64_t		 opened;
+	int64_t		 at;		/* when it closed or ended */
+	uint64_t	 waited_ms;	/* service time opened..at, uncapped */
+	int		 answered;
+	int		 first;
+};
+
+typedef void (*sla_round_cb)(const struct sla_round *, void *arg);
+/* Calls cb with arg for every round that closes or ends from now on; NULL stops. cb may not call back into the engine. */
+void	sla_set_round_cb(struct sla *, sla_round_cb cb, void *arg);
+
 /* Per-agent figures, over every round closed or ended so far. */
 struct sla_figures {
 	uint64_t	rounds;		/* closed or ended rounds */

@@ -2,20 +2,22 @@
 chatmond instances and a real `chatmon dashboard`: today's figures equal the
 dashboard's, to the unit; CSV for Excel and a self-contained HTML page; a
 past day stored as one aggregate with its TTL and read back instead of the
-logs; --agent; the errors and exit codes."""
+logs; --agent; the errors and exit codes. With --log, exported chat logs
+through replay's engine instead of Redis: the figures of replay's summary."""
 
 import asyncio
 import calendar
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import time
 
 import pytest
 
-from conftest import CHATMON, SLOW, T, agent, recv, run
+from conftest import CHATMON, ROOT, SLOW, T, agent, recv, run
 
 from test_dashboard import LIVE, Page
 
@@ -290,3 +292,174 @@ def test_a_trimmed_alert_stream_makes_a_partial_day(redis_server, tmp_path):
     # a day after the oldest alert left is whole
     later = local_day(time.time() - 86400)
     assert report_json(conf(tmp_path, r.url()), "--from", later)["days"][0]["partial"] is False
+
+
+# --- chatmon report --log: exported chat logs through replay's engine, no Redis ---
+
+RULES_LIVE = os.path.join(ROOT, "tests", "blackbox", "rules_live")
+LOG_SLA = ("sla:\n  first_response: 10s\n  reply: 20s\n  warn_at: 0.5\n  escalate: 60s\n"
+           "  timezone: \"+08:00\"\n")
+
+
+def log_conf(tmp_path):
+    """Redis unreachable on purpose: --log must not touch it."""
+    p = tmp_path / "log.yaml"
+    p.write_text(f"rules: {RULES_LIVE}\nredis:\n  url: redis://127.0.0.1:1\n{LOG_SLA}",
+                 encoding="utf-8")
+    return str(p)
+
+
+def chat(ts, conv, role, agent, text):
+    return json.dumps({"ts": ts, "conversation": conv, "role": role, "agent": agent,
+                       "text": text}, ensure_ascii=False)
+
+
+# Known rounds on 2026-11-22 (+08:00): alice fast (3 s) and, in c-slow, a
+# first response of 8 s then a slow reply (18 s: warned, not breached);
+# bob's first response 25 s (a breach), then a blocked 加我微信 that answers
+# nothing and the real answer 5 s after the customer; one round on the 23rd.
+LOG = [
+    chat("2026-11-22T10:00:00+08:00", "c-fast", "customer", "alice", "在吗"),
+    chat("2026-11-22T10:00:03+08:00", "c-fast", "agent", "alice", "亲,在的"),
+    chat("2026-11-22T10:05:00+08:00", "c-slow", "customer", "alice", "这款有货吗"),
+    chat("2026-11-22T10:05:08+08:00", "c-slow", "agent", "alice", "有的亲"),
+    chat("2026-11-22T10:06:00+08:00", "c-slow", "customer", "alice", "什么时候发"),
+    chat("2026-11-22T10:06:18+08:00", "c-slow", "agent", "alice", "今天发出"),
+    chat("2026-11-22T10:10:00+08:00", "c-breach", "customer", "bob", "在不在"),
+    chat("2026-11-22T10:10:25+08:00", "c-breach", "agent", "bob", "在的"),
+    chat("2026-11-22T10:20:00+08:00", "c-block", "customer", "bob", "能便宜点吗"),
+    chat("2026-11-22T10:20:02+08:00", "c-block", "agent", "bob", "加我微信 abc12345"),
+    chat("2026-11-22T10:20:05+08:00", "c-block", "agent", "bob", "亲,店铺有满减活动"),
+    chat("2026-11-23T09:00:00+08:00", "c-next", "customer", "alice", "你好"),
+    chat("2026-11-23T09:00:04+08:00", "c-next", "agent", "alice", "亲,您好"),
+]
+
+
+def write_log(tmp_path, lines, name="day.jsonl"):
+    p = tmp_path / name
+    p.write_text("".join(l + "\n" for l in lines), encoding="utf-8")
+    return str(p)
+
+
+def replay_summary(cfg, log):
+    p = subprocess.run([CHATMON, "replay", "--format", "json", "-c", cfg, log],
+                       capture_output=True, timeout=30 * SLOW)
+    assert p.returncode == 0, p.stderr.decode()
+    return json.loads(p.stdout.decode().splitlines()[-1])
+
+
+def test_log_figures_equal_replay(tmp_path):
+    """The same engine: each agent's figures in the report of the log's days
+    are replay's summary of the same log, to the unit; the rule hits and the
+    blocked turn counted; no Redis touched (it is unreachable)."""
+    cfg = log_conf(tmp_path)
+    log = write_log(tmp_path, LOG)
+    summary = replay_summary(cfg, log)["agents"]
+    rep = report_json(cfg, "--from", "2026-11-22", "--to", "2026-11-23", "--log", log)
+    agents = {a["agent"]: a for a in rep["agents"]}
+    assert sorted(agents) == sorted(summary) == ["alice", "bob"]
+    for name, want in summary.items():
+        for k in FIGURES + ("rate",):
+            assert agents[name][k] == want[k], (name, k, agents[name][k], want[k])
+    # the known rounds, by hand
+    alice, bob = agents["alice"], agents["bob"]
+    assert (alice["rounds"], alice["answered"], alice["breaches"]) == (4, 4, 0)
+    assert alice["first_rounds"] == 3 and alice["first_mean_ms"] == 5000
+    assert alice["mean_ms"] == round((3000 + 8000 + 18000 + 4000) / 4)
+    assert (bob["rounds"], bob["breaches"], bob["first_mean_ms"]) == (2, 1, 15000)
+    assert bob["p90_ms"] == 25000
+    # 加我微信: one alert, blocked, under offplatform; bob's only
+    assert (bob["alerts"], bob["blocks"], bob["false_positives"]) == (1, 1, 0)
+    assert bob["hits"]["offplatform"] == {"alerts": 1, "block": 1, "warn": 0, "flag": 0,
+                                          "false_positives": 0}
+    assert alice["alerts"] == 0 and rep["team"]["alerts"] == 1
+    assert rep["team"]["rounds"] == 6 and rep["team"]["breaches"] == 1
+    assert [d["day"] for d in rep["days"]] == ["2026-11-22", "2026-11-23"]
+    assert [d["rounds"] for d in rep["days"]] == [5, 1]
+    assert not any(d["partial"] for d in rep["days"])
+    worst = rep["worst"][0]
+    assert (worst["agent"], worst["conversation"], worst["waited_ms"]) == ("bob", "c-breach",
+                                                                          25000)
+
+
+def test_log_days_filter_and_agent(tmp_path):
+    """--from/--to keep the rounds and hits of their local days only; --agent one agent."""
+    cfg = log_conf(tmp_path)
+    log = write_log(tmp_path, LOG)
+    day1 = report_json(cfg, "--from", "2026-11-22", "--log", log)
+    assert day1["team"]["rounds"] == 5 and day1["team"]["alerts"] == 1
+    assert [d["day"] for d in day1["days"]] == ["2026-11-22"]
+    # the 22nd alone is replay's summary of the 22nd's lines
+    only22 = replay_summary(cfg, write_log(tmp_path, LOG[:11], "d22.jsonl"))["agents"]
+    for a in day1["agents"]:
+        for k in FIGURES:
+            assert a[k] == only22[a["agent"]][k], (a["agent"], k)
+    day2 = report_json(cfg, "--from", "2026-11-23", "--log", log)
+    assert [a["agent"] for a in day2["agents"]] == ["alice"]
+    assert day2["team"]["rounds"] == 1 and day2["team"]["alerts"] == 0
+    none = report_json(cfg, "--from", "2026-11-24", "--to", "2026-11-26", "--log", log)
+    assert none["team"]["rounds"] == 0 and len(none["days"]) == 3 and none["agents"] == []
+    bob = report_json(cfg, "--from", "2026-11-22", "--to", "2026-11-23", "--agent", "bob",
+                      "--log", log)
+    assert [a["agent"] for a in bob["agents"]] == ["bob"] and bob["agent"] == "bob"
+    assert bob["team"]["rounds"] == 2 and bob["team"]["blocks"] == 1
+    # split across files in time order, and from stdin: the same report
+    a, b = write_log(tmp_path, LOG[:6], "a.jsonl"), write_log(tmp_path, LOG[6:], "b.jsonl")
+    split = report_json(cfg, "--from", "2026-11-22", "--log", a, "--log", b)
+    assert split["agents"] == day1["agents"] and split["days"] == day1["days"]
+    p = subprocess.run([CHATMON, "report", "-c", cfg, "--from", "2026-11-22", "--log", "-"],
+                       input="".join(l + "\n" for l in LOG).encode(), capture_output=True,
+                       timeout=30 * SLOW)
+    assert p.returncode == 0, p.stderr.decode()
+    assert json.loads(p.stdout)["agents"] == day1["agents"]
+
+
+def test_log_csv_and_html(tmp_path):
+    cfg = log_conf(tmp_path)
+    log = write_log(tmp_path, LOG)
+    out = report(cfg, "--from", "2026-11-22", "--format", "csv", "--log", log).stdout
+    assert out.startswith(b"\xef\xbb\xbf") and b"\r\n" in out
+    rows = list(csv.reader(io.StringIO(out[3:].decode("utf-8"), newline="")))
+    assert rows[0][:3] == ["agent", "rounds", "answered"] and "hits:offplatform" in rows[0]
+    assert [r[0] for r in rows[1:]] == ["alice", "bob"]
+    assert rows[2][rows[0].index("breaches")] == "1"
+    html = report(cfg, "--from", "2026-11-22", "--format", "html", "--log", log).stdout
+    assert html.startswith(b"<!DOCTYPE html>") or b"<html" in html[:200]
+
+
+def test_log_bad_lines(tmp_path):
+    """A bad line is FILE:LINE on stderr and exit 1; the good lines still count."""
+    cfg = log_conf(tmp_path)
+    lines = LOG[:2] + ["{not json"] + LOG[2:11] + [chat("2026-11-22T09:00:00+08:00", "c-x",
+                                                        "customer", "", "back in time")]
+    log = write_log(tmp_path, lines)
+    p = report(cfg, "--from", "2026-11-22", "--log", log, code=1)
+    err = p.stderr.decode()
+    assert f"{log}:3: " in err and f"{log}:13: ts goes back" in err, err
+    rep = json.loads(p.stdout)
+    assert rep["team"]["rounds"] == 5 and rep["team"]["alerts"] == 1
+    missing = str(tmp_path / "missing.jsonl")
+    p = report(cfg, "--from", "2026-11-22", "--log", missing, code=1)
+    assert missing in p.stderr.decode()
+
+
+@pytest.mark.parametrize("args,code,words", [
+    (["--redis", "redis://127.0.0.1:1"], 2, "not both"),
+    (["--max-line", "0"], 2, "--max-line"),
+    (["--from", "2026-11-23", "--to", "2026-11-22"], 1, "after"),
+])
+def test_log_bad_arguments(args, code, words, tmp_path):
+    cfg = log_conf(tmp_path)
+    log = write_log(tmp_path, LOG)
+    full = ["--from", "2026-11-22", *args] if "--from" not in args else args
+    p = report(cfg, *full, "--log", log, code=code)
+    assert words in p.stderr.decode(), p.stderr
+    assert p.stdout == b""
+    p = report(conf(tmp_path, "redis://127.0.0.1:1"), "--from", "2026-11-22",
+               "--max-line", "1KiB", code=2)
+    assert "--log" in p.stderr.decode()
+
+
+def test_log_help():
+    p = subprocess.run([CHATMON, "report", "--help"], capture_output=True, timeout=T)
+    assert p.returncode == 0 and b"--log" in p.stdout

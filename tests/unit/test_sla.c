@@ -1799,6 +1799,103 @@ test_state_put_and_charging(void **state)
 	sla_free(b);
 }
 
+/* What the round callback saw, and an engine charged from it alone. */
+struct rec_rounds {
+	struct sla_round	r[16];
+	char			agent[16][32];
+	char			conv[16][32];
+	size_t			n;
+	struct sla		*charged;
+};
+
+static void
+on_round(const struct sla_round *r, void *arg)
+{
+	struct rec_rounds	*rr = arg;
+
+	assert_true(rr->n < NELEM(rr->r));
+	rr->r[rr->n] = *r;
+	snprintf(rr->agent[rr->n], sizeof(rr->agent[0]), "%s", r->agent);
+	snprintf(rr->conv[rr->n], sizeof(rr->conv[0]), "%.*s",
+	    (int)r->conversation_len, r->conversation);
+	sla_charge_round(rr->charged, r->agent, r->answered, r->opened, r->at,
+	    r->first);
+	rr->n++;
+}
+
+/*
+ * The rounds as they close or end, charging on or off, make the engine's
+ * own figures when charged elsewhere (chatmon report --log), and each says
+ * who, which conversation, when and how long.
+ */
+static void
+test_round_callback(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	struct rec_rounds	 rr;
+	struct sla_figures	 a, b;
+	int			 charging;
+
+	(void)state;
+	base_cfg(&cfg);
+	for (charging = 1; charging >= 0; charging--) {
+		memset(&rr, 0, sizeof(rr));
+		s = new_sla(&cfg);
+		sla_set_charging(s, charging);
+		assert_non_null(rr.charged = sla_new(&cfg, NULL, NULL, NULL));
+		sla_set_round_cb(s, on_round, &rr);
+		CUST(s, "c-1", T0);
+		REPLY(s, "c-1", "alice", T0 + 4 * SEC);		/* first, answered */
+		CUST(s, "c-1", T0 + 10 * SEC);
+		ROBOT(s, "c-1", "alice", T0 + 11 * SEC);	/* leaves it open */
+		REPLY(s, "c-1", "alice", T0 + 50 * SEC);	/* later, slow */
+		CUST(s, "c-2", T0 + 60 * SEC);
+		c = REPLY(s, "c-2", "bob", T0 + 61 * SEC);
+		CUST(s, "c-2", T0 + 70 * SEC);
+		sla_end(s, c, T0 + 100 * SEC);			/* unanswered */
+		assert_int_equal(rr.n, 4);
+		assert_string_equal(rr.agent[0], "alice");
+		assert_string_equal(rr.conv[0], "c-1");
+		assert_int_equal(rr.r[0].opened, T0);
+		assert_int_equal(rr.r[0].at, T0 + 4 * SEC);
+		assert_int_equal(rr.r[0].waited_ms, 4 * SEC);
+		assert_true(rr.r[0].answered && rr.r[0].first);
+		assert_int_equal(rr.r[1].waited_ms, 40 * SEC);
+		assert_true(rr.r[1].answered && !rr.r[1].first);
+		assert_string_equal(rr.agent[3], "bob");
+		assert_string_equal(rr.conv[3], "c-2");
+		assert_int_equal(rr.r[3].opened, T0 + 70 * SEC);
+		assert_int_equal(rr.r[3].at, T0 + 100 * SEC);
+		assert_int_equal(rr.r[3].waited_ms, 30 * SEC);	/* uncapped, unanswered */
+		assert_false(rr.r[3].answered);
+		if (charging) {
+			a = fig(s, "alice");
+			b = fig(rr.charged, "alice");
+			/* events are not rounds: the caller charges those itself */
+			assert_int_equal(a.breaches, 1);
+			assert_int_equal(b.breaches, 0);
+			b.breaches = a.breaches;
+			assert_memory_equal(&a, &b, sizeof(a));
+			a = fig(s, "bob");
+			b = fig(rr.charged, "bob");
+			assert_int_equal(a.breaches, 1);	/* due at the end */
+			b.breaches = a.breaches;
+			assert_memory_equal(&a, &b, sizeof(a));
+			assert_int_equal(b.rounds, 2);
+			assert_int_equal(b.answered, 1);
+		}
+		/* off again: nothing more is said */
+		sla_set_round_cb(s, NULL, NULL);
+		CUST(s, "c-3", T0 + 200 * SEC);
+		REPLY(s, "c-3", "alice", T0 + 201 * SEC);
+		assert_int_equal(rr.n, 4);
+		sla_free(s);
+		sla_free(rr.charged);
+	}
+}
+
 int
 main(void)
 {
@@ -1820,6 +1917,7 @@ main(void)
 		cmocka_unit_test_setup(test_first_mean_and_rate, reset),
 		cmocka_unit_test_setup(test_idle_expiry, reset),
 		cmocka_unit_test_setup(test_transfer_unanswered, reset),
+		cmocka_unit_test_setup(test_round_callback, reset),
 		cmocka_unit_test_setup(test_end_agent, reset),
 		cmocka_unit_test_setup(test_late_caller, reset),
 		cmocka_unit_test_setup(test_set_config, reset),
