@@ -1,4 +1,4 @@
-/* cliconf: the -c FILE and -o key.path=value options of a long-running tool command, and the configuration they name. */
+/* cliconf: the -c FILE, -o key.path=value and --redis URL options of a tool command, and the configuration they name. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,13 +50,21 @@ cliconf_load(const struct cliconf *c)
 	if (cfg == NULL)
 		fputs(sbuf_str(&errs), stderr);
 	sbuf_free(&errs);
-	if (cfg == NULL)
-		return NULL;
-	log_set_level(cfg->log_level);
-	log_set_json(cfg->log_json);
-	if (path == NULL)
-		log_info("cliconf_load: no %s: the built-in defaults", c->path);
+	if (cfg != NULL && path == NULL)
+		log_debug("cliconf_load: no %s: the built-in defaults", c->path);
 	return cfg;
+}
+
+int
+cliconf_redis(struct config *cfg, const char *url, const char *who)
+{
+	if (config_parse_redis_url(url, &cfg->redis.target) == -1) {
+		fprintf(stderr, "chatmon: %s: --redis: want redis://host[:port][/db] "
+		    "or unix:/path, not '%s'\n", who, url);
+		return -1;
+	}
+	cfg->redis.nsentinels = 0;
+	return 0;
 }
 
 void

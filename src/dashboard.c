@@ -294,14 +294,12 @@ dashboard_main(int argc, char **argv, const char *default_config)
 		rc = 2;
 		goto out;
 	}
-	if (redis != NULL && config_parse_redis_url(redis, &d.cfg->redis.target) == -1) {
-		fprintf(stderr, "chatmon: dashboard: --redis: want redis://host[:port][/db] "
-		    "or unix:/path, not '%s'\n", redis);
+	if (redis != NULL && cliconf_redis(d.cfg, redis, "dashboard") == -1) {
 		rc = 2;
 		goto out;
 	}
-	if (redis != NULL)
-		d.cfg->redis.nsentinels = 0;	/* the server named wins over Sentinel too */
+	log_set_level(d.cfg->log_level);
+	log_set_json(d.cfg->log_json);
 	if (dash_files_root(&d) == -1)
 		goto out;
 	signal(SIGPIPE, SIG_IGN);

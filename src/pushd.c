@@ -1348,6 +1348,8 @@ pushd_main(int argc, char **argv, const char *default_config)
 	cliconf_free(&cc);
 	if (pd.cfg == NULL)
 		return 1;
+	log_set_level(pd.cfg->log_level);
+	log_set_json(pd.cfg->log_json);
 	if (sodium_init() == -1 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "chatmon: notify: cannot initialise libsodium or libcurl\n");
 		config_free(pd.cfg);

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "chatmon/cliconf.h"
 #include "chatmon/config.h"
 #include "chatmon/pipeline.h"
 #include "chatmon/rconn.h"
@@ -260,7 +261,8 @@ reportcli_main(int argc, char **argv, const char *default_config)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char		*path = default_config, *redis = NULL, *format = "json";
+	const char		*redis = NULL, *format = "json";
+	struct cliconf		 cc;
 	const char		*maxarg = NULL;
 	char			**logs = NULL;
 	size_t			 nlogs = 0, max = REPLAY_MAX_LINE;
@@ -269,9 +271,10 @@ reportcli_main(int argc, char **argv, const char *default_config)
 	struct config		*cfg = NULL;
 	struct sbuf		 errs, out;
 	int64_t			 from_start, to_start;
-	int			 ch, explicit = 0, rc = 1, n, bad = 0;
+	int			 ch, rc = 1, n, bad = 0;
 
 	memset(&x, 0, sizeof(x));
+	cliconf_init(&cc, default_config);
 	sbuf_init(&errs);
 	sbuf_init(&out);
 	/* every --log fits: argv is the most there can be */
@@ -281,8 +284,7 @@ reportcli_main(int argc, char **argv, const char *default_config)
 	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			path = optarg;
-			explicit = 1;
+			cliconf_opt(&cc, ch, optarg, "report");	/* -c: nothing to allocate */
 			break;
 		case 'r':
 			redis = optarg;
@@ -342,20 +344,11 @@ reportcli_main(int argc, char **argv, const char *default_config)
 	}
 	if (x.to == NULL)
 		x.to = x.from;
-	if (!explicit && access(path, F_OK) == -1 && errno == ENOENT)
-		path = NULL;
-	if ((cfg = config_load(path, NULL, 0, &errs)) == NULL) {
-		fputs(sbuf_str(&errs), stderr);
+	if ((cfg = cliconf_load(&cc)) == NULL)
 		goto out;
-	}
-	if (redis != NULL) {
-		if (config_parse_redis_url(redis, &cfg->redis.target) == -1) {
-			fprintf(stderr, "chatmon: report: --redis: want "
-			    "redis://host[:port][/db] or unix:/path, not '%s'\n", redis);
-			rc = 2;
-			goto out;
-		}
-		cfg->redis.nsentinels = 0;
+	if (redis != NULL && cliconf_redis(cfg, redis, "report") == -1) {
+		rc = 2;
+		goto out;
 	}
 	if (report_parse_day(x.from, cfg->sla.utc_offset_min, &from_start) == -1) {
 		fprintf(stderr, "chatmon: report: --from: want a day as YYYY-MM-DD, "

@@ -12,6 +12,7 @@
 #include <hiredis/hiredis.h>	/* the reply's types */
 #include <jansson.h>
 
+#include "chatmon/cliconf.h"
 #include "chatmon/config.h"
 #include "chatmon/handling.h"
 #include "chatmon/jsonw.h"
@@ -198,23 +199,24 @@ rulesfp_main(int argc, char **argv, const char *default_config)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char	*path = default_config, *redis = NULL;
+	const char	*redis = NULL;
+	struct cliconf	 cc;
 	struct config	*cfg = NULL;
 	struct rulesfp_read x = { 0 };
-	struct sbuf	 errs, key, out;
+	struct sbuf	 key, out;
 	json_t		*counts = NULL, *rows = NULL, *row;
 	long long	 days = -1;
 	int64_t		 since_ms = INT64_MIN;
 	size_t		 i, w = 4, handled = 0, fps = 0;
 	char		*end;
-	int		 ch, explicit = 0, json = 0, rc = 1, n;
+	int		 ch, json = 0, rc = 1, n;
 
+	cliconf_init(&cc, default_config);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			path = optarg;
-			explicit = 1;
+			cliconf_opt(&cc, ch, optarg, "rules fp");	/* -c: nothing to allocate */
 			break;
 		case 'r':
 			redis = optarg;
@@ -240,23 +242,13 @@ rulesfp_main(int argc, char **argv, const char *default_config)
 	}
 	if (optind != argc)
 		return rulesfp_usage(stderr);
-	if (!explicit && access(path, F_OK) == -1 && errno == ENOENT)
-		path = NULL;
-	sbuf_init(&errs);
 	sbuf_init(&key);
 	sbuf_init(&out);
-	if ((cfg = config_load(path, NULL, 0, &errs)) == NULL) {
-		fputs(sbuf_str(&errs), stderr);
+	if ((cfg = cliconf_load(&cc)) == NULL)
 		goto out;
-	}
-	if (redis != NULL) {
-		if (config_parse_redis_url(redis, &cfg->redis.target) == -1) {
-			fprintf(stderr, "chatmon: rules fp: --redis: want "
-			    "redis://host[:port][/db] or unix:/path, not '%s'\n", redis);
-			rc = 2;
-			goto out;
-		}
-		cfg->redis.nsentinels = 0;
+	if (redis != NULL && cliconf_redis(cfg, redis, "rules fp") == -1) {
+		rc = 2;
+		goto out;
 	}
 	if (days >= 0)
 		since_ms = util_wall_ms() - (int64_t)days * RULESFP_DAY_MS;
@@ -302,7 +294,6 @@ out:
 	json_decref(rows);
 	json_decref(counts);
 	config_free(cfg);
-	sbuf_free(&errs);
 	sbuf_free(&key);
 	sbuf_free(&out);
 	return rc;

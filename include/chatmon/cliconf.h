@@ -1,4 +1,4 @@
-/* cliconf: the -c FILE and -o key.path=value options of a long-running tool command, and the configuration they name. */
+/* cliconf: the -c FILE, -o key.path=value and --redis URL options of a tool command, and the configuration they name. */
 #ifndef CHATMON_CLICONF_H
 #define CHATMON_CLICONF_H
 
@@ -22,10 +22,16 @@ int	cliconf_opt(struct cliconf *, int ch, const char *arg, const char *who);
 /*
  * The configuration, or NULL with every error on stderr (FILE:LINE: ...).
  * Without -c and without a file at the default place (a build tree), the
- * built-in defaults. Sets the log level and format from it. The caller
- * config_free()s it.
+ * built-in defaults. The caller config_free()s it; one that runs for long
+ * takes log.level and log.format from it.
  */
 struct config *cliconf_load(const struct cliconf *);
+/*
+ * --redis URL: the server named instead of redis.url, and instead of
+ * Sentinel too. 0, or -1 (said on stderr as "chatmon: WHO: --redis: ...",
+ * a usage error) when url is not a Redis URL.
+ */
+int	cliconf_redis(struct config *, const char *url, const char *who);
 void	cliconf_free(struct cliconf *);
 
 #endif
