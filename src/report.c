@@ -239,7 +239,7 @@ report_slot_put(struct report_agent *a, const char *conv, size_t len,
 }
 
 int
-report_add_wait(struct report *r, const struct report_wait *w)
+report_add_wait(struct report *r, const struct sla_round *w)
 {
 	struct report_agent	*a;
 

@@ -298,7 +298,7 @@ reportdb_log_apply(struct reportdb *r, const redisReply *fv)
 	const char		*f = rreply_field(fv, "f", NULL), *c = rreply_field(fv, "c", NULL);
 	int64_t			 o = reportdb_num(rreply_field(fv, "o", NULL));
 	int64_t			 at = reportdb_num(rreply_field(fv, "at", NULL));
-	struct report_wait	 w;
+	struct sla_round	 w;
 
 	if (k == NULL || ag == NULL || rreply_field(fv, "at", NULL) == NULL)
 		return 0;	/* not ours: Redis holds what anyone put there */
@@ -315,6 +315,7 @@ reportdb_log_apply(struct reportdb *r, const redisReply *fv)
 		w.at = at;
 		w.waited_ms = sla_service_ms(&r->scfg, o, at);
 		w.answered = k[0] == 'a';
+		w.first = f != NULL && strcmp(f, "1") == 0;
 		return report_add_wait(r->rep, &w);
 	}
 	if (strcmp(k, "b") == 0 || strcmp(k, "e") == 0)

@@ -78,22 +78,13 @@ int
 reportlog_round(struct reportlog *rl, const struct sla_round *r)
 {
 	struct reportlog_day	*d;
-	struct report_wait	 w;
 
 	if (reportlog_day(rl, r->at, &d) == -1)
 		return -1;
 	if (d == NULL)
 		return 0;
 	sla_charge_round(d->figs, r->agent, r->answered, r->opened, r->at, r->first);
-	memset(&w, 0, sizeof(w));
-	w.agent = r->agent;
-	w.conversation = r->conversation;
-	w.conversation_len = r->conversation_len;
-	w.opened = r->opened;
-	w.at = r->at;
-	w.waited_ms = r->waited_ms;
-	w.answered = r->answered;
-	return report_add_wait(d->rep, &w);
+	return report_add_wait(d->rep, r);
 }
 
 int

@@ -30,17 +30,8 @@ void	report_free(struct report *);
 /* One agent's SLA sums of a day, as sla_agents_day gives them, added. 0, or -1 on ENOMEM. */
 int	report_add_sums(struct report *, const char *agent, const struct sla_day *);
 
-/* A round closed (answered) or ended unanswered, for the worst waits. Strings are the caller's. */
-struct report_wait {
-	const char	*agent;
-	const char	*conversation;
-	size_t		 conversation_len;
-	int64_t		 opened;	/* wall ms */
-	int64_t		 at;		/* closed or ended */
-	uint64_t	 waited_ms;	/* service time, uncapped */
-	int		 answered;
-};
-int	report_add_wait(struct report *, const struct report_wait *);
+/* A round closed (answered) or ended unanswered, for the worst waits (first is not used). Strings are the caller's. */
+int	report_add_wait(struct report *, const struct sla_round *);
 
 /*
  * An alert (docs/alerts.md, parsed; anything may be missing): a rule.hit

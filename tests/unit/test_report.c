@@ -47,7 +47,7 @@ struct round {
 static void
 charge(struct sla *s, struct report *r, const struct round *v, size_t n)
 {
-	struct report_wait	w;
+	struct sla_round	w = { 0 };
 	size_t			i;
 
 	for (i = 0; i < n; i++) {
