@@ -431,25 +431,16 @@ report_merge(struct report *range, const struct report *day,
 static json_t *
 report_sums_json(const struct report_agent *a)
 {
-	const struct sla_sums	*u = &a->sums;
-	json_t			*hist, *hours, *hits, *worst, *o;
-	size_t			 i;
+	struct sla_day	 day = { &a->sums, a->hour_rounds, a->hour_sum_ms };
+	json_t		*hits, *worst, *o;
+	size_t		 i;
 
-	hist = json_array();
-	hours = json_array();
+	/* the sums in the form of an instance's agents document (docs/dashboard.md) */
+	o = state_day_json(&day);
 	hits = json_object();
 	worst = json_array();
-	if (hist == NULL || hours == NULL || hits == NULL || worst == NULL)
+	if (o == NULL || hits == NULL || worst == NULL)
 		goto err;
-	for (i = 0; i < u->nhist; i++)
-		if (u->hist[i] > 0 && json_array_append_new(hist, json_pack("[I, I]",
-		    (json_int_t)i, (json_int_t)u->hist[i])) == -1)
-			goto err;
-	for (i = 0; i < 24; i++)
-		if (a->hour_rounds[i] > 0 && json_array_append_new(hours,
-		    json_pack("[I, I, I]", (json_int_t)i, (json_int_t)a->hour_rounds[i],
-		    (json_int_t)a->hour_sum_ms[i])) == -1)
-			goto err;
 	for (i = 0; i < a->nhits; i++)
 		if (json_object_set_new(hits, a->hits[i].cat, json_pack(
 		    "{s:I, s:I, s:I, s:I, s:I}", "alerts", (json_int_t)a->hits[i].alerts,
@@ -466,23 +457,16 @@ report_sums_json(const struct report_agent *a)
 		    "waited_ms", (json_int_t)a->worst[i].waited_ms,
 		    "answered", a->worst[i].answered)) == -1)
 			goto err;
-	/* the sums under the names of an instance's agents document (docs/dashboard.md) */
-	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:o, s:o}",
-	    "rounds", (json_int_t)u->rounds,
-	    "answered", (json_int_t)u->answered,
-	    "sum_ms", (json_int_t)u->sum_ms,
-	    "first_rounds", (json_int_t)u->first_rounds,
-	    "first_sum_ms", (json_int_t)u->first_sum_ms,
-	    "within_rate", (json_int_t)u->within_rate,
-	    "breaches", (json_int_t)u->breaches,
-	    "escalations", (json_int_t)u->escalations,
-	    "hist", hist, "hours", hours,
-	    "alerts", (json_int_t)a->alerts, "blocks", (json_int_t)a->blocks,
-	    "false_positives", (json_int_t)a->fps, "hits", hits, "worst", worst);
+	if (json_object_set_new(o, "alerts", json_integer((json_int_t)a->alerts)) == -1 ||
+	    json_object_set_new(o, "blocks", json_integer((json_int_t)a->blocks)) == -1 ||
+	    json_object_set_new(o, "false_positives",
+	    json_integer((json_int_t)a->fps)) == -1)
+		goto err;
+	json_object_set_new(o, "hits", hits);
+	json_object_set_new(o, "worst", worst);
 	return o;
 err:
-	json_decref(hist);
-	json_decref(hours);
+	json_decref(o);
 	json_decref(hits);
 	json_decref(worst);
 	return NULL;
@@ -528,38 +512,13 @@ report_load_agent(struct report *r, const char *id, const json_t *o)
 	const json_t		*e, *v;
 	const char		*cat, *conv;
 	size_t			 i;
-	json_int_t		 sec, n, hr;
 
 	if ((a = report_agent(r, id)) == NULL)
 		return -1;
-	a->sums.rounds += report_uint(o, "rounds");
-	a->sums.answered += report_uint(o, "answered");
-	a->sums.sum_ms += report_uint(o, "sum_ms");
-	a->sums.first_rounds += report_uint(o, "first_rounds");
-	a->sums.first_sum_ms += report_uint(o, "first_sum_ms");
-	a->sums.within_rate += report_uint(o, "within_rate");
-	a->sums.breaches += report_uint(o, "breaches");
-	a->sums.escalations += report_uint(o, "escalations");
+	state_day_add(o, &a->sums, a->hour_rounds, a->hour_sum_ms);
 	a->alerts += report_uint(o, "alerts");
 	a->blocks += report_uint(o, "blocks");
 	a->fps += report_uint(o, "false_positives");
-	json_array_foreach(json_object_get(o, "hist"), i, e) {
-		sec = json_integer_value(json_array_get(e, 0));
-		n = json_integer_value(json_array_get(e, 1));
-		if (sec < 0 || n < 0)
-			continue;
-		a->sums.hist[(uint64_t)sec < r->nhist ? (size_t)sec : r->nhist - 1] +=
-		    (uint32_t)n;
-	}
-	json_array_foreach(json_object_get(o, "hours"), i, e) {
-		hr = json_integer_value(json_array_get(e, 0));
-		n = json_integer_value(json_array_get(e, 1));
-		if (hr < 0 || hr >= 24 || n < 0 ||
-		    json_integer_value(json_array_get(e, 2)) < 0)
-			continue;
-		a->hour_rounds[hr] += (uint32_t)n;
-		a->hour_sum_ms[hr] += (uint64_t)json_integer_value(json_array_get(e, 2));
-	}
 	json_object_foreach((json_t *)json_object_get(o, "hits"), cat, v) {
 		if (!json_is_object(v))
 			continue;

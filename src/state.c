@@ -165,27 +165,27 @@ state_open_doc(struct sbuf *out, const struct state_open *v, size_t n,
 	    "total", (json_int_t)total, "rounds", rounds));
 }
 
-static void
-state_add_agent(const char *agent, const struct sla_day *d, void *arg)
+json_t *
+state_day_json(const struct sla_day *d)
 {
-	json_t			*agents = arg, *hist, *hours, *a;
+	json_t			*hist, *hours;
 	const struct sla_sums	*u = d->sums;
 	size_t			 i;
 
 	if ((hist = json_array()) == NULL || (hours = json_array()) == NULL) {
 		json_decref(hist);
-		return;
+		return NULL;
 	}
 	for (i = 0; i < u->nhist; i++)
-		if (u->hist[i] > 0)
-			json_array_append_new(hist, json_pack("[I, I]",
-			    (json_int_t)i, (json_int_t)u->hist[i]));
+		if (u->hist[i] > 0 && json_array_append_new(hist, json_pack("[I, I]",
+		    (json_int_t)i, (json_int_t)u->hist[i])) == -1)
+			goto err;
 	for (i = 0; i < 24; i++)
-		if (d->hour_rounds[i] > 0)
-			json_array_append_new(hours, json_pack("[I, I, I]",
-			    (json_int_t)i, (json_int_t)d->hour_rounds[i],
-			    (json_int_t)d->hour_sum_ms[i]));
-	a = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
+		if (d->hour_rounds[i] > 0 && json_array_append_new(hours,
+		    json_pack("[I, I, I]", (json_int_t)i, (json_int_t)d->hour_rounds[i],
+		    (json_int_t)d->hour_sum_ms[i])) == -1)
+			goto err;
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
 	    "rounds", (json_int_t)u->rounds,
 	    "answered", (json_int_t)u->answered,
 	    "sum_ms", (json_int_t)u->sum_ms,
@@ -195,8 +195,17 @@ state_add_agent(const char *agent, const struct sla_day *d, void *arg)
 	    "breaches", (json_int_t)u->breaches,
 	    "escalations", (json_int_t)u->escalations,
 	    "hist", hist, "hours", hours);
+err:
+	json_decref(hist);
+	json_decref(hours);
+	return NULL;
+}
+
+static void
+state_add_agent(const char *agent, const struct sla_day *d, void *arg)
+{
 	/* an agent id that is not UTF-8 cannot be a key: it is left out */
-	json_object_set_new(agents, agent, a);
+	json_object_set_new(arg, agent, state_day_json(d));
 }
 
 int
@@ -375,11 +384,10 @@ state_acc_cmp(const void *a, const void *b)
 	    ((const struct state_acc *)b)->agent);
 }
 
-/* Adds one agent's sums from a document into acc. */
-static void
-state_acc_add(struct state_acc *acc, const json_t *a)
+void
+state_day_add(const json_t *a, struct sla_sums *u, uint32_t hour_rounds[24],
+    uint64_t hour_sum_ms[24])
 {
-	struct sla_sums	*u = &acc->sums;
 	const json_t	*e;
 	size_t		 i;
 	uint64_t	 sec, h;
@@ -408,9 +416,16 @@ state_acc_add(struct state_acc *acc, const json_t *a)
 		    json_integer_value(json_array_get(e, 1)) < 0 ||
 		    json_integer_value(json_array_get(e, 2)) < 0)
 			continue;
-		acc->hour_rounds[h] += (uint32_t)json_integer_value(json_array_get(e, 1));
-		acc->hour_sum_ms[h] += (uint64_t)json_integer_value(json_array_get(e, 2));
+		hour_rounds[h] += (uint32_t)json_integer_value(json_array_get(e, 1));
+		hour_sum_ms[h] += (uint64_t)json_integer_value(json_array_get(e, 2));
 	}
+}
+
+/* Adds one agent's sums from a document into acc. */
+static void
+state_acc_add(struct state_acc *acc, const json_t *a)
+{
+	state_day_add(a, &acc->sums, acc->hour_rounds, acc->hour_sum_ms);
 }
 
 void

@@ -71,6 +71,19 @@ int	state_open_doc(struct sbuf *out, const struct state_open *v, size_t n,
 	    uint64_t total, int64_t now, const struct sla_config *cfg);
 
 /* The instance's agents document: the sums of the local day of now. */
+/*
+ * One agent's day as an agents document holds it (docs/dashboard.md):
+ * the sums, "hist" as [seconds, rounds] and "hours" as [hour, rounds,
+ * sum_ms]; the dashboard and the report's stored days share the form.
+ * NULL on ENOMEM.
+ */
+json_t	*state_day_json(const struct sla_day *);
+/*
+ * The same read back and added into u (its hist as sized by the caller)
+ * and the hours; what is malformed is skipped.
+ */
+void	state_day_add(const json_t *o, struct sla_sums *u,
+	    uint32_t hour_rounds[24], uint64_t hour_sum_ms[24]);
 int	state_agents_doc(struct sbuf *out, const struct sla *s, int64_t now,
 	    const struct state_origin *, const struct sla_config *cfg);
 
