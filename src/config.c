@@ -2511,3 +2511,28 @@ config_free(struct config *cfg)
 	free(cfg->file);
 	free(cfg);
 }
+
+const struct config_shop *
+config_shop_find(const struct config *cfg, const char *id)
+{
+	size_t	i;
+
+	for (i = 0; i < cfg->nshops; i++)
+		if (strcmp(cfg->shops[i].id, id) == 0)
+			return &cfg->shops[i];
+	return NULL;
+}
+
+const struct config_sla *
+config_sla_for(const struct config *cfg, const char *shop, const char *queue)
+{
+	const struct config_shop	*s;
+	size_t				 i;
+
+	if (*shop == '\0' || (s = config_shop_find(cfg, shop)) == NULL)
+		return &cfg->sla;
+	for (i = 0; *queue != '\0' && i < s->nqueues; i++)
+		if (strcmp(s->queues[i].id, queue) == 0)
+			return &s->queues[i].sla;
+	return &s->sla;
+}

@@ -23,7 +23,8 @@ struct config_ws_url {			/* ws://host[:port][/path][?query] */
 enum config_agent_id_from {
 	CONFIG_AGENT_ID_QUERY,		/* agent_id: query:NAME */
 	CONFIG_AGENT_ID_HEADER,		/* agent_id: header:NAME */
-};	/* either may be prefixed jwt: (config.agent_id_jwt) */
+	CONFIG_ID_CLAIM,		/* shop_id, queue_id: claim:NAME (the agent's token) */
+};	/* agent_id's may be prefixed jwt: (config.agent_id_jwt) */
 
 struct config_list {			/* a YAML sequence of strings */
 	char	**v;
@@ -60,6 +61,8 @@ struct config_protocol {
 	struct config_list end_types;
 	char	*robot;			/* optional: a true value marks a robot reply (NULL: none) */
 	char	*nickname;		/* optional: the buyer's nickname on a customer turn (NULL: none) */
+	char	*shop;			/* optional: the shop a turn belongs to (NULL: none) */
+	char	*queue;			/* optional: the queue within the shop (NULL: none) */
 };
 
 struct config_redis_target {		/* a parsed redis.url */
@@ -128,6 +131,25 @@ struct config_sla {			/* durations in milliseconds */
 	} hours[CONFIG_MAX_HOURS];
 	size_t	 nhours;		/* 0: always in service */
 	int32_t	 utc_offset_min;	/* sla.timezone */
+};
+
+/* A queue of a shop (docs/configuration.md, "Many shops"). */
+struct config_queue {
+	char	*id;
+	struct config_sla sla;		/* resolved: queue, else the shop's */
+	size_t	 line;
+};
+
+/* A shop: its SLA settings, its extra rule packs and its queues. */
+struct config_shop {
+	char	*id;
+	char	*name;			/* display name; NULL: none */
+	struct config_sla sla;		/* resolved: the shop's, and any queue not listed */
+	struct config_list rules;	/* extra packs, resolved against the config's directory */
+	struct config_list rules_off;	/* rule ids switched off in this shop */
+	struct config_queue *queues;
+	size_t	 nqueues;
+	size_t	 line;
 };
 
 struct config_window {			/* rules that match across a speaker's turns */
@@ -235,6 +257,13 @@ struct config {
 	enum config_agent_id_from agent_id_from;	/* agent_id: query:agent */
 	char	*agent_id_name;
 	int	 agent_id_jwt;		/* agent_id: jwt:...: the value is a token */
+	enum config_agent_id_from shop_id_from;	/* shop_id: query:|header:|claim: */
+	char	*shop_id_name;		/* NULL: the agent's connection names no shop */
+	enum config_agent_id_from queue_id_from;
+	char	*queue_id_name;		/* NULL: no queue */
+	struct config_shop *shops;
+	size_t	 nshops;
+	int	 shops_refuse;		/* shops_unknown: refuse (else default) */
 	struct config_auth auth;
 	struct config_tls tls;
 	struct config_upstream_tls upstream_tls;
@@ -281,6 +310,11 @@ int	config_parse_hours(const char *, uint16_t *from_min, uint16_t *to_min);	/* "
 int	config_parse_redis_url(const char *, struct config_redis_target *);
 int	config_parse_timezone(const char *, int32_t *offset_min);	/* "+08:00", "UTC", "Asia/Shanghai" */
 const char *config_profile_name(int);
+/* The shop with this id, or NULL. */
+const struct config_shop *config_shop_find(const struct config *, const char *id);
+/* The SLA settings of (shop, queue), "" for none: the queue's, else the shop's, else the top level's. */
+const struct config_sla *config_sla_for(const struct config *, const char *shop,
+	    const char *queue);
 const char *config_target_name(int);
 extern const char *const config_match_names[CONFIG_MATCH_N];	/* "type", ... */
 
