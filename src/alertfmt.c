@@ -121,6 +121,16 @@ alertfmt_hit(struct sbuf *out, const struct alertfmt_hit *x)
  * keeps v1's fields in v1's order (the strongest hit's), so a reader of v1
  * still reads the alert; "hits" comes last.
  */
+/* ,"shop":…,"queue":… of a conversation that has them: nothing when it has none. */
+static int
+alertfmt_shop(struct sbuf *out, const char *shop, const char *queue)
+{
+	return (shop != NULL && *shop != '\0' &&
+	    alertfmt_kvs(out, "shop", shop) == -1) ||
+	    (queue != NULL && *queue != '\0' &&
+	    alertfmt_kvs(out, "queue", queue) == -1) ? -1 : 0;
+}
+
 int
 alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
     const struct alertfmt_hit *hits, size_t n)
@@ -138,6 +148,7 @@ alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
 	    alertfmt_kvs(out, "severity", rules_severity_name(h->severity)) == -1 ||
 	    alertfmt_kvs(out, "agent", t->agent) == -1 ||
 	    alertfmt_kv(out, "conversation", t->conversation, t->conversation_len, 0) == -1 ||
+	    alertfmt_shop(out, t->shop, t->queue) == -1 ||
 	    alertfmt_kvs(out, "role", t->role) == -1 ||
 	    alertfmt_kvs(out, "category", h->category) == -1 ||
 	    alertfmt_kvs(out, "rule", h->rule) == -1 ||
@@ -199,6 +210,7 @@ alertfmt_sla(struct sbuf *out, struct alertfmt_ids *ids, const struct sla_event 
 	    alertfmt_kvs(out, "severity", alertfmt_sla_severity(e)) == -1 ||
 	    alertfmt_kvs(out, "agent", e->agent) == -1 ||
 	    alertfmt_kv(out, "conversation", e->conversation, e->conversation_len, 0) == -1 ||
+	    alertfmt_shop(out, e->shop, e->queue) == -1 ||
 	    sbuf_printf(out, ",\"waited_ms\":%" PRId64 ",\"threshold_ms\":%" PRId64
 	    ",\"first\":%s}", (int64_t)e->waited_ms, (int64_t)e->threshold_ms,
 	    e->first ? "true" : "false") == -1 ? -1 : 0;

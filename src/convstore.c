@@ -60,9 +60,9 @@
 #define CONVSTORE_WAIT_MAX	100000	/* calls kept while Redis is away */
 #define CONVSTORE_REPLAY_MS	20000	/* answered calls sent again on a new connection */
 #define CONVSTORE_REPLAY_MAX	50000
-#define CONVSTORE_MAXARG	32	/* the most a call sends: a customer turn, 26 */
-/* The fields an instance reads back (op .. a below): the rest stay in Redis. */
-#define CONVSTORE_NREAD		13
+#define CONVSTORE_MAXARG	32	/* the most a call sends: a customer turn, 28 */
+/* The fields an instance reads back (op .. qu below): the rest stay in Redis. */
+#define CONVSTORE_NREAD		15
 /* A customer turn repeating the last one within this, its round answered: a copy. */
 #define CONVSTORE_COPY_MS	30000
 
@@ -75,7 +75,8 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_SWEEP, CS_NSCRIPT };
  * Fields: op a round is open, o when it opened, f it is the first, h a
  * round was ever opened, x the events raised (bit per event), d0-d2 their
  * due times and m0-m2 their service times (-1: none), i the idle end, a the
- * agent, ra the agent who held it when the round opened, lc a hash of the
+ * agent, sh and qu the shop and queue of its first turn ("" none), ra the
+ * agent who held it when the round opened, lc a hash of the
  * last customer turn and lt when it came, w the instance that last applied
  * a turn or raised an event. Lua numbers are doubles:
  * millisecond times (< 2^53) are exact. A reply carries the first
@@ -83,7 +84,7 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_SWEEP, CS_NSCRIPT };
  * reply per turn is most of what Redis sends.
  */
 static const char convstore_lua_common[] =
-"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','ra','lc','lt','w'}\n"
+"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w'}\n"
 "local function load()\n"
 "  local v = redis.call('HMGET', KEYS[1], unpack(F))\n"
 "  local t = {}\n"
@@ -103,10 +104,13 @@ static const char convstore_lua_common[] =
 "local function num(s) return tonumber(s or '-1') or -1 end\n"
 /*
  * a round or an event for the figures: k a answered, u unanswered, b breach,
- * e escalation; c the conversation, for the report's worst waits
+ * e escalation; c the conversation, for the report's worst waits; sh and
+ * qu its shop and queue, only when it has them
  */
-"local function record(k, ag, o, at, f, c)\n"
-"  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '250000', '*', 'k', k, 'ag', ag, 'o', o, 'at', at, 'f', f, 'c', c)\n"
+"local function record(k, ag, o, at, f, c, t)\n"
+"  local a = {'k', k, 'ag', ag, 'o', o, 'at', at, 'f', f, 'c', c}\n"
+"  if (t.sh or '') ~= '' then a[#a+1] = 'sh'; a[#a+1] = t.sh; a[#a+1] = 'qu'; a[#a+1] = t.qu or '' end\n"
+"  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '250000', '*', unpack(a))\n"
 "end\n"
 /* the next deadline: an event not raised yet, or the idle end; who waits */
 "local function schedule(t, id)\n"
@@ -125,7 +129,8 @@ static const char convstore_lua_common[] =
 /*
  * KEYS: the conversation, its bucket's deadline and open sets and log. ARGV: now, kind (c
  * customer, a reply, r other agent turn), agent, idle end, id, the
- * instance; a customer turn only (they are half the calls, the rest need
+ * instance, the shop and queue (kept from the turn that creates the
+ * record); a customer turn only (they are half the calls, the rest need
  * none of it): the turn's hash, then m0 d0 m1 d1 m2 d2 of a first round
  * and of a later one, each d in ms from now (-1: none), which is shorter
  * on the wire than a time.
@@ -136,20 +141,22 @@ static const char convstore_lua_common[] =
 static const char convstore_lua_turn[] =
 "local now = tonumber(ARGV[1])\n"
 "local t = load()\n"
-"local out = {}\n"
+"local out, rt = {}, nil\n"
 "if num(t.i) >= 0 and num(t.i) <= now then\n"
 /* it ended idle, unseen: its round is unanswered; this turn starts anew */
-"  if t.op == '1' then out = {'u', t.o, t.f, t.ra or '', t.i} end\n"
+"  if t.op == '1' then out = {'u', t.o, t.f, t.ra or '', t.i, t.sh or '', t.qu or ''} end\n"
 "  redis.call('DEL', KEYS[1])\n"
+"  rt = t\n"
 "  t = {}\n"
 "end\n"
+"if not t.sh then t.sh = ARGV[7]; t.qu = ARGV[8] end\n"
 "if ARGV[3] ~= '' then t.a = ARGV[3] end\n"
 "if ARGV[2] == 'c' then\n"
-"  local copy = t.lc == ARGV[7] and now - num(t.lt) < " CONVSTORE_STR(CONVSTORE_COPY_MS) "\n"
-"  if now >= num(t.lt) then t.lc = ARGV[7]; t.lt = ARGV[1] end\n"
+"  local copy = t.lc == ARGV[9] and now - num(t.lt) < " CONVSTORE_STR(CONVSTORE_COPY_MS) "\n"
+"  if now >= num(t.lt) then t.lc = ARGV[9]; t.lt = ARGV[1] end\n"
 "  if t.op ~= '1' and not copy then\n"
-"    local b = 8\n"
-"    if t.h == '1' then b = 14 end\n"
+"    local b = 10\n"
+"    if t.h == '1' then b = 16 end\n"
 "    t.f = (t.h == '1') and '0' or '1'\n"
 "    t.op = '1'; t.o = ARGV[1]; t.h = '1'; t.x = '0'; t.ra = t.a or ''\n"
 "    for e = 0, 2 do\n"
@@ -158,7 +165,7 @@ static const char convstore_lua_turn[] =
 "    end\n"
 "  end\n"
 "elseif ARGV[2] == 'a' and t.op == '1' then\n"
-"  out = {'a', t.o, t.f, t.a or '', ARGV[1]}\n"
+"  out = {'a', t.o, t.f, t.a or '', ARGV[1], t.sh or '', t.qu or ''}\n"
 "  t.op = '0'; t.x = '0'\n"
 "end\n"
 "if num(ARGV[4]) < 0 or num(ARGV[4]) > num(t.i) then t.i = ARGV[4] end\n"
@@ -168,7 +175,7 @@ static const char convstore_lua_turn[] =
 "if num(t.i) >= 0 then redis.call('PEXPIREAT', KEYS[1], num(t.i) + ttl)\n"
 "else redis.call('PEXPIRE', KEYS[1], ttl) end\n"
 "schedule(t, ARGV[5])\n"
-"if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[5]) end\n"
+"if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[5], rt or t) end\n"
 "return {1, dump(t), out}\n";
 
 /* KEYS as for a turn. ARGV: the round's open time, the event (0-2), id, the instance. */
@@ -181,7 +188,7 @@ static const char convstore_lua_fire[] =
 "t.w = ARGV[4]\n"
 "redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w)\n"
 "local e = tonumber(ARGV[2])\n"
-"if e > 0 then record(e == 1 and 'b' or 'e', t.a or '', t.o, t['d'..e], t.f or '0', ARGV[3]) end\n"
+"if e > 0 then record(e == 1 and 'b' or 'e', t.a or '', t.o, t['d'..e], t.f or '0', ARGV[3], t) end\n"
 "schedule(t, ARGV[3])\n"
 "return {1, dump(t), {}}\n";
 
@@ -196,11 +203,11 @@ static const char convstore_lua_end[] =
 "if ARGV[2] == '1' and (i < 0 or i > at) then return {0, dump(t), {}} end\n"
 "if i >= 0 and i < at then at = i end\n"
 "local out = {}\n"
-"if t.op == '1' then out = {'u', t.o, t.f, t.ra or '', tostring(at)} end\n"
+"if t.op == '1' then out = {'u', t.o, t.f, t.ra or '', tostring(at), t.sh or '', t.qu or ''} end\n"
 "redis.call('DEL', KEYS[1])\n"
 "redis.call('ZREM', KEYS[2], ARGV[3])\n"
 "redis.call('ZREM', KEYS[3], ARGV[3])\n"
-"if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[3]) end\n"
+"if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[3], t) end\n"
 "return {1, dump({}), out}\n";
 
 /* KEYS: a deadline set. ARGV: claim what is due at or before this, until then, at most. */
@@ -517,6 +524,8 @@ convstore_parse_state(const redisReply *d, struct convstore_reply *out)
 	}
 	out->st.idle_at = convstore_num(e[11]);
 	out->agent = convstore_str(e[12]);
+	out->shop = convstore_str(e[13]);
+	out->queue = convstore_str(e[14]);
 	return 0;
 }
 
@@ -532,13 +541,15 @@ convstore_parse(const redisReply *r, struct convstore_reply *out)
 		return -1;
 	out->done = r->element[0]->integer != 0;
 	c = r->element[2];
-	if (c->elements == 5) {
+	if (c->elements == 7) {
 		out->charged = 1;
 		out->answered = strcmp(convstore_str(c->element[0]), "a") == 0;
 		out->opened = convstore_num(c->element[1]);
 		out->first = strcmp(convstore_str(c->element[2]), "1") == 0;
 		out->charged_agent = convstore_str(c->element[3]);
 		out->at = convstore_num(c->element[4]);
+		out->charged_shop = convstore_str(c->element[5]);
+		out->charged_queue = convstore_str(c->element[6]);
 		if (out->opened == INT64_MAX || out->at == INT64_MAX)
 			return -1;
 	}
@@ -548,6 +559,15 @@ convstore_parse(const redisReply *r, struct convstore_reply *out)
 
 static void	convstore_on_sweep(struct convstore_op *, redisReply *);
 static void	convstore_on_claim(struct convstore_op *, redisReply *);
+
+/* No answer: every string "" so that the caller never meets a NULL. */
+static void
+convstore_reply_init(struct convstore_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->agent = r->shop = r->queue = "";
+	r->charged_agent = r->charged_shop = r->charged_queue = "";
+}
 
 static void
 convstore_on_reply(redisReply *reply, void *priv)
@@ -599,13 +619,11 @@ convstore_on_reply(redisReply *reply, void *priv)
 		free(op);
 		return;
 	}
-	memset(&r, 0, sizeof(r));
-	r.agent = r.charged_agent = "";
+	convstore_reply_init(&r);
 	if (reply != NULL && reply->type != REDIS_REPLY_ERROR &&
 	    convstore_parse(reply, &r) == -1) {
 		log_warnx("convstore_on_reply: a reply of an unexpected shape");
-		memset(&r, 0, sizeof(r));
-		r.agent = r.charged_agent = "";
+		convstore_reply_init(&r);
 	}
 	op->cb(&r, op->priv);
 	convstore_keep_done(cs, op, r.ok);
@@ -620,8 +638,7 @@ convstore_on_claim(struct convstore_op *op, redisReply *reply)
 	const char		*id = op->argv[CONVSTORE_NREAD + 2];
 	size_t			 len = op->argvlen[CONVSTORE_NREAD + 2];
 
-	memset(&r, 0, sizeof(r));
-	r.agent = r.charged_agent = "";
+	convstore_reply_init(&r);
 	if (reply == NULL || convstore_parse_state(reply, &r) == -1)
 		return;	/* the lease runs out and someone sweeps it again */
 	r.ok = 1;
@@ -641,7 +658,7 @@ convstore_on_sweep(struct convstore_op *op, redisReply *reply)
 	struct convstore	*cs = op->cs;
 	static const char	*const fields[CONVSTORE_NREAD] = { "op", "o",
 				    "f", "h", "x", "d0", "d1", "d2", "m0", "m1",
-				    "m2", "i", "a" };
+				    "m2", "i", "a", "sh", "qu" };
 	struct convstore_args	 a;
 	const char		*pre = cs->prefix != NULL ? cs->prefix : "";
 	size_t			 i, len;
@@ -705,7 +722,8 @@ convstore_sweep(evutil_socket_t fd, short what, void *arg)
 
 int
 convstore_turn(struct convstore *cs, const char *id, size_t len,
-    const char *agent, enum convstore_turn_kind kind, uint64_t text_hash,
+    const char *agent, const char *shop, const char *queue,
+    enum convstore_turn_kind kind, uint64_t text_hash,
     const struct sla_conv_state *first, const struct sla_conv_state *later,
     int64_t now, convstore_cb cb, void *priv)
 {
@@ -721,6 +739,8 @@ convstore_turn(struct convstore *cs, const char *id, size_t len,
 	convstore_arg_num(&a, first->idle_at);
 	convstore_arg(&a, id, len);
 	convstore_arg_str(&a, cs->instance);
+	convstore_arg_str(&a, shop != NULL ? shop : "");
+	convstore_arg_str(&a, queue != NULL ? queue : "");
 	if (kind == CONVSTORE_CUSTOMER) {
 		convstore_arg(&a, hash, (size_t)snprintf(hash, sizeof(hash),
 		    "%016" PRIx64, text_hash));

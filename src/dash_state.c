@@ -148,15 +148,16 @@ dash_log_apply(struct dash *d, const redisReply *fv)
 	const char	*k = rreply_field(fv, "k", NULL), *ag = rreply_field(fv, "ag", NULL);
 	const char	*o = rreply_field(fv, "o", NULL), *at = rreply_field(fv, "at", NULL);
 	const char	*f = rreply_field(fv, "f", NULL);
+	const char	*sh = rreply_field(fv, "sh", NULL), *qu = rreply_field(fv, "qu", NULL);
 
 	if (k == NULL || ag == NULL || at == NULL)
 		return;		/* not ours: Redis holds what anyone put there */
 	if (strcmp(k, "a") == 0 || strcmp(k, "u") == 0)
-		sla_charge_round(d->figs, ag, k[0] == 'a', dash_num(o), dash_num(at),
-		    f != NULL && strcmp(f, "1") == 0);
+		sla_charge_round(d->figs, ag, sh, qu, k[0] == 'a', dash_num(o),
+		    dash_num(at), f != NULL && strcmp(f, "1") == 0);
 	else if (strcmp(k, "b") == 0 || strcmp(k, "e") == 0)
-		sla_charge_event(d->figs, ag, k[0] == 'b' ? SLA_BREACH : SLA_ESCALATE,
-		    dash_num(at));
+		sla_charge_event(d->figs, ag, sh, qu, k[0] == 'b' ? SLA_BREACH :
+		    SLA_ESCALATE, dash_num(at));
 }
 
 static void

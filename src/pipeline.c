@@ -219,6 +219,8 @@ pipeline_rule_hits(struct pipeline *p, const struct pipeline_turn *t,
 	at.agent = t->agent;
 	at.conversation = t->conversation;
 	at.conversation_len = t->conversation_len;
+	at.shop = t->shop;
+	at.queue = t->queue;
 	at.role = t->customer ? "customer" : "agent";
 	pipeline_text(p, t, dh, n, &at.text, &at.text_len);
 	if (alertfmt_rule_hit(&p->json, &at, p->group, n) == -1) {

@@ -515,6 +515,12 @@ relay_message(struct relay *r, struct relay_peer *peer,
 	t.agent = peer->agent;
 	t.conversation = f.conversation;
 	t.conversation_len = f.conversation_len;
+	/* a conversation keeps the shop and queue of its first turn */
+	if (!slaclock_conv_shop(r->sla, f.conversation, f.conversation_len,
+	    &t.shop, &t.queue)) {
+		t.shop = peer->shop != NULL ? peer->shop : "";
+		t.queue = peer->queue != NULL ? peer->queue : "";
+	}
 	t.text = k == CODEC_TURN ? f.text : NULL;
 	t.text_len = k == CODEC_TURN ? f.text_len : 0;
 	t.now_ms = util_wall_ms();

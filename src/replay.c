@@ -67,13 +67,16 @@ struct replay_cli {
 
 /* One agent's row of the summary table. */
 struct replay_row {
-	char			*agent;		/* owned */
+	char			*agent;		/* owned, and the shop and queue after it */
+	const char		*shop;		/* "" none */
+	const char		*queue;
 	struct sla_figures	 f;
 };
 
 struct replay_rows {
 	struct replay_row	*v;
 	size_t			 n, cap;
+	int			 shops;		/* some row is a shop's */
 	int			 oom;
 };
 
@@ -364,6 +367,8 @@ struct replay_line {
 	int		 customer;
 	int		 robot;
 	const char	*agent;
+	const char	*shop;		/* "" none */
+	const char	*queue;
 	const char	*text;
 	size_t		 text_len;
 };
@@ -403,6 +408,14 @@ replay_parse(json_t *o, struct replay_line *l)
 		return "role must be \"customer\" or \"agent\"";
 	v = json_object_get(o, "agent");
 	l->agent = json_is_string(v) ? json_string_value(v) : "";
+	v = json_object_get(o, "shop");
+	if (v != NULL && !json_is_string(v))
+		return "shop: not a string";
+	l->shop = v != NULL ? json_string_value(v) : "";
+	v = json_object_get(o, "queue");
+	if (v != NULL && !json_is_string(v))
+		return "queue: not a string";
+	l->queue = v != NULL ? json_string_value(v) : "";
 	v = json_object_get(o, "text");
 	if (!json_is_string(v))
 		return "text missing or not a string";
@@ -424,6 +437,13 @@ replay_line(struct replay *rp, const struct replay_line *l)
 	replay_advance(rp, l->ts);
 	t.customer = l->customer;
 	t.agent = l->agent;
+	/* a conversation keeps the shop and queue of its first turn */
+	if ((conv = sla_find(rp->sla, l->conv, l->conv_len)) != NULL)
+		t.shop = sla_conv_shop(rp->sla, conv, &t.queue);
+	else {
+		t.shop = l->shop;
+		t.queue = l->queue;
+	}
 	t.conversation = l->conv;
 	t.conversation_len = l->conv_len;
 	t.text = l->text;
@@ -438,7 +458,7 @@ replay_line(struct replay *rp, const struct replay_line *l)
 	if (sla_find(rp->sla, l->conv, l->conv_len) == NULL)
 		rp->conversations++;
 	if ((conv = sla_turn(rp->sla, l->conv, l->conv_len, l->agent,
-	    l->customer, !l->robot, l->ts)) == NULL)
+	    t.shop, t.queue, l->customer, !l->robot, l->ts)) == NULL)
 		return -1;
 	if ((c = sla_conv_udata(conv)) == NULL) {
 		if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -459,7 +479,10 @@ replay_new(const struct config *cfg, const struct replay_hooks *hooks,
 {
 	struct replay		*rp;
 	struct sla_config	 s;
+	struct sla_policy	*pol;
 	struct window_conf	 wc;
+	size_t			 npol;
+	int			 rc;
 
 	if ((rp = calloc(1, sizeof(*rp))) == NULL)
 		goto oom;
@@ -476,7 +499,12 @@ replay_new(const struct config *cfg, const struct replay_hooks *hooks,
 	    (rp->pipe = pipeline_new(rp->detect, &rp->ids)) == NULL)
 		goto oom;
 	sla_config_from(&s, &cfg->sla);
-	if ((rp->sla = sla_new(&s, replay_emit, replay_release, rp)) == NULL)
+	if ((rp->sla = sla_new(&s, replay_emit, replay_release, rp)) == NULL ||
+	    sla_policies_from(cfg, &pol, &npol) == -1)
+		goto oom;
+	rc = sla_set_policies(rp->sla, pol, npol);
+	free(pol);
+	if (rc == -1)
 		goto oom;
 	if (rp->hooks.round != NULL)
 		sla_set_round_cb(rp->sla, replay_round, rp);
@@ -609,22 +637,50 @@ replay_cli_alert(const struct pipeline_alert *a, int64_t at, void *arg)
 	return 0;
 }
 
-static void
-replay_figures(const char *agent, const struct sla_figures *f, void *arg)
-{
-	json_t	*agents = arg;
+/* The summary's figures: "agents" with no shop, "shops" by shop and queue. */
+struct replay_sum {
+	json_t	*agents;
+	json_t	*shops;
+};
 
-	json_object_set_new(agents, agent[0] ? agent : "-", state_figures_json(f));
+/* o[key], an object made on first sight; NULL on ENOMEM. */
+static json_t *
+replay_obj(json_t *o, const char *key)
+{
+	json_t	*v;
+
+	if ((v = json_object_get(o, key)) == NULL &&
+	    json_object_set_new(o, key, v = json_object()) == -1)
+		return NULL;
+	return v;
+}
+
+static void
+replay_figures(const struct sla_account *w, const struct sla_figures *f,
+    void *arg)
+{
+	struct replay_sum	*sum = arg;
+	json_t			*o = sum->agents;
+
+	if (w->shop[0] != '\0' && (o = replay_obj(sum->shops, w->shop)) != NULL &&
+	    w->queue[0] != '\0' && (o = replay_obj(o, "queues")) != NULL)
+		o = replay_obj(o, w->queue);
+	if (o != NULL && w->shop[0] != '\0')
+		o = replay_obj(o, "agents");
+	if (o != NULL)
+		json_object_set_new(o, w->agent[0] ? w->agent : "-",
+		    state_figures_json(f));
 }
 
 /* --- the summary as a table ------------------------------------------------- */
 
 static void
-replay_collect(const char *agent, const struct sla_figures *f, void *arg)
+replay_collect(const struct sla_account *w, const struct sla_figures *f,
+    void *arg)
 {
 	struct replay_rows	*rows = arg;
-	struct replay_row	*nv;
-	size_t			 ncap;
+	struct replay_row	*nv, *r;
+	size_t			 ncap, la = strlen(w->agent), ls = strlen(w->shop);
 
 	if (rows->oom)
 		return;
@@ -637,14 +693,21 @@ replay_collect(const char *agent, const struct sla_figures *f, void *arg)
 		rows->v = nv;
 		rows->cap = ncap;
 	}
-	if ((rows->v[rows->n].agent = strdup(agent)) == NULL) {
+	r = &rows->v[rows->n];
+	if ((r->agent = malloc(la + ls + strlen(w->queue) + 3)) == NULL) {
 		rows->oom = 1;
 		return;
 	}
-	rows->v[rows->n++].f = *f;
+	memcpy(r->agent, w->agent, la + 1);
+	r->shop = memcpy(r->agent + la + 1, w->shop, ls + 1);
+	r->queue = strcpy(r->agent + la + ls + 2, w->queue);
+	r->f = *f;
+	rows->shops |= ls > 0;
+	rows->n++;
 }
 
 enum {
+	REPLAY_COL_SHOP, REPLAY_COL_QUEUE,
 	REPLAY_COL_AGENT, REPLAY_COL_ROUNDS, REPLAY_COL_ANSWERED, REPLAY_COL_MEAN,
 	REPLAY_COL_P90, REPLAY_COL_FIRST, REPLAY_COL_FIRST_MEAN, REPLAY_COL_BREACHES,
 	REPLAY_COL_ESCALATIONS, REPLAY_COL_WITHIN, REPLAY_COL_RATE, REPLAY_NCOLS
@@ -652,10 +715,11 @@ enum {
 
 /* One cell of the summary table, or (row NULL) its column's title; 0 or -1. */
 static int
-replay_cell(struct sbuf *sb, const struct replay_cli *cli, const struct replay_row *row,
-    int col)
+replay_cell(struct sbuf *sb, const struct replay_cli *cli,
+    const struct replay_rows *rows, const struct replay_row *row, int col)
 {
-	static const char *const titles[REPLAY_NCOLS] = { "AGENT", "ROUNDS",
+	static const char *const titles[REPLAY_NCOLS] = { "SHOP", "QUEUE",
+	    "AGENT", "ROUNDS",
 	    "ANSWERED", "MEAN", "P90", "FIRST", "FIRST MEAN", "BREACHES",
 	    "ESCALATIONS", "WITHIN ", "RATE" };
 	const struct sla_figures	*f;
@@ -663,10 +727,16 @@ replay_cell(struct sbuf *sb, const struct replay_cli *cli, const struct replay_r
 	if (row == NULL) {
 		if (sbuf_printf(sb, "%s", titles[col]) == -1)
 			return -1;
-		return col == REPLAY_COL_WITHIN ? alertline_ms(sb, cli->rate_ms) : 0;
+		/* shops may each have their own rate: then no one figure */
+		return col == REPLAY_COL_WITHIN && !rows->shops ?
+		    alertline_ms(sb, cli->rate_ms) : 0;
 	}
 	f = &row->f;
 	switch (col) {
+	case REPLAY_COL_SHOP:
+		return alertline_pad(sb, row->shop[0] ? row->shop : "-", 0);
+	case REPLAY_COL_QUEUE:
+		return alertline_pad(sb, row->queue[0] ? row->queue : "-", 0);
 	case REPLAY_COL_AGENT:
 		return alertline_pad(sb, row->agent, 0);
 	case REPLAY_COL_ROUNDS:
@@ -704,19 +774,22 @@ replay_summary_table(struct replay_cli *cli)
 	struct replay_rows	 rows;
 	struct sbuf		 cell;
 	size_t			 w[REPLAY_NCOLS], cw, i;
-	int			 col, rc = -1;
+	int			 col, col0, rc = -1;
 
 	memset(&rows, 0, sizeof(rows));
 	sbuf_init(&cell);
 	sla_agents(replay_sla(cli->rp), replay_collect, &rows);
 	if (rows.oom)
 		goto out;
+	/* the shop and queue columns only when some figures are a shop's */
+	col0 = rows.shops ? REPLAY_COL_SHOP : REPLAY_COL_AGENT;
 	/* two passes over the cells: their widths, then the rows */
-	for (col = 0; col < REPLAY_NCOLS; col++) {
+	for (col = col0; col < REPLAY_NCOLS; col++) {
 		w[col] = 0;
 		for (i = 0; i <= rows.n; i++) {
 			sbuf_reset(&cell);
-			if (replay_cell(&cell, cli, i == 0 ? NULL : &rows.v[i - 1], col) == -1)
+			if (replay_cell(&cell, cli, &rows, i == 0 ? NULL :
+			    &rows.v[i - 1], col) == -1)
 				goto out;
 			if ((cw = alertline_width(sbuf_str(&cell), cell.len)) > w[col])
 				w[col] = cw;
@@ -725,17 +798,19 @@ replay_summary_table(struct replay_cli *cli)
 	fputc('\n', stdout);
 	for (i = 0; rows.n > 0 && i <= rows.n; i++) {
 		sbuf_reset(&cli->line);
-		for (col = 0; col < REPLAY_NCOLS; col++) {
+		for (col = col0; col < REPLAY_NCOLS; col++) {
 			sbuf_reset(&cell);
-			if (replay_cell(&cell, cli, i == 0 ? NULL : &rows.v[i - 1], col) == -1)
+			if (replay_cell(&cell, cli, &rows, i == 0 ? NULL :
+			    &rows.v[i - 1], col) == -1)
 				goto out;
 			cw = alertline_width(sbuf_str(&cell), cell.len);
-			/* the agent to the left, the figures to the right */
-			if ((col > 0 && sbuf_printf(&cli->line, "  %*s",
-			    (int)(w[col] - cw), "") == -1) ||
+			/* who to the left, the figures to the right */
+			if ((col > col0 && sbuf_printf(&cli->line, "  ") == -1) ||
+			    (col > REPLAY_COL_AGENT && sbuf_printf(&cli->line,
+			    "%*s", (int)(w[col] - cw), "") == -1) ||
 			    sbuf_append(&cli->line, sbuf_str(&cell), cell.len) == -1 ||
-			    (col == 0 && sbuf_printf(&cli->line, "%*s",
-			    (int)(w[col] - cw), "") == -1))
+			    (col <= REPLAY_COL_AGENT && sbuf_printf(&cli->line,
+			    "%*s", (int)(w[col] - cw), "") == -1))
 				goto out;
 		}
 		fwrite(cli->line.s, 1, cli->line.len, stdout);
@@ -793,7 +868,8 @@ replay_main(int argc, char **argv, const char *default_config)
 	struct replay_hooks	 hooks;
 	struct config		*cfg = NULL;
 	struct sbuf		 errs;
-	json_t			*o, *agents;
+	struct replay_sum	 sum;
+	json_t			*o;
 	const char		*cfgpath = default_config;
 	char			*dump;
 	size_t			 max = REPLAY_MAX_LINE;
@@ -860,11 +936,18 @@ replay_main(int argc, char **argv, const char *default_config)
 			goto oom;
 		goto out;
 	}
-	if ((agents = json_object()) == NULL)
+	if ((sum.agents = json_object()) == NULL ||
+	    (sum.shops = json_object()) == NULL) {
+		json_decref(sum.agents);
 		goto oom;
-	sla_agents(replay_sla(cli.rp), replay_figures, agents);
-	o = json_pack("{s:s, s:o, s:I}", "type", "summary", "agents", agents,
-	    "conversations", (json_int_t)replay_conversations(cli.rp));
+	}
+	sla_agents(replay_sla(cli.rp), replay_figures, &sum);
+	/* "shops" only when some conversation had one: the summary as before */
+	o = json_pack("{s:s, s:o, s:o*, s:I}", "type", "summary", "agents",
+	    sum.agents, "shops", json_object_size(sum.shops) > 0 ? sum.shops :
+	    NULL, "conversations", (json_int_t)replay_conversations(cli.rp));
+	if (json_object_size(sum.shops) == 0)
+		json_decref(sum.shops);
 	if (o == NULL || (dump = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
 	    JSON_REAL_PRECISION(6))) == NULL) {
 		json_decref(o);

@@ -282,11 +282,13 @@ reportdb_fp(struct reportdb *r)
 }
 
 static void
-reportdb_add_day(const char *agent, const struct sla_day *d, void *arg)
+reportdb_add_day(const struct sla_account *w, const struct sla_day *d,
+    void *arg)
 {
 	struct reportdb	*r = arg;
 
-	if (report_add_sums(r->rep, agent, d) == -1)
+	/* an agent's day is the sum of its shops' */
+	if (report_add_sums(r->rep, w->agent, d) == -1)
 		r->partial = -1;	/* ENOMEM, said at the end of the day */
 }
 
@@ -296,6 +298,7 @@ reportdb_log_apply(struct reportdb *r, const redisReply *fv)
 {
 	const char		*k = rreply_field(fv, "k", NULL), *ag = rreply_field(fv, "ag", NULL);
 	const char		*f = rreply_field(fv, "f", NULL), *c = rreply_field(fv, "c", NULL);
+	const char		*sh = rreply_field(fv, "sh", NULL), *qu = rreply_field(fv, "qu", NULL);
 	int64_t			 o = reportdb_num(rreply_field(fv, "o", NULL));
 	int64_t			 at = reportdb_num(rreply_field(fv, "at", NULL));
 	struct sla_round	 w;
@@ -306,7 +309,7 @@ reportdb_log_apply(struct reportdb *r, const redisReply *fv)
 		return 0;	/* charged to the day it happened on */
 	if (strcmp(k, "a") == 0 || strcmp(k, "u") == 0) {
 		/* the dashboard's charge (src/dash_state.c), so the figures match it */
-		sla_charge_round(r->figs, ag, k[0] == 'a', o, at,
+		sla_charge_round(r->figs, ag, sh, qu, k[0] == 'a', o, at,
 		    f != NULL && strcmp(f, "1") == 0);
 		w.agent = ag;
 		w.conversation = c != NULL ? c : "";
@@ -319,7 +322,8 @@ reportdb_log_apply(struct reportdb *r, const redisReply *fv)
 		return report_add_wait(r->rep, &w);
 	}
 	if (strcmp(k, "b") == 0 || strcmp(k, "e") == 0)
-		sla_charge_event(r->figs, ag, k[0] == 'b' ? SLA_BREACH : SLA_ESCALATE, at);
+		sla_charge_event(r->figs, ag, sh, qu, k[0] == 'b' ? SLA_BREACH :
+		    SLA_ESCALATE, at);
 	return 0;
 }
 

@@ -83,7 +83,8 @@ reportlog_round(struct reportlog *rl, const struct sla_round *r)
 		return -1;
 	if (d == NULL)
 		return 0;
-	sla_charge_round(d->figs, r->agent, r->answered, r->opened, r->at, r->first);
+	sla_charge_round(d->figs, r->agent, r->shop, r->queue, r->answered,
+	    r->opened, r->at, r->first);
 	return report_add_wait(d->rep, r);
 }
 
@@ -97,7 +98,8 @@ reportlog_event(struct reportlog *rl, const struct sla_event *e)
 	if (reportlog_day(rl, e->due, &d) == -1)
 		return -1;
 	if (d != NULL)
-		sla_charge_event(d->figs, e->agent, e->type, e->due);
+		sla_charge_event(d->figs, e->agent, e->shop, e->queue, e->type,
+		    e->due);
 	return 0;
 }
 
@@ -112,11 +114,13 @@ reportlog_alert(struct reportlog *rl, const json_t *alert, int64_t at)
 }
 
 static void
-reportlog_add_sums(const char *agent, const struct sla_day *sd, void *arg)
+reportlog_add_sums(const struct sla_account *w, const struct sla_day *sd,
+    void *arg)
 {
 	struct report	**rep = arg;
 
-	if (*rep != NULL && report_add_sums(*rep, agent, sd) == -1) {
+	/* an agent's day is the sum of its shops' */
+	if (*rep != NULL && report_add_sums(*rep, w->agent, sd) == -1) {
 		report_free(*rep);
 		*rep = NULL;	/* ENOMEM, said by the caller */
 	}

@@ -111,6 +111,8 @@ struct session {
 	int			 up_connected;	/* TCP up: a later failure is a refusal */
 	struct relay_peer	 peer;
 	char			 agent_id[SESSION_ID_MAX + 1];
+	char			 shop[SESSION_ID_MAX + 1];	/* shop_id's ("" none) */
+	char			 queue[SESSION_ID_MAX + 1];	/* queue_id's */
 	char			*up_path;	/* upstream path + agent's path and query */
 	char			*offered;	/* Sec-WebSocket-Protocol offered by the agent */
 	char			*answered;	/* the one the agent was answered with */
@@ -125,6 +127,10 @@ struct session_settings {
 	enum config_agent_id_from agent_id_from;
 	char			 agent_id_name[128];
 	int			 agent_id_jwt;		/* the source holds a token */
+	enum config_agent_id_from shop_id_from;
+	char			 shop_id_name[128];	/* "": the connection names no shop */
+	enum config_agent_id_from queue_id_from;
+	char			 queue_id_name[128];
 	uint64_t		 max_message;
 	uint64_t		 queue_bytes;
 	uint64_t		 max_connections;
@@ -199,6 +205,12 @@ session_settings_from(struct session_settings *set, const struct config *cfg)
 	set->agent_id_jwt = cfg->agent_id_jwt;
 	snprintf(set->agent_id_name, sizeof(set->agent_id_name), "%s",
 	    cfg->agent_id_name);
+	set->shop_id_from = cfg->shop_id_from;
+	snprintf(set->shop_id_name, sizeof(set->shop_id_name), "%s",
+	    cfg->shop_id_name != NULL ? cfg->shop_id_name : "");
+	set->queue_id_from = cfg->queue_id_from;
+	snprintf(set->queue_id_name, sizeof(set->queue_id_name), "%s",
+	    cfg->queue_id_name != NULL ? cfg->queue_id_name : "");
 	set->max_message = cfg->limits.max_message;
 	set->queue_bytes = cfg->limits.queue_bytes;
 	set->max_connections = cfg->limits.max_connections;
@@ -619,21 +631,20 @@ err:
 }
 
 /*
- * The value of the configured query argument or header, as sent: its
+ * The value of query argument or header `name` (from), as sent: its
  * length, 0 when there is none, or -1 when it does not fit in out.
  */
 static int
-session_id_source(struct session_server *srv, struct lws *wsi, char *out,
-    size_t outlen)
+session_id_source(struct lws *wsi, enum config_agent_id_from from,
+    const char *name, char *out, size_t outlen)
 {
-	const char	*name = srv->set.agent_id_name;
 	char		 key[160], *p;
 	size_t		 klen;
 	int		 i, t, n;
 	const unsigned char *ts;
 
 	out[0] = '\0';
-	if (srv->set.agent_id_from == CONFIG_AGENT_ID_QUERY) {
+	if (from == CONFIG_AGENT_ID_QUERY) {
 		snprintf(key, sizeof(key), "%s=", name);
 		klen = strlen(key);
 		/* not lws_get_urlarg_by_name: it leaves the last argument in out */
@@ -674,27 +685,30 @@ session_id_source(struct session_server *srv, struct lws *wsi, char *out,
 
 /*
  * The agent id a token names, verified (docs/security.md, "Agent
- * tokens"): 0 with s->agent_id set, or -1 with *why. The token comes as
- * the query argument or as "Bearer TOKEN" in the header.
+ * tokens"): 0 with s->agent_id set and *raw, *rawlen narrowed to the
+ * token itself, or -1 with *why. The token comes as the query argument
+ * or as "Bearer TOKEN" in the header.
  */
 static int
-session_token_id(struct session *s, const char *raw, size_t len,
+session_token_id(struct session *s, const char **raw, size_t *rawlen,
     const char **why)
 {
 	const struct config	*cfg = s->srv->cfg;
 	struct jwt_check	 chk = { cfg->auth.jwt_claim, cfg->auth.jwt_audience,
 				    cfg->auth.jwt_issuer,
 				    (int64_t)(cfg->auth.jwt_leeway_ms / 1000) };
+	const char		*tok = *raw;
+	size_t			 len = *rawlen;
 
 	if (s->srv->set.agent_id_from == CONFIG_AGENT_ID_HEADER) {
-		if (len < 7 || strncasecmp(raw, "Bearer ", 7) != 0) {
+		if (len < 7 || strncasecmp(tok, "Bearer ", 7) != 0) {
 			*why = len == 0 ? "no token" : "not a Bearer token";
 			return -1;
 		}
-		raw += 7;
+		tok += 7;
 		len -= 7;
-		while (len > 0 && *raw == ' ') {
-			raw++;
+		while (len > 0 && *tok == ' ') {
+			tok++;
 			len--;
 		}
 	}
@@ -702,12 +716,53 @@ session_token_id(struct session *s, const char *raw, size_t len,
 		*why = "no token";
 		return -1;
 	}
-	if (jwt_verify(s->srv->jwt, &chk, raw, len, (int64_t)time(NULL),
+	if (jwt_verify(s->srv->jwt, &chk, tok, len, (int64_t)time(NULL),
 	    s->agent_id, sizeof(s->agent_id), why) == -1)
 		return -1;
 	if (access_agent_id_why(s->agent_id, strlen(s->agent_id)) != NULL) {
 		s->agent_id[0] = '\0';
 		*why = "its claim is not a valid agent id";
+		return -1;
+	}
+	*raw = tok;
+	*rawlen = len;
+	return 0;
+}
+
+/*
+ * The shop or queue the agent's connection names (shop_id, queue_id:
+ * name "" for none): a query argument, a header, or a claim of the token
+ * already verified (tok, NULL without one; a token without that claim
+ * names none). 0 with out set ("" none), or -1 with *why.
+ */
+static int
+session_label(struct session *s, struct lws *wsi,
+    enum config_agent_id_from from, const char *name, const char *tok,
+    size_t toklen, char *out, size_t outlen, const char **why)
+{
+	const struct config	*cfg = s->srv->cfg;
+	struct jwt_check	 chk = { name, cfg->auth.jwt_audience,
+				    cfg->auth.jwt_issuer,
+				    (int64_t)(cfg->auth.jwt_leeway_ms / 1000) };
+	const char		*ignored;
+	int			 n = 0;
+
+	out[0] = '\0';
+	if (name[0] == '\0')
+		return 0;
+	if (from == CONFIG_ID_CLAIM) {
+		/* the token passed already: only its claim is read again */
+		if (tok == NULL || jwt_verify(s->srv->jwt, &chk, tok, toklen,
+		    (int64_t)time(NULL), out, outlen, &ignored) == -1)
+			out[0] = '\0';
+		n = (int)strlen(out);
+	} else if ((n = session_id_source(wsi, from, name, out, outlen)) < 0) {
+		*why = "longer than 64 bytes";
+		return -1;
+	}
+	out[n] = '\0';
+	if (n > 0 && (*why = access_agent_id_why(out, (size_t)n)) != NULL) {
+		out[0] = '\0';
 		return -1;
 	}
 	return 0;
@@ -731,6 +786,34 @@ session_refuse(struct session *s, uint64_t *metric, int status, const char *fmt,
 }
 
 /*
+ * The shop and queue the connection names, if any (docs/configuration.md,
+ * "Many shops"): 0, or an HTTP status for a bad one, or for a shop not
+ * configured under shops_unknown: refuse.
+ */
+static int
+session_allow_shop(struct session *s, struct lws *wsi, const char *tok,
+    size_t toklen)
+{
+	struct session_server	*srv = s->srv;
+	const char		*why;
+
+	if (session_label(s, wsi, srv->set.shop_id_from, srv->set.shop_id_name,
+	    tok, toklen, s->shop, sizeof(s->shop), &why) == -1)
+		return session_refuse(s, &srv->metrics->refused_shop,
+		    HTTP_STATUS_BAD_REQUEST, "bad shop id: %s", why);
+	if (session_label(s, wsi, srv->set.queue_id_from, srv->set.queue_id_name,
+	    tok, toklen, s->queue, sizeof(s->queue), &why) == -1)
+		return session_refuse(s, &srv->metrics->refused_shop,
+		    HTTP_STATUS_BAD_REQUEST, "bad queue id: %s", why);
+	if (s->shop[0] != '\0' && srv->cfg->shops_refuse &&
+	    config_shop_find(srv->cfg, s->shop) == NULL)
+		return session_refuse(s, &srv->metrics->refused_shop,
+		    HTTP_STATUS_FORBIDDEN, "shop %s is not configured "
+		    "(shops_unknown: refuse)", s->shop);
+	return 0;
+}
+
+/*
  * Whether this agent may connect, decided before the upgrade and before
  * anything goes upstream (docs/security.md): its page's origin, then who
  * it is. 0 with s->agent_id set (empty when the request names none), or
@@ -743,8 +826,8 @@ session_allow(struct session *s, struct lws *wsi)
 	const struct config	*cfg = srv->cfg;
 	struct metrics		*m = srv->metrics;
 	char			 origin[256], raw[SESSION_TOKEN_MAX + 1];
-	const char		*why;
-	size_t			 i;
+	const char		*why, *tok;
+	size_t			 i, toklen;
 	int			 n;
 
 	if ((n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN)) > 0) {
@@ -769,23 +852,27 @@ session_allow(struct session *s, struct lws *wsi)
 		return session_refuse(s, &m->refused_untrusted,
 		    HTTP_STATUS_UNAUTHORIZED, "the %s header comes from an "
 		    "address not in trusted_proxies", srv->set.agent_id_name);
-	if ((n = session_id_source(srv, wsi, raw, sizeof(raw))) < 0)
+	if ((n = session_id_source(wsi, srv->set.agent_id_from,
+	    srv->set.agent_id_name, raw, sizeof(raw))) < 0)
 		return session_refuse(s, srv->set.agent_id_jwt ?
 		    &m->refused_token : &m->refused_agent_id,
 		    srv->set.agent_id_jwt ? HTTP_STATUS_UNAUTHORIZED :
 		    HTTP_STATUS_BAD_REQUEST, "the agent id source is too long");
+	tok = raw;
+	toklen = (size_t)n;
 	if (srv->set.agent_id_jwt) {
-		if (session_token_id(s, raw, (size_t)n, &why) == -1)
+		if (session_token_id(s, &tok, &toklen, &why) == -1)
 			return session_refuse(s, &m->refused_token,
 			    HTTP_STATUS_UNAUTHORIZED, "token refused: %s", why);
-		return 0;
+	} else {
+		if (n > 0 && (why = access_agent_id_why(raw, (size_t)n)) != NULL)
+			return session_refuse(s, &m->refused_agent_id,
+			    HTTP_STATUS_BAD_REQUEST, "bad agent id: %s", why);
+		memcpy(s->agent_id, raw, (size_t)n);
+		s->agent_id[n] = '\0';
+		tok = NULL;
 	}
-	if (n > 0 && (why = access_agent_id_why(raw, (size_t)n)) != NULL)
-		return session_refuse(s, &m->refused_agent_id,
-		    HTTP_STATUS_BAD_REQUEST, "bad agent id: %s", why);
-	memcpy(s->agent_id, raw, (size_t)n);
-	s->agent_id[n] = '\0';
-	return 0;
+	return session_allow_shop(s, wsi, tok, toklen);
 }
 
 /* First entry of a comma-separated Sec-WebSocket-Protocol list. */
@@ -890,6 +977,8 @@ session_setup(struct session *s, struct lws *wsi)
 	if ((s->up_path = session_build_path(srv, wsi)) == NULL)
 		return -1;
 	s->peer.agent = s->agent_id;	/* read by session_allow */
+	s->peer.shop = s->shop;
+	s->peer.queue = s->queue;
 	s->peer.session = ++srv->serial;
 	s->peer.inject = session_inject;
 	s->peer.ctx = s;

@@ -53,6 +53,11 @@
 #define SLA_HIST_MAX	86400
 #define SLA_BUCKETS0	64
 #define SLA_NOAGENT	UINT32_MAX
+/*
+ * (shop, queue) pairs told apart at most; later pairs are counted with
+ * conversations of no shop, so ids a peer makes up cannot grow the engine.
+ */
+#define SLA_MAX_TAGS	1024
 
 enum {
 	SLA_EV_WARN,
@@ -68,6 +73,19 @@ struct sla_days {
 	int		always;		/* no hours, or the whole day */
 	size_t		n;
 	int64_t		from[SLA_NWIN], to[SLA_NWIN];
+};
+
+/*
+ * A (shop, queue) that conversations belong to, with the settings their
+ * rounds are judged by: the policy of (shop, queue), else of (shop, ""),
+ * else the engine's own. Tag 0 is ("", ""), the engine's own settings.
+ */
+struct sla_tag {
+	struct sla_config cfg;
+	struct sla_days	 days;
+	uint32_t	 hash;
+	const char	*queue;		/* in name, after the shop's NUL */
+	char		 shop[];
 };
 
 struct sla_conv {
@@ -87,12 +105,14 @@ struct sla_conv {
 	uint8_t		 open;		/* a round is open */
 	uint8_t		 first;		/* the open round is the first */
 	uint8_t		 had_round;	/* some round was ever opened */
+	uint16_t	 tag;		/* its (shop, queue), kept from its first turn */
 	char		 id[];		/* len bytes, then a NUL for printing */
 };
 
 /* A million open rounds must stay small: the record, without its id. */
 _Static_assert(sizeof(struct sla_conv) <= 120, "sla_conv grew");
 
+/* An agent within one (shop, queue): what the figures are kept by. */
 struct sla_agent {
 	struct sla_conv	*convs;		/* conversations whose agent this is */
 	struct sla_sums	 all;		/* since the engine started */
@@ -101,12 +121,16 @@ struct sla_agent {
 	uint32_t	 hour_rounds[24];	/* of day_no, by local hour */
 	uint64_t	 hour_sum_ms[24];
 	uint32_t	 hash;
+	uint16_t	 tag;
 	char		 id[];
 };
 
 struct sla {
-	struct sla_config	 cfg;
-	struct sla_days		 days;
+	struct sla_tag		**tags;		/* 0 is ("", ""): cfg below */
+	size_t			 ntags;
+	struct sla_policy	*pol;		/* the shops' settings, copied */
+	size_t			 npol;
+	char			*polstr;	/* their shop and queue strings */
 	sla_emit_cb		 emit;
 	sla_release_cb		 release;
 	void			*arg;
@@ -343,9 +367,15 @@ sla_hist_size(uint64_t cap_ms)
 	return (size_t)(s < SLA_HIST_MAX ? s : SLA_HIST_MAX) + 1;
 }
 
-/* The agent's index, or SLA_NOAGENT. */
 static uint32_t
-sla_agent_find(const struct sla *s, const char *id, uint32_t h)
+sla_agent_hash(const struct sla *s, const char *id, size_t len, uint16_t tag)
+{
+	return sla_hash(s, id, len) ^ (uint32_t)tag * 0x9e3779b1u;
+}
+
+/* The index of agent id in tag, or SLA_NOAGENT. */
+static uint32_t
+sla_agent_find(const struct sla *s, const char *id, uint16_t tag, uint32_t h)
 {
 	const struct sla_agent	*a;
 	size_t			 i, mask = s->naslots - 1;
@@ -353,10 +383,24 @@ sla_agent_find(const struct sla *s, const char *id, uint32_t h)
 
 	for (i = h & mask; (v = s->aslots[i]) != 0; i = (i + 1) & mask) {
 		a = s->agents[v - 1];
-		if (a->hash == h && strcmp(a->id, id) == 0)
+		if (a->hash == h && a->tag == tag && strcmp(a->id, id) == 0)
 			return v - 1;
 	}
 	return SLA_NOAGENT;
+}
+
+/* The order of the figures: by shop, queue, then agent id. */
+static int
+sla_agent_cmp(const struct sla *s, const struct sla_agent *a, const char *id,
+    uint16_t tag)
+{
+	const struct sla_tag	*x = s->tags[a->tag], *y = s->tags[tag];
+	int			 c;
+
+	if (a->tag != tag && ((c = strcmp(x->shop, y->shop)) != 0 ||
+	    (c = strcmp(x->queue, y->queue)) != 0))
+		return c;
+	return strcmp(a->id, id);
 }
 
 static void
@@ -370,18 +414,18 @@ sla_aslot_put(uint32_t *slots, size_t nslots, uint32_t h, uint32_t idx)
 }
 
 /*
- * The index of agent id, added on first sight; SLA_NOAGENT on ENOMEM, with
- * the tables as they were (whatever grew stays grown, unused).
+ * The index of agent id in tag, added on first sight; SLA_NOAGENT on
+ * ENOMEM, with the tables as they were (whatever grew stays grown, unused).
  */
 static uint32_t
-sla_agent_intern(struct sla *s, const char *id)
+sla_agent_intern(struct sla *s, const char *id, uint16_t tag)
 {
 	struct sla_agent	*a = NULL, **na;
 	uint32_t		*no, *ns, h, idx;
 	size_t			 len = strlen(id), cap, lo, hi, mid, i;
 
-	h = sla_hash(s, id, len);
-	if (s->naslots > 0 && (idx = sla_agent_find(s, id, h)) !=
+	h = sla_agent_hash(s, id, len, tag);
+	if (s->naslots > 0 && (idx = sla_agent_find(s, id, tag, h)) !=
 	    SLA_NOAGENT)
 		return idx;
 	if (s->nagents >= UINT32_MAX - 1)
@@ -416,6 +460,7 @@ sla_agent_intern(struct sla *s, const char *id)
 	a->all.nhist = a->day.nhist = s->nhist;
 	a->day_no = INT64_MIN;
 	a->hash = h;
+	a->tag = tag;
 	memcpy(a->id, id, len + 1);
 
 	idx = (uint32_t)s->nagents++;
@@ -426,7 +471,7 @@ sla_agent_intern(struct sla *s, const char *id)
 	hi = idx;
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		if (strcmp(s->agents[s->order[mid]]->id, id) < 0)
+		if (sla_agent_cmp(s, s->agents[s->order[mid]], id, tag) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -451,7 +496,8 @@ static struct sla_sums *
 sla_agent_day(const struct sla *s, struct sla_agent *a, int64_t t,
     size_t *hour)
 {
-	int64_t	 l = sla_clamp(t) + (int64_t)s->cfg.utc_offset_min * 60000;
+	int64_t	 l = sla_clamp(t) +
+	    (int64_t)s->tags[a->tag]->cfg.utc_offset_min * 60000;
 	int64_t	 day = sla_floordiv(l, SLA_DAY_MS);
 	uint32_t *hist = a->day.hist;
 	size_t	 nhist = a->day.nhist;
@@ -473,7 +519,7 @@ sla_agent_day(const struct sla *s, struct sla_agent *a, int64_t t,
 
 /* One round into u; v is its time as the figures count it (capped). */
 static void
-sla_sums_add(struct sla_sums *u, const struct sla *s, int answered,
+sla_sums_add(struct sla_sums *u, const struct sla_config *cfg, int answered,
     uint64_t ms, uint64_t v, int first)
 {
 	uint64_t sec;
@@ -482,7 +528,7 @@ sla_sums_add(struct sla_sums *u, const struct sla *s, int answered,
 	u->sum_ms += v;
 	if (answered) {
 		u->answered++;
-		if (ms <= s->cfg.rate_ms)
+		if (ms <= cfg->rate_ms)
 			u->within_rate++;
 	}
 	if (first) {
@@ -502,15 +548,16 @@ static void
 sla_agent_record(struct sla *s, struct sla_agent *a, int answered,
     uint64_t ms, int first, int64_t at)
 {
-	struct sla_sums	*d;
-	uint64_t	 v = s->cfg.cap_ms;
-	size_t		 h;
+	const struct sla_config	*cfg = &s->tags[a->tag]->cfg;
+	struct sla_sums		*d;
+	uint64_t		 v = cfg->cap_ms;
+	size_t			 h;
 
 	if (answered && ms < v)
 		v = ms;
-	sla_sums_add(&a->all, s, answered, ms, v, first);
+	sla_sums_add(&a->all, cfg, answered, ms, v, first);
 	if ((d = sla_agent_day(s, a, at, &h)) != NULL) {
-		sla_sums_add(d, s, answered, ms, v, first);
+		sla_sums_add(d, cfg, answered, ms, v, first);
 		a->hour_rounds[h]++;
 		a->hour_sum_ms[h] += v;
 	}
@@ -632,15 +679,21 @@ sla_conv_lookup(const struct sla *s, const char *id, size_t len, uint32_t h)
 	return NULL;
 }
 
+/* A new conversation of tag, held by the tag's unknown agent for now. */
 static struct sla_conv *
-sla_conv_new(struct sla *s, const char *id, size_t len, uint32_t h)
+sla_conv_new(struct sla *s, const char *id, size_t len, uint32_t h,
+    uint16_t tag)
 {
 	struct sla_conv	*c;
 	size_t		 slot;
+	uint32_t	 ai = 0;
 
+	if (tag != 0 && (ai = sla_agent_intern(s, "", tag)) == SLA_NOAGENT)
+		return NULL;
 	if (len > UINT32_MAX || (c = calloc(1, sizeof(*c) + len + 1)) == NULL)
 		return NULL;
 	c->hash = h;
+	c->tag = tag;
 	c->len = (uint32_t)len;
 	if (len > 0)
 		memcpy(c->id, id, len);
@@ -651,7 +704,7 @@ sla_conv_new(struct sla *s, const char *id, size_t len, uint32_t h)
 	c->hnext = s->buckets[slot];
 	s->buckets[slot] = c;
 	s->nconv++;
-	sla_conv_link_agent(s, c, 0);
+	sla_conv_link_agent(s, c, ai);
 	return c;
 }
 
@@ -692,6 +745,8 @@ sla_conv_flush(struct sla *s, struct sla_conv *c, int64_t limit)
 		ev.conversation = c->id;
 		ev.conversation_len = c->len;
 		ev.agent = a->id;
+		ev.shop = s->tags[c->tag]->shop;
+		ev.queue = s->tags[c->tag]->queue;
 		ev.first = c->first;
 		/* as at the due time: a late caller changes no alert */
 		ev.waited_ms = c->ms[i];
@@ -704,10 +759,11 @@ sla_conv_flush(struct sla *s, struct sla_conv *c, int64_t limit)
 }
 
 void
-sla_round_plan(const struct sla *s, int first, int64_t now,
-    struct sla_conv_state *st)
+sla_round_plan(const struct sla *s, const struct sla_conv *c, int first,
+    int64_t now, struct sla_conv_state *st)
 {
-	const struct sla_config	*cfg = &s->cfg;
+	const struct sla_tag	*tg = s->tags[c->tag];
+	const struct sla_config	*cfg = &tg->cfg;
 	uint64_t		 thr = first ? cfg->first_response_ms : cfg->reply_ms;
 	double			 w = cfg->warn_at;
 	int			 i;
@@ -724,8 +780,8 @@ sla_round_plan(const struct sla *s, int first, int64_t now,
 	st->ms[SLA_EV_ESCALATE] = cfg->escalate_ms;
 	for (i = 0; i < SLA_NEV; i++)
 		st->due[i] = st->ms[i] == 0 ? SLA_NEVER :
-		    sla_days_add(&s->days, now, st->ms[i]);
-	st->idle_at = sla_idle_at(s, now);
+		    sla_days_add(&tg->days, now, st->ms[i]);
+	st->idle_at = sla_idle_at(s, c, now);
 }
 
 /* Makes c's round the one st describes (the open count follows). */
@@ -755,7 +811,7 @@ sla_round_open(struct sla *s, struct sla_conv *c, int64_t now)
 {
 	struct sla_conv_state	 st;
 
-	sla_round_plan(s, !c->had_round, now, &st);
+	sla_round_plan(s, c, !c->had_round, now, &st);
 	/* an unanswered transfer stays with the agent who had it (domain.md) */
 	c->ragent = c->agent;
 	sla_round_set(s, c, &st);
@@ -772,6 +828,8 @@ sla_round_report(const struct sla *s, const struct sla_conv *c, uint32_t ai,
 		return;
 	memset(&r, 0, sizeof(r));
 	r.agent = s->agents[ai]->id;
+	r.shop = s->tags[c->tag]->shop;
+	r.queue = s->tags[c->tag]->queue;
 	r.conversation = c->id;
 	r.conversation_len = c->len;
 	r.opened = c->opened;
@@ -790,7 +848,7 @@ sla_round_close(struct sla *s, struct sla_conv *c, int64_t now)
 
 	/* the daemon in Redis mode does neither: nothing to count then */
 	if (s->charging || s->round_cb != NULL) {
-		ms = sla_days_ms(&s->days, c->opened, now);
+		ms = sla_days_ms(&s->tags[c->tag]->days, c->opened, now);
 		if (s->charging)
 			sla_agent_record(s, s->agents[c->agent], 1, ms, c->first, now);
 		sla_round_report(s, c, c->agent, 1, ms, now);
@@ -817,7 +875,8 @@ sla_conv_finish(struct sla *s, struct sla_conv *c, int64_t at)
 			    c->first, at);
 		if (s->round_cb != NULL)
 			sla_round_report(s, c, c->ragent, 0,
-			    sla_days_ms(&s->days, c->opened, at), at);
+			    sla_days_ms(&s->tags[c->tag]->days, c->opened, at),
+			    at);
 		s->nopen--;
 	}
 	for (pp = &s->buckets[c->hash & (s->nbuckets - 1)]; *pp != c;
@@ -853,16 +912,55 @@ sla_sums_grow(struct sla_sums *u, size_t n)
 }
 
 static void
-sla_apply_config(struct sla *s, const struct sla_config *cfg)
+sla_tag_set(struct sla_tag *t, const struct sla_config *cfg)
+{
+	t->cfg = *cfg;
+	if (t->cfg.nhours > SLA_MAX_HOURS)
+		t->cfg.nhours = SLA_MAX_HOURS;
+	sla_days_init(&t->days, &t->cfg);
+}
+
+/* The settings of (shop, queue): its policy, else its shop's, else the engine's. */
+static const struct sla_config *
+sla_policy_for(const struct sla *s, const char *shop, const char *queue)
+{
+	const struct sla_config	*best = &s->tags[0]->cfg;
+	size_t			 i;
+
+	if (*shop == '\0')
+		return best;
+	for (i = 0; i < s->npol; i++) {
+		if (strcmp(s->pol[i].shop, shop) != 0)
+			continue;
+		if (strcmp(s->pol[i].queue, queue) == 0)
+			return &s->pol[i].cfg;
+		if (s->pol[i].queue[0] == '\0')
+			best = &s->pol[i].cfg;
+	}
+	return best;
+}
+
+/*
+ * Every tag's settings again (after sla_set_config or sla_set_policies),
+ * and histograms long enough for the longest cap.
+ */
+static void
+sla_retag(struct sla *s)
 {
 	struct sla_agent	*a;
+	uint64_t		 cap = 0;
 	size_t			 i, n;
 
-	s->cfg = *cfg;
-	if (s->cfg.nhours > SLA_MAX_HOURS)
-		s->cfg.nhours = SLA_MAX_HOURS;
-	sla_days_init(&s->days, &s->cfg);
-	n = sla_hist_size(s->cfg.cap_ms);
+	for (i = 1; i < s->ntags; i++)
+		sla_tag_set(s->tags[i], sla_policy_for(s, s->tags[i]->shop,
+		    s->tags[i]->queue));
+	for (i = 0; i < s->ntags; i++)
+		if (s->tags[i]->cfg.cap_ms > cap)
+			cap = s->tags[i]->cfg.cap_ms;
+	for (i = 0; i < s->npol; i++)
+		if (s->pol[i].cfg.cap_ms > cap)
+			cap = s->pol[i].cfg.cap_ms;
+	n = sla_hist_size(cap);
 	if (n <= s->nhist)
 		return;
 	s->nhist = n;
@@ -872,6 +970,43 @@ sla_apply_config(struct sla *s, const struct sla_config *cfg)
 		sla_sums_grow(&a->all, n);
 		sla_sums_grow(&a->day, n);
 	}
+}
+
+/*
+ * The tag of (shop, queue), added on first sight; 0 for no shop, and
+ * when the table is full or memory ran out.
+ */
+static uint16_t
+sla_tag_intern(struct sla *s, const char *shop, const char *queue)
+{
+	struct sla_tag	*t, **nt;
+	size_t		 ls, lq, i;
+	uint32_t	 h;
+
+	if (shop == NULL || *shop == '\0')
+		return 0;
+	if (queue == NULL)
+		queue = "";
+	ls = strlen(shop);
+	lq = strlen(queue);
+	h = sla_hash(s, shop, ls) ^ sla_hash(s, queue, lq) * 31u;
+	for (i = 1; i < s->ntags; i++)
+		if (s->tags[i]->hash == h && strcmp(s->tags[i]->shop, shop) == 0 &&
+		    strcmp(s->tags[i]->queue, queue) == 0)
+			return (uint16_t)i;
+	if (s->ntags >= SLA_MAX_TAGS || (nt = realloc(s->tags,
+	    (s->ntags + 1) * sizeof(*nt))) == NULL)
+		return 0;
+	s->tags = nt;
+	if ((t = calloc(1, sizeof(*t) + ls + lq + 2)) == NULL)
+		return 0;
+	memcpy(t->shop, shop, ls + 1);
+	t->queue = t->shop + ls + 1;
+	memcpy(t->shop + ls + 1, queue, lq + 1);
+	t->hash = h;
+	sla_tag_set(t, sla_policy_for(s, shop, queue));
+	s->tags[s->ntags] = t;
+	return (uint16_t)s->ntags++;
 }
 
 struct sla *
@@ -887,12 +1022,18 @@ sla_new(const struct sla_config *cfg, sla_emit_cb emit, sla_release_cb release,
 	s->charging = 1;
 	s->arg = arg;
 	util_hkey_random(&s->hkey);
-	sla_apply_config(s, cfg);
+	if ((s->tags = calloc(1, sizeof(*s->tags))) == NULL ||
+	    (s->tags[0] = calloc(1, sizeof(*s->tags[0]) + 2)) == NULL)
+		goto err;
+	s->tags[0]->queue = s->tags[0]->shop + 1;
+	s->ntags = 1;
+	sla_tag_set(s->tags[0], cfg);
+	sla_retag(s);
 	if ((s->buckets = calloc(SLA_BUCKETS0, sizeof(*s->buckets))) == NULL)
 		goto err;
 	s->nbuckets = SLA_BUCKETS0;
 	/* index 0 is the unknown agent, so a conversation always has one */
-	if (sla_agent_intern(s, "") != 0)
+	if (sla_agent_intern(s, "", 0) != 0)
 		goto err;
 	return s;
 
@@ -906,7 +1047,38 @@ sla_set_config(struct sla *s, const struct sla_config *cfg)
 {
 	if (s == NULL || cfg == NULL)
 		return;
-	sla_apply_config(s, cfg);
+	sla_tag_set(s->tags[0], cfg);
+	sla_retag(s);
+}
+
+int
+sla_set_policies(struct sla *s, const struct sla_policy *v, size_t n)
+{
+	struct sla_policy	*np = NULL;
+	char			*str = NULL, *p;
+	size_t			 i, len = 0;
+
+	for (i = 0; i < n; i++)
+		len += strlen(v[i].shop) + strlen(v[i].queue) + 2;
+	if (n > 0 && ((np = calloc(n, sizeof(*np))) == NULL ||
+	    (str = malloc(len)) == NULL)) {
+		free(np);
+		return -1;
+	}
+	for (i = 0, p = str; i < n; i++) {
+		np[i] = v[i];
+		np[i].shop = strcpy(p, v[i].shop);
+		p += strlen(p) + 1;
+		np[i].queue = strcpy(p, v[i].queue);
+		p += strlen(p) + 1;
+	}
+	free(s->pol);
+	free(s->polstr);
+	s->pol = np;
+	s->polstr = str;
+	s->npol = n;
+	sla_retag(s);
+	return 0;
 }
 
 void
@@ -933,15 +1105,21 @@ sla_free(struct sla *s)
 	free(s->agents);
 	free(s->order);
 	free(s->aslots);
+	for (i = 0; s->tags != NULL && i < s->ntags; i++)
+		free(s->tags[i]);
+	free(s->tags);
+	free(s->pol);
+	free(s->polstr);
 	free(s);
 }
 
 struct sla_conv *
 sla_turn(struct sla *s, const char *conv, size_t len, const char *agent,
-    int customer, int counts, int64_t now)
+    const char *shop, const char *queue, int customer, int counts, int64_t now)
 {
 	struct sla_conv	*c;
 	uint32_t	 h, ai = 0;
+	uint16_t	 tag;
 
 	if (conv == NULL && len > 0)
 		return NULL;
@@ -954,16 +1132,18 @@ sla_turn(struct sla *s, const char *conv, size_t len, const char *agent,
 		} else
 			sla_conv_flush(s, c, now);
 	}
+	/* a conversation keeps the shop and queue of its first turn */
+	tag = c != NULL ? c->tag : sla_tag_intern(s, shop, queue);
 	if (agent != NULL && agent[0] != '\0' &&
-	    (ai = sla_agent_intern(s, agent)) == SLA_NOAGENT)
+	    (ai = sla_agent_intern(s, agent, tag)) == SLA_NOAGENT)
 		return NULL;
-	if (c == NULL && (c = sla_conv_new(s, conv, len, h)) == NULL)
+	if (c == NULL && (c = sla_conv_new(s, conv, len, h, tag)) == NULL)
 		return NULL;
 	if (ai != 0 && ai != c->agent) {
 		sla_conv_unlink_agent(s, c);
 		sla_conv_link_agent(s, c, ai);
 	}
-	c->idle_at = sla_idle_at(s, now);
+	c->idle_at = sla_idle_at(s, c, now);
 
 	if (customer) {
 		if (!c->open)
@@ -974,14 +1154,16 @@ sla_turn(struct sla *s, const char *conv, size_t len, const char *agent,
 }
 
 int64_t
-sla_idle_at(const struct sla *s, int64_t now)
+sla_idle_at(const struct sla *s, const struct sla_conv *c, int64_t now)
 {
+	const struct sla_tag	*t = s->tags[c->tag];
+
 	/*
 	 * Idle is service time too: a buyer who writes at 23:10 is not
 	 * written off at 23:40 while the shop is closed.
 	 */
-	return s->cfg.idle_ms == 0 || s->cfg.idle_ms >= (uint64_t)SLA_TIME_MAX ?
-	    SLA_NEVER : sla_days_add(&s->days, sla_clamp(now), s->cfg.idle_ms);
+	return t->cfg.idle_ms == 0 || t->cfg.idle_ms >= (uint64_t)SLA_TIME_MAX ?
+	    SLA_NEVER : sla_days_add(&t->days, sla_clamp(now), t->cfg.idle_ms);
 }
 
 /* An event already emitted for the open round of c. */
@@ -1013,19 +1195,21 @@ sla_conv_get(const struct sla_conv *c, struct sla_conv_state *st)
 
 struct sla_conv *
 sla_conv_put(struct sla *s, const char *conv, size_t len, const char *agent,
-    const struct sla_conv_state *st)
+    const char *shop, const char *queue, const struct sla_conv_state *st)
 {
 	struct sla_conv	*c;
 	uint32_t	 h, ai = 0;
+	uint16_t	 tag;
 
 	if (conv == NULL && len > 0)
 		return NULL;
-	if (agent != NULL && agent[0] != '\0' &&
-	    (ai = sla_agent_intern(s, agent)) == SLA_NOAGENT)
-		return NULL;
 	h = sla_hash(s, conv, len);
-	if ((c = sla_conv_lookup(s, conv, len, h)) == NULL &&
-	    (c = sla_conv_new(s, conv, len, h)) == NULL)
+	c = sla_conv_lookup(s, conv, len, h);
+	tag = c != NULL ? c->tag : sla_tag_intern(s, shop, queue);
+	if (agent != NULL && agent[0] != '\0' &&
+	    (ai = sla_agent_intern(s, agent, tag)) == SLA_NOAGENT)
+		return NULL;
+	if (c == NULL && (c = sla_conv_new(s, conv, len, h, tag)) == NULL)
 		return NULL;
 	if (ai != 0 && ai != c->agent) {
 		sla_conv_unlink_agent(s, c);
@@ -1050,29 +1234,39 @@ sla_set_charging(struct sla *s, int on)
 	s->charging = on != 0;
 }
 
-void
-sla_charge_round(struct sla *s, const char *agent, int answered,
-    int64_t opened, int64_t at, int first)
+/* The figures of agent in (shop, queue), added on first sight; NULL on ENOMEM. */
+static struct sla_agent *
+sla_account(struct sla *s, const char *agent, const char *shop,
+    const char *queue)
 {
-	uint32_t	 ai = 0;
+	uint32_t	 ai;
 
-	if (agent != NULL && agent[0] != '\0' &&
-	    (ai = sla_agent_intern(s, agent)) == SLA_NOAGENT)
-		return;
-	sla_agent_record(s, s->agents[ai], answered,
-	    answered ? sla_days_ms(&s->days, opened, at) : 0, first, at);
+	ai = sla_agent_intern(s, agent != NULL ? agent : "",
+	    sla_tag_intern(s, shop, queue));
+	return ai == SLA_NOAGENT ? NULL : s->agents[ai];
 }
 
 void
-sla_charge_event(struct sla *s, const char *agent, enum sla_event_type type,
-    int64_t at)
+sla_charge_round(struct sla *s, const char *agent, const char *shop,
+    const char *queue, int answered, int64_t opened, int64_t at, int first)
 {
-	uint32_t	 ai = 0;
+	struct sla_agent	*a;
 
-	if (type == SLA_WARN || (agent != NULL && agent[0] != '\0' &&
-	    (ai = sla_agent_intern(s, agent)) == SLA_NOAGENT))
+	if ((a = sla_account(s, agent, shop, queue)) == NULL)
 		return;
-	sla_agent_event(s, s->agents[ai], type == SLA_ESCALATE, at);
+	sla_agent_record(s, a, answered, answered ?
+	    sla_days_ms(&s->tags[a->tag]->days, opened, at) : 0, first, at);
+}
+
+void
+sla_charge_event(struct sla *s, const char *agent, const char *shop,
+    const char *queue, enum sla_event_type type, int64_t at)
+{
+	struct sla_agent	*a;
+
+	if (type == SLA_WARN || (a = sla_account(s, agent, shop, queue)) == NULL)
+		return;
+	sla_agent_event(s, a, type == SLA_ESCALATE, at);
 }
 
 struct sla_conv *
@@ -1116,19 +1310,22 @@ void
 sla_end_agent(struct sla *s, const char *agent, int64_t now)
 {
 	struct sla_agent	*a;
-	size_t			 len;
+	size_t			 len, t;
 	uint32_t		 idx;
 
 	/* "" is every session without an id, not one: idle ends those */
 	if (agent == NULL || agent[0] == '\0')
 		return;
 	len = strlen(agent);
-	if ((idx = sla_agent_find(s, agent, sla_hash(s, agent, len))) ==
-	    SLA_NOAGENT)
-		return;
-	a = s->agents[idx];
-	while (a->convs != NULL)
-		sla_conv_finish(s, a->convs, sla_conv_end_at(a->convs, now));
+	for (t = 0; t < s->ntags; t++) {
+		if ((idx = sla_agent_find(s, agent, (uint16_t)t,
+		    sla_agent_hash(s, agent, len, (uint16_t)t))) == SLA_NOAGENT)
+			continue;
+		a = s->agents[idx];
+		while (a->convs != NULL)
+			sla_conv_finish(s, a->convs,
+			    sla_conv_end_at(a->convs, now));
+	}
 }
 
 void
@@ -1148,13 +1345,21 @@ sla_conv_wait(const struct sla *s, const struct sla_conv *c, int64_t now)
 {
 	if (!c->open)
 		return 0;
-	return sla_days_ms(&s->days, c->opened, now);
+	return sla_days_ms(&s->tags[c->tag]->days, c->opened, now);
 }
 
 const char *
 sla_conv_agent(const struct sla *s, const struct sla_conv *c)
 {
 	return s->agents[c->agent]->id;
+}
+
+const char *
+sla_conv_shop(const struct sla *s, const struct sla_conv *c, const char **queue)
+{
+	if (queue != NULL)
+		*queue = s->tags[c->tag]->queue;
+	return s->tags[c->tag]->shop;
 }
 
 const char *
@@ -1165,11 +1370,20 @@ sla_conv_id(const struct sla_conv *c, size_t *len)
 	return c->id;
 }
 
+static void
+sla_who(const struct sla *s, const struct sla_agent *a, struct sla_account *w)
+{
+	w->agent = a->id;
+	w->shop = s->tags[a->tag]->shop;
+	w->queue = s->tags[a->tag]->queue;
+}
+
 void
-sla_agents(const struct sla *s, void (*cb)(const char *,
+sla_agents(const struct sla *s, void (*cb)(const struct sla_account *,
     const struct sla_figures *, void *), void *arg)
 {
 	const struct sla_agent	*a;
+	struct sla_account	 w;
 	struct sla_figures	 f;
 	size_t			 i;
 
@@ -1178,31 +1392,36 @@ sla_agents(const struct sla *s, void (*cb)(const char *,
 		if (a->all.rounds == 0 && a->all.breaches == 0 &&
 		    a->all.escalations == 0)
 			continue;
-		sla_sums_figures(&a->all, s->cfg.cap_ms, &f);
-		cb(a->id, &f, arg);
+		sla_sums_figures(&a->all, s->tags[a->tag]->cfg.cap_ms, &f);
+		sla_who(s, a, &w);
+		cb(&w, &f, arg);
 	}
 }
 
 void
-sla_agents_day(const struct sla *s, int64_t now, void (*cb)(const char *,
-    const struct sla_day *, void *), void *arg)
+sla_agents_day(const struct sla *s, int64_t now, void (*cb)(const struct
+    sla_account *, const struct sla_day *, void *), void *arg)
 {
 	const struct sla_agent	*a;
+	struct sla_account	 w;
 	struct sla_day		 d;
 	int64_t			 l, today;
 	size_t			 i;
 
-	l = sla_clamp(now) + (int64_t)s->cfg.utc_offset_min * 60000;
-	today = sla_floordiv(l, SLA_DAY_MS);
 	for (i = 0; i < s->nagents; i++) {
 		a = s->agents[s->order[i]];
+		/* the day of now where the shop is */
+		l = sla_clamp(now) +
+		    (int64_t)s->tags[a->tag]->cfg.utc_offset_min * 60000;
+		today = sla_floordiv(l, SLA_DAY_MS);
 		if (a->day_no != today || (a->day.rounds == 0 &&
 		    a->day.breaches == 0 && a->day.escalations == 0))
 			continue;
 		d.sums = &a->day;
 		d.hour_rounds = a->hour_rounds;
 		d.hour_sum_ms = a->hour_sum_ms;
-		cb(a->id, &d, arg);
+		sla_who(s, a, &w);
+		cb(&w, &d, arg);
 	}
 }
 
@@ -1221,6 +1440,8 @@ sla_waiting(const struct sla *s, int64_t now, void (*cb)(const
 			w.conversation = c->id;
 			w.conversation_len = c->len;
 			w.agent = s->agents[c->agent]->id;
+			w.shop = s->tags[c->tag]->shop;
+			w.queue = s->tags[c->tag]->queue;
 			w.opened = c->opened;
 			w.waited_ms = sla_conv_wait(s, c, now);
 			w.threshold_ms = c->ms[SLA_EV_BREACH];
@@ -1288,4 +1509,35 @@ sla_histogram(const struct sla *s, const uint64_t *bounds_ms, size_t n,
 					counts[k] += a->all.hist[sec];
 		}
 	}
+}
+
+int
+sla_policies_from(const struct config *cfg, struct sla_policy **v, size_t *n)
+{
+	const struct config_shop	*sh;
+	struct sla_policy		*p;
+	size_t				 i, j, k = 0, cnt = 0;
+
+	*v = NULL;
+	*n = 0;
+	for (i = 0; i < cfg->nshops; i++)
+		cnt += 1 + cfg->shops[i].nqueues;
+	if (cnt == 0)
+		return 0;
+	if ((p = calloc(cnt, sizeof(*p))) == NULL)
+		return -1;
+	for (i = 0; i < cfg->nshops; i++) {
+		sh = &cfg->shops[i];
+		p[k].shop = sh->id;
+		p[k].queue = "";
+		sla_config_from(&p[k++].cfg, &sh->sla);
+		for (j = 0; j < sh->nqueues; j++) {
+			p[k].shop = sh->id;
+			p[k].queue = sh->queues[j].id;
+			sla_config_from(&p[k++].cfg, &sh->queues[j].sla);
+		}
+	}
+	*v = p;
+	*n = cnt;
+	return 0;
 }

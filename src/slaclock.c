@@ -74,8 +74,10 @@ struct slaclock_op {
 	int64_t			 opened, at;
 	struct sla_event	 ev;		/* FIRE: its strings point below */
 	char			*agent;		/* into buf */
+	char			*shop;		/* the conversation's, into buf */
+	char			*queue;
 	size_t			 len;
-	char			 buf[];		/* the id, NUL, the agent, NUL */
+	char			 buf[];		/* the id, agent, shop and queue, each NUL-ended */
 };
 
 static void	slaclock_arm(struct slaclock_conv *, int64_t now);
@@ -194,12 +196,15 @@ slaclock_begin(struct slaclock *clk)
 
 static struct slaclock_op *
 slaclock_op_new(struct slaclock *clk, enum slaclock_op_kind kind,
-    const char *id, size_t len, const char *agent)
+    const char *id, size_t len, const char *agent, const char *shop,
+    const char *queue)
 {
 	struct slaclock_op	*op;
-	size_t			 alen = strlen(agent);
+	size_t			 alen = strlen(agent), slen = strlen(shop);
+	size_t			 qlen = strlen(queue);
 
-	if ((op = calloc(1, sizeof(*op) + len + alen + 2)) == NULL) {
+	if ((op = calloc(1, sizeof(*op) + len + alen + slen + qlen + 4)) ==
+	    NULL) {
 		log_warnx("slaclock_op_new: out of memory, counted here alone");
 		return NULL;
 	}
@@ -210,6 +215,10 @@ slaclock_op_new(struct slaclock *clk, enum slaclock_op_kind kind,
 	memcpy(op->buf, id, len);
 	op->agent = op->buf + len + 1;
 	memcpy(op->agent, agent, alen);
+	op->shop = op->agent + alen + 1;
+	memcpy(op->shop, shop, slen);
+	op->queue = op->shop + slen + 1;
+	memcpy(op->queue, queue, qlen);
 	return op;
 }
 
@@ -224,10 +233,11 @@ slaclock_op_alone(struct slaclock_op *op)
 	if (op->kind == SLACLOCK_OP_FIRE) {
 		/* the agent was told already */
 		slaclock_hand(clk, &op->ev, SLACLOCK_PUBLISH);
-		sla_charge_event(clk->sla, op->ev.agent, op->ev.type, op->ev.due);
+		sla_charge_event(clk->sla, op->ev.agent, op->shop, op->queue,
+		    op->ev.type, op->ev.due);
 	} else if (op->kind != SLACLOCK_OP_MARK && op->charge)
-		sla_charge_round(clk->sla, op->agent, op->answered, op->opened,
-		    op->at, op->first);
+		sla_charge_round(clk->sla, op->agent, op->shop, op->queue,
+		    op->answered, op->opened, op->at, op->first);
 }
 
 /* Sends op (made by the caller for kind): on failure what the engine did counts now. */
@@ -259,16 +269,19 @@ slaclock_emit(const struct sla_event *e, void *arg)
 		return;
 	if ((op = slaclock_op_new(clk, clk->shared ? SLACLOCK_OP_FIRE :
 	    SLACLOCK_OP_MARK, e->conversation, e->conversation_len,
-	    e->agent)) == NULL) {
+	    e->agent, e->shop, e->queue)) == NULL) {
 		if (clk->shared) {
 			slaclock_hand(clk, e, SLACLOCK_PUBLISH);
-			sla_charge_event(clk->sla, e->agent, e->type, e->due);
+			sla_charge_event(clk->sla, e->agent, e->shop, e->queue,
+			    e->type, e->due);
 		}
 		return;
 	}
 	op->ev = *e;
 	op->ev.conversation = op->buf;
 	op->ev.agent = op->agent;
+	op->ev.shop = op->shop;
+	op->ev.queue = op->queue;
 	op->ev.conv = NULL;
 	slaclock_op_sent(op, convstore_fire(clk->store, op->buf, op->len,
 	    e->opened, e->type, slaclock_on_store, op));
@@ -336,6 +349,23 @@ slaclock_arm(struct slaclock_conv *c, int64_t now)
 	evtimer_add(c->ev, &tv);
 }
 
+/* The shops' and queues' settings into the engine, and their durations as common timeouts. */
+static int
+slaclock_policies(struct slaclock *clk, const struct config *cfg)
+{
+	struct sla_policy	*v;
+	size_t			 n, i;
+	int			 rc;
+
+	if (sla_policies_from(cfg, &v, &n) == -1)
+		return -1;
+	rc = sla_set_policies(clk->sla, v, n);
+	for (i = 0; rc == 0 && i < n; i++)
+		slaclock_common(clk, &v[i].cfg);
+	free(v);
+	return rc;
+}
+
 struct slaclock *
 slaclock_new(struct event_base *base, const struct config *cfg,
     struct metrics *m, uint32_t instance, slaclock_due_cb due, void *arg,
@@ -357,6 +387,8 @@ slaclock_new(struct event_base *base, const struct config *cfg,
 	    clk, errs)) == NULL)
 		goto err;
 	slaclock_common(clk, &s);
+	if (slaclock_policies(clk, cfg) == -1)
+		goto oom;
 	return clk;
 oom:
 	sbuf_line(errs, "slaclock_new: out of memory");
@@ -373,6 +405,9 @@ slaclock_set_config(struct slaclock *clk, const struct config *cfg)
 	sla_config_from(&s, &cfg->sla);
 	sla_set_config(clk->sla, &s);
 	slaclock_common(clk, &s);
+	if (slaclock_policies(clk, cfg) == -1)
+		log_warnx("slaclock_set_config: out of memory, the shops keep "
+		    "their settings");
 	convstore_set_config(clk->store, cfg);
 }
 
@@ -433,7 +468,8 @@ slaclock_sync(struct slaclock *clk, const char *id, size_t len, int turn,
 		if (held.open && st.open && held.opened == st.opened)
 			st.fired |= held.fired;
 	}
-	if ((conv = sla_conv_put(clk->sla, id, len, r->agent, &st)) == NULL) {
+	if ((conv = sla_conv_put(clk->sla, id, len, r->agent, r->shop, r->queue,
+	    &st)) == NULL) {
 		log_warnx("slaclock_sync: out of memory, conversation not timed");
 		return;
 	}
@@ -455,12 +491,13 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 	if (op->kind == SLACLOCK_OP_FIRE && r->done) {
 		/* the agent was told already */
 		slaclock_hand(clk, &op->ev, SLACLOCK_PUBLISH);
-		sla_charge_event(clk->sla, op->ev.agent, op->ev.type, op->ev.due);
+		sla_charge_event(clk->sla, op->ev.agent, op->shop, op->queue,
+		    op->ev.type, op->ev.due);
 	}
 	/* what happened while Redis was away was charged as it happened */
 	if (r->charged && op->shared)
-		sla_charge_round(clk->sla, r->charged_agent, r->answered,
-		    r->opened, r->at, r->first);
+		sla_charge_round(clk->sla, r->charged_agent, r->charged_shop,
+		    r->charged_queue, r->answered, r->opened, r->at, r->first);
 	slaclock_sync(clk, op->buf, op->len, op->kind == SLACLOCK_OP_TURN, r);
 	free(op);
 }
@@ -489,6 +526,7 @@ slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
 	struct slaclock_conv	*c;
 	struct slaclock_op	*op = NULL;
 	struct sla_conv_state	 before, first, later;
+	const char		*shop, *queue;
 	int64_t			 now = t->now_ms;
 	int			 customer = t->customer, robot = t->robot;
 
@@ -498,7 +536,7 @@ slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
 	    t->conversation_len)) != NULL)
 		sla_conv_get(conv, &before);
 	conv = sla_turn(clk->sla, t->conversation, t->conversation_len,
-	    t->agent, customer, !robot, now);
+	    t->agent, t->shop, t->queue, customer, !robot, now);
 	if (conv == NULL) {
 		log_warnx("slaclock_turn: out of memory, turn not timed");
 		return;
@@ -507,9 +545,10 @@ slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
 		return;
 	slaclock_link(c, where);
 	slaclock_arm(c, now);
+	shop = sla_conv_shop(clk->sla, conv, &queue);
 	if (!convstore_on(clk->store) || (op = slaclock_op_new(clk,
 	    SLACLOCK_OP_TURN, t->conversation, t->conversation_len,
-	    t->agent)) == NULL)
+	    t->agent, shop, queue)) == NULL)
 		return;
 	if (!customer && !robot && before.open && clk->shared) {
 		op->charge = op->answered = 1;
@@ -517,10 +556,11 @@ slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
 		op->first = before.first;
 		op->at = now;
 	}
-	sla_round_plan(clk->sla, 1, now, &first);
-	sla_round_plan(clk->sla, 0, now, &later);
+	sla_round_plan(clk->sla, conv, 1, now, &first);
+	sla_round_plan(clk->sla, conv, 0, now, &later);
 	slaclock_op_sent(op, convstore_turn(clk->store, t->conversation,
-	    t->conversation_len, t->agent, customer ? CONVSTORE_CUSTOMER :
+	    t->conversation_len, t->agent, shop, queue,
+	    customer ? CONVSTORE_CUSTOMER :
 	    robot ? CONVSTORE_OTHER : CONVSTORE_REPLY,
 	    util_fnv1a64(t->text, t->text_len),
 	    &first, &later, now, slaclock_on_store, op));
@@ -536,7 +576,7 @@ slaclock_finish(struct slaclock *clk, struct sla_conv *conv, int64_t now,
 {
 	struct slaclock_op	*op = NULL;
 	struct sla_conv_state	 st;
-	const char		*id;
+	const char		*id, *shop, *queue;
 	size_t			 len;
 	int64_t			 at;
 	int			 ended;
@@ -545,8 +585,10 @@ slaclock_finish(struct slaclock *clk, struct sla_conv *conv, int64_t now,
 	at = idle || st.idle_at < now ? st.idle_at : now;
 	if (convstore_on(clk->store) && (!idle || st.idle_at <= now)) {
 		id = sla_conv_id(conv, &len);
+		shop = sla_conv_shop(clk->sla, conv, &queue);
 		if ((op = slaclock_op_new(clk, SLACLOCK_OP_END, id, len,
-		    sla_conv_agent(clk->sla, conv))) != NULL && st.open &&
+		    sla_conv_agent(clk->sla, conv), shop, queue)) != NULL &&
+		    st.open &&
 		    clk->shared) {
 			op->charge = 1;
 			op->opened = st.opened;
@@ -596,12 +638,17 @@ slaclock_inflight(const struct slaclock *clk)
 }
 
 static void
-slaclock_figure(const char *agent, const struct sla_figures *f, void *arg)
+slaclock_figure(const struct sla_account *w, const struct sla_figures *f,
+    void *arg)
 {
 	(void)arg;
-	log_info("slaclock: agent=%s rounds=%llu answered=%llu mean_ms=%llu "
-	    "p90_ms=%llu first_mean_ms=%llu breaches=%llu escalations=%llu "
-	    "rate=%.3f", agent[0] ? agent : "-", (unsigned long long)f->rounds,
+	/* shop= and queue= only for a shop's: the line stays as it was without */
+	log_info("slaclock: %s%s%s%s%s%sagent=%s rounds=%llu answered=%llu "
+	    "mean_ms=%llu p90_ms=%llu first_mean_ms=%llu breaches=%llu "
+	    "escalations=%llu rate=%.3f", w->shop[0] ? "shop=" : "", w->shop,
+	    w->shop[0] ? " " : "", w->queue[0] ? "queue=" : "", w->queue,
+	    w->queue[0] ? " " : "", w->agent[0] ? w->agent : "-",
+	    (unsigned long long)f->rounds,
 	    (unsigned long long)f->answered, (unsigned long long)f->mean_ms,
 	    (unsigned long long)f->p90_ms, (unsigned long long)f->first_mean_ms,
 	    (unsigned long long)f->breaches, (unsigned long long)f->escalations,
@@ -652,7 +699,8 @@ static const struct {
 };
 
 static void
-slaclock_prom_agent(const char *agent, const struct sla_figures *f, void *arg)
+slaclock_prom_agent(const struct sla_account *w, const struct sla_figures *f,
+    void *arg)
 {
 	struct slaclock_prom	*p = arg;
 	double			 v[] = { (double)f->rounds, (double)f->answered,
@@ -660,9 +708,16 @@ slaclock_prom_agent(const char *agent, const struct sla_figures *f, void *arg)
 				    (double)f->first_mean_ms / 1000, (double)f->breaches,
 				    (double)f->escalations, f->rate };
 
-	if (p->err || sbuf_printf(p->out, "chatmon_%s{agent=\"",
+	if (p->err || sbuf_printf(p->out, "chatmon_%s{",
 	    slaclock_figures[p->field].name) == -1 ||
-	    slaclock_label(p->out, agent) == -1 ||
+	    (w->shop[0] != '\0' && (sbuf_printf(p->out, "shop=\"") == -1 ||
+	    slaclock_label(p->out, w->shop) == -1 ||
+	    sbuf_printf(p->out, "\",") == -1)) ||
+	    (w->queue[0] != '\0' && (sbuf_printf(p->out, "queue=\"") == -1 ||
+	    slaclock_label(p->out, w->queue) == -1 ||
+	    sbuf_printf(p->out, "\",") == -1)) ||
+	    sbuf_printf(p->out, "agent=\"") == -1 ||
+	    slaclock_label(p->out, w->agent) == -1 ||
 	    sbuf_printf(p->out, "\"} %g\n", v[p->field]) == -1)
 		p->err = 1;
 }
@@ -706,6 +761,18 @@ slaclock_metrics(const struct slaclock *clk, struct sbuf *out)
 			return -1;
 	}
 	return 0;
+}
+
+int
+slaclock_conv_shop(const struct slaclock *clk, const char *id, size_t len,
+    const char **shop, const char **queue)
+{
+	struct sla_conv	*conv;
+
+	if ((conv = sla_find(clk->sla, id, len)) == NULL)
+		return 0;
+	*shop = sla_conv_shop(clk->sla, conv, queue);
+	return 1;
 }
 
 const struct sla *

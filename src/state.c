@@ -202,10 +202,13 @@ err:
 }
 
 static void
-state_add_agent(const char *agent, const struct sla_day *d, void *arg)
+state_add_agent(const struct sla_account *w, const struct sla_day *d, void *arg)
 {
+	/* the snapshots are of one shop's settings: shops' figures come from Redis */
+	if (w->shop[0] != '\0')
+		return;
 	/* an agent id that is not UTF-8 cannot be a key: it is left out */
-	json_object_set_new(arg, agent, state_day_json(d));
+	json_object_set_new(arg, w->agent, state_day_json(d));
 }
 
 int

@@ -50,6 +50,8 @@ struct alertfmt_turn {
 	const char	*agent;
 	const char	*conversation;
 	size_t		 conversation_len;
+	const char	*shop;		/* the conversation's; NULL or "": none */
+	const char	*queue;
 	const char	*role;		/* "agent" | "customer" */
 	const char	*text;
 	size_t		 text_len;

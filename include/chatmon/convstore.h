@@ -25,6 +25,8 @@ struct convstore_reply {
 	int			 exists;	/* the conversation is (still) in Redis */
 	struct sla_conv_state	 st;
 	const char		*agent;		/* the conversation's agent ("" unknown) */
+	const char		*shop;		/* its shop and queue ("" none) */
+	const char		*queue;
 	/* a round this call closed (answered) or ended (unanswered): charge it once */
 	int			 charged;
 	int			 answered;
@@ -32,6 +34,8 @@ struct convstore_reply {
 	int64_t			 opened;
 	int64_t			 at;
 	const char		*charged_agent;
+	const char		*charged_shop;	/* the round's conversation's */
+	const char		*charged_queue;
 };
 
 typedef void	(*convstore_cb)(const struct convstore_reply *, void *priv);
@@ -74,12 +78,14 @@ enum convstore_turn_kind {
  * Applies a turn at now to conversation id (len bytes) atomically: first
  * and later are the rounds a customer turn would open now (sla_round_plan),
  * with when the conversation ends unless another turn comes; text_hash
- * tells a customer turn sent again from a new one. agent may be "". cb
+ * tells a customer turn sent again from a new one. agent may be "";
+ * shop and queue (NULL or "": none) are kept by a record the turn creates. cb
  * gets exactly one call (ok 0 if the store never answers). 0, or -1 when
  * the call was not taken (cb is not called).
  */
 int	convstore_turn(struct convstore *, const char *id, size_t len,
-	    const char *agent, enum convstore_turn_kind, uint64_t text_hash,
+	    const char *agent, const char *shop, const char *queue,
+	    enum convstore_turn_kind, uint64_t text_hash,
 	    const struct sla_conv_state *first, const struct sla_conv_state *later,
 	    int64_t now, convstore_cb cb, void *priv);
 /*

@@ -28,6 +28,7 @@
 	X(frames_other, counter, "frames_untouched_total", "reason=\"other\"", 1, "Text frames relayed untouched, by reason") \
 	X(frames_invalid, counter, "frames_untouched_total", "reason=\"invalid\"", 1, "Text frames relayed untouched, by reason") \
 	X(frames_malformed, counter, "frames_untouched_total", "reason=\"malformed\"", 1, "Text frames relayed untouched, by reason") \
+	X(frames_unknown_shop, counter, "frames_refused_total", "reason=\"unknown_shop\"", 1, "Chat frames not forwarded because they name a shop not configured (shops_unknown: refuse)") \
 	X(refused_max, counter, "connections_refused_total", "reason=\"max_connections\"", 1, "Agent connections refused before the upgrade (HTTP 400, 401, 403 or 503), by reason") \
 	X(refused_per_ip, counter, "connections_refused_total", "reason=\"per_ip\"", 1, "Agent connections refused before the upgrade (HTTP 400, 401, 403 or 503), by reason") \
 	X(refused_fds, counter, "connections_refused_total", "reason=\"fds\"", 1, "Agent connections refused before the upgrade (HTTP 400, 401, 403 or 503), by reason") \
@@ -36,6 +37,7 @@
 	X(refused_token, counter, "connections_refused_total", "reason=\"token\"", 1, "Agent connections refused before the upgrade (HTTP 400, 401, 403 or 503), by reason") \
 	X(refused_untrusted, counter, "connections_refused_total", "reason=\"untrusted_proxy\"", 1, "Agent connections refused before the upgrade (HTTP 400, 401, 403 or 503), by reason") \
 	X(refused_agent_id, counter, "connections_refused_total", "reason=\"agent_id\"", 1, "Agent connections refused before the upgrade (HTTP 400, 401, 403 or 503), by reason") \
+	X(refused_shop, counter, "connections_refused_total", "reason=\"shop\"", 1, "Agent connections refused before the upgrade (HTTP 400, 401, 403 or 503), by reason") \
 	X(timeouts_handshake, counter, "timeouts_total", "kind=\"handshake\"", 1, "Connections closed for taking too long, by kind") \
 	X(timeouts_message, counter, "timeouts_total", "kind=\"message\"", 1, "Connections closed for taking too long, by kind") \
 	X(protocol_errors_agent, counter, "protocol_errors_total", "side=\"agent\"", 1, "Connections failed for breaking RFC 6455, by side") \

@@ -23,6 +23,8 @@
 struct pipeline_turn {
 	int		 customer;	/* the customer's turn, else the agent's */
 	const char	*agent;		/* "" when the agent gave no id */
+	const char	*shop;		/* "" none */
+	const char	*queue;		/* "" none */
 	const char	*conversation;
 	size_t		 conversation_len;
 	const char	*text;		/* UTF-8, unescaped; NULL for an end frame */

@@ -28,6 +28,8 @@ enum relay_verdict {
  */
 struct relay_peer {
 	const char	*agent;		/* "" when the agent gave no id */
+	const char	*shop;		/* what the connection names (shop_id); "" none */
+	const char	*queue;		/* (queue_id); "" none */
 	uint64_t	 session;	/* the session's serial number */
 	void		(*inject)(void *ctx, const char *frame, size_t len,
 			    int ordered);

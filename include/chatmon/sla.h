@@ -54,6 +54,8 @@ struct sla_event {
 	const char		*conversation;
 	size_t			 conversation_len;
 	const char		*agent;		/* the conversation's agent ("" unknown) */
+	const char		*shop;		/* the conversation's shop ("" none) */
+	const char		*queue;		/* and queue ("" none) */
 	int			 first;		/* the first round of the conversation */
 	uint64_t		 waited_ms;	/* service time waited so far */
 	uint64_t		 threshold_ms;	/* the round's threshold (escalate: escalate_ms) */
@@ -78,6 +80,29 @@ struct sla *sla_new(const struct sla_config *cfg, sla_emit_cb emit,
 	    sla_release_cb release, void *arg);
 /* Applies to rounds that open from now on; open rounds keep their deadlines. */
 void	sla_set_config(struct sla *, const struct sla_config *cfg);
+
+/*
+ * Shops and queues with settings of their own. A conversation keeps the
+ * shop and queue of its first turn and is judged by the policy of (shop,
+ * queue), else of (shop, ""), else by the engine's cfg; its rounds are
+ * charged to its agent within (shop, queue), so the figures of one agent
+ * in two shops stay apart. The first 1 023 (shop, queue) pairs seen are
+ * told apart; later ones count as no shop.
+ */
+struct sla_policy {
+	const char		*shop;		/* not "" */
+	const char		*queue;		/* "": the shop's own */
+	struct sla_config	 cfg;
+};
+/* v is copied; applies as sla_set_config does. 0, or -1 on ENOMEM (nothing changed). */
+int	sla_set_policies(struct sla *, const struct sla_policy *v, size_t n);
+/*
+ * The policies of a configuration's shops and queues, their strings the
+ * configuration's: *v is the caller's to free(). 0, or -1 on ENOMEM.
+ */
+struct config;
+int	sla_policies_from(const struct config *, struct sla_policy **v,
+	    size_t *n);
 /* Frees every conversation (release is called for each) and the engine. */
 void	sla_free(struct sla *);
 
@@ -85,12 +110,14 @@ void	sla_free(struct sla *);
  * A turn in conversation conv (len bytes) at now. customer: 1 for the
  * customer's turn, 0 for the agent's; counts: an agent turn that is a real
  * reply (0 for a robot or auto-reply, which leaves the round open). agent
- * is the session's agent id ("" unknown), copied. Events that were due
- * at or before now are emitted first. Returns the conversation (created on its
- * first turn), or NULL on ENOMEM.
+ * is the session's agent id ("" unknown), copied; shop and queue (NULL or
+ * "": none) are taken only when the turn creates the conversation. Events
+ * that were due at or before now are emitted first. Returns the
+ * conversation (created on its first turn), or NULL on ENOMEM.
  */
 struct sla_conv *sla_turn(struct sla *, const char *conv, size_t len,
-	    const char *agent, int customer, int counts, int64_t now);
+	    const char *agent, const char *shop, const char *queue,
+	    int customer, int counts, int64_t now);
 /* The conversation by id, or NULL. */
 struct sla_conv *sla_find(struct sla *, const char *conv, size_t len);
 
@@ -118,6 +145,9 @@ uint64_t sla_conv_wait(const struct sla *, const struct sla_conv *, int64_t now)
 const char *sla_conv_id(const struct sla_conv *, size_t *len);
 /* The conversation's agent ("" unknown); the engine's string. */
 const char *sla_conv_agent(const struct sla *, const struct sla_conv *);
+/* The conversation's shop ("" none), and its queue in *queue; the engine's strings. */
+const char *sla_conv_shop(const struct sla *, const struct sla_conv *,
+	    const char **queue);
 
 /*
  * A conversation's round as a shared store holds it (design.md: Redis is
@@ -139,17 +169,18 @@ struct sla_conv_state {
 /* conv's state now. */
 void	sla_conv_get(const struct sla_conv *, struct sla_conv_state *);
 /*
- * Makes conv (found, or created) hold st, its agent as sla_turn takes it;
- * nothing is emitted or charged, the caller re-arms its timer. NULL on
- * ENOMEM.
+ * Makes conv (found, or created) hold st, its agent, shop and queue as
+ * sla_turn takes them; nothing is emitted or charged, the caller re-arms
+ * its timer. NULL on ENOMEM.
  */
 struct sla_conv *sla_conv_put(struct sla *, const char *conv, size_t len,
-	    const char *agent, const struct sla_conv_state *st);
-/* The round that a customer turn at now would open (first or not), and the idle end. */
-void	sla_round_plan(const struct sla *, int first, int64_t now,
-	    struct sla_conv_state *);
-/* When a conversation whose last turn is at now ends idle; INT64_MAX never. */
-int64_t	sla_idle_at(const struct sla *, int64_t now);
+	    const char *agent, const char *shop, const char *queue,
+	    const struct sla_conv_state *st);
+/* The round that a customer turn at now would open in conv (first or not), and the idle end. */
+void	sla_round_plan(const struct sla *, const struct sla_conv *, int first,
+	    int64_t now, struct sla_conv_state *);
+/* When conv, its last turn at now, ends idle; INT64_MAX never. */
+int64_t	sla_idle_at(const struct sla *, const struct sla_conv *, int64_t now);
 /*
  * Charging off: rounds closed or ended and breaches and escalations
  * emitted are not counted in the figures by the engine; the caller
@@ -157,12 +188,16 @@ int64_t	sla_idle_at(const struct sla *, int64_t now);
  * On by default.
  */
 void	sla_set_charging(struct sla *, int on);
-/* One round into agent's figures: answered at `at`, or ended unanswered at `at`. */
-void	sla_charge_round(struct sla *, const char *agent, int answered,
-	    int64_t opened, int64_t at, int first);
+/*
+ * One round into the figures of agent in (shop, queue) (NULL or "":
+ * none): answered at `at`, or ended unanswered at `at`.
+ */
+void	sla_charge_round(struct sla *, const char *agent, const char *shop,
+	    const char *queue, int answered, int64_t opened, int64_t at,
+	    int first);
 /* A breach or escalation (a warning is not charged), due at `at`. */
-void	sla_charge_event(struct sla *, const char *agent,
-	    enum sla_event_type, int64_t at);
+void	sla_charge_event(struct sla *, const char *agent, const char *shop,
+	    const char *queue, enum sla_event_type, int64_t at);
 
 /*
  * A round as it closes (a reply) or ends unanswered (an end, idle, the
@@ -171,6 +206,8 @@ void	sla_charge_event(struct sla *, const char *agent,
  */
 struct sla_round {
 	const char	*agent;		/* charged to, as the figures are ("" unknown) */
+	const char	*shop;		/* the conversation's ("" none) */
+	const char	*queue;
 	const char	*conversation;
 	size_t		 conversation_len;
 	int64_t		 opened;
@@ -198,8 +235,18 @@ struct sla_figures {
 	double		rate;		/* within_rate / rounds; 0 when no round */
 };
 
-/* Calls cb for every agent with rounds or events, in agent-id order. */
-void	sla_agents(const struct sla *, void (*cb)(const char *agent,
+/* Whose figures: an agent within a shop and queue ("" none). The engine's strings. */
+struct sla_account {
+	const char	*agent;
+	const char	*shop;
+	const char	*queue;
+};
+
+/*
+ * Calls cb for every agent with rounds or events, in order of shop, queue
+ * and agent id (no shop first).
+ */
+void	sla_agents(const struct sla *, void (*cb)(const struct sla_account *,
 	    const struct sla_figures *, void *), void *arg);
 
 /*
@@ -232,11 +279,11 @@ struct sla_day {
 
 /*
  * Calls cb for every agent with rounds or events on the local day (UTC +
- * utc_offset_min) of now, in agent-id order: what was charged that day,
+ * its shop's utc_offset_min) of now, in sla_agents' order: what was charged that day,
  * rounds by when they closed, events by when they were due.
  */
-void	sla_agents_day(const struct sla *, int64_t now, void (*cb)(const char
-	    *agent, const struct sla_day *, void *), void *arg);
+void	sla_agents_day(const struct sla *, int64_t now, void (*cb)(const
+	    struct sla_account *, const struct sla_day *, void *), void *arg);
 
 enum sla_round_state {
 	SLA_ROUND_OPEN,		/* no event yet */
@@ -250,6 +297,8 @@ struct sla_waiting {
 	const char		*conversation;
 	size_t			 conversation_len;
 	const char		*agent;		/* the conversation's agent now ("" unknown) */
+	const char		*shop;		/* "" none */
+	const char		*queue;
 	int64_t			 opened;
 	uint64_t		 waited_ms;	/* service time until now */
 	uint64_t		 threshold_ms;	/* 0: no threshold */

@@ -66,6 +66,12 @@ size_t	slaclock_inflight(const struct slaclock *);
 size_t	slaclock_open_rounds(const struct slaclock *);
 /* One log line per agent with its figures. */
 void	slaclock_log_figures(const struct slaclock *);
+/*
+ * The shop and queue conversation id keeps (its first turn's), when the
+ * clock holds it: 1 with *shop and *queue set (the engine's), else 0.
+ */
+int	slaclock_conv_shop(const struct slaclock *, const char *id, size_t len,
+	    const char **shop, const char **queue);
 /* The engine, to read (state snapshots); owned by the clock. */
 const struct sla *slaclock_engine(const struct slaclock *);
 void	slaclock_free(struct slaclock *);

@@ -129,7 +129,7 @@ main(int argc, char **argv)
 	a = now_s();
 	for (i = 0; i < n; i++)
 		if ((convs[i] = sla_turn(s, ids + i * (IDLEN + 1), IDLEN,
-		    agents[i % NAGENTS], 1, 1, t0)) == NULL)
+		    agents[i % NAGENTS], NULL, NULL, 1, 1, t0)) == NULL)
 			return 1;
 	b = now_s();
 	r1 = rss_bytes();
@@ -144,7 +144,7 @@ main(int argc, char **argv)
 	a = now_s();
 	for (i = 0; i < n; i++)
 		(void)sla_turn(s, ids + i * (IDLEN + 1), IDLEN,
-		    agents[i % NAGENTS], 1, 1, t0 + 1000);
+		    agents[i % NAGENTS], NULL, NULL, 1, 1, t0 + 1000);
 	row("`sla_turn`, customer again (burst, round already open)", n, now_s() - a);
 
 	a = now_s();
@@ -155,13 +155,13 @@ main(int argc, char **argv)
 	a = now_s();
 	for (i = 0; i < n; i++)
 		(void)sla_turn(s, ids + i * (IDLEN + 1), IDLEN,
-		    agents[i % NAGENTS], 0, 1, t0 + 5000);
+		    agents[i % NAGENTS], NULL, NULL, 0, 1, t0 + 5000);
 	row("`sla_turn`, agent reply closes the round", n, now_s() - a);
 
 	a = now_s();
 	for (i = 0; i < n; i++)
 		(void)sla_turn(s, ids + i * (IDLEN + 1), IDLEN,
-		    agents[i % NAGENTS], 1, 1, t0 + 10000);
+		    agents[i % NAGENTS], NULL, NULL, 1, 1, t0 + 10000);
 	row("`sla_turn`, customer opens a later round", n, now_s() - a);
 
 	fired = 0;

@@ -109,6 +109,7 @@ turn(struct fixture *fx, int customer, const char *conv, const char *text,
 
 	t.customer = customer;
 	t.agent = "alice";
+	t.shop = t.queue = "";
 	t.conversation = conv;
 	t.conversation_len = strlen(conv);
 	t.text = text;

@@ -53,7 +53,7 @@ charge(struct sla *s, struct report *r, const struct round *v, size_t n)
 	for (i = 0; i < n; i++) {
 		int64_t at = v[i].opened + (v[i].ms < 0 ? 30 * MIN : v[i].ms);
 
-		sla_charge_round(s, v[i].agent, v[i].ms >= 0, v[i].opened, at, v[i].first);
+		sla_charge_round(s, v[i].agent, NULL, NULL, v[i].ms >= 0, v[i].opened, at, v[i].first);
 		if (r == NULL)
 			continue;
 		w.agent = v[i].agent;
@@ -68,8 +68,9 @@ charge(struct sla *s, struct report *r, const struct round *v, size_t n)
 }
 
 static void
-add_day_cb(const char *agent, const struct sla_day *d, void *arg)
+add_day_cb(const struct sla_account *w, const struct sla_day *d, void *arg)
 {
+	const char	*agent = w->agent;
 	assert_int_equal(report_add_sums(arg, agent, d), 0);
 }
 
@@ -135,8 +136,9 @@ agent_of(const json_t *doc, const char *id)
 struct want { const char *agent; struct sla_figures f; int found; };
 
 static void
-figs_cb(const char *agent, const struct sla_figures *f, void *arg)
+figs_cb(const struct sla_account *who, const struct sla_figures *f, void *arg)
 {
+	const char	*agent = who->agent;
 	struct want	*w = arg;
 
 	if (strcmp(agent, w->agent) == 0) {
@@ -193,7 +195,7 @@ test_merge_matches_engine(void **state)
 	assert_non_null(all = sla_new(&c, NULL, NULL, NULL));
 	a = make_day(day1, sizeof(day1) / sizeof(day1[0]), D0, all);
 	b = make_day(day2, sizeof(day2) / sizeof(day2[0]), D0 + DAY, all);
-	sla_charge_event(all, "bob", SLA_BREACH, D0 + 14 * HOUR + 30 * SEC);
+	sla_charge_event(all, "bob", NULL, NULL, SLA_BREACH, D0 + 14 * HOUR + 30 * SEC);
 	assert_non_null(range = report_new(c.cap_ms, c.rate_ms));
 	assert_int_equal(report_merge(range, a, "2026-11-22", 0), 0);
 	assert_int_equal(report_merge(range, b, "2026-11-23", 1), 0);

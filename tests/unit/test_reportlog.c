@@ -50,7 +50,7 @@ on_round(const struct sla_round *r, void *arg)
 static void
 turn(struct sla *s, const char *conv, const char *agent, int customer, int64_t t)
 {
-	assert_non_null(sla_turn(s, conv, strlen(conv), agent, customer, 1, t));
+	assert_non_null(sla_turn(s, conv, strlen(conv), agent, NULL, NULL, customer, 1, t));
 }
 
 static void
@@ -96,8 +96,9 @@ static struct sla_figures	got;
 static const char		*want_agent;
 
 static void
-on_agent(const char *agent, const struct sla_figures *f, void *arg)
+on_agent(const struct sla_account *w, const struct sla_figures *f, void *arg)
 {
+	const char	*agent = w->agent;
 	(void)arg;
 	if (strcmp(agent, want_agent) == 0)
 		got = *f;

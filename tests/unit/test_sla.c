@@ -28,6 +28,8 @@ struct rec_ev {
 	char			conv[64];
 	size_t			conv_len;
 	char			agent[32];
+	char			shop[32];
+	char			queue[32];
 	int			first;
 	uint64_t		waited;
 	uint64_t		threshold;
@@ -62,6 +64,8 @@ on_emit(const struct sla_event *e, void *arg)
 	memcpy(r->conv, e->conversation, n);
 	r->conv_len = e->conversation_len;
 	snprintf(r->agent, sizeof(r->agent), "%s", e->agent);
+	snprintf(r->shop, sizeof(r->shop), "%s", e->shop);
+	snprintf(r->queue, sizeof(r->queue), "%s", e->queue);
 	r->first = e->first;
 	r->waited = e->waited_ms;
 	r->threshold = e->threshold_ms;
@@ -134,7 +138,7 @@ turn(struct sla *s, const char *id, const char *agent, int customer,
 {
 	struct sla_conv	*c;
 
-	c = sla_turn(s, id, strlen(id), agent, customer, counts, t);
+	c = sla_turn(s, id, strlen(id), agent, NULL, NULL, customer, counts, t);
 	assert_non_null(c);
 	return c;
 }
@@ -164,17 +168,22 @@ run_until(struct sla *s, struct sla_conv *c, int64_t t)
 /* The figures sla_agents reports, collected. */
 struct rec_fig {
 	char			agent[32];
+	char			shop[32];
+	char			queue[32];
 	struct sla_figures	f;
 };
 static struct rec_fig	figs[64];
 static size_t		nfigs;
 
 static void
-on_agent(const char *agent, const struct sla_figures *f, void *arg)
+on_agent(const struct sla_account *w, const struct sla_figures *f, void *arg)
 {
+	const char	*agent = w->agent;
 	(void)arg;
 	assert_true(nfigs < NELEM(figs));
 	snprintf(figs[nfigs].agent, sizeof(figs[nfigs].agent), "%s", agent);
+	snprintf(figs[nfigs].shop, sizeof(figs[nfigs].shop), "%s", w->shop);
+	snprintf(figs[nfigs].queue, sizeof(figs[nfigs].queue), "%s", w->queue);
 	figs[nfigs++].f = *f;
 }
 
@@ -1254,7 +1263,7 @@ test_many_conversations(void **state)
 	s = new_sla(&cfg);
 	for (i = 0; i < NCONV; i++) {
 		make_id(id, i);
-		c = sla_turn(s, id, sizeof(id), agents[i % 5], 1, 1, T0 +
+		c = sla_turn(s, id, sizeof(id), agents[i % 5], NULL, NULL, 1, 1, T0 +
 		    (int64_t)i);
 		assert_non_null(c);
 		sla_conv_set_udata(c, (void *)(uintptr_t)(i + 1));
@@ -1292,7 +1301,7 @@ test_many_conversations(void **state)
 	/* the table still works once emptied */
 	make_id(id, 42);
 	assert_null(sla_find(s, id, sizeof(id)));
-	assert_non_null(sla_turn(s, id, sizeof(id), "a0", 1, 1, T0 + HOUR));
+	assert_non_null(sla_turn(s, id, sizeof(id), "a0", NULL, NULL, 1, 1, T0 + HOUR));
 	sla_free(s);
 	assert_int_equal(nrelease, NCONV + 1);
 }
@@ -1318,7 +1327,7 @@ test_binary_ids(void **state)
 	base_cfg(&cfg);
 	s = new_sla(&cfg);
 	for (i = 0; i < NELEM(ids); i++) {
-		c[i] = sla_turn(s, ids[i].id, ids[i].len, "", 1, 1, T0);
+		c[i] = sla_turn(s, ids[i].id, ids[i].len, "", NULL, NULL, 1, 1, T0);
 		assert_non_null(c[i]);
 	}
 	assert_int_equal(sla_conversations(s), NELEM(ids));
@@ -1442,7 +1451,7 @@ test_alloc_failure(void **state)
 		for (i = 0; i < 300; i++) {
 			snprintf(id, sizeof(id), "c%zu", i);
 			snprintf(agent, sizeof(agent), "ag%zu", i % 40);
-			c = sla_turn(s, id, strlen(id), agent, 1, 1, T0);
+			c = sla_turn(s, id, strlen(id), agent, NULL, NULL, 1, 1, T0);
 			if (c != NULL) {
 				made++;
 				assert_ptr_equal(find(s, id), c);
@@ -1456,7 +1465,7 @@ test_alloc_failure(void **state)
 		for (i = 0; i < 300; i++) {
 			snprintf(id, sizeof(id), "c%zu", i);
 			snprintf(agent, sizeof(agent), "ag%zu", i % 40);
-			assert_non_null(sla_turn(s, id, strlen(id), agent, 0, 1,
+			assert_non_null(sla_turn(s, id, strlen(id), agent, NULL, NULL, 0, 1,
 			    T0 + SEC));
 		}
 		nfigs = 0;
@@ -1499,8 +1508,9 @@ static struct rec_day	days[16];
 static size_t		ndays;
 
 static void
-on_day(const char *agent, const struct sla_day *d, void *arg)
+on_day(const struct sla_account *w, const struct sla_day *d, void *arg)
 {
+	const char	*agent = w->agent;
 	(void)arg;
 	assert_true(ndays < NELEM(days));
 	snprintf(days[ndays].agent, sizeof(days[ndays].agent), "%s", agent);
@@ -1753,14 +1763,14 @@ test_state_put_and_charging(void **state)
 	assert_true(st.open && st.first && st.had_round);
 	assert_int_equal(st.opened, T0);
 	assert_int_equal(st.fired, (1u << SLA_WARN) | (1u << SLA_BREACH));
-	sla_round_plan(a, 1, T0, &plan);
+	sla_round_plan(a, c, 1, T0, &plan);
 	assert_memory_equal(plan.due, st.due, sizeof(st.due));
 	assert_memory_equal(plan.ms, st.ms, sizeof(st.ms));
 	assert_int_equal(plan.idle_at, st.idle_at);
 
 	/* the other engine takes over: only the escalation is still to come */
 	sla_set_charging(b, 0);
-	c = sla_conv_put(b, "c-1", 3, "alice", &st);
+	c = sla_conv_put(b, "c-1", 3, "alice", NULL, NULL, &st);
 	assert_non_null(c);
 	assert_int_equal(sla_open_rounds(b), 1);
 	assert_int_equal(sla_conv_deadline(c), st.due[SLA_ESCALATE]);
@@ -1774,9 +1784,9 @@ test_state_put_and_charging(void **state)
 	assert_int_equal(sla_conv_wait(b, c, T0 + 200 * SEC), 200 * SEC);
 	REPLY(b, "c-1", "alice", T0 + 201 * SEC);
 	assert_int_equal(fig(b, "alice").rounds, 0);	/* charging is off */
-	sla_charge_round(b, "alice", 1, T0, T0 + 201 * SEC, 1);
-	sla_charge_event(b, "alice", SLA_ESCALATE, st.due[SLA_ESCALATE]);
-	sla_charge_event(b, "alice", SLA_WARN, T0);	/* never charged */
+	sla_charge_round(b, "alice", NULL, NULL, 1, T0, T0 + 201 * SEC, 1);
+	sla_charge_event(b, "alice", NULL, NULL, SLA_ESCALATE, st.due[SLA_ESCALATE]);
+	sla_charge_event(b, "alice", NULL, NULL, SLA_WARN, T0);	/* never charged */
 	f = fig(b, "alice");
 	assert_int_equal(f.rounds, 1);
 	assert_int_equal(f.answered, 1);
@@ -1792,7 +1802,7 @@ test_state_put_and_charging(void **state)
 	assert_int_equal(st.ms[SLA_BREACH], cfg.reply_ms);
 	/* putting a closed state closes the round */
 	st.open = 0;
-	assert_ptr_equal(sla_conv_put(b, "c-1", 3, "", &st), c);
+	assert_ptr_equal(sla_conv_put(b, "c-1", 3, "", NULL, NULL, &st), c);
 	assert_int_equal(sla_open_rounds(b), 0);
 	assert_string_equal(sla_conv_agent(b, c), "alice");
 	sla_free(a);
@@ -1818,7 +1828,7 @@ on_round(const struct sla_round *r, void *arg)
 	snprintf(rr->agent[rr->n], sizeof(rr->agent[0]), "%s", r->agent);
 	snprintf(rr->conv[rr->n], sizeof(rr->conv[0]), "%.*s",
 	    (int)r->conversation_len, r->conversation);
-	sla_charge_round(rr->charged, r->agent, r->answered, r->opened, r->at,
+	sla_charge_round(rr->charged, r->agent, NULL, NULL, r->answered, r->opened, r->at,
 	    r->first);
 	rr->n++;
 }
@@ -1896,6 +1906,236 @@ test_round_callback(void **state)
 	}
 }
 
+/* A turn of a shop's conversation. */
+static struct sla_conv *
+shop_turn(struct sla *s, const char *id, const char *agent, const char *shop,
+    const char *queue, int customer, int64_t t)
+{
+	struct sla_conv	*c;
+
+	c = sla_turn(s, id, strlen(id), agent, shop, queue, customer, 1, t);
+	assert_non_null(c);
+	return c;
+}
+
+/* The figures of agent in (shop, queue), as sla_agents reports them (rounds 0: none). */
+static struct sla_figures
+shop_fig(const struct sla *s, const char *shop, const char *queue,
+    const char *agent)
+{
+	struct sla_figures	none;
+	size_t			i;
+
+	nfigs = 0;
+	sla_agents(s, on_agent, NULL);
+	for (i = 0; i < nfigs; i++)
+		if (strcmp(figs[i].agent, agent) == 0 &&
+		    strcmp(figs[i].shop, shop) == 0 &&
+		    strcmp(figs[i].queue, queue) == 0)
+			return figs[i].f;
+	memset(&none, 0, sizeof(none));
+	return none;
+}
+
+/*
+ * Two shops and a queue on one engine: each conversation is judged by its
+ * own shop's (or queue's) thresholds and hours, keeps the shop of its first
+ * turn, and is charged to its agent within that shop: one agent serving
+ * both shops has two sets of figures that add up to what happened.
+ */
+static void
+test_shops(void **state)
+{
+	struct sla_config	 def, tb, jd, pre;
+	struct sla_policy	 pol[3];
+	struct sla		*s;
+	struct sla_conv		*c;
+	const char		*q;
+	struct sla_figures	 f;
+
+	(void)state;
+	base_cfg(&def);
+	tb = jd = pre = def;
+	tb.first_response_ms = 10 * SEC;
+	tb.reply_ms = 20 * SEC;
+	jd.first_response_ms = 30 * SEC;
+	jd.reply_ms = 30 * SEC;
+	jd.rate_ms = 30 * SEC;
+	add_hours(&jd, HM(9, 0), HM(23, 0));	/* JD opens at 09:00 */
+	pre.first_response_ms = 5 * SEC;
+	pol[0] = (struct sla_policy){ "tmall", "", tb };
+	pol[1] = (struct sla_policy){ "jd", "", jd };
+	pol[2] = (struct sla_policy){ "tmall", "presale", pre };
+	s = new_sla(&def);
+	assert_int_equal(sla_set_policies(s, pol, 3), 0);
+
+	/* 10:00 (UTC: no zone here): both shops open */
+	shop_turn(s, "t-1", "alice", "tmall", "", 1, T0 + 10 * HOUR);
+	shop_turn(s, "j-1", "alice", "jd", "", 1, T0 + 10 * HOUR);
+	shop_turn(s, "p-1", "alice", "tmall", "presale", 1, T0 + 10 * HOUR);
+	shop_turn(s, "x-1", "alice", "tmall", "aftersale", 1, T0 + 10 * HOUR);
+	shop_turn(s, "u-1", "alice", "nowhere", "", 1, T0 + 10 * HOUR);
+	shop_turn(s, "n-1", "alice", NULL, NULL, 1, T0 + 10 * HOUR);
+	c = find(s, "p-1");
+	assert_string_equal(sla_conv_shop(s, c, &q), "tmall");
+	assert_string_equal(q, "presale");
+	/* each breach at its own threshold: presale 5 s, tmall 10 s (and its
+	 * unknown queue), the defaults 15 s (an unknown shop too), jd 30 s */
+	assert_int_equal(run_until(s, find(s, "p-1"), T0 + 10 * HOUR + 40 * SEC), 0);
+	assert_int_equal(run_until(s, find(s, "t-1"), T0 + 10 * HOUR + 40 * SEC), 0);
+	assert_int_equal(run_until(s, find(s, "x-1"), T0 + 10 * HOUR + 40 * SEC), 0);
+	assert_int_equal(run_until(s, find(s, "u-1"), T0 + 10 * HOUR + 40 * SEC), 0);
+	assert_int_equal(run_until(s, find(s, "n-1"), T0 + 10 * HOUR + 40 * SEC), 0);
+	assert_int_equal(run_until(s, find(s, "j-1"), T0 + 10 * HOUR + 40 * SEC), 0);
+	assert_int_equal(nev, 12);
+	assert_int_equal(evs[1].type, SLA_BREACH);
+	assert_string_equal(evs[1].shop, "tmall");
+	assert_string_equal(evs[1].queue, "presale");
+	assert_int_equal(evs[1].threshold, 5 * SEC);
+	assert_int_equal(evs[3].threshold, 10 * SEC);
+	assert_string_equal(evs[3].shop, "tmall");
+	assert_string_equal(evs[3].queue, "");
+	assert_int_equal(evs[5].threshold, 10 * SEC);
+	assert_string_equal(evs[5].queue, "aftersale");
+	assert_int_equal(evs[7].threshold, 15 * SEC);
+	assert_string_equal(evs[7].shop, "nowhere");
+	assert_int_equal(evs[9].threshold, 15 * SEC);
+	assert_string_equal(evs[9].shop, "");
+	assert_int_equal(evs[11].threshold, 30 * SEC);
+	assert_string_equal(evs[11].shop, "jd");
+
+	/* a later turn naming another shop does not move the conversation */
+	shop_turn(s, "t-1", "alice", "jd", "", 0, T0 + 10 * HOUR + 41 * SEC);
+	shop_turn(s, "j-1", "alice", "jd", "", 0, T0 + 10 * HOUR + 20 * SEC + 41 * SEC);
+	f = shop_fig(s, "tmall", "", "alice");
+	assert_int_equal(f.rounds, 1);
+	assert_int_equal(f.mean_ms, 41 * SEC);
+	assert_int_equal(f.breaches, 1);
+	f = shop_fig(s, "jd", "", "alice");
+	assert_int_equal(f.rounds, 1);
+	assert_int_equal(f.mean_ms, 61 * SEC);
+	assert_int_equal(f.within_rate, 0);	/* JD's rate is 30 s */
+	assert_int_equal(f.breaches, 1);
+	/* no round charged anywhere else yet */
+	assert_int_equal(shop_fig(s, "", "", "alice").rounds, 0);
+	assert_int_equal(shop_fig(s, "tmall", "presale", "alice").rounds, 0);
+	/* the order: no shop first, then by shop, queue and agent */
+	nfigs = 0;
+	sla_agents(s, on_agent, NULL);
+	assert_int_equal(nfigs, 6);
+	assert_string_equal(figs[0].shop, "");
+	assert_string_equal(figs[1].shop, "jd");
+	assert_string_equal(figs[2].shop, "nowhere");
+	assert_string_equal(figs[3].shop, "tmall");
+	assert_string_equal(figs[3].queue, "");
+	assert_string_equal(figs[4].queue, "aftersale");
+	assert_string_equal(figs[5].queue, "presale");
+
+	/* JD's hours: a customer at 08:00 waits from 09:00 */
+	c = shop_turn(s, "j-2", "bob", "jd", "", 1, T0 + DAY + 8 * HOUR);
+	assert_int_equal(sla_conv_deadline(c), T0 + DAY + 9 * HOUR + 24 * SEC);
+	shop_turn(s, "j-2", "bob", "", "", 0, T0 + DAY + 9 * HOUR + 10 * SEC);
+	f = shop_fig(s, "jd", "", "bob");
+	assert_int_equal(f.rounds, 1);
+	assert_int_equal(f.mean_ms, 10 * SEC);
+	/* an agent's conversations of every shop end with it */
+	sla_end_agent(s, "alice", T0 + 2 * DAY);
+	assert_null(find(s, "p-1"));
+	assert_null(find(s, "x-1"));
+	assert_null(find(s, "u-1"));
+	assert_non_null(find(s, "j-2"));
+	sla_free(s);
+}
+
+/*
+ * A reload that changes one shop: its new rounds take the new settings,
+ * its open round and every other shop's keep theirs.
+ */
+static void
+test_shops_reload(void **state)
+{
+	struct sla_config	 def, a, b;
+	struct sla_policy	 pol[2];
+	struct sla		*s;
+	struct sla_conv		*ca, *cb;
+	int64_t			 da, db;
+
+	(void)state;
+	base_cfg(&def);
+	a = b = def;
+	a.first_response_ms = 10 * SEC;
+	b.first_response_ms = 20 * SEC;
+	pol[0] = (struct sla_policy){ "a", "", a };
+	pol[1] = (struct sla_policy){ "b", "", b };
+	s = new_sla(&def);
+	assert_int_equal(sla_set_policies(s, pol, 2), 0);
+	ca = shop_turn(s, "a-1", "x", "a", "", 1, T0);
+	cb = shop_turn(s, "b-1", "x", "b", "", 1, T0);
+	da = sla_conv_deadline(ca);
+	db = sla_conv_deadline(cb);
+	pol[1].cfg.first_response_ms = 40 * SEC;
+	assert_int_equal(sla_set_policies(s, pol, 2), 0);
+	assert_int_equal(sla_conv_deadline(ca), da);
+	assert_int_equal(sla_conv_deadline(cb), db);
+	cb = shop_turn(s, "b-2", "x", "b", "", 1, T0 + SEC);
+	assert_int_equal(sla_conv_deadline(cb), T0 + SEC + 32 * SEC);
+	ca = shop_turn(s, "a-2", "x", "a", "", 1, T0 + SEC);
+	assert_int_equal(sla_conv_deadline(ca), T0 + SEC + 8 * SEC);
+	/* a shop gone from the configuration: its new rounds take the defaults */
+	assert_int_equal(sla_set_policies(s, pol, 1), 0);
+	cb = shop_turn(s, "b-3", "x", "b", "", 1, T0 + 2 * SEC);
+	assert_int_equal(sla_conv_deadline(cb), T0 + 2 * SEC + 12 * SEC);
+	sla_free(s);
+}
+
+/*
+ * A shop's day is its own zone's, and ids a peer makes up cannot grow the
+ * engine: past 1 023 (shop, queue) pairs, new ones count as no shop.
+ */
+static void
+test_shops_day_and_limit(void **state)
+{
+	struct sla_config	 def, east;
+	struct sla_policy	 pol[1];
+	struct sla		*s;
+	char			 id[32], shop[32];
+	const char		*q;
+	size_t			 i;
+
+	(void)state;
+	base_cfg(&def);
+	east = def;
+	east.utc_offset_min = 8 * 60;
+	pol[0] = (struct sla_policy){ "cn", "", east };
+	s = new_sla(&def);
+	assert_int_equal(sla_set_policies(s, pol, 1), 0);
+	/* 20:00 UTC is 04:00 the next day at +08:00 */
+	shop_turn(s, "c-1", "amy", "cn", "", 1, T0 + 20 * HOUR);
+	shop_turn(s, "c-1", "amy", "", "", 0, T0 + 20 * HOUR + SEC);
+	shop_turn(s, "d-1", "amy", "", "", 1, T0 + 20 * HOUR);
+	shop_turn(s, "d-1", "amy", "", "", 0, T0 + 20 * HOUR + SEC);
+	ndays = 0;
+	sla_agents_day(s, T0 + DAY + 5 * HOUR, on_day, NULL);
+	assert_int_equal(ndays, 1);	/* the UTC day of d-1 is over */
+	assert_string_equal(days[0].agent, "amy");
+	ndays = 0;
+	sla_agents_day(s, T0 + 21 * HOUR, on_day, NULL);
+	assert_int_equal(ndays, 2);	/* the same instant is on both days */
+	ndays = 0;
+	sla_agents_day(s, T0 + DAY + 17 * HOUR, on_day, NULL);
+	assert_int_equal(ndays, 0);	/* 01:00 the day after at +08:00 */
+
+	for (i = 0; i < 1100; i++) {
+		snprintf(id, sizeof(id), "z-%zu", i);
+		snprintf(shop, sizeof(shop), "s%zu", i);
+		shop_turn(s, id, "amy", shop, "", 1, T0);
+	}
+	assert_string_equal(sla_conv_shop(s, find(s, "z-1020"), &q), "s1020");
+	assert_string_equal(sla_conv_shop(s, find(s, "z-1099"), &q), "");
+	assert_string_equal(q, "");
+	sla_free(s);
+}
+
 int
 main(void)
 {
@@ -1930,6 +2170,9 @@ main(void)
 		cmocka_unit_test_setup(test_waiting, reset),
 		cmocka_unit_test_setup(test_alloc_failure, reset),
 		cmocka_unit_test_setup(test_state_put_and_charging, reset),
+		cmocka_unit_test_setup(test_shops, reset),
+		cmocka_unit_test_setup(test_shops_reload, reset),
+		cmocka_unit_test_setup(test_shops_day_and_limit, reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

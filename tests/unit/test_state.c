@@ -47,7 +47,7 @@ new_sla(const struct sla_config *c)
 static void
 turn(struct sla *s, const char *id, const char *agent, int customer, int64_t t)
 {
-	assert_non_null(sla_turn(s, id, strlen(id), agent, customer, 1, t));
+	assert_non_null(sla_turn(s, id, strlen(id), agent, NULL, NULL, customer, 1, t));
 }
 
 static json_t *
@@ -102,7 +102,7 @@ test_waiting_doc(void **state)
 	}
 	turn(s, "c-5", "alice", 0, T0 + 10 * SEC);	/* answered: not waiting */
 	/* an id that is not UTF-8 cannot go into JSON: left out, still counted */
-	assert_non_null(sla_turn(s, "\xff\xfe", 2, "bob", 1, 1, T0));
+	assert_non_null(sla_turn(s, "\xff\xfe", 2, "bob", NULL, NULL, 1, 1, T0));
 	sbuf_init(&b);
 	assert_int_equal(state_waiting_doc(&b, s, now, &origin_a), 0);
 	o = parse(&b);
@@ -224,8 +224,9 @@ struct fig_find {
 };
 
 static void
-fig_cb(const char *agent, const struct sla_figures *f, void *arg)
+fig_cb(const struct sla_account *w, const struct sla_figures *f, void *arg)
 {
+	const char	*agent = w->agent;
 	struct fig_find	*ff = arg;
 
 	if (strcmp(agent, ff->agent) == 0)
