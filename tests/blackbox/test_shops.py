@@ -1,0 +1,724 @@
+"""Many shops on one chatmond (issue 18; docs/configuration.md "Many shops",
+docs/sla.md): real peers only. A real redis-server takes the alerts, a
+tests/peers/customer.py backend writes the customers' turns on a schedule
+(tests/peers/backend.py echoes for the rules cases), chatmond runs with a
+configuration of each test's own, /metrics is scraped from its admin port.
+
+Each shop's rounds are judged by its own thresholds, hours and zone and
+charged to (shop, queue, agent); a conversation keeps the shop of its first
+turn; the shop may come from the frame (protocol.shop) or from the agent's
+URL (shop_id); queues have their own thresholds; a shop's rule packs and
+rules_off apply in that shop only; SIGHUP changes one shop and leaves the
+other's open rounds alone; `chatmon replay` gives the same alerts and the
+figures by shop and queue, in each shop's service hours; shops_unknown:
+refuse refuses at the handshake (403) and drops frames; `chatmond -t`
+points at the line of a bad shop.
+
+Thresholds are 1-3 s so the whole file runs in well under a minute and a
+half; hours are checked in replay, on the log's own clock."""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import (CHATMOND, CHATMON, MINIMAL_RULES, SLOW, T, Daemon, agent, free_port,
+                      recv, run, wait_for)
+from test_ops import metrics
+
+LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
+TOL = 0.2 * SLOW            # s either side of an SLA event's moment
+STREAM = "chatmon:alerts:log"
+
+
+# --------------------------------------------------------------------------
+# A chatmond with a configuration written here in full
+
+
+def conf_text(port, upstream_port, admin_port, redis_url, body, protocol="", sla=None,
+              rules=LIVE, top=""):
+    """The whole YAML: the usual protocol, plus `protocol` lines (indented),
+    the top-level SLA (short), `top` (top-level keys such as shop_id) and
+    `body` (the shops: block)."""
+    sla = sla or {"first_response": "5s", "reply": "5s", "warn_at": "0.5",
+                  "escalate": "20s", "timezone": "UTC"}
+    return "\n".join([
+        f"listen: 127.0.0.1:{port}",
+        f"upstream: ws://127.0.0.1:{upstream_port}/",
+        "agent_id: query:agent",
+        "protocol:",
+        "  type: /type",
+        "  conversation: /conversation",
+        "  text: /text",
+        "  message_types: [message]",
+        "  end_types: [end]",
+        *[f"  {l}" for l in protocol.splitlines() if l.strip()],
+        "limits:",
+        "  connect_timeout: 10s",
+        "  shutdown_grace: 2s",
+        "log:",
+        "  level: debug",
+        f"rules: {rules}",
+        "admin:",
+        f"  listen: 127.0.0.1:{admin_port}",
+        "redis:",
+        f"  url: {redis_url}",
+        "  fold: 0s",
+        "sla:",
+        *[f"  {k}: {v}" for k, v in sla.items()],
+    ]) + "\n" + top + body
+
+
+@pytest.fixture
+def shopd(tmp_path):
+    """shopd(upstream_port, redis_url, body, **conf_text kw) -> a running chatmond
+    with .admin (its admin port) and .text(**kw) (its configuration again,
+    with changes, for a reload). Stopped at teardown; exit 0 and no sanitizer
+    report expected."""
+    started = []
+
+    def start(upstream_port, redis_url, body, wait=True, **kw):
+        port, admin = free_port(), free_port()
+
+        def text(**changes):
+            return conf_text(port, upstream_port, admin, redis_url,
+                             changes.pop("body", body), **dict(kw, **changes))
+        d = Daemon(tmp_path, f"shops{len(started)}", text(), (), None, port)
+        d.admin, d.text = admin, text
+        started.append(d)
+        return d.wait_ready() if wait else d
+
+    yield start
+    problems = []
+    for d in started:
+        try:
+            checked = d.exit_code is not None
+            code = d.stop()
+            if code != 0 and not checked:
+                problems.append(f"chatmond exited with {code}:\n{d.log()[-3000:]}")
+        except AssertionError as e:
+            problems.append(str(e))
+        d.stderr.close()
+        found = d.sanitizer_report()
+        if found:
+            problems.append(f"sanitizer report {found} in {d.errfile}:\n{d.log()[-6000:]}")
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+# --------------------------------------------------------------------------
+# Frames, scripts, alerts, figures
+
+
+def frame(conv, text, **extra):
+    return json.dumps(dict({"type": "message", "conversation": conv, "text": text}, **extra),
+                      ensure_ascii=False)
+
+
+def script(tmp_path, name, steps):
+    """A customer.py script: steps are (at_ms, frame text)."""
+    p = tmp_path / f"{name}.json"
+    p.write_text(json.dumps([{"at": at, "text": t} for at, t in steps], ensure_ascii=False),
+                 encoding="utf-8")
+    return p
+
+
+async def serve(ws, replies, timeout=8):
+    """Read what reaches the agent; right after a conversation's sla.breach
+    arrives, send its reply (replies: {conv: frame text}). Returns
+    {conv: {"turn": t, "sla.warn": (t, alert), "sla.breach": (t, alert)}}
+    with t on the monotonic clock, once every conversation of replies is
+    answered."""
+    seen, left = {}, dict(replies)
+    deadline = time.monotonic() + timeout * SLOW
+    while left:
+        data = await recv(ws, max(0.05, deadline - time.monotonic()))
+        t = time.monotonic()
+        f = json.loads(data)
+        conv = f.get("conversation")
+        s = seen.setdefault(conv, {})
+        if f.get("type") == "message":
+            s.setdefault("turn", t)
+        elif f.get("type") == "chatmon.warning":
+            a = f["alert"]
+            assert f["blocked"] is False, f
+            assert a["type"] not in s, f"{a['type']} twice for {conv}: {f}"
+            s[a["type"]] = (t, a)
+            if a["type"] == "sla.breach" and conv in left:
+                await ws.send(left.pop(conv))
+    return seen
+
+
+def due(seen, conv, kind, ms):
+    """The alert of kind for conv, which must have reached the agent ms after
+    the conversation's customer turn (± TOL)."""
+    s = seen[conv]
+    assert kind in s, f"no {kind} for {conv}: {s}"
+    t, a = s[kind]
+    got = t - s["turn"]
+    assert abs(got - ms / 1000) <= TOL, f"{conv}: {kind} after {got:.3f} s, expected {ms} ms"
+    return a
+
+
+def redis_alerts(r, conv=None):
+    out = [json.loads(f["alert"]) for _, f in r.client().xrange(STREAM)]
+    return [a for a in out if conv is None or a["conversation"] == conv]
+
+
+def shop_after_conversation(a):
+    """"shop" (and "queue" when there is one) right after "conversation"."""
+    keys = list(a)
+    i = keys.index("conversation")
+    want = ["shop"] + (["queue"] if "queue" in a else [])
+    assert keys[i + 1:i + 1 + len(want)] == want, f"keys out of order: {keys}"
+
+
+def agent_series(m, name, agent_id):
+    """{(shop, queue): value} of chatmon_NAME for agent_id; labels exactly
+    shop/queue/agent (an absent one is "")."""
+    out = {}
+    for labels, v in m.series(name):
+        if labels.get("agent") != agent_id:
+            continue
+        assert set(labels) <= {"shop", "queue", "agent"}, labels
+        key = (labels.get("shop", ""), labels.get("queue", ""))
+        assert key not in out, f"{name}: two series for {key}"
+        out[key] = v
+    return out
+
+
+def window(offset_h, before_h, after_h):
+    """HH:MM-HH:MM around now, in the zone offset_h hours east of UTC."""
+    now = datetime.now(timezone.utc) + timedelta(hours=offset_h)
+    a, b = now - timedelta(hours=before_h), now + timedelta(hours=after_h)
+    return f"{a:%H:%M}-{b:%H:%M}"
+
+
+def replay(conf, log, cwd):
+    r = subprocess.run([CHATMON, "replay", "--format", "json", "-c", str(conf), str(log)],
+                       cwd=cwd, capture_output=True, timeout=60)
+    out = r.stdout.decode("utf-8").splitlines()
+    return r.returncode, [json.loads(l) for l in out], r.stderr.decode("utf-8", "replace")
+
+
+def log_line(ts, conv, role, text, agent_id="alice", **extra):
+    return json.dumps(dict({"ts": ts, "conversation": conv, "role": role, "agent": agent_id,
+                            "text": text}, **extra), ensure_ascii=False) + "\n"
+
+
+def handshake_status(port, path):
+    """The HTTP status chatmond answers a WebSocket upgrade of path with."""
+    with socket.create_connection(("127.0.0.1", port), T) as s:
+        s.settimeout(T)
+        s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        buf = b""
+        while b"\r\n" not in buf:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+    line = buf.split(b"\r\n", 1)[0].decode("latin-1")
+    assert line.startswith("HTTP/1.1 "), repr(buf[:200])
+    return int(line.split()[1])
+
+
+# --------------------------------------------------------------------------
+# 1. Two shops, their own thresholds and hours, one agent; figures split
+
+
+def test_two_shops_one_agent_each_judged_by_its_own(shopd, backend, redis_server, tmp_path):
+    r = redis_server()
+    b = backend(script="customer.py")
+    # different hours (both open now, the one in UTC, the other in +08:00),
+    # once as the shop's shorthand, once inside its sla:
+    body = ("shops:\n"
+            "  tm:\n"
+            "    name: 天猫旗舰店\n"
+            f"    hours: ['{window(0, 2, 2)}']\n"
+            "    timezone: UTC\n"
+            "    sla:\n"
+            "      first_response: 1s\n"
+            "  jd:\n"
+            "    sla:\n"
+            "      first_response: 3s\n"
+            f"      hours: ['{window(8, 3, 3)}']\n"
+            "      timezone: '+08:00'\n")
+    d = shopd(b.port, r.url(), body, protocol="shop: /shop")
+    s = script(tmp_path, "two", [(0, frame("tm-1", "在吗,这款有M码吗", shop="tm")),
+                                 (0, frame("jd-1", "在吗,什么时候发货", shop="jd"))])
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=alice") as ws:
+            return await serve(ws, {"tm-1": frame("tm-1", "亲,有的"),
+                                    "jd-1": frame("jd-1", "亲,今天就发")})
+    seen = run(main())
+    w = due(seen, "tm-1", "sla.warn", 500)
+    br = due(seen, "tm-1", "sla.breach", 1000)
+    assert (w["threshold_ms"], br["threshold_ms"], br["waited_ms"]) == (1000, 1000, 1000), br
+    assert br["shop"] == "tm" and br["agent"] == "alice" and "queue" not in br, br
+    w = due(seen, "jd-1", "sla.warn", 1500)
+    br = due(seen, "jd-1", "sla.breach", 3000)
+    assert (w["threshold_ms"], br["threshold_ms"], br["waited_ms"]) == (3000, 3000, 3000), br
+    assert br["shop"] == "jd" and br["agent"] == "alice" and "queue" not in br, br
+
+    # the alerts in Redis: shop right after conversation, each its own threshold
+    want = {("tm-1", "sla.warn", "tm", 1000), ("tm-1", "sla.breach", "tm", 1000),
+            ("jd-1", "sla.warn", "jd", 3000), ("jd-1", "sla.breach", "jd", 3000)}
+    wait_for(lambda: len(redis_alerts(r)) >= 4, T, "4 SLA alerts in Redis")
+    got = redis_alerts(r)
+    assert {(a["conversation"], a["type"], a.get("shop"), a["threshold_ms"]) for a in got} \
+        == want, got
+    assert len(got) == 4, got
+    for a in got:
+        shop_after_conversation(a)
+
+    # the figures: two sets for alice, one per shop, nothing merged
+    def split():
+        m = metrics(d.admin)
+        rounds = agent_series(m, "chatmon_agent_rounds_total", "alice")
+        return (m, rounds) if rounds.get(("tm", "")) == 1 and rounds.get(("jd", "")) == 1 \
+            else None
+    m, rounds = wait_for(split, T, "alice's rounds in tm and jd on /metrics")
+    assert rounds == {("tm", ""): 1, ("jd", ""): 1}, rounds
+    assert agent_series(m, "chatmon_agent_answered_total", "alice") == \
+        {("tm", ""): 1, ("jd", ""): 1}
+    assert agent_series(m, "chatmon_agent_breaches_total", "alice") == \
+        {("tm", ""): 1, ("jd", ""): 1}
+    first = agent_series(m, "chatmon_agent_first_response_mean_seconds", "alice")
+    assert 1.0 <= first[("tm", "")] <= 1.0 + TOL + 0.1, first
+    assert 3.0 <= first[("jd", "")] <= 3.0 + TOL + 0.1, first
+
+    # 6 (live against replay): the same configuration replayed over a log of
+    # the same turns gives the same alerts' types, shops and thresholds
+    now = int(time.time() * 1000)
+    log = tmp_path / "two.jsonl"
+    log.write_text(log_line(now, "tm-1", "customer", "在吗,这款有M码吗", shop="tm") +
+                   log_line(now, "jd-1", "customer", "在吗,什么时候发货", shop="jd") +
+                   log_line(now + 1100, "tm-1", "agent", "亲,有的") +
+                   log_line(now + 3100, "jd-1", "agent", "亲,今天就发"), encoding="utf-8")
+    code, out, err = replay(d.conf, log, tmp_path)
+    assert (code, err) == (0, ""), err
+    assert {(a["conversation"], a["type"], a.get("shop"), a["threshold_ms"])
+            for a in out[:-1]} == want, out
+    assert len(out) == 5, out
+    summary = out[-1]
+    assert summary["type"] == "summary", summary
+    assert summary["shops"]["tm"]["agents"]["alice"]["rounds"] == 1, summary
+    assert summary["shops"]["jd"]["agents"]["alice"]["rounds"] == 1, summary
+    assert summary["shops"]["tm"]["agents"]["alice"]["first_mean_ms"] == 1100, summary
+    assert summary["shops"]["jd"]["agents"]["alice"]["first_mean_ms"] == 3100, summary
+    assert "alice" not in summary.get("agents", {}), summary
+
+
+# --------------------------------------------------------------------------
+# 2. A conversation keeps the shop of its first turn
+
+
+def test_conversation_keeps_its_first_shop(shopd, backend, redis_server, tmp_path):
+    r = redis_server()
+    b = backend(script="customer.py")
+    body = ("shops:\n"
+            "  tm:\n    sla: {first_response: 3s, reply: 1s}\n"
+            "  jd:\n    sla: {first_response: 3s, reply: 3s}\n")
+    d = shopd(b.port, r.url(), body, protocol="shop: /shop")
+    # the second turn names jd: the conversation stays tm's (reply 1 s, not 3 s)
+    s = script(tmp_path, "keep", [(0, frame("k-1", "你好", shop="tm")),
+                                  (400, frame("k-1", "包邮吗", shop="jd"))])
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=alice") as ws:
+            f = json.loads(await recv(ws))
+            assert f["text"] == "你好", f
+            await ws.send(frame("k-1", "亲,您好", shop="jd"))   # closes the first round
+            return await serve(ws, {"k-1": frame("k-1", "亲,全国包邮", shop="jd")})
+    seen = run(main())
+    br = due(seen, "k-1", "sla.breach", 1000)
+    assert br["shop"] == "tm" and br["threshold_ms"] == 1000 and br["first"] is False, br
+    wait_for(lambda: len(redis_alerts(r, "k-1")) >= 2, T, "k-1's alerts in Redis")
+    got = redis_alerts(r, "k-1")
+    assert [(a["type"], a.get("shop"), a["threshold_ms"]) for a in got] == \
+        [("sla.warn", "tm", 1000), ("sla.breach", "tm", 1000)], got
+    rounds = wait_for(lambda: (lambda x: x if sum(x.values()) >= 2 else None)(
+        agent_series(metrics(d.admin), "chatmon_agent_rounds_total", "alice")),
+        T, "alice's two rounds on /metrics")
+    assert rounds == {("tm", ""): 2}, rounds
+
+
+# --------------------------------------------------------------------------
+# 3. The shop and queue from the agent's URL; a queue's own threshold
+
+
+def test_shop_and_queue_from_the_url_and_queue_thresholds(shopd, backend, redis_server,
+                                                          tmp_path):
+    r = redis_server()
+    b = backend(script="customer.py")
+    body = ("shops:\n"
+            "  tm:\n"
+            "    sla: {first_response: 1s}\n"
+            "    queues:\n"
+            "      presale:\n"
+            "        sla: {first_response: 2s}\n"
+            "      after:\n"
+            "        sla: {first_response: 1500ms}\n")
+    d = shopd(b.port, r.url(), body, protocol="queue: /queue",
+              top="shop_id: query:shop\nqueue_id: query:queue\n")
+    # bob's URL names tm/presale; u-2's frame names its queue; carol's URL tm alone
+    sb = script(tmp_path, "bob", [(0, frame("u-1", "这款什么时候上新")),
+                                  (0, frame("u-2", "退货运费谁出", queue="after"))])
+    sc = script(tmp_path, "carol", [(0, frame("u-3", "在吗"))])
+
+    async def main():
+        async with agent(d, f"/script?file={sb}&agent=bob&shop=tm&queue=presale") as ws1, \
+                agent(d, f"/script?file={sc}&agent=carol&shop=tm") as ws2:
+            return await asyncio.gather(
+                serve(ws1, {"u-1": frame("u-1", "亲,下周上新"),
+                            "u-2": frame("u-2", "亲,我们出")}),
+                serve(ws2, {"u-3": frame("u-3", "亲,在的")}))
+    bob, carol = run(main())
+    a1 = due(bob, "u-1", "sla.breach", 2000)
+    a2 = due(bob, "u-2", "sla.breach", 1500)
+    a3 = due(carol, "u-3", "sla.breach", 1000)
+    assert (a1["shop"], a1.get("queue"), a1["threshold_ms"]) == ("tm", "presale", 2000), a1
+    assert (a2["shop"], a2.get("queue"), a2["threshold_ms"]) == ("tm", "after", 1500), a2
+    assert (a3["shop"], a3.get("queue"), a3["threshold_ms"]) == ("tm", None, 1000), a3
+    wait_for(lambda: len(redis_alerts(r)) >= 6, T, "6 SLA alerts in Redis")
+    got = redis_alerts(r)
+    assert sorted((a["conversation"], a["type"], a.get("shop"), a.get("queue"),
+                   a["threshold_ms"]) for a in got) == sorted([
+        ("u-1", "sla.warn", "tm", "presale", 2000), ("u-1", "sla.breach", "tm", "presale", 2000),
+        ("u-2", "sla.warn", "tm", "after", 1500), ("u-2", "sla.breach", "tm", "after", 1500),
+        ("u-3", "sla.warn", "tm", None, 1000), ("u-3", "sla.breach", "tm", None, 1000)]), got
+    for a in got:
+        shop_after_conversation(a)
+
+    def figures():
+        m = metrics(d.admin)
+        fb = agent_series(m, "chatmon_agent_rounds_total", "bob")
+        fc = agent_series(m, "chatmon_agent_rounds_total", "carol")
+        return (fb, fc) if sum(fb.values()) >= 2 and sum(fc.values()) >= 1 else None
+    fb, fc = wait_for(figures, T, "bob's and carol's rounds on /metrics")
+    assert fb == {("tm", "presale"): 1, ("tm", "after"): 1}, fb
+    assert fc == {("tm", ""): 1}, fc
+
+
+# --------------------------------------------------------------------------
+# 4. A shop's own rule pack, and a top-level rule switched off in a shop
+
+
+def test_shop_rule_pack_and_rules_off(shopd, backend, redis_server, tmp_path):
+    r = redis_server()
+    b = backend()
+    pack = tmp_path / "tmpack"
+    pack.mkdir()
+    (pack / "brand.yaml").write_text(
+        "- rule: brand.test_rival\n"
+        "  category: ad_law\n"
+        "  severity: critical\n"
+        "  action: block\n"
+        "  pattern: '竞品'\n"
+        "  message: 亲,请不要提及其他品牌。\n"
+        "  examples:\n"
+        "    match: [比竞品好]\n"
+        "    no_match: [比别家好]\n", encoding="utf-8")
+    body = ("shops:\n"
+            "  tm:\n    rules: [tmpack]\n"          # relative to the configuration file
+            "  jd:\n    rules_off: [stock.test_none]\n")
+    d = shopd(b.port, r.url(), body, protocol="shop: /shop")
+    rival, nostock = "我们比竞品好多了", "亲,这款没货了"
+
+    async def main():
+        async with agent(d, "/echo?t=shops&agent=alice") as ws:
+            conn = b.opened("t=shops")["conn"]
+            # tm: blocked by tm's own pack
+            await ws.send(frame("r-tm", rival, shop="tm"))
+            f = json.loads(await recv(ws))
+            assert f["type"] == "chatmon.warning" and f["blocked"] is True, f
+            assert f["alert"]["rule"] == "brand.test_rival" and f["alert"]["shop"] == "tm", f
+            # jd: no such rule, forwarded (and echoed)
+            await ws.send(frame("r-jd", rival, shop="jd"))
+            f = json.loads(await recv(ws))
+            assert f["type"] == "message" and f["text"] == rival, f
+            # no shop: the top-level pack only, forwarded
+            await ws.send(frame("r-none", rival))
+            f = json.loads(await recv(ws))
+            assert f["type"] == "message" and f["text"] == rival, f
+            # the top-level warn rule: on in tm, off in jd
+            await ws.send(frame("r-tm", nostock, shop="tm"))
+            f = json.loads(await recv(ws))
+            assert f["type"] == "chatmon.warning" and f["blocked"] is False, f
+            assert f["alert"]["rule"] == "stock.test_none" and f["alert"]["shop"] == "tm", f
+            f = json.loads(await recv(ws))
+            assert f["type"] == "message" and f["text"] == nostock, f
+            await ws.send(frame("r-jd", nostock, shop="jd"))
+            f = json.loads(await recv(ws))
+            assert f["type"] == "message" and f["text"] == nostock, f      # no warning first
+            b.messages(conn, 4)
+            await asyncio.sleep(0.3)
+            return [json.loads(m["head"]) for m in b.messages(conn)]
+    heads = run(main())
+    assert [(h["conversation"], h["text"]) for h in heads] == \
+        [("r-jd", rival), ("r-none", rival), ("r-tm", nostock), ("r-jd", nostock)], heads
+    wait_for(lambda: len(redis_alerts(r)) >= 2, T, "2 rule alerts in Redis")
+    time.sleep(0.3)
+    got = redis_alerts(r)
+    assert [(a["conversation"], a["rule"], a.get("shop"), a["action"]) for a in got] == \
+        [("r-tm", "brand.test_rival", "tm", "block"),
+         ("r-tm", "stock.test_none", "tm", "warn")], got
+    for a in got:
+        shop_after_conversation(a)
+        assert list(a)[list(a).index("shop") + 1] == "role", a
+
+
+# --------------------------------------------------------------------------
+# 5. SIGHUP changes one shop; the other's open round keeps its deadline
+
+
+def test_reload_changes_one_shop_only(shopd, backend, redis_server, tmp_path):
+    r = redis_server()
+    b = backend(script="customer.py")
+    shops = ("shops:\n"
+             "  tm:\n    sla: {{first_response: {tm}}}\n"
+             "  jd:\n    sla: {{first_response: 2500ms}}\n")
+    d = shopd(b.port, r.url(), shops.format(tm="3s"), protocol="shop: /shop")
+    # jd's round opens before the reload, tm's after it
+    s = script(tmp_path, "reload", [(0, frame("j-1", "在吗", shop="jd")),
+                                    (1000, frame("t-1", "在吗", shop="tm"))])
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=alice") as ws:
+            f = json.loads(await recv(ws))
+            assert f["conversation"] == "j-1", f
+            t_j = time.monotonic()
+            mark = len(d.log())
+            d.write_config(d.text(body=shops.format(tm="1s")))
+            d.signal(signal.SIGHUP)
+            d.wait_log(r"^chatmond: info: main: reload: configuration reloaded", T, mark)
+            assert time.monotonic() - t_j < 0.9, "the reload took too long for this test"
+            seen = await serve(ws, {"j-1": frame("j-1", "亲,在的"),
+                                    "t-1": frame("t-1", "亲,在的")})
+            seen["j-1"]["turn"] = t_j
+            return seen
+    seen = run(main())
+    # jd: 2.5 s from its opening, as before the reload
+    a = due(seen, "j-1", "sla.breach", 2500)
+    assert (a["shop"], a["threshold_ms"]) == ("jd", 2500), a
+    # tm: its new round takes the new 1 s
+    a = due(seen, "t-1", "sla.breach", 1000)
+    assert (a["shop"], a["threshold_ms"]) == ("tm", 1000), a
+
+
+# --------------------------------------------------------------------------
+# 6. chatmon replay: figures by shop and queue, each shop's service hours
+
+
+def test_replay_by_shop_and_queue_in_service_hours(tmp_path):
+    conf = tmp_path / "replay.yaml"
+    conf.write_text(
+        f"rules: {MINIMAL_RULES}\n"
+        "sla:\n"
+        "  first_response: 60s\n"
+        "  reply: 60s\n"
+        "  escalate: 300s\n"
+        "  timezone: UTC\n"
+        "shops:\n"
+        "  tm:\n"
+        "    hours: ['09:00-23:00']\n"
+        "    timezone: '+08:00'\n"
+        "    sla: {first_response: 15s, reply: 15s}\n"
+        "    queues:\n"
+        "      presale:\n"
+        "        sla: {first_response: 5s}\n"
+        "  jd:\n"
+        "    sla: {first_response: 30s}\n", encoding="utf-8")
+    day = "2026-11-23T"
+    log = tmp_path / "day.jsonl"
+    log.write_text("".join([
+        # 08:00 local: tm's clock runs from 09:00, so answered at 09:00:10 it waited 10 s
+        log_line(day + "08:00:00+08:00", "e-1", "customer", "在吗", shop="tm"),
+        log_line(day + "09:00:00+08:00", "t-1", "customer", "在吗", shop="tm"),
+        log_line(day + "09:00:10+08:00", "e-1", "agent", "亲,早上好", shop="tm"),
+        log_line(day + "09:00:20+08:00", "t-1", "agent", "亲,在的", shop="tm"),
+        log_line(day + "10:00:00+08:00", "j-1", "customer", "在吗", shop="jd"),
+        log_line(day + "10:00:40+08:00", "j-1", "agent", "亲,在的", shop="jd"),
+        log_line(day + "11:00:00+08:00", "p-1", "customer", "有优惠吗", shop="tm",
+                 queue="presale"),
+        log_line(day + "11:00:08+08:00", "p-1", "agent", "亲,有券", shop="tm",
+                 queue="presale"),
+        log_line(day + "12:00:00+08:00", "n-1", "customer", "在吗"),
+        log_line(day + "12:00:05+08:00", "n-1", "agent", "亲,在的"),
+    ]), encoding="utf-8")
+    code, out, err = replay(conf, log, tmp_path)
+    assert (code, err) == (0, ""), err
+    alerts, summary = out[:-1], out[-1]
+    assert [(a["ts"], a["type"], a["conversation"], a.get("shop"), a.get("queue"),
+             a["threshold_ms"]) for a in alerts] == [
+        ("2026-11-23T01:00:12.000Z", "sla.warn", "t-1", "tm", None, 15000),
+        ("2026-11-23T01:00:15.000Z", "sla.breach", "t-1", "tm", None, 15000),
+        ("2026-11-23T02:00:24.000Z", "sla.warn", "j-1", "jd", None, 30000),
+        ("2026-11-23T02:00:30.000Z", "sla.breach", "j-1", "jd", None, 30000),
+        ("2026-11-23T03:00:04.000Z", "sla.warn", "p-1", "tm", "presale", 5000),
+        ("2026-11-23T03:00:05.000Z", "sla.breach", "p-1", "tm", "presale", 5000),
+    ], alerts
+    for a in alerts:
+        shop_after_conversation(a)
+    assert summary["type"] == "summary" and summary["conversations"] == 5, summary
+
+    def fig(f):
+        return {k: f[k] for k in ("rounds", "answered", "mean_ms", "first_rounds",
+                                  "first_mean_ms", "breaches", "escalations")}
+    assert fig(summary["agents"]["alice"]) == dict(
+        rounds=1, answered=1, mean_ms=5000, first_rounds=1, first_mean_ms=5000,
+        breaches=0, escalations=0), summary
+    shops = summary["shops"]
+    assert set(shops) == {"tm", "jd"}, shops
+    assert fig(shops["tm"]["agents"]["alice"]) == dict(
+        rounds=2, answered=2, mean_ms=15000, first_rounds=2, first_mean_ms=15000,
+        breaches=1, escalations=0), shops
+    assert fig(shops["tm"]["queues"]["presale"]["agents"]["alice"]) == dict(
+        rounds=1, answered=1, mean_ms=8000, first_rounds=1, first_mean_ms=8000,
+        breaches=1, escalations=0), shops
+    assert fig(shops["jd"]["agents"]["alice"]) == dict(
+        rounds=1, answered=1, mean_ms=40000, first_rounds=1, first_mean_ms=40000,
+        breaches=1, escalations=0), shops
+    assert set(shops["jd"].get("queues", {})) == set(), shops
+
+
+# --------------------------------------------------------------------------
+# 7. Unknown shops: refused, or the top level's settings under their own id
+
+
+def test_unknown_shop_refused(shopd, backend, redis_server):
+    r = redis_server()
+    b = backend()
+    d = shopd(b.port, r.url(), "shops:\n  tm:\n    name: 天猫旗舰店\n",
+              protocol="shop: /shop", top="shop_id: query:shop\nshops_unknown: refuse\n")
+    assert handshake_status(d.port, "/echo?t=nope&agent=alice&shop=nope") == 403
+    assert not b.select(lambda e: e["ev"] == "open" and "t=nope" in e["path"])
+    assert metrics(d.admin).value("chatmon_connections_refused_total", reason="shop") == 1
+
+    async def main():
+        async with agent(d, "/echo?t=known&agent=alice&shop=tm") as ws:
+            conn = b.opened("t=known")["conn"]
+            await ws.send(frame("x-1", "hello-unknown", shop="nope"))
+            await ws.send(frame("x-2", "hello-known", shop="tm"))
+            await ws.send(frame("x-3", "hello-url"))
+            for want in ("hello-known", "hello-url"):
+                f = json.loads(await recv(ws))
+                assert f["text"] == want, f
+            await asyncio.sleep(0.3)
+            return [json.loads(m["head"])["text"] for m in b.messages(conn)]
+    assert run(main()) == ["hello-known", "hello-url"]
+    m = metrics(d.admin)
+    assert m.value("chatmon_frames_refused_total", reason="unknown_shop") == 1
+    assert m.value("chatmon_connections_refused_total", reason="shop") == 1
+
+
+def test_unknown_shop_by_default_gets_top_level_settings(shopd, backend, redis_server,
+                                                         tmp_path):
+    r = redis_server()
+    b = backend(script="customer.py")
+    d = shopd(b.port, r.url(), "shops:\n  tm:\n    sla: {first_response: 3s}\n",
+              protocol="shop: /shop",
+              sla={"first_response": "1s", "reply": "5s", "warn_at": "0.5",
+                   "escalate": "20s", "timezone": "UTC"})
+    s = script(tmp_path, "other", [(0, frame("o-1", "在吗", shop="other"))])
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=dave") as ws:
+            return await serve(ws, {"o-1": frame("o-1", "亲,在的")})
+    seen = run(main())
+    a = due(seen, "o-1", "sla.breach", 1000)
+    assert (a["shop"], a["threshold_ms"]) == ("other", 1000), a
+    wait_for(lambda: len(redis_alerts(r, "o-1")) >= 2, T, "o-1's alerts in Redis")
+    assert [(a["type"], a.get("shop")) for a in redis_alerts(r, "o-1")] == \
+        [("sla.warn", "other"), ("sla.breach", "other")]
+    rounds = wait_for(lambda: agent_series(metrics(d.admin), "chatmon_agent_rounds_total",
+                                           "dave") or None, T, "dave's round on /metrics")
+    assert rounds == {("other", ""): 1}, rounds
+
+
+# --------------------------------------------------------------------------
+# 8. chatmond -t: a bad shop, at its line
+
+
+GOOD = ("sla:\n"                                   # 2
+        "  first_response: 15s\n"                  # 3
+        "  reply: 30s\n"                           # 4
+        "  escalate: 180s\n"                       # 5
+        "shops:\n"                                 # 6
+        "  tm:\n"                                  # 7
+        "    name: 天猫旗舰店\n"                    # 8
+        "    sla:\n"                               # 9
+        "      reply: 20s\n"                       # 10
+        "    queues:\n"                            # 11
+        "      presale:\n"                         # 12
+        "        sla: {first_response: 10s}\n"     # 13
+        "  jd:\n"                                  # 14
+        "    profile: jd\n")                       # 15
+
+
+def check(tmp_path, name, text, *args):
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(f"rules: {MINIMAL_RULES}\n" + text, encoding="utf-8")
+    r = subprocess.run([CHATMOND, "-t", "-c", str(p), *args], capture_output=True,
+                       timeout=30)
+    return r.returncode, r.stderr.decode("utf-8", "replace") + \
+        r.stdout.decode("utf-8", "replace"), str(p)
+
+
+def test_check_accepts_good_shops(tmp_path):
+    code, out, _ = check(tmp_path, "good", GOOD)
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("name,old,new,where,words", [
+    ("duration", "      reply: 20s\n", "      reply: 20 parsecs\n",
+     10, ["shops.tm", "reply"]),
+    ("unknown_key", "    name: 天猫旗舰店\n", "    name: 天猫旗舰店\n    colour: red\n",
+     9, ["shops.tm", "colour"]),
+    ("escalate", "        sla: {first_response: 10s}\n",
+     "        sla: {first_response: 10s, reply: 200s}\n",
+     12, ["shops.tm.queues.presale", "escalate"]),
+    ("duplicate", "    profile: jd\n", "    profile: jd\n    sla: {profile: taobao}\n",
+     (15, 16), ["shops.jd", "duplicate"]),
+])
+def test_check_points_at_the_bad_shop(tmp_path, name, old, new, where, words):
+    assert old in GOOD
+    code, out, path = check(tmp_path, name, GOOD.replace(old, new))
+    assert code != 0, out
+    where = where if isinstance(where, tuple) else (where,)
+    lines = [l for l in out.splitlines() if any(f"{path}:{n}: " in l for n in where)]
+    assert lines, f"no {path}:{where}: in:\n{out}"
+    for w in words:
+        assert any(w in l for l in lines), f"{w!r} not in {lines}"
+
+
+def test_check_refuses_shops_from_the_command_line(tmp_path):
+    code, out, _ = check(tmp_path, "opt", GOOD, "-o", "shops.tm.sla.reply=5s")
+    assert code != 0 and "-o shops...: set shops in the file" in out, out
+
+
+def test_check_rules_off_and_duplicate_rule_ids(tmp_path):
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "dup.yaml").write_text(
+        "# the relay tests' rule again, under the same id\n"
+        "- rule: abuse.test_phrase\n"
+        "  category: abuse\n  severity: critical\n  action: block\n"
+        "  pattern: '滚'\n  message: 亲,请文明用语。\n"
+        "  examples:\n    match: [滚]\n", encoding="utf-8")
+    code, out, _ = check(tmp_path, "dup", "shops:\n  tm:\n    rules: [pack]\n")
+    assert code != 0, out
+    assert f"{pack / 'dup.yaml'}:2" in out and "abuse.test_phrase" in out, out
+    code, out, _ = check(tmp_path, "off", "shops:\n  tm:\n    rules_off: [no.such_rule]\n")
+    assert code != 0, out
+    assert any("tm" in l and "no.such_rule" in l for l in out.splitlines()), out
