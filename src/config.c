@@ -369,7 +369,7 @@ static const struct config_type_info {
 	[CT_LOG_FORMAT] = { "log format", config_set_log_format, OWN_NONE },
 	[CT_BOOL] =	{ "boolean", config_set_bool, OWN_NONE },
 	[CT_ROUTES] =	{ "list of routes", NULL, OWN_ROUTES },	/* config_set_routes */
-	[CT_ID_SOURCE] = { "id source", config_set_id_source, OWN_STR },
+	[CT_ID_SOURCE] = { "query:, header: or claim: source", config_set_id_source, OWN_STR },
 	[CT_SHOPS_UNKNOWN] = { "choice", config_set_shops_unknown, OWN_NONE },
 };
 
@@ -2136,6 +2136,7 @@ config_level_map(struct config_ctx *ctx, struct config_shop *shop,
 		return;
 	if (map->type != YAML_MAPPING_NODE) {
 		config_err(ctx, "expected a mapping, got a %s", config_node_kind(map));
+		lv->bad = 1;		/* what it meant is unknown: no cross-key checks */
 		return;
 	}
 	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
