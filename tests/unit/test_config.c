@@ -177,9 +177,8 @@ assert_errs(const struct sbuf *errs, const char *path, const char *expected,
 		else
 			sbuf_append(&want, p, 1);
 	}
-	if (strcmp(sbuf_str(errs), sbuf_str(&want)) != 0) {
+	if (strcmp(sbuf_str(errs), sbuf_str(&want)) != 0)
 		print_message("case %s\n", name);
-	}
 	assert_string_equal(sbuf_str(errs), sbuf_str(&want));
 	sbuf_free(&want);
 }
