@@ -1640,6 +1640,7 @@ test_sums_merge(void **state)
 	m.first_rounds = a.sums.first_rounds + b.sums.first_rounds;
 	m.first_sum_ms = a.sums.first_sum_ms + b.sums.first_sum_ms;
 	m.within_rate = a.sums.within_rate + b.sums.within_rate;
+	m.rate_base = a.sums.rate_base + b.sums.rate_base;
 	m.breaches = a.sums.breaches + b.sums.breaches;
 	assert_int_equal(a.sums.nhist, NELEM(hist));
 	for (i = 0; i < NELEM(hist); i++)
@@ -1784,7 +1785,9 @@ test_state_put_and_charging(void **state)
 	assert_int_equal(sla_conv_wait(b, c, T0 + 200 * SEC), 200 * SEC);
 	REPLY(b, "c-1", "alice", T0 + 201 * SEC);
 	assert_int_equal(fig(b, "alice").rounds, 0);	/* charging is off */
-	sla_charge_round(b, "alice", NULL, NULL, 1, T0, T0 + 201 * SEC, 1);
+	sla_charge_round(b, &(struct sla_round){ .agent = "alice",
+	    .conversation = "c-1", .conversation_len = 3, .opened = T0,
+	    .at = T0 + 201 * SEC, .answered = 1, .first = 1 });
 	sla_charge_event(b, "alice", NULL, NULL, SLA_ESCALATE, st.due[SLA_ESCALATE]);
 	sla_charge_event(b, "alice", NULL, NULL, SLA_WARN, T0);	/* never charged */
 	f = fig(b, "alice");
@@ -1828,8 +1831,7 @@ on_round(const struct sla_round *r, void *arg)
 	snprintf(rr->agent[rr->n], sizeof(rr->agent[0]), "%s", r->agent);
 	snprintf(rr->conv[rr->n], sizeof(rr->conv[0]), "%.*s",
 	    (int)r->conversation_len, r->conversation);
-	sla_charge_round(rr->charged, r->agent, NULL, NULL, r->answered, r->opened, r->at,
-	    r->first);
+	sla_charge_round(rr->charged, r);
 	rr->n++;
 }
 
