@@ -48,6 +48,7 @@ enum config_type {
 	CT_LOG_LEVEL,		/* log_level_parse */
 	CT_REDIS_URL,		/* redis://host[:port][/db] | unix:/path */
 	CT_PROFILE,		/* taobao | jd | pdd | custom */
+	CT_RATE_SCOPE,		/* rounds | first | buyer_day */
 	CT_TIMEZONE,		/* config_parse_timezone */
 	CT_LOG_FORMAT,		/* text | json */
 	CT_BOOL,		/* true | false (also yes/no, on/off) */
@@ -191,6 +192,8 @@ static const struct config_key config_keys[] = {
 	{ "sla.idle", CT_DURATION, OFF(sla.idle_ms), 0, "30m", 1000, NOMAX, 0 },
 	{ "sla.cap", CT_DURATION, OFF(sla.cap_ms), 0, "600s", 1000, NOMAX, 0 },
 	{ "sla.rate", CT_DURATION, OFF(sla.rate_ms), 0, "180s", 1000, NOMAX, 0 },
+	{ "sla.rate_scope", CT_RATE_SCOPE, OFF(sla.rate_scope), 0, "rounds",
+	    0, 0, 0 },
 	{ "sla.hours", CT_LIST, OFF(sla.hours_text), 0, NULL, 0, 0, CF_HOURS },
 	{ "sla.timezone", CT_TIMEZONE, OFF(sla.utc_offset_min), 0, "+08:00",
 	    0, 0, 0 },
@@ -327,6 +330,8 @@ static int	config_set_agent_id(struct config_ctx *,
 		    const struct config_key *, const char *);
 static int	config_set_log_level(struct config_ctx *,
 		    const struct config_key *, const char *);
+static int	config_set_rate_scope(struct config_ctx *,
+		    const struct config_key *, const char *);
 static int	config_set_profile(struct config_ctx *,
 		    const struct config_key *, const char *);
 static int	config_set_timezone(struct config_ctx *,
@@ -365,6 +370,7 @@ static const struct config_type_info {
 	[CT_LOG_LEVEL] = { "log level", config_set_log_level, OWN_NONE },
 	[CT_REDIS_URL] = { "Redis URL", config_set_redis_url, OWN_STR },
 	[CT_PROFILE] =	{ "SLA profile", config_set_profile, OWN_NONE },
+	[CT_RATE_SCOPE] = { "rate scope", config_set_rate_scope, OWN_NONE },
 	[CT_TIMEZONE] =	{ "time zone", config_set_timezone, OWN_NONE },
 	[CT_LOG_FORMAT] = { "log format", config_set_log_format, OWN_NONE },
 	[CT_BOOL] =	{ "boolean", config_set_bool, OWN_NONE },
@@ -1219,6 +1225,27 @@ config_set_profile(struct config_ctx *ctx, const struct config_key *k,
 	return -1;
 }
 
+/* By enum sla_rate_scope (docs/sla.md, "Platform measures"). */
+static const char *const config_rate_scopes[] = { "rounds", "first",
+    "buyer_day" };
+
+static int
+config_set_rate_scope(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	char	q[CONFIG_QUOTE];
+	size_t	i;
+
+	for (i = 0; i < UTIL_NELEM(config_rate_scopes); i++)
+		if (strcmp(s, config_rate_scopes[i]) == 0) {
+			*FIELD(ctx->cfg, int, k->off) = (int)i;
+			return 0;
+		}
+	config_err(ctx, "%s: unknown scope %s: want rounds, first or buyer_day",
+	    k->path, config_quote(q, sizeof(q), s));
+	return -1;
+}
+
 /* "HH:MM" into minutes; 24:00 only as an end. */
 static int
 config_hhmm(const char *s, int end, uint16_t *out)
@@ -1914,7 +1941,7 @@ config_apply_mapping(struct config_ctx *ctx, const char *prefix,
 static const char *const config_sla_keys[] = {
 	"sla.profile", "sla.first_response", "sla.reply", "sla.warn_at",
 	"sla.escalate", "sla.idle", "sla.cap", "sla.rate", "sla.hours",
-	"sla.timezone",
+	"sla.timezone", "sla.rate_scope",
 };
 #define CONFIG_SLA_NKEYS	UTIL_NELEM(config_sla_keys)
 #define CONFIG_SLA_PROFILE	0	/* config_sla_keys[0] */
@@ -2869,6 +2896,7 @@ static const struct {
 	{ CONFIG_PROFILE_TAOBAO, "sla.rate", "180s" },
 	{ CONFIG_PROFILE_TAOBAO, "sla.cap", "600s" },
 	{ CONFIG_PROFILE_TAOBAO, "sla.hours", "08:00-23:00" },
+	{ CONFIG_PROFILE_TAOBAO, "sla.rate_scope", "rounds" },
 	/* JD: a 30-second answer rate on the first question, 09:00-23:00 */
 	{ CONFIG_PROFILE_JD, "sla.first_response", "30s" },
 	{ CONFIG_PROFILE_JD, "sla.reply", "30s" },
@@ -2876,6 +2904,9 @@ static const struct {
 	{ CONFIG_PROFILE_JD, "sla.rate", "30s" },
 	{ CONFIG_PROFILE_JD, "sla.cap", "600s" },
 	{ CONFIG_PROFILE_JD, "sla.hours", "09:00-23:00" },
+	/* JD: the first question only; a chat within 10 minutes is the same one */
+	{ CONFIG_PROFILE_JD, "sla.rate_scope", "first" },
+	{ CONFIG_PROFILE_JD, "sla.idle", "10m" },
 	/* Pinduoduo: 30-second answer, 3-minute manual reply rate, 08:00-23:00 */
 	{ CONFIG_PROFILE_PDD, "sla.first_response", "30s" },
 	{ CONFIG_PROFILE_PDD, "sla.reply", "180s" },
@@ -2883,6 +2914,8 @@ static const struct {
 	{ CONFIG_PROFILE_PDD, "sla.rate", "180s" },
 	{ CONFIG_PROFILE_PDD, "sla.cap", "600s" },
 	{ CONFIG_PROFILE_PDD, "sla.hours", "08:00-23:00" },
+	/* Pinduoduo: per buyer and day */
+	{ CONFIG_PROFILE_PDD, "sla.rate_scope", "buyer_day" },
 };
 
 static void
@@ -2981,7 +3014,7 @@ config_sla_copy(const struct config_key *k, struct config_sla *dst,
 	case CT_TIMEZONE:
 		memcpy(d, s, sizeof(int32_t));
 		break;
-	default:			/* CT_PROFILE */
+	default:			/* CT_PROFILE, CT_RATE_SCOPE */
 		memcpy(d, s, sizeof(int));
 		break;
 	}

@@ -1605,6 +1605,7 @@ sla_config_from(struct sla_config *s, const struct config_sla *c)
 	s->idle_ms = c->idle_ms;
 	s->cap_ms = c->cap_ms;
 	s->rate_ms = c->rate_ms;
+	s->rate_scope = c->rate_scope;
 	for (i = 0; i < c->nhours && i < SLA_MAX_HOURS; i++) {
 		s->hours[i].from_min = c->hours[i].from_min;
 		s->hours[i].to_min = c->hours[i].to_min;
