@@ -151,7 +151,11 @@ async def serve(ws, replies, timeout=8):
     seen, left = {}, dict(replies)
     deadline = time.monotonic() + timeout * SLOW
     while left:
-        data = await recv(ws, max(0.05, deadline - time.monotonic()))
+        try:
+            data = await recv(ws, max(0.05, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no breach within {timeout * SLOW} s for {sorted(left)}; "
+                                 f"seen: {seen}") from None
         t = time.monotonic()
         f = json.loads(data)
         conv = f.get("conversation")
