@@ -31,7 +31,9 @@ state_day(char out[16], int64_t now, int32_t off_min)
 json_t *
 state_figures_json(const struct sla_figures *f)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
+	json_t	*o;
+
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
 	    "rounds", (json_int_t)f->rounds,
 	    "answered", (json_int_t)f->answered,
 	    "mean_ms", (json_int_t)f->mean_ms,
@@ -42,6 +44,14 @@ state_figures_json(const struct sla_figures *f)
 	    "escalations", (json_int_t)f->escalations,
 	    "within_rate", (json_int_t)f->within_rate,
 	    "rate", f->rate);
+	/* what the rate counts, only where it is not every round (docs/sla.md) */
+	if (o != NULL && f->rate_base != f->rounds &&
+	    json_object_set_new(o, "rate_base", json_integer((json_int_t)
+	    f->rate_base)) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 /* --- chatmond's side: the documents -------------------------------------- */
