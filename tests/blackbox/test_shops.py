@@ -20,6 +20,7 @@ half; hours are checked in replay, on the log's own clock."""
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -314,6 +315,11 @@ def test_two_shops_one_agent_each_judged_by_its_own(shopd, backend, redis_server
     first = agent_series(m, "chatmon_agent_first_response_mean_seconds", "alice")
     assert 1.0 <= first[("tm", "")] <= 1.0 + TOL + 0.1, first
     assert 3.0 <= first[("jd", "")] <= 3.0 + TOL + 0.1, first
+    # at exit: one figures line per shop, starting with its shop
+    assert d.stop() == 0
+    lines = re.findall(r"^chatmond: info: slaclock: (.*agent=alice .*)$", d.log(), re.M)
+    assert sorted(l.split(" agent=")[0] for l in lines) == ["shop=jd", "shop=tm"], lines
+    assert all(" rounds=1 answered=1 " in l and " breaches=1 " in l for l in lines), lines
 
     # 6 (live against replay): the same configuration replayed over a log of
     # the same turns gives the same alerts' types, shops and thresholds
@@ -387,12 +393,14 @@ def test_shop_and_queue_from_the_url_and_queue_thresholds(shopd, backend, redis_
             "        sla: {first_response: 2s}\n"
             "      after:\n"
             "        sla: {first_response: 1500ms}\n")
-    d = shopd(b.port, r.url(), body, protocol="queue: /queue",
+    d = shopd(b.port, r.url(), body, protocol="shop: /shop\nqueue: /queue",
               top="shop_id: query:shop\nqueue_id: query:queue\n")
     # bob's URL names tm/presale; u-2's frame names its queue; carol's URL tm alone
     sb = script(short, "bob", [(0, frame("u-1", "这款什么时候上新")),
                                   (0, frame("u-2", "退货运费谁出", queue="after"))])
-    sc = script(short, "carol", [(0, frame("u-3", "在吗"))])
+    # u-4's frame names a shop id no shop can have: ignored, carol's URL counts
+    sc = script(short, "carol", [(0, frame("u-3", "在吗")),
+                                 (0, frame("u-4", "在吗", shop="no such shop!"))])
 
     async def main():
         async with agent(d, f"/script?file={sb}&agent=bob&shop=tm&queue=presale") as ws1, \
@@ -400,21 +408,25 @@ def test_shop_and_queue_from_the_url_and_queue_thresholds(shopd, backend, redis_
             return await asyncio.gather(
                 serve(ws1, {"u-1": frame("u-1", "亲,下周上新"),
                             "u-2": frame("u-2", "亲,我们出")}),
-                serve(ws2, {"u-3": frame("u-3", "亲,在的")}))
+                serve(ws2, {"u-3": frame("u-3", "亲,在的"),
+                            "u-4": frame("u-4", "亲,在的")}))
     bob, carol = run(main())
     a1 = due(bob, "u-1", "sla.breach", 2000)
     a2 = due(bob, "u-2", "sla.breach", 1500)
     a3 = due(carol, "u-3", "sla.breach", 1000)
+    a4 = due(carol, "u-4", "sla.breach", 1000)
+    assert (a4["shop"], a4.get("queue"), a4["threshold_ms"]) == ("tm", None, 1000), a4
     assert (a1["shop"], a1.get("queue"), a1["threshold_ms"]) == ("tm", "presale", 2000), a1
     assert (a2["shop"], a2.get("queue"), a2["threshold_ms"]) == ("tm", "after", 1500), a2
     assert (a3["shop"], a3.get("queue"), a3["threshold_ms"]) == ("tm", None, 1000), a3
-    wait_for(lambda: len(redis_alerts(r)) >= 6, T, "6 SLA alerts in Redis")
+    wait_for(lambda: len(redis_alerts(r)) >= 8, T, "8 SLA alerts in Redis")
     got = redis_alerts(r)
     assert sorted((a["conversation"], a["type"], a.get("shop"), a.get("queue"),
                    a["threshold_ms"]) for a in got) == sorted([
         ("u-1", "sla.warn", "tm", "presale", 2000), ("u-1", "sla.breach", "tm", "presale", 2000),
         ("u-2", "sla.warn", "tm", "after", 1500), ("u-2", "sla.breach", "tm", "after", 1500),
-        ("u-3", "sla.warn", "tm", None, 1000), ("u-3", "sla.breach", "tm", None, 1000)]), got
+        ("u-3", "sla.warn", "tm", None, 1000), ("u-3", "sla.breach", "tm", None, 1000),
+        ("u-4", "sla.warn", "tm", None, 1000), ("u-4", "sla.breach", "tm", None, 1000)]), got
     for a in got:
         shop_after_conversation(a)
 
@@ -422,10 +434,10 @@ def test_shop_and_queue_from_the_url_and_queue_thresholds(shopd, backend, redis_
         m = metrics(d.admin)
         fb = agent_series(m, "chatmon_agent_rounds_total", "bob")
         fc = agent_series(m, "chatmon_agent_rounds_total", "carol")
-        return (fb, fc) if sum(fb.values()) >= 2 and sum(fc.values()) >= 1 else None
+        return (fb, fc) if sum(fb.values()) >= 2 and sum(fc.values()) >= 2 else None
     fb, fc = wait_for(figures, T, "bob's and carol's rounds on /metrics")
     assert fb == {("tm", "presale"): 1, ("tm", "after"): 1}, fb
-    assert fc == {("tm", ""): 1}, fc
+    assert fc == {("tm", ""): 2}, fc
 
 
 def test_shop_from_url_beside_a_long_argument(shopd, backend, redis_server):
@@ -513,35 +525,43 @@ def test_shop_rule_pack_and_rules_off(shopd, backend, redis_server, tmp_path):
 
 
 def test_reload_changes_one_shop_only(shopd, backend, redis_server, short, tmp_path):
+    """docs/sla.md: a reload that changes one shop changes the rounds of that
+    shop that open afterwards; every round already open, of that shop or
+    another, keeps the deadlines it opened with."""
     r = redis_server()
     b = backend(script="customer.py")
     shops = ("shops:\n"
              "  tm:\n    sla: {{first_response: {tm}}}\n"
              "  jd:\n    sla: {{first_response: 2500ms}}\n")
     d = shopd(b.port, r.url(), shops.format(tm="3s"), protocol="shop: /shop")
-    # jd's round opens before the reload, tm's after it
+    # j-1 and t-0 open before the reload, t-1 after it
     s = script(short, "reload", [(0, frame("j-1", "在吗", shop="jd")),
-                                    (1000, frame("t-1", "在吗", shop="tm"))])
+                                 (0, frame("t-0", "在吗", shop="tm")),
+                                 (1000, frame("t-1", "在吗", shop="tm"))])
 
     async def main():
         async with agent(d, f"/script?file={s}&agent=alice") as ws:
-            f = json.loads(await recv(ws))
-            assert f["conversation"] == "j-1", f
-            t_j = time.monotonic()
+            opened = {}
+            for _ in range(2):
+                f = json.loads(await recv(ws))
+                opened[f["conversation"]] = time.monotonic()
+            assert set(opened) == {"j-1", "t-0"}, opened
             mark = len(d.log())
             d.write_config(d.text(body=shops.format(tm="1s")))
             d.signal(signal.SIGHUP)
             d.wait_log(r"^chatmond: info: main: reload: configuration reloaded", T, mark)
-            assert time.monotonic() - t_j < 0.9, "the reload took too long for this test"
-            seen = await serve(ws, {"j-1": frame("j-1", "亲,在的"),
-                                    "t-1": frame("t-1", "亲,在的")})
-            seen["j-1"]["turn"] = t_j
+            assert time.monotonic() - opened["j-1"] < 0.9, "the reload took too long"
+            seen = await serve(ws, {c: frame(c, "亲,在的") for c in ("j-1", "t-0", "t-1")})
+            for c, t in opened.items():
+                seen[c]["turn"] = t
             return seen
     seen = run(main())
-    # jd: 2.5 s from its opening, as before the reload
+    # opened before: their deadlines as they opened, the changed shop's too
     a = due(seen, "j-1", "sla.breach", 2500)
     assert (a["shop"], a["threshold_ms"]) == ("jd", 2500), a
-    # tm: its new round takes the new 1 s
+    a = due(seen, "t-0", "sla.breach", 3000)
+    assert (a["shop"], a["threshold_ms"]) == ("tm", 3000), a
+    # tm's round opened after the reload takes the new 1 s
     a = due(seen, "t-1", "sla.breach", 1000)
     assert (a["shop"], a["threshold_ms"]) == ("tm", 1000), a
 
