@@ -29,6 +29,8 @@ struct pipeline_turn {
 	size_t		 text_len;
 	int64_t		 now_ms;	/* wall clock, or the log's */
 	int		 robot;		/* a robot's or auto-reply: closes no round */
+	const char	*shop;		/* NUL-terminated, "" none: which rule packs run */
+	const char	*queue;		/* NUL-terminated, "" none */
 };
 
 /*
