@@ -19,6 +19,7 @@
 #include "chatmon/rulebook.h"
 #include "chatmon/rules.h"
 #include "chatmon/util.h"
+#include "chatmon/window.h"
 
 /* The top-level pack: a block, a flag, and a window rule. */
 static const char base_yaml[] =
@@ -344,6 +345,111 @@ test_set_book(void **state)
 	rulebook_free(plain);
 }
 
+/* rules_match's order (src/rules.c): longest, strongest, earliest, by id. */
+static int
+hit_cmp(const void *a, const void *b)
+{
+	const struct rules_hit	*x = a, *y = b;
+	uint32_t		 lx = x->end - x->start, ly = y->end - y->start;
+
+	if (lx != ly)
+		return lx > ly ? -1 : 1;
+	if (x->severity != y->severity)
+		return x->severity > y->severity ? -1 : 1;
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return strcmp(x->rule, y->rule);
+}
+
+/*
+ * Random turns of tmall (three packs, b.rude off): detect_turn, with its
+ * window pass skipped on the notes' word, finds what each pack finds when
+ * its window pass runs every time, in one pack's order, less b.rude.
+ */
+static void
+test_oracle(void **state)
+{
+	static const char *const pieces[] = {
+		"加", "我", "加我", "微", "信", "微信", "abc", "123", "优惠",
+		"微信abc", "码1234", "优惠码", "加我微", "信a1b2",
+		"码", "12", "34", "假", "货", "假货", "不知道", "京东", "更便宜",
+		"，", "。。。。", " ", "亲", "好的", "一三八", "\xf0\x9f\x98\x80",
+	};
+	struct fixture		*fx = *state;
+	struct window_conf	 wc = { 3, 60000, 512, 100, 0 };
+	struct book		 bk;
+	struct rules		*or[3];
+	struct window		*w;
+	struct sbuf		 errs;
+	struct rules_hit	 want[64];
+	const struct rules_hit	*h;
+	const struct detect_hit	*dh;
+	const char		*joined;
+	char			 text[256], conv[8], *cos[1] = { fx->cos };
+	size_t			 i, j, k, p, n, na, len, jlen, last, nturns, windows = 0;
+	ssize_t			 got;
+	uint32_t		 x = 20261205;
+
+	book_load(&bk, fx);
+	sbuf_init(&errs);
+	assert_non_null(or[0] = rules_load_dir(fx->base, 0, &errs));
+	assert_non_null(or[1] = rules_load_files(cos, 1, 0, &errs));
+	assert_non_null(or[2] = rules_load_dir(fx->brand, 0, &errs));
+	sbuf_free(&errs);
+	assert_non_null(w = window_new(&wc));
+	for (i = 0; i < 8000; i++) {
+		len = 0;
+		x = x * 1103515245u + 12345u;
+		for (j = 1 + (x >> 16) % 4; j > 0; j--) {
+			x = x * 1103515245u + 12345u;
+			k = (x >> 16) % UTIL_NELEM(pieces);
+			if (len + strlen(pieces[k]) + 1 >= sizeof(text))
+				break;
+			memcpy(text + len, pieces[k], strlen(pieces[k]));
+			len += strlen(pieces[k]);
+		}
+		text[len] = '\0';
+		x = x * 1103515245u + 12345u;
+		snprintf(conv, sizeof(conv), "r%u", (x >> 16) % 2);
+		/* the oracle: every pack alone, then every pack's window pass */
+		n = 0;
+		for (p = 0; p < 3; p++) {
+			k = rules_match(or[p], RULES_AGENT, text, len, &h);
+			for (j = 0; j < k; j++)
+				if (strcmp(h[j].rule, "b.rude") != 0)
+					want[n++] = h[j];
+		}
+		qsort(want, n, sizeof(*want), hit_cmp);
+		na = n;
+		assert_int_equal(window_add(w, conv, strlen(conv), RULES_AGENT,
+		    text, len, (int64_t)i * 10, &joined, &jlen, &last, &nturns), 0);
+		for (p = 0; p < 3 && nturns > 1; p++) {
+			k = rules_match_window(or[p], RULES_AGENT, joined, jlen,
+			    (uint32_t)util_utf8_count(joined, last), &h);
+			for (j = 0; j < k; j++)
+				if (strcmp(h[j].rule, "b.rude") != 0)
+					want[n++] = h[j];
+		}
+		qsort(want + na, n - na, sizeof(*want), hit_cmp);
+		windows += n - na;
+		got = detect_turn(bk.d, RULES_AGENT, "tmall", conv, strlen(conv),
+		    text, len, (int64_t)i * 10, &dh);
+		assert_int_equal(got, (ssize_t)n);
+		for (j = 0; j < n; j++) {
+			assert_string_equal(dh[j].hit.rule, want[j].rule);
+			assert_int_equal(dh[j].hit.start, want[j].start);
+			assert_int_equal(dh[j].hit.end, want[j].end);
+			assert_int_equal(dh[j].turns > 1, j >= na);
+		}
+	}
+	print_message("%zu window hits\n", windows);
+	assert_true(windows > 20);	/* the window passes did find things */
+	window_free(w);
+	for (p = 0; p < 3; p++)
+		rules_free(or[p]);
+	book_free(&bk);
+}
+
 /* How many times line occurs in s. */
 static size_t
 count(const char *s, const char *line)
@@ -448,6 +554,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rules_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_book, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oracle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_pack, setup, teardown),
