@@ -53,12 +53,12 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 # users, websess and ratelimit the dashboard's logins, handling and note
 # its HTTP API, pushmsg chatmon notify's messages, report `chatmon report`
 # (its Redis side is reportdb, a chat log's days reportlog, its command reportcli).
-PURE	:= util log yamlfile access config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt
+PURE	:= util log yamlfile access config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt
 IO	:= lwsctx session relay slaclock convstore rconn xfollow alert history notes snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_api dashboard rulesfp report reportdb reportlog reportcli passwd cliconf pushmsg httpc pushd chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_api dashboard rulesfp report reportdb reportlog reportcli passwd cliconf pushmsg httpc pushd chatmon))
 
-UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog
+UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -153,8 +153,13 @@ $(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules_load.o $(B
 	    $(BUILD)/rules.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 # rules_lit alone (its header is private: src/rules_lit.h); PCRE2 is the test's oracle
-$(BUILD)/tests/test_detect: $(BUILD)/tests/test_detect.o $(BUILD)/detect.o $(BUILD)/model.o $(BUILD)/window.o \
+$(BUILD)/tests/test_detect: $(BUILD)/tests/test_detect.o $(BUILD)/detect.o $(BUILD)/rulebook.o $(BUILD)/model.o $(BUILD)/window.o \
 	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_lit.o \
+	    $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
+# packs written by the test; shops built by hand (the config's parser is test_config's)
+$(BUILD)/tests/test_rulebook: $(BUILD)/tests/test_rulebook.o $(BUILD)/rulebook.o $(BUILD)/detect.o $(BUILD)/model.o \
+	    $(BUILD)/window.o $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_lit.o \
 	    $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 $(BUILD)/tests/test_rules_lit: $(BUILD)/tests/test_rules_lit.o $(BUILD)/tests/allocfail.o $(BUILD)/rules_lit.o
@@ -169,7 +174,7 @@ $(BUILD)/tests/test_alertfmt: $(BUILD)/tests/test_alertfmt.o $(BUILD)/tests/allo
 	    $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium -ljansson $(RULES_LIBS)
 $(BUILD)/tests/test_pipeline: $(BUILD)/tests/test_pipeline.o $(BUILD)/tests/allocfail.o $(BUILD)/pipeline.o \
-	    $(BUILD)/alertfmt.o $(BUILD)/jsonw.o $(BUILD)/detect.o $(BUILD)/model.o $(BUILD)/window.o \
+	    $(BUILD)/alertfmt.o $(BUILD)/jsonw.o $(BUILD)/detect.o $(BUILD)/rulebook.o $(BUILD)/model.o $(BUILD)/window.o \
 	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_lit.o \
 	    $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o $(BUILD)/log.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
@@ -210,7 +215,7 @@ test: deps
 test-san:
 	$(MAKE) SAN=1 unit blackbox
 
-$(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/detect.o $(BUILD)/model.o $(BUILD)/window.o \
+$(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/detect.o $(BUILD)/rulebook.o $(BUILD)/model.o $(BUILD)/window.o \
 	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o \
 	    $(BUILD)/rules.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(RULES_LIBS)

@@ -19,6 +19,7 @@
 #include "chatmon/pushd.h"
 #include "chatmon/replay.h"
 #include "chatmon/reportcli.h"
+#include "chatmon/rulebook.h"
 #include "chatmon/rules.h"
 #include "chatmon/rulesfp.h"
 #include "chatmon/tail.h"
@@ -33,7 +34,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: chatmon scan [-c FILE | --rules DIR] [--role agent|customer]\n"
 	    "                    [--max-line BYTES] [--model FILE] [--format table|json]\n"
-	    "                    [FILE...]\n"
+	    "                    [--shop ID] [FILE...]\n"
 	    "       chatmon rules test [-c FILE | --rules DIR]\n"
 	    "       chatmon rules normalize < TEXT\n"
 	    "       chatmon rules fp [-c FILE] [--since DAYS] [--json]\n"
@@ -88,7 +89,7 @@ usage_scan(FILE *f)
 	fprintf(f,
 	    "usage: chatmon scan [-c FILE | --rules DIR] [--role agent|customer]\n"
 	    "                    [--max-line BYTES] [--model FILE] [--format table|json]\n"
-	    "                    [FILE...]\n"
+	    "                    [--shop ID] [FILE...]\n"
 	    "\n"
 	    "Matches chat lines {\"role\":\"agent\",\"text\":\"...\"} (JSON Lines, each\n"
 	    "FILE in turn, or stdin) against the rules: one JSON object per input\n"
@@ -105,6 +106,8 @@ usage_scan(FILE *f)
 	    REPLAY_MAX_LINE_STR ");\n"
 	    "            a longer one is an error, in bounded memory\n"
 	    "--format    table or json; default table on a terminal, else json\n"
+	    "--shop      the lines are that shop's: its packs run too, less its\n"
+	    "            rules_off (the configuration's shops; default none)\n"
 	    "\n"
 	    "Exit status: 0 every line good; 1 a bad line (its error is in the\n"
 	    "output and on stderr as FILE:LINE: reason; the other lines are still\n"
@@ -161,9 +164,45 @@ out:
 	return r;
 }
 
-/* Options of the verbs: -c FILE, --rules DIR; scan's --role ROLE, --max-line BYTES, --format. */
+/*
+ * load_rules' book: the configuration's top-level pack (or --rules DIR's,
+ * the configuration's defaults otherwise) and its shops' packs.
+ */
+static struct rulebook *
+load_book(const char *cfgpath, const char *dir, unsigned flags,
+    struct config **cfgp)
+{
+	struct config	*cfg = NULL;
+	struct rulebook	*b = NULL;
+	struct sbuf	 errs;
+	char		*d;
+
+	sbuf_init(&errs);
+	if ((cfg = config_load(dir == NULL ? cfgpath : NULL, NULL, 0, &errs)) == NULL)
+		goto out;
+	if (dir != NULL) {
+		if ((d = strdup(dir)) == NULL) {
+			sbuf_line(&errs, "chatmon: out of memory");
+			goto out;
+		}
+		free(cfg->rules);
+		cfg->rules = d;
+	}
+	b = rulebook_load(cfg, flags, &errs);
+out:
+	fputs(sbuf_str(&errs), stderr);
+	sbuf_free(&errs);
+	if (cfgp != NULL && b != NULL)
+		*cfgp = cfg;
+	else
+		config_free(cfg);
+	return b;
+}
+
+/* Options of the verbs: -c FILE, --rules DIR; scan's --role ROLE, --max-line BYTES, --format, --shop. */
 struct opts {
 	const char	*config;
+	const char	*shop;		/* --shop: "" none */
 	const char	*rules;
 	enum rules_role	 role;
 	size_t		 max_line;
@@ -182,12 +221,14 @@ parse_opts(int argc, char **argv, struct opts *o, int scan)
 		{ "max-line", required_argument, NULL, 'L' },
 		{ "model", required_argument, NULL, 'm' },
 		{ "format", required_argument, NULL, 'F' },
+		{ "shop", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int	ch;
 
 	o->config = CHATMON_CONFIG;
+	o->shop = "";
 	o->rules = NULL;
 	o->role = RULES_AGENT;
 	o->max_line = REPLAY_MAX_LINE;
@@ -227,6 +268,11 @@ parse_opts(int argc, char **argv, struct opts *o, int scan)
 		case 'F':
 			if (!scan || replay_format(optarg, &o->table) == -1)
 				return -1;
+			break;
+		case 'S':
+			if (!scan)
+				return -1;
+			o->shop = optarg;
 			break;
 		case 'h':
 			return 1;
@@ -349,7 +395,7 @@ scan_row(struct scan_out *so, const char *name, size_t fileline,
  */
 static int
 scan_line(struct scan_out *so, struct detect *det, enum rules_role def_role,
-    const char *line, size_t len, size_t lineno, const char *name,
+    const char *shop, const char *line, size_t len, size_t lineno, const char *name,
     size_t fileline)
 {
 	const struct detect_hit	*hits;
@@ -386,7 +432,7 @@ scan_line(struct scan_out *so, struct detect *det, enum rules_role def_role,
 		json_decref(in);
 		return -1;
 	}
-	if ((n = detect_turn(det, role, jc ? json_string_value(jc) : "",
+	if ((n = detect_turn(det, role, shop, jc ? json_string_value(jc) : "",
 	    jc ? json_string_length(jc) : 0, json_string_value(jt),
 	    json_string_length(jt), (int64_t)lineno * 1000, &hits)) == -1) {
 		scan_bad(so, name, fileline, lineno, "out of memory");
@@ -439,7 +485,7 @@ cmd_scan(int argc, char **argv)
 {
 	struct opts		 o;
 	struct scan_out		 so;
-	struct rules		*r;
+	struct rulebook		*r;
 	struct config		*cfg;
 	struct detect		*det;
 	struct model		*m = NULL;
@@ -469,7 +515,7 @@ cmd_scan(int argc, char **argv)
 		if ((w = alertline_width(name, strlen(name)) + 6) > so.where_w && w < 80)
 			so.where_w = (unsigned)w;
 	}
-	if ((r = load_rules(o.config, o.rules, 0, &cfg)) == NULL)
+	if ((r = load_book(o.config, o.rules, 0, &cfg)) == NULL)
 		return 1;
 	detect_window_conf(cfg, &wc);
 	/* the configuration's model, or --model's */
@@ -480,7 +526,7 @@ cmd_scan(int argc, char **argv)
 		fputs(sbuf_str(&errs), stderr);
 		sbuf_free(&errs);
 		config_free(cfg);
-		rules_free(r);
+		rulebook_free(r);
 		return 1;
 	}
 	sbuf_free(&errs);
@@ -490,7 +536,7 @@ cmd_scan(int argc, char **argv)
 		detect_free(det);
 		model_free(m);
 		config_free(cfg);
-		rules_free(r);
+		rulebook_free(r);
 		return 1;
 	}
 	config_free(cfg);
@@ -515,7 +561,7 @@ cmd_scan(int argc, char **argv)
 			if (rd == REPLAY_READ_LONG) {
 				scan_bad(&so, name, fileline, lineno, msg);
 				rc = 1;
-			} else if (scan_line(&so, det, o.role, line, n, lineno, name,
+			} else if (scan_line(&so, det, o.role, o.shop, line, n, lineno, name,
 			    fileline) == -1)
 				rc = 1;
 		}
@@ -535,7 +581,7 @@ out:
 	sbuf_free(&so.where);
 	detect_free(det);
 	model_free(m);
-	rules_free(r);
+	rulebook_free(r);
 	if (fflush(stdout) != 0)
 		rc = 1;
 	return rc;

@@ -7,13 +7,16 @@
 #include "chatmon/detect.h"
 #include "chatmon/model.h"
 #include "chatmon/normalize.h"
+#include "chatmon/rulebook.h"
 #include "chatmon/util.h"
 
 /* The model scores at most this much of a turn: its cost grows with the text. */
 #define DETECT_MODEL_MAX	600
 
 struct detect {
-	struct rules		*rules;
+	struct rulebook		*book;
+	struct rules		*rules;		/* the book's top-level pack: a turn of no shop's */
+	struct window_conf	 wc;		/* as given: a new book may need more room for notes */
 	const struct model	*model;
 	struct norm		*norm;		/* the model's input */
 	char			**model_ids;	/* "model.CATEGORY", by category */
@@ -21,6 +24,16 @@ struct detect {
 	double			 veto;		/* a block needs this probability */
 	struct window		*window;
 	struct rules_note	 note;		/* the last turn's (window_notes) */
+	/*
+	 * A shop's turn: a note for each of its packs (they are kept side by
+	 * side in the turn's slot, the top-level pack's first, so that a turn
+	 * of no shop reads its own as before), and one pack's notes of the
+	 * earlier turns gathered for rules_window_needed.
+	 */
+	struct rules_note	*notes;
+	size_t			 nnotes;
+	const struct rules_note	**earlier;
+	size_t			 nearlier;
 	struct detect_hit	*hits;
 	size_t			 cap;
 };
@@ -38,25 +51,30 @@ detect_window_conf(const struct config *cfg, struct window_conf *wc)
 	wc->note_bytes = 0;	/* detect_new and detect_set_window add the notes' room */
 }
 
-/* wc with room for each turn's note (rules_note_take), whoever filled it in. */
+/*
+ * wc with room for each turn's notes (rules_note_take), whoever filled it
+ * in: one for every pack the book's deepest shop runs.
+ */
 static struct window_conf
-detect_noted(const struct window_conf *wc)
+detect_noted(const struct window_conf *wc, const struct rulebook *book)
 {
 	struct window_conf	c = *wc;
 
-	c.note_bytes = sizeof(struct rules_note);
+	c.note_bytes = sizeof(struct rules_note) * rulebook_depth(book);
 	return c;
 }
 
 struct detect *
-detect_new(struct rules *rules, const struct window_conf *wc)
+detect_new(struct rulebook *book, const struct window_conf *wc)
 {
 	struct detect		*d;
-	struct window_conf	 c = detect_noted(wc);
+	struct window_conf	 c = detect_noted(wc, book);
 
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return NULL;
-	d->rules = rules;
+	d->book = book;
+	d->rules = rulebook_base(book);
+	d->wc = *wc;
 	if ((d->window = window_new(&c)) == NULL) {
 		free(d);
 		return NULL;
@@ -112,20 +130,28 @@ detect_free(struct detect *d)
 	norm_free(d->norm);
 	window_free(d->window);
 	free(d->hits);
+	free(d->notes);
+	free(d->earlier);
 	free(d);
 }
 
 void
-detect_set_rules(struct detect *d, struct rules *rules)
+detect_set_book(struct detect *d, struct rulebook *book)
 {
-	d->rules = rules;
+	struct window_conf	c = detect_noted(&d->wc, book);
+
+	d->book = book;
+	d->rules = rulebook_base(book);
+	/* kept turns go when their slots change size: notes of other packs */
+	window_set(d->window, &c);
 }
 
 void
 detect_set_window(struct detect *d, const struct window_conf *wc)
 {
-	struct window_conf	c = detect_noted(wc);
+	struct window_conf	c = detect_noted(wc, d->book);
 
+	d->wc = *wc;
 	window_set(d->window, &c);
 }
 
@@ -285,17 +311,182 @@ detect_model(struct detect *d, enum rules_role role, const char *text,
 	return total;
 }
 
-ssize_t
-detect_turn(struct detect *d, enum rules_role role, const char *conv,
-    size_t conv_len, const char *text, size_t len, int64_t now_ms,
+/*
+ * What every turn ends with: the model's opinion, and matches pointed into
+ * the texts. Inlined: a call here was most of what a turn of no shop
+ * gained over the time before shops (tests/bench/rules_instr.sh).
+ */
+static inline __attribute__((always_inline)) ssize_t
+detect_finish(struct detect *d, enum rules_role role, const char *text,
+    size_t len, size_t total, const struct detect_hit **hits)
+{
+	size_t	i;
+
+	if (d->model != NULL && d->veto > 0)
+		detect_veto(d, role, total);
+	if (d->model != NULL)
+		total = detect_model(d, role, text, len, total);
+	for (i = 0; i < total; i++)
+		detect_repoint(&d->hits[i]);
+	*hits = d->hits;
+	return (ssize_t)total;
+}
+
+/* rules_match's order (src/rules.c): longest first, then strongest, earliest, by id. */
+static int
+detect_hit_cmp(const void *a, const void *b)
+{
+	const struct rules_hit	*x = &((const struct detect_hit *)a)->hit;
+	const struct rules_hit	*y = &((const struct detect_hit *)b)->hit;
+	uint32_t		 lx = x->end - x->start, ly = y->end - y->start;
+
+	if (lx != ly)
+		return lx > ly ? -1 : 1;
+	if (x->severity != y->severity)
+		return x->severity > y->severity ? -1 : 1;
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return strcmp(x->rule, y->rule);
+}
+
+/*
+ * Appends the hits h[0..n) of one pack over text (turns 1 when last is
+ * SIZE_MAX: the turn alone), less the rules the shop switched off. The new
+ * total, or SIZE_MAX on ENOMEM.
+ */
+static size_t
+detect_add(struct detect *d, const struct rulebook_shop *s, size_t total,
+    const struct rules_hit *h, size_t n, const char *text, size_t len,
+    size_t last)
+{
+	struct detect_hit	*dh;
+	size_t			 i;
+
+	if (detect_room(d, total + n) == -1)
+		return SIZE_MAX;
+	for (i = 0; i < n; i++) {
+		if (rulebook_shop_off(s, h[i].rule))
+			continue;
+		dh = &d->hits[total++];
+		dh->hit = h[i];
+		dh->text = text;
+		dh->text_len = len;
+		dh->turns = last == SIZE_MAX ? 1 :
+		    detect_turns(text, len, h[i].start, h[i].end);
+		dh->last = last == SIZE_MAX ? 0 : last;
+		dh->vetoed = 0;
+	}
+	return total;
+}
+
+/* Room for a note of each of n packs and for n earlier turns' notes; -1 on ENOMEM. */
+static int
+detect_note_room(struct detect *d, size_t n, size_t earlier)
+{
+	struct rules_note	 *nn;
+	const struct rules_note	**ne;
+
+	if (n > d->nnotes) {
+		if ((nn = realloc(d->notes, n * sizeof(*nn))) == NULL)
+			return -1;
+		d->notes = nn;
+		d->nnotes = n;
+	}
+	if (earlier > d->nearlier) {
+		if ((ne = realloc(d->earlier, earlier * sizeof(*ne))) == NULL)
+			return -1;
+		d->earlier = ne;
+		d->nearlier = earlier;
+	}
+	return 0;
+}
+
+/*
+ * A turn of a shop that has packs of its own or rules switched off: each
+ * of its packs as a turn of no shop runs the top-level pack, the hits
+ * merged into the order one pack would give them (the turn's own, then
+ * those across turns), less the rules switched off. Pack k's note is the
+ * k-th of the turn's slot; a slot written with other packs (another shop,
+ * a book since reloaded) has notes of other sets, which only make the
+ * window pass run.
+ */
+static ssize_t
+detect_turn_shop(struct detect *d, const struct rulebook_shop *s,
+    enum rules_role role, const char *conv, size_t conv_len,
+    const char *text, size_t len, int64_t now_ms,
     const struct detect_hit **hits)
 {
 	const struct rules_hit	*h;
+	struct rules		*r;
+	const char		*joined;
+	const void		*const *notes;
+	void			*slot;
+	size_t			 np = rulebook_shop_packs(s), k, i, n, total = 0;
+	size_t			 jlen, last, nturns, nearlier, wstart;
+	int			 need;
+
+	*hits = d->hits;
+	if (detect_note_room(d, np, 0) == -1)
+		return -1;
+	for (k = 0; k < np; k++) {
+		r = rulebook_shop_pack(s, k);
+		n = rules_match(r, role, text, len, &h);
+		/* before anything else uses this pack's views of the turn */
+		rules_note_take(r, &d->notes[k]);
+		if ((total = detect_add(d, s, total, h, n, text, len,
+		    SIZE_MAX)) == SIZE_MAX)
+			return -1;
+	}
+	if (np > 1 && total > 1)
+		qsort(d->hits, total, sizeof(*d->hits), detect_hit_cmp);
+	wstart = total;
+	if (conv_len > 0 && rulebook_shop_window(s) > 0 &&
+	    window_add(d->window, conv, conv_len, (int)role, text, len, now_ms,
+	    &joined, &jlen, &last, &nturns) == 0) {
+		window_notes(d->window, &notes, &nearlier, &slot);
+		if (detect_note_room(d, np, nearlier) == -1)
+			return -1;
+		for (k = 0; k < np && nturns > 1; k++) {
+			r = rulebook_shop_pack(s, k);
+			if (rules_window_count(r) == 0)
+				continue;
+			for (i = 0; i < nearlier; i++)
+				d->earlier[i] = (const struct rules_note *)notes[i] + k;
+			need = nearlier != nturns - 1 || rules_window_needed(r,
+			    role, d->earlier, nearlier, &d->notes[k]);
+			if (!need)
+				continue;
+			n = rules_match_window(r, role, joined, jlen,
+			    (uint32_t)util_utf8_count(joined, last), &h);
+			if ((total = detect_add(d, s, total, h, n, joined, jlen,
+			    last)) == SIZE_MAX)
+				return -1;
+		}
+		if (slot != NULL)
+			memcpy(slot, d->notes, np * sizeof(*d->notes));
+		if (np > 1 && total - wstart > 1)
+			qsort(d->hits + wstart, total - wstart, sizeof(*d->hits),
+			    detect_hit_cmp);
+	}
+	return detect_finish(d, role, text, len, total, hits);
+}
+
+ssize_t
+detect_turn(struct detect *d, enum rules_role role, const char *shop,
+    const char *conv, size_t conv_len, const char *text, size_t len,
+    int64_t now_ms, const struct detect_hit **hits)
+{
+	const struct rules_hit	*h;
+	const struct rulebook_shop *s;
 	const char		*joined;
 	const void		*const *notes;
 	void			*slot;
 	size_t			 n, nw, i, jlen, last, nturns, total, nearlier;
 
+	/* a turn of no shop costs what it did before there were shops */
+	if (shop[0] != '\0' && (s = rulebook_shop(d->book, shop)) != NULL)
+		return detect_turn_shop(d, s, role, conv, conv_len, text, len,
+		    now_ms, hits);
 	*hits = d->hits;
 	n = rules_match(d->rules, role, text, len, &h);
 	/* before anything else uses the rules' views of this turn */
@@ -344,14 +535,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *conv,
 			total++;
 		}
 	}
-	if (d->model != NULL && d->veto > 0)
-		detect_veto(d, role, total);
-	if (d->model != NULL)
-		total = detect_model(d, role, text, len, total);
-	for (i = 0; i < total; i++)
-		detect_repoint(&d->hits[i]);
-	*hits = d->hits;
-	return (ssize_t)total;
+	return detect_finish(d, role, text, len, total, hits);
 }
 
 void

@@ -252,7 +252,8 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
 	}
 	/* a block across turns stops the message that completes it */
 	if ((n = detect_turn(p->detect, t->customer ? RULES_CUSTOMER :
-	    RULES_AGENT, t->conversation, t->conversation_len, t->text,
+	    RULES_AGENT, t->shop != NULL ? t->shop : "", t->conversation,
+	    t->conversation_len, t->text,
 	    t->text_len, t->now_ms, &hits)) == -1) {
 		out->rule_error = 1;
 		n = 0;

@@ -18,6 +18,7 @@
 #include "chatmon/notes.h"
 #include "chatmon/pipeline.h"
 #include "chatmon/relay.h"
+#include "chatmon/rulebook.h"
 #include "chatmon/rules.h"
 #include "chatmon/slaclock.h"
 #include "chatmon/snapshot.h"
@@ -30,7 +31,7 @@ struct relay_hits {
 
 struct relay {
 	struct codec	*codec;
-	struct rules	*rules;
+	struct rulebook	*book;		/* every pack, and which each shop runs */
 	struct detect	*detect;	/* the rules on a turn and on its speaker's last turns */
 	struct model	*model;		/* the second opinion, or NULL */
 	double		 veto;		/* and the probability a block needs from it */
@@ -165,17 +166,17 @@ int
 relay_check(const struct config *cfg, struct sbuf *errs)
 {
 	struct codec	*c;
-	struct rules	*ru = NULL;
+	struct rulebook	*ru = NULL;
 	struct model	*m = NULL;
 	int		 rc;
 
 	if ((c = codec_new(&cfg->protocol, errs)) != NULL)
-		ru = rules_load_dir(cfg->rules, 0, errs);
+		ru = rulebook_load(cfg, 0, errs);
 	if (cfg->model != NULL)
 		m = model_new(cfg->model, errs);
 	rc = c != NULL && ru != NULL && (cfg->model == NULL || m != NULL) ? 0 : -1;
 	codec_free(c);
-	rules_free(ru);
+	rulebook_free(ru);
 	model_free(m);
 	return rc;
 }
@@ -184,7 +185,7 @@ int
 relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 {
 	struct codec		*c;
-	struct rules		*ru = NULL;
+	struct rulebook		*ru = NULL;
 	struct model		*m = NULL;
 	struct window_conf	 wc;
 	char			**shops = NULL;
@@ -193,8 +194,9 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 		sbuf_line(errs, "relay_set_config: out of memory");
 		return -1;
 	}
+	/* the whole book is swapped at once, or the old one stays */
 	if ((c = codec_new(&cfg->protocol, errs)) == NULL ||
-	    (ru = rules_load_dir(cfg->rules, 0, errs)) == NULL ||
+	    (ru = rulebook_load(cfg, 0, errs)) == NULL ||
 	    (cfg->model != NULL && (m = model_new(cfg->model, errs)) == NULL))
 		goto err;
 	detect_window_conf(cfg, &wc);
@@ -208,13 +210,13 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 		(void)detect_set_model(r->detect, r->model, r->veto);
 		goto err;
 	}
-	detect_set_rules(r->detect, ru);
+	detect_set_book(r->detect, ru);
 	detect_set_window(r->detect, &wc);
 	codec_free(r->codec);
-	rules_free(r->rules);
+	rulebook_free(r->book);
 	model_free(r->model);
 	r->codec = c;
-	r->rules = ru;
+	r->book = ru;
 	r->model = m;
 	r->veto = cfg->model_veto;
 	relay_shops_free(r->shops, r->nshops);
@@ -231,14 +233,15 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 		history_set_config(r->hist, cfg);
 	if (r->notes != NULL)
 		notes_set_config(r->notes, cfg);
-	log_info("relay_set_config: %zu rules from %s (%s)%s%s", rules_count(ru),
-	    cfg->rules, rules_jit(ru) ? "JIT" : "interpreter: JIT unavailable",
+	log_info("relay_set_config: %zu rules from %s (%s)%s%s", rulebook_count(ru),
+	    cfg->rules, rules_jit(rulebook_base(ru)) ? "JIT" :
+	    "interpreter: JIT unavailable",
 	    m != NULL ? ", second opinion from " : "", m != NULL ? cfg->model : "");
 	return 0;
 err:
 	relay_shops_free(shops, cfg->nshops);
 	codec_free(c);
-	rules_free(ru);
+	rulebook_free(ru);
 	model_free(m);
 	return -1;
 }
@@ -259,7 +262,7 @@ relay_free(struct relay *r)
 	codec_free(r->codec);
 	pipeline_free(r->pipe);
 	detect_free(r->detect);
-	rules_free(r->rules);
+	rulebook_free(r->book);
 	model_free(r->model);
 	relay_shops_free(r->shops, r->nshops);
 	free(r);
@@ -324,7 +327,7 @@ relay_open_rounds(const struct relay *r)
 size_t
 relay_rules(const struct relay *r)
 {
-	return rules_count(r->rules);
+	return rulebook_count(r->book);
 }
 
 size_t

@@ -17,6 +17,7 @@
 #include "chatmon/config.h"
 #include "chatmon/pipeline.h"
 #include "chatmon/replay.h"
+#include "chatmon/rulebook.h"
 #include "chatmon/rules.h"
 #include "chatmon/sla.h"
 #include "chatmon/state.h"
@@ -40,7 +41,7 @@ struct replay_conv {			/* a conversation's place in the deadline heap */
 };
 
 struct replay {
-	struct rules		*rules;
+	struct rulebook		*book;		/* every pack, and which each shop runs */
 	struct detect		*detect;	/* the rules, turn by turn, with windows */
 	struct model		*model;		/* the second opinion, or NULL */
 	struct pipeline		*pipe;		/* the daemon's order of things */
@@ -489,12 +490,12 @@ replay_new(const struct config *cfg, const struct replay_hooks *hooks,
 	rp->last = INT64_MIN;
 	if (hooks != NULL)
 		rp->hooks = *hooks;
-	if ((rp->rules = rules_load_dir(cfg->rules, 0, errs)) == NULL)
+	if ((rp->book = rulebook_load(cfg, 0, errs)) == NULL)
 		goto err;
 	if (cfg->model != NULL && (rp->model = model_new(cfg->model, errs)) == NULL)
 		goto err;
 	detect_window_conf(cfg, &wc);
-	if ((rp->detect = detect_new(rp->rules, &wc)) == NULL ||
+	if ((rp->detect = detect_new(rp->book, &wc)) == NULL ||
 	    detect_set_model(rp->detect, rp->model, cfg->model_veto) == -1 ||
 	    (rp->pipe = pipeline_new(rp->detect, &rp->ids)) == NULL)
 		goto oom;
@@ -526,7 +527,7 @@ replay_free(struct replay *rp)
 	pipeline_free(rp->pipe);
 	detect_free(rp->detect);
 	model_free(rp->model);
-	rules_free(rp->rules);
+	rulebook_free(rp->book);
 	free(rp->buf);
 	free(rp);
 }

@@ -1488,6 +1488,20 @@ rules_count(const struct rules *r)
 	return r->enabled;
 }
 
+size_t
+rules_all(const struct rules *r)
+{
+	return r->nrule;
+}
+
+const char *
+rules_rule(const struct rules *r, size_t i, const char **file, size_t *line)
+{
+	*file = r->rule[i].file;
+	*line = r->rule[i].line;
+	return r->rule[i].proto.rule;
+}
+
 int
 rules_jit(const struct rules *r)
 {

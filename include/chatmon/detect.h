@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "chatmon/config.h"
+#include "chatmon/rulebook.h"
 #include "chatmon/rules.h"
 #include "chatmon/window.h"
 
@@ -14,6 +15,9 @@
  * rules on a turn, so the three agree: every rule on the turn alone, then
  * the rules marked window on the speaker's last turns joined (src/window.c),
  * for what only the turns together break. A rule reports once per turn.
+ * A turn of a shop runs the packs that shop runs, less the rules it
+ * switched off (src/rulebook.c); a turn of no shop or of a shop not
+ * configured, the top-level pack alone.
  */
 struct detect_hit {
 	struct rules_hit	 hit;		/* offsets in text */
@@ -29,10 +33,14 @@ struct detect;
 /* The window a configuration asks for (window.turns, .time, .bytes). */
 void	detect_window_conf(const struct config *, struct window_conf *);
 
-/* rules is borrowed (detect_set_rules swaps it); NULL out of memory. */
-struct detect *detect_new(struct rules *, const struct window_conf *);
+/* book is borrowed (detect_set_book swaps it); NULL out of memory. */
+struct detect *detect_new(struct rulebook *, const struct window_conf *);
 void	detect_free(struct detect *);
-void	detect_set_rules(struct detect *, struct rules *);
+/*
+ * Another book, borrowed. The speakers' kept turns are forgotten when the
+ * new book's shops run more packs than the old one's (their slots change).
+ */
+void	detect_set_book(struct detect *, struct rulebook *);
 /*
  * The n-gram model's second opinion (src/model.c), borrowed, NULL for
  * none: a category it finds that no rule found on the turn is a `flag`
@@ -47,13 +55,15 @@ int	detect_set_model(struct detect *, const struct model *, double veto);
 void	detect_set_window(struct detect *, const struct window_conf *);
 
 /*
- * The hits of one turn of role in conversation conv (conv_len 0: none, no
- * window) at now_ms, longest first. They and their strings stay valid
- * until the next call; -1 (with *hits empty) when the rules could not run.
+ * The hits of one turn of role in shop (NUL-terminated, "" none) and
+ * conversation conv (conv_len 0: none, no window) at now_ms: the turn's
+ * own longest first, then those across turns longest first, then the
+ * model's. They and their strings stay valid until the next call; -1
+ * (with *hits empty) when the rules could not run.
  */
-ssize_t	detect_turn(struct detect *, enum rules_role role, const char *conv,
-	    size_t conv_len, const char *text, size_t len, int64_t now_ms,
-	    const struct detect_hit **hits);
+ssize_t	detect_turn(struct detect *, enum rules_role role, const char *shop,
+	    const char *conv, size_t conv_len, const char *text, size_t len,
+	    int64_t now_ms, const struct detect_hit **hits);
 /* The conversation ended: its turns are forgotten. */
 void	detect_end(struct detect *, const char *conv, size_t conv_len);
 

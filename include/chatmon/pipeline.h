@@ -23,14 +23,14 @@
 struct pipeline_turn {
 	int		 customer;	/* the customer's turn, else the agent's */
 	const char	*agent;		/* "" when the agent gave no id */
-	const char	*shop;		/* "" none */
-	const char	*queue;		/* "" none */
 	const char	*conversation;
 	size_t		 conversation_len;
 	const char	*text;		/* UTF-8, unescaped; NULL for an end frame */
 	size_t		 text_len;
 	int64_t		 now_ms;	/* wall clock, or the log's */
 	int		 robot;		/* a robot's or auto-reply: closes no round */
+	const char	*shop;		/* NUL-terminated, "" none: which rule packs run */
+	const char	*queue;		/* NUL-terminated, "" none */
 };
 
 /*

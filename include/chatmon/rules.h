@@ -38,6 +38,14 @@ struct rules *rules_load_files(char *const *paths, size_t n, unsigned flags,
 void	rules_free(struct rules *);
 
 size_t	rules_count(const struct rules *);	/* enabled rules */
+/*
+ * Every rule, disabled ones too (a pack's ids, for checks across packs:
+ * src/rulebook.c): rules_all of them, rule i's id (i < rules_all) with
+ * where it is defined; the strings belong to the set.
+ */
+size_t	rules_all(const struct rules *);
+const char *rules_rule(const struct rules *, size_t i, const char **file,
+	    size_t *line);
 int	rules_jit(const struct rules *);	/* 1 when patterns run JIT-compiled */
 
 /*

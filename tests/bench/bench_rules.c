@@ -71,6 +71,7 @@ typedef size_t (*match_fn)(struct rules *, enum rules_role, const char *,
  * (and the window's bookkeeping) run as they do in chatmond.
  */
 static struct detect	*bench_detect;
+static struct rulebook	*bench_book;	/* the pack alone: a turn of no shop */
 static uint64_t		 bench_turn;
 
 static size_t
@@ -83,7 +84,7 @@ match_detect(struct rules *r, enum rules_role role, const char *text,
 
 	(void)r;
 	snprintf(conv, sizeof(conv), "c-%u", (unsigned)(bench_turn % 64));
-	n = detect_turn(bench_detect, role, conv, strlen(conv), text, len,
+	n = detect_turn(bench_detect, role, "", conv, strlen(conv), text, len,
 	    (int64_t)(bench_turn++ * 100), &dh);
 	*hits = NULL;
 	return n > 0 ? (size_t)n : 0;
@@ -95,8 +96,12 @@ bench_detect_new(struct rules *r)
 	struct window_conf	wc = { 3, 60000, 512, 100000, 0 };
 
 	detect_free(bench_detect);
+	rulebook_free(bench_book);
+	bench_detect = NULL;
 	bench_turn = 0;
-	return (bench_detect = detect_new(r, &wc)) == NULL ? -1 : 0;
+	if ((bench_book = rulebook_of(r)) == NULL)
+		return -1;
+	return (bench_detect = detect_new(bench_book, &wc)) == NULL ? -1 : 0;
 }
 
 /*
@@ -167,6 +172,7 @@ passes(int argc, char **argv)
 			fn(r, RULES_AGENT, c.text[i], c.len[i], &h);
 	printf("%zu\n", c.n);
 	detect_free(bench_detect);
+	rulebook_free(bench_book);
 	rules_free(r);
 	sbuf_free(&errs);
 	return 0;
@@ -227,6 +233,8 @@ main(int argc, char **argv)
 		    name, rules_count(r), tload * 1e3, tcheck * 1e3, e, w, nv, e / nv);
 		detect_free(bench_detect);
 		bench_detect = NULL;
+		rulebook_free(bench_book);
+		bench_book = NULL;
 		rules_free(r);
 		sbuf_free(&errs);
 	}

@@ -60,6 +60,7 @@ static const char rules_yaml[] =
 struct fixture {
 	char		 dir[64];
 	struct rules	*r;		/* detect's */
+	struct rulebook	*book;		/* r alone */
 	struct rules	*oracle;	/* the pass run every time */
 	struct detect	*d;
 	struct window	*w;		/* the oracle's turns */
@@ -94,7 +95,9 @@ setup(void **state)
 	unlink(path);
 	if (fx->r == NULL || fx->oracle == NULL)
 		return -1;
-	fx->d = detect_new(fx->r, &wc);
+	if ((fx->book = rulebook_of(fx->r)) == NULL)
+		return -1;
+	fx->d = detect_new(fx->book, &wc);
 	fx->w = window_new(&wc);
 	return fx->d != NULL && fx->w != NULL ? 0 : -1;
 }
@@ -106,6 +109,7 @@ teardown(void **state)
 
 	detect_free(fx->d);
 	window_free(fx->w);
+	rulebook_free(fx->book);
 	rules_free(fx->r);
 	rules_free(fx->oracle);
 	rmdir(fx->dir);
@@ -139,7 +143,7 @@ turn(struct fixture *fx, const char *conv, enum rules_role role,
 		assert_true(n + nw < 16);
 		memcpy(want + n, h, nw * sizeof(*h));
 	}
-	got = detect_turn(fx->d, role, conv, strlen(conv), text, len, now, &dh);
+	got = detect_turn(fx->d, role, "", conv, strlen(conv), text, len, now, &dh);
 	assert_int_equal(got, (ssize_t)(n + nw));
 	for (i = 0; i < n + nw; i++) {
 		assert_string_equal(dh[i].hit.rule, want[i].rule);

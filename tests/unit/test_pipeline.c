@@ -48,6 +48,7 @@ static const char rules_yaml[] =
 struct fixture {
 	char			 dir[64];
 	struct rules		*rules;
+	struct rulebook		*book;		/* rules alone */
 	struct detect		*detect;
 	struct alertfmt_ids	 ids;
 	struct pipeline		*p;
@@ -79,7 +80,8 @@ setup(void **state)
 		fprintf(stderr, "%s", sbuf_str(&errs));
 	sbuf_free(&errs);
 	if (fx->rules == NULL ||
-	    (fx->detect = detect_new(fx->rules, &wc)) == NULL ||
+	    (fx->book = rulebook_of(fx->rules)) == NULL ||
+	    (fx->detect = detect_new(fx->book, &wc)) == NULL ||
 	    (fx->p = pipeline_new(fx->detect, &fx->ids)) == NULL)
 		return -1;
 	return 0;
@@ -93,6 +95,7 @@ teardown(void **state)
 
 	pipeline_free(fx->p);
 	detect_free(fx->detect);
+	rulebook_free(fx->book);
 	rules_free(fx->rules);
 	snprintf(path, sizeof(path), "%s/t.yaml", fx->dir);
 	unlink(path);
@@ -109,13 +112,14 @@ turn(struct fixture *fx, int customer, const char *conv, const char *text,
 
 	t.customer = customer;
 	t.agent = "alice";
-	t.shop = t.queue = "";
 	t.conversation = conv;
 	t.conversation_len = strlen(conv);
 	t.text = text;
 	t.text_len = text != NULL ? strlen(text) : 0;
 	t.now_ms = now;
 	t.robot = 0;
+	t.shop = "";
+	t.queue = "";
 	return pipeline_turn(fx->p, &t, out);
 }
 
