@@ -518,6 +518,19 @@ def test_shop_rule_pack_and_rules_off(shopd, backend, redis_server, tmp_path):
     for a in got:
         shop_after_conversation(a)
         assert list(a)[list(a).index("shop") + 1] == "role", a
+    # replayed with the same configuration, the same turns give the same hits
+    now = int(time.time() * 1000)
+    log = tmp_path / "rules.jsonl"
+    log.write_text("".join(log_line(now + i, conv, "agent", text, **kw) for i, (conv, text, kw) in
+                           enumerate([("r-tm", rival, {"shop": "tm"}),
+                                      ("r-jd", rival, {"shop": "jd"}),
+                                      ("r-none", rival, {}),
+                                      ("r-tm", nostock, {"shop": "tm"}),
+                                      ("r-jd", nostock, {"shop": "jd"})])), encoding="utf-8")
+    code, out, err = replay(d.conf, log, tmp_path)
+    assert (code, err) == (0, ""), err
+    assert [(a["conversation"], a["rule"], a.get("shop"), a["action"]) for a in out[:-1]] == \
+        [(a["conversation"], a["rule"], a.get("shop"), a["action"]) for a in got], out
 
 
 # --------------------------------------------------------------------------
