@@ -659,7 +659,7 @@ def test_replay_by_shop_and_queue_in_service_hours(tmp_path):
 # 7. Unknown shops: refused, or the top level's settings under their own id
 
 
-def test_unknown_shop_refused(shopd, backend, redis_server):
+def test_unknown_shop_refused(shopd, backend, redis_server, short):
     r = redis_server()
     b = backend()
     d = shopd(b.port, r.url(), "shops:\n  tm:\n    name: 天猫旗舰店\n",
@@ -682,6 +682,25 @@ def test_unknown_shop_refused(shopd, backend, redis_server):
     assert run(main()) == ["hello-known", "hello-url"]
     m = metrics(d.admin)
     assert m.value("chatmon_frames_refused_total", reason="unknown_shop") == 1
+
+    # the backend's side: its frame naming an unknown shop never reaches the agent
+    say = short / "say.json"
+    say.write_text(json.dumps([{"text": frame("y-1", "down-unknown", shop="nope")},
+                               {"text": frame("y-2", "down-known", shop="tm")}],
+                              ensure_ascii=False), encoding="utf-8")
+
+    async def down():
+        async with agent(d, f"/say?script={say}&agent=bob&shop=tm") as ws:
+            f = json.loads(await recv(ws))
+            assert f["text"] == "down-known", f
+            try:
+                extra = await asyncio.wait_for(ws.recv(), 0.3)
+            except asyncio.TimeoutError:
+                return
+            raise AssertionError(f"unexpected frame: {extra}")
+    run(down())
+    m = metrics(d.admin)
+    assert m.value("chatmon_frames_refused_total", reason="unknown_shop") == 2
     assert m.value("chatmon_connections_refused_total", reason="shop") == 1
 
 
