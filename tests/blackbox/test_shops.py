@@ -772,7 +772,7 @@ def test_check_accepts_good_shops(tmp_path):
      12, ["shops.tm.queues.presale", "escalate"]),
     ("duplicate", "    profile: jd\n", "    profile: jd\n    sla: {profile: taobao}\n",
      (15, 16), ["shops.jd", "duplicate"]),
-])
+], ids=lambda v: v if isinstance(v, str) and v.isidentifier() else "")
 def test_check_points_at_the_bad_shop(tmp_path, name, old, new, where, words):
     assert old in GOOD
     code, out, path = check(tmp_path, name, GOOD.replace(old, new))
