@@ -1209,6 +1209,93 @@ report_hours_json(const uint32_t *rounds, const uint64_t *sum, int all)
 	return a;
 }
 
+/* The team of s as the report's "team": its row, how many agents, the hits by category. NULL on ENOMEM. */
+static json_t *
+report_team_json(const struct report_set *s)
+{
+	struct report_row	 row;
+	struct report_hit	*th;
+	uint32_t		 hr[24];
+	uint64_t		 hs[24];
+	json_t			*team;
+	size_t			 nth = 0;
+
+	if (report_team_row(s, &row, hr, hs) == -1 ||
+	    (th = report_team_hits(s, &nth)) == NULL)
+		return NULL;
+	team = report_row_obj(&row);
+	if (report_update(team, json_pack("{s:I, s:o}", "agents",
+	    (json_int_t)s->nagents, "hits", report_hits_json(th, nth))) == -1) {
+		json_decref(team);
+		team = NULL;
+	}
+	report_hits_free(th, nth);
+	return team;
+}
+
+/*
+ * A shop's or a queue's figures: {"sla": {cap_ms, rate_ms}, "team",
+ * "agents": {AGENT: {figures, hits}}}, keyed by agent as chatmon
+ * replay's summary has them. NULL on ENOMEM.
+ */
+static json_t *
+report_set_json(const struct report_set *s)
+{
+	struct report_row	 row;
+	json_t			*o, *agents, *a;
+	size_t			 i;
+
+	if ((o = json_pack("{s:{s:I, s:I}, s:o}", "sla", "cap_ms",
+	    (json_int_t)s->cap_ms, "rate_ms", (json_int_t)s->rate_ms, "team",
+	    report_team_json(s))) == NULL)
+		return NULL;
+	if ((agents = json_object()) == NULL ||
+	    json_object_set_new(o, "agents", agents) == -1)
+		goto err;
+	for (i = 0; i < s->nagents; i++) {
+		report_row(s, s->agents[i], &row);
+		a = report_row_obj(&row);
+		if (report_update(a, json_pack("{s:o}", "hits", report_hits_json(
+		    s->agents[i]->hits, s->agents[i]->nhits))) == -1)
+			goto err;
+		/* an agent id that is not UTF-8: left out, as everywhere */
+		json_object_set_new(agents, s->agents[i]->id, a);
+	}
+	return o;
+err:
+	json_decref(o);
+	return NULL;
+}
+
+/* "shops": {SHOP: {sla, team, agents, queues: {Q: {sla, team, agents}}}}; NULL on ENOMEM. */
+static json_t *
+report_shops_json(const struct report *r)
+{
+	const struct report_shop	*sh;
+	json_t				*shops, *o, *queues;
+	size_t				 i, k;
+
+	if ((shops = json_object()) == NULL)
+		return NULL;
+	for (i = 0; i < r->nshops; i++) {
+		sh = &r->shops[i];
+		if ((o = report_set_json(&sh->set)) == NULL ||
+		    (queues = json_object()) == NULL ||
+		    json_object_set_new(o, "queues", queues) == -1)
+			goto err;
+		for (k = 0; k < sh->nqueues; k++)
+			json_object_set_new(queues, sh->queues[k].id,
+			    report_set_json(&sh->queues[k].set));
+		/* a shop id that is not UTF-8: left out, as an agent's */
+		json_object_set_new(shops, sh->id, o);
+	}
+	return shops;
+err:
+	json_decref(o);
+	json_decref(shops);
+	return NULL;
+}
+
 int
 report_json(struct sbuf *out, const struct report *r, const struct report_meta *m)
 {
@@ -1230,9 +1317,11 @@ report_json(struct sbuf *out, const struct report *r, const struct report_meta *
 		json_decref(team);
 		goto out;
 	}
-	doc = json_pack("{s:i, s:s, s:s, s:o, s:i, s:I, s:{s:I, s:I, s:I}, s:o}",
+	/* "shop" and "queue" only under --shop, --queue: the document as before */
+	doc = json_pack("{s:i, s:s, s:s, s:o, s:s*, s:s*, s:i, s:I, s:{s:I, s:I, s:I}, s:o}",
 	    "v", 1, "from", m->from, "to", m->to,
 	    "agent", m->agent != NULL ? json_string(m->agent) : json_null(),
+	    "shop", r->only_shop, "queue", r->only_queue,
 	    "tz_offset_min", (int)m->utc_offset_min,
 	    "generated", (json_int_t)m->generated,
 	    "sla", "cap_ms", (json_int_t)r->all.cap_ms, "rate_ms", (json_int_t)r->all.rate_ms,
@@ -1253,6 +1342,10 @@ report_json(struct sbuf *out, const struct report *r, const struct report_meta *
 		    json_array_append_new(agents, o) == -1)
 			goto out;
 	}
+	/* "shops" only when some conversation had one, as chatmon replay's summary */
+	if (r->nshops > 0 && json_object_set_new(doc, "shops",
+	    report_shops_json(r)) == -1)
+		goto out;
 	if (json_object_set_new(doc, "hours", report_hours_json(hr, hs, 1)) == -1 ||
 	    (worst = json_array()) == NULL ||
 	    json_object_set_new(doc, "worst", worst) == -1)
@@ -1318,12 +1411,96 @@ report_csv_field(struct sbuf *out, const char *s, size_t len)
 	return rc ? -1 : 0;
 }
 
+/* One agent's figures after its first fields, and its hits under the header's categories th, then the line's end. */
+static int
+report_csv_row(struct sbuf *out, const struct report_set *s,
+    const struct report_agent *a, const struct report_hit *th, size_t nth)
+{
+	struct report_row	 row;
+	const struct report_hit	*h;
+	size_t			 j, k;
+	int			 rc = 0;
+
+	report_row(s, a, &row);
+	rc |= sbuf_printf(out, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+	    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+	    ",%.6f,%" PRIu64 ",%.6f,%" PRIu64 ",%" PRIu64 ",%" PRIu64,
+	    row.f.rounds, row.f.answered, row.f.mean_ms, row.f.p90_ms,
+	    row.f.first_rounds, row.f.first_mean_ms, row.f.breaches,
+	    row.f.escalations, row.f.within_rate, row.f.rate, row.within_fast,
+	    row.rate_fast, row.alerts, row.blocks, row.fps);
+	for (k = 0; k < nth; k++) {
+		h = NULL;
+		for (j = 0; j < a->nhits; j++)
+			if (strcmp(a->hits[j].cat, th[k].cat) == 0)
+				h = &a->hits[j];
+		rc |= sbuf_printf(out, ",%" PRIu64, h != NULL ? h->alerts : 0);
+	}
+	rc |= sbuf_append(out, "\r\n", 2);
+	return rc ? -1 : 0;
+}
+
+static int
+report_csv_head(struct sbuf *out, const char *first, const struct report_hit *th,
+    size_t nth)
+{
+	size_t	k;
+	int	rc = 0;
+
+	rc |= sbuf_printf(out, "%sagent,rounds,answered,mean_ms,p90_ms,first_rounds,"
+	    "first_mean_ms,breaches,escalations,within_rate,rate,within_30s,rate_30s,"
+	    "alerts,blocks,false_positives", first);
+	for (k = 0; k < nth; k++) {
+		rc |= sbuf_append(out, ",", 1);
+		rc |= sbuf_printf(out, "hits:");
+		rc |= report_csv_field(out, th[k].cat, strlen(th[k].cat));
+	}
+	rc |= sbuf_append(out, "\r\n", 2);
+	return rc ? -1 : 0;
+}
+
+/*
+ * The shops' rows, a table of their own after a blank line: shop, queue
+ * (empty: the agent in the whole shop), then an agent's columns. Apart,
+ * so that the agents' table stays as it was, and its totals are not
+ * rows of a shop that a sum in Excel would count twice.
+ */
+static int
+report_csv_shops(struct sbuf *out, const struct report *r,
+    const struct report_hit *th, size_t nth)
+{
+	const struct report_shop	*sh;
+	const struct report_set		*set;
+	size_t				 i, k, q;
+	int				 rc = 0;
+
+	rc |= sbuf_append(out, "\r\n", 2);
+	rc |= report_csv_head(out, "shop,queue,", th, nth);
+	for (i = 0; i < r->nshops; i++) {
+		sh = &r->shops[i];
+		for (q = 0; q <= sh->nqueues; q++) {
+			set = q == 0 ? &sh->set : &sh->queues[q - 1].set;
+			for (k = 0; k < set->nagents; k++) {
+				rc |= report_csv_field(out, sh->id, strlen(sh->id));
+				rc |= sbuf_append(out, ",", 1);
+				if (q > 0)
+					rc |= report_csv_field(out, sh->queues[q - 1].id,
+					    strlen(sh->queues[q - 1].id));
+				rc |= sbuf_append(out, ",", 1);
+				rc |= report_csv_field(out, set->agents[k]->id,
+				    strlen(set->agents[k]->id));
+				rc |= report_csv_row(out, set, set->agents[k], th, nth);
+			}
+		}
+	}
+	return rc ? -1 : 0;
+}
+
 int
 report_csv(struct sbuf *out, const struct report *r, const struct report_meta *m)
 {
-	struct report_row	 row;
-	struct report_hit	*th, *h;
-	size_t			 i, k, nth = 0;
+	struct report_hit	*th;
+	size_t			 i, nth = 0;
 	int			 rc = 0;
 
 	(void)m;
@@ -1331,34 +1508,15 @@ report_csv(struct sbuf *out, const struct report *r, const struct report_meta *m
 		return -1;
 	/* the BOM: Excel reads UTF-8 only when the file says so */
 	rc |= sbuf_append(out, "\xEF\xBB\xBF", 3);
-	rc |= sbuf_printf(out, "agent,rounds,answered,mean_ms,p90_ms,first_rounds,"
-	    "first_mean_ms,breaches,escalations,within_rate,rate,within_30s,rate_30s,"
-	    "alerts,blocks,false_positives");
-	for (k = 0; k < nth; k++) {
-		rc |= sbuf_append(out, ",", 1);
-		rc |= sbuf_printf(out, "hits:");
-		rc |= report_csv_field(out, th[k].cat, strlen(th[k].cat));
-	}
-	rc |= sbuf_append(out, "\r\n", 2);
+	rc |= report_csv_head(out, "", th, nth);
 	for (i = 0; i < r->all.nagents; i++) {
-		report_row(&r->all, r->all.agents[i], &row);
-		rc |= report_csv_field(out, row.agent, strlen(row.agent));
-		rc |= sbuf_printf(out, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-		    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-		    ",%.6f,%" PRIu64 ",%.6f,%" PRIu64 ",%" PRIu64 ",%" PRIu64,
-		    row.f.rounds, row.f.answered, row.f.mean_ms, row.f.p90_ms,
-		    row.f.first_rounds, row.f.first_mean_ms, row.f.breaches,
-		    row.f.escalations, row.f.within_rate, row.f.rate, row.within_fast,
-		    row.rate_fast, row.alerts, row.blocks, row.fps);
-		for (k = 0; k < nth; k++) {
-			h = NULL;
-			for (size_t j = 0; j < r->all.agents[i]->nhits; j++)
-				if (strcmp(r->all.agents[i]->hits[j].cat, th[k].cat) == 0)
-					h = &r->all.agents[i]->hits[j];
-			rc |= sbuf_printf(out, ",%" PRIu64, h != NULL ? h->alerts : 0);
-		}
-		rc |= sbuf_append(out, "\r\n", 2);
+		rc |= report_csv_field(out, r->all.agents[i]->id,
+		    strlen(r->all.agents[i]->id));
+		rc |= report_csv_row(out, &r->all, r->all.agents[i], th, nth);
 	}
+	/* the agents' totals hold every shop's hits: their categories are all */
+	if (r->nshops > 0)
+		rc |= report_csv_shops(out, r, th, nth);
 	report_hits_free(th, nth);
 	return rc ? -1 : 0;
 }
@@ -1465,15 +1623,113 @@ report_html_row(struct sbuf *out, const struct report_row *row)
 }
 
 static int
-report_html_head(struct sbuf *out, const char *first, const struct report *r)
+report_html_head_rate(struct sbuf *out, const char *first, uint64_t rate_ms)
 {
 	int	rc = 0;
 
 	rc |= sbuf_printf(out, "<tr><th>%s</th><th>轮次</th><th>已回复</th>"
 	    "<th>首响均值</th><th>平均响应</th><th>P90</th><th>", first);
-	rc |= report_rate_label(out, r->all.rate_ms);
+	/* 0: shops of their own rates, each said in its row */
+	rc |= rate_ms > 0 ? report_rate_label(out, rate_ms) :
+	    sbuf_printf(out, "店铺时限回复率");
 	rc |= sbuf_printf(out, "</th><th>30秒回复率</th><th>超时</th><th>升级</th>"
 	    "<th>违规</th><th>拦截</th><th>误报</th></tr>\n");
+	return rc ? -1 : 0;
+}
+
+static int
+report_html_head(struct sbuf *out, const char *first, const struct report *r)
+{
+	return report_html_head_rate(out, first, r->all.rate_ms);
+}
+
+/* The rate every shop and queue has, or 0 when they differ. */
+static uint64_t
+report_shops_rate(const struct report *r)
+{
+	uint64_t	rate = r->all.rate_ms;
+	size_t		i, k;
+
+	for (i = 0; i < r->nshops; i++) {
+		if (r->shops[i].set.rate_ms != rate)
+			return 0;
+		for (k = 0; k < r->shops[i].nqueues; k++)
+			if (r->shops[i].queues[k].set.rate_ms != rate)
+				return 0;
+	}
+	return rate;
+}
+
+/* A shop's or queue's first cell: its name, and its rate when the header cannot say it. */
+static int
+report_html_shop_cell(struct sbuf *out, const char *shop, const char *queue,
+    const char *agent, const struct report_set *s, uint64_t rate)
+{
+	int	rc = 0;
+
+	rc |= sbuf_printf(out, "<tr><td>");
+	rc |= report_escs(out, shop);
+	if (queue != NULL) {
+		rc |= sbuf_printf(out, " / ");
+		rc |= report_escs(out, queue);
+	}
+	if (agent != NULL) {
+		rc |= sbuf_printf(out, " · ");
+		rc |= report_escs(out, agent[0] != '\0' ? agent : "(未知)");
+	}
+	if (rate == 0) {
+		rc |= sbuf_printf(out, "(");
+		rc |= report_rate_label(out, s->rate_ms);
+		rc |= sbuf_printf(out, ")");
+	}
+	rc |= sbuf_printf(out, "</td>");
+	return rc ? -1 : 0;
+}
+
+/*
+ * Per shop: a row for the shop and one for each of its queues (#shops),
+ * then each agent within each shop (#shop_agents), every one under its
+ * shop's cap and rate.
+ */
+static int
+report_html_shops(struct sbuf *out, const struct report *r)
+{
+	const struct report_shop	*sh;
+	const struct report_set		*set;
+	struct report_row		 row;
+	uint32_t			 hr[24];
+	uint64_t			 hs[24];
+	uint64_t			 rate = report_shops_rate(r);
+	size_t				 i, k;
+	int				 rc = 0;
+
+	rc |= sbuf_printf(out, "<h2>店铺</h2>\n<table id=\"shops\">\n");
+	rc |= report_html_head_rate(out, "店铺 / 分组", rate);
+	for (i = 0; i < r->nshops; i++) {
+		sh = &r->shops[i];
+		for (k = 0; k <= sh->nqueues; k++) {
+			set = k == 0 ? &sh->set : &sh->queues[k - 1].set;
+			if (report_team_row(set, &row, hr, hs) == -1)
+				return -1;
+			rc |= report_html_shop_cell(out, sh->id, k == 0 ? NULL :
+			    sh->queues[k - 1].id, NULL, set, rate);
+			rc |= report_html_row(out, &row);
+			rc |= sbuf_printf(out, "</tr>\n");
+		}
+	}
+	rc |= sbuf_printf(out, "</table>\n<table id=\"shop_agents\">\n");
+	rc |= report_html_head_rate(out, "店铺 · 客服", rate);
+	for (i = 0; i < r->nshops; i++) {
+		set = &r->shops[i].set;
+		for (k = 0; k < set->nagents; k++) {
+			report_row(set, set->agents[k], &row);
+			rc |= report_html_shop_cell(out, r->shops[i].id, NULL,
+			    set->agents[k]->id, set, rate);
+			rc |= report_html_row(out, &row);
+			rc |= sbuf_printf(out, "</tr>\n");
+		}
+	}
+	rc |= sbuf_printf(out, "</table>\n");
 	return rc ? -1 : 0;
 }
 
@@ -1595,6 +1851,14 @@ report_html(struct sbuf *out, const struct report *r, const struct report_meta *
 		rc |= sbuf_printf(out, " · 客服:");
 		rc |= report_escs(out, m->agent);
 	}
+	if (r->only_shop != NULL) {
+		rc |= sbuf_printf(out, " · 店铺:");
+		rc |= report_escs(out, r->only_shop);
+	}
+	if (r->only_queue != NULL) {
+		rc |= sbuf_printf(out, " / ");
+		rc |= report_escs(out, r->only_queue);
+	}
 	rc |= sbuf_printf(out, " · 生成于 ");
 	rc |= report_time(out, m->generated, m->utc_offset_min);
 	rc |= sbuf_printf(out, "</p>\n");
@@ -1621,6 +1885,10 @@ report_html(struct sbuf *out, const struct report *r, const struct report_meta *
 		rc |= sbuf_printf(out, "</tr>\n");
 	}
 	rc |= sbuf_printf(out, "</table>\n");
+
+	/* no shop: the page as before */
+	if (r->nshops > 0 && report_html_shops(out, r) == -1)
+		rc = -1;
 
 	rc |= sbuf_printf(out, "<h2>违规分类</h2>\n<table id=\"hits\">\n<tr><th>类别</th>"
 	    "<th>告警</th><th>拦截规则</th><th>提醒规则</th><th>标记规则</th><th>误报</th></tr>\n");
