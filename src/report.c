@@ -265,9 +265,12 @@ report_agent(struct report_set *s, const char *id)
 	return a;
 }
 
-/* The shop id (found, or added under its settings); NULL on ENOMEM. */
+/*
+ * The shop id (found, or added under its settings: like's, when it is a
+ * shop's of another report being merged, else r's policy); NULL on ENOMEM.
+ */
 static struct report_shop *
-report_shop(struct report *r, const char *id)
+report_shop(struct report *r, const char *id, const struct report_set *like)
 {
 	const struct sla_config	*c = report_policy(r, id, "");
 	struct report_shop	*ns;
@@ -283,8 +286,11 @@ report_shop(struct report *r, const char *id)
 	r->shops = ns;
 	memmove(ns + i + 1, ns + i, (r->nshops - i) * sizeof(*ns));
 	memset(&ns[i], 0, sizeof(ns[i]));
-	report_set_init(&ns[i].set, c != NULL ? c->cap_ms : r->def_cap_ms,
-	    c != NULL ? c->rate_ms : r->def_rate_ms);
+	if (like != NULL)
+		report_set_init(&ns[i].set, like->cap_ms, like->rate_ms);
+	else
+		report_set_init(&ns[i].set, c != NULL ? c->cap_ms : r->def_cap_ms,
+		    c != NULL ? c->rate_ms : r->def_rate_ms);
 	if ((ns[i].id = strdup(id)) == NULL) {
 		memmove(ns + i, ns + i + 1, (r->nshops - i) * sizeof(*ns));
 		return NULL;
@@ -293,9 +299,10 @@ report_shop(struct report *r, const char *id)
 	return &ns[i];
 }
 
-/* The queue id of shop sh (found, or added under its settings); NULL on ENOMEM. */
+/* The queue id of shop sh (found, or added under its settings, or like's as report_shop's); NULL on ENOMEM. */
 static struct report_queue *
-report_queue(const struct report *r, struct report_shop *sh, const char *id)
+report_queue(const struct report *r, struct report_shop *sh, const char *id,
+    const struct report_set *like)
 {
 	const struct sla_config	*c = report_policy(r, sh->id, id);
 	struct report_queue	*nq;
@@ -311,8 +318,11 @@ report_queue(const struct report *r, struct report_shop *sh, const char *id)
 	sh->queues = nq;
 	memmove(nq + i + 1, nq + i, (sh->nqueues - i) * sizeof(*nq));
 	memset(&nq[i], 0, sizeof(nq[i]));
-	report_set_init(&nq[i].set, c != NULL ? c->cap_ms : r->def_cap_ms,
-	    c != NULL ? c->rate_ms : r->def_rate_ms);
+	if (like != NULL)
+		report_set_init(&nq[i].set, like->cap_ms, like->rate_ms);
+	else
+		report_set_init(&nq[i].set, c != NULL ? c->cap_ms : r->def_cap_ms,
+		    c != NULL ? c->rate_ms : r->def_rate_ms);
 	if ((nq[i].id = strdup(id)) == NULL) {
 		memmove(nq + i, nq + i + 1, (sh->nqueues - i) * sizeof(*nq));
 		return NULL;
@@ -337,12 +347,12 @@ report_sets(struct report *r, const char *shop, const char *queue,
 	v[n++] = &r->all;
 	if (shop == NULL || *shop == '\0')
 		return n;
-	if ((sh = report_shop(r, shop)) == NULL)
+	if ((sh = report_shop(r, shop, NULL)) == NULL)
 		return -1;
 	v[n++] = &sh->set;
 	if (queue == NULL || *queue == '\0')
 		return n;
-	if ((q = report_queue(r, sh, queue)) == NULL)
+	if ((q = report_queue(r, sh, queue, NULL)) == NULL)
 		return -1;
 	v[n++] = &q->set;
 	return n;
@@ -643,8 +653,8 @@ report_keep_shop(struct report *r, const char *shop, const char *queue)
 
 	if ((os = strdup(shop)) == NULL ||
 	    (queue != NULL && (oq = strdup(queue)) == NULL) ||
-	    (sh = report_shop(r, shop)) == NULL ||
-	    (queue != NULL && (q = report_queue(r, sh, queue)) == NULL))
+	    (sh = report_shop(r, shop, NULL)) == NULL ||
+	    (queue != NULL && (q = report_queue(r, sh, queue, NULL)) == NULL))
 		goto err;
 	if (report_set_copy(&all, q != NULL ? &q->set : &sh->set) == -1)
 		goto err;
@@ -743,12 +753,15 @@ report_merge(struct report *range, const struct report *day,
 	if (report_set_merge(&range->all, &day->all) == -1)
 		return -1;
 	for (i = 0; i < day->nshops; i++) {
-		if ((sh = report_shop(range, day->shops[i].id)) == NULL ||
+		/* a shop new to the range keeps the day's settings */
+		if ((sh = report_shop(range, day->shops[i].id,
+		    &day->shops[i].set)) == NULL ||
 		    report_set_merge(&sh->set, &day->shops[i].set) == -1)
 			return -1;
 		for (k = 0; k < day->shops[i].nqueues; k++)
-			if ((q = report_queue(range, sh, day->shops[i].queues[k].id)) ==
-			    NULL || report_set_merge(&q->set,
+			if ((q = report_queue(range, sh, day->shops[i].queues[k].id,
+			    &day->shops[i].queues[k].set)) == NULL ||
+			    report_set_merge(&q->set,
 			    &day->shops[i].queues[k].set) == -1)
 				return -1;
 	}
@@ -968,13 +981,13 @@ report_load_shops(struct report *r, const json_t *shops)
 	json_object_foreach((json_t *)shops, id, o) {
 		if (!json_is_object(o) || *id == '\0')
 			continue;
-		if ((sh = report_shop(r, id)) == NULL ||
+		if ((sh = report_shop(r, id, NULL)) == NULL ||
 		    report_load_set(&sh->set, json_object_get(o, "agents")) == -1)
 			return -1;
 		json_object_foreach(json_object_get(o, "queues"), qid, qo) {
 			if (!json_is_object(qo) || *qid == '\0')
 				continue;
-			if ((q = report_queue(r, sh, qid)) == NULL ||
+			if ((q = report_queue(r, sh, qid, NULL)) == NULL ||
 			    report_load_set(&q->set, json_object_get(qo, "agents")) == -1)
 				return -1;
 		}
