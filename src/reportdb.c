@@ -43,7 +43,7 @@ struct reportdb {
 	void			*arg;
 	const char		*agent;		/* NULL: everyone */
 	const char		*shop, *queue;	/* --shop, --queue: NULL every one */
-	struct sla_policy	*pol;		/* the shops' own settings (strings: cfg's) */
+	struct sla_policy	*pol;		/* the shops' own settings in sla.timezone (strings: cfg's) */
 	size_t			 npol;
 	int64_t			 now;
 	int64_t			 today;		/* the local day of now starts */
@@ -635,8 +635,11 @@ reportdb_start_shop(struct rconn *rc, const struct config *cfg, const char *from
 	r->today = state_day(day, now, r->scfg.utc_offset_min);
 	if (report_parse_day(from, r->scfg.utc_offset_min, &r->day_start) == -1 ||
 	    report_parse_day(to, r->scfg.utc_offset_min, &r->last_start) == -1 ||
-	    sla_policies_from(cfg, &r->pol, &r->npol) == -1 ||
-	    (r->range = report_new(r->scfg.cap_ms, r->scfg.rate_ms)) == NULL ||
+	    sla_policies_from(cfg, &r->pol, &r->npol) == -1)
+		goto err;
+	/* the days are sla.timezone's, whatever a shop's zone */
+	report_policies_in_zone(r->pol, r->npol, r->scfg.utc_offset_min);
+	if ((r->range = report_new(r->scfg.cap_ms, r->scfg.rate_ms)) == NULL ||
 	    report_set_policies(r->range, r->pol, r->npol) == -1 ||
 	    (shop != NULL && report_keep_shop(r->range, shop, r->queue) == -1))
 		goto err;
