@@ -11,8 +11,11 @@ import csv
 import io
 import json
 import os
+import pathlib
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -622,3 +625,92 @@ def test_log_with_shops_equals_replay(tmp_path):
     assert jd["shop"] == "jd" and jd["team"]["rounds"] == 1 and jd["team"]["alerts"] == 1
     assert [a["agent"] for a in jd["agents"]] == ["alice"]
     assert jd["agents"][0]["mean_ms"] == want_jd["mean_ms"]
+
+
+SHOPS_CONF = ("shop_id: query:shop\nqueue_id: query:queue\nshops:\n"
+              "  tmall:\n    sla:\n      cap: 60s\n      rate: 20s\n"
+              "  jd:\n    timezone: \"+00:00\"\n")
+
+
+def test_shops_own_settings_from_redis(redis_server, tmp_path):
+    """Each shop's figures under its own settings: tmall's unanswered round
+    counts at its 60 s cap, under its 20 s rate; jd keeps UTC, yet its round
+    at 07:00 (+08:00, the 21st 23:00 in jd's zone) is on the report's day."""
+    r = redis_server()
+    c = r.client()
+    day = local_day(time.time() - 3 * 86400)
+    d0 = day_start_ms(day)
+    t = d0 + 7 * 3600 * 1000
+    log_entry(c, 1, t + 30000, 0, k="a", ag="alice", o=t, at=t + 30000, f=1, c="j-1",
+              sh="jd")
+    log_entry(c, 2, t + 3 * 3600000 + 4000, 0, k="a", ag="alice", o=t + 3 * 3600000,
+              at=t + 3 * 3600000 + 4000, f=1, c="t-1", sh="tmall")
+    log_entry(c, 2, t + 4 * 3600000 + 1800000, 0, k="u", ag="alice", o=t + 4 * 3600000,
+              at=t + 4 * 3600000 + 1800000, f=1, c="t-2", sh="tmall")
+    cfg = conf(tmp_path, r.url(), SHOPS_CONF)
+    rep = report_json(cfg, "--from", day)
+    tm, jd = rep["shops"]["tmall"], rep["shops"]["jd"]
+    assert tm["sla"] == {"cap_ms": 60000, "rate_ms": 20000}
+    assert tm["agents"]["alice"]["mean_ms"] == (4000 + 60000) // 2
+    assert tm["agents"]["alice"]["p90_ms"] == 60000
+    assert tm["agents"]["alice"]["within_rate"] == 1 and tm["agents"]["alice"]["rate"] == 0.5
+    assert jd["agents"]["alice"]["rounds"] == 1 and jd["agents"]["alice"]["mean_ms"] == 30000
+    assert rep["agents"][0]["rounds"] == 3
+    # --shop tmall: its cap and rate are the report's
+    only = report_json(cfg, "--from", day, "--shop", "tmall")
+    assert only["sla"]["cap_ms"] == 60000 and only["team"]["mean_ms"] == 32000
+    # read back from the stored day: the same
+    assert report_json(cfg, "--from", day)["shops"] == rep["shops"]
+
+
+def test_shops_through_chatmond(dashboard, daemon, backend, redis_server, tmp_path):
+    """The same agent served in two shops by a real chatmond (shop_id:
+    query:shop): today's report splits her rounds by shop exactly."""
+    r = redis_server()
+    b = backend(script="customer.py")
+    files = {}
+    # a short path: chatmond refuses an agent when any query argument is
+    # over 64 bytes while it looks for shop_id's or queue_id's
+    short = tempfile.mkdtemp(prefix="cm")
+    for shop in ("tmall", "jd"):
+        p = pathlib.Path(short) / f"{shop}.json"
+        p.write_text(json.dumps([{"at": 0, "text": json.dumps(
+            {"type": "message", "conversation": f"{shop}-{i}", "text": "在吗"},
+            ensure_ascii=False)} for i in range(2 if shop == "tmall" else 1)]),
+            encoding="utf-8")
+        files[shop] = p
+    d = daemon(b.port, extra=SLA + SHOPS_CONF, redis=r.url(), rules=LIVE,
+               args=["-o", "redis.fold=0"])
+
+    def say(conv, text):
+        return json.dumps({"type": "message", "conversation": conv, "text": text},
+                          ensure_ascii=False)
+
+    async def main():
+        async with agent(d, f"/script?file={files['tmall']}&agent=alice&shop=tmall") as a, \
+                agent(d, f"/script?file={files['jd']}&agent=alice&shop=jd") as j:
+            for _ in range(2):
+                await recv(a)
+            await recv(j)
+            await a.send(say("tmall-0", "亲,在的"))
+            await a.send(say("tmall-1", "您好"))
+            await j.send(say("jd-0", "亲,您好"))
+            await asyncio.sleep(0.5)
+    try:
+        run(main())
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    cfg = conf(tmp_path, r.url(), SHOPS_CONF)
+    day = local_day()
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        rep = report_json(cfg, "--from", day)
+        if rep["team"]["rounds"] >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    shops = rep.get("shops", {})
+    assert sorted(shops) == ["jd", "tmall"], rep
+    assert shops["tmall"]["agents"]["alice"]["rounds"] == 2
+    assert shops["jd"]["agents"]["alice"]["rounds"] == 1
+    assert [(a["agent"], a["rounds"]) for a in rep["agents"]] == [("alice", 3)]
+    assert shops["tmall"]["sla"]["cap_ms"] == 60000
