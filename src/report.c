@@ -674,8 +674,7 @@ report_keep_shop(struct report *r, const char *shop, const char *queue)
 	struct report_queue	*q = NULL;
 	struct report_set	 all, qs;
 	size_t			 i;
-
-	char			*os = NULL, *oq = NULL;
+	char			*os = NULL, *oq = NULL;	/* what the writers say */
 
 	if ((os = strdup(shop)) == NULL ||
 	    (queue != NULL && (oq = strdup(queue)) == NULL) ||
