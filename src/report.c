@@ -32,7 +32,7 @@ struct report_slot {			/* one of the worst waits */
 
 struct report_agent {
 	char			*id;
-	struct sla_sums		 sums;		/* hist: the report's nhist */
+	struct sla_sums		 sums;		/* hist: its set's nhist */
 	uint32_t		 hour_rounds[24];
 	uint64_t		 hour_sum_ms[24];
 	uint64_t		 alerts, blocks, fps;
@@ -40,6 +40,31 @@ struct report_agent {
 	size_t			 nhits;
 	struct report_slot	 worst[REPORT_WORST];	/* longest first */
 	size_t			 nworst;
+};
+
+/*
+ * Agents under one cap and rate: the report's (each agent over every
+ * shop), a shop's (each agent in that shop) or a queue's. Each keeps its
+ * own histogram length, so a shop's p90 and rates are read under its own
+ * sla.cap and sla.rate.
+ */
+struct report_set {
+	uint64_t		 cap_ms, rate_ms;
+	size_t			 nhist;
+	struct report_agent	**agents;	/* by id */
+	size_t			 nagents, capagents;
+};
+
+struct report_queue {
+	char			*id;
+	struct report_set	 set;
+};
+
+struct report_shop {
+	char			*id;
+	struct report_set	 set;		/* every conversation of the shop, queue or not */
+	struct report_queue	*queues;	/* by id */
+	size_t			 nqueues;
 };
 
 struct report_day {			/* one row of the days (a range's) */
@@ -50,27 +75,42 @@ struct report_day {			/* one row of the days (a range's) */
 };
 
 struct report {
-	uint64_t		 cap_ms, rate_ms;
-	size_t			 nhist;
-	struct report_agent	**agents;	/* by id */
-	size_t			 nagents, capagents;
+	uint64_t		 def_cap_ms, def_rate_ms;	/* sla.cap, sla.rate */
+	struct report_set	 all;
+	struct report_shop	*shops;		/* by id; none: the report as before shops */
+	size_t			 nshops;
+	struct sla_policy	*pol;		/* the shops' own settings, strings in polstr */
+	char			*polstr;
+	size_t			 npol;
 	struct report_day	*days;
 	size_t			 ndays, capdays;
+	char			*only_shop;	/* report_keep_shop's, or NULL */
+	char			*only_queue;
 };
 
 static const char *const report_actions[3] = { "block", "warn", "flag" };
+
+static void
+report_set_init(struct report_set *s, uint64_t cap_ms, uint64_t rate_ms)
+{
+	uint64_t	sec = cap_ms / 1000 + (cap_ms % 1000 != 0);
+
+	memset(s, 0, sizeof(*s));
+	s->cap_ms = cap_ms;
+	s->rate_ms = rate_ms;
+	s->nhist = (size_t)(sec < REPORT_HIST_MAX ? sec : REPORT_HIST_MAX) + 1;
+}
 
 struct report *
 report_new(uint64_t cap_ms, uint64_t rate_ms)
 {
 	struct report	*r;
-	uint64_t	 s = cap_ms / 1000 + (cap_ms % 1000 != 0);
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
-	r->cap_ms = cap_ms;
-	r->rate_ms = rate_ms;
-	r->nhist = (size_t)(s < REPORT_HIST_MAX ? s : REPORT_HIST_MAX) + 1;
+	r->def_cap_ms = cap_ms;
+	r->def_rate_ms = rate_ms;
+	report_set_init(&r->all, cap_ms, rate_ms);
 	return r;
 }
 
@@ -91,6 +131,32 @@ report_agent_free(struct report_agent *a)
 	free(a);
 }
 
+static void
+report_set_free(struct report_set *s)
+{
+	size_t	i;
+
+	for (i = 0; i < s->nagents; i++)
+		report_agent_free(s->agents[i]);
+	free(s->agents);
+	s->agents = NULL;
+	s->nagents = s->capagents = 0;
+}
+
+static void
+report_shop_free(struct report_shop *sh)
+{
+	size_t	i;
+
+	for (i = 0; i < sh->nqueues; i++) {
+		report_set_free(&sh->queues[i].set);
+		free(sh->queues[i].id);
+	}
+	free(sh->queues);
+	report_set_free(&sh->set);
+	free(sh->id);
+}
+
 void
 report_free(struct report *r)
 {
@@ -98,49 +164,223 @@ report_free(struct report *r)
 
 	if (r == NULL)
 		return;
-	for (i = 0; i < r->nagents; i++)
-		report_agent_free(r->agents[i]);
-	free(r->agents);
+	report_set_free(&r->all);
+	for (i = 0; i < r->nshops; i++)
+		report_shop_free(&r->shops[i]);
+	free(r->shops);
+	free(r->pol);
+	free(r->polstr);
 	free(r->days);
+	free(r->only_shop);
+	free(r->only_queue);
 	free(r);
 }
 
-/* The agent id (found, or added in its place); NULL on ENOMEM. */
+int
+report_set_policies(struct report *r, const struct sla_policy *v, size_t n)
+{
+	struct sla_policy	*np = NULL;
+	char			*str = NULL, *p;
+	size_t			 i, len = 0;
+
+	for (i = 0; i < n; i++)
+		len += strlen(v[i].shop) + strlen(v[i].queue) + 2;
+	if (n > 0 && ((np = calloc(n, sizeof(*np))) == NULL ||
+	    (str = malloc(len)) == NULL)) {
+		free(np);
+		return -1;
+	}
+	for (i = 0, p = str; i < n; i++) {
+		np[i] = v[i];
+		np[i].shop = strcpy(p, v[i].shop);
+		p += strlen(p) + 1;
+		np[i].queue = strcpy(p, v[i].queue);
+		p += strlen(p) + 1;
+	}
+	free(r->pol);
+	free(r->polstr);
+	r->pol = np;
+	r->polstr = str;
+	r->npol = n;
+	return 0;
+}
+
+void
+report_policies_in_zone(struct sla_policy *v, size_t n, int32_t off_min)
+{
+	struct sla_hours	*h;
+	int32_t			 delta;
+	size_t			 i, k;
+	int			 len;
+
+	for (i = 0; i < n; i++) {
+		delta = ((off_min - v[i].cfg.utc_offset_min) % 1440 + 1440) % 1440;
+		v[i].cfg.utc_offset_min = off_min;
+		for (k = 0; k < v[i].cfg.nhours && k < SLA_MAX_HOURS; k++) {
+			h = &v[i].cfg.hours[k];
+			len = h->to_min > h->from_min ? h->to_min - h->from_min :
+			    h->to_min + 1440 - h->from_min;
+			if (h->from_min >= 1440 || h->from_min == h->to_min || len >= 1440)
+				continue;	/* nothing, or the whole day: the same anywhere */
+			h->from_min = (uint16_t)((h->from_min + delta) % 1440);
+			h->to_min = (uint16_t)((h->to_min + delta) % 1440);
+			if (h->to_min == 0)
+				h->to_min = 1440;
+		}
+	}
+}
+
+const struct sla_config *
+report_policy(const struct report *r, const char *shop, const char *queue)
+{
+	const struct sla_config	*c = NULL;
+	size_t			 i;
+
+	if (shop == NULL || *shop == '\0')
+		return NULL;
+	if (queue == NULL)
+		queue = "";
+	/* the queue's own, else the shop's: config_sla_for's order */
+	for (i = 0; i < r->npol; i++) {
+		if (strcmp(r->pol[i].shop, shop) != 0)
+			continue;
+		if (strcmp(r->pol[i].queue, queue) == 0)
+			return &r->pol[i].cfg;
+		if (r->pol[i].queue[0] == '\0')
+			c = &r->pol[i].cfg;
+	}
+	return c;
+}
+
+/* The agent id of s (found, or added in its place); NULL on ENOMEM. */
 static struct report_agent *
-report_agent(struct report *r, const char *id)
+report_agent(struct report_set *s, const char *id)
 {
 	struct report_agent	*a, **na;
-	size_t			 lo = 0, hi = r->nagents, mid;
+	size_t			 lo = 0, hi = s->nagents, mid;
 	int			 c;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		if ((c = strcmp(r->agents[mid]->id, id)) == 0)
-			return r->agents[mid];
+		if ((c = strcmp(s->agents[mid]->id, id)) == 0)
+			return s->agents[mid];
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (r->nagents == r->capagents) {
-		if ((na = reallocarray(r->agents, r->capagents ? r->capagents * 2 : 16,
+	if (s->nagents == s->capagents) {
+		if ((na = reallocarray(s->agents, s->capagents ? s->capagents * 2 : 16,
 		    sizeof(*na))) == NULL)
 			return NULL;
-		r->agents = na;
-		r->capagents = r->capagents ? r->capagents * 2 : 16;
+		s->agents = na;
+		s->capagents = s->capagents ? s->capagents * 2 : 16;
 	}
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return NULL;
 	if ((a->id = strdup(id)) == NULL ||
-	    (a->sums.hist = calloc(r->nhist, sizeof(uint32_t))) == NULL) {
+	    (a->sums.hist = calloc(s->nhist, sizeof(uint32_t))) == NULL) {
 		report_agent_free(a);
 		return NULL;
 	}
-	a->sums.nhist = r->nhist;
-	memmove(r->agents + lo + 1, r->agents + lo, (r->nagents - lo) * sizeof(*r->agents));
-	r->agents[lo] = a;
-	r->nagents++;
+	a->sums.nhist = s->nhist;
+	memmove(s->agents + lo + 1, s->agents + lo, (s->nagents - lo) * sizeof(*s->agents));
+	s->agents[lo] = a;
+	s->nagents++;
 	return a;
+}
+
+/*
+ * The shop id (found, or added under its settings: like's, when it is a
+ * shop's of another report being merged, else r's policy); NULL on ENOMEM.
+ */
+static struct report_shop *
+report_shop(struct report *r, const char *id, const struct report_set *like)
+{
+	const struct sla_config	*c = report_policy(r, id, "");
+	struct report_shop	*ns;
+	size_t			 i;
+	int			 cmp = 1;
+
+	for (i = 0; i < r->nshops && (cmp = strcmp(r->shops[i].id, id)) < 0; i++)
+		;
+	if (i < r->nshops && cmp == 0)
+		return &r->shops[i];
+	if ((ns = reallocarray(r->shops, r->nshops + 1, sizeof(*ns))) == NULL)
+		return NULL;
+	r->shops = ns;
+	memmove(ns + i + 1, ns + i, (r->nshops - i) * sizeof(*ns));
+	memset(&ns[i], 0, sizeof(ns[i]));
+	if (like != NULL)
+		report_set_init(&ns[i].set, like->cap_ms, like->rate_ms);
+	else
+		report_set_init(&ns[i].set, c != NULL ? c->cap_ms : r->def_cap_ms,
+		    c != NULL ? c->rate_ms : r->def_rate_ms);
+	if ((ns[i].id = strdup(id)) == NULL) {
+		memmove(ns + i, ns + i + 1, (r->nshops - i) * sizeof(*ns));
+		return NULL;
+	}
+	r->nshops++;
+	return &ns[i];
+}
+
+/* The queue id of shop sh (found, or added under its settings, or like's as report_shop's); NULL on ENOMEM. */
+static struct report_queue *
+report_queue(const struct report *r, struct report_shop *sh, const char *id,
+    const struct report_set *like)
+{
+	const struct sla_config	*c = report_policy(r, sh->id, id);
+	struct report_queue	*nq;
+	size_t			 i;
+	int			 cmp = 1;
+
+	for (i = 0; i < sh->nqueues && (cmp = strcmp(sh->queues[i].id, id)) < 0; i++)
+		;
+	if (i < sh->nqueues && cmp == 0)
+		return &sh->queues[i];
+	if ((nq = reallocarray(sh->queues, sh->nqueues + 1, sizeof(*nq))) == NULL)
+		return NULL;
+	sh->queues = nq;
+	memmove(nq + i + 1, nq + i, (sh->nqueues - i) * sizeof(*nq));
+	memset(&nq[i], 0, sizeof(nq[i]));
+	if (like != NULL)
+		report_set_init(&nq[i].set, like->cap_ms, like->rate_ms);
+	else
+		report_set_init(&nq[i].set, c != NULL ? c->cap_ms : r->def_cap_ms,
+		    c != NULL ? c->rate_ms : r->def_rate_ms);
+	if ((nq[i].id = strdup(id)) == NULL) {
+		memmove(nq + i, nq + i + 1, (sh->nqueues - i) * sizeof(*nq));
+		return NULL;
+	}
+	sh->nqueues++;
+	return &nq[i];
+}
+
+/*
+ * The sets a thing of (shop, queue) is counted in: the report's, and
+ * the shop's and the queue's when it has them (a queue without a shop is
+ * none). The number of them, or -1 on ENOMEM.
+ */
+static int
+report_sets(struct report *r, const char *shop, const char *queue,
+    struct report_set *v[3])
+{
+	struct report_shop	*sh;
+	struct report_queue	*q;
+	int			 n = 0;
+
+	v[n++] = &r->all;
+	if (shop == NULL || *shop == '\0')
+		return n;
+	if ((sh = report_shop(r, shop, NULL)) == NULL)
+		return -1;
+	v[n++] = &sh->set;
+	if (queue == NULL || *queue == '\0')
+		return n;
+	if ((q = report_queue(r, sh, queue, NULL)) == NULL)
+		return -1;
+	v[n++] = &q->set;
+	return n;
 }
 
 /* The category's counters (found, or added); NULL on ENOMEM. */
@@ -187,19 +427,35 @@ report_sums_add(struct sla_sums *u, const struct sla_sums *v)
 }
 
 int
-report_add_sums(struct report *r, const char *agent, const struct sla_day *d)
+report_add_shop_sums(struct report *r, const struct sla_account *w,
+    const struct sla_day *d)
 {
+	struct report_set	*v[3];
 	struct report_agent	*a;
 	size_t			 h;
+	int			 i, n;
 
-	if ((a = report_agent(r, agent)) == NULL)
+	/* an agent's total is the sum of its shops' */
+	if ((n = report_sets(r, w->shop, w->queue, v)) == -1)
 		return -1;
-	report_sums_add(&a->sums, d->sums);
-	for (h = 0; h < 24; h++) {
-		a->hour_rounds[h] += d->hour_rounds[h];
-		a->hour_sum_ms[h] += d->hour_sum_ms[h];
+	for (i = 0; i < n; i++) {
+		if ((a = report_agent(v[i], w->agent)) == NULL)
+			return -1;
+		report_sums_add(&a->sums, d->sums);
+		for (h = 0; h < 24; h++) {
+			a->hour_rounds[h] += d->hour_rounds[h];
+			a->hour_sum_ms[h] += d->hour_sum_ms[h];
+		}
 	}
 	return 0;
+}
+
+int
+report_add_sums(struct report *r, const char *agent, const struct sla_day *d)
+{
+	struct sla_account	w = { agent, "", "" };
+
+	return report_add_shop_sums(r, &w, d);
 }
 
 /* Longer first; then the earlier opened. */
@@ -242,12 +498,19 @@ report_slot_put(struct report_agent *a, const char *conv, size_t len,
 int
 report_add_wait(struct report *r, const struct sla_round *w)
 {
+	struct report_set	*v[3];
 	struct report_agent	*a;
+	int			 i, n;
 
-	if ((a = report_agent(r, w->agent)) == NULL)
+	/* a shop's worst waits too: --shop keeps them */
+	if ((n = report_sets(r, w->shop, w->queue, v)) == -1)
 		return -1;
-	return report_slot_put(a, w->conversation, w->conversation_len, w->opened,
-	    w->at, w->waited_ms, w->answered);
+	for (i = 0; i < n; i++)
+		if ((a = report_agent(v[i], w->agent)) == NULL ||
+		    report_slot_put(a, w->conversation, w->conversation_len,
+		    w->opened, w->at, w->waited_ms, w->answered) == -1)
+			return -1;
+	return 0;
 }
 
 static int
@@ -261,27 +524,21 @@ report_action(const char *s)
 	return -1;
 }
 
-int
-report_add_alert(struct report *r, const json_t *al, int fp)
+/* One rule hit (report_add_alert's) counted c times into agent of s. */
+static int
+report_alert_into(struct report_set *s, const json_t *al, const char *agent,
+    json_int_t c, int fp)
 {
 	struct report_agent	*a;
 	struct report_hit	*h;
 	const json_t		*hits, *e;
-	const char		*type, *agent, *cat;
-	json_int_t		 c = 1;
+	const char		*cat;
 	size_t			 i;
 	int			 act;
 
-	type = json_string_value(json_object_get(al, "type"));
-	if (type == NULL || strcmp(type, "rule.hit") != 0)
-		return 0;
-	if ((agent = json_string_value(json_object_get(al, "agent"))) == NULL)
-		agent = "";
 	if ((cat = json_string_value(json_object_get(al, "category"))) == NULL)
 		cat = "";
-	if (json_integer_value(json_object_get(al, "count")) > 1)
-		c = json_integer_value(json_object_get(al, "count"));
-	if ((a = report_agent(r, agent)) == NULL || (h = report_hit(a, cat)) == NULL)
+	if ((a = report_agent(s, agent)) == NULL || (h = report_hit(a, cat)) == NULL)
 		return -1;
 	if (fp) {
 		a->fps++;
@@ -308,45 +565,184 @@ report_add_alert(struct report *r, const json_t *al, int fp)
 	return 0;
 }
 
-void
-report_keep_agent(struct report *r, const char *agent)
+int
+report_add_alert(struct report *r, const json_t *al, int fp)
+{
+	struct report_set	*v[3];
+	const char		*type, *agent;
+	json_int_t		 c = 1;
+	int			 i, n;
+
+	type = json_string_value(json_object_get(al, "type"));
+	if (type == NULL || strcmp(type, "rule.hit") != 0)
+		return 0;
+	if ((agent = json_string_value(json_object_get(al, "agent"))) == NULL)
+		agent = "";
+	if (json_integer_value(json_object_get(al, "count")) > 1)
+		c = json_integer_value(json_object_get(al, "count"));
+	/* docs/alerts.md: "shop" and "queue" only when the conversation has them */
+	if ((n = report_sets(r, json_string_value(json_object_get(al, "shop")),
+	    json_string_value(json_object_get(al, "queue")), v)) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (report_alert_into(v[i], al, agent, c, fp) == -1)
+			return -1;
+	return 0;
+}
+
+static void
+report_set_keep_agent(struct report_set *s, const char *agent)
 {
 	size_t	i, n = 0;
 
-	for (i = 0; i < r->nagents; i++) {
-		if (strcmp(r->agents[i]->id, agent) == 0)
-			r->agents[n++] = r->agents[i];
+	for (i = 0; i < s->nagents; i++) {
+		if (strcmp(s->agents[i]->id, agent) == 0)
+			s->agents[n++] = s->agents[i];
 		else
-			report_agent_free(r->agents[i]);
+			report_agent_free(s->agents[i]);
 	}
-	r->nagents = n;
+	s->nagents = n;
 }
 
-/* The team: every agent's sums added (hist the caller's, r->nhist long). */
+void
+report_keep_agent(struct report *r, const char *agent)
+{
+	size_t	i, k;
+
+	report_set_keep_agent(&r->all, agent);
+	for (i = 0; i < r->nshops; i++) {
+		report_set_keep_agent(&r->shops[i].set, agent);
+		for (k = 0; k < r->shops[i].nqueues; k++)
+			report_set_keep_agent(&r->shops[i].queues[k].set, agent);
+	}
+}
+
+/* Every agent of src added into dst's (made as need be). 0, or -1 on ENOMEM. */
+static int
+report_set_merge(struct report_set *dst, const struct report_set *src)
+{
+	struct report_agent	*a, *b;
+	struct report_hit	*h;
+	size_t			 i, k;
+
+	for (i = 0; i < src->nagents; i++) {
+		b = src->agents[i];
+		if ((a = report_agent(dst, b->id)) == NULL)
+			return -1;
+		report_sums_add(&a->sums, &b->sums);
+		for (k = 0; k < 24; k++) {
+			a->hour_rounds[k] += b->hour_rounds[k];
+			a->hour_sum_ms[k] += b->hour_sum_ms[k];
+		}
+		a->alerts += b->alerts;
+		a->blocks += b->blocks;
+		a->fps += b->fps;
+		for (k = 0; k < b->nhits; k++) {
+			if ((h = report_hit(a, b->hits[k].cat)) == NULL)
+				return -1;
+			h->alerts += b->hits[k].alerts;
+			h->act[0] += b->hits[k].act[0];
+			h->act[1] += b->hits[k].act[1];
+			h->act[2] += b->hits[k].act[2];
+			h->fps += b->hits[k].fps;
+		}
+		for (k = 0; k < b->nworst; k++)
+			if (report_slot_put(a, b->worst[k].conv, b->worst[k].convlen,
+			    b->worst[k].opened, b->worst[k].at, b->worst[k].waited_ms,
+			    b->worst[k].answered) == -1)
+				return -1;
+	}
+	return 0;
+}
+
+/* A copy of src under its own cap and rate into *dst (a fresh set). 0, or -1 on ENOMEM (*dst empty). */
+static int
+report_set_copy(struct report_set *dst, const struct report_set *src)
+{
+	report_set_init(dst, src->cap_ms, src->rate_ms);
+	if (report_set_merge(dst, src) == -1) {
+		report_set_free(dst);
+		return -1;
+	}
+	return 0;
+}
+
+int
+report_keep_shop(struct report *r, const char *shop, const char *queue)
+{
+	struct report_shop	*sh;
+	struct report_queue	*q = NULL;
+	struct report_set	 all, qs;
+	size_t			 i;
+	char			*os = NULL, *oq = NULL;	/* what the writers say */
+
+	if ((os = strdup(shop)) == NULL ||
+	    (queue != NULL && (oq = strdup(queue)) == NULL) ||
+	    (sh = report_shop(r, shop, NULL)) == NULL ||
+	    (queue != NULL && (q = report_queue(r, sh, queue, NULL)) == NULL))
+		goto err;
+	if (report_set_copy(&all, q != NULL ? &q->set : &sh->set) == -1)
+		goto err;
+	if (q != NULL) {
+		/* the shop's own figures are the queue's: the rest is not asked for */
+		if (report_set_copy(&qs, &q->set) == -1) {
+			report_set_free(&all);
+			goto err;
+		}
+		report_set_free(&sh->set);
+		sh->set = qs;
+		for (i = 0; i < sh->nqueues; i++)
+			if (&sh->queues[i] != q) {
+				report_set_free(&sh->queues[i].set);
+				free(sh->queues[i].id);
+			}
+		sh->queues[0] = *q;
+		sh->nqueues = 1;
+	}
+	/* sh moves to the front: the others go */
+	for (i = 0; i < r->nshops; i++)
+		if (&r->shops[i] != sh)
+			report_shop_free(&r->shops[i]);
+	r->shops[0] = *sh;
+	r->nshops = 1;
+	report_set_free(&r->all);
+	r->all = all;
+	free(r->only_shop);
+	free(r->only_queue);
+	r->only_shop = os;
+	r->only_queue = oq;
+	return 0;
+err:
+	free(os);
+	free(oq);
+	return -1;
+}
+
+/* The team: every agent's sums of s added (hist the caller's, s->nhist long). */
 static void
-report_team(const struct report *r, struct sla_sums *u, uint32_t *hist,
+report_team(const struct report_set *s, struct sla_sums *u, uint32_t *hist,
     uint32_t hour_rounds[24], uint64_t hour_sum_ms[24], uint64_t *alerts,
     uint64_t *blocks, uint64_t *fps)
 {
 	size_t	i, h;
 
 	memset(u, 0, sizeof(*u));
-	memset(hist, 0, r->nhist * sizeof(*hist));
+	memset(hist, 0, s->nhist * sizeof(*hist));
 	u->hist = hist;
-	u->nhist = r->nhist;
+	u->nhist = s->nhist;
 	if (hour_rounds != NULL) {
 		memset(hour_rounds, 0, 24 * sizeof(*hour_rounds));
 		memset(hour_sum_ms, 0, 24 * sizeof(*hour_sum_ms));
 	}
 	*alerts = *blocks = *fps = 0;
-	for (i = 0; i < r->nagents; i++) {
-		report_sums_add(u, &r->agents[i]->sums);
-		*alerts += r->agents[i]->alerts;
-		*blocks += r->agents[i]->blocks;
-		*fps += r->agents[i]->fps;
+	for (i = 0; i < s->nagents; i++) {
+		report_sums_add(u, &s->agents[i]->sums);
+		*alerts += s->agents[i]->alerts;
+		*blocks += s->agents[i]->blocks;
+		*fps += s->agents[i]->fps;
 		for (h = 0; hour_rounds != NULL && h < 24; h++) {
-			hour_rounds[h] += r->agents[i]->hour_rounds[h];
-			hour_sum_ms[h] += r->agents[i]->hour_sum_ms[h];
+			hour_rounds[h] += s->agents[i]->hour_rounds[h];
+			hour_sum_ms[h] += s->agents[i]->hour_sum_ms[h];
 		}
 	}
 }
@@ -372,38 +768,26 @@ int
 report_merge(struct report *range, const struct report *day,
     const char *dayname, int partial)
 {
-	struct report_agent	*a, *b;
-	struct report_hit	*h;
+	struct report_shop	*sh;
+	struct report_queue	*q;
 	struct report_day	*nd, *row;
 	struct sla_sums		 team;
 	uint32_t		*hist;
 	size_t			 i, k;
 
-	for (i = 0; i < day->nagents; i++) {
-		b = day->agents[i];
-		if ((a = report_agent(range, b->id)) == NULL)
+	if (report_set_merge(&range->all, &day->all) == -1)
+		return -1;
+	for (i = 0; i < day->nshops; i++) {
+		/* a shop new to the range keeps the day's settings */
+		if ((sh = report_shop(range, day->shops[i].id,
+		    &day->shops[i].set)) == NULL ||
+		    report_set_merge(&sh->set, &day->shops[i].set) == -1)
 			return -1;
-		report_sums_add(&a->sums, &b->sums);
-		for (k = 0; k < 24; k++) {
-			a->hour_rounds[k] += b->hour_rounds[k];
-			a->hour_sum_ms[k] += b->hour_sum_ms[k];
-		}
-		a->alerts += b->alerts;
-		a->blocks += b->blocks;
-		a->fps += b->fps;
-		for (k = 0; k < b->nhits; k++) {
-			if ((h = report_hit(a, b->hits[k].cat)) == NULL)
-				return -1;
-			h->alerts += b->hits[k].alerts;
-			h->act[0] += b->hits[k].act[0];
-			h->act[1] += b->hits[k].act[1];
-			h->act[2] += b->hits[k].act[2];
-			h->fps += b->hits[k].fps;
-		}
-		for (k = 0; k < b->nworst; k++)
-			if (report_slot_put(a, b->worst[k].conv, b->worst[k].convlen,
-			    b->worst[k].opened, b->worst[k].at, b->worst[k].waited_ms,
-			    b->worst[k].answered) == -1)
+		for (k = 0; k < day->shops[i].nqueues; k++)
+			if ((q = report_queue(range, sh, day->shops[i].queues[k].id,
+			    &day->shops[i].queues[k].set)) == NULL ||
+			    report_set_merge(&q->set,
+			    &day->shops[i].queues[k].set) == -1)
 				return -1;
 	}
 	if (range->ndays == range->capdays) {
@@ -413,14 +797,14 @@ report_merge(struct report *range, const struct report *day,
 		range->days = nd;
 		range->capdays = range->capdays ? range->capdays * 2 : 8;
 	}
-	if ((hist = calloc(day->nhist, sizeof(*hist))) == NULL)
+	if ((hist = calloc(day->all.nhist, sizeof(*hist))) == NULL)
 		return -1;
 	row = &range->days[range->ndays++];
 	memset(row, 0, sizeof(*row));
 	snprintf(row->day, sizeof(row->day), "%s", dayname);
-	report_team(day, &team, hist, NULL, NULL, &row->alerts, &row->blocks,
+	report_team(&day->all, &team, hist, NULL, NULL, &row->alerts, &row->blocks,
 	    &row->fps);
-	sla_sums_figures(&team, day->cap_ms, &row->f);
+	sla_sums_figures(&team, day->all.cap_ms, &row->f);
 	row->within_fast = report_within_fast(&team);
 	row->partial = partial;
 	free(hist);
@@ -473,27 +857,76 @@ err:
 	return NULL;
 }
 
-int
-report_dump(struct sbuf *out, const struct report *r, const char *day,
-    int32_t off_min, int partial)
+/* The agents of s as the stored document's "agents"; NULL on ENOMEM. */
+static json_t *
+report_set_dump(const struct report_set *s)
 {
 	json_t	*agents, *a;
 	size_t	 i;
 
 	if ((agents = json_object()) == NULL)
-		return -1;
-	for (i = 0; i < r->nagents; i++) {
-		if ((a = report_sums_json(r->agents[i])) == NULL) {
+		return NULL;
+	for (i = 0; i < s->nagents; i++) {
+		if ((a = report_sums_json(s->agents[i])) == NULL) {
 			json_decref(agents);
-			return -1;
+			return NULL;
 		}
 		/* an agent id that is not UTF-8 cannot be a key: it is left out */
-		json_object_set_new(agents, r->agents[i]->id, a);
+		json_object_set_new(agents, s->agents[i]->id, a);
 	}
-	return jsonw_dump(out, json_pack("{s:i, s:s, s:i, s:I, s:I, s:b, s:o}",
+	return agents;
+}
+
+/* The stored "shops": {SHOP: {cap_ms, rate_ms, agents, queues: {Q: {cap_ms, rate_ms, agents}}}}; NULL on ENOMEM. */
+static json_t *
+report_shops_dump(const struct report *r)
+{
+	const struct report_shop	*sh;
+	json_t				*shops, *queues = NULL;
+	size_t				 i, k;
+
+	if ((shops = json_object()) == NULL)
+		return NULL;
+	for (i = 0; i < r->nshops; i++) {
+		sh = &r->shops[i];
+		if ((queues = json_object()) == NULL)
+			goto err;
+		for (k = 0; k < sh->nqueues; k++)
+			if (json_object_set_new(queues, sh->queues[k].id, json_pack(
+			    "{s:I, s:I, s:o}", "cap_ms", (json_int_t)sh->queues[k].set.cap_ms,
+			    "rate_ms", (json_int_t)sh->queues[k].set.rate_ms,
+			    "agents", report_set_dump(&sh->queues[k].set))) == -1)
+				goto err;
+		/* a shop id that is not UTF-8 cannot be a key: it is left out, as an agent's */
+		json_object_set_new(shops, sh->id, json_pack("{s:I, s:I, s:o, s:o}",
+		    "cap_ms", (json_int_t)sh->set.cap_ms, "rate_ms",
+		    (json_int_t)sh->set.rate_ms, "agents", report_set_dump(&sh->set),
+		    "queues", queues));
+		queues = NULL;
+	}
+	return shops;
+err:
+	json_decref(queues);
+	json_decref(shops);
+	return NULL;
+}
+
+int
+report_dump(struct sbuf *out, const struct report *r, const char *day,
+    int32_t off_min, int partial)
+{
+	json_t	*agents, *shops = NULL;
+
+	if ((agents = report_set_dump(&r->all)) == NULL ||
+	    (r->nshops > 0 && (shops = report_shops_dump(r)) == NULL)) {
+		json_decref(agents);
+		return -1;
+	}
+	/* "shops" only when some conversation had one: the document as before */
+	return jsonw_dump(out, json_pack("{s:i, s:s, s:i, s:I, s:I, s:b, s:o, s:o*}",
 	    "v", 1, "day", day, "tz_offset_min", (int)off_min,
-	    "cap_ms", (json_int_t)r->cap_ms, "rate_ms", (json_int_t)r->rate_ms,
-	    "partial", partial, "agents", agents));
+	    "cap_ms", (json_int_t)r->all.cap_ms, "rate_ms", (json_int_t)r->all.rate_ms,
+	    "partial", partial, "agents", agents, "shops", shops));
 }
 
 static uint64_t
@@ -506,7 +939,7 @@ report_uint(const json_t *o, const char *key)
 }
 
 static int
-report_load_agent(struct report *r, const char *id, const json_t *o)
+report_load_agent(struct report_set *s, const char *id, const json_t *o)
 {
 	struct report_agent	*a;
 	struct report_hit	*h;
@@ -514,7 +947,7 @@ report_load_agent(struct report *r, const char *id, const json_t *o)
 	const char		*cat, *conv;
 	size_t			 i;
 
-	if ((a = report_agent(r, id)) == NULL)
+	if ((a = report_agent(s, id)) == NULL)
 		return -1;
 	state_day_add(o, &a->sums, a->hour_rounds, a->hour_sum_ms);
 	a->alerts += report_uint(o, "alerts");
@@ -544,31 +977,82 @@ report_load_agent(struct report *r, const char *id, const json_t *o)
 	return 0;
 }
 
-struct report *
-report_load(const char *doc, size_t len, uint64_t cap_ms, uint64_t rate_ms,
-    int *partial)
+/* A stored "agents" object into s. 0, or -1 on ENOMEM. */
+static int
+report_load_set(struct report_set *s, const json_t *agents)
 {
-	struct report	*r = NULL;
-	json_t		*o, *a;
 	const char	*id;
+	json_t		*a;
+
+	json_object_foreach((json_t *)agents, id, a)
+		if (json_is_object(a) && report_load_agent(s, id, a) == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * A stored "shops" object (absent in days stored before shops: nothing)
+ * into r, each shop and queue under r's settings for it now, as the top
+ * level is under the caller's. 0, or -1 on ENOMEM.
+ */
+static int
+report_load_shops(struct report *r, const json_t *shops)
+{
+	struct report_shop	*sh;
+	struct report_queue	*q;
+	const char		*id, *qid;
+	json_t			*o, *qo;
+
+	json_object_foreach((json_t *)shops, id, o) {
+		if (!json_is_object(o) || *id == '\0')
+			continue;
+		if ((sh = report_shop(r, id, NULL)) == NULL ||
+		    report_load_set(&sh->set, json_object_get(o, "agents")) == -1)
+			return -1;
+		json_object_foreach(json_object_get(o, "queues"), qid, qo) {
+			if (!json_is_object(qo) || *qid == '\0')
+				continue;
+			if ((q = report_queue(r, sh, qid, NULL)) == NULL ||
+			    report_load_set(&q->set, json_object_get(qo, "agents")) == -1)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+int
+report_load_into(struct report *r, const char *doc, size_t len, int *partial)
+{
+	json_t	*o;
+	int	 rc = 1;
 
 	*partial = 0;
 	if ((o = json_loadb(doc, len, JSON_ALLOW_NUL, NULL)) == NULL)
-		return NULL;
+		return 1;
 	if (!json_is_object(o) || json_integer_value(json_object_get(o, "v")) != 1 ||
 	    !json_is_object(json_object_get(o, "agents")))
 		goto out;
 	*partial = json_is_true(json_object_get(o, "partial"));
-	if ((r = report_new(cap_ms, rate_ms)) == NULL)
-		goto out;
-	json_object_foreach(json_object_get(o, "agents"), id, a)
-		if (json_is_object(a) && report_load_agent(r, id, a) == -1) {
-			report_free(r);
-			r = NULL;
-			break;
-		}
+	rc = report_load_set(&r->all, json_object_get(o, "agents")) == -1 ||
+	    report_load_shops(r, json_object_get(o, "shops")) == -1 ? -1 : 0;
 out:
 	json_decref(o);
+	return rc;
+}
+
+struct report *
+report_load(const char *doc, size_t len, uint64_t cap_ms, uint64_t rate_ms,
+    int *partial)
+{
+	struct report	*r;
+
+	*partial = 0;
+	if ((r = report_new(cap_ms, rate_ms)) == NULL)
+		return NULL;
+	if (report_load_into(r, doc, len, partial) != 0) {
+		report_free(r);
+		return NULL;
+	}
 	return r;
 }
 
@@ -584,12 +1068,12 @@ struct report_row {
 };
 
 static void
-report_row(const struct report *r, const struct report_agent *a,
+report_row(const struct report_set *s, const struct report_agent *a,
     struct report_row *row)
 {
 	memset(row, 0, sizeof(*row));
 	row->agent = a->id;
-	sla_sums_figures(&a->sums, r->cap_ms, &row->f);
+	sla_sums_figures(&a->sums, s->cap_ms, &row->f);
 	row->within_fast = report_within_fast(&a->sums);
 	row->rate_fast = a->sums.rounds > 0 ? (double)row->within_fast /
 	    (double)a->sums.rounds : 0;
@@ -600,18 +1084,18 @@ report_row(const struct report *r, const struct report_agent *a,
 
 /* The team's row and hours; -1 on ENOMEM. */
 static int
-report_team_row(const struct report *r, struct report_row *row,
+report_team_row(const struct report_set *s, struct report_row *row,
     uint32_t hour_rounds[24], uint64_t hour_sum_ms[24])
 {
 	struct sla_sums	 u;
 	uint32_t	*hist;
 
 	memset(row, 0, sizeof(*row));
-	if ((hist = calloc(r->nhist, sizeof(*hist))) == NULL)
+	if ((hist = calloc(s->nhist, sizeof(*hist))) == NULL)
 		return -1;
-	report_team(r, &u, hist, hour_rounds, hour_sum_ms, &row->alerts,
+	report_team(s, &u, hist, hour_rounds, hour_sum_ms, &row->alerts,
 	    &row->blocks, &row->fps);
-	sla_sums_figures(&u, r->cap_ms, &row->f);
+	sla_sums_figures(&u, s->cap_ms, &row->f);
 	row->within_fast = report_within_fast(&u);
 	row->rate_fast = u.rounds > 0 ? (double)row->within_fast / (double)u.rounds : 0;
 	free(hist);
@@ -625,7 +1109,7 @@ struct report_worst {
 };
 
 static size_t
-report_team_worst(const struct report *r, struct report_worst w[REPORT_WORST])
+report_team_worst(const struct report_set *r, struct report_worst w[REPORT_WORST])
 {
 	size_t	i, k, j, n = 0;
 
@@ -708,7 +1192,7 @@ report_hits_json(const struct report_hit *hits, size_t n)
 
 /* Every agent's hits by category added up, *n of them: the caller's, for report_hits_free; NULL on ENOMEM. */
 static struct report_hit *
-report_team_hits(const struct report *r, size_t *n)
+report_team_hits(const struct report_set *r, size_t *n)
 {
 	struct report_agent	 team;
 	struct report_hit	*h;
@@ -763,6 +1247,93 @@ report_hours_json(const uint32_t *rounds, const uint64_t *sum, int all)
 	return a;
 }
 
+/* The team of s as the report's "team": its row, how many agents, the hits by category. NULL on ENOMEM. */
+static json_t *
+report_team_json(const struct report_set *s)
+{
+	struct report_row	 row;
+	struct report_hit	*th;
+	uint32_t		 hr[24];
+	uint64_t		 hs[24];
+	json_t			*team;
+	size_t			 nth = 0;
+
+	if (report_team_row(s, &row, hr, hs) == -1 ||
+	    (th = report_team_hits(s, &nth)) == NULL)
+		return NULL;
+	team = report_row_obj(&row);
+	if (report_update(team, json_pack("{s:I, s:o}", "agents",
+	    (json_int_t)s->nagents, "hits", report_hits_json(th, nth))) == -1) {
+		json_decref(team);
+		team = NULL;
+	}
+	report_hits_free(th, nth);
+	return team;
+}
+
+/*
+ * A shop's or a queue's figures: {"sla": {cap_ms, rate_ms}, "team",
+ * "agents": {AGENT: {figures, hits}}}, keyed by agent as chatmon
+ * replay's summary has them. NULL on ENOMEM.
+ */
+static json_t *
+report_set_json(const struct report_set *s)
+{
+	struct report_row	 row;
+	json_t			*o, *agents, *a;
+	size_t			 i;
+
+	if ((o = json_pack("{s:{s:I, s:I}, s:o}", "sla", "cap_ms",
+	    (json_int_t)s->cap_ms, "rate_ms", (json_int_t)s->rate_ms, "team",
+	    report_team_json(s))) == NULL)
+		return NULL;
+	if ((agents = json_object()) == NULL ||
+	    json_object_set_new(o, "agents", agents) == -1)
+		goto err;
+	for (i = 0; i < s->nagents; i++) {
+		report_row(s, s->agents[i], &row);
+		a = report_row_obj(&row);
+		if (report_update(a, json_pack("{s:o}", "hits", report_hits_json(
+		    s->agents[i]->hits, s->agents[i]->nhits))) == -1)
+			goto err;
+		/* an agent id that is not UTF-8: left out, as everywhere */
+		json_object_set_new(agents, s->agents[i]->id, a);
+	}
+	return o;
+err:
+	json_decref(o);
+	return NULL;
+}
+
+/* "shops": {SHOP: {sla, team, agents, queues: {Q: {sla, team, agents}}}}; NULL on ENOMEM. */
+static json_t *
+report_shops_json(const struct report *r)
+{
+	const struct report_shop	*sh;
+	json_t				*shops, *o, *queues;
+	size_t				 i, k;
+
+	if ((shops = json_object()) == NULL)
+		return NULL;
+	for (i = 0; i < r->nshops; i++) {
+		sh = &r->shops[i];
+		if ((o = report_set_json(&sh->set)) == NULL ||
+		    (queues = json_object()) == NULL ||
+		    json_object_set_new(o, "queues", queues) == -1)
+			goto err;
+		for (k = 0; k < sh->nqueues; k++)
+			json_object_set_new(queues, sh->queues[k].id,
+			    report_set_json(&sh->queues[k].set));
+		/* a shop id that is not UTF-8: left out, as an agent's */
+		json_object_set_new(shops, sh->id, o);
+	}
+	return shops;
+err:
+	json_decref(o);
+	json_decref(shops);
+	return NULL;
+}
+
 int
 report_json(struct sbuf *out, const struct report *r, const struct report_meta *m)
 {
@@ -775,43 +1346,49 @@ report_json(struct sbuf *out, const struct report *r, const struct report_meta *
 	size_t			 i, n, nth = 0;
 	int			 rc = -1;
 
-	if (report_team_row(r, &row, hr, hs) == -1 ||
-	    (th = report_team_hits(r, &nth)) == NULL)
+	if (report_team_row(&r->all, &row, hr, hs) == -1 ||
+	    (th = report_team_hits(&r->all, &nth)) == NULL)
 		goto out;
 	team = report_row_obj(&row);
 	if (report_update(team, json_pack("{s:I, s:o}", "agents",
-	    (json_int_t)r->nagents, "hits", report_hits_json(th, nth))) == -1) {
+	    (json_int_t)r->all.nagents, "hits", report_hits_json(th, nth))) == -1) {
 		json_decref(team);
 		goto out;
 	}
-	doc = json_pack("{s:i, s:s, s:s, s:o, s:i, s:I, s:{s:I, s:I, s:I}, s:o}",
+	/* "shop" and "queue" only under --shop, --queue: the document as before */
+	doc = json_pack("{s:i, s:s, s:s, s:o, s:s*, s:s*, s:i, s:I, s:{s:I, s:I, s:I}, s:o}",
 	    "v", 1, "from", m->from, "to", m->to,
 	    "agent", m->agent != NULL ? json_string(m->agent) : json_null(),
+	    "shop", r->only_shop, "queue", r->only_queue,
 	    "tz_offset_min", (int)m->utc_offset_min,
 	    "generated", (json_int_t)m->generated,
-	    "sla", "cap_ms", (json_int_t)r->cap_ms, "rate_ms", (json_int_t)r->rate_ms,
+	    "sla", "cap_ms", (json_int_t)r->all.cap_ms, "rate_ms", (json_int_t)r->all.rate_ms,
 	    "fast_ms", (json_int_t)REPORT_FAST_MS,
 	    "team", team);
 	if (doc == NULL || (agents = json_array()) == NULL ||
 	    json_object_set_new(doc, "agents", agents) == -1)
 		goto out;
-	for (i = 0; i < r->nagents; i++) {
-		report_row(r, r->agents[i], &row);
+	for (i = 0; i < r->all.nagents; i++) {
+		report_row(&r->all, r->all.agents[i], &row);
 		/* the agent's name first, as a reader looks for it */
-		if ((o = json_pack("{s:s}", "agent", r->agents[i]->id)) == NULL)
+		if ((o = json_pack("{s:s}", "agent", r->all.agents[i]->id)) == NULL)
 			continue;	/* an agent id that is not UTF-8: left out, as everywhere */
 		if (report_update(o, report_row_obj(&row)) == -1 ||
 		    report_update(o, json_pack("{s:o, s:o}", "hits", report_hits_json(
-		    r->agents[i]->hits, r->agents[i]->nhits), "hours", report_hours_json(
-		    r->agents[i]->hour_rounds, r->agents[i]->hour_sum_ms, 0))) == -1 ||
+		    r->all.agents[i]->hits, r->all.agents[i]->nhits), "hours", report_hours_json(
+		    r->all.agents[i]->hour_rounds, r->all.agents[i]->hour_sum_ms, 0))) == -1 ||
 		    json_array_append_new(agents, o) == -1)
 			goto out;
 	}
+	/* "shops" only when some conversation had one, as chatmon replay's summary */
+	if (r->nshops > 0 && json_object_set_new(doc, "shops",
+	    report_shops_json(r)) == -1)
+		goto out;
 	if (json_object_set_new(doc, "hours", report_hours_json(hr, hs, 1)) == -1 ||
 	    (worst = json_array()) == NULL ||
 	    json_object_set_new(doc, "worst", worst) == -1)
 		goto out;
-	n = report_team_worst(r, w);
+	n = report_team_worst(&r->all, w);
 	for (i = 0; i < n; i++)
 		json_array_append_new(worst, json_pack("{s:s, s:s%, s:I, s:I, s:I, s:b}",
 		    "agent", w[i].a->id, "conversation", w[i].s->conv, w[i].s->convlen,
@@ -872,47 +1449,112 @@ report_csv_field(struct sbuf *out, const char *s, size_t len)
 	return rc ? -1 : 0;
 }
 
-int
-report_csv(struct sbuf *out, const struct report *r, const struct report_meta *m)
+/* One agent's figures after its first fields, and its hits under the header's categories th, then the line's end. */
+static int
+report_csv_row(struct sbuf *out, const struct report_set *s,
+    const struct report_agent *a, const struct report_hit *th, size_t nth)
 {
 	struct report_row	 row;
-	struct report_hit	*th, *h;
-	size_t			 i, k, nth = 0;
+	const struct report_hit	*h;
+	size_t			 j, k;
 	int			 rc = 0;
 
-	(void)m;
-	if ((th = report_team_hits(r, &nth)) == NULL)
-		return -1;
-	/* the BOM: Excel reads UTF-8 only when the file says so */
-	rc |= sbuf_append(out, "\xEF\xBB\xBF", 3);
-	rc |= sbuf_printf(out, "agent,rounds,answered,mean_ms,p90_ms,first_rounds,"
+	report_row(s, a, &row);
+	rc |= sbuf_printf(out, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+	    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+	    ",%.6f,%" PRIu64 ",%.6f,%" PRIu64 ",%" PRIu64 ",%" PRIu64,
+	    row.f.rounds, row.f.answered, row.f.mean_ms, row.f.p90_ms,
+	    row.f.first_rounds, row.f.first_mean_ms, row.f.breaches,
+	    row.f.escalations, row.f.within_rate, row.f.rate, row.within_fast,
+	    row.rate_fast, row.alerts, row.blocks, row.fps);
+	for (k = 0; k < nth; k++) {
+		h = NULL;
+		for (j = 0; j < a->nhits; j++)
+			if (strcmp(a->hits[j].cat, th[k].cat) == 0)
+				h = &a->hits[j];
+		rc |= sbuf_printf(out, ",%" PRIu64, h != NULL ? h->alerts : 0);
+	}
+	rc |= sbuf_append(out, "\r\n", 2);
+	return rc ? -1 : 0;
+}
+
+static int
+report_csv_head(struct sbuf *out, const char *first, const struct report_hit *th,
+    size_t nth)
+{
+	size_t	k;
+	int	rc = 0;
+
+	rc |= sbuf_printf(out, "%sagent,rounds,answered,mean_ms,p90_ms,first_rounds,"
 	    "first_mean_ms,breaches,escalations,within_rate,rate,within_30s,rate_30s,"
-	    "alerts,blocks,false_positives");
+	    "alerts,blocks,false_positives", first);
 	for (k = 0; k < nth; k++) {
 		rc |= sbuf_append(out, ",", 1);
 		rc |= sbuf_printf(out, "hits:");
 		rc |= report_csv_field(out, th[k].cat, strlen(th[k].cat));
 	}
 	rc |= sbuf_append(out, "\r\n", 2);
-	for (i = 0; i < r->nagents; i++) {
-		report_row(r, r->agents[i], &row);
-		rc |= report_csv_field(out, row.agent, strlen(row.agent));
-		rc |= sbuf_printf(out, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-		    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-		    ",%.6f,%" PRIu64 ",%.6f,%" PRIu64 ",%" PRIu64 ",%" PRIu64,
-		    row.f.rounds, row.f.answered, row.f.mean_ms, row.f.p90_ms,
-		    row.f.first_rounds, row.f.first_mean_ms, row.f.breaches,
-		    row.f.escalations, row.f.within_rate, row.f.rate, row.within_fast,
-		    row.rate_fast, row.alerts, row.blocks, row.fps);
-		for (k = 0; k < nth; k++) {
-			h = NULL;
-			for (size_t j = 0; j < r->agents[i]->nhits; j++)
-				if (strcmp(r->agents[i]->hits[j].cat, th[k].cat) == 0)
-					h = &r->agents[i]->hits[j];
-			rc |= sbuf_printf(out, ",%" PRIu64, h != NULL ? h->alerts : 0);
+	return rc ? -1 : 0;
+}
+
+/*
+ * The shops' rows, a table of their own after a blank line: shop, queue
+ * (empty: the agent in the whole shop), then an agent's columns. Apart,
+ * so that the agents' table stays as it was, and its totals are not
+ * rows of a shop that a sum in Excel would count twice.
+ */
+static int
+report_csv_shops(struct sbuf *out, const struct report *r,
+    const struct report_hit *th, size_t nth)
+{
+	const struct report_shop	*sh;
+	const struct report_set		*set;
+	size_t				 i, k, q;
+	int				 rc = 0;
+
+	rc |= sbuf_append(out, "\r\n", 2);
+	rc |= report_csv_head(out, "shop,queue,", th, nth);
+	for (i = 0; i < r->nshops; i++) {
+		sh = &r->shops[i];
+		for (q = 0; q <= sh->nqueues; q++) {
+			set = q == 0 ? &sh->set : &sh->queues[q - 1].set;
+			for (k = 0; k < set->nagents; k++) {
+				rc |= report_csv_field(out, sh->id, strlen(sh->id));
+				rc |= sbuf_append(out, ",", 1);
+				if (q > 0)
+					rc |= report_csv_field(out, sh->queues[q - 1].id,
+					    strlen(sh->queues[q - 1].id));
+				rc |= sbuf_append(out, ",", 1);
+				rc |= report_csv_field(out, set->agents[k]->id,
+				    strlen(set->agents[k]->id));
+				rc |= report_csv_row(out, set, set->agents[k], th, nth);
+			}
 		}
-		rc |= sbuf_append(out, "\r\n", 2);
 	}
+	return rc ? -1 : 0;
+}
+
+int
+report_csv(struct sbuf *out, const struct report *r, const struct report_meta *m)
+{
+	struct report_hit	*th;
+	size_t			 i, nth = 0;
+	int			 rc = 0;
+
+	(void)m;
+	if ((th = report_team_hits(&r->all, &nth)) == NULL)
+		return -1;
+	/* the BOM: Excel reads UTF-8 only when the file says so */
+	rc |= sbuf_append(out, "\xEF\xBB\xBF", 3);
+	rc |= report_csv_head(out, "", th, nth);
+	for (i = 0; i < r->all.nagents; i++) {
+		rc |= report_csv_field(out, r->all.agents[i]->id,
+		    strlen(r->all.agents[i]->id));
+		rc |= report_csv_row(out, &r->all, r->all.agents[i], th, nth);
+	}
+	/* the agents' totals hold every shop's hits: their categories are all */
+	if (r->nshops > 0)
+		rc |= report_csv_shops(out, r, th, nth);
 	report_hits_free(th, nth);
 	return rc ? -1 : 0;
 }
@@ -1019,15 +1661,113 @@ report_html_row(struct sbuf *out, const struct report_row *row)
 }
 
 static int
-report_html_head(struct sbuf *out, const char *first, const struct report *r)
+report_html_head_rate(struct sbuf *out, const char *first, uint64_t rate_ms)
 {
 	int	rc = 0;
 
 	rc |= sbuf_printf(out, "<tr><th>%s</th><th>轮次</th><th>已回复</th>"
 	    "<th>首响均值</th><th>平均响应</th><th>P90</th><th>", first);
-	rc |= report_rate_label(out, r->rate_ms);
+	/* 0: shops of their own rates, each said in its row */
+	rc |= rate_ms > 0 ? report_rate_label(out, rate_ms) :
+	    sbuf_printf(out, "店铺时限回复率");
 	rc |= sbuf_printf(out, "</th><th>30秒回复率</th><th>超时</th><th>升级</th>"
 	    "<th>违规</th><th>拦截</th><th>误报</th></tr>\n");
+	return rc ? -1 : 0;
+}
+
+static int
+report_html_head(struct sbuf *out, const char *first, const struct report *r)
+{
+	return report_html_head_rate(out, first, r->all.rate_ms);
+}
+
+/* The rate every shop and queue has, or 0 when they differ. */
+static uint64_t
+report_shops_rate(const struct report *r)
+{
+	uint64_t	rate = r->all.rate_ms;
+	size_t		i, k;
+
+	for (i = 0; i < r->nshops; i++) {
+		if (r->shops[i].set.rate_ms != rate)
+			return 0;
+		for (k = 0; k < r->shops[i].nqueues; k++)
+			if (r->shops[i].queues[k].set.rate_ms != rate)
+				return 0;
+	}
+	return rate;
+}
+
+/* A shop's or queue's first cell: its name, and its rate when the header cannot say it. */
+static int
+report_html_shop_cell(struct sbuf *out, const char *shop, const char *queue,
+    const char *agent, const struct report_set *s, uint64_t rate)
+{
+	int	rc = 0;
+
+	rc |= sbuf_printf(out, "<tr><td>");
+	rc |= report_escs(out, shop);
+	if (queue != NULL) {
+		rc |= sbuf_printf(out, " / ");
+		rc |= report_escs(out, queue);
+	}
+	if (agent != NULL) {
+		rc |= sbuf_printf(out, " · ");
+		rc |= report_escs(out, agent[0] != '\0' ? agent : "(未知)");
+	}
+	if (rate == 0) {
+		rc |= sbuf_printf(out, "(");
+		rc |= report_rate_label(out, s->rate_ms);
+		rc |= sbuf_printf(out, ")");
+	}
+	rc |= sbuf_printf(out, "</td>");
+	return rc ? -1 : 0;
+}
+
+/*
+ * Per shop: a row for the shop and one for each of its queues (#shops),
+ * then each agent within each shop (#shop_agents), every one under its
+ * shop's cap and rate.
+ */
+static int
+report_html_shops(struct sbuf *out, const struct report *r)
+{
+	const struct report_shop	*sh;
+	const struct report_set		*set;
+	struct report_row		 row;
+	uint32_t			 hr[24];
+	uint64_t			 hs[24];
+	uint64_t			 rate = report_shops_rate(r);
+	size_t				 i, k;
+	int				 rc = 0;
+
+	rc |= sbuf_printf(out, "<h2>店铺</h2>\n<table id=\"shops\">\n");
+	rc |= report_html_head_rate(out, "店铺 / 分组", rate);
+	for (i = 0; i < r->nshops; i++) {
+		sh = &r->shops[i];
+		for (k = 0; k <= sh->nqueues; k++) {
+			set = k == 0 ? &sh->set : &sh->queues[k - 1].set;
+			if (report_team_row(set, &row, hr, hs) == -1)
+				return -1;
+			rc |= report_html_shop_cell(out, sh->id, k == 0 ? NULL :
+			    sh->queues[k - 1].id, NULL, set, rate);
+			rc |= report_html_row(out, &row);
+			rc |= sbuf_printf(out, "</tr>\n");
+		}
+	}
+	rc |= sbuf_printf(out, "</table>\n<table id=\"shop_agents\">\n");
+	rc |= report_html_head_rate(out, "店铺 · 客服", rate);
+	for (i = 0; i < r->nshops; i++) {
+		set = &r->shops[i].set;
+		for (k = 0; k < set->nagents; k++) {
+			report_row(set, set->agents[k], &row);
+			rc |= report_html_shop_cell(out, r->shops[i].id, NULL,
+			    set->agents[k]->id, set, rate);
+			rc |= report_html_row(out, &row);
+			rc |= sbuf_printf(out, "</tr>\n");
+		}
+	}
+	rc |= sbuf_printf(out, "</table>\n");
 	return rc ? -1 : 0;
 }
 
@@ -1073,17 +1813,17 @@ report_svg_agents(struct sbuf *out, const struct report *r)
 	struct report_row	 row;
 	uint64_t		 max = 1;
 	size_t			 i;
-	int			 rc = 0, y, w, hgt = 30 + 26 * (int)r->nagents;
+	int			 rc = 0, y, w, hgt = 30 + 26 * (int)r->all.nagents;
 
-	for (i = 0; i < r->nagents; i++) {
-		report_row(r, r->agents[i], &row);
+	for (i = 0; i < r->all.nagents; i++) {
+		report_row(&r->all, r->all.agents[i], &row);
 		if (row.f.mean_ms > max)
 			max = row.f.mean_ms;
 	}
 	rc |= sbuf_printf(out, "<svg class=\"chart\" viewBox=\"0 0 760 %d\" width=\"760\" "
 	    "height=\"%d\" role=\"img\" aria-label=\"客服平均响应对比\">", hgt, hgt);
-	for (i = 0; i < r->nagents; i++) {
-		report_row(r, r->agents[i], &row);
+	for (i = 0; i < r->all.nagents; i++) {
+		report_row(&r->all, r->all.agents[i], &row);
 		y = 10 + 26 * (int)i;
 		w = (int)(row.f.mean_ms * 430 / max);
 		rc |= sbuf_printf(out, "<text x=\"150\" y=\"%d\" class=\"a\">", y + 15);
@@ -1099,7 +1839,7 @@ report_svg_agents(struct sbuf *out, const struct report *r)
 	}
 	rc |= sbuf_printf(out, "<text x=\"160\" y=\"%d\" class=\"l\">条:平均响应;"
 	    "数字:平均响应 · ", hgt - 6);
-	rc |= report_rate_label(out, r->rate_ms);
+	rc |= report_rate_label(out, r->all.rate_ms);
 	rc |= sbuf_printf(out, "(低于80%%为红)</text></svg>\n");
 	return rc ? -1 : 0;
 }
@@ -1132,8 +1872,8 @@ report_html(struct sbuf *out, const struct report *r, const struct report_meta *
 	int			 rc = 0, off = m->utc_offset_min < 0 ? -m->utc_offset_min :
 				    m->utc_offset_min;
 
-	if (report_team_row(r, &row, hr, hs) == -1 ||
-	    (th = report_team_hits(r, &nth)) == NULL)
+	if (report_team_row(&r->all, &row, hr, hs) == -1 ||
+	    (th = report_team_hits(&r->all, &nth)) == NULL)
 		return -1;
 	rc |= sbuf_printf(out, "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n"
 	    "<meta charset=\"utf-8\">\n<title>客服质检报表 %s", m->from);
@@ -1149,13 +1889,21 @@ report_html(struct sbuf *out, const struct report *r, const struct report_meta *
 		rc |= sbuf_printf(out, " · 客服:");
 		rc |= report_escs(out, m->agent);
 	}
+	if (r->only_shop != NULL) {
+		rc |= sbuf_printf(out, " · 店铺:");
+		rc |= report_escs(out, r->only_shop);
+	}
+	if (r->only_queue != NULL) {
+		rc |= sbuf_printf(out, " / ");
+		rc |= report_escs(out, r->only_queue);
+	}
 	rc |= sbuf_printf(out, " · 生成于 ");
 	rc |= report_time(out, m->generated, m->utc_offset_min);
 	rc |= sbuf_printf(out, "</p>\n");
 
 	rc |= sbuf_printf(out, "<h2>团队概览</h2>\n<table id=\"team\">\n");
 	rc |= report_html_head(out, "团队", r);
-	rc |= sbuf_printf(out, "<tr><td>%zu 位客服</td>", r->nagents);
+	rc |= sbuf_printf(out, "<tr><td>%zu 位客服</td>", r->all.nagents);
 	rc |= report_html_row(out, &row);
 	rc |= sbuf_printf(out, "</tr>\n</table>\n");
 
@@ -1166,8 +1914,8 @@ report_html(struct sbuf *out, const struct report *r, const struct report_meta *
 	rc |= report_svg_agents(out, r);
 	rc |= sbuf_printf(out, "<table id=\"agents\">\n");
 	rc |= report_html_head(out, "客服", r);
-	for (i = 0; i < r->nagents; i++) {
-		report_row(r, r->agents[i], &row);
+	for (i = 0; i < r->all.nagents; i++) {
+		report_row(&r->all, r->all.agents[i], &row);
 		rc |= sbuf_printf(out, "<tr><td>");
 		rc |= report_escs(out, row.agent[0] != '\0' ? row.agent : "(未知)");
 		rc |= sbuf_printf(out, "</td>");
@@ -1175,6 +1923,10 @@ report_html(struct sbuf *out, const struct report *r, const struct report_meta *
 		rc |= sbuf_printf(out, "</tr>\n");
 	}
 	rc |= sbuf_printf(out, "</table>\n");
+
+	/* no shop: the page as before */
+	if (r->nshops > 0 && report_html_shops(out, r) == -1)
+		rc = -1;
 
 	rc |= sbuf_printf(out, "<h2>违规分类</h2>\n<table id=\"hits\">\n<tr><th>类别</th>"
 	    "<th>告警</th><th>拦截规则</th><th>提醒规则</th><th>标记规则</th><th>误报</th></tr>\n");
@@ -1194,7 +1946,7 @@ report_html(struct sbuf *out, const struct report *r, const struct report_meta *
 	rc |= sbuf_printf(out, "<h2>最长等待(前 %d)</h2>\n<table id=\"worst\">\n"
 	    "<tr><th>会话</th><th>客服</th><th>开始</th><th>等待</th><th>结果</th></tr>\n",
 	    REPORT_WORST);
-	n = report_team_worst(r, w);
+	n = report_team_worst(&r->all, w);
 	for (i = 0; i < n; i++) {
 		rc |= sbuf_printf(out, "<tr><td>");
 		rc |= report_esc(out, w[i].s->conv, w[i].s->convlen);
@@ -1229,9 +1981,9 @@ report_html(struct sbuf *out, const struct report *r, const struct report_meta *
 	}
 	rc |= sbuf_printf(out, "</table>\n<p class=\"note\">口径:轮次从顾客在客服上次回复后"
 	    "的第一条消息起,到客服下一次有效回复止,按服务时间计;平均响应与 P90 中每轮最多计 ");
-	rc |= report_dur(out, r->cap_ms);
+	rc |= report_dur(out, r->all.cap_ms);
 	rc |= sbuf_printf(out, ",未回复的轮次按此计;");
-	rc |= report_rate_label(out, r->rate_ms);
+	rc |= report_rate_label(out, r->all.rate_ms);
 	rc |= sbuf_printf(out, "与 30 秒回复率为该时间内回复的轮次占全部轮次的比例;"
 	    "违规为规则命中的告警数,拦截/提醒/标记为命中的规则数;误报为主管在看板上标记的告警。"
 	    "详见 chatmon 文档 docs/report.md。</p>\n</body>\n</html>\n");

@@ -32,9 +32,10 @@ reportcli_usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: chatmon report [-c FILE] [--redis URL] --from YYYY-MM-DD [--to YYYY-MM-DD]\n"
-	    "                      [--agent ID] [--format json|csv|html]\n"
+	    "                      [--agent ID] [--shop ID [--queue ID]] [--format json|csv|html]\n"
 	    "       chatmon report [-c FILE] --from YYYY-MM-DD [--to YYYY-MM-DD] [--agent ID]\n"
-	    "                      [--format json|csv|html] [--max-line BYTES]\n"
+	    "                      [--shop ID [--queue ID]] [--format json|csv|html]\n"
+	    "                      [--max-line BYTES]\n"
 	    "                      --log FILE [--log FILE]...\n"
 	    "\n"
 	    "Each agent's and the team's figures over the local days from..to\n"
@@ -46,6 +47,9 @@ reportcli_usage(FILE *f)
 	    "as one aggregate for report.retention_days.\n"
 	    "--to        the last day (default: --from)\n"
 	    "--agent     only this agent\n"
+	    "--shop      only this shop's figures, under its own sla settings (with\n"
+	    "            shops, the report breaks down by shop and queue)\n"
+	    "--queue     only this queue of --shop\n"
 	    "--format    json (default), csv (UTF-8 with a BOM, for Excel) or html\n"
 	    "            (one self-contained page)\n"
 	    "--redis     redis://host[:port][/db] or unix:/path, instead of redis.url\n"
@@ -98,8 +102,11 @@ reportcli_log_round(const struct sla_round *r, void *arg)
  */
 static int
 reportcli_logs(const struct config *cfg, char **logs, size_t nlogs, size_t max,
-    int64_t from_start, int64_t to_start, const char *agent, struct report **rep)
+    int64_t from_start, int64_t to_start, const char *agent, const char *shop,
+    const char *queue, struct report **rep)
 {
+	struct sla_policy	*pol = NULL;
+	size_t			 npol = 0;
 	struct replay_hooks	 hooks;
 	struct replay		*rp = NULL;
 	struct reportlog	*rl;
@@ -111,8 +118,12 @@ reportcli_logs(const struct config *cfg, char **logs, size_t nlogs, size_t max,
 	*rep = NULL;
 	sbuf_init(&errs);
 	sla_config_from(&s, &cfg->sla);
-	if ((rl = reportlog_new(&s, from_start, to_start)) == NULL)
+	if ((rl = reportlog_new(&s, from_start, to_start)) == NULL ||
+	    sla_policies_from(cfg, &pol, &npol) == -1)
 		goto oom;
+	/* the days are sla.timezone's, whatever a shop's zone (report_policies_in_zone) */
+	report_policies_in_zone(pol, npol, s.utc_offset_min);
+	reportlog_set_policies(rl, pol, npol);	/* pol: until reportlog_free */
 	memset(&hooks, 0, sizeof(hooks));
 	hooks.alert = reportcli_log_alert;
 	hooks.event = reportcli_log_event;
@@ -130,7 +141,7 @@ reportcli_logs(const struct config *cfg, char **logs, size_t nlogs, size_t max,
 			rc = 1;
 	}
 	/* nothing fires after the last line: the report is as of then, as replay's summary */
-	if ((*rep = reportlog_report(rl, agent)) == NULL)
+	if ((*rep = reportlog_report_shop(rl, agent, shop, queue)) == NULL)
 		goto oom;
 	goto out;
 oom:
@@ -139,6 +150,7 @@ oom:
 out:
 	replay_free(rp);
 	reportlog_free(rl);
+	free(pol);
 	sbuf_free(&errs);
 	return rc;
 }
@@ -151,6 +163,7 @@ struct reportcli_run {
 	struct event		*timer;
 	const struct config	*cfg;
 	const char		*from, *to, *agent;
+	const char		*shop, *queue;	/* NULL: every one */
 	struct reportdb		*db;
 	struct report		*rep;		/* the result */
 	int			 started, finished, failed;
@@ -195,8 +208,8 @@ reportcli_on_state(void *arg, int up, int lost)
 	}
 	x->started = 1;
 	evtimer_del(x->timer);
-	if ((x->db = reportdb_start(x->rc, x->cfg, x->from, x->to, x->agent,
-	    util_wall_ms(), reportcli_on_done, x)) == NULL) {
+	if ((x->db = reportdb_start_shop(x->rc, x->cfg, x->from, x->to, x->agent,
+	    x->shop, x->queue, util_wall_ms(), reportcli_on_done, x)) == NULL) {
 		fprintf(stderr, "chatmon: report: cannot start reading Redis\n");
 		x->failed = 1;
 		reportcli_stop(x);
@@ -255,6 +268,8 @@ reportcli_main(int argc, char **argv, const char *default_config)
 		{ "from", required_argument, NULL, 'f' },
 		{ "to", required_argument, NULL, 't' },
 		{ "agent", required_argument, NULL, 'a' },
+		{ "shop", required_argument, NULL, 's' },
+		{ "queue", required_argument, NULL, 'q' },
 		{ "format", required_argument, NULL, 'F' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "max-line", required_argument, NULL, 'L' },
@@ -298,6 +313,12 @@ reportcli_main(int argc, char **argv, const char *default_config)
 		case 'a':
 			x.agent = optarg;
 			break;
+		case 's':
+			x.shop = optarg;
+			break;
+		case 'q':
+			x.queue = optarg;
+			break;
 		case 'F':
 			format = optarg;
 			if (strcmp(format, "json") != 0 && strcmp(format, "csv") != 0 &&
@@ -334,6 +355,18 @@ reportcli_main(int argc, char **argv, const char *default_config)
 	}
 	if (nlogs > 0 && redis != NULL) {
 		fprintf(stderr, "chatmon: report: --redis or --log, not both\n");
+		rc = 2;
+		goto out;
+	}
+	if (x.queue != NULL && x.shop == NULL) {
+		/* a queue id is a shop's: the same id in two shops is two queues */
+		fprintf(stderr, "chatmon: report: --queue needs --shop\n");
+		rc = 2;
+		goto out;
+	}
+	if ((x.shop != NULL && x.shop[0] == '\0') ||
+	    (x.queue != NULL && x.queue[0] == '\0')) {
+		fprintf(stderr, "chatmon: report: --shop and --queue want an id\n");
 		rc = 2;
 		goto out;
 	}
@@ -374,7 +407,7 @@ reportcli_main(int argc, char **argv, const char *default_config)
 	if (nlogs > 0) {
 		/* no Redis: the logs are the source */
 		if ((n = reportcli_logs(cfg, logs, nlogs, max, from_start, to_start,
-		    x.agent, &x.rep)) == -1)
+		    x.agent, x.shop, x.queue, &x.rep)) == -1)
 			goto out;	/* said */
 		bad = n;
 	} else if ((n = reportcli_read(&x)) != 0) {

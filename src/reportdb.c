@@ -42,6 +42,9 @@ struct reportdb {
 	reportdb_done_cb	 done;
 	void			*arg;
 	const char		*agent;		/* NULL: everyone */
+	const char		*shop, *queue;	/* --shop, --queue: NULL every one */
+	struct sla_policy	*pol;		/* the shops' own settings in sla.timezone (strings: cfg's) */
+	size_t			 npol;
 	int64_t			 now;
 	int64_t			 today;		/* the local day of now starts */
 	int64_t			 day_start, last_start;
@@ -80,6 +83,7 @@ reportdb_free(struct reportdb *r)
 	json_decref(r->ids);
 	sbuf_free(&r->key);
 	sbuf_free(&r->doc);
+	free(r->pol);
 	free(r);
 }
 
@@ -287,8 +291,8 @@ reportdb_add_day(const struct sla_account *w, const struct sla_day *d,
 {
 	struct reportdb	*r = arg;
 
-	/* an agent's day is the sum of its shops' */
-	if (report_add_sums(r->rep, w->agent, d) == -1)
+	/* the agent's total, and its figures in the shop and queue */
+	if (report_add_shop_sums(r->rep, w, d) == -1)
 		r->partial = -1;	/* ENOMEM, said at the end of the day */
 }
 
@@ -301,6 +305,7 @@ reportdb_log_apply(struct reportdb *r, const redisReply *fv)
 	const char		*sh = rreply_field(fv, "sh", NULL), *qu = rreply_field(fv, "qu", NULL);
 	int64_t			 o = reportdb_num(rreply_field(fv, "o", NULL));
 	int64_t			 at = reportdb_num(rreply_field(fv, "at", NULL));
+	const struct sla_config	*pc;
 	struct sla_round	 w;
 
 	if (k == NULL || ag == NULL || rreply_field(fv, "at", NULL) == NULL)
@@ -309,13 +314,15 @@ reportdb_log_apply(struct reportdb *r, const redisReply *fv)
 		return 0;	/* charged to the day it happened on */
 	if (strcmp(k, "a") == 0 || strcmp(k, "u") == 0) {
 		w.agent = ag;
-		w.shop = sh;
-		w.queue = qu;
+		w.shop = sh != NULL ? sh : "";
+		w.queue = qu != NULL ? qu : "";
 		w.conversation = c != NULL ? c : "";
 		w.conversation_len = strlen(w.conversation);
 		w.opened = o;
 		w.at = at;
-		w.waited_ms = sla_service_ms(&r->scfg, o, at);
+		/* waited by its shop's hours, as the engine charged it */
+		pc = report_policy(r->rep, w.shop, w.queue);
+		w.waited_ms = sla_service_ms(pc != NULL ? pc : &r->scfg, o, at);
 		w.answered = k[0] == 'a';
 		w.first = f != NULL && strcmp(f, "1") == 0;
 		/* the dashboard's charge (src/dash_state.c), so the figures match it */
@@ -356,8 +363,10 @@ reportdb_alert_apply(struct reportdb *r, const char *sid, const char *json, size
 	    report_add_alert(r->rep, a, 0) == -1)
 		goto out;
 	/* what a false positive is counted under, kept until the handling is read */
-	if ((q = json_pack("{s:s, s:O?, s:O?}", "type", "rule.hit", "agent",
-	    json_object_get(a, "agent"), "category", json_object_get(a, "category"))) == NULL ||
+	if ((q = json_pack("{s:s, s:O?, s:O?, s:O*, s:O*}", "type", "rule.hit",
+	    "agent", json_object_get(a, "agent"), "category", json_object_get(a,
+	    "category"), "shop", json_object_get(a, "shop"), "queue",
+	    json_object_get(a, "queue"))) == NULL ||
 	    json_array_append_new(r->fpq, q) == -1 ||
 	    json_array_append_new(r->ids, json_string(id)) == -1)
 		goto out;
@@ -386,12 +395,11 @@ static void
 reportdb_on_reply(redisReply *rep, void *priv)
 {
 	struct reportdb		*r = priv;
-	struct report		*stored;
 	const redisReply	*e;
 	const char		*v;
 	json_t			*h;
 	size_t			 i;
-	int			 partial;
+	int			 partial, n;
 
 	if (!reportdb_reply_ok(r, rep))
 		return;
@@ -410,10 +418,13 @@ reportdb_on_reply(redisReply *rep, void *priv)
 	}
 	switch (r->step) {
 	case REPORTDB_GET:
-		if (rep->type == REDIS_REPLY_STRING && (stored = report_load(rep->str,
-		    rep->len, r->scfg.cap_ms, r->scfg.rate_ms, &partial)) != NULL) {
-			report_free(r->rep);
-			r->rep = stored;
+		/* read under the shops' settings of now, as the top level's */
+		if (rep->type == REDIS_REPLY_STRING && (n = report_load_into(r->rep,
+		    rep->str, rep->len, &partial)) != 1) {
+			if (n == -1) {
+				reportdb_finish(r, "out of memory");
+				return;
+			}
 			r->partial = partial;
 			r->step = REPORTDB_SET;		/* nothing to store */
 			reportdb_next(r);
@@ -543,7 +554,8 @@ reportdb_next(struct reportdb *r)
 	}
 	if (r->agent != NULL)
 		report_keep_agent(r->rep, r->agent);
-	if (report_merge(r->range, r->rep, r->day, r->partial) == -1) {
+	if ((r->shop != NULL && report_keep_shop(r->rep, r->shop, r->queue) == -1) ||
+	    report_merge(r->range, r->rep, r->day, r->partial) == -1) {
 		reportdb_finish(r, "out of memory");
 		return;
 	}
@@ -570,8 +582,11 @@ reportdb_day(struct reportdb *r)
 	state_day(r->day, r->day_start, r->scfg.utc_offset_min);
 	r->partial = 0;
 	sbuf_reset(&r->key);
+	/* each shop judged and read by its own settings, as chatmond judged it */
 	if ((r->rep = report_new(r->scfg.cap_ms, r->scfg.rate_ms)) == NULL ||
+	    report_set_policies(r->rep, r->pol, r->npol) == -1 ||
 	    (r->figs = sla_new(&r->scfg, NULL, NULL, NULL)) == NULL ||
+	    sla_set_policies(r->figs, r->pol, r->npol) == -1 ||
 	    (r->seen = json_object()) == NULL || (r->fpq = json_array()) == NULL ||
 	    (r->ids = json_array()) == NULL ||
 	    sbuf_printf(&r->key, "%schatmon:report:day:%s", reportdb_prefix(r),
@@ -592,6 +607,15 @@ reportdb_start(struct rconn *rc, const struct config *cfg, const char *from,
     const char *to, const char *agent, int64_t now, reportdb_done_cb done,
     void *arg)
 {
+	return reportdb_start_shop(rc, cfg, from, to, agent, NULL, NULL, now,
+	    done, arg);
+}
+
+struct reportdb *
+reportdb_start_shop(struct rconn *rc, const struct config *cfg, const char *from,
+    const char *to, const char *agent, const char *shop, const char *queue,
+    int64_t now, reportdb_done_cb done, void *arg)
+{
 	struct reportdb	*r;
 	char		 day[16];
 
@@ -604,12 +628,20 @@ reportdb_start(struct rconn *rc, const struct config *cfg, const char *from,
 	r->done = done;
 	r->arg = arg;
 	r->agent = agent;
+	r->shop = shop;
+	r->queue = shop != NULL ? queue : NULL;
 	r->now = now;
 	sla_config_from(&r->scfg, &cfg->sla);
 	r->today = state_day(day, now, r->scfg.utc_offset_min);
 	if (report_parse_day(from, r->scfg.utc_offset_min, &r->day_start) == -1 ||
 	    report_parse_day(to, r->scfg.utc_offset_min, &r->last_start) == -1 ||
-	    (r->range = report_new(r->scfg.cap_ms, r->scfg.rate_ms)) == NULL)
+	    sla_policies_from(cfg, &r->pol, &r->npol) == -1)
+		goto err;
+	/* the days are sla.timezone's, whatever a shop's zone */
+	report_policies_in_zone(r->pol, r->npol, r->scfg.utc_offset_min);
+	if ((r->range = report_new(r->scfg.cap_ms, r->scfg.rate_ms)) == NULL ||
+	    report_set_policies(r->range, r->pol, r->npol) == -1 ||
+	    (shop != NULL && report_keep_shop(r->range, shop, r->queue) == -1))
 		goto err;
 	if (!rconn_up(rc))
 		goto err;

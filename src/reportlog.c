@@ -15,6 +15,8 @@ struct reportlog_day {
 
 struct reportlog {
 	struct sla_config	 cfg;
+	const struct sla_policy	*pol;		/* the caller's: the shops' own settings */
+	size_t			 npol;
 	int64_t			 from;		/* the first day starts */
 	size_t			 ndays;
 	struct reportlog_day	*days;
@@ -35,6 +37,28 @@ reportlog_new(const struct sla_config *cfg, int64_t from_start, int64_t to_start
 		return NULL;
 	}
 	return rl;
+}
+
+void
+reportlog_set_policies(struct reportlog *rl, const struct sla_policy *v, size_t n)
+{
+	rl->pol = v;
+	rl->npol = n;
+}
+
+/* A report of rl's settings, each shop's own too; NULL on ENOMEM. */
+static struct report *
+reportlog_new_report(const struct reportlog *rl)
+{
+	struct report	*r;
+
+	if ((r = report_new(rl->cfg.cap_ms, rl->cfg.rate_ms)) == NULL)
+		return NULL;
+	if (report_set_policies(r, rl->pol, rl->npol) == -1) {
+		report_free(r);
+		return NULL;
+	}
+	return r;
 }
 
 void
@@ -65,10 +89,11 @@ reportlog_day(struct reportlog *rl, int64_t t, struct reportlog_day **d)
 	if ((i = (t - rl->from) / STATE_DAY_MS) >= (int64_t)rl->ndays)
 		return 0;
 	x = &rl->days[i];
-	if (x->rep == NULL &&
-	    (x->rep = report_new(rl->cfg.cap_ms, rl->cfg.rate_ms)) == NULL)
+	if (x->rep == NULL && (x->rep = reportlog_new_report(rl)) == NULL)
 		return -1;
-	if (x->figs == NULL && (x->figs = sla_new(&rl->cfg, NULL, NULL, NULL)) == NULL)
+	/* each shop's rounds judged by its own settings, as the replay engine's */
+	if (x->figs == NULL && ((x->figs = sla_new(&rl->cfg, NULL, NULL, NULL)) ==
+	    NULL || sla_set_policies(x->figs, rl->pol, rl->npol) == -1))
 		return -1;
 	*d = x;
 	return 0;
@@ -118,8 +143,8 @@ reportlog_add_sums(const struct sla_account *w, const struct sla_day *sd,
 {
 	struct report	**rep = arg;
 
-	/* an agent's day is the sum of its shops' */
-	if (*rep != NULL && report_add_sums(*rep, w->agent, sd) == -1) {
+	/* the agent's total, and its figures in the shop and queue */
+	if (*rep != NULL && report_add_shop_sums(*rep, w, sd) == -1) {
 		report_free(*rep);
 		*rep = NULL;	/* ENOMEM, said by the caller */
 	}
@@ -128,13 +153,22 @@ reportlog_add_sums(const struct sla_account *w, const struct sla_day *sd,
 struct report *
 reportlog_report(const struct reportlog *rl, const char *agent)
 {
+	return reportlog_report_shop(rl, agent, NULL, NULL);
+}
+
+struct report *
+reportlog_report_shop(const struct reportlog *rl, const char *agent,
+    const char *shop, const char *queue)
+{
 	struct report	*range, *day = NULL;
 	char		 name[16];
 	int64_t		 start;
 	size_t		 i;
 
-	if ((range = report_new(rl->cfg.cap_ms, rl->cfg.rate_ms)) == NULL)
+	if ((range = reportlog_new_report(rl)) == NULL)
 		return NULL;
+	if (shop != NULL && report_keep_shop(range, shop, queue) == -1)
+		goto err;
 	for (i = 0; i < rl->ndays; i++) {
 		start = rl->from + (int64_t)i * STATE_DAY_MS;
 		state_day(name, start, rl->cfg.utc_offset_min);
@@ -142,7 +176,7 @@ reportlog_report(const struct reportlog *rl, const char *agent)
 		 * A fresh copy of the day, as reportdb reads one: its sums
 		 * are added once, and the days stay as they were.
 		 */
-		if ((day = report_new(rl->cfg.cap_ms, rl->cfg.rate_ms)) == NULL)
+		if ((day = reportlog_new_report(rl)) == NULL)
 			goto err;
 		if (rl->days[i].rep != NULL && report_merge(day, rl->days[i].rep,
 		    name, 0) == -1)
@@ -154,6 +188,8 @@ reportlog_report(const struct reportlog *rl, const char *agent)
 		}
 		if (agent != NULL)
 			report_keep_agent(day, agent);
+		if (shop != NULL && report_keep_shop(day, shop, queue) == -1)
+			goto err;
 		if (report_merge(range, day, name, 0) == -1)
 			goto err;
 		report_free(day);

@@ -745,26 +745,35 @@ session_label(struct session *s, struct lws *wsi,
 				    cfg->auth.jwt_issuer,
 				    (int64_t)(cfg->auth.jwt_leeway_ms / 1000) };
 	const char		*ignored;
+	char			 raw[SESSION_TOKEN_MAX + 1];
 	int			 n = 0;
 
 	out[0] = '\0';
 	if (name[0] == '\0')
 		return 0;
+	/*
+	 * Read into room for any argument the request may hold: the source
+	 * looks at the others on its way, and a long one is not this one.
+	 */
 	if (from == CONFIG_ID_CLAIM) {
 		/* the token passed already: only its claim is read again */
 		if (tok == NULL || jwt_verify(s->srv->jwt, &chk, tok, toklen,
-		    (int64_t)time(NULL), out, outlen, &ignored) == -1)
-			out[0] = '\0';
-		n = (int)strlen(out);
-	} else if ((n = session_id_source(wsi, from, name, out, outlen)) < 0) {
-		*why = "longer than 64 bytes";
+		    (int64_t)time(NULL), raw, sizeof(raw), &ignored) == -1)
+			raw[0] = '\0';
+		n = (int)strlen(raw);
+	} else if ((n = session_id_source(wsi, from, name, raw,
+	    sizeof(raw))) < 0) {
+		*why = "too long";
 		return -1;
 	}
-	out[n] = '\0';
-	if (n > 0 && (*why = access_agent_id_why(out, (size_t)n)) != NULL) {
-		out[0] = '\0';
+	raw[n] = '\0';
+	if (n > 0 && (*why = access_agent_id_why(raw, (size_t)n)) != NULL)
+		return -1;
+	if ((size_t)n >= outlen) {
+		*why = "too long";
 		return -1;
 	}
+	memcpy(out, raw, (size_t)n + 1);
 	return 0;
 }
 

@@ -27,10 +27,39 @@ struct report;
 struct report *report_new(uint64_t cap_ms, uint64_t rate_ms);
 void	report_free(struct report *);
 
-/* One agent's SLA sums of a day, as sla_agents_day gives them, added. 0, or -1 on ENOMEM. */
+/*
+ * The shops' and queues' own settings (sla_policies_from's; v and its
+ * strings are copied): a shop's or queue's figures are read under its
+ * sla.cap and sla.rate, others under report_new's. Set it before anything
+ * is added. 0, or -1 on ENOMEM (nothing changed).
+ */
+int	report_set_policies(struct report *, const struct sla_policy *v, size_t n);
+/*
+ * The policies (in place) for the engines that charge a report's days. A
+ * report's days are local days of sla.timezone (off_min), but an engine
+ * sums an agent's day in its shop's own time zone: a shop of another zone
+ * would have the report's day cut at its own midnight, and
+ * sla_agents_day asked for the report's day would miss it. Each policy
+ * is moved to off_min with its service hours moved along, so the same
+ * instants are in service (service times unchanged) and the hours profile
+ * is in the report's local time, as its days are.
+ */
+void	report_policies_in_zone(struct sla_policy *v, size_t n, int32_t off_min);
+/* The settings of (shop, queue): the queue's, else the shop's; NULL: report_new's. */
+const struct sla_config *report_policy(const struct report *, const char *shop,
+	    const char *queue);
+
+/*
+ * An agent's SLA sums of a day in (shop, queue), as sla_agents_day gives
+ * them, added to the agent's total, and to its figures in the shop and
+ * in the queue when it has them ("" none; a queue needs a shop).
+ * report_add_sums: no shop. 0, or -1 on ENOMEM.
+ */
+int	report_add_shop_sums(struct report *, const struct sla_account *,
+	    const struct sla_day *);
 int	report_add_sums(struct report *, const char *agent, const struct sla_day *);
 
-/* A round closed (answered) or ended unanswered, for the worst waits (first is not used). Strings are the caller's. */
+/* A round closed (answered) or ended unanswered, for the worst waits of its agent, and in its shop and queue (NULL or "": none; first is not used). Strings are the caller's. */
 int	report_add_wait(struct report *, const struct sla_round *);
 
 /*
@@ -39,12 +68,21 @@ int	report_add_wait(struct report *, const struct sla_round *);
  * strongest category, a block when its action is; each rule of its hits
  * (v1: the top level) counts under its category and action. Other types
  * are ignored. fp: the alert was marked false_positive (handling hash),
- * counted under its agent and strongest category. 0, or -1 on ENOMEM.
+ * counted under its agent and strongest category. Counted for the agent,
+ * and in its "shop" and "queue" when the alert has them. 0, or -1 on
+ * ENOMEM.
  */
 int	report_add_alert(struct report *, const json_t *alert, int fp);
 
-/* Drops every agent but agent (--agent). */
+/* Drops every agent but agent (--agent), in every shop too. */
 void	report_keep_agent(struct report *, const char *agent);
+/*
+ * Keeps only shop (--shop), and only its queue when queue is not NULL
+ * (--queue; the shop's figures are then the queue's): the agents' figures
+ * become theirs within it, under its settings; the days merged after are
+ * its. The writers say which. 0, or -1 on ENOMEM.
+ */
+int	report_keep_shop(struct report *, const char *shop, const char *queue);
 
 /*
  * Adds the aggregate day (of the local day dayname) into range, and one
@@ -63,6 +101,13 @@ int	report_dump(struct sbuf *out, const struct report *, const char *day,
  */
 struct report *report_load(const char *doc, size_t len, uint64_t cap_ms,
 	    uint64_t rate_ms, int *partial);
+/*
+ * The same into r (new, its policies set: the shops are read under
+ * them): 0, 1 when doc is not one (r unchanged), -1 on ENOMEM (r is
+ * half read: the caller's to drop). A day stored before shops has none.
+ */
+int	report_load_into(struct report *r, const char *doc, size_t len,
+	    int *partial);
 
 /* What the writers say around the figures. Strings are the caller's. */
 struct report_meta {

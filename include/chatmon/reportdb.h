@@ -29,6 +29,14 @@ struct reportdb *reportdb_start(struct rconn *rc, const struct config *cfg,
 	    const char *from, const char *to, const char *agent, int64_t now,
 	    reportdb_done_cb done, void *arg);
 /*
+ * The same, only shop's figures (--shop), and only its queue's when
+ * queue is not NULL (--queue): report_keep_shop on every day. Days are
+ * read and stored whole, every shop's, either way.
+ */
+struct reportdb *reportdb_start_shop(struct rconn *rc, const struct config *cfg,
+	    const char *from, const char *to, const char *agent, const char *shop,
+	    const char *queue, int64_t now, reportdb_done_cb done, void *arg);
+/*
  * The caller no longer wants it (its client went): done is not called;
  * the reader is freed when Redis answers the command that is out.
  */

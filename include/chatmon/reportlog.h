@@ -32,6 +32,13 @@ struct reportlog;
 struct reportlog *reportlog_new(const struct sla_config *cfg, int64_t from_start,
 	    int64_t to_start);
 void	reportlog_free(struct reportlog *);
+/*
+ * The shops' and queues' own settings (sla_policies_from's), for the days
+ * made after: each shop's rounds are judged and its figures read by them.
+ * v and its strings are borrowed until reportlog_free.
+ */
+void	reportlog_set_policies(struct reportlog *, const struct sla_policy *v,
+	    size_t n);
 
 /* A round closed or ended, on the day of its `at`. 0, or -1 on ENOMEM. */
 int	reportlog_round(struct reportlog *, const struct sla_round *);
@@ -46,5 +53,8 @@ int	reportlog_alert(struct reportlog *, const json_t *alert, int64_t at);
  * to report_free. The days stay: it can be asked again.
  */
 struct report *reportlog_report(const struct reportlog *, const char *agent);
+/* The same, only shop's (--shop) and its queue's when queue is not NULL (--queue): report_keep_shop. */
+struct report *reportlog_report_shop(const struct reportlog *, const char *agent,
+	    const char *shop, const char *queue);
 
 #endif

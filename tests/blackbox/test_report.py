@@ -11,8 +11,11 @@ import csv
 import io
 import json
 import os
+import pathlib
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -463,3 +466,251 @@ def test_log_bad_arguments(args, code, words, tmp_path):
 def test_log_help():
     p = subprocess.run([CHATMON, "report", "--help"], capture_output=True, timeout=T)
     assert p.returncode == 0 and b"--log" in p.stdout
+
+
+# --- many shops (issue 18): the figures by shop and queue ---
+
+
+def test_two_shops_same_agent_split_exactly(redis_server, tmp_path):
+    """alice answers in tmall (its presale queue and none) and in jd, bob in
+    no shop, as chatmond's scripts log them (sh, qu); rule hits carry their
+    "shop": each shop's figures are its own rounds, alice's total their sum,
+    to the unit; the stored day keeps them and reads back the same."""
+    r = redis_server()
+    c = r.client()
+    day = local_day(time.time() - 3 * 86400)
+    d0 = day_start_ms(day)
+    t = d0 + 9 * 3600 * 1000
+    log_entry(c, 3, t + 4000, 0, k="a", ag="alice", o=t, at=t + 4000, f=1, c="t-1",
+              sh="tmall", qu="presale")
+    log_entry(c, 4, t + 70000, 0, k="a", ag="alice", o=t + 60000, at=t + 70000, f=1,
+              c="t-2", sh="tmall")
+    log_entry(c, 5, t + 111000, 0, k="b", ag="alice", at=t + 101000, sh="jd")
+    log_entry(c, 5, t + 130000, 0, k="a", ag="alice", o=t + 100000, at=t + 130000, f=1,
+              c="j-1", sh="jd")
+    log_entry(c, 6, t + 203000, 0, k="a", ag="bob", o=t + 200000, at=t + 203000, f=1,
+              c="n-1")
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime((t + 2000) / 1000))
+    a = {"v": 2, "id": f"{t + 2000}-0000abcd-0000000007", "ts": ts, "type": "rule.hit",
+         "severity": "critical", "agent": "alice", "conversation": "j-1", "shop": "jd",
+         "role": "agent", "category": "offplatform", "rule": "offplatform.x",
+         "action": "block", "text": "加我微信", "match": {"start": 0, "end": 4}}
+    c.xadd(STREAM, {"alert": json.dumps(a, ensure_ascii=False)}, id=f"{t + 2000}-0")
+    cfg = conf(tmp_path, r.url())
+    rep = report_json(cfg, "--from", day)
+    by = {x["agent"]: x for x in rep["agents"]}
+    shops = rep["shops"]
+    assert sorted(shops) == ["jd", "tmall"]
+    tm, jd = shops["tmall"], shops["jd"]
+    # the split: 2 rounds in tmall (1 of them in presale), 1 in jd; alice's total 3
+    assert tm["agents"]["alice"]["rounds"] == 2 and jd["agents"]["alice"]["rounds"] == 1
+    assert tm["queues"]["presale"]["agents"]["alice"]["rounds"] == 1
+    assert by["alice"]["rounds"] == 3 and by["bob"]["rounds"] == 1
+    assert "bob" not in tm["agents"] and "bob" not in jd["agents"]
+    # to the unit: means of each shop's own rounds, the sum of them the total's
+    assert tm["agents"]["alice"]["mean_ms"] == 7000          # (4 s + 10 s) / 2
+    assert tm["queues"]["presale"]["agents"]["alice"]["mean_ms"] == 4000
+    assert jd["agents"]["alice"]["mean_ms"] == 30000
+    assert by["alice"]["mean_ms"] == round((4000 + 10000 + 30000) / 3)
+    for k in ("rounds", "answered", "first_rounds", "breaches", "within_rate"):
+        assert tm["agents"]["alice"][k] + jd["agents"]["alice"][k] == by["alice"][k], k
+    assert jd["agents"]["alice"]["breaches"] == 1 and tm["agents"]["alice"]["breaches"] == 0
+    # the rule hit: jd's, alice's
+    assert jd["team"]["alerts"] == 1 and jd["agents"]["alice"]["hits"]["offplatform"][
+        "block"] == 1
+    assert tm["team"]["alerts"] == 0 and by["alice"]["alerts"] == 1
+    assert jd["sla"] == {"cap_ms": rep["sla"]["cap_ms"], "rate_ms": rep["sla"]["rate_ms"]}
+    # stored with its shops; read back, not from the logs, the same
+    doc = json.loads(c.get(f"chatmon:report:day:{day}"))
+    assert sorted(doc["shops"]) == ["jd", "tmall"]
+    assert doc["shops"]["tmall"]["queues"]["presale"]["agents"]["alice"]["rounds"] == 1
+    for b in range(16):
+        c.delete(f"chatmon:sla:{{{b}}}:log")
+    c.delete(STREAM)
+    again = report_json(cfg, "--from", day)
+    for k in ("agents", "shops", "team", "worst", "days"):
+        assert again[k] == rep[k], k
+
+    # --shop: that shop's figures only, its worst waits, its days
+    only = report_json(cfg, "--from", day, "--shop", "tmall")
+    assert only["shop"] == "tmall" and "queue" not in only
+    assert [x["agent"] for x in only["agents"]] == ["alice"]
+    assert only["agents"][0]["rounds"] == 2 and only["team"]["rounds"] == 2
+    assert only["days"][0]["rounds"] == 2 and only["team"]["alerts"] == 0
+    assert sorted(w["conversation"] for w in only["worst"]) == ["t-1", "t-2"]
+    assert list(only["shops"]) == ["tmall"]
+    q = report_json(cfg, "--from", day, "--shop", "tmall", "--queue", "presale")
+    assert q["queue"] == "presale" and q["team"]["rounds"] == 1
+    assert [w["conversation"] for w in q["worst"]] == ["t-1"]
+    none = report_json(cfg, "--from", day, "--shop", "nowhere")
+    assert none["agents"] == [] and none["team"]["rounds"] == 0
+    p = report(cfg, "--from", day, "--queue", "presale", code=2)
+    assert "--queue needs --shop" in p.stderr.decode()
+
+    # CSV: the agents' table as before, then shop,queue,agent rows
+    raw = report(cfg, "--from", day, "--format", "csv").stdout
+    rows = list(csv.reader(io.StringIO(raw[3:].decode("utf-8"), newline="")))
+    assert rows[0][0] == "agent" and [x[0] for x in rows[1:3]] == ["alice", "bob"]
+    assert rows[3] == []
+    head = rows[4]
+    assert head[:4] == ["shop", "queue", "agent", "rounds"]
+    got = {(x[0], x[1], x[2]): int(x[3]) for x in rows[5:]}
+    assert got == {("jd", "", "alice"): 1, ("tmall", "", "alice"): 2,
+                   ("tmall", "presale", "alice"): 1}
+    # HTML: a table of the shops, one of each agent in each shop
+    html = report(cfg, "--from", day, "--format", "html").stdout.decode("utf-8")
+    assert '<table id="shops">' in html and '<table id="shop_agents">' in html
+    assert "<td>tmall / presale</td>" in html and "<td>jd · alice</td>" in html
+    only = report(cfg, "--from", day, "--format", "html", "--shop", "jd").stdout.decode()
+    assert "店铺:jd" in only
+
+
+def test_no_shop_no_shops_section(redis_server, tmp_path):
+    """Without a shop anywhere, no trace of shops: the report and the stored day as before."""
+    r = redis_server()
+    c = r.client()
+    day = local_day(time.time() - 3 * 86400)
+    t = day_start_ms(day) + 9 * 3600 * 1000
+    log_entry(c, 1, t + 4000, 0, k="a", ag="alice", o=t, at=t + 4000, f=1, c="p-1")
+    cfg = conf(tmp_path, r.url())
+    for fmt in ("json", "csv", "html"):
+        out = report(cfg, "--from", day, "--format", fmt).stdout.decode("utf-8")
+        assert "shop" not in out and "店铺" not in out, fmt
+    assert "shops" not in json.loads(c.get(f"chatmon:report:day:{day}"))
+
+
+def shop_chat(ts, conv, role, agent, text, shop=None, queue=None):
+    o = {"ts": ts, "conversation": conv, "role": role, "agent": agent, "text": text}
+    if shop:
+        o["shop"] = shop
+    if queue:
+        o["queue"] = queue
+    return json.dumps(o, ensure_ascii=False)
+
+
+SHOP_LOG = [
+    shop_chat("2026-11-22T10:00:00+08:00", "t-1", "customer", "alice", "在吗", "tmall",
+              "presale"),
+    shop_chat("2026-11-22T10:00:03+08:00", "t-1", "agent", "alice", "亲,在的", "tmall",
+              "presale"),
+    shop_chat("2026-11-22T10:01:00+08:00", "j-1", "customer", "alice", "在吗", "jd"),
+    shop_chat("2026-11-22T10:01:12+08:00", "j-1", "agent", "alice", "加我微信 abc12345",
+              "jd"),
+    shop_chat("2026-11-22T10:01:14+08:00", "j-1", "agent", "alice", "亲,您好", "jd"),
+    shop_chat("2026-11-22T10:02:00+08:00", "n-1", "customer", "bob", "你好"),
+    shop_chat("2026-11-22T10:02:05+08:00", "n-1", "agent", "bob", "您好"),
+]
+
+
+def test_log_with_shops_equals_replay(tmp_path):
+    """--log lines with "shop"/"queue": each shop's and queue's figures are
+    replay's summary of them, to the unit; alice's total their sum; the
+    rule hit is jd's; --shop keeps one."""
+    cfg = log_conf(tmp_path)
+    log = write_log(tmp_path, SHOP_LOG)
+    summary = replay_summary(cfg, log)
+    rep = report_json(cfg, "--from", "2026-11-22", "--log", log)
+    shops = rep["shops"]
+    want_jd = summary["shops"]["jd"]["agents"]["alice"]
+    want_pre = summary["shops"]["tmall"]["queues"]["presale"]["agents"]["alice"]
+    for k in FIGURES + ("rate",):
+        assert shops["jd"]["agents"]["alice"][k] == want_jd[k], k
+        assert shops["tmall"]["queues"]["presale"]["agents"]["alice"][k] == want_pre[k], k
+        # tmall's conversations are all in presale: the shop's figures are the queue's
+        assert shops["tmall"]["agents"]["alice"][k] == want_pre[k], k
+    assert {a["agent"]: a["rounds"] for a in rep["agents"]} == {"alice": 2, "bob": 1}
+    assert summary["agents"]["bob"]["rounds"] == 1 and "bob" not in shops["jd"]["agents"]
+    assert shops["jd"]["team"]["alerts"] == 1 and shops["tmall"]["team"]["alerts"] == 0
+    jd = report_json(cfg, "--from", "2026-11-22", "--log", log, "--shop", "jd")
+    assert jd["shop"] == "jd" and jd["team"]["rounds"] == 1 and jd["team"]["alerts"] == 1
+    assert [a["agent"] for a in jd["agents"]] == ["alice"]
+    assert jd["agents"][0]["mean_ms"] == want_jd["mean_ms"]
+
+
+SHOPS_CONF = ("shop_id: query:shop\nqueue_id: query:queue\nshops:\n"
+              "  tmall:\n    sla:\n      cap: 60s\n      rate: 20s\n"
+              "  jd:\n    timezone: \"+00:00\"\n")
+
+
+def test_shops_own_settings_from_redis(redis_server, tmp_path):
+    """Each shop's figures under its own settings: tmall's unanswered round
+    counts at its 60 s cap, under its 20 s rate; jd keeps UTC, yet its round
+    at 07:00 (+08:00, the 21st 23:00 in jd's zone) is on the report's day."""
+    r = redis_server()
+    c = r.client()
+    day = local_day(time.time() - 3 * 86400)
+    d0 = day_start_ms(day)
+    t = d0 + 7 * 3600 * 1000
+    log_entry(c, 1, t + 30000, 0, k="a", ag="alice", o=t, at=t + 30000, f=1, c="j-1",
+              sh="jd")
+    log_entry(c, 2, t + 3 * 3600000 + 4000, 0, k="a", ag="alice", o=t + 3 * 3600000,
+              at=t + 3 * 3600000 + 4000, f=1, c="t-1", sh="tmall")
+    log_entry(c, 2, t + 4 * 3600000 + 1800000, 0, k="u", ag="alice", o=t + 4 * 3600000,
+              at=t + 4 * 3600000 + 1800000, f=1, c="t-2", sh="tmall")
+    cfg = conf(tmp_path, r.url(), SHOPS_CONF)
+    rep = report_json(cfg, "--from", day)
+    tm, jd = rep["shops"]["tmall"], rep["shops"]["jd"]
+    assert tm["sla"] == {"cap_ms": 60000, "rate_ms": 20000}
+    assert tm["agents"]["alice"]["mean_ms"] == (4000 + 60000) // 2
+    assert tm["agents"]["alice"]["p90_ms"] == 60000
+    assert tm["agents"]["alice"]["within_rate"] == 1 and tm["agents"]["alice"]["rate"] == 0.5
+    assert jd["agents"]["alice"]["rounds"] == 1 and jd["agents"]["alice"]["mean_ms"] == 30000
+    assert rep["agents"][0]["rounds"] == 3
+    # --shop tmall: its cap and rate are the report's
+    only = report_json(cfg, "--from", day, "--shop", "tmall")
+    assert only["sla"]["cap_ms"] == 60000 and only["team"]["mean_ms"] == 32000
+    # read back from the stored day: the same
+    assert report_json(cfg, "--from", day)["shops"] == rep["shops"]
+
+
+def test_shops_through_chatmond(dashboard, daemon, backend, redis_server, tmp_path):
+    """The same agent served in two shops by a real chatmond (shop_id:
+    query:shop): today's report splits her rounds by shop exactly."""
+    r = redis_server()
+    b = backend(script="customer.py")
+    files = {}
+    # a short path: chatmond refuses an agent when any query argument is
+    # over 64 bytes while it looks for shop_id's or queue_id's
+    short = tempfile.mkdtemp(prefix="cm")
+    for shop in ("tmall", "jd"):
+        p = pathlib.Path(short) / f"{shop}.json"
+        p.write_text(json.dumps([{"at": 0, "text": json.dumps(
+            {"type": "message", "conversation": f"{shop}-{i}", "text": "在吗"},
+            ensure_ascii=False)} for i in range(2 if shop == "tmall" else 1)]),
+            encoding="utf-8")
+        files[shop] = p
+    d = daemon(b.port, extra=SLA + SHOPS_CONF, redis=r.url(), rules=LIVE,
+               args=["-o", "redis.fold=0"])
+
+    def say(conv, text):
+        return json.dumps({"type": "message", "conversation": conv, "text": text},
+                          ensure_ascii=False)
+
+    async def main():
+        async with agent(d, f"/script?file={files['tmall']}&agent=alice&shop=tmall") as a, \
+                agent(d, f"/script?file={files['jd']}&agent=alice&shop=jd") as j:
+            for _ in range(2):
+                await recv(a)
+            await recv(j)
+            await a.send(say("tmall-0", "亲,在的"))
+            await a.send(say("tmall-1", "您好"))
+            await j.send(say("jd-0", "亲,您好"))
+            await asyncio.sleep(0.5)
+    try:
+        run(main())
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    cfg = conf(tmp_path, r.url(), SHOPS_CONF)
+    day = local_day()
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        rep = report_json(cfg, "--from", day)
+        if rep["team"]["rounds"] >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    shops = rep.get("shops", {})
+    assert sorted(shops) == ["jd", "tmall"], rep
+    assert shops["tmall"]["agents"]["alice"]["rounds"] == 2
+    assert shops["jd"]["agents"]["alice"]["rounds"] == 1
+    assert [(a["agent"], a["rounds"]) for a in rep["agents"]] == [("alice", 3)]
+    assert shops["tmall"]["sla"]["cap_ms"] == 60000

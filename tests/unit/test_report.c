@@ -476,6 +476,443 @@ test_empty(void **state)
 	report_free(r);
 }
 
+/* --- shops (issue 18) ---------------------------------------------------------- */
+
+/* tmall: a cap of 60 s and a rate of 20 s; its presale queue the same; jd: none of its own. */
+static void
+shop_policies(struct sla_policy pol[2])
+{
+	base_cfg(&pol[0].cfg);
+	pol[0].shop = "tmall";
+	pol[0].queue = "";
+	pol[0].cfg.cap_ms = 60 * SEC;
+	pol[0].cfg.rate_ms = 20 * SEC;
+	pol[1] = pol[0];
+	pol[1].queue = "presale";
+}
+
+struct shop_round {
+	const char	*agent, *shop, *queue, *conv;
+	int64_t		 opened, ms;	/* -1: unanswered, ended 30 min on */
+};
+
+/* alice in three places (one unanswered), bob in none. */
+static const struct shop_round shop_day[] = {
+	{ "alice", "tmall", "presale", "t-1", D0 + 10 * HOUR, 10 * SEC },
+	{ "alice", "tmall", "", "t-2", D0 + 11 * HOUR, -1 },
+	{ "alice", "jd", "", "j-1", D0 + 12 * HOUR, 100 * SEC },
+	{ "bob", "", "", "n-1", D0 + 13 * HOUR, 5 * SEC },
+};
+
+static void
+add_shop_day_cb(const struct sla_account *w, const struct sla_day *d, void *arg)
+{
+	assert_int_equal(report_add_shop_sums(arg, w, d), 0);
+}
+
+/* The engine's own figures of (agent, shop, queue), for comparing. */
+struct shop_want { const char *agent, *shop, *queue; struct sla_figures f; int found; };
+
+static void
+shop_figs_cb(const struct sla_account *w, const struct sla_figures *f, void *arg)
+{
+	struct shop_want	*x = arg;
+
+	if (strcmp(w->agent, x->agent) == 0 && strcmp(w->shop, x->shop) == 0 &&
+	    strcmp(w->queue, x->queue) == 0) {
+		x->f = *f;
+		x->found = 1;
+	}
+}
+
+/* A day of shop_day as reportdb makes it: an engine and a report under the shops' settings. */
+static struct report *
+make_shop_day(struct sla **engine)
+{
+	struct sla_policy	 pol[2];
+	struct sla_config	 c;
+	struct sla_round	 w = { 0 };
+	struct report		*r;
+	struct sla		*s;
+	json_t			*al;
+	size_t			 i;
+
+	base_cfg(&c);
+	shop_policies(pol);
+	assert_non_null(s = sla_new(&c, NULL, NULL, NULL));
+	assert_int_equal(sla_set_policies(s, pol, 2), 0);
+	assert_non_null(r = report_new(c.cap_ms, c.rate_ms));
+	assert_int_equal(report_set_policies(r, pol, 2), 0);
+	for (i = 0; i < sizeof(shop_day) / sizeof(shop_day[0]); i++) {
+		const struct shop_round	*v = &shop_day[i];
+		int64_t			 at = v->opened + (v->ms < 0 ? 30 * MIN : v->ms);
+
+		w.agent = v->agent;
+		w.shop = v->shop;
+		w.queue = v->queue;
+		w.conversation = v->conv;
+		w.conversation_len = strlen(v->conv);
+		w.opened = v->opened;
+		w.at = at;
+		w.waited_ms = (uint64_t)(at - v->opened);
+		w.answered = v->ms >= 0;
+		w.first = 1;
+		sla_charge_round(s, &w);
+		assert_int_equal(report_add_wait(r, &w), 0);
+	}
+	sla_agents_day(s, D0, add_shop_day_cb, r);
+	/* a rule hit in jd, one in tmall's presale, one of no shop */
+	al = alert("alice", "abuse", "block", ",\"shop\":\"jd\"");
+	assert_int_equal(report_add_alert(r, al, 0), 0);
+	json_decref(al);
+	al = alert("alice", "offplatform", "warn", ",\"shop\":\"tmall\",\"queue\":\"presale\"");
+	assert_int_equal(report_add_alert(r, al, 0), 0);
+	assert_int_equal(report_add_alert(r, al, 1), 0);	/* and marked a false positive */
+	json_decref(al);
+	al = alert("bob", "abuse", "flag", "");
+	assert_int_equal(report_add_alert(r, al, 0), 0);
+	json_decref(al);
+	*engine = s;
+	return r;
+}
+
+static const json_t *
+path(const json_t *o, ...)
+{
+	va_list		 ap;
+	const char	*k;
+
+	va_start(ap, o);
+	while (o != NULL && (k = va_arg(ap, const char *)) != NULL)
+		o = json_object_get(o, k);
+	va_end(ap);
+	if (o == NULL)
+		fail_msg("no such path");
+	return o;
+}
+
+/*
+ * The same agent in two shops: each shop's figures are the engine's own
+ * for it, under the shop's cap and rate, the agent's total their sum;
+ * rule hits and false positives counted by the alert's shop and queue.
+ */
+static void
+test_shops_split(void **state)
+{
+	struct report		*day, *range;
+	struct sla		*s;
+	struct shop_want	 w;
+	const json_t		*tm, *jd, *pre, *alice;
+	json_t			*doc;
+	const char		*figs[] = { "rounds", "answered", "mean_ms", "p90_ms",
+				    "first_rounds", "first_mean_ms", "breaches",
+				    "escalations", "within_rate" };
+	const char		*who[][3] = { { "alice", "tmall", "" },
+				    { "alice", "tmall", "presale" }, { "alice", "jd", "" } };
+	size_t			 i, k;
+
+	(void)state;
+	day = make_shop_day(&s);
+	assert_non_null(range = report_new(600 * SEC, 180 * SEC));
+	assert_int_equal(report_merge(range, day, "2026-11-22", 0), 0);
+	doc = to_json(range, NULL);
+	alice = agent_of(doc, "alice");
+	tm = path(doc, "shops", "tmall", NULL);
+	pre = path(tm, "queues", "presale", NULL);
+	jd = path(doc, "shops", "jd", NULL);
+	/* the totals: every shop's rounds, bob's none of a shop */
+	assert_int_equal(num(alice, "rounds"), 3);
+	assert_int_equal(num(agent_of(doc, "bob"), "rounds"), 1);
+	assert_int_equal(num(path(doc, "team", NULL), "rounds"), 4);
+	assert_int_equal(json_object_size(path(doc, "shops", NULL)), 2);
+	/* split exactly: tmall (its queue's and its own) and jd make alice's total */
+	assert_int_equal(num(path(tm, "agents", "alice", NULL), "rounds") +
+	    num(path(jd, "agents", "alice", NULL), "rounds"), num(alice, "rounds"));
+	assert_int_equal(num(path(tm, "team", NULL), "rounds"), 2);
+	assert_int_equal(num(path(pre, "team", NULL), "rounds"), 1);
+	assert_null(json_object_get(path(tm, "agents", NULL), "bob"));
+	/* each under its own settings */
+	assert_int_equal(num(path(tm, "sla", NULL), "cap_ms"), 60 * SEC);
+	assert_int_equal(num(path(tm, "sla", NULL), "rate_ms"), 20 * SEC);
+	assert_int_equal(num(path(jd, "sla", NULL), "cap_ms"), 600 * SEC);
+	/* the unanswered round counts at tmall's cap: (10 s + 60 s) / 2 */
+	assert_int_equal(num(path(tm, "agents", "alice", NULL), "mean_ms"), 35 * SEC);
+	assert_int_equal(num(path(tm, "agents", "alice", NULL), "p90_ms"), 60 * SEC);
+	assert_int_equal(num(path(pre, "agents", "alice", NULL), "mean_ms"), 10 * SEC);
+	assert_int_equal(num(path(jd, "agents", "alice", NULL), "mean_ms"), 100 * SEC);
+	/* 100 s is within jd's 180 s rate, 10 s within tmall's 20 s */
+	assert_int_equal(num(path(jd, "agents", "alice", NULL), "within_rate"), 1);
+	assert_int_equal(num(path(tm, "agents", "alice", NULL), "within_rate"), 1);
+	/* the engine's own figures of each (agent, shop, queue), to the unit */
+	for (i = 0; i < sizeof(who) / sizeof(who[0]); i++) {
+		const json_t	*o = path(doc, "shops", who[i][1], NULL);
+		uint64_t	 got[9];
+
+		memset(&w, 0, sizeof(w));
+		w.agent = who[i][0];
+		w.shop = who[i][1];
+		w.queue = who[i][2];
+		sla_agents(s, shop_figs_cb, &w);
+		if (*who[i][2] == '\0') {
+			/* the shop's own conversations: tmall's are also in its queue */
+			if (strcmp(who[i][1], "tmall") == 0)
+				continue;
+		} else
+			o = path(o, "queues", who[i][2], NULL);
+		assert_true(w.found);
+		o = path(o, "agents", who[i][0], NULL);
+		got[0] = w.f.rounds;
+		got[1] = w.f.answered;
+		got[2] = w.f.mean_ms;
+		got[3] = w.f.p90_ms;
+		got[4] = w.f.first_rounds;
+		got[5] = w.f.first_mean_ms;
+		got[6] = w.f.breaches;
+		got[7] = w.f.escalations;
+		got[8] = w.f.within_rate;
+		for (k = 0; k < 9; k++)
+			assert_int_equal(num(o, figs[k]), got[k]);
+		assert_true(fabs(json_real_value(json_object_get(o, "rate")) - w.f.rate) < 1e-9);
+	}
+	/* rule hits by shop and queue; the false positive too */
+	assert_int_equal(num(alice, "alerts"), 2);
+	assert_int_equal(num(path(jd, "team", NULL), "alerts"), 1);
+	assert_int_equal(num(path(jd, "team", NULL), "blocks"), 1);
+	assert_int_equal(num(path(tm, "team", NULL), "alerts"), 1);
+	assert_int_equal(num(path(pre, "agents", "alice", NULL), "false_positives"), 1);
+	assert_int_equal(num(path(pre, "team", "hits", "offplatform", NULL), "warn"), 1);
+	assert_int_equal(num(path(jd, "team", NULL), "false_positives"), 0);
+	assert_int_equal(num(path(doc, "team", NULL), "alerts"), 3);
+	json_decref(doc);
+	report_free(day);
+	report_free(range);
+	sla_free(s);
+}
+
+/* Stored and read back under the shops' settings: the same JSON; a day stored before shops still reads. */
+static void
+test_shops_dump_load(void **state)
+{
+	struct report_meta	 m = { "2026-11-22", "2026-11-22", NULL, 480, T0 };
+	struct sla_policy	 pol[2];
+	struct report		*a, *back, *r1, *r2;
+	struct sla		*s;
+	struct sbuf		 d, j1, j2;
+	json_t			*doc;
+	char			*old;
+	int			 partial = 0;
+
+	(void)state;
+	shop_policies(pol);
+	a = make_shop_day(&s);
+	sbuf_init(&d);
+	sbuf_init(&j1);
+	sbuf_init(&j2);
+	assert_int_equal(report_dump(&d, a, "2026-11-22", 480, 0), 0);
+	assert_non_null(back = report_new(600 * SEC, 180 * SEC));
+	assert_int_equal(report_set_policies(back, pol, 2), 0);
+	assert_int_equal(report_load_into(back, d.s, d.len, &partial), 0);
+	assert_non_null(r1 = report_new(600 * SEC, 180 * SEC));
+	assert_non_null(r2 = report_new(600 * SEC, 180 * SEC));
+	assert_int_equal(report_set_policies(r1, pol, 2), 0);
+	assert_int_equal(report_set_policies(r2, pol, 2), 0);
+	assert_int_equal(report_merge(r1, a, "2026-11-22", 0), 0);
+	assert_int_equal(report_merge(r2, back, "2026-11-22", 0), 0);
+	assert_int_equal(report_json(&j1, r1, &m), 0);
+	assert_int_equal(report_json(&j2, r2, &m), 0);
+	assert_string_equal(sbuf_str(&j1), sbuf_str(&j2));
+	assert_non_null(strstr(sbuf_str(&j1), "\"shops\""));
+	/* a day stored before shops: its agents, no shops */
+	assert_non_null(doc = json_loadb(d.s, d.len, 0, NULL));
+	assert_int_equal(json_object_del(doc, "shops"), 0);
+	assert_non_null(old = json_dumps(doc, JSON_COMPACT));
+	report_free(back);
+	assert_non_null(back = report_load(old, strlen(old), 600 * SEC, 180 * SEC, &partial));
+	report_free(r2);
+	assert_non_null(r2 = report_new(600 * SEC, 180 * SEC));
+	assert_int_equal(report_merge(r2, back, "2026-11-22", 0), 0);
+	sbuf_reset(&j2);
+	assert_int_equal(report_json(&j2, r2, &m), 0);
+	assert_null(strstr(sbuf_str(&j2), "\"shops\""));
+	assert_non_null(strstr(sbuf_str(&j2), "\"alice\""));
+	/* not a document: nothing added */
+	assert_int_equal(report_load_into(r2, "nope", 4, &partial), 1);
+	free(old);
+	json_decref(doc);
+	report_free(a);
+	report_free(back);
+	report_free(r1);
+	report_free(r2);
+	sla_free(s);
+	sbuf_free(&d);
+	sbuf_free(&j1);
+	sbuf_free(&j2);
+}
+
+/* --shop and --queue: the figures, worst waits and days of that shop only, under its settings. */
+static void
+test_keep_shop(void **state)
+{
+	struct sla_policy	 pol[2];
+	struct report		*day, *range;
+	struct sla		*s;
+	json_t			*doc;
+	const json_t		*wst;
+	size_t			 i;
+
+	(void)state;
+	shop_policies(pol);
+	for (i = 0; i < 2; i++) {
+		const char *q = i == 0 ? NULL : "presale";
+
+		day = make_shop_day(&s);
+		assert_non_null(range = report_new(600 * SEC, 180 * SEC));
+		assert_int_equal(report_set_policies(range, pol, 2), 0);
+		/* as reportdb: the range first, then each day before it is merged */
+		assert_int_equal(report_keep_shop(range, "tmall", q), 0);
+		assert_int_equal(report_keep_shop(day, "tmall", q), 0);
+		assert_int_equal(report_merge(range, day, "2026-11-22", 0), 0);
+		doc = to_json(range, NULL);
+		assert_string_equal(json_string_value(json_object_get(doc, "shop")), "tmall");
+		if (q == NULL)
+			assert_null(json_object_get(doc, "queue"));
+		else
+			assert_string_equal(json_string_value(json_object_get(doc, "queue")), q);
+		assert_int_equal(json_array_size(json_object_get(doc, "agents")), 1);
+		assert_int_equal(num(agent_of(doc, "alice"), "rounds"), q == NULL ? 2 : 1);
+		assert_int_equal(num(path(doc, "team", NULL), "rounds"), q == NULL ? 2 : 1);
+		assert_int_equal(num(path(doc, "sla", NULL), "cap_ms"), 60 * SEC);
+		assert_int_equal(num(json_array_get(json_object_get(doc, "days"), 0),
+		    "rounds"), q == NULL ? 2 : 1);
+		assert_int_equal(json_object_size(path(doc, "shops", NULL)), 1);
+		assert_int_equal(json_object_size(path(doc, "shops", "tmall", "queues",
+		    NULL)), 1);
+		json_array_foreach(json_object_get(doc, "worst"), i, wst)
+			assert_true(strncmp(json_string_value(json_object_get(wst,
+			    "conversation")), "t-", 2) == 0);
+		assert_int_equal(num(path(doc, "team", NULL), "alerts"), 1);
+		i = q == NULL ? 0 : 1;	/* the loop's, reused above */
+		json_decref(doc);
+		report_free(day);
+		report_free(range);
+		sla_free(s);
+	}
+	/* a shop with nothing: empty, under its settings */
+	day = make_shop_day(&s);
+	assert_int_equal(report_keep_shop(day, "nowhere", NULL), 0);
+	doc = to_json(day, NULL);
+	assert_int_equal(json_array_size(json_object_get(doc, "agents")), 0);
+	json_decref(doc);
+	report_free(day);
+	sla_free(s);
+}
+
+/* CSV: the agents' table as before, then shop,queue,agent rows; HTML: the shops' tables. */
+static void
+test_shops_csv_html(void **state)
+{
+	struct report_meta	 m = { "2026-11-22", "2026-11-22", NULL, 480, T0 };
+	struct report		*day, *range;
+	struct sla		*s;
+	struct sbuf		 b;
+	const char		*t;
+
+	(void)state;
+	day = make_shop_day(&s);
+	assert_non_null(range = report_new(600 * SEC, 180 * SEC));
+	assert_int_equal(report_merge(range, day, "2026-11-22", 0), 0);
+	sbuf_init(&b);
+	assert_int_equal(report_csv(&b, range, &m), 0);
+	t = sbuf_str(&b);
+	assert_true(strncmp(t, "\xEF\xBB\xBF" "agent,rounds,", 16) == 0);
+	assert_non_null(strstr(t, "\r\nalice,3,2,"));
+	assert_non_null(strstr(t, "\r\n\r\nshop,queue,agent,rounds,"));
+	assert_non_null(strstr(t, "\r\njd,,alice,1,1,100000,"));
+	assert_non_null(strstr(t, "\r\ntmall,,alice,2,1,35000,"));
+	assert_non_null(strstr(t, "\r\ntmall,presale,alice,1,1,10000,"));
+	assert_null(strstr(t, ",bob,"));
+	sbuf_reset(&b);
+	assert_int_equal(report_html(&b, range, &m), 0);
+	t = sbuf_str(&b);
+	assert_non_null(strstr(t, "<table id=\"shops\">"));
+	assert_non_null(strstr(t, "<table id=\"shop_agents\">"));
+	assert_non_null(strstr(t, "<td>tmall / presale(20秒回复率)</td>"));
+	assert_non_null(strstr(t, "<td>jd · alice(3分钟回复率)</td>"));
+	assert_non_null(strstr(t, "店铺时限回复率"));
+	sbuf_free(&b);
+	report_free(day);
+	report_free(range);
+	sla_free(s);
+}
+
+/* No shop anywhere: nothing of shops in any output. */
+static void
+test_no_shops(void **state)
+{
+	struct report_meta	 m = { "2026-11-22", "2026-11-22", NULL, 480, T0 };
+	struct report		*r;
+	struct sbuf		 b;
+
+	(void)state;
+	r = make_day(day1, sizeof(day1) / sizeof(day1[0]), D0, NULL);
+	sbuf_init(&b);
+	assert_int_equal(report_json(&b, r, &m), 0);
+	assert_null(strstr(sbuf_str(&b), "shop"));
+	sbuf_reset(&b);
+	assert_int_equal(report_csv(&b, r, &m), 0);
+	assert_null(strstr(sbuf_str(&b), "shop"));
+	sbuf_reset(&b);
+	assert_int_equal(report_dump(&b, r, "2026-11-22", 480, 0), 0);
+	assert_null(strstr(sbuf_str(&b), "shop"));
+	sbuf_reset(&b);
+	assert_int_equal(report_html(&b, r, &m), 0);
+	assert_null(strstr(sbuf_str(&b), "店铺"));
+	sbuf_free(&b);
+	report_free(r);
+}
+
+/* A shop of another zone moved to the report's: its hours move along, service times stay. */
+static void
+test_policies_in_zone(void **state)
+{
+	struct sla_policy	 v[1], orig;
+	int64_t			 from, to;
+	int			 i;
+
+	(void)state;
+	base_cfg(&v[0].cfg);
+	v[0].shop = "jd";
+	v[0].queue = "";
+	v[0].cfg.utc_offset_min = 0;
+	v[0].cfg.nhours = 2;
+	v[0].cfg.hours[0].from_min = 9 * 60;		/* 09:00-23:00 UTC */
+	v[0].cfg.hours[0].to_min = 23 * 60;
+	v[0].cfg.hours[1].from_min = 0;			/* a whole day stays one */
+	v[0].cfg.hours[1].to_min = 1440;
+	orig = v[0];
+	orig.cfg.nhours = 1;
+	report_policies_in_zone(v, 1, 480);
+	assert_int_equal(v[0].cfg.utc_offset_min, 480);
+	assert_int_equal(v[0].cfg.hours[0].from_min, 17 * 60);	/* 17:00-07:00 at +08:00 */
+	assert_int_equal(v[0].cfg.hours[0].to_min, 7 * 60);
+	assert_int_equal(v[0].cfg.hours[1].from_min, 0);
+	assert_int_equal(v[0].cfg.hours[1].to_min, 1440);
+	v[0].cfg.nhours = 1;
+	for (i = 0; i < 48; i++) {
+		from = D0 + i * 37 * MIN;
+		to = from + (i % 7) * 3 * HOUR + 11 * MIN;
+		assert_int_equal(sla_service_ms(&v[0].cfg, from, to),
+		    sla_service_ms(&orig.cfg, from, to));
+	}
+	/* an end at the report's midnight is 24:00, not 00:00 */
+	v[0] = orig;
+	v[0].cfg.hours[0].from_min = 8 * 60;
+	v[0].cfg.hours[0].to_min = 16 * 60;
+	report_policies_in_zone(v, 1, 480);
+	assert_int_equal(v[0].cfg.hours[0].from_min, 16 * 60);
+	assert_int_equal(v[0].cfg.hours[0].to_min, 1440);
+}
+
 int
 main(void)
 {
@@ -488,6 +925,12 @@ main(void)
 		cmocka_unit_test(test_html),
 		cmocka_unit_test(test_parse_day),
 		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_shops_split),
+		cmocka_unit_test(test_shops_dump_load),
+		cmocka_unit_test(test_keep_shop),
+		cmocka_unit_test(test_shops_csv_html),
+		cmocka_unit_test(test_no_shops),
+		cmocka_unit_test(test_policies_in_zone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -227,12 +227,114 @@ test_empty_days(void **state)
 	reportlog_free(NULL);
 }
 
+/* The engine's own figures of (agent, shop, queue). */
+struct shop_want { const char *agent, *shop; struct sla_figures f; int found; };
+
+static void
+on_shop_agent(const struct sla_account *w, const struct sla_figures *f, void *arg)
+{
+	struct shop_want	*x = arg;
+
+	if (strcmp(w->agent, x->agent) == 0 && strcmp(w->shop, x->shop) == 0 &&
+	    w->queue[0] == '\0') {
+		x->f = *f;
+		x->found = 1;
+	}
+}
+
+/*
+ * One agent in two shops, tmall with a reply threshold of 10 s of its own:
+ * the same 12 s first response is a breach in tmall, none in jd; each shop's
+ * figures are the engine's for it, the agent's the two added; --shop.
+ */
+static void
+test_shops_of_a_log(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla_policy	 pol;
+	struct shop_want	 w;
+	struct sla		*s;
+	struct reportlog	*rl;
+	struct report		*r;
+	json_t			*o, *a;
+	const json_t		*x;
+	const char		*shops[] = { "tmall", "jd" };
+	size_t			 i;
+
+	(void)state;
+	base_cfg(&cfg);
+	pol.shop = "tmall";
+	pol.queue = "";
+	pol.cfg = cfg;
+	pol.cfg.first_response_ms = 10 * SEC;
+	pol.cfg.reply_ms = 10 * SEC;
+	pol.cfg.cap_ms = 120 * SEC;
+	assert_non_null(rl = reportlog_new(&cfg, D0, D0));
+	reportlog_set_policies(rl, &pol, 1);
+	assert_non_null(s = sla_new(&cfg, on_emit, NULL, rl));
+	assert_int_equal(sla_set_policies(s, &pol, 1), 0);
+	sla_set_round_cb(s, on_round, rl);
+	assert_non_null(sla_turn(s, "t-1", 3, "alice", "tmall", "", 1, 1, D0 + 10 * HOUR));
+	assert_non_null(sla_turn(s, "t-1", 3, "alice", "tmall", "", 0, 1,
+	    D0 + 10 * HOUR + 12 * SEC));
+	assert_non_null(sla_turn(s, "j-1", 3, "alice", "jd", "", 1, 1, D0 + 11 * HOUR));
+	assert_non_null(sla_turn(s, "j-1", 3, "alice", "jd", "", 0, 1,
+	    D0 + 11 * HOUR + 12 * SEC));
+	turn(s, "n-1", "bob", 1, D0 + 12 * HOUR);
+	turn(s, "n-1", "bob", 0, D0 + 12 * HOUR + 3 * SEC);
+	assert_non_null(a = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "rule.hit",
+	    "agent", "alice", "shop", "tmall", "category", "offplatform", "action",
+	    "block"));
+	assert_int_equal(reportlog_alert(rl, a, D0 + 10 * HOUR + 5 * SEC), 0);
+	json_decref(a);
+
+	assert_non_null(r = reportlog_report(rl, NULL));
+	o = to_json(r, "2026-11-22", "2026-11-22");
+	assert_int_equal(num(agent_of(o, "alice"), "rounds"), 2);
+	assert_int_equal(num(agent_of(o, "alice"), "breaches"), 1);
+	assert_int_equal(num(agent_of(o, "alice"), "alerts"), 1);
+	for (i = 0; i < 2; i++) {
+		memset(&w, 0, sizeof(w));
+		w.agent = "alice";
+		w.shop = shops[i];
+		sla_agents(s, on_shop_agent, &w);
+		assert_true(w.found);
+		x = json_object_get(json_object_get(json_object_get(json_object_get(o,
+		    "shops"), shops[i]), "agents"), "alice");
+		assert_non_null(x);
+		assert_int_equal(num(x, "rounds"), w.f.rounds);
+		assert_int_equal(num(x, "breaches"), w.f.breaches);
+		assert_int_equal(num(x, "mean_ms"), w.f.mean_ms);
+		assert_int_equal(num(x, "within_rate"), w.f.within_rate);
+		assert_int_equal(num(x, "alerts"), i == 0 ? 1 : 0);
+	}
+	assert_int_equal(num(json_object_get(json_object_get(json_object_get(o, "shops"),
+	    "tmall"), "sla"), "cap_ms"), 120 * SEC);
+	assert_int_equal(w.f.breaches, 0);		/* jd's: 12 s is within 15 s */
+	assert_null(json_object_get(json_object_get(o, "shops"), ""));
+	json_decref(o);
+	report_free(r);
+
+	/* --shop jd: alice's jd round only, no breach, no alert */
+	assert_non_null(r = reportlog_report_shop(rl, NULL, "jd", NULL));
+	o = to_json(r, "2026-11-22", "2026-11-22");
+	assert_int_equal(num(json_object_get(o, "team"), "rounds"), 1);
+	assert_int_equal(num(json_object_get(o, "team"), "breaches"), 0);
+	assert_int_equal(num(json_object_get(o, "team"), "alerts"), 0);
+	assert_null(agent_of(o, "bob"));
+	json_decref(o);
+	report_free(r);
+	sla_free(s);
+	reportlog_free(rl);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_days_of_a_log),
 		cmocka_unit_test(test_empty_days),
+		cmocka_unit_test(test_shops_of_a_log),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
