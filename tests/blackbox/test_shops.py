@@ -230,14 +230,16 @@ def log_line(ts, conv, role, text, agent_id="alice", **extra):
                             "text": text}, **extra), ensure_ascii=False) + "\n"
 
 
-def handshake_status(port, path):
+def handshake_status(port, path, headers=None):
     """The HTTP status chatmond answers a WebSocket upgrade of path with."""
     with socket.create_connection(("127.0.0.1", port), T) as s:
         s.settimeout(T)
         s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                   "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+                   "Sec-WebSocket-Version: 13\r\n" +
+                   "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()) +
+                   "\r\n").encode())
         buf = b""
         while b"\r\n" not in buf:
             chunk = s.recv(4096)
@@ -452,6 +454,24 @@ def test_shop_from_url_beside_a_long_argument(shopd, backend, redis_server):
     assert handshake_status(d.port, "/echo?agent=alice&shop=tm") == 101
 
 
+def test_shop_from_a_header(shopd, backend, redis_server, short):
+    """shop_id: header:NAME; under shops_unknown: refuse an unknown one is 403."""
+    r = redis_server()
+    b = backend(script="customer.py")
+    d = shopd(b.port, r.url(), "shops:\n  jd:\n    sla: {first_response: 1s}\n",
+              top="shop_id: header:X-Shop\nshops_unknown: refuse\n")
+    assert handshake_status(d.port, "/echo?agent=alice", {"X-Shop": "nope"}) == 403
+    assert handshake_status(d.port, "/echo?agent=alice", {"X-Shop": "jd"}) == 101
+    s = script(short, "hdr", [(0, frame("h-1", "在吗"))])
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=erin",
+                         extra_headers={"X-Shop": "jd"}) as ws:
+            return await serve(ws, {"h-1": frame("h-1", "亲,在的")})
+    a = due(run(main()), "h-1", "sla.breach", 1000)
+    assert (a["shop"], a["threshold_ms"]) == ("jd", 1000), a
+
+
 # --------------------------------------------------------------------------
 # 4. A shop's own rule pack, and a top-level rule switched off in a shop
 
@@ -489,8 +509,11 @@ def test_shop_rule_pack_and_rules_off(shopd, backend, redis_server, tmp_path):
             await ws.send(frame("r-jd", rival, shop="jd"))
             f = json.loads(await recv(ws))
             assert f["type"] == "message" and f["text"] == rival, f
-            # no shop: the top-level pack only, forwarded
+            # no shop, or a shop not configured: the top-level pack only, forwarded
             await ws.send(frame("r-none", rival))
+            f = json.loads(await recv(ws))
+            assert f["type"] == "message" and f["text"] == rival, f
+            await ws.send(frame("r-zz", rival, shop="zz"))
             f = json.loads(await recv(ws))
             assert f["type"] == "message" and f["text"] == rival, f
             # the top-level warn rule: on in tm, off in jd
@@ -503,12 +526,13 @@ def test_shop_rule_pack_and_rules_off(shopd, backend, redis_server, tmp_path):
             await ws.send(frame("r-jd", nostock, shop="jd"))
             f = json.loads(await recv(ws))
             assert f["type"] == "message" and f["text"] == nostock, f      # no warning first
-            b.messages(conn, 4)
+            b.messages(conn, 5)
             await asyncio.sleep(0.3)
             return [json.loads(m["head"]) for m in b.messages(conn)]
     heads = run(main())
     assert [(h["conversation"], h["text"]) for h in heads] == \
-        [("r-jd", rival), ("r-none", rival), ("r-tm", nostock), ("r-jd", nostock)], heads
+        [("r-jd", rival), ("r-none", rival), ("r-zz", rival), ("r-tm", nostock),
+         ("r-jd", nostock)], heads
     wait_for(lambda: len(redis_alerts(r)) >= 2, T, "2 rule alerts in Redis")
     time.sleep(0.3)
     got = redis_alerts(r)
@@ -525,6 +549,7 @@ def test_shop_rule_pack_and_rules_off(shopd, backend, redis_server, tmp_path):
                            enumerate([("r-tm", rival, {"shop": "tm"}),
                                       ("r-jd", rival, {"shop": "jd"}),
                                       ("r-none", rival, {}),
+                                      ("r-zz", rival, {"shop": "zz"}),
                                       ("r-tm", nostock, {"shop": "tm"}),
                                       ("r-jd", nostock, {"shop": "jd"})])), encoding="utf-8")
     code, out, err = replay(d.conf, log, tmp_path)
@@ -708,24 +733,31 @@ def test_unknown_shop_by_default_gets_top_level_settings(shopd, backend, redis_s
                                                          short, tmp_path):
     r = redis_server()
     b = backend(script="customer.py")
-    d = shopd(b.port, r.url(), "shops:\n  tm:\n    sla: {first_response: 3s}\n",
+    d = shopd(b.port, r.url(), "shops:\n  tm:\n    sla: {first_response: 3s}\n"
+              "  '7':\n    sla: {first_response: 2s}\n",
               protocol="shop: /shop",
               sla={"first_response": "1s", "reply": "5s", "warn_at": "0.5",
                    "escalate": "20s", "timezone": "UTC"})
-    s = script(short, "other", [(0, frame("o-1", "在吗", shop="other"))])
+    # o-2's frame names its shop as an integer: shop "7"
+    s = script(short, "other", [(0, frame("o-1", "在吗", shop="other")),
+                                (0, frame("o-2", "在吗", shop=7))])
 
     async def main():
         async with agent(d, f"/script?file={s}&agent=dave") as ws:
-            return await serve(ws, {"o-1": frame("o-1", "亲,在的")})
+            return await serve(ws, {"o-1": frame("o-1", "亲,在的"),
+                                    "o-2": frame("o-2", "亲,在的")})
     seen = run(main())
     a = due(seen, "o-1", "sla.breach", 1000)
     assert (a["shop"], a["threshold_ms"]) == ("other", 1000), a
+    a = due(seen, "o-2", "sla.breach", 2000)
+    assert (a["shop"], a["threshold_ms"]) == ("7", 2000), a
     wait_for(lambda: len(redis_alerts(r, "o-1")) >= 2, T, "o-1's alerts in Redis")
     assert [(a["type"], a.get("shop")) for a in redis_alerts(r, "o-1")] == \
         [("sla.warn", "other"), ("sla.breach", "other")]
-    rounds = wait_for(lambda: agent_series(metrics(d.admin), "chatmon_agent_rounds_total",
-                                           "dave") or None, T, "dave's round on /metrics")
-    assert rounds == {("other", ""): 1}, rounds
+    rounds = wait_for(lambda: (lambda x: x if len(x) == 2 else None)(
+        agent_series(metrics(d.admin), "chatmon_agent_rounds_total", "dave")),
+        T, "dave's two rounds on /metrics")
+    assert rounds == {("other", ""): 1, ("7", ""): 1}, rounds
 
 
 # --------------------------------------------------------------------------
