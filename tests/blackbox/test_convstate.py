@@ -263,3 +263,43 @@ def test_a_redis_that_forgot_gets_the_last_seconds_again(daemon, backend, redis_
     f = figures(d, "fay")
     assert f is not None and (f["rounds"], f["answered"]) == (1, 1), f
     assert "sent again on the new connection" in d.log()
+
+
+def test_another_instance_times_a_shops_round_by_that_shops_rules(daemon, backend,
+                                                                 redis_server, tmp_path):
+    """Issue 18: the conversation's shop and queue live in Redis with it, so the
+    instance that takes over a dead one's conversation raises its deadlines
+    with the shop's threshold and says the shop in the alerts; its rounds log
+    carries the shop too (the dashboard's and the report's figures)."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("sh-1", "在吗,发货了吗"))])
+    extra = SLA + ("shop_id: query:shop\nqueue_id: query:queue\nshops:\n  tm:\n"
+                   "    queues:\n      pre:\n        sla: {first_response: 2s}\n")
+    a = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
+    daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
+
+    async def on_a():
+        async with agent(a, f"/script?file={s1}&agent=alice&shop=tm&queue=pre") as ws:
+            t0 = await first_turn(ws, "sh-1")
+            wait_for(lambda: c.zcard("chatmon:sla:{%d}:due" % sla_bucket("sh-1")) == 1,
+                     2 * SLOW, "the deadline in Redis")
+            kill9(a)
+            return t0
+    t0 = run(on_a())
+    st = c.hgetall("chatmon:sla:{%d}:c:sh-1" % sla_bucket("sh-1"))
+    assert st.get("sh") == "tm" and st.get("qu") == "pre", st
+    wait_for(lambda: [x for x in sla_alerts(c, "sh-1") if x[1]["type"] == "sla.breach"],
+             (2 + 3) * SLOW, "the breach raised by the other instance")
+    br = [x[1] for x in sla_alerts(c, "sh-1") if x[1]["type"] == "sla.breach"][0]
+    assert br["shop"] == "tm" and br["queue"] == "pre", br
+    assert br["threshold_ms"] == 2000, br
+    assert abs(due_ms(br) - 2000 - t0 * 1000) < 300, (br, t0)
+    keys = list(br)
+    assert keys.index("shop") == keys.index("conversation") + 1, keys
+    wait_for(lambda: [x for x in sla_alerts(c, "sh-1") if x[1]["type"] == "sla.escalate"],
+             (ESCALATE / 1000 + 3) * SLOW, "the escalation")
+    logged = [f for _, f in c.xrange("chatmon:sla:{%d}:log" % sla_bucket("sh-1"))]
+    assert logged and all(f.get("sh") == "tm" and f.get("qu") == "pre"
+                          for f in logged), logged

@@ -601,3 +601,39 @@ def test_dashboard_over_tls_with_logins(dashboard, redis_server, pki, tmp_path):
         plain = http.client.HTTPConnection("127.0.0.1", d.port, timeout=T)
         plain.request("GET", "/api/login")
         plain.getresponse().read()
+
+
+def test_the_shop_from_a_claim_of_the_verified_token(daemon, backend, keys):
+    """Issue 18: shop_id: claim:shop takes the shop from the agent's verified
+    token, not from what the URL says; a token without the claim names no
+    shop; under shops_unknown: refuse, a token of a shop not configured gets
+    403 before anything goes upstream. A long query argument that is neither
+    is no reason to refuse."""
+    b = backend()
+    extra = (jwt_extra(keys["dir"] / "hs.key") + "shop_id: claim:shop\n"
+             "shops_unknown: refuse\nshops:\n  tm: {}\n  jd: {}\n")
+    d = daemon(b.port, agent_id="jwt:query:token", extra=extra)
+    say = json.dumps({"type": "message", "conversation": "c1", "text": "你滚出去"},
+                     ensure_ascii=False)
+
+    async def main():
+        tok = token(HS_SECRET, "HS256", sub="amy", shop="tm")
+        async with ws(d, f"/echo?shop=jd&note={'x' * 300}&token={tok}") as c:
+            await c.send(say)
+            assert json.loads(await recv(c))["type"] == "chatmon.warning"
+        tok = token(HS_SECRET, "HS256", sub="ben")
+        async with ws(d, f"/echo?token={tok}") as c:
+            await c.send(say.replace("c1", "c2"))
+            assert json.loads(await recv(c))["type"] == "chatmon.warning"
+        tok = token(HS_SECRET, "HS256", sub="cat", shop="elsewhere")
+        with pytest.raises(Exception) as e:
+            async with ws(d, f"/echo?token={tok}"):
+                pass
+        assert "403" in str(e.value), e.value
+    run(main())
+    wait_for(lambda: len(alerts_of(d)) == 2, 5, "the two alerts")
+    by = {a["agent"]: a for a in alerts_of(d)}
+    assert by["amy"]["shop"] == "tm", by
+    assert "shop" not in by["ben"], by
+    assert d.wait_log(r"shop elsewhere is not configured")
+    assert len(b.select(lambda e: e["ev"] == "open")) == 2
