@@ -272,10 +272,16 @@ def test_two_shops_one_agent_each_judged_by_its_own(shopd, backend, redis_server
             "    sla:\n"
             "      first_response: 3s\n"
             f"      hours: ['{window(8, 3, 3)}']\n"
-            "      timezone: '+08:00'\n")
+            "      timezone: '+08:00'\n"
+            # a third shop whose service starts in two hours: its clock does not run
+            "  later:\n"
+            f"    hours: ['{window(0, -2, 4)}']\n"
+            "    timezone: UTC\n"
+            "    sla: {first_response: 1s}\n")
     d = shopd(b.port, r.url(), body, protocol="shop: /shop")
     s = script(short, "two", [(0, frame("tm-1", "在吗,这款有M码吗", shop="tm")),
-                                 (0, frame("jd-1", "在吗,什么时候发货", shop="jd"))])
+                              (0, frame("jd-1", "在吗,什么时候发货", shop="jd")),
+                              (0, frame("lt-1", "在吗", shop="later"))])
 
     async def main():
         async with agent(d, f"/script?file={s}&agent=alice") as ws:
@@ -290,6 +296,8 @@ def test_two_shops_one_agent_each_judged_by_its_own(shopd, backend, redis_server
     br = due(seen, "jd-1", "sla.breach", 3000)
     assert (w["threshold_ms"], br["threshold_ms"], br["waited_ms"]) == (3000, 3000, 3000), br
     assert br["shop"] == "jd" and br["agent"] == "alice" and "queue" not in br, br
+    # out of its hours: nothing for "later" in 3 s, though its threshold is 1 s
+    assert set(seen["lt-1"]) == {"turn"}, seen["lt-1"]
 
     # the alerts in Redis: shop right after conversation, each its own threshold
     want = {("tm-1", "sla.warn", "tm", 1000), ("tm-1", "sla.breach", "tm", 1000),
