@@ -2003,6 +2003,37 @@ config_id_ok(const yaml_node_t *key)
 }
 
 /*
+ * Whether the key of pair p in map is a shop's or queue's id not seen
+ * before in map: 1, or 0 (reported at its line) to skip the pair.
+ */
+static int
+config_new_id(struct config_ctx *ctx, yaml_document_t *doc, yaml_node_t *map,
+    yaml_node_pair_t *p)
+{
+	yaml_node_pair_t	*prev;
+	yaml_node_t		*key = yaml_document_get_node(doc, p->key);
+	char			 q[CONFIG_QUOTE];
+
+	ctx->line = config_node_line(key);
+	if (key->type != YAML_SCALAR_NODE || !config_id_ok(key)) {
+		config_err(ctx, "bad id %s: want 1 to %d letters, digits, "
+		    "'.', '_' or '-'", key->type == YAML_SCALAR_NODE ?
+		    config_quote(q, sizeof(q),
+		    (const char *)key->data.scalar.value) : "(not a scalar)",
+		    CONFIG_ID_MAX);
+		return 0;
+	}
+	for (prev = map->data.mapping.pairs.start; prev < p; prev++)
+		if (config_same_scalar(key, yaml_document_get_node(doc,
+		    prev->key))) {
+			config_err(ctx, "duplicate key %s", config_quote(q,
+			    sizeof(q), (const char *)key->data.scalar.value));
+			return 0;
+		}
+	return 1;
+}
+
+/*
  * One SLA key of a shop or queue: the row's setter, run on ctx->shadow so
  * that it writes lv->sla. name is the key as written ("hours" or
  * "sla.hours"), for the messages; setting a key twice, in either
@@ -2226,11 +2257,11 @@ static void
 config_shop_queues(struct config_ctx *ctx, struct config_shop *shop,
     struct config_level *lv, yaml_document_t *doc, yaml_node_t *map)
 {
-	yaml_node_pair_t	*p, *prev;
+	yaml_node_pair_t	*p;
 	yaml_node_t		*key;
 	struct config_queue	*qu;
 	const char		*shop_where = ctx->where;
-	char			 where[CONFIG_ID_MAX * 2 + 32], q[CONFIG_QUOTE];
+	char			 where[CONFIG_ID_MAX * 2 + 32];
 	size_t			 n;
 
 	if (config_is_null(map))
@@ -2259,24 +2290,8 @@ config_shop_queues(struct config_ctx *ctx, struct config_shop *shop,
 		key = yaml_document_get_node(doc, p->key);
 		ctx->where = where;
 		where[strlen("shops.") + strlen(shop->id) + strlen(".queues")] = '\0';
-		ctx->line = config_node_line(key);
-		if (key->type != YAML_SCALAR_NODE || !config_id_ok(key)) {
-			config_err(ctx, "bad id %s: want 1 to %d letters, digits, "
-			    "'.', '_' or '-'", key->type == YAML_SCALAR_NODE ?
-			    config_quote(q, sizeof(q),
-			    (const char *)key->data.scalar.value) : "(not a scalar)",
-			    CONFIG_ID_MAX);
+		if (!config_new_id(ctx, doc, map, p))
 			continue;
-		}
-		for (prev = map->data.mapping.pairs.start; prev < p; prev++)
-			if (config_same_scalar(key,
-			    yaml_document_get_node(doc, prev->key)))
-				break;
-		if (prev < p) {
-			config_err(ctx, "duplicate key %s", config_quote(q, sizeof(q),
-			    (const char *)key->data.scalar.value));
-			continue;
-		}
 		if (shop->nqueues == n) {
 			config_err(ctx, "at most %d queues in a shop",
 			    CONFIG_MAX_QUEUES);
@@ -2308,9 +2323,9 @@ config_set_shops(struct config_ctx *ctx, yaml_document_t *doc, yaml_node_t *map)
 {
 	struct config		*cfg = ctx->cfg;
 	struct config_shop	*shop;
-	yaml_node_pair_t	*p, *prev;
+	yaml_node_pair_t	*p;
 	yaml_node_t		*key;
-	char			 where[CONFIG_ID_MAX + 16], q[CONFIG_QUOTE];
+	char			 where[CONFIG_ID_MAX + 16];
 	size_t			 n;
 
 	/* a second "shops:" (reported as a duplicate) replaces the first */
@@ -2346,24 +2361,8 @@ config_set_shops(struct config_ctx *ctx, yaml_document_t *doc, yaml_node_t *map)
 	    p++) {
 		key = yaml_document_get_node(doc, p->key);
 		ctx->where = "shops";
-		ctx->line = config_node_line(key);
-		if (key->type != YAML_SCALAR_NODE || !config_id_ok(key)) {
-			config_err(ctx, "bad id %s: want 1 to %d letters, digits, "
-			    "'.', '_' or '-'", key->type == YAML_SCALAR_NODE ?
-			    config_quote(q, sizeof(q),
-			    (const char *)key->data.scalar.value) : "(not a scalar)",
-			    CONFIG_ID_MAX);
+		if (!config_new_id(ctx, doc, map, p))
 			continue;
-		}
-		for (prev = map->data.mapping.pairs.start; prev < p; prev++)
-			if (config_same_scalar(key,
-			    yaml_document_get_node(doc, prev->key)))
-				break;
-		if (prev < p) {
-			config_err(ctx, "duplicate key %s", config_quote(q, sizeof(q),
-			    (const char *)key->data.scalar.value));
-			continue;
-		}
 		if (cfg->nshops == n) {
 			config_err(ctx, "at most %d shops", CONFIG_MAX_SHOPS);
 			break;

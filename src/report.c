@@ -79,9 +79,7 @@ struct report {
 	struct report_set	 all;
 	struct report_shop	*shops;		/* by id; none: the report as before shops */
 	size_t			 nshops;
-	struct sla_policy	*pol;		/* the shops' own settings, strings in polstr */
-	char			*polstr;
-	size_t			 npol;
+	struct sla_policies	 pol;		/* the shops' own settings */
 	struct report_day	*days;
 	size_t			 ndays, capdays;
 	char			*only_shop;	/* report_keep_shop's, or NULL */
@@ -168,8 +166,7 @@ report_free(struct report *r)
 	for (i = 0; i < r->nshops; i++)
 		report_shop_free(&r->shops[i]);
 	free(r->shops);
-	free(r->pol);
-	free(r->polstr);
+	sla_policies_clear(&r->pol);
 	free(r->days);
 	free(r->only_shop);
 	free(r->only_queue);
@@ -179,30 +176,7 @@ report_free(struct report *r)
 int
 report_set_policies(struct report *r, const struct sla_policy *v, size_t n)
 {
-	struct sla_policy	*np = NULL;
-	char			*str = NULL, *p;
-	size_t			 i, len = 0;
-
-	for (i = 0; i < n; i++)
-		len += strlen(v[i].shop) + strlen(v[i].queue) + 2;
-	if (n > 0 && ((np = calloc(n, sizeof(*np))) == NULL ||
-	    (str = malloc(len)) == NULL)) {
-		free(np);
-		return -1;
-	}
-	for (i = 0, p = str; i < n; i++) {
-		np[i] = v[i];
-		np[i].shop = strcpy(p, v[i].shop);
-		p += strlen(p) + 1;
-		np[i].queue = strcpy(p, v[i].queue);
-		p += strlen(p) + 1;
-	}
-	free(r->pol);
-	free(r->polstr);
-	r->pol = np;
-	r->polstr = str;
-	r->npol = n;
-	return 0;
+	return sla_policies_set(&r->pol, v, n);
 }
 
 void
@@ -233,23 +207,8 @@ report_policies_in_zone(struct sla_policy *v, size_t n, int32_t off_min)
 const struct sla_config *
 report_policy(const struct report *r, const char *shop, const char *queue)
 {
-	const struct sla_config	*c = NULL;
-	size_t			 i;
-
-	if (shop == NULL || *shop == '\0')
-		return NULL;
-	if (queue == NULL)
-		queue = "";
 	/* the queue's own, else the shop's: config_sla_for's order */
-	for (i = 0; i < r->npol; i++) {
-		if (strcmp(r->pol[i].shop, shop) != 0)
-			continue;
-		if (strcmp(r->pol[i].queue, queue) == 0)
-			return &r->pol[i].cfg;
-		if (r->pol[i].queue[0] == '\0')
-			c = &r->pol[i].cfg;
-	}
-	return c;
+	return sla_policies_find(&r->pol, shop, queue);
 }
 
 /* The agent id of s (found, or added in its place); NULL on ENOMEM. */

@@ -136,9 +136,7 @@ struct sla_bday {
 struct sla {
 	struct sla_tag		**tags;		/* 0 is ("", ""): cfg below */
 	size_t			 ntags;
-	struct sla_policy	*pol;		/* the shops' settings, copied */
-	size_t			 npol;
-	char			*polstr;	/* their shop and queue strings */
+	struct sla_policies	 pol;		/* the shops' settings, copied */
 	sla_emit_cb		 emit;
 	sla_release_cb		 release;
 	void			*arg;
@@ -1045,24 +1043,71 @@ sla_tag_set(struct sla_tag *t, const struct sla_config *cfg)
 	sla_days_init(&t->days, &t->cfg);
 }
 
+const struct sla_config *
+sla_policies_find(const struct sla_policies *p, const char *shop,
+    const char *queue)
+{
+	const struct sla_config	*best = NULL;
+	size_t			 i;
+
+	if (shop == NULL || *shop == '\0')
+		return NULL;
+	if (queue == NULL)
+		queue = "";
+	for (i = 0; i < p->n; i++) {
+		if (strcmp(p->v[i].shop, shop) != 0)
+			continue;
+		if (strcmp(p->v[i].queue, queue) == 0)
+			return &p->v[i].cfg;
+		if (p->v[i].queue[0] == '\0')
+			best = &p->v[i].cfg;
+	}
+	return best;
+}
+
+int
+sla_policies_set(struct sla_policies *p, const struct sla_policy *v, size_t n)
+{
+	struct sla_policy	*np = NULL;
+	char			*str = NULL, *at;
+	size_t			 i, len = 0;
+
+	for (i = 0; i < n; i++)
+		len += strlen(v[i].shop) + strlen(v[i].queue) + 2;
+	if (n > 0 && ((np = calloc(n, sizeof(*np))) == NULL ||
+	    (str = malloc(len)) == NULL)) {
+		free(np);
+		return -1;
+	}
+	for (i = 0, at = str; i < n; i++) {
+		np[i] = v[i];
+		np[i].shop = strcpy(at, v[i].shop);
+		at += strlen(at) + 1;
+		np[i].queue = strcpy(at, v[i].queue);
+		at += strlen(at) + 1;
+	}
+	sla_policies_clear(p);
+	p->v = np;
+	p->n = n;
+	p->str = str;
+	return 0;
+}
+
+void
+sla_policies_clear(struct sla_policies *p)
+{
+	free(p->v);
+	free(p->str);
+	memset(p, 0, sizeof(*p));
+}
+
 /* The settings of (shop, queue): its policy, else its shop's, else the engine's. */
 static const struct sla_config *
 sla_policy_for(const struct sla *s, const char *shop, const char *queue)
 {
-	const struct sla_config	*best = &s->tags[0]->cfg;
-	size_t			 i;
+	const struct sla_config	*c = sla_policies_find(&s->pol, shop, queue);
 
-	if (*shop == '\0')
-		return best;
-	for (i = 0; i < s->npol; i++) {
-		if (strcmp(s->pol[i].shop, shop) != 0)
-			continue;
-		if (strcmp(s->pol[i].queue, queue) == 0)
-			return &s->pol[i].cfg;
-		if (s->pol[i].queue[0] == '\0')
-			best = &s->pol[i].cfg;
-	}
-	return best;
+	return c != NULL ? c : &s->tags[0]->cfg;
 }
 
 /*
@@ -1082,9 +1127,9 @@ sla_retag(struct sla *s)
 	for (i = 0; i < s->ntags; i++)
 		if (s->tags[i]->cfg.cap_ms > cap)
 			cap = s->tags[i]->cfg.cap_ms;
-	for (i = 0; i < s->npol; i++)
-		if (s->pol[i].cfg.cap_ms > cap)
-			cap = s->pol[i].cfg.cap_ms;
+	for (i = 0; i < s->pol.n; i++)
+		if (s->pol.v[i].cfg.cap_ms > cap)
+			cap = s->pol.v[i].cfg.cap_ms;
 	n = sla_hist_size(cap);
 	if (n <= s->nhist)
 		return;
@@ -1180,29 +1225,8 @@ sla_set_config(struct sla *s, const struct sla_config *cfg)
 int
 sla_set_policies(struct sla *s, const struct sla_policy *v, size_t n)
 {
-	struct sla_policy	*np = NULL;
-	char			*str = NULL, *p;
-	size_t			 i, len = 0;
-
-	for (i = 0; i < n; i++)
-		len += strlen(v[i].shop) + strlen(v[i].queue) + 2;
-	if (n > 0 && ((np = calloc(n, sizeof(*np))) == NULL ||
-	    (str = malloc(len)) == NULL)) {
-		free(np);
+	if (sla_policies_set(&s->pol, v, n) == -1)
 		return -1;
-	}
-	for (i = 0, p = str; i < n; i++) {
-		np[i] = v[i];
-		np[i].shop = strcpy(p, v[i].shop);
-		p += strlen(p) + 1;
-		np[i].queue = strcpy(p, v[i].queue);
-		p += strlen(p) + 1;
-	}
-	free(s->pol);
-	free(s->polstr);
-	s->pol = np;
-	s->polstr = str;
-	s->npol = n;
 	sla_retag(s);
 	return 0;
 }
@@ -1234,8 +1258,7 @@ sla_free(struct sla *s)
 	for (i = 0; s->tags != NULL && i < s->ntags; i++)
 		free(s->tags[i]);
 	free(s->tags);
-	free(s->pol);
-	free(s->polstr);
+	sla_policies_clear(&s->pol);
 	free(s->bdays);
 	free(s);
 }
