@@ -88,7 +88,7 @@ enum dash_doc {
 
 /* convstore's buckets and fields (docs/operations.md, "Running many instances") */
 #define DASH_BUCKETS	CONVSTORE_BUCKETS
-#define DASH_NOPEN_F	6
+#define DASH_NOPEN_F	8
 
 /* An open round in Redis, while a poll reads it. */
 struct dash_open {
@@ -135,6 +135,8 @@ struct dash {
 	struct sbuf		 opendoc;	/* this poll's document of them */
 	/* the day's figures, summed from the rounds and events Redis logged */
 	struct sla		*figs;
+	struct sla_policy	*pol;		/* the shops' settings (strings: cfg's), figs has them */
+	size_t			 npol;
 	char			 log_id[DASH_BUCKETS][48];	/* read up to */
 	struct sbuf		 figsdoc;
 	/* what every page is sent */
