@@ -53,9 +53,9 @@ dash_feed_alerts_due(const struct dash_client *c)
 	    (d->redis_up && c->status_v == d->status_v));
 }
 
-/* The handling reset: every alert the feed holds that has a value. */
+/* The handling reset: every alert the feed holds that has a value (and the page's login may see). */
 static int
-dash_feed_handling_reset(struct dash *d, struct sbuf *out)
+dash_feed_handling_reset(struct dash *d, const char *scope, struct sbuf *out)
 {
 	json_t		*all, *v;
 	const char	*sid, *id, *json;
@@ -64,7 +64,8 @@ dash_feed_handling_reset(struct dash *d, struct sbuf *out)
 	if ((all = json_object()) == NULL)
 		return -1;
 	for (i = 0; feed_at(d->feed, i, &sid, &id, &json, &len) == 0; i++)
-		if ((v = json_object_get(d->handling, id)) != NULL &&
+		if (users_scope_has(scope, feed_at_shop(d->feed, i, NULL)) &&
+		    (v = json_object_get(d->handling, id)) != NULL &&
 		    json_object_set(all, id, v) == -1) {
 			json_decref(all);
 			return -1;
@@ -107,7 +108,7 @@ dash_send(struct dash_client *c)
 	static const char	 pad[LWS_PRE];
 	struct dash		*d = c->d;
 	struct sbuf		*o = &d->out;
-	const char		*ev;
+	const char		*ev, *scope;
 	int			 rc;
 
 	if (c->ended) {
@@ -118,6 +119,8 @@ dash_send(struct dash_client *c)
 	sbuf_reset(o);
 	if (sbuf_append(o, pad, LWS_PRE) == -1)
 		return -1;
+	/* looked up each time: the users file may have changed the login's shops */
+	scope = dashauth_sid_scope(d->auth, c->sid);
 	if (!c->hello) {
 		rc = dash_hello(d, o);
 		c->hello = 1;
@@ -127,20 +130,27 @@ dash_send(struct dash_client *c)
 		c->status_v = d->status_v;
 	} else if (c->handling_v != d->handling_v) {
 		/* after hello, and again when the hash was read whole */
-		rc = dash_feed_handling_reset(d, o);
+		rc = dash_feed_handling_reset(d, scope, o);
 		c->handling_v = d->handling_v;
 	} else if (dash_feed_alerts_due(c))
-		rc = feed_alerts_msg(d->feed, &c->pos, o);
+		rc = feed_alerts_msg(d->feed, &c->pos, scope, o);
 	else if (c->evpos != d->evnext) {
 		if ((ev = dash_feed_event(d, c)) == NULL)
 			return 0;
-		rc = sbuf_append(o, ev, strlen(ev));
+		if ((rc = dash_scope_event(d, scope, ev, o)) == 0) {
+			/* not the page's: on to what comes next */
+			if (dash_due(c))
+				lws_callback_on_writable(c->wsi);
+			return 0;
+		}
 	}
 	else if (c->waiting_v != d->waiting_v && d->waiting.len > 0) {
-		rc = sbuf_append(o, d->waiting.s, d->waiting.len);
+		rc = scope == NULL ? sbuf_append(o, d->waiting.s, d->waiting.len) :
+		    feed_scope_msg(d->waiting.s, d->waiting.len, scope, o);
 		c->waiting_v = d->waiting_v;
 	} else if (c->agents_v != d->agents_v && d->agents.len > 0) {
-		rc = sbuf_append(o, d->agents.s, d->agents.len);
+		rc = scope == NULL ? sbuf_append(o, d->agents.s, d->agents.len) :
+		    feed_scope_msg(d->agents.s, d->agents.len, scope, o);
 		c->agents_v = d->agents_v;
 	} else
 		return 0;

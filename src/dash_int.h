@@ -29,6 +29,7 @@
  *   dash_audit.c  the audit stream followed: alert handling and notes,
  *                 kept and pushed to the pages
  *   dash_api.c    the HTTP API under /api/ (logins stay in dashauth.c)
+ *   dash_scope.c  what a login of some shops may see (the feed and the API ask it)
  *
  * Redis connections. One reads the alert stream: the history first
  * (the last dashboard.history alerts, and the whole local day for the rule
@@ -206,6 +207,18 @@ void	dash_audit_clear(struct dash *);
 size_t	dash_api_pss_size(void);
 int	dash_api_cb(struct lws *, enum lws_callback_reasons, void *, void *,
 	    size_t);
+
+/* dash_scope.c: scope is a login's shops (dashauth_scope), NULL every shop */
+/* 1 when a login of scope may see alert id (one the feed holds; an unknown one: 0). */
+int	dash_scope_alert(struct dash *, const char *scope, const char *id);
+/* 1 when it may see conversation conv: what the dashboard holds of it names its shops only. */
+int	dash_scope_conv(struct dash *, const char *scope, const char *conv);
+/*
+ * A handling or note message of the events (ev) as a page of scope sees
+ * it, appended to out: 1 appended, 0 none of it is the page's, -1 ENOMEM.
+ */
+int	dash_scope_event(struct dash *, const char *scope, const char *ev,
+	    struct sbuf *out);
 
 /* dash_state.c */
 void	dash_state_on_conn(void *arg, int up, int lost);	/* rconn's state callback */
