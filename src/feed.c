@@ -422,8 +422,10 @@ feed_agents_msg(const struct feed *f, const struct state_agent *agents,
 		qsort(names, nn, sizeof(*names), feed_str_cmp);
 	/* both lists are in (shop, queue, agent) order: walk them together */
 	while (i < n || k < nn) {
-		if (i < n && feed_key(&key, agents[i].shop, agents[i].queue,
-		    agents[i].agent) == -1)
+		/* NULL shop or queue: none (a caller that knows no shops) */
+		if (i < n && feed_key(&key, agents[i].shop != NULL ?
+		    agents[i].shop : "", agents[i].queue != NULL ?
+		    agents[i].queue : "", agents[i].agent) == -1)
 			goto out;
 		c = i == n ? 1 : k == nn ? -1 : feed_key_cmp_str(sbuf_str(&key),
 		    names[k]);
