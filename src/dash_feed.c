@@ -19,13 +19,49 @@ dash_feed_notify(struct dash *d)
 		lws_callback_on_writable_all_protocol(d->ctx, &dash_protocols[0]);
 }
 
+/*
+ * The configured shops the page's login sees, for its shop and queue
+ * filters: [{"id","name"?,"queues":[ids]}]; NULL on ENOMEM.
+ */
+static json_t *
+dash_hello_shops(struct dash *d, const char *scope)
+{
+	const struct config_shop	*sh;
+	json_t				*list, *o, *qs;
+	size_t				 i, k;
+
+	if ((list = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < d->cfg->nshops; i++) {
+		sh = &d->cfg->shops[i];
+		if (!users_scope_has(scope, sh->id))
+			continue;
+		if ((o = json_pack("{s:s, s:[]}", "id", sh->id, "queues")) == NULL ||
+		    (sh->name != NULL && json_object_set_new(o, "name",
+		    json_string(sh->name)) == -1) ||
+		    json_array_append_new(list, o) == -1)
+			goto err;
+		qs = json_object_get(o, "queues");
+		for (k = 0; k < sh->nqueues; k++)
+			if (json_array_append_new(qs, json_string(sh->queues[k].id)) == -1)
+				goto err;
+	}
+	return list;
+err:
+	json_decref(list);
+	return NULL;
+}
+
 static int
-dash_hello(struct dash *d, struct sbuf *out)
+dash_hello(struct dash *d, const char *scope, struct sbuf *out)
 {
 	const struct config_sla	*s = &d->cfg->sla;
+	json_t			*shops;
 
+	if ((shops = dash_hello_shops(d, scope)) == NULL)
+		return -1;
 	return jsonw_dump(out, json_pack("{s:s, s:i, s:I, s:s, s:i, "
-	    "s:{s:I, s:I, s:f, s:I, s:I, s:I}, s:I}",
+	    "s:{s:I, s:I, s:f, s:I, s:I, s:I}, s:I, s:o}",
 	    "type", "hello", "v", 1, "now", (json_int_t)util_wall_ms(),
 	    "day", d->day, "tz_offset_min", (int)s->utc_offset_min,
 	    "sla",
@@ -35,7 +71,8 @@ dash_hello(struct dash *d, struct sbuf *out)
 	    "escalate_ms", (json_int_t)s->escalate_ms,
 	    "rate_ms", (json_int_t)s->rate_ms,
 	    "cap_ms", (json_int_t)s->cap_ms,
-	    "history", (json_int_t)d->cfg->dashboard.history));
+	    "history", (json_int_t)d->cfg->dashboard.history,
+	    "shops", shops));
 }
 
 /*
@@ -122,7 +159,7 @@ dash_send(struct dash_client *c)
 	/* looked up each time: the users file may have changed the login's shops */
 	scope = dashauth_sid_scope(d->auth, c->sid);
 	if (!c->hello) {
-		rc = dash_hello(d, o);
+		rc = dash_hello(d, scope, o);
 		c->hello = 1;
 	} else if (c->status_v != d->status_v) {
 		rc = sbuf_printf(o, "{\"type\":\"status\",\"redis\":%s}",
