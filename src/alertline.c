@@ -470,6 +470,7 @@ int
 alertline_format(struct sbuf *sb, const struct alertline_opts *o, json_t *a)
 {
 	struct al	l = { sb, o, 0 };
+	const char	*shop, *queue;
 
 	al_time(&l, al_jstr(a, "ts"));
 	al_put(&l, " ", 1);
@@ -479,6 +480,16 @@ alertline_format(struct sbuf *sb, const struct alertline_opts *o, json_t *a)
 	al_put(&l, " ", 1);
 	al_pad(&l, al_jstr(a, "conversation"), o->conv_w);
 	al_put(&l, " ", 1);
+	/* a shop's alert says whose, ahead of what: one team serves many shops */
+	if ((shop = al_jstr(a, "shop")) != NULL) {
+		al_put(&l, "[", 1);
+		al_str(&l, shop);
+		if ((queue = al_jstr(a, "queue")) != NULL) {
+			al_put(&l, "/", 1);
+			al_str(&l, queue);
+		}
+		al_put(&l, "] ", 2);
+	}
 	al_what(&l, a);
 	return al_done(&l);
 }

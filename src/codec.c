@@ -46,7 +46,7 @@ struct codec_name {
 
 /* The pointers, as bits of a mask; CODEC_NPTR of them. */
 enum { CODEC_P_TYPE, CODEC_P_CONV, CODEC_P_TEXT, CODEC_P_ROBOT, CODEC_P_NICK,
-	CODEC_NPTR };
+	CODEC_P_SHOP, CODEC_P_QUEUE, CODEC_NPTR };	/* at most 8: codec_level.mask */
 
 enum codec_jtype { CODEC_J_NONE, CODEC_J_STRING, CODEC_J_NUMBER, CODEC_J_TRUE,
 	CODEC_J_FALSE, CODEC_J_NULL, CODEC_J_OBJECT, CODEC_J_ARRAY };
@@ -73,7 +73,7 @@ struct codec_buf {
 };
 
 struct codec {
-	struct codec_ptr	 ptr[CODEC_NPTR];	/* robot, nick: ntok 0 when not configured */
+	struct codec_ptr	 ptr[CODEC_NPTR];	/* robot, nick, shop, queue: ntok 0 when not configured */
 	int			 has_robot;
 	struct codec_name	*msg;
 	size_t			 nmsg;
@@ -256,6 +256,12 @@ codec_new(const struct config_protocol *proto, struct sbuf *errs)
 	}
 	if (proto->nickname != NULL && codec_ptr_parse(&c->ptr[CODEC_P_NICK],
 	    "nickname", proto->nickname, errs) == -1)
+		bad = 1;
+	if (proto->shop != NULL && codec_ptr_parse(&c->ptr[CODEC_P_SHOP],
+	    "shop", proto->shop, errs) == -1)
+		bad = 1;
+	if (proto->queue != NULL && codec_ptr_parse(&c->ptr[CODEC_P_QUEUE],
+	    "queue", proto->queue, errs) == -1)
 		bad = 1;
 	if (bad)
 		goto err;
@@ -757,40 +763,69 @@ codec_string(struct codec *c, size_t p, const char *buf, const char **s,
 }
 
 /*
- * A conversation is a string or an integer: an integer within 64 bits is
- * written as C writes it (-0 is 0), a longer one as it was sent. NULL, or
- * why not; "out of memory" too.
+ * An id at pointer p, a string or an integer: an integer within 64 bits is
+ * written as C writes it (-0 is 0), a longer one as it was sent, so that
+ * 7 and "7" name the same conversation or shop. 0; 1 when absent or of
+ * another type; -1 on ENOMEM. The text is in c->out[p], reused per frame.
  */
-static const char *
-codec_conversation(struct codec *c, const char *buf, struct codec_frame *out)
+static int
+codec_id(struct codec *c, size_t p, const char *buf, const char **s,
+    size_t *slen)
 {
-	const struct codec_val	*v = &c->val[CODEC_P_CONV];
-	struct codec_buf	*o = &c->out[CODEC_P_CONV];
+	const struct codec_val	*v = &c->val[p];
+	struct codec_buf	*o = &c->out[p];
 	char			*end;
 	long long		 n;
 	size_t			 len = v->end - v->start;
 
-	if (v->type == CODEC_J_NONE)
-		return "conversation missing";
-	if (v->type == CODEC_J_STRING) {
-		if (codec_string(c, CODEC_P_CONV, buf, &out->conversation,
-		    &out->conversation_len) == -1)
-			return "out of memory";
-		return NULL;
-	}
+	if (v->type == CODEC_J_STRING)
+		return codec_string(c, p, buf, s, slen);
 	if (v->type != CODEC_J_NUMBER || !v->integer)
-		return "conversation is not a string or an integer";
+		return 1;
 	if (codec_buf_reserve(o, len + 1) == -1)
-		return "out of memory";
+		return -1;
 	memcpy(o->s, buf + v->start, len);
 	o->s[len] = '\0';
 	errno = 0;
 	n = strtoll(o->s, &end, 10);
 	if (errno == 0 && *end == '\0' && len < o->cap)
 		len = (size_t)snprintf(o->s, o->cap, "%lld", n);
-	out->conversation = o->s;
-	out->conversation_len = len;
-	return NULL;
+	*s = o->s;
+	*slen = len;
+	return 0;
+}
+
+/* A conversation is an id (codec_id). NULL, or why not; "out of memory" too. */
+static const char *
+codec_conversation(struct codec *c, const char *buf, struct codec_frame *out)
+{
+	if (c->val[CODEC_P_CONV].type == CODEC_J_NONE)
+		return "conversation missing";
+	switch (codec_id(c, CODEC_P_CONV, buf, &out->conversation,
+	    &out->conversation_len)) {
+	case 0:
+		return NULL;
+	case 1:
+		return "conversation is not a string or an integer";
+	default:
+		return "out of memory";
+	}
+}
+
+/*
+ * The optional shop or queue id at pointer p: absent when not configured,
+ * not in the frame, empty, of another type, or not copied for want of
+ * memory (the turn is still a turn; it falls back to the session's).
+ */
+static void
+codec_opt_id(struct codec *c, size_t p, const char *buf, const char **s,
+    size_t *len)
+{
+	if (c->ptr[p].ntok == 0 || codec_id(c, p, buf, s, len) != 0 ||
+	    *len == 0) {
+		*s = NULL;
+		*len = 0;
+	}
 }
 
 /* A robot's reply: true, a non-zero number or a non-empty string. */
@@ -861,6 +896,9 @@ codec_decode(struct codec *c, const char *buf, size_t len,
 
 	if ((why = codec_conversation(c, buf, out)) != NULL)
 		goto malformed;
+	/* an end too: it may be the first frame seen of its conversation */
+	codec_opt_id(c, CODEC_P_SHOP, buf, &out->shop, &out->shop_len);
+	codec_opt_id(c, CODEC_P_QUEUE, buf, &out->queue, &out->queue_len);
 	if (!is_msg)
 		return CODEC_END;
 	if (c->val[CODEC_P_TEXT].type == CODEC_J_NONE) {
@@ -888,6 +926,8 @@ codec_decode(struct codec *c, const char *buf, size_t len,
 	out->conversation = NULL;
 	out->conversation_len = 0;
 	out->text = NULL;
+	out->shop = out->queue = NULL;
+	out->shop_len = out->queue_len = 0;
 	out->why = why;
 	return CODEC_MALFORMED;
 }

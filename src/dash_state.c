@@ -150,12 +150,24 @@ dash_log_apply(struct dash *d, const redisReply *fv)
 	const char	*o = rreply_field(fv, "o", NULL), *at = rreply_field(fv, "at", NULL);
 	const char	*f = rreply_field(fv, "f", NULL);
 	const char	*sh = rreply_field(fv, "sh", NULL), *qu = rreply_field(fv, "qu", NULL);
+	struct sla_round w;
 
 	if (k == NULL || ag == NULL || at == NULL)
 		return;		/* not ours: Redis holds what anyone put there */
-	if (strcmp(k, "a") == 0 || strcmp(k, "u") == 0)
-		sla_charge_round(d->figs, ag, sh, qu, k[0] == 'a', dash_num(o),
-		    dash_num(at), f != NULL && strcmp(f, "1") == 0);
+	if (strcmp(k, "a") == 0 || strcmp(k, "u") == 0) {
+		memset(&w, 0, sizeof(w));
+		w.agent = ag;
+		w.shop = sh;
+		w.queue = qu;
+		w.conversation = rreply_field(fv, "c", NULL);
+		w.conversation_len = w.conversation != NULL ?
+		    strlen(w.conversation) : 0;
+		w.answered = k[0] == 'a';
+		w.opened = dash_num(o);
+		w.at = dash_num(at);
+		w.first = f != NULL && strcmp(f, "1") == 0;
+		sla_charge_round(d->figs, &w);
+	}
 	else if (strcmp(k, "b") == 0 || strcmp(k, "e") == 0)
 		sla_charge_event(d->figs, ag, sh, qu, k[0] == 'b' ? SLA_BREACH :
 		    SLA_ESCALATE, dash_num(at));

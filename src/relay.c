@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chatmon/access.h"
 #include "chatmon/alert.h"
 #include "chatmon/alertfmt.h"
 #include "chatmon/codec.h"
@@ -43,7 +44,57 @@ struct relay {
 	struct alertfmt_ids ids;	/* every alert of this process */
 	struct relay_hits *hits;	/* rule hits by category, severity, action */
 	size_t		 nhits;
+	char		**shops;	/* the configured shop ids, sorted */
+	size_t		 nshops;
+	int		 shops_refuse;	/* shops_unknown: refuse */
 };
+
+static int
+relay_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+relay_shops_free(char **v, size_t n)
+{
+	while (n > 0)
+		free(v[--n]);
+	free(v);
+}
+
+/* The configured shop ids, sorted, into *out; -1 on ENOMEM. */
+static int
+relay_shops_copy(const struct config *cfg, char ***out)
+{
+	char	**v = NULL;
+	size_t	  i;
+
+	*out = NULL;
+	if (cfg->nshops == 0)
+		return 0;
+	if ((v = calloc(cfg->nshops, sizeof(*v))) == NULL)
+		return -1;
+	for (i = 0; i < cfg->nshops; i++)
+		if ((v[i] = strdup(cfg->shops[i].id)) == NULL) {
+			relay_shops_free(v, i);
+			return -1;
+		}
+	qsort(v, cfg->nshops, sizeof(*v), relay_strcmp);
+	*out = v;
+	return 0;
+}
+
+/*
+ * The shop or queue a frame names, when it is one (at most 64 bytes of an
+ * agent id's characters: it goes into Redis keys, metric labels and logs);
+ * else "" and the connection's counts.
+ */
+static const char *
+relay_label(const char *s, size_t len)
+{
+	return s != NULL && access_agent_id_why(s, len) == NULL ? s : "";
+}
 
 /*
  * Every alert, rule hits and SLA events alike, leaves through here: one log
@@ -136,7 +187,12 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 	struct rules		*ru = NULL;
 	struct model		*m = NULL;
 	struct window_conf	 wc;
+	char			**shops = NULL;
 
+	if (relay_shops_copy(cfg, &shops) == -1) {
+		sbuf_line(errs, "relay_set_config: out of memory");
+		return -1;
+	}
 	if ((c = codec_new(&cfg->protocol, errs)) == NULL ||
 	    (ru = rules_load_dir(cfg->rules, 0, errs)) == NULL ||
 	    (cfg->model != NULL && (m = model_new(cfg->model, errs)) == NULL))
@@ -161,6 +217,10 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 	r->rules = ru;
 	r->model = m;
 	r->veto = cfg->model_veto;
+	relay_shops_free(r->shops, r->nshops);
+	r->shops = shops;
+	r->nshops = cfg->nshops;
+	r->shops_refuse = cfg->shops_refuse;
 	if (r->sla != NULL)
 		slaclock_set_config(r->sla, cfg);
 	if (r->sink != NULL)
@@ -176,6 +236,7 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 	    m != NULL ? ", second opinion from " : "", m != NULL ? cfg->model : "");
 	return 0;
 err:
+	relay_shops_free(shops, cfg->nshops);
 	codec_free(c);
 	rules_free(ru);
 	model_free(m);
@@ -200,6 +261,7 @@ relay_free(struct relay *r)
 	detect_free(r->detect);
 	rules_free(r->rules);
 	model_free(r->model);
+	relay_shops_free(r->shops, r->nshops);
 	free(r);
 }
 
@@ -518,8 +580,22 @@ relay_message(struct relay *r, struct relay_peer *peer,
 	/* a conversation keeps the shop and queue of its first turn */
 	if (!slaclock_conv_shop(r->sla, f.conversation, f.conversation_len,
 	    &t.shop, &t.queue)) {
-		t.shop = peer->shop != NULL ? peer->shop : "";
-		t.queue = peer->queue != NULL ? peer->queue : "";
+		t.shop = relay_label(f.shop, f.shop_len);
+		t.queue = relay_label(f.queue, f.queue_len);
+		if (*t.shop == '\0')
+			t.shop = peer->shop != NULL ? peer->shop : "";
+		if (*t.queue == '\0')
+			t.queue = peer->queue != NULL ? peer->queue : "";
+		if (*t.shop != '\0' && r->shops_refuse &&
+		    bsearch(&t.shop, r->shops, r->nshops, sizeof(*r->shops),
+		    relay_strcmp) == NULL) {
+			r->metrics->frames_unknown_shop++;
+			log_warnx("relay_message: agent=%s: a frame of shop %s, "
+			    "not configured (shops_unknown: refuse), not "
+			    "forwarded", peer->agent[0] ? peer->agent : "-",
+			    t.shop);
+			return RELAY_DROP;
+		}
 	}
 	t.text = k == CODEC_TURN ? f.text : NULL;
 	t.text_len = k == CODEC_TURN ? f.text_len : 0;

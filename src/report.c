@@ -181,6 +181,7 @@ report_sums_add(struct sla_sums *u, const struct sla_sums *v)
 	u->breaches += v->breaches;
 	u->escalations += v->escalations;
 	u->within_rate += v->within_rate;
+	u->rate_base += v->rate_base;
 	for (i = 0; i < v->nhist; i++)
 		u->hist[i < u->nhist ? i : u->nhist - 1] += v->hist[i];
 }

@@ -308,10 +308,9 @@ reportdb_log_apply(struct reportdb *r, const redisReply *fv)
 	if (at < r->day_start || at >= r->day_start + STATE_DAY_MS)
 		return 0;	/* charged to the day it happened on */
 	if (strcmp(k, "a") == 0 || strcmp(k, "u") == 0) {
-		/* the dashboard's charge (src/dash_state.c), so the figures match it */
-		sla_charge_round(r->figs, ag, sh, qu, k[0] == 'a', o, at,
-		    f != NULL && strcmp(f, "1") == 0);
 		w.agent = ag;
+		w.shop = sh;
+		w.queue = qu;
 		w.conversation = c != NULL ? c : "";
 		w.conversation_len = strlen(w.conversation);
 		w.opened = o;
@@ -319,6 +318,8 @@ reportdb_log_apply(struct reportdb *r, const redisReply *fv)
 		w.waited_ms = sla_service_ms(&r->scfg, o, at);
 		w.answered = k[0] == 'a';
 		w.first = f != NULL && strcmp(f, "1") == 0;
+		/* the dashboard's charge (src/dash_state.c), so the figures match it */
+		sla_charge_round(r->figs, &w);
 		return report_add_wait(r->rep, &w);
 	}
 	if (strcmp(k, "b") == 0 || strcmp(k, "e") == 0)

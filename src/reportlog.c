@@ -83,8 +83,7 @@ reportlog_round(struct reportlog *rl, const struct sla_round *r)
 		return -1;
 	if (d == NULL)
 		return 0;
-	sla_charge_round(d->figs, r->agent, r->shop, r->queue, r->answered,
-	    r->opened, r->at, r->first);
+	sla_charge_round(d->figs, r);
 	return report_add_wait(d->rep, r);
 }
 

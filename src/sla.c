@@ -125,6 +125,14 @@ struct sla_agent {
 	char		 id[];
 };
 
+/* A buyer's day under a per-buyer-per-day rate: who it counts for, and whether it is within. */
+struct sla_bday {
+	uint64_t	 key;		/* conversation, day and tag hashed; 0 free */
+	int64_t		 day;		/* local day number */
+	uint32_t	 agent;		/* the account of its first round */
+	uint8_t		 within;
+};
+
 struct sla {
 	struct sla_tag		**tags;		/* 0 is ("", ""): cfg below */
 	size_t			 ntags;
@@ -149,6 +157,10 @@ struct sla {
 	size_t			 naslots;	/* a power of two */
 	size_t			 nhist;		/* histogram size for the cap */
 	int			 charging;	/* 0: the caller charges (sla_charge_*) */
+	struct sla_bday		*bdays;		/* open addressing, a power of two */
+	size_t			 nbdays;
+	size_t			 nbday_used;
+	int64_t			 bday_max;	/* the latest day seen: older than its eve go */
 	sla_round_cb		 round_cb;	/* each round as it closes or ends */
 	void			*round_arg;
 };
@@ -517,19 +529,25 @@ sla_agent_day(const struct sla *s, struct sla_agent *a, int64_t t,
 	return &a->day;
 }
 
-/* One round into u; v is its time as the figures count it (capped). */
+/*
+ * One round into u; v is its time as the figures count it (capped). The
+ * reply rate counts every round, or the first ones only (JD); per buyer
+ * and day (Pinduoduo) it is counted by sla_buyer_day instead.
+ */
 static void
 sla_sums_add(struct sla_sums *u, const struct sla_config *cfg, int answered,
     uint64_t ms, uint64_t v, int first)
 {
 	uint64_t sec;
+	int	 within = answered && ms <= cfg->rate_ms;
 
 	u->rounds++;
 	u->sum_ms += v;
-	if (answered) {
-		u->answered++;
-		if (ms <= cfg->rate_ms)
-			u->within_rate++;
+	u->answered += answered != 0;
+	if (cfg->rate_scope == SLA_RATE_ROUNDS ||
+	    (cfg->rate_scope == SLA_RATE_FIRST && first)) {
+		u->rate_base++;
+		u->within_rate += within;
 	}
 	if (first) {
 		u->first_rounds++;
@@ -540,14 +558,115 @@ sla_sums_add(struct sla_sums *u, const struct sla_config *cfg, int answered,
 	u->hist[sec < u->nhist ? sec : u->nhist - 1]++;
 }
 
+/* The slot of key in the buyer-day table (a free one when absent). */
+static struct sla_bday *
+sla_bday_slot(struct sla_bday *t, size_t n, uint64_t key)
+{
+	size_t	 i, mask = n - 1;
+
+	for (i = (size_t)key & mask; t[i].key != 0 && t[i].key != key;
+	    i = (i + 1) & mask)
+		;
+	return &t[i];
+}
+
 /*
- * One round, closed or ended at `at`, into an agent's figures and its
- * day's; unanswered rounds count as the cap.
+ * Room for one more buyer-day: the days before yesterday are dropped (their
+ * counts are in the figures already), and the table doubles only when
+ * what is left still fills half of it. -1 on ENOMEM.
+ */
+static int
+sla_bday_room(struct sla *s)
+{
+	struct sla_bday	*t, *old = s->bdays;
+	size_t		 n = s->nbdays, i, live = 0;
+
+	if (n > 0 && (s->nbday_used + 1) * 2 <= n)
+		return 0;
+	for (i = 0; i < n; i++)
+		live += old[i].key != 0 && old[i].day + 1 >= s->bday_max;
+	if (n == 0 || (live + 1) * 2 > n)
+		n = n ? n * 2 : 64;
+	if ((t = calloc(n, sizeof(*t))) == NULL)
+		return -1;
+	for (i = 0; i < s->nbdays; i++)
+		if (old[i].key != 0 && old[i].day + 1 >= s->bday_max)
+			*sla_bday_slot(t, n, old[i].key) = old[i];
+	free(old);
+	s->bdays = t;
+	s->nbdays = n;
+	s->nbday_used = live;
+	return 0;
+}
+
+/*
+ * A round of conversation cid under a per-buyer-per-day rate (Pinduoduo):
+ * a buyer's day counts once, to the agent of its first round, and is
+ * within the rate only while every round of it is. Nothing without the
+ * conversation (a charge that did not say it) or on ENOMEM.
  */
 static void
-sla_agent_record(struct sla *s, struct sla_agent *a, int answered,
-    uint64_t ms, int first, int64_t at)
+sla_buyer_day(struct sla *s, uint32_t ai, const char *cid, size_t clen,
+    int within, int64_t at)
 {
+	struct sla_agent	*a = s->agents[ai];
+	const struct sla_config	*cfg = &s->tags[a->tag]->cfg;
+	struct sla_agent	*o;
+	struct sla_bday		*b;
+	struct sla_sums		*d;
+	int64_t			 day, l;
+	uint64_t		 key;
+	size_t			 h;
+
+	if (cid == NULL)
+		return;
+	l = sla_clamp(at) + (int64_t)cfg->utc_offset_min * 60000;
+	day = sla_floordiv(l, SLA_DAY_MS);
+	if (day + 1 < s->bday_max)
+		return;		/* a late round of a day already let go */
+	if (day > s->bday_max)
+		s->bday_max = day;
+	key = util_hash(&s->hkey, cid, clen) ^ (uint64_t)day *
+	    0x9e3779b97f4a7c15ull ^ (uint64_t)a->tag << 48;
+	key += key == 0;
+	if (s->nbdays > 0 && (b = sla_bday_slot(s->bdays, s->nbdays,
+	    key))->key == key) {
+		if (!b->within || within)
+			return;
+		/* a late round spoils the buyer's day for whoever had it */
+		b->within = 0;
+		o = s->agents[b->agent];
+		o->all.within_rate--;
+		if (o->day_no == day && o->day.within_rate > 0)
+			o->day.within_rate--;
+		return;
+	}
+	if (sla_bday_room(s) == -1)
+		return;
+	b = sla_bday_slot(s->bdays, s->nbdays, key);
+	b->key = key;
+	b->day = day;
+	b->agent = ai;
+	b->within = within != 0;
+	s->nbday_used++;
+	a->all.rate_base++;
+	a->all.within_rate += within != 0;
+	if ((d = sla_agent_day(s, a, at, &h)) != NULL) {
+		d->rate_base++;
+		d->within_rate += within != 0;
+	}
+}
+
+/*
+ * One round of conversation cid (NULL: not known), closed or ended at
+ * `at`, into an agent's figures and its day's; unanswered rounds count as
+ * the cap.
+ */
+static void
+sla_agent_record(struct sla *s, uint32_t ai, int answered, uint64_t ms,
+    int first, int64_t at, const char *cid, size_t clen)
+{
+	struct sla_agent	*a = s->agents[ai];
 	const struct sla_config	*cfg = &s->tags[a->tag]->cfg;
 	struct sla_sums		*d;
 	uint64_t		 v = cfg->cap_ms;
@@ -561,6 +680,9 @@ sla_agent_record(struct sla *s, struct sla_agent *a, int answered,
 		a->hour_rounds[h]++;
 		a->hour_sum_ms[h] += v;
 	}
+	if (cfg->rate_scope == SLA_RATE_BUYER_DAY)
+		sla_buyer_day(s, ai, cid, clen, answered && ms <= cfg->rate_ms,
+		    at);
 }
 
 /* A breach or an escalation, due at `at`. */
@@ -598,9 +720,11 @@ sla_sums_figures(const struct sla_sums *u, uint64_t cap_ms,
 	f->breaches = u->breaches;
 	f->escalations = u->escalations;
 	f->within_rate = u->within_rate;
+	f->rate_base = u->rate_base;
 	if (u->rounds > 0) {
 		f->mean_ms = (u->sum_ms + u->rounds / 2) / u->rounds;
-		f->rate = (double)u->within_rate / (double)u->rounds;
+		f->rate = u->rate_base > 0 ?
+		    (double)u->within_rate / (double)u->rate_base : 0;
 		/*
 		 * p90: the smallest whole second v such that at least 90 %
 		 * of the rounds took at most v s (each rounded up to the
@@ -850,7 +974,8 @@ sla_round_close(struct sla *s, struct sla_conv *c, int64_t now)
 	if (s->charging || s->round_cb != NULL) {
 		ms = sla_days_ms(&s->tags[c->tag]->days, c->opened, now);
 		if (s->charging)
-			sla_agent_record(s, s->agents[c->agent], 1, ms, c->first, now);
+			sla_agent_record(s, c->agent, 1, ms, c->first, now,
+			    c->id, c->len);
 		sla_round_report(s, c, c->agent, 1, ms, now);
 	}
 	c->open = 0;
@@ -871,8 +996,8 @@ sla_conv_finish(struct sla *s, struct sla_conv *c, int64_t at)
 	sla_conv_flush(s, c, at);
 	if (c->open) {
 		if (s->charging)
-			sla_agent_record(s, s->agents[c->ragent], 0, 0,
-			    c->first, at);
+			sla_agent_record(s, c->ragent, 0, 0,
+			    c->first, at, c->id, c->len);
 		if (s->round_cb != NULL)
 			sla_round_report(s, c, c->ragent, 0,
 			    sla_days_ms(&s->tags[c->tag]->days, c->opened, at),
@@ -1021,6 +1146,7 @@ sla_new(const struct sla_config *cfg, sla_emit_cb emit, sla_release_cb release,
 	s->release = release;
 	s->charging = 1;
 	s->arg = arg;
+	s->bday_max = INT64_MIN;
 	util_hkey_random(&s->hkey);
 	if ((s->tags = calloc(1, sizeof(*s->tags))) == NULL ||
 	    (s->tags[0] = calloc(1, sizeof(*s->tags[0]) + 2)) == NULL)
@@ -1110,6 +1236,7 @@ sla_free(struct sla *s)
 	free(s->tags);
 	free(s->pol);
 	free(s->polstr);
+	free(s->bdays);
 	free(s);
 }
 
@@ -1234,39 +1361,37 @@ sla_set_charging(struct sla *s, int on)
 	s->charging = on != 0;
 }
 
-/* The figures of agent in (shop, queue), added on first sight; NULL on ENOMEM. */
-static struct sla_agent *
+/* The figures of agent in (shop, queue), added on first sight; SLA_NOAGENT on ENOMEM. */
+static uint32_t
 sla_account(struct sla *s, const char *agent, const char *shop,
     const char *queue)
 {
-	uint32_t	 ai;
-
-	ai = sla_agent_intern(s, agent != NULL ? agent : "",
+	return sla_agent_intern(s, agent != NULL ? agent : "",
 	    sla_tag_intern(s, shop, queue));
-	return ai == SLA_NOAGENT ? NULL : s->agents[ai];
 }
 
 void
-sla_charge_round(struct sla *s, const char *agent, const char *shop,
-    const char *queue, int answered, int64_t opened, int64_t at, int first)
+sla_charge_round(struct sla *s, const struct sla_round *r)
 {
-	struct sla_agent	*a;
+	uint32_t	 ai;
 
-	if ((a = sla_account(s, agent, shop, queue)) == NULL)
+	if ((ai = sla_account(s, r->agent, r->shop, r->queue)) == SLA_NOAGENT)
 		return;
-	sla_agent_record(s, a, answered, answered ?
-	    sla_days_ms(&s->tags[a->tag]->days, opened, at) : 0, first, at);
+	sla_agent_record(s, ai, r->answered, r->answered ?
+	    sla_days_ms(&s->tags[s->agents[ai]->tag]->days, r->opened, r->at) :
+	    0, r->first, r->at, r->conversation, r->conversation_len);
 }
 
 void
 sla_charge_event(struct sla *s, const char *agent, const char *shop,
     const char *queue, enum sla_event_type type, int64_t at)
 {
-	struct sla_agent	*a;
+	uint32_t	 ai;
 
-	if (type == SLA_WARN || (a = sla_account(s, agent, shop, queue)) == NULL)
+	if (type == SLA_WARN ||
+	    (ai = sla_account(s, agent, shop, queue)) == SLA_NOAGENT)
 		return;
-	sla_agent_event(s, a, type == SLA_ESCALATE, at);
+	sla_agent_event(s, s->agents[ai], type == SLA_ESCALATE, at);
 }
 
 struct sla_conv *
@@ -1480,6 +1605,7 @@ sla_config_from(struct sla_config *s, const struct config_sla *c)
 	s->idle_ms = c->idle_ms;
 	s->cap_ms = c->cap_ms;
 	s->rate_ms = c->rate_ms;
+	s->rate_scope = c->rate_scope;
 	for (i = 0; i < c->nhours && i < SLA_MAX_HOURS; i++) {
 		s->hours[i].from_min = c->hours[i].from_min;
 		s->hours[i].to_min = c->hours[i].to_min;

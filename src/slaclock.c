@@ -224,6 +224,27 @@ slaclock_op_new(struct slaclock *clk, enum slaclock_op_kind kind,
 
 static void	slaclock_on_store(const struct convstore_reply *, void *);
 
+/* A round of op's conversation into the figures, once. */
+static void
+slaclock_charge(struct slaclock *clk, const struct slaclock_op *op,
+    const char *agent, const char *shop, const char *queue, int answered,
+    int64_t opened, int64_t at, int first)
+{
+	struct sla_round	r;
+
+	memset(&r, 0, sizeof(r));
+	r.agent = agent;
+	r.shop = shop;
+	r.queue = queue;
+	r.conversation = op->buf;
+	r.conversation_len = op->len;
+	r.opened = opened;
+	r.at = at;
+	r.answered = answered;
+	r.first = first;
+	sla_charge_round(clk->sla, &r);
+}
+
 /* What the engine did alone counts: the store never answered op. */
 static void
 slaclock_op_alone(struct slaclock_op *op)
@@ -236,7 +257,7 @@ slaclock_op_alone(struct slaclock_op *op)
 		sla_charge_event(clk->sla, op->ev.agent, op->shop, op->queue,
 		    op->ev.type, op->ev.due);
 	} else if (op->kind != SLACLOCK_OP_MARK && op->charge)
-		sla_charge_round(clk->sla, op->agent, op->shop, op->queue,
+		slaclock_charge(clk, op, op->agent, op->shop, op->queue,
 		    op->answered, op->opened, op->at, op->first);
 }
 
@@ -496,7 +517,7 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 	}
 	/* what happened while Redis was away was charged as it happened */
 	if (r->charged && op->shared)
-		sla_charge_round(clk->sla, r->charged_agent, r->charged_shop,
+		slaclock_charge(clk, op, r->charged_agent, r->charged_shop,
 		    r->charged_queue, r->answered, r->opened, r->at, r->first);
 	slaclock_sync(clk, op->buf, op->len, op->kind == SLACLOCK_OP_TURN, r);
 	free(op);

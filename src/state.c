@@ -31,7 +31,9 @@ state_day(char out[16], int64_t now, int32_t off_min)
 json_t *
 state_figures_json(const struct sla_figures *f)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
+	json_t	*o;
+
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
 	    "rounds", (json_int_t)f->rounds,
 	    "answered", (json_int_t)f->answered,
 	    "mean_ms", (json_int_t)f->mean_ms,
@@ -42,6 +44,14 @@ state_figures_json(const struct sla_figures *f)
 	    "escalations", (json_int_t)f->escalations,
 	    "within_rate", (json_int_t)f->within_rate,
 	    "rate", f->rate);
+	/* what the rate counts, only where it is not every round (docs/sla.md) */
+	if (o != NULL && f->rate_base != f->rounds &&
+	    json_object_set_new(o, "rate_base", json_integer((json_int_t)
+	    f->rate_base)) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 /* --- chatmond's side: the documents -------------------------------------- */
@@ -216,7 +226,7 @@ state_open_doc(struct sbuf *out, const struct state_open *v, size_t n,
 json_t *
 state_day_json(const struct sla_day *d)
 {
-	json_t			*hist, *hours;
+	json_t			*hist, *hours, *o;
 	const struct sla_sums	*u = d->sums;
 	size_t			 i;
 
@@ -233,7 +243,7 @@ state_day_json(const struct sla_day *d)
 		    json_pack("[I, I, I]", (json_int_t)i, (json_int_t)d->hour_rounds[i],
 		    (json_int_t)d->hour_sum_ms[i])) == -1)
 			goto err;
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
 	    "rounds", (json_int_t)u->rounds,
 	    "answered", (json_int_t)u->answered,
 	    "sum_ms", (json_int_t)u->sum_ms,
@@ -243,6 +253,14 @@ state_day_json(const struct sla_day *d)
 	    "breaches", (json_int_t)u->breaches,
 	    "escalations", (json_int_t)u->escalations,
 	    "hist", hist, "hours", hours);
+	/* rate_base only where it is not every round: the documents as before */
+	if (o != NULL && u->rate_base != u->rounds &&
+	    json_object_set_new(o, "rate_base", json_integer((json_int_t)
+	    u->rate_base)) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 err:
 	json_decref(hist);
 	json_decref(hours);
@@ -527,6 +545,8 @@ state_day_add(const json_t *a, struct sla_sums *u, uint32_t hour_rounds[24],
 	u->first_rounds += state_uint(a, "first_rounds", 0);
 	u->first_sum_ms += state_uint(a, "first_sum_ms", 0);
 	u->within_rate += state_uint(a, "within_rate", 0);
+	/* a day written before rates had other bases counted every round */
+	u->rate_base += state_uint(a, "rate_base", state_uint(a, "rounds", 0));
 	u->breaches += state_uint(a, "breaches", 0);
 	u->escalations += state_uint(a, "escalations", 0);
 	json_array_foreach(json_object_get(a, "hist"), i, e) {

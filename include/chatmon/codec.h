@@ -31,6 +31,16 @@ struct codec_frame {
 	int		 robot;		/* TURN: protocol.robot says a robot wrote it */
 	const char	*nick;		/* TURN: the string at protocol.nickname, or NULL */
 	size_t		 nick_len;
+	/*
+	 * TURN and END: the id at protocol.shop / protocol.queue, a string or
+	 * an integer (rendered in decimal, as conversation); NULL when the
+	 * pointer is not configured or the value is absent, empty or of
+	 * another type.
+	 */
+	const char	*shop;
+	size_t		 shop_len;
+	const char	*queue;
+	size_t		 queue_len;
 };
 
 /*

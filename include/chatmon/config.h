@@ -124,6 +124,7 @@ struct config_sla {			/* durations in milliseconds */
 	uint64_t idle_ms;		/* a conversation with no turn this long ends */
 	uint64_t cap_ms;		/* a round counts at most this in the figures */
 	uint64_t rate_ms;		/* the N-minute reply rate's N */
+	int	 rate_scope;		/* what it is the share of (enum sla_rate_scope) */
 	struct config_list hours_text;	/* as written: "08:00-23:00" */
 	struct {
 		uint16_t from_min;	/* minutes after midnight */

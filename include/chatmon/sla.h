@@ -29,6 +29,18 @@ struct sla_hours {			/* a daily service window, local time */
 	uint16_t	to_min;		/* 1..1440; to < from: runs past midnight */
 };
 
+/*
+ * What the N-minute reply rate is the share of (docs/sla.md, "Platform
+ * measures"): every round (Taobao), the first round of each conversation
+ * (JD's first question), or each buyer's day, within only when every
+ * round of it was (Pinduoduo).
+ */
+enum sla_rate_scope {
+	SLA_RATE_ROUNDS,
+	SLA_RATE_FIRST,
+	SLA_RATE_BUYER_DAY,
+};
+
 struct sla_config {
 	uint64_t	 first_response_ms;
 	uint64_t	 reply_ms;
@@ -37,6 +49,7 @@ struct sla_config {
 	uint64_t	 idle_ms;	/* a conversation with no turn this long ends */
 	uint64_t	 cap_ms;	/* a round counts at most this in the figures (600 s) */
 	uint64_t	 rate_ms;	/* the N-minute reply rate's N (180 s) */
+	int		 rate_scope;	/* enum sla_rate_scope */
 	struct sla_hours hours[SLA_MAX_HOURS];
 	size_t		 nhours;	/* 0: always in service */
 	int32_t		 utc_offset_min;	/* local time = UTC + this */
@@ -189,12 +202,13 @@ int64_t	sla_idle_at(const struct sla *, const struct sla_conv *, int64_t now);
  */
 void	sla_set_charging(struct sla *, int on);
 /*
- * One round into the figures of agent in (shop, queue) (NULL or "":
- * none): answered at `at`, or ended unanswered at `at`.
+ * One round into the figures of its agent in its shop and queue (NULL or
+ * "": none), as the round callback reports it: answered at `at`, or ended
+ * unanswered at `at` (waited_ms is not read: it is measured here). Its
+ * conversation (NULL: not known) is what a per-buyer-per-day rate counts.
  */
-void	sla_charge_round(struct sla *, const char *agent, const char *shop,
-	    const char *queue, int answered, int64_t opened, int64_t at,
-	    int first);
+struct sla_round;
+void	sla_charge_round(struct sla *, const struct sla_round *);
 /* A breach or escalation (a warning is not charged), due at `at`. */
 void	sla_charge_event(struct sla *, const char *agent, const char *shop,
 	    const char *queue, enum sla_event_type, int64_t at);
@@ -231,8 +245,9 @@ struct sla_figures {
 	uint64_t	first_mean_ms;	/* first rounds only, same rule */
 	uint64_t	breaches;
 	uint64_t	escalations;
-	uint64_t	within_rate;	/* answered within rate_ms */
-	double		rate;		/* within_rate / rounds; 0 when no round */
+	uint64_t	within_rate;	/* of rate_base, answered within rate_ms */
+	uint64_t	rate_base;	/* what the rate counts (enum sla_rate_scope) */
+	double		rate;		/* within_rate / rate_base; 0 when none */
 };
 
 /* Whose figures: an agent within a shop and queue ("" none). The engine's strings. */
@@ -261,7 +276,8 @@ struct sla_sums {
 	uint64_t	 first_sum_ms;
 	uint64_t	 breaches;
 	uint64_t	 escalations;
-	uint64_t	 within_rate;
+	uint64_t	 within_rate;	/* of rate_base */
+	uint64_t	 rate_base;	/* rounds, first rounds or buyer-days */
 	uint32_t	*hist;		/* rounds by whole seconds (rounded up) */
 	size_t		 nhist;		/* the last counts the cap and above */
 };

@@ -61,6 +61,18 @@ test_rule_hit(void **state)
 	    "\"conversation\":\"c\",\"role\":\"agent\",\"rule\":\"r\",\"action\":\"flag\","
 	    "\"text\":\"x 加v y 加v\",\"matched\":\"加v\"}"),
 	    "03-04 10:00:06 info     a c r flagged agent: x »加v« y 加v");
+	/* a shop's alert says whose, with its queue when it has one */
+	assert_string_equal(line(&sb, &o, "{\"ts\":\"2025-03-04T10:00:07Z\","
+	    "\"type\":\"sla.breach\",\"severity\":\"warn\",\"agent\":\"a\","
+	    "\"conversation\":\"c\",\"shop\":\"tm\",\"queue\":\"pre\","
+	    "\"waited_ms\":15000,\"threshold_ms\":15000,\"first\":true}"),
+	    "03-04 10:00:07 warn     a c [tm/pre] SLA breach: waited 15s "
+	    "(threshold 15s), first response");
+	assert_string_equal(line(&sb, &o, "{\"ts\":\"2025-03-04T10:00:07Z\","
+	    "\"type\":\"rule.hit\",\"severity\":\"info\",\"agent\":\"a\","
+	    "\"conversation\":\"c\",\"shop\":\"jd\",\"role\":\"agent\","
+	    "\"rule\":\"r\",\"action\":\"flag\",\"text\":\"x\"}"),
+	    "03-04 10:00:07 info     a c [jd] r flagged agent: x");
 	/* colour: SGR codes instead of marks */
 	o.colour = 1;
 	assert_string_equal(line(&sb, &o, HIT), "\033[2m03-04 10:00:05\033[0m "

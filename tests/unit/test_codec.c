@@ -955,6 +955,108 @@ test_nickname(void **state)
 	sbuf_free(&errs);
 }
 
+/* protocol.shop / protocol.queue: ids as strings or integers, absent otherwise. */
+static void
+test_shop_queue(void **state)
+{
+	static const struct {
+		const char	*json;
+		const char	*shop;		/* NULL: none */
+		const char	*queue;
+	} cases[] = {
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\","
+		    "\"shop\":\"tmall\",\"meta\":{\"queue\":\"presale\"}}", "tmall", "presale" },
+		/* integers in decimal, as a conversation id: 7 and "7" are one shop */
+		{ "{\"shop\":7,\"meta\":{\"queue\":-0},\"type\":\"message\","
+		    "\"conversation\":\"c\",\"text\":\"t\"}", "7", "0" },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\","
+		    "\"shop\":123456789012345678901234567890}", "123456789012345678901234567890", NULL },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\","
+		    "\"shop\":\"\\u5929\\u732b\"}", "天猫", NULL },
+		/* empty, another type, or absent: none, and still a turn */
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\","
+		    "\"shop\":\"\",\"meta\":{\"queue\":1.5}}", NULL, NULL },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\","
+		    "\"shop\":{\"id\":\"x\"},\"meta\":{\"queue\":true}}", NULL, NULL },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\","
+		    "\"shop\":null,\"meta\":\"presale\"}", NULL, NULL },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\"}", NULL, NULL },
+		/* the last of duplicate keys, as everywhere */
+		{ "{\"shop\":\"a\",\"type\":\"message\",\"conversation\":\"c\","
+		    "\"text\":\"t\",\"shop\":\"b\"}", "b", NULL },
+	};
+	struct config_protocol	 p = proto_default;
+	struct codec_frame	 f;
+	struct codec		*c;
+	struct sbuf		 errs;
+	size_t			 i;
+	const char		*end = "{\"type\":\"end\",\"conversation\":\"c\","
+				    "\"shop\":\"jd\",\"meta\":{\"queue\":9}}";
+	const char		*bad = "{\"type\":\"message\",\"conversation\":[],"
+				    "\"text\":\"t\",\"shop\":\"jd\"}";
+
+	(void)state;
+	sbuf_init(&errs);
+	p.shop = "/shop";
+	p.queue = "/meta/queue";
+	assert_non_null(c = codec_new(&p, &errs));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(codec_decode(c, cases[i].json, strlen(cases[i].json), &f),
+		    CODEC_TURN);
+		assert_string_equal(f.text, "t");
+		if (cases[i].shop == NULL) {
+			assert_null(f.shop);
+			assert_int_equal(f.shop_len, 0);
+		} else {
+			assert_string_equal(f.shop, cases[i].shop);
+			assert_int_equal(f.shop_len, strlen(cases[i].shop));
+		}
+		if (cases[i].queue == NULL) {
+			assert_null(f.queue);
+			assert_int_equal(f.queue_len, 0);
+		} else {
+			assert_string_equal(f.queue, cases[i].queue);
+			assert_int_equal(f.queue_len, strlen(cases[i].queue));
+		}
+	}
+	/* an end frame names them too: it may be the first seen of its conversation */
+	assert_int_equal(codec_decode(c, end, strlen(end), &f), CODEC_END);
+	assert_string_equal(f.shop, "jd");
+	assert_string_equal(f.queue, "9");
+	/* a malformed frame carries nothing */
+	assert_int_equal(codec_decode(c, bad, strlen(bad), &f), CODEC_MALFORMED);
+	assert_null(f.shop);
+	assert_null(f.queue);
+	/* grown once, the buffers serve every frame: nothing allocated per frame */
+	if (allocfail_active()) {
+		for (i = 0; i < 4; i++)
+			assert_int_equal(codec_decode(c, cases[i].json,
+			    strlen(cases[i].json), &f), CODEC_TURN);
+		allocfail_calls = 0;
+		for (i = 0; i < 100; i++)
+			assert_int_equal(codec_decode(c, cases[i % 4].json,
+			    strlen(cases[i % 4].json), &f), CODEC_TURN);
+		assert_int_equal(allocfail_calls, 0);
+	}
+	codec_free(c);
+
+	/* not configured: never set, whatever the frame holds */
+	p = proto_default;
+	assert_non_null(c = codec_new(&p, &errs));
+	assert_int_equal(codec_decode(c, cases[0].json, strlen(cases[0].json), &f),
+	    CODEC_TURN);
+	assert_null(f.shop);
+	assert_null(f.queue);
+	codec_free(c);
+
+	p.shop = "shop";
+	p.queue = "/q~2";
+	assert_null(codec_new(&p, &errs));
+	assert_non_null(strstr(sbuf_str(&errs), "protocol.shop"));
+	assert_non_null(strstr(sbuf_str(&errs), "protocol.queue"));
+	sbuf_free(&errs);
+}
+
 int
 main(void)
 {
@@ -971,6 +1073,7 @@ main(void)
 		cmocka_unit_test(test_alloc_failure),
 		cmocka_unit_test(test_robot),
 		cmocka_unit_test(test_nickname),
+		cmocka_unit_test(test_shop_queue),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

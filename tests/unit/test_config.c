@@ -1118,6 +1118,16 @@ test_alloc_failures(void **state)
 	static const char bad[] =
 	    "listen: 127.0.0.1:0\nprotocol: {message_types: [a, {}], x: 1}\n"
 	    "sla: {reply: 1h}\n";
+	/* every shop and queue level, packs and lists: freed on every failure */
+	static const char shops[] =
+	    "sla: {profile: taobao}\n"
+	    "shops:\n  a: {name: A, profile: jd, hours: ['09:00-10:00'], rules: [p, q],"
+	    " rules_off: [x]}\n"
+	    "  b:\n    sla: {reply: 20s, hours: ['01:00-02:00']}\n    queues:\n"
+	    "      q1: {profile: custom}\n      q2: {hours: []}\n";
+	static const char shops_bad[] =
+	    "shops:\n  a: {profile: jd, hours: ['09:00-10:00'], sla: {hours: []}}\n"
+	    "  b:\n    sla: {escalate: 1s}\n    queues: {q1: {profile: pdd}, 'x y': 1}\n";
 	char *ov[] = { "protocol.end_types=[x,y]", "rules=r", "limits={queue_bytes: 2KiB}",
 	    "admin=[::1]:1", "nokey=1" };
 	const struct {
@@ -1127,6 +1137,8 @@ test_alloc_failures(void **state)
 	} cases[] = {
 		{ good, 4, 1 },
 		{ bad, 5, 0 },
+		{ shops, 0, 1 },
+		{ shops_bad, 0, 0 },
 	};
 	struct config	*c;
 	struct sbuf	 errs;
@@ -1542,6 +1554,431 @@ test_notify_routes(void **state)
 	sbuf_free(&errs);
 }
 
+/* ------------------------------------------------------------ shops */
+
+static void
+assert_hours(const struct config_sla *sla, int from_h, int to_h)
+{
+	assert_int_equal(sla->nhours, 1);
+	assert_int_equal(sla->hours[0].from_min, from_h * 60);
+	assert_int_equal(sla->hours[0].to_min, to_h * 60);
+}
+
+/*
+ * Key by key, nearest level first: explicit, else the level's profile,
+ * else the level above's resolved value; the top level's value is its
+ * final one (overrides and its profile applied), wherever shops: is.
+ */
+static void
+test_shops_inherit(void **state)
+{
+	static const char shops[] =
+	    "shops:\n"
+	    "  a:\n"
+	    "  b: {profile: jd}\n"
+	    "  c:\n"
+	    "    name: 拼多多店\n"
+	    "    profile: pdd\n"
+	    "    sla: {reply: 60s}\n"
+	    "    rules: [packs/c.yaml, /abs/d.d]\n"
+	    "    rules_off: offplatform.contact_app\n"
+	    "    queues:\n"
+	    "      q1:\n"
+	    "      q2: {profile: jd}\n"
+	    "      q3: {sla: {reply: 100s, warn_at: 0.9}}\n"
+	    "      q4: {hours: ['10:00-11:00'], timezone: UTC}\n"
+	    "  d: {profile: custom}\n"
+	    "  e: {hours: [], timezone: UTC, sla: {cap: 5m}}\n";
+	static const char top[] =
+	    "sla:\n  profile: taobao\n  reply: 40s\n  warn_at: 0.5\n";
+	char				*ov[] = { "sla.first_response=12s" };
+	char				 text[2048];
+	const struct config_shop	*s;
+	const struct config_sla		*q;
+	struct config			*c;
+	struct sbuf			 errs;
+	const char			*path, *slash;
+	int				 order;
+
+	(void)state;
+	sbuf_init(&errs);
+	for (order = 0; order < 2; order++) {
+		snprintf(text, sizeof(text), "%s%s", order ? shops : top,
+		    order ? top : shops);
+		c = load(text, ov, 1, &errs, &path);
+		assert_string_equal(sbuf_str(&errs), "");
+		assert_non_null(c);
+		assert_int_equal(c->nshops, 5);
+		/* the top level: taobao, its reply and the override */
+		assert_int_equal(c->sla.first_response_ms, 12000);
+		assert_int_equal(c->sla.reply_ms, 40000);
+
+		/* a: all the top level's, profile included */
+		assert_non_null(s = config_shop_find(c, "a"));
+		assert_null(s->name);
+		assert_int_equal(s->nqueues, 0);
+		assert_int_equal(s->rules.n, 0);
+		assert_int_equal(s->sla.profile, CONFIG_PROFILE_TAOBAO);
+		assert_int_equal(s->sla.first_response_ms, 12000);
+		assert_int_equal(s->sla.reply_ms, 40000);
+		assert_int_equal(s->sla.rate_ms, 180000);
+		assert_true(s->sla.warn_at > 0.49 && s->sla.warn_at < 0.51);
+		assert_hours(&s->sla, 8, 23);
+		assert_int_equal(s->sla.utc_offset_min, 480);
+		assert_int_equal(s->line, order ? 2 : 6);
+
+		/* b: jd's values for the keys jd sets, the top level's for the rest */
+		assert_non_null(s = config_shop_find(c, "b"));
+		assert_int_equal(s->sla.profile, CONFIG_PROFILE_JD);
+		assert_int_equal(s->sla.first_response_ms, 30000);
+		assert_int_equal(s->sla.reply_ms, 30000);
+		assert_int_equal(s->sla.rate_ms, 30000);
+		assert_int_equal(s->sla.escalate_ms, 180000);
+		assert_true(s->sla.warn_at > 0.49 && s->sla.warn_at < 0.51);
+		assert_hours(&s->sla, 9, 23);
+
+		/* c: its own reply over pdd's, pdd over the top level's */
+		assert_non_null(s = config_shop_find(c, "c"));
+		assert_string_equal(s->name, "拼多多店");
+		assert_int_equal(s->sla.profile, CONFIG_PROFILE_PDD);
+		assert_int_equal(s->sla.reply_ms, 60000);
+		assert_int_equal(s->sla.first_response_ms, 30000);
+		assert_int_equal(s->sla.escalate_ms, 300000);
+		assert_int_equal(s->sla.idle_ms, 30 * 60000);
+		assert_hours(&s->sla, 8, 23);
+		/* packs are the file's directory's, as the top level's rules */
+		assert_int_equal(s->rules.n, 2);
+		slash = strrchr(path, '/');
+		assert_memory_equal(s->rules.v[0], path, (size_t)(slash - path + 1));
+		assert_string_equal(s->rules.v[0] + (slash - path + 1), "packs/c.yaml");
+		assert_string_equal(s->rules.v[1], "/abs/d.d");
+		assert_int_equal(s->rules_off.n, 1);
+		assert_string_equal(s->rules_off.v[0], "offplatform.contact_app");
+		assert_int_equal(s->nqueues, 4);
+		assert_string_equal(s->queues[0].id, "q1");
+		/* q1: the shop's, all of it */
+		q = &s->queues[0].sla;
+		assert_int_equal(q->profile, CONFIG_PROFILE_PDD);
+		assert_int_equal(q->reply_ms, 60000);
+		assert_int_equal(q->escalate_ms, 300000);
+		/* q2: jd's values over the shop's, even over the shop's explicit reply */
+		q = &s->queues[1].sla;
+		assert_int_equal(q->profile, CONFIG_PROFILE_JD);
+		assert_int_equal(q->reply_ms, 30000);
+		assert_int_equal(q->rate_ms, 30000);
+		assert_int_equal(q->escalate_ms, 180000);
+		assert_hours(q, 9, 23);
+		/* q3: its own keys, the shop's for the rest */
+		q = &s->queues[2].sla;
+		assert_int_equal(q->profile, CONFIG_PROFILE_PDD);
+		assert_int_equal(q->reply_ms, 100000);
+		assert_int_equal(q->escalate_ms, 300000);
+		assert_true(q->warn_at > 0.89 && q->warn_at < 0.91);
+		assert_hours(q, 8, 23);
+		/* q4: the shorthand keys */
+		q = &s->queues[3].sla;
+		assert_int_equal(q->nhours, 1);
+		assert_int_equal(q->hours[0].from_min, 600);
+		assert_int_equal(q->hours[0].to_min, 660);
+		assert_int_equal(q->utc_offset_min, 0);
+		assert_int_equal(q->reply_ms, 60000);
+
+		/* d: custom is the defaults of the keys a profile sets: always in service */
+		assert_non_null(s = config_shop_find(c, "d"));
+		assert_int_equal(s->sla.profile, CONFIG_PROFILE_CUSTOM);
+		assert_int_equal(s->sla.first_response_ms, 15000);
+		assert_int_equal(s->sla.reply_ms, 30000);
+		assert_int_equal(s->sla.nhours, 0);
+		assert_true(s->sla.warn_at > 0.49 && s->sla.warn_at < 0.51);
+
+		/* e: no hours at all, its own zone, the top level's profile */
+		assert_non_null(s = config_shop_find(c, "e"));
+		assert_int_equal(s->sla.profile, CONFIG_PROFILE_TAOBAO);
+		assert_int_equal(s->sla.nhours, 0);
+		assert_int_equal(s->sla.utc_offset_min, 0);
+		assert_int_equal(s->sla.cap_ms, 300000);
+		assert_int_equal(s->sla.reply_ms, 40000);
+
+		/* the lookups */
+		assert_ptr_equal(config_sla_for(c, "c", "q2"), &config_shop_find(c,
+		    "c")->queues[1].sla);
+		assert_ptr_equal(config_sla_for(c, "c", "nope"),
+		    &config_shop_find(c, "c")->sla);
+		assert_ptr_equal(config_sla_for(c, "c", ""), &config_shop_find(c,
+		    "c")->sla);
+		assert_ptr_equal(config_sla_for(c, "b", "q2"), &config_shop_find(c,
+		    "b")->sla);
+		assert_ptr_equal(config_sla_for(c, "zz", "q1"), &c->sla);
+		assert_ptr_equal(config_sla_for(c, "", "q1"), &c->sla);
+		assert_null(config_shop_find(c, "zz"));
+		assert_null(config_shop_find(c, ""));
+		config_free(c);
+	}
+
+	/* an override of the top level's profile reaches every shop that inherits */
+	{
+		char *ov2[] = { "sla.profile=pdd" };
+
+		c = load("shops: {a: , b: {profile: jd, sla: {hours: []}}}\n", ov2, 1,
+		    &errs, NULL);
+		assert_string_equal(sbuf_str(&errs), "");
+		assert_non_null(c);
+		assert_int_equal(config_shop_find(c, "a")->sla.reply_ms, 180000);
+		assert_int_equal(config_shop_find(c, "a")->sla.profile,
+		    CONFIG_PROFILE_PDD);
+		assert_int_equal(config_shop_find(c, "b")->sla.reply_ms, 30000);
+		assert_int_equal(config_shop_find(c, "b")->sla.nhours, 0);
+		config_free(c);
+	}
+
+	/* no shops: the lookups give the top level's */
+	c = load("", NULL, 0, &errs, NULL);
+	assert_non_null(c);
+	assert_int_equal(c->nshops, 0);
+	assert_null(c->shops);
+	assert_int_equal(c->shops_refuse, 0);
+	assert_null(c->shop_id_name);
+	assert_null(c->queue_id_name);
+	assert_null(c->protocol.shop);
+	assert_null(c->protocol.queue);
+	assert_ptr_equal(config_sla_for(c, "a", "b"), &c->sla);
+	config_free(c);
+	c = load("shops:\n", NULL, 0, &errs, NULL);
+	assert_non_null(c);
+	assert_int_equal(c->nshops, 0);
+	config_free(c);
+	assert_string_equal(sbuf_str(&errs), "");
+	sbuf_free(&errs);
+}
+
+/* The keys that say where a turn's shop and queue come from. */
+static void
+test_shop_sources(void **state)
+{
+	struct config	*c;
+	struct sbuf	 errs;
+	const char	*path;
+
+	(void)state;
+	sbuf_init(&errs);
+	c = load("protocol: {shop: /meta/shop, queue: /queue}\n"
+	    "shop_id: query:shop\nqueue_id: header:X-Queue\n"
+	    "shops_unknown: refuse\n", NULL, 0, &errs, NULL);
+	assert_string_equal(sbuf_str(&errs), "");
+	assert_non_null(c);
+	assert_string_equal(c->protocol.shop, "/meta/shop");
+	assert_string_equal(c->protocol.queue, "/queue");
+	assert_int_equal(c->shop_id_from, CONFIG_AGENT_ID_QUERY);
+	assert_string_equal(c->shop_id_name, "shop");
+	assert_int_equal(c->queue_id_from, CONFIG_AGENT_ID_HEADER);
+	assert_string_equal(c->queue_id_name, "X-Queue");
+	assert_int_equal(c->shops_refuse, 1);
+	config_free(c);
+
+	/* a claim of the agent's verified token; "" turns a source off */
+	{
+		char *ov[] = { "queue_id=''", "shops_unknown=default" };
+
+		c = load("agent_id: jwt:query:token\nauth: {jwt_key: k}\n"
+		    "shop_id: claim:shop\nqueue_id: claim:q\nshops_unknown: refuse\n",
+		    ov, 2, &errs, NULL);
+		assert_string_equal(sbuf_str(&errs), "");
+		assert_non_null(c);
+		assert_int_equal(c->shop_id_from, CONFIG_ID_CLAIM);
+		assert_string_equal(c->shop_id_name, "shop");
+		assert_null(c->queue_id_name);
+		assert_int_equal(c->shops_refuse, 0);
+		config_free(c);
+	}
+
+	c = load("shop_id: claim:shop\n"
+	    "queue_id: cookie:q\n"
+	    "shops_unknown: ignore\n"
+	    "protocol:\n  shop: shop\n"
+	    "agent_id: claim:x\n", NULL, 0, &errs, &path);
+	assert_null(c);
+	assert_errs(&errs, path,
+	    "@:2: queue_id: bad id source 'cookie:q': want query:NAME, header:NAME "
+	    "or claim:NAME\n"
+	    "@:3: shops_unknown: bad choice 'ignore': want default or refuse\n"
+	    "@:5: protocol.shop: bad JSON pointer 'shop': must start with '/'\n"
+	    "@:6: agent_id: bad agent id source 'claim:x': want query:NAME, "
+	    "header:NAME, jwt:query:NAME or jwt:header:NAME\n"
+	    "@:1: shop_id: claim:NAME needs a jwt: agent_id (the claim is read from "
+	    "the agent's verified token)\n", "shop sources");
+	sbuf_reset(&errs);
+	{
+		char *ov[] = { "queue_id=claim:q", "shop_id=claim:" };
+
+		c = load("", ov, 2, &errs, &path);
+		assert_null(c);
+		assert_errs(&errs, path,
+		    "-o shop_id=claim:: shop_id: bad id source 'claim:': NAME is empty\n"
+		    "-o queue_id=claim:q: queue_id: claim:NAME needs a jwt: agent_id "
+		    "(the claim is read from the agent's verified token)\n",
+		    "claim override");
+	}
+	sbuf_free(&errs);
+}
+
+/* Every error in a shop or a queue, at its line, named by its path. */
+static void
+test_shops_errors(void **state)
+{
+	struct config	*c;
+	struct sbuf	 errs;
+	const char	*path;
+	char		*ov[] = { "shops.tmall.sla.reply=5s", "shops={}",
+			    "shops_x=1" };
+
+	(void)state;
+	sbuf_init(&errs);
+	c = load("shops:\n"					/* 1 */
+	    "  tmall:\n"
+	    "    profile: tmall\n"
+	    "    hours: [08:00-23:00]\n"
+	    "    sla:\n"					/* 5 */
+	    "      reply: 20x\n"
+	    "      hours: []\n"
+	    "      colour: red\n"
+	    "      timezone: Mars/Olympus\n"
+	    "    sla: {}\n"					/* 10 */
+	    "    name: ''\n"
+	    "    rules: {a: b}\n"
+	    "    rules_off: [ok.id, 'a b', [x]]\n"
+	    "    colour: red\n"
+	    "    queues:\n"					/* 15 */
+	    "      'bad id': {}\n"
+	    "      presale:\n"
+	    "        name: x\n"
+	    "        profile: jd\n"
+	    "        sla: {profile: pdd, warn_at: 2}\n"	/* 20 */
+	    "      presale: {}\n"
+	    "  jd: [1]\n"
+	    "  'a/b': {}\n"
+	    "  ? [k]\n"
+	    "  : {}\n"					/* 25 */
+	    "  tmall: {}\n"
+	    "  pdd:\n"
+	    "    sla: {escalate: 20s}\n"
+	    "    queues:\n"
+	    "      slow: {sla: {reply: 1h}}\n"		/* 30 */
+	    "      ok: {profile: taobao}\n"
+	    "      inh: {hours: []}\n"
+	    "  p2:\n"
+	    "    queues: [a]\n"
+	    "    sla: 5\n", ov, 3, &errs, &path);		/* 35 */
+	assert_null(c);
+	assert_errs(&errs, path,
+	    "@:3: shops.tmall: profile: unknown profile 'tmall': want taobao, jd, "
+	    "pdd or custom\n"
+	    "@:6: shops.tmall: sla.reply: bad duration '20x': unknown unit (use ms, "
+	    "s, m or h)\n"
+	    "@:7: shops.tmall: duplicate key 'sla.hours' (set at line 4 too)\n"
+	    "@:8: shops.tmall: unknown key 'sla.colour'\n"
+	    "@:9: shops.tmall: sla.timezone: bad time zone 'Mars/Olympus': want UTC, "
+	    "an offset like +08:00, or a China zone name (Asia/Shanghai)\n"
+	    "@:10: shops.tmall: duplicate key 'sla'\n"
+	    "@:11: shops.tmall: name: expected a non-empty string\n"
+	    "@:12: shops.tmall: rules: expected a list of strings, got a mapping\n"
+	    "@:13: shops.tmall: rules_off: 'a b' contains a space or control "
+	    "character\n"
+	    "@:13: shops.tmall: rules_off[2]: expected a string, got a list\n"
+	    "@:14: shops.tmall: unknown key 'colour' (want name, profile, hours, "
+	    "timezone, sla, rules, rules_off or queues)\n"
+	    "@:16: shops.tmall.queues: bad id 'bad id': want 1 to 64 letters, "
+	    "digits, '.', '_' or '-'\n"
+	    "@:18: shops.tmall.queues.presale: unknown key 'name' (want profile, "
+	    "hours, timezone or sla)\n"
+	    "@:20: shops.tmall.queues.presale: duplicate key 'sla.profile' (set at "
+	    "line 19 too)\n"
+	    "@:20: shops.tmall.queues.presale: sla.warn_at: '2' must be greater "
+	    "than 0 and less than 1\n"
+	    "@:21: shops.tmall.queues: duplicate key 'presale'\n"
+	    "@:22: shops.jd: expected a mapping, got a list\n"
+	    "@:23: shops: bad id 'a/b': want 1 to 64 letters, digits, '.', '_' or "
+	    "'-'\n"
+	    "@:24: shops: bad id (not a scalar): want 1 to 64 letters, digits, '.', "
+	    "'_' or '-'\n"
+	    "@:26: shops: duplicate key 'tmall'\n"
+	    "@:34: shops.p2.queues: expected a mapping, got a list\n"
+	    "@:35: shops.p2: sla: expected a mapping, got a scalar\n"
+	    "-o shops.tmall.sla.reply=5s: set shops in the file\n"
+	    "-o shops={}: set shops in the file\n"
+	    "-o shops_x=1: unknown key 'shops_x'\n"
+	    "@:27: shops.pdd: sla.escalate (20s) must be greater than sla.reply "
+	    "(30s)\n"
+	    "@:30: shops.pdd.queues.slow: sla.escalate (20s) must be greater than "
+	    "sla.reply (1h)\n"
+	    "@:32: shops.pdd.queues.inh: sla.escalate (20s) must be greater than "
+	    "sla.reply (30s)\n", "shops errors");
+
+	/* a queue's first_response too, and a top level that is wrong says it alone */
+	sbuf_reset(&errs);
+	c = load("shops:\n  a:\n    queues:\n      q: {sla: {first_response: 5m}}\n"
+	    "  b: {sla: {escalate: 20s}}\n"
+	    "sla: {reply: 1x}\n", NULL, 0, &errs, &path);
+	assert_null(c);
+	assert_errs(&errs, path,
+	    "@:6: sla.reply: bad duration '1x': unknown unit (use ms, s, m or h)\n",
+	    "top level bad");
+	sbuf_reset(&errs);
+	c = load("shops:\n  a:\n    queues:\n      q: {sla: {first_response: 5m}}\n"
+	    "shops: 7\n", NULL, 0, &errs, &path);
+	assert_null(c);
+	assert_errs(&errs, path,
+	    "@:5: duplicate key 'shops'\n"
+	    "@:5: shops: expected a mapping of shop ids, got a scalar\n",
+	    "shops twice");
+	sbuf_reset(&errs);
+	c = load("shops:\n  a:\n    queues:\n      q: {sla: {first_response: 5m}}\n",
+	    NULL, 0, &errs, &path);
+	assert_null(c);
+	assert_errs(&errs, path,
+	    "@:4: shops.a.queues.q: sla.escalate (3m) must be greater than "
+	    "sla.first_response (5m)\n", "first_response");
+	sbuf_free(&errs);
+}
+
+/* At most 1000 shops and 64 queues a shop; ids up to 64 characters. */
+static void
+test_shops_limits(void **state)
+{
+	struct sbuf	 text, errs;
+	struct config	*c;
+	const char	*path;
+	char		 want[256];
+	size_t		 i;
+
+	(void)state;
+	sbuf_init(&text);
+	sbuf_init(&errs);
+	sbuf_printf(&text, "shops:\n  s0:\n    queues:\n");
+	for (i = 0; i < 65; i++)
+		sbuf_printf(&text, "      q%zu:\n", i);
+	for (i = 1; i < 1001; i++)
+		sbuf_printf(&text, "  s%zu: {}\n", i);
+	sbuf_printf(&text, "  %s: {}\n", "0123456789012345678901234567890123456789"
+	    "012345678901234567890123");			/* 64: fine */
+	c = load(sbuf_str(&text), NULL, 0, &errs, &path);
+	assert_null(c);
+	snprintf(want, sizeof(want), "@:%d: shops.s0.queues: at most 64 queues in "
+	    "a shop\n@:%d: shops: at most 1000 shops\n", 4 + 64, 3 + 65 + 1000);
+	assert_errs(&errs, path, want, "limits");
+	sbuf_reset(&text);
+	sbuf_reset(&errs);
+	sbuf_printf(&text, "shops:\n  %s: {}\n  %s: {}\n",
+	    "0123456789012345678901234567890123456789012345678901234567890123",
+	    "0123456789012345678901234567890123456789012345678901234567890123x");
+	c = load(sbuf_str(&text), NULL, 0, &errs, &path);
+	assert_null(c);
+	assert_errs(&errs, path, "@:3: shops: bad id '0123456789012345678901234567"
+	    "89012345678901234567890123456789...': want 1 to 64 letters, digits, "
+	    "'.', '_' or '-'\n", "long id");
+	sbuf_free(&text);
+	sbuf_free(&errs);
+}
+
 int
 main(void)
 {
@@ -1564,6 +2001,10 @@ main(void)
 		cmocka_unit_test(test_alloc_failures),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_notify_routes),
+		cmocka_unit_test(test_shops_inherit),
+		cmocka_unit_test(test_shop_sources),
+		cmocka_unit_test(test_shops_errors),
+		cmocka_unit_test(test_shops_limits),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_addr),
 		cmocka_unit_test(test_parse_ws_url),

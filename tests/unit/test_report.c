@@ -53,16 +53,17 @@ charge(struct sla *s, struct report *r, const struct round *v, size_t n)
 	for (i = 0; i < n; i++) {
 		int64_t at = v[i].opened + (v[i].ms < 0 ? 30 * MIN : v[i].ms);
 
-		sla_charge_round(s, v[i].agent, NULL, NULL, v[i].ms >= 0, v[i].opened, at, v[i].first);
-		if (r == NULL)
-			continue;
 		w.agent = v[i].agent;
 		w.conversation = v[i].conv;
 		w.conversation_len = strlen(v[i].conv);
+		w.answered = v[i].ms >= 0;
 		w.opened = v[i].opened;
 		w.at = at;
+		w.first = v[i].first;
+		sla_charge_round(s, &w);
+		if (r == NULL)
+			continue;
 		w.waited_ms = (uint64_t)(at - v[i].opened);
-		w.answered = v[i].ms >= 0;
 		assert_int_equal(report_add_wait(r, &w), 0);
 	}
 }

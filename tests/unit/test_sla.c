@@ -1640,6 +1640,7 @@ test_sums_merge(void **state)
 	m.first_rounds = a.sums.first_rounds + b.sums.first_rounds;
 	m.first_sum_ms = a.sums.first_sum_ms + b.sums.first_sum_ms;
 	m.within_rate = a.sums.within_rate + b.sums.within_rate;
+	m.rate_base = a.sums.rate_base + b.sums.rate_base;
 	m.breaches = a.sums.breaches + b.sums.breaches;
 	assert_int_equal(a.sums.nhist, NELEM(hist));
 	for (i = 0; i < NELEM(hist); i++)
@@ -1784,7 +1785,9 @@ test_state_put_and_charging(void **state)
 	assert_int_equal(sla_conv_wait(b, c, T0 + 200 * SEC), 200 * SEC);
 	REPLY(b, "c-1", "alice", T0 + 201 * SEC);
 	assert_int_equal(fig(b, "alice").rounds, 0);	/* charging is off */
-	sla_charge_round(b, "alice", NULL, NULL, 1, T0, T0 + 201 * SEC, 1);
+	sla_charge_round(b, &(struct sla_round){ .agent = "alice",
+	    .conversation = "c-1", .conversation_len = 3, .opened = T0,
+	    .at = T0 + 201 * SEC, .answered = 1, .first = 1 });
 	sla_charge_event(b, "alice", NULL, NULL, SLA_ESCALATE, st.due[SLA_ESCALATE]);
 	sla_charge_event(b, "alice", NULL, NULL, SLA_WARN, T0);	/* never charged */
 	f = fig(b, "alice");
@@ -1828,8 +1831,7 @@ on_round(const struct sla_round *r, void *arg)
 	snprintf(rr->agent[rr->n], sizeof(rr->agent[0]), "%s", r->agent);
 	snprintf(rr->conv[rr->n], sizeof(rr->conv[0]), "%.*s",
 	    (int)r->conversation_len, r->conversation);
-	sla_charge_round(rr->charged, r->agent, NULL, NULL, r->answered, r->opened, r->at,
-	    r->first);
+	sla_charge_round(rr->charged, r);
 	rr->n++;
 }
 
@@ -2136,6 +2138,75 @@ test_shops_day_and_limit(void **state)
 	sla_free(s);
 }
 
+/*
+ * The platforms' rates: every round (Taobao), the first question only
+ * (JD), each buyer's day within only when all its rounds were
+ * (Pinduoduo), counted for the agent of the day's first round.
+ */
+static void
+test_rate_scopes(void **state)
+{
+	struct sla_config	 def, jd, pdd;
+	struct sla_policy	 pol[2];
+	struct sla		*s;
+	struct sla_figures	 f;
+
+	(void)state;
+	base_cfg(&def);
+	def.rate_ms = 30 * SEC;
+	jd = pdd = def;
+	jd.rate_scope = SLA_RATE_FIRST;
+	pdd.rate_scope = SLA_RATE_BUYER_DAY;
+	pol[0] = (struct sla_policy){ "jd", "", jd };
+	pol[1] = (struct sla_policy){ "pdd", "", pdd };
+	s = new_sla(&def);
+	assert_int_equal(sla_set_policies(s, pol, 2), 0);
+	/* each shop: a conversation answered in 10 s then 40 s, one in 40 s then 10 s */
+	static const char *const shops[] = { "", "jd", "pdd" };
+	for (size_t k = 0; k < 3; k++) {
+		char	a[16], b[16];
+
+		snprintf(a, sizeof(a), "%s-a", shops[k]);
+		snprintf(b, sizeof(b), "%s-b", shops[k]);
+		shop_turn(s, a, "amy", shops[k], "", 1, T0);
+		shop_turn(s, a, "amy", shops[k], "", 0, T0 + 10 * SEC);
+		shop_turn(s, a, "amy", shops[k], "", 1, T0 + MIN);
+		shop_turn(s, a, "amy", shops[k], "", 0, T0 + MIN + 40 * SEC);
+		shop_turn(s, b, "amy", shops[k], "", 1, T0);
+		shop_turn(s, b, "amy", shops[k], "", 0, T0 + 40 * SEC);
+		shop_turn(s, b, "amy", shops[k], "", 1, T0 + MIN);
+		shop_turn(s, b, "bob", shops[k], "", 0, T0 + MIN + 10 * SEC);
+	}
+	f = shop_fig(s, "", "", "amy");
+	assert_int_equal(f.rate_base, 3);		/* every round */
+	assert_int_equal(f.within_rate, 1);
+	f = shop_fig(s, "jd", "", "amy");
+	assert_int_equal(f.rate_base, 2);		/* the first questions */
+	assert_int_equal(f.within_rate, 1);
+	assert_true(f.rate == 0.5);
+	f = shop_fig(s, "pdd", "", "amy");
+	assert_int_equal(f.rounds, 3);
+	assert_int_equal(f.rate_base, 2);		/* two buyers today, both amy's first */
+	assert_int_equal(f.within_rate, 0);		/* each had a slow round */
+	f = shop_fig(s, "pdd", "", "bob");
+	assert_int_equal(f.rounds, 1);
+	assert_int_equal(f.rate_base, 0);		/* bob had no buyer's first round */
+	/* the next day is a new day for the same buyer */
+	shop_turn(s, "pdd-a", "bob", "pdd", "", 1, T0 + DAY);
+	shop_turn(s, "pdd-a", "bob", "pdd", "", 0, T0 + DAY + 5 * SEC);
+	f = shop_fig(s, "pdd", "", "bob");
+	assert_int_equal(f.rate_base, 1);
+	assert_int_equal(f.within_rate, 1);
+	/* a round of a day already let go changes nothing */
+	sla_charge_round(s, &(struct sla_round){ .agent = "bob", .shop = "pdd",
+	    .queue = "", .conversation = "pdd-z", .conversation_len = 5,
+	    .opened = T0 - 2 * DAY, .at = T0 - 2 * DAY + SEC, .answered = 1 });
+	f = shop_fig(s, "pdd", "", "bob");
+	assert_int_equal(f.rate_base, 1);
+	assert_int_equal(f.rounds, 3);
+	sla_free(s);
+}
+
 int
 main(void)
 {
@@ -2173,6 +2244,7 @@ main(void)
 		cmocka_unit_test_setup(test_shops, reset),
 		cmocka_unit_test_setup(test_shops_reload, reset),
 		cmocka_unit_test_setup(test_shops_day_and_limit, reset),
+		cmocka_unit_test_setup(test_rate_scopes, reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
