@@ -69,7 +69,11 @@ def test_figures_and_waiting_split_by_shop(dashboard, daemon, backend, redis_ser
     b = backend(script="customer.py")
     args = ["-o", "redis.snapshot=200ms"]
     one = daemon(b.port, extra=SHOPS, redis=r.url(), args=args, name="one")
-    dash = dashboard(r.url(), extra=SHOPS)
+    users = tmp_path / "users"
+    passwd(users, ["boss"], "boss-pw")
+    passwd(users, ["--shops", "jd", "jdview"], "jd-pw")
+    dash = dashboard(r.url(), extra=f"  users: {users}\n" + SHOPS)
+    boss, jd = login(dash, "boss", "boss-pw"), login(dash, "jdview", "jd-pw")
 
     def script(name, convs):
         p = tmp_path / f"{name}.json"
@@ -95,7 +99,7 @@ def test_figures_and_waiting_split_by_shop(dashboard, daemon, backend, redis_ser
                 await answer(f"/script?file={script('tm', ['t-1', 't-2', 't-3'])}"
                              "&agent=gail&shop=tm&queue=presale", 2, leave=1),
                 await answer(f"/script?file={script('jd', ['j-1'])}&agent=gail&shop=jd", 1)]
-        async with dash.feed() as feed:
+        async with dash.feed(extra_headers={"Cookie": f"chatmon_session={boss}"}) as feed:
             p = Page(feed)
             hello = await p.next("hello")
             assert {"id": "tm", "name": "天猫旗舰店", "queues": ["presale"]} in hello["shops"]
@@ -125,6 +129,15 @@ def test_figures_and_waiting_split_by_shop(dashboard, daemon, backend, redis_ser
             (t3,) = w["rounds"]
             assert t3["conversation"] == "t-3" and t3["shop"] == "tm", w
             assert t3["queue"] == "presale" and t3["threshold_ms"] == 10000, w
+        # a login of jd: its row only, and nobody of its shop waits
+        async with dash.feed(extra_headers={"Cookie": f"chatmon_session={jd}"}) as feed:
+            p = Page(feed)
+            assert [s["id"] for s in (await p.next("hello"))["shops"]] == ["jd"]
+            ag = await p.next("agents")
+            assert [(x.get("shop"), x["agent"], x["rounds"]) for x in ag["agents"]] == \
+                [("jd", "gail", 1)], ag
+            w = await p.next("waiting")
+            assert w["rounds"] == [] and w["total"] == 0, w
         for ws in held:
             await ws.close()
     run(main())
