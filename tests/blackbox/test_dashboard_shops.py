@@ -263,3 +263,53 @@ def test_a_login_of_one_shop(dashboard, redis_server, tmp_path):
     assert sorted(s["id"] for s in hello["shops"]) == ["jd", "tm"]
     assert shops == [None, "tm", "tm", "jd"], shops
     assert sorted(h["alerts"]) == sorted([tm_id, jd_id]), h
+
+
+def test_page_shop_filters(browser, redis_server, dashboard):
+    """The page in Chromium: the shop and queue selects (the configured shops
+    by name), the shop on the alert rows, the filter over the alerts and the
+    agents, the agents table grouped by shop and queue."""
+    from test_dashboard_page import Select, ids, js, open_page, rows, until
+    r = redis_server()
+    c = r.client()
+    for n, shop, queue in ((1, None, None), (2, "tm", None), (3, "tm", "presale"), (4, "jd", None)):
+        a = shop_alert(n, shop, queue)
+        a["id"] = f"t-{n:05d}"
+        xadd(c, a)
+    # rounds as chatmond logs them: one of no shop, two of tm's presale
+    now = int(time.time() * 1000)
+    for conv, sh, qu in (("c-1", None, None), ("c-3", "tm", "presale"), ("c-5", "tm", "presale")):
+        f = {"k": "a", "ag": "gail", "o": now - 5000, "at": now - 1000, "f": 1}
+        if sh:
+            f.update(sh=sh, qu=qu)
+        c.xadd("chatmon:sla:{0}:log", f)
+    dash = dashboard(r.url(), extra="  token: tok-2\n" + SHOPS)
+    drv = browser
+    open_page(drv, dash.url + "/?token=tok-2&lang=en")
+    until(drv, lambda d: len(ids(d)) == 4, "the four alerts")
+    assert js(drv, "return document.getElementById('shop-pick').hidden") is False
+    shop = Select(drv.find_element("id", "f-shop"))
+    labels = {o.get_attribute("value"): o.text for o in shop.options}
+    assert labels["tm"] == "天猫旗舰店 (tm)" and labels["jd"] == "jd", labels
+    by_id = {x["id"]: x for x in rows(drv, "#alerts .alert")}
+    assert by_id["t-00003"]["shop"] == "tm" and by_id["t-00003"]["queue"] == "presale"
+    assert "天猫旗舰店 (tm) · presale" in by_id["t-00003"]["text"]
+    # gail's rounds, alice's hits: a row for each (shop, queue, agent), grouped
+    until(drv, lambda d: len(rows(d, "#agents .agent")) == 6, "the agents' rows")
+    groups = rows(drv, "#agents .shop-group")
+    assert [(g["shop"], g["queue"]) for g in groups] == [
+        ("", ""), ("jd", ""), ("tm", ""), ("tm", "presale")], groups
+    assert [(x["agent"], x.get("shop"), x.get("queue")) for x in rows(drv, "#agents .agent")
+            if x["agent"] == "gail"] == [("gail", None, None), ("gail", "tm", "presale")]
+    shop.select_by_value("tm")
+    until(drv, lambda d: sorted(ids(d)) == ["t-00002", "t-00003"], "tm's alerts")
+    assert {x["shop"] for x in rows(drv, "#agents .agent")} == {"tm"}
+    queue = Select(drv.find_element("id", "f-queue"))
+    assert [o.get_attribute("value") for o in queue.options] == ["", "presale"]
+    queue.select_by_value("presale")
+    until(drv, lambda d: ids(d) == ["t-00003"], "tm's presale alert")
+    shop.select_by_value(" ")
+    until(drv, lambda d: ids(d) == ["t-00001"], "the alert of no shop")
+    assert [x.get("shop") for x in rows(drv, "#agents .agent")] == [None, None]
+    shop.select_by_value("")
+    until(drv, lambda d: len(ids(d)) == 4, "all again")
