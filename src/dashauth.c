@@ -413,9 +413,11 @@ dashauth_sid_scope(struct dashauth *a, const char *sid)
 	const char	*user;
 
 	/* the token's wallboard and an open dashboard see every shop */
-	if (a->path == NULL || sid[0] == '\0' ||
-	    (user = dashauth_session(a, sid, 0, &r)) == NULL)
+	if (a->path == NULL || sid[0] == '\0')
 		return NULL;
+	/* a login that ended sees nothing until its feed is closed, not everything */
+	if ((user = dashauth_session(a, sid, 0, &r)) == NULL)
+		return DASHAUTH_SCOPE_NONE;
 	return users_shops(a->users, user);
 }
 

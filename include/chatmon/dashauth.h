@@ -46,7 +46,12 @@ int		 dashauth_require(struct dashauth *, struct lws *wsi,
  * NULL when it sees every shop (no shops listed, logins off, no user).
  */
 const char	*dashauth_scope(const struct dashauth *, const char *user);
-/* The same of the live session sid ("": the token or an open feed, NULL). */
+/*
+ * The same of the session sid ("": the token or an open feed, NULL); a
+ * session that is no longer live gets DASHAUTH_SCOPE_NONE, a scope no
+ * shop is in (users_scope_has), until its feed is closed.
+ */
+#define DASHAUTH_SCOPE_NONE	","
 const char	*dashauth_sid_scope(struct dashauth *, const char *sid);
 
 /*

@@ -152,6 +152,10 @@ test_shops(void **state)
 	assert_false(users_scope_has("tm,jd.hk", "tm,jd.hk"));
 	assert_false(users_scope_has("tm", ""));
 	assert_false(users_scope_has("tm", NULL));
+	/* dashauth's scope of an ended login: nothing */
+	assert_false(users_scope_has(",", "tm"));
+	assert_false(users_scope_has(",", ""));
+	assert_false(users_scope_has(",", NULL));
 
 	assert_true(users_shops_ok("a"));
 	assert_true(users_shops_ok("A-z.0_9,b"));
