@@ -446,7 +446,8 @@ const state = {
 const conv = { id: '', agent: '', data: null, seq: 0, loading: false, error: '', wait: null, refresh: 0, turnsSig: '' };
 
 // Who is logged in (GET /api/login); logins: whether the dashboard has any.
-const auth = { logins: false, user: '', role: '', locked: false };
+// shops: the login's (GET /api/login), null every shop: the server keeps it to them
+const auth = { logins: false, user: '', role: '', locked: false, shops: null };
 
 const feed = {
   ws: null,
@@ -1594,7 +1595,9 @@ function renderFilterOptions() {
 
   dom.shopPick.hidden = state.shops.size === 0;
   const ids = [...state.shops.keys()].sort((x, y) => x.localeCompare(y));
-  dom.shop.replaceChildren(option('', t('filter.allShops')), option(NO_SHOP, t('filter.noShop')),
+  // a login of some shops is shown nothing without a shop: no such choice
+  dom.shop.replaceChildren(option('', t('filter.allShops')),
+    ...(auth.shops ? [] : [option(NO_SHOP, t('filter.noShop'))]),
     ...ids.map((id) => option(id, shopLabel(id))));
   dom.shop.value = state.filter.shop;
   // the queues of the shop picked, or of them all
@@ -2170,6 +2173,7 @@ function showLogin() {
   auth.locked = true;
   auth.user = '';
   auth.role = '';
+  auth.shops = null;
   if (feed.ws) {
     const ws = feed.ws;
     feed.ws = null;
@@ -2237,6 +2241,8 @@ async function checkLogin(again) {
       const role = auth.role;
       auth.user = String(me.user);
       auth.role = String(me.role || '');
+      auth.shops = Array.isArray(me.shops) ? me.shops.map(String) : null;
+      state.filterOptionsStale = true;
       renderWho();
       if (again && role !== auth.role) {
         // a new role: the buttons come or go
@@ -2272,6 +2278,8 @@ async function submitLogin(ev) {
       const me = await r.json();
       auth.user = String(me.user);
       auth.role = String(me.role || '');
+      auth.shops = Array.isArray(me.shops) ? me.shops.map(String) : null;
+      state.filterOptionsStale = true;
       feed.failures = 0;
       feed.everOpened = false;
       feed.retryMs = RETRY_FIRST_MS;
