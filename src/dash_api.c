@@ -63,6 +63,9 @@ struct dash_req {
 	int			 post, too_big;
 	char			*arg;		/* the ID or AGENT of the route */
 	char			 who[USERS_NAME_MAX + 16];
+	/* the login's shops (a copy: the users file may be read again meanwhile) */
+	char			 scopebuf[USERS_SHOPS_MAX];
+	const char		*scope;		/* scopebuf, or NULL: every shop */
 	char			 body[DASH_API_BODY_MAX];
 	size_t			 len;
 	/* Redis replies still to come, and whether one failed */
@@ -283,8 +286,27 @@ dash_api_in_state(const json_t *h, const char *state)
 	return h != NULL && dash_api_is(h, "state", state);
 }
 
+/*
+ * Whether alert a is of the login's scope and of shop and queue (NULL:
+ * any; "": none, the alerts without one).
+ */
+static int
+dash_api_seen(const struct dash_req *q, const json_t *a, const char *shop,
+    const char *queue)
+{
+	const char	*sh = json_string_value(json_object_get(a, "shop"));
+	const char	*qu = json_string_value(json_object_get(a, "queue"));
+
+	if (!users_scope_has(q->scope, sh))
+		return 0;
+	if (shop != NULL && strcmp(shop, sh != NULL ? sh : "") != 0)
+		return 0;
+	return queue == NULL || strcmp(queue, qu != NULL ? qu : "") == 0;
+}
+
 static int	dash_api_day_alerts(struct dash_req *, const char *, size_t,
-		    const char *, const char *, const char *, const char *);
+		    const char *, const char *, const char *, const char *,
+		    const char *, const char *);
 
 static int
 dash_api_alerts(struct dash_req *q)
@@ -297,8 +319,10 @@ dash_api_alerts(struct dash_req *q)
 	char		 sincebuf[DASH_API_ARG], statebuf[DASH_API_ARG];
 	char		 sevbuf[DASH_API_ARG], agentbuf[DASH_API_ARG];
 	char		 convbuf[DASH_API_ARG], limbuf[DASH_API_ARG];
-	char		 daybuf[DASH_API_ARG];
+	char		 daybuf[DASH_API_ARG], shopbuf[DASH_API_ARG];
+	char		 queuebuf[DASH_API_ARG];
 	const char	*since, *state, *sev, *agent, *conv, *lim, *day;
+	const char	*shop, *queue;
 	const char	*sid, *id, *json, *last;
 	json_t		*list, *a, *item;
 	size_t		 k, n, len, limit = DASH_API_LIMIT;
@@ -311,6 +335,9 @@ dash_api_alerts(struct dash_req *q)
 	sev = dash_api_arg(q, "severity=", sevbuf, sizeof(sevbuf));
 	agent = dash_api_arg(q, "agent=", agentbuf, sizeof(agentbuf));
 	conv = dash_api_arg(q, "conversation=", convbuf, sizeof(convbuf));
+	/* a filter within the login's scope, never beyond it (dash_api_seen) */
+	shop = dash_api_arg(q, "shop=", shopbuf, sizeof(shopbuf));
+	queue = dash_api_arg(q, "queue=", queuebuf, sizeof(queuebuf));
 	if ((lim = dash_api_arg(q, "limit=", limbuf, sizeof(limbuf))) != NULL) {
 		limit = strtoul(lim, &end, 10);
 		if (*lim == '\0' || *end != '\0' || limit == 0 ||
@@ -330,7 +357,8 @@ dash_api_alerts(struct dash_req *q)
 		since = NULL;
 	if ((day = dash_api_arg(q, "day=", daybuf, sizeof(daybuf))) != NULL &&
 	    day[0] != '\0')
-		return dash_api_day_alerts(q, day, limit, state, sev, agent, conv);
+		return dash_api_day_alerts(q, day, limit, state, sev, agent, conv,
+		    shop, queue);
 	if ((list = json_array()) == NULL)
 		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
 	/*
@@ -351,7 +379,8 @@ dash_api_alerts(struct dash_req *q)
 		    (a = json_loadb(json, len, JSON_ALLOW_NUL, NULL)) == NULL)
 			continue;
 		if (!dash_api_is(a, "severity", sev) || !dash_api_is(a, "agent",
-		    agent) || !dash_api_is(a, "conversation", conv)) {
+		    agent) || !dash_api_is(a, "conversation", conv) ||
+		    !dash_api_seen(q, a, shop, queue)) {
 			json_decref(a);
 			continue;
 		}
@@ -434,6 +463,15 @@ dash_api_handle(struct dash_req *q)
 		handling_req_clear(&hr);
 		return dash_api_error(q, HTTP_STATUS_NOT_FOUND, "no such alert "
 		    "(among those the dashboard holds)");
+	}
+	if (!users_scope_has(q->scope, json_string_value(json_object_get(alert,
+	    "shop")))) {
+		log_warnx("dash_api_handle: %s may not act on alert %s (another "
+		    "shop's)", q->who, q->arg);
+		json_decref(alert);
+		handling_req_clear(&hr);
+		return dash_api_error(q, HTTP_STATUS_FORBIDDEN,
+		    "that alert is of a shop your login does not see");
 	}
 	sbuf_init(&v);
 	sbuf_init(&a);
@@ -672,6 +710,9 @@ dash_api_conv(struct dash_req *q)
 {
 	struct dash	*d = q->d;
 
+	if (!dash_scope_conv(d, q->scope, q->arg))
+		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
+		    "is not known to be of a shop your login sees");
 	if (!rconn_up(d->wr))
 		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
 	if (rconn_command(d->wr, dash_api_on_conv, q, 0, "LRANGE %schatmon:hist:%s 0 -1",
@@ -728,6 +769,9 @@ dash_api_note(struct dash_req *q)
 	if (note_req_parse(q->body, q->len, &q->conv, &q->text, err,
 	    sizeof(err)) == -1)
 		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, err);
+	if (!dash_scope_conv(d, q->scope, q->conv))
+		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
+		    "is not known to be of a shop your login sees");
 	if (!rconn_up(d->wr))
 		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
 	note_id(id, q->now, randombytes_random());
@@ -930,7 +974,9 @@ dash_api_on_day_alerts(redisReply *r, void *priv)
 		    !dash_api_is(a, "severity", json_string_value(json_object_get(f,
 		    "severity"))) || !dash_api_is(a, "agent", json_string_value(
 		    json_object_get(f, "agent"))) || !dash_api_is(a, "conversation",
-		    json_string_value(json_object_get(f, "conversation")))) {
+		    json_string_value(json_object_get(f, "conversation"))) ||
+		    !dash_api_seen(q, a, json_string_value(json_object_get(f,
+		    "shop")), json_string_value(json_object_get(f, "queue")))) {
 			json_decref(a);
 			continue;
 		}
@@ -954,7 +1000,8 @@ dash_api_on_day_alerts(redisReply *r, void *priv)
  */
 static int
 dash_api_day_alerts(struct dash_req *q, const char *day, size_t limit,
-    const char *state, const char *sev, const char *agent, const char *conv)
+    const char *state, const char *sev, const char *agent, const char *conv,
+    const char *shop, const char *queue)
 {
 	struct dash	*d = q->d;
 	char		 start[32], end[32], count[16];
@@ -963,9 +1010,9 @@ dash_api_day_alerts(struct dash_req *q, const char *day, size_t limit,
 	if (report_parse_day(day, d->cfg->sla.utc_offset_min, &ds) == -1)
 		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
 		    "day: want a day as YYYY-MM-DD");
-	if ((q->doc = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?}", "day", day,
-	    "state", state, "severity", sev, "agent", agent, "conversation",
-	    conv)) == NULL)
+	if ((q->doc = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}",
+	    "day", day, "state", state, "severity", sev, "agent", agent,
+	    "conversation", conv, "shop", shop, "queue", queue)) == NULL)
 		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
 	if (!rconn_up(d->wr))
 		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
@@ -1028,6 +1075,11 @@ dash_api_allowed(struct dash_req *q)
 		    USERS_VIEWER, &user, NULL)) != 0)
 			return (unsigned)st;
 		snprintf(q->who, sizeof(q->who), "%s", user);
+		if (dashauth_scope(d->auth, user) != NULL) {
+			snprintf(q->scopebuf, sizeof(q->scopebuf), "%s",
+			    dashauth_scope(d->auth, user));
+			q->scope = q->scopebuf;
+		}
 		return 0;
 	}
 	snprintf(q->who, sizeof(q->who), "dashboard");
@@ -1080,6 +1132,10 @@ dash_api_run(struct dash_req *q)
 			    "want an agent id");
 		return dash_api_note(q);
 	case DR_REPORT:
+		/* the stored days are summed per agent, every shop together */
+		if (q->scope != NULL)
+			return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "the report "
+			    "is of every shop: a login of some shops may not read it");
 		return dash_api_report(q);
 	default:
 		return dash_api_error(q, HTTP_STATUS_NOT_FOUND, "no such route");

@@ -19,13 +19,49 @@ dash_feed_notify(struct dash *d)
 		lws_callback_on_writable_all_protocol(d->ctx, &dash_protocols[0]);
 }
 
+/*
+ * The configured shops the page's login sees, for its shop and queue
+ * filters: [{"id","name"?,"queues":[ids]}]; NULL on ENOMEM.
+ */
+static json_t *
+dash_hello_shops(struct dash *d, const char *scope)
+{
+	const struct config_shop	*sh;
+	json_t				*list, *o, *qs;
+	size_t				 i, k;
+
+	if ((list = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < d->cfg->nshops; i++) {
+		sh = &d->cfg->shops[i];
+		if (!users_scope_has(scope, sh->id))
+			continue;
+		if ((o = json_pack("{s:s, s:[]}", "id", sh->id, "queues")) == NULL ||
+		    (sh->name != NULL && json_object_set_new(o, "name",
+		    json_string(sh->name)) == -1) ||
+		    json_array_append_new(list, o) == -1)
+			goto err;
+		qs = json_object_get(o, "queues");
+		for (k = 0; k < sh->nqueues; k++)
+			if (json_array_append_new(qs, json_string(sh->queues[k].id)) == -1)
+				goto err;
+	}
+	return list;
+err:
+	json_decref(list);
+	return NULL;
+}
+
 static int
-dash_hello(struct dash *d, struct sbuf *out)
+dash_hello(struct dash *d, const char *scope, struct sbuf *out)
 {
 	const struct config_sla	*s = &d->cfg->sla;
+	json_t			*shops;
 
+	if ((shops = dash_hello_shops(d, scope)) == NULL)
+		return -1;
 	return jsonw_dump(out, json_pack("{s:s, s:i, s:I, s:s, s:i, "
-	    "s:{s:I, s:I, s:f, s:I, s:I, s:I}, s:I}",
+	    "s:{s:I, s:I, s:f, s:I, s:I, s:I}, s:I, s:o}",
 	    "type", "hello", "v", 1, "now", (json_int_t)util_wall_ms(),
 	    "day", d->day, "tz_offset_min", (int)s->utc_offset_min,
 	    "sla",
@@ -35,7 +71,8 @@ dash_hello(struct dash *d, struct sbuf *out)
 	    "escalate_ms", (json_int_t)s->escalate_ms,
 	    "rate_ms", (json_int_t)s->rate_ms,
 	    "cap_ms", (json_int_t)s->cap_ms,
-	    "history", (json_int_t)d->cfg->dashboard.history));
+	    "history", (json_int_t)d->cfg->dashboard.history,
+	    "shops", shops));
 }
 
 /*
@@ -53,9 +90,9 @@ dash_feed_alerts_due(const struct dash_client *c)
 	    (d->redis_up && c->status_v == d->status_v));
 }
 
-/* The handling reset: every alert the feed holds that has a value. */
+/* The handling reset: every alert the feed holds that has a value (and the page's login may see). */
 static int
-dash_feed_handling_reset(struct dash *d, struct sbuf *out)
+dash_feed_handling_reset(struct dash *d, const char *scope, struct sbuf *out)
 {
 	json_t		*all, *v;
 	const char	*sid, *id, *json;
@@ -64,7 +101,8 @@ dash_feed_handling_reset(struct dash *d, struct sbuf *out)
 	if ((all = json_object()) == NULL)
 		return -1;
 	for (i = 0; feed_at(d->feed, i, &sid, &id, &json, &len) == 0; i++)
-		if ((v = json_object_get(d->handling, id)) != NULL &&
+		if (users_scope_has(scope, feed_at_shop(d->feed, i, NULL)) &&
+		    (v = json_object_get(d->handling, id)) != NULL &&
 		    json_object_set(all, id, v) == -1) {
 			json_decref(all);
 			return -1;
@@ -107,7 +145,7 @@ dash_send(struct dash_client *c)
 	static const char	 pad[LWS_PRE];
 	struct dash		*d = c->d;
 	struct sbuf		*o = &d->out;
-	const char		*ev;
+	const char		*ev, *scope;
 	int			 rc;
 
 	if (c->ended) {
@@ -118,8 +156,10 @@ dash_send(struct dash_client *c)
 	sbuf_reset(o);
 	if (sbuf_append(o, pad, LWS_PRE) == -1)
 		return -1;
+	/* looked up each time: the users file may have changed the login's shops */
+	scope = dashauth_sid_scope(d->auth, c->sid);
 	if (!c->hello) {
-		rc = dash_hello(d, o);
+		rc = dash_hello(d, scope, o);
 		c->hello = 1;
 	} else if (c->status_v != d->status_v) {
 		rc = sbuf_printf(o, "{\"type\":\"status\",\"redis\":%s}",
@@ -127,20 +167,27 @@ dash_send(struct dash_client *c)
 		c->status_v = d->status_v;
 	} else if (c->handling_v != d->handling_v) {
 		/* after hello, and again when the hash was read whole */
-		rc = dash_feed_handling_reset(d, o);
+		rc = dash_feed_handling_reset(d, scope, o);
 		c->handling_v = d->handling_v;
 	} else if (dash_feed_alerts_due(c))
-		rc = feed_alerts_msg(d->feed, &c->pos, o);
+		rc = feed_alerts_msg(d->feed, &c->pos, scope, o);
 	else if (c->evpos != d->evnext) {
 		if ((ev = dash_feed_event(d, c)) == NULL)
 			return 0;
-		rc = sbuf_append(o, ev, strlen(ev));
+		if ((rc = dash_scope_event(d, scope, ev, o)) == 0) {
+			/* not the page's: on to what comes next */
+			if (dash_due(c))
+				lws_callback_on_writable(c->wsi);
+			return 0;
+		}
 	}
 	else if (c->waiting_v != d->waiting_v && d->waiting.len > 0) {
-		rc = sbuf_append(o, d->waiting.s, d->waiting.len);
+		rc = scope == NULL ? sbuf_append(o, d->waiting.s, d->waiting.len) :
+		    feed_scope_msg(d->waiting.s, d->waiting.len, scope, o);
 		c->waiting_v = d->waiting_v;
 	} else if (c->agents_v != d->agents_v && d->agents.len > 0) {
-		rc = sbuf_append(o, d->agents.s, d->agents.len);
+		rc = scope == NULL ? sbuf_append(o, d->agents.s, d->agents.len) :
+		    feed_scope_msg(d->agents.s, d->agents.len, scope, o);
 		c->agents_v = d->agents_v;
 	} else
 		return 0;

@@ -29,6 +29,7 @@
  *   dash_audit.c  the audit stream followed: alert handling and notes,
  *                 kept and pushed to the pages
  *   dash_api.c    the HTTP API under /api/ (logins stay in dashauth.c)
+ *   dash_scope.c  what a login of some shops may see (the feed and the API ask it)
  *
  * Redis connections. One reads the alert stream: the history first
  * (the last dashboard.history alerts, and the whole local day for the rule
@@ -88,7 +89,7 @@ enum dash_doc {
 
 /* convstore's buckets and fields (docs/operations.md, "Running many instances") */
 #define DASH_BUCKETS	CONVSTORE_BUCKETS
-#define DASH_NOPEN_F	6
+#define DASH_NOPEN_F	8
 
 /* An open round in Redis, while a poll reads it. */
 struct dash_open {
@@ -135,6 +136,8 @@ struct dash {
 	struct sbuf		 opendoc;	/* this poll's document of them */
 	/* the day's figures, summed from the rounds and events Redis logged */
 	struct sla		*figs;
+	struct sla_policy	*pol;		/* the shops' settings (strings: cfg's), figs has them */
+	size_t			 npol;
 	char			 log_id[DASH_BUCKETS][48];	/* read up to */
 	struct sbuf		 figsdoc;
 	/* what every page is sent */
@@ -204,6 +207,18 @@ void	dash_audit_clear(struct dash *);
 size_t	dash_api_pss_size(void);
 int	dash_api_cb(struct lws *, enum lws_callback_reasons, void *, void *,
 	    size_t);
+
+/* dash_scope.c: scope is a login's shops (dashauth_scope), NULL every shop */
+/* 1 when a login of scope may see alert id (one the feed holds; an unknown one: 0). */
+int	dash_scope_alert(struct dash *, const char *scope, const char *id);
+/* 1 when it may see conversation conv: what the dashboard holds of it names its shops only. */
+int	dash_scope_conv(struct dash *, const char *scope, const char *conv);
+/*
+ * A handling or note message of the events (ev) as a page of scope sees
+ * it, appended to out: 1 appended, 0 none of it is the page's, -1 ENOMEM.
+ */
+int	dash_scope_event(struct dash *, const char *scope, const char *ev,
+	    struct sbuf *out);
 
 /* dash_state.c */
 void	dash_state_on_conn(void *arg, int up, int lost);	/* rconn's state callback */

@@ -15,7 +15,7 @@
 #include "dash_int.h"
 
 static const char *const dash_open_fields[DASH_NOPEN_F] = { "op", "f", "x",
-    "m1", "a", "w" };
+    "m1", "a", "w", "sh", "qu" };
 
 static void	dash_open_clear(struct dash *);
 /* --- the state documents ---------------------------------------------------- */
@@ -136,7 +136,8 @@ dash_log_done(struct dash *d)
 
 	sla_config_from(&scfg, &d->cfg->sla);
 	sbuf_reset(&d->figsdoc);
-	if (state_agents_doc(&d->figsdoc, d->figs, util_wall_ms(), &o, &scfg) == -1)
+	if (state_agents_doc(&d->figsdoc, d->figs, util_wall_ms(), &o, &scfg,
+	    d->pol, d->npol) == -1)
 		sbuf_reset(&d->figsdoc);
 	dash_index(d);
 }
@@ -362,6 +363,8 @@ dash_open_done(struct dash *d)
 		v[n].conversation_len = o->len;
 		v[n].agent = o->f[4] != NULL ? o->f[4] : "";
 		v[n].instance = o->f[5] != NULL ? o->f[5] : "";
+		v[n].shop = o->f[6] != NULL ? o->f[6] : "";
+		v[n].queue = o->f[7] != NULL ? o->f[7] : "";
 		v[n].opened = o->opened;
 		v[n].first = o->f[1] != NULL && strcmp(o->f[1], "1") == 0;
 		v[n].fired = (unsigned)dash_num(o->f[2]);
@@ -370,7 +373,7 @@ dash_open_done(struct dash *d)
 	}
 	sla_config_from(&scfg, &d->cfg->sla);
 	if (state_open_doc(&d->opendoc, v, n, d->open_total, util_wall_ms(),
-	    &scfg) == -1)
+	    &scfg, d->pol, d->npol) == -1)
 		sbuf_reset(&d->opendoc);
 	free(v);
 	dash_open_clear(d);

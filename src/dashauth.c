@@ -25,6 +25,7 @@
 #define DASHAUTH_WINDOW_MS	(15 * 60 * 1000ULL)	/* ...in any 15 minutes */
 #define DASHAUTH_KEYS		4096	/* addresses and names counted at most */
 #define DASHAUTH_BODY_MAX	4096	/* a login's JSON */
+#define DASHAUTH_ME_MAX		(160 + 3 * USERS_SHOPS_MAX)	/* whoami: ["a","b"] of the list "a,b" */
 #define DASHAUTH_TOO_MANY	429	/* not in lws's table: its line has no reason phrase */
 
 struct dashauth {
@@ -376,13 +377,48 @@ dashauth_status(struct lws *wsi, unsigned status)
 	return dashauth_answer(wsi, status, json, NULL, 0);
 }
 
-/* {"user":…,"role":…} into out. */
+/* {"user":…,"role":…[,"shops":[…]]} into out (shops: the user's list, NULL every shop). */
 static void
-dashauth_whoami(char *out, size_t size, const char *user, enum users_role role)
+dashauth_whoami(char *out, size_t size, const char *user, enum users_role role,
+    const char *shops)
 {
-	/* user names are [A-Za-z0-9._@-]: nothing to escape */
-	snprintf(out, size, "{\"user\":\"%s\",\"role\":\"%s\"}", user,
-	    users_role_name(role));
+	size_t	n, i;
+
+	/* user names are [A-Za-z0-9._@-] and shop ids [A-Za-z0-9._-]: nothing to escape */
+	n = (size_t)snprintf(out, size, "{\"user\":\"%s\",\"role\":\"%s\"",
+	    user, users_role_name(role));
+	if (shops != NULL && n + 3 * strlen(shops) + 16 < size) {
+		n += (size_t)snprintf(out + n, size - n, ",\"shops\":[\"");
+		for (i = 0; shops[i] != '\0'; i++)
+			n += (size_t)snprintf(out + n, size - n, "%s",
+			    shops[i] == ',' ? "\",\"" : (char[]){ shops[i], '\0' });
+		n += (size_t)snprintf(out + n, size - n, "\"]");
+	}
+	if (n + 2 <= size)
+		snprintf(out + n, size - n, "}");
+}
+
+const char *
+dashauth_scope(const struct dashauth *a, const char *user)
+{
+	if (a->path == NULL || user == NULL || user[0] == '\0')
+		return NULL;
+	return users_shops(a->users, user);
+}
+
+const char *
+dashauth_sid_scope(struct dashauth *a, const char *sid)
+{
+	enum users_role	 r;
+	const char	*user;
+
+	/* the token's wallboard and an open dashboard see every shop */
+	if (a->path == NULL || sid[0] == '\0')
+		return NULL;
+	/* a login that ended sees nothing until its feed is closed, not everything */
+	if ((user = dashauth_session(a, sid, 0, &r)) == NULL)
+		return DASHAUTH_SCOPE_NONE;
+	return users_shops(a->users, user);
 }
 
 /*
@@ -485,7 +521,7 @@ dashauth_login(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%llu; HttpOnly; "
 	    "SameSite=Strict%s", DASHAUTH_COOKIE, sid,
 	    (unsigned long long)(a->ttl_ms / 1000), a->tls ? "; Secure" : "");
-	dashauth_whoami(me, sizeof(me), shown, role);
+	dashauth_whoami(me, sizeof(me), shown, role, users_shops(a->users, shown));
 	sodium_memzero(sid, sizeof(sid));
 	return dashauth_answer(wsi, HTTP_STATUS_OK, me, cookie, 0);
 }
@@ -511,7 +547,7 @@ dashauth_logout(struct dashauth *a, struct lws *wsi)
 static int
 dashauth_route_run(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 {
-	char		 me[160];
+	char		 me[DASHAUTH_ME_MAX];
 	const char	*user;
 	enum users_role	 role;
 	int		 st;
@@ -525,8 +561,10 @@ dashauth_route_run(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 		    dashauth_require(a, wsi, USERS_VIEWER, &user, &role) != 0)
 			return dashauth_answer(wsi, HTTP_STATUS_OK, a->path == NULL ?
 			    "{\"logins\":false}" : "{\"logins\":true}", NULL, 0);
-		snprintf(me, sizeof(me), "{\"logins\":true,\"user\":\"%s\","
-		    "\"role\":\"%s\"}", user, users_role_name(role));
+		/* whoami's object, its '{' giving way to {"logins":true, */
+		dashauth_whoami(me + 14, sizeof(me) - 14, user, role,
+		    users_shops(a->users, user));
+		memcpy(me, "{\"logins\":true,", 15);
 		return dashauth_answer(wsi, HTTP_STATUS_OK, me, NULL, 0);
 	}
 	if (a->path == NULL)
@@ -550,7 +588,8 @@ dashauth_route_run(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 	case DA_ME:
 		if ((st = dashauth_require(a, wsi, USERS_VIEWER, &user, &role)) != 0)
 			return dashauth_status(wsi, (unsigned)st);
-		dashauth_whoami(me, sizeof(me), user, role);
+		dashauth_whoami(me, sizeof(me), user, role, users_shops(a->users,
+		    user));
 		return dashauth_answer(wsi, HTTP_STATUS_OK, me, NULL, 0);
 	default:
 		/* nothing else exists; without a login that is not said either */

@@ -120,7 +120,10 @@ dash_start(struct dash *d)
 		return -1;
 	}
 	sla_config_from(&scfg, &d->cfg->sla);
-	if ((d->figs = sla_new(&scfg, NULL, NULL, NULL)) == NULL) {
+	/* each shop's rounds judged and capped by its own settings, as chatmond's */
+	if ((d->figs = sla_new(&scfg, NULL, NULL, NULL)) == NULL ||
+	    sla_policies_from(d->cfg, &d->pol, &d->npol) == -1 ||
+	    sla_set_policies(d->figs, d->pol, d->npol) == -1) {
 		fprintf(stderr, "chatmon: dashboard: out of memory\n");
 		return -1;
 	}
@@ -234,6 +237,7 @@ dash_stop(struct dash *d)
 	feed_free(d->feed);
 	free(d->key);
 	sla_free(d->figs);
+	free(d->pol);
 	sbuf_free(&d->out);
 	dashauth_free(d->auth);
 	lwsctx_tls_free(d->tlsc);

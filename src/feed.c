@@ -10,6 +10,7 @@
 #include "chatmon/feed.h"
 #include "chatmon/jsonw.h"
 #include "chatmon/seen.h"
+#include "chatmon/users.h"
 
 /* Repeats come soon after the original: a few histories' worth of ids is plenty. */
 #define FEED_SEEN_MIN	10000
@@ -18,6 +19,8 @@ struct feed_entry {
 	char		 sid[FEED_SID_MAX];
 	char		*json;		/* owned; the alert object as it came */
 	char		*id;		/* owned; its id */
+	char		*shop;		/* owned; its "shop", NULL none: a scoped page sees it or not */
+	char		*conv;		/* owned; its "conversation", NULL none: and whose that is */
 	size_t		 len;
 };
 
@@ -32,8 +35,8 @@ struct feed {
 	uint64_t	 bad;
 	char		 day[16];
 	int64_t		 day_start, day_end;
-	json_t		*hits;		/* {agent: {category: n}} of the day */
-	json_t		*blocks;	/* {agent: n}: of those, the blocked turns */
+	json_t		*hits;		/* {key: {category: n}} of the day (feed_key) */
+	json_t		*blocks;	/* {key: n}: of those, the blocked turns */
 };
 
 struct feed *
@@ -65,6 +68,8 @@ feed_free(struct feed *f)
 	for (i = 0; f->ring != NULL && i < f->cap; i++) {
 		free(f->ring[i].json);
 		free(f->ring[i].id);
+		free(f->ring[i].shop);
+		free(f->ring[i].conv);
 	}
 	free(f->ring);
 	seen_free(f->seen);
@@ -102,6 +107,31 @@ feed_sid(const char *sid, uint64_t *ms, uint64_t *seq)
 }
 
 /*
+ * The hits' key of (shop, queue, agent): "shop\x1fqueue\x1fagent", so that
+ * an agent's hits in two shops stay apart as its figures do. 0 or -1.
+ */
+static int
+feed_key(struct sbuf *k, const char *shop, const char *queue, const char *agent)
+{
+	sbuf_reset(k);
+	return sbuf_printf(k, "%s\x1f%s\x1f%s", shop, queue, agent);
+}
+
+/* Keys in the figures' order: shop, then queue, then agent (the separator below all else). */
+static int
+feed_key_cmp_str(const char *a, const char *b)
+{
+	unsigned char	x, y;
+
+	for (;; a++, b++) {
+		x = *a == '\x1f' ? 1 : (unsigned char)*a;
+		y = *b == '\x1f' ? 1 : (unsigned char)*b;
+		if (x != y || x == 0)
+			return (int)x - (int)y;
+	}
+}
+
+/*
  * A rule.hit alert of the day: one more (or "count" more, when folded) for
  * its agent under its category, the strongest rule's: a turn that broke
  * several rules is one alert (v2 "hits"), one violation, not one per rule.
@@ -109,10 +139,12 @@ feed_sid(const char *sid, uint64_t *ms, uint64_t *seq)
 static int
 feed_count_hit(struct feed *f, const json_t *a)
 {
-	const char	*type, *agent, *cat, *act;
+	const char	*type, *agent, *cat, *act, *shop, *queue;
+	struct sbuf	 key;
 	json_t		*per, *n;
 	json_int_t	 c = 1;
 	int64_t		 t;
+	int		 rc = -1;
 
 	type = json_string_value(json_object_get(a, "type"));
 	if (type == NULL || strcmp(type, "rule.hit") != 0 ||
@@ -123,23 +155,36 @@ feed_count_hit(struct feed *f, const json_t *a)
 		return 0;
 	if ((agent = json_string_value(json_object_get(a, "agent"))) == NULL)
 		agent = "";
+	if ((shop = json_string_value(json_object_get(a, "shop"))) == NULL)
+		shop = "";
+	if ((queue = json_string_value(json_object_get(a, "queue"))) == NULL ||
+	    shop[0] == '\0')
+		queue = "";
 	if (json_integer_value(json_object_get(a, "count")) > 1)
 		c = json_integer_value(json_object_get(a, "count"));
-	if ((per = json_object_get(f->hits, agent)) == NULL) {
+	sbuf_init(&key);
+	if (feed_key(&key, shop, queue, agent) == -1)
+		goto out;
+	if ((per = json_object_get(f->hits, sbuf_str(&key))) == NULL) {
 		if ((per = json_object()) == NULL ||
-		    json_object_set_new(f->hits, agent, per) == -1)
-			return -1;
+		    json_object_set_new(f->hits, sbuf_str(&key), per) == -1)
+			goto out;
 	}
 	n = json_object_get(per, cat);
 	if (json_object_set_new(per, cat, json_integer(json_integer_value(n) + c)) == -1)
-		return -1;
+		goto out;
 	/* the action is the strongest hit's: a blocked turn is one block */
 	if ((act = json_string_value(json_object_get(a, "action"))) == NULL ||
-	    strcmp(act, "block") != 0)
-		return 0;
-	n = json_object_get(f->blocks, agent);
-	return json_object_set_new(f->blocks, agent,
+	    strcmp(act, "block") != 0) {
+		rc = 0;
+		goto out;
+	}
+	n = json_object_get(f->blocks, sbuf_str(&key));
+	rc = json_object_set_new(f->blocks, sbuf_str(&key),
 	    json_integer(json_integer_value(n) + c));
+out:
+	sbuf_free(&key);
+	return rc;
 }
 
 int
@@ -147,9 +192,9 @@ feed_add(struct feed *f, const char *sid, const char *json, size_t len)
 {
 	struct feed_entry	*e;
 	json_t			*a;
-	const char		*id;
+	const char		*id, *shop, *conv;
 	uint64_t		 ms, seq;
-	char			*copy, *idcopy = NULL;
+	char			*copy, *idcopy = NULL, *shopcopy = NULL, *convcopy = NULL;
 	int			 rc;
 
 	if (feed_sid(sid, &ms, &seq) == -1) {
@@ -175,9 +220,15 @@ feed_add(struct feed *f, const char *sid, const char *json, size_t len)
 		json_decref(a);
 		return rc == 1 ? 0 : -1;
 	}
-	if (feed_count_hit(f, a) == -1 || (idcopy = strdup(id)) == NULL) {
+	shop = json_string_value(json_object_get(a, "shop"));
+	conv = json_string_value(json_object_get(a, "conversation"));
+	if (feed_count_hit(f, a) == -1 || (idcopy = strdup(id)) == NULL ||
+	    (shop != NULL && shop[0] != '\0' && (shopcopy = strdup(shop)) == NULL) ||
+	    (conv != NULL && (convcopy = strdup(conv)) == NULL)) {
 		json_decref(a);
 		free(copy);
+		free(idcopy);
+		free(shopcopy);
 		return -1;
 	}
 	json_decref(a);
@@ -186,6 +237,10 @@ feed_add(struct feed *f, const char *sid, const char *json, size_t len)
 	e = &f->ring[f->next % f->cap];
 	free(e->json);		/* the oldest, when full */
 	free(e->id);
+	free(e->shop);
+	free(e->conv);
+	e->shop = shopcopy;
+	e->conv = convcopy;
 	snprintf(e->sid, sizeof(e->sid), "%s", sid);
 	e->json = copy;
 	e->id = idcopy;
@@ -250,8 +305,25 @@ feed_pending(const struct feed *f, uint64_t pos)
 	return pos == FEED_NEW || pos < f->next;
 }
 
+const char *
+feed_at_shop(const struct feed *f, size_t i, const char **conv)
+{
+	const struct feed_entry	*e;
+
+	if (i >= f->n) {
+		if (conv != NULL)
+			*conv = NULL;
+		return NULL;
+	}
+	e = &f->ring[(f->next - f->n + i) % f->cap];
+	if (conv != NULL)
+		*conv = e->conv;
+	return e->shop;
+}
+
 int
-feed_alerts_msg(const struct feed *f, uint64_t *pos, struct sbuf *out)
+feed_alerts_msg(const struct feed *f, uint64_t *pos, const char *scope,
+    struct sbuf *out)
 {
 	const struct feed_entry	*e;
 	uint64_t		 first = f->next - f->n, seq;
@@ -264,13 +336,16 @@ feed_alerts_msg(const struct feed *f, uint64_t *pos, struct sbuf *out)
 	if (sbuf_printf(out, "{\"type\":\"alerts\",\"reset\":%s,\"alerts\":[",
 	    reset ? "true" : "false") == -1)
 		return -1;
-	for (k = 0; k < FEED_BATCH_MAX && seq < f->next; k++, seq++) {
+	for (k = 0; k < FEED_BATCH_MAX && seq < f->next; seq++) {
 		e = &f->ring[seq % f->cap];
+		if (!users_scope_has(scope, e->shop))
+			continue;	/* another shop's: not this page's to see */
 		/* a stream id is digits and a '-', and the alert was parsed: as is */
 		if (sbuf_printf(out, "%s{\"sid\":\"%s\",\"alert\":", k ? "," : "",
 		    e->sid) == -1 || sbuf_append(out, e->json, e->len) == -1 ||
 		    sbuf_append(out, "}", 1) == -1)
 			return -1;
+		k++;
 	}
 	if (sbuf_append(out, "]}", 2) == -1)
 		return -1;
@@ -281,13 +356,13 @@ feed_alerts_msg(const struct feed *f, uint64_t *pos, struct sbuf *out)
 static int
 feed_str_cmp(const void *a, const void *b)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
+	return feed_key_cmp_str(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* One agent of the message; a is NULL for an agent with hits only. */
+/* One row of the message; a is NULL for an agent with hits only. */
 static json_t *
-feed_agent(const char *agent, const struct state_agent *a, json_t *hits,
-    json_int_t blocks)
+feed_agent(const char *shop, const char *queue, const char *agent,
+    const struct state_agent *a, json_t *hits, json_int_t blocks)
 {
 	struct state_agent	 none;
 	json_t			*o, *hours;
@@ -298,6 +373,11 @@ feed_agent(const char *agent, const struct state_agent *a, json_t *hits,
 		a = &none;
 	}
 	if ((o = json_pack("{s:s}", "agent", agent)) == NULL ||
+	    /* as alerts carry them: only when set */
+	    (shop[0] != '\0' && json_object_set_new(o, "shop",
+	    json_string(shop)) == -1) ||
+	    (queue[0] != '\0' && json_object_set_new(o, "queue",
+	    json_string(queue)) == -1) ||
 	    json_object_update_new(o, state_figures_json(&a->f)) == -1 ||
 	    json_object_set(o, "hits", hits) == -1 ||
 	    json_object_set_new(o, "blocks", json_integer(blocks)) == -1 ||
@@ -320,10 +400,14 @@ feed_agents_msg(const struct feed *f, const struct state_agent *agents,
 {
 	const char	**names = NULL, *name;
 	json_t		*list, *none, *hits, *o;
+	struct sbuf	 key, split;
+	char		*shop, *queue, *agent;
 	size_t		 i = 0, k = 0, nn = 0;
 	void		*it;
 	int		 c, rc = -1;
 
+	sbuf_init(&key);
+	sbuf_init(&split);
 	if ((list = json_array()) == NULL || (none = json_object()) == NULL) {
 		json_decref(list);
 		return -1;
@@ -336,16 +420,34 @@ feed_agents_msg(const struct feed *f, const struct state_agent *agents,
 		names[nn++] = json_object_iter_key(it);
 	if (nn > 1)			/* qsort(NULL, 0) is undefined */
 		qsort(names, nn, sizeof(*names), feed_str_cmp);
-	/* both lists are in agent order: walk them together */
+	/* both lists are in (shop, queue, agent) order: walk them together */
 	while (i < n || k < nn) {
-		c = i == n ? 1 : k == nn ? -1 : strcmp(agents[i].agent, names[k]);
-		name = c <= 0 ? agents[i].agent : names[k];
+		/* NULL shop or queue: none (a caller that knows no shops) */
+		if (i < n && feed_key(&key, agents[i].shop != NULL ?
+		    agents[i].shop : "", agents[i].queue != NULL ?
+		    agents[i].queue : "", agents[i].agent) == -1)
+			goto out;
+		c = i == n ? 1 : k == nn ? -1 : feed_key_cmp_str(sbuf_str(&key),
+		    names[k]);
+		name = c <= 0 ? sbuf_str(&key) : names[k];
+		/* the row's shop, queue and agent from its key */
+		sbuf_reset(&split);
+		if (sbuf_printf(&split, "%s", name) == -1)
+			goto out;
+		shop = split.s;
+		queue = strchr(shop, '\x1f');
+		agent = queue != NULL ? strchr(queue + 1, '\x1f') : NULL;
+		if (queue == NULL || agent == NULL)
+			goto next;	/* not a key of ours */
+		*queue++ = '\0';
+		*agent++ = '\0';
 		if ((hits = json_object_get(f->hits, name)) == NULL)
 			hits = none;
-		if ((o = feed_agent(name, c <= 0 ? &agents[i] : NULL, hits,
-		    json_integer_value(json_object_get(f->blocks, name)))) == NULL ||
-		    json_array_append_new(list, o) == -1)
+		if ((o = feed_agent(shop, queue, agent, c <= 0 ? &agents[i] : NULL,
+		    hits, json_integer_value(json_object_get(f->blocks,
+		    name)))) == NULL || json_array_append_new(list, o) == -1)
 			goto out;
+next:
 		if (c <= 0)
 			i++;
 		if (c >= 0)
@@ -354,8 +456,46 @@ feed_agents_msg(const struct feed *f, const struct state_agent *agents,
 	rc = jsonw_dump(out, json_pack("{s:s, s:s, s:O}", "type", "agents",
 	    "day", f->day, "agents", list));
 out:
+	sbuf_free(&key);
+	sbuf_free(&split);
 	free(names);
 	json_decref(list);
 	json_decref(none);
+	return rc;
+}
+
+int
+feed_scope_msg(const char *msg, size_t len, const char *scope,
+    struct sbuf *out)
+{
+	json_t		*m, *list, *kept, *row;
+	const char	*key;
+	size_t		 i;
+	int		 rc = -1;
+
+	/* a conversation id from a chat frame may hold U+0000 */
+	if ((m = json_loadb(msg, len, JSON_ALLOW_NUL, NULL)) == NULL)
+		return -1;
+	key = json_is_array(json_object_get(m, "rounds")) ? "rounds" : "agents";
+	if ((list = json_object_get(m, key)) == NULL || !json_is_array(list) ||
+	    (kept = json_array()) == NULL)
+		goto out;
+	json_array_foreach(list, i, row)
+		if (users_scope_has(scope, json_string_value(json_object_get(row,
+		    "shop"))) && json_array_append(kept, row) == -1) {
+			json_decref(kept);
+			goto out;
+		}
+	/* the others' customers are not counted either: the total is of those seen */
+	if (strcmp(key, "rounds") == 0 && json_object_set_new(m, "total",
+	    json_integer((json_int_t)json_array_size(kept))) == -1) {
+		json_decref(kept);
+		goto out;
+	}
+	if (json_object_set_new(m, key, kept) == -1)
+		goto out;
+	rc = jsonw_dump(out, json_incref(m));
+out:
+	json_decref(m);
 	return rc;
 }

@@ -18,7 +18,8 @@ static int
 passwd_usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: chatmon passwd -f FILE USER [viewer|supervisor]\n"
+	    "usage: chatmon passwd -f FILE [--shops LIST | --all-shops] USER "
+	    "[viewer|supervisor]\n"
 	    "\n"
 	    "Adds USER to the dashboard's users file FILE (dashboard.users), or\n"
 	    "replaces USER's line there, with an argon2id hash of the password\n"
@@ -28,6 +29,10 @@ passwd_usage(FILE *f)
 	    "owner only (0600); one that exists keeps its owner, group and mode,\n"
 	    "less anything for others (root:chatmond 0640 lets the dashboard's\n"
 	    "user read it). A running dashboard reads it again within seconds.\n"
+	    "--shops LIST (shop ids joined by ',', e.g. tm,jd) lets the user see\n"
+	    "only those shops' alerts, customers and figures; --all-shops lets\n"
+	    "the user see every shop again. Without either, a user's shops are\n"
+	    "kept (a new user sees every shop).\n"
 	    "User names: 1-64 characters of A-Z a-z 0-9 . _ @ -\n"
 	    "Exit status: 0 done; 1 an error; 2 a usage error.\n");
 	return f == stdout ? 0 : 2;
@@ -109,15 +114,18 @@ passwd_main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "file", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "shops", required_argument, NULL, 's' },
+		{ "all-shops", no_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char	*file = NULL, *user, *role = "viewer";
+	const char	*file = NULL, *user, *role = "viewer", *shops = NULL;
+	char		 kept[USERS_SHOPS_MAX];
 	char		 pw[USERS_PASSWORD_MAX + 2], again[USERS_PASSWORD_MAX + 2];
 	char		 hash[USERS_HASH_MAX];
 	struct sbuf	 text, out, errs;
 	struct users	*u;
 	ssize_t		 n;
-	int		 ch, tty, existed, rc = 1;
+	int		 ch, tty, existed, all_shops = 0, rc = 1;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
@@ -127,6 +135,12 @@ passwd_main(int argc, char **argv)
 			break;
 		case 'h':
 			return passwd_usage(stdout);
+		case 's':
+			shops = optarg;
+			break;
+		case 'A':
+			all_shops = 1;
+			break;
 		default:
 			return passwd_usage(stderr);
 		}
@@ -139,6 +153,15 @@ passwd_main(int argc, char **argv)
 	if (!users_name_ok(user)) {
 		fprintf(stderr, "chatmon: passwd: bad user name (1-%d characters of "
 		    "A-Z a-z 0-9 . _ @ -)\n", USERS_NAME_MAX);
+		return 2;
+	}
+	if (shops != NULL && all_shops) {
+		fprintf(stderr, "chatmon: passwd: --shops or --all-shops, not both\n");
+		return 2;
+	}
+	if (shops != NULL && !users_shops_ok(shops)) {
+		fprintf(stderr, "chatmon: passwd: bad --shops (shop ids of 1-64 "
+		    "characters of A-Z a-z 0-9 . _ - joined by ',')\n");
 		return 2;
 	}
 	if (users_role_parse(role) == USERS_NONE) {
@@ -160,6 +183,12 @@ passwd_main(int argc, char **argv)
 		goto out;
 	}
 	existed = users_role(u, user) != USERS_NONE;
+	/* a new password or role does not widen nor narrow what the user sees */
+	kept[0] = '\0';
+	if (shops == NULL && !all_shops && users_shops(u, user) != NULL)
+		snprintf(kept, sizeof(kept), "%s", users_shops(u, user));
+	if (shops == NULL)
+		shops = kept;
 	users_free(u);
 
 	tty = isatty(STDIN_FILENO);
@@ -183,7 +212,7 @@ passwd_main(int argc, char **argv)
 		goto out;
 	}
 	if (users_set_line(text.s != NULL ? text.s : "", text.len, user, role,
-	    hash, &out) == -1) {
+	    hash, shops, &out) == -1) {
 		fprintf(stderr, "chatmon: passwd: out of memory\n");
 		goto out;
 	}
@@ -191,8 +220,9 @@ passwd_main(int argc, char **argv)
 		fprintf(stderr, "chatmon: passwd: %s", sbuf_str(&errs));
 		goto out;
 	}
-	fprintf(stderr, "chatmon: passwd: %s: %s %s (%s)\n", file,
-	    existed ? "replaced" : "added", user, role);
+	fprintf(stderr, "chatmon: passwd: %s: %s %s (%s%s%s)\n", file,
+	    existed ? "replaced" : "added", user, role, shops[0] ? ", shops " :
+	    "", shops);
 	rc = 0;
 out:
 	sodium_memzero(pw, sizeof(pw));

@@ -56,6 +56,45 @@ state_figures_json(const struct sla_figures *f)
 
 /* --- chatmond's side: the documents -------------------------------------- */
 
+/*
+ * "shop" and "queue" into o when set, as alerts carry them: a row without
+ * them is of no shop, so the documents of before shops read the same.
+ */
+static int
+state_set_shop(json_t *o, const char *shop, const char *queue)
+{
+	if (shop != NULL && shop[0] != '\0' &&
+	    json_object_set_new(o, "shop", json_string(shop)) == -1)
+		return -1;
+	if (queue != NULL && queue[0] != '\0' &&
+	    json_object_set_new(o, "queue", json_string(queue)) == -1)
+		return -1;
+	return 0;
+}
+
+const struct sla_config *
+state_policy(const struct sla_config *cfg, const struct sla_policy *pol,
+    size_t npol, const char *shop, const char *queue)
+{
+	const struct sla_config	*own = cfg;
+	size_t			 i;
+
+	if (shop == NULL || shop[0] == '\0')
+		return cfg;
+	if (queue == NULL)
+		queue = "";
+	/* as the engine judges: (shop, queue), else (shop, ""), else cfg */
+	for (i = 0; i < npol; i++) {
+		if (strcmp(pol[i].shop, shop) != 0)
+			continue;
+		if (strcmp(pol[i].queue, queue) == 0)
+			return &pol[i].cfg;
+		if (pol[i].queue[0] == '\0')
+			own = &pol[i].cfg;
+	}
+	return own;
+}
+
 /* The longest waits, as a min-heap of at most cap on waited_ms. */
 struct state_top {
 	struct sla_waiting	*v;
@@ -133,8 +172,11 @@ state_waiting_doc(struct sbuf *out, const struct sla *s, int64_t now,
 		    "waited_ms", (json_int_t)w->waited_ms,
 		    "threshold_ms", (json_int_t)w->threshold_ms,
 		    "first", w->first,
-		    "state", state_round_names[w->state])) != NULL)
+		    "state", state_round_names[w->state])) != NULL &&
+		    state_set_shop(r, w->shop, w->queue) == 0)
 			json_array_append_new(rounds, r);
+		else
+			json_decref(r);
 	}
 	free(t.v);
 	return jsonw_dump(out, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:o}",
@@ -145,7 +187,8 @@ state_waiting_doc(struct sbuf *out, const struct sla *s, int64_t now,
 
 int
 state_open_doc(struct sbuf *out, const struct state_open *v, size_t n,
-    uint64_t total, int64_t now, const struct sla_config *cfg)
+    uint64_t total, int64_t now, const struct sla_config *cfg,
+    const struct sla_policy *pol, size_t npol)
 {
 	json_t			*rounds, *r;
 	enum sla_round_state	 st;
@@ -164,11 +207,16 @@ state_open_doc(struct sbuf *out, const struct state_open *v, size_t n,
 		    "agent", v[i].agent,
 		    "instance", v[i].instance[0] ? v[i].instance : STATE_REDIS,
 		    "opened", (json_int_t)v[i].opened,
-		    "waited_ms", (json_int_t)sla_service_ms(cfg, v[i].opened, now),
+		    /* a shop's own service hours stop its clocks */
+		    "waited_ms", (json_int_t)sla_service_ms(state_policy(cfg,
+		    pol, npol, v[i].shop, v[i].queue), v[i].opened, now),
 		    "threshold_ms", (json_int_t)v[i].threshold_ms,
 		    "first", v[i].first,
-		    "state", state_round_names[st])) != NULL)
+		    "state", state_round_names[st])) != NULL &&
+		    state_set_shop(r, v[i].shop, v[i].queue) == 0)
 			json_array_append_new(rounds, r);
+		else
+			json_decref(r);
 	}
 	return jsonw_dump(out, json_pack("{s:i, s:s, s:I, s:I, s:o}",
 	    "v", 1, "instance", STATE_REDIS, "ts", (json_int_t)now,
@@ -219,32 +267,95 @@ err:
 	return NULL;
 }
 
+/* What state_add_agent fills. */
+struct state_agents_ctx {
+	json_t			*agents;	/* of no shop */
+	json_t			*shops;		/* {shop: {cap_ms, rate_ms, agents, queues}} */
+	const struct sla_config	*cfg;
+	const struct sla_policy	*pol;
+	size_t			 npol;
+	int			 failed;
+};
+
+/* The {cap_ms, rate_ms, agents} of (shop, queue) in parent under key, made when new. */
+static json_t *
+state_group(struct state_agents_ctx *c, json_t *parent, const char *key,
+    const char *shop, const char *queue)
+{
+	const struct sla_config	*p;
+	json_t			*g;
+
+	if ((g = json_object_get(parent, key)) != NULL)
+		return g;
+	/* each shop's figures are capped by its own cap: the merge must know it */
+	p = state_policy(c->cfg, c->pol, c->npol, shop, queue);
+	if ((g = json_pack("{s:I, s:I, s:{}}", "cap_ms", (json_int_t)p->cap_ms,
+	    "rate_ms", (json_int_t)p->rate_ms, "agents")) == NULL ||
+	    json_object_set_new(parent, key, g) == -1)
+		return NULL;
+	return g;
+}
+
 static void
 state_add_agent(const struct sla_account *w, const struct sla_day *d, void *arg)
 {
-	/* the snapshots are of one shop's settings: shops' figures come from Redis */
-	if (w->shop[0] != '\0')
-		return;
+	struct state_agents_ctx	*c = arg;
+	json_t			*into = c->agents, *g, *qs;
+
+	if (w->shop[0] != '\0') {
+		if ((g = state_group(c, c->shops, w->shop, w->shop, "")) == NULL)
+			goto err;
+		into = json_object_get(g, "agents");
+		if (w->queue[0] != '\0') {
+			if ((qs = json_object_get(g, "queues")) == NULL &&
+			    (json_object_set_new(g, "queues", json_object()) == -1 ||
+			    (qs = json_object_get(g, "queues")) == NULL))
+				goto err;
+			if ((g = state_group(c, qs, w->queue, w->shop, w->queue)) == NULL)
+				goto err;
+			into = json_object_get(g, "agents");
+		}
+	}
 	/* an agent id that is not UTF-8 cannot be a key: it is left out */
-	json_object_set_new(arg, w->agent, state_day_json(d));
+	json_object_set_new(into, w->agent, state_day_json(d));
+	return;
+err:
+	c->failed = 1;
 }
 
 int
 state_agents_doc(struct sbuf *out, const struct sla *s, int64_t now,
-    const struct state_origin *o, const struct sla_config *cfg)
+    const struct state_origin *o, const struct sla_config *cfg,
+    const struct sla_policy *pol, size_t npol)
 {
-	json_t	*agents;
-	char	 day[16];
+	struct state_agents_ctx	 c = { .cfg = cfg, .pol = pol, .npol = npol };
+	json_t			*doc;
+	char			 day[16];
 
-	if ((agents = json_object()) == NULL)
+	if ((c.agents = json_object()) == NULL || (c.shops = json_object()) == NULL) {
+		json_decref(c.agents);
 		return -1;
+	}
 	state_day(day, now, cfg->utc_offset_min);
-	sla_agents_day(s, now, state_add_agent, agents);
-	return jsonw_dump(out, json_pack("{s:i, s:s, s:I, s:s, s:i, s:I, s:I, s:o}",
+	sla_agents_day(s, now, state_add_agent, &c);
+	if (c.failed) {
+		json_decref(c.agents);
+		json_decref(c.shops);
+		return -1;
+	}
+	doc = json_pack("{s:i, s:s, s:I, s:s, s:i, s:I, s:I, s:o}",
 	    "v", 1, "instance", o->instance, "ts", (json_int_t)now, "day", day,
 	    "tz_offset_min", (int)cfg->utc_offset_min,
 	    "cap_ms", (json_int_t)cfg->cap_ms, "rate_ms", (json_int_t)cfg->rate_ms,
-	    "agents", agents));
+	    "agents", c.agents);
+	/* as chatmon replay's summary: "shops" only once a shop was seen */
+	if (doc != NULL && json_object_size(c.shops) > 0 &&
+	    json_object_set(doc, "shops", c.shops) == -1) {
+		json_decref(doc);
+		doc = NULL;
+	}
+	json_decref(c.shops);
+	return jsonw_dump(out, doc);
 }
 
 /* --- the dashboard's side: merging --------------------------------------- */
@@ -364,9 +475,8 @@ state_waiting_msg(struct sbuf *out, const char *const *docs,
 		qsort(v, nv, sizeof(*v), state_round_cmp);
 	if ((rounds = json_array()) == NULL)
 		goto out;
-	for (i = 0; i < nv && i < STATE_FEED_WAITING_MAX; i++)
-		json_array_append_new(rounds, json_pack(
-		    "{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s}",
+	for (i = 0; i < nv && i < STATE_FEED_WAITING_MAX; i++) {
+		if ((r = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s}",
 		    "instance", v[i].instance,
 		    "conversation", state_str(v[i].o, "conversation", ""),
 		    "agent", state_str(v[i].o, "agent", ""),
@@ -374,7 +484,16 @@ state_waiting_msg(struct sbuf *out, const char *const *docs,
 		    "waited_ms", (json_int_t)v[i].waited,
 		    "threshold_ms", (json_int_t)state_uint(v[i].o, "threshold_ms", 0),
 		    "first", json_is_true(json_object_get(v[i].o, "first")),
-		    "state", state_round_state(v[i].o)));
+		    "state", state_round_state(v[i].o))) == NULL)
+			continue;
+		if (state_set_shop(r, state_str(v[i].o, "shop", ""),
+		    state_str(v[i].o, "queue", "")) == -1) {
+			json_decref(r);
+			goto out;
+		}
+		if (json_array_append_new(rounds, r) == -1)	/* r went with it */
+			goto out;
+	}
 	rc = jsonw_dump(out, json_pack("{s:s, s:I, s:I, s:I, s:o}",
 	    "type", "waiting", "now", (json_int_t)now,
 	    "instances", (json_int_t)json_object_size(seen),
@@ -390,9 +509,10 @@ out:
 	return rc;
 }
 
-/* One agent being summed. */
+/* One (shop, queue, agent) being summed. */
 struct state_acc {
-	const char	*agent;		/* borrowed from a document */
+	const char	*shop, *queue, *agent;	/* borrowed from a document */
+	uint64_t	 cap_ms;		/* its group's, the longest of the documents' */
 	struct sla_sums	 sums;
 	uint32_t	 hour_rounds[24];
 	uint64_t	 hour_sum_ms[24];
@@ -401,8 +521,14 @@ struct state_acc {
 static int
 state_acc_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct state_acc *)a)->agent,
-	    ((const struct state_acc *)b)->agent);
+	const struct state_acc	*x = a, *y = b;
+	int			 c;
+
+	/* no shop first, as the engine lists them */
+	if ((c = strcmp(x->shop, y->shop)) != 0 ||
+	    (c = strcmp(x->queue, y->queue)) != 0)
+		return c;
+	return strcmp(x->agent, y->agent);
 }
 
 void
@@ -444,39 +570,147 @@ state_day_add(const json_t *a, struct sla_sums *u, uint32_t hour_rounds[24],
 	}
 }
 
-/* Adds one agent's sums from a document into acc. */
-static void
-state_acc_add(struct state_acc *acc, const json_t *a)
-{
-	state_day_add(a, &acc->sums, acc->hour_rounds, acc->hour_sum_ms);
-}
-
 void
 state_agents_free(struct state_agent *v, size_t n)
 {
 	size_t	i;
 
-	for (i = 0; i < n && v != NULL; i++)
+	for (i = 0; i < n && v != NULL; i++) {
 		free(v[i].agent);
+		free(v[i].shop);
+		free(v[i].queue);
+	}
 	free(v);
+}
+
+/* What the merge keeps while it reads the documents. */
+struct state_merge {
+	struct state_acc	*acc;
+	size_t			 n, cap, nhist;
+	json_t			*index;		/* {"shop\x1fqueue\x1fagent": position} */
+};
+
+/* The cap of a group of a document: its own, else the document's. */
+static uint64_t
+state_group_cap(const json_t *g, uint64_t def)
+{
+	return state_uint(g, "cap_ms", def);
+}
+
+/* The longest cap of a document, its shops' and queues' included: it sizes the histograms. */
+static uint64_t
+state_doc_cap(const json_t *doc)
+{
+	uint64_t	 m = state_uint(doc, "cap_ms", 0), c;
+	const char	*k, *qk;
+	json_t		*g, *q;
+
+	json_object_foreach(json_object_get(doc, "shops"), k, g) {
+		if ((c = state_group_cap(g, 0)) > m)
+			m = c;
+		json_object_foreach(json_object_get(g, "queues"), qk, q)
+			if ((c = state_group_cap(q, 0)) > m)
+				m = c;
+	}
+	return m;
+}
+
+/* The agents of one group ({agent: day}) of (shop, queue) into m; 0 or -1 on ENOMEM. */
+static int
+state_merge_group(struct state_merge *m, const json_t *agents, const char *shop,
+    const char *queue, uint64_t cap_ms)
+{
+	struct state_acc	*na, *a;
+	struct sbuf		 key;
+	const char		*name;
+	json_t			*d, *ix;
+	int			 rc = -1;
+
+	sbuf_init(&key);
+	json_object_foreach((json_t *)agents, name, d) {
+		if (!json_is_object(d))
+			continue;
+		sbuf_reset(&key);
+		if (sbuf_printf(&key, "%s\x1f%s\x1f%s", shop, queue, name) == -1)
+			goto out;
+		if ((ix = json_object_get(m->index, sbuf_str(&key))) != NULL) {
+			a = &m->acc[json_integer_value(ix)];
+			if (cap_ms > a->cap_ms)
+				a->cap_ms = cap_ms;
+			state_day_add(d, &a->sums, a->hour_rounds, a->hour_sum_ms);
+			continue;
+		}
+		if (m->n == m->cap) {
+			if ((na = reallocarray(m->acc, m->cap ? m->cap * 2 : 16,
+			    sizeof(*na))) == NULL)
+				goto out;
+			m->acc = na;
+			m->cap = m->cap ? m->cap * 2 : 16;
+		}
+		a = &m->acc[m->n];
+		memset(a, 0, sizeof(*a));
+		a->shop = shop;
+		a->queue = queue;
+		a->agent = name;
+		a->cap_ms = cap_ms;
+		a->sums.nhist = m->nhist;
+		if ((a->sums.hist = calloc(m->nhist, sizeof(uint32_t))) == NULL)
+			goto out;
+		m->n++;
+		if (json_object_set_new(m->index, sbuf_str(&key),
+		    json_integer((json_int_t)(m->n - 1))) == -1)
+			goto out;
+		state_day_add(d, &a->sums, a->hour_rounds, a->hour_sum_ms);
+	}
+	rc = 0;
+out:
+	sbuf_free(&key);
+	return rc;
+}
+
+/* Every group of a document into m: no shop, each shop's own, each of its queues. */
+static int
+state_merge_doc(struct state_merge *m, const json_t *doc)
+{
+	uint64_t	 cap = state_uint(doc, "cap_ms", 0), scap;
+	const char	*shop, *queue;
+	json_t		*g, *q;
+
+	if (state_merge_group(m, json_object_get(doc, "agents"), "", "", cap) == -1)
+		return -1;
+	json_object_foreach(json_object_get(doc, "shops"), shop, g) {
+		if (!json_is_object(g) || shop[0] == '\0')
+			continue;
+		scap = state_group_cap(g, cap);
+		if (json_is_object(json_object_get(g, "agents")) &&
+		    state_merge_group(m, json_object_get(g, "agents"), shop, "",
+		    scap) == -1)
+			return -1;
+		json_object_foreach(json_object_get(g, "queues"), queue, q)
+			if (json_is_object(q) && queue[0] != '\0' &&
+			    json_is_object(json_object_get(q, "agents")) &&
+			    state_merge_group(m, json_object_get(q, "agents"), shop,
+			    queue, state_group_cap(q, scap)) == -1)
+				return -1;
+	}
+	return 0;
 }
 
 int
 state_agents_merge(const char *const *docs, const size_t *lens, size_t n,
     const char *day, struct state_agent **agents, size_t *nagents, size_t *bad)
 {
-	json_t			**parsed, *index = NULL, *a, *ix;
-	struct state_acc	*acc = NULL, *na;
+	struct state_merge	 m = { 0 };
+	json_t			**parsed;
 	struct state_agent	*res = NULL;
-	const char		*name;
-	size_t			 i, k, nacc = 0, cap = 0, nhist;
-	uint64_t		 cap_ms = 0;
+	size_t			 i, k;
+	uint64_t		 cap_ms = 0, c;
 	int			 rc = -1;
 
 	*agents = NULL;
 	*nagents = 0;
 	if ((parsed = calloc(n ? n : 1, sizeof(*parsed))) == NULL ||
-	    (index = json_object()) == NULL)
+	    (m.index = json_object()) == NULL)
 		goto out;
 	/* the longest cap of them all sizes the histograms */
 	for (i = 0; i < n; i++) {
@@ -492,65 +726,43 @@ state_agents_merge(const char *const *docs, const size_t *lens, size_t n,
 			parsed[i] = NULL;
 			continue;
 		}
-		if (state_uint(parsed[i], "cap_ms", 0) > cap_ms)
-			cap_ms = state_uint(parsed[i], "cap_ms", 0);
+		if ((c = state_doc_cap(parsed[i])) > cap_ms)
+			cap_ms = c;
 	}
 	/* as the engine's: whole seconds up to the cap, the cap included */
-	nhist = (size_t)(((cap_ms < STATE_DAY_MS ? cap_ms : STATE_DAY_MS) + 999) / 1000) + 1;
-	for (i = 0; i < n; i++) {
-		if (parsed[i] == NULL)
-			continue;
-		json_object_foreach(json_object_get(parsed[i], "agents"), name, a) {
-			if (!json_is_object(a))
-				continue;
-			if ((ix = json_object_get(index, name)) != NULL) {
-				state_acc_add(&acc[json_integer_value(ix)], a);
-				continue;
-			}
-			if (nacc == cap) {
-				cap = cap ? cap * 2 : 16;
-				if ((na = realloc(acc, cap * sizeof(*acc))) == NULL)
-					goto out;
-				acc = na;
-			}
-			memset(&acc[nacc], 0, sizeof(acc[nacc]));
-			acc[nacc].agent = name;
-			acc[nacc].sums.nhist = nhist;
-			if ((acc[nacc].sums.hist = calloc(nhist, sizeof(uint32_t))) == NULL)
-				goto out;
-			nacc++;
-			if (json_object_set_new(index, name,
-			    json_integer((json_int_t)(nacc - 1))) == -1)
-				goto out;
-			state_acc_add(&acc[nacc - 1], a);
-		}
-	}
-	/* sorted after summing: the index holds positions */
-	if (nacc > 1)			/* acc is NULL without agents */
-		qsort(acc, nacc, sizeof(*acc), state_acc_cmp);
-	if (nacc > 0 && (res = calloc(nacc, sizeof(*res))) == NULL)
-		goto out;
-	for (i = 0; i < nacc; i++) {
-		if ((res[i].agent = strdup(acc[i].agent)) == NULL)
+	m.nhist = (size_t)(((cap_ms < STATE_DAY_MS ? cap_ms : STATE_DAY_MS) + 999) / 1000) + 1;
+	for (i = 0; i < n; i++)
+		if (parsed[i] != NULL && state_merge_doc(&m, parsed[i]) == -1)
 			goto out;
-		sla_sums_figures(&acc[i].sums, cap_ms, &res[i].f);
+	/* sorted after summing: the index holds positions */
+	if (m.n > 1)			/* acc is NULL without agents */
+		qsort(m.acc, m.n, sizeof(*m.acc), state_acc_cmp);
+	if (m.n > 0 && (res = calloc(m.n, sizeof(*res))) == NULL)
+		goto out;
+	for (i = 0; i < m.n; i++) {
+		if ((res[i].agent = strdup(m.acc[i].agent)) == NULL ||
+		    (res[i].shop = strdup(m.acc[i].shop)) == NULL ||
+		    (res[i].queue = strdup(m.acc[i].queue)) == NULL)
+			goto out;
+		/* each group's figures under its own cap, as its engine made them */
+		sla_sums_figures(&m.acc[i].sums, m.acc[i].cap_ms, &res[i].f);
 		for (k = 0; k < 24; k++) {
-			res[i].hour_rounds[k] = acc[i].hour_rounds[k];
-			if (acc[i].hour_rounds[k] > 0)
-				res[i].hour_mean_ms[k] = (acc[i].hour_sum_ms[k] +
-				    acc[i].hour_rounds[k] / 2) / acc[i].hour_rounds[k];
+			res[i].hour_rounds[k] = m.acc[i].hour_rounds[k];
+			if (m.acc[i].hour_rounds[k] > 0)
+				res[i].hour_mean_ms[k] = (m.acc[i].hour_sum_ms[k] +
+				    m.acc[i].hour_rounds[k] / 2) / m.acc[i].hour_rounds[k];
 		}
 	}
 	*agents = res;
-	*nagents = nacc;
+	*nagents = m.n;
 	res = NULL;
 	rc = 0;
 out:
-	state_agents_free(res, nacc);
-	for (i = 0; i < nacc; i++)
-		free(acc[i].sums.hist);
-	free(acc);
-	json_decref(index);
+	state_agents_free(res, m.n);
+	for (i = 0; i < m.n; i++)
+		free(m.acc[i].sums.hist);
+	free(m.acc);
+	json_decref(m.index);
 	for (i = 0; parsed != NULL && i < n; i++)
 		json_decref(parsed[i]);
 	free(parsed);

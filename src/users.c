@@ -30,6 +30,7 @@ struct users_entry {
 	char		 name[USERS_NAME_MAX + 1];
 	enum users_role	 role;
 	char		 hash[USERS_HASH_MAX];
+	char		 shops[USERS_SHOPS_MAX];	/* "tm,jd"; "": every shop */
 };
 
 struct users {
@@ -50,6 +51,50 @@ users_name_ok(const char *name)
 		    strchr("._@-", name[i]) != NULL))
 			return 0;
 	return i > 0;
+}
+
+int
+users_shops_ok(const char *list)
+{
+	size_t	i, n = 0;
+
+	if (strlen(list) >= USERS_SHOPS_MAX)
+		return 0;
+	for (i = 0;; i++) {
+		if (list[i] == ',' || list[i] == '\0') {
+			if (n == 0 || n > USERS_SHOP_MAX)
+				return 0;	/* an empty or too long id */
+			if (list[i] == '\0')
+				return 1;
+			n = 0;
+			continue;
+		}
+		if (!((list[i] >= 'a' && list[i] <= 'z') ||
+		    (list[i] >= 'A' && list[i] <= 'Z') ||
+		    (list[i] >= '0' && list[i] <= '9') ||
+		    strchr("._-", list[i]) != NULL))
+			return 0;
+		n++;
+	}
+}
+
+int
+users_scope_has(const char *scope, const char *shop)
+{
+	size_t		 n;
+	const char	*p, *end;
+
+	if (scope == NULL || scope[0] == '\0')
+		return 1;
+	if (shop == NULL || (n = strlen(shop)) == 0)
+		return 0;	/* a scoped user sees no conversation without a shop */
+	for (p = scope; *p != '\0'; p = *end ? end + 1 : end) {
+		if ((end = strchr(p, ',')) == NULL)
+			end = p + strlen(p);
+		if ((size_t)(end - p) == n && memcmp(p, shop, n) == 0)
+			return 1;
+	}
+	return 0;
 }
 
 const char *
@@ -97,7 +142,7 @@ static int
 users_line(struct users *u, char *line, const char *file, size_t lineno,
     struct sbuf *errs)
 {
-	char			*role, *hash, *p;
+	char			*role, *hash, *shops, *p;
 	struct users_entry	*e, *nv;
 
 	for (p = line; *p == ' ' || *p == '\t'; p++)
@@ -111,6 +156,9 @@ users_line(struct users *u, char *line, const char *file, size_t lineno,
 	}
 	*role++ = '\0';
 	*hash++ = '\0';
+	/* an argon2 string holds no ':', so a fourth field is the shops */
+	if ((shops = strchr(hash, ':')) != NULL)
+		*shops++ = '\0';
 	if (!users_name_ok(line)) {
 		sbuf_line(errs, "%s:%zu: bad user name (1-%d characters of "
 		    "A-Z a-z 0-9 . _ @ -)", file, lineno, USERS_NAME_MAX);
@@ -132,6 +180,12 @@ users_line(struct users *u, char *line, const char *file, size_t lineno,
 		    lineno, line);
 		return -1;
 	}
+	if (shops != NULL && !users_shops_ok(shops)) {
+		sbuf_line(errs, "%s:%zu: user %s: bad shops (a comma-separated "
+		    "list of shop ids, 1-64 characters of A-Z a-z 0-9 . _ -)",
+		    file, lineno, line);
+		return -1;
+	}
 	if (users_find(u, line) != NULL) {
 		sbuf_line(errs, "%s:%zu: user %s is there twice", file, lineno, line);
 		return -1;
@@ -150,6 +204,8 @@ users_line(struct users *u, char *line, const char *file, size_t lineno,
 	memcpy(e->name, line, strlen(line) + 1);
 	e->role = users_role_parse(role);
 	memcpy(e->hash, hash, strlen(hash) + 1);
+	if (shops != NULL)
+		memcpy(e->shops, shops, strlen(shops) + 1);
 	return 0;
 }
 
@@ -238,6 +294,14 @@ users_role(const struct users *u, const char *user)
 	return e != NULL ? e->role : USERS_NONE;
 }
 
+const char *
+users_shops(const struct users *u, const char *user)
+{
+	const struct users_entry	*e = users_find(u, user);
+
+	return e != NULL && e->shops[0] != '\0' ? e->shops : NULL;
+}
+
 int
 users_verify(const struct users *u, const char *user, const char *password,
     size_t len, enum users_role *role)
@@ -287,8 +351,10 @@ users_hash(const char *password, size_t len, char *out)
 
 int
 users_set_line(const char *text, size_t len, const char *user,
-    const char *role, const char *hash, struct sbuf *out)
+    const char *role, const char *hash, const char *shops, struct sbuf *out)
 {
+	const char	*sep = shops != NULL && shops[0] != '\0' ? ":" : "";
+
 	size_t	start, end, ulen = strlen(user);
 	int	done = 0;
 
@@ -298,8 +364,8 @@ users_set_line(const char *text, size_t len, const char *user,
 			;
 		if (end - start > ulen && memcmp(text + start, user, ulen) == 0 &&
 		    text[start + ulen] == ':') {
-			if (!done && sbuf_printf(out, "%s:%s:%s\n", user, role,
-			    hash) == -1)
+			if (!done && sbuf_printf(out, "%s:%s:%s%s%s\n", user,
+			    role, hash, sep, *sep ? shops : "") == -1)
 				return -1;
 			done = 1;	/* a second line of the user (a bad file) goes */
 			continue;
@@ -308,7 +374,8 @@ users_set_line(const char *text, size_t len, const char *user,
 		    sbuf_append(out, "\n", 1) == -1)
 			return -1;
 	}
-	if (!done && sbuf_printf(out, "%s:%s:%s\n", user, role, hash) == -1)
+	if (!done && sbuf_printf(out, "%s:%s:%s%s%s\n", user, role, hash, sep,
+	    *sep ? shops : "") == -1)
 		return -1;
 	return 0;
 }

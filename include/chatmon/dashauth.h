@@ -41,6 +41,20 @@ int		 dashauth_require(struct dashauth *, struct lws *wsi,
 		    enum users_role need, const char **user, enum users_role *role);
 
 /*
+ * What a login sees (docs/dashboard.md, "Scope"): the shops of user as the
+ * users file lists them ("tm,jd", valid until the next dashauth call), or
+ * NULL when it sees every shop (no shops listed, logins off, no user).
+ */
+const char	*dashauth_scope(const struct dashauth *, const char *user);
+/*
+ * The same of the session sid ("": the token or an open feed, NULL); a
+ * session that is no longer live gets DASHAUTH_SCOPE_NONE, a scope no
+ * shop is in (users_scope_has), until its feed is closed.
+ */
+#define DASHAUTH_SCOPE_NONE	","
+const char	*dashauth_sid_scope(struct dashauth *, const char *sid);
+
+/*
  * Whether the /feed upgrade on wsi may go on: 0, with the session's id in
  * sid (DASHAUTH_SID_MAX bytes; "" when the token or no check let it in);
  * else the HTTP status to refuse it with (401 with logins on, 403 for a

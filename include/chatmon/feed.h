@@ -60,14 +60,32 @@ int	feed_pending(const struct feed *, uint64_t pos);
  * The next "alerts" message for a page at *pos: at most FEED_BATCH_MAX
  * alerts, "reset":true when the page must drop what it has. *pos moves on.
  * 0, or -1 on ENOMEM.
+ * scope: a login's shops (users_shops; NULL every shop): the alerts of
+ * other shops, and without a shop, are passed over.
  */
-int	feed_alerts_msg(const struct feed *, uint64_t *pos, struct sbuf *out);
+int	feed_alerts_msg(const struct feed *, uint64_t *pos, const char *scope,
+	    struct sbuf *out);
+/*
+ * The "shop" of the i-th alert kept (NULL: none, or past the end), and its
+ * "conversation" in *conv when conv is not NULL (NULL: none); the feed's.
+ */
+const char *feed_at_shop(const struct feed *, size_t i, const char **conv);
 
 /*
  * The "agents" message: the agents' merged day (state_agents_merge) with
- * today's rule hits by category, every agent with either, in agent order.
+ * today's rule hits by category, a row for every (shop, queue, agent)
+ * with either, in that order (no shop first); a row has "shop" and
+ * "queue" when set, as alerts do, and the hits of its shop's alerts.
  */
 int	feed_agents_msg(const struct feed *, const struct state_agent *agents,
 	    size_t n, struct sbuf *out);
+/*
+ * A "waiting" or "agents" message (msg, len bytes) as a login of scope
+ * (users_shops, not NULL) sees it: only the rows of its shops; a waiting
+ * message's "total" is then of those. 0, or -1 on ENOMEM or a message
+ * that is none.
+ */
+int	feed_scope_msg(const char *msg, size_t len, const char *scope,
+	    struct sbuf *out);
 
 #endif

@@ -40,6 +40,15 @@ int64_t	state_day(char out[16], int64_t now, int32_t off_min);
 json_t	*state_figures_json(const struct sla_figures *);
 
 /*
+ * The settings (shop, queue) is judged by, as the engine picks them among
+ * the policies pol (n of them, as given to sla_set_policies): (shop,
+ * queue), else (shop, ""), else cfg. Borrowed from the arguments.
+ */
+const struct sla_config *state_policy(const struct sla_config *cfg,
+	    const struct sla_policy *pol, size_t n, const char *shop,
+	    const char *queue);
+
+/*
  * The instance's waiting document: the open rounds of s at now, longest
  * wait first, at most STATE_WAITING_MAX (all counted in "total"). 0, or
  * -1 on ENOMEM.
@@ -54,6 +63,8 @@ struct state_open {
 	const char	*conversation;
 	size_t		 conversation_len;
 	const char	*agent;
+	const char	*shop;		/* "" or NULL: none */
+	const char	*queue;
 	const char	*instance;	/* the one that served it last; "" unknown */
 	int64_t		 opened;
 	uint64_t	 threshold_ms;
@@ -63,14 +74,15 @@ struct state_open {
 
 /*
  * A waiting document of the rounds v (n of them, of total open in Redis)
- * under instance STATE_REDIS, each round naming its own instance; waits
- * are in service time under cfg at now. 0, or -1 on ENOMEM.
+ * under instance STATE_REDIS, each round naming its own instance (and its
+ * shop and queue when it has them); waits are in service time at now under
+ * the settings of its shop (state_policy). 0, or -1 on ENOMEM.
  */
 #define STATE_REDIS	"redis"
 int	state_open_doc(struct sbuf *out, const struct state_open *v, size_t n,
-	    uint64_t total, int64_t now, const struct sla_config *cfg);
+	    uint64_t total, int64_t now, const struct sla_config *cfg,
+	    const struct sla_policy *pol, size_t npol);
 
-/* The instance's agents document: the sums of the local day of now. */
 /*
  * One agent's day as an agents document holds it (docs/dashboard.md):
  * the sums, "hist" as [seconds, rounds] and "hours" as [hour, rounds,
@@ -84,8 +96,18 @@ json_t	*state_day_json(const struct sla_day *);
  */
 void	state_day_add(const json_t *o, struct sla_sums *u,
 	    uint32_t hour_rounds[24], uint64_t hour_sum_ms[24]);
+/*
+ * The instance's agents document: the sums of the local day of now.
+ * "agents" holds the agents' days of conversations without a shop; when
+ * some had one, "shops":{SHOP:{"cap_ms","rate_ms","agents":{...},
+ * "queues":{Q:{"cap_ms","rate_ms","agents":{...}}}}} the others' (the
+ * shop's "agents": its conversations without a queue), each group with
+ * the cap and rate of its settings (state_policy of cfg and pol) so that
+ * the merge makes its figures as its own engine would.
+ */
 int	state_agents_doc(struct sbuf *out, const struct sla *s, int64_t now,
-	    const struct state_origin *, const struct sla_config *cfg);
+	    const struct state_origin *, const struct sla_config *cfg,
+	    const struct sla_policy *pol, size_t npol);
 
 /*
  * The feed's "waiting" message from the instances' documents (docs[i] of
@@ -97,8 +119,10 @@ int	state_agents_doc(struct sbuf *out, const struct sla *s, int64_t now,
 int	state_waiting_msg(struct sbuf *out, const char *const *docs,
 	    const size_t *lens, size_t n, int64_t now, size_t *bad);
 
-/* One agent's day over every instance. */
+/* One agent's day in one shop and queue over every instance. */
 struct state_agent {
+	char			*shop;		/* "": none */
+	char			*queue;		/* "": none */
 	char			*agent;
 	struct sla_figures	 f;
 	uint32_t		 hour_rounds[24];	/* local hours */
@@ -106,8 +130,9 @@ struct state_agent {
 };
 
 /*
- * The agents documents of day (others are skipped) summed per agent, in
- * agent order: *agents (*nagents of them) is the caller's to free with
+ * The agents documents of day (others are skipped) summed per (shop,
+ * queue, agent), in that order (no shop first), each with the figures of
+ * its group's cap: *agents (*nagents of them) is the caller's to free with
  * state_agents_free. 0, or -1 on ENOMEM; unreadable documents count in
  * *bad.
  */

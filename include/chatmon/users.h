@@ -10,6 +10,8 @@
 #define USERS_NAME_MAX	64	/* bytes of a user name */
 #define USERS_HASH_MAX	128	/* crypto_pwhash_STRBYTES, NUL included */
 #define USERS_PASSWORD_MAX 4096	/* bytes of a password: argon2 reads all of it */
+#define USERS_SHOP_MAX	64	/* bytes of a shop id (config.h's shops) */
+#define USERS_SHOPS_MAX	1024	/* bytes of a user's list of shops, NUL included */
 
 /* Ordered: a role may do what every lower one may. */
 enum users_role {
@@ -22,7 +24,8 @@ struct users;
 
 /*
  * The users of text (the file's contents; file names it in errors). Lines:
- * `USER:ROLE:HASH`, blank lines and `#` comments; every error is added to
+ * `USER:ROLE:HASH` or `USER:ROLE:HASH:SHOPS` (SHOPS: shop ids joined by
+ * ',', the only shops the user sees; without it every shop), blank lines and `#` comments; every error is added to
  * errs as "FILE:LINE: message" and makes it return NULL, after all lines
  * were read. No password or hash is ever quoted in an error. The caller
  * owns the result (users_free).
@@ -36,6 +39,19 @@ size_t		 users_count(const struct users *);
 
 /* user's role, USERS_NONE when there is no such user. */
 enum users_role	 users_role(const struct users *, const char *user);
+
+/*
+ * user's shops as the file lists them ("tm,jd"; the users'), or NULL when
+ * the user sees every shop (or there is no such user).
+ */
+const char	*users_shops(const struct users *, const char *user);
+/* 1 when list is a valid SHOPS field: ids of 1-64 [A-Za-z0-9._-] joined by ','. */
+int		 users_shops_ok(const char *list);
+/*
+ * 1 when a user of scope (users_shops: NULL or "" every shop) may see what
+ * belongs to shop (NULL or "": no shop, which only an unscoped user sees).
+ */
+int		 users_scope_has(const char *scope, const char *shop);
 
 /*
  * 1 when password is user's (its role in *role), 0 when not. An unknown
@@ -64,11 +80,13 @@ int		 users_hash(const char *password, size_t len, char *out);
 
 /*
  * text (a users file's contents) with user's line replaced by
- * `user:role:hash`, or that line added at the end, into out; every other
- * line is kept byte for byte. -1 on ENOMEM.
+ * `user:role:hash[:shops]` (shops NULL or "": none, every shop), or that
+ * line added at the end, into out; every other line is kept byte for
+ * byte. -1 on ENOMEM.
  */
 int		 users_set_line(const char *text, size_t len, const char *user,
-		    const char *role, const char *hash, struct sbuf *out);
+		    const char *role, const char *hash, const char *shops,
+		    struct sbuf *out);
 
 /*
  * Replace the file at path by text atomically, mode 0600: a temporary file

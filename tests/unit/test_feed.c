@@ -46,7 +46,7 @@ msg(const struct feed *f, uint64_t *pos)
 	json_t		*o;
 
 	sbuf_init(&b);
-	assert_int_equal(feed_alerts_msg(f, pos, &b), 0);
+	assert_int_equal(feed_alerts_msg(f, pos, NULL, &b), 0);
 	o = json_loads(sbuf_str(&b), 0, NULL);
 	assert_non_null(o);
 	sbuf_free(&b);
@@ -247,7 +247,7 @@ test_nul_in_text(void **state)
 	assert_int_equal(feed_add(f, "1-0", a, strlen(a)), 1);
 	assert_int_equal(feed_bad(f), 0);
 	sbuf_init(&b);
-	assert_int_equal(feed_alerts_msg(f, &pos, &b), 0);
+	assert_int_equal(feed_alerts_msg(f, &pos, NULL, &b), 0);
 	assert_non_null(strstr(sbuf_str(&b), a));	/* as it came */
 	sbuf_free(&b);
 	feed_free(f);
@@ -411,6 +411,138 @@ test_blocks(void **state)
 	feed_free(f);
 }
 
+/* A shop's alert: alert() with "shop" and "queue" (NULL: none) after "conversation". */
+static const char *
+shop_alert(int n, const char *agent, const char *shop, const char *queue,
+    const char *conv)
+{
+	static char	buf[512];
+
+	snprintf(buf, sizeof(buf), "{\"v\":1,\"id\":\"s-%d\",\"ts\":"
+	    "\"2026-11-22T02:00:00.000Z\",\"type\":\"rule.hit\",\"severity\":"
+	    "\"warn\",\"agent\":\"%s\",\"conversation\":\"%s\"%s%s%s%s%s%s,"
+	    "\"category\":\"abuse\"}", n, agent, conv,
+	    shop ? ",\"shop\":\"" : "", shop ? shop : "", shop ? "\"" : "",
+	    queue ? ",\"queue\":\"" : "", queue ? queue : "", queue ? "\"" : "");
+	return buf;
+}
+
+/*
+ * Shops: an agent's hits stay within the shop of the alert, the rows carry
+ * their shop and queue, and a scoped page gets only its shops' alerts and
+ * rows.
+ */
+static void
+test_shops(void **state)
+{
+	struct feed		*f;
+	struct sbuf		 b, sc;
+	struct state_agent	 ag[3];
+	json_t			*o, *list, *a;
+	const char		*s, *conv;
+	uint64_t		 pos = FEED_NEW;
+
+	(void)state;
+	assert_non_null(f = feed_new(100, 100));
+	assert_int_equal(feed_set_day(f, "2026-11-22", DAY0, DAY0 + DAYMS), 0);
+	s = shop_alert(1, "alice", NULL, NULL, "c0");
+	assert_int_equal(feed_add(f, "1-0", s, strlen(s)), 1);
+	s = shop_alert(2, "alice", "tm", NULL, "c1");
+	assert_int_equal(feed_add(f, "2-0", s, strlen(s)), 1);
+	s = shop_alert(3, "alice", "tm", "presale", "c2");
+	assert_int_equal(feed_add(f, "3-0", s, strlen(s)), 1);
+	s = shop_alert(4, "alice", "jd", NULL, "c3");
+	assert_int_equal(feed_add(f, "4-0", s, strlen(s)), 1);
+	assert_null(feed_at_shop(f, 0, &conv));
+	assert_string_equal(conv, "c0");
+	assert_string_equal(feed_at_shop(f, 2, &conv), "tm");
+	assert_string_equal(conv, "c2");
+	assert_null(feed_at_shop(f, 9, &conv));
+	assert_null(conv);
+
+	/* figures of alice in no shop and in tm's presale; her hits in tm and jd have no figures */
+	memset(ag, 0, sizeof(ag));
+	ag[0].agent = "alice";
+	ag[0].shop = "";
+	ag[0].queue = "";
+	ag[0].f.rounds = 1;
+	ag[1].agent = "alice";
+	ag[1].shop = "tm";
+	ag[1].queue = "presale";
+	ag[1].f.rounds = 2;
+	ag[2].agent = "bob";
+	ag[2].shop = "tm";
+	ag[2].queue = "presale";
+	ag[2].f.rounds = 3;
+	sbuf_init(&b);
+	sbuf_init(&sc);
+	assert_int_equal(feed_agents_msg(f, ag, 3, &b), 0);
+	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
+	list = json_object_get(o, "agents");
+	/* "", then jd, then tm (its own before presale) */
+	assert_int_equal(json_array_size(list), 5);
+	a = json_array_get(list, 0);
+	assert_null(json_object_get(a, "shop"));
+	assert_int_equal(json_integer_value(json_object_get(a, "rounds")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a,
+	    "hits"), "abuse")), 1);
+	a = json_array_get(list, 1);
+	assert_string_equal(json_string_value(json_object_get(a, "shop")), "jd");
+	assert_null(json_object_get(a, "queue"));
+	assert_int_equal(json_integer_value(json_object_get(a, "rounds")), 0);
+	a = json_array_get(list, 2);
+	assert_string_equal(json_string_value(json_object_get(a, "shop")), "tm");
+	assert_null(json_object_get(a, "queue"));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a,
+	    "hits"), "abuse")), 1);
+	a = json_array_get(list, 3);
+	assert_string_equal(json_string_value(json_object_get(a, "shop")), "tm");
+	assert_string_equal(json_string_value(json_object_get(a, "queue")), "presale");
+	assert_string_equal(json_string_value(json_object_get(a, "agent")), "alice");
+	assert_int_equal(json_integer_value(json_object_get(a, "rounds")), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a,
+	    "hits"), "abuse")), 1);
+	a = json_array_get(list, 4);
+	assert_string_equal(json_string_value(json_object_get(a, "agent")), "bob");
+	json_decref(o);
+
+	/* the rows a login of tm sees */
+	assert_int_equal(feed_scope_msg(b.s, b.len, "tm", &sc), 0);
+	assert_non_null(o = json_loads(sbuf_str(&sc), 0, NULL));
+	assert_int_equal(json_array_size(json_object_get(o, "agents")), 3);
+	json_decref(o);
+	/* a waiting message: the rows and the total of its shops */
+	sbuf_reset(&sc);
+	s = "{\"type\":\"waiting\",\"total\":3,\"rounds\":[{\"conversation\":\"a\"},"
+	    "{\"conversation\":\"b\",\"shop\":\"jd\"},{\"conversation\":\"c\","
+	    "\"shop\":\"tm\"}]}";
+	assert_int_equal(feed_scope_msg(s, strlen(s), "jd,tm", &sc), 0);
+	assert_non_null(o = json_loads(sbuf_str(&sc), 0, NULL));
+	assert_int_equal(json_array_size(json_object_get(o, "rounds")), 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "total")), 2);
+	json_decref(o);
+	assert_int_equal(feed_scope_msg("nope", 4, "tm", &sc), -1);
+
+	/* the alerts a login of tm gets: its two, none without a shop */
+	sbuf_reset(&b);
+	assert_int_equal(feed_alerts_msg(f, &pos, "tm", &b), 0);
+	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 2);
+	assert_string_equal(nth_sid(o, 0), "2-0");
+	assert_string_equal(nth_sid(o, 1), "3-0");
+	assert_int_equal(pos, 4);	/* past all, seen or not */
+	json_decref(o);
+	pos = FEED_NEW;
+	sbuf_reset(&b);
+	assert_int_equal(feed_alerts_msg(f, &pos, NULL, &b), 0);
+	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 4);
+	json_decref(o);
+	sbuf_free(&b);
+	sbuf_free(&sc);
+	feed_free(f);
+}
+
 int
 main(void)
 {
@@ -423,6 +555,7 @@ main(void)
 		cmocka_unit_test(test_hits_and_agents),
 		cmocka_unit_test(test_two_rules_count_once),
 		cmocka_unit_test(test_blocks),
+		cmocka_unit_test(test_shops),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -215,7 +215,7 @@ agents_doc(struct sbuf *out, const struct sla *s, int64_t now,
     const struct state_origin *o, const struct sla_config *cfg)
 {
 	sbuf_init(out);
-	assert_int_equal(state_agents_doc(out, s, now, o, cfg), 0);
+	assert_int_equal(state_agents_doc(out, s, now, o, cfg, NULL, 0), 0);
 }
 
 struct fig_find {
@@ -332,6 +332,227 @@ test_agents_merge(void **state)
 	sla_free(both);
 }
 
+static void
+shop_turn(struct sla *s, const char *id, const char *agent, const char *shop,
+    const char *queue, int customer, int64_t t)
+{
+	assert_non_null(sla_turn(s, id, strlen(id), agent, shop, queue, customer,
+	    1, t));
+}
+
+/* The figures of agent in (shop, queue) as the engine has them. */
+struct fig_find3 {
+	const char		*agent, *shop, *queue;
+	struct sla_figures	 f;
+	int			 found;
+};
+
+static void
+fig3_cb(const struct sla_account *w, const struct sla_figures *f, void *arg)
+{
+	struct fig_find3	*ff = arg;
+
+	if (strcmp(w->agent, ff->agent) == 0 && strcmp(w->shop, ff->shop) == 0 &&
+	    strcmp(w->queue, ff->queue) == 0) {
+		ff->f = *f;
+		ff->found = 1;
+	}
+}
+
+static struct sla_figures
+figures3(const struct sla *s, const char *agent, const char *shop,
+    const char *queue)
+{
+	struct fig_find3	ff;
+
+	memset(&ff, 0, sizeof(ff));
+	ff.agent = agent;
+	ff.shop = shop;
+	ff.queue = queue;
+	sla_agents(s, fig3_cb, &ff);
+	assert_true(ff.found);
+	return ff.f;
+}
+
+/*
+ * Shops: the document keeps each (shop, queue, agent) apart with its own
+ * cap, and two instances' documents merge into each group's figures as one
+ * engine with the same policies makes them; the no-shop agents stay
+ * under "agents" as before.
+ */
+static void
+test_agents_shops(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla_policy	 pol[2];
+	struct sla		*one, *two, *both, *s;
+	struct sbuf		 d1, d2;
+	struct state_agent	*ag;
+	const char		*docs[2];
+	size_t			 lens[2], n, bad = 0, i;
+	struct sla_figures	 want;
+	int64_t			 t = T0 + 2 * HOUR;
+	char			 id[16];
+	json_t			*o, *g;
+
+	(void)state;
+	base_cfg(&cfg);
+	/* tm counts a round at most 20 s, its presale queue 10 s */
+	pol[0].shop = "tm";
+	pol[0].queue = "";
+	pol[0].cfg = cfg;
+	pol[0].cfg.cap_ms = 20 * SEC;
+	pol[1].shop = "tm";
+	pol[1].queue = "presale";
+	pol[1].cfg = cfg;
+	pol[1].cfg.cap_ms = 10 * SEC;
+	one = new_sla(&cfg);
+	two = new_sla(&cfg);
+	both = new_sla(&cfg);
+	assert_int_equal(sla_set_policies(one, pol, 2), 0);
+	assert_int_equal(sla_set_policies(two, pol, 2), 0);
+	assert_int_equal(sla_set_policies(both, pol, 2), 0);
+	for (i = 0; i < 24; i++) {
+		/* alice serves all three; bob only tm's presale */
+		const char *shop = i % 3 == 0 ? NULL : "tm";
+		const char *queue = i % 3 == 2 ? "presale" : NULL;
+		const char *agent = i % 6 == 5 ? "bob" : "alice";
+
+		s = i % 2 ? one : two;
+		snprintf(id, sizeof(id), "c-%zu", i);
+		shop_turn(s, id, agent, shop, queue, 1, t + (int64_t)i * MIN);
+		shop_turn(both, id, agent, shop, queue, 1, t + (int64_t)i * MIN);
+		shop_turn(s, id, agent, shop, queue, 0, t + (int64_t)i * MIN +
+		    (int64_t)i * 2 * SEC);
+		shop_turn(both, id, agent, shop, queue, 0, t + (int64_t)i * MIN +
+		    (int64_t)i * 2 * SEC);
+	}
+	sbuf_init(&d1);
+	sbuf_init(&d2);
+	assert_int_equal(state_agents_doc(&d1, one, t + HOUR, &origin_a, &cfg,
+	    pol, 2), 0);
+	assert_int_equal(state_agents_doc(&d2, two, t + HOUR, &origin_b, &cfg,
+	    pol, 2), 0);
+	/* the shape: "agents" of no shop, "shops" with each group's cap */
+	o = parse(&d1);
+	assert_non_null(json_object_get(json_object_get(o, "agents"), "alice"));
+	assert_null(json_object_get(json_object_get(o, "agents"), "bob"));
+	g = json_object_get(json_object_get(o, "shops"), "tm");
+	assert_int_equal(json_integer_value(json_object_get(g, "cap_ms")), 20 * SEC);
+	assert_non_null(json_object_get(json_object_get(g, "agents"), "alice"));
+	g = json_object_get(json_object_get(g, "queues"), "presale");
+	assert_int_equal(json_integer_value(json_object_get(g, "cap_ms")), 10 * SEC);
+	assert_non_null(json_object_get(json_object_get(g, "agents"), "bob"));
+	json_decref(o);
+
+	docs[0] = sbuf_str(&d1);
+	docs[1] = sbuf_str(&d2);
+	lens[0] = d1.len;
+	lens[1] = d2.len;
+	assert_int_equal(state_agents_merge(docs, lens, 2, "2026-11-22", &ag, &n,
+	    &bad), 0);
+	assert_int_equal(bad, 0);
+	/* no shop first, then tm's own, then tm's presale; agents in order within */
+	assert_int_equal(n, 4);
+	assert_string_equal(ag[0].shop, "");
+	assert_string_equal(ag[0].agent, "alice");
+	assert_string_equal(ag[1].shop, "tm");
+	assert_string_equal(ag[1].queue, "");
+	assert_string_equal(ag[1].agent, "alice");
+	assert_string_equal(ag[2].queue, "presale");
+	assert_string_equal(ag[2].agent, "alice");
+	assert_string_equal(ag[3].queue, "presale");
+	assert_string_equal(ag[3].agent, "bob");
+	for (i = 0; i < n; i++) {
+		want = figures3(both, ag[i].agent, ag[i].shop, ag[i].queue);
+		assert_true(want.rounds > 0);
+		assert_int_equal(ag[i].f.rounds, want.rounds);
+		assert_int_equal(ag[i].f.mean_ms, want.mean_ms);
+		assert_int_equal(ag[i].f.p90_ms, want.p90_ms);
+		assert_int_equal(ag[i].f.first_mean_ms, want.first_mean_ms);
+		assert_true(ag[i].f.rate == want.rate);
+	}
+	/* the caps made a difference: presale's p90 is at most its 10 s */
+	assert_true(ag[2].f.p90_ms <= 10 * SEC);
+	state_agents_free(ag, n);
+	sbuf_free(&d1);
+	sbuf_free(&d2);
+	sla_free(one);
+	sla_free(two);
+	sla_free(both);
+}
+
+/* The policy of (shop, queue) as the engine picks it. */
+static void
+test_policy(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla_policy	 pol[3];
+
+	(void)state;
+	base_cfg(&cfg);
+	memset(pol, 0, sizeof(pol));
+	pol[0].shop = "jd";
+	pol[0].queue = "after";
+	pol[1].shop = "jd";
+	pol[1].queue = "";
+	pol[2].shop = "tm";
+	pol[2].queue = "pre";
+	assert_ptr_equal(state_policy(&cfg, pol, 3, "", ""), &cfg);
+	assert_ptr_equal(state_policy(&cfg, pol, 3, NULL, NULL), &cfg);
+	assert_ptr_equal(state_policy(&cfg, pol, 3, "jd", "after"), &pol[0].cfg);
+	assert_ptr_equal(state_policy(&cfg, pol, 3, "jd", "other"), &pol[1].cfg);
+	assert_ptr_equal(state_policy(&cfg, pol, 3, "jd", NULL), &pol[1].cfg);
+	assert_ptr_equal(state_policy(&cfg, pol, 3, "tm", "pre"), &pol[2].cfg);
+	assert_ptr_equal(state_policy(&cfg, pol, 3, "tm", ""), &cfg);
+	assert_ptr_equal(state_policy(&cfg, pol, 3, "xx", "pre"), &cfg);
+}
+
+/* Who waits carries the shop and queue, through the merge, only when set. */
+static void
+test_waiting_shops(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sbuf		 d, m;
+	const char		*docs[1];
+	size_t			 lens[1], bad = 0, i;
+	json_t			*o, *r;
+	int			 seen = 0;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	shop_turn(s, "c1", "alice", "tm", "presale", 1, T0);
+	shop_turn(s, "c2", "alice", NULL, NULL, 1, T0 + SEC);
+	sbuf_init(&d);
+	sbuf_init(&m);
+	assert_int_equal(state_waiting_doc(&d, s, T0 + 5 * SEC, &origin_a), 0);
+	docs[0] = sbuf_str(&d);
+	lens[0] = d.len;
+	assert_int_equal(state_waiting_msg(&m, docs, lens, 1, T0 + 6 * SEC, &bad), 0);
+	o = parse(&m);
+	json_array_foreach(json_object_get(o, "rounds"), i, r) {
+		if (strcmp(json_string_value(json_object_get(r, "conversation")),
+		    "c1") == 0) {
+			assert_string_equal(json_string_value(json_object_get(r,
+			    "shop")), "tm");
+			assert_string_equal(json_string_value(json_object_get(r,
+			    "queue")), "presale");
+			seen++;
+		} else {
+			assert_null(json_object_get(r, "shop"));
+			assert_null(json_object_get(r, "queue"));
+			seen++;
+		}
+	}
+	assert_int_equal(seen, 2);
+	json_decref(o);
+	sbuf_free(&d);
+	sbuf_free(&m);
+	sla_free(s);
+}
+
 int
 main(void)
 {
@@ -341,6 +562,9 @@ main(void)
 		cmocka_unit_test(test_waiting_msg),
 		cmocka_unit_test(test_waiting_nul),
 		cmocka_unit_test(test_agents_merge),
+		cmocka_unit_test(test_agents_shops),
+		cmocka_unit_test(test_policy),
+		cmocka_unit_test(test_waiting_shops),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

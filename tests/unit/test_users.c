@@ -100,16 +100,83 @@ test_set_line(void **state)
 	(void)state;
 	sbuf_init(&out);
 	assert_int_equal(users_set_line(text, strlen(text), "alice", "supervisor",
-	    "Z", &out), 0);
+	    "Z", NULL, &out), 0);
 	assert_string_equal(sbuf_str(&out),
 	    "# users\nalice:supervisor:Z\nalicia:viewer:B\nbob:viewer:C\n");
 	assert_int_equal(users_set_line(text, strlen(text), "carol", "viewer",
-	    "Y", &out), 0);
+	    "Y", "", &out), 0);
 	assert_string_equal(sbuf_str(&out),
 	    "# users\nalice:viewer:A\nalicia:viewer:B\nbob:viewer:C\ncarol:viewer:Y\n");
-	assert_int_equal(users_set_line("", 0, "carol", "viewer", "Y", &out), 0);
+	assert_int_equal(users_set_line("", 0, "carol", "viewer", "Y", NULL, &out), 0);
 	assert_string_equal(sbuf_str(&out), "carol:viewer:Y\n");
+	/* shops go in a fourth field, and go again when none are given */
+	assert_int_equal(users_set_line(text, strlen(text), "bob", "viewer",
+	    "W", "tm,jd", &out), 0);
+	assert_string_equal(sbuf_str(&out),
+	    "# users\nalice:viewer:A\nalicia:viewer:B\nbob:viewer:W:tm,jd\n");
+	assert_int_equal(users_set_line("bob:viewer:W:tm\n", 16, "bob", "viewer",
+	    "V", NULL, &out), 0);
+	assert_string_equal(sbuf_str(&out), "bob:viewer:V\n");
 	sbuf_free(&out);
+}
+
+#define HASH_A	"$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaA"
+
+static void
+test_shops(void **state)
+{
+	const char	*text = "old:viewer:" HASH_A "\n"
+	    "tmall:supervisor:" HASH_A ":tm\n"
+	    "two:viewer:" HASH_A ":tm,jd.hk\n";
+	struct users	*u;
+	struct sbuf	 errs;
+
+	(void)state;
+	sbuf_init(&errs);
+	/* an old file (three fields) stays valid: its users see every shop */
+	assert_non_null(u = users_parse(text, strlen(text), "u", &errs));
+	assert_null(users_shops(u, "old"));
+	assert_string_equal(users_shops(u, "tmall"), "tm");
+	assert_string_equal(users_shops(u, "two"), "tm,jd.hk");
+	assert_int_equal(users_role(u, "tmall"), USERS_SUPERVISOR);
+	assert_null(users_shops(u, "nobody"));
+	users_free(u);
+
+	assert_true(users_scope_has(NULL, "tm"));
+	assert_true(users_scope_has(NULL, ""));
+	assert_true(users_scope_has("", NULL));
+	assert_true(users_scope_has("tm,jd.hk", "jd.hk"));
+	assert_true(users_scope_has("tm,jd.hk", "tm"));
+	assert_false(users_scope_has("tm,jd.hk", "t"));
+	assert_false(users_scope_has("tm,jd.hk", "jd"));
+	assert_false(users_scope_has("tm,jd.hk", "tm,jd.hk"));
+	assert_false(users_scope_has("tm", ""));
+	assert_false(users_scope_has("tm", NULL));
+	/* dashauth's scope of an ended login: nothing */
+	assert_false(users_scope_has(",", "tm"));
+	assert_false(users_scope_has(",", ""));
+	assert_false(users_scope_has(",", NULL));
+
+	assert_true(users_shops_ok("a"));
+	assert_true(users_shops_ok("A-z.0_9,b"));
+	assert_false(users_shops_ok(""));
+	assert_false(users_shops_ok("a,"));
+	assert_false(users_shops_ok(",a"));
+	assert_false(users_shops_ok("a,,b"));
+	assert_false(users_shops_ok("a b"));
+	assert_false(users_shops_ok("a:b"));
+	assert_true(users_shops_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	assert_false(users_shops_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+
+	/* a bad list is an error of its line, naming the user */
+	assert_null(users_parse("x:viewer:" HASH_A ":tm,\n", 9 + strlen(HASH_A) + 5,
+	    "u", &errs));
+	assert_non_null(strstr(sbuf_str(&errs), "u:1: user x: bad shops"));
+	sbuf_reset(&errs);
+	assert_null(users_parse("x:viewer:" HASH_A ":\n", 9 + strlen(HASH_A) + 2,
+	    "u", &errs));
+	assert_non_null(strstr(sbuf_str(&errs), "u:1: user x: bad shops"));
+	sbuf_free(&errs);
 }
 
 static double
@@ -195,6 +262,7 @@ main(void)
 		cmocka_unit_test(test_names_and_roles),
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_set_line),
+		cmocka_unit_test(test_shops),
 		cmocka_unit_test(test_hash_verify),
 		cmocka_unit_test(test_write),
 	};

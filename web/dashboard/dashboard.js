@@ -86,6 +86,12 @@ const STRINGS = {
     'filter.customerGroup': '买家信号',
     'filter.otherGroup': '其他',
     'filter.allAgents': '全部客服',
+    'filter.shop': '店铺',
+    'filter.allShops': '全部店铺',
+    'filter.noShop': '未分店铺',
+    'filter.queue': '队列',
+    'filter.allQueues': '全部队列',
+    'agents.noShop': '未分店铺',
     'col.time': '时间',
     'col.severity': '级别',
     'col.what': '类型',
@@ -258,6 +264,12 @@ const STRINGS = {
     'filter.customerGroup': 'Buyer signals',
     'filter.otherGroup': 'Other',
     'filter.allAgents': 'All agents',
+    'filter.shop': 'Shop',
+    'filter.allShops': 'All shops',
+    'filter.noShop': 'No shop',
+    'filter.queue': 'Queue',
+    'filter.allQueues': 'All queues',
+    'agents.noShop': 'No shop',
     'col.time': 'Time',
     'col.severity': 'Severity',
     'col.what': 'What',
@@ -410,7 +422,10 @@ const state = {
   agentsSeen: new Set(),
   otherCategories: new Set(),   // categories outside the known 13
   filterOptionsStale: true,
-  filter: { sev: { critical: true, warn: true, info: true }, category: '', agent: '' },
+  filter: { sev: { critical: true, warn: true, info: true }, category: '', agent: '', shop: '', queue: '' },
+  // shop id -> { name, queues: Set }: the configured ones the login sees
+  // (hello) and those the data names; a login of some shops gets only theirs
+  shops: new Map(),
   waiting: null,          // last `waiting` message, plus `at`: performance.now() at arrival
   waitRows: [],           // { el, wait, fill, base, threshold, level, text }
   agents: null,           // last `agents` message
@@ -431,7 +446,8 @@ const state = {
 const conv = { id: '', agent: '', data: null, seq: 0, loading: false, error: '', wait: null, refresh: 0, turnsSig: '' };
 
 // Who is logged in (GET /api/login); logins: whether the dashboard has any.
-const auth = { logins: false, user: '', role: '', locked: false };
+// shops: the login's (GET /api/login), null every shop: the server keeps it to them
+const auth = { logins: false, user: '', role: '', locked: false, shops: null };
 
 const feed = {
   ws: null,
@@ -449,6 +465,7 @@ const dom = {
   sevBoxes: Object.fromEntries(SEVERITIES.map((s) => [s, $('f-sev-' + s)])),
   sevCounts: Object.fromEntries(SEVERITIES.map((s) => [s, $('n-' + s)])),
   category: $('f-category'), agent: $('f-agent'),
+  shopPick: $('shop-pick'), shop: $('f-shop'), queue: $('f-queue'),
   waiting: $('waiting'), waitingEmpty: $('waiting-empty'), waitingCount: $('waiting-count'),
   agentsBody: document.querySelector('#agents tbody'), agentsEmpty: $('agents-empty'),
   agentsNote: $('agents-note'), colRate: $('col-rate'), colChart: $('col-chart'),
@@ -602,8 +619,55 @@ function entry(sid, a) {
     blocked: a.action === 'block' || hits.some((h) => h.action === 'block'),
     agent: String(a.agent ?? ''),
     conversation: String(a.conversation ?? ''),
+    shop: String(a.shop ?? ''),
+    queue: String(a.queue ?? ''),
     time: Date.parse(a.ts),
   };
+}
+
+/* ------------------------------------------------------------------ shops */
+
+// The shop filter's value for what has no shop: a space, which no shop id has.
+const NO_SHOP = ' ';
+
+// A shop (and queue) the data names: the filters offer it from now on.
+function noteShop(shop, queue) {
+  if (!shop) return;
+  let s = state.shops.get(shop);
+  if (!s) {
+    s = { name: '', queues: new Set() };
+    state.shops.set(shop, s);
+    state.filterOptionsStale = true;
+  }
+  if (queue && !s.queues.has(queue)) {
+    s.queues.add(queue);
+    state.filterOptionsStale = true;
+  }
+}
+
+// The configured shops of hello: [{id, name?, queues}].
+function takeShops(list) {
+  for (const c of Array.isArray(list) ? list : []) {
+    if (!c || typeof c.id !== 'string') continue;
+    noteShop(c.id, '');
+    if (typeof c.name === 'string') state.shops.get(c.id).name = c.name;
+    for (const q of Array.isArray(c.queues) ? c.queues : []) noteShop(c.id, String(q));
+  }
+  state.filterOptionsStale = true;
+  scheduleRender();
+}
+
+// "天猫旗舰店 (tmall)", or the id alone when it has no name.
+function shopLabel(shop) {
+  const s = state.shops.get(shop);
+  return s && s.name ? `${visible(s.name)} (${visible(shop)})` : visible(shop);
+}
+
+// Whether a row of (shop, queue) ("" none) passes the shop and queue filters.
+function shopPasses(shop, queue) {
+  const f = state.filter;
+  if (f.shop === NO_SHOP) return !shop;
+  return (!f.shop || shop === f.shop) && (!f.queue || queue === f.queue);
 }
 
 function takeAlerts(m) {
@@ -635,6 +699,7 @@ function takeAlerts(m) {
       state.agentsSeen.add(e.agent);
       state.filterOptionsStale = true;
     }
+    noteShop(e.shop, e.queue);
     for (const c of e.sla ? [] : e.categories) {
       if (!KNOWN_CATEGORIES.has(c) && !state.otherCategories.has(c)) {
         state.otherCategories.add(c);
@@ -654,7 +719,8 @@ function takeAlerts(m) {
 
 function passes(e) {
   const f = state.filter;
-  return f.sev[e.severity] && (!f.category || e.categories.includes(f.category)) && (!f.agent || e.agent === f.agent);
+  return f.sev[e.severity] && (!f.category || e.categories.includes(f.category)) && (!f.agent || e.agent === f.agent) &&
+    shopPasses(e.shop, e.queue);
 }
 
 // The chat message with the match in a <mark>. Offsets are Unicode code
@@ -713,7 +779,7 @@ function alertRow(e) {
   Object.assign(row.dataset, {
     id: String(a.id ?? ''), severity: String(a.severity ?? ''), type: a.type,
     category: e.category, agent: e.agent, blocked: String(e.blocked),
-    conversation: e.conversation, hits: String(e.hits.length),
+    conversation: e.conversation, hits: String(e.hits.length), shop: e.shop, queue: e.queue,
   });
   if (state.highlight && e.id === state.highlight) row.classList.add('highlight');
 
@@ -744,7 +810,8 @@ function alertRow(e) {
   convLink.type = 'button';
   convLink.title = t('openConv');
   who.append(el('span', 'agent', visible(e.agent)), convLink);
-  who.title = `${e.agent} · ${e.conversation}`;   // both may be cut short on screen
+  if (e.shop) who.append(el('span', 'shop', shopLabel(e.shop) + (e.queue ? ' · ' + visible(e.queue) : '')));
+  who.title = [e.agent, e.conversation, e.shop, e.queue].filter(Boolean).join(' · ');   // all may be cut short on screen
 
   const body = el('div', 'c-body');
   if (e.sla) {
@@ -1525,6 +1592,23 @@ function renderFilterOptions() {
   ag.replaceChildren(option('', t('filter.allAgents')));
   for (const a of [...state.agentsSeen].sort((x, y) => x.localeCompare(y))) ag.append(option(a, visible(a)));
   ag.value = state.filter.agent;
+
+  dom.shopPick.hidden = state.shops.size === 0;
+  const ids = [...state.shops.keys()].sort((x, y) => x.localeCompare(y));
+  // a login of some shops is shown nothing without a shop: no such choice
+  dom.shop.replaceChildren(option('', t('filter.allShops')),
+    ...(auth.shops ? [] : [option(NO_SHOP, t('filter.noShop'))]),
+    ...ids.map((id) => option(id, shopLabel(id))));
+  dom.shop.value = state.filter.shop;
+  // the queues of the shop picked, or of them all
+  const queues = new Set();
+  for (const [id, s] of state.shops) {
+    if (!state.filter.shop || state.filter.shop === id) for (const q of s.queues) queues.add(q);
+  }
+  dom.queue.replaceChildren(option('', t('filter.allQueues')),
+    ...[...queues].sort((x, y) => x.localeCompare(y)).map((q) => option(q, visible(q))));
+  dom.queue.value = queues.has(state.filter.queue) ? state.filter.queue : '';
+  dom.queue.disabled = state.filter.shop === NO_SHOP || queues.size === 0;
   state.filterOptionsStale = false;
 }
 
@@ -1532,7 +1616,17 @@ function onFilterChange() {
   for (const s of SEVERITIES) state.filter.sev[s] = dom.sevBoxes[s].checked;
   state.filter.category = dom.category.value;
   state.filter.agent = dom.agent.value;
+  const shop = dom.shop.value;
+  if (shop !== state.filter.shop) {
+    state.filter.shop = shop;
+    state.filter.queue = '';      // another shop's queues
+    renderFilterOptions();
+  } else {
+    state.filter.queue = dom.queue.value;
+  }
   renderAlerts();       // at once, not at the next frame
+  renderWaiting();
+  renderAgents();
 }
 
 /* ---------------------------------------------------------------- waiting */
@@ -1547,6 +1641,7 @@ function takeWaiting(m) {
   }
   for (const r of Array.isArray(m.rounds) ? m.rounds : []) {
     const a = String(r.agent ?? '');
+    noteShop(String(r.shop ?? ''), String(r.queue ?? ''));
     if (a && !state.agentsSeen.has(a)) {
       state.agentsSeen.add(a);
       state.filterOptionsStale = true;
@@ -1566,8 +1661,10 @@ function renderWaiting() {
     dom.waitingEmpty.hidden = false;
     return;
   }
-  const rounds = Array.isArray(w.rounds) ? w.rounds : [];
-  const total = Number.isFinite(w.total) ? w.total : rounds.length;
+  const all = Array.isArray(w.rounds) ? w.rounds : [];
+  const rounds = all.filter((r) => shopPasses(String(r.shop ?? ''), String(r.queue ?? '')));
+  // a shop picked: the count is of the rounds this page has of it
+  const total = rounds.length < all.length ? rounds.length : Number.isFinite(w.total) ? w.total : rounds.length;
   dom.waitingCount.textContent = t('waiting.count', num(total), num(w.instances ?? 0)) +
     (total > rounds.length ? t('waiting.partial', num(rounds.length)) : '');
   dom.waitingEmpty.textContent = t('waiting.none');
@@ -1577,11 +1674,13 @@ function renderWaiting() {
     const row = el('div', 'waiting');
     Object.assign(row.dataset, {
       conversation: String(r.conversation ?? ''), agent: String(r.agent ?? ''), state: String(r.state ?? ''),
+      shop: String(r.shop ?? ''), queue: String(r.queue ?? ''),
     });
     if (r.instance) row.title = String(r.instance);
     const wait = el('div', 'wait');
     const main = el('div', 'w-main');
     main.append(el('span', 'conv', visible(r.conversation ?? '')), el('span', 'agent', visible(r.agent ?? '')));
+    if (r.shop) main.append(el('span', 'shop', shopLabel(String(r.shop)) + (r.queue ? ' · ' + visible(r.queue) : '')));
     const meta = el('div', 'w-meta');
     meta.append(el('span', r.first ? 'kind first' : 'kind', t(r.first ? 'waiting.first' : 'waiting.reply')),
       el('span', 'thr', t('threshold', fmtDur(r.threshold_ms))));
@@ -1637,6 +1736,7 @@ function takeAgents(m) {
   state.agents = m;
   for (const a of Array.isArray(m.agents) ? m.agents : []) {
     const name = String(a.agent ?? '');
+    noteShop(String(a.shop ?? ''), String(a.queue ?? ''));
     if (name && !state.agentsSeen.has(name)) {
       state.agentsSeen.add(name);
       state.filterOptionsStale = true;
@@ -1700,7 +1800,8 @@ function renderAgents() {
   dom.colRate.textContent = rateLabel();
   dom.colChart.textContent = t('col.chart', fmtTz(state.tzOffsetMin));
   dom.agentsNote.textContent = t('agents.note', fmtDur(state.sla.reply_ms));
-  const list = state.past ? pastAgents() : state.agents && Array.isArray(state.agents.agents) ? state.agents.agents : null;
+  const all = state.past ? pastAgents() : state.agents && Array.isArray(state.agents.agents) ? state.agents.agents : null;
+  const list = all && all.filter((a) => shopPasses(String(a.shop ?? ''), String(a.queue ?? '')));
   dom.agentsBody.replaceChildren();
   dom.agentsEmpty.textContent = state.past && state.past.error ? state.past.error
     : list ? t(state.past ? 'agents.nonePast' : 'agents.none') : t('loading');
@@ -1708,10 +1809,24 @@ function renderAgents() {
   if (!list) return;
 
   const thr = state.sla.reply_ms;
+  // grouped by shop and queue (the feed sends them in that order) once any row has a shop
+  const grouped = list.some((a) => a.shop);
+  let groupKey = null;
   for (const a of list) {
     const name = String(a.agent ?? '');
+    const shop = String(a.shop ?? ''), queue = String(a.queue ?? '');
+    if (grouped && groupKey !== shop + '\u001f' + queue) {
+      groupKey = shop + '\u001f' + queue;
+      const head = el('tr', 'shop-group');
+      Object.assign(head.dataset, { shop, queue });
+      const th = el('th', '', shop ? shopLabel(shop) + (queue ? ' · ' + visible(queue) : '') : t('agents.noShop'));
+      th.colSpan = 10;
+      head.append(th);
+      dom.agentsBody.append(head);
+    }
     const tr = el('tr', 'agent');
     tr.dataset.agent = name;
+    if (shop) Object.assign(tr.dataset, { shop, queue });
     const has = a.rounds > 0;
 
     const nameCell = el('td', 'name');
@@ -2008,6 +2123,7 @@ function onMessage(data) {
       // accepts and drops at once still gets growing pauses.
       feed.retryMs = RETRY_FIRST_MS;
       if (m.sla && typeof m.sla === 'object') Object.assign(state.sla, m.sla);
+      if (Array.isArray(m.shops)) takeShops(m.shops);
       if (m.day) state.day = String(m.day);
       if (Number.isFinite(m.tz_offset_min) && m.tz_offset_min !== state.tzOffsetMin) {
         state.tzOffsetMin = m.tz_offset_min;
@@ -2057,6 +2173,7 @@ function showLogin() {
   auth.locked = true;
   auth.user = '';
   auth.role = '';
+  auth.shops = null;
   if (feed.ws) {
     const ws = feed.ws;
     feed.ws = null;
@@ -2124,6 +2241,8 @@ async function checkLogin(again) {
       const role = auth.role;
       auth.user = String(me.user);
       auth.role = String(me.role || '');
+      auth.shops = Array.isArray(me.shops) ? me.shops.map(String) : null;
+      state.filterOptionsStale = true;
       renderWho();
       if (again && role !== auth.role) {
         // a new role: the buttons come or go
@@ -2159,6 +2278,8 @@ async function submitLogin(ev) {
       const me = await r.json();
       auth.user = String(me.user);
       auth.role = String(me.role || '');
+      auth.shops = Array.isArray(me.shops) ? me.shops.map(String) : null;
+      state.filterOptionsStale = true;
       feed.failures = 0;
       feed.everOpened = false;
       feed.retryMs = RETRY_FIRST_MS;
@@ -2198,6 +2319,8 @@ async function logout() {
 for (const s of SEVERITIES) dom.sevBoxes[s].addEventListener('change', onFilterChange);
 dom.category.addEventListener('change', onFilterChange);
 dom.agent.addEventListener('change', onFilterChange);
+dom.shop.addEventListener('change', onFilterChange);
+dom.queue.addEventListener('change', onFilterChange);
 dom.lang.addEventListener('click', toggleLanguage);
 for (const list of [dom.alerts, dom.pinned, dom.waiting]) list.addEventListener('click', onRowClick);
 document.addEventListener('click', onHandleClick);
