@@ -208,7 +208,7 @@ const struct sla_config *
 report_policy(const struct report *r, const char *shop, const char *queue)
 {
 	/* the queue's own, else the shop's: config_sla_for's order */
-	return sla_policies_find(&r->pol, shop, queue);
+	return sla_policy_find(r->pol.v, r->pol.n, shop, queue);
 }
 
 /* The agent id of s (found, or added in its place); NULL on ENOMEM. */

@@ -1044,7 +1044,7 @@ sla_tag_set(struct sla_tag *t, const struct sla_config *cfg)
 }
 
 const struct sla_config *
-sla_policies_find(const struct sla_policies *p, const char *shop,
+sla_policy_find(const struct sla_policy *v, size_t n, const char *shop,
     const char *queue)
 {
 	const struct sla_config	*best = NULL;
@@ -1054,13 +1054,13 @@ sla_policies_find(const struct sla_policies *p, const char *shop,
 		return NULL;
 	if (queue == NULL)
 		queue = "";
-	for (i = 0; i < p->n; i++) {
-		if (strcmp(p->v[i].shop, shop) != 0)
+	for (i = 0; i < n; i++) {
+		if (strcmp(v[i].shop, shop) != 0)
 			continue;
-		if (strcmp(p->v[i].queue, queue) == 0)
-			return &p->v[i].cfg;
-		if (p->v[i].queue[0] == '\0')
-			best = &p->v[i].cfg;
+		if (strcmp(v[i].queue, queue) == 0)
+			return &v[i].cfg;
+		if (v[i].queue[0] == '\0')
+			best = &v[i].cfg;
 	}
 	return best;
 }
@@ -1093,6 +1093,20 @@ sla_policies_set(struct sla_policies *p, const struct sla_policy *v, size_t n)
 	return 0;
 }
 
+int
+sla_policies_load(struct sla_policies *p, const struct config *cfg)
+{
+	struct sla_policy	*v;
+	size_t			 n;
+	int			 rc;
+
+	if (sla_policies_from(cfg, &v, &n) == -1)
+		return -1;
+	rc = sla_policies_set(p, v, n);
+	free(v);
+	return rc;
+}
+
 void
 sla_policies_clear(struct sla_policies *p)
 {
@@ -1105,7 +1119,8 @@ sla_policies_clear(struct sla_policies *p)
 static const struct sla_config *
 sla_policy_for(const struct sla *s, const char *shop, const char *queue)
 {
-	const struct sla_config	*c = sla_policies_find(&s->pol, shop, queue);
+	const struct sla_config	*c = sla_policy_find(s->pol.v, s->pol.n, shop,
+				    queue);
 
 	return c != NULL ? c : &s->tags[0]->cfg;
 }

@@ -34,8 +34,7 @@ struct snapshot {
 	struct rconn		*rc;
 	struct event		*ev_tick;
 	struct sla_config	 scfg;
-	struct sla_policy	*pol;		/* the shops' settings, their strings ours */
-	size_t			 npol;
+	struct sla_policies	 pol;		/* the shops' settings, copied */
 	uint64_t		 interval_ms;
 	int			 shared;	/* redis.takeover: who waits and the figures are in Redis */
 	char			*prefix;
@@ -107,8 +106,8 @@ snapshot_write(struct snapshot *sn)
 		snapshot_set(sn, key, index, now, now + (int64_t)ttl);
 	}
 	sbuf_reset(&sn->doc);
-	if (state_agents_doc(&sn->doc, sn->sla, now, &o, &sn->scfg, sn->pol,
-	    sn->npol) == 0) {
+	if (state_agents_doc(&sn->doc, sn->sla, now, &o, &sn->scfg, sn->pol.v,
+	    sn->pol.n) == 0) {
 		state_day(day, now, sn->scfg.utc_offset_min);
 		snprintf(key, sizeof(key), "%schatmon:agents:%s:%s", pre, day,
 		    sn->instance);
@@ -133,46 +132,14 @@ snapshot_on_state(void *arg, int up, int lost)
 		snapshot_write(arg);	/* at once: a dashboard need not wait a tick */
 }
 
-static void
-snapshot_policies_free(struct sla_policy *v, size_t n)
-{
-	size_t	i;
-
-	for (i = 0; i < n && v != NULL; i++) {
-		free((char *)v[i].shop);
-		free((char *)v[i].queue);
-	}
-	free(v);
-}
-
 /*
- * The shops' settings, for the cap and rate of each shop's figures. Their
- * strings are copied: the configuration they come from goes at a reload.
+ * The shops' settings, for the cap and rate of each shop's figures, copied:
+ * the configuration they come from goes at a reload.
  */
 static int
 snapshot_policies(struct snapshot *sn, const struct config *cfg)
 {
-	struct sla_policy	*v;
-	size_t			 n, i;
-	const char		*shop, *queue;
-
-	if (sla_policies_from(cfg, &v, &n) == -1)
-		return -1;
-	for (i = 0; i < n; i++) {
-		shop = v[i].shop;
-		queue = v[i].queue;
-		v[i].shop = strdup(shop);
-		v[i].queue = strdup(queue);
-		if (v[i].shop == NULL || v[i].queue == NULL) {
-			/* those after i are still the configuration's */
-			snapshot_policies_free(v, i + 1);
-			return -1;
-		}
-	}
-	snapshot_policies_free(sn->pol, sn->npol);
-	sn->pol = v;
-	sn->npol = n;
-	return 0;
+	return sla_policies_load(&sn->pol, cfg);
 }
 
 void
@@ -240,7 +207,7 @@ snapshot_free(struct snapshot *sn)
 	if (sn->ev_tick != NULL)
 		event_free(sn->ev_tick);
 	sbuf_free(&sn->doc);
-	snapshot_policies_free(sn->pol, sn->npol);
+	sla_policies_clear(&sn->pol);
 	free(sn->prefix);
 	free(sn);
 }

@@ -76,23 +76,10 @@ const struct sla_config *
 state_policy(const struct sla_config *cfg, const struct sla_policy *pol,
     size_t npol, const char *shop, const char *queue)
 {
-	const struct sla_config	*own = cfg;
-	size_t			 i;
+	const struct sla_config	*c = sla_policy_find(pol, npol, shop, queue);
 
-	if (shop == NULL || shop[0] == '\0')
-		return cfg;
-	if (queue == NULL)
-		queue = "";
 	/* as the engine judges: (shop, queue), else (shop, ""), else cfg */
-	for (i = 0; i < npol; i++) {
-		if (strcmp(pol[i].shop, shop) != 0)
-			continue;
-		if (strcmp(pol[i].queue, queue) == 0)
-			return &pol[i].cfg;
-		if (pol[i].queue[0] == '\0')
-			own = &pol[i].cfg;
-	}
-	return own;
+	return c != NULL ? c : cfg;
 }
 
 /* The longest waits, as a min-heap of at most cap on waited_ms. */

@@ -110,6 +110,7 @@ struct sla_policy {
 /* v is copied; applies as sla_set_config does. 0, or -1 on ENOMEM (nothing changed). */
 int	sla_set_policies(struct sla *, const struct sla_policy *v, size_t n);
 
+struct config;
 /* Policies held with their strings: what sla_set_policies keeps (zeroed: none). */
 struct sla_policies {
 	struct sla_policy	*v;
@@ -119,15 +120,16 @@ struct sla_policies {
 /* Replaces p's with a copy of v; 0, or -1 on ENOMEM (p as it was). */
 int	sla_policies_set(struct sla_policies *p, const struct sla_policy *v,
 	    size_t n);
+/* Replaces p's with the policies of a configuration's shops (sla_policies_from); 0 or -1. */
+int	sla_policies_load(struct sla_policies *p, const struct config *);
 void	sla_policies_clear(struct sla_policies *);
-/* The settings of (shop, queue): the queue's policy, else the shop's; NULL when none. */
-const struct sla_config *sla_policies_find(const struct sla_policies *,
+/* The settings of (shop, queue) among v: the queue's policy, else the shop's; NULL when none. */
+const struct sla_config *sla_policy_find(const struct sla_policy *v, size_t n,
 	    const char *shop, const char *queue);
 /*
  * The policies of a configuration's shops and queues, their strings the
  * configuration's: *v is the caller's to free(). 0, or -1 on ENOMEM.
  */
-struct config;
 int	sla_policies_from(const struct config *, struct sla_policy **v,
 	    size_t *n);
 /* Frees every conversation (release is called for each) and the engine. */
