@@ -332,21 +332,12 @@ detect_finish(struct detect *d, enum rules_role role, const char *text,
 	return (ssize_t)total;
 }
 
-/* rules_match's order (src/rules.c): longest first, then strongest, earliest, by id. */
+/* rules_match's order, over the hits of several packs. */
 static int
 detect_hit_cmp(const void *a, const void *b)
 {
-	const struct rules_hit	*x = &((const struct detect_hit *)a)->hit;
-	const struct rules_hit	*y = &((const struct detect_hit *)b)->hit;
-	uint32_t		 lx = x->end - x->start, ly = y->end - y->start;
-
-	if (lx != ly)
-		return lx > ly ? -1 : 1;
-	if (x->severity != y->severity)
-		return x->severity > y->severity ? -1 : 1;
-	if (x->start != y->start)
-		return x->start < y->start ? -1 : 1;
-	return strcmp(x->rule, y->rule);
+	return rules_hit_order(&((const struct detect_hit *)a)->hit,
+	    &((const struct detect_hit *)b)->hit);
 }
 
 /*

@@ -1037,10 +1037,9 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 	}
 }
 
-static int
-rules_hit_cmp(const void *a, const void *b)
+int
+rules_hit_order(const struct rules_hit *x, const struct rules_hit *y)
 {
-	const struct rules_hit	*x = a, *y = b;
 	uint32_t		 lx = x->end - x->start, ly = y->end - y->start;
 
 	if (lx != ly)
@@ -1050,6 +1049,12 @@ rules_hit_cmp(const void *a, const void *b)
 	if (x->start != y->start)
 		return x->start < y->start ? -1 : 1;
 	return strcmp(x->rule, y->rule);
+}
+
+static int
+rules_hit_cmp(const void *a, const void *b)
+{
+	return rules_hit_order(a, b);
 }
 
 /* Whether the branch of unit u can match: it is always run, or its literals were seen. */

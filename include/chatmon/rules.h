@@ -49,6 +49,12 @@ const char *rules_rule(const struct rules *, size_t i, const char **file,
 int	rules_jit(const struct rules *);	/* 1 when patterns run JIT-compiled */
 
 /*
+ * The order rules_match gives its hits in: longest first, then strongest,
+ * earliest, by rule id. < 0 when a comes first.
+ */
+int	rules_hit_order(const struct rules_hit *a, const struct rules_hit *b);
+
+/*
  * Matches len bytes of text (any bytes) as written by role (AGENT or
  * CUSTOMER). Sets *hits to the hits, longest match first, and returns their
  * number. Hits and their strings stay valid until the next rules_match* on

@@ -345,20 +345,11 @@ test_set_book(void **state)
 	rulebook_free(plain);
 }
 
-/* rules_match's order (src/rules.c): longest, strongest, earliest, by id. */
+/* rules_match's order, for the packs' hits put together by hand. */
 static int
 hit_cmp(const void *a, const void *b)
 {
-	const struct rules_hit	*x = a, *y = b;
-	uint32_t		 lx = x->end - x->start, ly = y->end - y->start;
-
-	if (lx != ly)
-		return lx > ly ? -1 : 1;
-	if (x->severity != y->severity)
-		return x->severity > y->severity ? -1 : 1;
-	if (x->start != y->start)
-		return x->start < y->start ? -1 : 1;
-	return strcmp(x->rule, y->rule);
+	return rules_hit_order(a, b);
 }
 
 /*
