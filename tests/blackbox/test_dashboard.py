@@ -15,7 +15,8 @@ import time
 import pytest
 import websockets
 
-from conftest import CHATMON, SLOW, T, WEB, agent, free_port, http_get, recv, run, wait_for
+from conftest import (CHATMON, SLOW, T, WEB, agent, free_port, http_get, recv, run,
+                      sla_bucket, wait_for)
 
 STREAM = "chatmon:alerts:log"
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
@@ -502,8 +503,17 @@ def test_the_days_figures_survive_a_killed_instance(dashboard, daemon, backend, 
                                           "text": "亲,全国包邮的哦"}, ensure_ascii=False))
             await asyncio.sleep(0.3)
 
+    c = r.client()
+
+    def closed_in_redis(conv):
+        return c.hget("chatmon:sla:{%d}:c:%s" % (sla_bucket(conv), conv), "op") == "0"
+
     async def main():
         await answer(one, f"/script?file={script('a', ['k-1', 'k-2'])}&agent=gail", 2)
+        # killed once Redis holds the answers: a reply killed on its way there
+        # is lost with the instance, and is not what this test is about
+        wait_for(lambda: closed_in_redis("k-1") and closed_in_redis("k-2"), 5 * SLOW,
+                 "the replies in Redis")
         os.kill(one.pid, 9)
         one.proc.wait(5)
         one.exit_code = -9
