@@ -12,6 +12,13 @@
  * next deadline is a minimum of three, and a configuration change only
  * reaches rounds that open later.
  *
+ * Conversations of many shops share the engine: a conversation keeps the
+ * (shop, queue) tag of its first turn, each tag carries the settings its
+ * rounds are judged by (sla_set_policies), and an agent's figures are kept
+ * per tag, so one agent serving two shops is two sets of figures. A
+ * per-buyer-per-day rate (Pinduoduo) keeps each buyer's day of the last
+ * two days in a small table of its own.
+ *
  * Service hours are the same every local day (fixed UTC offset, no daylight
  * saving: China has none), so service time is counted as whole days times
  * the service in a day plus the service before the time of day at both
@@ -134,7 +141,7 @@ struct sla_bday {
 };
 
 struct sla {
-	struct sla_tag		**tags;		/* 0 is ("", ""): cfg below */
+	struct sla_tag		**tags;		/* 0 is ("", ""): the engine's own settings */
 	size_t			 ntags;
 	struct sla_policies	 pol;		/* the shops' settings, copied */
 	sla_emit_cb		 emit;
