@@ -85,6 +85,7 @@ struct dash_req {
 	struct reportdb		*rdb;
 	char			 from[16], to[16], format[8];
 	char			*agent;
+	char			*shop, *queue;	/* ?shop=&queue=: that shop's figures only */
 	/* the answer's type when not JSON, and a file name to save it as */
 	const char		*ctype;
 	char			 disp[96];
@@ -110,6 +111,8 @@ dash_req_free(struct dash_req *q)
 		return;
 	reportdb_cancel(q->rdb);
 	free(q->agent);
+	free(q->shop);
+	free(q->queue);
 	free(q->arg);
 	sbuf_free(&q->out);
 	json_decref(q->doc);
@@ -886,8 +889,8 @@ dash_api_report(struct dash_req *q)
 {
 	struct dash	*d = q->d;
 	char		 fbuf[DASH_API_ARG], tbuf[DASH_API_ARG], abuf[DASH_API_ARG];
-	char		 obuf[DASH_API_ARG];
-	const char	*from, *to, *agent, *fmt;
+	char		 obuf[DASH_API_ARG], shbuf[DASH_API_ARG], qbuf[DASH_API_ARG];
+	const char	*from, *to, *agent, *fmt, *shop, *queue;
 	int64_t		 fs, ts;
 	int32_t		 off = d->cfg->sla.utc_offset_min;
 
@@ -895,6 +898,26 @@ dash_api_report(struct dash_req *q)
 	to = dash_api_arg(q, "to=", tbuf, sizeof(tbuf));
 	agent = dash_api_arg(q, "agent=", abuf, sizeof(abuf));
 	fmt = dash_api_arg(q, "format=", obuf, sizeof(obuf));
+	shop = dash_api_arg(q, "shop=", shbuf, sizeof(shbuf));
+	queue = dash_api_arg(q, "queue=", qbuf, sizeof(qbuf));
+	if (shop != NULL && shop[0] == '\0')
+		shop = NULL;
+	if (queue != NULL && queue[0] == '\0')
+		queue = NULL;
+	/*
+	 * The stored days sum every shop: a login of some shops reads one of
+	 * its shops' own figures (chatmon report --shop), never the sums.
+	 */
+	if (q->scope != NULL && (shop == NULL || !users_scope_has(q->scope, shop)))
+		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "the report of a "
+		    "login of some shops is of one of them: give shop=");
+	if (queue != NULL && shop == NULL)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
+		    "queue: needs shop");
+	if ((shop != NULL && !note_name_ok(shop, strlen(shop))) ||
+	    (queue != NULL && !note_name_ok(queue, strlen(queue))))
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
+		    "shop, queue: want an id");
 	if (from == NULL || report_parse_day(from, off, &fs) == -1)
 		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
 		    "from: want a day as YYYY-MM-DD");
@@ -921,10 +944,13 @@ dash_api_report(struct dash_req *q)
 	snprintf(q->from, sizeof(q->from), "%s", from);
 	snprintf(q->to, sizeof(q->to), "%s", to);
 	snprintf(q->format, sizeof(q->format), "%s", fmt);
-	if (agent != NULL && (q->agent = strdup(agent)) == NULL)
+	if ((agent != NULL && (q->agent = strdup(agent)) == NULL) ||
+	    (shop != NULL && (q->shop = strdup(shop)) == NULL) ||
+	    (queue != NULL && (q->queue = strdup(queue)) == NULL))
 		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
-	if (!rconn_up(d->wr) || (q->rdb = reportdb_start(d->wr, d->cfg, q->from,
-	    q->to, q->agent, q->now, dash_api_on_report, q)) == NULL)
+	if (!rconn_up(d->wr) || (q->rdb = reportdb_start_shop(d->wr, d->cfg,
+	    q->from, q->to, q->agent, q->shop, q->queue, q->now,
+	    dash_api_on_report, q)) == NULL)
 		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
 	return 0;
 }
@@ -1132,10 +1158,6 @@ dash_api_run(struct dash_req *q)
 			    "want an agent id");
 		return dash_api_note(q);
 	case DR_REPORT:
-		/* the stored days are summed per agent, every shop together */
-		if (q->scope != NULL)
-			return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "the report "
-			    "is of every shop: a login of some shops may not read it");
 		return dash_api_report(q);
 	default:
 		return dash_api_error(q, HTTP_STATUS_NOT_FOUND, "no such route");

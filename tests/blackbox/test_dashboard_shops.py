@@ -248,8 +248,16 @@ def test_a_login_of_one_shop(dashboard, redis_server, tmp_path):
     st, _, doc = request(d, "POST", "/api/agents/alice/notes",
                          {"conversation": "c-jd", "text": "注意用语"}, cookie=tm)
     assert st == 403, doc
-    # the report sums every shop: not for a login of some
-    assert request(d, "GET", "/api/report", cookie=tm)[0] == 403
+    # the stored days sum every shop: a login of some reads one of its shops only
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+    assert request(d, "GET", f"/api/report?from={day}", cookie=tm)[0] == 403
+    assert request(d, "GET", f"/api/report?from={day}&shop=jd", cookie=tm)[0] == 403
+    st, _, doc = request(d, "GET", f"/api/report?from={day}&shop=tm", cookie=tm)
+    assert st == 200 and doc.get("shop") == "tm", doc
+    assert set(doc.get("shops", {})) <= {"tm"}, doc
+    st, _, doc = request(d, "GET", f"/api/report?from={day}&shop=jd&queue=x", cookie=boss)
+    assert st == 200 and doc.get("shop") == "jd" and doc.get("queue") == "x", doc
+    assert request(d, "GET", f"/api/report?from={day}&queue=x", cookie=boss)[0] == 400
 
     async def feed(cookie):
         """hello, the shops of the alerts, and the handling reset a page gets."""
