@@ -1627,6 +1627,9 @@ function onFilterChange() {
   renderAlerts();       // at once, not at the next frame
   renderWaiting();
   renderAgents();
+  renderDayPick();
+  // a past day's figures are the report's: of the shop now picked
+  if (state.past) pickDay(state.past.day);
 }
 
 /* ---------------------------------------------------------------- waiting */
@@ -1882,8 +1885,17 @@ function renderDayPick() {
     el2.textContent = state.past ? t('past.note', state.past.day) : '';
   }
   const q = day ? `from=${encodeURIComponent(day)}&to=${encodeURIComponent(day)}&` : '';
-  dom.reportCsv.href = `/api/report?${q}format=csv`;
-  dom.reportHtml.href = `/api/report?${q}format=html`;
+  dom.reportCsv.href = `/api/report?${q}${reportShop()}format=csv`;
+  dom.reportHtml.href = `/api/report?${q}${reportShop()}format=html`;
+}
+
+// The shop (and queue) filter as the report's own: one shop's figures. A
+// login of some shops reads the report of one of them only (docs/dashboard.md).
+function reportShop() {
+  const shop = state.filter.shop;
+  if (!shop || shop === NO_SHOP) return '';
+  const queue = state.filter.queue;
+  return `shop=${encodeURIComponent(shop)}&` + (queue ? `queue=${encodeURIComponent(queue)}&` : '');
 }
 
 async function pickDay(day) {
@@ -1899,7 +1911,7 @@ async function pickDay(day) {
   if (!state.past) return;
   const d = encodeURIComponent(day);
   const [rep, al] = await Promise.all([
-    api('GET', `/api/report?from=${d}&to=${d}`),
+    api('GET', `/api/report?from=${d}&to=${d}&${reportShop()}`),
     api('GET', `/api/alerts?day=${d}&limit=1000`),
   ]);
   if (seq !== state.pastSeq || !state.past) return;    // overtaken, or back to today
