@@ -1377,13 +1377,22 @@ sla_conv_put(struct sla *s, const char *conv, size_t len, const char *agent,
 		return NULL;
 	h = sla_hash(s, conv, len);
 	c = sla_conv_lookup(s, conv, len, h);
-	tag = c != NULL ? c->tag : sla_tag_intern(s, shop, queue);
-	if (agent != NULL && agent[0] != '\0' &&
-	    (ai = sla_agent_intern(s, agent, tag)) == SLA_NOAGENT)
+	/*
+	 * The store's shop wins over a turn's seen here first: it is the shop
+	 * of the conversation's first turn, wherever that came in.
+	 */
+	if (shop != NULL && *shop != '\0')
+		tag = sla_tag_intern(s, shop, queue);
+	else
+		tag = c != NULL ? c->tag : 0;
+	if (agent == NULL || *agent == '\0')
+		agent = c != NULL ? s->agents[c->agent]->id : "";
+	if ((ai = sla_agent_intern(s, agent, tag)) == SLA_NOAGENT)
 		return NULL;
 	if (c == NULL && (c = sla_conv_new(s, conv, len, h, tag)) == NULL)
 		return NULL;
-	if (ai != 0 && ai != c->agent) {
+	c->tag = tag;
+	if (ai != c->agent) {
 		sla_conv_unlink_agent(s, c);
 		sla_conv_link_agent(s, c, ai);
 	}

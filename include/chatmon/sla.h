@@ -198,9 +198,11 @@ struct sla_conv_state {
 /* conv's state now. */
 void	sla_conv_get(const struct sla_conv *, struct sla_conv_state *);
 /*
- * Makes conv (found, or created) hold st, its agent, shop and queue as
- * sla_turn takes them; nothing is emitted or charged, the caller re-arms
- * its timer. NULL on ENOMEM.
+ * Makes conv (found, or created) hold st and its agent as sla_turn takes
+ * it; a shop (NULL or "": keep the conversation's) is the store's word on
+ * the conversation's shop and queue and replaces what a turn seen here
+ * said. Nothing is emitted or charged, the caller re-arms its timer. NULL
+ * on ENOMEM.
  */
 struct sla_conv *sla_conv_put(struct sla *, const char *conv, size_t len,
 	    const char *agent, const char *shop, const char *queue,

@@ -2060,6 +2060,7 @@ test_shops_reload(void **state)
 	struct sla_policy	 pol[2];
 	struct sla		*s;
 	struct sla_conv		*ca, *cb;
+	struct sla_conv_state	 st;
 	int64_t			 da, db;
 
 	(void)state;
@@ -2083,6 +2084,15 @@ test_shops_reload(void **state)
 	assert_int_equal(sla_conv_deadline(cb), T0 + SEC + 32 * SEC);
 	ca = shop_turn(s, "a-2", "x", "a", "", 1, T0 + SEC);
 	assert_int_equal(sla_conv_deadline(ca), T0 + SEC + 8 * SEC);
+	/* the store's word on a conversation's shop wins over a turn seen here */
+	cb = shop_turn(s, "m-1", "y", "b", "", 1, T0 + 3 * SEC);
+	sla_conv_get(cb, &st);
+	assert_ptr_equal(sla_conv_put(s, "m-1", 3, "", "a", "", &st), cb);
+	assert_string_equal(sla_conv_shop(s, cb, NULL), "a");
+	assert_string_equal(sla_conv_agent(s, cb), "y");
+	shop_turn(s, "m-1", "y", "b", "", 0, T0 + 4 * SEC);
+	assert_int_equal(shop_fig(s, "a", "", "y").rounds, 1);
+	assert_int_equal(shop_fig(s, "b", "", "y").rounds, 0);
 	/* a shop gone from the configuration: its new rounds take the defaults */
 	assert_int_equal(sla_set_policies(s, pol, 1), 0);
 	cb = shop_turn(s, "b-3", "x", "b", "", 1, T0 + 2 * SEC);
