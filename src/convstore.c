@@ -262,11 +262,6 @@ struct convstore_args {
 	int		 over;
 };
 
-static uint32_t
-convstore_bucket(const char *id, size_t len)
-{
-	return util_fnv1a32(id, len) % CONVSTORE_BUCKETS;
-}
 
 static void
 convstore_arg(struct convstore_args *a, const char *s, size_t len)

@@ -708,16 +708,66 @@ dash_api_on_conv(redisReply *r, void *priv)
 		dash_api_notes_done(q);
 }
 
+static int	dash_api_conv_read(struct dash_req *);
+
+/* The shop of the conversation's record in Redis: read it when it is the login's. */
+static void
+dash_api_on_conv_shop(redisReply *r, void *priv)
+{
+	struct dash_req	*q = priv;
+	const char	*sh = r != NULL && r->type == REDIS_REPLY_STRING ? r->str : NULL;
+
+	if (!dash_api_replied(q, r))
+		return;
+	if (q->failed) {
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return;
+	}
+	if (sh == NULL || sh[0] == '\0' || !users_scope_has(q->scope, sh)) {
+		(void)dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
+		    "is not known to be of a shop your login sees");
+		return;
+	}
+	if (dash_api_conv_read(q) == -1)
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+}
+
 static int
 dash_api_conv(struct dash_req *q)
 {
 	struct dash	*d = q->d;
+	int		 in = dash_scope_conv(d, q->scope, q->arg);
 
-	if (!dash_scope_conv(d, q->scope, q->arg))
+	if (in == 0)
 		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
 		    "is not known to be of a shop your login sees");
 	if (!rconn_up(d->wr))
 		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	/*
+	 * Nothing held names it: its SLA record in Redis keeps the shop of its
+	 * first turn (while it lives: a day past its idle end).
+	 */
+	if (in == -1) {
+		if (rconn_command(d->wr, dash_api_on_conv_shop, q, 0,
+		    "HGET %schatmon:sla:{%u}:c:%s sh", d->prefix,
+		    (unsigned)convstore_bucket(q->arg, strlen(q->arg)),
+		    q->arg) == -1)
+			return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+			    "redis is away");
+		q->pending++;
+		return 0;
+	}
+	if (dash_api_conv_read(q) == -1)
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	return 0;
+}
+
+/* The conversation's turns and notes; -1 when not one command could be sent. */
+static int
+dash_api_conv_read(struct dash_req *q)
+{
+	struct dash	*d = q->d;
+
 	if (rconn_command(d->wr, dash_api_on_conv, q, 0, "LRANGE %schatmon:hist:%s 0 -1",
 	    d->prefix, q->arg) == 0)
 		q->pending++;
@@ -726,7 +776,7 @@ dash_api_conv(struct dash_req *q)
 	    DASH_API_NOTES - 1) == 0)
 		q->pending++;
 	if (q->pending == 0)
-		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return -1;
 	q->failed |= q->pending < 2;
 	return 0;
 }
@@ -772,7 +822,8 @@ dash_api_note(struct dash_req *q)
 	if (note_req_parse(q->body, q->len, &q->conv, &q->text, err,
 	    sizeof(err)) == -1)
 		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, err);
-	if (!dash_scope_conv(d, q->scope, q->conv))
+	/* a whisper needs what the page shows: its alert or its waiting round */
+	if (dash_scope_conv(d, q->scope, q->conv) != 1)
 		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
 		    "is not known to be of a shop your login sees");
 	if (!rconn_up(d->wr))

@@ -211,7 +211,11 @@ int	dash_api_cb(struct lws *, enum lws_callback_reasons, void *, void *,
 /* dash_scope.c: scope is a login's shops (dashauth_scope), NULL every shop */
 /* 1 when a login of scope may see alert id (one the feed holds; an unknown one: 0). */
 int	dash_scope_alert(struct dash *, const char *scope, const char *id);
-/* 1 when it may see conversation conv: what the dashboard holds of it names its shops only. */
+/*
+ * Whether a login of scope may see conversation conv by what the dashboard
+ * holds of it: 1 it names the login's shops only, 0 it names another, -1
+ * nothing is held (Redis may still know: dash_api asks its record).
+ */
 int	dash_scope_conv(struct dash *, const char *scope, const char *conv);
 /*
  * A handling or note message of the events (ev) as a page of scope sees

@@ -67,7 +67,9 @@ dash_scope_conv(struct dash *d, const char *scope, const char *conv)
 		json_decref(w);
 	}
 	/* a conversation keeps its first shop: two shops seen is someone's mischief */
-	return in && !out;
+	if (out)
+		return 0;
+	return in ? 1 : -1;
 }
 
 int
@@ -103,7 +105,7 @@ dash_scope_event(struct dash *d, const char *scope, const char *ev,
 	} else if (type != NULL && strcmp(type, "note") == 0) {
 		note = json_object_get(m, "note");
 		if ((id = json_string_value(json_object_get(note,
-		    "conversation"))) == NULL || !dash_scope_conv(d, scope, id))
+		    "conversation"))) == NULL || dash_scope_conv(d, scope, id) != 1)
 			goto out;
 	} else
 		goto out;	/* a kind it does not know: kept from a scoped page */

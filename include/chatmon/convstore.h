@@ -7,12 +7,20 @@
 
 #include "chatmon/config.h"
 #include "chatmon/sla.h"
+#include "chatmon/util.h"
 
 struct event_base;
 struct convstore;
 
 /* The buckets conversations are spread over (keys: docs/operations.md). */
 #define CONVSTORE_BUCKETS	16
+
+/* The bucket of conversation id: the hash tag of its keys (readers use it too). */
+static inline uint32_t
+convstore_bucket(const char *id, size_t len)
+{
+	return util_fnv1a32(id, len) % CONVSTORE_BUCKETS;
+}
 
 /*
  * What Redis answered about one conversation. ok 0: no answer (Redis went

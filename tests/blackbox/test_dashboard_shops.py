@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 
-from conftest import CHATMON, SLOW, T, agent, recv, run, wait_for
+from conftest import CHATMON, SLOW, T, agent, recv, run, sla_bucket, wait_for
 from test_dashboard import Page
 from test_dashboard_api import alert, login, request, xadd
 
@@ -245,6 +245,17 @@ def test_a_login_of_one_shop(dashboard, redis_server, tmp_path):
     assert request(d, "GET", "/api/conversations/c-none", cookie=tm)[0] == 403
     assert request(d, "GET", "/api/conversations/c-tm", cookie=tm)[0] == 200
     assert request(d, "GET", "/api/conversations/c-jd", cookie=boss)[0] == 200
+    # one the dashboard holds nothing of: its SLA record in Redis says whose
+    for conv, shop in (("c-quiet", "tm"), ("c-quiet-jd", "jd")):
+        c.hset("chatmon:sla:{%d}:c:%s" % (sla_bucket(conv), conv),
+               mapping={"op": "0", "sh": shop, "qu": ""})
+    # let through (404: no turns of it kept here), where another shop's is refused
+    assert request(d, "GET", "/api/conversations/c-quiet", cookie=tm)[0] == 404
+    assert request(d, "GET", "/api/conversations/c-quiet-jd", cookie=tm)[0] == 403
+    assert request(d, "GET", "/api/conversations/c-gone", cookie=tm)[0] == 403
+    st, _, doc = request(d, "POST", "/api/agents/alice/notes",
+                         {"conversation": "c-quiet", "text": "注意用语"}, cookie=tm)
+    assert st == 403, doc           # a whisper needs what the page shows of it
     st, _, doc = request(d, "POST", "/api/agents/alice/notes",
                          {"conversation": "c-jd", "text": "注意用语"}, cookie=tm)
     assert st == 403, doc
