@@ -456,6 +456,12 @@ def daemon(tmp_path):
         return d.wait_ready() if wait else d
 
     yield start
+    stop_daemons(started)
+
+
+def stop_daemons(started):
+    """A fixture's teardown: each chatmond it started stopped by SIGTERM, exit 0
+    (unless the test looked at its exit already) and no sanitizer report."""
     problems = []
     for d in started:
         try:

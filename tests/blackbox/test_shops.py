@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (CHATMOND, CHATMON, MINIMAL_RULES, SLOW, T, Daemon, agent, free_port,
-                      recv, run, wait_for)
+                      recv, run, stop_daemons, wait_for)
 from test_ops import metrics
 
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
@@ -99,21 +99,7 @@ def shopd(tmp_path):
         return d.wait_ready() if wait else d
 
     yield start
-    problems = []
-    for d in started:
-        try:
-            checked = d.exit_code is not None
-            code = d.stop()
-            if code != 0 and not checked:
-                problems.append(f"chatmond exited with {code}:\n{d.log()[-3000:]}")
-        except AssertionError as e:
-            problems.append(str(e))
-        d.stderr.close()
-        found = d.sanitizer_report()
-        if found:
-            problems.append(f"sanitizer report {found} in {d.errfile}:\n{d.log()[-6000:]}")
-    if problems:
-        pytest.fail("\n".join(problems))
+    stop_daemons(started)
 
 
 # --------------------------------------------------------------------------
