@@ -233,6 +233,7 @@ struct convstore {
 	int			 freeing;
 	char			*body[CS_NSCRIPT];	/* common part + script */
 	char			 sha[CS_NSCRIPT][41];
+	int			 loaded[CS_NSCRIPT];	/* the connection has the script's text */
 	char			 instance[9];	/* hex: whose turn, in the record */
 };
 
@@ -244,7 +245,6 @@ struct convstore_op {
 	convstore_cb		 cb;
 	void			*priv;
 	int			 script;
-	int			 retried;
 	int			 bucket;	/* CS_SWEEP: which; claims: -1 */
 	int			 argc;
 	const char		*argv[CONVSTORE_MAXARG];
@@ -326,10 +326,28 @@ static void	convstore_on_reply(redisReply *, void *);
 static int
 convstore_send(struct convstore_op *op)
 {
-	if (rconn_command_argv(op->cs->rc, convstore_on_reply, op, 0,
+	struct convstore	*cs = op->cs;
+	int			 eval = 0;
+
+	/*
+	 * The first call of a script on a connection carries its text (EVAL),
+	 * so Redis has it before the EVALSHAs sent behind it: a call answered
+	 * NOSCRIPT and sent again would be overtaken by the ones after it (a
+	 * reply would find its round not opened yet, and the round stay open).
+	 */
+	if (op->argvlen[0] == 7 && memcmp(op->argv[0], "EVALSHA", 7) == 0 &&
+	    !cs->loaded[op->script]) {
+		op->argv[0] = "EVAL";
+		op->argvlen[0] = 4;
+		op->argv[1] = cs->body[op->script];
+		op->argvlen[1] = strlen(cs->body[op->script]);
+		eval = 1;
+	}
+	if (rconn_command_argv(cs->rc, convstore_on_reply, op, 0,
 	    op->argc, op->argv, op->argvlen) == -1)
 		return -1;
-	op->cs->nsent++;
+	cs->loaded[op->script] |= eval;
+	cs->nsent++;
 	return 0;
 }
 
@@ -431,7 +449,7 @@ static int
 convstore_transient(const redisReply *r)
 {
 	static const char *const why[] = { "READONLY", "LOADING", "MASTERDOWN",
-	    "NOREPLICAS", "BUSY", "TRYAGAIN", "CLUSTERDOWN" };
+	    "NOREPLICAS", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT" };
 	size_t	i;
 
 	for (i = 0; i < UTIL_NELEM(why); i++)
@@ -572,22 +590,11 @@ convstore_on_reply(redisReply *reply, void *priv)
 	struct convstore_reply	 r;
 
 	cs->nsent--;
-	/* Redis forgets its scripts on a restart or a failover: send the text */
-	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
-	    strncmp(reply->str, "NOSCRIPT", 8) == 0 && !op->retried) {
-		op->retried = 1;
-		op->argv[0] = "EVAL";
-		op->argvlen[0] = 4;
-		op->argv[1] = cs->body[op->script];
-		op->argvlen[1] = strlen(cs->body[op->script]);
-		if (convstore_send(op) == 0)
-			return;
-		reply = NULL;
-	}
 	/*
 	 * The connection went, or the server cannot write (a replica after a
-	 * failover): drop it, so that rconn finds the master again, and send
-	 * the call again from there.
+	 * failover), or it lost the scripts under a live connection (SCRIPT
+	 * FLUSH): drop it, so that rconn finds the master again, and send the
+	 * calls again from there, in their order, the scripts' text first.
 	 */
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
 	    convstore_transient(reply) && !cs->freeing) {
@@ -801,6 +808,8 @@ convstore_on_state(void *arg, int up, int lost)
 
 	(void)lost;	/* rconn logs it */
 	if (up) {
+		/* a new server, or one restarted: it may have none of them */
+		memset(cs->loaded, 0, sizeof(cs->loaded));
 		convstore_replay(cs);	/* older than what waits */
 		convstore_flush(cs);
 	}

@@ -303,3 +303,45 @@ def test_another_instance_times_a_shops_round_by_that_shops_rules(daemon, backen
     logged = [f for _, f in c.xrange("chatmon:sla:{%d}:log" % sla_bucket("sh-1"))]
     assert logged and all(f.get("sh") == "tm" and f.get("qu") == "pre"
                           for f in logged), logged
+
+
+def test_scripts_lost_under_a_live_connection_keep_the_turns_in_order(daemon, backend,
+                                                                     redis_server, tmp_path):
+    """Redis forgets the scripts (SCRIPT FLUSH) while chatmond stays connected:
+    the calls answered NOSCRIPT go again in their order, the scripts' text
+    first, so an agent's quick replies never overtake the customer turns they
+    answer (a reply that did found no round to close, and the round stayed
+    open). The first call of each script on a connection carries its text,
+    so a fresh Redis never answers NOSCRIPT at all."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    convs = [f"q-{i}" for i in range(6)]
+    s1 = script(tmp_path, "s1", [(0, frame("q-warm", "在吗"))])
+    s2 = script(tmp_path, "s2", [(0, frame(x, "这个有现货吗")) for x in convs])
+    a = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+
+    async def answer(path, n):
+        async with agent(a, path) as ws:
+            for _ in range(n):
+                f = json.loads(await recv(ws))
+                while f["type"] != "message":
+                    f = json.loads(await recv(ws))
+                await ws.send(frame(f["conversation"], "有的亲"))
+            await asyncio.sleep(0.3)
+
+    def closed(conv):
+        return c.hget("chatmon:sla:{%d}:c:%s" % (sla_bucket(conv), conv), "op") == "0"
+
+    run(answer(f"/script?file={s1}&agent=dora", 1))
+    wait_for(lambda: closed("q-warm"), 5 * SLOW, "the first round closed in Redis")
+    # a fresh Redis was sent each script's text first: it never said NOSCRIPT
+    assert "errorstat_NOSCRIPT" not in c.info("errorstats"), c.info("errorstats")
+    c.execute_command("SCRIPT", "FLUSH")
+    run(answer(f"/script?file={s2}&agent=dora", len(convs)))
+    wait_for(lambda: all(closed(x) for x in convs), 10 * SLOW,
+             "every round closed in Redis")
+    assert a.stop() == 0
+    f = figures(a, "dora")
+    assert f is not None and f["rounds"] == len(convs) + 1 and \
+        f["answered"] == len(convs) + 1, f
