@@ -28,7 +28,9 @@
 
 #define RULES_NMASKS		32	/* every combination of the normalisation steps */
 #define RULES_CLEAR_WITHIN	6	/* clear: characters looked at either side, by default */
-#define RULES_UNIT(rule, branch)	((uint32_t)((rule) * RULES_MAX_CLAUSE + (branch)))
+#define RULES_MAX_UNLESS_PARTS	32	/* alternatives of one unless pattern run apart */
+#define RULES_MAX_BRANCH	32	/* top-level alternatives of a rule run apart (bits of an unsigned) */
+#define RULES_UNIT(rule, branch)	((uint32_t)((rule) * RULES_MAX_BRANCH + (branch)))
 #define RULES_VETO			0x80000000u	/* a unit that is an unless pattern */
 #define RULES_LATE			0x40000000u	/* a branch's ending, reported in the window pass */
 
@@ -119,7 +121,7 @@ struct rule {
 	unsigned		 ends;		/* the branches whose every match ends with a known literal */
 	unsigned		 late;		/* window pass: those whose ending occurred in the last turn */
 	struct rules_clear	 clear;
-	struct rules_branch	 br[RULES_MAX_CLAUSE];
+	struct rules_branch	 br[RULES_MAX_BRANCH];
 	size_t			 nbr;
 	unsigned		 cand;		/* match-time: the bits of the candidate branches */
 	uint64_t		 hit_turn;	/* match-time: the last rules_match it hit (r->turn) */
@@ -230,6 +232,19 @@ pcre2_code	*rules_compile(struct rules *r, const char *pattern, size_t len,
 		    struct rules_lit_pf *pf, int *ec, size_t *off);
 
 /*
+ * Compiles a pattern of which only "does any of it match" is asked (an
+ * `unless`) as its top-level alternatives apart, groups opened
+ * (rules_lit_flatten), at most max of them, into re[0..n) with each one's
+ * required literals in pf[i] (which must be empty): each is then run only
+ * when its own words occur. The pattern whole (n = 1) when it cannot be cut
+ * or an alternative cannot stand alone. Returns n, or 0 with PCRE2's error
+ * code and offset in the whole pattern in *ec and *off.
+ */
+size_t		 rules_compile_any(struct rules *r, const char *pattern,
+		    size_t len, pcre2_code **re, struct rules_lit_pf *pf,
+		    size_t max, int *ec, size_t *off);
+
+/*
  * Compiles a rule's own expanded pattern (as rules_compile) into ru's
  * branches, each branch's required literals into pf[b] (which must be
  * empty). 0, or -1 with PCRE2's error code and offset in the whole pattern
@@ -237,7 +252,7 @@ pcre2_code	*rules_compile(struct rules *r, const char *pattern, size_t len,
  */
 int		 rules_compile_rule(struct rules *r, struct rule *ru,
 		    const char *pattern, size_t len,
-		    struct rules_lit_pf pf[RULES_MAX_CLAUSE], int *ec, size_t *off);
+		    struct rules_lit_pf pf[RULES_MAX_BRANCH], int *ec, size_t *off);
 
 /*
  * Registers the prefilter of ru, the rule about to be appended as
@@ -247,7 +262,7 @@ int		 rules_compile_rule(struct rules *r, struct rule *ru,
  * ENOMEM.
  */
 int		 rules_add_prefilter(struct rules *r, struct rule *ru,
-		    struct rules_lit_pf pf[RULES_MAX_CLAUSE],
+		    struct rules_lit_pf pf[RULES_MAX_BRANCH],
 		    const struct rules_lit_pf *npf, struct rules_lit_pf *upf);
 
 /* After the last rule: builds the automaton and sizes the scratch; 0, or -1 on ENOMEM. */

@@ -399,6 +399,79 @@ rules_load_expand(struct rules *r, const char *pattern, unsigned steps,
 }
 
 /*
+ * Expands a pattern into ex (lists, macros, and the sound view's
+ * ideographs as their sounds); 0, or -1 with the error reported.
+ */
+static int
+rules_load_expanded(struct rules *r, const char *pattern, unsigned steps,
+    struct sbuf *ex, const char *file, size_t line, struct sbuf *errs)
+{
+	switch (rules_load_expand(r, pattern, steps, ex, file, line, errs)) {
+	case 0:
+		break;
+	case -2:
+		rules_load_err(errs, file, line, "pattern expands past %d bytes "
+		    "(lists and macros included)", RULES_MAX_EXPANDED);
+		return -1;
+	default:
+		return -1;
+	}
+	if ((steps & NORM_SOUND) && rules_sound_pattern(ex) == -1) {
+		rules_load_err(errs, file, line, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Reports a compile error of expanded pattern ex (ec 0: out of memory). */
+static void
+rules_load_compile_err(const char *pattern, const struct sbuf *ex, int ec,
+    size_t off, const char *file, size_t line, struct sbuf *errs)
+{
+	PCRE2_UCHAR	 msg[256];
+
+	if (ec == 0) {
+		rules_load_err(errs, file, line, "out of memory");
+		return;
+	}
+	pcre2_get_error_message(ec, msg, sizeof(msg));
+	rules_load_err(errs, file, line, "bad pattern at offset %zu%s: %s",
+	    off, ex->len != strlen(pattern) ? " of the expanded pattern" : "",
+	    (const char *)msg);
+}
+
+/*
+ * Expands and compiles an `unless` pattern into its alternatives
+ * (rules_compile_any), appended to ru->unless with their literals in
+ * upf[ru->nunless...]; both have room for RULES_MAX_UNLESS_PARTS more.
+ * 0, or -1 with the error reported.
+ */
+static int
+rules_load_unless(struct rules *r, const char *pattern, struct rule *ru,
+    struct rules_lit_pf *upf, const char *file, size_t line,
+    struct sbuf *errs)
+{
+	struct sbuf	 ex;
+	size_t		 off, n;
+	int		 ec, rc = -1;
+
+	sbuf_init(&ex);
+	if (rules_load_expanded(r, pattern, ru->steps, &ex, file, line, errs) == -1)
+		goto out;
+	if ((n = rules_compile_any(r, sbuf_str(&ex), ex.len,
+	    &ru->unless[ru->nunless], &upf[ru->nunless],
+	    RULES_MAX_UNLESS_PARTS, &ec, &off)) == 0) {
+		rules_load_compile_err(pattern, &ex, ec, off, file, line, errs);
+		goto out;
+	}
+	ru->nunless += n;
+	rc = 0;
+out:
+	sbuf_free(&ex);
+	return rc;
+}
+
+/*
  * Expands and compiles a pattern, its required literals into pf when not
  * NULL (rules_compile). A rule's own pattern (ru not NULL) is compiled into
  * ru's branches, pf then being one per branch (rules_compile_rule), and its
@@ -412,39 +485,18 @@ rules_load_pattern(struct rules *r, const char *pattern, unsigned steps,
 	struct sbuf	 ex;
 	pcre2_code	*re = NULL;
 	size_t		 off;
-	PCRE2_UCHAR	 msg[256];
 	int		 ec;
 
 	sbuf_init(&ex);
-	switch (rules_load_expand(r, pattern, steps, &ex, file, line, errs)) {
-	case 0:
-		break;
-	case -2:
-		rules_load_err(errs, file, line, "pattern expands past %d bytes "
-		    "(lists and macros included)", RULES_MAX_EXPANDED);
+	if (rules_load_expanded(r, pattern, steps, &ex, file, line, errs) == -1)
 		goto out;
-	default:
-		goto out;
-	}
-	/* the sound view: ideographs written in the pattern become their sounds */
-	if ((steps & NORM_SOUND) && rules_sound_pattern(&ex) == -1) {
-		rules_load_err(errs, file, line, "out of memory");
-		goto out;
-	}
 	if (ru != NULL)
 		re = rules_compile_rule(r, ru, sbuf_str(&ex), ex.len, pf, &ec,
 		    &off) == 0 ? ru->br[0].re : NULL;
 	else
 		re = rules_compile(r, sbuf_str(&ex), ex.len, pf, &ec, &off);
-	if (re == NULL && ec == 0)
-		rules_load_err(errs, file, line, "out of memory");
-	else if (re == NULL) {
-		pcre2_get_error_message(ec, msg, sizeof(msg));
-		rules_load_err(errs, file, line, "bad pattern at offset %zu%s: %s",
-		    off, ex.len != strlen(pattern) ?
-		    " of the expanded pattern" : "", (const char *)msg);
-		goto out;
-	}
+	if (re == NULL)
+		rules_load_compile_err(pattern, &ex, ec, off, file, line, errs);
 out:
 	sbuf_free(&ex);
 	return re;
@@ -779,7 +831,7 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	static const char *const steps[] = { "nfkc", "t2s", "noise", "digits",
 	    "sound", NULL };
 	struct rule		 ru, *nr;
-	struct rules_lit_pf	 pf[RULES_MAX_CLAUSE], npf, *upf = NULL;
+	struct rules_lit_pf	 pf[RULES_MAX_BRANCH], npf, *upf = NULL;
 	yaml_node_t		*v, *w;
 	yaml_node_pair_t	*p;
 	const char		*id, *s, **strs = NULL;
@@ -929,17 +981,16 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	if ((v = rules_load_get(d, item, "unless")) != NULL) {
 		if (rules_load_strings(d, v, "unless", &strs, &lines, &n) == -1)
 			goto out;
-		if (n > 0 && ((ru.unless = calloc(n, sizeof(*ru.unless))) == NULL ||
-		    (upf = calloc(n, sizeof(*upf))) == NULL))
+		/* room for each pattern's alternatives, compiled apart */
+		if (n > 0 && ((ru.unless = calloc(n * RULES_MAX_UNLESS_PARTS,
+		    sizeof(*ru.unless))) == NULL || (upf = calloc(n *
+		    RULES_MAX_UNLESS_PARTS, sizeof(*upf))) == NULL))
 			goto out;
-		nupf = n;
-		for (i = 0; i < n; i++) {
-			if ((ru.unless[ru.nunless] = rules_load_pattern(r, strs[i], ru.steps,
-			    &upf[ru.nunless], NULL, d->file, lines[i], d->errs)) == NULL)
+		nupf = n * RULES_MAX_UNLESS_PARTS;
+		for (i = 0; i < n; i++)
+			if (rules_load_unless(r, strs[i], &ru, upf, d->file,
+			    lines[i], d->errs) == -1)
 				d->nerr++;
-			else
-				ru.nunless++;
-		}
 		free(strs);
 		free(lines);
 		strs = NULL;
@@ -994,7 +1045,7 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	memset(&ru, 0, sizeof(ru));
 	rc = 0;
 out:
-	for (i = 0; i < RULES_MAX_CLAUSE; i++)
+	for (i = 0; i < RULES_MAX_BRANCH; i++)
 		rules_lit_pf_clear(&pf[i]);
 	rules_lit_pf_clear(&npf);
 	for (i = 0; i < nupf; i++)
