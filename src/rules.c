@@ -989,7 +989,9 @@ rules_veto_possible(const struct rules *r, const struct rule *ru, size_t k)
 {
 	const struct rules_veto	*v = &r->vetoes[ru->veto + k];
 
-	return !r->prefiltered || v->always ||
+	if (!r->prefiltered || v->always)
+		return 1;
+	return r->vseen[ru->veto + k] != 0 &&	/* most: none of its words */
 	    rules_candidate(v->need, v->nclause, r->vseen[ru->veto + k]);
 }
 
@@ -1457,9 +1459,18 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 		u = r->touched[k];
 		if (!r->oom && rules_seen_enough(r, u, r->seen[u]))
 			rules_mark(r, u, role);
-		/* the window rules' sets this turn holds, for its note */
-		if (r->wgate && !r->windowed && r->unit[u].window)
-			r->cur_over |= rules_note_add(&r->cur, u, r->seen[u]);
+		/*
+		 * The window rules' sets this turn holds, for its note: the
+		 * touched units are distinct, so each is appended, not looked up.
+		 */
+		if (r->wgate && !r->windowed && r->unit[u].window) {
+			if (r->cur.nseen == RULES_NOTE_SEEN)
+				r->cur_over = 1;
+			else {
+				r->cur.unit[r->cur.nseen] = u;
+				r->cur.bits[r->cur.nseen++] = r->seen[u];
+			}
+		}
 		r->seen[u] = 0;
 	}
 	for (k = 0; k < r->nalways && !r->oom; k++)
