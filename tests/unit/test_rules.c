@@ -544,12 +544,15 @@ test_load_dir(void **state)
 }
 
 /*
- * A rule of 40 alternatives runs as RULES_MAX_BRANCH branches and an
- * unless of 40 (in nested groups) as that many vetoes, each alternative
+ * A rule of more alternatives than RULES_MAX_BRANCH runs as that many
+ * branches and an unless of more than RULES_MAX_UNLESS_PARTS (in nested
+ * groups) as that many vetoes, each alternative
  * prefiltered by its own word; every one still matches and vetoes as the
  * whole pattern does (the naive run), the last ones past the cut
  * included. An unless that cannot be cut (a back-reference) stays whole.
  */
+#define NALT	(RULES_MAX_UNLESS_PARTS + 8)	/* past both cuts */
+
 static void
 test_many_alternatives(void **state)
 {
@@ -567,25 +570,25 @@ test_many_alternatives(void **state)
 	assert_int_equal(sbuf_printf(&text, "- rule: stock.many\n"
 	    "  category: stock\n  severity: warn\n  action: warn\n"
 	    "  message: m\n  pattern: '(?:"), 0);
-	for (k = 1; k <= 40; k++)
-		assert_int_equal(sbuf_printf(&text, "%sword%02zu", k > 1 ? "|" : "", k), 0);
+	for (k = 1; k <= NALT; k++)
+		assert_int_equal(sbuf_printf(&text, "%sword%03zu", k > 1 ? "|" : "", k), 0);
 	assert_int_equal(sbuf_printf(&text, ")'\n  unless: ['(?:(?:"), 0);
-	for (k = 1; k <= 39; k++)
-		assert_int_equal(sbuf_printf(&text, "%sno%02zu", k > 1 ? "|" : "", k), 0);
+	for (k = 1; k < NALT; k++)
+		assert_int_equal(sbuf_printf(&text, "%sno%03zu", k > 1 ? "|" : "", k), 0);
 	assert_int_equal(sbuf_printf(&text, ")|zz\\d+zz)', '(q)\\1|qq']\n"
-	    "  examples: {match: [word01, word40], no_match: [word40 no39, word02 zz7zz]}\n"), 0);
+	    "  examples: {match: [word001], no_match: [word002 no002, word002 zz7zz]}\n"), 0);
 	r = load1(sbuf_str(&text), &errs);
 	assert_non_null(r);
 	assert_int_equal(r->rule[0].nbr, RULES_MAX_BRANCH);
 	assert_int_equal(r->rule[0].nunless, RULES_MAX_UNLESS_PARTS + 1);
-	for (k = 1; k <= 40; k++)
+	for (k = 1; k <= NALT; k++)
 		for (v = 0; v < 4; v++) {
 			msg.len = 0;
-			snprintf(w, sizeof(w), "no%02zu", k);
-			assert_int_equal(sbuf_printf(&msg, "say word%02zu now %s", k,
+			snprintf(w, sizeof(w), "no%03zu", k);
+			assert_int_equal(sbuf_printf(&msg, "say word%03zu now %s", k,
 			    v == 0 ? "" : v == 1 ? w : v == 2 ? "zz42zz" : "qq"), 0);
 			n = rules_match(r, RULES_AGENT, sbuf_str(&msg), msg.len, &h);
-			assert_int_equal(n, v == 0 || (v == 1 && k == 40) ? 1 : 0);
+			assert_int_equal(n, v == 0 || (v == 1 && k == NALT) ? 1 : 0);
 			memcpy(copy, h, n * sizeof(*h));
 			nn = rules_match_naive(r, RULES_AGENT, sbuf_str(&msg), msg.len, &hn);
 			assert_int_equal(n, nn);
@@ -599,6 +602,8 @@ test_many_alternatives(void **state)
 	sbuf_free(&errs);
 	sbuf_free(&text);
 }
+
+#undef NALT
 
 /* Without the JIT (MemoryDenyWriteExecute), the interpreter gives the same answers. */
 static void
