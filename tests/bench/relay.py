@@ -71,10 +71,12 @@ pair: the agent's and its upstream one, checked in /proc/net/tcp), and the
 growth of VmRSS (/proc/PID/status) divided by the count, in KiB per pair.
 
 chatmond's Redis: a redis-server of its own on a unix socket (benchlib),
-with redis.takeover 0 and redis.snapshot 0, so that chatmond does the
-relay and the inspection and nothing per turn in Redis. The default
-(takeover 1s: a Lua script per turn, tests/bench/state_cost.py measures
-it) is --state-in-redis; Redis's own CPU is not counted either way. The
+with redis.takeover 0, redis.snapshot 0 and history.turns 0, so that
+chatmond does the relay and the inspection and nothing per turn in Redis.
+The defaults are --state-in-redis (takeover 1s: a Lua script per turn,
+tests/bench/state_cost.py measures it) and --history (each turn kept for
+the dashboard's conversation view: a MULTI of three commands per turn);
+Redis's own CPU is not counted either way. The
 n-gram model (conf/chatmond.yaml's `model`) is off, as write_conf has it.
 
 The load generator, the echo and the proxy share the same two cores; the
@@ -86,7 +88,7 @@ warning), a connection refused or dropped, any chatmond alert.
 
 usage: CHATMOND=build/chatmond tests/bench/relay.py [--reps 3] [--seconds 6]
        [--warmup 2] [--rates 2000,5000] [--conns 1,10,100] [--idle 1000,5000]
-       [--syscall-seconds 3] [--calls-tool perf|strace] [--state-in-redis] [--quick]
+       [--syscall-seconds 3] [--calls-tool perf|strace] [--state-in-redis] [--history] [--quick]
 
 --quick is a smoke run (1 repetition, 2 s cells, 500 frames/s over 10
 connections, 100 idle agents, one system-call pass per proxy): well under a
@@ -371,10 +373,12 @@ http {{
     return Target("nginx", port, p, [p.pid, worker], worker)
 
 
-def start_chatmond(procs, chatmond, dir, echo_port, redis_sock, maxconn, state_in_redis):
+def start_chatmond(procs, chatmond, dir, echo_port, redis_sock, maxconn, state_in_redis,
+                   history):
     extra = (f"redis:\n  url: unix:{redis_sock}\n"
              f"  takeover: {'1s' if state_in_redis else '0'}\n"
              f"  snapshot: 0\n"
+             f"history:\n  turns: {50 if history else 0}\n"
              f"limits:\n  max_connections_per_ip: 0\n  max_connections: {maxconn}\n")
     conf, port = write_conf(dir, echo_port, extra, log_level="warn")
     admin = int(re.search(r"^admin: 127\.0\.0\.1:(\d+)$", open(conf).read(), re.M).group(1))
@@ -647,6 +651,7 @@ def main():
     ap.add_argument("--calls-tool", choices=("perf", "strace"),
                     help="what counts the system calls (default: perf where it can)")
     ap.add_argument("--state-in-redis", action="store_true")
+    ap.add_argument("--history", action="store_true")
     ap.add_argument("--quick", action="store_true", help="a smoke run, well under a minute")
     args = ap.parse_args()
     if args.quick:
@@ -702,7 +707,7 @@ def main():
             if name == "nginx":     # worker_connections counts both sides
                 return start_nginx(procs, nginx, d, echo.port, 2 * agents, nofile)
             return start_chatmond(procs, chatmond, d, echo.port, redis_sock, agents,
-                                  args.state_in_redis)
+                                  args.state_in_redis, args.history)
 
         tg = {"direct": Target("direct", echo.port, echo.proc, [], None)}
         for t in PROXIES:
