@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
 
 #include "chatmon/history.h"
@@ -18,6 +19,14 @@
  */
 #define HISTORY_INFLIGHT	4096
 
+/*
+ * Turns are gathered this long and go to Redis together, in one write and
+ * one read: one at a time, each cost a write, a read and the epoll_ctl
+ * around them, as much CPU as everything else chatmond does for a turn
+ * (docs/benchmarks.md, 2026-12-05). The conversation view can wait 5 ms.
+ */
+#define HISTORY_GATHER_MS	5
+
 struct history {
 	struct rconn	*rc;
 	struct metrics	*m;
@@ -30,7 +39,12 @@ struct history {
 	struct sbuf	 kbuf;		/* reused: the list's key */
 	size_t		 inflight;
 	int		 failing;	/* an error reply was logged: quiet until one works */
+	struct event	*gather;	/* sends what pend holds */
+	struct sbuf	 pend;		/* turns gathered: key length, key, item length, item */
+	size_t		 npend;
 };
+
+static void	history_on_gather(evutil_socket_t, short, void *);
 
 static void
 history_on_state(void *arg, int up, int lost)
@@ -96,6 +110,7 @@ history_new(struct event_base *base, const struct config *cfg,
 		goto oom;
 	h->m = m;
 	if (history_settings(h, cfg) == -1 ||
+	    (h->gather = evtimer_new(base, history_on_gather, h)) == NULL ||
 	    (h->rc = rconn_new(base, "history", history_on_state, h)) == NULL)
 		goto oom;
 	if (h->turns > 0 && rconn_set_target(h->rc, &cfg->redis, 0) == -1)
@@ -115,37 +130,28 @@ history_set_config(struct history *h, const struct config *cfg)
 		log_warnx("history_set_config: out of memory, settings kept");
 }
 
-void
-history_turn(struct history *h, const char *conv, size_t conv_len,
-    const struct histfmt_turn *t)
+/* Sends one gathered turn; 0, or -1 when the connection was dropped. */
+static int
+history_send(struct history *h, const char *key, size_t keylen,
+    const char *item, size_t itemlen)
 {
 	const char	*argv[4];
 	size_t		 argvlen[4];
 
-	if (h == NULL || h->turns == 0)
-		return;
-	if (!rconn_up(h->rc) || h->inflight >= HISTORY_INFLIGHT)
-		goto lost;
-	sbuf_reset(&h->item);
-	sbuf_reset(&h->kbuf);
-	if (histfmt_item(&h->item, t) == -1 ||
-	    sbuf_append(&h->kbuf, h->key, h->keylen) == -1 ||
-	    sbuf_append(&h->kbuf, conv, conv_len) == -1)
-		goto lost;
 	/*
 	 * One MULTI: a reader never sees the list longer than history.turns
 	 * or without its expiry, and the expiry moves with every turn, so a
 	 * conversation's history outlives its last turn by history.ttl.
 	 */
 	argv[0] = "LPUSH";
-	argv[1] = sbuf_str(&h->kbuf);
-	argvlen[1] = h->kbuf.len;
-	argv[2] = sbuf_str(&h->item);
-	argvlen[2] = h->item.len;
 	argvlen[0] = 5;
+	argv[1] = key;
+	argvlen[1] = keylen;
+	argv[2] = item;
+	argvlen[2] = itemlen;
 	if (rconn_command(h->rc, NULL, NULL, 0, "MULTI") == -1 ||
 	    rconn_command_argv(h->rc, NULL, NULL, 0, 3, argv, argvlen) == -1)
-		goto lost;
+		return -1;
 	argv[0] = "LTRIM";
 	argvlen[0] = 5;
 	argv[2] = "0";
@@ -153,15 +159,85 @@ history_turn(struct history *h, const char *conv, size_t conv_len,
 	argv[3] = h->stop;
 	argvlen[3] = strlen(h->stop);
 	if (rconn_command_argv(h->rc, NULL, NULL, 0, 4, argv, argvlen) == -1)
-		goto lost;
+		return -1;
 	argv[0] = "PEXPIRE";
 	argvlen[0] = 7;
 	argv[2] = h->ttl;
 	argvlen[2] = strlen(h->ttl);
 	if (rconn_command_argv(h->rc, NULL, NULL, 0, 3, argv, argvlen) == -1 ||
 	    rconn_command(h->rc, history_on_exec, h, 0, "EXEC") == -1)
-		goto lost;	/* the connection was dropped: the MULTI went with it */
+		return -1;	/* the connection was dropped: the MULTI went with it */
 	h->inflight++;
+	return 0;
+}
+
+/* A field of pend: its length, then its bytes. */
+static int
+history_pend_field(struct sbuf *pend, const char *s, size_t len)
+{
+	return sbuf_append(pend, (const char *)&len, sizeof(len)) == -1 ||
+	    sbuf_append(pend, s, len) == -1 ? -1 : 0;
+}
+
+static const char *
+history_pend_next(const char **p, size_t *len)
+{
+	const char	*s;
+
+	memcpy(len, *p, sizeof(*len));
+	s = *p + sizeof(*len);
+	*p = s + *len;
+	return s;
+}
+
+/* The gathering time is over: every turn gathered goes out, in order. */
+static void
+history_on_gather(evutil_socket_t fd, short what, void *arg)
+{
+	struct history	*h = arg;
+	const char	*p, *key, *item;
+	size_t		 keylen, itemlen, k;
+
+	(void)fd;
+	(void)what;
+	p = h->pend.s;
+	for (k = 0; k < h->npend; k++) {
+		key = history_pend_next(&p, &keylen);
+		item = history_pend_next(&p, &itemlen);
+		if (history_send(h, key, keylen, item, itemlen) == -1) {
+			h->m->history_lost += h->npend - k;
+			break;
+		}
+	}
+	sbuf_reset(&h->pend);
+	h->npend = 0;
+}
+
+void
+history_turn(struct history *h, const char *conv, size_t conv_len,
+    const struct histfmt_turn *t)
+{
+	struct timeval	 tv = { 0, HISTORY_GATHER_MS * 1000 };
+	size_t		 mark;
+
+	if (h == NULL || h->turns == 0)
+		return;
+	if (!rconn_up(h->rc) || h->inflight + h->npend >= HISTORY_INFLIGHT)
+		goto lost;
+	sbuf_reset(&h->item);
+	sbuf_reset(&h->kbuf);
+	if (histfmt_item(&h->item, t) == -1 ||
+	    sbuf_append(&h->kbuf, h->key, h->keylen) == -1 ||
+	    sbuf_append(&h->kbuf, conv, conv_len) == -1)
+		goto lost;
+	mark = h->pend.len;
+	if (history_pend_field(&h->pend, sbuf_str(&h->kbuf), h->kbuf.len) == -1 ||
+	    history_pend_field(&h->pend, sbuf_str(&h->item), h->item.len) == -1) {
+		h->pend.len = mark;
+		goto lost;
+	}
+	if (h->npend++ == 0 && evtimer_add(h->gather, &tv) == -1)
+		history_on_gather(-1, 0, h);	/* cannot wait: send it now */
 	return;
 lost:
 	h->m->history_lost++;
@@ -172,7 +248,11 @@ history_free(struct history *h)
 {
 	if (h == NULL)
 		return;
+	h->m->history_lost += h->npend;	/* gathered, never sent */
+	if (h->gather != NULL)
+		event_free(h->gather);
 	rconn_free(h->rc);	/* the turns still out are counted lost by their callbacks */
+	sbuf_free(&h->pend);
 	sbuf_free(&h->item);
 	sbuf_free(&h->kbuf);
 	free(h->key);

@@ -22,14 +22,15 @@ struct history *history_new(struct event_base *base, const struct config *cfg,
 void	history_set_config(struct history *, const struct config *cfg);
 /*
  * Records turn t of conversation conv (conv_len bytes): LPUSH, LTRIM and
- * PEXPIRE in one MULTI. Never waits and never queues for later: with
- * Redis away, or too many turns unanswered, the turn is counted lost and
- * forgotten (a history is a convenience; chat traffic never waits on it).
- * Everything is the caller's and copied.
+ * PEXPIRE in one MULTI, sent with the other turns of the same 5 ms. Never
+ * waits and never keeps a turn longer: with Redis away, or too many turns
+ * unanswered, the turn is counted lost and forgotten (a history is a
+ * convenience; chat traffic never waits on it). Everything is the
+ * caller's and copied.
  */
 void	history_turn(struct history *, const char *conv, size_t conv_len,
 	    const struct histfmt_turn *t);
-/* Before the event base goes; turns unanswered are counted lost. NULL is fine. */
+/* Before the event base goes; turns gathered or unanswered are counted lost. NULL is fine. */
 void	history_free(struct history *);
 
 #endif

@@ -69,6 +69,35 @@ def test_history_bounded_with_ttl_nick_blocked_and_alert(daemon, backend, redis_
     assert "第1句" not in d.log() and "小王" not in d.log()
 
 
+def test_history_burst_gathered_in_order(daemon, backend, redis_server):
+    """Turns sent faster than the 5 ms gathering go out together: every one
+    is written, each conversation's in its order, none lost."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url(), args=["-o", "history.turns=50"])
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            for i in range(12):
+                for k in range(10):
+                    await ws.send(msg(f"burst-{k}", f"第{k}组第{i}句"))
+            for _ in range(120):
+                await recv(ws)
+    run(main())
+    for k in range(10):
+        got = wait_for(lambda: (lambda x: len(x) == 24 and x)(
+            items(c, f"chatmon:hist:burst-{k}")), T, f"24 items of burst-{k}")
+        # newest first, each side in the order it spoke (the echoes come
+        # back as they come, between the agent's later turns)
+        for role in ("agent", "customer"):
+            assert [x["text"] for x in got if x["role"] == role] == [
+                f"第{k}组第{i}句" for i in reversed(range(12))], role
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["history_written"] == 240 and st["history_lost"] == 0, st
+
+
 def test_history_off(daemon, backend, redis_server):
     r = redis_server()
     c = r.client()
