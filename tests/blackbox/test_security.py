@@ -338,7 +338,9 @@ def test_forwarded_for_and_identity_headers_only_from_trusted_proxies(daemon, ba
 # --------------------------------------------------------------------------
 # 4. Agent tokens (JWT)
 
-HS_SECRET = b"k" * 16 + os.urandom(24)
+# the key file's trailing line end is not the key's: a secret ending in random
+# bytes that end in \r or \n would be read as another key (1 run in 128)
+HS_SECRET = b"k" * 16 + os.urandom(24) + b"k"
 
 
 def jwks_of(pub, kid):
