@@ -602,19 +602,25 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOTS = os.environ.get("CHATMON_SCREENSHOTS") or os.path.join(ROOT, "build", "screenshots")
 
 
+# Fixtures holding a Selenium driver whose teardown checks the page's log
+# (test_dashboard_actions.py has a second one, `browser2`).
+BROWSER_FIXTURES = ("browser", "browser2")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item, nextitem):
     """Before any fixture is torn down: keep the browser's log so far and
     leave the page, so that it does not reconnect to (and log errors about)
     the servers the other fixtures stop before the browser's teardown runs."""
-    driver = getattr(item, "funcargs", {}).get("browser")
-    if driver is None:
-        return
-    try:
-        browser_log(driver)
-        driver.get("about:blank")
-    except Exception:           # a dead browser is the browser fixture's to report
-        pass
+    args = getattr(item, "funcargs", {})
+    for driver in (args.get(name) for name in BROWSER_FIXTURES):
+        if driver is None:
+            continue
+        try:
+            browser_log(driver)
+            driver.get("about:blank")
+        except Exception:       # a dead browser is the browser fixture's to report
+            pass
 
 
 def browser_log(driver):

@@ -204,8 +204,10 @@ def chrome(profile):
 @pytest.fixture
 def browser2(tmp_path):
     """A second browser (its own profile, so its own login) beside `browser`;
-    fails the test like `browser` when its page logged errors. Ask for it
-    after `dashboard`: it must leave its page before the dashboard stops."""
+    fails the test like `browser` when its page logged errors. conftest's
+    teardown hook leaves its page before any fixture stops, as `browser`'s:
+    a workbench page left open would reconnect to a stopped chatmond and log
+    the refusal (seen once in CI)."""
     drv = chrome(tmp_path / "chromium-profile-2")
     try:
         yield drv
