@@ -325,6 +325,43 @@ def test_masked_frame_from_backend(daemon, backend):
     assert metrics(ap).value("chatmon_protocol_errors_total", side="upstream") == 1
 
 
+@pytest.mark.parametrize("chunk", [0, 3, 1000])
+def test_backend_frames_cut_anywhere(tmp_path, daemon, backend, chunk):
+    """What the backend sends arrives whole and unchanged however its bytes
+    are cut into reads: a text message in three fragments with a ping
+    between them, binary and text messages of several receive buffers
+    (4 KiB each) and an empty one. chatmond's client side copies payload in
+    bulk (lws patch 0015); the byte that ends a frame or fills the buffer
+    takes the byte-wise path."""
+    big_text = ("亲,您好,这款保温杯是304不锈钢的。" * 300)[:3000]   # 9 000 bytes, not a multiple of 4096
+    big_bin = bytes((i * 7 + 3) & 0xff for i in range(12289))
+    parts = ["您好,", "在的,", "请问有什么可以帮您"]
+    data = (frame(0x1, parts[0].encode(), fin=False, mask=False) +
+            frame(0x9, b"p", mask=False) +
+            frame(0x0, parts[1].encode(), fin=False, mask=False) +
+            frame(0x0, parts[2].encode(), mask=False) +
+            frame(0x2, big_bin, mask=False) +
+            frame(0x1, big_text.encode(), mask=False) +
+            frame(0x1, b"", mask=False) +
+            frame(0x1, "完".encode(), mask=False))
+    f = tmp_path / "frames.bin"
+    f.write_bytes(data)
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        async with agent(d, f"/rawfile?t=cut{chunk}&chunk={chunk}&file={f}") as ws:
+            got = [await recv(ws, 10 * SLOW) for _ in range(5)]
+            assert got[0] == "".join(parts), got[0]
+            assert got[1] == big_bin, (len(got[1]), len(big_bin))
+            assert got[2] == big_text, len(got[2])
+            assert got[3:] == ["", "完"], got[3:]
+            # and the connection still relays both ways
+            await ws.send("ok")
+            assert await recv(ws, 5 * SLOW) == "ok"
+    run(main())
+
+
 def test_invalid_utf8_from_a_mute_backend_closes_the_agent_at_once(daemon, backend):
     """The backend sends bad UTF-8 and never answers chatmond's close: the
     agent is closed at once with the reason, not when TCP finally drops."""

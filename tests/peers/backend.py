@@ -56,7 +56,7 @@ import websockets
 from websockets.legacy.server import WebSocketServerProtocol
 
 BEHAVIOURS = ("echo", "delay", "refuse", "close", "badutf8", "gen", "say",
-              "stall", "flood", "ping", "raw", "trickle")
+              "stall", "flood", "ping", "raw", "rawfile", "trickle")
 
 
 def pattern_bytes(n):
@@ -229,6 +229,17 @@ async def handler(ws):
             emit(ev="close", conn=conn.id, code=1006, reason="")
         else:
             await conn.reader()
+    elif behaviour == "rawfile":
+        # the file's bytes as they are (frames built by the test), in
+        # writes of `chunk` bytes a millisecond apart (0: one write), so
+        # that chatmond reads frames cut at every kind of place
+        with open(query["file"], "rb") as f:
+            data = f.read()
+        chunk = int(query.get("chunk", "0")) or len(data)
+        for i in range(0, len(data), chunk):
+            ws.transport.write(data[i:i + chunk])
+            await asyncio.sleep(0.001)
+        await conn.reader(echo)
     elif behaviour == "trickle":
         async def trickle(message):
             n, ms = int(query.get("n", "1000")), int(query.get("ms", "100"))
