@@ -53,12 +53,12 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 # users, websess and ratelimit the dashboard's logins, handling and note
 # its HTTP API, pushmsg chatmon notify's messages, report `chatmon report`
 # (its Redis side is reportdb, a chat log's days reportlog, its command reportcli).
-PURE	:= util log yamlfile access config codec metrics msgq peercount window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt
+PURE	:= util log yamlfile access config codec metrics msgq peercount dueheap window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt
 IO	:= lwsctx session relay slaclock convstore rconn xfollow alert history notes snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
 TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_scope dash_api dashboard rulesfp report reportdb reportlog reportcli passwd cliconf pushmsg httpc pushd chatmon))
 
-UNIT_TESTS := util peercount window access config codec msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog
+UNIT_TESTS := util peercount dueheap window access config codec msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -107,6 +107,8 @@ $(BUILD)/tests/test_util: $(BUILD)/tests/test_util.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_peercount: $(BUILD)/tests/test_peercount.o $(BUILD)/peercount.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
+$(BUILD)/tests/test_dueheap: $(BUILD)/tests/test_dueheap.o $(BUILD)/dueheap.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
 $(BUILD)/tests/test_window: $(BUILD)/tests/test_window.o $(BUILD)/window.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_access: $(BUILD)/tests/test_access.o $(BUILD)/access.o $(BUILD)/util.o
@@ -222,8 +224,8 @@ $(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/detect.o $(BUILD)/ruleb
 
 $(BUILD)/bench_codec: tests/bench/bench_codec.c $(BUILD)/codec.o $(BUILD)/util.o $(BUILD)/log.o
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) -ljansson -lsodium
-$(BUILD)/bench_sla: tests/bench/bench_sla.c $(BUILD)/sla.o $(BUILD)/util.o
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) -levent -lsodium
+$(BUILD)/bench_sla: tests/bench/bench_sla.c $(BUILD)/sla.o $(BUILD)/dueheap.o $(BUILD)/util.o
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) -lsodium
 
 # The rule pack on the labelled corpus (tests/corpus/README.md): recall,
 # precision and clean rates per category and per evasion kind, on the dev

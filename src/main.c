@@ -318,11 +318,12 @@ main(int argc, char **argv)
 		goto out;
 	}
 	/*
-	 * The coarse clock libevent uses by default has a 4 ms step here:
-	 * SLA timers would wake early, find nothing due and fire again.
+	 * libevent's coarse clock (a 4 ms step here) for the loop's timers:
+	 * its precise one re-arms a timerfd at every turn of the loop, a
+	 * system call per relayed frame. SLA deadlines, the timers whose
+	 * milliseconds matter, have a precise timer of their own (slaclock).
 	 */
 	if ((ecfg = event_config_new()) == NULL ||
-	    event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER) == -1 ||
 	    (d.base = event_base_new_with_config(ecfg)) == NULL) {
 		log_errx("main: cannot make the event base");
 		goto out;

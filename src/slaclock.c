@@ -1,22 +1,32 @@
-/* slaclock: the SLA engine on the loop and in Redis: turns in, deadlines as libevent timers, due events handed back. */
+/* slaclock: the SLA engine on the loop and in Redis: turns in, deadlines on one precise timer, due events handed back. */
+#include <sys/timerfd.h>
+
+#include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
 #include "chatmon/convstore.h"
+#include "chatmon/dueheap.h"
 #include "chatmon/log.h"
 #include "chatmon/sla.h"
 #include "chatmon/slaclock.h"
 
 /*
- * Each conversation the engine holds gets one libevent timer, armed at the
- * engine's next deadline for it: never a polling scan. Most deadlines are
- * the same few durations after a turn (warn_at * threshold, the rest of the
- * threshold, the escalation, the idle end), so those go through libevent's
- * common timeouts, O(1) queues instead of the heap; a deadline moved by the
- * service hours takes the heap.
+ * Each conversation the engine holds has its next deadline in a heap
+ * (dueheap), and one timerfd is armed at the earliest of them, as an
+ * absolute time on the wall clock the deadlines are written in: never a
+ * polling scan. The timer is set again only when a deadline comes before
+ * the one it is set for, or when it fires; a deadline that moves later or
+ * goes away leaves it be (it then fires once for nothing and is set to the
+ * next). libevent's loop runs on its coarse clock (src/main.c): its own
+ * precise timer re-arms a timerfd at every turn of the loop, one system
+ * call per relayed frame, and SLA deadlines are the only timers whose
+ * milliseconds matter.
  *
  * The clock says when an event is due and who raises it; the caller makes
  * the alert (src/pipeline.c) and carries it out. A conversation remembers
@@ -33,12 +43,10 @@
  * Redis not answer, what the engine did alone counts (fail open).
  */
 
-#define SLACLOCK_NCOMMON	8
-
 struct slaclock_conv {
 	struct slaclock		*clk;
 	struct sla_conv		*conv;
-	struct event		*ev;
+	struct dueheap_node	 due;		/* in clk->heap while it has a deadline */
 	struct slaclock_peer	*peer;		/* weak: unlinked when the session closes */
 	int			 overdue;	/* taken over: its deadline was past when it came */
 	struct slaclock_conv	*prev, *next;	/* the peer's conversations */
@@ -50,9 +58,10 @@ struct slaclock {
 	struct metrics		*metrics;
 	slaclock_due_cb		 due;
 	void			*arg;
-	uint64_t		 common_ms[SLACLOCK_NCOMMON];
-	const struct timeval	*common[SLACLOCK_NCOMMON];
-	size_t			 ncommon;
+	struct dueheap		 heap;		/* the held conversations' deadlines */
+	int			 tfd;		/* timerfd on CLOCK_REALTIME, or -1 */
+	struct event		*tev;
+	int64_t			 armed;		/* wall ms tfd is set for; INT64_MAX: not set */
 	struct convstore	*store;
 	int			 shared;	/* the engine's current call: the store decides */
 };
@@ -80,47 +89,11 @@ struct slaclock_op {
 	char			 buf[];		/* the id, agent, shop and queue, each NUL-ended */
 };
 
-static void	slaclock_arm(struct slaclock_conv *, int64_t now);
+static void	slaclock_arm(struct slaclock_conv *);
 static int	slaclock_finish(struct slaclock *, struct sla_conv *, int64_t now,
 		    int idle);
 static void	slaclock_claim(const char *, size_t,
 		    const struct convstore_reply *, void *);
-
-/* The durations most timers are armed with, as common timeouts. */
-static void
-slaclock_common(struct slaclock *clk, const struct sla_config *s)
-{
-	/* the engine rounds warn_at * threshold to the nearest millisecond */
-	uint64_t	wf = (uint64_t)(s->warn_at * (double)s->first_response_ms + 0.5);
-	uint64_t	wr = (uint64_t)(s->warn_at * (double)s->reply_ms + 0.5);
-	uint64_t	want[] = {
-		wf,
-		s->first_response_ms - wf,
-		wr,
-		s->reply_ms - wr,
-		s->escalate_ms > s->first_response_ms ?
-		    s->escalate_ms - s->first_response_ms : 0,
-		s->escalate_ms > s->reply_ms ? s->escalate_ms - s->reply_ms : 0,
-		s->idle_ms,
-	};
-	struct timeval	tv;
-	size_t		i, k;
-
-	for (i = 0; i < UTIL_NELEM(want); i++) {
-		for (k = 0; k < clk->ncommon; k++)
-			if (clk->common_ms[k] == want[i])
-				break;
-		if (k < clk->ncommon || clk->ncommon == SLACLOCK_NCOMMON ||
-		    want[i] == 0)
-			continue;
-		tv.tv_sec = (time_t)(want[i] / 1000);
-		tv.tv_usec = (suseconds_t)(want[i] % 1000 * 1000);
-		/* libevent keeps them for the base's life: a reload only adds */
-		if ((clk->common[clk->ncommon] =
-		    event_base_init_common_timeout(clk->base, &tv)) != NULL)
-			clk->common_ms[clk->ncommon++] = want[i];
-	}
-}
 
 static void
 slaclock_unlink(struct slaclock_conv *c)
@@ -161,7 +134,7 @@ slaclock_release(struct sla_conv *conv, void *udata, void *arg)
 	if (c == NULL)
 		return;
 	slaclock_unlink(c);
-	event_free(c->ev);	/* safe in its own callback: libevent allows it */
+	dueheap_del(&c->clk->heap, &c->due);
 	free(c);
 }
 
@@ -308,16 +281,14 @@ slaclock_emit(const struct sla_event *e, void *arg)
 	    e->opened, e->type, slaclock_on_store, op));
 }
 
+/* c's deadline has come (it is out of the heap). */
 static void
-slaclock_fire(evutil_socket_t fd, short what, void *arg)
+slaclock_fire(struct slaclock_conv *c, int64_t now_us)
 {
-	struct slaclock_conv	*c = arg;
 	struct metrics		*m = c->clk->metrics;
-	int64_t			 now_us = util_wall_us(), now = now_us / 1000;
+	int64_t			 now = now_us / 1000;
 	int64_t			 late = now_us - sla_conv_deadline(c->conv) * 1000;
 
-	(void)fd;
-	(void)what;
 	/*
 	 * How late the loop runs the timers: the figure the SLA promise rests
 	 * on. A deadline taken over from a dead instance was late before it
@@ -336,53 +307,88 @@ slaclock_fire(evutil_socket_t fd, short what, void *arg)
 	c->overdue = 0;
 	slaclock_begin(c->clk);
 	if (slaclock_finish(c->clk, c->conv, now, 1) == 0)
-		slaclock_arm(c, now);	/* else it ended and c is gone */
+		slaclock_arm(c);	/* else it ended and c is gone */
+}
+
+/* Sets the timer for wall time ms (a past one fires at once). */
+static void
+slaclock_timer_set(struct slaclock *clk, int64_t ms)
+{
+	struct itimerspec	its;
+
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = (time_t)(ms / 1000);
+	its.it_value.tv_nsec = (long)(ms % 1000 * 1000000);
+	if (ms <= 0)
+		its.it_value.tv_nsec = 1;	/* 0 would disarm it */
+	if (timerfd_settime(clk->tfd, TFD_TIMER_ABSTIME, &its, NULL) == -1) {
+		log_warn("slaclock: timerfd_settime");
+		return;
+	}
+	clk->armed = ms;
+}
+
+/* The earliest deadline has come: every conversation due now, then the timer again. */
+static void
+slaclock_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct slaclock		*clk = arg;
+	struct dueheap_node	*top;
+	struct slaclock_conv	*c;
+	uint64_t		 expirations;
+	int64_t			 now_us = util_wall_us();
+	size_t			 budget = dueheap_size(&clk->heap);
+
+	(void)what;
+	if (read(fd, &expirations, sizeof(expirations)) == -1 &&
+	    errno != EAGAIN)
+		log_warn("slaclock: timerfd read");
+	clk->armed = INT64_MAX;
+	/*
+	 * One pass over what is due now: a conversation set again at a time
+	 * already past (taken over, late) fires on the next turn of the loop,
+	 * as a timer of 0 would, not in a loop here.
+	 */
+	while ((top = dueheap_top(&clk->heap)) != NULL &&
+	    top->due * 1000 <= now_us && budget-- > 0) {
+		c = (struct slaclock_conv *)((char *)top -
+		    offsetof(struct slaclock_conv, due));
+		dueheap_del(&clk->heap, top);
+		slaclock_fire(c, now_us);
+	}
+	if ((top = dueheap_top(&clk->heap)) != NULL && top->due < clk->armed)
+		slaclock_timer_set(clk, top->due);
 }
 
 static void
-slaclock_arm(struct slaclock_conv *c, int64_t now)
+slaclock_arm(struct slaclock_conv *c)
 {
 	struct slaclock	*clk = c->clk;
-	struct timeval	 tv;
 	int64_t		 d = sla_conv_deadline(c->conv);
-	uint64_t	 ms;
-	size_t		 k;
 
 	if (d == INT64_MAX) {
-		evtimer_del(c->ev);
+		dueheap_del(&clk->heap, &c->due);
 		return;
 	}
-	/*
-	 * libevent counts a timeout from the time it cached when this loop
-	 * iteration began, not from now: measured from there, the timer does
-	 * not wake before the deadline however long the iteration has run.
-	 */
-	if (event_base_gettimeofday_cached(clk->base, &tv) == 0)
-		now = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-	ms = d > now ? (uint64_t)(d - now) : 0;
-	for (k = 0; k < clk->ncommon; k++)
-		if (clk->common_ms[k] == ms) {
-			evtimer_add(c->ev, clk->common[k]);
-			return;
-		}
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
-	evtimer_add(c->ev, &tv);
+	if (dueheap_set(&clk->heap, &c->due, d) == -1) {
+		log_warnx("slaclock_arm: out of memory, conversation not timed");
+		return;
+	}
+	if (d < clk->armed)
+		slaclock_timer_set(clk, d);
 }
 
-/* The shops' and queues' settings into the engine, and their durations as common timeouts. */
+/* The shops' and queues' settings into the engine. */
 static int
 slaclock_policies(struct slaclock *clk, const struct config *cfg)
 {
 	struct sla_policy	*v;
-	size_t			 n, i;
+	size_t			 n;
 	int			 rc;
 
 	if (sla_policies_from(cfg, &v, &n) == -1)
 		return -1;
 	rc = sla_set_policies(clk->sla, v, n);
-	for (i = 0; rc == 0 && i < n; i++)
-		slaclock_common(clk, &v[i].cfg);
 	free(v);
 	return rc;
 }
@@ -401,13 +407,23 @@ slaclock_new(struct event_base *base, const struct config *cfg,
 	clk->metrics = m;
 	clk->due = due;
 	clk->arg = arg;
+	dueheap_init(&clk->heap);
+	clk->armed = INT64_MAX;
+	if ((clk->tfd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK |
+	    TFD_CLOEXEC)) == -1) {
+		sbuf_line(errs, "slaclock_new: timerfd_create: %s",
+		    strerror(errno));
+		goto err;
+	}
+	if ((clk->tev = event_new(base, clk->tfd, EV_READ | EV_PERSIST,
+	    slaclock_tick, clk)) == NULL || event_add(clk->tev, NULL) == -1)
+		goto oom;
 	sla_config_from(&s, &cfg->sla);
 	if ((clk->sla = sla_new(&s, slaclock_emit, slaclock_release, clk)) == NULL)
 		goto oom;
 	if ((clk->store = convstore_new(base, cfg, instance, slaclock_claim,
 	    clk, errs)) == NULL)
 		goto err;
-	slaclock_common(clk, &s);
 	if (slaclock_policies(clk, cfg) == -1)
 		goto oom;
 	return clk;
@@ -425,7 +441,6 @@ slaclock_set_config(struct slaclock *clk, const struct config *cfg)
 
 	sla_config_from(&s, &cfg->sla);
 	sla_set_config(clk->sla, &s);
-	slaclock_common(clk, &s);
 	if (slaclock_policies(clk, cfg) == -1)
 		log_warnx("slaclock_set_config: out of memory, the shops keep "
 		    "their settings");
@@ -440,9 +455,7 @@ slaclock_hold(struct slaclock *clk, struct sla_conv *conv, int64_t now)
 
 	if ((c = sla_conv_udata(conv)) != NULL)
 		return c;
-	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->ev = evtimer_new(clk->base, slaclock_fire, c)) == NULL) {
-		free(c);
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warnx("slaclock_hold: out of memory, conversation not timed");
 		sla_set_charging(clk->sla, 1);
 		sla_end(clk->sla, conv, now);
@@ -495,7 +508,7 @@ slaclock_sync(struct slaclock *clk, const char *id, size_t len, int turn,
 		return;
 	}
 	if ((c = slaclock_hold(clk, conv, now)) != NULL)
-		slaclock_arm(c, now);
+		slaclock_arm(c);
 }
 
 static void
@@ -565,7 +578,7 @@ slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
 	if ((c = slaclock_hold(clk, conv, now)) == NULL)
 		return;
 	slaclock_link(c, where);
-	slaclock_arm(c, now);
+	slaclock_arm(c);
 	shop = sla_conv_shop(clk->sla, conv, &queue);
 	if (!convstore_on(clk->store) || (op = slaclock_op_new(clk,
 	    SLACLOCK_OP_TURN, t->conversation, t->conversation_len,
@@ -821,6 +834,11 @@ slaclock_free(struct slaclock *clk)
 		return;
 	/* calls still in flight count as the engine did them, while it is here */
 	convstore_free(clk->store);
-	sla_free(clk->sla);	/* releases every conversation and its timer; charges nothing */
+	sla_free(clk->sla);	/* releases every conversation and its deadline; charges nothing */
+	dueheap_free(&clk->heap);
+	if (clk->tev != NULL)
+		event_free(clk->tev);
+	if (clk->tfd != -1)
+		close(clk->tfd);
 	free(clk);
 }

@@ -1,28 +1,32 @@
-/* bench_sla: a million open rounds: memory per round, sla_turn cost, libevent timer add/cancel cost (Markdown out). */
+/* bench_sla: a million open rounds: memory per round, sla_turn cost, deadline heap cost (Markdown out). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
+#include "chatmon/dueheap.h"
 #include "chatmon/sla.h"
 #include "chatmon/util.h"
 
 /*
  * What the daemon holds per timed conversation: the engine's record (with
- * its share of the hash table), one struct event, and slaclock's small link
- * record (six pointers, allocated the same way here). Memory is the growth
- * of the resident set (/proc/self/statm) divided by the count; times are
- * CLOCK_MONOTONIC over the whole loop divided by the count.
+ * its share of the hash table) and slaclock's record, which holds the
+ * conversation's place in the deadline heap (allocated the same way here),
+ * plus the heap's pointer to it. Memory is the growth of the resident set
+ * (/proc/self/statm) divided by the count; times are CLOCK_MONOTONIC over
+ * the whole loop divided by the count.
  */
 
 #define IDLEN	16			/* "conv-00000000001": a realistic id */
 #define NAGENTS	200
 
 struct link_rec {			/* the size of slaclock.c's per-conversation record */
-	void	*clk, *conv, *ev, *peer, *prev, *next;
+	void			*clk, *conv;
+	struct dueheap_node	 due;
+	void			*peer;
+	int			 overdue;
+	void			*prev, *next;
 };
 
 static size_t	 fired;
@@ -59,14 +63,6 @@ emit_count(const struct sla_event *e, void *arg)
 }
 
 static void
-timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-}
-
-static void
 row(const char *what, size_t n, double secs)
 {
 	printf("| %s | %zu | %.0f |\n", what, n, secs * 1e9 / (double)n);
@@ -80,10 +76,8 @@ main(int argc, char **argv)
 	struct sla		*s;
 	struct sla_conv		**convs;
 	struct link_rec		**links;
-	struct event_base	*base;
-	struct event		**evs;
-	const struct timeval	*common;
-	struct timeval		 tv = { 12, 0 };
+	struct dueheap		 heap;
+	size_t			*perm;
 	char			*ids, agents[NAGENTS][16];
 	long			 r0, r1, r2, r3;
 	int64_t			 t0 = 1795341600000LL;
@@ -106,7 +100,7 @@ main(int argc, char **argv)
 	if ((ids = malloc(n * (IDLEN + 1))) == NULL ||
 	    (convs = calloc(n, sizeof(*convs))) == NULL ||
 	    (links = calloc(n, sizeof(*links))) == NULL ||
-	    (evs = calloc(n, sizeof(*evs))) == NULL) {
+	    (perm = calloc(n, sizeof(*perm))) == NULL) {
 		fprintf(stderr, "bench_sla: out of memory\n");
 		return 1;
 	}
@@ -117,9 +111,19 @@ main(int argc, char **argv)
 		    (unsigned)(i % 4000000000u));
 	for (i = 0; i < NAGENTS; i++)
 		snprintf(agents[i], sizeof(agents[i]), "agent-%03u", (unsigned)i);
-	if ((s = sla_new(&cfg, emit_count, NULL, NULL)) == NULL ||
-	    (base = event_base_new()) == NULL)
+	/* a fixed shuffle: the order deadlines move in when hours move them */
+	for (i = 0; i < n; i++)
+		perm[i] = i;
+	for (i = n - 1; i > 0; i--) {
+		size_t	j = (size_t)(((uint64_t)i * 2654435761u + 12345) % (i + 1)), t;
+
+		t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	if ((s = sla_new(&cfg, emit_count, NULL, NULL)) == NULL)
 		return 1;
+	dueheap_init(&heap);
 
 	printf("## SLA engine and timers: %zu open rounds\n\n", n);
 	printf("| operation | ops | ns/op |\n|---|---:|---:|\n");
@@ -174,49 +178,33 @@ main(int argc, char **argv)
 		return 1;
 	}
 
-	/* libevent: one timer per conversation, as slaclock arms them */
+	/* slaclock's records, each conversation's deadline in the heap */
 	r2 = rss_bytes();
-	for (i = 0; i < n; i++) {
-		if ((evs[i] = evtimer_new(base, timer_cb, NULL)) == NULL ||
-		    (links[i] = calloc(1, sizeof(*links[i]))) == NULL)
+	for (i = 0; i < n; i++)
+		if ((links[i] = calloc(1, sizeof(*links[i]))) == NULL)
 			return 1;
-	}
+	/* deadlines as turns set them: each later than those before */
+	a = now_s();
+	for (i = 0; i < n; i++)
+		if (dueheap_set(&heap, &links[i]->due, t0 + 12000 + (int64_t)i) == -1)
+			return 1;
+	row("`dueheap_set`, a deadline after the others (a turn's)", n, now_s() - a);
 	r3 = rss_bytes();
-	if ((common = event_base_init_common_timeout(base, &tv)) == NULL)
-		return 1;
-
+	/* the warn fires and the same conversation waits for its breach */
 	a = now_s();
 	for (i = 0; i < n; i++)
-		evtimer_add(evs[i], common);
-	row("`evtimer_add`, common timeout", n, now_s() - a);
+		(void)dueheap_set(&heap, &links[i]->due, t0 + 15000 + (int64_t)i);
+	row("`dueheap_set`, the earliest moved later (a warn fired)", n, now_s() - a);
+	/* distinct deadlines in no order, as when service hours move them */
 	a = now_s();
 	for (i = 0; i < n; i++)
-		evtimer_add(evs[i], common);
-	row("`evtimer_add`, common timeout, re-arm a pending timer", n, now_s() - a);
+		(void)dueheap_set(&heap, &links[perm[i]]->due,
+		    t0 + 24000 + (int64_t)((perm[i] * 7919) % 5000000));
+	row("`dueheap_set`, a deadline moved anywhere", n, now_s() - a);
 	a = now_s();
 	for (i = 0; i < n; i++)
-		evtimer_del(evs[i]);
-	row("`evtimer_del`, common timeout", n, now_s() - a);
-
-	/* the heap: distinct deadlines, as when service hours move them */
-	a = now_s();
-	for (i = 0; i < n; i++) {
-		tv.tv_sec = 12 + (time_t)(i % 7);
-		tv.tv_usec = (suseconds_t)((i * 7919) % 1000000);
-		evtimer_add(evs[i], &tv);
-	}
-	row("`evtimer_add`, plain timeval (min-heap)", n, now_s() - a);
-	a = now_s();
-	for (i = 0; i < n; i++) {
-		tv.tv_sec = 24 + (time_t)(i % 5);
-		tv.tv_usec = (suseconds_t)((i * 104729) % 1000000);
-		evtimer_add(evs[i], &tv);
-	}
-	row("`evtimer_add`, plain timeval, re-arm a pending timer", n, now_s() - a);
-	a = now_s();
-	for (i = 0; i < n; i++)
-		evtimer_del(evs[i]);
-	row("`evtimer_del`, plain timeval", n, now_s() - a);
+		dueheap_del(&heap, &links[perm[i]]->due);
+	row("`dueheap_del`, anywhere (a conversation ends)", n, now_s() - a);
 
 	a = now_s();
 	for (i = 0; i < n; i++)
@@ -226,18 +214,16 @@ main(int argc, char **argv)
 	printf("\n| memory per open round | bytes |\n|---|---:|\n");
 	printf("| SLA engine (record, id, hash table), %zu open | %.1f |\n",
 	    open_rounds, (double)(r1 - r0) / (double)n);
-	printf("| libevent timer (`struct event`) + slaclock link record | %.1f |\n",
+	printf("| slaclock's record with its place in the deadline heap | %.1f |\n",
 	    (double)(r3 - r2) / (double)n);
 	printf("| daemon total | %.1f |\n",
 	    (double)(r1 - r0 + r3 - r2) / (double)n);
 
-	for (i = 0; i < n; i++) {
-		event_free(evs[i]);
+	for (i = 0; i < n; i++)
 		free(links[i]);
-	}
-	event_base_free(base);
+	dueheap_free(&heap);
 	sla_free(s);
-	free(evs);
+	free(perm);
 	free(links);
 	free(convs);
 	free(ids);
