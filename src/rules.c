@@ -302,8 +302,9 @@ rules_free_rule(struct rule *ru)
 	free((char *)ru->proto.rule);
 	free((char *)ru->proto.category);
 	free((char *)ru->proto.message);
-	for (i = 0; i < ru->nbr; i++)
+	for (i = 0; i < ru->nbr && !ru->same; i++)
 		pcre2_code_free(ru->br[i].re);
+	free(ru->expanded);
 	for (i = 0; i < RULES_MAX_BRANCH; i++)
 		rules_lit_req_clear(&ru->br[i].tail);
 	pcre2_code_free(ru->near_re);
@@ -715,9 +716,12 @@ rules_prepare(struct rules *r)
 	    (r->lates = calloc(nmax, sizeof(*r->lates))) == NULL ||
 	    (r->vseen = calloc(r->nveto ? r->nveto : 1, sizeof(*r->vseen))) == NULL ||
 	    (r->vtouched = calloc(r->nveto ? r->nveto : 1, sizeof(*r->vtouched))) == NULL ||
-	    (r->hits = calloc(nmax, sizeof(*r->hits))) == NULL)
+	    (r->hits = calloc(nmax, sizeof(*r->hits))) == NULL ||
+	    (r->memo = calloc(nmax, sizeof(*r->memo))) == NULL)
 		return -1;
 	for (i = 0; i < r->nrule; i++) {
+		free(r->rule[i].expanded);
+		r->rule[i].expanded = NULL;
 		if (!r->rule[i].enabled)
 			continue;
 		r->enabled++;
@@ -999,15 +1003,26 @@ rules_veto_possible(const struct rules *r, const struct rule *ru, size_t k)
  * The first match at or after off of ru's branches in mask, in [*s, *e):
  * the leftmost one, the earlier branch's when two start at one place,
  * which is what the whole pattern would find. 1, or 0 when none matches.
+ * Rules sharing a pattern share the answer: the last question and its
+ * answer are kept on the first of them, for as long as the text is this
+ * turn's in this pass.
  */
 static int
 rules_first(struct rules *r, const struct rule *ru, unsigned mask,
     const char *t, size_t len, size_t off, size_t *s, size_t *e)
 {
-	PCRE2_SIZE	*ov;
-	size_t		 b;
-	int		 found = 0;
+	struct rules_first_memo	*m;
+	PCRE2_SIZE		*ov;
+	size_t			 b;
+	int			 found = 0;
 
+	m = &r->memo[ru->same ? ru->same - 1 : (size_t)(ru - r->rule)];
+	if (m->turn == r->turn && m->windowed == r->windowed && m->t == t &&
+	    m->len == len && m->off == off && m->mask == mask) {
+		*s = m->s;
+		*e = m->e;
+		return m->found;
+	}
 	for (b = 0; b < ru->nbr; b++) {
 		if (!(mask & 1u << b) || !rules_re_match(r, ru->br[b].re, t, len, off))
 			continue;
@@ -1018,6 +1033,15 @@ rules_first(struct rules *r, const struct rule *ru, unsigned mask,
 			found = 1;
 		}
 	}
+	m->turn = r->turn;
+	m->windowed = r->windowed;
+	m->t = t;
+	m->len = len;
+	m->off = off;
+	m->mask = mask;
+	m->found = found;
+	m->s = found ? *s : 0;
+	m->e = found ? *e : 0;
 	return found;
 }
 
@@ -1576,6 +1600,7 @@ rules_free(struct rules *r)
 	free(r->vseen);
 	free(r->vtouched);
 	free(r->hits);
+	free(r->memo);
 	pcre2_match_data_free(r->md);
 	pcre2_match_context_free(r->mctx);
 	free(r);

@@ -123,6 +123,14 @@ struct rule {
 	struct rules_clear	 clear;
 	struct rules_branch	 br[RULES_MAX_BRANCH];
 	size_t			 nbr;
+	/*
+	 * 1 + the index of an earlier rule with the very same pattern and
+	 * steps (a block rule and its warn twin, one pattern in two
+	 * categories), whose compiled branches this one shares: their first
+	 * match in a text is looked for once (rules_first). 0: its own.
+	 */
+	size_t			 same;
+	char			*expanded;	/* while loading only: the pattern as compiled */
 	unsigned		 cand;		/* match-time: the bits of the candidate branches */
 	uint64_t		 hit_turn;	/* match-time: the last rules_match it hit (r->turn) */
 	pcre2_code		*near_re;
@@ -138,6 +146,17 @@ struct rule {
 };
 
 struct rules_load_def;			/* a list or a macro: rules_load.c's */
+
+/* A rule's last first match, by what it was asked with (rules_first). */
+struct rules_first_memo {
+	uint64_t		 turn;		/* r->turn; 0: none yet */
+	int			 windowed;
+	const char		*t;
+	size_t			 len, off;
+	unsigned		 mask;
+	int			 found;
+	size_t			 s, e;
+};
 
 struct rules {
 	struct rule		*rule;
@@ -194,6 +213,7 @@ struct rules {
 	size_t			 olen;
 	int			 oom;
 	uint64_t		 turn;		/* rules_match calls: which turn a rule last hit */
+	struct rules_first_memo	*memo;		/* per rule: its last rules_first (rules_prepare) */
 	int			 windowed;	/* a window pass: window rules only */
 	uint32_t		 boundary;	/* and only hits across this code point */
 	size_t			 nwindow;	/* rules marked window */

@@ -472,6 +472,34 @@ out:
 }
 
 /*
+ * A rule whose expanded pattern and steps are an earlier rule's (a block
+ * rule and its warn twin) takes that rule's compiled branches instead of
+ * its own, which are freed: the JIT code once, and rules_first's answer
+ * shared. Else its expanded pattern is kept until rules_prepare, for the
+ * rules after it. 0, or -1 on ENOMEM.
+ */
+static int
+rules_load_share(struct rules *r, struct rule *ru, const struct sbuf *ex)
+{
+	const struct rule	*o;
+	size_t			 i, b;
+
+	for (i = 0; i < r->nrule; i++) {
+		o = &r->rule[i];
+		if (o->expanded == NULL || o->steps != ru->steps ||
+		    o->nbr != ru->nbr || strcmp(o->expanded, sbuf_str(ex)) != 0)
+			continue;
+		for (b = 0; b < ru->nbr; b++) {
+			pcre2_code_free(ru->br[b].re);
+			ru->br[b].re = o->br[b].re;
+		}
+		ru->same = o->same ? o->same : i + 1;
+		return 0;
+	}
+	return (ru->expanded = strdup(sbuf_str(ex))) == NULL ? -1 : 0;
+}
+
+/*
  * Expands and compiles a pattern, its required literals into pf when not
  * NULL (rules_compile). A rule's own pattern (ru not NULL) is compiled into
  * ru's branches, pf then being one per branch (rules_compile_rule), and its
@@ -490,10 +518,16 @@ rules_load_pattern(struct rules *r, const char *pattern, unsigned steps,
 	sbuf_init(&ex);
 	if (rules_load_expanded(r, pattern, steps, &ex, file, line, errs) == -1)
 		goto out;
-	if (ru != NULL)
-		re = rules_compile_rule(r, ru, sbuf_str(&ex), ex.len, pf, &ec,
-		    &off) == 0 ? ru->br[0].re : NULL;
-	else
+	if (ru != NULL) {
+		if (rules_compile_rule(r, ru, sbuf_str(&ex), ex.len, pf, &ec,
+		    &off) == 0) {
+			if (rules_load_share(r, ru, &ex) == -1) {
+				sbuf_line(errs, "%s:%zu: out of memory", file, line);
+				goto out;	/* ru's branches are rules_free_rule's */
+			}
+			re = ru->br[0].re;
+		}
+	} else
 		re = rules_compile(r, sbuf_str(&ex), ex.len, pf, &ec, &off);
 	if (re == NULL)
 		rules_load_compile_err(pattern, &ex, ec, off, file, line, errs);

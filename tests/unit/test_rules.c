@@ -551,7 +551,71 @@ test_load_dir(void **state)
  * whole pattern does (the naive run), the last ones past the cut
  * included. An unless that cannot be cut (a back-reference) stays whole.
  */
-#define NALT	(RULES_MAX_UNLESS_PARTS + 8)	/* past both cuts */
+#define NALT	(RULES_MAX_UNLESS_PARTS + 8)	/*
+ * A block rule and its warn twin with the very same pattern share its
+ * compiled branches and the search for its first match, but each keeps its
+ * own near cue, unless and role: the shared answer is the match, never the
+ * verdict. A twin under other steps is compiled on its own.
+ */
+static void
+test_twins_share_the_pattern(void **state)
+{
+	struct sbuf		 errs;
+	struct rules		*r;
+	const char		*rules =
+	    "- rule: offp.deal\n  category: offplatform\n  severity: critical\n"
+	    "  action: block\n  message: m\n  pattern: '不走(?:平台|淘宝)'\n"
+	    "  near: {pattern: '便宜|转我', within: 10}\n"
+	    "  examples: {match: [不走平台转我], no_match: [不走平台]}\n"
+	    "- rule: offp.bare\n  category: offplatform\n  severity: warn\n"
+	    "  action: warn\n  message: m\n  pattern: '不走(?:平台|淘宝)'\n"
+	    "  unless: ['不走平台的都是骗子']\n"
+	    "  examples: {match: [不走平台], no_match: [不走平台的都是骗子]}\n"
+	    "- rule: offp.loose\n  category: offplatform\n  severity: warn\n"
+	    "  action: warn\n  message: m\n  pattern: '不走(?:平台|淘宝)'\n"
+	    "  normalize: {digits: false}\n"
+	    "  examples: {match: [不走平台], no_match: [走平台]}\n"
+	    "- rule: offp.buyer\n  category: offplatform\n  severity: warn\n"
+	    "  action: warn\n  message: m\n  pattern: '不走(?:平台|淘宝)'\n"
+	    "  role: customer\n"
+	    "  examples: {match: [不走平台], no_match: [走平台]}\n";
+
+	(void)state;
+	sbuf_init(&errs);
+	r = load1(rules, &errs);
+	if (r == NULL)
+		fprintf(stderr, "%s", sbuf_str(&errs));
+	assert_non_null(r);
+	assert_int_equal(r->rule[0].same, 0);
+	assert_int_equal(r->rule[1].same, 1);
+	assert_int_equal(r->rule[2].same, 0);		/* other steps */
+	assert_int_equal(r->rule[3].same, 1);
+	assert_ptr_equal(r->rule[1].br[0].re, r->rule[0].br[0].re);
+	assert_ptr_not_equal(r->rule[2].br[0].re, r->rule[0].br[0].re);
+	/* the deal needs its cue; the bare one does not */
+	assert_non_null(hit(r, RULES_AGENT, "这单不走平台,直接转我", "offp.deal"));
+	assert_non_null(hit(r, RULES_AGENT, "这单不走平台,直接转我", "offp.bare"));
+	assert_null(hit(r, RULES_AGENT, "亲这单不走平台可以吗", "offp.deal"));
+	assert_non_null(hit(r, RULES_AGENT, "亲这单不走平台可以吗", "offp.bare"));
+	/* the bare one's unless is its own */
+	assert_null(hit(r, RULES_AGENT, "不走平台的都是骗子,便宜也别信", "offp.bare"));
+	assert_non_null(hit(r, RULES_AGENT, "不走平台的都是骗子,便宜也别信", "offp.deal"));
+	/* and the role: the customer's twin only for the customer */
+	assert_null(hit(r, RULES_AGENT, "不走淘宝行吗", "offp.buyer"));
+	assert_non_null(hit(r, RULES_CUSTOMER, "不走淘宝行吗", "offp.buyer"));
+	assert_non_null(hit(r, RULES_AGENT, "不走淘宝行吗", "offp.loose"));
+	/*
+	 * The next turn is asked again, not answered from the last, though
+	 * its view is in the same buffer at the same length and its words
+	 * make it a candidate.
+	 */
+	assert_non_null(hit(r, RULES_AGENT, "亲这单不走平台可以吗", "offp.bare"));
+	assert_null(hit(r, RULES_AGENT, "不走的话平台可以吗呀", "offp.bare"));
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
+/* past both cuts */
 
 static void
 test_many_alternatives(void **state)
@@ -819,6 +883,7 @@ main(void)
 		cmocka_unit_test(test_plain_blind),
 		cmocka_unit_test(test_list_trie),
 		cmocka_unit_test(test_many_alternatives),
+		cmocka_unit_test(test_twins_share_the_pattern),
 		cmocka_unit_test(test_interpreter),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_all_errors_reported),
