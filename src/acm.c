@@ -49,14 +49,17 @@
 /*
  * A compact state: words at its offset in acm.sparse (the root at 0):
  * the failure state's offset, the output list's index (output states
- * only), the number of edges, then each edge as class and target offset.
+ * only), the number of edges, the depth, then each edge as class and
+ * target offset.
  */
 #define ACM_S_FAIL	0
 #define ACM_S_OUT	1
 #define ACM_S_N		2
-#define ACM_S_EDGES	3
+#define ACM_S_DEPTH	3	/* the state's string's length, at most ACM_DEPTH_MAX */
+#define ACM_S_EDGES	4
 #define ACM_ROW		UINT32_MAX	/* ACM_S_N of a state kept as a whole row */
 #define ACM_ROW_MIN	4		/* edges from which a state gets a row */
+#define ACM_DEPTH_MAX	255		/* deeper states say 255: acm_scan_across only scans on */
 
 /* A trie node; root is node 0. Dropped by a successful build. */
 struct acm_node {
@@ -89,6 +92,7 @@ struct acm {
 	size_t		 nsparse;	/* words */
 	uint32_t	 sparse_out;	/* offset of the first compact state with output */
 	uint32_t	 root[256];	/* compact: the root's row, by class */
+	uint8_t		*depth;		/* DFA: per state number, its string's length (capped) */
 	uint32_t	*outoff;	/* per output state, then the end */
 	uint32_t	*out;		/* literal ids, one run per state */
 	size_t		 nout;
@@ -118,6 +122,7 @@ acm_free(struct acm *a)
 	free(a->nodes);
 	free(a->lits);
 	free(a->delta);
+	free(a->depth);
 	free(a->sparse);
 	free(a->outoff);
 	free(a->out);
@@ -251,7 +256,7 @@ acm_goto(const struct acm *a, const uint32_t *fail, uint32_t s, size_t c)
  */
 static int
 acm_build_sparse(struct acm *a, const uint32_t *queue, const uint32_t *fail,
-    const uint32_t *map, const uint32_t *cnt)
+    const uint32_t *map, const uint32_t *cnt, const uint8_t *dep)
 {
 	uint32_t	*off = NULL, *byn = NULL, *w, u, s;
 	size_t		 i, n, c, total = 0;
@@ -286,6 +291,7 @@ acm_build_sparse(struct acm *a, const uint32_t *queue, const uint32_t *fail,
 		w = a->sparse + off[s];
 		w[ACM_S_FAIL] = off[fail[s]];
 		w[ACM_S_OUT] = cnt[s] ? map[s] - a->first_out : 0;
+		w[ACM_S_DEPTH] = dep[s];
 		if (acm_is_row(a, s)) {
 			w[ACM_S_N] = ACM_ROW;
 			for (c = 0; c < a->ncls; c++)
@@ -320,6 +326,7 @@ acm_build(struct acm *a)
 {
 	uint32_t	*queue = NULL, *fail = NULL, *cnt = NULL, *map = NULL;
 	uint32_t	*own = NULL, *litnext = NULL;
+	uint8_t		*dep = NULL;
 	uint32_t	 r, u, f, v, s, l, k, n0;
 	size_t		 head, tail, i, c;
 	uint64_t	 nout;
@@ -352,6 +359,7 @@ acm_build(struct acm *a)
 	    (cnt = calloc(a->nstates, sizeof(*cnt))) == NULL ||
 	    (map = malloc(a->nstates * sizeof(*map))) == NULL ||
 	    (own = malloc(a->nstates * sizeof(*own))) == NULL ||
+	    (dep = calloc(a->nstates, sizeof(*dep))) == NULL ||
 	    (a->nlits &&
 	    (litnext = malloc(a->nlits * sizeof(*litnext))) == NULL))
 		goto err;
@@ -378,6 +386,7 @@ acm_build(struct acm *a)
 		r = queue[head++];
 		for (u = a->nodes[r].child; u != 0; u = a->nodes[u].next) {
 			queue[tail++] = u;
+			dep[u] = dep[r] < ACM_DEPTH_MAX ? dep[r] + 1 : ACM_DEPTH_MAX;
 			/* longest proper suffix of u's string in the trie */
 			f = 0;
 			if (r != 0) {
@@ -437,10 +446,14 @@ acm_build(struct acm *a)
 
 	if (a->ncls > UINT32_MAX / a->nstates ||
 	    a->nstates * a->ncls > a->dense_max / sizeof(*a->delta)) {
-		if (acm_build_sparse(a, queue, fail, map, cnt) == -1)
+		if (acm_build_sparse(a, queue, fail, map, cnt, dep) == -1)
 			goto err;
 		goto done;
 	}
+	if ((a->depth = malloc(a->nstates)) == NULL)
+		goto err;
+	for (i = 0; i < a->nstates; i++)
+		a->depth[map[i]] = dep[i];
 	/*
 	 * The DFA, in BFS order: a state's row is its failure state's row
 	 * (already complete, being shallower) overridden by its trie edges.
@@ -477,6 +490,8 @@ done:
 err:
 	free(a->delta);
 	a->delta = NULL;
+	free(a->depth);
+	a->depth = NULL;
 	free(a->sparse);
 	a->sparse = NULL;
 	a->nsparse = 0;
@@ -493,6 +508,7 @@ out:
 	free(map);
 	free(own);
 	free(litnext);
+	free(dep);
 	return rc;
 }
 
@@ -513,14 +529,20 @@ acm_report(const struct acm *a, uint32_t k, size_t end, acm_cb cb, void *arg)
 	return 0;
 }
 
-/* The compact form's scan: a state's edges, else its failure state's. */
-static int
-acm_scan_sparse(const struct acm *a, const uint8_t *p, size_t len, acm_cb cb,
-    void *arg)
+/*
+ * The compact form's scan: a state's edges, else its failure state's.
+ * With across, past byte from it stops once the state is no longer than
+ * what was read since (acm_scan_across); inlined into each scan, so that
+ * acm_scan's loop does not test it.
+ */
+static inline __attribute__((always_inline)) int
+acm_scan_sparse(const struct acm *a, const uint8_t *p, size_t len,
+    size_t from, int across, acm_cb cb, void *arg)
 {
 	const uint8_t	*e = p + len, *start = p;
 	const uint32_t	*w;
 	uint32_t	 s = 0, c, n, k;
+	size_t		 at;
 
 	while (p < e) {
 		c = a->cls[*p++];
@@ -547,6 +569,9 @@ acm_scan_sparse(const struct acm *a, const uint8_t *p, size_t len, acm_cb cb,
 		    acm_report(a, a->sparse[s + ACM_S_OUT],
 		    (size_t)(p - start), cb, arg))
 			return 1;
+		if (across && (at = (size_t)(p - start)) >= from &&
+		    (s == 0 || a->sparse[s + ACM_S_DEPTH] <= at - from))
+			break;
 	}
 	return 0;
 }
@@ -567,7 +592,7 @@ acm_scan(const struct acm *a, const void *text, size_t len, acm_cb cb,
 	if (!a->built || a->first_out == a->nstates || len == 0)
 		return 0;
 	if (t == NULL)
-		return acm_scan_sparse(a, text, len, cb, arg);
+		return acm_scan_sparse(a, text, len, 0, 0, cb, arg);
 	e = p + len;
 	first = a->first_out * a->ncls;
 	while (p < e) {
@@ -576,6 +601,33 @@ acm_scan(const struct acm *a, const void *text, size_t len, acm_cb cb,
 		    acm_report(a, (uint32_t)(s / a->ncls - a->first_out),
 		    (size_t)(p - (const uint8_t *)text), cb, arg))
 			return 1;
+	}
+	return 0;
+}
+
+int
+acm_scan_across(const struct acm *a, const void *text, size_t len,
+    size_t from, acm_cb cb, void *arg)
+{
+	const uint8_t	*p = text, *e, *cls = a->cls;
+	const uint32_t	*t = a->delta;
+	size_t		 s = 0, first, at;
+
+	if (!a->built || a->first_out == a->nstates || len == 0)
+		return 0;
+	if (t == NULL)
+		return acm_scan_sparse(a, text, len, from, 1, cb, arg);
+	e = p + len;
+	first = a->first_out * a->ncls;
+	while (p < e) {
+		s = t[s + cls[*p++]];
+		if (__builtin_expect(s >= first, 0) &&
+		    acm_report(a, (uint32_t)(s / a->ncls - a->first_out),
+		    (size_t)(p - (const uint8_t *)text), cb, arg))
+			return 1;
+		if ((at = (size_t)(p - (const uint8_t *)text)) >= from &&
+		    a->depth[s / a->ncls] <= at - from)
+			break;
 	}
 	return 0;
 }
@@ -599,8 +651,8 @@ acm_memory(const struct acm *a)
 
 	n += a->nodecap * sizeof(*a->nodes) + a->litcap * sizeof(*a->lits);
 	if (a->built) {
-		n += a->delta != NULL ? a->nstates * a->ncls * sizeof(*a->delta) :
-		    a->nsparse * sizeof(*a->sparse);
+		n += a->delta != NULL ? a->nstates * a->ncls * sizeof(*a->delta) +
+		    a->nstates : a->nsparse * sizeof(*a->sparse);
 		n += (a->nstates - a->first_out + 1) * sizeof(*a->outoff);
 		n += a->nout * sizeof(*a->out);
 	}

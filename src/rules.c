@@ -1342,7 +1342,8 @@ rules_note_join(struct rules *r, const struct rules_note *prev,
 	k = note->nhead < r->wmaxlit ? note->nhead : r->wmaxlit - 1;
 	memcpy(buf + len, note->head, k);
 	len += k;
-	acm_scan(r->wacm[NORM_ALL], buf, len, rules_note_cb, &s);
+	/* what spans the junction is found by the first bytes after it */
+	acm_scan_across(r->wacm[NORM_ALL], buf, len, s.past, rules_note_cb, &s);
 	if (s.over)
 		note->gen = 0;
 }

@@ -40,6 +40,15 @@ typedef int (*acm_cb)(uint32_t id, size_t end, void *arg);
 int	acm_scan(const struct acm *, const void *text, size_t len, acm_cb cb,
 	    void *arg);
 
+/*
+ * As acm_scan, for the occurrences that start before byte from and end
+ * after it (a literal across a junction): every one of those is reported
+ * (and some others may be), and the scan stops as soon as past from no
+ * literal begun before it can still end, not at len.
+ */
+int	acm_scan_across(const struct acm *, const void *text, size_t len,
+	    size_t from, acm_cb cb, void *arg);
+
 size_t	acm_count(const struct acm *);		/* literals added */
 size_t	acm_states(const struct acm *);		/* states after build */
 size_t	acm_memory(const struct acm *);		/* bytes held after build */

@@ -482,6 +482,75 @@ test_random_crosscheck(void **state)
 	free(want.h);
 }
 
+/*
+ * acm_scan_across finds every occurrence that starts before the junction
+ * and ends after it, as the naive search does, and stops early: random
+ * literals (each its own id, so its length is known), texts and junctions.
+ */
+static void
+test_across(void **state)
+{
+	static const char *alpha[] = { "ab", "abc", "\xe4\xb8\xad\xe6", "abcdefgh" };
+	static const size_t alen[] = { 2, 3, 4, 8 };
+	uint8_t		 lb[30][10], t[120];
+	struct lit	 l[30];
+	struct hits	 got = { 0 }, want = { 0 };
+	struct acm	*a;
+	size_t		 round, k, i, j, n, nl, tl, al, from, early = 0;
+	const char	*al_s;
+
+	(void)state;
+	for (round = 0; round < 1000; round++) {
+		j = rnd(4);
+		al_s = alpha[j];
+		al = alen[j];
+		nl = 1 + rnd(30);
+		for (i = 0; i < nl; i++) {
+			l[i].len = 1 + rnd(10);
+			for (k = 0; k < l[i].len; k++)
+				lb[i][k] = (uint8_t)al_s[rnd((uint32_t)al)];
+			l[i].p = lb[i];
+			l[i].id = (uint32_t)i;
+		}
+		a = build(l, nl);
+		for (k = 0; k < 12; k++) {
+			tl = rnd(sizeof(t) + 1);
+			for (i = 0; i < tl; i++)
+				t[i] = (uint8_t)al_s[rnd((uint32_t)al)];
+			from = rnd((uint32_t)tl + 1);
+			naive(l, nl, t, tl, &want);
+			got.n = 0;
+			got.stop_at = 0;
+			assert_int_equal(acm_scan_across(a, t, tl, from, collect, &got), 0);
+			/* what was reported is there, in order */
+			for (i = 0, n = 0; i < got.n; i++) {
+				while (n < want.n && (want.h[n].end != got.h[i].end ||
+				    want.h[n].id != got.h[i].id))
+					n++;
+				assert_true(n < want.n);
+				n++;
+			}
+			/* and every one across the junction was reported */
+			for (i = 0, n = 0; i < want.n; i++) {
+				if (want.h[i].end <= from ||
+				    want.h[i].end - want.h[i].len >= from)
+					continue;
+				while (n < got.n && (got.h[n].end != want.h[i].end ||
+				    got.h[n].id != want.h[i].id))
+					n++;
+				assert_true(n < got.n);
+				n++;
+			}
+			/* it stopped before the end when it could */
+			early += got.n < want.n;
+		}
+		acm_free(a);
+	}
+	assert_true(early > 1000);
+	free(got.h);
+	free(want.h);
+}
+
 /* A large set: tens of thousands of states, a long text full of hits. */
 static void
 test_large_set(void **state)
@@ -609,6 +678,7 @@ main(void)
 		cmocka_unit_test(test_misuse),
 		cmocka_unit_test(test_all_bytes),
 		cmocka_unit_test(test_random_crosscheck),
+		cmocka_unit_test(test_across),
 		cmocka_unit_test(test_large_set),
 		cmocka_unit_test(test_alloc_failure),
 	};
