@@ -207,6 +207,9 @@ def test_certificate_rotation_keeps_every_agent(daemon, backend, pki):
         for c in agents:
             await c.close()
     run(main())
+    # each upstream closes after its agent: wait for the last (under ASan
+    # the assertion once ran before the backend had seen it)
+    b.count(lambda e: e["ev"] == "close", 5 + 2)
     assert len(b.select(lambda e: e["ev"] == "close")) == 5 + 2
 
 
