@@ -532,8 +532,7 @@ acm_report(const struct acm *a, uint32_t k, size_t end, acm_cb cb, void *arg)
 /*
  * The compact form's scan: a state's edges, else its failure state's.
  * With across, past byte from it stops once the state is no longer than
- * what was read since (acm_scan_across); inlined into each scan, so that
- * acm_scan's loop does not test it.
+ * what was read since (acm_scan_across).
  */
 static inline __attribute__((always_inline)) int
 acm_scan_sparse(const struct acm *a, const uint8_t *p, size_t len,
@@ -578,21 +577,23 @@ acm_scan_sparse(const struct acm *a, const uint8_t *p, size_t len,
 
 /*
  * One class load (off the dependency chain) and one table load per byte;
- * the output test is a compare, as output states come last.
+ * the output test is a compare, as output states come last. With across,
+ * as acm_scan_sparse; inlined into each caller, so that acm_scan's loop
+ * does not test it.
  */
-int
-acm_scan(const struct acm *a, const void *text, size_t len, acm_cb cb,
-    void *arg)
+static inline __attribute__((always_inline)) int
+acm_scan_any(const struct acm *a, const void *text, size_t len, size_t from,
+    int across, acm_cb cb, void *arg)
 {
 	const uint8_t	*p = text, *e, *cls = a->cls;
 	const uint32_t	*t = a->delta;
-	size_t		 s = 0, first;	/* size_t: no zero-extension per byte */
+	size_t		 s = 0, first, at;	/* size_t: no zero-extension per byte */
 
 	/* never built, or nothing to find (text may be NULL when len is 0) */
 	if (!a->built || a->first_out == a->nstates || len == 0)
 		return 0;
 	if (t == NULL)
-		return acm_scan_sparse(a, text, len, 0, 0, cb, arg);
+		return acm_scan_sparse(a, text, len, from, across, cb, arg);
 	e = p + len;
 	first = a->first_out * a->ncls;
 	while (p < e) {
@@ -601,35 +602,25 @@ acm_scan(const struct acm *a, const void *text, size_t len, acm_cb cb,
 		    acm_report(a, (uint32_t)(s / a->ncls - a->first_out),
 		    (size_t)(p - (const uint8_t *)text), cb, arg))
 			return 1;
+		if (across && (at = (size_t)(p - (const uint8_t *)text)) >= from &&
+		    a->depth[s / a->ncls] <= at - from)
+			break;
 	}
 	return 0;
+}
+
+int
+acm_scan(const struct acm *a, const void *text, size_t len, acm_cb cb,
+    void *arg)
+{
+	return acm_scan_any(a, text, len, 0, 0, cb, arg);
 }
 
 int
 acm_scan_across(const struct acm *a, const void *text, size_t len,
     size_t from, acm_cb cb, void *arg)
 {
-	const uint8_t	*p = text, *e, *cls = a->cls;
-	const uint32_t	*t = a->delta;
-	size_t		 s = 0, first, at;
-
-	if (!a->built || a->first_out == a->nstates || len == 0)
-		return 0;
-	if (t == NULL)
-		return acm_scan_sparse(a, text, len, from, 1, cb, arg);
-	e = p + len;
-	first = a->first_out * a->ncls;
-	while (p < e) {
-		s = t[s + cls[*p++]];
-		if (__builtin_expect(s >= first, 0) &&
-		    acm_report(a, (uint32_t)(s / a->ncls - a->first_out),
-		    (size_t)(p - (const uint8_t *)text), cb, arg))
-			return 1;
-		if ((at = (size_t)(p - (const uint8_t *)text)) >= from &&
-		    a->depth[s / a->ncls] <= at - from)
-			break;
-	}
-	return 0;
+	return acm_scan_any(a, text, len, from, 1, cb, arg);
 }
 
 size_t
