@@ -4,6 +4,8 @@ protocol violations, pings, subprotocols, headers, path and query."""
 import asyncio
 import time
 
+import pytest
+
 from conftest import SLOW, T, RawWS, agent, closed, free_port, recv, run
 
 
@@ -130,6 +132,54 @@ def test_invalid_utf8_split_across_fragments(daemon, backend):
     raw.send_frame(0x1, b"ok" + zh[:2], fin=False)
     raw.send_frame(0x0, b"", fin=True)
     assert raw.recv_close()[0] == 1007
+    raw.close()
+
+
+# Invalid bytes right after long valid runs (ASCII, then 3-byte characters):
+# lws patch 0016 passes such runs at once and must still stop at the first
+# byte that is not UTF-8, whatever the run before it.
+RUN = b"order 12345678 " + "亲您好这款保温杯今天发货".encode()
+BAD_AFTER_RUNS = {
+    "surrogate": RUN + b"\xed\xa0\x80" + "哦".encode(),
+    "overlong_three_bytes": RUN + b"\xe0\x80\x80" + "哦".encode(),
+    "lone_continuation": RUN + b"\x80" + "哦".encode(),
+    "past_u10ffff": RUN + b"\xf4\x90\x80\x80",
+    "five_byte_lead": RUN + b"\xf8\x88\x80\x80\x80",
+    "cut_character_at_the_end": RUN + "汉".encode()[:2],
+    "ascii_then_cut": b"abcdefghijklmnop" + b"\xe6",
+}
+GOOD_EDGES = (RUN + "\u0800\ud7ff\ue000\uffff\U00010000\U0010ffff".encode()
+              + b"12345678")
+
+
+@pytest.mark.parametrize("case", sorted(BAD_AFTER_RUNS))
+def test_invalid_utf8_after_valid_runs(daemon, backend, case):
+    b = backend()
+    d = daemon(b.port)
+    raw = RawWS(d.port, f"/echo?t=badrun-{case}")
+    conn = b.opened(f"t=badrun-{case}")["conn"]
+    raw.send_frame(0x1, GOOD_EDGES)
+    assert raw.recv_frame()[1:] == (0x1, GOOD_EDGES)
+    raw.send_frame(0x1, BAD_AFTER_RUNS[case])
+    assert raw.recv_close()[0] == 1007
+    raw.close()
+    b.closed(conn)
+    assert len(b.messages(conn)) == 1
+
+
+def test_every_length_relayed_exactly(daemon, backend):
+    """chatmond masks what it sends the backend eight bytes at a time (lws
+    patch 0017): every length and phase of the mask's four bytes comes back
+    byte for byte."""
+    b = backend()
+    d = daemon(b.port)
+    raw = RawWS(d.port, "/echo?t=lengths")
+    b.opened("t=lengths")
+    text = ("a汉" * 1400).encode()
+    for n in list(range(0, 40)) + [125, 126, 127, 4095, 4099]:
+        chunk = text[:n].decode(errors="ignore").encode()
+        raw.send_frame(0x1, chunk)
+        assert raw.recv_frame()[1:] == (0x1, chunk), n
     raw.close()
 
 
