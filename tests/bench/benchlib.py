@@ -18,17 +18,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_conf(dir, backend_port, extra="", log_level="info"):
-    """dir/chatmond.yaml: a free listen and admin port, the default rules, the
-    backend on 127.0.0.1, logs at log_level and extra YAML. Returns (path,
-    listen port)."""
+def write_conf(dir, backend_port, extra="", log_level="info", rules=RULES):
+    """dir/chatmond.yaml: a free listen and admin port, the rules (the default
+    pack unless told), the backend on 127.0.0.1, logs at log_level and extra
+    YAML. Returns (path, listen port)."""
     port = free_port()
     conf = os.path.join(dir, "chatmond.yaml")
     with open(conf, "w") as f:
         f.write(f"listen: 127.0.0.1:{port}\n"
                 f"admin: 127.0.0.1:{free_port()}\n"
                 f"upstream: ws://127.0.0.1:{backend_port}/\n"
-                f"rules: {RULES}\n"
+                f"rules: {rules}\n"
                 f"log:\n  level: {log_level}\n" + extra)
     return conf, port
 
@@ -47,11 +47,17 @@ def wait_listening(port, proc, timeout=10):
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def cpu_s(pid):
-    """User + system CPU seconds of process pid so far."""
+def cpu_split(pid):
+    """(user, system) CPU seconds of process pid so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of process pid so far."""
+    return sum(cpu_split(pid))
 
 
 def redis_start(tmp):

@@ -46,6 +46,9 @@ Reported, as the range over the repetitions:
   - CPU per round trip of the proxy process: utime+stime from /proc/PID/stat
     over the measured window, divided by the frames echoed in it, in µs
     (the clock tick is 10 ms: 0.8 µs a round trip over 6 s at 2 000/s);
+    each repetition's line on stderr also gives the user part alone (the
+    kernel's part is about the same for every proxy: the same reads and
+    writes);
   - added p50 and p99: the target's round-trip percentile minus direct's
     in the same repetition and cell;
   - the ratios chatmond ÷ HAProxy, each taken within one repetition.
@@ -110,7 +113,7 @@ import threading
 import time
 import urllib.request
 
-from benchlib import ROOT, cpu_s, free_port, redis_start, wait_listening, write_conf
+from benchlib import ROOT, RULES, cpu_s, cpu_split, free_port, redis_start, wait_listening, write_conf
 
 TARGETS = ("direct", "haproxy", "nginx", "chatmond")
 PROXIES = TARGETS[1:]
@@ -282,6 +285,9 @@ class Target:
     def cpu(self):
         return sum(cpu_s(pid) for pid in self.pids)
 
+    def user(self):
+        return sum(cpu_split(pid)[0] for pid in self.pids)
+
 
 def start_echo(procs, node, env):
     p = procs.start("echo", [node, os.path.join(NODE_SRC, "echo.js"), "0"],
@@ -374,13 +380,13 @@ http {{
 
 
 def start_chatmond(procs, chatmond, dir, echo_port, redis_sock, maxconn, state_in_redis,
-                   history):
+                   history, rules):
     extra = (f"redis:\n  url: unix:{redis_sock}\n"
              f"  takeover: {'1s' if state_in_redis else '0'}\n"
              f"  snapshot: 0\n"
              f"history:\n  turns: {50 if history else 0}\n"
              f"limits:\n  max_connections_per_ip: 0\n  max_connections: {maxconn}\n")
-    conf, port = write_conf(dir, echo_port, extra, log_level="warn")
+    conf, port = write_conf(dir, echo_port, extra, log_level="warn", rules=rules)
     admin = int(re.search(r"^admin: 127\.0\.0\.1:(\d+)$", open(conf).read(), re.M).group(1))
     p = procs.start("chatmond", [chatmond, "-c", conf])
     try:
@@ -429,9 +435,11 @@ def run_load(node, env, target, echo, rate, conns, seconds, warmup, control=None
         ev = next_json(q, warmup + 10, what)
         assert ev["event"] == "measure", ev
         c0, e0, t0 = target.cpu() if target.pids else 0.0, echo.cpu(), time.monotonic()
+        u0 = target.user() if target.pids else 0.0
         ev = next_json(q, seconds + 30, what)
         assert ev["event"] == "done", ev
         c1, e1, t1 = target.cpu() if target.pids else 0.0, echo.cpu(), time.monotonic()
+        u1 = target.user() if target.pids else 0.0
         res = next_json(q, 10, what)
         if stop:
             res["calls"] = stop()
@@ -445,6 +453,7 @@ def run_load(node, env, target, echo, rate, conns, seconds, warmup, control=None
             p.kill()
             p.wait()
     res["cpu_s"], res["echo_cpu_s"], res["wall_s"] = c1 - c0, e1 - e0, t1 - t0
+    res["user_s"] = u1 - u0
     return res
 
 
@@ -652,6 +661,9 @@ def main():
                     help="what counts the system calls (default: perf where it can)")
     ap.add_argument("--state-in-redis", action="store_true")
     ap.add_argument("--history", action="store_true")
+    ap.add_argument("--rules", default=RULES,
+                    help="chatmond's rules (default: the default pack); a one-rule "
+                         "pack shows what relaying costs without inspecting")
     ap.add_argument("--quick", action="store_true", help="a smoke run, well under a minute")
     args = ap.parse_args()
     if args.quick:
@@ -707,7 +719,7 @@ def main():
             if name == "nginx":     # worker_connections counts both sides
                 return start_nginx(procs, nginx, d, echo.port, 2 * agents, nofile)
             return start_chatmond(procs, chatmond, d, echo.port, redis_sock, agents,
-                                  args.state_in_redis, args.history)
+                                  args.state_in_redis, args.history, args.rules)
 
         tg = {"direct": Target("direct", echo.port, echo.proc, [], None)}
         for t in PROXIES:
@@ -732,7 +744,8 @@ def main():
                     late = max(late, r["late_ms"])
                     print(f"relay.py: rep {rep + 1} {t} {cell[0]}/s {cell[1]} conn: "
                           f"p50 {r['p50_us']} p99 {r['p99_us']} µs, "
-                          f"cpu {r['cpu_s'] * 1e6 / max(1, r['received']):.1f} µs/rt, "
+                          f"cpu {r['cpu_s'] * 1e6 / max(1, r['received']):.1f} µs/rt "
+                          f"(user {r['user_s'] * 1e6 / max(1, r['received']):.1f}), "
                           f"load.js late {r['late_ms']} ms",
                           file=sys.stderr)
         metrics = chatmond_metrics(tg["chatmond"])
