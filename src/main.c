@@ -256,7 +256,6 @@ main(int argc, char **argv)
 	struct chatmond	 d;
 	struct sbuf	 errs;
 	char		**ov = NULL, **nov;
-	struct event_config *ecfg = NULL;
 	int		 ch, check = 0, rc = 1, i;
 
 	memset(&d, 0, sizeof(d));
@@ -318,13 +317,13 @@ main(int argc, char **argv)
 		goto out;
 	}
 	/*
-	 * libevent's coarse clock (a 4 ms step here) for the loop's timers:
-	 * its precise one re-arms a timerfd at every turn of the loop, a
-	 * system call per relayed frame. SLA deadlines, the timers whose
-	 * milliseconds matter, have a precise timer of their own (slaclock).
+	 * libevent's default, coarse clock (a 4 ms step here) for the loop's
+	 * timers: its precise one (EVENT_BASE_FLAG_PRECISE_TIMER) re-arms a
+	 * timerfd at every turn of the loop, a system call per relayed frame.
+	 * SLA deadlines, the timers whose milliseconds matter, have a precise
+	 * timer of their own (slaclock).
 	 */
-	if ((ecfg = event_config_new()) == NULL ||
-	    (d.base = event_base_new_with_config(ecfg)) == NULL) {
+	if ((d.base = event_base_new()) == NULL) {
 		log_errx("main: cannot make the event base");
 		goto out;
 	}
@@ -415,8 +414,6 @@ out:
 	notify_free(d.notify);
 	if (d.base != NULL)
 		event_base_free(d.base);
-	if (ecfg != NULL)
-		event_config_free(ecfg);
 	libevent_global_shutdown();
 	config_free(d.cfg);
 	sbuf_free(&errs);
