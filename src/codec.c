@@ -1,4 +1,5 @@
 /* codec: recognises chat turns in JSON text frames by configured JSON pointers (pure; no I/O). */
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -385,7 +386,19 @@ codec_scan_string(const unsigned char *b, size_t len, size_t *i, int *esc)
 			*i = (size_t)(p - b);
 			return "control character in a string";
 		}
-		/* the common case of Chinese text: a run of 3-byte characters */
+		/*
+		 * The common case of Chinese text: a run of 3-byte characters
+		 * whose lead byte allows any continuation (not E0 or ED), read
+		 * four bytes at a time while four are left.
+		 */
+		while (end - p >= 4) {
+			memcpy(&v, p, 4);
+			v = le32toh(v);
+			if ((v & 0xc0c000) != 0x808000 || (v & 0xff) - 0xe1 >= 0x0f ||
+			    (v & 0xff) == 0xed)
+				break;
+			p += 3;
+		}
 		while (end - p >= 3 && (p[0] & 0xf0) == 0xe0 && p[0] != 0xe0 &&
 		    p[0] != 0xed && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80)
 			p += 3;
@@ -522,11 +535,11 @@ codec_key_mask(struct codec *c, unsigned mask, size_t d, const unsigned char *k,
 		}
 		key = c->key.s;
 	}
-	for (p = 0; p < CODEC_NPTR; p++) {
-		if (!(mask & 1u << p))
-			continue;
+	for (; mask != 0; mask &= mask - 1) {
+		p = (size_t)__builtin_ctz(mask);
 		t = &c->ptr[p].tok[d];
-		if (t->len == klen && memcmp(t->s, key, klen) == 0)
+		if (t->len == klen && (klen == 0 || (t->s[0] == key[0] &&
+		    memcmp(t->s, key, klen) == 0)))
 			m |= 1u << p;
 	}
 	return m;
