@@ -551,7 +551,60 @@ test_load_dir(void **state)
  * whole pattern does (the naive run), the last ones past the cut
  * included. An unless that cannot be cut (a back-reference) stays whole.
  */
-#define NALT	(RULES_MAX_UNLESS_PARTS + 8)	/*
+#define NALT	(RULES_MAX_UNLESS_PARTS + 8)	/* past both cuts */
+static void
+test_many_alternatives(void **state)
+{
+	struct sbuf		 text, errs, msg;
+	struct rules		*r;
+	const struct rules_hit	*h, *hn;
+	struct rules_hit	 copy[4];
+	size_t			 n, nn, k, v;
+	char			 w[16];
+
+	(void)state;
+	sbuf_init(&text);
+	sbuf_init(&errs);
+	sbuf_init(&msg);
+	assert_int_equal(sbuf_printf(&text, "- rule: stock.many\n"
+	    "  category: stock\n  severity: warn\n  action: warn\n"
+	    "  message: m\n  pattern: '(?:"), 0);
+	for (k = 1; k <= NALT; k++)
+		assert_int_equal(sbuf_printf(&text, "%sword%03zu", k > 1 ? "|" : "", k), 0);
+	assert_int_equal(sbuf_printf(&text, ")'\n  unless: ['(?:(?:"), 0);
+	for (k = 1; k < NALT; k++)
+		assert_int_equal(sbuf_printf(&text, "%sno%03zu", k > 1 ? "|" : "", k), 0);
+	assert_int_equal(sbuf_printf(&text, ")|zz\\d+zz)', '(q)\\1|qq']\n"
+	    "  examples: {match: [word001], no_match: [word002 no002, word002 zz7zz]}\n"), 0);
+	r = load1(sbuf_str(&text), &errs);
+	assert_non_null(r);
+	assert_int_equal(r->rule[0].nbr, RULES_MAX_BRANCH);
+	assert_int_equal(r->rule[0].nunless, RULES_MAX_UNLESS_PARTS + 1);
+	for (k = 1; k <= NALT; k++)
+		for (v = 0; v < 4; v++) {
+			msg.len = 0;
+			snprintf(w, sizeof(w), "no%03zu", k);
+			assert_int_equal(sbuf_printf(&msg, "say word%03zu now %s", k,
+			    v == 0 ? "" : v == 1 ? w : v == 2 ? "zz42zz" : "qq"), 0);
+			n = rules_match(r, RULES_AGENT, sbuf_str(&msg), msg.len, &h);
+			assert_int_equal(n, v == 0 || (v == 1 && k == NALT) ? 1 : 0);
+			memcpy(copy, h, n * sizeof(*h));
+			nn = rules_match_naive(r, RULES_AGENT, sbuf_str(&msg), msg.len, &hn);
+			assert_int_equal(n, nn);
+			if (n == 1) {
+				assert_int_equal(copy[0].start, hn[0].start);
+				assert_int_equal(copy[0].end, hn[0].end);
+			}
+		}
+	rules_free(r);
+	sbuf_free(&msg);
+	sbuf_free(&errs);
+	sbuf_free(&text);
+}
+
+#undef NALT
+
+/*
  * A block rule and its warn twin with the very same pattern share its
  * compiled branches and the search for its first match, but each keeps its
  * own near cue, unless and role: the shared answer is the match, never the
@@ -614,60 +667,6 @@ test_twins_share_the_pattern(void **state)
 	rules_free(r);
 	sbuf_free(&errs);
 }
-
-/* past both cuts */
-
-static void
-test_many_alternatives(void **state)
-{
-	struct sbuf		 text, errs, msg;
-	struct rules		*r;
-	const struct rules_hit	*h, *hn;
-	struct rules_hit	 copy[4];
-	size_t			 n, nn, k, v;
-	char			 w[16];
-
-	(void)state;
-	sbuf_init(&text);
-	sbuf_init(&errs);
-	sbuf_init(&msg);
-	assert_int_equal(sbuf_printf(&text, "- rule: stock.many\n"
-	    "  category: stock\n  severity: warn\n  action: warn\n"
-	    "  message: m\n  pattern: '(?:"), 0);
-	for (k = 1; k <= NALT; k++)
-		assert_int_equal(sbuf_printf(&text, "%sword%03zu", k > 1 ? "|" : "", k), 0);
-	assert_int_equal(sbuf_printf(&text, ")'\n  unless: ['(?:(?:"), 0);
-	for (k = 1; k < NALT; k++)
-		assert_int_equal(sbuf_printf(&text, "%sno%03zu", k > 1 ? "|" : "", k), 0);
-	assert_int_equal(sbuf_printf(&text, ")|zz\\d+zz)', '(q)\\1|qq']\n"
-	    "  examples: {match: [word001], no_match: [word002 no002, word002 zz7zz]}\n"), 0);
-	r = load1(sbuf_str(&text), &errs);
-	assert_non_null(r);
-	assert_int_equal(r->rule[0].nbr, RULES_MAX_BRANCH);
-	assert_int_equal(r->rule[0].nunless, RULES_MAX_UNLESS_PARTS + 1);
-	for (k = 1; k <= NALT; k++)
-		for (v = 0; v < 4; v++) {
-			msg.len = 0;
-			snprintf(w, sizeof(w), "no%03zu", k);
-			assert_int_equal(sbuf_printf(&msg, "say word%03zu now %s", k,
-			    v == 0 ? "" : v == 1 ? w : v == 2 ? "zz42zz" : "qq"), 0);
-			n = rules_match(r, RULES_AGENT, sbuf_str(&msg), msg.len, &h);
-			assert_int_equal(n, v == 0 || (v == 1 && k == NALT) ? 1 : 0);
-			memcpy(copy, h, n * sizeof(*h));
-			nn = rules_match_naive(r, RULES_AGENT, sbuf_str(&msg), msg.len, &hn);
-			assert_int_equal(n, nn);
-			if (n == 1) {
-				assert_int_equal(copy[0].start, hn[0].start);
-				assert_int_equal(copy[0].end, hn[0].end);
-			}
-		}
-	rules_free(r);
-	sbuf_free(&msg);
-	sbuf_free(&errs);
-	sbuf_free(&text);
-}
-
-#undef NALT
 
 /* Without the JIT (MemoryDenyWriteExecute), the interpreter gives the same answers. */
 static void
