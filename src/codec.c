@@ -389,7 +389,8 @@ codec_scan_string(const unsigned char *b, size_t len, size_t *i, int *esc)
 		/*
 		 * The common case of Chinese text: a run of 3-byte characters
 		 * whose lead byte allows any continuation (not E0 or ED), read
-		 * four bytes at a time while four are left.
+		 * four bytes at a time while four are left; the last character
+		 * and every other sequence go through util_utf8_seq below.
 		 */
 		while (end - p >= 4) {
 			memcpy(&v, p, 4);
@@ -399,9 +400,6 @@ codec_scan_string(const unsigned char *b, size_t len, size_t *i, int *esc)
 				break;
 			p += 3;
 		}
-		while (end - p >= 3 && (p[0] & 0xf0) == 0xe0 && p[0] != 0xe0 &&
-		    p[0] != 0xed && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80)
-			p += 3;
 		if (p == end || *p < 0x80)
 			continue;
 		if ((n = util_utf8_seq(p, end)) == 0) {
