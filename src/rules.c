@@ -1286,7 +1286,7 @@ rules_note_take(struct rules *r, struct rules_note *note)
 }
 
 struct rules_note_scan {
-	const struct rules	*r;
+	struct rules		*r;
 	struct rules_note	*note;
 	size_t			 past;	/* a literal ending after this byte spans the junction */
 	int			 over;
@@ -1310,40 +1310,73 @@ rules_note_cb(uint32_t id, size_t end, void *arg)
 	return 0;
 }
 
+/* The bytes of the joined default view on both sides of a junction. */
+#define RULES_JUNCTION	(3 * RULES_NOTE_EDGE)
+
 /*
- * The joined text reads, at the junction, prev's default view, a space
- * when the noise there is a long gap, then this turn's: unless a numeral
- * run goes across it (the digit step would fold the two ends together).
- * What the window pass's automaton finds in those ends is added to the
- * note: every literal spanning the junction is in them.
+ * The joined text reads, at each junction, the turn before's default
+ * view, a space when the noise there is a long gap, then the next turn's:
+ * unless a numeral run goes across it (the digit step would fold the two
+ * ends together). buf gets what the window pass's automaton needs to find
+ * every literal that ends in note's turn and starts before it: the turns
+ * before it, prev[0..n) (the last the nearest), back to wmaxlit - 1 bytes
+ * (a turn shorter than that lets a literal reach into the one before it:
+ * 仓库里没 | 有 | 了), then note's first bytes. Returns the length, *past the
+ * junction's offset, or -1 when the turns do not join as their views.
+ */
+static ssize_t
+rules_note_junction(const struct rules *r, const struct rules_note *const *prev,
+    size_t n, const struct rules_note *note, char buf[RULES_JUNCTION],
+    size_t *past)
+{
+	const struct rules_note	*cur = note, *p;
+	size_t			 at = 2 * RULES_NOTE_EDGE, need = r->wmaxlit - 1;
+	size_t			 take, k;
+
+	for (; n-- > 0 && need > 0; cur = p) {
+		p = prev[n];
+		if (p->gen != r->gen || (p->trail_num && cur->lead_num))
+			return -1;
+		if ((uint64_t)p->trail_gap + 1 + cur->lead_gap > NORM_MAX_GAP) {
+			buf[--at] = ' ';
+			need--;
+		}
+		/* a tail shorter than need is its turn's whole view (wmaxlit + 4 <= the edge) */
+		take = p->ntail < need ? p->ntail : need;
+		at -= take;
+		memcpy(buf + at, p->tail + p->ntail - take, take);
+		need -= take;
+	}
+	*past = 2 * RULES_NOTE_EDGE - at;
+	memmove(buf, buf + at, *past);
+	k = note->nhead < r->wmaxlit ? note->nhead : r->wmaxlit - 1;
+	memcpy(buf + *past, note->head, k);
+	return (ssize_t)(*past + k);
+}
+
+/*
+ * Adds to note the sets of the literals across the junction between it and
+ * the turns before it, prev[0..n): every literal spanning it is in the
+ * junction's bytes.
  */
 static void
-rules_note_join(struct rules *r, const struct rules_note *prev,
-    struct rules_note *note)
+rules_note_join(struct rules *r, const struct rules_note *const *prev,
+    size_t n, struct rules_note *note)
 {
 	struct rules_note_scan	 s = { r, note, 0, 0 };
-	char			 buf[2 * RULES_NOTE_EDGE + 1];
-	size_t			 len, from, k;
+	char			 buf[RULES_JUNCTION];
+	ssize_t			 len;
 
 	note->joined = 1;
-	if (note->gen != r->gen || prev->gen != r->gen)
+	if (note->gen != r->gen)
 		return;
-	if (prev->trail_num && note->lead_num) {
+	if ((len = rules_note_junction(r, prev, n, note, buf, &s.past)) < 0) {
 		note->join_bad = 1;
 		return;
 	}
-	/* a literal across the junction starts in its last wmaxlit - 1 bytes */
-	from = prev->ntail >= r->wmaxlit ? prev->ntail - r->wmaxlit + 1 : 0;
-	len = prev->ntail - from;
-	memcpy(buf, prev->tail + from, len);
-	s.past = len;
-	if ((uint64_t)prev->trail_gap + 1 + note->lead_gap > NORM_MAX_GAP)
-		buf[len++] = ' ';
-	k = note->nhead < r->wmaxlit ? note->nhead : r->wmaxlit - 1;
-	memcpy(buf + len, note->head, k);
-	len += k;
 	/* what spans the junction is found by the first bytes after it */
-	acm_scan_across(r->wacm[NORM_ALL], buf, len, s.past, rules_note_cb, &s);
+	acm_scan_across(r->wacm[NORM_ALL], buf, (size_t)len, s.past,
+	    rules_note_cb, &s);
 	if (s.over)
 		note->gen = 0;
 }
@@ -1363,7 +1396,11 @@ rules_note_union(struct rules *r, const struct rules_note *note)
 	}
 }
 
-/* Whether a branch of role's rules is a candidate with the sets in r->seen. */
+/*
+ * Whether a branch of role's rules is a candidate of the window pass with
+ * the sets in r->seen: not when the last turn alone broke its rule
+ * (rules_mark).
+ */
 static int
 rules_note_cands(const struct rules *r, enum rules_role role)
 {
@@ -1373,7 +1410,8 @@ rules_note_cands(const struct rules *r, enum rules_role role)
 	for (k = 0; k < r->ntouched; k++) {
 		u = r->touched[k];
 		if ((r->unit[u].roles & role) &&
-		    rules_seen_enough(r, u, r->seen[u]))
+		    rules_seen_enough(r, u, r->seen[u]) &&
+		    r->rule[u / RULES_MAX_BRANCH].hit_turn != r->turn)
 			return 1;
 	}
 	return 0;
@@ -1411,7 +1449,7 @@ rules_window_needed(struct rules *r, enum rules_role role,
 		return rules_note_clear(r, 1);
 	/* the turns alone are not enough: the junctions too (the notes' own sets are in) */
 	if (!last->joined) {
-		rules_note_join(r, earlier[n - 1], last);
+		rules_note_join(r, earlier, n, last);
 		if (last->gen != r->gen || last->join_bad)
 			return rules_note_clear(r, 1);
 		rules_note_union(r, last);
@@ -1420,7 +1458,7 @@ rules_window_needed(struct rules *r, enum rules_role role,
 		if (earlier[i]->joined)
 			continue;
 		tmp = *earlier[i];
-		rules_note_join(r, earlier[i - 1], &tmp);
+		rules_note_join(r, earlier, i, &tmp);
 		if (tmp.gen != r->gen || tmp.join_bad)
 			return rules_note_clear(r, 1);
 		rules_note_union(r, &tmp);

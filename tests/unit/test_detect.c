@@ -172,6 +172,10 @@ test_split(void **state)
 	/* a numeral on each side: the run goes on, 一 | 三八1234 reads 1381234 */
 	assert_int_equal(turn(fx, "c6", RULES_AGENT, "好的一", 1), 0);
 	assert_int_equal(turn(fx, "c6", RULES_AGENT, "三八1234", 2), 1);
+	/* a literal over a turn shorter than it: 没有了 reads across two junctions */
+	assert_int_equal(turn(fx, "c7", RULES_AGENT, "仓库里没", 1), 0);
+	assert_int_equal(turn(fx, "c7", RULES_AGENT, "有", 2), 0);
+	assert_int_equal(turn(fx, "c7", RULES_AGENT, "了", 3), 1);
 	/* not plain: the emoji rule's view */
 	assert_int_equal(turn(fx, "c4", RULES_AGENT, "给个好评", 1), 0);
 	assert_int_equal(turn(fx, "c4", RULES_AGENT, "\xf0\x9f\xa7\xa7", 2), 1);
