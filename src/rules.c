@@ -1381,9 +1381,20 @@ rules_note_join(struct rules *r, const struct rules_note *const *prev,
 		note->gen = 0;
 }
 
-/* Adds note's sets to r->seen (r->touched lists the units). */
+/* The units whose sets a junction added to (rules_window_needed). */
+struct rules_grown {
+	uint32_t	unit[2 * RULES_NOTE_SEEN];
+	size_t		n;
+	int		over;	/* more than unit holds */
+};
+
+/*
+ * Adds note's sets to r->seen (r->touched lists the units); with grown,
+ * lists there the units that gained a set.
+ */
 static void
-rules_note_union(struct rules *r, const struct rules_note *note)
+rules_note_union(struct rules *r, const struct rules_note *note,
+    struct rules_grown *grown)
 {
 	size_t		k;
 	uint32_t	u;
@@ -1392,6 +1403,12 @@ rules_note_union(struct rules *r, const struct rules_note *note)
 		u = note->unit[k];
 		if (r->seen[u] == 0)
 			r->touched[r->ntouched++] = u;
+		if (grown != NULL && (r->seen[u] | note->bits[k]) != r->seen[u]) {
+			if (grown->n == UTIL_NELEM(grown->unit))
+				grown->over = 1;
+			else
+				grown->unit[grown->n++] = u;
+		}
 		r->seen[u] |= note->bits[k];
 	}
 }
@@ -1402,13 +1419,14 @@ rules_note_union(struct rules *r, const struct rules_note *note)
  * (rules_mark).
  */
 static int
-rules_note_cands(const struct rules *r, enum rules_role role)
+rules_note_cands(const struct rules *r, enum rules_role role,
+    const uint32_t *units, size_t n)
 {
 	size_t		k;
 	uint32_t	u;
 
-	for (k = 0; k < r->ntouched; k++) {
-		u = r->touched[k];
+	for (k = 0; k < n; k++) {
+		u = units[k];
 		if ((r->unit[u].roles & role) &&
 		    rules_seen_enough(r, u, r->seen[u]) &&
 		    r->rule[u / RULES_MAX_BRANCH].hit_turn != r->turn)
@@ -1434,6 +1452,7 @@ rules_window_needed(struct rules *r, enum rules_role role,
     const struct rules_note *const *earlier, size_t n, struct rules_note *last)
 {
 	struct rules_note	tmp;
+	struct rules_grown	grown = { { 0 }, 0, 0 };
 	size_t			i;
 
 	if (!r->wgate || n == 0 || last->gen != r->gen || last->join_bad)
@@ -1443,16 +1462,19 @@ rules_window_needed(struct rules *r, enum rules_role role,
 			return 1;
 	/* r->seen is all zero between calls: every path below clears it */
 	for (i = 0; i < n; i++)
-		rules_note_union(r, earlier[i]);
-	rules_note_union(r, last);
-	if (rules_note_cands(r, role))
+		rules_note_union(r, earlier[i], NULL);
+	rules_note_union(r, last, NULL);
+	if (rules_note_cands(r, role, r->touched, r->ntouched))
 		return rules_note_clear(r, 1);
-	/* the turns alone are not enough: the junctions too (the notes' own sets are in) */
+	/*
+	 * The turns alone are not enough: the junctions too (the notes' own
+	 * sets are in), and only a unit they add to can become a candidate.
+	 */
 	if (!last->joined) {
 		rules_note_join(r, earlier, n, last);
 		if (last->gen != r->gen || last->join_bad)
 			return rules_note_clear(r, 1);
-		rules_note_union(r, last);
+		rules_note_union(r, last, &grown);
 	}
 	for (i = 1; i < n; i++) {
 		if (earlier[i]->joined)
@@ -1461,9 +1483,11 @@ rules_window_needed(struct rules *r, enum rules_role role,
 		rules_note_join(r, earlier, i, &tmp);
 		if (tmp.gen != r->gen || tmp.join_bad)
 			return rules_note_clear(r, 1);
-		rules_note_union(r, &tmp);
+		rules_note_union(r, &tmp, &grown);
 	}
-	return rules_note_clear(r, rules_note_cands(r, role));
+	return rules_note_clear(r, grown.over ?
+	    rules_note_cands(r, role, r->touched, r->ntouched) :
+	    rules_note_cands(r, role, grown.unit, grown.n));
 }
 
 size_t
