@@ -646,15 +646,19 @@ out:
 	return rc;
 }
 
-/* The longest literal the window pass looks for in the default view. */
+/*
+ * The longest literal of a window rule's sets in the default view: what a
+ * note needs of a junction (rules_note_cb reads no ending, no unless word).
+ */
 static size_t
 rules_window_maxlit(const struct rules *r)
 {
 	size_t	k, n, max = 0;
 
 	for (k = 0; k < r->nlit; k++)
-		if (r->lit[k].mask == NORM_ALL && ((r->lit[k].unit & RULES_LATE) ||
-		    rules_unit_rule(r, r->lit[k].unit)->window) &&
+		if (r->lit[k].mask == NORM_ALL &&
+		    (r->lit[k].unit & (RULES_LATE | RULES_VETO)) == 0 &&
+		    rules_unit_rule(r, r->lit[k].unit)->window &&
 		    (n = strlen(r->lit[k].s)) > max)
 			max = n;
 	return max;
