@@ -1290,7 +1290,7 @@ rules_note_take(struct rules *r, struct rules_note *note)
 }
 
 struct rules_note_scan {
-	struct rules		*r;
+	const struct rules	*r;
 	struct rules_note	*note;
 	size_t			 past;	/* a literal ending after this byte spans the junction */
 	int			 over;
@@ -1314,8 +1314,8 @@ rules_note_cb(uint32_t id, size_t end, void *arg)
 	return 0;
 }
 
-/* The bytes of the joined default view on both sides of a junction. */
-#define RULES_JUNCTION	(3 * RULES_NOTE_EDGE)
+/* The bytes of the joined default view on both sides of a junction (wmaxlit < the edge). */
+#define RULES_JUNCTION	(2 * RULES_NOTE_EDGE)
 
 /*
  * The joined text reads, at each junction, the turn before's default
@@ -1334,7 +1334,7 @@ rules_note_junction(const struct rules *r, const struct rules_note *const *prev,
     size_t *past)
 {
 	const struct rules_note	*cur = note, *p;
-	size_t			 at = 2 * RULES_NOTE_EDGE, need = r->wmaxlit - 1;
+	size_t			 at = RULES_NOTE_EDGE, need = r->wmaxlit - 1;
 	size_t			 take, k;
 
 	for (; n-- > 0 && need > 0; cur = p) {
@@ -1351,7 +1351,7 @@ rules_note_junction(const struct rules *r, const struct rules_note *const *prev,
 		memcpy(buf + at, p->tail + p->ntail - take, take);
 		need -= take;
 	}
-	*past = 2 * RULES_NOTE_EDGE - at;
+	*past = RULES_NOTE_EDGE - at;
 	memmove(buf, buf + at, *past);
 	k = note->nhead < r->wmaxlit ? note->nhead : r->wmaxlit - 1;
 	memcpy(buf + *past, note->head, k);
