@@ -191,14 +191,18 @@ oom:
  */
 static int
 rules_compile_parts(struct rules *r, char **parts, size_t n, pcre2_code **re,
-    struct rules_lit_pf *pf)
+    struct rules_lit_pf *pf, int jit)
 {
 	size_t	b, off;
 	int	ec;
 
 	for (b = 0; b < n; b++)
-		if ((re[b] = rules_compile(r, parts[b], strlen(parts[b]), &pf[b],
-		    &ec, &off)) == NULL) {
+		if ((re[b] = rules_pcre(parts[b], strlen(parts[b]), &ec,
+		    &off)) != NULL) {
+			if (jit)
+				rules_jit_compile(r, re[b]);
+			pf[b].n = rules_lit_required(parts[b], pf[b].clause);
+		} else {
 			while (b > 0) {
 				b--;
 				pcre2_code_free(re[b]);
@@ -232,7 +236,7 @@ rules_compile_any(struct rules *r, const char *pattern, size_t len,
 	if (max > RULES_MAX_UNLESS_PARTS)
 		max = RULES_MAX_UNLESS_PARTS;
 	if ((n = rules_cut(pattern, 1, parts, max)) > 1) {
-		rc = rules_compile_parts(r, parts, n, re, pf);
+		rc = rules_compile_parts(r, parts, n, re, pf, 1);
 		rules_free_parts(parts, n);
 		if (rc == 0) {
 			pcre2_code_free(whole);
@@ -243,6 +247,61 @@ rules_compile_any(struct rules *r, const char *pattern, size_t len,
 	re[0] = whole;
 	pf[0].n = rules_lit_required(pattern, pf[0].clause);
 	return 1;
+}
+
+/* A first character's bit in a head filter. */
+static inline uint32_t
+rules_head_bit(uint32_t cp)
+{
+	return (cp * 0x9e3779b1u) >> (32 - RULES_HEAD_LOG);
+}
+
+/*
+ * The branch's anchored twin and first-character filter when its matches'
+ * first characters are known (rules_lit_heads), in folded text only, where
+ * the caseless regex's first character is the literal's bytes. Without
+ * them (or short of memory) the branch is searched as it is. Only the code
+ * that is searched is JIT-compiled: the branch's own, with heads, is not
+ * until the naive baseline asks for it (6 MB of the default pack's).
+ */
+static void
+rules_branch_heads(struct rules *r, const struct rule *ru,
+    struct rules_branch *br, const char *pattern)
+{
+	struct rules_lit_req	 h = { { NULL }, 0 };
+	const unsigned char	*c;
+	pcre2_code		*re = NULL;
+	uint64_t		*bits = NULL;
+	uint32_t		 cp, k;
+	size_t			 i, off;
+	int			 ec;
+
+	if (!(ru->steps & NORM_NFKC) || !rules_lit_heads(pattern, &h))
+		goto out;
+	re = pcre2_compile((PCRE2_SPTR)pattern, strlen(pattern), PCRE2_UTF |
+	    PCRE2_UCP | PCRE2_CASELESS | PCRE2_ANCHORED, &ec, &off, NULL);
+	if (re == NULL ||
+	    (bits = calloc(RULES_HEAD_WORDS, sizeof(*bits))) == NULL)
+		goto out;
+	rules_jit_compile(r, re);
+	for (i = 0; i < h.set[0]->n; i++) {
+		c = (const unsigned char *)h.set[0]->s[i];
+		cp = c[0] < 0x80 ? c[0] : (c[0] & 0x0fu) << 12 |
+		    (c[1] & 0x3fu) << 6 | (c[2] & 0x3fu);
+		k = rules_head_bit(cp);
+		bits[k / 64] |= (uint64_t)1 << (k % 64);
+	}
+	br->anch = re;
+	br->head = bits;
+	re = NULL;
+	bits = NULL;
+out:
+	/* searched as it is: JIT-compiled now (with heads: only if ever naive) */
+	if (br->head == NULL)
+		rules_jit_compile(r, br->re);
+	pcre2_code_free(re);
+	free(bits);
+	rules_lit_req_clear(&h);
 }
 
 int
@@ -270,10 +329,11 @@ rules_compile_rule(struct rules *r, struct rule *ru, const char *pattern,
 	    RULES_MAX_BRANCH)) == 0)
 		goto oom;
 	if (n > 1) {
-		rc = rules_compile_parts(r, parts, n, re, pf);
+		rc = rules_compile_parts(r, parts, n, re, pf, 0);
 		for (b = 0; rc == 0 && b < n; b++) {
 			ru->br[b].re = re[b];
 			(void)rules_lit_suffix(parts[b], &ru->br[b].tail);
+			rules_branch_heads(r, ru, &ru->br[b], parts[b]);
 		}
 		rules_free_parts(parts, n);
 		if (rc == 0) {
@@ -282,11 +342,11 @@ rules_compile_rule(struct rules *r, struct rule *ru, const char *pattern,
 			return 0;
 		}
 	}
-	rules_jit_compile(r, whole);
 	ru->br[0].re = whole;
 	ru->nbr = 1;
 	pf[0].n = rules_lit_required(pattern, pf[0].clause);
 	(void)rules_lit_suffix(pattern, &ru->br[0].tail);
+	rules_branch_heads(r, ru, &ru->br[0], pattern);
 	return 0;
 oom:
 	pcre2_code_free(whole);
@@ -302,8 +362,11 @@ rules_free_rule(struct rule *ru)
 	free((char *)ru->proto.rule);
 	free((char *)ru->proto.category);
 	free((char *)ru->proto.message);
-	for (i = 0; i < ru->nbr && !ru->same; i++)
+	for (i = 0; i < ru->nbr && !ru->same; i++) {
 		pcre2_code_free(ru->br[i].re);
+		pcre2_code_free(ru->br[i].anch);
+		free(ru->br[i].head);
+	}
 	free(ru->expanded);
 	for (i = 0; i < RULES_MAX_BRANCH; i++)
 		rules_lit_req_clear(&ru->br[i].tail);
@@ -858,6 +921,82 @@ rules_re_match(struct rules *r, const pcre2_code *re, const char *s,
 	return rc >= 0;	/* no match, and a match limit hit, both count as none */
 }
 
+/*
+ * The characters of view mask's text that can be heads (ASCII, or three
+ * bytes long: rules_lit_heads), with their filter bits; NULL on ENOMEM.
+ */
+static const struct rules_hpos *
+rules_hpos(struct rules *r, unsigned mask, size_t *n)
+{
+	const unsigned char	*p = (const unsigned char *)r->ntext[mask];
+	struct rules_hpos	*h;
+	unsigned		 v = r->nsrc[mask];
+	size_t			 i, k = 0, len = r->nlen[mask];
+	uint32_t		 cp;
+
+	if (r->hvalid & 1u << v) {
+		*n = r->nhpos[v];
+		return r->hpos[v];
+	}
+	if (len > r->hposcap[v]) {	/* at most a character a byte */
+		if ((h = realloc(r->hpos[v], len * sizeof(*h))) == NULL)
+			return NULL;
+		r->hpos[v] = h;
+		r->hposcap[v] = len;
+	}
+	h = r->hpos[v];
+	for (i = 0; i < len; ) {
+		if (p[i] < 0x80) {
+			h[k].off = (uint32_t)i;
+			h[k++].bit = rules_head_bit(p[i]);
+			i++;
+		} else if ((p[i] & 0xf0) == 0xe0 && i + 2 < len) {
+			cp = (p[i] & 0x0fu) << 12 | (p[i + 1] & 0x3fu) << 6 |
+			    (p[i + 2] & 0x3fu);
+			h[k].off = (uint32_t)i;
+			h[k++].bit = rules_head_bit(cp);
+			i += 3;
+		} else
+			i++;	/* not a head; its continuation bytes neither */
+	}
+	r->nhpos[v] = k;
+	r->hvalid |= 1u << v;
+	*n = k;
+	return h;
+}
+
+/*
+ * The first match of branch br in s, view mask's text, at or after start,
+ * as rules_re_match: with a head filter, the anchored twin tried where a
+ * character the filter holds stands, leftmost first, which is what the
+ * search would find (no match starts elsewhere).
+ */
+static int
+rules_branch_match(struct rules *r, const struct rules_branch *br,
+    unsigned mask, const char *s, size_t len, size_t start)
+{
+	const struct rules_hpos	*h;
+	size_t			 i, n;
+	uint32_t		 k;
+
+	if (br->head != NULL && r->anchored &&
+	    (h = rules_hpos(r, mask, &n)) != NULL) {
+		for (i = 0; i < n && h[i].off < start; i++)
+			;
+		for (; i < n && h[i].off < len; i++) {
+			k = h[i].bit;
+			if ((br->head[k / 64] >> (k % 64) & 1) &&
+			    rules_re_match(r, br->anch, s, len, h[i].off))
+				return 1;
+		}
+		return 0;
+	}
+	/* the naive baseline, or short of memory: JIT-compiled once, on demand */
+	if (br->head != NULL)
+		rules_jit_compile(r, br->re);
+	return rules_re_match(r, br->re, s, len, start);
+}
+
 /* Byte offset n code points before (dir < 0) or after off in UTF-8 s. */
 static size_t
 rules_walk(const char *s, size_t len, size_t off, uint32_t n, int dir)
@@ -1028,7 +1167,8 @@ rules_first(struct rules *r, const struct rule *ru, unsigned mask,
 		return m->found;
 	}
 	for (b = 0; b < ru->nbr; b++) {
-		if (!(mask & 1u << b) || !rules_re_match(r, ru->br[b].re, t, len, off))
+		if (!(mask & 1u << b) ||
+		    !rules_branch_match(r, &ru->br[b], ru->steps, t, len, off))
 			continue;
 		ov = pcre2_get_ovector_pointer(r->md);
 		if (!found || ov[0] < *s) {
@@ -1505,11 +1645,13 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	uint32_t	 u;
 
 	r->prefiltered = prefilter && only < 0;
+	r->anchored = prefilter || only >= 0;	/* not the naive baseline */
 	if (!r->windowed)
 		r->turn++;	/* a new last turn (the window pass follows its own) */
 	r->otext = text;
 	r->olen = len;
 	r->nvalid = 0;
+	r->hvalid = 0;
 	r->oom = 0;
 	if (only >= 0) {
 		rules_confirm(r, (size_t)only, role, ~0u, &nhits);
@@ -1656,8 +1798,10 @@ rules_free(struct rules *r)
 	free(r->unit);
 	free(r->lit_end);
 	free(r->lit_wend);
-	for (m = 0; m < RULES_NMASKS; m++)
+	for (m = 0; m < RULES_NMASKS; m++) {
 		norm_free(r->norm[m]);
+		free(r->hpos[m]);
+	}
 	free(r->seen);
 	free(r->touched);
 	free(r->always);

@@ -73,8 +73,27 @@ struct rules_pair {
 	uint32_t		 unit;
 };
 
+#define RULES_HEAD_LOG		10	/* bits of a branch's first-character filter: 2^10 */
+#define RULES_HEAD_WORDS	((1u << RULES_HEAD_LOG) / 64)
+
+/* A character of a view that can start a match with heads (rules_branch_match). */
+struct rules_hpos {
+	uint32_t	off;	/* its byte offset */
+	uint32_t	bit;	/* rules_head_bit of it */
+};
+
 struct rules_branch {
 	pcre2_code		*re;
+	/*
+	 * When every match starts with a character of a known set
+	 * (rules_lit_heads): the pattern compiled anchored, and a filter of
+	 * those characters (hashed, RULES_HEAD_WORDS words). A search is
+	 * then a walk over the text trying the anchored pattern only where
+	 * such a character stands, instead of PCRE2 trying every position.
+	 * NULL both, else.
+	 */
+	pcre2_code		*anch;
+	uint64_t		*head;
 	int			 always;	/* no required literal: always confirmed */
 	uint64_t		 need[RULES_MAX_CLAUSE];	/* per clause: the bits of its sets */
 	size_t			 nclause;
@@ -206,6 +225,16 @@ struct rules {
 	uint32_t		*vtouched;	/* the vetoes whose vseen is not 0 */
 	size_t			 nvtouched;
 	int			 prefiltered;	/* this match went through the automaton */
+	int			 anchored;	/* branches with heads searched anchored (rules_branch_match) */
+	/*
+	 * Per view of this text (by nsrc), made when a branch with heads is
+	 * first searched in it: each character that can be a head, its byte
+	 * offset and its filter bit, so that each branch's walk is a test a
+	 * character. Grown, never shrunk.
+	 */
+	struct rules_hpos	*hpos[RULES_NMASKS];
+	size_t			 nhpos[RULES_NMASKS], hposcap[RULES_NMASKS];
+	unsigned		 hvalid;	/* the views whose hpos is this text's */
 	struct rules_hit	*hits;
 	pcre2_match_data	*md;
 	pcre2_match_context	*mctx;

@@ -1037,6 +1037,187 @@ rules_lit_suffix(const char *pattern, struct rules_lit_req *tail)
 }
 
 /*
+ * Whether a string's first character is found as written at the start of a
+ * match in the normalised text (rules_lit_tail_ok's characters).
+ */
+static int
+rules_lit_first_ok(const unsigned char *p)
+{
+	uint32_t	cp;
+
+	if (*p < 0x80)
+		return !(*p >= 'A' && *p <= 'Z');
+	if ((*p & 0xf0) != 0xe0 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+		return 0;
+	cp = (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
+	return (cp >= 0x3000 && cp < 0xa000) || (cp >= 0xe000 && cp < 0xfb00);
+}
+
+/*
+ * The first characters of e's strings, "" kept (the atom may match
+ * nothing); frees e. NULL when e is, or a first character is not one
+ * rules_lit_first_ok knows.
+ */
+static struct rules_lit_set *
+rules_lit_set_firsts(struct rules_lit_set *e)
+{
+	struct rules_lit_set	*f;
+	const unsigned char	*p;
+	size_t			 i;
+
+	if (e == NULL || (f = rules_lit_set_new()) == NULL)
+		goto fail;
+	for (i = 0; i < e->n; i++) {
+		p = (const unsigned char *)e->s[i];
+		if (*p != '\0' && !rules_lit_first_ok(p))
+			goto fail;
+		if (rules_lit_set_add(f, e->s[i], *p == '\0' ? 0 :
+		    *p < 0x80 ? 1 : 3) == -1)
+			goto fail;
+	}
+	rules_lit_set_free(e);
+	return f;
+fail:
+	rules_lit_set_free(f);
+	rules_lit_set_free(e);
+	return NULL;
+}
+
+static struct rules_lit_set	*rules_lit_px_head_alt(struct rules_lit_px *,
+				    int *);
+
+/*
+ * The characters one of which every match of a sequence (up to '|' or
+ * ')') starts with: its first atom's first characters, and the next
+ * atom's too while an atom may match nothing (an optional one, a
+ * lookaround). NULL when they are not known (an atom of unknown text
+ * first: ., \p{Han}, a negated class) or the whole sequence may match
+ * nothing; *bad when it cannot be read.
+ */
+static struct rules_lit_set *
+rules_lit_px_head(struct rules_lit_px *x, int *bad)
+{
+	struct rules_lit_info	 a;
+	struct rules_lit_px	 y;
+	struct rules_lit_set	*all, *e, *f;
+	const char		*s, *body;
+	int			 min0, full, done = 0;
+	size_t			 i;
+
+	all = rules_lit_set_new();
+	while (!*bad && x->p < x->end && *x->p != '|' && *x->p != ')') {
+		s = x->p;
+		if (rules_lit_px_atom(x, &a) == -1) {
+			rules_lit_info_clear(&a);
+			*bad = 1;
+			break;
+		}
+		e = NULL;
+		if (!done && a.exact != NULL)
+			e = rules_lit_set_dup(a.exact);
+		else if (!done && *s == '[')
+			e = rules_lit_class_tail(s, x->p);
+		else if (!done && (body = rules_lit_group_body(s, x->p)) != NULL) {
+			y.p = body;
+			y.end = x->end;
+			e = rules_lit_px_head_alt(&y, bad);
+			if (y.p != x->p - 1) {	/* not read as the atom was */
+				rules_lit_set_free(e);
+				e = NULL;
+			}
+		}
+		min0 = x->p < x->end && (*x->p == '?' || *x->p == '*' ||
+		    (*x->p == '{' && x->p + 1 < x->end && x->p[1] == '0'));
+		rules_lit_px_quant(x, &a);
+		rules_lit_info_clear(&a);
+		if (done)
+			continue;
+		done = 1;
+		if ((e = rules_lit_set_firsts(e)) == NULL)
+			goto unknown;
+		if ((f = rules_lit_set_new()) == NULL) {
+			rules_lit_set_free(e);
+			goto unknown;
+		}
+		for (i = 0; i < e->n; i++) {
+			if (e->s[i][0] == '\0')
+				min0 = 1;
+			else if (rules_lit_set_add(f, e->s[i], strlen(e->s[i])) == -1)
+				break;
+		}
+		full = i < e->n;
+		rules_lit_set_free(e);
+		if (full) {
+			rules_lit_set_free(f);
+			goto unknown;
+		}
+		if ((all = rules_lit_set_union(all, f)) == NULL)
+			goto unknown;
+		done = !min0;
+	}
+	if (done && all != NULL && all->n > 0 && !*bad)
+		return all;
+	rules_lit_set_free(all);
+	return NULL;
+unknown:
+	/* read the rest of the sequence, so that the caller's reading goes on */
+	rules_lit_set_free(all);
+	all = NULL;
+	while (!*bad && x->p < x->end && *x->p != '|' && *x->p != ')') {
+		if (rules_lit_px_atom(x, &a) == -1)
+			*bad = 1;
+		else
+			rules_lit_px_quant(x, &a);
+		rules_lit_info_clear(&a);
+	}
+	return NULL;
+}
+
+/* The union of the heads of the alternatives up to ')' or the end; NULL when one is unknown. */
+static struct rules_lit_set *
+rules_lit_px_head_alt(struct rules_lit_px *x, int *bad)
+{
+	struct rules_lit_set	*all = NULL, *h;
+
+	for (;;) {
+		h = rules_lit_px_head(x, bad);
+		if (h == NULL || *bad) {
+			rules_lit_set_free(h);
+			rules_lit_set_free(all);
+			return NULL;
+		}
+		if ((all = all == NULL ? h : rules_lit_set_union(all, h)) == NULL)
+			return NULL;
+		if (x->p < x->end && *x->p == '|') {
+			x->p++;
+			continue;
+		}
+		return all;
+	}
+}
+
+int
+rules_lit_heads(const char *pattern, struct rules_lit_req *heads)
+{
+	struct rules_lit_px	 x = { pattern, pattern + strlen(pattern) };
+	struct rules_lit_set	*all;
+	int			 bad = 0;
+
+	/* \K moves the start a match reports past its first characters */
+	if (strstr(pattern, "\\K") != NULL)
+		return 0;
+	all = rules_lit_px_head_alt(&x, &bad);
+	/* a ')' with no '(' stops the reading early */
+	if (all == NULL || bad || x.p != x.end) {
+		rules_lit_set_free(all);
+		return 0;
+	}
+	heads->set[0] = all;
+	heads->n = 1;
+	return 1;
+}
+
+/*
  * Whether the construct at p (just past a '(' or a '\\') ties one top-level
  * alternative to another, so that they cannot be compiled apart: a
  * back-reference, a subroutine call or recursion, a condition on a group,

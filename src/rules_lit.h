@@ -61,6 +61,17 @@ size_t	rules_lit_required(const char *pattern,
 int	rules_lit_suffix(const char *pattern, struct rules_lit_req *tail);
 
 /*
+ * The characters one of which every match of pattern starts with (its
+ * first atoms' first characters: 不(?:走|通过) gives {不}, (?:给您)?返
+ * gives {给, 返}; lookarounds and anchors match nothing and are passed
+ * over), as one set of one-character strings added to heads, which must
+ * be empty. Returns 1, or 0 (heads left empty) when a match may start
+ * otherwise or the characters are unknown, too many, or not found as
+ * written in the normalised text.
+ */
+int	rules_lit_heads(const char *pattern, struct rules_lit_req *heads);
+
+/*
  * The top-level alternatives of a pattern (as rules_lit_required reads
  * them: the last of RULES_MAX_CLAUSE takes the alternatives past it), for
  * compiling each on its own: alternative i is the bytes from at[i] to

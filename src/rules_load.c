@@ -491,7 +491,11 @@ rules_load_share(struct rules *r, struct rule *ru, const struct sbuf *ex)
 			continue;
 		for (b = 0; b < ru->nbr; b++) {
 			pcre2_code_free(ru->br[b].re);
+			pcre2_code_free(ru->br[b].anch);
+			free(ru->br[b].head);
 			ru->br[b].re = o->br[b].re;
+			ru->br[b].anch = o->br[b].anch;
+			ru->br[b].head = o->br[b].head;
 		}
 		ru->same = o->same ? o->same : i + 1;
 		return 0;

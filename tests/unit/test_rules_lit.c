@@ -436,6 +436,59 @@ pool_add(struct gen *g, const struct text *t)
  * Checks the prefilters against every string that all of res match, among
  * the seeds and rounds candidates; returns how many matched.
  */
+/*
+ * Fails unless every match of re in s, from every start, begins with a
+ * character of heads (rules_lit_heads), and PCRE2 compiled anchored finds
+ * at that start what the search finds: the matching side's equivalence.
+ */
+static size_t	heads_checked;
+
+static void
+heads_hold(const char *what, const pcre2_code *re,
+    const struct rules_lit_req *heads, const char *s)
+{
+	pcre2_match_data	*md, *amd;
+	pcre2_code		*anch;
+	PCRE2_SIZE		*ov, *aov, eoff;
+	size_t			 at, len = strlen(s), n, sl;
+	int			 ec;
+
+	md = pcre2_match_data_create(4, NULL);
+	amd = pcre2_match_data_create(4, NULL);
+	anch = pcre2_compile((PCRE2_SPTR)what, PCRE2_ZERO_TERMINATED,
+	    PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS | PCRE2_ANCHORED, &ec, &eoff,
+	    NULL);
+	assert_non_null(anch);
+	for (at = 0; at < len; at++) {
+		if (pcre2_match(re, (PCRE2_SPTR)s, len, at, 0, md, NULL) < 0)
+			continue;
+		ov = pcre2_get_ovector_pointer(md);
+		for (n = 0; n < heads->set[0]->n; n++) {
+			sl = strlen(heads->set[0]->s[n]);
+			if (ov[1] - ov[0] >= sl &&
+			    memcmp(s + ov[0], heads->set[0]->s[n], sl) == 0)
+				break;
+		}
+		if (n == heads->set[0]->n)
+			fail_msg("%s: the match %.*s of %s starts otherwise", what,
+			    (int)(ov[1] - ov[0]), s + ov[0], s);
+		if (pcre2_match(anch, (PCRE2_SPTR)s, len, ov[0], 0, amd, NULL) < 0)
+			fail_msg("%s: anchored at %zu of %s: no match", what,
+			    (size_t)ov[0], s);
+		aov = pcre2_get_ovector_pointer(amd);
+		if (aov[0] != ov[0] || aov[1] != ov[1])
+			fail_msg("%s: anchored at %zu of %s: another match", what,
+			    (size_t)ov[0], s);
+		heads_checked++;
+	}
+	pcre2_code_free(anch);
+	pcre2_match_data_free(md);
+	pcre2_match_data_free(amd);
+}
+
+/* Set by a test: explore checks heads_hold on every matching string. */
+static const struct rules_lit_req	*explore_heads;
+
 static size_t
 explore(pcre2_code *const *res, size_t nre, const char *const *seeds,
     const struct rules_lit_pf *const *pfs, size_t npf, size_t rounds,
@@ -473,6 +526,8 @@ explore(pcre2_code *const *res, size_t nre, const char *const *seeds,
 		if (!all)
 			continue;
 		found++;
+		if (explore_heads != NULL)
+			heads_hold(what, res[0], explore_heads, s);
 		for (k = 0; k < npf; k++)
 			if (!accepts(pfs[k], s))
 				fail_msg("%s matches \"%s\", which has no literal of "
@@ -1134,6 +1189,108 @@ test_suffix(void **state)
 	}
 }
 
+/*
+ * What every match starts with (rules_lit_heads): the characters expected
+ * of a few forms, then every case pattern's heads, when it has them,
+ * checked against PCRE2 on the strings explore finds matching it.
+ */
+static void
+test_heads(void **state)
+{
+	static const struct {
+		const char	*pattern, *want;	/* want NULL: unknown */
+	} sc[] = {
+		{ "不(?:走|通过)平台", "不" },
+		{ "(?:给您|给你)?返", "给,返" },
+		{ "(?<![a-z])hpfx(?![a-z])", "h" },
+		{ "(?<=[0-9一二])张图", "张" },
+		{ "^号是[a-z]{3,}", "号" },
+		{ "\\b(?:vx|wx)", "v,w" },
+		{ "(?:微信|QQ)号", "q,微" },
+		{ "[0-9]+元", "0,1,2,3,4,5,6,7,8,9" },
+		{ "(?:七|7)天|(?:十五|15)天", "1,7,七,十" },
+		{ "(?:亲)*您好", "亲,您" },
+		{ "a{0,2}b", "a,b" },
+		{ "(?:ab)+c", "a" },
+		{ "(?:)?x", "x" },
+		{ "a?", NULL },
+		{ "a|b?", NULL },
+		{ ".{0,3}微信", NULL },
+		{ "\\p{Han}{2}号", NULL },
+		{ "[^a]b", NULL },
+		{ "\\d+", NULL },
+		{ "(a)\\1", "a" },
+		{ "(*UCP)ab", NULL },
+		{ "a)", NULL },
+		{ "Éa", NULL },
+		{ "(?x)a b", NULL },
+		{ "ab\\Kcd", NULL },
+	};
+	struct rules_lit_req	 h;
+	pcre2_code		*re;
+	const char		*p;
+	char			 got[1024], *str[512];
+	size_t			 i, k, n, withheads = 0;
+	int			 ok;
+
+	(void)state;
+	for (i = 0; i < sizeof(sc) / sizeof(sc[0]); i++) {
+		memset(&h, 0, sizeof(h));
+		ok = rules_lit_heads(sc[i].pattern, &h);
+		if (sc[i].want == NULL) {
+			if (ok)
+				fail_msg("%s: %zu heads, want none",
+				    sc[i].pattern, h.set[0]->n);
+			assert_int_equal(h.n, 0);
+			continue;
+		}
+		if (!ok)
+			fail_msg("%s: no heads, want %s", sc[i].pattern, sc[i].want);
+		n = h.set[0]->n;
+		memcpy(str, h.set[0]->s, n * sizeof(*str));
+		qsort(str, n, sizeof(*str), str_cmp);
+		got[0] = '\0';
+		for (k = 0; k < n; k++)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got),
+			    "%s%s", k ? "," : "", str[k]);
+		assert_string_equal(got, sc[i].want);
+		rules_lit_req_clear(&h);
+	}
+	heads_checked = 0;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		p = expand(cases[i].pattern);
+		memset(&h, 0, sizeof(h));
+		if (!rules_lit_heads(p, &h))
+			continue;
+		withheads++;
+		re = compile(p);
+		explore_heads = &h;
+		(void)explore(&re, 1, cases[i].match, NULL, 0, 500, p);
+		explore_heads = NULL;
+		pcre2_code_free(re);
+		rules_lit_req_clear(&h);
+	}
+	assert_true(withheads > 20);
+	assert_true(heads_checked > 10000);
+	print_message("%zu of %zu patterns with heads, %zu matches checked\n",
+	    withheads, i, heads_checked);
+	/* out of memory: heads are still right, or there are none */
+	for (n = 0;; n++) {
+		memset(&h, 0, sizeof(h));
+		allocfail_injected = 0;
+		allocfail_after = (long)n;
+		ok = rules_lit_heads(sc[1].pattern, &h);
+		allocfail_after = -1;
+		if (ok)
+			assert_string_equal(h.set[0]->s[0], "给");
+		else
+			assert_true(allocfail_injected);
+		rules_lit_req_clear(&h);
+		if (!allocfail_injected || !allocfail_active())
+			break;
+	}
+}
+
 static void
 test_alloc_failure(void **state)
 {
@@ -1279,6 +1436,7 @@ main(void)
 		cmocka_unit_test(test_branches_match_as_whole),
 		cmocka_unit_test(test_near),
 		cmocka_unit_test(test_suffix),
+		cmocka_unit_test(test_heads),
 		cmocka_unit_test(test_alloc_failure),
 		cmocka_unit_test(test_known_gaps),
 	};
