@@ -926,7 +926,7 @@ rules_re_match(struct rules *r, const pcre2_code *re, const char *s,
  * bytes long: rules_lit_heads), with their filter bits; NULL on ENOMEM.
  */
 static const struct rules_hpos *
-rules_hpos(struct rules *r, unsigned mask, size_t *n)
+rules_hpos(struct rules *r, unsigned mask, size_t *nh)
 {
 	const unsigned char	*p = (const unsigned char *)r->ntext[mask];
 	struct rules_hpos	*h;
@@ -935,7 +935,7 @@ rules_hpos(struct rules *r, unsigned mask, size_t *n)
 	uint32_t		 cp;
 
 	if (r->hvalid & 1u << v) {
-		*n = r->nhpos[v];
+		*nh = r->nhpos[v];
 		return r->hpos[v];
 	}
 	if (len > r->hposcap[v]) {	/* at most a character a byte */
@@ -961,7 +961,7 @@ rules_hpos(struct rules *r, unsigned mask, size_t *n)
 	}
 	r->nhpos[v] = k;
 	r->hvalid |= 1u << v;
-	*n = k;
+	*nh = k;
 	return h;
 }
 
@@ -991,9 +991,10 @@ rules_branch_match(struct rules *r, const struct rules_branch *br,
 		}
 		return 0;
 	}
-	/* the naive baseline, or short of memory: JIT-compiled once, on demand */
-	if (br->head != NULL)
-		rules_jit_compile(r, br->re);
+	/* short of memory: the interpreter, the branch's code not being JIT-compiled */
+	if (br->head != NULL && r->anchored)
+		return pcre2_match(br->re, (PCRE2_SPTR)s, len, start,
+		    PCRE2_NO_UTF_CHECK, r->md, r->mctx) >= 0;
 	return rules_re_match(r, br->re, s, len, start);
 }
 
@@ -1634,6 +1635,24 @@ rules_window_needed(struct rules *r, enum rules_role role,
 	    rules_note_cands(r, role, grown.unit, grown.n));
 }
 
+/*
+ * The naive baseline searches every branch as it is: the branches with
+ * heads are JIT-compiled the first time it runs (rules_branch_heads).
+ */
+static void
+rules_naive_jit(struct rules *r)
+{
+	size_t	i, b;
+
+	if (r->naive_jit)
+		return;
+	for (i = 0; i < r->nrule; i++)
+		for (b = 0; b < r->rule[i].nbr && !r->rule[i].same; b++)
+			if (r->rule[i].br[b].head != NULL)
+				rules_jit_compile(r, r->rule[i].br[b].re);
+	r->naive_jit = 1;
+}
+
 size_t
 rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
     int prefilter, ssize_t only, const struct rules_hit **hits)
@@ -1658,6 +1677,7 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 		goto done;
 	}
 	if (!prefilter) {
+		rules_naive_jit(r);
 		for (i = 0; i < r->nrule; i++)
 			if (r->rule[i].enabled && (r->rule[i].roles & role))
 				rules_confirm(r, i, role, ~0u, &nhits);

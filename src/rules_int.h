@@ -226,6 +226,7 @@ struct rules {
 	size_t			 nvtouched;
 	int			 prefiltered;	/* this match went through the automaton */
 	int			 anchored;	/* branches with heads searched anchored (rules_branch_match) */
+	int			 naive_jit;	/* the naive baseline ran: every branch is JIT-compiled */
 	/*
 	 * Per view of this text (by nsrc), made when a branch with heads is
 	 * first searched in it: each character that can be a head, its byte
