@@ -151,9 +151,9 @@ $(BUILD)/tests/test_note: $(BUILD)/tests/test_note.o $(BUILD)/note.o $(BUILD)/ut
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
 $(BUILD)/tests/test_alertline: $(BUILD)/tests/test_alertline.o $(BUILD)/alertline.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson -lutf8proc -lm
-$(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/rules_load.o $(BUILD)/rules_example.o \
+$(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/tests/allocfail.o $(BUILD)/rules_load.o $(BUILD)/rules_example.o \
 	    $(BUILD)/rules.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
+	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 # rules_lit alone (its header is private: src/rules_lit.h); PCRE2 is the test's oracle
 $(BUILD)/tests/test_detect: $(BUILD)/tests/test_detect.o $(BUILD)/detect.o $(BUILD)/rulebook.o $(BUILD)/model.o $(BUILD)/window.o \
 	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_lit.o \

@@ -931,18 +931,19 @@ rules_hpos(struct rules *r, unsigned mask, size_t *nh)
 	const unsigned char	*p = (const unsigned char *)r->ntext[mask];
 	struct rules_hpos	*h;
 	unsigned		 v = r->nsrc[mask];
-	size_t			 i, k = 0, len = r->nlen[mask];
+	size_t			 i, cap, k = 0, len = r->nlen[mask];
 	uint32_t		 cp;
 
 	if (r->hvalid & 1u << v) {
 		*nh = r->nhpos[v];
 		return r->hpos[v];
 	}
-	if (len > r->hposcap[v]) {	/* at most a character a byte */
-		if ((h = realloc(r->hpos[v], len * sizeof(*h))) == NULL)
+	if (len > r->hposcap[v]) {	/* at most a character a byte; doubling */
+		cap = len > 2 * r->hposcap[v] ? len : 2 * r->hposcap[v];
+		if ((h = realloc(r->hpos[v], cap * sizeof(*h))) == NULL)
 			return NULL;
 		r->hpos[v] = h;
-		r->hposcap[v] = len;
+		r->hposcap[v] = cap;
 	}
 	h = r->hpos[v];
 	for (i = 0; i < len; ) {

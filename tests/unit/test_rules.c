@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "allocfail.h"
 #include "chatmon/rules.h"
 #include "chatmon/normalize.h"
 #include "../../src/rules_int.h"
@@ -873,6 +874,62 @@ teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/*
+ * A branch whose matches start with known characters (不) is tried
+ * anchored where they stand, from a list of the text's characters grown
+ * with the longest text seen. Short of memory for it, the branch is
+ * searched whole instead: the same hit, nothing lost.
+ */
+static void
+test_heads_out_of_memory(void **state)
+{
+	static const char rule[] =
+	    "- rule: offplatform.skip\n"
+	    "  category: offplatform\n"
+	    "  severity: critical\n"
+	    "  action: block\n"
+	    "  pattern: '不(?:走|通过)平台'\n"
+	    "  message: 亲,请在平台上下单哦。\n"
+	    "  examples:\n"
+	    "    match: [不走平台]\n";
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h;
+	char			 t1[512], t2[512];
+	uint32_t		 s, e;
+	int			 i;
+
+	(void)state;
+	if (!allocfail_active())
+		skip();
+	sbuf_init(&errs);
+	if ((r = load1(rule, &errs)) == NULL)
+		fail_msg("%s", sbuf_str(&errs));
+	/* two texts of one length: the second alone has the rule's words */
+	t1[0] = t2[0] = '\0';
+	for (i = 0; i < 40; i++) {
+		strcat(t1, "好的");
+		strcat(t2, i == 30 ? "不走平台" : "好的");
+	}
+	strcat(t1, "好的");
+	assert_int_equal(strlen(t1), strlen(t2));
+	assert_null(hit(r, RULES_AGENT, t1, "offplatform.skip"));
+	allocfail_injected = 0;
+	allocfail_after = 0;
+	h = hit(r, RULES_AGENT, t2, "offplatform.skip");
+	allocfail_after = -1;
+	assert_true(allocfail_injected);	/* the list could not grow */
+	assert_non_null(h);
+	s = h->start;
+	e = h->end;
+	assert_int_equal(s, 60);
+	assert_non_null(h = hit(r, RULES_AGENT, t2, "offplatform.skip"));
+	assert_int_equal(h->start, s);
+	assert_int_equal(h->end, e);
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
 int
 main(void)
 {
@@ -892,6 +949,7 @@ main(void)
 		cmocka_unit_test(test_clear),
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_window_near),
+		cmocka_unit_test(test_heads_out_of_memory),
 	};
 
 	rules_free(NULL);
