@@ -881,8 +881,39 @@ rules_lit_group_body(const char *s, const char *end)
 	return NULL;
 }
 
+typedef struct rules_lit_set *(*rules_lit_seq_fn)(struct rules_lit_px *, int *);
+
 static struct rules_lit_set	*rules_lit_px_tail_alt(struct rules_lit_px *,
 				    int *);
+
+/*
+ * The strings of the atom just read at s, a (up to x->p), for a tail or a
+ * head: its own when known, a class's characters, else a group's as alt
+ * reads its alternatives. NULL when unknown.
+ */
+static struct rules_lit_set *
+rules_lit_atom_set(const struct rules_lit_px *x, const char *s,
+    const struct rules_lit_info *a, int *bad, rules_lit_seq_fn alt)
+{
+	struct rules_lit_px	 y;
+	struct rules_lit_set	*e;
+	const char		*body;
+
+	if (a->exact != NULL)
+		return rules_lit_set_dup(a->exact);
+	if (*s == '[')
+		return rules_lit_class_tail(s, x->p);
+	if ((body = rules_lit_group_body(s, x->p)) == NULL)
+		return NULL;
+	y.p = body;
+	y.end = x->end;
+	e = alt(&y, bad);
+	if (y.p != x->p - 1) {	/* not read as the atom was */
+		rules_lit_set_free(e);
+		e = NULL;
+	}
+	return e;
+}
 
 /*
  * The strings one of which every match of a sequence (up to '|' or ')')
@@ -897,9 +928,8 @@ static struct rules_lit_set *
 rules_lit_px_tail(struct rules_lit_px *x, int *bad)
 {
 	struct rules_lit_info	 a;
-	struct rules_lit_px	 y;
 	struct rules_lit_set	*run, *e, *next;
-	const char		*s, *body;
+	const char		*s;
 	int			 quant, min0, opt, whole;
 	size_t			 i;
 
@@ -911,19 +941,7 @@ rules_lit_px_tail(struct rules_lit_px *x, int *bad)
 			*bad = 1;
 			break;
 		}
-		e = rules_lit_set_dup(a.exact);
-		if (a.exact == NULL && *s == '[')
-			e = rules_lit_class_tail(s, x->p);
-		else if (a.exact == NULL &&
-		    (body = rules_lit_group_body(s, x->p)) != NULL) {
-			y.p = body;
-			y.end = x->end;
-			e = rules_lit_px_tail_alt(&y, bad);
-			if (y.p != x->p - 1) {	/* not read as the atom was */
-				rules_lit_set_free(e);
-				e = NULL;
-			}
-		}
+		e = rules_lit_atom_set(x, s, &a, bad, rules_lit_px_tail_alt);
 		whole = a.exact != NULL || (*s == '[' && e != NULL);
 		quant = x->p < x->end && (strchr("?*+", *x->p) != NULL ||
 		    (*x->p == '{' && x->p + 1 < x->end && x->p[1] >= '0' &&
@@ -957,14 +975,17 @@ rules_lit_px_tail(struct rules_lit_px *x, int *bad)
 	return run;
 }
 
-/* The union of the tails of the alternatives up to ')' or the end; NULL when one is unknown. */
+/*
+ * The union of what seq reads of each alternative up to ')' or the end
+ * (their tails, their heads); NULL when one is unknown.
+ */
 static struct rules_lit_set *
-rules_lit_px_tail_alt(struct rules_lit_px *x, int *bad)
+rules_lit_px_union(struct rules_lit_px *x, int *bad, rules_lit_seq_fn seq)
 {
 	struct rules_lit_set	*all = NULL, *t;
 
 	for (;;) {
-		t = rules_lit_px_tail(x, bad);
+		t = seq(x, bad);
 		if (t == NULL || *bad) {
 			rules_lit_set_free(t);
 			rules_lit_set_free(all);
@@ -978,6 +999,13 @@ rules_lit_px_tail_alt(struct rules_lit_px *x, int *bad)
 		}
 		return all;
 	}
+}
+
+/* The union of the tails of the alternatives up to ')' or the end; NULL when one is unknown. */
+static struct rules_lit_set *
+rules_lit_px_tail_alt(struct rules_lit_px *x, int *bad)
+{
+	return rules_lit_px_union(x, bad, rules_lit_px_tail);
 }
 
 /*
@@ -1098,9 +1126,8 @@ static struct rules_lit_set *
 rules_lit_px_head(struct rules_lit_px *x, int *bad)
 {
 	struct rules_lit_info	 a;
-	struct rules_lit_px	 y;
 	struct rules_lit_set	*all, *e, *f;
-	const char		*s, *body;
+	const char		*s;
 	int			 min0, full, done = 0;
 	size_t			 i;
 
@@ -1112,20 +1139,8 @@ rules_lit_px_head(struct rules_lit_px *x, int *bad)
 			*bad = 1;
 			break;
 		}
-		e = NULL;
-		if (!done && a.exact != NULL)
-			e = rules_lit_set_dup(a.exact);
-		else if (!done && *s == '[')
-			e = rules_lit_class_tail(s, x->p);
-		else if (!done && (body = rules_lit_group_body(s, x->p)) != NULL) {
-			y.p = body;
-			y.end = x->end;
-			e = rules_lit_px_head_alt(&y, bad);
-			if (y.p != x->p - 1) {	/* not read as the atom was */
-				rules_lit_set_free(e);
-				e = NULL;
-			}
-		}
+		e = done ? NULL :
+		    rules_lit_atom_set(x, s, &a, bad, rules_lit_px_head_alt);
 		min0 = x->p < x->end && (*x->p == '?' || *x->p == '*' ||
 		    (*x->p == '{' && x->p + 1 < x->end && x->p[1] == '0'));
 		rules_lit_px_quant(x, &a);
@@ -1177,23 +1192,7 @@ unknown:
 static struct rules_lit_set *
 rules_lit_px_head_alt(struct rules_lit_px *x, int *bad)
 {
-	struct rules_lit_set	*all = NULL, *h;
-
-	for (;;) {
-		h = rules_lit_px_head(x, bad);
-		if (h == NULL || *bad) {
-			rules_lit_set_free(h);
-			rules_lit_set_free(all);
-			return NULL;
-		}
-		if ((all = all == NULL ? h : rules_lit_set_union(all, h)) == NULL)
-			return NULL;
-		if (x->p < x->end && *x->p == '|') {
-			x->p++;
-			continue;
-		}
-		return all;
-	}
+	return rules_lit_px_union(x, bad, rules_lit_px_head);
 }
 
 int

@@ -1062,6 +1062,23 @@ str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The strings of l sorted, joined by commas into got. */
+static const char *
+set_str(const struct rules_lit_set *l, char *got, size_t cap)
+{
+	char	*str[512];
+	size_t	 k;
+
+	assert_true(l->n <= 512);
+	memcpy(str, l->s, l->n * sizeof(*str));
+	qsort(str, l->n, sizeof(*str), str_cmp);
+	got[0] = '\0';
+	for (k = 0; k < l->n; k++)
+		snprintf(got + strlen(got), cap - strlen(got), "%s%s",
+		    k ? "," : "", str[k]);
+	return got;
+}
+
 /* Fails unless every match of pattern in texts, from every start, ends with a string of tail. */
 static void
 tail_holds(const char *pattern, const struct rules_lit_req *tail,
@@ -1142,8 +1159,8 @@ test_suffix(void **state)
 		{ "(*UCP)ab", NULL, { "ab" } },
 	};
 	struct rules_lit_req	 tail;
-	char			 got[1024], *s[512];
-	size_t			 i, k, n;
+	char			 got[1024];
+	size_t			 i, n;
 	int			 ok;
 
 	(void)state;
@@ -1160,15 +1177,8 @@ test_suffix(void **state)
 		if (!ok)
 			fail_msg("%s: no tail, want %s", sc[i].pattern, sc[i].want);
 		assert_int_equal(tail.n, 1);
-		n = tail.set[0]->n;
-		assert_true(n <= 512);
-		memcpy(s, tail.set[0]->s, n * sizeof(*s));
-		qsort(s, n, sizeof(*s), str_cmp);
-		got[0] = '\0';
-		for (k = 0; k < n; k++)
-			snprintf(got + strlen(got), sizeof(got) - strlen(got),
-			    "%s%s", k ? "," : "", s[k]);
-		assert_string_equal(got, sc[i].want);
+		assert_string_equal(set_str(tail.set[0], got, sizeof(got)),
+		    sc[i].want);
 		tail_holds(sc[i].pattern, &tail, sc[i].text, 3);
 		rules_lit_req_clear(&tail);
 	}
@@ -1229,8 +1239,8 @@ test_heads(void **state)
 	struct rules_lit_req	 h;
 	pcre2_code		*re;
 	const char		*p;
-	char			 got[1024], *str[512];
-	size_t			 i, k, n, withheads = 0;
+	char			 got[1024];
+	size_t			 i, n, withheads = 0;
 	int			 ok;
 
 	(void)state;
@@ -1246,14 +1256,8 @@ test_heads(void **state)
 		}
 		if (!ok)
 			fail_msg("%s: no heads, want %s", sc[i].pattern, sc[i].want);
-		n = h.set[0]->n;
-		memcpy(str, h.set[0]->s, n * sizeof(*str));
-		qsort(str, n, sizeof(*str), str_cmp);
-		got[0] = '\0';
-		for (k = 0; k < n; k++)
-			snprintf(got + strlen(got), sizeof(got) - strlen(got),
-			    "%s%s", k ? "," : "", str[k]);
-		assert_string_equal(got, sc[i].want);
+		assert_string_equal(set_str(h.set[0], got, sizeof(got)),
+		    sc[i].want);
 		rules_lit_req_clear(&h);
 	}
 	heads_checked = 0;
