@@ -906,19 +906,25 @@ rules_plain(const struct rules *r)
 	return norm_plain(r->norm[r->nsrc[v]]);
 }
 
+/* PCRE2's answer: a match (>= 0), PCRE2_ERROR_NOMATCH, or a limit hit. */
+static int
+rules_re_rc(struct rules *r, const pcre2_code *re, const char *s, size_t len,
+    size_t start)
+{
+	/* pcre2_jit_match skips the checks pcre2_match makes each time */
+	if (r->jit)
+		return pcre2_jit_match(re, (PCRE2_SPTR)s, len, start, 0, r->md,
+		    r->mctx);
+	return pcre2_match(re, (PCRE2_SPTR)s, len, start, PCRE2_NO_UTF_CHECK,
+	    r->md, r->mctx);
+}
+
 static int
 rules_re_match(struct rules *r, const pcre2_code *re, const char *s,
     size_t len, size_t start)
 {
-	int	rc;
-
-	/* pcre2_jit_match skips the checks pcre2_match makes each time */
-	if (r->jit)
-		rc = pcre2_jit_match(re, (PCRE2_SPTR)s, len, start, 0, r->md, r->mctx);
-	else
-		rc = pcre2_match(re, (PCRE2_SPTR)s, len, start, PCRE2_NO_UTF_CHECK,
-		    r->md, r->mctx);
-	return rc >= 0;	/* no match, and a match limit hit, both count as none */
+	/* no match, and a match limit hit, both count as none */
+	return rules_re_rc(r, re, s, len, start) >= 0;
 }
 
 /*
@@ -970,7 +976,9 @@ rules_hpos(struct rules *r, unsigned mask, size_t *nh)
  * The first match of branch br in s, view mask's text, at or after start,
  * as rules_re_match: with a head filter, the anchored twin tried where a
  * character the filter holds stands, leftmost first, which is what the
- * search would find (no match starts elsewhere).
+ * search would find (no match starts elsewhere). PCRE2's match limit
+ * holds for each start, in a search as in an anchored try: a try that
+ * hits it ends the search, as it would end PCRE2's.
  */
 static int
 rules_branch_match(struct rules *r, const struct rules_branch *br,
@@ -979,6 +987,7 @@ rules_branch_match(struct rules *r, const struct rules_branch *br,
 	const struct rules_hpos	*h;
 	size_t			 i, n;
 	uint32_t		 k;
+	int			 rc;
 
 	if (br->head != NULL && r->anchored &&
 	    (h = rules_hpos(r, mask, &n)) != NULL) {
@@ -986,9 +995,12 @@ rules_branch_match(struct rules *r, const struct rules_branch *br,
 			;
 		for (; i < n && h[i].off < len; i++) {
 			k = h[i].bit;
-			if ((br->head[k / 64] >> (k % 64) & 1) &&
-			    rules_re_match(r, br->anch, s, len, h[i].off))
+			if (!(br->head[k / 64] >> (k % 64) & 1))
+				continue;
+			if ((rc = rules_re_rc(r, br->anch, s, len, h[i].off)) >= 0)
 				return 1;
+			if (rc != PCRE2_ERROR_NOMATCH)
+				return 0;
 		}
 		return 0;
 	}

@@ -930,6 +930,42 @@ test_heads_out_of_memory(void **state)
 	sbuf_free(&errs);
 }
 
+/*
+ * PCRE2's match limit holds for each start of a search; a search stops
+ * at the first start that hits it. Tried anchored where its heads stand,
+ * a branch stops there too: the engine answers what the naive search
+ * answers (nothing), not the later match the limit hid.
+ */
+static void
+test_heads_match_limit(void **state)
+{
+	static const char rule[] =
+	    "- rule: etiquette.slow\n"
+	    "  category: etiquette\n"
+	    "  severity: warn\n"
+	    "  action: warn\n"
+	    "  pattern: 'x(?:a+a+)+y'\n"
+	    "  message: 亲,请换个说法。\n"
+	    "  examples:\n"
+	    "    match: [xaay]\n"
+	    "    no_match: [xy]\n";
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h;
+	const char		*later = "xaay";
+	const char		*t = "xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaz xaay";
+
+	(void)state;
+	sbuf_init(&errs);
+	if ((r = load1(rule, &errs)) == NULL)
+		fail_msg("%s", sbuf_str(&errs));
+	assert_non_null(hit(r, RULES_AGENT, later, "etiquette.slow"));
+	assert_int_equal(rules_match_naive(r, RULES_AGENT, t, strlen(t), &h), 0);
+	assert_int_equal(rules_match(r, RULES_AGENT, t, strlen(t), &h), 0);
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
 int
 main(void)
 {
@@ -950,6 +986,7 @@ main(void)
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_window_near),
 		cmocka_unit_test(test_heads_out_of_memory),
+		cmocka_unit_test(test_heads_match_limit),
 	};
 
 	rules_free(NULL);
