@@ -126,18 +126,27 @@ rules_jit_compile(struct rules *r, pcre2_code *re)
 		r->jit = 0;	/* e.g. MemoryDenyWriteExecute: the interpreter still matches */
 }
 
-pcre2_code *
-rules_compile(struct rules *r, const char *pattern, size_t len,
-    struct rules_lit_pf *pf, int *ec, size_t *off)
+/* rules_compile, JIT-compiled only when jit is set (rules_branch_heads decides). */
+static pcre2_code *
+rules_compile_jit(struct rules *r, const char *pattern, size_t len,
+    struct rules_lit_pf *pf, int *ec, size_t *off, int jit)
 {
 	pcre2_code	*re;
 
 	if ((re = rules_pcre(pattern, len, ec, off)) == NULL)
 		return NULL;
-	rules_jit_compile(r, re);
+	if (jit)
+		rules_jit_compile(r, re);
 	if (pf != NULL)
 		pf->n = rules_lit_required(pattern, pf->clause);
 	return re;
+}
+
+pcre2_code *
+rules_compile(struct rules *r, const char *pattern, size_t len,
+    struct rules_lit_pf *pf, int *ec, size_t *off)
+{
+	return rules_compile_jit(r, pattern, len, pf, ec, off, 1);
 }
 
 /*
@@ -197,12 +206,8 @@ rules_compile_parts(struct rules *r, char **parts, size_t n, pcre2_code **re,
 	int	ec;
 
 	for (b = 0; b < n; b++)
-		if ((re[b] = rules_pcre(parts[b], strlen(parts[b]), &ec,
-		    &off)) != NULL) {
-			if (jit)
-				rules_jit_compile(r, re[b]);
-			pf[b].n = rules_lit_required(parts[b], pf[b].clause);
-		} else {
+		if ((re[b] = rules_compile_jit(r, parts[b], strlen(parts[b]),
+		    &pf[b], &ec, &off, jit)) == NULL) {
 			while (b > 0) {
 				b--;
 				pcre2_code_free(re[b]);
@@ -249,6 +254,13 @@ rules_compile_any(struct rules *r, const char *pattern, size_t len,
 	return 1;
 }
 
+/* The code point of a three-byte UTF-8 character (a head that is not ASCII). */
+static inline uint32_t
+rules_cp3(const unsigned char *p)
+{
+	return (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
+}
+
 /* A first character's bit in a head filter. */
 static inline uint32_t
 rules_head_bit(uint32_t cp)
@@ -272,7 +284,7 @@ rules_branch_heads(struct rules *r, const struct rule *ru,
 	const unsigned char	*c;
 	pcre2_code		*re = NULL;
 	uint64_t		*bits = NULL;
-	uint32_t		 cp, k;
+	uint32_t		 k;
 	size_t			 i, off;
 	int			 ec;
 
@@ -286,9 +298,7 @@ rules_branch_heads(struct rules *r, const struct rule *ru,
 	rules_jit_compile(r, re);
 	for (i = 0; i < h.set[0]->n; i++) {
 		c = (const unsigned char *)h.set[0]->s[i];
-		cp = c[0] < 0x80 ? c[0] : (c[0] & 0x0fu) << 12 |
-		    (c[1] & 0x3fu) << 6 | (c[2] & 0x3fu);
-		k = rules_head_bit(cp);
+		k = rules_head_bit(c[0] < 0x80 ? c[0] : rules_cp3(c));
 		bits[k / 64] |= (uint64_t)1 << (k % 64);
 	}
 	br->anch = re;
@@ -938,7 +948,6 @@ rules_hpos(struct rules *r, unsigned mask, size_t *nh)
 	struct rules_hpos	*h;
 	unsigned		 v = r->nsrc[mask];
 	size_t			 i, cap, k = 0, len = r->nlen[mask];
-	uint32_t		 cp;
 
 	if (r->hvalid & 1u << v) {
 		*nh = r->nhpos[v];
@@ -958,10 +967,8 @@ rules_hpos(struct rules *r, unsigned mask, size_t *nh)
 			h[k++].bit = rules_head_bit(p[i]);
 			i++;
 		} else if ((p[i] & 0xf0) == 0xe0 && i + 2 < len) {
-			cp = (p[i] & 0x0fu) << 12 | (p[i + 1] & 0x3fu) << 6 |
-			    (p[i + 2] & 0x3fu);
 			h[k].off = (uint32_t)i;
-			h[k++].bit = rules_head_bit(cp);
+			h[k++].bit = rules_head_bit(rules_cp3(p + i));
 			i += 3;
 		} else
 			i++;	/* not a head; its continuation bytes neither */
