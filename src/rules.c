@@ -445,15 +445,24 @@ rules_unit_rule(const struct rules *r, uint32_t u)
 }
 
 /*
- * Where the literal pair p goes: 0 the window pass only (a branch's
- * ending), 1 both passes (a rule marked window), 2 the turn's own pass.
+ * Where the literal pair p goes, the order of a literal's pairs: 0 the
+ * window pass only (a branch's ending), 1 both passes (a rule marked
+ * window), 2 the turn's own pass; then the unless patterns' (vetoes), 3 a
+ * window rule's, 4 the others'. The branches' pairs are marked as the
+ * literal is found; the vetoes' only when an unless pattern is about to
+ * run (rules_veto_marks), which most messages never reach.
  */
 static int
 rules_lit_class(const struct rules *r, uint32_t p)
 {
+	int	w;
+
 	if (r->lit[p].unit & RULES_LATE)
 		return 0;
-	return rules_unit_rule(r, r->lit[p].unit)->window ? 1 : 2;
+	w = rules_unit_rule(r, r->lit[p].unit)->window != 0;
+	if (r->lit[p].unit & RULES_VETO)
+		return w ? 3 : 4;
+	return w ? 1 : 2;
 }
 
 static int
@@ -483,18 +492,29 @@ rules_acm_add(struct acm **a, unsigned *masks, unsigned m, const char *s,
 	return acm_add(a[m], s, strlen(s), id);
 }
 
+/* The first of ord[from, to) whose class is past c: the end of class c's run. */
+static size_t
+rules_class_end(const struct rules *r, const uint32_t *ord, size_t from,
+    size_t to, int c)
+{
+	while (from < to && rules_lit_class(r, ord[from]) <= c)
+		from++;
+	return from;
+}
+
 /*
- * Sorts the pairs by text and literal (the branches' endings first, then
- * a window rule's pairs) and gives each text's automatons each of their
- * distinct literals once, as the index of the first pair it marks: the
- * turn's own automaton all but the endings, the window pass's the
- * endings and the window rules' literals. 0, or -1 on ENOMEM.
+ * Sorts the pairs by text, literal and class (rules_lit_class) and gives
+ * each text's automatons each of their distinct literals once, as the
+ * index of the first pair it marks: the turn's own automaton all but the
+ * endings (its first pair of class 1), the window pass's the endings and
+ * the window rules' literals (its first pair). Each id knows where its
+ * branches' pairs end and where its vetoes' lie. 0, or -1 on ENOMEM.
  */
 static int
 rules_build_literals(struct rules *r)
 {
 	uint32_t	*ord = NULL;
-	size_t		 i, j, k, k0;
+	size_t		 i, j, k, k0, v0, v1;
 	unsigned	 m;
 	int		 rc = -1;
 
@@ -503,7 +523,11 @@ rules_build_literals(struct rules *r)
 	if ((ord = calloc(r->nlit, sizeof(*ord))) == NULL ||
 	    (r->pair = calloc(r->nlit, sizeof(*r->pair))) == NULL ||
 	    (r->lit_end = calloc(r->nlit, sizeof(*r->lit_end))) == NULL ||
-	    (r->lit_wend = calloc(r->nlit, sizeof(*r->lit_wend))) == NULL)
+	    (r->lit_wend = calloc(r->nlit, sizeof(*r->lit_wend))) == NULL ||
+	    (r->lit_veto = calloc(r->nlit, sizeof(*r->lit_veto))) == NULL ||
+	    (r->lit_vend = calloc(r->nlit, sizeof(*r->lit_vend))) == NULL ||
+	    (r->lit_wvend = calloc(r->nlit, sizeof(*r->lit_wvend))) == NULL ||
+	    (r->vfound = calloc(RULES_VFOUND, sizeof(*r->vfound))) == NULL)
 		goto out;
 	for (i = 0; i < r->nlit; i++)
 		ord[i] = (uint32_t)i;
@@ -517,17 +541,22 @@ rules_build_literals(struct rules *r)
 		for (j = i + 1; j < r->nlit && r->lit[ord[j]].mask == m &&
 		    strcmp(r->lit[ord[i]].s, r->lit[ord[j]].s) == 0; j++)
 			;
-		for (k0 = i; k0 < j && rules_lit_class(r, ord[k0]) == 0; k0++)
-			;
-		for (k = k0; k < j && rules_lit_class(r, ord[k]) == 1; k++)
-			;
-		if (k0 < j)
-			r->lit_end[k0] = (uint32_t)j;
+		k0 = rules_class_end(r, ord, i, j, 0);	/* the turn's first */
+		k = rules_class_end(r, ord, k0, j, 1);	/* the window's branches' end */
+		v0 = rules_class_end(r, ord, k, j, 2);	/* the vetoes' start */
+		v1 = rules_class_end(r, ord, v0, j, 3);	/* the window rules' vetoes' end */
+		if (k0 < j) {
+			r->lit_end[k0] = (uint32_t)v0;
+			r->lit_veto[k0] = (uint32_t)v0;
+			r->lit_vend[k0] = (uint32_t)j;
+		}
 		r->lit_wend[i] = (uint32_t)k;
+		r->lit_veto[i] = (uint32_t)v0;
+		r->lit_wvend[i] = (uint32_t)v1;
 		if ((k0 < j && rules_acm_add(r->acm, &r->acm_masks, m,
 		    r->lit[ord[i]].s, (uint32_t)k0) == -1) ||
-		    (k > i && rules_acm_add(r->wacm, &r->wacm_masks, m,
-		    r->lit[ord[i]].s, (uint32_t)i) == -1))
+		    ((k > i || v1 > v0) && rules_acm_add(r->wacm,
+		    &r->wacm_masks, m, r->lit[ord[i]].s, (uint32_t)i) == -1))
 			goto out;
 	}
 	for (m = 0; m < RULES_NMASKS; m++)
@@ -821,49 +850,81 @@ rules_prepare(struct rules *r)
 /* --- matching ------------------------------------------------------------ */
 
 /*
- * A pair that is not a branch's set: an unless pattern's, or a branch's
- * ending (in a window pass), which counts when it ends in the last turn.
- * Kept out of rules_cand_cb's loop, which is hot.
+ * A branch's ending (in a window pass), which counts when it ends in the
+ * last turn. Kept out of rules_cand_cb's loop, which is hot.
  */
 static void
-rules_cand_other(struct rules *r, uint32_t p, size_t end)
+rules_cand_late(struct rules *r, uint32_t p, size_t end)
 {
 	struct rule	*ru;
-	uint32_t	 u = r->pair[p].unit;
+	uint32_t	 u = r->pair[p].unit & ~RULES_LATE;
 
-	if (u & RULES_LATE) {
-		if (r->scan_map[end - 1] < r->boundary)
-			return;
-		u &= ~RULES_LATE;
-		ru = &r->rule[u / RULES_MAX_BRANCH];
-		if (ru->late == 0)
-			r->lates[r->nlates++] = u / RULES_MAX_BRANCH;
-		ru->late |= 1u << (u % RULES_MAX_BRANCH);
+	if (r->scan_map[end - 1] < r->boundary)
 		return;
+	ru = &r->rule[u / RULES_MAX_BRANCH];
+	if (ru->late == 0)
+		r->lates[r->nlates++] = u / RULES_MAX_BRANCH;
+	ru->late |= 1u << (u % RULES_MAX_BRANCH);
+}
+
+/*
+ * Marks the vetoes' sets of the literals found so far (r->vfound), which
+ * rules_cand_cb only listed: an unless pattern runs for ~1 message in 2
+ * of the benchmark corpus and hardly ever on clean chat, and its words
+ * are common ones (a third of the pairs the literals found would mark).
+ */
+static void
+rules_veto_marks(struct rules *r)
+{
+	const uint32_t	*vend = r->windowed ? r->lit_wvend : r->lit_vend;
+	size_t		 k;
+	uint32_t	 id, p, v;
+
+	for (k = 0; k < r->nvfound; k++) {
+		id = r->vfound[k];
+		for (p = r->lit_veto[id]; p < vend[id]; p++) {
+			v = r->pair[p].unit & ~RULES_VETO;
+			if (r->vseen[v] == 0)
+				r->vtouched[r->nvtouched++] = v;
+			r->vseen[v] |= r->pair[p].bit;
+		}
 	}
-	u &= ~RULES_VETO;
-	if (r->vseen[u] == 0)
-		r->vtouched[r->nvtouched++] = u;
-	r->vseen[u] |= r->pair[p].bit;
+	r->nvfound = 0;
 }
 
 static int
 rules_cand_cb(uint32_t id, size_t end, void *arg)
 {
-	struct rules	*r = arg;
-	uint32_t	 p, u, last;
+	struct rules		*r = arg;
+	const struct rules_pair	*pair = r->pair;
+	uint64_t		*seen = r->seen;
+	uint32_t		*touched = r->touched;
+	size_t			 nt = r->ntouched;
+	uint32_t		 p, u, last;
 
+	/*
+	 * In locals: a store to seen[] could be a store to r->ntouched (both
+	 * 64-bit) for all the compiler knows, which reloaded r's fields on
+	 * every pair (~100 pairs a message).
+	 */
 	/* a window pass marks the endings and the window rules' sets, listed first */
 	last = (r->windowed ? r->lit_wend : r->lit_end)[id];
 	for (p = id; p < last; p++) {
-		u = r->pair[p].unit;
-		if ((u & (RULES_LATE | RULES_VETO)) != 0) {
-			rules_cand_other(r, p, end);
+		u = pair[p].unit;
+		if (u & RULES_LATE) {
+			rules_cand_late(r, p, end);
 			continue;
 		}
-		if (r->seen[u] == 0)
-			r->touched[r->ntouched++] = u;
-		r->seen[u] |= r->pair[p].bit;
+		if (seen[u] == 0)
+			touched[nt++] = u;
+		seen[u] |= pair[p].bit;
+	}
+	r->ntouched = nt;
+	/* the vetoes' pairs, if any, when an unless pattern is to run */
+	if (r->lit_veto[id] < (r->windowed ? r->lit_wvend : r->lit_vend)[id]) {
+		if (r->nvfound == RULES_VFOUND)
+			rules_veto_marks(r);
+		r->vfound[r->nvfound++] = id;
 	}
 	return 0;
 }
@@ -1153,12 +1214,14 @@ rules_candidate(const uint64_t need[RULES_MAX_CLAUSE], size_t nclause,
 
 /* Whether unless pattern k of ru may match: its words occur, or nobody looked. */
 static int
-rules_veto_possible(const struct rules *r, const struct rule *ru, size_t k)
+rules_veto_possible(struct rules *r, const struct rule *ru, size_t k)
 {
 	const struct rules_veto	*v = &r->vetoes[ru->veto + k];
 
 	if (!r->prefiltered || v->always)
 		return 1;
+	if (r->nvfound > 0)
+		rules_veto_marks(r);
 	return r->vseen[ru->veto + k] != 0 &&	/* most: none of its words */
 	    rules_candidate(v->need, v->nclause, r->vseen[ru->veto + k]);
 }
@@ -1469,7 +1532,7 @@ rules_note_cb(uint32_t id, size_t end, void *arg)
 		return 0;
 	for (p = id; p < r->lit_wend[id]; p++) {
 		u = r->pair[p].unit;
-		if ((u & (RULES_LATE | RULES_VETO)) == 0)
+		if ((u & RULES_LATE) == 0)	/* a branch's set, not its ending */
 			s->over |= rules_note_add(s->note, u, r->pair[p].bit);
 	}
 	return 0;
@@ -1709,6 +1772,7 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	 */
 	r->ntouched = 0;
 	r->nvtouched = 0;
+	r->nvfound = 0;
 	r->ncands = 0;
 	r->nlates = 0;
 	r->cur.nseen = 0;
@@ -1838,6 +1902,10 @@ rules_free(struct rules *r)
 	free(r->unit);
 	free(r->lit_end);
 	free(r->lit_wend);
+	free(r->lit_veto);
+	free(r->lit_vend);
+	free(r->lit_wvend);
+	free(r->vfound);
 	for (m = 0; m < RULES_NMASKS; m++) {
 		norm_free(r->norm[m]);
 		free(r->hpos[m]);

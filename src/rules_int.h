@@ -73,6 +73,7 @@ struct rules_pair {
 	uint32_t		 unit;
 };
 
+#define RULES_VFOUND		64	/* literals found whose vetoes' marking waits */
 #define RULES_HEAD_LOG		10	/* bits of a branch's first-character filter: 2^10 */
 #define RULES_HEAD_WORDS	((1u << RULES_HEAD_LOG) / 64)
 
@@ -199,6 +200,9 @@ struct rules {
 	struct rules_pair	*pair;		/* from the build on: sorted */
 	uint32_t		*lit_end;	/* by its first pair not an ending: one past its last pair */
 	uint32_t		*lit_wend;	/* by its first pair: one past its last of a window rule */
+	uint32_t		*lit_veto;	/* by either id: its first veto pair */
+	uint32_t		*lit_vend;	/* by the turn's id: one past its last veto pair */
+	uint32_t		*lit_wvend;	/* by the window's id: one past its last of a window rule */
 	size_t			 nlit;
 	int			 jit;
 	size_t			 enabled;
@@ -224,6 +228,8 @@ struct rules {
 	uint64_t		*vseen;		/* per veto: the sets a literal of which occurred */
 	uint32_t		*vtouched;	/* the vetoes whose vseen is not 0 */
 	size_t			 nvtouched;
+	uint32_t		*vfound;	/* literals found whose vetoes are not marked yet */
+	size_t			 nvfound;	/* at most RULES_VFOUND, then they are */
 	int			 prefiltered;	/* this match went through the automaton */
 	int			 anchored;	/* branches with heads searched anchored (rules_branch_match) */
 	int			 naive_jit;	/* the naive baseline ran: every branch is JIT-compiled */

@@ -966,6 +966,88 @@ test_heads_match_limit(void **state)
 	sbuf_free(&errs);
 }
 
+/*
+ * An unless pattern's words are marked only when it is about to run
+ * (rules_veto_marks), from a list of the literals found that holds
+ * RULES_VFOUND; a longer list is marked as it fills. Whatever the order of
+ * the vetoed word and the other rules' unless words around it, the veto
+ * holds, in a turn and in a window pass.
+ */
+static void
+test_veto_marks(void **state)
+{
+	static const char text[] =
+	    "- rule: stock.none\n"
+	    "  category: stock\n"
+	    "  severity: warn\n"
+	    "  action: warn\n"
+	    "  pattern: '缺货'\n"
+	    "  unless: ['有货']\n"
+	    "  message: 亲,这款有现货的哦。\n"
+	    "  examples:\n"
+	    "    match: [这款缺货]\n"
+	    "    no_match: [这款缺货那款有货]\n"
+	    "- rule: stock.other\n"
+	    "  category: stock\n"
+	    "  severity: warn\n"
+	    "  action: warn\n"
+	    "  pattern: '断码'\n"
+	    "  unless: ['那款']\n"
+	    "  message: 亲,请核实库存。\n"
+	    "  examples:\n"
+	    "    match: [断码了]\n"
+	    "- rule: offplatform.split\n"
+	    "  category: offplatform\n"
+	    "  severity: critical\n"
+	    "  action: block\n"
+	    "  window: true\n"
+	    "  pattern: '加我v[a-z0-9]{4,}'\n"
+	    "  unless: ['小心']\n"
+	    "  message: 亲,请在旺旺上沟通。\n"
+	    "  examples:\n"
+	    "    match: [加我vabc123]\n"
+	    "    no_match: [小心加我vabc123的人]\n";
+	struct sbuf		 errs, t;
+	struct rules		*r;
+	const struct rules_hit	*h;
+	size_t			 k, order;
+
+	(void)state;
+	sbuf_init(&errs);
+	if ((r = load1(text, &errs)) == NULL)
+		fail_msg("%s", sbuf_str(&errs));
+	for (order = 0; order < 3; order++) {
+		/* 有货 before, after or among more other unless words than the list holds */
+		sbuf_init(&t);
+		assert_int_equal(sbuf_printf(&t, "缺货%s", order == 0 ? "有货" : ""), 0);
+		for (k = 0; k < 2 * RULES_VFOUND + 3; k++)
+			assert_int_equal(sbuf_printf(&t, "那款%s",
+			    order == 1 && k == RULES_VFOUND ? "有货" : ""), 0);
+		assert_int_equal(sbuf_printf(&t, "%s", order == 2 ? "有货" : ""), 0);
+		assert_null(hit(r, RULES_AGENT, sbuf_str(&t), "stock.none"));
+		sbuf_free(&t);
+	}
+	/* nothing to veto: the rule fires among the same words */
+	sbuf_init(&t);
+	assert_int_equal(sbuf_printf(&t, "缺货"), 0);
+	for (k = 0; k < 2 * RULES_VFOUND + 3; k++)
+		assert_int_equal(sbuf_printf(&t, "那款"), 0);
+	assert_non_null(hit(r, RULES_AGENT, sbuf_str(&t), "stock.none"));
+	sbuf_free(&t);
+	/* a window rule's unless, its word in the earlier turn or the last */
+	assert_int_equal(rules_match(r, RULES_AGENT, "abc123", 6, &h), 0);
+	assert_int_equal(rules_match_window(r, RULES_AGENT, "加我\nv\nabc123",
+	    strlen("加我\nv\nabc123"), 5, &h), 1);
+	assert_int_equal(rules_match(r, RULES_AGENT, "abc123", 6, &h), 0);
+	assert_int_equal(rules_match_window(r, RULES_AGENT, "小心加我\nv\nabc123",
+	    strlen("小心加我\nv\nabc123"), 7, &h), 0);
+	assert_int_equal(rules_match(r, RULES_AGENT, "abc123小心", 12, &h), 0);
+	assert_int_equal(rules_match_window(r, RULES_AGENT, "加我\nv\nabc123小心",
+	    strlen("加我\nv\nabc123小心"), 5, &h), 0);
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
 int
 main(void)
 {
@@ -987,6 +1069,7 @@ main(void)
 		cmocka_unit_test(test_window_near),
 		cmocka_unit_test(test_heads_out_of_memory),
 		cmocka_unit_test(test_heads_match_limit),
+		cmocka_unit_test(test_veto_marks),
 	};
 
 	rules_free(NULL);
