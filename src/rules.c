@@ -1741,9 +1741,10 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
     int prefilter, ssize_t only, const struct rules_hit **hits)
 {
 	struct acm	*const *acm;
-	size_t		 i, k, nhits = 0;
+	uint64_t	*seen, bits;
+	size_t		 i, k, n, nhits = 0;
 	unsigned	 m, masks, left;
-	int		 pass;
+	int		 pass, note, oom;
 	uint32_t	 u;
 
 	r->prefiltered = prefilter && only < 0;
@@ -1792,23 +1793,27 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 			acm_scan(acm[m], r->ntext[m], r->nlen[m], rules_cand_cb, r);
 		}
 	}
-	for (k = 0; k < r->ntouched; k++) {
+	/* in locals: the stores below could alias r's fields, for the compiler */
+	seen = r->seen;
+	note = r->wgate && !r->windowed;
+	for (k = 0, n = r->ntouched, oom = r->oom; k < n; k++) {
 		u = r->touched[k];
-		if (!r->oom && rules_seen_enough(r, u, r->seen[u]))
+		bits = seen[u];
+		seen[u] = 0;
+		if (!oom && rules_seen_enough(r, u, bits))
 			rules_mark(r, u, role);
 		/*
 		 * The window rules' sets this turn holds, for its note: the
 		 * touched units are distinct, so each is appended, not looked up.
 		 */
-		if (r->wgate && !r->windowed && r->unit[u].window) {
+		if (note && r->unit[u].window) {
 			if (r->cur.nseen == RULES_NOTE_SEEN)
 				r->cur_over = 1;
 			else {
 				r->cur.unit[r->cur.nseen] = u;
-				r->cur.bits[r->cur.nseen++] = r->seen[u];
+				r->cur.bits[r->cur.nseen++] = bits;
 			}
 		}
-		r->seen[u] = 0;
 	}
 	for (k = 0; k < r->nalways && !r->oom; k++)
 		if (rules_seen_enough(r, r->always[k], 0))
