@@ -903,11 +903,11 @@ rules_cand_cb(uint32_t id, size_t end, void *arg)
 	uint32_t		 p, u, last;
 
 	/*
-	 * In locals: a store to seen[] could be a store to r->ntouched (both
-	 * 64-bit) for all the compiler knows, which reloaded r's fields on
-	 * every pair (~100 pairs a message).
+	 * A window pass marks the endings and the window rules' sets, listed
+	 * first. r's fields are in locals: a store to seen[] could be one to
+	 * r->ntouched (both 64-bit) for all the compiler knows, which made it
+	 * reload them at every pair (~100 a message).
 	 */
-	/* a window pass marks the endings and the window rules' sets, listed first */
 	last = (r->windowed ? r->lit_wend : r->lit_end)[id];
 	for (p = id; p < last; p++) {
 		u = pair[p].unit;

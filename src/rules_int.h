@@ -198,11 +198,12 @@ struct rules {
 	struct rules_litpair	*lit;		/* while loading only: as added */
 	size_t			 litcap;
 	struct rules_pair	*pair;		/* from the build on: sorted */
-	uint32_t		*lit_end;	/* by its first pair not an ending: one past its last pair */
-	uint32_t		*lit_wend;	/* by its first pair: one past its last of a window rule */
-	uint32_t		*lit_veto;	/* by either id: its first veto pair */
-	uint32_t		*lit_vend;	/* by the turn's id: one past its last veto pair */
-	uint32_t		*lit_wvend;	/* by the window's id: one past its last of a window rule */
+	/* a literal's pairs, by its ids (the turn's automaton's, the window pass's) */
+	uint32_t		*lit_end;	/* by the turn's: one past its last branch's pair */
+	uint32_t		*lit_wend;	/* by the window's: one past its last of a window rule's branch */
+	uint32_t		*lit_veto;	/* by either: its first veto's pair */
+	uint32_t		*lit_vend;	/* by the turn's: one past its last veto's pair */
+	uint32_t		*lit_wvend;	/* by the window's: one past its last of a window rule's veto */
 	size_t			 nlit;
 	int			 jit;
 	size_t			 enabled;

@@ -967,6 +967,21 @@ test_heads_match_limit(void **state)
 }
 
 /*
+ * The window pass's hits over joined (the last turn from code point
+ * boundary on), after the last turn alone, which must break nothing.
+ */
+static size_t
+window_after(struct rules *r, const char *last, const char *joined,
+    uint32_t boundary)
+{
+	const struct rules_hit	*h;
+
+	assert_int_equal(rules_match(r, RULES_AGENT, last, strlen(last), &h), 0);
+	return rules_match_window(r, RULES_AGENT, joined, strlen(joined),
+	    boundary, &h);
+}
+
+/*
  * An unless pattern's words are marked only when it is about to run
  * (rules_veto_marks), from a list of the literals found that holds
  * RULES_VFOUND; a longer list is marked as it fills. Whatever the order of
@@ -1009,7 +1024,6 @@ test_veto_marks(void **state)
 	    "    no_match: [小心加我vabc123的人]\n";
 	struct sbuf		 errs, t;
 	struct rules		*r;
-	const struct rules_hit	*h;
 	size_t			 k, order;
 
 	(void)state;
@@ -1035,15 +1049,9 @@ test_veto_marks(void **state)
 	assert_non_null(hit(r, RULES_AGENT, sbuf_str(&t), "stock.none"));
 	sbuf_free(&t);
 	/* a window rule's unless, its word in the earlier turn or the last */
-	assert_int_equal(rules_match(r, RULES_AGENT, "abc123", 6, &h), 0);
-	assert_int_equal(rules_match_window(r, RULES_AGENT, "加我\nv\nabc123",
-	    strlen("加我\nv\nabc123"), 5, &h), 1);
-	assert_int_equal(rules_match(r, RULES_AGENT, "abc123", 6, &h), 0);
-	assert_int_equal(rules_match_window(r, RULES_AGENT, "小心加我\nv\nabc123",
-	    strlen("小心加我\nv\nabc123"), 7, &h), 0);
-	assert_int_equal(rules_match(r, RULES_AGENT, "abc123小心", 12, &h), 0);
-	assert_int_equal(rules_match_window(r, RULES_AGENT, "加我\nv\nabc123小心",
-	    strlen("加我\nv\nabc123小心"), 5, &h), 0);
+	assert_int_equal(window_after(r, "abc123", "加我\nv\nabc123", 5), 1);
+	assert_int_equal(window_after(r, "abc123", "小心加我\nv\nabc123", 7), 0);
+	assert_int_equal(window_after(r, "abc123小心", "加我\nv\nabc123小心", 5), 0);
 	rules_free(r);
 	sbuf_free(&errs);
 }
