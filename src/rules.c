@@ -68,6 +68,13 @@ rules_norm(struct rules *r, unsigned mask)
 	return r->norm[mask];
 }
 
+/* The code point of a three-byte UTF-8 character (an ideograph, a head). */
+static inline uint32_t
+rules_cp3(const unsigned char *p)
+{
+	return (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
+}
+
 int
 rules_sound_pattern(struct sbuf *pattern)
 {
@@ -82,9 +89,7 @@ rules_sound_pattern(struct sbuf *pattern)
 	for (i = 0; i < pattern->len; i += k) {
 		k = p[i] < 0x80 ? 1 : p[i] < 0xe0 ? 2 : p[i] < 0xf0 ? 3 : 4;
 		if (k == 3 && i + 3 <= pattern->len) {
-			cp = (p[i] & 0x0fu) << 12 | (p[i + 1] & 0x3fu) << 6 |
-			    (p[i + 2] & 0x3fu);
-			cp = norm_sound_char(cp);
+			cp = norm_sound_char(rules_cp3(p + i));
 			enc[0] = (char)(0xe0 | cp >> 12);
 			enc[1] = (char)(0x80 | (cp >> 6 & 0x3f));
 			enc[2] = (char)(0x80 | (cp & 0x3f));
@@ -252,13 +257,6 @@ rules_compile_any(struct rules *r, const char *pattern, size_t len,
 	re[0] = whole;
 	pf[0].n = rules_lit_required(pattern, pf[0].clause);
 	return 1;
-}
-
-/* The code point of a three-byte UTF-8 character (a head that is not ASCII). */
-static inline uint32_t
-rules_cp3(const unsigned char *p)
-{
-	return (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
 }
 
 /* A first character's bit in a head filter. */
@@ -526,8 +524,7 @@ rules_build_literals(struct rules *r)
 	    (r->lit_wend = calloc(r->nlit, sizeof(*r->lit_wend))) == NULL ||
 	    (r->lit_veto = calloc(r->nlit, sizeof(*r->lit_veto))) == NULL ||
 	    (r->lit_vend = calloc(r->nlit, sizeof(*r->lit_vend))) == NULL ||
-	    (r->lit_wvend = calloc(r->nlit, sizeof(*r->lit_wvend))) == NULL ||
-	    (r->vfound = calloc(RULES_VFOUND, sizeof(*r->vfound))) == NULL)
+	    (r->lit_wvend = calloc(r->nlit, sizeof(*r->lit_wvend))) == NULL)
 		goto out;
 	for (i = 0; i < r->nlit; i++)
 		ord[i] = (uint32_t)i;
@@ -822,6 +819,7 @@ rules_prepare(struct rules *r)
 	    (r->lates = calloc(nmax, sizeof(*r->lates))) == NULL ||
 	    (r->vseen = calloc(r->nveto ? r->nveto : 1, sizeof(*r->vseen))) == NULL ||
 	    (r->vtouched = calloc(r->nveto ? r->nveto : 1, sizeof(*r->vtouched))) == NULL ||
+	    (r->vfound = calloc(RULES_VFOUND, sizeof(*r->vfound))) == NULL ||
 	    (r->hits = calloc(nmax, sizeof(*r->hits))) == NULL ||
 	    (r->memo = calloc(nmax, sizeof(*r->memo))) == NULL)
 		return -1;
