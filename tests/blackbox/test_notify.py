@@ -183,16 +183,16 @@ class Robot:
     def entries(self, name=None):
         out = []
         try:
-            with open(self.logfile, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        e = json.loads(line)
-                    except ValueError:     # the line being written
-                        continue
-                    if name is None or e["name"] == name:
-                        out.append(e)
+            with open(self.logfile, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
-            pass
+            return out
+        # The robot may be mid-write: only lines with their newline are whole
+        # (a partial one can end inside a UTF-8 character).
+        for line in data.split(b"\n")[:-1]:
+            e = json.loads(line)
+            if name is None or e["name"] == name:
+                out.append(e)
         return out
 
     def delivered(self, name):
