@@ -75,6 +75,13 @@ rules_cp3(const unsigned char *p)
 	return (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
 }
 
+/* The length of the UTF-8 character that lead byte c begins. */
+static inline size_t
+rules_utf8_len(unsigned char c)
+{
+	return c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+}
+
 int
 rules_sound_pattern(struct sbuf *pattern)
 {
@@ -87,7 +94,7 @@ rules_sound_pattern(struct sbuf *pattern)
 	/* ideographs are 3-byte characters, and so are their tokens */
 	sbuf_init(&out);
 	for (i = 0; i < pattern->len; i += k) {
-		k = p[i] < 0x80 ? 1 : p[i] < 0xe0 ? 2 : p[i] < 0xf0 ? 3 : 4;
+		k = rules_utf8_len(p[i]);
 		if (k == 3 && i + 3 <= pattern->len) {
 			cp = norm_sound_char(rules_cp3(p + i));
 			enc[0] = (char)(0xe0 | cp >> 12);
@@ -745,22 +752,52 @@ out:
 	return rc;
 }
 
-/*
- * The longest literal of a window rule's sets in the default view: what a
- * note needs of a junction (rules_note_cb reads no ending, no unless word).
- */
-static size_t
-rules_window_maxlit(const struct rules *r)
+/* The filter bit of two characters that follow each other: n bytes at p. */
+static inline uint32_t
+rules_jpair(const unsigned char *p, size_t n)
 {
-	size_t	k, n, max = 0;
+	uint32_t	h = 2166136261u;
 
-	for (k = 0; k < r->nlit; k++)
-		if (r->lit[k].mask == NORM_ALL &&
-		    (r->lit[k].unit & (RULES_LATE | RULES_VETO)) == 0 &&
-		    rules_unit_rule(r, r->lit[k].unit)->window &&
-		    (n = strlen(r->lit[k].s)) > max)
-			max = n;
-	return max;
+	while (n-- > 0)
+		h = (h ^ *p++) * 16777619u;
+	return (h * 0x9e3779b1u) >> (32 - RULES_JPAIR_LOG);
+}
+
+/*
+ * What a note needs of a junction (rules_note_cb reads no ending, no
+ * unless word), from the window rules' sets' literals in the default view:
+ * the longest one's length into *maxlit, and each pair of characters that
+ * follow each other in one into r->jpairs. 0, or -1 on ENOMEM.
+ */
+static int
+rules_window_literals(struct rules *r, size_t *maxlit)
+{
+	const unsigned char	*s;
+	size_t			 k, n, i, j, e;
+	uint32_t		 h;
+
+	*maxlit = 0;
+	if ((r->jpairs = calloc((1u << RULES_JPAIR_LOG) / 64,
+	    sizeof(*r->jpairs))) == NULL)
+		return -1;
+	for (k = 0; k < r->nlit; k++) {
+		if (r->lit[k].mask != NORM_ALL ||
+		    (r->lit[k].unit & (RULES_LATE | RULES_VETO)) != 0 ||
+		    !rules_unit_rule(r, r->lit[k].unit)->window)
+			continue;
+		s = (const unsigned char *)r->lit[k].s;
+		if ((n = strlen(r->lit[k].s)) > *maxlit)
+			*maxlit = n;
+		/* whole characters: a literal is cut at a character's end */
+		for (i = 0; i < n; i = j) {
+			j = i + rules_utf8_len(s[i]);
+			if (j >= n || (e = j + rules_utf8_len(s[j])) > n)
+				break;
+			h = rules_jpair(s + i, e - i);
+			r->jpairs[h / 64] |= 1ull << (h % 64);
+		}
+	}
+	return 0;
 }
 
 /*
@@ -807,9 +844,9 @@ rules_prepare(struct rules *r)
 {
 	size_t	i, b, nmax, maxlit;
 
-	if (rules_build_literals(r) == -1 || rules_plain_blind(r) == -1)
+	if (rules_build_literals(r) == -1 || rules_plain_blind(r) == -1 ||
+	    rules_window_literals(r, &maxlit) == -1)
 		return -1;
-	maxlit = rules_window_maxlit(r);
 	rules_free_lits(r);
 	nmax = r->nrule ? r->nrule : 1;
 	if ((r->seen = calloc(nmax * RULES_MAX_BRANCH, sizeof(*r->seen))) == NULL ||
@@ -1581,6 +1618,32 @@ rules_note_junction(const struct rules *r, const struct rules_note *const *prev,
 }
 
 /*
+ * Whether a window literal can span the junction at past of the len bytes
+ * at buf: one that does holds the character ending there and the one
+ * beginning there, one after the other. Most junctions (哦 | 亲) hold no
+ * such pair, and the scan is skipped: on clean chat it was most of what
+ * the gate cost, and a cold walk through the window pass's automaton.
+ */
+static int
+rules_junction_spannable(const struct rules *r, const char *buf, size_t len,
+    size_t past)
+{
+	const unsigned char	*b = (const unsigned char *)buf;
+	size_t			 i, e;
+	uint32_t		 h;
+
+	if (past == 0 || past >= len)
+		return 1;
+	for (i = past - 1; i > 0 && (b[i] & 0xc0) == 0x80; i--)
+		;
+	e = past + rules_utf8_len(b[past]);
+	if ((b[i] & 0xc0) == 0x80 || e > len)
+		return 1;	/* a character cut by the edge: scan */
+	h = rules_jpair(b + i, e - i);
+	return (int)(r->jpairs[h / 64] >> (h % 64) & 1);
+}
+
+/*
  * Adds to note the sets of the literals across the junction between it and
  * the turns before it, prev[0..n): every literal spanning it is in the
  * junction's bytes.
@@ -1600,6 +1663,8 @@ rules_note_join(struct rules *r, const struct rules_note *const *prev,
 		note->join_bad = 1;
 		return;
 	}
+	if (!rules_junction_spannable(r, buf, (size_t)len, s.past))
+		return;
 	/* what spans the junction is found by the first bytes after it */
 	acm_scan_across(r->wacm[NORM_ALL], buf, (size_t)len, s.past,
 	    rules_note_cb, &s);
@@ -1909,6 +1974,7 @@ rules_free(struct rules *r)
 	free(r->lit_vend);
 	free(r->lit_wvend);
 	free(r->vfound);
+	free(r->jpairs);
 	for (m = 0; m < RULES_NMASKS; m++) {
 		norm_free(r->norm[m]);
 		free(r->hpos[m]);

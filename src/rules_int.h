@@ -73,6 +73,7 @@ struct rules_pair {
 	uint32_t		 unit;
 };
 
+#define RULES_JPAIR_LOG		16	/* bits of the filter of window literals' character pairs: 2^16 */
 #define RULES_VFOUND		64	/* literals found whose vetoes' marking waits */
 #define RULES_HEAD_LOG		10	/* bits of a branch's first-character filter: 2^10 */
 #define RULES_HEAD_WORDS	((1u << RULES_HEAD_LOG) / 64)
@@ -259,6 +260,7 @@ struct rules {
 	uint64_t		 gen;		/* this set's, unique in the process */
 	int			 wgate;		/* notes can tell that the window pass finds nothing */
 	size_t			 wmaxlit;	/* the window pass's longest literal in the default view */
+	uint64_t		*jpairs;	/* 2^RULES_JPAIR_LOG bits: the window literals' character pairs (rules_jpair) */
 	struct rules_unit	*unit;		/* per unit: what the hot loops read of it */
 	struct rules_note	 cur;		/* the last rules_match's window branches */
 	int			 cur_over;	/* more than a note holds */
