@@ -1089,7 +1089,7 @@ rules_lit_first_ok(const unsigned char *p)
 static struct rules_lit_set *
 rules_lit_set_firsts(struct rules_lit_set *e)
 {
-	struct rules_lit_set	*f;
+	struct rules_lit_set	*f = NULL;
 	const unsigned char	*p;
 	size_t			 i;
 
