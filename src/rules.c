@@ -7,6 +7,7 @@
 #include "chatmon/acm.h"
 #include "chatmon/normalize.h"
 #include "chatmon/rules.h"
+#include "chatmon/util.h"
 #include "rules_int.h"
 
 /*
@@ -756,11 +757,7 @@ out:
 static inline uint32_t
 rules_jpair(const unsigned char *p, size_t n)
 {
-	uint32_t	h = 2166136261u;
-
-	while (n-- > 0)
-		h = (h ^ *p++) * 16777619u;
-	return (h * 0x9e3779b1u) >> (32 - RULES_JPAIR_LOG);
+	return (util_fnv1a32(p, n) * 0x9e3779b1u) >> (32 - RULES_JPAIR_LOG);
 }
 
 /*
