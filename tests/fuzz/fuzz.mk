@@ -17,7 +17,7 @@ FUZZ_BUILD	?= build-fuzz
 FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
 FUZZ_SMOKE_SECONDS ?= 5
-FUZZ_HARNESSES	:= codec normalize acm rules config
+FUZZ_HARNESSES	:= codec normalize acm rules config detect
 
 # UBSan stops at the first report, as in `make SAN=1`: libFuzzer sees it as a crash.
 FUZZ_SAN	:= -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -33,6 +33,7 @@ FUZZ_MODS_normalize := normalize util
 FUZZ_MODS_acm	    := acm
 FUZZ_MODS_rules	    := $(filter-out rulesfp,$(patsubst src/%.c,%,$(wildcard src/rules*.c))) yamlfile normalize acm util log
 FUZZ_MODS_config    := config access yamlfile util log
+FUZZ_MODS_detect    := detect rulebook model window $(FUZZ_MODS_rules)
 
 FUZZ_BINS	:= $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_HARNESSES))
 

@@ -5,7 +5,8 @@ usage: tests/fuzz/mkseeds.py        (from anywhere; rewrites the corpus dirs)
 
 Sources: the C string literals of tests/unit/test_*.c (golden rows, good and
 bad files), tests/corpus/messages.jsonl, conf/rules.d/, conf/chatmond.yaml,
-tests/replay/*.yaml and tests/blackbox/rules*/. The seeds are few and small
+tests/replay/*.yaml and tests/blackbox/rules*/; for fuzz_detect, the turns
+test_detect.c splits a violation over. The seeds are few and small
 (tens per harness, plain files); libFuzzer grows its own work corpus under
 build-fuzz/ from them. Deterministic: the same tree makes the same seeds.
 """
@@ -317,8 +318,42 @@ def config_seeds():
             b"listen: 127.0.0.1:1111\n\0" + r[0])
 
 
+def detect_turns(turns):
+    """fuzz_detect's input: a line a turn, its first byte bit 0 the role
+    (1 the customer's) and bits 1- the conversation."""
+    out = b""
+    for conv, role, text in turns:
+        out += bytes([conv << 1 | (role == "customer")]) + text.encode() + b"\n"
+    return out
+
+
+def detect_seeds(msgs):
+    # test_detect.c's splits: a word, a numeral, a literal over a short
+    # turn, a long gap at the junction, the emoji view
+    splits = {
+        "contact": ["亲，加", "我微", "信abc123"],
+        "numeral": ["电话是一三", "八一二三四五六七"],
+        "short-turn": ["仓库里没", "有", "了"],
+        "long-gap": ["加我。。。。", "！！vabc"],
+        "emoji-view": ["给个好评", "\U0001f9e7"],
+        "clean": ["亲，您好，这款保温杯是304不锈钢的", "今天下单明天发货哦", "放心吧，没有问题"],
+    }
+    for name, texts in splits.items():
+        add("detect", "split-" + name, detect_turns([(0, "agent", t) for t in texts]))
+    # the corpus's lines, three at a time, each cut in two at its middle
+    # character and dealt to two conversations by their own roles
+    for i, k in enumerate(range(0, len(msgs) - 2, len(msgs) // 12)):
+        turns = []
+        for j, m in enumerate(msgs[k:k + 3]):
+            t = m["text"]
+            for part in (t[:len(t) // 2], t[len(t) // 2:]):
+                turns.append((j % 2, m.get("role", "agent"), part))
+        add("detect", "corpus-%02d" % i, detect_turns(turns))
+
+
 def main():
     msgs = messages()
+    detect_seeds(msgs)
     codec_seeds(msgs)
     normalize_seeds(msgs)
     acm_seeds(msgs)
