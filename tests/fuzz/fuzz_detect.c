@@ -19,7 +19,10 @@
  * last three are always in the window.
  *
  * The pack is the one chatmond ships (conf/rules.d, or FUZZ_RULES_DIR),
- * loaded twice at start: detect_turn gets one copy and skips the window
+ * loaded twice at start, alike (PCRE2's JIT and its interpreter may part
+ * where a match limit is reached: on a long run of digits they found
+ * extortion.wide_2 at different starts, which is not this harness's
+ * business): detect_turn gets one copy and skips the window
  * pass when the turns' notes say it cannot find anything
  * (rules_window_needed: the notes, the junctions between turns, their
  * filter); the other copy is the oracle, test_detect.c's: rules_match of
@@ -49,7 +52,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		dir = "conf/rules.d";	/* run.sh and make run from the top */
 	sbuf_init(&errs);
 	engine = rules_load_dir(dir, RULES_SKIP_EXAMPLES, &errs);
-	oracle = rules_load_dir(dir, RULES_SKIP_EXAMPLES | RULES_NO_JIT, &errs);
+	oracle = rules_load_dir(dir, RULES_SKIP_EXAMPLES, &errs);
 	if (engine == NULL || oracle == NULL ||
 	    (book = rulebook_of(engine)) == NULL) {
 		fprintf(stderr, "fuzz_detect: %s: %s\n", dir, sbuf_str(&errs));
@@ -71,6 +74,7 @@ turn(struct detect *d, struct window *w, const char *conv,
 	const char		*joined;
 	size_t			 n, nw = 0, i, jlen, last, nturns;
 	ssize_t			 got;
+	int			 same;
 
 	n = rules_match(oracle, role, text, len, &h);
 	FUZZ_CHECK(n < FUZZ_HITS);
@@ -84,9 +88,16 @@ turn(struct detect *d, struct window *w, const char *conv,
 		memcpy(want + n, h, nw * sizeof(*h));
 	}
 	got = detect_turn(d, role, "", conv, strlen(conv), text, len, now, &dh);
-	if (got != (ssize_t)(n + nw)) {
-		fprintf(stderr, "fuzz_detect: %zd hits, the oracle %zu + %zu "
-		    "across turns\n", got, n, nw);
+	same = got == (ssize_t)(n + nw);
+	for (i = 0; same && i < n + nw; i++)
+		same = strcmp(dh[i].hit.rule, want[i].rule) == 0 &&
+		    dh[i].hit.start == want[i].start &&
+		    dh[i].hit.end == want[i].end &&
+		    (dh[i].turns > 1) == (i >= n);
+	if (!same) {
+		fprintf(stderr, "fuzz_detect: %s, %s: %zd hits, the oracle %zu "
+		    "+ %zu across turns\n", conv, role == RULES_AGENT ?
+		    "agent" : "customer", got, n, nw);
 		for (i = 0; i < n + nw; i++)
 			fprintf(stderr, "  oracle: %s [%u, %u)\n", want[i].rule,
 			    want[i].start, want[i].end);
@@ -95,13 +106,7 @@ turn(struct detect *d, struct window *w, const char *conv,
 			    dh[i].hit.rule, dh[i].hit.start, dh[i].hit.end,
 			    dh[i].turns);
 	}
-	FUZZ_CHECK(got == (ssize_t)(n + nw));
-	for (i = 0; i < n + nw; i++) {
-		FUZZ_CHECK(strcmp(dh[i].hit.rule, want[i].rule) == 0);
-		FUZZ_CHECK(dh[i].hit.start == want[i].start);
-		FUZZ_CHECK(dh[i].hit.end == want[i].end);
-		FUZZ_CHECK((dh[i].turns > 1) == (i >= n));
-	}
+	FUZZ_CHECK(same);
 }
 
 int
