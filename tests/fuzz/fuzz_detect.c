@@ -34,10 +34,11 @@
  */
 
 #define FUZZ_TURNS	16
-#define FUZZ_HITS	64
 
 static struct rules	*engine, *oracle;
 static struct rulebook	*book;
+static struct rules_hit	*want;	/* the oracle's hits: a rule once a pass, two passes */
+static size_t		 nwant;
 static const struct window_conf fuzz_wc = { 3, 60000, 512, 16, 0 };
 
 int
@@ -60,6 +61,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	sbuf_free(&errs);
 	FUZZ_CHECK(rules_window_count(engine) > 0);
+	nwant = 2 * rules_count(oracle);
+	if ((want = calloc(nwant, sizeof(*want))) == NULL)
+		abort();
 	return 0;
 }
 
@@ -70,21 +74,20 @@ turn(struct detect *d, struct window *w, const char *conv,
 {
 	const struct detect_hit	*dh;
 	const struct rules_hit	*h;
-	struct rules_hit	 want[FUZZ_HITS];
 	const char		*joined;
 	size_t			 n, nw = 0, i, jlen, last, nturns;
 	ssize_t			 got;
 	int			 same;
 
 	n = rules_match(oracle, role, text, len, &h);
-	FUZZ_CHECK(n < FUZZ_HITS);
+	FUZZ_CHECK(n <= nwant / 2);
 	memcpy(want, h, n * sizeof(*h));
 	FUZZ_CHECK(window_add(w, conv, strlen(conv), (int)role, text, len, now,
 	    &joined, &jlen, &last, &nturns) == 0);
 	if (nturns > 1) {
 		nw = rules_match_window(oracle, role, joined, jlen,
 		    (uint32_t)util_utf8_count(joined, last), &h);
-		FUZZ_CHECK(n + nw < FUZZ_HITS);
+		FUZZ_CHECK(nw <= nwant / 2);
 		memcpy(want + n, h, nw * sizeof(*h));
 	}
 	got = detect_turn(d, role, "", conv, strlen(conv), text, len, now, &dh);
