@@ -129,7 +129,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			nl = end;
 		len = (size_t)(nl - p);
-		snprintf(conv, sizeof(conv), "c%u", len ? (unsigned)(p[0] >> 1) % 3 : 0u);
+		snprintf(conv, sizeof(conv), "c%u",
+		    len ? (unsigned)(p[0] >> 1) % 3 : 0u);
 		/* the text alone, NUL-terminated, so ASan sees every overread */
 		text = fuzz_strndup(len ? p + 1 : p, len ? len - 1 : 0);
 		turn(d, w, conv, len && (p[0] & 1) ? RULES_CUSTOMER :
