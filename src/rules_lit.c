@@ -50,6 +50,7 @@ rules_lit_set_free(struct rules_lit_set *l)
 	for (i = 0; i < l->n; i++)
 		free(l->s[i]);
 	free(l->s);
+	free(l->h);
 	free(l);
 }
 
@@ -59,33 +60,61 @@ rules_lit_set_new(void)
 	return calloc(1, sizeof(struct rules_lit_set));
 }
 
-/* Adds a copy of s (truncated to RULES_MAX_LIT bytes at a UTF-8 boundary); -1 on ENOMEM or overflow. */
+static size_t	rules_lit_weight(const char *, size_t);
+
+/* FNV-1a: only to tell literals apart before comparing them. */
+static uint32_t
+rules_lit_hash(const char *s, size_t n)
+{
+	uint32_t	h = 2166136261u;
+
+	while (n-- > 0)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+/*
+ * Adds a copy of s (n bytes, no NUL among them; truncated to RULES_MAX_LIT
+ * bytes at a UTF-8 boundary); -1 on ENOMEM or overflow. The loader builds
+ * about a million sets a pack, one string at a time: a copy is found by
+ * its hash, and the set's weight is kept as it grows.
+ */
 static int
 rules_lit_set_add(struct rules_lit_set *l, const char *s, size_t n)
 {
-	char	**ns;
-	size_t	  i;
+	char		**ns;
+	uint32_t	 *nh, h;
+	size_t		  i, w, cap;
 
 	if (n > RULES_MAX_LIT) {
 		n = RULES_MAX_LIT;
 		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
 			n--;
 	}
+	h = rules_lit_hash(s, n);
 	for (i = 0; i < l->n; i++)
-		if (strlen(l->s[i]) == n && memcmp(l->s[i], s, n) == 0)
+		if (l->h[i] == h && strncmp(l->s[i], s, n) == 0 &&
+		    l->s[i][n] == '\0')
 			return 0;
 	if (l->n >= RULES_MAX_SET)
 		return -1;
 	if (l->n == l->cap) {	/* doubling: sets are built one string at a time */
-		if ((ns = realloc(l->s, (l->cap ? 2 * l->cap : 4) * sizeof(*ns))) == NULL)
+		cap = l->cap ? 2 * l->cap : 4;
+		if ((ns = realloc(l->s, cap * sizeof(*ns))) == NULL)
 			return -1;
 		l->s = ns;
-		l->cap = l->cap ? 2 * l->cap : 4;
+		if ((nh = realloc(l->h, cap * sizeof(*nh))) == NULL)
+			return -1;
+		l->h = nh;
+		l->cap = cap;
 	}
 	if ((l->s[l->n] = rules_lit_strndup(s, n)) == NULL)
 		return -1;
+	l->h[l->n] = h;
+	w = rules_lit_weight(s, n);
+	if (l->n == 0 || w < l->wmin)
+		l->wmin = w;
 	l->n++;
-	l->score1 = 0;
 	return 0;
 }
 
@@ -103,23 +132,58 @@ rules_lit_set_one(const char *s, size_t n)
 
 /*
  * The characters of everyday chat (the most frequent in Chinese text, and
- * the polite forms of customer service): as rare as one Latin letter.
+ * the polite forms of customer service): as rare as one Latin letter. A
+ * switch, not a search in a string: the weights are read for every
+ * character of every set the loader builds (about two billion
+ * instructions of a pack's load went to strstr).
  */
-static const char rules_lit_common[] =
-    "的一是不了我你您亲在有人这个们中来上大为和到以说时要就出会可也能对下"
-    "过后得没好吗呢吧啊哦嗯呀哈么那都看还把给让用去发加买货单天号请问哪";
-
-/* A character's weight: how rarely it occurs in chat, roughly. */
-static size_t
-rules_lit_char_weight(const char *p, size_t n)
+static int
+rules_lit_common(uint32_t c)
 {
-	char	c[5];
+	switch (c) {
+	case u'的': case u'一': case u'是': case u'不': case u'了': case u'我':
+	case u'你': case u'您': case u'亲': case u'在': case u'有': case u'人':
+	case u'这': case u'个': case u'们': case u'中': case u'来': case u'上':
+	case u'大': case u'为': case u'和': case u'到': case u'以': case u'说':
+	case u'时': case u'要': case u'就': case u'出': case u'会': case u'可':
+	case u'也': case u'能': case u'对': case u'下': case u'过': case u'后':
+	case u'得': case u'没': case u'好': case u'吗': case u'呢': case u'吧':
+	case u'啊': case u'哦': case u'嗯': case u'呀': case u'哈': case u'么':
+	case u'那': case u'都': case u'看': case u'还': case u'把': case u'给':
+	case u'让': case u'用': case u'去': case u'发': case u'加': case u'买':
+	case u'货': case u'单': case u'天': case u'号': case u'请': case u'问':
+	case u'哪':
+		return 1;
+	default:
+		return 0;
+	}
+}
 
+/* A character's weight (its n bytes at p): how rarely it occurs in chat, roughly. */
+static size_t
+rules_lit_char_weight(const unsigned char *p, size_t n)
+{
 	if (n == 1)
 		return 1;
-	memcpy(c, p, n);
-	c[n] = '\0';
-	return strstr(rules_lit_common, c) != NULL ? 1 : 3;
+	if (n == 3 && rules_lit_common((uint32_t)(p[0] & 0x0f) << 12 |
+	    (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f)))
+		return 1;
+	return 3;
+}
+
+/* A literal's weight: the sum of its characters'. */
+static size_t
+rules_lit_weight(const char *s, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)s, *end = p + len;
+	size_t			 w = 0, n;
+
+	for (; p < end; p += n) {
+		for (n = 1; p + n < end && (p[n] & 0xc0) == 0x80; n++)
+			;
+		w += rules_lit_char_weight(p, n);
+	}
+	return w;
 }
 
 /*
@@ -130,25 +194,7 @@ rules_lit_char_weight(const char *p, size_t n)
 static size_t
 rules_lit_set_score(const struct rules_lit_set *l)
 {
-	size_t		 i, w, n, m = SIZE_MAX;
-	const char	*p;
-
-	if (l == NULL || l->n == 0)
-		return 0;
-	if (l->score1 != 0)
-		return l->score1 - 1;
-	for (i = 0; i < l->n; i++) {
-		for (w = 0, p = l->s[i]; *p; p += n) {
-			for (n = 1; ((unsigned char)p[n] & 0xc0) == 0x80; n++)
-				;
-			w += rules_lit_char_weight(p, n);
-		}
-		if (w < m)
-			m = w;
-	}
-	/* a cache, not a change: sets are compared again and again while read */
-	((struct rules_lit_set *)l)->score1 = m + 1;
-	return m;
+	return l == NULL || l->n == 0 ? 0 : l->wmin;
 }
 
 /* a better than b: more selective, then fewer literals. */
@@ -292,20 +338,30 @@ rules_lit_set_cross(const struct rules_lit_set *a,
 	return l;
 }
 
+/* A copy of a: its literals are distinct already, so none is looked for. */
 static struct rules_lit_set *
 rules_lit_set_dup(const struct rules_lit_set *a)
 {
 	struct rules_lit_set	*l;
-	size_t			 i;
 
 	if (a == NULL || (l = rules_lit_set_new()) == NULL)
 		return NULL;
-	for (i = 0; i < a->n; i++)
-		if (rules_lit_set_add(l, a->s[i], strlen(a->s[i])) == -1) {
-			rules_lit_set_free(l);
-			return NULL;
-		}
+	if (a->n == 0)
+		return l;
+	if ((l->s = malloc(a->n * sizeof(*l->s))) == NULL ||
+	    (l->h = malloc(a->n * sizeof(*l->h))) == NULL)
+		goto fail;
+	l->cap = a->n;
+	for (; l->n < a->n; l->n++)
+		if ((l->s[l->n] = rules_lit_strndup(a->s[l->n],
+		    strlen(a->s[l->n]))) == NULL)
+			goto fail;
+	memcpy(l->h, a->h, a->n * sizeof(*l->h));
+	l->wmin = a->wmin;
 	return l;
+fail:
+	rules_lit_set_free(l);
+	return NULL;
 }
 
 /* The required set of an exact set: the set itself unless it holds "". */

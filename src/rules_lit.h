@@ -3,6 +3,7 @@
 #define CHATMON_RULES_LIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define RULES_MAX_AND		8	/* required sets of one clause */
 #define RULES_MAX_CLAUSE	8	/* clauses (top-level alternatives) of one rule */
@@ -15,9 +16,10 @@
  * (a longer literal is cut to a prefix, which is still required).
  */
 struct rules_lit_set {
-	char	**s;
-	size_t	  n, cap;
-	size_t	  score1;	/* its selectivity + 1 once known (rules_lit.c), else 0 */
+	char		**s;
+	uint32_t	 *h;	/* a hash of each literal, to find a copy in one compare */
+	size_t		  n, cap;
+	size_t		  wmin;	/* its weakest literal's weight (rules_lit.c), when n > 0 */
 };
 
 /*
