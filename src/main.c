@@ -375,6 +375,16 @@ main(int argc, char **argv)
 
 out:
 	/*
+	 * The shutdown's timers go first: the loop turns below may outlast the
+	 * grace (a Redis that does not answer), whose callback reads the server.
+	 */
+	if (d.ev_grace != NULL)
+		event_del(d.ev_grace);
+	if (d.ev_settle != NULL)
+		event_del(d.ev_settle);
+	if (d.ev_status != NULL)
+		event_del(d.ev_status);
+	/*
 	 * Tear-down order (design.md): the lws context first, outside any lws
 	 * callback; then let the loop run what lws left behind; then our own
 	 * events, the base and libevent's globals, so valgrind sees no leak.

@@ -449,6 +449,32 @@ def test_stop_waits_for_redis_to_answer_for_alerts_sent(daemon, backend, redis_s
     assert "paused-1" in [json.loads(x)["conversation"] for x in stream(c)]
 
 
+def test_stop_outlasting_the_grace_for_a_turn_redis_holds(daemon, backend, redis_server):
+    """SIGTERM while Redis holds a turn's script unanswered and no alert is on
+    its way: the sessions close and chatmond waits on for the turn (it must
+    reach Redis for the next instance) past limits.shutdown_grace, then exits
+    0. The grace's timer, still set, once fired in that wait and read the
+    freed server (the sanitizer run's report)."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(),
+               args=FOLD0 + LONG_SLA + ["-o", "redis.timeout=30s",
+                                        "-o", "limits.shutdown_grace=300ms"])
+    d.wait_log(r"alert_on_state: redis \S+ connected")
+    pause_ms = 2000 * SLOW
+    c.execute_command("CLIENT", "PAUSE", str(pause_ms), "WRITE")   # the turn's script waits
+
+    async def main():
+        async with agent(d, "/echo?agent=gina") as ws:
+            await ws.send(turn("g-1", "您好"))
+            assert json.loads(await recv(ws))["text"] == "您好"
+    t0 = time.monotonic()
+    run(main())
+    assert d.stop() == 0
+    assert time.monotonic() - t0 >= pause_ms / 1000 - 0.2, "stopped before Redis answered"
+
+
 # --------------------------------------------------------------------------
 # 5. The outbox bound
 
