@@ -203,9 +203,15 @@ unit-valgrind: $(UNIT_BINS)
 	        --error-exitcode=9 $$t >$$t.valgrind.log 2>&1 || \
 	        { cat $$t.valgrind.log; exit 1; }; done
 
+# Two pytest-xdist workers (a test's processes mostly wait on each other,
+# so two run in about half the time on two cores); a file's tests stay on
+# one worker, and each worker takes ports of its own (conftest.free_port).
+# BLACKBOX_JOBS=1 runs them one by one, as before.
+BLACKBOX_JOBS ?= 2
 blackbox: all
 	CHATMOND=$(abspath $(BUILD)/chatmond) CHATMON=$(abspath $(BUILD)/chatmon) \
-	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox
+	    $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    $(if $(filter-out 1,$(BLACKBOX_JOBS)),-n $(BLACKBOX_JOBS) --dist loadfile) tests/blackbox
 
 # The whole suite, then the whole suite again under ASan/UBSan.
 test: deps

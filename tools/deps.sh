@@ -32,7 +32,7 @@ esac
 pkgs="build-essential pkg-config cmake dpkg-dev ca-certificates
 libevent-dev libhiredis-dev libpcre2-dev libyaml-dev libjansson-dev
 libssl-dev libcurl4-openssl-dev libcmocka-dev libutf8proc-dev opencc libsystemd-dev libsodium-dev
-redis-server redis-sentinel python3 python3-websockets python3-pytest python3-redis python3-jwt python3-cryptography
+redis-server redis-sentinel python3 python3-websockets python3-pytest python3-pytest-xdist python3-redis python3-jwt python3-cryptography
 python3-yaml python3-icu valgrind mandoc systemd time haproxy nginx-light linux-perf strace
 chromium chromium-driver python3-selenium fonts-noto-cjk
 clang libclang-rt-14-dev"

@@ -45,6 +45,12 @@ pattern_bytes, pattern_text = peer.pattern_bytes, peer.pattern_text  # the peers
 
 
 _given_ports = set()
+# Under pytest-xdist (`make blackbox` runs two workers) each worker takes
+# only its own share of the ports, so a port one worker was handed and has
+# not bound yet is never handed to the other. By port // 2: Linux gives
+# bind() to port 0 odd ports only (connect() takes the even ones).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+_WORKER = int((os.environ.get("PYTEST_XDIST_WORKER") or "gw0")[2:] or 0)
 
 
 def free_port():
@@ -55,7 +61,7 @@ def free_port():
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port not in _given_ports:
+        if port // 2 % _WORKERS == _WORKER and port not in _given_ports:
             _given_ports.add(port)
             return port
 
