@@ -1,6 +1,8 @@
 /* main: chatmond's start-up, signals, reload and tear-down; wires the modules on one event_base. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,27 @@ struct chatmond {
 	struct admin		*admin;
 	struct notify		*notify;
 	int			 stopping;
+	struct chatmond_reload	*reload;	/* the one under way, or NULL */
+	int			 reload_again;	/* SIGHUP while one was under way */
+};
+
+/*
+ * A reload's reading and compiling (the configuration, the rule packs,
+ * the model: a second and more for the default pack) runs on a thread of
+ * its own, so the relay does not stop while it does (docs/operations.md).
+ * The thread runs only pure code over what it owns here, and says it is
+ * done through the pipe; the loop's thread applies the result.
+ */
+struct chatmond_reload {
+	pthread_t		 thread;
+	const char		*path;		/* the daemon's, outlive the thread */
+	char			**overrides;
+	size_t			 n_overrides;
+	struct config		*cfg;		/* results, owned here */
+	struct relay_next	*next;
+	struct sbuf		 errs;
+	int			 done[2];	/* pipe: the thread writes a byte at the end */
+	struct event		*ev_done;
 };
 
 /* --help: stdout and 0; a usage error: stderr and 2. */
@@ -162,38 +185,115 @@ chatmond_on_term(evutil_socket_t sig, short what, void *arg)
 	session_server_drain(d->srv, chatmond_drained, d);
 }
 
-/*
- * SIGHUP: load the file again; a bad one is rejected whole and the running
- * configuration stays. What is bound at start (the listener, the admin
- * address, lws's connect timeout) is kept and reported.
- */
 static void
-chatmond_on_hup(evutil_socket_t sig, short what, void *arg)
+chatmond_reload_free(struct chatmond_reload *rl)
 {
-	struct chatmond	*d = arg;
-	struct config	*nc, *old = d->cfg;
-	struct sbuf	 errs;
-	char		 st[256];
+	if (rl == NULL)
+		return;
+	if (rl->ev_done != NULL)
+		event_free(rl->ev_done);
+	if (rl->done[0] >= 0)
+		close(rl->done[0]);
+	if (rl->done[1] >= 0)
+		close(rl->done[1]);
+	relay_next_free(rl->next);
+	config_free(rl->cfg);
+	sbuf_free(&rl->errs);
+	free(rl);
+}
 
-	(void)sig;
-	(void)what;
+/* The reload's thread: only pure code, over rl alone. */
+static void *
+chatmond_reload_work(void *arg)
+{
+	struct chatmond_reload	*rl = arg;
+
+	if ((rl->cfg = config_load(rl->path, rl->overrides, rl->n_overrides,
+	    &rl->errs)) != NULL)
+		rl->next = relay_prepare(rl->cfg, &rl->errs);
+	/* one byte in an empty pipe: it fits, only a signal can interrupt it */
+	while (write(rl->done[1], "", 1) == -1 && errno == EINTR)
+		;
+	return NULL;
+}
+
+static void	chatmond_on_reloaded(evutil_socket_t, short, void *);
+
+static void
+chatmond_reload_start(struct chatmond *d)
+{
+	struct chatmond_reload	*rl;
+	sigset_t		 all, mask;
+	char			 st[256];
+	int			 e;
+
 	notify_reloading(d->notify);
 	d->metrics.reloads++;
-	sbuf_init(&errs);
-	nc = config_load(d->path, d->overrides, d->n_overrides, &errs);
-	/* the files first: a reload that fails changes nothing */
-	if (nc == NULL || session_server_prepare(d->srv, nc, &errs) == -1 ||
-	    relay_set_config(d->relay, nc, &errs) == -1) {
-		print_errors("main: reload: ", &errs);
-		log_errx("main: reload rejected, the running configuration stays");
-		d->metrics.reload_failures++;
-		config_free(nc);
-		sbuf_free(&errs);
-		chatmond_status(d, st, sizeof(st));
-		notify_ready(d->notify, st);
-		return;
+	if ((rl = calloc(1, sizeof(*rl))) == NULL) {
+		e = errno;
+		goto err;
 	}
-	sbuf_free(&errs);
+	rl->done[0] = rl->done[1] = -1;
+	sbuf_init(&rl->errs);
+	rl->path = d->path;
+	rl->overrides = d->overrides;
+	rl->n_overrides = d->n_overrides;
+	if (pipe2(rl->done, O_CLOEXEC) == -1 ||
+	    (rl->ev_done = event_new(d->base, rl->done[0], EV_READ,
+	    chatmond_on_reloaded, d)) == NULL ||
+	    event_add(rl->ev_done, NULL) == -1) {
+		e = errno;
+		goto err;
+	}
+	/* signals stay the loop's: the thread starts with all of them blocked */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &mask);
+	e = pthread_create(&rl->thread, NULL, chatmond_reload_work, rl);
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
+	if (e != 0)
+		goto err;
+	d->reload = rl;
+	log_info("main: reload: reading %s", d->path);
+	return;
+err:
+	log_errx("main: reload: cannot start one: %s; the running configuration "
+	    "stays", strerror(e));
+	d->metrics.reload_failures++;
+	chatmond_reload_free(rl);
+	chatmond_status(d, st, sizeof(st));
+	notify_ready(d->notify, st);
+}
+
+/*
+ * The reload's thread is done: apply what it made, or keep the running
+ * configuration when a file was bad (every error logged as FILE:LINE:
+ * message). What is bound at start (the listener, the admin address,
+ * lws's connect timeout) is kept and reported.
+ */
+static void
+chatmond_on_reloaded(evutil_socket_t fd, short what, void *arg)
+{
+	struct chatmond		*d = arg;
+	struct chatmond_reload	*rl = d->reload;
+	struct config		*nc, *old = d->cfg;
+	struct relay_next	*next;
+	char			 st[256];
+
+	(void)fd;
+	(void)what;
+	pthread_join(rl->thread, NULL);
+	d->reload = NULL;
+	nc = rl->cfg;
+	next = rl->next;
+	rl->cfg = NULL;
+	rl->next = NULL;
+	/* the files first: a reload that fails changes nothing */
+	if (next == NULL || session_server_prepare(d->srv, nc, &rl->errs) == -1) {
+		relay_next_free(next);
+		goto bad;
+	}
+	if (relay_apply(d->relay, nc, next, &rl->errs) == -1)	/* takes next */
+		goto bad;
 	if (strcmp(nc->listen.host, old->listen.host) != 0 ||
 	    nc->listen.port != old->listen.port) {
 		log_warnx("main: reload: listen cannot change live, keeping %s:%d",
@@ -235,8 +335,44 @@ chatmond_on_hup(evutil_socket_t sig, short what, void *arg)
 	d->cfg = nc;
 	config_free(old);
 	log_info("main: reload: configuration reloaded from %s", d->path);
+	goto done;
+bad:
+	print_errors("main: reload: ", &rl->errs);
+	log_errx("main: reload rejected, the running configuration stays");
+	d->metrics.reload_failures++;
+	config_free(nc);
+done:
+	chatmond_reload_free(rl);
 	chatmond_status(d, st, sizeof(st));
 	notify_ready(d->notify, st);
+	if (d->reload_again && !d->stopping) {
+		d->reload_again = 0;
+		chatmond_reload_start(d);
+	}
+}
+
+/*
+ * SIGHUP: read the files again, off the loop. One more SIGHUP while a
+ * reload is under way asks for one more after it (the files may have
+ * changed since it read them); any number of them, one.
+ */
+static void
+chatmond_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct chatmond	*d = arg;
+
+	(void)sig;
+	(void)what;
+	if (d->stopping) {
+		log_info("main: reload: stopping, no reload");
+		return;
+	}
+	if (d->reload != NULL) {
+		d->reload_again = 1;
+		log_info("main: reload: one is under way, another follows it");
+		return;
+	}
+	chatmond_reload_start(d);
 }
 
 static void
@@ -375,15 +511,24 @@ main(int argc, char **argv)
 
 out:
 	/*
-	 * The shutdown's timers go first: the loop turns below may outlast the
-	 * grace (a Redis that does not answer), whose callback reads the server.
+	 * A reload under way is thrown away first, so that the loop turns
+	 * below cannot apply it to a server being freed; its thread ends by
+	 * itself once the files are compiled. No SIGHUP starts another. The
+	 * shutdown's timers go too: the loop turns below may outlast the grace
+	 * (a Redis that does not answer), whose callback reads the server.
 	 */
+	d.stopping = 1;
 	if (d.ev_grace != NULL)
 		event_del(d.ev_grace);
 	if (d.ev_settle != NULL)
 		event_del(d.ev_settle);
 	if (d.ev_status != NULL)
 		event_del(d.ev_status);
+	if (d.reload != NULL) {
+		pthread_join(d.reload->thread, NULL);
+		chatmond_reload_free(d.reload);
+		d.reload = NULL;
+	}
 	/*
 	 * Tear-down order (design.md): the lws context first, outside any lws
 	 * callback; then let the loop run what lws left behind; then our own

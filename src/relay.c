@@ -181,48 +181,85 @@ relay_check(const struct config *cfg, struct sbuf *errs)
 	return rc;
 }
 
-int
-relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
-{
-	struct codec		*c;
-	struct rulebook		*ru = NULL;
-	struct model		*m = NULL;
-	struct window_conf	 wc;
-	char			**shops = NULL;
+/*
+ * What a configuration needs compiled (the codec, the rule packs, the
+ * model, the shops' names): pure work, no I/O beyond reading the files
+ * and nothing of a running relay, so a reload makes it on a thread of its
+ * own while the relay goes on (src/main.c).
+ */
+struct relay_next {
+	struct codec	*codec;
+	struct rulebook	*book;
+	struct model	*model;
+	char		**shops;
+	size_t		  nshops;
+};
 
-	if (relay_shops_copy(cfg, &shops) == -1) {
-		sbuf_line(errs, "relay_set_config: out of memory");
-		return -1;
+struct relay_next *
+relay_prepare(const struct config *cfg, struct sbuf *errs)
+{
+	struct relay_next	*n;
+
+	if ((n = calloc(1, sizeof(*n))) == NULL ||
+	    relay_shops_copy(cfg, &n->shops) == -1) {
+		free(n);
+		sbuf_line(errs, "relay_prepare: out of memory");
+		return NULL;
 	}
+	n->nshops = cfg->nshops;
+	if ((n->codec = codec_new(&cfg->protocol, errs)) == NULL ||
+	    (n->book = rulebook_load(cfg, 0, errs)) == NULL ||
+	    (cfg->model != NULL && (n->model = model_new(cfg->model, errs)) == NULL)) {
+		relay_next_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+void
+relay_next_free(struct relay_next *n)
+{
+	if (n == NULL)
+		return;
+	relay_shops_free(n->shops, n->nshops);
+	codec_free(n->codec);
+	rulebook_free(n->book);
+	model_free(n->model);
+	free(n);
+}
+
+int
+relay_apply(struct relay *r, const struct config *cfg, struct relay_next *n,
+    struct sbuf *errs)
+{
+	struct window_conf	 wc;
+
 	/* the whole book is swapped at once, or the old one stays */
-	if ((c = codec_new(&cfg->protocol, errs)) == NULL ||
-	    (ru = rulebook_load(cfg, 0, errs)) == NULL ||
-	    (cfg->model != NULL && (m = model_new(cfg->model, errs)) == NULL))
-		goto err;
 	detect_window_conf(cfg, &wc);
-	if (r->detect == NULL && (r->detect = detect_new(ru, &wc)) == NULL) {
-		sbuf_line(errs, "relay_set_config: out of memory");
+	if (r->detect == NULL && (r->detect = detect_new(n->book, &wc)) == NULL) {
+		sbuf_line(errs, "relay_apply: out of memory");
 		goto err;
 	}
-	if (detect_set_model(r->detect, m, cfg->model_veto) == -1) {
-		sbuf_line(errs, "relay_set_config: out of memory");
+	if (detect_set_model(r->detect, n->model, cfg->model_veto) == -1) {
+		sbuf_line(errs, "relay_apply: out of memory");
 		/* the old one stays */
 		(void)detect_set_model(r->detect, r->model, r->veto);
 		goto err;
 	}
-	detect_set_book(r->detect, ru);
+	detect_set_book(r->detect, n->book);
 	detect_set_window(r->detect, &wc);
 	codec_free(r->codec);
 	rulebook_free(r->book);
 	model_free(r->model);
-	r->codec = c;
-	r->book = ru;
-	r->model = m;
-	r->veto = cfg->model_veto;
 	relay_shops_free(r->shops, r->nshops);
-	r->shops = shops;
-	r->nshops = cfg->nshops;
+	r->codec = n->codec;
+	r->book = n->book;
+	r->model = n->model;
+	r->veto = cfg->model_veto;
+	r->shops = n->shops;
+	r->nshops = n->nshops;
 	r->shops_refuse = cfg->shops_refuse;
+	free(n);
 	if (r->sla != NULL)
 		slaclock_set_config(r->sla, cfg);
 	if (r->sink != NULL)
@@ -233,17 +270,25 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 		history_set_config(r->hist, cfg);
 	if (r->notes != NULL)
 		notes_set_config(r->notes, cfg);
-	log_info("relay_set_config: %zu rules from %s (%s)%s%s", rulebook_count(ru),
-	    cfg->rules, rules_jit(rulebook_base(ru)) ? "JIT" :
+	log_info("relay_apply: %zu rules from %s (%s)%s%s", rulebook_count(r->book),
+	    cfg->rules, rules_jit(rulebook_base(r->book)) ? "JIT" :
 	    "interpreter: JIT unavailable",
-	    m != NULL ? ", second opinion from " : "", m != NULL ? cfg->model : "");
+	    r->model != NULL ? ", second opinion from " : "",
+	    r->model != NULL ? cfg->model : "");
 	return 0;
 err:
-	relay_shops_free(shops, cfg->nshops);
-	codec_free(c);
-	rulebook_free(ru);
-	model_free(m);
+	relay_next_free(n);
 	return -1;
+}
+
+int
+relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
+{
+	struct relay_next	*n;
+
+	if ((n = relay_prepare(cfg, errs)) == NULL)
+		return -1;
+	return relay_apply(r, cfg, n, errs);
 }
 
 void

@@ -52,6 +52,18 @@ int	relay_check(const struct config *cfg, struct sbuf *errs);
 /* Applies a reloaded configuration; on failure the old one stays. */
 int	relay_set_config(struct relay *, const struct config *cfg,
 	    struct sbuf *errs);
+/*
+ * relay_set_config in two steps, for a reload that compiles off the loop:
+ * relay_prepare reads and compiles what cfg names (codec, rule packs,
+ * model) and touches nothing else, so any thread may run it; relay_apply
+ * (the loop's thread) swaps it in, or keeps the old on failure, and takes
+ * next in either case. NULL or -1 with errs.
+ */
+struct relay_next;
+struct relay_next *relay_prepare(const struct config *cfg, struct sbuf *errs);
+int	relay_apply(struct relay *, const struct config *cfg,
+	    struct relay_next *next, struct sbuf *errs);
+void	relay_next_free(struct relay_next *);
 /* Inspects one complete message; data stays the caller's. */
 enum relay_verdict relay_message(struct relay *, struct relay_peer *,
 	    enum relay_dir, int binary, const char *data, size_t len);

@@ -26,7 +26,7 @@ import uuid
 import pytest
 import websockets
 
-from conftest import (CHATMOND, SLOW, T, RawWS, agent, closed, config_text, free_port,
+from conftest import (CHATMOND, DEFAULT_RULES, SLOW, T, RawWS, agent, closed, config_text, free_port,
                       recv, run, wait_for)
 
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
@@ -1266,6 +1266,67 @@ def test_reload_with_20_agents(daemon, backend, notify, tmp_path):
           f"dropped=0 reload_ms(notify)={[round(x, 2) for x in times_ms]} "
           f"reload_ms(log)={logged}")
     assert len(times_ms) == 5
+
+
+RELOAD_WORD_RULE = ("- rule: abuse.test_reload_thread\n  category: abuse\n  severity: critical\n"
+                    "  action: block\n  pattern: 'reloadcheck'\n  message: 亲,请文明用语。\n"
+                    "  examples:\n    match: [reloadcheck]\n")
+
+
+def test_reload_compiles_off_the_loop(daemon, backend, tmp_path):
+    """A reload reads and compiles the rules on a thread of its own: with the
+    default pack (a second or more to compile) an agent's turn is relayed
+    while it does, and the reload applies after. SIGHUPs while a reload is
+    under way make one more reload after it, which reads the files as they
+    are then; SIGTERM in the middle of a reload stops clean."""
+    rules = tmp_path / "rules"
+    shutil.copytree(DEFAULT_RULES, rules)
+    b = backend()
+    d = daemon(b.port, rules=str(rules))
+    text = "好的，马上为您查询一下物流"
+
+    async def main():
+        async with agent(d, "/echo?agent=a1") as ws:
+            # 1. a turn relayed while the pack compiles
+            mark = len(d.log())
+            d.signal(signal.SIGHUP)
+            await asyncio.to_thread(d.wait_log, r"main: reload: reading", T, mark)
+            await ws.send(turn(text, "c-1"))
+            assert json.loads(await recv(ws))["text"] == text
+            assert "configuration reloaded" not in d.log()[mark:], \
+                "the turn waited for the reload"
+            await asyncio.to_thread(d.wait_log, r"configuration reloaded", 30 * SLOW, mark)
+
+            # 2. three SIGHUPs during one reload: one more reload, which sees the new file
+            mark = len(d.log())
+            d.signal(signal.SIGHUP)
+            await asyncio.to_thread(d.wait_log, r"main: reload: reading", T, mark)
+            (rules / "zz-reload.yaml").write_text(RELOAD_WORD_RULE, encoding="utf-8")
+            d.signal(signal.SIGHUP)
+            d.signal(signal.SIGHUP)
+            await asyncio.to_thread(d.wait_log, r"one is under way, another follows it",
+                                    T, mark)
+            deadline = time.monotonic() + 60 * SLOW
+            while len(re.findall(r"configuration reloaded", d.log()[mark:])) < 2:
+                assert time.monotonic() < deadline, d.log()[mark:][-3000:]
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            tail = d.log()[mark:]
+            assert len(re.findall(r"main: reload: reading", tail)) == 2, tail[-3000:]
+            assert len(re.findall(r"configuration reloaded", tail)) == 2, tail[-3000:]
+            await ws.send(turn("reloadcheck", "c-1"))
+            # the echoed turn's round may have warned meanwhile (slow builds)
+            while (w := json.loads(await recv(ws)))["alert"]["type"].startswith("sla."):
+                pass
+            assert w["type"] == "chatmon.warning" and w["blocked"] is True, w
+            assert w["alert"]["rule"] == "abuse.test_reload_thread", w
+    run(main(), 120)
+
+    # 3. SIGTERM while a reload compiles: the thread is waited for, exit 0
+    mark = len(d.log())
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"main: reload: reading", T, mark)
+    assert d.stop() == 0, d.log()[-3000:]
 
 
 # --------------------------------------------------------------------------

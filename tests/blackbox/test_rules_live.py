@@ -219,7 +219,7 @@ def test_sighup_swaps_rules_or_keeps_them(daemon, backend, tmp_path):
                 "  examples:\n    match: [爱买不买]\n")
             mark = len(d.log())
             d.signal(signal.SIGHUP)
-            d.wait_log(r"relay_set_config: 1 rules from", start=mark)
+            d.wait_log(r"relay_apply: 1 rules from", start=mark)
             await ws.send(turn("还是缺货"))
             assert json.loads(await recv(ws))["type"] == "message"     # no warning now
             await ws.send(turn("爱买不买"))
