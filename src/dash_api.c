@@ -269,12 +269,10 @@ dash_api_item(struct dash *d, const char *sid, const char *id, json_t *alert)
 	    h != NULL ? h : json_null());
 }
 
-/* Whether o's string key is want (NULL: any). */
+/* Whether v is want (NULL: any); v NULL is no value (jsonw_cstr). */
 static int
-dash_api_is(const json_t *o, const char *key, const char *want)
+dash_api_is(const char *v, const char *want)
 {
-	const char	*v = json_string_value(json_object_get(o, key));
-
 	return want == NULL || (v != NULL && strcmp(v, want) == 0);
 }
 
@@ -286,20 +284,17 @@ dash_api_in_state(const json_t *h, const char *state)
 		return 1;
 	if (strcmp(state, "unhandled") == 0)
 		return h == NULL;
-	return h != NULL && dash_api_is(h, "state", state);
+	return h != NULL && dash_api_is(jsonw_cstr(h, "state"), state);
 }
 
 /*
- * Whether alert a is of the login's scope and of shop and queue (NULL:
- * any; "": none, the alerts without one).
+ * Whether an alert of shop sh and queue qu (NULL: none) is of the login's
+ * scope and of shop and queue (NULL: any; "": none, the alerts without one).
  */
 static int
-dash_api_seen(const struct dash_req *q, const json_t *a, const char *shop,
-    const char *queue)
+dash_api_seen(const struct dash_req *q, const char *sh, const char *qu,
+    const char *shop, const char *queue)
 {
-	const char	*sh = json_string_value(json_object_get(a, "shop"));
-	const char	*qu = json_string_value(json_object_get(a, "queue"));
-
 	if (!users_scope_has(q->scope, sh))
 		return 0;
 	if (shop != NULL && strcmp(shop, sh != NULL ? sh : "") != 0)
@@ -326,9 +321,10 @@ dash_api_alerts(struct dash_req *q)
 	char		 queuebuf[DASH_API_ARG];
 	const char	*since, *state, *sev, *agent, *conv, *lim, *day;
 	const char	*shop, *queue;
-	const char	*sid, *id, *json, *last;
+	const struct feed_item *it;
+	const char	*last;
 	json_t		*list, *a, *item;
-	size_t		 k, n, len, limit = DASH_API_LIMIT;
+	size_t		 k, n, limit = DASH_API_LIMIT;
 	char		*end;
 	int		 forward;
 
@@ -367,27 +363,24 @@ dash_api_alerts(struct dash_req *q)
 	/*
 	 * Oldest first. With since, the first `limit` after it, read forward
 	 * (a client reads on from "last"); without, the newest `limit`, read
-	 * backward and put in order. At most every alert the feed holds is
-	 * parsed: a few thousand.
+	 * backward and put in order. The filters read the feed's own copy of
+	 * the fields: only the alerts of the answer are parsed, so that a
+	 * filter that matches nothing costs no parsing of thousands.
 	 */
 	forward = since != NULL;
 	n = feed_size(d->feed);
 	for (k = 0; k < n && json_array_size(list) < limit; k++) {
-		if (feed_at(d->feed, forward ? k : n - 1 - k, &sid, &id, &json,
-		    &len) == -1)
+		if ((it = feed_item(d->feed, forward ? k : n - 1 - k)) == NULL)
 			break;
-		if (since != NULL && !dash_api_sid_after(sid, since))
+		if (since != NULL && !dash_api_sid_after(it->sid, since))
 			continue;
-		if (!dash_api_in_state(dash_audit_handling(d, id), state) ||
-		    (a = json_loadb(json, len, JSON_ALLOW_NUL, NULL)) == NULL)
+		if (!dash_api_is(it->severity, sev) || !dash_api_is(it->agent,
+		    agent) || !dash_api_is(it->conversation, conv) ||
+		    !dash_api_seen(q, it->shop, it->queue, shop, queue) ||
+		    !dash_api_in_state(dash_audit_handling(d, it->id), state) ||
+		    (a = json_loadb(it->json, it->len, JSON_ALLOW_NUL, NULL)) == NULL)
 			continue;
-		if (!dash_api_is(a, "severity", sev) || !dash_api_is(a, "agent",
-		    agent) || !dash_api_is(a, "conversation", conv) ||
-		    !dash_api_seen(q, a, shop, queue)) {
-			json_decref(a);
-			continue;
-		}
-		if ((item = dash_api_item(d, sid, id, a)) == NULL ||
+		if ((item = dash_api_item(d, it->sid, it->id, a)) == NULL ||
 		    (forward ? json_array_append_new(list, item) :
 		    json_array_insert_new(list, 0, item)) == -1) {
 			json_decref(list);
@@ -413,15 +406,15 @@ dash_api_alerts(struct dash_req *q)
 static json_t *
 dash_api_find(struct dash *d, const char *want, const char **sidp)
 {
-	const char	*sid, *id, *json;
-	size_t		 i, len;
+	const struct feed_item	*it;
+	size_t			 i;
 
 	for (i = feed_size(d->feed); i > 0; i--)
-		if (feed_at(d->feed, i - 1, &sid, &id, &json, &len) == 0 &&
-		    strcmp(id, want) == 0) {
+		if ((it = feed_item(d->feed, i - 1)) != NULL &&
+		    strcmp(it->id, want) == 0) {
 			if (sidp != NULL)
-				*sidp = sid;
-			return json_loadb(json, len, JSON_ALLOW_NUL, NULL);
+				*sidp = it->sid;
+			return json_loadb(it->json, it->len, JSON_ALLOW_NUL, NULL);
 		}
 	return NULL;
 }
@@ -523,18 +516,18 @@ out:
 static json_t *
 dash_api_waiting(struct dash *d, const char *id)
 {
-	json_t	*w, *rounds, *r, *found = NULL;
-	size_t	 i;
+	json_t		*w, *rounds, *r, *found = NULL;
+	const char	*c;
+	size_t		 i;
 
-	if (d->waiting.len == 0 ||
-	    (w = json_loadb(d->waiting.s, d->waiting.len, 0, NULL)) == NULL)
+	if (d->waiting.len == 0 || (w = json_loadb(d->waiting.s,
+	    d->waiting.len, JSON_ALLOW_NUL, NULL)) == NULL)
 		return json_null();
 	rounds = json_object_get(w, "rounds");
 	for (i = 0; json_is_array(rounds) && i < json_array_size(rounds); i++) {
 		r = json_array_get(rounds, i);
-		if (json_string_value(json_object_get(r, "conversation")) != NULL &&
-		    strcmp(json_string_value(json_object_get(r, "conversation")),
-		    id) == 0) {
+		if ((c = jsonw_cstr(r, "conversation")) != NULL &&
+		    strcmp(c, id) == 0) {
 			found = json_incref(r);
 			break;
 		}
@@ -547,23 +540,20 @@ static void
 dash_api_conv_answer(struct dash_req *q)
 {
 	struct dash	*d = q->d;
+	const struct feed_item *it;
 	json_t		*alerts, *a, *waiting, *nick = NULL, *t, *item, *o;
-	const char	*sid, *id, *json, *c;
-	size_t		 i, len;
+	size_t		 i;
 
 	if ((alerts = json_array()) == NULL) {
 		(void)dash_api_answer(q, HTTP_STATUS_OK, NULL);
 		return;
 	}
-	for (i = 0; feed_at(d->feed, i, &sid, &id, &json, &len) == 0; i++) {
-		if ((a = json_loadb(json, len, JSON_ALLOW_NUL, NULL)) == NULL)
+	for (i = 0; (it = feed_item(d->feed, i)) != NULL; i++) {
+		if (it->conversation == NULL ||
+		    strcmp(it->conversation, q->arg) != 0 ||
+		    (a = json_loadb(it->json, it->len, JSON_ALLOW_NUL, NULL)) == NULL)
 			continue;
-		if ((c = json_string_value(json_object_get(a, "conversation"))) == NULL ||
-		    strcmp(c, q->arg) != 0) {
-			json_decref(a);
-			continue;
-		}
-		if ((item = dash_api_item(d, sid, id, a)) != NULL)
+		if ((item = dash_api_item(d, it->sid, it->id, a)) != NULL)
 			json_array_append_new(alerts, item);
 	}
 	waiting = dash_api_waiting(d, q->arg);
@@ -736,7 +726,7 @@ static int
 dash_api_conv(struct dash_req *q)
 {
 	struct dash	*d = q->d;
-	int		 in = dash_scope_conv(d, q->scope, q->arg);
+	int		 in = dash_scope_conv(d, q->scope, q->arg, NULL);
 
 	if (in == 0)
 		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
@@ -822,10 +812,13 @@ dash_api_note(struct dash_req *q)
 	if (note_req_parse(q->body, q->len, &q->conv, &q->text, err,
 	    sizeof(err)) == -1)
 		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, err);
-	/* a whisper needs what the page shows: its alert or its waiting round */
-	if (dash_scope_conv(d, q->scope, q->conv) != 1)
+	/*
+	 * a whisper needs what the page shows: an alert or the waiting round
+	 * of that conversation and that agent
+	 */
+	if (dash_scope_conv(d, q->scope, q->conv, q->arg) != 1)
 		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
-		    "is not known to be of a shop your login sees");
+		    "and agent are not known together in a shop your login sees");
 	if (!rconn_up(d->wr))
 		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
 	note_id(id, q->now, randombytes_random());
@@ -1048,12 +1041,12 @@ dash_api_on_day_alerts(redisReply *r, void *priv)
 		want = json_string_value(json_object_get(f, "state"));
 		if (!json_is_object(a) || !dash_api_in_state(id != NULL ?
 		    dash_audit_handling(d, id) : NULL, want) ||
-		    !dash_api_is(a, "severity", json_string_value(json_object_get(f,
-		    "severity"))) || !dash_api_is(a, "agent", json_string_value(
-		    json_object_get(f, "agent"))) || !dash_api_is(a, "conversation",
-		    json_string_value(json_object_get(f, "conversation"))) ||
-		    !dash_api_seen(q, a, json_string_value(json_object_get(f,
-		    "shop")), json_string_value(json_object_get(f, "queue")))) {
+		    !dash_api_is(jsonw_cstr(a, "severity"), jsonw_cstr(f,
+		    "severity")) || !dash_api_is(jsonw_cstr(a, "agent"),
+		    jsonw_cstr(f, "agent")) || !dash_api_is(jsonw_cstr(a,
+		    "conversation"), jsonw_cstr(f, "conversation")) ||
+		    !dash_api_seen(q, jsonw_cstr(a, "shop"), jsonw_cstr(a, "queue"),
+		    jsonw_cstr(f, "shop"), jsonw_cstr(f, "queue"))) {
 			json_decref(a);
 			continue;
 		}

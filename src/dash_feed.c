@@ -94,16 +94,16 @@ dash_feed_alerts_due(const struct dash_client *c)
 static int
 dash_feed_handling_reset(struct dash *d, const char *scope, struct sbuf *out)
 {
-	json_t		*all, *v;
-	const char	*sid, *id, *json;
-	size_t		 i, len;
+	const struct feed_item	*it;
+	json_t			*all, *v;
+	size_t			 i;
 
 	if ((all = json_object()) == NULL)
 		return -1;
-	for (i = 0; feed_at(d->feed, i, &sid, &id, &json, &len) == 0; i++)
-		if (users_scope_has(scope, feed_at_shop(d->feed, i, NULL)) &&
-		    (v = json_object_get(d->handling, id)) != NULL &&
-		    json_object_set(all, id, v) == -1) {
+	for (i = 0; (it = feed_item(d->feed, i)) != NULL; i++)
+		if (users_scope_has(scope, it->shop) &&
+		    (v = json_object_get(d->handling, it->id)) != NULL &&
+		    json_object_set(all, it->id, v) == -1) {
 			json_decref(all);
 			return -1;
 		}

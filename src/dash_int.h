@@ -213,10 +213,15 @@ int	dash_api_cb(struct lws *, enum lws_callback_reasons, void *, void *,
 int	dash_scope_alert(struct dash *, const char *scope, const char *id);
 /*
  * Whether a login of scope may see conversation conv by what the dashboard
- * holds of it: 1 it names the login's shops only, 0 it names another, -1
- * nothing is held (Redis may still know: dash_api asks its record).
+ * holds of it (its alerts, its waiting round): 1 it names the login's
+ * shops only, 0 it names another, -1 nothing is held (Redis may still
+ * know: dash_api asks its record). With agent, only what names that agent
+ * as the conversation's counts for 1: a whisper goes to the agent the
+ * page shows, never to one of another shop by way of a conversation of
+ * the login's.
  */
-int	dash_scope_conv(struct dash *, const char *scope, const char *conv);
+int	dash_scope_conv(struct dash *, const char *scope, const char *conv,
+	    const char *agent);
 /*
  * A handling or note message of the events (ev) as a page of scope sees
  * it, appended to out: 1 appended, 0 none of it is the page's, -1 ENOMEM.

@@ -19,51 +19,63 @@
 int
 dash_scope_alert(struct dash *d, const char *scope, const char *id)
 {
-	const char	*sid, *aid, *json;
-	size_t		 i, len;
+	const struct feed_item	*it;
+	size_t			 i;
 
 	if (scope == NULL)
 		return 1;
 	for (i = feed_size(d->feed); i > 0; i--)
-		if (feed_at(d->feed, i - 1, &sid, &aid, &json, &len) == 0 &&
-		    strcmp(aid, id) == 0)
-			return users_scope_has(scope, feed_at_shop(d->feed, i - 1,
-			    NULL));
+		if ((it = feed_item(d->feed, i - 1)) != NULL &&
+		    strcmp(it->id, id) == 0)
+			return users_scope_has(scope, it->shop);
 	return 0;
 }
 
-/* shop, a shop seen of conv: *in when it is of scope, else *out. */
+/*
+ * shop, a shop seen of conv: *out when it is not of scope, else *in when
+ * it names the agent asked for (named).
+ */
 static void
-dash_scope_saw(const char *scope, const char *shop, int *in, int *out)
+dash_scope_saw(const char *scope, const char *shop, int named, int *in,
+    int *out)
 {
-	if (users_scope_has(scope, shop))
-		*in = 1;
-	else
+	if (!users_scope_has(scope, shop))
 		*out = 1;
+	else if (named)
+		*in = 1;
+}
+
+/* Whether have is the agent asked for (want NULL: any). */
+static int
+dash_scope_named(const char *have, const char *want)
+{
+	return want == NULL || (have != NULL && strcmp(have, want) == 0);
 }
 
 int
-dash_scope_conv(struct dash *d, const char *scope, const char *conv)
+dash_scope_conv(struct dash *d, const char *scope, const char *conv,
+    const char *agent)
 {
-	const char	*c, *shop;
-	json_t		*w, *r;
-	size_t		 i;
-	int		 in = 0, out = 0;
+	const struct feed_item	*it;
+	const char		*c;
+	json_t			*w, *r;
+	size_t			 i;
+	int			 in = 0, out = 0;
 
 	if (scope == NULL)
 		return 1;
-	for (i = 0; i < feed_size(d->feed); i++) {
-		shop = feed_at_shop(d->feed, i, &c);
-		if (c != NULL && strcmp(c, conv) == 0)
-			dash_scope_saw(scope, shop, &in, &out);
-	}
+	for (i = 0; (it = feed_item(d->feed, i)) != NULL; i++)
+		if (it->conversation != NULL && strcmp(it->conversation, conv) == 0)
+			dash_scope_saw(scope, it->shop,
+			    dash_scope_named(it->agent, agent), &in, &out);
 	if (d->waiting.len > 0 && (w = json_loadb(d->waiting.s, d->waiting.len,
 	    JSON_ALLOW_NUL, NULL)) != NULL) {
 		json_array_foreach(json_object_get(w, "rounds"), i, r)
-			if ((c = json_string_value(json_object_get(r,
-			    "conversation"))) != NULL && strcmp(c, conv) == 0)
-				dash_scope_saw(scope, json_string_value(
-				    json_object_get(r, "shop")), &in, &out);
+			if ((c = jsonw_cstr(r, "conversation")) != NULL &&
+			    strcmp(c, conv) == 0)
+				dash_scope_saw(scope, jsonw_cstr(r, "shop"),
+				    dash_scope_named(jsonw_cstr(r, "agent"), agent),
+				    &in, &out);
 		json_decref(w);
 	}
 	/* a conversation keeps its first shop: two shops seen is someone's mischief */
@@ -105,7 +117,7 @@ dash_scope_event(struct dash *d, const char *scope, const char *ev,
 	} else if (type != NULL && strcmp(type, "note") == 0) {
 		note = json_object_get(m, "note");
 		if ((id = json_string_value(json_object_get(note,
-		    "conversation"))) == NULL || dash_scope_conv(d, scope, id) != 1)
+		    "conversation"))) == NULL || dash_scope_conv(d, scope, id, NULL) != 1)
 			goto out;
 	} else
 		goto out;	/* a kind it does not know: kept from a scoped page */

@@ -16,12 +16,10 @@
 #define FEED_SEEN_MIN	10000
 
 struct feed_entry {
+	struct feed_item it;		/* its strings are sid, json and meta's */
 	char		 sid[FEED_SID_MAX];
 	char		*json;		/* owned; the alert object as it came */
-	char		*id;		/* owned; its id */
-	char		*shop;		/* owned; its "shop", NULL none: a scoped page sees it or not */
-	char		*conv;		/* owned; its "conversation", NULL none: and whose that is */
-	size_t		 len;
+	char		*meta;		/* owned; it's id, shop, ... one after another */
 };
 
 struct feed {
@@ -67,9 +65,7 @@ feed_free(struct feed *f)
 		return;
 	for (i = 0; f->ring != NULL && i < f->cap; i++) {
 		free(f->ring[i].json);
-		free(f->ring[i].id);
-		free(f->ring[i].shop);
-		free(f->ring[i].conv);
+		free(f->ring[i].meta);
 	}
 	free(f->ring);
 	seen_free(f->seen);
@@ -190,11 +186,17 @@ out:
 int
 feed_add(struct feed *f, const char *sid, const char *json, size_t len)
 {
+	/* the item's fields, in the order meta holds them */
+	static const char *const keys[] = { "id", "shop", "queue", "agent",
+	    "conversation", "severity" };
+	const char		*v[UTIL_NELEM(keys)];
+	size_t			 vlen[UTIL_NELEM(keys)], size = 0, k;
 	struct feed_entry	*e;
+	struct feed_item	*it;
 	json_t			*a;
-	const char		*id, *shop, *conv;
 	uint64_t		 ms, seq;
-	char			*copy, *idcopy = NULL, *shopcopy = NULL, *convcopy = NULL;
+	const char		**field[UTIL_NELEM(keys)];
+	char			*copy = NULL, *meta = NULL, *m;
 	int			 rc;
 
 	if (feed_sid(sid, &ms, &seq) == -1) {
@@ -209,42 +211,51 @@ feed_add(struct feed *f, const char *sid, const char *json, size_t len)
 	f->last_seq = seq;
 	/* chat text may hold U+0000, and chatmond keeps it whole (as tail does) */
 	if ((a = json_loadb(json, len, JSON_ALLOW_NUL, NULL)) == NULL ||
-	    !json_is_object(a) ||
-	    (id = json_string_value(json_object_get(a, "id"))) == NULL) {
+	    !json_is_object(a) || jsonw_cstr(a, "id") == NULL) {
 		json_decref(a);
 		f->bad++;
 		return 0;
 	}
-	if ((rc = seen_add(f->seen, id)) != 0 ||
-	    (copy = malloc(len + 1)) == NULL) {
-		json_decref(a);
-		return rc == 1 ? 0 : -1;
+	for (k = 0; k < UTIL_NELEM(keys); k++) {
+		v[k] = jsonw_cstr(a, keys[k]);
+		vlen[k] = v[k] != NULL ? strlen(v[k]) : 0;
+		size += vlen[k] + 1;
 	}
-	shop = json_string_value(json_object_get(a, "shop"));
-	conv = json_string_value(json_object_get(a, "conversation"));
-	if (feed_count_hit(f, a) == -1 || (idcopy = strdup(id)) == NULL ||
-	    (shop != NULL && shop[0] != '\0' && (shopcopy = strdup(shop)) == NULL) ||
-	    (conv != NULL && (convcopy = strdup(conv)) == NULL)) {
+	if (v[1] != NULL && v[1][0] == '\0')
+		v[1] = NULL;	/* no shop */
+	if ((rc = seen_add(f->seen, v[0])) != 0 ||
+	    (copy = malloc(len + 1)) == NULL || (meta = malloc(size)) == NULL ||
+	    feed_count_hit(f, a) == -1) {
 		json_decref(a);
+		if (rc == 1)
+			return 0;
 		free(copy);
-		free(idcopy);
-		free(shopcopy);
+		free(meta);
 		return -1;
+	}
+	e = &f->ring[f->next % f->cap];
+	free(e->json);		/* the oldest, when full */
+	free(e->meta);
+	it = &e->it;
+	field[0] = &it->id;
+	field[1] = &it->shop;
+	field[2] = &it->queue;
+	field[3] = &it->agent;
+	field[4] = &it->conversation;
+	field[5] = &it->severity;
+	for (m = meta, k = 0; k < UTIL_NELEM(keys); k++) {
+		*field[k] = v[k] != NULL ? memcpy(m, v[k], vlen[k] + 1) : NULL;
+		m += vlen[k] + 1;
 	}
 	json_decref(a);
 	memcpy(copy, json, len);
 	copy[len] = '\0';
-	e = &f->ring[f->next % f->cap];
-	free(e->json);		/* the oldest, when full */
-	free(e->id);
-	free(e->shop);
-	free(e->conv);
-	e->shop = shopcopy;
-	e->conv = convcopy;
 	snprintf(e->sid, sizeof(e->sid), "%s", sid);
 	e->json = copy;
-	e->id = idcopy;
-	e->len = len;
+	e->meta = meta;
+	it->sid = e->sid;
+	it->json = copy;
+	it->len = len;
 	f->next++;
 	if (f->n < f->cap)
 		f->n++;
@@ -263,20 +274,10 @@ feed_size(const struct feed *f)
 	return f->n;
 }
 
-int
-feed_at(const struct feed *f, size_t i, const char **sid, const char **id,
-    const char **json, size_t *len)
+const struct feed_item *
+feed_item(const struct feed *f, size_t i)
 {
-	const struct feed_entry	*e;
-
-	if (i >= f->n)
-		return -1;
-	e = &f->ring[(f->next - f->n + i) % f->cap];
-	*sid = e->sid;
-	*id = e->id;
-	*json = e->json;
-	*len = e->len;
-	return 0;
+	return i < f->n ? &f->ring[(f->next - f->n + i) % f->cap].it : NULL;
 }
 
 uint64_t
@@ -305,22 +306,6 @@ feed_pending(const struct feed *f, uint64_t pos)
 	return pos == FEED_NEW || pos < f->next;
 }
 
-const char *
-feed_at_shop(const struct feed *f, size_t i, const char **conv)
-{
-	const struct feed_entry	*e;
-
-	if (i >= f->n) {
-		if (conv != NULL)
-			*conv = NULL;
-		return NULL;
-	}
-	e = &f->ring[(f->next - f->n + i) % f->cap];
-	if (conv != NULL)
-		*conv = e->conv;
-	return e->shop;
-}
-
 int
 feed_alerts_msg(const struct feed *f, uint64_t *pos, const char *scope,
     struct sbuf *out)
@@ -338,11 +323,11 @@ feed_alerts_msg(const struct feed *f, uint64_t *pos, const char *scope,
 		return -1;
 	for (k = 0; k < FEED_BATCH_MAX && seq < f->next; seq++) {
 		e = &f->ring[seq % f->cap];
-		if (!users_scope_has(scope, e->shop))
+		if (!users_scope_has(scope, e->it.shop))
 			continue;	/* another shop's: not this page's to see */
 		/* a stream id is digits and a '-', and the alert was parsed: as is */
 		if (sbuf_printf(out, "%s{\"sid\":\"%s\",\"alert\":", k ? "," : "",
-		    e->sid) == -1 || sbuf_append(out, e->json, e->len) == -1 ||
+		    e->sid) == -1 || sbuf_append(out, e->json, e->it.len) == -1 ||
 		    sbuf_append(out, "}", 1) == -1)
 			return -1;
 		k++;

@@ -77,3 +77,12 @@ jsonw_key(struct sbuf *out, const char *key, int first)
 	    sbuf_append(out, key, strlen(key)) == -1 ||
 	    sbuf_append(out, "\":", 2) == -1 ? -1 : 0;
 }
+
+const char *
+jsonw_cstr(const json_t *o, const char *key)
+{
+	const json_t	*v = json_object_get(o, key);
+	const char	*s = json_string_value(v);
+
+	return s != NULL && strlen(s) == json_string_length(v) ? s : NULL;
+}

@@ -21,6 +21,7 @@
 #include "chatmon/config.h"
 #include "chatmon/httpc.h"
 #include "chatmon/log.h"
+#include "chatmon/jsonw.h"
 #include "chatmon/pushd.h"
 #include "chatmon/pushmsg.h"
 #include "chatmon/rconn.h"
@@ -656,8 +657,9 @@ pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv)
 		return;		/* held already: our claim pass found it again */
 	pd->n_entries++;
 	if ((raw = rreply_field(fv, "alert", &len)) == NULL ||
-	    (a = json_loadb(raw, len, 0, NULL)) == NULL || !json_is_object(a) ||
-	    (id = json_string_value(json_object_get(a, "id"))) == NULL ||
+	    /* chat text may hold U+0000: chatmond keeps it, so must this */
+	    (a = json_loadb(raw, len, JSON_ALLOW_NUL, NULL)) == NULL ||
+	    !json_is_object(a) || (id = jsonw_cstr(a, "id")) == NULL ||
 	    strlen(id) > 200 || strchr(id, ' ') != NULL) {
 		/* nothing to deliver: an entry trimmed away, or not ours */
 		pd->n_bad++;

@@ -139,6 +139,41 @@ pm_wait(char out[32], json_t *w)
 		snprintf(out, 32, "%lld小时%lld分", s / 3600, s % 3600 / 60);
 }
 
+/* The longest conversation id or agent a message shows whole, in bytes. */
+#define PM_SHOWN_MAX	96
+
+/*
+ * Appends s, a value the chat side chose (a conversation id, an agent), as
+ * a message shows it: DingTalk and WeCom read the text as markdown, so a
+ * conversation named "c1\n\n### [请立即复核](https://…)" would put a
+ * heading and a link of its own into the supervisors' group. Control
+ * characters become U+FFFD, the characters of links, images and HTML
+ * ([ ] ( ) < > `) their full-width forms, and a value longer than
+ * PM_SHOWN_MAX bytes ends in "…" (the link, if any, still has it whole).
+ */
+static int
+pm_shown(struct sbuf *out, const char *s)
+{
+	static const char *const wide[] = { "［", "］", "（", "）", "＜", "＞", "｀" };
+	static const char narrow[] = "[]()<>`";
+	const unsigned char	*p = (const unsigned char *)s;
+	const char		*w;
+	size_t			 n = 0;
+	int			 rc = 0;
+
+	for (; *p != '\0' && rc == 0; p++, n++) {
+		if (n >= PM_SHOWN_MAX && (*p & 0xc0) != 0x80)
+			return sbuf_printf(out, "…");
+		if (*p < 0x20 || *p == 0x7f)
+			rc = sbuf_printf(out, "\xef\xbf\xbd");
+		else if ((w = strchr(narrow, *p)) != NULL)
+			rc = sbuf_printf(out, "%s", wide[w - narrow]);
+		else
+			rc = sbuf_append(out, (const char *)p, 1);
+	}
+	return rc;
+}
+
 /* RFC 3986 unreserved characters pass, the rest is %XX. */
 static int
 pm_urlenc(struct sbuf *out, const char *s)
@@ -188,7 +223,12 @@ pm_field(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert,
 	for (i = 0; i < UTIL_NELEM(plain); i++)
 		if (strlen(plain[i]) == len && memcmp(plain[i], name, len) == 0) {
 			v = pm_str(alert, plain[i]);
-			return v != NULL ? sbuf_printf(out, "%s", v) : 0;
+			if (v == NULL)
+				return 0;
+			/* what the chat side chose, shown defused */
+			return strcmp(plain[i], "agent") == 0 ||
+			    strcmp(plain[i], "conversation") == 0 ?
+			    pm_shown(out, v) : sbuf_printf(out, "%s", v);
 		}
 #define PM_IS(s)	(len == sizeof(s) - 1 && memcmp(name, s, len) == 0)
 	if (PM_IS("severity_zh"))
@@ -248,8 +288,11 @@ pm_default(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert)
 
 	rc = sbuf_printf(out, "【chatmon】%s · %s\n",
 	    pm_severity_zh(pm_str(alert, "severity")), pm_what(alert));
-	rc |= sbuf_printf(out, "客服 %s · 会话 %s\n", agent ? agent : "-",
-	    conv ? conv : "-");
+	rc |= sbuf_printf(out, "客服 ");
+	rc |= pm_shown(out, agent ? agent : "-");
+	rc |= sbuf_printf(out, " · 会话 ");
+	rc |= pm_shown(out, conv ? conv : "-");
+	rc |= sbuf_printf(out, "\n");
 	if (type != NULL && strcmp(type, "rule.hit") == 0 && rule != NULL)
 		rc |= sbuf_printf(out, "规则 %s(%s)\n", rule,
 		    pm_action_zh(pm_str(alert, "action")));
@@ -288,8 +331,10 @@ pm_folded(struct sbuf *out, const struct pushmsg_opts *o, json_t *const *a,
 		pm_clock(clock, a[i], o->utc_offset_min);
 		agent = pm_str(a[i], "agent");
 		rule = pm_str(a[i], "rule");
-		rc |= sbuf_printf(out, "- %s %s %s%s%s\n", clock, agent ? agent : "-",
-		    pm_what(a[i]), rule ? " " : "", rule ? rule : "");
+		rc |= sbuf_printf(out, "- %s ", clock);
+		rc |= pm_shown(out, agent ? agent : "-");
+		rc |= sbuf_printf(out, " %s%s%s\n", pm_what(a[i]),
+		    rule ? " " : "", rule ? rule : "");
 	}
 	if (n > PUSHMSG_FOLD_LINES)
 		rc |= sbuf_printf(out, "…另有 %zu 条\n", n - PUSHMSG_FOLD_LINES);

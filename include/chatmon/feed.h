@@ -43,12 +43,29 @@ const char *feed_last_sid(const struct feed *);
 /* The alerts kept (at most keep). */
 size_t	feed_size(const struct feed *);
 /*
- * The i-th alert kept, oldest first (0 .. feed_size - 1): its stream id,
- * alert id and JSON, owned by the feed until the next feed_add. -1 past
- * the end.
+ * One alert kept, and what a filter or a login's scope needs of it, read
+ * once when it was added, so that looking through them parses nothing.
+ * A field is NULL when the alert has no such string, or when the string
+ * holds U+0000: no C string (a URL's argument, a login's shops) can name
+ * it, so it must match no filter and put the alert in no shop's scope
+ * rather than pass for the shorter id before the U+0000.
  */
-int	feed_at(const struct feed *, size_t i, const char **sid, const char **id,
-	    const char **json, size_t *len);
+struct feed_item {
+	const char	*sid;		/* its stream id */
+	const char	*id;		/* the alert's id: never NULL */
+	const char	*json;		/* the alert object as it came, len bytes */
+	size_t		 len;
+	const char	*shop;		/* NULL also when "" */
+	const char	*queue;
+	const char	*agent;
+	const char	*conversation;
+	const char	*severity;
+};
+/*
+ * The i-th alert kept, oldest first (0 .. feed_size - 1), owned by the
+ * feed until the next feed_add; NULL past the end.
+ */
+const struct feed_item *feed_item(const struct feed *, size_t i);
 /* Stream entries that were not alerts. */
 uint64_t feed_bad(const struct feed *);
 
@@ -65,11 +82,6 @@ int	feed_pending(const struct feed *, uint64_t pos);
  */
 int	feed_alerts_msg(const struct feed *, uint64_t *pos, const char *scope,
 	    struct sbuf *out);
-/*
- * The "shop" of the i-th alert kept (NULL: none, or past the end), and its
- * "conversation" in *conv when conv is not NULL (NULL: none); the feed's.
- */
-const char *feed_at_shop(const struct feed *, size_t i, const char **conv);
 
 /*
  * The "agents" message: the agents' merged day (state_agents_merge) with

@@ -21,6 +21,14 @@ int	jsonw_dump(struct sbuf *out, json_t *o);
  */
 int	jsonw_str(struct sbuf *out, const char *s, size_t len);
 
+/*
+ * Reading, the other way: o's member key when it is a string that a C
+ * string can stand for, else NULL. A string that holds U+0000 cannot:
+ * strcmp would take it for the shorter id before the U+0000 (an alert of
+ * conversation "c1\u0000" for conversation "c1"), so it names nothing.
+ */
+const char *jsonw_cstr(const json_t *o, const char *key);
+
 /* Appends ,"key": (no comma when first): key is a literal that needs no escape. */
 int	jsonw_key(struct sbuf *out, const char *key, int first);
 

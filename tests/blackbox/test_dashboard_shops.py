@@ -296,6 +296,51 @@ def test_a_login_of_one_shop(dashboard, redis_server, tmp_path):
     assert sorted(h["alerts"]) == sorted([tm_id, jd_id]), h
 
 
+def test_a_login_of_one_shop_cannot_borrow_another_shops_ids(dashboard, redis_server, tmp_path):
+    """A login of tm must not reach jd's conversation c-x through a tm alert
+    of conversation "c-x\\u0000" (chatmond keeps U+0000 in an id: it is
+    another conversation, never c-x), nor whisper to jd's agent bob by
+    naming a conversation of tm's."""
+    r = redis_server()
+    c = r.client()
+    users = tmp_path / "users"
+    passwd(users, ["boss", "supervisor"], "boss-pw")
+    passwd(users, ["--shops", "tm", "tmsup", "supervisor"], "tm-pw")
+    d = dashboard(r.url(), extra=f"  users: {users}\n" + "shops:\n  tm: {}\n  jd: {}\n")
+    sent = [shop_alert(1, "jd", None, conversation="c-x", agent_id="bob"),
+            shop_alert(2, "tm", None, conversation="c-x\u0000", agent_id="eve"),
+            shop_alert(3, "tm", None, conversation="c-tm", agent_id="alice")]
+    for a in sent:
+        xadd(c, a)
+    boss = login(d, "boss", "boss-pw")
+    tm = login(d, "tmsup", "tm-pw")
+
+    def ids(path, cookie):
+        st, _, doc = request(d, "GET", path, cookie=cookie)
+        assert st == 200, doc
+        return [int(x["alert"]["id"][-2:]) for x in doc["alerts"]]
+
+    wait_for(lambda: len(ids("/api/alerts", boss)) == 3, 5 * SLOW, "the alerts read")
+    assert ids("/api/alerts?conversation=c-x", boss) == [1]
+    assert ids("/api/alerts?conversation=c-x", tm) == []
+    assert ids("/api/alerts", tm) == [2, 3]
+    st, _, doc = request(d, "GET", "/api/conversations/c-x", cookie=tm)
+    assert st == 403, doc
+    st, _, doc = request(d, "GET", "/api/conversations/c-x", cookie=boss)
+    assert st == 200 and [a["alert"]["id"] for a in doc["alerts"]] == [sent[0]["id"]], doc
+    # a whisper goes to the agent of a conversation the login sees, no other
+    st, _, doc = request(d, "POST", "/api/agents/bob/notes",
+                         {"conversation": "c-tm", "text": "注意用语"}, cookie=tm)
+    assert st == 403 and "agent" in doc["error"], doc
+    assert c.zcard("chatmon:notes:pending:bob") == 0
+    st, _, doc = request(d, "POST", "/api/agents/alice/notes",
+                         {"conversation": "c-tm", "text": "注意用语"}, cookie=tm)
+    assert st == 202, doc
+    st, _, doc = request(d, "POST", "/api/agents/bob/notes",
+                         {"conversation": "c-x", "text": "注意用语"}, cookie=boss)
+    assert st == 202, doc
+
+
 def test_page_shop_filters(browser, redis_server, dashboard):
     """The page in Chromium: the shop and queue selects (the configured shops
     by name), the shop on the alert rows, the filter over the alerts and the

@@ -650,6 +650,30 @@ def test_every_target_kind_gets_a_signed_message_naming_the_alert(redis_server, 
                      f"https://cs.example.com/?conv=c-kind&alert={a['id']}|{a['message']}"), first
 
 
+def test_what_the_chat_side_chose_is_delivered_and_defused(redis_server, robot, notify):
+    """Chat text may hold U+0000 (chatmond keeps it): such an alert is
+    delivered like any other, never acked away unread. A conversation id is
+    the chat side's to choose: in DingTalk's markdown it makes no heading,
+    line or link of its own."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot(dt="k-ding")
+    n = notify(r, [route("wh", "webhook", rb), route("dt", "dingtalk", rb, secret="k-ding")],
+               top="dashboard:\n  public_url: https://cs.example.com/\n")
+    nul = make_alert(text="加我\u0000薇信", matched="加我\u0000薇信", conversation="c-nul")
+    md = make_alert(conversation="c1\n\n### [请立即复核](https://phish.example/login)\n")
+    xadd(rc, nul, md)
+    rb.wait_ids("wh", [nul["id"], md["id"]])
+    rb.wait_ids("dt", [nul["id"], md["id"]])
+    assert [e["raw"] for e in rb.delivered("wh")] == [encode(nul), encode(md)]
+    text = [e["body"]["markdown"]["text"] for e in rb.delivered("dt") if e["ids"] == [md["id"]]][0]
+    assert "［请立即复核］（https://phish.example/login）" in text, text
+    assert "](" not in text and "\n#" not in text and "\n\n###" not in text, text
+    assert "conv=c1%0A%0A%23%23%23%20%5B" in text, "the link still names it whole"
+    wait_for(lambda: pending(rc) == 0, 5 * SLOW, "both acked")
+    assert n.metric("chatmon_notify_entries_total", result="unreadable") == 0
+
+
 # --------------------------------------------------------------------------
 # Delivery semantics
 

@@ -205,30 +205,80 @@ test_keep_beyond_history(void **state)
 	feed_free(f);
 }
 
-/* feed_at walks what is kept, oldest first, past the ring's wrap (the API lists alerts from it). */
+/* feed_item walks what is kept, oldest first, past the ring's wrap (the API lists alerts from it). */
 static void
-test_at(void **state)
+test_item(void **state)
 {
-	struct feed	*f;
-	const char	*sid, *id, *json;
-	size_t		 len;
-	int		 i;
+	struct feed		*f;
+	const struct feed_item	*it;
+	int			 i;
 
 	(void)state;
 	assert_non_null(f = feed_new(3, 4));
 	assert_int_equal(feed_size(f), 0);
-	assert_int_equal(feed_at(f, 0, &sid, &id, &json, &len), -1);
+	assert_null(feed_item(f, 0));
 	for (i = 0; i < 6; i++)
 		assert_int_equal(add(f, 5000 + i, i), 1);
 	assert_int_equal(feed_size(f), 4);
-	assert_int_equal(feed_at(f, 0, &sid, &id, &json, &len), 0);
-	assert_string_equal(sid, "5002-0");
-	assert_string_equal(id, "id-2");
-	assert_int_equal(len, strlen(json));
-	assert_int_equal(feed_at(f, 3, &sid, &id, &json, &len), 0);
-	assert_string_equal(sid, "5005-0");
-	assert_string_equal(id, "id-5");
-	assert_int_equal(feed_at(f, 4, &sid, &id, &json, &len), -1);
+	assert_non_null(it = feed_item(f, 0));
+	assert_string_equal(it->sid, "5002-0");
+	assert_string_equal(it->id, "id-2");
+	assert_int_equal(it->len, strlen(it->json));
+	assert_string_equal(it->agent, "alice");
+	assert_null(it->conversation);
+	assert_non_null(it = feed_item(f, 3));
+	assert_string_equal(it->sid, "5005-0");
+	assert_string_equal(it->id, "id-5");
+	assert_null(feed_item(f, 4));
+	feed_free(f);
+}
+
+/*
+ * The fields a filter or a scope reads are the alert's; one that holds
+ * U+0000 is none at all, never the id before it: an alert of conversation
+ * "c1\u0000" must not stand for conversation c1 (a login of one shop would
+ * see another shop's c1 by it).
+ */
+static void
+test_item_fields(void **state)
+{
+	struct feed		*f;
+	const struct feed_item	*it;
+	const char		*a = "{\"id\":\"a-1\",\"type\":\"rule.hit\","
+	    "\"shop\":\"s1\",\"queue\":\"q1\",\"agent\":\"bob\","
+	    "\"conversation\":\"c1\",\"severity\":\"warn\"}";
+	const char		*b = "{\"id\":\"a-2\",\"type\":\"rule.hit\","
+	    "\"shop\":\"s2\\u0000\",\"agent\":\"bob\","
+	    "\"conversation\":\"c1\\u0000x\",\"severity\":\"warn\"}";
+	const char		*c = "{\"id\":\"a\\u0000-3\",\"type\":\"rule.hit\"}";
+	const char		*d = "{\"id\":\"a-4\",\"shop\":\"\",\"conversation\":7}";
+
+	(void)state;
+	assert_non_null(f = feed_new(10, 10));
+	assert_int_equal(feed_add(f, "1-0", a, strlen(a)), 1);
+	assert_int_equal(feed_add(f, "2-0", b, strlen(b)), 1);
+	/* an id that holds U+0000 is no alert's */
+	assert_int_equal(feed_add(f, "3-0", c, strlen(c)), 0);
+	assert_int_equal(feed_bad(f), 1);
+	assert_int_equal(feed_add(f, "4-0", d, strlen(d)), 1);
+	assert_int_equal(feed_size(f), 3);
+	it = feed_item(f, 0);
+	assert_string_equal(it->shop, "s1");
+	assert_string_equal(it->queue, "q1");
+	assert_string_equal(it->agent, "bob");
+	assert_string_equal(it->conversation, "c1");
+	assert_string_equal(it->severity, "warn");
+	it = feed_item(f, 1);
+	assert_string_equal(it->id, "a-2");
+	assert_null(it->shop);
+	assert_null(it->conversation);
+	assert_null(it->queue);
+	assert_string_equal(it->agent, "bob");
+	/* still kept whole, as it came */
+	assert_int_equal(it->len, strlen(b));
+	it = feed_item(f, 2);
+	assert_null(it->shop);		/* "" is no shop */
+	assert_null(it->conversation);	/* not a string */
 	feed_free(f);
 }
 
@@ -439,7 +489,7 @@ test_shops(void **state)
 	struct sbuf		 b, sc;
 	struct state_agent	 ag[3];
 	json_t			*o, *list, *a;
-	const char		*s, *conv;
+	const char		*s;
 	uint64_t		 pos = FEED_NEW;
 
 	(void)state;
@@ -453,12 +503,12 @@ test_shops(void **state)
 	assert_int_equal(feed_add(f, "3-0", s, strlen(s)), 1);
 	s = shop_alert(4, "alice", "jd", NULL, "c3");
 	assert_int_equal(feed_add(f, "4-0", s, strlen(s)), 1);
-	assert_null(feed_at_shop(f, 0, &conv));
-	assert_string_equal(conv, "c0");
-	assert_string_equal(feed_at_shop(f, 2, &conv), "tm");
-	assert_string_equal(conv, "c2");
-	assert_null(feed_at_shop(f, 9, &conv));
-	assert_null(conv);
+	assert_null(feed_item(f, 0)->shop);
+	assert_string_equal(feed_item(f, 0)->conversation, "c0");
+	assert_string_equal(feed_item(f, 2)->shop, "tm");
+	assert_string_equal(feed_item(f, 2)->queue, "presale");
+	assert_string_equal(feed_item(f, 2)->conversation, "c2");
+	assert_null(feed_item(f, 9));
 
 	/* figures of alice in no shop and in tm's presale; her hits in tm and jd have no figures */
 	memset(ag, 0, sizeof(ag));
@@ -550,7 +600,8 @@ main(void)
 		cmocka_unit_test(test_positions),
 		cmocka_unit_test(test_batches),
 		cmocka_unit_test(test_keep_beyond_history),
-		cmocka_unit_test(test_at),
+		cmocka_unit_test(test_item),
+		cmocka_unit_test(test_item_fields),
 		cmocka_unit_test(test_nul_in_text),
 		cmocka_unit_test(test_hits_and_agents),
 		cmocka_unit_test(test_two_rules_count_once),

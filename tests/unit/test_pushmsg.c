@@ -123,6 +123,52 @@ test_text(void **state)
 	json_decref(a[1]);
 }
 
+/*
+ * The conversation id is the chat side's to choose, and DingTalk and
+ * WeCom read the text as markdown: no heading, no line and no link of its
+ * own may come out of it, and the link still carries it whole.
+ */
+static void
+test_text_defused(void **state)
+{
+	struct config_route	 r;
+	struct pushmsg_opts	 o = { "https://cs.example.com/", 480, 0 };
+	struct sbuf		 t;
+	json_t			*a = load("{\"id\":\"a9\",\"type\":\"rule.hit\","
+	    "\"severity\":\"critical\",\"agent\":\"alice\",\"conversation\":"
+	    "\"c1\\n\\n### [check](https://phish.example/)<b>\\u0007`x`\"}");
+	json_t			*b = load("{\"id\":\"a10\",\"type\":\"rule.hit\","
+	    "\"conversation\":\"c1234567890123456789012345678901234567890"
+	    "123456789012345678901234567890123456789012345678901234567890\"}");
+	const char		*s;
+
+	(void)state;
+	route(&r, CONFIG_TARGET_DINGTALK, "https://x/", NULL);
+	sbuf_init(&t);
+	assert_int_equal(pushmsg_text(&t, &r, &o, &a, 1), 0);
+	s = sbuf_str(&t);
+	assert_non_null(strstr(s, "会话 c1\xef\xbf\xbd\xef\xbf\xbd### "
+	    "［check］（https://phish.example/）＜b＞\xef\xbf\xbd｀x｀\n"));
+	assert_null(strstr(s, "\n#"));
+	assert_null(strstr(s, "]("));
+	assert_non_null(strstr(s, "?conv=c1%0A%0A%23%23%23%20%5Bcheck%5D%28https"));
+	/* in a template too */
+	sbuf_reset(&t);
+	r.tmpl = (char *)"{conversation}";
+	assert_int_equal(pushmsg_text(&t, &r, &o, &a, 1), 0);
+	assert_null(strstr(sbuf_str(&t), "]("));
+	assert_null(strstr(sbuf_str(&t), "\n\n"));
+	/* a long one is cut on a character, and says so */
+	sbuf_reset(&t);
+	assert_int_equal(pushmsg_text(&t, &r, &o, &b, 1), 0);
+	assert_non_null(strstr(sbuf_str(&t), "c123456789012345678901234567890"
+	    "1234567890123456789012345678901234567890123456789012345678901234"
+	    "5…\nid: a10"));
+	sbuf_free(&t);
+	json_decref(a);
+	json_decref(b);
+}
+
 static void
 test_build(void **state)
 {
@@ -308,6 +354,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_text_defused),
 		cmocka_unit_test(test_build),
 		cmocka_unit_test(test_judge),
 		cmocka_unit_test(test_retry),
