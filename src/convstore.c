@@ -60,7 +60,12 @@
 #define CONVSTORE_WAIT_MAX	100000	/* calls kept while Redis is away */
 #define CONVSTORE_REPLAY_MS	20000	/* answered calls sent again on a new connection */
 #define CONVSTORE_REPLAY_MAX	50000
-#define CONVSTORE_MAXARG	32	/* the most a call sends: a customer turn, 28 */
+#define CONVSTORE_MAXARG	32	/* the most a call sends: a customer turn, 29, + REPLAYED */
+/*
+ * The last argument of a call sent again on a new connection: the script
+ * then applies it only if the record has not seen it already (stale).
+ */
+#define CONVSTORE_REPLAYED	"replayed"
 /* The fields an instance reads back (op .. qu below): the rest stay in Redis. */
 #define CONVSTORE_NREAD		15
 /* A customer turn repeating the last one within this, its round answered: a copy. */
@@ -78,13 +83,14 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_SWEEP, CS_NSCRIPT };
  * agent, sh and qu the shop and queue of its first turn ("" none), ra the
  * agent who held it when the round opened, lc a hash of the
  * last customer turn and lt when it came, w the instance that last applied
- * a turn or raised an event. Lua numbers are doubles:
+ * a turn or raised an event, la the latest time of a turn applied and lq
+ * the number w gave its last call applied (stale). Lua numbers are doubles:
  * millisecond times (< 2^53) are exact. A reply carries the first
  * CONVSTORE_NREAD, what the engine needs (sla_conv_put), and no more: a
  * reply per turn is most of what Redis sends.
  */
 static const char convstore_lua_common[] =
-"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w'}\n"
+"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq'}\n"
 "local function load()\n"
 "  local v = redis.call('HMGET', KEYS[1], unpack(F))\n"
 "  local t = {}\n"
@@ -102,6 +108,24 @@ static const char convstore_lua_common[] =
 "  redis.call('HSET', KEYS[1], unpack(a))\n"
 "end\n"
 "local function num(s) return tonumber(s or '-1') or -1 end\n"
+/*
+ * A call sent again after a reconnect (convstore_replay) is there for a
+ * Redis that lost it; one that has it, or anything later, must not see it
+ * twice: a reply of round 1 would close round 2, an end would delete the
+ * conversation a later turn began. A turn or an end ends with its number
+ * (each instance counts its calls), then the mark of a call sent again:
+ * when this instance (me) wrote the record last, the number says whether
+ * Redis has the call; when another did, a call older than its turn is.
+ * A time alone cannot say: a reply and the customer's next message
+ * often come in the same millisecond.
+ */
+"local replayed = ARGV[#ARGV] == '" CONVSTORE_REPLAYED "'\n"
+"local seq = ARGV[#ARGV - (replayed and 1 or 0)]\n"
+"local function stale(t, at, me)\n"
+"  if not replayed then return false end\n"
+"  if t.w == me then return num(t.lq) >= (tonumber(seq) or -1) end\n"
+"  return num(t.la) > at\n"
+"end\n"
 /*
  * a round or an event for the figures: k a answered, u unanswered, b breach,
  * e escalation; c the conversation, for the report's worst waits; sh and
@@ -133,7 +157,7 @@ static const char convstore_lua_common[] =
  * record); a customer turn only (they are half the calls, the rest need
  * none of it): the turn's hash, then m0 d0 m1 d1 m2 d2 of a first round
  * and of a later one, each d in ms from now (-1: none), which is shorter
- * on the wire than a time.
+ * on the wire than a time; last, the call's number (stale).
  * A copy of the customer turn that opened a round already answered (the
  * backend sent it again, or one tab got it after another tab replied)
  * opens no round.
@@ -141,6 +165,7 @@ static const char convstore_lua_common[] =
 static const char convstore_lua_turn[] =
 "local now = tonumber(ARGV[1])\n"
 "local t = load()\n"
+"if stale(t, now, ARGV[6]) then return {1, dump(t), {}} end\n"
 "local out, rt = {}, nil\n"
 "if num(t.i) >= 0 and num(t.i) <= now then\n"
 /* it ended idle, unseen: its round is unanswered; this turn starts anew */
@@ -169,7 +194,8 @@ static const char convstore_lua_turn[] =
 "  t.op = '0'; t.x = '0'\n"
 "end\n"
 "if num(ARGV[4]) < 0 or num(ARGV[4]) > num(t.i) then t.i = ARGV[4] end\n"
-"t.w = ARGV[6]\n"
+"t.w = ARGV[6]; t.lq = seq\n"
+"if now > num(t.la) then t.la = ARGV[1] end\n"
 "save(t)\n"
 "local ttl = " CONVSTORE_STR(CONVSTORE_TTL_MS) "\n"
 "if num(t.i) >= 0 then redis.call('PEXPIREAT', KEYS[1], num(t.i) + ttl)\n"
@@ -192,9 +218,10 @@ static const char convstore_lua_fire[] =
 "schedule(t, ARGV[3])\n"
 "return {1, dump(t), {}}\n";
 
-/* KEYS as for a turn. ARGV: when, idle only (1/0), id. */
+/* KEYS as for a turn. ARGV: when, idle only (1/0), id, the instance, the call's number. */
 static const char convstore_lua_end[] =
 "local t = load()\n"
+"if stale(t, tonumber(ARGV[1]), ARGV[4]) then return {0, dump(t), {}} end\n"
 "if not t.i then\n"
 "  redis.call('ZREM', KEYS[2], ARGV[3]); redis.call('ZREM', KEYS[3], ARGV[3])\n"
 "  return {0, dump(t), {}}\n"
@@ -235,6 +262,7 @@ struct convstore {
 	char			 sha[CS_NSCRIPT][41];
 	int			 loaded[CS_NSCRIPT];	/* the connection has the script's text */
 	char			 instance[9];	/* hex: whose turn, in the record */
+	uint64_t		 seq;		/* turns and ends numbered (stale) */
 };
 
 /* One call in flight: its arguments are kept to send it again as EVAL. */
@@ -419,6 +447,13 @@ convstore_replay(struct convstore *cs)
 		op->argvlen[0] = 4;
 		op->argv[1] = cs->body[op->script];
 		op->argvlen[1] = strlen(cs->body[op->script]);
+		/* scripts' calls only (nothing rides along behind them); once */
+		if (op->argc < CONVSTORE_MAXARG && (op->argvlen[op->argc - 1] !=
+		    strlen(CONVSTORE_REPLAYED) || memcmp(op->argv[op->argc - 1],
+		    CONVSTORE_REPLAYED, strlen(CONVSTORE_REPLAYED)) != 0)) {
+			op->argv[op->argc] = CONVSTORE_REPLAYED;
+			op->argvlen[op->argc++] = strlen(CONVSTORE_REPLAYED);
+		}
 		if (rconn_command_argv(cs->rc, NULL, NULL, 0, op->argc, op->argv,
 		    op->argvlen) == -1)
 			break;
@@ -753,6 +788,7 @@ convstore_turn(struct convstore *cs, const char *id, size_t len,
 				    INT64_MAX ? -1 : p->due[i] > now ? p->due[i] - now : 0);
 			}
 	}
+	convstore_arg_num(&a, (int64_t)++cs->seq);
 	return convstore_call(cs, &a, 0, CS_TURN, 0, cb, priv);
 }
 
@@ -780,6 +816,8 @@ convstore_end(struct convstore *cs, const char *id, size_t len, int64_t at,
 	convstore_arg_num(&a, at);
 	convstore_arg_str(&a, idle ? "1" : "0");
 	convstore_arg(&a, id, len);
+	convstore_arg_str(&a, cs->instance);
+	convstore_arg_num(&a, (int64_t)++cs->seq);
 	return convstore_call(cs, &a, 0, CS_END, 0, cb, priv);
 }
 

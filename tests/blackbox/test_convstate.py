@@ -265,6 +265,44 @@ def test_a_redis_that_forgot_gets_the_last_seconds_again(daemon, backend, redis_
     assert "sent again on the new connection" in d.log()
 
 
+def test_a_reconnect_to_a_redis_that_remembers_changes_nothing(daemon, backend, redis_server,
+                                                               tmp_path):
+    """The calls sent again on a new connection are for a Redis that lost
+    them; one that kept them must not apply them twice, out of order behind
+    what came later: customer turn A, the reply R, customer turn B (round
+    2), then a reconnect: R again must not close round 2, whose breach
+    still comes, and no round answered before it opened is logged."""
+    r = redis_server()
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("g-1", "在吗")), (700, frame("g-1", "请问什么时候发货"))])
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    key = "chatmon:sla:{%d}:c:g-1" % sla_bucket("g-1")
+    log = "chatmon:sla:{%d}:log" % sla_bucket("g-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=gus") as ws:
+            await first_turn(ws, "g-1")
+            await asyncio.sleep(0.2)
+            await ws.send(frame("g-1", "亲,在的"))
+            await first_turn(ws, "g-1")
+            c = r.client()
+            wait_for(lambda: c.hget(key, "op") == "1" and c.xlen(log) == 1, 2 * SLOW,
+                     "round 2 open in Redis, round 1 logged")
+            o2 = c.hget(key, "o")
+            assert c.client_kill_filter(_type="normal") >= 1
+            wait_for(lambda: "sent again on the new connection" in d.log(), 5 * SLOW,
+                     "the calls sent again")
+            await asyncio.sleep(0.3)
+            assert (c.hget(key, "op"), c.hget(key, "o")) == ("1", o2), c.hgetall(key)
+            wait_for(lambda: any(a["type"] == "sla.breach" for _, a in sla_alerts(c, "g-1")),
+                     (REPLY / 1000 + 2) * SLOW, "round 2's breach")
+            answered = [f for _, f in c.xrange(log) if f["k"] == "a"]
+            assert len(answered) == 1, answered
+            assert int(answered[0]["at"]) >= int(answered[0]["o"]), answered
+    run(main())
+    assert d.stop() == 0
+
+
 def test_another_instance_times_a_shops_round_by_that_shops_rules(daemon, backend,
                                                                  redis_server, tmp_path):
     """Issue 18: the conversation's shop and queue live in Redis with it, so the
