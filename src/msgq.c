@@ -294,6 +294,12 @@ msgq_bytes(const struct msgq *q)
 }
 
 size_t
+msgq_committed_bytes(const struct msgq *q)
+{
+	return q->bytes - (q->open ? msgq_rec(q, q->open_off)->len : 0);
+}
+
+size_t
 msgq_count(const struct msgq *q)
 {
 	return q->count;

@@ -1168,6 +1168,24 @@ session_flow(struct session *s, enum session_side producer, int enable)
 	lws_rx_flow_control(s->wsi[producer], enable);
 }
 
+/*
+ * Whether what `producer` sent waits within limit bytes: the messages
+ * queued towards the other side, and for the agent also chatmond's own
+ * frames to it (a warning for every message a rule blocked: an agent
+ * that sends and never reads would pile them up for ever). Only committed
+ * messages count: the one still arriving is bounded by max_message, and a
+ * pause for it would wait for a write that can never come.
+ */
+static int
+session_within(const struct session *s, enum session_side producer,
+    uint64_t limit)
+{
+	enum session_side	to = producer == SIDE_AGENT ? SIDE_UP : SIDE_AGENT;
+
+	return msgq_committed_bytes(s->q[to]) <= limit &&
+	    (producer != SIDE_AGENT || msgq_bytes(s->inj) <= limit);
+}
+
 static int	session_writeable(struct session *, enum session_side);
 
 /*
@@ -1264,7 +1282,7 @@ session_rx(struct session *s, enum session_side from, struct lws *wsi,
 	if (to == SIDE_AGENT || s->up == UP_OPEN)
 		session_kick(s, to);
 flow:
-	if (msgq_bytes(q) > srv->set.queue_bytes)
+	if (!session_within(s, from, srv->set.queue_bytes))
 		session_flow(s, from, 0);
 	return 0;
 }
@@ -1321,10 +1339,11 @@ session_writeable(struct session *s, enum session_side side)
 				srv->metrics->bytes_up += n;
 			else
 				srv->metrics->bytes_down += n;
-			if (s->paused[producer] &&
-			    msgq_bytes(q) <= srv->set.queue_bytes / 2)
-				session_flow(s, producer, 1);
-		}
+		} else
+			producer = SIDE_AGENT;	/* its turns made chatmond's frames */
+		if (s->paused[producer] &&
+		    session_within(s, producer, srv->set.queue_bytes / 2))
+			session_flow(s, producer, 1);
 		if (msgq_count(s->q[side]) > 0 || (side == SIDE_AGENT &&
 		    msgq_count(s->inj) > 0) || c->pending)
 			lws_callback_on_writable(wsi);

@@ -53,6 +53,8 @@ void	msgq_consume(struct msgq *, size_t n);
 
 /* Payload bytes queued, committed and open. */
 size_t	msgq_bytes(const struct msgq *);
+/* Payload bytes of the committed messages only (not the one still open). */
+size_t	msgq_committed_bytes(const struct msgq *);
 size_t	msgq_count(const struct msgq *);	/* committed messages */
 /* Bytes of memory held (for the backpressure tests and metrics). */
 size_t	msgq_capacity(const struct msgq *);

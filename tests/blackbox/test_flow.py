@@ -2,6 +2,7 @@
 side stops reading (bounded memory, other sessions unaffected)."""
 
 import asyncio
+import json
 import os
 import time
 
@@ -136,3 +137,63 @@ def test_backpressure_backend_to_stalled_agent(daemon, backend):
             await asyncio.wait_for(ws.wait_closed(), T)
             assert await echo_latencies(other, 3) < 1.0 * SLOW
     run(main(), timeout=90)
+
+
+def test_backpressure_agent_whose_warnings_pile_up(daemon, backend):
+    """An agent sends messages a rule blocks and never reads: each is
+    dropped, but chatmond tells the agent of each (a warning frame with the
+    alert): those count against the agent's queue, so chatmond stops
+    reading the agent instead of keeping warnings without bound."""
+    b = backend()
+    d = daemon(b.port, limits={"queue_bytes": "256KiB"}, env=SAN_ENV if SAN else None)
+    blocked = json.dumps({"type": "message", "conversation": "c-1",
+                          "text": "你滚出去" + "啊" * 20000}, ensure_ascii=False)
+    cap = 4000      # 4000 warnings of 60 KB would be 240 MB
+
+    async def main():
+        async with agent(d, "/echo?t=bystander") as other:
+            await other.send("warm up")
+            await recv(other)
+            rss0 = peak = rss_kib(d.pid)
+            ws = await agent(d, "/echo?t=blocked", max_queue=1, read_limit=4096)
+            conn = b.opened("t=blocked")["conn"]
+            sent, task = 0, None
+            deadline = time.monotonic() + 20 * SLOW
+            while sent < cap and time.monotonic() < deadline:
+                task = asyncio.ensure_future(ws.send(blocked))
+                done, _ = await asyncio.wait({task}, timeout=2 * SLOW)
+                if not done:
+                    break                        # blocked: backpressure works
+                task.result()
+                task = None
+                sent += 1
+                if sent % 50 == 0:
+                    peak = max(peak, rss_kib(d.pid))
+            assert task is not None, f"agent never blocked after {sent} blocked messages"
+            print(f"agent blocked after {sent} blocked messages")
+            peak = max(peak, rss_kib(d.pid))
+            check_rss(d, rss0, peak)
+            assert await echo_latencies(other, 3) < 1.0 * SLOW
+            assert b.select(lambda e: e["ev"] == "msg" and e["conn"] == conn) == [], \
+                "a blocked message reached the backend"
+            task.cancel()
+            ws.transport.abort()
+    run(main(), timeout=90)
+
+
+def test_a_message_bigger_than_the_queue_is_relayed(daemon, backend):
+    """limits.queue_bytes below limits.max_message is a valid setting: a
+    message larger than the queue (but allowed) goes through, instead of
+    pausing its sender for a write that never comes."""
+    b = backend()
+    d = daemon(b.port, limits={"queue_bytes": "64KiB", "max_message": "1MiB",
+                               "message_timeout": "5s"})
+    big = pattern_bytes(200 * 1024)
+
+    async def main():
+        async with agent(d, "/echo?t=big", max_size=None) as ws:
+            for _ in range(3):
+                await ws.send(big)
+                assert await recv(ws, 5 * SLOW) == big
+    run(main())
+    assert "message not complete" not in d.log()

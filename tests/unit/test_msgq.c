@@ -73,6 +73,7 @@ test_partial_consume_and_open(void **state)
 	msgq_commit(q, 1);
 	assert_int_equal(msgq_append(q, "next", 4), 0);	/* opens another */
 	assert_int_equal(msgq_bytes(q), 15);
+	assert_int_equal(msgq_committed_bytes(q), 11);	/* not the open one */
 	assert_int_equal(msgq_head(q, &d, &len, &fl, &done), 0);
 	msgq_consume(q, 5);
 	assert_int_equal(msgq_head(q, &d, &len, &fl, &done), 0);
@@ -81,6 +82,7 @@ test_partial_consume_and_open(void **state)
 	msgq_consume(q, 100);	/* clamped to what is left */
 	assert_int_equal(msgq_count(q), 0);
 	assert_int_equal(msgq_bytes(q), 4);
+	assert_int_equal(msgq_committed_bytes(q), 0);
 	msgq_discard(q);
 	assert_int_equal(msgq_bytes(q), 0);
 	assert_false(msgq_has_open(q));
