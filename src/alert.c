@@ -80,6 +80,7 @@ struct alert_fold {			/* a key seen within redis.fold */
 struct alert_ring {
 	struct alert_item *v;
 	size_t		 cap, head, n;
+	size_t		 bytes;		/* the items' JSON */
 };
 
 struct alert {
@@ -91,6 +92,7 @@ struct alert {
 	char			*stream;
 	char			 maxlen[24];
 	size_t			 outbox_max;
+	uint64_t		 outbox_bytes;	/* an alert carries its turn's text: bytes too */
 	char			*spool_path;
 	uint64_t		 spool_max;
 	uint64_t		 fold_ms;
@@ -145,6 +147,7 @@ alert_push(struct alert_ring *r, struct alert_item it)
 		r->head = 0;
 	}
 	*alert_at(r, r->n++) = it;
+	r->bytes += it.len;
 	return 0;
 }
 
@@ -158,6 +161,7 @@ alert_take(struct alert_ring *r, size_t i)
 		*alert_at(r, i) = *alert_at(r, i - 1);
 	r->head = (r->head + 1) % r->cap;
 	r->n--;
+	r->bytes -= it.len;
 	return it;
 }
 
@@ -206,24 +210,37 @@ alert_spill(struct alert *a, const struct alert_item *it)
 	return 0;
 }
 
+/* The spool is read this much at a time, more for a longer line. */
+#define ALERT_SPOOL_CHUNK	65536
+/*
+ * The longest line read back: an alert carries its turn's text, up to
+ * limits.max_message, escaped (six bytes a byte at worst) and framed.
+ */
+#define ALERT_SPOOL_LINE_MAX	((size_t)256 << 20)
+
 /*
  * Reads spooled lines into the spool ring, up to a batch; what is read is
- * sent before the outbox. A line that cannot be read back is skipped.
+ * sent before the outbox. The buffer grows for a long line (an alert of a
+ * long turn): a line is never taken for the end of the file. One longer
+ * than ALERT_SPOOL_LINE_MAX is not one of ours: it is skipped, counted as
+ * dropped, and the lines after it are read.
  */
 static void
 alert_spool_read(struct alert *a)
 {
-	char			 buf[65536], *nl, *line;
+	char			*buf, *nl, *line, *p;
 	ssize_t			 n;
-	size_t			 used;
+	size_t			 used, cap = ALERT_SPOOL_CHUNK;
 	struct alert_item	 it;
 
+	if ((buf = malloc(cap)) == NULL)
+		return;	/* try again later */
 	while (a->spool_fd != -1 && a->spool.n < ALERT_INFLIGHT * 4 &&
 	    a->spool_read < a->spool_size && !a->spool_drained) {
-		n = pread(a->spool_fd, buf, sizeof(buf) - 1, a->spool_read);
+		n = pread(a->spool_fd, buf, cap - 1, a->spool_read);
 		if (n <= 0) {
 			a->spool_drained = 1;
-			return;
+			break;
 		}
 		buf[n] = '\0';
 		for (used = 0; (nl = memchr(buf + used, '\n', (size_t)n - used)) != NULL;
@@ -237,22 +254,51 @@ alert_spool_read(struct alert *a)
 			if ((it.json = strndup(line, it.len)) == NULL ||
 			    alert_push(&a->spool, it) == -1) {
 				free(it.json);
-				return;	/* try again later */
+				goto out;	/* try again later */
 			}
 			if (a->spool.n >= ALERT_INFLIGHT * 4) {
 				used = (size_t)(nl - buf) + 1;
 				break;
 			}
 		}
-		if (used == 0) {
-			/* a line longer than the buffer: not one of ours */
-			log_warnx("alert_spool_read: %s: unreadable line at %lld, "
-			    "skipping the rest", a->spool_path, (long long)a->spool_read);
-			a->spool_drained = 1;
-			return;
+		if (used > 0) {
+			a->spool_read += (off_t)used;
+			continue;
 		}
-		a->spool_read += (off_t)used;
+		if ((size_t)n < cap - 1) {
+			/* no newline before the end: a write torn by a crash */
+			log_warnx("alert_spool_read: %s: a line cut short at %lld, "
+			    "skipped", a->spool_path, (long long)a->spool_read);
+			a->m->alerts_dropped++;
+			a->spool_drained = 1;
+			break;
+		}
+		if (cap < ALERT_SPOOL_LINE_MAX) {
+			if ((p = realloc(buf, cap * 2)) == NULL)
+				goto out;
+			buf = p;
+			cap *= 2;
+			continue;
+		}
+		/* longer than any alert: skip it, to the newline after it */
+		log_warnx("alert_spool_read: %s: a line over %zu bytes at %lld, "
+		    "skipped", a->spool_path, ALERT_SPOOL_LINE_MAX,
+		    (long long)a->spool_read);
+		a->m->alerts_dropped++;
+		for (;;) {
+			a->spool_read += n;
+			if ((n = pread(a->spool_fd, buf, cap - 1, a->spool_read)) <= 0) {
+				a->spool_drained = 1;
+				goto out;
+			}
+			if ((nl = memchr(buf, '\n', (size_t)n)) != NULL) {
+				a->spool_read += (off_t)(nl - buf) + 1;
+				break;
+			}
+		}
 	}
+out:
+	free(buf);
 }
 
 /* Everything spooled was delivered: start the file over. */
@@ -294,9 +340,10 @@ alert_make_room(struct alert *a, int sev_new)
 			if (alert_at(&a->box, i)->sev == sev) {
 				it = alert_take(&a->box, i);
 				a->m->alerts_dropped++;
-				log_warnx("alert_make_room: outbox full (%zu) and "
-				    "no room to spool: dropped %s",
-				    a->outbox_max, it.json);
+				log_warnx("alert_make_room: outbox full (%zu alerts "
+				    "or %" PRIu64 " bytes) and no room to spool: "
+				    "dropped %s", a->outbox_max, a->outbox_bytes,
+				    it.json);
 				free(it.json);
 				return 0;
 			}
@@ -322,14 +369,19 @@ alert_enqueue(struct alert *a, const char *json, size_t len, int sev)
 		log_warnx("alert_enqueue: out of memory, dropped alert %s", id);
 		return;
 	}
-	if (a->box.n >= a->outbox_max && alert_make_room(a, sev)) {
-		a->m->alerts_dropped++;
-		alertfmt_get_id(id, json, len);
-		log_warnx("alert_enqueue: outbox full (%zu), no room to spool, and "
-		    "nothing older is less severe: dropped alert %s", a->outbox_max, id);
-		free(it.json);
-		return;
-	}
+	/* a room for each alert, and for its bytes: one alert may take several */
+	while (a->box.n > 0 && (a->box.n >= a->outbox_max ||
+	    a->box.bytes + len > a->outbox_bytes))
+		if (alert_make_room(a, sev)) {
+			a->m->alerts_dropped++;
+			alertfmt_get_id(id, json, len);
+			log_warnx("alert_enqueue: outbox full (%zu alerts or %" PRIu64
+			    " bytes), no room to spool, and nothing older is less "
+			    "severe: dropped alert %s", a->outbox_max,
+			    a->outbox_bytes, id);
+			free(it.json);
+			return;
+		}
 	if (alert_push(&a->box, it) == -1) {
 		a->m->alerts_dropped++;
 		alertfmt_get_id(id, json, len);
@@ -672,6 +724,7 @@ alert_settings(struct alert *a, const struct config *cfg)
 	a->stream = st;
 	snprintf(a->maxlen, sizeof(a->maxlen), "%" PRIu64, cfg->redis.stream_maxlen);
 	a->outbox_max = (size_t)cfg->redis.outbox;
+	a->outbox_bytes = cfg->redis.outbox_bytes;
 	a->spool_max = cfg->redis.spool_max;
 	a->fold_ms = cfg->redis.fold_ms;
 	a->wait_replicas = cfg->redis.wait_replicas;

@@ -172,6 +172,8 @@ static const struct config_key config_keys[] = {
 	{ "redis.password", CT_STRING, OFF(redis.password), 0, NULL, 0, 0, 0 },
 	{ "redis.prefix", CT_STRING, OFF(redis.prefix), 0, NULL, 0, 0, 0 },
 	{ "redis.outbox", CT_UINT, OFF(redis.outbox), 0, "10000", 1, 100000000, 0 },
+	{ "redis.outbox_bytes", CT_SIZE, OFF(redis.outbox_bytes), 0, "64MiB",
+	    CONFIG_MiB, NOMAX, 0 },
 	{ "redis.spool", CT_STRING, OFF(redis.spool), 0, NULL, 0, 0, 0 },
 	{ "redis.spool_max", CT_SIZE, OFF(redis.spool_max), 0, "64MiB",
 	    CONFIG_KiB, NOMAX, 0 },

@@ -95,6 +95,7 @@ struct config_redis {
 	uint64_t wait_timeout_ms;	/* how long WAIT waits for them */
 	char	*prefix;		/* put before the channel and stream names; "" none */
 	uint64_t outbox;		/* alerts kept in memory while Redis is away */
+	uint64_t outbox_bytes;		/* and their bytes at most */
 	char	*spool;			/* optional file they spill to; relative to the config */
 	uint64_t spool_max;		/* bytes */
 	uint64_t timeout_ms;		/* a command without a reply this long: Redis is hung */

@@ -405,6 +405,68 @@ def test_full_outbox_spills_to_the_spool_and_all_arrive_in_order(daemon, backend
     assert st["alerts_dropped"] == 0 and st["alerts_queued"] == 0, st
 
 
+def test_a_long_alert_in_the_spool_keeps_those_after_it(daemon, backend, redis_server, tmp_path):
+    """An alert carries its turn's whole text (up to limits.max_message): one
+    of 200 KB spilled to the spool is read back whole, and so is every
+    alert after it, in order."""
+    r = redis_server(start=False)
+    spool = tmp_path / "long.spool"
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(),
+               args=FOLD0 + LONG_SLA + ["-o", "redis.outbox=2", "-o", f"redis.spool={spool}"])
+
+    want = []
+
+    async def hits():
+        async with agent(d, "/echo?agent=lee") as ws:
+            for i in range(8):
+                pad = "啊" * 70000 if i == 1 else ""
+                await ws.send(turn(f"l-{i}", "加我微信,给你便宜" + pad))
+                a = await expect_warning(ws)
+                assert a["conversation"] == f"l-{i}"
+                want.append(a["id"])
+    run(hits())
+    spooled = spool.read_text(encoding="utf-8").splitlines()
+    assert [aid(x) for x in spooled] == want[:6] and len(spooled[1].encode()) > 200000
+    r.start()
+    c = r.client()
+    wait_for(lambda: set(want) <= {aid(x) for x in stream(c)}, 15 * SLOW,
+             "every alert in the stream, the long one and those after it")
+    wait_for(lambda: spool.stat().st_size == 0, 5 * SLOW, "the spool emptied once delivered")
+    got, dups = dedup(stream(c))
+    assert [aid(x) for x in got] == want and got[:6] == spooled
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["alerts_dropped"] == 0 and st["alerts_queued"] == 0, st
+
+
+def test_the_outbox_is_bounded_in_bytes_too(daemon, backend, redis_server):
+    """Redis away, no spool: alerts of long turns (300 KB each) fill
+    redis.outbox_bytes long before redis.outbox's count; the oldest go,
+    counted, instead of memory growing with every long turn. When Redis is
+    back, what the outbox kept arrives."""
+    r = redis_server(start=False)
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(),
+               args=FOLD0 + LONG_SLA + ["-o", "redis.outbox_bytes=1MiB"])
+    ids = []
+
+    async def hits():
+        async with agent(d, "/echo?agent=oli") as ws:
+            for i in range(10):
+                await ws.send(turn(f"o-{i}", "加我微信,给你便宜" + "啊" * 100000))
+                ids.append((await expect_warning(ws))["id"])
+    run(hits())
+    assert "outbox full (10000 alerts or 1048576 bytes)" in d.log()
+    r.start()
+    c = r.client()
+    wait_for(lambda: len(stream(c)) >= 3, 15 * SLOW, "the kept alerts in the stream")
+    assert [aid(x) for x in stream(c)] == ids[7:]
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["alerts_total"] == 10 and st["alerts_dropped"] == 7, st
+
+
 def test_exit_stats_count_what_was_lost_or_spooled_at_exit(daemon, backend, redis_server,
                                                             tmp_path):
     r = redis_server(start=False)           # never comes up
