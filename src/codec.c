@@ -806,6 +806,9 @@ codec_id(struct codec *c, size_t p, const char *buf, const char **s,
 	return 0;
 }
 
+#define CODEC_STR_(x)	#x
+#define CODEC_STR(x)	CODEC_STR_(x)
+
 /* A conversation is an id (codec_id). NULL, or why not; "out of memory" too. */
 static const char *
 codec_conversation(struct codec *c, const char *buf, struct codec_frame *out)
@@ -815,7 +818,9 @@ codec_conversation(struct codec *c, const char *buf, struct codec_frame *out)
 	switch (codec_id(c, CODEC_P_CONV, buf, &out->conversation,
 	    &out->conversation_len)) {
 	case 0:
-		return NULL;
+		return out->conversation_len > CODEC_CONV_MAX ?
+		    "conversation longer than " CODEC_STR(CODEC_CONV_MAX) " bytes" :
+		    NULL;
 	case 1:
 		return "conversation is not a string or an integer";
 	default:

@@ -6,6 +6,13 @@
 
 #include "chatmon/config.h"
 
+/*
+ * The longest conversation id, in bytes: every conversation is remembered
+ * (its SLA record, its window, its key in Redis) for as long as it lives,
+ * so a longer one is malformed rather than megabytes kept for half an hour.
+ */
+#define CODEC_CONV_MAX	512
+
 enum codec_kind {
 	CODEC_INVALID,		/* not JSON (or not a JSON object) */
 	CODEC_OTHER,		/* JSON, but its type is in neither list */

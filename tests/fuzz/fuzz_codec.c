@@ -118,6 +118,14 @@ check_frame(const struct config_protocol *p, enum codec_kind k,
 	}
 }
 
+/* A conversation id the codec takes: a string up to CODEC_CONV_MAX bytes, or an integer. */
+static int
+id_ok(const json_t *c)
+{
+	return (json_is_string(c) && json_string_length(c) <= CODEC_CONV_MAX) ||
+	    json_is_integer(c);
+}
+
 /*
  * The default protocol, read with jansson directly as the oracle: what it
  * takes, the codec reads the same (kind and strings).
@@ -163,12 +171,11 @@ check_default(const char *buf, size_t len, enum codec_kind k,
 		want = CODEC_OTHER;
 	else if (strcmp(json_string_value(t), "message") == 0 &&
 	    json_string_length(t) == 7)
-		want = (json_is_string(c) || json_is_integer(c)) &&
-		    json_is_string(x) ? CODEC_TURN : CODEC_MALFORMED;
+		want = id_ok(c) && json_is_string(x) ? CODEC_TURN :
+		    CODEC_MALFORMED;
 	else if (strcmp(json_string_value(t), "end") == 0 &&
 	    json_string_length(t) == 3)
-		want = json_is_string(c) || json_is_integer(c) ? CODEC_END :
-		    CODEC_MALFORMED;
+		want = id_ok(c) ? CODEC_END : CODEC_MALFORMED;
 	else
 		want = CODEC_OTHER;
 	FUZZ_CHECK(k == want);

@@ -11,6 +11,9 @@
 
 #include "allocfail.h"
 #include "chatmon/codec.h"
+
+#define X64	"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define X512	X64 X64 X64 X64 X64 X64 X64 X64
 #include "chatmon/config.h"
 #include "chatmon/util.h"
 
@@ -255,6 +258,13 @@ static const struct row golden[] = {
 	{ "end without conversation", NULL,
 	  B("{\"type\":\"end\"}"),
 	  CODEC_MALFORMED, B("end"), NONE, NONE, "conversation missing" },
+	{ "conversation of 512 bytes", NULL,
+	  B("{\"type\":\"end\",\"conversation\":\"" X512 "\"}"),
+	  CODEC_END, B("end"), B(X512), NONE, NULL },
+	{ "conversation of 513 bytes", NULL,
+	  B("{\"type\":\"message\",\"conversation\":\"" X512 "x\",\"text\":\"hi\"}"),
+	  CODEC_MALFORMED, B("message"), NONE, NONE,
+	  "conversation longer than 512 bytes" },
 
 	/* Not JSON objects. */
 	{ "not JSON", NULL, B("hello"),
