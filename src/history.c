@@ -18,6 +18,11 @@
  * would buffer meanwhile is chat text in this process's memory for nothing.
  */
 #define HISTORY_INFLIGHT	4096
+/*
+ * And their bytes, at most: a turn's text may be up to limits.max_message,
+ * so 4096 of them could be gigabytes waiting on a slow Redis.
+ */
+#define HISTORY_INFLIGHT_BYTES	((size_t)64 << 20)
 
 /*
  * Turns are gathered this long and go to Redis together, in one write and
@@ -38,6 +43,9 @@ struct history {
 	struct sbuf	 item;		/* reused: one turn's JSON */
 	struct sbuf	 kbuf;		/* reused: the list's key */
 	size_t		 inflight;
+	size_t		 inflight_bytes;	/* their items' and keys' */
+	size_t		 sizes[HISTORY_INFLIGHT];	/* ring: each one's, in order */
+	size_t		 size_head;
 	int		 failing;	/* an error reply was logged: quiet until one works */
 	struct event	*gather;	/* sends what pend holds */
 	struct sbuf	 pend;		/* turns gathered: key length, key, item length, item */
@@ -55,8 +63,8 @@ history_on_state(void *arg, int up, int lost)
 	if (up)
 		log_info("history_on_state: redis %s connected: conversation "
 		    "history is written", rconn_name(h->rc));
-	else
-		h->inflight = 0;	/* the callbacks of what was out came with NULL */
+	else	/* the callbacks of what was out came with NULL */
+		h->inflight = h->inflight_bytes = h->size_head = 0;
 }
 
 static void
@@ -64,8 +72,11 @@ history_on_exec(struct redisReply *reply, void *priv)
 {
 	struct history	*h = priv;
 
-	if (h->inflight > 0)
+	if (h->inflight > 0) {
 		h->inflight--;
+		h->inflight_bytes -= h->sizes[h->size_head];
+		h->size_head = (h->size_head + 1) % HISTORY_INFLIGHT;
+	}
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
 		h->m->history_written++;
 		h->failing = 0;
@@ -167,7 +178,9 @@ history_send(struct history *h, const char *key, size_t keylen,
 	if (rconn_command_argv(h->rc, NULL, NULL, 0, 3, argv, argvlen) == -1 ||
 	    rconn_command(h->rc, history_on_exec, h, 0, "EXEC") == -1)
 		return -1;	/* the connection was dropped: the MULTI went with it */
+	h->sizes[(h->size_head + h->inflight) % HISTORY_INFLIGHT] = keylen + itemlen;
 	h->inflight++;
+	h->inflight_bytes += keylen + itemlen;
 	return 0;
 }
 
@@ -222,7 +235,8 @@ history_turn(struct history *h, const char *conv, size_t conv_len,
 
 	if (h == NULL || h->turns == 0)
 		return;
-	if (!rconn_up(h->rc) || h->inflight + h->npend >= HISTORY_INFLIGHT)
+	if (!rconn_up(h->rc) || h->inflight + h->npend >= HISTORY_INFLIGHT ||
+	    h->inflight_bytes + h->pend.len > HISTORY_INFLIGHT_BYTES)
 		goto lost;
 	sbuf_reset(&h->item);
 	sbuf_reset(&h->kbuf);

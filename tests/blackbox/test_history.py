@@ -13,7 +13,7 @@ import signal
 
 import pytest
 
-from conftest import REDIS_SERVER, SLOW, T, agent, recv, run, wait_for
+from conftest import rss_kib, REDIS_SERVER, SLOW, T, agent, recv, run, wait_for
 
 pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="no redis-server")
 
@@ -130,6 +130,38 @@ def test_history_redis_away_chat_flows(daemon, backend):
     assert d.stop() == 0
     st = d.stats()
     assert st["history_lost"] == 10 and st["history_written"] == 0, st
+
+
+def test_history_waiting_on_a_slow_redis_is_bounded_in_bytes(daemon, backend, redis_server):
+    """Redis connected but not answering (CLIENT PAUSE): the turns sent wait
+    in this process, 64 MiB of them at most; those past it are counted lost,
+    chat flows, and once Redis answers again the history is written."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url(), args=["-o", "redis.timeout=30s"])
+    big = "啊" * 300000                  # 900 KB a turn, 1.8 MB a round trip
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            await ws.send(msg("h-9", "warm"))
+            await recv(ws)
+            wait_for(lambda: c.llen("chatmon:hist:h-9") == 2, T, "written")
+            c.execute_command("CLIENT", "PAUSE", str(int(8000 * SLOW)), "ALL")
+            for i in range(60):
+                await ws.send(msg("h-9", f"{i}{big}"))
+                assert json.loads(await asyncio.wait_for(ws.recv(), 2 * SLOW))["text"] \
+                    .startswith(f"{i}")
+            assert rss_kib(d.pid) < 400 * 1024, "the history kept waiting turns unbounded"
+            c.execute_command("CLIENT", "UNPAUSE")
+            await ws.send(msg("h-9", "after"))
+            await recv(ws)
+            wait_for(lambda: json.loads(c.lindex("chatmon:hist:h-9", 0))["text"] == "after",
+                     5 * SLOW, "the history written again")
+    run(main(), timeout=60)
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["history_lost"] >= 40, st     # 120 turns of 900 KB over a 64 MiB bound
 
 
 def test_history_turned_off_and_on_by_reload(daemon, backend, redis_server):
