@@ -19,7 +19,7 @@ struct feed_entry {
 	struct feed_item it;		/* its strings are sid, json and meta's */
 	char		 sid[FEED_SID_MAX];
 	char		*json;		/* owned; the alert object as it came */
-	char		*meta;		/* owned; it's id, shop, ... one after another */
+	char		*meta;		/* owned; the item's id, shop, ... one after another */
 };
 
 struct feed {
