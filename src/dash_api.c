@@ -516,24 +516,15 @@ out:
 static json_t *
 dash_api_waiting(struct dash *d, const char *id)
 {
-	json_t		*w, *rounds, *r, *found = NULL;
+	json_t		*r;
 	const char	*c;
 	size_t		 i;
 
-	if (d->waiting.len == 0 || (w = json_loadb(d->waiting.s,
-	    d->waiting.len, JSON_ALLOW_NUL, NULL)) == NULL)
-		return json_null();
-	rounds = json_object_get(w, "rounds");
-	for (i = 0; json_is_array(rounds) && i < json_array_size(rounds); i++) {
-		r = json_array_get(rounds, i);
+	json_array_foreach(dash_waiting_rounds(d), i, r)
 		if ((c = jsonw_cstr(r, "conversation")) != NULL &&
-		    strcmp(c, id) == 0) {
-			found = json_incref(r);
-			break;
-		}
-	}
-	json_decref(w);
-	return found != NULL ? found : json_null();
+		    strcmp(c, id) == 0)
+			return json_incref(r);
+	return json_null();
 }
 
 static void

@@ -143,6 +143,8 @@ struct dash {
 	/* what every page is sent */
 	struct sbuf		 waiting, agents;
 	unsigned		 waiting_v, agents_v, status_v;
+	json_t			*waiting_doc;	/* waiting, parsed (dash_waiting_rounds) */
+	unsigned		 waiting_doc_v;	/* the waiting_v it was parsed at */
 	int			 redis_up;
 	struct dash_client	*clients;
 	struct lws_http_mount	 mount;		/* the page's files: lws keeps a pointer */
@@ -235,5 +237,11 @@ void	dash_state_on_poll(evutil_socket_t, short, void *);
 void	dash_state_status(struct dash *);
 void	dash_state_day(struct dash *, int64_t now);
 void	dash_state_clear(struct dash *);
+/*
+ * The rounds of the waiting message, parsed once per message rather than
+ * once per request that looks a conversation up (a few thousand rounds);
+ * borrowed until the next poll. NULL when there are none to read.
+ */
+json_t	*dash_waiting_rounds(struct dash *);
 
 #endif

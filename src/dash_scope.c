@@ -58,7 +58,7 @@ dash_scope_conv(struct dash *d, const char *scope, const char *conv,
 {
 	const struct feed_item	*it;
 	const char		*c;
-	json_t			*w, *r;
+	json_t			*r;
 	size_t			 i;
 	int			 in = 0, out = 0;
 
@@ -68,16 +68,12 @@ dash_scope_conv(struct dash *d, const char *scope, const char *conv,
 		if (it->conversation != NULL && strcmp(it->conversation, conv) == 0)
 			dash_scope_saw(scope, it->shop,
 			    dash_scope_named(it->agent, agent), &in, &out);
-	if (d->waiting.len > 0 && (w = json_loadb(d->waiting.s, d->waiting.len,
-	    JSON_ALLOW_NUL, NULL)) != NULL) {
-		json_array_foreach(json_object_get(w, "rounds"), i, r)
-			if ((c = jsonw_cstr(r, "conversation")) != NULL &&
-			    strcmp(c, conv) == 0)
-				dash_scope_saw(scope, jsonw_cstr(r, "shop"),
-				    dash_scope_named(jsonw_cstr(r, "agent"), agent),
-				    &in, &out);
-		json_decref(w);
-	}
+	json_array_foreach(dash_waiting_rounds(d), i, r)
+		if ((c = jsonw_cstr(r, "conversation")) != NULL &&
+		    strcmp(c, conv) == 0)
+			dash_scope_saw(scope, jsonw_cstr(r, "shop"),
+			    dash_scope_named(jsonw_cstr(r, "agent"), agent),
+			    &in, &out);
 	/* a conversation keeps its first shop: two shops seen is someone's mischief */
 	if (out)
 		return 0;

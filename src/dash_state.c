@@ -602,4 +602,18 @@ dash_state_clear(struct dash *d)
 	sbuf_free(&d->figsdoc);
 	sbuf_free(&d->waiting);
 	sbuf_free(&d->agents);
+	json_decref(d->waiting_doc);
+	d->waiting_doc = NULL;
+}
+
+json_t *
+dash_waiting_rounds(struct dash *d)
+{
+	if (d->waiting_doc == NULL || d->waiting_doc_v != d->waiting_v) {
+		json_decref(d->waiting_doc);
+		d->waiting_doc = d->waiting.len > 0 ? json_loadb(d->waiting.s,
+		    d->waiting.len, JSON_ALLOW_NUL, NULL) : NULL;
+		d->waiting_doc_v = d->waiting_v;
+	}
+	return json_object_get(d->waiting_doc, "rounds");
 }
