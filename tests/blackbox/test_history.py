@@ -133,7 +133,7 @@ def test_history_redis_away_chat_flows(daemon, backend):
 
 
 def test_history_waiting_on_a_slow_redis_is_bounded_in_bytes(daemon, backend, redis_server):
-    """Redis connected but not answering (CLIENT PAUSE): the turns sent wait
+    """Redis connected but not answering (CLIENT PAUSE WRITE): the turns sent wait
     in this process, 64 MiB of them at most; those past it are counted lost,
     chat flows, and once Redis answers again the history is written."""
     r = redis_server()
@@ -147,7 +147,8 @@ def test_history_waiting_on_a_slow_redis_is_bounded_in_bytes(daemon, backend, re
             await ws.send(msg("h-9", "warm"))
             await recv(ws)
             wait_for(lambda: c.llen("chatmon:hist:h-9") == 2, T, "written")
-            c.execute_command("CLIENT", "PAUSE", str(int(8000 * SLOW)), "ALL")
+            # writes wait (the history's MULTI/EXEC); this client's reads and UNPAUSE do not
+            c.execute_command("CLIENT", "PAUSE", "120000", "WRITE")
             for i in range(60):
                 await ws.send(msg("h-9", f"{i}{big}"))
                 assert json.loads(await asyncio.wait_for(ws.recv(), 2 * SLOW))["text"] \
