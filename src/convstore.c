@@ -60,6 +60,8 @@
 #define CONVSTORE_WAIT_MAX	100000	/* calls kept while Redis is away */
 #define CONVSTORE_REPLAY_MS	20000	/* answered calls sent again on a new connection */
 #define CONVSTORE_REPLAY_MAX	50000
+/* An ended conversation's record of who ended it lives this long (> REPLAY_MS). */
+#define CONVSTORE_TOMB_MS	60000
 #define CONVSTORE_MAXARG	32	/* the most a call sends: a customer turn, 29, + REPLAYED */
 /*
  * The last argument of a call sent again on a new connection: the script
@@ -112,12 +114,14 @@ static const char convstore_lua_common[] =
  * A call sent again after a reconnect (convstore_replay) is there for a
  * Redis that lost it; one that has it, or anything later, must not see it
  * twice: a reply of round 1 would close round 2, an end would delete the
- * conversation a later turn began. A turn or an end ends with its number
- * (each instance counts its calls), then the mark of a call sent again:
+ * conversation a later turn began. A turn, an event or an end ends with
+ * its number (each instance counts its calls), then the mark of a call
+ * sent again (or sent before a connection went, unanswered):
  * when this instance (me) wrote the record last, the number says whether
  * Redis has the call; when another did, a call older than its turn is.
  * A time alone cannot say: a reply and the customer's next message
- * often come in the same millisecond.
+ * often come in the same millisecond. A stale call is answered 2, with
+ * the record as it is.
  */
 "local replayed = ARGV[#ARGV] == '" CONVSTORE_REPLAYED "'\n"
 "local seq = ARGV[#ARGV - (replayed and 1 or 0)]\n"
@@ -165,7 +169,7 @@ static const char convstore_lua_common[] =
 static const char convstore_lua_turn[] =
 "local now = tonumber(ARGV[1])\n"
 "local t = load()\n"
-"if stale(t, now, ARGV[6]) then return {1, dump(t), {}} end\n"
+"if stale(t, now, ARGV[6]) then return {2, dump(t), {}} end\n"
 "local out, rt = {}, nil\n"
 "if num(t.i) >= 0 and num(t.i) <= now then\n"
 /* it ended idle, unseen: its round is unanswered; this turn starts anew */
@@ -204,15 +208,19 @@ static const char convstore_lua_turn[] =
 "if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[5], rt or t) end\n"
 "return {1, dump(t), out}\n";
 
-/* KEYS as for a turn. ARGV: the round's open time, the event (0-2), id, the instance. */
+/*
+ * KEYS as for a turn. ARGV: the round's open time, the event (0-2), id, the
+ * instance, the call's number: the record then says this instance wrote
+ * it last, and which of its calls (stale).
+ */
 static const char convstore_lua_fire[] =
 "local t = load()\n"
 "if t.op ~= '1' or t.o ~= ARGV[1] then return {0, dump(t), {}} end\n"
 "local x, b = num(t.x), 2^tonumber(ARGV[2])\n"
 "if math.floor(x / b) % 2 == 1 then return {0, dump(t), {}} end\n"
 "t.x = tostring(x + b)\n"
-"t.w = ARGV[4]\n"
-"redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w)\n"
+"t.w = ARGV[4]; t.lq = seq\n"
+"redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w, 'lq', t.lq)\n"
 "local e = tonumber(ARGV[2])\n"
 "if e > 0 then record(e == 1 and 'b' or 'e', t.a or '', t.o, t['d'..e], t.f or '0', ARGV[3], t) end\n"
 "schedule(t, ARGV[3])\n"
@@ -221,7 +229,7 @@ static const char convstore_lua_fire[] =
 /* KEYS as for a turn. ARGV: when, idle only (1/0), id, the instance, the call's number. */
 static const char convstore_lua_end[] =
 "local t = load()\n"
-"if stale(t, tonumber(ARGV[1]), ARGV[4]) then return {0, dump(t), {}} end\n"
+"if stale(t, tonumber(ARGV[1]), ARGV[4]) then return {2, dump(t), {}} end\n"
 "if not t.i then\n"
 "  redis.call('ZREM', KEYS[2], ARGV[3]); redis.call('ZREM', KEYS[3], ARGV[3])\n"
 "  return {0, dump(t), {}}\n"
@@ -232,6 +240,13 @@ static const char convstore_lua_end[] =
 "local out = {}\n"
 "if t.op == '1' then out = {'u', t.o, t.f, t.ra or '', tostring(at), t.sh or '', t.qu or ''} end\n"
 "redis.call('DEL', KEYS[1])\n"
+/*
+ * what says the end was applied stays a while, so that a call of before
+ * it sent again after a reconnect does not bring the conversation back
+ * (stale); no idle end (i): to everything else there is no record
+ */
+"redis.call('HSET', KEYS[1], 'w', ARGV[4], 'lq', seq, 'la', ARGV[1])\n"
+"redis.call('PEXPIRE', KEYS[1], " CONVSTORE_STR(CONVSTORE_TOMB_MS) ")\n"
 "redis.call('ZREM', KEYS[2], ARGV[3])\n"
 "redis.call('ZREM', KEYS[3], ARGV[3])\n"
 "if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[3], t) end\n"
@@ -262,7 +277,7 @@ struct convstore {
 	char			 sha[CS_NSCRIPT][41];
 	int			 loaded[CS_NSCRIPT];	/* the connection has the script's text */
 	char			 instance[9];	/* hex: whose turn, in the record */
-	uint64_t		 seq;		/* turns and ends numbered (stale) */
+	uint64_t		 seq;		/* turns, events and ends numbered (stale) */
 };
 
 /* One call in flight: its arguments are kept to send it again as EVAL. */
@@ -274,6 +289,7 @@ struct convstore_op {
 	void			*priv;
 	int			 script;
 	int			 bucket;	/* CS_SWEEP: which; claims: -1 */
+	int			 maybe;		/* sent once, unanswered: Redis may have it */
 	int			 argc;
 	const char		*argv[CONVSTORE_MAXARG];
 	size_t			 argvlen[CONVSTORE_MAXARG];
@@ -351,6 +367,22 @@ convstore_head(struct convstore *cs, struct convstore_args *a, int script,
 
 static void	convstore_on_reply(redisReply *, void *);
 
+/*
+ * op goes again and Redis may have it: its last argument says so, once
+ * (stale). Only scripts' calls are kept, and nothing rides behind them.
+ */
+static void
+convstore_mark_again(struct convstore_op *op)
+{
+	size_t	n = strlen(CONVSTORE_REPLAYED);
+
+	if (op->argc < CONVSTORE_MAXARG && (op->argvlen[op->argc - 1] != n ||
+	    memcmp(op->argv[op->argc - 1], CONVSTORE_REPLAYED, n) != 0)) {
+		op->argv[op->argc] = CONVSTORE_REPLAYED;
+		op->argvlen[op->argc++] = n;
+	}
+}
+
 static int
 convstore_send(struct convstore_op *op)
 {
@@ -371,6 +403,8 @@ convstore_send(struct convstore_op *op)
 		op->argvlen[1] = strlen(cs->body[op->script]);
 		eval = 1;
 	}
+	if (op->maybe)
+		convstore_mark_again(op);
 	if (rconn_command_argv(cs->rc, convstore_on_reply, op, 0,
 	    op->argc, op->argv, op->argvlen) == -1)
 		return -1;
@@ -447,13 +481,7 @@ convstore_replay(struct convstore *cs)
 		op->argvlen[0] = 4;
 		op->argv[1] = cs->body[op->script];
 		op->argvlen[1] = strlen(cs->body[op->script]);
-		/* scripts' calls only (nothing rides along behind them); once */
-		if (op->argc < CONVSTORE_MAXARG && (op->argvlen[op->argc - 1] !=
-		    strlen(CONVSTORE_REPLAYED) || memcmp(op->argv[op->argc - 1],
-		    CONVSTORE_REPLAYED, strlen(CONVSTORE_REPLAYED)) != 0)) {
-			op->argv[op->argc] = CONVSTORE_REPLAYED;
-			op->argvlen[op->argc++] = strlen(CONVSTORE_REPLAYED);
-		}
+		convstore_mark_again(op);
 		if (rconn_command_argv(cs->rc, NULL, NULL, 0, op->argc, op->argv,
 		    op->argvlen) == -1)
 			break;
@@ -588,6 +616,7 @@ convstore_parse(const redisReply *r, struct convstore_reply *out)
 	    r->element[2]->type != REDIS_REPLY_ARRAY)
 		return -1;
 	out->done = r->element[0]->integer != 0;
+	out->stale = r->element[0]->integer == 2;
 	c = r->element[2];
 	if (c->elements == 7) {
 		out->charged = 1;
@@ -634,6 +663,7 @@ convstore_on_reply(redisReply *reply, void *priv)
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
 	    convstore_transient(reply) && !cs->freeing) {
 		log_warnx("convstore_on_reply: %s: reconnecting", reply->str);
+		op->maybe = 1;	/* a failover may yet bring it back */
 		/* first in the queue, ahead of the calls the drop sends back */
 		if (convstore_keeps(op) && convstore_wait(cs, op) == 0) {
 			rconn_drop(cs->rc, "it cannot take writes");
@@ -642,6 +672,9 @@ convstore_on_reply(redisReply *reply, void *priv)
 		rconn_drop(cs->rc, "it cannot take writes");
 		reply = NULL;
 	}
+	/* the connection went before the answer: Redis may have run it */
+	if (reply == NULL && !cs->freeing)
+		op->maybe = 1;
 	if (reply == NULL && convstore_keeps(op) && convstore_wait(cs, op) == 0)
 		return;
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
@@ -803,6 +836,7 @@ convstore_fire(struct convstore *cs, const char *id, size_t len,
 	convstore_arg_num(&a, (int64_t)type);
 	convstore_arg(&a, id, len);
 	convstore_arg_str(&a, cs->instance);
+	convstore_arg_num(&a, (int64_t)++cs->seq);
 	return convstore_call(cs, &a, 0, CS_FIRE, 0, cb, priv);
 }
 

@@ -79,6 +79,7 @@ struct slaclock_op {
 	enum slaclock_op_kind	 kind;
 	int			 shared;	/* made with Redis up: its answer is charged */
 	int			 charge;	/* a round the engine closed or ended, not charged */
+	int			 unheld;	/* END of a conversation the engine did not hold */
 	int			 answered, first;
 	int64_t			 opened, at;
 	struct sla_event	 ev;		/* FIRE: its strings point below */
@@ -528,10 +529,19 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 		sla_charge_event(clk->sla, op->ev.agent, op->shop, op->queue,
 		    op->ev.type, op->ev.due);
 	}
-	/* what happened while Redis was away was charged as it happened */
-	if (r->charged && op->shared)
+	/*
+	 * what happened while Redis was away was charged as it happened, but
+	 * not what the engine never held
+	 */
+	if (r->charged && (op->shared || op->unheld))
 		slaclock_charge(clk, op, r->charged_agent, r->charged_shop,
 		    r->charged_queue, r->answered, r->opened, r->at, r->first);
+	/*
+	 * Redis ran it before, and its answer went with the connection: what
+	 * the engine did counts, once (Redis logged the same round then)
+	 */
+	if (r->stale && op->shared)
+		slaclock_op_alone(op);
 	slaclock_sync(clk, op->buf, op->len, op->kind == SLACLOCK_OP_TURN, r);
 	free(op);
 }
@@ -649,11 +659,26 @@ slaclock_finish(struct slaclock *clk, struct sla_conv *conv, int64_t now,
 void
 slaclock_end(struct slaclock *clk, const struct pipeline_turn *t)
 {
-	struct sla_conv	*conv;
+	struct sla_conv		*conv;
+	struct slaclock_op	*op;
 
 	slaclock_begin(clk);
-	if ((conv = sla_find(clk->sla, t->conversation, t->conversation_len)) != NULL)
+	if ((conv = sla_find(clk->sla, t->conversation, t->conversation_len)) != NULL) {
 		(void)slaclock_finish(clk, conv, t->now_ms, 0);
+		return;
+	}
+	/*
+	 * Not held here (this instance restarted, or the conversation's turns
+	 * came through another): Redis may hold it, a round open with its
+	 * deadlines. It ends there, and its answer says what to charge.
+	 */
+	if (!convstore_on(clk->store) || (op = slaclock_op_new(clk,
+	    SLACLOCK_OP_END, t->conversation, t->conversation_len, t->agent,
+	    t->shop != NULL ? t->shop : "", t->queue != NULL ? t->queue : "")) == NULL)
+		return;
+	op->unheld = 1;
+	slaclock_op_sent(op, convstore_end(clk->store, op->buf, op->len,
+	    t->now_ms, 0, slaclock_on_store, op));
 }
 
 void

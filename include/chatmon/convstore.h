@@ -31,6 +31,11 @@ struct convstore_reply {
 	int			 ok;
 	int			 done;		/* turn: 1; fire: this caller marked the event; end: it ended */
 	int			 exists;	/* the conversation is (still) in Redis */
+	/*
+	 * turn, end: Redis had this call already (it was sent again after its
+	 * connection went): the caller charges what it did itself, once
+	 */
+	int			 stale;
 	struct sla_conv_state	 st;
 	const char		*agent;		/* the conversation's agent ("" unknown) */
 	const char		*shop;		/* its shop and queue ("" none) */

@@ -303,6 +303,164 @@ def test_a_reconnect_to_a_redis_that_remembers_changes_nothing(daemon, backend, 
     assert d.stop() == 0
 
 
+def endf(conv):
+    return json.dumps({"type": "end", "conversation": conv})
+
+
+def conv_key(conv):
+    return "chatmon:sla:{%d}:c:%s" % (sla_bucket(conv), conv)
+
+
+def rounds_logged(c, conv):
+    return [f for _, f in c.xrange("chatmon:sla:{%d}:log" % sla_bucket(conv))
+            if f.get("c") == conv]
+
+
+def test_an_ended_conversation_stays_ended_across_a_reconnect(daemon, backend, redis_server,
+                                                              tmp_path):
+    """The agent closes the chat in tab B after tab A (another instance)
+    saw its question; then every connection to Redis is dropped and both
+    send their last calls again: the conversation must not come back (no
+    round reopened, no deadline raised after the end) and its one round
+    is logged once. What says the end was applied outlives the window of
+    calls sent again, then goes."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("z-1", "这个有现货吗"))])
+    da = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    db = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    key = conv_key("z-1")
+
+    async def main():
+        async with agent(da, f"/script?file={s}&agent=cat") as wa, \
+                agent(db, f"/script?file={s}&agent=cat") as wb:
+            await first_turn(wa, "z-1")
+            await first_turn(wb, "z-1")
+            await asyncio.sleep(0.1)
+            await wb.send(endf("z-1"))
+            wait_for(lambda: c.hget(key, "i") is None, 2 * SLOW, "ended in Redis")
+            t_end = time.time() * 1000
+            assert c.client_kill_filter(_type="normal") >= 2
+            for d in (da, db):
+                wait_for(lambda: "sent again on the new connection" in d.log(), 5 * SLOW,
+                         "the calls sent again")
+            await asyncio.sleep(ESCALATE / 1000 + 0.5)
+            assert c.hget(key, "i") is None and c.hget(key, "op") is None, c.hgetall(key)
+            late = [a["type"] for at, a in sla_alerts(c, "z-1") if at > t_end + 100]
+            assert late == [], late
+            assert [f["k"] for f in rounds_logged(c, "z-1")] == ["u"]
+            assert c.pttl(key) > 10000          # the end's record, a while yet
+    run(main())
+
+
+def test_an_end_reaches_redis_from_an_instance_that_does_not_hold_it(daemon, backend,
+                                                                     redis_server, tmp_path):
+    """A round opens; chatmond restarts (or the agent comes back through
+    another instance); the agent ends the chat: the end reaches Redis, the
+    round is charged unanswered once, and no deadline of it is raised
+    after the end."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("x-1", "请问有优惠吗"))])
+    d1 = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS, name="first")
+    key = conv_key("x-1")
+
+    async def first():
+        async with agent(d1, f"/script?file={s1}&agent=bob") as ws:
+            await first_turn(ws, "x-1")
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round in Redis")
+    run(first())
+    assert d1.stop() == 0
+    d2 = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS, name="second")
+    s2 = script(tmp_path, "s2", [])
+
+    async def second():
+        async with agent(d2, f"/script?file={s2}&agent=bob") as ws:
+            await ws.send(endf("x-1"))
+            t_end = time.time() * 1000
+            wait_for(lambda: c.hget(key, "i") is None, 2 * SLOW, "ended in Redis")
+            await asyncio.sleep(ESCALATE / 1000 + 0.5)
+            return t_end
+    t_end = run(second())
+    late = [a["type"] for at, a in sla_alerts(c, "x-1") if at > t_end + 100]
+    assert late == [], late
+    assert [f["k"] for f in rounds_logged(c, "x-1") if f["k"] in "au"] == ["u"]
+    assert d2.stop() == 0
+    f = figures(d2, "bob")
+    assert f is not None and (f["rounds"], f["answered"]) == (1, 0), f
+
+
+def test_a_takeover_then_a_reconnect_keeps_the_later_round(daemon, backend, redis_server,
+                                                           tmp_path):
+    """A answers round 1; B opens round 2 and is killed; A takes round 2
+    over and raises its deadlines; then A's connection to Redis drops and
+    its last calls go again: its reply of round 1 must not close round 2,
+    whose escalation still comes."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("w-1", "在吗"))])
+    s2 = script(tmp_path, "s2", [(0, frame("w-1", "请问什么时候发货"))])
+    da = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    db = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    key = conv_key("w-1")
+
+    async def main():
+        async with agent(da, f"/script?file={s1}&agent=amy") as wa:
+            await first_turn(wa, "w-1")
+            await asyncio.sleep(0.2)
+            await wa.send(frame("w-1", "亲,在的"))
+            wait_for(lambda: c.hget(key, "op") == "0", 2 * SLOW, "round 1 closed")
+            async with agent(db, f"/script?file={s2}&agent=amy") as wb:
+                await first_turn(wb, "w-1")
+                wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "round 2 open")
+                kill9(db)
+            wait_for(lambda: any(a["type"] == "sla.breach" for _, a in sla_alerts(c, "w-1")),
+                     (REPLY / 1000 + 3) * SLOW, "round 2's breach, raised by A")
+            assert c.client_kill_filter(_type="normal") >= 1
+            wait_for(lambda: "sent again on the new connection" in da.log(), 5 * SLOW,
+                     "the calls sent again")
+            await asyncio.sleep(0.3)
+            assert c.hget(key, "op") == "1", c.hgetall(key)
+            wait_for(lambda: any(a["type"] == "sla.escalate" for _, a in sla_alerts(c, "w-1")),
+                     (ESCALATE / 1000 + 2) * SLOW, "round 2's escalation")
+            answered = [f for f in rounds_logged(c, "w-1") if f["k"] == "a"]
+            assert len(answered) == 1 and int(answered[0]["at"]) >= int(answered[0]["o"])
+    run(main())
+
+
+def test_a_reply_whose_answer_was_lost_is_charged_once(daemon, backend, redis_server, tmp_path):
+    """Redis hangs (SIGSTOP) while the reply's call is on its way: the
+    connection goes after redis.timeout and the call is sent again. Redis
+    ran the first one when it woke: the second finds it applied, and the
+    instance charges the round once, from what it saw."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("t-1", "在吗"))])
+    slow = "sla:\n  first_response: 20s\n  reply: 30s\n  escalate: 60s\n  timezone: UTC\n"
+    d = daemon(b.port, extra=slow, redis=r.url(), args=ARGS + ["-o", "redis.timeout=300ms"])
+    key = conv_key("t-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=tim") as ws:
+            await first_turn(ws, "t-1")
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "round open")
+            r.pause()
+            await ws.send(frame("t-1", "亲,在的"))
+            await asyncio.sleep(1.0)            # past redis.timeout: the call goes again
+            r.resume()
+            wait_for(lambda: c.hget(key, "op") == "0", 5 * SLOW, "round closed")
+            await asyncio.sleep(0.5)
+    run(main())
+    assert d.stop() == 0
+    assert [f["k"] for f in rounds_logged(c, "t-1")] == ["a"]
+    f = figures(d, "tim")
+    assert f is not None and (f["rounds"], f["answered"]) == (1, 1), f
+
+
 def test_another_instance_times_a_shops_round_by_that_shops_rules(daemon, backend,
                                                                  redis_server, tmp_path):
     """Issue 18: the conversation's shop and queue live in Redis with it, so the
