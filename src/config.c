@@ -24,6 +24,7 @@
 #define CONFIG_MiB	(1024ULL * 1024)
 #define CONFIG_GiB	(1024ULL * 1024 * 1024)
 #define CONFIG_MAX_FILE	CONFIG_MiB		/* larger is not a config file */
+#define CONFIG_MAX_ERRORS	100			/* listed; all are counted */
 #define CONFIG_QUOTE	256			/* room for one quoted value in a message */
 #define CONFIG_SHOW	60			/* bytes of a value shown before "..." */
 #define CONFIG_SUN_PATH	107			/* sizeof(sun_path) - 1 on Linux */
@@ -422,8 +423,14 @@ config_err(struct config_ctx *ctx, const char *fmt, ...)
 	int	 n = 0;
 
 	ctx->nerr++;
-	if (ctx->errs == NULL)
+	if (ctx->errs == NULL || ctx->nerr > CONFIG_MAX_ERRORS + 1)
 		return;
+	if (ctx->nerr == CONFIG_MAX_ERRORS + 1) {
+		/* every error is counted; so many are written out for nobody */
+		sbuf_line(ctx->errs, "%s: more than %d errors: the rest are not "
+		    "listed", ctx->file, CONFIG_MAX_ERRORS);
+		return;
+	}
 	if (ctx->where != NULL)
 		n = snprintf(msg, sizeof(msg), "%s: ", ctx->where);
 	if (n < 0 || (size_t)n >= sizeof(msg))
@@ -2385,18 +2392,6 @@ config_set_shops(struct config_ctx *ctx, yaml_document_t *doc, yaml_node_t *map)
 	ctx->line = config_node_line(map);
 }
 
-/* The line of a byte offset, for reader errors that carry only an offset. */
-static size_t
-config_offset_line(const char *buf, size_t len, size_t off)
-{
-	size_t	 i, line = 1;
-
-	for (i = 0; i < off && i < len; i++)
-		if (buf[i] == '\n')
-			line++;
-	return line;
-}
-
 /* libyaml stops at its first syntax error: that one is all we can report. */
 static void
 config_yaml_err(struct config_ctx *ctx, const yaml_parser_t *p,
@@ -2410,7 +2405,7 @@ config_yaml_err(struct config_ctx *ctx, const yaml_parser_t *p,
 		config_oom(ctx);
 		break;
 	case YAML_READER_ERROR:
-		ctx->line = buf ? config_offset_line(buf, len, p->problem_offset) : 0;
+		ctx->line = buf ? yamlfile_error_line(p, buf, len) : 0;
 		config_err(ctx, "YAML: %s at byte %zu", problem, p->problem_offset);
 		break;
 	default:
@@ -2430,6 +2425,7 @@ config_load_file(struct config_ctx *ctx, const char *path)
 	yaml_parser_t	 parser;
 	yaml_document_t	 doc;
 	yaml_node_t	*root;
+	const char	*why;
 	char		*buf = NULL;
 	size_t		 len = 0;
 
@@ -2443,11 +2439,11 @@ config_load_file(struct config_ctx *ctx, const char *path)
 			config_err(ctx, "cannot open: %s", strerror(errno));
 		return;
 	}
-	switch (yamlfile_check_depth(buf, len, &ctx->line)) {
+	switch (yamlfile_check(buf, len, &ctx->line, &why)) {
 	case 0:
 		break;
 	case -1:
-		config_err(ctx, "nested deeper than %d levels", YAMLFILE_MAX_DEPTH);
+		config_err(ctx, "%s", why);
 		free(buf);
 		return;
 	default:
@@ -2503,7 +2499,7 @@ config_load_override(struct config_ctx *ctx, const char *ov)
 	yaml_document_t		 doc;
 	yaml_node_t		*root = NULL;
 	const struct config_key	*k;
-	const char		*eq, *val;
+	const char		*eq, *val, *why;
 	char			*key = NULL, q[CONFIG_QUOTE];
 	int			 loaded, verbatim, id;
 
@@ -2539,12 +2535,12 @@ config_load_override(struct config_ctx *ctx, const char *ov)
 		goto out;
 	}
 	val = eq + 1;
-	switch (yamlfile_check_depth(val, strlen(val), &ctx->line)) {
+	switch (yamlfile_check(val, strlen(val), &ctx->line, &why)) {
 	case 0:
 		break;
 	case -1:
 		ctx->line = 0;
-		config_err(ctx, "nested deeper than %d levels", YAMLFILE_MAX_DEPTH);
+		config_err(ctx, "%s", why);
 		goto out;
 	default:
 		config_oom(ctx);

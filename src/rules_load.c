@@ -16,6 +16,9 @@
 #include "rules_int.h"
 
 #define RULES_MAX_EXPANDED	262144	/* bytes of a pattern with its lists and macros */
+#define RULES_MAX_MACRO_DEPTH	64	/* macros within macros, each a stack frame */
+/* A list item longer than this is not put into a trie (one frame a character). */
+#define RULES_TRIE_MAX_ITEM	1024
 #define RULES_MAX_FILE		(4 << 20)	/* bytes of one rule file */
 
 struct rules_load_def {			/* a list or a macro, by name */
@@ -182,7 +185,10 @@ rules_load_trie_ok(struct sbuf *words, size_t n)
 	size_t			 i, k;
 	uint32_t		 cp;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		/* the trie recurses once a character the items share: bound it */
+		if (words[i].len > RULES_TRIE_MAX_ITEM)
+			return 0;
 		for (k = 0; k < words[i].len; k += rules_load_cplen(sbuf_str(&words[i]) + k)) {
 			w.s = sbuf_str(&words[i]) + k;
 			if ((cp = rules_load_key(&w)) >= 0x80 &&
@@ -190,6 +196,7 @@ rules_load_trie_ok(struct sbuf *words, size_t n)
 			    utf8proc_toupper((utf8proc_int32_t)cp) != (utf8proc_int32_t)cp))
 				return 0;
 		}
+	}
 	return 1;
 }
 
@@ -341,7 +348,8 @@ out:
  */
 static int
 rules_load_expand(struct rules *r, const char *pattern, unsigned steps,
-    struct sbuf *out, const char *file, size_t line, struct sbuf *errs)
+    struct sbuf *out, const char *file, size_t line, unsigned depth,
+    struct sbuf *errs)
 {
 	const char		*p, *e;
 	struct rules_load_def	*d;
@@ -384,9 +392,15 @@ rules_load_expand(struct rules *r, const char *pattern, unsigned steps,
 				    d->name);
 				return -1;
 			}
+			/* each level a stack frame: a chain of macros is bounded */
+			if (depth >= RULES_MAX_MACRO_DEPTH) {
+				rules_load_err(errs, file, line, "macros nested more "
+				    "than %d deep", RULES_MAX_MACRO_DEPTH);
+				return -1;
+			}
 			d->visiting = 1;
 			rc = rules_load_expand(r, d->pattern, steps, out, d->file,
-			    d->line, errs);
+			    d->line, depth + 1, errs);
 			d->visiting = 0;
 			if (rc < 0)
 				return rc;
@@ -406,7 +420,7 @@ static int
 rules_load_expanded(struct rules *r, const char *pattern, unsigned steps,
     struct sbuf *ex, const char *file, size_t line, struct sbuf *errs)
 {
-	switch (rules_load_expand(r, pattern, steps, ex, file, line, errs)) {
+	switch (rules_load_expand(r, pattern, steps, ex, file, line, 0, errs)) {
 	case 0:
 		break;
 	case -2:
@@ -568,6 +582,43 @@ rules_load_doc_err(struct rules_load_doc *d, const yaml_node_t *n, const char *f
 	d->nerr++;
 }
 
+/*
+ * A scalar's text; NULL with an error when it holds U+0000 ("\0" in a
+ * quoted scalar): as a C string it would end there, and a pattern
+ * "abc\0|.*" would load as "abc" and pass its examples.
+ */
+static const char *
+rules_load_text(struct rules_load_doc *d, yaml_node_t *n, const char *key)
+{
+	const char	*s = (const char *)n->data.scalar.value;
+
+	if (strlen(s) != n->data.scalar.length) {
+		rules_load_doc_err(d, n, "%s: holds a NUL character", key);
+		return NULL;
+	}
+	return s;
+}
+
+/*
+ * A count from 1 to max written in decimal digits only (strtoul would
+ * take a sign and wrap "-4294967295" to 1): 0, or -1.
+ */
+static int
+rules_load_count(const char *s, unsigned long max, uint32_t *out)
+{
+	unsigned long	 n;
+	char		*end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (*end != '\0' || errno != 0 || n == 0 || n > max)
+		return -1;
+	*out = (uint32_t)n;
+	return 0;
+}
+
 static const char *
 rules_load_scalar(struct rules_load_doc *d, yaml_node_t *n, const char *key)
 {
@@ -575,7 +626,7 @@ rules_load_scalar(struct rules_load_doc *d, yaml_node_t *n, const char *key)
 		rules_load_doc_err(d, n, "%s: expected a single value", key);
 		return NULL;
 	}
-	return (const char *)n->data.scalar.value;
+	return rules_load_text(d, n, key);
 }
 
 /* A sequence of scalars (a lone scalar counts as one); the strings are the document's. */
@@ -605,7 +656,8 @@ rules_load_strings(struct rules_load_doc *d, yaml_node_t *n, const char *key,
 	    (lines && (*lines = calloc(cap, sizeof(**lines))) == NULL))
 		return -1;
 	if (n->type == YAML_SCALAR_NODE) {
-		(*out)[0] = (const char *)n->data.scalar.value;
+		if (((*out)[0] = rules_load_text(d, n, key)) == NULL)
+			return 0;
 		if (lines)
 			(*lines)[0] = rules_load_line(n);
 		*count = 1;
@@ -617,7 +669,8 @@ rules_load_strings(struct rules_load_doc *d, yaml_node_t *n, const char *key,
 			rules_load_doc_err(d, v, "%s: every item must be a single value", key);
 			continue;
 		}
-		(*out)[k] = (const char *)v->data.scalar.value;
+		if (((*out)[k] = rules_load_text(d, v, key)) == NULL)
+			continue;
 		if (lines)
 			(*lines)[k] = rules_load_line(v);
 		k++;
@@ -820,8 +873,6 @@ rules_load_clear(struct rules *r, struct rules_load_doc *d, yaml_node_t *v,
 	    "quoted", NULL };
 	yaml_node_t	*w;
 	const char	*s;
-	char		*end;
-	unsigned long	 n;
 
 	ru->clear.within = RULES_CLEAR_WITHIN;
 	if (v->type != YAML_MAPPING_NODE) {
@@ -831,15 +882,10 @@ rules_load_clear(struct rules *r, struct rules_load_doc *d, yaml_node_t *v,
 	}
 	rules_load_check_keys(d, v, "clear", keys);
 	if ((w = rules_load_get(d, v, "within")) != NULL &&
-	    (s = rules_load_scalar(d, w, "within")) != NULL) {
-		errno = 0;
-		n = strtoul(s, &end, 10);
-		if (*s == '\0' || *end != '\0' || errno != 0 || n == 0 || n > 100)
-			rules_load_doc_err(d, w, "rule %s: clear: within must be a "
-			    "number of characters from 1 to 100", id);
-		else
-			ru->clear.within = (uint32_t)n;
-	}
+	    (s = rules_load_scalar(d, w, "within")) != NULL &&
+	    rules_load_count(s, 100, &ru->clear.within) == -1)
+		rules_load_doc_err(d, w, "rule %s: clear: within must be a "
+		    "number of characters from 1 to 100", id);
 	if ((w = rules_load_get(d, v, "quoted")) != NULL)
 		rules_load_bool(d, w, "quoted", &ru->clear.quoted);
 	if ((w = rules_load_get(d, v, "before")) != NULL &&
@@ -996,17 +1042,12 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 			rules_load_doc_err(d, v, "rule %s: near: expected {pattern: P, within: N}", id);
 		else {
 			static const char *const near_keys[] = { "pattern", "within", NULL };
-			char *end;
 
 			rules_load_check_keys(d, v, "near", near_keys);
-			if ((s = rules_load_scalar(d, nw, "within")) != NULL) {
-				errno = 0;
-				ru.near_within = (uint32_t)strtoul(s, &end, 10);
-				if (*s == '\0' || *end != '\0' || errno != 0 ||
-				    ru.near_within == 0 || ru.near_within > 1000)
-					rules_load_doc_err(d, nw, "rule %s: near: within must be "
-					    "a number of characters from 1 to 1000", id);
-			}
+			if ((s = rules_load_scalar(d, nw, "within")) != NULL &&
+			    rules_load_count(s, 1000, &ru.near_within) == -1)
+				rules_load_doc_err(d, nw, "rule %s: near: within must be "
+				    "a number of characters from 1 to 1000", id);
 			if ((s = rules_load_scalar(d, np, "pattern")) != NULL &&
 			    (ru.near_re = rules_load_pattern(r, s, ru.steps, &npf,
 			    NULL, d->file, rules_load_line(np), d->errs)) == NULL)
@@ -1101,6 +1142,7 @@ static int
 rules_load_parse_file(const char *path, struct rules_load_doc *d, struct sbuf *errs)
 {
 	yaml_parser_t	 parser;
+	const char	*why;
 	char		*buf;
 	size_t		 len, line;
 	int		 rc = -1;
@@ -1116,12 +1158,11 @@ rules_load_parse_file(const char *path, struct rules_load_doc *d, struct sbuf *e
 			rules_load_err(errs, path, 0, "cannot open: %s", strerror(errno));
 		return -1;
 	}
-	switch (yamlfile_check_depth(buf, len, &line)) {
+	switch (yamlfile_check(buf, len, &line, &why)) {
 	case 0:
 		break;
 	case -1:
-		rules_load_err(errs, path, line, "nested deeper than %d levels",
-		    YAMLFILE_MAX_DEPTH);
+		rules_load_err(errs, path, line, "%s", why);
 		free(buf);
 		return -1;
 	default:
@@ -1136,7 +1177,8 @@ rules_load_parse_file(const char *path, struct rules_load_doc *d, struct sbuf *e
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
 	if (!yaml_parser_load(&parser, &d->doc))
-		rules_load_err(errs, path, parser.problem_mark.line + 1, "YAML: %s%s%s",
+		rules_load_err(errs, path, yamlfile_error_line(&parser, buf, len),
+		    "YAML: %s%s%s",
 		    parser.problem ? parser.problem : "syntax error",
 		    parser.context ? " " : "", parser.context ? parser.context : "");
 	else

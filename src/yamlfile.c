@@ -1,17 +1,21 @@
-/* yamlfile: a YAML file bounded in nesting before libyaml builds its document. */
+/* yamlfile: a YAML file bounded in nesting, aliases and documents before libyaml builds its document. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <yaml.h>
 
 #include "chatmon/yamlfile.h"
 
+#define YAMLFILE_STR_(x)	#x
+#define YAMLFILE_STR(x)		YAMLFILE_STR_(x)
+
 int
-yamlfile_check_depth(const char *buf, size_t len, size_t *line)
+yamlfile_check(const char *buf, size_t len, size_t *line, const char **why)
 {
 	yaml_parser_t	 p;
 	yaml_event_t	 ev;
 	yaml_event_type_t type;
-	int		 depth = 0, rc = 0;
+	int		 depth = 0, docs = 0, aliases = 0, rc = 0;
 
 	if (!yaml_parser_initialize(&p))
 		return -2;
@@ -24,19 +28,44 @@ yamlfile_check_depth(const char *buf, size_t len, size_t *line)
 			break;
 		}
 		type = ev.type;
+		*line = ev.start_mark.line + 1;
 		if (type == YAML_SEQUENCE_START_EVENT ||
 		    type == YAML_MAPPING_START_EVENT) {
 			if (++depth > YAMLFILE_MAX_DEPTH) {
-				*line = ev.start_mark.line + 1;
+				*why = "nested deeper than "
+				    YAMLFILE_STR(YAMLFILE_MAX_DEPTH) " levels";
 				rc = -1;
 			}
 		} else if (type == YAML_SEQUENCE_END_EVENT ||
 		    type == YAML_MAPPING_END_EVENT)
 			depth--;
+		else if (type == YAML_ALIAS_EVENT &&
+		    ++aliases > YAMLFILE_MAX_ALIASES) {
+			*why = "more than " YAMLFILE_STR(YAMLFILE_MAX_ALIASES)
+			    " aliases (*name)";
+			rc = -1;
+		} else if (type == YAML_DOCUMENT_START_EVENT && ++docs > 1) {
+			*why = "more than one YAML document";
+			rc = -1;
+		}
 		yaml_event_delete(&ev);
 		if (rc == -1 || type == YAML_STREAM_END_EVENT)
 			break;
 	}
 	yaml_parser_delete(&p);
 	return rc;
+}
+
+size_t
+yamlfile_error_line(const yaml_parser_t *p, const char *buf, size_t len)
+{
+	size_t	i, line = 1;
+
+	if (p->error != YAML_READER_ERROR)
+		return p->problem_mark.line + 1;
+	/* the reader's errors have an offset and no mark */
+	for (i = 0; buf != NULL && i < p->problem_offset && i < len; i++)
+		if (buf[i] == '\n')
+			line++;
+	return line;
 }

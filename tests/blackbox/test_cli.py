@@ -189,6 +189,69 @@ def test_deep_yaml_is_refused_at_once(tmp_path, shape, where):
     assert took < 2 * SLOW, took
 
 
+RULE = "- rule: abuse.x\n  category: abuse\n  severity: warn\n  action: flag\n"
+
+
+@pytest.mark.parametrize("case", ["long_items", "macro_chain", "two_documents", "bad_utf8",
+                                  "within_wraps", "nul_in_pattern", "aliases"])
+def test_hostile_rule_files_are_refused_with_their_line(tmp_path, case):
+    """Rule files that crashed the loader (a list of long items sharing a
+    prefix, a chain of 45 000 macros: the stack), were read in part (a
+    second YAML document), blamed line 1 (a byte that is not UTF-8 at line
+    7), took a wrapped number (within: 4294967297 as 1), a pattern cut at
+    a NUL ("abc\\0|.*" as "abc"), or copied one list per alias until
+    memory ran out: each is refused with FILE:LINE, quickly."""
+    if case == "long_items":
+        text = ("- list: deep\n  items: ['" + "a" * 60000 + "', '" + "a" * 60000 + "z']\n" +
+                RULE + "  pattern: '${deep}'\n")
+        want = r"r\.yaml:\d+: (bad pattern .*too large|pattern expands past)"
+    elif case == "macro_chain":
+        text = "".join(f"- macro: m{i}\n  pattern: '${{m{i + 1}}}'\n" for i in range(200)) + \
+            "- macro: m200\n  pattern: x\n" + RULE + "  pattern: '${m0}'\n"
+        want = r"r\.yaml:\d+: macros nested more than 64 deep"
+    elif case == "two_documents":
+        text = RULE + "  pattern: a\n---\n" + RULE.replace("abuse.x", "abuse.y") + \
+            "  pattern: forbidden\n"
+        want = r"r\.yaml:6: more than one YAML document"
+    elif case == "bad_utf8":
+        text = RULE + "  pattern: a\n  message: ok\n  # \udcff\n"
+        want = r"r\.yaml:7: YAML: invalid leading UTF-8 octet"
+    elif case == "within_wraps":
+        text = RULE + "  pattern: a\n  near: {pattern: b, within: 4294967297}\n"
+        want = r"r\.yaml:6: rule abuse\.x: near: within must be a number of characters"
+    elif case == "nul_in_pattern":
+        text = RULE + '  pattern: "abc\\0|.*"\n'
+        want = r"r\.yaml:5: pattern: holds a NUL character"
+    else:
+        text = "- list: base\n  items: &i [甲, 乙, 丙]\n" + "".join(
+            f"- list: l{i}\n  items: *i\n" for i in range(150)) + RULE + "  pattern: '${l1}'\n"
+        want = r"r\.yaml:\d+: more than 100 aliases"
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "r.yaml").write_bytes(text.encode("utf-8", "surrogateescape"))
+    t0 = time.monotonic()
+    r = sh(CHATMON, "rules", "test", "--rules", str(d))
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    assert re.search(want, r.stderr), r.stderr[-2000:]
+    assert time.monotonic() - t0 < 5 * SLOW
+
+
+def test_a_config_of_aliases_is_refused_and_its_errors_are_bounded(tmp_path):
+    conf = tmp_path / "c.yaml"
+    base = config_text(free_port(), "ws://127.0.0.1:9/")
+    keys = "".join(f"  k{i}: 1\n" for i in range(500))
+    conf.write_text(base + "x: &a\n" + keys + "".join(f"y{i}: *a\n" for i in range(150)))
+    r = sh(CHATMOND, "-c", str(conf), "-t")
+    assert r.returncode == 1 and re.search(rf"{re.escape(str(conf))}:\d+: more than 100 aliases",
+                                           r.stderr), r.stderr[-2000:]
+    # fewer aliases, each of 500 unknown keys: 50 000 errors, 100 of them listed
+    conf.write_text(base + "x: &a\n" + keys + "".join(f"y{i}: *a\n" for i in range(100)))
+    r = sh(CHATMOND, "-c", str(conf), "-t")
+    assert r.returncode == 1
+    assert "more than 100 errors: the rest are not listed" in r.stderr
+    assert r.stderr.count("\n") < 120, r.stderr[-2000:]
+
+
 def test_oversized_config_and_rule_files_are_refused(tmp_path):
     conf = tmp_path / "big.yaml"
     conf.write_text(config_text(free_port(), "ws://127.0.0.1:9/") + "#" * (2 << 20) + "\n")
