@@ -681,7 +681,7 @@ static const struct bad_case bad_cases[] = {
 	{ "undefined alias", "rules: *nowhere\n",
 	    "@:1: YAML: found undefined alias\n" },
 	{ "second document", "rules: a\n---\nrules: b\n",
-	    "@:3: more than one YAML document\n" },
+	    "@:2: more than one YAML document\n" },
 	{ "bad UTF-8", "rules: a\nlisten: \"\xff\"\n",
 	    "@:2: YAML: invalid leading UTF-8 octet at byte 18\n" },
 };
