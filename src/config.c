@@ -2469,18 +2469,7 @@ config_load_file(struct config_ctx *ctx, const char *path)
 			config_err(ctx, "top level: expected a mapping, got a %s",
 			    config_node_kind(root));
 	}
-	yaml_document_delete(&doc);
-	if (root == NULL)
-		goto out;
-	/* a second document would be silently ignored: say so instead */
-	if (!yaml_parser_load(&parser, &doc)) {
-		config_yaml_err(ctx, &parser, buf, len);
-		goto out;
-	}
-	if ((root = yaml_document_get_root_node(&doc)) != NULL) {
-		ctx->line = config_node_line(root);
-		config_err(ctx, "more than one YAML document");
-	}
+	/* a second document was refused before (yamlfile_check) */
 	yaml_document_delete(&doc);
 out:
 	yaml_parser_delete(&parser);
