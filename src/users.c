@@ -31,6 +31,7 @@ struct users_entry {
 	enum users_role	 role;
 	char		 hash[USERS_HASH_MAX];
 	char		 shops[USERS_SHOPS_MAX];	/* "tm,jd"; "": every shop */
+	size_t		 line;		/* in its file */
 };
 
 struct users {
@@ -126,14 +127,33 @@ users_role_allows(enum users_role have, enum users_role need)
 	return have != USERS_NONE && need != USERS_NONE && have >= need;
 }
 
+static int
+users_entry_cmp(const void *a, const void *b)
+{
+	const struct users_entry	*x = a, *y = b;
+	int				 c = strcmp(x->name, y->name);
+
+	if (c != 0)
+		return c;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* u->v is sorted by name (users_parse): a file of many users is looked up in log time. */
 static const struct users_entry *
 users_find(const struct users *u, const char *name)
 {
-	size_t	i;
+	size_t	lo = 0, hi = u->n, mid;
+	int	c;
 
-	for (i = 0; i < u->n; i++)
-		if (strcmp(u->v[i].name, name) == 0)
-			return &u->v[i];
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(name, u->v[mid].name)) == 0)
+			return &u->v[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
 	return NULL;
 }
 
@@ -186,10 +206,6 @@ users_line(struct users *u, char *line, const char *file, size_t lineno,
 		    file, lineno, line);
 		return -1;
 	}
-	if (users_find(u, line) != NULL) {
-		sbuf_line(errs, "%s:%zu: user %s is there twice", file, lineno, line);
-		return -1;
-	}
 	if (u->n == u->cap) {
 		if ((nv = reallocarray(u->v, u->cap ? u->cap * 2 : 8,
 		    sizeof(*nv))) == NULL) {
@@ -206,6 +222,7 @@ users_line(struct users *u, char *line, const char *file, size_t lineno,
 	memcpy(e->hash, hash, strlen(hash) + 1);
 	if (shops != NULL)
 		memcpy(e->shops, shops, strlen(shops) + 1);
+	e->line = lineno;
 	return 0;
 }
 
@@ -214,7 +231,7 @@ users_parse(const char *text, size_t len, const char *file, struct sbuf *errs)
 {
 	struct users	*u;
 	char		*line = NULL;
-	size_t		 start, end, lineno = 0, bad = 0;
+	size_t		 start, end, lineno = 0, bad = 0, i;
 
 	if ((u = calloc(1, sizeof(*u))) == NULL)
 		goto oom;
@@ -236,6 +253,14 @@ users_parse(const char *text, size_t len, const char *file, struct sbuf *errs)
 			bad++;
 	}
 	free(line);
+	/* sorted for users_find; a name there twice is next to itself */
+	qsort(u->v, u->n, sizeof(*u->v), users_entry_cmp);
+	for (i = 1; i < u->n; i++)
+		if (strcmp(u->v[i - 1].name, u->v[i].name) == 0) {
+			sbuf_line(errs, "%s:%zu: user %s is there twice", file,
+			    u->v[i].line, u->v[i].name);
+			bad++;
+		}
 	if (bad > 0) {
 		users_free(u);
 		return NULL;

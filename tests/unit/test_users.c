@@ -91,6 +91,43 @@ test_parse(void **state)
 	users_free(NULL);
 }
 
+/*
+ * Users are looked up by halves, so every name of a long file, in any
+ * order, is found; a name three times is reported at its second and
+ * third lines.
+ */
+static void
+test_many(void **state)
+{
+	struct sbuf	 text, errs;
+	struct users	*u;
+	char		 name[32];
+	int		 i;
+
+	(void)state;
+	sbuf_init(&text);
+	sbuf_init(&errs);
+	for (i = 0; i < 3000; i++)
+		assert_int_equal(sbuf_printf(&text, "u%d:%s:" H1 "\n",
+		    (i * 7919) % 3000, i % 2 ? "viewer" : "supervisor"), 0);
+	assert_non_null(u = users_parse(text.s, text.len, "m.txt", &errs));
+	assert_int_equal(users_count(u), 3000);
+	for (i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "u%d", i);
+		assert_int_not_equal(users_role(u, name), USERS_NONE);
+	}
+	assert_int_equal(users_role(u, "u3000"), USERS_NONE);
+	assert_int_equal(users_role(u, ""), USERS_NONE);
+	users_free(u);
+	assert_int_equal(sbuf_printf(&text, "u5:viewer:" H1 "\nu5:viewer:" H1 "\n"), 0);
+	assert_null(users_parse(text.s, text.len, "m.txt", &errs));
+	assert_int_equal(errs.lines, 2);
+	assert_non_null(strstr(sbuf_str(&errs), "m.txt:3001: user u5 is there twice"));
+	assert_non_null(strstr(sbuf_str(&errs), "m.txt:3002: user u5 is there twice"));
+	sbuf_free(&text);
+	sbuf_free(&errs);
+}
+
 static void
 test_set_line(void **state)
 {
@@ -261,6 +298,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names_and_roles),
 		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_set_line),
 		cmocka_unit_test(test_shops),
 		cmocka_unit_test(test_hash_verify),
