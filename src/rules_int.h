@@ -184,6 +184,7 @@ struct rules {
 	size_t			 nrule;
 	struct rules_load_def	*def;		/* while loading only */
 	size_t			 ndef;
+	int			 defs_full;	/* RULES_MAX_DEFS said once */
 	/*
 	 * One automaton for each normalisation a rule asks for, over that
 	 * text. Every (literal, unit, set bit) of every rule, a unit being a

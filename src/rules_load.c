@@ -17,6 +17,7 @@
 
 #define RULES_MAX_EXPANDED	262144	/* bytes of a pattern with its lists and macros */
 #define RULES_MAX_MACRO_DEPTH	64	/* macros within macros, each a stack frame */
+#define RULES_MAX_DEFS		4096	/* lists and macros of a pack (the default: 351) */
 /* A list item longer than this is not put into a trie (one frame a character). */
 #define RULES_TRIE_MAX_ITEM	1024
 #define RULES_MAX_FILE		(4 << 20)	/* bytes of one rule file */
@@ -777,6 +778,14 @@ rules_load_add_def(struct rules *r, struct rules_load_doc *d, yaml_node_t *item,
 	if (!rules_load_name_ok(name) || strchr(name, '.') != NULL) {
 		rules_load_doc_err(d, item, "bad name '%s': letters, digits, _ and - only",
 		    name);
+		return 0;
+	}
+	/* each is looked up by name among the others: bound their number */
+	if (r->ndef >= RULES_MAX_DEFS) {
+		if (!r->defs_full)
+			rules_load_doc_err(d, item, "more than %d lists and macros",
+			    RULES_MAX_DEFS);
+		r->defs_full = 1;
 		return 0;
 	}
 	if (rules_load_find_def(r, name, strlen(name)) != NULL) {

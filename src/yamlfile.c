@@ -1,4 +1,4 @@
-/* yamlfile: a YAML file bounded in nesting, aliases and documents before libyaml builds its document. */
+/* yamlfile: a YAML file bounded in nesting, keys, aliases and documents before libyaml builds its document. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -15,6 +15,9 @@ yamlfile_check(const char *buf, size_t len, size_t *line, const char **why)
 	yaml_parser_t	 p;
 	yaml_event_t	 ev;
 	yaml_event_type_t type;
+	/* per open collection: a mapping?, and its nodes (a key and a value each) */
+	int		 is_map[YAMLFILE_MAX_DEPTH + 2];
+	size_t		 nodes[YAMLFILE_MAX_DEPTH + 2];
 	int		 depth = 0, docs = 0, aliases = 0, rc = 0;
 
 	if (!yaml_parser_initialize(&p))
@@ -29,12 +32,22 @@ yamlfile_check(const char *buf, size_t len, size_t *line, const char **why)
 		}
 		type = ev.type;
 		*line = ev.start_mark.line + 1;
-		if (type == YAML_SEQUENCE_START_EVENT ||
+		if (depth > 0 && (type == YAML_SCALAR_EVENT ||
+		    type == YAML_ALIAS_EVENT || type == YAML_SEQUENCE_START_EVENT ||
+		    type == YAML_MAPPING_START_EVENT) && is_map[depth] &&
+		    ++nodes[depth] > 2 * (size_t)YAMLFILE_MAX_KEYS) {
+			*why = "a mapping of more than "
+			    YAMLFILE_STR(YAMLFILE_MAX_KEYS) " keys";
+			rc = -1;
+		} else if (type == YAML_SEQUENCE_START_EVENT ||
 		    type == YAML_MAPPING_START_EVENT) {
 			if (++depth > YAMLFILE_MAX_DEPTH) {
 				*why = "nested deeper than "
 				    YAMLFILE_STR(YAMLFILE_MAX_DEPTH) " levels";
 				rc = -1;
+			} else {
+				is_map[depth] = type == YAML_MAPPING_START_EVENT;
+				nodes[depth] = 0;
 			}
 		} else if (type == YAML_SEQUENCE_END_EVENT ||
 		    type == YAML_MAPPING_END_EVENT)

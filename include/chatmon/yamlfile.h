@@ -1,4 +1,4 @@
-/* yamlfile: a YAML file bounded in nesting, aliases and documents before libyaml builds its document (util_read_file reads it). */
+/* yamlfile: a YAML file bounded in nesting, keys, aliases and documents before libyaml builds its document (util_read_file reads it). */
 #ifndef CHATMON_YAMLFILE_H
 #define CHATMON_YAMLFILE_H
 
@@ -21,11 +21,17 @@
  * by people use a few.
  */
 #define YAMLFILE_MAX_ALIASES	100
+/*
+ * Keys are checked for duplicates among those before them: a mapping of
+ * 60 000 keys took 12-24 s to refuse. No mapping of a config or rule file
+ * needs more (a config's shops are 1 000 at most).
+ */
+#define YAMLFILE_MAX_KEYS	4096
 
 /*
  * 0 when buf holds at most one YAML document, no collection nested
- * deeper than YAMLFILE_MAX_DEPTH and at most YAMLFILE_MAX_ALIASES
- * aliases; -1 with *why and *line (1-based) where a bound was passed;
+ * deeper than YAMLFILE_MAX_DEPTH, no mapping of more than
+ * YAMLFILE_MAX_KEYS keys and at most YAMLFILE_MAX_ALIASES aliases; -1 with *why and *line (1-based) where a bound was passed;
  * -2 out of memory. Syntax errors are left to the loader, which reports
  * them better.
  */

@@ -193,7 +193,8 @@ RULE = "- rule: abuse.x\n  category: abuse\n  severity: warn\n  action: flag\n"
 
 
 @pytest.mark.parametrize("case", ["long_items", "macro_chain", "two_documents", "bad_utf8",
-                                  "within_wraps", "nul_in_pattern", "aliases"])
+                                  "within_wraps", "nul_in_pattern", "aliases", "many_keys",
+                                  "many_defs"])
 def test_hostile_rule_files_are_refused_with_their_line(tmp_path, case):
     """Rule files that crashed the loader (a list of long items sharing a
     prefix, a chain of 45 000 macros: the stack), were read in part (a
@@ -222,6 +223,13 @@ def test_hostile_rule_files_are_refused_with_their_line(tmp_path, case):
     elif case == "nul_in_pattern":
         text = RULE + '  pattern: "abc\\0|.*"\n'
         want = r"r\.yaml:5: pattern: holds a NUL character"
+    elif case == "many_keys":       # each key checked against those before it
+        text = RULE + "  pattern: a\n" + "".join(f"  k{i}: 1\n" for i in range(5000))
+        want = r"r\.yaml:4097: a mapping of more than 4096 keys"
+    elif case == "many_defs":       # each looked up among the others
+        text = "".join(f"- macro: m{i}\n  pattern: x\n" for i in range(5000)) + \
+            RULE + "  pattern: '${m0}'\n"
+        want = r"r\.yaml:8193: more than 4096 lists and macros\n(?!.*more than 4096)"
     else:
         text = "- list: base\n  items: &i [甲, 乙, 丙]\n" + "".join(
             f"- list: l{i}\n  items: *i\n" for i in range(150)) + RULE + "  pattern: '${l1}'\n"
@@ -234,6 +242,17 @@ def test_hostile_rule_files_are_refused_with_their_line(tmp_path, case):
     assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
     assert re.search(want, r.stderr), r.stderr[-2000:]
     assert time.monotonic() - t0 < 5 * SLOW
+
+
+def test_a_config_mapping_of_too_many_keys_is_refused_at_once(tmp_path):
+    conf = tmp_path / "c.yaml"
+    base = config_text(free_port(), "ws://127.0.0.1:9/")
+    conf.write_text(base + "extra:\n" + "".join(f"  k{i}: 1\n" for i in range(60000)))
+    t0 = time.monotonic()
+    r = sh(CHATMOND, "-c", str(conf), "-t")
+    assert r.returncode == 1 and re.search(
+        rf"{re.escape(str(conf))}:\d+: a mapping of more than 4096 keys", r.stderr), r.stderr
+    assert time.monotonic() - t0 < 2 * SLOW
 
 
 def test_a_config_of_aliases_is_refused_and_its_errors_are_bounded(tmp_path):
