@@ -254,7 +254,8 @@ users_parse(const char *text, size_t len, const char *file, struct sbuf *errs)
 	}
 	free(line);
 	/* sorted for users_find; a name there twice is next to itself */
-	qsort(u->v, u->n, sizeof(*u->v), users_entry_cmp);
+	if (u->n > 1)	/* qsort wants an array, even of none */
+		qsort(u->v, u->n, sizeof(*u->v), users_entry_cmp);
 	for (i = 1; i < u->n; i++)
 		if (strcmp(u->v[i - 1].name, u->v[i].name) == 0) {
 			sbuf_line(errs, "%s:%zu: user %s is there twice", file,
