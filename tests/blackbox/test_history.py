@@ -27,6 +27,11 @@ def items(c, key):
     return [json.loads(x) for x in c.lrange(key, 0, -1)]
 
 
+def history_up(d):
+    """Until chatmond's history connection is up: a turn before it is lost, by design."""
+    d.wait_log(r"history_on_state: redis \S+ connected", T)
+
+
 def test_history_bounded_with_ttl_nick_blocked_and_alert(daemon, backend, redis_server):
     r = redis_server()
     c = r.client()
@@ -34,6 +39,7 @@ def test_history_bounded_with_ttl_nick_blocked_and_alert(daemon, backend, redis_
     d = daemon(b.port, redis=r.url(), level="info",
                args=["-o", "history.turns=3", "-o", "history.ttl=60s",
                      "-o", "protocol.nickname=/buyer/nick", "-o", "redis.prefix=s1:"])
+    history_up(d)
     key = "s1:chatmon:hist:h-1"
 
     async def main():
@@ -76,6 +82,7 @@ def test_history_burst_gathered_in_order(daemon, backend, redis_server):
     c = r.client()
     b = backend()
     d = daemon(b.port, redis=r.url(), args=["-o", "history.turns=50"])
+    history_up(d)
 
     async def main():
         async with agent(d, "/echo?agent=alice") as ws:
@@ -140,6 +147,7 @@ def test_history_waiting_on_a_slow_redis_is_bounded_in_bytes(daemon, backend, re
     c = r.client()
     b = backend()
     d = daemon(b.port, redis=r.url(), args=["-o", "redis.timeout=30s"])
+    history_up(d)
     big = "啊" * 300000                  # 900 KB a turn, 1.8 MB a round trip
 
     async def main():
@@ -172,6 +180,7 @@ def test_history_turned_off_and_on_by_reload(daemon, backend, redis_server):
     c = r.client()
     b = backend()
     d = daemon(b.port, redis=r.url())
+    history_up(d)
     base = open(d.conf, encoding="utf-8").read()
 
     def reload(extra, nick=False):
