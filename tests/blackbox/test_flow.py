@@ -34,6 +34,25 @@ async def echo_latencies(ws, n=20):
     return worst
 
 
+async def send_until_blocked(d, ws, msg, most, every, peak):
+    """Sends msg until a send does not complete within 2 * SLOW (chatmond
+    stopped reading the sender) or most sends did: (sends completed, the
+    send still pending or None, the peak RSS seen every `every` sends)."""
+    sent, task = 0, None
+    deadline = time.monotonic() + 20 * SLOW
+    while sent < most and time.monotonic() < deadline:
+        task = asyncio.ensure_future(ws.send(msg))
+        done, _ = await asyncio.wait({task}, timeout=2 * SLOW)
+        if not done:
+            return sent, task, peak                 # blocked: backpressure works
+        task.result()
+        task = None
+        sent += 1
+        if sent % every == 0:
+            peak = max(peak, rss_kib(d.pid))
+    return sent, None, peak
+
+
 def test_messages_before_upstream_are_queued(daemon, backend):
     b = backend()
     d = daemon(b.port)
@@ -71,18 +90,9 @@ def test_backpressure_agent_to_stalled_backend(daemon, backend):
             async with agent(d, "/stall?t=producer") as ws:
                 b.opened("t=producer")
                 block = pattern_bytes(65536)
-                sent, task = 0, None
-                deadline = time.monotonic() + 20 * SLOW
-                while sent < cap and time.monotonic() < deadline:
-                    task = asyncio.ensure_future(ws.send(block))
-                    done, _ = await asyncio.wait({task}, timeout=2 * SLOW)
-                    if not done:
-                        break                        # blocked: backpressure works
-                    task.result()
-                    task = None
-                    sent += len(block)
-                    if sent % (4 << 20) == 0:
-                        peak = max(peak, rss_kib(d.pid))
+                n, task, peak = await send_until_blocked(d, ws, block, cap // len(block),
+                                                         (4 << 20) // len(block), peak)
+                sent = n * len(block)
                 assert task is not None, f"agent never blocked after {sent >> 20} MiB"
                 print(f"agent blocked after {sent >> 10} KiB")
                 for _ in range(3):
@@ -157,18 +167,7 @@ def test_backpressure_agent_whose_warnings_pile_up(daemon, backend):
             rss0 = peak = rss_kib(d.pid)
             ws = await agent(d, "/echo?t=blocked", max_queue=1, read_limit=4096)
             conn = b.opened("t=blocked")["conn"]
-            sent, task = 0, None
-            deadline = time.monotonic() + 20 * SLOW
-            while sent < cap and time.monotonic() < deadline:
-                task = asyncio.ensure_future(ws.send(blocked))
-                done, _ = await asyncio.wait({task}, timeout=2 * SLOW)
-                if not done:
-                    break                        # blocked: backpressure works
-                task.result()
-                task = None
-                sent += 1
-                if sent % 50 == 0:
-                    peak = max(peak, rss_kib(d.pid))
+            sent, task, peak = await send_until_blocked(d, ws, blocked, cap, 50, peak)
             assert task is not None, f"agent never blocked after {sent} blocked messages"
             print(f"agent blocked after {sent} blocked messages")
             peak = max(peak, rss_kib(d.pid))
