@@ -794,6 +794,19 @@ alert_set_config(struct alert *a, const struct config *cfg)
 		log_warnx("alert_set_config: out of memory, Redis settings kept");
 }
 
+void
+alert_flush(struct alert *a)
+{
+	struct alert_fold	*f;
+	size_t			 b;
+
+	for (b = 0; b < ALERT_FOLD_BUCKETS; b++)
+		while ((f = a->fold[b]) != NULL) {
+			a->fold[b] = f->next;
+			alert_fold_flush(a, f);
+		}
+}
+
 int
 alert_ready(const struct alert *a)
 {
@@ -809,19 +822,13 @@ alert_in_flight(const struct alert *a)
 void
 alert_free(struct alert *a)
 {
-	struct alert_fold	*f;
-	size_t			 i, b, lost = 0;
+	size_t			 i, lost = 0;
 
 	if (a == NULL)
 		return;
 	rconn_free(a->rc);
 	a->rc = NULL;		/* the loop is over: nothing more is sent */
-	/* folded alerts still owed go out with the rest, to the spool */
-	for (b = 0; b < ALERT_FOLD_BUCKETS; b++)
-		while ((f = a->fold[b]) != NULL) {
-			a->fold[b] = f->next;
-			alert_fold_flush(a, f);
-		}
+	alert_flush(a);		/* folded alerts still owed go with the rest, to the spool */
 	/* what was not acknowledged, to the spool: the read part of it is still there */
 	for (i = 0; i < a->box.n; i++)
 		if (alert_spill(a, alert_at(&a->box, i)) == -1)

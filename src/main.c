@@ -144,6 +144,7 @@ chatmond_drained(void *arg)
 	struct chatmond	*d = arg;
 
 	log_info("main: every session closed");
+	relay_alerts_flush(d->relay);	/* no turn comes any more: nothing to fold into */
 	chatmond_settle(-1, 0, d);
 }
 

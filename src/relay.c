@@ -387,6 +387,12 @@ relay_alerts_ready(const struct relay *r)
 	return alert_ready(r->sink);
 }
 
+void
+relay_alerts_flush(struct relay *r)
+{
+	alert_flush(r->sink);
+}
+
 int
 relay_alerts_in_flight(const struct relay *r)
 {

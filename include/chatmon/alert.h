@@ -38,6 +38,12 @@ void	alert_publish(struct alert *, const char *json, size_t len,
 /* 1 when Redis is connected, or a spool keeps what waits. */
 int	alert_ready(const struct alert *);
 /*
+ * Sends the folded alerts still owed now instead of at the end of their
+ * redis.fold window: a shutdown hands them to Redis, not to the spool for
+ * a next start that may never come.
+ */
+void	alert_flush(struct alert *);
+/*
  * 1 while alerts are on their way to a connected Redis (sent, not yet
  * acknowledged): shutdown waits for their answers within its grace, so
  * that an alert Redis holds is not counted, or spooled, as undelivered.

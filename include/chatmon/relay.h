@@ -84,6 +84,8 @@ size_t	relay_rules(const struct relay *);
 size_t	relay_inflight(const struct relay *);
 /* 1 when Redis is connected or alerts are being spooled. */
 int	relay_alerts_ready(const struct relay *);
+/* The folded alerts still owed sent now (alert_flush): a shutdown's. */
+void	relay_alerts_flush(struct relay *);
 /* 1 while alerts sent to Redis wait for its answer (alert_in_flight). */
 int	relay_alerts_in_flight(const struct relay *);
 /* One log line per agent with its SLA figures. */

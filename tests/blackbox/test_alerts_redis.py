@@ -655,30 +655,64 @@ def test_identical_hits_fold_into_one_with_a_count(daemon, backend, redis_server
     assert st["alerts_folded"] == 9 and st["alerts_dropped"] == 0, st
 
 
-def test_a_fold_still_open_at_exit_is_kept_for_the_next_start(daemon, backend,
-                                                              redis_server, tmp_path):
-    """Stopped inside a fold window: the folded alert it owes goes to the
-    spool with its count, and the next start delivers it."""
+def test_a_fold_still_open_at_stop_is_delivered_before_exit(daemon, backend,
+                                                            redis_server, tmp_path):
+    """Stopped inside a fold window with Redis up: the folded alert it owes
+    goes to Redis, with its count, before chatmond exits; nothing is left in
+    the spool for a next start that may never come (a scaled-down instance)."""
     r = redis_server()
     c = r.client()
     spool = tmp_path / "fold.spool"
     b = backend()
     args = LONG_SLA + ["-o", "redis.fold=60s", "-o", f"redis.spool={spool}"]
-    d1 = daemon(b.port, rules=LIVE, redis=r.url(), args=args, name="first")
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=args)
 
     async def main():
-        async with agent(d1, "/echo?agent=fay") as ws:
+        async with agent(d, "/echo?agent=fay") as ws:
             for _ in range(3):
                 await ws.send(turn("g-1", "加我微信"))
                 await expect_warning(ws)
     run(main())
     wait_for(lambda: len(stream(c)) == 1, T, "the first hit in the stream")
+    assert d.stop() == 0
+    got = stream(c)
+    assert len(got) == 2, got
+    assert json.loads(got[1])["count"] == 2 and json.loads(got[1])["conversation"] == "g-1"
+    assert "kept in" not in d.log() and (not spool.exists() or spool.stat().st_size == 0)
+    assert d.stats()["alerts_sent"] == 2 and d.stats()["alerts_dropped"] == 0
+
+
+def test_a_fold_still_open_at_exit_with_redis_away_is_kept_for_the_next_start(
+        daemon, backend, redis_server, tmp_path):
+    """Stopped inside a fold window while Redis is away: the folded alert it
+    owes goes to the spool with its count, and the next start delivers it."""
+    r = redis_server()
+    c = r.client()
+    spool = tmp_path / "fold.spool"
+    b = backend()
+    args = LONG_SLA + ["-o", "redis.fold=60s", "-o", f"redis.spool={spool}",
+                       "-o", "limits.shutdown_grace=1s"]
+    d1 = daemon(b.port, rules=LIVE, redis=r.url(), args=args, name="first")
+
+    async def main():
+        async with agent(d1, "/echo?agent=fay") as ws:
+            await ws.send(turn("g-1", "加我微信"))
+            await expect_warning(ws)
+            wait_for(lambda: len(stream(c)) == 1, T, "the first hit in the stream")
+            r.kill()
+            for _ in range(2):
+                await ws.send(turn("g-1", "加我微信"))
+                await expect_warning(ws)
+    run(main())
     assert d1.stop() == 0
     assert re.search(r"alert_free: 1 alerts kept in \S*fold\.spool", d1.log()), d1.log()[-2000:]
+    r.start()
+    c = r.client()
+    c.delete("chatmon:alerts:log")      # the first, so that the spooled one is all there is
     d2 = daemon(b.port, rules=LIVE, redis=r.url(), args=args, name="second")
-    got = wait_for(lambda: len(stream(c)) == 2 and stream(c), 5 * SLOW,
+    got = wait_for(lambda: len(stream(c)) == 1 and stream(c), 5 * SLOW,
                    "the folded alert delivered by the next start")
-    assert json.loads(got[1])["count"] == 2 and json.loads(got[1])["conversation"] == "g-1"
+    assert json.loads(got[0])["count"] == 2 and json.loads(got[0])["conversation"] == "g-1"
     assert d2.stop() == 0
 
 
