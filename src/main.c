@@ -1,5 +1,6 @@
 /* main: chatmond's start-up, signals, reload and tear-down; wires the modules on one event_base. */
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -344,6 +345,13 @@ bad:
 	config_free(nc);
 done:
 	chatmond_reload_free(rl);
+	/*
+	 * The pack replaced (or refused) and the thread's compile scratch are
+	 * free now, mostly in the thread's own malloc arena, which glibc keeps
+	 * mapped (and see M_ARENA_MAX in main): each SIGHUP grew RSS by up to
+	 * a pack, 78 -> 177 MiB over five reloads of the default pack.
+	 */
+	malloc_trim(0);
 	chatmond_status(d, st, sizeof(st));
 	notify_ready(d->notify, st);
 	if (d->reload_again && !d->stopping) {
@@ -396,6 +404,13 @@ main(int argc, char **argv)
 	int		 ch, check = 0, rc = 1, i;
 
 	memset(&d, 0, sizeof(d));
+	/*
+	 * One malloc arena: the reload's thread is the only other one, and
+	 * with an arena of its own the packs it compiled and the main loop
+	 * later freed stayed mapped in it (with malloc_trim after each reload:
+	 * 78 -> 106 MiB over six reloads of the default pack, not 78 -> 162).
+	 */
+	mallopt(M_ARENA_MAX, 1);
 	log_init("chatmond", LOG_LVL_INFO);
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
