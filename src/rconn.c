@@ -93,6 +93,7 @@ struct rconn {
 	char			 name[300];	/* rconn_name */
 	char			 why[400];	/* rconn_error: the last failure */
 	int			 refused;	/* ... was the server's error reply */
+	const char		*bad_reply;	/* rconn_guard refused a reply: why */
 	const char		*setup_cmd[4];	/* the setup commands out, in order */
 	int			 setup_done;	/* ... answered */
 	/* Sentinel */
@@ -110,6 +111,7 @@ struct rconn {
 };
 
 static void	rconn_connect(struct rconn *);
+static void	rconn_guard(redisAsyncContext *);
 static void	rconn_ask_next(struct rconn *);
 static void	rconn_why(struct rconn *, int refused, const char *, ...)
 		    UTIL_PRINTF(3, 4);
@@ -388,6 +390,7 @@ rconn_ask_next(struct rconn *rc)
 		}
 		ac->data = rc;
 		rc->sctx = ac;
+		rconn_guard(ac);
 		if (redisLibeventAttach(ac, rc->base) != REDIS_OK) {
 			rconn_unhook_sentinel(rc);
 			continue;
@@ -525,7 +528,9 @@ rconn_on_sentinel_disconnect(const redisAsyncContext *ac, int status)
 	if (ac != rc->sctx)
 		return;		/* one we gave up ourselves */
 	rc->sctx = NULL;	/* hiredis frees it after this */
-	rconn_sentinel_fail(rc, 0, ac->errstr[0] ? ac->errstr : "connection lost");
+	rconn_sentinel_fail(rc, 0, rc->bad_reply != NULL ? rc->bad_reply :
+	    ac->errstr[0] ? ac->errstr : "connection lost");
+	rc->bad_reply = NULL;
 }
 
 void
@@ -535,6 +540,99 @@ rconn_verify(struct rconn *rc)
 	    rc->goal != RCONN_IDLE)
 		return;
 	rconn_ask(rc, RCONN_CHECK);
+}
+
+/* --- what a server may answer -------------------------------------------- */
+
+/*
+ * hiredis 0.14 trusts a server's replies further than a daemon can
+ * (docs/operations.md, "What a bad Redis cannot do"): an array's header
+ * allocates its slots before one element has come (`*50000000` is 400 MB,
+ * and freeing them at redis.timeout walks every one: the loop stalled
+ * 10 s at each reconnect), and a reply nobody asked for fails an assert()
+ * that aborts the process. The reader's object functions are the hook it
+ * gives: these refuse both before hiredis builds anything, which it takes
+ * as a reader error, so the connection is dropped and made again like
+ * any other that failed.
+ */
+#define RCONN_ARRAY_MAX	(1 << 22)	/* elements; the largest read is HGETALL of the alerts' handling, 2 a handled alert */
+
+static redisReplyObjectFunctions	 rconn_fns;
+static redisReplyObjectFunctions	*rconn_fns_hiredis;
+
+/* This reply is not built: why, for the disconnect's log line. */
+static void
+rconn_refuse(const redisReadTask *task, const char *why)
+{
+	const redisAsyncContext	*ac = task->privdata;
+
+	((struct rconn *)ac->data)->bad_reply = why;
+}
+
+/* A whole reply (not an element) with no command waiting for it. */
+static int
+rconn_unasked(const redisReadTask *task)
+{
+	const redisAsyncContext	*ac = task->privdata;
+
+	if (task->parent != NULL || ac->replies.head != NULL ||
+	    (ac->c.flags & (REDIS_SUBSCRIBED | REDIS_MONITORING)) != 0)
+		return 0;
+	rconn_refuse(task, "a reply to no command");
+	return 1;
+}
+
+static void *
+rconn_create_string(const redisReadTask *task, char *str, size_t len)
+{
+	/* an error nobody asked for is hiredis's own case: "max clients", LOADING */
+	if (task->type != REDIS_REPLY_ERROR && rconn_unasked(task))
+		return NULL;
+	return rconn_fns_hiredis->createString(task, str, len);
+}
+
+static void *
+rconn_create_array(const redisReadTask *task, int elements)
+{
+	if (elements > RCONN_ARRAY_MAX) {
+		rconn_refuse(task, "an array of over 4194304 elements");
+		return NULL;
+	}
+	if (rconn_unasked(task))
+		return NULL;
+	return rconn_fns_hiredis->createArray(task, elements);
+}
+
+static void *
+rconn_create_integer(const redisReadTask *task, long long value)
+{
+	if (rconn_unasked(task))
+		return NULL;
+	return rconn_fns_hiredis->createInteger(task, value);
+}
+
+static void *
+rconn_create_nil(const redisReadTask *task)
+{
+	if (rconn_unasked(task))
+		return NULL;
+	return rconn_fns_hiredis->createNil(task);
+}
+
+/* A new context reads through the functions above (hiredis's own behind them). */
+static void
+rconn_guard(redisAsyncContext *ac)
+{
+	if (rconn_fns_hiredis == NULL) {
+		rconn_fns_hiredis = ac->c.reader->fn;	/* the same for every context */
+		rconn_fns = *rconn_fns_hiredis;
+		rconn_fns.createString = rconn_create_string;
+		rconn_fns.createArray = rconn_create_array;
+		rconn_fns.createInteger = rconn_create_integer;
+		rconn_fns.createNil = rconn_create_nil;
+	}
+	ac->c.reader->fn = &rconn_fns;
+	ac->c.reader->privdata = ac;
 }
 
 /* --- the server -------------------------------------------------------------- */
@@ -697,15 +795,17 @@ static void
 rconn_on_disconnect(const redisAsyncContext *ac, int status)
 {
 	struct rconn	*rc = ac->data;
+	const char	*why;
 
 	(void)status;
 	if (ac != rc->ctx)
 		return;		/* one we gave up ourselves */
 	rc->ctx = NULL;		/* hiredis frees it after this */
+	why = rc->bad_reply != NULL ? rc->bad_reply : ac->errstr;
+	rc->bad_reply = NULL;
 	log_warnx("rconn_on_disconnect: %s redis %s: connection lost%s%s",
-	    rc->who, rconn_name(rc), ac->errstr[0] ? ": " : "", ac->errstr);
-	rconn_why(rc, 0, "connection lost%s%s", ac->errstr[0] ? ": " : "",
-	    ac->errstr);
+	    rc->who, rconn_name(rc), why[0] ? ": " : "", why);
+	rconn_why(rc, 0, "connection lost%s%s", why[0] ? ": " : "", why);
 	rconn_down(rc, 1);
 }
 
@@ -732,6 +832,7 @@ rconn_open(struct rconn *rc, const char *host, int port, const char *path)
 	}
 	ac->data = rc;
 	rc->ctx = ac;
+	rconn_guard(ac);
 	if (redisLibeventAttach(ac, rc->base) != REDIS_OK) {
 		rconn_down(rc, 0);
 		return;
