@@ -111,7 +111,7 @@ struct alert {
 	int			 spool_fd;	/* -1: no spool */
 	off_t			 spool_size;
 	off_t			 spool_read;	/* how far it has been read into `spool` */
-	int			 spool_drained;	/* a line could not be read: stop reading */
+	int			 spool_drained;	/* the file could not be read: stop reading */
 	/* folding */
 	struct alert_fold	*fold[ALERT_FOLD_BUCKETS];	/* keyed by agent and conversation */
 	struct util_hkey	 hkey;
@@ -219,6 +219,54 @@ alert_spill(struct alert *a, const struct alert_item *it)
 #define ALERT_SPOOL_LINE_MAX	((size_t)256 << 20)
 
 /*
+ * The file ends in a line cut short at off (a crash in the middle of a
+ * write; every write since is whole or undone): the fragment goes, so
+ * that the next line spilled is not glued to it, and it is counted as
+ * the alert it was.
+ */
+static void
+alert_spool_cut(struct alert *a, off_t off)
+{
+	log_warnx("alert_spool_cut: %s: a line cut short at %lld (a write torn by "
+	    "a crash), skipped", a->spool_path, (long long)off);
+	a->m->alerts_dropped++;
+	if (ftruncate(a->spool_fd, off) == -1) {
+		log_warn("alert_spool_cut: %s: truncate", a->spool_path);
+		a->spool_drained = 1;	/* kept for the next start, read no further */
+		return;
+	}
+	a->spool_size = off;
+	if (a->spool_read > off)
+		a->spool_read = off;
+}
+
+/* At open: a last line without its newline is cut (alert_spool_cut). */
+static void
+alert_spool_check_end(struct alert *a)
+{
+	char	buf[4096];
+	off_t	end = a->spool_size, at;
+	ssize_t	n, i;
+
+	while (end > 0) {
+		at = end > (off_t)sizeof(buf) ? end - (off_t)sizeof(buf) : 0;
+		if ((n = pread(a->spool_fd, buf, (size_t)(end - at), at)) <= 0) {
+			log_warn("alert_spool_check_end: %s", a->spool_path);
+			return;
+		}
+		for (i = n; i > 0; i--)
+			if (buf[i - 1] == '\n') {
+				if (at + i < a->spool_size)
+					alert_spool_cut(a, at + i);
+				return;
+			}
+		end = at;
+	}
+	if (a->spool_size > 0)
+		alert_spool_cut(a, 0);
+}
+
+/*
  * Reads spooled lines into the spool ring, up to a batch; what is read is
  * sent before the outbox. The buffer grows for a long line (an alert of a
  * long turn): a line is never taken for the end of the file. One longer
@@ -231,6 +279,7 @@ alert_spool_read(struct alert *a)
 	char			*buf, *nl, *line, *p;
 	ssize_t			 n;
 	size_t			 used, cap = ALERT_SPOOL_CHUNK;
+	off_t			 start;
 	struct alert_item	 it;
 
 	if ((buf = malloc(cap)) == NULL)
@@ -266,11 +315,8 @@ alert_spool_read(struct alert *a)
 			continue;
 		}
 		if ((size_t)n < cap - 1) {
-			/* no newline before the end: a write torn by a crash */
-			log_warnx("alert_spool_read: %s: a line cut short at %lld, "
-			    "skipped", a->spool_path, (long long)a->spool_read);
-			a->m->alerts_dropped++;
-			a->spool_drained = 1;
+			/* no newline before the end: nothing is after it to lose */
+			alert_spool_cut(a, a->spool_read);
 			break;
 		}
 		if (cap < ALERT_SPOOL_LINE_MAX) {
@@ -285,10 +331,15 @@ alert_spool_read(struct alert *a)
 		    "skipped", a->spool_path, ALERT_SPOOL_LINE_MAX,
 		    (long long)a->spool_read);
 		a->m->alerts_dropped++;
-		for (;;) {
+		for (start = a->spool_read;;) {
 			a->spool_read += n;
 			if ((n = pread(a->spool_fd, buf, cap - 1, a->spool_read)) <= 0) {
-				a->spool_drained = 1;
+				if (n == 0) {
+					/* it was the last, cut short: counted once */
+					a->m->alerts_dropped--;
+					alert_spool_cut(a, start);
+				} else
+					a->spool_drained = 1;
 				goto out;
 			}
 			if ((nl = memchr(buf, '\n', (size_t)n)) != NULL) {
@@ -301,12 +352,14 @@ out:
 	free(buf);
 }
 
-/* Everything spooled was delivered: start the file over. */
+/*
+ * Everything spooled was delivered: start the file over. Not when the
+ * file could not be read to its end: what is left stays for the next start.
+ */
 static void
 alert_spool_clear(struct alert *a)
 {
-	if (a->spool_fd == -1 || a->spool.n > 0 ||
-	    (a->spool_read < a->spool_size && !a->spool_drained))
+	if (a->spool_fd == -1 || a->spool.n > 0 || a->spool_read < a->spool_size)
 		return;
 	if (ftruncate(a->spool_fd, 0) == -1)
 		log_warn("alert_spool_clear: %s", a->spool_path);
@@ -531,8 +584,8 @@ alert_send(struct alert *a)
 	 * unread lines, the outbox waits.
 	 */
 	for (;;) {
-		total = a->spool.n + (a->spool.n == 0 && a->spool_read >= a->spool_size ?
-		    a->box.n : 0);
+		total = a->spool.n + (a->spool.n == 0 &&
+		    (a->spool_read >= a->spool_size || a->spool_drained) ? a->box.n : 0);
 		if (a->inflight >= total || a->inflight >= ALERT_INFLIGHT)
 			break;
 		it = a->inflight < a->spool.n ? alert_at(&a->spool, a->inflight) :
@@ -770,6 +823,7 @@ alert_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 			return NULL;
 		}
 		a->spool_size = st.st_size;
+		alert_spool_check_end(a);
 		if (st.st_size > 0)
 			log_info("alert_new: %s holds %lld bytes of alerts from "
 			    "before; they go first", a->spool_path,

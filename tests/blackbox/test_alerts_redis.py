@@ -378,6 +378,40 @@ def test_spool_carries_alerts_over_a_restart(daemon, backend, redis_server, tmp_
     assert st["alerts_spool_bytes"] == 0, st
 
 
+def test_a_line_torn_by_a_crash_is_cut_and_what_follows_arrives(daemon, backend, redis_server,
+                                                                tmp_path):
+    """A spool whose last line a crash cut short, Redis away at start: the
+    fragment is cut (counted as the one alert it was) before anything is
+    spilled after it, so the alerts spilled now are whole lines and all
+    arrive. Before, the next alert was glued to the fragment and lost
+    uncounted, and alerts spilled while the spool was being read were
+    truncated away with it."""
+    r = redis_server(start=False)
+    spool = tmp_path / "alerts.spool"
+    old = [json.dumps({"v": 2, "id": f"old-{i}", "type": "rule.hit"}) for i in range(3)]
+    spool.write_text("\n".join(old) + '\n{"v":2,"id":"torn-by-a-crash","ty', encoding="utf-8")
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=FOLD0 + LONG_SLA + [
+        "-o", f"redis.spool={spool}", "-o", "redis.outbox=1"])
+    d.wait_log(r"alert_spool_cut: \S*alerts\.spool: a line cut short at \d+")
+    run(block_hits(d, [f"n-{i}" for i in range(6)], "ann"))
+    new = logged(d)
+    assert len(new) == 6
+    lines = spool.read_text(encoding="utf-8").splitlines()
+    assert lines[:3] == old and all(json.loads(x) for x in lines), lines
+    r.start()
+    c = r.client()
+    want = [f"old-{i}" for i in range(3)] + [aid(x) for x in new]
+    wait_for(lambda: set(want) <= {aid(x) for x in stream(c)}, 15 * SLOW,
+             "the old lines and every new alert in the stream")
+    firsts, _ = dedup(stream(c))
+    assert [aid(x) for x in firsts] == want
+    wait_for(lambda: spool.stat().st_size == 0, 5 * SLOW, "the spool emptied once delivered")
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["alerts_dropped"] == 1 and st["alerts_queued"] == 0, st
+
+
 def test_full_outbox_spills_to_the_spool_and_all_arrive_in_order(daemon, backend, redis_server,
                                                                  tmp_path):
     """Redis down, redis.outbox=5 with a spool: the oldest spill to the file,
