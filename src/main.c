@@ -35,6 +35,8 @@ struct chatmond {
 	int			 stopping;
 	struct chatmond_reload	*reload;	/* the one under way, or NULL */
 	int			 reload_again;	/* SIGHUP while one was under way */
+	pthread_t		 retire;	/* chatmond_retire's, while retiring */
+	int			 retiring;
 };
 
 /*
@@ -221,6 +223,50 @@ chatmond_reload_work(void *arg)
 
 static void	chatmond_on_reloaded(evutil_socket_t, short, void *);
 
+/*
+ * What a reload replaced, or compiled and then could not use, is freed on
+ * a thread of its own, and the heap trimmed after it: on the loop,
+ * unmapping the JIT code of a pack's patterns and trimming (perf: munmap
+ * and madvise, each a TLB shootdown on every core) stalled every chat
+ * 170-280 ms a reload. The trim also gives back what the reload's
+ * compiling left in the heap (see M_ARENA_MAX in main).
+ */
+static void *
+chatmond_retire_work(void *arg)
+{
+	relay_next_free(arg);
+	malloc_trim(0);
+	return NULL;
+}
+
+static void
+chatmond_retire_join(struct chatmond *d)
+{
+	if (d->retiring) {
+		pthread_join(d->retire, NULL);
+		d->retiring = 0;
+	}
+}
+
+static void
+chatmond_retire(struct chatmond *d, struct relay_next *old)
+{
+	sigset_t	all, mask;
+	int		e;
+
+	if (old == NULL)
+		return;
+	chatmond_retire_join(d);	/* the last one's: long done, reloads are seconds apart */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &mask);
+	e = pthread_create(&d->retire, NULL, chatmond_retire_work, old);
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
+	if (e == 0)
+		d->retiring = 1;
+	else
+		chatmond_retire_work(old);	/* no thread: on the loop, as before */
+}
+
 static void
 chatmond_reload_start(struct chatmond *d)
 {
@@ -278,7 +324,7 @@ chatmond_on_reloaded(evutil_socket_t fd, short what, void *arg)
 	struct chatmond		*d = arg;
 	struct chatmond_reload	*rl = d->reload;
 	struct config		*nc, *old = d->cfg;
-	struct relay_next	*next;
+	struct relay_next	*next, *was = NULL;
 	char			 st[256];
 
 	(void)fd;
@@ -291,11 +337,12 @@ chatmond_on_reloaded(evutil_socket_t fd, short what, void *arg)
 	rl->next = NULL;
 	/* the files first: a reload that fails changes nothing */
 	if (next == NULL || session_server_prepare(d->srv, nc, &rl->errs) == -1) {
-		relay_next_free(next);
+		chatmond_retire(d, next);
 		goto bad;
 	}
-	if (relay_apply(d->relay, nc, next, &rl->errs) == -1)	/* takes next */
+	if (relay_apply(d->relay, nc, next, &was, &rl->errs) == -1)	/* takes next */
 		goto bad;
+	chatmond_retire(d, was);
 	if (strcmp(nc->listen.host, old->listen.host) != 0 ||
 	    nc->listen.port != old->listen.port) {
 		log_warnx("main: reload: listen cannot change live, keeping %s:%d",
@@ -345,13 +392,6 @@ bad:
 	config_free(nc);
 done:
 	chatmond_reload_free(rl);
-	/*
-	 * The pack replaced (or refused) and the thread's compile scratch are
-	 * free now, mostly in the thread's own malloc arena, which glibc keeps
-	 * mapped (and see M_ARENA_MAX in main): each SIGHUP grew RSS by up to
-	 * a pack, 78 -> 177 MiB over five reloads of the default pack.
-	 */
-	malloc_trim(0);
 	chatmond_status(d, st, sizeof(st));
 	notify_ready(d->notify, st);
 	if (d->reload_again && !d->stopping) {
@@ -405,10 +445,10 @@ main(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	/*
-	 * One malloc arena: the reload's thread is the only other one, and
-	 * with an arena of its own the packs it compiled and the main loop
-	 * later freed stayed mapped in it (with malloc_trim after each reload:
-	 * 78 -> 106 MiB over six reloads of the default pack, not 78 -> 162).
+	 * One malloc arena: with an arena of their own, the reload's and the
+	 * retiring threads left the packs they compiled and freed mapped in
+	 * them. With one, and malloc_trim after each reload (chatmond_retire):
+	 * 78 -> 106 MiB over six reloads of the default pack, not 78 -> 177.
 	 */
 	mallopt(M_ARENA_MAX, 1);
 	log_init("chatmond", LOG_LVL_INFO);
@@ -545,6 +585,7 @@ out:
 		chatmond_reload_free(d.reload);
 		d.reload = NULL;
 	}
+	chatmond_retire_join(&d);
 	/*
 	 * Tear-down order (design.md): the lws context first, outside any lws
 	 * callback; then let the loop run what lws left behind; then our own

@@ -230,9 +230,10 @@ relay_next_free(struct relay_next *n)
 
 int
 relay_apply(struct relay *r, const struct config *cfg, struct relay_next *n,
-    struct sbuf *errs)
+    struct relay_next **old, struct sbuf *errs)
 {
 	struct window_conf	 wc;
+	struct relay_next	 was;
 
 	/* the whole book is swapped at once, or the old one stays */
 	detect_window_conf(cfg, &wc);
@@ -248,10 +249,11 @@ relay_apply(struct relay *r, const struct config *cfg, struct relay_next *n,
 	}
 	detect_set_book(r->detect, n->book);
 	detect_set_window(r->detect, &wc);
-	codec_free(r->codec);
-	rulebook_free(r->book);
-	model_free(r->model);
-	relay_shops_free(r->shops, r->nshops);
+	was.codec = r->codec;
+	was.book = r->book;
+	was.model = r->model;
+	was.shops = r->shops;
+	was.nshops = r->nshops;
 	r->codec = n->codec;
 	r->book = n->book;
 	r->model = n->model;
@@ -259,7 +261,11 @@ relay_apply(struct relay *r, const struct config *cfg, struct relay_next *n,
 	r->shops = n->shops;
 	r->nshops = n->nshops;
 	r->shops_refuse = cfg->shops_refuse;
-	free(n);
+	*n = was;		/* n now holds what was replaced */
+	if (old != NULL)
+		*old = n;
+	else
+		relay_next_free(n);
 	if (r->sla != NULL)
 		slaclock_set_config(r->sla, cfg);
 	if (r->sink != NULL)
@@ -288,7 +294,7 @@ relay_set_config(struct relay *r, const struct config *cfg, struct sbuf *errs)
 
 	if ((n = relay_prepare(cfg, errs)) == NULL)
 		return -1;
-	return relay_apply(r, cfg, n, errs);
+	return relay_apply(r, cfg, n, NULL, errs);
 }
 
 void

@@ -57,12 +57,15 @@ int	relay_set_config(struct relay *, const struct config *cfg,
  * relay_prepare reads and compiles what cfg names (codec, rule packs,
  * model) and touches nothing else, so any thread may run it; relay_apply
  * (the loop's thread) swaps it in, or keeps the old on failure, and takes
- * next in either case. NULL or -1 with errs.
+ * next in either case. NULL or -1 with errs. With old non-NULL, what was
+ * replaced is not freed but handed back in *old (the caller's: freeing a
+ * pack takes the loop a few hundred milliseconds, mostly PCRE2's JIT
+ * code unmapped), else freed.
  */
 struct relay_next;
 struct relay_next *relay_prepare(const struct config *cfg, struct sbuf *errs);
 int	relay_apply(struct relay *, const struct config *cfg,
-	    struct relay_next *next, struct sbuf *errs);
+	    struct relay_next *next, struct relay_next **old, struct sbuf *errs);
 void	relay_next_free(struct relay_next *);
 /* Inspects one complete message; data stays the caller's. */
 enum relay_verdict relay_message(struct relay *, struct relay_peer *,
