@@ -61,7 +61,7 @@ TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access con
 UNIT_TESTS := util peercount dueheap window access config codec msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
-.PHONY: all deps test unit unit-valgrind blackbox test-san bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
+.PHONY: all deps test unit unit-valgrind blackbox test-san soak soak-smoke bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
 
 all: $(BUILD)/chatmond $(BUILD)/chatmon
 
@@ -217,11 +217,25 @@ blackbox: all
 test: deps
 	$(MAKE) unit blackbox unit-valgrind
 	$(MAKE) test-san
+	$(MAKE) soak-smoke
 	$(MAKE) fuzz-smoke
 	$(MAKE) bench-relay-smoke
 
 test-san:
 	$(MAKE) SAN=1 unit blackbox
+
+# chatmond under bad peers, reloads and a Redis stopped and killed, good
+# agents' every frame accounted for (tests/soak/soak.py); the smoke run is
+# 30 s of it under ASan/UBSan, inside make test.
+SOAK_SECONDS ?= 300
+soak: all
+	CHATMOND=$(abspath $(BUILD)/chatmond) CHATMON=$(abspath $(BUILD)/chatmon) \
+	    $(PYTHON) tests/soak/soak.py --seconds $(SOAK_SECONDS)
+
+soak-smoke:
+	$(MAKE) SAN=1 all
+	CHATMOND=$(abspath build-san/chatmond) CHATMON=$(abspath build-san/chatmon) \
+	    $(PYTHON) tests/soak/soak.py --seconds 30
 
 $(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/detect.o $(BUILD)/rulebook.o $(BUILD)/model.o $(BUILD)/window.o \
 	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o \
