@@ -200,7 +200,11 @@ alert_spill(struct alert *a, const struct alert_item *it)
 	iov[1].iov_base = (void *)"\n";
 	iov[1].iov_len = 1;
 	if ((w = writev(a->spool_fd, iov, 2)) != (ssize_t)(it->len + 1)) {
-		log_warn("alert_spill: %s", a->spool_path);
+		if (w == -1)
+			log_warn("alert_spill: %s", a->spool_path);
+		else	/* a full disk: no errno to tell */
+			log_warnx("alert_spill: %s: short write (%zd of %zu bytes)",
+			    a->spool_path, w, it->len + 1);
 		if (w > 0 && ftruncate(a->spool_fd, a->spool_size) == -1)
 			log_warn("alert_spill: %s: truncate", a->spool_path);
 		return -1;
@@ -381,6 +385,7 @@ alert_make_room(struct alert *a, int sev_new)
 	/* what is in flight is all spool or all outbox (alert_send) */
 	size_t			 i, first = a->spool.n == 0 ? a->inflight : 0;
 	int			 sev;
+	char			 id[ALERTFMT_ID_MAX], type[32], sevname[16];
 
 	/* the file only ever holds what is older than the outbox: append */
 	if (first < a->box.n && alert_spill(a, alert_at(&a->box, first)) == 0) {
@@ -393,10 +398,16 @@ alert_make_room(struct alert *a, int sev_new)
 			if (alert_at(&a->box, i)->sev == sev) {
 				it = alert_take(&a->box, i);
 				a->m->alerts_dropped++;
+				/* what it is, never its text (docs/alerts.md) */
+				alertfmt_get_id(id, it.json, it.len);
+				alertfmt_get_word(type, sizeof(type), it.json,
+				    it.len, "type");
+				alertfmt_get_word(sevname, sizeof(sevname), it.json,
+				    it.len, "severity");
 				log_warnx("alert_make_room: outbox full (%zu alerts "
 				    "or %" PRIu64 " bytes) and no room to spool: "
-				    "dropped %s", a->outbox_max, a->outbox_bytes,
-				    it.json);
+				    "dropped alert %s (type %s, severity %s)",
+				    a->outbox_max, a->outbox_bytes, id, type, sevname);
 				free(it.json);
 				return 0;
 			}

@@ -39,6 +39,32 @@ alertfmt_get_id(char out[ALERTFMT_ID_MAX], const char *json, size_t len)
 }
 
 void
+alertfmt_get_word(char *out, size_t outlen, const char *json, size_t len,
+    const char *key)
+{
+	char		 pat[32];
+	const char	*p, *e;
+	size_t		 n;
+	int		 plen;
+
+	/* v, id, ts, type, severity: well within the first 192 bytes */
+	if (len > 192)
+		len = 192;
+	/* a quote inside a string is escaped: "key":" is a key, not chat text */
+	plen = snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	if (plen < 0 || (size_t)plen >= sizeof(pat) ||
+	    (p = memmem(json, len, pat, (size_t)plen)) == NULL ||
+	    (e = memchr(p + plen, '"', (size_t)(json + len - (p + plen)))) == NULL ||
+	    (n = (size_t)(e - (p + plen))) == 0 || n >= outlen ||
+	    memchr(p + plen, '\\', n) != NULL) {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	memcpy(out, p + plen, n);
+	out[n] = '\0';
+}
+
+void
 alertfmt_ts(char out[32], int64_t wall_ms)
 {
 	time_t		t = (time_t)(wall_ms / 1000);

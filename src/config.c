@@ -265,6 +265,9 @@ static const struct config_key config_keys[] = {
 	    300000, 0 },
 	{ "notify.claim_idle", CT_DURATION, OFF(notify.claim_idle_ms), 0, "60s",
 	    100, 86400000, 0 },
+	/* alerts held in memory for the routes (pushd.c: the shared read and each route's share) */
+	{ "notify.max_waiting", CT_UINT, OFF(notify.max_waiting), 0, "50000", 10,
+	    1000000, 0 },
 	{ "notify.ca", CT_STRING, OFF(notify.ca), 0, NULL, 0, 0, 0 },
 	{ "notify.dead_letter", CT_STRING, OFF(notify.dead_letter), 0,
 	    "chatmon:notify:dead", 0, 0, CF_WORD },

@@ -32,6 +32,12 @@
  */
 #define HISTORY_GATHER_MS	5
 
+/*
+ * A refused write is logged at most this often: one bad key among many
+ * good ones would otherwise log for each of its turns, between successes.
+ */
+#define HISTORY_WARN_NS		(60ULL * 1000000000)
+
 struct history {
 	struct rconn	*rc;
 	struct metrics	*m;
@@ -47,6 +53,7 @@ struct history {
 	size_t		 sizes[HISTORY_INFLIGHT];	/* ring: each one's, in order */
 	size_t		 size_head;
 	int		 failing;	/* an error reply was logged: quiet until one works */
+	uint64_t	 warned_ns;	/* when (monotonic); 0: never */
 	struct event	*gather;	/* sends what pend holds */
 	struct sbuf	 pend;		/* turns gathered: key length, key, item length, item */
 	size_t		 npend;
@@ -67,29 +74,57 @@ history_on_state(void *arg, int up, int lost)
 		h->inflight = h->inflight_bytes = h->size_head = 0;
 }
 
+/*
+ * EXEC answers an array even when a command in it failed: LPUSH on a key
+ * that is not a list answers WRONGTYPE in its place and nothing is
+ * written. The error, the reply's own or its commands' first; NULL when
+ * the turn was written.
+ */
+static const struct redisReply *
+history_refused(const struct redisReply *reply)
+{
+	size_t	i;
+
+	if (reply->type != REDIS_REPLY_ARRAY)
+		return reply;
+	for (i = 0; i < reply->elements; i++)
+		if (reply->element[i]->type == REDIS_REPLY_ERROR)
+			return reply->element[i];
+	return NULL;
+}
+
 static void
 history_on_exec(struct redisReply *reply, void *priv)
 {
-	struct history	*h = priv;
+	struct history			*h = priv;
+	const struct redisReply		*err = NULL;
+	uint64_t			 now;
 
 	if (h->inflight > 0) {
 		h->inflight--;
 		h->inflight_bytes -= h->sizes[h->size_head];
 		h->size_head = (h->size_head + 1) % HISTORY_INFLIGHT;
 	}
-	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
+	if (reply != NULL && (err = history_refused(reply)) == NULL) {
 		h->m->history_written++;
 		h->failing = 0;
 		return;
 	}
 	h->m->history_lost++;
-	/* an error reply (EXECABORT, OOM, WRONGTYPE, NOPERM): once, not per turn */
-	if (reply != NULL && !h->failing) {
+	/*
+	 * An error reply (EXECABORT, OOM, NOPERM) or a command's (WRONGTYPE):
+	 * once, not per turn, and not more than once a minute. Redis's error
+	 * names no value: no chat text.
+	 */
+	now = util_mono_ns();
+	if (err != NULL && !h->failing &&
+	    (h->warned_ns == 0 || now - h->warned_ns >= HISTORY_WARN_NS)) {
 		h->failing = 1;
+		h->warned_ns = now;
 		log_warnx("history_on_exec: redis %s refused a history write: %.*s",
-		    rconn_name(h->rc), reply->type == REDIS_REPLY_ERROR ?
-		    (int)reply->len : 7, reply->type == REDIS_REPLY_ERROR ?
-		    reply->str : "no EXEC");
+		    rconn_name(h->rc), err->type == REDIS_REPLY_ERROR ?
+		    (int)err->len : 7, err->type == REDIS_REPLY_ERROR ?
+		    err->str : "no EXEC");
 	}
 }
 

@@ -48,8 +48,18 @@
 
 #define PD_BATCH	100		/* entries per read or claim */
 #define PD_BLOCK_MS	5000		/* a read waits this long for new entries */
-#define PD_HELD_MAX	50000		/* alerts in memory before reading pauses */
-#define PD_HASH		65536		/* buckets of the two tables below, >= PD_HELD_MAX */
+/*
+ * Memory: notify.max_waiting alerts held for the routes (50 000 by default)
+ * and reading pauses until half have gone; the rest wait in the stream.
+ * That is right for a burst every route works through, but a route whose
+ * target hangs would hold them all, and stop the others for as long as it
+ * takes to give them up (minutes). So a pause that lasts notify.timeout
+ * (time for a target to answer) makes each route holding more than its
+ * share (max_waiting / routes) give up its oldest waiting alerts, to the
+ * dead letters, down to half its share (pd_shed). A healthy route has
+ * worked through its part of a burst by then; reading goes on.
+ */
+#define PD_HASH		65536		/* buckets of the two tables below */
 #define PD_DONE_TTL	"172800"	/* a done marker outlives any redelivery: 2 days */
 /* A folded message lists every id: this many keep it under WeCom's 4096 bytes. */
 #define PD_FOLD_ROBOT	50
@@ -140,6 +150,8 @@ struct pushd {
 	struct pd_entry		*etab[PD_HASH];	/* by stream id */
 	struct pd_item		*itab[PD_HASH];	/* by route and alert id */
 	size_t			 held;		/* items on routes */
+	size_t			 held_max;	/* notify.max_waiting */
+	int			 paused;	/* reading waits for held <= held_max / 2 */
 	struct pd_item		*tombs, **tombs_tail;	/* finished, oldest first */
 	char			*prefix;
 	char			 stream[512], dead[512], consumer[256];
@@ -152,6 +164,7 @@ struct pushd {
 	int			 claiming;
 	char			 claim_from[48];
 	struct event		*ev_read, *ev_claim, *ev_refresh, *ev_term, *ev_int;
+	struct event		*ev_shed;	/* reading paused this long: pd_shed */
 	struct pd_daily		*daily;		/* NULL without notify.daily_at */
 	struct evhttp		*admin;
 	uint64_t		 n_entries, n_unmatched, n_bad;
@@ -314,8 +327,9 @@ pd_item_done(struct pushd *pd, struct pd_item *it)
 	*pd->tombs_tail = it;
 	pd->tombs_tail = &it->next;
 	pd_tombs_purge(pd, it->done_at);
-	if (pd->held == PD_HELD_MAX / 2)
-		pd_read(pd);	/* it paused at PD_HELD_MAX */
+	/* from the loop, not from under whatever finished it (a read's batch) */
+	if (pd->paused && pd->held <= pd->held_max / 2)
+		pd_arm(pd->ev_read, 0);
 }
 
 /* --- a route: a token bucket, one message out at a time --------------------- */
@@ -340,6 +354,17 @@ pd_marker(struct pushd *pd, struct pd_route *r, const char *id, const char *v)
 	    PD_DONE_TTL, pd->prefix, id, r->cfg->name, v);
 }
 
+/* The route is done with it, off its queue: marker "1" delivered, "dead" given up. */
+static void
+pd_finish(struct pd_route *r, struct pd_item *it, const char *marker)
+{
+	if (it->raw != NULL)
+		pd_marker(r->pd, r, it->id, marker);
+	else if (r->pd->daily != NULL)
+		pd_daily_finish(r->pd->daily, marker);
+	pd_item_done(r->pd, it);
+}
+
 static void
 pd_fly_done(struct pd_route *r, const char *marker)
 {
@@ -347,11 +372,7 @@ pd_fly_done(struct pd_route *r, const char *marker)
 
 	while ((it = r->fly) != NULL) {
 		r->fly = it->next;
-		if (it->raw != NULL)
-			pd_marker(r->pd, r, it->id, marker);
-		else if (r->pd->daily != NULL)
-			pd_daily_finish(r->pd->daily, marker);
-		pd_item_done(r->pd, it);
+		pd_finish(r, it, marker);
 	}
 	r->nfly = 0;
 	r->attempts = 0;
@@ -370,24 +391,71 @@ pd_delivered(struct pd_route *r)
 	pd_fly_done(r, "1");
 }
 
+/* One alert to the dead letters, counted; the caller finishes it. */
+static void
+pd_dead_letter(struct pd_route *r, const struct pd_item *it, const char *why,
+    unsigned attempts)
+{
+	struct pushd	*pd = r->pd;
+	char		 n[16];
+
+	snprintf(n, sizeof(n), "%u", attempts);
+	rconn_command(pd->rc, NULL, NULL, 0, "XADD %s MAXLEN ~ 100000 * route %s "
+	    "id %s alert %s error %s attempts %s", pd->dead, r->cfg->name,
+	    it->id, it->raw != NULL ? it->raw : "{}", why, n);
+	r->dead++;
+}
+
 /* Each alert of the message goes to the dead letters, and is done. */
 static void
 pd_bury(struct pd_route *r, const char *why)
 {
-	struct pushd	*pd = r->pd;
 	struct pd_item	*it;
-	char		 n[16];
 
-	snprintf(n, sizeof(n), "%u", r->attempts);
 	for (it = r->fly; it != NULL; it = it->next) {
 		log_warnx("pd_bury: route %s: %s to the dead letters after %u tries: %s",
 		    r->cfg->name, it->id, r->attempts, why);
-		rconn_command(pd->rc, NULL, NULL, 0, "XADD %s MAXLEN ~ 100000 * route %s "
-		    "id %s alert %s error %s attempts %s", pd->dead, r->cfg->name,
-		    it->id, it->raw != NULL ? it->raw : "{}", why, n);
-		r->dead++;
+		pd_dead_letter(r, it, why, r->attempts);
 	}
 	pd_fly_done(r, "dead");
+}
+
+/*
+ * Reading has paused for notify.timeout: every route holding more than its
+ * share of notify.max_waiting gives up its oldest waiting alerts (not the
+ * message out) down to half its share, as it gives up on a message that
+ * failed notify.attempts times: dead letters, done markers, acked once the
+ * entry's other routes are done. One line per route says how many, and
+ * the first and last id (each is in the dead letters).
+ */
+static void
+pd_shed(struct pushd *pd)
+{
+	struct pd_route	*r;
+	struct pd_item	*it;
+	size_t		 i, share = pd->held_max / pd->nroutes, was, n;
+	char		 first[256], last[256];
+
+	for (i = 0; i < pd->nroutes; i++) {
+		r = &pd->routes[i];
+		if ((was = r->nwait + r->nfly) <= share)
+			continue;
+		for (n = 0; r->head != NULL && r->nwait + r->nfly > share / 2; n++) {
+			it = r->head;
+			if ((r->head = it->next) == NULL)
+				r->tail = &r->head;
+			r->nwait--;
+			snprintf(n == 0 ? first : last, sizeof(first), "%s", it->id);
+			pd_dead_letter(r, it, "over the route's share of "
+			    "notify.max_waiting", 0);
+			pd_finish(r, it, "dead");
+		}
+		if (n > 0)
+			log_warnx("pd_shed: route %s: %zu alerts waiting, over its "
+			    "share of %zu: the oldest %zu (%s to %s) to the dead "
+			    "letters", r->cfg->name, was, share, n, first,
+			    n == 1 ? first : last);
+	}
 }
 
 /* A try that failed: why, counted; the next try after the backoff, or the dead letters. */
@@ -814,11 +882,21 @@ pd_read(struct pushd *pd)
 			pd->reading = 1;
 		return;
 	}
-	if (pd->held >= PD_HELD_MAX) {
-		log_warnx("pd_read: %zu alerts wait for their routes: reading pauses",
-		    pd->held);
+	if (pd->held >= pd->held_max || (pd->paused && pd->held > pd->held_max / 2)) {
+		if (!pd->paused) {
+			log_warnx("pd_read: %zu alerts wait for their routes: reading "
+			    "pauses until %zu", pd->held, pd->held_max / 2);
+			pd->paused = 1;
+			pd_arm(pd->ev_shed, (int64_t)pd->cfg->notify.timeout_ms);
+		}
 		return;
 	}
+	if (pd->paused) {
+		log_info("pd_read: %zu alerts wait for their routes: reading again",
+		    pd->held);
+		evtimer_del(pd->ev_shed);
+	}
+	pd->paused = 0;
 	snprintf(count, sizeof(count), "%d", PD_BATCH);
 	pd->read_pending = !pd->pending_done;
 	if (pd->pending_done ? rconn_command(pd->rread, pd_on_read, pd, PD_BLOCK_MS,
@@ -838,6 +916,21 @@ pd_on_read_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	pd_read(arg);
+}
+
+/* Still paused after notify.timeout: the routes over their share give way. */
+static void
+pd_on_shed_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct pushd	*pd = arg;
+
+	(void)fd;
+	(void)what;
+	if (!pd->paused)
+		return;
+	pd_shed(pd);	/* down to half: pd_item_done has the read go on */
+	if (pd->held > pd->held_max / 2)
+		pd_arm(pd->ev_shed, (int64_t)pd->cfg->notify.timeout_ms);
 }
 
 /*
@@ -863,7 +956,7 @@ pd_on_claim(redisReply *r, void *priv)
 	}
 	pd_on_entries(pd, r->element[1]);
 	snprintf(pd->claim_from, sizeof(pd->claim_from), "%s", r->element[0]->str);
-	if (strcmp(pd->claim_from, "0-0") != 0 && pd->held < PD_HELD_MAX &&
+	if (strcmp(pd->claim_from, "0-0") != 0 && pd->held < pd->held_max &&
 	    rconn_command(pd->rc, pd_on_claim, pd, 0,
 	    "XAUTOCLAIM %s %s %s %llu %s COUNT %d", pd->stream, pd->cfg->notify.group,
 	    pd->consumer, (unsigned long long)pd->cfg->notify.claim_idle_ms,
@@ -879,7 +972,8 @@ pd_on_claim_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	pd_arm(pd->ev_claim, (int64_t)(pd->cfg->notify.claim_idle_ms / 2));
-	if (pd->claiming || !pd->group_ok || !pd->pending_done || pd->held >= PD_HELD_MAX)
+	if (pd->claiming || !pd->group_ok || !pd->pending_done || pd->paused ||
+	    pd->held >= pd->held_max)
 		return;
 	if (rconn_command(pd->rc, pd_on_claim, pd, 0,
 	    "XAUTOCLAIM %s %s %s %llu 0-0 COUNT %d", pd->stream, pd->cfg->notify.group,
@@ -1213,6 +1307,8 @@ pd_stop(struct pushd *pd)
 		evhttp_free(pd->admin);
 	if (pd->ev_read != NULL)
 		event_free(pd->ev_read);
+	if (pd->ev_shed != NULL)
+		event_free(pd->ev_shed);
 	if (pd->ev_claim != NULL)
 		event_free(pd->ev_claim);
 	if (pd->ev_refresh != NULL)
@@ -1237,6 +1333,7 @@ pd_start(struct pushd *pd)
 
 	sbuf_init(&errs);
 	pd->prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
+	pd->held_max = (size_t)cfg->notify.max_waiting;
 	pd->tombs_tail = &pd->tombs;
 	snprintf(pd->stream, sizeof(pd->stream), "%s%s", pd->prefix, cfg->redis.stream);
 	snprintf(pd->dead, sizeof(pd->dead), "%s%s", pd->prefix, cfg->notify.dead_letter);
@@ -1248,6 +1345,7 @@ pd_start(struct pushd *pd)
 	if ((pd->base = event_base_new()) == NULL ||
 	    (pd->routes = calloc(cfg->notify.nroutes + 1, sizeof(*pd->routes))) == NULL ||
 	    (pd->ev_read = evtimer_new(pd->base, pd_on_read_timer, pd)) == NULL ||
+	    (pd->ev_shed = evtimer_new(pd->base, pd_on_shed_timer, pd)) == NULL ||
 	    (pd->ev_claim = evtimer_new(pd->base, pd_on_claim_timer, pd)) == NULL ||
 	    (pd->ev_refresh = evtimer_new(pd->base, pd_on_refresh_timer, pd)) == NULL ||
 	    (pd->ev_term = evsignal_new(pd->base, SIGTERM, pd_on_signal, pd)) == NULL ||

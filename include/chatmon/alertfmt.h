@@ -35,6 +35,13 @@ void	alertfmt_id(char out[ALERTFMT_ID_MAX], int64_t wall_ms,
  * alert, which otherwise carries chat text.
  */
 void	alertfmt_get_id(char out[ALERTFMT_ID_MAX], const char *json, size_t len);
+/*
+ * Its "type" or "severity" (key) the same way, into out of outlen bytes,
+ * "-" when there is none or it does not fit: both come before any chat
+ * text, so only the head of the object is looked at.
+ */
+void	alertfmt_get_word(char *out, size_t outlen, const char *json, size_t len,
+	    const char *key);
 
 /* "2026-11-22T10:00:00.123Z" into out (at least 25 bytes). */
 void	alertfmt_ts(char out[32], int64_t wall_ms);

@@ -217,6 +217,7 @@ struct config_notify {
 	uint64_t attempts;		/* failed tries before the dead letters */
 	uint64_t backoff_ms;		/* the first retry's wait */
 	uint64_t claim_idle_ms;		/* another consumer's entries taken over */
+	uint64_t max_waiting;		/* alerts held for the routes before reading pauses */
 	char	*ca;			/* trusted besides the system store */
 	char	*dead_letter;		/* stream; redis.prefix in front */
 	char	*daily_at;		/* "HH:MM" as written; NULL: no daily push */

@@ -492,6 +492,9 @@ def test_the_outbox_is_bounded_in_bytes_too(daemon, backend, redis_server):
                 ids.append((await expect_warning(ws))["id"])
     run(hits())
     assert "outbox full (10000 alerts or 1048576 bytes)" in d.log()
+    drops = dropped_in_log(d)
+    assert [a["id"] for a in drops] == ids[:7], drops
+    assert all(a["type"] == "rule.hit" and a["severity"] == "critical" for a in drops), drops
     r.start()
     c = r.client()
     wait_for(lambda: len(stream(c)) >= 3, 15 * SLOW, "the kept alerts in the stream")
@@ -576,8 +579,14 @@ def test_stop_outlasting_the_grace_for_a_turn_redis_holds(daemon, backend, redis
 
 
 def dropped_in_log(d):
-    return [json.loads(m) for m in
-            re.findall(r"^chatmond: warn(?:ing)?: .*dropped (\{.*\})$", d.log(), re.M)]
+    """Each drop's line names the alert, never its text (found by review: it
+    logged the whole alert): [{id, type, severity}]."""
+    lines = [l for l in d.log().splitlines()
+             if re.match(r"chatmond: warn(?:ing)?: alert_make_room: .*dropped", l)]
+    got = [re.fullmatch(r"chatmond: warn(?:ing)?: .*dropped alert (\S+) "
+                        r"\(type (\S+), severity (\S+)\)", l) for l in lines]
+    assert all(got), lines[:3]
+    return [dict(id=m.group(1), type=m.group(2), severity=m.group(3)) for m in got]
 
 
 def test_outbox_bound_drops_least_severe_first(daemon, backend, redis_server, tmp_path):
@@ -611,6 +620,9 @@ def test_outbox_bound_drops_least_severe_first(daemon, backend, redis_server, tm
     keep = [raws[i] for i in sorted(rank[-5:])]
     assert all(json.loads(x)["type"] == "sla.escalate" for x in keep)
     assert sorted(a["id"] for a in drops) == sorted(aid(x) for x in raws if x not in keep)
+    by_id = {aid(x): json.loads(x) for x in raws}
+    assert all((a["type"], a["severity"]) == (by_id[a["id"]]["type"], by_id[a["id"]]["severity"])
+               for a in drops), drops
 
     r.start()
     c = r.client()

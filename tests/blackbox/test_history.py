@@ -139,6 +139,36 @@ def test_history_redis_away_chat_flows(daemon, backend):
     assert st["history_lost"] == 10 and st["history_written"] == 0, st
 
 
+def test_history_refused_inside_exec_is_lost_and_logged_once(daemon, backend, redis_server):
+    """Found by review: when chatmon:hist:CONV is a string, EXEC answers an
+    array whose LPUSH is a WRONGTYPE error; that was counted written and not
+    logged. It is lost, logged once (no chat text), and the other
+    conversations' turns, in between, are still written."""
+    r = redis_server()
+    c = r.client()
+    c.set("chatmon:hist:w-1", "not a list")
+    b = backend()
+    d = daemon(b.port, redis=r.url(), level="info")
+    history_up(d)
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            for i in range(3):
+                for conv in ("w-1", "w-2"):
+                    await ws.send(msg(conv, f"错类型QX7第{i}句"))
+                    assert json.loads(await recv(ws))["text"] == f"错类型QX7第{i}句"
+                await asyncio.sleep(0.05)       # apart: not one gathered batch
+    run(main())
+    wait_for(lambda: len(items(c, "chatmon:hist:w-2")) == 6, T, "w-2's 6 turns")
+    assert c.get("chatmon:hist:w-1") == "not a list"
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["history_lost"] == 6 and st["history_written"] == 6, st
+    refused = [l for l in d.log().splitlines() if "refused a history write" in l]
+    assert len(refused) == 1 and "WRONGTYPE" in refused[0], refused
+    assert "QX7" not in d.log()
+
+
 def test_history_waiting_on_a_slow_redis_is_bounded_in_bytes(daemon, backend, redis_server):
     """Redis connected but not answering (CLIENT PAUSE WRITE): the turns sent wait
     in this process, 64 MiB of them at most; those past it are counted lost,

@@ -870,6 +870,51 @@ def test_a_hanging_route_does_not_delay_another(redis_server, robot, notify):
     assert any(e["mode"] == "hang" for e in rb.entries("h")), "the hanging route was never tried"
 
 
+def test_a_hung_route_over_its_share_does_not_stop_reading_for_the_others(redis_server, robot,
+                                                                          notify):
+    """Found by review: with one route hanging, its alerts filled the shared
+    bound (notify.max_waiting) and reading paused, so the healthy route got
+    no new alert for many minutes. Now, once reading has paused for
+    notify.timeout, the hung route, over its share (the bound / 2 routes =
+    500), gives up its oldest waiting alerts, down to half its share, to the
+    dead letters (ids only in the log), and reading goes on; the healthy
+    route, through the burst by then, gets every alert."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot()
+    rb.control("h", "hang")
+    n = notify(r, [route("h", "webhook", rb, rate="1000/s"),
+                   route("f", "webhook", rb, rate="10/s")],
+               timeout="2s", backoff="1s", max_waiting="1000")
+    burst = [make_alert(conversation=f"c-{i}", text="顾客原话SHEDQX7") for i in range(1100)]
+    xadd(rc, *burst)
+    rb.wait_ids("f", [a["id"] for a in burst], timeout=10)
+    late = make_alert(conversation="c-late")
+    t = time.time()
+    xadd(rc, late)
+    rb.wait_ids("f", [late["id"]], timeout=5)
+    e, = [e for e in rb.delivered("f") if late["id"] in e["ids"]]
+    assert e["time"] - t <= 4, f"the new alert reached the healthy route {e['time'] - t:.1f}s late"
+    # what h gave up is in the dead letters, counted, each alert once
+    dead = wait_for(lambda: (lambda d: len(d) >= 250 and d)(rc.xrange(DEAD)), 5 * SLOW,
+                    "h's oldest alerts in the dead letters")
+    assert all(f["route"] == "h" and f["attempts"] == "0" and "max_waiting" in f["error"]
+               for _, f in dead), dead[:2]
+    ids = [f["id"] for _, f in dead]
+    order = [a["id"] for a in burst]
+    assert len(set(ids)) == len(ids) and set(ids) <= set(order)
+    assert ids == sorted(ids, key=order.index), "the oldest go first"
+    assert json.loads(dead[0][1]["alert"]) == burst[order.index(ids[0])]
+    assert n.metric("chatmon_notify_alerts_total", route="h", result="dead") == len(dead)
+    assert n.metric("chatmon_notify_waiting", route="h") == 1101 - len(dead)
+    # an entry both routes are done with is acked
+    wait_for(lambda: pending(rc) <= 1101 - len(dead), 5 * SLOW, "what h gave up acked")
+    log = n.log()
+    assert re.search(r"pd_shed: route h: \d+ alerts waiting, over its share of 500: "
+                     r"the oldest \d+ \(\S+ to \S+\) to the dead letters", log), log[-3000:]
+    assert "SHEDQX7" not in log and "顾客原话" not in log
+
+
 def test_info_logs_carry_no_chat_text(redis_server, robot, notify):
     r = redis_server()
     rc = r.client()

@@ -134,6 +134,58 @@ test_rule_hit_same_bytes(void **state)
 	sbuf_free(&out);
 }
 
+/*
+ * What a log may show of an alert (found by review: a dropped alert was
+ * logged whole, chat text and all): its id, type and severity, read off
+ * the object's head; a text that spells a key does not fool it.
+ */
+static void
+test_get_word(void **state)
+{
+	struct alertfmt_turn	 t = { .id = "1795341605000-8ebe0f0b-0000000001",
+				       .wall_ms = 1795341605123, .agent = "alice",
+				       .conversation = "c-1", .conversation_len = 3,
+				       .role = "agent", .text = B("加我薇信") };
+	struct alertfmt_hit	 x = { .hit = { .rule = "offplatform.add_contact_app",
+					.category = "offplatform", .message = "",
+					.severity = RULES_WARN, .action = RULES_FLAG } };
+	struct sla_event	 e = { .agent = "bob", .conversation = "c-2",
+				       .conversation_len = 3, .type = SLA_ESCALATE,
+				       .due = 1795341635000, .opened = 1795341605000,
+				       .waited_ms = 180000, .threshold_ms = 180000 };
+	struct alertfmt_ids	 ids = { 0x8ebe0f0b, 0, 0 };
+	struct sbuf		 out;
+	char			 id[ALERTFMT_ID_MAX], w[16], tiny[4];
+
+	(void)state;
+	sbuf_init(&out);
+	assert_int_equal(alertfmt_rule_hit(&out, &t, &x, 1), 0);
+	alertfmt_get_id(id, out.s, out.len);
+	assert_string_equal(id, t.id);
+	alertfmt_get_word(w, sizeof(w), out.s, out.len, "type");
+	assert_string_equal(w, "rule.hit");
+	alertfmt_get_word(w, sizeof(w), out.s, out.len, "severity");
+	assert_string_equal(w, "warn");
+	alertfmt_get_word(tiny, sizeof(tiny), out.s, out.len, "type");
+	assert_string_equal(tiny, "-");		/* does not fit */
+	alertfmt_get_word(w, sizeof(w), out.s, 10, "type");
+	assert_string_equal(w, "-");		/* cut short */
+
+	sbuf_reset(&out);
+	assert_int_equal(alertfmt_sla(&out, &ids, &e), 0);
+	alertfmt_get_word(w, sizeof(w), out.s, out.len, "type");
+	assert_string_equal(w, "sla.escalate");
+	alertfmt_get_word(w, sizeof(w), out.s, out.len, "severity");
+	assert_string_equal(w, "critical");
+	alertfmt_get_word(w, sizeof(w), B("{\"v\":2}"), "type");
+	assert_string_equal(w, "-");
+	/* chat text spelling a key is escaped: not taken for one */
+	alertfmt_get_word(w, sizeof(w), B("{\"text\":\"\\\"type\\\":\\\"x\\\"\","
+	    "\"type\":\"rule.hit\"}"), "type");
+	assert_string_equal(w, "rule.hit");
+	sbuf_free(&out);
+}
+
 /* Strongest first: action, then severity; a tie keeps the order given. */
 static void
 test_hit_order(void **state)
@@ -266,6 +318,7 @@ main(void)
 		cmocka_unit_test(test_sla_and_warning_same_bytes),
 		cmocka_unit_test(test_not_utf8),
 		cmocka_unit_test(test_no_allocation),
+		cmocka_unit_test(test_get_word),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
