@@ -451,6 +451,26 @@ def test_handling_pruned_with_the_stream(dashboard, redis_server):
     assert "pruned" in d.log()
 
 
+def test_handling_read_past_fields_it_cannot_hold(dashboard, redis_server):
+    """A field of the handling hash whose name is not UTF-8, or holds
+    U+0000, or whose value is not JSON (any Redis client may write one) is
+    skipped and counted; the rest of the hash is read all the same."""
+    r = redis_server()
+    c = r.client()
+    a = alert(1)
+    xadd(c, a)
+    v = json.dumps({"state": "acked", "by": "x", "at": 1})
+    c.hset("chatmon:alerts:handling", mapping={
+        a["id"]: v, b"\xff\xfe": "{}", a["id"].encode() + b"\x00x": v, "t-bad": "not json"})
+    d = dashboard(r.url(), extra=f"  token: {TOKEN}\n")
+    doc = wait_alerts(d, 1)
+    wait_for(lambda: get(d, "/api/alerts?state=acked")[2]["alerts"], 10, "the handling read")
+    st, _, doc = get(d, "/api/alerts")
+    assert st == 200 and doc["alerts"][0]["handling"]["state"] == "acked", doc
+    assert "3 fields of chatmon:alerts:handling skipped" in d.log()
+    assert "out of memory" not in d.log()
+
+
 def test_rules_fp(dashboard, redis_server, tmp_path):
     r = redis_server()
     c = r.client()
