@@ -168,20 +168,6 @@ dashauth_token_ok(const char *given, const char *want)
 	return diff == 0;
 }
 
-/* The session cookie of the request on wsi into sid; 0 or -1 (none). */
-static int
-dashauth_cookie(struct lws *wsi, char *sid)
-{
-	char	hdr[4096];
-	int	n;
-
-	if ((n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE)) <= 0 ||
-	    (size_t)n >= sizeof(hdr) ||
-	    lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_COOKIE) < 0)
-		return -1;
-	return websess_cookie(hdr, DASHAUTH_COOKIE, sid, DASHAUTH_SID_MAX);
-}
-
 /*
  * The live session of sid and its user's role now (a user taken out of
  * the file, or demoted, loses it at once): the user, or NULL.
@@ -203,6 +189,40 @@ dashauth_session(struct dashauth *a, const char *sid, int touch,
 	return user;
 }
 
+/*
+ * The session of the request on wsi: the first value of the session
+ * cookie that is a live session (dashauth_session), its id in sid
+ * (DASHAUTH_SID_MAX bytes, "" for none); the user, or NULL. Every value
+ * is tried: a browser sends the cookies of other paths and domains too,
+ * a stale one may come first. The header is read whole, as long as lws
+ * takes it (lwsctx.c's max_http_header_data), each Cookie line apart
+ * (lws joins them with no ';').
+ */
+static const char *
+dashauth_cookie_session(struct dashauth *a, struct lws *wsi, int touch,
+    char *sid, enum users_role *role)
+{
+	const char	*pos, *user = NULL;
+	char		*hdr;
+	int		 size, i;
+
+	*role = USERS_NONE;
+	sid[0] = '\0';
+	if ((size = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE)) <= 0 ||
+	    (hdr = malloc((size_t)++size)) == NULL)
+		return NULL;
+	for (i = 0; user == NULL && lws_hdr_copy_fragment(wsi, hdr, size,
+	    WSI_TOKEN_HTTP_COOKIE, i) >= 0; i++)
+		for (pos = hdr; user == NULL && websess_cookie(&pos,
+		    DASHAUTH_COOKIE, sid, DASHAUTH_SID_MAX) == 0; )
+			user = dashauth_session(a, sid, touch, role);
+	sodium_memzero(hdr, (size_t)size);
+	free(hdr);
+	if (user == NULL)
+		sid[0] = '\0';
+	return user;
+}
+
 int
 dashauth_require(struct dashauth *a, struct lws *wsi, enum users_role need,
     const char **user, enum users_role *role)
@@ -217,8 +237,7 @@ dashauth_require(struct dashauth *a, struct lws *wsi, enum users_role need,
 		*role = USERS_NONE;
 	if (a->path == NULL)
 		return 0;
-	if (dashauth_cookie(wsi, sid) == -1 ||
-	    (u = dashauth_session(a, sid, 1, &r)) == NULL)
+	if ((u = dashauth_cookie_session(a, wsi, 1, sid, &r)) == NULL)
 		return HTTP_STATUS_UNAUTHORIZED;
 	if (!users_role_allows(r, need))
 		return HTTP_STATUS_FORBIDDEN;
@@ -234,11 +253,11 @@ dashauth_feed(struct dashauth *a, struct lws *wsi, char *sid)
 {
 	char		 buf[512];
 	const char	*tok;
+	enum users_role	 r;
 	int		 token_ok;
 
-	sid[0] = '\0';
-	if (a->path != NULL && dashauth_require(a, wsi, USERS_VIEWER, NULL,
-	    NULL) == 0 && dashauth_cookie(wsi, sid) == 0)
+	if (a->path != NULL && dashauth_cookie_session(a, wsi, 1, sid,
+	    &r) != NULL && users_role_allows(r, USERS_VIEWER))
 		return 0;
 	sid[0] = '\0';
 	/* the wallboard's token: the feed, read-only, and nothing of /api/ */
@@ -570,13 +589,13 @@ dashauth_logout(struct dashauth *a, struct lws *wsi)
 {
 	char		 sid[DASHAUTH_SID_MAX], cookie[160];
 	const char	*user;
-	int		 st;
+	enum users_role	 r;
 
-	if ((st = dashauth_require(a, wsi, USERS_VIEWER, &user, NULL)) != 0)
-		return dashauth_status(wsi, (unsigned)st);
+	/* the session the request is of: the one dashauth_require found */
+	if ((user = dashauth_cookie_session(a, wsi, 0, sid, &r)) == NULL)
+		return dashauth_status(wsi, HTTP_STATUS_UNAUTHORIZED);
 	log_info("dashauth_logout: %s logged out", user);
-	if (dashauth_cookie(wsi, sid) == 0)
-		websess_end(a->sess, sid);
+	websess_end(a->sess, sid);
 	snprintf(cookie, sizeof(cookie), "%s=; Path=/; Max-Age=0; HttpOnly; "
 	    "SameSite=Strict%s", DASHAUTH_COOKIE, a->tls ? "; Secure" : "");
 	return dashauth_answer(wsi, HTTP_STATUS_OK, "{\"ok\":true}", cookie, 0);
