@@ -302,6 +302,13 @@ dash_api_seen(const struct dash_req *q, const char *sh, const char *qu,
 	return queue == NULL || strcmp(queue, qu != NULL ? qu : "") == 0;
 }
 
+/* Whether a filter's value (NULL: none) is UTF-8. */
+static int
+dash_api_utf8(const char *v)
+{
+	return v == NULL || util_utf8_valid(v, strlen(v));
+}
+
 static int	dash_api_day_alerts(struct dash_req *, const char *, size_t,
 		    const char *, const char *, const char *, const char *,
 		    const char *, const char *);
@@ -320,7 +327,7 @@ dash_api_alerts(struct dash_req *q)
 	char		 daybuf[DASH_API_ARG], shopbuf[DASH_API_ARG];
 	char		 queuebuf[DASH_API_ARG];
 	const char	*since, *state, *sev, *agent, *conv, *lim, *day;
-	const char	*shop, *queue;
+	const char	*shop, *queue, *bad;
 	const struct feed_item *it;
 	const char	*last;
 	json_t		*list, *a, *item;
@@ -352,6 +359,16 @@ dash_api_alerts(struct dash_req *q)
 	    strcmp(sev, "critical") != 0)
 		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
 		    "severity: want info, warn or critical");
+	/*
+	 * Alerts are JSON: a filter that is not UTF-8 matches none, and a
+	 * document cannot hold it (?day= keeps the filters in one). Said, not
+	 * answered with an empty list.
+	 */
+	if ((bad = !dash_api_utf8(agent) ? "agent: not UTF-8" :
+	    !dash_api_utf8(conv) ? "conversation: not UTF-8" :
+	    !dash_api_utf8(shop) ? "shop: not UTF-8" :
+	    !dash_api_utf8(queue) ? "queue: not UTF-8" : NULL) != NULL)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, bad);
 	if (since != NULL && since[0] == '\0')
 		since = NULL;
 	if ((day = dash_api_arg(q, "day=", daybuf, sizeof(daybuf))) != NULL &&

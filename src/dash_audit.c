@@ -103,16 +103,9 @@ dash_audit_set(struct dash *d, const char *id, json_t *value)
 static int
 dash_audit_field_ok(const redisReply *f)
 {
-	const unsigned char	*p = (const unsigned char *)f->str;
-	const unsigned char	*end = p + f->len;
-	size_t			 n;
-
-	if (f->type != REDIS_REPLY_STRING || memchr(f->str, '\0', f->len) != NULL)
-		return 0;
-	for (; p < end; p += n)
-		if ((n = *p < 0x80 ? 1 : util_utf8_seq(p, end)) == 0)
-			return 0;
-	return 1;
+	return f->type == REDIS_REPLY_STRING &&
+	    memchr(f->str, '\0', f->len) == NULL &&
+	    util_utf8_valid(f->str, f->len);
 }
 
 static void

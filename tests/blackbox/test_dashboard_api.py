@@ -585,6 +585,14 @@ def test_report_endpoint(open_dash):
         assert st == 400 and words in doc["error"], (q, st, doc)
     st, _, doc = get(d, "/api/alerts?day=nope")
     assert st == 400
+    # a filter that is not UTF-8 matches no alert: said, live and of a day
+    for q, words in ((f"day={day}&agent=%ff", "agent"), ("agent=%ff", "agent"),
+                     (f"day={day}&conversation=c%c0%af", "conversation"),
+                     (f"day={day}&shop=%ed%a0%80", "shop"), ("queue=%e5%8a", "queue")):
+        st, _, doc = get(d, "/api/alerts?" + q)
+        assert st == 400 and doc["error"] == f"{words}: not UTF-8", (q, st, doc)
+    st, _, doc = get(d, f"/api/alerts?day={day}&agent=%e5%8a%a0")     # 加: UTF-8, no alert of it
+    assert st == 200 and doc["alerts"] == [], doc
     st, h, _ = post(d, f"/api/report?from={day}", {})
     assert st == 405 and h["allow"] == "GET"
     # the token: GET needs it as the other GETs do
