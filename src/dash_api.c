@@ -302,6 +302,13 @@ dash_api_seen(const struct dash_req *q, const char *sh, const char *qu,
 	return queue == NULL || strcmp(queue, qu != NULL ? qu : "") == 0;
 }
 
+/* Whether a filter's value (NULL: none) is UTF-8. */
+static int
+dash_api_utf8(const char *v)
+{
+	return v == NULL || util_utf8_valid(v, strlen(v));
+}
+
 static int	dash_api_day_alerts(struct dash_req *, const char *, size_t,
 		    const char *, const char *, const char *, const char *,
 		    const char *, const char *);
@@ -320,7 +327,7 @@ dash_api_alerts(struct dash_req *q)
 	char		 daybuf[DASH_API_ARG], shopbuf[DASH_API_ARG];
 	char		 queuebuf[DASH_API_ARG];
 	const char	*since, *state, *sev, *agent, *conv, *lim, *day;
-	const char	*shop, *queue;
+	const char	*shop, *queue, *bad;
 	const struct feed_item *it;
 	const char	*last;
 	json_t		*list, *a, *item;
@@ -352,6 +359,16 @@ dash_api_alerts(struct dash_req *q)
 	    strcmp(sev, "critical") != 0)
 		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
 		    "severity: want info, warn or critical");
+	/*
+	 * Alerts are JSON: a filter that is not UTF-8 matches none, and a
+	 * document cannot hold it (?day= keeps the filters in one). Said, not
+	 * answered with an empty list.
+	 */
+	if ((bad = !dash_api_utf8(agent) ? "agent: not UTF-8" :
+	    !dash_api_utf8(conv) ? "conversation: not UTF-8" :
+	    !dash_api_utf8(shop) ? "shop: not UTF-8" :
+	    !dash_api_utf8(queue) ? "queue: not UTF-8" : NULL) != NULL)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, bad);
 	if (since != NULL && since[0] == '\0')
 		since = NULL;
 	if ((day = dash_api_arg(q, "day=", daybuf, sizeof(daybuf))) != NULL &&
@@ -402,20 +419,17 @@ dash_api_alerts(struct dash_req *q)
 	    "alerts", list, "last", last));
 }
 
-/* The alert id of the feed (its JSON parsed, and its stream id), or NULL. */
-static json_t *
-dash_api_find(struct dash *d, const char *want, const char **sidp)
+/* The feed's item of alert id want (the feed's), or NULL. */
+static const struct feed_item *
+dash_api_find(struct dash *d, const char *want)
 {
 	const struct feed_item	*it;
 	size_t			 i;
 
 	for (i = feed_size(d->feed); i > 0; i--)
 		if ((it = feed_item(d->feed, i - 1)) != NULL &&
-		    strcmp(it->id, want) == 0) {
-			if (sidp != NULL)
-				*sidp = it->sid;
-			return json_loadb(it->json, it->len, JSON_ALLOW_NUL, NULL);
-		}
+		    strcmp(it->id, want) == 0)
+			return it;
 	return NULL;
 }
 
@@ -449,25 +463,29 @@ dash_api_handle(struct dash_req *q)
 	struct dash		*d = q->d;
 	struct handling_req	 hr;
 	struct sbuf		 v, a;
+	const struct feed_item	*it;
 	json_t			*alert, *audit = NULL;
 	char			 err[128];
 	int			 rc = -1;
 
 	if (handling_req_parse(q->body, q->len, &hr, err, sizeof(err)) == -1)
 		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, err);
-	if ((alert = dash_api_find(d, q->arg, NULL)) == NULL) {
+	if ((it = dash_api_find(d, q->arg)) == NULL) {
 		handling_req_clear(&hr);
 		return dash_api_error(q, HTTP_STATUS_NOT_FOUND, "no such alert "
 		    "(among those the dashboard holds)");
 	}
-	if (!users_scope_has(q->scope, json_string_value(json_object_get(alert,
-	    "shop")))) {
+	/* the listing's test on the feed's fields: what it does not list is not acted on */
+	if (!dash_api_seen(q, it->shop, it->queue, NULL, NULL)) {
 		log_warnx("dash_api_handle: %s may not act on alert %s (another "
 		    "shop's)", q->who, q->arg);
-		json_decref(alert);
 		handling_req_clear(&hr);
 		return dash_api_error(q, HTTP_STATUS_FORBIDDEN,
 		    "that alert is of a shop your login does not see");
+	}
+	if ((alert = json_loadb(it->json, it->len, JSON_ALLOW_NUL, NULL)) == NULL) {
+		handling_req_clear(&hr);
+		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
 	}
 	sbuf_init(&v);
 	sbuf_init(&a);

@@ -95,6 +95,19 @@ dash_audit_set(struct dash *d, const char *id, json_t *value)
 
 /* --- the hash read whole, and pruned ---------------------------------------- */
 
+/*
+ * 1 when the field can be a key of the map: no U+0000 (a C string would
+ * stand for a shorter id) and well-formed UTF-8 (jansson refuses others).
+ * Any Redis client may write the hash; one field must not cost the rest.
+ */
+static int
+dash_audit_field_ok(const redisReply *f)
+{
+	return f->type == REDIS_REPLY_STRING &&
+	    memchr(f->str, '\0', f->len) == NULL &&
+	    util_utf8_valid(f->str, f->len);
+}
+
 static void
 dash_audit_on_hgetall(redisReply *r, void *priv)
 {
@@ -112,21 +125,23 @@ dash_audit_on_hgetall(redisReply *r, void *priv)
 	if ((map = json_object()) == NULL)
 		goto oom;
 	for (i = 0; i + 1 < r->elements; i += 2) {
-		if (r->element[i]->type != REDIS_REPLY_STRING ||
+		if (!dash_audit_field_ok(r->element[i]) ||
 		    r->element[i + 1]->type != REDIS_REPLY_STRING ||
 		    (v = json_loadb(r->element[i + 1]->str, r->element[i + 1]->len,
 		    0, NULL)) == NULL) {
 			bad++;
 			continue;
 		}
+		/* the field checked: only ENOMEM fails (v is dropped then) */
 		if (json_object_set_new(map, r->element[i]->str, v) == -1) {
 			json_decref(map);
 			goto oom;
 		}
 	}
 	if (bad > 0)
-		log_warnx("dash_audit_on_hgetall: %zu values of %s are not JSON",
-		    bad, d->handling_key);
+		log_warnx("dash_audit_on_hgetall: %zu fields of %s skipped: a name "
+		    "that is not UTF-8 or holds U+0000, or a value that is not "
+		    "JSON", bad, d->handling_key);
 	json_decref(d->handling);
 	d->handling = map;
 	d->handling_v++;

@@ -25,7 +25,6 @@
 #define DASHAUTH_WINDOW_MS	(15 * 60 * 1000ULL)	/* ...in any 15 minutes */
 #define DASHAUTH_KEYS		4096	/* addresses and names counted at most */
 #define DASHAUTH_BODY_MAX	4096	/* a login's JSON */
-#define DASHAUTH_ME_MAX		(160 + 3 * USERS_SHOPS_MAX)	/* whoami: ["a","b"] of the list "a,b" */
 #define DASHAUTH_TOO_MANY	429	/* not in lws's table: its line has no reason phrase */
 
 struct dashauth {
@@ -169,20 +168,6 @@ dashauth_token_ok(const char *given, const char *want)
 	return diff == 0;
 }
 
-/* The session cookie of the request on wsi into sid; 0 or -1 (none). */
-static int
-dashauth_cookie(struct lws *wsi, char *sid)
-{
-	char	hdr[4096];
-	int	n;
-
-	if ((n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE)) <= 0 ||
-	    (size_t)n >= sizeof(hdr) ||
-	    lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_COOKIE) < 0)
-		return -1;
-	return websess_cookie(hdr, DASHAUTH_COOKIE, sid, DASHAUTH_SID_MAX);
-}
-
 /*
  * The live session of sid and its user's role now (a user taken out of
  * the file, or demoted, loses it at once): the user, or NULL.
@@ -204,6 +189,40 @@ dashauth_session(struct dashauth *a, const char *sid, int touch,
 	return user;
 }
 
+/*
+ * The session of the request on wsi: the first value of the session
+ * cookie that is a live session (dashauth_session), its id in sid
+ * (DASHAUTH_SID_MAX bytes, "" for none); the user, or NULL. Every value
+ * is tried: a browser sends the cookies of other paths and domains too,
+ * a stale one may come first. The header is read whole, as long as lws
+ * takes it (lwsctx.c's max_http_header_data), each Cookie line apart
+ * (lws joins them with no ';').
+ */
+static const char *
+dashauth_cookie_session(struct dashauth *a, struct lws *wsi, int touch,
+    char *sid, enum users_role *role)
+{
+	const char	*pos, *user = NULL;
+	char		*hdr;
+	int		 size, i;
+
+	*role = USERS_NONE;
+	sid[0] = '\0';
+	if ((size = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE)) <= 0 ||
+	    (hdr = malloc((size_t)++size)) == NULL)
+		return NULL;
+	for (i = 0; user == NULL && lws_hdr_copy_fragment(wsi, hdr, size,
+	    WSI_TOKEN_HTTP_COOKIE, i) >= 0; i++)
+		for (pos = hdr; user == NULL && websess_cookie(&pos,
+		    DASHAUTH_COOKIE, sid, DASHAUTH_SID_MAX) == 0; )
+			user = dashauth_session(a, sid, touch, role);
+	sodium_memzero(hdr, (size_t)size);
+	free(hdr);
+	if (user == NULL)
+		sid[0] = '\0';
+	return user;
+}
+
 int
 dashauth_require(struct dashauth *a, struct lws *wsi, enum users_role need,
     const char **user, enum users_role *role)
@@ -218,8 +237,7 @@ dashauth_require(struct dashauth *a, struct lws *wsi, enum users_role need,
 		*role = USERS_NONE;
 	if (a->path == NULL)
 		return 0;
-	if (dashauth_cookie(wsi, sid) == -1 ||
-	    (u = dashauth_session(a, sid, 1, &r)) == NULL)
+	if ((u = dashauth_cookie_session(a, wsi, 1, sid, &r)) == NULL)
 		return HTTP_STATUS_UNAUTHORIZED;
 	if (!users_role_allows(r, need))
 		return HTTP_STATUS_FORBIDDEN;
@@ -235,11 +253,11 @@ dashauth_feed(struct dashauth *a, struct lws *wsi, char *sid)
 {
 	char		 buf[512];
 	const char	*tok;
+	enum users_role	 r;
 	int		 token_ok;
 
-	sid[0] = '\0';
-	if (a->path != NULL && dashauth_require(a, wsi, USERS_VIEWER, NULL,
-	    NULL) == 0 && dashauth_cookie(wsi, sid) == 0)
+	if (a->path != NULL && dashauth_cookie_session(a, wsi, 1, sid,
+	    &r) != NULL && users_role_allows(r, USERS_VIEWER))
 		return 0;
 	sid[0] = '\0';
 	/* the wallboard's token: the feed, read-only, and nothing of /api/ */
@@ -305,19 +323,25 @@ dashauth_pss_size(void)
 /*
  * One JSON answer, whole, and the transaction ends. cookie: a Set-Cookie
  * value or NULL; retry_s > 0: a Retry-After. -1 closes the connection.
+ * The longest is a whoami of a long shop list, a few KiB: one write (lws
+ * keeps what the socket did not take and sends it before anything else).
  */
 static int
 dashauth_answer(struct lws *wsi, unsigned status, const char *json,
     const char *cookie, unsigned long retry_s)
 {
 	unsigned char	 hbuf[LWS_PRE + 1024], *start = hbuf + LWS_PRE, *p = start;
-	unsigned char	*end = hbuf + sizeof(hbuf) - 1;
-	unsigned char	 bbuf[LWS_PRE + 512];
+	unsigned char	*end = hbuf + sizeof(hbuf) - 1, *bbuf;
 	char		 retry[24];
 	size_t		 len = strlen(json);
+	int		 rc = -1;
 
-	if (len > sizeof(bbuf) - LWS_PRE)
+	/* lws writes its framing into the LWS_PRE bytes before the body */
+	if ((bbuf = malloc(LWS_PRE + len)) == NULL) {
+		log_warnx("dashauth_answer: out of memory");
 		return -1;
+	}
+	memcpy(bbuf + LWS_PRE, json, len);
 	snprintf(retry, sizeof(retry), "%lu", retry_s);
 	if (lws_add_http_common_headers(wsi, status, "application/json", len, &p,
 	    end) ||
@@ -336,11 +360,13 @@ dashauth_answer(struct lws *wsi, unsigned status, const char *json,
 	    lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
 	    (const unsigned char *)"POST", 4, &p, end)) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
-		return -1;
-	memcpy(bbuf + LWS_PRE, json, len);
+		goto out;
 	if (lws_write(wsi, bbuf + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) != (int)len)
-		return -1;
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+		goto out;
+	rc = lws_http_transaction_completed(wsi) ? -1 : 0;
+out:
+	free(bbuf);
+	return rc;
 }
 
 static int
@@ -377,25 +403,58 @@ dashauth_status(struct lws *wsi, unsigned status)
 	return dashauth_answer(wsi, status, json, NULL, 0);
 }
 
-/* {"user":…,"role":…[,"shops":[…]]} into out (shops: the user's list, NULL every shop). */
-static void
-dashauth_whoami(char *out, size_t size, const char *user, enum users_role role,
-    const char *shops)
+/*
+ * {"user":…,"role":…[,"shops":[…]]} appended to out, its '{' given as open
+ * (shops: the user's list, NULL every shop). An sbuf: a list the users
+ * file accepts (USERS_SHOPS_MAX) is about three times as long quoted.
+ * -1 out of memory.
+ */
+static int
+dashauth_whoami(struct sbuf *out, const char *open, const char *user,
+    enum users_role role, const char *shops)
 {
-	size_t	n, i;
+	const char	*p, *comma;
 
 	/* user names are [A-Za-z0-9._@-] and shop ids [A-Za-z0-9._-]: nothing to escape */
-	n = (size_t)snprintf(out, size, "{\"user\":\"%s\",\"role\":\"%s\"",
-	    user, users_role_name(role));
-	if (shops != NULL && n + 3 * strlen(shops) + 16 < size) {
-		n += (size_t)snprintf(out + n, size - n, ",\"shops\":[\"");
-		for (i = 0; shops[i] != '\0'; i++)
-			n += (size_t)snprintf(out + n, size - n, "%s",
-			    shops[i] == ',' ? "\",\"" : (char[]){ shops[i], '\0' });
-		n += (size_t)snprintf(out + n, size - n, "\"]");
+	if (sbuf_printf(out, "%s\"user\":\"%s\",\"role\":\"%s\"", open, user,
+	    users_role_name(role)) == -1)
+		return -1;
+	if (shops != NULL) {
+		if (sbuf_printf(out, ",\"shops\":[") == -1)
+			return -1;
+		for (p = shops; ; p = comma + 1) {
+			comma = strchr(p, ',');
+			if (sbuf_printf(out, "%s\"%.*s\"", p == shops ? "" : ",",
+			    (int)(comma != NULL ? (size_t)(comma - p) : strlen(p)),
+			    p) == -1)
+				return -1;
+			if (comma == NULL)
+				break;
+		}
+		if (sbuf_printf(out, "]") == -1)
+			return -1;
 	}
-	if (n + 2 <= size)
-		snprintf(out + n, size - n, "}");
+	return sbuf_printf(out, "}");
+}
+
+/* The whoami of user (open: what comes before it), answered 200; 503 out of memory. */
+static int
+dashauth_answer_whoami(struct dashauth *a, struct lws *wsi, const char *open,
+    const char *user, enum users_role role, const char *cookie)
+{
+	struct sbuf	me;
+	int		rc;
+
+	sbuf_init(&me);
+	if (dashauth_whoami(&me, open, user, role, users_shops(a->users,
+	    user)) == -1) {
+		sbuf_free(&me);
+		log_warnx("dashauth_answer_whoami: out of memory");
+		return dashauth_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
+	}
+	rc = dashauth_answer(wsi, HTTP_STATUS_OK, sbuf_str(&me), cookie, 0);
+	sbuf_free(&me);
+	return rc;
 }
 
 const char *
@@ -453,7 +512,7 @@ static int
 dashauth_login(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 {
 	char		 ip[64], ukey[RATELIMIT_KEY_MAX], akey[RATELIMIT_KEY_MAX];
-	char		 sid[DASHAUTH_SID_MAX], cookie[256], me[160];
+	char		 sid[DASHAUTH_SID_MAX], cookie[256];
 	char		 shown[USERS_NAME_MAX + 1];	/* outlives the document */
 	const char	*user, *pw;
 	json_t		*doc, *ju, *jp;
@@ -521,9 +580,8 @@ dashauth_login(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%llu; HttpOnly; "
 	    "SameSite=Strict%s", DASHAUTH_COOKIE, sid,
 	    (unsigned long long)(a->ttl_ms / 1000), a->tls ? "; Secure" : "");
-	dashauth_whoami(me, sizeof(me), shown, role, users_shops(a->users, shown));
 	sodium_memzero(sid, sizeof(sid));
-	return dashauth_answer(wsi, HTTP_STATUS_OK, me, cookie, 0);
+	return dashauth_answer_whoami(a, wsi, "{", shown, role, cookie);
 }
 
 static int
@@ -531,13 +589,13 @@ dashauth_logout(struct dashauth *a, struct lws *wsi)
 {
 	char		 sid[DASHAUTH_SID_MAX], cookie[160];
 	const char	*user;
-	int		 st;
+	enum users_role	 r;
 
-	if ((st = dashauth_require(a, wsi, USERS_VIEWER, &user, NULL)) != 0)
-		return dashauth_status(wsi, (unsigned)st);
+	/* the session the request is of: the one dashauth_require found */
+	if ((user = dashauth_cookie_session(a, wsi, 0, sid, &r)) == NULL)
+		return dashauth_status(wsi, HTTP_STATUS_UNAUTHORIZED);
 	log_info("dashauth_logout: %s logged out", user);
-	if (dashauth_cookie(wsi, sid) == 0)
-		websess_end(a->sess, sid);
+	websess_end(a->sess, sid);
 	snprintf(cookie, sizeof(cookie), "%s=; Path=/; Max-Age=0; HttpOnly; "
 	    "SameSite=Strict%s", DASHAUTH_COOKIE, a->tls ? "; Secure" : "");
 	return dashauth_answer(wsi, HTTP_STATUS_OK, "{\"ok\":true}", cookie, 0);
@@ -547,7 +605,6 @@ dashauth_logout(struct dashauth *a, struct lws *wsi)
 static int
 dashauth_route_run(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 {
-	char		 me[DASHAUTH_ME_MAX];
 	const char	*user;
 	enum users_role	 role;
 	int		 st;
@@ -561,11 +618,8 @@ dashauth_route_run(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 		    dashauth_require(a, wsi, USERS_VIEWER, &user, &role) != 0)
 			return dashauth_answer(wsi, HTTP_STATUS_OK, a->path == NULL ?
 			    "{\"logins\":false}" : "{\"logins\":true}", NULL, 0);
-		/* whoami's object, its '{' giving way to {"logins":true, */
-		dashauth_whoami(me + 14, sizeof(me) - 14, user, role,
-		    users_shops(a->users, user));
-		memcpy(me, "{\"logins\":true,", 15);
-		return dashauth_answer(wsi, HTTP_STATUS_OK, me, NULL, 0);
+		return dashauth_answer_whoami(a, wsi, "{\"logins\":true,", user,
+		    role, NULL);
 	}
 	if (a->path == NULL)
 		return dashauth_answer(wsi, HTTP_STATUS_NOT_FOUND,
@@ -588,9 +642,7 @@ dashauth_route_run(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 	case DA_ME:
 		if ((st = dashauth_require(a, wsi, USERS_VIEWER, &user, &role)) != 0)
 			return dashauth_status(wsi, (unsigned)st);
-		dashauth_whoami(me, sizeof(me), user, role, users_shops(a->users,
-		    user));
-		return dashauth_answer(wsi, HTTP_STATUS_OK, me, NULL, 0);
+		return dashauth_answer_whoami(a, wsi, "{", user, role, NULL);
 	default:
 		/* nothing else exists; without a login that is not said either */
 		if ((st = dashauth_require(a, wsi, USERS_VIEWER, NULL, NULL)) != 0)

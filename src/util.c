@@ -223,6 +223,18 @@ util_utf8_count(const char *s, size_t n)
 	return k;
 }
 
+int
+util_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char	*p = (const unsigned char *)s, *end = p + n;
+	size_t			 k;
+
+	for (; p < end; p += k)
+		if ((k = *p < 0x80 ? 1 : util_utf8_seq(p, end)) == 0)
+			return 0;
+	return 1;
+}
+
 /* The length of the well-formed UTF-8 sequence at p (RFC 3629), or 0. */
 size_t
 util_utf8_seq(const unsigned char *p, const unsigned char *end)

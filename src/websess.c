@@ -178,9 +178,9 @@ websess_count(const struct websess *s)
 }
 
 int
-websess_cookie(const char *header, const char *name, char *out, size_t outsz)
+websess_cookie(const char **pos, const char *name, char *out, size_t outsz)
 {
-	const char	*p = header, *end;
+	const char	*p = *pos, *c, *end;
 	size_t		 nlen = strlen(name), vlen;
 
 	while (*p != '\0') {
@@ -188,19 +188,23 @@ websess_cookie(const char *header, const char *name, char *out, size_t outsz)
 			p++;
 		if ((end = strchr(p, ';')) == NULL)
 			end = p + strlen(p);
-		if ((size_t)(end - p) > nlen && strncmp(p, name, nlen) == 0 &&
-		    p[nlen] == '=') {
-			p += nlen + 1;
-			vlen = (size_t)(end - p);
-			while (vlen > 0 && (p[vlen - 1] == ' ' || p[vlen - 1] == '\t'))
-				vlen--;
-			if (vlen >= outsz)
-				return -1;
-			memcpy(out, p, vlen);
-			out[vlen] = '\0';
-			return 0;
-		}
+		c = p;
 		p = end;
+		if ((size_t)(end - c) <= nlen || strncmp(c, name, nlen) != 0 ||
+		    c[nlen] != '=')
+			continue;
+		c += nlen + 1;
+		vlen = (size_t)(end - c);
+		while (vlen > 0 && (c[vlen - 1] == ' ' || c[vlen - 1] == '\t'))
+			vlen--;
+		/* too long for an id: not a session, but a later value may be */
+		if (vlen >= outsz)
+			continue;
+		memcpy(out, c, vlen);
+		out[vlen] = '\0';
+		*pos = p;
+		return 0;
 	}
+	*pos = p;
 	return -1;
 }

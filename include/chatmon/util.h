@@ -63,6 +63,8 @@ uint64_t util_hash(const struct util_hkey *, const void *, size_t);
 uint32_t util_fnv1a32(const void *, size_t);
 /* The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong form, surrogate or code point past U+10FFFF) before end, or 0. */
 size_t	 util_utf8_seq(const unsigned char *p, const unsigned char *end);
+/* 1 when s[0, n) is well-formed UTF-8 (util_utf8_seq; a U+0000 byte is, the caller says whether it may hold one). */
+int	 util_utf8_valid(const char *s, size_t n);
 /* Code points of UTF-8 s[0, n), counted at their lead bytes (any byte that is not a continuation byte), as offsets are given. */
 size_t	 util_utf8_count(const char *s, size_t n);
 uint64_t util_fnv1a64(const void *, size_t);

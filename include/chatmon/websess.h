@@ -47,11 +47,15 @@ size_t		 websess_sweep(struct websess *, uint64_t now);
 size_t		 websess_count(const struct websess *);
 
 /*
- * The value of cookie name in a Cookie request header (RFC 6265:
- * `a=1; b=2`) into out (outsz bytes, NUL-terminated). 0, or -1 when there
- * is none or it does not fit.
+ * The values of cookie name in a Cookie request header (RFC 6265:
+ * `a=1; b=2`), one a call: *pos starts at the header and is moved past
+ * the value found, which goes to out (outsz bytes, NUL-terminated). 0, or
+ * -1 when there is none left; a value that does not fit is passed over.
+ * A header may name a cookie more than once (a browser sends those of
+ * other paths or domains too, and a stale one may come first): the
+ * caller tries each.
  */
-int		 websess_cookie(const char *header, const char *name, char *out,
+int		 websess_cookie(const char **pos, const char *name, char *out,
 		    size_t outsz);
 
 #endif

@@ -451,6 +451,26 @@ def test_handling_pruned_with_the_stream(dashboard, redis_server):
     assert "pruned" in d.log()
 
 
+def test_handling_read_past_fields_it_cannot_hold(dashboard, redis_server):
+    """A field of the handling hash whose name is not UTF-8, or holds
+    U+0000, or whose value is not JSON (any Redis client may write one) is
+    skipped and counted; the rest of the hash is read all the same."""
+    r = redis_server()
+    c = r.client()
+    a = alert(1)
+    xadd(c, a)
+    v = json.dumps({"state": "acked", "by": "x", "at": 1})
+    c.hset("chatmon:alerts:handling", mapping={
+        a["id"]: v, b"\xff\xfe": "{}", a["id"].encode() + b"\x00x": v, "t-bad": "not json"})
+    d = dashboard(r.url(), extra=f"  token: {TOKEN}\n")
+    doc = wait_alerts(d, 1)
+    wait_for(lambda: get(d, "/api/alerts?state=acked")[2]["alerts"], 10, "the handling read")
+    st, _, doc = get(d, "/api/alerts")
+    assert st == 200 and doc["alerts"][0]["handling"]["state"] == "acked", doc
+    assert "3 fields of chatmon:alerts:handling skipped" in d.log()
+    assert "out of memory" not in d.log()
+
+
 def test_rules_fp(dashboard, redis_server, tmp_path):
     r = redis_server()
     c = r.client()
@@ -565,6 +585,14 @@ def test_report_endpoint(open_dash):
         assert st == 400 and words in doc["error"], (q, st, doc)
     st, _, doc = get(d, "/api/alerts?day=nope")
     assert st == 400
+    # a filter that is not UTF-8 matches no alert: said, live and of a day
+    for q, words in ((f"day={day}&agent=%ff", "agent"), ("agent=%ff", "agent"),
+                     (f"day={day}&conversation=c%c0%af", "conversation"),
+                     (f"day={day}&shop=%ed%a0%80", "shop"), ("queue=%e5%8a", "queue")):
+        st, _, doc = get(d, "/api/alerts?" + q)
+        assert st == 400 and doc["error"] == f"{words}: not UTF-8", (q, st, doc)
+    st, _, doc = get(d, f"/api/alerts?day={day}&agent=%e5%8a%a0")     # 加: UTF-8, no alert of it
+    assert st == 200 and doc["alerts"] == [], doc
     st, h, _ = post(d, f"/api/report?from={day}", {})
     assert st == 405 and h["allow"] == "GET"
     # the token: GET needs it as the other GETs do

@@ -217,6 +217,51 @@ def test_login_cookie_me_logout(dashboard, redis_server, users):
     assert sid not in log
 
 
+def with_cookies(d, method, path, *cookies):
+    """(status, parsed body) of a request with each of cookies as a Cookie header of its own."""
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=T)
+    c.putrequest(method, path)
+    for v in cookies:
+        c.putheader("Cookie", v)
+    if method == "POST":
+        c.putheader("Content-Type", "application/json")
+        c.putheader("Content-Length", "2")
+    c.endheaders(b"{}" if method == "POST" else None)
+    r = c.getresponse()
+    raw = r.read()
+    c.close()
+    return r.status, json.loads(raw) if raw else None
+
+
+def test_session_among_other_cookies(dashboard, redis_server, users):
+    """The session is found whichever value of chatmon_session is live (a
+    browser sends those of other paths too, a stale one may come first),
+    after kilobytes of other cookies (lws takes 8 KiB of headers), and in a
+    second Cookie header; the feed and logout read it the same way."""
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  users: {users}\n")
+    sid = session_of(login(d, "alice", "alice-pw 密码")[1])[0]
+    me = {"user": "alice", "role": "viewer"}
+    for cookie in (f"chatmon_session=AAAA; chatmon_session={sid}",
+                   f"chatmon_session={sid}; chatmon_session=AAAA",
+                   f"chatmon_session={'x' * 43}; a=1; chatmon_session={sid}",
+                   f"chatmon_session={'y' * 200}; chatmon_session={sid}",
+                   "x=" + "A" * 5000 + f"; chatmon_session={sid}",
+                   "; ".join(f"c{i}=v" for i in range(300)) + f"; chatmon_session={sid}"):
+        assert with_cookies(d, "GET", "/api/me", cookie) == (200, me), cookie[:60]
+    assert with_cookies(d, "GET", "/api/me", "a=b", f"chatmon_session={sid}") == (200, me)
+    assert with_cookies(d, "GET", "/api/me", "chatmon_session=AAAA; a=b") == (
+        401, {"error": "not logged in"})
+
+    async def main():
+        async with d.feed(extra_headers={"Cookie": f"chatmon_session=AAAA; chatmon_session={sid}"}) as ws:
+            assert json.loads(await ws.recv())["type"] == "hello"
+    run(main())
+    assert with_cookies(d, "POST", "/api/logout", "x=" + "A" * 5000,
+                        f"chatmon_session=AAAA; chatmon_session={sid}") == (200, {"ok": True})
+    assert request(d, "GET", "/api/me", cookie=sid)[0] == 401
+
+
 def test_rate_limit(dashboard, redis_server, users):
     r = redis_server()
     d = dashboard(r.url(), extra=f"  users: {users}\n")

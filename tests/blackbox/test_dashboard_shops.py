@@ -341,6 +341,67 @@ def test_a_login_of_one_shop_cannot_borrow_another_shops_ids(dashboard, redis_se
     assert st == 202, doc
 
 
+def test_an_alert_of_a_shop_with_u0000_is_in_no_scope(dashboard, redis_server, tmp_path):
+    """An alert whose shop is "tm\\u0000jd" is of no shop (docs/dashboard.md,
+    "Scope"): a login of tm neither lists it nor acts on it (403, nothing
+    written); the listing and POST /api/alerts/ID judge it alike."""
+    r = redis_server()
+    c = r.client()
+    users = tmp_path / "users"
+    passwd(users, ["boss", "supervisor"], "boss-pw")
+    passwd(users, ["--shops", "tm", "tmsup", "supervisor"], "tm-pw")
+    d = dashboard(r.url(), extra=f"  users: {users}\n" + "shops:\n  tm: {}\n  jd: {}\n")
+    sent = [shop_alert(1, "tm\u0000jd", None, conversation="c-nul"),
+            shop_alert(2, "tm", "pre\u0000sale", conversation="c-tm")]
+    for a in sent:
+        xadd(c, a)
+    boss = login(d, "boss", "boss-pw")
+    tm = login(d, "tmsup", "tm-pw")
+
+    def ids(path, cookie):
+        st, _, doc = request(d, "GET", path, cookie=cookie)
+        assert st == 200, doc
+        return [int(x["alert"]["id"][-2:]) for x in doc["alerts"]]
+
+    wait_for(lambda: len(ids("/api/alerts", boss)) == 2, 5 * SLOW, "the alerts read")
+    assert ids("/api/alerts", tm) == [2]
+    st, _, doc = request(d, "POST", f"/api/alerts/{sent[0]['id']}",
+                         {"state": "false_positive", "reason": "x"}, cookie=tm)
+    assert st == 403 and "shop" in doc["error"], (st, doc)
+    assert c.hget("chatmon:alerts:handling", sent[0]["id"]) is None
+    # a queue is no part of the scope: an odd one does not hide its shop's alert
+    st, _, doc = request(d, "POST", f"/api/alerts/{sent[1]['id']}", {"state": "acked"}, cookie=tm)
+    assert st == 200, doc
+    st, _, doc = request(d, "POST", f"/api/alerts/{sent[0]['id']}", {"state": "acked"}, cookie=boss)
+    assert st == 200, doc
+
+
+def test_a_login_of_many_shops_is_told_its_shops(dashboard, redis_server, tmp_path):
+    """POST /api/login, GET /api/login and GET /api/me say every shop of a
+    login, however long its list (as long as the users file takes: 1023
+    bytes, about three times that quoted), not nothing and not a closed
+    connection."""
+    r = redis_server()
+    users = tmp_path / "users"
+    thirty = [f"shop-number-{i:02d}" for i in range(1, 31)]
+    chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    most = [a + b for a in chars for b in chars][:341]      # 1022 bytes joined
+    assert len(",".join(most)) == 1022
+    name = "u" * 64
+    passwd(users, ["--shops", ",".join(thirty), "bigsup", "supervisor"], "big-pw")
+    passwd(users, ["--shops", ",".join(most), name, "viewer"], "most-pw")
+    d = dashboard(r.url(), extra=f"  users: {users}\n")
+    for user, pw, role, shops in (("bigsup", "big-pw", "supervisor", thirty),
+                                  (name, "most-pw", "viewer", most)):
+        me = {"user": user, "role": role, "shops": shops}
+        st, h, doc = request(d, "POST", "/api/login", {"user": user, "password": pw})
+        assert st == 200 and doc == me, (st, doc)
+        cookie = h["set-cookie"].split(";")[0].split("=", 1)[1]
+        assert request(d, "GET", "/api/me", cookie=cookie)[::2] == (200, me)
+        assert request(d, "GET", "/api/login", cookie=cookie)[::2] == (
+            200, {"logins": True, **me})
+
+
 def test_page_shop_filters(browser, redis_server, dashboard):
     """The page in Chromium: the shop and queue selects (the configured shops
     by name), the shop on the alert rows, the filter over the alerts and the

@@ -74,6 +74,24 @@ test_utf8_count(void **state)
 	assert_int_equal(util_utf8_count("\x80\x80", 2), 0);	/* continuation bytes alone */
 }
 
+/* Well-formed UTF-8 (RFC 3629) or not: what a JSON string can hold. */
+static void
+test_utf8_valid(void **state)
+{
+	(void)state;
+	assert_true(util_utf8_valid("", 0));
+	assert_true(util_utf8_valid("alice", 5));
+	assert_true(util_utf8_valid("\xe5\x8a\xa0\xe6\x88\x91", 6));	/* 加我 */
+	assert_true(util_utf8_valid("\xf0\x9f\x98\x80" "a", 5));
+	assert_true(util_utf8_valid("a\0b", 3));		/* U+0000: the caller's call */
+	assert_false(util_utf8_valid("\xff", 1));
+	assert_false(util_utf8_valid("\xff\xfe", 2));
+	assert_false(util_utf8_valid("\xe5\x8a", 2));		/* a cut sequence */
+	assert_false(util_utf8_valid("\xc0\xaf", 2));		/* overlong '/' */
+	assert_false(util_utf8_valid("\xed\xa0\x80", 3));	/* a surrogate */
+	assert_false(util_utf8_valid("ab\x80", 3));		/* a stray continuation byte */
+}
+
 int
 main(void)
 {
@@ -82,6 +100,7 @@ main(void)
 		cmocka_unit_test(test_keys_are_random),
 		cmocka_unit_test(test_fnv1a),
 		cmocka_unit_test(test_utf8_count),
+		cmocka_unit_test(test_utf8_valid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -94,25 +95,79 @@ test_bound_logout_sweep(void **state)
 	websess_free(s);
 }
 
+/* The first value of cookie name in header, or -1. */
+static int
+first(const char *header, const char *name, char *out, size_t outsz)
+{
+	const char	*pos = header;
+
+	return websess_cookie(&pos, name, out, outsz);
+}
+
 static void
 test_cookie(void **state)
 {
 	char	v[64];
 
 	(void)state;
-	assert_int_equal(websess_cookie("chatmon_session=abc", "chatmon_session", v, sizeof(v)), 0);
+	assert_int_equal(first("chatmon_session=abc", "chatmon_session", v, sizeof(v)), 0);
 	assert_string_equal(v, "abc");
-	assert_int_equal(websess_cookie("a=1; chatmon_session=x-y_z ; b=2",
+	assert_int_equal(first("a=1; chatmon_session=x-y_z ; b=2",
 	    "chatmon_session", v, sizeof(v)), 0);
 	assert_string_equal(v, "x-y_z");
-	assert_int_equal(websess_cookie("xchatmon_session=1; chatmon_sessionx=2",
+	assert_int_equal(first("xchatmon_session=1; chatmon_sessionx=2",
 	    "chatmon_session", v, sizeof(v)), -1);
-	assert_int_equal(websess_cookie("", "chatmon_session", v, sizeof(v)), -1);
-	assert_int_equal(websess_cookie("chatmon_session=0123456789", "chatmon_session",
+	assert_int_equal(first("", "chatmon_session", v, sizeof(v)), -1);
+	assert_int_equal(first("chatmon_session=0123456789", "chatmon_session",
 	    v, 5), -1);
-	assert_int_equal(websess_cookie("chatmon_session=", "chatmon_session", v,
+	assert_int_equal(first("chatmon_session=", "chatmon_session", v,
 	    sizeof(v)), 0);
 	assert_string_equal(v, "");
+}
+
+/* Every value of the name, in order: a stale one first must not hide the live one. */
+static void
+test_cookie_every_value(void **state)
+{
+	const char	*h = "chatmon_session=AAAA; a=1; chatmon_session=good;"
+			    "chatmon_session=0123456789abcdef; noeq; chatmon_session=last";
+	const char	*pos = h;
+	char		 v[8], *big;
+	size_t		 n = 6000;
+	struct websess	*s;
+	char		 id[WEBSESS_ID_LEN + 1], hdr[256];
+
+	(void)state;
+	assert_int_equal(websess_cookie(&pos, "chatmon_session", v, sizeof(v)), 0);
+	assert_string_equal(v, "AAAA");
+	assert_int_equal(websess_cookie(&pos, "chatmon_session", v, sizeof(v)), 0);
+	assert_string_equal(v, "good");
+	/* too long for v: passed over, not the end */
+	assert_int_equal(websess_cookie(&pos, "chatmon_session", v, sizeof(v)), 0);
+	assert_string_equal(v, "last");
+	assert_int_equal(websess_cookie(&pos, "chatmon_session", v, sizeof(v)), -1);
+	assert_int_equal(websess_cookie(&pos, "chatmon_session", v, sizeof(v)), -1);
+
+	/* a value after kilobytes of other cookies */
+	assert_non_null(big = malloc(n + 64));
+	memset(big, 'x', n);
+	memcpy(big, "x=", 2);
+	snprintf(big + n, 64, "; chatmon_session=far");
+	pos = big;
+	assert_int_equal(websess_cookie(&pos, "chatmon_session", v, sizeof(v)), 0);
+	assert_string_equal(v, "far");
+	free(big);
+
+	/* the way dashauth uses it: the first value that is a live session */
+	assert_non_null(s = websess_new(4, 1000, 1000));
+	assert_int_equal(websess_create(s, "alice", 1, id, &(int){ 0 }), 0);
+	snprintf(hdr, sizeof(hdr), "chatmon_session=AAAA; chatmon_session=%s", id);
+	pos = hdr;
+	while (websess_cookie(&pos, "chatmon_session", id, sizeof(id)) == 0 &&
+	    websess_get(s, id, 2, 0) == NULL)
+		;
+	assert_string_equal(websess_get(s, id, 2, 0), "alice");
+	websess_free(s);
 }
 
 int
@@ -122,6 +177,7 @@ main(void)
 		cmocka_unit_test(test_life),
 		cmocka_unit_test(test_bound_logout_sweep),
 		cmocka_unit_test(test_cookie),
+		cmocka_unit_test(test_cookie_every_value),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
