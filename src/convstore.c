@@ -468,7 +468,14 @@ convstore_keep_done(struct convstore *cs, struct convstore_op *op, int ok)
 	convstore_done_trim(cs, now);
 }
 
-/* A new connection: what Redis answered lately goes again, as EVAL, answers unread. */
+/*
+ * A new connection: what Redis answered lately goes again, answers unread.
+ * Each script's text goes once, with its first call (the server may be
+ * new), the rest by SHA1 behind it: every call as EVAL sent the text again
+ * (kilobytes a call, tens of megabytes for a busy instance's 20 s) and
+ * stalled the loop and Redis some hundreds of milliseconds at every
+ * reconnect.
+ */
 static void
 convstore_replay(struct convstore *cs)
 {
@@ -477,14 +484,22 @@ convstore_replay(struct convstore *cs)
 
 	convstore_done_trim(cs, util_mono_ns() / 1000000);
 	for (op = cs->done; op != NULL; op = op->next) {
-		op->argv[0] = "EVAL";
-		op->argvlen[0] = 4;
-		op->argv[1] = cs->body[op->script];
-		op->argvlen[1] = strlen(cs->body[op->script]);
+		if (cs->loaded[op->script]) {
+			op->argv[0] = "EVALSHA";
+			op->argvlen[0] = 7;
+			op->argv[1] = cs->sha[op->script];
+			op->argvlen[1] = 40;
+		} else {
+			op->argv[0] = "EVAL";
+			op->argvlen[0] = 4;
+			op->argv[1] = cs->body[op->script];
+			op->argvlen[1] = strlen(cs->body[op->script]);
+		}
 		convstore_mark_again(op);
 		if (rconn_command_argv(cs->rc, NULL, NULL, 0, op->argc, op->argv,
 		    op->argvlen) == -1)
 			break;
+		cs->loaded[op->script] = 1;
 		n++;
 	}
 	if (n > 0)
