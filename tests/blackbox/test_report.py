@@ -297,6 +297,20 @@ def test_a_trimmed_alert_stream_makes_a_partial_day(redis_server, tmp_path):
     assert report_json(conf(tmp_path, r.url()), "--from", later)["days"][0]["partial"] is False
 
 
+
+@pytest.mark.parametrize("tz", ['"+08:00"', "UTC", '"-05:00"'])
+def test_the_first_day_of_1970(redis_server, tmp_path, tz):
+    """1970-01-01 is a day --from accepts; east of UTC it starts before the
+    epoch, and the alert stream is read from an hour before it: no stream id
+    is negative, the report is an empty one (found by review: "ERR Invalid
+    stream ID", exit 1)."""
+    r = redis_server()
+    p = tmp_path / "c70.yaml"
+    p.write_text(f"redis:\n  url: {r.url()}\nsla:\n  timezone: {tz}\n", encoding="utf-8")
+    rep = report_json(str(p), "--from", "1970-01-01")
+    assert rep["from"] == "1970-01-01" and rep["agents"] == [], rep
+    assert rep["team"]["rounds"] == 0 and rep["days"][0]["partial"] is False
+
 # --- chatmon report --log: exported chat logs through replay's engine, no Redis ---
 
 RULES_LIVE = os.path.join(ROOT, "tests", "blackbox", "rules_live")
