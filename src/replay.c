@@ -385,7 +385,7 @@ replay_parse(json_t *o, struct replay_line *l)
 		return "not a JSON object";
 	v = json_object_get(o, "ts");
 	if (json_is_integer(v) && json_integer_value(v) >= 0)
-		l->ts = json_integer_value(v);
+		l->ts = sla_clamp(json_integer_value(v));	/* the engine's range */
 	else if (!json_is_string(v) || replay_rfc3339(json_string_value(v), &l->ts) == -1)
 		return "ts: epoch milliseconds or an RFC 3339 time, after 1970";
 	v = json_object_get(o, "conversation");

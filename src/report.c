@@ -926,9 +926,10 @@ report_load_agent(struct report_set *s, const char *id, const json_t *o)
 	json_array_foreach(json_object_get(o, "worst"), i, e) {
 		if ((conv = json_string_value(json_object_get(e, "conversation"))) == NULL)
 			continue;
+		/* a stored day is Redis's: anyone may have written it */
 		if (report_slot_put(a, conv, json_string_length(json_object_get(e,
-		    "conversation")), json_integer_value(json_object_get(e, "opened")),
-		    json_integer_value(json_object_get(e, "at")),
+		    "conversation")), sla_clamp(json_integer_value(json_object_get(e,
+		    "opened"))), sla_clamp(json_integer_value(json_object_get(e, "at"))),
 		    report_uint(e, "waited_ms"),
 		    json_is_true(json_object_get(e, "answered"))) == -1)
 			return -1;

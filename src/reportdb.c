@@ -205,10 +205,11 @@ reportdb_bound(char *buf, size_t size, int64_t ms)
 	snprintf(buf, size, "%lld", (long long)(ms > 0 ? ms : 0));
 }
 
+/* A logged time: anyone may write the logs, the engine's range is kept. */
 static int64_t
 reportdb_num(const char *s)
 {
-	return s != NULL ? strtoll(s, NULL, 10) : 0;
+	return s != NULL ? sla_clamp(strtoll(s, NULL, 10)) : 0;
 }
 
 /* --- the steps ---------------------------------------------------------------------- */

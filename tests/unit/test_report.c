@@ -434,6 +434,55 @@ test_html(void **state)
 	report_free(range);
 }
 
+/*
+ * A stored day is Redis's, anyone may have written it: a worst wait opened
+ * at INT64_MAX is kept in the engine's range (+-2^61 ms), so the page's
+ * local time does not overflow (found by review: UBSan, year -292275055).
+ */
+static void
+test_stored_day_extreme_times(void **state)
+{
+	static const struct round v[] = {
+		{ "alice", "c-1", D0 + 9 * HOUR, 5 * SEC, 1 },
+	};
+	struct report_meta	 m = { "2026-11-22", "2026-11-22", NULL, 480, T0 };
+	struct report		*a, *back, *range;
+	struct sbuf		 d, b;
+	json_t			*doc, *w;
+	char			*s;
+	int			 partial = 0;
+
+	(void)state;
+	a = make_day(v, 1, D0, NULL);
+	sbuf_init(&d);
+	sbuf_init(&b);
+	assert_int_equal(report_dump(&d, a, "2026-11-22", 480, 0), 0);
+	assert_non_null(doc = json_loadb(d.s, d.len, 0, NULL));
+	w = json_array_get(json_object_get(json_object_get(json_object_get(doc,
+	    "agents"), "alice"), "worst"), 0);
+	assert_non_null(w);
+	assert_int_equal(json_object_set_new(w, "opened", json_integer(INT64_MAX)), 0);
+	assert_int_equal(json_object_set_new(w, "at", json_integer(INT64_MIN)), 0);
+	assert_non_null(s = json_dumps(doc, JSON_COMPACT));
+	assert_non_null(back = report_load(s, strlen(s), 600 * SEC, 180 * SEC, &partial));
+	assert_non_null(range = report_new(600 * SEC, 180 * SEC));
+	assert_int_equal(report_merge(range, back, "2026-11-22", 0), 0);
+	assert_int_equal(report_html(&b, range, &m), 0);
+	assert_non_null(strstr(sbuf_str(&b), "<td>c-1</td><td>alice</td><td>"));
+	assert_null(strstr(sbuf_str(&b), "<td>-"));	/* no year before 0 */
+	sbuf_reset(&d);
+	assert_int_equal(report_dump(&d, range, "2026-11-22", 480, 0), 0);
+	assert_non_null(strstr(d.s, "\"opened\":2305843009213693952"));
+	assert_non_null(strstr(d.s, "\"at\":-2305843009213693952"));
+	free(s);
+	json_decref(doc);
+	report_free(a);
+	report_free(back);
+	report_free(range);
+	sbuf_free(&d);
+	sbuf_free(&b);
+}
+
 static void
 test_parse_day(void **state)
 {
@@ -923,6 +972,7 @@ main(void)
 		cmocka_unit_test(test_keep_agent),
 		cmocka_unit_test(test_csv),
 		cmocka_unit_test(test_html),
+		cmocka_unit_test(test_stored_day_extreme_times),
 		cmocka_unit_test(test_parse_day),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_shops_split),
