@@ -551,11 +551,13 @@ replay_file(struct replay *rp, const char *name, size_t max)
 	json_error_t		 je;
 	json_t			*o;
 	const char		*why;
+	struct sbuf		 esc;
 	size_t			 lineno, n;
 	enum replay_read	 rd;
 	FILE			*f;
 	int			 rc = 0;
 
+	sbuf_init(&esc);
 	if (strcmp(name, "-") == 0)
 		f = stdin;
 	else if ((f = fopen(name, "r")) == NULL) {
@@ -574,9 +576,15 @@ replay_file(struct replay *rp, const char *name, size_t max)
 			continue;
 		why = NULL;
 		memset(&l, 0, sizeof(l));
-		if ((o = json_loadb(rp->buf, n, JSON_ALLOW_NUL, &je)) == NULL)
-			why = je.text;
-		else if ((why = replay_parse(o, &l)) == NULL && l.ts < rp->last)
+		if ((o = json_loadb(rp->buf, n, JSON_ALLOW_NUL, &je)) == NULL) {
+			/* jansson quotes the line ("near '...'"): not for a terminal raw */
+			sbuf_reset(&esc);
+			if (alertline_text(&esc, je.text, strlen(je.text)) == -1) {
+				rp->oom = 1;
+				break;
+			}
+			why = sbuf_str(&esc);
+		} else if ((why = replay_parse(o, &l)) == NULL && l.ts < rp->last)
 			why = "ts goes back in time: a log must be in time order";
 		if (why != NULL) {
 			/* a bad line is reported and skipped; the rest still counts */
@@ -598,6 +606,7 @@ replay_file(struct replay *rp, const char *name, size_t max)
 	}
 	if (f != stdin)
 		fclose(f);
+	sbuf_free(&esc);
 	return rp->oom ? -1 : rc;
 }
 
