@@ -709,6 +709,12 @@ cmd_rules(int argc, char **argv)
 	free(st.rows);
 	sbuf_free(&st.fails);
 	rules_free(r);
+	/* a table nobody got is no pass: a full disk, a closed pipe */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "chatmon: rules test: cannot write the output: %s\n",
+		    strerror(errno));
+		return 1;
+	}
 	return fails ? 1 : 0;
 }
 
