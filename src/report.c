@@ -1442,17 +1442,22 @@ static int
 report_csv_head(struct sbuf *out, const char *first, const struct report_hit *th,
     size_t nth)
 {
-	size_t	k;
-	int	rc = 0;
+	struct sbuf	name;
+	size_t		k;
+	int		rc = 0;
 
 	rc |= sbuf_printf(out, "%sagent,rounds,answered,mean_ms,p90_ms,first_rounds,"
 	    "first_mean_ms,breaches,escalations,within_rate,rate,within_30s,rate_30s,"
 	    "alerts,blocks,false_positives", first);
+	/* "hits:" is part of the field: quoted, it is quoted whole */
+	sbuf_init(&name);
 	for (k = 0; k < nth; k++) {
+		sbuf_reset(&name);
 		rc |= sbuf_append(out, ",", 1);
-		rc |= sbuf_printf(out, "hits:");
-		rc |= report_csv_field(out, th[k].cat, strlen(th[k].cat));
+		rc |= sbuf_printf(&name, "hits:%s", th[k].cat);
+		rc |= report_csv_field(out, name.s != NULL ? name.s : "", name.len);
 	}
+	sbuf_free(&name);
 	rc |= sbuf_append(out, "\r\n", 2);
 	return rc ? -1 : 0;
 }

@@ -399,6 +399,40 @@ test_csv(void **state)
 	report_free(range);
 }
 
+/*
+ * A category is anyone's (an alert another process wrote): its header
+ * field "hits:CAT" is quoted whole, not after the prefix, so the header
+ * has as many fields as the rows (found by review: hits:"'=cat,""x").
+ */
+static void
+test_csv_category_header(void **state)
+{
+	static const struct round v[] = {
+		{ "alice", "c-1", D0 + HOUR, 5 * SEC, 1 },
+	};
+	struct report_meta	 m = { "2026-11-22", "2026-11-22", NULL, 480, T0 };
+	struct report		*a, *range;
+	struct sbuf		 b;
+	json_t			*al;
+	const char		*s;
+
+	(void)state;
+	a = make_day(v, 1, D0, NULL);
+	al = alert("alice", "=cat,\\\"x", "flag", "");
+	assert_int_equal(report_add_alert(a, al, 0), 0);
+	json_decref(al);
+	assert_non_null(range = report_new(600 * SEC, 180 * SEC));
+	assert_int_equal(report_merge(range, a, "2026-11-22", 0), 0);
+	sbuf_init(&b);
+	assert_int_equal(report_csv(&b, range, &m), 0);
+	s = sbuf_str(&b);
+	assert_non_null(strstr(s, ",false_positives,\"hits:=cat,\"\"x\"\r\n"));
+	assert_null(strstr(s, "hits:\""));
+	sbuf_free(&b);
+	report_free(a);
+	report_free(range);
+}
+
 /* One page a manager can mail: Chinese, inline SVG, nothing run or fetched, ids escaped. */
 static void
 test_html(void **state)
@@ -971,6 +1005,7 @@ main(void)
 		cmocka_unit_test(test_dump_load),
 		cmocka_unit_test(test_keep_agent),
 		cmocka_unit_test(test_csv),
+		cmocka_unit_test(test_csv_category_header),
 		cmocka_unit_test(test_html),
 		cmocka_unit_test(test_stored_day_extreme_times),
 		cmocka_unit_test(test_parse_day),
