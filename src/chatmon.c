@@ -401,16 +401,21 @@ scan_line(struct scan_out *so, struct detect *det, enum rules_role def_role,
 	const struct detect_hit	*hits;
 	const struct rules_hit	*h;
 	json_error_t		 e;
-	json_t			*in, *jr, *jt, *jc = NULL, *arr, *o;
+	json_t			*in, *jr, *jt = NULL, *jc = NULL, *arr, *o;
 	enum rules_role		 role = def_role;
 	const char		*why = NULL;
-	char			 msg[256];
+	struct sbuf		 msg;
 	ssize_t			 n, i;
 
+	sbuf_init(&msg);
 	if ((in = json_loadb(line, len, JSON_ALLOW_NUL, &e)) == NULL) {
-		snprintf(msg, sizeof(msg), "invalid JSON: %s at column %d",
-		    e.text, e.column);
-		why = msg;
+		/* jansson quotes the line ("near '...'"): not for a terminal raw */
+		if (sbuf_printf(&msg, "invalid JSON: ") == -1 ||
+		    alertline_text(&msg, e.text, strlen(e.text)) == -1 ||
+		    sbuf_printf(&msg, " at column %d", e.column) == -1)
+			why = "out of memory";
+		else
+			why = sbuf_str(&msg);
 	} else if (!json_is_object(in))
 		why = "not a JSON object";
 	else if ((jt = json_object_get(in, "text")) == NULL || !json_is_string(jt))
@@ -429,6 +434,7 @@ scan_line(struct scan_out *so, struct detect *det, enum rules_role def_role,
 		why = "conversation must be a string";
 	if (why != NULL) {
 		scan_bad(so, name, fileline, lineno, why);
+		sbuf_free(&msg);
 		json_decref(in);
 		return -1;
 	}
@@ -703,6 +709,12 @@ cmd_rules(int argc, char **argv)
 	free(st.rows);
 	sbuf_free(&st.fails);
 	rules_free(r);
+	/* a table nobody got is no pass: a full disk, a closed pipe */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "chatmon: rules test: cannot write the output: %s\n",
+		    strerror(errno));
+		return 1;
+	}
 	return fails ? 1 : 0;
 }
 

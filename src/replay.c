@@ -385,7 +385,7 @@ replay_parse(json_t *o, struct replay_line *l)
 		return "not a JSON object";
 	v = json_object_get(o, "ts");
 	if (json_is_integer(v) && json_integer_value(v) >= 0)
-		l->ts = json_integer_value(v);
+		l->ts = sla_clamp(json_integer_value(v));	/* the engine's range */
 	else if (!json_is_string(v) || replay_rfc3339(json_string_value(v), &l->ts) == -1)
 		return "ts: epoch milliseconds or an RFC 3339 time, after 1970";
 	v = json_object_get(o, "conversation");
@@ -551,11 +551,13 @@ replay_file(struct replay *rp, const char *name, size_t max)
 	json_error_t		 je;
 	json_t			*o;
 	const char		*why;
+	struct sbuf		 esc;
 	size_t			 lineno, n;
 	enum replay_read	 rd;
 	FILE			*f;
 	int			 rc = 0;
 
+	sbuf_init(&esc);
 	if (strcmp(name, "-") == 0)
 		f = stdin;
 	else if ((f = fopen(name, "r")) == NULL) {
@@ -574,9 +576,15 @@ replay_file(struct replay *rp, const char *name, size_t max)
 			continue;
 		why = NULL;
 		memset(&l, 0, sizeof(l));
-		if ((o = json_loadb(rp->buf, n, JSON_ALLOW_NUL, &je)) == NULL)
-			why = je.text;
-		else if ((why = replay_parse(o, &l)) == NULL && l.ts < rp->last)
+		if ((o = json_loadb(rp->buf, n, JSON_ALLOW_NUL, &je)) == NULL) {
+			/* jansson quotes the line ("near '...'"): not for a terminal raw */
+			sbuf_reset(&esc);
+			if (alertline_text(&esc, je.text, strlen(je.text)) == -1) {
+				rp->oom = 1;
+				break;
+			}
+			why = sbuf_str(&esc);
+		} else if ((why = replay_parse(o, &l)) == NULL && l.ts < rp->last)
 			why = "ts goes back in time: a log must be in time order";
 		if (why != NULL) {
 			/* a bad line is reported and skipped; the rest still counts */
@@ -598,6 +606,7 @@ replay_file(struct replay *rp, const char *name, size_t max)
 	}
 	if (f != stdin)
 		fclose(f);
+	sbuf_free(&esc);
 	return rp->oom ? -1 : rc;
 }
 

@@ -30,9 +30,28 @@ struct report_slot {			/* one of the worst waits */
 	int		 answered;
 };
 
+/*
+ * An agent's response times, a bin per second that has rounds, by second:
+ * most agents' rounds fall on a few dozen seconds, and a dense array of
+ * every second to the cap (86 401 for a cap of a day) per agent, set, day
+ * and copy took gigabytes for tens of thousands of agents. The seconds are
+ * those of the agent's set (the last its cap and above), so the figures
+ * are the engine's, p90 to the second.
+ */
+struct report_bin {
+	uint32_t	sec;
+	uint32_t	n;
+};
+
+struct report_hist {
+	struct report_bin	*v;
+	size_t			 n, cap;
+};
+
 struct report_agent {
 	char			*id;
-	struct sla_sums		 sums;		/* hist: its set's nhist */
+	struct sla_sums		 sums;		/* no hist: that is in bins */
+	struct report_hist	 bins;
 	uint32_t		 hour_rounds[24];
 	uint64_t		 hour_sum_ms[24];
 	uint64_t		 alerts, blocks, fps;
@@ -124,7 +143,7 @@ report_agent_free(struct report_agent *a)
 	free(a->hits);
 	for (i = 0; i < a->nworst; i++)
 		free(a->worst[i].conv);
-	free(a->sums.hist);
+	free(a->bins.v);
 	free(a->id);
 	free(a);
 }
@@ -237,12 +256,10 @@ report_agent(struct report_set *s, const char *id)
 	}
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return NULL;
-	if ((a->id = strdup(id)) == NULL ||
-	    (a->sums.hist = calloc(s->nhist, sizeof(uint32_t))) == NULL) {
+	if ((a->id = strdup(id)) == NULL) {
 		report_agent_free(a);
 		return NULL;
 	}
-	a->sums.nhist = s->nhist;
 	memmove(s->agents + lo + 1, s->agents + lo, (s->nagents - lo) * sizeof(*s->agents));
 	s->agents[lo] = a;
 	s->nagents++;
@@ -367,11 +384,47 @@ report_hit(struct report_agent *a, const char *cat)
 	return &nh[i];
 }
 
+/* n rounds at second sec of s's histogram (the last: the cap and above); -1 on ENOMEM. */
+static int
+report_hist_add(const struct report_set *s, struct report_hist *h,
+    uint64_t sec, uint32_t n)
+{
+	struct report_bin	*nv;
+	size_t			 lo = 0, hi = h->n, mid, cap;
+
+	if (n == 0)
+		return 0;
+	if (sec > s->nhist - 1)
+		sec = s->nhist - 1;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (h->v[mid].sec == sec) {
+			h->v[mid].n += n;
+			return 0;
+		}
+		if (h->v[mid].sec < sec)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (h->n == h->cap) {
+		cap = h->cap ? h->cap * 2 : 4;
+		if ((nv = reallocarray(h->v, cap, sizeof(*nv))) == NULL)
+			return -1;
+		h->v = nv;
+		h->cap = cap;
+	}
+	memmove(h->v + lo + 1, h->v + lo, (h->n - lo) * sizeof(*h->v));
+	h->v[lo].sec = (uint32_t)sec;
+	h->v[lo].n = n;
+	h->n++;
+	return 0;
+}
+
+/* Every sum but the histogram. */
 static void
 report_sums_add(struct sla_sums *u, const struct sla_sums *v)
 {
-	size_t	i;
-
 	u->rounds += v->rounds;
 	u->answered += v->answered;
 	u->sum_ms += v->sum_ms;
@@ -381,8 +434,6 @@ report_sums_add(struct sla_sums *u, const struct sla_sums *v)
 	u->escalations += v->escalations;
 	u->within_rate += v->within_rate;
 	u->rate_base += v->rate_base;
-	for (i = 0; i < v->nhist; i++)
-		u->hist[i < u->nhist ? i : u->nhist - 1] += v->hist[i];
 }
 
 int
@@ -401,6 +452,9 @@ report_add_shop_sums(struct report *r, const struct sla_account *w,
 		if ((a = report_agent(v[i], w->agent)) == NULL)
 			return -1;
 		report_sums_add(&a->sums, d->sums);
+		for (h = 0; h < d->sums->nhist; h++)
+			if (report_hist_add(v[i], &a->bins, h, d->sums->hist[h]) == -1)
+				return -1;
 		for (h = 0; h < 24; h++) {
 			a->hour_rounds[h] += d->hour_rounds[h];
 			a->hour_sum_ms[h] += d->hour_sum_ms[h];
@@ -589,6 +643,10 @@ report_set_merge(struct report_set *dst, const struct report_set *src)
 		if ((a = report_agent(dst, b->id)) == NULL)
 			return -1;
 		report_sums_add(&a->sums, &b->sums);
+		for (k = 0; k < b->bins.n; k++)
+			if (report_hist_add(dst, &a->bins, b->bins.v[k].sec,
+			    b->bins.v[k].n) == -1)
+				return -1;
 		for (k = 0; k < 24; k++) {
 			a->hour_rounds[k] += b->hour_rounds[k];
 			a->hour_sum_ms[k] += b->hour_sum_ms[k];
@@ -683,7 +741,8 @@ report_team(const struct report_set *s, struct sla_sums *u, uint32_t *hist,
     uint32_t hour_rounds[24], uint64_t hour_sum_ms[24], uint64_t *alerts,
     uint64_t *blocks, uint64_t *fps)
 {
-	size_t	i, h;
+	const struct report_hist	*b;
+	size_t				 i, h, k;
 
 	memset(u, 0, sizeof(*u));
 	memset(hist, 0, s->nhist * sizeof(*hist));
@@ -696,6 +755,9 @@ report_team(const struct report_set *s, struct sla_sums *u, uint32_t *hist,
 	*alerts = *blocks = *fps = 0;
 	for (i = 0; i < s->nagents; i++) {
 		report_sums_add(u, &s->agents[i]->sums);
+		b = &s->agents[i]->bins;
+		for (k = 0; k < b->n; k++)
+			hist[b->v[k].sec] += b->v[k].n;	/* of s: below nhist */
 		*alerts += s->agents[i]->alerts;
 		*blocks += s->agents[i]->blocks;
 		*fps += s->agents[i]->fps;
@@ -721,6 +783,43 @@ report_within_fast(const struct sla_sums *u)
 	for (s = 0; s < u->nhist && s <= REPORT_FAST_MS / 1000; s++)
 		n += u->hist[s];
 	return n;
+}
+
+/* The same of an agent's bins. */
+static uint64_t
+report_hist_within_fast(const struct report_hist *h)
+{
+	uint64_t	n = 0;
+	size_t		i;
+
+	for (i = 0; i < h->n && h->v[i].sec <= REPORT_FAST_MS / 1000; i++)
+		n += h->v[i].n;
+	return n;
+}
+
+/*
+ * An agent's figures: sla_sums_figures' of its sums, p90 by the same
+ * rule read from its bins (the seconds between them hold no round, so
+ * the second the count reaches 90 % is a bin's; none: the set's last).
+ */
+static void
+report_agent_figures(const struct report_set *s, const struct report_agent *a,
+    struct sla_figures *f)
+{
+	uint64_t	cum = 0, v = s->nhist;
+	size_t		i;
+
+	sla_sums_figures(&a->sums, s->cap_ms, f);
+	if (a->sums.rounds == 0)
+		return;
+	for (i = 0; i < a->bins.n; i++) {
+		cum += a->bins.v[i].n;
+		if (cum * 10 >= a->sums.rounds * 9) {
+			v = a->bins.v[i].sec;
+			break;
+		}
+	}
+	f->p90_ms = v * 1000 < s->cap_ms ? v * 1000 : s->cap_ms;
 }
 
 int
@@ -776,7 +875,7 @@ static json_t *
 report_sums_json(const struct report_agent *a)
 {
 	struct sla_day	 day = { &a->sums, a->hour_rounds, a->hour_sum_ms };
-	json_t		*hits, *worst, *o;
+	json_t		*hits, *worst, *hist, *o;
 	size_t		 i;
 
 	/* the sums in the form of an instance's agents document (docs/dashboard.md) */
@@ -785,6 +884,12 @@ report_sums_json(const struct report_agent *a)
 	worst = json_array();
 	if (o == NULL || hits == NULL || worst == NULL)
 		goto err;
+	/* its "hist", [second, rounds] of the seconds with rounds, from the bins */
+	hist = json_object_get(o, "hist");
+	for (i = 0; i < a->bins.n; i++)
+		if (a->bins.v[i].n > 0 && json_array_append_new(hist, json_pack("[I, I]",
+		    (json_int_t)a->bins.v[i].sec, (json_int_t)a->bins.v[i].n)) == -1)
+			goto err;
 	for (i = 0; i < a->nhits; i++)
 		if (json_object_set_new(hits, a->hits[i].cat, json_pack(
 		    "{s:I, s:I, s:I, s:I, s:I}", "alerts", (json_int_t)a->hits[i].alerts,
@@ -909,6 +1014,17 @@ report_load_agent(struct report_set *s, const char *id, const json_t *o)
 	if ((a = report_agent(s, id)) == NULL)
 		return -1;
 	state_day_add(o, &a->sums, a->hour_rounds, a->hour_sum_ms);
+	/* "hist" as state_day_add reads it, into the bins */
+	json_array_foreach(json_object_get(o, "hist"), i, e) {
+		if (json_array_size(e) != 2 ||
+		    json_integer_value(json_array_get(e, 0)) < 0 ||
+		    json_integer_value(json_array_get(e, 1)) < 0)
+			continue;
+		if (report_hist_add(s, &a->bins,
+		    (uint64_t)json_integer_value(json_array_get(e, 0)),
+		    (uint32_t)json_integer_value(json_array_get(e, 1))) == -1)
+			return -1;
+	}
 	a->alerts += report_uint(o, "alerts");
 	a->blocks += report_uint(o, "blocks");
 	a->fps += report_uint(o, "false_positives");
@@ -926,9 +1042,10 @@ report_load_agent(struct report_set *s, const char *id, const json_t *o)
 	json_array_foreach(json_object_get(o, "worst"), i, e) {
 		if ((conv = json_string_value(json_object_get(e, "conversation"))) == NULL)
 			continue;
+		/* a stored day is Redis's: anyone may have written it */
 		if (report_slot_put(a, conv, json_string_length(json_object_get(e,
-		    "conversation")), json_integer_value(json_object_get(e, "opened")),
-		    json_integer_value(json_object_get(e, "at")),
+		    "conversation")), sla_clamp(json_integer_value(json_object_get(e,
+		    "opened"))), sla_clamp(json_integer_value(json_object_get(e, "at"))),
 		    report_uint(e, "waited_ms"),
 		    json_is_true(json_object_get(e, "answered"))) == -1)
 			return -1;
@@ -1032,8 +1149,8 @@ report_row(const struct report_set *s, const struct report_agent *a,
 {
 	memset(row, 0, sizeof(*row));
 	row->agent = a->id;
-	sla_sums_figures(&a->sums, s->cap_ms, &row->f);
-	row->within_fast = report_within_fast(&a->sums);
+	report_agent_figures(s, a, &row->f);
+	row->within_fast = report_hist_within_fast(&a->bins);
 	row->rate_fast = a->sums.rounds > 0 ? (double)row->within_fast /
 	    (double)a->sums.rounds : 0;
 	row->alerts = a->alerts;
@@ -1441,17 +1558,22 @@ static int
 report_csv_head(struct sbuf *out, const char *first, const struct report_hit *th,
     size_t nth)
 {
-	size_t	k;
-	int	rc = 0;
+	struct sbuf	name;
+	size_t		k;
+	int		rc = 0;
 
 	rc |= sbuf_printf(out, "%sagent,rounds,answered,mean_ms,p90_ms,first_rounds,"
 	    "first_mean_ms,breaches,escalations,within_rate,rate,within_30s,rate_30s,"
 	    "alerts,blocks,false_positives", first);
+	/* "hits:" is part of the field: quoted, it is quoted whole */
+	sbuf_init(&name);
 	for (k = 0; k < nth; k++) {
+		sbuf_reset(&name);
 		rc |= sbuf_append(out, ",", 1);
-		rc |= sbuf_printf(out, "hits:");
-		rc |= report_csv_field(out, th[k].cat, strlen(th[k].cat));
+		rc |= sbuf_printf(&name, "hits:%s", th[k].cat);
+		rc |= report_csv_field(out, name.s != NULL ? name.s : "", name.len);
 	}
+	sbuf_free(&name);
 	rc |= sbuf_append(out, "\r\n", 2);
 	return rc ? -1 : 0;
 }

@@ -195,10 +195,21 @@ reportdb_trimmed(const redisReply *info, int64_t day_start)
 	    reportdb_id_ms(first) > day_start;
 }
 
+/*
+ * An XRANGE bound at ms: a stream id is unsigned, and a day of 1970 in a
+ * zone east of UTC (or its hour before) starts before the epoch.
+ */
+static void
+reportdb_bound(char *buf, size_t size, int64_t ms)
+{
+	snprintf(buf, size, "%lld", (long long)(ms > 0 ? ms : 0));
+}
+
+/* A logged time: anyone may write the logs, the engine's range is kept. */
 static int64_t
 reportdb_num(const char *s)
 {
-	return s != NULL ? strtoll(s, NULL, 10) : 0;
+	return s != NULL ? sla_clamp(strtoll(s, NULL, 10)) : 0;
 }
 
 /* --- the steps ---------------------------------------------------------------------- */
@@ -237,8 +248,8 @@ reportdb_log(struct reportdb *r)
 	r->step = REPORTDB_LOG;
 	snprintf(key, sizeof(key), "%schatmon:sla:{%d}:log", reportdb_prefix(r),
 	    r->bucket);
-	snprintf(end, sizeof(end), "%lld", (long long)(r->day_start + STATE_DAY_MS +
-	    REPORTDB_LATE_MS - 1));
+	reportdb_bound(end, sizeof(end), r->day_start + STATE_DAY_MS +
+	    REPORTDB_LATE_MS - 1);
 	snprintf(count, sizeof(count), "%d", REPORTDB_PAGE);
 	reportdb_sendv(r, 6, argv);
 }
@@ -251,8 +262,8 @@ reportdb_alerts(struct reportdb *r)
 
 	r->step = REPORTDB_ALERTS;
 	snprintf(key, sizeof(key), "%s%s", reportdb_prefix(r), r->cfg->redis.stream);
-	snprintf(end, sizeof(end), "%lld", (long long)(r->day_start + STATE_DAY_MS +
-	    REPORTDB_LATE_MS - 1));
+	reportdb_bound(end, sizeof(end), r->day_start + STATE_DAY_MS +
+	    REPORTDB_LATE_MS - 1);
 	snprintf(count, sizeof(count), "%d", REPORTDB_PAGE);
 	reportdb_sendv(r, 6, argv);
 }
@@ -443,7 +454,7 @@ reportdb_on_reply(redisReply *rep, void *priv)
 			return;
 		}
 		r->bucket = 0;
-		snprintf(r->cursor, sizeof(r->cursor), "%lld", (long long)r->day_start);
+		reportdb_bound(r->cursor, sizeof(r->cursor), r->day_start);
 		reportdb_log(r);
 		return;
 	case REPORTDB_LOG:
@@ -461,7 +472,7 @@ reportdb_on_reply(redisReply *rep, void *priv)
 			return;
 		}
 		if (++r->bucket < CONVSTORE_BUCKETS) {
-			snprintf(r->cursor, sizeof(r->cursor), "%lld", (long long)r->day_start);
+			reportdb_bound(r->cursor, sizeof(r->cursor), r->day_start);
 			reportdb_log(r);
 			return;
 		}
@@ -471,8 +482,8 @@ reportdb_on_reply(redisReply *rep, void *priv)
 			reportdb_finish(r, "out of memory");
 			return;
 		}
-		snprintf(r->cursor, sizeof(r->cursor), "%lld",
-		    (long long)(r->day_start - REPORTDB_LATE_MS));
+		reportdb_bound(r->cursor, sizeof(r->cursor),
+		    r->day_start - REPORTDB_LATE_MS);
 		reportdb_alerts(r);
 		return;
 	case REPORTDB_ALERTS:

@@ -172,7 +172,7 @@ struct sla {
 
 /* Service time */
 
-static int64_t
+int64_t
 sla_clamp(int64_t t)
 {
 	if (t > SLA_TIME_MAX)

@@ -537,6 +537,8 @@ state_day_add(const json_t *a, struct sla_sums *u, uint32_t hour_rounds[24],
 	u->breaches += state_uint(a, "breaches", 0);
 	u->escalations += state_uint(a, "escalations", 0);
 	json_array_foreach(json_object_get(a, "hist"), i, e) {
+		if (u->nhist == 0)
+			break;		/* the caller reads it its own way */
 		if (json_array_size(e) != 2 ||
 		    json_integer_value(json_array_get(e, 0)) < 0 ||
 		    json_integer_value(json_array_get(e, 1)) < 0)

@@ -162,7 +162,9 @@ tail_parse_since(struct tail *t, const char *s)
 	t->since_id = s;
 	if (s[0] == '-') {
 		t->since = TAIL_SINCE_LAST;
-		return tail_u64(s + 1, strlen(s + 1), &t->since_n);
+		/* it is XREVRANGE's COUNT, a signed 64-bit number to Redis */
+		return tail_u64(s + 1, strlen(s + 1), &t->since_n) == -1 ||
+		    t->since_n > INT64_MAX ? -1 : 0;
 	}
 	d1 = strchr(s, '-');
 	d2 = d1 != NULL ? strchr(d1 + 1, '-') : NULL;

@@ -360,6 +360,13 @@ size_t	sla_open_rounds(const struct sla *);
 struct config_sla;
 void	sla_config_from(struct sla_config *, const struct config_sla *);
 
+/*
+ * t within +-2^61 ms (73 million years), the range the engine keeps every
+ * time in so that no sum or difference of two overflows. Times read from
+ * outside (a chat log, Redis) go through it once, where they are read.
+ */
+int64_t	sla_clamp(int64_t t);
+
 /* Service-time arithmetic under cfg (exported for the tests and replay). */
 uint64_t sla_service_ms(const struct sla_config *, int64_t from, int64_t to);
 /* The wall time at which ms of service time have passed since from. */

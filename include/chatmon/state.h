@@ -91,8 +91,9 @@ int	state_open_doc(struct sbuf *out, const struct state_open *v, size_t n,
  */
 json_t	*state_day_json(const struct sla_day *);
 /*
- * The same read back and added into u (its hist as sized by the caller)
- * and the hours; what is malformed is skipped.
+ * The same read back and added into u (its hist as sized by the caller;
+ * none, nhist 0: "hist" is left to the caller) and the hours; what is
+ * malformed is skipped.
  */
 void	state_day_add(const json_t *o, struct sla_sums *u,
 	    uint32_t hour_rounds[24], uint64_t hour_sum_ms[24]);

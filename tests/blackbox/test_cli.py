@@ -323,3 +323,17 @@ def test_every_verb_has_help(argv, flag):
     assert p.returncode == 0, (p.returncode, p.stderr)
     assert p.stderr == "", p.stderr
     assert p.stdout.startswith("usage: "), p.stdout
+
+
+def test_rules_test_fails_when_stdout_cannot_be_written():
+    """A table nobody got is no pass: `rules test > /dev/full` exits 1 with
+    the reason on stderr, as scan, replay, report and tail do (found by
+    review: it exited 0)."""
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([CHATMON, "rules", "test", "--rules", MINIMAL_RULES],
+                           stdout=full, stderr=subprocess.PIPE, text=True,
+                           timeout=10 * SLOW, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "cannot write the output" in p.stderr, p.stderr
+    # the same rules pass when the table can be written
+    assert sh(CHATMON, "rules", "test", "--rules", MINIMAL_RULES).returncode == 0

@@ -133,3 +133,30 @@ def test_escalate_never_before_breach(tmp_path):
     assert code == 1, (code, out, err)
     assert f"{conf}:5: sla.escalate (3m) must be greater than sla.first_response (200s)" \
         in err, err
+
+
+# Bytes a terminal acts on: ESC, C0 controls, C1 CSI (U+009B), RLO (U+202E).
+RAW = (b"\x1b", b"\x01", "\u009b".encode(), "\u202e".encode())
+
+
+@pytest.mark.parametrize("verb", ["replay", "scan", "report"])
+def test_bad_line_messages_are_escaped(tmp_path, verb):
+    """jansson's error quotes the line ("near '...'"): a customer's bytes.
+    On stderr they are escaped as tail escapes chat text, never raw
+    (found by review: C1 CSI, RLO and a lone ESC reached the terminal)."""
+    log = tmp_path / "esc.jsonl"
+    log.write_bytes(b'{"ts":1,"conversation":"c","role":"agent","text":"'
+                    b'\xc2\x9b2J\xc2\x9b31m\xe2\x80\xaeevil\x01"}\n'
+                    b'\x1b[2J\n')
+    conf = os.path.join(GOLDEN, "basic.yaml")
+    argv = {"replay": ["replay", "-c", conf, str(log)],
+            "scan": ["scan", "-c", conf, str(log)],
+            "report": ["report", "-c", conf, "--from", "2026-11-22", "--log", str(log)]}[verb]
+    r = subprocess.run([CHATMON, *argv], capture_output=True, timeout=60)
+    assert r.returncode == 1, r
+    err = r.stderr
+    assert f"{log}:1: ".encode() in err and f"{log}:2: ".encode() in err, err
+    for b in RAW:
+        assert b not in err, (b, err)
+    assert b"\\u009b2J\\u009b31m\\u202eevil" in err, err
+    assert b"\\x1b" in err, err

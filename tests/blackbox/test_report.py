@@ -297,6 +297,40 @@ def test_a_trimmed_alert_stream_makes_a_partial_day(redis_server, tmp_path):
     assert report_json(conf(tmp_path, r.url()), "--from", later)["days"][0]["partial"] is False
 
 
+
+@pytest.mark.parametrize("tz", ['"+08:00"', "UTC", '"-05:00"'])
+def test_the_first_day_of_1970(redis_server, tmp_path, tz):
+    """1970-01-01 is a day --from accepts; east of UTC it starts before the
+    epoch, and the alert stream is read from an hour before it: no stream id
+    is negative, the report is an empty one (found by review: "ERR Invalid
+    stream ID", exit 1)."""
+    r = redis_server()
+    p = tmp_path / "c70.yaml"
+    p.write_text(f"redis:\n  url: {r.url()}\nsla:\n  timezone: {tz}\n", encoding="utf-8")
+    rep = report_json(str(p), "--from", "1970-01-01")
+    assert rep["from"] == "1970-01-01" and rep["agents"] == [], rep
+    assert rep["team"]["rounds"] == 0 and rep["days"][0]["partial"] is False
+
+
+def test_extreme_times_in_the_logs(redis_server, tmp_path):
+    """Anyone may write the SLA logs: rounds opened at the int64 limits are
+    read in the engine's range (+-2^61 ms), the HTML page's local times do
+    not overflow (found by review: UBSan in report_time, and the plain
+    build printed the year -292275055)."""
+    r = redis_server()
+    c = r.client()
+    day = local_day(time.time() - 3 * 86400)
+    d0 = day_start_ms(day)
+    t = d0 + 10 * 3600 * 1000
+    log_entry(c, 0, t + 5000, 0, k="a", ag="alice", o=2**63 - 1, at=t + 5000, f=1, c="c1")
+    log_entry(c, 0, t + 6000, 0, k="u", ag="bob", o=-2**63, at=t + 6000, f=0, c="c2")
+    html = report(conf(tmp_path, r.url()), "--from", day, "--format", "html").stdout.decode()
+    assert "<td>c1</td><td>alice</td>" in html and "<td>c2</td><td>bob</td>" in html
+    # 2^61 ms on, and before, the epoch: no wrap-around past the int64 limits
+    assert re.search(r"<td>c1</td><td>alice</td><td>73\d{6}-", html), html
+    assert re.search(r"<td>c2</td><td>bob</td><td>-73\d{6}-", html), html
+    assert "292275055" not in html
+
 # --- chatmon report --log: exported chat logs through replay's engine, no Redis ---
 
 RULES_LIVE = os.path.join(ROOT, "tests", "blackbox", "rules_live")
@@ -445,6 +479,18 @@ def test_log_bad_lines(tmp_path):
     p = report(cfg, "--from", "2026-11-22", "--log", missing, code=1)
     assert missing in p.stderr.decode()
 
+
+
+def test_log_extreme_ts(tmp_path):
+    """A line at ts INT64_MAX that hits a rule, the report from 1970-01-01
+    (a day that starts before the epoch at +08:00): the time is read in the
+    engine's range, no day index overflows (found by review: UBSan in
+    reportlog_day, then a negative index into the days)."""
+    cfg = log_conf(tmp_path)
+    log = write_log(tmp_path, [chat(2**63 - 1, "c", "agent", "a", "加我微信 abc12345")])
+    rep = report_json(cfg, "--from", "1970-01-01", "--to", "1970-01-02", "--log", log)
+    assert rep["agents"] == [] and rep["team"]["alerts"] == 0, rep
+    assert [d["rounds"] for d in rep["days"]] == [0, 0]
 
 @pytest.mark.parametrize("args,code,words", [
     (["--redis", "redis://127.0.0.1:1"], 2, "not both"),

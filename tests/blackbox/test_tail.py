@@ -238,6 +238,18 @@ def test_since_last_n_on_empty_stream_and_zero(redis_server, tail):
     assert t.stop() == 0 and t0.stop() == 0
 
 
+def test_since_last_n_at_the_largest_count(redis_server, tail):
+    """-N up to INT64_MAX, the largest COUNT Redis takes: the whole stream."""
+    srv = redis_server()
+    r = srv.client()
+    sent = [rule_hit(conversation=f"m-{i}") for i in range(3)]
+    for a in sent:
+        xadd(r, a)
+    t = tail("--redis", srv.url(), "--since", "-9223372036854775807", "--json")
+    assert t.ids(3) == [a["id"] for a in sent]
+    assert t.stop() == 0
+    assert t.err == []
+
 def test_since_alert_id(redis_server, tail):
     srv = redis_server()
     r = srv.client()
@@ -681,6 +693,9 @@ def test_key_of_the_wrong_type_is_fatal(redis_server):
 
 @pytest.mark.parametrize("args", [
     ["--since", "yesterday"], ["--since", "-x"], ["--since", "1-zz-3"],
+    # past INT64_MAX (Redis's COUNT), and past UINT64_MAX (found by review)
+    ["--since", "-9223372036854775808"], ["--since", "-18446744073709551615"],
+    ["--since", "-99999999999999999999"],
     ["--severity", "fatal"], ["--type", ""], ["--redis", "http://x"], ["extra"],
     ["--bogus"], ["--lang", "fr"], ["--lang"],
 ])
