@@ -154,7 +154,14 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 	info.user = li->user;
 	info.vhost_name = li->vhost;
 	info.max_http_header_data = 8192;
-	info.max_http_header_pool = 64;
+	/*
+	 * No pool of request-head buffers smaller than the connection limits:
+	 * with a fixed pool, that many silent connections made every new
+	 * handshake wait for a slot. 0 is lws's default, one per connection
+	 * still in its HTTP request (allocated on accept, freed at the
+	 * upgrade) up to the fd limit, which the limits stay within.
+	 */
+	info.max_http_header_pool = 0;
 	info.timeout_secs = li->timeout_secs;
 	/* lws sizes a table by the fd limit: do not let a huge limit cost memory */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 65536)

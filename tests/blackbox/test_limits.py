@@ -122,6 +122,38 @@ def test_out_of_file_descriptors_refuses_cleanly(daemon, backend):
 
 # ---------------------------------------------------------------- slow peers
 
+def test_silent_connections_do_not_stall_handshakes(daemon, backend, dashboard,
+                                                   redis_server):
+    """More silent TCP connections than lws's old pool of 64 request-head
+    buffers (nothing sent, none timed out yet): agents still upgrade at
+    once, and so do requests to the dashboard, which shares the listener
+    code. A fixed pool made each of them wait for a silent one's timeout."""
+    b = backend()
+    d = daemon(b.port)
+    r = redis_server()
+    dash = dashboard(r.url())
+    silent = [socket.create_connection(("127.0.0.1", port), T)
+              for port in (d.port, dash.port) for _ in range(80)]
+    try:
+        async def main():
+            for i in range(3):
+                t0 = time.monotonic()
+                async with agent(d, f"/echo?t=past-silent{i}", open_timeout=3 * SLOW) as ws:
+                    assert await echoes(ws)
+                assert time.monotonic() - t0 < 2 * SLOW
+        run(main())
+        for _ in range(3):
+            c = socket.create_connection(("127.0.0.1", dash.port), T)
+            c.settimeout(3 * SLOW)
+            c.sendall(b"GET /api/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert c.recv(64).startswith(b"HTTP/1.1 200"), "dashboard did not answer"
+            c.close()
+    finally:
+        for c in silent:
+            c.close()
+
+
+
 def test_handshake_timeout(daemon, backend):
     """A request that never completes, or trickles in, is dropped after
     limits.handshake_timeout."""
