@@ -194,6 +194,21 @@ session_agent_name(const struct session *s)
 	return s->agent_id[0] ? s->agent_id : "-";
 }
 
+/*
+ * Has lws close wsi from its loop, not from inside the caller (which may
+ * be an lws callback on it). lws_set_timeout only schedules that: on a
+ * foreign loop nothing wakes lws for it, so from a libevent callback (a
+ * timer, a signal) the socket stayed open until lws next woke, up to its
+ * 10 s idle timer, holding its place in the limits. lws_cancel_service
+ * wakes it now; inside an lws callback it costs one spare wakeup.
+ */
+static void
+session_kill(struct lws *wsi, enum pending_timeout why)
+{
+	lws_set_timeout(wsi, why, LWS_TO_KILL_ASYNC);
+	lws_cancel_service(lws_get_context(wsi));
+}
+
 /* --- settings ----------------------------------------------------------- */
 
 static void
@@ -359,8 +374,7 @@ session_close_side(struct session *s, enum session_side side, uint16_t code,
 	    (size_t)n : sizeof(c->reason) - 1;
 	if (side == SIDE_UP && s->up == UP_CONNECTING) {
 		/* nothing to flush: abort the connect attempt */
-		lws_set_timeout(s->wsi[side], PENDING_TIMEOUT_CLOSE_SEND,
-		    LWS_TO_KILL_ASYNC);
+		session_kill(s->wsi[side], PENDING_TIMEOUT_CLOSE_SEND);
 		return;
 	}
 	lws_callback_on_writable(s->wsi[side]);
@@ -1068,8 +1082,7 @@ session_timeout(struct session *s, enum session_side from)
 		srv->metrics->timeouts_handshake++;
 		log_info("session_on_timeout: %s: no WebSocket upgrade within "
 		    "%" PRIu64 " ms, dropped", s->addr, srv->set.handshake_ms);
-		lws_set_timeout(s->wsi[SIDE_AGENT], PENDING_TIMEOUT_HTTP_CONTENT,
-		    LWS_TO_KILL_ASYNC);
+		session_kill(s->wsi[SIDE_AGENT], PENDING_TIMEOUT_HTTP_CONTENT);
 		return;
 	}
 	srv->metrics->timeouts_message++;
@@ -1211,7 +1224,7 @@ session_kick(struct session *s, enum session_side to)
 	}
 	if (session_writeable(s, to) == -1)
 		/* what its WRITEABLE callback's -1 would do: close it, from the loop */
-		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		session_kill(wsi, PENDING_TIMEOUT_CLOSE_SEND);
 }
 
 /*
@@ -1713,8 +1726,8 @@ session_server_drain(struct session_server *srv, void (*done)(void *),
 	for (s = srv->sessions; s != NULL; s = next) {
 		next = s->next;	/* closing may free s */
 		if (!s->agent) {	/* still in its handshake: just drop it */
-			lws_set_timeout(s->wsi[SIDE_AGENT],
-			    PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+			session_kill(s->wsi[SIDE_AGENT],
+			    PENDING_TIMEOUT_HTTP_CONTENT);
 			continue;
 		}
 		session_close_side(s, SIDE_AGENT, 1001, "chatmond shutting down");

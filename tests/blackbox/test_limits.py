@@ -192,6 +192,31 @@ def test_handshake_timeout(daemon, backend):
     run(main())
 
 
+def test_handshake_timeout_frees_the_slot_on_a_quiet_server(daemon, backend):
+    """Silent connections and nothing else going on: each is closed at
+    limits.handshake_timeout, not when lws next happens to wake (its 10 s
+    idle timer), so the per-address slots they held are free again for a
+    real agent right after."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, limits={"handshake_timeout": "500ms", "max_connections_per_ip": "3"},
+               args=admin(ap))
+    for _ in range(2):      # the second round: after the first one's kills
+        t0 = time.monotonic()
+        silent = [socket.create_connection(("127.0.0.1", d.port), T) for _ in range(3)]
+        for c in silent:
+            c.settimeout(8 * SLOW)
+            assert c.recv(1) == b""
+            assert time.monotonic() - t0 < 0.5 + 1.5 * SLOW, time.monotonic() - t0
+            c.close()
+
+        async def main():
+            async with agent(d, "/echo?t=after-silent") as ws:
+                assert await echoes(ws)
+        run(main())
+    assert metrics(ap).value("chatmon_timeouts_total", kind="handshake") == 6
+
+
 def test_message_timeout_from_agent(daemon, backend):
     """A frame trickled at one byte per 100 ms is closed 1008 after
     limits.message_timeout; the backend is told 1001; nothing of it is relayed."""
