@@ -645,37 +645,65 @@ err:
 }
 
 /*
+ * The value of query argument `name` in out: its length, 0 when there is
+ * none (or it is empty), -1 when it does not fit in out, or -2 when the
+ * request has it more than once. Every argument is looked at, empty ones
+ * too: every one goes to the backend (session_build_path), so a second
+ * one could not be told from the one checked here. "name" without '=' is
+ * the argument too, empty.
+ */
+static int
+session_query_arg(struct lws *wsi, const char *name, char *out,
+    size_t outlen)
+{
+	size_t	 klen = strlen(name), vlen;
+	char	*arg;
+	int	 i, n, size, rc = 0, found = 0;
+
+	out[0] = '\0';
+	/* room for the whole query: any one argument fits */
+	size = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) + 1;
+	if ((arg = malloc((size_t)size)) == NULL)
+		return -1;
+	for (i = 0; (n = lws_hdr_copy_fragment(wsi, arg, size,
+	    WSI_TOKEN_HTTP_URI_ARGS, i)) >= 0; i++) {
+		if ((size_t)n < klen || strncmp(arg, name, klen) != 0 ||
+		    (arg[klen] != '=' && arg[klen] != '\0'))
+			continue;
+		if (found++) {
+			rc = -2;
+			break;
+		}
+		vlen = (size_t)n - klen - (arg[klen] == '=');
+		if (vlen >= outlen) {
+			rc = -1;
+			break;
+		}
+		memcpy(out, arg + (size_t)n - vlen, vlen + 1);
+		rc = (int)vlen;
+	}
+	free(arg);
+	if (rc < 0)
+		out[0] = '\0';
+	return rc;
+}
+
+/*
  * The value of query argument or header `name` (from), as sent: its
- * length, 0 when there is none, or -1 when it does not fit in out.
+ * length, 0 when there is none, -1 when it does not fit in out, or -2 for
+ * a query argument given more than once.
  */
 static int
 session_id_source(struct lws *wsi, enum config_agent_id_from from,
     const char *name, char *out, size_t outlen)
 {
 	char		 key[160], *p;
-	size_t		 klen;
-	int		 i, t, n;
+	int		 t, n;
 	const unsigned char *ts;
 
+	if (from == CONFIG_AGENT_ID_QUERY)
+		return session_query_arg(wsi, name, out, outlen);
 	out[0] = '\0';
-	if (from == CONFIG_AGENT_ID_QUERY) {
-		snprintf(key, sizeof(key), "%s=", name);
-		klen = strlen(key);
-		/* not lws_get_urlarg_by_name: it leaves the last argument in out */
-		for (i = 0; (n = lws_hdr_fragment_length(wsi,
-		    WSI_TOKEN_HTTP_URI_ARGS, i)) > 0; i++) {
-			if ((size_t)n >= outlen)
-				return -1;
-			n = lws_hdr_copy_fragment(wsi, out, (int)outlen,
-			    WSI_TOKEN_HTTP_URI_ARGS, i);
-			if (n >= (int)klen && strncmp(out, key, klen) == 0) {
-				memmove(out, out + klen, (size_t)n - klen + 1);
-				return n - (int)klen;
-			}
-		}
-		out[0] = '\0';
-		return 0;
-	}
 	snprintf(key, sizeof(key), "%s:", name);
 	/* a header lws knows by name is not among the custom ones */
 	for (t = 0; t < WSI_TOKEN_COUNT; t++) {
@@ -765,10 +793,6 @@ session_label(struct session *s, struct lws *wsi,
 	out[0] = '\0';
 	if (name[0] == '\0')
 		return 0;
-	/*
-	 * Read into room for any argument the request may hold: the source
-	 * looks at the others on its way, and a long one is not this one.
-	 */
 	if (from == CONFIG_ID_CLAIM) {
 		/* the token passed already: only its claim is read again */
 		if (tok == NULL || jwt_verify(s->srv->jwt, &chk, tok, toklen,
@@ -777,7 +801,7 @@ session_label(struct session *s, struct lws *wsi,
 		n = (int)strlen(raw);
 	} else if ((n = session_id_source(wsi, from, name, raw,
 	    sizeof(raw))) < 0) {
-		*why = "too long";
+		*why = n == -2 ? "given more than once" : "too long";
 		return -1;
 	}
 	raw[n] = '\0';
@@ -877,10 +901,13 @@ session_allow(struct session *s, struct lws *wsi)
 		    "address not in trusted_proxies", srv->set.agent_id_name);
 	if ((n = session_id_source(wsi, srv->set.agent_id_from,
 	    srv->set.agent_id_name, raw, sizeof(raw))) < 0)
+		/* twice: which one would the backend believe? */
 		return session_refuse(s, srv->set.agent_id_jwt ?
 		    &m->refused_token : &m->refused_agent_id,
-		    srv->set.agent_id_jwt ? HTTP_STATUS_UNAUTHORIZED :
-		    HTTP_STATUS_BAD_REQUEST, "the agent id source is too long");
+		    srv->set.agent_id_jwt && n == -1 ? HTTP_STATUS_UNAUTHORIZED :
+		    HTTP_STATUS_BAD_REQUEST, "the agent id source %s is %s",
+		    srv->set.agent_id_name, n == -2 ? "given more than once" :
+		    "too long");
 	tok = raw;
 	toklen = (size_t)n;
 	if (srv->set.agent_id_jwt) {

@@ -648,3 +648,43 @@ def test_the_shop_from_a_claim_of_the_verified_token(daemon, backend, keys):
     assert "shop" not in by["ben"], by
     assert d.wait_log(r"shop elsewhere is not configured")
     assert len(b.select(lambda e: e["ev"] == "open")) == 2
+
+
+def test_query_arguments_are_checked_as_the_backend_gets_them(daemon, backend, keys):
+    """Every query argument goes to the backend, so chatmond reads every
+    one: an empty argument does not hide the ones after it, and the token,
+    the agent id, the shop or the queue given twice is refused with 400
+    (which one would the backend believe?) before anything goes upstream."""
+    b = backend()
+    extra = (jwt_extra(keys["dir"] / "hs.key") + "shop_id: query:shop\n"
+             "queue_id: query:queue\nshops_unknown: refuse\nshops:\n  s1: {}\n")
+    t = daemon(b.port, agent_id="jwt:query:token", extra=extra)
+    q = daemon(b.port, agent_id="query:agent")
+    tok = token(HS_SECRET, "HS256", sub="amy")
+    other = token(HS_SECRET, "HS256", sub="mallory")
+    for path, want in (
+            (f"/echo?token={tok}&&shop=evil", 403),
+            (f"/echo?token={tok}&shop=&shop=evil", 400),
+            (f"/echo?token={tok}&shop=s1&shop=evil", 400),
+            (f"/echo?token={tok}&shop&shop=evil", 400),
+            (f"/echo?token={tok}&shop=s1&queue=a&queue=b", 400),
+            (f"/echo?token={tok}&token={other}&shop=s1", 400),
+            (f"/echo?&token={tok}&shop=s1&case=empty-first", 101)):
+        assert status_of(t, path) == want, path
+    assert refused(t, "shop") == 5
+    assert refused(t, "token") == 1
+    b.opened("case=empty-first")     # its upstream opens after the upgrade
+    opens = [o["path"] for o in b.select(lambda e: e["ev"] == "open")]
+    assert opens == ["/echo?&shop=s1&case=empty-first"], opens
+    t.wait_log(r"agent=amy session=\d+ connected")
+    t.wait_log(r"bad shop id: given more than once")
+
+    for path, want in (("/echo?&agent=mallory&case=q1", 101),
+                       ("/echo?agent=&agent=mallory&case=q2", 400),
+                       ("/echo?agent=alice&agent=mallory&case=q3", 400)):
+        assert status_of(q, path) == want, path
+    assert refused(q, "agent_id") == 2
+    q.wait_log(r"agent=mallory session=\d+ connected")
+    b.opened("case=q1")
+    opens = [o["path"] for o in b.select(lambda e: e["ev"] == "open" and "case=q" in e["path"])]
+    assert opens == ["/echo?&agent=mallory&case=q1"], opens
