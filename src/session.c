@@ -55,6 +55,12 @@
 #define SESSION_TOKEN_MAX	JWT_MAX_TOKEN
 #define SESSION_REASON_MAX	123	/* RFC 6455: close payload <= 125 */
 /*
+ * The longest backend path and query lws 4.1.6's client sends whole: it
+ * writes the request line "GET PATH HTTP/1.1\r\n" with a 2048-byte
+ * snprintf and cuts the rest. A longer one is refused 414, never cut.
+ */
+#define SESSION_PATH_MAX	(2047 - 15)
+/*
  * File descriptors: an agent costs two (its own, its upstream's). Agents
  * are admitted while RLIMIT_NOFILE, less what was open at start and
  * SESSION_FD_RESERVE (admin clients, Redis reconnects, the spool), has
@@ -589,16 +595,17 @@ session_token_arg(const struct session_server *srv, const char *arg)
 
 /*
  * The backend's path: the upstream URL's path, then the agent's path and
- * query. lws hands both over decoded, so they are encoded again.
+ * query. lws hands both over decoded, so they are encoded again. Each is
+ * read whole, into room for all of it: nothing is cut.
  */
 static char *
 session_build_path(struct session_server *srv, struct lws *wsi)
 {
-	const char	*base = srv->set.upstream.path, *q;
-	char		 frag[2048], uri[2048];
+	const char	*base = srv->set.upstream.path, *q, *path;
+	char		*uri = NULL, *frag = NULL;
 	struct sbuf	 p;
 	size_t		 blen;
-	int		 i, n, sep;
+	int		 i, n, sep, size;
 	char		*eq;
 
 	sbuf_init(&p);
@@ -608,10 +615,12 @@ session_build_path(struct session_server *srv, struct lws *wsi)
 		blen--;
 	if (sbuf_append(&p, base, blen) == -1)
 		goto err;
-	n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-	if (n <= 0 || uri[0] != '/')
-		snprintf(uri, sizeof(uri), "/");
-	if (session_urlencode(&p, uri, strlen(uri), "/!$&'()*+,;=:@") == -1)
+	size = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) + 1;
+	if ((uri = malloc((size_t)size)) == NULL)
+		goto err;
+	n = lws_hdr_copy(wsi, uri, size, WSI_TOKEN_GET_URI);
+	path = n > 0 && uri[0] == '/' ? uri : "/";
+	if (session_urlencode(&p, path, strlen(path), "/!$&'()*+,;=:@") == -1)
 		goto err;
 	sep = '?';
 	if (q != NULL) {
@@ -619,7 +628,11 @@ session_build_path(struct session_server *srv, struct lws *wsi)
 			goto err;
 		sep = '&';
 	}
-	for (i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
+	/* room for the whole query: any one argument fits */
+	size = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) + 1;
+	if ((frag = malloc((size_t)size)) == NULL)
+		goto err;
+	for (i = 0; lws_hdr_copy_fragment(wsi, frag, size,
 	    WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
 		if (session_token_arg(srv, frag))
 			continue;	/* the backend has no use for it */
@@ -638,8 +651,12 @@ session_build_path(struct session_server *srv, struct lws *wsi)
 	}
 	if (p.s == NULL && sbuf_append(&p, "/", 1) == -1)
 		goto err;
+	free(uri);
+	free(frag);
 	return p.s;	/* ownership passes to the caller */
 err:
+	free(uri);
+	free(frag);
 	sbuf_free(&p);
 	return NULL;
 }
@@ -925,6 +942,29 @@ session_allow(struct session *s, struct lws *wsi)
 	return session_allow_shop(s, wsi, tok, toklen);
 }
 
+/*
+ * The backend's path and query (s->up_path), made before the upgrade so
+ * that one that cannot be sent whole is refused: 0 or an HTTP status.
+ */
+static int
+session_allow_path(struct session *s, struct lws *wsi)
+{
+	struct session_server	*srv = s->srv;
+	size_t			 len;
+
+	free(s->up_path);
+	if ((s->up_path = session_build_path(srv, wsi)) == NULL) {
+		log_warnx("session_allow_path: %s: out of memory", s->addr);
+		return HTTP_STATUS_SERVICE_UNAVAILABLE;
+	}
+	if ((len = strlen(s->up_path)) > SESSION_PATH_MAX)
+		return session_refuse(s, &srv->metrics->refused_uri,
+		    HTTP_STATUS_REQ_URI_TOO_LONG, "the backend's path and query "
+		    "would be %zu bytes, over the %d that can be sent whole",
+		    len, SESSION_PATH_MAX);
+	return 0;
+}
+
 /* First entry of a comma-separated Sec-WebSocket-Protocol list. */
 static char *
 session_first_protocol(const char *list)
@@ -1024,8 +1064,6 @@ session_setup(struct session *s, struct lws *wsi)
 	char			*xff, *v;
 	size_t			 n;
 
-	if ((s->up_path = session_build_path(srv, wsi)) == NULL)
-		return -1;
 	s->peer.agent = s->agent_id;	/* read by session_allow */
 	s->peer.shop = s->shop;
 	s->peer.queue = s->queue;
@@ -1489,7 +1527,8 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		if (s == NULL)
 			return 1;
-		if ((n = session_admit(s)) != 0 || (n = session_allow(s, wsi)) != 0) {
+		if ((n = session_admit(s)) != 0 || (n = session_allow(s, wsi)) != 0 ||
+		    (n = session_allow_path(s, wsi)) != 0) {
 			lws_return_http_status(wsi, (unsigned)n, NULL);
 			return 1;
 		}
