@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "chatmon/jwt.h"
 #include "chatmon/log.h"
 #include "chatmon/lwsctx.h"
 
@@ -107,6 +108,8 @@ lwsctx_listen_error(const struct lwsctx_info *li, struct sbuf *errs)
 	}
 }
 
+#define LWSCTX_HEAD_MAX	(JWT_MAX_TOKEN + 8192)
+
 struct lws_context *
 lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
     struct sbuf *errs)
@@ -153,7 +156,13 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 	info.mounts = li->mounts;
 	info.user = li->user;
 	info.vhost_name = li->vhost;
-	info.max_http_header_data = 8192;
+	/*
+	 * A request head may hold a token of up to JWT_MAX_TOKEN, which must
+	 * reach chatmond to be refused 401 (docs/security.md), and beside it
+	 * the rest of a browser's head (cookies, user agent): 8 KiB each. A
+	 * longer head is closed by lws without an answer.
+	 */
+	info.max_http_header_data = LWSCTX_HEAD_MAX;
 	/*
 	 * No pool of request-head buffers smaller than the connection limits:
 	 * with a fixed pool, that many silent connections made every new
