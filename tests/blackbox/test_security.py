@@ -42,11 +42,13 @@ def make_ca(d, name="ca"):
     return os.path.join(d, f"{name}.pem")
 
 
-def make_cert(d, name, ca="ca", san="DNS:localhost,IP:127.0.0.1", days=2):
-    """(cert, key) paths: a server certificate for san signed by ca."""
+def make_cert(d, name, ca="ca", san="DNS:localhost,IP:127.0.0.1", days=2, rsa=False):
+    """(cert, key) paths: a server certificate for san signed by ca (an EC
+    key, or RSA)."""
     with open(os.path.join(d, f"{name}.ext"), "w") as f:
         f.write(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    newkey = ["rsa:2048"] if rsa else ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    openssl("req", "-newkey", *newkey, "-nodes",
             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
             "-CAcreateserial", "-out", f"{name}.pem", "-days", str(days),
@@ -211,6 +213,48 @@ def test_certificate_rotation_keeps_every_agent(daemon, backend, pki):
     # the assertion once ran before the backend had seen it)
     b.count(lambda e: e["ev"] == "close", 5 + 2)
     assert len(b.select(lambda e: e["ev"] == "close")) == 5 + 2
+
+
+def handshake_cn(port, ca, *openssl_args):
+    """The CN `openssl s_client` is shown with these options, or None when
+    the handshake fails."""
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                        "-CAfile", ca, *openssl_args], input=b"", capture_output=True,
+                       timeout=T)
+    m = re.search(rb"^subject=.*CN ?= ?(\w+)", r.stdout, re.M)
+    return m.group(1).decode() if m else None
+
+
+def test_rotation_to_another_key_type_serves_only_the_new_pair(daemon, backend, pki):
+    """An RSA pair replaced by an EC one on SIGHUP: no new handshake gets
+    the old RSA certificate any more, even from a client that offers RSA
+    signatures only (TLS 1.3 RSA-PSS, TLS 1.2 ECDHE-RSA): it fails instead."""
+    cert, key = make_cert(pki, "old", rsa=True)
+    live_cert, live_key = os.path.join(pki, "live.pem"), os.path.join(pki, "live.key")
+    shutil.copy(cert, live_cert)
+    shutil.copy(key, live_key)
+    make_cert(pki, "new")
+    b = backend()
+    d = daemon(b.port, extra=tls_extra(live_cert, live_key))
+    ca = os.path.join(pki, "ca.pem")
+    rsa_only = (("-sigalgs", "rsa_pss_rsae_sha256"),
+                ("-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"))
+    assert [handshake_cn(d.port, ca, *a) for a in rsa_only] == ["old", "old"]
+    for src, dst in (("new.pem", live_cert), ("new.key", live_key)):
+        shutil.copy(os.path.join(pki, src), dst + ".tmp")
+        os.rename(dst + ".tmp", dst)
+    mark = len(d.log())
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"new handshakes present the certificate", start=mark)
+    assert handshake_cn(d.port, ca) == "new"
+    assert handshake_cn(d.port, ca, "-tls1_2") == "new"
+    assert [handshake_cn(d.port, ca, *a) for a in rsa_only] == [None, None]
+
+    async def main():
+        async with wss(d, ca, "/echo?agent=after") as c:
+            assert peer_cn(c) == "new"
+            assert await echoes(c)
+    run(main())
 
 
 def test_check_names_the_bad_tls_file(tmp_path, pki):
