@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "chatmon/jwt.h"
 #include "chatmon/log.h"
 #include "chatmon/lwsctx.h"
 
@@ -107,6 +108,8 @@ lwsctx_listen_error(const struct lwsctx_info *li, struct sbuf *errs)
 	}
 }
 
+#define LWSCTX_HEAD_MAX	(JWT_MAX_TOKEN + 8192)
+
 struct lws_context *
 lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
     struct sbuf *errs)
@@ -153,8 +156,21 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 	info.mounts = li->mounts;
 	info.user = li->user;
 	info.vhost_name = li->vhost;
-	info.max_http_header_data = 8192;
-	info.max_http_header_pool = 64;
+	/*
+	 * A request head may hold a token of up to JWT_MAX_TOKEN, which must
+	 * reach chatmond to be refused 401 (docs/security.md), and beside it
+	 * the rest of a browser's head (cookies, user agent): 8 KiB each. A
+	 * longer head is closed by lws without an answer.
+	 */
+	info.max_http_header_data = LWSCTX_HEAD_MAX;
+	/*
+	 * No pool of request-head buffers smaller than the connection limits:
+	 * with a fixed pool, that many silent connections made every new
+	 * handshake wait for a slot. 0 is lws's default, one per connection
+	 * still in its HTTP request (allocated on accept, freed at the
+	 * upgrade) up to the fd limit, which the limits stay within.
+	 */
+	info.max_http_header_pool = 0;
 	info.timeout_secs = li->timeout_secs;
 	/* lws sizes a table by the fd limit: do not let a huge limit cost memory */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 65536)
@@ -279,19 +295,57 @@ lwsctx_tls_free(struct lwsctx_tls *t)
 	free(t);
 }
 
+/* Where a listener's SSL_CTX keeps its lwsctx_tls for lwsctx_tls_cert. */
+static int	lwsctx_tls_index = -1;
+
+/*
+ * Each handshake's certificate, set on its SSL before one is chosen: the
+ * SSL_CTX's current pair only. SSL_CTX_use_certificate fills the slot of
+ * its key's type and leaves the others, so after a rotation from an RSA
+ * to an EC pair the SSL_CTX holds both, and a client that offers only RSA
+ * signatures would be served the old certificate; SSL_certs_clear empties
+ * every slot of this connection first.
+ */
+static int
+lwsctx_tls_cert(SSL *ssl, void *arg)
+{
+	const struct lwsctx_tls	*t;
+
+	(void)arg;
+	t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), lwsctx_tls_index);
+	if (t == NULL)
+		return 1;
+	SSL_certs_clear(ssl);
+	if (SSL_use_cert_and_key(ssl, t->cert, t->key, t->chain, 1) != 1) {
+		log_warnx("lwsctx_tls_cert: %s", lwsctx_ssl_why());
+		return 0;	/* the handshake fails */
+	}
+	return 1;
+}
+
 int
 lwsctx_tls_use(const struct lwsctx_tls *t, void *ssl_ctx)
 {
 	SSL_CTX	*ctx = ssl_ctx;
 
-	/* SSL_new copies these: a connection keeps what it started with */
-	if (SSL_CTX_use_certificate(ctx, t->cert) != 1 ||
-	    SSL_CTX_use_PrivateKey(ctx, t->key) != 1 ||
-	    SSL_CTX_set1_chain(ctx, t->chain) != 1 ||
-	    SSL_CTX_set_min_proto_version(ctx, t->min_version) != 1) {
+	if (lwsctx_tls_index == -1 && (lwsctx_tls_index =
+	    SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL)) == -1) {
 		log_warnx("lwsctx_tls_use: %s", lwsctx_ssl_why());
 		return -1;
 	}
+	/*
+	 * In the SSL_CTX too, for lws and as a fallback; SSL_new copies them:
+	 * a connection keeps what it started with.
+	 */
+	if (SSL_CTX_use_certificate(ctx, t->cert) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, t->key) != 1 ||
+	    SSL_CTX_set1_chain(ctx, t->chain) != 1 ||
+	    SSL_CTX_set_min_proto_version(ctx, t->min_version) != 1 ||
+	    SSL_CTX_set_ex_data(ctx, lwsctx_tls_index, (void *)t) != 1) {
+		log_warnx("lwsctx_tls_use: %s", lwsctx_ssl_why());
+		return -1;
+	}
+	SSL_CTX_set_cert_cb(ctx, lwsctx_tls_cert, NULL);
 	return 0;
 }
 

@@ -55,6 +55,12 @@
 #define SESSION_TOKEN_MAX	JWT_MAX_TOKEN
 #define SESSION_REASON_MAX	123	/* RFC 6455: close payload <= 125 */
 /*
+ * The longest backend path and query lws 4.1.6's client sends whole: it
+ * writes the request line "GET PATH HTTP/1.1\r\n" with a 2048-byte
+ * snprintf and cuts the rest. A longer one is refused 414, never cut.
+ */
+#define SESSION_PATH_MAX	(2047 - 15)
+/*
  * File descriptors: an agent costs two (its own, its upstream's). Agents
  * are admitted while RLIMIT_NOFILE, less what was open at start and
  * SESSION_FD_RESERVE (admin clients, Redis reconnects, the spool), has
@@ -192,6 +198,21 @@ static const char *
 session_agent_name(const struct session *s)
 {
 	return s->agent_id[0] ? s->agent_id : "-";
+}
+
+/*
+ * Has lws close wsi from its loop, not from inside the caller (which may
+ * be an lws callback on it). lws_set_timeout only schedules that: on a
+ * foreign loop nothing wakes lws for it, so from a libevent callback (a
+ * timer, a signal) the socket stayed open until lws next woke, up to its
+ * 10 s idle timer, holding its place in the limits. lws_cancel_service
+ * wakes it now; inside an lws callback it costs one spare wakeup.
+ */
+static void
+session_kill(struct lws *wsi, enum pending_timeout why)
+{
+	lws_set_timeout(wsi, why, LWS_TO_KILL_ASYNC);
+	lws_cancel_service(lws_get_context(wsi));
 }
 
 /* --- settings ----------------------------------------------------------- */
@@ -359,8 +380,7 @@ session_close_side(struct session *s, enum session_side side, uint16_t code,
 	    (size_t)n : sizeof(c->reason) - 1;
 	if (side == SIDE_UP && s->up == UP_CONNECTING) {
 		/* nothing to flush: abort the connect attempt */
-		lws_set_timeout(s->wsi[side], PENDING_TIMEOUT_CLOSE_SEND,
-		    LWS_TO_KILL_ASYNC);
+		session_kill(s->wsi[side], PENDING_TIMEOUT_CLOSE_SEND);
 		return;
 	}
 	lws_callback_on_writable(s->wsi[side]);
@@ -575,16 +595,17 @@ session_token_arg(const struct session_server *srv, const char *arg)
 
 /*
  * The backend's path: the upstream URL's path, then the agent's path and
- * query. lws hands both over decoded, so they are encoded again.
+ * query. lws hands both over decoded, so they are encoded again. Each is
+ * read whole, into room for all of it: nothing is cut.
  */
 static char *
 session_build_path(struct session_server *srv, struct lws *wsi)
 {
-	const char	*base = srv->set.upstream.path, *q;
-	char		 frag[2048], uri[2048];
+	const char	*base = srv->set.upstream.path, *q, *path;
+	char		*uri = NULL, *frag = NULL;
 	struct sbuf	 p;
 	size_t		 blen;
-	int		 i, n, sep;
+	int		 i, n, sep, size;
 	char		*eq;
 
 	sbuf_init(&p);
@@ -594,10 +615,12 @@ session_build_path(struct session_server *srv, struct lws *wsi)
 		blen--;
 	if (sbuf_append(&p, base, blen) == -1)
 		goto err;
-	n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-	if (n <= 0 || uri[0] != '/')
-		snprintf(uri, sizeof(uri), "/");
-	if (session_urlencode(&p, uri, strlen(uri), "/!$&'()*+,;=:@") == -1)
+	size = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) + 1;
+	if ((uri = malloc((size_t)size)) == NULL)
+		goto err;
+	n = lws_hdr_copy(wsi, uri, size, WSI_TOKEN_GET_URI);
+	path = n > 0 && uri[0] == '/' ? uri : "/";
+	if (session_urlencode(&p, path, strlen(path), "/!$&'()*+,;=:@") == -1)
 		goto err;
 	sep = '?';
 	if (q != NULL) {
@@ -605,7 +628,11 @@ session_build_path(struct session_server *srv, struct lws *wsi)
 			goto err;
 		sep = '&';
 	}
-	for (i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
+	/* room for the whole query: any one argument fits */
+	size = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) + 1;
+	if ((frag = malloc((size_t)size)) == NULL)
+		goto err;
+	for (i = 0; lws_hdr_copy_fragment(wsi, frag, size,
 	    WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
 		if (session_token_arg(srv, frag))
 			continue;	/* the backend has no use for it */
@@ -624,44 +651,76 @@ session_build_path(struct session_server *srv, struct lws *wsi)
 	}
 	if (p.s == NULL && sbuf_append(&p, "/", 1) == -1)
 		goto err;
+	free(uri);
+	free(frag);
 	return p.s;	/* ownership passes to the caller */
 err:
+	free(uri);
+	free(frag);
 	sbuf_free(&p);
 	return NULL;
 }
 
 /*
+ * The value of query argument `name` in out: its length, 0 when there is
+ * none (or it is empty), -1 when it does not fit in out, or -2 when the
+ * request has it more than once. Every argument is looked at, empty ones
+ * too: every one goes to the backend (session_build_path), so a second
+ * one could not be told from the one checked here. "name" without '=' is
+ * the argument too, empty.
+ */
+static int
+session_query_arg(struct lws *wsi, const char *name, char *out,
+    size_t outlen)
+{
+	size_t	 klen = strlen(name), vlen;
+	char	*arg;
+	int	 i, n, size, rc = 0, found = 0;
+
+	out[0] = '\0';
+	/* room for the whole query: any one argument fits */
+	size = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) + 1;
+	if ((arg = malloc((size_t)size)) == NULL)
+		return -1;
+	for (i = 0; (n = lws_hdr_copy_fragment(wsi, arg, size,
+	    WSI_TOKEN_HTTP_URI_ARGS, i)) >= 0; i++) {
+		if ((size_t)n < klen || strncmp(arg, name, klen) != 0 ||
+		    (arg[klen] != '=' && arg[klen] != '\0'))
+			continue;
+		if (found++) {
+			rc = -2;
+			break;
+		}
+		vlen = (size_t)n - klen - (arg[klen] == '=');
+		if (vlen >= outlen) {
+			rc = -1;
+			break;
+		}
+		memcpy(out, arg + (size_t)n - vlen, vlen + 1);
+		rc = (int)vlen;
+	}
+	free(arg);
+	if (rc < 0)
+		out[0] = '\0';
+	return rc;
+}
+
+/*
  * The value of query argument or header `name` (from), as sent: its
- * length, 0 when there is none, or -1 when it does not fit in out.
+ * length, 0 when there is none, -1 when it does not fit in out, or -2 for
+ * a query argument given more than once.
  */
 static int
 session_id_source(struct lws *wsi, enum config_agent_id_from from,
     const char *name, char *out, size_t outlen)
 {
 	char		 key[160], *p;
-	size_t		 klen;
-	int		 i, t, n;
+	int		 t, n;
 	const unsigned char *ts;
 
+	if (from == CONFIG_AGENT_ID_QUERY)
+		return session_query_arg(wsi, name, out, outlen);
 	out[0] = '\0';
-	if (from == CONFIG_AGENT_ID_QUERY) {
-		snprintf(key, sizeof(key), "%s=", name);
-		klen = strlen(key);
-		/* not lws_get_urlarg_by_name: it leaves the last argument in out */
-		for (i = 0; (n = lws_hdr_fragment_length(wsi,
-		    WSI_TOKEN_HTTP_URI_ARGS, i)) > 0; i++) {
-			if ((size_t)n >= outlen)
-				return -1;
-			n = lws_hdr_copy_fragment(wsi, out, (int)outlen,
-			    WSI_TOKEN_HTTP_URI_ARGS, i);
-			if (n >= (int)klen && strncmp(out, key, klen) == 0) {
-				memmove(out, out + klen, (size_t)n - klen + 1);
-				return n - (int)klen;
-			}
-		}
-		out[0] = '\0';
-		return 0;
-	}
 	snprintf(key, sizeof(key), "%s:", name);
 	/* a header lws knows by name is not among the custom ones */
 	for (t = 0; t < WSI_TOKEN_COUNT; t++) {
@@ -751,10 +810,6 @@ session_label(struct session *s, struct lws *wsi,
 	out[0] = '\0';
 	if (name[0] == '\0')
 		return 0;
-	/*
-	 * Read into room for any argument the request may hold: the source
-	 * looks at the others on its way, and a long one is not this one.
-	 */
 	if (from == CONFIG_ID_CLAIM) {
 		/* the token passed already: only its claim is read again */
 		if (tok == NULL || jwt_verify(s->srv->jwt, &chk, tok, toklen,
@@ -763,7 +818,7 @@ session_label(struct session *s, struct lws *wsi,
 		n = (int)strlen(raw);
 	} else if ((n = session_id_source(wsi, from, name, raw,
 	    sizeof(raw))) < 0) {
-		*why = "too long";
+		*why = n == -2 ? "given more than once" : "too long";
 		return -1;
 	}
 	raw[n] = '\0';
@@ -863,10 +918,13 @@ session_allow(struct session *s, struct lws *wsi)
 		    "address not in trusted_proxies", srv->set.agent_id_name);
 	if ((n = session_id_source(wsi, srv->set.agent_id_from,
 	    srv->set.agent_id_name, raw, sizeof(raw))) < 0)
+		/* twice: which one would the backend believe? */
 		return session_refuse(s, srv->set.agent_id_jwt ?
 		    &m->refused_token : &m->refused_agent_id,
-		    srv->set.agent_id_jwt ? HTTP_STATUS_UNAUTHORIZED :
-		    HTTP_STATUS_BAD_REQUEST, "the agent id source is too long");
+		    srv->set.agent_id_jwt && n == -1 ? HTTP_STATUS_UNAUTHORIZED :
+		    HTTP_STATUS_BAD_REQUEST, "the agent id source %s is %s",
+		    srv->set.agent_id_name, n == -2 ? "given more than once" :
+		    "too long");
 	tok = raw;
 	toklen = (size_t)n;
 	if (srv->set.agent_id_jwt) {
@@ -882,6 +940,29 @@ session_allow(struct session *s, struct lws *wsi)
 		tok = NULL;
 	}
 	return session_allow_shop(s, wsi, tok, toklen);
+}
+
+/*
+ * The backend's path and query (s->up_path), made before the upgrade so
+ * that one that cannot be sent whole is refused: 0 or an HTTP status.
+ */
+static int
+session_allow_path(struct session *s, struct lws *wsi)
+{
+	struct session_server	*srv = s->srv;
+	size_t			 len;
+
+	free(s->up_path);
+	if ((s->up_path = session_build_path(srv, wsi)) == NULL) {
+		log_warnx("session_allow_path: %s: out of memory", s->addr);
+		return HTTP_STATUS_SERVICE_UNAVAILABLE;
+	}
+	if ((len = strlen(s->up_path)) > SESSION_PATH_MAX)
+		return session_refuse(s, &srv->metrics->refused_uri,
+		    HTTP_STATUS_REQ_URI_TOO_LONG, "the backend's path and query "
+		    "would be %zu bytes, over the %d that can be sent whole",
+		    len, SESSION_PATH_MAX);
+	return 0;
 }
 
 /* First entry of a comma-separated Sec-WebSocket-Protocol list. */
@@ -983,8 +1064,6 @@ session_setup(struct session *s, struct lws *wsi)
 	char			*xff, *v;
 	size_t			 n;
 
-	if ((s->up_path = session_build_path(srv, wsi)) == NULL)
-		return -1;
 	s->peer.agent = s->agent_id;	/* read by session_allow */
 	s->peer.shop = s->shop;
 	s->peer.queue = s->queue;
@@ -1068,8 +1147,7 @@ session_timeout(struct session *s, enum session_side from)
 		srv->metrics->timeouts_handshake++;
 		log_info("session_on_timeout: %s: no WebSocket upgrade within "
 		    "%" PRIu64 " ms, dropped", s->addr, srv->set.handshake_ms);
-		lws_set_timeout(s->wsi[SIDE_AGENT], PENDING_TIMEOUT_HTTP_CONTENT,
-		    LWS_TO_KILL_ASYNC);
+		session_kill(s->wsi[SIDE_AGENT], PENDING_TIMEOUT_HTTP_CONTENT);
 		return;
 	}
 	srv->metrics->timeouts_message++;
@@ -1211,7 +1289,7 @@ session_kick(struct session *s, enum session_side to)
 	}
 	if (session_writeable(s, to) == -1)
 		/* what its WRITEABLE callback's -1 would do: close it, from the loop */
-		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		session_kill(wsi, PENDING_TIMEOUT_CLOSE_SEND);
 }
 
 /*
@@ -1449,7 +1527,8 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		if (s == NULL)
 			return 1;
-		if ((n = session_admit(s)) != 0 || (n = session_allow(s, wsi)) != 0) {
+		if ((n = session_admit(s)) != 0 || (n = session_allow(s, wsi)) != 0 ||
+		    (n = session_allow_path(s, wsi)) != 0) {
 			lws_return_http_status(wsi, (unsigned)n, NULL);
 			return 1;
 		}
@@ -1713,8 +1792,8 @@ session_server_drain(struct session_server *srv, void (*done)(void *),
 	for (s = srv->sessions; s != NULL; s = next) {
 		next = s->next;	/* closing may free s */
 		if (!s->agent) {	/* still in its handshake: just drop it */
-			lws_set_timeout(s->wsi[SIDE_AGENT],
-			    PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+			session_kill(s->wsi[SIDE_AGENT],
+			    PENDING_TIMEOUT_HTTP_CONTENT);
 			continue;
 		}
 		session_close_side(s, SIDE_AGENT, 1001, "chatmond shutting down");

@@ -60,8 +60,11 @@ struct lwsctx_tls *lwsctx_tls_load(const struct config_tls *, struct sbuf *errs)
 void	lwsctx_tls_free(struct lwsctx_tls *);
 /*
  * Puts t into a listener's SSL_CTX (lws's: void * keeps OpenSSL's headers
- * out of the callers'). Handshakes from now on present it; connections
- * already up keep the one they were made with. 0, or -1 (out of memory).
+ * out of the callers'). Handshakes from now on present it and no other
+ * (a pair of another key type before it included); connections already
+ * up keep the one they were made with. t is borrowed: it must live until
+ * the next lwsctx_tls_use on that SSL_CTX or the context's end. 0, or -1
+ * (out of memory).
  */
 int	lwsctx_tls_use(const struct lwsctx_tls *, void *ssl_ctx);
 /* Whether a CA file can be read and holds a certificate; errors name key. */

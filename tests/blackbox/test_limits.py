@@ -122,6 +122,38 @@ def test_out_of_file_descriptors_refuses_cleanly(daemon, backend):
 
 # ---------------------------------------------------------------- slow peers
 
+def test_silent_connections_do_not_stall_handshakes(daemon, backend, dashboard,
+                                                   redis_server):
+    """More silent TCP connections than lws's old pool of 64 request-head
+    buffers (nothing sent, none timed out yet): agents still upgrade at
+    once, and so do requests to the dashboard, which shares the listener
+    code. A fixed pool made each of them wait for a silent one's timeout."""
+    b = backend()
+    d = daemon(b.port)
+    r = redis_server()
+    dash = dashboard(r.url())
+    silent = [socket.create_connection(("127.0.0.1", port), T)
+              for port in (d.port, dash.port) for _ in range(80)]
+    try:
+        async def main():
+            for i in range(3):
+                t0 = time.monotonic()
+                async with agent(d, f"/echo?t=past-silent{i}", open_timeout=3 * SLOW) as ws:
+                    assert await echoes(ws)
+                assert time.monotonic() - t0 < 2 * SLOW
+        run(main())
+        for _ in range(3):
+            c = socket.create_connection(("127.0.0.1", dash.port), T)
+            c.settimeout(3 * SLOW)
+            c.sendall(b"GET /api/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert c.recv(64).startswith(b"HTTP/1.1 200"), "dashboard did not answer"
+            c.close()
+    finally:
+        for c in silent:
+            c.close()
+
+
+
 def test_handshake_timeout(daemon, backend):
     """A request that never completes, or trickles in, is dropped after
     limits.handshake_timeout."""
@@ -158,6 +190,31 @@ def test_handshake_timeout(daemon, backend):
             await asyncio.sleep(1.2)       # past the handshake timeout, once upgraded
             assert await echoes(ws)
     run(main())
+
+
+def test_handshake_timeout_frees_the_slot_on_a_quiet_server(daemon, backend):
+    """Silent connections and nothing else going on: each is closed at
+    limits.handshake_timeout, not when lws next happens to wake (its 10 s
+    idle timer), so the per-address slots they held are free again for a
+    real agent right after."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, limits={"handshake_timeout": "500ms", "max_connections_per_ip": "3"},
+               args=admin(ap))
+    for _ in range(2):      # the second round: after the first one's kills
+        t0 = time.monotonic()
+        silent = [socket.create_connection(("127.0.0.1", d.port), T) for _ in range(3)]
+        for c in silent:
+            c.settimeout(8 * SLOW)
+            assert c.recv(1) == b""
+            assert time.monotonic() - t0 < 0.5 + 1.5 * SLOW, time.monotonic() - t0
+            c.close()
+
+        async def main():
+            async with agent(d, "/echo?t=after-silent") as ws:
+                assert await echoes(ws)
+        run(main())
+    assert metrics(ap).value("chatmon_timeouts_total", kind="handshake") == 6
 
 
 def test_message_timeout_from_agent(daemon, backend):

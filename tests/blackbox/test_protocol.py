@@ -340,3 +340,34 @@ def test_path_and_query_appended(daemon, backend):
     run(main(d, "/", "/"))
     d2 = daemon(upstream=f"ws://127.0.0.1:{b.port}/base/")
     run(main(d2, "/chat?agent=bob", "/base/chat?agent=bob"))
+
+
+def test_long_path_and_query_whole_or_refused(daemon, backend):
+    """A path and query as long as the backend's request line can carry
+    (2032 bytes) arrive whole, arguments after a long one too; one byte
+    more, in the query or in the path, is refused 414 before anything goes
+    upstream: never cut short."""
+    from test_ops import metrics
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, args=["-o", f"admin.listen=127.0.0.1:{ap}"])
+    fixed = len("/echo?t=long&note=&conv=c-1&lang=zh")
+    whole = f"/echo?t=long&note={'A' * (2032 - fixed)}&conv=c-1&lang=zh"
+    assert len(whole) == 2032
+
+    async def main():
+        async with agent(d, whole) as ws:
+            await ws.send("x")
+            assert await recv(ws) == "x"
+        for path in (whole.replace("note=", "note=A"), "/" + "p" * 2100 + "?t=longpath",
+                     f"/echo?t=over&note={'A' * 2100}&conv=c-1"):
+            try:
+                async with agent(d, path):
+                    raise AssertionError(f"{path[:40]}...: upgraded")
+            except Exception as e:
+                assert getattr(e, "status_code", None) == 414, e
+    run(main())
+    assert b.opened("t=long")["path"] == whole
+    assert [e["path"][:20] for e in b.select(lambda e: e["ev"] == "open")] == [whole[:20]]
+    assert metrics(ap).value("chatmon_connections_refused_total", reason="uri_too_long") == 3
+    d.wait_log(r"agent refused \(414\): the backend's path and query would be 2033 bytes")

@@ -42,11 +42,13 @@ def make_ca(d, name="ca"):
     return os.path.join(d, f"{name}.pem")
 
 
-def make_cert(d, name, ca="ca", san="DNS:localhost,IP:127.0.0.1", days=2):
-    """(cert, key) paths: a server certificate for san signed by ca."""
+def make_cert(d, name, ca="ca", san="DNS:localhost,IP:127.0.0.1", days=2, rsa=False):
+    """(cert, key) paths: a server certificate for san signed by ca (an EC
+    key, or RSA)."""
     with open(os.path.join(d, f"{name}.ext"), "w") as f:
         f.write(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    newkey = ["rsa:2048"] if rsa else ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    openssl("req", "-newkey", *newkey, "-nodes",
             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
             "-CAcreateserial", "-out", f"{name}.pem", "-days", str(days),
@@ -211,6 +213,48 @@ def test_certificate_rotation_keeps_every_agent(daemon, backend, pki):
     # the assertion once ran before the backend had seen it)
     b.count(lambda e: e["ev"] == "close", 5 + 2)
     assert len(b.select(lambda e: e["ev"] == "close")) == 5 + 2
+
+
+def handshake_cn(port, ca, *openssl_args):
+    """The CN `openssl s_client` is shown with these options, or None when
+    the handshake fails."""
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                        "-CAfile", ca, *openssl_args], input=b"", capture_output=True,
+                       timeout=T)
+    m = re.search(rb"^subject=.*CN ?= ?(\w+)", r.stdout, re.M)
+    return m.group(1).decode() if m else None
+
+
+def test_rotation_to_another_key_type_serves_only_the_new_pair(daemon, backend, pki):
+    """An RSA pair replaced by an EC one on SIGHUP: no new handshake gets
+    the old RSA certificate any more, even from a client that offers RSA
+    signatures only (TLS 1.3 RSA-PSS, TLS 1.2 ECDHE-RSA): it fails instead."""
+    cert, key = make_cert(pki, "old", rsa=True)
+    live_cert, live_key = os.path.join(pki, "live.pem"), os.path.join(pki, "live.key")
+    shutil.copy(cert, live_cert)
+    shutil.copy(key, live_key)
+    make_cert(pki, "new")
+    b = backend()
+    d = daemon(b.port, extra=tls_extra(live_cert, live_key))
+    ca = os.path.join(pki, "ca.pem")
+    rsa_only = (("-sigalgs", "rsa_pss_rsae_sha256"),
+                ("-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"))
+    assert [handshake_cn(d.port, ca, *a) for a in rsa_only] == ["old", "old"]
+    for src, dst in (("new.pem", live_cert), ("new.key", live_key)):
+        shutil.copy(os.path.join(pki, src), dst + ".tmp")
+        os.rename(dst + ".tmp", dst)
+    mark = len(d.log())
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"new handshakes present the certificate", start=mark)
+    assert handshake_cn(d.port, ca) == "new"
+    assert handshake_cn(d.port, ca, "-tls1_2") == "new"
+    assert [handshake_cn(d.port, ca, *a) for a in rsa_only] == [None, None]
+
+    async def main():
+        async with wss(d, ca, "/echo?agent=after") as c:
+            assert peer_cn(c) == "new"
+            assert await echoes(c)
+    run(main())
 
 
 def test_check_names_the_bad_tls_file(tmp_path, pki):
@@ -648,3 +692,70 @@ def test_the_shop_from_a_claim_of_the_verified_token(daemon, backend, keys):
     assert "shop" not in by["ben"], by
     assert d.wait_log(r"shop elsewhere is not configured")
     assert len(b.select(lambda e: e["ev"] == "open")) == 2
+
+
+def test_query_arguments_are_checked_as_the_backend_gets_them(daemon, backend, keys):
+    """Every query argument goes to the backend, so chatmond reads every
+    one: an empty argument does not hide the ones after it, and the token,
+    the agent id, the shop or the queue given twice is refused with 400
+    (which one would the backend believe?) before anything goes upstream."""
+    b = backend()
+    extra = (jwt_extra(keys["dir"] / "hs.key") + "shop_id: query:shop\n"
+             "queue_id: query:queue\nshops_unknown: refuse\nshops:\n  s1: {}\n")
+    t = daemon(b.port, agent_id="jwt:query:token", extra=extra)
+    q = daemon(b.port, agent_id="query:agent")
+    tok = token(HS_SECRET, "HS256", sub="amy")
+    other = token(HS_SECRET, "HS256", sub="mallory")
+    for path, want in (
+            (f"/echo?token={tok}&&shop=evil", 403),
+            (f"/echo?token={tok}&shop=&shop=evil", 400),
+            (f"/echo?token={tok}&shop=s1&shop=evil", 400),
+            (f"/echo?token={tok}&shop&shop=evil", 400),
+            (f"/echo?token={tok}&shop=s1&queue=a&queue=b", 400),
+            (f"/echo?token={tok}&token={other}&shop=s1", 400),
+            (f"/echo?&token={tok}&shop=s1&case=empty-first", 101)):
+        assert status_of(t, path) == want, path
+    assert refused(t, "shop") == 5
+    assert refused(t, "token") == 1
+    b.opened("case=empty-first")     # its upstream opens after the upgrade
+    opens = [o["path"] for o in b.select(lambda e: e["ev"] == "open")]
+    assert opens == ["/echo?&shop=s1&case=empty-first"], opens
+    t.wait_log(r"agent=amy session=\d+ connected")
+    t.wait_log(r"bad shop id: given more than once")
+
+    for path, want in (("/echo?&agent=mallory&case=q1", 101),
+                       ("/echo?agent=&agent=mallory&case=q2", 400),
+                       ("/echo?agent=alice&agent=mallory&case=q3", 400)):
+        assert status_of(q, path) == want, path
+    assert refused(q, "agent_id") == 2
+    q.wait_log(r"agent=mallory session=\d+ connected")
+    b.opened("case=q1")
+    opens = [o["path"] for o in b.select(lambda e: e["ev"] == "open" and "case=q" in e["path"])]
+    assert opens == ["/echo?&agent=mallory&case=q1"], opens
+
+
+def test_a_token_over_8_kib_gets_401(daemon, backend, keys):
+    """A token longer than 8 KiB reaches chatmond and is refused 401 and
+    counted, as any bad token; a request head over 16 KiB (what lws holds)
+    is closed without an answer, and chatmond goes on serving."""
+    import socket
+    b = backend()
+    d = daemon(b.port, agent_id="jwt:query:token", extra=jwt_extra(keys["dir"] / "hs.key"))
+    big = token(HS_SECRET, "HS256", sub="amy", pad="x" * 7000)
+    assert 9000 < len(big) < 10000
+    assert status_of(d, f"/echo?case=big&token={big}") == 401
+    assert refused(d, "token") == 1
+    d.wait_log(r"agent refused \(401\): the agent id source token is too long")
+
+    c = socket.create_connection(("127.0.0.1", d.port), T)
+    c.sendall(f"GET /echo?token={'x' * 17000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    c.settimeout(T)
+    try:
+        answer = c.recv(100)
+    except ConnectionResetError:
+        answer = b""
+    c.close()
+    assert answer == b"", answer
+    d.wait_log(r"lws: Ran out of header data space")
+    assert status_of(d, "/echo?case=after&token=" + token(HS_SECRET, "HS256")) == 101
+    assert not b.select(lambda e: e["ev"] == "open" and "case=big" in e["path"])
