@@ -26,7 +26,7 @@
 struct lws_protocols dash_protocols[] = {
 	/* first: a page offers no subprotocol and gets the first */
 	{ DASH_PROTOCOL, dash_feed_cb, sizeof(struct dash_client), 4096, 0, NULL, 0 },
-	{ DASHAUTH_PROTOCOL, dash_api_cb, 0, 0, 0, NULL, 0 },
+	{ DASHAUTH_PROTOCOL, dash_api_cb, 0, 4096, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 

@@ -171,6 +171,15 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 	 * upgrade) up to the fd limit, which the limits stay within.
 	 */
 	info.max_http_header_pool = 0;
+	/*
+	 * The one buffer per thread lws writes a client's handshake into: the
+	 * agent's Authorization and Cookie go on to the backend, so the
+	 * largest head taken above must fit in it with the request line and
+	 * lws's own headers. At the default 4 KiB a workbench with a few
+	 * kilobytes of its domain's cookies could not be connected (1013).
+	 * Receive buffers do not grow with it: every protocol names its own.
+	 */
+	info.pt_serv_buf_size = LWSCTX_HEAD_MAX + 4096;
 	info.timeout_secs = li->timeout_secs;
 	/* lws sizes a table by the fd limit: do not let a huge limit cost memory */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 65536)

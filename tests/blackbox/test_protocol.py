@@ -325,6 +325,29 @@ def test_headers_passed_through(daemon, backend):
     run(main())
 
 
+def test_a_browsers_large_cookie_and_token_reach_the_backend_whole(daemon, backend):
+    """A workbench on a shop's domain carries that domain's cookies, often
+    several kilobytes: chatmond passes Cookie and Authorization on, and
+    lws's client wrote the whole upstream handshake into one 4 KiB buffer,
+    so a larger one failed every connection (the agent got 1013)."""
+    b = backend()
+    d = daemon(b.port)
+    # 7 KiB together; each under the 4 KiB a header line the peer
+    # (python3-websockets 10) reads
+    cookie = "; ".join(f"c{i}={'v' * 90}" for i in range(40))
+    auth = "Bearer " + "t" * 3500
+
+    async def main():
+        async with agent(d, "/echo?t=bigcookie",
+                         extra_headers={"Cookie": cookie, "Authorization": auth}) as ws:
+            await ws.send("x")
+            assert await recv(ws) == "x"
+        o = b.opened("t=bigcookie")
+        assert header(o, "Cookie") == cookie
+        assert header(o, "Authorization") == auth
+    run(main())
+
+
 def test_path_and_query_appended(daemon, backend):
     b = backend()
 
