@@ -469,12 +469,9 @@ sla_agent_intern(struct sla *s, const char *id, uint16_t tag)
 		s->aslots = ns;
 		s->naslots = cap;
 	}
+	/* the histograms grow with the rounds (sla_sums_add) */
 	if ((a = calloc(1, sizeof(*a) + len + 1)) == NULL)
 		goto err;
-	if ((a->all.hist = calloc(s->nhist, sizeof(uint32_t))) == NULL ||
-	    (a->day.hist = calloc(s->nhist, sizeof(uint32_t))) == NULL)
-		goto err;
-	a->all.nhist = a->day.nhist = s->nhist;
 	a->day_no = INT64_MIN;
 	a->hash = h;
 	a->tag = tag;
@@ -499,8 +496,6 @@ sla_agent_intern(struct sla *s, const char *id, uint16_t tag)
 	return idx;
 
  err:
-	if (a != NULL)
-		free(a->all.hist);
 	free(a);
 	return SLA_NOAGENT;
 }
@@ -523,7 +518,8 @@ sla_agent_day(const struct sla *s, struct sla_agent *a, int64_t t,
 		return NULL;
 	if (day > a->day_no) {
 		memset(&a->day, 0, sizeof(a->day));
-		memset(hist, 0, nhist * sizeof(*hist));
+		if (nhist > 0)
+			memset(hist, 0, nhist * sizeof(*hist));
 		a->day.hist = hist;
 		a->day.nhist = nhist;
 		memset(a->hour_rounds, 0, sizeof(a->hour_rounds));
@@ -534,16 +530,24 @@ sla_agent_day(const struct sla *s, struct sla_agent *a, int64_t t,
 	return &a->day;
 }
 
+static void	sla_sums_grow(struct sla_sums *, size_t);
+
 /*
  * One round into u; v is its time as the figures count it (capped). The
  * reply rate counts every round, or the first ones only (JD); per buyer
- * and day (Pinduoduo) it is counted by sla_buyer_day instead.
+ * and day (Pinduoduo) it is counted by sla_buyer_day instead. The
+ * histogram holds max seconds at most (the last counts the cap and
+ * above) and grows to the longest round it has counted: an agent's
+ * rounds are mostly seconds long, and a dense array to the cap for each
+ * agent (two, 2.4 KiB at the 600 s cap, 345 KiB at a day's) made a log of
+ * many agents cost gigabytes in chatmon replay and report.
  */
 static void
 sla_sums_add(struct sla_sums *u, const struct sla_config *cfg, int answered,
-    uint64_t ms, uint64_t v, int first)
+    uint64_t ms, uint64_t v, int first, size_t max)
 {
 	uint64_t sec;
+	size_t	 n;
 	int	 within = answered && ms <= cfg->rate_ms;
 
 	u->rounds++;
@@ -560,7 +564,16 @@ sla_sums_add(struct sla_sums *u, const struct sla_config *cfg, int answered,
 	}
 	/* up to the second, so "<= p90" holds for the rounds' real times */
 	sec = v / 1000 + (v % 1000 != 0);
-	u->hist[sec < u->nhist ? sec : u->nhist - 1]++;
+	if (sec >= max)
+		sec = max - 1;
+	if (sec >= u->nhist) {
+		n = u->nhist * 2 > 16 ? u->nhist * 2 : 16;
+		if (n <= sec)
+			n = sec + 1;
+		sla_sums_grow(u, n < max ? n : max);
+	}
+	if (u->nhist > 0)	/* on ENOMEM the longest share the last */
+		u->hist[sec < u->nhist ? sec : u->nhist - 1]++;
 }
 
 /* The slot of key in the buyer-day table (a free one when absent). */
@@ -679,9 +692,9 @@ sla_agent_record(struct sla *s, uint32_t ai, int answered, uint64_t ms,
 
 	if (answered && ms < v)
 		v = ms;
-	sla_sums_add(&a->all, cfg, answered, ms, v, first);
+	sla_sums_add(&a->all, cfg, answered, ms, v, first, s->nhist);
 	if ((d = sla_agent_day(s, a, at, &h)) != NULL) {
-		sla_sums_add(d, cfg, answered, ms, v, first);
+		sla_sums_add(d, cfg, answered, ms, v, first, s->nhist);
 		a->hour_rounds[h]++;
 		a->hour_sum_ms[h] += v;
 	}
@@ -1134,12 +1147,11 @@ sla_policy_for(const struct sla *s, const char *shop, const char *queue)
 
 /*
  * Every tag's settings again (after sla_set_config or sla_set_policies),
- * and histograms long enough for the longest cap.
+ * and room in the histograms for the longest cap.
  */
 static void
 sla_retag(struct sla *s)
 {
-	struct sla_agent	*a;
 	uint64_t		 cap = 0;
 	size_t			 i, n;
 
@@ -1152,16 +1164,9 @@ sla_retag(struct sla *s)
 	for (i = 0; i < s->pol.n; i++)
 		if (s->pol.v[i].cfg.cap_ms > cap)
 			cap = s->pol.v[i].cfg.cap_ms;
-	n = sla_hist_size(cap);
-	if (n <= s->nhist)
-		return;
-	s->nhist = n;
-	/* a longer cap needs more seconds; on ENOMEM they share the last */
-	for (i = 0; i < s->nagents; i++) {
-		a = s->agents[i];
-		sla_sums_grow(&a->all, n);
-		sla_sums_grow(&a->day, n);
-	}
+	/* a longer cap: the agents' histograms grow to it as rounds need */
+	if ((n = sla_hist_size(cap)) > s->nhist)
+		s->nhist = n;
 }
 
 /*

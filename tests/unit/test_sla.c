@@ -1409,6 +1409,9 @@ test_memory_per_conversation(void **state)
 		print_message("bytes per open conversation: not measurable "
 		    "under this allocator\n");
 	if (allocfail_active()) {
+		/* the agent's histograms grow with its first rounds, then stay */
+		turn(s, "conv-warm", "agent-007", 1, 1, T0);
+		turn(s, "conv-warm", "agent-007", 0, 1, T0 + SEC);
 		before = allocfail_calls;
 		for (i = 0; i < N; i += 7) {
 			snprintf(id, sizeof(id), "conv-%011zu", i);
@@ -1642,9 +1645,12 @@ test_sums_merge(void **state)
 	m.within_rate = a.sums.within_rate + b.sums.within_rate;
 	m.rate_base = a.sums.rate_base + b.sums.rate_base;
 	m.breaches = a.sums.breaches + b.sums.breaches;
-	assert_int_equal(a.sums.nhist, NELEM(hist));
-	for (i = 0; i < NELEM(hist); i++)
-		hist[i] = a.sums.hist[i] + b.sums.hist[i];
+	/* each histogram as long as its longest round needs, at most the cap's */
+	assert_true(a.sums.nhist <= NELEM(hist) && b.sums.nhist <= NELEM(hist));
+	for (i = 0; i < a.sums.nhist; i++)
+		hist[i] += a.sums.hist[i];
+	for (i = 0; i < b.sums.nhist; i++)
+		hist[i] += b.sums.hist[i];
 	sla_sums_figures(&m, cfg.cap_ms, &fm);
 	fb = fig(both, "alice");
 	assert_int_equal(fm.rounds, 16);	/* four ended unanswered went to "" */
