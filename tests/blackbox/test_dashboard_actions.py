@@ -456,7 +456,8 @@ def test_conversation_and_notes(browser, redis_server, dashboard, users, browser
     r = redis_server()
     c = r.client()
     t0 = time.time() - 120
-    conv = "c-701"
+    # "/../" in the id: the page asks with ?id=, or it would be shown c-702 (found by review)
+    conv = "c-701/../c-702"
     blocked = rule_hit(t0 + 30, 1, conv, text="加我微信 abc123 私聊", hits=[
         hit("offplatform.add_contact_app", "offplatform", "critical", "block", 0, 4, "加我微信",
             "亲,平台规定只能在旺旺上沟通。")])

@@ -1278,7 +1278,7 @@ function ring(fresh) {
 
 /* ------------------------------------------------------- the conversation */
 
-// GET /api/conversations/ID: the chat both ways, who waits, the
+// GET /api/conversation?id=ID: the chat both ways, who waits, the
 // conversation's alerts with their handling, the notes to its agent with
 // their state; a form for a new note. Opened from an alert row or a
 // waiting row; it follows the feed (new alerts of the conversation and the
@@ -1329,7 +1329,8 @@ async function loadConversation() {
   if (!id) return;
   const seq = ++conv.seq;
   conv.loading = true;
-  const res = await api('GET', `/api/conversations/${encodeURIComponent(id)}`);
+  // the id as a query argument: in the path, the server would see "a/../b" as "b"
+  const res = await api('GET', `/api/conversation?id=${encodeURIComponent(id)}`);
   if (seq !== conv.seq || conv.id !== id) return;      // overtaken, or closed
   conv.loading = false;
   if (res.ok && res.doc && typeof res.doc === 'object') {
@@ -1553,7 +1554,7 @@ async function sendNote(ev) {
   dom.noteSend.disabled = true;
   dom.noteError.hidden = true;
   const id = conv.id;
-  const res = await api('POST', `/api/agents/${encodeURIComponent(agentName)}/notes`, { conversation: id, text });
+  const res = await api('POST', `/api/notes?agent=${encodeURIComponent(agentName)}`, { conversation: id, text });
   dom.noteSend.disabled = false;
   if (!res.ok) {
     dom.noteError.textContent = res.error;
