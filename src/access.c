@@ -1,4 +1,4 @@
-/* access: who may connect: address ranges, Origin allow-lists, agent ids. */
+/* access: who may connect: address ranges, Origin allow-lists, Host names, agent ids. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +157,105 @@ access_origin_ok(const struct config_list *allowed, const char *origin,
 		return 1;
 	for (i = 0; i < allowed->n; i++)
 		if (access_origin_eq(origin, allowed->v[i]))
+			return 1;
+	return 0;
+}
+
+int
+access_host_split(const char *s, char *out, size_t n, int *port)
+{
+	const char	*h = s, *p;
+	size_t		 len, i;
+	unsigned long	 v;
+	char		*e;
+	int		 v6 = *s == '[', c;
+
+	*port = 0;
+	if (v6) {
+		if ((p = strchr(s, ']')) == NULL)
+			return -1;
+		h = s + 1;
+		len = (size_t)(p - h);
+		p++;
+	} else {
+		len = strcspn(s, ":");
+		p = s + len;
+	}
+	if (*p == ':' && p[1] != '\0') {
+		if (!isdigit((unsigned char)p[1]) ||
+		    (v = strtoul(p + 1, &e, 10)) == 0 || v > 65535 || *e != '\0')
+			return -1;
+		*port = (int)v;
+	} else if (*p != '\0' && strcmp(p, ":") != 0)
+		return -1;		/* "host:" passes: RFC 3986 allows an empty port */
+	if (!v6 && len > 1 && h[len - 1] == '.')
+		len--;			/* "localhost." is localhost */
+	if (len == 0 || len >= n)
+		return -1;
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)h[i];
+		if (v6 ? !isxdigit(c) && c != ':' && c != '.' :
+		    !isalnum(c) && c != '-' && c != '_' && c != '.')
+			return -1;
+		out[i] = (char)tolower(c);
+	}
+	out[len] = '\0';
+	return 0;
+}
+
+int
+access_url_host(const char *url, char *out, size_t n)
+{
+	char		 auth[300];
+	const char	*a, *at;
+	size_t		 len;
+	int		 port;
+
+	if ((a = strstr(url, "://")) == NULL)
+		return -1;
+	a += 3;
+	len = strcspn(a, "/?#");
+	if (len >= sizeof(auth))
+		return -1;
+	memcpy(auth, a, len);
+	auth[len] = '\0';
+	at = strrchr(auth, '@');	/* user:password@ is no part of the host */
+	return access_host_split(at != NULL ? at + 1 : auth, out, n, &port);
+}
+
+/* Whether host (split) is the host of url. */
+static int
+access_host_of(const char *host, const char *url)
+{
+	char	h[256];
+
+	return url != NULL && access_url_host(url, h, sizeof(h)) == 0 &&
+	    strcmp(h, host) == 0;
+}
+
+int
+access_host_ok(const char *host, const char *listen_host,
+    const char *public_url, const struct config_list *origins)
+{
+	char		 h[256];
+	unsigned char	 a[16];
+	int		 port;
+	size_t		 i;
+
+	if (host == NULL)
+		return 1;		/* not a browser: they all send Host */
+	if (access_host_split(host, h, sizeof(h), &port) == -1)
+		return 0;
+	/* an address cannot be pointed anywhere else; localhost is not in DNS */
+	if (inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1 ||
+	    strcmp(h, "localhost") == 0)
+		return 1;
+	if (listen_host != NULL && strcasecmp(h, listen_host) == 0)
+		return 1;
+	if (access_host_of(h, public_url))
+		return 1;
+	for (i = 0; origins != NULL && i < origins->n; i++)
+		if (access_host_of(h, origins->v[i]))
 			return 1;
 	return 0;
 }

@@ -51,8 +51,8 @@ enum dash_route {
 	DR_NONE,		/* not ours: dashauth's */
 	DR_ALERTS,		/* GET /api/alerts */
 	DR_ALERT,		/* POST /api/alerts/ID */
-	DR_CONV,		/* GET /api/conversations/ID */
-	DR_NOTE,		/* POST /api/agents/AGENT/notes */
+	DR_CONV,		/* GET /api/conversation?id=ID (or /api/conversations/ID) */
+	DR_NOTE,		/* POST /api/notes?agent=AGENT (or /api/agents/AGENT/notes) */
 	DR_REPORT,		/* GET /api/report */
 };
 
@@ -528,7 +528,7 @@ out:
 	return rc;
 }
 
-/* --- GET /api/conversations/ID ------------------------------------------------------ */
+/* --- GET /api/conversation?id=ID ----------------------------------------------------- */
 
 /* The round of the waiting message whose conversation is id, or null. */
 static json_t *
@@ -780,7 +780,7 @@ dash_api_conv_read(struct dash_req *q)
 	return 0;
 }
 
-/* --- POST /api/agents/AGENT/notes --------------------------------------------------- */
+/* --- POST /api/notes?agent=AGENT ---------------------------------------------------- */
 
 static void
 dash_api_on_noted(redisReply *r, void *priv)
@@ -1107,7 +1107,15 @@ dash_api_day_alerts(struct dash_req *q, const char *day, size_t limit,
 
 /* --- routing ---------------------------------------------------------------------- */
 
-/* in is the path under /api (lws decoded it); *arg gets the ID or AGENT. */
+/*
+ * in is the path under /api; *arg gets the ID or AGENT of a path route,
+ * NULL for the others. lws has decoded the path (%2F is '/') and removed
+ * its dot segments and repeated slashes by then, so an id with "/../",
+ * "//", or an id "." or "..", would reach a path route as another id or
+ * another route: ids travel as query arguments (/conversation?id=,
+ * /notes?agent=), which lws decodes but leaves whole. The path forms stay
+ * for ids without '/' that are not "." or ".." (docs/dashboard.md).
+ */
 static enum dash_route
 dash_api_route(const char *in, size_t len, char **arg)
 {
@@ -1120,6 +1128,10 @@ dash_api_route(const char *in, size_t len, char **arg)
 		return DR_ALERTS;
 	if (len == 7 && memcmp(in, "/report", 7) == 0)
 		return DR_REPORT;
+	if (len == 13 && memcmp(in, "/conversation", 13) == 0)
+		return DR_CONV;		/* ?id= */
+	if (len == sizeof(notes) - 1 && memcmp(in, notes, len) == 0)
+		return DR_NOTE;		/* ?agent= */
 	if (len > 8 && memcmp(in, "/alerts/", 8) == 0) {
 		if ((*arg = strndup(in + 8, len - 8)) == NULL)
 			return DR_NONE;
@@ -1201,20 +1213,32 @@ dash_api_run(struct dash_req *q)
 	case DR_ALERT:
 		return dash_api_handle(q);
 	case DR_CONV:
-		if (!note_name_ok(q->arg, strlen(q->arg)))
+		if (q->arg == NULL || !note_name_ok(q->arg, strlen(q->arg)))
 			return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
-			    "want a conversation id");
+			    "want a conversation id: /api/conversation?id=ID");
 		return dash_api_conv(q);
 	case DR_NOTE:
-		if (!note_name_ok(q->arg, strlen(q->arg)))
+		if (q->arg == NULL || !note_name_ok(q->arg, strlen(q->arg)))
 			return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
-			    "want an agent id");
+			    "want an agent id: /api/notes?agent=AGENT");
 		return dash_api_note(q);
 	case DR_REPORT:
 		return dash_api_report(q);
 	default:
 		return dash_api_error(q, HTTP_STATUS_NOT_FOUND, "no such route");
 	}
+}
+
+/* The id of a query route (name= included): a copy, or NULL when absent, too long or out of memory. */
+static char *
+dash_api_query_id(struct dash_req *q, const char *name)
+{
+	char		 buf[DASH_API_ARG];
+	const char	*v;
+
+	if ((v = dash_api_arg(q, name, buf, (int)sizeof(buf))) == NULL)
+		return NULL;
+	return strdup(v);
 }
 
 /* The client went (or the transaction ended): a request Redis still owes replies to is left to them. */
@@ -1264,6 +1288,9 @@ dash_api_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		q->arg = arg;
 		sbuf_init(&q->out);
 		p->q = q;
+		if (arg == NULL && (route == DR_CONV || route == DR_NOTE))
+			q->arg = dash_api_query_id(q, route == DR_CONV ? "id=" :
+			    "agent=");
 		if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) {
 			q->post = 1;
 			/* lws would wait for 100 MB of a body without a length */

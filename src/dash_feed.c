@@ -207,7 +207,8 @@ dash_send(struct dash_client *c)
  * A browser sends Origin with every WebSocket upgrade: a page of another
  * site open in a supervisor's browser could otherwise read every alert,
  * chat text included (cross-site WebSocket hijacking). The page's own
- * origin (the Host it was loaded from) and dashboard.allowed_origins pass;
+ * origin (the Host it was loaded from, which dash_files_host_ok checked
+ * names the dashboard: DNS rebinding) and dashboard.allowed_origins pass;
  * a request without Origin is not from a browser's page, and passes.
  */
 int
@@ -236,6 +237,8 @@ dash_confirm_upgrade(struct dash *d, struct lws *wsi)
 	char		 uri[64], sid[DASHAUTH_SID_MAX];
 	int		 st;
 
+	if (!dash_files_host_ok(d, wsi))
+		return 1;
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
 	    strcmp(uri, "/feed") != 0) {
 		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
@@ -273,6 +276,9 @@ dash_feed_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return d->tlsc == NULL || lwsctx_tls_use(d->tlsc, user) == -1;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return dash_confirm_upgrade(d, wsi);
+	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+		/* every other request, before its mount: the files and /api/ */
+		return !dash_files_host_ok(d, wsi);
 	case LWS_CALLBACK_ADD_HEADERS:
 		return dash_files_headers(wsi, in);
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:

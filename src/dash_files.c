@@ -1,4 +1,4 @@
-/* dash_files: the page's files: where they are (dashboard.root, or the build tree's), how lws serves them, and the headers that keep the page to its own origin. */
+/* dash_files: the page's files: where they are (dashboard.root, or the build tree's), how lws serves them, the headers that keep the page to its own origin, and the Host every request must name. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -8,6 +8,8 @@
 
 #include <libwebsockets.h>
 
+#include "chatmon/access.h"
+#include "chatmon/log.h"
 #include "dash_int.h"
 
 /* The page's headers: its own origin only, nothing inline, no sniffing. */
@@ -34,6 +36,64 @@ dash_files_headers(struct lws *wsi, struct lws_process_html_args *args)
 			return -1;
 	args->max_len -= (int)(p - (unsigned char *)args->p);
 	args->p = (char *)p;
+	return 0;
+}
+
+/*
+ * DNS rebinding: a page of http://rebind.example:8081 whose name is then
+ * pointed at 127.0.0.1 reaches the dashboard as its own origin, Host and
+ * Origin both the attacker's, and the browser lets it read the answers.
+ * So every request (the files, /api/, /feed) must name the dashboard in
+ * its Host: an address, localhost, dashboard.listen's host, the host of
+ * dashboard.public_url or of dashboard.allowed_origins
+ * (access_host_ok). Otherwise 421, each refused name logged once.
+ */
+static void
+dash_files_misdirected(struct dash *d, const char *host)
+{
+	char	h[256];
+	int	port;
+	size_t	i;
+
+	d->misdirected++;
+	if (access_host_split(host, h, sizeof(h), &port) == -1)
+		snprintf(h, sizeof(h), "(malformed)");
+	h[DASH_MISDIR_LEN - 1] = '\0';
+	for (i = 0; i < d->nmisdir && i < DASH_MISDIR_LOGGED; i++)
+		if (strcmp(d->misdir[i], h) == 0)
+			return;
+	if (d->nmisdir < DASH_MISDIR_LOGGED) {
+		memcpy(d->misdir[d->nmisdir++], h, strlen(h) + 1);	/* cut above */
+		log_warnx("dash_files_host: requests for Host %s refused (421): "
+		    "not a name of this dashboard (DNS rebinding?); if it is, "
+		    "set dashboard.public_url to the URL it is opened at", h);
+	} else if (d->nmisdir == DASH_MISDIR_LOGGED) {
+		d->nmisdir++;
+		log_warnx("dash_files_host: more Host names refused, not logged "
+		    "any more (%llu requests so far)",
+		    (unsigned long long)d->misdirected);
+	}
+}
+
+int
+dash_files_host_ok(struct dash *d, struct lws *wsi)
+{
+	const struct config_dashboard	*c = &d->cfg->dashboard;
+	char				 host[300];
+	int				 n;
+
+	if ((n = lws_hdr_total_length(wsi, WSI_TOKEN_HOST)) <= 0)
+		return 1;		/* not a browser: they all send Host */
+	if ((size_t)n >= sizeof(host) ||
+	    lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) != n)
+		host[0] = '\0';	/* too long for a name: refused as malformed */
+	if (access_host_ok(host, c->listen.host, c->public_url,
+	    &c->allowed_origins))
+		return 1;
+	dash_files_misdirected(d, host);
+	lws_return_http_status(wsi, DASH_MISDIRECTED, "this dashboard does not "
+	    "answer to that Host name: open it by its address, localhost or "
+	    "the name of dashboard.public_url");
 	return 0;
 }
 

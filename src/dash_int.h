@@ -59,6 +59,10 @@
  */
 #define DASH_SLACK	(10 * DASH_PAGE)
 
+#define DASH_MISDIRECTED	421	/* Misdirected Request: not in lws's enum */
+#define DASH_MISDIR_LOGGED	16	/* refused Host names logged, each once */
+#define DASH_MISDIR_LEN		64	/* bytes of one kept (longer ones: cut) */
+
 struct dash;
 struct xfollow;
 struct event;
@@ -168,6 +172,10 @@ struct dash {
 	char			**ev;		/* ring of DASH_EVENTS, NUL-terminated */
 	uint64_t		 evnext;	/* the sequence number of the next event */
 	struct event		*ev_prune;
+	/* requests refused for their Host (dash_files_host_ok), the names logged */
+	uint64_t		 misdirected;
+	char			 misdir[DASH_MISDIR_LOGGED][DASH_MISDIR_LEN];
+	size_t			 nmisdir;
 };
 
 #define DASH_EVENTS	1024	/* handling and note messages a page may fall behind by */
@@ -179,6 +187,8 @@ extern struct lws_protocols dash_protocols[];
 int	dash_files_root(struct dash *);
 void	dash_files_mount(struct dash *);
 int	dash_files_headers(struct lws *, struct lws_process_html_args *);
+/* 1 when the request's Host names the dashboard, else 0 with 421 answered (the caller closes). */
+int	dash_files_host_ok(struct dash *, struct lws *);
 
 /* dash_feed.c */
 void	dash_feed_notify(struct dash *);

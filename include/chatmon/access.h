@@ -1,4 +1,4 @@
-/* access: who may connect: address ranges, Origin allow-lists, agent ids (pure, no I/O). */
+/* access: who may connect: address ranges, Origin allow-lists, Host names, agent ids (pure, no I/O). */
 #ifndef CHATMON_ACCESS_H
 #define CHATMON_ACCESS_H
 
@@ -30,6 +30,28 @@ const char *access_origin_why(const char *s);
  */
 int	access_origin_ok(const struct config_list *allowed, const char *origin,
 	    const char *own);
+
+/*
+ * Splits a Host header's value (host, host:port, [v6] or [v6]:port) into
+ * the host, lower-cased, without brackets or a trailing dot, in out (n
+ * bytes), and the port (0 when not written). 0, or -1 when s is no such
+ * thing (a host is ASCII letters, digits, '-', '_' and '.'; a bracketed
+ * one hex digits, ':' and '.').
+ */
+int	access_host_split(const char *s, char *out, size_t n, int *port);
+/* The host of an http(s) URL or origin as access_host_split gives it; 0 or -1. */
+int	access_url_host(const char *url, char *out, size_t n);
+/*
+ * Whether a request's Host header (NULL: none was sent) names this server
+ * rather than a name somebody else points at it (DNS rebinding): no Host,
+ * an IP address, localhost, listen_host, the host of public_url or of one
+ * of origins (any may be NULL). Names compare case-insensitively; the
+ * port is not compared: a rebinding page controls the name only, and a
+ * tunnel or a port map (ssh -L 9999:...) changes the port the browser
+ * sends.
+ */
+int	access_host_ok(const char *host, const char *listen_host,
+	    const char *public_url, const struct config_list *origins);
 
 #define ACCESS_AGENT_ID_MAX	64	/* bytes */
 

@@ -221,6 +221,88 @@ def test_feed_refuses_a_foreign_origin(dashboard, redis_server):
     assert "a feed from a foreign origin refused" in d.log()
 
 
+def raw_http(port, head, keep=False):
+    """What the dashboard answers one raw request head (or several, sent one
+    after the other on one connection when head is a list): bytes."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), T)
+    out = b""
+    try:
+        for h in (head if isinstance(head, list) else [head]):
+            s.sendall(h.encode())
+            s.settimeout(1.5 * SLOW)
+            while True:
+                try:
+                    c = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not c:
+                    break
+                out += c
+                if out.startswith(b"HTTP/1.1 101") and b"\r\n\r\n" in out:
+                    break       # a feed: it would go on for ever
+    finally:
+        s.close()
+    return out
+
+
+def test_dns_rebinding_refused(dashboard, redis_server):
+    """DNS rebinding: a page of http://rebind.attacker.test:PORT whose name
+    then resolves to the dashboard's address sends that name as Host and
+    Origin; the feed's Origin check (Origin == http:// + Host) passed it and
+    the API never looked. Every request must name the dashboard in its
+    Host (docs/security.md): addresses, localhost, dashboard.listen's host,
+    the hosts of dashboard.public_url and dashboard.allowed_origins;
+    others get 421, logged once per name. Found by review."""
+    r = redis_server()
+    c = r.client()
+    xadd(c, alert(1, text="加我微信 wx123"))
+    d = dashboard(r.url(), extra="  public_url: https://QC.example.com/board/\n"
+                  "  allowed_origins: [https://wall.example]\n")
+    p = d.port
+    evil = f"rebind.attacker.test:{p}"
+    secret = "加我微信".encode()
+
+    def get(path, host, extra=""):
+        hh = f"Host: {host}\r\n" if host is not None else ""
+        return raw_http(p, f"GET {path} HTTP/1.1\r\n{hh}{extra}Connection: close\r\n\r\n")
+
+    wait_for(lambda: secret in get("/api/alerts", f"127.0.0.1:{p}"), 10 * SLOW,
+             "the alert listed")
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    upgrade = (f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               f"Sec-WebSocket-Version: 13\r\nOrigin: http://{evil}\r\n")
+    # the attacker's name, with its own Origin: nothing is served
+    for _ in range(3):
+        for path in ("/", "/index.html", "/dashboard.js", "/api/alerts", "/api/me",
+                     "/api/conversations/c-1", "/nothing"):
+            got = get(path, evil, f"Origin: http://{evil}\r\n")
+            assert got.startswith(b"HTTP/1.1 421"), (path, got[:200])
+            assert secret not in got, path
+    got = raw_http(p, f"GET /feed HTTP/1.1\r\nHost: {evil}\r\n{upgrade}\r\n")
+    assert got.startswith(b"HTTP/1.1 421") and secret not in got, got[:200]
+    for host in ("localhost.attacker.test", "127.0.0.1.nip.io:%d" % p, "qc.example.com.evil",
+                 "wall.example.evil", "[::1", "a b"):
+        assert get("/api/alerts", host).startswith(b"HTTP/1.1 421"), host
+    # a keep-alive connection may not change its name midway
+    got = raw_http(p, [f"GET /api/alerts HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\n\r\n",
+                       f"GET /api/alerts HTTP/1.1\r\nHost: {evil}\r\n\r\n"])
+    assert got.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 421" in got, got[-300:]
+    assert secret not in got.split(b"HTTP/1.1 421")[1]
+    # the dashboard's own names, whatever the port (tunnels, proxies)
+    for host in (f"127.0.0.1:{p}", f"localhost:{p}", "LOCALHOST:9999", f"[::1]:{p}",
+                 "qc.example.com", "qc.example.com:443", "wall.example:8443", None):
+        got = get("/api/alerts", host)
+        assert got.startswith(b"HTTP/1.1 200") and secret in got, (host, got[:200])
+        assert get("/", host).startswith(b"HTTP/1.1 200"), host
+    got = raw_http(p, f"GET /feed HTTP/1.1\r\nHost: localhost:{p}\r\n"
+                      + upgrade.replace(evil, f"localhost:{p}") + "\r\n")
+    assert got.startswith(b"HTTP/1.1 101"), got[:200]
+    log = d.log()
+    assert log.count("requests for Host rebind.attacker.test refused (421)") == 1, log[-3000:]
+    assert "dashboard.public_url" in log
+
+
 def test_waiting_and_agents_from_chatmond(dashboard, daemon, backend, redis_server, tmp_path):
     """Two chatmond instances write their snapshots; the dashboard merges
     them: who waits, longest first, and the agents' day with the rule hits."""

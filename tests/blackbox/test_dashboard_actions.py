@@ -456,7 +456,8 @@ def test_conversation_and_notes(browser, redis_server, dashboard, users, browser
     r = redis_server()
     c = r.client()
     t0 = time.time() - 120
-    conv = "c-701"
+    # "/../" in the id: the page asks with ?id=, or it would be shown c-702 (found by review)
+    conv = "c-701/../c-702"
     blocked = rule_hit(t0 + 30, 1, conv, text="加我微信 abc123 私聊", hits=[
         hit("offplatform.add_contact_app", "offplatform", "critical", "block", 0, 4, "加我微信",
             "亲,平台规定只能在旺旺上沟通。")])
@@ -558,6 +559,46 @@ def test_conversation_and_notes(browser, redis_server, dashboard, users, browser
     until(bob, lambda d: text_of(d, "#conv-title") == "会话 c-702" and
           [x["id"] for x in rows(d, "#conv-alerts .conv-alert")] == [other["id"]], "c-702")
     assert rows(bob, "#conv-notes .note") == []
+
+    # tooltips carry chat text too: shown as the text is, controls and bidi
+    # escaped, line breaks kept (found by review: five held a raw U+202E)
+    rlo = "\u202e"
+    long_text = "订单 " * 60 + "加我微信 wx123 " + rlo + "evil"
+    coach = "第一行" + rlo + "x\n第二行"
+    one = rule_hit(time.time(), 4, "c-704" + rlo + "gpj.exe", agent="小美" + rlo, text=long_text,
+                   hits=[hit("offplatform.x" + rlo, "offplatform", "critical", "block", 180, 184,
+                             "加我微信", coach)])
+    one.update(shop="s" + rlo, queue="q" + rlo)
+    two = rule_hit(time.time(), 5, "c-705", text=long_text,
+                   hits=[hit("offplatform.x", "offplatform", "critical", "block", 180, 184,
+                             "加我微信", coach),
+                         hit("etiquette.cold", "etiquette", "info", "flag", 0, 1, "订", coach)])
+    for a, h in ((one, {"state": "resolved", "note": "n" + rlo + "a\nb"}),
+                 (two, {"state": "false_positive", "reason": "r" + rlo + "c"})):
+        xadd(c, a)
+        c.hset("chatmon:alerts:handling", a["id"],
+               json.dumps(dict(h, by="carol", at=ms(), rule="r"), ensure_ascii=False))
+        c.xadd("chatmon:audit", {"e": json.dumps({"ts": ms(), "who": "carol", "what": "alert.state",
+                                                  "alert": a["id"], "state": h["state"]})})
+
+    def titles(d):
+        return js(d, "return [...document.querySelectorAll('#alerts .alert')].filter("
+                     "r => r.dataset.id === arguments[0] || r.dataset.id === arguments[1])"
+                     ".map(r => [...r.querySelectorAll('[title]')].map(e => e.title));",
+                  one["id"], two["id"])
+    until(bob, lambda d: js(d, "return document.querySelectorAll('#alerts .alert .h-note[title], "
+                               "#alerts .alert .h-reason[title]').length;") == 2,
+          "both rows with their handling")
+    got = [x for row in titles(bob) for x in row]
+    assert not [x for x in got if rlo in x], got
+    assert js(bob, "return [...document.querySelectorAll('[title]')].filter("
+                   "e => e.title.includes('\\u202e')).length;") == 0
+    esc = coach.replace(rlo, "\\u202e")
+    assert got.count(esc) == 3, got                        # the coach line, each hit's
+    assert "n\\u202ea\nb" in got and "r\\u202ec" in got, got  # the handling's note, reason
+    assert long_text.replace(rlo, "\\u202e") in got, got  # the whole text, cut short on screen
+    assert "offplatform.x\\u202e" in got, got               # the rule
+    assert any(x.startswith("小美\\u202e · c-704\\u202egpj.exe · s\\u202e · q\\u202e") for x in got), got
 
 
 def test_at_a_glance_sound_and_notification(browser, redis_server, dashboard, users):

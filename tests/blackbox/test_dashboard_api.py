@@ -11,6 +11,7 @@ import http.client
 import json
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -433,6 +434,53 @@ def test_conversation(dashboard, redis_server):
     assert st == 200 and doc["turns"] == [] and doc["nick"] is None and len(doc["alerts"]) == 1
     st, _, doc = get(d, "/api/conversations/c-404")
     assert st == 404
+
+
+def test_ids_with_dot_segments(open_dash):
+    """Any string names a conversation, and "." or ".." an agent: lws decodes
+    a path (%2F is "/") and removes its dot segments, so
+    /api/conversations/c-77%2F..%2Fc-clean was c-clean's, and a note to
+    agent ".." had no route. The ids travel as query arguments, whole.
+    Found by review."""
+    d, c = open_dash
+    now = int(time.time() * 1000)
+    real = "c-77/../c-clean"
+    c.lpush("chatmon:hist:c-clean", json.dumps({"ts": now - 9000, "role": "agent",
+                                                "agent": "bob", "text": "CLEAN"}))
+    c.lpush(f"chatmon:hist:{real}", json.dumps({"ts": now - 1000, "role": "agent",
+                                                "agent": "..", "text": "OFFENDING"}))
+    xadd(c, alert(1, now, "..", real))
+    xadd(c, alert(2, now + 1, ".", "./x/."))
+    wait_alerts(d, 2)
+    q = urllib.parse.quote
+    st, _, doc = get(d, f"/api/conversation?id={q(real, safe='')}")
+    assert st == 200, doc
+    assert doc["conversation"] == real, doc
+    assert [t["text"] for t in doc["turns"]] == ["OFFENDING"], doc
+    assert [x["alert"]["conversation"] for x in doc["alerts"]] == [real]
+    st, _, doc = get(d, "/api/conversation?id=c-clean")
+    assert st == 200 and [t["text"] for t in doc["turns"]] == ["CLEAN"], doc
+    # a whisper to agent "..", and to ".", about the conversations they had
+    for agent, conv in (("..", real), (".", "./x/.")):
+        st, _, doc = post(d, f"/api/notes?agent={q(agent, safe='')}",
+                          {"conversation": conv, "text": "注意"})
+        assert st == 202, (agent, doc)
+        assert doc["note"]["agent"] == agent and doc["note"]["conversation"] == conv
+        nid = doc["note"]["id"]
+        assert c.zscore(f"chatmon:notes:pending:{agent}", nid) is not None
+        assert c.lrange(f"chatmon:notes:conv:{conv}", 0, -1) == [nid]
+    st, _, doc = get(d, f"/api/conversation?id={q(real, safe='')}")
+    assert st == 200 and len(doc["notes"]) == 1 and doc["notes"][0]["agent"] == ".."
+    # without the id: said how to ask
+    st, _, doc = get(d, "/api/conversation")
+    assert st == 400 and "?id=" in doc["error"], doc
+    st, _, doc = post(d, "/api/notes", {"conversation": real, "text": "x"})
+    assert st == 400 and "?agent=" in doc["error"], doc
+    st, h, doc = get(d, "/api/notes?agent=alice")
+    assert st == 405 and h["allow"] == "POST"
+    # the path forms still serve ids without dot segments
+    st, _, doc = get(d, "/api/conversations/c-clean")
+    assert st == 200 and doc["conversation"] == "c-clean"
 
 
 def test_handling_pruned_with_the_stream(dashboard, redis_server):

@@ -1,4 +1,4 @@
-/* test_access: address ranges, Origin allow-lists and agent ids. */
+/* test_access: address ranges, Origin allow-lists, Host names and agent ids. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,6 +91,74 @@ test_origin(void **state)
 }
 
 static void
+test_host(void **state)
+{
+	char			 h[64], *o[] = { "https://qc.shop.example",
+				    "http://[2001:db8::7]:8080" };
+	struct config_list	 origins = { o, 2 };
+	int			 port;
+
+	(void)state;
+	assert_int_equal(access_host_split("Dash.Example:8081", h, sizeof(h), &port), 0);
+	assert_string_equal(h, "dash.example");
+	assert_int_equal(port, 8081);
+	assert_int_equal(access_host_split("localhost.", h, sizeof(h), &port), 0);
+	assert_string_equal(h, "localhost");
+	assert_int_equal(port, 0);
+	assert_int_equal(access_host_split("[::1]:8081", h, sizeof(h), &port), 0);
+	assert_string_equal(h, "::1");
+	assert_int_equal(port, 8081);
+	assert_int_equal(access_host_split("[::1]", h, sizeof(h), &port), 0);
+	assert_int_equal(port, 0);
+	assert_int_equal(access_host_split("a:", h, sizeof(h), &port), 0);
+	assert_int_equal(access_host_split("", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split(":80", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("::1", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("[::1", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("[::1]x", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("[a.b]", h, sizeof(h), &port), 0);
+	assert_int_equal(access_host_split("[x.y]", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("a:0", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("a:65536", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("a:+80", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("a:80x", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("a b", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("a/b", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("u@a", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("\xe4\xbe\x8b.cn", h, sizeof(h), &port), -1);
+	assert_int_equal(access_host_split("abcdefgh", h, 8, &port), -1);
+	assert_int_equal(access_url_host("https://u:p@Dash.Example:8443/x?y", h,
+	    sizeof(h)), 0);
+	assert_string_equal(h, "dash.example");
+	assert_int_equal(access_url_host("dash.example", h, sizeof(h)), -1);
+
+	/* not a browser; addresses; localhost */
+	assert_true(access_host_ok(NULL, NULL, NULL, NULL));
+	assert_true(access_host_ok("127.0.0.1:8081", NULL, NULL, NULL));
+	assert_true(access_host_ok("192.0.2.7", NULL, NULL, NULL));
+	assert_true(access_host_ok("[::1]:8081", NULL, NULL, NULL));
+	assert_true(access_host_ok("LocalHost:9999", NULL, NULL, NULL));
+	/* DNS rebinding: a name nobody configured */
+	assert_false(access_host_ok("rebind.attacker.test:8081", "127.0.0.1",
+	    NULL, NULL));
+	assert_false(access_host_ok("localhost.attacker.test", NULL, NULL, NULL));
+	assert_false(access_host_ok("127.0.0.1.nip.io:8081", NULL, NULL, NULL));
+	assert_false(access_host_ok("", NULL, NULL, NULL));
+	assert_false(access_host_ok("[::1", NULL, NULL, NULL));
+	/* the names configured */
+	assert_true(access_host_ok("dash.internal:8081", "Dash.Internal", NULL, NULL));
+	assert_true(access_host_ok("qc.example.com", "0.0.0.0",
+	    "https://QC.example.com/dashboard/", NULL));
+	assert_true(access_host_ok("qc.example.com:443", NULL,
+	    "https://qc.example.com", NULL));
+	assert_false(access_host_ok("qc.example.com.evil", NULL,
+	    "https://qc.example.com", NULL));
+	assert_true(access_host_ok("qc.shop.example", NULL, NULL, &origins));
+	assert_true(access_host_ok("[2001:db8::7]:8080", NULL, NULL, &origins));
+	assert_false(access_host_ok("shop.example", NULL, NULL, &origins));
+}
+
+static void
 test_agent_id(void **state)
 {
 	char	long_id[ACCESS_AGENT_ID_MAX + 2];
@@ -124,6 +192,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cidr),
 		cmocka_unit_test(test_origin),
+		cmocka_unit_test(test_host),
 		cmocka_unit_test(test_agent_id),
 	};
 

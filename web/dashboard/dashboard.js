@@ -522,6 +522,13 @@ function visible(s) {
   });
 }
 
+// A tooltip (title) of data: what visible() shows, its line breaks kept
+// (a tooltip shows them as lines). Tooltips read as the text does: a raw
+// U+202E there would reorder what the supervisor reads just the same.
+function visibleLines(s) {
+  return String(s).split('\n').map(visible).join('\n');
+}
+
 // "8.3 秒": figures of the agents table, always one decimal.
 function fmtSec(ms) {
   return Number.isFinite(ms) ? t('seconds', (ms / 1000).toFixed(1)) : '—';
@@ -743,7 +750,7 @@ function messageText(a) {
   span.append(part(from, s));
   if (hit) span.append(el('mark', '', part(s, e)), part(e, to));
   if (to < n) span.append('…');
-  if (from > 0 || to < n) span.title = text;
+  if (from > 0 || to < n) span.title = visibleLines(text);
   return span;
 }
 
@@ -759,13 +766,13 @@ function hitsList(hits) {
     });
     li.append(el('span', `dot sev-${sev}`));
     const what = el('span', 'hit-what', categoryLabel(String(h.category ?? '')));
-    if (h.rule) what.title = String(h.rule);
+    if (h.rule) what.title = visible(h.rule);
     li.append(what);
     if (h.action === 'block') li.append(el('span', 'badge blocked', t('blocked')));
     if (typeof h.matched === 'string' && h.matched) li.append(el('span', 'hit-match', visible(h.matched)));
     if (h.message) {
       const coach = el('span', 'hit-coach', visible(h.message));
-      coach.title = String(h.message);
+      coach.title = visibleLines(h.message);
       li.append(coach);
     }
     list.append(li);
@@ -800,7 +807,7 @@ function alertRow(e) {
     what.append(el('span', 'what', t(a.type, a.first === true)));
   } else {
     const w = el('span', 'what', categoryLabel(e.category));
-    if (a.rule) w.title = String(a.rule);
+    if (a.rule) w.title = visible(a.rule);
     what.append(w);
     if (e.blocked) what.append(el('span', 'badge blocked', t('blocked')));
   }
@@ -811,7 +818,7 @@ function alertRow(e) {
   convLink.title = t('openConv');
   who.append(el('span', 'agent', visible(e.agent)), convLink);
   if (e.shop) who.append(el('span', 'shop', shopLabel(e.shop) + (e.queue ? ' · ' + visible(e.queue) : '')));
-  who.title = [e.agent, e.conversation, e.shop, e.queue].filter(Boolean).join(' · ');   // all may be cut short on screen
+  who.title = [e.agent, e.conversation, e.shop, e.queue].filter(Boolean).map(visible).join(' · ');   // all may be cut short on screen
 
   const body = el('div', 'c-body');
   if (e.sla) {
@@ -825,7 +832,7 @@ function alertRow(e) {
       body.append(hitsList(e.hits));
     } else if (a.message) {
       const coach = el('div', 'coach', visible(a.message));
-      coach.title = String(a.message);    // one line on screen, the whole in the tooltip
+      coach.title = visibleLines(a.message);    // one line on screen, the whole in the tooltip
       body.append(coach);
     }
   }
@@ -969,7 +976,7 @@ function paintHandle(box) {
     for (const [k, key] of [['note', 'handling.note'], ['reason', 'handling.reason']]) {
       if (typeof h[k] === 'string' && h[k]) {
         const x = el('span', `h-${k}`, t(key, visible(h[k])));
-        x.title = h[k];
+        x.title = visibleLines(h[k]);
         status.append(x);
       }
     }
@@ -1278,7 +1285,7 @@ function ring(fresh) {
 
 /* ------------------------------------------------------- the conversation */
 
-// GET /api/conversations/ID: the chat both ways, who waits, the
+// GET /api/conversation?id=ID: the chat both ways, who waits, the
 // conversation's alerts with their handling, the notes to its agent with
 // their state; a form for a new note. Opened from an alert row or a
 // waiting row; it follows the feed (new alerts of the conversation and the
@@ -1329,7 +1336,8 @@ async function loadConversation() {
   if (!id) return;
   const seq = ++conv.seq;
   conv.loading = true;
-  const res = await api('GET', `/api/conversations/${encodeURIComponent(id)}`);
+  // the id as a query argument: in the path, the server would see "a/../b" as "b"
+  const res = await api('GET', `/api/conversation?id=${encodeURIComponent(id)}`);
   if (seq !== conv.seq || conv.id !== id) return;      // overtaken, or closed
   conv.loading = false;
   if (res.ok && res.doc && typeof res.doc === 'object') {
@@ -1553,7 +1561,7 @@ async function sendNote(ev) {
   dom.noteSend.disabled = true;
   dom.noteError.hidden = true;
   const id = conv.id;
-  const res = await api('POST', `/api/agents/${encodeURIComponent(agentName)}/notes`, { conversation: id, text });
+  const res = await api('POST', `/api/notes?agent=${encodeURIComponent(agentName)}`, { conversation: id, text });
   dom.noteSend.disabled = false;
   if (!res.ok) {
     dom.noteError.textContent = res.error;
@@ -1679,7 +1687,7 @@ function renderWaiting() {
       conversation: String(r.conversation ?? ''), agent: String(r.agent ?? ''), state: String(r.state ?? ''),
       shop: String(r.shop ?? ''), queue: String(r.queue ?? ''),
     });
-    if (r.instance) row.title = String(r.instance);
+    if (r.instance) row.title = visible(r.instance);
     const wait = el('div', 'wait');
     const main = el('div', 'w-main');
     main.append(el('span', 'conv', visible(r.conversation ?? '')), el('span', 'agent', visible(r.agent ?? '')));
@@ -1835,7 +1843,7 @@ function renderAgents() {
     const nameCell = el('td', 'name');
     const link = el('button', 'agent-link', visible(name));
     link.type = 'button';
-    link.title = t('filterBy', name);
+    link.title = t('filterBy', visible(name));
     link.dataset.agent = name;
     nameCell.append(link);
 
