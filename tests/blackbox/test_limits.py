@@ -145,7 +145,8 @@ def test_silent_connections_do_not_stall_handshakes(daemon, backend, dashboard,
         for _ in range(3):
             c = socket.create_connection(("127.0.0.1", dash.port), T)
             c.settimeout(3 * SLOW)
-            c.sendall(b"GET /api/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            c.sendall(f"GET /api/login HTTP/1.1\r\nHost: 127.0.0.1:{dash.port}\r\n"
+                      "Connection: close\r\n\r\n".encode())
             assert c.recv(64).startswith(b"HTTP/1.1 200"), "dashboard did not answer"
             c.close()
     finally:
