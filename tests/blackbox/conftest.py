@@ -520,6 +520,25 @@ async def closed(ws, timeout=T):
     return await asyncio.wait_for(drain(), timeout)
 
 
+def ws_frame(opcode, payload, fin=True, rsv=0, mask=True, length=None):
+    """A raw client frame (RFC 6455), masked unless told; length overrides
+    the encoded payload length (then always in the 64-bit form)."""
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | rsv | opcode])
+    mbit = 0x80 if mask else 0
+    if n < 126 and length is None:
+        head += bytes([mbit | n])
+    elif n < 65536 and length is None:
+        head += bytes([mbit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mbit | 127]) + struct.pack("!Q", n)
+    if mask:
+        key = os.urandom(4)
+        payload = bytes(x ^ key[i % 4] for i, x in enumerate(payload))
+        head += key
+    return head + payload
+
+
 class RawWS:
     """A hand-made WebSocket client over a plain socket, for protocol violations."""
 
@@ -546,20 +565,7 @@ class RawWS:
         assert accept in self.response, self.response
 
     def send_frame(self, opcode, payload, fin=True, mask=True):
-        head = bytes([(0x80 if fin else 0) | opcode])
-        n = len(payload)
-        mbit = 0x80 if mask else 0
-        if n < 126:
-            head += bytes([mbit | n])
-        elif n < 65536:
-            head += bytes([mbit | 126]) + struct.pack("!H", n)
-        else:
-            head += bytes([mbit | 127]) + struct.pack("!Q", n)
-        if mask:
-            key = os.urandom(4)
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-            head += key
-        self.sock.sendall(head + payload)
+        self.sock.sendall(ws_frame(opcode, payload, fin=fin, mask=mask))
 
     def _read(self, n):
         while len(self.buf) < n:

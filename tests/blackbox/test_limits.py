@@ -4,7 +4,6 @@ out; and what every protocol violation of RFC 6455 gets (a close frame with
 the right code, the other side told at once)."""
 
 import asyncio
-import os
 import socket
 import struct
 import threading
@@ -14,6 +13,7 @@ import pytest
 import websockets
 
 from conftest import SLOW, T, RawWS, agent, closed, free_port, recv, run, wait_for
+from conftest import ws_frame as frame
 from test_ops import fetch_json, metrics
 
 
@@ -311,24 +311,6 @@ def test_upstream_that_never_answers_the_upgrade(daemon, backend):
 
 
 # ---------------------------------------------------------------- RFC 6455 from the agent
-
-def frame(opcode, payload, fin=True, rsv=0, mask=True, length=None):
-    """A raw client frame; length overrides the encoded payload length."""
-    n = len(payload) if length is None else length
-    head = bytes([(0x80 if fin else 0) | rsv | opcode])
-    mbit = 0x80 if mask else 0
-    if n < 126 and length is None:
-        head += bytes([mbit | n])
-    elif n < 65536 and length is None:
-        head += bytes([mbit | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([mbit | 127]) + struct.pack("!Q", n)
-    if mask:
-        key = os.urandom(4)
-        payload = bytes(x ^ key[i % 4] for i, x in enumerate(payload))
-        head += key
-    return head + payload
-
 
 AGENT_VIOLATIONS = {
     "rsv1": (frame(0x1, b"hello", rsv=0x40), 1002),

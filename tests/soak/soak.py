@@ -51,6 +51,7 @@ import websockets  # noqa: E402
 
 from conftest import (SANITIZER_MARKS, Backend, RedisServer,  # noqa: E402
                       free_port, rss_kib)
+from conftest import ws_frame as frame  # noqa: E402
 
 CHATMOND = os.environ.get("CHATMOND") or os.path.join(ROOT, "build", "chatmond")
 CHATMON = os.environ.get("CHATMON") or os.path.join(ROOT, "build", "chatmon")
@@ -173,23 +174,6 @@ def handshake(path, port, extra=""):
     return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
             f"Sec-WebSocket-Version: 13\r\n{extra}\r\n").encode()
-
-
-def frame(opcode, payload, fin=True, rsv=0, mask=True, length=None):
-    n = len(payload) if length is None else length
-    head = bytes([(0x80 if fin else 0) | rsv | opcode])
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        head += bytes([mbit | n])
-    elif n < 65536:
-        head += bytes([mbit | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([mbit | 127]) + struct.pack("!Q", n)
-    if mask:
-        key = os.urandom(4)
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-        head += key
-    return head + payload
 
 
 def upgraded(port, path):
