@@ -223,6 +223,20 @@ chatmond_reload_work(void *arg)
 
 static void	chatmond_on_reloaded(evutil_socket_t, short, void *);
 
+/* A helper thread; signals stay the loop's: it starts with all of them blocked. */
+static int
+chatmond_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t	all, mask;
+	int		e;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &mask);
+	e = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
+	return e;
+}
+
 /*
  * What a reload replaced, or compiled and then could not use, is freed on
  * a thread of its own, and the heap trimmed after it: on the loop,
@@ -251,17 +265,10 @@ chatmond_retire_join(struct chatmond *d)
 static void
 chatmond_retire(struct chatmond *d, struct relay_next *old)
 {
-	sigset_t	all, mask;
-	int		e;
-
 	if (old == NULL)
 		return;
 	chatmond_retire_join(d);	/* the last one's: long done, reloads are seconds apart */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &mask);
-	e = pthread_create(&d->retire, NULL, chatmond_retire_work, old);
-	pthread_sigmask(SIG_SETMASK, &mask, NULL);
-	if (e == 0)
+	if (chatmond_thread(&d->retire, chatmond_retire_work, old) == 0)
 		d->retiring = 1;
 	else
 		chatmond_retire_work(old);	/* no thread: on the loop, as before */
@@ -271,7 +278,6 @@ static void
 chatmond_reload_start(struct chatmond *d)
 {
 	struct chatmond_reload	*rl;
-	sigset_t		 all, mask;
 	char			 st[256];
 	int			 e;
 
@@ -293,12 +299,7 @@ chatmond_reload_start(struct chatmond *d)
 		e = errno;
 		goto err;
 	}
-	/* signals stay the loop's: the thread starts with all of them blocked */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &mask);
-	e = pthread_create(&rl->thread, NULL, chatmond_reload_work, rl);
-	pthread_sigmask(SIG_SETMASK, &mask, NULL);
-	if (e != 0)
+	if ((e = chatmond_thread(&rl->thread, chatmond_reload_work, rl)) != 0)
 		goto err;
 	d->reload = rl;
 	log_info("main: reload: reading %s", d->path);
