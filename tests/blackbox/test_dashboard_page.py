@@ -758,7 +758,9 @@ def test_flood(browser, redis_server, dashboard):
     print(f"\nflood: {n} alerts in {took:.1f} s, longest frame gap {gap:.0f} ms, "
           f"slowest script round trip {slowest * 1000:.0f} ms")
     assert gap < 1000 * SLOW, gap
-    assert slowest < 2 * SLOW, slowest
+    # alone 0.3-0.4 s; beside the other xdist worker on two shared cores it
+    # reached 2.2 s once (2026-12-06): the bound is for a page that froze
+    assert slowest < 3 * SLOW, slowest
     assert probe(drv)["sent"] == []
 
 
