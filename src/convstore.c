@@ -178,6 +178,14 @@ static const char convstore_lua_turn[] =
 "  rt = t\n"
 "  t = {}\n"
 "end\n"
+/*
+ * A round to open by another shop's plans (this instance met the
+ * conversation over a connection of that shop, in a frame naming none):
+ * nothing is applied, and the answer 3 gives the record, so that the
+ * caller plans by the record's shop and sends the turn again.
+ */
+"if ARGV[2] == 'c' and t.op ~= '1' and (t.sh or '') ~= '' and\n"
+"    (t.sh ~= ARGV[7] or (t.qu or '') ~= ARGV[8]) then return {3, dump(t), {}} end\n"
 "if not t.sh then t.sh = ARGV[7]; t.qu = ARGV[8] end\n"
 "if ARGV[3] ~= '' then t.a = ARGV[3] end\n"
 "if ARGV[2] == 'c' then\n"
@@ -630,8 +638,9 @@ convstore_parse(const redisReply *r, struct convstore_reply *out)
 	    convstore_parse_state(r->element[1], out) == -1 ||
 	    r->element[2]->type != REDIS_REPLY_ARRAY)
 		return -1;
-	out->done = r->element[0]->integer != 0;
+	out->done = r->element[0]->integer == 1 || r->element[0]->integer == 2;
 	out->stale = r->element[0]->integer == 2;
+	out->other_shop = r->element[0]->integer == 3;
 	c = r->element[2];
 	if (c->elements == 7) {
 		out->charged = 1;
@@ -711,7 +720,8 @@ convstore_on_reply(redisReply *reply, void *priv)
 		convstore_reply_init(&r);
 	}
 	op->cb(&r, op->priv);
-	convstore_keep_done(cs, op, r.ok);
+	/* a turn for another shop changed nothing: nothing to send again */
+	convstore_keep_done(cs, op, r.ok && !r.other_shop);
 }
 
 /* A claimed conversation's fields (HMGET) to the caller. */

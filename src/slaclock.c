@@ -82,6 +82,10 @@ struct slaclock_op {
 	int			 unheld;	/* END of a conversation the engine did not hold */
 	int			 answered, first;
 	int64_t			 opened, at;
+	/* TURN of a customer: to plan it again by the record's shop, once */
+	int			 replanned;
+	int64_t			 turn_at;
+	uint64_t		 turn_hash;
 	struct sla_event	 ev;		/* FIRE: its strings point below */
 	char			*agent;		/* into buf */
 	char			*shop;		/* the conversation's, into buf */
@@ -512,12 +516,38 @@ slaclock_sync(struct slaclock *clk, const char *id, size_t len, int turn,
 		slaclock_arm(c);
 }
 
+static void	slaclock_turn_as(struct slaclock *, const struct pipeline_turn *,
+		    struct slaclock_peer *, uint64_t hash, int replanned);
+
 static void
 slaclock_on_store(const struct convstore_reply *r, void *priv)
 {
 	struct slaclock_op	*op = priv;
 	struct slaclock		*clk = op->clk;
+	struct pipeline_turn	 t;
 
+	if (r->ok && r->other_shop && !op->replanned) {
+		/*
+		 * The conversation is another shop's: the engine takes the
+		 * record (and its shop), then the turn opens its round by that
+		 * shop's plans, in the engine and in Redis.
+		 */
+		slaclock_sync(clk, op->buf, op->len, 1, r);
+		memset(&t, 0, sizeof(t));
+		t.customer = 1;
+		t.agent = op->agent;
+		t.conversation = op->buf;
+		t.conversation_len = op->len;
+		t.now_ms = op->turn_at;
+		t.shop = r->shop;
+		t.queue = r->queue;
+		slaclock_turn_as(clk, &t, NULL, op->turn_hash, 1);
+		free(op);
+		return;
+	}
+	if (r->other_shop)
+		log_warnx("slaclock_on_store: a conversation changed its shop "
+		    "twice under a turn; its round is not timed");
 	if (!r->ok) {
 		slaclock_op_alone(op);
 		free(op);
@@ -566,6 +596,14 @@ void
 slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
     struct slaclock_peer *where)
 {
+	slaclock_turn_as(clk, t, where, util_fnv1a64(t->text, t->text_len), 0);
+}
+
+/* t (its text as hash) into the engine and the store; replanned: a second time. */
+static void
+slaclock_turn_as(struct slaclock *clk, const struct pipeline_turn *t,
+    struct slaclock_peer *where, uint64_t hash, int replanned)
+{
 	struct sla_conv		*conv;
 	struct slaclock_conv	*c;
 	struct slaclock_op	*op = NULL;
@@ -594,6 +632,9 @@ slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
 	    SLACLOCK_OP_TURN, t->conversation, t->conversation_len,
 	    t->agent, shop, queue)) == NULL)
 		return;
+	op->replanned = replanned;
+	op->turn_at = now;
+	op->turn_hash = hash;
 	if (!customer && !robot && before.open && clk->shared) {
 		op->charge = op->answered = 1;
 		op->opened = before.opened;
@@ -606,8 +647,7 @@ slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
 	    t->conversation_len, t->agent, shop, queue,
 	    customer ? CONVSTORE_CUSTOMER :
 	    robot ? CONVSTORE_OTHER : CONVSTORE_REPLY,
-	    util_fnv1a64(t->text, t->text_len),
-	    &first, &later, now, slaclock_on_store, op));
+	    hash, &first, &later, now, slaclock_on_store, op));
 }
 
 /*

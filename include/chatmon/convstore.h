@@ -36,6 +36,11 @@ struct convstore_reply {
 	 * connection went): the caller charges what it did itself, once
 	 */
 	int			 stale;
+	/*
+	 * turn: nothing applied, the conversation is another shop's (shop,
+	 * queue): the caller plans the round by that shop and sends it again
+	 */
+	int			 other_shop;
 	struct sla_conv_state	 st;
 	const char		*agent;		/* the conversation's agent ("" unknown) */
 	const char		*shop;		/* its shop and queue ("" none) */

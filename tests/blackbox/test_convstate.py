@@ -501,6 +501,54 @@ def test_another_instance_times_a_shops_round_by_that_shops_rules(daemon, backen
                           for f in logged), logged
 
 
+def test_a_round_met_over_another_shops_connection_keeps_its_shops_plans(
+        daemon, backend, redis_server, tmp_path):
+    """A conversation begun in shop tm (queue pre) on instance A; its next
+    customer turn reaches instance B, which never held it, over a connection
+    of shop jd, in a frame naming no shop. The round opens by tm/pre's
+    thresholds, in Redis and in B's engine (its breach says so), not by
+    jd's: the conversation keeps the shop of its first turn wherever its
+    turns come in (docs/sla.md, "Many shops")."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("sx-1", "在吗,发货了吗"))])
+    s2 = script(tmp_path, "s2", [(0, frame("sx-1", "那大概几天到"))])
+    extra = SLA + ("shop_id: query:shop\nqueue_id: query:queue\nshops:\n"
+                   "  tm:\n    queues:\n      pre:\n"
+                   "        sla: {reply: 2s}\n"
+                   "  jd:\n    sla: {reply: 40s, escalate: 60s}\n")
+    a = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
+    bb = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
+    key = "chatmon:sla:{%d}:c:sx-1" % sla_bucket("sx-1")
+
+    async def on_a():
+        async with agent(a, f"/script?file={s1}&agent=alice&shop=tm&queue=pre") as ws:
+            await first_turn(ws, "sx-1")
+            await ws.send(frame("sx-1", "亲,在的"))
+            wait_for(lambda: c.hget(key, "op") == "0", 5 * SLOW, "the round closed")
+    run(on_a())
+
+    async def on_b():
+        async with agent(bb, f"/script?file={s2}&agent=alice&shop=jd") as ws:
+            t1 = await first_turn(ws, "sx-1")
+            wait_for(lambda: c.hget(key, "op") == "1", 5 * SLOW, "the round open")
+            st = c.hgetall(key)
+            assert (st["sh"], st["qu"], st["f"]) == ("tm", "pre", "0"), st
+            assert int(st["d1"]) - int(st["o"]) == 2000, st      # tm/pre's reply
+            wait_for(lambda: [x for x in sla_alerts(c, "sx-1")
+                              if x[1]["type"] == "sla.breach"],
+                     4 * SLOW, "the breach by tm/pre's reply threshold")
+            return t1
+    t1 = run(on_b())
+    br = [x[1] for x in sla_alerts(c, "sx-1") if x[1]["type"] == "sla.breach"]
+    assert len(br) == 1, br
+    assert (br[0]["shop"], br[0]["queue"], br[0]["threshold_ms"]) == ("tm", "pre", 2000), br
+    assert abs(due_ms(br[0]) - 2000 - t1 * 1000) < 300, (br, t1)
+    assert "changed its shop" not in bb.log()
+    assert a.stop() == 0 and bb.stop() == 0
+
+
 def test_scripts_lost_under_a_live_connection_keep_the_turns_in_order(daemon, backend,
                                                                      redis_server, tmp_path):
     """Redis forgets the scripts (SCRIPT FLUSH) while chatmond stays connected:
