@@ -83,7 +83,12 @@ Redis's own CPU is not counted either way. The
 n-gram model (conf/chatmond.yaml's `model`) is off, as write_conf has it.
 
 The load generator, the echo and the proxy share the same two cores; the
-load generator's lateness against its schedule is reported.
+load generator's lateness against its schedule is reported. With --pin
+each proxy runs on the last CPU and the echo and the load generator on
+the others (sched_setaffinity, inherited by nginx's worker), as on a
+server where the proxy's core is its own and the peers are elsewhere on
+the network: the peers then no longer evict the proxy's code and data
+from that core's caches between frames. Every proxy is pinned alike.
 
 Markdown tables out. Exits non-zero if anything failed: a process that
 did not start or died, a frame lost, changed or unexpected (chatmond's
@@ -91,7 +96,8 @@ warning), a connection refused or dropped, any chatmond alert.
 
 usage: CHATMOND=build/chatmond tests/bench/relay.py [--reps 3] [--seconds 6]
        [--warmup 2] [--rates 2000,5000] [--conns 1,10,100] [--idle 1000,5000]
-       [--syscall-seconds 3] [--calls-tool perf|strace] [--state-in-redis] [--history] [--quick]
+       [--syscall-seconds 3] [--calls-tool perf|strace] [--state-in-redis] [--history]
+       [--pin] [--quick]
 
 --quick is a smoke run (1 repetition, 2 s cells, 500 frames/s over 10
 connections, 100 idle agents, one system-call pass per proxy): well under a
@@ -131,6 +137,19 @@ CALLS = ("read write readv writev recvfrom sendto recvmsg sendmsg recvmmsg sendm
 
 class Failed(Exception):
     pass
+
+
+# --pin: the CPUs of each role ("proxy", "peer"); empty: no pinning
+PIN = {}
+
+
+def preexec(role):
+    """A child's set-up: the descriptor limit, and its CPUs under --pin."""
+    def f():
+        raise_nofile()
+        if role in PIN:
+            os.sched_setaffinity(0, PIN[role])
+    return f
 
 
 def raise_nofile():
@@ -179,11 +198,11 @@ class Procs:
         self.tmp = tmp
         self.all = []
 
-    def start(self, name, argv, **kw):
+    def start(self, name, argv, role="proxy", **kw):
         log = open(os.path.join(self.tmp, f"{name}.log"), "ab")
         kw.setdefault("stdout", log)
         kw.setdefault("stdin", subprocess.DEVNULL)
-        p = subprocess.Popen(argv, stderr=log, preexec_fn=raise_nofile, **kw)
+        p = subprocess.Popen(argv, stderr=log, preexec_fn=preexec(role), **kw)
         p.name, p.logpath = name, log.name
         log.close()
         self.all.append(p)
@@ -290,7 +309,7 @@ class Target:
 
 
 def start_echo(procs, node, env):
-    p = procs.start("echo", [node, os.path.join(NODE_SRC, "echo.js"), "0"],
+    p = procs.start("echo", [node, os.path.join(NODE_SRC, "echo.js"), "0"], role="peer",
                     stdout=subprocess.PIPE, env=env, text=True)
     q = lines_of(p.stdout)
     port = next_json(q, 10, "echo.js")["port"]
@@ -420,7 +439,7 @@ def run_load(node, env, target, echo, rate, conns, seconds, warmup, control=None
     if control:
         argv += ["--control", "1"]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env, preexec_fn=raise_nofile)
+                         stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec("peer"))
     q = lines_of(p.stdout)
     what = f"load.js to {target.name} ({rate}/s, {conns} conn)"
     stop = None
@@ -526,7 +545,7 @@ def idle_rss(procs, node, env, target, echo_port, counts, settle):
     p = subprocess.Popen([node, os.path.join(NODE_SRC, "idle.js"), "--url", target.url,
                           "--count", "0", "--parallel", "50"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True, env=env, preexec_fn=raise_nofile)
+                         stderr=subprocess.DEVNULL, text=True, env=env, preexec_fn=preexec("peer"))
     q = lines_of(p.stdout)
     out = {}
     try:
@@ -584,7 +603,8 @@ def report(args, cells, res, sysc, rss, echo_cpu, late, metrics):
     s = "s" if reps > 1 else ""
     print(f"relay against HAProxy and nginx: {reps} repetition{s}, {args.warmup} s warm-up "
           f"+ {args.seconds} s measured per cell, targets interleaved; ranges over the "
-          f"repetitions; chatmond ÷ HAProxy taken within each repetition\n")
+          f"repetitions; chatmond ÷ HAProxy taken within each repetition"
+          f"{'; each proxy pinned to a CPU of its own (--pin)' if args.pin else ''}\n")
 
     def pick(t, cell, key):
         return [r[key] if r else None for r in res[t][cell]]
@@ -664,11 +684,18 @@ def main():
     ap.add_argument("--rules", default=RULES,
                     help="chatmond's rules (default: the default pack); a one-rule "
                          "pack shows what relaying costs without inspecting")
+    ap.add_argument("--pin", action="store_true",
+                    help="each proxy on the last CPU, the echo and the load on the others")
     ap.add_argument("--quick", action="store_true", help="a smoke run, well under a minute")
     args = ap.parse_args()
     if args.quick:
         args.reps, args.seconds, args.warmup = 1, 2, 0.5
         args.rates, args.conns, args.idle, args.syscall_seconds = "500", "10", "100", 1.5
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise Failed("--pin needs two CPUs or more")
+        PIN.update(proxy={cpus[-1]}, peer=set(cpus[:-1]))
     rates = [int(x) for x in args.rates.split(",")]
     conns = [int(x) for x in args.conns.split(",")]
     args.idle = sorted(int(x) for x in args.idle.split(",") if x)
