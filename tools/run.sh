@@ -54,6 +54,14 @@ robot_name=${robot_url#* }
 robot_secret=$(sed -n 's/^ *secret:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$config" | head -1)
 
 mkdir -p "$rundir"
+# one demo per run directory: a second `make run` must not take the first
+# one's Redis socket or truncate its logs (the lock is held by every part
+# started below, so it lasts as long as any of them runs)
+exec 9>"$rundir/run.lock"
+if ! flock -n 9; then
+	echo "run.sh: a demo is already running from $rundir (stop it first: Ctrl-C in its terminal)" >&2
+	exit 2
+fi
 rm -f "$sock"
 # the dashboard's logins (dashboard.users, relative to the file): the demo's
 # one supervisor, demo / demo, written the first time
@@ -113,7 +121,7 @@ cat <<MSG
     supervisors' dashboard:    http://$dash_listen/${users:+  (log in: demo / demo)}
     agents connect to:         ws://$listen/?agent=NAME  (chatmond, in front of
                                the demo chat backend ws://127.0.0.1:$backend_port/)
-    logs:                      $rundir/{chatmond,dashboard,notify,demo_backend,redis}.log
+    logs:                      $rundir/{chatmond,dashboard,notify,demo_backend,redis${robot:+,robot}}.log
     pushed alerts:             critical ones to a stand-in DingTalk robot${robot_port:+ on 127.0.0.1:$robot_port}
                                (chatmon notify; its lines below start with robot:)
   in another terminal, the same alerts from the start:
@@ -126,7 +134,8 @@ tail=
 tail=$!
 # whichever ends first ends the demo, and says why
 while :; do
-	for p in daemon:chatmond backend:demo_backend dashboard:dashboard notify:notify redis:redis; do
+	for p in daemon:chatmond backend:demo_backend dashboard:dashboard notify:notify \
+	    redis:redis ${robot:+robot:robot}; do
 		eval "pid=\$${p%%:*}"
 		kill -0 "$pid" 2>/dev/null && continue
 		echo

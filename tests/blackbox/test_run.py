@@ -129,7 +129,7 @@ def test_demo_shows_every_kind_of_alert_and_stops_clean(tmp_path):
     try:
         wait_for(lambda: run.has(r"The alerts, one line each"), 15 * SLOW, "the banner")
         rundir = tmp_path / "run"
-        assert run.has(rf"logs: +{re.escape(str(rundir))}/\{{chatmond,dashboard,notify,demo_backend,redis\}}\.log")
+        assert run.has(rf"logs: +{re.escape(str(rundir))}/\{{chatmond,dashboard,notify,demo_backend,redis,robot\}}\.log")
         assert run.has(rf"tail -c {re.escape(conf)} --since 0")
         # the demo's one supervisor, written the first time, so the page can act
         assert run.has(r"supervisors' dashboard: +http://\S+/  \(log in: demo / demo\)")
@@ -182,6 +182,61 @@ def test_demo_part_that_cannot_start_ends_it_with_its_log(tmp_path):
         wait_for(lambda: not pids_of(conf), 10 * SLOW, "every process of the demo gone")
     finally:
         busy.close()
+
+
+def test_demo_robot_that_cannot_start_ends_it_with_its_log(tmp_path):
+    """The stand-in robot is a part like the others: its port taken, the
+    demo stops and shows the end of robot.log."""
+    p = ports()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", p["robot"]))
+    busy.listen(1)
+    try:
+        conf = write_config(tmp_path, p, {})
+        run = Run(conf, p["backend"])
+        try:
+            run.proc.wait(30 * SLOW)
+        finally:
+            run.stop()
+        assert run.proc.returncode == 1, run.output()
+        out = "\n".join(run.output())
+        assert re.search(r"robot stopped; the end of .*/run/robot\.log:", out), out
+        assert re.search(r"^    .*(in use|Errno 98)", out, re.M | re.I), out
+        wait_for(lambda: not pids_of(conf), 10 * SLOW, "every process of the demo gone")
+    finally:
+        busy.close()
+
+
+def test_a_second_demo_leaves_the_running_one_alone(tmp_path):
+    """`make run` twice: the second says a demo is running and exits 2
+    before it touches anything; the first keeps its Redis socket and its
+    logs."""
+    p = ports()
+    conf = write_config(tmp_path, p, {})
+    first = Run(conf, p["backend"])
+    try:
+        wait_for(lambda: first.has(r"The alerts, one line each"), 15 * SLOW, "the banner")
+        rundir = tmp_path / "run"
+        log = wait_for(lambda: (rundir / "chatmond.log").read_bytes(), 10 * SLOW,
+                       "chatmond's first log line")
+        assert log.startswith(b"chatmond"), log[:200]
+        second = Run(conf, free_port())
+        try:
+            second.proc.wait(15 * SLOW)
+        finally:
+            second.stop()
+        assert second.proc.returncode == 2, second.output()
+        assert second.has(r"a demo is already running"), second.output()
+        assert (rundir / "redis.sock").is_socket()
+        r = subprocess.run(["redis-cli", "-s", str(rundir / "redis.sock"), "ping"],
+                           capture_output=True, text=True)
+        assert r.stdout.strip() == "PONG", r
+        assert (rundir / "chatmond.log").read_bytes().startswith(log)
+        assert first.proc.poll() is None, first.output()
+    finally:
+        first.stop()
+    assert first.proc.returncode == 0, first.output()
+    wait_for(lambda: not pids_of(conf), 10 * SLOW, "every process of the demo gone")
 
 
 def test_demo_config_escalates_before_buyers_give_up():
