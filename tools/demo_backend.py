@@ -598,7 +598,8 @@ class Session:
                 if not isinstance(cid, (str, int)) or isinstance(cid, bool):
                     raise TypeError
                 cid = str(cid)
-            except (ValueError, TypeError, KeyError):
+            except (ValueError, TypeError, KeyError, RecursionError):
+                # RecursionError: JSON nested deeper than Python's parser goes
                 print(f"[{self.name}] (not a chat frame) {message!r:.200}", flush=True)
                 continue
             conv = self.conversations.get(cid)

@@ -11,6 +11,7 @@ note, a warned reply delivered with a yellow note, and SLA countdowns that
 turn amber and red. Screenshots (workbench.png for the README,
 workbench-sla.png) go to $CHATMON_SCREENSHOTS (default build/screenshots)."""
 
+import asyncio
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import subprocess
 import time
 
 import pytest
+import websockets
 
 from conftest import (DEFAULT_RULES, PYTHON, ROOT, SLOW, T, LineReader, agent, free_port,
                       http_get, recv, run, screenshot, wait_for)
@@ -319,6 +321,26 @@ def test_protocol_through_chatmond(tmp_path, daemon, demo):
     assert re.search(r"^\[alice c-\d+\] 客服: " + re.escape(CLEAN) + "$", out, re.M), out
     assert BLOCKED not in out, "a blocked message reached the backend"
     assert re.search(r"^\[alice c-\d+\] 系统: 买家等不及了,离开$", out, re.M), out
+
+
+def test_a_frame_nested_too_deep_is_skipped_not_fatal(tmp_path, demo):
+    """An agent's frame nested deeper than Python's JSON parser goes (it
+    raises RecursionError, not ValueError) is logged and skipped like any
+    other bad frame; the agent's session, and its buyers, stay."""
+    d = demo("--scenario", str(write(tmp_path, SMALL)))
+    deep = ('{"type":"message","conversation":"c-1","text":"ok","x":' + "[" * 1500 +
+            "]" * 1500 + "}")
+
+    async def main():
+        async with websockets.connect(d.url("/?agent=bob").replace("http:", "ws:")) as ws:
+            await ws.send(deep)
+            pong = await ws.ping()
+            await asyncio.wait_for(pong, T)
+            f = json.loads(await asyncio.wait_for(ws.recv(), T))
+            assert f["type"] in ("conversation", "message"), f
+    run(main())
+    d.wait_line(r"\(not a chat frame\)")
+    assert not any("Traceback" in ln or "RecursionError" in ln for ln in d.output()), d.output()
 
 
 def test_default_scenario_keeps_going(daemon, demo):
