@@ -340,12 +340,18 @@ dash_audit_entry(void *arg, const char *sid, const redisReply *fields)
 	size_t			 k;
 
 	(void)sid;
+	/*
+	 * The first "e" only: a stream entry may repeat a field name (any
+	 * Redis client can XADD one); ours write exactly one.
+	 */
 	for (k = 0; k + 1 < fields->elements; k += 2)
 		if (fields->element[k]->type == REDIS_REPLY_STRING &&
-		    strcmp(fields->element[k]->str, "e") == 0 &&
-		    fields->element[k + 1]->type == REDIS_REPLY_STRING)
-			e = json_loadb(fields->element[k + 1]->str,
-			    fields->element[k + 1]->len, 0, NULL);
+		    strcmp(fields->element[k]->str, "e") == 0) {
+			if (fields->element[k + 1]->type == REDIS_REPLY_STRING)
+				e = json_loadb(fields->element[k + 1]->str,
+				    fields->element[k + 1]->len, 0, NULL);
+			break;
+		}
 	what = json_string_value(json_object_get(e, "what"));
 	if (what == NULL) {
 		json_decref(e);
