@@ -248,6 +248,34 @@ def test_errors(open_dash):
     assert len(c.xrange("chatmon:audit")) == 1
 
 
+def test_empty_body(open_dash, dashboard, redis_server, tmp_path):
+    """A POST with "Content-Length: 0" is answered as any body that is not
+    JSON, or refused for who sends it; the dashboard lives on. Found by
+    review: lws hands such a body over as (NULL, 0), and memcpy from NULL
+    is undefined: the UBSan build died on it before any login check."""
+    d, c = open_dash
+    a = alert(1)
+    xadd(c, a)
+    wait_alerts(d, 1)
+    for path in (f"/api/alerts/{a['id']}", "/api/agents/alice/notes"):
+        st, _, doc = post(d, path, b"")
+        assert st == 400 and "error" in doc, (path, st, doc)
+        st, _, doc = post(d, path, b"", bearer=None)
+        assert st == 403, (path, st, doc)
+    users = tmp_path / "users"
+    passwd(users, "bob", "bob-pw", "supervisor")
+    d2 = dashboard(redis_server().url(), extra=f"  users: {users}\n")
+    st, _, doc = request(d2, "POST", f"/api/alerts/{a['id']}", b"")
+    assert st == 401 and "error" in doc, (st, doc)
+    st, _, doc = request(d2, "POST", "/api/login", b"")
+    assert st == 400, (st, doc)
+    bob = login(d2, "bob", "bob-pw")
+    st, _, doc = request(d2, "POST", "/api/agents/alice/notes", b"", cookie=bob)
+    assert st == 400 and "error" in doc, (st, doc)
+    assert get(d, "/api/alerts")[0] == 200
+    assert c.hlen("chatmon:alerts:handling") == 0 and not c.exists("chatmon:audit")
+
+
 def test_without_logins_or_token_nobody_acts(dashboard, redis_server):
     r = redis_server()
     d = dashboard(r.url())
