@@ -1326,7 +1326,9 @@ dash_api_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 				(void)dash_api_write(q);
 			return -1;
 		}
-		memcpy(q->body + q->len, in, len);
+		/* "Content-Length: 0" comes here with in == NULL */
+		if (len > 0)
+			memcpy(q->body + q->len, in, len);
 		q->len += len;
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:

@@ -158,6 +158,30 @@ struct dash_prune {
 	int64_t		 oldest;
 };
 
+/*
+ * 1 when r is an error of Redis (a NOPERM of an ACL user that lacks the
+ * command, say), logged the first time only: the prune runs every ten
+ * minutes, and a refused one only keeps handling longer.
+ */
+static int
+dash_audit_prune_refused(struct dash *d, const redisReply *r, const char *cmd)
+{
+	if (r == NULL || r->type != REDIS_REPLY_ERROR)
+		return 0;
+	if (!d->prune_refused)
+		log_warnx("dash_audit_prune: redis %s %s: %s; the handling of alerts "
+		    "gone from the stream is not pruned (said once)", cmd,
+		    d->handling_key, r->str);
+	d->prune_refused = 1;
+	return 1;
+}
+
+static void
+dash_audit_on_hdel(redisReply *r, void *priv)
+{
+	(void)dash_audit_prune_refused(priv, r, "HDEL");
+}
+
 static void
 dash_audit_on_hkeys(redisReply *r, void *priv)
 {
@@ -167,7 +191,8 @@ dash_audit_on_hkeys(redisReply *r, void *priv)
 	size_t			 argvlen[2 + DASH_HDEL_PAGE], i, n = 2, gone = 0;
 	int64_t			 ms;
 
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+	if (r == NULL || dash_audit_prune_refused(d, r, "HKEYS") ||
+	    r->type != REDIS_REPLY_ARRAY) {
 		free(p);
 		return;
 	}
@@ -184,13 +209,14 @@ dash_audit_on_hkeys(redisReply *r, void *priv)
 		argvlen[n++] = r->element[i]->len;
 		gone++;
 		if (n == UTIL_NELEM(argv)) {
-			(void)rconn_command_argv(d->wr, NULL, NULL, 0, (int)n, argv,
-			    argvlen);
+			(void)rconn_command_argv(d->wr, dash_audit_on_hdel, d, 0,
+			    (int)n, argv, argvlen);
 			n = 2;
 		}
 	}
 	if (n > 2)
-		(void)rconn_command_argv(d->wr, NULL, NULL, 0, (int)n, argv, argvlen);
+		(void)rconn_command_argv(d->wr, dash_audit_on_hdel, d, 0, (int)n,
+		    argv, argvlen);
 	if (gone > 0)
 		log_info("dash_audit_on_hkeys: the handling of %zu alerts gone from "
 		    "the stream pruned", gone);
@@ -203,7 +229,8 @@ dash_audit_on_oldest(redisReply *r, void *priv)
 	struct dash_prune	*p = priv;
 	const redisReply	*e;
 
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0 ||
+	if (r == NULL || dash_audit_prune_refused(p->d, r, "XRANGE") ||
+	    r->type != REDIS_REPLY_ARRAY || r->elements == 0 ||
 	    (e = r->element[0])->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
 	    e->element[0]->type != REDIS_REPLY_STRING) {
 		/* no stream (or a wrong key): nothing is known to be gone */
@@ -340,12 +367,18 @@ dash_audit_entry(void *arg, const char *sid, const redisReply *fields)
 	size_t			 k;
 
 	(void)sid;
+	/*
+	 * The first "e" only: a stream entry may repeat a field name (any
+	 * Redis client can XADD one); ours write exactly one.
+	 */
 	for (k = 0; k + 1 < fields->elements; k += 2)
 		if (fields->element[k]->type == REDIS_REPLY_STRING &&
-		    strcmp(fields->element[k]->str, "e") == 0 &&
-		    fields->element[k + 1]->type == REDIS_REPLY_STRING)
-			e = json_loadb(fields->element[k + 1]->str,
-			    fields->element[k + 1]->len, 0, NULL);
+		    strcmp(fields->element[k]->str, "e") == 0) {
+			if (fields->element[k + 1]->type == REDIS_REPLY_STRING)
+				e = json_loadb(fields->element[k + 1]->str,
+				    fields->element[k + 1]->len, 0, NULL);
+			break;
+		}
 	what = json_string_value(json_object_get(e, "what"));
 	if (what == NULL) {
 		json_decref(e);

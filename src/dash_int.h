@@ -172,6 +172,7 @@ struct dash {
 	char			**ev;		/* ring of DASH_EVENTS, NUL-terminated */
 	uint64_t		 evnext;	/* the sequence number of the next event */
 	struct event		*ev_prune;
+	int			 prune_refused;	/* a prune's Redis error logged */
 	/* requests refused for their Host (dash_files_host_ok), the names logged */
 	uint64_t		 misdirected;
 	char			 misdir[DASH_MISDIR_LOGGED][DASH_MISDIR_LEN];

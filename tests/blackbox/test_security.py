@@ -608,6 +608,122 @@ def test_redis_acl_user(daemon, backend, redis_server, tmp_path):
     assert "NOPERM" not in d.log()
 
 
+def documented_dashboard_acl():
+    """(user name, rules) of the dashboard's ACL SETUSER line of docs/security.md,
+    its password CHANGE-ME made dash-pw."""
+    doc = open(os.path.join(os.path.dirname(CHATMOND), "..", "docs", "security.md")).read()
+    words = re.search(r"^ACL SETUSER chatmon-dashboard .*$", doc, re.M).group(0).split()
+    return words[2], [w if not w.startswith(">") else ">dash-pw" for w in words[3:]]
+
+
+def dashboard_as_acl_user(dashboard, redis_server, tmp_path, drop=()):
+    """A Redis with the dashboard's documented ACL user (less the rules in
+    drop), the alert stream and the handling hash holding what the
+    dashboard reads and prunes, and `chatmon dashboard` logged in to Redis
+    as that user, with a supervisor's login: (dashboard, admin client,
+    supervisor's cookie, the handling field the prune must take)."""
+    from test_dashboard_api import alert, alert_id, login, passwd, past_day
+    r = redis_server(password="admin-pw")
+    admin = r.client()
+    user, rules = documented_dashboard_acl()
+    rules = [w for w in rules if w not in drop]
+    assert admin.execute_command("ACL", "SETUSER", user, *rules) == "OK"
+    admin.execute_command("ACL", "LOG", "RESET")
+    day, d0 = past_day(2)
+    t = d0 + 9 * 3600 * 1000
+    # a past day: a round, a rule hit (the stream's oldest entry), a handled one long gone
+    admin.xadd("chatmon:sla:{4}:log", {"k": "a", "ag": "alice", "o": str(t), "at": str(t + 7000),
+                                       "f": "1", "c": "k-1"}, id=f"{t + 7000}-0")
+    admin.xadd("chatmon:alerts:log", {"alert": json.dumps(alert(7, ms=t + 5000))},
+               id=f"{t + 5000}-0")
+    gone = alert_id(978307200000, 1)                         # 2001-01-01
+    admin.hset("chatmon:alerts:handling", gone,
+               json.dumps({"state": "resolved", "by": "x", "at": 978307200000}))
+    # the state chatmond keeps: an open round, an instance's document in the index
+    now = int(time.time() * 1000)
+    admin.zadd("chatmon:sla:{3}:open", {"c-open": now - 5000})
+    admin.hset("chatmon:sla:{3}:c:c-open", mapping={"op": "1", "f": "1", "a": "bob",
+                                                     "w": "i-1", "m1": str(now - 5000)})
+    admin.zadd("chatmon:waiting", {"chatmon:snapshot:i-1:waiting": now + 3600 * 1000})
+    users = tmp_path / "users"
+    passwd(users, "sup", "sup-pw", "supervisor")
+    d = dashboard(r.url(), extra=f"  users: {users}\n",
+                  args=["-o", f"redis.username={user}", "-o", "redis.password=dash-pw"])
+    return d, admin, login(d, "sup", "sup-pw"), gone, day
+
+
+def test_dashboard_redis_acl_user(dashboard, redis_server, tmp_path):
+    """`chatmon dashboard` logged in as the ACL user of docs/security.md
+    (the line read from the page) through the page's feed and the state
+    polls, an alert acted on, a whisper note, a conversation, a past day's
+    alerts and report, and the prune of the handling hash: Redis denied
+    nothing (its ACL LOG is empty). Found by review: the page's list lacked
+    HKEYS (the prune, refused silently), SET and XINFO (the report)."""
+    from test_dashboard_api import alert, request, xadd
+    d, admin, sup, gone, day = dashboard_as_acl_user(dashboard, redis_server, tmp_path)
+    a = alert(1)
+    xadd(admin, a)
+
+    async def page():
+        async with d.feed(extra_headers={"Cookie": f"chatmon_session={sup}"}) as ws:
+            seen = set()
+            while not {"hello", "handling", "waiting"} <= seen:
+                seen.add(json.loads(await asyncio.wait_for(ws.recv(), T))["type"])
+    run(page())
+    wait_for(lambda: [x for x in request(d, "GET", "/api/alerts", cookie=sup)[2]["alerts"]
+                      if x["alert"]["id"] == a["id"]], T, "the alert listed")
+    st, _, doc = request(d, "POST", f"/api/alerts/{a['id']}", {"state": "acked"}, cookie=sup)
+    assert st == 200, (st, doc)
+    st, _, doc = request(d, "POST", "/api/agents/alice/notes",
+                         {"conversation": "c-1", "text": "先道歉"}, cookie=sup)
+    assert st == 202, (st, doc)
+    wait_for(lambda: request(d, "GET", "/api/alerts?state=acked", cookie=sup)[2]["alerts"], T,
+             "the handling read back (its audit entry followed)")
+    st, _, doc = request(d, "GET", "/api/conversations/c-1", cookie=sup)
+    assert st == 200 and len(doc["notes"]) == 1, (st, doc)
+    st, _, doc = request(d, "GET", f"/api/alerts?day={day}", cookie=sup)
+    assert st == 200 and len(doc["alerts"]) == 1, (st, doc)
+    st, _, doc = request(d, "GET", f"/api/report?from={day}", cookie=sup)
+    assert st == 200 and doc["agents"][0]["agent"] == "alice", (st, doc)
+
+    def done():
+        return (admin.exists(f"chatmon:report:day:{day}") and
+                not admin.hexists("chatmon:alerts:handling", gone))
+    deadline = time.monotonic() + T     # the day stored and the old handling pruned, or not
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)                     # a few more polls of the page's state
+    denied = [dict(zip(e[::2], e[1::2])) for e in admin.execute_command("ACL", "LOG")]
+    assert denied == [], [(e["object"], e["reason"], e["count"]) for e in denied]
+    assert admin.exists(f"chatmon:report:day:{day}")
+    assert not admin.hexists("chatmon:alerts:handling", gone)
+    assert "NOPERM" not in d.log()
+
+
+def test_dashboard_prune_refused_is_logged(dashboard, redis_server, tmp_path):
+    """A Redis user without HKEYS: the prune is refused, and the dashboard
+    says so once, at warn, not at every prune (one each time it connects,
+    then every ten minutes)."""
+    d, admin, _, gone, _ = dashboard_as_acl_user(dashboard, redis_server, tmp_path,
+                                                 drop=("+hkeys",))
+    said = "chatmon: warn: dash_audit_prune: redis HKEYS chatmon:alerts:handling: NOPERM"
+
+    def refused():
+        """How many HKEYS Redis refused (ACL LOG counts the same refusal in one entry)."""
+        for e in admin.execute_command("ACL", "LOG"):
+            e = dict(zip(e[::2], e[1::2]))
+            if e["object"] == "hkeys":
+                return int(e["count"])
+        return 0
+    wait_for(lambda: said in d.log(), T, f"the refusal logged:\n{d.log()[-2000:]}")
+    assert refused() == 1 and admin.hexists("chatmon:alerts:handling", gone)
+    # connected again, pruned again: refused again, not said again
+    admin.execute_command("CLIENT", "KILL", "USER", documented_dashboard_acl()[0])
+    wait_for(lambda: refused() >= 2, 2 * T, "the prune of the next connection refused")
+    time.sleep(0.2)
+    assert d.log().count("dash_audit_prune:") == 1, d.log()[-3000:]
+
+
 # --------------------------------------------------------------------------
 # 6. The dashboard over TLS, behind logins
 
