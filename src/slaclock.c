@@ -596,7 +596,9 @@ void
 slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
     struct slaclock_peer *where)
 {
-	slaclock_turn_as(clk, t, where, util_fnv1a64(t->text, t->text_len), 0);
+	/* the text's hash only for the store (it tells a re-sent message) */
+	slaclock_turn_as(clk, t, where, convstore_on(clk->store) ?
+	    util_fnv1a64(t->text, t->text_len) : 0, 0);
 }
 
 /* t (its text as hash) into the engine and the store; replanned: a second time. */
