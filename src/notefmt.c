@@ -77,6 +77,14 @@ notefmt_note_parse(const char *json, size_t len, struct notefmt_note *n,
 		*why = "no agent";
 		goto err;
 	}
+	/*
+	 * The dashboard writes its clock's ms: a ts before 1970 or past
+	 * year 9999 is no note's, and ages computed from it could overflow.
+	 */
+	if (ts < 0 || ts > NOTEFMT_TS_MAX) {
+		*why = "ts out of range";
+		goto err;
+	}
 	/* the frame names only what the workbench shows: the agent is itself */
 	f = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "type", "chatmon.note",
 	    "id", id, "conversation", conv, "from", from, "text", text,

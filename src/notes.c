@@ -107,8 +107,12 @@ notes_deliver(struct notes *n, const char *json, size_t len, uint64_t session,
 		log_warnx("notes_deliver: a note that is not one skipped: %s", why);
 		return;
 	}
-	/* an entry read after an outage may be older than its agent was meant to wait */
-	if (fresh && note.ts + (int64_t)n->ttl_ms < util_wall_ms()) {
+	/*
+	 * An entry read after an outage may be older than its agent was meant
+	 * to wait. Its age as a difference: ts is within 0..NOTEFMT_TS_MAX,
+	 * so nothing here can overflow, whatever the entry says.
+	 */
+	if (fresh && util_wall_ms() - note.ts > (int64_t)n->ttl_ms) {
 		log_debug("notes_deliver: note=%s agent=%s past notes.ttl, skipped",
 		    note.id, note.agent);
 		goto out;

@@ -10,18 +10,23 @@
 /* Ids are the dashboard's n-<ms>-<hex>: anything longer is not one. */
 #define NOTEFMT_ID_MAX	64
 
+/* The latest ts a note may carry, in ms: 9999-12-31T23:59:59.999Z. */
+#define NOTEFMT_TS_MAX	253402300799999LL
+
 /* A note as the dashboard wrote it, and the frame its agent gets. */
 struct notefmt_note {
 	char		 id[NOTEFMT_ID_MAX + 1];
 	char		*agent;		/* owned: notefmt_note_clear */
-	int64_t		 ts;
+	int64_t		 ts;		/* 0..NOTEFMT_TS_MAX */
 	char		*frame;		/* owned: {"type":"chatmon.note",...} */
 	size_t		 frame_len;
 };
 
 /*
  * Reads the note JSON of the stream entry or of the note's hash. 0, or -1
- * with *why (a static string) when it is not a note: n is then empty.
+ * with *why (a static string) when it is not a note (a field missing or
+ * of the wrong type, a bad id, no agent, a ts out of 0..NOTEFMT_TS_MAX):
+ * n is then empty.
  * Either way notefmt_note_clear frees what it holds.
  */
 int	notefmt_note_parse(const char *json, size_t len, struct notefmt_note *n,

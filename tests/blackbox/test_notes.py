@@ -227,3 +227,31 @@ def test_follow_resumes_after_redis_restart(daemon, backend, redis_server):
                     break
             assert f["id"] == again
     run(main())
+
+
+def test_note_with_absurd_ts_is_not_a_note(daemon, backend, redis_server):
+    """A stream entry whose ts no clock gives (INT64_MAX: its age overflowed,
+    found by review) is skipped as not a note, with a line; chatmond and the
+    agent's connection go on, and the next note comes."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url())
+    following(d)
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            await asyncio.sleep(0.2)
+            for ts in (9223372036854775807, -9223372036854775808):
+                c.xadd("chatmon:notes:log", {"note": json.dumps(
+                    {"id": "n-1-deadbeef", "agent": "alice", "conversation": "c-1",
+                     "from": "x", "text": "t", "ts": ts})})
+            nid = send_note(c, "alice", "c-1", "下一条")
+            f = await next_of(ws, "chatmon.note")
+            assert f["id"] == nid, f
+            await nothing(ws)
+    run(main())
+    log = d.log()
+    assert log.count("a note that is not one skipped: ts out of range") == 2, log[-3000:]
+    assert d.stop() == 0
+    assert d.stats()["notes_delivered"] == 1

@@ -66,6 +66,11 @@ test_note_bad(void **state)
 		"{\"id\":\"n 1\\n\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":1}",
 		"{\"id\":\"n-1\",\"agent\":\"\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":1}",
 		"{\"id\":\"n-1\",\"id\":\"n-2\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":1}",
+		/* a ts no clock gives: an age computed from it would overflow */
+		"{\"id\":\"n-1\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":9223372036854775807}",
+		"{\"id\":\"n-1\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":-9223372036854775808}",
+		"{\"id\":\"n-1\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":-1}",
+		"{\"id\":\"n-1\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":253402300800000}",
 	};
 	struct notefmt_note	 n;
 	const char		*why;
@@ -81,6 +86,26 @@ test_note_bad(void **state)
 		assert_null(n.agent);
 		notefmt_note_clear(&n);
 	}
+}
+
+/* The ends of the range a ts may take. */
+static void
+test_note_ts_range(void **state)
+{
+	static const char *const good[] = {
+		"{\"id\":\"n-1\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":0}",
+		"{\"id\":\"n-1\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":253402300799999}",
+	};
+	struct notefmt_note	 n;
+	const char		*why;
+
+	(void)state;
+	assert_int_equal(notefmt_note_parse(good[0], strlen(good[0]), &n, &why), 0);
+	assert_true(n.ts == 0);
+	notefmt_note_clear(&n);
+	assert_int_equal(notefmt_note_parse(good[1], strlen(good[1]), &n, &why), 0);
+	assert_true(n.ts == NOTEFMT_TS_MAX);
+	notefmt_note_clear(&n);
 }
 
 static void
@@ -148,6 +173,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_note_frame),
 		cmocka_unit_test(test_note_default_from),
+		cmocka_unit_test(test_note_ts_range),
 		cmocka_unit_test(test_note_bad),
 		cmocka_unit_test(test_ack),
 		cmocka_unit_test(test_audit),
