@@ -43,15 +43,16 @@ struct notefmt_ack {
 	enum notefmt_state	 state;
 };
 
+/* The type of the workbench's ack, at /type (docs/protocol.md). */
+#define NOTEFMT_ACK_TYPE	"chatmon.note_ack"
+#define NOTEFMT_ACK_TYPE_LEN	(sizeof(NOTEFMT_ACK_TYPE) - 1)
+
 /*
- * Cheap first look for the relay's hot path: 0 when data cannot be an ack
- * (every frame from every agent passes here; only candidates are parsed).
- */
-int	notefmt_maybe_ack(const char *data, size_t len);
-/*
- * 1: a chatmon.note_ack, in *a. 0: not one (another type, not a JSON
- * object): the frame is the backend's business. -1: its type says ack but
- * the rest is wrong; *why (static) says what, for the log line.
+ * Reads a frame whose type the caller's reader (the codec, which reads
+ * every frame) found to be NOTEFMT_ACK_TYPE: such a frame is chatmond's
+ * whatever the rest holds. 0: a good ack, in *a. -1: malformed (not JSON
+ * jansson reads, a type jansson reads otherwise, the id or state wrong);
+ * *why (static) says what, for the log line.
  */
 int	notefmt_ack_parse(const char *data, size_t len, struct notefmt_ack *a,
 	    const char **why);

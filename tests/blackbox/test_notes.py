@@ -255,3 +255,50 @@ def test_note_with_absurd_ts_is_not_a_note(daemon, backend, redis_server):
     assert log.count("a note that is not one skipped: ts out of range") == 2, log[-3000:]
     assert d.stop() == 0
     assert d.stats()["notes_delivered"] == 1
+
+
+def test_ack_by_its_type_as_json_reads_it(daemon, backend, redis_server):
+    """An ack is known by its type as a JSON reader reads it (found by review:
+    a byte search and jansson's refusals let these through to the backend,
+    unrecorded): an escape in the type, a \\u0000 elsewhere, the type given
+    twice (the last one wins, as in the codec and the backend's readers).
+    A frame typed as an ack that chatmond cannot read is dropped too."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url())
+    following(d)
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            await asyncio.sleep(0.2)
+            one = send_note(c, "alice", "c-1", "一")
+            two = send_note(c, "alice", "c-1", "二")
+            await next_of(ws, "chatmon.note")
+            await next_of(ws, "chatmon.note")
+            await ws.send('{"type":"chatmon.note\\u005fack","id":"%s","state":"delivered"}' % one)
+            wait_for(lambda: c.hget(f"chatmon:note:{one}", "state") == "delivered", T,
+                     "escaped type: state delivered")
+            await ws.send('{"type":"chatmon.note_ack","id":"%s","state":"read","x":"\\u0000"}'
+                          % one)
+            wait_for(lambda: c.hget(f"chatmon:note:{one}", "state") == "read", T,
+                     "\\u0000 beside: state read")
+            await ws.send('{"type":"x","type":"chatmon.note_ack","id":"%s","state":"read"}' % two)
+            wait_for(lambda: c.hget(f"chatmon:note:{two}", "state") == "read", T,
+                     "the last type: state read")
+            # typed as an ack, but unreadable (a NUL in a key) or wrong: dropped
+            await ws.send('{"type":"chatmon.note_ack","id":"%s","state":"read","\\u0000":1}' % one)
+            await ws.send('{"type":"chatmon.note\\u005fack","id":"%s","state":"seen"}' % one)
+            # the last type is not the ack's: the backend's frame
+            await ws.send('{"type":"chatmon.note_ack","type":"x","id":"%s","state":"read"}' % one)
+            assert (await next_of(ws, "x"))["id"] == one
+            await ws.send(json.dumps({"type": "message", "conversation": "c-1", "text": "好"},
+                                     ensure_ascii=False))
+            assert (await next_of(ws, "message"))["text"] == "好"
+    run(main())
+    # upstream: the frame whose type is x, and the chat turn; nothing else
+    heads = [json.loads(h) for h in upstream_heads(b)]
+    assert [h["type"] for h in heads] == ["x", "message"], heads
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["note_acks"] == 3 and st["note_acks_bad"] == 2, st
