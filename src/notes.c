@@ -31,7 +31,8 @@
 
 #define NOTES_BLOCK_MS		5000	/* how long one XREAD waits */
 #define NOTES_PAGE_N		100	/* entries per XREAD */
-#define NOTES_PAGE		"100"	/* notes per pending look-up */
+#define NOTES_PAGE_PENDING	100	/* notes per page of a pending look-up */
+#define NOTES_SCORE_MAX		63	/* bytes of a score Redis writes */
 #define NOTES_AUDIT_MAXLEN	"100000"
 
 /*
@@ -69,11 +70,18 @@ struct notes {
 	uint64_t		 ttl_ms;	/* notes.ttl */
 };
 
-/* A look-up of an agent's pending notes, for the connection that asked. */
+/*
+ * A look-up of an agent's pending notes, for the connection that asked,
+ * a page at a time: the next page starts at the score of the last one
+ * read (ties there are read again: at least once), and past the first
+ * skip notes when a whole page had that one score.
+ */
 struct notes_req {
 	struct notes	*n;
 	uint64_t	 session;
 	size_t		 left;		/* replies still to come */
+	char		 from[NOTES_SCORE_MAX + 1];	/* the page's lowest score */
+	size_t		 skip;
 	char		 agent[];
 };
 
@@ -202,17 +210,59 @@ notes_on_note(struct redisReply *reply, void *priv)
 	notes_req_done(r);
 }
 
-/* The ids waiting for the agent, by when they stop waiting: each one looked up. */
+static void	notes_on_pending(struct redisReply *, void *);
+
+/* Asks for r's next page of pending ids; 0, or -1 when it cannot go. */
+static int
+notes_page(struct notes_req *r)
+{
+	struct notes	*n = r->n;
+	struct sbuf	 key = { 0 };
+	int		 rc = -1;
+
+	if (notes_key(n, &key, "chatmon:notes:pending:", r->agent) == -1)
+		goto out;
+	r->left++;
+	if (rconn_command(n->cmd, notes_on_pending, r, 0, "ZRANGEBYSCORE %s %s "
+	    "+inf WITHSCORES LIMIT %lu %d", sbuf_str(&key), r->from,
+	    (unsigned long)r->skip, NOTES_PAGE_PENDING) == -1) {
+		r->left--;
+		goto out;
+	}
+	rc = 0;
+out:
+	sbuf_free(&key);
+	return rc;
+}
+
+/* Whether the connection r is for is still here. */
+static int
+notes_req_open(const struct notes_req *r)
+{
+	const struct notes_peer	*p;
+
+	for (p = r->n->peers; p != NULL; p = p->next)
+		if (p->session == r->session)
+			return 1;
+	return 0;
+}
+
+/*
+ * A page of the ids waiting for the agent, by when they stop waiting
+ * (id, score, ...): each one looked up; after a full page, the next one,
+ * so that a long backlog is read a page per reply, the loop free between.
+ */
 static void
 notes_on_pending(struct redisReply *reply, void *priv)
 {
 	struct notes_req	*r = priv;
 	struct notes		*n = r->n;
+	struct redisReply	*last;
 	struct sbuf		 key = { 0 };
 	size_t			 i;
 
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
-		for (i = 0; i < reply->elements; i++) {
+		for (i = 0; i + 1 < reply->elements; i += 2) {
 			if (reply->element[i]->type != REDIS_REPLY_STRING ||
 			    notes_key(n, &key, "chatmon:note:",
 			    reply->element[i]->str) == -1)
@@ -221,12 +271,32 @@ notes_on_pending(struct redisReply *reply, void *priv)
 			if (rconn_command(n->cmd, notes_on_note, r, 0,
 			    "HMGET %s json state", sbuf_str(&key)) == -1) {
 				r->left--;
-				break;
+				goto out;
 			}
 		}
+		if (reply->elements < 2 * NOTES_PAGE_PENDING || !notes_req_open(r))
+			goto out;
+		last = reply->element[reply->elements - 1];
+		if (last->type != REDIS_REPLY_STRING || last->len > NOTES_SCORE_MAX) {
+			log_warnx("notes_on_pending: agent=%s: redis %s: a score "
+			    "that is none, the rest of the notes not looked up",
+			    r->agent, rconn_name(n->cmd));
+			goto out;
+		}
+		/* a whole page of one score: the next one goes past it */
+		if (strcmp(last->str, r->from) == 0)
+			r->skip += NOTES_PAGE_PENDING;
+		else {
+			memcpy(r->from, last->str, last->len + 1);
+			r->skip = 0;
+		}
+		if (notes_page(r) == -1)
+			log_warnx("notes_on_pending: agent=%s: redis went away, "
+			    "the rest of the notes not looked up", r->agent);
 	} else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
 		log_warnx("notes_on_pending: agent=%s: redis %s: %s", r->agent,
 		    rconn_name(n->cmd), reply->str);
+out:
 	sbuf_free(&key);
 	notes_req_done(r);
 }
@@ -236,30 +306,24 @@ static void
 notes_pending(struct notes *n, const struct notes_peer *p)
 {
 	struct notes_req	*r;
-	struct sbuf		 key = { 0 };
-	char			 now[24];
 	size_t			 alen = strlen(p->agent);
 
 	if (!rconn_up(n->cmd))
 		return;		/* looked up for every peer when it is up */
-	if ((r = calloc(1, sizeof(*r) + alen + 1)) == NULL ||
-	    notes_key(n, &key, "chatmon:notes:pending:", p->agent) == -1) {
+	if ((r = calloc(1, sizeof(*r) + alen + 1)) == NULL) {
 		log_warnx("notes_pending: agent=%s: out of memory, its waiting "
 		    "notes not looked up", p->agent);
-		free(r);
-		sbuf_free(&key);
 		return;
 	}
 	r->n = n;
 	r->session = p->session;
-	r->left = 1;
 	memcpy(r->agent, p->agent, alen + 1);
-	snprintf(now, sizeof(now), "%" PRId64, util_wall_ms());
-	if (rconn_command(n->cmd, notes_on_pending, r, 0,
-	    "ZRANGEBYSCORE %s %s +inf LIMIT 0 " NOTES_PAGE, sbuf_str(&key),
-	    now) == -1)
+	snprintf(r->from, sizeof(r->from), "%" PRId64, util_wall_ms());
+	if (notes_page(r) == -1) {
+		log_warnx("notes_pending: agent=%s: out of memory or redis away, "
+		    "its waiting notes not looked up", p->agent);
 		free(r);
-	sbuf_free(&key);
+	}
 }
 
 static void

@@ -302,3 +302,34 @@ def test_ack_by_its_type_as_json_reads_it(daemon, backend, redis_server):
     assert d.stop() == 0
     st = d.stats()
     assert st["note_acks"] == 3 and st["note_acks_bad"] == 2, st
+
+
+def test_every_pending_note_on_connect(daemon, backend, redis_server):
+    """More notes waiting than one page of the look-up (100; found by review:
+    the rest never came on that connection): all come, read a page at a
+    time, those of one score included."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url())
+    following(d)
+    now = int(time.time() * 1000)
+    ids = set()
+    for i in range(130):
+        ids.add(send_note(c, "bob", "c-9", f"第{i}条", ts=now - 1000 + i))
+    # 120 that stop waiting in the same ms: more than a page of one score
+    for i in range(120):
+        ids.add(send_note(c, "bob", "c-9", f"同{i}", ts=now))
+    assert c.zcard("chatmon:notes:pending:bob") == 250
+
+    async def main():
+        async with agent(d, "/echo?agent=bob") as ws:
+            got = set()
+            while got != ids:
+                f = await next_of(ws, "chatmon.note")
+                assert f["id"] in ids, f
+                got.add(f["id"])
+            await ws.send(json.dumps({"type": "message", "conversation": "c-9",
+                                      "text": "好"}, ensure_ascii=False))
+            assert (await next_of(ws, "message"))["text"] == "好"
+    run(main())
