@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 
 #include "chatmon/log.h"
 #include "chatmon/notes.h"
@@ -34,6 +35,15 @@
 #define NOTES_PAGE_PENDING	100	/* notes per page of a pending look-up */
 #define NOTES_SCORE_MAX		63	/* bytes of a score Redis writes */
 #define NOTES_AUDIT_MAXLEN	"100000"
+/*
+ * Acks of one connection waiting for Redis: at NOTES_ACKS_BUSY its reading
+ * pauses until half are answered (an agent that floods acks is held back
+ * by TCP, as one that floods messages is by limits.queue_bytes); past
+ * NOTES_ACKS_MAX, for a peer that cannot pause, they are dropped.
+ */
+#define NOTES_ACKS_BUSY		32
+#define NOTES_ACKS_MAX		(2 * NOTES_ACKS_BUSY)
+#define NOTES_REFUSED_MS	60000	/* one warning a minute of Redis refusing acks */
 
 /*
  * The ack, in one script over the note's hash alone (so that it runs on a
@@ -68,6 +78,10 @@ struct notes {
 	char			*log_key;	/* the notes' stream */
 	char			*audit_key;
 	uint64_t		 ttl_ms;	/* notes.ttl */
+	char			 ack_sha[41];	/* notes_ack_lua's SHA1, for EVALSHA */
+	int			 ack_loaded;	/* sent with its text on this connection */
+	int64_t			 refused_ms;	/* the last warning of a refused ack */
+	unsigned long		 refused;	/* refused since */
 };
 
 /*
@@ -85,9 +99,17 @@ struct notes_req {
 	char		 agent[];
 };
 
+/*
+ * An ack out to Redis, on its connection's list (p) while that is open:
+ * the connection is told when few enough are left.
+ */
 struct notes_ackreq {
 	struct notes		*n;
+	struct notes_peer	*p;		/* NULL once the connection is gone */
+	struct notes_ackreq	*prev, *next;	/* p's */
 	enum notefmt_state	 state;
+	int64_t			 at;		/* when it came, ms */
+	int			 again;		/* sent again after NOSCRIPT */
 	char			 id[NOTEFMT_ID_MAX + 1];
 	char			 agent[];
 };
@@ -335,6 +357,7 @@ notes_on_cmd_state(void *arg, int up, int lost)
 	(void)lost;
 	if (!up)
 		return;
+	n->ack_loaded = 0;	/* a new server, or one restarted, may not have it */
 	/* agents that connected while Redis was away */
 	for (p = n->peers; p != NULL; p = p->next)
 		notes_pending(n, p);
@@ -354,11 +377,25 @@ notes_peer_open(struct notes *n, struct notes_peer *p)
 	notes_pending(n, p);
 }
 
+/* The acks of p out to Redis forget it: it is going. */
+static void
+notes_peer_forget(struct notes_peer *p)
+{
+	struct notes_ackreq	*r;
+
+	for (r = p->acks; r != NULL; r = r->next)
+		r->p = NULL;
+	p->acks = NULL;
+	p->nacks = 0;
+	p->busy = 0;
+}
+
 void
 notes_peer_close(struct notes *n, struct notes_peer *p)
 {
 	if (n == NULL || !p->linked)
 		return;
+	notes_peer_forget(p);
 	if (p->prev != NULL)
 		p->prev->next = p->next;
 	else
@@ -369,7 +406,91 @@ notes_peer_close(struct notes *n, struct notes_peer *p)
 	p->linked = 0;
 }
 
-/* The script's answer; a moved state is taken off the pending set and audited. */
+/* r is answered (or lost): off its connection's list, which may read again. */
+static void
+notes_ack_detach(struct notes_ackreq *r)
+{
+	struct notes_peer	*p = r->p;
+
+	if (p == NULL)
+		return;
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		p->acks = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	r->p = NULL;
+	p->nacks--;
+	if (p->busy && p->nacks <= NOTES_ACKS_BUSY / 2) {
+		p->busy = 0;
+		if (p->flow != NULL)
+			p->flow(p->ctx, 0);
+	}
+}
+
+static void	notes_on_ack(struct redisReply *, void *);
+
+/*
+ * The script by its SHA1, but with its text the first time on a
+ * connection, so that Redis has it before the EVALSHAs behind it. -1 when
+ * it cannot go (out of memory, Redis away).
+ */
+static int
+notes_ack_send(struct notes *n, struct notes_ackreq *r)
+{
+	struct sbuf	 key = { 0 };
+	char		 at[24];
+	int		 rc;
+
+	if (notes_key(n, &key, "chatmon:note:", r->id) == -1)
+		return -1;
+	snprintf(at, sizeof(at), "%" PRId64, r->at);
+	if (n->ack_loaded)
+		rc = rconn_command(n->cmd, notes_on_ack, r, 0,
+		    "EVALSHA %s 1 %s %s %s %s", n->ack_sha, sbuf_str(&key),
+		    r->agent, notefmt_state_name(r->state), at);
+	else if ((rc = rconn_command(n->cmd, notes_on_ack, r, 0,
+	    "EVAL %s 1 %s %s %s %s", notes_ack_lua, sbuf_str(&key), r->agent,
+	    notefmt_state_name(r->state), at)) == 0)
+		n->ack_loaded = 1;
+	sbuf_free(&key);
+	return rc;
+}
+
+/*
+ * Redis answered the ack with an error: a configuration to fix (NOPERM,
+ * say) that would otherwise write a line for every ack, so one warning a
+ * minute, with how many since; the rest at debug.
+ */
+static void
+notes_ack_refused(struct notes *n, const struct notes_ackreq *r,
+    const struct redisReply *reply)
+{
+	int64_t	 now = (int64_t)(util_mono_ns() / 1000000);
+	int	 len = reply->type == REDIS_REPLY_ERROR ? (int)reply->len : 14;
+	const char *what = reply->type == REDIS_REPLY_ERROR ? reply->str :
+		    "unknown answer";
+
+	n->m->note_acks_lost++;
+	n->refused++;
+	if (n->refused_ms != 0 && now - n->refused_ms < NOTES_REFUSED_MS) {
+		log_debug("notes_on_ack: agent=%s note=%s: redis %s refused the "
+		    "ack: %.*s", r->agent, r->id, rconn_name(n->cmd), len, what);
+		return;
+	}
+	log_warnx("notes_on_ack: agent=%s note=%s: redis %s refused the ack: "
+	    "%.*s (%lu refused since the last such line)", r->agent, r->id,
+	    rconn_name(n->cmd), len, what, n->refused);
+	n->refused_ms = now;
+	n->refused = 0;
+}
+
+/*
+ * The script's answer; a moved state is taken off the pending set and
+ * audited. Lines per ack are at debug (an agent can send any number);
+ * the counts are in /metrics.
+ */
 static void
 notes_on_ack(struct redisReply *reply, void *priv)
 {
@@ -379,25 +500,31 @@ notes_on_ack(struct redisReply *reply, void *priv)
 	const char		*st = notefmt_state_name(r->state);
 
 	if (reply == NULL) {
-		log_warnx("notes_on_ack: agent=%s note=%s: redis went away, the "
+		n->m->note_acks_lost++;
+		log_debug("notes_on_ack: agent=%s note=%s: redis went away, the "
 		    "%s ack is lost", r->agent, r->id, st);
 		goto out;
 	}
+	/* flushed (SCRIPT FLUSH) behind our back: once more, with its text */
+	if (reply->type == REDIS_REPLY_ERROR && !r->again &&
+	    strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+		n->ack_loaded = 0;
+		r->again = 1;
+		if (notes_ack_send(n, r) == 0)
+			return;
+	}
 	if (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_STATUS) {
-		log_warnx("notes_on_ack: agent=%s note=%s: redis %s refused the "
-		    "ack: %.*s", r->agent, r->id, rconn_name(n->cmd),
-		    reply->type == REDIS_REPLY_ERROR ? (int)reply->len : 14,
-		    reply->type == REDIS_REPLY_ERROR ? reply->str : "unknown answer");
+		notes_ack_refused(n, r, reply);
 		goto out;
 	}
 	if (strcmp(reply->str, "foreign") == 0) {
 		n->m->note_acks_foreign++;
-		log_warnx("notes_on_ack: agent=%s note=%s: the note is another "
+		log_debug("notes_on_ack: agent=%s note=%s: the note is another "
 		    "agent's, ack ignored", r->agent, r->id);
 		goto out;
 	}
 	if (strcmp(reply->str, "missing") == 0) {
-		log_info("notes_on_ack: agent=%s note=%s: no such note (expired?), "
+		log_debug("notes_on_ack: agent=%s note=%s: no such note (expired?), "
 		    "ack ignored", r->agent, r->id);
 		goto out;
 	}
@@ -408,6 +535,7 @@ notes_on_ack(struct redisReply *reply, void *priv)
 		goto out;
 	if (strcmp(reply->str, st) != 0)
 		goto out;	/* "same": nothing new to audit */
+	/* at most twice a note: what operations look for */
 	log_info("notes_on_ack: agent=%s note=%s %s", r->agent, r->id, st);
 	if (notefmt_audit(&audit, util_wall_ms(), r->agent, r->id, r->state) == -1 ||
 	    rconn_command(n->cmd, NULL, NULL, 0, "XADD %s MAXLEN ~ "
@@ -416,54 +544,76 @@ notes_on_ack(struct redisReply *reply, void *priv)
 		log_warnx("notes_on_ack: agent=%s note=%s: the audit entry is lost",
 		    r->agent, r->id);
 out:
+	notes_ack_detach(r);
 	sbuf_free(&key);
 	sbuf_free(&audit);
 	free(r);
 }
 
 void
-notes_ack(struct notes *n, const struct notes_peer *p,
-    const struct notefmt_ack *a)
+notes_ack(struct notes *n, struct notes_peer *p, const struct notefmt_ack *a)
 {
 	struct notes_ackreq	*r;
-	struct sbuf		 key = { 0 };
-	char			 now[24];
 	size_t			 alen;
 
 	if (p->agent == NULL || p->agent[0] == '\0') {
 		n->m->note_acks_foreign++;
-		log_warnx("notes_ack: note=%s: an ack from a connection without "
+		log_debug("notes_ack: note=%s: an ack from a connection without "
 		    "an agent id, ignored", a->id);
 		return;
 	}
-	n->m->note_acks++;
-	alen = strlen(p->agent);
-	if (!rconn_up(n->cmd)) {
-		log_warnx("notes_ack: agent=%s note=%s: redis is away, the %s ack "
-		    "is lost", p->agent, a->id, notefmt_state_name(a->state));
+	/* a connection that cannot pause (or did not yet): no more than this */
+	if (!p->linked || p->nacks >= NOTES_ACKS_MAX || !rconn_up(n->cmd)) {
+		n->m->note_acks_lost++;
+		log_debug("notes_ack: agent=%s note=%s: %s, the %s ack is lost",
+		    p->agent, a->id, !rconn_up(n->cmd) ? "redis is away" :
+		    "too many acks wait for redis", notefmt_state_name(a->state));
 		return;
 	}
-	if ((r = calloc(1, sizeof(*r) + alen + 1)) == NULL ||
-	    notes_key(n, &key, "chatmon:note:", a->id) == -1) {
+	alen = strlen(p->agent);
+	if ((r = calloc(1, sizeof(*r) + alen + 1)) == NULL) {
+		n->m->note_acks_lost++;
 		log_warnx("notes_ack: agent=%s note=%s: out of memory, ack lost",
 		    p->agent, a->id);
-		free(r);
-		sbuf_free(&key);
 		return;
 	}
 	r->n = n;
 	r->state = a->state;
+	r->at = util_wall_ms();
 	memcpy(r->id, a->id, sizeof(r->id));
 	memcpy(r->agent, p->agent, alen + 1);
-	snprintf(now, sizeof(now), "%" PRId64, util_wall_ms());
-	if (rconn_command(n->cmd, notes_on_ack, r, 0, "EVAL %s 1 %s %s %s %s",
-	    notes_ack_lua, sbuf_str(&key), r->agent,
-	    notefmt_state_name(a->state), now) == -1) {
-		log_warnx("notes_ack: agent=%s note=%s: redis went away, ack lost",
+	if (notes_ack_send(n, r) == -1) {
+		n->m->note_acks_lost++;
+		log_debug("notes_ack: agent=%s note=%s: redis went away, ack lost",
 		    p->agent, a->id);
 		free(r);
+		return;
 	}
-	sbuf_free(&key);
+	n->m->note_acks++;
+	r->p = p;
+	r->next = p->acks;
+	if (p->acks != NULL)
+		p->acks->prev = r;
+	p->acks = r;
+	if (++p->nacks >= NOTES_ACKS_BUSY && !p->busy && p->flow != NULL) {
+		p->busy = 1;
+		p->flow(p->ctx, 1);
+	}
+}
+
+/* The SHA1 EVALSHA names the ack's script by; -1 when it cannot be made. */
+static int
+notes_ack_sha(struct notes *n)
+{
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned int	mdlen, k;
+
+	if (EVP_Digest(notes_ack_lua, sizeof(notes_ack_lua) - 1, md, &mdlen,
+	    EVP_sha1(), NULL) != 1 || mdlen != 20)
+		return -1;
+	for (k = 0; k < mdlen; k++)
+		snprintf(n->ack_sha + 2 * k, 3, "%02x", md[k]);
+	return 0;
 }
 
 static int
@@ -503,7 +653,8 @@ notes_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 		goto oom;
 	n->m = m;
 	n->base = base;
-	if (notes_settings(n, cfg) == -1 ||
+	if (notes_ack_sha(n) == -1 ||
+	    notes_settings(n, cfg) == -1 ||
 	    (n->follow = rconn_new(base, "notes-follow", notes_on_follow_state,
 	    n)) == NULL ||
 	    notes_follower(n, base) == -1 ||
@@ -549,8 +700,12 @@ notes_set_config(struct notes *n, const struct config *cfg)
 void
 notes_free(struct notes *n)
 {
+	struct notes_peer	*p;
+
 	if (n == NULL)
 		return;
+	for (p = n->peers; p != NULL; p = p->next)
+		notes_peer_forget(p);
 	/* the callbacks of what is out run now, with NULL, and free their requests */
 	rconn_free(n->follow);
 	n->follow = NULL;

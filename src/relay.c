@@ -558,6 +558,7 @@ relay_peer_opened(struct relay *r, struct relay_peer *peer)
 	peer->notes.agent = peer->agent;
 	peer->notes.session = peer->session;
 	peer->notes.inject = peer->inject;
+	peer->notes.flow = peer->flow;
 	peer->notes.ctx = peer->ctx;
 	notes_peer_open(r->notes, &peer->notes);
 }
