@@ -82,6 +82,7 @@ struct notes {
 	int			 ack_loaded;	/* sent with its text on this connection */
 	int64_t			 refused_ms;	/* the last warning of a refused ack */
 	unsigned long		 refused;	/* refused since */
+	int			 moved;		/* redis.prefix changed: look up every peer */
 };
 
 /*
@@ -178,10 +179,14 @@ notes_on_entry(void *arg, const char *sid, const struct redisReply *f)
 			    f->element[k + 1]->len, 0, 1);
 }
 
+static void	notes_pending(struct notes *, const struct notes_peer *,
+		    struct rconn *);
+
 static void
 notes_on_follow_state(void *arg, int up, int lost)
 {
-	struct notes	*n = arg;
+	struct notes		*n = arg;
+	struct notes_peer	*p;
 
 	(void)lost;
 	if (!up)
@@ -190,6 +195,17 @@ notes_on_follow_state(void *arg, int up, int lost)
 	    rconn_name(n->follow), n->log_key, xfollow_last(n->xf)[0] ?
 	    " after " : "", xfollow_last(n->xf));
 	xfollow_resume(n->xf);
+	/*
+	 * Another prefix: the new stream is followed from its end (the
+	 * XREVRANGE just sent), so a note written there before is only in
+	 * its agent's pending set. Asked on this connection, behind the
+	 * XREVRANGE, the look-ups see every note the stream will not bring.
+	 */
+	if (n->moved && rconn_up(n->cmd)) {
+		n->moved = 0;
+		for (p = n->peers; p != NULL; p = p->next)
+			notes_pending(n, p, n->follow);
+	}
 }
 
 /*
@@ -234,9 +250,9 @@ notes_on_note(struct redisReply *reply, void *priv)
 
 static void	notes_on_pending(struct redisReply *, void *);
 
-/* Asks for r's next page of pending ids; 0, or -1 when it cannot go. */
+/* Asks conn for r's next page of pending ids; 0, or -1 when it cannot go. */
 static int
-notes_page(struct notes_req *r)
+notes_page(struct notes_req *r, struct rconn *conn)
 {
 	struct notes	*n = r->n;
 	struct sbuf	 key = { 0 };
@@ -245,7 +261,7 @@ notes_page(struct notes_req *r)
 	if (notes_key(n, &key, "chatmon:notes:pending:", r->agent) == -1)
 		goto out;
 	r->left++;
-	if (rconn_command(n->cmd, notes_on_pending, r, 0, "ZRANGEBYSCORE %s %s "
+	if (rconn_command(conn, notes_on_pending, r, 0, "ZRANGEBYSCORE %s %s "
 	    "+inf WITHSCORES LIMIT %lu %d", sbuf_str(&key), r->from,
 	    (unsigned long)r->skip, NOTES_PAGE_PENDING) == -1) {
 		r->left--;
@@ -312,7 +328,7 @@ notes_on_pending(struct redisReply *reply, void *priv)
 			memcpy(r->from, last->str, last->len + 1);
 			r->skip = 0;
 		}
-		if (notes_page(r) == -1)
+		if (notes_page(r, n->cmd) == -1)
 			log_warnx("notes_on_pending: agent=%s: redis went away, "
 			    "the rest of the notes not looked up", r->agent);
 	} else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
@@ -323,14 +339,18 @@ out:
 	notes_req_done(r);
 }
 
-/* Looks up the notes waiting for p's agent; they go to p alone. */
+/*
+ * Looks up the notes waiting for p's agent; they go to p alone. The first
+ * page is asked of rc (the notes' look-ups go on n->cmd, the rest of them
+ * too).
+ */
 static void
-notes_pending(struct notes *n, const struct notes_peer *p)
+notes_pending(struct notes *n, const struct notes_peer *p, struct rconn *rc)
 {
 	struct notes_req	*r;
 	size_t			 alen = strlen(p->agent);
 
-	if (!rconn_up(n->cmd))
+	if (!rconn_up(n->cmd) || !rconn_up(rc))
 		return;		/* looked up for every peer when it is up */
 	if ((r = calloc(1, sizeof(*r) + alen + 1)) == NULL) {
 		log_warnx("notes_pending: agent=%s: out of memory, its waiting "
@@ -341,7 +361,7 @@ notes_pending(struct notes *n, const struct notes_peer *p)
 	r->session = p->session;
 	memcpy(r->agent, p->agent, alen + 1);
 	snprintf(r->from, sizeof(r->from), "%" PRId64, util_wall_ms());
-	if (notes_page(r) == -1) {
+	if (notes_page(r, rc) == -1) {
 		log_warnx("notes_pending: agent=%s: out of memory or redis away, "
 		    "its waiting notes not looked up", p->agent);
 		free(r);
@@ -360,7 +380,7 @@ notes_on_cmd_state(void *arg, int up, int lost)
 	n->ack_loaded = 0;	/* a new server, or one restarted, may not have it */
 	/* agents that connected while Redis was away */
 	for (p = n->peers; p != NULL; p = p->next)
-		notes_pending(n, p);
+		notes_pending(n, p, n->cmd);
 }
 
 void
@@ -374,7 +394,7 @@ notes_peer_open(struct notes *n, struct notes_peer *p)
 		n->peers->prev = p;
 	n->peers = p;
 	p->linked = 1;
-	notes_pending(n, p);
+	notes_pending(n, p, n->cmd);
 }
 
 /* The acks of p out to Redis forget it: it is going. */
@@ -689,8 +709,10 @@ notes_set_config(struct notes *n, const struct config *cfg)
 			n->xf = old;
 			log_warnx("notes_set_config: out of memory, still "
 			    "following %s", xfollow_key(old));
-		} else
+		} else {
 			xfollow_free(old);
+			n->moved = 1;	/* notes_on_follow_state */
+		}
 	}
 	if (rconn_set_target(n->follow, &cfg->redis, 0) == -1 ||
 	    rconn_set_target(n->cmd, &cfg->redis, 0) == -1)

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import time
 
 import pytest
@@ -414,3 +415,37 @@ def test_acks_by_sha_and_after_script_flush(daemon, backend, redis_server):
     st = c.info("commandstats")
     assert st["cmdstat_eval"]["calls"] == 2, st.get("cmdstat_eval")
     assert st["cmdstat_evalsha"]["calls"] == 3, st.get("cmdstat_evalsha")
+
+
+def test_prefix_reload_looks_up_open_connections(daemon, backend, redis_server):
+    """A reload that changes redis.prefix follows the new stream from its end
+    and looks up, for every connection already open, what waits at the new
+    prefix (found by review: a note written there before the new follower
+    started never reached the connected agent). The race itself (a note
+    written in the few ms between the reload and the follower's start)
+    cannot be timed from outside; a note written before the reload, which
+    is only in the pending set, is the same case, deterministic."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, redis=r.url())
+    following(d)
+    base = open(d.conf, encoding="utf-8").read()
+
+    async def main():
+        async with agent(d, "/echo?agent=carol") as ws:
+            await asyncio.sleep(0.2)
+            nid = send_note(c, "carol", "c-1", "换前缀之前", prefix="q:")
+            await nothing(ws, 0.3)                  # another prefix: not ours yet
+            mark = len(d.log())
+            d.write_config(base + '  prefix: "q:"\n')
+            d.signal(signal.SIGHUP)
+            d.wait_log(r"main: reload: configuration reloaded", T, mark)
+            f = await next_of(ws, "chatmon.note", 5 * SLOW)
+            assert f["id"] == nid and f["text"] == "换前缀之前", f
+            # and the new stream is followed
+            live = send_note(c, "carol", "c-1", "之后", prefix="q:")
+            while (f := await next_of(ws, "chatmon.note"))["id"] == nid:
+                pass
+            assert f["id"] == live
+    run(main())
