@@ -45,9 +45,13 @@ struct codec_name {
 	size_t		 len;
 };
 
-/* The pointers, as bits of a mask; CODEC_NPTR of them. */
+/*
+ * The pointers, as bits of a mask; CODEC_NPTR of them. CODEC_P_OWN is
+ * /type, where chatmond's own frames name theirs, whatever protocol.type
+ * says (not tracked when protocol.type is /type itself).
+ */
 enum { CODEC_P_TYPE, CODEC_P_CONV, CODEC_P_TEXT, CODEC_P_ROBOT, CODEC_P_NICK,
-	CODEC_P_SHOP, CODEC_P_QUEUE, CODEC_NPTR };	/* at most 8: codec_level.mask */
+	CODEC_P_SHOP, CODEC_P_QUEUE, CODEC_P_OWN, CODEC_NPTR };	/* at most 8: codec_level.mask */
 
 enum codec_jtype { CODEC_J_NONE, CODEC_J_STRING, CODEC_J_NUMBER, CODEC_J_TRUE,
 	CODEC_J_FALSE, CODEC_J_NULL, CODEC_J_OBJECT, CODEC_J_ARRAY };
@@ -74,8 +78,9 @@ struct codec_buf {
 };
 
 struct codec {
-	struct codec_ptr	 ptr[CODEC_NPTR];	/* robot, nick, shop, queue: ntok 0 when not configured */
+	struct codec_ptr	 ptr[CODEC_NPTR];	/* robot, nick, shop, queue, own: ntok 0 when not configured */
 	int			 has_robot;
+	int			 own_is_type;	/* protocol.type is /type */
 	struct codec_name	*msg;
 	size_t			 nmsg;
 	struct codec_name	*end;
@@ -263,6 +268,11 @@ codec_new(const struct config_protocol *proto, struct sbuf *errs)
 		bad = 1;
 	if (proto->queue != NULL && codec_ptr_parse(&c->ptr[CODEC_P_QUEUE],
 	    "queue", proto->queue, errs) == -1)
+		bad = 1;
+	if (proto->type != NULL && strcmp(proto->type, "/type") == 0)
+		c->own_is_type = 1;
+	else if (codec_ptr_parse(&c->ptr[CODEC_P_OWN], "type", "/type",
+	    errs) == -1)
 		bad = 1;
 	if (bad)
 		goto err;
@@ -894,13 +904,27 @@ codec_decode(struct codec *c, const char *buf, size_t len,
 		out->why = "not a JSON object";
 		return CODEC_INVALID;
 	}
+	if (!c->own_is_type && c->val[CODEC_P_OWN].type == CODEC_J_STRING &&
+	    codec_string(c, CODEC_P_OWN, buf, &out->own_type,
+	    &out->own_type_len) == -1) {
+		out->own_type = NULL;
+		out->own_type_len = 0;
+		out->why = "out of memory";
+		return CODEC_INVALID;
+	}
 	if (c->val[CODEC_P_TYPE].type != CODEC_J_STRING)
 		return CODEC_OTHER;
 	if (codec_string(c, CODEC_P_TYPE, buf, &out->type, &out->type_len) == -1) {
 		out->type = NULL;
 		out->type_len = 0;
+		out->own_type = NULL;
+		out->own_type_len = 0;
 		out->why = "out of memory";
 		return CODEC_INVALID;
+	}
+	if (c->own_is_type) {
+		out->own_type = out->type;
+		out->own_type_len = out->type_len;
 	}
 	/* A type listed in both is a message: a turn carries more than an end. */
 	if (codec_names_has(c->msg, c->nmsg, out->type, out->type_len))

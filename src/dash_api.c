@@ -613,11 +613,23 @@ dash_api_notes_done(struct dash_req *q)
 static void
 dash_api_on_note_read(redisReply *r, void *priv)
 {
-	struct dash_req	*q = priv;
-	const char	*f[4] = { NULL, NULL, NULL, NULL };
-	json_t		*v;
-	size_t		 i;
+	static redisReply	 none = { .type = REDIS_REPLY_NIL };
+	struct dash_req		*q = priv;
+	const char		*f[4] = { NULL, NULL, NULL, NULL };
+	json_t			*v;
+	size_t			 i;
 
+	/*
+	 * A key of another type under a note's name (another client's write)
+	 * holds no note: skipped as an expired one is, not the whole
+	 * conversation answered 503.
+	 */
+	if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "WRONGTYPE", 9) == 0) {
+		log_debug("dash_api_on_note_read: conversation=%s: a note id "
+		    "names a key that is no note's, skipped", q->arg);
+		r = &none;
+	}
 	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
 		for (i = 0; i < 4; i++)
 			if (r->element[i]->type == REDIS_REPLY_STRING)

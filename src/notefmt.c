@@ -77,6 +77,14 @@ notefmt_note_parse(const char *json, size_t len, struct notefmt_note *n,
 		*why = "no agent";
 		goto err;
 	}
+	/*
+	 * The dashboard writes its clock's ms: a ts before 1970 or past
+	 * year 9999 is no note's, and ages computed from it could overflow.
+	 */
+	if (ts < 0 || ts > NOTEFMT_TS_MAX) {
+		*why = "ts out of range";
+		goto err;
+	}
 	/* the frame names only what the workbench shows: the agent is itself */
 	f = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "type", "chatmon.note",
 	    "id", id, "conversation", conv, "from", from, "text", text,
@@ -105,26 +113,32 @@ err:
 }
 
 int
-notefmt_maybe_ack(const char *data, size_t len)
-{
-	return data != NULL && memmem(data, len, "chatmon.note_ack", 16) != NULL;
-}
-
-int
 notefmt_ack_parse(const char *data, size_t len, struct notefmt_ack *a,
     const char **why)
 {
 	json_t		*o, *v;
 	const char	*type, *state;
+	size_t		 slen;
 	int		 rc = -1;
 
 	memset(a, 0, sizeof(*a));
-	/* a frame that is no object, or of another type, is not ours to drop */
-	if ((o = json_loadb(data, len, 0, NULL)) == NULL || !json_is_object(o) ||
-	    (type = json_string_value(json_object_get(o, "type"))) == NULL ||
-	    strcmp(type, "chatmon.note_ack") != 0) {
-		json_decref(o);
-		return 0;
+	/*
+	 * The caller's reader found the type; jansson reads the rest. What it
+	 * cannot read (\u0000 in a key, a number past a double, deep nesting)
+	 * is no ack chatmond can record: dropped as malformed, like a wrong
+	 * id. Duplicate keys: the last one wins, as in the caller's reader.
+	 */
+	if ((o = json_loadb(data, len, JSON_ALLOW_NUL, NULL)) == NULL ||
+	    !json_is_object(o)) {
+		*why = "JSON that chatmond cannot read";
+		goto out;
+	}
+	v = json_object_get(o, "type");
+	type = json_string_value(v);
+	if (type == NULL || json_string_length(v) != NOTEFMT_ACK_TYPE_LEN ||
+	    memcmp(type, NOTEFMT_ACK_TYPE, NOTEFMT_ACK_TYPE_LEN) != 0) {
+		*why = "type is not " NOTEFMT_ACK_TYPE;
+		goto out;
 	}
 	v = json_object_get(o, "id");
 	if (!json_is_string(v) || !notefmt_id_ok(json_string_value(v),
@@ -134,19 +148,22 @@ notefmt_ack_parse(const char *data, size_t len, struct notefmt_ack *a,
 	}
 	memcpy(a->id, json_string_value(v), json_string_length(v));
 	a->id[json_string_length(v)] = '\0';
-	if ((state = json_string_value(json_object_get(o, "state"))) == NULL) {
+	v = json_object_get(o, "state");
+	if ((state = json_string_value(v)) == NULL) {
 		*why = "state missing or not a string";
 		goto out;
 	}
-	if (strcmp(state, "delivered") == 0)
+	/* a NUL inside would end the string early for strcmp */
+	slen = json_string_length(v);
+	if (slen == 9 && memcmp(state, "delivered", 9) == 0)
 		a->state = NOTEFMT_DELIVERED;
-	else if (strcmp(state, "read") == 0)
+	else if (slen == 4 && memcmp(state, "read", 4) == 0)
 		a->state = NOTEFMT_READ;
 	else {
 		*why = "state is neither delivered nor read";
 		goto out;
 	}
-	rc = 1;
+	rc = 0;
 out:
 	json_decref(o);
 	return rc;

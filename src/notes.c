@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 
 #include "chatmon/log.h"
 #include "chatmon/notes.h"
@@ -31,8 +32,18 @@
 
 #define NOTES_BLOCK_MS		5000	/* how long one XREAD waits */
 #define NOTES_PAGE_N		100	/* entries per XREAD */
-#define NOTES_PAGE		"100"	/* notes per pending look-up */
+#define NOTES_PAGE_PENDING	100	/* notes per page of a pending look-up */
+#define NOTES_SCORE_MAX		63	/* bytes of a score Redis writes */
 #define NOTES_AUDIT_MAXLEN	"100000"
+/*
+ * Acks of one connection waiting for Redis: at NOTES_ACKS_BUSY its reading
+ * pauses until half are answered (an agent that floods acks is held back
+ * by TCP, as one that floods messages is by limits.queue_bytes); past
+ * NOTES_ACKS_MAX, for a peer that cannot pause, they are dropped.
+ */
+#define NOTES_ACKS_BUSY		32
+#define NOTES_ACKS_MAX		(2 * NOTES_ACKS_BUSY)
+#define NOTES_REFUSED_MS	60000	/* one warning a minute of Redis refusing acks */
 
 /*
  * The ack, in one script over the note's hash alone (so that it runs on a
@@ -67,19 +78,39 @@ struct notes {
 	char			*log_key;	/* the notes' stream */
 	char			*audit_key;
 	uint64_t		 ttl_ms;	/* notes.ttl */
+	char			 ack_sha[41];	/* notes_ack_lua's SHA1, for EVALSHA */
+	int			 ack_loaded;	/* sent with its text on this connection */
+	int64_t			 refused_ms;	/* the last warning of a refused ack */
+	unsigned long		 refused;	/* refused since */
+	int			 moved;		/* redis.prefix changed: look up every peer */
 };
 
-/* A look-up of an agent's pending notes, for the connection that asked. */
+/*
+ * A look-up of an agent's pending notes, for the connection that asked,
+ * a page at a time: the next page starts at the score of the last one
+ * read (ties there are read again: at least once), and past the first
+ * skip notes when a whole page had that one score.
+ */
 struct notes_req {
 	struct notes	*n;
 	uint64_t	 session;
 	size_t		 left;		/* replies still to come */
+	char		 from[NOTES_SCORE_MAX + 1];	/* the page's lowest score */
+	size_t		 skip;
 	char		 agent[];
 };
 
+/*
+ * An ack out to Redis, on its connection's list (p) while that is open:
+ * the connection is told when few enough are left.
+ */
 struct notes_ackreq {
 	struct notes		*n;
+	struct notes_peer	*p;		/* NULL once the connection is gone */
+	struct notes_ackreq	*prev, *next;	/* p's */
 	enum notefmt_state	 state;
+	int64_t			 at;		/* when it came, ms */
+	int			 again;		/* sent again after NOSCRIPT */
 	char			 id[NOTEFMT_ID_MAX + 1];
 	char			 agent[];
 };
@@ -107,8 +138,12 @@ notes_deliver(struct notes *n, const char *json, size_t len, uint64_t session,
 		log_warnx("notes_deliver: a note that is not one skipped: %s", why);
 		return;
 	}
-	/* an entry read after an outage may be older than its agent was meant to wait */
-	if (fresh && note.ts + (int64_t)n->ttl_ms < util_wall_ms()) {
+	/*
+	 * An entry read after an outage may be older than its agent was meant
+	 * to wait. Its age as a difference: ts is within 0..NOTEFMT_TS_MAX,
+	 * so nothing here can overflow, whatever the entry says.
+	 */
+	if (fresh && util_wall_ms() - note.ts > (int64_t)n->ttl_ms) {
 		log_debug("notes_deliver: note=%s agent=%s past notes.ttl, skipped",
 		    note.id, note.agent);
 		goto out;
@@ -144,10 +179,14 @@ notes_on_entry(void *arg, const char *sid, const struct redisReply *f)
 			    f->element[k + 1]->len, 0, 1);
 }
 
+static void	notes_pending(struct notes *, const struct notes_peer *,
+		    struct rconn *);
+
 static void
 notes_on_follow_state(void *arg, int up, int lost)
 {
-	struct notes	*n = arg;
+	struct notes		*n = arg;
+	struct notes_peer	*p;
 
 	(void)lost;
 	if (!up)
@@ -156,6 +195,17 @@ notes_on_follow_state(void *arg, int up, int lost)
 	    rconn_name(n->follow), n->log_key, xfollow_last(n->xf)[0] ?
 	    " after " : "", xfollow_last(n->xf));
 	xfollow_resume(n->xf);
+	/*
+	 * Another prefix: the new stream is followed from its end (the
+	 * XREVRANGE just sent), so a note written there before is only in
+	 * its agent's pending set. Asked on this connection, behind the
+	 * XREVRANGE, the look-ups see every note the stream will not bring.
+	 */
+	if (n->moved && rconn_up(n->cmd)) {
+		n->moved = 0;
+		for (p = n->peers; p != NULL; p = p->next)
+			notes_pending(n, p, n->follow);
+	}
 }
 
 /*
@@ -198,17 +248,59 @@ notes_on_note(struct redisReply *reply, void *priv)
 	notes_req_done(r);
 }
 
-/* The ids waiting for the agent, by when they stop waiting: each one looked up. */
+static void	notes_on_pending(struct redisReply *, void *);
+
+/* Asks conn for r's next page of pending ids; 0, or -1 when it cannot go. */
+static int
+notes_page(struct notes_req *r, struct rconn *conn)
+{
+	struct notes	*n = r->n;
+	struct sbuf	 key = { 0 };
+	int		 rc = -1;
+
+	if (notes_key(n, &key, "chatmon:notes:pending:", r->agent) == -1)
+		goto out;
+	r->left++;
+	if (rconn_command(conn, notes_on_pending, r, 0, "ZRANGEBYSCORE %s %s "
+	    "+inf WITHSCORES LIMIT %lu %d", sbuf_str(&key), r->from,
+	    (unsigned long)r->skip, NOTES_PAGE_PENDING) == -1) {
+		r->left--;
+		goto out;
+	}
+	rc = 0;
+out:
+	sbuf_free(&key);
+	return rc;
+}
+
+/* Whether the connection r is for is still here. */
+static int
+notes_req_open(const struct notes_req *r)
+{
+	const struct notes_peer	*p;
+
+	for (p = r->n->peers; p != NULL; p = p->next)
+		if (p->session == r->session)
+			return 1;
+	return 0;
+}
+
+/*
+ * A page of the ids waiting for the agent, by when they stop waiting
+ * (id, score, ...): each one looked up; after a full page, the next one,
+ * so that a long backlog is read a page per reply, the loop free between.
+ */
 static void
 notes_on_pending(struct redisReply *reply, void *priv)
 {
 	struct notes_req	*r = priv;
 	struct notes		*n = r->n;
+	struct redisReply	*last;
 	struct sbuf		 key = { 0 };
 	size_t			 i;
 
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
-		for (i = 0; i < reply->elements; i++) {
+		for (i = 0; i + 1 < reply->elements; i += 2) {
 			if (reply->element[i]->type != REDIS_REPLY_STRING ||
 			    notes_key(n, &key, "chatmon:note:",
 			    reply->element[i]->str) == -1)
@@ -217,45 +309,63 @@ notes_on_pending(struct redisReply *reply, void *priv)
 			if (rconn_command(n->cmd, notes_on_note, r, 0,
 			    "HMGET %s json state", sbuf_str(&key)) == -1) {
 				r->left--;
-				break;
+				goto out;
 			}
 		}
+		if (reply->elements < 2 * NOTES_PAGE_PENDING || !notes_req_open(r))
+			goto out;
+		last = reply->element[reply->elements - 1];
+		if (last->type != REDIS_REPLY_STRING || last->len > NOTES_SCORE_MAX) {
+			log_warnx("notes_on_pending: agent=%s: redis %s: a score "
+			    "that is none, the rest of the notes not looked up",
+			    r->agent, rconn_name(n->cmd));
+			goto out;
+		}
+		/* a whole page of one score: the next one goes past it */
+		if (strcmp(last->str, r->from) == 0)
+			r->skip += NOTES_PAGE_PENDING;
+		else {
+			memcpy(r->from, last->str, last->len + 1);
+			r->skip = 0;
+		}
+		if (notes_page(r, n->cmd) == -1)
+			log_warnx("notes_on_pending: agent=%s: redis went away, "
+			    "the rest of the notes not looked up", r->agent);
 	} else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
 		log_warnx("notes_on_pending: agent=%s: redis %s: %s", r->agent,
 		    rconn_name(n->cmd), reply->str);
+out:
 	sbuf_free(&key);
 	notes_req_done(r);
 }
 
-/* Looks up the notes waiting for p's agent; they go to p alone. */
+/*
+ * Looks up the notes waiting for p's agent; they go to p alone. The first
+ * page is asked of rc (the notes' look-ups go on n->cmd, the rest of them
+ * too).
+ */
 static void
-notes_pending(struct notes *n, const struct notes_peer *p)
+notes_pending(struct notes *n, const struct notes_peer *p, struct rconn *rc)
 {
 	struct notes_req	*r;
-	struct sbuf		 key = { 0 };
-	char			 now[24];
 	size_t			 alen = strlen(p->agent);
 
-	if (!rconn_up(n->cmd))
+	if (!rconn_up(n->cmd) || !rconn_up(rc))
 		return;		/* looked up for every peer when it is up */
-	if ((r = calloc(1, sizeof(*r) + alen + 1)) == NULL ||
-	    notes_key(n, &key, "chatmon:notes:pending:", p->agent) == -1) {
+	if ((r = calloc(1, sizeof(*r) + alen + 1)) == NULL) {
 		log_warnx("notes_pending: agent=%s: out of memory, its waiting "
 		    "notes not looked up", p->agent);
-		free(r);
-		sbuf_free(&key);
 		return;
 	}
 	r->n = n;
 	r->session = p->session;
-	r->left = 1;
 	memcpy(r->agent, p->agent, alen + 1);
-	snprintf(now, sizeof(now), "%" PRId64, util_wall_ms());
-	if (rconn_command(n->cmd, notes_on_pending, r, 0,
-	    "ZRANGEBYSCORE %s %s +inf LIMIT 0 " NOTES_PAGE, sbuf_str(&key),
-	    now) == -1)
+	snprintf(r->from, sizeof(r->from), "%" PRId64, util_wall_ms());
+	if (notes_page(r, rc) == -1) {
+		log_warnx("notes_pending: agent=%s: out of memory or redis away, "
+		    "its waiting notes not looked up", p->agent);
 		free(r);
-	sbuf_free(&key);
+	}
 }
 
 static void
@@ -267,9 +377,10 @@ notes_on_cmd_state(void *arg, int up, int lost)
 	(void)lost;
 	if (!up)
 		return;
+	n->ack_loaded = 0;	/* a new server, or one restarted, may not have it */
 	/* agents that connected while Redis was away */
 	for (p = n->peers; p != NULL; p = p->next)
-		notes_pending(n, p);
+		notes_pending(n, p, n->cmd);
 }
 
 void
@@ -283,7 +394,20 @@ notes_peer_open(struct notes *n, struct notes_peer *p)
 		n->peers->prev = p;
 	n->peers = p;
 	p->linked = 1;
-	notes_pending(n, p);
+	notes_pending(n, p, n->cmd);
+}
+
+/* The acks of p out to Redis forget it: it is going. */
+static void
+notes_peer_forget(struct notes_peer *p)
+{
+	struct notes_ackreq	*r;
+
+	for (r = p->acks; r != NULL; r = r->next)
+		r->p = NULL;
+	p->acks = NULL;
+	p->nacks = 0;
+	p->busy = 0;
 }
 
 void
@@ -291,6 +415,7 @@ notes_peer_close(struct notes *n, struct notes_peer *p)
 {
 	if (n == NULL || !p->linked)
 		return;
+	notes_peer_forget(p);
 	if (p->prev != NULL)
 		p->prev->next = p->next;
 	else
@@ -301,7 +426,91 @@ notes_peer_close(struct notes *n, struct notes_peer *p)
 	p->linked = 0;
 }
 
-/* The script's answer; a moved state is taken off the pending set and audited. */
+/* r is answered (or lost): off its connection's list, which may read again. */
+static void
+notes_ack_detach(struct notes_ackreq *r)
+{
+	struct notes_peer	*p = r->p;
+
+	if (p == NULL)
+		return;
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		p->acks = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	r->p = NULL;
+	p->nacks--;
+	if (p->busy && p->nacks <= NOTES_ACKS_BUSY / 2) {
+		p->busy = 0;
+		if (p->flow != NULL)
+			p->flow(p->ctx, 0);
+	}
+}
+
+static void	notes_on_ack(struct redisReply *, void *);
+
+/*
+ * The script by its SHA1, but with its text the first time on a
+ * connection, so that Redis has it before the EVALSHAs behind it. -1 when
+ * it cannot go (out of memory, Redis away).
+ */
+static int
+notes_ack_send(struct notes *n, struct notes_ackreq *r)
+{
+	struct sbuf	 key = { 0 };
+	char		 at[24];
+	int		 rc;
+
+	if (notes_key(n, &key, "chatmon:note:", r->id) == -1)
+		return -1;
+	snprintf(at, sizeof(at), "%" PRId64, r->at);
+	if (n->ack_loaded)
+		rc = rconn_command(n->cmd, notes_on_ack, r, 0,
+		    "EVALSHA %s 1 %s %s %s %s", n->ack_sha, sbuf_str(&key),
+		    r->agent, notefmt_state_name(r->state), at);
+	else if ((rc = rconn_command(n->cmd, notes_on_ack, r, 0,
+	    "EVAL %s 1 %s %s %s %s", notes_ack_lua, sbuf_str(&key), r->agent,
+	    notefmt_state_name(r->state), at)) == 0)
+		n->ack_loaded = 1;
+	sbuf_free(&key);
+	return rc;
+}
+
+/*
+ * Redis answered the ack with an error: a configuration to fix (NOPERM,
+ * say) that would otherwise write a line for every ack, so one warning a
+ * minute, with how many since; the rest at debug.
+ */
+static void
+notes_ack_refused(struct notes *n, const struct notes_ackreq *r,
+    const struct redisReply *reply)
+{
+	int64_t	 now = (int64_t)(util_mono_ns() / 1000000);
+	int	 len = reply->type == REDIS_REPLY_ERROR ? (int)reply->len : 14;
+	const char *what = reply->type == REDIS_REPLY_ERROR ? reply->str :
+		    "unknown answer";
+
+	n->m->note_acks_lost++;
+	n->refused++;
+	if (n->refused_ms != 0 && now - n->refused_ms < NOTES_REFUSED_MS) {
+		log_debug("notes_on_ack: agent=%s note=%s: redis %s refused the "
+		    "ack: %.*s", r->agent, r->id, rconn_name(n->cmd), len, what);
+		return;
+	}
+	log_warnx("notes_on_ack: agent=%s note=%s: redis %s refused the ack: "
+	    "%.*s (%lu refused since the last such line)", r->agent, r->id,
+	    rconn_name(n->cmd), len, what, n->refused);
+	n->refused_ms = now;
+	n->refused = 0;
+}
+
+/*
+ * The script's answer; a moved state is taken off the pending set and
+ * audited. Lines per ack are at debug (an agent can send any number);
+ * the counts are in /metrics.
+ */
 static void
 notes_on_ack(struct redisReply *reply, void *priv)
 {
@@ -311,25 +520,31 @@ notes_on_ack(struct redisReply *reply, void *priv)
 	const char		*st = notefmt_state_name(r->state);
 
 	if (reply == NULL) {
-		log_warnx("notes_on_ack: agent=%s note=%s: redis went away, the "
+		n->m->note_acks_lost++;
+		log_debug("notes_on_ack: agent=%s note=%s: redis went away, the "
 		    "%s ack is lost", r->agent, r->id, st);
 		goto out;
 	}
+	/* flushed (SCRIPT FLUSH) behind our back: once more, with its text */
+	if (reply->type == REDIS_REPLY_ERROR && !r->again &&
+	    strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+		n->ack_loaded = 0;
+		r->again = 1;
+		if (notes_ack_send(n, r) == 0)
+			return;
+	}
 	if (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_STATUS) {
-		log_warnx("notes_on_ack: agent=%s note=%s: redis %s refused the "
-		    "ack: %.*s", r->agent, r->id, rconn_name(n->cmd),
-		    reply->type == REDIS_REPLY_ERROR ? (int)reply->len : 14,
-		    reply->type == REDIS_REPLY_ERROR ? reply->str : "unknown answer");
+		notes_ack_refused(n, r, reply);
 		goto out;
 	}
 	if (strcmp(reply->str, "foreign") == 0) {
 		n->m->note_acks_foreign++;
-		log_warnx("notes_on_ack: agent=%s note=%s: the note is another "
+		log_debug("notes_on_ack: agent=%s note=%s: the note is another "
 		    "agent's, ack ignored", r->agent, r->id);
 		goto out;
 	}
 	if (strcmp(reply->str, "missing") == 0) {
-		log_info("notes_on_ack: agent=%s note=%s: no such note (expired?), "
+		log_debug("notes_on_ack: agent=%s note=%s: no such note (expired?), "
 		    "ack ignored", r->agent, r->id);
 		goto out;
 	}
@@ -340,6 +555,7 @@ notes_on_ack(struct redisReply *reply, void *priv)
 		goto out;
 	if (strcmp(reply->str, st) != 0)
 		goto out;	/* "same": nothing new to audit */
+	/* at most twice a note: what operations look for */
 	log_info("notes_on_ack: agent=%s note=%s %s", r->agent, r->id, st);
 	if (notefmt_audit(&audit, util_wall_ms(), r->agent, r->id, r->state) == -1 ||
 	    rconn_command(n->cmd, NULL, NULL, 0, "XADD %s MAXLEN ~ "
@@ -348,54 +564,76 @@ notes_on_ack(struct redisReply *reply, void *priv)
 		log_warnx("notes_on_ack: agent=%s note=%s: the audit entry is lost",
 		    r->agent, r->id);
 out:
+	notes_ack_detach(r);
 	sbuf_free(&key);
 	sbuf_free(&audit);
 	free(r);
 }
 
 void
-notes_ack(struct notes *n, const struct notes_peer *p,
-    const struct notefmt_ack *a)
+notes_ack(struct notes *n, struct notes_peer *p, const struct notefmt_ack *a)
 {
 	struct notes_ackreq	*r;
-	struct sbuf		 key = { 0 };
-	char			 now[24];
 	size_t			 alen;
 
 	if (p->agent == NULL || p->agent[0] == '\0') {
 		n->m->note_acks_foreign++;
-		log_warnx("notes_ack: note=%s: an ack from a connection without "
+		log_debug("notes_ack: note=%s: an ack from a connection without "
 		    "an agent id, ignored", a->id);
 		return;
 	}
-	n->m->note_acks++;
-	alen = strlen(p->agent);
-	if (!rconn_up(n->cmd)) {
-		log_warnx("notes_ack: agent=%s note=%s: redis is away, the %s ack "
-		    "is lost", p->agent, a->id, notefmt_state_name(a->state));
+	/* a connection that cannot pause (or did not yet): no more than this */
+	if (!p->linked || p->nacks >= NOTES_ACKS_MAX || !rconn_up(n->cmd)) {
+		n->m->note_acks_lost++;
+		log_debug("notes_ack: agent=%s note=%s: %s, the %s ack is lost",
+		    p->agent, a->id, !rconn_up(n->cmd) ? "redis is away" :
+		    "too many acks wait for redis", notefmt_state_name(a->state));
 		return;
 	}
-	if ((r = calloc(1, sizeof(*r) + alen + 1)) == NULL ||
-	    notes_key(n, &key, "chatmon:note:", a->id) == -1) {
+	alen = strlen(p->agent);
+	if ((r = calloc(1, sizeof(*r) + alen + 1)) == NULL) {
+		n->m->note_acks_lost++;
 		log_warnx("notes_ack: agent=%s note=%s: out of memory, ack lost",
 		    p->agent, a->id);
-		free(r);
-		sbuf_free(&key);
 		return;
 	}
 	r->n = n;
 	r->state = a->state;
+	r->at = util_wall_ms();
 	memcpy(r->id, a->id, sizeof(r->id));
 	memcpy(r->agent, p->agent, alen + 1);
-	snprintf(now, sizeof(now), "%" PRId64, util_wall_ms());
-	if (rconn_command(n->cmd, notes_on_ack, r, 0, "EVAL %s 1 %s %s %s %s",
-	    notes_ack_lua, sbuf_str(&key), r->agent,
-	    notefmt_state_name(a->state), now) == -1) {
-		log_warnx("notes_ack: agent=%s note=%s: redis went away, ack lost",
+	if (notes_ack_send(n, r) == -1) {
+		n->m->note_acks_lost++;
+		log_debug("notes_ack: agent=%s note=%s: redis went away, ack lost",
 		    p->agent, a->id);
 		free(r);
+		return;
 	}
-	sbuf_free(&key);
+	n->m->note_acks++;
+	r->p = p;
+	r->next = p->acks;
+	if (p->acks != NULL)
+		p->acks->prev = r;
+	p->acks = r;
+	if (++p->nacks >= NOTES_ACKS_BUSY && !p->busy && p->flow != NULL) {
+		p->busy = 1;
+		p->flow(p->ctx, 1);
+	}
+}
+
+/* The SHA1 EVALSHA names the ack's script by; -1 when it cannot be made. */
+static int
+notes_ack_sha(struct notes *n)
+{
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned int	mdlen, k;
+
+	if (EVP_Digest(notes_ack_lua, sizeof(notes_ack_lua) - 1, md, &mdlen,
+	    EVP_sha1(), NULL) != 1 || mdlen != 20)
+		return -1;
+	for (k = 0; k < mdlen; k++)
+		snprintf(n->ack_sha + 2 * k, 3, "%02x", md[k]);
+	return 0;
 }
 
 static int
@@ -435,7 +673,8 @@ notes_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 		goto oom;
 	n->m = m;
 	n->base = base;
-	if (notes_settings(n, cfg) == -1 ||
+	if (notes_ack_sha(n) == -1 ||
+	    notes_settings(n, cfg) == -1 ||
 	    (n->follow = rconn_new(base, "notes-follow", notes_on_follow_state,
 	    n)) == NULL ||
 	    notes_follower(n, base) == -1 ||
@@ -470,8 +709,10 @@ notes_set_config(struct notes *n, const struct config *cfg)
 			n->xf = old;
 			log_warnx("notes_set_config: out of memory, still "
 			    "following %s", xfollow_key(old));
-		} else
+		} else {
 			xfollow_free(old);
+			n->moved = 1;	/* notes_on_follow_state */
+		}
 	}
 	if (rconn_set_target(n->follow, &cfg->redis, 0) == -1 ||
 	    rconn_set_target(n->cmd, &cfg->redis, 0) == -1)
@@ -481,8 +722,12 @@ notes_set_config(struct notes *n, const struct config *cfg)
 void
 notes_free(struct notes *n)
 {
+	struct notes_peer	*p;
+
 	if (n == NULL)
 		return;
+	for (p = n->peers; p != NULL; p = p->next)
+		notes_peer_forget(p);
 	/* the callbacks of what is out run now, with NULL, and free their requests */
 	rconn_free(n->follow);
 	n->follow = NULL;

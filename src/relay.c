@@ -558,6 +558,7 @@ relay_peer_opened(struct relay *r, struct relay_peer *peer)
 	peer->notes.agent = peer->agent;
 	peer->notes.session = peer->session;
 	peer->notes.inject = peer->inject;
+	peer->notes.flow = peer->flow;
 	peer->notes.ctx = peer->ctx;
 	notes_peer_open(r->notes, &peer->notes);
 }
@@ -570,29 +571,35 @@ relay_peer_closed(struct relay *r, struct relay_peer *peer)
 }
 
 /*
- * The workbench's answer to a note is chatmond's, never the backend's: a
- * well-formed one is recorded, a malformed one dropped with a line
- * naming why (the connection stays: a workbench bug is no reason to cut
- * an agent off). 1 when data was an ack, taken or dropped.
+ * The workbench's answer to a note is chatmond's, never the backend's:
+ * a frame whose type (at /type, as the codec reads it: escapes resolved,
+ * the last of duplicate keys) is chatmon.note_ack is always dropped. A
+ * well-formed one is recorded; a malformed one is counted and logged at
+ * debug, per frame (the connection stays: a workbench bug is no reason
+ * to cut an agent off).
  */
-static int
+static void
 relay_note_ack(struct relay *r, struct relay_peer *peer, const char *data,
     size_t len)
 {
 	struct notefmt_ack	a;
 	const char		*why = NULL;
 
-	switch (notefmt_ack_parse(data, len, &a, &why)) {
-	case 0:
-		return 0;
-	case -1:
+	if (notefmt_ack_parse(data, len, &a, &why) == -1) {
 		r->metrics->note_acks_bad++;
-		log_warnx("relay_note_ack: agent=%s: a malformed chatmon.note_ack "
+		log_debug("relay_note_ack: agent=%s: a malformed chatmon.note_ack "
 		    "dropped: %s", peer->agent[0] ? peer->agent : "-", why);
-		return 1;
+		return;
 	}
 	notes_ack(r->notes, &peer->notes, &a);
-	return 1;
+}
+
+/* Whether f's own type (at /type) says it is the workbench's ack. */
+static int
+relay_is_note_ack(const struct codec_frame *f)
+{
+	return f->own_type != NULL && f->own_type_len == NOTEFMT_ACK_TYPE_LEN &&
+	    memcmp(f->own_type, NOTEFMT_ACK_TYPE, NOTEFMT_ACK_TYPE_LEN) == 0;
 }
 
 void
@@ -613,10 +620,11 @@ relay_message(struct relay *r, struct relay_peer *peer,
 		r->metrics->binary_messages++;
 		return RELAY_PASS;
 	}
-	if (dir == RELAY_UP && notefmt_maybe_ack(data, len) &&
-	    relay_note_ack(r, peer, data, len))
-		return RELAY_DROP;
 	k = codec_decode(r->codec, data, len, &f);
+	if (dir == RELAY_UP && relay_is_note_ack(&f)) {
+		relay_note_ack(r, peer, data, len);
+		return RELAY_DROP;
+	}
 	switch (k) {
 	case CODEC_INVALID:
 		r->metrics->frames_invalid++;

@@ -113,6 +113,7 @@ struct session {
 	struct event		*tmo[2];	/* handshake, then that side's message */
 	char			 addr[64];	/* the agent's address */
 	int			 paused[2];	/* reading from that side stopped */
+	int			 agent_busy;	/* the relay holds the agent's reading (session_busy) */
 	enum session_up_state	 up;
 	int			 up_connected;	/* TCP up: a later failure is a refusal */
 	struct relay_peer	 peer;
@@ -1057,6 +1058,8 @@ err:
 }
 
 /* The request, read when the upgrade is accepted; -1 out of memory. */
+static void	session_busy(void *, int);
+
 static int
 session_setup(struct session *s, struct lws *wsi)
 {
@@ -1069,6 +1072,7 @@ session_setup(struct session *s, struct lws *wsi)
 	s->peer.queue = s->queue;
 	s->peer.session = ++srv->serial;
 	s->peer.inject = session_inject;
+	s->peer.flow = session_busy;
 	s->peer.ctx = s;
 	if ((s->offered = session_hdr_dup(wsi, WSI_TOKEN_PROTOCOL)) != NULL)
 		s->answered = session_first_protocol(s->offered);
@@ -1264,6 +1268,35 @@ session_within(const struct session *s, enum session_side producer,
 	    (producer != SIDE_AGENT || msgq_bytes(s->inj) <= limit);
 }
 
+/*
+ * Whether reading from producer may go on: its queue is within half of
+ * limits.queue_bytes (the hysteresis of the pause) and, for the agent, the
+ * relay does not hold it (session_busy).
+ */
+static int
+session_may_read(const struct session *s, enum session_side producer)
+{
+	return session_within(s, producer, s->srv->set.queue_bytes / 2) &&
+	    (producer != SIDE_AGENT || !s->agent_busy);
+}
+
+/*
+ * The relay's say on reading from the agent: paused while what it sent
+ * keeps chatmond busy (note acks waiting for Redis), the way a full queue
+ * pauses it; both must let it go before it reads again.
+ */
+static void
+session_busy(void *ctx, int busy)
+{
+	struct session	*s = ctx;
+
+	s->agent_busy = busy;
+	if (busy)
+		session_flow(s, SIDE_AGENT, 0);
+	else if (s->paused[SIDE_AGENT] && session_may_read(s, SIDE_AGENT))
+		session_flow(s, SIDE_AGENT, 1);
+}
+
 static int	session_writeable(struct session *, enum session_side);
 
 /*
@@ -1419,8 +1452,7 @@ session_writeable(struct session *s, enum session_side side)
 				srv->metrics->bytes_down += n;
 		} else
 			producer = SIDE_AGENT;	/* its turns made chatmond's frames */
-		if (s->paused[producer] &&
-		    session_within(s, producer, srv->set.queue_bytes / 2))
+		if (s->paused[producer] && session_may_read(s, producer))
 			session_flow(s, producer, 1);
 		if (msgq_count(s->q[side]) > 0 || (side == SIDE_AGENT &&
 		    msgq_count(s->inj) > 0) || c->pending)

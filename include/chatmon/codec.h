@@ -30,6 +30,14 @@ enum codec_kind {
 struct codec_frame {
 	const char	*type;
 	size_t		 type_len;
+	/*
+	 * The string at /type, where chatmond's own frames (chatmon.*) name
+	 * their type whatever protocol.type says, read as type is (escapes
+	 * resolved, the last of duplicate keys); NULL when the frame is
+	 * INVALID or /type is absent or not a string.
+	 */
+	const char	*own_type;
+	size_t		 own_type_len;
 	const char	*conversation;	/* a JSON integer is rendered in decimal */
 	size_t		 conversation_len;
 	const char	*text;

@@ -44,7 +44,7 @@
 	X(protocol_errors_agent, counter, "protocol_errors_total", "side=\"agent\"", 1, "Connections failed for breaking RFC 6455, by side") \
 	X(protocol_errors_up, counter, "protocol_errors_total", "side=\"upstream\"", 1, "Connections failed for breaking RFC 6455, by side") \
 	X(closes_too_big, counter, "closes_too_big_total", "", 1, "Connections closed 1009 for a message over limits.max_message") \
-	X(flow_pauses, counter, "flow_pauses_total", "", 1, "Times a producer was paused because a queue passed limits.queue_bytes") \
+	X(flow_pauses, counter, "flow_pauses_total", "", 1, "Times a producer was paused because a queue passed limits.queue_bytes, or an agent because its note acks waited for Redis") \
 	X(queued_bytes, gauge, "queued_bytes", "", 1, "Bytes waiting in relay queues") \
 	X(rule_hits, counter, "", "", 1, "Rule hits, every action") \
 	X(rule_alerts, counter, "rule_alerts_total", "", 1, "rule.hit alerts: one a turn, however many rules it broke (each rule is a rule hit)") \
@@ -78,6 +78,7 @@
 	X(note_acks, counter, "note_acks_total", "result=\"taken\"", 1, "chatmon.note_ack frames from agents, by result") \
 	X(note_acks_bad, counter, "note_acks_total", "result=\"malformed\"", 1, "chatmon.note_ack frames from agents, by result") \
 	X(note_acks_foreign, counter, "note_acks_total", "result=\"ignored\"", 1, "chatmon.note_ack frames from agents, by result") \
+	X(note_acks_lost, counter, "note_acks_total", "result=\"lost\"", 1, "chatmon.note_ack frames from agents, by result") \
 	X(sla_timer_late_max_us, gauge, "sla_timer_late_max_seconds", "", 1e6, "Latest an SLA timer fired after its deadline") \
 	X(sla_timer_late_sum_us, counter, "sla_timer_late_seconds_total", "", 1e6, "Sum of SLA timer lateness") \
 	X(sla_timer_late_over_10ms, counter, "sla_timer_late_over_10ms_total", "", 1, "SLA timers that fired more than 10 ms late") \

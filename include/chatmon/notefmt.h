@@ -10,18 +10,23 @@
 /* Ids are the dashboard's n-<ms>-<hex>: anything longer is not one. */
 #define NOTEFMT_ID_MAX	64
 
+/* The latest ts a note may carry, in ms: 9999-12-31T23:59:59.999Z. */
+#define NOTEFMT_TS_MAX	253402300799999LL
+
 /* A note as the dashboard wrote it, and the frame its agent gets. */
 struct notefmt_note {
 	char		 id[NOTEFMT_ID_MAX + 1];
 	char		*agent;		/* owned: notefmt_note_clear */
-	int64_t		 ts;
+	int64_t		 ts;		/* 0..NOTEFMT_TS_MAX */
 	char		*frame;		/* owned: {"type":"chatmon.note",...} */
 	size_t		 frame_len;
 };
 
 /*
  * Reads the note JSON of the stream entry or of the note's hash. 0, or -1
- * with *why (a static string) when it is not a note: n is then empty.
+ * with *why (a static string) when it is not a note (a field missing or
+ * of the wrong type, a bad id, no agent, a ts out of 0..NOTEFMT_TS_MAX):
+ * n is then empty.
  * Either way notefmt_note_clear frees what it holds.
  */
 int	notefmt_note_parse(const char *json, size_t len, struct notefmt_note *n,
@@ -38,15 +43,16 @@ struct notefmt_ack {
 	enum notefmt_state	 state;
 };
 
+/* The type of the workbench's ack, at /type (docs/protocol.md). */
+#define NOTEFMT_ACK_TYPE	"chatmon.note_ack"
+#define NOTEFMT_ACK_TYPE_LEN	(sizeof(NOTEFMT_ACK_TYPE) - 1)
+
 /*
- * Cheap first look for the relay's hot path: 0 when data cannot be an ack
- * (every frame from every agent passes here; only candidates are parsed).
- */
-int	notefmt_maybe_ack(const char *data, size_t len);
-/*
- * 1: a chatmon.note_ack, in *a. 0: not one (another type, not a JSON
- * object): the frame is the backend's business. -1: its type says ack but
- * the rest is wrong; *why (static) says what, for the log line.
+ * Reads a frame whose type the caller's reader (the codec, which reads
+ * every frame) found to be NOTEFMT_ACK_TYPE: such a frame is chatmond's
+ * whatever the rest holds. 0: a good ack, in *a. -1: malformed (not JSON
+ * jansson reads, a type jansson reads otherwise, the id or state wrong);
+ * *why (static) says what, for the log line.
  */
 int	notefmt_ack_parse(const char *data, size_t len, struct notefmt_ack *a,
 	    const char **why);

@@ -12,19 +12,27 @@
 struct event_base;
 struct notes;
 
+struct notes_ackreq;
+
 /*
  * One agent connection as notes knows it, kept inside the session's
- * relay_peer: agent, session and inject are the session's (inject sends a
- * text frame to the agent only); the links are notes's.
+ * relay_peer: agent, session, inject and flow are the session's (inject
+ * sends a text frame to the agent only; flow, when not NULL, pauses
+ * reading from the agent with busy 1 and lets it go on with 0); the rest
+ * is notes's.
  */
 struct notes_peer {
 	const char		*agent;
 	uint64_t		 session;
 	void			(*inject)(void *ctx, const char *frame,
 				    size_t len, int ordered);
+	void			(*flow)(void *ctx, int busy);
 	void			*ctx;
 	struct notes_peer	*prev, *next;
 	int			 linked;
+	struct notes_ackreq	*acks;		/* out to Redis */
+	unsigned		 nacks;
+	int			 busy;		/* flow told to pause */
 };
 
 /*
@@ -47,9 +55,10 @@ void	notes_peer_close(struct notes *, struct notes_peer *p);
 /*
  * The workbench of p says it has (or the agent has read) a note: recorded
  * in Redis, forward only, when the note is p's agent's; ignored otherwise.
- * Nothing waits for it; with Redis away the ack is lost (logged).
+ * Nothing waits for it; with Redis away the ack is lost (counted). While
+ * many of p's acks wait for Redis, p's flow is told to pause.
  */
-void	notes_ack(struct notes *, const struct notes_peer *p,
+void	notes_ack(struct notes *, struct notes_peer *p,
 	    const struct notefmt_ack *);
 /* Before the event base goes. NULL is fine. */
 void	notes_free(struct notes *);

@@ -24,7 +24,10 @@ enum relay_verdict {
  * Who a message belongs to, and how to reach the agent: inject queues a
  * text frame to the agent only (never to the backend), unordered ahead of
  * the backend's queued messages or ordered after them (struct
- * pipeline_alert). The strings are the session's; the session zeroes it.
+ * pipeline_alert); flow (may be NULL) pauses reading from the agent (busy
+ * 1) while what it sent keeps chatmond busy (its note acks wait for
+ * Redis), and lets it go on (0). The strings are the session's; the
+ * session zeroes it.
  */
 struct relay_peer {
 	const char	*agent;		/* "" when the agent gave no id */
@@ -33,6 +36,7 @@ struct relay_peer {
 	uint64_t	 session;	/* the session's serial number */
 	void		(*inject)(void *ctx, const char *frame, size_t len,
 			    int ordered);
+	void		(*flow)(void *ctx, int busy);
 	void		*ctx;
 	struct slaclock_peer sla;	/* the SLA clock's: conversations last seen here */
 	struct notes_peer notes;	/* the notes' (relay_peer_opened): where this agent's notes go */

@@ -499,6 +499,23 @@ def test_conversation(dashboard, redis_server):
     assert st == 404
 
 
+def test_conversation_skips_what_is_no_note(open_dash):
+    """Ids in a conversation's note list that name no note are skipped, the
+    rest answered (found by review: a key of another type, WRONGTYPE, made
+    the whole conversation 503 "redis did not answer")."""
+    d, c = open_dash
+    good = {"id": "n-1-aaaaaaaa", "agent": "alice", "conversation": "c-3", "from": "sup",
+            "text": "ok", "ts": int(time.time() * 1000)}
+    c.hset("chatmon:note:n-1-aaaaaaaa", mapping={"json": json.dumps(good), "state": "sent"})
+    c.set("chatmon:note:str", "x")
+    c.rpush("chatmon:note:list", "x")
+    c.lpush("chatmon:notes:conv:c-3", "n-1-aaaaaaaa", "str", "list", "n-1-gone", "a b")
+    st, _, doc = get(d, "/api/conversation?id=c-3")
+    assert st == 200, doc
+    assert [n["id"] for n in doc["notes"]] == ["n-1-aaaaaaaa"], doc
+    assert doc["notes"][0]["state"] == "sent"
+
+
 def test_ids_with_dot_segments(open_dash):
     """Any string names a conversation, and "." or ".." an agent: lws decodes
     a path (%2F is "/") and removes its dot segments, so

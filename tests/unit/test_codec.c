@@ -750,6 +750,64 @@ test_deep(void **state)
 	codec_free(c);
 }
 
+/*
+ * chatmond's own frames name their type at /type whatever protocol.type
+ * says; it is read as the type is: escapes resolved, the last of
+ * duplicate keys, never a nested one.
+ */
+static void
+test_own_type(void **state)
+{
+	static const struct {
+		const char	*s;
+		size_t		 len;
+		const char	*own;		/* NULL: none */
+		size_t		 own_len;
+	} t[] = {
+		{ B("{\"type\":\"chatmon.note_ack\",\"id\":\"n-1\"}"), B("chatmon.note_ack") },
+		{ B("{\"type\":\"chatmon.note\\u005fack\"}"), B("chatmon.note_ack") },
+		{ B("{\"t\\u0079pe\":\"chatmon.note_ack\"}"), B("chatmon.note_ack") },
+		{ B("{\"type\":\"chatmon.note_ack\",\"x\":\"\\u0000\"}"), B("chatmon.note_ack") },
+		{ B("{\"type\":\"chatmon.note_ack\",\"type\":\"x\"}"), B("x") },
+		{ B("{\"type\":\"x\",\"type\":\"chatmon.note_ack\"}"), B("chatmon.note_ack") },
+		{ B("{\"type\":\"chatmon.note_ack\",\"type\":1}"), NONE },
+		{ B("{\"type\":\"a\\u0000b\"}"), B("a\0b") },
+		{ B("{\"meta\":{\"t\":\"message\",\"type\":\"chatmon.note_ack\"}}"), NONE },
+		{ B("{\"kind\":\"chatmon.note_ack\"}"), NONE },
+		{ B("[\"chatmon.note_ack\"]"), NONE },
+		{ B("{\"type\":\"chatmon.note_ack\""), NONE },
+	};
+	static const struct config_protocol *protos[] = { &proto_default,
+	    &proto_nested, &proto_array };
+	struct codec		*c;
+	struct codec_frame	 f;
+	size_t			 i, j;
+
+	(void)state;
+	for (j = 0; j < UTIL_NELEM(protos); j++) {
+		c = new_codec(protos[j]);
+		for (i = 0; i < UTIL_NELEM(t); i++) {
+			(void)codec_decode(c, t[i].s, t[i].len, &f);
+			if (t[i].own == NULL) {
+				assert_null(f.own_type);
+				continue;
+			}
+			assert_non_null(f.own_type);
+			assert_int_equal(f.own_type_len, t[i].own_len);
+			assert_memory_equal(f.own_type, t[i].own, t[i].own_len);
+		}
+		codec_free(c);
+	}
+	/* beside a turn, under another protocol.type */
+	c = new_codec(&proto_nested);
+	assert_int_equal(codec_decode(c, B("{\"type\":\"chatmon.note_ack\","
+	    "\"meta\":{\"t\":\"message\"},\"a/b\":\"c\",\"msg\":{\"body\":"
+	    "{\"text\":\"hi\"}}}"), &f), CODEC_TURN);
+	assert_string_equal(f.own_type, "chatmon.note_ack");
+	assert_string_equal(f.type, "message");
+	codec_free(c);
+}
+
 static void
 test_large(void **state)
 {
@@ -1096,6 +1154,7 @@ main(void)
 		cmocka_unit_test(test_free_null),
 		cmocka_unit_test(test_kind_names),
 		cmocka_unit_test(test_deep),
+		cmocka_unit_test(test_own_type),
 		cmocka_unit_test(test_large),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_alloc_failure),

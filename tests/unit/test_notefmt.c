@@ -66,6 +66,11 @@ test_note_bad(void **state)
 		"{\"id\":\"n 1\\n\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":1}",
 		"{\"id\":\"n-1\",\"agent\":\"\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":1}",
 		"{\"id\":\"n-1\",\"id\":\"n-2\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":1}",
+		/* a ts no clock gives: an age computed from it would overflow */
+		"{\"id\":\"n-1\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":9223372036854775807}",
+		"{\"id\":\"n-1\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":-9223372036854775808}",
+		"{\"id\":\"n-1\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":-1}",
+		"{\"id\":\"n-1\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":253402300800000}",
 	};
 	struct notefmt_note	 n;
 	const char		*why;
@@ -83,30 +88,60 @@ test_note_bad(void **state)
 	}
 }
 
+/* The ends of the range a ts may take. */
+static void
+test_note_ts_range(void **state)
+{
+	static const char *const good[] = {
+		"{\"id\":\"n-1\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":0}",
+		"{\"id\":\"n-1\",\"agent\":\"a\",\"conversation\":\"c\",\"text\":\"t\",\"ts\":253402300799999}",
+	};
+	struct notefmt_note	 n;
+	const char		*why;
+
+	(void)state;
+	assert_int_equal(notefmt_note_parse(good[0], strlen(good[0]), &n, &why), 0);
+	assert_true(n.ts == 0);
+	notefmt_note_clear(&n);
+	assert_int_equal(notefmt_note_parse(good[1], strlen(good[1]), &n, &why), 0);
+	assert_true(n.ts == NOTEFMT_TS_MAX);
+	notefmt_note_clear(&n);
+}
+
 static void
 test_ack(void **state)
 {
 	static const struct {
 		const char	*s;
+		size_t		 len;
 		int		 rc;
 		int		 st;
 	} t[] = {
-		{ "{\"type\":\"chatmon.note_ack\",\"id\":\"n-1-ab\",\"state\":\"delivered\"}", 1, NOTEFMT_DELIVERED },
-		{ "{\"state\":\"read\",\"id\":\"n-1-ab\",\"type\":\"chatmon.note_ack\",\"x\":[1]}", 1, NOTEFMT_READ },
-		/* not ours: the backend's frames, whatever their text says */
-		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"chatmon.note_ack\"}", 0, 0 },
-		{ "chatmon.note_ack", 0, 0 },
-		{ "[\"chatmon.note_ack\"]", 0, 0 },
-		{ "{\"type\":\"chatmon.note_ack\"", 0, 0 },	/* not JSON */
-		/* ours, but wrong: dropped */
-		{ "{\"type\":\"chatmon.note_ack\"}", -1, 0 },
-		{ "{\"type\":\"chatmon.note_ack\",\"id\":7,\"state\":\"read\"}", -1, 0 },
-		{ "{\"type\":\"chatmon.note_ack\",\"id\":\"\",\"state\":\"read\"}", -1, 0 },
-		{ "{\"type\":\"chatmon.note_ack\",\"id\":\"a b\",\"state\":\"read\"}", -1, 0 },
-		{ "{\"type\":\"chatmon.note_ack\",\"id\":\"n-1\",\"state\":\"sent\"}", -1, 0 },
-		{ "{\"type\":\"chatmon.note_ack\",\"id\":\"n-1\",\"state\":null}", -1, 0 },
-		{ "{\"type\":\"chatmon.note_ack\",\"id\":\"n-1\"}", -1, 0 },
-		{ "{\"type\":\"chatmon.note_ack\",\"id\":\"n-0123456789012345678901234567890123456789012345678901234567890123456789\",\"state\":\"read\"}", -1, 0 },
+#define A(s)	(s), sizeof(s) - 1
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":\"n-1-ab\",\"state\":\"delivered\"}"), 0, NOTEFMT_DELIVERED },
+		{ A("{\"state\":\"read\",\"id\":\"n-1-ab\",\"type\":\"chatmon.note_ack\",\"x\":[1]}"), 0, NOTEFMT_READ },
+		/* what JSON allows and the workbench might send: still an ack */
+		{ A("{\"type\":\"chatmon.note\\u005fack\",\"id\":\"n-1-ab\",\"state\":\"read\"}"), 0, NOTEFMT_READ },
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":\"n-1-ab\",\"state\":\"read\",\"x\":\"\\u0000\"}"), 0, NOTEFMT_READ },
+		{ A("{\"type\":\"x\",\"type\":\"chatmon.note_ack\",\"id\":\"n-1-ab\",\"state\":\"read\"}"), 0, NOTEFMT_READ },
+		/* the caller said ack, but it is not one chatmond can record: dropped */
+		{ A("{\"type\":\"chatmon.note_ack\""), -1, 0 },		/* not JSON */
+		{ A("[\"chatmon.note_ack\"]"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":\"n-1-ab\",\"state\":\"read\",\"\\u0000\":1}"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":\"n-1-ab\",\"state\":\"read\",\"n\":1e400}"), -1, 0 },
+		{ A("{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"chatmon.note_ack\"}"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\\u0000\",\"id\":\"n-1-ab\",\"state\":\"read\"}"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\"}"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":7,\"state\":\"read\"}"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":\"\",\"state\":\"read\"}"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":\"a b\",\"state\":\"read\"}"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":\"n-1\\u0000\",\"state\":\"read\"}"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":\"n-1\",\"state\":\"sent\"}"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":\"n-1\",\"state\":\"read\\u0000x\"}"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":\"n-1\",\"state\":null}"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":\"n-1\"}"), -1, 0 },
+		{ A("{\"type\":\"chatmon.note_ack\",\"id\":\"n-0123456789012345678901234567890123456789012345678901234567890123456789\",\"state\":\"read\"}"), -1, 0 },
+#undef A
 	};
 	struct notefmt_ack	 a;
 	const char		*why;
@@ -115,18 +150,15 @@ test_ack(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		why = NULL;
-		assert_true(notefmt_maybe_ack(t[i].s, strlen(t[i].s)));
-		assert_int_equal(notefmt_ack_parse(t[i].s, strlen(t[i].s), &a,
-		    &why), t[i].rc);
+		if (notefmt_ack_parse(t[i].s, t[i].len, &a, &why) != t[i].rc)
+			fail_msg("row %zu: %s: not %d", i, t[i].s, t[i].rc);
 		if (t[i].rc == -1)
 			assert_non_null(why);
-		if (t[i].rc == 1) {
+		if (t[i].rc == 0) {
 			assert_string_equal(a.id, "n-1-ab");
 			assert_int_equal(a.state, t[i].st);
 		}
 	}
-	assert_false(notefmt_maybe_ack("{\"type\":\"message\"}", 18));
-	assert_false(notefmt_maybe_ack(NULL, 0));
 }
 
 static void
@@ -148,6 +180,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_note_frame),
 		cmocka_unit_test(test_note_default_from),
+		cmocka_unit_test(test_note_ts_range),
 		cmocka_unit_test(test_note_bad),
 		cmocka_unit_test(test_ack),
 		cmocka_unit_test(test_audit),
