@@ -73,7 +73,7 @@
 /* A customer turn repeating the last one within this, its round answered: a copy. */
 #define CONVSTORE_COPY_MS	30000
 
-enum { CS_TURN, CS_FIRE, CS_END, CS_SWEEP, CS_NSCRIPT };
+enum { CS_TURN, CS_FIRE, CS_END, CS_PLAN, CS_SWEEP, CS_NSCRIPT };
 
 #define CONVSTORE_STR_(x)	#x
 #define CONVSTORE_STR(x)	CONVSTORE_STR_(x)
@@ -179,13 +179,14 @@ static const char convstore_lua_turn[] =
 "  t = {}\n"
 "end\n"
 /*
- * A round to open by another shop's plans (this instance met the
+ * The caller planned by another shop than the record's (it met the
  * conversation over a connection of that shop, in a frame naming none):
- * nothing is applied, and the answer 3 gives the record, so that the
- * caller plans by the record's shop and sends the turn again.
+ * a round it opens has no deadline yet, and the answer 3 asks the caller
+ * for the record's shop's (convstore_plan). The round opens here all the
+ * same, in the turns' order, so that a reply sent meanwhile closes it.
  */
-"if ARGV[2] == 'c' and t.op ~= '1' and (t.sh or '') ~= '' and\n"
-"    (t.sh ~= ARGV[7] or (t.qu or '') ~= ARGV[8]) then return {3, dump(t), {}} end\n"
+"local other = (t.sh or '') ~= '' and (t.sh ~= ARGV[7] or (t.qu or '') ~= ARGV[8])\n"
+"local code = 1\n"
 "if not t.sh then t.sh = ARGV[7]; t.qu = ARGV[8] end\n"
 "if ARGV[3] ~= '' then t.a = ARGV[3] end\n"
 "if ARGV[2] == 'c' then\n"
@@ -198,8 +199,10 @@ static const char convstore_lua_turn[] =
 "    t.op = '1'; t.o = ARGV[1]; t.h = '1'; t.x = '0'; t.ra = t.a or ''\n"
 "    for e = 0, 2 do\n"
 "      local d = tonumber(ARGV[b+2*e+1])\n"
-"      t['m'..e] = ARGV[b+2*e]; t['d'..e] = d < 0 and '-1' or string.format('%d', now + d)\n"
+"      if other then d = -1 end\n"
+"      t['m'..e] = other and '0' or ARGV[b+2*e]; t['d'..e] = d < 0 and '-1' or string.format('%d', now + d)\n"
 "    end\n"
+"    if other then code = 3 end\n"
 "  end\n"
 "elseif ARGV[2] == 'a' and t.op == '1' then\n"
 "  out = {'a', t.o, t.f, t.a or '', ARGV[1], t.sh or '', t.qu or ''}\n"
@@ -214,7 +217,7 @@ static const char convstore_lua_turn[] =
 "else redis.call('PEXPIRE', KEYS[1], ttl) end\n"
 "schedule(t, ARGV[5])\n"
 "if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[5], rt or t) end\n"
-"return {1, dump(t), out}\n";
+"return {code, dump(t), out}\n";
 
 /*
  * KEYS as for a turn. ARGV: the round's open time, the event (0-2), id, the
@@ -232,6 +235,21 @@ static const char convstore_lua_fire[] =
 "local e = tonumber(ARGV[2])\n"
 "if e > 0 then record(e == 1 and 'b' or 'e', t.a or '', t.o, t['d'..e], t.f or '0', ARGV[3], t) end\n"
 "schedule(t, ARGV[3])\n"
+"return {1, dump(t), {}}\n";
+
+/*
+ * KEYS as for a turn. ARGV: the round's open time, m0 d0 m1 d1 m2 d2 (d a
+ * time, -1 none), id, the instance, the call's number: the deadlines of a
+ * round a turn opened without (answer 3), if it is still open.
+ */
+static const char convstore_lua_plan[] =
+"local t = load()\n"
+"if t.op ~= '1' or t.o ~= ARGV[1] then return {0, dump(t), {}} end\n"
+"for e = 0, 2 do t['m'..e] = ARGV[2+2*e]; t['d'..e] = ARGV[3+2*e] end\n"
+"t.w = ARGV[9]; t.lq = seq\n"
+"redis.call('HSET', KEYS[1], 'm0', t.m0, 'd0', t.d0, 'm1', t.m1, 'd1', t.d1,\n"
+"    'm2', t.m2, 'd2', t.d2, 'w', t.w, 'lq', t.lq)\n"
+"schedule(t, ARGV[8])\n"
 "return {1, dump(t), {}}\n";
 
 /* KEYS as for a turn. ARGV: when, idle only (1/0), id, the instance, the call's number. */
@@ -638,7 +656,7 @@ convstore_parse(const redisReply *r, struct convstore_reply *out)
 	    convstore_parse_state(r->element[1], out) == -1 ||
 	    r->element[2]->type != REDIS_REPLY_ARRAY)
 		return -1;
-	out->done = r->element[0]->integer == 1 || r->element[0]->integer == 2;
+	out->done = r->element[0]->integer != 0;
 	out->stale = r->element[0]->integer == 2;
 	out->other_shop = r->element[0]->integer == 3;
 	c = r->element[2];
@@ -720,8 +738,7 @@ convstore_on_reply(redisReply *reply, void *priv)
 		convstore_reply_init(&r);
 	}
 	op->cb(&r, op->priv);
-	/* a turn for another shop changed nothing: nothing to send again */
-	convstore_keep_done(cs, op, r.ok && !r.other_shop);
+	convstore_keep_done(cs, op, r.ok);
 }
 
 /* A claimed conversation's fields (HMGET) to the caller. */
@@ -866,6 +883,26 @@ convstore_fire(struct convstore *cs, const char *id, size_t len,
 }
 
 int
+convstore_plan(struct convstore *cs, const char *id, size_t len,
+    const struct sla_conv_state *plan, convstore_cb cb, void *priv)
+{
+	struct convstore_args	 a;
+	int			 i;
+
+	convstore_head(cs, &a, CS_PLAN, id, len);
+	convstore_arg_num(&a, plan->opened);
+	for (i = 0; i < 3; i++) {
+		convstore_arg_num(&a, (int64_t)plan->ms[i]);
+		convstore_arg_num(&a, !plan->ms[i] || plan->due[i] == INT64_MAX ?
+		    -1 : plan->due[i]);
+	}
+	convstore_arg(&a, id, len);
+	convstore_arg_str(&a, cs->instance);
+	convstore_arg_num(&a, (int64_t)++cs->seq);
+	return convstore_call(cs, &a, 0, CS_PLAN, 0, cb, priv);
+}
+
+int
 convstore_end(struct convstore *cs, const char *id, size_t len, int64_t at,
     int idle, convstore_cb cb, void *priv)
 {
@@ -918,7 +955,7 @@ convstore_scripts(struct convstore *cs)
 {
 	static const char	*const parts[CS_NSCRIPT] = { convstore_lua_turn,
 				    convstore_lua_fire, convstore_lua_end,
-				    convstore_lua_sweep };
+				    convstore_lua_plan, convstore_lua_sweep };
 	unsigned char		 md[EVP_MAX_MD_SIZE];
 	unsigned int		 mdlen, k;
 	size_t			 n;

@@ -82,10 +82,6 @@ struct slaclock_op {
 	int			 unheld;	/* END of a conversation the engine did not hold */
 	int			 answered, first;
 	int64_t			 opened, at;
-	/* TURN of a customer: to plan it again by the record's shop, once */
-	int			 replanned;
-	int64_t			 turn_at;
-	uint64_t		 turn_hash;
 	struct sla_event	 ev;		/* FIRE: its strings point below */
 	char			*agent;		/* into buf */
 	char			*shop;		/* the conversation's, into buf */
@@ -516,38 +512,46 @@ slaclock_sync(struct slaclock *clk, const char *id, size_t len, int turn,
 		slaclock_arm(c);
 }
 
-static void	slaclock_turn_as(struct slaclock *, const struct pipeline_turn *,
-		    struct slaclock_peer *, uint64_t hash, int replanned);
+/*
+ * A turn opened a round of another shop's conversation without deadlines
+ * (convstore_plan): the engine, which took the record and its shop, plans
+ * it by that shop, keeps the plan and gives it to Redis.
+ */
+static void
+slaclock_plan(struct slaclock *clk, const char *id, size_t len,
+    const struct convstore_reply *r)
+{
+	struct sla_conv		*conv;
+	struct slaclock_conv	*c;
+	struct slaclock_op	*op;
+	struct sla_conv_state	 st, plan;
+
+	if ((conv = sla_find(clk->sla, id, len)) == NULL)
+		return;
+	sla_conv_get(conv, &st);
+	if (!st.open || st.opened != r->st.opened)
+		return;
+	sla_round_plan(clk->sla, conv, st.first, st.opened, &plan);
+	memcpy(st.due, plan.due, sizeof(st.due));
+	memcpy(st.ms, plan.ms, sizeof(st.ms));
+	if ((conv = sla_conv_put(clk->sla, id, len, NULL, NULL, NULL, &st)) ==
+	    NULL)
+		return;
+	if ((c = sla_conv_udata(conv)) != NULL)
+		slaclock_arm(c);
+	plan.opened = st.opened;
+	if ((op = slaclock_op_new(clk, SLACLOCK_OP_TURN, id, len, "", "",
+	    "")) != NULL)
+		slaclock_op_sent(op, convstore_plan(clk->store, op->buf, op->len,
+		    &plan, slaclock_on_store, op));
+}
 
 static void
 slaclock_on_store(const struct convstore_reply *r, void *priv)
 {
 	struct slaclock_op	*op = priv;
 	struct slaclock		*clk = op->clk;
-	struct pipeline_turn	 t;
 
-	if (r->ok && r->other_shop && !op->replanned) {
-		/*
-		 * The conversation is another shop's: the engine takes the
-		 * record (and its shop), then the turn opens its round by that
-		 * shop's plans, in the engine and in Redis.
-		 */
-		slaclock_sync(clk, op->buf, op->len, 1, r);
-		memset(&t, 0, sizeof(t));
-		t.customer = 1;
-		t.agent = op->agent;
-		t.conversation = op->buf;
-		t.conversation_len = op->len;
-		t.now_ms = op->turn_at;
-		t.shop = r->shop;
-		t.queue = r->queue;
-		slaclock_turn_as(clk, &t, NULL, op->turn_hash, 1);
-		free(op);
-		return;
-	}
-	if (r->other_shop)
-		log_warnx("slaclock_on_store: a conversation changed its shop "
-		    "twice under a turn; its round is not timed");
 	if (!r->ok) {
 		slaclock_op_alone(op);
 		free(op);
@@ -573,6 +577,8 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 	if (r->stale && op->shared)
 		slaclock_op_alone(op);
 	slaclock_sync(clk, op->buf, op->len, op->kind == SLACLOCK_OP_TURN, r);
+	if (r->other_shop)
+		slaclock_plan(clk, op->buf, op->len, r);
 	free(op);
 }
 
@@ -595,16 +601,6 @@ slaclock_claim(const char *id, size_t len, const struct convstore_reply *r,
 void
 slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
     struct slaclock_peer *where)
-{
-	/* the text's hash only for the store (it tells a re-sent message) */
-	slaclock_turn_as(clk, t, where, convstore_on(clk->store) ?
-	    util_fnv1a64(t->text, t->text_len) : 0, 0);
-}
-
-/* t (its text as hash) into the engine and the store; replanned: a second time. */
-static void
-slaclock_turn_as(struct slaclock *clk, const struct pipeline_turn *t,
-    struct slaclock_peer *where, uint64_t hash, int replanned)
 {
 	struct sla_conv		*conv;
 	struct slaclock_conv	*c;
@@ -634,9 +630,6 @@ slaclock_turn_as(struct slaclock *clk, const struct pipeline_turn *t,
 	    SLACLOCK_OP_TURN, t->conversation, t->conversation_len,
 	    t->agent, shop, queue)) == NULL)
 		return;
-	op->replanned = replanned;
-	op->turn_at = now;
-	op->turn_hash = hash;
 	if (!customer && !robot && before.open && clk->shared) {
 		op->charge = op->answered = 1;
 		op->opened = before.opened;
@@ -649,7 +642,8 @@ slaclock_turn_as(struct slaclock *clk, const struct pipeline_turn *t,
 	    t->conversation_len, t->agent, shop, queue,
 	    customer ? CONVSTORE_CUSTOMER :
 	    robot ? CONVSTORE_OTHER : CONVSTORE_REPLY,
-	    hash, &first, &later, now, slaclock_on_store, op));
+	    util_fnv1a64(t->text, t->text_len),
+	    &first, &later, now, slaclock_on_store, op));
 }
 
 /*

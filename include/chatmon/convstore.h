@@ -37,8 +37,9 @@ struct convstore_reply {
 	 */
 	int			 stale;
 	/*
-	 * turn: nothing applied, the conversation is another shop's (shop,
-	 * queue): the caller plans the round by that shop and sends it again
+	 * turn: it opened a round of another shop's conversation (shop,
+	 * queue) with no deadline: the caller plans it by that shop
+	 * (convstore_plan)
 	 */
 	int			 other_shop;
 	struct sla_conv_state	 st;
@@ -113,6 +114,12 @@ int	convstore_turn(struct convstore *, const char *id, size_t len,
  */
 int	convstore_fire(struct convstore *, const char *id, size_t len,
 	    int64_t opened, enum sla_event_type type, convstore_cb cb, void *priv);
+/*
+ * The deadlines (plan: due and ms by event, opened the round's start) of
+ * the round a turn answered other_shop opened, if it is still open.
+ */
+int	convstore_plan(struct convstore *, const char *id, size_t len,
+	    const struct sla_conv_state *plan, convstore_cb, void *priv);
 /*
  * Ends the conversation at `at` (an end frame), or, with idle set, only
  * if its idle end is at or before `at`; an open round is charged

@@ -532,7 +532,8 @@ def test_a_round_met_over_another_shops_connection_keeps_its_shops_plans(
     async def on_b():
         async with agent(bb, f"/script?file={s2}&agent=alice&shop=jd") as ws:
             t1 = await first_turn(ws, "sx-1")
-            wait_for(lambda: c.hget(key, "op") == "1", 5 * SLOW, "the round open")
+            wait_for(lambda: c.hget(key, "op") == "1" and c.hget(key, "d1") != "-1",
+                     5 * SLOW, "the round open, and planned")
             st = c.hgetall(key)
             assert (st["sh"], st["qu"], st["f"]) == ("tm", "pre", "0"), st
             assert int(st["d1"]) - int(st["o"]) == 2000, st      # tm/pre's reply
@@ -547,6 +548,49 @@ def test_a_round_met_over_another_shops_connection_keeps_its_shops_plans(
     assert abs(due_ms(br[0]) - 2000 - t1 * 1000) < 300, (br, t1)
     assert "changed its shop" not in bb.log()
     assert a.stop() == 0 and bb.stop() == 0
+
+
+def test_a_reply_behind_another_shops_round_closes_it(daemon, backend, redis_server,
+                                                     tmp_path):
+    """The same crossing of shops, with Redis slow (paused 0.35 s, well
+    inside redis.timeout) while the customer turn and the agent's quick
+    reply are on their way: the round opens in Redis in the turns' order
+    (its deadlines follow once planned by the record's shop), so the reply
+    closes it: no alert, one answered round logged."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("sy-1", "在吗,发货了吗"))])
+    s2 = script(tmp_path, "s2", [(300, frame("sy-1", "那大概几天到"))])
+    extra = SLA + ("shop_id: query:shop\nqueue_id: query:queue\nshops:\n"
+                   "  tm:\n    sla: {reply: 1500ms}\n  jd:\n    sla: {reply: 1500ms}\n")
+    a = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
+    bb = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
+    key = conv_key("sy-1")
+
+    async def on_a():
+        async with agent(a, f"/script?file={s1}&agent=alice&shop=tm") as ws:
+            await first_turn(ws, "sy-1")
+            await ws.send(frame("sy-1", "亲,在的"))
+            wait_for(lambda: c.hget(key, "op") == "0", 5 * SLOW, "round 1 closed")
+    run(on_a())
+
+    async def on_b():
+        async with agent(bb, f"/script?file={s2}&agent=alice&shop=jd") as ws:
+            await asyncio.sleep(0.15)
+            r.pause()
+            await first_turn(ws, "sy-1")
+            await asyncio.sleep(0.05)
+            await ws.send(frame("sy-1", "三天左右到"))
+            await asyncio.sleep(0.3)
+            r.resume()
+            await asyncio.sleep((ESCALATE + 500) / 1000 * SLOW)
+    run(on_b())
+    assert a.stop() == 0 and bb.stop() == 0
+    st = c.hgetall(key)
+    assert st.get("op") == "0" and st.get("sh") == "tm", st
+    assert [x[1]["type"] for x in sla_alerts(c, "sy-1")] == []
+    assert [f["k"] for f in rounds_logged(c, "sy-1")] == ["a", "a"]
 
 
 def test_scripts_lost_under_a_live_connection_keep_the_turns_in_order(daemon, backend,
