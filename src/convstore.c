@@ -70,6 +70,13 @@
 #define CONVSTORE_REPLAYED	"replayed"
 /* The fields an instance reads back (op .. qu below): the rest stay in Redis. */
 #define CONVSTORE_NREAD		15
+/*
+ * The raising calls a record keeps (xr), its last rounds' (three events a
+ * round): a call sent again finds its own unless the conversation raised
+ * that many more events since, which takes longer than the connection's
+ * timeout after which it is sent again.
+ */
+#define CONVSTORE_RAISED	8
 /* A customer turn repeating the last one within this, its round answered: a copy. */
 #define CONVSTORE_COPY_MS	30000
 
@@ -86,13 +93,14 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_SWEEP, CS_NSCRIPT };
  * agent who held it when the round opened, lc a hash of the
  * last customer turn and lt when it came, w the instance that last applied
  * a turn or raised an event, la the latest time of a turn applied and lq
- * the number w gave its last call applied (stale). Lua numbers are doubles:
+ * the number w gave its last call applied (stale), xr the calls that raised
+ * the last CONVSTORE_RAISED events (fire). Lua numbers are doubles:
  * millisecond times (< 2^53) are exact. A reply carries the first
  * CONVSTORE_NREAD, what the engine needs (sla_conv_put), and no more: a
  * reply per turn is most of what Redis sends.
  */
 static const char convstore_lua_common[] =
-"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq'}\n"
+"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq','xr'}\n"
 "local function load()\n"
 "  local v = redis.call('HMGET', KEYS[1], unpack(F))\n"
 "  local t = {}\n"
@@ -220,15 +228,31 @@ static const char convstore_lua_turn[] =
  * KEYS as for a turn. ARGV: the round's open time, the event (0-2), id, the
  * instance, the call's number: the record then says this instance wrote
  * it last, and which of its calls (stale).
+ * Who raised an event is kept by call (instance:number, in xr), not by
+ * event: a call sent again that Redis ran already, and that raised the
+ * event then, is answered 2, so that its caller raises and charges it,
+ * once (the first answer went with the connection); found by its bit
+ * alone it would be answered 0, "someone else raised it", and nobody
+ * would. Kept by call, the answer holds whatever came after it: a later
+ * call of the same instance, the round closed, the conversation ended.
  */
 static const char convstore_lua_fire[] =
+"local call = ARGV[4] .. ':' .. seq\n"
 "local t = load()\n"
+"if replayed and string.find(' ' .. (t.xr or '') .. ' ', ' ' .. call .. ' ', 1, true) then\n"
+"  return {2, dump(t), {}}\n"
+"end\n"
 "if t.op ~= '1' or t.o ~= ARGV[1] then return {0, dump(t), {}} end\n"
 "local x, b = num(t.x), 2^tonumber(ARGV[2])\n"
 "if math.floor(x / b) % 2 == 1 then return {0, dump(t), {}} end\n"
 "t.x = tostring(x + b)\n"
 "t.w = ARGV[4]; t.lq = seq\n"
-"redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w, 'lq', t.lq)\n"
+"local r = {}\n"
+"for c in string.gmatch(t.xr or '', '%S+') do r[#r+1] = c end\n"
+"r[#r+1] = call\n"
+"while #r > " CONVSTORE_STR(CONVSTORE_RAISED) " do table.remove(r, 1) end\n"
+"t.xr = table.concat(r, ' ')\n"
+"redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w, 'lq', t.lq, 'xr', t.xr)\n"
 "local e = tonumber(ARGV[2])\n"
 "if e > 0 then record(e == 1 and 'b' or 'e', t.a or '', t.o, t['d'..e], t.f or '0', ARGV[3], t) end\n"
 "schedule(t, ARGV[3])\n"
@@ -253,7 +277,7 @@ static const char convstore_lua_end[] =
  * it sent again after a reconnect does not bring the conversation back
  * (stale); no idle end (i): to everything else there is no record
  */
-"redis.call('HSET', KEYS[1], 'w', ARGV[4], 'lq', seq, 'la', ARGV[1])\n"
+"redis.call('HSET', KEYS[1], 'w', ARGV[4], 'lq', seq, 'la', ARGV[1], 'xr', t.xr or '')\n"
 "redis.call('PEXPIRE', KEYS[1], " CONVSTORE_STR(CONVSTORE_TOMB_MS) ")\n"
 "redis.call('ZREM', KEYS[2], ARGV[3])\n"
 "redis.call('ZREM', KEYS[3], ARGV[3])\n"

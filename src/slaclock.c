@@ -553,8 +553,8 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 		free(op);
 		return;
 	}
-	if (op->kind == SLACLOCK_OP_FIRE && r->done) {
-		/* the agent was told already */
+	if (op->kind == SLACLOCK_OP_FIRE && r->done && !r->stale) {
+		/* the agent was told already; stale: below */
 		slaclock_hand(clk, &op->ev, SLACLOCK_PUBLISH);
 		sla_charge_event(clk->sla, op->ev.agent, op->shop, op->queue,
 		    op->ev.type, op->ev.due);
@@ -568,7 +568,8 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 		    r->charged_queue, r->answered, r->opened, r->at, r->first);
 	/*
 	 * Redis ran it before, and its answer went with the connection: what
-	 * the engine did counts, once (Redis logged the same round then)
+	 * the engine did counts, once (Redis logged the same round, or the
+	 * same breach or escalation, then)
 	 */
 	if (r->stale && op->shared)
 		slaclock_op_alone(op);

@@ -461,6 +461,41 @@ def test_a_reply_whose_answer_was_lost_is_charged_once(daemon, backend, redis_se
     assert f is not None and (f["rounds"], f["answered"]) == (1, 1), f
 
 
+def test_a_breach_whose_answer_was_lost_is_raised_once(daemon, backend, redis_server,
+                                                      tmp_path):
+    """Redis hangs (SIGSTOP) past redis.timeout while the breach's call is
+    on its way: Redis runs it when it wakes (the event marked, the breach
+    logged) and the call sent again on the new connection finds its mark.
+    The instance raises and charges the breach all the same, once: it is
+    the one whose call marked it."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("p-1", "在吗"))])
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS + ["-o", "redis.timeout=300ms"])
+    key = conv_key("p-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=pat") as ws:
+            t0 = await first_turn(ws, "p-1")
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "round open")
+            await asyncio.sleep(max(0, t0 + 0.8 - time.time()))
+            r.pause()                       # the breach is due at t0 + 1 s
+            await asyncio.sleep(1.2)        # past redis.timeout: the call goes again
+            r.resume()
+            wait_for(lambda: any(a["type"] == "sla.escalate" for _, a in sla_alerts(c, "p-1")),
+                     (ESCALATE / 1000 + 2) * SLOW, "the escalation")
+            await asyncio.sleep(0.3)
+    run(main())
+    assert d.stop() == 0
+    types = [a["type"] for _, a in sla_alerts(c, "p-1")]
+    assert types == ["sla.warn", "sla.breach", "sla.escalate"], types
+    assert [f["k"] for f in rounds_logged(c, "p-1")] == ["b", "e"]
+    assert "no reply within redis.timeout" in d.log()     # the call did go again
+    f = figures(d, "pat")
+    assert f is not None and (f["breaches"], f["escalations"]) == (1, 1), f
+
+
 def test_another_instance_times_a_shops_round_by_that_shops_rules(daemon, backend,
                                                                  redis_server, tmp_path):
     """Issue 18: the conversation's shop and queue live in Redis with it, so the
