@@ -607,13 +607,17 @@ convstore_call(struct convstore *cs, struct convstore_args *a, int keep,
 	return -1;
 }
 
+/*
+ * A time or a count from Redis, within the engine's range (sla_clamp):
+ * another process may have written anything there.
+ */
 static int64_t
 convstore_num(const redisReply *r)
 {
 	if (r == NULL || r->type != REDIS_REPLY_STRING || r->len == 0)
 		return INT64_MAX;
 	/* -1 is "never" */
-	return r->str[0] == '-' ? INT64_MAX : strtoll(r->str, NULL, 10);
+	return r->str[0] == '-' ? INT64_MAX : sla_clamp(strtoll(r->str, NULL, 10));
 }
 
 static const char *

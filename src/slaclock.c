@@ -292,7 +292,9 @@ slaclock_fire(struct slaclock_conv *c, int64_t now_us)
 {
 	struct metrics		*m = c->clk->metrics;
 	int64_t			 now = now_us / 1000;
-	int64_t			 late = now_us - sla_conv_deadline(c->conv) * 1000;
+	int64_t			 d = sla_conv_deadline(c->conv);
+	/* d came due (d <= now): its microseconds cannot overflow */
+	int64_t			 late = d >= 0 && d <= now ? now_us - d * 1000 : 0;
 
 	/*
 	 * How late the loop runs the timers: the figure the SLA promise rests
@@ -354,8 +356,9 @@ slaclock_tick(evutil_socket_t fd, short what, void *arg)
 	 * already past (taken over, late) fires on the next turn of the loop,
 	 * as a timer of 0 would, not in a loop here.
 	 */
+	/* in ms: a due time from Redis may be anywhere in the engine's range */
 	while ((top = dueheap_top(&clk->heap)) != NULL &&
-	    top->due * 1000 <= now_us && budget-- > 0) {
+	    top->due <= now_us / 1000 && budget-- > 0) {
 		c = (struct slaclock_conv *)((char *)top -
 		    offsetof(struct slaclock_conv, due));
 		dueheap_del(&clk->heap, top);

@@ -496,6 +496,43 @@ def test_a_breach_whose_answer_was_lost_is_raised_once(daemon, backend, redis_se
     assert f is not None and (f["breaches"], f["escalations"]) == (1, 1), f
 
 
+def test_a_due_time_near_2_63_from_redis_is_kept_in_range(daemon, backend, redis_server,
+                                                         tmp_path):
+    """Another process wrote a record whose due times are near 2^63 ms and
+    put it in the deadline set: the sweep claims it, and once it is the
+    earliest deadline held the timer's tick meets it. Read from Redis it
+    is clamped to the engine's range, and the tick compares milliseconds:
+    no signed overflow (the ASan/UBSan build aborts on one), no lateness
+    of 290 000 years in the figures, nothing raised for it."""
+    r = redis_server()
+    c = r.client()
+    now = int(time.time() * 1000)
+    c.hset(conv_key("h-4"), mapping={
+        "op": "1", "o": str(now), "x": "0", "f": "1", "h": "1",
+        "d0": "9000000000000000000", "d1": "9100000000000000000",
+        "d2": "9200000000000000000", "m0": "1", "m1": "1", "m2": "1",
+        "i": "9220000000000000000"})
+    c.zadd("chatmon:sla:{%d}:due" % sla_bucket("h-4"), {"h-4": 0})
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("ok-2", "在吗"))])
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    wait_for(lambda: c.zscore("chatmon:sla:{%d}:due" % sla_bucket("h-4"), "h-4") > 0,
+             3 * SLOW, "h-4 claimed")
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=oki") as ws:
+            await first_turn(ws, "ok-2")
+            await asyncio.sleep(0.2)
+            await ws.send(endf("ok-2"))     # its warn's timer fires for nothing: h-4 on top
+            await asyncio.sleep(FIRST / 1000 + 0.3)
+    run(main())
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["sla_timer_late_max_us"] < 10 ** 7, st
+    assert sla_alerts(c, "h-4") == []
+    assert "timerfd" not in d.log()
+
+
 def test_another_instance_times_a_shops_round_by_that_shops_rules(daemon, backend,
                                                                  redis_server, tmp_path):
     """Issue 18: the conversation's shop and queue live in Redis with it, so the
