@@ -77,8 +77,12 @@
  * timeout after which it is sent again.
  */
 #define CONVSTORE_RAISED	8
-/* A customer turn repeating the last one within this, its round answered: a copy. */
+/*
+ * A customer turn repeating one of the last CONVSTORE_COPY_N within this,
+ * their round answered: a copy (the backend sent a burst again).
+ */
 #define CONVSTORE_COPY_MS	30000
+#define CONVSTORE_COPY_N	8
 
 enum { CS_TURN, CS_FIRE, CS_END, CS_SWEEP, CS_NSCRIPT };
 
@@ -90,8 +94,8 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_SWEEP, CS_NSCRIPT };
  * round was ever opened, x the events raised (bit per event), d0-d2 their
  * due times and m0-m2 their service times (-1: none), i the idle end, a the
  * agent, sh and qu the shop and queue of its first turn ("" none), ra the
- * agent who held it when the round opened, lc a hash of the
- * last customer turn and lt when it came, w the instance that last applied
+ * agent who held it when the round opened, lc the hashes of the
+ * last customer turns with when each came (copies) and lt when the latest did, w the instance that last applied
  * a turn or raised an event, la the latest time of a turn applied and lq
  * the number w gave its last call applied (stale), xr the calls that raised
  * the last CONVSTORE_RAISED events (fire). Lua numbers are doubles:
@@ -170,9 +174,9 @@ static const char convstore_lua_common[] =
  * none of it): the turn's hash, then m0 d0 m1 d1 m2 d2 of a first round
  * and of a later one, each d in ms from now (-1: none), which is shorter
  * on the wire than a time; last, the call's number (stale).
- * A copy of the customer turn that opened a round already answered (the
- * backend sent it again, or one tab got it after another tab replied)
- * opens no round.
+ * A copy of a customer turn of a round already answered (the backend sent
+ * it again, or its whole burst, or one tab got it after another tab
+ * replied) opens no round.
  */
 static const char convstore_lua_turn[] =
 "local now = tonumber(ARGV[1])\n"
@@ -197,8 +201,23 @@ static const char convstore_lua_turn[] =
 "if not t.sh then t.sh = ARGV[7]; t.qu = ARGV[8] end\n"
 "if ARGV[3] ~= '' then t.a = ARGV[3] end\n"
 "if ARGV[2] == 'c' then\n"
-"  local copy = t.lc == ARGV[9] and now - num(t.lt) < " CONVSTORE_STR(CONVSTORE_COPY_MS) "\n"
-"  if now >= num(t.lt) then t.lc = ARGV[9]; t.lt = ARGV[1] end\n"
+/*
+ * lc: "hash:time" of the customer's last turns within CONVSTORE_COPY_MS,
+ * CONVSTORE_COPY_N at most, so that a burst sent again is a copy whole,
+ * not only its last message (a record of before has one hash, and lt)
+ */
+"  local lc, copy, at, r = t.lc or '', false, ARGV[1], {}\n"
+"  if lc ~= '' and not string.find(lc, ':', 1, true) then lc = lc .. ':' .. (t.lt or '0') end\n"
+"  for h, w in string.gmatch(lc, '(%x+):(%d+)') do\n"
+"    if now - tonumber(w) < " CONVSTORE_STR(CONVSTORE_COPY_MS) " then\n"
+"      if h ~= ARGV[9] then r[#r+1] = h .. ':' .. w\n"
+"      else copy = true; if tonumber(w) > now then at = w end end\n"
+"    end\n"
+"  end\n"
+"  r[#r+1] = ARGV[9] .. ':' .. at\n"
+"  while #r > " CONVSTORE_STR(CONVSTORE_COPY_N) " do table.remove(r, 1) end\n"
+"  t.lc = table.concat(r, ' ')\n"
+"  if now >= num(t.lt) then t.lt = ARGV[1] end\n"
 "  if t.op ~= '1' and not copy then\n"
 "    local b = 10\n"
 "    if t.h == '1' then b = 16 end\n"

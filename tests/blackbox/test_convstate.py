@@ -533,6 +533,41 @@ def test_a_due_time_near_2_63_from_redis_is_kept_in_range(daemon, backend, redis
     assert "timerfd" not in d.log()
 
 
+def test_a_burst_sent_again_does_not_restart_an_answered_round(daemon, backend, redis_server,
+                                                               tmp_path):
+    """The customer writes two messages, the agent answers; after a
+    reconnect the backend sends both again: neither opens a round (the
+    first of them is not the customer's last turn, which alone was
+    remembered), and nothing is raised with nobody waiting."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    burst = [(0, frame("rb-1", "在吗")), (100, frame("rb-1", "这件有L码吗"))]
+    s1 = script(tmp_path, "s1", burst)
+    s2 = script(tmp_path, "s2", burst)      # sent again on the reconnect
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    key = conv_key("rb-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s1}&agent=ann") as ws:
+            await first_turn(ws, "rb-1")
+            await first_turn(ws, "rb-1")
+            await ws.send(frame("rb-1", "有的亲"))
+            wait_for(lambda: c.hget(key, "op") == "0", 3 * SLOW, "round closed")
+        async with agent(d, f"/script?file={s2}&agent=ann") as ws:
+            await first_turn(ws, "rb-1")
+            await first_turn(ws, "rb-1")
+            await asyncio.sleep(ESCALATE / 1000 + 0.5)
+    run(main())
+    assert c.hget(key, "op") == "0", c.hgetall(key)
+    assert len(c.hget(key, "lc").split()) == 2, c.hget(key, "lc")     # one per message
+    assert sla_alerts(c, "rb-1") == []
+    assert [f["k"] for f in rounds_logged(c, "rb-1")] == ["a"]
+    assert d.stop() == 0
+    f = figures(d, "ann")
+    assert f is not None and (f["rounds"], f["answered"]) == (1, 1), f
+
+
 def test_another_instance_times_a_shops_round_by_that_shops_rules(daemon, backend,
                                                                  redis_server, tmp_path):
     """Issue 18: the conversation's shop and queue live in Redis with it, so the
