@@ -60,6 +60,13 @@
 #define CONVSTORE_WAIT_MAX	100000	/* calls kept while Redis is away */
 #define CONVSTORE_REPLAY_MS	20000	/* answered calls sent again on a new connection */
 #define CONVSTORE_REPLAY_MAX	50000
+/*
+ * The instances whose last call applied a record keeps (q): one agent's
+ * tabs, a takeover, a restart or two; an instance whose number fell off
+ * (as many others wrote the conversation since) has its calls sent again
+ * applied as if Redis lacked them.
+ */
+#define CONVSTORE_WRITERS	8
 /* An ended conversation's record of who ended it lives this long (> REPLAY_MS). */
 #define CONVSTORE_TOMB_MS	60000
 #define CONVSTORE_MAXARG	32	/* the most a call sends: a customer turn, 29, + REPLAYED */
@@ -97,14 +104,17 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_SWEEP, CS_NSCRIPT };
  * agent who held it when the round opened, lc the hashes of the
  * last customer turns with when each came (copies) and lt when the latest did, w the instance that last applied
  * a turn or raised an event, la the latest time of a turn applied and lq
- * the number w gave its last call applied (stale), xr the calls that raised
- * the last CONVSTORE_RAISED events (fire). Lua numbers are doubles:
+ * the number w gave its last call applied (what instances of before read),
+ * xr the calls that raised the last CONVSTORE_RAISED events (fire), q the
+ * number of the last call applied of each of the last CONVSTORE_WRITERS
+ * instances that wrote it (stale), lr when the last round was answered
+ * (copies). Lua numbers are doubles:
  * millisecond times (< 2^53) are exact. A reply carries the first
  * CONVSTORE_NREAD, what the engine needs (sla_conv_put), and no more: a
  * reply per turn is most of what Redis sends.
  */
 static const char convstore_lua_common[] =
-"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq','xr'}\n"
+"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq','xr','q','lr'}\n"
 "local function load()\n"
 "  local v = redis.call('HMGET', KEYS[1], unpack(F))\n"
 "  local t = {}\n"
@@ -124,23 +134,38 @@ static const char convstore_lua_common[] =
 "local function num(s) return tonumber(s or '-1') or -1 end\n"
 /*
  * A call sent again after a reconnect (convstore_replay) is there for a
- * Redis that lost it; one that has it, or anything later, must not see it
- * twice: a reply of round 1 would close round 2, an end would delete the
- * conversation a later turn began. A turn, an event or an end ends with
- * its number (each instance counts its calls), then the mark of a call
- * sent again (or sent before a connection went, unanswered):
- * when this instance (me) wrote the record last, the number says whether
- * Redis has the call; when another did, a call older than its turn is.
- * A time alone cannot say: a reply and the customer's next message
- * often come in the same millisecond. A stale call is answered 2, with
- * the record as it is.
+ * Redis that lost it; one that has it must not see it twice: a reply of
+ * round 1 would close round 2. A turn, an event or an end ends with its
+ * number (each instance counts its calls), then the mark of a call sent
+ * again (or sent before a connection went, unanswered). The record keeps
+ * the number of each instance's last call applied (q), whoever wrote it
+ * since, so that number alone says whether Redis has the call: a stale
+ * call is answered 2, with the record as it is. (Who wrote last and the
+ * time of the latest turn cannot say: a reply whose call was lost, sent
+ * again after the customer's next message reached Redis through another
+ * instance, is not in Redis, and was dropped as if it were.)
+ * A call Redis lacks is applied, in its place in time where the record
+ * says it matters (late): a reply closes no round opened after it, an
+ * end or a turn does nothing to a conversation ended, or turned, after it.
  */
 "local replayed = ARGV[#ARGV] == '" CONVSTORE_REPLAYED "'\n"
 "local seq = ARGV[#ARGV - (replayed and 1 or 0)]\n"
-"local function stale(t, at, me)\n"
+"local function stale(t, me)\n"
 "  if not replayed then return false end\n"
-"  if t.w == me then return num(t.lq) >= (tonumber(seq) or -1) end\n"
-"  return num(t.la) > at\n"
+"  local n = string.match(' ' .. (t.q or '') .. ' ', ' ' .. me .. ':(%d+) ')\n"
+"  return num(n) >= (tonumber(seq) or -1)\n"
+"end\n"
+"local function late(t, at) return replayed and num(t.la) > at end\n"
+/* this instance's call applied: its number in q, the last writers only */
+"local function applied(t, me)\n"
+"  local r = {}\n"
+"  for e in string.gmatch(t.q or '', '%S+') do\n"
+"    if string.sub(e, 1, #me + 1) ~= me .. ':' then r[#r+1] = e end\n"
+"  end\n"
+"  r[#r+1] = me .. ':' .. seq\n"
+"  while #r > " CONVSTORE_STR(CONVSTORE_WRITERS) " do table.remove(r, 1) end\n"
+"  t.q = table.concat(r, ' ')\n"
+"  t.w = me; t.lq = seq\n"
 "end\n"
 /*
  * a round or an event for the figures: k a answered, u unanswered, b breach,
@@ -181,7 +206,9 @@ static const char convstore_lua_common[] =
 static const char convstore_lua_turn[] =
 "local now = tonumber(ARGV[1])\n"
 "local t = load()\n"
-"if stale(t, now, ARGV[6]) then return {2, dump(t), {}} end\n"
+"if stale(t, ARGV[6]) then return {2, dump(t), {}} end\n"
+/* ended after it: what says so is all that is left (the end's, below) */
+"if not t.i and late(t, now) then return {2, dump(t), {}} end\n"
 "local out, rt = {}, nil\n"
 "if num(t.i) >= 0 and num(t.i) <= now then\n"
 /* it ended idle, unseen: its round is unanswered; this turn starts anew */
@@ -204,14 +231,18 @@ static const char convstore_lua_turn[] =
 /*
  * lc: "hash:time" of the customer's last turns within CONVSTORE_COPY_MS,
  * CONVSTORE_COPY_N at most, so that a burst sent again is a copy whole,
- * not only its last message (a record of before has one hash, and lt)
+ * not only its last message (a record of before has one hash, and lt).
+ * A turn that came after the last answer (lr) is no copy of one the
+ * agent answered: a reply applied late (its call lost, sent again) leaves
+ * the next message, seen first through another instance while the round
+ * was still open, to open the next round.
  */
 "  local lc, copy, at, r = t.lc or '', false, ARGV[1], {}\n"
 "  if lc ~= '' and not string.find(lc, ':', 1, true) then lc = lc .. ':' .. (t.lt or '0') end\n"
 "  for h, w in string.gmatch(lc, '(%x+):(%d+)') do\n"
 "    if now - tonumber(w) < " CONVSTORE_STR(CONVSTORE_COPY_MS) " then\n"
 "      if h ~= ARGV[9] then r[#r+1] = h .. ':' .. w\n"
-"      else copy = true; if tonumber(w) > now then at = w end end\n"
+"      else copy = not t.lr or tonumber(w) <= num(t.lr); if tonumber(w) > now then at = w end end\n"
 "    end\n"
 "  end\n"
 "  r[#r+1] = ARGV[9] .. ':' .. at\n"
@@ -228,12 +259,12 @@ static const char convstore_lua_turn[] =
 "      t['m'..e] = ARGV[b+2*e]; t['d'..e] = d < 0 and '-1' or string.format('%d', now + d)\n"
 "    end\n"
 "  end\n"
-"elseif ARGV[2] == 'a' and t.op == '1' then\n"
+"elseif ARGV[2] == 'a' and t.op == '1' and not (late(t, now) and num(t.o) > now) then\n"
 "  out = {'a', t.o, t.f, t.a or '', ARGV[1], t.sh or '', t.qu or ''}\n"
-"  t.op = '0'; t.x = '0'\n"
+"  t.op = '0'; t.x = '0'; t.lr = ARGV[1]\n"
 "end\n"
 "if num(ARGV[4]) < 0 or num(ARGV[4]) > num(t.i) then t.i = ARGV[4] end\n"
-"t.w = ARGV[6]; t.lq = seq\n"
+"applied(t, ARGV[6])\n"
 "if now > num(t.la) then t.la = ARGV[1] end\n"
 "save(t)\n"
 "local ttl = " CONVSTORE_STR(CONVSTORE_TTL_MS) "\n"
@@ -265,13 +296,13 @@ static const char convstore_lua_fire[] =
 "local x, b = num(t.x), 2^tonumber(ARGV[2])\n"
 "if math.floor(x / b) % 2 == 1 then return {0, dump(t), {}} end\n"
 "t.x = tostring(x + b)\n"
-"t.w = ARGV[4]; t.lq = seq\n"
+"applied(t, ARGV[4])\n"
 "local r = {}\n"
 "for c in string.gmatch(t.xr or '', '%S+') do r[#r+1] = c end\n"
 "r[#r+1] = call\n"
 "while #r > " CONVSTORE_STR(CONVSTORE_RAISED) " do table.remove(r, 1) end\n"
 "t.xr = table.concat(r, ' ')\n"
-"redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w, 'lq', t.lq, 'xr', t.xr)\n"
+"redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w, 'lq', t.lq, 'xr', t.xr, 'q', t.q)\n"
 "local e = tonumber(ARGV[2])\n"
 "if e > 0 then record(e == 1 and 'b' or 'e', t.a or '', t.o, t['d'..e], t.f or '0', ARGV[3], t) end\n"
 "schedule(t, ARGV[3])\n"
@@ -280,7 +311,7 @@ static const char convstore_lua_fire[] =
 /* KEYS as for a turn. ARGV: when, idle only (1/0), id, the instance, the call's number. */
 static const char convstore_lua_end[] =
 "local t = load()\n"
-"if stale(t, tonumber(ARGV[1]), ARGV[4]) then return {2, dump(t), {}} end\n"
+"if stale(t, ARGV[4]) or late(t, tonumber(ARGV[1])) then return {2, dump(t), {}} end\n"
 "if not t.i then\n"
 "  redis.call('ZREM', KEYS[2], ARGV[3]); redis.call('ZREM', KEYS[3], ARGV[3])\n"
 "  return {0, dump(t), {}}\n"
@@ -296,7 +327,8 @@ static const char convstore_lua_end[] =
  * it sent again after a reconnect does not bring the conversation back
  * (stale); no idle end (i): to everything else there is no record
  */
-"redis.call('HSET', KEYS[1], 'w', ARGV[4], 'lq', seq, 'la', ARGV[1], 'xr', t.xr or '')\n"
+"applied(t, ARGV[4])\n"
+"redis.call('HSET', KEYS[1], 'w', t.w, 'lq', t.lq, 'q', t.q, 'la', ARGV[1], 'xr', t.xr or '')\n"
 "redis.call('PEXPIRE', KEYS[1], " CONVSTORE_STR(CONVSTORE_TOMB_MS) ")\n"
 "redis.call('ZREM', KEYS[2], ARGV[3])\n"
 "redis.call('ZREM', KEYS[3], ARGV[3])\n"

@@ -15,6 +15,8 @@ import json
 import os
 import re
 import signal
+import socket
+import threading
 import time
 
 from conftest import SLOW, agent, recv, run, sla_bucket, wait_for
@@ -566,6 +568,116 @@ def test_a_burst_sent_again_does_not_restart_an_answered_round(daemon, backend, 
     assert d.stop() == 0
     f = figures(d, "ann")
     assert f is not None and (f["rounds"], f["answered"]) == (1, 1), f
+
+
+class StallProxy:
+    """A TCP proxy to Redis for one chatmond: while `stall` is set, what
+    chatmond sends is dropped (a network path that loses its packets,
+    until redis.timeout gives the connection up)."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.stall = False
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._pump, args=(c, s, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(s, c, False), daemon=True).start()
+
+    def _pump(self, a, b, up):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                if not (up and self.stall):
+                    b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.ls.close()
+
+
+def test_a_reply_lost_on_the_way_is_applied_after_another_instances_turn(
+        daemon, backend, redis_server, tmp_path):
+    """One agent, tabs on A and B. A's path to Redis loses the reply's call
+    (A gives the connection up after redis.timeout and sends it again);
+    meanwhile the customer's next message reached Redis through B. Redis
+    never had the reply: sent again, it closes round 1 when it was
+    answered, although another instance applied a later turn, and the
+    next message opens round 2 (not a copy of one the agent answered).
+    Before, the reply was judged stale by that later turn: round 1 stayed
+    open and its warn, breach and escalation were raised."""
+    # round 1's warn (4 s) long after the reply is back in Redis; round 2's at t0 + 3 s
+    slow = ("sla:\n  first_response: 8s\n  reply: 4s\n  warn_at: 0.5\n"
+            "  escalate: 10s\n  timezone: UTC\n")
+    r = redis_server()
+    c = r.client()
+    p = StallProxy(r.port)
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("st-1", "在吗")), (1000, frame("st-1", "还有个问题"))])
+    da = daemon(b.port, extra=slow, redis=f"redis://127.0.0.1:{p.port}",
+                args=ARGS + ["-o", "redis.timeout=300ms"])
+    db = daemon(b.port, extra=slow, redis=r.url(), args=ARGS)
+    key = conv_key("st-1")
+
+    async def tab_a():
+        async with agent(da, f"/script?file={s}&agent=ivy") as ws:
+            t0 = await first_turn(ws, "st-1")
+            await asyncio.sleep(0.8)
+            p.stall = True
+            await ws.send(frame("st-1", "亲,在的"))    # lost on the way
+            await asyncio.sleep(0.5)                   # B applies the next message at t0 + 1 s
+            p.stall = False
+            await first_turn(ws, "st-1")
+            wait_for(lambda: any(f["k"] == "a" for f in rounds_logged(c, "st-1")),
+                     3 * SLOW, "the reply, sent again, applied")
+            await asyncio.sleep(max(0, t0 + 3.6 - time.time()))   # round 2's warn at t0 + 3 s
+            return t0
+
+    async def tab_b():
+        async with agent(db, f"/script?file={s}&agent=ivy") as ws:
+            t0 = await first_turn(ws, "st-1")
+            await first_turn(ws, "st-1")
+            await asyncio.sleep(max(0, t0 + 3.6 - time.time()))
+
+    async def main():
+        return (await asyncio.gather(tab_a(), tab_b()))[0]
+    try:
+        t0 = run(main())
+    finally:
+        p.close()
+    assert da.stop() == 0 and db.stop() == 0
+    assert "no reply within redis.timeout" in da.log()        # the call did go again
+    answered = [f for f in rounds_logged(c, "st-1") if f["k"] == "a"]
+    assert len(answered) == 1, rounds_logged(c, "st-1")
+    assert abs(int(answered[0]["at"]) - int(answered[0]["o"]) - 800) < 300 * SLOW, answered
+    assert answered[0]["f"] == "1"
+    st = c.hgetall(key)
+    assert st["op"] == "1" and st["f"] == "0", st              # round 2 waits
+    assert abs(int(st["o"]) - t0 * 1000 - 1000) < 300 * SLOW, (st, t0)
+    alerts = [a for _, a in sla_alerts(c, "st-1")]
+    assert [(a["type"], a["first"]) for a in alerts] == [("sla.warn", False)], alerts
+    fa, fb = figures(da, "ivy"), figures(db, "ivy")
+    assert fa is not None and (fa["rounds"], fa["answered"]) == (1, 1), fa
+    assert fb is None or fb["rounds"] == 0, fb
 
 
 def test_another_instance_times_a_shops_round_by_that_shops_rules(daemon, backend,
