@@ -54,6 +54,7 @@
  */
 
 #define CONVSTORE_SWEEP_MAX	100	/* conversations claimed per bucket per sweep */
+#define CONVSTORE_WARN_NS	(60ULL * 1000000000)	/* a sweep's refusal logged at most this often */
 #define CONVSTORE_LEASE_MS	5000
 /* Past its idle end a conversation's record lingers this long, then Redis drops it. */
 #define CONVSTORE_TTL_MS	86400000
@@ -350,6 +351,9 @@ struct convstore {
 	char			*prefix;
 	uint64_t		 takeover_ms;
 	unsigned		 sweeping;	/* replies of the last sweep still to come */
+	unsigned		 swept;		/* ... and those that came, good */
+	int			 sweep_failing;	/* a refusal was logged: quiet until a sweep works */
+	uint64_t		 sweep_warned_ns;	/* when (monotonic); 0: never */
 	size_t			 nsent;		/* calls sent, not answered */
 	struct convstore_op	*wait, **wait_tail;	/* calls waiting for Redis */
 	size_t			 nwait;
@@ -740,6 +744,26 @@ convstore_parse(const redisReply *r, struct convstore_reply *out)
 static void	convstore_on_sweep(struct convstore_op *, redisReply *);
 static void	convstore_on_claim(struct convstore_op *, redisReply *);
 
+/*
+ * Redis refused a sweep or a claim (a deadline set or a record of another
+ * type: WRONGTYPE): the sweep runs every takeover / 2, so the refusal is
+ * logged once until a whole sweep works again, and at most once a minute.
+ * Redis's error names no value.
+ */
+static void
+convstore_sweep_refused(struct convstore *cs, const redisReply *r)
+{
+	uint64_t	now = util_mono_ns();
+
+	if (cs->sweep_failing || (cs->sweep_warned_ns != 0 &&
+	    now - cs->sweep_warned_ns < CONVSTORE_WARN_NS))
+		return;
+	cs->sweep_failing = 1;
+	cs->sweep_warned_ns = now;
+	log_warnx("convstore_on_reply: redis refused a sweep of the deadlines: "
+	    "%s (not logged again until a sweep works)", r->str);
+}
+
 /* No answer: every string "" so that the caller never meets a NULL. */
 static void
 convstore_reply_init(struct convstore_reply *r)
@@ -780,8 +804,13 @@ convstore_on_reply(redisReply *reply, void *priv)
 		op->maybe = 1;
 	if (reply == NULL && convstore_keeps(op) && convstore_wait(cs, op) == 0)
 		return;
-	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-		log_warnx("convstore_on_reply: redis refused a call: %s", reply->str);
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+		if (op->script == CS_SWEEP)
+			convstore_sweep_refused(cs, reply);
+		else
+			log_warnx("convstore_on_reply: redis refused a call: %s",
+			    reply->str);
+	}
 	if (op->bucket == -1) {
 		convstore_on_claim(op, reply);
 		free(op);
@@ -839,6 +868,11 @@ convstore_on_sweep(struct convstore_op *op, redisReply *reply)
 	int			 k, n;
 
 	cs->sweeping--;
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY)
+		cs->swept++;
+	/* every bucket answered: the sweep works */
+	if (cs->sweeping == 0 && cs->swept == CONVSTORE_BUCKETS)
+		cs->sweep_failing = 0;
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
 		return;
 	for (i = 0; i < reply->elements; i++) {
@@ -877,6 +911,7 @@ convstore_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!convstore_up(cs) || cs->sweeping > 0)
 		return;
+	cs->swept = 0;
 	for (b = 0; b < CONVSTORE_BUCKETS; b++) {
 		a.argc = 0;
 		a.over = 0;

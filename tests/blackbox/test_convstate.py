@@ -680,6 +680,28 @@ def test_a_reply_lost_on_the_way_is_applied_after_another_instances_turn(
     assert fb is None or fb["rounds"] == 0, fb
 
 
+def test_a_deadline_set_of_another_type_is_logged_once(daemon, backend, redis_server):
+    """A deadline set that is a string (another program wrote the key):
+    every sweep (each redis.takeover / 2) is refused WRONGTYPE. The
+    refusal is logged once until a sweep works again, and at most once a
+    minute, not several times a second."""
+    r = redis_server()
+    c = r.client()
+    due = "chatmon:sla:{%d}:due" % sla_bucket("k-9")
+    c.set(due, "not a sorted set")
+    b = backend()
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    wait_for(lambda: "WRONGTYPE" in d.log(), 3 * SLOW, "the refusal logged")
+    time.sleep(2.0)                             # about 13 sweeps more
+    assert d.log().count("WRONGTYPE") == 1, d.log()
+    c.delete(due)                               # a sweep works again
+    time.sleep(0.5)
+    c.set(due, "not a sorted set")
+    time.sleep(1.0)                             # within the minute: still quiet
+    assert d.log().count("WRONGTYPE") == 1, d.log()
+    assert d.stop() == 0
+
+
 def test_another_instance_times_a_shops_round_by_that_shops_rules(daemon, backend,
                                                                  redis_server, tmp_path):
     """Issue 18: the conversation's shop and queue live in Redis with it, so the
