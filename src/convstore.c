@@ -54,12 +54,20 @@
  */
 
 #define CONVSTORE_SWEEP_MAX	100	/* conversations claimed per bucket per sweep */
+#define CONVSTORE_WARN_NS	(60ULL * 1000000000)	/* a sweep's refusal logged at most this often */
 #define CONVSTORE_LEASE_MS	5000
 /* Past its idle end a conversation's record lingers this long, then Redis drops it. */
 #define CONVSTORE_TTL_MS	86400000
 #define CONVSTORE_WAIT_MAX	100000	/* calls kept while Redis is away */
 #define CONVSTORE_REPLAY_MS	20000	/* answered calls sent again on a new connection */
 #define CONVSTORE_REPLAY_MAX	50000
+/*
+ * The instances whose last call applied a record keeps (q): one agent's
+ * tabs, a takeover, a restart or two; an instance whose number fell off
+ * (as many others wrote the conversation since) has its calls sent again
+ * applied as if Redis lacked them.
+ */
+#define CONVSTORE_WRITERS	8
 /* An ended conversation's record of who ended it lives this long (> REPLAY_MS). */
 #define CONVSTORE_TOMB_MS	60000
 #define CONVSTORE_MAXARG	32	/* the most a call sends: a customer turn, 29, + REPLAYED */
@@ -70,8 +78,19 @@
 #define CONVSTORE_REPLAYED	"replayed"
 /* The fields an instance reads back (op .. qu below): the rest stay in Redis. */
 #define CONVSTORE_NREAD		15
-/* A customer turn repeating the last one within this, its round answered: a copy. */
+/*
+ * The raising calls a record keeps (xr), its last rounds' (three events a
+ * round): a call sent again finds its own unless the conversation raised
+ * that many more events since, which takes longer than the connection's
+ * timeout after which it is sent again.
+ */
+#define CONVSTORE_RAISED	8
+/*
+ * A customer turn repeating one of the last CONVSTORE_COPY_N within this,
+ * their round answered: a copy (the backend sent a burst again).
+ */
 #define CONVSTORE_COPY_MS	30000
+#define CONVSTORE_COPY_N	8
 
 enum { CS_TURN, CS_FIRE, CS_END, CS_PLAN, CS_SWEEP, CS_NSCRIPT };
 
@@ -83,16 +102,20 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_PLAN, CS_SWEEP, CS_NSCRIPT };
  * round was ever opened, x the events raised (bit per event), d0-d2 their
  * due times and m0-m2 their service times (-1: none), i the idle end, a the
  * agent, sh and qu the shop and queue of its first turn ("" none), ra the
- * agent who held it when the round opened, lc a hash of the
- * last customer turn and lt when it came, w the instance that last applied
+ * agent who held it when the round opened, lc the hashes of the
+ * last customer turns with when each came (copies) and lt when the latest did, w the instance that last applied
  * a turn or raised an event, la the latest time of a turn applied and lq
- * the number w gave its last call applied (stale). Lua numbers are doubles:
+ * the number w gave its last call applied (what instances of before read),
+ * xr the calls that raised the last CONVSTORE_RAISED events (fire), q the
+ * number of the last call applied of each of the last CONVSTORE_WRITERS
+ * instances that wrote it (stale), lr when the last round was answered
+ * (copies). Lua numbers are doubles:
  * millisecond times (< 2^53) are exact. A reply carries the first
  * CONVSTORE_NREAD, what the engine needs (sla_conv_put), and no more: a
  * reply per turn is most of what Redis sends.
  */
 static const char convstore_lua_common[] =
-"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq'}\n"
+"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq','xr','q','lr'}\n"
 "local function load()\n"
 "  local v = redis.call('HMGET', KEYS[1], unpack(F))\n"
 "  local t = {}\n"
@@ -112,23 +135,38 @@ static const char convstore_lua_common[] =
 "local function num(s) return tonumber(s or '-1') or -1 end\n"
 /*
  * A call sent again after a reconnect (convstore_replay) is there for a
- * Redis that lost it; one that has it, or anything later, must not see it
- * twice: a reply of round 1 would close round 2, an end would delete the
- * conversation a later turn began. A turn, an event or an end ends with
- * its number (each instance counts its calls), then the mark of a call
- * sent again (or sent before a connection went, unanswered):
- * when this instance (me) wrote the record last, the number says whether
- * Redis has the call; when another did, a call older than its turn is.
- * A time alone cannot say: a reply and the customer's next message
- * often come in the same millisecond. A stale call is answered 2, with
- * the record as it is.
+ * Redis that lost it; one that has it must not see it twice: a reply of
+ * round 1 would close round 2. A turn, an event or an end ends with its
+ * number (each instance counts its calls), then the mark of a call sent
+ * again (or sent before a connection went, unanswered). The record keeps
+ * the number of each instance's last call applied (q), whoever wrote it
+ * since, so that number alone says whether Redis has the call: a stale
+ * call is answered 2, with the record as it is. (Who wrote last and the
+ * time of the latest turn cannot say: a reply whose call was lost, sent
+ * again after the customer's next message reached Redis through another
+ * instance, is not in Redis, and was dropped as if it were.)
+ * A call Redis lacks is applied, in its place in time where the record
+ * says it matters (late): a reply closes no round opened after it, an
+ * end or a turn does nothing to a conversation ended, or turned, after it.
  */
 "local replayed = ARGV[#ARGV] == '" CONVSTORE_REPLAYED "'\n"
 "local seq = ARGV[#ARGV - (replayed and 1 or 0)]\n"
-"local function stale(t, at, me)\n"
+"local function stale(t, me)\n"
 "  if not replayed then return false end\n"
-"  if t.w == me then return num(t.lq) >= (tonumber(seq) or -1) end\n"
-"  return num(t.la) > at\n"
+"  local n = string.match(' ' .. (t.q or '') .. ' ', ' ' .. me .. ':(%d+) ')\n"
+"  return num(n) >= (tonumber(seq) or -1)\n"
+"end\n"
+"local function late(t, at) return replayed and num(t.la) > at end\n"
+/* this instance's call applied: its number in q, the last writers only */
+"local function applied(t, me)\n"
+"  local r = {}\n"
+"  for e in string.gmatch(t.q or '', '%S+') do\n"
+"    if string.sub(e, 1, #me + 1) ~= me .. ':' then r[#r+1] = e end\n"
+"  end\n"
+"  r[#r+1] = me .. ':' .. seq\n"
+"  while #r > " CONVSTORE_STR(CONVSTORE_WRITERS) " do table.remove(r, 1) end\n"
+"  t.q = table.concat(r, ' ')\n"
+"  t.w = me; t.lq = seq\n"
 "end\n"
 /*
  * a round or an event for the figures: k a answered, u unanswered, b breach,
@@ -162,14 +200,16 @@ static const char convstore_lua_common[] =
  * none of it): the turn's hash, then m0 d0 m1 d1 m2 d2 of a first round
  * and of a later one, each d in ms from now (-1: none), which is shorter
  * on the wire than a time; last, the call's number (stale).
- * A copy of the customer turn that opened a round already answered (the
- * backend sent it again, or one tab got it after another tab replied)
- * opens no round.
+ * A copy of a customer turn of a round already answered (the backend sent
+ * it again, or its whole burst, or one tab got it after another tab
+ * replied) opens no round.
  */
 static const char convstore_lua_turn[] =
 "local now = tonumber(ARGV[1])\n"
 "local t = load()\n"
-"if stale(t, now, ARGV[6]) then return {2, dump(t), {}} end\n"
+"if stale(t, ARGV[6]) then return {2, dump(t), {}} end\n"
+/* ended after it: what says so is all that is left (the end's, below) */
+"if not t.i and late(t, now) then return {2, dump(t), {}} end\n"
 "local out, rt = {}, nil\n"
 "if num(t.i) >= 0 and num(t.i) <= now then\n"
 /* it ended idle, unseen: its round is unanswered; this turn starts anew */
@@ -190,8 +230,27 @@ static const char convstore_lua_turn[] =
 "if not t.sh then t.sh = ARGV[7]; t.qu = ARGV[8] end\n"
 "if ARGV[3] ~= '' then t.a = ARGV[3] end\n"
 "if ARGV[2] == 'c' then\n"
-"  local copy = t.lc == ARGV[9] and now - num(t.lt) < " CONVSTORE_STR(CONVSTORE_COPY_MS) "\n"
-"  if now >= num(t.lt) then t.lc = ARGV[9]; t.lt = ARGV[1] end\n"
+/*
+ * lc: "hash:time" of the customer's last turns within CONVSTORE_COPY_MS,
+ * CONVSTORE_COPY_N at most, so that a burst sent again is a copy whole,
+ * not only its last message (a record of before has one hash, and lt).
+ * A turn that came after the last answer (lr) is no copy of one the
+ * agent answered: a reply applied late (its call lost, sent again) leaves
+ * the next message, seen first through another instance while the round
+ * was still open, to open the next round.
+ */
+"  local lc, copy, at, r = t.lc or '', false, ARGV[1], {}\n"
+"  if lc ~= '' and not string.find(lc, ':', 1, true) then lc = lc .. ':' .. (t.lt or '0') end\n"
+"  for h, w in string.gmatch(lc, '(%x+):(%d+)') do\n"
+"    if now - tonumber(w) < " CONVSTORE_STR(CONVSTORE_COPY_MS) " then\n"
+"      if h ~= ARGV[9] then r[#r+1] = h .. ':' .. w\n"
+"      else copy = not t.lr or tonumber(w) <= num(t.lr); if tonumber(w) > now then at = w end end\n"
+"    end\n"
+"  end\n"
+"  r[#r+1] = ARGV[9] .. ':' .. at\n"
+"  while #r > " CONVSTORE_STR(CONVSTORE_COPY_N) " do table.remove(r, 1) end\n"
+"  t.lc = table.concat(r, ' ')\n"
+"  if now >= num(t.lt) then t.lt = ARGV[1] end\n"
 "  if t.op ~= '1' and not copy then\n"
 "    local b = 10\n"
 "    if t.h == '1' then b = 16 end\n"
@@ -204,12 +263,12 @@ static const char convstore_lua_turn[] =
 "    end\n"
 "    if other then code = 3 end\n"
 "  end\n"
-"elseif ARGV[2] == 'a' and t.op == '1' then\n"
+"elseif ARGV[2] == 'a' and t.op == '1' and not (late(t, now) and num(t.o) > now) then\n"
 "  out = {'a', t.o, t.f, t.a or '', ARGV[1], t.sh or '', t.qu or ''}\n"
-"  t.op = '0'; t.x = '0'\n"
+"  t.op = '0'; t.x = '0'; t.lr = ARGV[1]\n"
 "end\n"
 "if num(ARGV[4]) < 0 or num(ARGV[4]) > num(t.i) then t.i = ARGV[4] end\n"
-"t.w = ARGV[6]; t.lq = seq\n"
+"applied(t, ARGV[6])\n"
 "if now > num(t.la) then t.la = ARGV[1] end\n"
 "save(t)\n"
 "local ttl = " CONVSTORE_STR(CONVSTORE_TTL_MS) "\n"
@@ -223,15 +282,31 @@ static const char convstore_lua_turn[] =
  * KEYS as for a turn. ARGV: the round's open time, the event (0-2), id, the
  * instance, the call's number: the record then says this instance wrote
  * it last, and which of its calls (stale).
+ * Who raised an event is kept by call (instance:number, in xr), not by
+ * event: a call sent again that Redis ran already, and that raised the
+ * event then, is answered 2, so that its caller raises and charges it,
+ * once (the first answer went with the connection); found by its bit
+ * alone it would be answered 0, "someone else raised it", and nobody
+ * would. Kept by call, the answer holds whatever came after it: a later
+ * call of the same instance, the round closed, the conversation ended.
  */
 static const char convstore_lua_fire[] =
+"local call = ARGV[4] .. ':' .. seq\n"
 "local t = load()\n"
+"if replayed and string.find(' ' .. (t.xr or '') .. ' ', ' ' .. call .. ' ', 1, true) then\n"
+"  return {2, dump(t), {}}\n"
+"end\n"
 "if t.op ~= '1' or t.o ~= ARGV[1] then return {0, dump(t), {}} end\n"
 "local x, b = num(t.x), 2^tonumber(ARGV[2])\n"
 "if math.floor(x / b) % 2 == 1 then return {0, dump(t), {}} end\n"
 "t.x = tostring(x + b)\n"
-"t.w = ARGV[4]; t.lq = seq\n"
-"redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w, 'lq', t.lq)\n"
+"applied(t, ARGV[4])\n"
+"local r = {}\n"
+"for c in string.gmatch(t.xr or '', '%S+') do r[#r+1] = c end\n"
+"r[#r+1] = call\n"
+"while #r > " CONVSTORE_STR(CONVSTORE_RAISED) " do table.remove(r, 1) end\n"
+"t.xr = table.concat(r, ' ')\n"
+"redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w, 'lq', t.lq, 'xr', t.xr, 'q', t.q)\n"
 "local e = tonumber(ARGV[2])\n"
 "if e > 0 then record(e == 1 and 'b' or 'e', t.a or '', t.o, t['d'..e], t.f or '0', ARGV[3], t) end\n"
 "schedule(t, ARGV[3])\n"
@@ -255,7 +330,7 @@ static const char convstore_lua_plan[] =
 /* KEYS as for a turn. ARGV: when, idle only (1/0), id, the instance, the call's number. */
 static const char convstore_lua_end[] =
 "local t = load()\n"
-"if stale(t, tonumber(ARGV[1]), ARGV[4]) then return {2, dump(t), {}} end\n"
+"if stale(t, ARGV[4]) or late(t, tonumber(ARGV[1])) then return {2, dump(t), {}} end\n"
 "if not t.i then\n"
 "  redis.call('ZREM', KEYS[2], ARGV[3]); redis.call('ZREM', KEYS[3], ARGV[3])\n"
 "  return {0, dump(t), {}}\n"
@@ -271,7 +346,8 @@ static const char convstore_lua_end[] =
  * it sent again after a reconnect does not bring the conversation back
  * (stale); no idle end (i): to everything else there is no record
  */
-"redis.call('HSET', KEYS[1], 'w', ARGV[4], 'lq', seq, 'la', ARGV[1])\n"
+"applied(t, ARGV[4])\n"
+"redis.call('HSET', KEYS[1], 'w', t.w, 'lq', t.lq, 'q', t.q, 'la', ARGV[1], 'xr', t.xr or '')\n"
 "redis.call('PEXPIRE', KEYS[1], " CONVSTORE_STR(CONVSTORE_TOMB_MS) ")\n"
 "redis.call('ZREM', KEYS[2], ARGV[3])\n"
 "redis.call('ZREM', KEYS[3], ARGV[3])\n"
@@ -293,6 +369,9 @@ struct convstore {
 	char			*prefix;
 	uint64_t		 takeover_ms;
 	unsigned		 sweeping;	/* replies of the last sweep still to come */
+	unsigned		 swept;		/* ... and those that came, good */
+	int			 sweep_failing;	/* a refusal was logged: quiet until a sweep works */
+	uint64_t		 sweep_warned_ns;	/* when (monotonic); 0: never */
 	size_t			 nsent;		/* calls sent, not answered */
 	struct convstore_op	*wait, **wait_tail;	/* calls waiting for Redis */
 	size_t			 nwait;
@@ -601,13 +680,17 @@ convstore_call(struct convstore *cs, struct convstore_args *a, int keep,
 	return -1;
 }
 
+/*
+ * A time or a count from Redis, within the engine's range (sla_clamp):
+ * another process may have written anything there.
+ */
 static int64_t
 convstore_num(const redisReply *r)
 {
 	if (r == NULL || r->type != REDIS_REPLY_STRING || r->len == 0)
 		return INT64_MAX;
 	/* -1 is "never" */
-	return r->str[0] == '-' ? INT64_MAX : strtoll(r->str, NULL, 10);
+	return r->str[0] == '-' ? INT64_MAX : sla_clamp(strtoll(r->str, NULL, 10));
 }
 
 static const char *
@@ -679,6 +762,26 @@ convstore_parse(const redisReply *r, struct convstore_reply *out)
 static void	convstore_on_sweep(struct convstore_op *, redisReply *);
 static void	convstore_on_claim(struct convstore_op *, redisReply *);
 
+/*
+ * Redis refused a sweep or a claim (a deadline set or a record of another
+ * type: WRONGTYPE): the sweep runs every takeover / 2, so the refusal is
+ * logged once until a whole sweep works again, and at most once a minute.
+ * Redis's error names no value.
+ */
+static void
+convstore_sweep_refused(struct convstore *cs, const redisReply *r)
+{
+	uint64_t	now = util_mono_ns();
+
+	if (cs->sweep_failing || (cs->sweep_warned_ns != 0 &&
+	    now - cs->sweep_warned_ns < CONVSTORE_WARN_NS))
+		return;
+	cs->sweep_failing = 1;
+	cs->sweep_warned_ns = now;
+	log_warnx("convstore_on_reply: redis refused a sweep of the deadlines: "
+	    "%s (not logged again until a sweep works)", r->str);
+}
+
 /* No answer: every string "" so that the caller never meets a NULL. */
 static void
 convstore_reply_init(struct convstore_reply *r)
@@ -719,8 +822,13 @@ convstore_on_reply(redisReply *reply, void *priv)
 		op->maybe = 1;
 	if (reply == NULL && convstore_keeps(op) && convstore_wait(cs, op) == 0)
 		return;
-	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-		log_warnx("convstore_on_reply: redis refused a call: %s", reply->str);
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+		if (op->script == CS_SWEEP)
+			convstore_sweep_refused(cs, reply);
+		else
+			log_warnx("convstore_on_reply: redis refused a call: %s",
+			    reply->str);
+	}
 	if (op->bucket == -1) {
 		convstore_on_claim(op, reply);
 		free(op);
@@ -777,6 +885,11 @@ convstore_on_sweep(struct convstore_op *op, redisReply *reply)
 	int			 k, n;
 
 	cs->sweeping--;
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY)
+		cs->swept++;
+	/* every bucket answered: the sweep works */
+	if (cs->sweeping == 0 && cs->swept == CONVSTORE_BUCKETS)
+		cs->sweep_failing = 0;
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
 		return;
 	for (i = 0; i < reply->elements; i++) {
@@ -815,6 +928,7 @@ convstore_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!convstore_up(cs) || cs->sweeping > 0)
 		return;
+	cs->swept = 0;
 	for (b = 0; b < CONVSTORE_BUCKETS; b++) {
 		a.argc = 0;
 		a.over = 0;

@@ -288,7 +288,9 @@ slaclock_fire(struct slaclock_conv *c, int64_t now_us)
 {
 	struct metrics		*m = c->clk->metrics;
 	int64_t			 now = now_us / 1000;
-	int64_t			 late = now_us - sla_conv_deadline(c->conv) * 1000;
+	int64_t			 d = sla_conv_deadline(c->conv);
+	/* d came due (d <= now): its microseconds cannot overflow */
+	int64_t			 late = d >= 0 && d <= now ? now_us - d * 1000 : 0;
 
 	/*
 	 * How late the loop runs the timers: the figure the SLA promise rests
@@ -350,8 +352,9 @@ slaclock_tick(evutil_socket_t fd, short what, void *arg)
 	 * already past (taken over, late) fires on the next turn of the loop,
 	 * as a timer of 0 would, not in a loop here.
 	 */
+	/* in ms: a due time from Redis may be anywhere in the engine's range */
 	while ((top = dueheap_top(&clk->heap)) != NULL &&
-	    top->due * 1000 <= now_us && budget-- > 0) {
+	    top->due <= now_us / 1000 && budget-- > 0) {
 		c = (struct slaclock_conv *)((char *)top -
 		    offsetof(struct slaclock_conv, due));
 		dueheap_del(&clk->heap, top);
@@ -557,8 +560,8 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 		free(op);
 		return;
 	}
-	if (op->kind == SLACLOCK_OP_FIRE && r->done) {
-		/* the agent was told already */
+	if (op->kind == SLACLOCK_OP_FIRE && r->done && !r->stale) {
+		/* the agent was told already; stale: below */
 		slaclock_hand(clk, &op->ev, SLACLOCK_PUBLISH);
 		sla_charge_event(clk->sla, op->ev.agent, op->shop, op->queue,
 		    op->ev.type, op->ev.due);
@@ -572,7 +575,8 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 		    r->charged_queue, r->answered, r->opened, r->at, r->first);
 	/*
 	 * Redis ran it before, and its answer went with the connection: what
-	 * the engine did counts, once (Redis logged the same round then)
+	 * the engine did counts, once (Redis logged the same round, or the
+	 * same breach or escalation, then)
 	 */
 	if (r->stale && op->shared)
 		slaclock_op_alone(op);

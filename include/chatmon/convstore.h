@@ -33,7 +33,8 @@ struct convstore_reply {
 	int			 exists;	/* the conversation is (still) in Redis */
 	/*
 	 * turn, end: Redis had this call already (it was sent again after its
-	 * connection went): the caller charges what it did itself, once
+	 * connection went); fire: Redis had it, and it marked the event then:
+	 * the caller charges (and raises) what it did itself, once
 	 */
 	int			 stale;
 	/*
@@ -109,8 +110,9 @@ int	convstore_turn(struct convstore *, const char *id, size_t len,
 	    int64_t now, convstore_cb cb, void *priv);
 /*
  * Marks event type of the round opened at `opened` as raised; done 1 when
- * this call marked it (raise it), 0 when it was already marked or that
- * round is over. As convstore_turn otherwise.
+ * this call marked it (raise it; with stale, it did so before its answer
+ * was lost), 0 when it was already marked or that round is over. As
+ * convstore_turn otherwise.
  */
 int	convstore_fire(struct convstore *, const char *id, size_t len,
 	    int64_t opened, enum sla_event_type type, convstore_cb cb, void *priv);

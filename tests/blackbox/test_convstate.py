@@ -15,6 +15,8 @@ import json
 import os
 import re
 import signal
+import socket
+import threading
 import time
 
 from conftest import SLOW, agent, recv, run, sla_bucket, wait_for
@@ -459,6 +461,245 @@ def test_a_reply_whose_answer_was_lost_is_charged_once(daemon, backend, redis_se
     assert [f["k"] for f in rounds_logged(c, "t-1")] == ["a"]
     f = figures(d, "tim")
     assert f is not None and (f["rounds"], f["answered"]) == (1, 1), f
+
+
+def test_a_breach_whose_answer_was_lost_is_raised_once(daemon, backend, redis_server,
+                                                      tmp_path):
+    """Redis hangs (SIGSTOP) past redis.timeout while the breach's call is
+    on its way: Redis runs it when it wakes (the event marked, the breach
+    logged) and the call sent again on the new connection finds its mark.
+    The instance raises and charges the breach all the same, once: it is
+    the one whose call marked it."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("p-1", "在吗"))])
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS + ["-o", "redis.timeout=300ms"])
+    key = conv_key("p-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=pat") as ws:
+            t0 = await first_turn(ws, "p-1")
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "round open")
+            await asyncio.sleep(max(0, t0 + 0.8 - time.time()))
+            r.pause()                       # the breach is due at t0 + 1 s
+            await asyncio.sleep(1.2)        # past redis.timeout: the call goes again
+            r.resume()
+            wait_for(lambda: any(a["type"] == "sla.escalate" for _, a in sla_alerts(c, "p-1")),
+                     (ESCALATE / 1000 + 2) * SLOW, "the escalation")
+            await asyncio.sleep(0.3)
+    run(main())
+    assert d.stop() == 0
+    types = [a["type"] for _, a in sla_alerts(c, "p-1")]
+    assert types == ["sla.warn", "sla.breach", "sla.escalate"], types
+    assert [f["k"] for f in rounds_logged(c, "p-1")] == ["b", "e"]
+    assert "no reply within redis.timeout" in d.log()     # the call did go again
+    f = figures(d, "pat")
+    assert f is not None and (f["breaches"], f["escalations"]) == (1, 1), f
+
+
+def test_a_due_time_near_2_63_from_redis_is_kept_in_range(daemon, backend, redis_server,
+                                                         tmp_path):
+    """Another process wrote a record whose due times are near 2^63 ms and
+    put it in the deadline set: the sweep claims it, and once it is the
+    earliest deadline held the timer's tick meets it. Read from Redis it
+    is clamped to the engine's range, and the tick compares milliseconds:
+    no signed overflow (the ASan/UBSan build aborts on one), no lateness
+    of 290 000 years in the figures, nothing raised for it."""
+    r = redis_server()
+    c = r.client()
+    now = int(time.time() * 1000)
+    c.hset(conv_key("h-4"), mapping={
+        "op": "1", "o": str(now), "x": "0", "f": "1", "h": "1",
+        "d0": "9000000000000000000", "d1": "9100000000000000000",
+        "d2": "9200000000000000000", "m0": "1", "m1": "1", "m2": "1",
+        "i": "9220000000000000000"})
+    c.zadd("chatmon:sla:{%d}:due" % sla_bucket("h-4"), {"h-4": 0})
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("ok-2", "在吗"))])
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    wait_for(lambda: c.zscore("chatmon:sla:{%d}:due" % sla_bucket("h-4"), "h-4") > 0,
+             3 * SLOW, "h-4 claimed")
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=oki") as ws:
+            await first_turn(ws, "ok-2")
+            await asyncio.sleep(0.2)
+            await ws.send(endf("ok-2"))     # its warn's timer fires for nothing: h-4 on top
+            await asyncio.sleep(FIRST / 1000 + 0.3)
+    run(main())
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["sla_timer_late_max_us"] < 10 ** 7, st
+    assert sla_alerts(c, "h-4") == []
+    assert "timerfd" not in d.log()
+
+
+def test_a_burst_sent_again_does_not_restart_an_answered_round(daemon, backend, redis_server,
+                                                               tmp_path):
+    """The customer writes two messages, the agent answers; after a
+    reconnect the backend sends both again: neither opens a round (the
+    first of them is not the customer's last turn, which alone was
+    remembered), and nothing is raised with nobody waiting."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    burst = [(0, frame("rb-1", "在吗")), (100, frame("rb-1", "这件有L码吗"))]
+    s1 = script(tmp_path, "s1", burst)
+    s2 = script(tmp_path, "s2", burst)      # sent again on the reconnect
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    key = conv_key("rb-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s1}&agent=ann") as ws:
+            await first_turn(ws, "rb-1")
+            await first_turn(ws, "rb-1")
+            await ws.send(frame("rb-1", "有的亲"))
+            wait_for(lambda: c.hget(key, "op") == "0", 3 * SLOW, "round closed")
+        async with agent(d, f"/script?file={s2}&agent=ann") as ws:
+            await first_turn(ws, "rb-1")
+            await first_turn(ws, "rb-1")
+            await asyncio.sleep(ESCALATE / 1000 + 0.5)
+    run(main())
+    assert c.hget(key, "op") == "0", c.hgetall(key)
+    assert len(c.hget(key, "lc").split()) == 2, c.hget(key, "lc")     # one per message
+    assert sla_alerts(c, "rb-1") == []
+    assert [f["k"] for f in rounds_logged(c, "rb-1")] == ["a"]
+    assert d.stop() == 0
+    f = figures(d, "ann")
+    assert f is not None and (f["rounds"], f["answered"]) == (1, 1), f
+
+
+class StallProxy:
+    """A TCP proxy to Redis for one chatmond: while `stall` is set, what
+    chatmond sends is dropped (a network path that loses its packets,
+    until redis.timeout gives the connection up)."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.stall = False
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._pump, args=(c, s, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(s, c, False), daemon=True).start()
+
+    def _pump(self, a, b, up):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                if not (up and self.stall):
+                    b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.ls.close()
+
+
+def test_a_reply_lost_on_the_way_is_applied_after_another_instances_turn(
+        daemon, backend, redis_server, tmp_path):
+    """One agent, tabs on A and B. A's path to Redis loses the reply's call
+    (A gives the connection up after redis.timeout and sends it again);
+    meanwhile the customer's next message reached Redis through B. Redis
+    never had the reply: sent again, it closes round 1 when it was
+    answered, although another instance applied a later turn, and the
+    next message opens round 2 (not a copy of one the agent answered).
+    Before, the reply was judged stale by that later turn: round 1 stayed
+    open and its warn, breach and escalation were raised."""
+    # round 1's warn (4 s) long after the reply is back in Redis; round 2's at t0 + 3 s
+    slow = ("sla:\n  first_response: 8s\n  reply: 4s\n  warn_at: 0.5\n"
+            "  escalate: 10s\n  timezone: UTC\n")
+    r = redis_server()
+    c = r.client()
+    p = StallProxy(r.port)
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("st-1", "在吗")), (1000, frame("st-1", "还有个问题"))])
+    da = daemon(b.port, extra=slow, redis=f"redis://127.0.0.1:{p.port}",
+                args=ARGS + ["-o", "redis.timeout=300ms"])
+    db = daemon(b.port, extra=slow, redis=r.url(), args=ARGS)
+    key = conv_key("st-1")
+
+    async def tab_a():
+        async with agent(da, f"/script?file={s}&agent=ivy") as ws:
+            t0 = await first_turn(ws, "st-1")
+            await asyncio.sleep(0.8)
+            p.stall = True
+            await ws.send(frame("st-1", "亲,在的"))    # lost on the way
+            await asyncio.sleep(0.5)                   # B applies the next message at t0 + 1 s
+            p.stall = False
+            await first_turn(ws, "st-1")
+            wait_for(lambda: any(f["k"] == "a" for f in rounds_logged(c, "st-1")),
+                     3 * SLOW, "the reply, sent again, applied")
+            await asyncio.sleep(max(0, t0 + 3.6 - time.time()))   # round 2's warn at t0 + 3 s
+            return t0
+
+    async def tab_b():
+        async with agent(db, f"/script?file={s}&agent=ivy") as ws:
+            t0 = await first_turn(ws, "st-1")
+            await first_turn(ws, "st-1")
+            await asyncio.sleep(max(0, t0 + 3.6 - time.time()))
+
+    async def main():
+        return (await asyncio.gather(tab_a(), tab_b()))[0]
+    try:
+        t0 = run(main())
+    finally:
+        p.close()
+    assert da.stop() == 0 and db.stop() == 0
+    assert "no reply within redis.timeout" in da.log()        # the call did go again
+    answered = [f for f in rounds_logged(c, "st-1") if f["k"] == "a"]
+    assert len(answered) == 1, rounds_logged(c, "st-1")
+    assert abs(int(answered[0]["at"]) - int(answered[0]["o"]) - 800) < 300 * SLOW, answered
+    assert answered[0]["f"] == "1"
+    st = c.hgetall(key)
+    assert st["op"] == "1" and st["f"] == "0", st              # round 2 waits
+    assert abs(int(st["o"]) - t0 * 1000 - 1000) < 300 * SLOW, (st, t0)
+    alerts = [a for _, a in sla_alerts(c, "st-1")]
+    assert [(a["type"], a["first"]) for a in alerts] == [("sla.warn", False)], alerts
+    fa, fb = figures(da, "ivy"), figures(db, "ivy")
+    assert fa is not None and (fa["rounds"], fa["answered"]) == (1, 1), fa
+    assert fb is None or fb["rounds"] == 0, fb
+
+
+def test_a_deadline_set_of_another_type_is_logged_once(daemon, backend, redis_server):
+    """A deadline set that is a string (another program wrote the key):
+    every sweep (each redis.takeover / 2) is refused WRONGTYPE. The
+    refusal is logged once until a sweep works again, and at most once a
+    minute, not several times a second."""
+    r = redis_server()
+    c = r.client()
+    due = "chatmon:sla:{%d}:due" % sla_bucket("k-9")
+    c.set(due, "not a sorted set")
+    b = backend()
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    wait_for(lambda: "WRONGTYPE" in d.log(), 3 * SLOW, "the refusal logged")
+    time.sleep(2.0)                             # about 13 sweeps more
+    assert d.log().count("WRONGTYPE") == 1, d.log()
+    c.delete(due)                               # a sweep works again
+    time.sleep(0.5)
+    c.set(due, "not a sorted set")
+    time.sleep(1.0)                             # within the minute: still quiet
+    assert d.log().count("WRONGTYPE") == 1, d.log()
+    assert d.stop() == 0
 
 
 def test_another_instance_times_a_shops_round_by_that_shops_rules(daemon, backend,
