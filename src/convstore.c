@@ -321,9 +321,9 @@ static const char convstore_lua_plan[] =
 "local t = load()\n"
 "if t.op ~= '1' or t.o ~= ARGV[1] then return {0, dump(t), {}} end\n"
 "for e = 0, 2 do t['m'..e] = ARGV[2+2*e]; t['d'..e] = ARGV[3+2*e] end\n"
-"t.w = ARGV[9]; t.lq = seq\n"
+"applied(t, ARGV[9])\n"
 "redis.call('HSET', KEYS[1], 'm0', t.m0, 'd0', t.d0, 'm1', t.m1, 'd1', t.d1,\n"
-"    'm2', t.m2, 'd2', t.d2, 'w', t.w, 'lq', t.lq)\n"
+"    'm2', t.m2, 'd2', t.d2, 'w', t.w, 'lq', t.lq, 'q', t.q)\n"
 "schedule(t, ARGV[8])\n"
 "return {1, dump(t), {}}\n";
 
