@@ -23,6 +23,7 @@ struct detect {
 	size_t			 nmodel_ids;
 	double			 veto;		/* a block needs this probability */
 	struct window		*window;
+	int			 kept;		/* the last turn went into the window */
 	struct rules_note	 note;		/* the last turn's (window_notes) */
 	/*
 	 * A shop's turn: a note for each of its packs (they are kept side by
@@ -417,6 +418,7 @@ detect_turn_shop(struct detect *d, const struct rulebook_shop *s,
 	int			 need;
 
 	*hits = d->hits;
+	d->kept = 0;
 	if (detect_note_room(d, np, 0) == -1)
 		return -1;
 	for (k = 0; k < np; k++) {
@@ -434,6 +436,7 @@ detect_turn_shop(struct detect *d, const struct rulebook_shop *s,
 	if (conv_len > 0 && rulebook_shop_window(s) > 0 &&
 	    window_add(d->window, conv, conv_len, (int)role, text, len, now_ms,
 	    &joined, &jlen, &last, &nturns) == 0) {
+		d->kept = 1;
 		window_notes(d->window, &notes, &nearlier, &slot);
 		if (detect_note_room(d, np, nearlier) == -1)
 			return -1;
@@ -479,6 +482,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *shop,
 		return detect_turn_shop(d, s, role, conv, conv_len, text, len,
 		    now_ms, hits);
 	*hits = d->hits;
+	d->kept = 0;
 	n = rules_match(d->rules, role, text, len, &h);
 	/* before anything else uses the rules' views of this turn */
 	rules_note_take(d->rules, &d->note);
@@ -497,6 +501,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *shop,
 	if (conv_len > 0 && rules_window_count(d->rules) > 0 &&
 	    window_add(d->window, conv, conv_len, (int)role, text, len, now_ms,
 	    &joined, &jlen, &last, &nturns) == 0) {
+		d->kept = 1;
 		/*
 		 * The turn's note goes with it; the notes of the turns before
 		 * it say whether the window pass can find anything at all.
@@ -527,6 +532,14 @@ detect_turn(struct detect *d, enum rules_role role, const char *shop,
 		}
 	}
 	return detect_finish(d, role, text, len, total, hits);
+}
+
+void
+detect_forget(struct detect *d)
+{
+	if (d->kept)
+		window_unadd(d->window);
+	d->kept = 0;
 }
 
 void

@@ -263,6 +263,9 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
 			out->drop = 1;	/* rules never block a customer */
 	if (n > 0 && pipeline_rule_hits(p, t, hits, (size_t)n, out->drop) == -1)
 		rc = -1;
+	/* what the customer never saw is no part of what the agent said */
+	if (out->drop)
+		detect_forget(p->detect);
 	/* the customer never saw a blocked reply: it answers nothing */
 	out->sla = out->drop ? PIPELINE_SLA_NONE : PIPELINE_SLA_TURN;
 	pipeline_done(p, out);

@@ -53,6 +53,9 @@ struct window {
 	const void		**notes;	/* the earlier turns', in their slots */
 	size_t			 ncap, nnotes;
 	unsigned char		*slot;
+	/* where the last window_add kept its turn (window_unadd), or NULL */
+	struct window_conv	*lastc;
+	struct window_ring	*lastr;
 };
 
 static void
@@ -80,6 +83,10 @@ window_drop(struct window *w, struct window_conv *c)
 {
 	struct window_conv	**pp;
 
+	if (w->lastc == c) {
+		w->lastc = NULL;
+		w->lastr = NULL;
+	}
 	for (pp = &w->bucket[c->hash & (w->nbuckets - 1)]; *pp != c;
 	    pp = &(*pp)->hnext)
 		;
@@ -265,6 +272,8 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 
 	w->nnotes = 0;
 	w->slot = NULL;
+	w->lastc = NULL;
+	w->lastr = NULL;
 	if (w->conf.turns < 2 || bytes == 0 || role < 0 || role >= WINDOW_ROLES)
 		return window_alone(w, text, len, joined, joined_len, last,
 		    nturns, 0);
@@ -359,7 +368,24 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 		if (klen == len)
 			w->slot = r->note + k * w->conf.note_bytes;
 	}
+	w->lastc = c;
+	w->lastr = r;
 	return 0;
+}
+
+void
+window_unadd(struct window *w)
+{
+	/*
+	 * The newest turn is the ring's last: dropping it leaves what the
+	 * next window_add would have kept had it never come (the turns it
+	 * pushed out were out of the next turn's window anyway).
+	 */
+	if (w->lastr != NULL && w->lastr->n > 0)
+		w->lastr->n--;
+	w->lastc = NULL;
+	w->lastr = NULL;
+	w->slot = NULL;
 }
 
 void

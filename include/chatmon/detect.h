@@ -64,6 +64,13 @@ void	detect_set_window(struct detect *, const struct window_conf *);
 ssize_t	detect_turn(struct detect *, enum rules_role role, const char *shop,
 	    const char *conv, size_t conv_len, const char *text, size_t len,
 	    int64_t now_ms, const struct detect_hit **hits);
+/*
+ * The last detect_turn's turn was blocked: it never reached the other side,
+ * so its speaker's window forgets it and later turns are matched with what
+ * was delivered only (a resent block is blocked again, not taken for the
+ * tail of a violation already reported).
+ */
+void	detect_forget(struct detect *);
 /* The conversation ended: its turns are forgotten. */
 void	detect_end(struct detect *, const char *conv, size_t conv_len);
 

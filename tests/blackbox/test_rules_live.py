@@ -318,3 +318,59 @@ def test_split_across_turns_in_replay(tmp_path):
         ("c-3", "complaint_risk.test_threat", 2, "flag")], hits
     assert hits[0]["text"] == "加我\nv\nabc12345" and hits[0]["matched"] == "加我\nv\nabc12345"
     assert hits[1]["text"] == "不退款\n我就差评"
+
+
+def test_blocked_turn_leaves_the_window(daemon, backend):
+    """A blocked message never reached the customer, so it is no part of the
+    agent's earlier turns: sending it again (or another id) after 加我
+    completes the violation again and is blocked again (found by review:
+    the resend passed as the tail of a match already reported)."""
+    b = backend()
+    d = daemon(b.port, rules=WINDOW)
+
+    async def main():
+        async with agent(d, "/echo?t=resend&agent=alice") as ws:
+            conn = b.opened("t=resend")["conn"]
+            await ws.send(turn("加我", "c-r"))
+            assert json.loads(await recv(ws))["text"] == "加我"
+            for text in ("v abc12345", "v abc12345", "vx zzz99999"):
+                await ws.send(turn(text, "c-r"))
+                w = await warning(ws)
+                assert w["blocked"] is True, (text, w)
+                assert w["alert"]["text"] == "加我\n" + text, w
+                assert w["alert"]["turns"] == 2, w
+            await ws.send(turn("好的", "c-r"))
+            assert json.loads(await recv(ws))["text"] == "好的"
+            await asyncio.sleep(0.2)
+            assert [m["head"] for m in b.messages(conn)] == \
+                [turn("加我", "c-r"), turn("好的", "c-r")]
+    run(main())
+
+
+def test_blocked_turn_leaves_the_window_in_replay(tmp_path):
+    """chatmon replay agrees with the relay: a resent blocked turn is
+    blocked again."""
+    import subprocess
+    from conftest import CHATMON
+    conf = tmp_path / "w.yaml"
+    conf.write_text(f"rules: {WINDOW}\nwindow: {{turns: 3, time: 60s}}\n"
+                    "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n")
+    lines = [("c-1", "加我"), ("c-1", "v abc12345"), ("c-1", "v abc12345"),
+             ("c-2", "加我"), ("c-2", "v abc12345"), ("c-2", "vx zzz99999")]
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"ts": f"2026-11-22T14:00:0{i}Z",
+                                       "conversation": c, "role": "agent",
+                                       "agent": "alice", "text": t},
+                                      ensure_ascii=False) + "\n"
+                           for i, (c, t) in enumerate(lines)))
+    p = subprocess.run([CHATMON, "replay", "-c", str(conf), str(log)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    hits = [json.loads(l) for l in p.stdout.splitlines()]
+    hits = [h for h in hits if h["type"] == "rule.hit"]
+    assert [(h["conversation"], h["text"], h["action"], h["turns"])
+            for h in hits] == [
+        ("c-1", "加我\nv abc12345", "block", 2),
+        ("c-1", "加我\nv abc12345", "block", 2),
+        ("c-2", "加我\nv abc12345", "block", 2),
+        ("c-2", "加我\nvx zzz99999", "block", 2)], hits

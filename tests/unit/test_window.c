@@ -149,6 +149,38 @@ test_notes(void **state)
 	window_free(w);
 }
 
+/* A turn taken back (blocked) is as if it had never come. */
+static void
+test_unadd(void **state)
+{
+	struct window_conf	 c = { 3, 60000, 64, 100, 0 };
+	struct window		*w;
+	size_t			 last, n;
+
+	(void)state;
+	assert_non_null(w = window_new(&c));
+	add(w, "c", 1, "加我", 0, &last, &n);
+	add(w, "c", 1, "v abc12345", 10, &last, &n);
+	window_unadd(w);
+	assert_string_equal(add(w, "c", 1, "v abc12345", 20, &last, &n),
+	    "加我\nv abc12345");
+	assert_int_equal(n, 2);
+	/* a full ring: the turn it pushed out was out of the next one's reach */
+	add(w, "c", 1, "x", 30, &last, &n);
+	add(w, "c", 1, "y", 40, &last, &n);
+	window_unadd(w);
+	assert_string_equal(add(w, "c", 1, "z", 50, &last, &n),
+	    "v abc12345\nx\nz");
+	/* only the last add, once; nothing after the conversation ended */
+	window_unadd(w);
+	window_unadd(w);
+	assert_string_equal(add(w, "c", 1, "q", 60, &last, &n), "v abc12345\nx\nq");
+	window_end(w, "c", 1);
+	window_unadd(w);
+	assert_string_equal(add(w, "c", 1, "r", 70, &last, &n), "r");
+	window_free(w);
+}
+
 int
 main(void)
 {
@@ -157,6 +189,7 @@ main(void)
 		cmocka_unit_test(test_time_and_bytes),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_notes),
+		cmocka_unit_test(test_unadd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
