@@ -46,8 +46,9 @@ void	detect_set_book(struct detect *, struct rulebook *);
  * none: a category it finds that no rule found on the turn is a `flag`
  * hit of rule "model.CATEGORY" over the whole turn. A rule's block needs
  * its backing too: where the model gives the block's category a
- * probability below veto (0: never) on the text the rule matched, the
- * block is a warning (vetoed). The model can only ever lower an action:
+ * probability below veto (0: never) on the text the rule matched (the
+ * match and the bytes next to it, docs/rules.md), the block is a warning
+ * (vetoed). The model can only ever lower an action:
  * nothing but a rule a person wrote stops a message. -1 on ENOMEM.
  */
 struct model;

@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 
-from conftest import (CHATMON, CHATMOND, MINIMAL_RULES, ROOT, agent, config_text,
+from conftest import (CHATMON, CHATMOND, DEFAULT_RULES, MINIMAL_RULES, ROOT, agent, config_text,
                       free_port, recv, run)
 
 MODEL = os.path.join(ROOT, "conf", "model", "chatmon-ngram.model")
@@ -185,3 +185,32 @@ def test_relay_vetoed_block_warns_and_forwards(daemon, backend, tmp_path):
     st = d.stats()
     assert st["rule_blocks"] == 1 and st["rule_warnings"] == 2, st     # both told
     assert st["rule_vetoes"] == 1, st
+
+
+GREETING = "亲，您好，欢迎光临本店，有什么可以帮您的吗？"
+
+
+def test_replay_padding_does_not_veto_a_block(tmp_path):
+    """The veto reads the match and the text next to it, not the text's
+    first bytes: ~800 bytes of greeting before (or after) a contact leave
+    the block standing (found by review: the model read only the greeting
+    and vetoed it). The shipped rules, model and veto, as
+    conf/chatmond.yaml runs them."""
+    leak = "加我微信abc12345，私下给你便宜"
+    conf = tmp_path / "r.yaml"
+    conf.write_text(f"rules: {DEFAULT_RULES}\nmodel: {MODEL}\nmodel_veto: 0.15\n"
+                    "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n")
+    lines = [("p0", leak), ("p1", GREETING * 12 + leak), ("p2", leak + GREETING * 12)]
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"ts": f"2026-11-22T14:00:0{i}Z", "conversation": c,
+                                       "role": "agent", "agent": "alice", "text": t},
+                                      ensure_ascii=False) + "\n"
+                           for i, (c, t) in enumerate(lines)))
+    p = subprocess.run([CHATMON, "replay", "-c", str(conf), str(log)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    hits = [json.loads(l) for l in p.stdout.splitlines()]
+    hits = [h for h in hits if h["type"] == "rule.hit"]
+    got = {h["conversation"]: (h["category"], h["action"], h.get("vetoed", False))
+           for h in hits}
+    assert got == {c: ("offplatform", "block", False) for c in ("p0", "p1", "p2")}, hits
