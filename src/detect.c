@@ -213,20 +213,34 @@ detect_repoint(struct detect_hit *dh)
 	dh->hit.match_len = b >= a ? b - a : 0;
 }
 
-/* How many turns of the joined text the code points [start, end) touch. */
-static unsigned
-detect_turns(const char *joined, size_t len, uint32_t start, uint32_t end)
+/*
+ * A hit over the speaker's turns joined (the window's last add; last is
+ * where the current turn starts), its offsets in them: its text is cut to
+ * the turns its match spans, from the one it starts in to the current
+ * one, and its offsets and turn count follow. The turns come from the
+ * window's own starts: a turn may hold a newline itself. After any sort:
+ * the hits' order is that of their offsets in the joined text.
+ */
+static void
+detect_span_turns(struct detect *d, struct detect_hit *dh, const char *joined,
+    size_t jlen, size_t last)
 {
-	unsigned	turns = 1;
-	uint32_t	cp = 0;
-	size_t		i;
+	const size_t	*starts;
+	size_t		 n, k, at, first;
+	uint32_t	 cp;
 
-	for (i = 0; i < len && cp < end; i++) {
-		if (joined[i] == WINDOW_SEP[0] && cp >= start)
-			turns++;
-		cp += ((unsigned char)joined[i] & 0xc0) != 0x80;
-	}
-	return turns;
+	starts = window_starts(d->window, &n);
+	at = detect_byte(joined, jlen, dh->hit.start);
+	for (k = n; k > 1 && starts[k - 1] > at; k--)
+		;
+	first = k > 0 ? starts[k - 1] : 0;
+	cp = (uint32_t)util_utf8_count(joined, first);
+	dh->hit.start -= cp;
+	dh->hit.end -= cp;
+	dh->text = joined + first;
+	dh->text_len = jlen - first;
+	dh->turns = k > 0 ? (unsigned)(n - k + 1) : 1;
+	dh->last = last - first;
 }
 
 /*
@@ -393,9 +407,10 @@ detect_hit_cmp(const void *a, const void *b)
 }
 
 /*
- * Appends the hits h[0..n) of one pack over text (turns 1 when last is
- * SIZE_MAX: the turn alone), less the rules the shop switched off. The new
- * total, or SIZE_MAX on ENOMEM.
+ * Appends the hits h[0..n) of one pack over text (the turn alone when last
+ * is SIZE_MAX, else the turns joined: detect_span_turns cuts them once they
+ * are sorted), less the rules the shop switched off. The new total, or
+ * SIZE_MAX on ENOMEM.
  */
 static size_t
 detect_add(struct detect *d, const struct rulebook_shop *s, size_t total,
@@ -414,8 +429,7 @@ detect_add(struct detect *d, const struct rulebook_shop *s, size_t total,
 		dh->hit = h[i];
 		dh->text = text;
 		dh->text_len = len;
-		dh->turns = last == SIZE_MAX ? 1 :
-		    detect_turns(text, len, h[i].start, h[i].end);
+		dh->turns = 1;		/* across turns: detect_span_turns, once sorted */
 		dh->last = last == SIZE_MAX ? 0 : last;
 		dh->vetoed = 0;
 	}
@@ -512,6 +526,8 @@ detect_turn_shop(struct detect *d, const struct rulebook_shop *s,
 		if (np > 1 && total - wstart > 1)
 			qsort(d->hits + wstart, total - wstart, sizeof(*d->hits),
 			    detect_hit_cmp);
+		for (i = wstart; i < total; i++)
+			detect_span_turns(d, &d->hits[i], joined, jlen, last);
 	}
 	return detect_finish(d, role, text, len, total, hits);
 }
@@ -573,13 +589,9 @@ detect_turn(struct detect *d, enum rules_role role, const char *shop,
 			if (detect_room(d, total + 1) == -1)
 				break;
 			d->hits[total].hit = h[i];
-			d->hits[total].text = joined;
-			d->hits[total].text_len = jlen;
-			d->hits[total].turns = detect_turns(joined, jlen,
-			    h[i].start, h[i].end);
-			d->hits[total].last = last;
 			d->hits[total].vetoed = 0;
-			total++;
+			detect_span_turns(d, &d->hits[total++], joined, jlen,
+			    last);
 		}
 	}
 	return detect_finish(d, role, text, len, total, hits);

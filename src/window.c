@@ -49,6 +49,9 @@ struct window {
 	struct util_hkey	 hkey;
 	char			*joined;
 	size_t			 jcap;
+	/* where each turn of the last window_add's joined text starts */
+	size_t			*starts;
+	size_t			 scap, nstarts;
 	/* the last window_add's notes (window_notes) */
 	const void		**notes;	/* the earlier turns', in their slots */
 	size_t			 ncap, nnotes;
@@ -129,6 +132,7 @@ window_free(struct window *w)
 		window_drop(w, w->head);
 	free(w->bucket);
 	free(w->joined);
+	free(w->starts);
 	free((void *)w->notes);
 	free(w);
 }
@@ -239,6 +243,21 @@ window_reserve_notes(struct window *w, size_t n)
 	return 0;
 }
 
+/* Has room for the starts of n turns; -1 out of memory. */
+static int
+window_reserve_starts(struct window *w, size_t n)
+{
+	size_t	*p;
+
+	if (n <= w->scap)
+		return 0;
+	if ((p = realloc(w->starts, n * sizeof(*p))) == NULL)
+		return -1;
+	w->starts = p;
+	w->scap = n;
+	return 0;
+}
+
 /* This turn alone, when nothing can be kept. */
 static int
 window_alone(struct window *w, const char *text, size_t len,
@@ -246,6 +265,7 @@ window_alone(struct window *w, const char *text, size_t len,
 {
 	*last = 0;
 	*nturns = 1;
+	w->nstarts = 0;
 	if (window_reserve(w, len + 1) == 0) {
 		memcpy(w->joined, text, len);
 		w->joined[len] = '\0';
@@ -271,6 +291,7 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	uint64_t		 h;
 
 	w->nnotes = 0;
+	w->nstarts = 0;
 	w->slot = NULL;
 	w->lastc = NULL;
 	w->lastr = NULL;
@@ -325,12 +346,14 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	for (i = 0; i < r->n; i++)
 		need += r->turn[(r->head + i) % w->conf.turns].len +
 		    sizeof(WINDOW_SEP) - 1;
-	if (window_reserve(w, need) == -1 || (r->note != NULL &&
+	if (window_reserve(w, need) == -1 ||
+	    window_reserve_starts(w, r->n + 1) == -1 || (r->note != NULL &&
 	    window_reserve_notes(w, r->n) == -1))
 		return window_alone(w, text, len, joined, joined_len, last,
 		    nturns, -1);
 	for (i = at = 0; i < r->n; i++) {
 		k = (r->head + i) % w->conf.turns;
+		w->starts[i] = at;
 		memcpy(w->joined + at, r->buf + k * bytes, r->turn[k].len);
 		at += r->turn[k].len;
 		memcpy(w->joined + at, WINDOW_SEP, sizeof(WINDOW_SEP) - 1);
@@ -339,6 +362,8 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 			w->notes[i] = r->note + k * w->conf.note_bytes;
 	}
 	w->nnotes = r->note != NULL ? r->n : 0;
+	w->starts[r->n] = at;
+	w->nstarts = r->n + 1;
 	*last = at;
 	memcpy(w->joined + at, text, len);
 	at += len;
@@ -386,6 +411,13 @@ window_unadd(struct window *w)
 	w->lastc = NULL;
 	w->lastr = NULL;
 	w->slot = NULL;
+}
+
+const size_t *
+window_starts(const struct window *w, size_t *n)
+{
+	*n = w->nstarts;
+	return w->starts;
 }
 
 void

@@ -21,9 +21,16 @@
  */
 struct detect_hit {
 	struct rules_hit	 hit;		/* offsets in text */
-	const char		*text;		/* the turn, or the turns joined */
+	/*
+	 * The turn, or the turns the match spans joined (WINDOW_SEP between
+	 * them, this turn whole and last): a hit across turns holds just those,
+	 * not the speaker's earlier ones it does not touch. The texts of a
+	 * turn's hits across turns all end with this turn in one buffer: each
+	 * is a suffix of the widest.
+	 */
+	const char		*text;
 	size_t			 text_len;
-	unsigned		 turns;		/* how many turns the match spans */
+	unsigned		 turns;		/* how many turns text holds (the match spans) */
 	size_t			 last;		/* where this turn starts in text (bytes; 0 alone) */
 	int			 vetoed;	/* a block the model did not back: a warning now */
 };

@@ -312,6 +312,41 @@ test_blocked_turn_not_kept(void **state)
 	assert_int_equal(out.nalerts, 0);
 }
 
+/*
+ * The alert's text holds the turns the match spans, and turns counts them:
+ * a turn may hold newlines (they are not where turns begin), and an earlier
+ * turn the match does not reach is not in the text.
+ */
+static void
+test_turns_are_the_texts(void **state)
+{
+	struct fixture		*fx = *state;
+	struct pipeline_out	 out;
+
+	assert_int_equal(turn(fx, 0, "c-10", "加\n\n我", T0, &out), 0);
+	assert_int_equal(turn(fx, 0, "c-10", "v abc12345", T0 + 1000, &out), 0);
+	assert_true(out.drop);
+	assert_true(has(out.alerts[0].json, out.alerts[0].json_len,
+	    "\"text\":\"加\\n\\n我\\nv abc12345\",\"match\":{\"start\":0,"
+	    "\"end\":15},\"matched\":\"加\\n\\n我\\nv abc12345\""));
+	assert_true(has(out.alerts[0].json, out.alerts[0].json_len,
+	    "\"turns\":2,\"hits\""));
+
+	assert_int_equal(turn(fx, 0, "c-11", "你好", T0, &out), 0);
+	assert_int_equal(turn(fx, 0, "c-11", "加我", T0 + 1000, &out), 0);
+	assert_int_equal(turn(fx, 0, "c-11", "v abc12345 不知道", T0 + 2000, &out), 0);
+	assert_true(out.drop);
+	assert_int_equal(out.alerts[0].nhits, 2);
+	/* the turn's own hit counts in that text too */
+	assert_true(has(out.alerts[0].json, out.alerts[0].json_len,
+	    "\"text\":\"加我\\nv abc12345 不知道\",\"match\":{\"start\":0,"
+	    "\"end\":13}"));
+	assert_true(has(out.alerts[0].json, out.alerts[0].json_len,
+	    "\"turns\":2,\"hits\""));
+	assert_true(has(out.alerts[0].json, out.alerts[0].json_len,
+	    "\"match\":{\"start\":14,\"end\":17},\"matched\":\"不知道\""));
+}
+
 static void
 test_sla_events(void **state)
 {
@@ -410,6 +445,7 @@ main(void)
 		cmocka_unit_test(test_window_and_turn_grouped),
 		cmocka_unit_test(test_window_and_end),
 		cmocka_unit_test(test_blocked_turn_not_kept),
+		cmocka_unit_test(test_turns_are_the_texts),
 		cmocka_unit_test(test_sla_events),
 		cmocka_unit_test(test_alloc_failure),
 	};
