@@ -51,7 +51,11 @@ struct detect {
 	size_t			 cap;
 };
 
-/* Speakers kept at once: far more than one process has chats. */
+/*
+ * Conversations whose turns are kept at once: far more than one process
+ * has chats, and a bound on what anyone opening conversations can cost
+ * (docs/configuration.md, "What the window costs").
+ */
 #define DETECT_MAX_SPEAKERS	200000
 
 void

@@ -9,9 +9,16 @@
 #define WINDOW_ROLES	4	/* roles 0..3: agent and customer, with room */
 #define WINDOW_BUCKETS0	64
 
+#define WINDOW_SLOT0	64	/* a ring's first slots, bytes each: most turns fit */
+
 /*
  * One conversation: for each speaker, a ring of its last turns, each in a
- * fixed slot of conf.bytes (allocated once, when the speaker first talks).
+ * slot of the ring's slot size. A ring grows with what it holds, in slots
+ * (to conf.turns) and in slot size (the longest turn it kept, to
+ * conf.bytes): anyone can open conversations, and a speaker of one short
+ * turn must cost what it said, not turns x bytes (found by review: 30 000
+ * one-byte conversations took 190 MB). It grows a few times at most, then
+ * a turn allocates nothing.
  * Conversations are in a hash table keyed by a keyed hash of their id
  * (ids come from the backend and the agents), and on a list from the most
  * to the least recently heard, which is how old ones are found to drop.
@@ -22,11 +29,13 @@ struct window_turn {
 };
 
 struct window_ring {
-	char			*buf;		/* turns * bytes */
-	unsigned char		*note;		/* turns * note_bytes, or NULL */
-	struct window_turn	*turn;		/* turns */
+	char			*buf;		/* cap * slot */
+	unsigned char		*note;		/* cap * note_bytes, or NULL */
+	struct window_turn	*turn;		/* cap */
 	size_t			 head;		/* the oldest kept */
 	size_t			 n;
+	size_t			 cap;		/* slots, at most conf.turns */
+	size_t			 slot;		/* bytes a slot holds, at most conf.bytes */
 };
 
 struct window_conv {
@@ -243,6 +252,66 @@ window_reserve_notes(struct window *w, size_t n)
 	return 0;
 }
 
+/*
+ * Room in r for n turns, the newest klen bytes long: the slots double (to
+ * conf.turns), the slot size doubles to what the turn needs (to
+ * conf.bytes), and the kept turns are laid out afresh, oldest first. -1
+ * out of memory (r as it was).
+ */
+static int
+window_ring_fit(struct window *w, struct window_ring *r, size_t n, size_t klen)
+{
+	struct window_turn	*turn;
+	unsigned char		*note = NULL;
+	char			*buf;
+	size_t			 cap = r->cap, slot = r->slot, i, k;
+	size_t			 nb = w->conf.note_bytes;
+
+	if (n <= cap && klen <= slot)
+		return 0;
+	if (n > cap) {
+		cap = cap > 0 ? cap * 2 : 1;
+		if (cap < n)
+			cap = n;
+		if (cap > w->conf.turns)
+			cap = w->conf.turns;
+	}
+	if (klen > slot) {
+		slot = slot > 0 ? slot * 2 : WINDOW_SLOT0;
+		if (slot < klen)
+			slot = klen;
+		if (slot > w->conf.bytes)
+			slot = w->conf.bytes;
+	}
+	buf = malloc(cap * slot);
+	turn = malloc(cap * sizeof(*turn));
+	if (nb > 0)
+		note = malloc(cap * nb);
+	if (buf == NULL || turn == NULL || (nb > 0 && note == NULL)) {
+		free(buf);
+		free(turn);
+		free(note);
+		return -1;
+	}
+	for (i = 0; i < r->n; i++) {
+		k = (r->head + i) % r->cap;
+		memcpy(buf + i * slot, r->buf + k * r->slot, r->turn[k].len);
+		turn[i] = r->turn[k];
+		if (nb > 0)
+			memcpy(note + i * nb, r->note + k * nb, nb);
+	}
+	free(r->buf);
+	free(r->turn);
+	free(r->note);
+	r->buf = buf;
+	r->turn = turn;
+	r->note = note;
+	r->head = 0;
+	r->cap = cap;
+	r->slot = slot;
+	return 0;
+}
+
 /* Has room for the starts of n turns; -1 out of memory. */
 static int
 window_reserve_starts(struct window *w, size_t n)
@@ -325,26 +394,32 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	}
 	window_touch(w, c, now_ms);
 	r = &c->ring[role];
-	if (r->buf == NULL) {
-		if ((r->buf = malloc(w->conf.turns * bytes)) == NULL ||
-		    (w->conf.note_bytes > 0 && (r->note = malloc(w->conf.turns *
-		    w->conf.note_bytes)) == NULL) ||
-		    (r->turn = calloc(w->conf.turns, sizeof(*r->turn))) == NULL) {
-			window_ring_free(r);
-			return window_alone(w, text, len, joined, joined_len,
-			    last, nturns, -1);
-		}
-	}
 	/* turns that fell out of the window, in time or in number */
 	while (r->n > 0 && (now_ms - r->turn[r->head].t > (int64_t)w->conf.ms ||
 	    r->n >= w->conf.turns)) {
-		r->head = (r->head + 1) % w->conf.turns;
+		r->head = (r->head + 1) % r->cap;
 		r->n--;
+	}
+	/* what is kept of this one: its last bytes, from a character's start */
+	keep = text;
+	klen = len;
+	if (klen > bytes) {
+		keep = text + len - bytes;
+		klen = bytes;
+		while (klen > 0 && ((unsigned char)*keep & 0xc0) == 0x80) {
+			keep++;
+			klen--;
+		}
+	}
+	if (window_ring_fit(w, r, r->n + 1, klen) == -1) {
+		window_ring_free(r);
+		return window_alone(w, text, len, joined, joined_len, last,
+		    nturns, -1);
 	}
 	/* the kept turns, then this one whole */
 	need = len + 1;
 	for (i = 0; i < r->n; i++)
-		need += r->turn[(r->head + i) % w->conf.turns].len +
+		need += r->turn[(r->head + i) % r->cap].len +
 		    sizeof(WINDOW_SEP) - 1;
 	if (window_reserve(w, need) == -1 ||
 	    window_reserve_starts(w, r->n + 1) == -1 || (r->note != NULL &&
@@ -352,9 +427,9 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 		return window_alone(w, text, len, joined, joined_len, last,
 		    nturns, -1);
 	for (i = at = 0; i < r->n; i++) {
-		k = (r->head + i) % w->conf.turns;
+		k = (r->head + i) % r->cap;
 		w->starts[i] = at;
-		memcpy(w->joined + at, r->buf + k * bytes, r->turn[k].len);
+		memcpy(w->joined + at, r->buf + k * r->slot, r->turn[k].len);
 		at += r->turn[k].len;
 		memcpy(w->joined + at, WINDOW_SEP, sizeof(WINDOW_SEP) - 1);
 		at += sizeof(WINDOW_SEP) - 1;
@@ -371,20 +446,10 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	*joined = w->joined;
 	*joined_len = at;
 	*nturns = r->n + 1;
-	/* keep this one, its last bytes from a character's start */
-	keep = text;
-	klen = len;
-	if (klen > bytes) {
-		keep = text + len - bytes;
-		klen = bytes;
-		while (klen > 0 && ((unsigned char)*keep & 0xc0) == 0x80) {
-			keep++;
-			klen--;
-		}
-	}
-	k = (r->head + r->n) % w->conf.turns;
+	/* keep this one */
+	k = (r->head + r->n) % r->cap;
 	t = &r->turn[k];
-	memcpy(r->buf + k * bytes, keep, klen);
+	memcpy(r->buf + k * r->slot, keep, klen);
 	t->len = klen;
 	t->t = now_ms;
 	r->n++;

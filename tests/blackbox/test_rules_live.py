@@ -8,7 +8,7 @@ import os
 import shutil
 import signal
 
-from conftest import DEFAULT_RULES, T, agent, recv, run
+from conftest import DEFAULT_RULES, MINIMAL_RULES, T, agent, recv, run
 
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
 
@@ -413,3 +413,52 @@ def test_turns_counts_the_turns_text_holds(tmp_path):
     got = [(h["text"], h["turns"]) for l in p.stdout.splitlines()
            for h in json.loads(l)["hits"]]
     assert got == [("加\n\n我\nv abc12345", 2), ("加我\nv abc12345", 2)], got
+
+
+def vm_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def test_window_memory_grows_with_what_it_holds(daemon, backend):
+    """One agent opens 30 000 conversations of one 1-byte turn each, with the
+    largest window allowed (16 turns of 64 KiB): a speaker's ring grows with
+    what it holds, so the window adds about what was said, not window.turns
+    x window.bytes a conversation (found by review: RSS 12 -> 204 MB, VmSize
+    32 GB). The window's share is the growth less that of the same flood
+    with no rule marked window (no turns kept)."""
+    import pytest
+    from conftest import SAN
+    if SAN:
+        pytest.skip("ASan's allocator and shadow memory make RSS meaningless here")
+    n = 30000
+    b = backend()
+    growth = {}
+    for rules in (MINIMAL_RULES, WINDOW):
+        d = daemon(b.port, rules=rules, level="info",
+                   extra="window: {turns: 16, time: 60s, bytes: 64KiB}\n")
+
+        async def main():
+            async with agent(d, "/echo?t=flood&agent=mallory") as ws:
+                await ws.send(turn("x", "warm"))
+                await recv(ws)
+                rss0, vm0 = vm_kib(d.pid, "VmRSS"), vm_kib(d.pid, "VmSize")
+                for i in range(n):
+                    await ws.send(turn("a", f"flood-{i}"))
+                for i in range(n):
+                    await recv(ws)
+                growth[rules] = (vm_kib(d.pid, "VmRSS") - rss0,
+                                 vm_kib(d.pid, "VmSize") - vm0)
+        run(main())
+        d.stop()
+    rss = growth[WINDOW][0] - growth[MINIMAL_RULES][0]
+    vm = growth[WINDOW][1] - growth[MINIMAL_RULES][1]
+    print(f"{n} conversations: growth {growth}; the window's: RSS {rss} KiB, "
+          f"VmSize {vm} KiB")
+    # measured: 1.4 KiB a conversation (note, turn, the conversation's entry);
+    # 18 KiB before, when a ring was allocated whole at the first turn
+    assert rss < n * 2, growth
+    assert vm < n * 2, growth
