@@ -106,10 +106,11 @@ alertfmt_hit_cmp(const struct alertfmt_hit *a, const struct alertfmt_hit *b)
  * What follows a hit's rule, category, severity, action (and, at the top,
  * the text): where it matched, the coaching, and the two marks a hit may
  * carry. The same names at the top of the alert (the strongest hit's) and
- * in "hits".
+ * in "hits"; turns is the hit's span in "hits", the text's at the top.
  */
 static int
-alertfmt_hit_rest(struct sbuf *out, const struct alertfmt_hit *x)
+alertfmt_hit_rest(struct sbuf *out, const struct alertfmt_hit *x,
+    unsigned turns)
 {
 	const struct rules_hit	*h = &x->hit;
 
@@ -119,7 +120,7 @@ alertfmt_hit_rest(struct sbuf *out, const struct alertfmt_hit *x)
 	    alertfmt_kvs(out, "message", h->message) == -1)
 		return -1;
 	/* a match across turns: the alert's text holds them, newest last, one per line */
-	if (x->turns > 1 && sbuf_printf(out, ",\"turns\":%u", x->turns) == -1)
+	if (turns > 1 && sbuf_printf(out, ",\"turns\":%u", turns) == -1)
 		return -1;
 	if (x->vetoed && ALERTFMT_LIT(out, ",\"vetoed\":true") == -1)
 		return -1;
@@ -137,7 +138,7 @@ alertfmt_hit(struct sbuf *out, const struct alertfmt_hit *x)
 	    alertfmt_kvs(out, "category", h->category) == -1 ||
 	    alertfmt_kvs(out, "severity", rules_severity_name(h->severity)) == -1 ||
 	    alertfmt_kvs(out, "action", rules_action_name(h->action)) == -1 ||
-	    alertfmt_hit_rest(out, x) == -1)
+	    alertfmt_hit_rest(out, x, x->turns) == -1)
 		return -1;
 	return ALERTFMT_LIT(out, "}");
 }
@@ -181,7 +182,8 @@ alertfmt_rule_hit(struct sbuf *out, const struct alertfmt_turn *t,
 	    alertfmt_kvs(out, "action", rules_action_name(h->action)) == -1 ||
 	    /* the length goes along, so text with U+0000 stays whole */
 	    alertfmt_kv(out, "text", t->text, t->text_len, 0) == -1 ||
-	    alertfmt_hit_rest(out, x) == -1 ||
+	    /* the top's turns are the text's: how to read it whole */
+	    alertfmt_hit_rest(out, x, t->turns) == -1 ||
 	    ALERTFMT_LIT(out, ",\"hits\":[") == -1)
 		return -1;
 	for (i = 0; i < n; i++)

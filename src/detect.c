@@ -10,8 +10,20 @@
 #include "chatmon/rulebook.h"
 #include "chatmon/util.h"
 
-/* The model scores at most this much of a turn: its cost grows with the text. */
+/*
+ * The model scores at most this much of a text: its cost grows with the
+ * text. A flag reads a turn's first bytes, a veto those around the match.
+ */
 #define DETECT_MODEL_MAX	600
+/*
+ * A veto reads the match and this much on each side: the sentence around
+ * it, which is what tells a warning against an app from an invitation to
+ * it. 120 reads the whole line for every line of the corpus the veto was
+ * measured on (tests/corpus, 99.9 % are under 220 bytes) and gives the
+ * same vetoes there; 600 centred still let 560 bytes of greeting outvote
+ * the match.
+ */
+#define DETECT_VETO_CONTEXT	120
 
 struct detect {
 	struct rulebook		*book;
@@ -23,6 +35,7 @@ struct detect {
 	size_t			 nmodel_ids;
 	double			 veto;		/* a block needs this probability */
 	struct window		*window;
+	int			 kept;		/* the last turn went into the window */
 	struct rules_note	 note;		/* the last turn's (window_notes) */
 	/*
 	 * A shop's turn: a note for each of its packs (they are kept side by
@@ -38,7 +51,11 @@ struct detect {
 	size_t			 cap;
 };
 
-/* Speakers kept at once: far more than one process has chats. */
+/*
+ * Conversations whose turns are kept at once: far more than one process
+ * has chats, and a bound on what anyone opening conversations can cost
+ * (docs/configuration.md, "What the window costs").
+ */
 #define DETECT_MAX_SPEAKERS	200000
 
 void
@@ -200,25 +217,40 @@ detect_repoint(struct detect_hit *dh)
 	dh->hit.match_len = b >= a ? b - a : 0;
 }
 
-/* How many turns of the joined text the code points [start, end) touch. */
-static unsigned
-detect_turns(const char *joined, size_t len, uint32_t start, uint32_t end)
+/*
+ * A hit over the speaker's turns joined (the window's last add; last is
+ * where the current turn starts), its offsets in them: its text is cut to
+ * the turns its match spans, from the one it starts in to the current
+ * one, and its offsets and turn count follow. The turns come from the
+ * window's own starts: a turn may hold a newline itself. After any sort:
+ * the hits' order is that of their offsets in the joined text.
+ */
+static void
+detect_span_turns(struct detect *d, struct detect_hit *dh, const char *joined,
+    size_t jlen, size_t last)
 {
-	unsigned	turns = 1;
-	uint32_t	cp = 0;
-	size_t		i;
+	const size_t	*starts;
+	size_t		 n, k, at, first;
+	uint32_t	 cp;
 
-	for (i = 0; i < len && cp < end; i++) {
-		if (joined[i] == WINDOW_SEP[0] && cp >= start)
-			turns++;
-		cp += ((unsigned char)joined[i] & 0xc0) != 0x80;
-	}
-	return turns;
+	starts = window_starts(d->window, &n);
+	at = detect_byte(joined, jlen, dh->hit.start);
+	for (k = n; k > 1 && starts[k - 1] > at; k--)
+		;
+	first = k > 0 ? starts[k - 1] : 0;
+	cp = (uint32_t)util_utf8_count(joined, first);
+	dh->hit.start -= cp;
+	dh->hit.end -= cp;
+	dh->text = joined + first;
+	dh->text_len = jlen - first;
+	dh->turns = k > 0 ? (unsigned)(n - k + 1) : 1;
+	dh->last = last - first;
 }
 
 /*
- * What the model reads of a text: its first DETECT_MODEL_MAX bytes (not
- * cut in a character), normalised as the rules see them. -1 on ENOMEM.
+ * What the model reads of a turn for its flags: the first DETECT_MODEL_MAX
+ * bytes (not cut in a character), normalised as the rules see them. -1 on
+ * ENOMEM.
  */
 static int
 detect_model_input(struct detect *d, const char *text, size_t *len,
@@ -233,6 +265,40 @@ detect_model_input(struct detect *d, const char *text, size_t *len,
 }
 
 /*
+ * What the veto reads of a block's text, [*lo, *hi) in bytes: the match
+ * [a, b) and DETECT_VETO_CONTEXT bytes each side of it (less at the text's
+ * ends), the middle DETECT_MODEL_MAX bytes of a longer match, cut to whole
+ * characters. However much a text holds before or after its match
+ * (greetings, earlier turns), the model reads the match and what is next
+ * to it, not a start it could be pushed out of.
+ */
+static void
+detect_veto_span(const char *text, size_t len, size_t a, size_t b,
+    size_t *lo, size_t *hi)
+{
+	size_t	l, h, mid;
+
+	l = a > DETECT_VETO_CONTEXT ? a - DETECT_VETO_CONTEXT : 0;
+	h = len - b > DETECT_VETO_CONTEXT ? b + DETECT_VETO_CONTEXT : len;
+	if (h - l > DETECT_MODEL_MAX) {
+		/* a long match: as much as the model reads, about its middle */
+		mid = a + (b - a) / 2;
+		if (mid > l + DETECT_MODEL_MAX / 2)
+			l = mid - DETECT_MODEL_MAX / 2;
+		if (l + DETECT_MODEL_MAX < h)
+			h = l + DETECT_MODEL_MAX;
+		else
+			l = h - DETECT_MODEL_MAX;
+	}
+	while (l < h && ((unsigned char)text[l] & 0xc0) == 0x80)
+		l++;
+	while (h > l && h < len && ((unsigned char)text[h] & 0xc0) == 0x80)
+		h--;
+	*lo = l;
+	*hi = h;
+}
+
+/*
  * The blocks of hits[0..total) that the model does not back become
  * warnings. Blocks are rare, so the model reads a text again for them
  * rather than every turn keeping its probabilities.
@@ -243,20 +309,24 @@ detect_veto(struct detect *d, enum rules_role role, size_t total)
 	double		 p[MODEL_MAX_CATEGORIES];
 	const char	*scored = NULL, *out;
 	const uint32_t	*map;
-	size_t		 i, k, len, olen;
+	size_t		 i, k, lo, hi, slo = 0, shi = 0, olen;
 
 	for (i = 0; i < total; i++) {
 		struct detect_hit *dh = &d->hits[i];
 
 		if (dh->hit.action != RULES_BLOCK)
 			continue;
-		if (dh->text != scored) {
-			len = dh->text_len;
-			if (detect_model_input(d, dh->text, &len, &out, &olen,
-			    &map) == -1)
+		detect_veto_span(dh->text, dh->text_len,
+		    detect_byte(dh->text, dh->text_len, dh->hit.start),
+		    detect_byte(dh->text, dh->text_len, dh->hit.end), &lo, &hi);
+		if (dh->text != scored || lo != slo || hi != shi) {
+			if (norm_run(d->norm, dh->text + lo, hi - lo, NORM_ALL,
+			    &out, &olen, &map) == -1)
 				return;		/* out of memory: the rules decide */
 			model_probs(d->model, (enum model_role)role, out, olen, p);
 			scored = dh->text;
+			slo = lo;
+			shi = hi;
 		}
 		for (k = 0; k < d->nmodel_ids; k++)
 			if (strcmp(model_category(d->model, k),
@@ -341,9 +411,10 @@ detect_hit_cmp(const void *a, const void *b)
 }
 
 /*
- * Appends the hits h[0..n) of one pack over text (turns 1 when last is
- * SIZE_MAX: the turn alone), less the rules the shop switched off. The new
- * total, or SIZE_MAX on ENOMEM.
+ * Appends the hits h[0..n) of one pack over text (the turn alone when last
+ * is SIZE_MAX, else the turns joined: detect_span_turns cuts them once they
+ * are sorted), less the rules the shop switched off. The new total, or
+ * SIZE_MAX on ENOMEM.
  */
 static size_t
 detect_add(struct detect *d, const struct rulebook_shop *s, size_t total,
@@ -362,8 +433,7 @@ detect_add(struct detect *d, const struct rulebook_shop *s, size_t total,
 		dh->hit = h[i];
 		dh->text = text;
 		dh->text_len = len;
-		dh->turns = last == SIZE_MAX ? 1 :
-		    detect_turns(text, len, h[i].start, h[i].end);
+		dh->turns = 1;		/* across turns: detect_span_turns, once sorted */
 		dh->last = last == SIZE_MAX ? 0 : last;
 		dh->vetoed = 0;
 	}
@@ -417,6 +487,7 @@ detect_turn_shop(struct detect *d, const struct rulebook_shop *s,
 	int			 need;
 
 	*hits = d->hits;
+	d->kept = 0;
 	if (detect_note_room(d, np, 0) == -1)
 		return -1;
 	for (k = 0; k < np; k++) {
@@ -434,6 +505,7 @@ detect_turn_shop(struct detect *d, const struct rulebook_shop *s,
 	if (conv_len > 0 && rulebook_shop_window(s) > 0 &&
 	    window_add(d->window, conv, conv_len, (int)role, text, len, now_ms,
 	    &joined, &jlen, &last, &nturns) == 0) {
+		d->kept = 1;
 		window_notes(d->window, &notes, &nearlier, &slot);
 		if (detect_note_room(d, np, nearlier) == -1)
 			return -1;
@@ -458,6 +530,8 @@ detect_turn_shop(struct detect *d, const struct rulebook_shop *s,
 		if (np > 1 && total - wstart > 1)
 			qsort(d->hits + wstart, total - wstart, sizeof(*d->hits),
 			    detect_hit_cmp);
+		for (i = wstart; i < total; i++)
+			detect_span_turns(d, &d->hits[i], joined, jlen, last);
 	}
 	return detect_finish(d, role, text, len, total, hits);
 }
@@ -479,6 +553,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *shop,
 		return detect_turn_shop(d, s, role, conv, conv_len, text, len,
 		    now_ms, hits);
 	*hits = d->hits;
+	d->kept = 0;
 	n = rules_match(d->rules, role, text, len, &h);
 	/* before anything else uses the rules' views of this turn */
 	rules_note_take(d->rules, &d->note);
@@ -497,6 +572,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *shop,
 	if (conv_len > 0 && rules_window_count(d->rules) > 0 &&
 	    window_add(d->window, conv, conv_len, (int)role, text, len, now_ms,
 	    &joined, &jlen, &last, &nturns) == 0) {
+		d->kept = 1;
 		/*
 		 * The turn's note goes with it; the notes of the turns before
 		 * it say whether the window pass can find anything at all.
@@ -517,16 +593,20 @@ detect_turn(struct detect *d, enum rules_role role, const char *shop,
 			if (detect_room(d, total + 1) == -1)
 				break;
 			d->hits[total].hit = h[i];
-			d->hits[total].text = joined;
-			d->hits[total].text_len = jlen;
-			d->hits[total].turns = detect_turns(joined, jlen,
-			    h[i].start, h[i].end);
-			d->hits[total].last = last;
 			d->hits[total].vetoed = 0;
-			total++;
+			detect_span_turns(d, &d->hits[total++], joined, jlen,
+			    last);
 		}
 	}
 	return detect_finish(d, role, text, len, total, hits);
+}
+
+void
+detect_forget(struct detect *d)
+{
+	if (d->kept)
+		window_unadd(d->window);
+	d->kept = 0;
 }
 
 void

@@ -455,11 +455,20 @@ model_new(const char *path, struct sbuf *errs)
 			goto err;
 		}
 		memcpy(m->cat[k].name, p, MODEL_NAME_MAX);
-		for (i = 0; m->cat[k].name[i] != '\0'; i++)
-			if (m->cat[k].name[i] <= ' ' || m->cat[k].name[i] > '~') {
-				model_err(errs, path, "category %zu: a name of printable ASCII is read", k);
-				goto err;
-			}
+		/* a rule's category, by the rules' own check: /metrics prints it raw */
+		if (!util_name_ok(m->cat[k].name)) {
+			for (i = 0; m->cat[k].name[i] >= ' ' &&
+			    m->cat[k].name[i] <= '~'; i++)
+				;
+			if (m->cat[k].name[i] == '\0')	/* printable: say it */
+				model_err(errs, path, "category %zu: name '%s': letters, "
+				    "digits, '.', '_' and '-' only, as a rule's category",
+				    k, m->cat[k].name);
+			else
+				model_err(errs, path, "category %zu: name: letters, "
+				    "digits, '.', '_' and '-' only, as a rule's category", k);
+			goto err;
+		}
 		f = model_lef32(p + MODEL_NAME_MAX);
 		if (!isfinite(f)) {
 			model_err(errs, path, "category %s: a bias that is not a number",

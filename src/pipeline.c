@@ -138,15 +138,39 @@ pipeline_done(struct pipeline *p, struct pipeline_out *out)
 }
 
 /*
- * The turn's hits into p->group, strongest first; a tie keeps detect's
- * order (the turn's own hits by longest match, then those across turns,
- * then the model's). Insertion: a turn breaks a handful of rules at most.
+ * The one text every offset of the alert counts in: the turn, or, when a
+ * hit spans turns, the widest such hit's (src/detect.c: the turns its
+ * match spans joined, this turn whole and last), which holds every other
+ * hit's text; NULL for the turn.
+ */
+static const struct detect_hit *
+pipeline_text(const struct pipeline_turn *t, const struct detect_hit *dh,
+    size_t n)
+{
+	const struct detect_hit	*w = NULL;
+	size_t			 i;
+
+	for (i = 0; i < n; i++)
+		if (dh[i].text != t->text && (w == NULL || dh[i].turns > w->turns))
+			w = &dh[i];
+	return w;
+}
+
+/*
+ * The turn's hits into p->group, strongest first, their offsets moved
+ * into w's text (the turn's own and the model's by where the turn starts
+ * in it, a narrower one across turns by where its turns start); a tie
+ * keeps detect's order (the turn's own hits by longest match, then those
+ * across turns, then the model's). Insertion: a turn breaks a handful of
+ * rules at most.
  */
 static int
-pipeline_group(struct pipeline *p, const struct detect_hit *dh, size_t n)
+pipeline_group(struct pipeline *p, const struct pipeline_turn *t,
+    const struct detect_hit *dh, size_t n, const struct detect_hit *w)
 {
 	struct alertfmt_hit	*g, x;
 	size_t			 i, j;
+	uint32_t		 by;
 
 	if (n > p->gcap) {
 		if ((g = realloc(p->group, n * sizeof(*g))) == NULL)
@@ -158,44 +182,19 @@ pipeline_group(struct pipeline *p, const struct detect_hit *dh, size_t n)
 		x.hit = dh[i].hit;
 		x.turns = dh[i].turns;
 		x.vetoed = dh[i].vetoed;
+		if (w != NULL && &dh[i] != w) {
+			/* both in the window's one buffer, dh[i]'s a suffix of w's */
+			by = (uint32_t)util_utf8_count(w->text,
+			    dh[i].text == t->text ? w->last :
+			    (size_t)(dh[i].text - w->text));
+			x.hit.start += by;
+			x.hit.end += by;
+		}
 		for (j = i; j > 0 && alertfmt_hit_cmp(&x, &p->group[j - 1]) < 0; j--)
 			p->group[j] = p->group[j - 1];
 		p->group[j] = x;
 	}
 	return 0;
-}
-
-/*
- * The one text every offset of the alert counts in. The turn's own hits
- * and the model's count in the turn; a hit across turns in the speaker's
- * last turns joined, this turn whole and last (src/window.c). When a hit
- * spans turns the alert's text is the joined one (what a supervisor must
- * read to see that match), and the turn's own offsets move along by where
- * the turn starts in it.
- */
-static void
-pipeline_text(struct pipeline *p, const struct pipeline_turn *t,
-    const struct detect_hit *dh, size_t n, const char **text, size_t *len)
-{
-	const struct detect_hit	*w = NULL;
-	uint32_t		 boundary;
-	size_t			 i;
-
-	*text = t->text;
-	*len = t->text_len;
-	for (i = 0; i < n && w == NULL; i++)
-		if (dh[i].turns > 1)
-			w = &dh[i];
-	if (w == NULL)
-		return;
-	*text = w->text;
-	*len = w->text_len;
-	boundary = (uint32_t)util_utf8_count(w->text, w->last);
-	for (i = 0; i < n; i++)
-		if (p->group[i].turns <= 1) {
-			p->group[i].hit.start += boundary;
-			p->group[i].hit.end += boundary;
-		}
 }
 
 /*
@@ -208,10 +207,13 @@ pipeline_rule_hits(struct pipeline *p, const struct pipeline_turn *t,
 {
 	struct pipeline_alert	*a;
 	struct alertfmt_turn	 at;
+	const struct detect_hit	*w;
 	char			 id[ALERTFMT_ID_MAX];
 	size_t			 len = p->json.len;
 
-	if (pipeline_group(p, dh, n) == -1 || (a = pipeline_slot(p)) == NULL)
+	w = pipeline_text(t, dh, n);
+	if (pipeline_group(p, t, dh, n, w) == -1 ||
+	    (a = pipeline_slot(p)) == NULL)
 		return -1;
 	alertfmt_id(id, t->now_ms, p->ids);
 	at.id = id;
@@ -222,7 +224,9 @@ pipeline_rule_hits(struct pipeline *p, const struct pipeline_turn *t,
 	at.shop = t->shop;
 	at.queue = t->queue;
 	at.role = t->customer ? "customer" : "agent";
-	pipeline_text(p, t, dh, n, &at.text, &at.text_len);
+	at.text = w != NULL ? w->text : t->text;
+	at.text_len = w != NULL ? w->text_len : t->text_len;
+	at.turns = w != NULL ? w->turns : 1;
 	if (alertfmt_rule_hit(&p->json, &at, p->group, n) == -1) {
 		pipeline_cut(&p->json, len);
 		return -1;
@@ -263,6 +267,9 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
 			out->drop = 1;	/* rules never block a customer */
 	if (n > 0 && pipeline_rule_hits(p, t, hits, (size_t)n, out->drop) == -1)
 		rc = -1;
+	/* what the customer never saw is no part of what the agent said */
+	if (out->drop)
+		detect_forget(p->detect);
 	/* the customer never saw a blocked reply: it answers nothing */
 	out->sla = out->drop ? PIPELINE_SLA_NONE : PIPELINE_SLA_TURN;
 	pipeline_done(p, out);

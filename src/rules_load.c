@@ -12,6 +12,7 @@
 
 #include "chatmon/normalize.h"
 #include "chatmon/rules.h"
+#include "chatmon/util.h"
 #include "chatmon/yamlfile.h"
 #include "rules_int.h"
 
@@ -681,18 +682,6 @@ rules_load_strings(struct rules_load_doc *d, yaml_node_t *n, const char *key,
 }
 
 static int
-rules_load_name_ok(const char *s)
-{
-	if (*s == '\0')
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		    (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-'))
-			return 0;
-	return 1;
-}
-
-static int
 rules_load_bool(struct rules_load_doc *d, yaml_node_t *n, const char *key, int *out)
 {
 	const char	*s = rules_load_scalar(d, n, key);
@@ -775,7 +764,7 @@ rules_load_add_def(struct rules *r, struct rules_load_doc *d, yaml_node_t *item,
 	if ((name = rules_load_scalar(d, rules_load_get(d, item, is_list ? "list" : "macro"),
 	    is_list ? "list" : "macro")) == NULL)
 		return 0;
-	if (!rules_load_name_ok(name) || strchr(name, '.') != NULL) {
+	if (!util_name_ok(name) || strchr(name, '.') != NULL) {
 		rules_load_doc_err(d, item, "bad name '%s': letters, digits, _ and - only",
 		    name);
 		return 0;
@@ -943,7 +932,7 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	rules_load_check_keys(d, item, "rule", keys);
 	if ((id = rules_load_scalar(d, rules_load_get(d, item, "rule"), "rule")) == NULL)
 		return 0;
-	if (!rules_load_name_ok(id)) {
+	if (!util_name_ok(id)) {
 		rules_load_doc_err(d, item, "rule '%s': ids are letters, digits, '.', '_' and '-'", id);
 		return 0;
 	}
@@ -959,7 +948,7 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	if ((v = rules_load_get(d, item, "category")) == NULL)
 		rules_load_doc_err(d, item, "rule %s: category missing", id);
 	else if ((s = rules_load_scalar(d, v, "category")) != NULL) {
-		if (!rules_load_name_ok(s))
+		if (!util_name_ok(s))
 			rules_load_doc_err(d, v, "rule %s: bad category '%s'", id, s);
 		if ((ru.proto.category = strdup(s)) == NULL)
 			goto out;

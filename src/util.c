@@ -213,6 +213,18 @@ util_hash(const struct util_hkey *key, const void *p, size_t len)
 	return h;
 }
 
+int
+util_name_ok(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-'))
+			return 0;
+	return 1;
+}
+
 size_t
 util_utf8_count(const char *s, size_t n)
 {

@@ -9,9 +9,16 @@
 #define WINDOW_ROLES	4	/* roles 0..3: agent and customer, with room */
 #define WINDOW_BUCKETS0	64
 
+#define WINDOW_SLOT0	64	/* a ring's first slots, bytes each: most turns fit */
+
 /*
  * One conversation: for each speaker, a ring of its last turns, each in a
- * fixed slot of conf.bytes (allocated once, when the speaker first talks).
+ * slot of the ring's slot size. A ring grows with what it holds, in slots
+ * (to conf.turns) and in slot size (the longest turn it kept, to
+ * conf.bytes): anyone can open conversations, and a speaker of one short
+ * turn must cost what it said, not turns x bytes (found by review: 30 000
+ * one-byte conversations took 190 MB). It grows a few times at most, then
+ * a turn allocates nothing.
  * Conversations are in a hash table keyed by a keyed hash of their id
  * (ids come from the backend and the agents), and on a list from the most
  * to the least recently heard, which is how old ones are found to drop.
@@ -22,11 +29,13 @@ struct window_turn {
 };
 
 struct window_ring {
-	char			*buf;		/* turns * bytes */
-	unsigned char		*note;		/* turns * note_bytes, or NULL */
-	struct window_turn	*turn;		/* turns */
+	char			*buf;		/* cap * slot */
+	unsigned char		*note;		/* cap * note_bytes, or NULL */
+	struct window_turn	*turn;		/* cap */
 	size_t			 head;		/* the oldest kept */
 	size_t			 n;
+	size_t			 cap;		/* slots, at most conf.turns */
+	size_t			 slot;		/* bytes a slot holds, at most conf.bytes */
 };
 
 struct window_conv {
@@ -49,10 +58,16 @@ struct window {
 	struct util_hkey	 hkey;
 	char			*joined;
 	size_t			 jcap;
+	/* where each turn of the last window_add's joined text starts */
+	size_t			*starts;
+	size_t			 scap, nstarts;
 	/* the last window_add's notes (window_notes) */
 	const void		**notes;	/* the earlier turns', in their slots */
 	size_t			 ncap, nnotes;
 	unsigned char		*slot;
+	/* where the last window_add kept its turn (window_unadd), or NULL */
+	struct window_conv	*lastc;
+	struct window_ring	*lastr;
 };
 
 static void
@@ -80,6 +95,10 @@ window_drop(struct window *w, struct window_conv *c)
 {
 	struct window_conv	**pp;
 
+	if (w->lastc == c) {
+		w->lastc = NULL;
+		w->lastr = NULL;
+	}
 	for (pp = &w->bucket[c->hash & (w->nbuckets - 1)]; *pp != c;
 	    pp = &(*pp)->hnext)
 		;
@@ -122,6 +141,7 @@ window_free(struct window *w)
 		window_drop(w, w->head);
 	free(w->bucket);
 	free(w->joined);
+	free(w->starts);
 	free((void *)w->notes);
 	free(w);
 }
@@ -232,6 +252,81 @@ window_reserve_notes(struct window *w, size_t n)
 	return 0;
 }
 
+/*
+ * Room in r for n turns, the newest klen bytes long: the slots double (to
+ * conf.turns), the slot size doubles to what the turn needs (to
+ * conf.bytes), and the kept turns are laid out afresh, oldest first. -1
+ * out of memory (r as it was).
+ */
+static int
+window_ring_fit(struct window *w, struct window_ring *r, size_t n, size_t klen)
+{
+	struct window_turn	*turn;
+	unsigned char		*note = NULL;
+	char			*buf;
+	size_t			 cap = r->cap, slot = r->slot, i, k;
+	size_t			 nb = w->conf.note_bytes;
+
+	if (n <= cap && klen <= slot)
+		return 0;
+	if (n > cap) {
+		cap = cap > 0 ? cap * 2 : 1;
+		if (cap < n)
+			cap = n;
+		if (cap > w->conf.turns)
+			cap = w->conf.turns;
+	}
+	if (klen > slot) {
+		slot = slot > 0 ? slot * 2 : WINDOW_SLOT0;
+		if (slot < klen)
+			slot = klen;
+		if (slot > w->conf.bytes)
+			slot = w->conf.bytes;
+	}
+	buf = malloc(cap * slot);
+	turn = malloc(cap * sizeof(*turn));
+	if (nb > 0)
+		note = malloc(cap * nb);
+	if (buf == NULL || turn == NULL || (nb > 0 && note == NULL)) {
+		free(buf);
+		free(turn);
+		free(note);
+		return -1;
+	}
+	for (i = 0; i < r->n; i++) {
+		k = (r->head + i) % r->cap;
+		memcpy(buf + i * slot, r->buf + k * r->slot, r->turn[k].len);
+		turn[i] = r->turn[k];
+		if (nb > 0)
+			memcpy(note + i * nb, r->note + k * nb, nb);
+	}
+	free(r->buf);
+	free(r->turn);
+	free(r->note);
+	r->buf = buf;
+	r->turn = turn;
+	r->note = note;
+	r->head = 0;
+	r->cap = cap;
+	r->slot = slot;
+	return 0;
+}
+
+/* Has room for the starts of n turns; -1 out of memory. */
+static int
+window_reserve_starts(struct window *w, size_t n)
+{
+	size_t	*p;
+
+	if (n <= w->scap)
+		return 0;
+	if ((p = realloc(w->starts, n * sizeof(*p))) == NULL)
+		return -1;
+	w->starts = p;
+	w->scap = n;
+	return 0;
+}
+
 /* This turn alone, when nothing can be kept. */
 static int
 window_alone(struct window *w, const char *text, size_t len,
@@ -239,6 +334,7 @@ window_alone(struct window *w, const char *text, size_t len,
 {
 	*last = 0;
 	*nturns = 1;
+	w->nstarts = 0;
 	if (window_reserve(w, len + 1) == 0) {
 		memcpy(w->joined, text, len);
 		w->joined[len] = '\0';
@@ -264,7 +360,10 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	uint64_t		 h;
 
 	w->nnotes = 0;
+	w->nstarts = 0;
 	w->slot = NULL;
+	w->lastc = NULL;
+	w->lastr = NULL;
 	if (w->conf.turns < 2 || bytes == 0 || role < 0 || role >= WINDOW_ROLES)
 		return window_alone(w, text, len, joined, joined_len, last,
 		    nturns, 0);
@@ -295,49 +394,13 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	}
 	window_touch(w, c, now_ms);
 	r = &c->ring[role];
-	if (r->buf == NULL) {
-		if ((r->buf = malloc(w->conf.turns * bytes)) == NULL ||
-		    (w->conf.note_bytes > 0 && (r->note = malloc(w->conf.turns *
-		    w->conf.note_bytes)) == NULL) ||
-		    (r->turn = calloc(w->conf.turns, sizeof(*r->turn))) == NULL) {
-			window_ring_free(r);
-			return window_alone(w, text, len, joined, joined_len,
-			    last, nturns, -1);
-		}
-	}
 	/* turns that fell out of the window, in time or in number */
 	while (r->n > 0 && (now_ms - r->turn[r->head].t > (int64_t)w->conf.ms ||
 	    r->n >= w->conf.turns)) {
-		r->head = (r->head + 1) % w->conf.turns;
+		r->head = (r->head + 1) % r->cap;
 		r->n--;
 	}
-	/* the kept turns, then this one whole */
-	need = len + 1;
-	for (i = 0; i < r->n; i++)
-		need += r->turn[(r->head + i) % w->conf.turns].len +
-		    sizeof(WINDOW_SEP) - 1;
-	if (window_reserve(w, need) == -1 || (r->note != NULL &&
-	    window_reserve_notes(w, r->n) == -1))
-		return window_alone(w, text, len, joined, joined_len, last,
-		    nturns, -1);
-	for (i = at = 0; i < r->n; i++) {
-		k = (r->head + i) % w->conf.turns;
-		memcpy(w->joined + at, r->buf + k * bytes, r->turn[k].len);
-		at += r->turn[k].len;
-		memcpy(w->joined + at, WINDOW_SEP, sizeof(WINDOW_SEP) - 1);
-		at += sizeof(WINDOW_SEP) - 1;
-		if (r->note != NULL)
-			w->notes[i] = r->note + k * w->conf.note_bytes;
-	}
-	w->nnotes = r->note != NULL ? r->n : 0;
-	*last = at;
-	memcpy(w->joined + at, text, len);
-	at += len;
-	w->joined[at] = '\0';
-	*joined = w->joined;
-	*joined_len = at;
-	*nturns = r->n + 1;
-	/* keep this one, its last bytes from a character's start */
+	/* what is kept of this one: its last bytes, from a character's start */
 	keep = text;
 	klen = len;
 	if (klen > bytes) {
@@ -348,9 +411,45 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 			klen--;
 		}
 	}
-	k = (r->head + r->n) % w->conf.turns;
+	if (window_ring_fit(w, r, r->n + 1, klen) == -1) {
+		window_ring_free(r);
+		return window_alone(w, text, len, joined, joined_len, last,
+		    nturns, -1);
+	}
+	/* the kept turns, then this one whole */
+	need = len + 1;
+	for (i = 0; i < r->n; i++)
+		need += r->turn[(r->head + i) % r->cap].len +
+		    sizeof(WINDOW_SEP) - 1;
+	if (window_reserve(w, need) == -1 ||
+	    window_reserve_starts(w, r->n + 1) == -1 || (r->note != NULL &&
+	    window_reserve_notes(w, r->n) == -1))
+		return window_alone(w, text, len, joined, joined_len, last,
+		    nturns, -1);
+	for (i = at = 0; i < r->n; i++) {
+		k = (r->head + i) % r->cap;
+		w->starts[i] = at;
+		memcpy(w->joined + at, r->buf + k * r->slot, r->turn[k].len);
+		at += r->turn[k].len;
+		memcpy(w->joined + at, WINDOW_SEP, sizeof(WINDOW_SEP) - 1);
+		at += sizeof(WINDOW_SEP) - 1;
+		if (r->note != NULL)
+			w->notes[i] = r->note + k * w->conf.note_bytes;
+	}
+	w->nnotes = r->note != NULL ? r->n : 0;
+	w->starts[r->n] = at;
+	w->nstarts = r->n + 1;
+	*last = at;
+	memcpy(w->joined + at, text, len);
+	at += len;
+	w->joined[at] = '\0';
+	*joined = w->joined;
+	*joined_len = at;
+	*nturns = r->n + 1;
+	/* keep this one */
+	k = (r->head + r->n) % r->cap;
 	t = &r->turn[k];
-	memcpy(r->buf + k * bytes, keep, klen);
+	memcpy(r->buf + k * r->slot, keep, klen);
 	t->len = klen;
 	t->t = now_ms;
 	r->n++;
@@ -359,7 +458,31 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 		if (klen == len)
 			w->slot = r->note + k * w->conf.note_bytes;
 	}
+	w->lastc = c;
+	w->lastr = r;
 	return 0;
+}
+
+void
+window_unadd(struct window *w)
+{
+	/*
+	 * The newest turn is the ring's last: dropping it leaves what the
+	 * next window_add would have kept had it never come (the turns it
+	 * pushed out were out of the next turn's window anyway).
+	 */
+	if (w->lastr != NULL && w->lastr->n > 0)
+		w->lastr->n--;
+	w->lastc = NULL;
+	w->lastr = NULL;
+	w->slot = NULL;
+}
+
+const size_t *
+window_starts(const struct window *w, size_t *n)
+{
+	*n = w->nstarts;
+	return w->starts;
 }
 
 void

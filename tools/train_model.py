@@ -69,6 +69,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -363,6 +364,9 @@ def write_model(path, cats, bits=BITS, max_n=MAX_N):
         nb = name.encode("ascii")
         if len(nb) >= NAME_MAX:
             die(f"category name too long: {name}")
+        if not re.fullmatch(rb"[A-Za-z0-9_.-]+", nb):
+            die(f"category name {name!r}: letters, digits, '.', '_' and '-' only "
+                "(chatmond refuses the file)")
         recs += nb.ljust(NAME_MAX, b"\0") + struct.pack("<ff", bias, thr)
         entries += [((b << 5) | k, wt) for b, wt in w.items()]
     entries.sort()

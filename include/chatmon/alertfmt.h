@@ -62,12 +62,13 @@ struct alertfmt_turn {
 	const char	*role;		/* "agent" | "customer" */
 	const char	*text;
 	size_t		 text_len;
+	unsigned	 turns;		/* how many turns text holds; 0 or 1: the turn alone */
 };
 
 /* One rule a turn broke, its offsets counted in the alert's text. */
 struct alertfmt_hit {
 	struct rules_hit	 hit;	/* strings borrowed from the rules or the caller */
-	unsigned		 turns;	/* > 1: the match spans that many turns */
+	unsigned		 turns;	/* > 1: the match spans that many turns, the last ones of text */
 	int			 vetoed;	/* a rule's block the model did not back */
 };
 

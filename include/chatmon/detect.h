@@ -21,9 +21,16 @@
  */
 struct detect_hit {
 	struct rules_hit	 hit;		/* offsets in text */
-	const char		*text;		/* the turn, or the turns joined */
+	/*
+	 * The turn, or the turns the match spans joined (WINDOW_SEP between
+	 * them, this turn whole and last): a hit across turns holds just those,
+	 * not the speaker's earlier ones it does not touch. The texts of a
+	 * turn's hits across turns all end with this turn in one buffer: each
+	 * is a suffix of the widest.
+	 */
+	const char		*text;
 	size_t			 text_len;
-	unsigned		 turns;		/* how many turns the match spans */
+	unsigned		 turns;		/* how many turns text holds (the match spans) */
 	size_t			 last;		/* where this turn starts in text (bytes; 0 alone) */
 	int			 vetoed;	/* a block the model did not back: a warning now */
 };
@@ -46,8 +53,9 @@ void	detect_set_book(struct detect *, struct rulebook *);
  * none: a category it finds that no rule found on the turn is a `flag`
  * hit of rule "model.CATEGORY" over the whole turn. A rule's block needs
  * its backing too: where the model gives the block's category a
- * probability below veto (0: never) on the text the rule matched, the
- * block is a warning (vetoed). The model can only ever lower an action:
+ * probability below veto (0: never) on the text the rule matched (the
+ * match and the bytes next to it, docs/rules.md), the block is a warning
+ * (vetoed). The model can only ever lower an action:
  * nothing but a rule a person wrote stops a message. -1 on ENOMEM.
  */
 struct model;
@@ -64,6 +72,13 @@ void	detect_set_window(struct detect *, const struct window_conf *);
 ssize_t	detect_turn(struct detect *, enum rules_role role, const char *shop,
 	    const char *conv, size_t conv_len, const char *text, size_t len,
 	    int64_t now_ms, const struct detect_hit **hits);
+/*
+ * The last detect_turn's turn was blocked: it never reached the other side,
+ * so its speaker's window forgets it and later turns are matched with what
+ * was delivered only (a resent block is blocked again, not taken for the
+ * tail of a violation already reported).
+ */
+void	detect_forget(struct detect *);
 /* The conversation ended: its turns are forgotten. */
 void	detect_end(struct detect *, const char *conv, size_t conv_len);
 

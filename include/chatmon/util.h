@@ -78,6 +78,13 @@ uint64_t util_fnv1a64(const void *, size_t);
  */
 int	 util_read_file(const char *path, size_t max, char **bufp, size_t *lenp);
 
+/*
+ * 1 when s is a name rules and models may give: a rule id, a list, a
+ * category. Letters, digits, '.', '_' and '-', at least one: such a name
+ * goes into JSON, Redis keys and Prometheus labels as it is, unescaped.
+ */
+int	 util_name_ok(const char *s);
+
 /* strdup that returns NULL for NULL; the caller owns the copy. */
 char	*util_strdup(const char *);
 

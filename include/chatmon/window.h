@@ -44,6 +44,21 @@ int	window_add(struct window *, const char *conv, size_t conv_len, int role,
 	    const char *text, size_t len, int64_t now_ms, const char **joined,
 	    size_t *joined_len, size_t *last, size_t *nturns);
 /*
+ * Where each turn of the last window_add's joined text starts (bytes,
+ * oldest first, *n of them: its *nturns; good until the next window_add).
+ * The turns themselves may hold WINDOW_SEP: count turns with these, never
+ * by looking for it.
+ */
+const size_t *window_starts(const struct window *, size_t *n);
+/*
+ * The turn the last window_add kept is forgotten, as if it had never been
+ * said: the pipeline blocked it, so the other side never saw it and it must
+ * not help a later turn make (or seem to only lengthen) a violation. Does
+ * nothing when that call kept nothing, or after anything else changed the
+ * window (window_end, window_set, another window_add's drop).
+ */
+void	window_unadd(struct window *);
+/*
  * The notes of the last window_add's turns: (*earlier)[0..*n) the earlier
  * turns' (oldest first, note_bytes each, as they were left in their slots;
  * good until the next window_add); *slot this turn's, zeroed for the

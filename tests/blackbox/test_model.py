@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 
-from conftest import (CHATMON, CHATMOND, MINIMAL_RULES, ROOT, agent, config_text,
+from conftest import (CHATMON, CHATMOND, DEFAULT_RULES, MINIMAL_RULES, ROOT, agent, config_text,
                       free_port, recv, run)
 
 MODEL = os.path.join(ROOT, "conf", "model", "chatmon-ngram.model")
@@ -185,3 +185,70 @@ def test_relay_vetoed_block_warns_and_forwards(daemon, backend, tmp_path):
     st = d.stats()
     assert st["rule_blocks"] == 1 and st["rule_warnings"] == 2, st     # both told
     assert st["rule_vetoes"] == 1, st
+
+
+GREETING = "亲，您好，欢迎光临本店，有什么可以帮您的吗？"
+
+
+def test_replay_padding_does_not_veto_a_block(tmp_path):
+    """The veto reads the match and the text next to it, not the text's
+    first bytes: ~800 bytes of greeting before (or after) a contact leave
+    the block standing (found by review: the model read only the greeting
+    and vetoed it). The shipped rules, model and veto, as
+    conf/chatmond.yaml runs them."""
+    leak = "加我微信abc12345，私下给你便宜"
+    conf = tmp_path / "r.yaml"
+    conf.write_text(f"rules: {DEFAULT_RULES}\nmodel: {MODEL}\nmodel_veto: 0.15\n"
+                    "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n")
+    lines = [("p0", leak), ("p1", GREETING * 12 + leak), ("p2", leak + GREETING * 12)]
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"ts": f"2026-11-22T14:00:0{i}Z", "conversation": c,
+                                       "role": "agent", "agent": "alice", "text": t},
+                                      ensure_ascii=False) + "\n"
+                           for i, (c, t) in enumerate(lines)))
+    p = subprocess.run([CHATMON, "replay", "-c", str(conf), str(log)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    hits = [json.loads(l) for l in p.stdout.splitlines()]
+    hits = [h for h in hits if h["type"] == "rule.hit"]
+    got = {h["conversation"]: (h["category"], h["action"], h.get("vetoed", False))
+           for h in hits}
+    assert got == {c: ("offplatform", "block", False) for c in ("p0", "p1", "p2")}, hits
+
+
+def model_file(cats):
+    """A model file as tools/train_model.py writes it (conf/model/README.md),
+    checksum right, with categories cats = [(name bytes, bias, threshold)]
+    and no weights."""
+    import hashlib
+    import struct
+    body = b"".join(n.ljust(24, b"\0") + struct.pack("<ff", b, t) for n, b, t in cats)
+    head = b"CMNGRAM\0" + struct.pack("<6I", 1, 64 + len(body), 4, 3, len(cats), 0)
+    blob = head + b"\0" * 32 + body
+    return head + hashlib.blake2b(blob, digest_size=32).digest() + body
+
+
+def test_category_name_is_checked_as_a_rule_category(tmp_path):
+    """A model's category names go into /metrics' labels and the alerts as
+    they are: a name the rules would refuse as a category (a quote, a
+    brace, a space) is refused with the file and what is wrong (found by
+    review: 'off"} 1' loaded and broke /metrics)."""
+    good = tmp_path / "good.model"
+    good.write_bytes(model_file([(b"offplatform", 0.0, 0.5), (b"ad_law.x-1", 0.0, 0.5)]))
+    bad = tmp_path / "bad.model"
+    bad.write_bytes(model_file([(b"offplatform", 0.0, 0.5), (b'off"} 1', 0.0, 0.5)]))
+    conf = tmp_path / "c.yaml"
+    for model, ok in ((good, True), (bad, False)):
+        conf.write_text(config_text(free_port(), "ws://127.0.0.1:1/",
+                                    extra=f"model: {model}\n"))
+        r = subprocess.run([CHATMOND, "-c", str(conf), "-t"], capture_output=True,
+                           text=True, timeout=30)
+        if ok:
+            assert r.returncode == 0, r.stderr
+        else:
+            assert r.returncode != 0, r.stderr
+            assert f"{bad}: category 1: name 'off\"}} 1': letters, digits, '.', '_' " \
+                "and '-' only" in r.stderr, r.stderr
+    r = subprocess.run([CHATMON, "scan", "--rules", MINIMAL_RULES, "--model", str(bad)],
+                       input="", capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and f"{bad}: category 1: name" in r.stderr, r.stderr

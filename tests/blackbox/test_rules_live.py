@@ -8,7 +8,7 @@ import os
 import shutil
 import signal
 
-from conftest import DEFAULT_RULES, T, agent, recv, run
+from conftest import DEFAULT_RULES, MINIMAL_RULES, T, agent, recv, run
 
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
 
@@ -318,3 +318,147 @@ def test_split_across_turns_in_replay(tmp_path):
         ("c-3", "complaint_risk.test_threat", 2, "flag")], hits
     assert hits[0]["text"] == "加我\nv\nabc12345" and hits[0]["matched"] == "加我\nv\nabc12345"
     assert hits[1]["text"] == "不退款\n我就差评"
+
+
+def test_blocked_turn_leaves_the_window(daemon, backend):
+    """A blocked message never reached the customer, so it is no part of the
+    agent's earlier turns: sending it again (or another id) after 加我
+    completes the violation again and is blocked again (found by review:
+    the resend passed as the tail of a match already reported)."""
+    b = backend()
+    d = daemon(b.port, rules=WINDOW)
+
+    async def main():
+        async with agent(d, "/echo?t=resend&agent=alice") as ws:
+            conn = b.opened("t=resend")["conn"]
+            await ws.send(turn("加我", "c-r"))
+            assert json.loads(await recv(ws))["text"] == "加我"
+            for text in ("v abc12345", "v abc12345", "vx zzz99999"):
+                await ws.send(turn(text, "c-r"))
+                w = await warning(ws)
+                assert w["blocked"] is True, (text, w)
+                assert w["alert"]["text"] == "加我\n" + text, w
+                assert w["alert"]["turns"] == 2, w
+            await ws.send(turn("好的", "c-r"))
+            assert json.loads(await recv(ws))["text"] == "好的"
+            await asyncio.sleep(0.2)
+            assert [m["head"] for m in b.messages(conn)] == \
+                [turn("加我", "c-r"), turn("好的", "c-r")]
+    run(main())
+
+
+def test_blocked_turn_leaves_the_window_in_replay(tmp_path):
+    """chatmon replay agrees with the relay: a resent blocked turn is
+    blocked again."""
+    import subprocess
+    from conftest import CHATMON
+    conf = tmp_path / "w.yaml"
+    conf.write_text(f"rules: {WINDOW}\nwindow: {{turns: 3, time: 60s}}\n"
+                    "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n")
+    lines = [("c-1", "加我"), ("c-1", "v abc12345"), ("c-1", "v abc12345"),
+             ("c-2", "加我"), ("c-2", "v abc12345"), ("c-2", "vx zzz99999")]
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"ts": f"2026-11-22T14:00:0{i}Z",
+                                       "conversation": c, "role": "agent",
+                                       "agent": "alice", "text": t},
+                                      ensure_ascii=False) + "\n"
+                           for i, (c, t) in enumerate(lines)))
+    p = subprocess.run([CHATMON, "replay", "-c", str(conf), str(log)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    hits = [json.loads(l) for l in p.stdout.splitlines()]
+    hits = [h for h in hits if h["type"] == "rule.hit"]
+    assert [(h["conversation"], h["text"], h["action"], h["turns"])
+            for h in hits] == [
+        ("c-1", "加我\nv abc12345", "block", 2),
+        ("c-1", "加我\nv abc12345", "block", 2),
+        ("c-2", "加我\nv abc12345", "block", 2),
+        ("c-2", "加我\nvx zzz99999", "block", 2)], hits
+
+
+def test_turns_counts_the_turns_text_holds(tmp_path):
+    """An alert's text holds the turns its match spans and turns counts
+    them, from the window's own turns: a turn may hold newlines, and an
+    earlier turn the match does not reach is not in the text (found by
+    review: 加\\n\\n我 / v abc12345 said turns 4; 你好 / 加我 / v abc12345
+    held 3 turns and said 2). chatmon scan says the same of each hit."""
+    import subprocess
+    from conftest import CHATMON
+    conf = tmp_path / "w.yaml"
+    conf.write_text(f"rules: {WINDOW}\nwindow: {{turns: 3, time: 60s}}\n"
+                    "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n")
+    lines = [("c-1", "加\n\n我"), ("c-1", "v abc12345"),
+             ("c-2", "你好"), ("c-2", "加我"), ("c-2", "v abc12345")]
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"ts": f"2026-11-22T14:00:0{i}Z",
+                                       "conversation": c, "role": "agent",
+                                       "agent": "alice", "text": t},
+                                      ensure_ascii=False) + "\n"
+                           for i, (c, t) in enumerate(lines)))
+    p = subprocess.run([CHATMON, "replay", "-c", str(conf), str(log)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    hits = [json.loads(l) for l in p.stdout.splitlines()]
+    hits = [h for h in hits if h["type"] == "rule.hit"]
+    assert [(h["conversation"], h["text"], h["turns"], h["hits"][0]["turns"],
+             h["matched"]) for h in hits] == [
+        ("c-1", "加\n\n我\nv abc12345", 2, 2, "加\n\n我\nv abc12345"),
+        ("c-2", "加我\nv abc12345", 2, 2, "加我\nv abc12345")], hits
+    p = subprocess.run([CHATMON, "scan", "--rules", WINDOW, "--format", "json"],
+                       input="".join(json.dumps({"conversation": c, "text": t},
+                                                ensure_ascii=False) + "\n"
+                                     for c, t in lines),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    got = [(h["text"], h["turns"]) for l in p.stdout.splitlines()
+           for h in json.loads(l)["hits"]]
+    assert got == [("加\n\n我\nv abc12345", 2), ("加我\nv abc12345", 2)], got
+
+
+def vm_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def test_window_memory_grows_with_what_it_holds(daemon, backend):
+    """One agent opens 30 000 conversations of one 1-byte turn each, with the
+    largest window allowed (16 turns of 64 KiB): a speaker's ring grows with
+    what it holds, so the window adds about what was said, not window.turns
+    x window.bytes a conversation (found by review: RSS 12 -> 204 MB, VmSize
+    32 GB). The window's share is the growth less that of the same flood
+    with no rule marked window (no turns kept)."""
+    import pytest
+    from conftest import SAN
+    if SAN:
+        pytest.skip("ASan's allocator and shadow memory make RSS meaningless here")
+    n = 30000
+    b = backend()
+    growth = {}
+    for rules in (MINIMAL_RULES, WINDOW):
+        d = daemon(b.port, rules=rules, level="info",
+                   extra="window: {turns: 16, time: 60s, bytes: 64KiB}\n")
+
+        async def main():
+            async with agent(d, "/echo?t=flood&agent=mallory") as ws:
+                await ws.send(turn("x", "warm"))
+                await recv(ws)
+                rss0, vm0 = vm_kib(d.pid, "VmRSS"), vm_kib(d.pid, "VmSize")
+                for i in range(n):
+                    await ws.send(turn("a", f"flood-{i}"))
+                for i in range(n):
+                    await recv(ws)
+                growth[rules] = (vm_kib(d.pid, "VmRSS") - rss0,
+                                 vm_kib(d.pid, "VmSize") - vm0)
+        run(main())
+        d.stop()
+    rss = growth[WINDOW][0] - growth[MINIMAL_RULES][0]
+    vm = growth[WINDOW][1] - growth[MINIMAL_RULES][1]
+    print(f"{n} conversations: growth {growth}; the window's: RSS {rss} KiB, "
+          f"VmSize {vm} KiB")
+    # measured: 1.4 KiB a conversation (note, turn, the conversation's entry);
+    # 18 KiB before, when a ring was allocated whole at the first turn
+    assert rss < n * 2, growth
+    assert vm < n * 2, growth

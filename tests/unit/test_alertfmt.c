@@ -77,6 +77,13 @@ doc_rule_hit(const struct alertfmt_turn *t, const struct alertfmt_hit *x, size_t
 	    "text", t->text, (int)t->text_len);
 	assert_non_null(o);
 	hit_fields(o, &x[0]);
+	/* at the top, turns counts the text's, whatever the strongest spans */
+	json_object_del(o, "turns");
+	json_object_del(o, "vetoed");
+	if (t->turns > 1)
+		json_object_set_new(o, "turns", json_integer(t->turns));
+	if (x[0].vetoed)
+		json_object_set_new(o, "vetoed", json_true());
 	hits = json_array();
 	for (i = 0; i < n; i++) {
 		h = &x[i].hit;
@@ -125,6 +132,8 @@ test_rule_hit_same_bytes(void **state)
 			x[0].vetoed = (j >> 1) & 1;
 			x[0].hit.action = (j >> 1) & 1 ? RULES_WARNING : RULES_BLOCK;
 			x[1].turns = j & 1 ? 1 : 2;
+			/* the text holds the widest hit's turns */
+			t.turns = x[0].turns > 1 ? x[0].turns : j >> 2 ? x[1].turns : 1;
 			sbuf_reset(&out);
 			assert_int_equal(alertfmt_rule_hit(&out, &t, x, 1 + (j >> 2)), 0);
 			want = doc_rule_hit(&t, x, 1 + (j >> 2));

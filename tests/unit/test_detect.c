@@ -129,7 +129,10 @@ turn(struct fixture *fx, const char *conv, enum rules_role role,
 	const struct rules_hit	*h;
 	struct rules_hit	 want[16];
 	const char		*joined;
-	size_t			 n, nw = 0, i, jlen, last, nturns, len = strlen(text);
+	const size_t		*starts;
+	size_t			 n, nw = 0, i, k, ns, jlen, last, nturns;
+	size_t			 len = strlen(text);
+	uint32_t		 cp;
 	ssize_t			 got;
 
 	n = rules_match(fx->oracle, role, text, len, &h);
@@ -143,13 +146,28 @@ turn(struct fixture *fx, const char *conv, enum rules_role role,
 		assert_true(n + nw < 16);
 		memcpy(want + n, h, nw * sizeof(*h));
 	}
+	starts = window_starts(fx->w, &ns);
 	got = detect_turn(fx->d, role, "", conv, strlen(conv), text, len, now, &dh);
 	assert_int_equal(got, (ssize_t)(n + nw));
 	for (i = 0; i < n + nw; i++) {
 		assert_string_equal(dh[i].hit.rule, want[i].rule);
-		assert_int_equal(dh[i].hit.start, want[i].start);
-		assert_int_equal(dh[i].hit.end, want[i].end);
 		assert_int_equal(dh[i].turns > 1, i >= n);
+		if (i < n) {
+			assert_int_equal(dh[i].hit.start, want[i].start);
+			assert_int_equal(dh[i].hit.end, want[i].end);
+			continue;
+		}
+		/* across turns: the text is cut to the turns the match spans */
+		for (k = 0; k + 1 < ns &&
+		    util_utf8_count(joined, starts[k + 1]) <= want[i].start; k++)
+			;
+		cp = (uint32_t)util_utf8_count(joined, starts[k]);
+		assert_int_equal(dh[i].turns, ns - k);
+		assert_int_equal(dh[i].text_len, jlen - starts[k]);
+		assert_memory_equal(dh[i].text, joined + starts[k], dh[i].text_len);
+		assert_int_equal(dh[i].last, last - starts[k]);
+		assert_int_equal(dh[i].hit.start, want[i].start - cp);
+		assert_int_equal(dh[i].hit.end, want[i].end - cp);
 	}
 	return nw;
 }

@@ -369,7 +369,16 @@ test_corrupt(void **state)
 	c[1].name = "be ta";
 	size = build(bad, 8, 1, c, 2, tiny_w, 5);
 	seal(bad, size);
-	refused(bad, size, "category 1: a name of printable ASCII");
+	refused(bad, size, "category 1: name 'be ta': letters, digits, '.', '_' and '-' only");
+	/* printable, but it would break /metrics' labels and the alerts' JSON */
+	c[1].name = "off\"} 1";
+	size = build(bad, 8, 1, c, 2, tiny_w, 5);
+	seal(bad, size);
+	refused(bad, size, "category 1: name 'off\"} 1': letters, digits");
+	c[1].name = "b\xc3\xa9ta";
+	size = build(bad, 8, 1, c, 2, tiny_w, 5);
+	seal(bad, size);
+	refused(bad, size, "category 1: name: letters, digits");
 	size = build(bad, 8, 1, tiny_cats, 2, tiny_w, 5);
 	memset(bad + 64 + 32, 'x', 24);	/* no NUL in the name */
 	seal(bad, size);

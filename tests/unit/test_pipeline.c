@@ -281,6 +281,72 @@ test_window_and_end(void **state)
 	assert_false(out.drop);
 }
 
+/*
+ * A blocked turn never reached the customer: it leaves the window, so
+ * sending it again (or another id) completes the violation again and is
+ * stopped too, instead of passing as the tail of a match already reported.
+ */
+static void
+test_blocked_turn_not_kept(void **state)
+{
+	struct fixture		*fx = *state;
+	struct pipeline_out	 out;
+	static const char	*again[] = { "v abc12345", "v zzz99999" };
+	size_t			 i;
+
+	assert_int_equal(turn(fx, 0, "c-8", "加我", T0, &out), 0);
+	assert_false(out.drop);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(turn(fx, 0, "c-8", again[i % 2],
+		    T0 + 1000 * (int64_t)(i + 1), &out), 0);
+		assert_true(out.drop);
+		assert_int_equal(out.nalerts, 1);
+		assert_true(has(out.alerts[0].json, out.alerts[0].json_len,
+		    "\"turns\":2"));
+	}
+	/* a turn stopped alone does not linger either */
+	assert_int_equal(turn(fx, 0, "c-9", "加我vabc12345", T0, &out), 0);
+	assert_true(out.drop);
+	assert_int_equal(turn(fx, 0, "c-9", "ok", T0 + 1000, &out), 0);
+	assert_false(out.drop);
+	assert_int_equal(out.nalerts, 0);
+}
+
+/*
+ * The alert's text holds the turns the match spans, and turns counts them:
+ * a turn may hold newlines (they are not where turns begin), and an earlier
+ * turn the match does not reach is not in the text.
+ */
+static void
+test_turns_are_the_texts(void **state)
+{
+	struct fixture		*fx = *state;
+	struct pipeline_out	 out;
+
+	assert_int_equal(turn(fx, 0, "c-10", "加\n\n我", T0, &out), 0);
+	assert_int_equal(turn(fx, 0, "c-10", "v abc12345", T0 + 1000, &out), 0);
+	assert_true(out.drop);
+	assert_true(has(out.alerts[0].json, out.alerts[0].json_len,
+	    "\"text\":\"加\\n\\n我\\nv abc12345\",\"match\":{\"start\":0,"
+	    "\"end\":15},\"matched\":\"加\\n\\n我\\nv abc12345\""));
+	assert_true(has(out.alerts[0].json, out.alerts[0].json_len,
+	    "\"turns\":2,\"hits\""));
+
+	assert_int_equal(turn(fx, 0, "c-11", "你好", T0, &out), 0);
+	assert_int_equal(turn(fx, 0, "c-11", "加我", T0 + 1000, &out), 0);
+	assert_int_equal(turn(fx, 0, "c-11", "v abc12345 不知道", T0 + 2000, &out), 0);
+	assert_true(out.drop);
+	assert_int_equal(out.alerts[0].nhits, 2);
+	/* the turn's own hit counts in that text too */
+	assert_true(has(out.alerts[0].json, out.alerts[0].json_len,
+	    "\"text\":\"加我\\nv abc12345 不知道\",\"match\":{\"start\":0,"
+	    "\"end\":13}"));
+	assert_true(has(out.alerts[0].json, out.alerts[0].json_len,
+	    "\"turns\":2,\"hits\""));
+	assert_true(has(out.alerts[0].json, out.alerts[0].json_len,
+	    "\"match\":{\"start\":14,\"end\":17},\"matched\":\"不知道\""));
+}
+
 static void
 test_sla_events(void **state)
 {
@@ -378,6 +444,8 @@ main(void)
 		cmocka_unit_test(test_block_is_not_timed),
 		cmocka_unit_test(test_window_and_turn_grouped),
 		cmocka_unit_test(test_window_and_end),
+		cmocka_unit_test(test_blocked_turn_not_kept),
+		cmocka_unit_test(test_turns_are_the_texts),
 		cmocka_unit_test(test_sla_events),
 		cmocka_unit_test(test_alloc_failure),
 	};

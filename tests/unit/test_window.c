@@ -149,6 +149,83 @@ test_notes(void **state)
 	window_free(w);
 }
 
+/* A turn taken back (blocked) is as if it had never come. */
+static void
+test_unadd(void **state)
+{
+	struct window_conf	 c = { 3, 60000, 64, 100, 0 };
+	struct window		*w;
+	size_t			 last, n;
+
+	(void)state;
+	assert_non_null(w = window_new(&c));
+	add(w, "c", 1, "加我", 0, &last, &n);
+	add(w, "c", 1, "v abc12345", 10, &last, &n);
+	window_unadd(w);
+	assert_string_equal(add(w, "c", 1, "v abc12345", 20, &last, &n),
+	    "加我\nv abc12345");
+	assert_int_equal(n, 2);
+	/* a full ring: the turn it pushed out was out of the next one's reach */
+	add(w, "c", 1, "x", 30, &last, &n);
+	add(w, "c", 1, "y", 40, &last, &n);
+	window_unadd(w);
+	assert_string_equal(add(w, "c", 1, "z", 50, &last, &n),
+	    "v abc12345\nx\nz");
+	/* only the last add, once; nothing after the conversation ended */
+	window_unadd(w);
+	window_unadd(w);
+	assert_string_equal(add(w, "c", 1, "q", 60, &last, &n), "v abc12345\nx\nq");
+	window_end(w, "c", 1);
+	window_unadd(w);
+	assert_string_equal(add(w, "c", 1, "r", 70, &last, &n), "r");
+	window_free(w);
+}
+
+/* A ring grows with what it holds; its turns survive the growth, wrapped or not. */
+static void
+test_grow(void **state)
+{
+	struct window_conf	 c = { 3, 60000, 256, 100, 16 };
+	struct window		*w;
+	const void *const	*earlier;
+	void			*slot;
+	size_t			 last, n, k;
+	char			 l100[101], l300[301], want[512];
+
+	(void)state;
+	memset(l100, 'l', 100);
+	l100[100] = '\0';
+	memset(l300, 'x', 300);
+	l300[300] = '\0';
+	assert_non_null(w = window_new(&c));
+	add(w, "c", 0, "a", 0, &last, &n);
+	window_notes(w, &earlier, &k, &slot);
+	memcpy(slot, "note of a.......", 16);
+	add(w, "c", 0, "b", 1, &last, &n);
+	window_notes(w, &earlier, &k, &slot);
+	memcpy(slot, "note of b.......", 16);
+	assert_string_equal(add(w, "c", 0, "c", 2, &last, &n), "a\nb\nc");
+	window_notes(w, &earlier, &k, &slot);
+	assert_int_equal(k, 2);
+	assert_memory_equal(earlier[0], "note of a.......", 16);
+	assert_memory_equal(earlier[1], "note of b.......", 16);
+	memcpy(slot, "note of c.......", 16);
+	/* full: the oldest goes, the ring wraps */
+	assert_string_equal(add(w, "c", 0, "d", 3, &last, &n), "b\nc\nd");
+	/* a longer turn than the slots hold: laid out afresh, notes and all */
+	snprintf(want, sizeof(want), "c\nd\n%s", l100);
+	assert_string_equal(add(w, "c", 0, l100, 4, &last, &n), want);
+	window_notes(w, &earlier, &k, &slot);
+	assert_memory_equal(earlier[0], "note of c.......", 16);
+	snprintf(want, sizeof(want), "d\n%s\ne", l100);
+	assert_string_equal(add(w, "c", 0, "e", 5, &last, &n), want);
+	/* past bytes: its last 256 kept, in slots no larger */
+	add(w, "c", 0, l300, 6, &last, &n);
+	snprintf(want, sizeof(want), "e\n%s\nf", l300 + 44);
+	assert_string_equal(add(w, "c", 0, "f", 7, &last, &n), want);
+	window_free(w);
+}
+
 int
 main(void)
 {
@@ -157,6 +234,8 @@ main(void)
 		cmocka_unit_test(test_time_and_bytes),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_notes),
+		cmocka_unit_test(test_unadd),
+		cmocka_unit_test(test_grow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
