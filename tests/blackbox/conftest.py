@@ -520,6 +520,22 @@ async def closed(ws, timeout=T):
     return await asyncio.wait_for(drain(), timeout)
 
 
+def replay_hits(tmp_path, config, lines):
+    """chatmon replay -c (config, YAML text) over lines, (conversation,
+    text) pairs of agent alice a second apart: its rule.hit alerts."""
+    conf = tmp_path / "replay.yaml"
+    conf.write_text(config, encoding="utf-8")
+    log = tmp_path / "replay.jsonl"
+    log.write_text("".join(json.dumps({"ts": f"2026-11-22T14:00:{i:02d}Z", "conversation": c,
+                                       "role": "agent", "agent": "alice", "text": t},
+                                      ensure_ascii=False) + "\n"
+                           for i, (c, t) in enumerate(lines)), encoding="utf-8")
+    p = subprocess.run([CHATMON, "replay", "-c", str(conf), str(log)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return [h for h in map(json.loads, p.stdout.splitlines()) if h["type"] == "rule.hit"]
+
+
 def ws_frame(opcode, payload, fin=True, rsv=0, mask=True, length=None):
     """A raw client frame (RFC 6455), masked unless told; length overrides
     the encoded payload length (then always in the 64-bit form)."""

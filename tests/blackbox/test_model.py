@@ -11,7 +11,7 @@ import os
 import subprocess
 
 from conftest import (CHATMON, CHATMOND, DEFAULT_RULES, MINIMAL_RULES, ROOT, agent, config_text,
-                      free_port, recv, run)
+                      free_port, recv, replay_hits, run)
 
 MODEL = os.path.join(ROOT, "conf", "model", "chatmon-ngram.model")
 
@@ -197,20 +197,9 @@ def test_replay_padding_does_not_veto_a_block(tmp_path):
     and vetoed it). The shipped rules, model and veto, as
     conf/chatmond.yaml runs them."""
     leak = "加我微信abc12345，私下给你便宜"
-    conf = tmp_path / "r.yaml"
-    conf.write_text(f"rules: {DEFAULT_RULES}\nmodel: {MODEL}\nmodel_veto: 0.15\n"
-                    "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n")
     lines = [("p0", leak), ("p1", GREETING * 12 + leak), ("p2", leak + GREETING * 12)]
-    log = tmp_path / "log.jsonl"
-    log.write_text("".join(json.dumps({"ts": f"2026-11-22T14:00:0{i}Z", "conversation": c,
-                                       "role": "agent", "agent": "alice", "text": t},
-                                      ensure_ascii=False) + "\n"
-                           for i, (c, t) in enumerate(lines)))
-    p = subprocess.run([CHATMON, "replay", "-c", str(conf), str(log)],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    hits = [json.loads(l) for l in p.stdout.splitlines()]
-    hits = [h for h in hits if h["type"] == "rule.hit"]
+    hits = replay_hits(tmp_path, f"rules: {DEFAULT_RULES}\nmodel: {MODEL}\nmodel_veto: 0.15\n"
+                       "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n", lines)
     got = {h["conversation"]: (h["category"], h["action"], h.get("vetoed", False))
            for h in hits}
     assert got == {c: ("offplatform", "block", False) for c in ("p0", "p1", "p2")}, hits

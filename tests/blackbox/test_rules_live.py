@@ -8,7 +8,7 @@ import os
 import shutil
 import signal
 
-from conftest import DEFAULT_RULES, MINIMAL_RULES, T, agent, recv, run
+from conftest import DEFAULT_RULES, MINIMAL_RULES, agent, recv, replay_hits, run
 
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
 
@@ -347,27 +347,16 @@ def test_blocked_turn_leaves_the_window(daemon, backend):
     run(main())
 
 
+WINDOW_REPLAY = (f"rules: {WINDOW}\nwindow: {{turns: 3, time: 60s}}\n"
+                 "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n")
+
+
 def test_blocked_turn_leaves_the_window_in_replay(tmp_path):
     """chatmon replay agrees with the relay: a resent blocked turn is
     blocked again."""
-    import subprocess
-    from conftest import CHATMON
-    conf = tmp_path / "w.yaml"
-    conf.write_text(f"rules: {WINDOW}\nwindow: {{turns: 3, time: 60s}}\n"
-                    "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n")
     lines = [("c-1", "加我"), ("c-1", "v abc12345"), ("c-1", "v abc12345"),
              ("c-2", "加我"), ("c-2", "v abc12345"), ("c-2", "vx zzz99999")]
-    log = tmp_path / "log.jsonl"
-    log.write_text("".join(json.dumps({"ts": f"2026-11-22T14:00:0{i}Z",
-                                       "conversation": c, "role": "agent",
-                                       "agent": "alice", "text": t},
-                                      ensure_ascii=False) + "\n"
-                           for i, (c, t) in enumerate(lines)))
-    p = subprocess.run([CHATMON, "replay", "-c", str(conf), str(log)],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    hits = [json.loads(l) for l in p.stdout.splitlines()]
-    hits = [h for h in hits if h["type"] == "rule.hit"]
+    hits = replay_hits(tmp_path, WINDOW_REPLAY, lines)
     assert [(h["conversation"], h["text"], h["action"], h["turns"])
             for h in hits] == [
         ("c-1", "加我\nv abc12345", "block", 2),
@@ -382,24 +371,11 @@ def test_turns_counts_the_turns_text_holds(tmp_path):
     earlier turn the match does not reach is not in the text (found by
     review: 加\\n\\n我 / v abc12345 said turns 4; 你好 / 加我 / v abc12345
     held 3 turns and said 2). chatmon scan says the same of each hit."""
-    import subprocess
-    from conftest import CHATMON
-    conf = tmp_path / "w.yaml"
-    conf.write_text(f"rules: {WINDOW}\nwindow: {{turns: 3, time: 60s}}\n"
-                    "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n")
     lines = [("c-1", "加\n\n我"), ("c-1", "v abc12345"),
              ("c-2", "你好"), ("c-2", "加我"), ("c-2", "v abc12345")]
-    log = tmp_path / "log.jsonl"
-    log.write_text("".join(json.dumps({"ts": f"2026-11-22T14:00:0{i}Z",
-                                       "conversation": c, "role": "agent",
-                                       "agent": "alice", "text": t},
-                                      ensure_ascii=False) + "\n"
-                           for i, (c, t) in enumerate(lines)))
-    p = subprocess.run([CHATMON, "replay", "-c", str(conf), str(log)],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    hits = [json.loads(l) for l in p.stdout.splitlines()]
-    hits = [h for h in hits if h["type"] == "rule.hit"]
+    hits = replay_hits(tmp_path, WINDOW_REPLAY, lines)
+    import subprocess
+    from conftest import CHATMON
     assert [(h["conversation"], h["text"], h["turns"], h["hits"][0]["turns"],
              h["matched"]) for h in hits] == [
         ("c-1", "加\n\n我\nv abc12345", 2, 2, "加\n\n我\nv abc12345"),

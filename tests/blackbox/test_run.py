@@ -163,13 +163,16 @@ def test_demo_shows_every_kind_of_alert_and_stops_clean(tmp_path):
     assert not (tmp_path / "run" / "redis.sock").exists()
 
 
-def test_demo_part_that_cannot_start_ends_it_with_its_log(tmp_path):
+def demo_with_a_port_taken(tmp_path, part, why, taken):
+    """The demo with one of its ports (taken(busy port, ports) -> config)
+    held by another process: it ends (exit 1) with the end of part's log,
+    which says why, and leaves nothing running."""
     p = ports()
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
     try:
-        conf = write_config(tmp_path, p, {}, listen_port=busy.getsockname()[1])
+        conf = taken(busy.getsockname()[1], p)
         run = Run(conf, p["backend"])
         try:
             run.proc.wait(30 * SLOW)
@@ -177,34 +180,23 @@ def test_demo_part_that_cannot_start_ends_it_with_its_log(tmp_path):
             run.stop()
         assert run.proc.returncode == 1, run.output()
         out = "\n".join(run.output())
-        assert re.search(r"chatmond stopped; the end of .*/run/chatmond\.log:", out), out
-        assert re.search(r"^    .*(bind|listen|in use)", out, re.M | re.I), out
+        assert re.search(rf"{part} stopped; the end of .*/run/{part}\.log:", out), out
+        assert re.search(rf"^    .*({why})", out, re.M | re.I), out
         wait_for(lambda: not pids_of(conf), 10 * SLOW, "every process of the demo gone")
     finally:
         busy.close()
+
+
+def test_demo_part_that_cannot_start_ends_it_with_its_log(tmp_path):
+    demo_with_a_port_taken(tmp_path, "chatmond", "bind|listen|in use",
+                           lambda port, p: write_config(tmp_path, p, {}, listen_port=port))
 
 
 def test_demo_robot_that_cannot_start_ends_it_with_its_log(tmp_path):
     """The stand-in robot is a part like the others: its port taken, the
     demo stops and shows the end of robot.log."""
-    p = ports()
-    busy = socket.socket()
-    busy.bind(("127.0.0.1", p["robot"]))
-    busy.listen(1)
-    try:
-        conf = write_config(tmp_path, p, {})
-        run = Run(conf, p["backend"])
-        try:
-            run.proc.wait(30 * SLOW)
-        finally:
-            run.stop()
-        assert run.proc.returncode == 1, run.output()
-        out = "\n".join(run.output())
-        assert re.search(r"robot stopped; the end of .*/run/robot\.log:", out), out
-        assert re.search(r"^    .*(in use|Errno 98)", out, re.M | re.I), out
-        wait_for(lambda: not pids_of(conf), 10 * SLOW, "every process of the demo gone")
-    finally:
-        busy.close()
+    demo_with_a_port_taken(tmp_path, "robot", "in use|Errno 98",
+                           lambda port, p: write_config(tmp_path, dict(p, robot=port), {}))
 
 
 def test_a_second_demo_leaves_the_running_one_alone(tmp_path):
