@@ -742,6 +742,15 @@ def test_another_instance_times_a_shops_round_by_that_shops_rules(daemon, backen
                           for f in logged), logged
 
 
+async def a_round_answered(d, path, conv, c):
+    """An agent on d at path answers conv's first customer turn; until
+    Redis has the round closed."""
+    async with agent(d, path) as ws:
+        await first_turn(ws, conv)
+        await ws.send(frame(conv, "亲,在的"))
+        wait_for(lambda: c.hget(conv_key(conv), "op") == "0", 5 * SLOW, "the round closed")
+
+
 def test_a_round_met_over_another_shops_connection_keeps_its_shops_plans(
         daemon, backend, redis_server, tmp_path):
     """A conversation begun in shop tm (queue pre) on instance A; its next
@@ -761,14 +770,9 @@ def test_a_round_met_over_another_shops_connection_keeps_its_shops_plans(
                    "  jd:\n    sla: {reply: 40s, escalate: 60s}\n")
     a = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
     bb = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
-    key = "chatmon:sla:{%d}:c:sx-1" % sla_bucket("sx-1")
+    key = conv_key("sx-1")
 
-    async def on_a():
-        async with agent(a, f"/script?file={s1}&agent=alice&shop=tm&queue=pre") as ws:
-            await first_turn(ws, "sx-1")
-            await ws.send(frame("sx-1", "亲,在的"))
-            wait_for(lambda: c.hget(key, "op") == "0", 5 * SLOW, "the round closed")
-    run(on_a())
+    run(a_round_answered(a, f"/script?file={s1}&agent=alice&shop=tm&queue=pre", "sx-1", c))
 
     async def on_b():
         async with agent(bb, f"/script?file={s2}&agent=alice&shop=jd") as ws:
@@ -809,12 +813,7 @@ def test_a_reply_behind_another_shops_round_closes_it(daemon, backend, redis_ser
     bb = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
     key = conv_key("sy-1")
 
-    async def on_a():
-        async with agent(a, f"/script?file={s1}&agent=alice&shop=tm") as ws:
-            await first_turn(ws, "sy-1")
-            await ws.send(frame("sy-1", "亲,在的"))
-            wait_for(lambda: c.hget(key, "op") == "0", 5 * SLOW, "round 1 closed")
-    run(on_a())
+    run(a_round_answered(a, f"/script?file={s1}&agent=alice&shop=tm", "sy-1", c))
 
     async def on_b():
         async with agent(bb, f"/script?file={s2}&agent=alice&shop=jd") as ws:
