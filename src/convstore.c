@@ -6,7 +6,6 @@
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
 
 #include "chatmon/convstore.h"
 #include "chatmon/log.h"
@@ -1070,8 +1069,6 @@ convstore_scripts(struct convstore *cs)
 	static const char	*const parts[CS_NSCRIPT] = { convstore_lua_turn,
 				    convstore_lua_fire, convstore_lua_end,
 				    convstore_lua_plan, convstore_lua_sweep };
-	unsigned char		 md[EVP_MAX_MD_SIZE];
-	unsigned int		 mdlen, k;
 	size_t			 n;
 	int			 i;
 
@@ -1082,11 +1079,9 @@ convstore_scripts(struct convstore *cs)
 		/* the sweep needs none of the helpers */
 		snprintf(cs->body[i], n, "%s%s", i == CS_SWEEP ? "" :
 		    convstore_lua_common, parts[i]);
-		if (EVP_Digest(cs->body[i], strlen(cs->body[i]), md, &mdlen,
-		    EVP_sha1(), NULL) != 1 || mdlen != 20)
+		if (rconn_script_sha(cs->body[i], strlen(cs->body[i]),
+		    cs->sha[i]) == -1)
 			return -1;
-		for (k = 0; k < mdlen; k++)
-			snprintf(cs->sha[i] + 2 * k, 3, "%02x", md[k]);
 	}
 	return 0;
 }

@@ -7,7 +7,6 @@
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
 
 #include "chatmon/log.h"
 #include "chatmon/notes.h"
@@ -621,21 +620,6 @@ notes_ack(struct notes *n, struct notes_peer *p, const struct notefmt_ack *a)
 	}
 }
 
-/* The SHA1 EVALSHA names the ack's script by; -1 when it cannot be made. */
-static int
-notes_ack_sha(struct notes *n)
-{
-	unsigned char	md[EVP_MAX_MD_SIZE];
-	unsigned int	mdlen, k;
-
-	if (EVP_Digest(notes_ack_lua, sizeof(notes_ack_lua) - 1, md, &mdlen,
-	    EVP_sha1(), NULL) != 1 || mdlen != 20)
-		return -1;
-	for (k = 0; k < mdlen; k++)
-		snprintf(n->ack_sha + 2 * k, 3, "%02x", md[k]);
-	return 0;
-}
-
 static int
 notes_settings(struct notes *n, const struct config *cfg)
 {
@@ -673,7 +657,8 @@ notes_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 		goto oom;
 	n->m = m;
 	n->base = base;
-	if (notes_ack_sha(n) == -1 ||
+	if (rconn_script_sha(notes_ack_lua, sizeof(notes_ack_lua) - 1,
+	    n->ack_sha) == -1 ||
 	    notes_settings(n, cfg) == -1 ||
 	    (n->follow = rconn_new(base, "notes-follow", notes_on_follow_state,
 	    n)) == NULL ||

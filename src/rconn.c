@@ -8,6 +8,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/adapters/libevent.h>
+#include <openssl/evp.h>
 
 #include "chatmon/log.h"
 #include "chatmon/rconn.h"
@@ -1042,4 +1043,18 @@ rconn_free(struct rconn *rc)
 	free(rc->fifo);
 	free(rc->who);
 	free(rc);
+}
+
+int
+rconn_script_sha(const char *text, size_t len, char sha[41])
+{
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned int	mdlen, k;
+
+	if (EVP_Digest(text, len, md, &mdlen, EVP_sha1(), NULL) != 1 ||
+	    mdlen != 20)
+		return -1;
+	for (k = 0; k < mdlen; k++)
+		snprintf(sha + 2 * k, 3, "%02x", md[k]);
+	return 0;
 }

@@ -86,6 +86,11 @@ void	rconn_verify(struct rconn *);
  * like pass.
  */
 const char *rconn_error(const struct rconn *, int *refused);
+/*
+ * The name EVALSHA gives a script of len bytes: its SHA1 in hex, into sha
+ * (41 bytes, NUL-ended). 0, or -1 when it cannot be made.
+ */
+int	rconn_script_sha(const char *text, size_t len, char sha[41]);
 /* Pending replies get NULL; no state callback. NULL is fine. */
 void	rconn_free(struct rconn *);
 
