@@ -106,6 +106,7 @@ dash_alerts_loaded(struct dash *d)
 	log_info("dash_loaded: history read up to %s, following %s",
 	    feed_last_sid(d->feed)[0] ? feed_last_sid(d->feed) : "(none)", d->key);
 	xfollow_follow(d->alerts, feed_last_sid(d->feed));
+	dash_feed_loaded(d);
 }
 
 static void

@@ -86,8 +86,27 @@ dash_feed_alerts_due(const struct dash_client *c)
 {
 	const struct dash	*d = c->d;
 
-	return feed_pending(d->feed, c->pos) && (c->pos == FEED_NEW ||
-	    (d->redis_up && c->status_v == d->status_v));
+	/*
+	 * Not before the history is in: a page would get the day's first
+	 * alerts as they are read (more than dashboard.history), and one
+	 * coming back (since=) would not find its place
+	 */
+	return d->loaded && feed_pending(d->feed, c->pos) &&
+	    (c->pos == FEED_NEW || (d->redis_up && c->status_v == d->status_v));
+}
+
+void
+dash_feed_loaded(struct dash *d)
+{
+	struct dash_client	*c;
+
+	for (c = d->clients; c != NULL; c = c->next) {
+		if (c->unplaced) {
+			c->pos = feed_position(d->feed, c->since);
+			c->unplaced = 0;
+		}
+		lws_callback_on_writable(c->wsi);
+	}
 }
 
 /* The handling reset: every alert the feed holds that has a value (and the page's login may see). */
@@ -286,6 +305,11 @@ dash_feed_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		c->d = d;
 		since = lws_get_urlarg_by_name(wsi, "since=", buf, sizeof(buf));
 		c->pos = feed_position(d->feed, since);
+		if (!d->loaded && since != NULL && since[0] != '\0' &&
+		    strlen(since) < sizeof(c->since)) {
+			memcpy(c->since, since, strlen(since) + 1);
+			c->unplaced = 1;
+		}
 		/* which session it rides on, to close it when that ends */
 		return dashauth_feed(d->auth, wsi, c->sid) != 0;
 	case LWS_CALLBACK_ESTABLISHED:

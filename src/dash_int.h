@@ -12,6 +12,7 @@
 #include "chatmon/config.h"
 #include "chatmon/convstore.h"
 #include "chatmon/dashauth.h"
+#include "chatmon/feed.h"
 #include "chatmon/util.h"
 
 /*
@@ -78,6 +79,12 @@ struct dash_client {		/* a page's feed (lws's per-connection space) */
 	struct lws		*wsi;		/* NULL until established */
 	struct dash_client	*prev, *next;
 	uint64_t		 pos;		/* its place in the feed */
+	/*
+	 * The page's since= while the history is not in yet (it can only be
+	 * placed in a feed that holds it): placed by dash_feed_loaded
+	 */
+	char			 since[FEED_SID_MAX + 1];
+	int			 unplaced;
 	int			 hello;		/* hello sent */
 	int			 ended;		/* its login ended: close it */
 	char			 sid[DASHAUTH_SID_MAX];	/* its session; "": token or open */
@@ -197,6 +204,8 @@ int	dash_feed_origin_ok(struct dash *, struct lws *);
 int	dash_feed_cb(struct lws *, enum lws_callback_reasons, void *, void *,
 	    size_t);
 void	dash_feed_on_auth(evutil_socket_t, short, void *);
+/* The history is in: the pages that came before it are placed and told. */
+void	dash_feed_loaded(struct dash *);
 
 /* dash_alerts.c */
 void	dash_alerts_on_conn(void *arg, int up, int lost);	/* rconn's state callback */
