@@ -77,6 +77,8 @@
 #define CONVSTORE_REPLAYED	"replayed"
 /* The fields an instance reads back (op .. qu below): the rest stay in Redis. */
 #define CONVSTORE_NREAD		15
+/* A claim reads one more (pn): a round its instance could not plan. */
+#define CONVSTORE_NCLAIM	(CONVSTORE_NREAD + 1)
 /*
  * The raising calls a record keeps (xr), its last rounds' (three events a
  * round): a call sent again finds its own unless the conversation raised
@@ -108,13 +110,13 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_PLAN, CS_SWEEP, CS_NSCRIPT };
  * xr the calls that raised the last CONVSTORE_RAISED events (fire), q the
  * number of the last call applied of each of the last CONVSTORE_WRITERS
  * instances that wrote it (stale), lr when the last round was answered
- * (copies). Lua numbers are doubles:
- * millisecond times (< 2^53) are exact. A reply carries the first
+ * (copies), pn 1 while its open round waits to be planned by its shop
+ * (plan). Lua numbers are doubles: millisecond times (< 2^53) are exact. A reply carries the first
  * CONVSTORE_NREAD, what the engine needs (sla_conv_put), and no more: a
  * reply per turn is most of what Redis sends.
  */
 static const char convstore_lua_common[] =
-"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq','xr','q','lr'}\n"
+"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq','xr','q','lr','pn'}\n"
 "local function load()\n"
 "  local v = redis.call('HMGET', KEYS[1], unpack(F))\n"
 "  local t = {}\n"
@@ -177,7 +179,11 @@ static const char convstore_lua_common[] =
 "  if (t.sh or '') ~= '' then a[#a+1] = 'sh'; a[#a+1] = t.sh; a[#a+1] = 'qu'; a[#a+1] = t.qu or '' end\n"
 "  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '250000', '*', unpack(a))\n"
 "end\n"
-/* the next deadline: an event not raised yet, or the idle end; who waits */
+/*
+ * the next deadline: an event not raised yet, or the idle end, or a
+ * round's open time while it waits to be planned (whoever sweeps it
+ * plans it if its instance could not); who waits
+ */
 "local function schedule(t, id)\n"
 "  if t.op == '1' then redis.call('ZADD', KEYS[3], t.o, id) else redis.call('ZREM', KEYS[3], id) end\n"
 "  local n = num(t.i)\n"
@@ -187,6 +193,7 @@ static const char convstore_lua_common[] =
 "      local d = num(t['d'..e])\n"
 "      if d >= 0 and math.floor(x / 2^e) % 2 == 0 and (n < 0 or d < n) then n = d end\n"
 "    end\n"
+"    if t.pn == '1' and (n < 0 or num(t.o) < n) then n = num(t.o) end\n"
 "  end\n"
 "  if n >= 0 then redis.call('ZADD', KEYS[2], n, id) else redis.call('ZREM', KEYS[2], id) end\n"
 "end\n";
@@ -222,7 +229,9 @@ static const char convstore_lua_turn[] =
  * conversation over a connection of that shop, in a frame naming none):
  * a round it opens has no deadline yet, and the answer 3 asks the caller
  * for the record's shop's (convstore_plan). The round opens here all the
- * same, in the turns' order, so that a reply sent meanwhile closes it.
+ * same, in the turns' order, so that a reply sent meanwhile closes it; it
+ * waits in the deadline set from its open time (pn), so that should the
+ * caller die before it plans, whoever sweeps it plans it.
  */
 "local other = (t.sh or '') ~= '' and (t.sh ~= ARGV[7] or (t.qu or '') ~= ARGV[8])\n"
 "local code = 1\n"
@@ -260,7 +269,7 @@ static const char convstore_lua_turn[] =
 "      if other then d = -1 end\n"
 "      t['m'..e] = other and '0' or ARGV[b+2*e]; t['d'..e] = d < 0 and '-1' or string.format('%d', now + d)\n"
 "    end\n"
-"    if other then code = 3 end\n"
+"    if other then code = 3; t.pn = '1' elseif t.pn then t.pn = '0' end\n"
 "  end\n"
 "elseif ARGV[2] == 'a' and t.op == '1' and not (late(t, now) and num(t.o) > now) then\n"
 "  out = {'a', t.o, t.f, t.a or '', ARGV[1], t.sh or '', t.qu or ''}\n"
@@ -320,9 +329,10 @@ static const char convstore_lua_plan[] =
 "local t = load()\n"
 "if t.op ~= '1' or t.o ~= ARGV[1] then return {0, dump(t), {}} end\n"
 "for e = 0, 2 do t['m'..e] = ARGV[2+2*e]; t['d'..e] = ARGV[3+2*e] end\n"
+"t.pn = '0'\n"
 "applied(t, ARGV[9])\n"
 "redis.call('HSET', KEYS[1], 'm0', t.m0, 'd0', t.d0, 'm1', t.m1, 'd1', t.d1,\n"
-"    'm2', t.m2, 'd2', t.d2, 'w', t.w, 'lq', t.lq, 'q', t.q)\n"
+"    'm2', t.m2, 'd2', t.d2, 'pn', t.pn, 'w', t.w, 'lq', t.lq, 'q', t.q)\n"
 "schedule(t, ARGV[8])\n"
 "return {1, dump(t), {}}\n";
 
@@ -698,7 +708,7 @@ convstore_str(const redisReply *r)
 	return r != NULL && r->type == REDIS_REPLY_STRING ? r->str : "";
 }
 
-/* The fields of a dump (the scripts' order) into out; 0, or -1 when malformed. */
+/* The fields of a dump or a claim (the scripts' order) into out; 0, or -1 when malformed. */
 static int
 convstore_parse_state(const redisReply *d, struct convstore_reply *out)
 {
@@ -706,7 +716,8 @@ convstore_parse_state(const redisReply *d, struct convstore_reply *out)
 	int		  i;
 	int64_t		  v;
 
-	if (d->type != REDIS_REPLY_ARRAY || d->elements != CONVSTORE_NREAD)
+	if (d->type != REDIS_REPLY_ARRAY || (d->elements != CONVSTORE_NREAD &&
+	    d->elements != CONVSTORE_NCLAIM))
 		return -1;
 	e = d->element;
 	out->exists = convstore_str(e[11])[0] != '\0';	/* every record has an idle end */
@@ -725,6 +736,8 @@ convstore_parse_state(const redisReply *d, struct convstore_reply *out)
 	out->agent = convstore_str(e[12]);
 	out->shop = convstore_str(e[13]);
 	out->queue = convstore_str(e[14]);
+	out->unplanned = d->elements == CONVSTORE_NCLAIM && out->st.open &&
+	    strcmp(convstore_str(e[15]), "1") == 0;
 	return 0;
 }
 
@@ -854,8 +867,8 @@ convstore_on_claim(struct convstore_op *op, redisReply *reply)
 {
 	struct convstore	*cs = op->cs;
 	struct convstore_reply	 r;
-	const char		*id = op->argv[CONVSTORE_NREAD + 2];
-	size_t			 len = op->argvlen[CONVSTORE_NREAD + 2];
+	const char		*id = op->argv[CONVSTORE_NCLAIM + 2];
+	size_t			 len = op->argvlen[CONVSTORE_NCLAIM + 2];
 
 	convstore_reply_init(&r);
 	if (reply == NULL || convstore_parse_state(reply, &r) == -1)
@@ -864,7 +877,7 @@ convstore_on_claim(struct convstore_op *op, redisReply *reply)
 	if (!r.exists) {
 		/* Redis dropped the record (its TTL): nothing is due any more */
 		(void)rconn_command(cs->rc, NULL, NULL, 0, "ZREM %b %b",
-		    op->argv[CONVSTORE_NREAD + 3], op->argvlen[CONVSTORE_NREAD + 3],
+		    op->argv[CONVSTORE_NCLAIM + 3], op->argvlen[CONVSTORE_NCLAIM + 3],
 		    id, len);
 		return;
 	}
@@ -875,9 +888,9 @@ static void
 convstore_on_sweep(struct convstore_op *op, redisReply *reply)
 {
 	struct convstore	*cs = op->cs;
-	static const char	*const fields[CONVSTORE_NREAD] = { "op", "o",
+	static const char	*const fields[CONVSTORE_NCLAIM] = { "op", "o",
 				    "f", "h", "x", "d0", "d1", "d2", "m0", "m1",
-				    "m2", "i", "a", "sh", "qu" };
+				    "m2", "i", "a", "sh", "qu", "pn" };
 	struct convstore_args	 a;
 	const char		*pre = cs->prefix != NULL ? cs->prefix : "";
 	size_t			 i, len;
@@ -905,7 +918,7 @@ convstore_on_sweep(struct convstore_op *op, redisReply *reply)
 			continue;
 		memcpy(a.key[0] + n, reply->element[i]->str, len);
 		convstore_arg(&a, a.key[0], (size_t)n + len);
-		for (k = 0; k < CONVSTORE_NREAD; k++)
+		for (k = 0; k < CONVSTORE_NCLAIM; k++)
 			convstore_arg_str(&a, fields[k]);
 		convstore_arg(&a, reply->element[i]->str, len);
 		convstore_arg(&a, op->argv[3], op->argvlen[3]);

@@ -518,7 +518,9 @@ slaclock_sync(struct slaclock *clk, const char *id, size_t len, int turn,
 /*
  * A turn opened a round of another shop's conversation without deadlines
  * (convstore_plan): the engine, which took the record and its shop, plans
- * it by that shop, keeps the plan and gives it to Redis.
+ * it by that shop, keeps the plan and gives it to Redis. The instance that
+ * claims such a round, its turn's instance dead before it could plan it,
+ * does the same.
  */
 static void
 slaclock_plan(struct slaclock *clk, const char *id, size_t len,
@@ -600,6 +602,8 @@ slaclock_claim(const char *id, size_t len, const struct convstore_reply *r,
 	if ((conv = sla_find(clk->sla, id, len)) != NULL &&
 	    (c = sla_conv_udata(conv)) != NULL)
 		c->overdue = 1;
+	if (r->unplanned)
+		slaclock_plan(clk, id, len, r);
 }
 
 void

@@ -43,6 +43,11 @@ struct convstore_reply {
 	 * (convstore_plan)
 	 */
 	int			 other_shop;
+	/*
+	 * claim: that round is still unplanned (its instance died before
+	 * convstore_plan): the claimer plans it by the record's shop
+	 */
+	int			 unplanned;
 	struct sla_conv_state	 st;
 	const char		*agent;		/* the conversation's agent ("" unknown) */
 	const char		*shop;		/* its shop and queue ("" none) */

@@ -795,6 +795,53 @@ def test_a_round_met_over_another_shops_connection_keeps_its_shops_plans(
     assert a.stop() == 0 and bb.stop() == 0
 
 
+def test_a_round_met_over_another_shops_connection_outlives_its_instance(
+        daemon, backend, redis_server, tmp_path):
+    """The same crossing of shops, and instance B dies (SIGKILL) between
+    the turn that opened the round without deadlines and the call that
+    would have planned it (Redis paused while the turn's call is on its
+    way, so its answer never comes back to B). The round is still timed:
+    it waits in the deadline set from its open time, and A, sweeping,
+    plans it by the record's shop (tm/pre) and raises its breach within
+    the takeover."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("sz-1", "在吗,发货了吗"))])
+    s2 = script(tmp_path, "s2", [(300, frame("sz-1", "那大概几天到"))])
+    extra = SLA + ("shop_id: query:shop\nqueue_id: query:queue\nshops:\n"
+                   "  tm:\n    queues:\n      pre:\n"
+                   "        sla: {reply: 2s}\n"
+                   "  jd:\n    sla: {reply: 40s, escalate: 60s}\n")
+    a = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
+    bb = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
+    key = conv_key("sz-1")
+
+    run(a_round_answered(a, f"/script?file={s1}&agent=alice&shop=tm&queue=pre", "sz-1", c))
+
+    async def on_b():
+        async with agent(bb, f"/script?file={s2}&agent=alice&shop=jd") as ws:
+            await asyncio.sleep(0.15)
+            r.pause()
+            t1 = await first_turn(ws, "sz-1")
+            await asyncio.sleep(0.3)            # B's call is in Redis's socket
+            kill9(bb)
+            r.resume()
+            return t1
+    t1 = run(on_b())
+    wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round open in Redis")
+    wait_for(lambda: [x for x in sla_alerts(c, "sz-1") if x[1]["type"] == "sla.breach"],
+             (2 + 3) * SLOW, "the breach by tm/pre's reply threshold, raised by A")
+    st = c.hgetall(key)
+    assert (st["sh"], st["qu"]) == ("tm", "pre"), st
+    assert int(st["d1"]) - int(st["o"]) == 2000, st
+    arrived, br = [x for x in sla_alerts(c, "sz-1") if x[1]["type"] == "sla.breach"][0]
+    assert (br["shop"], br["queue"], br["threshold_ms"]) == ("tm", "pre", 2000), br
+    assert abs(due_ms(br) - 2000 - t1 * 1000) < 300, (br, t1)
+    assert 0 <= arrived - due_ms(br) <= (TAKEOVER * 1.5 + 700) * SLOW, (br, arrived)
+    assert a.stop() == 0
+
+
 def test_a_reply_behind_another_shops_round_closes_it(daemon, backend, redis_server,
                                                      tmp_path):
     """The same crossing of shops, with Redis slow (paused 0.35 s, well
