@@ -1322,10 +1322,12 @@ sla_turn(struct sla *s, const char *conv, size_t len, const char *agent,
 	}
 	c->idle_at = sla_idle_at(s, c, now);
 
-	if (customer) {
+	if (!counts)
+		;	/* a robot's: the conversation lives on, its round as it was */
+	else if (customer) {
 		if (!c->open)
 			sla_round_open(s, c, now);
-	} else if (counts && c->open)
+	} else if (c->open)
 		sla_round_close(s, c, now);
 	return c;
 }

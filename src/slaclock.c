@@ -648,8 +648,8 @@ slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
 	sla_round_plan(clk->sla, conv, 0, now, &later);
 	slaclock_op_sent(op, convstore_turn(clk->store, t->conversation,
 	    t->conversation_len, t->agent, shop, queue,
-	    customer ? CONVSTORE_CUSTOMER :
-	    robot ? CONVSTORE_OTHER : CONVSTORE_REPLY,
+	    robot ? CONVSTORE_OTHER :
+	    customer ? CONVSTORE_CUSTOMER : CONVSTORE_REPLY,
 	    util_fnv1a64(t->text, t->text_len),
 	    &first, &later, now, slaclock_on_store, op));
 }

@@ -96,7 +96,7 @@ size_t	convstore_pending(const struct convstore *);
 enum convstore_turn_kind {
 	CONVSTORE_CUSTOMER = 'c',	/* opens a round unless one is open */
 	CONVSTORE_REPLY = 'a',		/* closes the open round */
-	CONVSTORE_OTHER = 'r',		/* an agent turn that is no reply (robot) */
+	CONVSTORE_OTHER = 'r',		/* a robot's turn, either side: opens or closes nothing */
 };
 
 /*

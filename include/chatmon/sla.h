@@ -137,8 +137,10 @@ void	sla_free(struct sla *);
 
 /*
  * A turn in conversation conv (len bytes) at now. customer: 1 for the
- * customer's turn, 0 for the agent's; counts: an agent turn that is a real
- * reply (0 for a robot or auto-reply, which leaves the round open). agent
+ * customer's turn, 0 for the agent's; counts: 0 for a robot's or an
+ * auto-reply's turn, which neither closes a round (the agent's side) nor
+ * opens one (the backend's: the platform's greeting or rating invite is no
+ * buyer waiting). agent
  * is the session's agent id ("" unknown), copied; shop and queue (NULL or
  * "": none) are taken only when the turn creates the conversation. Events
  * that were due at or before now are emitted first. Returns the

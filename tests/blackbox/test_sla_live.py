@@ -13,6 +13,8 @@ import os
 import re
 import time
 
+import pytest
+
 from conftest import SLOW, T, agent, recv, run
 
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
@@ -230,6 +232,32 @@ def test_robot_reply_leaves_the_round_open(daemon, backend, tmp_path):
     assert sla_types(d, "s-7") == []
     # the robot's reply was relayed like any other
     assert b.wait(lambda e: e["ev"] == "msg" and "欢迎光临" in e["head"])
+
+
+@pytest.mark.parametrize("with_redis", [False, True], ids=["memory", "redis"])
+def test_robot_greeting_from_the_backend_opens_no_round(daemon, backend, redis_server,
+                                                        tmp_path, with_redis):
+    """The platform's robot greets the buyer (a backend frame marked by
+    protocol.robot): no buyer waits yet, so no round opens; the buyer's own
+    message 700 ms later opens the first round, timed from it."""
+    s = customers(tmp_path, [(0, frame("s-r", "亲,欢迎光临本店,有什么可以帮您?", auto=True)),
+                             (700, frame("s-r", "在吗,这个有货吗"))])
+    cfg = {"redis": redis_server().url()} if with_redis else {}
+    b, d = start(daemon, backend, args=("-o", "protocol.robot=/auto"), **cfg)
+
+    async def main():
+        async with agent(d, path(s, "ivy")) as ws:
+            await customer_turn(ws, "s-r")              # the greeting, relayed
+            t, _ = await customer_turn(ws, "s-r")       # the buyer
+            await sla_frame(ws, "sla.warn", t, FIRST * WARN_AT, "s-r", True, FIRST)
+            await ws.send(frame("s-r", "亲,有货的"))
+            await silence(ws, QUIET_AFTER)
+    run(main())
+    assert sla_types(d, "s-r") == ["sla.warn"]
+    assert d.stop() == 0
+    f = figures(d, "ivy")
+    assert (f["rounds"], f["answered"], f["breaches"], f["escalations"]) == (1, 1, 0, 0), f
+    assert FIRST * WARN_AT <= f["mean_ms"] < FIRST, f
 
 
 def test_end_frame_ends_the_round(daemon, backend, tmp_path):

@@ -420,6 +420,35 @@ test_reply_cancels(void **state)
 		}
 }
 
+/*
+ * A robot's turn from the backend's side (the platform's greeting) opens
+ * no round: the buyer's own message does, and is timed from itself.
+ */
+static void
+test_robot_greeting_opens_nothing(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sla_conv		*c;
+	struct sla_figures	 f;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	c = turn(s, "c", "alice", 1, 0, T0);
+	assert_int_equal(sla_open_rounds(s), 0);
+	assert_int_equal(run_until(s, c, T0 + 20 * SEC), 0);
+	assert_int_equal(nev, 0);
+	CUST(s, "c", T0 + 30 * SEC);
+	assert_int_equal(sla_open_rounds(s), 1);
+	REPLY(s, "c", "alice", T0 + 35 * SEC);
+	f = fig(s, "alice");
+	assert_int_equal(f.rounds, 1);
+	assert_int_equal(f.first_rounds, 1);
+	assert_int_equal(f.mean_ms, 5 * SEC);
+	sla_free(s);
+}
+
 /* A robot's or auto-reply's turn keeps the round open. */
 static void
 test_robot_reply_does_not_close(void **state)
@@ -2232,6 +2261,7 @@ main(void)
 		cmocka_unit_test_setup(test_events_in_order_once, reset),
 		cmocka_unit_test_setup(test_reply_cancels, reset),
 		cmocka_unit_test_setup(test_robot_reply_does_not_close, reset),
+		cmocka_unit_test_setup(test_robot_greeting_opens_nothing, reset),
 		cmocka_unit_test_setup(test_agent_turn_without_round, reset),
 		cmocka_unit_test_setup(test_agent_attribution, reset),
 		cmocka_unit_test_setup(test_hours_across_midnight, reset),
