@@ -275,7 +275,16 @@ static const char convstore_lua_turn[] =
 "  out = {'a', t.o, t.f, t.a or '', ARGV[1], t.sh or '', t.qu or ''}\n"
 "  t.op = '0'; t.x = '0'; t.lr = ARGV[1]\n"
 "end\n"
-"if num(ARGV[4]) < 0 or num(ARGV[4]) > num(t.i) then t.i = ARGV[4] end\n"
+/*
+ * The idle end: ARGV[4] while a round is open after the turn (service
+ * time), the part after its ':' when none is (wall time; no ':': the
+ * same). An older turn applied late only moves it on; the latest turn
+ * with no round open sets it, so that an answered chat ends by the clock.
+ */
+"local io, ic = string.match(ARGV[4], '^(-?%d+):(-?%d+)$')\n"
+"if not io then io = ARGV[4]; ic = ARGV[4] end\n"
+"local ie = t.op == '1' and io or ic\n"
+"if num(ie) < 0 or num(ie) > num(t.i) or (t.op ~= '1' and now >= num(t.la)) then t.i = ie end\n"
 "applied(t, ARGV[6])\n"
 "if now > num(t.la) then t.la = ARGV[1] end\n"
 "save(t)\n"
@@ -963,18 +972,25 @@ convstore_turn(struct convstore *cs, const char *id, size_t len,
     const char *agent, const char *shop, const char *queue,
     enum convstore_turn_kind kind, uint64_t text_hash,
     const struct sla_conv_state *first, const struct sla_conv_state *later,
-    int64_t now, convstore_cb cb, void *priv)
+    int64_t idle_none, int64_t now, convstore_cb cb, void *priv)
 {
 	const struct sla_conv_state *p;
 	struct convstore_args	 a;
-	char			 k = (char)kind, hash[17];
+	char			 k = (char)kind, hash[17], idle[48];
 	int			 i;
 
 	convstore_head(cs, &a, CS_TURN, id, len);
 	convstore_arg_num(&a, now);
 	convstore_arg(&a, &k, 1);
 	convstore_arg_str(&a, agent != NULL ? agent : "");
-	convstore_arg_num(&a, first->idle_at);
+	/* the second only when it differs (service hours): most calls need one */
+	if (idle_none == first->idle_at)
+		convstore_arg_num(&a, first->idle_at);
+	else
+		convstore_arg(&a, idle, (size_t)snprintf(idle, sizeof(idle),
+		    "%" PRId64 ":%" PRId64,
+		    first->idle_at == INT64_MAX ? -1 : first->idle_at,
+		    idle_none == INT64_MAX ? -1 : idle_none));
 	convstore_arg(&a, id, len);
 	convstore_arg_str(&a, cs->instance);
 	convstore_arg_str(&a, shop != NULL ? shop : "");

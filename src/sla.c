@@ -42,7 +42,8 @@
  *   above the cap): an upper bound for 90 % of the real times.
  * - An answered round's wait is measured under the hours in force when it
  *   closes; a conversation's idle end moves with each turn, under the
- *   idle_ms in force at that turn.
+ *   idle_ms in force at that turn, in service time while a round is open
+ *   and in wall time while none is (sla_idle_at).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -923,7 +924,7 @@ sla_round_plan(const struct sla *s, const struct sla_conv *c, int first,
 	for (i = 0; i < SLA_NEV; i++)
 		st->due[i] = st->ms[i] == 0 ? SLA_NEVER :
 		    sla_days_add(&tg->days, now, st->ms[i]);
-	st->idle_at = sla_idle_at(s, c, now);
+	st->idle_at = sla_idle_at(s, c, 1, now);
 }
 
 /* Makes c's round the one st describes (the open count follows). */
@@ -1320,8 +1321,6 @@ sla_turn(struct sla *s, const char *conv, size_t len, const char *agent,
 		sla_conv_unlink_agent(s, c);
 		sla_conv_link_agent(s, c, ai);
 	}
-	c->idle_at = sla_idle_at(s, c, now);
-
 	if (!counts)
 		;	/* a robot's: the conversation lives on, its round as it was */
 	else if (customer) {
@@ -1329,20 +1328,27 @@ sla_turn(struct sla *s, const char *conv, size_t len, const char *agent,
 			sla_round_open(s, c, now);
 	} else if (c->open)
 		sla_round_close(s, c, now);
+	c->idle_at = sla_idle_at(s, c, c->open, now);
 	return c;
 }
 
 int64_t
-sla_idle_at(const struct sla *s, const struct sla_conv *c, int64_t now)
+sla_idle_at(const struct sla *s, const struct sla_conv *c, int open,
+    int64_t now)
 {
 	const struct sla_tag	*t = s->tags[c->tag];
 
+	if (t->cfg.idle_ms == 0 || t->cfg.idle_ms >= (uint64_t)SLA_TIME_MAX)
+		return SLA_NEVER;
 	/*
-	 * Idle is service time too: a buyer who writes at 23:10 is not
-	 * written off at 23:40 while the shop is closed.
+	 * While a buyer waits, idle is service time: one who writes at 23:10
+	 * is not written off at 23:40 while the shop is closed. Answered, a
+	 * chat within idle of the last one is the same session by the clock
+	 * (JD's 10 minutes): the next morning's question is a first one.
 	 */
-	return t->cfg.idle_ms == 0 || t->cfg.idle_ms >= (uint64_t)SLA_TIME_MAX ?
-	    SLA_NEVER : sla_days_add(&t->days, sla_clamp(now), t->cfg.idle_ms);
+	now = sla_clamp(now);
+	return open ? sla_days_add(&t->days, now, t->cfg.idle_ms) :
+	    sla_clamp(now + (int64_t)t->cfg.idle_ms);
 }
 
 /* An event already emitted for the open round of c. */

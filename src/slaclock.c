@@ -651,7 +651,8 @@ slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
 	    robot ? CONVSTORE_OTHER :
 	    customer ? CONVSTORE_CUSTOMER : CONVSTORE_REPLY,
 	    util_fnv1a64(t->text, t->text_len),
-	    &first, &later, now, slaclock_on_store, op));
+	    &first, &later, sla_idle_at(clk->sla, conv, 0, now), now,
+	    slaclock_on_store, op));
 }
 
 /*

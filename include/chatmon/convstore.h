@@ -102,7 +102,9 @@ enum convstore_turn_kind {
 /*
  * Applies a turn at now to conversation id (len bytes) atomically: first
  * and later are the rounds a customer turn would open now (sla_round_plan),
- * with when the conversation ends unless another turn comes; text_hash
+ * with when the conversation ends unless another turn comes while a round
+ * is open; idle_none is when it ends if the turn leaves none open
+ * (sla_idle_at: wall time, not service time); text_hash
  * tells a customer turn sent again from a new one. agent may be "";
  * shop and queue (NULL or "": none) are kept by a record the turn creates. cb
  * gets exactly one call (ok 0 if the store never answers). 0, or -1 when
@@ -112,7 +114,7 @@ int	convstore_turn(struct convstore *, const char *id, size_t len,
 	    const char *agent, const char *shop, const char *queue,
 	    enum convstore_turn_kind, uint64_t text_hash,
 	    const struct sla_conv_state *first, const struct sla_conv_state *later,
-	    int64_t now, convstore_cb cb, void *priv);
+	    int64_t idle_none, int64_t now, convstore_cb cb, void *priv);
 /*
  * Marks event type of the round opened at `opened` as raised; done 1 when
  * this call marked it (raise it; with stale, it did so before its answer

@@ -212,8 +212,15 @@ struct sla_conv *sla_conv_put(struct sla *, const char *conv, size_t len,
 /* The round that a customer turn at now would open in conv (first or not), and the idle end. */
 void	sla_round_plan(const struct sla *, const struct sla_conv *, int first,
 	    int64_t now, struct sla_conv_state *);
-/* When conv, its last turn at now, ends idle; INT64_MAX never. */
-int64_t	sla_idle_at(const struct sla *, const struct sla_conv *, int64_t now);
+/*
+ * When conv, its last turn at now, ends idle; INT64_MAX never. open: a
+ * round is open after that turn: idle then counts in service time (a
+ * buyer waiting while the shop is closed is not written off); with none
+ * open, in wall time (a buyer back the next morning starts a new
+ * conversation, as a platform's session does).
+ */
+int64_t	sla_idle_at(const struct sla *, const struct sla_conv *, int open,
+	    int64_t now);
 /*
  * Charging off: rounds closed or ended and breaches and escalations
  * emitted are not counted in the figures by the engine; the caller

@@ -920,3 +920,40 @@ def test_scripts_lost_under_a_live_connection_keep_the_turns_in_order(daemon, ba
     f = figures(a, "dora")
     assert f is not None and f["rounds"] == len(convs) + 1 and \
         f["answered"] == len(convs) + 1, f
+
+
+def test_an_answered_chat_ends_by_the_clock_outside_service_hours(daemon, backend,
+                                                                  redis_server, tmp_path):
+    """The shop is closed now (its one service hour starts in two hours). A
+    buyer who waits is not written off while it is closed: the idle end
+    runs in service time, hours away. Once the agent has answered, the chat
+    ends sla.idle (2 s) later by the clock, in Redis too, and the buyer's
+    next message opens a first round again (JD's session of 10 minutes:
+    docs/sla.md)."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    h = (time.gmtime().tm_hour + 2) % 24
+    sla = ("sla:\n  first_response: 1s\n  reply: 1500ms\n  idle: 2s\n  timezone: UTC\n"
+           f"  hours: [\"{h:02d}:00-{(h + 1) % 24:02d}:00\"]\n")
+    s1 = script(tmp_path, "s1", [(0, frame("id-1", "在吗,发货了吗")),
+                                 (4000, frame("id-1", "那大概几天到"))])
+    a = daemon(b.port, extra=sla, redis=r.url(), args=ARGS)
+    key = conv_key("id-1")
+
+    async def main():
+        async with agent(a, f"/script?file={s1}&agent=alice") as ws:
+            await first_turn(ws, "id-1")
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round open")
+            assert int(c.hget(key, "i")) - time.time() * 1000 > 3600 * 1000   # service time
+            t_reply = time.time() * 1000
+            await ws.send(frame("id-1", "亲,今天发"))
+            wait_for(lambda: c.hget(key, "op") == "0", 2 * SLOW, "the round answered")
+            idle = int(c.hget(key, "i"))
+            assert -5 <= idle - t_reply - 2000 < 500 * SLOW, (idle, t_reply)
+            await first_turn(ws, "id-1")            # the buyer, 4 s later
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "a round open again")
+            return c.hgetall(key)
+    st = run(main())
+    assert st["f"] == "1", st                       # a first question again
+    assert a.stop() == 0

@@ -1047,6 +1047,7 @@ test_idle_expiry(void **state)
 	struct sla_config	 cfg;
 	struct sla		*s;
 	struct sla_conv		*c, *c2;
+	struct sla_conv_state	 st;
 
 	(void)state;
 	base_cfg(&cfg);
@@ -1104,6 +1105,24 @@ test_idle_expiry(void **state)
 	assert_int_equal(sla_expire(s, c, T0 + DAY + HM(9, 0) * MIN), 1);
 	assert_int_equal(fig(s, "").rounds, 1);
 	assert_int_equal(fig(s, "").breaches, 1);
+
+	/*
+	 * Answered, the chat ends by the clock: the buyer who comes back the
+	 * next morning asks a first question again (JD's session is 10
+	 * minutes), not a later one of a chat 8 service minutes old.
+	 */
+	c = turn(s, "jd", "alice", 1, 1, T0 + HM(22, 54) * MIN + 50 * SEC);
+	REPLY(s, "jd", "alice", T0 + HM(22, 55) * MIN);
+	assert_int_equal(sla_conv_deadline(c), T0 + HM(23, 25) * MIN);
+	c = turn(s, "jd", "alice", 1, 1, T0 + DAY + HM(9, 3) * MIN);
+	sla_conv_get(c, &st);
+	assert_true(st.open && st.first);
+	REPLY(s, "jd", "alice", T0 + DAY + HM(9, 3) * MIN + 40 * SEC);
+	assert_int_equal(fig(s, "alice").first_rounds, 2);
+	/* while a round is open the idle end still moves in service time */
+	c = turn(s, "jd", "alice", 1, 1, T0 + DAY + HM(22, 59) * MIN + 50 * SEC);
+	assert_int_equal(sla_conv_deadline(c), T0 + 2 * DAY + HM(8, 0) * MIN +
+	    2 * SEC);
 	sla_free(s);
 }
 
