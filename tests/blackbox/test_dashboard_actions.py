@@ -621,13 +621,18 @@ def test_at_a_glance_sound_and_notification(browser, redis_server, dashboard, us
                      "waited_ms": 4000, "threshold_ms": 10000, "first": True, "state": "open"}],
                 total=7)
     key = f"chatmon:agents:{day}:{INSTANCE}"
-    figures = {"小美": (20, 18, 15, 2), "阿杰": (12, 12, 9, 1)}   # rounds, answered, within 3 min, breaches
+    # rounds, answered, within 3 min, breaches, what the rate counts: 阿明's
+    # counts fewer than his rounds (a JD shop's first questions): the
+    # team's rate is (15 + 9 + 6) / (20 + 12 + 8), not / (20 + 12 + 10)
+    figures = {"小美": (20, 18, 15, 2, None), "阿杰": (12, 12, 9, 1, None),
+               "阿明": (10, 10, 6, 0, 8)}
     doc = {"v": 1, "instance": INSTANCE, "ts": ms(now), "day": day, "tz_offset_min": TZ_MIN,
            "cap_ms": 600000, "rate_ms": 180000,
            "agents": {name: {"rounds": n, "answered": a, "sum_ms": n * 9000, "first_rounds": 0,
                              "first_sum_ms": 0, "within_rate": w, "breaches": b, "escalations": 0,
-                             "hist": [[9, n]], "hours": []}
-                      for name, (n, a, w, b) in figures.items()}}
+                             "hist": [[9, n]], "hours": [],
+                             **({"rate_base": rb} if rb is not None else {})}
+                      for name, (n, a, w, b, rb) in figures.items()}}
     c.set(key, json.dumps(doc, ensure_ascii=False), ex=172800)
     c.zadd(f"chatmon:agents:{day}", {key: ms(now + 172800)})
     dash = dashboard_with_logins(dashboard, r, users)

@@ -1139,16 +1139,18 @@ function renderGlance() {
   const w = state.waiting;
   g.waiting.textContent = w ? num(Number.isFinite(w.total) ? w.total : (w.rounds || []).length) : '—';
   const list = state.agents && Array.isArray(state.agents.agents) ? state.agents.agents : null;
-  let breaches = 0, rounds = 0, within = 0, blocksFromFeed = null;
+  // the rate's base is what each agent's rate counts (rate_base: first
+  // rounds on JD, buyer-days on Pinduoduo), every round when it is absent
+  let breaches = 0, base = 0, within = 0, blocksFromFeed = null;
   for (const a of list || []) {
     breaches += Number(a.breaches) || 0;
-    rounds += Number(a.rounds) || 0;
+    base += Number(a.rate_base ?? a.rounds) || 0;
     within += Number(a.within_rate) || 0;
     if (Number.isFinite(a.blocks)) blocksFromFeed = (blocksFromFeed || 0) + a.blocks;
   }
   g.breaches.textContent = list ? num(breaches) : '—';
   g.breaches.parentElement.classList.toggle('bad', breaches > 0);
-  const rate = rounds > 0 ? within / rounds : NaN;
+  const rate = base > 0 ? within / base : NaN;
   g.rate.textContent = list ? fmtPercent(rate) : '—';
   g.rate.parentElement.classList.toggle('bad', rate < RATE_LOW);
   dom.gRateLabel.textContent = t('glance.rate', rateDur());
