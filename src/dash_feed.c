@@ -76,11 +76,12 @@ dash_hello(struct dash *d, const char *scope, struct sbuf *out)
 }
 
 /*
- * Alerts for the page: its first batch as soon as the history is in (which
- * can be a moment before the status says Redis is up: the page marks only
- * the live data as stale), new ones once it has been told that Redis is up. The dashboard's connections come up one by one:
- * an alert read on the first must not reach a page before the status
- * that says the data is live again (the page would show it as stale).
+ * Alerts for the page: its first batch (the history) as soon as it is in,
+ * new ones once it has been told that Redis is up. The dashboard's
+ * connections come up one by one: an alert read live on the first must
+ * not reach a page before the status that says the data is live again
+ * (the page would show it as stale). The history may: it is the past,
+ * and can be in a moment before the status.
  */
 static int
 dash_feed_alerts_due(const struct dash_client *c)
