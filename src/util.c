@@ -295,9 +295,16 @@ util_read_file(const char *path, size_t max, char **bufp, size_t *lenp)
 	ssize_t		 n;
 	int		 fd, saved;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	/*
+	 * Not blocking in open: a FIFO nobody writes to (a stray one in the
+	 * rules directory) would hold a reload, and the exit waiting for it,
+	 * for good. Read blocking again: a pipe being written is read whole,
+	 * and one with no writer reads as empty.
+	 */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
 		return -1;
-	if (fstat(fd, &st) == -1)
+	if (fstat(fd, &st) == -1 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == -1)
 		goto err;
 	if (S_ISDIR(st.st_mode)) {
 		errno = EISDIR;

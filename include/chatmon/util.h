@@ -73,8 +73,9 @@ uint64_t util_fnv1a64(const void *, size_t);
  * Reads path whole into *bufp (NUL-terminated; the caller frees it) and
  * *lenp: the one reader of every file chatmon loads (configuration, rules,
  * model, keys, users). -1 with errno set: EFBIG past max bytes, EISDIR for
- * a directory. What was read is wiped before an error frees it: the file
- * may hold a secret.
+ * a directory. A pipe is read to its end; a FIFO with no writer is empty,
+ * not waited for. What was read is wiped before an error frees it: the
+ * file may hold a secret.
  */
 int	 util_read_file(const char *path, size_t max, char **bufp, size_t *lenp);
 

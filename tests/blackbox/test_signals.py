@@ -6,13 +6,14 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from conftest import (MINIMAL_RULES, SAN, SLOW, T, agent, closed, config_text, free_port, recv,
-                      run)
+from conftest import (CHATMOND, MINIMAL_RULES, SAN, SLOW, T, agent, closed, config_text, free_port,
+                      recv, run)
 from test_cli import macro_bomb
 
 
@@ -244,3 +245,26 @@ def test_reloads_of_the_default_pack_do_not_grow_memory(daemon, backend):
     grown = (rss_kib(d.pid) - start) / 1024
     print(f"\nRELOAD-RSS grown {grown:.1f} MiB")
     assert grown < 40, f"RSS grew {grown:.0f} MiB over six reloads"
+
+
+def test_a_fifo_in_the_rules_directory_holds_nothing(daemon, backend, tmp_path):
+    """A FIFO named like a rule file, nobody writing to it: `chatmond -t`
+    answers, a SIGHUP reloads (its open no longer blocks the reload thread
+    for good: it reads as an empty file) and SIGTERM stops the daemon
+    (whose exit waited for that thread)."""
+    rules = tmp_path / "rules"
+    shutil.copytree(MINIMAL_RULES, rules)
+    os.mkfifo(rules / "zz.yaml")
+    conf = tmp_path / "check.yaml"
+    conf.write_text(f"rules: {rules}\n", encoding="utf-8")
+    p = subprocess.run([CHATMOND, "-c", str(conf), "-t"], capture_output=True, text=True,
+                       timeout=10 * SLOW)
+    assert p.returncode == 0, p.stderr
+    os.unlink(rules / "zz.yaml")
+    b = backend()
+    d = daemon(b.port, rules=str(rules), level="info")
+    os.mkfifo(rules / "zz.yaml")
+    mark = len(d.log())
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"main: reload: configuration reloaded", T, mark)
+    assert d.stop(timeout=T) == 0
