@@ -319,6 +319,21 @@ err:
  * message). What is bound at start (the listener, the admin address,
  * lws's connect timeout) is kept and reported.
  */
+/* A path a reload cannot change live: kept as it was, and the log says so. */
+static void
+chatmond_keep_str(char **nv, const char *ov, const char *key)
+{
+	if ((*nv == NULL) == (ov == NULL) && (*nv == NULL ||
+	    strcmp(*nv, ov) == 0))
+		return;
+	log_warnx("main: reload: %s cannot change live, keeping %s", key,
+	    ov != NULL ? ov : "none");
+	free(*nv);
+	*nv = NULL;
+	if (ov != NULL && (*nv = strdup(ov)) == NULL)
+		fatal("main: reload: strdup");
+}
+
 static void
 chatmond_on_reloaded(evutil_socket_t fd, short what, void *arg)
 {
@@ -367,17 +382,11 @@ chatmond_on_reloaded(evutil_socket_t fd, short what, void *arg)
 		    (unsigned long long)old->limits.connect_timeout_ms);
 		nc->limits.connect_timeout_ms = old->limits.connect_timeout_ms;
 	}
-	if ((nc->redis.spool == NULL) != (old->redis.spool == NULL) ||
-	    (nc->redis.spool != NULL && strcmp(nc->redis.spool, old->redis.spool) != 0)) {
-		/* the outbox holds the spool open from the start: say so, keep it */
-		log_warnx("main: reload: redis.spool cannot change live, keeping %s",
-		    old->redis.spool != NULL ? old->redis.spool : "none");
-		free(nc->redis.spool);
-		nc->redis.spool = NULL;
-		if (old->redis.spool != NULL &&
-		    (nc->redis.spool = strdup(old->redis.spool)) == NULL)
-			fatal("main: reload: strdup");
-	}
+	/* the outbox holds the spool open from the start: say so, keep it */
+	chatmond_keep_str(&nc->redis.spool, old->redis.spool, "redis.spool");
+	/* the upstream's TLS context is made once, at start */
+	chatmond_keep_str(&nc->upstream_tls.ca, old->upstream_tls.ca,
+	    "upstream_tls.ca");
 	session_server_set_config(d->srv, nc);
 	admin_set_config(d->admin, nc);
 	log_set_level(nc->log_level);

@@ -322,6 +322,30 @@ def test_wss_upstream_verified_by_name_and_ca(daemon, backend, pki):
         assert run(chat(d3))
 
 
+def test_upstream_ca_changed_by_a_reload_is_kept_and_said(daemon, backend, pki):
+    """upstream_tls.ca is read once, at start (docs/configuration.md: a
+    restart): a SIGHUP that names another CA reloads the rest, logs that
+    the CA is kept, and chats still reach the backend the kept CA trusts."""
+    good = make_cert(pki, "backend")
+    ca, other = os.path.join(pki, "ca.pem"), os.path.join(pki, "otherca.pem")
+    b = backend("--tls-cert", good[0], "--tls-key", good[1])
+    d = daemon(upstream=f"wss://localhost:{b.port}/", extra=f"upstream_tls:\n  ca: {ca}\n",
+               level="info")
+    with open(d.conf, encoding="utf-8") as f:
+        text = f.read()
+    assert ca in text
+    mark = len(d.log())
+    d.write_config(text.replace(ca, other))
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"main: reload: configuration reloaded", T, mark)
+    assert f"main: reload: upstream_tls.ca cannot change live, keeping {ca}" in d.log()[mark:]
+
+    async def chat():
+        async with ws(d) as c:
+            return await echoes(c)
+    assert run(chat())
+
+
 # --------------------------------------------------------------------------
 # 3. Origin, agent ids, proxies
 
