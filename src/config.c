@@ -2479,6 +2479,28 @@ out:
 	free(buf);
 }
 
+/* 1 when text is YAML whose document is a mapping ("{token: x}"). */
+static int
+config_yaml_is_map(const char *text)
+{
+	yaml_parser_t	 parser;
+	yaml_document_t	 doc;
+	yaml_node_t	*root;
+	int		 map = 0;
+
+	if (!yaml_parser_initialize(&parser))
+		return 0;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text,
+	    strlen(text));
+	if (yaml_parser_load(&parser, &doc)) {
+		root = yaml_document_get_root_node(&doc);
+		map = root != NULL && root->type == YAML_MAPPING_NODE;
+		yaml_document_delete(&doc);
+	}
+	yaml_parser_delete(&parser);
+	return map;
+}
+
 /*
  * One "-o key.path=value". The value is YAML ("[end,close]" is a list), but
  * a key that wants one value takes text that is not a YAML scalar as
@@ -2509,7 +2531,8 @@ config_load_override(struct config_ctx *ctx, const char *ov)
 		config_oom(ctx);
 		return;
 	}
-	if (strcmp(key, "admin") == 0) {	/* the shorthand, as in a file */
+	/* the shorthand, as in a file; a mapping is the section */
+	if (strcmp(key, "admin") == 0 && !config_yaml_is_map(eq + 1)) {
 		free(key);
 		if ((key = strdup("admin.listen")) == NULL) {
 			config_oom(ctx);

@@ -5,10 +5,11 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
-from conftest import (CHATMON, CHATMOND, MINIMAL_RULES, SLOW, agent, closed, config_text,
+from conftest import (CHATMON, CHATMOND, MINIMAL_RULES, SLOW, T, agent, closed, config_text,
                       free_port, recv, run)
 
 
@@ -103,6 +104,22 @@ def test_override_wins(daemon, backend):
             assert (await closed(ws))[0] == 1009
     run(main())
     assert "relay_turn" not in d.log()          # the second -o counts as well
+
+
+def test_override_admin_as_a_section(daemon, backend):
+    """-o admin=HOST:PORT is the shorthand for admin.listen, as in a file; a
+    mapping is the section, as in a file too (it was taken for an address)."""
+    b = backend()
+    port = free_port()
+    d = daemon(b.port, args=["-o", f"admin={{listen: 127.0.0.1:{port}, token: s3cret}}"])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=T) as r:
+        assert r.status == 200
+    assert d.proc.poll() is None
+    port2 = free_port()
+    d2 = daemon(b.port, args=["-o", f"admin=127.0.0.1:{port2}"])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port2}/healthz", timeout=T) as r:
+        assert r.status == 200
+    assert d2.proc.poll() is None
 
 
 # ---------------------------------------------------------------- hostile files
