@@ -1310,9 +1310,10 @@ rules_load_dir(const char *dir, unsigned flags, struct sbuf *errs)
 	}
 	while ((de = readdir(dp)) != NULL) {
 		l = strlen(de->d_name);
-		if (de->d_name[0] == '.' || l < 6 ||
-		    (strcmp(de->d_name + l - 5, ".yaml") != 0 &&
-		    strcmp(de->d_name + l - 4, ".yml") != 0))
+		/* NAME.yaml or NAME.yml, NAME not empty */
+		if (de->d_name[0] == '.' ||
+		    !((l > 5 && strcmp(de->d_name + l - 5, ".yaml") == 0) ||
+		    (l > 4 && strcmp(de->d_name + l - 4, ".yml") == 0)))
 			continue;
 		if ((np = realloc(paths, (n + 1) * sizeof(*np))) == NULL)
 			goto oom;

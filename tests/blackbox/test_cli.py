@@ -122,6 +122,19 @@ def test_override_admin_as_a_section(daemon, backend):
     assert d2.proc.poll() is None
 
 
+@pytest.mark.parametrize("name", ["a.yml", "ab.yml", "a.yaml"])
+def test_a_short_rule_file_name_is_loaded(tmp_path, name):
+    """Every NAME.yaml or NAME.yml of the rules directory is loaded, however
+    short NAME is (a.yml was passed over: only names of 6 bytes or more)."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(os.path.join(MINIMAL_RULES, "minimal.yaml"), rules / name)
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"rules: {rules}\n", encoding="utf-8")
+    r = sh(CHATMOND, "-c", str(conf), "-t")
+    assert r.returncode == 0, r.stderr
+
+
 # ---------------------------------------------------------------- hostile files
 
 def macro_bomb(levels=26):
