@@ -2479,7 +2479,7 @@ out:
 	free(buf);
 }
 
-/* 1 when text is YAML whose document is a mapping ("{token: x}"). */
+/* 1 when text is YAML whose document is a mapping ("{token: x}"), 0 not, -1 out of memory. */
 static int
 config_yaml_is_map(const char *text)
 {
@@ -2489,14 +2489,16 @@ config_yaml_is_map(const char *text)
 	int		 map = 0;
 
 	if (!yaml_parser_initialize(&parser))
-		return 0;
+		return -1;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text,
 	    strlen(text));
 	if (yaml_parser_load(&parser, &doc)) {
 		root = yaml_document_get_root_node(&doc);
 		map = root != NULL && root->type == YAML_MAPPING_NODE;
 		yaml_document_delete(&doc);
-	}
+	} else if (parser.error == YAML_MEMORY_ERROR ||
+	    parser.error == YAML_NO_ERROR)
+		map = -1;
 	yaml_parser_delete(&parser);
 	return map;
 }
@@ -2515,7 +2517,7 @@ config_load_override(struct config_ctx *ctx, const char *ov)
 	const struct config_key	*k;
 	const char		*eq, *val, *why;
 	char			*key = NULL, q[CONFIG_QUOTE];
-	int			 loaded, verbatim, id;
+	int			 loaded, verbatim, id, map;
 
 	ctx->ovr = ov;
 	ctx->line = 0;
@@ -2532,8 +2534,13 @@ config_load_override(struct config_ctx *ctx, const char *ov)
 		return;
 	}
 	/* the shorthand, as in a file; a mapping is the section */
-	if (strcmp(key, "admin") == 0 && !config_yaml_is_map(eq + 1)) {
+	if (strcmp(key, "admin") == 0 && (map = config_yaml_is_map(eq + 1)) != 1) {
 		free(key);
+		key = NULL;
+		if (map == -1) {
+			config_oom(ctx);
+			return;
+		}
 		if ((key = strdup("admin.listen")) == NULL) {
 			config_oom(ctx);
 			return;
