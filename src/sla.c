@@ -10,7 +10,10 @@
  * ending an agent's conversations costs what that agent has, not a scan.
  * A round's three deadlines are wall times computed when it opens, so the
  * next deadline is a minimum of three, and a configuration change only
- * reaches rounds that open later.
+ * reaches rounds that open later. What the round is judged by when it
+ * closes (service hours, cap, rate) is held the same way: an open round
+ * points at its tag's settings as they were when it opened, one shared,
+ * reference-counted copy per tag and configuration, not a copy per round.
  *
  * Conversations of many shops share the engine: a conversation keeps the
  * (shop, queue) tag of its first turn, each tag carries the settings its
@@ -40,8 +43,9 @@
  *   such that at least 90 % of the rounds took at most v seconds, each
  *   round's time rounded up to the second, reported as v * 1000 ms (never
  *   above the cap): an upper bound for 90 % of the real times.
- * - An answered round's wait is measured under the hours in force when it
- *   closes; a conversation's idle end moves with each turn, under the
+ * - A round's wait is measured, capped and rated under the settings it
+ *   opened with, whatever a reload changed meanwhile (docs/sla.md, "Many
+ *   shops"); a conversation's idle end moves with each turn, under the
  *   idle_ms in force at that turn, in service time while a round is open
  *   and in wall time while none is (sla_idle_at).
  */
@@ -84,6 +88,19 @@ struct sla_days {
 };
 
 /*
+ * A tag's settings as rounds opened under them: immutable, shared by the
+ * tag (while they are its settings) and by every conversation whose round
+ * opened under them, and freed with the last of these. A reload gives the
+ * tag new settings and lets go of its reference; the rounds already open
+ * keep theirs.
+ */
+struct sla_terms {
+	size_t		 refs;
+	struct sla_config cfg;
+	struct sla_days	 days;
+};
+
+/*
  * A (shop, queue) that conversations belong to, with the settings their
  * rounds are judged by: the policy of (shop, queue), else of (shop, ""),
  * else the engine's own. Tag 0 is ("", ""), the engine's own settings.
@@ -91,6 +108,7 @@ struct sla_days {
 struct sla_tag {
 	struct sla_config cfg;
 	struct sla_days	 days;
+	struct sla_terms *terms;	/* cfg and days, shared; or NULL */
 	uint32_t	 hash;
 	const char	*queue;		/* in name, after the shop's NUL */
 	char		 shop[];
@@ -101,6 +119,7 @@ struct sla_conv {
 	struct sla_conv	*anext;		/* the agent's conversations */
 	struct sla_conv	*aprev;
 	void		*udata;
+	struct sla_terms *terms;	/* its last round's (NULL: the tag's) */
 	int64_t		 idle_at;	/* ends here unless a turn comes */
 	int64_t		 opened;	/* the open round's start */
 	int64_t		 due[SLA_NEV];	/* the open round's events (wall) */
@@ -117,8 +136,11 @@ struct sla_conv {
 	char		 id[];		/* len bytes, then a NUL for printing */
 };
 
-/* A million open rounds must stay small: the record, without its id. */
-_Static_assert(sizeof(struct sla_conv) <= 120, "sla_conv grew");
+/*
+ * A million open rounds must stay small: the record, without its id (a
+ * pointer to its round's settings, shared, costs 8 bytes, not a copy).
+ */
+_Static_assert(sizeof(struct sla_conv) <= 128, "sla_conv grew");
 
 /* An agent within one (shop, queue): what the figures are kept by. */
 struct sla_agent {
@@ -678,15 +700,16 @@ sla_buyer_day(struct sla *s, uint32_t ai, const char *cid, size_t clen,
 
 /*
  * One round of conversation cid (NULL: not known), closed or ended at
- * `at`, into an agent's figures and its day's; unanswered rounds count as
- * the cap.
+ * `at`, into an agent's figures and its day's, capped and rated by cfg
+ * (the settings the round opened with); unanswered rounds count as the
+ * cap.
  */
 static void
-sla_agent_record(struct sla *s, uint32_t ai, int answered, uint64_t ms,
-    int first, int64_t at, const char *cid, size_t clen)
+sla_agent_record(struct sla *s, uint32_t ai, const struct sla_config *cfg,
+    int answered, uint64_t ms, int first, int64_t at, const char *cid,
+    size_t clen)
 {
 	struct sla_agent	*a = s->agents[ai];
-	const struct sla_config	*cfg = &s->tags[a->tag]->cfg;
 	struct sla_sums		*d;
 	uint64_t		 v = cfg->cap_ms;
 	size_t			 h;
@@ -949,6 +972,59 @@ sla_round_set(struct sla *s, struct sla_conv *c, const struct sla_conv_state *st
 	s->nopen += c->open;
 }
 
+/* Lets go of a reference to x (NULL: none); the last frees it. */
+static void
+sla_terms_unref(struct sla_terms *x)
+{
+	if (x != NULL && --x->refs == 0)
+		free(x);
+}
+
+/*
+ * A reference to tag t's settings as they are now, shared by every round
+ * that opens under them (made by the first); NULL on ENOMEM.
+ */
+static struct sla_terms *
+sla_terms_ref(struct sla_tag *t)
+{
+	if (t->terms == NULL) {
+		if ((t->terms = malloc(sizeof(*t->terms))) == NULL)
+			return NULL;
+		t->terms->refs = 1;	/* the tag's own */
+		t->terms->cfg = t->cfg;
+		t->terms->days = t->days;
+	}
+	t->terms->refs++;
+	return t->terms;
+}
+
+/*
+ * c's round is judged by its tag's settings as they are now. On ENOMEM it
+ * holds none and is judged by its tag's settings at its close (what a
+ * reload meanwhile changed then counts).
+ */
+static void
+sla_conv_take_terms(struct sla *s, struct sla_conv *c)
+{
+	struct sla_terms	*x = sla_terms_ref(s->tags[c->tag]);
+
+	sla_terms_unref(c->terms);
+	c->terms = x;
+}
+
+/* The settings c's round is judged by: those it opened with. */
+static const struct sla_config *
+sla_conv_cfg(const struct sla *s, const struct sla_conv *c)
+{
+	return c->terms != NULL ? &c->terms->cfg : &s->tags[c->tag]->cfg;
+}
+
+static const struct sla_days *
+sla_conv_days(const struct sla *s, const struct sla_conv *c)
+{
+	return c->terms != NULL ? &c->terms->days : &s->tags[c->tag]->days;
+}
+
 static void
 sla_round_open(struct sla *s, struct sla_conv *c, int64_t now)
 {
@@ -958,6 +1034,7 @@ sla_round_open(struct sla *s, struct sla_conv *c, int64_t now)
 	/* an unanswered transfer stays with the agent who had it (domain.md) */
 	c->ragent = c->agent;
 	sla_round_set(s, c, &st);
+	sla_conv_take_terms(s, c);
 }
 
 /* c's open round, closed or ended at `at` by agent ai, to the round callback. */
@@ -991,10 +1068,10 @@ sla_round_close(struct sla *s, struct sla_conv *c, int64_t now)
 
 	/* the daemon in Redis mode does neither: nothing to count then */
 	if (s->charging || s->round_cb != NULL) {
-		ms = sla_days_ms(&s->tags[c->tag]->days, c->opened, now);
+		ms = sla_days_ms(sla_conv_days(s, c), c->opened, now);
 		if (s->charging)
-			sla_agent_record(s, c->agent, 1, ms, c->first, now,
-			    c->id, c->len);
+			sla_agent_record(s, c->agent, sla_conv_cfg(s, c), 1, ms,
+			    c->first, now, c->id, c->len);
 		sla_round_report(s, c, c->agent, 1, ms, now);
 	}
 	c->open = 0;
@@ -1015,12 +1092,11 @@ sla_conv_finish(struct sla *s, struct sla_conv *c, int64_t at)
 	sla_conv_flush(s, c, at);
 	if (c->open) {
 		if (s->charging)
-			sla_agent_record(s, c->ragent, 0, 0,
-			    c->first, at, c->id, c->len);
+			sla_agent_record(s, c->ragent, sla_conv_cfg(s, c), 0,
+			    0, c->first, at, c->id, c->len);
 		if (s->round_cb != NULL)
 			sla_round_report(s, c, c->ragent, 0,
-			    sla_days_ms(&s->tags[c->tag]->days, c->opened, at),
-			    at);
+			    sla_days_ms(sla_conv_days(s, c), c->opened, at), at);
 		s->nopen--;
 	}
 	for (pp = &s->buckets[c->hash & (s->nbuckets - 1)]; *pp != c;
@@ -1031,6 +1107,7 @@ sla_conv_finish(struct sla *s, struct sla_conv *c, int64_t at)
 	s->nconv--;
 	if (s->release != NULL)
 		s->release(c, c->udata, s->arg);
+	sla_terms_unref(c->terms);
 	free(c);
 }
 
@@ -1055,9 +1132,12 @@ sla_sums_grow(struct sla_sums *u, size_t n)
 	u->nhist = n;
 }
 
+/* New settings for t's rounds to open with; those open keep theirs. */
 static void
 sla_tag_set(struct sla_tag *t, const struct sla_config *cfg)
 {
+	sla_terms_unref(t->terms);
+	t->terms = NULL;
 	t->cfg = *cfg;
 	if (t->cfg.nhours > SLA_MAX_HOURS)
 		t->cfg.nhours = SLA_MAX_HOURS;
@@ -1272,6 +1352,7 @@ sla_free(struct sla *s)
 			next = c->hnext;
 			if (s->release != NULL)
 				s->release(c, c->udata, s->arg);
+			sla_terms_unref(c->terms);
 			free(c);
 		}
 	free(s->buckets);
@@ -1283,8 +1364,10 @@ sla_free(struct sla *s)
 	free(s->agents);
 	free(s->order);
 	free(s->aslots);
-	for (i = 0; s->tags != NULL && i < s->ntags; i++)
+	for (i = 0; s->tags != NULL && i < s->ntags; i++) {
+		sla_terms_unref(s->tags[i]->terms);
 		free(s->tags[i]);
+	}
 	free(s->tags);
 	sla_policies_clear(&s->pol);
 	free(s->bdays);
@@ -1385,6 +1468,7 @@ sla_conv_put(struct sla *s, const char *conv, size_t len, const char *agent,
 	struct sla_conv	*c;
 	uint32_t	 h, ai = 0;
 	uint16_t	 tag;
+	int		 keep;
 
 	if (conv == NULL && len > 0)
 		return NULL;
@@ -1402,6 +1486,13 @@ sla_conv_put(struct sla *s, const char *conv, size_t len, const char *agent,
 		agent = c != NULL ? s->agents[c->agent]->id : "";
 	if ((ai = sla_agent_intern(s, agent, tag)) == SLA_NOAGENT)
 		return NULL;
+	/*
+	 * The round this engine opened keeps the settings it opened with; one
+	 * opened elsewhere, or that turned out another shop's, is judged by
+	 * its shop's settings from here on.
+	 */
+	keep = c != NULL && c->terms != NULL && c->tag == tag &&
+	    c->opened == st->opened;
 	if (c == NULL && (c = sla_conv_new(s, conv, len, h, tag)) == NULL)
 		return NULL;
 	c->tag = tag;
@@ -1412,6 +1503,12 @@ sla_conv_put(struct sla *s, const char *conv, size_t len, const char *agent,
 	c->ragent = c->agent;
 	c->idle_at = st->idle_at;
 	sla_round_set(s, c, st);
+	if (!keep && st->open)
+		sla_conv_take_terms(s, c);
+	else if (!keep) {
+		sla_terms_unref(c->terms);
+		c->terms = NULL;
+	}
 	return c;
 }
 
@@ -1440,13 +1537,33 @@ sla_account(struct sla *s, const char *agent, const char *shop,
 void
 sla_charge_round(struct sla *s, const struct sla_round *r)
 {
-	uint32_t	 ai;
+	const struct sla_config	*cfg;
+	const struct sla_days	*days;
+	const struct sla_conv	*c = NULL;
+	uint32_t		 ai;
+	uint16_t		 tag;
 
 	if ((ai = sla_account(s, r->agent, r->shop, r->queue)) == SLA_NOAGENT)
 		return;
-	sla_agent_record(s, ai, r->answered, r->answered ?
-	    sla_days_ms(&s->tags[s->agents[ai]->tag]->days, r->opened, r->at) :
-	    0, r->first, r->at, r->conversation, r->conversation_len);
+	tag = s->agents[ai]->tag;
+	/*
+	 * The very round this engine holds (the same open time, in the same
+	 * shop) is judged by the settings it opened with; any other by its
+	 * shop's now: the store does not keep a round's settings.
+	 */
+	if (r->conversation != NULL)
+		c = sla_find(s, r->conversation, r->conversation_len);
+	if (c != NULL && c->terms != NULL && c->tag == tag &&
+	    c->opened == r->opened) {
+		cfg = &c->terms->cfg;
+		days = &c->terms->days;
+	} else {
+		cfg = &s->tags[tag]->cfg;
+		days = &s->tags[tag]->days;
+	}
+	sla_agent_record(s, ai, cfg, r->answered, r->answered ?
+	    sla_days_ms(days, r->opened, r->at) : 0, r->first, r->at,
+	    r->conversation, r->conversation_len);
 }
 
 void
@@ -1537,7 +1654,7 @@ sla_conv_wait(const struct sla *s, const struct sla_conv *c, int64_t now)
 {
 	if (!c->open)
 		return 0;
-	return sla_days_ms(&s->tags[c->tag]->days, c->opened, now);
+	return sla_days_ms(sla_conv_days(s, c), c->opened, now);
 }
 
 const char *

@@ -91,7 +91,11 @@ typedef void (*sla_release_cb)(struct sla_conv *, void *udata, void *arg);
 /* cfg is copied. NULL on ENOMEM. */
 struct sla *sla_new(const struct sla_config *cfg, sla_emit_cb emit,
 	    sla_release_cb release, void *arg);
-/* Applies to rounds that open from now on; open rounds keep their deadlines. */
+/*
+ * Applies to rounds that open from now on; open rounds keep their
+ * deadlines, and are measured, capped and rated when they close or end by
+ * the settings they opened with.
+ */
 void	sla_set_config(struct sla *, const struct sla_config *cfg);
 
 /*
@@ -233,6 +237,9 @@ void	sla_set_charging(struct sla *, int on);
  * "": none), as the round callback reports it: answered at `at`, or ended
  * unanswered at `at` (waited_ms is not read: it is measured here). Its
  * conversation (NULL: not known) is what a per-buyer-per-day rate counts.
+ * It is measured, capped and rated by the settings the engine held it
+ * with when the engine holds that conversation with that round (same
+ * shop, same open time, open or closed here), else by its shop's now.
  */
 struct sla_round;
 void	sla_charge_round(struct sla *, const struct sla_round *);

@@ -9,7 +9,8 @@ charged to (shop, queue, agent); a conversation keeps the shop of its first
 turn; the shop may come from the frame (protocol.shop) or from the agent's
 URL (shop_id); queues have their own thresholds; a shop's rule packs and
 rules_off apply in that shop only; SIGHUP changes one shop and leaves the
-other's open rounds alone; `chatmon replay` gives the same alerts and the
+other's open rounds alone, and a round open across it is judged by the
+hours and rate it opened with; `chatmon replay` gives the same alerts and the
 figures by shop and queue, in each shop's service hours; shops_unknown:
 refuse refuses at the handshake (403) and drops frames; `chatmond -t`
 points at the line of a bad shop.
@@ -596,6 +597,60 @@ def test_reload_changes_one_shop_only(shopd, backend, redis_server, short, tmp_p
     # tm's round opened after the reload takes the new 1 s
     a = due(seen, "t-1", "sla.breach", 1000)
     assert (a["shop"], a["threshold_ms"]) == ("tm", 1000), a
+
+
+def test_reload_judges_an_open_round_by_its_own_settings(shopd, backend, redis_server,
+                                                         short):
+    """docs/sla.md: a round open across a SIGHUP is measured, capped and rated
+    at its close by the settings it opened with. The reviewer's case, Redis
+    holding the rounds (the daemon's default): 1 s first response, 1.5 s
+    rate, no hours; after the breach the configuration gets service hours
+    that exclude now and a 10 s rate; the reply 2.5 s after the turn counts
+    2.5 s, outside the rate (it counted 0 ms, within). A round opened after
+    the reload takes the new hours and rate: 0 ms, within."""
+    r = redis_server()
+    b = backend(script="customer.py")
+    sla = {"first_response": "1s", "reply": "1s", "warn_at": "0.5", "escalate": "20s",
+           "rate": "1500ms", "timezone": "UTC"}
+    d = shopd(b.port, r.url(), "", sla=sla)
+    s = script(short, "rounds", [(0, frame("o-1", "在吗")), (3500, frame("n-1", "在吗"))])
+
+    async def until(ws, pred):
+        while True:
+            f = json.loads(await recv(ws))
+            if pred(f):
+                return f
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=alice") as ws:
+            await until(ws, lambda f: f.get("conversation") == "o-1")
+            opened = time.monotonic()
+            await until(ws, lambda f: f.get("type") == "chatmon.warning" and
+                        f["alert"]["type"] == "sla.breach")
+            mark = len(d.log())
+            # hours from 2 h to 3 h from now: the clock stands still now
+            d.write_config(d.text(sla=dict(sla, rate="10s",
+                                           hours=f'["{window(0, -2, 3)}"]')))
+            d.signal(signal.SIGHUP)
+            d.wait_log(r"^chatmond: info: main: reload: configuration reloaded", T, mark)
+            assert time.monotonic() - opened < 2.2, "the reload took too long"
+            await asyncio.sleep(opened + 2.5 - time.monotonic())
+            await ws.send(frame("o-1", "亲,在的"))
+            waited = time.monotonic() - opened
+            await until(ws, lambda f: f.get("conversation") == "n-1" and
+                        f.get("type") == "message")
+            await asyncio.sleep(0.3)
+            await ws.send(frame("n-1", "亲,在的"))
+            wait_for(lambda: agent_series(metrics(d.admin), "chatmon_agent_answered_total",
+                                          "alice") == {("", ""): 2}, T, "both rounds charged")
+            return waited
+    waited = run(main())
+    m = metrics(d.admin)
+    # o-1: its wait as it opened (no hours), outside its 1.5 s rate; n-1: 0 s, within 10 s
+    mean = agent_series(m, "chatmon_agent_response_mean_seconds", "alice")[("", "")]
+    assert abs(mean - waited / 2) <= TOL, (mean, waited)
+    assert agent_series(m, "chatmon_agent_reply_rate", "alice") == {("", ""): 0.5}
+    assert agent_series(m, "chatmon_agent_breaches_total", "alice") == {("", ""): 1}
 
 
 # --------------------------------------------------------------------------

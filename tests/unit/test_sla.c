@@ -2155,6 +2155,112 @@ test_shops_reload(void **state)
 }
 
 /*
+ * A reload changes the rounds that open afterwards only: a round open
+ * across it is measured, capped and rated at its close (or end) by the
+ * hours, cap and rate it opened with, whether the engine charges it or the
+ * caller does (sla_charge_round, the daemon with Redis), and whether the
+ * settings are the top level's or a shop's.
+ */
+static void
+test_reload_keeps_open_rounds(void **state)
+{
+	struct sla_config	 cfg, cfg2;
+	struct sla_policy	 pol[1];
+	struct sla		*s;
+	struct sla_conv		*c;
+	struct sla_conv_state	 st;
+	struct sla_figures	 f;
+	int64_t			 t8 = T0 + HM(8, 0) * MIN;
+
+	(void)state;
+	base_cfg(&cfg);
+	cfg.rate_ms = 20 * SEC;
+	cfg2 = cfg;
+	cfg2.rate_ms = 60 * SEC;
+	cfg2.cap_ms = 10 * SEC;
+	add_hours(&cfg2, HM(8, 0), HM(9, 0));	/* not at T0, midnight */
+	pol[0] = (struct sla_policy){ "a", "", cfg };
+	s = new_sla(&cfg);
+	assert_int_equal(sla_set_policies(s, pol, 1), 0);
+	turn(s, "old", "amy", 1, 1, T0);
+	turn(s, "gone", "cy", 1, 1, T0);
+	c = turn(s, "wait", "cy", 1, 1, T0);
+	shop_turn(s, "shop", "amy", "a", "", 1, T0);
+	sla_set_config(s, &cfg2);
+	pol[0].cfg = cfg2;
+	assert_int_equal(sla_set_policies(s, pol, 1), 0);
+	/* still waiting in the old hours: 50 s, not 0 */
+	assert_int_equal(sla_conv_wait(s, c, T0 + 50 * SEC), 50 * SEC);
+	/* 40 s by the old settings: not 0, not capped at 10 s, not within */
+	REPLY(s, "old", "amy", T0 + 40 * SEC);
+	f = fig(s, "amy");
+	assert_int_equal(f.rounds, 1);
+	assert_int_equal(f.mean_ms, 40 * SEC);
+	assert_int_equal(f.within_rate, 0);
+	shop_turn(s, "shop", "amy", "a", "", 0, T0 + 40 * SEC);
+	f = shop_fig(s, "a", "", "amy");
+	assert_int_equal(f.mean_ms, 40 * SEC);
+	assert_int_equal(f.within_rate, 0);
+	/* unanswered: the old cap, 600 s, not the new 10 s */
+	sla_end(s, find(s, "gone"), T0 + 100 * SEC);
+	assert_int_equal(fig(s, "cy").mean_ms, 600 * SEC);
+	/* a round opened after the reload: its hours, cap and rate */
+	turn(s, "new", "bob", 1, 1, t8 - MIN);
+	REPLY(s, "new", "bob", t8 + 30 * SEC);
+	f = fig(s, "bob");
+	assert_int_equal(f.mean_ms, 10 * SEC);	/* 30 s of service, capped */
+	assert_int_equal(f.within_rate, 1);
+	/* the same round of a conversation held here opens with the new ones */
+	turn(s, "old", "amy", 1, 1, t8 - MIN);
+	REPLY(s, "old", "amy", t8 + 30 * SEC);
+	f = fig(s, "amy");
+	assert_int_equal(f.rounds, 2);
+	assert_int_equal(f.mean_ms, 25 * SEC);	/* (40 + 10) / 2 */
+	assert_int_equal(f.within_rate, 1);
+	sla_free(s);
+
+	/* the caller charges (Redis): the round held here keeps its settings */
+	s = new_sla(&cfg);
+	sla_set_charging(s, 0);
+	c = turn(s, "r-1", "dee", 1, 1, T0);
+	sla_conv_get(c, &st);
+	assert_ptr_equal(sla_conv_put(s, "r-1", 3, "dee", NULL, NULL, &st), c);
+	sla_set_config(s, &cfg2);
+	assert_ptr_equal(sla_conv_put(s, "r-1", 3, "dee", NULL, NULL, &st), c);
+	REPLY(s, "r-1", "dee", T0 + 40 * SEC);
+	assert_int_equal(fig(s, "dee").rounds, 0);
+	sla_charge_round(s, &(struct sla_round){ .agent = "dee", .shop = "",
+	    .queue = "", .conversation = "r-1", .conversation_len = 3,
+	    .opened = T0, .at = T0 + 40 * SEC, .answered = 1, .first = 1 });
+	f = fig(s, "dee");
+	assert_int_equal(f.rounds, 1);
+	assert_int_equal(f.mean_ms, 40 * SEC);
+	assert_int_equal(f.within_rate, 0);
+	/* a round not held here: its shop's settings now */
+	sla_charge_round(s, &(struct sla_round){ .agent = "eve", .shop = "",
+	    .queue = "", .conversation = "r-2", .conversation_len = 3,
+	    .opened = T0, .at = t8 + 30 * SEC, .answered = 1, .first = 1 });
+	f = fig(s, "eve");
+	assert_int_equal(f.mean_ms, 10 * SEC);
+	assert_int_equal(f.within_rate, 1);
+	/*
+	 * a round taken from the store, opened elsewhere: the settings when
+	 * it was taken here (cfg2's hours: no service time before 08:00)
+	 */
+	st.opened = T0 - SEC;
+	assert_non_null(sla_conv_put(s, "r-3", 3, "fay", NULL, NULL, &st));
+	sla_set_config(s, &cfg);
+	sla_charge_round(s, &(struct sla_round){ .agent = "fay", .shop = "",
+	    .queue = "", .conversation = "r-3", .conversation_len = 3,
+	    .opened = T0 - SEC, .at = T0 + 39 * SEC, .answered = 1 });
+	f = fig(s, "fay");
+	assert_int_equal(f.rounds, 1);
+	assert_int_equal(f.mean_ms, 0);
+	assert_int_equal(f.within_rate, 1);
+	sla_free(s);
+}
+
+/*
  * A shop's day is its own zone's, and ids a peer makes up cannot grow the
  * engine: past 1 023 (shop, queue) pairs, new ones count as no shop.
  */
@@ -2308,6 +2414,7 @@ main(void)
 		cmocka_unit_test_setup(test_state_put_and_charging, reset),
 		cmocka_unit_test_setup(test_shops, reset),
 		cmocka_unit_test_setup(test_shops_reload, reset),
+		cmocka_unit_test_setup(test_reload_keeps_open_rounds, reset),
 		cmocka_unit_test_setup(test_shops_day_and_limit, reset),
 		cmocka_unit_test_setup(test_rate_scopes, reset),
 	};
