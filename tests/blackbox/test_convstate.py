@@ -751,6 +751,26 @@ async def a_round_answered(d, path, conv, c):
         wait_for(lambda: c.hget(conv_key(conv), "op") == "0", 5 * SLOW, "the round closed")
 
 
+def shops_crossing(daemon, backend, redis_server, tmp_path, conv, next_at):
+    """Two instances on one Redis, shops tm (queue pre: replies in 2 s) and
+    jd (40 s); conv's first round answered on A in tm/pre. Returns Redis,
+    its client, A, B and the script whose customer turn, next_at ms after
+    the agent connects, reaches B over a jd connection naming no shop."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame(conv, "在吗,发货了吗"))])
+    s2 = script(tmp_path, "s2", [(next_at, frame(conv, "那大概几天到"))])
+    extra = SLA + ("shop_id: query:shop\nqueue_id: query:queue\nshops:\n"
+                   "  tm:\n    queues:\n      pre:\n"
+                   "        sla: {reply: 2s}\n"
+                   "  jd:\n    sla: {reply: 40s, escalate: 60s}\n")
+    a = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
+    bb = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
+    run(a_round_answered(a, f"/script?file={s1}&agent=alice&shop=tm&queue=pre", conv, c))
+    return r, c, a, bb, s2
+
+
 def test_a_round_met_over_another_shops_connection_keeps_its_shops_plans(
         daemon, backend, redis_server, tmp_path):
     """A conversation begun in shop tm (queue pre) on instance A; its next
@@ -759,20 +779,8 @@ def test_a_round_met_over_another_shops_connection_keeps_its_shops_plans(
     thresholds, in Redis and in B's engine (its breach says so), not by
     jd's: the conversation keeps the shop of its first turn wherever its
     turns come in (docs/sla.md, "Many shops")."""
-    r = redis_server()
-    c = r.client()
-    b = backend(script="customer.py")
-    s1 = script(tmp_path, "s1", [(0, frame("sx-1", "在吗,发货了吗"))])
-    s2 = script(tmp_path, "s2", [(0, frame("sx-1", "那大概几天到"))])
-    extra = SLA + ("shop_id: query:shop\nqueue_id: query:queue\nshops:\n"
-                   "  tm:\n    queues:\n      pre:\n"
-                   "        sla: {reply: 2s}\n"
-                   "  jd:\n    sla: {reply: 40s, escalate: 60s}\n")
-    a = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
-    bb = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
+    r, c, a, bb, s2 = shops_crossing(daemon, backend, redis_server, tmp_path, "sx-1", 0)
     key = conv_key("sx-1")
-
-    run(a_round_answered(a, f"/script?file={s1}&agent=alice&shop=tm&queue=pre", "sx-1", c))
 
     async def on_b():
         async with agent(bb, f"/script?file={s2}&agent=alice&shop=jd") as ws:
@@ -804,20 +812,8 @@ def test_a_round_met_over_another_shops_connection_outlives_its_instance(
     it waits in the deadline set from its open time, and A, sweeping,
     plans it by the record's shop (tm/pre) and raises its breach within
     the takeover."""
-    r = redis_server()
-    c = r.client()
-    b = backend(script="customer.py")
-    s1 = script(tmp_path, "s1", [(0, frame("sz-1", "在吗,发货了吗"))])
-    s2 = script(tmp_path, "s2", [(300, frame("sz-1", "那大概几天到"))])
-    extra = SLA + ("shop_id: query:shop\nqueue_id: query:queue\nshops:\n"
-                   "  tm:\n    queues:\n      pre:\n"
-                   "        sla: {reply: 2s}\n"
-                   "  jd:\n    sla: {reply: 40s, escalate: 60s}\n")
-    a = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
-    bb = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
+    r, c, a, bb, s2 = shops_crossing(daemon, backend, redis_server, tmp_path, "sz-1", 300)
     key = conv_key("sz-1")
-
-    run(a_round_answered(a, f"/script?file={s1}&agent=alice&shop=tm&queue=pre", "sz-1", c))
 
     async def on_b():
         async with agent(bb, f"/script?file={s2}&agent=alice&shop=jd") as ws:
