@@ -23,10 +23,13 @@ struct rulebook_shop;
  * path in the shops' `rules` (a file or a directory). NULL with every
  * error appended to errs: a pack's own ("FILE:LINE: message"), a rule id
  * defined in two packs one shop runs ("FILE:LINE: rule ID is already
- * defined in PACK", at the later pack's definition), and a rules_off id
- * none of the shop's packs has ("CONFIG:LINE: shops.ID: rules_off: no rule
- * ID in the shop's packs"). flags as rules_load_dir's. Nothing of cfg is
- * kept: the book is the caller's (rulebook_free).
+ * defined in PACK", at the later pack's definition), a shop's pack that
+ * cannot be opened ("CONFIG:LINE: shops.ID: rules: PATH: cannot open the
+ * file: reason") and a rules_off id none of the shop's packs has
+ * ("CONFIG:LINE: shops.ID: rules_off: no rule ID in the shop's packs"),
+ * each at the line of its item (config_shop's rules_line, rules_off_line;
+ * the shop's when they are NULL). flags as rules_load_dir's. Nothing of
+ * cfg is kept: the book is the caller's (rulebook_free).
  */
 struct rulebook *rulebook_load(const struct config *, unsigned flags,
 	    struct sbuf *errs);

@@ -833,3 +833,41 @@ def test_check_rules_off_and_duplicate_rule_ids(tmp_path):
     code, out, _ = check(tmp_path, "off", "shops:\n  tm:\n    rules_off: [no.such_rule]\n")
     assert code != 0, out
     assert any("tm" in l and "no.such_rule" in l for l in out.splitlines()), out
+
+
+def test_check_points_at_the_bad_rules_item(tmp_path):
+    """A rules_off id that no pack has, and a shop pack that cannot be
+    opened, are reported at the line of that item of the list (found by
+    review: rules_off named the shop's line, a missing pack no config line
+    at all and called a file a directory)."""
+    code, out, path = check(tmp_path, "off",
+                            "shops:\n"                      # 2
+                            "  tm:\n"                       # 3
+                            "    name: x\n"                 # 4
+                            "    rules_off:\n"              # 5
+                            "      - abuse.test_phrase\n"   # 6
+                            "      - no.such_rule\n"        # 7
+                            "  jd:\n"                       # 8
+                            "    rules_off: [abuse.test_phrase, other.rule]\n")  # 9
+    assert code != 0, out
+    assert f"{path}:7: shops.tm: rules_off: no rule no.such_rule in the shop's packs" \
+        in out.splitlines(), out
+    assert f"{path}:9: shops.jd: rules_off: no rule other.rule in the shop's packs" \
+        in out.splitlines(), out
+    assert "abuse.test_phrase" not in out, out
+    pack = tmp_path / "extra.yaml"
+    pack.write_text("- rule: x.one\n  category: abuse\n  severity: warn\n  action: flag\n"
+                    "  pattern: '滚滚'\n  message: x\n"
+                    "  examples:\n    match: [滚滚]\n    no_match: [好的]\n", encoding="utf-8")
+    code, out, path = check(tmp_path, "missing",
+                            "shops:\n"                      # 2
+                            "  tm:\n"                       # 3
+                            "    name: x\n"                 # 4
+                            "\n"                            # 5
+                            "    rules:\n"                  # 6
+                            "      - extra.yaml\n"          # 7
+                            "      - nope.yaml\n")          # 8
+    assert code != 0, out
+    assert f"{path}:8: shops.tm: rules: {tmp_path / 'nope.yaml'}: cannot open: " \
+        "No such file or directory" in out.splitlines(), out
+    assert "directory:" not in out and "extra.yaml" not in out, out
