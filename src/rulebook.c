@@ -386,6 +386,18 @@ rulebook_packs(const struct rulebook *b)
 	return b->npack;
 }
 
+struct rules *
+rulebook_pack_rules(const struct rulebook *b, size_t i)
+{
+	return b->pack[i].rules;
+}
+
+const char *
+rulebook_pack_path(const struct rulebook *b, size_t i)
+{
+	return b->pack[i].path;
+}
+
 size_t
 rulebook_depth(const struct rulebook *b)
 {

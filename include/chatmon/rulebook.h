@@ -47,6 +47,14 @@ struct rules *rulebook_base(const struct rulebook *);
 size_t	rulebook_count(const struct rulebook *);
 /* Packs compiled: the top-level one and each distinct path of the shops'. */
 size_t	rulebook_packs(const struct rulebook *);
+/*
+ * Pack i of rulebook_packs: 0 is the top-level one, then the shops' in the
+ * order the configuration first names them (`chatmon rules test` runs
+ * every pack's examples). Both are the book's; the path is NULL in a
+ * book of rulebook_of.
+ */
+struct rules *rulebook_pack_rules(const struct rulebook *, size_t i);
+const char *rulebook_pack_path(const struct rulebook *, size_t i);
 /* The most packs one turn runs (1 when no shop adds a pack). */
 size_t	rulebook_depth(const struct rulebook *);
 
