@@ -124,10 +124,13 @@ usage_rules(FILE *f)
 	    "       chatmon rules normalize < TEXT\n"
 	    "       chatmon rules fp [-c FILE] [--redis URL] [--since DAYS] [--json]\n"
 	    "\n"
-	    "test       loads the rules and runs every rule's examples: a table of\n"
-	    "           rules, then each failing example as FILE:LINE, then a summary\n"
-	    "           line, then what a plain chat turn costs the rules (views read,\n"
-	    "           whether the window pass can be skipped; docs/rules.md).\n"
+	    "test       loads the rules as chatmond does (with -c, the shops' packs\n"
+	    "           and rules_off too) and runs every rule's examples: a table of\n"
+	    "           rules (a shop's pack's after a line naming it, its shops and\n"
+	    "           its cost), then each failing example as FILE:LINE, then a\n"
+	    "           summary line of every pack, then what a plain chat turn costs\n"
+	    "           the top-level pack (views read, whether the window pass can be\n"
+	    "           skipped; docs/rules.md).\n"
 	    "           Exit status: 0 every example passed; 1 an example failed\n"
 	    "           or the rules cannot be loaded; 2 a usage error.\n"
 	    "normalize  prints each line of standard input as rules see it\n"
@@ -138,35 +141,10 @@ usage_rules(FILE *f)
 }
 
 /*
- * The rule set named by --rules or by the configuration; NULL with errors
- * printed. With cfgp, the configuration too (every key at its default when
- * --rules names the rules); the caller frees it.
- */
-static struct rules *
-load_rules(const char *cfgpath, const char *dir, unsigned flags,
-    struct config **cfgp)
-{
-	struct config	*cfg = NULL;
-	struct rules	*r = NULL;
-	struct sbuf	 errs;
-
-	sbuf_init(&errs);
-	if ((cfg = config_load(dir == NULL ? cfgpath : NULL, NULL, 0, &errs)) == NULL)
-		goto out;
-	r = rules_load_dir(dir != NULL ? dir : cfg->rules, flags, &errs);
-out:
-	fputs(sbuf_str(&errs), stderr);
-	sbuf_free(&errs);
-	if (cfgp != NULL && r != NULL)
-		*cfgp = cfg;
-	else
-		config_free(cfg);
-	return r;
-}
-
-/*
- * load_rules' book: the configuration's top-level pack (or --rules DIR's,
- * the configuration's defaults otherwise) and its shops' packs.
+ * The rule book named by --rules DIR (its one pack, every other key at its
+ * default) or by the configuration (its top-level pack and its shops'
+ * packs, as chatmond loads them); NULL with errors printed. With cfgp, the
+ * configuration too; the caller frees both.
  */
 static struct rulebook *
 load_book(const char *cfgpath, const char *dir, unsigned flags,
@@ -601,6 +579,7 @@ struct test_row {
 struct test_state {
 	struct test_row	*rows;
 	size_t		 n;
+	size_t		 start;		/* the current pack's first row */
 	struct sbuf	 fails;
 };
 
@@ -610,7 +589,7 @@ test_cb(const struct rules_example *e, void *arg)
 	struct test_state	*st = arg;
 	struct test_row		*row;
 
-	if (st->n == 0 || strcmp(st->rows[st->n - 1].rule, e->rule) != 0) {
+	if (st->n == st->start || strcmp(st->rows[st->n - 1].rule, e->rule) != 0) {
 		row = realloc(st->rows, (st->n + 1) * sizeof(*row));
 		if (row == NULL)
 			return;
@@ -659,15 +638,55 @@ cmd_normalize(void)
 	return fflush(stdout) == 0 ? rc : 1;
 }
 
+/* What a plain turn costs pack r, as one clause (docs/rules.md). */
+static void
+test_cost(const struct rules *r)
+{
+	unsigned	views, plain_views;
+	int		gate;
+
+	rules_cost(r, &views, &plain_views, &gate);
+	printf("a plain turn reads %u of %u normalised views; the window pass %s",
+	    plain_views, views, rules_window_count(r) == 0 ? "never runs (no window rule)" :
+	    gate ? "is skipped when the turns' notes show nothing to find" :
+	    "runs on every turn");
+}
+
+/*
+ * The line before the rows of a shop's pack: its path, the shops that run
+ * it, its cost. The book's paths are the configuration's strings, so they
+ * compare equal.
+ */
+static void
+test_pack_line(const struct config *cfg, const char *path,
+    const struct rules *r)
+{
+	struct sbuf	ids;
+	size_t		s, k, n = 0;
+
+	sbuf_init(&ids);
+	for (s = 0; s < cfg->nshops; s++)
+		for (k = 0; k < cfg->shops[s].rules.n; k++)
+			if (strcmp(cfg->shops[s].rules.v[k], path) == 0) {
+				sbuf_printf(&ids, "%s%s", n++ ? ", " : "",
+				    cfg->shops[s].id);
+				break;
+			}
+	printf("%s (shop%s %s): ", path, n == 1 ? "" : "s", sbuf_str(&ids));
+	test_cost(r);
+	putchar('\n');
+	sbuf_free(&ids);
+}
+
 static int
 cmd_rules(int argc, char **argv)
 {
 	struct opts		 o;
-	struct rules		*r;
+	struct config		*cfg = NULL;
+	struct rulebook		*b;
 	struct test_state	 st;
-	size_t			 i, fails, w = 4, ex = 0;
-	unsigned		 views, plain_views;
-	int			 opt, gate;
+	size_t			*start, i, p, fails = 0, w = 4, ex = 0;
+	int			 opt;
 
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
 		return usage_rules(stdout);
@@ -685,30 +704,49 @@ cmd_rules(int argc, char **argv)
 		return usage_rules(stdout);
 	if (opt == -1 || optind != argc - 1)
 		return usage_rules(stderr);
-	if ((r = load_rules(o.config, o.rules, RULES_SKIP_EXAMPLES, NULL)) == NULL)
+	/*
+	 * The book chatmond would load, shops' packs and rules_off included:
+	 * a pass here is a configuration that `chatmond -t` and a reload take.
+	 */
+	if ((b = load_book(o.config, o.rules, RULES_SKIP_EXAMPLES, &cfg)) == NULL)
 		return 1;
+	if ((start = calloc(rulebook_packs(b), sizeof(*start))) == NULL) {
+		fprintf(stderr, "chatmon: out of memory\n");
+		rulebook_free(b);
+		config_free(cfg);
+		return 1;
+	}
 	memset(&st, 0, sizeof(st));
-	fails = rules_test(r, test_cb, &st);
+	for (p = 0; p < rulebook_packs(b); p++) {
+		start[p] = st.start = st.n;
+		fails += rules_test(rulebook_pack_rules(b, p), test_cb, &st);
+	}
 	for (i = 0; i < st.n; i++) {
 		if (strlen(st.rows[i].rule) > w)
 			w = strlen(st.rows[i].rule);
 		ex += st.rows[i].total;
 	}
 	printf("%-*s  %8s  %s\n", (int)w, "RULE", "EXAMPLES", "RESULT");
-	for (i = 0; i < st.n; i++)
-		printf("%-*s  %4zu/%-3zu  %s\n", (int)w, st.rows[i].rule,
-		    st.rows[i].pass, st.rows[i].total,
-		    st.rows[i].pass == st.rows[i].total ? "ok" : "FAIL");
+	for (p = 0, i = 0; i < st.n || p < rulebook_packs(b); i++) {
+		/* each shop's pack after the top-level's, under a line of its own */
+		for (; p < rulebook_packs(b) && start[p] == i; p++)
+			if (p > 0)
+				test_pack_line(cfg, rulebook_pack_path(b, p),
+				    rulebook_pack_rules(b, p));
+		if (i < st.n)
+			printf("%-*s  %4zu/%-3zu  %s\n", (int)w, st.rows[i].rule,
+			    st.rows[i].pass, st.rows[i].total,
+			    st.rows[i].pass == st.rows[i].total ? "ok" : "FAIL");
+	}
 	fputs(sbuf_str(&st.fails), stdout);
 	printf("%zu rules, %zu examples, %zu failed\n", st.n, ex, fails);
-	rules_cost(r, &views, &plain_views, &gate);
-	printf("a plain turn reads %u of %u normalised views; the window pass %s\n",
-	    plain_views, views, rules_window_count(r) == 0 ? "never runs (no window rule)" :
-	    gate ? "is skipped when the turns' notes show nothing to find" :
-	    "runs on every turn");
+	test_cost(rulebook_base(b));
+	putchar('\n');
+	free(start);
 	free(st.rows);
 	sbuf_free(&st.fails);
-	rules_free(r);
+	rulebook_free(b);
+	config_free(cfg);
 	/* a table nobody got is no pass: a full disk, a closed pipe */
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "chatmon: rules test: cannot write the output: %s\n",

@@ -1994,7 +1994,9 @@ config_shops_free(struct config_shop *s, size_t n)
 		free(s[i].name);
 		config_list_clear(&s[i].sla.hours_text);
 		config_list_clear(&s[i].rules);
+		free(s[i].rules_line);
 		config_list_clear(&s[i].rules_off);
+		free(s[i].rules_off_line);
 		for (j = 0; j < s[i].nqueues; j++) {
 			free(s[i].queues[j].id);
 			config_list_clear(&s[i].queues[j].sla.hours_text);
@@ -2122,18 +2124,21 @@ config_level_sla(struct config_ctx *ctx, struct config_level *lv,
 
 /*
  * rules, rules_off: a string or a list of non-empty strings; word: each
- * one word (a rule id). dst is replaced only when all is well.
+ * one word (a rule id). dst and *dst_line (each item's line: the rule
+ * book's errors about an item point at it) are replaced only when all is
+ * well.
  */
 static void
 config_shop_list(struct config_ctx *ctx, const char *name, int word,
-    struct config_list *dst, yaml_document_t *doc, yaml_node_t *n)
+    struct config_list *dst, size_t **dst_line, yaml_document_t *doc,
+    yaml_node_t *n)
 {
 	struct config_list	 l = { NULL, 0 };
 	yaml_node_item_t	*it = NULL;
 	yaml_node_t		*item;
 	const char		*s;
 	char			*c, **v, q[CONFIG_QUOTE];
-	size_t			 i, nerr = ctx->nerr;
+	size_t			 i, nerr = ctx->nerr, *line = NULL, *nl;
 
 	if (n->type == YAML_MAPPING_NODE) {
 		config_err(ctx, "%s: expected a list of strings, got a mapping", name);
@@ -2165,12 +2170,18 @@ config_shop_list(struct config_ctx *ctx, const char *name, int word,
 			config_err(ctx, "%s: %s contains a space or control character",
 			    name, config_quote(q, sizeof(q), s));
 		else if (ctx->nerr == nerr) {
+			if ((nl = reallocarray(line, l.n + 1, sizeof(*nl))) == NULL) {
+				config_oom(ctx);
+				break;
+			}
+			line = nl;
 			if ((c = strdup(s)) == NULL ||
 			    (v = reallocarray(l.v, l.n + 1, sizeof(*v))) == NULL) {
 				free(c);
 				config_oom(ctx);
 				break;
 			}
+			line[l.n] = ctx->line;
 			v[l.n++] = c;
 			l.v = v;
 		}
@@ -2178,10 +2189,13 @@ config_shop_list(struct config_ctx *ctx, const char *name, int word,
 	ctx->line = config_node_line(n);
 	if (ctx->nerr != nerr) {
 		config_list_clear(&l);
+		free(line);
 		return;
 	}
 	config_list_clear(dst);
+	free(*dst_line);
 	*dst = l;
+	*dst_line = line;
 }
 
 static void	config_shop_queues(struct config_ctx *, struct config_shop *,
@@ -2250,9 +2264,11 @@ config_level_map(struct config_ctx *ctx, struct config_shop *shop,
 				config_replace(ctx, &shop->name,
 				    (const char *)val->data.scalar.value);
 		} else if (shop != NULL && strcmp(name, "rules") == 0)
-			config_shop_list(ctx, name, 0, &shop->rules, doc, val);
+			config_shop_list(ctx, name, 0, &shop->rules,
+			    &shop->rules_line, doc, val);
 		else if (shop != NULL && strcmp(name, "rules_off") == 0)
-			config_shop_list(ctx, name, 1, &shop->rules_off, doc, val);
+			config_shop_list(ctx, name, 1, &shop->rules_off,
+			    &shop->rules_off_line, doc, val);
 		else if (shop != NULL && strcmp(name, "queues") == 0)
 			config_shop_queues(ctx, shop, lv, doc, val);
 		else {

@@ -1,9 +1,12 @@
 /* rulebook: the rule packs of a configuration, each compiled once, and which of them each shop runs (pure; reads only rule files). */
 #include <sys/stat.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chatmon/rulebook.h"
 
@@ -96,9 +99,55 @@ rulebook_of(struct rules *r)
 	return b;
 }
 
-/* The pack at path, loaded when no earlier shop named it; its index. */
+/* The configuration's file, for errors about its values. */
+static const char *
+rulebook_cfg_file(const struct config *cfg)
+{
+	return cfg->file != NULL ? cfg->file : "(configuration)";
+}
+
+/* The line of item k of a shop's list: the shop's when it was not kept. */
 static size_t
-rulebook_pack_at(struct rulebook *b, const char *path, unsigned flags,
+rulebook_item_line(const struct config_shop *cs, const size_t *line, size_t k)
+{
+	return line != NULL ? line[k] : cs->line;
+}
+
+/*
+ * 0 when the pack that item k of shop cs's rules names can be opened;
+ * else -1, said at that item of the configuration: the loader's own
+ * errors name only the pack's files. O_NONBLOCK: a FIFO is not waited on
+ * here (the loader judges it).
+ */
+static int
+rulebook_pack_open(const struct config *cfg, const struct config_shop *cs,
+    size_t k, const char *path, struct sbuf *errs)
+{
+	struct stat	 st;
+	const char	*what = "";
+	int		 fd;
+
+	if (stat(path, &st) == 0) {
+		what = S_ISDIR(st.st_mode) ? " the directory" : " the file";
+		if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) != -1) {
+			close(fd);
+			return 0;
+		}
+	}
+	sbuf_line(errs, "%s:%zu: shops.%s: rules: %s: cannot open%s: %s",
+	    rulebook_cfg_file(cfg), rulebook_item_line(cs, cs->rules_line, k),
+	    cs->id, path, what, strerror(errno));
+	return -1;
+}
+
+/*
+ * The pack at path, loaded when no earlier shop named it; its index. cs
+ * and k: the shop and the item of its rules that name it (cs NULL: the
+ * top-level pack).
+ */
+static size_t
+rulebook_pack_at(struct rulebook *b, const struct config *cfg,
+    const struct config_shop *cs, size_t k, const char *path, unsigned flags,
     struct sbuf *errs)
 {
 	struct rulebook_pack	*p;
@@ -114,6 +163,8 @@ rulebook_pack_at(struct rulebook *b, const char *path, unsigned flags,
 		sbuf_line(errs, "rulebook: out of memory");
 		return i;
 	}
+	if (cs != NULL && rulebook_pack_open(cfg, cs, k, path, errs) == -1)
+		return i;
 	/* a file is a pack of one file; anything else as the top level's */
 	if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
 		paths[0] = p->path;
@@ -233,8 +284,9 @@ rulebook_shop_make(struct rulebook *b, const struct config *cfg,
 			f = rulebook_find(b, ix, idx[j], cs->rules_off.v[k]);
 		if (f == NULL) {
 			sbuf_line(errs, "%s:%zu: shops.%s: rules_off: no rule %s "
-			    "in the shop's packs", cfg->file != NULL ? cfg->file :
-			    "(configuration)", cs->line, cs->id, cs->rules_off.v[k]);
+			    "in the shop's packs", rulebook_cfg_file(cfg),
+			    rulebook_item_line(cs, cs->rules_off_line, k), cs->id,
+			    cs->rules_off.v[k]);
 			rc = -1;
 		} else
 			bs->off[bs->noff++] = f->id;
@@ -266,11 +318,11 @@ rulebook_load(const struct config *cfg, unsigned flags, struct sbuf *errs)
 	    (idx = calloc(npaths, sizeof(*idx))) == NULL)
 		goto oom;
 	b->depth = 1;
-	(void)rulebook_pack_at(b, cfg->rules, flags, errs);
+	(void)rulebook_pack_at(b, cfg, NULL, 0, cfg->rules, flags, errs);
 	for (s = 0; s < cfg->nshops; s++)
 		for (k = 0; k < cfg->shops[s].rules.n; k++)
-			(void)rulebook_pack_at(b, cfg->shops[s].rules.v[k], flags,
-			    errs);
+			(void)rulebook_pack_at(b, cfg, &cfg->shops[s], k,
+			    cfg->shops[s].rules.v[k], flags, errs);
 	for (i = 0; i < b->npack; i++)
 		if (b->pack[i].path == NULL || b->pack[i].rules == NULL)
 			bad = 1;
@@ -284,7 +336,8 @@ rulebook_load(const struct config *cfg, unsigned flags, struct sbuf *errs)
 		/* the top-level pack, then the shop's, each once */
 		idx[0] = 0;
 		for (k = 0, n = 1; k < cs->rules.n; k++) {
-			i = rulebook_pack_at(b, cs->rules.v[k], flags, errs);
+			i = rulebook_pack_at(b, cfg, cs, k, cs->rules.v[k], flags,
+			    errs);
 			for (j = 0; j < n && idx[j] != i; j++)
 				;
 			if (j == n)
@@ -331,6 +384,18 @@ size_t
 rulebook_packs(const struct rulebook *b)
 {
 	return b->npack;
+}
+
+struct rules *
+rulebook_pack_rules(const struct rulebook *b, size_t i)
+{
+	return b->pack[i].rules;
+}
+
+const char *
+rulebook_pack_path(const struct rulebook *b, size_t i)
+{
+	return b->pack[i].path;
 }
 
 size_t

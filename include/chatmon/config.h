@@ -148,7 +148,9 @@ struct config_shop {
 	char	*name;			/* display name; NULL: none */
 	struct config_sla sla;		/* resolved: the shop's, and any queue not listed */
 	struct config_list rules;	/* extra packs, resolved against the config's directory */
+	size_t	*rules_line;		/* rules.v[i]'s line in the file */
 	struct config_list rules_off;	/* rule ids switched off in this shop */
+	size_t	*rules_off_line;	/* rules_off.v[i]'s line in the file */
 	struct config_queue *queues;
 	size_t	 nqueues;
 	size_t	 line;

@@ -23,10 +23,13 @@ struct rulebook_shop;
  * path in the shops' `rules` (a file or a directory). NULL with every
  * error appended to errs: a pack's own ("FILE:LINE: message"), a rule id
  * defined in two packs one shop runs ("FILE:LINE: rule ID is already
- * defined in PACK", at the later pack's definition), and a rules_off id
- * none of the shop's packs has ("CONFIG:LINE: shops.ID: rules_off: no rule
- * ID in the shop's packs"). flags as rules_load_dir's. Nothing of cfg is
- * kept: the book is the caller's (rulebook_free).
+ * defined in PACK", at the later pack's definition), a shop's pack that
+ * cannot be opened ("CONFIG:LINE: shops.ID: rules: PATH: cannot open the
+ * file: reason") and a rules_off id none of the shop's packs has
+ * ("CONFIG:LINE: shops.ID: rules_off: no rule ID in the shop's packs"),
+ * each at the line of its item (config_shop's rules_line, rules_off_line;
+ * the shop's when they are NULL). flags as rules_load_dir's. Nothing of
+ * cfg is kept: the book is the caller's (rulebook_free).
  */
 struct rulebook *rulebook_load(const struct config *, unsigned flags,
 	    struct sbuf *errs);
@@ -44,6 +47,14 @@ struct rules *rulebook_base(const struct rulebook *);
 size_t	rulebook_count(const struct rulebook *);
 /* Packs compiled: the top-level one and each distinct path of the shops'. */
 size_t	rulebook_packs(const struct rulebook *);
+/*
+ * Pack i of rulebook_packs: 0 is the top-level one, then the shops' in the
+ * order the configuration first names them (`chatmon rules test` runs
+ * every pack's examples). Both are the book's; the path is NULL in a
+ * book of rulebook_of.
+ */
+struct rules *rulebook_pack_rules(const struct rulebook *, size_t i);
+const char *rulebook_pack_path(const struct rulebook *, size_t i);
 /* The most packs one turn runs (1 when no shop adds a pack). */
 size_t	rulebook_depth(const struct rulebook *);
 

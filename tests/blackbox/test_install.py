@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, SAN, SLOW
+from conftest import CHATMOND, DEFAULT_RULES, MINIMAL_RULES, ROOT, SAN, SLOW
 
 PREFIX = "/usr/local"
 SBIN = PREFIX + "/sbin"
@@ -262,6 +262,39 @@ def test_config_page_has_every_key():
     assert not missing, f"chatmond.yaml.5 lacks {missing}"
     for k in keys:
         assert "Default" in entries[k] and "Reload:" in entries[k], k
+
+
+def test_documented_values_are_accepted(tmp_path):
+    """What docs/configuration.md writes, chatmond takes: each end of a
+    duration key's range ("1s to 720h") is a duration, and the shops:
+    example (its packs stubbed) passes `chatmond -t` (found by review: "1s to
+    30d" and "10 min" are no durations, and the example switched off a rule
+    the shipped pack does not have)."""
+    doc = open(os.path.join(ROOT, "docs", "configuration.md"), encoding="utf-8").read()
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"rules: {MINIMAL_RULES}\n")
+    ends = []
+    for m in re.finditer(r"^\| `([a-z_.]+)` \| duration \|.*$", doc, re.M):
+        for r in re.finditer(r"(\d[\d.]*\s?[a-z]+) to (\d[\d.]*\s?[a-z]+)", m.group(0)):
+            ends += [(m.group(1), r.group(1)), (m.group(1), r.group(2))]
+    assert any(k == "history.ttl" for k, _ in ends), ends
+    for key, value in ends:
+        r = subprocess.run([CHATMOND, "-t", "-c", str(conf), "-o", f"{key}={value}"],
+                           capture_output=True, text=True, timeout=30 * SLOW)
+        assert "bad duration" not in r.stderr and "out of range" not in r.stderr, \
+            (key, value, r.stderr)
+    i = doc.index("\nshops:\n", doc.index("## Many shops"))
+    example = doc[doc.rindex("```yaml\n", 0, i) + 8:doc.index("```", i)]
+    (tmp_path / "packs").mkdir()
+    for n, pack in enumerate(re.findall(r"rules: \[(packs/[^]]+)\]", example)):
+        (tmp_path / pack).write_text(
+            f"- rule: stub.r{n}\n  category: stock\n  severity: info\n"
+            "  action: flag\n  pattern: 'zzqq'\n  message: x\n"
+            "  examples:\n    match: [zzqq]\n    no_match: [qqzz]\n")
+    conf.write_text(f"rules: {DEFAULT_RULES}\n" + example, encoding="utf-8")
+    r = subprocess.run([CHATMOND, "-t", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=60 * SLOW)
+    assert r.returncode == 0, example + r.stderr
 
 
 def test_second_install_keeps_the_operators_files(dest):

@@ -888,3 +888,93 @@ def test_check_rules_off_and_duplicate_rule_ids(tmp_path):
     code, out, _ = check(tmp_path, "off", "shops:\n  tm:\n    rules_off: [no.such_rule]\n")
     assert code != 0, out
     assert any("tm" in l and "no.such_rule" in l for l in out.splitlines()), out
+
+
+def test_rules_test_runs_the_shops_packs(tmp_path):
+    """`chatmon rules test -c` tests the book chatmond loads: the shops'
+    packs and rules_off too, so that it passes only what `chatmond -t` (and
+    so a reload) takes (found by review: it tested the top-level pack alone
+    and passed a configuration chatmond refused)."""
+    pack = tmp_path / "extra.yaml"
+    rule = ("- rule: extra.refund_promise\n"           # 1
+            "  category: returns\n  severity: warn\n  action: warn\n"
+            "  pattern: '保证退款'\n  message: 不要承诺\n"
+            "  examples:\n"                            # 7
+            "    match: ['我们保证退款']\n"             # 8
+            "    no_match: [{}, '退款']\n")             # 9
+    pack.write_text(rule.format("'保证退款吗'"), encoding="utf-8")
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"rules: {MINIMAL_RULES}\nshops:\n  tm:\n    rules: [extra.yaml]\n"
+                    "  jd:\n    rules: extra.yaml\n  pdd:\n    name: x\n",
+                    encoding="utf-8")
+    bad = f'{pack}:9: rule extra.refund_promise: example "保证退款吗" matches but should not'
+    r = subprocess.run([CHATMOND, "-t", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1 and bad in r.stderr.splitlines(), r.stderr
+    r = subprocess.run([CHATMON, "rules", "test", "-c", str(conf)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout.splitlines()
+    # the top-level pack's table as before, then each shop pack's rows under
+    # a line naming it and its shops, the failures as FILE:LINE, the totals
+    # of every pack, the top-level pack's cost
+    assert out[0].split() == ["RULE", "EXAMPLES", "RESULT"], out
+    assert out[1].split() == ["abuse.test_phrase", "2/2", "ok"], out
+    assert out[2].startswith(f"{pack} (shops tm, jd): a plain turn reads "), out
+    assert out[3].split() == ["extra.refund_promise", "2/3", "FAIL"], out
+    assert out[4:] == [bad, "2 rules, 5 examples, 1 failed",
+                       out[-1]] and out[-1].startswith("a plain turn reads "), out
+    # fixed, both take it
+    pack.write_text(rule.format("'退不了'"), encoding="utf-8")
+    r = subprocess.run([CHATMOND, "-t", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([CHATMON, "rules", "test", "-c", str(conf)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0 and "2 rules, 5 examples, 0 failed" in r.stdout, \
+        r.stdout + r.stderr
+    # a rules_off id no pack has: refused by both, with the same error
+    conf.write_text(conf.read_text(encoding="utf-8") + "    rules_off: [no.such_rule]\n",
+                    encoding="utf-8")
+    want = f"{conf}:9: shops.pdd: rules_off: no rule no.such_rule in the shop's packs"
+    for cmd in ([CHATMOND, "-t", "-c", str(conf)], [CHATMON, "rules", "test", "-c", str(conf)]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and want in r.stderr.splitlines(), (cmd, r.stderr)
+
+
+def test_check_points_at_the_bad_rules_item(tmp_path):
+    """A rules_off id that no pack has, and a shop pack that cannot be
+    opened, are reported at the line of that item of the list (found by
+    review: rules_off named the shop's line, a missing pack no config line
+    at all and called a file a directory)."""
+    code, out, path = check(tmp_path, "off",
+                            "shops:\n"                      # 2
+                            "  tm:\n"                       # 3
+                            "    name: x\n"                 # 4
+                            "    rules_off:\n"              # 5
+                            "      - abuse.test_phrase\n"   # 6
+                            "      - no.such_rule\n"        # 7
+                            "  jd:\n"                       # 8
+                            "    rules_off: [abuse.test_phrase, other.rule]\n")  # 9
+    assert code != 0, out
+    assert f"{path}:7: shops.tm: rules_off: no rule no.such_rule in the shop's packs" \
+        in out.splitlines(), out
+    assert f"{path}:9: shops.jd: rules_off: no rule other.rule in the shop's packs" \
+        in out.splitlines(), out
+    assert "abuse.test_phrase" not in out, out
+    pack = tmp_path / "extra.yaml"
+    pack.write_text("- rule: x.one\n  category: abuse\n  severity: warn\n  action: flag\n"
+                    "  pattern: '滚滚'\n  message: x\n"
+                    "  examples:\n    match: [滚滚]\n    no_match: [好的]\n", encoding="utf-8")
+    code, out, path = check(tmp_path, "missing",
+                            "shops:\n"                      # 2
+                            "  tm:\n"                       # 3
+                            "    name: x\n"                 # 4
+                            "\n"                            # 5
+                            "    rules:\n"                  # 6
+                            "      - extra.yaml\n"          # 7
+                            "      - nope.yaml\n")          # 8
+    assert code != 0, out
+    assert f"{path}:8: shops.tm: rules: {tmp_path / 'nope.yaml'}: cannot open: " \
+        "No such file or directory" in out.splitlines(), out
+    assert "directory:" not in out and "extra.yaml" not in out, out

@@ -534,18 +534,23 @@ static void
 test_bad_pack(void **state)
 {
 	struct fixture		*fx = *state;
-	char			 missing[160];
+	char			 missing[160], want[400];
 	char			*rules[1] = { missing };
+	size_t			 line[1] = { 5 };
 	struct config_shop	 shops[1];
 	struct config		 cfg;
 	struct sbuf		 errs;
 
 	snprintf(missing, sizeof(missing), "%s/missing.yaml", fx->dir);
 	shops[0] = shop("a", rules, 1, NULL, 0, 3);
+	shops[0].rules_line = line;
 	config_of(&cfg, fx, shops, 1);
 	sbuf_init(&errs);
 	assert_null(rulebook_load(&cfg, 0, &errs));
-	assert_non_null(strstr(sbuf_str(&errs), missing));
+	/* at the item that names it, and not as a directory */
+	snprintf(want, sizeof(want), "/etc/chatmon/chatmond.yaml:5: shops.a: "
+	    "rules: %s: cannot open: No such file or directory\n", missing);
+	assert_string_equal(sbuf_str(&errs), want);
 	sbuf_free(&errs);
 }
 
