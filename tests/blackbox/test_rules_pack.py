@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from conftest import CHATMON, DEFAULT_RULES
+from conftest import CHATMON, DEFAULT_RULES, SLOW
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "..", "corpus")
@@ -15,7 +15,7 @@ CORPUS = os.path.join(HERE, "..", "corpus")
 
 def test_every_example_passes():
     r = subprocess.run([CHATMON, "rules", "test", "--rules", DEFAULT_RULES],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60 * SLOW)
     assert r.returncode == 0, r.stdout + r.stderr
     totals, cost = r.stdout.strip().splitlines()[-2:]
     n_rules, n_examples, n_failed = [int(w) for w in totals.replace(",", "").split() if w.isdigit()]
@@ -38,7 +38,8 @@ def test_every_example_passes():
 
 def test_corpus_precision_recall():
     r = subprocess.run([sys.executable, os.path.join(CORPUS, "score.py"), "--chatmon", CHATMON,
-                        "--rules", DEFAULT_RULES], capture_output=True, text=True, timeout=120)
+                        "--rules", DEFAULT_RULES], capture_output=True, text=True,
+                       timeout=120 * SLOW)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip().endswith("PASS"), r.stdout
 
@@ -55,7 +56,7 @@ def test_scan_lines_in_order_with_errors(tmp_path):
     f = tmp_path / "in.jsonl"
     f.write_text("\n".join(lines) + "\n", encoding="utf-8")
     r = subprocess.run([CHATMON, "scan", "--rules", DEFAULT_RULES, str(f)],
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30 * SLOW)
     assert r.returncode == 1, r.stderr      # bad lines make the status non-zero
     out = [json.loads(l) for l in r.stdout.splitlines()]
     assert [o["line"] for o in out] == [1, 2, 3, 4, 5, 6]
@@ -70,7 +71,7 @@ def test_scan_lines_in_order_with_errors(tmp_path):
     # stdin and --role work too
     r = subprocess.run([CHATMON, "scan", "--rules", DEFAULT_RULES, "--role", "customer"],
                        input=json.dumps({"text": "加我微信"}, ensure_ascii=False) + "\n",
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30 * SLOW)
     o = json.loads(r.stdout)
     assert o["line"] == 1 and all(h["action"] != "block" for h in o["hits"])
 
@@ -88,7 +89,7 @@ def test_rules_test_reports_the_cost_of_plain_turns(tmp_path):
             f"  pattern: '给你们(?:1|一){emoji_pattern}'\n"
             "  examples: {match: [给你们1⭐], no_match: [给你们五⭐]}\n", encoding="utf-8")
         r = subprocess.run([CHATMON, "rules", "test", "--rules", str(tmp_path)],
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=30 * SLOW)
         assert r.returncode == 0, r.stdout + r.stderr
         return r.stdout.strip().splitlines()[-1]
     assert cost("(?:⭐|🌟)", "false") == ("a plain turn reads 1 of 2 normalised views; "
@@ -103,14 +104,14 @@ def test_rules_test_reports_failures(tmp_path):
         "- rule: a.b\n  category: abuse\n  severity: warn\n  action: flag\n"
         "  pattern: 滚开\n  examples:\n    match: [滚开, 滚]\n", encoding="utf-8")
     r = subprocess.run([CHATMON, "rules", "test", "--rules", str(tmp_path)],
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30 * SLOW)
     assert r.returncode == 1
     assert f"{tmp_path}/r.yaml:7: rule a.b: example \"滚\" should match but does not" in r.stdout
     assert "1 rules, 2 examples, 1 failed" in r.stdout
     # a broken file: every error with file:line, exit 1
     (tmp_path / "r.yaml").write_text("- rule: a.b\n  category: [\n", encoding="utf-8")
     r = subprocess.run([CHATMON, "rules", "test", "--rules", str(tmp_path)],
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30 * SLOW)
     assert r.returncode == 1 and f"{tmp_path}/r.yaml:" in r.stderr
 
 
@@ -121,7 +122,7 @@ def test_eval_dev_part(tmp_path):
     out = tmp_path / "eval.json"
     r = subprocess.run([sys.executable, os.path.join(CORPUS, "eval.py"), "--chatmon", CHATMON,
                         "--rules", DEFAULT_RULES, "--part", "dev", "--json", str(out)],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300 * SLOW)
     assert r.returncode == 0, r.stdout + r.stderr
     dev = json.loads(out.read_text())["dev"]
     assert dev["lines"] >= 3000 and len(dev["categories"]) == 13
@@ -138,7 +139,7 @@ def test_eval_test_part_is_frozen():
     """The blind test part is the one its hashes were recorded for."""
     d = os.path.join(CORPUS, "test")
     r = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=d, capture_output=True,
-                       text=True, timeout=30)
+                       text=True, timeout=30 * SLOW)
     assert r.returncode == 0, r.stdout + r.stderr
     names = sorted(f for f in os.listdir(d) if f.endswith(".jsonl"))
     listed = sorted(line.split()[1] for line in open(os.path.join(d, "SHA256SUMS")))
