@@ -134,6 +134,12 @@ static const char convstore_lua_common[] =
 "  redis.call('HSET', KEYS[1], unpack(a))\n"
 "end\n"
 "local function num(s) return tonumber(s or '-1') or -1 end\n"
+/* the record lives a while past its idle end (or TTL past now: none) */
+"local function expire(t)\n"
+"  local ttl = " CONVSTORE_STR(CONVSTORE_TTL_MS) "\n"
+"  if num(t.i) >= 0 then redis.call('PEXPIREAT', KEYS[1], num(t.i) + ttl)\n"
+"  else redis.call('PEXPIRE', KEYS[1], ttl) end\n"
+"end\n"
 /*
  * A call sent again after a reconnect (convstore_replay) is there for a
  * Redis that lost it; one that has it must not see it twice: a reply of
@@ -288,9 +294,7 @@ static const char convstore_lua_turn[] =
 "applied(t, ARGV[6])\n"
 "if now > num(t.la) then t.la = ARGV[1] end\n"
 "save(t)\n"
-"local ttl = " CONVSTORE_STR(CONVSTORE_TTL_MS) "\n"
-"if num(t.i) >= 0 then redis.call('PEXPIREAT', KEYS[1], num(t.i) + ttl)\n"
-"else redis.call('PEXPIRE', KEYS[1], ttl) end\n"
+"expire(t)\n"
 "schedule(t, ARGV[5])\n"
 "if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[5], rt or t) end\n"
 "return {code, dump(t), out}\n";
@@ -331,17 +335,22 @@ static const char convstore_lua_fire[] =
 
 /*
  * KEYS as for a turn. ARGV: the round's open time, m0 d0 m1 d1 m2 d2 (d a
- * time, -1 none), id, the instance, the call's number: the deadlines of a
- * round a turn opened without (answer 3), if it is still open.
+ * time, -1 none), id, the instance, the idle end by the record's shop
+ * from the open time (-1 none), the call's number: the deadlines of a
+ * round a turn opened without (answer 3), if it is still open. The turn
+ * set the idle end by its connection's shop: while the buyer waits it must
+ * be no sooner than the record's shop's hours make it.
  */
 static const char convstore_lua_plan[] =
 "local t = load()\n"
 "if t.op ~= '1' or t.o ~= ARGV[1] then return {0, dump(t), {}} end\n"
 "for e = 0, 2 do t['m'..e] = ARGV[2+2*e]; t['d'..e] = ARGV[3+2*e] end\n"
 "t.pn = '0'\n"
+"if num(ARGV[10]) < 0 or num(ARGV[10]) > num(t.i) then t.i = ARGV[10] end\n"
 "applied(t, ARGV[9])\n"
 "redis.call('HSET', KEYS[1], 'm0', t.m0, 'd0', t.d0, 'm1', t.m1, 'd1', t.d1,\n"
-"    'm2', t.m2, 'd2', t.d2, 'pn', t.pn, 'w', t.w, 'lq', t.lq, 'q', t.q)\n"
+"    'm2', t.m2, 'd2', t.d2, 'pn', t.pn, 'i', t.i, 'w', t.w, 'lq', t.lq, 'q', t.q)\n"
+"expire(t)\n"
 "schedule(t, ARGV[8])\n"
 "return {1, dump(t), {}}\n";
 
@@ -1040,6 +1049,7 @@ convstore_plan(struct convstore *cs, const char *id, size_t len,
 	}
 	convstore_arg(&a, id, len);
 	convstore_arg_str(&a, cs->instance);
+	convstore_arg_num(&a, plan->idle_at);
 	convstore_arg_num(&a, (int64_t)++cs->seq);
 	return convstore_call(cs, &a, 0, CS_PLAN, 0, cb, priv);
 }

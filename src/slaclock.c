@@ -539,6 +539,9 @@ slaclock_plan(struct slaclock *clk, const char *id, size_t len,
 	sla_round_plan(clk->sla, conv, st.first, st.opened, &plan);
 	memcpy(st.due, plan.due, sizeof(st.due));
 	memcpy(st.ms, plan.ms, sizeof(st.ms));
+	/* the turn's idle end was by its connection's shop: no sooner than this */
+	if (plan.idle_at > st.idle_at)
+		st.idle_at = plan.idle_at;
 	if ((conv = sla_conv_put(clk->sla, id, len, NULL, NULL, NULL, &st)) ==
 	    NULL)
 		return;

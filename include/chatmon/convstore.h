@@ -125,7 +125,9 @@ int	convstore_fire(struct convstore *, const char *id, size_t len,
 	    int64_t opened, enum sla_event_type type, convstore_cb cb, void *priv);
 /*
  * The deadlines (plan: due and ms by event, opened the round's start) of
- * the round a turn answered other_shop opened, if it is still open.
+ * the round a turn answered other_shop opened, if it is still open, and
+ * its idle end by the record's shop (plan's idle_at: the conversation
+ * then ends no sooner).
  */
 int	convstore_plan(struct convstore *, const char *id, size_t len,
 	    const struct sla_conv_state *plan, convstore_cb, void *priv);

@@ -751,20 +751,24 @@ async def a_round_answered(d, path, conv, c):
         wait_for(lambda: c.hget(conv_key(conv), "op") == "0", 5 * SLOW, "the round closed")
 
 
-def shops_crossing(daemon, backend, redis_server, tmp_path, conv, next_at):
-    """Two instances on one Redis, shops tm (queue pre: replies in 2 s) and
-    jd (40 s); conv's first round answered on A in tm/pre. Returns Redis,
-    its client, A, B and the script whose customer turn, next_at ms after
-    the agent connects, reaches B over a jd connection naming no shop."""
+SHOPS_TM_JD = ("shop_id: query:shop\nqueue_id: query:queue\nshops:\n"
+               "  tm:\n    queues:\n      pre:\n"
+               "        sla: {reply: 2s}\n"
+               "  jd:\n    sla: {reply: 40s, escalate: 60s}\n")
+
+
+def shops_crossing(daemon, backend, redis_server, tmp_path, conv, next_at,
+                   extra=SLA + SHOPS_TM_JD):
+    """Two instances on one Redis, by default shops tm (queue pre: replies
+    in 2 s) and jd (40 s); conv's first round answered on A in tm/pre.
+    Returns Redis, its client, A, B and the script whose customer turn,
+    next_at ms after the agent connects, reaches B over a jd connection
+    naming no shop."""
     r = redis_server()
     c = r.client()
     b = backend(script="customer.py")
     s1 = script(tmp_path, "s1", [(0, frame(conv, "在吗,发货了吗"))])
     s2 = script(tmp_path, "s2", [(next_at, frame(conv, "那大概几天到"))])
-    extra = SLA + ("shop_id: query:shop\nqueue_id: query:queue\nshops:\n"
-                   "  tm:\n    queues:\n      pre:\n"
-                   "        sla: {reply: 2s}\n"
-                   "  jd:\n    sla: {reply: 40s, escalate: 60s}\n")
     a = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
     bb = daemon(b.port, extra=extra, redis=r.url(), args=ARGS)
     run(a_round_answered(a, f"/script?file={s1}&agent=alice&shop=tm&queue=pre", conv, c))
@@ -953,3 +957,33 @@ def test_an_answered_chat_ends_by_the_clock_outside_service_hours(daemon, backen
     st = run(main())
     assert st["f"] == "1", st                       # a first question again
     assert a.stop() == 0
+
+
+def test_a_round_met_over_another_shops_connection_ends_by_its_shops_hours(
+        daemon, backend, redis_server, tmp_path):
+    """The shop crossing with the record's shop closed now (tm: one service
+    hour, two hours from now) and the connection's shop always open (jd,
+    whose chats end after 2 s idle): the waiting buyer's idle end is tm's,
+    in service time, hours away, not jd's 2 s by the clock; three seconds
+    on the round is still open."""
+    h = (time.gmtime().tm_hour + 2) % 24
+    extra = ("sla:\n  first_response: 1s\n  reply: 1500ms\n  timezone: UTC\n"
+             "shop_id: query:shop\nqueue_id: query:queue\nshops:\n"
+             f"  tm:\n    sla: {{idle: 5m, hours: [\"{h:02d}:00-{(h + 1) % 24:02d}:00\"]}}\n"
+             "  jd:\n    sla: {reply: 40s, idle: 2s}\n")
+    r, c, a, bb, s2 = shops_crossing(daemon, backend, redis_server, tmp_path, "cx-1", 0,
+                                     extra=extra)
+    key = conv_key("cx-1")
+
+    async def on_b():
+        async with agent(bb, f"/script?file={s2}&agent=alice&shop=jd") as ws:
+            await first_turn(ws, "cx-1")
+            wait_for(lambda: c.hget(key, "op") == "1" and c.hget(key, "pn") == "0",
+                     5 * SLOW, "the round open, and planned")
+            assert int(c.hget(key, "i")) - time.time() * 1000 > 3600 * 1000, c.hgetall(key)
+            await asyncio.sleep(3)
+            st = c.hgetall(key)
+            assert st.get("op") == "1" and st.get("sh") == "tm", st
+    run(on_b())
+    assert [f["k"] for f in rounds_logged(c, "cx-1")] == ["a"]
+    assert a.stop() == 0 and bb.stop() == 0
