@@ -346,7 +346,8 @@ static const char convstore_lua_plan[] =
 "if t.op ~= '1' or t.o ~= ARGV[1] then return {0, dump(t), {}} end\n"
 "for e = 0, 2 do t['m'..e] = ARGV[2+2*e]; t['d'..e] = ARGV[3+2*e] end\n"
 "t.pn = '0'\n"
-"if num(ARGV[10]) < 0 or num(ARGV[10]) > num(t.i) then t.i = ARGV[10] end\n"
+/* no sooner: -1 (never) is the latest of all */
+"if num(t.i) >= 0 and (num(ARGV[10]) < 0 or num(ARGV[10]) > num(t.i)) then t.i = ARGV[10] end\n"
 "applied(t, ARGV[9])\n"
 "redis.call('HSET', KEYS[1], 'm0', t.m0, 'd0', t.d0, 'm1', t.m1, 'd1', t.d1,\n"
 "    'm2', t.m2, 'd2', t.d2, 'pn', t.pn, 'i', t.i, 'w', t.w, 'lq', t.lq, 'q', t.q)\n"
