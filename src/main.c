@@ -313,12 +313,6 @@ err:
 	notify_ready(d->notify, st);
 }
 
-/*
- * The reload's thread is done: apply what it made, or keep the running
- * configuration when a file was bad (every error logged as FILE:LINE:
- * message). What is bound at start (the listener, the admin address,
- * lws's connect timeout) is kept and reported.
- */
 /* A path a reload cannot change live: kept as it was, and the log says so. */
 static void
 chatmond_keep_str(char **nv, const char *ov, const char *key)
@@ -334,6 +328,12 @@ chatmond_keep_str(char **nv, const char *ov, const char *key)
 		fatal("main: reload: strdup");
 }
 
+/*
+ * The reload's thread is done: apply what it made, or keep the running
+ * configuration when a file was bad (every error logged as FILE:LINE:
+ * message). What is bound at start (the listener, the admin address,
+ * lws's connect timeout, the spool, the upstream's CA) is kept and reported.
+ */
 static void
 chatmond_on_reloaded(evutil_socket_t fd, short what, void *arg)
 {
