@@ -1553,10 +1553,9 @@ sla_charge_round(struct sla *s, const struct sla_round *r)
 	 */
 	if (r->conversation != NULL)
 		c = sla_find(s, r->conversation, r->conversation_len);
-	if (c != NULL && c->terms != NULL && c->tag == tag &&
-	    c->opened == r->opened) {
-		cfg = &c->terms->cfg;
-		days = &c->terms->days;
+	if (c != NULL && c->tag == tag && c->opened == r->opened) {
+		cfg = sla_conv_cfg(s, c);
+		days = sla_conv_days(s, c);
 	} else {
 		cfg = &s->tags[tag]->cfg;
 		days = &s->tags[tag]->days;
