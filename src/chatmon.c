@@ -424,6 +424,12 @@ scan_line(struct scan_out *so, struct detect *det, enum rules_role def_role,
 		return -1;
 	}
 	so->hits += (size_t)n;
+	/* as the relay does (pipeline_turn): a blocked line was never read */
+	for (i = 0; i < n; i++)
+		if (hits[i].hit.action == RULES_BLOCK) {
+			detect_forget(det);
+			break;
+		}
 	if (so->table) {
 		for (i = 0; i < n; i++)
 			if (scan_row(so, name, fileline, role, json_string_value(jt),

@@ -365,6 +365,27 @@ def test_blocked_turn_leaves_the_window_in_replay(tmp_path):
         ("c-2", "加我\nvx zzz99999", "block", 2)], hits
 
 
+def test_blocked_turn_leaves_the_window_in_scan():
+    """chatmon scan agrees with the relay and replay: a line its rules
+    block is forgotten, so a resent blocked line is blocked again rather
+    than taken for the tail of the violation already reported."""
+    import subprocess
+    from conftest import CHATMON
+    lines = [("c-1", "加我"), ("c-1", "v abc12345"), ("c-1", "v abc12345"),
+             ("c-1", "vx zzz99999")]
+    p = subprocess.run([CHATMON, "scan", "--rules", WINDOW, "--format", "json"],
+                       input="".join(json.dumps({"conversation": c, "text": t},
+                                                ensure_ascii=False) + "\n"
+                                     for c, t in lines),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    got = [(json.loads(l)["line"], h.get("text"), h["action"])
+           for l in p.stdout.splitlines() for h in json.loads(l)["hits"]]
+    assert got == [(2, "加我\nv abc12345", "block"),
+                   (3, "加我\nv abc12345", "block"),
+                   (4, "加我\nvx zzz99999", "block")], got
+
+
 def test_turns_counts_the_turns_text_holds(tmp_path):
     """An alert's text holds the turns its match spans and turns counts
     them, from the window's own turns: a turn may hold newlines, and an
