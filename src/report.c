@@ -198,31 +198,6 @@ report_set_policies(struct report *r, const struct sla_policy *v, size_t n)
 	return sla_policies_set(&r->pol, v, n);
 }
 
-void
-report_policies_in_zone(struct sla_policy *v, size_t n, int32_t off_min)
-{
-	struct sla_hours	*h;
-	int32_t			 delta;
-	size_t			 i, k;
-	int			 len;
-
-	for (i = 0; i < n; i++) {
-		delta = ((off_min - v[i].cfg.utc_offset_min) % 1440 + 1440) % 1440;
-		v[i].cfg.utc_offset_min = off_min;
-		for (k = 0; k < v[i].cfg.nhours && k < SLA_MAX_HOURS; k++) {
-			h = &v[i].cfg.hours[k];
-			len = h->to_min > h->from_min ? h->to_min - h->from_min :
-			    h->to_min + 1440 - h->from_min;
-			if (h->from_min >= 1440 || h->from_min == h->to_min || len >= 1440)
-				continue;	/* nothing, or the whole day: the same anywhere */
-			h->from_min = (uint16_t)((h->from_min + delta) % 1440);
-			h->to_min = (uint16_t)((h->to_min + delta) % 1440);
-			if (h->to_min == 0)
-				h->to_min = 1440;
-		}
-	}
-}
-
 const struct sla_config *
 report_policy(const struct report *r, const char *shop, const char *queue)
 {

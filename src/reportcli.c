@@ -121,8 +121,6 @@ reportcli_logs(const struct config *cfg, char **logs, size_t nlogs, size_t max,
 	if ((rl = reportlog_new(&s, from_start, to_start)) == NULL ||
 	    sla_policies_from(cfg, &pol, &npol) == -1)
 		goto oom;
-	/* the days are sla.timezone's, whatever a shop's zone (report_policies_in_zone) */
-	report_policies_in_zone(pol, npol, s.utc_offset_min);
 	reportlog_set_policies(rl, pol, npol);	/* pol: until reportlog_free */
 	memset(&hooks, 0, sizeof(hooks));
 	hooks.alert = reportcli_log_alert;

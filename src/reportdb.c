@@ -648,8 +648,6 @@ reportdb_start_shop(struct rconn *rc, const struct config *cfg, const char *from
 	    report_parse_day(to, r->scfg.utc_offset_min, &r->last_start) == -1 ||
 	    sla_policies_from(cfg, &r->pol, &r->npol) == -1)
 		goto err;
-	/* the days are sla.timezone's, whatever a shop's zone */
-	report_policies_in_zone(r->pol, r->npol, r->scfg.utc_offset_min);
 	if ((r->range = report_new(r->scfg.cap_ms, r->scfg.rate_ms)) == NULL ||
 	    report_set_policies(r->range, r->pol, r->npol) == -1 ||
 	    (shop != NULL && report_keep_shop(r->range, shop, r->queue) == -1))

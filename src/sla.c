@@ -158,7 +158,8 @@ struct sla_agent {
 /* A buyer's day under a per-buyer-per-day rate: who it counts for, and whether it is within. */
 struct sla_bday {
 	uint64_t	 key;		/* conversation, day and tag hashed; 0 free */
-	int64_t		 day;		/* local day number */
+	int64_t		 day;		/* the buyer's day: local to the shop */
+	int64_t		 fday;		/* the figures' day it was counted on (sla_agent_day) */
 	uint32_t	 agent;		/* the account of its first round */
 	uint8_t		 within;
 };
@@ -525,14 +526,17 @@ sla_agent_intern(struct sla *s, const char *id, uint16_t tag)
 
 /*
  * The agent's sums for the local day of t, started afresh when t is a
- * later day; NULL when t is on a day already past (a late event).
+ * later day; NULL when t is on a day already past (a late event). The
+ * figures' days and hours are the engine's own zone (the top level's
+ * sla.timezone), whatever the shop's, so that the figures of every shop
+ * fall on the days and hours a report and the dashboard name.
  */
 static struct sla_sums *
 sla_agent_day(const struct sla *s, struct sla_agent *a, int64_t t,
     size_t *hour)
 {
 	int64_t	 l = sla_clamp(t) +
-	    (int64_t)s->tags[a->tag]->cfg.utc_offset_min * 60000;
+	    (int64_t)s->tags[0]->cfg.utc_offset_min * 60000;
 	int64_t	 day = sla_floordiv(l, SLA_DAY_MS);
 	uint32_t *hist = a->day.hist;
 	size_t	 nhist = a->day.nhist;
@@ -678,7 +682,7 @@ sla_buyer_day(struct sla *s, uint32_t ai, const char *cid, size_t clen,
 		b->within = 0;
 		o = s->agents[b->agent];
 		o->all.within_rate--;
-		if (o->day_no == day && o->day.within_rate > 0)
+		if (o->day_no == b->fday && o->day.within_rate > 0)
 			o->day.within_rate--;
 		return;
 	}
@@ -687,6 +691,7 @@ sla_buyer_day(struct sla *s, uint32_t ai, const char *cid, size_t clen,
 	b = sla_bday_slot(s->bdays, s->nbdays, key);
 	b->key = key;
 	b->day = day;
+	b->fday = INT64_MIN;
 	b->agent = ai;
 	b->within = within != 0;
 	s->nbday_used++;
@@ -695,6 +700,7 @@ sla_buyer_day(struct sla *s, uint32_t ai, const char *cid, size_t clen,
 	if ((d = sla_agent_day(s, a, at, &h)) != NULL) {
 		d->rate_base++;
 		d->within_rate += within != 0;
+		b->fday = a->day_no;
 	}
 }
 
@@ -1718,9 +1724,9 @@ sla_agents_day(const struct sla *s, int64_t now, void (*cb)(const struct
 
 	for (i = 0; i < s->nagents; i++) {
 		a = s->agents[s->order[i]];
-		/* the day of now where the shop is */
+		/* the day of now in the figures' zone (sla_agent_day) */
 		l = sla_clamp(now) +
-		    (int64_t)s->tags[a->tag]->cfg.utc_offset_min * 60000;
+		    (int64_t)s->tags[0]->cfg.utc_offset_min * 60000;
 		today = sla_floordiv(l, SLA_DAY_MS);
 		if (a->day_no != today || (a->day.rounds == 0 &&
 		    a->day.breaches == 0 && a->day.escalations == 0))

@@ -34,17 +34,6 @@ void	report_free(struct report *);
  * is added. 0, or -1 on ENOMEM (nothing changed).
  */
 int	report_set_policies(struct report *, const struct sla_policy *v, size_t n);
-/*
- * The policies (in place) for the engines that charge a report's days. A
- * report's days are local days of sla.timezone (off_min), but an engine
- * sums an agent's day in its shop's own time zone: a shop of another zone
- * would have the report's day cut at its own midnight, and
- * sla_agents_day asked for the report's day would miss it. Each policy
- * is moved to off_min with its service hours moved along, so the same
- * instants are in service (service times unchanged) and the hours profile
- * is in the report's local time, as its days are.
- */
-void	report_policies_in_zone(struct sla_policy *v, size_t n, int32_t off_min);
 /* The settings of (shop, queue): the queue's, else the shop's; NULL: report_new's. */
 const struct sla_config *report_policy(const struct report *, const char *shop,
 	    const char *queue);

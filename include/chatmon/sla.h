@@ -52,7 +52,13 @@ struct sla_config {
 	int		 rate_scope;	/* enum sla_rate_scope */
 	struct sla_hours hours[SLA_MAX_HOURS];
 	size_t		 nhours;	/* 0: always in service */
-	int32_t		 utc_offset_min;	/* local time = UTC + this */
+	/*
+	 * Local time = UTC + this: the clock of the service hours and of a
+	 * buyer's day (a shop's own zone). The engine's own settings' (sla_new,
+	 * sla_set_config: the top level's sla.timezone) also place the figures
+	 * of every shop on their days and hours (sla_agents_day).
+	 */
+	int32_t		 utc_offset_min;
 };
 
 enum sla_event_type {
@@ -329,7 +335,8 @@ struct sla_day {
 
 /*
  * Calls cb for every agent with rounds or events on the local day (UTC +
- * its shop's utc_offset_min) of now, in sla_agents' order: what was charged that day,
+ * the engine's own utc_offset_min, every shop's alike) of now, in
+ * sla_agents' order: what was charged that day,
  * rounds by when they closed, events by when they were due.
  */
 void	sla_agents_day(const struct sla *, int64_t now, void (*cb)(const

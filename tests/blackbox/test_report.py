@@ -419,6 +419,40 @@ def test_log_figures_equal_replay(tmp_path):
                                                                           25000)
 
 
+def test_a_shop_of_another_zone_keeps_its_buyers_days(tmp_path):
+    """A Pinduoduo shop at -05:00 under a top level at +08:00: a buyer who
+    writes at 22:50 and again at 08:10 the next morning, shop time, has two
+    buyer days (docs/sla.md: per local day of its shop), though both fall on
+    2026-11-23 at +08:00; the report of the log says what replay says, and
+    the rounds fall on the report's day and hours (found by review: the
+    report moved the shop into its own zone, which merged the two buyer
+    days and wiped out the first)."""
+    cfg = tmp_path / "pdd.yaml"
+    cfg.write_text(f"rules: {RULES_LIVE}\nredis:\n  url: redis://127.0.0.1:1\n"
+                   "sla:\n  timezone: \"+08:00\"\n"
+                   "shops:\n  pdd-us:\n    profile: pdd\n    timezone: \"-05:00\"\n",
+                   encoding="utf-8")
+
+    def line(ts, role, text):
+        return json.dumps({"ts": ts, "conversation": "buyer-1", "role": role,
+                           "agent": "alice", "text": text, "shop": "pdd-us"},
+                          ensure_ascii=False)
+    log = write_log(tmp_path, [
+        line("2026-11-22T22:50:00-05:00", "customer", "在吗"),
+        line("2026-11-22T22:50:05-05:00", "agent", "在的"),
+        line("2026-11-23T08:10:00-05:00", "customer", "发货了吗"),
+        line("2026-11-23T08:14:00-05:00", "agent", "发了"),    # over the 3-minute rate
+        line("2026-11-23T09:00:00-05:00", "customer", "好的")])
+    want = replay_summary(str(cfg), log)["shops"]["pdd-us"]["agents"]["alice"]
+    assert (want["rounds"], want["within_rate"], want["rate"]) == (2, 1, 0.5), want
+    rep = report_json(str(cfg), "--from", "2026-11-23", "--log", log)
+    got = rep["shops"]["pdd-us"]["agents"]["alice"]
+    assert (got["rounds"], got["within_rate"], got["rate"]) == (2, 1, 0.5), got
+    # 22:50:05 and 08:14 at -05:00 are 11:50 and 21:14 at +08:00
+    alice = rep["agents"][0]
+    assert [h["hour"] for h in alice["hours"]] == [11, 21], alice["hours"]
+
+
 def test_log_days_filter_and_agent(tmp_path):
     """--from/--to keep the rounds and hits of their local days only; --agent one agent."""
     cfg = log_conf(tmp_path)

@@ -1025,48 +1025,6 @@ test_no_shops(void **state)
 	report_free(r);
 }
 
-/* A shop of another zone moved to the report's: its hours move along, service times stay. */
-static void
-test_policies_in_zone(void **state)
-{
-	struct sla_policy	 v[1], orig;
-	int64_t			 from, to;
-	int			 i;
-
-	(void)state;
-	base_cfg(&v[0].cfg);
-	v[0].shop = "jd";
-	v[0].queue = "";
-	v[0].cfg.utc_offset_min = 0;
-	v[0].cfg.nhours = 2;
-	v[0].cfg.hours[0].from_min = 9 * 60;		/* 09:00-23:00 UTC */
-	v[0].cfg.hours[0].to_min = 23 * 60;
-	v[0].cfg.hours[1].from_min = 0;			/* a whole day stays one */
-	v[0].cfg.hours[1].to_min = 1440;
-	orig = v[0];
-	orig.cfg.nhours = 1;
-	report_policies_in_zone(v, 1, 480);
-	assert_int_equal(v[0].cfg.utc_offset_min, 480);
-	assert_int_equal(v[0].cfg.hours[0].from_min, 17 * 60);	/* 17:00-07:00 at +08:00 */
-	assert_int_equal(v[0].cfg.hours[0].to_min, 7 * 60);
-	assert_int_equal(v[0].cfg.hours[1].from_min, 0);
-	assert_int_equal(v[0].cfg.hours[1].to_min, 1440);
-	v[0].cfg.nhours = 1;
-	for (i = 0; i < 48; i++) {
-		from = D0 + i * 37 * MIN;
-		to = from + (i % 7) * 3 * HOUR + 11 * MIN;
-		assert_int_equal(sla_service_ms(&v[0].cfg, from, to),
-		    sla_service_ms(&orig.cfg, from, to));
-	}
-	/* an end at the report's midnight is 24:00, not 00:00 */
-	v[0] = orig;
-	v[0].cfg.hours[0].from_min = 8 * 60;
-	v[0].cfg.hours[0].to_min = 16 * 60;
-	report_policies_in_zone(v, 1, 480);
-	assert_int_equal(v[0].cfg.hours[0].from_min, 16 * 60);
-	assert_int_equal(v[0].cfg.hours[0].to_min, 1440);
-}
-
 int
 main(void)
 {
@@ -1087,7 +1045,6 @@ main(void)
 		cmocka_unit_test(test_keep_shop),
 		cmocka_unit_test(test_shops_csv_html),
 		cmocka_unit_test(test_no_shops),
-		cmocka_unit_test(test_policies_in_zone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

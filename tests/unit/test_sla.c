@@ -2261,15 +2261,19 @@ test_reload_keeps_open_rounds(void **state)
 }
 
 /*
- * A shop's day is its own zone's, and ids a peer makes up cannot grow the
- * engine: past 1 023 (shop, queue) pairs, new ones count as no shop.
+ * Every shop's figures fall on the engine's days and hours (the top
+ * level's sla.timezone: what a report and the dashboard name), while a
+ * shop's own zone keeps its service hours and its buyers' days; and ids
+ * a peer makes up cannot grow the engine: past 1 023 (shop, queue)
+ * pairs, new ones count as no shop.
  */
 static void
 test_shops_day_and_limit(void **state)
 {
-	struct sla_config	 def, east;
-	struct sla_policy	 pol[1];
+	struct sla_config	 def, east, west;
+	struct sla_policy	 pol[2];
 	struct sla		*s;
+	const struct rec_day	*d;
 	char			 id[32], shop[32];
 	const char		*q;
 	size_t			 i;
@@ -2278,24 +2282,56 @@ test_shops_day_and_limit(void **state)
 	base_cfg(&def);
 	east = def;
 	east.utc_offset_min = 8 * 60;
+	west = def;
+	west.utc_offset_min = -5 * 60;
+	west.rate_scope = SLA_RATE_BUYER_DAY;
 	pol[0] = (struct sla_policy){ "cn", "", east };
+	pol[1] = (struct sla_policy){ "us", "", west };
 	s = new_sla(&def);
-	assert_int_equal(sla_set_policies(s, pol, 1), 0);
-	/* 20:00 UTC is 04:00 the next day at +08:00 */
+	assert_int_equal(sla_set_policies(s, pol, 2), 0);
+	/* 20:00 UTC is 04:00 the next day at +08:00: still the engine's day */
 	shop_turn(s, "c-1", "amy", "cn", "", 1, T0 + 20 * HOUR);
 	shop_turn(s, "c-1", "amy", "", "", 0, T0 + 20 * HOUR + SEC);
 	shop_turn(s, "d-1", "amy", "", "", 1, T0 + 20 * HOUR);
 	shop_turn(s, "d-1", "amy", "", "", 0, T0 + 20 * HOUR + SEC);
 	ndays = 0;
-	sla_agents_day(s, T0 + DAY + 5 * HOUR, on_day, NULL);
-	assert_int_equal(ndays, 1);	/* the UTC day of d-1 is over */
-	assert_string_equal(days[0].agent, "amy");
-	ndays = 0;
 	sla_agents_day(s, T0 + 21 * HOUR, on_day, NULL);
-	assert_int_equal(ndays, 2);	/* the same instant is on both days */
+	assert_int_equal(ndays, 2);	/* amy in cn and amy with no shop */
+	assert_int_equal(days[0].hour_rounds[20] + days[1].hour_rounds[20], 2);
 	ndays = 0;
-	sla_agents_day(s, T0 + DAY + 17 * HOUR, on_day, NULL);
-	assert_int_equal(ndays, 0);	/* 01:00 the day after at +08:00 */
+	sla_agents_day(s, T0 + DAY + 1 * HOUR, on_day, NULL);
+	assert_int_equal(ndays, 0);	/* the engine's day is over for both */
+
+	/*
+	 * A buyer of us (-05:00) on two of its days, 22:50 and 08:10 there,
+	 * one day of the engine (UTC): two buyer days, the first within the
+	 * 3-minute rate, the second not.
+	 */
+	shop_turn(s, "u-1", "bob", "us", "", 1, T0 + DAY + 3 * HOUR + 50 * MIN);
+	shop_turn(s, "u-1", "bob", "us", "", 0, T0 + DAY + 3 * HOUR + 50 * MIN +
+	    5 * SEC);
+	shop_turn(s, "u-1", "bob", "us", "", 1, T0 + DAY + 13 * HOUR + 10 * MIN);
+	shop_turn(s, "u-1", "bob", "us", "", 0, T0 + DAY + 13 * HOUR + 14 * MIN);
+	assert_non_null(d = day_of(s, T0 + DAY + 14 * HOUR, "bob"));
+	assert_int_equal(d->sums.rounds, 2);
+	assert_int_equal(d->sums.rate_base, 2);
+	assert_int_equal(d->sums.within_rate, 1);
+	assert_int_equal(d->hour_rounds[3] + d->hour_rounds[13], 2);
+	/*
+	 * A buyer day that spans two of the engine's days: its first round
+	 * counted on the first; a late round the next day spoils it, and the
+	 * next day's own buyer day (u-3) keeps its count.
+	 */
+	shop_turn(s, "u-2", "bob", "us", "", 1, T0 + DAY + 23 * HOUR);
+	shop_turn(s, "u-2", "bob", "us", "", 0, T0 + DAY + 23 * HOUR + 5 * SEC);
+	shop_turn(s, "u-3", "bob", "us", "", 1, T0 + 2 * DAY + 30 * MIN);
+	shop_turn(s, "u-3", "bob", "us", "", 0, T0 + 2 * DAY + 30 * MIN + 5 * SEC);
+	shop_turn(s, "u-2", "bob", "us", "", 1, T0 + 2 * DAY + 1 * HOUR);
+	shop_turn(s, "u-2", "bob", "us", "", 0, T0 + 2 * DAY + 1 * HOUR + 4 * MIN);
+	assert_non_null(d = day_of(s, T0 + 2 * DAY + 2 * HOUR, "bob"));
+	assert_int_equal(d->sums.rounds, 2);
+	assert_int_equal(d->sums.rate_base, 1);
+	assert_int_equal(d->sums.within_rate, 1);
 
 	for (i = 0; i < 1100; i++) {
 		snprintf(id, sizeof(id), "z-%zu", i);
