@@ -98,7 +98,7 @@ admin_metrics(struct admin *a, struct evhttp_request *req)
 		    "# HELP chatmon_build_info The version running\n"
 		    "# TYPE chatmon_build_info gauge\n"
 		    "chatmon_build_info{version=\"%s\"} 1\n",
-		    a->metrics->reloads - a->metrics->reload_failures,
+		    a->metrics->reloads_ok,
 		    a->metrics->reload_failures, CHATMON_VERSION);
 	if (rc == 0)
 		rc = relay_metrics(a->relay, &out);

@@ -282,7 +282,6 @@ chatmond_reload_start(struct chatmond *d)
 	int			 e;
 
 	notify_reloading(d->notify);
-	d->metrics.reloads++;
 	if ((rl = calloc(1, sizeof(*rl))) == NULL) {
 		e = errno;
 		goto err;
@@ -394,6 +393,7 @@ chatmond_on_reloaded(evutil_socket_t fd, short what, void *arg)
 	d->cfg = nc;
 	config_free(old);
 	log_info("main: reload: configuration reloaded from %s", d->path);
+	d->metrics.reloads_ok++;	/* counted once applied: a counter never falls */
 	goto done;
 bad:
 	print_errors("main: reload: ", &rl->errs);

@@ -82,7 +82,7 @@
 	X(sla_timer_late_max_us, gauge, "sla_timer_late_max_seconds", "", 1e6, "Latest an SLA timer fired after its deadline") \
 	X(sla_timer_late_sum_us, counter, "sla_timer_late_seconds_total", "", 1e6, "Sum of SLA timer lateness") \
 	X(sla_timer_late_over_10ms, counter, "sla_timer_late_over_10ms_total", "", 1, "SLA timers that fired more than 10 ms late") \
-	X(reloads, counter, "", "", 1, "Configuration reloads attempted") \
+	X(reloads_ok, counter, "", "", 1, "Configuration reloads applied") \
 	X(reload_failures, counter, "", "", 1, "Configuration reloads rejected")
 
 struct metrics {

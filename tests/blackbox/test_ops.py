@@ -1332,6 +1332,42 @@ def test_reload_compiles_off_the_loop(daemon, backend, tmp_path):
     assert d.stop() == 0, d.log()[-3000:]
 
 
+def test_reload_counters_only_rise(daemon, backend):
+    """chatmon_reloads_total counts a reload once it is applied or
+    rejected: one rejected while the default pack compiles (a second or
+    more) never shows as ok, not even while it runs (found by review: ok
+    rose when the reload began and fell back when it was rejected, a
+    counter going down)."""
+    port = free_port()
+    b = backend()
+    d = daemon(b.port, rules=DEFAULT_RULES, args=admin_args(port))
+    with open(d.conf, encoding="utf-8") as f:
+        good = f.read()
+    d.write_config(good + "model: /nonexistent.model\n")
+    mark = len(d.log())
+    d.signal(signal.SIGHUP)
+    seen = []
+    deadline = time.monotonic() + 30 * SLOW
+    while True:
+        m = metrics(port)
+        seen.append((m.value("chatmon_reloads_total", result="ok"),
+                     m.value("chatmon_reloads_total", result="failed")))
+        if seen[-1][1] == 1:
+            break
+        assert time.monotonic() < deadline, seen[-5:]
+        time.sleep(0.05)
+    assert "reload rejected" in d.log()[mark:]
+    assert len(seen) > 2, "the reload was over before a scrape saw it run"
+    assert {ok for ok, _ in seen} == {0}, seen
+    d.write_config(good)
+    mark = len(d.log())
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"configuration reloaded", 30 * SLOW, mark)
+    m = metrics(port)
+    assert (m.value("chatmon_reloads_total", result="ok"),
+            m.value("chatmon_reloads_total", result="failed")) == (1, 1)
+
+
 # --------------------------------------------------------------------------
 # 4. Logs
 

@@ -39,7 +39,7 @@ test_prometheus(void **state)
 	m.bytes_up = 42;
 	m.bytes_down = 5;
 	m.sla_timer_late_max_us = 1500;
-	m.reloads = 3;
+	m.reloads_ok = 3;
 	assert_int_equal(metrics_format_prometheus(&m, &out), 0);
 	s = sbuf_str(&out);
 	assert_non_null(strstr(s,
