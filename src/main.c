@@ -33,6 +33,7 @@ struct chatmond {
 	struct admin		*admin;
 	struct notify		*notify;
 	int			 stopping;
+	int			 hard;		/* a second signal: no more waiting */
 	struct chatmond_reload	*reload;	/* the one under way, or NULL */
 	int			 reload_again;	/* SIGHUP while one was under way */
 	pthread_t		 retire;	/* chatmond_retire's, while retiring */
@@ -176,6 +177,7 @@ chatmond_on_term(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (d->stopping) {
 		log_info("main: signal %d again, stopping now", (int)sig);
+		d->hard = 1;
 		chatmond_stop(d);
 		return;
 	}
@@ -607,12 +609,16 @@ out:
 			;
 		/*
 		 * Turns already sent to Redis are applied before we go: the
-		 * next instance must find them. A hung Redis is dropped by
-		 * rconn after redis.timeout, which answers them all.
+		 * next instance must find them, so the wait may outlast the
+		 * grace. A hung Redis is dropped by rconn after redis.timeout,
+		 * which answers them all; a second signal ends it at once.
 		 */
-		while (relay_inflight(d.relay) > 0 &&
+		while (relay_inflight(d.relay) > 0 && !d.hard &&
 		    event_base_loop(d.base, EVLOOP_ONCE) == 0)
 			;
+		if (relay_inflight(d.relay) > 0)
+			log_warnx("main: exiting with %zu calls to Redis unanswered",
+			    relay_inflight(d.relay));
 		relay_log_figures(d.relay);
 	}
 	admin_free(d.admin);	/* it reads the relay */

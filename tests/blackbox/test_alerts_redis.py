@@ -574,6 +574,39 @@ def test_stop_outlasting_the_grace_for_a_turn_redis_holds(daemon, backend, redis
     assert time.monotonic() - t0 >= pause_ms / 1000 - 0.2, "stopped before Redis answered"
 
 
+def test_a_second_signal_ends_the_wait_for_redis(daemon, backend, redis_server):
+    """The wait for a turn Redis holds may outlast the grace (above), up to
+    redis.timeout; a second SIGTERM ends it at once (chatmond(8); found by
+    review: the second signal was logged as "stopping now" and the wait went
+    on for the rest of a 30 s redis.timeout)."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(),
+               args=FOLD0 + LONG_SLA + ["-o", "redis.timeout=30s",
+                                        "-o", "limits.shutdown_grace=300ms"])
+    d.wait_log(r"alert_on_state: redis \S+ connected")
+    c.execute_command("CLIENT", "PAUSE", "20000", "WRITE")   # the turn's script waits
+
+    async def main():
+        async with agent(d, "/echo?agent=hal") as ws:
+            await ws.send(turn("h-1", "您好"))
+            assert json.loads(await recv(ws))["text"] == "您好"
+    run(main())
+    try:
+        d.signal(signal.SIGTERM)
+        time.sleep(1.0 * SLOW)
+        assert d.proc.poll() is None, "did not wait for the turn Redis holds"
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        d.proc.wait(5 * SLOW)
+        assert time.monotonic() - t0 < 2 * SLOW
+        assert d.proc.returncode == 0
+        assert "calls to Redis unanswered" in d.log()
+    finally:
+        c.execute_command("CLIENT", "UNPAUSE")
+
+
 # --------------------------------------------------------------------------
 # 5. The outbox bound
 
