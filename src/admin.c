@@ -123,9 +123,11 @@ admin_ready(struct admin *a, struct evhttp_request *req)
 {
 	static const char *const up[] = { "down", "ok", "unknown" };
 	struct sbuf	 out;
-	int		 listening = a->srv != NULL, upstream, alerts, ready;
+	int		 listening, upstream, alerts, ready;
 	size_t		 rules = relay_rules(a->relay);
 
+	/* a draining server no longer listens: take it out of the pool */
+	listening = a->srv != NULL && session_server_listening(a->srv);
 	upstream = a->srv != NULL ? session_server_upstream(a->srv) : -1;
 	alerts = relay_alerts_ready(a->relay);
 	/* never tried is not down: an idle chatmond is ready */

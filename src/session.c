@@ -1844,6 +1844,12 @@ session_server_count(const struct session_server *srv)
 }
 
 int
+session_server_listening(const struct session_server *srv)
+{
+	return !srv->draining;
+}
+
+int
 session_server_upstream(const struct session_server *srv)
 {
 	return srv->upstream_ok;

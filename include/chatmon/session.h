@@ -43,6 +43,8 @@ void	session_server_set_config(struct session_server *, const struct config *);
 void	session_server_drain(struct session_server *, void (*done)(void *),
 	    void *arg);
 size_t	session_server_count(const struct session_server *);
+/* 1 while it listens: from the start until session_server_drain. */
+int	session_server_listening(const struct session_server *);
 /* The last upstream connect: 1 it worked, 0 it failed, -1 none tried yet. */
 int	session_server_upstream(const struct session_server *);
 /* Destroys the context; call from the loop's top level, never inside an lws callback. */

@@ -764,6 +764,39 @@ def test_admin_non_get_is_405(daemon, backend, method):
         assert status == 405, (method, path, head, body[:200])
 
 
+def test_readyz_503_while_draining(daemon, backend, tmp_path):
+    """From SIGTERM on the listener is closed, so /readyz says 503 and
+    "listening": false while sessions drain (found by review: it said ready
+    for the whole grace, and a load balancer kept sending agents)."""
+    b = backend()
+    ap = free_port()
+    # no Redis here: a spool keeps it ready
+    d = daemon(b.port, args=admin_args(ap) + ["-o", f"redis.spool={tmp_path / 'spool'}"],
+               limits={"shutdown_grace": "10s"})
+    assert fetch_json(ap, "/readyz")[0] == 200
+    # an agent that never reads while its backend floods it: the drain waits
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", d.port))
+    try:
+        s.sendall(b"GET /flood?agent=slow&total=50000000 HTTP/1.1\r\nHost: x\r\n"
+                  b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        assert s.recv(200).startswith(b"HTTP/1.1 101"), "no upgrade"
+        wait_for(lambda: (metrics(ap).value("chatmon_flow_pauses_total") or 0) > 0,
+                 5 * SLOW, "the backend paused: the agent's queue is full")
+        mark = len(d.log())
+        d.signal(signal.SIGTERM)
+        d.wait_log(r"closing 1 sessions", 5 * SLOW, mark)
+        status, doc = fetch_json(ap, "/readyz")
+        assert status == 503 and doc["ready"] is False and doc["listening"] is False, doc
+        assert d.proc.poll() is None, "the drain did not wait for the agent"
+    finally:
+        s.close()
+    assert d.stop() == 0
+
+
 def test_readyz_redis(daemon, backend, redis_server):
     """Redis down and no spool: 503 naming redis; a Redis that is up: 200."""
     b = backend()
