@@ -181,6 +181,7 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 	 */
 	info.pt_serv_buf_size = LWSCTX_HEAD_MAX + 4096;
 	info.timeout_secs = li->timeout_secs;
+	info.timeout_secs_ah_idle = li->head_idle_secs;
 	/* lws sizes a table by the fd limit: do not let a huge limit cost memory */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 65536)
 		info.fd_limit_per_thread = 65536;

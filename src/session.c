@@ -1756,6 +1756,12 @@ session_server_new(struct event_base *base, const struct config *cfg,
 		.vhost = "chatmond",
 		/* lws applies this to connects and handshakes; seconds, at least 1 */
 		.timeout_secs = (unsigned)((cfg->limits.connect_timeout_ms + 999) / 1000),
+		/*
+		 * limits.handshake_timeout times a request (session_timeout,
+		 * counted and logged): lws's own 10 s fired first, uncounted,
+		 * and cut a longer limit short. Above the limit's largest.
+		 */
+		.head_idle_secs = 3601,
 		.reuseport = cfg->listen_reuseport,
 		.reuseport_key = "listen_reuseport",
 		.tls = cfg->tls.cert != NULL,

@@ -21,6 +21,13 @@ struct lwsctx_info {
 	const char			*vhost;
 	unsigned			 timeout_secs;	/* connects and handshakes, >= 1 */
 	/*
+	 * How long lws lets a connection sit in its HTTP request head before
+	 * it closes it, silently (its header table's idle timeout); 0: lws's
+	 * 10 s. A server that times the request itself sets it above its own
+	 * limit, so that its timer is the one that fires.
+	 */
+	unsigned			 head_idle_secs;
+	/*
 	 * Share the address and port with other processes that set it too
 	 * (SO_REUSEPORT: the kernel spreads new connections over them; they
 	 * must run as the same user). reuseport_key names the setting in the

@@ -193,6 +193,29 @@ def test_handshake_timeout(daemon, backend):
     run(main())
 
 
+def test_handshake_timeout_past_lws_own_ten_seconds(daemon, backend):
+    """A handshake_timeout longer than libwebsockets' own 10 s idle timer on
+    a request head is the one that drops a silent connection, counted and
+    logged (found by review: lws closed it at 10 s, uncounted and unlogged,
+    whatever the limit; with the default 10 s it won the race too)."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, limits={"handshake_timeout": "12s"}, args=admin(ap))
+    silent = socket.create_connection(("127.0.0.1", d.port), T)
+    t0 = time.monotonic()
+    try:
+        silent.settimeout(10.5)
+        with pytest.raises(socket.timeout):
+            silent.recv(1)              # still open past lws's 10 s
+        silent.settimeout(1.5 + 2 * SLOW)
+        assert silent.recv(1) == b""
+        assert time.monotonic() - t0 >= 11.9
+    finally:
+        silent.close()
+    assert metrics(ap).value("chatmon_timeouts_total", kind="handshake") == 1
+    assert "no WebSocket upgrade within 12000 ms" in d.log()
+
+
 def test_handshake_timeout_frees_the_slot_on_a_quiet_server(daemon, backend):
     """Silent connections and nothing else going on: each is closed at
     limits.handshake_timeout, not when lws next happens to wake (its 10 s
