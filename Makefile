@@ -105,9 +105,9 @@ $(BUILD)/normalize.o $(BUILD)/tests/test_normalize.o: $(BUILD)/gen/t2s_table.h \
 # Each unit test links its own module and the layer-0 helpers only.
 $(BUILD)/tests/test_util: $(BUILD)/tests/test_util.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
-# stderr captured into a file and read back
+# stderr captured into a file and read back; jansson reads the JSON lines
 $(BUILD)/tests/test_log: $(BUILD)/tests/test_log.o $(BUILD)/log.o $(BUILD)/util.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
 $(BUILD)/tests/test_peercount: $(BUILD)/tests/test_peercount.o $(BUILD)/peercount.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_dueheap: $(BUILD)/tests/test_dueheap.o $(BUILD)/dueheap.o

@@ -86,50 +86,6 @@ log_would(int level)
 	return level <= log_lvl;
 }
 
-/* Appends s to out as the inside of a JSON string. */
-static size_t
-log_json_escape(char *out, size_t cap, size_t n, const char *s)
-{
-	const unsigned char	*p;
-
-	for (p = (const unsigned char *)s; *p != '\0' && n + 7 < cap; p++) {
-		if (*p == '"' || *p == '\\') {
-			out[n++] = '\\';
-			out[n++] = (char)*p;
-		} else if (*p < 0x20)
-			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", *p);
-		else
-			out[n++] = (char)*p;
-	}
-	return n;
-}
-
-static void
-log_emit_json(int level, const char *errstr, const char *fmt, va_list ap)
-{
-	char		msg[4096], line[8300];
-	struct timespec	ts;
-	struct tm	tm;
-	size_t		n;
-	int		m;
-
-	m = vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (m >= 0 && errstr != NULL && (size_t)m < sizeof(msg))
-		snprintf(msg + m, sizeof(msg) - (size_t)m, ": %s", errstr);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "{\"ts\":\"%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n,
-	    ".%03ldZ\",\"level\":\"%s\",\"prog\":\"%s\",\"msg\":\"",
-	    ts.tv_nsec / 1000000, log_names[level], log_prog);
-	n = log_json_escape(line, sizeof(line) - 4, n, msg);
-	line[n++] = '"';
-	line[n++] = '}';
-	line[n++] = '\n';
-	line[n] = '\0';
-	fputs(line, stderr);
-}
-
 /*
  * The length of s[0, len) without a last character that a cut left
  * incomplete: a message cut to fit its buffer ends on a whole character.
@@ -170,18 +126,22 @@ log_format(char *msg, size_t cap, const char *errstr, const char *fmt,
 
 /*
  * Appends the message s[0, len) to out, whose length is n, so that it
- * stays one line of text whatever it holds: messages carry what peers
- * sent (a conversation id, an Origin), and a newline there would start a
- * line of the peer's choosing, in the journal with a <N> priority of its
- * choosing. Control characters (C0 and DEL as \xNN, C1 as \u0080-\u009f),
- * the line and paragraph separators (\u2028, \u2029) and each byte that is
- * not part of well-formed UTF-8 (\xNN) are escaped; a backslash is not, so
- * the escapes are for reading, not for decoding back. Stops before a
- * character or an escape that would take n past cap: a long line is cut
- * between characters. Returns the new n.
+ * stays one line whatever it holds: messages carry what peers sent (a
+ * conversation id, an Origin), and a newline there would start a line of
+ * the peer's choosing, in the journal with a <N> priority of its choosing.
+ * Control characters (C0, DEL, C1) and the line and paragraph separators
+ * (U+2028, U+2029) are escaped: in the text format C0 and DEL as \xNN,
+ * the others as \uNNNN; in JSON (json set: the inside of a string) all as
+ * \uNNNN, with '"' and '\\' escaped as JSON wants. Each byte that is not
+ * part of well-formed UTF-8 is \xNN in the text format and U+FFFD in
+ * JSON, whose strings hold Unicode only. A backslash in the text format
+ * is not escaped: the escapes are for reading, not for decoding back.
+ * Stops before a character or an escape that would take n past cap: a
+ * long line is cut between characters. Returns the new n.
  */
 static size_t
-log_escape(char *out, size_t cap, size_t n, const char *s, size_t len)
+log_escape(char *out, size_t cap, size_t n, const char *s, size_t len,
+    int json)
 {
 	const unsigned char	*p = (const unsigned char *)s;
 	const unsigned char	*end = p + len;
@@ -193,12 +153,16 @@ log_escape(char *out, size_t cap, size_t n, const char *s, size_t len)
 	for (; p < end; p += k) {
 		k = 1;
 		if (*p < 0x20 || *p == 0x7f)
-			e = snprintf(esc, sizeof(esc), "\\x%02x", *p);
+			e = snprintf(esc, sizeof(esc), json ? "\\u%04x" :
+			    "\\x%02x", *p);
+		else if (json && (*p == '"' || *p == '\\'))
+			e = snprintf(esc, sizeof(esc), "\\%c", *p);
 		else if (*p < 0x80)
 			e = 0;
 		else if ((k = util_utf8_seq(p, end)) == 0) {
 			k = 1;
-			e = snprintf(esc, sizeof(esc), "\\x%02x", *p);
+			e = json ? snprintf(esc, sizeof(esc), "\\ufffd") :
+			    snprintf(esc, sizeof(esc), "\\x%02x", *p);
 		} else if (k == 2 && p[0] == 0xc2 && p[1] < 0xa0)
 			e = snprintf(esc, sizeof(esc), "\\u%04x", p[1]);
 		else if (k == 3 && p[0] == 0xe2 && p[1] == 0x80 &&
@@ -215,6 +179,29 @@ log_escape(char *out, size_t cap, size_t n, const char *s, size_t len)
 		n += ulen;
 	}
 	return n;
+}
+
+static void
+log_emit_json(int level, const char *errstr, const char *fmt, va_list ap)
+{
+	char		msg[4096], line[8300];
+	struct timespec	ts;
+	struct tm	tm;
+	size_t		len, n;
+
+	len = log_format(msg, sizeof(msg), errstr, fmt, ap);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(line, sizeof(line), "{\"ts\":\"%Y-%m-%dT%H:%M:%S", &tm);
+	n += (size_t)snprintf(line + n, sizeof(line) - n,
+	    ".%03ldZ\",\"level\":\"%s\",\"prog\":\"%s\",\"msg\":\"",
+	    ts.tv_nsec / 1000000, log_names[level], log_prog);
+	n = log_escape(line, sizeof(line) - 4, n, msg, len, 1);
+	line[n++] = '"';
+	line[n++] = '}';
+	line[n++] = '\n';
+	line[n] = '\0';
+	fputs(line, stderr);
 }
 
 /*
@@ -245,7 +232,7 @@ log_emit(int level, const char *errstr, const char *fmt, va_list ap)
 	if (m < 0 || (size_t)m >= sizeof(line) - 2)
 		return;
 	len = log_format(msg, sizeof(msg), errstr, fmt, ap);
-	n = log_escape(line, sizeof(line) - 2, (size_t)m, msg, len);
+	n = log_escape(line, sizeof(line) - 2, (size_t)m, msg, len, 0);
 	line[n++] = '\n';
 	line[n] = '\0';
 	fputs(line, stderr);

@@ -1,4 +1,4 @@
-/* test_log: every message is one line whatever it holds, read back from a captured stderr. */
+/* test_log: every message is one line (one JSON object) whatever it holds, read back from a captured stderr. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include <jansson.h>
 
 #include "chatmon/log.h"
 
@@ -167,6 +169,102 @@ test_journal_priority_not_forged(void **state)
 	log_init("t", LOG_LVL_DEBUG);
 }
 
+static int
+setup_json(void **state)
+{
+	(void)state;
+	unsetenv("JOURNAL_STREAM");
+	log_init("t", LOG_LVL_DEBUG);
+	log_set_json(1);
+	return 0;
+}
+
+/*
+ * The "msg" of the one JSON object msg was logged as, read by jansson
+ * (which refuses a string that is not UTF-8); the caller frees it.
+ */
+static char *
+json_msg(const char *msg)
+{
+	json_error_t	 e;
+	json_t		*o;
+	size_t		 n;
+	char		*m;
+
+	n = logged(msg);
+	assert_true(n > 0 && out[n - 1] == '\n');
+	assert_ptr_equal(strchr(out, '\n'), out + n - 1);
+	o = json_loadb(out, n - 1, 0, &e);
+	if (o == NULL)
+		fail_msg("not JSON (%s): %.200s", e.text, out);
+	assert_string_equal(json_string_value(json_object_get(o, "level")), "info");
+	assert_non_null(m = strdup(json_string_value(json_object_get(o, "msg"))));
+	json_decref(o);
+	return m;
+}
+
+static void
+assert_json(const char *msg, const char *want)
+{
+	char	*m = json_msg(msg);
+
+	assert_string_equal(m, want);
+	free(m);
+}
+
+/* A byte that is not part of well-formed UTF-8 is U+FFFD: the line stays JSON. */
+static void
+test_json_invalid_utf8(void **state)
+{
+	(void)state;
+	assert_json("session_allow: Origin https://\xff\xfe.example is not",
+	    "session_allow: Origin https://\xef\xbf\xbd\xef\xbf\xbd.example is not");
+	assert_json("\xc0\xaf|\xed\xa0\x80|\xe4\xb8x|\x80",
+	    "\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|"
+	    "\xef\xbf\xbd\xef\xbf\xbdx|\xef\xbf\xbd");
+	assert_json("\xe4\xb8\xad\xf0\x9f\x98\x80\xef\xbf\xbd",
+	    "\xe4\xb8\xad\xf0\x9f\x98\x80\xef\xbf\xbd");
+}
+
+/* Controls, quotes and backslashes are escaped, and read back as they were. */
+static void
+test_json_controls(void **state)
+{
+	(void)state;
+	assert_json("a\nb\"c\\d\x01\x7f" "e\xc2\x85" "f\xe2\x80\xa8" "g",
+	    "a\nb\"c\\d\x01\x7f" "e\xc2\x85" "f\xe2\x80\xa8" "g");
+	assert_non_null(strstr(out, "\"msg\":\"a\\u000ab\\\"c\\\\d\\u0001\\u007f"
+	    "e\\u0085f\\u2028g\"}\n"));
+}
+
+/* A long message is cut between characters: no U+FFFD where the cut fell. */
+static void
+test_json_long_lines(void **state)
+{
+	char	*msg, *m;
+	size_t	 i;
+
+	(void)state;
+	assert_non_null(msg = malloc(16000));
+	msg[0] = 'a';				/* a, 中 x 2000: the 4 KiB cut lands inside a 中 */
+	for (i = 0; i < 2000; i++)
+		memcpy(msg + 1 + 3 * i, "\xe4\xb8\xad", 3);
+	msg[6001] = '\0';
+	m = json_msg(msg);
+	assert_int_equal(strlen(m), 1 + 3 * 1364);
+	assert_memory_equal(m, msg, strlen(m));
+	free(m);
+
+	memset(msg, '\xff', 5000);		/* 6 bytes out for each: cut by the line's size */
+	msg[5000] = '\0';
+	m = json_msg(msg);
+	assert_true(strlen(m) > 3000 && strlen(m) % 3 == 0);
+	for (i = 0; m[i] != '\0'; i += 3)
+		assert_memory_equal(m + i, "\xef\xbf\xbd", 3);
+	free(m);
+	free(msg);
+}
+
 int
 main(void)
 {
@@ -176,6 +274,9 @@ main(void)
 		cmocka_unit_test_setup(test_text_invalid_utf8, setup_text),
 		cmocka_unit_test_setup(test_text_long_lines, setup_text),
 		cmocka_unit_test_setup(test_journal_priority_not_forged, setup_text),
+		cmocka_unit_test_setup(test_json_invalid_utf8, setup_json),
+		cmocka_unit_test_setup(test_json_controls, setup_json),
+		cmocka_unit_test_setup(test_json_long_lines, setup_json),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
