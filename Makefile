@@ -58,7 +58,7 @@ IO	:= lwsctx session relay slaclock convstore rconn xfollow alert history notes 
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
 TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_scope dash_api dashboard rulesfp report reportdb reportlog reportcli passwd cliconf pushmsg httpc pushd chatmon))
 
-UNIT_TESTS := util peercount dueheap window access config codec msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog
+UNIT_TESTS := util log peercount dueheap window access config codec msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san soak soak-smoke bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -105,6 +105,9 @@ $(BUILD)/normalize.o $(BUILD)/tests/test_normalize.o: $(BUILD)/gen/t2s_table.h \
 # Each unit test links its own module and the layer-0 helpers only.
 $(BUILD)/tests/test_util: $(BUILD)/tests/test_util.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
+# stderr captured into a file and read back; jansson reads the JSON lines
+$(BUILD)/tests/test_log: $(BUILD)/tests/test_log.o $(BUILD)/log.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
 $(BUILD)/tests/test_peercount: $(BUILD)/tests/test_peercount.o $(BUILD)/peercount.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_dueheap: $(BUILD)/tests/test_dueheap.o $(BUILD)/dueheap.o

@@ -86,20 +86,97 @@ log_would(int level)
 	return level <= log_lvl;
 }
 
-/* Appends s to out as the inside of a JSON string. */
+/*
+ * The length of s[0, len) without a last character that a cut left
+ * incomplete: a message cut to fit its buffer ends on a whole character.
+ */
 static size_t
-log_json_escape(char *out, size_t cap, size_t n, const char *s)
+log_utf8_trim(const char *s, size_t len)
 {
-	const unsigned char	*p;
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 i = len, need;
 
-	for (p = (const unsigned char *)s; *p != '\0' && n + 7 < cap; p++) {
-		if (*p == '"' || *p == '\\') {
-			out[n++] = '\\';
-			out[n++] = (char)*p;
-		} else if (*p < 0x20)
-			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", *p);
+	while (i > 0 && len - i < 3 && (p[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i == 0 || p[i - 1] < 0xc2 || p[i - 1] > 0xf4)
+		return len;
+	need = p[i - 1] < 0xe0 ? 2 : p[i - 1] < 0xf0 ? 3 : 4;
+	return len - (i - 1) < need ? i - 1 : len;
+}
+
+/*
+ * Formats the message, and errstr after it, into msg[cap]; returns its
+ * length, cut on a character boundary when it did not fit.
+ */
+static size_t
+log_format(char *msg, size_t cap, const char *errstr, const char *fmt,
+    va_list ap)
+{
+	size_t	len;
+	int	m;
+
+	if ((m = vsnprintf(msg, cap, fmt, ap)) < 0)
+		return 0;
+	len = (size_t)m;
+	if (errstr != NULL && len < cap &&
+	    (m = snprintf(msg + len, cap - len, ": %s", errstr)) > 0)
+		len += (size_t)m;
+	return len < cap ? len : log_utf8_trim(msg, cap - 1);
+}
+
+/*
+ * Appends the message s[0, len) to out, whose length is n, so that it
+ * stays one line whatever it holds: messages carry what peers sent (a
+ * conversation id, an Origin), and a newline there would start a line of
+ * the peer's choosing, in the journal with a <N> priority of its choosing.
+ * Control characters (C0, DEL, C1) and the line and paragraph separators
+ * (U+2028, U+2029) are escaped: in the text format C0 and DEL as \xNN,
+ * the others as \uNNNN; in JSON (json set: the inside of a string) all as
+ * \uNNNN, with '"' and '\\' escaped as JSON wants. Each byte that is not
+ * part of well-formed UTF-8 is \xNN in the text format and U+FFFD in
+ * JSON, whose strings hold Unicode only. A backslash in the text format
+ * is not escaped: the escapes are for reading, not for decoding back.
+ * Stops before a character or an escape that would take n past cap: a
+ * long line is cut between characters. Returns the new n.
+ */
+static size_t
+log_escape(char *out, size_t cap, size_t n, const char *s, size_t len,
+    int json)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	const unsigned char	*end = p + len;
+	char			 esc[8];
+	const char		*u;
+	size_t			 k, ulen;
+	int			 e;
+
+	for (; p < end; p += k) {
+		k = 1;
+		if (*p < 0x20 || *p == 0x7f)
+			e = snprintf(esc, sizeof(esc), json ? "\\u%04x" :
+			    "\\x%02x", *p);
+		else if (json && (*p == '"' || *p == '\\'))
+			e = snprintf(esc, sizeof(esc), "\\%c", *p);
+		else if (*p < 0x80)
+			e = 0;
+		else if ((k = util_utf8_seq(p, end)) == 0) {
+			k = 1;
+			e = json ? snprintf(esc, sizeof(esc), "\\ufffd") :
+			    snprintf(esc, sizeof(esc), "\\x%02x", *p);
+		} else if (k == 2 && p[0] == 0xc2 && p[1] < 0xa0)
+			e = snprintf(esc, sizeof(esc), "\\u%04x", p[1]);
+		else if (k == 3 && p[0] == 0xe2 && p[1] == 0x80 &&
+		    (p[2] == 0xa8 || p[2] == 0xa9))
+			e = snprintf(esc, sizeof(esc), "\\u%04x",
+			    0x2000 | (p[2] & 0x3f));
 		else
-			out[n++] = (char)*p;
+			e = 0;
+		u = e > 0 ? esc : (const char *)p;	/* 0: the character as it is */
+		ulen = e > 0 ? (size_t)e : k;
+		if (n + ulen > cap)
+			break;
+		memcpy(out + n, u, ulen);
+		n += ulen;
 	}
 	return n;
 }
@@ -110,19 +187,16 @@ log_emit_json(int level, const char *errstr, const char *fmt, va_list ap)
 	char		msg[4096], line[8300];
 	struct timespec	ts;
 	struct tm	tm;
-	size_t		n;
-	int		m;
+	size_t		len, n;
 
-	m = vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (m >= 0 && errstr != NULL && (size_t)m < sizeof(msg))
-		snprintf(msg + m, sizeof(msg) - (size_t)m, ": %s", errstr);
+	len = log_format(msg, sizeof(msg), errstr, fmt, ap);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "{\"ts\":\"%Y-%m-%dT%H:%M:%S", &tm);
 	n += (size_t)snprintf(line + n, sizeof(line) - n,
 	    ".%03ldZ\",\"level\":\"%s\",\"prog\":\"%s\",\"msg\":\"",
 	    ts.tv_nsec / 1000000, log_names[level], log_prog);
-	n = log_json_escape(line, sizeof(line) - 4, n, msg);
+	n = log_escape(line, sizeof(line) - 4, n, msg, len, 1);
 	line[n++] = '"';
 	line[n++] = '}';
 	line[n++] = '\n';
@@ -138,8 +212,9 @@ log_emit_json(int level, const char *errstr, const char *fmt, va_list ap)
 static void
 log_emit(int level, const char *errstr, const char *fmt, va_list ap)
 {
-	char	line[4096];
-	int	n;
+	char	msg[4096], line[4096];
+	size_t	len, n;
+	int	m;
 
 	static const int	 prio[] = { 3, 4, 6, 7 };	/* syslog's err, warning, info, debug */
 
@@ -150,20 +225,14 @@ log_emit(int level, const char *errstr, const char *fmt, va_list ap)
 		return;
 	}
 	if (log_journal)
-		n = snprintf(line, sizeof(line), "<%d>", prio[level]);
+		m = snprintf(line, sizeof(line), "<%d>", prio[level]);
 	else
-		n = snprintf(line, sizeof(line), "%s: %s: ", log_prog,
+		m = snprintf(line, sizeof(line), "%s: %s: ", log_prog,
 		    log_names[level]);
-	if (n < 0)
+	if (m < 0 || (size_t)m >= sizeof(line) - 2)
 		return;
-	if ((size_t)n < sizeof(line))
-		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	if (errstr != NULL && n >= 0 && (size_t)n < sizeof(line))
-		n += snprintf(line + n, sizeof(line) - (size_t)n, ": %s", errstr);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(line) - 1)
-		n = (int)sizeof(line) - 2;	/* truncated: keep the newline */
+	len = log_format(msg, sizeof(msg), errstr, fmt, ap);
+	n = log_escape(line, sizeof(line) - 2, (size_t)m, msg, len, 0);
 	line[n++] = '\n';
 	line[n] = '\0';
 	fputs(line, stderr);

@@ -906,8 +906,9 @@ session_allow(struct session *s, struct lws *wsi)
 				    origin[i] == 0x7f)
 					origin[i] = '?';
 			return session_refuse(s, &m->refused_origin,
-			    HTTP_STATUS_FORBIDDEN, "Origin %.100s is not in "
-			    "allowed_origins", origin);
+			    HTTP_STATUS_FORBIDDEN, "Origin %.*s is not in "
+			    "allowed_origins", (int)util_utf8_cut(origin, 100),
+			    origin);
 		}
 	}
 	/* a front proxy that authenticates names the agent in a header */

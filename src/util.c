@@ -235,6 +235,20 @@ util_utf8_count(const char *s, size_t n)
 	return k;
 }
 
+size_t
+util_utf8_cut(const char *s, size_t max)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 n = strnlen(s, max), i;
+
+	if (n < max)
+		return n;
+	/* p[n] exists: s goes on to its NUL */
+	for (i = n; i > 0 && n - i < 3 && (p[i] & 0xc0) == 0x80; i--)
+		;
+	return i < n && p[i] >= 0xc0 ? i : n;
+}
+
 int
 util_utf8_valid(const char *s, size_t n)
 {

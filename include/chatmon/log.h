@@ -17,7 +17,10 @@ void	log_set_level(int level);
 /*
  * text: "chatmond: info: message", or "<6>message" when stderr is the
  * journal (JOURNAL_STREAM names it), which records the level and the name
- * itself; json: one object per line {"ts","level","prog","msg"}.
+ * itself; json: one object per line {"ts","level","prog","msg"}. Either
+ * way a message is one line whatever its arguments hold: control
+ * characters and bytes that are not UTF-8 are escaped (docs/operations.md,
+ * "Logs"), so a caller may log what a peer sent as it is.
  */
 void	log_set_json(int json);
 int	log_get_level(void);

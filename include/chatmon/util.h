@@ -67,6 +67,8 @@ size_t	 util_utf8_seq(const unsigned char *p, const unsigned char *end);
 int	 util_utf8_valid(const char *s, size_t n);
 /* Code points of UTF-8 s[0, n), counted at their lead bytes (any byte that is not a continuation byte), as offsets are given. */
 size_t	 util_utf8_count(const char *s, size_t n);
+/* strnlen(s, max) cut back so as not to end inside a UTF-8 sequence: for a %.*s of what a peer sent. */
+size_t	 util_utf8_cut(const char *s, size_t max);
 uint64_t util_fnv1a64(const void *, size_t);
 
 /*

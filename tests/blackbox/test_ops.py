@@ -1538,3 +1538,67 @@ def test_info_log_names_alerts_without_chat_text(daemon, backend):
                    r"rule=stock\.test_none agent=alice conversation=c-priv$")
     assert len(m.group(1)) > 20, m.group(0)
     assert secret not in log and "没货" not in log, log[-2000:]
+
+
+def test_log_line_cannot_be_forged_by_a_conversation_id(daemon, backend, tmp_path):
+    """A conversation id is any string (docs/protocol.md): one holding a
+    newline, a CR, U+2028 or a C1 control is logged escaped on the alert's
+    own line. In the journal no line of the agent's making appears, so no
+    entry at a priority of its choosing (docs/operations.md, "Logs")."""
+    b = backend()
+    errfile = tmp_path / "forge.stderr"
+    errfile.write_bytes(b"")
+    st = os.stat(errfile)
+    d = daemon(b.port, name="forge", level="info",
+               env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    forged = "c1\n<2>chatmond: main: FORGED critical line from an agent\r\u2028x\x85y"
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            await ws.send(turn("你滚出去", conv=forged))
+            f = json.loads(await recv(ws))
+            assert f["type"] == "chatmon.warning" and f["conversation"] == forged, f
+    run(main())
+    d.wait_log(r"alert: id=")
+    assert d.stop() == 0
+    lines = open(d.errfile, "rb").read().decode("utf-8").split("\n")
+    assert lines.pop() == ""
+    bad = [l for l in lines if not re.match(r"<[3467]>", l) or "FORGED" in l and "alert:" not in l]
+    assert not bad, f"lines not chatmond's own: {bad}"
+    alert = [l for l in lines if "alert: id=" in l]
+    assert len(alert) == 1 and alert[0].startswith("<6>alert: id="), alert
+    assert alert[0].endswith(" agent=alice conversation=c1\\x0a<2>chatmond: main: FORGED "
+                             "critical line from an agent\\x0d\\u2028x\\u0085y"), alert
+
+
+def test_log_json_lines_stay_json_whatever_the_origin(daemon, backend):
+    """log.format: json writes one JSON object per line even when a refused
+    Origin is not UTF-8 (each bad byte is U+FFFD) or is cut at its 100
+    bytes inside a character (the cut falls between two characters)."""
+    b = backend()
+    d = daemon(b.port, level="info", args=admin_args(free_port()) + ["-o", "log.format=json"],
+               extra="allowed_origins: [https://ok.example]\n")
+
+    def handshake(origin):
+        with socket.create_connection(("127.0.0.1", d.port), timeout=T) as s:
+            s.sendall(b"GET /echo?agent=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nOrigin: " + origin + b"\r\n"
+                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      b"Sec-WebSocket-Version: 13\r\n\r\n")
+            return s.recv(100).split(b"\r\n")[0]
+    assert b" 403 " in handshake(b"https://\xff\xfe.example")
+    assert b" 403 " in handshake(("https://" + "中" * 60).encode())
+    d.wait_log(r"Origin https://中")
+    assert d.stop() == 0
+    msgs = []
+    for line in open(d.errfile, "rb").read().split(b"\n")[:-1]:
+        try:
+            msgs.append(json.loads(line.decode("utf-8"))["msg"])
+        except ValueError as e:
+            raise AssertionError(f"not a JSON line ({e}): {line[:200]!r}")
+    refused = [m for m in msgs if "is not in allowed_origins" in m]
+    assert refused == [
+        "session_allow: 127.0.0.1: agent refused (403): "
+        "Origin https://\ufffd\ufffd.example is not in allowed_origins",
+        "session_allow: 127.0.0.1: agent refused (403): "
+        "Origin https://" + "中" * 30 + " is not in allowed_origins"], refused

@@ -92,6 +92,24 @@ test_utf8_valid(void **state)
 	assert_false(util_utf8_valid("ab\x80", 3));		/* a stray continuation byte */
 }
 
+/* A %.*s cut of a peer's string ends between two characters, not inside one. */
+static void
+test_utf8_cut(void **state)
+{
+	(void)state;
+	assert_int_equal(util_utf8_cut("", 4), 0);
+	assert_int_equal(util_utf8_cut("abc", 4), 3);
+	assert_int_equal(util_utf8_cut("abcd", 4), 4);
+	assert_int_equal(util_utf8_cut("abcde", 4), 4);
+	assert_int_equal(util_utf8_cut("a\xe4\xb8\xad", 4), 4);	/* a, 中: all of it */
+	assert_int_equal(util_utf8_cut("a\xe4\xb8\xad" "b", 4), 4);
+	assert_int_equal(util_utf8_cut("a\xe4\xb8\xad", 3), 1);	/* not 2 bytes of 中 */
+	assert_int_equal(util_utf8_cut("a\xe4\xb8\xad", 2), 1);
+	assert_int_equal(util_utf8_cut("\xf0\x9f\x98\x80", 3), 0);	/* an emoji */
+	assert_int_equal(util_utf8_cut("ab\x80\x80\x80\x80", 3), 3);	/* no lead: as strnlen */
+	assert_int_equal(util_utf8_cut("\xff\xfe", 1), 1);		/* not UTF-8: as strnlen */
+}
+
 int
 main(void)
 {
@@ -101,6 +119,7 @@ main(void)
 		cmocka_unit_test(test_fnv1a),
 		cmocka_unit_test(test_utf8_count),
 		cmocka_unit_test(test_utf8_valid),
+		cmocka_unit_test(test_utf8_cut),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
