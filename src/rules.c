@@ -1156,41 +1156,106 @@ rules_last_in(struct rules *r, const pcre2_code *re, const char *t,
 	return last;
 }
 
-/* Whether original byte offset off is inside quotation marks of the original. */
+/*
+ * The pairs of quotation marks of original o, in r->quote (grown, never
+ * shrunk), once for each original of this text: an opening mark paired
+ * with its closing one, brackets nested by kind, ASCII quotes in the
+ * order they come (the first opens, the second closes); a mark never
+ * closed, as an inch sign or a typo leaves it, pairs with nothing. 0, or
+ * -1 on ENOMEM.
+ */
 static int
-rules_in_quotes(const char *o, size_t off)
+rules_quotes(struct rules *r, const char *o, size_t olen)
 {
 	static const char *const open[] = { "\xe2\x80\x9c", "\xe3\x80\x8c",
 	    "\xe3\x80\x8e", "\xe3\x80\x8a", "\xe2\x80\x98" };	/* “ 「 『 《 ‘ */
 	static const char *const close[] = { "\xe2\x80\x9d", "\xe3\x80\x8d",
 	    "\xe3\x80\x8f", "\xe3\x80\x8b", "\xe2\x80\x99" };	/* ” 」 』 》 ’ */
-	int	depth[UTIL_NELEM(open)] = { 0 }, ascii = 0, single = 0;
-	size_t	i, k;
+	struct rules_quote	*q;
+	uint32_t		 top[UTIL_NELEM(open) + 2], reach = 0;
+	size_t			 i, k, n = 0, cap;
+	int			 kind, closing;
 
-	for (i = 0; i < off; i++) {
-		if (o[i] == '"') {
-			ascii = !ascii;
-			continue;
-		}
+	if (r->qorig == o)
+		return 0;
+	for (k = 0; k < UTIL_NELEM(top); k++)
+		top[k] = UINT32_MAX;	/* per kind, its innermost open pair; the last two: " and ' */
+	for (i = 0; i < olen; i++) {
+		kind = -1;
+		closing = 0;
+		if (o[i] == '"')
+			kind = UTIL_NELEM(open);
 		/* 'quoted', but not the apostrophe of don't */
-		if (o[i] == '\'' && !(i > 0 && isalpha((unsigned char)o[i - 1]) &&
-		    isalpha((unsigned char)o[i + 1]))) {
-			single = !single;
+		else if (o[i] == '\'' && !(i > 0 && i + 1 < olen &&
+		    isalpha((unsigned char)o[i - 1]) &&
+		    isalpha((unsigned char)o[i + 1])))
+			kind = UTIL_NELEM(open) + 1;
+		else if ((unsigned char)o[i] >= 0xe2 && i + 2 < olen) {
+			for (k = 0; k < UTIL_NELEM(open) && kind < 0; k++) {
+				if (memcmp(o + i, open[k], 3) == 0)
+					kind = (int)k;
+				else if (memcmp(o + i, close[k], 3) == 0) {
+					kind = (int)k;
+					closing = 1;
+				}
+			}
+		}
+		if (kind < 0)
+			continue;
+		if (kind >= (int)UTIL_NELEM(open))
+			closing = top[kind] != UINT32_MAX;
+		if (closing) {
+			if (top[kind] != UINT32_MAX) {	/* a closing mark alone closes nothing */
+				r->quote[top[kind]].close = (uint32_t)i;
+				top[kind] = r->quote[top[kind]].prev;
+			}
 			continue;
 		}
-		if ((unsigned char)o[i] < 0xe2)
-			continue;
-		for (k = 0; k < UTIL_NELEM(open); k++) {
-			if (memcmp(o + i, open[k], 3) == 0)
-				depth[k]++;
-			else if (memcmp(o + i, close[k], 3) == 0 && depth[k] > 0)
-				depth[k]--;
+		if (n == r->quotecap) {
+			cap = r->quotecap > 0 ? 2 * r->quotecap : 16;
+			if ((q = realloc(r->quote, cap * sizeof(*q))) == NULL)
+				return -1;
+			r->quote = q;
+			r->quotecap = cap;
 		}
+		r->quote[n].open = (uint32_t)i;
+		r->quote[n].close = UINT32_MAX;
+		r->quote[n].prev = top[kind];
+		top[kind] = (uint32_t)n++;
 	}
-	for (k = 0; k < UTIL_NELEM(open); k++)
-		if (depth[k] > 0)
-			return 1;
-	return ascii || single;
+	/* by opening mark, the furthest any pair so far reaches */
+	for (i = 0; i < n; i++) {
+		if (r->quote[i].close != UINT32_MAX && r->quote[i].close > reach)
+			reach = r->quote[i].close;
+		r->quote[i].reach = reach;
+	}
+	r->nquote = n;
+	r->qorig = o;
+	return 0;
+}
+
+/*
+ * Whether the original bytes [a, b) of o lie inside quotation marks: a
+ * pair opened before a and closed at or after b. An opening mark alone
+ * quotes nothing: one stray “ must not clear every quoted rule after it.
+ */
+static int
+rules_in_quotes(struct rules *r, const char *o, size_t olen, size_t a,
+    size_t b)
+{
+	size_t	lo = 0, hi, mid;
+
+	if (rules_quotes(r, o, olen) == -1)
+		return 0;	/* short of memory: not cleared, the rule judges */
+	/* the pairs opened before a: [0, lo) */
+	for (hi = r->nquote; lo < hi; ) {
+		mid = lo + (hi - lo) / 2;
+		if (r->quote[mid].open < a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && r->quote[lo - 1].reach >= b;
 }
 
 /*
@@ -1198,16 +1263,18 @@ rules_in_quotes(const char *o, size_t off)
  * next to it: a `before` cue ending within `within` characters before it
  * (each further cue right before that one cancels it: a double negation is
  * not a negation), an `after` cue starting within `within` after it, or
- * quotation marks around it in the original.
+ * a pair of quotation marks around it in the original.
  */
 static int
 rules_cleared(struct rules *r, const struct rule *ru, const char *t,
     size_t len, size_t s, size_t e)
 {
 	const struct rules_clear	*c = &ru->clear;
+	const struct norm		*n;
+	const char			*o;
 	ssize_t				 cs;
 	size_t				 at = s, olen;
-	uint32_t			 cp;
+	uint32_t			 qs, qe;
 	int				 k;
 
 	if (c->before != NULL) {
@@ -1225,9 +1292,11 @@ rules_cleared(struct rules *r, const struct rule *ru, const char *t,
 	    rules_walk(t, len, e, c->within, 1), e))
 		return 1;
 	if (c->quoted) {
-		cp = r->nmap[ru->steps][s];
-		return rules_in_quotes(norm_orig(r->norm[r->nsrc[ru->steps]], &olen),
-		    norm_orig_offset(r->norm[r->nsrc[ru->steps]], cp));
+		n = r->norm[r->nsrc[ru->steps]];
+		norm_span(r->nmap[ru->steps], s, e, &qs, &qe);
+		o = norm_orig(n, &olen);
+		return rules_in_quotes(r, o, olen, norm_orig_offset(n, qs),
+		    norm_orig_offset(n, qe));
 	}
 	return 0;
 }
@@ -1815,6 +1884,7 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	r->olen = len;
 	r->nvalid = 0;
 	r->hvalid = 0;
+	r->qorig = NULL;
 	r->oom = 0;
 	if (only >= 0) {
 		rules_confirm(r, (size_t)only, role, ~0u, &nhits);
@@ -1976,6 +2046,7 @@ rules_free(struct rules *r)
 		norm_free(r->norm[m]);
 		free(r->hpos[m]);
 	}
+	free(r->quote);
 	free(r->seen);
 	free(r->touched);
 	free(r->always);

@@ -752,6 +752,22 @@ test_clear(void **state)
 	/* ASCII single quotes quote too; an apostrophe in a word does not */
 	assert_null(hit(r, RULES_AGENT, "这件'不支持七天无理由'T恤", "returns.refuse"));
 	assert_non_null(hit(r, RULES_AGENT, "it's ok,不支持七天无理由", "returns.refuse"));
+	/*
+	 * Quoted means between an opening mark and its closing one: a mark
+	 * left open (a stray “, an inch sign) quotes nothing after it, nor
+	 * does a pair that closes inside the match or before it.
+	 */
+	assert_non_null(hit(r, RULES_AGENT, "“不支持七天无理由", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "「不支持七天无理由", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "\"好的亲。不支持七天无理由", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "5\" 屏的,不支持七天无理由", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "他说“不支持”七天无理由", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "“好的”,“不支持七天无理由", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "”不支持七天无理由“", "returns.refuse"));
+	assert_null(hit(r, RULES_AGENT, "他说\"不支持七天无理由\"", "returns.refuse"));
+	assert_null(hit(r, RULES_AGENT, "『他说「不支持七天无理由」』", "returns.refuse"));
+	assert_null(hit(r, RULES_AGENT, "“他说“不支持”七天无理由”", "returns.refuse"));
+	assert_null(hit(r, RULES_AGENT, "“好的”,“不支持七天无理由”", "returns.refuse"));
 	rules_free(r);
 	sbuf_free(&errs);
 }
