@@ -21,6 +21,7 @@
 
 #define RULES_MATCH_LIMIT	200000	/* PCRE2 steps: a bad pattern cannot stall the loop */
 #define RULES_MAX_TRIES		64	/* matches of one rule tried against near */
+#define RULES_LIMIT_HITS	32	/* match limit hits a rule may take in a message */
 
 const char *
 rules_severity_name(enum rules_severity s)
@@ -278,9 +279,11 @@ rules_head_bit(uint32_t cp)
  * The branch's anchored twin and first-character filter when its matches'
  * first characters are known (rules_lit_heads), in folded text only, where
  * the caseless regex's first character is the literal's bytes. Without
- * them (or short of memory) the branch is searched as it is. Only the code
- * that is searched is JIT-compiled: the branch's own, with heads, is not
- * until the naive baseline asks for it (6 MB of the default pack's).
+ * them (or short of memory) the branch is searched as it is, and its
+ * anchored twin is only there for the starts after one that hit the match
+ * limit (rules_branch_match), which PCRE2's search does not name. Only the
+ * code that is searched is JIT-compiled: the branch's own, with heads, is
+ * not until the naive baseline asks for it (6 MB of the default pack's).
  */
 static void
 rules_branch_heads(struct rules *r, const struct rule *ru,
@@ -294,14 +297,17 @@ rules_branch_heads(struct rules *r, const struct rule *ru,
 	size_t			 i, off;
 	int			 ec;
 
-	if (!(ru->steps & NORM_NFKC) || !rules_lit_heads(pattern, &h))
-		goto out;
 	re = pcre2_compile((PCRE2_SPTR)pattern, strlen(pattern), PCRE2_UTF |
 	    PCRE2_UCP | PCRE2_CASELESS | PCRE2_ANCHORED, &ec, &off, NULL);
-	if (re == NULL ||
-	    (bits = calloc(RULES_HEAD_WORDS, sizeof(*bits))) == NULL)
+	if (re == NULL)
 		goto out;
 	rules_jit_compile(r, re);
+	if (!(ru->steps & NORM_NFKC) || !rules_lit_heads(pattern, &h) ||
+	    (bits = calloc(RULES_HEAD_WORDS, sizeof(*bits))) == NULL) {
+		br->anch = re;	/* a twin without heads */
+		re = NULL;
+		goto out;
+	}
 	for (i = 0; i < h.set[0]->n; i++) {
 		c = (const unsigned char *)h.set[0]->s[i];
 		k = rules_head_bit(c[0] < 0x80 ? c[0] : rules_cp3(c));
@@ -1072,45 +1078,6 @@ rules_hpos(struct rules *r, unsigned mask, size_t *nh)
 	return h;
 }
 
-/*
- * The first match of branch br in s, view mask's text, at or after start,
- * as rules_re_match: with a head filter, the anchored twin tried where a
- * character the filter holds stands, leftmost first, which is what the
- * search would find (no match starts elsewhere). PCRE2's match limit
- * holds for each start, in a search as in an anchored try: a try that
- * hits it ends the search, as it would end PCRE2's.
- */
-static int
-rules_branch_match(struct rules *r, const struct rules_branch *br,
-    unsigned mask, const char *s, size_t len, size_t start)
-{
-	const struct rules_hpos	*h;
-	size_t			 i, n;
-	uint32_t		 k;
-	int			 rc;
-
-	if (br->head != NULL && r->anchored &&
-	    (h = rules_hpos(r, mask, &n)) != NULL) {
-		for (i = 0; i < n && h[i].off < start; i++)
-			;
-		for (; i < n && h[i].off < len; i++) {
-			k = h[i].bit;
-			if (!(br->head[k / 64] >> (k % 64) & 1))
-				continue;
-			if ((rc = rules_re_rc(r, br->anch, s, len, h[i].off)) >= 0)
-				return 1;
-			if (rc != PCRE2_ERROR_NOMATCH)
-				return 0;
-		}
-		return 0;
-	}
-	/* short of memory: the interpreter, the branch's code not being JIT-compiled */
-	if (br->head != NULL && r->anchored)
-		return pcre2_match(br->re, (PCRE2_SPTR)s, len, start,
-		    PCRE2_NO_UTF_CHECK, r->md, r->mctx) >= 0;
-	return rules_re_match(r, br->re, s, len, start);
-}
-
 /* Byte offset n code points before (dir < 0) or after off in UTF-8 s. */
 static size_t
 rules_walk(const char *s, size_t len, size_t off, uint32_t n, int dir)
@@ -1131,6 +1098,82 @@ rules_walk(const char *s, size_t len, size_t off, uint32_t n, int dir)
 		}
 	}
 	return off;
+}
+
+/*
+ * Whether a search may go on past a start that hit PCRE2's match limit
+ * (rc, when it is not a match or PCRE2_ERROR_NOMATCH): such a start is no
+ * match there, and the rule being confirmed has RULES_LIMIT_HITS of them
+ * to spend in a message (rules_confirm), so that a bad pattern costs the
+ * relay a bounded time on any text. 1 to go on, 0 when spent.
+ */
+static int
+rules_limit_go_on(struct rules *r, int rc)
+{
+	if (rc != PCRE2_ERROR_MATCHLIMIT && rc != PCRE2_ERROR_DEPTHLIMIT &&
+	    rc != PCRE2_ERROR_HEAPLIMIT && rc != PCRE2_ERROR_JIT_STACKLIMIT)
+		return 0;	/* anything else ends the search */
+	if (r->limit_left == 0)
+		return 0;
+	r->limit_left--;
+	return 1;
+}
+
+/*
+ * The first match of branch br in s, view mask's text, at or after start,
+ * as rules_re_match: with a head filter, the anchored twin tried where a
+ * character the filter holds stands, leftmost first, which is what the
+ * search would find (no match starts elsewhere). PCRE2's match limit
+ * holds for each start: a start that hits it is no match there, and the
+ * search goes on after it while the rule's budget lasts
+ * (rules_limit_go_on). PCRE2's own search stops at such a start without
+ * saying which it was, so from there the anchored twin is tried at every
+ * character.
+ */
+static int
+rules_branch_match(struct rules *r, const struct rules_branch *br,
+    unsigned mask, const char *s, size_t len, size_t start)
+{
+	const struct rules_hpos	*h;
+	size_t			 i, n;
+	uint32_t		 k;
+	int			 rc;
+
+	if (br->head != NULL && r->anchored &&
+	    (h = rules_hpos(r, mask, &n)) != NULL) {
+		for (i = 0; i < n && h[i].off < start; i++)
+			;
+		for (; i < n && h[i].off < len; i++) {
+			k = h[i].bit;
+			if (!(br->head[k / 64] >> (k % 64) & 1))
+				continue;
+			if ((rc = rules_re_rc(r, br->anch, s, len, h[i].off)) >= 0)
+				return 1;
+			if (rc != PCRE2_ERROR_NOMATCH && !rules_limit_go_on(r, rc))
+				return 0;
+		}
+		return 0;
+	}
+	/* short of memory: the interpreter, the branch's code not being JIT-compiled */
+	if (br->head != NULL && r->anchored)
+		rc = pcre2_match(br->re, (PCRE2_SPTR)s, len, start,
+		    PCRE2_NO_UTF_CHECK, r->md, r->mctx);
+	else
+		rc = rules_re_rc(r, br->re, s, len, start);
+	if (rc >= 0)
+		return 1;
+	if (rc == PCRE2_ERROR_NOMATCH || br->anch == NULL ||
+	    !rules_limit_go_on(r, rc))
+		return 0;
+	for (i = start; i <= len; i = rules_walk(s, len, i, 1, 1)) {
+		if ((rc = rules_re_rc(r, br->anch, s, len, i)) >= 0)
+			return 1;
+		if (rc != PCRE2_ERROR_NOMATCH && !rules_limit_go_on(r, rc))
+			return 0;
+		if (i == len)
+			break;
+	}
+	return 0;
 }
 
 /*
@@ -1408,6 +1451,7 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 		return;
 	if (rules_text(r, ru->steps) == -1)
 		return;
+	r->limit_left = RULES_LIMIT_HITS;
 	t = r->ntext[ru->steps];
 	len = r->nlen[ru->steps];
 	if (ru->whole_max > 0 && len > ru->whole_max)

@@ -270,6 +270,7 @@ struct rules {
 	const char		*otext;		/* original, for the hits */
 	size_t			 olen;
 	int			 oom;
+	unsigned		 limit_left;	/* match limit hits the rule being confirmed may still take */
 	uint64_t		 turn;		/* rules_match calls: which turn a rule last hit */
 	struct rules_first_memo	*memo;		/* per rule: its last rules_first (rules_prepare) */
 	int			 windowed;	/* a window pass: window rules only */

@@ -947,10 +947,11 @@ test_heads_out_of_memory(void **state)
 }
 
 /*
- * PCRE2's match limit holds for each start of a search; a search stops
- * at the first start that hits it. Tried anchored where its heads stand,
- * a branch stops there too: the engine answers what the naive search
- * answers (nothing), not the later match the limit hid.
+ * PCRE2's match limit holds for each start: a start that hits it is no
+ * match there, and the search goes on after it, naive or prefiltered, with
+ * heads or without (where PCRE2's search does not say which start hit
+ * it), until the rule has hit the limit RULES_LIMIT_HITS times in the
+ * message; then the rest of the message is no match for it.
  */
 static void
 test_heads_match_limit(void **state)
@@ -964,21 +965,53 @@ test_heads_match_limit(void **state)
 	    "  message: 亲,请换个说法。\n"
 	    "  examples:\n"
 	    "    match: [xaay]\n"
-	    "    no_match: [xy]\n";
+	    "    no_match: [xy]\n"
+	    "- rule: offplatform.slow\n"
+	    "  category: offplatform\n"
+	    "  severity: critical\n"
+	    "  action: block\n"
+	    "  pattern: '(?:[0-9]+)*微信'\n"
+	    "  message: 亲,请在旺旺上沟通。\n"
+	    "  examples:\n"
+	    "    match: [加微信, 123微信]\n";
 	struct sbuf		 errs;
 	struct rules		*r;
 	const struct rules_hit	*h;
 	const char		*later = "xaay";
 	const char		*t = "xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaz xaay";
+	char			 digits[256];
+	size_t			 n;
+	int			 pass;
 
 	(void)state;
 	sbuf_init(&errs);
-	if ((r = load1(rule, &errs)) == NULL)
-		fail_msg("%s", sbuf_str(&errs));
-	assert_non_null(hit(r, RULES_AGENT, later, "etiquette.slow"));
-	assert_int_equal(rules_match_naive(r, RULES_AGENT, t, strlen(t), &h), 0);
-	assert_int_equal(rules_match(r, RULES_AGENT, t, strlen(t), &h), 0);
-	rules_free(r);
+	for (pass = 0; pass < 2; pass++) {
+		load_flags = pass == 0 ? 0 : RULES_NO_JIT;
+		if ((r = load1(rule, &errs)) == NULL)
+			fail_msg("%s", sbuf_str(&errs));
+		assert_non_null(hit(r, RULES_AGENT, later, "etiquette.slow"));
+		/* with heads (x): the start at the first x hits the limit */
+		assert_int_equal(rules_match_naive(r, RULES_AGENT, t, strlen(t), &h), 1);
+		assert_int_equal(h[0].start, 34);
+		assert_int_equal(rules_match(r, RULES_AGENT, t, strlen(t), &h), 1);
+		assert_int_equal(h[0].start, 34);
+		assert_int_equal(h[0].end, 38);
+		/* without: the starts in the run of 40 digits hit it, 微信 does not */
+		memset(digits, '1', 40);
+		strcpy(digits + 40, "x 加微信");
+		assert_non_null(h = hit(r, RULES_AGENT, digits, "offplatform.slow"));
+		assert_int_equal(h->start, 43);
+		assert_int_equal(h->end, 45);
+		n = rules_match_naive(r, RULES_AGENT, digits, strlen(digits), &h);
+		assert_int_equal(n, 1);
+		assert_int_equal(h[0].start, 43);
+		/* 200: far more starts than the budget, which ends the search */
+		memset(digits, '1', 200);
+		strcpy(digits + 200, "x 加微信");
+		assert_null(hit(r, RULES_AGENT, digits, "offplatform.slow"));
+		rules_free(r);
+	}
+	load_flags = 0;
 	sbuf_free(&errs);
 }
 
