@@ -20,7 +20,14 @@
  */
 
 #define RULES_MATCH_LIMIT	200000	/* PCRE2 steps: a bad pattern cannot stall the loop */
-#define RULES_MAX_TRIES		64	/* matches of one rule tried against near */
+#define RULES_MAX_TRIES		64	/* matches of a clear cue looked at; see also below */
+/*
+ * Occurrences of a rule judged in a message (near, clear): RULES_MAX_TRIES,
+ * and one more for each RULES_TRY_BYTES bytes of its text, so that the work
+ * grows with the text, not with its square, and every occurrence of a
+ * pattern that needs more bytes than that is judged however long the text.
+ */
+#define RULES_TRY_BYTES		4
 #define RULES_LIMIT_HITS	32	/* match limit hits a rule may take in a message */
 
 const char *
@@ -1444,8 +1451,8 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 	struct rules_hit	*h;
 	const char		*t, *o;
 	size_t			 len, s = 0, e = 0, ws, we, off = 0, k, olen, a, b;
+	size_t			 tries, judged;
 	uint32_t		 cs, ce, ncs;
-	int			 tries;
 
 	if (r->windowed && !ru->window)
 		return;
@@ -1456,7 +1463,8 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 	len = r->nlen[ru->steps];
 	if (ru->whole_max > 0 && len > ru->whole_max)
 		return;	/* longer than any of its words: cannot be the whole message */
-	for (tries = 0; tries < RULES_MAX_TRIES && off <= len; tries++) {
+	judged = RULES_MAX_TRIES + len / RULES_TRY_BYTES;
+	for (tries = 0; off <= len; tries++) {
 		if (!rules_first(r, ru, mask, t, len, off, &s, &e))
 			return;
 		/* an occurrence that does not count: try one starting later */
@@ -1483,7 +1491,13 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 		if (r->windowed && cs < r->boundary &&
 		    rules_before_boundary(r, ru, mask, t, s, e))
 			continue;
-		if (ru->near_re != NULL) {
+		/*
+		 * Past the occurrences it may judge, the rule fails closed: this
+		 * one is reported as it stands, cue or not, so that padding a
+		 * message with occurrences that do not count cannot hide one
+		 * that does.
+		 */
+		if (tries < judged && ru->near_re != NULL) {
 			ws = rules_walk(t, len, s, ru->near_within, -1);
 			we = rules_walk(t, len, e, ru->near_within, 1);
 			if (!rules_re_match(r, ru->near_re, t, we, ws))
@@ -1496,7 +1510,7 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 				cs = ncs;
 			}
 		}
-		if (rules_cleared(r, ru, t, len, s, e))
+		if (tries < judged && rules_cleared(r, ru, t, len, s, e))
 			continue;
 		/* last, as the dearest: most candidates never get this far */
 		for (k = 0; k < ru->nunless; k++)

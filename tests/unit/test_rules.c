@@ -772,6 +772,101 @@ test_clear(void **state)
 	sbuf_free(&errs);
 }
 
+/* The text of n copies of unit then tail, in buf (cap bytes). */
+static const char *
+repeat(char *buf, size_t cap, const char *unit, size_t n, const char *tail)
+{
+	size_t	i, k = 0, u = strlen(unit);
+
+	for (i = 0; i < n; i++, k += u) {
+		assert_true(k + u < cap);
+		memcpy(buf + k, unit, u);
+	}
+	assert_true(k + strlen(tail) < cap);
+	strcpy(buf + k, tail);
+	return buf;
+}
+
+/*
+ * Each occurrence is judged on its own, however many before it do not
+ * count (cleared, or without their near cue): a rule judges 64 of them and
+ * one more for every 4 bytes of its text. Past that it fails closed: the
+ * next occurrence is reported unjudged (unless still vetoes it).
+ */
+static void
+test_many_occurrences(void **state)
+{
+	static const char text[] =
+	    "- rule: returns.refuse\n"
+	    "  category: returns\n"
+	    "  severity: critical\n"
+	    "  action: block\n"
+	    "  pattern: '不退'\n"
+	    "  clear: {before: '不是', within: 3}\n"
+	    "  message: 亲,本店支持退货。\n"
+	    "  examples:\n"
+	    "    match: [不退]\n"
+	    "    no_match: [不是不退]\n"
+	    "- rule: offplatform.phone\n"
+	    "  category: offplatform\n"
+	    "  severity: critical\n"
+	    "  action: block\n"
+	    "  pattern: '(?<![0-9])1[3-9][0-9]{9}(?![0-9])'\n"
+	    "  near: {pattern: '手机|电话', within: 6}\n"
+	    "  message: 亲,请不要留电话。\n"
+	    "  examples:\n"
+	    "    match: [我手机13812345678]\n"
+	    "    no_match: [订单13812345678]\n"
+	    "- rule: etiquette.dense\n"
+	    "  category: etiquette\n"
+	    "  severity: info\n"
+	    "  action: flag\n"
+	    "  pattern: 'a'\n"
+	    "  clear: {after: 'b', within: 1}\n"
+	    "  unless: ['zz']\n"
+	    "  examples:\n"
+	    "    match: [a]\n"
+	    "    no_match: [ab]\n";
+	static char		 buf[65536];
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h;
+	size_t			 n;
+
+	(void)state;
+	sbuf_init(&errs);
+	if ((r = load1(text, &errs)) == NULL)
+		fail_msg("%s", sbuf_str(&errs));
+	/* the reviewer's: 64 cleared occurrences, then one that counts */
+	for (n = 63; n <= 1000; n += n < 100 ? 1 : 900) {
+		repeat(buf, sizeof(buf), "不是不退，", n, "我们就是不退");
+		assert_non_null(h = hit(r, RULES_AGENT, buf, "returns.refuse"));
+		assert_int_equal(h->start, 5 * n + 4);
+		repeat(buf, sizeof(buf), "不是不退，", n, "");
+		assert_null(hit(r, RULES_AGENT, buf, "returns.refuse"));
+	}
+	/* 70 numbers without their cue, then the agent's own */
+	buf[0] = '\0';
+	for (n = 0; n < 70; n++)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
+		    "%s1391234%04zu", n > 0 ? "和" : "这些单的尾号", n);
+	strcat(buf, "。。。。。营业时间是九点到晚上十点。。。。。有事打我手机13812345678");
+	assert_non_null(h = hit(r, RULES_AGENT, buf, "offplatform.phone"));
+	assert_int_equal(h->match_len, 11);
+	assert_memory_equal(h->match, "13812345678", 11);
+	/* one occurrence every 2 bytes: 100 are judged (all cleared) ... */
+	assert_null(hit(r, RULES_AGENT, repeat(buf, sizeof(buf), "ab", 100, ""),
+	    "etiquette.dense"));
+	/* ... 1000 are not: the 565th is reported unjudged */
+	assert_non_null(h = hit(r, RULES_AGENT,
+	    repeat(buf, sizeof(buf), "ab", 1000, ""), "etiquette.dense"));
+	assert_int_equal(h->start, 2 * (64 + 2000 / 4));
+	assert_null(hit(r, RULES_AGENT, repeat(buf, sizeof(buf), "ab", 1000, "zz"),
+	    "etiquette.dense"));
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
 /* window: only what spans an earlier turn and the last one is reported. */
 static void
 test_window(void **state)
@@ -1122,6 +1217,7 @@ main(void)
 		cmocka_unit_test(test_load_dir),
 		cmocka_unit_test(test_sound),
 		cmocka_unit_test(test_clear),
+		cmocka_unit_test(test_many_occurrences),
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_window_near),
 		cmocka_unit_test(test_heads_out_of_memory),
