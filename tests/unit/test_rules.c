@@ -424,6 +424,19 @@ static const struct bad_case bad_cases[] = {
 	    "@:6: normalize: 'colour' is not one of the allowed values" },
 	{ "bad list name", "- list: a b\n  items: [x]\n", "@:1: bad name 'a b': letters, digits, _ and - only" },
 	{ "empty list", "- list: l\n  items: []\n", "@:2: list l: no items" },
+	/* what normalises to nothing would match the empty string: anywhere */
+	{ "list item of noise", "- list: app\n  items:\n    - 微信\n    - '❤'\n"
+	    RULE_HEAD "  pattern: '滚${app}?'\n" EX,
+	    "@:4: list app: item '❤' normalises to nothing (it would match anywhere)" },
+	{ "whole word of noise", RULE_HEAD "  whole: [哦, '?']\n  examples:\n    match: [哦]\n",
+	    "@:5: rule a.b: whole: '?' normalises to nothing (it would match a message of noise alone)" },
+	{ "block with an empty message", "- rule: a.b\n  category: abuse\n  severity: warn\n"
+	    "  action: block\n  pattern: 滚\n  message: ''\n" EX,
+	    "@:6: rule a.b: a warn or block rule needs a message that is not blank "
+	    "(what the agent should say instead)" },
+	{ "warn with a blank message", "- rule: a.b\n  category: abuse\n  severity: warn\n"
+	    "  action: warn\n  pattern: 滚\n  message: ' \u3000 '\n" EX,
+	    "@:6: rule a.b: a warn or block rule needs a message that is not blank" },
 };
 
 static void
@@ -454,6 +467,39 @@ test_errors(void **state)
 		sbuf_free(&errs);
 		sbuf_free(&want);
 	}
+}
+
+/*
+ * An item is refused only where it normalises to nothing: an emoji item
+ * stays what it is for a rule that keeps the noise. A flag rule needs no
+ * message, nor an empty one.
+ */
+static void
+test_noise_items_in_their_view(void **state)
+{
+	static const char text[] =
+	    "- list: heart\n"
+	    "  items: [爱心, '❤']\n"
+	    "- rule: etiquette.heart\n"
+	    "  category: etiquette\n"
+	    "  severity: info\n"
+	    "  action: flag\n"
+	    "  pattern: '比${heart}'\n"
+	    "  normalize: {noise: false}\n"
+	    "  message: ''\n"
+	    "  examples:\n"
+	    "    match: ['比❤', 比爱心]\n"
+	    "    no_match: [比]\n";
+	struct sbuf	 errs;
+	struct rules	*r;
+
+	(void)state;
+	sbuf_init(&errs);
+	if ((r = load1(text, &errs)) == NULL)
+		fail_msg("%s", sbuf_str(&errs));
+	assert_null(hit(r, RULES_AGENT, "比一比", "etiquette.heart"));
+	rules_free(r);
+	sbuf_free(&errs);
 }
 
 /* Every error of every file, each with its file and line. */
@@ -1213,6 +1259,7 @@ main(void)
 		cmocka_unit_test(test_interpreter),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_all_errors_reported),
+		cmocka_unit_test(test_noise_items_in_their_view),
 		cmocka_unit_test(test_rules_test),
 		cmocka_unit_test(test_load_dir),
 		cmocka_unit_test(test_sound),
