@@ -20,7 +20,15 @@
  */
 
 #define RULES_MATCH_LIMIT	200000	/* PCRE2 steps: a bad pattern cannot stall the loop */
-#define RULES_MAX_TRIES		64	/* matches of one rule tried against near */
+#define RULES_MAX_TRIES		64	/* matches of a clear cue looked at; see also below */
+/*
+ * Occurrences of a rule judged in a message (near, clear): RULES_MAX_TRIES,
+ * and one more for each RULES_TRY_BYTES bytes of its text, so that the work
+ * grows with the text, not with its square, and every occurrence of a
+ * pattern that needs more bytes than that is judged however long the text.
+ */
+#define RULES_TRY_BYTES		4
+#define RULES_LIMIT_HITS	32	/* match limit hits a rule may take in a message */
 
 const char *
 rules_severity_name(enum rules_severity s)
@@ -278,9 +286,11 @@ rules_head_bit(uint32_t cp)
  * The branch's anchored twin and first-character filter when its matches'
  * first characters are known (rules_lit_heads), in folded text only, where
  * the caseless regex's first character is the literal's bytes. Without
- * them (or short of memory) the branch is searched as it is. Only the code
- * that is searched is JIT-compiled: the branch's own, with heads, is not
- * until the naive baseline asks for it (6 MB of the default pack's).
+ * them (or short of memory) the branch is searched as it is, and its
+ * anchored twin is only there for the starts after one that hit the match
+ * limit (rules_branch_match), which PCRE2's search does not name. Only the
+ * code that is searched is JIT-compiled: the branch's own, with heads, is
+ * not until the naive baseline asks for it (6 MB of the default pack's).
  */
 static void
 rules_branch_heads(struct rules *r, const struct rule *ru,
@@ -294,14 +304,17 @@ rules_branch_heads(struct rules *r, const struct rule *ru,
 	size_t			 i, off;
 	int			 ec;
 
-	if (!(ru->steps & NORM_NFKC) || !rules_lit_heads(pattern, &h))
-		goto out;
 	re = pcre2_compile((PCRE2_SPTR)pattern, strlen(pattern), PCRE2_UTF |
 	    PCRE2_UCP | PCRE2_CASELESS | PCRE2_ANCHORED, &ec, &off, NULL);
-	if (re == NULL ||
-	    (bits = calloc(RULES_HEAD_WORDS, sizeof(*bits))) == NULL)
+	if (re == NULL)
 		goto out;
 	rules_jit_compile(r, re);
+	if (!(ru->steps & NORM_NFKC) || !rules_lit_heads(pattern, &h) ||
+	    (bits = calloc(RULES_HEAD_WORDS, sizeof(*bits))) == NULL) {
+		br->anch = re;	/* a twin without heads */
+		re = NULL;
+		goto out;
+	}
 	for (i = 0; i < h.set[0]->n; i++) {
 		c = (const unsigned char *)h.set[0]->s[i];
 		k = rules_head_bit(c[0] < 0x80 ? c[0] : rules_cp3(c));
@@ -1072,45 +1085,6 @@ rules_hpos(struct rules *r, unsigned mask, size_t *nh)
 	return h;
 }
 
-/*
- * The first match of branch br in s, view mask's text, at or after start,
- * as rules_re_match: with a head filter, the anchored twin tried where a
- * character the filter holds stands, leftmost first, which is what the
- * search would find (no match starts elsewhere). PCRE2's match limit
- * holds for each start, in a search as in an anchored try: a try that
- * hits it ends the search, as it would end PCRE2's.
- */
-static int
-rules_branch_match(struct rules *r, const struct rules_branch *br,
-    unsigned mask, const char *s, size_t len, size_t start)
-{
-	const struct rules_hpos	*h;
-	size_t			 i, n;
-	uint32_t		 k;
-	int			 rc;
-
-	if (br->head != NULL && r->anchored &&
-	    (h = rules_hpos(r, mask, &n)) != NULL) {
-		for (i = 0; i < n && h[i].off < start; i++)
-			;
-		for (; i < n && h[i].off < len; i++) {
-			k = h[i].bit;
-			if (!(br->head[k / 64] >> (k % 64) & 1))
-				continue;
-			if ((rc = rules_re_rc(r, br->anch, s, len, h[i].off)) >= 0)
-				return 1;
-			if (rc != PCRE2_ERROR_NOMATCH)
-				return 0;
-		}
-		return 0;
-	}
-	/* short of memory: the interpreter, the branch's code not being JIT-compiled */
-	if (br->head != NULL && r->anchored)
-		return pcre2_match(br->re, (PCRE2_SPTR)s, len, start,
-		    PCRE2_NO_UTF_CHECK, r->md, r->mctx) >= 0;
-	return rules_re_match(r, br->re, s, len, start);
-}
-
 /* Byte offset n code points before (dir < 0) or after off in UTF-8 s. */
 static size_t
 rules_walk(const char *s, size_t len, size_t off, uint32_t n, int dir)
@@ -1131,6 +1105,82 @@ rules_walk(const char *s, size_t len, size_t off, uint32_t n, int dir)
 		}
 	}
 	return off;
+}
+
+/*
+ * Whether a search may go on past a start that hit PCRE2's match limit
+ * (rc, when it is not a match or PCRE2_ERROR_NOMATCH): such a start is no
+ * match there, and the rule being confirmed has RULES_LIMIT_HITS of them
+ * to spend in a message (rules_confirm), so that a bad pattern costs the
+ * relay a bounded time on any text. 1 to go on, 0 when spent.
+ */
+static int
+rules_limit_go_on(struct rules *r, int rc)
+{
+	if (rc != PCRE2_ERROR_MATCHLIMIT && rc != PCRE2_ERROR_DEPTHLIMIT &&
+	    rc != PCRE2_ERROR_HEAPLIMIT && rc != PCRE2_ERROR_JIT_STACKLIMIT)
+		return 0;	/* anything else ends the search */
+	if (r->limit_left == 0)
+		return 0;
+	r->limit_left--;
+	return 1;
+}
+
+/*
+ * The first match of branch br in s, view mask's text, at or after start,
+ * as rules_re_match: with a head filter, the anchored twin tried where a
+ * character the filter holds stands, leftmost first, which is what the
+ * search would find (no match starts elsewhere). PCRE2's match limit
+ * holds for each start: a start that hits it is no match there, and the
+ * search goes on after it while the rule's budget lasts
+ * (rules_limit_go_on). PCRE2's own search stops at such a start without
+ * saying which it was, so from there the anchored twin is tried at every
+ * character.
+ */
+static int
+rules_branch_match(struct rules *r, const struct rules_branch *br,
+    unsigned mask, const char *s, size_t len, size_t start)
+{
+	const struct rules_hpos	*h;
+	size_t			 i, n;
+	uint32_t		 k;
+	int			 rc;
+
+	if (br->head != NULL && r->anchored &&
+	    (h = rules_hpos(r, mask, &n)) != NULL) {
+		for (i = 0; i < n && h[i].off < start; i++)
+			;
+		for (; i < n && h[i].off < len; i++) {
+			k = h[i].bit;
+			if (!(br->head[k / 64] >> (k % 64) & 1))
+				continue;
+			if ((rc = rules_re_rc(r, br->anch, s, len, h[i].off)) >= 0)
+				return 1;
+			if (rc != PCRE2_ERROR_NOMATCH && !rules_limit_go_on(r, rc))
+				return 0;
+		}
+		return 0;
+	}
+	/* short of memory: the interpreter, the branch's code not being JIT-compiled */
+	if (br->head != NULL && r->anchored)
+		rc = pcre2_match(br->re, (PCRE2_SPTR)s, len, start,
+		    PCRE2_NO_UTF_CHECK, r->md, r->mctx);
+	else
+		rc = rules_re_rc(r, br->re, s, len, start);
+	if (rc >= 0)
+		return 1;
+	if (rc == PCRE2_ERROR_NOMATCH || br->anch == NULL ||
+	    !rules_limit_go_on(r, rc))
+		return 0;
+	for (i = start; i <= len; i = rules_walk(s, len, i, 1, 1)) {
+		if ((rc = rules_re_rc(r, br->anch, s, len, i)) >= 0)
+			return 1;
+		if (rc != PCRE2_ERROR_NOMATCH && !rules_limit_go_on(r, rc))
+			return 0;
+		if (i == len)
+			break;
+	}
+	return 0;
 }
 
 /*
@@ -1156,41 +1206,106 @@ rules_last_in(struct rules *r, const pcre2_code *re, const char *t,
 	return last;
 }
 
-/* Whether original byte offset off is inside quotation marks of the original. */
+/*
+ * The pairs of quotation marks of original o, in r->quote (grown, never
+ * shrunk), once for each original of this text: an opening mark paired
+ * with its closing one, brackets nested by kind, ASCII quotes in the
+ * order they come (the first opens, the second closes); a mark never
+ * closed, as an inch sign or a typo leaves it, pairs with nothing. 0, or
+ * -1 on ENOMEM.
+ */
 static int
-rules_in_quotes(const char *o, size_t off)
+rules_quotes(struct rules *r, const char *o, size_t olen)
 {
 	static const char *const open[] = { "\xe2\x80\x9c", "\xe3\x80\x8c",
 	    "\xe3\x80\x8e", "\xe3\x80\x8a", "\xe2\x80\x98" };	/* “ 「 『 《 ‘ */
 	static const char *const close[] = { "\xe2\x80\x9d", "\xe3\x80\x8d",
 	    "\xe3\x80\x8f", "\xe3\x80\x8b", "\xe2\x80\x99" };	/* ” 」 』 》 ’ */
-	int	depth[UTIL_NELEM(open)] = { 0 }, ascii = 0, single = 0;
-	size_t	i, k;
+	struct rules_quote	*q;
+	uint32_t		 top[UTIL_NELEM(open) + 2], reach = 0;
+	size_t			 i, k, n = 0, cap;
+	int			 kind, closing;
 
-	for (i = 0; i < off; i++) {
-		if (o[i] == '"') {
-			ascii = !ascii;
-			continue;
-		}
+	if (r->qorig == o)
+		return 0;
+	for (k = 0; k < UTIL_NELEM(top); k++)
+		top[k] = UINT32_MAX;	/* per kind, its innermost open pair; the last two: " and ' */
+	for (i = 0; i < olen; i++) {
+		kind = -1;
+		closing = 0;
+		if (o[i] == '"')
+			kind = UTIL_NELEM(open);
 		/* 'quoted', but not the apostrophe of don't */
-		if (o[i] == '\'' && !(i > 0 && isalpha((unsigned char)o[i - 1]) &&
-		    isalpha((unsigned char)o[i + 1]))) {
-			single = !single;
+		else if (o[i] == '\'' && !(i > 0 && i + 1 < olen &&
+		    isalpha((unsigned char)o[i - 1]) &&
+		    isalpha((unsigned char)o[i + 1])))
+			kind = UTIL_NELEM(open) + 1;
+		else if ((unsigned char)o[i] >= 0xe2 && i + 2 < olen) {
+			for (k = 0; k < UTIL_NELEM(open) && kind < 0; k++) {
+				if (memcmp(o + i, open[k], 3) == 0)
+					kind = (int)k;
+				else if (memcmp(o + i, close[k], 3) == 0) {
+					kind = (int)k;
+					closing = 1;
+				}
+			}
+		}
+		if (kind < 0)
+			continue;
+		if (kind >= (int)UTIL_NELEM(open))
+			closing = top[kind] != UINT32_MAX;
+		if (closing) {
+			if (top[kind] != UINT32_MAX) {	/* a closing mark alone closes nothing */
+				r->quote[top[kind]].close = (uint32_t)i;
+				top[kind] = r->quote[top[kind]].prev;
+			}
 			continue;
 		}
-		if ((unsigned char)o[i] < 0xe2)
-			continue;
-		for (k = 0; k < UTIL_NELEM(open); k++) {
-			if (memcmp(o + i, open[k], 3) == 0)
-				depth[k]++;
-			else if (memcmp(o + i, close[k], 3) == 0 && depth[k] > 0)
-				depth[k]--;
+		if (n == r->quotecap) {
+			cap = r->quotecap > 0 ? 2 * r->quotecap : 16;
+			if ((q = realloc(r->quote, cap * sizeof(*q))) == NULL)
+				return -1;
+			r->quote = q;
+			r->quotecap = cap;
 		}
+		r->quote[n].open = (uint32_t)i;
+		r->quote[n].close = UINT32_MAX;
+		r->quote[n].prev = top[kind];
+		top[kind] = (uint32_t)n++;
 	}
-	for (k = 0; k < UTIL_NELEM(open); k++)
-		if (depth[k] > 0)
-			return 1;
-	return ascii || single;
+	/* by opening mark, the furthest any pair so far reaches */
+	for (i = 0; i < n; i++) {
+		if (r->quote[i].close != UINT32_MAX && r->quote[i].close > reach)
+			reach = r->quote[i].close;
+		r->quote[i].reach = reach;
+	}
+	r->nquote = n;
+	r->qorig = o;
+	return 0;
+}
+
+/*
+ * Whether the original bytes [a, b) of o lie inside quotation marks: a
+ * pair opened before a and closed at or after b. An opening mark alone
+ * quotes nothing: one stray “ must not clear every quoted rule after it.
+ */
+static int
+rules_in_quotes(struct rules *r, const char *o, size_t olen, size_t a,
+    size_t b)
+{
+	size_t	lo = 0, hi, mid;
+
+	if (rules_quotes(r, o, olen) == -1)
+		return 0;	/* short of memory: not cleared, the rule judges */
+	/* the pairs opened before a: [0, lo) */
+	for (hi = r->nquote; lo < hi; ) {
+		mid = lo + (hi - lo) / 2;
+		if (r->quote[mid].open < a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && r->quote[lo - 1].reach >= b;
 }
 
 /*
@@ -1198,16 +1313,18 @@ rules_in_quotes(const char *o, size_t off)
  * next to it: a `before` cue ending within `within` characters before it
  * (each further cue right before that one cancels it: a double negation is
  * not a negation), an `after` cue starting within `within` after it, or
- * quotation marks around it in the original.
+ * a pair of quotation marks around it in the original.
  */
 static int
 rules_cleared(struct rules *r, const struct rule *ru, const char *t,
     size_t len, size_t s, size_t e)
 {
 	const struct rules_clear	*c = &ru->clear;
+	const struct norm		*n;
+	const char			*o;
 	ssize_t				 cs;
 	size_t				 at = s, olen;
-	uint32_t			 cp;
+	uint32_t			 qs, qe;
 	int				 k;
 
 	if (c->before != NULL) {
@@ -1225,9 +1342,11 @@ rules_cleared(struct rules *r, const struct rule *ru, const char *t,
 	    rules_walk(t, len, e, c->within, 1), e))
 		return 1;
 	if (c->quoted) {
-		cp = r->nmap[ru->steps][s];
-		return rules_in_quotes(norm_orig(r->norm[r->nsrc[ru->steps]], &olen),
-		    norm_orig_offset(r->norm[r->nsrc[ru->steps]], cp));
+		n = r->norm[r->nsrc[ru->steps]];
+		norm_span(r->nmap[ru->steps], s, e, &qs, &qe);
+		o = norm_orig(n, &olen);
+		return rules_in_quotes(r, o, olen, norm_orig_offset(n, qs),
+		    norm_orig_offset(n, qe));
 	}
 	return 0;
 }
@@ -1332,18 +1451,20 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 	struct rules_hit	*h;
 	const char		*t, *o;
 	size_t			 len, s = 0, e = 0, ws, we, off = 0, k, olen, a, b;
+	size_t			 tries, judged;
 	uint32_t		 cs, ce, ncs;
-	int			 tries;
 
 	if (r->windowed && !ru->window)
 		return;
 	if (rules_text(r, ru->steps) == -1)
 		return;
+	r->limit_left = RULES_LIMIT_HITS;
 	t = r->ntext[ru->steps];
 	len = r->nlen[ru->steps];
 	if (ru->whole_max > 0 && len > ru->whole_max)
 		return;	/* longer than any of its words: cannot be the whole message */
-	for (tries = 0; tries < RULES_MAX_TRIES && off <= len; tries++) {
+	judged = RULES_MAX_TRIES + len / RULES_TRY_BYTES;
+	for (tries = 0; off <= len; tries++) {
 		if (!rules_first(r, ru, mask, t, len, off, &s, &e))
 			return;
 		/* an occurrence that does not count: try one starting later */
@@ -1370,7 +1491,13 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 		if (r->windowed && cs < r->boundary &&
 		    rules_before_boundary(r, ru, mask, t, s, e))
 			continue;
-		if (ru->near_re != NULL) {
+		/*
+		 * Past the occurrences it may judge, the rule fails closed: this
+		 * one is reported as it stands, cue or not, so that padding a
+		 * message with occurrences that do not count cannot hide one
+		 * that does.
+		 */
+		if (tries < judged && ru->near_re != NULL) {
 			ws = rules_walk(t, len, s, ru->near_within, -1);
 			we = rules_walk(t, len, e, ru->near_within, 1);
 			if (!rules_re_match(r, ru->near_re, t, we, ws))
@@ -1383,7 +1510,7 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 				cs = ncs;
 			}
 		}
-		if (rules_cleared(r, ru, t, len, s, e))
+		if (tries < judged && rules_cleared(r, ru, t, len, s, e))
 			continue;
 		/* last, as the dearest: most candidates never get this far */
 		for (k = 0; k < ru->nunless; k++)
@@ -1815,6 +1942,7 @@ rules_run(struct rules *r, enum rules_role role, const char *text, size_t len,
 	r->olen = len;
 	r->nvalid = 0;
 	r->hvalid = 0;
+	r->qorig = NULL;
 	r->oom = 0;
 	if (only >= 0) {
 		rules_confirm(r, (size_t)only, role, ~0u, &nhits);
@@ -1976,6 +2104,7 @@ rules_free(struct rules *r)
 		norm_free(r->norm[m]);
 		free(r->hpos[m]);
 	}
+	free(r->quote);
 	free(r->seen);
 	free(r->touched);
 	free(r->always);

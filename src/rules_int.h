@@ -84,6 +84,17 @@ struct rules_hpos {
 	uint32_t	bit;	/* rules_head_bit of it */
 };
 
+/*
+ * A pair of quotation marks of a message's original, by byte offsets
+ * (rules_quotes in rules.c): in the order they open.
+ */
+struct rules_quote {
+	uint32_t	open;
+	uint32_t	close;	/* UINT32_MAX: never closed */
+	uint32_t	prev;	/* while pairing: the pair its kind opened before it, or UINT32_MAX */
+	uint32_t	reach;	/* the furthest closing mark of it and the pairs before it */
+};
+
 struct rules_branch {
 	pcre2_code		*re;
 	/*
@@ -245,12 +256,21 @@ struct rules {
 	struct rules_hpos	*hpos[RULES_NMASKS];
 	size_t			 nhpos[RULES_NMASKS], hposcap[RULES_NMASKS];
 	unsigned		 hvalid;	/* the views whose hpos is this text's */
+	/*
+	 * The quotation marks of the original of this text, paired when a
+	 * `quoted` clear is first asked (rules_quotes): qorig is the
+	 * original they are of, NULL for none yet. Grown, never shrunk.
+	 */
+	struct rules_quote	*quote;
+	size_t			 nquote, quotecap;
+	const char		*qorig;
 	struct rules_hit	*hits;
 	pcre2_match_data	*md;
 	pcre2_match_context	*mctx;
 	const char		*otext;		/* original, for the hits */
 	size_t			 olen;
 	int			 oom;
+	unsigned		 limit_left;	/* match limit hits the rule being confirmed may still take */
 	uint64_t		 turn;		/* rules_match calls: which turn a rule last hit */
 	struct rules_first_memo	*memo;		/* per rule: its last rules_first (rules_prepare) */
 	int			 windowed;	/* a window pass: window rules only */

@@ -1,4 +1,5 @@
 /* rules_load: rule files read, checked and compiled into a rule set: the YAML schema, lists and macros, errors as FILE:LINE. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -27,7 +28,9 @@ struct rules_load_def {			/* a list or a macro, by name */
 	char	*name;
 	int	 is_list;
 	char	**items;		/* list items */
+	size_t	*lines;			/* each item's line */
 	size_t	 nitems;
+	int	 said;			/* an item that normalises to nothing, reported */
 	char	*pattern;		/* macro */
 	char	*file;
 	size_t	 line;
@@ -66,6 +69,7 @@ rules_load_free_defs(struct rules *r)
 		for (k = 0; k < r->def[i].nitems; k++)
 			free(r->def[i].items[k]);
 		free(r->def[i].items);
+		free(r->def[i].lines);
 		free(r->def[i].pattern);
 		free(r->def[i].name);
 		free(r->def[i].file);
@@ -290,11 +294,13 @@ rules_load_trie(struct sbuf *out, struct rules_load_word *w, size_t n, int top)
  * Appends list d's items, normalised with steps, as the alternatives of
  * one group's inside: as a trie (rules_load_trie) when it is sure to
  * match what the plain alternation matches, else one item after the other.
- * 0, -1 on ENOMEM, -2 past RULES_MAX_EXPANDED.
+ * 0; -1 on ENOMEM, or with an error reported for an item that normalises
+ * to nothing (an emoji, a space: the rule's text never holds it, and the
+ * empty string it leaves matches everywhere); -2 past RULES_MAX_EXPANDED.
  */
 static int
-rules_load_list(struct rules *r, const struct rules_load_def *d,
-    unsigned steps, struct sbuf *out)
+rules_load_list(struct rules *r, struct rules_load_def *d, unsigned steps,
+    struct sbuf *out, struct sbuf *errs)
 {
 	struct sbuf		*words = NULL;
 	struct rules_load_word	*w = NULL;
@@ -312,6 +318,14 @@ rules_load_list(struct rules *r, const struct rules_load_def *d,
 		    d->items[i], strlen(d->items[i]), steps, &t, &n, &map) == -1 ||
 		    sbuf_append(&words[i], t, n) == -1)
 			goto out;
+		if (n == 0) {
+			if (!d->said)	/* once, however many rules use it */
+				rules_load_err(errs, d->file, d->lines[i], "list %s: "
+				    "item '%s' normalises to nothing (it would match "
+				    "anywhere)", d->name, d->items[i]);
+			d->said = 1;
+			goto out;
+		}
 	}
 	/* the sound view rewrites the pattern's ideographs later: two may become one */
 	if (!(steps & NORM_SOUND) && rules_load_trie_ok(words, d->nitems)) {
@@ -384,7 +398,7 @@ rules_load_expand(struct rules *r, const char *pattern, unsigned steps,
 		if (sbuf_append(out, "(?:", 3) == -1)
 			return -1;
 		if (d->is_list) {
-			if ((rc = rules_load_list(r, d, steps, out)) < 0)
+			if ((rc = rules_load_list(r, d, steps, out, errs)) < 0)
 				return rc;
 			if (out->len > RULES_MAX_EXPANDED)
 				return -2;
@@ -756,7 +770,7 @@ rules_load_add_def(struct rules *r, struct rules_load_doc *d, yaml_node_t *item,
 	struct rules_load_def	 def, *nd;
 	const char		*name, **items = NULL, *pat;
 	yaml_node_t		*v;
-	size_t			 i, n = 0;
+	size_t			 i, n = 0, *lines = NULL;
 
 	memset(&def, 0, sizeof(def));
 	rules_load_check_keys(d, item, is_list ? "list" : "macro",
@@ -788,11 +802,12 @@ rules_load_add_def(struct rules *r, struct rules_load_doc *d, yaml_node_t *item,
 			rules_load_doc_err(d, item, "list %s: items missing", name);
 			return 0;
 		}
-		if (rules_load_strings(d, v, "items", &items, NULL, &n) == -1)
+		if (rules_load_strings(d, v, "items", &items, &lines, &n) == -1)
 			goto oom;
 		if (n == 0) {
 			rules_load_doc_err(d, v, "list %s: no items", name);
 			free(items);
+			free(lines);
 			return 0;
 		}
 		if ((def.items = calloc(n, sizeof(char *))) == NULL)
@@ -806,6 +821,8 @@ rules_load_add_def(struct rules *r, struct rules_load_doc *d, yaml_node_t *item,
 		}
 		free(items);
 		items = NULL;
+		def.lines = lines;	/* for the items that normalise to nothing */
+		lines = NULL;
 	} else {
 		if ((pat = rules_load_scalar(d, rules_load_get(d, item, "pattern"),
 		    "pattern")) == NULL)
@@ -822,9 +839,11 @@ rules_load_add_def(struct rules *r, struct rules_load_doc *d, yaml_node_t *item,
 	return 0;
 oom:
 	free(items);
+	free(lines);
 	for (i = 0; i < def.nitems; i++)
 		free(def.items[i]);
 	free(def.items);
+	free(def.lines);
 	free(def.pattern);
 	free(def.name);
 	free(def.file);
@@ -899,6 +918,21 @@ rules_load_clear(struct rules *r, struct rules_load_doc *d, yaml_node_t *v,
 	return 0;
 }
 
+/* Whether s is empty or spaces only (ASCII white space, U+3000). */
+static int
+rules_load_blank(const char *s)
+{
+	while (*s != '\0') {
+		if (isspace((unsigned char)*s))
+			s++;
+		else if (strncmp(s, "\xe3\x80\x80", 3) == 0)
+			s += 3;
+		else
+			return 0;
+	}
+	return 1;
+}
+
 /* Builds one rule and registers its literals. 0 (errors reported), or -1 on ENOMEM. */
 static int
 rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item)
@@ -971,6 +1005,12 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 		if ((s = rules_load_scalar(d, v, "message")) != NULL &&
 		    (ru.proto.message = strdup(s)) == NULL)
 			goto out;
+		/* the agent is told this and nothing else */
+		if (s != NULL && ru.proto.action != RULES_FLAG &&
+		    rules_load_blank(s))
+			rules_load_doc_err(d, v, "rule %s: a warn or block rule "
+			    "needs a message that is not blank (what the agent "
+			    "should say instead)", id);
 	} else if (ru.proto.action != RULES_FLAG)
 		rules_load_doc_err(d, item, "rule %s: a warn or block rule needs a message "
 		    "(what the agent should say instead)", id);
@@ -1007,16 +1047,23 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 			d->nerr++;
 	} else {
 		ru.steps |= NORM_NOISE;
-		if (rules_load_strings(d, w, "whole", &strs, NULL, &n) == -1)
+		if (rules_load_strings(d, w, "whole", &strs, &lines, &n) == -1)
 			goto out;
 		if (sbuf_append(&pat, "^(?:", 4) == -1)
 			goto out;
 		for (i = 0; i < n; i++) {
-			size_t from = pat.len;
+			size_t from = pat.len + (i > 0);
 
 			if ((i > 0 && sbuf_append(&pat, "|", 1) == -1) ||
 			    rules_load_norm_word(r, ru.steps, strs[i], &pat) == -1)
 				goto out;
+			/* a message of noise alone would be this word */
+			if (pat.len == from) {
+				rules_load_err(d->errs, d->file, lines[i], "rule %s: "
+				    "whole: '%s' normalises to nothing (it would match "
+				    "a message of noise alone)", id, strs[i]);
+				d->nerr++;
+			}
 			/* escaped, so an upper bound of the word's length */
 			if (pat.len - from > ru.whole_max)
 				ru.whole_max = pat.len - from;
@@ -1029,7 +1076,9 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 		    d->file, rules_load_line(w), d->errs) == NULL)
 			d->nerr++;
 		free(strs);
+		free(lines);
 		strs = NULL;
+		lines = NULL;
 	}
 	if ((v = rules_load_get(d, item, "near")) != NULL) {
 		yaml_node_t *np, *nw;

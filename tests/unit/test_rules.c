@@ -424,6 +424,19 @@ static const struct bad_case bad_cases[] = {
 	    "@:6: normalize: 'colour' is not one of the allowed values" },
 	{ "bad list name", "- list: a b\n  items: [x]\n", "@:1: bad name 'a b': letters, digits, _ and - only" },
 	{ "empty list", "- list: l\n  items: []\n", "@:2: list l: no items" },
+	/* what normalises to nothing would match the empty string: anywhere */
+	{ "list item of noise", "- list: app\n  items:\n    - 微信\n    - '❤'\n"
+	    RULE_HEAD "  pattern: '滚${app}?'\n" EX,
+	    "@:4: list app: item '❤' normalises to nothing (it would match anywhere)" },
+	{ "whole word of noise", RULE_HEAD "  whole: [哦, '?']\n  examples:\n    match: [哦]\n",
+	    "@:5: rule a.b: whole: '?' normalises to nothing (it would match a message of noise alone)" },
+	{ "block with an empty message", "- rule: a.b\n  category: abuse\n  severity: warn\n"
+	    "  action: block\n  pattern: 滚\n  message: ''\n" EX,
+	    "@:6: rule a.b: a warn or block rule needs a message that is not blank "
+	    "(what the agent should say instead)" },
+	{ "warn with a blank message", "- rule: a.b\n  category: abuse\n  severity: warn\n"
+	    "  action: warn\n  pattern: 滚\n  message: ' \u3000 '\n" EX,
+	    "@:6: rule a.b: a warn or block rule needs a message that is not blank" },
 };
 
 static void
@@ -454,6 +467,39 @@ test_errors(void **state)
 		sbuf_free(&errs);
 		sbuf_free(&want);
 	}
+}
+
+/*
+ * An item is refused only where it normalises to nothing: an emoji item
+ * stays what it is for a rule that keeps the noise. A flag rule needs no
+ * message, nor an empty one.
+ */
+static void
+test_noise_items_in_their_view(void **state)
+{
+	static const char text[] =
+	    "- list: heart\n"
+	    "  items: [爱心, '❤']\n"
+	    "- rule: etiquette.heart\n"
+	    "  category: etiquette\n"
+	    "  severity: info\n"
+	    "  action: flag\n"
+	    "  pattern: '比${heart}'\n"
+	    "  normalize: {noise: false}\n"
+	    "  message: ''\n"
+	    "  examples:\n"
+	    "    match: ['比❤', 比爱心]\n"
+	    "    no_match: [比]\n";
+	struct sbuf	 errs;
+	struct rules	*r;
+
+	(void)state;
+	sbuf_init(&errs);
+	if ((r = load1(text, &errs)) == NULL)
+		fail_msg("%s", sbuf_str(&errs));
+	assert_null(hit(r, RULES_AGENT, "比一比", "etiquette.heart"));
+	rules_free(r);
+	sbuf_free(&errs);
 }
 
 /* Every error of every file, each with its file and line. */
@@ -752,6 +798,117 @@ test_clear(void **state)
 	/* ASCII single quotes quote too; an apostrophe in a word does not */
 	assert_null(hit(r, RULES_AGENT, "这件'不支持七天无理由'T恤", "returns.refuse"));
 	assert_non_null(hit(r, RULES_AGENT, "it's ok,不支持七天无理由", "returns.refuse"));
+	/*
+	 * Quoted means between an opening mark and its closing one: a mark
+	 * left open (a stray “, an inch sign) quotes nothing after it, nor
+	 * does a pair that closes inside the match or before it.
+	 */
+	assert_non_null(hit(r, RULES_AGENT, "“不支持七天无理由", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "「不支持七天无理由", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "\"好的亲。不支持七天无理由", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "5\" 屏的,不支持七天无理由", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "他说“不支持”七天无理由", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "“好的”,“不支持七天无理由", "returns.refuse"));
+	assert_non_null(hit(r, RULES_AGENT, "”不支持七天无理由“", "returns.refuse"));
+	assert_null(hit(r, RULES_AGENT, "他说\"不支持七天无理由\"", "returns.refuse"));
+	assert_null(hit(r, RULES_AGENT, "『他说「不支持七天无理由」』", "returns.refuse"));
+	assert_null(hit(r, RULES_AGENT, "“他说“不支持”七天无理由”", "returns.refuse"));
+	assert_null(hit(r, RULES_AGENT, "“好的”,“不支持七天无理由”", "returns.refuse"));
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
+/* The text of n copies of unit then tail, in buf (cap bytes). */
+static const char *
+repeat(char *buf, size_t cap, const char *unit, size_t n, const char *tail)
+{
+	size_t	i, k = 0, u = strlen(unit);
+
+	for (i = 0; i < n; i++, k += u) {
+		assert_true(k + u < cap);
+		memcpy(buf + k, unit, u);
+	}
+	assert_true(k + strlen(tail) < cap);
+	strcpy(buf + k, tail);
+	return buf;
+}
+
+/*
+ * Each occurrence is judged on its own, however many before it do not
+ * count (cleared, or without their near cue): a rule judges 64 of them and
+ * one more for every 4 bytes of its text. Past that it fails closed: the
+ * next occurrence is reported unjudged (unless still vetoes it).
+ */
+static void
+test_many_occurrences(void **state)
+{
+	static const char text[] =
+	    "- rule: returns.refuse\n"
+	    "  category: returns\n"
+	    "  severity: critical\n"
+	    "  action: block\n"
+	    "  pattern: '不退'\n"
+	    "  clear: {before: '不是', within: 3}\n"
+	    "  message: 亲,本店支持退货。\n"
+	    "  examples:\n"
+	    "    match: [不退]\n"
+	    "    no_match: [不是不退]\n"
+	    "- rule: offplatform.phone\n"
+	    "  category: offplatform\n"
+	    "  severity: critical\n"
+	    "  action: block\n"
+	    "  pattern: '(?<![0-9])1[3-9][0-9]{9}(?![0-9])'\n"
+	    "  near: {pattern: '手机|电话', within: 6}\n"
+	    "  message: 亲,请不要留电话。\n"
+	    "  examples:\n"
+	    "    match: [我手机13812345678]\n"
+	    "    no_match: [订单13812345678]\n"
+	    "- rule: etiquette.dense\n"
+	    "  category: etiquette\n"
+	    "  severity: info\n"
+	    "  action: flag\n"
+	    "  pattern: 'a'\n"
+	    "  clear: {after: 'b', within: 1}\n"
+	    "  unless: ['zz']\n"
+	    "  examples:\n"
+	    "    match: [a]\n"
+	    "    no_match: [ab]\n";
+	static char		 buf[65536];
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h;
+	size_t			 n;
+
+	(void)state;
+	sbuf_init(&errs);
+	if ((r = load1(text, &errs)) == NULL)
+		fail_msg("%s", sbuf_str(&errs));
+	/* the reviewer's: 64 cleared occurrences, then one that counts */
+	for (n = 63; n <= 1000; n += n < 100 ? 1 : 900) {
+		repeat(buf, sizeof(buf), "不是不退，", n, "我们就是不退");
+		assert_non_null(h = hit(r, RULES_AGENT, buf, "returns.refuse"));
+		assert_int_equal(h->start, 5 * n + 4);
+		repeat(buf, sizeof(buf), "不是不退，", n, "");
+		assert_null(hit(r, RULES_AGENT, buf, "returns.refuse"));
+	}
+	/* 70 numbers without their cue, then the agent's own */
+	buf[0] = '\0';
+	for (n = 0; n < 70; n++)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
+		    "%s1391234%04zu", n > 0 ? "和" : "这些单的尾号", n);
+	strcat(buf, "。。。。。营业时间是九点到晚上十点。。。。。有事打我手机13812345678");
+	assert_non_null(h = hit(r, RULES_AGENT, buf, "offplatform.phone"));
+	assert_int_equal(h->match_len, 11);
+	assert_memory_equal(h->match, "13812345678", 11);
+	/* one occurrence every 2 bytes: 100 are judged (all cleared) ... */
+	assert_null(hit(r, RULES_AGENT, repeat(buf, sizeof(buf), "ab", 100, ""),
+	    "etiquette.dense"));
+	/* ... 1000 are not: the 565th is reported unjudged */
+	assert_non_null(h = hit(r, RULES_AGENT,
+	    repeat(buf, sizeof(buf), "ab", 1000, ""), "etiquette.dense"));
+	assert_int_equal(h->start, 2 * (64 + 2000 / 4));
+	assert_null(hit(r, RULES_AGENT, repeat(buf, sizeof(buf), "ab", 1000, "zz"),
+	    "etiquette.dense"));
 	rules_free(r);
 	sbuf_free(&errs);
 }
@@ -931,10 +1088,11 @@ test_heads_out_of_memory(void **state)
 }
 
 /*
- * PCRE2's match limit holds for each start of a search; a search stops
- * at the first start that hits it. Tried anchored where its heads stand,
- * a branch stops there too: the engine answers what the naive search
- * answers (nothing), not the later match the limit hid.
+ * PCRE2's match limit holds for each start: a start that hits it is no
+ * match there, and the search goes on after it, naive or prefiltered, with
+ * heads or without (where PCRE2's search does not say which start hit
+ * it), until the rule has hit the limit RULES_LIMIT_HITS times in the
+ * message; then the rest of the message is no match for it.
  */
 static void
 test_heads_match_limit(void **state)
@@ -948,21 +1106,53 @@ test_heads_match_limit(void **state)
 	    "  message: 亲,请换个说法。\n"
 	    "  examples:\n"
 	    "    match: [xaay]\n"
-	    "    no_match: [xy]\n";
+	    "    no_match: [xy]\n"
+	    "- rule: offplatform.slow\n"
+	    "  category: offplatform\n"
+	    "  severity: critical\n"
+	    "  action: block\n"
+	    "  pattern: '(?:[0-9]+)*微信'\n"
+	    "  message: 亲,请在旺旺上沟通。\n"
+	    "  examples:\n"
+	    "    match: [加微信, 123微信]\n";
 	struct sbuf		 errs;
 	struct rules		*r;
 	const struct rules_hit	*h;
 	const char		*later = "xaay";
 	const char		*t = "xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaz xaay";
+	char			 digits[256];
+	size_t			 n;
+	int			 pass;
 
 	(void)state;
 	sbuf_init(&errs);
-	if ((r = load1(rule, &errs)) == NULL)
-		fail_msg("%s", sbuf_str(&errs));
-	assert_non_null(hit(r, RULES_AGENT, later, "etiquette.slow"));
-	assert_int_equal(rules_match_naive(r, RULES_AGENT, t, strlen(t), &h), 0);
-	assert_int_equal(rules_match(r, RULES_AGENT, t, strlen(t), &h), 0);
-	rules_free(r);
+	for (pass = 0; pass < 2; pass++) {
+		load_flags = pass == 0 ? 0 : RULES_NO_JIT;
+		if ((r = load1(rule, &errs)) == NULL)
+			fail_msg("%s", sbuf_str(&errs));
+		assert_non_null(hit(r, RULES_AGENT, later, "etiquette.slow"));
+		/* with heads (x): the start at the first x hits the limit */
+		assert_int_equal(rules_match_naive(r, RULES_AGENT, t, strlen(t), &h), 1);
+		assert_int_equal(h[0].start, 34);
+		assert_int_equal(rules_match(r, RULES_AGENT, t, strlen(t), &h), 1);
+		assert_int_equal(h[0].start, 34);
+		assert_int_equal(h[0].end, 38);
+		/* without: the starts in the run of 40 digits hit it, 微信 does not */
+		memset(digits, '1', 40);
+		strcpy(digits + 40, "x 加微信");
+		assert_non_null(h = hit(r, RULES_AGENT, digits, "offplatform.slow"));
+		assert_int_equal(h->start, 43);
+		assert_int_equal(h->end, 45);
+		n = rules_match_naive(r, RULES_AGENT, digits, strlen(digits), &h);
+		assert_int_equal(n, 1);
+		assert_int_equal(h[0].start, 43);
+		/* 200: far more starts than the budget, which ends the search */
+		memset(digits, '1', 200);
+		strcpy(digits + 200, "x 加微信");
+		assert_null(hit(r, RULES_AGENT, digits, "offplatform.slow"));
+		rules_free(r);
+	}
+	load_flags = 0;
 	sbuf_free(&errs);
 }
 
@@ -1069,10 +1259,12 @@ main(void)
 		cmocka_unit_test(test_interpreter),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_all_errors_reported),
+		cmocka_unit_test(test_noise_items_in_their_view),
 		cmocka_unit_test(test_rules_test),
 		cmocka_unit_test(test_load_dir),
 		cmocka_unit_test(test_sound),
 		cmocka_unit_test(test_clear),
+		cmocka_unit_test(test_many_occurrences),
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_window_near),
 		cmocka_unit_test(test_heads_out_of_memory),
