@@ -399,7 +399,10 @@ session_forward_close(struct session *s, enum session_side to,
 		return;
 	}
 	code = (uint16_t)(in[0] << 8 | in[1]);
-	/* 1005, 1006 and 1015 must never be sent on the wire */
+	/*
+	 * 1005, 1006 and 1015 must never be sent on the wire; lws fails a
+	 * peer that sends one (patch 0018), so this only guards the rule
+	 */
 	if (code == 1005 || code == 1006 || code == 1015 || code < 1000)
 		code = 1001;
 	session_close_side(s, to, code, "%.*s",
