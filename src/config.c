@@ -236,6 +236,8 @@ static const struct config_key config_keys[] = {
 	    OFF(limits.handshake_timeout_ms), 0, "10s", 100, 3600000, 0 },
 	{ "limits.message_timeout", CT_DURATION, OFF(limits.message_timeout_ms),
 	    0, "30s", 100, 86400000, 0 },
+	{ "limits.stall_timeout", CT_DURATION, OFF(limits.stall_timeout_ms),
+	    0, "30s", 100, 86400000, 0 },
 	{ "dashboard.listen", CT_ADDR, OFF(dashboard.listen), 0,
 	    "127.0.0.1:8081", 0, 0, 0 },
 	{ "dashboard.token", CT_STRING, OFF(dashboard.token), 0, NULL, 0, 0, 0 },

@@ -21,6 +21,7 @@
 #include "chatmon/msgq.h"
 #include "chatmon/peercount.h"
 #include "chatmon/session.h"
+#include "chatmon/util.h"
 
 /*
  * One session is one agent connection and the upstream connection opened
@@ -114,6 +115,13 @@ struct session {
 	char			 addr[64];	/* the agent's address */
 	int			 paused[2];	/* reading from that side stopped */
 	int			 agent_busy;	/* the relay holds the agent's reading (session_busy) */
+	/*
+	 * The stall watch (limits.stall_timeout), made the first time a
+	 * producer is paused or leaves with something still queued for the
+	 * other side; NULL in a session that has always flowed.
+	 */
+	struct event		*stall;
+	uint64_t		 took_ns[2];	/* while watched: when that side last took a chunk */
 	enum session_up_state	 up;
 	int			 up_connected;	/* TCP up: a later failure is a refusal */
 	struct relay_peer	 peer;
@@ -144,6 +152,7 @@ struct session_settings {
 	uint64_t		 max_per_ip;		/* 0: no limit */
 	uint64_t		 handshake_ms;
 	uint64_t		 message_ms;
+	uint64_t		 stall_ms;
 	int			 upstream_verify;	/* upstream_tls.verify */
 };
 
@@ -183,6 +192,8 @@ struct session_server {
 static int	session_cb(struct lws *, enum lws_callback_reasons, void *,
 		    void *, size_t);
 static void	session_up_failed(struct session *, const char *);
+static int	session_waiting(struct session *, enum session_side);
+static void	session_watch(struct session *);
 
 static const struct lws_protocols session_protocols[] = {
 	{ SESSION_PROTOCOL, session_cb, 0, SESSION_RX_BUFFER, 0, NULL, 0 },
@@ -239,6 +250,7 @@ session_settings_from(struct session_settings *set, const struct config *cfg)
 	set->max_per_ip = cfg->limits.max_connections_per_ip;
 	set->handshake_ms = cfg->limits.handshake_timeout_ms;
 	set->message_ms = cfg->limits.message_timeout_ms;
+	set->stall_ms = cfg->limits.stall_timeout_ms;
 	set->upstream_verify = cfg->upstream_tls.verify;
 }
 
@@ -399,7 +411,10 @@ session_forward_close(struct session *s, enum session_side to,
 		return;
 	}
 	code = (uint16_t)(in[0] << 8 | in[1]);
-	/* 1005, 1006 and 1015 must never be sent on the wire */
+	/*
+	 * 1005, 1006 and 1015 must never be sent on the wire; lws fails a
+	 * peer that sends one (patch 0018), so this only guards the rule
+	 */
 	if (code == 1005 || code == 1006 || code == 1015 || code < 1000)
 		code = 1001;
 	session_close_side(s, to, code, "%.*s",
@@ -417,6 +432,8 @@ session_release(struct session *s)
 		event_free(s->tmo[0]);
 	if (s->tmo[1] != NULL)
 		event_free(s->tmo[1]);
+	if (s->stall != NULL)
+		event_free(s->stall);
 	msgq_free(s->q[SIDE_AGENT]);
 	msgq_free(s->q[SIDE_UP]);
 	msgq_free(s->inj);
@@ -499,6 +516,9 @@ session_detach(struct session *s, enum session_side side)
 		else
 			session_close_side(s, other, 1011,
 			    "upstream connection lost");
+		/* its close waits behind that: a side that never reads holds it */
+		if (session_waiting(s, other))
+			session_watch(s);
 		return;
 	}
 	session_free(s);
@@ -1246,8 +1266,11 @@ session_flow(struct session *s, enum session_side producer, int enable)
 	if (s->wsi[producer] == NULL || s->paused[producer] == !enable)
 		return;
 	s->paused[producer] = !enable;
-	if (!enable)
+	if (!enable) {
 		s->srv->metrics->flow_pauses++;
+		/* a paused producer's hang-up is not read: its consumer must move */
+		session_watch(s);
+	}
 	lws_rx_flow_control(s->wsi[producer], enable);
 }
 
@@ -1443,6 +1466,8 @@ session_writeable(struct session *s, enum session_side side)
 			return -1;
 		}
 		msgq_consume(q, n);
+		if (s->stall != NULL)
+			s->took_ns[side] = util_mono_ns();
 		if (!own && side == SIDE_AGENT && done + n == len)
 			s->to_agent_sent = (s->to_agent_sent + 1) & ~(1u << 31);
 		if (!own) {
@@ -1468,6 +1493,108 @@ session_writeable(struct session *s, enum session_side side)
 		return -1;
 	}
 	return 0;
+}
+
+/* --- stalls -------------------------------------------------------------- */
+
+/*
+ * Whether something waits for `side` that only its reading lets go: queued
+ * messages, chatmond's own frames, or a chunk lws holds half-written.
+ */
+static int
+session_waiting(struct session *s, enum session_side side)
+{
+	return msgq_count(s->q[side]) > 0 ||
+	    (side == SIDE_AGENT && msgq_count(s->inj) > 0) ||
+	    lws_partial_buffered(s->wsi[side]);
+}
+
+static void
+session_stall_arm(struct session *s, uint64_t ms)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+	evtimer_add(s->stall, &tv);
+}
+
+static void	session_on_stall(evutil_socket_t, short, void *);
+
+/*
+ * Starts watching for a side that takes nothing of what waits for it
+ * (limits.stall_timeout). Only needed once its producer is paused (whose
+ * hang-up chatmond then does not read) or gone (whose session then waits
+ * for that side's close): a producer that is read ends the session itself
+ * when it leaves. Out of memory the session goes unwatched, as before.
+ */
+static void
+session_watch(struct session *s)
+{
+	if (s->stall != NULL && evtimer_pending(s->stall, NULL))
+		return;
+	if (s->stall == NULL &&
+	    (s->stall = evtimer_new(s->srv->base, session_on_stall, s)) == NULL) {
+		log_warnx("session_watch: agent=%s: out of memory",
+		    session_agent_name(s));
+		return;
+	}
+	s->took_ns[SIDE_AGENT] = s->took_ns[SIDE_UP] = util_mono_ns();
+	session_stall_arm(s, s->srv->set.stall_ms);
+}
+
+/*
+ * `side` took nothing for limits.stall_timeout: no close frame can reach
+ * it through what waits, so its connection is dropped. The other side is
+ * closed with the cause once its own queue is sent, and read again so
+ * that its close, or its hang-up, ends the session.
+ */
+static void
+session_stalled(struct session *s, enum session_side side)
+{
+	enum session_side	other = side == SIDE_AGENT ? SIDE_UP : SIDE_AGENT;
+
+	s->srv->metrics->timeouts_stall++;
+	log_warnx("session_stalled: agent=%s: %s took nothing for %" PRIu64
+	    " ms, dropped", session_agent_name(s), session_side_name(side),
+	    s->srv->set.stall_ms);
+	s->closing[side] = 1;
+	session_kill(s->wsi[side], PENDING_TIMEOUT_CLOSE_SEND);
+	if (s->wsi[other] == NULL)
+		return;
+	s->rx_dead[other] = 1;		/* what it sends has nowhere to go */
+	if (side == SIDE_UP)
+		session_close_side(s, other, 1011, "upstream stalled");
+	else
+		session_close_side(s, other, 1001, "agent stalled");
+	session_flow(s, other, 1);
+}
+
+static void
+session_on_stall(evutil_socket_t fd, short what, void *arg)
+{
+	struct session		*s = arg;
+	uint64_t		 now = util_mono_ns(), idle, next = UINT64_MAX;
+	uint64_t		 limit = s->srv->set.stall_ms * 1000000;
+	enum session_side	 side;
+
+	(void)fd;
+	(void)what;
+	for (side = SIDE_AGENT; side <= SIDE_UP; side++) {
+		if (s->wsi[side] == NULL || s->closing[side] ||
+		    !session_waiting(s, side))
+			continue;
+		/* a backend still connecting is limits.connect_timeout's */
+		if (side == SIDE_UP && s->up != UP_OPEN)
+			s->took_ns[side] = now;
+		if ((idle = now - s->took_ns[side]) >= limit)
+			session_stalled(s, side);
+		else if (limit - idle < next)
+			next = limit - idle;
+	}
+	/* nothing waits any more: the next pause watches again */
+	if (next != UINT64_MAX)
+		session_stall_arm(s, (next + 999999) / 1000000);
 }
 
 /* --- limits and protocol errors ---------------------------------------- */

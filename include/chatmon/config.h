@@ -246,6 +246,7 @@ struct config_limits {
 	uint64_t max_connections_per_ip;	/* from one address; 0: no limit */
 	uint64_t handshake_timeout_ms;	/* accept to upgraded */
 	uint64_t message_timeout_ms;	/* first frame of a message to its last */
+	uint64_t stall_timeout_ms;	/* a side that takes nothing of what waits for it */
 };
 
 /*

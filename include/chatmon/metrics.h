@@ -41,6 +41,7 @@
 	X(refused_uri, counter, "connections_refused_total", "reason=\"uri_too_long\"", 1, "Agent connections refused before the upgrade (HTTP 400, 401, 403, 414 or 503), by reason") \
 	X(timeouts_handshake, counter, "timeouts_total", "kind=\"handshake\"", 1, "Connections closed for taking too long, by kind") \
 	X(timeouts_message, counter, "timeouts_total", "kind=\"message\"", 1, "Connections closed for taking too long, by kind") \
+	X(timeouts_stall, counter, "timeouts_total", "kind=\"stall\"", 1, "Connections closed for taking too long, by kind") \
 	X(protocol_errors_agent, counter, "protocol_errors_total", "side=\"agent\"", 1, "Connections failed for breaking RFC 6455, by side") \
 	X(protocol_errors_up, counter, "protocol_errors_total", "side=\"upstream\"", 1, "Connections failed for breaking RFC 6455, by side") \
 	X(closes_too_big, counter, "closes_too_big_total", "", 1, "Connections closed 1009 for a message over limits.max_message") \

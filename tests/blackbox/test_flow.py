@@ -4,9 +4,12 @@ side stops reading (bounded memory, other sessions unaffected)."""
 import asyncio
 import json
 import os
+import socket
 import time
 
-from conftest import SAN, SLOW, T, agent, pattern_bytes, recv, rss_kib, run
+from conftest import (SAN, SLOW, T, RawWS, agent, free_port, pattern_bytes, recv, rss_kib,
+                      run, wait_for, ws_frame)
+from test_ops import metrics
 
 # ASan keeps freed memory in quarantine (256 MB by default), which would hide
 # an unbounded queue behind its own growth: keep it small for these tests.
@@ -196,3 +199,72 @@ def test_a_message_bigger_than_the_queue_is_relayed(daemon, backend):
                 assert await recv(ws, 5 * SLOW) == big
     run(main())
     assert "message not complete" not in d.log()
+
+
+def stall_daemon(daemon, b, **limits):
+    """A chatmond whose stalls show within a second; its admin port."""
+    ap = free_port()
+    lim = dict({"queue_bytes": "256KiB", "stall_timeout": "1s"}, **limits)
+    return daemon(b.port, limits=lim, args=["-o", f"admin.listen=127.0.0.1:{ap}"]), ap
+
+
+def test_stalled_backend_frees_a_gone_agents_session(daemon, backend):
+    """The agent fills the queue to a backend that never reads, so chatmond
+    stops reading the agent, and then leaves. chatmond did not read that
+    hang-up and kept the session, its queue and its place in the limits for
+    ever: the agent coming back got 503 (found by review). Now the backend,
+    which took nothing for limits.stall_timeout, is dropped and the session
+    freed."""
+    b = backend("--max-queue", "1", "--read-limit", "4096")
+    d, ap = stall_daemon(daemon, b, max_connections_per_ip=1)
+    raw = RawWS(d.port, "/stall?t=gone")
+    b.opened("t=gone")
+    raw.sock.settimeout(0.3)                 # well within stall_timeout
+    frame = ws_frame(0x2, b"z" * 65536)
+    try:
+        for _ in range(200):                 # 12.5 MiB: far more than the buffers hold
+            raw.sock.sendall(frame)
+        raise AssertionError("chatmond never stopped reading the agent")
+    except socket.timeout:
+        pass                                 # paused
+    raw.close()                              # the agent leaves
+    t0 = time.monotonic()
+    m = wait_for(lambda: (lambda m: m if m.value("chatmon_agents_connected") == 0 else None)(
+        metrics(ap)), 5 * SLOW, "the gone agent's session freed")
+    print(f"freed after {time.monotonic() - t0:.1f}s")
+    assert m.value("chatmon_timeouts_total", kind="stall") == 1
+    assert m.value("chatmon_upstream_connected") == 0
+    assert m.value("chatmon_queued_bytes") == 0
+    d.wait_log(r"session_stalled: agent=-: upstream took nothing for 1000 ms, dropped")
+
+    async def main():                        # its place in the limits is free again
+        async with agent(d, "/echo?t=back") as ws:
+            await ws.send("back")
+            assert await recv(ws) == "back"
+    run(main())
+
+
+def test_stalled_agent_is_dropped_and_the_backend_told(daemon, backend):
+    """The other way: a backend floods an agent that never reads. Once the
+    agent took nothing for limits.stall_timeout it is dropped and the
+    backend closed (1001 "agent stalled")."""
+    b = backend()
+    d, ap = stall_daemon(daemon, b)
+    raw = RawWS(d.port, "/flood?t=deaf")
+    conn = b.opened("t=deaf")["conn"]
+    c = b.wait(lambda e: e["ev"] == "flood_closed" and e["conn"] == conn, 15 * SLOW,
+               "the flooding backend closed")
+    assert (c["code"], c["reason"]) == (1001, "agent stalled"), c
+    t0 = time.monotonic()
+    m = wait_for(lambda: (lambda m: m if m.value("chatmon_agents_connected") == 0 else None)(
+        metrics(ap)), 5 * SLOW, "the stalled agent dropped")
+    print(f"agent dropped {time.monotonic() - t0:.1f}s after the backend's close")
+    assert m.value("chatmon_timeouts_total", kind="stall") == 1
+    d.wait_log(r"session_stalled: agent=-: agent took nothing for 1000 ms, dropped")
+    raw.sock.settimeout(5 * SLOW)
+    try:
+        while raw.sock.recv(1 << 20):        # what it never read, then the end
+            pass
+    except ConnectionResetError:
+        pass
+    raw.close()

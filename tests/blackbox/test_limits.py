@@ -342,6 +342,12 @@ AGENT_VIOLATIONS = {
     "ping_126": (frame(0x9, b"p" * 126), 1002),
     "close_reason_not_utf8": (frame(0x8, struct.pack("!H", 1000) + b"\xff\xfe"), 1007),
     "length_top_bit": (frame(0x1, b"", length=1 << 63), 1002),
+    # RFC 6455 7.4: codes no endpoint may send, and undefined ones (lws
+    # rewrote them to 1002 and passed them on as the agent's own close)
+    "close_code_1005": (frame(0x8, struct.pack("!H", 1005) + b"x"), 1002),
+    "close_code_1015": (frame(0x8, struct.pack("!H", 1015) + b"x"), 1002),
+    "close_code_999": (frame(0x8, struct.pack("!H", 999) + b"x"), 1002),
+    "close_code_2999": (frame(0x8, struct.pack("!H", 2999) + b"x"), 1002),
 }
 
 
@@ -440,6 +446,26 @@ def test_invalid_utf8_from_a_mute_backend_closes_the_agent_at_once(daemon, backe
             assert code == 1011 and "bad utf8" in reason, (code, reason)
             assert time.monotonic() - t0 < 1 * SLOW
     run(main())
+
+
+@pytest.mark.parametrize("code", [1005, 1016])
+def test_invalid_close_code_from_backend(daemon, backend, code):
+    """A backend's close with a code it may not send is a protocol error like
+    any other: the agent gets 1011 with the reason, not the backend's reason
+    under 1002 (lws used to rewrite the code and pass the close on)."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, args=admin(ap))
+    bad = frame(0x8, struct.pack("!H", code) + b"try again later", mask=False)
+
+    async def main():
+        async with agent(d, f"/raw?t=code-{code}&hex=" + bad.hex()) as ws:
+            conn = b.opened(f"t=code-{code}")["conn"]
+            got = await closed(ws, 5 * SLOW)
+            assert got == (1011, f"upstream protocol error: bad close code {code}"), got
+            assert b.closed(conn)["code"] == 1002
+    run(main())
+    assert metrics(ap).value("chatmon_protocol_errors_total", side="upstream") == 1
 
 
 def test_rsv_bits_from_backend(daemon, backend):

@@ -2,6 +2,7 @@
 protocol violations, pings, subprotocols, headers, path and query."""
 
 import asyncio
+import struct
 import time
 
 import pytest
@@ -45,6 +46,28 @@ def test_close_code_backend_to_agent(daemon, backend):
             assert await closed(ws) == (4001, "later")
         async with agent(d, "/close?after=0&code=1000&reason=done") as ws:
             assert await closed(ws) == (1000, "done")
+    run(main())
+
+
+def test_registered_close_codes_pass_both_ways(daemon, backend):
+    """1012-1014 are registered (Service Restart, Try Again Later, Bad
+    Gateway; chatmond itself sends 1013): passed on with their reason, and
+    the sender's own code echoed back, not 1002 (lws rewrote them)."""
+    b = backend()
+    d = daemon(b.port)
+    for code in (1012, 1013, 1014):
+        raw = RawWS(d.port, f"/echo?t=reg-{code}")
+        conn = b.opened(f"t=reg-{code}")["conn"]
+        raw.send_frame(0x8, struct.pack("!H", code) + b"later")
+        assert raw.recv_close() == (code, "later"), code
+        raw.close()
+        c = b.closed(conn)
+        assert (c["code"], c["reason"]) == (code, "later"), c
+
+    async def main():
+        for code in (1012, 1013, 1014):
+            async with agent(d, f"/close?after=0&code={code}&reason=try+again+later") as ws:
+                assert await closed(ws) == (code, "try again later"), code
     run(main())
 
 

@@ -30,6 +30,7 @@ string tunes it:
                   ([{"text": "..."} | {"binary": "hex"}]), then echo if then=echo
   stall           accept, then never read (start with --max-queue 1 --read-limit 4096)
   flood?total=N   send 64 KiB binary messages until N bytes are sent or sending blocks
+                  ({"ev": "flood_closed", ..., "code": C, "reason": R} if chatmond closes)
   ping            ping chatmond, report the pong, then echo
   raw?hex=H&mute=1  on open write the bytes H as they are (a frame chatmond must
                   refuse); mute: stop reading, so chatmond's close is never
@@ -174,8 +175,9 @@ async def flood(conn, total):
             if sent % (1 << 20) == 0:
                 emit(ev="flood", conn=conn.id, sent=sent)
         emit(ev="flood_done", conn=conn.id, sent=sent)
-    except websockets.ConnectionClosed:
-        emit(ev="flood_closed", conn=conn.id, sent=sent)
+    except websockets.ConnectionClosed as e:
+        emit(ev="flood_closed", conn=conn.id, sent=sent,
+             code=e.rcvd.code if e.rcvd else 1006, reason=e.rcvd.reason if e.rcvd else "")
 
 
 async def handler(ws):
