@@ -373,6 +373,11 @@ session_server_prepare(struct session_server *srv, const struct config *cfg,
  * Asks `side` to close with code and reason once its queue has drained.
  * The first request wins: it carries the real cause (a peer's own close
  * code, a size violation) and later generic ones must not replace it.
+ * An upstream still connecting is aborted only when nothing is queued for
+ * it: the agent's early messages are promised to the backend (docs/relay.md)
+ * even when the agent closes or drops before the backend answers, so the
+ * connect goes on (limits.connect_timeout bounds it) and CLIENT_ESTABLISHED
+ * sends them, then this close.
  */
 static void
 session_close_side(struct session *s, enum session_side side, uint16_t code,
@@ -392,7 +397,10 @@ session_close_side(struct session *s, enum session_side side, uint16_t code,
 	c->reason_len = n < 0 ? 0 : (size_t)n < sizeof(c->reason) ?
 	    (size_t)n : sizeof(c->reason) - 1;
 	if (side == SIDE_UP && s->up == UP_CONNECTING) {
+		if (msgq_count(s->q[side]) > 0)
+			return;
 		/* nothing to flush: abort the connect attempt */
+		s->closing[side] = 1;	/* its error is no upstream failure */
 		session_kill(s->wsi[side], PENDING_TIMEOUT_CLOSE_SEND);
 		return;
 	}
@@ -501,7 +509,7 @@ session_detach(struct session *s, enum session_side side)
 	} else {
 		if (s->up == UP_OPEN)
 			m->upstream_active--;
-		else if (s->up == UP_CONNECTING && !s->close[SIDE_UP].pending)
+		else if (s->up == UP_CONNECTING && !s->closing[SIDE_UP])
 			session_up_failed(s, "no answer to the upgrade");
 		s->up = UP_GONE;
 	}
@@ -1486,6 +1494,7 @@ session_writeable(struct session *s, enum session_side side)
 		return 0;
 	}
 	if (c->pending) {
+		/* code 0: a close without a code, an empty payload (patch 0018) */
 		lws_close_reason(wsi, c->code ? (enum lws_close_status)c->code :
 		    LWS_CLOSE_STATUS_NOSTATUS, (unsigned char *)c->reason,
 		    c->reason_len);
@@ -1818,7 +1827,7 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		if (s == NULL)
 			return 0;
-		if (s->close[SIDE_UP].pending) {
+		if (s->closing[SIDE_UP]) {
 			/* we aborted it: the agent left or chatmond is stopping */
 			session_detach(s, SIDE_UP);
 			return 0;

@@ -5,7 +5,10 @@ import asyncio
 import json
 import os
 import socket
+import struct
 import time
+
+import pytest
 
 from conftest import (SAN, SLOW, T, RawWS, agent, free_port, pattern_bytes, recv, rss_kib,
                       run, wait_for, ws_frame)
@@ -76,6 +79,30 @@ def test_messages_before_upstream_are_queued(daemon, backend):
         assert [g["len"] for g in got] == [len(m.encode()) if isinstance(m, str) else len(m)
                                            for m in msgs]
     run(main())
+
+
+@pytest.mark.parametrize("how", ["close", "drop"])
+def test_early_messages_outlive_the_agent(daemon, backend, how):
+    """An agent that sends before the backend has answered and then closes
+    (or its TCP connection drops) still has its messages delivered, in
+    order, then its close code (1001 "agent went away" for a drop). They
+    were lost with the aborted connect: the backend saw the upgrade, then
+    EOF, while the rules and the counters had taken them as sent."""
+    b = backend()
+    d = daemon(b.port)
+    msgs = [f'{{"type":"message","conversation":"c1","text":"early {i}"}}' for i in range(3)]
+    raw = RawWS(d.port, f"/delay?ms={700 * SLOW}&echo=0&t=early-{how}")
+    for m in msgs:
+        raw.send_frame(0x1, m.encode())
+    if how == "close":
+        raw.send_frame(0x8, struct.pack("!H", 1000) + b"bye")
+        assert raw.recv_close() == (1000, "bye")
+    raw.close()
+    conn = b.opened(f"t=early-{how}", 2 * T)["conn"]
+    assert [m["head"] for m in b.messages(conn, 3)] == msgs
+    c = b.closed(conn)
+    want = (1000, "bye") if how == "close" else (1001, "agent went away")
+    assert (c["code"], c["reason"]) == want, c
 
 
 def test_backpressure_agent_to_stalled_backend(daemon, backend):

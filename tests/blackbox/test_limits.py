@@ -333,6 +333,42 @@ def test_upstream_that_never_answers_the_upgrade(daemon, backend):
             c.close()
 
 
+def test_early_messages_of_a_gone_agent_wait_connect_timeout_at_most(daemon):
+    """An agent that left with messages queued keeps its connect going
+    (test_flow.py), but no longer than limits.connect_timeout: a backend
+    that never answers is then given up, counted and logged as any other,
+    and the session is freed."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            held.append(c)          # read nothing, answer nothing
+    threading.Thread(target=accept, daemon=True).start()
+    ap = free_port()
+    d = daemon(upstream=f"ws://127.0.0.1:{lsock.getsockname()[1]}/",
+               limits={"connect_timeout": "1s"}, args=admin(ap))
+    try:
+        raw = RawWS(d.port, "/echo?t=gone-early")
+        raw.send_frame(0x1, b"early")
+        wait_for(lambda: held, T, "the upstream connect")
+        raw.close()
+        d.wait_log(r"session_up_failed: agent=-: upstream 127\.0\.0\.1:\d+: no answer",
+                   5 * SLOW)
+        wait_for(lambda: "session_free:" in d.log(), T, "the session freed")
+        assert metrics(ap).value("chatmon_upstream_failures_total") == 1
+    finally:
+        lsock.close()
+        for c in held:
+            c.close()
+
+
 # ---------------------------------------------------------------- RFC 6455 from the agent
 
 AGENT_VIOLATIONS = {

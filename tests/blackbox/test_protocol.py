@@ -71,6 +71,38 @@ def test_registered_close_codes_pass_both_ways(daemon, backend):
     run(main())
 
 
+def test_close_without_code_agent_to_backend(daemon, backend):
+    """An empty close frame from the agent reaches the backend as an empty
+    close (no status, RFC 6455 7.1.5: 1005), not as status 0, which 7.4
+    forbids and python3-websockets fails on (it reported 1006)."""
+    b = backend()
+    d = daemon(b.port)
+    raw = RawWS(d.port, "/echo?t=nocode-agent")
+    conn = b.opened("t=nocode-agent")["conn"]
+    raw.send_frame(0x1, b"hi")
+    assert raw.recv_frame() == (True, 0x1, b"hi")
+    raw.send_frame(0x8, b"")
+    assert raw.recv_frame() == (True, 0x8, b"")     # lws answers it in kind
+    raw.close()
+    c = b.closed(conn)
+    assert (c["code"], c["reason"]) == (1005, ""), c
+
+
+def test_close_without_code_backend_to_agent(daemon, backend):
+    """The backend's empty close frame reaches the agent as an empty close."""
+    b = backend()
+    d = daemon(b.port)
+    raw = RawWS(d.port, "/raw?t=nocode-backend&hex=8800")
+    while True:
+        fin, opcode, payload = raw.recv_frame()
+        if opcode == 0x8:
+            break
+    assert (fin, payload) == (True, b""), payload   # was b"\x00\x00": status 0
+    raw.send_frame(0x8, b"")
+    raw.close()
+    assert b.closed(b.opened("t=nocode-backend")["conn"])["code"] == 1005
+
+
 def test_agent_vanishing_closes_upstream(daemon, backend):
     """An agent whose TCP connection just drops: chatmond closes the upstream too."""
     b = backend()

@@ -20,6 +20,7 @@ string tunes it:
 
   echo (default)  send every message back
   delay?ms=500    answer the handshake late (process_request sleeps), then echo
+                  (echo=0: only record, so that a reply never races chatmond's close)
   refuse          answer the handshake with HTTP 403
   close?after=N&code=C&reason=R   echo N messages, then close with (C, R)
   badutf8         after the first message, send a text frame that is not UTF-8
@@ -192,7 +193,7 @@ async def handler(ws):
         await ws.send(message)
 
     if behaviour in ("echo", "delay"):
-        await conn.reader(echo)
+        await conn.reader(echo if query.get("echo") != "0" else None)
     elif behaviour == "close":
         after = int(query.get("after", "0"))
         code, reason = int(query.get("code", "1000")), query.get("reason", "")
