@@ -365,22 +365,27 @@ def test_blocked_turn_leaves_the_window_in_replay(tmp_path):
         ("c-2", "加我\nvx zzz99999", "block", 2)], hits
 
 
-def test_blocked_turn_leaves_the_window_in_scan():
-    """chatmon scan agrees with the relay and replay: a line its rules
-    block is forgotten, so a resent blocked line is blocked again rather
-    than taken for the tail of the violation already reported."""
+def scan_results(lines):
+    """chatmon scan's results of (conversation, text) lines with the WINDOW pack."""
     import subprocess
     from conftest import CHATMON
-    lines = [("c-1", "加我"), ("c-1", "v abc12345"), ("c-1", "v abc12345"),
-             ("c-1", "vx zzz99999")]
     p = subprocess.run([CHATMON, "scan", "--rules", WINDOW, "--format", "json"],
                        input="".join(json.dumps({"conversation": c, "text": t},
                                                 ensure_ascii=False) + "\n"
                                      for c, t in lines),
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    got = [(json.loads(l)["line"], h.get("text"), h["action"])
-           for l in p.stdout.splitlines() for h in json.loads(l)["hits"]]
+    return [json.loads(l) for l in p.stdout.splitlines()]
+
+
+def test_blocked_turn_leaves_the_window_in_scan():
+    """chatmon scan agrees with the relay and replay: a line its rules
+    block is forgotten, so a resent blocked line is blocked again rather
+    than taken for the tail of the violation already reported."""
+    lines = [("c-1", "加我"), ("c-1", "v abc12345"), ("c-1", "v abc12345"),
+             ("c-1", "vx zzz99999")]
+    got = [(r["line"], h.get("text"), h["action"])
+           for r in scan_results(lines) for h in r["hits"]]
     assert got == [(2, "加我\nv abc12345", "block"),
                    (3, "加我\nv abc12345", "block"),
                    (4, "加我\nvx zzz99999", "block")], got
@@ -395,20 +400,11 @@ def test_turns_counts_the_turns_text_holds(tmp_path):
     lines = [("c-1", "加\n\n我"), ("c-1", "v abc12345"),
              ("c-2", "你好"), ("c-2", "加我"), ("c-2", "v abc12345")]
     hits = replay_hits(tmp_path, WINDOW_REPLAY, lines)
-    import subprocess
-    from conftest import CHATMON
     assert [(h["conversation"], h["text"], h["turns"], h["hits"][0]["turns"],
              h["matched"]) for h in hits] == [
         ("c-1", "加\n\n我\nv abc12345", 2, 2, "加\n\n我\nv abc12345"),
         ("c-2", "加我\nv abc12345", 2, 2, "加我\nv abc12345")], hits
-    p = subprocess.run([CHATMON, "scan", "--rules", WINDOW, "--format", "json"],
-                       input="".join(json.dumps({"conversation": c, "text": t},
-                                                ensure_ascii=False) + "\n"
-                                     for c, t in lines),
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    got = [(h["text"], h["turns"]) for l in p.stdout.splitlines()
-           for h in json.loads(l)["hits"]]
+    got = [(h["text"], h["turns"]) for r in scan_results(lines) for h in r["hits"]]
     assert got == [("加\n\n我\nv abc12345", 2), ("加我\nv abc12345", 2)], got
 
 
