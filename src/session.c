@@ -1494,7 +1494,7 @@ session_writeable(struct session *s, enum session_side side)
 		return 0;
 	}
 	if (c->pending) {
-		/* code 0: a close without a code, an empty payload (patch 0018) */
+		/* code 0: a close without a code, an empty payload (patch 0019) */
 		lws_close_reason(wsi, c->code ? (enum lws_close_status)c->code :
 		    LWS_CLOSE_STATUS_NOSTATUS, (unsigned char *)c->reason,
 		    c->reason_len);
