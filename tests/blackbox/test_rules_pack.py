@@ -76,6 +76,32 @@ def test_scan_lines_in_order_with_errors(tmp_path):
     assert o["line"] == 1 and all(h["action"] != "block" for h in o["hits"])
 
 
+def scan_rules(texts):
+    """Each text scanned as an agent's line against the shipped pack: its hits' rule ids."""
+    lines = "".join(json.dumps({"role": "agent", "text": t}, ensure_ascii=False) + "\n"
+                    for t in texts)
+    r = subprocess.run([CHATMON, "scan", "--rules", DEFAULT_RULES], input=lines,
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    assert r.returncode == 0, r.stderr
+    return [[h["rule"] for h in json.loads(l)["hits"]] for l in r.stdout.splitlines()]
+
+
+def normalize(texts):
+    r = subprocess.run([CHATMON, "rules", "normalize"], input="".join(t + "\n" for t in texts),
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
+
+
+def test_lookalike_capital_i_is_i():
+    """Greek Ι and Cyrillic І pass for I, and fold as I does, to i: ICU's
+    skeleton of all three is l (found by review: ΗUΑΒΕΙ read huabel and
+    passed the rule that blocks HUABEI)."""
+    texts = ["不支持HUABEI", "不支持ΗUΑΒΕΙ", "不支持НUАВЕІ"]
+    assert normalize(texts) == ["不支持huabei"] * 3
+    assert all("payment.refuse_method" in hits for hits in scan_rules(texts))
+
+
 def test_rules_test_reports_the_cost_of_plain_turns(tmp_path):
     """A view that only emoji rules use is skipped for plain turns until one
     of its rules can be a candidate on plain words; the report says so."""

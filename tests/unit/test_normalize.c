@@ -995,6 +995,14 @@ test_lookalikes(void **state)
 	assert_int_equal(norm_run(n, "\xce\x97uabei \xd0\x9d \xce\xb7", 13, ALL,
 	    &out, &len, &map), 0);
 	assert_string_equal(out, "huabeih\xce\xb7");
+	/*
+	 * Greek Ι and Cyrillic І pass for I, which folds to i: ICU's skeleton
+	 * of them (and of I) is l. Hebrew ו, caseless, stays l.
+	 */
+	assert_int_equal(norm_run(n, "\xce\x97U\xce\x91\xce\x92\xce\x95\xce\x99 "
+	    "\xd0\x9dU\xd0\x90\xd0\x92\xd0\x95\xd0\x86 \xd7\x95", 26, ALL,
+	    &out, &len, &map), 0);
+	assert_string_equal(out, "huabeihuabeil");
 	assert_int_equal(norm_run(n, "\xd1\x85", 2, ALL & ~NORM_NFKC, &out, &len,
 	    &map), 0);
 	assert_string_equal(out, "\xd1\x85");		/* only with nfkc */
