@@ -16,8 +16,9 @@ typed in Latin letters (wei, xin, xing...) are listed too, sorted, with
 their tokens, so that typed pinyin folds to the same tokens.
 
 The look-alike table (ICU's confusables, the data of its uspoof skeleton):
-every letter or number outside ASCII, CJK and kana whose NFKC + case folded
-form is not ASCII but whose skeleton (as typed, else once folded) is one
+every letter or number outside ASCII, CJK and kana, and not a decimal digit
+(Arabic-Indic ١ is 1 to the digits step, not the l of its skeleton), whose
+NFKC + case folded form is not ASCII but whose skeleton (as typed, else once folded) is one
 ASCII letter or digit maps to that character in lower case: Cyrillic х and
 small capital ᴠ are x and v, Greek Η and Cyrillic Н are h. A capital letter
 whose skeleton is also an ASCII capital's takes that capital's case folding
@@ -119,6 +120,8 @@ def confusables(icu):
         nf = unicodedata.normalize("NFKC", ch).casefold()
         if nf.isascii():
             continue            # NFKC already folds it
+        if "Nd" in (unicodedata.category(ch), unicodedata.category(nf[0])):
+            continue            # a digit: the digits step reads its value
         # the character as typed first: Greek capital eta passes for H,
         # though its lower case (what case folding makes of it) reads n
         for c in (ch, nf):

@@ -102,6 +102,16 @@ def test_lookalike_capital_i_is_i():
     assert all("payment.refuse_method" in hits for hits in scan_rules(texts))
 
 
+def test_digits_of_every_script_are_digits():
+    """A phone number in Arabic-Indic, Persian or Devanagari digits is the
+    number (found by review: ١ read l, ٥ o and ٧ v, the others stayed
+    as they were, and the shipped pack let all of them through)."""
+    texts = ["我手机13812345678", "我手机١٣٨١٢٣٤٥٦٧٨", "我手机۱۳۸۱۲۳۴۵۶۷۸",
+             "我手机१३८१२३४५६७८"]
+    assert normalize(texts) == ["我手机13812345678"] * 4
+    assert all("offplatform.phone_number" in hits for hits in scan_rules(texts))
+
+
 def test_rules_test_reports_the_cost_of_plain_turns(tmp_path):
     """A view that only emoji rules use is skipped for plain turns until one
     of its rules can be a candidate on plain words; the report says so."""

@@ -125,6 +125,11 @@ static const struct golden golden[] = {
 	{ "in a sentence", B("我的号码是幺三八"), D, B("我的号码是138") },
 	{ "spaces break without noise", B("一 三 八"), D, B("一 三 八") },
 	{ "ASCII digits as they are", B("12"), D, B("12") },
+	{ "arabic-indic digits", B("١٣٨١٢٣٤٥٦٧٨"), D, B("13812345678") },
+	{ "persian digits", B("۱۳۸۱۲۳۴۵۶۷۸"), D, B("13812345678") },
+	{ "devanagari digits", B("१३८१२३४५६७८"), D, B("13812345678") },
+	{ "bengali digits", B("১৩৮১২৩৪৫৬৭৮"), D, B("13812345678") },
+	{ "digits of two scripts", B("1٣八"), D, B("138") },
 
 	/* Noise and digits. */
 	{ "spaced numerals", B("幺 三 八"), N | D, B("138") },
@@ -133,6 +138,10 @@ static const struct golden golden[] = {
 
 	/* Everything. */
 	{ "rules example", B("加 我 Ｖ 信 abc123"), ALL, B("加我v信abc123") },
+	{ "arabic-indic phone", B("我手机١٣٨ ١٢٣٤ ٥٦٧٨"), ALL, B("我手机13812345678") },
+	/* digits are no look-alikes: ١ is not l, ٥ not o, ٧ not v */
+	{ "two arabic-indic digits stay", B("١٥"), ALL, B("١٥") },
+	{ "arabic-indic without digits", B("١٥٧"), ALL & ~D, B("١٥٧") },
 	{ "add my weixin", B("添加我的威信"), ALL, B("添加我的威信") },
 	{ "quoted traditional", B("「加我薇信」"), ALL, B("加我薇信") },
 	{ "qq and circled", B("加我Ｑ Ｑ：①③⑧一二三四五六七八"), ALL,
