@@ -21,8 +21,10 @@ enum {
  * pinyin syllable (ICU's reading, with zh/ch/sh folded into z/c/s and -ng
  * into -n), a private-use character from NORM_SOUND_BASE on; a run of Latin
  * letters that reads as pinyin syllables (weixin, wei xin once noise is
- * gone) becomes the same tokens, each mapped to its first letter. Other
- * characters stay as the other steps left them.
+ * gone) becomes the same tokens, each mapped to its first letter: the
+ * longest run of whole words (as the writer broke them) that does, the
+ * words after it read again (jia wo wei xin abc: four tokens, then abc).
+ * Other characters stay as the other steps left them.
  */
 #define NORM_SOUND_BASE	0xE000u
 

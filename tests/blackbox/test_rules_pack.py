@@ -112,6 +112,32 @@ def test_digits_of_every_script_are_digits():
     assert all("offplatform.phone_number" in hits for hits in scan_rules(texts))
 
 
+def test_sound_view_reads_pinyin_before_an_id(tmp_path):
+    """Typed pinyin followed by words that are not pinyin (an id, "ok")
+    is still pinyin in the sound view, and the id stays whole (found by
+    review: jia wo wei xin abc never matched, jia wo wei xin did)."""
+    (tmp_path / "a.yaml").write_text(
+        "- list: wechat\n  items: [微信, vx]\n"
+        "- rule: t.sound\n  category: offplatform\n  severity: warn\n  action: flag\n"
+        "  normalize: {sound: true}\n  pattern: '加我?${wechat}'\n"
+        "  examples: {match: [加我威信, jia wo wei xin], no_match: [支持微信支付吗]}\n"
+        "- rule: t.sound_id\n  category: offplatform\n  severity: warn\n  action: flag\n"
+        "  normalize: {sound: true}\n  pattern: '加我?${wechat}[a-z0-9]{6,}'\n"
+        "  examples: {match: [加我威信abc123], no_match: [加我威信]}\n", encoding="utf-8")
+    texts = ["jia wo wei xin abc", "Jia Wo Wei-Xin ok", "加weixin abc123", "加我wei xin dgkj"]
+    lines = "".join(json.dumps({"role": "agent", "text": t}, ensure_ascii=False) + "\n"
+                    for t in texts)
+    r = subprocess.run([CHATMON, "scan", "--rules", str(tmp_path)], input=lines,
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    assert r.returncode == 0, r.stderr
+    hits = [{h["rule"]: h for h in json.loads(l)["hits"]} for l in r.stdout.splitlines()]
+    assert all("t.sound" in h for h in hits), hits
+    # offsets are what was typed: the pinyin, not the id after it
+    assert [h["t.sound"]["match"] for h in hits] == ["jia wo wei xin", "Jia Wo Wei-Xin",
+                                                      "加weixin", "加我wei xin"]
+    assert hits[2]["t.sound_id"]["match"] == "加weixin abc123"
+
+
 def test_rules_test_reports_the_cost_of_plain_turns(tmp_path):
     """A view that only emoji rules use is skipped for plain turns until one
     of its rules can be a candidate on plain words; the report says so."""

@@ -929,12 +929,20 @@ test_sound(void **state)
 		{ "加我微信", "jiawo微xin" },
 		{ "扣扣", "kou kou" },
 		{ "知道", "zidao" },			/* zh folds into z */
+		/* pinyin, then words that are not: an id, "ok" */
+		{ "加我微信abc", "jia wo wei xin abc" },
+		{ "加我微信ok", "Jia Wo Wei-Xin ok" },
+		{ "加微信abc123", "加weixin abc123" },
+		{ "加我微信dgkj", "加我wei xin dgkj" },
+		{ "vx加我微信", "vx jia wo wei xin" },
 	};
 	static const char *const differ[][2] = {
 		{ "微信", "vx" },			/* not pinyin: stays letters */
 		{ "微信", "wx" },
 		{ "西安", "xian" },			/* xian is one syllable */
 		{ "加我微信", "加我为心吗" },
+		/* no break the writer typed: where the syllables end is unknown */
+		{ "微信abc", "weixinabc" },
 	};
 	struct norm	*n;
 	const uint32_t	*map;
@@ -973,6 +981,23 @@ test_sound(void **state)
 	a = sound(n, "vx:abc123", &map);
 	assert_string_equal(a, "vxabc123");
 	free(a);
+	/* an id after pinyin stays whole (not the syllable a, then bc), mapped to what was typed */
+	a = sound(n, "jia wo wei xin abc123", &map);
+	assert_int_equal(strlen(a), 4 * 3 + 6);
+	assert_string_equal(a + 12, "abc123");
+	assert_int_equal(map[9], 11);		/* xin */
+	assert_int_equal(map[11], 13);
+	assert_int_equal(map[12], 15);		/* abc123 */
+	assert_int_equal(map[18], 21);
+	free(a);
+	/* a run of words longer than NORM_SOUND_RUN letters still finds its pinyin */
+	a = sound(n, "please do add me on the other app right now or later "
+	    "today, jia wo wei xin", &map);
+	b = sound(n, "加我微信", &map);
+	assert_non_null(strstr(a, b));
+	assert_non_null(strstr(a, "please"));
+	free(a);
+	free(b);
 	/* a private-use character in the text (kept when noise is) is never a sound */
 	assert_int_equal(norm_run(n, "\xee\x80\x81", 3, (ALL & ~NORM_NOISE) |
 	    NORM_SOUND, (const char **)&a, &i, &map), 0);
