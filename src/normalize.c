@@ -698,7 +698,7 @@ norm_fast(struct norm_w *w, const struct norm_fast *f,
 
 /* --- the sound view ------------------------------------------------------- */
 
-/* Longest run of letters read as pinyin; longer runs are words, not pinyin. */
+/* Letters read as pinyin at once: a longer run is read a window at a time. */
 #define NORM_SOUND_RUN	48
 
 /* The sound token of a (simplified) ideograph, 0 when it has none. */
@@ -745,20 +745,36 @@ norm_typed(const unsigned char *s, size_t len)
 }
 
 /*
- * Reads a run of n lower-case letters as pinyin, in as few syllables as
- * possible (xian is one, not xi an): tok[k] and at[k] get each syllable's
- * token and first letter. Returns the count, 0 when the run is not pinyin.
+ * Whether a word ends before letter i of a run whose letters map to the
+ * original through map (map[n] belongs to what follows the run): noise
+ * the writer typed there is gone from the run, but not from the map.
+ */
+static NORM_INLINE int
+norm_word_end(const uint32_t *map, size_t i)
+{
+	return map[i] > map[i - 1] + 1;
+}
+
+/*
+ * Reads the longest prefix of a run of n lower-case letters that is
+ * pinyin and ends where a word does (a gap the writer typed, or the end
+ * of the run when whole): jia wo wei xin abc is four syllables and the
+ * letters abc, which are an id, not the syllable a. Each prefix is read
+ * in as few syllables as possible (xian is one, not xi an): tok[k] and
+ * at[k] get each syllable's token and first letter. Returns the count,
+ * 0 when no such prefix is pinyin, and its length in *plen.
  */
 static size_t
-norm_segment(const unsigned char *s, size_t n, uint16_t *tok, uint8_t *at)
+norm_segment(const unsigned char *s, size_t n, const uint32_t *map, int whole,
+    uint16_t *tok, uint8_t *at, size_t *plen)
 {
 	uint8_t		best[NORM_SOUND_RUN + 1], from[NORM_SOUND_RUN + 1];
 	uint16_t	via[NORM_SOUND_RUN + 1];
-	size_t		i, l, k;
+	size_t		i, l, k, p = 0, last = 0;
 	unsigned	t;
 
 	best[0] = 0;
-	for (i = 1; i <= n; i++) {
+	for (i = 1; i <= n && i - last <= FOLD_SYLLABLE_MAX; i++) {
 		best[i] = UINT8_MAX;
 		for (l = 1; l <= FOLD_SYLLABLE_MAX && l <= i; l++) {
 			if (best[i - l] == UINT8_MAX || best[i - l] + 1 >= best[i] ||
@@ -768,16 +784,23 @@ norm_segment(const unsigned char *s, size_t n, uint16_t *tok, uint8_t *at)
 			from[i] = (uint8_t)(i - l);
 			via[i] = (uint16_t)t;
 		}
+		if (best[i] == UINT8_MAX)
+			continue;
+		/* no syllable is longer: past this many letters without one, none ends */
+		last = i;
+		if ((i == n && whole) || norm_word_end(map, i))
+			p = i;
 	}
-	if (best[n] == UINT8_MAX)
+	*plen = p;
+	if (p == 0)
 		return 0;
-	k = best[n];
-	for (i = n; i > 0; i = from[i]) {
+	k = best[p];
+	for (i = p; i > 0; i = from[i]) {
 		k--;
 		tok[k] = via[i];
 		at[k] = from[i];
 	}
-	return best[n];
+	return best[p];
 }
 
 static NORM_INLINE int
@@ -813,30 +836,34 @@ norm_sound(struct norm *n)
 	uint32_t		*sm, cp, t;
 	uint16_t		 tok[NORM_SOUND_RUN];
 	uint8_t			 at[NORM_SOUND_RUN];
-	size_t			 i, j, k, r, len = 0, want = 3 * n->len + 8;
-	void			*p;
+	size_t			 i, j, k, p, r, len = 0, want = 3 * n->len + 8;
+	void			*np;
 
 	if (want > n->scap) {
 		size_t c1 = n->scap, c2 = n->scap;
 
-		if ((p = norm_grow(n->sout, &c1, want, 1)) == NULL)
+		if ((np = norm_grow(n->sout, &c1, want, 1)) == NULL)
 			return -1;
-		n->sout = p;
-		if ((p = norm_grow(n->smap, &c2, want, sizeof(*n->smap))) == NULL)
+		n->sout = np;
+		if ((np = norm_grow(n->smap, &c2, want, sizeof(*n->smap))) == NULL)
 			return -1;
-		n->smap = p;
+		n->smap = np;
 		n->scap = c1 < c2 ? c1 : c2;
 	}
 	so = (unsigned char *)n->sout;
 	sm = n->smap;
 	for (i = 0; i < n->len; ) {
 		if (o[i] < 0x80) {
-			/* a run of letters: pinyin becomes tokens, anything else stays */
+			/*
+			 * A run of letters (the noise step joined its words):
+			 * its longest prefix of whole words that is pinyin
+			 * becomes tokens, and the rest is a run of its own.
+			 */
 			for (r = i; r < n->len && r - i < NORM_SOUND_RUN &&
 			    norm_letter(o[r]); r++)
 				low[r - i] = (unsigned char)(o[r] | 0x20);
-			if (r > i && (r == n->len || !norm_letter(o[r])) &&
-			    (k = norm_segment(low, r - i, tok, at)) > 0) {
+			if (r > i && (k = norm_segment(low, r - i, n->map + i,
+			    r == n->len || !norm_letter(o[r]), tok, at, &p)) > 0) {
 				for (j = 0; j < k; j++) {
 					norm_put3(so, sm, &len, NORM_SOUND_BASE + tok[j],
 					    n->map[i + at[j]]);
@@ -845,16 +872,17 @@ norm_sound(struct norm *n)
 					 * that a match ending here ends there
 					 */
 					sm[len - 1] = n->map[i + (j + 1 < k ?
-					    at[j + 1] : r - i) - 1];
+					    at[j + 1] : p) - 1];
 				}
-				i = r;
+				i += p;
 				continue;
 			}
 			if (r == i)
 				r = i + 1;
-			else	/* not pinyin: the whole run as it is */
-				while (r < n->len && norm_letter(o[r]))
-					r++;
+			else	/* not pinyin: the first word as it is */
+				for (r = i + 1; r < n->len && norm_letter(o[r]) &&
+				    !norm_word_end(n->map, r); r++)
+					;
 			memcpy(so + len, o + i, r - i);
 			memcpy(sm + len, n->map + i, (r - i) * sizeof(*sm));
 			len += r - i;

@@ -16,14 +16,19 @@ typed in Latin letters (wei, xin, xing...) are listed too, sorted, with
 their tokens, so that typed pinyin folds to the same tokens.
 
 The look-alike table (ICU's confusables, the data of its uspoof skeleton):
-every letter or number outside ASCII, CJK and kana whose NFKC + case folded
-form is not ASCII but whose skeleton (as typed, else once folded) is one
+every letter or number outside ASCII, CJK and kana, and not a decimal digit
+(Arabic-Indic ١ is 1 to the digits step, not the l of its skeleton), whose
+NFKC + case folded form is not ASCII but whose skeleton (as typed, else once folded) is one
 ASCII letter or digit maps to that character in lower case: Cyrillic х and
-small capital ᴠ are x and v, Greek Η and Cyrillic Н are h. The normaliser
-looks a character up as typed, before case folding.
+small capital ᴠ are x and v, Greek Η and Cyrillic Н are h. A capital letter
+whose skeleton is also an ASCII capital's takes that capital's case folding
+instead (imitated(): ICU's skeleton of I is l, so Greek Ι and Cyrillic І
+would otherwise be l). The normaliser looks a character up as typed, before
+case folding.
 """
 
 import os
+import string
 import sys
 import unicodedata
 
@@ -77,8 +82,33 @@ def sounds(icu):
     return table, token, typed
 
 
+def prototypes(sc):
+    """ASCII letters by their skeleton: the letters each skeleton stands for."""
+    protos = {}
+    for a in string.ascii_letters:
+        protos.setdefault(sc.getSkeleton(0, a), []).append(a)
+    return protos
+
+
+def imitated(sk, c, protos):
+    """The lower-case ASCII letter or digit that c, of skeleton sk, passes for.
+
+    A skeleton names a class of look-alikes, not a letter: ICU's skeleton of
+    I is l, the class of I, l and 1. A letter with case imitates the ASCII
+    letter of its class in its own case, and becomes what case folding makes
+    of that letter: Greek capital iota and Cyrillic capital I pass for I, so
+    they are i, as ASCII I is; a small or caseless letter is the skeleton in
+    lower case (Hebrew vav, l)."""
+    if c.isupper() or c.istitle():
+        for a in protos.get(sk, ()):
+            if a.isupper():
+                return a.lower()
+    return sk.lower()
+
+
 def confusables(icu):
     sc = icu.SpoofChecker()
+    protos = prototypes(sc)
     out = {}
     for cp in range(0x80, 0x30000):
         if 0xD800 <= cp < 0xE000 or 0x3000 <= cp < 0x3100 or \
@@ -90,11 +120,14 @@ def confusables(icu):
         nf = unicodedata.normalize("NFKC", ch).casefold()
         if nf.isascii():
             continue            # NFKC already folds it
+        if "Nd" in (unicodedata.category(ch), unicodedata.category(nf[0])):
+            continue            # a digit: the digits step reads its value
         # the character as typed first: Greek capital eta passes for H,
         # though its lower case (what case folding makes of it) reads n
-        for sk in (sc.getSkeleton(0, ch), sc.getSkeleton(0, nf)):
+        for c in (ch, nf):
+            sk = sc.getSkeleton(0, c)
             if len(sk) == 1 and sk.isascii() and sk.isalnum():
-                out[cp] = sk.lower()
+                out[cp] = imitated(sk, c, protos)
                 break
     if len(out) < 200:
         die("only %d look-alikes: is ICU's confusables data there?" % len(out))

@@ -10,7 +10,7 @@ enum {
 	NORM_NFKC	= 1u << 0,	/* NFKC + case folding (utf8proc), then ICU's look-alikes: ＱＱ -> qq, ① -> 1, Cyrillic х -> x */
 	NORM_T2S	= 1u << 1,	/* traditional -> simplified, per character (OpenCC's table) */
 	NORM_NOISE	= 1u << 2,	/* drop short runs of spaces, punctuation, symbols, emoji, zero-width, variation selectors */
-	NORM_DIGITS	= 1u << 3,	/* numeral runs -> ASCII digits: 一三八/幺三八/壹叁捌 -> 138 */
+	NORM_DIGITS	= 1u << 3,	/* numeral runs -> ASCII digits: 一三八/幺三八/壹叁捌/١٣٨ -> 138 */
 	NORM_ALL	= 0xfu,		/* the steps a rule gets unless it opts out */
 	NORM_SOUND	= 1u << 4,	/* opt-in: ideographs and typed pinyin -> sound tokens: 威信, 卫星, wei xin -> one form */
 	NORM_STEPS	= 0x1fu,	/* every step */
@@ -21,8 +21,10 @@ enum {
  * pinyin syllable (ICU's reading, with zh/ch/sh folded into z/c/s and -ng
  * into -n), a private-use character from NORM_SOUND_BASE on; a run of Latin
  * letters that reads as pinyin syllables (weixin, wei xin once noise is
- * gone) becomes the same tokens, each mapped to its first letter. Other
- * characters stay as the other steps left them.
+ * gone) becomes the same tokens, each mapped to its first letter: the
+ * longest run of whole words (as the writer broke them) that does, the
+ * words after it read again (jia wo wei xin abc: four tokens, then abc).
+ * Other characters stay as the other steps left them.
  */
 #define NORM_SOUND_BASE	0xE000u
 

@@ -76,6 +76,68 @@ def test_scan_lines_in_order_with_errors(tmp_path):
     assert o["line"] == 1 and all(h["action"] != "block" for h in o["hits"])
 
 
+def scan_rules(texts):
+    """Each text scanned as an agent's line against the shipped pack: its hits' rule ids."""
+    lines = "".join(json.dumps({"role": "agent", "text": t}, ensure_ascii=False) + "\n"
+                    for t in texts)
+    r = subprocess.run([CHATMON, "scan", "--rules", DEFAULT_RULES], input=lines,
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    assert r.returncode == 0, r.stderr
+    return [[h["rule"] for h in json.loads(l)["hits"]] for l in r.stdout.splitlines()]
+
+
+def normalize(texts):
+    r = subprocess.run([CHATMON, "rules", "normalize"], input="".join(t + "\n" for t in texts),
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
+
+
+def test_lookalike_capital_i_is_i():
+    """Greek Ι and Cyrillic І pass for I, and fold as I does, to i: ICU's
+    skeleton of all three is l (found by review: ΗUΑΒΕΙ read huabel and
+    passed the rule that blocks HUABEI)."""
+    texts = ["不支持HUABEI", "不支持ΗUΑΒΕΙ", "不支持НUАВЕІ"]
+    assert normalize(texts) == ["不支持huabei"] * 3
+    assert all("payment.refuse_method" in hits for hits in scan_rules(texts))
+
+
+def test_digits_of_every_script_are_digits():
+    """A phone number in Arabic-Indic, Persian or Devanagari digits is the
+    number (found by review: ١ read l, ٥ o and ٧ v, the others stayed
+    as they were, and the shipped pack let all of them through)."""
+    texts = ["我手机13812345678", "我手机١٣٨١٢٣٤٥٦٧٨", "我手机۱۳۸۱۲۳۴۵۶۷۸",
+             "我手机१३८१२३४५६७८"]
+    assert normalize(texts) == ["我手机13812345678"] * 4
+    assert all("offplatform.phone_number" in hits for hits in scan_rules(texts))
+
+
+def test_sound_view_reads_pinyin_before_an_id(tmp_path):
+    """Typed pinyin followed by words that are not pinyin (an id, "ok")
+    is still pinyin in the sound view, and the id stays whole (found by
+    review: jia wo wei xin abc never matched, jia wo wei xin did)."""
+    (tmp_path / "a.yaml").write_text(
+        "- list: wechat\n  items: [微信, vx]\n"
+        "- rule: t.sound\n  category: offplatform\n  severity: warn\n  action: flag\n"
+        "  normalize: {sound: true}\n  pattern: '加我?${wechat}'\n"
+        "  examples: {match: [加我威信, jia wo wei xin], no_match: [支持微信支付吗]}\n"
+        "- rule: t.sound_id\n  category: offplatform\n  severity: warn\n  action: flag\n"
+        "  normalize: {sound: true}\n  pattern: '加我?${wechat}[a-z0-9]{6,}'\n"
+        "  examples: {match: [加我威信abc123], no_match: [加我威信]}\n", encoding="utf-8")
+    texts = ["jia wo wei xin abc", "Jia Wo Wei-Xin ok", "加weixin abc123", "加我wei xin dgkj"]
+    lines = "".join(json.dumps({"role": "agent", "text": t}, ensure_ascii=False) + "\n"
+                    for t in texts)
+    r = subprocess.run([CHATMON, "scan", "--rules", str(tmp_path)], input=lines,
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    assert r.returncode == 0, r.stderr
+    hits = [{h["rule"]: h for h in json.loads(l)["hits"]} for l in r.stdout.splitlines()]
+    assert all("t.sound" in h for h in hits), hits
+    # offsets are what was typed: the pinyin, not the id after it
+    assert [h["t.sound"]["match"] for h in hits] == ["jia wo wei xin", "Jia Wo Wei-Xin",
+                                                      "加weixin", "加我wei xin"]
+    assert hits[2]["t.sound_id"]["match"] == "加weixin abc123"
+
+
 def test_rules_test_reports_the_cost_of_plain_turns(tmp_path):
     """A view that only emoji rules use is skipped for plain turns until one
     of its rules can be a candidate on plain words; the report says so."""

@@ -125,6 +125,11 @@ static const struct golden golden[] = {
 	{ "in a sentence", B("我的号码是幺三八"), D, B("我的号码是138") },
 	{ "spaces break without noise", B("一 三 八"), D, B("一 三 八") },
 	{ "ASCII digits as they are", B("12"), D, B("12") },
+	{ "arabic-indic digits", B("١٣٨١٢٣٤٥٦٧٨"), D, B("13812345678") },
+	{ "persian digits", B("۱۳۸۱۲۳۴۵۶۷۸"), D, B("13812345678") },
+	{ "devanagari digits", B("१३८१२३४५६७८"), D, B("13812345678") },
+	{ "bengali digits", B("১৩৮১২৩৪৫৬৭৮"), D, B("13812345678") },
+	{ "digits of two scripts", B("1٣八"), D, B("138") },
 
 	/* Noise and digits. */
 	{ "spaced numerals", B("幺 三 八"), N | D, B("138") },
@@ -133,6 +138,10 @@ static const struct golden golden[] = {
 
 	/* Everything. */
 	{ "rules example", B("加 我 Ｖ 信 abc123"), ALL, B("加我v信abc123") },
+	{ "arabic-indic phone", B("我手机١٣٨ ١٢٣٤ ٥٦٧٨"), ALL, B("我手机13812345678") },
+	/* digits are no look-alikes: ١ is not l, ٥ not o, ٧ not v */
+	{ "two arabic-indic digits stay", B("١٥"), ALL, B("١٥") },
+	{ "arabic-indic without digits", B("١٥٧"), ALL & ~D, B("١٥٧") },
 	{ "add my weixin", B("添加我的威信"), ALL, B("添加我的威信") },
 	{ "quoted traditional", B("「加我薇信」"), ALL, B("加我薇信") },
 	{ "qq and circled", B("加我Ｑ Ｑ：①③⑧一二三四五六七八"), ALL,
@@ -920,12 +929,20 @@ test_sound(void **state)
 		{ "加我微信", "jiawo微xin" },
 		{ "扣扣", "kou kou" },
 		{ "知道", "zidao" },			/* zh folds into z */
+		/* pinyin, then words that are not: an id, "ok" */
+		{ "加我微信abc", "jia wo wei xin abc" },
+		{ "加我微信ok", "Jia Wo Wei-Xin ok" },
+		{ "加微信abc123", "加weixin abc123" },
+		{ "加我微信dgkj", "加我wei xin dgkj" },
+		{ "vx加我微信", "vx jia wo wei xin" },
 	};
 	static const char *const differ[][2] = {
 		{ "微信", "vx" },			/* not pinyin: stays letters */
 		{ "微信", "wx" },
 		{ "西安", "xian" },			/* xian is one syllable */
 		{ "加我微信", "加我为心吗" },
+		/* no break the writer typed: where the syllables end is unknown */
+		{ "微信abc", "weixinabc" },
 	};
 	struct norm	*n;
 	const uint32_t	*map;
@@ -964,6 +981,23 @@ test_sound(void **state)
 	a = sound(n, "vx:abc123", &map);
 	assert_string_equal(a, "vxabc123");
 	free(a);
+	/* an id after pinyin stays whole (not the syllable a, then bc), mapped to what was typed */
+	a = sound(n, "jia wo wei xin abc123", &map);
+	assert_int_equal(strlen(a), 4 * 3 + 6);
+	assert_string_equal(a + 12, "abc123");
+	assert_int_equal(map[9], 11);		/* xin */
+	assert_int_equal(map[11], 13);
+	assert_int_equal(map[12], 15);		/* abc123 */
+	assert_int_equal(map[18], 21);
+	free(a);
+	/* a run of words longer than NORM_SOUND_RUN letters still finds its pinyin */
+	a = sound(n, "please do add me on the other app right now or later "
+	    "today, jia wo wei xin", &map);
+	b = sound(n, "加我微信", &map);
+	assert_non_null(strstr(a, b));
+	assert_non_null(strstr(a, "please"));
+	free(a);
+	free(b);
 	/* a private-use character in the text (kept when noise is) is never a sound */
 	assert_int_equal(norm_run(n, "\xee\x80\x81", 3, (ALL & ~NORM_NOISE) |
 	    NORM_SOUND, (const char **)&a, &i, &map), 0);
@@ -995,6 +1029,14 @@ test_lookalikes(void **state)
 	assert_int_equal(norm_run(n, "\xce\x97uabei \xd0\x9d \xce\xb7", 13, ALL,
 	    &out, &len, &map), 0);
 	assert_string_equal(out, "huabeih\xce\xb7");
+	/*
+	 * Greek Ι and Cyrillic І pass for I, which folds to i: ICU's skeleton
+	 * of them (and of I) is l. Hebrew ו, caseless, stays l.
+	 */
+	assert_int_equal(norm_run(n, "\xce\x97U\xce\x91\xce\x92\xce\x95\xce\x99 "
+	    "\xd0\x9dU\xd0\x90\xd0\x92\xd0\x95\xd0\x86 \xd7\x95", 26, ALL,
+	    &out, &len, &map), 0);
+	assert_string_equal(out, "huabeihuabeil");
 	assert_int_equal(norm_run(n, "\xd1\x85", 2, ALL & ~NORM_NFKC, &out, &len,
 	    &map), 0);
 	assert_string_equal(out, "\xd1\x85");		/* only with nfkc */
