@@ -579,7 +579,7 @@ def main():
               f"{st.get('alerts_spooled')} spooled, {st.get('alerts_dropped')} lost), "
               f"stream {len(ids)} ({xlen - len(ids)} sent twice); protocol errors {st.get('protocol_errors_agent')}, "
               f"too big {st.get('closes_too_big')}, malformed {st.get('frames_malformed')}, "
-              f"reloads {st.get('reloads')} ({st.get('reload_failures')} rejected), "
+              f"reloads {st.get('reloads_ok')} applied ({st.get('reload_failures')} rejected), "
               f"Redis reconnects {m.get('chatmon_redis_reconnects_total', '?')}", flush=True)
         if stats.frames == 0:
             fails.add("no good frame went through")
