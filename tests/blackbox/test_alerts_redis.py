@@ -523,18 +523,24 @@ def test_exit_stats_count_what_was_lost_or_spooled_at_exit(daemon, backend, redi
     assert st_kept["alerts_spooled"] == 3 and st_kept["alerts_dropped"] == 0, st_kept
 
 
+def held_redis_daemon(daemon, backend, redis_server, grace):
+    """chatmond with Redis connected, limits.shutdown_grace and a 30 s
+    redis.timeout (a Redis that stays silent past it is hung and dropped:
+    not these tests' case); the daemon and a client of its Redis."""
+    r = redis_server()
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(),
+               args=FOLD0 + LONG_SLA + ["-o", "redis.timeout=30s",
+                                        "-o", f"limits.shutdown_grace={grace}"])
+    d.wait_log(r"alert_on_state: redis \S+ connected")
+    return d, r.client()
+
+
 def test_stop_waits_for_redis_to_answer_for_alerts_sent(daemon, backend, redis_server):
     """SIGTERM while Redis has not yet answered an XADD: chatmond waits for
     the answer (within the shutdown grace), so the alert Redis holds is
     neither counted lost nor kept for the next start."""
-    r = redis_server()
-    c = r.client()
-    b = backend()
-    # a Redis that stays silent past redis.timeout is hung and dropped: not this test's case
-    d = daemon(b.port, rules=LIVE, redis=r.url(),
-               args=FOLD0 + LONG_SLA + ["-o", "redis.timeout=30s",
-                                        "-o", "limits.shutdown_grace=30s"])
-    d.wait_log(r"alert_on_state: redis \S+ connected")
+    d, c = held_redis_daemon(daemon, backend, redis_server, "30s")
     pause_ms = 3000 * SLOW
     c.execute_command("CLIENT", "PAUSE", str(pause_ms), "WRITE")   # XADD waits
     t0 = time.monotonic()
@@ -554,13 +560,7 @@ def test_stop_outlasting_the_grace_for_a_turn_redis_holds(daemon, backend, redis
     reach Redis for the next instance) past limits.shutdown_grace, then exits
     0. The grace's timer, still set, once fired in that wait and read the
     freed server (the sanitizer run's report)."""
-    r = redis_server()
-    c = r.client()
-    b = backend()
-    d = daemon(b.port, rules=LIVE, redis=r.url(),
-               args=FOLD0 + LONG_SLA + ["-o", "redis.timeout=30s",
-                                        "-o", "limits.shutdown_grace=300ms"])
-    d.wait_log(r"alert_on_state: redis \S+ connected")
+    d, c = held_redis_daemon(daemon, backend, redis_server, "300ms")
     pause_ms = 2000 * SLOW
     c.execute_command("CLIENT", "PAUSE", str(pause_ms), "WRITE")   # the turn's script waits
 
@@ -579,13 +579,7 @@ def test_a_second_signal_ends_the_wait_for_redis(daemon, backend, redis_server):
     redis.timeout; a second SIGTERM ends it at once (chatmond(8); found by
     review: the second signal was logged as "stopping now" and the wait went
     on for the rest of a 30 s redis.timeout)."""
-    r = redis_server()
-    c = r.client()
-    b = backend()
-    d = daemon(b.port, rules=LIVE, redis=r.url(),
-               args=FOLD0 + LONG_SLA + ["-o", "redis.timeout=30s",
-                                        "-o", "limits.shutdown_grace=300ms"])
-    d.wait_log(r"alert_on_state: redis \S+ connected")
+    d, c = held_redis_daemon(daemon, backend, redis_server, "300ms")
     c.execute_command("CLIENT", "PAUSE", "20000", "WRITE")   # the turn's script waits
 
     async def main():

@@ -295,9 +295,9 @@ def test_message_timeout_from_backend(daemon, backend):
     run(main())
 
 
-def test_upstream_that_never_answers_the_upgrade(daemon, backend):
-    """TCP accepted, no answer: the agent gets 1013 after connect_timeout, the
-    failure is logged and counted, and /readyz says the upstream is down."""
+def mute_upstream():
+    """A listener that accepts and then reads and answers nothing: the
+    socket and the list of connections it holds (close both when done)."""
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(16)
@@ -311,6 +311,13 @@ def test_upstream_that_never_answers_the_upgrade(daemon, backend):
                 return
             held.append(c)          # read nothing, answer nothing
     threading.Thread(target=accept, daemon=True).start()
+    return lsock, held
+
+
+def test_upstream_that_never_answers_the_upgrade(daemon, backend):
+    """TCP accepted, no answer: the agent gets 1013 after connect_timeout, the
+    failure is logged and counted, and /readyz says the upstream is down."""
+    lsock, held = mute_upstream()
     ap = free_port()
     d = daemon(upstream=f"ws://127.0.0.1:{lsock.getsockname()[1]}/",
                limits={"connect_timeout": "1s"}, args=admin(ap))
@@ -338,19 +345,7 @@ def test_early_messages_of_a_gone_agent_wait_connect_timeout_at_most(daemon):
     (test_flow.py), but no longer than limits.connect_timeout: a backend
     that never answers is then given up, counted and logged as any other,
     and the session is freed."""
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(16)
-    held = []
-
-    def accept():
-        while True:
-            try:
-                c, _ = lsock.accept()
-            except OSError:
-                return
-            held.append(c)          # read nothing, answer nothing
-    threading.Thread(target=accept, daemon=True).start()
+    lsock, held = mute_upstream()
     ap = free_port()
     d = daemon(upstream=f"ws://127.0.0.1:{lsock.getsockname()[1]}/",
                limits={"connect_timeout": "1s"}, args=admin(ap))
