@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "chatmon/log.h"
+#include "chatmon/util.h"
 
 static const char	*log_prog = "chatmon";
 static int		 log_lvl = LOG_LVL_INFO;
@@ -87,24 +88,6 @@ log_would(int level)
 }
 
 /*
- * The length of s[0, len) without a last character that a cut left
- * incomplete: a message cut to fit its buffer ends on a whole character.
- */
-static size_t
-log_utf8_trim(const char *s, size_t len)
-{
-	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 i = len, need;
-
-	while (i > 0 && len - i < 3 && (p[i - 1] & 0xc0) == 0x80)
-		i--;
-	if (i == 0 || p[i - 1] < 0xc2 || p[i - 1] > 0xf4)
-		return len;
-	need = p[i - 1] < 0xe0 ? 2 : p[i - 1] < 0xf0 ? 3 : 4;
-	return len - (i - 1) < need ? i - 1 : len;
-}
-
-/*
  * Formats the message, and errstr after it, into msg[cap]; returns its
  * length, cut on a character boundary when it did not fit.
  */
@@ -121,7 +104,7 @@ log_format(char *msg, size_t cap, const char *errstr, const char *fmt,
 	if (errstr != NULL && len < cap &&
 	    (m = snprintf(msg + len, cap - len, ": %s", errstr)) > 0)
 		len += (size_t)m;
-	return len < cap ? len : log_utf8_trim(msg, cap - 1);
+	return len < cap ? len : util_utf8_trim(msg, cap - 1);
 }
 
 /*

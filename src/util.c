@@ -236,17 +236,23 @@ util_utf8_count(const char *s, size_t n)
 }
 
 size_t
-util_utf8_cut(const char *s, size_t max)
+util_utf8_trim(const char *s, size_t len)
 {
 	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 n = strnlen(s, max), i;
+	size_t			 i = len, need;
 
-	if (n < max)
-		return n;
-	/* p[n] exists: s goes on to its NUL */
-	for (i = n; i > 0 && n - i < 3 && (p[i] & 0xc0) == 0x80; i--)
-		;
-	return i < n && p[i] >= 0xc0 ? i : n;
+	while (i > 0 && len - i < 3 && (p[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i == 0 || p[i - 1] < 0xc2 || p[i - 1] > 0xf4)
+		return len;
+	need = p[i - 1] < 0xe0 ? 2 : p[i - 1] < 0xf0 ? 3 : 4;
+	return len - (i - 1) < need ? i - 1 : len;
+}
+
+size_t
+util_utf8_cut(const char *s, size_t max)
+{
+	return util_utf8_trim(s, strnlen(s, max));
 }
 
 int

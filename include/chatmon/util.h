@@ -67,7 +67,13 @@ size_t	 util_utf8_seq(const unsigned char *p, const unsigned char *end);
 int	 util_utf8_valid(const char *s, size_t n);
 /* Code points of UTF-8 s[0, n), counted at their lead bytes (any byte that is not a continuation byte), as offsets are given. */
 size_t	 util_utf8_count(const char *s, size_t n);
-/* strnlen(s, max) cut back so as not to end inside a UTF-8 sequence: for a %.*s of what a peer sent. */
+/*
+ * len cut back by the last character when s[0, len) ends inside it (a lead
+ * byte without all its continuation bytes); bytes that are not UTF-8 are
+ * kept: what was cut to fit a buffer ends on a whole character.
+ */
+size_t	 util_utf8_trim(const char *s, size_t len);
+/* util_utf8_trim of strnlen(s, max): for a %.*s of what a peer sent. */
 size_t	 util_utf8_cut(const char *s, size_t max);
 uint64_t util_fnv1a64(const void *, size_t);
 

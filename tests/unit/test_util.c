@@ -108,6 +108,14 @@ test_utf8_cut(void **state)
 	assert_int_equal(util_utf8_cut("\xf0\x9f\x98\x80", 3), 0);	/* an emoji */
 	assert_int_equal(util_utf8_cut("ab\x80\x80\x80\x80", 3), 3);	/* no lead: as strnlen */
 	assert_int_equal(util_utf8_cut("\xff\xfe", 1), 1);		/* not UTF-8: as strnlen */
+	/* a whole 中 before a stray continuation byte is kept whole */
+	assert_int_equal(util_utf8_cut("\xe4\xb8\xad\x80", 3), 3);
+	assert_int_equal(util_utf8_trim("\xe4\xb8\xad\x80", 4), 4);
+	assert_int_equal(util_utf8_trim("a\xe4\xb8", 3), 1);
+	assert_int_equal(util_utf8_trim("a\xc3", 2), 1);
+	assert_int_equal(util_utf8_trim("a\xc3\xa9", 3), 3);
+	assert_int_equal(util_utf8_trim("\xf0\x9f\x98", 3), 0);
+	assert_int_equal(util_utf8_trim("", 0), 0);
 }
 
 int
