@@ -379,6 +379,9 @@ AGENT_VIOLATIONS = {
     "close_code_1015": (frame(0x8, struct.pack("!H", 1015) + b"x"), 1002),
     "close_code_999": (frame(0x8, struct.pack("!H", 999) + b"x"), 1002),
     "close_code_2999": (frame(0x8, struct.pack("!H", 2999) + b"x"), 1002),
+    # RFC 6455 5.5.1: a close body starts with a two-byte code (lws passed
+    # one byte on as a close without a code)
+    "close_payload_one_byte": (frame(0x8, b"\x03"), 1002),
 }
 
 
@@ -494,6 +497,25 @@ def test_invalid_close_code_from_backend(daemon, backend, code):
             conn = b.opened(f"t=code-{code}")["conn"]
             got = await closed(ws, 5 * SLOW)
             assert got == (1011, f"upstream protocol error: bad close code {code}"), got
+            assert b.closed(conn)["code"] == 1002
+    run(main())
+    assert metrics(ap).value("chatmon_protocol_errors_total", side="upstream") == 1
+
+
+def test_close_payload_of_one_byte_from_backend(daemon, backend):
+    """RFC 6455 5.5.1: a close whose body is one byte holds no code; it fails
+    the backend's connection (lws patch 0020) instead of going on to the
+    agent as a close without a code."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, args=admin(ap))
+    bad = frame(0x8, b"\x03", mask=False)
+
+    async def main():
+        async with agent(d, "/raw?t=close-1b&hex=" + bad.hex()) as ws:
+            conn = b.opened("t=close-1b")["conn"]
+            got = await closed(ws, 5 * SLOW)
+            assert got == (1011, "upstream protocol error: close payload of one byte"), got
             assert b.closed(conn)["code"] == 1002
     run(main())
     assert metrics(ap).value("chatmon_protocol_errors_total", side="upstream") == 1
