@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -380,6 +381,34 @@ def test_agent_ids_are_validated(daemon, backend):
     h = daemon(b.port, agent_id="header:X-Agent")
     assert status_of(h, "/echo", extra_headers={"X-Agent": "<b>"}) == 400
     assert status_of(h, "/echo", extra_headers={"X-Agent": "bob"}) == 101
+
+
+def test_control_characters_escaped_in_the_url_are_answered(daemon, backend):
+    """A %0A, %0D or %00 in the request's path or query got no HTTP answer
+    at all: libwebsockets took the decoded newline for the end of the
+    request line and dropped the connection (patch 0021). It is now a 403,
+    like any bad escape (%zz), and nothing goes upstream."""
+    def status_line(path):
+        # lws answers a request it stopped parsing in HTTP/1.0, which
+        # python3-websockets will not read: the status line, by hand
+        with socket.create_connection(("127.0.0.1", d.port), timeout=T) as c:
+            c.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())
+            got = b""
+            while b"\r\n" not in got and (chunk := c.recv(4096)):
+                got += chunk
+            return got.split(b"\r\n")[0].decode()
+
+    b = backend()
+    d = daemon(b.port)
+    for bad in ("/echo?agent=a%0Ab", "/echo?agent=a%0Db", "/echo?agent=a%00b",
+                "/a%0Ab?agent=ok", "/echo?t=%09&agent=ok", "/echo?agent=a%zzb"):
+        assert re.fullmatch(r"HTTP/1\.[01] 403 Forbidden", status_line(bad)), bad
+    assert status_of(d, "/echo?agent=ok&t=ctl") == 101
+    b.opened("t=ctl")
+    opened = [e["path"] for e in b.select(lambda e: e["ev"] == "open")]
+    assert len(opened) == 1 and "t=ctl" in opened[0], opened
 
 
 def test_forwarded_for_and_identity_headers_only_from_trusted_proxies(daemon, backend):
