@@ -1185,7 +1185,8 @@ rules_branch_match(struct rules *r, const struct rules_branch *br,
 
 /*
  * The start of the last match of re that lies wholly in [from, to) of t,
- * or -1 (PCRE2 is asked with the subject cut at to).
+ * or -1 (PCRE2 is asked with the subject cut at to); -2 when more than
+ * RULES_MAX_TRIES matches are there, so that the last is not known.
  */
 static ssize_t
 rules_last_in(struct rules *r, const pcre2_code *re, const char *t,
@@ -1196,9 +1197,11 @@ rules_last_in(struct rules *r, const pcre2_code *re, const char *t,
 	size_t		 at = from;
 	int		 n;
 
-	for (n = 0; n < RULES_MAX_TRIES && at <= to; n++) {
+	for (n = 0; at <= to; n++) {
 		if (!rules_re_match(r, re, t, to, at))
-			break;
+			return last;
+		if (n == RULES_MAX_TRIES)
+			return -2;
 		ov = pcre2_get_ovector_pointer(r->md);
 		last = (ssize_t)ov[0];
 		at = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
@@ -1331,6 +1334,13 @@ rules_cleared(struct rules *r, const struct rule *ru, const char *t,
 		for (k = 0; k < 3; k++) {
 			cs = rules_last_in(r, c->before, t, rules_walk(t, len, at,
 			    k == 0 ? c->within : 2, -1), at);
+			/*
+			 * a run of cues too long to count is no negation to
+			 * trust (64 of them put before "don't add WeChat"
+			 * would hide its double negation): fail closed
+			 */
+			if (cs == -2)
+				return 0;
 			if (cs < 0)
 				break;
 			at = (size_t)cs;

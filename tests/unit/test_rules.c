@@ -763,6 +763,21 @@ test_sound(void **state)
 	sbuf_free(&errs);
 }
 
+/* The text of n copies of unit then tail, in buf (cap bytes). */
+static const char *
+repeat(char *buf, size_t cap, const char *unit, size_t n, const char *tail)
+{
+	size_t	i, k = 0, u = strlen(unit);
+
+	for (i = 0; i < n; i++, k += u) {
+		assert_true(k + u < cap);
+		memcpy(buf + k, unit, u);
+	}
+	assert_true(k + strlen(tail) < cap);
+	strcpy(buf + k, tail);
+	return buf;
+}
+
 /* clear: a cue next to the match clears it; two negations cancel; quotes. */
 static void
 test_clear(void **state)
@@ -818,20 +833,46 @@ test_clear(void **state)
 	sbuf_free(&errs);
 }
 
-/* The text of n copies of unit then tail, in buf (cap bytes). */
-static const char *
-repeat(char *buf, size_t cap, const char *unit, size_t n, const char *tail)
+/*
+ * More cues before a match than are counted (64) clear nothing: with the
+ * last cue unknown, a double negation right before the match could be
+ * read as a single one (the 64th cue, far away, taken for the nearest).
+ */
+static void
+test_clear_too_many_cues(void **state)
 {
-	size_t	i, k = 0, u = strlen(unit);
+	static const char text[] =
+	    "- rule: offplatform.wx\n"
+	    "  category: offplatform\n"
+	    "  severity: critical\n"
+	    "  action: warn\n"
+	    "  pattern: '加微信'\n"
+	    "  clear: {before: '别', within: 100}\n"
+	    "  message: 亲,请在平台内沟通。\n"
+	    "  examples:\n"
+	    "    match: [加微信, 别别加微信]\n"
+	    "    no_match: [别加微信]\n";
+	struct sbuf	 errs;
+	struct rules	*r;
+	char		 buf[512];
 
-	for (i = 0; i < n; i++, k += u) {
-		assert_true(k + u < cap);
-		memcpy(buf + k, unit, u);
-	}
-	assert_true(k + strlen(tail) < cap);
-	strcpy(buf + k, tail);
-	return buf;
+	(void)state;
+	sbuf_init(&errs);
+	r = load1(text, &errs);
+	if (r == NULL)
+		fail_msg("%s", sbuf_str(&errs));
+	assert_null(hit(r, RULES_AGENT, repeat(buf, sizeof(buf), "别", 3, "加微信"),
+	    "offplatform.wx"));
+	assert_non_null(hit(r, RULES_AGENT, repeat(buf, sizeof(buf), "别", 20,
+	    "xx别别加微信"), "offplatform.wx"));
+	assert_non_null(hit(r, RULES_AGENT, repeat(buf, sizeof(buf), "别", 64,
+	    "xx别别加微信"), "offplatform.wx"));
+	assert_non_null(hit(r, RULES_AGENT, repeat(buf, sizeof(buf), "别", 70,
+	    "加微信"), "offplatform.wx"));
+	rules_free(r);
+	sbuf_free(&errs);
 }
+
 
 /*
  * Each occurrence is judged on its own, however many before it do not
@@ -1264,6 +1305,7 @@ main(void)
 		cmocka_unit_test(test_load_dir),
 		cmocka_unit_test(test_sound),
 		cmocka_unit_test(test_clear),
+		cmocka_unit_test(test_clear_too_many_cues),
 		cmocka_unit_test(test_many_occurrences),
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_window_near),
