@@ -23,7 +23,8 @@ ASCII letter or digit maps to that character in lower case: Cyrillic х and
 small capital ᴠ are x and v, Greek Η and Cyrillic Н are h. A capital letter
 whose skeleton is also an ASCII capital's takes that capital's case folding
 instead (imitated(): ICU's skeleton of I is l, so Greek Ι and Cyrillic І
-would otherwise be l). The normaliser looks a character up as typed, before
+would otherwise be l), and a numeral whose value is a digit with the same
+skeleton takes that digit (numeral(): Old Italic 𐌠 is 1, not l). The normaliser looks a character up as typed, before
 case folding.
 """
 
@@ -106,6 +107,18 @@ def imitated(sk, c, protos):
     return sk.lower()
 
 
+def numeral(ch, sk, sc):
+    """The digit a numeral of one digit's value passes for, when ICU's
+    skeleton is that digit's own: ICU reads 1 as l, so Old Italic numeral
+    one and Mende Kikakui digit one would be l, and a phone number typed
+    with them no number."""
+    v = unicodedata.numeric(ch, None)
+    if v is None or v != int(v) or not 0 <= v <= 9:
+        return None
+    d = str(int(v))
+    return d if sc.getSkeleton(0, d) == sk else None
+
+
 def confusables(icu):
     sc = icu.SpoofChecker()
     protos = prototypes(sc)
@@ -127,7 +140,7 @@ def confusables(icu):
         for c in (ch, nf):
             sk = sc.getSkeleton(0, c)
             if len(sk) == 1 and sk.isascii() and sk.isalnum():
-                out[cp] = imitated(sk, c, protos)
+                out[cp] = numeral(ch, sk, sc) or imitated(sk, c, protos)
                 break
     if len(out) < 200:
         die("only %d look-alikes: is ICU's confusables data there?" % len(out))

@@ -1037,6 +1037,14 @@ test_lookalikes(void **state)
 	    "\xd0\x9dU\xd0\x90\xd0\x92\xd0\x95\xd0\x86 \xd7\x95", 26, ALL,
 	    &out, &len, &map), 0);
 	assert_string_equal(out, "huabeihuabeil");
+	/*
+	 * numerals of one look like their digit, not like l (ICU's skeleton
+	 * of 1): Old Italic 𐌠, Mende Kikakui 𞣇; a numeral of another value
+	 * keeps its look (Mende Kikakui five is 8)
+	 */
+	assert_int_equal(norm_run(n, "\xf0\x90\x8c\xa0\xf0\x9e\xa3\x87\xf0\x9e\xa3\x8b",
+	    12, ALL, &out, &len, &map), 0);
+	assert_string_equal(out, "118");
 	assert_int_equal(norm_run(n, "\xd1\x85", 2, ALL & ~NORM_NFKC, &out, &len,
 	    &map), 0);
 	assert_string_equal(out, "\xd1\x85");		/* only with nfkc */
