@@ -352,6 +352,18 @@ chatmond_on_reloaded(evutil_socket_t fd, short what, void *arg)
 	next = rl->next;
 	rl->cfg = NULL;
 	rl->next = NULL;
+	/*
+	 * A SIGTERM came while it compiled: the drain goes on with the
+	 * configuration it began with, and systemd, told STOPPING=1, must not
+	 * hear READY=1 again
+	 */
+	if (d->stopping) {
+		log_info("main: reload: stopping, the reload is thrown away");
+		chatmond_retire(d, next);
+		config_free(nc);
+		chatmond_reload_free(rl);
+		return;
+	}
 	/* the files first: a reload that fails changes nothing */
 	if (next == NULL || session_server_prepare(d->srv, nc, &rl->errs) == -1) {
 		chatmond_retire(d, next);

@@ -1365,6 +1365,37 @@ def test_reload_compiles_off_the_loop(daemon, backend, tmp_path):
     assert d.stop() == 0, d.log()[-3000:]
 
 
+def test_sigterm_during_a_reload_throws_it_away(daemon, backend, notify):
+    """SIGTERM while the reload compiles (the default pack, a second or
+    more) and an agent that reads nothing keeps the drain going:
+    the compiled reload is thrown away, not applied mid-shutdown, and
+    systemd hears no READY=1 after STOPPING=1 (found by review: the reload
+    was applied and READY=1 sent after STOPPING=1)."""
+    b = backend()
+    n = notify("abstract")
+    port = free_port()
+    d = daemon(b.port, rules=DEFAULT_RULES, env={"NOTIFY_SOCKET": n.env},
+               args=admin_args(port), limits={"shutdown_grace": "30s"})
+    # it never reads: what waits for it keeps the drain going
+    raw = RawWS(d.port, "/flood?total=50000000&agent=stuck&t=reload-term")
+    b.opened("t=reload-term")
+    time.sleep(1)
+    start = len(n.all())
+    mark = len(d.log())
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"main: reload: reading", T, mark)
+    d.signal(signal.SIGTERM)
+    i_stop, _ = n.wait(lambda m: m.fields.get("STOPPING") == "1", T, start, "STOPPING=1")
+    d.wait_log(r"main: reload: stopping, the reload is thrown away", 30 * SLOW, mark)
+    time.sleep(0.3)
+    after = n.all()[i_stop + 1:]
+    assert not any(m.fields.get("READY") == "1" for m in after), after
+    assert "configuration reloaded" not in d.log()[mark:], d.log()[mark:][-2000:]
+    assert metrics(port).value("chatmon_reloads_total", result="ok") == 0
+    raw.close()
+    assert d.stop() == 0, d.log()[-3000:]
+
+
 def test_reload_counters_only_rise(daemon, backend):
     """chatmon_reloads_total counts a reload once it is applied or
     rejected: one rejected while the default pack compiles (a second or
