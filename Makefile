@@ -102,6 +102,18 @@ $(BUILD)/gen/fold_table.h: tools/gen_fold.py tools/tablegen.py | deps
 $(BUILD)/normalize.o $(BUILD)/tests/test_normalize.o: $(BUILD)/gen/t2s_table.h \
 	    $(BUILD)/gen/fold_table.h
 
+# The paths compiled in (CHATMON_CONFIG, CHATMON_DATADIR above) follow
+# SYSCONFDIR and DATADIR: the objects that use them are built again when
+# they change, so `make && make install PREFIX=/usr` installs binaries that
+# look where the files went. The file is rewritten only when they change.
+PATHS_STAMP := $(BUILD)/gen/paths
+$(PATHS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@v='$(SYSCONFDIR) $(DATADIR)'; [ -f $@ ] && [ "$$(cat $@)" = "$$v" ] || echo "$$v" > $@
+$(BUILD)/config.o $(BUILD)/chatmon.o $(BUILD)/dash_files.o: $(PATHS_STAMP)
+.PHONY: FORCE
+FORCE:
+
 # Each unit test links its own module and the layer-0 helpers only.
 $(BUILD)/tests/test_util: $(BUILD)/tests/test_util.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium

@@ -392,3 +392,43 @@ def test_install_as_non_root():
             assert os.path.isfile(under(d_root, p)), p
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_install_to_another_prefix_rebuilds_the_paths_compiled_in(tmp_path):
+    """`make && make install PREFIX=/opt/cm SYSCONFDIR=/opt/cm/etc`: the
+    binaries installed look for the configuration and the dashboard's page
+    where install put them (found by review: the objects were not built
+    again, so chatmon looked in /usr/local/share for its page, and
+    chatmon-dashboard.service would fail for ever). Done in a copy of the
+    built tree, so that the tests' own binaries stay as they are."""
+    build = SAN and "build-san" or "build"
+    top = tmp_path / "tree"
+    top.mkdir()
+    for item in ("Makefile", "README.md", "conf", "docs", "include", "man", "src", "systemd",
+                 "third_party", "tools", "web", build):
+        src = os.path.join(ROOT, item)
+        if os.path.isdir(src):
+            shutil.copytree(src, top / item, symlinks=True)
+        else:
+            shutil.copy2(src, top / item)
+    if SAN:     # libwebsockets, built with the sanitizers, is under build/deps
+        (top / "build").mkdir()
+        os.symlink(os.path.join(ROOT, "build", "deps"), top / "build" / "deps")
+    dest = tmp_path / "dest"
+    argv = ["make", "-s", "-C", str(top), "install", "DESTDIR=" + str(dest),
+            "PREFIX=/opt/cm", "SYSCONFDIR=/opt/cm/etc"] + (["SAN=1"] if SAN else [])
+    r = subprocess.run(argv, capture_output=True, text=True, env=make_env(),
+                       stdin=subprocess.DEVNULL, timeout=600 * SLOW)
+    assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+    chatmon = under(dest, "/opt/cm/bin/chatmon")
+    chatmond = under(dest, "/opt/cm/sbin/chatmond")
+    assert os.path.isfile(under(dest, "/opt/cm/share/chatmon/dashboard/index.html"))
+    assert os.path.isfile(under(dest, "/opt/cm/etc/chatmon/chatmond.yaml"))
+    blob = open(chatmon, "rb").read()
+    assert b"/opt/cm/share/chatmon/dashboard" in blob
+    assert b"/usr/local/share/chatmon" not in blob
+    assert b"/opt/cm/etc/chatmon/chatmond.yaml" in blob
+    assert b"/opt/cm/share/chatmon/dashboard" in open(chatmond, "rb").read()
+    # the tree's own build is untouched: still /usr/local
+    assert b"/usr/local/share/chatmon/dashboard" in open(
+        os.path.join(ROOT, build, "chatmon"), "rb").read()
