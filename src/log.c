@@ -193,7 +193,7 @@ log_emit_json(int level, const char *errstr, const char *fmt, va_list ap)
  * that is unbuffered.
  */
 static void
-log_emit(int level, const char *errstr, const char *fmt, va_list ap)
+log_emit(int level, int bare, const char *errstr, const char *fmt, va_list ap)
 {
 	char	msg[4096], line[4096];
 	size_t	len, n;
@@ -209,6 +209,8 @@ log_emit(int level, const char *errstr, const char *fmt, va_list ap)
 	}
 	if (log_journal)
 		m = snprintf(line, sizeof(line), "<%d>", prio[level]);
+	else if (bare)
+		m = 0;
 	else
 		m = snprintf(line, sizeof(line), "%s: %s: ", log_prog,
 		    log_names[level]);
@@ -228,7 +230,7 @@ name(const char *fmt, ...)					\
 	va_list	ap;						\
 								\
 	va_start(ap, fmt);					\
-	log_emit(level, NULL, fmt, ap);				\
+	log_emit(level, 0, NULL, fmt, ap);			\
 	va_end(ap);						\
 }
 
@@ -238,13 +240,23 @@ LOG_FN(log_debug, LOG_LVL_DEBUG)
 LOG_FN(log_errx, LOG_LVL_ERR)
 
 void
+log_errline(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_emit(LOG_LVL_ERR, 1, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
 log_warn(const char *fmt, ...)
 {
 	const char	*e = strerror(errno);
 	va_list		 ap;
 
 	va_start(ap, fmt);
-	log_emit(LOG_LVL_WARN, e, fmt, ap);
+	log_emit(LOG_LVL_WARN, 0, e, fmt, ap);
 	va_end(ap);
 }
 
@@ -255,7 +267,7 @@ fatal(const char *fmt, ...)
 	va_list		 ap;
 
 	va_start(ap, fmt);
-	log_emit(LOG_LVL_ERR, e, fmt, ap);
+	log_emit(LOG_LVL_ERR, 0, e, fmt, ap);
 	va_end(ap);
 	exit(1);
 }
@@ -266,7 +278,7 @@ fatalx(const char *fmt, ...)
 	va_list	ap;
 
 	va_start(ap, fmt);
-	log_emit(LOG_LVL_ERR, NULL, fmt, ap);
+	log_emit(LOG_LVL_ERR, 0, NULL, fmt, ap);
 	va_end(ap);
 	exit(1);
 }

@@ -90,7 +90,7 @@ print_errors(const char *prefix, const struct sbuf *errs)
 		if (prefix != NULL)
 			log_errx("%s%.*s", prefix, (int)(nl - p), p);
 		else
-			fprintf(stderr, "%.*s\n", (int)(nl - p), p);
+			log_errline("%.*s", (int)(nl - p), p);
 	}
 }
 
@@ -545,6 +545,8 @@ main(int argc, char **argv)
 	}
 	if ((d.relay = relay_new(d.base, d.cfg, &d.metrics, &errs)) == NULL) {
 		print_errors(NULL, &errs);
+		log_errx("main: cannot start: %zu error%s", errs.lines,
+		    errs.lines == 1 ? "" : "s");
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -36,6 +36,12 @@ void	log_warnx(const char *, ...) UTIL_PRINTF(1, 2);
 void	log_info(const char *, ...) UTIL_PRINTF(1, 2);
 void	log_debug(const char *, ...) UTIL_PRINTF(1, 2);
 void	log_errx(const char *, ...) UTIL_PRINTF(1, 2);
+/*
+ * An error that is a line of its own, "FILE:LINE: message" as a compiler
+ * prints it: as it is on a terminal, at the journal's error priority
+ * (<3>) when stderr is the journal, as log_errx in JSON.
+ */
+void	log_errline(const char *, ...) UTIL_PRINTF(1, 2);
 __attribute__((noreturn)) void fatal(const char *, ...) UTIL_PRINTF(1, 2);
 __attribute__((noreturn)) void fatalx(const char *, ...) UTIL_PRINTF(1, 2);
 

@@ -1518,6 +1518,39 @@ def test_log_journal_stream_prefixes(daemon, backend, tmp_path):
         assert not bad, (name, bad[:5])
 
 
+def test_start_up_failures_reach_the_journal_as_errors(backend, tmp_path):
+    """Under systemd (JOURNAL_STREAM naming stderr) every line of a failed
+    start is at the journal's error priority, so `journalctl -u chatmond -p
+    warning` shows why: the FILE:LINE lines of a bad configuration, a spool
+    that cannot be opened, a rules directory that is not there, and a
+    summary line after them (found by review: those lines had no <N> and
+    were stored at info)."""
+    b = backend()
+    base = config_text(free_port(), f"ws://127.0.0.1:{b.port}/")
+    cases = {
+        "config": (base + "nonsense: 1\n", r"unknown key .nonsense."),
+        "spool": (base.replace("redis:\n", f"redis:\n  spool: {tmp_path}/none/alerts.spool\n", 1),
+                  r"cannot open the alert spool"),
+        "rules": (re.sub(r"(?m)^rules: .*$", f"rules: {tmp_path}/no-rules.d", base),
+                  r"cannot open the rules directory"),
+    }
+    for name, (text, why) in cases.items():
+        conf = tmp_path / f"{name}.yaml"
+        conf.write_text(text, encoding="utf-8")
+        errfile = tmp_path / f"{name}.stderr"
+        with open(errfile, "wb") as err:
+            st = os.fstat(err.fileno())
+            env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+            rc = subprocess.run([CHATMOND, "-c", str(conf)], stderr=err, stdout=subprocess.DEVNULL,
+                                env=env, timeout=60 * SLOW).returncode
+        assert rc == 1, (name, rc)
+        lines = errfile.read_text(encoding="utf-8").splitlines()
+        assert any(re.search(why, l) for l in lines), (name, lines)
+        bad = [l for l in lines if re.search(why, l) and not l.startswith("<3>")]
+        assert not bad, (name, bad)
+        assert lines and lines[-1].startswith("<3>main: "), (name, lines)
+
+
 def test_no_secrets_in_logs(daemon, backend, redis_server, tmp_path):
     """redis.password (refused by a Redis that wants another one) and
     admin.token never appear on stderr, at debug level, through alerts,
