@@ -178,6 +178,33 @@ alert_ring_free(struct alert_ring *r)
 
 /* --- the spool ----------------------------------------------------------------- */
 
+int
+alert_spool_check(const struct config *cfg, struct sbuf *errs)
+{
+	const char	*path = cfg->redis.spool, *slash;
+	char		*dir;
+	int		 rc;
+
+	if (path == NULL || access(path, R_OK | W_OK) == 0)
+		return 0;
+	if (errno == ENOENT) {
+		/* not made yet: its directory must take it */
+		slash = strrchr(path, '/');
+		if ((dir = slash == NULL ? strdup(".") :
+		    strndup(path, slash == path ? 1 : (size_t)(slash - path))) == NULL) {
+			sbuf_line(errs, "alert_spool_check: out of memory");
+			return -1;
+		}
+		rc = access(dir, W_OK | X_OK);
+		free(dir);
+		if (rc == 0)
+			return 0;
+	}
+	sbuf_line(errs, "%s: cannot open the alert spool: %s", path,
+	    strerror(errno));
+	return -1;
+}
+
 static void
 alert_gauges(struct alert *a)
 {

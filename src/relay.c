@@ -160,7 +160,9 @@ err:
 /*
  * What relay_set_config would load, loaded and thrown away: chatmond -t
  * checks with it, and must not open the spool or reach Redis (systemd runs
- * -t on every ExecStartPre and ExecReload, next to the running daemon).
+ * -t on every ExecStartPre and ExecReload, next to the running daemon,
+ * which holds the spool locked); that the spool could be opened is checked
+ * without opening it.
  */
 int
 relay_check(const struct config *cfg, struct sbuf *errs)
@@ -175,6 +177,8 @@ relay_check(const struct config *cfg, struct sbuf *errs)
 	if (cfg->model != NULL)
 		m = model_new(cfg->model, errs);
 	rc = c != NULL && ru != NULL && (cfg->model == NULL || m != NULL) ? 0 : -1;
+	if (alert_spool_check(cfg, errs) == -1)
+		rc = -1;
 	codec_free(c);
 	rulebook_free(ru);
 	model_free(m);

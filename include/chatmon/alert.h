@@ -27,6 +27,12 @@ struct alert *alert_new(struct event_base *base, const struct config *cfg,
 /* A reloaded configuration: a new Redis target reconnects; the spool path is kept. */
 void	alert_set_config(struct alert *, const struct config *cfg);
 /*
+ * Whether alert_new could open cfg's spool (read and write, or create it
+ * in its directory), without creating or locking it: for chatmond -t. 0,
+ * or -1 with "PATH: cannot open the alert spool: why" appended to errs.
+ */
+int	alert_spool_check(const struct config *cfg, struct sbuf *errs);
+/*
  * Queues one alert (json is copied) for PUBLISH and XADD, in the order
  * given. agent, what (rule id or event type) and conversation make the key
  * of redis.fold: the same key within the window is folded into one alert
