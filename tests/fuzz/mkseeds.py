@@ -6,7 +6,8 @@ usage: tests/fuzz/mkseeds.py        (from anywhere; rewrites the corpus dirs)
 Sources: the C string literals of tests/unit/test_*.c (golden rows, good and
 bad files), tests/corpus/messages.jsonl, conf/rules.d/, conf/chatmond.yaml,
 tests/replay/*.yaml and tests/blackbox/rules*/; for fuzz_detect, the turns
-test_detect.c splits a violation over. The seeds are few and small
+test_detect.c splits a violation over; for fuzz_jwt, headers and claims
+the harness signs itself (and key files with public keys only). The seeds are few and small
 (tens per harness, plain files); libFuzzer grows its own work corpus under
 build-fuzz/ from them. Deterministic: the same tree makes the same seeds.
 """
@@ -351,8 +352,62 @@ def detect_seeds(msgs):
         add("detect", "corpus-%02d" % i, detect_turns(turns))
 
 
+# fuzz_jwt: "\x01 SEL HEADER \0 CLAIMS" is signed by the harness (SEL bits 0-1:
+# the secret, RSA, EC, the second EC key; bit 2: ES256 in DER)
+JWT_CLAIMS = '{"sub":"alice","aud":"chatmon","iss":"https://idp.example","iat":1700000000,"exp":1700000300}'
+# the public half of the harness's second EC key, as a JWK
+JWT_EC2_X = "yqTJMnIR37RVwfSE-KXbXJBBYAV1QAAcDouxddkTylE"
+JWT_EC2_Y = "CUvCZNO34WBVCp8HwLl9FIDcLxSgMErSsrV73N40erU"
+JWT_EC_PEM = ("-----BEGIN PUBLIC KEY-----\n"
+              "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEy/NAX/1D378Zh6xsAFsWsouRwE9R\n"
+              "942p9mIH9wWOgj2sF16frazyvMY9zZYAgH3oJ8X2YSYuPwMgQLiTFAnXxA==\n"
+              "-----END PUBLIC KEY-----\n")
+
+
+def b64url(b):
+    import base64
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def jwt_seeds():
+    def signed(name, sel, hdr, claims=JWT_CLAIMS):
+        add("jwt", "signed-" + name, bytes([1, sel]) + hdr.encode() + b"\0" + claims.encode())
+    signed("hs", 0, '{"alg":"HS256","typ":"JWT"}')
+    signed("rs-kid", 1, '{"alg":"RS256","kid":"rsa-1"}',
+           '{"sub":"alice","agent":"a-1","aud":["x","chatmon"],"iss":"https://idp.example",'
+           '"exp":1700000300.5,"nbf":1699999999}')
+    signed("es-kid", 2, '{"alg":"ES256","kid":"ec-1"}', '{"sub":"bob","exp":1700000000,"nbf":1700000030}')
+    signed("es2-nokid", 3, '{"alg":"ES256"}', '{"sub":"a-long-agent-id","exp":1700000060}')
+    signed("es-der", 6, '{"alg":"ES256"}', '{"sub":"alice","exp":1800000000}')
+    signed("hs-kid-wrong", 0 | 8, '{"alg":"HS256","kid":"rsa-1","crit":[]}')
+    signed("alg-mismatch", 1, '{"alg":"HS256"}')
+    signed("crit", 0, '{"alg":"HS256","crit":["exp"]}')
+    signed("none", 0, '{"alg":"nOnE"}')
+    signed("dup", 0, '{"alg":"HS256","alg":"HS256"}')
+    signed("claims-bad", 0, '{"alg":"HS256"}', '{"sub":"","exp":"soon","aud":7}')
+    # tokens as they arrive, unsigned by us
+    add("jwt", "token-none", b64url(b'{"alg":"none"}') + "." + b64url(JWT_CLAIMS.encode()) + ".")
+    add("jwt", "token-hs", b64url(b'{"alg":"HS256","kid":"hs-1"}') + "." +
+        b64url(JWT_CLAIMS.encode()) + "." + b64url(bytes(32)))
+    add("jwt", "token-es", b64url(b'{"alg":"ES256"}') + "." + b64url(JWT_CLAIMS.encode()) + "." +
+        b64url(bytes(range(64))))
+    add("jwt", "token-jwe", "a.b.c.d.e")
+    # key files (public only)
+    add("jwt", "key-ec.pem", JWT_EC_PEM)
+    add("jwt", "key-secret", "openssl-rand-base64-48-made-for-the-fuzz-seeds-only\n")
+    add("jwt", "key-short", "short\n")
+    add("jwt", "key-jwks", json.dumps({"keys": [
+        {"kty": "EC", "crv": "P-256", "kid": "ec-2", "x": JWT_EC2_X, "y": JWT_EC2_Y},
+        {"kty": "oct", "kid": "hs-1", "alg": "HS256", "k": b64url(b"k" * 40)},
+        {"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"},
+        {"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}]}, separators=(",", ":")))
+    add("jwt", "key-jwks-private", '{"keys":[{"kty":"oct","k":"AAAA","d":"x"}]}')
+    add("jwt", "key-cert", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+
+
 def main():
     msgs = messages()
+    jwt_seeds()
     detect_seeds(msgs)
     codec_seeds(msgs)
     normalize_seeds(msgs)
