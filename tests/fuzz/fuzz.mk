@@ -17,7 +17,7 @@ FUZZ_BUILD	?= build-fuzz
 FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
 FUZZ_SMOKE_SECONDS ?= 5
-FUZZ_HARNESSES	:= codec normalize acm rules config detect jwt
+FUZZ_HARNESSES	:= codec normalize acm rules config detect jwt alertline
 
 # UBSan stops at the first report, as in `make SAN=1`: libFuzzer sees it as a crash.
 FUZZ_SAN	:= -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -35,6 +35,7 @@ FUZZ_MODS_rules	    := $(filter-out rulesfp,$(patsubst src/%.c,%,$(wildcard src/
 FUZZ_MODS_config    := config access yamlfile util log
 FUZZ_MODS_detect    := detect rulebook model window $(FUZZ_MODS_rules)
 FUZZ_MODS_jwt	    := jwt util
+FUZZ_MODS_alertline := alertline util
 
 FUZZ_BINS	:= $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_HARNESSES))
 

@@ -7,7 +7,9 @@ Sources: the C string literals of tests/unit/test_*.c (golden rows, good and
 bad files), tests/corpus/messages.jsonl, conf/rules.d/, conf/chatmond.yaml,
 tests/replay/*.yaml and tests/blackbox/rules*/; for fuzz_detect, the turns
 test_detect.c splits a violation over; for fuzz_jwt, headers and claims
-the harness signs itself (and key files with public keys only). The seeds are few and small
+the harness signs itself (and key files with public keys only); for
+fuzz_alertline, the alerts of docs/alerts.md and
+test_alertline.c. The seeds are few and small
 (tens per harness, plain files); libFuzzer grows its own work corpus under
 build-fuzz/ from them. Deterministic: the same tree makes the same seeds.
 """
@@ -405,9 +407,34 @@ def jwt_seeds():
     add("jwt", "key-cert", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
 
 
+def doc_alerts():
+    """The example alerts of docs/alerts.md, one a line."""
+    return [l for l in read("docs", "alerts.md").decode().splitlines() if l.startswith('{"v":')]
+
+
+def alertline_seeds():
+    for i, a in enumerate(doc_alerts()):
+        add("alertline", "doc-%d" % i, a)
+    add("alertline", "unit-hit", c_string(os.path.join("tests", "unit", "test_alertline.c"), "HIT"))
+    add("alertline", "controls", json.dumps({
+        "ts": "2025-03-04T10:00:06Z", "type": "rule.hit", "severity": "warn",
+        "agent": "a\u202eb", "conversation": "c\x1b[2J", "shop": "s\n", "queue": "q\x85",
+        "category": "privacy", "rule": "ask_phone", "action": "warn", "role": "customer",
+        "text": "\t\r\n\x00\x7f\u2066亲" * 3, "matched": "亲", "count": -1}, ensure_ascii=False))
+    add("alertline", "long-window", json.dumps({
+        "ts": "1999-12-31T23:59:59Z", "type": "rule.hit", "severity": "info",
+        "text": "字" * 200 + "加我微信" + "x" * 200, "match": {"start": 200, "end": 204},
+        "hits": [{}, {"category": "stock", "rule": "stock.none", "action": "flag"}, 3]},
+        ensure_ascii=False))
+    add("alertline", "sla-odd", '{"ts":"9999-99-99T99:99:99Z","type":"sla.","waited_ms":-5,'
+        '"threshold_ms":18446744073709551615,"first":true,"count":9223372036854775807}')
+    add("alertline", "unknown", '{"type":"x.y","message":"m","severity":"严重","agent":""}')
+
+
 def main():
     msgs = messages()
     jwt_seeds()
+    alertline_seeds()
     detect_seeds(msgs)
     codec_seeds(msgs)
     normalize_seeds(msgs)
