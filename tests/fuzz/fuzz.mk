@@ -17,7 +17,7 @@ FUZZ_BUILD	?= build-fuzz
 FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
 FUZZ_SMOKE_SECONDS ?= 5
-FUZZ_HARNESSES	:= codec normalize acm rules config detect jwt alertline
+FUZZ_HARNESSES	:= codec normalize acm rules config detect jwt alertline pushmsg
 
 # UBSan stops at the first report, as in `make SAN=1`: libFuzzer sees it as a crash.
 FUZZ_SAN	:= -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -36,6 +36,7 @@ FUZZ_MODS_config    := config access yamlfile util log
 FUZZ_MODS_detect    := detect rulebook model window $(FUZZ_MODS_rules)
 FUZZ_MODS_jwt	    := jwt util
 FUZZ_MODS_alertline := alertline util
+FUZZ_MODS_pushmsg   := pushmsg alertline access config yamlfile util log
 
 FUZZ_BINS	:= $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_HARNESSES))
 

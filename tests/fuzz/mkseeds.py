@@ -8,7 +8,7 @@ bad files), tests/corpus/messages.jsonl, conf/rules.d/, conf/chatmond.yaml,
 tests/replay/*.yaml and tests/blackbox/rules*/; for fuzz_detect, the turns
 test_detect.c splits a violation over; for fuzz_jwt, headers and claims
 the harness signs itself (and key files with public keys only); for
-fuzz_alertline, the alerts of docs/alerts.md and
+fuzz_alertline and fuzz_pushmsg, the alerts of docs/alerts.md and
 test_alertline.c. The seeds are few and small
 (tens per harness, plain files); libFuzzer grows its own work corpus under
 build-fuzz/ from them. Deterministic: the same tree makes the same seeds.
@@ -431,10 +431,28 @@ def alertline_seeds():
     add("alertline", "unknown", '{"type":"x.y","message":"m","severity":"严重","agent":""}')
 
 
+def pushmsg_seeds():
+    alerts = doc_alerts()
+    for i, a in enumerate(alerts):
+        add("pushmsg", "doc-%d" % i, a)
+    add("pushmsg", "doc-burst", "\n".join(alerts * 2))
+    add("pushmsg", "template", alerts[0] + "\0" +
+        "{severity_zh}|{category_zh}|{agent}|{conversation}|{waited}|{time}|{link}|{id}|{nope}|{unclosed")
+    add("pushmsg", "markdown-agent", json.dumps({
+        "id": "1795341605000-8ebe0f0b-0000000002", "ts": "2026-11-22T10:00:05.000Z",
+        "type": "rule.hit", "severity": "critical", "agent": "客服小王", "rule": "stock.none",
+        "conversation": "c1\n\n### [请立即复核](https://x)" + "<" * 120, "category": "stock",
+        "hits": [{"category": "offplatform"}], "message": "\u0000"}, ensure_ascii=False))
+    add("pushmsg", "answer-dingtalk", '{"errcode":130101,"errmsg":"send too fast"}')
+    add("pushmsg", "answer-feishu", '{"StatusCode":0,"code":9499}')
+    add("pushmsg", "retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")
+
+
 def main():
     msgs = messages()
     jwt_seeds()
     alertline_seeds()
+    pushmsg_seeds()
     detect_seeds(msgs)
     codec_seeds(msgs)
     normalize_seeds(msgs)
