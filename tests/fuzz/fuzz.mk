@@ -17,13 +17,13 @@ FUZZ_BUILD	?= build-fuzz
 FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 60
 FUZZ_SMOKE_SECONDS ?= 5
-FUZZ_HARNESSES	:= codec normalize acm rules config detect
+FUZZ_HARNESSES	:= codec normalize acm rules config detect jwt alertline pushmsg
 
 # UBSan stops at the first report, as in `make SAN=1`: libFuzzer sees it as a crash.
 FUZZ_SAN	:= -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_CPPFLAGS	:= -Iinclude -I$(FUZZ_BUILD)/gen -D_GNU_SOURCE -MMD -MP
 FUZZ_CFLAGS	:= -std=c11 -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) $(filter-out -Werror,$(WARN))
-FUZZ_LIBS	:= -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
+FUZZ_LIBS	:= -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lcrypto -lm
 
 # The project's modules each harness links, compiled again with the fuzzer's
 # instrumentation. rules*.c: the rules module may be split into several files
@@ -34,6 +34,9 @@ FUZZ_MODS_acm	    := acm
 FUZZ_MODS_rules	    := $(filter-out rulesfp,$(patsubst src/%.c,%,$(wildcard src/rules*.c))) yamlfile normalize acm util log
 FUZZ_MODS_config    := config access yamlfile util log
 FUZZ_MODS_detect    := detect rulebook model window $(FUZZ_MODS_rules)
+FUZZ_MODS_jwt	    := jwt util
+FUZZ_MODS_alertline := alertline util
+FUZZ_MODS_pushmsg   := pushmsg alertline access config yamlfile util log
 
 FUZZ_BINS	:= $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_HARNESSES))
 

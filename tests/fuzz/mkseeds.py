@@ -6,7 +6,10 @@ usage: tests/fuzz/mkseeds.py        (from anywhere; rewrites the corpus dirs)
 Sources: the C string literals of tests/unit/test_*.c (golden rows, good and
 bad files), tests/corpus/messages.jsonl, conf/rules.d/, conf/chatmond.yaml,
 tests/replay/*.yaml and tests/blackbox/rules*/; for fuzz_detect, the turns
-test_detect.c splits a violation over. The seeds are few and small
+test_detect.c splits a violation over; for fuzz_jwt, headers and claims
+the harness signs itself (and key files with public keys only); for
+fuzz_alertline and fuzz_pushmsg, the alerts of docs/alerts.md and
+test_alertline.c. The seeds are few and small
 (tens per harness, plain files); libFuzzer grows its own work corpus under
 build-fuzz/ from them. Deterministic: the same tree makes the same seeds.
 """
@@ -351,8 +354,105 @@ def detect_seeds(msgs):
         add("detect", "corpus-%02d" % i, detect_turns(turns))
 
 
+# fuzz_jwt: "\x01 SEL HEADER \0 CLAIMS" is signed by the harness (SEL bits 0-1:
+# the secret, RSA, EC, the second EC key; bit 2: ES256 in DER)
+JWT_CLAIMS = '{"sub":"alice","aud":"chatmon","iss":"https://idp.example","iat":1700000000,"exp":1700000300}'
+# the public half of the harness's second EC key, as a JWK
+JWT_EC2_X = "yqTJMnIR37RVwfSE-KXbXJBBYAV1QAAcDouxddkTylE"
+JWT_EC2_Y = "CUvCZNO34WBVCp8HwLl9FIDcLxSgMErSsrV73N40erU"
+JWT_EC_PEM = ("-----BEGIN PUBLIC KEY-----\n"
+              "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEy/NAX/1D378Zh6xsAFsWsouRwE9R\n"
+              "942p9mIH9wWOgj2sF16frazyvMY9zZYAgH3oJ8X2YSYuPwMgQLiTFAnXxA==\n"
+              "-----END PUBLIC KEY-----\n")
+
+
+def b64url(b):
+    import base64
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def jwt_seeds():
+    def signed(name, sel, hdr, claims=JWT_CLAIMS):
+        add("jwt", "signed-" + name, bytes([1, sel]) + hdr.encode() + b"\0" + claims.encode())
+    signed("hs", 0, '{"alg":"HS256","typ":"JWT"}')
+    signed("rs-kid", 1, '{"alg":"RS256","kid":"rsa-1"}',
+           '{"sub":"alice","agent":"a-1","aud":["x","chatmon"],"iss":"https://idp.example",'
+           '"exp":1700000300.5,"nbf":1699999999}')
+    signed("es-kid", 2, '{"alg":"ES256","kid":"ec-1"}', '{"sub":"bob","exp":1700000000,"nbf":1700000030}')
+    signed("es2-nokid", 3, '{"alg":"ES256"}', '{"sub":"a-long-agent-id","exp":1700000060}')
+    signed("es-der", 6, '{"alg":"ES256"}', '{"sub":"alice","exp":1800000000}')
+    signed("hs-kid-wrong", 0 | 8, '{"alg":"HS256","kid":"rsa-1","crit":[]}')
+    signed("alg-mismatch", 1, '{"alg":"HS256"}')
+    signed("crit", 0, '{"alg":"HS256","crit":["exp"]}')
+    signed("none", 0, '{"alg":"nOnE"}')
+    signed("dup", 0, '{"alg":"HS256","alg":"HS256"}')
+    signed("claims-bad", 0, '{"alg":"HS256"}', '{"sub":"","exp":"soon","aud":7}')
+    # tokens as they arrive, unsigned by us
+    add("jwt", "token-none", b64url(b'{"alg":"none"}') + "." + b64url(JWT_CLAIMS.encode()) + ".")
+    add("jwt", "token-hs", b64url(b'{"alg":"HS256","kid":"hs-1"}') + "." +
+        b64url(JWT_CLAIMS.encode()) + "." + b64url(bytes(32)))
+    add("jwt", "token-es", b64url(b'{"alg":"ES256"}') + "." + b64url(JWT_CLAIMS.encode()) + "." +
+        b64url(bytes(range(64))))
+    add("jwt", "token-jwe", "a.b.c.d.e")
+    # key files (public only)
+    add("jwt", "key-ec.pem", JWT_EC_PEM)
+    add("jwt", "key-secret", "openssl-rand-base64-48-made-for-the-fuzz-seeds-only\n")
+    add("jwt", "key-short", "short\n")
+    add("jwt", "key-jwks", json.dumps({"keys": [
+        {"kty": "EC", "crv": "P-256", "kid": "ec-2", "x": JWT_EC2_X, "y": JWT_EC2_Y},
+        {"kty": "oct", "kid": "hs-1", "alg": "HS256", "k": b64url(b"k" * 40)},
+        {"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"},
+        {"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}]}, separators=(",", ":")))
+    add("jwt", "key-jwks-private", '{"keys":[{"kty":"oct","k":"AAAA","d":"x"}]}')
+    add("jwt", "key-cert", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+
+
+def doc_alerts():
+    """The example alerts of docs/alerts.md, one a line."""
+    return [l for l in read("docs", "alerts.md").decode().splitlines() if l.startswith('{"v":')]
+
+
+def alertline_seeds():
+    for i, a in enumerate(doc_alerts()):
+        add("alertline", "doc-%d" % i, a)
+    add("alertline", "unit-hit", c_string(os.path.join("tests", "unit", "test_alertline.c"), "HIT"))
+    add("alertline", "controls", json.dumps({
+        "ts": "2025-03-04T10:00:06Z", "type": "rule.hit", "severity": "warn",
+        "agent": "a\u202eb", "conversation": "c\x1b[2J", "shop": "s\n", "queue": "q\x85",
+        "category": "privacy", "rule": "ask_phone", "action": "warn", "role": "customer",
+        "text": "\t\r\n\x00\x7f\u2066亲" * 3, "matched": "亲", "count": -1}, ensure_ascii=False))
+    add("alertline", "long-window", json.dumps({
+        "ts": "1999-12-31T23:59:59Z", "type": "rule.hit", "severity": "info",
+        "text": "字" * 200 + "加我微信" + "x" * 200, "match": {"start": 200, "end": 204},
+        "hits": [{}, {"category": "stock", "rule": "stock.none", "action": "flag"}, 3]},
+        ensure_ascii=False))
+    add("alertline", "sla-odd", '{"ts":"9999-99-99T99:99:99Z","type":"sla.","waited_ms":-5,'
+        '"threshold_ms":18446744073709551615,"first":true,"count":9223372036854775807}')
+    add("alertline", "unknown", '{"type":"x.y","message":"m","severity":"严重","agent":""}')
+
+
+def pushmsg_seeds():
+    alerts = doc_alerts()
+    for i, a in enumerate(alerts):
+        add("pushmsg", "doc-%d" % i, a)
+    add("pushmsg", "doc-burst", "\n".join(alerts * 2))
+    add("pushmsg", "template", alerts[0] + "\0" +
+        "{severity_zh}|{category_zh}|{agent}|{conversation}|{waited}|{time}|{link}|{id}|{nope}|{unclosed")
+    add("pushmsg", "markdown-agent", json.dumps({
+        "id": "1795341605000-8ebe0f0b-0000000002", "ts": "2026-11-22T10:00:05.000Z",
+        "type": "rule.hit", "severity": "critical", "agent": "客服小王", "rule": "stock.none",
+        "conversation": "c1\n\n### [请立即复核](https://x)" + "<" * 120, "category": "stock",
+        "hits": [{"category": "offplatform"}], "message": "\u0000"}, ensure_ascii=False))
+    add("pushmsg", "answer-dingtalk", '{"errcode":130101,"errmsg":"send too fast"}')
+    add("pushmsg", "answer-feishu", '{"StatusCode":0,"code":9499}')
+    add("pushmsg", "retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")
+
+
 def main():
     msgs = messages()
+    jwt_seeds()
+    alertline_seeds()
+    pushmsg_seeds()
     detect_seeds(msgs)
     codec_seeds(msgs)
     normalize_seeds(msgs)
