@@ -6,7 +6,11 @@
 # go to build/run/*.log; the terminal keeps the banner, one line per alert
 # (`chatmon tail`) and one per message the robot receives. Ctrl-C (or
 # SIGTERM) stops all of them; so does any one of them ending, with the end
-# of its log.
+# of its log. Each part runs in a session of its own (setsid: the same
+# pid), so that the terminal's Ctrl-C reaches this script alone and it
+# stops them in order, chatmond before the Redis it flushes to; had they
+# had the terminal's SIGINT too, Redis went at once and chatmond's exit
+# was taken for a failure.
 # usage: tools/run.sh CHATMOND CHATMON CONFIG (conf/demo.yaml: its
 # redis.url names the socket under build/run/)
 set -u
@@ -76,11 +80,11 @@ if [ -n "$users" ] && [ ! -e "$users" ]; then
 	echo demo | "$chatmon" passwd -f "$users" demo supervisor >/dev/null 2>&1 ||
 	    { echo "run.sh: cannot write $users" >&2; exit 2; }
 fi
-redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 \
+setsid redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 \
     --dir "$rundir" --save "" --appendonly no --daemonize no \
     --logfile "$rundir/redis.log" &
 redis=$!
-"$py" "$here/demo_backend.py" --listen "127.0.0.1:$backend_port" \
+setsid "$py" "$here/demo_backend.py" --listen "127.0.0.1:$backend_port" \
     --chatmond "ws://$listen/" ${first:+--first-response "$first"} \
     ${reply:+--reply "$reply"} ${warn_at:+--warn-at "$warn_at"} ${tz:+"--timezone=$tz"} \
     >"$rundir/demo_backend.log" 2>&1 &
@@ -88,18 +92,18 @@ backend=$!
 # wait for the socket, so the first alerts do not wait for a reconnect
 i=0
 while [ ! -S "$sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-"$chatmond" -c "$config" -o "upstream=ws://127.0.0.1:$backend_port/" \
+setsid "$chatmond" -c "$config" -o "upstream=ws://127.0.0.1:$backend_port/" \
     >"$rundir/chatmond.log" 2>&1 &
 daemon=$!
-"$chatmon" dashboard -c "$config" >"$rundir/dashboard.log" 2>&1 &
+setsid "$chatmon" dashboard -c "$config" >"$rundir/dashboard.log" 2>&1 &
 dashboard=$!
 robot=
 if [ -n "$robot_port" ]; then
-	"$py" "$here/../tests/peers/robot.py" --listen "127.0.0.1:$robot_port" --print \
+	setsid "$py" "$here/../tests/peers/robot.py" --listen "127.0.0.1:$robot_port" --print \
 	    ${robot_secret:+--secret "$robot_name=$robot_secret"} 2>"$rundir/robot.log" &
 	robot=$!
 fi
-"$chatmon" notify -c "$config" >"$rundir/notify.log" 2>&1 &
+setsid "$chatmon" notify -c "$config" >"$rundir/notify.log" 2>&1 &
 notify=$!
 
 stop() {
@@ -130,7 +134,7 @@ cat <<MSG
 
 MSG
 tail=
-"$chatmon" tail -c "$config" --since -0 &
+setsid "$chatmon" tail -c "$config" --since -0 &
 tail=$!
 # whichever ends first ends the demo, and says why
 while :; do
