@@ -1565,6 +1565,41 @@ config_target_url_why(const char *url)
 	return "http:// only to 127.0.0.1, localhost or [::1]; use https://";
 }
 
+/*
+ * url as an error quotes it: a robot's URL is a credential (DingTalk's
+ * access_token and WeCom's key in the query, Feishu's and Slack's token in
+ * the last segment of the path), so only the scheme, the host and the path
+ * up to its last '/' are shown; a user name and password, the last
+ * segment, the query and the fragment become "...". What is shown is
+ * enough for every complaint config_target_url_why makes.
+ */
+static const char *
+config_url_quote(char *buf, size_t sz, const char *url)
+{
+	char		 shown[256];	/* config_quote cuts it at CONFIG_SHOW */
+	const char	*rest = url, *sep = strstr(url, "://"), *user, *path, *end;
+	const char	*slash = NULL, *p;
+	size_t		 auth = 0;
+
+	if (sep != NULL) {
+		rest = sep + 3;
+		auth = strcspn(rest, "/?#");
+	}
+	path = rest + auth;
+	end = path + strcspn(path, "?#");
+	for (p = path; p < end; p++)
+		if (*p == '/')
+			slash = p;
+	/* "user:password@host": from the start to the last '@' */
+	user = memrchr(rest, '@', auth);
+	snprintf(shown, sizeof(shown), "%.*s%s%.*s%.*s%s", (int)(rest - url), url,
+	    user != NULL ? "..." : "", user != NULL ? (int)(path - user) : (int)auth,
+	    user != NULL ? user : rest, slash != NULL ? (int)(slash + 1 - path) : 0,
+	    path, (slash != NULL ? slash + 1 : path) < end || *end != '\0' ?
+	    "..." : "");
+	return config_quote(buf, sz, shown);
+}
+
 /* "20/min": N/s, N/min, N/h. 0 or -1. */
 static int
 config_parse_rate(const char *s, uint32_t *n, uint64_t *per_ms)
@@ -1702,7 +1737,7 @@ config_route(struct config_ctx *ctx, size_t idx, struct config_route *r,
 			if (config_route_str(ctx, where, name, val, &r->url) == 0 &&
 			    (why = config_target_url_why(r->url)) != NULL)
 				config_err(ctx, "%s.url: bad URL %s: %s", where,
-				    config_quote(q, sizeof(q), r->url), why);
+				    config_url_quote(q, sizeof(q), r->url), why);
 		} else if (strcmp(name, "secret") == 0)
 			config_route_str(ctx, where, name, val, &r->secret);
 		else if (strcmp(name, "template") == 0)
