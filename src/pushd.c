@@ -157,6 +157,7 @@ struct pushd {
 	char			 stream[512], dead[512], consumer[256];
 	int			 stopping;	/* replies that come now are dropped */
 	int			 group_ok;	/* the group exists */
+	int			 group_had;	/* it existed once: gone means a new stream */
 	int			 reading;	/* a read (or the group's creation) is out */
 	int			 read_pending;	/* it reads our own pending entries */
 	int			 pending_done;	/* our own pending entries read */
@@ -860,13 +861,19 @@ pd_on_group(redisReply *r, void *priv)
 		return;
 	}
 	pd->group_ok = 1;
+	pd->group_had = 1;
 	pd_read(pd);
 }
 
 /*
- * The next read: the group first (made at $ the first time, so a new
- * worker does not push the stream's history), then our own pending
- * entries from the start (a restart resumes them), then new ones.
+ * The next read: the group first, then our own pending entries from the
+ * start (a restart resumes them), then new ones. The group is made at $
+ * the first time, so that a new worker does not push the stream's
+ * history. One that goes while we run went with its stream (Redis came
+ * back empty, or the stream was deleted): everything the new stream holds
+ * was written since, unsent, so it is made again at 0. (A group destroyed
+ * by hand on a stream that stayed is read again from 0 too: the done
+ * markers keep what was delivered in the last two days from going twice.)
  */
 static void
 pd_read(struct pushd *pd)
@@ -876,9 +883,13 @@ pd_read(struct pushd *pd)
 	if (pd->reading || !rconn_up(pd->rc) || !rconn_up(pd->rread))
 		return;
 	if (!pd->group_ok) {
+		if (pd->group_had)
+			log_warnx("pd_read: the group %s is gone (Redis restarted "
+			    "empty?): made again at the start of the stream",
+			    pd->cfg->notify.group);
 		if (rconn_command(pd->rc, pd_on_group, pd, 0,
-		    "XGROUP CREATE %s %s $ MKSTREAM", pd->stream,
-		    pd->cfg->notify.group) == 0)
+		    "XGROUP CREATE %s %s %s MKSTREAM", pd->stream,
+		    pd->cfg->notify.group, pd->group_had ? "0" : "$") == 0)
 			pd->reading = 1;
 		return;
 	}

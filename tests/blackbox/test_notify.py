@@ -713,6 +713,36 @@ def test_exactly_once_per_route_across_kill9(redis_server, robot, notify, consum
         assert all(e["sig_ok"] for e in rb.delivered(name))
 
 
+def test_redis_back_empty_loses_no_alert(redis_server, robot, notify):
+    """Found by review: Redis restarted without persistence comes back with
+    no stream and no group; the worker made the group again at `$`, so
+    every alert chatmond wrote to the new stream before that was never
+    pushed. A group that goes while the worker runs went with its stream:
+    it is made again at 0 (docs/notify.md, "Delivery")."""
+    r = redis_server()
+    rb = robot()
+    n = notify(r, [route("d", "webhook", rb, rate="1000/s")])
+    before = make_alert()
+    xadd(r.client(), before)
+    rb.wait_ids("d", [before["id"]])
+    r.kill()
+    r.start()                       # the same port, empty
+    rc = r.client()
+    # written at once, while the worker is still reconnecting
+    after = [make_alert(conversation=f"c-{i}") for i in range(5)]
+    for a in after:
+        xadd(rc, a)
+    late = make_alert(conversation="late")
+    wait_for(lambda: any(g["name"] == GROUP for g in rc.xinfo_groups(STREAM)), 10 * SLOW,
+             "the group made again")
+    xadd(rc, late)
+    rb.wait_ids("d", [a["id"] for a in after + [late]], timeout=15)
+    wait_for(lambda: pending(rc) == 0, 5 * SLOW, "all acked")
+    got = rb.ids("d")
+    assert all(got[a["id"]] == 1 for a in [before] + after + [late]), got
+    assert "made again at the start of the stream" in n.log()
+
+
 def test_a_duplicate_alert_id_is_delivered_once(redis_server, robot, notify):
     """The same alert written twice (an SLA event raised twice has one id):
     back to back, interleaved with others, and again after delivery."""
