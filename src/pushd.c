@@ -66,8 +66,13 @@
 #define PD_FOLD_WEBHOOK	1000
 #define PD_DAILY_CHECK_MS 30000
 /*
- * A finished item stays findable this long: a copy of its alert read while
- * it was in flight has its done markers asked before they were set.
+ * A finished item stays findable this long after Redis confirmed its done
+ * marker: a copy of its alert read while it was in flight has its done
+ * markers asked before they were set. Until the confirmation it stays
+ * however long that takes: a marker (or an XACK) that could not go while
+ * Redis was away is written again when it is back, before our pending
+ * entries are read again, and until then only the tombstone keeps the
+ * alert from going twice.
  */
 #define PD_TOMB_MS	30000
 #define PD_DAILY_LEASE	"3600"		/* a worker that died while sending: another sends after */
@@ -90,9 +95,11 @@ struct pd_item {			/* one alert on one route, or the daily summary */
 	char		*raw;		/* the alert as the stream held it; NULL: the daily */
 	struct pd_entry	**ents;		/* the entries it stands for (a duplicate joins) */
 	size_t		 nents;
-	struct pd_item	*next;		/* the route's queue, or the tombstones */
+	struct pd_item	*next;		/* the route's queue, the tombstones, or pushd.unconf */
 	struct pd_item	*hnext;		/* its bucket of pushd.itab */
 	int64_t		 done_at;	/* a tombstone since (monotonic ms); 0: live */
+	const char	*marker;	/* a tombstone's done marker not confirmed yet: "1", "dead" */
+	int		 marker_out;	/* its SET is out */
 };
 
 /* Why a try failed, for chatmon_notify_failures_total{reason}. */
@@ -153,6 +160,7 @@ struct pushd {
 	size_t			 held_max;	/* notify.max_waiting */
 	int			 paused;	/* reading waits for held <= held_max / 2 */
 	struct pd_item		*tombs, **tombs_tail;	/* finished, oldest first */
+	struct pd_item		*unconf, **unconf_tail;	/* finished, marker not confirmed */
 	char			*prefix;
 	char			 stream[512], dead[512], consumer[256];
 	int			 stopping;	/* replies that come now are dropped */
@@ -304,15 +312,83 @@ pd_tombs_purge(struct pushd *pd, int64_t now)
 	}
 }
 
+/* A tombstone whose marker is confirmed (or that has none): PD_TOMB_MS from now. */
+static void
+pd_tomb(struct pushd *pd, struct pd_item *it)
+{
+	it->done_at = pd_mono();
+	it->next = NULL;
+	*pd->tombs_tail = it;
+	pd->tombs_tail = &it->next;
+	pd_tombs_purge(pd, it->done_at);
+}
+
+/* Redis answered a done marker's SET: the tombstone may go in PD_TOMB_MS. */
+static void
+pd_on_marker(redisReply *rep, void *priv)
+{
+	struct pd_item	*it = priv, **pp;
+	struct pushd	*pd = it->route->pd;
+
+	if (pd->stopping)
+		return;
+	it->marker_out = 0;
+	if (rep == NULL)
+		return;		/* the connection went: again when it is back */
+	if (rep->type == REDIS_REPLY_ERROR) {
+		/* not written: the tombstone stays, the marker goes again at the next connection */
+		log_warnx("pd_on_marker: route %s: %s's done marker: redis: %s",
+		    it->route->cfg->name, it->id, rep->str);
+		return;
+	}
+	for (pp = &pd->unconf; *pp != it; pp = &(*pp)->next)
+		;
+	if ((*pp = it->next) == NULL)
+		pd->unconf_tail = pp;
+	it->marker = NULL;
+	pd_tomb(pd, it);
+}
+
+static void
+pd_marker_send(struct pushd *pd, struct pd_item *it)
+{
+	/* the alert id as the hash tag: one alert's markers share a Cluster slot (one MGET) */
+	if (rconn_command(pd->rc, pd_on_marker, it, 0, "SET %schatmon:notify:done:{%s}:%s "
+	    "%s EX " PD_DONE_TTL, pd->prefix, it->id, it->route->cfg->name,
+	    it->marker) == 0)
+		it->marker_out = 1;
+}
+
+/* Redis is back: the markers it has not confirmed go again, before anything is read. */
+static void
+pd_markers_flush(struct pushd *pd)
+{
+	struct pd_item	*it;
+
+	for (it = pd->unconf; it != NULL && rconn_up(pd->rc); it = it->next)
+		if (!it->marker_out)
+			pd_marker_send(pd, it);
+}
+
 /*
- * The route is done with the item (delivered, or dead): each entry it
- * stands for hears so, and it stays behind as a tombstone for a while.
+ * The route is done with the item (delivered, or dead): marker ("1",
+ * "dead"; NULL for the daily summary, which has its own) is set, each
+ * entry it stands for hears so (the XACK after the marker), and it stays
+ * behind as a tombstone: until Redis confirms the marker, then PD_TOMB_MS.
  */
 static void
-pd_item_done(struct pushd *pd, struct pd_item *it)
+pd_item_done(struct pushd *pd, struct pd_item *it, const char *marker)
 {
 	size_t	i;
 
+	it->done_at = pd_mono();
+	it->next = NULL;
+	if (marker != NULL) {
+		it->marker = marker;
+		*pd->unconf_tail = it;
+		pd->unconf_tail = &it->next;
+		pd_marker_send(pd, it);
+	}
 	for (i = 0; i < it->nents; i++)
 		pd_entry_done(pd, it->ents[i]);
 	pd->held--;
@@ -323,11 +399,8 @@ pd_item_done(struct pushd *pd, struct pd_item *it)
 	it->raw = NULL;
 	it->ents = NULL;
 	it->nents = 0;
-	it->done_at = pd_mono();
-	it->next = NULL;
-	*pd->tombs_tail = it;
-	pd->tombs_tail = &it->next;
-	pd_tombs_purge(pd, it->done_at);
+	if (marker == NULL)
+		pd_tomb(pd, it);
 	/* from the loop, not from under whatever finished it (a read's batch) */
 	if (pd->paused && pd->held <= pd->held_max / 2)
 		pd_arm(pd->ev_read, 0);
@@ -347,23 +420,13 @@ pd_refill(struct pd_route *r, int64_t now)
 	r->refilled = now;
 }
 
-static void
-pd_marker(struct pushd *pd, struct pd_route *r, const char *id, const char *v)
-{
-	/* the alert id as the hash tag: one alert's markers share a Cluster slot (one MGET) */
-	rconn_command(pd->rc, NULL, NULL, 0, "SET %schatmon:notify:done:{%s}:%s %s EX "
-	    PD_DONE_TTL, pd->prefix, id, r->cfg->name, v);
-}
-
 /* The route is done with it, off its queue: marker "1" delivered, "dead" given up. */
 static void
 pd_finish(struct pd_route *r, struct pd_item *it, const char *marker)
 {
-	if (it->raw != NULL)
-		pd_marker(r->pd, r, it->id, marker);
-	else if (r->pd->daily != NULL)
+	if (it->raw == NULL && r->pd->daily != NULL)
 		pd_daily_finish(r->pd->daily, marker);
-	pd_item_done(r->pd, it);
+	pd_item_done(r->pd, it, it->raw != NULL ? marker : NULL);
 }
 
 static void
@@ -1040,6 +1103,12 @@ pd_on_state(void *arg, int up, int lost)
 	(void)lost;
 	if (!up)
 		return;
+	/*
+	 * The done markers that did not go first: on one connection, ahead of
+	 * the MGETs of the entries read again (an XACK that did not go either
+	 * leaves its entry pending: read again, it is found done and acked).
+	 */
+	pd_markers_flush(pd);
 	/* our pending entries again from the start: what was not acked comes back */
 	pd->pending_done = 0;
 	snprintf(pd->from, sizeof(pd->from), "0");
@@ -1303,6 +1372,7 @@ pd_stop(struct pushd *pd)
 		free(pd->daily);
 	}
 	pd_items_free(pd->tombs);
+	pd_items_free(pd->unconf);
 	for (i = 0; i < pd->nroutes; i++) {
 		pd_items_free(pd->routes[i].head);
 		pd_items_free(pd->routes[i].fly);
@@ -1346,6 +1416,7 @@ pd_start(struct pushd *pd)
 	pd->prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
 	pd->held_max = (size_t)cfg->notify.max_waiting;
 	pd->tombs_tail = &pd->tombs;
+	pd->unconf_tail = &pd->unconf;
 	snprintf(pd->stream, sizeof(pd->stream), "%s%s", pd->prefix, cfg->redis.stream);
 	snprintf(pd->dead, sizeof(pd->dead), "%s%s", pd->prefix, cfg->notify.dead_letter);
 	if (cfg->notify.consumer != NULL)

@@ -743,6 +743,44 @@ def test_redis_back_empty_loses_no_alert(redis_server, robot, notify):
     assert "made again at the start of the stream" in n.log()
 
 
+def test_a_marker_set_while_redis_is_away_is_written_when_it_is_back(redis_server, robot,
+                                                                     notify):
+    """Found by review: the done marker and the XACK of an alert delivered
+    while Redis was away were dropped; only the in-memory tombstone (30 s)
+    kept the alert from going again, so an outage longer than that sent it
+    twice. Now the tombstone lasts until Redis confirms the marker, which
+    goes again when Redis is back, before the pending entries are read
+    again. Checked without waiting 30 s: the marker is in Redis after the
+    outage, and a fresh worker (no tombstones) given the same alert again
+    does not send it."""
+    r = redis_server(aof=True)          # the stream and the group survive the outage
+    rb = robot()
+    routes = [route("d", "webhook", rb, rate="1000/s")]
+    n = notify(r, routes, timeout="10s")
+    rc = r.client()
+    a = make_alert()
+    rb.control("d", "slow", delay=3, count=1)
+    xadd(rc, a)
+    time.sleep(1)                       # the request out (robot.py logs it when answered)
+    r.kill()                            # away while the robot holds the request
+    assert not rb.entries("d"), "answered before Redis went: the test proves nothing"
+    wait_for(lambda: rb.delivered("d"), 5 * SLOW, "delivered while Redis is away")
+    time.sleep(0.5)
+    r.start()
+    rc = r.client()
+    key = f"chatmon:notify:done:{{{a['id']}}}:d"
+    wait_for(lambda: rc.get(key) == "1", 15 * SLOW, f"{key} written once Redis is back")
+    assert 0 < rc.ttl(key) <= 172800
+    wait_for(lambda: pending(rc) == 0, 5 * SLOW, "the entry acked")
+    n.stop()
+    n2 = notify(r, routes, timeout="10s")
+    xadd(rc, a)                         # the same alert again: a fresh worker skips it
+    wait_for(lambda: n2.metric("chatmon_notify_alerts_total", route="d",
+                               result="duplicate") == 1, 5 * SLOW, "skipped as a duplicate")
+    wait_for(lambda: pending(rc) == 0, 5 * SLOW, "acked")
+    assert rb.ids("d") == {a["id"]: 1}, rb.summary("d")
+
+
 def test_a_duplicate_alert_id_is_delivered_once(redis_server, robot, notify):
     """The same alert written twice (an SLA event raised twice has one id):
     back to back, interleaved with others, and again after delivery."""
