@@ -75,6 +75,12 @@
  * alert from going twice.
  */
 #define PD_TOMB_MS	30000
+/*
+ * A consumer of the group this idle that holds nothing is a worker gone
+ * (a live one reads every PD_BLOCK_MS): deleted, as each start of a worker
+ * without notify.consumer adds a name of its own.
+ */
+#define PD_GONE_MS	3600000
 #define PD_DAILY_LEASE	"3600"		/* a worker that died while sending: another sends after */
 #define PD_DAILY_KEEP	"259200"	/* sent (or dead): nobody sends the day again */
 
@@ -1038,6 +1044,47 @@ pd_on_claim(redisReply *r, void *priv)
 		pd->claiming = 1;
 }
 
+/* XINFO CONSUMERS: [[name, N, pending, P, idle, I, ...], ...]; the gone ones go. */
+static void
+pd_on_consumers(redisReply *r, void *priv)
+{
+	struct pushd		*pd = priv;
+	const redisReply	*c, *k, *v;
+	const char		*name;
+	long long		 pending, idle;
+	size_t			 i, j;
+
+	if (r == NULL || pd->stopping || r->type != REDIS_REPLY_ARRAY)
+		return;
+	for (i = 0; i < r->elements; i++) {
+		c = r->element[i];
+		name = NULL;
+		pending = idle = -1;
+		for (j = 0; c->type == REDIS_REPLY_ARRAY && j + 1 < c->elements; j += 2) {
+			k = c->element[j];
+			v = c->element[j + 1];
+			if (k->type != REDIS_REPLY_STRING && k->type != REDIS_REPLY_STATUS)
+				continue;
+			if (strcmp(k->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
+				name = v->str;
+			else if (strcmp(k->str, "pending") == 0 &&
+			    v->type == REDIS_REPLY_INTEGER)
+				pending = v->integer;
+			else if (strcmp(k->str, "idle") == 0 &&
+			    v->type == REDIS_REPLY_INTEGER)
+				idle = v->integer;
+		}
+		/* DELCONSUMER drops what it holds: only one that holds nothing */
+		if (name == NULL || strcmp(name, pd->consumer) == 0 || pending != 0 ||
+		    idle < PD_GONE_MS)
+			continue;
+		log_info("pd_on_consumers: consumer %s idle %llds, holding nothing: "
+		    "deleted", name, idle / 1000);
+		rconn_command(pd->rc, NULL, NULL, 0, "XGROUP DELCONSUMER %s %s %s",
+		    pd->stream, pd->cfg->notify.group, name);
+	}
+}
+
 static void
 pd_on_claim_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -1046,6 +1093,9 @@ pd_on_claim_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	pd_arm(pd->ev_claim, (int64_t)(pd->cfg->notify.claim_idle_ms / 2));
+	if (pd->group_ok)
+		rconn_command(pd->rc, pd_on_consumers, pd, 0, "XINFO CONSUMERS %s %s",
+		    pd->stream, pd->cfg->notify.group);
 	if (pd->claiming || !pd->group_ok || !pd->pending_done || pd->paused ||
 	    pd->held >= pd->held_max)
 		return;
@@ -1411,6 +1461,7 @@ pd_start(struct pushd *pd)
 	struct sbuf		 errs;
 	size_t			 i;
 	int64_t			 now = pd_mono();
+	char			 host[200];
 
 	sbuf_init(&errs);
 	pd->prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
@@ -1419,11 +1470,21 @@ pd_start(struct pushd *pd)
 	pd->unconf_tail = &pd->unconf;
 	snprintf(pd->stream, sizeof(pd->stream), "%s%s", pd->prefix, cfg->redis.stream);
 	snprintf(pd->dead, sizeof(pd->dead), "%s%s", pd->prefix, cfg->notify.dead_letter);
+	/*
+	 * By default a name of this process's own: two workers of one name
+	 * (a second started by hand next to the service) each read the
+	 * other's pending entries as their own and send them again. What a
+	 * worker that died held is taken over after claim_idle (XAUTOCLAIM).
+	 */
 	if (cfg->notify.consumer != NULL)
 		snprintf(pd->consumer, sizeof(pd->consumer), "%s", cfg->notify.consumer);
-	else if (gethostname(pd->consumer, sizeof(pd->consumer) - 1) == -1 ||
-	    pd->consumer[0] == '\0')
-		snprintf(pd->consumer, sizeof(pd->consumer), "chatmon-notify");
+	else {
+		if (gethostname(host, sizeof(host) - 1) == -1 || host[0] == '\0')
+			snprintf(host, sizeof(host), "chatmon-notify");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(pd->consumer, sizeof(pd->consumer), "%s-%ld-%08x", host,
+		    (long)getpid(), (unsigned)randombytes_random());
+	}
 	if ((pd->base = event_base_new()) == NULL ||
 	    (pd->routes = calloc(cfg->notify.nroutes + 1, sizeof(*pd->routes))) == NULL ||
 	    (pd->ev_read = evtimer_new(pd->base, pd_on_read_timer, pd)) == NULL ||

@@ -268,6 +268,7 @@ def config_text(redis_url, admin, routes, pki, level="info", top="", **opts):
     o = dict(consumer="w1", timeout="2s", attempts="5", backoff="200ms", claim_idle="60s",
              ca=pki.ca)
     o.update({k: v for k, v in opts.items() if v is not None})
+    o = {k: v for k, v in o.items() if v is not False}     # False: left out, its default
     lines = ["redis:", f"  url: {redis_url}", "log:", f"  level: {level}", "notify:",
              f"  admin: 127.0.0.1:{admin}"]
     lines += [f"  {k}: {v}" for k, v in o.items()]
@@ -779,6 +780,35 @@ def test_a_marker_set_while_redis_is_away_is_written_when_it_is_back(redis_serve
                                result="duplicate") == 1, 5 * SLOW, "skipped as a duplicate")
     wait_for(lambda: pending(rc) == 0, 5 * SLOW, "acked")
     assert rb.ids("d") == {a["id"]: 1}, rb.summary("d")
+
+
+def test_two_workers_without_a_consumer_name_send_each_alert_once(redis_server, robot,
+                                                                   notify):
+    """Found by review: without notify.consumer both workers took the host
+    name, so one started by hand next to the service read the service's
+    pending entries as its own and sent them again. The default name is the
+    process's own (host-pid-random, docs/notify.md)."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot()
+    routes = [route("d", "webhook", rb, rate="100/min")]
+    a = notify(r, routes, consumer=False, timeout="10s")
+    rb.control("d", "slow", delay=1, count=100)
+    alerts = [make_alert(conversation=f"c-{i}") for i in range(5)]
+    xadd(rc, *alerts)
+    wait_for(lambda: pending(rc) == 5, 5 * SLOW, "5 entries pending at the first worker")
+    b = notify(r, routes, consumer=False, timeout="10s")
+    rb.wait_ids("d", [x["id"] for x in alerts], timeout=20)
+    wait_for(lambda: pending(rc) == 0, 5 * SLOW, "all acked")
+    time.sleep(1)
+    got = rb.ids("d")
+    assert all(c == 1 for c in got.values()), f"sent twice: {got}\n{rb.summary('d', 12)}"
+    names = [c["name"] for c in rc.xinfo_consumers(STREAM, GROUP)]
+    host = socket.gethostname()
+    assert len(names) == 2 and all(re.fullmatch(re.escape(host) + r"-\d+-[0-9a-f]{8}", n)
+                                   for n in names), names
+    for n, w in ((a, "first"), (b, "second")):
+        assert re.search(r"pd_start: \S+ as chatmon-notify/" + re.escape(host) + r"-\d+-", n.log()), w
 
 
 def test_a_duplicate_alert_id_is_delivered_once(redis_server, robot, notify):
