@@ -267,6 +267,9 @@ static const struct config_key config_keys[] = {
 	    300000, 0 },
 	{ "notify.claim_idle", CT_DURATION, OFF(notify.claim_idle_ms), 0, "60s",
 	    100, 86400000, 0 },
+	/* a robot that says it is sent too often: its route sends nothing this long (0: the vendor's) */
+	{ "notify.limited_pause", CT_DURATION, OFF(notify.limited_pause_ms), 0, "0s",
+	    0, 3600000, 0 },
 	/* alerts held in memory for the routes (pushd.c: the shared read and each route's share) */
 	{ "notify.max_waiting", CT_UINT, OFF(notify.max_waiting), 0, "50000", 10,
 	    1000000, 0 },

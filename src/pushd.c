@@ -132,6 +132,7 @@ struct pd_route {
 	struct event		*timer;
 	/* for /metrics */
 	uint64_t		 delivered, sent, folded, dup, dead;
+	uint64_t		 pauses;	/* told it sends too much */
 	uint64_t		 failures[PD_NREASONS];
 };
 
@@ -528,7 +529,14 @@ pd_shed(struct pushd *pd)
 	}
 }
 
-/* A try that failed: why, counted; the next try after the backoff, or the dead letters. */
+/*
+ * A try that failed: why, counted; the next try after the backoff, or the
+ * dead letters. A target that says it is sent too much (a 429, a robot's
+ * rate-limit code) has not judged the message: the route pauses, sending
+ * nothing, for the target's own time (pushmsg_limited_pause: DingTalk
+ * throttles a robot 10 minutes) and the try is not one of its attempts;
+ * retried sooner, every alert of the throttle went to the dead letters.
+ */
 static void
 pd_failed(struct pd_route *r, enum pd_reason reason, const char *why, long status,
     const char *retry_after, int limited)
@@ -537,6 +545,18 @@ pd_failed(struct pd_route *r, enum pd_reason reason, const char *why, long statu
 	int64_t		 wait, ra;
 
 	r->failures[reason]++;
+	if (limited) {
+		wait = pushmsg_limited_pause(r->cfg->target, retry_after, pd_now(),
+		    pd->cfg->notify.limited_pause_ms);
+		r->pauses++;
+		log_warnx("pd_failed: route %s: %s (HTTP status %ld): the route sends "
+		    "nothing for %llds, %zu alert%s waiting", r->cfg->name, why, status,
+		    (long long)(wait + 999) / 1000, r->nwait + r->nfly,
+		    r->nwait + r->nfly == 1 ? "" : "s");
+		r->not_before = pd_mono() + wait;
+		pd_arm(r->timer, wait);
+		return;
+	}
 	r->attempts++;
 	log_info("pd_failed: route %s: %zu alert%s not taken (%s, HTTP status %ld), "
 	    "try %u of %llu", r->cfg->name, r->nfly, r->nfly == 1 ? "" : "s", why,
@@ -550,8 +570,6 @@ pd_failed(struct pd_route *r, enum pd_reason reason, const char *why, long statu
 	    randombytes_random());
 	if ((ra = pushmsg_retry_after(retry_after, pd_now())) > wait)
 		wait = ra;
-	else if (limited && wait < 1000)
-		wait = 1000;	/* told it sends too much, without saying how long to wait */
 	r->not_before = pd_mono() + wait;
 	pd_arm(r->timer, wait);
 }
@@ -1336,6 +1354,12 @@ pd_metrics(struct pushd *pd, struct sbuf *o)
 			    "reason=\"%s\"} %llu\n", pd->routes[i].cfg->name,
 			    pd_reasons[k],
 			    (unsigned long long)pd->routes[i].failures[k]);
+	pd_metric(o, "chatmon_notify_pauses_total",
+	    "Pauses of a route whose target said it was sent too much.", "counter");
+	for (i = 0; i < pd->nroutes; i++)
+		sbuf_printf(o, "chatmon_notify_pauses_total{route=\"%s\"} %llu\n",
+		    pd->routes[i].cfg->name,
+		    (unsigned long long)pd->routes[i].pauses);
 	pd_metric(o, "chatmon_notify_waiting",
 	    "Alerts waiting for their route (a token, a retry, an answer).", "gauge");
 	for (i = 0; i < pd->nroutes; i++)

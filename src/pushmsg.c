@@ -757,6 +757,20 @@ pushmsg_retry_after(const char *v, int64_t now_ms)
 	return ms > 3600000 ? 3600000 : ms;
 }
 
+int64_t
+pushmsg_limited_pause(int target, const char *retry_after, int64_t now_ms,
+    uint64_t configured_ms)
+{
+	int64_t	ms;
+
+	/* at least a second: "Retry-After: 0" and a past date do not make a busy loop */
+	if ((ms = pushmsg_retry_after(retry_after, now_ms)) >= 0)
+		return ms < 1000 ? 1000 : ms;
+	if (configured_ms > 0)
+		return (int64_t)configured_ms;
+	return target == CONFIG_TARGET_DINGTALK ? 600000 : 60000;
+}
+
 uint64_t
 pushmsg_backoff(uint64_t base_ms, unsigned attempt, uint32_t rnd)
 {

@@ -900,7 +900,7 @@ def test_retries_500_and_honours_retry_after(redis_server, robot, notify):
                    route("r4", "webhook", rb, match={"agent": ["a4"]}),
                    route("rd", "dingtalk", rb, match={"agent": ["ad"]}),
                    route("rw", "wecom", rb, match={"agent": ["aw"]})],
-               backoff="300ms", attempts="5")
+               backoff="300ms", attempts="5", limited_pause="1s")
     a5, a4, ad, aw = (make_alert(agent=x) for x in ("a5", "a4", "ad", "aw"))
     xadd(rc, a5, a4, ad, aw)
     rb.wait_ids("r5", [a5["id"]])
@@ -921,6 +921,48 @@ def test_retries_500_and_honours_retry_after(redis_server, robot, notify):
     assert [json.loads(e["answer"])["errcode"] for e in ew] == [45009, 0], rb.summary("rw")
     wait_for(lambda: pending(rc) == 0, 5 * SLOW, "all acked")
     assert (n.metric("chatmon_notify_failures_total", route="r5") or 0) >= 2
+
+
+def test_a_rate_limited_route_pauses_without_using_up_attempts(redis_server, robot, notify):
+    """Found by review: DingTalk answers 200 {"errcode":130101} to a robot
+    sent more than 20 messages in a minute and then throttles it for 10
+    minutes; the worker retried after about 1, 3, 7 and 15 s and put every
+    alert of the throttle to the dead letters. A rate-limit answer (a
+    robot's code, a 429) now pauses the whole route, no request at all,
+    for the vendor's time (notify.limited_pause here, Retry-After when
+    given), and is not one of the message's attempts."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot(dl="sd")
+    rb.control("dl", "errcode-ratelimit", count=3)
+    rb.control("wl", "429", count=2, retry_after=2)
+    n = notify(r, [route("dl", "dingtalk", rb, match={"agent": ["ad"]}, secret="sd",
+                         rate="1000/s"),
+                   route("wl", "webhook", rb, match={"agent": ["aw"]}, rate="1000/s")],
+               attempts="2", backoff="100ms", limited_pause="1s")
+    first, second = make_alert(agent="ad"), make_alert(agent="ad")
+    hook = make_alert(agent="aw")
+    xadd(rc, first, hook)
+    time.sleep(0.2)
+    xadd(rc, second)                    # waits while the route pauses
+    rb.wait_ids("dl", [first["id"], second["id"]], timeout=15)
+    rb.wait_ids("wl", [hook["id"]], timeout=15)
+    wait_for(lambda: pending(rc) == 0, 5 * SLOW, "all acked")
+    assert rc.xlen(DEAD) == 0, rc.xrange(DEAD)
+    ed = rb.entries("dl")
+    assert [json.loads(e["answer"])["errcode"] for e in ed][:4] == [130101] * 3 + [0], \
+        rb.summary("dl")
+    gaps = [b["time"] - a["answered"] for a, b in zip(ed, ed[1:4])]
+    assert all(g >= 0.9 for g in gaps), f"the route sent while paused: {gaps}"
+    ew = rb.entries("wl")
+    assert [e["status"] for e in ew] == [429, 429, 200], rb.summary("wl")
+    assert all(b["time"] - a["answered"] >= 1.9 for a, b in zip(ew, ew[1:])), \
+        "Retry-After: 2 was not waited for"
+    assert n.metric("chatmon_notify_pauses_total", route="dl") == 3
+    assert n.metric("chatmon_notify_pauses_total", route="wl") == 2
+    assert n.metric("chatmon_notify_failures_total", route="dl", reason="robot_limited") == 3
+    assert n.metric("chatmon_notify_alerts_total", route="dl", result="dead") == 0
+    assert "the route sends nothing for 1s" in n.log()
 
 
 def test_dead_letters_after_the_attempts_and_acks(redis_server, robot, notify):

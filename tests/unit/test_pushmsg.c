@@ -332,6 +332,18 @@ test_retry(void **state)
 		assert_true(d >= 750);
 		assert_true(pushmsg_backoff(1000, i, UINT32_MAX) <= 375000);
 	}
+	/*
+	 * Told it sends too much: Retry-After (at least a second), else the
+	 * configured pause, else the vendor's (DingTalk throttles 10 minutes)
+	 */
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_DINGTALK, NULL, 0, 0), 600000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_WECOM, NULL, 0, 0), 60000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_FEISHU, NULL, 0, 0), 60000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_WEBHOOK, NULL, 0, 0), 60000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_DINGTALK, NULL, 0, 2000), 2000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_SLACK, "7", 0, 2000), 7000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_SLACK, "0", 0, 0), 1000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_WEBHOOK, "soon", 0, 0), 60000);
 	assert_int_equal(pushmsg_backoff(1000, 1, 0), 750);
 	assert_int_equal(pushmsg_backoff(1000, 3, 0), 3000);
 	assert_int_equal(pushmsg_backoff(1000, 30, 0), 225000);
