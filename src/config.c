@@ -267,6 +267,9 @@ static const struct config_key config_keys[] = {
 	    300000, 0 },
 	{ "notify.claim_idle", CT_DURATION, OFF(notify.claim_idle_ms), 0, "60s",
 	    100, 86400000, 0 },
+	/* a robot that says it is sent too often: its route sends nothing this long (0: the vendor's) */
+	{ "notify.limited_pause", CT_DURATION, OFF(notify.limited_pause_ms), 0, "0s",
+	    0, 3600000, 0 },
 	/* alerts held in memory for the routes (pushd.c: the shared read and each route's share) */
 	{ "notify.max_waiting", CT_UINT, OFF(notify.max_waiting), 0, "50000", 10,
 	    1000000, 0 },
@@ -1565,6 +1568,41 @@ config_target_url_why(const char *url)
 	return "http:// only to 127.0.0.1, localhost or [::1]; use https://";
 }
 
+/*
+ * url as an error quotes it: a robot's URL is a credential (DingTalk's
+ * access_token and WeCom's key in the query, Feishu's and Slack's token in
+ * the last segment of the path), so only the scheme, the host and the path
+ * up to its last '/' are shown; a user name and password, the last
+ * segment, the query and the fragment become "...". What is shown is
+ * enough for every complaint config_target_url_why makes.
+ */
+static const char *
+config_url_quote(char *buf, size_t sz, const char *url)
+{
+	char		 shown[256];	/* config_quote cuts it at CONFIG_SHOW */
+	const char	*rest = url, *sep = strstr(url, "://"), *user, *path, *end;
+	const char	*slash = NULL, *p;
+	size_t		 auth = 0;
+
+	if (sep != NULL) {
+		rest = sep + 3;
+		auth = strcspn(rest, "/?#");
+	}
+	path = rest + auth;
+	end = path + strcspn(path, "?#");
+	for (p = path; p < end; p++)
+		if (*p == '/')
+			slash = p;
+	/* "user:password@host": from the start to the last '@' */
+	user = memrchr(rest, '@', auth);
+	snprintf(shown, sizeof(shown), "%.*s%s%.*s%.*s%s", (int)(rest - url), url,
+	    user != NULL ? "..." : "", user != NULL ? (int)(path - user) : (int)auth,
+	    user != NULL ? user : rest, slash != NULL ? (int)(slash + 1 - path) : 0,
+	    path, (slash != NULL ? slash + 1 : path) < end || *end != '\0' ?
+	    "..." : "");
+	return config_quote(buf, sz, shown);
+}
+
 /* "20/min": N/s, N/min, N/h. 0 or -1. */
 static int
 config_parse_rate(const char *s, uint32_t *n, uint64_t *per_ms)
@@ -1702,7 +1740,7 @@ config_route(struct config_ctx *ctx, size_t idx, struct config_route *r,
 			if (config_route_str(ctx, where, name, val, &r->url) == 0 &&
 			    (why = config_target_url_why(r->url)) != NULL)
 				config_err(ctx, "%s.url: bad URL %s: %s", where,
-				    config_quote(q, sizeof(q), r->url), why);
+				    config_url_quote(q, sizeof(q), r->url), why);
 		} else if (strcmp(name, "secret") == 0)
 			config_route_str(ctx, where, name, val, &r->secret);
 		else if (strcmp(name, "template") == 0)

@@ -66,10 +66,21 @@
 #define PD_FOLD_WEBHOOK	1000
 #define PD_DAILY_CHECK_MS 30000
 /*
- * A finished item stays findable this long: a copy of its alert read while
- * it was in flight has its done markers asked before they were set.
+ * A finished item stays findable this long after Redis confirmed its done
+ * marker: a copy of its alert read while it was in flight has its done
+ * markers asked before they were set. Until the confirmation it stays
+ * however long that takes: a marker (or an XACK) that could not go while
+ * Redis was away is written again when it is back, before our pending
+ * entries are read again, and until then only the tombstone keeps the
+ * alert from going twice.
  */
 #define PD_TOMB_MS	30000
+/*
+ * A consumer of the group this idle that holds nothing is a worker gone
+ * (a live one reads every PD_BLOCK_MS): deleted, as each start of a worker
+ * without notify.consumer adds a name of its own.
+ */
+#define PD_GONE_MS	3600000
 #define PD_DAILY_LEASE	"3600"		/* a worker that died while sending: another sends after */
 #define PD_DAILY_KEEP	"259200"	/* sent (or dead): nobody sends the day again */
 
@@ -90,9 +101,11 @@ struct pd_item {			/* one alert on one route, or the daily summary */
 	char		*raw;		/* the alert as the stream held it; NULL: the daily */
 	struct pd_entry	**ents;		/* the entries it stands for (a duplicate joins) */
 	size_t		 nents;
-	struct pd_item	*next;		/* the route's queue, or the tombstones */
+	struct pd_item	*next;		/* the route's queue, the tombstones, or pushd.unconf */
 	struct pd_item	*hnext;		/* its bucket of pushd.itab */
 	int64_t		 done_at;	/* a tombstone since (monotonic ms); 0: live */
+	const char	*marker;	/* a tombstone's done marker not confirmed yet: "1", "dead" */
+	int		 marker_out;	/* its SET is out */
 };
 
 /* Why a try failed, for chatmon_notify_failures_total{reason}. */
@@ -119,6 +132,7 @@ struct pd_route {
 	struct event		*timer;
 	/* for /metrics */
 	uint64_t		 delivered, sent, folded, dup, dead;
+	uint64_t		 pauses;	/* told it sends too much */
 	uint64_t		 failures[PD_NREASONS];
 };
 
@@ -153,10 +167,12 @@ struct pushd {
 	size_t			 held_max;	/* notify.max_waiting */
 	int			 paused;	/* reading waits for held <= held_max / 2 */
 	struct pd_item		*tombs, **tombs_tail;	/* finished, oldest first */
+	struct pd_item		*unconf, **unconf_tail;	/* finished, marker not confirmed */
 	char			*prefix;
 	char			 stream[512], dead[512], consumer[256];
 	int			 stopping;	/* replies that come now are dropped */
 	int			 group_ok;	/* the group exists */
+	int			 group_had;	/* it existed once: gone means a new stream */
 	int			 reading;	/* a read (or the group's creation) is out */
 	int			 read_pending;	/* it reads our own pending entries */
 	int			 pending_done;	/* our own pending entries read */
@@ -303,15 +319,83 @@ pd_tombs_purge(struct pushd *pd, int64_t now)
 	}
 }
 
+/* A tombstone whose marker is confirmed (or that has none): PD_TOMB_MS from now. */
+static void
+pd_tomb(struct pushd *pd, struct pd_item *it)
+{
+	it->done_at = pd_mono();
+	it->next = NULL;
+	*pd->tombs_tail = it;
+	pd->tombs_tail = &it->next;
+	pd_tombs_purge(pd, it->done_at);
+}
+
+/* Redis answered a done marker's SET: the tombstone may go in PD_TOMB_MS. */
+static void
+pd_on_marker(redisReply *rep, void *priv)
+{
+	struct pd_item	*it = priv, **pp;
+	struct pushd	*pd = it->route->pd;
+
+	if (pd->stopping)
+		return;
+	it->marker_out = 0;
+	if (rep == NULL)
+		return;		/* the connection went: again when it is back */
+	if (rep->type == REDIS_REPLY_ERROR) {
+		/* not written: the tombstone stays, the marker goes again at the next connection */
+		log_warnx("pd_on_marker: route %s: %s's done marker: redis: %s",
+		    it->route->cfg->name, it->id, rep->str);
+		return;
+	}
+	for (pp = &pd->unconf; *pp != it; pp = &(*pp)->next)
+		;
+	if ((*pp = it->next) == NULL)
+		pd->unconf_tail = pp;
+	it->marker = NULL;
+	pd_tomb(pd, it);
+}
+
+static void
+pd_marker_send(struct pushd *pd, struct pd_item *it)
+{
+	/* the alert id as the hash tag: one alert's markers share a Cluster slot (one MGET) */
+	if (rconn_command(pd->rc, pd_on_marker, it, 0, "SET %schatmon:notify:done:{%s}:%s "
+	    "%s EX " PD_DONE_TTL, pd->prefix, it->id, it->route->cfg->name,
+	    it->marker) == 0)
+		it->marker_out = 1;
+}
+
+/* Redis is back: the markers it has not confirmed go again, before anything is read. */
+static void
+pd_markers_flush(struct pushd *pd)
+{
+	struct pd_item	*it;
+
+	for (it = pd->unconf; it != NULL && rconn_up(pd->rc); it = it->next)
+		if (!it->marker_out)
+			pd_marker_send(pd, it);
+}
+
 /*
- * The route is done with the item (delivered, or dead): each entry it
- * stands for hears so, and it stays behind as a tombstone for a while.
+ * The route is done with the item (delivered, or dead): marker ("1",
+ * "dead"; NULL for the daily summary, which has its own) is set, each
+ * entry it stands for hears so (the XACK after the marker), and it stays
+ * behind as a tombstone: until Redis confirms the marker, then PD_TOMB_MS.
  */
 static void
-pd_item_done(struct pushd *pd, struct pd_item *it)
+pd_item_done(struct pushd *pd, struct pd_item *it, const char *marker)
 {
 	size_t	i;
 
+	it->done_at = pd_mono();
+	it->next = NULL;
+	if (marker != NULL) {
+		it->marker = marker;
+		*pd->unconf_tail = it;
+		pd->unconf_tail = &it->next;
+		pd_marker_send(pd, it);
+	}
 	for (i = 0; i < it->nents; i++)
 		pd_entry_done(pd, it->ents[i]);
 	pd->held--;
@@ -322,11 +406,8 @@ pd_item_done(struct pushd *pd, struct pd_item *it)
 	it->raw = NULL;
 	it->ents = NULL;
 	it->nents = 0;
-	it->done_at = pd_mono();
-	it->next = NULL;
-	*pd->tombs_tail = it;
-	pd->tombs_tail = &it->next;
-	pd_tombs_purge(pd, it->done_at);
+	if (marker == NULL)
+		pd_tomb(pd, it);
 	/* from the loop, not from under whatever finished it (a read's batch) */
 	if (pd->paused && pd->held <= pd->held_max / 2)
 		pd_arm(pd->ev_read, 0);
@@ -346,23 +427,13 @@ pd_refill(struct pd_route *r, int64_t now)
 	r->refilled = now;
 }
 
-static void
-pd_marker(struct pushd *pd, struct pd_route *r, const char *id, const char *v)
-{
-	/* the alert id as the hash tag: one alert's markers share a Cluster slot (one MGET) */
-	rconn_command(pd->rc, NULL, NULL, 0, "SET %schatmon:notify:done:{%s}:%s %s EX "
-	    PD_DONE_TTL, pd->prefix, id, r->cfg->name, v);
-}
-
 /* The route is done with it, off its queue: marker "1" delivered, "dead" given up. */
 static void
 pd_finish(struct pd_route *r, struct pd_item *it, const char *marker)
 {
-	if (it->raw != NULL)
-		pd_marker(r->pd, r, it->id, marker);
-	else if (r->pd->daily != NULL)
+	if (it->raw == NULL && r->pd->daily != NULL)
 		pd_daily_finish(r->pd->daily, marker);
-	pd_item_done(r->pd, it);
+	pd_item_done(r->pd, it, it->raw != NULL ? marker : NULL);
 }
 
 static void
@@ -458,7 +529,14 @@ pd_shed(struct pushd *pd)
 	}
 }
 
-/* A try that failed: why, counted; the next try after the backoff, or the dead letters. */
+/*
+ * A try that failed: why, counted; the next try after the backoff, or the
+ * dead letters. A target that says it is sent too much (a 429, a robot's
+ * rate-limit code) has not judged the message: the route pauses, sending
+ * nothing, for the target's own time (pushmsg_limited_pause: DingTalk
+ * throttles a robot 10 minutes) and the try is not one of its attempts;
+ * retried sooner, every alert of the throttle went to the dead letters.
+ */
 static void
 pd_failed(struct pd_route *r, enum pd_reason reason, const char *why, long status,
     const char *retry_after, int limited)
@@ -467,6 +545,18 @@ pd_failed(struct pd_route *r, enum pd_reason reason, const char *why, long statu
 	int64_t		 wait, ra;
 
 	r->failures[reason]++;
+	if (limited) {
+		wait = pushmsg_limited_pause(r->cfg->target, retry_after, pd_now(),
+		    pd->cfg->notify.limited_pause_ms);
+		r->pauses++;
+		log_warnx("pd_failed: route %s: %s (HTTP status %ld): the route sends "
+		    "nothing for %llds, %zu alert%s waiting", r->cfg->name, why, status,
+		    (long long)(wait + 999) / 1000, r->nwait + r->nfly,
+		    r->nwait + r->nfly == 1 ? "" : "s");
+		r->not_before = pd_mono() + wait;
+		pd_arm(r->timer, wait);
+		return;
+	}
 	r->attempts++;
 	log_info("pd_failed: route %s: %zu alert%s not taken (%s, HTTP status %ld), "
 	    "try %u of %llu", r->cfg->name, r->nfly, r->nfly == 1 ? "" : "s", why,
@@ -480,8 +570,6 @@ pd_failed(struct pd_route *r, enum pd_reason reason, const char *why, long statu
 	    randombytes_random());
 	if ((ra = pushmsg_retry_after(retry_after, pd_now())) > wait)
 		wait = ra;
-	else if (limited && wait < 1000)
-		wait = 1000;	/* told it sends too much, without saying how long to wait */
 	r->not_before = pd_mono() + wait;
 	pd_arm(r->timer, wait);
 }
@@ -860,13 +948,19 @@ pd_on_group(redisReply *r, void *priv)
 		return;
 	}
 	pd->group_ok = 1;
+	pd->group_had = 1;
 	pd_read(pd);
 }
 
 /*
- * The next read: the group first (made at $ the first time, so a new
- * worker does not push the stream's history), then our own pending
- * entries from the start (a restart resumes them), then new ones.
+ * The next read: the group first, then our own pending entries from the
+ * start (a restart resumes them), then new ones. The group is made at $
+ * the first time, so that a new worker does not push the stream's
+ * history. One that goes while we run went with its stream (Redis came
+ * back empty, or the stream was deleted): everything the new stream holds
+ * was written since, unsent, so it is made again at 0. (A group destroyed
+ * by hand on a stream that stayed is read again from 0 too: the done
+ * markers keep what was delivered in the last two days from going twice.)
  */
 static void
 pd_read(struct pushd *pd)
@@ -876,9 +970,13 @@ pd_read(struct pushd *pd)
 	if (pd->reading || !rconn_up(pd->rc) || !rconn_up(pd->rread))
 		return;
 	if (!pd->group_ok) {
+		if (pd->group_had)
+			log_warnx("pd_read: the group %s is gone (Redis restarted "
+			    "empty?): made again at the start of the stream",
+			    pd->cfg->notify.group);
 		if (rconn_command(pd->rc, pd_on_group, pd, 0,
-		    "XGROUP CREATE %s %s $ MKSTREAM", pd->stream,
-		    pd->cfg->notify.group) == 0)
+		    "XGROUP CREATE %s %s %s MKSTREAM", pd->stream,
+		    pd->cfg->notify.group, pd->group_had ? "0" : "$") == 0)
 			pd->reading = 1;
 		return;
 	}
@@ -964,6 +1062,47 @@ pd_on_claim(redisReply *r, void *priv)
 		pd->claiming = 1;
 }
 
+/* XINFO CONSUMERS: [[name, N, pending, P, idle, I, ...], ...]; the gone ones go. */
+static void
+pd_on_consumers(redisReply *r, void *priv)
+{
+	struct pushd		*pd = priv;
+	const redisReply	*c, *k, *v;
+	const char		*name;
+	long long		 pending, idle;
+	size_t			 i, j;
+
+	if (r == NULL || pd->stopping || r->type != REDIS_REPLY_ARRAY)
+		return;
+	for (i = 0; i < r->elements; i++) {
+		c = r->element[i];
+		name = NULL;
+		pending = idle = -1;
+		for (j = 0; c->type == REDIS_REPLY_ARRAY && j + 1 < c->elements; j += 2) {
+			k = c->element[j];
+			v = c->element[j + 1];
+			if (k->type != REDIS_REPLY_STRING && k->type != REDIS_REPLY_STATUS)
+				continue;
+			if (strcmp(k->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
+				name = v->str;
+			else if (strcmp(k->str, "pending") == 0 &&
+			    v->type == REDIS_REPLY_INTEGER)
+				pending = v->integer;
+			else if (strcmp(k->str, "idle") == 0 &&
+			    v->type == REDIS_REPLY_INTEGER)
+				idle = v->integer;
+		}
+		/* DELCONSUMER drops what it holds: only one that holds nothing */
+		if (name == NULL || strcmp(name, pd->consumer) == 0 || pending != 0 ||
+		    idle < PD_GONE_MS)
+			continue;
+		log_info("pd_on_consumers: consumer %s idle %llds, holding nothing: "
+		    "deleted", name, idle / 1000);
+		rconn_command(pd->rc, NULL, NULL, 0, "XGROUP DELCONSUMER %s %s %s",
+		    pd->stream, pd->cfg->notify.group, name);
+	}
+}
+
 static void
 pd_on_claim_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -972,6 +1111,9 @@ pd_on_claim_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	pd_arm(pd->ev_claim, (int64_t)(pd->cfg->notify.claim_idle_ms / 2));
+	if (pd->group_ok)
+		rconn_command(pd->rc, pd_on_consumers, pd, 0, "XINFO CONSUMERS %s %s",
+		    pd->stream, pd->cfg->notify.group);
 	if (pd->claiming || !pd->group_ok || !pd->pending_done || pd->paused ||
 	    pd->held >= pd->held_max)
 		return;
@@ -1029,6 +1171,12 @@ pd_on_state(void *arg, int up, int lost)
 	(void)lost;
 	if (!up)
 		return;
+	/*
+	 * The done markers that did not go first: on one connection, ahead of
+	 * the MGETs of the entries read again (an XACK that did not go either
+	 * leaves its entry pending: read again, it is found done and acked).
+	 */
+	pd_markers_flush(pd);
 	/* our pending entries again from the start: what was not acked comes back */
 	pd->pending_done = 0;
 	snprintf(pd->from, sizeof(pd->from), "0");
@@ -1206,6 +1354,12 @@ pd_metrics(struct pushd *pd, struct sbuf *o)
 			    "reason=\"%s\"} %llu\n", pd->routes[i].cfg->name,
 			    pd_reasons[k],
 			    (unsigned long long)pd->routes[i].failures[k]);
+	pd_metric(o, "chatmon_notify_pauses_total",
+	    "Pauses of a route whose target said it was sent too much.", "counter");
+	for (i = 0; i < pd->nroutes; i++)
+		sbuf_printf(o, "chatmon_notify_pauses_total{route=\"%s\"} %llu\n",
+		    pd->routes[i].cfg->name,
+		    (unsigned long long)pd->routes[i].pauses);
 	pd_metric(o, "chatmon_notify_waiting",
 	    "Alerts waiting for their route (a token, a retry, an answer).", "gauge");
 	for (i = 0; i < pd->nroutes; i++)
@@ -1292,6 +1446,7 @@ pd_stop(struct pushd *pd)
 		free(pd->daily);
 	}
 	pd_items_free(pd->tombs);
+	pd_items_free(pd->unconf);
 	for (i = 0; i < pd->nroutes; i++) {
 		pd_items_free(pd->routes[i].head);
 		pd_items_free(pd->routes[i].fly);
@@ -1330,18 +1485,30 @@ pd_start(struct pushd *pd)
 	struct sbuf		 errs;
 	size_t			 i;
 	int64_t			 now = pd_mono();
+	char			 host[200];
 
 	sbuf_init(&errs);
 	pd->prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
 	pd->held_max = (size_t)cfg->notify.max_waiting;
 	pd->tombs_tail = &pd->tombs;
+	pd->unconf_tail = &pd->unconf;
 	snprintf(pd->stream, sizeof(pd->stream), "%s%s", pd->prefix, cfg->redis.stream);
 	snprintf(pd->dead, sizeof(pd->dead), "%s%s", pd->prefix, cfg->notify.dead_letter);
+	/*
+	 * By default a name of this process's own: two workers of one name
+	 * (a second started by hand next to the service) each read the
+	 * other's pending entries as their own and send them again. What a
+	 * worker that died held is taken over after claim_idle (XAUTOCLAIM).
+	 */
 	if (cfg->notify.consumer != NULL)
 		snprintf(pd->consumer, sizeof(pd->consumer), "%s", cfg->notify.consumer);
-	else if (gethostname(pd->consumer, sizeof(pd->consumer) - 1) == -1 ||
-	    pd->consumer[0] == '\0')
-		snprintf(pd->consumer, sizeof(pd->consumer), "chatmon-notify");
+	else {
+		if (gethostname(host, sizeof(host) - 1) == -1 || host[0] == '\0')
+			snprintf(host, sizeof(host), "chatmon-notify");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(pd->consumer, sizeof(pd->consumer), "%s-%ld-%08x", host,
+		    (long)getpid(), (unsigned)randombytes_random());
+	}
 	if ((pd->base = event_base_new()) == NULL ||
 	    (pd->routes = calloc(cfg->notify.nroutes + 1, sizeof(*pd->routes))) == NULL ||
 	    (pd->ev_read = evtimer_new(pd->base, pd_on_read_timer, pd)) == NULL ||

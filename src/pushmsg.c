@@ -631,16 +631,21 @@ pushmsg_daily_text(struct sbuf *out, const struct pushmsg_opts *o,
 		if (pm_int(ag, "rounds") > 0 && (slow == NULL ||
 		    pm_int(ag, "mean_ms") > pm_int(slow, "mean_ms")))
 			slow = ag;
+	/* the agent and the conversation are the chat side's: shown defused, as in an alert */
 	if (slow != NULL) {
 		pm_secs(a, json_object_get(slow, "mean_ms"));
-		rc |= sbuf_printf(out, "平均响应最慢 %s %s\n", pm_str(slow, "agent") ?
-		    pm_str(slow, "agent") : "-", a);
+		rc |= sbuf_printf(out, "平均响应最慢 ");
+		rc |= pm_shown(out, pm_str(slow, "agent") ? pm_str(slow, "agent") : "-");
+		rc |= sbuf_printf(out, " %s\n", a);
 	}
 	if (worst != NULL) {
 		pm_secs(a, json_object_get(worst, "waited_ms"));
-		rc |= sbuf_printf(out, "最长等待 %s · 客服 %s · 会话 %s\n", a,
-		    pm_str(worst, "agent") ? pm_str(worst, "agent") : "-",
-		    pm_str(worst, "conversation") ? pm_str(worst, "conversation") : "-");
+		rc |= sbuf_printf(out, "最长等待 %s · 客服 ", a);
+		rc |= pm_shown(out, pm_str(worst, "agent") ? pm_str(worst, "agent") : "-");
+		rc |= sbuf_printf(out, " · 会话 ");
+		rc |= pm_shown(out, pm_str(worst, "conversation") ?
+		    pm_str(worst, "conversation") : "-");
+		rc |= sbuf_printf(out, "\n");
 	}
 	if (o->public_url != NULL && day != NULL)
 		rc |= sbuf_printf(out, "查看 %s%cday=%s\n", o->public_url,
@@ -750,6 +755,20 @@ pushmsg_retry_after(const char *v, int64_t now_ms)
 			ms = 0;
 	}
 	return ms > 3600000 ? 3600000 : ms;
+}
+
+int64_t
+pushmsg_limited_pause(int target, const char *retry_after, int64_t now_ms,
+    uint64_t configured_ms)
+{
+	int64_t	ms;
+
+	/* at least a second: "Retry-After: 0" and a past date do not make a busy loop */
+	if ((ms = pushmsg_retry_after(retry_after, now_ms)) >= 0)
+		return ms < 1000 ? 1000 : ms;
+	if (configured_ms > 0)
+		return (int64_t)configured_ms;
+	return target == CONFIG_TARGET_DINGTALK ? 600000 : 60000;
 }
 
 uint64_t

@@ -214,11 +214,12 @@ struct config_route {
 struct config_notify {
 	struct config_addr admin;	/* its /metrics and /healthz */
 	char	*group;			/* the consumer group */
-	char	*consumer;		/* NULL: the host name */
+	char	*consumer;		/* NULL: HOST-PID-RANDOM, the process's own */
 	uint64_t timeout_ms;		/* one request */
 	uint64_t attempts;		/* failed tries before the dead letters */
 	uint64_t backoff_ms;		/* the first retry's wait */
 	uint64_t claim_idle_ms;		/* another consumer's entries taken over */
+	uint64_t limited_pause_ms;	/* a route told it sends too much waits; 0: pushmsg_limited_pause */
 	uint64_t max_waiting;		/* alerts held for the routes before reading pauses */
 	char	*ca;			/* trusted besides the system store */
 	char	*dead_letter;		/* stream; redis.prefix in front */

@@ -78,6 +78,17 @@ const char *pushmsg_judge(int target, long status, const char *body,
  */
 int64_t	pushmsg_retry_after(const char *value, int64_t now_ms);
 
+/*
+ * How long a route sends nothing after its target said it was sent too
+ * much (pushmsg_judge's *limited): Retry-After when it gives one, else
+ * configured_ms (notify.limited_pause) when not 0, else the vendor's own
+ * penalty: DingTalk throttles a robot 10 minutes once it has had more than
+ * 20 messages in a minute, WeCom and Feishu count per minute; a 429
+ * without Retry-After waits a minute.
+ */
+int64_t	pushmsg_limited_pause(int target, const char *retry_after, int64_t now_ms,
+	    uint64_t configured_ms);
+
 /* The wait before try attempt+1: base doubled per failure, at most 5 min, +-25 % by rnd. */
 uint64_t pushmsg_backoff(uint64_t base_ms, unsigned attempt, uint32_t rnd);
 

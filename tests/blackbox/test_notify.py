@@ -268,6 +268,7 @@ def config_text(redis_url, admin, routes, pki, level="info", top="", **opts):
     o = dict(consumer="w1", timeout="2s", attempts="5", backoff="200ms", claim_idle="60s",
              ca=pki.ca)
     o.update({k: v for k, v in opts.items() if v is not None})
+    o = {k: v for k, v in o.items() if v is not False}     # False: left out, its default
     lines = ["redis:", f"  url: {redis_url}", "log:", f"  level: {level}", "notify:",
              f"  admin: 127.0.0.1:{admin}"]
     lines += [f"  {k}: {v}" for k, v in o.items()]
@@ -713,6 +714,103 @@ def test_exactly_once_per_route_across_kill9(redis_server, robot, notify, consum
         assert all(e["sig_ok"] for e in rb.delivered(name))
 
 
+def test_redis_back_empty_loses_no_alert(redis_server, robot, notify):
+    """Found by review: Redis restarted without persistence comes back with
+    no stream and no group; the worker made the group again at `$`, so
+    every alert chatmond wrote to the new stream before that was never
+    pushed. A group that goes while the worker runs went with its stream:
+    it is made again at 0 (docs/notify.md, "Delivery")."""
+    r = redis_server()
+    rb = robot()
+    n = notify(r, [route("d", "webhook", rb, rate="1000/s")])
+    before = make_alert()
+    xadd(r.client(), before)
+    rb.wait_ids("d", [before["id"]])
+    r.kill()
+    r.start()                       # the same port, empty
+    rc = r.client()
+    # written at once, while the worker is still reconnecting
+    after = [make_alert(conversation=f"c-{i}") for i in range(5)]
+    for a in after:
+        xadd(rc, a)
+    late = make_alert(conversation="late")
+    wait_for(lambda: any(g["name"] == GROUP for g in rc.xinfo_groups(STREAM)), 10 * SLOW,
+             "the group made again")
+    xadd(rc, late)
+    rb.wait_ids("d", [a["id"] for a in after + [late]], timeout=15)
+    wait_for(lambda: pending(rc) == 0, 5 * SLOW, "all acked")
+    got = rb.ids("d")
+    assert all(got[a["id"]] == 1 for a in [before] + after + [late]), got
+    assert "made again at the start of the stream" in n.log()
+
+
+def test_a_marker_set_while_redis_is_away_is_written_when_it_is_back(redis_server, robot,
+                                                                     notify):
+    """Found by review: the done marker and the XACK of an alert delivered
+    while Redis was away were dropped; only the in-memory tombstone (30 s)
+    kept the alert from going again, so an outage longer than that sent it
+    twice. Now the tombstone lasts until Redis confirms the marker, which
+    goes again when Redis is back, before the pending entries are read
+    again. Checked without waiting 30 s: the marker is in Redis after the
+    outage, and a fresh worker (no tombstones) given the same alert again
+    does not send it."""
+    r = redis_server(aof=True)          # the stream and the group survive the outage
+    rb = robot()
+    routes = [route("d", "webhook", rb, rate="1000/s")]
+    n = notify(r, routes, timeout="10s")
+    rc = r.client()
+    a = make_alert()
+    rb.control("d", "slow", delay=3, count=1)
+    xadd(rc, a)
+    time.sleep(1)                       # the request out (robot.py logs it when answered)
+    r.kill()                            # away while the robot holds the request
+    assert not rb.entries("d"), "answered before Redis went: the test proves nothing"
+    wait_for(lambda: rb.delivered("d"), 5 * SLOW, "delivered while Redis is away")
+    time.sleep(0.5)
+    r.start()
+    rc = r.client()
+    key = f"chatmon:notify:done:{{{a['id']}}}:d"
+    wait_for(lambda: rc.get(key) == "1", 15 * SLOW, f"{key} written once Redis is back")
+    assert 0 < rc.ttl(key) <= 172800
+    wait_for(lambda: pending(rc) == 0, 5 * SLOW, "the entry acked")
+    n.stop()
+    n2 = notify(r, routes, timeout="10s")
+    xadd(rc, a)                         # the same alert again: a fresh worker skips it
+    wait_for(lambda: n2.metric("chatmon_notify_alerts_total", route="d",
+                               result="duplicate") == 1, 5 * SLOW, "skipped as a duplicate")
+    wait_for(lambda: pending(rc) == 0, 5 * SLOW, "acked")
+    assert rb.ids("d") == {a["id"]: 1}, rb.summary("d")
+
+
+def test_two_workers_without_a_consumer_name_send_each_alert_once(redis_server, robot,
+                                                                   notify):
+    """Found by review: without notify.consumer both workers took the host
+    name, so one started by hand next to the service read the service's
+    pending entries as its own and sent them again. The default name is the
+    process's own (host-pid-random, docs/notify.md)."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot()
+    routes = [route("d", "webhook", rb, rate="100/min")]
+    a = notify(r, routes, consumer=False, timeout="10s")
+    rb.control("d", "slow", delay=1, count=100)
+    alerts = [make_alert(conversation=f"c-{i}") for i in range(5)]
+    xadd(rc, *alerts)
+    wait_for(lambda: pending(rc) == 5, 5 * SLOW, "5 entries pending at the first worker")
+    b = notify(r, routes, consumer=False, timeout="10s")
+    rb.wait_ids("d", [x["id"] for x in alerts], timeout=20)
+    wait_for(lambda: pending(rc) == 0, 5 * SLOW, "all acked")
+    time.sleep(1)
+    got = rb.ids("d")
+    assert all(c == 1 for c in got.values()), f"sent twice: {got}\n{rb.summary('d', 12)}"
+    names = [c["name"] for c in rc.xinfo_consumers(STREAM, GROUP)]
+    host = socket.gethostname()
+    assert len(names) == 2 and all(re.fullmatch(re.escape(host) + r"-\d+-[0-9a-f]{8}", n)
+                                   for n in names), names
+    for n, w in ((a, "first"), (b, "second")):
+        assert re.search(r"pd_start: \S+ as chatmon-notify/" + re.escape(host) + r"-\d+-", n.log()), w
+
+
 def test_a_duplicate_alert_id_is_delivered_once(redis_server, robot, notify):
     """The same alert written twice (an SLA event raised twice has one id):
     back to back, interleaved with others, and again after delivery."""
@@ -802,7 +900,7 @@ def test_retries_500_and_honours_retry_after(redis_server, robot, notify):
                    route("r4", "webhook", rb, match={"agent": ["a4"]}),
                    route("rd", "dingtalk", rb, match={"agent": ["ad"]}),
                    route("rw", "wecom", rb, match={"agent": ["aw"]})],
-               backoff="300ms", attempts="5")
+               backoff="300ms", attempts="5", limited_pause="1s")
     a5, a4, ad, aw = (make_alert(agent=x) for x in ("a5", "a4", "ad", "aw"))
     xadd(rc, a5, a4, ad, aw)
     rb.wait_ids("r5", [a5["id"]])
@@ -823,6 +921,48 @@ def test_retries_500_and_honours_retry_after(redis_server, robot, notify):
     assert [json.loads(e["answer"])["errcode"] for e in ew] == [45009, 0], rb.summary("rw")
     wait_for(lambda: pending(rc) == 0, 5 * SLOW, "all acked")
     assert (n.metric("chatmon_notify_failures_total", route="r5") or 0) >= 2
+
+
+def test_a_rate_limited_route_pauses_without_using_up_attempts(redis_server, robot, notify):
+    """Found by review: DingTalk answers 200 {"errcode":130101} to a robot
+    sent more than 20 messages in a minute and then throttles it for 10
+    minutes; the worker retried after about 1, 3, 7 and 15 s and put every
+    alert of the throttle to the dead letters. A rate-limit answer (a
+    robot's code, a 429) now pauses the whole route, no request at all,
+    for the vendor's time (notify.limited_pause here, Retry-After when
+    given), and is not one of the message's attempts."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot(dl="sd")
+    rb.control("dl", "errcode-ratelimit", count=3)
+    rb.control("wl", "429", count=2, retry_after=2)
+    n = notify(r, [route("dl", "dingtalk", rb, match={"agent": ["ad"]}, secret="sd",
+                         rate="1000/s"),
+                   route("wl", "webhook", rb, match={"agent": ["aw"]}, rate="1000/s")],
+               attempts="2", backoff="100ms", limited_pause="1s")
+    first, second = make_alert(agent="ad"), make_alert(agent="ad")
+    hook = make_alert(agent="aw")
+    xadd(rc, first, hook)
+    time.sleep(0.2)
+    xadd(rc, second)                    # waits while the route pauses
+    rb.wait_ids("dl", [first["id"], second["id"]], timeout=15)
+    rb.wait_ids("wl", [hook["id"]], timeout=15)
+    wait_for(lambda: pending(rc) == 0, 5 * SLOW, "all acked")
+    assert rc.xlen(DEAD) == 0, rc.xrange(DEAD)
+    ed = rb.entries("dl")
+    assert [json.loads(e["answer"])["errcode"] for e in ed][:4] == [130101] * 3 + [0], \
+        rb.summary("dl")
+    gaps = [b["time"] - a["answered"] for a, b in zip(ed, ed[1:4])]
+    assert all(g >= 0.9 for g in gaps), f"the route sent while paused: {gaps}"
+    ew = rb.entries("wl")
+    assert [e["status"] for e in ew] == [429, 429, 200], rb.summary("wl")
+    assert all(b["time"] - a["answered"] >= 1.9 for a, b in zip(ew, ew[1:])), \
+        "Retry-After: 2 was not waited for"
+    assert n.metric("chatmon_notify_pauses_total", route="dl") == 3
+    assert n.metric("chatmon_notify_pauses_total", route="wl") == 2
+    assert n.metric("chatmon_notify_failures_total", route="dl", reason="robot_limited") == 3
+    assert n.metric("chatmon_notify_alerts_total", route="dl", result="dead") == 0
+    assert "the route sends nothing for 1s" in n.log()
 
 
 def test_dead_letters_after_the_attempts_and_acks(redis_server, robot, notify):

@@ -88,3 +88,33 @@ def test_daily_summary_text_for_a_robot(redis_server, robot, notify):
     assert "最长等待 3分20秒 · 客服 alice · 会话 c-2" in text, text
     assert f"https://cs.example.com/?day={day}" in text, text
     assert text.rstrip().endswith(f"id: daily-{day}"), text
+
+
+def test_daily_summary_defuses_the_chat_sides_ids(redis_server, robot, notify):
+    """Found by review: the summary's slowest agent and longest wait (its
+    agent and conversation) went into the DingTalk markdown raw, so a
+    conversation id with newlines and markdown put a heading and a phishing
+    link into the supervisors' group. They are shown as in an alert
+    (docs/notify.md): control characters as U+FFFD, link and HTML
+    characters full-width."""
+    r = redis_server()
+    c = r.client()
+    day, d0 = yesterday()
+    t = d0 + 10 * 3600 * 1000
+    evil = "tb-1\n\n### [⚠ 请立即复核: 点此登录](https://evil.example/login) <font color=red>x</font>"
+    agent = "eve\n# [me](https://evil.example/)"
+    c.xadd("chatmon:sla:{3}:log", {"k": "a", "ag": agent, "o": str(t), "at": str(t + 500000),
+                                   "f": "0", "c": evil}, id=f"{t + 500000}-0")
+    rb = robot(ding="d3")
+    notify(r, [route("ding", "dingtalk", rb, match={"type": ["none"]}, secret="d3")],
+           daily_at='"00:00"', daily_route="ding")
+    wait_for(lambda: rb.delivered("ding"), 10 * SLOW, "the daily summary")
+    e = rb.delivered("ding")[0]
+    assert e["sig_ok"] is True, e
+    text = e["body"]["markdown"]["text"]
+    # (cut at 96 bytes, as an alert's)
+    assert "会话 tb-1\ufffd\ufffd### ［⚠ 请立即复核: 点此登录］（https://evil.example/login） " \
+        "＜font color=red＞x＜/fon…\n" in text, text
+    assert "客服 eve\ufffd# ［me］（https://evil.example/）" in text, text
+    assert "](" not in text and "\n#" not in text and "<font" not in text, text
+    assert text.rstrip().endswith(f"id: daily-{day}"), text

@@ -1529,7 +1529,7 @@ test_notify_routes(void **state)
 	assert_errs(&errs, path,
 	    "@:4: notify.routes[0].target: unknown target 'fax' (want dingtalk, "
 	    "wecom, feishu, slack or webhook)\n"
-	    "@:5: notify.routes[0].url: bad URL 'http://example.com/x': http:// only "
+	    "@:5: notify.routes[0].url: bad URL 'http://example.com/...': http:// only "
 	    "to 127.0.0.1, localhost or [::1]; use https://\n"
 	    "@:6: notify.routes[0].rate: bad rate 'often': want N/s, N/min or N/h, "
 	    "e.g. 20/min\n"
@@ -1550,7 +1550,36 @@ test_notify_routes(void **state)
 	    "      url: http://localhost:80@robot.example/x\n", NULL, 0, &errs, NULL);
 	assert_null(c);
 	assert_non_null(strstr(sbuf_str(&errs), ":4: notify.routes[0].url: bad URL "
-	    "'http://localhost:80@robot.example/x': no user name or password in the URL\n"));
+	    "'http://...@robot.example/...': no user name or password in the URL\n"));
+	/*
+	 * A robot's URL is a credential: the error names the scheme, host and
+	 * path, never the token in the query (DingTalk, WeCom), in the last
+	 * segment (Feishu, Slack) or a password (found by review: the error
+	 * quoted the URL whole, the start of the access token with it).
+	 */
+	sbuf_reset(&errs);
+	c = load("notify:\n  routes:\n"
+	    "    - target: dingtalk\n"
+	    "      url: http://oapi.dingtalk.com/robot/send?access_token=9f8e7d6c5b4a\n"
+	    "    - target: feishu\n"
+	    "      url: http://open.feishu.cn/open-apis/bot/v2/hook/0f1e2d3c-4b5a\n"
+	    "    - target: webhook\n"
+	    "      url: ftp://bob:pw0rd@h.example/hook/#frag9\n"
+	    "    - target: wecom\n"
+	    "      url: 'https://'\n", NULL, 0, &errs, NULL);
+	assert_null(c);
+	assert_non_null(strstr(sbuf_str(&errs), ":4: notify.routes[0].url: bad URL "
+	    "'http://oapi.dingtalk.com/robot/...': http:// only to"));
+	assert_non_null(strstr(sbuf_str(&errs), ":6: notify.routes[1].url: bad URL "
+	    "'http://open.feishu.cn/open-apis/bot/v2/hook/...': http:// only to"));
+	assert_non_null(strstr(sbuf_str(&errs), ":8: notify.routes[2].url: bad URL "
+	    "'ftp://...@h.example/hook/...': want https://"));
+	assert_non_null(strstr(sbuf_str(&errs), ":10: notify.routes[3].url: bad URL "
+	    "'https://': no host\n"));
+	assert_null(strstr(sbuf_str(&errs), "9f8e"));
+	assert_null(strstr(sbuf_str(&errs), "0f1e"));
+	assert_null(strstr(sbuf_str(&errs), "pw0rd"));
+	assert_null(strstr(sbuf_str(&errs), "frag9"));
 	sbuf_free(&errs);
 }
 

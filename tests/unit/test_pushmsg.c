@@ -169,6 +169,38 @@ test_text_defused(void **state)
 	json_decref(b);
 }
 
+/*
+ * The daily summary names the slowest agent and the longest wait's agent
+ * and conversation, all the chat side's: the same defusing as an alert
+ * (found by review: they went into the DingTalk markdown as they came).
+ */
+static void
+test_daily_defused(void **state)
+{
+	struct pushmsg_opts	 o = { NULL, 480, 0 };
+	struct sbuf		 t;
+	json_t			*rep = load("{\"v\":1,\"from\":\"2026-12-03\","
+	    "\"team\":{\"rounds\":1},\"agents\":[{\"agent\":\"eve\\n# [a](https://x/)\","
+	    "\"rounds\":1,\"mean_ms\":5000}],\"worst\":[{\"agent\":\"<b>bob</b>\","
+	    "\"conversation\":\"tb-1\\n\\n### [点此登录](https://evil.example/login) "
+	    "<font color=red>x</font>\",\"waited_ms\":5000}]}");
+	const char		*s;
+
+	(void)state;
+	sbuf_init(&t);
+	assert_int_equal(pushmsg_daily_text(&t, &o, rep), 0);
+	s = sbuf_str(&t);
+	assert_non_null(strstr(s, "平均响应最慢 eve\xef\xbf\xbd# ［a］（https://x/） 5秒\n"));
+	assert_non_null(strstr(s, "最长等待 5秒 · 客服 ＜b＞bob＜/b＞ · 会话 tb-1"
+	    "\xef\xbf\xbd\xef\xbf\xbd### ［点此登录］（https://evil.example/login） "
+	    "＜font color=red＞x＜/font＞\n"));
+	assert_null(strstr(s, "\n#"));
+	assert_null(strstr(s, "]("));
+	assert_null(strstr(s, "<"));
+	sbuf_free(&t);
+	json_decref(rep);
+}
+
 static void
 test_build(void **state)
 {
@@ -300,6 +332,18 @@ test_retry(void **state)
 		assert_true(d >= 750);
 		assert_true(pushmsg_backoff(1000, i, UINT32_MAX) <= 375000);
 	}
+	/*
+	 * Told it sends too much: Retry-After (at least a second), else the
+	 * configured pause, else the vendor's (DingTalk throttles 10 minutes)
+	 */
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_DINGTALK, NULL, 0, 0), 600000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_WECOM, NULL, 0, 0), 60000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_FEISHU, NULL, 0, 0), 60000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_WEBHOOK, NULL, 0, 0), 60000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_DINGTALK, NULL, 0, 2000), 2000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_SLACK, "7", 0, 2000), 7000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_SLACK, "0", 0, 0), 1000);
+	assert_int_equal(pushmsg_limited_pause(CONFIG_TARGET_WEBHOOK, "soon", 0, 0), 60000);
 	assert_int_equal(pushmsg_backoff(1000, 1, 0), 750);
 	assert_int_equal(pushmsg_backoff(1000, 3, 0), 3000);
 	assert_int_equal(pushmsg_backoff(1000, 30, 0), 225000);
@@ -355,6 +399,7 @@ main(void)
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_text_defused),
+		cmocka_unit_test(test_daily_defused),
 		cmocka_unit_test(test_build),
 		cmocka_unit_test(test_judge),
 		cmocka_unit_test(test_retry),
