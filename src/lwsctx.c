@@ -1,5 +1,6 @@
 /* lwsctx: a libwebsockets context on the caller's libevent loop, listening on one address (chatmond's relay and the dashboard). */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -56,6 +57,29 @@ lwsctx_log(int level, const char *line)
 		log_info("lws: %.*s%s", (int)n, line, more);
 	else
 		log_debug("lws: %.*s%s", (int)n, line, more);
+}
+
+int
+lwsctx_fd_floor(int spare)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > INT_MAX)
+		rl.rlim_cur = INT_MAX;
+	return (int)rl.rlim_cur > spare ? (int)rl.rlim_cur - spare : 0;
+}
+
+int
+lwsctx_fd_refuse(int fd, int floor)
+{
+	static const char	busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Connection: close\r\nContent-Length: 0\r\n\r\n";
+
+	if (fd < floor)
+		return 0;
+	(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return 1;
 }
 
 /*
