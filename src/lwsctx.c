@@ -26,7 +26,7 @@
  * lws logs some failures at every turn of the loop while they last (a
  * failing accept() is retried at once, for ever): each distinct line at
  * most once per LWSCTX_REPEAT_MS, with the count held back, so that a spin
- * costs a line a few seconds rather than megabytes. lws's log is the
+ * costs a line every ten seconds rather than megabytes. lws's log is the
  * process's, as is this: made by the first lwsctx_new and kept (lws may
  * log until the process ends).
  */
