@@ -53,12 +53,12 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 # users, websess and ratelimit the dashboard's logins, handling and note
 # its HTTP API, pushmsg chatmon notify's messages, report `chatmon report`
 # (its Redis side is reportdb, a chat log's days reportlog, its command reportcli).
-PURE	:= util log yamlfile access config codec metrics msgq peercount dueheap window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt
+PURE	:= util log yamlfile access config codec metrics msgq peercount dueheap window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt logrepeat
 IO	:= lwsctx session relay slaclock convstore rconn xfollow alert history notes snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log yamlfile access config window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_scope dash_api dashboard rulesfp report reportdb reportlog reportcli passwd cliconf pushmsg httpc pushd chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log logrepeat yamlfile access config window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_scope dash_api dashboard rulesfp report reportdb reportlog reportcli passwd cliconf pushmsg httpc pushd chatmon))
 
-UNIT_TESTS := util log peercount dueheap window access config codec msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog
+UNIT_TESTS := util log peercount dueheap window access config codec msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog logrepeat
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san soak soak-smoke bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -203,6 +203,8 @@ $(BUILD)/tests/test_users: $(BUILD)/tests/test_users.o $(BUILD)/users.o $(BUILD)
 $(BUILD)/tests/test_websess: $(BUILD)/tests/test_websess.o $(BUILD)/websess.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_ratelimit: $(BUILD)/tests/test_ratelimit.o $(BUILD)/ratelimit.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
+$(BUILD)/tests/test_logrepeat: $(BUILD)/tests/test_logrepeat.o $(BUILD)/logrepeat.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
 # replies built by hand: no hiredis function is linked, only its struct read
 $(BUILD)/tests/test_rreply: $(BUILD)/tests/test_rreply.o $(BUILD)/rreply.o

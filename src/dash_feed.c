@@ -9,6 +9,7 @@
 #include "chatmon/feed.h"
 #include "chatmon/jsonw.h"
 #include "chatmon/log.h"
+#include "chatmon/logrepeat.h"
 #include "chatmon/lwsctx.h"
 #include "dash_int.h"
 
@@ -282,6 +283,34 @@ dash_confirm_upgrade(struct dash *d, struct lws *wsi)
 }
 
 
+/*
+ * An accepted connection into the spare descriptors: 503 and closed at
+ * once (lws closes it when this returns 1), so that accept() never fails
+ * and spins. Logged once per DASH_REFUSED_LOG_MS with the count since: a
+ * flood of connections must not become a flood of lines.
+ */
+static int
+dash_fd_check(struct dash *d, int fd)
+{
+	static const char	line[] = "dash_fd_check: no file descriptors left: "
+	    "connection refused (503)";
+	uint64_t		held = 0;
+
+	if (!lwsctx_fd_refuse(fd, d->fd_floor))
+		return 0;
+	if (d->refused_log != NULL && !logrepeat_check(d->refused_log, line,
+	    sizeof(line) - 1, util_mono_ns() / 1000000, &held))
+		return 1;
+	if (held > 0)
+		log_warnx("%s (RLIMIT_NOFILE %d, %d kept spare; and %llu more "
+		    "since it was last logged)", line, d->fd_floor + DASH_FD_SPARE,
+		    DASH_FD_SPARE, (unsigned long long)held);
+	else
+		log_warnx("%s (RLIMIT_NOFILE %d, %d kept spare)", line,
+		    d->fd_floor + DASH_FD_SPARE, DASH_FD_SPARE);
+	return 1;
+}
+
 int
 dash_feed_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len)
@@ -295,6 +324,9 @@ dash_feed_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
 		/* dashboard.tls: the listener's SSL_CTX, empty until now */
 		return d->tlsc == NULL || lwsctx_tls_use(d->tlsc, user) == -1;
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		/* every connection, before anything is read: in is its fd */
+		return dash_fd_check(d, (int)(lws_intptr_t)in);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return dash_confirm_upgrade(d, wsi);
 	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:

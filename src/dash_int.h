@@ -60,6 +60,15 @@
  */
 #define DASH_SLACK	(10 * DASH_PAGE)
 
+/*
+ * Descriptors kept spare below RLIMIT_NOFILE (lwsctx_fd_floor): a
+ * connection accepted into them gets 503 at once. They are for what the
+ * dashboard opens while it is full: Redis reconnects (four connections),
+ * the page's files as lws sends them, the users file read again.
+ */
+#define DASH_FD_SPARE		32
+#define DASH_REFUSED_LOG_MS	10000
+
 #define DASH_MISDIRECTED	421	/* Misdirected Request: not in lws's enum */
 #define DASH_MISDIR_LOGGED	16	/* refused Host names logged, each once */
 #define DASH_MISDIR_LEN		64	/* bytes of one kept (longer ones: cut) */
@@ -69,6 +78,7 @@ struct xfollow;
 struct event;
 struct event_base;
 struct feed;
+struct logrepeat;
 struct lwsctx_tls;
 struct rconn;
 struct redisReply;
@@ -184,6 +194,9 @@ struct dash {
 	uint64_t		 misdirected;
 	char			 misdir[DASH_MISDIR_LOGGED][DASH_MISDIR_LEN];
 	size_t			 nmisdir;
+	/* connections refused for want of descriptors (dash_feed_cb) */
+	int			 fd_floor;	/* the lowest fd refused (lwsctx_fd_floor) */
+	struct logrepeat	*refused_log;	/* their line, once per DASH_REFUSED_LOG_MS */
 };
 
 #define DASH_EVENTS	1024	/* handling and note messages a page may fall behind by */

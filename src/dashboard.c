@@ -17,6 +17,7 @@
 #include "chatmon/dashboard.h"
 #include "chatmon/feed.h"
 #include "chatmon/log.h"
+#include "chatmon/logrepeat.h"
 #include "chatmon/lwsctx.h"
 #include "chatmon/rconn.h"
 #include "chatmon/sla.h"
@@ -161,6 +162,11 @@ dash_start(struct dash *d)
 	li.vhost = "dashboard";
 	li.timeout_secs = 10;
 	li.tls = d->tls;
+	/* the table of refusals' lines only quiets them: none, and each is logged */
+	d->refused_log = logrepeat_new(1, DASH_REFUSED_LOG_MS);
+	if ((d->fd_floor = lwsctx_fd_floor(DASH_FD_SPARE)) < 64)
+		log_warnx("dash_start: RLIMIT_NOFILE %d leaves room for few "
+		    "pages (raise LimitNOFILE)", d->fd_floor + DASH_FD_SPARE);
 	sbuf_init(&errs);
 	if ((d->ctx = lwsctx_new(d->base, &li, &errs)) == NULL) {
 		fprintf(stderr, "chatmon: dashboard: %s", sbuf_str(&errs));
@@ -241,6 +247,7 @@ dash_stop(struct dash *d)
 	sbuf_free(&d->out);
 	dashauth_free(d->auth);
 	lwsctx_tls_free(d->tlsc);
+	logrepeat_free(d->refused_log);
 }
 
 int

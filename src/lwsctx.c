@@ -1,5 +1,6 @@
 /* lwsctx: a libwebsockets context on the caller's libevent loop, listening on one address (chatmond's relay and the dashboard). */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -17,21 +18,68 @@
 
 #include "chatmon/jwt.h"
 #include "chatmon/log.h"
+#include "chatmon/logrepeat.h"
 #include "chatmon/lwsctx.h"
+#include "chatmon/util.h"
+
+/*
+ * lws logs some failures at every turn of the loop while they last (a
+ * failing accept() is retried at once, for ever): each distinct line at
+ * most once per LWSCTX_REPEAT_MS, with the count held back, so that a spin
+ * costs a line every ten seconds rather than megabytes. lws's log is the
+ * process's, as is this: made by the first lwsctx_new and kept (lws may
+ * log until the process ends).
+ */
+#define LWSCTX_REPEAT_MS	10000
+#define LWSCTX_REPEAT_SLOTS	16
+static struct logrepeat	*lwsctx_repeat;
 
 static void
 lwsctx_log(int level, const char *line)
 {
-	size_t	n = strlen(line);
+	size_t		n = strlen(line);
+	uint64_t	held = 0;
+	char		more[80];
 
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		n--;
+	/* without the table (out of memory at start) every line is logged */
+	if (lwsctx_repeat != NULL && !logrepeat_check(lwsctx_repeat, line, n,
+	    util_mono_ns() / 1000000, &held))
+		return;
+	more[0] = '\0';
+	if (held > 0)
+		snprintf(more, sizeof(more), " (and %llu more like it since "
+		    "it was last logged)", (unsigned long long)held);
 	if (level & LLL_ERR)
-		log_warnx("lws: %.*s", (int)n, line);
+		log_warnx("lws: %.*s%s", (int)n, line, more);
 	else if (level & LLL_WARN)
-		log_info("lws: %.*s", (int)n, line);
+		log_info("lws: %.*s%s", (int)n, line, more);
 	else
-		log_debug("lws: %.*s", (int)n, line);
+		log_debug("lws: %.*s%s", (int)n, line, more);
+}
+
+int
+lwsctx_fd_floor(int spare)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > INT_MAX)
+		rl.rlim_cur = INT_MAX;
+	return (int)rl.rlim_cur > spare ? (int)rl.rlim_cur - spare : 0;
+}
+
+int
+lwsctx_fd_refuse(int fd, int floor)
+{
+	static const char	busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Connection: close\r\nContent-Length: 0\r\n\r\n";
+
+	if (fd < floor)
+		return 0;
+	(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return 1;
 }
 
 /*
@@ -122,6 +170,8 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 	char					 mapped[sizeof(li->listen->host) + 8];
 	void					*loops[1] = { base };
 
+	if (lwsctx_repeat == NULL)
+		lwsctx_repeat = logrepeat_new(LWSCTX_REPEAT_SLOTS, LWSCTX_REPEAT_MS);
 	lws_set_log_level(LLL_ERR | LLL_WARN, lwsctx_log);
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_LIBEVENT |

@@ -1617,15 +1617,11 @@ session_on_stall(evutil_socket_t fd, short what, void *arg)
 static int
 session_fd_check(struct session_server *srv, int fd)
 {
-	static const char	busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-	    "Connection: close\r\nContent-Length: 0\r\n\r\n";
-
-	if (fd < srv->fd_floor)
+	if (!lwsctx_fd_refuse(fd, srv->fd_floor))
 		return 0;
 	srv->metrics->refused_fds++;
 	log_warnx("session_fd_check: fd %d of %d: no file descriptors left, "
 	    "agent refused (503)", fd, srv->fd_floor + SESSION_FD_SPARE);
-	(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	return 1;
 }
 
@@ -1931,8 +1927,7 @@ session_server_new(struct event_base *base, const struct config *cfg,
 		used = 0;
 	else
 		close(used);
-	srv->fd_floor = (int)rl.rlim_cur > SESSION_FD_SPARE ?
-	    (int)rl.rlim_cur - SESSION_FD_SPARE : 0;
+	srv->fd_floor = lwsctx_fd_floor(SESSION_FD_SPARE);
 	srv->fd_sessions = (int)rl.rlim_cur > used + SESSION_FD_RESERVE ?
 	    (uint64_t)((int)rl.rlim_cur - used - SESSION_FD_RESERVE) / 2 : 0;
 	if (srv->fd_sessions < srv->set.max_connections)

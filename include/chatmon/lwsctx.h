@@ -56,6 +56,24 @@ struct lws_context *lwsctx_new(struct event_base *base,
 	    const struct lwsctx_info *info, struct sbuf *errs);
 
 /*
+ * Descriptors kept spare. Out of descriptors, accept() fails (EMFILE) and
+ * lws tries it again at once, for ever: the loop spins and the peer waits
+ * without an answer. A server keeps spare ones instead and refuses at once
+ * the connection it accepted into them: lwsctx_fd_floor once at start,
+ * lwsctx_fd_refuse in protocols[0]'s LWS_CALLBACK_FILTER_NETWORK_CONNECTION
+ * (in: the fd just accepted, the lowest free one, so every fd below it is
+ * in use; returning 1 makes lws close it). accept() then never fails for
+ * want of descriptors while the spare ones are not taken by anything else.
+ */
+/* RLIMIT_NOFILE (INT_MAX when unlimited) less spare: the lowest fd refused; 0 if no room. */
+int	lwsctx_fd_floor(int spare);
+/*
+ * 0 when fd is below floor (serve it); else 1, a 503 sent on it first
+ * (best effort: nothing was read from it, and a TLS peer cannot read it).
+ */
+int	lwsctx_fd_refuse(int fd, int floor);
+
+/*
  * A listener's certificate (with its chain), private key and minimum
  * TLS version, read and checked against each other: what a reload checks
  * before it changes anything.

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -721,7 +722,7 @@ WEB = os.path.join(ROOT, "web", "dashboard")
 class Dashboard:
     """One `chatmon dashboard` process with a configuration of its own."""
 
-    def __init__(self, tmp_path, name, redis, extra="", args=()):
+    def __init__(self, tmp_path, name, redis, extra="", args=(), nofile=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.conf = tmp_path / f"{name}.yaml"
@@ -731,9 +732,12 @@ class Dashboard:
                              "log:\n  level: debug\n", encoding="utf-8")
         self.errfile = tmp_path / f"{name}.stderr"
         self.stderr = open(self.errfile, "wb")
+        def limit():        # nofile: its RLIMIT_NOFILE, soft and hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen([CHATMON, "dashboard", "-c", str(self.conf), *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.stderr)
+                                     stderr=self.stderr,
+                                     preexec_fn=limit if nofile is not None else None)
         self.exit_code = None
 
     def wait_ready(self):
@@ -784,15 +788,17 @@ class Dashboard:
 
 @pytest.fixture
 def dashboard(tmp_path):
-    """dashboard(redis_url, extra=YAML, args=[...], wait=True, following=True)
-    starts `chatmon dashboard` and waits until it listens and, unless
+    """dashboard(redis_url, extra=YAML, args=[...], wait=True, following=True,
+    nofile=N) starts `chatmon dashboard` (under RLIMIT_NOFILE N if given)
+    and waits until it listens and, unless
     following=False (Redis down at first), until it follows the stream. At
     teardown each is stopped (exit 0 expected) and its log checked for
     sanitizer reports."""
     started = []
 
-    def start(redis, extra="", args=(), wait=True, name=None, following=True):
-        d = Dashboard(tmp_path, name or f"dashboard{len(started)}", redis, extra, args)
+    def start(redis, extra="", args=(), wait=True, name=None, following=True, nofile=None):
+        d = Dashboard(tmp_path, name or f"dashboard{len(started)}", redis, extra, args,
+                      nofile)
         started.append(d)
         if wait:
             d.wait_ready()

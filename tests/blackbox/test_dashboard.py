@@ -9,6 +9,7 @@ are test_dashboard_page.py."""
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import time
 
@@ -441,6 +442,54 @@ def test_a_page_that_does_not_read(dashboard, redis_server):
             assert resets[0] is True and True not in resets[1:], resets
             assert [x[0] for x in late] == [x[0] for x in got]
     run(main())
+
+
+def cpu_seconds(pid):
+    """User and system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_file_descriptors(dashboard, redis_server):
+    """Under RLIMIT_NOFILE 128, 200 silent connections (no login, no
+    request) take every descriptor but the spare ones: the dashboard does
+    not spin on a failing accept() or fill its log (it did: 3 s of CPU in
+    5 s and megabytes of "accept: errno 24"); a connection beyond the cap
+    is answered 503 at once, the refusals are logged once per 10 s, and once
+    the silent ones leave, pages are served again."""
+    r = redis_server()
+    d = dashboard(r.url(), nofile=128)
+    host = ("127.0.0.1", d.port)
+    idle = []
+    try:
+        for _ in range(200):
+            try:
+                idle.append(socket.create_connection(host, timeout=2))
+            except OSError:
+                break       # the listen queue is full: enough
+        assert len(idle) > 128, len(idle)
+        time.sleep(0.5)
+        size0, cpu0 = os.path.getsize(d.errfile), cpu_seconds(d.proc.pid)
+        time.sleep(3)
+        used = cpu_seconds(d.proc.pid) - cpu0
+        grew = os.path.getsize(d.errfile) - size0
+        assert used < 0.6 * SLOW, f"{used:.2f} s of CPU in 3 s"
+        assert grew < 16384, f"the log grew {grew} bytes in 3 s:\n{d.log()[-2000:]}"
+        # one more: answered 503 at once, before it says anything
+        with socket.create_connection(host, timeout=T) as s:
+            s.settimeout(T)
+            head = s.recv(4096)
+        assert head.startswith(b"HTTP/1.1 503 "), head
+        log = d.log()
+        refused = log.count("dash_fd_check: no file descriptors left")
+        assert 1 <= refused <= 2, log[-3000:]
+        assert log.count("accept: errno") <= 2, log[-3000:]
+    finally:
+        for s in idle:
+            s.close()
+    # the descriptors back: the page again
+    wait_for(lambda: http_get(d.url + "/")[0] == 200, T, "the page served again")
 
 
 @pytest.mark.parametrize("args,code,words", [

@@ -974,3 +974,117 @@ def test_day_picker_and_conversation_link(browser, redis_server, dashboard):
     until(drv, lambda d: [x["agent"] for x in rows(d, "#agents .agent")] == ["alice", "bob"],
           "the linked day's agents")
     assert js(drv, "return document.getElementById('app').dataset.day;") == day
+
+
+def login_as(drv, url, user, password):
+    """A fresh page at url (no cookie left from another user), signed in as user."""
+    shown = "return !document.getElementById(arguments[0]).hidden;"
+    drv.delete_all_cookies()
+    open_page(drv, url)
+    until(drv, lambda d: js(d, shown, "login"), f"the login form for {user}")
+    drv.find_element("id", "login-user").send_keys(user)
+    drv.find_element("id", "login-password").send_keys(password)
+    drv.find_element("id", "login-submit").click()
+    until(drv, lambda d: js(d, shown, "app"), f"the page for {user}")
+
+
+def forgive_report_403(driver, port):
+    """The report refused on purpose (403) is logged by Chromium as SEVERE."""
+    seen = browser_log(driver)
+    mine = [e for e in seen if e.get("level") == "SEVERE" and
+            f"http://127.0.0.1:{port}/api/report" in e.get("message", "") and
+            "403" in e.get("message", "")]
+    driver.chatmon_log[:] = [e for e in seen if e not in mine]
+    return mine
+
+
+def test_past_day_of_a_shop(browser, redis_server, dashboard, tmp_path):
+    """With two shops, a past day's agents follow the shop filter as the live
+    ones do: a shop picked, that shop's report and its rows (the report's
+    rows name no shop: the filter dropped every one), asked again when the
+    shop or queue changes; a login of one shop sees its shop's day (it was
+    refused the sums, and the page said "needs the supervisor role"), one
+    of two shops each shop's under its heading, and a 403 for a shop is
+    said as such."""
+    import calendar
+    users = tmp_path / "users"
+    for user, shops in (("boss", None), ("tmsup", "tmall"), ("two", "tmall,jd")):
+        argv = [CHATMON, "passwd", "-f", str(users), *(["--shops", shops] if shops else []),
+                user, "supervisor"]
+        p = subprocess.run(argv, input=f"{user}-pw\n", capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, p.stderr
+    r = redis_server()
+    c = r.client()
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + TZ_MIN * 60 - 3 * 86400))
+    d0 = (calendar.timegm(time.strptime(day, "%Y-%m-%d")) - TZ_MIN * 60) * 1000
+    t = d0 + 9 * 3600 * 1000
+    # alice: two rounds in tmall (one in its presale queue), bob one in jd, carol one of no shop
+    for n, (ag, o, at, shop, queue) in enumerate((
+            ("alice", t, t + 4000, "tmall", "presale"), ("alice", t + 60000, t + 70000, "tmall", ""),
+            ("bob", t + 100000, t + 130000, "jd", ""), ("carol", t + 1000, t + 6000, "", ""))):
+        f = {"k": "a", "ag": ag, "o": str(o), "at": str(at), "f": "1", "c": f"p-{n}"}
+        if shop:
+            f["sh"] = shop
+        if queue:
+            f["qu"] = queue
+        c.xadd(f"chatmon:sla:{{{n + 3}}}:log", f, id=f"{at}-0")
+    dash = dashboard(r.url(), extra=f"  users: {users}\n" + SLA +
+                     "shops:\n  tmall:\n    name: 天猫\n    queues:\n      presale: {}\n"
+                     "  jd: {}\n")
+    drv = browser
+    url = dash.url + f"/?day={day}"
+
+    def agents(d):
+        return [(x["agent"], x.get("shop", "")) for x in rows(d, "#agents .agent")]
+
+    def groups(d):
+        return [x["shop"] for x in rows(d, "#agents .shop-group")]
+
+    def empty_text(d):
+        return js(d, "const e = document.getElementById('agents-empty');"
+                     "return e.hidden ? null : e.textContent;")
+
+    def pick(d, id_, value):
+        until(d, lambda d2: js(d2, "return [...document.getElementById(arguments[0]).options]"
+                                   ".some((o) => o.value === arguments[1]);", id_, value),
+              f"{value} offered in #{id_}")
+        Select(d.find_element("id", id_)).select_by_value(value)
+
+    # every shop: each agent's totals
+    login_as(drv, url, "boss", "boss-pw")
+    until(drv, lambda d: agents(d) == [("alice", ""), ("bob", ""), ("carol", "")],
+          "the day's agents, every shop")
+    assert cell(drv, "alice", "rounds") == "2"
+    # a shop picked: its report, its rows, under its heading
+    pick(drv, "f-shop", "tmall")
+    until(drv, lambda d: agents(d) == [("alice", "tmall")], "tmall's agents that day")
+    assert cell(drv, "alice", "rounds") == "2" and groups(drv) == ["tmall"]
+    assert "shop=tmall&" in js(drv, "return document.getElementById('report-csv').href;")
+    pick(drv, "f-queue", "presale")
+    until(drv, lambda d: agents(d) == [("alice", "tmall")] and cell(d, "alice", "rounds") == "1",
+          "tmall's presale queue that day")
+    pick(drv, "f-shop", "jd")
+    until(drv, lambda d: agents(d) == [("bob", "jd")], "jd's agents that day")
+    assert cell(drv, "bob", "rounds") == "1" and empty_text(drv) is None
+    # a login of one shop: that shop's day, no refusal
+    login_as(drv, url, "tmsup", "tmsup-pw")
+    until(drv, lambda d: agents(d) == [("alice", "tmall")], "tmsup's shop that day")
+    assert cell(drv, "alice", "rounds") == "2" and empty_text(drv) is None
+    assert "shop=tmall&" in js(drv, "return document.getElementById('report-csv').href;")
+    pick(drv, "f-shop", "tmall")
+    until(drv, lambda d: agents(d) == [("alice", "tmall")] and empty_text(d) is None,
+          "tmsup's shop picked")
+    # the sums refused: said as a matter of shops, not of role
+    said = drv.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "api('GET', `/api/report?from=${arguments[0]}&to=${arguments[0]}`)"
+        ".then((res) => done([res.status, res.error]));", day)
+    assert said[0] == 403 and "店铺" in said[1] and "主管" not in said[1], said
+    assert forgive_report_403(drv, dash.port)
+    # a login of two shops: each one's report, under its heading
+    login_as(drv, url, "two", "two-pw")
+    until(drv, lambda d: agents(d) == [("bob", "jd"), ("alice", "tmall")],
+          "each of two shops that day")
+    assert groups(drv) == ["jd", "tmall"] and empty_text(drv) is None
+    assert probe(drv)["sent"] == []

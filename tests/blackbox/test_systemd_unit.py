@@ -204,6 +204,8 @@ def test_tool_unit_is_chatmonds_sandbox(path):
     # a foreground program without sd_notify, restarted when it fails
     assert one["Type"] == "simple"
     assert one["Restart"] == "on-failure"
+    if path == SRC_DASH:        # pages' connections, well above the default 1024
+        assert one["LimitNOFILE"] == "8192"
     for k in ("NotifyAccess", "WatchdogSec", "ExecStartPre", "ExecReload"):
         assert k not in tool, k
     assert tool["ExecStart"] == [f"/usr/local/bin/chatmon {TOOL_UNITS[path]} "

@@ -194,6 +194,7 @@ const STRINGS = {
     'err.400': (m) => `请求无效${m ? '：' + m : ''}`,
     'err.401': '登录已失效，请重新登录。',
     'err.403': '没有权限：需要主管角色。',
+    'err.403shop': '没有权限：这个账号只能看自己的店铺，请在“店铺”里选其中一家。',
     'err.404': '找不到这条记录（可能已过期）。',
     'err.413': '内容太长。',
     'err.503': '看板服务器暂时连不上 Redis，请稍后再试。',
@@ -371,6 +372,7 @@ const STRINGS = {
     'err.400': (m) => `Refused${m ? ': ' + m : ''}`,
     'err.401': 'Your sign-in has ended: sign in again.',
     'err.403': 'Not allowed: this needs the supervisor role.',
+    'err.403shop': 'Not allowed: this sign-in sees its own shops only; pick one of them under Shop.',
     'err.404': 'Not found (it may have expired).',
     'err.413': 'Too long.',
     'err.503': 'The dashboard server cannot reach Redis right now: try again later.',
@@ -1083,7 +1085,9 @@ async function api(method, path, body) {
   if (r.ok) return { ok: true, status: r.status, doc, error: '' };
   if (r.status === 401 && auth.logins) checkLogin(true);
   const said = doc && typeof doc.error === 'string' ? visible(doc.error) : '';
-  const key = 'err.' + r.status;
+  // a login of some shops refused what is not of its shops: not a matter of
+  // role; the server's words name the shop (dash_api.c), a role's do not
+  const key = r.status === 403 && /\bshop/.test(said) ? 'err.403shop' : 'err.' + r.status;
   return { ok: false, status: r.status, doc, error: STRINGS[state.lang][key] ? t(key, said) : t('err.other', r.status) };
 }
 
@@ -1623,6 +1627,7 @@ function renderFilterOptions() {
 }
 
 function onFilterChange() {
+  const asked = reportQueries().join('|');
   for (const s of SEVERITIES) state.filter.sev[s] = dom.sevBoxes[s].checked;
   state.filter.category = dom.category.value;
   state.filter.agent = dom.agent.value;
@@ -1638,8 +1643,8 @@ function onFilterChange() {
   renderWaiting();
   renderAgents();
   renderDayPick();
-  // a past day's figures are the report's: of the shop now picked
-  if (state.past) pickDay(state.past.day);
+  // a past day's figures are the report's: of the shop (and queue) now picked
+  if (state.past && reportQueries().join('|') !== asked) pickDay(state.past.day);
 }
 
 /* ---------------------------------------------------------------- waiting */
@@ -1798,15 +1803,22 @@ function hourChart(hours) {
   return chart;
 }
 
-// The report's agents (docs/report.md) in the feed's shape: hits per
+// The reports' agents (docs/report.md) in the feed's shape: hits per
 // category as the dashboard counts them (alerts under their strongest rule).
+// A report asked for a shop (and queue) says so, and its agents are their
+// figures within it, with their hours: the rows take that shop and queue,
+// which the shop filter reads (the report's own rows name none).
 function pastAgents() {
-  const r = state.past && state.past.report;
-  if (!r || !Array.isArray(r.agents)) return null;
-  return r.agents.map((a) => Object.assign({}, a, {
-    hits: Object.fromEntries(Object.entries(a.hits && typeof a.hits === 'object' ? a.hits : {})
-      .map(([c, v]) => [c, v && Number.isFinite(v.alerts) ? v.alerts : 0])),
-  }));
+  const reports = state.past && state.past.reports;
+  if (!reports || !reports.length || !reports.every((r) => r && Array.isArray(r.agents))) return null;
+  return reports.flatMap((r) => {
+    const shop = typeof r.shop === 'string' ? r.shop : '';
+    const queue = shop && typeof r.queue === 'string' ? r.queue : '';
+    return r.agents.map((a) => Object.assign({}, a, shop ? { shop, queue } : {}, {
+      hits: Object.fromEntries(Object.entries(a.hits && typeof a.hits === 'object' ? a.hits : {})
+        .map(([c, v]) => [c, v && Number.isFinite(v.alerts) ? v.alerts : 0])),
+    }));
+  });
 }
 
 function renderAgents() {
@@ -1899,13 +1911,34 @@ function renderDayPick() {
   dom.reportHtml.href = `/api/report?${q}${reportShop()}format=html`;
 }
 
-// The shop (and queue) filter as the report's own: one shop's figures. A
-// login of some shops reads the report of one of them only (docs/dashboard.md).
+// A login of some shops reads the report of one of its shops at a time,
+// never the sums of every shop (docs/dashboard.md): its shops, in the
+// filter's order.
+function ownShops() {
+  return auth.shops && auth.shops.length ? [...auth.shops].sort((x, y) => x.localeCompare(y)) : null;
+}
+
+function shopQuery(shop, queue) {
+  return `shop=${encodeURIComponent(shop)}&` + (queue ? `queue=${encodeURIComponent(queue)}&` : '');
+}
+
+// The shop (and queue) filter as the report's own: one shop's figures; with
+// none picked, a login of some shops gets its first shop's (the download
+// links are one file).
 function reportShop() {
   const shop = state.filter.shop;
-  if (!shop || shop === NO_SHOP) return '';
-  const queue = state.filter.queue;
-  return `shop=${encodeURIComponent(shop)}&` + (queue ? `queue=${encodeURIComponent(queue)}&` : '');
+  if (shop && shop !== NO_SHOP) return shopQuery(shop, state.filter.queue);
+  const own = ownShops();
+  return own ? shopQuery(own[0], '') : '';
+}
+
+// The reports a past day's agents are read from: the shop picked, or every
+// shop's sums; for a login of some shops with none picked, one per shop of it.
+function reportQueries() {
+  const shop = state.filter.shop;
+  const own = ownShops();
+  if ((!shop || shop === NO_SHOP) && own) return own.map((id) => shopQuery(id, ''));
+  return [reportShop()];
 }
 
 async function pickDay(day) {
@@ -1913,21 +1946,22 @@ async function pickDay(day) {
   if (!day || day === state.day) {
     state.past = null;
   } else {
-    state.past = { day, report: null, kept: [], loading: true, error: '' };
+    state.past = { day, reports: null, kept: [], loading: true, error: '' };
   }
   renderHeader();
   renderAgents();
   scheduleRender();
   if (!state.past) return;
   const d = encodeURIComponent(day);
-  const [rep, al] = await Promise.all([
-    api('GET', `/api/report?from=${d}&to=${d}&${reportShop()}`),
+  const [al, ...reps] = await Promise.all([
     api('GET', `/api/alerts?day=${d}&limit=1000`),
+    ...reportQueries().map((q) => api('GET', `/api/report?from=${d}&to=${d}&${q}`)),
   ]);
   if (seq !== state.pastSeq || !state.past) return;    // overtaken, or back to today
   state.past.loading = false;
-  if (rep.ok && rep.doc && typeof rep.doc === 'object') state.past.report = rep.doc;
-  else state.past.error = rep.error;
+  const failed = reps.find((rep) => !rep.ok || !rep.doc || typeof rep.doc !== 'object');
+  if (failed) state.past.error = failed.error || t('err.other', failed.status);
+  else state.past.reports = reps.map((rep) => rep.doc);
   if (al.ok && al.doc && Array.isArray(al.doc.alerts)) {
     const seen = new Set();
     for (const item of al.doc.alerts) {
