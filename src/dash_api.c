@@ -817,12 +817,84 @@ dash_api_on_noted(redisReply *r, void *priv)
 	    json_pack("{s:o}", "note", note) : NULL);
 }
 
+static int	dash_api_note_send(struct dash_req *);
+
+/*
+ * The conversation's record in Redis (its shop, its agent), asked when
+ * the dashboard holds nothing of it: a customer past the longest the
+ * feed keeps of its shop waits all the same, and a whisper to its agent
+ * must not depend on how many others wait longer.
+ */
+static void
+dash_api_on_note_shop(redisReply *r, void *priv)
+{
+	struct dash_req	*q = priv;
+	const char	*sh = NULL, *ag = NULL;
+
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+		if (r->element[0]->type == REDIS_REPLY_STRING)
+			sh = r->element[0]->str;
+		if (r->element[1]->type == REDIS_REPLY_STRING)
+			ag = r->element[1]->str;
+	}
+	if (!dash_api_replied(q, r))
+		return;
+	if (q->failed) {
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return;
+	}
+	if (sh == NULL || sh[0] == '\0' || !users_scope_has(q->scope, sh) ||
+	    ag == NULL || strcmp(ag, q->arg) != 0) {
+		(void)dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
+		    "and agent are not known together in a shop your login sees");
+		return;
+	}
+	if (dash_api_note_send(q) == -1)
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+}
+
 static int
 dash_api_note(struct dash_req *q)
 {
 	struct dash	*d = q->d;
+	char		 err[128];
+	int		 in;
+
+	if (note_req_parse(q->body, q->len, &q->conv, &q->text, err,
+	    sizeof(err)) == -1)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, err);
+	/*
+	 * a whisper needs what the page shows: an alert or the waiting round
+	 * of that conversation and that agent, or, when the dashboard holds
+	 * nothing of it, its record in Redis naming both
+	 */
+	if ((in = dash_scope_conv(d, q->scope, q->conv, q->arg)) == 0)
+		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
+		    "and agent are not known together in a shop your login sees");
+	if (!rconn_up(d->wr))
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	if (in == -1) {
+		if (rconn_command(d->wr, dash_api_on_note_shop, q, 0,
+		    "HMGET %schatmon:sla:{%u}:c:%s sh a", d->prefix,
+		    (unsigned)convstore_bucket(q->conv, strlen(q->conv)),
+		    q->conv) == -1)
+			return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+			    "redis is away");
+		q->pending++;
+		return 0;
+	}
+	if (dash_api_note_send(q) == -1)
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	return 0;
+}
+
+/* The note written and announced; -1 when not one command could be sent (the caller answers). */
+static int
+dash_api_note_send(struct dash_req *q)
+{
+	struct dash	*d = q->d;
 	const struct config *c = d->cfg;
-	char		 err[128], id[NOTE_ID_MAX];
+	char		 id[NOTE_ID_MAX];
 	struct sbuf	 n, a;
 	json_t		*audit;
 	uint64_t	 ttl = c->notes.ttl_ms, keep = ttl * 4;
@@ -830,18 +902,6 @@ dash_api_note(struct dash_req *q)
 	char		 httl[32];
 	unsigned	 want = 0;
 
-	if (note_req_parse(q->body, q->len, &q->conv, &q->text, err,
-	    sizeof(err)) == -1)
-		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, err);
-	/*
-	 * a whisper needs what the page shows: an alert or the waiting round
-	 * of that conversation and that agent
-	 */
-	if (dash_scope_conv(d, q->scope, q->conv, q->arg) != 1)
-		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
-		    "and agent are not known together in a shop your login sees");
-	if (!rconn_up(d->wr))
-		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
 	note_id(id, q->now, randombytes_random());
 	if (keep < DASH_API_DAY_MS)
 		keep = DASH_API_DAY_MS;

@@ -453,34 +453,54 @@ int
 feed_scope_msg(const char *msg, size_t len, const char *scope,
     struct sbuf *out)
 {
-	json_t		*m, *list, *kept, *row;
-	const char	*key;
+	json_t		*m, *list, *kept, *row, *shops, *mine = NULL, *v;
+	const char	*key, *shop;
+	json_int_t	 total = 0;
 	size_t		 i;
-	int		 rc = -1;
+	int		 rc = -1, waiting;
 
 	/* a conversation id from a chat frame may hold U+0000 */
 	if ((m = json_loadb(msg, len, JSON_ALLOW_NUL, NULL)) == NULL)
 		return -1;
-	key = json_is_array(json_object_get(m, "rounds")) ? "rounds" : "agents";
+	waiting = json_is_array(json_object_get(m, "rounds"));
+	key = waiting ? "rounds" : "agents";
 	if ((list = json_object_get(m, key)) == NULL || !json_is_array(list) ||
 	    (kept = json_array()) == NULL)
 		goto out;
+	/* a waiting message holds the longest of each shop: a page gets the longest of its own */
 	json_array_foreach(list, i, row)
-		if (users_scope_has(scope, json_string_value(json_object_get(row,
+		if ((!waiting || json_array_size(kept) < STATE_FEED_WAITING_MAX) &&
+		    users_scope_has(scope, json_string_value(json_object_get(row,
 		    "shop"))) && json_array_append(kept, row) == -1) {
 			json_decref(kept);
 			goto out;
 		}
-	/* the others' customers are not counted either: the total is of those seen */
-	if (strcmp(key, "rounds") == 0 && json_object_set_new(m, "total",
-	    json_integer((json_int_t)json_array_size(kept))) == -1) {
-		json_decref(kept);
-		goto out;
-	}
 	if (json_object_set_new(m, key, kept) == -1)
 		goto out;
+	/*
+	 * The others' customers are not counted either, nor named: the total
+	 * is of its shops, all of them (the message's count by shop), not
+	 * only of the rows it lists
+	 */
+	if (waiting && scope != NULL) {
+		if ((mine = json_object()) == NULL)
+			goto out;
+		shops = json_object_get(m, "shops");
+		json_object_foreach(shops, shop, v)
+			if (users_scope_has(scope, shop)) {
+				total += json_integer_value(v);
+				if (json_object_set(mine, shop, v) == -1)
+					goto out;
+			}
+		if (!json_is_object(shops))	/* a message of before: its rows */
+			total = (json_int_t)json_array_size(kept);
+		if (json_object_set_new(m, "total", json_integer(total)) == -1 ||
+		    json_object_set(m, "shops", mine) == -1)
+			goto out;
+	}
 	rc = jsonw_dump(out, json_incref(m));
 out:
+	json_decref(mine);
 	json_decref(m);
 	return rc;
 }

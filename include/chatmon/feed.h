@@ -93,9 +93,11 @@ int	feed_agents_msg(const struct feed *, const struct state_agent *agents,
 	    size_t n, struct sbuf *out);
 /*
  * A "waiting" or "agents" message (msg, len bytes) as a login of scope
- * (users_shops, not NULL) sees it: only the rows of its shops; a waiting
- * message's "total" is then of those. 0, or -1 on ENOMEM or a message
- * that is none.
+ * (users_shops; NULL every shop) sees it: only the rows of its shops; of
+ * a waiting message (state_waiting_msg: the longest of each shop) the
+ * longest STATE_FEED_WAITING_MAX of those, with "total" and "shops" of its
+ * shops only (every round of them, listed or not). 0, or -1 on ENOMEM or
+ * a message that is none.
  */
 int	feed_scope_msg(const char *msg, size_t len, const char *scope,
 	    struct sbuf *out);

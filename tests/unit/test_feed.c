@@ -572,6 +572,45 @@ test_shops(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "total")), 2);
 	json_decref(o);
 	assert_int_equal(feed_scope_msg("nope", 4, "tm", &sc), -1);
+	/*
+	 * a message of every shop's longest with their counts: a page gets
+	 * the longest STATE_FEED_WAITING_MAX of its shops, their count, and
+	 * no other shop's count
+	 */
+	{
+		struct sbuf	 w;
+		size_t		 i;
+
+		sbuf_init(&w);
+		assert_int_equal(sbuf_printf(&w, "{\"type\":\"waiting\","
+		    "\"total\":900,\"shops\":{\"jd\":600,\"tm\":290,\"\":10},"
+		    "\"rounds\":["), 0);
+		for (i = 0; i < 2 * STATE_FEED_WAITING_MAX + 10; i++)
+			assert_int_equal(sbuf_printf(&w, "%s{\"conversation\":"
+			    "\"c%zu\",\"shop\":\"%s\"}", i ? "," : "", i,
+			    i < STATE_FEED_WAITING_MAX ? "jd" : i < 2 *
+			    STATE_FEED_WAITING_MAX ? "tm" : "ot"), 0);
+		assert_int_equal(sbuf_printf(&w, "]}"), 0);
+		sbuf_reset(&sc);
+		assert_int_equal(feed_scope_msg(w.s, w.len, "tm", &sc), 0);
+		assert_non_null(o = json_loads(sbuf_str(&sc), 0, NULL));
+		assert_int_equal(json_array_size(json_object_get(o, "rounds")),
+		    STATE_FEED_WAITING_MAX);
+		assert_int_equal(json_integer_value(json_object_get(o, "total")), 290);
+		assert_int_equal(json_object_size(json_object_get(o, "shops")), 1);
+		json_decref(o);
+		/* every shop: the longest of all, the total as it is */
+		sbuf_reset(&sc);
+		assert_int_equal(feed_scope_msg(w.s, w.len, NULL, &sc), 0);
+		assert_non_null(o = json_loads(sbuf_str(&sc), 0, NULL));
+		assert_int_equal(json_array_size(json_object_get(o, "rounds")),
+		    STATE_FEED_WAITING_MAX);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(
+		    json_object_get(o, "rounds"), 0), "shop")), "jd");
+		assert_int_equal(json_integer_value(json_object_get(o, "total")), 900);
+		json_decref(o);
+		sbuf_free(&w);
+	}
 
 	/* the alerts a login of tm gets: its two, none without a shop */
 	sbuf_reset(&b);
