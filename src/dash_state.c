@@ -564,6 +564,10 @@ dash_state_day(struct dash *d, int64_t now)
 	char	day[16];
 	int64_t	start = state_day(day, now, d->cfg->sla.utc_offset_min);
 
+	feed_set_zone(d->feed, d->cfg->sla.utc_offset_min);
+	/* an alert of the next day moved the feed there first (feed_set_zone): not back */
+	if (start < feed_day_start(d->feed))
+		return;
 	if (feed_set_day(d->feed, day, start, start + STATE_DAY_MS) == -1) {
 		log_warnx("dash_day: out of memory");
 		return;

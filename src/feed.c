@@ -33,6 +33,8 @@ struct feed {
 	uint64_t	 bad;
 	char		 day[16];
 	int64_t		 day_start, day_end;
+	int32_t		 zone_min;	/* the day's offset from UTC (feed_set_zone) */
+	int		 zoned;
 	json_t		*hits;		/* {key: {category: n}} of the day (feed_key) */
 	json_t		*blocks;	/* {key: n}: of those, the blocked turns */
 };
@@ -87,6 +89,19 @@ feed_set_day(struct feed *f, const char *day, int64_t start, int64_t end)
 	return 0;
 }
 
+void
+feed_set_zone(struct feed *f, int32_t off_min)
+{
+	f->zone_min = off_min;
+	f->zoned = 1;
+}
+
+int64_t
+feed_day_start(const struct feed *f)
+{
+	return f->day_start;
+}
+
 /* "1795342899881-0" into its parts; 0 or -1. */
 static int
 feed_sid(const char *sid, uint64_t *ms, uint64_t *seq)
@@ -139,7 +154,8 @@ feed_count_hit(struct feed *f, const json_t *a)
 	struct sbuf	 key;
 	json_t		*per, *n;
 	json_int_t	 c = 1;
-	int64_t		 t;
+	int64_t		 t, start;
+	char		 day[16];
 	int		 rc = -1;
 
 	type = json_string_value(json_object_get(a, "type"));
@@ -147,6 +163,18 @@ feed_count_hit(struct feed *f, const json_t *a)
 	    (cat = json_string_value(json_object_get(a, "category"))) == NULL)
 		return 0;
 	t = util_ts_ms(json_string_value(json_object_get(a, "ts")));
+	/*
+	 * An alert of the next day is the new day begun: the caller's clock
+	 * moves it only at its next look, and the hits of the first seconds
+	 * after midnight would be lost. Only the next one: a ts days ahead
+	 * (a wrong clock) must not wipe today's.
+	 */
+	if (f->zoned && f->day[0] != '\0' && t >= f->day_end &&
+	    t < f->day_end + STATE_DAY_MS) {
+		start = state_day(day, t, f->zone_min);
+		if (feed_set_day(f, day, start, start + STATE_DAY_MS) == -1)
+			return -1;
+	}
 	if (t < f->day_start || t >= f->day_end)
 		return 0;
 	if ((agent = json_string_value(json_object_get(a, "agent"))) == NULL)

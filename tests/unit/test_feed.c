@@ -461,6 +461,45 @@ test_blocks(void **state)
 	feed_free(f);
 }
 
+/*
+ * A rule hit just past local midnight moves the day at once (the zone
+ * known), and is counted in the new one; one days ahead (a wrong clock)
+ * moves nothing; without the zone the caller moves the day.
+ */
+static void
+test_day_moves_with_an_alert(void **state)
+{
+	struct feed	*f;
+	struct sbuf	 b;
+	json_t		*o, *a;
+	char		*s;
+
+	(void)state;
+	assert_non_null(f = feed_new(100, 100));
+	feed_set_zone(f, 8 * 60);
+	assert_int_equal(feed_set_day(f, "2026-11-22", DAY0, DAY0 + DAYMS), 0);
+	s = alert(1, "rule.hit", "alice", "offplatform", "2026-11-22T15:59:59.900Z");
+	assert_int_equal(feed_add(f, "1-0", s, strlen(s)), 1);
+	/* 00:00:00.100 in Beijing, 2026-11-23 */
+	s = alert(2, "rule.hit", "alice", "offplatform", "2026-11-22T16:00:00.100Z");
+	assert_int_equal(feed_add(f, "2-0", s, strlen(s)), 1);
+	assert_int_equal(feed_day_start(f), DAY0 + DAYMS);
+	/* a week ahead: not counted, the day stays */
+	s = alert(3, "rule.hit", "alice", "offplatform", "2026-11-30T16:00:00.100Z");
+	assert_int_equal(feed_add(f, "3-0", s, strlen(s)), 1);
+	assert_int_equal(feed_day_start(f), DAY0 + DAYMS);
+	sbuf_init(&b);
+	assert_int_equal(feed_agents_msg(f, NULL, 0, &b), 0);
+	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
+	assert_string_equal(json_string_value(json_object_get(o, "day")), "2026-11-23");
+	a = json_array_get(json_object_get(o, "agents"), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a,
+	    "hits"), "offplatform")), 1);
+	json_decref(o);
+	sbuf_free(&b);
+	feed_free(f);
+}
+
 /* A shop's alert: alert() with "shop" and "queue" (NULL: none) after "conversation". */
 static const char *
 shop_alert(int n, const char *agent, const char *shop, const char *queue,
@@ -645,6 +684,7 @@ main(void)
 		cmocka_unit_test(test_hits_and_agents),
 		cmocka_unit_test(test_two_rules_count_once),
 		cmocka_unit_test(test_blocks),
+		cmocka_unit_test(test_day_moves_with_an_alert),
 		cmocka_unit_test(test_shops),
 	};
 
