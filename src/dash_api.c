@@ -46,6 +46,8 @@
 #define DASH_API_ACCEPTED	202	/* not in lws's enum */
 #define DASH_API_REPORT_DAYS	366	/* GET /api/report: days at most */
 #define DASH_API_LATE_MS	3600000LL	/* a day's alerts reach the stream this late */
+#define DASH_API_KEY_MAX	64	/* a note's "key", bytes */
+#define DASH_API_AGAIN_MS	600000	/* a note sent again this soon is the same note */
 
 enum dash_route {
 	DR_NONE,		/* not ours: dashauth's */
@@ -71,6 +73,11 @@ struct dash_req {
 	/* Redis replies still to come, and whether one failed */
 	unsigned		 pending, seen;
 	int			 failed;
+	/*
+	 * a command was sent and its answer never came (the connection went,
+	 * or Redis hung past redis.timeout): it may have run
+	 */
+	int			 unknown;
 	/* the answer */
 	unsigned		 status;
 	struct sbuf		 out;
@@ -80,6 +87,8 @@ struct dash_req {
 	json_t			*doc;		/* POST alert: the value; conversation: turns */
 	json_t			*notes;		/* conversation: note ids, then views */
 	char			*conv, *text;	/* note */
+	char			 nid[NOTE_ID_MAX];	/* its id */
+	char			 nkey[2 * crypto_generichash_BYTES_MIN + 1];	/* what makes it the same note */
 	int64_t			 now;
 	/* report: the reader (ours until it is done), its days and agent, the format */
 	struct reportdb		*rdb;
@@ -227,6 +236,7 @@ dash_api_replied(struct dash_req *q, const redisReply *r)
 		if (r != NULL)
 			log_warnx("dash_api_replied: redis: %s", r->str);
 		q->failed = 1;
+		q->unknown |= r == NULL;
 	}
 	if (--q->pending > 0)
 		return 0;
@@ -443,6 +453,17 @@ dash_api_on_handled(redisReply *r, void *priv)
 
 	if (!dash_api_replied(q, r))
 		return;
+	/*
+	 * Sent and not answered is not "not taken": the change may be stored
+	 * (setting it again is harmless: the same value, one more audit entry)
+	 */
+	if (q->unknown) {
+		(void)dash_api_error(q, HTTP_STATUS_GATEWAY_TIMEOUT,
+		    "outcome unknown: redis did not answer, the change may have "
+		    "been stored; the alert's handling (the feed, GET /api/alerts) "
+		    "tells");
+		return;
+	}
 	if (q->failed) {
 		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
 		    "redis did not take it");
@@ -512,8 +533,10 @@ dash_api_handle(struct dash_req *q)
 		if (q->pending == 0)
 			rc = dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
 			    "redis is away");
-		else
+		else {
+			q->unknown = 1;	/* the other was sent: it may run */
 			rc = 0;	/* the one reply answers */
+		}
 		goto out;
 	}
 	log_info("dash_api_handle: %s set alert %s to %s", q->who, q->arg,
@@ -794,6 +817,20 @@ dash_api_conv_read(struct dash_req *q)
 
 /* --- POST /api/notes?agent=AGENT ---------------------------------------------------- */
 
+/*
+ * A note's command was sent and its answer never came: the note may be
+ * written (whole or in part) and announced. Not 503: sending it again is
+ * safe (dash_api_note_send), and the page must say so, not "not sent".
+ */
+static void
+dash_api_note_unknown(struct dash_req *q)
+{
+	(void)dash_api_answer(q, HTTP_STATUS_GATEWAY_TIMEOUT, json_pack(
+	    "{s:s, s:s*}", "error", "outcome unknown: redis did not answer, the "
+	    "note may have been sent; the same request again sends it once",
+	    "note", q->nid[0] != '\0' ? q->nid : NULL));
+}
+
 static void
 dash_api_on_noted(redisReply *r, void *priv)
 {
@@ -802,9 +839,14 @@ dash_api_on_noted(redisReply *r, void *priv)
 
 	if (!dash_api_replied(q, r))
 		return;
+	if (q->unknown) {
+		dash_api_note_unknown(q);
+		return;
+	}
 	if (q->failed) {
-		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
-		    "redis did not take all of it");
+		(void)dash_api_answer(q, HTTP_STATUS_SERVICE_UNAVAILABLE, json_pack(
+		    "{s:s, s:s}", "error", "redis refused part of it (the "
+		    "dashboard's log says what)", "note", q->nid));
 		return;
 	}
 	note = q->doc;
@@ -817,12 +859,254 @@ dash_api_on_noted(redisReply *r, void *priv)
 	    json_pack("{s:o}", "note", note) : NULL);
 }
 
+static int	dash_api_note_send(struct dash_req *);
+static int	dash_api_note_write(struct dash_req *);
+
+/*
+ * The conversation's record in Redis (its shop, its agent), asked when
+ * the dashboard holds nothing of it: a customer past the longest the
+ * feed keeps of its shop waits all the same, and a whisper to its agent
+ * must not depend on how many others wait longer.
+ */
+static void
+dash_api_on_note_shop(redisReply *r, void *priv)
+{
+	struct dash_req	*q = priv;
+	const char	*sh = NULL, *ag = NULL;
+
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+		if (r->element[0]->type == REDIS_REPLY_STRING)
+			sh = r->element[0]->str;
+		if (r->element[1]->type == REDIS_REPLY_STRING)
+			ag = r->element[1]->str;
+	}
+	if (!dash_api_replied(q, r))
+		return;
+	if (q->failed) {
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return;
+	}
+	if (sh == NULL || sh[0] == '\0' || !users_scope_has(q->scope, sh) ||
+	    ag == NULL || strcmp(ag, q->arg) != 0) {
+		(void)dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
+		    "and agent are not known together in a shop your login sees");
+		return;
+	}
+	if (dash_api_note_send(q) == -1)
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+}
+
 static int
 dash_api_note(struct dash_req *q)
 {
 	struct dash	*d = q->d;
+	char		 err[128];
+	int		 in;
+
+	if (note_req_parse(q->body, q->len, &q->conv, &q->text, err,
+	    sizeof(err)) == -1)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, err);
+	/*
+	 * a whisper needs what the page shows: an alert or the waiting round
+	 * of that conversation and that agent, or, when the dashboard holds
+	 * nothing of it, its record in Redis naming both
+	 */
+	if ((in = dash_scope_conv(d, q->scope, q->conv, q->arg)) == 0)
+		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
+		    "and agent are not known together in a shop your login sees");
+	if (!rconn_up(d->wr))
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	if (in == -1) {
+		if (rconn_command(d->wr, dash_api_on_note_shop, q, 0,
+		    "HMGET %schatmon:sla:{%u}:c:%s sh a", d->prefix,
+		    (unsigned)convstore_bucket(q->conv, strlen(q->conv)),
+		    q->conv) == -1)
+			return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+			    "redis is away");
+		q->pending++;
+		return 0;
+	}
+	if (dash_api_note_send(q) == -1)
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+	return 0;
+}
+
+/*
+ * What makes two requests one note: the login, the agent, the
+ * conversation, the text, and the page's "key" when it sends one (a page
+ * that means a second note of the same words sends another key). Into
+ * q->nkey; -1 with the reason in err when the key is no key.
+ */
+static int
+dash_api_note_key(struct dash_req *q, char *err, size_t errsize)
+{
+	unsigned char			 h[crypto_generichash_BYTES_MIN];
+	crypto_generichash_state	 st;
+	json_t				*o, *v;
+	const char			*parts[5];
+	size_t				 i;
+
+	o = json_loadb(q->body, q->len, 0, NULL);	/* note_req_parse read it */
+	v = json_object_get(o, "key");
+	if (v != NULL && (!json_is_string(v) || json_string_length(v) == 0 ||
+	    json_string_length(v) > DASH_API_KEY_MAX ||
+	    strlen(json_string_value(v)) != json_string_length(v))) {
+		snprintf(err, errsize, "key: want a string of 1 to %d bytes",
+		    DASH_API_KEY_MAX);
+		json_decref(o);
+		return -1;
+	}
+	parts[0] = q->who;
+	parts[1] = q->arg;
+	parts[2] = q->conv;
+	parts[3] = q->text;
+	parts[4] = v != NULL ? json_string_value(v) : "";
+	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	for (i = 0; i < UTIL_NELEM(parts); i++)	/* each with its NUL: no two splits alike */
+		crypto_generichash_update(&st, (const unsigned char *)parts[i],
+		    strlen(parts[i]) + 1);
+	crypto_generichash_final(&st, h, sizeof(h));
+	sodium_bin2hex(q->nkey, sizeof(q->nkey), h, sizeof(h));
+	json_decref(o);
+	return 0;
+}
+
+/* The note a request sent before, when it is in Redis: that one is the answer; else it is written now. */
+static void
+dash_api_on_note_had(redisReply *r, void *priv)
+{
+	struct dash_req	*q = priv;
+	const char	*f[4] = { NULL, NULL, NULL, NULL };
+	json_t		*v = NULL;
+	size_t		 i;
+
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+		for (i = 0; i < 4; i++)
+			if (r->element[i]->type == REDIS_REPLY_STRING)
+				f[i] = r->element[i]->str;
+		if (f[0] != NULL)
+			v = note_view(f[0], r->element[0]->len, f[1], f[2], f[3]);
+	}
+	if (!dash_api_replied(q, r)) {
+		json_decref(v);
+		return;
+	}
+	if (q->failed) {
+		json_decref(v);
+		if (q->unknown)
+			dash_api_note_unknown(q);
+		else
+			(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+			    "redis did not answer");
+		return;
+	}
+	if (v != NULL) {
+		log_info("dash_api_note: %s sent note %s to %s again: the same "
+		    "note, not sent twice", q->who, q->nid, q->arg);
+		(void)dash_api_answer(q, DASH_API_ACCEPTED, json_pack("{s:o}",
+		    "note", v));
+		return;
+	}
+	/* its first sending stopped before the note was written: this one writes it */
+	if (dash_api_note_write(q) == -1)
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+}
+
+/* The id of the note this request made before. */
+static void
+dash_api_on_note_again(redisReply *r, void *priv)
+{
+	struct dash_req	*q = priv;
+	struct dash	*d = q->d;
+	int		 ok = r != NULL && r->type == REDIS_REPLY_STRING &&
+			    r->len < sizeof(q->nid);
+
+	if (ok)
+		snprintf(q->nid, sizeof(q->nid), "%s", r->str);
+	if (!dash_api_replied(q, r))
+		return;
+	if (q->failed || !ok) {
+		q->nid[0] = '\0';
+		if (q->unknown)
+			dash_api_note_unknown(q);
+		else	/* it expired just now, or is no id: nothing was written by this one */
+			(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+			    "redis did not take it");
+		return;
+	}
+	if (rconn_command(d->wr, dash_api_on_note_had, q, 0,
+	    "HMGET %schatmon:note:%s json state delivered_at read_at",
+	    d->prefix, q->nid) == -1) {
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return;
+	}
+	q->pending++;
+}
+
+/* The request's mark, set when it is the first: it is then written; else it is the note sent before. */
+static void
+dash_api_on_note_guard(redisReply *r, void *priv)
+{
+	struct dash_req	*q = priv;
+	struct dash	*d = q->d;
+	int		 first = r != NULL && r->type == REDIS_REPLY_STATUS;
+
+	if (!dash_api_replied(q, r))
+		return;
+	if (q->failed) {
+		q->nid[0] = '\0';	/* the mark may hold it, or another's */
+		if (q->unknown)
+			dash_api_note_unknown(q);
+		else
+			(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+			    "redis did not take it");
+		return;
+	}
+	if (first) {
+		if (dash_api_note_write(q) == -1)
+			(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+			    "redis is away");
+		return;
+	}
+	if (rconn_command(d->wr, dash_api_on_note_again, q, 0,
+	    "GET %schatmon:notes:req:%s", d->prefix, q->nkey) == -1) {
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return;
+	}
+	q->pending++;
+}
+
+/*
+ * A note is sent once however often its request comes: an answer lost
+ * (504) or a double click sends the same request again, and Redis keeps
+ * a mark of each request's note for DASH_API_AGAIN_MS (SET NX): the
+ * first writes the note, the others answer it. -1 when nothing could be
+ * sent (the caller answers).
+ */
+static int
+dash_api_note_send(struct dash_req *q)
+{
+	struct dash	*d = q->d;
+	char		 err[128];
+
+	if (dash_api_note_key(q, err, sizeof(err)) == -1)
+		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, err);
+	note_id(q->nid, q->now, randombytes_random());
+	if (rconn_command(d->wr, dash_api_on_note_guard, q, 0,
+	    "SET %schatmon:notes:req:%s %s NX PX %d", d->prefix, q->nkey,
+	    q->nid, DASH_API_AGAIN_MS) == -1)
+		return -1;
+	q->pending++;
+	return 0;
+}
+
+/* The note id q->nid written and announced; -1 when not one command could be sent (the caller answers). */
+static int
+dash_api_note_write(struct dash_req *q)
+{
+	struct dash	*d = q->d;
 	const struct config *c = d->cfg;
-	char		 err[128], id[NOTE_ID_MAX];
+	const char	*id = q->nid;
 	struct sbuf	 n, a;
 	json_t		*audit;
 	uint64_t	 ttl = c->notes.ttl_ms, keep = ttl * 4;
@@ -830,21 +1114,9 @@ dash_api_note(struct dash_req *q)
 	char		 httl[32];
 	unsigned	 want = 0;
 
-	if (note_req_parse(q->body, q->len, &q->conv, &q->text, err,
-	    sizeof(err)) == -1)
-		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, err);
-	/*
-	 * a whisper needs what the page shows: an alert or the waiting round
-	 * of that conversation and that agent
-	 */
-	if (dash_scope_conv(d, q->scope, q->conv, q->arg) != 1)
-		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
-		    "and agent are not known together in a shop your login sees");
-	if (!rconn_up(d->wr))
-		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
-	note_id(id, q->now, randombytes_random());
 	if (keep < DASH_API_DAY_MS)
 		keep = DASH_API_DAY_MS;
+	json_decref(q->doc);
 	if ((q->doc = note_json(id, q->arg, q->conv, q->who, q->text,
 	    q->now)) == NULL)
 		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
@@ -885,9 +1157,14 @@ dash_api_note(struct dash_req *q)
 #undef DASH_NOTE_CMD
 	sbuf_free(&n);
 	sbuf_free(&a);
-	/* a command that could not be queued fails the request: the replies answer 503 */
-	if (q->pending < want)
+	/*
+	 * a command that could not be queued fails the request; those queued
+	 * before it may run: the replies answer 504, the outcome unknown
+	 */
+	if (q->pending < want) {
 		q->failed = 1;
+		q->unknown = q->pending > 0;
+	}
 	if (q->pending == 0)
 		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
 	log_info("dash_api_note: %s sent note %s to %s", q->who, id, q->arg);

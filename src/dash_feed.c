@@ -205,7 +205,7 @@ dash_send(struct dash_client *c)
 	}
 	else if (c->waiting_v != d->waiting_v && d->waiting.len > 0) {
 		rc = scope == NULL ? sbuf_append(o, d->waiting.s, d->waiting.len) :
-		    feed_scope_msg(d->waiting.s, d->waiting.len, scope, o);
+		    feed_scope_msg(d->waiting_all.s, d->waiting_all.len, scope, o);
 		c->waiting_v = d->waiting_v;
 	} else if (c->agents_v != d->agents_v && d->agents.len > 0) {
 		rc = scope == NULL ? sbuf_append(o, d->agents.s, d->agents.len) :

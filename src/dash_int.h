@@ -111,6 +111,12 @@ enum dash_doc {
 /* convstore's buckets and fields (docs/operations.md, "Running many instances") */
 #define DASH_BUCKETS	CONVSTORE_BUCKETS
 #define DASH_NOPEN_F	8
+/*
+ * Open rounds read of each bucket, longest first. Each is one HMGET a
+ * poll: past 16 times this many customers waiting, a shop's count and
+ * longest are of the longest waits of each bucket only.
+ */
+#define DASH_OPEN_MAX	10000
 
 /* An open round in Redis, while a poll reads it. */
 struct dash_open {
@@ -161,10 +167,11 @@ struct dash {
 	size_t			 npol;
 	char			 log_id[DASH_BUCKETS][48];	/* read up to */
 	struct sbuf		 figsdoc;
-	/* what every page is sent */
+	/* what every page is sent (a scoped page: made of waiting_all) */
 	struct sbuf		 waiting, agents;
+	struct sbuf		 waiting_all;	/* the longest of each shop (state_waiting_msg) */
 	unsigned		 waiting_v, agents_v, status_v;
-	json_t			*waiting_doc;	/* waiting, parsed (dash_waiting_rounds) */
+	json_t			*waiting_doc;	/* waiting_all, parsed (dash_waiting_rounds) */
 	unsigned		 waiting_doc_v;	/* the waiting_v it was parsed at */
 	int			 redis_up;
 	struct dash_client	*clients;
@@ -271,7 +278,7 @@ void	dash_state_status(struct dash *);
 void	dash_state_day(struct dash *, int64_t now);
 void	dash_state_clear(struct dash *);
 /*
- * The rounds of the waiting message, parsed once per message rather than
+ * The rounds of the waiting message (every shop's longest, waiting_all), parsed once per message rather than
  * once per request that looks a conversation up (a few thousand rounds);
  * borrowed until the next poll. NULL when there are none to read.
  */

@@ -98,9 +98,19 @@ dash_on_mget(redisReply *r, void *priv)
 			lens[n++] = r->element[i]->len;
 		}
 	if (d->scan == DASH_SCAN_WAITING) {
+		/* every shop's longest for the scoped pages, the longest of all for the others */
 		if ((rc = state_waiting_msg(&made, docs, lens, n, util_wall_ms(),
-		    &bad)) == 0)
-			dash_set_msg(&d->waiting, &d->waiting_v, &made);
+		    &bad)) == 0) {
+			sbuf_reset(&d->waiting_all);
+			if ((rc = sbuf_append(&d->waiting_all, made.s,
+			    made.len)) == 0)
+				sbuf_reset(&made);
+			if (rc == 0 && (rc = feed_scope_msg(d->waiting_all.s,
+			    d->waiting_all.len, NULL, &made)) == 0)
+				dash_set_msg(&d->waiting, &d->waiting_v, &made);
+			else
+				sbuf_reset(&d->waiting_all);
+		}
 	} else if ((rc = state_agents_merge(docs, lens, n, d->day, &ag, &na,
 	    &bad)) == 0 && (rc = feed_agents_msg(d->feed, ag, na, &made)) == 0)
 		dash_set_msg(&d->agents, &d->agents_v, &made);
@@ -341,6 +351,8 @@ dash_open_done(struct dash *d)
 	struct state_open	*v = NULL;
 	struct sla_config	 scfg;
 	struct dash_open	*o;
+	json_t			*shops = NULL, *kept = NULL;
+	const char		*shop;
 	size_t			 i, n = 0;
 
 	sbuf_reset(&d->opendoc);
@@ -349,16 +361,26 @@ dash_open_done(struct dash *d)
 		d->polling = 0;
 		return;
 	}
-	if (d->nopen > 0 && (v = calloc(d->nopen, sizeof(*v))) == NULL) {
-		log_warnx("dash_open_done: out of memory, the pages keep what they have");
-		dash_open_clear(d);
-		d->polling = 0;
-		return;
-	}
+	if ((d->nopen > 0 && (v = calloc(d->nopen, sizeof(*v))) == NULL) ||
+	    (shops = json_object()) == NULL || (kept = json_object()) == NULL)
+		goto oom;
+	/*
+	 * Longest first (dash_open_fields_read), each shop's longest kept and
+	 * every one counted by its shop: the page of one shop is not left
+	 * with nothing because others waited longer (docs/dashboard.md, "Scope")
+	 */
 	for (i = 0; i < d->nopen; i++) {
 		o = &d->open[i];
 		if (o->f[0] == NULL || strcmp(o->f[0], "1") != 0)
 			continue;	/* answered meanwhile */
+		shop = o->f[6] != NULL ? o->f[6] : "";
+		if (state_shops_add(shops, shop, 1) == -1)
+			goto oom;
+		if (json_integer_value(json_object_get(kept, shop)) >=
+		    STATE_FEED_WAITING_MAX)
+			continue;
+		if (state_shops_add(kept, shop, 1) == -1)
+			goto oom;
 		v[n].conversation = o->id;
 		v[n].conversation_len = o->len;
 		v[n].agent = o->f[4] != NULL ? o->f[4] : "";
@@ -372,12 +394,22 @@ dash_open_done(struct dash *d)
 		n++;
 	}
 	sla_config_from(&scfg, &d->cfg->sla);
-	if (state_open_doc(&d->opendoc, v, n, d->open_total, util_wall_ms(),
-	    &scfg, d->pol, d->npol) == -1)
+	if (state_open_doc(&d->opendoc, v, n, d->open_total, shops,
+	    util_wall_ms(), &scfg, d->pol, d->npol) == -1)
 		sbuf_reset(&d->opendoc);
 	free(v);
+	json_decref(shops);
+	json_decref(kept);
 	dash_open_clear(d);
 	dash_index(d);
+	return;
+oom:
+	log_warnx("dash_open_done: out of memory, the pages keep what they have");
+	free(v);
+	json_decref(shops);
+	json_decref(kept);
+	dash_open_clear(d);
+	d->polling = 0;
 }
 
 static void
@@ -397,7 +429,7 @@ dash_on_hmget(redisReply *r, void *priv)
 		dash_open_done(d);
 }
 
-/* The longest waits of every bucket are in: read the longest of all. */
+/* The waits of every bucket are in: read their records, longest first. */
 static void
 dash_open_fields_read(struct dash *d)
 {
@@ -411,10 +443,6 @@ dash_open_fields_read(struct dash *d)
 	}
 	if (d->nopen > 1)
 		qsort(d->open, d->nopen, sizeof(*d->open), dash_open_cmp);
-	while (d->nopen > STATE_FEED_WAITING_MAX) {
-		free(d->open[--d->nopen].id);
-		d->open[d->nopen].id = NULL;
-	}
 	sbuf_init(&key);
 	argv[0] = "HMGET";
 	argvlen[0] = 5;
@@ -495,9 +523,11 @@ dash_on_zrange(redisReply *r, void *priv)
 }
 
 /*
- * Who waits now comes from Redis (docs/sla.md): the longest waits of each
- * bucket's open set, then the longest of all with their records, so that a
- * dead instance's customers stay on the page until someone answers them.
+ * Who waits now comes from Redis (docs/sla.md): each bucket's open set
+ * (its longest DASH_OPEN_MAX), then their records, so that a dead
+ * instance's customers stay on the page until someone answers them. Every
+ * record is read, not only those of the longest waits: the shop is in the
+ * record only, and each shop's page needs its own longest and its count.
  */
 static void
 dash_open_read(struct dash *d)
@@ -513,7 +543,7 @@ dash_open_read(struct dash *d)
 		d->bk[b].b = b;
 		if (sbuf_printf(&key, "%schatmon:sla:{%d}:open", d->prefix, b) == -1 ||
 		    rconn_command(d->state, dash_on_zrange, &d->bk[b], 0,
-		    "ZRANGE %s 0 %d WITHSCORES", key.s, STATE_FEED_WAITING_MAX - 1) == -1)
+		    "ZRANGE %s 0 %d WITHSCORES", key.s, DASH_OPEN_MAX - 1) == -1)
 			break;
 		d->open_wait++;
 		if (rconn_command(d->state, dash_on_zcard, d, 0, "ZCARD %s", key.s) == -1)
@@ -534,6 +564,10 @@ dash_state_day(struct dash *d, int64_t now)
 	char	day[16];
 	int64_t	start = state_day(day, now, d->cfg->sla.utc_offset_min);
 
+	feed_set_zone(d->feed, d->cfg->sla.utc_offset_min);
+	/* an alert of the next day moved the feed there first (feed_set_zone): not back */
+	if (start < feed_day_start(d->feed))
+		return;
 	if (feed_set_day(d->feed, day, start, start + STATE_DAY_MS) == -1) {
 		log_warnx("dash_day: out of memory");
 		return;
@@ -601,6 +635,7 @@ dash_state_clear(struct dash *d)
 	sbuf_free(&d->opendoc);
 	sbuf_free(&d->figsdoc);
 	sbuf_free(&d->waiting);
+	sbuf_free(&d->waiting_all);
 	sbuf_free(&d->agents);
 	json_decref(d->waiting_doc);
 	d->waiting_doc = NULL;
@@ -611,8 +646,9 @@ dash_waiting_rounds(struct dash *d)
 {
 	if (d->waiting_doc == NULL || d->waiting_doc_v != d->waiting_v) {
 		json_decref(d->waiting_doc);
-		d->waiting_doc = d->waiting.len > 0 ? json_loadb(d->waiting.s,
-		    d->waiting.len, JSON_ALLOW_NUL, NULL) : NULL;
+		d->waiting_doc = d->waiting_all.len > 0 ?
+		    json_loadb(d->waiting_all.s, d->waiting_all.len,
+		    JSON_ALLOW_NUL, NULL) : NULL;
 		d->waiting_doc_v = d->waiting_v;
 	}
 	return json_object_get(d->waiting_doc, "rounds");

@@ -24,7 +24,12 @@
 #define DASHAUTH_FAILS		5	/* failed logins per address and per user name... */
 #define DASHAUTH_WINDOW_MS	(15 * 60 * 1000ULL)	/* ...in any 15 minutes */
 #define DASHAUTH_KEYS		4096	/* addresses and names counted at most */
-#define DASHAUTH_BODY_MAX	4096	/* a login's JSON */
+/*
+ * A login's JSON: a password of USERS_PASSWORD_MAX bytes escaped at worst
+ * (6 bytes each), a user name and the rest; also a password of before
+ * that limit (USERS_VERIFY_MAX) written plainly
+ */
+#define DASHAUTH_BODY_MAX	8192
 #define DASHAUTH_TOO_MANY	429	/* not in lws's table: its line has no reason phrase */
 
 struct dashauth {

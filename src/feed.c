@@ -33,6 +33,8 @@ struct feed {
 	uint64_t	 bad;
 	char		 day[16];
 	int64_t		 day_start, day_end;
+	int32_t		 zone_min;	/* the day's offset from UTC (feed_set_zone) */
+	int		 zoned;
 	json_t		*hits;		/* {key: {category: n}} of the day (feed_key) */
 	json_t		*blocks;	/* {key: n}: of those, the blocked turns */
 };
@@ -87,6 +89,19 @@ feed_set_day(struct feed *f, const char *day, int64_t start, int64_t end)
 	return 0;
 }
 
+void
+feed_set_zone(struct feed *f, int32_t off_min)
+{
+	f->zone_min = off_min;
+	f->zoned = 1;
+}
+
+int64_t
+feed_day_start(const struct feed *f)
+{
+	return f->day_start;
+}
+
 /* "1795342899881-0" into its parts; 0 or -1. */
 static int
 feed_sid(const char *sid, uint64_t *ms, uint64_t *seq)
@@ -139,7 +154,8 @@ feed_count_hit(struct feed *f, const json_t *a)
 	struct sbuf	 key;
 	json_t		*per, *n;
 	json_int_t	 c = 1;
-	int64_t		 t;
+	int64_t		 t, start;
+	char		 day[16];
 	int		 rc = -1;
 
 	type = json_string_value(json_object_get(a, "type"));
@@ -147,6 +163,18 @@ feed_count_hit(struct feed *f, const json_t *a)
 	    (cat = json_string_value(json_object_get(a, "category"))) == NULL)
 		return 0;
 	t = util_ts_ms(json_string_value(json_object_get(a, "ts")));
+	/*
+	 * An alert of the next day is the new day begun: the caller's clock
+	 * moves it only at its next look, and the hits of the first seconds
+	 * after midnight would be lost. Only the next one: a ts days ahead
+	 * (a wrong clock) must not wipe today's.
+	 */
+	if (f->zoned && f->day[0] != '\0' && t >= f->day_end &&
+	    t < f->day_end + STATE_DAY_MS) {
+		start = state_day(day, t, f->zone_min);
+		if (feed_set_day(f, day, start, start + STATE_DAY_MS) == -1)
+			return -1;
+	}
 	if (t < f->day_start || t >= f->day_end)
 		return 0;
 	if ((agent = json_string_value(json_object_get(a, "agent"))) == NULL)
@@ -453,34 +481,54 @@ int
 feed_scope_msg(const char *msg, size_t len, const char *scope,
     struct sbuf *out)
 {
-	json_t		*m, *list, *kept, *row;
-	const char	*key;
+	json_t		*m, *list, *kept, *row, *shops, *mine = NULL, *v;
+	const char	*key, *shop;
+	json_int_t	 total = 0;
 	size_t		 i;
-	int		 rc = -1;
+	int		 rc = -1, waiting;
 
 	/* a conversation id from a chat frame may hold U+0000 */
 	if ((m = json_loadb(msg, len, JSON_ALLOW_NUL, NULL)) == NULL)
 		return -1;
-	key = json_is_array(json_object_get(m, "rounds")) ? "rounds" : "agents";
+	waiting = json_is_array(json_object_get(m, "rounds"));
+	key = waiting ? "rounds" : "agents";
 	if ((list = json_object_get(m, key)) == NULL || !json_is_array(list) ||
 	    (kept = json_array()) == NULL)
 		goto out;
+	/* a waiting message holds the longest of each shop: a page gets the longest of its own */
 	json_array_foreach(list, i, row)
-		if (users_scope_has(scope, json_string_value(json_object_get(row,
+		if ((!waiting || json_array_size(kept) < STATE_FEED_WAITING_MAX) &&
+		    users_scope_has(scope, json_string_value(json_object_get(row,
 		    "shop"))) && json_array_append(kept, row) == -1) {
 			json_decref(kept);
 			goto out;
 		}
-	/* the others' customers are not counted either: the total is of those seen */
-	if (strcmp(key, "rounds") == 0 && json_object_set_new(m, "total",
-	    json_integer((json_int_t)json_array_size(kept))) == -1) {
-		json_decref(kept);
-		goto out;
-	}
 	if (json_object_set_new(m, key, kept) == -1)
 		goto out;
+	/*
+	 * The others' customers are not counted either, nor named: the total
+	 * is of its shops, all of them (the message's count by shop), not
+	 * only of the rows it lists
+	 */
+	if (waiting && scope != NULL) {
+		if ((mine = json_object()) == NULL)
+			goto out;
+		shops = json_object_get(m, "shops");
+		json_object_foreach(shops, shop, v)
+			if (users_scope_has(scope, shop)) {
+				total += json_integer_value(v);
+				if (json_object_set(mine, shop, v) == -1)
+					goto out;
+			}
+		if (!json_is_object(shops))	/* a message of before: its rows */
+			total = (json_int_t)json_array_size(kept);
+		if (json_object_set_new(m, "total", json_integer(total)) == -1 ||
+		    json_object_set(m, "shops", mine) == -1)
+			goto out;
+	}
 	rc = jsonw_dump(out, json_incref(m));
 out:
+	json_decref(mine);
 	json_decref(m);
 	return rc;
 }

@@ -198,6 +198,12 @@ passwd_main(int argc, char **argv)
 		fprintf(stderr, "chatmon: passwd: an empty password: refused\n");
 		goto out;
 	}
+	/* the login sends it in JSON, which holds UTF-8 only: such a one could never log in */
+	if (!util_utf8_valid(pw, (size_t)n) || memchr(pw, '\0', (size_t)n) != NULL) {
+		fprintf(stderr, "chatmon: passwd: the password is not UTF-8 "
+		    "(or holds U+0000): refused, a login could never send it\n");
+		goto out;
+	}
 	if (tty) {
 		if (passwd_read("Again: ", again, sizeof(again) - 1, tty) == -1)
 			goto out;

@@ -82,11 +82,24 @@ state_policy(const struct sla_config *cfg, const struct sla_policy *pol,
 	return c != NULL ? c : cfg;
 }
 
+int
+state_shops_add(json_t *shops, const char *shop, uint64_t n)
+{
+	json_t		*v;
+	const char	*k = shop != NULL ? shop : "";
+
+	v = json_object_get(shops, k);
+	return json_object_set_new(shops, k, json_integer(json_integer_value(v) +
+	    (json_int_t)n));
+}
+
 /* The longest waits, as a min-heap of at most cap on waited_ms. */
 struct state_top {
 	struct sla_waiting	*v;
 	size_t			 n, cap;
 	uint64_t		 total;
+	json_t			*shops;		/* every round counted by its shop */
+	int			 failed;	/* ENOMEM counting them */
 };
 
 static void
@@ -112,6 +125,8 @@ state_top_add(const struct sla_waiting *w, void *arg)
 	size_t			 i, p;
 
 	t->total++;
+	if (state_shops_add(t->shops, w->shop, 1) == -1)
+		t->failed = 1;
 	if (t->n < t->cap) {
 		for (i = t->n++; i > 0 && t->v[p = (i - 1) / 2].waited_ms >
 		    w->waited_ms; i = p)
@@ -142,12 +157,20 @@ state_waiting_doc(struct sbuf *out, const struct sla *s, int64_t now,
 	size_t			 i;
 
 	if ((t.v = calloc(t.cap, sizeof(*t.v))) == NULL ||
+	    (t.shops = json_object()) == NULL ||
 	    (rounds = json_array()) == NULL) {
 		free(t.v);
+		json_decref(t.shops);
 		return -1;
 	}
 	/* the strings stay the engine's: nothing changes it meanwhile */
 	sla_waiting(s, now, state_top_add, &t);
+	if (t.failed) {
+		free(t.v);
+		json_decref(t.shops);
+		json_decref(rounds);
+		return -1;
+	}
 	qsort(t.v, t.n, sizeof(*t.v), state_by_wait);
 	for (i = 0; i < t.n; i++) {
 		w = &t.v[i];
@@ -166,15 +189,15 @@ state_waiting_doc(struct sbuf *out, const struct sla *s, int64_t now,
 			json_decref(r);
 	}
 	free(t.v);
-	return jsonw_dump(out, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:o}",
+	return jsonw_dump(out, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:o, s:o}",
 	    "v", 1, "instance", o->instance, "host", o->host,
 	    "pid", (json_int_t)o->pid, "ts", (json_int_t)now,
-	    "total", (json_int_t)t.total, "rounds", rounds));
+	    "total", (json_int_t)t.total, "shops", t.shops, "rounds", rounds));
 }
 
 int
 state_open_doc(struct sbuf *out, const struct state_open *v, size_t n,
-    uint64_t total, int64_t now, const struct sla_config *cfg,
+    uint64_t total, json_t *shops, int64_t now, const struct sla_config *cfg,
     const struct sla_policy *pol, size_t npol)
 {
 	json_t			*rounds, *r;
@@ -205,9 +228,10 @@ state_open_doc(struct sbuf *out, const struct state_open *v, size_t n,
 		else
 			json_decref(r);
 	}
-	return jsonw_dump(out, json_pack("{s:i, s:s, s:I, s:I, s:o}",
+	return jsonw_dump(out, json_pack("{s:i, s:s, s:I, s:I, s:o, s:o}",
 	    "v", 1, "instance", STATE_REDIS, "ts", (json_int_t)now,
-	    "total", (json_int_t)total, "rounds", rounds));
+	    "total", (json_int_t)total, "shops", shops != NULL ?
+	    json_incref(shops) : json_object(), "rounds", rounds));
 }
 
 json_t *
@@ -406,21 +430,52 @@ state_round_state(const json_t *o)
 	return "open";
 }
 
+/*
+ * A document's count of each shop's rounds into shops: its own "shops"
+ * when it has them (all its rounds, past the ones it lists), else the
+ * rounds it lists (an instance of before shops were counted). 0 or -1.
+ */
+static int
+state_shops_of(json_t *shops, const json_t *doc, const json_t *ra)
+{
+	const json_t	*own = json_object_get(doc, "shops"), *v;
+	const char	*k;
+	size_t		 i;
+
+	if (json_is_object(own)) {
+		json_object_foreach((json_t *)own, k, v)
+			if (json_is_integer(v) && json_integer_value(v) > 0 &&
+			    state_shops_add(shops, k,
+			    (uint64_t)json_integer_value(v)) == -1)
+				return -1;
+		return 0;
+	}
+	json_array_foreach(ra, i, v)
+		if (json_is_object(v) &&
+		    state_shops_add(shops, state_str(v, "shop", ""), 1) == -1)
+			return -1;
+	return 0;
+}
+
 int
 state_waiting_msg(struct sbuf *out, const char *const *docs,
     const size_t *lens, size_t n, int64_t now, size_t *bad)
 {
 	json_t			**parsed, *rounds = NULL, *r, *ra, *seen = NULL;
+	json_t			*shops = NULL, *kept = NULL, *c;
 	struct state_round	*v = NULL;
-	const char		*inst;
+	const char		*inst, *shop;
 	size_t			 i, k, nv = 0, cap = 0;
 	uint64_t		 total = 0, ts;
 	int			 rc = -1;
 
 	/* the instances named, as the keys of an object */
-	if ((seen = json_object()) == NULL ||
+	if ((seen = json_object()) == NULL || (shops = json_object()) == NULL ||
+	    (kept = json_object()) == NULL ||
 	    (parsed = calloc(n ? n : 1, sizeof(*parsed))) == NULL) {
 		json_decref(seen);
+		json_decref(shops);
+		json_decref(kept);
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
@@ -434,6 +489,8 @@ state_waiting_msg(struct sbuf *out, const char *const *docs,
 		if (strcmp(inst, STATE_REDIS) != 0)
 			json_object_set_new(seen, inst, json_true());
 		total += state_uint(parsed[i], "total", json_array_size(ra));
+		if (state_shops_of(shops, parsed[i], ra) == -1)
+			goto out;
 		ts = state_uint(parsed[i], "ts", (uint64_t)now);
 		if (nv + json_array_size(ra) > cap) {
 			struct state_round *nr;
@@ -462,7 +519,18 @@ state_waiting_msg(struct sbuf *out, const char *const *docs,
 		qsort(v, nv, sizeof(*v), state_round_cmp);
 	if ((rounds = json_array()) == NULL)
 		goto out;
-	for (i = 0; i < nv && i < STATE_FEED_WAITING_MAX; i++) {
+	/*
+	 * The longest of each shop, not of all: a page of one shop must see
+	 * its own customers however long another shop's have waited
+	 * (feed_scope_msg cuts what a page is sent)
+	 */
+	for (i = 0; i < nv; i++) {
+		shop = state_str(v[i].o, "shop", "");
+		c = json_object_get(kept, shop);
+		if (json_integer_value(c) >= STATE_FEED_WAITING_MAX)
+			continue;
+		if (state_shops_add(kept, shop, 1) == -1)
+			goto out;
 		if ((r = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s}",
 		    "instance", v[i].instance,
 		    "conversation", state_str(v[i].o, "conversation", ""),
@@ -473,22 +541,23 @@ state_waiting_msg(struct sbuf *out, const char *const *docs,
 		    "first", json_is_true(json_object_get(v[i].o, "first")),
 		    "state", state_round_state(v[i].o))) == NULL)
 			continue;
-		if (state_set_shop(r, state_str(v[i].o, "shop", ""),
-		    state_str(v[i].o, "queue", "")) == -1) {
+		if (state_set_shop(r, shop, state_str(v[i].o, "queue", "")) == -1) {
 			json_decref(r);
 			goto out;
 		}
 		if (json_array_append_new(rounds, r) == -1)	/* r went with it */
 			goto out;
 	}
-	rc = jsonw_dump(out, json_pack("{s:s, s:I, s:I, s:I, s:o}",
+	rc = jsonw_dump(out, json_pack("{s:s, s:I, s:I, s:I, s:O, s:o}",
 	    "type", "waiting", "now", (json_int_t)now,
 	    "instances", (json_int_t)json_object_size(seen),
-	    "total", (json_int_t)total, "rounds", rounds));
+	    "total", (json_int_t)total, "shops", shops, "rounds", rounds));
 	rounds = NULL;
 out:
 	json_decref(rounds);
 	json_decref(seen);
+	json_decref(shops);
+	json_decref(kept);
 	for (i = 0; i < n; i++)
 		json_decref(parsed[i]);
 	free(parsed);

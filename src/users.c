@@ -336,8 +336,8 @@ users_verify(const struct users *u, const char *user, const char *password,
 	int				 rc;
 
 	*role = USERS_NONE;
-	if (len > USERS_PASSWORD_MAX)
-		len = USERS_PASSWORD_MAX;	/* the same work, and never a match below */
+	if (len > USERS_VERIFY_MAX)
+		len = USERS_VERIFY_MAX;	/* the same work, and never a match below */
 	if (sodium_init() < 0)
 		return -1;
 	errno = 0;

@@ -31,6 +31,15 @@ void	feed_free(struct feed *);
  * "2026-11-22". A different day clears the counts.
  */
 int	feed_set_day(struct feed *, const char *day, int64_t start, int64_t end);
+/*
+ * The zone of the days (minutes east of UTC, sla.timezone): with it, a
+ * rule hit of the next day moves the day at once (feed_set_day's), rather
+ * than at the caller's next feed_set_day. Without it the day only moves
+ * when the caller says.
+ */
+void	feed_set_zone(struct feed *, int32_t off_min);
+/* The start of the day counted (wall ms); 0 before feed_set_day. */
+int64_t	feed_day_start(const struct feed *);
 
 /*
  * One stream entry in stream order: its id and its alert object (json,
@@ -93,9 +102,11 @@ int	feed_agents_msg(const struct feed *, const struct state_agent *agents,
 	    size_t n, struct sbuf *out);
 /*
  * A "waiting" or "agents" message (msg, len bytes) as a login of scope
- * (users_shops, not NULL) sees it: only the rows of its shops; a waiting
- * message's "total" is then of those. 0, or -1 on ENOMEM or a message
- * that is none.
+ * (users_shops; NULL every shop) sees it: only the rows of its shops; of
+ * a waiting message (state_waiting_msg: the longest of each shop) the
+ * longest STATE_FEED_WAITING_MAX of those, with "total" and "shops" of its
+ * shops only (every round of them, listed or not). 0, or -1 on ENOMEM or
+ * a message that is none.
  */
 int	feed_scope_msg(const char *msg, size_t len, const char *scope,
 	    struct sbuf *out);

@@ -50,11 +50,16 @@ const struct sla_config *state_policy(const struct sla_config *cfg,
 
 /*
  * The instance's waiting document: the open rounds of s at now, longest
- * wait first, at most STATE_WAITING_MAX (all counted in "total"). 0, or
- * -1 on ENOMEM.
+ * wait first, at most STATE_WAITING_MAX (all counted in "total", and by
+ * shop in "shops", {SHOP: n}, "" for none). 0, or -1 on ENOMEM.
  */
 int	state_waiting_doc(struct sbuf *out, const struct sla *s, int64_t now,
 	    const struct state_origin *);
+/*
+ * n more rounds of shop (NULL or "": none, counted under "") into shops
+ * ({SHOP: n}): the waiting documents' per-shop counts. 0, or -1 on ENOMEM.
+ */
+int	state_shops_add(json_t *shops, const char *shop, uint64_t n);
 /*
  * An open round as Redis holds it (convstore's record: docs/operations.md,
  * "Running many instances"). Strings are the caller's.
@@ -73,14 +78,15 @@ struct state_open {
 };
 
 /*
- * A waiting document of the rounds v (n of them, of total open in Redis)
+ * A waiting document of the rounds v (n of them, of total open in Redis,
+ * shops those counted by shop as state_shops_add does: borrowed, NULL none)
  * under instance STATE_REDIS, each round naming its own instance (and its
  * shop and queue when it has them); waits are in service time at now under
  * the settings of its shop (state_policy). 0, or -1 on ENOMEM.
  */
 #define STATE_REDIS	"redis"
 int	state_open_doc(struct sbuf *out, const struct state_open *v, size_t n,
-	    uint64_t total, int64_t now, const struct sla_config *cfg,
+	    uint64_t total, json_t *shops, int64_t now, const struct sla_config *cfg,
 	    const struct sla_policy *pol, size_t npol);
 
 /*
@@ -113,7 +119,10 @@ int	state_agents_doc(struct sbuf *out, const struct sla *s, int64_t now,
 /*
  * The feed's "waiting" message from the instances' documents (docs[i] of
  * lens[i] bytes) and Redis's (state_open_doc): every round, its wait
- * carried on to now, the longest STATE_FEED_WAITING_MAX; "instances" is
+ * carried on to now, the longest STATE_FEED_WAITING_MAX of each shop (of
+ * none too), so that a login of some shops finds its own there whoever
+ * else waits longer (feed_scope_msg makes a page's message of it);
+ * "shops" counts every round by shop, "" none; "instances" is
  * how many instances these rounds and documents name. Documents that
  * cannot be read are skipped and counted in *bad. 0, or -1 on ENOMEM.
  */

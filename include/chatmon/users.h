@@ -9,7 +9,17 @@
 
 #define USERS_NAME_MAX	64	/* bytes of a user name */
 #define USERS_HASH_MAX	128	/* crypto_pwhash_STRBYTES, NUL included */
-#define USERS_PASSWORD_MAX 4096	/* bytes of a password: argon2 reads all of it */
+/*
+ * Bytes of a new password (chatmon passwd, users_hash): a login sends it
+ * in JSON, each byte escaped at worst as \u00XX, and the login's body
+ * (dashauth.c's DASHAUTH_BODY_MAX) must hold that with a user name.
+ */
+#define USERS_PASSWORD_MAX 1024
+/*
+ * Bytes a login's password is checked up to (argon2 reads all of it):
+ * the old limit, so that a password set before the one above still logs in.
+ */
+#define USERS_VERIFY_MAX 4096
 #define USERS_SHOP_MAX	64	/* bytes of a shop id (config.h's shops) */
 #define USERS_SHOPS_MAX	1024	/* bytes of a user's list of shops, NUL included */
 

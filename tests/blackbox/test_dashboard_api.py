@@ -7,6 +7,7 @@ comes, the handling pruned with the stream, and `chatmon rules fp`.
 Real redis-server, real `chatmon dashboard`, plain HTTP and WebSocket clients."""
 
 import asyncio
+import concurrent.futures
 import http.client
 import json
 import subprocess
@@ -653,6 +654,56 @@ def test_redis_away_is_503(dashboard, redis_server):
     assert st == 503
     st, _, doc = get(d, "/api/alerts")            # what the dashboard holds, still
     assert st == 200 and len(doc["alerts"]) == 1
+
+
+def test_an_action_redis_may_have_run_is_504_and_a_note_sent_again_is_one(dashboard, redis_server):
+    """Redis hangs past redis.timeout while a note and a handling are on
+    their way: the commands were sent, so the answer is 504 "outcome
+    unknown", not 503 "not taken". Once Redis goes on, the same note
+    request again is the same note (one pending for the agent, one in the
+    notes log), while a note with another "key" is a second one."""
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  token: {TOKEN}\n", args=["-o", "redis.timeout=1s"])
+    c = r.client()
+    a = alert(1, conversation="c-1")
+    xadd(c, a)
+    wait_alerts(d, 1)
+    body = {"conversation": "c-1", "text": "请先道歉"}
+    r.pause()
+    try:
+        # both on their way at once: the first timeout takes the connection
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            note = ex.submit(post, d, "/api/notes?agent=alice", body)
+            time.sleep(0.1)
+            handled = ex.submit(post, d, f"/api/alerts/{a['id']}",
+                                {"state": "false_positive", "reason": "正常"})
+            st, _, doc = note.result()
+            assert st == 504 and "outcome unknown" in doc["error"], (st, doc)
+            st, _, doc = handled.result()
+            assert st == 504 and "outcome unknown" in doc["error"], (st, doc)
+    finally:
+        r.resume()
+    wait_for(lambda: get(d, "/api/alerts")[0] == 200 and "dash_status: redis up" in
+             d.log().rsplit("redis away", 1)[-1], 10 * SLOW, "the dashboard back on Redis")
+    wait_for(lambda: post(d, "/api/notes?agent=alice", body)[0] == 202, 10 * SLOW,
+             "the note sent again")
+    st, _, doc = post(d, "/api/notes?agent=alice", body)        # and a double click
+    assert st == 202, doc
+    assert c.zcard("chatmon:notes:pending:alice") == 1
+    assert c.xlen("chatmon:notes:log") == 1
+    assert c.llen("chatmon:notes:conv:c-1") == 1
+    nid = c.zrange("chatmon:notes:pending:alice", 0, -1)[0]
+    assert doc["note"]["id"] == nid, doc
+    # the page means another note of the same words: another key
+    st, _, doc = post(d, "/api/notes?agent=alice", dict(body, key="k-2"))
+    assert st == 202 and doc["note"]["id"] != nid, doc
+    assert c.zcard("chatmon:notes:pending:alice") == 2
+    st, _, doc = post(d, "/api/notes?agent=alice", dict(body, key=""))
+    assert st == 400 and "key" in doc["error"], doc
+    # the handling: stored once Redis went on, or by this
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "false_positive", "reason": "正常"})
+    assert st == 200, doc
+    assert json.loads(c.hget("chatmon:alerts:handling", a["id"]))["state"] == "false_positive"
 
 
 def past_day(days_ago, tz=8 * 3600):

@@ -134,6 +134,28 @@ def test_passwd(tmp_path):
     assert broken.read_text() == "alice:viewer:$argon2id$x\nnonsense\n"
 
 
+def test_every_password_passwd_takes_can_log_in(dashboard, redis_server, tmp_path):
+    """chatmon passwd takes what a login can send, and no more: 1 024 bytes
+    at most, even of characters JSON escapes six bytes long (they log in),
+    UTF-8 without U+0000 only; a longer or unsendable one is refused with
+    the reason, not stored to fail at every login (413)."""
+    path = tmp_path / "users"
+    longest = "\x01" * 1022 + "é"               # é: two bytes
+    assert len(longest.encode()) == 1024
+    passwd(path, "carol", longest)
+    p = passwd(path, "dave", "x" * 1025, check=False)
+    assert p.returncode == 1 and "longer than 1024 bytes" in p.stderr, p.stderr
+    p = subprocess.run([CHATMON, "passwd", "-f", str(path), "erin"], input=b"pw\xff\n",
+                       capture_output=True, timeout=30)
+    assert p.returncode == 1 and b"not UTF-8" in p.stderr, p.stderr
+    assert "dave" not in path.read_text() and "erin" not in path.read_text()
+    d = dashboard(redis_server().url(), extra=f"  users: {path}\n")
+    st, _, doc = login(d, "carol", longest)
+    assert st == 200 and doc["user"] == "carol", (st, doc)
+    st, _, doc = login(d, "carol", longest[:-1])
+    assert st == 401, (st, doc)
+
+
 def test_bad_users_file(dashboard, redis_server, tmp_path):
     r = redis_server()
     bad = tmp_path / "users"

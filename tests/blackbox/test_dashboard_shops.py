@@ -341,6 +341,75 @@ def test_a_login_of_one_shop_cannot_borrow_another_shops_ids(dashboard, redis_se
     assert st == 202, doc
 
 
+def open_round(c, conv, shop, agent_id, opened):
+    """A customer of conv waiting since opened, as chatmond's convstore keeps it."""
+    b = sla_bucket(conv)
+    c.zadd("chatmon:sla:{%d}:open" % b, {conv: opened})
+    c.hset("chatmon:sla:{%d}:c:%s" % (b, conv),
+           mapping={"op": "1", "f": "0", "x": "0", "m1": "30000", "a": agent_id,
+                    "w": "inst1", "sh": shop, "qu": ""})
+
+
+def test_a_login_of_one_shop_sees_its_own_waiting_customers(dashboard, redis_server, tmp_path):
+    """250 of jd's customers have waited 10 minutes, 205 of tm's one: a
+    login of tm is shown tm's 200 longest and told all 205 wait (not the
+    200 longest of every shop, all jd's, cut to its scope: none), and may
+    whisper to the agent of its own waiting customer, one listed or the one
+    past the 200 (its record in Redis names tm and that agent); boss is
+    shown the 200 longest of all and told 455."""
+    r = redis_server()
+    c = r.client()
+    users = tmp_path / "users"
+    passwd(users, ["boss", "supervisor"], "boss-pw")
+    passwd(users, ["--shops", "tm", "tmsup", "supervisor"], "tm-pw")
+    d = dashboard(r.url(), extra=f"  users: {users}\n" + "shops:\n  tm: {}\n  jd: {}\n")
+    now = int(time.time() * 1000)
+    for i in range(250):
+        open_round(c, f"jd-{i}", "jd", "bob", now - 600000 + i)
+    for i in range(205):
+        open_round(c, f"tm-{i}", "tm", "alice", now - 60000 + i)
+    boss = login(d, "boss", "boss-pw")
+    tm = login(d, "tmsup", "tm-pw")
+
+    async def waiting(cookie):
+        """The first waiting message that counts someone (within a few polls), else the last."""
+        async with d.feed(extra_headers={"Cookie": f"chatmon_session={cookie}"}) as ws:
+            end, last = time.monotonic() + 3 * SLOW, None
+            while time.monotonic() < end:
+                m = json.loads(await recv(ws))
+                if m["type"] == "waiting":
+                    last = m
+                    if m["total"] > 0:
+                        break
+            assert last is not None, "no waiting message"
+            return last
+
+    w = run(waiting(tm))
+    assert w["total"] == 205, w["total"]
+    assert len(w["rounds"]) == 200
+    assert {x["shop"] for x in w["rounds"]} == {"tm"}
+    assert w["rounds"][0]["conversation"] == "tm-0"
+    assert w.get("shops") == {"tm": 205}, w.get("shops")        # jd's count is not told
+    w = run(waiting(boss))
+    assert w["total"] == 455 and len(w["rounds"]) == 200, (w["total"], len(w["rounds"]))
+    assert {x["shop"] for x in w["rounds"]} == {"jd"}
+    # its own customers: listed, and past the 200 its page lists
+    for conv in ("tm-0", "tm-204"):
+        st, _, doc = request(d, "POST", "/api/notes?agent=alice",
+                             {"conversation": conv, "text": "快回复"}, cookie=tm)
+        assert st == 202, (conv, doc)
+    st, _, doc = request(d, "GET", "/api/conversation?id=tm-0", cookie=tm)
+    assert st == 200 and doc["waiting"]["conversation"] == "tm-0", doc
+    # another shop's still refused, and another agent than the record's
+    st, _, doc = request(d, "POST", "/api/notes?agent=bob",
+                         {"conversation": "jd-0", "text": "快回复"}, cookie=tm)
+    assert st == 403, doc
+    st, _, doc = request(d, "POST", "/api/notes?agent=bob",
+                         {"conversation": "tm-204", "text": "快回复"}, cookie=tm)
+    assert st == 403, doc
+    assert request(d, "GET", "/api/conversation?id=jd-0", cookie=tm)[0] == 403
+
+
 def test_an_alert_of_a_shop_with_u0000_is_in_no_scope(dashboard, redis_server, tmp_path):
     """An alert whose shop is "tm\\u0000jd" is of no shop (docs/dashboard.md,
     "Scope"): a login of tm neither lists it nor acts on it (403, nothing

@@ -461,6 +461,45 @@ test_blocks(void **state)
 	feed_free(f);
 }
 
+/*
+ * A rule hit just past local midnight moves the day at once (the zone
+ * known), and is counted in the new one; one days ahead (a wrong clock)
+ * moves nothing; without the zone the caller moves the day.
+ */
+static void
+test_day_moves_with_an_alert(void **state)
+{
+	struct feed	*f;
+	struct sbuf	 b;
+	json_t		*o, *a;
+	char		*s;
+
+	(void)state;
+	assert_non_null(f = feed_new(100, 100));
+	feed_set_zone(f, 8 * 60);
+	assert_int_equal(feed_set_day(f, "2026-11-22", DAY0, DAY0 + DAYMS), 0);
+	s = alert(1, "rule.hit", "alice", "offplatform", "2026-11-22T15:59:59.900Z");
+	assert_int_equal(feed_add(f, "1-0", s, strlen(s)), 1);
+	/* 00:00:00.100 in Beijing, 2026-11-23 */
+	s = alert(2, "rule.hit", "alice", "offplatform", "2026-11-22T16:00:00.100Z");
+	assert_int_equal(feed_add(f, "2-0", s, strlen(s)), 1);
+	assert_int_equal(feed_day_start(f), DAY0 + DAYMS);
+	/* a week ahead: not counted, the day stays */
+	s = alert(3, "rule.hit", "alice", "offplatform", "2026-11-30T16:00:00.100Z");
+	assert_int_equal(feed_add(f, "3-0", s, strlen(s)), 1);
+	assert_int_equal(feed_day_start(f), DAY0 + DAYMS);
+	sbuf_init(&b);
+	assert_int_equal(feed_agents_msg(f, NULL, 0, &b), 0);
+	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
+	assert_string_equal(json_string_value(json_object_get(o, "day")), "2026-11-23");
+	a = json_array_get(json_object_get(o, "agents"), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a,
+	    "hits"), "offplatform")), 1);
+	json_decref(o);
+	sbuf_free(&b);
+	feed_free(f);
+}
+
 /* A shop's alert: alert() with "shop" and "queue" (NULL: none) after "conversation". */
 static const char *
 shop_alert(int n, const char *agent, const char *shop, const char *queue,
@@ -572,6 +611,45 @@ test_shops(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "total")), 2);
 	json_decref(o);
 	assert_int_equal(feed_scope_msg("nope", 4, "tm", &sc), -1);
+	/*
+	 * a message of every shop's longest with their counts: a page gets
+	 * the longest STATE_FEED_WAITING_MAX of its shops, their count, and
+	 * no other shop's count
+	 */
+	{
+		struct sbuf	 w;
+		size_t		 i;
+
+		sbuf_init(&w);
+		assert_int_equal(sbuf_printf(&w, "{\"type\":\"waiting\","
+		    "\"total\":900,\"shops\":{\"jd\":600,\"tm\":290,\"\":10},"
+		    "\"rounds\":["), 0);
+		for (i = 0; i < 2 * STATE_FEED_WAITING_MAX + 10; i++)
+			assert_int_equal(sbuf_printf(&w, "%s{\"conversation\":"
+			    "\"c%zu\",\"shop\":\"%s\"}", i ? "," : "", i,
+			    i < STATE_FEED_WAITING_MAX ? "jd" : i < 2 *
+			    STATE_FEED_WAITING_MAX ? "tm" : "ot"), 0);
+		assert_int_equal(sbuf_printf(&w, "]}"), 0);
+		sbuf_reset(&sc);
+		assert_int_equal(feed_scope_msg(w.s, w.len, "tm", &sc), 0);
+		assert_non_null(o = json_loads(sbuf_str(&sc), 0, NULL));
+		assert_int_equal(json_array_size(json_object_get(o, "rounds")),
+		    STATE_FEED_WAITING_MAX);
+		assert_int_equal(json_integer_value(json_object_get(o, "total")), 290);
+		assert_int_equal(json_object_size(json_object_get(o, "shops")), 1);
+		json_decref(o);
+		/* every shop: the longest of all, the total as it is */
+		sbuf_reset(&sc);
+		assert_int_equal(feed_scope_msg(w.s, w.len, NULL, &sc), 0);
+		assert_non_null(o = json_loads(sbuf_str(&sc), 0, NULL));
+		assert_int_equal(json_array_size(json_object_get(o, "rounds")),
+		    STATE_FEED_WAITING_MAX);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(
+		    json_object_get(o, "rounds"), 0), "shop")), "jd");
+		assert_int_equal(json_integer_value(json_object_get(o, "total")), 900);
+		json_decref(o);
+		sbuf_free(&w);
+	}
 
 	/* the alerts a login of tm gets: its two, none without a shop */
 	sbuf_reset(&b);
@@ -606,6 +684,7 @@ main(void)
 		cmocka_unit_test(test_hits_and_agents),
 		cmocka_unit_test(test_two_rules_count_once),
 		cmocka_unit_test(test_blocks),
+		cmocka_unit_test(test_day_moves_with_an_alert),
 		cmocka_unit_test(test_shops),
 	};
 

@@ -553,6 +553,75 @@ test_waiting_shops(void **state)
 	sla_free(s);
 }
 
+/*
+ * Each shop keeps its longest in the merged message and every round is
+ * counted by its shop: 250 of jd's wait longer than 30 of tm's, and tm's
+ * are all there (a page of tm is made of them: feed_scope_msg).
+ */
+static void
+test_waiting_longest_of_each_shop(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sbuf		 d, m;
+	const char		*docs[2];
+	size_t			 lens[2], bad = 0, i, tm = 0, jd = 0;
+	json_t			*o, *r;
+	char			 id[16];
+	const char		*old = "{\"v\":1,\"instance\":\"old1\",\"ts\":1,"
+	    "\"total\":2,\"rounds\":[{\"conversation\":\"o1\",\"agent\":\"x\","
+	    "\"waited_ms\":1,\"shop\":\"tm\"}]}";
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	for (i = 0; i < 250; i++) {
+		snprintf(id, sizeof(id), "jd-%zu", i);
+		shop_turn(s, id, "bob", "jd", NULL, 1, T0);
+	}
+	for (i = 0; i < 30; i++) {
+		snprintf(id, sizeof(id), "tm-%zu", i);
+		shop_turn(s, id, "alice", "tm", NULL, 1, T0 + MIN);
+	}
+	shop_turn(s, "none", "carol", NULL, NULL, 1, T0 + MIN);
+	sbuf_init(&d);
+	sbuf_init(&m);
+	assert_int_equal(state_waiting_doc(&d, s, T0 + 2 * MIN, &origin_a), 0);
+	o = parse(&d);
+	r = json_object_get(o, "shops");
+	assert_int_equal(json_integer_value(json_object_get(r, "jd")), 250);
+	assert_int_equal(json_integer_value(json_object_get(r, "tm")), 30);
+	assert_int_equal(json_integer_value(json_object_get(r, "")), 1);
+	json_decref(o);
+	docs[0] = sbuf_str(&d);
+	lens[0] = d.len;
+	/* an instance of before the counts: its listed rounds are counted */
+	docs[1] = old;
+	lens[1] = strlen(old);
+	assert_int_equal(state_waiting_msg(&m, docs, lens, 2, T0 + 2 * MIN, &bad), 0);
+	assert_int_equal(bad, 0);
+	o = parse(&m);
+	assert_int_equal(json_integer_value(json_object_get(o, "total")), 283);
+	r = json_object_get(o, "shops");
+	assert_int_equal(json_integer_value(json_object_get(r, "jd")), 250);
+	assert_int_equal(json_integer_value(json_object_get(r, "tm")), 31);
+	assert_int_equal(json_integer_value(json_object_get(r, "")), 1);
+	json_array_foreach(json_object_get(o, "rounds"), i, r) {
+		if (json_object_get(r, "shop") == NULL)
+			continue;
+		if (strcmp(json_string_value(json_object_get(r, "shop")), "tm") == 0)
+			tm++;
+		else
+			jd++;
+	}
+	assert_int_equal(jd, STATE_FEED_WAITING_MAX);
+	assert_int_equal(tm, 31);
+	json_decref(o);
+	sbuf_free(&d);
+	sbuf_free(&m);
+	sla_free(s);
+}
+
 int
 main(void)
 {
@@ -565,6 +634,7 @@ main(void)
 		cmocka_unit_test(test_agents_shops),
 		cmocka_unit_test(test_policy),
 		cmocka_unit_test(test_waiting_shops),
+		cmocka_unit_test(test_waiting_longest_of_each_shop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
