@@ -721,3 +721,13 @@ def test_note_from_the_page_reaches_the_workbench(tmp_path, browser, redis_serve
         ["note.send", "note.state", "note.state"]
     out = "\n".join(b.output())
     assert "先别承诺退款" not in out and "note_ack" not in out, out
+    # the same words again are a second note: the page sends each note with
+    # a key of its own (the server makes one note of one key's retries)
+    type_into(bob, "#note-text", "先别承诺退款,等我确认库存")
+    click(bob, "#note-send")
+    w = wait_for(lambda: len(whispers(agent_page)) == 2 and whispers(agent_page), 10 * SLOW,
+                 "the second note on the workbench")
+    assert [x["text"] for x in w] == ["先别承诺退款,等我确认库存"] * 2, w
+    until(bob, lambda d: [x["state"] for x in rows(d, "#conv-notes .note")] == ["read", "read"],
+          "both read, on the dashboard")
+    assert len(c.xrange("chatmon:notes:log")) == 2

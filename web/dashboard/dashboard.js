@@ -1559,6 +1559,21 @@ function tickConv() {
   box.classList.toggle('over', waited >= thr);
 }
 
+// The note being sent: the server makes one note of the requests that
+// carry the same key, so a retry after "outcome unknown" (504) sends the
+// same key, and a second note of the same words later sends a new one.
+let noteDraft = null;
+
+function noteKey(id, agentName, text) {
+  if (!noteDraft || noteDraft.id !== id || noteDraft.agent !== agentName ||
+      noteDraft.text !== text) {
+    const b = crypto.getRandomValues(new Uint8Array(16));   // randomUUID wants https
+    noteDraft = { id, agent: agentName, text,
+                  key: Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('') };
+  }
+  return noteDraft.key;
+}
+
 async function sendNote(ev) {
   ev.preventDefault();
   const text = dom.noteText.value.trim();
@@ -1567,13 +1582,16 @@ async function sendNote(ev) {
   dom.noteSend.disabled = true;
   dom.noteError.hidden = true;
   const id = conv.id;
-  const res = await api('POST', `/api/notes?agent=${encodeURIComponent(agentName)}`, { conversation: id, text });
+  const key = noteKey(id, agentName, text);
+  const res = await api('POST', `/api/notes?agent=${encodeURIComponent(agentName)}`,
+                        { conversation: id, text, key });
   dom.noteSend.disabled = false;
   if (!res.ok) {
     dom.noteError.textContent = res.error;
     dom.noteError.hidden = false;
     return;
   }
+  if (noteDraft && noteDraft.key === key) noteDraft = null;
   if (conv.id === id) dom.noteText.value = '';
   if (res.doc && res.doc.note) takeNote(res.doc.note);
 }
