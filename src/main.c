@@ -30,6 +30,7 @@ struct chatmond {
 	struct relay		*relay;
 	struct session_server	*srv;
 	struct event		*ev_term, *ev_int, *ev_hup, *ev_grace, *ev_status, *ev_settle;
+	struct event		*ev_usr1, *ev_usr2;
 	struct admin		*admin;
 	struct notify		*notify;
 	int			 stopping;
@@ -429,6 +430,20 @@ done:
  * reload is under way asks for one more after it (the files may have
  * changed since it read them); any number of them, one.
  */
+/*
+ * SIGUSR1, SIGUSR2: nothing to do (the log is stderr, there is no file to
+ * reopen), but their default action ends the process without its drain,
+ * and operators send SIGUSR1 to other daemons out of habit.
+ */
+static void
+chatmond_on_usr(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	log_warnx("main: signal %d ignored (SIGHUP reloads, SIGTERM stops)",
+	    (int)sig);
+}
+
 static void
 chatmond_on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -550,6 +565,9 @@ main(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* until the loop logs them (chatmond_on_usr) */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	if ((d.notify = notify_new(d.base)) == NULL ||
 	    (d.admin = admin_new(d.base, d.cfg, &d.metrics, d.relay, &errs)) == NULL) {
 		print_errors("", &errs);
@@ -564,13 +582,17 @@ main(int argc, char **argv)
 	d.ev_term = evsignal_new(d.base, SIGTERM, chatmond_on_term, &d);
 	d.ev_int = evsignal_new(d.base, SIGINT, chatmond_on_term, &d);
 	d.ev_hup = evsignal_new(d.base, SIGHUP, chatmond_on_hup, &d);
+	d.ev_usr1 = evsignal_new(d.base, SIGUSR1, chatmond_on_usr, &d);
+	d.ev_usr2 = evsignal_new(d.base, SIGUSR2, chatmond_on_usr, &d);
 	d.ev_grace = evtimer_new(d.base, chatmond_grace, &d);
 	d.ev_settle = evtimer_new(d.base, chatmond_settle, &d);
 	d.ev_status = event_new(d.base, -1, EV_PERSIST, chatmond_on_status, &d);
 	if (d.ev_term == NULL || d.ev_int == NULL || d.ev_hup == NULL ||
+	    d.ev_usr1 == NULL || d.ev_usr2 == NULL ||
 	    d.ev_grace == NULL || d.ev_settle == NULL || d.ev_status == NULL ||
 	    evsignal_add(d.ev_term, NULL) == -1 ||
-	    evsignal_add(d.ev_int, NULL) == -1 || evsignal_add(d.ev_hup, NULL) == -1) {
+	    evsignal_add(d.ev_int, NULL) == -1 || evsignal_add(d.ev_hup, NULL) == -1 ||
+	    evsignal_add(d.ev_usr1, NULL) == -1 || evsignal_add(d.ev_usr2, NULL) == -1) {
 		log_errx("main: cannot install signal handlers");
 		goto out;
 	}
@@ -647,6 +669,10 @@ out:
 		event_free(d.ev_int);
 	if (d.ev_hup)
 		event_free(d.ev_hup);
+	if (d.ev_usr1)
+		event_free(d.ev_usr1);
+	if (d.ev_usr2)
+		event_free(d.ev_usr2);
 	if (d.ev_grace)
 		event_free(d.ev_grace);
 	if (d.ev_settle)

@@ -53,6 +53,26 @@ def test_shutdown_idle_is_quick(daemon, backend):
     assert d.stats()["agents_total"] == 0
 
 
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGUSR2])
+def test_sigusr_is_logged_and_ignored(daemon, backend, sig):
+    """SIGUSR1 (sent out of habit, to reopen logs) and SIGUSR2 leave the
+    relay running: their default action ended chatmond without its drain
+    (found by review: exit by signal, agents dropped without a close)."""
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        async with agent(d, "/echo?agent=u1") as ws:
+            mark = len(d.log())
+            d.signal(sig)
+            await asyncio.to_thread(d.wait_log, rf"main: signal {int(sig)} ignored", T, mark)
+            await ws.send("still here")
+            assert await recv(ws) == "still here"
+    run(main())
+    assert d.proc.poll() is None
+    assert d.stop() == 0
+
+
 def reload(d, text):
     """Rewrite the config and SIGHUP; returns the log offset before the reload."""
     mark = len(d.log())
