@@ -48,7 +48,7 @@ cliconf_load(const struct cliconf *c)
 	sbuf_init(&errs);
 	cfg = config_load(path, c->ov, c->nov, &errs);
 	if (cfg == NULL)
-		fputs(sbuf_str(&errs), stderr);
+		log_errlines(NULL, &errs);	/* under systemd, at error priority */
 	sbuf_free(&errs);
 	if (cfg != NULL && path == NULL)
 		log_debug("cliconf_load: no %s: the built-in defaults", c->path);

@@ -250,6 +250,21 @@ log_errline(const char *fmt, ...)
 }
 
 void
+log_errlines(const char *prefix, const struct sbuf *errs)
+{
+	const char	*p = sbuf_str(errs), *nl;
+
+	for (; *p; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p) - 1;
+		if (prefix != NULL)
+			log_errx("%s%.*s", prefix, (int)(nl - p), p);
+		else
+			log_errline("%.*s", (int)(nl - p), p);
+	}
+}
+
+void
 log_warn(const char *fmt, ...)
 {
 	const char	*e = strerror(errno);

@@ -79,22 +79,6 @@ usage(FILE *f)
 	exit(f == stdout ? 0 : 2);
 }
 
-/* Prints each error line on its own, as FILE:LINE: message. */
-static void
-print_errors(const char *prefix, const struct sbuf *errs)
-{
-	const char	*p = sbuf_str(errs), *nl;
-
-	for (; *p; p = nl + 1) {
-		if ((nl = strchr(p, '\n')) == NULL)
-			nl = p + strlen(p) - 1;
-		if (prefix != NULL)
-			log_errx("%s%.*s", prefix, (int)(nl - p), p);
-		else
-			log_errline("%.*s", (int)(nl - p), p);
-	}
-}
-
 /* The one-line summary systemd shows (STATUS=). */
 static void
 chatmond_status(const struct chatmond *d, char *buf, size_t len)
@@ -411,7 +395,7 @@ chatmond_on_reloaded(evutil_socket_t fd, short what, void *arg)
 	d->metrics.reloads_ok++;	/* counted once applied: a counter never falls */
 	goto done;
 bad:
-	print_errors("main: reload: ", &rl->errs);
+	log_errlines("main: reload: ", &rl->errs);
 	log_errx("main: reload rejected, the running configuration stays");
 	d->metrics.reload_failures++;
 	config_free(nc);
@@ -529,7 +513,7 @@ main(int argc, char **argv)
 
 	sbuf_init(&errs);
 	if ((d.cfg = config_load(d.path, ov, d.n_overrides, &errs)) == NULL) {
-		print_errors(NULL, &errs);
+		log_errlines(NULL, &errs);
 		log_errx("main: %zu error%s in the configuration", errs.lines,
 		    errs.lines == 1 ? "" : "s");
 		goto out;
@@ -540,7 +524,7 @@ main(int argc, char **argv)
 		/* both have their say: every error at once */
 		if ((relay_check(d.cfg, &errs) == -1) |
 		    (session_check(d.cfg, &errs) == -1)) {
-			print_errors(NULL, &errs);
+			log_errlines(NULL, &errs);
 			goto out;
 		}
 		fprintf(stderr, "chatmond: configuration %s is valid\n", d.path);
@@ -559,7 +543,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if ((d.relay = relay_new(d.base, d.cfg, &d.metrics, &errs)) == NULL) {
-		print_errors(NULL, &errs);
+		log_errlines(NULL, &errs);
 		log_errx("main: cannot start: %zu error%s", errs.lines,
 		    errs.lines == 1 ? "" : "s");
 		goto out;
@@ -570,12 +554,12 @@ main(int argc, char **argv)
 	signal(SIGUSR2, SIG_IGN);
 	if ((d.notify = notify_new(d.base)) == NULL ||
 	    (d.admin = admin_new(d.base, d.cfg, &d.metrics, d.relay, &errs)) == NULL) {
-		print_errors("", &errs);
+		log_errlines("", &errs);
 		goto out;
 	}
 	if ((d.srv = session_server_new(d.base, d.cfg, d.relay, &d.metrics,
 	    &errs)) == NULL) {
-		print_errors("", &errs);
+		log_errlines("", &errs);
 		goto out;
 	}
 	admin_set_server(d.admin, d.srv);

@@ -42,6 +42,8 @@ void	log_errx(const char *, ...) UTIL_PRINTF(1, 2);
  * (<3>) when stderr is the journal, as log_errx in JSON.
  */
 void	log_errline(const char *, ...) UTIL_PRINTF(1, 2);
+/* Each line of errs on its own: log_errline, or log_errx after prefix when there is one. */
+void	log_errlines(const char *prefix, const struct sbuf *errs);
 __attribute__((noreturn)) void fatal(const char *, ...) UTIL_PRINTF(1, 2);
 __attribute__((noreturn)) void fatalx(const char *, ...) UTIL_PRINTF(1, 2);
 

@@ -26,7 +26,7 @@ import uuid
 import pytest
 import websockets
 
-from conftest import (CHATMOND, DEFAULT_RULES, SLOW, T, RawWS, agent, closed, config_text, free_port,
+from conftest import (CHATMON, CHATMOND, DEFAULT_RULES, SLOW, T, RawWS, agent, closed, config_text, free_port,
                       recv, run, wait_for)
 
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
@@ -1549,6 +1549,18 @@ def test_start_up_failures_reach_the_journal_as_errors(backend, tmp_path):
         bad = [l for l in lines if re.search(why, l) and not l.startswith("<3>")]
         assert not bad, (name, bad)
         assert lines and lines[-1].startswith("<3>main: "), (name, lines)
+    # and the services chatmon runs (dashboard, notify): a bad file's lines too
+    for cmd in ("dashboard", "notify"):
+        errfile = tmp_path / f"{cmd}.stderr"
+        with open(errfile, "wb") as err:
+            st = os.fstat(err.fileno())
+            env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+            rc = subprocess.run([CHATMON, cmd, "-c", str(tmp_path / "config.yaml")], stderr=err,
+                                stdout=subprocess.DEVNULL, env=env, timeout=60 * SLOW).returncode
+        assert rc != 0, (cmd, rc)
+        lines = errfile.read_text(encoding="utf-8").splitlines()
+        assert any(l.startswith("<3>") and re.search(r"unknown key .nonsense.", l)
+                   for l in lines), (cmd, lines)
 
 
 def test_no_secrets_in_logs(daemon, backend, redis_server, tmp_path):
