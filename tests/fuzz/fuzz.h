@@ -102,4 +102,51 @@ fuzz_file_put(struct fuzz_file *f, const void *p, size_t len)
 	}
 }
 
+/*
+ * The code point at s (strict UTF-8: no overlong form, surrogate or value
+ * past U+10FFFF) and its length, or 0: the harnesses' own reading, so
+ * that what they check does not rest on the product's decoder.
+ */
+static inline size_t
+fuzz_u8(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	size_t		n, i;
+	uint32_t	min;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, min = 0x80, *cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, min = 0x800, *cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, min = 0x10000, *cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n > len)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = *cp << 6 | (s[i] & 0x3f);
+	}
+	if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+static inline int
+fuzz_utf8_valid(const char *s, size_t len)
+{
+	size_t		i, n;
+	uint32_t	cp;
+
+	for (i = 0; i < len; i += n)
+		if ((n = fuzz_u8((const unsigned char *)s + i, len - i, &cp)) == 0)
+			return 0;
+	return 1;
+}
+
 #endif

@@ -40,49 +40,6 @@ static const struct alertline_opts opts[] = {
 static const char *const sgr[] = { "\033[0m", "\033[2m", "\033[36m", "\033[33m",
     "\033[1;31m", "\033[1;7m" };
 
-/* The code point at s (strict UTF-8: no overlong form, surrogate or value past U+10FFFF); its length, or 0. */
-static size_t
-u8(const unsigned char *s, size_t len, uint32_t *cp)
-{
-	size_t		n, i;
-	uint32_t	min;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, min = 0x80, *cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, min = 0x800, *cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, min = 0x10000, *cp = s[0] & 0x07;
-	else
-		return 0;
-	if (n > len)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		*cp = *cp << 6 | (s[i] & 0x3f);
-	}
-	if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-static int
-valid_utf8(const char *s, size_t len)
-{
-	size_t		i, n;
-	uint32_t	cp;
-
-	for (i = 0; i < len; i += n)
-		if ((n = u8((const unsigned char *)s + i, len - i, &cp)) == 0)
-			return 0;
-	return 1;
-}
-
 /* One line a terminal shows as text: see the comment at the top. */
 static void
 check_line(const char *s, size_t len, int colour)
@@ -93,7 +50,7 @@ check_line(const char *s, size_t len, int colour)
 
 	FUZZ_CHECK(s != NULL && s[len] == '\0');
 	for (i = 0; i < len; i += n) {
-		FUZZ_CHECK((n = u8((const unsigned char *)s + i, len - i, &cp)) > 0);
+		FUZZ_CHECK((n = fuzz_u8((const unsigned char *)s + i, len - i, &cp)) > 0);
 		if (cp == 0x1b) {
 			FUZZ_CHECK(colour);
 			for (j = 0, ok = 0; j < UTIL_NELEM(sgr) && !ok; j++)
@@ -219,7 +176,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* any bytes: the width of what a terminal would show */
 	(void)alertline_width((const char *)data, size);
-	if (valid_utf8((const char *)data, size)) {
+	if (fuzz_utf8_valid((const char *)data, size)) {
 		sbuf_init(&sb);
 		FUZZ_CHECK(alertline_text(&sb, (const char *)data, size) == 0);
 		check_line(sbuf_str(&sb), sb.len, 0);
@@ -239,7 +196,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cat = jstr(a, "category");
 	FUZZ_CHECK(alertline_category_name(cat, ALERTLINE_IDS) == NULL);
 	if (alertline_category(cat) != NULL)
-		FUZZ_CHECK(valid_utf8(alertline_category(cat), strlen(alertline_category(cat))) &&
+		FUZZ_CHECK(fuzz_utf8_valid(alertline_category(cat), strlen(alertline_category(cat))) &&
 		    alertline_category_name(cat, ALERTLINE_EN) != NULL);
 	(void)alertline_rank(jstr(a, "severity"));
 	json_decref(a);

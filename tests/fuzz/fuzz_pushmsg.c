@@ -54,49 +54,6 @@ static char *m_cat[] = { "offplatform", "stock", "no-such-category" };
 static char *m_sev[] = { "critical" };
 static char *m_agent[] = { "alice", "客服小王" };
 
-/* The code point at s (strict UTF-8); its length, or 0 when not UTF-8. */
-static size_t
-u8(const unsigned char *s, size_t len, uint32_t *cp)
-{
-	size_t		n, i;
-	uint32_t	min;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, min = 0x80, *cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, min = 0x800, *cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, min = 0x10000, *cp = s[0] & 0x07;
-	else
-		return 0;
-	if (n > len)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		*cp = *cp << 6 | (s[i] & 0x3f);
-	}
-	if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-static int
-valid_utf8(const char *s, size_t len)
-{
-	size_t		i, n;
-	uint32_t	cp;
-
-	for (i = 0; i < len; i += n)
-		if ((n = u8((const unsigned char *)s + i, len - i, &cp)) == 0)
-			return 0;
-	return 1;
-}
-
 static const char *
 jstr(json_t *a, const char *key)
 {
@@ -261,7 +218,7 @@ check_req(const struct pushmsg_req *q, const struct config_route *r, json_t *con
 	sbuf_printf(&want, "X-Chatmon-Alert-Id: %s%s", n > 1 ? "fold-" : "", first ? first : "-");
 	FUZZ_CHECK(strcmp(sbuf_str(&q->id), sbuf_str(&want)) == 0);
 	sbuf_free(&want);
-	FUZZ_CHECK(valid_utf8(sbuf_str(&q->body), q->body.len));
+	FUZZ_CHECK(fuzz_utf8_valid(sbuf_str(&q->body), q->body.len));
 	FUZZ_CHECK(strlen(sbuf_str(&q->body)) == q->body.len);
 	if (r->target == CONFIG_TARGET_WEBHOOK) {
 		/* the alert as the stream held it (it may hold \u0000), or the folded summary */
@@ -402,7 +359,7 @@ answers(const uint8_t *data, size_t size)
 		if (targets[t] == CONFIG_TARGET_SLACK || targets[t] == CONFIG_TARGET_WEBHOOK)
 			FUZZ_CHECK(why == NULL && limited == 0);
 		if (why != NULL)
-			FUZZ_CHECK(valid_utf8(why, strlen(why)));
+			FUZZ_CHECK(fuzz_utf8_valid(why, strlen(why)));
 	}
 	s = fuzz_strndup(data, size);
 	ms = pushmsg_retry_after(s, NOW_MS);
@@ -424,7 +381,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fuzz_split(data, size, &rest, &rest_len)) {
 		len = (size_t)(rest - data) - 1;
 		/* a template is YAML text the configuration took: valid UTF-8 (libyaml refuses the rest) */
-		if (valid_utf8((const char *)rest, rest_len))
+		if (fuzz_utf8_valid((const char *)rest, rest_len))
 			tmpl = fuzz_strndup(rest, rest_len);
 	} else
 		len = size;
