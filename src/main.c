@@ -463,6 +463,7 @@ main(int argc, char **argv)
 {
 	struct chatmond	 d;
 	struct sbuf	 errs;
+	sigset_t	 sigs;
 	char		**ov = NULL, **nov;
 	int		 ch, check = 0, rc = 1, i;
 
@@ -647,6 +648,18 @@ out:
 	/* after the sink: what it spooled or lost at exit is counted */
 	if (d.srv != NULL)
 		chatmond_log_stats(&d);
+	/*
+	 * Freeing the signal events gives the signals their default action
+	 * back: one more SIGTERM now (a service manager's, a test's) would end
+	 * a clean exit as killed. Blocked, it waits, and dies with the process.
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);	/* the other threads are joined */
 	if (d.ev_term)
 		event_free(d.ev_term);
 	if (d.ev_int)

@@ -73,6 +73,27 @@ def test_sigusr_is_logged_and_ignored(daemon, backend, sig):
     assert d.stop() == 0
 
 
+def test_signals_during_the_last_of_the_exit_do_not_kill_it(daemon, backend):
+    """SIGTERMs sent over and over while chatmond exits (a service manager's
+    and an operator's at once) end it with 0, however late one comes: when
+    the loop's signal events were freed the signal had its default action
+    back, and one arriving then killed a clean exit (-15; seen in a test
+    that sent its SIGTERM as the drain ended)."""
+    b = backend()
+    for _ in range(5):
+        d = daemon(b.port)
+        deadline = time.monotonic() + 15 * SLOW
+        while d.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                d.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                break
+            time.sleep(0.0005)
+        d.proc.wait(5 * SLOW)
+        assert d.proc.returncode == 0, (d.proc.returncode, d.log()[-2000:])
+        d.exit_code = 0
+
+
 def reload(d, text):
     """Rewrite the config and SIGHUP; returns the log offset before the reload."""
     mark = len(d.log())
