@@ -327,6 +327,27 @@ dash_api_utf8(const char *v)
 	return v == NULL || util_utf8_valid(v, strlen(v));
 }
 
+/*
+ * The last stream id the login may know of (the feed's): the feed's own
+ * for every shop; for a login of some shops the id of the newest alert of
+ * them ("0-0": none held), because the feed's moves with every other
+ * shop's alert. Reading on from either finds the same alerts.
+ */
+static const char *
+dash_api_last(const struct dash_req *q)
+{
+	const struct feed_item	*it;
+	size_t			 i;
+
+	if (q->scope == NULL)
+		return feed_last_sid(q->d->feed);
+	for (i = feed_size(q->d->feed); i > 0; i--)
+		if ((it = feed_item(q->d->feed, i - 1)) != NULL &&
+		    users_scope_has(q->scope, it->shop))
+			return it->sid;
+	return "0-0";
+}
+
 static int	dash_api_day_alerts(struct dash_req *, const char *, size_t,
 		    const char *, const char *, const char *, const char *,
 		    const char *, const char *);
@@ -424,15 +445,16 @@ dash_api_alerts(struct dash_req *q)
 	}
 	/*
 	 * Where to read on: a full page read forward goes on after its last;
-	 * otherwise everything up to the feed's last id was looked at.
+	 * otherwise everything up to the last id the login may know of was
+	 * looked at.
 	 */
 	if (forward && json_array_size(list) == limit)
 		last = json_string_value(json_object_get(json_array_get(list,
 		    json_array_size(list) - 1), "sid"));
-	else if (since != NULL && !dash_api_sid_after(feed_last_sid(d->feed), since))
+	else if (since != NULL && !dash_api_sid_after(dash_api_last(q), since))
 		last = since;
 	else
-		last = feed_last_sid(d->feed);
+		last = dash_api_last(q);
 	return dash_api_answer(q, HTTP_STATUS_OK, json_pack("{s:o, s:s}",
 	    "alerts", list, "last", last));
 }

@@ -494,6 +494,61 @@ def test_a_login_of_one_shop_finds_its_alerts_of_a_day_behind_another_shops(
     assert get("limit=1", boss)[1] is False
 
 
+def test_a_login_of_one_shop_is_not_told_of_other_shops_alerts(dashboard, redis_server, tmp_path):
+    """While only jd has alerts, a page of tm gets no `alerts` message (an
+    empty one said when jd had one), and GET /api/alerts's `last` is the id
+    of tm's newest alert, not of jd's; reading on from it finds tm's next.
+    A login of every shop reads on from the stream's last."""
+    r = redis_server()
+    c = r.client()
+    users = tmp_path / "users"
+    passwd(users, ["boss", "supervisor"], "boss-pw")
+    passwd(users, ["--shops", "tm", "tmsup", "supervisor"], "tm-pw")
+    d = dashboard(r.url(), extra=f"  users: {users}\n" + "shops:\n  tm: {}\n  jd: {}\n")
+    first = xadd(c, shop_alert(1, "tm", conversation="c-tm"))
+    boss = login(d, "boss", "boss-pw")
+    tm = login(d, "tmsup", "tm-pw")
+
+    def api(query, cookie):
+        st, _, doc = request(d, "GET", "/api/alerts" + query, cookie=cookie)
+        assert st == 200, doc
+        return [int(x["alert"]["id"][-2:]) for x in doc["alerts"]], doc["last"]
+
+    wait_for(lambda: api("", tm)[0] == [1], 5 * SLOW, "the alert read")
+
+    async def main():
+        async with d.feed(extra_headers={"Cookie": f"chatmon_session={tm}"}) as ws:
+            p = Page(ws)
+            assert [sid for sid, _ in await p.alerts(1)] == [first]
+            for n in range(2, 7):
+                xadd(c, shop_alert(n, "jd", conversation=f"c-jd{n}"))
+                await asyncio.sleep(0.1)
+            jd_last = c.xrevrange(STREAM, count=1)[0][0]
+            wait_for(lambda: api("", boss)[1] == jd_last, 5 * SLOW, "jd's alerts read")
+            # what an alerts message would have said is out by now (100 ms batches)
+            end = time.monotonic() + 1.0 * SLOW
+            try:
+                while time.monotonic() < end:
+                    p.msgs.append(json.loads(await asyncio.wait_for(
+                        ws.recv(), end - time.monotonic())))
+            except asyncio.TimeoutError:
+                pass
+            told = [m for m in p.msgs if m["type"] == "alerts"]
+            assert len(told) == 1, told          # the reset of the history only
+            # the API: tm's last is its own alert's; reading on finds nothing new
+            assert api("", tm) == ([1], first)
+            assert api(f"?since={first}", tm) == ([], first)
+            assert api("", boss)[1] == jd_last
+            assert api(f"?since={first}", boss) == ([2, 3, 4, 5, 6], jd_last)
+            # tm's next alert comes, and is found from tm's last
+            sid = xadd(c, shop_alert(7, "tm", conversation="c-tm"))
+            m = await p.next("alerts")
+            assert [x["sid"] for x in m["alerts"]] == [sid], m
+            assert api(f"?since={first}", tm) == ([7], sid)
+
+    run(main())
+
+
 def test_a_login_of_many_shops_is_told_its_shops(dashboard, redis_server, tmp_path):
     """POST /api/login, GET /api/login and GET /api/me say every shop of a
     login, however long its list (as long as the users file takes: 1023
