@@ -48,6 +48,8 @@
 #define DASH_API_LATE_MS	3600000LL	/* a day's alerts reach the stream this late */
 #define DASH_API_KEY_MAX	64	/* a note's "key", bytes */
 #define DASH_API_AGAIN_MS	600000	/* a note sent again this soon is the same note */
+#define DASH_API_DAY_PAGE	1000	/* GET /api/alerts?day=: stream entries read at once, ... */
+#define DASH_API_DAY_PAGES	10	/* ... and pages read at most per request */
 
 enum dash_route {
 	DR_NONE,		/* not ours: dashauth's */
@@ -95,6 +97,11 @@ struct dash_req {
 	char			 from[16], to[16], format[8];
 	char			*agent;
 	char			*shop, *queue;	/* ?shop=&queue=: that shop's figures only */
+	/* ?day=: the day's start (wall ms), the alerts found (oldest first), how many are wanted, pages read */
+	int64_t			 day_start;
+	json_t			*found;
+	size_t			 limit;
+	unsigned		 pages;
 	/* the answer's type when not JSON, and a file name to save it as */
 	const char		*ctype;
 	char			 disp[96];
@@ -126,6 +133,7 @@ dash_req_free(struct dash_req *q)
 	sbuf_free(&q->out);
 	json_decref(q->doc);
 	json_decref(q->notes);
+	json_decref(q->found);
 	free(q->conv);
 	free(q->text);
 	free(q);
@@ -319,6 +327,27 @@ dash_api_utf8(const char *v)
 	return v == NULL || util_utf8_valid(v, strlen(v));
 }
 
+/*
+ * The last stream id the login may know of (the feed's): the feed's own
+ * for every shop; for a login of some shops the id of the newest alert of
+ * them ("0-0": none held), because the feed's moves with every other
+ * shop's alert. Reading on from either finds the same alerts.
+ */
+static const char *
+dash_api_last(const struct dash_req *q)
+{
+	const struct feed_item	*it;
+	size_t			 i;
+
+	if (q->scope == NULL)
+		return feed_last_sid(q->d->feed);
+	for (i = feed_size(q->d->feed); i > 0; i--)
+		if ((it = feed_item(q->d->feed, i - 1)) != NULL &&
+		    users_scope_has(q->scope, it->shop))
+			return it->sid;
+	return "0-0";
+}
+
 static int	dash_api_day_alerts(struct dash_req *, const char *, size_t,
 		    const char *, const char *, const char *, const char *,
 		    const char *, const char *);
@@ -416,15 +445,16 @@ dash_api_alerts(struct dash_req *q)
 	}
 	/*
 	 * Where to read on: a full page read forward goes on after its last;
-	 * otherwise everything up to the feed's last id was looked at.
+	 * otherwise everything up to the last id the login may know of was
+	 * looked at.
 	 */
 	if (forward && json_array_size(list) == limit)
 		last = json_string_value(json_object_get(json_array_get(list,
 		    json_array_size(list) - 1), "sid"));
-	else if (since != NULL && !dash_api_sid_after(feed_last_sid(d->feed), since))
+	else if (since != NULL && !dash_api_sid_after(dash_api_last(q), since))
 		last = since;
 	else
-		last = feed_last_sid(d->feed);
+		last = dash_api_last(q);
 	return dash_api_answer(q, HTTP_STATUS_OK, json_pack("{s:o, s:s}",
 	    "alerts", list, "last", last));
 }
@@ -1299,6 +1329,25 @@ dash_api_report(struct dash_req *q)
 
 /* --- GET /api/alerts?day=: a day's alerts from the stream ------------------------- */
 
+static void	dash_api_on_day_alerts(redisReply *, void *);
+
+/* The next page of the day, from end ("(SID": before it) down to the day's start. */
+static int
+dash_api_day_page(struct dash_req *q, const char *end)
+{
+	struct dash	*d = q->d;
+	char		 start[32];
+
+	snprintf(start, sizeof(start), "%lld", (long long)q->day_start);
+	if (!rconn_up(d->wr) || rconn_command(d->wr, dash_api_on_day_alerts, q, 0,
+	    "XREVRANGE %s %s %s COUNT %d", d->key, end, start,
+	    DASH_API_DAY_PAGE) == -1)
+		return -1;
+	q->pending++;
+	q->pages++;
+	return 0;
+}
+
 static void
 dash_api_on_day_alerts(redisReply *r, void *priv)
 {
@@ -1306,8 +1355,10 @@ dash_api_on_day_alerts(redisReply *r, void *priv)
 	struct dash		*d = q->d;
 	const redisReply	*e, *fv;
 	const char		*json, *sid, *id, *want;
-	json_t			*list, *a, *item, *f = q->doc;
+	json_t			*a, *item, *f = q->doc;
+	char			 before[FEED_SID_MAX + 1];
 	size_t			 i, k;
+	int			 more;
 
 	if (!dash_api_replied(q, r))
 		return;
@@ -1316,13 +1367,9 @@ dash_api_on_day_alerts(redisReply *r, void *priv)
 		    "redis did not answer");
 		return;
 	}
-	if ((list = json_array()) == NULL) {
-		(void)dash_api_answer(q, HTTP_STATUS_OK, NULL);
-		return;
-	}
-	/* XREVRANGE: newest first; the answer is oldest first */
-	for (i = r->elements; i > 0; i--) {
-		e = r->element[i - 1];
+	/* XREVRANGE: newest first; each goes before the newer ones found */
+	for (i = 0; i < r->elements && json_array_size(q->found) < q->limit; i++) {
+		e = r->element[i];
 		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
 		    e->element[0]->type != REDIS_REPLY_STRING ||
 		    (fv = e->element[1])->type != REDIS_REPLY_ARRAY)
@@ -1349,21 +1396,45 @@ dash_api_on_day_alerts(redisReply *r, void *priv)
 			continue;
 		}
 		if ((item = dash_api_item(d, sid, id != NULL ? id : "", a)) == NULL ||
-		    json_array_append_new(list, item) == -1) {
-			json_decref(list);
+		    json_array_insert_new(q->found, 0, item) == -1) {
 			(void)dash_api_answer(q, HTTP_STATUS_OK, NULL);
 			return;
 		}
 	}
-	(void)dash_api_answer(q, HTTP_STATUS_OK, json_pack("{s:O, s:o}", "day",
-	    json_object_get(f, "day"), "alerts", list));
+	/*
+	 * The filters and the scope pass over what they do not want: a full
+	 * page that left the answer short is read on, from the entry before
+	 * its last, so that a login of one shop finds its alerts behind
+	 * another shop's many. Each page is a reply of its own (the loop
+	 * parses one page at a time); past DASH_API_DAY_PAGES the answer says
+	 * it is partial rather than read the whole stream for one request.
+	 */
+	more = r->elements == DASH_API_DAY_PAGE &&
+	    json_array_size(q->found) < q->limit;
+	if (more) {
+		e = r->element[r->elements - 1];
+		if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+		    e->element[0]->type == REDIS_REPLY_STRING)
+			snprintf(before, sizeof(before), "(%s", e->element[0]->str);
+		else
+			more = 0;	/* not a stream entry: nowhere to read on from */
+	}
+	if (more && q->pages < DASH_API_DAY_PAGES) {
+		if (dash_api_day_page(q, before) == -1)
+			(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+			    "redis is away");
+		return;
+	}
+	(void)dash_api_answer(q, HTTP_STATUS_OK, json_pack("{s:O, s:O, s:b}",
+	    "day", json_object_get(f, "day"), "alerts", q->found, "partial", more));
 }
 
 /*
- * The newest `limit` alerts the stream holds from local day `day`, by
- * their stream ids (when Redis took them), oldest first, each with its
- * handling; the filters apply to those. The alerts of a past day are
- * not in the feed's memory: they are read from Redis, which keeps
+ * The newest `limit` alerts the stream holds from local day `day` that
+ * pass the filters and the login's scope, by their stream ids (when
+ * Redis took them), oldest first, each with its handling; at most
+ * DASH_API_DAY_PAGES pages of the day are read. The alerts of a past day
+ * are not in the feed's memory: they are read from Redis, which keeps
  * redis.stream_maxlen of them.
  */
 static int
@@ -1372,25 +1443,21 @@ dash_api_day_alerts(struct dash_req *q, const char *day, size_t limit,
     const char *shop, const char *queue)
 {
 	struct dash	*d = q->d;
-	char		 start[32], end[32], count[16];
-	int64_t		 ds;
+	char		 end[32];
 
-	if (report_parse_day(day, d->cfg->sla.utc_offset_min, &ds) == -1)
+	if (report_parse_day(day, d->cfg->sla.utc_offset_min, &q->day_start) == -1)
 		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST,
 		    "day: want a day as YYYY-MM-DD");
 	if ((q->doc = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}",
 	    "day", day, "state", state, "severity", sev, "agent", agent,
-	    "conversation", conv, "shop", shop, "queue", queue)) == NULL)
+	    "conversation", conv, "shop", shop, "queue", queue)) == NULL ||
+	    (q->found = json_array()) == NULL)
 		return dash_api_answer(q, HTTP_STATUS_OK, NULL);
-	if (!rconn_up(d->wr))
+	q->limit = limit;
+	snprintf(end, sizeof(end), "%lld",
+	    (long long)(q->day_start + STATE_DAY_MS - 1));
+	if (dash_api_day_page(q, end) == -1)
 		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
-	snprintf(start, sizeof(start), "%lld", (long long)ds);
-	snprintf(end, sizeof(end), "%lld", (long long)(ds + STATE_DAY_MS - 1));
-	snprintf(count, sizeof(count), "%zu", limit);
-	if (rconn_command(d->wr, dash_api_on_day_alerts, q, 0,
-	    "XREVRANGE %s %s %s COUNT %s", d->key, end, start, count) == -1)
-		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
-	q->pending++;
 	return 0;
 }
 

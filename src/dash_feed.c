@@ -191,9 +191,14 @@ dash_send(struct dash_client *c)
 		/* after hello, and again when the hash was read whole */
 		rc = dash_feed_handling_reset(d, scope, o);
 		c->handling_v = d->handling_v;
-	} else if (dash_feed_alerts_due(c))
-		rc = feed_alerts_msg(d->feed, &c->pos, scope, o);
-	else if (c->evpos != d->evnext) {
+	} else if (dash_feed_alerts_due(c)) {
+		if ((rc = feed_alerts_msg(d->feed, &c->pos, scope, o)) == 0) {
+			/* other shops' alerts only: on to what comes next */
+			if (dash_due(c))
+				lws_callback_on_writable(c->wsi);
+			return 0;
+		}
+	} else if (c->evpos != d->evnext) {
 		if ((ev = dash_feed_event(d, c)) == NULL)
 			return 0;
 		if ((rc = dash_scope_event(d, scope, ev, o)) == 0) {

@@ -341,7 +341,7 @@ feed_alerts_msg(const struct feed *f, uint64_t *pos, const char *scope,
 	const struct feed_entry	*e;
 	uint64_t		 first = f->next - f->n, seq;
 	int			 reset = *pos == FEED_NEW || *pos < first;
-	size_t			 k;
+	size_t			 k, start = out->len;
 
 	if (reset && f->n > f->history)
 		first = f->next - f->history;
@@ -360,10 +360,19 @@ feed_alerts_msg(const struct feed *f, uint64_t *pos, const char *scope,
 			return -1;
 		k++;
 	}
+	*pos = seq;
+	/*
+	 * An empty batch that resets nothing would tell a login of some shops
+	 * only that another shop had an alert: not sent
+	 */
+	if (k == 0 && !reset) {
+		out->len = start;
+		out->s[start] = '\0';
+		return 0;
+	}
 	if (sbuf_append(out, "]}", 2) == -1)
 		return -1;
-	*pos = seq;
-	return 0;
+	return 1;
 }
 
 static int

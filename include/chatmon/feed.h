@@ -85,9 +85,10 @@ int	feed_pending(const struct feed *, uint64_t pos);
 /*
  * The next "alerts" message for a page at *pos: at most FEED_BATCH_MAX
  * alerts, "reset":true when the page must drop what it has. *pos moves on.
- * 0, or -1 on ENOMEM.
+ * 1 appended, 0 nothing of it is the page's (out as it was), -1 on ENOMEM.
  * scope: a login's shops (users_shops; NULL every shop): the alerts of
- * other shops, and without a shop, are passed over.
+ * other shops, and without a shop, are passed over; a batch of none of
+ * its alerts is no message (a reset still is).
  */
 int	feed_alerts_msg(const struct feed *, uint64_t *pos, const char *scope,
 	    struct sbuf *out);

@@ -8,6 +8,7 @@ Real redis-server, real chatmond and `chatmon dashboard`, plain HTTP and
 WebSocket clients."""
 
 import asyncio
+import calendar
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import time
 
 from conftest import CHATMON, SLOW, T, agent, recv, run, sla_bucket, wait_for
 from test_dashboard import Page
-from test_dashboard_api import alert, login, request, xadd
+from test_dashboard_api import STREAM, alert, login, request, xadd
 
 SHOPS = """shop_id: query:shop
 queue_id: query:queue
@@ -49,8 +50,8 @@ def passwd(path, argv, password, check=True):
     return p
 
 
-def shop_alert(n, shop=None, queue=None, conversation=None, agent_id="alice"):
-    a = alert(n, agent=agent_id, conversation=conversation)
+def shop_alert(n, shop=None, queue=None, conversation=None, agent_id="alice", ms=None):
+    a = alert(n, ms=ms, agent=agent_id, conversation=conversation)
     # as chatmond writes them: right after "conversation", only when set
     out = {}
     for k, v in a.items():
@@ -443,6 +444,109 @@ def test_an_alert_of_a_shop_with_u0000_is_in_no_scope(dashboard, redis_server, t
     assert st == 200, doc
     st, _, doc = request(d, "POST", f"/api/alerts/{sent[0]['id']}", {"state": "acked"}, cookie=boss)
     assert st == 200, doc
+
+
+def test_a_login_of_one_shop_finds_its_alerts_of_a_day_behind_another_shops(
+        dashboard, redis_server, tmp_path):
+    """GET /api/alerts?day= for a login of tm, whose 5 alerts of that day
+    came before 1 200 of jd: the day is read on past jd's until `limit` of
+    tm's are found (they were lost behind the first page); past 10 pages of
+    1 000 entries the answer stops and says "partial":true."""
+    r = redis_server()
+    c = r.client()
+    users = tmp_path / "users"
+    passwd(users, ["boss", "supervisor"], "boss-pw")
+    passwd(users, ["--shops", "tm", "tmsup", "supervisor"], "tm-pw")
+    tz = 8 * 3600
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 2 * 86400 + tz))
+    t = (calendar.timegm(time.strptime(day, "%Y-%m-%d")) - tz + 9 * 3600) * 1000
+
+    def add(n, shop, ms):
+        p.xadd(STREAM, {"alert": json.dumps(shop_alert(n, shop, ms=ms), ensure_ascii=False)},
+               id=f"{ms}-0")
+    p = c.pipeline(transaction=False)
+    for i in range(5):
+        add(i + 1, "tm", t + i)
+    for i in range(1200):
+        add(100 + i, "jd", t + 60000 + i)
+    p.execute()
+    d = dashboard(r.url(), extra=f"  users: {users}\nsla:\n  timezone: \"+08:00\"\n")
+    boss = login(d, "boss", "boss-pw")
+    tm = login(d, "tmsup", "tm-pw")
+
+    def get(query, cookie):
+        st, _, doc = request(d, "GET", f"/api/alerts?day={day}&{query}", cookie=cookie)
+        assert st == 200, doc
+        return [int(x["alert"]["id"][-4:]) for x in doc["alerts"]], doc.get("partial")
+
+    assert get("limit=1000", tm) == ([1, 2, 3, 4, 5], False)
+    assert get("limit=1000&shop=tm", tm) == ([1, 2, 3, 4, 5], False)
+    assert get("limit=3", tm) == ([3, 4, 5], False)          # the newest 3, oldest first
+    assert get("limit=1000&shop=jd", tm) == ([], False)      # no widening
+    ids, partial = get("limit=1000", boss)
+    assert ids == list(range(300, 1300)) and not partial
+    assert get("limit=1000&shop=tm", boss) == ([1, 2, 3, 4, 5], False)
+    # 10 200 of jd after tm's: 10 pages hold none of tm's, and the answer says so
+    for i in range(9000):
+        add(1300 + i, "jd", t + 120000 + i)
+    p.execute()
+    assert get("limit=1000", tm) == ([], True)
+    assert get("limit=1", boss)[1] is False
+
+
+def test_a_login_of_one_shop_is_not_told_of_other_shops_alerts(dashboard, redis_server, tmp_path):
+    """While only jd has alerts, a page of tm gets no `alerts` message (an
+    empty one said when jd had one), and GET /api/alerts's `last` is the id
+    of tm's newest alert, not of jd's; reading on from it finds tm's next.
+    A login of every shop reads on from the stream's last."""
+    r = redis_server()
+    c = r.client()
+    users = tmp_path / "users"
+    passwd(users, ["boss", "supervisor"], "boss-pw")
+    passwd(users, ["--shops", "tm", "tmsup", "supervisor"], "tm-pw")
+    d = dashboard(r.url(), extra=f"  users: {users}\n" + "shops:\n  tm: {}\n  jd: {}\n")
+    first = xadd(c, shop_alert(1, "tm", conversation="c-tm"))
+    boss = login(d, "boss", "boss-pw")
+    tm = login(d, "tmsup", "tm-pw")
+
+    def api(query, cookie):
+        st, _, doc = request(d, "GET", "/api/alerts" + query, cookie=cookie)
+        assert st == 200, doc
+        return [int(x["alert"]["id"][-2:]) for x in doc["alerts"]], doc["last"]
+
+    wait_for(lambda: api("", tm)[0] == [1], 5 * SLOW, "the alert read")
+
+    async def main():
+        async with d.feed(extra_headers={"Cookie": f"chatmon_session={tm}"}) as ws:
+            p = Page(ws)
+            assert [sid for sid, _ in await p.alerts(1)] == [first]
+            for n in range(2, 7):
+                xadd(c, shop_alert(n, "jd", conversation=f"c-jd{n}"))
+                await asyncio.sleep(0.1)
+            jd_last = c.xrevrange(STREAM, count=1)[0][0]
+            wait_for(lambda: api("", boss)[1] == jd_last, 5 * SLOW, "jd's alerts read")
+            # what an alerts message would have said is out by now (100 ms batches)
+            end = time.monotonic() + 1.0 * SLOW
+            try:
+                while time.monotonic() < end:
+                    p.msgs.append(json.loads(await asyncio.wait_for(
+                        ws.recv(), end - time.monotonic())))
+            except asyncio.TimeoutError:
+                pass
+            told = [m for m in p.msgs if m["type"] == "alerts"]
+            assert len(told) == 1, told          # the reset of the history only
+            # the API: tm's last is its own alert's; reading on finds nothing new
+            assert api("", tm) == ([1], first)
+            assert api(f"?since={first}", tm) == ([], first)
+            assert api("", boss)[1] == jd_last
+            assert api(f"?since={first}", boss) == ([2, 3, 4, 5, 6], jd_last)
+            # tm's next alert comes, and is found from tm's last
+            sid = xadd(c, shop_alert(7, "tm", conversation="c-tm"))
+            m = await p.next("alerts")
+            assert [x["sid"] for x in m["alerts"]] == [sid], m
+            assert api(f"?since={first}", tm) == ([7], sid)
+
+    run(main())
 
 
 def test_a_login_of_many_shops_is_told_its_shops(dashboard, redis_server, tmp_path):

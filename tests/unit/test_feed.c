@@ -46,7 +46,7 @@ msg(const struct feed *f, uint64_t *pos)
 	json_t		*o;
 
 	sbuf_init(&b);
-	assert_int_equal(feed_alerts_msg(f, pos, NULL, &b), 0);
+	assert_int_equal(feed_alerts_msg(f, pos, NULL, &b), 1);
 	o = json_loads(sbuf_str(&b), 0, NULL);
 	assert_non_null(o);
 	sbuf_free(&b);
@@ -297,7 +297,7 @@ test_nul_in_text(void **state)
 	assert_int_equal(feed_add(f, "1-0", a, strlen(a)), 1);
 	assert_int_equal(feed_bad(f), 0);
 	sbuf_init(&b);
-	assert_int_equal(feed_alerts_msg(f, &pos, NULL, &b), 0);
+	assert_int_equal(feed_alerts_msg(f, &pos, NULL, &b), 1);
 	assert_non_null(strstr(sbuf_str(&b), a));	/* as it came */
 	sbuf_free(&b);
 	feed_free(f);
@@ -653,18 +653,50 @@ test_shops(void **state)
 
 	/* the alerts a login of tm gets: its two, none without a shop */
 	sbuf_reset(&b);
-	assert_int_equal(feed_alerts_msg(f, &pos, "tm", &b), 0);
+	assert_int_equal(feed_alerts_msg(f, &pos, "tm", &b), 1);
 	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
 	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 2);
 	assert_string_equal(nth_sid(o, 0), "2-0");
 	assert_string_equal(nth_sid(o, 1), "3-0");
 	assert_int_equal(pos, 4);	/* past all, seen or not */
 	json_decref(o);
+	/*
+	 * another shop's alerts, and one without a shop: no message (an empty
+	 * one would tell the login that another shop had an alert), the
+	 * page's place past them all the same, and out as it was
+	 */
+	s = shop_alert(5, "alice", "jd", NULL, "c3");
+	assert_int_equal(feed_add(f, "5-0", s, strlen(s)), 1);
+	s = shop_alert(6, "alice", NULL, NULL, "c0");
+	assert_int_equal(feed_add(f, "6-0", s, strlen(s)), 1);
+	sbuf_reset(&b);
+	assert_int_equal(sbuf_printf(&b, "before"), 0);
+	assert_int_equal(feed_alerts_msg(f, &pos, "tm", &b), 0);
+	assert_int_equal(pos, 6);
+	assert_string_equal(sbuf_str(&b), "before");
+	assert_int_equal(feed_pending(f, pos), 0);
+	/* its own shop's next is sent as before */
+	s = shop_alert(7, "alice", "tm", NULL, "c1");
+	assert_int_equal(feed_add(f, "7-0", s, strlen(s)), 1);
+	sbuf_reset(&b);
+	assert_int_equal(feed_alerts_msg(f, &pos, "tm", &b), 1);
+	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 1);
+	assert_string_equal(nth_sid(o, 0), "7-0");
+	json_decref(o);
+	/* a page that has nothing yet gets its (empty) reset, whatever its shops */
 	pos = FEED_NEW;
 	sbuf_reset(&b);
-	assert_int_equal(feed_alerts_msg(f, &pos, NULL, &b), 0);
+	assert_int_equal(feed_alerts_msg(f, &pos, "nope", &b), 1);
 	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
-	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 4);
+	assert_true(json_is_true(json_object_get(o, "reset")));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 0);
+	json_decref(o);
+	pos = FEED_NEW;
+	sbuf_reset(&b);
+	assert_int_equal(feed_alerts_msg(f, &pos, NULL, &b), 1);
+	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
+	assert_int_equal(json_array_size(json_object_get(o, "alerts")), 7);
 	json_decref(o);
 	sbuf_free(&b);
 	sbuf_free(&sc);
