@@ -19,6 +19,7 @@
 #include "chatmon/util.h"
 
 #include "fuzz.h"
+#include "../common/b64url.h"
 
 /*
  * Agents' tokens arrive from anyone, before authentication. Every input is
@@ -145,34 +146,6 @@ static struct fuzz_file	 keyfile;
 static char		*good[SG_N];	/* tokens signed at start, for key sets from the input */
 
 /* --- base64url ------------------------------------------------------------ */
-
-static void
-b64url(const unsigned char *in, size_t n, char *out)
-{
-	static const char	a[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t			i, o = 0;
-	uint32_t		v;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = a[v >> 18];
-		out[o++] = a[v >> 12 & 63];
-		out[o++] = a[v >> 6 & 63];
-		out[o++] = a[v & 63];
-	}
-	if (n - i == 1) {
-		v = (uint32_t)in[i] << 16;
-		out[o++] = a[v >> 18];
-		out[o++] = a[v >> 12 & 63];
-	} else if (n - i == 2) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		out[o++] = a[v >> 18];
-		out[o++] = a[v >> 12 & 63];
-		out[o++] = a[v >> 6 & 63];
-	}
-	out[o] = '\0';
-}
 
 /*
  * The bytes of a base64url segment (a new buffer), or NULL when it is not

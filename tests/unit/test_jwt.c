@@ -21,6 +21,7 @@
 
 #include "chatmon/jwt.h"
 #include "chatmon/util.h"
+#include "../common/b64url.h"
 
 /*
  * The keys are made here, the tokens signed here with OpenSSL's signing
@@ -41,34 +42,6 @@ enum signer { S_NONE, S_HS, S_RS, S_ES, S_ES_DER };
 
 static const struct jwt_check	 check = { "sub", AUD, ISS, 0 };
 static size_t			 sig_cut;	/* bytes token() drops from the end of the signature */
-
-static void
-b64url(const unsigned char *in, size_t n, char *out)
-{
-	static const char	a[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t			i, o = 0;
-	uint32_t		v;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = a[v >> 18];
-		out[o++] = a[v >> 12 & 63];
-		out[o++] = a[v >> 6 & 63];
-		out[o++] = a[v & 63];
-	}
-	if (n - i == 1) {
-		v = (uint32_t)in[i] << 16;
-		out[o++] = a[v >> 18];
-		out[o++] = a[v >> 12 & 63];
-	} else if (n - i == 2) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		out[o++] = a[v >> 18];
-		out[o++] = a[v >> 12 & 63];
-		out[o++] = a[v >> 6 & 63];
-	}
-	out[o] = '\0';
-}
 
 static void
 b64url_str(const char *s, char *out)
