@@ -410,11 +410,6 @@ done:
 }
 
 /*
- * SIGHUP: read the files again, off the loop. One more SIGHUP while a
- * reload is under way asks for one more after it (the files may have
- * changed since it read them); any number of them, one.
- */
-/*
  * SIGUSR1, SIGUSR2: nothing to do (the log is stderr, there is no file to
  * reopen), but their default action ends the process without its drain,
  * and operators send SIGUSR1 to other daemons out of habit.
@@ -428,6 +423,11 @@ chatmond_on_usr(evutil_socket_t sig, short what, void *arg)
 	    (int)sig);
 }
 
+/*
+ * SIGHUP: read the files again, off the loop. One more SIGHUP while a
+ * reload is under way asks for one more after it (the files may have
+ * changed since it read them); any number of them, one.
+ */
 static void
 chatmond_on_hup(evutil_socket_t sig, short what, void *arg)
 {
