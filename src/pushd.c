@@ -812,7 +812,20 @@ pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv)
 	if (strlen(sid) >= sizeof(e->sid) || pd_entry_find(pd, sid) != NULL)
 		return;		/* held already: our claim pass found it again */
 	pd->n_entries++;
-	if ((raw = rreply_field(fv, "alert", &len)) == NULL ||
+	/*
+	 * A raw NUL byte is no JSON chatmond writes (it escapes U+0000), but
+	 * jansson takes one after a number; the alert is kept and sent as a
+	 * C string, so a webhook would get, and have signed, a body cut there.
+	 */
+	if ((raw = rreply_field(fv, "alert", &len)) != NULL &&
+	    memchr(raw, '\0', len) != NULL) {
+		pd->n_bad++;
+		log_info("pd_on_entry: entry %s holds a raw NUL byte, no alert: acked",
+		    sid);
+		pd_ack(pd, sid);
+		return;
+	}
+	if (raw == NULL ||
 	    /* chat text may hold U+0000: chatmond keeps it, so must this */
 	    (a = json_loadb(raw, len, JSON_ALLOW_NUL, NULL)) == NULL ||
 	    !json_is_object(a) || (id = jsonw_cstr(a, "id")) == NULL ||

@@ -675,6 +675,30 @@ def test_what_the_chat_side_chose_is_delivered_and_defused(redis_server, robot, 
     assert n.metric("chatmon_notify_entries_total", result="unreadable") == 0
 
 
+def test_an_entry_with_a_raw_nul_byte_is_refused_not_sent_cut(redis_server, robot, notify):
+    """Found by review: jansson takes a raw NUL byte right after a number,
+    and the worker kept the alert as a C string, so a webhook got (and had
+    signed) the body cut at the NUL, which is not JSON. Such an entry
+    (chatmond never writes one: it escapes U+0000) is unreadable: counted,
+    acked, sent nowhere."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot(wh="k-wh")
+    n = notify(r, [route("wh", "webhook", rb, secret="k-wh")])
+    cut = make_alert(conversation="c-cut")
+    body = encode(cut).encode()
+    assert body.endswith(b"}")
+    rc.xadd(STREAM, {"alert": body[:-1] + b',"n":0\x00}'})
+    ok = make_alert(conversation="c-ok")
+    xadd(rc, ok)
+    rb.wait_ids("wh", [ok["id"]])
+    wait_for(lambda: pending(rc) == 0, 5 * SLOW, "both acked")
+    time.sleep(0.5)
+    assert [e["raw"] for e in rb.entries("wh")] == [encode(ok)], rb.summary("wh")
+    assert n.metric("chatmon_notify_entries_total", result="unreadable") == 1
+    assert "holds a raw NUL byte" in n.log()
+
+
 # --------------------------------------------------------------------------
 # Delivery semantics
 
