@@ -72,7 +72,8 @@
  * however long that takes: a marker (or an XACK) that could not go while
  * Redis was away is written again when it is back, before our pending
  * entries are read again, and until then only the tombstone keeps the
- * alert from going twice.
+ * alert from going twice. A dead letter is kept (with its alert) and
+ * written again the same way, ahead of its marker.
  */
 #define PD_TOMB_MS	30000
 /*
@@ -106,6 +107,9 @@ struct pd_item {			/* one alert on one route, or the daily summary */
 	int64_t		 done_at;	/* a tombstone since (monotonic ms); 0: live */
 	const char	*marker;	/* a tombstone's done marker not confirmed yet: "1", "dead" */
 	int		 marker_out;	/* its SET is out */
+	char		*dead_why;	/* its dead letter not confirmed yet: the error; owned */
+	unsigned	 dead_attempts;
+	int		 dead_out;	/* its XADD is out */
 };
 
 /* Why a try failed, for chatmon_notify_failures_total{reason}. */
@@ -167,7 +171,7 @@ struct pushd {
 	size_t			 held_max;	/* notify.max_waiting */
 	int			 paused;	/* reading waits for held <= held_max / 2 */
 	struct pd_item		*tombs, **tombs_tail;	/* finished, oldest first */
-	struct pd_item		*unconf, **unconf_tail;	/* finished, marker not confirmed */
+	struct pd_item		*unconf, **unconf_tail;	/* finished, marker or dead letter not confirmed */
 	char			*prefix;
 	char			 stream[512], dead[512], consumer[256];
 	int			 stopping;	/* replies that come now are dropped */
@@ -288,6 +292,7 @@ pd_item_free(struct pd_item *it)
 	json_decref(it->alert);
 	free(it->raw);
 	free(it->ents);
+	free(it->dead_why);
 	free(it);
 }
 
@@ -330,11 +335,33 @@ pd_tomb(struct pushd *pd, struct pd_item *it)
 	pd_tombs_purge(pd, it->done_at);
 }
 
-/* Redis answered a done marker's SET: the tombstone may go in PD_TOMB_MS. */
+/*
+ * Redis confirmed what it was asked to keep of a finished item: once both
+ * its done marker and its dead letter are, it leaves pushd.unconf (and
+ * the alert it kept for the dead letter goes) and is a tombstone for
+ * PD_TOMB_MS.
+ */
+static void
+pd_unconf_confirmed(struct pushd *pd, struct pd_item *it)
+{
+	struct pd_item	**pp;
+
+	if (it->marker != NULL || it->dead_why != NULL)
+		return;
+	for (pp = &pd->unconf; *pp != it; pp = &(*pp)->next)
+		;
+	if ((*pp = it->next) == NULL)
+		pd->unconf_tail = pp;
+	free(it->raw);
+	it->raw = NULL;
+	pd_tomb(pd, it);
+}
+
+/* Redis answered a done marker's SET. */
 static void
 pd_on_marker(redisReply *rep, void *priv)
 {
-	struct pd_item	*it = priv, **pp;
+	struct pd_item	*it = priv;
 	struct pushd	*pd = it->route->pd;
 
 	if (pd->stopping)
@@ -348,40 +375,79 @@ pd_on_marker(redisReply *rep, void *priv)
 		    it->route->cfg->name, it->id, rep->str);
 		return;
 	}
-	for (pp = &pd->unconf; *pp != it; pp = &(*pp)->next)
-		;
-	if ((*pp = it->next) == NULL)
-		pd->unconf_tail = pp;
 	it->marker = NULL;
-	pd_tomb(pd, it);
+	pd_unconf_confirmed(pd, it);
 }
 
+/* Redis answered a dead letter's XADD. */
 static void
-pd_marker_send(struct pushd *pd, struct pd_item *it)
+pd_on_dead(redisReply *rep, void *priv)
 {
+	struct pd_item	*it = priv;
+	struct pushd	*pd = it->route->pd;
+
+	if (pd->stopping)
+		return;
+	it->dead_out = 0;
+	if (rep == NULL)
+		return;		/* the connection went: again when it is back */
+	if (rep->type == REDIS_REPLY_ERROR) {
+		log_warnx("pd_on_dead: route %s: %s's dead letter: redis: %s",
+		    it->route->cfg->name, it->id, rep->str);
+		return;
+	}
+	free(it->dead_why);
+	it->dead_why = NULL;
+	pd_unconf_confirmed(pd, it);
+}
+
+/*
+ * What Redis has not confirmed of a finished item goes (again): the dead
+ * letter first, then the done marker, on one connection, so that a crash
+ * between the two leaves the alert to be tried again rather than marked
+ * dead with no dead letter to show for it.
+ */
+static void
+pd_unconf_send(struct pushd *pd, struct pd_item *it)
+{
+	char	n[16];
+
+	if (it->dead_why != NULL && !it->dead_out) {
+		snprintf(n, sizeof(n), "%u", it->dead_attempts);
+		if (rconn_command(pd->rc, pd_on_dead, it, 0, "XADD %s MAXLEN ~ 100000 "
+		    "* route %s id %s alert %s error %s attempts %s", pd->dead,
+		    it->route->cfg->name, it->id, it->raw != NULL ? it->raw : "{}",
+		    it->dead_why, n) == 0)
+			it->dead_out = 1;
+	}
 	/* the alert id as the hash tag: one alert's markers share a Cluster slot (one MGET) */
-	if (rconn_command(pd->rc, pd_on_marker, it, 0, "SET %schatmon:notify:done:{%s}:%s "
+	if (it->marker != NULL && !it->marker_out &&
+	    rconn_command(pd->rc, pd_on_marker, it, 0, "SET %schatmon:notify:done:{%s}:%s "
 	    "%s EX " PD_DONE_TTL, pd->prefix, it->id, it->route->cfg->name,
 	    it->marker) == 0)
 		it->marker_out = 1;
 }
 
-/* Redis is back: the markers it has not confirmed go again, before anything is read. */
+/*
+ * Redis is back: the dead letters and markers it has not confirmed go
+ * again, before anything is read.
+ */
 static void
-pd_markers_flush(struct pushd *pd)
+pd_unconf_flush(struct pushd *pd)
 {
 	struct pd_item	*it;
 
 	for (it = pd->unconf; it != NULL && rconn_up(pd->rc); it = it->next)
-		if (!it->marker_out)
-			pd_marker_send(pd, it);
+		pd_unconf_send(pd, it);
 }
 
 /*
- * The route is done with the item (delivered, or dead): marker ("1",
- * "dead"; NULL for the daily summary, which has its own) is set, each
- * entry it stands for hears so (the XACK after the marker), and it stays
- * behind as a tombstone: until Redis confirms the marker, then PD_TOMB_MS.
+ * The route is done with the item (delivered, or dead): its dead letter
+ * (pd_dead_letter) is written, marker ("1", "dead"; NULL for the daily
+ * summary, which has its own) is set, each entry it stands for hears so
+ * (the XACK after them), and it stays behind as a tombstone: until Redis
+ * confirms both, then PD_TOMB_MS. The alert stays as long as its dead
+ * letter needs it.
  */
 static void
 pd_item_done(struct pushd *pd, struct pd_item *it, const char *marker)
@@ -390,23 +456,25 @@ pd_item_done(struct pushd *pd, struct pd_item *it, const char *marker)
 
 	it->done_at = pd_mono();
 	it->next = NULL;
-	if (marker != NULL) {
-		it->marker = marker;
+	it->marker = marker;
+	if (marker != NULL || it->dead_why != NULL) {
 		*pd->unconf_tail = it;
 		pd->unconf_tail = &it->next;
-		pd_marker_send(pd, it);
+		pd_unconf_send(pd, it);
 	}
 	for (i = 0; i < it->nents; i++)
 		pd_entry_done(pd, it->ents[i]);
 	pd->held--;
 	json_decref(it->alert);
-	free(it->raw);
 	free(it->ents);
 	it->alert = NULL;
-	it->raw = NULL;
 	it->ents = NULL;
 	it->nents = 0;
-	if (marker == NULL)
+	if (it->dead_why == NULL) {
+		free(it->raw);
+		it->raw = NULL;
+	}
+	if (marker == NULL && it->dead_why == NULL)
 		pd_tomb(pd, it);
 	/* from the loop, not from under whatever finished it (a read's batch) */
 	if (pd->paused && pd->held <= pd->held_max / 2)
@@ -462,19 +530,30 @@ pd_delivered(struct pd_route *r)
 	pd_fly_done(r, "1");
 }
 
-/* One alert to the dead letters, counted; the caller finishes it. */
+/*
+ * One alert to the dead letters, counted; the caller finishes it, which
+ * writes the dead letter as it does the done marker: kept until Redis
+ * confirms it, written again when Redis is back (a dead letter dropped
+ * while Redis was away vanished, its alert marked done).
+ */
 static void
-pd_dead_letter(struct pd_route *r, const struct pd_item *it, const char *why,
+pd_dead_letter(struct pd_route *r, struct pd_item *it, const char *why,
     unsigned attempts)
 {
 	struct pushd	*pd = r->pd;
 	char		 n[16];
 
+	r->dead++;
+	free(it->dead_why);
+	if ((it->dead_why = strdup(why)) != NULL) {
+		it->dead_attempts = attempts;
+		return;
+	}
+	/* no memory to keep it: one try, as it can */
 	snprintf(n, sizeof(n), "%u", attempts);
 	rconn_command(pd->rc, NULL, NULL, 0, "XADD %s MAXLEN ~ 100000 * route %s "
 	    "id %s alert %s error %s attempts %s", pd->dead, r->cfg->name,
 	    it->id, it->raw != NULL ? it->raw : "{}", why, n);
-	r->dead++;
 }
 
 /* Each alert of the message goes to the dead letters, and is done. */
@@ -812,7 +891,20 @@ pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv)
 	if (strlen(sid) >= sizeof(e->sid) || pd_entry_find(pd, sid) != NULL)
 		return;		/* held already: our claim pass found it again */
 	pd->n_entries++;
-	if ((raw = rreply_field(fv, "alert", &len)) == NULL ||
+	/*
+	 * A raw NUL byte is no JSON chatmond writes (it escapes U+0000), but
+	 * jansson takes one after a number; the alert is kept and sent as a
+	 * C string, so a webhook would get, and have signed, a body cut there.
+	 */
+	if ((raw = rreply_field(fv, "alert", &len)) != NULL &&
+	    memchr(raw, '\0', len) != NULL) {
+		pd->n_bad++;
+		log_info("pd_on_entry: entry %s holds a raw NUL byte, no alert: acked",
+		    sid);
+		pd_ack(pd, sid);
+		return;
+	}
+	if (raw == NULL ||
 	    /* chat text may hold U+0000: chatmond keeps it, so must this */
 	    (a = json_loadb(raw, len, JSON_ALLOW_NUL, NULL)) == NULL ||
 	    !json_is_object(a) || (id = jsonw_cstr(a, "id")) == NULL ||
@@ -1172,11 +1264,12 @@ pd_on_state(void *arg, int up, int lost)
 	if (!up)
 		return;
 	/*
-	 * The done markers that did not go first: on one connection, ahead of
-	 * the MGETs of the entries read again (an XACK that did not go either
-	 * leaves its entry pending: read again, it is found done and acked).
+	 * The dead letters and done markers that did not go first: on one
+	 * connection, ahead of the MGETs of the entries read again (an XACK
+	 * that did not go either leaves its entry pending: read again, it is
+	 * found done and acked).
 	 */
-	pd_markers_flush(pd);
+	pd_unconf_flush(pd);
 	/* our pending entries again from the start: what was not acked comes back */
 	pd->pending_done = 0;
 	snprintf(pd->from, sizeof(pd->from), "0");

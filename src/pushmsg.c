@@ -143,13 +143,40 @@ pm_wait(char out[32], json_t *w)
 #define PM_SHOWN_MAX	96
 
 /*
+ * The length of the character at p when it is one a message must not pass
+ * (else 0): C0 and C1 controls, DEL, and the bidi controls (U+061C,
+ * U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), which reorder what the
+ * supervisors read: a conversation id holding U+202E shows the rest of the
+ * line backwards. The set the dashboard's visible() escapes. p is in a
+ * NUL-terminated string: a byte is read only when the one before it is
+ * not NUL.
+ */
+static size_t
+pm_control(const unsigned char *p)
+{
+	if (*p < 0x20 || *p == 0x7f)
+		return 1;
+	if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+		return 2;
+	if (p[0] == 0xd8 && p[1] == 0x9c)
+		return 2;
+	if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0x8e || p[2] == 0x8f ||
+	    (p[2] >= 0xaa && p[2] <= 0xae)))
+		return 3;
+	if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+		return 3;
+	return 0;
+}
+
+/*
  * Appends s, a value the chat side chose (a conversation id, an agent), as
  * a message shows it: DingTalk and WeCom read the text as markdown, so a
  * conversation named "c1\n\n### [请立即复核](https://…)" would put a
  * heading and a link of its own into the supervisors' group. Control
- * characters become U+FFFD, the characters of links, images and HTML
- * ([ ] ( ) < > `) their full-width forms, and a value longer than
- * PM_SHOWN_MAX bytes ends in "…" (the link, if any, still has it whole).
+ * characters (pm_control: bidi controls too) become U+FFFD, the characters
+ * of links, images and HTML ([ ] ( ) < > `) their full-width forms, and a
+ * value longer than PM_SHOWN_MAX bytes ends in "…" (the link, if any,
+ * still has it whole).
  */
 static int
 pm_shown(struct sbuf *out, const char *s)
@@ -158,18 +185,20 @@ pm_shown(struct sbuf *out, const char *s)
 	static const char narrow[] = "[]()<>`";
 	const unsigned char	*p = (const unsigned char *)s;
 	const char		*w;
-	size_t			 n = 0;
+	size_t			 n = 0, c;
 	int			 rc = 0;
 
-	for (; *p != '\0' && rc == 0; p++, n++) {
+	while (*p != '\0' && rc == 0) {
 		if (n >= PM_SHOWN_MAX && (*p & 0xc0) != 0x80)
 			return sbuf_printf(out, "…");
-		if (*p < 0x20 || *p == 0x7f)
+		if ((c = pm_control(p)) > 0)
 			rc = sbuf_printf(out, "\xef\xbf\xbd");
-		else if ((w = strchr(narrow, *p)) != NULL)
+		else if ((c = 1, w = strchr(narrow, *p)) != NULL)
 			rc = sbuf_printf(out, "%s", wide[w - narrow]);
 		else
 			rc = sbuf_append(out, (const char *)p, 1);
+		p += c;
+		n += c;
 	}
 	return rc;
 }

@@ -170,6 +170,39 @@ test_text_defused(void **state)
 }
 
 /*
+ * Bidi controls in what the chat side chose are control characters too
+ * (found by review: a conversation id holding U+202E showed the rest of
+ * the line backwards in the group), and so are the C1 controls: each
+ * becomes U+FFFD, the characters next to them in their ranges do not.
+ */
+static void
+test_text_bidi(void **state)
+{
+	struct config_route	 r;
+	struct pushmsg_opts	 o = { NULL, 480, 0 };
+	struct sbuf		 t;
+	/* U+202E U+202A U+2066 U+2069 U+200E U+200F U+061C U+0085 U+009F, then U+202F U+2065 U+00A0 */
+	json_t			*a = load("{\"id\":\"a11\",\"type\":\"rule.hit\","
+	    "\"agent\":\"al\\u202aice\",\"conversation\":\"c-\\u202egnp.exe"
+	    "\\u2066x\\u2069\\u200e\\u200f\\u061c\\u0085\\u009fy\\u202f\\u2065\\u00a0z\"}");
+	const char		*s;
+
+	(void)state;
+	route(&r, CONFIG_TARGET_DINGTALK, "https://x/", NULL);
+	sbuf_init(&t);
+	assert_int_equal(pushmsg_text(&t, &r, &o, &a, 1), 0);
+	s = sbuf_str(&t);
+	assert_non_null(strstr(s, "客服 al\xef\xbf\xbdice"));
+	assert_non_null(strstr(s, "会话 c-\xef\xbf\xbdgnp.exe\xef\xbf\xbdx"
+	    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+	    "\xef\xbf\xbdy\xe2\x80\xaf\xe2\x81\xa5\xc2\xa0z\n"));
+	assert_null(strstr(s, "\xe2\x80\xae"));
+	assert_null(strstr(s, "\xc2\x85"));
+	sbuf_free(&t);
+	json_decref(a);
+}
+
+/*
  * The daily summary names the slowest agent and the longest wait's agent
  * and conversation, all the chat side's: the same defusing as an alert
  * (found by review: they went into the DingTalk markdown as they came).
@@ -399,6 +432,7 @@ main(void)
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_text_defused),
+		cmocka_unit_test(test_text_bidi),
 		cmocka_unit_test(test_daily_defused),
 		cmocka_unit_test(test_build),
 		cmocka_unit_test(test_judge),
