@@ -401,22 +401,24 @@ def test_install_to_another_prefix_rebuilds_the_paths_compiled_in(tmp_path):
     again, so chatmon looked in /usr/local/share for its page, and
     chatmon-dashboard.service would fail for ever). Done in a copy of the
     built tree, so that the tests' own binaries stay as they are."""
-    build = SAN and "build-san" or "build"
+    if SAN:
+        pytest.skip("the Makefile's paths, not the binaries: the plain pass checks them")
     top = tmp_path / "tree"
     top.mkdir()
     for item in ("Makefile", "README.md", "conf", "docs", "include", "man", "src", "systemd",
-                 "third_party", "tools", "web", build):
+                 "third_party", "tools", "web"):
         src = os.path.join(ROOT, item)
         if os.path.isdir(src):
             shutil.copytree(src, top / item, symlinks=True)
         else:
             shutil.copy2(src, top / item)
-    if SAN:     # libwebsockets, built with the sanitizers, is under build/deps
-        (top / "build").mkdir()
-        os.symlink(os.path.join(ROOT, "build", "deps"), top / "build" / "deps")
+    # the objects, with their times; libwebsockets (build/deps) is only read
+    shutil.copytree(os.path.join(ROOT, "build"), top / "build", symlinks=True,
+                    ignore=lambda d, names: ["deps"] if os.path.samefile(d, os.path.join(ROOT, "build")) else [])
+    os.symlink(os.path.join(ROOT, "build", "deps"), top / "build" / "deps")
     dest = tmp_path / "dest"
     argv = ["make", "-s", "-C", str(top), "install", "DESTDIR=" + str(dest),
-            "PREFIX=/opt/cm", "SYSCONFDIR=/opt/cm/etc"] + (["SAN=1"] if SAN else [])
+            "PREFIX=/opt/cm", "SYSCONFDIR=/opt/cm/etc"]
     r = subprocess.run(argv, capture_output=True, text=True, env=make_env(),
                        stdin=subprocess.DEVNULL, timeout=600 * SLOW)
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
@@ -431,4 +433,4 @@ def test_install_to_another_prefix_rebuilds_the_paths_compiled_in(tmp_path):
     assert b"/opt/cm/share/chatmon/dashboard" in open(chatmond, "rb").read()
     # the tree's own build is untouched: still /usr/local
     assert b"/usr/local/share/chatmon/dashboard" in open(
-        os.path.join(ROOT, build, "chatmon"), "rb").read()
+        os.path.join(ROOT, "build", "chatmon"), "rb").read()
