@@ -71,7 +71,11 @@ async def nothing(ws, wait=0.5):
     raise AssertionError(f"unexpected frame: {f}")
 
 
-def upstream_heads(b):
+def upstream_heads(b, last):
+    """The heads of the frames the backend got, once it has printed the one
+    holding `last` (the echo can reach the test before the backend's own
+    line about the frame does)."""
+    b.wait(lambda e: e["ev"] == "msg" and last in e["head"], what=f"a frame with {last!r}")
     return [e["head"] for e in b.select(lambda e: e["ev"] == "msg")]
 
 
@@ -119,7 +123,7 @@ def test_note_to_agent_not_backend_and_acks(daemon, backend, redis_server):
         (nid, "delivered", "agent:alice"), (nid, "read", "agent:alice")]
     assert all(isinstance(a["ts"], int) for a in got)
     # nothing of the note, and no ack, went upstream
-    heads = upstream_heads(b)
+    heads = upstream_heads(b, "好的")
     assert heads and not any("chatmon.note" in h or nid in h for h in heads), heads
     assert d.stop() == 0
     st = d.stats()
@@ -195,7 +199,7 @@ def test_malformed_and_foreign_acks(daemon, backend, redis_server):
     assert c.hget(f"chatmon:note:{bobs}", "delivered_at") is None
     assert c.zscore("chatmon:notes:pending:bob", bobs) is not None
     assert not [a for a in audits(c) if a["what"] == "note.state"]
-    heads = upstream_heads(b)
+    heads = upstream_heads(b, "还在")
     assert heads and not any("note_ack" in h for h in heads), heads
     assert d.stop() == 0
     st = d.stats()
@@ -298,7 +302,7 @@ def test_ack_by_its_type_as_json_reads_it(daemon, backend, redis_server):
             assert (await next_of(ws, "message"))["text"] == "好"
     run(main())
     # upstream: the frame whose type is x, and the chat turn; nothing else
-    heads = [json.loads(h) for h in upstream_heads(b)]
+    heads = [json.loads(h) for h in upstream_heads(b, "好")]
     assert [h["type"] for h in heads] == ["x", "message"], heads
     assert d.stop() == 0
     st = d.stats()
