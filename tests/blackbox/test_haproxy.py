@@ -165,7 +165,8 @@ def test_agents_spread_sticky_and_failover(tmp_path, daemon, backend, redis_serv
     # end to end: the backend saw each agent's path, the agent's address forwarded,
     # and chatmond read every tab's turn
     for n in AGENTS:
-        opens = b.select(lambda e, n=n: e["ev"] == "open" and e["path"] == f"/echo?agent={n}")
+        opens = b.count(lambda e, n=n: e["ev"] == "open" and e["path"] == f"/echo?agent={n}",
+                        TABS)
         assert len(opens) == TABS, (n, len(opens))
         xff = [v for e in opens for k, v in e["headers"] if k.lower() == "x-forwarded-for"]
         # HAProxy's header (the agent's address), then HAProxy's own address

@@ -80,7 +80,8 @@ def test_max_connections_per_ip(daemon, backend):
     run(main())
     m = metrics(ap)
     assert m.value("chatmon_connections_refused_total", reason="per_ip") == 2
-    open_paths = [e["path"] for e in b.select(lambda e: e["ev"] == "open")]
+    # the four that echoed were opened upstream (wait for the backend's lines)
+    open_paths = [e["path"] for e in b.count(lambda e: e["ev"] == "open", 4)]
     assert not [p for p in open_paths if "over" in p], open_paths
     xff = [dict((k.lower(), v) for k, v in e["headers"])["x-forwarded-for"]
            for e in b.select(lambda e: e["ev"] == "open" and "other0" in e["path"])]
