@@ -65,10 +65,18 @@ class Run:
 
     def __init__(self, config, backend_port):
         env = dict(os.environ, CHATMON_DEMO_PORT=str(backend_port))
-        self.proc = subprocess.Popen(["sh", RUN, CHATMOND, CHATMON, config],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, encoding="utf-8",
-                                     env=env, start_new_session=True)
+        # As from a terminal: SIGINT not ignored. A suite started in the
+        # background (`make test &`, nohup) inherits it ignored, and a shell
+        # cannot trap a signal ignored when it started, so Ctrl-C would do
+        # nothing; exec keeps an ignored signal ignored, a handled one is reset.
+        was = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            self.proc = subprocess.Popen(["sh", RUN, CHATMOND, CHATMON, config],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, text=True, encoding="utf-8",
+                                         env=env, start_new_session=True)
+        finally:
+            signal.signal(signal.SIGINT, was)
         self.out = LineReader(self.proc.stdout)
 
     def output(self):
