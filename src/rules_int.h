@@ -192,7 +192,7 @@ struct rules_first_memo {
 
 struct rules {
 	struct rule		*rule;
-	size_t			 nrule;
+	size_t			 nrule, rulecap;	/* rulecap: r->rule's room, doubled as it fills */
 	struct rules_load_def	*def;		/* while loading only */
 	size_t			 ndef;
 	int			 defs_full;	/* RULES_MAX_DEFS said once */

@@ -8,23 +8,10 @@
 
 #define RULES_MAX_SET		512	/* literals in one required set */
 #define RULES_MAX_CROSS		64	/* strings of a concatenation kept exact */
-#define RULES_MAX_LIT		48	/* bytes of a literal kept (a prefix is still required) */
 #define RULES_MAX_CLASS		32	/* characters of a class read as a set */
 
 /* The characters a backslash makes literal, in a class as outside one. */
 static const char rules_lit_meta[] = ".^$|()[]{}*+?\\/-#&~ \"'";
-
-static char *
-rules_lit_strndup(const char *s, size_t n)
-{
-	char	*p;
-
-	if ((p = malloc(n + 1)) == NULL)
-		return NULL;
-	memcpy(p, s, n);
-	p[n] = '\0';
-	return p;
-}
 
 /*
  * What a piece of a pattern tells the prefilter: `exact`, when known, is
@@ -43,21 +30,52 @@ struct rules_lit_info {
 static void
 rules_lit_set_free(struct rules_lit_set *l)
 {
-	size_t	i;
-
 	if (l == NULL)
 		return;
-	for (i = 0; i < l->n; i++)
-		free(l->s[i]);
-	free(l->s);
-	free(l->h);
+	if (l->s != l->inl_s) {
+		free(l->s);
+		free(l->h);
+	}
 	free(l);
 }
 
 static struct rules_lit_set *
 rules_lit_set_new(void)
 {
-	return calloc(1, sizeof(struct rules_lit_set));
+	struct rules_lit_set	*l;
+
+	if ((l = malloc(sizeof(*l))) == NULL)
+		return NULL;
+	l->s = l->inl_s;
+	l->h = l->inl_h;
+	l->n = l->wmin = 0;
+	l->cap = RULES_LIT_INLINE;
+	return l;
+}
+
+/* Room for cap literals (cap > l->cap); -1 on ENOMEM, l unchanged. */
+static int
+rules_lit_set_grow(struct rules_lit_set *l, size_t cap)
+{
+	char		(*ns)[RULES_MAX_LIT + 1];
+	uint32_t	 *nh;
+
+	if ((ns = malloc(cap * sizeof(*ns))) == NULL)
+		return -1;
+	if ((nh = malloc(cap * sizeof(*nh))) == NULL) {
+		free(ns);
+		return -1;
+	}
+	memcpy(ns, l->s, l->n * sizeof(*ns));
+	memcpy(nh, l->h, l->n * sizeof(*nh));
+	if (l->s != l->inl_s) {
+		free(l->s);
+		free(l->h);
+	}
+	l->s = ns;
+	l->h = nh;
+	l->cap = cap;
+	return 0;
 }
 
 static size_t	rules_lit_weight(const char *, size_t);
@@ -82,9 +100,8 @@ rules_lit_hash(const char *s, size_t n)
 static int
 rules_lit_set_add(struct rules_lit_set *l, const char *s, size_t n)
 {
-	char		**ns;
-	uint32_t	 *nh, h;
-	size_t		  i, w, cap;
+	uint32_t	h;
+	size_t		i, w;
 
 	if (n > RULES_MAX_LIT) {
 		n = RULES_MAX_LIT;
@@ -98,18 +115,11 @@ rules_lit_set_add(struct rules_lit_set *l, const char *s, size_t n)
 			return 0;
 	if (l->n >= RULES_MAX_SET)
 		return -1;
-	if (l->n == l->cap) {	/* doubling: sets are built one string at a time */
-		cap = l->cap ? 2 * l->cap : 4;
-		if ((ns = realloc(l->s, cap * sizeof(*ns))) == NULL)
-			return -1;
-		l->s = ns;
-		if ((nh = realloc(l->h, cap * sizeof(*nh))) == NULL)
-			return -1;
-		l->h = nh;
-		l->cap = cap;
-	}
-	if ((l->s[l->n] = rules_lit_strndup(s, n)) == NULL)
+	/* doubling: sets are built one string at a time */
+	if (l->n == l->cap && rules_lit_set_grow(l, 2 * l->cap) == -1)
 		return -1;
+	memcpy(l->s[l->n], s, n);
+	l->s[l->n][n] = '\0';
 	l->h[l->n] = h;
 	w = rules_lit_weight(s, n);
 	if (l->n == 0 || w < l->wmin)
@@ -346,16 +356,10 @@ rules_lit_set_dup(const struct rules_lit_set *a)
 
 	if (a == NULL || (l = rules_lit_set_new()) == NULL)
 		return NULL;
-	if (a->n == 0)
-		return l;
-	if ((l->s = malloc(a->n * sizeof(*l->s))) == NULL ||
-	    (l->h = malloc(a->n * sizeof(*l->h))) == NULL)
+	if (a->n > l->cap && rules_lit_set_grow(l, a->n) == -1)
 		goto fail;
-	l->cap = a->n;
-	for (; l->n < a->n; l->n++)
-		if ((l->s[l->n] = rules_lit_strndup(a->s[l->n],
-		    strlen(a->s[l->n]))) == NULL)
-			goto fail;
+	l->n = a->n;
+	memcpy(l->s, a->s, a->n * sizeof(*l->s));
 	memcpy(l->h, a->h, a->n * sizeof(*l->h));
 	l->wmin = a->wmin;
 	return l;

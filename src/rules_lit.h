@@ -15,11 +15,24 @@
  * letters folded to lower case as the normalised text is, at most 48 bytes
  * (a longer literal is cut to a prefix, which is still required).
  */
+#define RULES_MAX_LIT		48	/* bytes of a literal kept (a prefix is still required) */
+
+#define RULES_LIT_INLINE	4	/* literals a set holds without an array of its own */
+
+/*
+ * The literals sit in fixed slots, the first RULES_LIT_INLINE in the set
+ * itself (s and h point at inl_s and inl_h until it grows past them): a
+ * load builds about two million sets, most of one to four literals, and an
+ * allocation per literal and per array was most of its mallocs. A set is
+ * only ever handled by pointer (its arrays may point into it).
+ */
 struct rules_lit_set {
-	char		**s;
+	char		(*s)[RULES_MAX_LIT + 1];
 	uint32_t	 *h;	/* a hash of each literal, to find a copy in one compare */
 	size_t		  n, cap;
 	size_t		  wmin;	/* its weakest literal's weight (rules_lit.c), when n > 0 */
+	char		  inl_s[RULES_LIT_INLINE][RULES_MAX_LIT + 1];
+	uint32_t	  inl_h[RULES_LIT_INLINE];
 };
 
 /*

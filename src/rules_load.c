@@ -951,7 +951,7 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	yaml_node_t		*v, *w;
 	yaml_node_pair_t	*p;
 	const char		*id, *s, **strs = NULL;
-	size_t			*lines = NULL, n = 0, i, before = d->nerr, nupf = 0;
+	size_t			*lines = NULL, n = 0, i, before = d->nerr, nupf = 0, cap;
 	struct sbuf		 pat;
 	int			 x, on, rc = -1;
 
@@ -1164,9 +1164,15 @@ rules_load_add_rule(struct rules *r, struct rules_load_doc *d, yaml_node_t *item
 	/* the prefilter's literals, from the pattern and from the near cue */
 	if (rules_add_prefilter(r, &ru, pf, &npf, upf) == -1)
 		goto out;
-	if ((nr = realloc(r->rule, (r->nrule + 1) * sizeof(*nr))) == NULL)
-		goto out;
-	r->rule = nr;
+	/* doubling: a rule is 5.8 KB, and a copy of the array per rule is
+	 * quadratic (a sanitizer's realloc always copies) */
+	if (r->nrule == r->rulecap) {
+		cap = r->rulecap ? 2 * r->rulecap : 64;
+		if ((nr = realloc(r->rule, cap * sizeof(*nr))) == NULL)
+			goto out;
+		r->rule = nr;
+		r->rulecap = cap;
+	}
 	r->rule[r->nrule++] = ru;
 	memset(&ru, 0, sizeof(ru));
 	rc = 0;

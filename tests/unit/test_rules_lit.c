@@ -1070,7 +1070,8 @@ set_str(const struct rules_lit_set *l, char *got, size_t cap)
 	size_t	 k;
 
 	assert_true(l->n <= 512);
-	memcpy(str, l->s, l->n * sizeof(*str));
+	for (k = 0; k < l->n; k++)
+		str[k] = l->s[k];
 	qsort(str, l->n, sizeof(*str), str_cmp);
 	got[0] = '\0';
 	for (k = 0; k < l->n; k++)
