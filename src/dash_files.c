@@ -158,9 +158,9 @@ dash_files_root(struct dash *d)
 		    "serving the build tree's, %s\n", root, d->root);
 		return 0;
 	}
-	fprintf(stderr, "chatmon: dashboard: %s%s: %s (dashboard.root)\n", root,
+	log_errline("chatmon: dashboard: %s%s: %s (dashboard.root)", root,
 	    in == 0 ? "/index.html" : "", strerror(e));
-	fprintf(stderr, "chatmon: dashboard: %s\n", dflt ?
+	log_errline("chatmon: dashboard: %s", dflt ?
 	    "the page is installed there by `make install`; from a checkout, "
 	    "pass -o dashboard.root=$PWD/web/dashboard at its top" :
 	    "set dashboard.root to the directory holding the page's index.html "

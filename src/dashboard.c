@@ -110,14 +110,14 @@ dash_start(struct dash *d)
 	    (d->ev_int = evsignal_new(d->base, SIGINT, dash_on_signal, d)) == NULL ||
 	    (d->ev_auth = event_new(d->base, -1, EV_PERSIST, dash_feed_on_auth, d)) == NULL ||
 	    evsignal_add(d->ev_term, NULL) == -1 || evsignal_add(d->ev_int, NULL) == -1) {
-		fprintf(stderr, "chatmon: dashboard: out of memory\n");
+		log_errline("chatmon: dashboard: out of memory");
 		return -1;
 	}
 	snprintf(d->key, n, "%s%s", d->prefix, d->cfg->redis.stream);
 	if ((d->alerts = xfollow_new(d->base, d->stream, d->key,
 	    dash_alerts_entry, dash_alerts_came, d)) == NULL ||
 	    dash_start_audit(d) == -1) {
-		fprintf(stderr, "chatmon: dashboard: out of memory\n");
+		log_errline("chatmon: dashboard: out of memory");
 		return -1;
 	}
 	sla_config_from(&scfg, &d->cfg->sla);
@@ -125,7 +125,7 @@ dash_start(struct dash *d)
 	if ((d->figs = sla_new(&scfg, NULL, NULL, NULL)) == NULL ||
 	    sla_policies_from(d->cfg, &d->pol, &d->npol) == -1 ||
 	    sla_set_policies(d->figs, d->pol, d->npol) == -1) {
-		fprintf(stderr, "chatmon: dashboard: out of memory\n");
+		log_errline("chatmon: dashboard: out of memory");
 		return -1;
 	}
 	dash_state_day(d, util_wall_ms());
@@ -143,13 +143,13 @@ dash_start(struct dash *d)
 	sbuf_init(&errs);
 	d->tls = d->cfg->dashboard.tls;
 	if (d->tls && (d->tlsc = lwsctx_tls_load(&d->cfg->tls, &errs)) == NULL) {
-		fprintf(stderr, "chatmon: dashboard: %s", sbuf_str(&errs));
+		log_errtext("chatmon: dashboard: ", &errs);
 		sbuf_free(&errs);
 		return -1;
 	}
 	if ((d->auth = dashauth_new(d->cfg->dashboard.users, d->cfg->dashboard.token,
 	    d->cfg->dashboard.session_ttl_ms, d->tls, &errs)) == NULL) {
-		fputs(sbuf_str(&errs), stderr);	/* FILE:LINE: each */
+		log_errlines(NULL, &errs);	/* FILE:LINE: each */
 		sbuf_free(&errs);
 		return -1;
 	}
@@ -169,7 +169,7 @@ dash_start(struct dash *d)
 		    "pages (raise LimitNOFILE)", d->fd_floor + DASH_FD_SPARE);
 	sbuf_init(&errs);
 	if ((d->ctx = lwsctx_new(d->base, &li, &errs)) == NULL) {
-		fprintf(stderr, "chatmon: dashboard: %s", sbuf_str(&errs));
+		log_errtext("chatmon: dashboard: ", &errs);
 		sbuf_free(&errs);
 		return -1;
 	}
@@ -180,7 +180,7 @@ dash_start(struct dash *d)
 	    rconn_set_target(d->auditc, &d->cfg->redis, RCONN_ANY_ROLE) == -1 ||
 	    /* the API writes, and reads what it wrote: the master only */
 	    rconn_set_target(d->wr, &d->cfg->redis, 0) == -1) {
-		fprintf(stderr, "chatmon: dashboard: out of memory\n");
+		log_errline("chatmon: dashboard: out of memory");
 		return -1;
 	}
 	tv.tv_sec = (time_t)(d->poll_ms / 1000);

@@ -249,19 +249,31 @@ log_errline(const char *fmt, ...)
 	va_end(ap);
 }
 
-void
-log_errlines(const char *prefix, const struct sbuf *errs)
+static void
+log_lines(int bare, const char *prefix, const struct sbuf *errs)
 {
 	const char	*p = sbuf_str(errs), *nl;
 
 	for (; *p; p = nl + 1) {
 		if ((nl = strchr(p, '\n')) == NULL)
 			nl = p + strlen(p) - 1;
-		if (prefix != NULL)
-			log_errx("%s%.*s", prefix, (int)(nl - p), p);
+		if (bare)
+			log_errline("%s%.*s", prefix, (int)(nl - p), p);
 		else
-			log_errline("%.*s", (int)(nl - p), p);
+			log_errx("%s%.*s", prefix, (int)(nl - p), p);
 	}
+}
+
+void
+log_errlines(const char *prefix, const struct sbuf *errs)
+{
+	log_lines(prefix == NULL, prefix != NULL ? prefix : "", errs);
+}
+
+void
+log_errtext(const char *prefix, const struct sbuf *errs)
+{
+	log_lines(1, prefix, errs);
 }
 
 void

@@ -1654,7 +1654,7 @@ pd_start(struct pushd *pd)
 oom:
 	sbuf_line(&errs, "chatmon: notify: out of memory");
 err:
-	fputs(sbuf_str(&errs), stderr);
+	log_errlines(NULL, &errs);	/* under systemd, at error priority */
 	sbuf_free(&errs);
 	return -1;
 }
@@ -1711,7 +1711,7 @@ pushd_main(int argc, char **argv, const char *default_config)
 	log_set_level(pd.cfg->log_level);
 	log_set_json(pd.cfg->log_json);
 	if (sodium_init() == -1 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fprintf(stderr, "chatmon: notify: cannot initialise libsodium or libcurl\n");
+		log_errline("chatmon: notify: cannot initialise libsodium or libcurl");
 		config_free(pd.cfg);
 		return 1;
 	}

@@ -44,6 +44,12 @@ void	log_errx(const char *, ...) UTIL_PRINTF(1, 2);
 void	log_errline(const char *, ...) UTIL_PRINTF(1, 2);
 /* Each line of errs on its own: log_errline, or log_errx after prefix when there is one. */
 void	log_errlines(const char *prefix, const struct sbuf *errs);
+/*
+ * Each line of errs after prefix, as log_errline writes it: a tool's own
+ * words on a terminal ("chatmon: dashboard: ..."), at error priority in the
+ * journal. For the start errors of chatmon's services.
+ */
+void	log_errtext(const char *prefix, const struct sbuf *errs);
 __attribute__((noreturn)) void fatal(const char *, ...) UTIL_PRINTF(1, 2);
 __attribute__((noreturn)) void fatalx(const char *, ...) UTIL_PRINTF(1, 2);
 

@@ -1563,6 +1563,43 @@ def test_start_up_failures_reach_the_journal_as_errors(backend, tmp_path):
                    for l in lines), (cmd, lines)
 
 
+def test_service_start_errors_reach_the_journal_as_errors(tmp_path):
+    """chatmon dashboard and chatmon notify that cannot start for a reason
+    other than their file (a port taken, found by review: a plain line, at
+    the journal's info priority) say why at error priority under systemd,
+    and in the same words as before on a terminal."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    conf = tmp_path / "svc.yaml"
+    conf.write_text(config_text(free_port(), "ws://127.0.0.1:1/"), encoding="utf-8")
+    root = os.path.join(os.path.dirname(DEFAULT_RULES), "..", "web", "dashboard")
+    cases = {"dashboard": (["-o", f"dashboard.listen=127.0.0.1:{port}", "-o", f"dashboard.root={root}"],
+                           rf"^chatmon: dashboard: .*cannot listen on 127\.0\.0\.1:{port}"),
+             "notify": (["-o", f"notify.admin=127.0.0.1:{port}"],
+                        rf"^chatmon: notify: notify\.admin 127\.0\.0\.1:{port}: cannot listen")}
+    try:
+        for cmd, (args, why) in cases.items():
+            for journal in (False, True):
+                errfile = tmp_path / f"{cmd}-{journal}.stderr"
+                with open(errfile, "wb") as err:
+                    st = os.fstat(err.fileno())
+                    env = dict(os.environ)
+                    env.pop("JOURNAL_STREAM", None)
+                    if journal:
+                        env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+                    rc = subprocess.run([CHATMON, cmd, "-c", str(conf), *args], stderr=err,
+                                        stdout=subprocess.DEVNULL, env=env,
+                                        timeout=60 * SLOW).returncode
+                assert rc == 1, (cmd, journal, rc)
+                lines = errfile.read_text(encoding="utf-8").splitlines()
+                want = ("<3>" if journal else "") + why[1:]
+                assert any(re.match(want, l) for l in lines), (cmd, journal, lines)
+    finally:
+        taken.close()
+
+
 def test_no_secrets_in_logs(daemon, backend, redis_server, tmp_path):
     """redis.password (refused by a Redis that wants another one) and
     admin.token never appear on stderr, at debug level, through alerts,
