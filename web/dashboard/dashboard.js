@@ -130,6 +130,8 @@ const STRINGS = {
     'agents.nonePast': '这一天没有结束的轮次',
     'past.note': (d) => `${d}（历史，不再更新）`,
     'alerts.nonePast': '这一天没有告警',
+    'alerts.partialPast': ' · 只列出了这一天较晚的一部分告警',
+    'alerts.nonePartial': '这一天较晚的告警中没有可显示的（更早的未读）',
     'daypick.label': '查看日期',
     'daypick.today': '回到今天',
     'report.download': '下载报表',
@@ -310,6 +312,8 @@ const STRINGS = {
     'agents.nonePast': 'No round closed that day',
     'past.note': (d) => `${d} (a past day, not live)`,
     'alerts.nonePast': 'No alerts that day',
+    'alerts.partialPast': " · only the day's latest alerts are listed",
+    'alerts.nonePartial': "None among the day's latest alerts (older ones not read)",
     'daypick.label': 'Day',
     'daypick.today': 'Back to today',
     'report.download': 'Download report',
@@ -905,9 +909,11 @@ function renderAlerts() {
     pending.length > MAX_PINNED ? num(MAX_PINNED) : '');
 
   for (const s of SEVERITIES) dom.sevCounts[s].textContent = num(perSeverity[s]);
-  dom.alertsCount.textContent = t('alerts.count', num(drawn.length), num(matching), num(shown.length));
+  dom.alertsCount.textContent = t('alerts.count', num(drawn.length), num(matching), num(shown.length)) +
+    (state.past && state.past.partial ? t('alerts.partialPast') : '');
   dom.alertsEmpty.textContent = drawn.length ? ''
-    : state.past ? (state.past.error || t(shown.length ? 'alerts.filtered' : state.past.loading ? 'loading' : 'alerts.nonePast'))
+    : state.past ? (state.past.error || t(shown.length ? 'alerts.filtered' : state.past.loading ? 'loading'
+      : state.past.partial ? 'alerts.nonePartial' : 'alerts.nonePast'))
     : t(state.kept.length ? 'alerts.filtered' : state.alertsLoaded ? 'alerts.none' : 'loading');
   dom.alertsEmpty.hidden = drawn.length > 0;
   renderGlance();
@@ -1959,12 +1965,14 @@ function reportQueries() {
   return [reportShop()];
 }
 
+const PAST_LIMIT = 1000;     // a past day's alerts asked for (the API's most)
+
 async function pickDay(day) {
   const seq = ++state.pastSeq;
   if (!day || day === state.day) {
     state.past = null;
   } else {
-    state.past = { day, reports: null, kept: [], loading: true, error: '' };
+    state.past = { day, reports: null, kept: [], loading: true, error: '', partial: false };
   }
   renderHeader();
   renderAgents();
@@ -1972,7 +1980,7 @@ async function pickDay(day) {
   if (!state.past) return;
   const d = encodeURIComponent(day);
   const [al, ...reps] = await Promise.all([
-    api('GET', `/api/alerts?day=${d}&limit=1000`),
+    api('GET', `/api/alerts?day=${d}&limit=${PAST_LIMIT}`),
     ...reportQueries().map((q) => api('GET', `/api/report?from=${d}&to=${d}&${q}`)),
   ]);
   if (seq !== state.pastSeq || !state.past) return;    // overtaken, or back to today
@@ -1981,6 +1989,9 @@ async function pickDay(day) {
   if (failed) state.past.error = failed.error || t('err.other', failed.status);
   else state.past.reports = reps.map((rep) => rep.doc);
   if (al.ok && al.doc && Array.isArray(al.doc.alerts)) {
+    // older alerts of that day not read (the API's `partial`), or more
+    // than the page asks for: either way not the whole day
+    state.past.partial = al.doc.partial === true || al.doc.alerts.length >= PAST_LIMIT;
     const seen = new Set();
     for (const item of al.doc.alerts) {
       const a = item && item.alert;
