@@ -93,49 +93,36 @@ state_shops_add(json_t *shops, const char *shop, uint64_t n)
 	    (json_int_t)n));
 }
 
-/* The longest waits, as a min-heap of at most cap on waited_ms. */
+/* Every open round, counted by shop as it comes. */
 struct state_top {
 	struct sla_waiting	*v;
 	size_t			 n, cap;
-	uint64_t		 total;
 	json_t			*shops;		/* every round counted by its shop */
-	int			 failed;	/* ENOMEM counting them */
+	int			 failed;	/* ENOMEM gathering them */
 };
-
-static void
-state_top_down(struct state_top *t, size_t i)
-{
-	struct sla_waiting	 x = t->v[i];
-	size_t			 c;
-
-	for (; (c = 2 * i + 1) < t->n; i = c) {
-		if (c + 1 < t->n && t->v[c + 1].waited_ms < t->v[c].waited_ms)
-			c++;
-		if (t->v[c].waited_ms >= x.waited_ms)
-			break;
-		t->v[i] = t->v[c];
-	}
-	t->v[i] = x;
-}
 
 static void
 state_top_add(const struct sla_waiting *w, void *arg)
 {
 	struct state_top	*t = arg;
-	size_t			 i, p;
+	struct sla_waiting	*nv;
+	size_t			 cap;
 
-	t->total++;
+	if (t->failed)
+		return;
 	if (state_shops_add(t->shops, w->shop, 1) == -1)
-		t->failed = 1;
-	if (t->n < t->cap) {
-		for (i = t->n++; i > 0 && t->v[p = (i - 1) / 2].waited_ms >
-		    w->waited_ms; i = p)
-			t->v[i] = t->v[p];
-		t->v[i] = *w;
-	} else if (t->cap > 0 && w->waited_ms > t->v[0].waited_ms) {
-		t->v[0] = *w;
-		state_top_down(t, 0);
+		goto fail;
+	if (t->n == t->cap) {
+		cap = t->cap ? 2 * t->cap : 256;
+		if ((nv = realloc(t->v, cap * sizeof(*nv))) == NULL)
+			goto fail;
+		t->v = nv;
+		t->cap = cap;
 	}
+	t->v[t->n++] = *w;
+	return;
+fail:
+	t->failed = 1;
 }
 
 static int
@@ -151,29 +138,30 @@ int
 state_waiting_doc(struct sbuf *out, const struct sla *s, int64_t now,
     const struct state_origin *o)
 {
-	struct state_top	 t = { .cap = STATE_WAITING_MAX };
+	struct state_top	 t = { .v = NULL };
 	const struct sla_waiting *w;
-	json_t			*rounds, *r;
+	json_t			*rounds = NULL, *kept = NULL, *r;
 	size_t			 i;
+	int			 rc = -1;
 
-	if ((t.v = calloc(t.cap, sizeof(*t.v))) == NULL ||
-	    (t.shops = json_object()) == NULL ||
-	    (rounds = json_array()) == NULL) {
-		free(t.v);
-		json_decref(t.shops);
-		return -1;
-	}
+	if ((t.shops = json_object()) == NULL || (kept = json_object()) == NULL ||
+	    (rounds = json_array()) == NULL)
+		goto out;
 	/* the strings stay the engine's: nothing changes it meanwhile */
 	sla_waiting(s, now, state_top_add, &t);
-	if (t.failed) {
-		free(t.v);
-		json_decref(t.shops);
-		json_decref(rounds);
-		return -1;
-	}
+	if (t.failed)
+		goto out;
 	qsort(t.v, t.n, sizeof(*t.v), state_by_wait);
+	/*
+	 * The longest of each shop, as many as the feed shows of a shop: the
+	 * dashboard's merge of every instance's then has each shop's longest
+	 * whatever another shop's customers have waited
+	 */
 	for (i = 0; i < t.n; i++) {
 		w = &t.v[i];
+		if (json_integer_value(json_object_get(kept, w->shop != NULL ?
+		    w->shop : "")) >= STATE_FEED_WAITING_MAX)
+			continue;
 		/* NULL for an id that is not UTF-8: JSON cannot carry it */
 		if ((r = json_pack("{s:s%, s:s, s:I, s:I, s:I, s:b, s:s}",
 		    "conversation", w->conversation, w->conversation_len,
@@ -182,17 +170,26 @@ state_waiting_doc(struct sbuf *out, const struct sla *s, int64_t now,
 		    "waited_ms", (json_int_t)w->waited_ms,
 		    "threshold_ms", (json_int_t)w->threshold_ms,
 		    "first", w->first,
-		    "state", state_round_names[w->state])) != NULL &&
-		    state_set_shop(r, w->shop, w->queue) == 0)
-			json_array_append_new(rounds, r);
-		else
+		    "state", state_round_names[w->state])) == NULL)
+			continue;
+		if (state_set_shop(r, w->shop, w->queue) == -1 ||
+		    state_shops_add(kept, w->shop, 1) == -1) {
 			json_decref(r);
+			goto out;
+		}
+		if (json_array_append_new(rounds, r) == -1)
+			goto out;
 	}
-	free(t.v);
-	return jsonw_dump(out, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:o, s:o}",
+	rc = jsonw_dump(out, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:O, s:O}",
 	    "v", 1, "instance", o->instance, "host", o->host,
 	    "pid", (json_int_t)o->pid, "ts", (json_int_t)now,
-	    "total", (json_int_t)t.total, "shops", t.shops, "rounds", rounds));
+	    "total", (json_int_t)t.n, "shops", t.shops, "rounds", rounds));
+out:
+	free(t.v);
+	json_decref(t.shops);
+	json_decref(kept);
+	json_decref(rounds);
+	return rc;
 }
 
 int

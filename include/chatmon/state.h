@@ -17,8 +17,7 @@
  * come from Redis, where anything may have put anything.
  */
 
-#define STATE_WAITING_MAX	1000	/* rounds in one instance's document */
-#define STATE_FEED_WAITING_MAX	200	/* rounds in the feed's message */
+#define STATE_FEED_WAITING_MAX	200	/* rounds of a shop in the feed's message and in an instance's document */
 
 struct state_origin {
 	const char	*instance;	/* "8ebe0f0b" */
@@ -50,8 +49,9 @@ const struct sla_config *state_policy(const struct sla_config *cfg,
 
 /*
  * The instance's waiting document: the open rounds of s at now, longest
- * wait first, at most STATE_WAITING_MAX (all counted in "total", and by
- * shop in "shops", {SHOP: n}, "" for none). 0, or -1 on ENOMEM.
+ * wait first, the longest STATE_FEED_WAITING_MAX of each shop (all counted
+ * in "total", and by shop in "shops", {SHOP: n}, "" for none). 0, or -1 on
+ * ENOMEM.
  */
 int	state_waiting_doc(struct sbuf *out, const struct sla *s, int64_t now,
 	    const struct state_origin *);
