@@ -267,6 +267,9 @@ static const struct config_key config_keys[] = {
 	    300000, 0 },
 	{ "notify.claim_idle", CT_DURATION, OFF(notify.claim_idle_ms), 0, "60s",
 	    100, 86400000, 0 },
+	/* a consumer idle this long and holding nothing is a worker gone: deleted */
+	{ "notify.consumer_gone", CT_DURATION, OFF(notify.consumer_gone_ms), 0, "1h",
+	    10000, 604800000, 0 },
 	/* a robot that says it is sent too often: its route sends nothing this long (0: the vendor's) */
 	{ "notify.limited_pause", CT_DURATION, OFF(notify.limited_pause_ms), 0, "0s",
 	    0, 3600000, 0 },

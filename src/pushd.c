@@ -76,12 +76,6 @@
  * written again the same way, ahead of its marker.
  */
 #define PD_TOMB_MS	30000
-/*
- * A consumer of the group this idle that holds nothing is a worker gone
- * (a live one reads every PD_BLOCK_MS): deleted, as each start of a worker
- * without notify.consumer adds a name of its own.
- */
-#define PD_GONE_MS	3600000
 #define PD_DAILY_LEASE	"3600"		/* a worker that died while sending: another sends after */
 #define PD_DAILY_KEEP	"259200"	/* sent (or dead): nobody sends the day again */
 
@@ -1184,9 +1178,15 @@ pd_on_consumers(redisReply *r, void *priv)
 			    v->type == REDIS_REPLY_INTEGER)
 				idle = v->integer;
 		}
-		/* DELCONSUMER drops what it holds: only one that holds nothing */
+		/*
+		 * Idle notify.consumer_gone (at least twice PD_BLOCK_MS: a live
+		 * worker reads every PD_BLOCK_MS) and holding nothing: a worker
+		 * gone, as each start of a worker without notify.consumer adds
+		 * a name of its own. DELCONSUMER drops what it holds: only one
+		 * that holds nothing
+		 */
 		if (name == NULL || strcmp(name, pd->consumer) == 0 || pending != 0 ||
-		    idle < PD_GONE_MS)
+		    idle < 0 || (uint64_t)idle < pd->cfg->notify.consumer_gone_ms)
 			continue;
 		log_info("pd_on_consumers: consumer %s idle %llds, holding nothing: "
 		    "deleted", name, idle / 1000);

@@ -219,6 +219,7 @@ struct config_notify {
 	uint64_t attempts;		/* failed tries before the dead letters */
 	uint64_t backoff_ms;		/* the first retry's wait */
 	uint64_t claim_idle_ms;		/* another consumer's entries taken over */
+	uint64_t consumer_gone_ms;	/* a consumer idle this long, holding nothing, deleted */
 	uint64_t limited_pause_ms;	/* a route told it sends too much waits; 0: pushmsg_limited_pause */
 	uint64_t max_waiting;		/* alerts held for the routes before reading pauses */
 	char	*ca;			/* trusted besides the system store */

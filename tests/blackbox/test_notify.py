@@ -871,6 +871,34 @@ def test_two_workers_without_a_consumer_name_send_each_alert_once(redis_server, 
         assert re.search(r"pd_start: \S+ as chatmon-notify/" + re.escape(host) + r"-\d+-", n.log()), w
 
 
+def test_a_gone_worker_is_deleted_from_the_group_one_holding_alerts_is_not(redis_server, robot,
+                                                                          notify):
+    """A consumer idle notify.consumer_gone and holding nothing is a worker
+    gone: deleted, so past processes' names do not pile up; one that holds
+    alerts is kept (deleting it would make them unclaimable), as is the
+    worker itself (untested before: the wait was a fixed hour)."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot()
+    rc.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    held = make_alert(conversation="held")
+    xadd(rc, held)
+    got = rc.xreadgroup(GROUP, "holder", {STREAM: ">"}, count=1)
+    assert got and len(got[0][1]) == 1, got
+    rc.xgroup_createconsumer(STREAM, GROUP, "gone-1")
+    # consumers are looked at every half of claim_idle: the first look at
+    # 12 s finds gone-1 idle past 10 s, and holder's alert not yet idle 24 s
+    n = notify(r, [route("d", "webhook", rb, rate="100/min")], claim_idle="24s",
+               consumer_gone="10s")
+    wait_for(lambda: "gone-1" not in [c["name"] for c in rc.xinfo_consumers(STREAM, GROUP)],
+             20 * SLOW, "gone-1 deleted")
+    names = [c["name"] for c in rc.xinfo_consumers(STREAM, GROUP)]
+    assert "holder" in names and "w1" in names, names
+    assert re.search(r"pd_on_consumers: consumer gone-1 idle \d+s, holding nothing: deleted",
+                     n.log()), n.log()[-2000:]
+    assert "consumer holder" not in n.log()
+
+
 def test_a_duplicate_alert_id_is_delivered_once(redis_server, robot, notify):
     """The same alert written twice (an SLA event raised twice has one id):
     back to back, interleaved with others, and again after delivery."""
