@@ -385,8 +385,8 @@ class Daemon:
 
     def wait_ready(self, timeout=30):
         # until it listens, which is after the rules are compiled: conf/rules.d
-        # takes 1.5 s of CPU in the plain build and 9.8 s under ASan/UBSan
-        # (6-7 times, more than SLOW), and two workers share two cores. A
+        # takes 1 s of CPU in the plain build and 4 s under ASan/UBSan (more
+        # than SLOW times), and two workers share two cores. A
         # chatmond that exits is reported at once; this only bounds a hang.
         deadline = time.monotonic() + timeout * SLOW
         while time.monotonic() < deadline:
