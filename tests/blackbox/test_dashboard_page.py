@@ -983,13 +983,7 @@ def test_past_day_says_when_it_lists_part_of_the_day(browser, redis_server, dash
     behind another shop's many), is said to be listed in part; a day read
     whole is not (found by review: the page did not say it)."""
     import calendar
-    users = tmp_path / "users"
-    for user, shops in (("boss", None), ("tmsup", "tmall")):
-        argv = [CHATMON, "passwd", "-f", str(users), *(["--shops", shops] if shops else []),
-                user, "supervisor"]
-        p = subprocess.run(argv, input=f"{user}-pw\n", capture_output=True, text=True,
-                           timeout=30)
-        assert p.returncode == 0, p.stderr
+    users = supervisors(tmp_path, ("boss", None), ("tmsup", "tmall"))
     r = redis_server()
     c = r.client()
 
@@ -1031,6 +1025,19 @@ def test_past_day_says_when_it_lists_part_of_the_day(browser, redis_server, dash
     assert ids(drv) == []
 
 
+def supervisors(tmp_path, *logins):
+    """A users file of supervisor logins (user, "shop,shop" or None for all),
+    each with the password USER-pw."""
+    users = tmp_path / "users"
+    for user, shops in logins:
+        argv = [CHATMON, "passwd", "-f", str(users), *(["--shops", shops] if shops else []),
+                user, "supervisor"]
+        p = subprocess.run(argv, input=f"{user}-pw\n", capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, p.stderr
+    return users
+
+
 def login_as(drv, url, user, password):
     """A fresh page at url (no cookie left from another user), signed in as user."""
     shown = "return !document.getElementById(arguments[0]).hidden;"
@@ -1062,13 +1069,7 @@ def test_past_day_of_a_shop(browser, redis_server, dashboard, tmp_path):
     of two shops each shop's under its heading, and a 403 for a shop is
     said as such."""
     import calendar
-    users = tmp_path / "users"
-    for user, shops in (("boss", None), ("tmsup", "tmall"), ("two", "tmall,jd")):
-        argv = [CHATMON, "passwd", "-f", str(users), *(["--shops", shops] if shops else []),
-                user, "supervisor"]
-        p = subprocess.run(argv, input=f"{user}-pw\n", capture_output=True, text=True,
-                           timeout=30)
-        assert p.returncode == 0, p.stderr
+    users = supervisors(tmp_path, ("boss", None), ("tmsup", "tmall"), ("two", "tmall,jd"))
     r = redis_server()
     c = r.client()
     day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + TZ_MIN * 60 - 3 * 86400))
