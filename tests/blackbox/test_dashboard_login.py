@@ -343,7 +343,12 @@ def test_session_lifetime_and_users_file_changes(dashboard, redis_server, users)
     assert request(d, "GET", "/api/me", cookie=sid)[0] == 200
     time.sleep(3.2)
     assert request(d, "GET", "/api/me", cookie=sid)[0] == 401      # however busy, 3 s
-    # chatmon passwd while it runs: a new user logs in, a changed role shows
+    # chatmon passwd while it runs: a new user logs in, a changed role shows.
+    # On a dashboard of the default session_ttl: bob's session must outlive
+    # a passwd (argon2id) and the next look at the file, which on a loaded
+    # machine took more than 3 s (the session ended first, and the role
+    # could not be seen; and a 401 there proved nothing about the removal)
+    d = dashboard(r.url(), extra=f"  users: {users}\n")
     passwd(users, "carol", "carol-pw")
     wait_for(lambda: login(d, "carol", "carol-pw")[0] == 200, 10 * SLOW, "carol's login")
     bob = session_of(login(d, "bob", "bob-pw")[1])[0]
