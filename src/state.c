@@ -151,7 +151,8 @@ state_waiting_doc(struct sbuf *out, const struct sla *s, int64_t now,
 	sla_waiting(s, now, state_top_add, &t);
 	if (t.failed)
 		goto out;
-	qsort(t.v, t.n, sizeof(*t.v), state_by_wait);
+	if (t.n > 1)		/* t.v is NULL when nothing waits */
+		qsort(t.v, t.n, sizeof(*t.v), state_by_wait);
 	/*
 	 * The longest of each shop, as many as the feed shows of a shop: the
 	 * dashboard's merge of every instance's then has each shop's longest

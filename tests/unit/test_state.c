@@ -565,6 +565,29 @@ test_waiting_doc_each_shop(void **state)
 	sla_free(s);
 }
 
+/* Nothing waiting: an empty list (found by UBSan: qsort of no array). */
+static void
+test_waiting_doc_empty(void **state)
+{
+	struct sla_config	 cfg;
+	struct sla		*s;
+	struct sbuf		 b;
+	json_t			*o;
+
+	(void)state;
+	base_cfg(&cfg);
+	s = new_sla(&cfg);
+	sbuf_init(&b);
+	assert_int_equal(state_waiting_doc(&b, s, T0, &origin_a), 0);
+	o = parse(&b);
+	assert_int_equal(json_integer_value(json_object_get(o, "total")), 0);
+	assert_int_equal(json_array_size(json_object_get(o, "rounds")), 0);
+	assert_int_equal(json_object_size(json_object_get(o, "shops")), 0);
+	json_decref(o);
+	sbuf_free(&b);
+	sla_free(s);
+}
+
 /* Who waits carries the shop and queue, through the merge, only when set. */
 static void
 test_waiting_shops(void **state)
@@ -686,6 +709,7 @@ main(void)
 		cmocka_unit_test(test_day),
 		cmocka_unit_test(test_waiting_doc),
 		cmocka_unit_test(test_waiting_doc_each_shop),
+		cmocka_unit_test(test_waiting_doc_empty),
 		cmocka_unit_test(test_waiting_msg),
 		cmocka_unit_test(test_waiting_nul),
 		cmocka_unit_test(test_agents_merge),
