@@ -486,8 +486,15 @@ def select(driver, conv):
                                        for c in s["convs"]), f"conversation {conv} selected, read")
 
 
-def rgb(element, prop):
-    return tuple(int(x) for x in re.findall(r"\d+", element.value_of_css_property(prop))[:3])
+def rgb(driver, selector, prop):
+    """The computed colour of the first element matching selector, read in one
+    script: the page redraws its lists every second, so an element looked up
+    first and read later can be gone (a stale element) by the time it is read."""
+    value = driver.execute_script(
+        "const e = document.querySelector(arguments[0]);"
+        "return e ? getComputedStyle(e).getPropertyValue(arguments[1]) : null;", selector, prop)
+    assert value, f"nothing on the page matches {selector}"
+    return tuple(int(x) for x in re.findall(r"\d+", value)[:3])
 
 
 def agent_states(s):
@@ -536,8 +543,7 @@ def test_workbench_page(tmp_path, daemon, demo, browser):
     assert "服务用语" in note["text"] and "不太清楚" in note["text"], note
     assert "我帮您确认一下" in note["text"], note      # the rule's coaching text
     assert "etiquette." not in note["text"], note     # names for the agent, never rule ids
-    r, g, bl = rgb(browser.find_element(By.CSS_SELECTOR, '#messages .note[data-kind="warn"]'),
-                   "background-color")
+    r, g, bl = rgb(browser, '#messages .note[data-kind="warn"]', "background-color")
     assert r > 240 and g > 230 and bl < 235, f"the warn note is not yellow: {(r, g, bl)}"
     # blocked: marked not sent, with one block note (for all the rules it broke)
     type_reply(browser, BLOCKED_REPLY)
@@ -556,8 +562,7 @@ def test_workbench_page(tmp_path, daemon, demo, browser):
     assert "offplatform." not in blocks[0]["text"], blocks
     # times in sla.timezone (the backend's default, +08:00), and the page says so
     assert "时间 UTC+08:00" in browser.find_element(By.ID, "sla-info").text
-    r, g, bl = rgb(browser.find_element(By.CSS_SELECTOR, '#messages .msg[data-state="blocked"]'),
-                   "color")
+    r, g, bl = rgb(browser, '#messages .msg[data-state="blocked"]', "color")
     assert r > 140 and g < 80 and bl < 80, f"the blocked message is not red: {(r, g, bl)}"
     # the other buyers: listed, with unread marks; answer one of them
     s = until(browser, lambda s: len(s["convs"]) >= 4 and
@@ -592,13 +597,11 @@ def test_workbench_page(tmp_path, daemon, demo, browser):
         const m = Array.from(document.querySelectorAll('#messages .msg')).find(
             m => m.textContent === arguments[0]);
         m.closest('.row').scrollIntoView({block: 'start'});""", WARNED)
-    amber = browser.find_element(By.CSS_SELECTOR, '#convs .countdown[data-state="warn"]')
-    red = browser.find_element(By.CSS_SELECTOR, '#convs .countdown[data-state="breach"]')
-    path = screenshot(browser, "workbench.png")
-    r, g, bl = rgb(amber, "background-color")
+    r, g, bl = rgb(browser, '#convs .countdown[data-state="warn"]', "background-color")
     assert r > 240 and g > 200 and bl < 220, f"the amber countdown: {(r, g, bl)}"
-    r, g, bl = rgb(red, "background-color")
+    r, g, bl = rgb(browser, '#convs .countdown[data-state="breach"]', "background-color")
     assert r > 200 and g < 100 and bl < 100, f"the red countdown: {(r, g, bl)}"
+    path = screenshot(browser, "workbench.png")
     assert os.path.getsize(path) > 20000
     # what is on the screen in the screenshot: the first conversation, its notes
     s = page_state(browser)
@@ -612,7 +615,6 @@ def test_workbench_sla_countdown(tmp_path, daemon, demo, browser):
     ?ws=): unanswered, the countdown turns amber at warn_at x the threshold and
     red at it, with chatmond's sla.warn and sla.breach notes; the reply closes
     the round; the next round is judged against the reply threshold."""
-    from selenium.webdriver.common.by import By
     first, reply, warn_at = 3, 4, 0.5
     bport = free_port()
     d = daemon(bport, rules=DEFAULT_RULES, args=sla_options(first, reply, warn_at))
@@ -630,8 +632,7 @@ def test_workbench_sla_countdown(tmp_path, daemon, demo, browser):
     s = until(browser, lambda s: s["convs"][0]["countdown"] == "breach", "red", 5)
     assert re.fullmatch(r"超时 [1-9]\d*s", s["convs"][0]["text"]), s["convs"][0]
     assert s["timer"]["state"] == "breach" and "已超时" in s["timer"]["text"], s["timer"]
-    r, g, bl = rgb(browser.find_element(By.CSS_SELECTOR, "#convs .conv .countdown"),
-                   "background-color")
+    r, g, bl = rgb(browser, "#convs .conv .countdown", "background-color")
     assert r > 200 and g < 100 and bl < 100, f"the countdown is not red: {(r, g, bl)}"
     # chatmond's own warnings, as notes
     s = until(browser, lambda s: {n["type"] for n in s["notes"] if n["kind"] == "sla"}
