@@ -20,7 +20,7 @@
  * What it accepts is what the backend most likely accepts, JavaScript's
  * JSON.parse and Python's json, so that no frame the backend reads as a
  * chat turn passes unmonitored: duplicate keys (the last one wins), numbers
- * of any size (1e400, 2^64), escaped lone surrogates (read as U+FFFD in the
+ * of any size (1e400, 2^64) and Python's NaN and Infinity, escaped lone surrogates (read as U+FFFD in the
  * strings it returns), U+0000 escaped anywhere, any depth. What they refuse
  * it refuses: bytes that are not UTF-8, raw control characters in strings,
  * a byte order mark, anything after the value.
@@ -434,6 +434,20 @@ codec_scan_number(const unsigned char *b, size_t len, size_t *i, int *integer)
 	*integer = 1;
 	if (p < len && b[p] == '-')
 		p++;
+	/*
+	 * Python's json reads NaN, Infinity and -Infinity as numbers (a frame
+	 * with one is a chat turn to a Python backend); JSON.parse refuses them.
+	 */
+	if (len - p >= 8 && memcmp(b + p, "Infinity", 8) == 0) {
+		*integer = 0;
+		*i = p + 8;
+		return NULL;
+	}
+	if (p == *i && len - p >= 3 && memcmp(b + p, "NaN", 3) == 0) {
+		*integer = 0;
+		*i = p + 3;
+		return NULL;
+	}
 	if (p < len && b[p] == '0')
 		p++;
 	else if (p < len && b[p] >= '1' && b[p] <= '9')
@@ -784,10 +798,13 @@ codec_string(struct codec *c, size_t p, const char *buf, const char **s,
 }
 
 /*
- * An id at pointer p, a string or an integer: an integer within 64 bits is
- * written as C writes it (-0 is 0), a longer one as it was sent, so that
- * 7 and "7" name the same conversation or shop. 0; 1 when absent or of
- * another type; -1 on ENOMEM. The text is in c->out[p], reused per frame.
+ * An id at pointer p, a string or a number: a whole number within 64 bits
+ * is written as C writes an integer (-0 and 7.0 and 7e0 are 0 and 7, as
+ * JSON.parse reads them), any other number as it was sent, so that 7 and
+ * "7" name the same conversation or shop. Every number is an id: a frame
+ * whose conversation the backend can read is never relayed unread. 0; 1
+ * when absent or of another type; -1 on ENOMEM. The text is in c->out[p],
+ * reused per frame.
  */
 static int
 codec_id(struct codec *c, size_t p, const char *buf, const char **s,
@@ -797,20 +814,30 @@ codec_id(struct codec *c, size_t p, const char *buf, const char **s,
 	struct codec_buf	*o = &c->out[p];
 	char			*end;
 	long long		 n;
+	double			 d;
 	size_t			 len = v->end - v->start;
 
 	if (v->type == CODEC_J_STRING)
 		return codec_string(c, p, buf, s, slen);
-	if (v->type != CODEC_J_NUMBER || !v->integer)
+	if (v->type != CODEC_J_NUMBER)
 		return 1;
-	if (codec_buf_reserve(o, len + 1) == -1)
+	/* room for the literal or for any long long, whichever is longer */
+	if (codec_buf_reserve(o, (len > 20 ? len : 20) + 1) == -1)
 		return -1;
 	memcpy(o->s, buf + v->start, len);
 	o->s[len] = '\0';
 	errno = 0;
-	n = strtoll(o->s, &end, 10);
-	if (errno == 0 && *end == '\0' && len < o->cap)
-		len = (size_t)snprintf(o->s, o->cap, "%lld", n);
+	if (v->integer) {
+		n = strtoll(o->s, &end, 10);
+		if (errno == 0 && *end == '\0')
+			len = (size_t)snprintf(o->s, o->cap, "%lld", n);
+	} else {
+		/* NaN fails every comparison; 2^63 is not a long long */
+		d = strtod(o->s, &end);
+		if (*end == '\0' && d >= -9223372036854775808.0 &&
+		    d < 9223372036854775808.0 && (double)(long long)d == d)
+			len = (size_t)snprintf(o->s, o->cap, "%lld", (long long)d);
+	}
 	*s = o->s;
 	*slen = len;
 	return 0;
@@ -832,7 +859,7 @@ codec_conversation(struct codec *c, const char *buf, struct codec_frame *out)
 		    "conversation longer than " CODEC_STR(CODEC_CONV_MAX) " bytes" :
 		    NULL;
 	case 1:
-		return "conversation is not a string or an integer";
+		return "conversation is not a string or a number";
 	default:
 		return "out of memory";
 	}
@@ -867,9 +894,13 @@ codec_robot(const struct codec *c, const char *buf)
 		return v->end > v->start;
 	if (v->type != CODEC_J_NUMBER)
 		return 0;
-	/* zero when every digit before the exponent is 0 */
+	/*
+	 * zero when every digit before the exponent is 0; Infinity is not
+	 * zero, NaN is taken as zero (JSON.parse's falsy, Python's truthy: a
+	 * round counted rather than one missed)
+	 */
 	for (i = v->start; i < v->end && buf[i] != 'e' && buf[i] != 'E'; i++)
-		if (buf[i] >= '1' && buf[i] <= '9')
+		if ((buf[i] >= '1' && buf[i] <= '9') || buf[i] == 'I')
 			return 1;
 	return 0;
 }

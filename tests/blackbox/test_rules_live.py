@@ -156,9 +156,11 @@ def test_default_pack_blocks_offplatform(daemon, backend):
 
 
 def test_frames_the_backend_reads_are_read(daemon, backend):
-    """JSON that jansson refused but JSON.parse takes (a huge number, an
-    escaped lone surrogate, an escaped NUL in a key) no longer slips a
-    blocked phrase through unread; JSON that nobody takes passes as it is."""
+    """JSON that jansson refused but JSON.parse or Python's json takes (a
+    huge number, an escaped lone surrogate, an escaped NUL in a key, NaN,
+    Infinity) and a conversation written as a number with a point no longer
+    slip a blocked phrase through unread; JSON that nobody takes passes as
+    it is."""
     b = backend()
     d = daemon(b.port, rules=DEFAULT_RULES)
     frames = [
@@ -167,6 +169,13 @@ def test_frames_the_backend_reads_are_read(daemon, backend):
         '"text":"加我微信 abc12345"}',
         '{"type":"message","conversation":"c-1","text":"加我微信 abc12345 \\ud800"}',
         '{"type":"message","conversation":"c-1","k\\u0000":1,"text":"加我微信 abc12345"}',
+        # Python's json reads NaN and the infinities as numbers
+        '{"type":"message","conversation":"c-1","pad":NaN,"text":"加我微信 abc12345"}',
+        '{"type":"message","conversation":"c-1","pad":[Infinity,-Infinity],'
+        '"text":"加我微信 abc12345"}',
+        # a conversation any reader takes as a number
+        '{"type":"message","conversation":1.0,"text":"加我微信 abc12345"}',
+        '{"type":"message","conversation":15e-1,"text":"加我微信 abc12345"}',
     ]
 
     async def main():

@@ -190,26 +190,60 @@ static const struct row golden[] = {
 	{ "a number with a plus sign", NULL,
 	  B("{\"type\":\"end\",\"conversation\":+1}"),
 	  CODEC_INVALID, NONE, NONE, NONE, "invalid number" },
-	{ "float conversation", NULL,
+	/*
+	 * any number is an id (a backend reads the frame): a whole one as an
+	 * integer, as JSON.parse reads it, the others as sent
+	 */
+	{ "fraction conversation, kept as sent", NULL,
 	  B("{\"type\":\"message\",\"conversation\":1.5,\"text\":\"x\"}"),
-	  CODEC_MALFORMED, B("message"), NONE, NONE,
-	  "conversation is not a string or an integer" },
-	{ "exponent conversation is a real", NULL,
+	  CODEC_TURN, B("message"), B("1.5"), B("x"), NULL },
+	{ "whole number with a point is the integer", NULL,
+	  B("{\"type\":\"message\",\"conversation\":1.0,\"text\":\"x\"}"),
+	  CODEC_TURN, B("message"), B("1"), B("x"), NULL },
+	{ "whole number with an exponent is the integer", NULL,
 	  B("{\"type\":\"end\",\"conversation\":1e3}"),
-	  CODEC_MALFORMED, B("end"), NONE, NONE,
-	  "conversation is not a string or an integer" },
+	  CODEC_END, B("end"), B("1000"), NONE, NULL },
+	{ "minus zero with a point is 0", NULL,
+	  B("{\"type\":\"end\",\"conversation\":-0.0e5}"),
+	  CODEC_END, B("end"), B("0"), NONE, NULL },
+	{ "a whole real past int64, kept as sent", NULL,
+	  B("{\"type\":\"end\",\"conversation\":9.3e18}"),
+	  CODEC_END, B("end"), B("9.3e18"), NONE, NULL },
+	{ "an infinite real, kept as sent", NULL,
+	  B("{\"type\":\"end\",\"conversation\":1e400}"),
+	  CODEC_END, B("end"), B("1e400"), NONE, NULL },
+	{ "NaN conversation (Python), kept as sent", NULL,
+	  B("{\"type\":\"end\",\"conversation\":NaN}"),
+	  CODEC_END, B("end"), B("NaN"), NONE, NULL },
+	/* Python's json reads these as numbers: the frame is a turn to it */
+	{ "NaN and infinities beside a turn", NULL,
+	  B("{\"type\":\"message\",\"conversation\":\"c\",\"a\":NaN,"
+	    "\"b\":[Infinity,-Infinity],\"text\":\"加微信\"}"),
+	  CODEC_TURN, B("message"), B("c"), B("加微信"), NULL },
+	{ "minus NaN is no number", NULL,
+	  B("{\"type\":\"end\",\"conversation\":-NaN}"),
+	  CODEC_INVALID, NONE, NONE, NONE, "invalid number" },
+	{ "Inf is no number", NULL,
+	  B("{\"type\":\"end\",\"conversation\":Inf}"),
+	  CODEC_INVALID, NONE, NONE, NONE, "invalid number" },
+	{ "nan in lower case is no number", NULL,
+	  B("{\"type\":\"end\",\"conversation\":nan}"),
+	  CODEC_INVALID, NONE, NONE, NONE, "invalid literal" },
+	{ "Infinity followed by more letters", NULL,
+	  B("{\"type\":\"end\",\"conversation\":Infinityx}"),
+	  CODEC_INVALID, NONE, NONE, NONE, "invalid JSON: ',' or '}' expected at offset 37" },
 	{ "bool conversation", NULL,
 	  B("{\"type\":\"message\",\"conversation\":true,\"text\":\"x\"}"),
 	  CODEC_MALFORMED, B("message"), NONE, NONE,
-	  "conversation is not a string or an integer" },
+	  "conversation is not a string or a number" },
 	{ "null conversation", NULL,
 	  B("{\"type\":\"end\",\"conversation\":null}"),
 	  CODEC_MALFORMED, B("end"), NONE, NONE,
-	  "conversation is not a string or an integer" },
+	  "conversation is not a string or a number" },
 	{ "object conversation", NULL,
 	  B("{\"type\":\"end\",\"conversation\":{\"id\":1}}"),
 	  CODEC_MALFORMED, B("end"), NONE, NONE,
-	  "conversation is not a string or an integer" },
+	  "conversation is not a string or a number" },
 
 	/* Types. */
 	{ "other type", NULL,
@@ -964,6 +998,9 @@ test_robot(void **state)
 		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":\"faq\"}", 1 },
 		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":false}", 0 },
 		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":0}", 0 },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":0.0e9}", 0 },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":-Infinity}", 1 },
+		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":NaN}", 0 },
 		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":\"\"}", 0 },
 		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\",\"auto\":null}", 0 },
 		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\"}", 0 },
@@ -1057,11 +1094,14 @@ test_shop_queue(void **state)
 		    "\"conversation\":\"c\",\"text\":\"t\"}", "7", "0" },
 		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\","
 		    "\"shop\":123456789012345678901234567890}", "123456789012345678901234567890", NULL },
+		/* any number, as a conversation id: 7.0 is 7, 1.5 as sent */
+		{ "{\"shop\":7.0,\"meta\":{\"queue\":1.5},\"type\":\"message\","
+		    "\"conversation\":\"c\",\"text\":\"t\"}", "7", "1.5" },
 		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\","
 		    "\"shop\":\"\\u5929\\u732b\"}", "天猫", NULL },
 		/* empty, another type, or absent: none, and still a turn */
 		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\","
-		    "\"shop\":\"\",\"meta\":{\"queue\":1.5}}", NULL, NULL },
+		    "\"shop\":\"\",\"meta\":{\"queue\":false}}", NULL, NULL },
 		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\","
 		    "\"shop\":{\"id\":\"x\"},\"meta\":{\"queue\":true}}", NULL, NULL },
 		{ "{\"type\":\"message\",\"conversation\":\"c\",\"text\":\"t\","
