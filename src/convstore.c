@@ -301,8 +301,15 @@ static const char convstore_lua_turn[] =
 
 /*
  * KEYS as for a turn. ARGV: the round's open time, the event (0-2), id, the
- * instance, the call's number: the record then says this instance wrote
- * it last, and which of its calls (stale).
+ * instance, then the round as the caller holds it (f, x without this
+ * event, m0 d0 m1 d1 m2 d2 with d a time or -1, the idle end, the agent,
+ * shop and queue), the call's number: the record then says this instance
+ * wrote it last, and which of its calls (stale).
+ * No record at all, not even an end's (a Redis restarted without
+ * persistence, a failover to a replica that lagged, past what the replay
+ * of the last calls covers): the caller's round is written back, and the
+ * event raised on it, so that the breach still reaches the supervisors
+ * and the reply still closes the round it answers.
  * Who raised an event is kept by call (instance:number, in xr), not by
  * event: a call sent again that Redis ran already, and that raised the
  * event then, is answered 2, so that its caller raises and charges it,
@@ -317,6 +324,12 @@ static const char convstore_lua_fire[] =
 "if replayed and string.find(' ' .. (t.xr or '') .. ' ', ' ' .. call .. ' ', 1, true) then\n"
 "  return {2, dump(t), {}}\n"
 "end\n"
+"local restored = next(t) == nil\n"
+"if restored then\n"
+"  t = {op = '1', o = ARGV[1], f = ARGV[5], h = '1', x = ARGV[6], i = ARGV[13],\n"
+"       a = ARGV[14], ra = ARGV[14], sh = ARGV[15], qu = ARGV[16], lt = ARGV[1], la = ARGV[1]}\n"
+"  for e = 0, 2 do t['m'..e] = ARGV[7+2*e]; t['d'..e] = ARGV[8+2*e] end\n"
+"end\n"
 "if t.op ~= '1' or t.o ~= ARGV[1] then return {0, dump(t), {}} end\n"
 "local x, b = num(t.x), 2^tonumber(ARGV[2])\n"
 "if math.floor(x / b) % 2 == 1 then return {0, dump(t), {}} end\n"
@@ -327,7 +340,8 @@ static const char convstore_lua_fire[] =
 "r[#r+1] = call\n"
 "while #r > " CONVSTORE_STR(CONVSTORE_RAISED) " do table.remove(r, 1) end\n"
 "t.xr = table.concat(r, ' ')\n"
-"redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w, 'lq', t.lq, 'xr', t.xr, 'q', t.q)\n"
+"if restored then save(t); expire(t)\n"
+"else redis.call('HSET', KEYS[1], 'x', t.x, 'w', t.w, 'lq', t.lq, 'xr', t.xr, 'q', t.q) end\n"
 "local e = tonumber(ARGV[2])\n"
 "if e > 0 then record(e == 1 and 'b' or 'e', t.a or '', t.o, t['d'..e], t.f or '0', ARGV[3], t) end\n"
 "schedule(t, ARGV[3])\n"
@@ -655,12 +669,17 @@ convstore_flush(struct convstore *cs)
 	}
 }
 
-/* Errors that say "this server cannot take writes now": another will. */
+/*
+ * Errors that say "this server cannot take writes now": another will, or
+ * this one later (OOM: its maxmemory reached; a script refused for it has
+ * written nothing, as Redis refuses only a script's first write), after
+ * rconn's back-off.
+ */
 static int
 convstore_transient(const redisReply *r)
 {
 	static const char *const why[] = { "READONLY", "LOADING", "MASTERDOWN",
-	    "NOREPLICAS", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT" };
+	    "NOREPLICAS", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT", "OOM" };
 	size_t	i;
 
 	for (i = 0; i < UTIL_NELEM(why); i++)
@@ -1021,15 +1040,30 @@ convstore_turn(struct convstore *cs, const char *id, size_t len,
 
 int
 convstore_fire(struct convstore *cs, const char *id, size_t len,
-    int64_t opened, enum sla_event_type type, convstore_cb cb, void *priv)
+    enum sla_event_type type, const struct sla_conv_state *held,
+    const char *agent, const char *shop, const char *queue, convstore_cb cb,
+    void *priv)
 {
 	struct convstore_args	 a;
+	int			 i;
 
 	convstore_head(cs, &a, CS_FIRE, id, len);
-	convstore_arg_num(&a, opened);
+	convstore_arg_num(&a, held->opened);
 	convstore_arg_num(&a, (int64_t)type);
 	convstore_arg(&a, id, len);
 	convstore_arg_str(&a, cs->instance);
+	/* the round to write back to a Redis that has no record of it */
+	convstore_arg_str(&a, held->first ? "1" : "0");
+	convstore_arg_num(&a, (int64_t)(held->fired & ~(1u << type)));
+	for (i = 0; i < 3; i++) {
+		convstore_arg_num(&a, (int64_t)held->ms[i]);
+		convstore_arg_num(&a, !held->ms[i] || held->due[i] == INT64_MAX ?
+		    -1 : held->due[i]);
+	}
+	convstore_arg_num(&a, held->idle_at == INT64_MAX ? -1 : held->idle_at);
+	convstore_arg_str(&a, agent != NULL ? agent : "");
+	convstore_arg_str(&a, shop != NULL ? shop : "");
+	convstore_arg_str(&a, queue != NULL ? queue : "");
 	convstore_arg_num(&a, (int64_t)++cs->seq);
 	return convstore_call(cs, &a, 0, CS_FIRE, 0, cb, priv);
 }

@@ -257,6 +257,7 @@ slaclock_emit(const struct sla_event *e, void *arg)
 {
 	struct slaclock		*clk = arg;
 	struct slaclock_op	*op;
+	struct sla_conv_state	 held;
 
 	/* without Redis deciding, the engine charged it */
 	slaclock_hand(clk, e, SLACLOCK_TELL | (clk->shared ? 0 : SLACLOCK_PUBLISH));
@@ -278,8 +279,10 @@ slaclock_emit(const struct sla_event *e, void *arg)
 	op->ev.shop = op->shop;
 	op->ev.queue = op->queue;
 	op->ev.conv = NULL;
+	sla_conv_get(e->conv, &held);
+	held.opened = e->opened;
 	slaclock_op_sent(op, convstore_fire(clk->store, op->buf, op->len,
-	    e->opened, e->type, slaclock_on_store, op));
+	    e->type, &held, e->agent, e->shop, e->queue, slaclock_on_store, op));
 }
 
 /* c's deadline has come (it is out of the heap). */

@@ -116,13 +116,18 @@ int	convstore_turn(struct convstore *, const char *id, size_t len,
 	    const struct sla_conv_state *first, const struct sla_conv_state *later,
 	    int64_t idle_none, int64_t now, convstore_cb cb, void *priv);
 /*
- * Marks event type of the round opened at `opened` as raised; done 1 when
- * this call marked it (raise it; with stale, it did so before its answer
- * was lost), 0 when it was already marked or that round is over. As
- * convstore_turn otherwise.
+ * Marks event type of the round held (the engine's state: the round that
+ * opened at held->opened) as raised; done 1 when this call marked it
+ * (raise it; with stale, it did so before its answer was lost), 0 when it
+ * was already marked or that round is over. A Redis with no record of the
+ * conversation at all (it lost it) is given held's round, with its agent,
+ * shop and queue, and the event is marked on it. As convstore_turn
+ * otherwise.
  */
 int	convstore_fire(struct convstore *, const char *id, size_t len,
-	    int64_t opened, enum sla_event_type type, convstore_cb cb, void *priv);
+	    enum sla_event_type type, const struct sla_conv_state *held,
+	    const char *agent, const char *shop, const char *queue,
+	    convstore_cb cb, void *priv);
 /*
  * The deadlines (plan: due and ms by event, opened the round's start) of
  * the round a turn answered other_shop opened, if it is still open, and

@@ -987,3 +987,79 @@ def test_a_round_met_over_another_shops_connection_ends_by_its_shops_hours(
     run(on_b())
     assert [f["k"] for f in rounds_logged(c, "cx-1")] == ["a"]
     assert a.stop() == 0 and bb.stop() == 0
+
+
+def test_a_reply_refused_for_want_of_memory_is_sent_again(daemon, backend, redis_server,
+                                                          tmp_path):
+    """Redis at its maxmemory answers OOM to a write: the agent's reply that
+    met it is kept and sent again once Redis takes writes, so the round it
+    answered in time closes in Redis too; nobody takes the round over later
+    and raises its breach, and it is counted once, answered."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("m-1", "在吗"))])
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    key = conv_key("m-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=mia") as ws:
+            await first_turn(ws, "m-1")
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round open in Redis")
+            c.config_set("maxmemory-policy", "noeviction")
+            c.config_set("maxmemory", "1")      # every write now answered OOM
+            await ws.send(frame("m-1", "亲,在的"))
+            wait_for(lambda: "OOM" in d.log(), 2 * SLOW, "the reply refused with OOM")
+            c.config_set("maxmemory", "0")
+            wait_for(lambda: c.hget(key, "op") == "0", 5 * SLOW, "the reply applied in Redis")
+            # past the breach and escalation the round would have had, and a takeover
+            await asyncio.sleep((ESCALATE + 2 * TAKEOVER) / 1000 * SLOW)
+    run(main())
+    assert [a["type"] for _, a in sla_alerts(c, "m-1")] == []
+    assert d.stop() == 0
+    f = figures(d, "mia")
+    assert f is not None and (f["rounds"], f["answered"], f["breaches"]) == (1, 1, 0), f
+    assert "redis refused a call" not in d.log()
+
+
+def test_a_redis_that_lost_the_record_gets_the_round_back(daemon, backend, redis_server,
+                                                          tmp_path):
+    """Redis lost a conversation older than the calls sent again on a new
+    connection cover (here FLUSHALL under a live connection: nothing is sent
+    again at all): the instance that holds the round writes it back when its
+    next deadline comes, so the warning and the breach are raised, the round
+    waits in Redis from its first open time, and the reply closes it,
+    counted once."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("l-1", "衣服起球了怎么办"))])
+    first = 3000
+    slow = "sla:\n  first_response: 3s\n  reply: 5s\n  escalate: 20s\n  warn_at: 0.5\n" \
+        "  timezone: UTC\n"
+    d = daemon(b.port, extra=slow, redis=r.url(), args=ARGS)
+    key = conv_key("l-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=lin") as ws:
+            t0 = await first_turn(ws, "l-1")
+            st = wait_for(lambda: c.hgetall(key), 2 * SLOW, "the round in Redis")
+            assert time.time() - t0 < first / 2000, "too late to flush before the warning"
+            c.flushall()
+            wait_for(lambda: any(a["type"] == "sla.breach" for _, a in sla_alerts(c, "l-1")),
+                     (first / 1000 + 2) * SLOW, "the breach")
+            back = c.hgetall(key)
+            assert (back["op"], back["o"], back["f"], back["a"]) == ("1", st["o"], "1", "lin"), \
+                (st, back)
+            assert c.zscore("chatmon:sla:{%d}:open" % sla_bucket("l-1"), "l-1") == int(st["o"])
+            await ws.send(frame("l-1", "亲,可以用去球器处理哦"))
+            wait_for(lambda: c.hget(key, "op") == "0", 5 * SLOW, "the reply in Redis")
+            return st
+    st = run(main())
+    assert [a["type"] for _, a in sla_alerts(c, "l-1")] == ["sla.warn", "sla.breach"]
+    log = "chatmon:sla:{%d}:log" % sla_bucket("l-1")
+    rounds = [f for _, f in c.xrange(log) if f["k"] in ("a", "u")]
+    assert [(f["k"], f["o"]) for f in rounds] == [("a", st["o"])], rounds
+    assert d.stop() == 0
+    f = figures(d, "lin")
+    assert f is not None and (f["rounds"], f["answered"], f["breaches"]) == (1, 1, 1), f
