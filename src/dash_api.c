@@ -1338,7 +1338,9 @@ dash_api_day_page(struct dash_req *q, const char *end)
 	struct dash	*d = q->d;
 	char		 start[32];
 
-	snprintf(start, sizeof(start), "%lld", (long long)q->day_start);
+	/* a day before 1970-01-01 UTC (east of UTC, its first hours): no id is */
+	snprintf(start, sizeof(start), "%lld",
+	    q->day_start < 0 ? 0LL : (long long)q->day_start);
 	if (!rconn_up(d->wr) || rconn_command(d->wr, dash_api_on_day_alerts, q, 0,
 	    "XREVRANGE %s %s %s COUNT %d", d->key, end, start,
 	    DASH_API_DAY_PAGE) == -1)

@@ -17,7 +17,8 @@ note_name_ok(const char *s, size_t len)
 	for (i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return 0;
-	return 1;
+	/* a name goes into JSON: bytes that are not UTF-8 cannot */
+	return util_utf8_valid(s, len);
 }
 
 int

@@ -333,11 +333,16 @@ users_verify(const struct users *u, const char *user, const char *password,
     size_t len, enum users_role *role)
 {
 	const struct users_entry	*e = users_find(u, user);
-	int				 rc;
+	int				 rc, toolong = len > USERS_VERIFY_MAX;
 
 	*role = USERS_NONE;
-	if (len > USERS_VERIFY_MAX)
-		len = USERS_VERIFY_MAX;	/* the same work, and never a match below */
+	/*
+	 * A longer password is checked as its first USERS_VERIFY_MAX bytes,
+	 * for the same work (no timing says it was too long), and refused
+	 * whatever that check says: it is not the password that was set.
+	 */
+	if (toolong)
+		len = USERS_VERIFY_MAX;
 	if (sodium_init() < 0)
 		return -1;
 	errno = 0;
@@ -347,7 +352,7 @@ users_verify(const struct users *u, const char *user, const char *password,
 		/* a wrong password; or argon2 without its memory (ENOMEM) */
 		return errno == ENOMEM ? -1 : 0;
 	}
-	if (e == NULL)
+	if (e == NULL || toolong)
 		return 0;
 	*role = e->role;
 	return 1;

@@ -18,7 +18,7 @@
  */
 int	note_req_parse(const char *body, size_t len, char **conversation,
 	    char **text, char *err, size_t errsize);
-/* Whether s (len bytes) may name an agent or a conversation: 1..NOTE_NAME_MAX bytes, no control character. */
+/* Whether s (len bytes) may name an agent or a conversation: 1..NOTE_NAME_MAX bytes of UTF-8, no control character. */
 int	note_name_ok(const char *s, size_t len);
 /* "n-<ms>-<8 hex>". */
 void	note_id(char out[NOTE_ID_MAX], int64_t ms, uint32_t rnd);

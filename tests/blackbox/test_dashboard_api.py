@@ -700,6 +700,11 @@ def test_an_action_redis_may_have_run_is_504_and_a_note_sent_again_is_one(dashbo
     assert c.zcard("chatmon:notes:pending:alice") == 2
     st, _, doc = post(d, "/api/notes?agent=alice", dict(body, key=""))
     assert st == 400 and "key" in doc["error"], doc
+    # an agent that is not UTF-8 is no agent: refused, and nothing kept of it
+    reqs = sorted(c.keys("chatmon:notes:req:*"))
+    st, _, doc = post(d, "/api/notes?agent=%ff", dict(body, key="k-3"))
+    assert st == 400 and "agent" in doc["error"], doc
+    assert sorted(c.keys("chatmon:notes:req:*")) == reqs
     # the handling: stored once Redis went on, or by this
     st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "false_positive", "reason": "正常"})
     assert st == 200, doc
@@ -764,6 +769,14 @@ def test_report_endpoint(open_dash):
         assert st == 400 and words in doc["error"], (q, st, doc)
     st, _, doc = get(d, "/api/alerts?day=nope")
     assert st == 400
+    # the first hours of 1970-01-01 east of UTC (+08:00 here) come before any stream id
+    st, _, doc = get(d, "/api/alerts?day=1970-01-01")
+    assert st == 200 and doc["alerts"] == [], (st, doc)
+    # an id that is not UTF-8 names nobody: refused before the logs are read
+    for q, words in ((f"?from={day}&agent=%ff", "agent"), (f"?from={day}&shop=%ff", "shop"),
+                     (f"?from={day}&shop=tm&queue=%e5%8a", "queue")):
+        st, _, doc = get(d, "/api/report" + q)
+        assert st == 400 and words in doc["error"], (q, st, doc)
     # a filter that is not UTF-8 matches no alert: said, live and of a day
     for q, words in ((f"day={day}&agent=%ff", "agent"), ("agent=%ff", "agent"),
                      (f"day={day}&conversation=c%c0%af", "conversation"),

@@ -38,6 +38,9 @@ test_req(void **state)
 	assert_true(note_name_ok("alice", 5));
 	assert_false(note_name_ok("", 0));
 	assert_false(note_name_ok("a\x01", 2));
+	assert_true(note_name_ok("\xe5\xb0\x8f\xe7\xba\xa2", 6));	/* 小红 */
+	assert_false(note_name_ok("\xff", 1));
+	assert_false(note_name_ok("\xe5\xb0", 2));			/* cut short */
 }
 
 static void

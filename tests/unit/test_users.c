@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "chatmon/users.h"
 
@@ -258,6 +259,39 @@ test_hash_verify(void **state)
 	sbuf_free(&errs);
 }
 
+/*
+ * A password of USERS_VERIFY_MAX bytes set under the old limit still logs
+ * in; one that only starts with it does not (it was checked as its first
+ * USERS_VERIFY_MAX bytes, and matched).
+ */
+static void
+test_verify_longest(void **state)
+{
+	char		 h[crypto_pwhash_STRBYTES], text[512], *pw;
+	struct sbuf	 errs;
+	struct users	*u;
+	enum users_role	 role;
+
+	(void)state;
+	assert_non_null(pw = malloc(USERS_VERIFY_MAX + 100));
+	memset(pw, 'a', USERS_VERIFY_MAX + 100);
+	assert_int_equal(sodium_init() >= 0, 1);
+	assert_int_equal(crypto_pwhash_str(h, pw, USERS_VERIFY_MAX,
+	    crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE), 0);
+	snprintf(text, sizeof(text), "old:viewer:%s\n", h);
+	sbuf_init(&errs);
+	assert_non_null(u = users_parse(text, strlen(text), "u", &errs));
+	assert_int_equal(users_verify(u, "old", pw, USERS_VERIFY_MAX, &role), 1);
+	assert_int_equal(role, USERS_VIEWER);
+	assert_int_equal(users_verify(u, "old", pw, USERS_VERIFY_MAX + 1, &role), 0);
+	assert_int_equal(role, USERS_NONE);
+	assert_int_equal(users_verify(u, "old", pw, USERS_VERIFY_MAX + 100, &role), 0);
+	assert_int_equal(users_verify(u, "old", pw, USERS_VERIFY_MAX - 1, &role), 0);
+	users_free(u);
+	sbuf_free(&errs);
+	free(pw);
+}
+
 static void
 test_write(void **state)
 {
@@ -302,6 +336,7 @@ main(void)
 		cmocka_unit_test(test_set_line),
 		cmocka_unit_test(test_shops),
 		cmocka_unit_test(test_hash_verify),
+		cmocka_unit_test(test_verify_longest),
 		cmocka_unit_test(test_write),
 	};
 
