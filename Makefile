@@ -53,12 +53,12 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 # users, websess and ratelimit the dashboard's logins, handling and note
 # its HTTP API, pushmsg chatmon notify's messages, report `chatmon report`
 # (its Redis side is reportdb, a chat log's days reportlog, its command reportcli).
-PURE	:= util log yamlfile access config codec metrics msgq peercount dueheap window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt logrepeat
+PURE	:= util log yamlfile access config codec bintext metrics msgq peercount dueheap window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt logrepeat
 IO	:= lwsctx session relay slaclock convstore rconn xfollow alert history notes snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
 TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log logrepeat yamlfile access config window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_scope dash_api dashboard rulesfp report reportdb reportlog reportcli passwd cliconf pushmsg httpc pushd chatmon))
 
-UNIT_TESTS := util log peercount dueheap window access config codec msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog logrepeat
+UNIT_TESTS := util log peercount dueheap window access config codec bintext msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog logrepeat
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san soak soak-smoke bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -131,6 +131,8 @@ $(BUILD)/tests/test_access: $(BUILD)/tests/test_access.o $(BUILD)/access.o $(BUI
 $(BUILD)/tests/test_config: $(BUILD)/tests/test_config.o $(BUILD)/config.o $(BUILD)/access.o $(BUILD)/yamlfile.o $(BUILD)/util.o $(BUILD)/log.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -lyaml -lm
 $(BUILD)/tests/test_codec: $(BUILD)/tests/test_codec.o $(BUILD)/tests/allocfail.o $(BUILD)/codec.o $(BUILD)/util.o $(BUILD)/log.o
+	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium
+$(BUILD)/tests/test_bintext: $(BUILD)/tests/test_bintext.o $(BUILD)/tests/allocfail.o $(BUILD)/bintext.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_msgq: $(BUILD)/tests/test_msgq.o $(BUILD)/msgq.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium

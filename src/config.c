@@ -56,6 +56,7 @@ enum config_type {
 	CT_ROUTES,		/* notify.routes: a list of mappings */
 	CT_ID_SOURCE,		/* query:NAME | header:NAME | claim:NAME; "" none */
 	CT_SHOPS_UNKNOWN,	/* default | refuse */
+	CT_BINARY,		/* inspect | pass */
 };
 
 #define CF_NONEMPTY	0x01	/* CT_LIST: at least one item */
@@ -143,6 +144,9 @@ static const struct config_key config_keys[] = {
 	    CF_OPTIONAL },
 	{ "protocol.queue", CT_POINTER, OFF(protocol.queue), 0, NULL, 0, 0,
 	    CF_OPTIONAL },
+	/* binary messages read as chat turns too (docs/protocol.md) */
+	{ "protocol.binary", CT_BINARY, OFF(protocol.binary_pass), 0, "inspect",
+	    0, 0, 0 },
 	{ "redis.url", CT_REDIS_URL, OFF(redis.url), 0,
 	    "redis://127.0.0.1:6379", 0, 0, 0 },
 	/* docs/operations.md, "Redis failover"; config_check: url or sentinels */
@@ -360,6 +364,8 @@ static int	config_set_id_source(struct config_ctx *,
 		    const struct config_key *, const char *);
 static int	config_set_shops_unknown(struct config_ctx *,
 		    const struct config_key *, const char *);
+static int	config_set_binary(struct config_ctx *,
+		    const struct config_key *, const char *);
 
 #define OWN_NONE	0
 #define OWN_STR		1	/* a char * at off */
@@ -391,6 +397,7 @@ static const struct config_type_info {
 	[CT_ROUTES] =	{ "list of routes", NULL, OWN_ROUTES },	/* config_set_routes */
 	[CT_ID_SOURCE] = { "query:, header: or claim: source", config_set_id_source, OWN_STR },
 	[CT_SHOPS_UNKNOWN] = { "choice", config_set_shops_unknown, OWN_NONE },
+	[CT_BINARY] =	{ "choice", config_set_binary, OWN_NONE },
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -1198,6 +1205,16 @@ config_set_shops_unknown(struct config_ctx *ctx, const struct config_key *k,
 	if (strcmp(s, "default") != 0 && strcmp(s, "refuse") != 0)
 		return config_bad(ctx, k, "choice", s, "want default or refuse");
 	*FIELD(ctx->cfg, int, k->off) = s[0] == 'r';
+	return 0;
+}
+
+static int
+config_set_binary(struct config_ctx *ctx, const struct config_key *k,
+    const char *s)
+{
+	if (strcmp(s, "inspect") != 0 && strcmp(s, "pass") != 0)
+		return config_bad(ctx, k, "choice", s, "want inspect or pass");
+	*FIELD(ctx->cfg, int, k->off) = s[0] == 'p';
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "chatmon/access.h"
 #include "chatmon/alert.h"
 #include "chatmon/alertfmt.h"
+#include "chatmon/bintext.h"
 #include "chatmon/codec.h"
 #include "chatmon/detect.h"
 #include "chatmon/history.h"
@@ -48,6 +49,8 @@ struct relay {
 	char		**shops;	/* the configured shop ids, sorted */
 	size_t		 nshops;
 	int		 shops_refuse;	/* shops_unknown: refuse */
+	struct bintext	*bt;		/* a binary message's text, as the backend reads it */
+	int		 binary_pass;	/* protocol.binary: pass */
 };
 
 static int
@@ -137,6 +140,10 @@ relay_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 	r->ids.instance = (uint32_t)time(NULL) * 2654435761u ^
 	    (uint32_t)getpid() << 16 ^ (uint32_t)util_mono_ns();
 	r->ids.by_round = 1;	/* one event raised by two instances is one alert */
+	if ((r->bt = bintext_new()) == NULL) {
+		sbuf_line(errs, "relay_new: out of memory (or no UTF-16 converter)");
+		goto err;
+	}
 	if (relay_set_config(r, cfg, errs) == -1)
 		goto err;
 	if ((r->pipe = pipeline_new(r->detect, &r->ids)) == NULL) {
@@ -265,6 +272,7 @@ relay_apply(struct relay *r, const struct config *cfg, struct relay_next *n,
 	r->shops = n->shops;
 	r->nshops = n->nshops;
 	r->shops_refuse = cfg->shops_refuse;
+	r->binary_pass = cfg->protocol.binary_pass;
 	*n = was;		/* n now holds what was replaced */
 	if (old != NULL)
 		*old = n;
@@ -320,6 +328,7 @@ relay_free(struct relay *r)
 	rulebook_free(r->book);
 	model_free(r->model);
 	relay_shops_free(r->shops, r->nshops);
+	bintext_free(r->bt);
 	free(r);
 }
 
@@ -622,7 +631,24 @@ relay_message(struct relay *r, struct relay_peer *peer,
 
 	if (binary) {
 		r->metrics->binary_messages++;
-		return RELAY_PASS;
+		/*
+		 * a backend whose JSON reader takes it (a Buffer to JSON.parse,
+		 * bytes to Python's json.loads) reads it as a chat turn: so
+		 * does chatmond, and it is relayed as it came
+		 */
+		if (r->binary_pass)
+			return RELAY_PASS;
+		switch (bintext_decode(r->bt, data, len, &data, &len)) {
+		case 0:
+			break;
+		case 1:
+			return RELAY_PASS;	/* not a JSON object */
+		default:
+			log_warnx("relay_message: agent=%s: out of memory: a binary "
+			    "message passed unread", peer->agent[0] ?
+			    peer->agent : "-");
+			return RELAY_PASS;
+		}
 	}
 	k = codec_decode(r->codec, data, len, &f);
 	if (dir == RELAY_UP && relay_is_note_ack(&f)) {

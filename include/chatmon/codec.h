@@ -38,7 +38,7 @@ struct codec_frame {
 	 */
 	const char	*own_type;
 	size_t		 own_type_len;
-	const char	*conversation;	/* a JSON integer is rendered in decimal */
+	const char	*conversation;	/* a whole JSON number in decimal, another as sent */
 	size_t		 conversation_len;
 	const char	*text;
 	size_t		 text_len;
@@ -48,7 +48,7 @@ struct codec_frame {
 	size_t		 nick_len;
 	/*
 	 * TURN and END: the id at protocol.shop / protocol.queue, a string or
-	 * an integer (rendered in decimal, as conversation); NULL when the
+	 * a number (written as conversation is); NULL when the
 	 * pointer is not configured or the value is absent, empty or of
 	 * another type.
 	 */

@@ -63,6 +63,7 @@ struct config_protocol {
 	char	*nickname;		/* optional: the buyer's nickname on a customer turn (NULL: none) */
 	char	*shop;			/* optional: the shop a turn belongs to (NULL: none) */
 	char	*queue;			/* optional: the queue within the shop (NULL: none) */
+	int	 binary_pass;		/* binary messages relayed unread (protocol.binary: pass) */
 };
 
 struct config_redis_target {		/* a parsed redis.url */

@@ -196,6 +196,43 @@ def test_frames_the_backend_reads_are_read(daemon, backend):
     run(main())
 
 
+def test_binary_chat_messages_are_read(daemon, backend):
+    """A binary message a backend's JSON reader takes as a chat turn
+    (JSON.parse of a Buffer, Python's json.loads of bytes: UTF-8, with a BOM
+    or bytes that are not UTF-8, or UTF-16/32) is read as one: a blocked
+    phrase in it stops there; a clean one, and a binary message that is no
+    JSON object, go on as binary, unchanged. protocol.binary: pass relays
+    every binary message unread, as before."""
+    b = backend()
+    d = daemon(b.port, rules=DEFAULT_RULES)
+    p = daemon(b.port, rules=DEFAULT_RULES, args=["-o", "protocol.binary=pass"])
+    bad = turn("加我微信 abc12345")
+    blocked = [bad.encode(), b"\xef\xbb\xbf" + bad.encode(), bad.encode().replace(b"abc12345", b"abc12345\xff"),
+               bad.encode("utf-16-le"), b"\xfe\xff" + bad.encode("utf-16-be"),
+               bad.encode("utf-32")]
+    clean = [turn("亲,已经为您安排发货了").encode(), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+             b"[1,2,3]"]
+
+    async def main(d, inspect):
+        async with agent(d, "/echo?agent=carol") as ws:
+            for i, m in enumerate(blocked + clean):
+                await ws.send(m)
+                mark = json.dumps({"type": "ping", "n": i})
+                await ws.send(mark)              # not a turn: comes back after the rest
+                got = []
+                while (x := await recv(ws)) != mark:
+                    got.append(x)
+                if inspect and m in blocked:
+                    assert len(got) == 1 and isinstance(got[0], str), (m, got)
+                    w = json.loads(got[0])
+                    assert w["type"] == "chatmon.warning" and w["blocked"] is True, (m, w)
+                    assert w["alert"]["category"] == "offplatform", w
+                else:
+                    assert got == [m], (m, got)     # as binary, byte for byte
+    run(main(d, True))
+    run(main(p, False))
+
+
 def test_sighup_swaps_rules_or_keeps_them(daemon, backend, tmp_path):
     rules = tmp_path / "rules.d"
     shutil.copytree(LIVE, rules)

@@ -28,7 +28,7 @@ FUZZ_LIBS	:= -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lcrypto -lm
 # The project's modules each harness links, compiled again with the fuzzer's
 # instrumentation. rules*.c: the rules module may be split into several files
 # (rulesfp.c is `chatmon rules fp`, a Redis client, not the engine).
-FUZZ_MODS_codec	    := codec util log
+FUZZ_MODS_codec	    := codec bintext util log
 FUZZ_MODS_normalize := normalize util
 FUZZ_MODS_acm	    := acm
 FUZZ_MODS_rules	    := $(filter-out rulesfp,$(patsubst src/%.c,%,$(wildcard src/rules*.c))) yamlfile normalize acm util log

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "chatmon/bintext.h"
 #include "chatmon/codec.h"
 #include "chatmon/config.h"
 #include "chatmon/util.h"
@@ -235,6 +236,33 @@ decode(const struct config_protocol *p, const char *buf, size_t len,
 	sbuf_free(&errs);
 }
 
+/*
+ * The input as a binary message (bintext.h): text comes out only for what
+ * can be a JSON object, is well-formed UTF-8, and is the input itself when
+ * that was UTF-8 already; the codec reads it as a text frame.
+ */
+static void
+binary(const char *buf, size_t len)
+{
+	static struct bintext	*bt;
+	const char		*text;
+	size_t			 tlen;
+	int			 rc;
+
+	if (bt == NULL && (bt = bintext_new()) == NULL)
+		abort();
+	rc = bintext_decode(bt, buf, len, &text, &tlen);
+	FUZZ_CHECK(rc == 0 || rc == 1);
+	if (rc == 1)
+		return;
+	FUZZ_CHECK(util_utf8_valid(text, tlen));
+	/* UTF-8 without a BOM, and no NUL byte that says UTF-16 or UTF-32 */
+	if (util_utf8_valid(buf, len) && (len < 3 || memcmp(buf, "\xef\xbb\xbf", 3) != 0) &&
+	    (len != 2 && len < 4 ? 1 : buf[0] != '\0' && buf[1] != '\0'))
+		FUZZ_CHECK(text == buf && tlen == len);
+	decode(&protos[0], text, tlen, 1);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -272,5 +300,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* NULL is read as "" */
 	if (size == 0)
 		decode(&protos[0], NULL, 0, 0);
+	binary(buf, size);
 	return 0;
 }
