@@ -1,4 +1,4 @@
-/* bintext: a binary WebSocket message as the text a chat backend's JSON reader makes of it (pure; no I/O). */
+/* bintext: a binary WebSocket message as the text a chat backend's JSON reader makes of it (pure but for bintext_new, where glibc's iconv_open may read its converters' list). */
 #ifndef CHATMON_BINTEXT_H
 #define CHATMON_BINTEXT_H
 
