@@ -197,7 +197,8 @@ static const struct config_key config_keys[] = {
 	{ "sla.escalate", CT_DURATION, OFF(sla.escalate_ms), 0,
 	    "180s", 1, NOMAX, 0 },
 	{ "sla.idle", CT_DURATION, OFF(sla.idle_ms), 0, "30m", 1000, NOMAX, 0 },
-	{ "sla.cap", CT_DURATION, OFF(sla.cap_ms), 0, "600s", 1000, NOMAX, 0 },
+	/* at most a day: the figures' histogram is exact to the second up to it (sla.c) */
+	{ "sla.cap", CT_DURATION, OFF(sla.cap_ms), 0, "600s", 1000, 86400000, 0 },
 	{ "sla.rate", CT_DURATION, OFF(sla.rate_ms), 0, "180s", 1000, NOMAX, 0 },
 	{ "sla.rate_scope", CT_RATE_SCOPE, OFF(sla.rate_scope), 0, "rounds",
 	    0, 0, 0 },

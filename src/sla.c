@@ -616,9 +616,10 @@ sla_bday_slot(struct sla_bday *t, size_t n, uint64_t key)
 }
 
 /*
- * Room for one more buyer-day: the days before yesterday are dropped (their
- * counts are in the figures already), and the table doubles only when
- * what is left still fills half of it. -1 on ENOMEM.
+ * Room for one more buyer-day: the days more than two before the latest
+ * are dropped (their counts are in the figures already; two, as shops'
+ * zones can be that far apart), and the table doubles only when what is
+ * left still fills half of it. -1 on ENOMEM.
  */
 static int
 sla_bday_room(struct sla *s)
@@ -629,13 +630,13 @@ sla_bday_room(struct sla *s)
 	if (n > 0 && (s->nbday_used + 1) * 2 <= n)
 		return 0;
 	for (i = 0; i < n; i++)
-		live += old[i].key != 0 && old[i].day + 1 >= s->bday_max;
+		live += old[i].key != 0 && old[i].day + 2 >= s->bday_max;
 	if (n == 0 || (live + 1) * 2 > n)
 		n = n ? n * 2 : 64;
 	if ((t = calloc(n, sizeof(*t))) == NULL)
 		return -1;
 	for (i = 0; i < s->nbdays; i++)
-		if (old[i].key != 0 && old[i].day + 1 >= s->bday_max)
+		if (old[i].key != 0 && old[i].day + 2 >= s->bday_max)
 			*sla_bday_slot(t, n, old[i].key) = old[i];
 	free(old);
 	s->bdays = t;
@@ -667,7 +668,11 @@ sla_buyer_day(struct sla *s, uint32_t ai, const char *cid, size_t clen,
 		return;
 	l = sla_clamp(at) + (int64_t)cfg->utc_offset_min * 60000;
 	day = sla_floordiv(l, SLA_DAY_MS);
-	if (day + 1 < s->bday_max)
+	/*
+	 * bday_max is the latest day of any shop, each in its own zone: at one
+	 * instant a shop at +14:00 is up to two days ahead of one at -12:00
+	 */
+	if (day + 2 < s->bday_max)
 		return;		/* a late round of a day already let go */
 	if (day > s->bday_max)
 		s->bday_max = day;

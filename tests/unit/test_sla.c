@@ -2345,6 +2345,45 @@ test_shops_day_and_limit(void **state)
 }
 
 /*
+ * Buyers' days of shops whose zones are far apart (+14:00 and -12:00, the
+ * widest a configuration takes): at 11:30 UTC the first is two local days
+ * ahead of the second, and the second's buyer's day still counts.
+ */
+static void
+test_buyer_days_far_apart(void **state)
+{
+	struct sla_config	 def, east, west;
+	struct sla_policy	 pol[2];
+	struct sla		*s;
+	const struct rec_day	*d;
+
+	(void)state;
+	base_cfg(&def);
+	east = def;
+	east.utc_offset_min = 14 * 60;
+	east.rate_scope = SLA_RATE_BUYER_DAY;
+	west = def;
+	west.utc_offset_min = -12 * 60;
+	west.rate_scope = SLA_RATE_BUYER_DAY;
+	pol[0] = (struct sla_policy){ "east", "", east };
+	pol[1] = (struct sla_policy){ "west", "", west };
+	s = new_sla(&def);
+	assert_int_equal(sla_set_policies(s, pol, 2), 0);
+	shop_turn(s, "e-1", "amy", "east", "", 1, T0 + 11 * HOUR + 30 * MIN);
+	shop_turn(s, "e-1", "amy", "east", "", 0, T0 + 11 * HOUR + 30 * MIN + 5 * SEC);
+	shop_turn(s, "w-1", "bob", "west", "", 1, T0 + 11 * HOUR + 30 * MIN + 6 * SEC);
+	shop_turn(s, "w-1", "bob", "west", "", 0, T0 + 11 * HOUR + 30 * MIN + 10 * SEC);
+	assert_non_null(d = day_of(s, T0 + 12 * HOUR, "amy"));
+	assert_int_equal(d->sums.rate_base, 1);
+	assert_int_equal(d->sums.within_rate, 1);
+	assert_non_null(d = day_of(s, T0 + 12 * HOUR, "bob"));
+	assert_int_equal(d->sums.rounds, 1);
+	assert_int_equal(d->sums.rate_base, 1);
+	assert_int_equal(d->sums.within_rate, 1);
+	sla_free(s);
+}
+
+/*
  * The platforms' rates: every round (Taobao), the first question only
  * (JD), each buyer's day within only when all its rounds were
  * (Pinduoduo), counted for the agent of the day's first round.
@@ -2453,6 +2492,7 @@ main(void)
 		cmocka_unit_test_setup(test_reload_keeps_open_rounds, reset),
 		cmocka_unit_test_setup(test_shops_day_and_limit, reset),
 		cmocka_unit_test_setup(test_rate_scopes, reset),
+		cmocka_unit_test_setup(test_buyer_days_far_apart, reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
