@@ -795,28 +795,39 @@ struct slaclock_prom {
 	int		 err;
 };
 
+/* How a figure is written: exactly, whatever its size (%g kept six digits). */
+enum slaclock_unit { SLACLOCK_COUNT, SLACLOCK_MS, SLACLOCK_SHARE };
+
 static const struct {
 	const char	*name, *kind, *help;
+	enum slaclock_unit unit;
 } slaclock_figures[] = {
-	{ "agent_rounds_total", "counter", "Rounds closed or ended, per agent" },
-	{ "agent_answered_total", "counter", "Rounds answered, per agent" },
-	{ "agent_response_mean_seconds", "gauge", "Mean response time (capped; unanswered = cap), per agent" },
-	{ "agent_response_p90_seconds", "gauge", "p90 response time (capped; unanswered = cap), per agent" },
-	{ "agent_first_response_mean_seconds", "gauge", "Mean first response time, per agent" },
-	{ "agent_breaches_total", "counter", "SLA breaches, per agent" },
-	{ "agent_escalations_total", "counter", "SLA escalations, per agent" },
-	{ "agent_reply_rate", "gauge", "Share of rounds answered within sla.rate, per agent" },
+	{ "agent_rounds_total", "counter", "Rounds closed or ended, per agent", SLACLOCK_COUNT },
+	{ "agent_answered_total", "counter", "Rounds answered, per agent", SLACLOCK_COUNT },
+	{ "agent_response_mean_seconds", "gauge", "Mean response time (capped; unanswered = cap), per agent", SLACLOCK_MS },
+	{ "agent_response_p90_seconds", "gauge", "p90 response time (capped; unanswered = cap), per agent", SLACLOCK_MS },
+	{ "agent_first_response_mean_seconds", "gauge", "Mean first response time, per agent", SLACLOCK_MS },
+	{ "agent_breaches_total", "counter", "SLA breaches, per agent", SLACLOCK_COUNT },
+	{ "agent_escalations_total", "counter", "SLA escalations, per agent", SLACLOCK_COUNT },
+	{ "agent_reply_rate", "gauge", "Share of rounds answered within sla.rate, per agent", SLACLOCK_SHARE },
 };
+
+/* Milliseconds as seconds, every digit kept. */
+static int
+slaclock_seconds(struct sbuf *out, uint64_t ms)
+{
+	return sbuf_printf(out, "%" PRIu64 ".%03" PRIu64, ms / 1000, ms % 1000);
+}
 
 static void
 slaclock_prom_agent(const struct sla_account *w, const struct sla_figures *f,
     void *arg)
 {
 	struct slaclock_prom	*p = arg;
-	double			 v[] = { (double)f->rounds, (double)f->answered,
-				    (double)f->mean_ms / 1000, (double)f->p90_ms / 1000,
-				    (double)f->first_mean_ms / 1000, (double)f->breaches,
-				    (double)f->escalations, f->rate };
+	const uint64_t		 v[] = { f->rounds, f->answered, f->mean_ms,
+				    f->p90_ms, f->first_mean_ms, f->breaches,
+				    f->escalations, 0 };
+	enum slaclock_unit	 u = slaclock_figures[p->field].unit;
 
 	if (p->err || sbuf_printf(p->out, "chatmon_%s{",
 	    slaclock_figures[p->field].name) == -1 ||
@@ -828,7 +839,11 @@ slaclock_prom_agent(const struct sla_account *w, const struct sla_figures *f,
 	    sbuf_printf(p->out, "\",") == -1)) ||
 	    sbuf_printf(p->out, "agent=\"") == -1 ||
 	    slaclock_label(p->out, w->agent) == -1 ||
-	    sbuf_printf(p->out, "\"} %g\n", v[p->field]) == -1)
+	    sbuf_printf(p->out, "\"} ") == -1 ||
+	    (u == SLACLOCK_SHARE ? sbuf_printf(p->out, "%.6f", f->rate) :
+	    u == SLACLOCK_MS ? slaclock_seconds(p->out, v[p->field]) :
+	    sbuf_printf(p->out, "%" PRIu64, v[p->field])) == -1 ||
+	    sbuf_printf(p->out, "\n") == -1)
 		p->err = 1;
 }
 
@@ -857,9 +872,10 @@ slaclock_metrics(const struct slaclock *clk, struct sbuf *out)
 		    "%" PRIu64 "\n", (double)bounds[i] / 1000, counts[i]) == -1)
 			return -1;
 	if (sbuf_printf(out, "chatmon_sla_response_seconds_bucket{le=\"+Inf\"} %" PRIu64
-	    "\nchatmon_sla_response_seconds_sum %g\n"
-	    "chatmon_sla_response_seconds_count %" PRIu64 "\n", total,
-	    (double)sum / 1000, total) == -1)
+	    "\nchatmon_sla_response_seconds_sum ", total) == -1 ||
+	    slaclock_seconds(out, sum) == -1 ||
+	    sbuf_printf(out, "\nchatmon_sla_response_seconds_count %" PRIu64 "\n",
+	    total) == -1)
 		return -1;
 	for (p.field = 0; (size_t)p.field < UTIL_NELEM(slaclock_figures); p.field++) {
 		if (sbuf_printf(out, "# HELP chatmon_%s %s\n# TYPE chatmon_%s %s\n",

@@ -1085,6 +1085,38 @@ SHORT_SLA = ["-o", "sla.first_response=300ms", "-o", "sla.reply=300ms", "-o", "s
 WEIRD_AGENT = "cs.q@shop:1~a+b_c-d"
 
 
+def test_metrics_large_figures_are_exact(daemon, backend, tmp_path):
+    """Figures past six digits are written with every digit: 12 rounds ended
+    unanswered under a cap of 24 h are 1 036 800 s, not 1.0368e+06 (a
+    response-time sum that moved in steps of 10 s and more once a busy
+    shop's day had passed 10^6 s)."""
+    n = 12
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps([{"at": 0, "text": turn("在吗", f"x-{i}")} for i in range(n)],
+                                 ensure_ascii=False), encoding="utf-8")
+    b = backend(script="customer.py")
+    ap = free_port()
+    d = daemon(b.port, args=admin_args(ap) + ["-o", "sla.cap=24h", "-o", "sla.timezone=UTC"])
+
+    async def main():
+        async with agent(d, f"/script?file={script}&agent=ivy") as ws:
+            for _ in range(n):
+                assert json.loads(await recv(ws))["type"] == "message"
+            for i in range(n):
+                await ws.send(json.dumps({"type": "end", "conversation": f"x-{i}"}))
+            await asyncio.sleep(0.3)
+    run(main())
+    text = fetch(ap, "/metrics")[2].decode("utf-8")
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                 if line and not line.startswith("#"))
+    assert lines["chatmon_sla_response_seconds_count"] == str(n)
+    assert lines["chatmon_sla_response_seconds_sum"] == "1036800.000", text
+    assert lines['chatmon_agent_rounds_total{agent="ivy"}'] == str(n)
+    assert lines['chatmon_agent_response_mean_seconds{agent="ivy"}'] == "86400.000"
+    assert lines['chatmon_agent_reply_rate{agent="ivy"}'] == "0.000000"
+    d.stop()
+
+
 def test_metrics_sla_histogram_and_agent_figures(daemon, backend, tmp_path):
     """With short thresholds (300 ms, escalate 1 s, cap 2 s): a quick round, a
     round answered after 2.3 s (warn, breach, escalate; counts as the 2 s cap)
