@@ -183,9 +183,18 @@ alert_spool_check(const struct config *cfg, struct sbuf *errs)
 {
 	const char	*path = cfg->redis.spool, *slash;
 	char		*dir;
+	struct stat	 st;
 	int		 rc;
 
-	if (path == NULL || access(path, R_OK | W_OK) == 0)
+	if (path == NULL)
+		return 0;
+	/* a directory passes access(): the daemon's open then fails */
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		sbuf_line(errs, "%s: cannot open the alert spool: %s", path,
+		    strerror(EISDIR));
+		return -1;
+	}
+	if (access(path, R_OK | W_OK) == 0)
 		return 0;
 	if (errno == ENOENT) {
 		/* not made yet: its directory must take it */

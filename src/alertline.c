@@ -440,11 +440,14 @@ al_what(struct al *l, json_t *a)
 		al_puts(l, "SLA ");
 		al_str(l, type + 4);
 		al_put(l, ":", 1);
-		if (json_is_integer(v = json_object_get(a, "waited_ms"))) {
+		/* a negative duration is not one chatmond writes: left out */
+		if (json_is_integer(v = json_object_get(a, "waited_ms")) &&
+		    json_integer_value(v) >= 0) {
 			al_puts(l, " waited ");
 			al_ms(l, (uint64_t)json_integer_value(v));
 		}
-		if (json_is_integer(v = json_object_get(a, "threshold_ms"))) {
+		if (json_is_integer(v = json_object_get(a, "threshold_ms")) &&
+		    json_integer_value(v) >= 0) {
 			al_puts(l, " (threshold ");
 			al_ms(l, (uint64_t)json_integer_value(v));
 			al_put(l, ")", 1);

@@ -330,11 +330,13 @@ def test_check_touches_neither_spool_nor_redis(tmp_path, redis_server):
 
 def test_check_refuses_a_spool_that_cannot_be_opened(tmp_path):
     """-t says so when the daemon could not open its spool (a directory that
-    is not there), so that ExecStartPre stops a start that would fail at
+    is not there, or a directory given as the spool), so that ExecStartPre stops a start that would fail at
     once, for ever under Restart=on-failure (found by review); a spool not
     made yet in a directory that takes it passes, and is not made."""
     conf = tmp_path / "c.yaml"
+    (tmp_path / "adir").mkdir()
     for spool, ok in ((tmp_path / "none" / "alerts.spool", False),
+                      (tmp_path / "adir", False),
                       (tmp_path / "alerts.spool", True)):
         conf.write_text(config_text(free_port(), "ws://127.0.0.1:9/") +
                         f"  spool: {spool}\n")
@@ -343,9 +345,9 @@ def test_check_refuses_a_spool_that_cannot_be_opened(tmp_path):
             assert res.returncode == 0, res.stderr
             assert not spool.exists()
         else:
+            why = "Is a directory" if spool.is_dir() else "No such file or directory"
             assert res.returncode == 1, res.stderr
-            assert f"{spool}: cannot open the alert spool: No such file or directory" \
-                in res.stderr, res.stderr
+            assert f"{spool}: cannot open the alert spool: {why}" in res.stderr, res.stderr
 
 
 def test_second_instance_on_the_same_spool_refuses_to_start(daemon, backend, tmp_path):

@@ -135,6 +135,10 @@ test_sla(void **state)
 	/* every field missing but the type: placeholders, not a crash */
 	assert_string_equal(line(&sb, &o, "{\"type\":\"sla.warn\"}"),
 	    "--:--:--       -        - - SLA warn:");
+	/* durations below zero (no chatmond writes them): left out, not 5 billion hours */
+	assert_string_equal(line(&sb, &o, "{\"type\":\"sla.breach\",\"waited_ms\":-5,"
+	    "\"threshold_ms\":-1}"),
+	    "--:--:--       -        - - SLA breach:");
 	sbuf_free(&sb);
 }
 
