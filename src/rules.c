@@ -603,12 +603,26 @@ rules_add_clauses(struct rules *r, unsigned mask, struct rules_lit_pf *p,
 {
 	size_t		 i, k, c;
 	uint64_t	 bit;
+	const char	*s;
 
 	if (p->n == 0)
 		return 1;
 	for (c = 0; c < p->n; c++)
 		if (p->clause[c].n == 0)
 			return 1;
+	/*
+	 * The literals are in lower case, as the nfkc step folds the text;
+	 * a text without that step keeps its capitals, which the caseless
+	 * regex matches and the automaton's bytes would not: such a literal
+	 * cannot be required (QQ typed for qq)
+	 */
+	if (!(mask & NORM_NFKC))
+		for (c = 0; c < p->n; c++)
+			for (k = 0; k < p->clause[c].n; k++)
+				for (i = 0; i < p->clause[c].set[k]->n; i++)
+					for (s = p->clause[c].set[k]->s[i]; *s; s++)
+						if ((*s | 0x20) >= 'a' && (*s | 0x20) <= 'z')
+							return 1;
 	*nclause = p->n;
 	for (c = 0; c < p->n; c++)
 		rules_lit_req_trim(&p->clause[c]);
@@ -1035,12 +1049,27 @@ rules_re_rc(struct rules *r, const pcre2_code *re, const char *s, size_t len,
 	    r->md, r->mctx);
 }
 
+/*
+ * A cue's search (near, clear, unless): 1 when re matches. A match limit
+ * hit counts as none, and draws on the rule's budget as the pattern's own
+ * do (rules_limit_go_on): once it is spent, rules_confirm judges no more
+ * occurrences, so that a cue that hits the limit at every occurrence
+ * cannot cost the message a search per occurrence.
+ */
+static int	rules_limit_go_on(struct rules *, int);
+
 static int
 rules_re_match(struct rules *r, const pcre2_code *re, const char *s,
     size_t len, size_t start)
 {
-	/* no match, and a match limit hit, both count as none */
-	return rules_re_rc(r, re, s, len, start) >= 0;
+	int	rc;
+
+	if (r->limit_left == 0)
+		return 0;	/* spent: the caller reports as it stands */
+	rc = rules_re_rc(r, re, s, len, start);
+	if (rc < 0 && rc != PCRE2_ERROR_NOMATCH)
+		(void)rules_limit_go_on(r, rc);
+	return rc >= 0;
 }
 
 /*
@@ -1507,6 +1536,9 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 		 * message with occurrences that do not count cannot hide one
 		 * that does.
 		 */
+		/* a cue that spent the rule's budget: judged no more, as above */
+		if (r->limit_left == 0)
+			tries = judged;
 		if (tries < judged && ru->near_re != NULL) {
 			ws = rules_walk(t, len, s, ru->near_within, -1);
 			we = rules_walk(t, len, e, ru->near_within, 1);
@@ -1520,7 +1552,8 @@ rules_confirm(struct rules *r, size_t i, enum rules_role role, unsigned mask,
 				cs = ncs;
 			}
 		}
-		if (tries < judged && rules_cleared(r, ru, t, len, s, e))
+		if (tries < judged && rules_cleared(r, ru, t, len, s, e) &&
+		    r->limit_left > 0)
 			continue;
 		/* last, as the dearest: most candidates never get this far */
 		for (k = 0; k < ru->nunless; k++)

@@ -413,7 +413,16 @@ rules_lit_px_class(struct rules_lit_px *x)
 	if (x->p < x->end && *x->p == ']')
 		x->p++;
 	while (x->p < x->end && *x->p != ']') {
-		if (*x->p == '\\' && x->p + 1 < x->end)
+		if (*x->p == '\\' && x->p + 1 < x->end && x->p[1] == 'Q') {
+			/* \Q...\E quotes a ']' too: [\Qv]\E] holds v and ] */
+			for (x->p += 2; x->p + 1 < x->end &&
+			    !(x->p[0] == '\\' && x->p[1] == 'E'); x->p++)
+				;
+			if (x->p + 1 >= x->end)
+				x->p = x->end;
+			else
+				x->p++;	/* on the E: the loop steps past it */
+		} else if (*x->p == '\\' && x->p + 1 < x->end)
 			x->p++;
 		else if (*x->p == '[' && x->p + 1 < x->end && x->p[1] == ':') {
 			const char *e = strstr(x->p + 2, ":]");
@@ -569,6 +578,15 @@ rules_lit_px_atom(struct rules_lit_px *x, struct rules_lit_info *info)
 			if (x->p < x->end && (strchr("0123456789+-&R", *x->p) != NULL ||
 			    (*x->p == 'P' && x->p + 1 < x->end && x->p[1] == '>')))
 				return -1;
+			/* (?P=name), a back-reference: an atom of unknown text, as \1 */
+			if (x->p + 1 < x->end && *x->p == 'P' && x->p[1] == '=') {
+				while (x->p < x->end && *x->p != ')')
+					x->p++;
+				if (x->p >= x->end)
+					return -1;
+				x->p++;
+				return 0;
+			}
 			if (x->p < x->end && (*x->p == ':' || *x->p == '>' || *x->p == '|'))
 				x->p++;
 			else if (x->p + 1 < x->end && (*x->p == '=' || *x->p == '!' ||

@@ -232,6 +232,52 @@ test_order_and_prefilter(void **state)
 }
 
 /*
+ * A rule without the nfkc step sees the capitals as typed, which its
+ * caseless regex matches: its literals, kept in lower case as folded text
+ * has them, cannot be required of that text (QQ would hide qq's rule).
+ */
+static void
+test_no_nfkc_capitals(void **state)
+{
+	static const char text[] =
+	    "- list: apps\n  items: [QQ, \xe5\xbe\xae\xe4\xbf\xa1]\n"
+	    "- rule: t.app\n  category: t\n  severity: critical\n  action: block\n"
+	    "  message: m\n  normalize: {nfkc: false}\n"
+	    "  pattern: '\xe5\x8a\xa0\xe6\x88\x91?${apps}'\n"
+	    "  examples: {match: ['\xe5\x8a\xa0\xe6\x88\x91QQ', '\xe5\x8a\xa0qq'],"
+	    " no_match: ['\xe4\xbd\xa0\xe5\xa5\xbd']}\n"
+	    "- rule: t.ok\n  category: t\n  severity: info\n  action: flag\n"
+	    "  normalize: {nfkc: false}\n  whole: [ok]\n"
+	    "  examples: {match: [OK, ok], no_match: [okay]}\n";
+	static const char *const msgs[] = { "\xe5\x8a\xa0\xe6\x88\x91QQ",
+	    "\xe5\x8a\xa0Qq", "OK", "Ok", "\xe5\x8a\xa0\xe6\x88\x91qq", "OKAY" };
+	static const char *const ids[] = { "t.app", "t.app", "t.ok", "t.ok", "t.app", NULL };
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h, *hn;
+	char			 rule[32];
+	size_t			 n, nn, i;
+
+	(void)state;
+	sbuf_init(&errs);
+	assert_non_null(r = load1(text, &errs));
+	for (i = 0; i < UTIL_NELEM(msgs); i++) {
+		n = rules_match(r, RULES_AGENT, msgs[i], strlen(msgs[i]), &h);
+		assert_int_equal(n, ids[i] != NULL);
+		if (n == 1) {
+			assert_string_equal(h[0].rule, ids[i]);
+			snprintf(rule, sizeof(rule), "%s", h[0].rule);
+		}
+		nn = rules_match_naive(r, RULES_AGENT, msgs[i], strlen(msgs[i]), &hn);
+		assert_int_equal(nn, n);
+		if (n == 1)
+			assert_string_equal(hn[0].rule, rule);
+	}
+	rules_free(r);
+	sbuf_free(&errs);
+}
+
+/*
  * A view that only rules needing a non-plain word use (emoji, here the
  * view without the noise step) is skipped on plain messages: the engine
  * still finds what the naive run of every rule finds, on plain messages
@@ -1198,6 +1244,53 @@ test_heads_match_limit(void **state)
 }
 
 /*
+ * A near cue that hits the match limit at every occurrence draws on the
+ * same budget: once the rule has spent it, the occurrence at hand is
+ * reported as it stands (fail closed) instead of a search of the cue for
+ * each of thousands of occurrences.
+ */
+static void
+test_cue_match_limit(void **state)
+{
+	static const char rule[] =
+	    "- rule: privacy.slow_cue\n"
+	    "  category: privacy\n"
+	    "  severity: warn\n"
+	    "  action: flag\n"
+	    "  pattern: '1'\n"
+	    "  near: {pattern: '(?:[0-9]+)*(?:号|码)', within: 100}\n"
+	    "  examples:\n"
+	    "    match: [电话号1]\n"
+	    "    no_match: [x1]\n";
+	struct sbuf		 errs;
+	struct rules		*r;
+	const struct rules_hit	*h;
+	char			*t;
+	size_t			 n = 8000;
+	int			 pass;
+
+	(void)state;
+	sbuf_init(&errs);
+	assert_non_null(t = malloc(n + 4));
+	memset(t, '1', n);
+	strcpy(t + n, "号");
+	for (pass = 0; pass < 2; pass++) {
+		load_flags = pass == 0 ? 0 : RULES_NO_JIT;
+		if ((r = load1(rule, &errs)) == NULL)
+			fail_msg("%s", sbuf_str(&errs));
+		/* each cue search hits the limit: the 33rd occurrence is reported */
+		assert_non_null(h = hit(r, RULES_AGENT, t, "privacy.slow_cue"));
+		assert_true(h->start <= 32);
+		assert_int_equal(rules_match_naive(r, RULES_AGENT, t, strlen(t), &h), 1);
+		assert_true(h[0].start <= 32);
+		rules_free(r);
+	}
+	load_flags = 0;
+	free(t);
+	sbuf_free(&errs);
+}
+
+/*
  * The window pass's hits over joined (the last turn from code point
  * boundary on), after the last turn alone, which must break nothing.
  */
@@ -1294,6 +1387,7 @@ main(void)
 		cmocka_unit_test(test_load_and_match),
 		cmocka_unit_test(test_order_and_prefilter),
 		cmocka_unit_test(test_plain_blind),
+		cmocka_unit_test(test_no_nfkc_capitals),
 		cmocka_unit_test(test_list_trie),
 		cmocka_unit_test(test_many_alternatives),
 		cmocka_unit_test(test_twins_share_the_pattern),
@@ -1311,6 +1405,7 @@ main(void)
 		cmocka_unit_test(test_window_near),
 		cmocka_unit_test(test_heads_out_of_memory),
 		cmocka_unit_test(test_heads_match_limit),
+		cmocka_unit_test(test_cue_match_limit),
 		cmocka_unit_test(test_veto_marks),
 	};
 

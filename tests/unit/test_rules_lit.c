@@ -1377,6 +1377,9 @@ static const struct {
 	{ "(*UCP)ab", "ab" },			/* a leading option verb */
 	{ "(?#no:y)ab", "ab" },			/* a comment with a colon */
 	{ "(?:ab)(*:mark|x)cd", "abcd" },	/* a mark: matches nothing */
+	{ "(?<a>x)(?P=a)y(?<b>z)", "xxyz" },	/* a back-reference by name, Python's way */
+	{ "[\\Qv]\\E]w", "vw" },		/* \Q...\E in a class quotes its ] */
+	{ "[\\Qv]\\E]w", "]w" },
 };
 
 static void
