@@ -471,6 +471,24 @@ rules_load_compile_err(const char *pattern, const struct sbuf *ex, int ec,
 }
 
 /*
+ * Whether a branch of ru can match no characters at all (`x|`, `a?`, ``),
+ * as PCRE2 reckons the shortest subject it needs: such a rule would hit
+ * every message, a block rule block every one.
+ */
+static int
+rules_load_empty_branch(const struct rule *ru)
+{
+	uint32_t	min;
+	size_t		b;
+
+	for (b = 0; b < ru->nbr; b++)
+		if (pcre2_pattern_info(ru->br[b].re, PCRE2_INFO_MINLENGTH,
+		    &min) == 0 && min == 0)
+			return 1;
+	return 0;
+}
+
+/*
  * Expands and compiles an `unless` pattern into its alternatives
  * (rules_compile_any), appended to ru->unless with their literals in
  * upf[ru->nunless...]; both have room for RULES_MAX_UNLESS_PARTS more.
@@ -560,6 +578,14 @@ rules_load_pattern(struct rules *r, const char *pattern, unsigned steps,
 				goto out;	/* ru's branches are rules_free_rule's */
 			}
 			re = ru->br[0].re;
+			if (rules_load_empty_branch(ru)) {
+				rules_load_err(errs, file, line, "pattern can "
+				    "match an empty text (an empty alternative, "
+				    "or every part optional): every message "
+				    "would hit it");
+				re = NULL;
+				goto out;
+			}
 		}
 	} else
 		re = rules_compile(r, sbuf_str(&ex), ex.len, pf, &ec, &off);

@@ -448,6 +448,15 @@ static const struct bad_case bad_cases[] = {
 	    "@:3: severity: 'huge' is not one of the allowed values" },
 	{ "bad regex", RULE_HEAD "  pattern: '滚(出去'\n" EX,
 	    "@:5: bad pattern at offset 10: missing closing parenthesis" },
+	{ "empty alternative", RULE_HEAD "  pattern: '滚|'\n" EX,
+	    "@:5: pattern can match an empty text (an empty alternative, or every "
+	    "part optional): every message would hit it" },
+	{ "empty pattern", RULE_HEAD "  pattern: ''\n" EX,
+	    "@:5: pattern can match an empty text (an empty alternative, or every "
+	    "part optional): every message would hit it" },
+	{ "every part optional", RULE_HEAD "  pattern: '(?:滚)?(?:蛋)*'\n" EX,
+	    "@:5: pattern can match an empty text (an empty alternative, or every "
+	    "part optional): every message would hit it" },
 	{ "unknown list", RULE_HEAD "  pattern: '${nope}'\n" EX,
 	    "@:5: unknown list or macro 'nope'" },
 	{ "macro cycle", "- macro: m1\n  pattern: 'a${m2}'\n- macro: m2\n  pattern: 'b${m1}'\n"
