@@ -3375,6 +3375,14 @@ config_load(const char *path, char *const *overrides, size_t n_overrides,
 		config_oom(ctx);
 		goto err;
 	}
+	/* where each key was set, for errors about the files they name */
+	if ((cfg->key_line = calloc(CONFIG_NKEYS, sizeof(*cfg->key_line))) == NULL) {
+		config_oom(ctx);
+		goto err;
+	}
+	for (i = 0; path != NULL && i < CONFIG_NKEYS; i++)
+		if (ctx->origin[i].seq != 0 && ctx->origin[i].ovr == NULL)
+			cfg->key_line[i] = ctx->origin[i].line;
 	config_load_done(ctx);
 	return cfg;
 err:
@@ -3406,8 +3414,44 @@ config_free(struct config *cfg)
 		}
 	}
 	config_shops_free(cfg->shops, cfg->nshops);
+	free(cfg->key_line);
 	free(cfg->file);
 	free(cfg);
+}
+
+int
+config_blame(const struct config *cfg, const char *key, struct sbuf *errs,
+    size_t mark)
+{
+	const struct config_key	*k = config_find(key);
+	struct sbuf		 out;
+	const char		*p, *nl, *s;
+	size_t			 line, klen = strlen(key);
+
+	if (k == NULL || cfg->key_line == NULL || cfg->file == NULL ||
+	    (line = cfg->key_line[k - config_keys]) == 0 || mark >= errs->len)
+		return 0;
+	sbuf_init(&out);
+	if (sbuf_append(&out, errs->s, mark) == -1)
+		return -1;
+	for (p = errs->s + mark; *p != '\0'; p = *nl ? nl + 1 : nl) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p);
+		s = p;
+		if ((size_t)(nl - p) > klen && strncmp(p, key, klen) == 0 &&
+		    p[klen] == ' ')
+			s += klen + 1;
+		if (sbuf_line(&out, "%s:%zu: %s: %.*s", cfg->file, line, key,
+		    (int)(nl - s), s) == -1) {
+			sbuf_free(&out);
+			return -1;
+		}
+	}
+	/* as many lines as before, each in its place */
+	out.lines = errs->lines;
+	sbuf_free(errs);
+	*errs = out;
+	return 0;
 }
 
 const struct config_shop *

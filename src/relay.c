@@ -179,10 +179,13 @@ relay_check(const struct config *cfg, struct sbuf *errs)
 	struct model	*m = NULL;
 	int		 rc;
 
+	size_t		 mark;
+
 	if ((c = codec_new(&cfg->protocol, errs)) != NULL)
 		ru = rulebook_load(cfg, 0, errs);
-	if (cfg->model != NULL)
-		m = model_new(cfg->model, errs);
+	mark = errs->len;
+	if (cfg->model != NULL && (m = model_new(cfg->model, errs)) == NULL)
+		(void)config_blame(cfg, "model", errs, mark);
 	rc = c != NULL && ru != NULL && (cfg->model == NULL || m != NULL) ? 0 : -1;
 	if (alert_spool_check(cfg, errs) == -1)
 		rc = -1;
@@ -210,6 +213,7 @@ struct relay_next *
 relay_prepare(const struct config *cfg, struct sbuf *errs)
 {
 	struct relay_next	*n;
+	size_t			 mark;
 
 	if ((n = calloc(1, sizeof(*n))) == NULL ||
 	    relay_shops_copy(cfg, &n->shops) == -1) {
@@ -219,8 +223,13 @@ relay_prepare(const struct config *cfg, struct sbuf *errs)
 	}
 	n->nshops = cfg->nshops;
 	if ((n->codec = codec_new(&cfg->protocol, errs)) == NULL ||
-	    (n->book = rulebook_load(cfg, 0, errs)) == NULL ||
-	    (cfg->model != NULL && (n->model = model_new(cfg->model, errs)) == NULL)) {
+	    (n->book = rulebook_load(cfg, 0, errs)) == NULL) {
+		relay_next_free(n);
+		return NULL;
+	}
+	mark = errs->len;
+	if (cfg->model != NULL && (n->model = model_new(cfg->model, errs)) == NULL) {
+		(void)config_blame(cfg, "model", errs, mark);
 		relay_next_free(n);
 		return NULL;
 	}

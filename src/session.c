@@ -310,19 +310,31 @@ static int
 session_read_files(const struct config *cfg, struct lwsctx_tls **tls,
     struct jwt_keys **jwt, struct sbuf *errs)
 {
+	size_t	mark = errs->len;
 	int	rc = 0;
 
+	/* each error where the configuration names the file */
 	*tls = NULL;
 	*jwt = NULL;
 	if (cfg->agent_id_jwt && (*jwt = jwt_keys_load(cfg->auth.jwt_key,
-	    errs)) == NULL)
+	    errs)) == NULL) {
+		(void)config_blame(cfg, "auth.jwt_key", errs, mark);
 		rc = -1;
+	}
+	mark = errs->len;
 	if (cfg->tls.cert != NULL && (*tls = lwsctx_tls_load(&cfg->tls,
-	    errs)) == NULL)
+	    errs)) == NULL) {
+		/* the key's errors name it: the rest are the certificate's */
+		(void)config_blame(cfg, strncmp(sbuf_str(errs) + mark,
+		    "tls.key ", 8) == 0 ? "tls.key" : "tls.cert", errs, mark);
 		rc = -1;
+	}
+	mark = errs->len;
 	if (cfg->upstream_tls.ca != NULL &&
-	    lwsctx_ca_check("upstream_tls.ca", cfg->upstream_tls.ca, errs) == -1)
+	    lwsctx_ca_check("upstream_tls.ca", cfg->upstream_tls.ca, errs) == -1) {
+		(void)config_blame(cfg, "upstream_tls.ca", errs, mark);
 		rc = -1;
+	}
 	return rc;
 }
 

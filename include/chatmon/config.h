@@ -259,6 +259,7 @@ struct config_limits {
  */
 struct config {
 	char	*file;			/* path it was loaded from */
+	size_t	*key_line;		/* by key: its line in file; 0 default or -o (config_blame) */
 	struct config_addr listen;	/* listen: 127.0.0.1:8080 */
 	int	 listen_reuseport;	/* share listen with other processes (SO_REUSEPORT) */
 	char	*upstream;		/* upstream: ws://127.0.0.1:9000/ (as written) */
@@ -309,6 +310,16 @@ struct config {
 struct config *config_load(const char *path, char *const *overrides,
     size_t n_overrides, struct sbuf *errs);
 void	config_free(struct config *);
+/*
+ * Puts the error lines errs got since mark (its length before a key's
+ * file was read: tls.cert, model…) where that key was set: each becomes
+ * "FILE:LINE: KEY: what it said" (a line that began "KEY " loses it), so
+ * that an error about a file the configuration names points at the line
+ * naming it. Nothing when the key took its default or came from -o. -1
+ * on ENOMEM (errs as it was).
+ */
+int	config_blame(const struct config *, const char *key, struct sbuf *errs,
+	    size_t mark);
 
 /* Parsers shared with the tool; 0 or -1. */
 int	config_parse_size(const char *, uint64_t *);	/* 1048576, 512KiB, 1MiB, 1GiB, 10kB, 1MB */

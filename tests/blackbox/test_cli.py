@@ -57,6 +57,38 @@ def test_check_good_config(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_check_puts_a_files_error_on_the_line_naming_it(tmp_path):
+    """A file the configuration names that cannot be read (the rules, the
+    model, the certificate, the key, a CA, the token keys) is reported as
+    FILE:LINE: KEY: PATH: why, at the line that names it; one named by -o
+    is reported without a line, as the override is."""
+    conf = tmp_path / "c.yaml"
+    text = (f"listen: 127.0.0.1:{free_port()}\n"
+            "upstream: wss://127.0.0.1:9/\n"
+            "rules: /nonexistent/rules.d\n"
+            "model: /nonexistent/model.bin\n"
+            "tls:\n"
+            "  cert: /nonexistent/cert.pem\n"
+            "  key: /nonexistent/key.pem\n"
+            "upstream_tls:\n"
+            "  ca: /nonexistent/ca.pem\n"
+            "agent_id: jwt:query:token\n"
+            "auth:\n"
+            "  jwt_key: /nonexistent/keys.json\n")
+    conf.write_text(text)
+    r = sh(CHATMOND, "-c", str(conf), "-t")
+    assert r.returncode == 1, r.stderr
+    for line, key, path in ((3, "rules", "/nonexistent/rules.d"),
+                            (4, "model", "/nonexistent/model.bin"),
+                            (6, "tls.cert", "/nonexistent/cert.pem"),
+                            (9, "upstream_tls.ca", "/nonexistent/ca.pem"),
+                            (12, "auth.jwt_key", "/nonexistent/keys.json")):
+        assert re.search(rf"^{re.escape(str(conf))}:{line}: {re.escape(key)}: "
+                         rf"{re.escape(path)}: .*No such file", r.stderr, re.M), (key, r.stderr)
+    r = sh(CHATMOND, "-c", str(conf), "-t", "-o", "model=/elsewhere/m.bin")
+    assert re.search(r"^(chatmond: error: )?/elsewhere/m.bin: cannot read", r.stderr, re.M), r.stderr
+
+
 def test_check_bad_config_reports_every_error(tmp_path):
     conf = tmp_path / "bad.yaml"
     conf.write_text(

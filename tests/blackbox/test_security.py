@@ -260,14 +260,16 @@ def test_rotation_to_another_key_type_serves_only_the_new_pair(daemon, backend, 
 
 def test_check_names_the_bad_tls_file(tmp_path, pki):
     """chatmond -t reads the certificate, the key and the CA, and says which
-    file is wrong and why."""
+    file is wrong and why, at the line that names it."""
     cert, key = make_cert(pki, "srv")
     other_cert, _ = make_cert(pki, "other")
     cases = [
-        (tls_extra(str(tmp_path / "missing.pem"), key), r"tls\.cert .*missing\.pem: No such file"),
-        (tls_extra(cert, cert), r"tls\.key .*srv\.pem: "),
-        (tls_extra(other_cert, key), r"tls\.key .*srv\.key: not the key of the certificate"),
-        (f"upstream_tls:\n  ca: {key}\n", r"upstream_tls\.ca .*srv\.key: no certificate"),
+        (tls_extra(str(tmp_path / "missing.pem"), key),
+         r"c\.yaml:\d+: tls\.cert: .*missing\.pem: No such file"),
+        (tls_extra(cert, cert), r"c\.yaml:\d+: tls\.key: .*srv\.pem: "),
+        (tls_extra(other_cert, key),
+         r"c\.yaml:\d+: tls\.key: .*srv\.key: not the key of the certificate"),
+        (f"upstream_tls:\n  ca: {key}\n", r"c\.yaml:3: upstream_tls\.ca: .*srv\.key: no certificate"),
         (f"tls:\n  cert: {cert}\n", r"tls\.cert and tls\.key go together"),
     ]
     for text, want in cases:
