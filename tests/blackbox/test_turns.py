@@ -27,8 +27,10 @@ OTHERS = [   # neither turns nor ends: relayed byte for byte, counted
     '{"type":"message",',
     '[1, 2, 3]',
     '{"type":"messages","conversation":"c-zh","text":"near miss"}',
-    TURNS[0][0].encode(),                 # a turn, but in a binary frame
+    b"\x89PNG\r\n\x1a\n",                 # a binary message that holds no JSON
 ]
+# a turn in a binary message is a turn (protocol.binary: inspect), relayed as binary
+BINARY = TURNS[0][0].encode()
 
 
 def test_turns_logged_and_counted(daemon, backend):
@@ -36,7 +38,7 @@ def test_turns_logged_and_counted(daemon, backend):
     (role=agent, then role=customer), in order, with its unescaped byte count."""
     b = backend()
     d = daemon(b.port)
-    frames = [t for t, _ in TURNS] + ENDS + OTHERS
+    frames = [t for t, _ in TURNS] + ENDS + OTHERS + [BINARY]
 
     async def main():
         async with agent(d, "/echo?agent=alice&t=turns") as ws:
@@ -54,11 +56,15 @@ def test_turns_logged_and_counted(daemon, backend):
                      ("relay_turn", "alice", conv, "customer", n)]
     expected += [("relay_end", "alice", "c-zh", "agent", None),
                  ("relay_end", "alice", "c-zh", "customer", None)]
+    conv, n = TURNS[0][1]
+    expected += [("relay_turn", "alice", conv, "agent", n),
+                 ("relay_turn", "alice", conv, "customer", n)]
     assert d.stop() == 0
     assert d.turns() == expected, d.log()[-3000:]
 
     s = d.stats()
-    assert s["turns_agent"] == len(TURNS) and s["turns_customer"] == len(TURNS), s
+    assert s["turns_agent"] == len(TURNS) + 1 and s["turns_customer"] == len(TURNS) + 1, s
+    assert s["binary_messages"] == 2 * 2, s
     assert s["messages_up"] == len(frames) and s["messages_down"] == len(frames), s
     # every non-turn frame is counted once per direction under one of the
     # non-turn counters (ends may or may not count there too)
