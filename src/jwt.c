@@ -1,5 +1,6 @@
 /* jwt: verifies an agent's token (a compact JWS: HS256, RS256 or ES256) against the keys of one key file (pure; reading the key file is its only I/O). */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <openssl/hmac.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "chatmon/jwt.h"
 #include "chatmon/util.h"
@@ -286,6 +288,60 @@ jwt_load_secret(struct jwt_keys *ks, const char *path, const unsigned char *b, s
 	k->secretlen = len;
 	k->alg = JWT_HS256;
 	k->anykid = 1;
+	return 0;
+}
+
+/*
+ * Whether the bytes of a file that is neither PEM nor a JWKS are a key of
+ * another form (DER, OpenSSH) or carry a byte order mark: said, and 1;
+ * 0 for a secret.
+ */
+static int
+jwt_not_secret(const char *path, const unsigned char *b, size_t len,
+    struct sbuf *errs)
+{
+	static const char *const ssh[] = { "ssh-rsa ", "ssh-ed25519 ",
+	    "ecdsa-sha2-", "ssh-dss " };
+	const unsigned char	*p;
+	EVP_PKEY		*pk;
+	X509			*x;
+	size_t			 i;
+
+	if (len >= 3 && memcmp(b, "\xef\xbb\xbf", 3) == 0) {
+		jwt_err(errs, path, "starts with a byte order mark: an HS256 "
+		    "secret is the file's bytes as they are; save it without one");
+		return 1;
+	}
+	for (i = 0; i < UTIL_NELEM(ssh); i++)
+		if (len > strlen(ssh[i]) && memcmp(b, ssh[i], strlen(ssh[i])) == 0) {
+			jwt_err(errs, path, "an OpenSSH public key: give it as PEM "
+			    "(ssh-keygen -e -m PKCS8 -f FILE)");
+			return 1;
+		}
+	if (len > LONG_MAX)
+		return 0;
+	p = b;
+	if ((pk = d2i_PUBKEY(NULL, &p, (long)len)) != NULL) {
+		EVP_PKEY_free(pk);
+		jwt_err(errs, path, "a DER public key: give it as PEM (openssl pkey "
+		    "-pubin -inform DER -outform PEM)");
+		return 1;
+	}
+	p = b;
+	if ((x = d2i_X509(NULL, &p, (long)len)) != NULL) {
+		X509_free(x);
+		jwt_err(errs, path, "a DER certificate: give its public key as PEM "
+		    "(openssl x509 -inform DER -pubkey -noout)");
+		return 1;
+	}
+	p = b;
+	if ((pk = d2i_AutoPrivateKey(NULL, &p, (long)len)) != NULL) {
+		EVP_PKEY_free(pk);
+		jwt_err(errs, path, "a DER private key: give the public key as PEM "
+		    "(openssl pkey -inform DER -pubout), chatmond only verifies");
+		return 1;
+	}
+	ERR_clear_error();
 	return 0;
 }
 
@@ -563,7 +619,7 @@ jwt_keys_load(const char *path, struct sbuf *errs)
 {
 	struct jwt_keys	*ks = NULL;
 	unsigned char	*b = NULL;
-	size_t		 len = 0, i, j;
+	size_t		 len = 0, i, j, bom;
 	int		 rc;
 
 	if (util_read_file(path, JWT_MAX_FILE, (char **)&b, &len) == -1) {
@@ -579,21 +635,28 @@ jwt_keys_load(const char *path, struct sbuf *errs)
 		jwt_err(errs, path, "out of memory");
 		goto err;
 	}
-	for (i = 0; i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'); i++)
+	/* an editor's byte order mark is no part of a PEM file or a JWKS */
+	bom = len >= 3 && memcmp(b, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+	for (i = bom; i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'); i++)
 		;
 	for (j = len; j > i && (b[j - 1] == ' ' || b[j - 1] == '\t' || b[j - 1] == '\n' ||
 	    b[j - 1] == '\r'); j--)
 		;
 	/*
-	 * By content, so the configuration needs no "type": a PEM armour, a
-	 * JSON object (first and last bytes { and }: a random binary secret
-	 * is that by chance once in 65 536, and then fails loudly as JSON),
-	 * else a secret.
+	 * By content, so the configuration needs no "type": a PEM armour
+	 * anywhere (OpenSSL reads one after any text: a comment line first
+	 * is still a public key), a JSON object (first and last bytes { and
+	 * }: a random binary secret is that by chance once in 65 536, and
+	 * then fails loudly as JSON), else a secret. What reads as a key but
+	 * is none of these is refused (jwt_not_secret): taken for a secret, a
+	 * public key's bytes would let anyone sign tokens.
 	 */
-	if (len - i >= 10 && memcmp(b + i, "-----BEGIN", 10) == 0)
+	if (memmem(b, len, "-----BEGIN", 10) != NULL)
 		rc = jwt_load_pem(ks, path, b, len, errs);
 	else if (j > i && b[i] == '{' && b[j - 1] == '}')
-		rc = jwt_load_jwks(ks, path, b, len, errs);
+		rc = jwt_load_jwks(ks, path, b + bom, len - bom, errs);
+	else if (jwt_not_secret(path, b, len, errs))
+		rc = -1;
 	else
 		rc = jwt_load_secret(ks, path, b, len, errs);
 	if (rc == -1)

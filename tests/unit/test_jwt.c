@@ -923,8 +923,50 @@ test_key_files(void **state)
 	snprintf(buf, sizeof(buf), "\n\n%s\n", pem);
 	ks = load_ok(write_str("spaced.pem", buf));
 	jwt_keys_free(ks);
+	/*
+	 * so is one after a comment line or a byte order mark, as OpenSSL
+	 * reads it: never an HS256 secret of the public key's bytes, with
+	 * which anyone could sign a token
+	 */
+	snprintf(buf, sizeof(buf), "# the issuer's key\n%s", pem);
+	ks = load_ok(write_str("comment.pem", buf));
+	payload(tok, sizeof(tok));
+	refuses(ks, token(jwk, sizeof(jwk), "{\"alg\":\"HS256\"}", tok, S_HS, buf,
+	    strlen(buf), -1), "alg does not match the key");
+	jwt_keys_free(ks);
+	snprintf(buf, sizeof(buf), "\xef\xbb\xbf%s", pem);
+	ks = load_ok(write_str("bom.pem", buf));
+	refuses(ks, token(jwk, sizeof(jwk), "{\"alg\":\"HS256\"}", tok, S_HS, buf,
+	    strlen(buf), -1), "alg does not match the key");
+	jwt_keys_free(ks);
 	free(pem);
 	free(two);
+	/* keys in other forms are refused, not taken for secrets */
+	{
+		unsigned char	*der = NULL;
+		int		 n;
+
+		assert_true((n = i2d_PUBKEY(rsa, &der)) > 0);
+		load_fails(write_file("pub.der", der, (size_t)n), "a DER public key");
+		OPENSSL_free(der);
+		der = NULL;
+		assert_true((n = i2d_PrivateKey(ec, &der)) > 0);
+		load_fails(write_file("priv.der", der, (size_t)n), "a DER private key");
+		OPENSSL_free(der);
+	}
+	load_fails(write_str("id_rsa.pub", "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 me@host\n"),
+	    "an OpenSSH public key");
+	load_fails(write_str("bom.key", "\xef\xbb\xbf" "01234567890123456789012345678901\n"),
+	    "byte order mark");
+
+	/* a JWKS after a byte order mark is one */
+	jwk_rsa(rsa, "bom", "", jwk, sizeof(jwk));
+	snprintf(buf, sizeof(buf), "\xef\xbb\xbf{\"keys\":[%s]}\n", jwk);
+	ks = load_ok(write_str("bom.json", buf));
+	assert_int_equal(jwt_keys_count(ks), 1);
+	refuses(ks, token(tok, sizeof(tok), "{\"alg\":\"HS256\",\"kid\":\"bom\"}",
+	    "{\"sub\":\"alice\",\"exp\":4000000000}", S_HS, buf, strlen(buf), -1), "alg does not match the key");
+	jwt_keys_free(ks);
 
 	/* JWKS: a syntax error names its line */
 	p = write_str("syntax.json", "{\"keys\": [\n  {\"kty\": \"RSA\",\n   \"n\": ,\n}]}\n");
