@@ -1176,8 +1176,16 @@ dash_api_note_write(struct dash_req *q)
 	} while (0)
 	DASH_NOTE_CMD("HSET %s json %b state sent", k1, n.s, n.len);
 	DASH_NOTE_CMD("PEXPIRE %s %s", k1, hkeep);
+	/*
+	 * the agent's waiting notes: those whose time is over go, and the set
+	 * lives as long as its longest wait, whatever notes.ttl says here (a
+	 * shorter one, after a reload or on another dashboard, would take
+	 * the others' notes with it)
+	 */
+	DASH_NOTE_CMD("ZREMRANGEBYSCORE %s -inf (%lld", k2, (long long)q->now);
 	DASH_NOTE_CMD("ZADD %s %s %s", k2, score, id);
-	DASH_NOTE_CMD("PEXPIRE %s %s", k2, nttl);
+	DASH_NOTE_CMD("PEXPIRE %s %s NX", k2, nttl);
+	DASH_NOTE_CMD("PEXPIRE %s %s GT", k2, nttl);
 	DASH_NOTE_CMD("LPUSH %s %s", k3, id);
 	DASH_NOTE_CMD("LTRIM %s 0 99", k3);
 	DASH_NOTE_CMD("PEXPIRE %s %s", k3, httl);

@@ -446,6 +446,27 @@ def test_note_sent_stored_and_its_state_pushed(open_dash):
     run(main())
 
 
+def test_waiting_notes_keep_their_own_wait(dashboard, redis_server):
+    """Two dashboards on one Redis, notes.ttl 60 s and 2 s (or one after a
+    reload that shortened it): the second's note does not cut the first's
+    wait short, as the whole set's expiry once did; and the notes whose wait
+    is over leave the set when the next one comes, so an agent who never
+    connects does not gather them for ever."""
+    r = redis_server()
+    c = r.client()
+    long_ = dashboard(r.url(), extra=f"  token: {TOKEN}\nnotes:\n  ttl: 60s\n")
+    short = dashboard(r.url(), extra=f"  token: {TOKEN}\nnotes:\n  ttl: 2s\n")
+    key = "chatmon:notes:pending:carol"
+    c.zadd(key, {"n-0-over": 1000})                    # a note whose wait ended long ago
+    st, _, a = post(long_, "/api/agents/carol/notes", {"conversation": "c-1", "text": "先道歉"})
+    assert st == 202, a
+    assert c.zscore(key, "n-0-over") is None
+    st, _, b = post(short, "/api/agents/carol/notes", {"conversation": "c-1", "text": "再说明"})
+    assert st == 202, b
+    assert c.zcard(key) == 2
+    assert c.pttl(key) > 50000, c.pttl(key)             # the 60 s note's wait, not 2 s
+
+
 def test_note_errors(open_dash):
     d, c = open_dash
     for body in ({"conversation": "c-1"}, {"conversation": "c-1", "text": ""},
