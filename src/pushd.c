@@ -93,7 +93,8 @@ struct pd_item {			/* one alert on one route, or the daily summary */
 	struct pd_route	*route;
 	char		*id;
 	json_t		*alert;		/* the daily summary: the report's JSON */
-	char		*raw;		/* the alert as the stream held it; NULL: the daily */
+	char		*raw;		/* the alert as the stream held it; NULL: the daily (its dead letter's: its JSON) */
+	int		 daily;		/* the daily summary: its marker is the day's key */
 	struct pd_entry	**ents;		/* the entries it stands for (a duplicate joins) */
 	size_t		 nents;
 	struct pd_item	*next;		/* the route's queue, the tombstones, or pushd.unconf */
@@ -414,8 +415,14 @@ pd_unconf_send(struct pushd *pd, struct pd_item *it)
 		    it->dead_why, n) == 0)
 			it->dead_out = 1;
 	}
+	/* the day's key: the lease becomes "sent" or "dead" (the id is daily-DAY) */
+	if (it->daily && it->marker != NULL && !it->marker_out &&
+	    rconn_command(pd->rc, pd_on_marker, it, 0, "SET %schatmon:notify:daily:%s "
+	    "%s EX " PD_DAILY_KEEP, pd->prefix, it->id + 6,
+	    strcmp(it->marker, "1") == 0 ? "sent" : "dead") == 0)
+		it->marker_out = 1;
 	/* the alert id as the hash tag: one alert's markers share a Cluster slot (one MGET) */
-	if (it->marker != NULL && !it->marker_out &&
+	if (!it->daily && it->marker != NULL && !it->marker_out &&
 	    rconn_command(pd->rc, pd_on_marker, it, 0, "SET %schatmon:notify:done:{%s}:%s "
 	    "%s EX " PD_DONE_TTL, pd->prefix, it->id, it->route->cfg->name,
 	    it->marker) == 0)
@@ -437,8 +444,8 @@ pd_unconf_flush(struct pushd *pd)
 
 /*
  * The route is done with the item (delivered, or dead): its dead letter
- * (pd_dead_letter) is written, marker ("1", "dead"; NULL for the daily
- * summary, which has its own) is set, each entry it stands for hears so
+ * (pd_dead_letter) is written, marker ("1", "dead") is set (the daily
+ * summary's is the day's key), each entry it stands for hears so
  * (the XACK after them), and it stays behind as a tombstone: until Redis
  * confirms both, then PD_TOMB_MS. The alert stays as long as its dead
  * letter needs it.
@@ -451,6 +458,9 @@ pd_item_done(struct pushd *pd, struct pd_item *it, const char *marker)
 	it->done_at = pd_mono();
 	it->next = NULL;
 	it->marker = marker;
+	/* the daily summary's dead letter holds the report, as an alert's holds it */
+	if (it->daily && it->dead_why != NULL && it->raw == NULL && it->alert != NULL)
+		it->raw = json_dumps(it->alert, JSON_COMPACT);
 	if (marker != NULL || it->dead_why != NULL) {
 		*pd->unconf_tail = it;
 		pd->unconf_tail = &it->next;
@@ -493,9 +503,9 @@ pd_refill(struct pd_route *r, int64_t now)
 static void
 pd_finish(struct pd_route *r, struct pd_item *it, const char *marker)
 {
-	if (it->raw == NULL && r->pd->daily != NULL)
+	if (it->daily && r->pd->daily != NULL)
 		pd_daily_finish(r->pd->daily, marker);
-	pd_item_done(r->pd, it, it->raw != NULL ? marker : NULL);
+	pd_item_done(r->pd, it, marker);
 }
 
 static void
@@ -801,6 +811,7 @@ pd_enqueue(struct pd_route *r, struct pd_entry *e, const char *id,
 	}
 	it->route = r;
 	it->alert = json_incref(alert);
+	it->daily = raw == NULL;
 	if (e != NULL)
 		it->ents[it->nents++] = e;
 	h = pd_hash(r, id);
@@ -1280,8 +1291,9 @@ pd_on_state(void *arg, int up, int lost)
 
 /*
  * The day's message is finished: marker "1" sent, "dead" given up (nobody
- * sends that day again), NULL not queued at all (the lease goes; the next
- * check tries again).
+ * sends that day again: the day's key says so, written as an alert's done
+ * marker is, kept until Redis confirms it), NULL not queued at all (the
+ * lease goes; the next check tries again).
  */
 static void
 pd_daily_finish(struct pd_daily *dy, const char *marker)
@@ -1297,9 +1309,6 @@ pd_daily_finish(struct pd_daily *dy, const char *marker)
 	}
 	log_info("pd_daily_finish: %s's summary %s route %s", dy->day,
 	    strcmp(marker, "1") == 0 ? "sent to" : "given up on by", dy->route->cfg->name);
-	rconn_command(pd->rc, NULL, NULL, 0, "SET %schatmon:notify:daily:%s %s EX "
-	    PD_DAILY_KEEP, pd->prefix, dy->day, strcmp(marker, "1") == 0 ? "sent" :
-	    "dead");
 }
 
 static void

@@ -1,4 +1,6 @@
 /* relay: every complete message through the pipeline, and what it says done: forward or drop, alerts out, warnings in, turns timed. */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -171,6 +173,27 @@ err:
  * which holds the spool locked); that the spool could be opened is checked
  * without opening it.
  */
+/*
+ * The top-level pack can be opened; else the error is put on the
+ * configuration's rules line (config_blame), as a shop's pack's is
+ * (rulebook.c, which the tool shares without a configuration's lines).
+ */
+static int
+relay_rules_open(const struct config *cfg, struct sbuf *errs)
+{
+	size_t	mark = errs->len;
+	int	fd;
+
+	if ((fd = open(cfg->rules, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) != -1) {
+		close(fd);
+		return 0;
+	}
+	sbuf_line(errs, "%s: cannot open the rules directory: %s", cfg->rules,
+	    strerror(errno));
+	(void)config_blame(cfg, "rules", errs, mark);
+	return -1;
+}
+
 int
 relay_check(const struct config *cfg, struct sbuf *errs)
 {
@@ -181,7 +204,8 @@ relay_check(const struct config *cfg, struct sbuf *errs)
 
 	size_t		 mark;
 
-	if ((c = codec_new(&cfg->protocol, errs)) != NULL)
+	if ((c = codec_new(&cfg->protocol, errs)) != NULL &&
+	    relay_rules_open(cfg, errs) == 0)
 		ru = rulebook_load(cfg, 0, errs);
 	mark = errs->len;
 	if (cfg->model != NULL && (m = model_new(cfg->model, errs)) == NULL)
@@ -223,6 +247,7 @@ relay_prepare(const struct config *cfg, struct sbuf *errs)
 	}
 	n->nshops = cfg->nshops;
 	if ((n->codec = codec_new(&cfg->protocol, errs)) == NULL ||
+	    relay_rules_open(cfg, errs) == -1 ||
 	    (n->book = rulebook_load(cfg, 0, errs)) == NULL) {
 		relay_next_free(n);
 		return NULL;

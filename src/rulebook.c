@@ -141,26 +141,6 @@ rulebook_pack_open(const struct config *cfg, const struct config_shop *cs,
 }
 
 /*
- * The top-level pack's directory (or file) can be read: else the error is
- * put on the configuration's rules line, as a shop's is.
- */
-static int
-rulebook_top_open(const struct config *cfg, const char *path, struct sbuf *errs)
-{
-	size_t	mark = errs->len;
-	int	fd;
-
-	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) != -1) {
-		close(fd);
-		return 0;
-	}
-	sbuf_line(errs, "%s: cannot open the rules directory: %s", path,
-	    strerror(errno));
-	(void)config_blame(cfg, "rules", errs, mark);
-	return -1;
-}
-
-/*
  * The pack at path, loaded when no earlier shop named it; its index. cs
  * and k: the shop and the item of its rules that name it (cs NULL: the
  * top-level pack).
@@ -184,8 +164,6 @@ rulebook_pack_at(struct rulebook *b, const struct config *cfg,
 		return i;
 	}
 	if (cs != NULL && rulebook_pack_open(cfg, cs, k, path, errs) == -1)
-		return i;
-	if (cs == NULL && rulebook_top_open(cfg, path, errs) == -1)
 		return i;
 	/* a file is a pack of one file; anything else as the top level's */
 	if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {

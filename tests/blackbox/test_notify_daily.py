@@ -67,7 +67,28 @@ def test_daily_summary_once_with_yesterdays_figures(redis_server, robot, notify,
     notify(r, routes, consumer="w2", **opts)
     time.sleep(3 * SLOW)
     assert len(rb.delivered("daily")) == 1, rb.summary()
-    assert c.get(f"chatmon:notify:daily:{day}") is not None
+    assert c.get(f"chatmon:notify:daily:{day}") == "sent"
+
+
+def test_daily_summary_given_up_is_a_whole_dead_letter(redis_server, robot, notify):
+    """A summary the route never takes goes to the dead letters with the
+    report in it, as an alert's holds the alert (found by review: it was
+    "{}"), and the day is marked dead: nobody sends it again."""
+    r = redis_server()
+    c = r.client()
+    day, d0 = yesterday()
+    write_rounds(c, d0)
+    rb = robot(daily="s3")
+    rb.control("daily", "500")
+    notify(r, [route("daily", "webhook", rb, match={"type": ["none"]}, secret="s3")],
+           daily_at='"00:00"', daily_route="daily", attempts="2")
+    wait_for(lambda: c.xlen("chatmon:notify:dead") == 1, 10 * SLOW, "the dead letter")
+    (_, f), = c.xrange("chatmon:notify:dead")
+    assert f["route"] == "daily" and f["id"] == f"daily-{day}", f
+    rep = json.loads(f["alert"])
+    assert rep["from"] == rep["to"] == day and rep["team"]["rounds"] == 3, rep
+    wait_for(lambda: c.get(f"chatmon:notify:daily:{day}") == "dead", 5 * SLOW,
+             "the day marked dead")
 
 
 def test_daily_summary_text_for_a_robot(redis_server, robot, notify):
