@@ -1199,24 +1199,33 @@ config_set_id_source(struct config_ctx *ctx, const struct config_key *k,
 	return 0;
 }
 
+/* One of two words: the field is 0 for the first (the default), 1 for the second. */
+static int
+config_set_two(struct config_ctx *ctx, const struct config_key *k,
+    const char *s, const char *zero, const char *one)
+{
+	char	why[64];
+
+	if (strcmp(s, zero) != 0 && strcmp(s, one) != 0) {
+		snprintf(why, sizeof(why), "want %s or %s", zero, one);
+		return config_bad(ctx, k, "choice", s, why);
+	}
+	*FIELD(ctx->cfg, int, k->off) = strcmp(s, one) == 0;
+	return 0;
+}
+
 static int
 config_set_shops_unknown(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
-	if (strcmp(s, "default") != 0 && strcmp(s, "refuse") != 0)
-		return config_bad(ctx, k, "choice", s, "want default or refuse");
-	*FIELD(ctx->cfg, int, k->off) = s[0] == 'r';
-	return 0;
+	return config_set_two(ctx, k, s, "default", "refuse");
 }
 
 static int
 config_set_binary(struct config_ctx *ctx, const struct config_key *k,
     const char *s)
 {
-	if (strcmp(s, "inspect") != 0 && strcmp(s, "pass") != 0)
-		return config_bad(ctx, k, "choice", s, "want inspect or pass");
-	*FIELD(ctx->cfg, int, k->off) = s[0] == 'p';
-	return 0;
+	return config_set_two(ctx, k, s, "inspect", "pass");
 }
 
 static int

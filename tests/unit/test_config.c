@@ -194,6 +194,7 @@ assert_defaults(const struct config *c)
 	assert_int_equal(c->history.ttl_ms, 24 * 3600 * 1000);
 	assert_int_equal(c->notes.ttl_ms, 600000);
 	assert_null(c->protocol.nickname);
+	assert_int_equal(c->protocol.binary_pass, 0);	/* protocol.binary: inspect */
 	assert_string_equal(c->upstream, "ws://127.0.0.1:9000/");
 	assert_int_equal(c->upstream_url.tls, 0);
 	assert_string_equal(c->upstream_url.host, "127.0.0.1");
@@ -552,6 +553,8 @@ static const struct bad_case bad_cases[] = {
 	    "@:2: limits.queue_bytes: '1000' is too small (minimum 1KiB)\n" },
 	{ "connect_timeout small", "limits:\n  connect_timeout: 500ms\n",
 	    "@:2: limits.connect_timeout: '500ms' is out of range (1s to 24h)\n" },
+	{ "binary choice", "protocol:\n  binary: maybe\n",
+	    "@:2: protocol.binary: bad choice 'maybe': want inspect or pass\n" },
 	{ "cap over a day", "sla:\n  cap: 25h\n",
 	    "@:2: sla.cap: '25h' is out of range (1s to 24h)\n" },
 	{ "a shop's cap over a day", "shops:\n  s:\n    sla: {cap: 1441m}\n",
