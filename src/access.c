@@ -10,6 +10,10 @@
 #include "chatmon/config.h"
 #include "chatmon/util.h"
 
+/* The first 12 bytes of an IPv4 address mapped into IPv6 (::ffff:0:0/96). */
+static const unsigned char access_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0xff, 0xff };
+
 int
 access_cidr_parse(const char *s, struct access_cidr *c, const char **why)
 {
@@ -45,6 +49,19 @@ access_cidr_parse(const char *s, struct access_cidr *c, const char **why)
 		}
 		c->bits = (unsigned)bits;
 	}
+	/*
+	 * A range of v4-mapped addresses (::ffff:10.0.0.0/104) is the IPv4
+	 * range it maps: a peer is matched as IPv4 whichever way a
+	 * dual-stack listener saw it, so the IPv6 spelling must name it too.
+	 */
+	if (c->family == AF_INET6 && c->bits >= 96 &&
+	    memcmp(c->addr, access_mapped, sizeof(access_mapped)) == 0) {
+		memmove(c->addr, c->addr + 12, 4);
+		memset(c->addr + 4, 0, 12);
+		c->family = AF_INET;
+		c->bits -= 96;
+		max = 32;
+	}
 	/* 10.1.2.3/8 means 10.0.0.0/8: clear the host bits */
 	for (i = c->bits; i < max; i++)
 		c->addr[i / 8] &= (unsigned char)~(0x80u >> (i % 8));
@@ -66,15 +83,13 @@ access_cidr_has(const struct access_cidr *c, const unsigned char *a)
 int
 access_cidr_any(const struct access_cidr *c, size_t n, const char *addr)
 {
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	    0xff, 0xff };
 	unsigned char	 a4[4], a6[16];
 	int		 v4, v6;
 	size_t		 i;
 
 	v4 = inet_pton(AF_INET, addr, a4) == 1;
 	v6 = !v4 && inet_pton(AF_INET6, addr, a6) == 1;
-	if (v6 && memcmp(a6, mapped, sizeof(mapped)) == 0) {
+	if (v6 && memcmp(a6, access_mapped, sizeof(access_mapped)) == 0) {
 		memcpy(a4, a6 + 12, 4);
 		v4 = 1;
 	}

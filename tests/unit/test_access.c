@@ -40,6 +40,13 @@ test_cidr(void **state)
 	assert_false(in("2001:db8::/33", "2001:db8:ffff::1"));
 	/* a v4-mapped peer is its IPv4 address */
 	assert_true(in("127.0.0.0/8", "::ffff:127.0.0.1"));
+	/* and a v4-mapped range is its IPv4 range, whichever way the peer came */
+	assert_true(in("::ffff:10.0.0.0/104", "10.1.2.3"));
+	assert_true(in("::ffff:10.0.0.0/104", "::ffff:10.1.2.3"));
+	assert_false(in("::ffff:10.0.0.0/104", "11.1.2.3"));
+	assert_true(in("::ffff:192.0.2.7", "192.0.2.7"));
+	assert_false(in("::ffff:192.0.2.7", "192.0.2.8"));
+	assert_false(in("::/0", "192.0.2.7"));	/* not a mapped range */
 	assert_false(in("10.0.0.0/8", "not an address"));
 	assert_int_equal(access_cidr_parse("10.0.0.0/33", &c, &why), -1);
 	assert_non_null(why);
