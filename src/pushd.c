@@ -61,6 +61,34 @@
  */
 #define PD_HASH		65536		/* buckets of the two tables below */
 #define PD_DONE_TTL	"172800"	/* a done marker outlives any redelivery: 2 days */
+/*
+ * Before a worker sends an alert it read new from the stream, it claims
+ * the alert on each route (chatmon:notify:claim:{ID}:ROUTE = its consumer
+ * name): a second copy of the alert (written twice, docs/alerts.md) that
+ * another worker reads while the first is on its way finds the claim and
+ * is acked as a duplicate, its delivery left to the claim's holder, whose
+ * own entry stays pending until delivered; if the holder dies, whoever
+ * takes that entry over (XAUTOCLAIM, or the holder restarted reading its
+ * pending entries) takes the claim too and sends. The claim outlasts any
+ * delivery attempt that ends; after a route's done marker it is not read.
+ */
+#define PD_CLAIM_TTL	"600000"	/* ms */
+static const char pd_claim_lua[] =
+    "local out = {}\n"
+    "for i = 1, #KEYS, 2 do\n"
+    "  if redis.call('EXISTS', KEYS[i]) == 1 then\n"
+    "    out[#out + 1] = 1\n"
+    "  else\n"
+    "    local h = redis.call('GET', KEYS[i + 1])\n"
+    "    if h and h ~= ARGV[1] and ARGV[3] == '0' then\n"
+    "      out[#out + 1] = 2\n"
+    "    else\n"
+    "      redis.call('SET', KEYS[i + 1], ARGV[1], 'PX', ARGV[2])\n"
+    "      out[#out + 1] = 0\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
 /* A folded message lists every id: this many keep it under WeCom's 4096 bytes. */
 #define PD_FOLD_ROBOT	50
 #define PD_FOLD_WEBHOOK	1000
@@ -188,7 +216,7 @@ struct pushd {
 
 static void	pd_read(struct pushd *);
 static void	pd_pump(struct pd_route *);
-static void	pd_on_entries(struct pushd *, const redisReply *list);
+static void	pd_on_entries(struct pushd *, const redisReply *list, int fresh);
 static void	pd_daily_finish(struct pd_daily *, const char *marker);
 
 /* Wall clock: signatures, Retry-After dates, the days. */
@@ -421,7 +449,7 @@ pd_unconf_send(struct pushd *pd, struct pd_item *it)
 	    "%s EX " PD_DAILY_KEEP, pd->prefix, it->id + 6,
 	    strcmp(it->marker, "1") == 0 ? "sent" : "dead") == 0)
 		it->marker_out = 1;
-	/* the alert id as the hash tag: one alert's markers share a Cluster slot (one MGET) */
+	/* the alert id as the hash tag: one alert's markers share a Cluster slot (one script) */
 	if (!it->daily && it->marker != NULL && !it->marker_out &&
 	    rconn_command(pd->rc, pd_on_marker, it, 0, "SET %schatmon:notify:done:{%s}:%s "
 	    "%s EX " PD_DONE_TTL, pd->prefix, it->id, it->route->cfg->name,
@@ -866,14 +894,22 @@ pd_on_markers(redisReply *rep, void *priv)
 		pd_check_free(c);
 		return;
 	}
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+		log_warnx("pd_on_markers: alert %s: its done markers and claims: "
+		    "redis: %s: sent", id, rep->str);
 	for (i = 0; i < c->n; i++) {
 		r = &pd->routes[c->route[i]];
-		/* Redis away (NULL): send; at least once beats at most once */
+		/*
+		 * 1: done before; 2: another worker's copy is on its way.
+		 * Redis away or refusing: send; at least once beats at most once.
+		 */
 		if (rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
-		    i < rep->elements && rep->element[i]->type == REDIS_REPLY_STRING) {
+		    i < rep->elements && rep->element[i]->type == REDIS_REPLY_INTEGER &&
+		    rep->element[i]->integer != 0) {
 			r->dup++;
-			log_debug("pd_on_markers: route %s: alert %s done before",
-			    r->cfg->name, id);
+			log_debug("pd_on_markers: route %s: alert %s %s", r->cfg->name,
+			    id, rep->element[i]->integer == 1 ? "done before" :
+			    "claimed by another worker");
 			pd_entry_done(pd, c->e);
 			continue;
 		}
@@ -882,15 +918,19 @@ pd_on_markers(redisReply *rep, void *priv)
 	pd_check_free(c);
 }
 
-/* One entry: which routes want it, then which of them already have it. */
+/*
+ * One entry: which routes want it, then which of them already have it or
+ * another worker's copy of it (only for an entry read new: one taken over
+ * or read again is the holder's own, and takes the claim).
+ */
 static void
-pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv)
+pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv, int fresh)
 {
 	struct pd_check	*c = NULL;
 	struct pd_entry	*e = NULL;
 	const char	*raw, *id, **argv = NULL;
-	size_t		 len, i, nkeys = 0, *argvlen = NULL;
-	char		**keys = NULL;
+	size_t		 len, i, j, nkeys = 0, *argvlen = NULL;
+	char		**keys = NULL, numkeys[24];
 	json_t		*a = NULL;
 
 	if (strlen(sid) >= sizeof(e->sid) || pd_entry_find(pd, sid) != NULL)
@@ -938,28 +978,35 @@ pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv)
 		return;
 	}
 	if ((e = calloc(1, sizeof(*e))) == NULL ||
-	    (argv = calloc(c->n + 1, sizeof(*argv))) == NULL ||
-	    (argvlen = calloc(c->n + 1, sizeof(*argvlen))) == NULL ||
-	    (keys = calloc(c->n, sizeof(*keys))) == NULL)
+	    (argv = calloc(2 * c->n + 7, sizeof(*argv))) == NULL ||
+	    (argvlen = calloc(2 * c->n + 7, sizeof(*argvlen))) == NULL ||
+	    (keys = calloc(2 * c->n, sizeof(*keys))) == NULL)
 		goto oom;
-	nkeys = c->n;
+	nkeys = 2 * c->n;
 	snprintf(e->sid, sizeof(e->sid), "%s", sid);
 	e->waiting = (unsigned)c->n;
 	pd_entry_add(pd, e);
 	c->e = e;
-	argv[0] = "MGET";
-	argvlen[0] = 4;
-	for (i = 0; i < c->n; i++) {
-		if (asprintf(&keys[i], "%schatmon:notify:done:{%s}:%s", pd->prefix,
-		    id, pd->routes[c->route[i]].cfg->name) == -1) {
+	snprintf(numkeys, sizeof(numkeys), "%zu", nkeys);
+	argv[0] = "EVAL";
+	argv[1] = pd_claim_lua;
+	argv[2] = numkeys;
+	for (i = 0; i < nkeys; i++) {
+		if (asprintf(&keys[i], "%schatmon:notify:%s:{%s}:%s", pd->prefix,
+		    i % 2 == 0 ? "done" : "claim", id,
+		    pd->routes[c->route[i / 2]].cfg->name) == -1) {
 			keys[i] = NULL;
 			break;
 		}
-		argv[i + 1] = keys[i];
-		argvlen[i + 1] = strlen(keys[i]);
+		argv[i + 3] = keys[i];
 	}
-	if (i < c->n || rconn_command_argv(pd->rc, pd_on_markers, c, 0, (int)c->n + 1,
-	    argv, argvlen) == -1)
+	argv[nkeys + 3] = pd->consumer;
+	argv[nkeys + 4] = PD_CLAIM_TTL;
+	argv[nkeys + 5] = fresh ? "0" : "1";
+	for (j = 0; j < nkeys + 6; j++)
+		argvlen[j] = argv[j] != NULL ? strlen(argv[j]) : 0;
+	if (i < nkeys || rconn_command_argv(pd->rc, pd_on_markers, c, 0,
+	    (int)nkeys + 6, argv, argvlen) == -1)
 		pd_on_markers(NULL, c);
 	c = NULL;
 	goto out;
@@ -979,7 +1026,7 @@ out:
 
 /* [[sid, [field, value, ...]], ...]; a nil fields array: trimmed from the stream. */
 static void
-pd_on_entries(struct pushd *pd, const redisReply *list)
+pd_on_entries(struct pushd *pd, const redisReply *list, int fresh)
 {
 	const redisReply	*e;
 	size_t			 i;
@@ -990,7 +1037,7 @@ pd_on_entries(struct pushd *pd, const redisReply *list)
 		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
 		    e->element[0]->type != REDIS_REPLY_STRING)
 			continue;
-		pd_on_entry(pd, e->element[0]->str, e->element[1]);
+		pd_on_entry(pd, e->element[0]->str, e->element[1], fresh);
 	}
 }
 
@@ -1017,7 +1064,7 @@ pd_on_read(redisReply *r, void *priv)
 		if (s->type == REDIS_REPLY_ARRAY && s->elements == 2 &&
 		    s->element[1]->type == REDIS_REPLY_ARRAY) {
 			got = s->element[1]->elements;
-			pd_on_entries(pd, s->element[1]);
+			pd_on_entries(pd, s->element[1], !pd->read_pending);
 			last = got > 0 ? s->element[1]->element[got - 1] : NULL;
 		}
 	}
@@ -1149,7 +1196,7 @@ pd_on_claim(redisReply *r, void *priv)
 		snprintf(pd->claim_from, sizeof(pd->claim_from), "0-0");
 		return;
 	}
-	pd_on_entries(pd, r->element[1]);
+	pd_on_entries(pd, r->element[1], 0);
 	snprintf(pd->claim_from, sizeof(pd->claim_from), "%s", r->element[0]->str);
 	if (strcmp(pd->claim_from, "0-0") != 0 && pd->held < pd->held_max &&
 	    rconn_command(pd->rc, pd_on_claim, pd, 0,
@@ -1276,7 +1323,7 @@ pd_on_state(void *arg, int up, int lost)
 		return;
 	/*
 	 * The dead letters and done markers that did not go first: on one
-	 * connection, ahead of the MGETs of the entries read again (an XACK
+	 * connection, ahead of the marker checks of the entries read again (an XACK
 	 * that did not go either leaves its entry pending: read again, it is
 	 * found done and acked).
 	 */

@@ -936,6 +936,70 @@ def test_a_duplicate_alert_id_is_delivered_once(redis_server, robot, notify):
              3 * SLOW, "chatmon_notify_alerts_total{route=d,result=duplicate} 17")
 
 
+def test_an_alert_written_twice_goes_once_though_two_workers_read_it(redis_server, robot,
+                                                                     notify):
+    """Found by review: the two copies of an alert written twice (an SLA
+    event raised by two instances, docs/alerts.md) read by two workers,
+    each before the other's done marker was set, were both sent. The first
+    to read claims the alert on the route; the other's copy is acked as a
+    duplicate."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot()
+    routes = [route("d", "webhook", rb, rate="1000/s")]
+    workers = [notify(r, routes, consumer=f"w{i}", timeout="10s") for i in (1, 2)]
+    rb.control("d", "slow", delay=1, count=100)
+    alerts = [make_alert(type="sla.breach", severity="warn", conversation=f"c-{i}")
+              for i in range(5)]
+    for a in alerts:
+        xadd(rc, a)
+        time.sleep(0.02)
+        xadd(rc, a)
+    ids = [a["id"] for a in alerts]
+    rb.wait_ids("d", ids, timeout=20)
+    wait_for(lambda: pending(rc) == 0, 10 * SLOW, "every entry acked")
+    time.sleep(1.5)
+    got = rb.ids("d")
+    dup = {i: c for i, c in got.items() if c != 1}
+    assert not dup, f"delivered more than once: {dup}\n{rb.summary('d', 12)}"
+    assert set(got) == set(ids)
+    # both workers read some: the test is about two readers
+    read = [w.metric("chatmon_notify_alerts_total", route="d") or 0 for w in workers]
+    assert all(x > 0 for x in read), f"one worker read everything: {read}"
+    assert sum(w.metric("chatmon_notify_alerts_total", route="d", result="duplicate") or 0
+               for w in workers) == 5
+
+
+def test_a_claimed_alert_whose_holder_dies_is_sent_by_the_taker(redis_server, robot, notify):
+    """The claim does not lose an alert: w1 claims it and dies while the
+    route hangs, w2 acks its own copy as claimed, then takes w1's entry
+    over (XAUTOCLAIM after claim_idle) and sends it, once."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot()
+    routes = [route("d", "webhook", rb, rate="1000/s")]
+    opts = dict(timeout="1s", backoff="200ms", claim_idle="1s", attempts="50")
+    w1 = notify(r, routes, consumer="w1", **opts)
+    rb.control("d", "hang")
+    a = make_alert(type="sla.breach", severity="warn")
+    xadd(rc, a)
+    wait_for(lambda: any(e["mode"] == "hang" for e in rb.entries("d")), 5 * SLOW,
+             "w1 sending (the route hangs)")
+    assert rc.get(f"chatmon:notify:claim:{{{a['id']}}}:d") == "w1"
+    w1.kill9()
+    w2 = notify(r, routes, consumer="w2", **opts)
+    xadd(rc, a)                                     # the second copy, read new by w2
+    wait_for(lambda: w2.metric("chatmon_notify_alerts_total", route="d",
+                               result="duplicate") == 1, 5 * SLOW,
+             "w2 acks its copy as claimed by w1")
+    rb.control("d", "ok")
+    rb.wait_ids("d", [a["id"]], timeout=20)
+    wait_for(lambda: pending(rc) == 0, 10 * SLOW, "w1's entry taken over and acked")
+    time.sleep(1)
+    assert rb.ids("d") == {a["id"]: 1}, rb.summary("d", 12)
+    assert rc.get(f"chatmon:notify:claim:{{{a['id']}}}:d") == "w2"
+
+
 def test_a_burst_is_folded_within_the_rate(redis_server, robot, notify):
     r = redis_server()
     rc = r.client()
