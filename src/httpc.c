@@ -24,6 +24,7 @@ struct httpc_req {
 	CURL			*easy;
 	struct curl_slist	*hdrs;
 	struct sbuf		 body;		/* the answer, first HTTPC_BODY_MAX */
+	int			 full;		/* ... and there was more: not read */
 	char			*retry_after;
 	httpc_cb		 cb;
 	void			*arg;
@@ -169,14 +170,25 @@ httpc_check(struct httpc *h)
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
 		if (r == NULL)
 			continue;
+		/*
+		 * A final status that came is the answer, though its body did
+		 * not all come: one cut at HTTPC_BODY_MAX (httpc_writefn), or
+		 * one still coming at the timeout (a server that answers 200
+		 * and then streams or stalls has taken the request; sending it
+		 * again would repeat it). The caller judges the body it got.
+		 */
 		err = NULL;
-		if (m->data.result == CURLE_OPERATION_TIMEDOUT)
+		status = 0;
+		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (m->data.result == CURLE_OK ||
+		    (m->data.result == CURLE_WRITE_ERROR && r->full) ||
+		    (m->data.result == CURLE_OPERATION_TIMEDOUT && status >= 200))
+			;
+		else if (m->data.result == CURLE_OPERATION_TIMEDOUT)
 			err = "timed out";
-		else if (m->data.result != CURLE_OK)
+		else
 			err = r->err[0] != '\0' ? r->err :
 			    curl_easy_strerror(m->data.result);
-		else
-			curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
 		r->cb(r->arg, err != NULL ? 0 : status, err, sbuf_str(&r->body),
 		    r->body.len, r->retry_after);
 		httpc_req_free(r);
@@ -192,6 +204,10 @@ httpc_writefn(char *p, size_t size, size_t n, void *arg)
 	room = r->body.len < HTTPC_BODY_MAX ? HTTPC_BODY_MAX - r->body.len : 0;
 	if (sbuf_append(&r->body, p, len < room ? len : room) == -1)
 		return 0;	/* out of memory: libcurl ends the request */
+	if (len > room) {
+		r->full = 1;	/* the rest is not read: httpc_check says why */
+		return 0;
+	}
 	return len;
 }
 

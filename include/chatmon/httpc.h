@@ -14,7 +14,9 @@ struct httpc;
  * The end of one request. status is the HTTP status, 0 when none came
  * (err then says why: "timed out", "connection refused", a TLS error);
  * body is the answer's first 64 KiB; retry_after its Retry-After header as
- * written, or NULL. All valid during the call only.
+ * written, or NULL. A final status (>= 200) that came is reported with
+ * err NULL though the body did not all come: over 64 KiB (the rest is not
+ * read) or still coming at the timeout. All valid during the call only.
  */
 typedef void	(*httpc_cb)(void *arg, long status, const char *err,
 		    const char *body, size_t len, const char *retry_after);

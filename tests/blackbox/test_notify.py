@@ -1075,6 +1075,31 @@ def test_retries_500_and_honours_retry_after(redis_server, robot, notify):
     assert (n.metric("chatmon_notify_failures_total", route="r5") or 0) >= 2
 
 
+@pytest.mark.parametrize("mode", ["stream", "stall"])
+def test_an_answer_whose_body_does_not_end_is_an_answer(redis_server, robot, notify, mode):
+    """Found by review: a target that answered 200 and then sent its body
+    for ever (or stalled in it) timed out and was sent the alert again and
+    again. Its status is the answer (the body's first 64 KiB judged): one
+    request per alert, delivered, for a webhook and a robot alike."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot(k="sk")
+    routes = [route("w", "webhook", rb, rate="1000/s"),
+              route("k", "dingtalk", rb, secret="sk", rate="1000/s")]
+    n = notify(r, routes, timeout="1s", backoff="200ms", attempts="5")
+    for name in ("w", "k"):
+        rb.control(name, mode, count=1)
+    a = make_alert()
+    xadd(rc, a)
+    wait_for(lambda: pending(rc) == 0, 10 * SLOW, "the alert acked")
+    time.sleep(1.5)
+    for name in ("w", "k"):
+        got = rb.entries(name)
+        assert [e["mode"] for e in got] == [mode], rb.summary(name, 5)
+        assert rb.ids(name) == {a["id"]: 1}
+        assert n.metric("chatmon_notify_alerts_total", route=name, result="sent") == 1
+
+
 def test_a_rate_limited_route_pauses_without_using_up_attempts(redis_server, robot, notify):
     """Found by review: DingTalk answers 200 {"errcode":130101} to a robot
     sent more than 20 messages in a minute and then throttles it for 10

@@ -29,6 +29,10 @@ Run-time behaviour of a NAME: POST /_control {"name":NAME, "mode":M,
   429                HTTP 429 (Retry-After: S when retry_after is given)
   hang               read the request, answer nothing, hold the connection 60 s
   slow               answer as "ok" after `delay` seconds (default 2)
+  stream             answer as "ok", then send whitespace after the body for
+                     ever (chunked), until the client goes
+  stall              answer as "ok" with a Content-Length 1000 bytes longer
+                     than the body sent, then hold the connection 60 s
   errcode-ratelimit  HTTP 200 with the robot's rate-limit code: dingtalk errcode
                      130101, wecom errcode 45009, feishu code 9499; slack and
                      webhook HTTP 429
@@ -67,7 +71,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KINDS = ("dingtalk", "wecom", "feishu", "slack", "webhook")
-MODES = ("ok", "500", "429", "hang", "slow", "errcode-ratelimit")
+MODES = ("ok", "500", "429", "hang", "slow", "stream", "stall", "errcode-ratelimit")
 HOUR_MS = 3600 * 1000
 HANG_SECONDS = 60
 INTERESTING = ("content-type", "content-length", "user-agent", "x-chatmon-signature",
@@ -281,11 +285,40 @@ class Handler(BaseHTTPRequestHandler):
         # logged before the answer goes out: a test that sees the answer's
         # effect (an ack, a marker) also finds the line
         self.state.record(entry)
+        ctype = "text/plain" if answer == "ok" else "application/json"
         try:
-            self.answer(status, answer, "text/plain" if answer == "ok" else "application/json",
-                        extra)
+            if mode == "stream":
+                self.endless(status, answer, ctype)
+            elif mode == "stall":
+                self.stall(status, answer, ctype)
+            else:
+                self.answer(status, answer, ctype, extra)
         except OSError:
             pass
+
+    def endless(self, status, body, ctype):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = body.encode() + b" " * 8192
+        self.close_connection = True
+        deadline = time.time() + HANG_SECONDS
+        while time.time() < deadline:        # until the client closes (OSError)
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+            chunk = b" " * 8192
+
+    def stall(self, status, body, ctype):
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data) + 1000))
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+        self.close_connection = True
+        time.sleep(HANG_SECONDS)
 
     def reply(self, kind, mode, sig_ok, behaviour):
         extra = []
