@@ -251,14 +251,16 @@ static const char convstore_lua_turn[] =
  * A turn that came after the last answer (lr) is no copy of one the
  * agent answered: a reply applied late (its call lost, sent again) leaves
  * the next message, seen first through another instance while the round
- * was still open, to open the next round.
+ * was still open, to open the next round. A hash keeps the earliest time
+ * it came: a copy's own time is after the answer, so the next copy,
+ * measured against it, would open a round.
  */
 "  local lc, copy, at, r = t.lc or '', false, ARGV[1], {}\n"
 "  if lc ~= '' and not string.find(lc, ':', 1, true) then lc = lc .. ':' .. (t.lt or '0') end\n"
 "  for h, w in string.gmatch(lc, '(%x+):(%d+)') do\n"
 "    if now - tonumber(w) < " CONVSTORE_STR(CONVSTORE_COPY_MS) " then\n"
 "      if h ~= ARGV[9] then r[#r+1] = h .. ':' .. w\n"
-"      else copy = not t.lr or tonumber(w) <= num(t.lr); if tonumber(w) > now then at = w end end\n"
+"      else copy = not t.lr or tonumber(w) <= num(t.lr); if tonumber(w) < now then at = w end end\n"
 "    end\n"
 "  end\n"
 "  r[#r+1] = ARGV[9] .. ':' .. at\n"

@@ -540,13 +540,17 @@ def test_a_burst_sent_again_does_not_restart_an_answered_round(daemon, backend, 
     """The customer writes two messages, the agent answers; after a
     reconnect the backend sends both again: neither opens a round (the
     first of them is not the customer's last turn, which alone was
-    remembered), and nothing is raised with nobody waiting."""
+    remembered), and nothing is raised with nobody waiting. A second
+    reconnect sends them a third time: still copies (found by review: a
+    copy's time replaced the original's, later than the answer, so the
+    third sending was no copy and opened a round)."""
     r = redis_server()
     c = r.client()
     b = backend(script="customer.py")
     burst = [(0, frame("rb-1", "在吗")), (100, frame("rb-1", "这件有L码吗"))]
     s1 = script(tmp_path, "s1", burst)
     s2 = script(tmp_path, "s2", burst)      # sent again on the reconnect
+    s3 = script(tmp_path, "s3", burst)      # and again on the next one
     d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
     key = conv_key("rb-1")
 
@@ -557,6 +561,11 @@ def test_a_burst_sent_again_does_not_restart_an_answered_round(daemon, backend, 
             await ws.send(frame("rb-1", "有的亲"))
             wait_for(lambda: c.hget(key, "op") == "0", 3 * SLOW, "round closed")
         async with agent(d, f"/script?file={s2}&agent=ann") as ws:
+            await first_turn(ws, "rb-1")
+            await first_turn(ws, "rb-1")
+            await asyncio.sleep(0.3)
+        assert c.hget(key, "op") == "0", c.hgetall(key)
+        async with agent(d, f"/script?file={s3}&agent=ann") as ws:
             await first_turn(ws, "rb-1")
             await first_turn(ws, "rb-1")
             await asyncio.sleep(ESCALATE / 1000 + 0.5)
