@@ -67,7 +67,10 @@
  * applied as if Redis lacked them.
  */
 #define CONVSTORE_WRITERS	8
-/* An ended conversation's record of who ended it lives this long (> REPLAY_MS). */
+/*
+ * An ended conversation's record of who ended it lives this long (>
+ * REPLAY_MS) past the end, or past the last deadline its round had.
+ */
 #define CONVSTORE_TOMB_MS	60000
 #define CONVSTORE_MAXARG	32	/* the most a call sends: a customer turn, 29, + REPLAYED */
 /*
@@ -388,11 +391,16 @@ static const char convstore_lua_end[] =
 /*
  * what says the end was applied stays a while, so that a call of before
  * it sent again after a reconnect does not bring the conversation back
- * (stale); no idle end (i): to everything else there is no record
+ * (stale); no idle end (i): to everything else there is no record. It
+ * stays past the last deadline the record has planned too: an instance
+ * that held the round and did not see the end calls at that deadline, and
+ * with no record at all its call would write the round back (fire).
  */
 "applied(t, ARGV[4])\n"
 "redis.call('HSET', KEYS[1], 'w', t.w, 'lq', t.lq, 'q', t.q, 'la', ARGV[1], 'xr', t.xr or '')\n"
-"redis.call('PEXPIRE', KEYS[1], " CONVSTORE_STR(CONVSTORE_TOMB_MS) ")\n"
+"local last = tonumber(ARGV[1])\n"
+"for e = 0, 2 do if num(t['d'..e]) > last then last = num(t['d'..e]) end end\n"
+"redis.call('PEXPIRE', KEYS[1], " CONVSTORE_STR(CONVSTORE_TOMB_MS) " + math.floor(last - tonumber(ARGV[1])))\n"
 "redis.call('ZREM', KEYS[2], ARGV[3])\n"
 "redis.call('ZREM', KEYS[3], ARGV[3])\n"
 "if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[3], t) end\n"

@@ -356,6 +356,37 @@ def test_an_ended_conversation_stays_ended_across_a_reconnect(daemon, backend, r
     run(main())
 
 
+def test_an_ended_conversations_record_outlives_its_last_deadline(daemon, backend,
+                                                                  redis_server, tmp_path):
+    """Found by review: what says a conversation ended lived 60 s, and an
+    instance that held its open round and did not see the end (the agent's
+    other tab ended it) calls Redis at the round's escalation; past the
+    60 s that call found no record, took it for a Redis that lost it and
+    wrote the round back: an escalation after the end, the conversation
+    waiting again. The end's record now stays until 60 s past the last
+    deadline its round had (here an escalation at 90 s)."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("zt-1", "这个有现货吗"))])
+    sla = SLA.replace("escalate: 3s", "escalate: 90s")
+    da = daemon(b.port, extra=sla, redis=r.url(), args=ARGS)
+    db = daemon(b.port, extra=sla, redis=r.url(), args=ARGS)
+    key = conv_key("zt-1")
+
+    async def main():
+        async with agent(da, f"/script?file={s}&agent=cat") as wa, \
+                agent(db, f"/script?file={s}&agent=cat") as wb:
+            await first_turn(wa, "zt-1")
+            await first_turn(wb, "zt-1")
+            await asyncio.sleep(0.1)
+            await wb.send(endf("zt-1"))
+            wait_for(lambda: c.hget(key, "i") is None, 2 * SLOW, "ended in Redis")
+    run(main())
+    ttl = c.pttl(key)
+    assert 60000 + 85000 < ttl <= 60000 + 90000, ttl
+
+
 def test_an_end_reaches_redis_from_an_instance_that_does_not_hold_it(daemon, backend,
                                                                      redis_server, tmp_path):
     """A round opens; chatmond restarts (or the agent comes back through
