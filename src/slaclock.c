@@ -569,10 +569,22 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 		return;
 	}
 	if (op->kind == SLACLOCK_OP_FIRE && r->done && !r->stale) {
-		/* the agent was told already; stale: below */
+		/*
+		 * the agent was told already; stale: below. Published and
+		 * charged under the record's agent, as Redis logged it: the
+		 * conversation may have gone to another agent through another
+		 * instance since this one last saw it (a transfer), and a
+		 * breach due after it is the new agent's.
+		 */
+		if (r->agent != NULL && *r->agent != '\0')
+			op->ev.agent = r->agent;
+		if (r->shop != NULL && *r->shop != '\0') {
+			op->ev.shop = r->shop;
+			op->ev.queue = r->queue != NULL ? r->queue : "";
+		}
 		slaclock_hand(clk, &op->ev, SLACLOCK_PUBLISH);
-		sla_charge_event(clk->sla, op->ev.agent, op->shop, op->queue,
-		    op->ev.type, op->ev.due);
+		sla_charge_event(clk->sla, op->ev.agent, op->ev.shop,
+		    op->ev.queue, op->ev.type, op->ev.due);
 	}
 	/*
 	 * what happened while Redis was away was charged as it happened, but

@@ -139,6 +139,46 @@ def kill9(d):
     d.exit_code = -9            # looked at: the teardown expects it
 
 
+def test_a_breach_due_after_a_transfer_goes_to_the_new_agent(daemon, backend, redis_server,
+                                                            tmp_path):
+    """Found by review: the round opens on A for alice; before its breach
+    the customer's next turn reaches bob on B (the chat was transferred),
+    and B is busy at the breach, so A raises it. A published and charged
+    it to alice, from its own memory, where Redis logged it for bob: the
+    alert, /metrics and the day's figures disagreed. It is bob's (docs/sla.md)."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("tr-1", "在吗"))])
+    s2 = script(tmp_path, "s2", [(0, frame("tr-1", "有人吗"))])
+    da = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    db = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    key = conv_key("tr-1")
+
+    async def main():
+        async with agent(da, f"/script?file={s1}&agent=alice") as wa:
+            t0 = await first_turn(wa, "tr-1")
+            await asyncio.sleep(0.6)
+            async with agent(db, f"/script?file={s2}&agent=bob") as wb:
+                await first_turn(wb, "tr-1")
+                wait_for(lambda: c.hget(key, "a") == "bob", 2 * SLOW, "bob's in Redis")
+                await asyncio.sleep(max(0.0, t0 + FIRST / 1000 - 0.15 - time.time()))
+                os.kill(db.pid, signal.SIGSTOP)         # B busy at the breach
+                try:
+                    await asyncio.sleep(0.6)
+                finally:
+                    os.kill(db.pid, signal.SIGCONT)
+                await asyncio.sleep(0.5)
+    run(main())
+    breach = [a for _, a in sla_alerts(c, "tr-1") if a["type"] == "sla.breach"]
+    assert len(breach) == 1 and breach[0]["agent"] == "bob", breach
+    logged = [f["ag"] for f in rounds_logged(c, "tr-1") if f["k"] == "b"]
+    assert logged == ["bob"], logged
+    assert da.stop() == 0 and db.stop() == 0
+    fa, fb = figures(da, "alice") or {}, figures(db, "bob") or {}
+    assert fa.get("breaches", 0) == 0, fa
+
+
 def test_sigterm_charges_nothing_and_a_restart_raises_the_deadlines(daemon, backend,
                                                                    redis_server, tmp_path):
     r = redis_server()
