@@ -633,7 +633,9 @@ out:
 		 * next instance must find them, so the wait may outlast the
 		 * grace. A hung Redis is dropped by rconn after redis.timeout,
 		 * which answers them all; a second signal ends it at once.
+		 * The day's figures as they end go too (snapshots).
 		 */
+		relay_final(d.relay);
 		while (relay_inflight(d.relay) > 0 && !d.hard &&
 		    event_base_loop(d.base, EVLOOP_ONCE) == 0)
 			;

@@ -428,10 +428,16 @@ relay_rules(const struct relay *r)
 	return rulebook_count(r->book);
 }
 
+void
+relay_final(struct relay *r)
+{
+	snapshot_final(r->snap);
+}
+
 size_t
 relay_inflight(const struct relay *r)
 {
-	return slaclock_inflight(r->sla);
+	return slaclock_inflight(r->sla) + snapshot_inflight(r->snap);
 }
 
 int

@@ -84,8 +84,9 @@ snapshot_set(struct snapshot *sn, const char *key, const char *index,
 	    (long long)expires);
 }
 
+/* force: the last one, at exit, goes behind one still unanswered. */
 static void
-snapshot_write(struct snapshot *sn)
+snapshot_write(struct snapshot *sn, int force)
 {
 	struct state_origin	 o = { sn->instance, sn->host, sn->pid };
 	int64_t			 now = util_wall_ms();
@@ -95,7 +96,7 @@ snapshot_write(struct snapshot *sn)
 
 	/* with the conversations' state in Redis, the dashboard reads it all there */
 	if (sn->interval_ms == 0 || sn->shared || !rconn_up(sn->rc) ||
-	    sn->inflight > 0)
+	    (sn->inflight > 0 && !force))
 		return;
 	if (ttl < SNAPSHOT_TTL_MIN_MS)
 		ttl = SNAPSHOT_TTL_MIN_MS;
@@ -121,7 +122,7 @@ snapshot_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	snapshot_write(arg);
+	snapshot_write(arg, 0);
 }
 
 static void
@@ -129,7 +130,7 @@ snapshot_on_state(void *arg, int up, int lost)
 {
 	(void)lost;
 	if (up)
-		snapshot_write(arg);	/* at once: a dashboard need not wait a tick */
+		snapshot_write(arg, 0);	/* at once: a dashboard need not wait a tick */
 }
 
 /*
@@ -196,6 +197,19 @@ oom:
 	sbuf_line(errs, "snapshot_new: out of memory");
 	snapshot_free(sn);
 	return NULL;
+}
+
+void
+snapshot_final(struct snapshot *sn)
+{
+	if (sn != NULL)
+		snapshot_write(sn, 1);
+}
+
+size_t
+snapshot_inflight(const struct snapshot *sn)
+{
+	return sn != NULL ? sn->inflight : 0;
 }
 
 void

@@ -87,7 +87,15 @@ int	relay_metrics(const struct relay *, struct sbuf *out);
 size_t	relay_conversations(const struct relay *);
 size_t	relay_open_rounds(const struct relay *);
 size_t	relay_rules(const struct relay *);
-/* Calls to Redis about conversations not answered yet (a shutdown waits for them). */
+/*
+ * At exit, once no turn comes: the last snapshot of the day's figures
+ * (redis.takeover 0) goes to Redis.
+ */
+void	relay_final(struct relay *);
+/*
+ * Calls to Redis about conversations, and the last snapshot, not answered
+ * yet (a shutdown waits for them).
+ */
 size_t	relay_inflight(const struct relay *);
 /* 1 when Redis is connected or alerts are being spooled. */
 int	relay_alerts_ready(const struct relay *);

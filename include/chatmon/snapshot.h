@@ -19,6 +19,13 @@ struct snapshot;
 struct snapshot *snapshot_new(struct event_base *base, const struct config *cfg,
 	    const struct sla *s, uint32_t instance, struct sbuf *errs);
 void	snapshot_set_config(struct snapshot *, const struct config *cfg);
+/*
+ * At exit, once no turn comes any more: the day's figures as they end (the
+ * rounds closed since the last tick would be lost), sent behind any
+ * snapshot still unanswered; snapshot_inflight says when Redis answered.
+ */
+void	snapshot_final(struct snapshot *);
+size_t	snapshot_inflight(const struct snapshot *);
 void	snapshot_free(struct snapshot *);
 
 #endif

@@ -94,6 +94,36 @@ def test_waiting_and_agents(daemon, backend, redis_server, tmp_path):
     assert c.exists(akey)
 
 
+def test_the_last_figures_go_at_a_stop(daemon, backend, redis_server, tmp_path):
+    """Found by review: the rounds closed since the last snapshot were never
+    written at a stop (a deploy lost up to an interval of the day's
+    figures). The interval here is a minute: only the last one, at the
+    stop, can hold the second round."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    script = customers(tmp_path, [(0, "f-1", "在吗"), (0, "f-2", "请问发货了吗")])
+    d = daemon(b.port, extra=SLA, redis=r.url(),
+               args=["-o", "redis.snapshot=60s", "-o", "redis.takeover=0"])
+
+    async def main():
+        async with agent(d, f"/script?file={script}&agent=amy") as ws:
+            for _ in range(2):
+                await recv(ws)
+            key = waiting_key(c)            # the snapshot at connect: nothing answered
+            for conv in ("f-1", "f-2"):
+                await ws.send(json.dumps({"type": "message", "conversation": conv,
+                                          "text": "亲,在的"}, ensure_ascii=False))
+            await asyncio.sleep(0.3)
+            return key.rsplit(":", 1)[1]
+    instance = run(main())
+    akey = f"chatmon:agents:{today()}:{instance}"
+    assert (doc(c, akey) or {}).get("agents", {}).get("amy") is None, doc(c, akey)
+    assert d.stop() == 0
+    amy = doc(c, akey)["agents"]["amy"]
+    assert amy["rounds"] == 2 and amy["answered"] == 2, amy
+
+
 def test_prefix_and_off(daemon, backend, redis_server, tmp_path):
     r = redis_server()
     c = r.client()
