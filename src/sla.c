@@ -142,14 +142,25 @@ struct sla_conv {
  */
 _Static_assert(sizeof(struct sla_conv) <= 128, "sla_conv grew");
 
+/* An agent's figures of one local day (the figures' zone). */
+struct sla_aday {
+	struct sla_sums	 sums;
+	int64_t		 no;		/* which day; INT64_MIN: none */
+	uint32_t	 hour_rounds[24];	/* by local hour */
+	uint64_t	 hour_sum_ms[24];
+};
+
 /* An agent within one (shop, queue): what the figures are kept by. */
 struct sla_agent {
 	struct sla_conv	*convs;		/* conversations whose agent this is */
 	struct sla_sums	 all;		/* since the engine started */
-	struct sla_sums	 day;		/* the local day day_no */
-	int64_t		 day_no;
-	uint32_t	 hour_rounds[24];	/* of day_no, by local hour */
-	uint64_t	 hour_sum_ms[24];
+	/*
+	 * The latest day charged [0] and the one it followed [1]: after
+	 * midnight the day before is still read whole (the snapshot of the
+	 * rounds closed in its last seconds) and a late charge of it, an
+	 * event due before midnight, still counts on it.
+	 */
+	struct sla_aday	 day[2];
 	uint32_t	 hash;
 	uint16_t	 tag;
 	char		 id[];
@@ -496,7 +507,7 @@ sla_agent_intern(struct sla *s, const char *id, uint16_t tag)
 	/* the histograms grow with the rounds (sla_sums_add) */
 	if ((a = calloc(1, sizeof(*a) + len + 1)) == NULL)
 		goto err;
-	a->day_no = INT64_MIN;
+	a->day[0].no = a->day[1].no = INT64_MIN;
 	a->hash = h;
 	a->tag = tag;
 	memcpy(a->id, id, len + 1);
@@ -531,30 +542,37 @@ sla_agent_intern(struct sla *s, const char *id, uint16_t tag)
  * sla.timezone), whatever the shop's, so that the figures of every shop
  * fall on the days and hours a report and the dashboard name.
  */
-static struct sla_sums *
+static struct sla_aday *
 sla_agent_day(const struct sla *s, struct sla_agent *a, int64_t t,
     size_t *hour)
 {
 	int64_t	 l = sla_clamp(t) +
 	    (int64_t)s->tags[0]->cfg.utc_offset_min * 60000;
 	int64_t	 day = sla_floordiv(l, SLA_DAY_MS);
-	uint32_t *hist = a->day.hist;
-	size_t	 nhist = a->day.nhist;
+	uint32_t *hist;
+	size_t	 nhist;
+	struct sla_aday *d = NULL;
 
-	if (day < a->day_no)
-		return NULL;
-	if (day > a->day_no) {
-		memset(&a->day, 0, sizeof(a->day));
+	if (day > a->day[0].no) {
+		/* a new day: the latest becomes the one before; the older's histogram is reused */
+		hist = a->day[1].sums.hist;
+		nhist = a->day[1].sums.nhist;
+		a->day[1] = a->day[0];
+		memset(&a->day[0], 0, sizeof(a->day[0]));
 		if (nhist > 0)
 			memset(hist, 0, nhist * sizeof(*hist));
-		a->day.hist = hist;
-		a->day.nhist = nhist;
-		memset(a->hour_rounds, 0, sizeof(a->hour_rounds));
-		memset(a->hour_sum_ms, 0, sizeof(a->hour_sum_ms));
-		a->day_no = day;
+		a->day[0].sums.hist = hist;
+		a->day[0].sums.nhist = nhist;
+		a->day[0].no = day;
 	}
+	if (day == a->day[0].no)
+		d = &a->day[0];
+	else if (day == a->day[1].no)
+		d = &a->day[1];
+	else
+		return NULL;
 	*hour = (size_t)((l - day * SLA_DAY_MS) / 3600000);
-	return &a->day;
+	return d;
 }
 
 static void	sla_sums_grow(struct sla_sums *, size_t);
@@ -659,7 +677,7 @@ sla_buyer_day(struct sla *s, uint32_t ai, const char *cid, size_t clen,
 	const struct sla_config	*cfg = &s->tags[a->tag]->cfg;
 	struct sla_agent	*o;
 	struct sla_bday		*b;
-	struct sla_sums		*d;
+	struct sla_aday		*d;
 	int64_t			 day, l;
 	uint64_t		 key;
 	size_t			 h;
@@ -687,8 +705,9 @@ sla_buyer_day(struct sla *s, uint32_t ai, const char *cid, size_t clen,
 		b->within = 0;
 		o = s->agents[b->agent];
 		o->all.within_rate--;
-		if (o->day_no == b->fday && o->day.within_rate > 0)
-			o->day.within_rate--;
+		for (h = 0; h < 2; h++)
+			if (o->day[h].no == b->fday && o->day[h].sums.within_rate > 0)
+				o->day[h].sums.within_rate--;
 		return;
 	}
 	if (sla_bday_room(s) == -1)
@@ -703,9 +722,9 @@ sla_buyer_day(struct sla *s, uint32_t ai, const char *cid, size_t clen,
 	a->all.rate_base++;
 	a->all.within_rate += within != 0;
 	if ((d = sla_agent_day(s, a, at, &h)) != NULL) {
-		d->rate_base++;
-		d->within_rate += within != 0;
-		b->fday = a->day_no;
+		d->sums.rate_base++;
+		d->sums.within_rate += within != 0;
+		b->fday = d->no;
 	}
 }
 
@@ -721,7 +740,7 @@ sla_agent_record(struct sla *s, uint32_t ai, const struct sla_config *cfg,
     size_t clen)
 {
 	struct sla_agent	*a = s->agents[ai];
-	struct sla_sums		*d;
+	struct sla_aday		*d;
 	uint64_t		 v = cfg->cap_ms;
 	size_t			 h;
 
@@ -729,9 +748,9 @@ sla_agent_record(struct sla *s, uint32_t ai, const struct sla_config *cfg,
 		v = ms;
 	sla_sums_add(&a->all, cfg, answered, ms, v, first, s->nhist);
 	if ((d = sla_agent_day(s, a, at, &h)) != NULL) {
-		sla_sums_add(d, cfg, answered, ms, v, first, s->nhist);
-		a->hour_rounds[h]++;
-		a->hour_sum_ms[h] += v;
+		sla_sums_add(&d->sums, cfg, answered, ms, v, first, s->nhist);
+		d->hour_rounds[h]++;
+		d->hour_sum_ms[h] += v;
 	}
 	if (cfg->rate_scope == SLA_RATE_BUYER_DAY)
 		sla_buyer_day(s, ai, cid, clen, answered && ms <= cfg->rate_ms,
@@ -743,7 +762,7 @@ static void
 sla_agent_event(struct sla *s, struct sla_agent *a, int escalation,
     int64_t at)
 {
-	struct sla_sums	*d;
+	struct sla_aday	*d;
 	size_t		 h;
 
 	d = sla_agent_day(s, a, at, &h);
@@ -751,11 +770,11 @@ sla_agent_event(struct sla *s, struct sla_agent *a, int escalation,
 	if (escalation) {
 		a->all.escalations++;
 		if (d != NULL)
-			d->escalations++;
+			d->sums.escalations++;
 	} else {
 		a->all.breaches++;
 		if (d != NULL)
-			d->breaches++;
+			d->sums.breaches++;
 	}
 }
 
@@ -1369,7 +1388,8 @@ sla_free(struct sla *s)
 	free(s->buckets);
 	for (i = 0; i < s->nagents; i++) {
 		free(s->agents[i]->all.hist);
-		free(s->agents[i]->day.hist);
+		free(s->agents[i]->day[0].sums.hist);
+		free(s->agents[i]->day[1].sums.hist);
 		free(s->agents[i]);
 	}
 	free(s->agents);
@@ -1722,23 +1742,25 @@ sla_agents_day(const struct sla *s, int64_t now, void (*cb)(const struct
     sla_account *, const struct sla_day *, void *), void *arg)
 {
 	const struct sla_agent	*a;
+	const struct sla_aday	*ad;
 	struct sla_account	 w;
 	struct sla_day		 d;
 	int64_t			 l, today;
 	size_t			 i;
 
+	/* the day of now in the figures' zone (sla_agent_day) */
+	l = sla_clamp(now) + (int64_t)s->tags[0]->cfg.utc_offset_min * 60000;
+	today = sla_floordiv(l, SLA_DAY_MS);
 	for (i = 0; i < s->nagents; i++) {
 		a = s->agents[s->order[i]];
-		/* the day of now in the figures' zone (sla_agent_day) */
-		l = sla_clamp(now) +
-		    (int64_t)s->tags[0]->cfg.utc_offset_min * 60000;
-		today = sla_floordiv(l, SLA_DAY_MS);
-		if (a->day_no != today || (a->day.rounds == 0 &&
-		    a->day.breaches == 0 && a->day.escalations == 0))
+		ad = a->day[0].no == today ? &a->day[0] :
+		    a->day[1].no == today ? &a->day[1] : NULL;
+		if (ad == NULL || (ad->sums.rounds == 0 &&
+		    ad->sums.breaches == 0 && ad->sums.escalations == 0))
 			continue;
-		d.sums = &a->day;
-		d.hour_rounds = a->hour_rounds;
-		d.hour_sum_ms = a->hour_sum_ms;
+		d.sums = &ad->sums;
+		d.hour_rounds = ad->hour_rounds;
+		d.hour_sum_ms = ad->hour_sum_ms;
 		sla_who(s, a, &w);
 		cb(&w, &d, arg);
 	}

@@ -43,6 +43,7 @@ struct snapshot {
 	long			 pid;
 	struct sbuf		 doc;		/* scratch, reused */
 	unsigned		 inflight;
+	int64_t			 day_start;	/* of the day's figures written last; 0 none */
 };
 
 static void
@@ -84,12 +85,32 @@ snapshot_set(struct snapshot *sn, const char *key, const char *index,
 	    (long long)expires);
 }
 
+/* The day's figures as of `as` (on its day) to that day's key. */
+static int
+snapshot_agents(struct snapshot *sn, int64_t as, int64_t now,
+    const struct state_origin *o)
+{
+	char		 key[512], index[512], day[16];
+	const char	*pre = sn->prefix ? sn->prefix : "";
+
+	sbuf_reset(&sn->doc);
+	if (state_agents_doc(&sn->doc, sn->sla, as, o, &sn->scfg, sn->pol.v,
+	    sn->pol.n) == -1)
+		return -1;
+	state_day(day, as, sn->scfg.utc_offset_min);
+	snprintf(key, sizeof(key), "%schatmon:agents:%s:%s", pre, day,
+	    sn->instance);
+	snprintf(index, sizeof(index), "%schatmon:agents:%s", pre, day);
+	snapshot_set(sn, key, index, now, now + SNAPSHOT_DAY_TTL_S * 1000LL);
+	return 0;
+}
+
 /* force: the last one, at exit, goes behind one still unanswered. */
 static void
 snapshot_write(struct snapshot *sn, int force)
 {
 	struct state_origin	 o = { sn->instance, sn->host, sn->pid };
-	int64_t			 now = util_wall_ms();
+	int64_t			 now = util_wall_ms(), start;
 	uint64_t		 ttl = 3 * sn->interval_ms;
 	char			 key[512], index[512], day[16];
 	const char		*pre = sn->prefix ? sn->prefix : "";
@@ -106,15 +127,16 @@ snapshot_write(struct snapshot *sn, int force)
 		snprintf(index, sizeof(index), "%schatmon:waiting", pre);
 		snapshot_set(sn, key, index, now, now + (int64_t)ttl);
 	}
-	sbuf_reset(&sn->doc);
-	if (state_agents_doc(&sn->doc, sn->sla, now, &o, &sn->scfg, sn->pol.v,
-	    sn->pol.n) == 0) {
-		state_day(day, now, sn->scfg.utc_offset_min);
-		snprintf(key, sizeof(key), "%schatmon:agents:%s:%s", pre, day,
-		    sn->instance);
-		snprintf(index, sizeof(index), "%schatmon:agents:%s", pre, day);
-		snapshot_set(sn, key, index, now, now + SNAPSHOT_DAY_TTL_S * 1000LL);
-	}
+	/*
+	 * The day turned since the last write: the day before once more, as
+	 * of its last millisecond, with the rounds closed since that write
+	 * (the engine keeps it whole for a day after).
+	 */
+	start = state_day(day, now, sn->scfg.utc_offset_min);
+	if (sn->day_start != 0 && sn->day_start < start)
+		snapshot_agents(sn, start - 1, now, &o);
+	if (snapshot_agents(sn, now, now, &o) == 0)
+		sn->day_start = start;
 }
 
 static void

@@ -335,7 +335,8 @@ struct sla_day {
 
 /*
  * Calls cb for every agent with rounds or events on the local day (UTC +
- * the engine's own utc_offset_min, every shop's alike) of now, in
+ * the engine's own utc_offset_min, every shop's alike) of now (an agent's
+ * latest day charged or the one before it; an older day is gone), in
  * sla_agents' order: what was charged that day,
  * rounds by when they closed, events by when they were due.
  */

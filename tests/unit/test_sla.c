@@ -1631,12 +1631,32 @@ test_day_figures(void **state)
 	assert_int_equal(f.mean_ms, 15 * SEC);
 	assert_int_equal(f.p90_ms, 15 * SEC);
 
-	/* asked about yesterday's date after the day turned: nothing */
-	assert_null(day_of(s, eve + 30 * MIN, "alice"));
+	/*
+	 * asked about yesterday after the day turned: yesterday's, whole (a
+	 * snapshot after midnight still writes its last seconds), and a late
+	 * charge of it, an escalation due at 23:59, counts there
+	 */
+	sla_charge_event(s, "alice", NULL, NULL, SLA_ESCALATE, eve + 59 * MIN);
+	d = day_of(s, eve + 30 * MIN, "alice");
+	assert_non_null(d);
+	assert_int_equal(d->sums.rounds, 2);
+	assert_int_equal(d->sums.breaches, 1);
+	assert_int_equal(d->sums.escalations, 1);
+	assert_int_equal(d->sums.sum_ms, 50 * SEC);
+	assert_int_equal(d->hour_rounds[23], 2);
+	assert_int_equal(day_of(s, eve + HOUR + 10 * SEC, "alice")->sums.escalations, 0);
 	/* and since the start, all three */
 	all = fig(s, "alice");
 	assert_int_equal(all.rounds, 3);
 	assert_int_equal(all.breaches, 1);
+	/* two days on: the day before that is gone */
+	CUST(s, "b", eve + DAY + HOUR);
+	REPLY(s, "b", "alice", eve + DAY + HOUR + 5 * SEC);
+	assert_null(day_of(s, eve + 30 * MIN, "alice"));
+	d = day_of(s, eve + HOUR + 10 * SEC, "alice");
+	assert_non_null(d);
+	assert_int_equal(d->sums.rounds, 1);
+	assert_int_equal(d->hour_rounds[0], 1);
 
 	/* an agent quiet today is not listed */
 	CUST(s, "c", eve + HOUR + 20 * SEC);
