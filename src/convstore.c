@@ -114,12 +114,13 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_PLAN, CS_SWEEP, CS_NSCRIPT };
  * number of the last call applied of each of the last CONVSTORE_WRITERS
  * instances that wrote it (stale), lr when the last round was answered
  * (copies), pn 1 while its open round waits to be planned by its shop
- * (plan). Lua numbers are doubles: millisecond times (< 2^53) are exact. A reply carries the first
+ * (plan), xc the calls that closed or ended the last CONVSTORE_RAISED
+ * rounds (a turn or an end sent again learns whether it was one). Lua numbers are doubles: millisecond times (< 2^53) are exact. A reply carries the first
  * CONVSTORE_NREAD, what the engine needs (sla_conv_put), and no more: a
  * reply per turn is most of what Redis sends.
  */
 static const char convstore_lua_common[] =
-"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq','xr','q','lr','pn'}\n"
+"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq','xr','q','lr','pn','xc'}\n"
 "local function load()\n"
 "  local v = redis.call('HMGET', KEYS[1], unpack(F))\n"
 "  local t = {}\n"
@@ -179,6 +180,23 @@ static const char convstore_lua_common[] =
 "  t.w = me; t.lq = seq\n"
 "end\n"
 /*
+ * this call closed or ended a round, which it charges: kept by call, as
+ * the raising calls are (fire), so that the call sent again, answered 2,
+ * is told so, and its caller charges that round, once; any other call
+ * answered 2 charges nothing (another instance's call closed it)
+ */
+"local function closed(t, me)\n"
+"  local r = {}\n"
+"  for c in string.gmatch(t.xc or '', '%S+') do r[#r+1] = c end\n"
+"  r[#r+1] = me .. ':' .. seq\n"
+"  while #r > " CONVSTORE_STR(CONVSTORE_RAISED) " do table.remove(r, 1) end\n"
+"  t.xc = table.concat(r, ' ')\n"
+"end\n"
+"local function closer(t, me)\n"
+"  if string.find(' ' .. (t.xc or '') .. ' ', ' ' .. me .. ':' .. seq .. ' ', 1, true) then return 1 end\n"
+"  return 0\n"
+"end\n"
+/*
  * a round or an event for the figures: k a answered, u unanswered, b breach,
  * e escalation; c the conversation, for the report's worst waits; sh and
  * qu its shop and queue, only when it has them
@@ -222,7 +240,7 @@ static const char convstore_lua_common[] =
 static const char convstore_lua_turn[] =
 "local now = tonumber(ARGV[1])\n"
 "local t = load()\n"
-"if stale(t, ARGV[6]) then return {2, dump(t), {}} end\n"
+"if stale(t, ARGV[6]) then return {2, dump(t), {}, closer(t, ARGV[6])} end\n"
 /* ended after it: what says so is all that is left (the end's, below) */
 "if not t.i and late(t, now) then return {2, dump(t), {}} end\n"
 "local out, rt = {}, nil\n"
@@ -297,6 +315,7 @@ static const char convstore_lua_turn[] =
 "local ie = t.op == '1' and io or ic\n"
 "if num(ie) < 0 or num(ie) > num(t.i) or (t.op ~= '1' and now >= num(t.la)) then t.i = ie end\n"
 "applied(t, ARGV[6])\n"
+"if out[1] then closed(t, ARGV[6]) end\n"
 "if now > num(t.la) then t.la = ARGV[1] end\n"
 "save(t)\n"
 "expire(t)\n"
@@ -377,7 +396,8 @@ static const char convstore_lua_plan[] =
 /* KEYS as for a turn. ARGV: when, idle only (1/0), id, the instance, the call's number. */
 static const char convstore_lua_end[] =
 "local t = load()\n"
-"if stale(t, ARGV[4]) or late(t, tonumber(ARGV[1])) then return {2, dump(t), {}} end\n"
+"if stale(t, ARGV[4]) then return {2, dump(t), {}, closer(t, ARGV[4])} end\n"
+"if late(t, tonumber(ARGV[1])) then return {2, dump(t), {}, 0} end\n"
 "if not t.i then\n"
 "  redis.call('ZREM', KEYS[2], ARGV[3]); redis.call('ZREM', KEYS[3], ARGV[3])\n"
 "  return {0, dump(t), {}}\n"
@@ -397,7 +417,8 @@ static const char convstore_lua_end[] =
  * with no record at all its call would write the round back (fire).
  */
 "applied(t, ARGV[4])\n"
-"redis.call('HSET', KEYS[1], 'w', t.w, 'lq', t.lq, 'q', t.q, 'la', ARGV[1], 'xr', t.xr or '')\n"
+"if out[1] then closed(t, ARGV[4]) end\n"
+"redis.call('HSET', KEYS[1], 'w', t.w, 'lq', t.lq, 'q', t.q, 'la', ARGV[1], 'xr', t.xr or '', 'xc', t.xc or '')\n"
 "local last = tonumber(ARGV[1])\n"
 "for e = 0, 2 do if num(t['d'..e]) > last then last = num(t['d'..e]) end end\n"
 "redis.call('PEXPIRE', KEYS[1], " CONVSTORE_STR(CONVSTORE_TOMB_MS) " + math.floor(last - tonumber(ARGV[1])))\n"
@@ -794,13 +815,16 @@ convstore_parse(const redisReply *r, struct convstore_reply *out)
 {
 	const redisReply	*c;
 
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->elements > 4 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER ||
 	    convstore_parse_state(r->element[1], out) == -1 ||
 	    r->element[2]->type != REDIS_REPLY_ARRAY)
 		return -1;
 	out->done = r->element[0]->integer != 0;
 	out->stale = r->element[0]->integer == 2;
+	/* a turn or an end answered 2 says whether it closed or ended a round */
+	out->stale_closed = r->elements == 4 &&
+	    r->element[3]->type == REDIS_REPLY_INTEGER && r->element[3]->integer == 1;
 	out->other_shop = r->element[0]->integer == 3;
 	c = r->element[2];
 	if (c->elements == 7) {

@@ -596,9 +596,12 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 	/*
 	 * Redis ran it before, and its answer went with the connection: what
 	 * the engine did counts, once (Redis logged the same round, or the
-	 * same breach or escalation, then)
+	 * same breach or escalation, then), if that run closed or ended the
+	 * round (a fire is answered 2 only when its run raised the event): a
+	 * reply whose round another instance's call had closed charges nothing
 	 */
-	if (r->stale && op->shared)
+	if (r->stale && op->shared &&
+	    (op->kind == SLACLOCK_OP_FIRE || r->stale_closed))
 		slaclock_op_alone(op);
 	slaclock_sync(clk, op->buf, op->len, op->kind == SLACLOCK_OP_TURN, r);
 	if (r->other_shop)

@@ -38,6 +38,12 @@ struct convstore_reply {
 	 */
 	int			 stale;
 	/*
+	 * turn, end answered stale: Redis's run of it then closed or ended a
+	 * round (its answer went with the connection): the caller charges it;
+	 * otherwise another call did, and it charges nothing
+	 */
+	int			 stale_closed;
+	/*
 	 * turn: it opened a round of another shop's conversation (shop,
 	 * queue) with no deadline: the caller plans it by that shop
 	 * (convstore_plan)

@@ -534,6 +534,47 @@ def test_a_reply_whose_answer_was_lost_is_charged_once(daemon, backend, redis_se
     assert f is not None and (f["rounds"], f["answered"]) == (1, 1), f
 
 
+def test_a_reply_sent_again_whose_round_another_instance_closed_charges_nothing(
+        daemon, backend, redis_server, tmp_path):
+    """Found by review: one agent in two tabs on A and B; B's reply closes
+    the round; then Redis hangs while A's tab says more, and A's call goes
+    again after redis.timeout. Redis ran the first (nothing to close): the
+    call sent again is answered "had it", and A charged the round it held
+    as answered, which B had charged already. Redis now says whether that
+    call closed a round: this one did not."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("st-1", "这个有现货吗"))])
+    slow = "sla:\n  first_response: 20s\n  reply: 30s\n  escalate: 60s\n  timezone: UTC\n"
+    args = ARGS + ["-o", "redis.timeout=300ms"]
+    da = daemon(b.port, extra=slow, redis=r.url(), args=args)
+    db = daemon(b.port, extra=slow, redis=r.url(), args=args)
+    key = conv_key("st-1")
+
+    async def main():
+        async with agent(da, f"/script?file={s}&agent=carol") as wa, \
+                agent(db, f"/script?file={s}&agent=carol") as wb:
+            await first_turn(wa, "st-1")
+            await first_turn(wb, "st-1")
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "round open")
+            await wb.send(frame("st-1", "有的亲"))
+            wait_for(lambda: c.hget(key, "op") == "0", 2 * SLOW, "B's reply closed it")
+            r.pause()
+            await wa.send(frame("st-1", "放心拍"))
+            await asyncio.sleep(1.0)            # past redis.timeout: the call goes again
+            r.resume()
+            wait_for(lambda: "sent again on the new connection" in da.log(), 5 * SLOW,
+                     "A's calls sent again")
+            await asyncio.sleep(0.5)
+    run(main())
+    assert da.stop() == 0 and db.stop() == 0
+    assert [f["k"] for f in rounds_logged(c, "st-1")] == ["a"]
+    fa, fb = figures(da, "carol") or {}, figures(db, "carol") or {}
+    total = {k: fa.get(k, 0) + fb.get(k, 0) for k in ("rounds", "answered")}
+    assert total == {"rounds": 1, "answered": 1}, (fa, fb)
+
+
 def test_a_breach_whose_answer_was_lost_is_raised_once(daemon, backend, redis_server,
                                                       tmp_path):
     """Redis hangs (SIGSTOP) past redis.timeout while the breach's call is
