@@ -115,12 +115,13 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_PLAN, CS_SWEEP, CS_NSCRIPT };
  * instances that wrote it (stale), lr when the last round was answered
  * (copies), pn 1 while its open round waits to be planned by its shop
  * (plan), xc the calls that closed or ended the last CONVSTORE_RAISED
- * rounds (a turn or an end sent again learns whether it was one). Lua numbers are doubles: millisecond times (< 2^53) are exact. A reply carries the first
+ * rounds (a turn or an end sent again learns whether it was one), lp the
+ * time of the latest reply applied, whether it closed a round or not. Lua numbers are doubles: millisecond times (< 2^53) are exact. A reply carries the first
  * CONVSTORE_NREAD, what the engine needs (sla_conv_put), and no more: a
  * reply per turn is most of what Redis sends.
  */
 static const char convstore_lua_common[] =
-"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq','xr','q','lr','pn','xc'}\n"
+"local F = {'op','o','f','h','x','d0','d1','d2','m0','m1','m2','i','a','sh','qu','ra','lc','lt','w','la','lq','xr','q','lr','pn','xc','lp'}\n"
 "local function load()\n"
 "  local v = redis.call('HMGET', KEYS[1], unpack(F))\n"
 "  local t = {}\n"
@@ -288,7 +289,19 @@ static const char convstore_lua_turn[] =
 "  while #r > " CONVSTORE_STR(CONVSTORE_COPY_N) " do table.remove(r, 1) end\n"
 "  t.lc = table.concat(r, ' ')\n"
 "  if now >= num(t.lt) then t.lt = ARGV[1] end\n"
-"  if t.op ~= '1' and not copy then\n"
+"  if t.op ~= '1' and not copy and late(t, now) and num(t.lp) > now then\n"
+/*
+ * A customer turn that waited for Redis (or went again) behind a reply
+ * of another instance's applied before it: that reply answered it. If no
+ * round closed since this turn, it is a round of its own, answered then;
+ * else the round that closed holds it. (Opened now, it stayed open with
+ * nobody to close it: a breach and an escalation of a chat answered.)
+ */
+"    if num(t.lr) < now then\n"
+"      out = {'a', ARGV[1], (t.h == '1') and '0' or '1', t.a or '', t.lp, t.sh or '', t.qu or ''}\n"
+"      t.f = out[3]; t.h = '1'; t.o = ARGV[1]; t.x = '0'; t.lr = t.lp; t.ra = t.a or ''\n"
+"    end\n"
+"  elseif t.op ~= '1' and not copy then\n"
 "    local b = 10\n"
 "    if t.h == '1' then b = 16 end\n"
 "    t.f = (t.h == '1') and '0' or '1'\n"
@@ -304,6 +317,7 @@ static const char convstore_lua_turn[] =
 "  out = {'a', t.o, t.f, t.a or '', ARGV[1], t.sh or '', t.qu or ''}\n"
 "  t.op = '0'; t.x = '0'; t.lr = ARGV[1]\n"
 "end\n"
+"if ARGV[2] == 'a' and now > num(t.lp) then t.lp = ARGV[1] end\n"
 /*
  * The idle end: ARGV[4] while a round is open after the turn (service
  * time), the part after its ':' when none is (wall time; no ':': the
@@ -598,12 +612,18 @@ convstore_keeps(const struct convstore_op *op)
 	return op->cb != NULL && op->bucket != -1 && op->script != CS_SWEEP;
 }
 
-/* Keeps op until Redis is back: 0, or -1 when too many wait already. */
+/*
+ * Keeps op until Redis is back: 0, or -1 when too many wait already. A
+ * call that waited goes as one sent again (maybe): the scripts then apply
+ * it in its place in time (late), as the other instances' calls may have
+ * overtaken it meanwhile.
+ */
 static int
 convstore_wait(struct convstore *cs, struct convstore_op *op)
 {
 	if (cs->freeing || cs->nwait >= CONVSTORE_WAIT_MAX)
 		return -1;
+	op->maybe = 1;
 	op->next = NULL;
 	*cs->wait_tail = op;
 	cs->wait_tail = &op->next;

@@ -575,6 +575,49 @@ def test_a_reply_sent_again_whose_round_another_instance_closed_charges_nothing(
     assert total == {"rounds": 1, "answered": 1}, (fa, fb)
 
 
+def test_a_customer_turn_that_waited_behind_its_answer_opens_no_round(daemon, backend,
+                                                                     redis_server, tmp_path):
+    """Found by review: A's path to Redis fails just as the customer writes
+    through A; the agent answers at once through its tab on B, whose reply
+    reaches Redis first. A's customer turn, sent when A is back, opened a
+    round nobody would close: a breach and an escalation of a chat
+    answered. It is a round answered by that reply."""
+    # the warning (2 s) after A is back: A raises what falls due while it is cut off
+    sla = ("sla:\n  first_response: 4s\n  reply: 4s\n  warn_at: 0.5\n"
+           "  escalate: 5s\n  timezone: UTC\n")
+    r = redis_server()
+    c = r.client()
+    p = StallProxy(r.port)
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(1000, frame("oo-1", "请问什么时候发货"))])
+    none = script(tmp_path, "none", [])
+    da = daemon(b.port, extra=sla, redis=f"redis://127.0.0.1:{p.port}",
+                args=ARGS + ["-o", "redis.timeout=300ms"])
+    db = daemon(b.port, extra=sla, redis=r.url(), args=ARGS)
+    key = conv_key("oo-1")
+
+    async def main():
+        async with agent(da, f"/script?file={s}&agent=alice") as wa, \
+                agent(db, f"/script?file={none}&agent=alice") as wb:
+            await asyncio.sleep(0.8)
+            p.stall = True                              # A's call is lost on the way
+            await first_turn(wa, "oo-1")
+            await wb.send(frame("oo-1", "今天下午发出"))
+            await asyncio.sleep(0.5)                    # B's reply applied first
+            p.stall = False
+            wait_for(lambda: c.hget(key, "h") == "1", 5 * SLOW, "A's customer turn in Redis")
+            await asyncio.sleep(5.5)                    # past the escalation
+    try:
+        run(main())
+    finally:
+        p.close()
+    assert c.hget(key, "op") != "1", c.hgetall(key)
+    assert sla_alerts(c, "oo-1") == []
+    logged = rounds_logged(c, "oo-1")
+    assert [(f["k"], f["f"]) for f in logged] == [("a", "1")], logged
+    assert 0 <= int(logged[0]["at"]) - int(logged[0]["o"]) < 2000, logged
+
+
 def test_a_breach_whose_answer_was_lost_is_raised_once(daemon, backend, redis_server,
                                                       tmp_path):
     """Redis hangs (SIGSTOP) past redis.timeout while the breach's call is
