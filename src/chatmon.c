@@ -572,7 +572,7 @@ out:
 	detect_free(det);
 	model_free(m);
 	rulebook_free(r);
-	if (fflush(stdout) != 0)
+	if (util_stdout_done("scan") == -1)
 		rc = 1;
 	return rc;
 }
@@ -641,7 +641,7 @@ cmd_normalize(void)
 	}
 	free(line);
 	norm_free(n);
-	return fflush(stdout) == 0 ? rc : 1;
+	return util_stdout_done("rules normalize") == 0 ? rc : 1;
 }
 
 /* What a plain turn costs pack r, as one clause (docs/rules.md). */
@@ -754,11 +754,8 @@ cmd_rules(int argc, char **argv)
 	rulebook_free(b);
 	config_free(cfg);
 	/* a table nobody got is no pass: a full disk, a closed pipe */
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "chatmon: rules test: cannot write the output: %s\n",
-		    strerror(errno));
+	if (util_stdout_done("rules test") == -1)
 		return 1;
-	}
 	return fails ? 1 : 0;
 }
 

@@ -321,7 +321,7 @@ static int
 replay_rfc3339(const char *s, int64_t *ms)
 {
 	struct tm	tm;
-	int		n = 0, frac = 0, digits = 0, oh, om, mday;
+	int		n = 0, frac = 0, digits = 0, oh, om, mday, leap;
 	int64_t		t, off = 0;
 	const char	*p;
 
@@ -352,11 +352,19 @@ replay_rfc3339(const char *s, int64_t *ms)
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
 	mday = tm.tm_mday;
+	/*
+	 * A leap second (RFC 3339's second 60, always 23:59:60 UTC) is the
+	 * second after :59, which Unix time counts as the next day's first:
+	 * timegm given 60 rolls the day over, which the check below took for
+	 * a day that does not exist.
+	 */
+	if ((leap = tm.tm_sec == 60))
+		tm.tm_sec = 59;
 	if ((t = (int64_t)timegm(&tm)) == -1 && errno == EOVERFLOW)
 		return -1;
 	if (tm.tm_mday != mday)
 		return -1;	/* timegm moved 2026-02-30 into March: no such day */
-	*ms = t * 1000 + frac - off;
+	*ms = (t + leap) * 1000 + frac - off;
 	return *ms >= 0 ? 0 : -1;
 }
 
@@ -975,7 +983,7 @@ out:
 	config_free(cfg);
 	sbuf_free(&errs);
 	sbuf_free(&cli.line);
-	if (fflush(stdout) != 0)
+	if (util_stdout_done("replay") == -1)
 		rc = 1;
 	return rc;
 }

@@ -286,7 +286,7 @@ rulesfp_main(int argc, char **argv, const char *default_config)
 		printf("%zu false positives among %zu handled alerts%s\n", fps, handled,
 		    days >= 0 ? " (in the days asked)" : "");
 	}
-	rc = fflush(stdout) == 0 ? 0 : 1;
+	rc = util_stdout_done("rules fp") == 0 ? 0 : 1;
 	goto out;
 oom:
 	fprintf(stderr, "chatmon: rules fp: out of memory\n");

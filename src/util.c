@@ -370,3 +370,18 @@ err:
 	errno = saved;
 	return -1;
 }
+
+int
+util_stdout_done(const char *what)
+{
+	int	e;
+
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	e = errno;
+	if (e != EPIPE)
+		fprintf(stderr, "chatmon: %s: cannot write the output%s%s\n", what,
+		    e != 0 ? ": " : "", e != 0 ? strerror(e) : "");
+	return -1;
+}

@@ -86,6 +86,14 @@ uint64_t util_fnv1a64(const void *, size_t);
  * file may hold a secret.
  */
 int	 util_read_file(const char *path, size_t max, char **bufp, size_t *lenp);
+/*
+ * A command's output done: 0 when all of stdout was written, else -1 with
+ * "chatmon: WHAT: cannot write the output: why" on stderr (nothing for a
+ * reader gone: `| head`). fflush alone cannot tell: a write that failed
+ * inside an earlier printf dropped its buffer, and the last fflush of an
+ * empty one succeeds.
+ */
+int	 util_stdout_done(const char *what);
 
 /*
  * 1 when s is a name rules and models may give: a rule id, a list, a

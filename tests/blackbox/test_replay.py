@@ -110,6 +110,21 @@ def test_impossible_dates_are_bad_lines(tmp_path):
     assert code == 1 and err.count("ts: epoch milliseconds or an RFC 3339 time") == 2, err
 
 
+def test_a_leap_second_is_a_time(tmp_path):
+    """Found by review: RFC 3339's second 60 (a leap second, 23:59:60 UTC)
+    was refused as a day that does not exist; the same instant written in
+    +08:00 passed. It is the second after :59."""
+    log = tmp_path / "l.jsonl"
+    log.write_text(line("2016-12-31T23:59:59Z") + line("2016-12-31T23:59:60Z", "agent") +
+                   line("2017-01-01T07:59:60.500+08:00", conv="c-2") +
+                   line("2017-01-01T00:00:01Z", "agent", conv="c-2"))
+    code, out, err = replay("-c", os.path.join(GOLDEN, "basic.yaml"), str(log), cwd=tmp_path)
+    assert code == 0 and err == "", err
+    log.write_text(line("2026-02-30T23:59:60Z"))
+    code, out, err = replay("-c", os.path.join(GOLDEN, "basic.yaml"), str(log), cwd=tmp_path)
+    assert code == 1 and "l.jsonl:1: ts" in err, err
+
+
 def test_negative_epoch_refused_or_well_formed(tmp_path):
     log = tmp_path / "n.jsonl"
     log.write_text(line(-100500) + line(0, "agent"))
@@ -160,3 +175,26 @@ def test_bad_line_messages_are_escaped(tmp_path, verb):
         assert b not in err, (b, err)
     assert b"\\u009b2J\\u009b31m\\u202eevil" in err, err
     assert b"\\x1b" in err, err
+
+
+@pytest.mark.parametrize("n", [100, 6000])
+def test_output_that_cannot_be_written_is_an_error(tmp_path, n):
+    """Found by review: with stdout a full disk, replay exited 0 for some
+    lengths of input (a write failed inside a puts, glibc dropped the
+    buffer, and the last fflush, of nothing, succeeded)."""
+    t0 = 1795312800000
+    lines = []
+    for i in range(n):
+        lines.append({"ts": t0 + i * 1000, "conversation": f"c-{i}", "role": "customer",
+                      "agent": "bob", "text": "在吗 有货吗"})
+        lines.append({"ts": t0 + i * 1000 + 500, "conversation": f"c-{i}", "role": "agent",
+                      "agent": "bob", "text": "亲,在的"})
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines),
+                   encoding="utf-8")
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run([CHATMON, "replay", "-c", os.path.join(GOLDEN, "basic.yaml"),
+                            str(log)], stdout=full, stderr=subprocess.PIPE, timeout=120)
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode == 1, err
+    assert "chatmon: replay: cannot write the output: No space left on device" in err, err
