@@ -13,6 +13,7 @@
 
 #include "chatmon/cliconf.h"
 #include "chatmon/config.h"
+#include "chatmon/log.h"
 #include "chatmon/pipeline.h"
 #include "chatmon/rconn.h"
 #include "chatmon/replay.h"
@@ -232,8 +233,10 @@ static int
 reportcli_read(struct reportcli_run *x)
 {
 	struct timeval	 tv = { REPORTCLI_CONNECT_S, 0 };
-	int		 rc = 1;
+	int		 rc = 1, level = log_get_level();
 
+	/* rconn's own lines are quiet: the report says what went wrong, in one line */
+	log_set_level(LOG_LVL_ERR);
 	if ((x->base = event_base_new()) == NULL ||
 	    (x->rc = rconn_new(x->base, "redis", reportcli_on_state, x)) == NULL ||
 	    (x->timer = evtimer_new(x->base, reportcli_on_timeout, x)) == NULL ||
@@ -254,6 +257,7 @@ out:
 		event_free(x->timer);
 	if (x->base != NULL)
 		event_base_free(x->base);
+	log_set_level(level);
 	return rc;
 }
 

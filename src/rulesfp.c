@@ -16,6 +16,7 @@
 #include "chatmon/config.h"
 #include "chatmon/handling.h"
 #include "chatmon/jsonw.h"
+#include "chatmon/log.h"
 #include "chatmon/rconn.h"
 #include "chatmon/rulesfp.h"
 #include "chatmon/util.h"
@@ -127,8 +128,11 @@ rulesfp_read(const struct config_redis *r, struct rulesfp_read *x)
 {
 	struct timeval	 tv = { RULESFP_CONNECT_S, 0 };
 	struct event	*timer = NULL;
+	int		 level = log_get_level();
 
 	x->rc_done = 1;
+	/* rconn's own lines are quiet: rules fp says what went wrong, in one line */
+	log_set_level(LOG_LVL_ERR);
 	if ((x->base = event_base_new()) == NULL ||
 	    (x->rc = rconn_new(x->base, "redis", rulesfp_on_state, x)) == NULL ||
 	    (timer = evtimer_new(x->base, rulesfp_on_timeout, x)) == NULL ||
@@ -146,6 +150,7 @@ out:
 		event_free(timer);
 	if (x->base != NULL)
 		event_base_free(x->base);
+	log_set_level(level);
 	return x->rc_done;
 }
 

@@ -277,6 +277,8 @@ def test_help_and_redis_down(tmp_path):
     assert p.returncode == 0 and b"--from" in p.stdout
     p = report(conf(tmp_path, "redis://127.0.0.1:1"), "--from", "2026-11-22", code=1)
     assert "cannot reach Redis" in p.stderr.decode() and p.stdout == b""
+    # every error is one line (docs/report.md): rconn's own warning is not another
+    assert len(p.stderr.decode().splitlines()) == 1, p.stderr
     p = subprocess.run([CHATMON, "--help"], capture_output=True, timeout=T)
     assert b"chatmon report" in p.stdout
 
