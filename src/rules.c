@@ -1171,14 +1171,20 @@ rules_branch_match(struct rules *r, const struct rules_branch *br,
     unsigned mask, const char *s, size_t len, size_t start)
 {
 	const struct rules_hpos	*h;
-	size_t			 i, n;
+	size_t			 i, n, hi, mid;
 	uint32_t		 k;
 	int			 rc;
 
 	if (br->head != NULL && r->anchored &&
 	    (h = rules_hpos(r, mask, &n)) != NULL) {
-		for (i = 0; i < n && h[i].off < start; i++)
-			;
+		/* the first at or after start (they are in order): not a walk from 0 each time */
+		for (i = 0, hi = n; i < hi; ) {
+			mid = i + (hi - i) / 2;
+			if (h[mid].off < start)
+				i = mid + 1;
+			else
+				hi = mid;
+		}
 		for (; i < n && h[i].off < len; i++) {
 			k = h[i].bit;
 			if (!(br->head[k / 64] >> (k % 64) & 1))
@@ -1429,25 +1435,53 @@ rules_first(struct rules *r, const struct rule *ru, unsigned mask,
     const char *t, size_t len, size_t off, size_t *s, size_t *e)
 {
 	struct rules_first_memo	*m;
+	struct rules_branch_memo *bm = &r->bmemo;
 	PCRE2_SIZE		*ov;
-	size_t			 b;
+	size_t			 b, key, bs, be;
+	uint32_t		 bit;
 	int			 found = 0;
 
-	m = &r->memo[ru->same ? ru->same - 1 : (size_t)(ru - r->rule)];
+	key = ru->same ? ru->same - 1 : (size_t)(ru - r->rule);
+	m = &r->memo[key];
 	if (m->turn == r->turn && m->windowed == r->windowed && m->t == t &&
 	    m->len == len && m->off == off && m->mask == mask) {
 		*s = m->s;
 		*e = m->e;
 		return m->found;
 	}
+	if (bm->turn != r->turn || bm->windowed != r->windowed || bm->t != t ||
+	    bm->len != len || bm->rule != key) {
+		bm->turn = r->turn;
+		bm->windowed = r->windowed;
+		bm->t = t;
+		bm->len = len;
+		bm->rule = key;
+		bm->known = bm->found = 0;
+	}
 	for (b = 0; b < ru->nbr; b++) {
-		if (!(mask & 1u << b) ||
-		    !rules_branch_match(r, &ru->br[b], ru->steps, t, len, off))
+		bit = 1u << b;
+		if (!(mask & bit))
 			continue;
-		ov = pcre2_get_ovector_pointer(r->md);
-		if (!found || ov[0] < *s) {
-			*s = ov[0];
-			*e = ov[1];
+		if (!(bm->known & bit) || bm->from[b] > off ||
+		    ((bm->found & bit) && bm->s[b] < off)) {
+			bm->known |= bit;
+			bm->from[b] = off;
+			bm->found &= ~bit;
+			if (rules_branch_match(r, &ru->br[b], ru->steps, t, len,
+			    off)) {
+				ov = pcre2_get_ovector_pointer(r->md);
+				bm->found |= bit;
+				bm->s[b] = ov[0];
+				bm->e[b] = ov[1];
+			}
+		}
+		if (!(bm->found & bit))
+			continue;
+		bs = bm->s[b];
+		be = bm->e[b];
+		if (!found || bs < *s) {
+			*s = bs;
+			*e = be;
 			found = 1;
 		}
 	}

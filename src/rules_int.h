@@ -190,6 +190,24 @@ struct rules_first_memo {
 	size_t			 s, e;
 };
 
+/*
+ * The searches of one rule's branches in one text, kept while the rule
+ * walks its occurrences (rules_first): a branch's leftmost match at or
+ * after `from` is the leftmost at or after any later start up to it, and
+ * a branch with none after `from` has none after a later start, so each
+ * branch's text is searched about once per walk, not once per occurrence
+ * (a megabyte of occurrences cost a minute).
+ */
+struct rules_branch_memo {
+	uint64_t		 turn;		/* r->turn; 0: none yet */
+	int			 windowed;
+	const char		*t;
+	size_t			 len, rule;
+	uint32_t		 known, found;	/* a bit per branch */
+	size_t			 from[RULES_MAX_BRANCH];
+	size_t			 s[RULES_MAX_BRANCH], e[RULES_MAX_BRANCH];
+};
+
 struct rules {
 	struct rule		*rule;
 	size_t			 nrule, rulecap;	/* rulecap: r->rule's room, doubled as it fills */
@@ -273,6 +291,7 @@ struct rules {
 	unsigned		 limit_left;	/* match limit hits the rule being confirmed may still take */
 	uint64_t		 turn;		/* rules_match calls: which turn a rule last hit */
 	struct rules_first_memo	*memo;		/* per rule: its last rules_first (rules_prepare) */
+	struct rules_branch_memo bmemo;		/* the rule walking its occurrences (rules_first) */
 	int			 windowed;	/* a window pass: window rules only */
 	uint32_t		 boundary;	/* and only hits across this code point */
 	size_t			 nwindow;	/* rules marked window */

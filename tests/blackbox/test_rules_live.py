@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import time
 
 from conftest import DEFAULT_RULES, MINIMAL_RULES, agent, recv, replay_hits, run
 
@@ -153,6 +154,33 @@ def test_default_pack_blocks_offplatform(daemon, backend):
             assert f["type"] == "message", f        # an order number is not a phone number
             assert "订单号" in f["text"]
     run(main())
+
+
+def test_a_megabyte_of_occurrences_does_not_stall_another_chat(daemon, backend):
+    """Found by review: a rule walking the occurrences of its words in a
+    turn searched each of its branches again from every one: the work grew
+    with the square of the text, and one turn of a megabyte of
+    开票是免费的,不需要补税点 held the loop, every chat, for about a minute.
+    Another agent's turn sent meanwhile now comes back within seconds."""
+    b = backend()
+    d = daemon(b.port, rules=DEFAULT_RULES,
+               limits={"max_message": "2MiB", "queue_bytes": "8MiB"})
+    unit = "开票是免费的,不需要补税点"
+    big = turn(unit * (1000000 // len(unit.encode())), conv="big")
+
+    async def main():
+        async with agent(d, "/echo?agent=a1") as wa, agent(d, "/echo?agent=b1") as wb:
+            await wa.send(big)
+            await asyncio.sleep(0.2)
+            t0 = time.monotonic()
+            await wb.send(turn("亲,在的", conv="small"))
+            f = json.loads(await recv(wb, timeout=120))
+            waited = time.monotonic() - t0
+            assert f["type"] == "message" and f["text"] == "亲,在的", f
+            assert waited < 10, f"another chat waited {waited:.1f} s"
+            f = json.loads(await recv(wa, timeout=120))
+            assert f["conversation"] == "big", f
+    run(main(), timeout=240)
 
 
 def test_frames_the_backend_reads_are_read(daemon, backend):
