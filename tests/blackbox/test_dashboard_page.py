@@ -1144,3 +1144,91 @@ def test_past_day_of_a_shop(browser, redis_server, dashboard, tmp_path):
           "each of two shops that day")
     assert groups(drv) == ["jd", "tmall"] and empty_text(drv) is None
     assert probe(drv)["sent"] == []
+
+
+# ------------------------------------------------------------------ logout, then another login
+
+def sign_out(drv):
+    """The logout button, on the same tab: back to the login form."""
+    drv.find_element("id", "logout").click()
+    until(drv, lambda d: js(d, "return !document.getElementById('login').hidden;"),
+          "the login form after logout")
+
+
+def sign_in(drv, user, password):
+    """The login form of the page as it is (no reload): the feed live for user."""
+    drv.find_element("id", "login-user").clear()
+    drv.find_element("id", "login-user").send_keys(user)
+    drv.find_element("id", "login-password").send_keys(password)
+    drv.find_element("id", "login-submit").click()
+    until(drv, lambda d: js(d, "return !document.getElementById('app').hidden && "
+                               "document.getElementById('conn').dataset.state === 'live';"),
+          f"the live page for {user}")
+
+
+def test_logout_forgets_a_past_day_and_the_filters(browser, redis_server, dashboard, tmp_path):
+    """Logout, then a login of one shop on the same tab: the past day the
+    last login picked, its alerts (another shop's chat text), the shops it
+    was told of and its filters went with it, and so did a past day's
+    answer that came after the logout. They stayed: the next login saw
+    the other shop's texts its scope does not cover (found by review)."""
+    import calendar
+    users = supervisors(tmp_path, ("boss", None), ("jdsup", "jd"))
+    r = redis_server()
+    c = r.client()
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + TZ_MIN * 60 - 2 * 86400))
+    t = (calendar.timegm(time.strptime(day, "%Y-%m-%d")) - TZ_MIN * 60 + 9 * 3600) * 1000
+    secret = "天猫买家的手机号 13800000000"
+    old = alert(9, id="p-secret", ts=iso(t / 1000), shop="tmall", conversation="c-secret",
+                text=secret, match={"start": 0, "end": 2}, matched="天猫")
+    c.xadd(STREAM, {"alert": json.dumps(old, ensure_ascii=False)}, id=f"{t}-0")
+    xadd(c, alert(1, shop="jd"))
+    dash = dashboard(r.url(), extra=f"  users: {users}\n" + SLA_LONG +
+                     "shops:\n  tmall: {}\n  jd: {}\n")
+    drv = browser
+    today = time.strftime("%Y-%m-%d", time.gmtime(time.time() + TZ_MIN * 60))
+    pick_day = ("const i = document.getElementById('day-pick'); i.value = arguments[0];"
+                "i.dispatchEvent(new Event('change'));")
+
+    def shop_options(d):
+        return [o.get_attribute("value") for o in Select(d.find_element("id", "f-shop")).options]
+
+    def forgotten(d, who):
+        """What jdsup's page must show: today, jd's, unfiltered, no tmall text."""
+        until(d, lambda d2: ids(d2) == ["t-00001"], f"{who}: today's alert of jd only")
+        assert secret not in js(d, "return document.body.innerHTML;"), who
+        assert js(d, "return document.getElementById('app').dataset.day;") == today, who
+        assert js(d, "return document.getElementById('day-pick').value;") == today, who
+        assert js(d, "return document.getElementById('day-today').hidden;"), who
+        assert shop_options(d) == ["", "jd"], who
+        assert js(d, "return document.getElementById('f-shop').value;") == "", who
+        assert js(d, "return document.getElementById('f-sev-info').checked;"), who
+
+    # boss: the past day, tmall picked, info unticked; logout; jdsup
+    login_as(drv, dash.url + "/", "boss", "boss-pw")
+    until(drv, lambda d: sorted(ids(d)) == ["p-secret", "t-00001"], "boss: the feed's alerts")
+    js(drv, pick_day, day)
+    until(drv, lambda d: ids(d) == ["p-secret"], "boss: the past day's alert of tmall")
+    Select(drv.find_element("id", "f-shop")).select_by_value("tmall")
+    drv.find_element("id", "f-sev-info").click()
+    until(drv, lambda d: js(d, "return document.getElementById('f-shop').value;") == "tmall",
+          "boss: tmall picked")
+    sign_out(drv)
+    assert secret not in js(drv, "return document.body.innerHTML;")
+    sign_in(drv, "jdsup", "jdsup-pw")
+    forgotten(drv, "after boss's past day")
+    sign_out(drv)
+
+    # boss picks the day again, and logs out before the answer comes
+    sign_in(drv, "boss", "boss-pw")
+    js(drv, "const f = window.fetch; window.__late = 0;"
+            "window.fetch = (u, o) => f(u, o).then((res) => !String(u).includes('day=') ? res"
+            "  : new Promise((ok) => setTimeout(() => { window.__late++; ok(res); }, 1500)));")
+    js(drv, pick_day, day)
+    sign_out(drv)
+    sign_in(drv, "jdsup", "jdsup-pw")
+    until(drv, lambda d: js(d, "return window.__late;") == 1, "boss's past day answered late")
+    time.sleep(0.3)         # a frame or two to draw it, if it were taken
+    forgotten(drv, "after boss's late answer")
+    assert probe(drv)["sent"] == []
+

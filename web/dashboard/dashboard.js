@@ -2270,6 +2270,15 @@ function showLogin() {
   state.waiting = null;
   state.agents = null;
   state.agentsSeen = new Set();
+  // a past day too, and a pick still under way (its answer is this
+  // login's, of shops the next one may not see); the shops, categories
+  // and filters this login's data named
+  state.pastSeq++;
+  state.past = null;
+  state.shops = new Map();
+  state.otherCategories = new Set();
+  state.filter = { sev: { critical: true, warn: true, info: true }, category: '', agent: '', shop: '', queue: '' };
+  for (const s of SEVERITIES) dom.sevBoxes[s].checked = true;
   state.alertsLoaded = false;
   state.handling.clear();
   state.notes.clear();
@@ -2280,9 +2289,11 @@ function showLogin() {
   pinCache = new Map();
   dom.alerts.replaceChildren();
   dom.pinned.replaceChildren();
+  renderFilterOptions();
   renderAlerts();
   renderWaiting();
   renderAgents();
+  renderDayPick();
   dom.app.hidden = true;
   dom.notifyToggle.hidden = true;
   dom.conn.hidden = true;     // no feed to speak of until a login
