@@ -1232,3 +1232,27 @@ def test_logout_forgets_a_past_day_and_the_filters(browser, redis_server, dashbo
     forgotten(drv, "after boss's late answer")
     assert probe(drv)["sent"] == []
 
+
+def test_logout_and_login_again_draws_the_agents(browser, redis_server, dashboard, tmp_path):
+    """Logout, then a login on the same tab: the first agents message of the
+    new feed is drawn, though it is the same as the last one before the
+    logout. It was dropped as a repeat, and the table said 正在加载… until
+    the figures changed (found by review)."""
+    users = supervisors(tmp_path, ("sup", None))
+    r = redis_server()
+    c = r.client()
+    xadd(c, alert(1))
+    dash = dashboard(r.url(), extra=f"  users: {users}\n" + SLA_LONG)
+    drv = browser
+
+    def agents(d):
+        return [x["agent"] for x in rows(d, "#agents .agent")]
+
+    login_as(drv, dash.url + "/", "sup", "sup-pw")
+    until(drv, lambda d: agents(d) == ["小美"], "the agents table")
+    sign_out(drv)
+    assert agents(drv) == []
+    sign_in(drv, "sup", "sup-pw")
+    until(drv, lambda d: agents(d) == ["小美"], "the agents table after a login again",
+          timeout=5)
+    assert js(drv, "return document.getElementById('agents-empty').hidden;")

@@ -2207,6 +2207,8 @@ function onMessage(data) {
       // Only a working feed resets the reconnect pause: a server that
       // accepts and drops at once still gets growing pauses.
       feed.retryMs = RETRY_FIRST_MS;
+      // a new feed sends its agents whole: drawn, though alike the last one
+      state.agentsSig = '';
       if (m.sla && typeof m.sla === 'object') Object.assign(state.sla, m.sla);
       if (Array.isArray(m.shops)) takeShops(m.shops);
       if (m.day) state.day = String(m.day);
@@ -2269,6 +2271,7 @@ function showLogin() {
   state.keptKeys = new Set();
   state.waiting = null;
   state.agents = null;
+  state.agentsSig = '';     // the next login's first agents is news, however alike
   state.agentsSeen = new Set();
   // a past day too, and a pick still under way (its answer is this
   // login's, of shops the next one may not see); the shops, categories
