@@ -1,5 +1,6 @@
 /* access: who may connect: address ranges, Origin allow-lists, Host names, agent ids. */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -218,24 +219,57 @@ access_host_split(const char *s, char *out, size_t n, int *port)
 	return 0;
 }
 
+/*
+ * The host[:port] of a URL (what follows "://", up to the path), copied
+ * into buf (n bytes); NULL when there is no "://" or it is too long.
+ */
+static const char *
+access_url_authority(const char *url, char *buf, size_t n)
+{
+	const char	*a, *at;
+	size_t		 len;
+
+	if ((a = strstr(url, "://")) == NULL)
+		return NULL;
+	a += 3;
+	len = strcspn(a, "/?#");
+	if (len >= n)
+		return NULL;
+	memcpy(buf, a, len);
+	buf[len] = '\0';
+	at = strrchr(buf, '@');		/* user:password@ is no part of the host */
+	return at != NULL ? at + 1 : buf;
+}
+
 int
 access_url_host(const char *url, char *out, size_t n)
 {
 	char		 auth[300];
-	const char	*a, *at;
-	size_t		 len;
+	const char	*hp;
 	int		 port;
 
-	if ((a = strstr(url, "://")) == NULL)
+	if ((hp = access_url_authority(url, auth, sizeof(auth))) == NULL)
 		return -1;
-	a += 3;
-	len = strcspn(a, "/?#");
-	if (len >= sizeof(auth))
+	return access_host_split(hp, out, n, &port);
+}
+
+int
+access_url_origin(const char *url, char *out, size_t n)
+{
+	char		 auth[300], h[256], p[8] = "";
+	const char	*hp;
+	int		 https, port, w, v6;
+
+	if (access_scheme(url, &https) == 0 ||
+	    (hp = access_url_authority(url, auth, sizeof(auth))) == NULL ||
+	    access_host_split(hp, h, sizeof(h), &port) == -1)
 		return -1;
-	memcpy(auth, a, len);
-	auth[len] = '\0';
-	at = strrchr(auth, '@');	/* user:password@ is no part of the host */
-	return access_host_split(at != NULL ? at + 1 : auth, out, n, &port);
+	v6 = strchr(h, ':') != NULL;	/* a name never has one */
+	if (port != 0)
+		snprintf(p, sizeof(p), ":%d", port);
+	w = snprintf(out, n, "%s://%s%s%s%s", https ? "https" : "http",
+	    v6 ? "[" : "", h, v6 ? "]" : "", p);
+	return w < 0 || (size_t)w >= n ? -1 : 0;
 }
 
 /* Whether host (split) is the host of url. */

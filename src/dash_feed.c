@@ -235,14 +235,16 @@ dash_send(struct dash_client *c)
  * site open in a supervisor's browser could otherwise read every alert,
  * chat text included (cross-site WebSocket hijacking). The page's own
  * origin (the Host it was loaded from, which dash_files_host_ok checked
- * names the dashboard: DNS rebinding) and dashboard.allowed_origins pass;
- * a request without Origin is not from a browser's page, and passes.
+ * names the dashboard: DNS rebinding), the origin of dashboard.public_url
+ * and dashboard.allowed_origins pass; a request without Origin is not
+ * from a browser's page, and passes.
  */
 int
 dash_feed_origin_ok(struct dash *d, struct lws *wsi)
 {
-	char	origin[256], host[256], own[300];
-	int	n;
+	const char	*pub = d->cfg->dashboard.public_url;
+	char		 origin[256], host[256], own[300], puborig[300];
+	int		 n;
 
 	if ((n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN)) <= 0)
 		return 1;
@@ -254,7 +256,18 @@ dash_feed_origin_ok(struct dash *d, struct lws *wsi)
 		snprintf(own, sizeof(own), "%s://%s", lws_is_ssl(wsi) ?
 		    "https" : "http", host);
 	/* the agents' side checks with the same function (session.c) */
-	return access_origin_ok(&d->cfg->dashboard.allowed_origins, origin, own);
+	if (access_origin_ok(&d->cfg->dashboard.allowed_origins, origin, own))
+		return 1;
+	/*
+	 * Behind a TLS reverse proxy the page is https://NAME while lws
+	 * speaks plain http, and the proxy passes Host or rewrites it to
+	 * the listener's address: the origin made of Host is never the
+	 * page's. dashboard.public_url is where people open the page, so
+	 * its origin is the page's own as well.
+	 */
+	return pub != NULL &&
+	    access_url_origin(pub, puborig, sizeof(puborig)) == 0 &&
+	    access_origin_ok(&d->cfg->dashboard.allowed_origins, origin, puborig);
 }
 
 /* Only /feed upgrades; with logins only with a session, with dashboard.token with the token. */

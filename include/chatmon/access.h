@@ -42,6 +42,12 @@ int	access_host_split(const char *s, char *out, size_t n, int *port);
 /* The host of an http(s) URL or origin as access_host_split gives it; 0 or -1. */
 int	access_url_host(const char *url, char *out, size_t n);
 /*
+ * The origin of an http(s) URL as a browser sends it for a page there
+ * (scheme://host[:port]: lower-cased, no user, path or query) in out (n
+ * bytes); 0, or -1 when url is no such URL or out is too small.
+ */
+int	access_url_origin(const char *url, char *out, size_t n);
+/*
  * Whether a request's Host header (NULL: none was sent) names this server
  * rather than a name somebody else points at it (DNS rebinding): no Host,
  * an IP address, localhost, listen_host, the host of public_url or of one

@@ -2,22 +2,27 @@
 `chatmon passwd` writing the users file, POST /api/login and its session
 cookie, /api/me, logout, 401 for the feed and /api/ without a session, the
 rate limit on failed logins per address and per user name, the wallboard
-token beside logins, the session's lifetime, the users file read again.
+token beside logins, the session's lifetime, the users file read again,
+and all that behind a TLS reverse proxy (dashboard.public_url).
 Real redis-server, real `chatmon dashboard`, plain HTTP and WebSocket
-clients on 127.0.0.1 (and 127.0.0.2/3 as other addresses).
+clients on 127.0.0.1 (and 127.0.0.2/3 as other addresses), through a
+small TLS-terminating proxy in Python for the last.
 """
 
 import http.client
 import json
 import os
+import socket
+import ssl
 import stat
 import subprocess
+import threading
 import time
 
 import pytest
 import websockets
 
-from conftest import CHATMON, SLOW, T, run, wait_for
+from conftest import CHATMON, SLOW, T, free_port, run, wait_for
 
 
 def passwd(path, user, password, *role, check=True):
@@ -362,3 +367,158 @@ def test_session_lifetime_and_users_file_changes(dashboard, redis_server, users)
     wait_for(lambda: request(d, "GET", "/api/me", cookie=bob)[0] == 401, 10 * SLOW,
              "bob logged out")
     assert "read again" in d.log()
+
+
+# ------------------------------------------------------------------ behind a TLS proxy
+
+class TLSProxy:
+    """A TLS-terminating reverse proxy in front of the dashboard, as
+    docs/dashboard.md sets one up: https:// on its own port, plain http to
+    the dashboard, Host passed on (host=None) or rewritten to host. One
+    request (or one feed) per connection: only its head is rewritten."""
+
+    def __init__(self, tmp_path, port, upstream, host=None):
+        self.cert = str(tmp_path / "proxy.pem")
+        key = str(tmp_path / "proxy.key")
+        if not os.path.exists(self.cert):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
+                            self.cert, "-days", "2", "-subj", "/CN=qc.example.com",
+                            "-addext", "subjectAltName=DNS:qc.example.com"],
+                           check=True, capture_output=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(self.cert, key)
+        self.upstream, self.host = upstream, host
+        self.port = port
+        self.listener = socket.create_server(("127.0.0.1", port))
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return          # closed
+            threading.Thread(target=self.one, args=(raw,), daemon=True).start()
+
+    def one(self, raw):
+        try:
+            with self.ctx.wrap_socket(raw, server_side=True) as c, \
+                    socket.create_connection(("127.0.0.1", self.upstream)) as u:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    got = c.recv(65536)
+                    if not got:
+                        return
+                    head += got
+                if self.host is not None:
+                    lines = head.split(b"\r\n")
+                    head = b"\r\n".join(f"Host: {self.host}".encode()
+                                         if line.lower().startswith(b"host:") else line
+                                         for line in lines)
+                u.sendall(head)
+                threading.Thread(target=self.pipe, args=(u, c), daemon=True).start()
+                self.pipe(c, u)
+        except OSError:
+            pass
+
+    @staticmethod
+    def pipe(src, dst):
+        try:
+            while (got := src.recv(65536)):
+                dst.sendall(got)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def client_ctx(self):
+        return ssl.create_default_context(cafile=self.cert)
+
+    def request(self, method, path, body=None, cookie=None, origin=None):
+        """(status, headers as a dict of lists, parsed JSON or None) from
+        https://qc.example.com:PORT, as a browser there sends it."""
+        c = http.client.HTTPConnection("qc.example.com", self.port, timeout=T)
+        c.sock = self.client_ctx().wrap_socket(      # the name verified, not looked up
+            socket.create_connection(("127.0.0.1", self.port), T),
+            server_hostname="qc.example.com")
+        h = {"Host": f"qc.example.com:{self.port}", "Connection": "close"}
+        if cookie:
+            h["Cookie"] = f"chatmon_session={cookie}"
+        if origin:
+            h["Origin"] = origin
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        raw = r.read()
+        hdrs = {}
+        for k, v in r.getheaders():
+            hdrs.setdefault(k.lower(), []).append(v)
+        c.close()
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            doc = None
+        return r.status, hdrs, doc
+
+    async def feed(self, cookie, origin):
+        """The HTTP status of wss://qc.example.com:PORT/feed (101 with its hello)."""
+        sock = socket.create_connection(("127.0.0.1", self.port), T)
+        try:
+            async with websockets.connect(
+                    f"wss://qc.example.com:{self.port}/feed", sock=sock, ssl=self.client_ctx(),
+                    server_hostname="qc.example.com",
+                    origin=origin, open_timeout=T, close_timeout=T,
+                    extra_headers={"Cookie": f"chatmon_session={cookie}"}) as ws:
+                assert json.loads(await ws.recv())["type"] == "hello"
+                return 101
+        except websockets.InvalidStatusCode as e:
+            return e.status_code
+
+    def close(self):
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)    # wakes the accept()
+        except OSError:
+            pass
+        self.listener.close()
+
+
+def test_behind_a_tls_proxy(dashboard, redis_server, users, tmp_path):
+    """Behind a TLS reverse proxy set up as docs/dashboard.md says
+    (dashboard.public_url: https://qc.example.com:PORT/, Host passed on or
+    rewritten to the dashboard's address) the page's Origin is
+    https://qc.example.com:PORT while the dashboard speaks http: the feed
+    and every action were refused 403 "foreign origin" (the dashboard took
+    only http:// + Host as its own). Found by review."""
+    r = redis_server()
+    c = r.client()
+    a = {"v": 1, "id": "t-00001", "ts": "2026-01-01T09:00:00.000Z", "type": "rule.hit",
+         "severity": "critical", "agent": "alice", "conversation": "c-1", "role": "agent",
+         "category": "offplatform", "rule": "offplatform.add_contact_app", "action": "block",
+         "text": "加我微信", "match": {"start": 0, "end": 4}, "matched": "加我微信"}
+    c.xadd("chatmon:alerts:log", {"alert": json.dumps(a, ensure_ascii=False)})
+    pport = free_port()
+    d = dashboard(r.url(), extra=f"  users: {users}\n"
+                  f"  public_url: https://qc.example.com:{pport}/\n")
+    own, evil = f"https://qc.example.com:{pport}", "https://evil.example"
+    proxy = TLSProxy(tmp_path, pport, d.port)
+    try:
+        for host in (None, f"127.0.0.1:{d.port}"):      # Host passed on, or rewritten
+            proxy.host = host
+            status, h, body = proxy.request("POST", "/api/login",
+                                            {"user": "bob", "password": "bob-pw"}, origin=own)
+            assert status == 200 and body["user"] == "bob", (host, status, body)
+            sid = session_of(h)[0]
+            assert run(proxy.feed(sid, own)) == 101, host
+            status, _, body = proxy.request("POST", "/api/alerts/t-00001", {"state": "acked"},
+                                            cookie=sid, origin=own)
+            assert status == 200 and body["handling"]["state"] == "acked", (host, status, body)
+            # another site's page still may not
+            assert run(proxy.feed(sid, evil)) == 403, host
+            assert proxy.request("POST", "/api/alerts/t-00001", {"state": "acked"},
+                                 cookie=sid, origin=evil)[0] == 403, host
+            assert run(proxy.feed(sid, f"http://qc.example.com:{pport + 1}")) == 403, host
+    finally:
+        proxy.close()

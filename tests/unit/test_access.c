@@ -138,6 +138,19 @@ test_host(void **state)
 	    sizeof(h)), 0);
 	assert_string_equal(h, "dash.example");
 	assert_int_equal(access_url_host("dash.example", h, sizeof(h)), -1);
+	/* the origin of dashboard.public_url: a page there sends it (behind a TLS proxy) */
+	assert_int_equal(access_url_origin("https://u:p@QC.Example.com/board/?x#y", h,
+	    sizeof(h)), 0);
+	assert_string_equal(h, "https://qc.example.com");
+	assert_int_equal(access_url_origin("HTTPS://qc.example.com:8443", h, sizeof(h)), 0);
+	assert_string_equal(h, "https://qc.example.com:8443");
+	assert_int_equal(access_url_origin("http://[2001:DB8::7]:8080/", h, sizeof(h)), 0);
+	assert_string_equal(h, "http://[2001:db8::7]:8080");
+	assert_int_equal(access_url_origin("ftp://qc.example.com/", h, sizeof(h)), -1);
+	assert_int_equal(access_url_origin("https:///board", h, sizeof(h)), -1);
+	assert_int_equal(access_url_origin("https://a b/", h, sizeof(h)), -1);
+	assert_int_equal(access_url_origin("https://qc.example.com:8443/", h, 27), -1);
+	assert_int_equal(access_url_origin("https://qc.example.com:8443/", h, 28), 0);
 
 	/* not a browser; addresses; localhost */
 	assert_true(access_host_ok(NULL, NULL, NULL, NULL));
