@@ -92,7 +92,9 @@ dash_start(struct dash *d)
 	struct timeval		 tv;
 	struct lwsctx_info	 li;
 	struct sla_config	 scfg;
+	const char		*pub;
 	size_t			 n;
+	int			 secure;
 
 	d->prefix = d->cfg->redis.prefix != NULL ? d->cfg->redis.prefix : "";
 	n = strlen(d->prefix) + strlen(d->cfg->redis.stream) + 1;
@@ -147,8 +149,15 @@ dash_start(struct dash *d)
 		sbuf_free(&errs);
 		return -1;
 	}
+	/*
+	 * Behind a TLS reverse proxy (public_url https://) the browser's side
+	 * is TLS though lws's is not: the session cookie is Secure there too,
+	 * so that no plain-http request to that name ever carries it.
+	 */
+	pub = d->cfg->dashboard.public_url;
+	secure = d->tls || (pub != NULL && strncmp(pub, "https://", 8) == 0);
 	if ((d->auth = dashauth_new(d->cfg->dashboard.users, d->cfg->dashboard.token,
-	    d->cfg->dashboard.session_ttl_ms, d->tls, &errs)) == NULL) {
+	    d->cfg->dashboard.session_ttl_ms, secure, &errs)) == NULL) {
 		log_errlines(NULL, &errs);	/* FILE:LINE: each */
 		sbuf_free(&errs);
 		return -1;

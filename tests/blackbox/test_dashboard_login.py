@@ -491,7 +491,8 @@ def test_behind_a_tls_proxy(dashboard, redis_server, users, tmp_path):
     rewritten to the dashboard's address) the page's Origin is
     https://qc.example.com:PORT while the dashboard speaks http: the feed
     and every action were refused 403 "foreign origin" (the dashboard took
-    only http:// + Host as its own). Found by review."""
+    only http:// + Host as its own), and the session cookie lacked Secure
+    though the browser's side is https. Found by review."""
     r = redis_server()
     c = r.client()
     a = {"v": 1, "id": "t-00001", "ts": "2026-01-01T09:00:00.000Z", "type": "rule.hit",
@@ -510,7 +511,8 @@ def test_behind_a_tls_proxy(dashboard, redis_server, users, tmp_path):
             status, h, body = proxy.request("POST", "/api/login",
                                             {"user": "bob", "password": "bob-pw"}, origin=own)
             assert status == 200 and body["user"] == "bob", (host, status, body)
-            sid = session_of(h)[0]
+            sid, attrs = session_of(h)
+            assert "Secure" in attrs, (host, attrs)
             assert run(proxy.feed(sid, own)) == 101, host
             status, _, body = proxy.request("POST", "/api/alerts/t-00001", {"state": "acked"},
                                             cookie=sid, origin=own)
@@ -522,3 +524,5 @@ def test_behind_a_tls_proxy(dashboard, redis_server, users, tmp_path):
             assert run(proxy.feed(sid, f"http://qc.example.com:{pport + 1}")) == 403, host
     finally:
         proxy.close()
+    # logout clears it as Secure too
+    assert "Secure" in request(d, "POST", "/api/logout", {}, cookie=sid)[1]["set-cookie"][0]
