@@ -857,6 +857,12 @@ def test_login_flow(browser, redis_server, dashboard, tmp_path):
     xadd(c, alert(2))
     until(drv, lambda d: ids(d) == ["t-00002", "t-00001"], "a live alert")
     assert probe(drv)["sockets"] == [f"ws://127.0.0.1:{dash.port}/feed"]
+    # a feed refused to a login is not a matter of a token (the page has none):
+    # the banner names what is (found by review: a proxy without public_url)
+    said = js(drv, "feed.state = 'denied'; renderHeader();"
+                   "const b = document.getElementById('banner').textContent;"
+                   "feed.state = 'live'; renderHeader(); return b;")
+    assert "token" not in said and "dashboard.public_url" in said, said
     js(drv, "document.getElementById('lang').click();")
     assert text_of(drv, "logout") == "Sign out" and text_of(drv, "who") == "alice · supervisor"
     # logout: back to the form, and a reload stays there

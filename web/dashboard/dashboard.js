@@ -60,6 +60,7 @@ const STRINGS = {
     'conn.denied': '连接被拒绝',
     'banner.lost': '与看板服务器的连接已中断，正在重新连接…（等待回复和客服表现暂停更新）',
     'banner.denied': '看板服务器拒绝了实时数据连接：请确认页面链接里的 token 参数正确。仍在重试…',
+    'banner.deniedLogin': '看板服务器拒绝了实时数据连接。若看板在反向代理后面，请管理员把 dashboard.public_url 设为此页的地址。仍在重试…',
     'banner.redis': '看板服务器暂时连不上 Redis：显示的数据可能不是最新的。',
     'alerts.title': '实时告警',
     'login.title': '登录客服质检看板',
@@ -241,6 +242,7 @@ const STRINGS = {
     'conn.denied': 'Refused',
     'banner.lost': 'Connection to the dashboard server lost, reconnecting… (waiting customers and agent figures are not updated meanwhile)',
     'banner.denied': 'The dashboard server refused the live feed: check the token parameter in the page address. Still retrying…',
+    'banner.deniedLogin': 'The dashboard server refused the live feed. If the dashboard is behind a reverse proxy, ask the administrator to set dashboard.public_url to this page\'s address. Still retrying…',
     'banner.redis': 'The dashboard server cannot reach Redis: what you see may be out of date.',
     'login.title': 'Sign in to the chat-monitor dashboard',
     'login.note': 'The dashboard shows chat text: for authorised supervisors only.',
@@ -2061,7 +2063,9 @@ function renderHeader() {
     : feed.state === 'live' && !state.redisOk ? 'redis' : '';
   if (b) {
     dom.banner.dataset.state = b;
-    dom.banner.textContent = t('banner.' + b);
+    // signed in, no token in the address: the token is not the cause
+    dom.banner.textContent = t(b === 'denied' && auth.logins && auth.user && !TOKEN ? 'banner.deniedLogin'
+      : 'banner.' + b);
   } else {
     delete dom.banner.dataset.state;
     dom.banner.textContent = '';
