@@ -1675,6 +1675,7 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	struct session		*s = lws_get_opaque_user_data(wsi);
 	struct lws_process_html_args *args;
 	char			 buf[256];
+	unsigned		 st;
 	int			 n;
 
 	/* a callback may come before lws_client_connect_via_info returns */
@@ -1842,11 +1843,30 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		}
 		/* a refusal after TCP was up will not go away by retrying */
 		if (s->up_connected) {
-			srv->metrics->upstream_failures++;
-			srv->upstream_ok = 0;
-			log_warnx("session_cb: agent=%s: upstream %s:%d: %s",
+			st = lws_http_client_http_response(wsi);
+			/*
+			 * An HTTP answer below 500 other than 101 refuses this
+			 * agent (its path, its credential, a header too long for
+			 * the backend): the backend is up and takes others. Only
+			 * no answer, a 5xx or a broken handshake says the
+			 * upstream is down (/readyz: a load balancer would take
+			 * the instance out, and no agent would come to bring it
+			 * back).
+			 */
+			if (st >= 100 && st < 500 && st != 101) {
+				srv->metrics->upstream_refused++;
+				srv->upstream_ok = 1;
+			} else {
+				srv->metrics->upstream_failures++;
+				srv->upstream_ok = 0;
+			}
+			buf[0] = '\0';
+			if (st != 0)
+				snprintf(buf, sizeof(buf), ": HTTP %u", st);
+			log_warnx("session_cb: agent=%s: upstream %s:%d: %s%s",
 			    session_agent_name(s), srv->set.upstream.host,
-			    srv->set.upstream.port, in ? (const char *)in : "error");
+			    srv->set.upstream.port, in ? (const char *)in : "error",
+			    buf);
 			session_close_side(s, SIDE_AGENT, 1011, "upstream refused: %s",
 			    in ? (const char *)in : "handshake failed");
 		} else

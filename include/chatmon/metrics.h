@@ -17,6 +17,7 @@
 	X(agents_active, gauge, "agents_connected", "", 1, "Agent connections open") \
 	X(upstream_active, gauge, "upstream_connected", "", 1, "Upstream connections open") \
 	X(upstream_failures, counter, "upstream_failures_total", "", 1, "Upstream connects or handshakes that failed") \
+	X(upstream_refused, counter, "upstream_refusals_total", "", 1, "Upgrades the backend refused with an HTTP answer below 500 (it is up)") \
 	X(messages_up, counter, "messages_total", "direction=\"up\"", 1, "Messages relayed, by direction") \
 	X(messages_down, counter, "messages_total", "direction=\"down\"", 1, "Messages relayed, by direction") \
 	X(bytes_up, counter, "bytes_total", "direction=\"up\"", 1, "Payload bytes relayed, by direction") \

@@ -854,6 +854,29 @@ def test_readyz_upstream_down_then_back(daemon, backend, tmp_path):
     assert status == 200 and doc.get("ready") is True, doc
 
 
+def test_a_backend_refusing_one_agent_leaves_the_upstream_up(daemon, backend, tmp_path):
+    """Found by review: the backend answering one agent's upgrade 403 (its
+    path) counted as the upstream down, and /readyz said 503 until another
+    agent got through: behind a load balancer the instance left the
+    rotation and no agent came to bring it back. A refusal is counted
+    apart; the upstream stays up."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, args=admin_args(ap) + ["-o", f"redis.spool={tmp_path / 'spool.jsonl'}"])
+
+    async def refused():
+        async with agent(d, "/refuse?agent=r") as ws:
+            return await closed(ws, 5 * SLOW)
+    code, reason = run(refused())
+    assert code == 1011 and reason.startswith("upstream refused"), (code, reason)
+    d.wait_log(r"session_cb: agent=r: upstream 127\.0\.0\.1:\d+: .*: HTTP 403")
+    m = metrics(ap)
+    assert m.value("chatmon_upstream_refusals_total") == 1
+    assert m.value("chatmon_upstream_failures_total") == 0
+    status, doc = fetch_json(ap, "/readyz")
+    assert status == 200 and doc.get("ready") is True, doc
+
+
 def non_loopback_ipv4():
     try:
         out = subprocess.run(["hostname", "-I"], capture_output=True, text=True,
@@ -899,7 +922,7 @@ def test_admin_token(daemon, backend):
     assert token not in d.log()
 
 
-COUNTERS = """agent_connections_total upstream_failures_total messages_total bytes_total
+COUNTERS = """agent_connections_total upstream_failures_total upstream_refusals_total messages_total bytes_total
 binary_messages_total turns_total conversations_ended_total frames_untouched_total
 closes_too_big_total flow_pauses_total rule_hits_total rule_alerts_total rule_blocks_total rule_warnings_total
 rule_vetoes_total
