@@ -73,6 +73,7 @@ struct norm {
 	size_t		 orig_len;
 	int		 noisy;		/* the last run's noise step dropped something */
 	int		 plain;		/* the last run's original was plain (norm_plain) */
+	uint32_t	 lead_gap, trail_gap;	/* its noise before and after the words (norm_ends) */
 	uint32_t	*off;
 	size_t		 off_cap;
 	uint32_t	 ncp;
@@ -100,6 +101,11 @@ struct norm_w {
 	/* The noise stage: a pending run of noise, not yet written. */
 	size_t		 gap;
 	uint32_t	 gap_idx;	/* the original index of its first character */
+	size_t		 lead;		/* the noise before the first word */
+	/* the last noise character (norm_extends), while no word came since */
+	size_t		 ext_len;	/* len + 1 then; 0 none */
+	int		 ext_zwj;	/* it was U+200D */
+	int		 ext_ri;	/* it was a flag's first letter */
 	int		 noisy;		/* a run of noise was seen, or a part of a character */
 	int		 plain;		/* every character so far was plain (norm_is_plain) */
 	/* The digit stage: the numerals written last, at out[run_off...]. */
@@ -455,6 +461,8 @@ norm_fold_run(unsigned char *out, uint32_t *map, size_t from, size_t len)
 static NORM_INLINE void
 norm_gap_end(struct norm_w *w)
 {
+	if (w->len == 0)
+		w->lead = w->gap;
 	if (w->gap > NORM_MAX_GAP && w->len > 0) {
 		w->out[w->len] = ' ';
 		w->map[w->len++] = w->gap_idx;
@@ -464,18 +472,59 @@ norm_gap_end(struct norm_w *w)
 }
 
 /*
+ * Whether noise character cp (as typed) belongs to the character before
+ * it, one grapheme as the writer sees it: a combining mark, a variation
+ * selector, a skin tone, a tag, U+200D and the emoji it joins, a flag's
+ * second letter. Runs are counted in graphemes: 👩🏽‍💻 is one character,
+ * not four, and inside a word it must vanish as ❤ does.
+ */
+static int
+norm_extends(struct norm_w *w, uint32_t cp)
+{
+	int	fresh = w->ext_len == w->len + 1;	/* no word since the last */
+	int	zwj = fresh && w->ext_zwj, ri = fresh && w->ext_ri, cat;
+
+	w->ext_len = w->len + 1;
+	w->ext_zwj = cp == 0x200d;
+	w->ext_ri = 0;
+	if (cp - 0x1f1e6u < 26u) {	/* regional indicators go in pairs */
+		w->ext_ri = !ri;
+		return ri;
+	}
+	if (zwj || cp == 0x200d || cp - 0xfe00u < 16u || cp - 0xe0100u < 240u ||
+	    cp - 0x1f3fbu < 5u || cp - 0xe0020u < 0x60u)
+		return 1;
+	cat = utf8proc_category((utf8proc_int32_t)cp);
+	return cat == UTF8PROC_CATEGORY_MN || cat == UTF8PROC_CATEGORY_ME ||
+	    cat == UTF8PROC_CATEGORY_MC;
+}
+
+/* One noise character of the original at idx: the run goes on, by a grapheme. */
+static NORM_INLINE void
+norm_noise(struct norm_w *w, uint32_t cp, uint32_t idx)
+{
+	w->noisy = 1;
+	/*
+	 * A line feed takes no room either: it is what joins the turns of a
+	 * window (WINDOW_SEP), which must read as if typed on, and in a turn
+	 * it is a line break, which no word spans.
+	 */
+	if (cp == '\n' || (cp >= 0x80 && norm_extends(w, cp)))
+		return;
+	if (w->gap++ == 0)
+		w->gap_idx = idx;
+}
+
+/*
  * The noise and digit stages. NORM_C_NOISE stands for one original
  * character, whatever NFKC made of it: runs are counted in what the writer
- * typed ("……" is two characters, not six dots).
+ * typed ("……" is two characters, not six dots), by grapheme (norm_extends).
  */
 static NORM_INLINE void
 norm_put(struct norm_w *w, uint32_t cp, uint32_t idx, int cls)
 {
 	if (cls == NORM_C_NOISE) {
-		if (w->gap++ == 0) {
-			w->gap_idx = idx;
-			w->noisy = 1;
-		}
+		norm_noise(w, cp, idx);
 		return;
 	}
 	if (w->gap > 0)
@@ -684,10 +733,7 @@ norm_fast(struct norm_w *w, const struct norm_fast *f,
 				break;
 			if (!norm_is_plain(cp))
 				w->plain = 0;
-			if (w->gap++ == 0) {
-				w->gap_idx = i;
-				w->noisy = 1;
-			}
+			norm_noise(w, cp, i);
 		}
 		f->off[i++] = (uint32_t)(p - f->text);
 		p += 3;
@@ -944,6 +990,9 @@ norm_run(struct norm *n, const char *text, size_t len, unsigned steps,
 	w.plain = 1;
 	w.run = 0;
 	w.run_off = 0;
+	w.lead = 0;
+	w.ext_len = 0;
+	w.ext_zwj = w.ext_ri = 0;
 	room = n->cap - NORM_HEADROOM;
 	orig = n->orig;
 	off = n->off;
@@ -1031,6 +1080,8 @@ norm_run(struct norm *n, const char *text, size_t len, unsigned steps,
 	n->ncp = i;
 	n->noisy = w.noisy;
 	n->plain = w.plain;
+	n->lead_gap = (uint32_t)w.lead;
+	n->trail_gap = (uint32_t)w.gap;
 
 	if (steps & NORM_SOUND) {
 		if (norm_sound(n) == -1)
@@ -1088,8 +1139,8 @@ norm_ends(const struct norm *n, struct norm_ends *e)
 	memset(e, 0, sizeof(*e));
 	if (n->len == 0)
 		return;
-	e->lead_gap = n->map[0];
-	e->trail_gap = n->map[n->len] - 1 - n->map[n->len - 1];
+	e->lead_gap = n->lead_gap;
+	e->trail_gap = n->trail_gap;
 	e->lead_num = norm_numeral_at(out, out + n->len);
 	for (k = n->len - 1; k > 0 && (out[k] & 0xc0) == 0x80; k--)
 		;

@@ -1801,7 +1801,8 @@ rules_note_junction(const struct rules *r, const struct rules_note *const *prev,
 		p = prev[n];
 		if (p->gen != r->gen || (p->trail_num && cur->lead_num))
 			return -1;
-		if ((uint64_t)p->trail_gap + 1 + cur->lead_gap > NORM_MAX_GAP) {
+		/* the WINDOW_SEP between them is no noise (norm_noise) */
+		if ((uint64_t)p->trail_gap + cur->lead_gap > NORM_MAX_GAP) {
 			buf[--at] = ' ';
 			need--;
 		}

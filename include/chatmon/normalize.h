@@ -75,8 +75,9 @@ int	norm_noisy(const struct norm *);
 int	norm_plain(const struct norm *);
 /*
  * The ends of the last run's text (without the sound step), which decide
- * how it joins another normalised text: the code points dropped as noise
- * before its first character and after its last, and whether each of
+ * how it joins another normalised text: the noise dropped before its
+ * first character and after its last, counted as the noise step counts
+ * it (in graphemes; a line feed not at all), and whether each of
  * those is a numeral (ASCII digits included), which a numeral on the
  * other side would run on with. All 0 for an empty text.
  */

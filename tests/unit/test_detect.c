@@ -190,6 +190,16 @@ test_split(void **state)
 	/* a numeral on each side: the run goes on, 一 | 三八1234 reads 1381234 */
 	assert_int_equal(turn(fx, "c6", RULES_AGENT, "好的一", 1), 0);
 	assert_int_equal(turn(fx, "c6", RULES_AGENT, "三八1234", 2), 1);
+	/*
+	 * three noise characters at a junction: removed as in one message (the
+	 * line feed that joins the turns is no fourth), the notes agreeing
+	 */
+	assert_int_equal(turn(fx, "c8", RULES_AGENT, "好的138。。。", 1), 0);
+	assert_int_equal(turn(fx, "c8", RULES_AGENT, "4567", 2), 1);
+	/* ... and an emoji as typed is one, however many code points */
+	assert_int_equal(turn(fx, "c9", RULES_AGENT, "好的138\xf0\x9f\x91\xa9\xf0\x9f\x8f\xbd"
+	    "\xe2\x80\x8d\xf0\x9f\x92\xbb", 1), 0);
+	assert_int_equal(turn(fx, "c9", RULES_AGENT, "。。4567", 2), 1);
 	/* a literal over a turn shorter than it: 没有了 reads across two junctions */
 	assert_int_equal(turn(fx, "c7", RULES_AGENT, "仓库里没", 1), 0);
 	assert_int_equal(turn(fx, "c7", RULES_AGENT, "有", 2), 0);

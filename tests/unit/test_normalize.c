@@ -100,7 +100,10 @@ static const struct golden golden[] = {
 	{ "full-width punctuation", B("你，好！"), N, B("你好") },
 	{ "corner brackets", B("「加我微信」"), N, B("加我微信") },
 	{ "line break", B("加\n我"), N, B("加我") },
-	{ "line breaks in a long run", B("加\r\n\r\n我"), N, B("加 我") },
+	/* a line feed takes no room: the turns of a window are joined by one */
+	{ "line breaks", B("加\r\n\r\n我"), N, B("加我") },
+	{ "line feeds", B("加\n\n\n\n\n我"), N, B("加我") },
+	{ "a long run with line feeds", B("加\r\r\n!!我"), N, B("加 我") },
 	{ "leading and trailing", B("   加我  "), N, B("加我") },
 	{ "long leading and trailing", B("!!!!!!加我!!!!!!"), N, B("加我") },
 	{ "only noise", B("❤️❤️❤️❤️❤️"), N, B("") },
@@ -160,6 +163,25 @@ static const struct golden golden[] = {
 	{ "ellipsis is two characters", B("加我……微信"), ALL, B("加我微信") },
 	{ "four ellipses are a gap", B("加我…………微信"), ALL, B("加我 微信") },
 	{ "brackets of a parenthesized are no gap", B("㈠   二"), ALL, B("一二") },
+	/* ... and in graphemes: an emoji as typed is one, however many code points */
+	{ "a ZWJ sequence with a skin tone is one character",
+	  B("加我微\xf0\x9f\x91\xa9\xf0\x9f\x8f\xbd\xe2\x80\x8d\xf0\x9f\x92\xbb信"), ALL,
+	  B("加我微信") },
+	{ "a flag is one character", B("加我\xf0\x9f\x87\xa8\xf0\x9f\x87\xb3扣扣"), ALL,
+	  B("加我扣扣") },
+	{ "three flags vanish", B("微\xf0\x9f\x87\xa8\xf0\x9f\x87\xb3\xf0\x9f\x87\xa8"
+	  "\xf0\x9f\x87\xb3\xf0\x9f\x87\xa8\xf0\x9f\x87\xb3信"), ALL, B("微信") },
+	{ "four flags are a gap", B("微\xf0\x9f\x87\xa8\xf0\x9f\x87\xb3\xf0\x9f\x87\xa8"
+	  "\xf0\x9f\x87\xb3\xf0\x9f\x87\xa8\xf0\x9f\x87\xb3\xf0\x9f\x87\xa8\xf0\x9f\x87\xb3信"),
+	  ALL, B("微 信") },
+	{ "a space, a toned thumb and a space are three", B("微 \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd 信"),
+	  ALL, B("微信") },
+	{ "combining marks belong to their letter", B("x\xcc\x81\xcc\x81\xcc\x81\xcc\x81y"), ALL,
+	  B("xy") },
+	{ "four emoji are still a gap", B("加我微\xf0\x9f\x99\x82\xf0\x9f\x99\x82\xf0\x9f\x99\x82"
+	  "\xf0\x9f\x99\x82信"), ALL, B("加我微 信") },
+	{ "a rainbow flag in a phone number", B("138\xf0\x9f\x8f\xb3\xef\xb8\x8f\xe2\x80\x8d"
+	  "\xf0\x9f\x8c\x88" "12345678"), ALL, B("13812345678") },
 	{ "full-width spaces", B("加\xe3\x80\x80\xe3\x80\x80\xe3\x80\x80我"), ALL,
 	  B("加我") },
 	{ "full-width punctuation in a phone number", B("１３８－１２３４－５６７８"), ALL,
