@@ -272,21 +272,69 @@ lwsctx_no_passphrase(char *buf, int size, int rw, void *u)
 	return -1;
 }
 
-static FILE *
-lwsctx_open(const char *key, const char *path, struct sbuf *errs)
-{
-	FILE	*f;
+/*
+ * A PEM file's bytes: the system's bundle of every CA (about 200 KiB) fits
+ * many times over; what is larger is no certificate or key.
+ */
+#define LWSCTX_PEM_MAX	(4u << 20)
 
-	if ((f = fopen(path, "r")) == NULL)
-		sbuf_line(errs, "%s %s: %s", key, path, strerror(errno));
-	return f;
+/*
+ * The file a key names, whole, in a memory BIO over *bufp (the caller frees
+ * both, the buffer wiped: it may be a private key). util_read_file, not
+ * fopen: that blocks on a FIFO nobody writes to, and this runs on the
+ * loop's thread at every reload, where it froze every chat and SIGTERM
+ * with it. NULL (and *bufp) with "KEY PATH: why" in errs.
+ */
+static BIO *
+lwsctx_read(const char *key, const char *path, char **bufp, size_t *lenp,
+    struct sbuf *errs)
+{
+	BIO	*b;
+
+	*bufp = NULL;
+	*lenp = 0;
+	if (util_read_file(path, LWSCTX_PEM_MAX, bufp, lenp) == -1) {
+		if (errno == EFBIG)
+			sbuf_line(errs, "%s %s: larger than %u bytes: not a PEM "
+			    "file", key, path, LWSCTX_PEM_MAX);
+		else if (errno == EISDIR)
+			sbuf_line(errs, "%s %s: not a regular file", key, path);
+		else
+			sbuf_line(errs, "%s %s: %s", key, path, strerror(errno));
+		return NULL;
+	}
+	/* a FIFO with no writer reads as empty: say so, not "no PEM data" */
+	if (*lenp == 0) {
+		sbuf_line(errs, "%s %s: empty (or a pipe nobody writes to)", key,
+		    path);
+		goto err;
+	}
+	if (*lenp > INT_MAX || (b = BIO_new_mem_buf(*bufp, (int)*lenp)) == NULL) {
+		sbuf_line(errs, "%s %s: out of memory", key, path);
+		goto err;
+	}
+	return b;
+err:
+	OPENSSL_clear_free(*bufp, *lenp + 1);
+	*bufp = NULL;
+	return NULL;
+}
+
+static void
+lwsctx_read_free(BIO *b, char *buf, size_t len)
+{
+	BIO_free(b);
+	if (buf != NULL)
+		OPENSSL_clear_free(buf, len + 1);
 }
 
 struct lwsctx_tls *
 lwsctx_tls_load(const struct config_tls *c, struct sbuf *errs)
 {
 	struct lwsctx_tls	*t;
-	FILE			*f = NULL;
+	BIO			*b = NULL;
+	char			*buf = NULL;
+	size_t			 len = 0;
 	X509			*x;
 	int			 encrypted = 0;
 
@@ -297,24 +345,24 @@ lwsctx_tls_load(const struct config_tls *c, struct sbuf *errs)
 	}
 	t->min_version = strcmp(c->min_version, "1.3") == 0 ? TLS1_3_VERSION :
 	    TLS1_2_VERSION;
-	if ((f = lwsctx_open("tls.cert", c->cert, errs)) == NULL)
+	if ((b = lwsctx_read("tls.cert", c->cert, &buf, &len, errs)) == NULL)
 		goto err;
-	if ((t->cert = PEM_read_X509(f, NULL, NULL, NULL)) == NULL) {
+	if ((t->cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
 		sbuf_line(errs, "tls.cert %s: no certificate: %s", c->cert,
 		    lwsctx_ssl_why());
 		goto err;
 	}
-	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
 		if (!sk_X509_push(t->chain, x)) {
 			X509_free(x);
 			sbuf_line(errs, "tls: out of memory");
 			goto err;
 		}
 	ERR_clear_error();	/* the end of the file */
-	fclose(f);
-	if ((f = lwsctx_open("tls.key", c->key, errs)) == NULL)
+	lwsctx_read_free(b, buf, len);
+	if ((b = lwsctx_read("tls.key", c->key, &buf, &len, errs)) == NULL)
 		goto err;
-	if ((t->key = PEM_read_PrivateKey(f, NULL, lwsctx_no_passphrase,
+	if ((t->key = PEM_read_bio_PrivateKey(b, NULL, lwsctx_no_passphrase,
 	    &encrypted)) == NULL) {
 		sbuf_line(errs, "tls.key %s: %s", c->key, encrypted ?
 		    "the key is encrypted (chatmond starts unattended: store "
@@ -322,8 +370,9 @@ lwsctx_tls_load(const struct config_tls *c, struct sbuf *errs)
 		    lwsctx_ssl_why());
 		goto err;
 	}
-	fclose(f);
-	f = NULL;
+	lwsctx_read_free(b, buf, len);
+	b = NULL;
+	buf = NULL;
 	if (X509_check_private_key(t->cert, t->key) != 1) {
 		ERR_clear_error();
 		sbuf_line(errs, "tls.key %s: not the key of the certificate in "
@@ -338,8 +387,7 @@ lwsctx_tls_load(const struct config_tls *c, struct sbuf *errs)
 		    c->cert);
 	return t;
 err:
-	if (f != NULL)
-		fclose(f);
+	lwsctx_read_free(b, buf, len);
 	lwsctx_tls_free(t);
 	return NULL;
 }
@@ -413,12 +461,14 @@ int
 lwsctx_ca_check(const char *key, const char *path, struct sbuf *errs)
 {
 	X509	*x;
-	FILE	*f;
+	BIO	*b;
+	char	*buf;
+	size_t	 len;
 
-	if ((f = lwsctx_open(key, path, errs)) == NULL)
+	if ((b = lwsctx_read(key, path, &buf, &len, errs)) == NULL)
 		return -1;
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
+	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	lwsctx_read_free(b, buf, len);
 	if (x == NULL) {
 		sbuf_line(errs, "%s %s: no certificate: %s", key, path,
 		    lwsctx_ssl_why());

@@ -26,7 +26,7 @@ import websockets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from conftest import CHATMOND, T, recv, run, wait_for
+from conftest import CHATMOND, SLOW, T, recv, run, wait_for
 
 # --------------------------------------------------------------------------
 # A test CA and its certificates
@@ -280,6 +280,48 @@ def test_check_names_the_bad_tls_file(tmp_path, pki):
     conf.write_text(f"rules: {os.path.abspath('tests/blackbox/rules')}\n" + tls_extra(cert, key))
     p = subprocess.run([CHATMOND, "-t", "-c", str(conf)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_tls_files_that_would_block_are_refused(daemon, backend, pki, tmp_path):
+    """tls.cert, tls.key and upstream_tls.ca are read as the rules are: a
+    FIFO nobody writes to, a directory or a huge file is refused at its
+    line, at once. Opened with fopen, the FIFO hung `chatmond -t` for good,
+    and a SIGHUP froze the event loop: every chat and SIGTERM with it."""
+    cert, key = make_cert(pki, "srv")
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    big = tmp_path / "big.pem"
+    with open(big, "wb") as f:
+        f.truncate(5 << 20)
+    cases = [
+        (tls_extra(fifo, key), r"c\.yaml:3: tls\.cert: .*fifo: empty"),
+        (tls_extra(cert, str(tmp_path)), r"c\.yaml:4: tls\.key: .*: not a regular file"),
+        (f"upstream_tls:\n  ca: {big}\n", r"c\.yaml:3: upstream_tls\.ca: .*big\.pem: larger than"),
+        (f"upstream_tls:\n  ca: {fifo}\n", r"c\.yaml:3: upstream_tls\.ca: .*fifo: empty"),
+    ]
+    conf = tmp_path / "c.yaml"
+    for text, want in cases:
+        conf.write_text(f"rules: {os.path.abspath('tests/blackbox/rules')}\n" + text)
+        p = subprocess.run([CHATMOND, "-t", "-c", str(conf)], capture_output=True, text=True,
+                           timeout=10 * SLOW)
+        assert p.returncode == 1 and re.search(want, p.stderr), (want, p.stderr)
+    # a reload that meets the FIFO is rejected, and the loop goes on
+    live_key = os.path.join(pki, "live.key")
+    shutil.copy(key, live_key)
+    b = backend()
+    d = daemon(b.port, extra=tls_extra(cert, live_key))
+    ca = os.path.join(pki, "ca.pem")
+    os.remove(live_key)
+    os.mkfifo(live_key)
+    mark = len(d.log())
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"reload rejected", start=mark)
+    assert re.search(r"tls\.key: .*live\.key: empty", d.log()[mark:]), d.log()[mark:]
+
+    async def main():
+        async with wss(d, ca, "/echo?agent=after") as c:
+            assert await echoes(c)
+    run(main())
 
 
 # --------------------------------------------------------------------------
