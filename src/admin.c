@@ -1,5 +1,6 @@
 /* admin: /metrics, /healthz and /readyz over HTTP on the one loop (libevent's evhttp). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -211,10 +212,13 @@ admin_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 	evhttp_set_max_body_size(a->http, 4096);
 	evhttp_set_timeout(a->http, 10);
 	evhttp_set_gencb(a->http, admin_request, a);
+	/* why, when bind(2) or socket(2) said it (a name that does not resolve does not) */
+	errno = 0;
 	if (evhttp_bind_socket(a->http, cfg->admin.host, (ev_uint16_t)cfg->admin.port)
 	    == -1) {
-		sbuf_line(errs, "admin_new: cannot listen on %s:%d (admin.listen)",
-		    cfg->admin.host, cfg->admin.port);
+		sbuf_line(errs, "admin_new: cannot listen on %s:%d (admin.listen)%s%s",
+		    cfg->admin.host, cfg->admin.port, errno != 0 ? ": " : "",
+		    errno != 0 ? strerror(errno) : "");
 		admin_free(a);
 		return NULL;
 	}

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -119,41 +120,104 @@ lwsctx_bind_errno(const char *host, int port, int reuseport)
 	return e;
 }
 
+/*
+ * Why lws could not listen on li->listen, bound as addr (the address a
+ * name resolved to, else the host as written).
+ */
 static void
-lwsctx_listen_error(const struct lwsctx_info *li, struct sbuf *errs)
+lwsctx_listen_error(const struct lwsctx_info *li, const char *addr,
+    struct sbuf *errs)
 {
-	const char	*host = li->listen->host;
-	int		 port = li->listen->port;
+	char	 where[NI_MAXHOST + 300];
+	int	 port = li->listen->port;
 
-	switch (lwsctx_bind_errno(host, port, li->reuseport)) {
+	/* a name says the address it was taken for */
+	if (strcmp(addr, li->listen->host) != 0)
+		snprintf(where, sizeof(where), "%s:%d (%s)", li->listen->host,
+		    port, addr);
+	else
+		snprintf(where, sizeof(where), "%s:%d", addr, port);
+	switch (lwsctx_bind_errno(addr, port, li->reuseport)) {
 	case EADDRINUSE:
 		if (li->reuseport)
-			sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d: the "
+			sbuf_line(errs, "lwsctx_new: cannot listen on %s: the "
 			    "address is in use by a process that does not share "
 			    "it (every process on it must set %s and run as the "
-			    "same user)", host, port, li->reuseport_key);
+			    "same user)", where, li->reuseport_key);
 		else if (li->reuseport_key != NULL)
-			sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d: the "
+			sbuf_line(errs, "lwsctx_new: cannot listen on %s: the "
 			    "address is in use by another process (to run "
 			    "several chatmond on one port, set %s: true in "
-			    "each)", host, port, li->reuseport_key);
+			    "each)", where, li->reuseport_key);
 		else
-			sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d: the "
-			    "address is in use by another process", host, port);
+			sbuf_line(errs, "lwsctx_new: cannot listen on %s: the "
+			    "address is in use by another process", where);
 		break;
 	case EACCES:
-		sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d: permission "
+		sbuf_line(errs, "lwsctx_new: cannot listen on %s: permission "
 		    "denied (a port below 1024 needs CAP_NET_BIND_SERVICE)",
-		    host, port);
+		    where);
 		break;
 	case EADDRNOTAVAIL:
-		sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d: no local "
-		    "interface has that address", host, port);
+		sbuf_line(errs, "lwsctx_new: cannot listen on %s: no local "
+		    "interface has that address", where);
 		break;
 	default:
-		sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d (see the "
-		    "lws line above)", host, port);
+		sbuf_line(errs, "lwsctx_new: cannot listen on %s (see the "
+		    "lws line above)", where);
 	}
+}
+
+/*
+ * What lws is to bind for host, into addr: lws takes an address or an
+ * interface's name and nothing else. Given a host name it found no
+ * interface of that name and, but for FAIL_UPON_UNABLE_TO_BIND, went on
+ * listening nowhere; so a name is resolved here, once, at start: its
+ * first IPv4 address (the one clients of "localhost" reach too), else its
+ * first IPv6 one. An address, or an interface's name, is kept as written.
+ * 0, or -1 with the reason in errs.
+ */
+static int
+lwsctx_resolve(const char *host, int port, char *addr, size_t addrsz,
+    struct sbuf *errs)
+{
+	struct addrinfo	 hints, *res, *ai, *pick = NULL;
+	int		 e;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST;
+	snprintf(addr, addrsz, "%s", host);
+	if (getaddrinfo(host, NULL, &hints, &res) == 0) {
+		freeaddrinfo(res);
+		return 0;
+	}
+	if (if_nametoindex(host) != 0)
+		return 0;
+	hints.ai_flags = 0;
+	if ((e = getaddrinfo(host, NULL, &hints, &res)) != 0) {
+		sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d: the name "
+		    "does not resolve: %s", host, port, e == EAI_SYSTEM ?
+		    strerror(errno) : gai_strerror(e));
+		return -1;
+	}
+	for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET)
+			pick = ai;
+	for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET6)
+			pick = ai;
+	if (pick == NULL || (e = getnameinfo(pick->ai_addr, pick->ai_addrlen,
+	    addr, (socklen_t)addrsz, NULL, 0, NI_NUMERICHOST)) != 0) {
+		sbuf_line(errs, "lwsctx_new: cannot listen on %s:%d: the name "
+		    "has no IPv4 or IPv6 address", host, port);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	log_info("lwsctx_new: %s is %s: listening there", host, addr);
+	return 0;
 }
 
 #define LWSCTX_HEAD_MAX	(JWT_MAX_TOKEN + 8192)
@@ -167,17 +231,24 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 	struct rlimit				 rl;
 	struct in_addr				 v4;
 	const char				*host = li->listen->host;
-	char					 mapped[sizeof(li->listen->host) + 8];
+	char					 addr[NI_MAXHOST];
+	char					 mapped[NI_MAXHOST + 8];
 	void					*loops[1] = { base };
 
 	if (lwsctx_repeat == NULL)
 		lwsctx_repeat = logrepeat_new(LWSCTX_REPEAT_SLOTS, LWSCTX_REPEAT_MS);
 	lws_set_log_level(LLL_ERR | LLL_WARN, lwsctx_log);
 	memset(&info, 0, sizeof(info));
+	/*
+	 * An address lws cannot bind is an error, not a listener deferred
+	 * until it can (lws's default): the process started, said READY and
+	 * "listening", and nothing listened.
+	 */
 	info.options = LWS_SERVER_OPTION_LIBEVENT |
 	    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
 	    LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN |
-	    LWS_SERVER_OPTION_VALIDATE_UTF8;
+	    LWS_SERVER_OPTION_VALIDATE_UTF8 |
+	    LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
 	/* SO_REUSEPORT with one service thread needs patch 0010 (third_party/) */
 	if (li->reuseport)
 		info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
@@ -189,8 +260,13 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 	info.port = li->listen->port;
 	/* lws takes an interface name or an address; NULL is every address */
 	if (strcmp(host, "0.0.0.0") != 0 && strcmp(host, "*") != 0 &&
-	    host[0] != '\0')
-		info.iface = host;
+	    host[0] != '\0') {
+		if (lwsctx_resolve(host, li->listen->port, addr, sizeof(addr),
+		    errs) == -1)
+			return NULL;
+		info.iface = addr;
+	} else
+		snprintf(addr, sizeof(addr), "%s", host);
 	/*
 	 * lws built with IPv6 makes an IPv6 socket and cannot bind it to an
 	 * IPv4 address: it silently listens on every address instead. Given
@@ -198,8 +274,8 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 	 * would do it too, but for the whole context: an IPv6 upstream would
 	 * then be out of reach.)
 	 */
-	if (info.iface != NULL && inet_pton(AF_INET, host, &v4) == 1) {
-		snprintf(mapped, sizeof(mapped), "::ffff:%s", host);
+	if (info.iface != NULL && inet_pton(AF_INET, addr, &v4) == 1) {
+		snprintf(mapped, sizeof(mapped), "::ffff:%s", addr);
 		info.iface = mapped;
 	}
 	info.protocols = li->protocols;
@@ -237,7 +313,7 @@ lwsctx_new(struct event_base *base, const struct lwsctx_info *li,
 		info.fd_limit_per_thread = 65536;
 
 	if ((ctx = lws_create_context(&info)) == NULL)
-		lwsctx_listen_error(li, errs);
+		lwsctx_listen_error(li, addr, errs);
 	return ctx;
 }
 

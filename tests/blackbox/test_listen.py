@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from conftest import agent, free_port, recv, run
+from conftest import SLOW, agent, free_port, recv, run
 
 
 def listening_sockets(port):
@@ -82,3 +82,57 @@ def test_ipv4_listen_with_an_ipv6_upstream(daemon):
     finally:
         peer.terminate()
         peer.wait(5)
+
+
+# 192.0.2.1 (TEST-NET-1, RFC 5737) is no host's own address
+NOT_LOCAL = "192.0.2.1"
+
+
+def exits(d, timeout=10):
+    """The exit code of a daemon or dashboard that must not start, and its log."""
+    d.exit_code = d.proc.wait(timeout * SLOW)
+    return d.exit_code, d.log()
+
+
+def test_an_address_that_cannot_be_bound_fails_the_start(daemon, backend, dashboard):
+    """chatmond(8): exit 1 when the listen or admin address cannot be bound.
+    lws used to defer such a listener: the daemon said "listening on" and
+    READY, /readyz said listening, and nothing listened."""
+    b = backend()
+    port = free_port()
+    code, log = exits(daemon(b.port, args=["-o", f"listen={NOT_LOCAL}:{port}"], wait=False))
+    assert code == 1, log
+    assert f"cannot listen on {NOT_LOCAL}:{port}: no local interface has that address" in log
+    assert "listening on" not in log
+    code, log = exits(daemon(b.port, args=["-o", "listen=nosuchhost.invalid:8080"],
+                             wait=False))
+    assert code == 1 and "nosuchhost.invalid:8080: the name does not resolve" in log, log
+    code, log = exits(daemon(b.port, args=["-o", f"admin.listen={NOT_LOCAL}:{port}"],
+                             wait=False))
+    assert code == 1, log
+    assert f"cannot listen on {NOT_LOCAL}:{port} (admin.listen): Cannot assign" in log
+    # chatmon dashboard alike (dashboard.listen)
+    code, log = exits(dashboard("redis://127.0.0.1:1", args=["--listen", f"{NOT_LOCAL}:{port}"],
+                                wait=False))
+    assert code == 1, log
+    assert f"cannot listen on {NOT_LOCAL}:{port}: no local interface has that address" in log
+
+
+def test_listen_on_a_host_name(daemon, backend):
+    """A name (docs/configuration.md, "address") is resolved at start and its
+    IPv4 address bound: localhost is 127.0.0.1, reachable as such."""
+    b = backend()
+    port = free_port()
+    d = daemon(b.port, args=["-o", f"listen=localhost:{port}"], wait=False)
+    d.port = port
+    d.wait_ready()
+    assert listening_sockets(port) in ([("tcp", "0100007F")],
+                                       [("tcp6", "0000000000000000FFFF00000100007F")]), \
+        listening_sockets(port)
+    assert "lwsctx_new: localhost is 127.0.0.1: listening there" in d.log()
+
+    async def main():
+        async with agent(d, "/echo?agent=a") as ws:
+            await ws.send("by name")
+            assert await recv(ws) == "by name"
+    run(main())
