@@ -2922,6 +2922,14 @@ config_check_notify(struct config_ctx *ctx)
 	    config_quote(q, sizeof(q), n->daily_route));
 }
 
+/* A listening host that is every address of the machine. */
+static int
+config_host_any(const char *h)
+{
+	return h[0] == '\0' || strcmp(h, "*") == 0 ||
+	    strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0;
+}
+
 static void
 config_check(struct config_ctx *ctx)
 {
@@ -2944,13 +2952,25 @@ config_check(struct config_ctx *ctx)
 		    c->sla.escalate_ms <= c->sla.first_response_ms,
 		    "%s (%s) must be greater than %s (%s)", va, vb);
 
-	/* both would bind the same socket: the second bind fails at start */
+	/*
+	 * Both would bind the same port: the second bind fails at start. So
+	 * does any pair on one port where either host is every address (lws
+	 * binds 0.0.0.0 as ::, both families).
+	 */
 	snprintf(va, sizeof(va), strchr(c->admin.host, ':') ? "[%s]:%d" :
 	    "%s:%d", c->admin.host, c->admin.port);
 	config_check_pair(ctx, "admin.listen", "listen",
 	    strcmp(c->admin.host, c->listen.host) == 0 &&
 	    c->admin.port == c->listen.port,
 	    "%s (%s) must differ from %s%s", va, "");
+	snprintf(vb, sizeof(vb), strchr(c->listen.host, ':') ? "[%s]:%d" :
+	    "%s:%d", c->listen.host, c->listen.port);
+	config_check_pair(ctx, "admin.listen", "listen",
+	    strcmp(c->admin.host, c->listen.host) != 0 &&
+	    c->admin.port == c->listen.port &&
+	    (config_host_any(c->admin.host) || config_host_any(c->listen.host)),
+	    "%s (%s) needs a port of its own beside %s (%s): a host of "
+	    "0.0.0.0 or [::] takes the port on every address", va, vb);
 }
 
 static void	config_set_text(struct config_ctx *, const struct config_key *,

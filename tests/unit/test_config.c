@@ -478,6 +478,30 @@ test_yaml_forms(void **state)
 	sbuf_free(&errs);
 }
 
+/* Two hosts on one port are fine when neither is every address. */
+static void
+test_listen_and_admin_share_a_port(void **state)
+{
+	static const char *const texts[] = {
+	    "listen: 127.0.0.1:7000\nadmin: 127.0.0.2:7000\n",
+	    "listen: '[::1]:7000'\nadmin: 127.0.0.1:7000\n",
+	    "listen: 0.0.0.0:7000\nadmin: 127.0.0.1:7001\n",
+	};
+	struct config	*c;
+	struct sbuf	 errs;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < UTIL_NELEM(texts); i++) {
+		sbuf_init(&errs);
+		c = load(texts[i], NULL, 0, &errs, NULL);
+		assert_string_equal(sbuf_str(&errs), "");
+		assert_non_null(c);
+		config_free(c);
+		sbuf_free(&errs);
+	}
+}
+
 /* ------------------------------------------------------------- bad files */
 
 struct bad_case {
@@ -589,6 +613,21 @@ static const struct bad_case bad_cases[] = {
 	    "@:1: listen: bad address '::1:8080': IPv6 addresses need brackets, e.g. [::1]:8080\n" },
 	{ "admin equals listen", "listen: 127.0.0.1:7000\nadmin: 127.0.0.1:7000\n",
 	    "@:2: admin.listen (127.0.0.1:7000) must differ from listen\n" },
+	/* a wildcard host takes the port on every address: the second bind fails */
+	{ "listen on every address, admin on its port",
+	    "listen: 0.0.0.0:7000\nadmin: 127.0.0.1:7000\n",
+	    "@:2: admin.listen (127.0.0.1:7000) needs a port of its own beside "
+	    "listen (0.0.0.0:7000): a host of 0.0.0.0 or [::] takes the port "
+	    "on every address\n" },
+	{ "admin on every address, listen on its port",
+	    "admin: 0.0.0.0:7000\nlisten: 127.0.0.1:7000\n",
+	    "@:2: admin.listen (0.0.0.0:7000) needs a port of its own beside "
+	    "listen (127.0.0.1:7000): a host of 0.0.0.0 or [::] takes the port "
+	    "on every address\n" },
+	{ "admin on every IPv6 address", "listen: '[::1]:7000'\nadmin: '[::]:7000'\n",
+	    "@:2: admin.listen ([::]:7000) needs a port of its own beside "
+	    "listen ([::1]:7000): a host of 0.0.0.0 or [::] takes the port "
+	    "on every address\n" },
 	{ "upstream scheme", "upstream: http://x/\n",
 	    "@:1: upstream: bad URL 'http://x/': must start with ws:// or wss://\n" },
 	{ "upstream no host", "upstream: ws:///chat\n",
@@ -2027,6 +2066,7 @@ main(void)
 		cmocka_unit_test(test_redis_sentinel),
 		cmocka_unit_test(test_redis_unix_relative),
 		cmocka_unit_test(test_yaml_forms),
+		cmocka_unit_test(test_listen_and_admin_share_a_port),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_all_errors),
 		cmocka_unit_test(test_cannot_open),
