@@ -463,11 +463,23 @@ main(int argc, char **argv)
 {
 	struct chatmond	 d;
 	struct sbuf	 errs;
-	sigset_t	 sigs;
+	sigset_t	 sigs, early;
 	char		**ov = NULL, **nov;
 	int		 ch, check = 0, rc = 1, i;
 
 	memset(&d, 0, sizeof(d));
+	/*
+	 * SIGHUP, SIGUSR1 and SIGUSR2 wait until the loop handles them: their
+	 * default action ends the process, and loading the configuration and
+	 * compiling the rules take seconds, in which a `systemctl reload` or
+	 * a stray SIGUSR1 killed chatmond. Blocked, one that comes meanwhile
+	 * is delivered once the handlers are in: a SIGHUP is then a reload.
+	 */
+	sigemptyset(&early);
+	sigaddset(&early, SIGHUP);
+	sigaddset(&early, SIGUSR1);
+	sigaddset(&early, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &early, NULL);
 	/*
 	 * One malloc arena: with an arena of their own, the reload's and the
 	 * retiring threads left the packs they compiled and freed mapped in
@@ -550,9 +562,6 @@ main(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	/* until the loop logs them (chatmond_on_usr) */
-	signal(SIGUSR1, SIG_IGN);
-	signal(SIGUSR2, SIG_IGN);
 	if ((d.notify = notify_new(d.base)) == NULL ||
 	    (d.admin = admin_new(d.base, d.cfg, &d.metrics, d.relay, &errs)) == NULL) {
 		log_errlines("", &errs);
@@ -581,6 +590,8 @@ main(int argc, char **argv)
 		log_errx("main: cannot install signal handlers");
 		goto out;
 	}
+	/* the loop handles them now, and those that came meanwhile */
+	sigprocmask(SIG_UNBLOCK, &early, NULL);
 	log_info("main: chatmond %s listening on %s:%d%s, upstream %s, admin on %s:%d",
 	    CHATMON_VERSION, d.cfg->listen.host, d.cfg->listen.port,
 	    d.cfg->listen_reuseport ? " (shared: SO_REUSEPORT)" : "",

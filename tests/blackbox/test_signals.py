@@ -12,8 +12,8 @@ import urllib.request
 
 import pytest
 
-from conftest import (CHATMOND, MINIMAL_RULES, SAN, SLOW, T, agent, closed, config_text, free_port,
-                      recv, run)
+from conftest import (CHATMOND, DEFAULT_RULES, MINIMAL_RULES, SAN, SLOW, T, agent, closed,
+                      config_text, free_port, recv, run)
 from test_cli import macro_bomb
 
 
@@ -92,6 +92,41 @@ def test_signals_during_the_last_of_the_exit_do_not_kill_it(daemon, backend):
         d.proc.wait(5 * SLOW)
         assert d.proc.returncode == 0, (d.proc.returncode, d.log()[-2000:])
         d.exit_code = 0
+
+
+def sig_mask(pid, field):
+    """The signal set `field` (SigBlk, SigCgt) of a process, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1], 16)
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def test_signals_during_start_up_do_not_kill_it(daemon, backend):
+    """SIGHUP, SIGUSR1 and SIGUSR2 while chatmond loads the configuration
+    and compiles the rules (seconds with the default pack), before the loop
+    handles them: they wait (chatmond(8): a stray SIGUSR1 must not end the
+    service), and the SIGHUP is a reload once it listens. Their default
+    action ended it silently (exit by signal 1, 10, 12)."""
+    sigs = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+    bits = sum(1 << (int(s) - 1) for s in sigs)
+    b = backend()
+    d = daemon(b.port, rules=DEFAULT_RULES, wait=False)
+    # once main has them blocked (past the dynamic loader); a build that
+    # never blocks them gets them half a second in, while it compiles
+    deadline = time.monotonic() + 0.5
+    while sig_mask(d.pid, "SigBlk") & bits != bits and time.monotonic() < deadline:
+        time.sleep(0.002)
+    early = sig_mask(d.pid, "SigCgt") & bits == 0      # no handler yet: the window
+    for s in sigs:
+        d.signal(s)
+    d.wait_ready()
+    d.wait_log(r"main: reload: configuration reloaded", 30 * SLOW)
+    for s in sigs[1:]:
+        d.wait_log(rf"main: signal {int(s)} ignored")
+    assert early, "the signals came after the handlers: nothing was tested"
+    assert d.stop() == 0
 
 
 def reload(d, text):
