@@ -40,6 +40,7 @@ struct dashauth {
 	struct users		*users;
 	struct stat		 st;		/* of the file users was read from */
 	int			 st_bad;	/* the file as it is now did not load */
+	int			 gone;		/* stat failed: said once, until it is back */
 	struct websess		*sess;
 	struct ratelimit	*rl;
 	uint64_t		 ok, failed, limited;	/* logins, since start */
@@ -69,23 +70,64 @@ dashauth_same_file(const struct stat *a, const struct stat *b)
 	    a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/*
+ * errs's lines as one, joined by "; ": a log message is one line, and a
+ * newline in it is escaped (the last one showed as a trailing \x0a).
+ */
+static void
+dashauth_one_line(const struct sbuf *errs, struct sbuf *out)
+{
+	const char	*p = sbuf_str(errs), *nl;
+
+	for (; *p != '\0'; p = *nl != '\0' ? nl + 1 : nl) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p);
+		if ((out->len > 0 && sbuf_append(out, "; ", 2) == -1) ||
+		    sbuf_append(out, p, (size_t)(nl - p)) == -1)
+			return;		/* out of memory: what fitted */
+	}
+}
+
 /* The users file again when it changed (chatmon passwd renames a new one in). */
 static void
 dashauth_reload(struct dashauth *a)
 {
 	struct stat	 st;
-	struct sbuf	 errs;
+	struct sbuf	 errs, line;
 	struct users	*u;
 
-	if (a->path == NULL || stat(a->path, &st) == -1 ||
-	    dashauth_same_file(&st, &a->st))
+	if (a->path == NULL)
+		return;
+	/*
+	 * Gone (deleted, its directory unmounted): the users read before stay,
+	 * as for a file that does not load (docs/dashboard.md), and the log
+	 * says so once; and once more when it is back.
+	 */
+	if (stat(a->path, &st) == -1) {
+		if (!a->gone)
+			log_warnx("dashauth_reload: %s: %s; keeping the %zu users "
+			    "read before", a->path, strerror(errno),
+			    users_count(a->users));
+		a->gone = 1;
+		a->st_bad = 0;	/* what comes back is judged afresh */
+		return;
+	}
+	if (a->gone) {
+		log_warnx("dashauth_reload: %s is back", a->path);
+		a->gone = 0;
+	}
+	if (dashauth_same_file(&st, &a->st))
 		return;
 	sbuf_init(&errs);
 	if ((u = users_load(a->path, &errs)) == NULL) {
-		if (!a->st_bad)
+		if (!a->st_bad) {
+			sbuf_init(&line);
+			dashauth_one_line(&errs, &line);
 			log_warnx("dashauth_reload: %s changed and does not load, "
 			    "keeping the users read before: %s", a->path,
-			    sbuf_str(&errs));
+			    sbuf_str(&line));
+			sbuf_free(&line);
+		}
 		a->st_bad = 1;
 	} else {
 		users_free(a->users);

@@ -526,3 +526,29 @@ def test_behind_a_tls_proxy(dashboard, redis_server, users, tmp_path):
         proxy.close()
     # logout clears it as Secure too
     assert "Secure" in request(d, "POST", "/api/logout", {}, cookie=sid)[1]["set-cookie"][0]
+
+
+def test_users_file_gone_and_back_is_said_once_each(dashboard, redis_server, users):
+    """docs/dashboard.md: a change that does not load is logged and the users
+    read before stay. A deleted file is such a change: it was passed over
+    in silence. Gone, it is said once (the users stay); back, once; a bad
+    line's warning is one line (it ended in an escaped newline, \\x0a)."""
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  users: {users}\n")
+    good = users.read_text()
+    users.unlink()
+    gone = f"dashauth_reload: {users}: No such file or directory; keeping the 2 users read before"
+    wait_for(lambda: gone in d.log(), 10 * SLOW, "the warning that the users file is gone")
+    assert login(d, "alice", "alice-pw 密码")[0] == 200
+    time.sleep(2.5)                 # more looks at the file: still one line
+    assert d.log().count(gone) == 1, d.log()
+    users.write_text("alice:root:$argon2id$x\n")
+    os.chmod(users, 0o600)
+    bad = (f"dashauth_reload: {users} changed and does not load, keeping the users "
+           f"read before: {users}:1: user alice: unknown role 'root' (viewer or supervisor)\n")
+    wait_for(lambda: bad in d.log(), 10 * SLOW, "the warning that the users file is bad")
+    assert d.log().count(f"dashauth_reload: {users} is back") == 1, d.log()
+    assert "\\x0a" not in d.log()
+    assert login(d, "bob", "bob-pw")[0] == 200
+    users.write_text(good)
+    wait_for(lambda: "read again, 2 users" in d.log(), 10 * SLOW, "the users file read again")
