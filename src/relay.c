@@ -127,11 +127,26 @@ relay_publish(struct relay *r, const struct pipeline_alert *a,
 static void	relay_due(const struct sla_event *, unsigned, struct slaclock_peer *,
 		    void *);
 
+/*
+ * The spool's errors since mark (they begin with its path) put on the
+ * configuration's redis.spool line, as the other files' are.
+ */
+static void
+relay_spool_blame(const struct config *cfg, struct sbuf *errs, size_t mark)
+{
+	const char	*spool = cfg->redis.spool;
+
+	if (spool != NULL && errs->len > mark &&
+	    strncmp(errs->s + mark, spool, strlen(spool)) == 0)
+		(void)config_blame(cfg, "redis.spool", errs, mark);
+}
+
 struct relay *
 relay_new(struct event_base *base, const struct config *cfg, struct metrics *m,
     struct sbuf *errs)
 {
 	struct relay	*r;
+	size_t		 mark;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		sbuf_line(errs, "relay_new: out of memory");
@@ -152,8 +167,12 @@ relay_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 		sbuf_line(errs, "relay_new: out of memory");
 		goto err;
 	}
-	if ((r->sink = alert_new(base, cfg, m, errs)) == NULL ||
-	    (r->sla = slaclock_new(base, cfg, m, r->ids.instance, relay_due, r,
+	mark = errs->len;
+	if ((r->sink = alert_new(base, cfg, m, errs)) == NULL) {
+		relay_spool_blame(cfg, errs, mark);
+		goto err;
+	}
+	if ((r->sla = slaclock_new(base, cfg, m, r->ids.instance, relay_due, r,
 	    errs)) == NULL ||
 	    (r->snap = snapshot_new(base, cfg, slaclock_engine(r->sla),
 	    r->ids.instance, errs)) == NULL ||
@@ -211,8 +230,11 @@ relay_check(const struct config *cfg, struct sbuf *errs)
 	if (cfg->model != NULL && (m = model_new(cfg->model, errs)) == NULL)
 		(void)config_blame(cfg, "model", errs, mark);
 	rc = c != NULL && ru != NULL && (cfg->model == NULL || m != NULL) ? 0 : -1;
-	if (alert_spool_check(cfg, errs) == -1)
+	mark = errs->len;
+	if (alert_spool_check(cfg, errs) == -1) {
+		relay_spool_blame(cfg, errs, mark);
 		rc = -1;
+	}
 	codec_free(c);
 	rulebook_free(ru);
 	model_free(m);
