@@ -537,7 +537,10 @@ main(int argc, char **argv)
 		/* both have their say: every error at once */
 		if ((relay_check(d.cfg, &errs) == -1) |
 		    (session_check(d.cfg, &errs) == -1)) {
+			/* summed up as a bad file is (docs/operations.md, "Logs") */
 			log_errlines(NULL, &errs);
+			log_errx("main: %zu error%s in the configuration",
+			    errs.lines, errs.lines == 1 ? "" : "s");
 			goto out;
 		}
 		fprintf(stderr, "chatmond: configuration %s is valid\n", d.path);
@@ -562,14 +565,16 @@ main(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if ((d.notify = notify_new(d.base)) == NULL ||
-	    (d.admin = admin_new(d.base, d.cfg, &d.metrics, d.relay, &errs)) == NULL) {
-		log_errlines("", &errs);
-		goto out;
-	}
-	if ((d.srv = session_server_new(d.base, d.cfg, d.relay, &d.metrics,
+	/* out of memory only: said nowhere else */
+	if ((d.notify = notify_new(d.base)) == NULL)
+		sbuf_line(&errs, "notify_new: out of memory");
+	if (d.notify == NULL ||
+	    (d.admin = admin_new(d.base, d.cfg, &d.metrics, d.relay, &errs)) == NULL ||
+	    (d.srv = session_server_new(d.base, d.cfg, d.relay, &d.metrics,
 	    &errs)) == NULL) {
 		log_errlines("", &errs);
+		log_errx("main: cannot start: %zu error%s", errs.lines,
+		    errs.lines == 1 ? "" : "s");
 		goto out;
 	}
 	admin_set_server(d.admin, d.srv);

@@ -1618,6 +1618,44 @@ def test_start_up_failures_reach_the_journal_as_errors(backend, tmp_path):
                    for l in lines), (cmd, lines)
 
 
+def test_check_and_start_errors_name_the_line_and_are_summed_up(backend, tmp_path):
+    """chatmond -t and a failed start end with a `main:` line summing the
+    errors up (docs/operations.md, "Logs"): -t said nothing after a bad
+    rules directory, spool or TLS file, nor did a start whose admin address
+    could not be bound. A spool that cannot be opened is at the line that
+    names it, as the other files are (it was `PATH: ...` alone)."""
+    b = backend()
+    base = config_text(free_port(), f"ws://127.0.0.1:{b.port}/")
+    spool = base.replace("redis:\n", f"redis:\n  spool: {tmp_path}/none/alerts.spool\n", 1)
+    line = spool.splitlines().index(f"  spool: {tmp_path}/none/alerts.spool") + 1
+    rules = re.sub(r"(?m)^rules: .*$", f"rules: {tmp_path}/no-rules.d", base)
+    admin = re.sub(r"(?m)^admin: .*$", "admin: 192.0.2.1:9", base)
+    cases = [
+        (["-t"], spool, rf"^\S*spool\.yaml:{line}: redis\.spool: \S*alerts\.spool: cannot open "
+                        r"the alert spool: No such file",
+         "chatmond: error: main: 1 error in the configuration"),
+        ([], spool, rf"^\S*spool\.yaml:{line}: redis\.spool: \S*alerts\.spool: cannot open "
+                    r"the alert spool",
+         "chatmond: error: main: cannot start: 1 error"),
+        (["-t"], rules, r"rules: \S*no-rules\.d: cannot open the rules directory",
+         "chatmond: error: main: 1 error in the configuration"),
+        ([], admin, r"cannot listen on 192\.0\.2\.1:9 \(admin\.listen\)",
+         "chatmond: error: main: cannot start: 1 error"),
+    ]
+    for args, text, why, last in cases:
+        name = "spool" if text is spool else "rules" if text is rules else "admin"
+        conf = tmp_path / f"{name}.yaml"
+        conf.write_text(text, encoding="utf-8")
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        p = subprocess.run([CHATMOND, "-c", str(conf), *args], capture_output=True, text=True,
+                           env=env, timeout=60 * SLOW)
+        lines = p.stderr.splitlines()
+        assert p.returncode == 1, (args, name, p.stderr)
+        assert any(re.search(why, l) for l in lines), (args, name, lines)
+        assert lines[-1] == last, (args, name, lines)
+
+
 def test_service_start_errors_reach_the_journal_as_errors(tmp_path):
     """chatmon dashboard and chatmon notify that cannot start for a reason
     other than their file (a port taken, found by review: a plain line, at
