@@ -182,7 +182,7 @@ $(BUILD)/tests/test_rulebook: $(BUILD)/tests/test_rulebook.o $(BUILD)/rulebook.o
 	    $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 $(BUILD)/tests/test_rules_lit: $(BUILD)/tests/test_rules_lit.o $(BUILD)/tests/allocfail.o $(BUILD)/rules_lit.o
-	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lpcre2-8
+	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lpcre2-8 -lutf8proc
 $(BUILD)/tests/test_model: $(BUILD)/tests/test_model.o $(BUILD)/model.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -lm
 # with real rules from a file; --wrap fails its allocations one by one

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include <utf8proc.h>
+
 #include "rules_lit.h"
 
 #define RULES_MAX_SET		512	/* literals in one required set */
@@ -507,6 +509,20 @@ rules_lit_px_bracket(struct rules_lit_px *x)
 	return 1;
 }
 
+/* Whether case folding changes the one character s[0, n) (valid UTF-8). */
+static int
+rules_lit_folds(const char *s, size_t n)
+{
+	utf8proc_int32_t	cp, out[8];
+	int			bound = 0;
+
+	if (utf8proc_iterate((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n,
+	    &cp) != (utf8proc_ssize_t)n)
+		return 1;
+	return utf8proc_decompose_char(cp, out, 8, UTF8PROC_CASEFOLD, &bound) != 1 ||
+	    out[0] != cp;
+}
+
 /* Skips the rest of the escape \c whose letter was just read. */
 static void
 rules_lit_px_escape(struct rules_lit_px *x, char c)
@@ -692,6 +708,13 @@ rules_lit_px_atom(struct rules_lit_px *x, struct rules_lit_info *info)
 		while (s + n < x->end && ((unsigned char)s[n] & 0xc0) == 0x80)
 			n++;
 	x->p += n;
+	/*
+	 * Another letter that case folding changes (É, Σ, ß): the text never
+	 * holds it as written, so it is no literal to look for; an atom of
+	 * unknown text (the pattern still matches it caselessly)
+	 */
+	if (n > 1 && rules_lit_folds(s, n))
+		return 0;
 	if (n == 1 && c >= 'A' && c <= 'Z')
 		c = (char)(c - 'A' + 'a');
 	info->exact = n == 1 ? rules_lit_set_one(&c, 1) : rules_lit_set_one(s, n);

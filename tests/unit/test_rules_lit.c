@@ -552,6 +552,9 @@ static const struct pcase cases[] = {
 	{ "QQ", 1, { "qq", "加qq123" } },
 	{ "WeChat号", 1, { "wechat号", "我的wechat号是" } },
 	{ "abc", 1, { "abc", "xabcx" } },
+	/* a letter case folding changes is not in the text as written (found by review) */
+	{ "Éclair", 1, { "éclair", "un éclair" } },
+	{ "cafÉ", 1, { "café", "le café" } },
 	/* alternation, at the top and inside groups */
 	{ "微信|qq|钉钉", 1, { "微信", "qq", "钉钉", "有钉钉吗" } },
 	{ "加(?:我|你)(?:微信|vx)", 1, { "加我微信", "加你vx", "加你微信" } },
