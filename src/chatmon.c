@@ -552,7 +552,10 @@ cmd_scan(int argc, char **argv)
 			if (rd == REPLAY_READ_LONG) {
 				scan_bad(&so, name, fileline, lineno, msg);
 				rc = 1;
-			} else if (scan_line(&so, det, o.role, o.shop, line, n, lineno, name,
+				continue;
+			}
+			util_json_lone_surrogates(line, n);	/* read as the relay does */
+			if (scan_line(&so, det, o.role, o.shop, line, n, lineno, name,
 			    fileline) == -1)
 				rc = 1;
 		}

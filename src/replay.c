@@ -584,6 +584,7 @@ replay_file(struct replay *rp, const char *name, size_t max)
 			continue;
 		why = NULL;
 		memset(&l, 0, sizeof(l));
+		util_json_lone_surrogates(rp->buf, n);	/* read as the relay does */
 		if ((o = json_loadb(rp->buf, n, JSON_ALLOW_NUL, &je)) == NULL) {
 			/* jansson quotes the line ("near '...'"): not for a terminal raw */
 			sbuf_reset(&esc);

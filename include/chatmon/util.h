@@ -94,6 +94,14 @@ int	 util_read_file(const char *path, size_t max, char **bufp, size_t *lenp);
  * empty one succeeds.
  */
 int	 util_stdout_done(const char *what);
+/*
+ * Rewrites in place (same length) each lone UTF-16 surrogate escape of the
+ * JSON text s[0, len) (a \ud800 with no low half after it, a \udc00 with
+ * no high half before it) as \ufffd: the relay's codec reads them so, as
+ * browsers' and Python's JSON readers do, where jansson refuses the text;
+ * the offline tools must read a chat line as the relay did.
+ */
+void	 util_json_lone_surrogates(char *s, size_t len);
 
 /*
  * 1 when s is a name rules and models may give: a rule id, a list, a

@@ -198,3 +198,25 @@ def test_output_that_cannot_be_written_is_an_error(tmp_path, n):
     err = r.stderr.decode("utf-8", "replace")
     assert r.returncode == 1, err
     assert "chatmon: replay: cannot write the output: No space left on device" in err, err
+
+
+def test_a_lone_surrogate_reads_as_the_relay_reads_it(tmp_path):
+    """Found by review: the relay reads a lone \\ud800 in a chat frame as
+    U+FFFD (as browsers' and Python's JSON readers do, which write it) and
+    blocks 加\\ud800我微信; scan and replay refused the line as not JSON, so
+    an auditor could not reproduce the relay's decision."""
+    text = '{"ts": 1795312800000, "conversation": "c-1", "role": "agent", "agent": "a", ' \
+           '"text": "加\\ud800我微信abc123 \\ud83d\\ude00"}\n'
+    log = tmp_path / "s.jsonl"
+    log.write_text(text)
+    conf = os.path.join(ROOT, "conf", "chatmond.yaml")
+    p = subprocess.run([CHATMON, "scan", "-c", conf, "--format", "json", str(log)],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    hits = json.loads(p.stdout.decode().splitlines()[0])["hits"]
+    assert any(h["rule"].startswith("offplatform.") and h["action"] == "block" for h in hits), hits
+    assert any(h["match"].startswith("加\ufffd我") for h in hits), hits
+    code, out, err = replay("-c", conf, str(log), cwd=tmp_path)
+    assert code == 0 and err == "", err
+    assert any(json.loads(a).get("category") == "offplatform"
+               for a in out.decode().splitlines()[:-1]), out

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -118,6 +119,34 @@ test_utf8_cut(void **state)
 	assert_int_equal(util_utf8_trim("", 0), 0);
 }
 
+/* One JSON text through util_json_lone_surrogates: it must become want. */
+static void
+lone(const char *in, const char *want)
+{
+	char	buf[256];
+
+	snprintf(buf, sizeof(buf), "%s", in);
+	util_json_lone_surrogates(buf, strlen(buf));
+	assert_string_equal(buf, want);
+}
+
+/* Lone surrogate escapes read as U+FFFD, as the relay's codec reads them. */
+static void
+test_json_lone_surrogates(void **state)
+{
+	(void)state;
+	lone("{\"t\":\"a\\ud800b\"}", "{\"t\":\"a\\ufffdb\"}");	/* a high alone */
+	lone("\"\\uDC00\"", "\"\\ufffd\"");			/* a low alone */
+	lone("\"\\ud83d\\ude00\"", "\"\\ud83d\\ude00\"");	/* a pair stays */
+	lone("\"\\uD83D\\uDE00\\uDE00\"", "\"\\uD83D\\uDE00\\ufffd\"");
+	lone("\"\\ud800\\ud800\\udc00\"", "\"\\ufffd\\ud800\\udc00\"");
+	lone("\"\\\\ud800\"", "\"\\\\ud800\"");		/* an escaped backslash, then text */
+	lone("\"\\u4e2d\\n\\\"\"", "\"\\u4e2d\\n\\\"\"");	/* other escapes untouched */
+	lone("\"\\ud80\"", "\"\\ud80\"");			/* not four digits */
+	lone("\"\\ud800", "\"\\ufffd");				/* at the very end */
+	lone("\\", "\\");
+}
+
 int
 main(void)
 {
@@ -128,6 +157,7 @@ main(void)
 		cmocka_unit_test(test_utf8_count),
 		cmocka_unit_test(test_utf8_valid),
 		cmocka_unit_test(test_utf8_cut),
+		cmocka_unit_test(test_json_lone_surrogates),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
