@@ -307,19 +307,34 @@ alert_spool_check_end(struct alert *a)
 }
 
 /*
+ * Whether a spool line can be what alert_spill wrote: an alert is a JSON
+ * object, UTF-8, with no NUL byte in it. A filesystem can leave a block of
+ * zeros or stale bytes in the file after a crash; sent on, such a line
+ * would be a stream entry that is not an alert (docs/alerts.md: the one
+ * field is the JSON object).
+ */
+static int
+alert_spool_line_ok(const char *s, size_t len)
+{
+	return len >= 2 && s[0] == '{' && s[len - 1] == '}' &&
+	    memchr(s, '\0', len) == NULL && util_utf8_valid(s, len);
+}
+
+/*
  * Reads spooled lines into the spool ring, up to a batch; what is read is
  * sent before the outbox. The buffer grows for a long line (an alert of a
  * long turn): a line is never taken for the end of the file. One longer
  * than ALERT_SPOOL_LINE_MAX is not one of ours: it is skipped, counted as
- * dropped, and the lines after it are read.
+ * dropped, and the lines after it are read; so is a line that is not an
+ * alert (alert_spool_line_ok), logged once a read for all of them.
  */
 static void
 alert_spool_read(struct alert *a)
 {
 	char			*buf, *nl, *line, *p;
 	ssize_t			 n;
-	size_t			 used, cap = ALERT_SPOOL_CHUNK;
-	off_t			 start;
+	size_t			 used, cap = ALERT_SPOOL_CHUNK, bad = 0;
+	off_t			 start, bad_at = -1;
 	struct alert_item	 it;
 
 	if ((buf = malloc(cap)) == NULL)
@@ -340,8 +355,18 @@ alert_spool_read(struct alert *a)
 			it.spool_end = a->spool_read + (off_t)(nl - buf) + 1;
 			if (it.len == 0)
 				continue;
-			if ((it.json = strndup(line, it.len)) == NULL ||
-			    alert_push(&a->spool, it) == -1) {
+			if (!alert_spool_line_ok(line, it.len)) {
+				if (bad++ == 0)
+					bad_at = it.spool_end - (off_t)it.len - 1;
+				a->m->alerts_dropped++;
+				continue;
+			}
+			/* the exact bytes: the line's length is what is sent */
+			if ((it.json = malloc(it.len + 1)) == NULL)
+				goto out;	/* try again later */
+			memcpy(it.json, line, it.len);
+			it.json[it.len] = '\0';
+			if (alert_push(&a->spool, it) == -1) {
 				free(it.json);
 				goto out;	/* try again later */
 			}
@@ -389,6 +414,11 @@ alert_spool_read(struct alert *a)
 		}
 	}
 out:
+	if (bad > 0)
+		log_warnx("alert_spool_read: %s: %zu lines from %lld on are not "
+		    "alerts (a NUL byte, not UTF-8, or not a JSON object: what a "
+		    "crash can leave), skipped", a->spool_path, bad,
+		    (long long)bad_at);
 	free(buf);
 }
 

@@ -19,6 +19,7 @@ import subprocess
 import time
 
 import pytest
+import redis
 
 from conftest import REDIS_SERVER, SLOW, T, agent, recv, run, wait_for
 
@@ -410,6 +411,31 @@ def test_a_line_torn_by_a_crash_is_cut_and_what_follows_arrives(daemon, backend,
     assert d.stop() == 0
     st = d.stats()
     assert st["alerts_dropped"] == 1 and st["alerts_queued"] == 0, st
+
+
+def test_spool_lines_that_are_not_alerts_are_skipped(daemon, backend, redis_server, tmp_path):
+    """A crash can leave a block of zeros (or stale bytes) in the spool: a
+    line with a NUL byte, one that is not UTF-8, one that is not a JSON
+    object is skipped, counted as dropped and logged; the alerts around them
+    arrive, byte for byte. Found by review: a NUL line was copied up to the
+    NUL and sent at its full length (ASan: heap-buffer-overflow in
+    alert_send; the plain build wrote heap bytes into the stream)."""
+    r = redis_server()
+    raw = redis.Redis(host="127.0.0.1", port=r.port, socket_timeout=5)
+    spool = tmp_path / "alerts.spool"
+    good = [json.dumps({"v": 2, "id": f"good-{i}", "type": "rule.hit"}).encode() for i in range(3)]
+    spool.write_bytes(good[0] + b"\n" + b"\0" * 3000 + b"\n" + good[1] + b"\n" +
+                      b'{"v":2,"id":"latin1-\xe9"}\n' + b"not an alert\n" + good[2] + b"\n")
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=FOLD0 + LONG_SLA + [
+        "-o", f"redis.spool={spool}"])
+    wait_for(lambda: raw.xlen(STREAM) >= 3, T, "the three alerts in the stream")
+    wait_for(lambda: spool.stat().st_size == 0, T, "the spool emptied once delivered")
+    assert [f[b"alert"] for _, f in raw.xrange(STREAM)] == good
+    d.wait_log(r"alert_spool_read: \S*alerts\.spool: 3 lines from \d+ on are not alerts")
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["alerts_dropped"] == 3 and st["alerts_sent"] == 3, st
 
 
 def test_full_outbox_spills_to_the_spool_and_all_arrive_in_order(daemon, backend, redis_server,
