@@ -655,6 +655,8 @@ alert_send(struct alert *a)
 	if (a->spool.n == 0 && a->inflight == 0) {
 		alert_spool_read(a);
 		alert_spool_clear(a);
+		/* after the clear: chatmon_alerts_spool_bytes says 0 once it is */
+		alert_gauges(a);
 	}
 	/*
 	 * Spooled alerts are older than the outbox: while the file still has

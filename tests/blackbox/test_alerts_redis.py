@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 
 import pytest
 import redis
@@ -436,6 +437,36 @@ def test_spool_lines_that_are_not_alerts_are_skipped(daemon, backend, redis_serv
     assert d.stop() == 0
     st = d.stats()
     assert st["alerts_dropped"] == 3 and st["alerts_sent"] == 3, st
+
+
+def metric(d, name):
+    """One value of chatmond's /metrics (its admin port is in its configuration)."""
+    port = re.search(r"^admin: 127\.0\.0\.1:(\d+)$", open(d.conf, encoding="utf-8").read(),
+                     re.M).group(1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=T) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def test_spool_bytes_gauge_is_zero_once_the_spool_is_delivered(daemon, backend, redis_server,
+                                                               tmp_path):
+    """Found by review: the gauges were set before the delivered spool was
+    emptied, so chatmon_alerts_spool_bytes kept the old size for good."""
+    r = redis_server()
+    c = r.client()
+    spool = tmp_path / "alerts.spool"
+    spool.write_text("".join(json.dumps({"v": 2, "id": f"g-{i}", "type": "rule.hit"}) + "\n"
+                             for i in range(3)), encoding="utf-8")
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=FOLD0 + LONG_SLA + [
+        "-o", f"redis.spool={spool}"])
+    wait_for(lambda: len(stream(c)) == 3, T, "the spooled alerts in the stream")
+    wait_for(lambda: spool.stat().st_size == 0, T, "the spool emptied once delivered")
+    wait_for(lambda: metric(d, "chatmon_alerts_spool_bytes") == 0, T,
+             f"chatmon_alerts_spool_bytes 0 ({metric(d, 'chatmon_alerts_spool_bytes')})")
+    assert metric(d, "chatmon_alerts_queued") == 0
 
 
 def test_full_outbox_spills_to_the_spool_and_all_arrive_in_order(daemon, backend, redis_server,
