@@ -26,10 +26,12 @@
  * flight is always the one a reply is for.
  *
  * While Redis is away the alerts wait in the outbox (redis.outbox of them);
- * past that the oldest spill to the spool file (redis.spool, JSON Lines,
- * append-only), which a restart reads back; past redis.spool_max the oldest
- * info alert is dropped, then warn, and critical last. The spool is always
- * older than the outbox, so it is sent first, and cleared once delivered.
+ * past that the oldest not yet sent spill to the spool file (redis.spool,
+ * JSON Lines, append-only), or the newcomer when all are in flight, which a
+ * restart reads back; past redis.spool_max the oldest info alert is
+ * dropped, then warn, and critical last. The spool is always older than
+ * the outbox's alerts not yet sent, so it is sent first, and cleared once
+ * delivered.
  *
  * With redis.wait_replicas N, XADD's id is not enough: the alerts in
  * flight are delivered when a WAIT N sent after them counts N replicas. A
@@ -440,12 +442,17 @@ alert_spool_clear(struct alert *a)
 /* --- the outbox ------------------------------------------------------------------ */
 
 /*
- * The outbox is full: spill its oldest unsent alert to the spool or, when
- * that cannot take it, drop the oldest of the least severe, the newcomer
- * of severity sev included. Returns 1 when the newcomer is the one to go.
+ * The outbox is full: spill its oldest unsent alert to the spool. When
+ * every alert it holds is in flight (a WAIT that counts too few replicas,
+ * a Redis that hangs within redis.timeout holds them), none may leave it
+ * before its answer: the newcomer nw goes to the spool itself, and since
+ * it is newer than all of them, the order holds. When the spool cannot
+ * take it, drop the oldest of the least severe, the newcomer included.
+ * 0: there is room; 1: the newcomer is spilled; -1: the newcomer is the
+ * one to go.
  */
 static int
-alert_make_room(struct alert *a, int sev_new)
+alert_make_room(struct alert *a, const struct alert_item *nw)
 {
 	struct alert_item	 it;
 	/* what is in flight is all spool or all outbox (alert_send) */
@@ -453,12 +460,15 @@ alert_make_room(struct alert *a, int sev_new)
 	int			 sev;
 	char			 id[ALERTFMT_ID_MAX], type[32], sevname[16];
 
-	/* the file only ever holds what is older than the outbox: append */
-	if (first < a->box.n && alert_spill(a, alert_at(&a->box, first)) == 0) {
-		it = alert_take(&a->box, first);
-		free(it.json);
-		return 0;
-	}
+	/* the file holds what is older than the outbox's unsent alerts: append */
+	if (first < a->box.n) {
+		if (alert_spill(a, alert_at(&a->box, first)) == 0) {
+			it = alert_take(&a->box, first);
+			free(it.json);
+			return 0;
+		}
+	} else if (alert_spill(a, nw) == 0)
+		return 1;
 	for (sev = ALERT_INFO; sev <= ALERT_CRITICAL; sev++) {
 		for (i = first; i < a->box.n; i++)
 			if (alert_at(&a->box, i)->sev == sev) {
@@ -477,10 +487,10 @@ alert_make_room(struct alert *a, int sev_new)
 				free(it.json);
 				return 0;
 			}
-		if (sev == sev_new)
-			return 1;	/* nothing older is less severe than it */
+		if (sev == nw->sev)
+			return -1;	/* nothing older is less severe than it */
 	}
-	return 1;
+	return -1;
 }
 
 static void
@@ -488,6 +498,7 @@ alert_enqueue(struct alert *a, const char *json, size_t len, int sev)
 {
 	struct alert_item	it;
 	char			id[ALERTFMT_ID_MAX];
+	int			rc;
 
 	a->m->alerts_total++;
 	it.len = len;
@@ -501,17 +512,21 @@ alert_enqueue(struct alert *a, const char *json, size_t len, int sev)
 	}
 	/* a room for each alert, and for its bytes: one alert may take several */
 	while (a->box.n > 0 && (a->box.n >= a->outbox_max ||
-	    a->box.bytes + len > a->outbox_bytes))
-		if (alert_make_room(a, sev)) {
+	    a->box.bytes + len > a->outbox_bytes)) {
+		if ((rc = alert_make_room(a, &it)) == 0)
+			continue;
+		if (rc == -1) {
 			a->m->alerts_dropped++;
 			alertfmt_get_id(id, json, len);
 			log_warnx("alert_enqueue: outbox full (%zu alerts or %" PRIu64
 			    " bytes), no room to spool, and nothing older is less "
 			    "severe: dropped alert %s", a->outbox_max,
 			    a->outbox_bytes, id);
-			free(it.json);
-			return;
 		}
+		free(it.json);		/* dropped, or in the spool */
+		alert_gauges(a);
+		return;
+	}
 	if (alert_push(&a->box, it) == -1) {
 		a->m->alerts_dropped++;
 		alertfmt_get_id(id, json, len);

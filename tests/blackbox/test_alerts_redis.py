@@ -496,6 +496,39 @@ def test_full_outbox_spills_to_the_spool_and_all_arrive_in_order(daemon, backend
     assert st["alerts_dropped"] == 0 and st["alerts_queued"] == 0, st
 
 
+def test_full_outbox_all_in_flight_spills_the_new_alert(daemon, backend, redis_server, tmp_path):
+    """redis.outbox=5, every alert in it written but in flight (a WAIT 1 that
+    no replica answers): the new alerts go to the spool, none is dropped,
+    and once a replica joins all arrive in order. Found by review: only
+    alerts not in flight were spilled, so the new ones were dropped with
+    the spool empty."""
+    r = redis_server(extra=["--repl-diskless-sync-delay", "0"])     # the replica at once
+    c = r.client()
+    spool = tmp_path / "inflight.spool"
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=FOLD0 + LONG_SLA + [
+        "-o", "redis.outbox=5", "-o", f"redis.spool={spool}",
+        "-o", "redis.wait_replicas=1", "-o", "redis.wait_timeout=200ms"])
+    d.wait_log(r"alert_on_state: redis \S+ connected")
+    run(block_hits(d, [f"w-{i}" for i in range(12)], "wes"))
+    raws = logged(d)
+    assert len(raws) == 12
+    assert "dropped" not in d.log()
+    assert spool.read_text(encoding="utf-8").splitlines() == raws[5:]
+    # written (each WAIT holds the connection 200 ms), not acknowledged
+    wait_for(lambda: len(stream(c)) >= 5, T, "the 5 in flight in the stream")
+    assert stream(c) == raws[:5] and metric(d, "chatmon_alerts_queued") == 5
+    redis_server(extra=["--replicaof", "127.0.0.1", str(r.port)])
+    wait_for(lambda: metric(d, "chatmon_alerts_queued") == 0, 10 * SLOW,
+             "every alert acknowledged by the replica")
+    wait_for(lambda: spool.stat().st_size == 0, T, "the spool emptied once delivered")
+    got, dups = dedup(stream(c))
+    assert got == raws and dups == 0
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["alerts_dropped"] == 0 and st["alerts_spooled"] == 7 and st["alerts_sent"] == 12, st
+
+
 def test_a_long_alert_in_the_spool_keeps_those_after_it(daemon, backend, redis_server, tmp_path):
     """An alert carries its turn's whole text (up to limits.max_message): one
     of 200 KB spilled to the spool is read back whole, and so is every
