@@ -16,12 +16,15 @@
 #include "chatmon/alert.h"
 #include "chatmon/alertfmt.h"
 #include "chatmon/log.h"
+#include "chatmon/logrepeat.h"
 #include "chatmon/rconn.h"
 #include "chatmon/rreply.h"
 
 /*
  * Delivery is at least once. An alert leaves the outbox only when XADD has
- * returned an id for it; PUBLISH goes with it, for whoever listens live.
+ * returned an id for it; PUBLISH goes with it, for whoever listens live,
+ * once: pub/sub is at most once, and an alert sent again after a
+ * reconnect is not published again.
  * Replies come back in the order the commands went, so the oldest alert in
  * flight is always the one a reply is for.
  *
@@ -59,12 +62,14 @@
  */
 
 #define ALERT_INFLIGHT		256	/* alerts pipelined at once */
+#define ALERT_PUBLISH_LOG_MS	60000	/* a refused PUBLISH, said once a minute */
 #define ALERT_FOLD_BUCKETS	4096
 
 struct alert_item {
 	char		*json;		/* owned, NUL-terminated */
 	size_t		 len;
 	int		 sev;
+	int		 published;	/* PUBLISH went: never again (at most once) */
 	off_t		 spool_end;	/* from the spool: where its line ends; else -1 */
 };
 
@@ -119,6 +124,7 @@ struct alert {
 	struct util_hkey	 hkey;
 	size_t			 nfold;
 	struct event		*ev_fold;
+	struct logrepeat	*publish_log;	/* PUBLISH's refusals */
 };
 
 static void	alert_send(struct alert *);
@@ -354,6 +360,7 @@ alert_spool_read(struct alert *a)
 			line = buf + used;
 			it.len = (size_t)(nl - line);
 			it.sev = ALERT_INFO;
+			it.published = 0;
 			it.spool_end = a->spool_read + (off_t)(nl - buf) + 1;
 			if (it.len == 0)
 				continue;
@@ -503,6 +510,7 @@ alert_enqueue(struct alert *a, const char *json, size_t len, int sev)
 	a->m->alerts_total++;
 	it.len = len;
 	it.sev = sev;
+	it.published = 0;
 	it.spool_end = -1;
 	if ((it.json = strndup(json, len)) == NULL) {
 		a->m->alerts_dropped++;
@@ -650,6 +658,33 @@ alert_on_wait(redisReply *reply, void *priv)
 }
 
 /*
+ * The reply to a PUBLISH. Pub/sub is at most once: nothing is sent again,
+ * but a refusal (an ACL without +publish) is told, or the live feed would
+ * miss every alert without a word while the stream has them.
+ */
+static void
+alert_on_publish(redisReply *reply, void *priv)
+{
+	struct alert	*a = priv;
+	uint64_t	 held = 0;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+		return;
+	if (a->publish_log != NULL && !logrepeat_check(a->publish_log,
+	    reply->str, reply->len, util_mono_ns() / 1000000, &held))
+		return;
+	if (held > 0)
+		log_warnx("alert_on_publish: redis %s refused PUBLISH to %s: %.200s "
+		    "(the channel misses alerts, the stream has them; fix Redis; "
+		    "%" PRIu64 " more since this was last logged)",
+		    rconn_name(a->rc), a->channel, reply->str, held);
+	else
+		log_warnx("alert_on_publish: redis %s refused PUBLISH to %s: %.200s "
+		    "(the channel misses alerts, the stream has them; fix Redis)",
+		    rconn_name(a->rc), a->channel, reply->str);
+}
+
+/*
  * Sends what is not in flight yet, spool first, up to the pipeline's
  * depth; with redis.wait_replicas a WAIT after them, one at a time.
  */
@@ -684,9 +719,14 @@ alert_send(struct alert *a)
 			break;
 		it = a->inflight < a->spool.n ? alert_at(&a->spool, a->inflight) :
 		    alert_at(&a->box, a->inflight - a->spool.n);
-		if (rconn_command(a->rc, NULL, NULL, 0, "PUBLISH %s %b",
-		    a->channel, it->json, it->len) == -1 ||
-		    rconn_command(a->rc, want > 0 ? alert_on_xadd_waited :
+		if (!it->published) {
+			/* even when the connection goes next: at most once */
+			it->published = 1;
+			if (rconn_command(a->rc, alert_on_publish, a, 0,
+			    "PUBLISH %s %b", a->channel, it->json, it->len) == -1)
+				return;	/* the connection was dropped */
+		}
+		if (rconn_command(a->rc, want > 0 ? alert_on_xadd_waited :
 		    alert_on_xadd, a, 0, "XADD %s MAXLEN ~ %s * alert %b",
 		    a->stream, a->maxlen, it->json, it->len) == -1)
 			return;	/* the connection was dropped: all is sent again */
@@ -895,7 +935,8 @@ alert_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 	util_hkey_random(&a->hkey);
 	if (alert_settings(a, cfg) == -1 ||
 	    (a->rc = rconn_new(base, "alert", alert_on_state, a)) == NULL ||
-	    (a->ev_fold = evtimer_new(base, alert_on_fold, a)) == NULL)
+	    (a->ev_fold = evtimer_new(base, alert_on_fold, a)) == NULL ||
+	    (a->publish_log = logrepeat_new(4, ALERT_PUBLISH_LOG_MS)) == NULL)
 		goto oom;
 	if (cfg->redis.spool != NULL) {
 		if ((a->spool_path = strdup(cfg->redis.spool)) == NULL)
@@ -994,6 +1035,7 @@ alert_free(struct alert *a)
 	alert_ring_free(&a->spool);
 	if (a->ev_fold)
 		event_free(a->ev_fold);
+	logrepeat_free(a->publish_log);
 	free(a->channel);
 	free(a->stream);
 	free(a->spool_path);

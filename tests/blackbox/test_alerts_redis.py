@@ -706,6 +706,72 @@ def dropped_in_log(d):
     return [dict(id=m.group(1), type=m.group(2), severity=m.group(3)) for m in got]
 
 
+def published_ids(sub, into, stop):
+    """The alert ids published on the channel sub listens to, into a list, until stop."""
+    while not stop.is_set():
+        m = sub.get_message(timeout=0.2)
+        if m and m["type"] == "message":
+            into.append(aid(m["data"]))
+
+
+def test_an_alert_sent_again_is_not_published_again(daemon, backend, redis_server):
+    """The stream's key holds a string (WRONGTYPE): each XADD is refused, the
+    connection dropped and the alerts sent again at every reconnect, but
+    the channel, at most once, has each alert once at most. Found by
+    review: the PUBLISH went with every re-sent XADD (11 copies of each in
+    30 s)."""
+    import threading
+    r = redis_server()
+    c = r.client()
+    c.set(STREAM, "not a stream")
+    sub = c.pubsub()
+    sub.subscribe(CHANNEL)
+    assert sub.get_message(timeout=T)["type"] == "subscribe"
+    pubs, stop = [], threading.Event()
+    reader = threading.Thread(target=published_ids, args=(sub, pubs, stop), daemon=True)
+    reader.start()
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=FOLD0 + LONG_SLA)
+    run(block_hits(d, ["p-1", "p-2", "p-3"], "pia"))
+    wait_for(lambda: len(re.findall(r"XADD refused WRONGTYPE", d.log())) >= 3, 5 * SLOW,
+             "three reconnects, each refused")
+    c.delete(STREAM)
+    want = [aid(x) for x in logged(d)]
+    wait_for(lambda: set(want) <= {aid(x) for x in stream(c)}, 10 * SLOW,
+             "the alerts in the stream once Redis takes them")
+    time.sleep(0.3)
+    stop.set()
+    reader.join(5)
+    sub.close()
+    # at most once: one whose PUBLISH was still in the pipeline when a
+    # refusal dropped the connection may never reach the channel
+    assert pubs and len(pubs) == len(set(pubs)) and set(pubs) <= set(want), pubs
+    assert pubs == sorted(pubs)
+
+
+def test_a_refused_publish_is_logged_once(daemon, backend, redis_server):
+    """An ACL user without +publish: the alerts reach the stream, and the
+    refusal is logged, once for the burst. Found by review: PUBLISH's reply
+    was never read, so the channel stayed silent without a word."""
+    r = redis_server()
+    c = r.client()
+    c.execute_command("ACL", "SETUSER", "nopub", "on", ">Np-pw", "~chatmon:*", "&chatmon:*",
+                      "+@all", "-publish")
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=FOLD0 + LONG_SLA + [
+        "-o", "redis.username=nopub", "-o", "redis.password=Np-pw"])
+    run(block_hits(d, [f"q-{i}" for i in range(5)], "quin"))
+    want = [aid(x) for x in logged(d)]
+    wait_for(lambda: [aid(x) for x in stream(c)] == want, T, "the alerts in the stream")
+    lines = [l for l in d.log().splitlines() if "refused PUBLISH" in l]
+    assert len(lines) == 1, lines
+    assert re.search(r"alert_on_publish: redis 127\.0\.0\.1:\d+ refused PUBLISH to "
+                     r"chatmon:alerts: NOPERM", lines[0]), lines
+    assert "rconn_drop" not in d.log()
+    assert d.stop() == 0
+    assert d.stats()["alerts_sent"] == 5
+
+
 def test_outbox_bound_drops_least_severe_first(daemon, backend, redis_server, tmp_path):
     """30 alerts (10 conversations: sla.warn info, sla.breach warn,
     sla.escalate critical) into an outbox of 5 with Redis down and no spool:
