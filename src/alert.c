@@ -110,6 +110,7 @@ struct alert {
 	struct alert_ring	 spool;		/* read back from the spool file, in order */
 	struct alert_ring	 box;		/* the outbox */
 	size_t			 inflight;	/* sent, from the front of spool then box */
+	size_t			 stored;	/* of those, the oldest XADD has stored */
 	int			 waiting;	/* a WAIT is out */
 	size_t			 wait_covers;	/* the alerts in flight sent before it */
 	uint64_t		 wait_want;	/* the replicas it asked for */
@@ -559,7 +560,10 @@ alert_delivered(struct alert *a, size_t n)
 		ring = a->spool.n > 0 ? &a->spool : &a->box;
 		it = alert_take(ring, 0);
 		a->inflight--;
-		if (a->wait_covers > 0)	/* one confirmed before a reload turned WAIT on */
+		if (a->stored > 0)
+			a->stored--;
+		/* one the WAIT out covers, delivered without it (a reload) */
+		if (a->wait_covers > 0)
 			a->wait_covers--;
 		a->m->alerts_sent++;
 		free(it.json);
@@ -596,28 +600,27 @@ alert_refused(struct alert *a, const char *cmd, const char *err)
 	rconn_drop(a->rc, why);
 }
 
-/* The reply to an XADD no WAIT follows: the oldest alert in flight is delivered. */
+/*
+ * The reply to an XADD: the oldest alert in flight not yet stored is.
+ * Without WAIT that delivers it; with WAIT, the WAIT sent after it does.
+ * The setting is read now, not when the XADD went: a reload that turned
+ * redis.wait_replicas to 0 has no WAIT follow what it sent before, and
+ * what is stored is delivered as it comes.
+ */
 static void
 alert_on_xadd(redisReply *reply, void *priv)
 {
 	struct alert	*a = priv;
 
-	if (reply == NULL || a->inflight == 0)
+	if (reply == NULL || a->stored >= a->inflight)
 		return;	/* the connection went; it is all sent again */
-	if (reply->type == REDIS_REPLY_ERROR)
+	if (reply->type == REDIS_REPLY_ERROR) {
 		alert_refused(a, "XADD", reply->str);
-	else
-		alert_delivered(a, 1);
-}
-
-/* The reply to an XADD a WAIT follows: only an error matters, WAIT delivers. */
-static void
-alert_on_xadd_waited(redisReply *reply, void *priv)
-{
-	struct alert	*a = priv;
-
-	if (reply != NULL && a->inflight > 0 && reply->type == REDIS_REPLY_ERROR)
-		alert_refused(a, "XADD", reply->str);
+		return;
+	}
+	a->stored++;
+	if (a->wait_replicas == 0)
+		alert_delivered(a, a->stored);
 }
 
 static void
@@ -632,8 +635,10 @@ alert_on_wait(redisReply *reply, void *priv)
 		alert_refused(a, "WAIT", reply->str);
 		return;
 	}
+	/* enough for when it was sent, or for a reload since that asks fewer */
 	if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0 &&
-	    (uint64_t)reply->integer >= a->wait_want) {
+	    ((uint64_t)reply->integer >= a->wait_want ||
+	    (uint64_t)reply->integer >= a->wait_replicas)) {
 		if (a->short_since != 0)
 			log_info("alert_on_wait: redis %s: %" PRIu64 " replicas have "
 			    "the alerts again, after %.1f s", rconn_name(a->rc),
@@ -726,8 +731,8 @@ alert_send(struct alert *a)
 			    "PUBLISH %s %b", a->channel, it->json, it->len) == -1)
 				return;	/* the connection was dropped */
 		}
-		if (rconn_command(a->rc, want > 0 ? alert_on_xadd_waited :
-		    alert_on_xadd, a, 0, "XADD %s MAXLEN ~ %s * alert %b",
+		if (rconn_command(a->rc, alert_on_xadd, a, 0,
+		    "XADD %s MAXLEN ~ %s * alert %b",
 		    a->stream, a->maxlen, it->json, it->len) == -1)
 			return;	/* the connection was dropped: all is sent again */
 		a->inflight++;
@@ -752,6 +757,7 @@ alert_on_state(void *arg, int up, int lost)
 		a->m->redis_reconnects++;
 	if (!up) {
 		a->inflight = 0;
+		a->stored = 0;
 		a->waiting = 0;
 		a->wait_covers = 0;
 		return;
@@ -977,10 +983,22 @@ oom:
 void
 alert_set_config(struct alert *a, const struct config *cfg)
 {
-	/* a new target reconnects: what was in flight is sent again there */
-	if (alert_settings(a, cfg) == -1 ||
-	    rconn_set_target(a->rc, &cfg->redis, 0) == -1)
+	if (alert_settings(a, cfg) == -1) {
 		log_warnx("alert_set_config: out of memory, Redis settings kept");
+		return;
+	}
+	/* a new target reconnects: what was in flight is sent again there */
+	if (rconn_set_target(a->rc, &cfg->redis, 0) == -1)
+		log_warnx("alert_set_config: out of memory, Redis target kept");
+	/*
+	 * redis.wait_replicas turned to 0: no WAIT follows the alerts sent
+	 * under the old setting any more, and what Redis stored of them is
+	 * delivered now. Turned on: a WAIT goes for those in flight.
+	 */
+	if (a->wait_replicas == 0 && a->stored > 0)
+		alert_delivered(a, a->stored);
+	else
+		alert_send(a);
 }
 
 void

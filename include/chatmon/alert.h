@@ -24,7 +24,11 @@ enum alert_severity {
  */
 struct alert *alert_new(struct event_base *base, const struct config *cfg,
 	    struct metrics *m, struct sbuf *errs);
-/* A reloaded configuration: a new Redis target reconnects; the spool path is kept. */
+/*
+ * A reloaded configuration: a new Redis target reconnects; the spool path
+ * is kept. A lower redis.wait_replicas applies to the alerts in flight too
+ * (to 0: those Redis stored are delivered at once).
+ */
 void	alert_set_config(struct alert *, const struct config *cfg);
 /*
  * Whether alert_new could open cfg's spool (read and write, or create it

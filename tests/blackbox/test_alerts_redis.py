@@ -529,6 +529,34 @@ def test_full_outbox_all_in_flight_spills_the_new_alert(daemon, backend, redis_s
     assert st["alerts_dropped"] == 0 and st["alerts_spooled"] == 7 and st["alerts_sent"] == 12, st
 
 
+def test_reload_turning_wait_off_delivers_the_alerts_waiting_for_it(daemon, backend,
+                                                                    redis_server):
+    """Alerts written and waiting for a WAIT 1 no replica answers; a reload
+    sets redis.wait_replicas to 0: they are delivered, and so is what comes
+    after. Found by review: those sent under WAIT waited for good, since no
+    WAIT followed them any more and their XADD's reply did not deliver."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    conf = f"redis:\n  url: {r.url()}\n  fold: 0\n  wait_timeout: 200ms\n  wait_replicas: 1\n"
+    d = daemon(b.port, rules=LIVE, redis=None, args=LONG_SLA, extra=conf)
+    d.wait_log(r"alert_on_state: redis \S+ connected")
+    run(block_hits(d, [f"v-{i}" for i in range(3)], "val"))
+    wait_for(lambda: len(stream(c)) == 3, T, "the 3 alerts written")
+    time.sleep(0.5)
+    assert metric(d, "chatmon_alerts_queued") == 3           # not acknowledged
+    d.write_config(open(d.conf, encoding="utf-8").read().replace("wait_replicas: 1",
+                                                                   "wait_replicas: 0"))
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"main: reload: configuration reloaded from")
+    wait_for(lambda: metric(d, "chatmon_alerts_queued") == 0, T,
+             "the alerts that waited for the WAIT delivered")
+    run(block_hits(d, ["v-3"], "val"))
+    wait_for(lambda: metric(d, "chatmon_alerts_sent_total") == 4, T, "the next one delivered")
+    assert metric(d, "chatmon_alerts_queued") == 0
+    assert [aid(x) for x in stream(c)] == [aid(x) for x in logged(d)]
+
+
 def test_a_long_alert_in_the_spool_keeps_those_after_it(daemon, backend, redis_server, tmp_path):
     """An alert carries its turn's whole text (up to limits.max_message): one
     of 200 KB spilled to the spool is read back whole, and so is every
