@@ -54,7 +54,10 @@
  * connection, and rconn connects again, to the master Sentinel names when
  * configured; every alert not delivered is sent again there. Alerts Redis
  * refuses for good (WRONGTYPE, NOPERM) wait in the outbox and spool like
- * in an outage, logged, until someone fixes Redis.
+ * in an outage, logged, until someone fixes Redis. But for a WAIT the
+ * server refuses for good (NOPERM): alerts then go on XADD's id alone on
+ * that connection, since dropping it would only write them again and
+ * again (alert_on_wait).
  *
  * The connection (rconn) notices a Redis that stopped answering
  * (redis.timeout) and reconnects with backoff. Chat traffic never waits for
@@ -112,6 +115,7 @@ struct alert {
 	size_t			 inflight;	/* sent, from the front of spool then box */
 	size_t			 stored;	/* of those, the oldest XADD has stored */
 	int			 waiting;	/* a WAIT is out */
+	int			 wait_refused;	/* this connection may not WAIT (alert_on_wait) */
 	size_t			 wait_covers;	/* the alerts in flight sent before it */
 	uint64_t		 wait_want;	/* the replicas it asked for */
 	int64_t			 short_since;	/* WAITs count too few since (wall ms); 0 */
@@ -549,6 +553,13 @@ alert_enqueue(struct alert *a, const char *json, size_t len, int sev)
 
 /* --- Redis ---------------------------------------------------------------------- */
 
+/* The replicas an alert waits for now: none where WAIT is refused for good. */
+static uint64_t
+alert_want(const struct alert *a)
+{
+	return a->wait_refused ? 0 : a->wait_replicas;
+}
+
 /* The oldest n alerts in flight are delivered. */
 static void
 alert_delivered(struct alert *a, size_t n)
@@ -619,7 +630,7 @@ alert_on_xadd(redisReply *reply, void *priv)
 		return;
 	}
 	a->stored++;
-	if (a->wait_replicas == 0)
+	if (alert_want(a) == 0)
 		alert_delivered(a, a->stored);
 }
 
@@ -631,6 +642,25 @@ alert_on_wait(redisReply *reply, void *priv)
 	if (reply == NULL || !a->waiting)
 		return;
 	a->waiting = 0;
+	/*
+	 * A server that refuses WAIT itself (an ACL user without +wait, the
+	 * command renamed away) refuses it at every reconnect: dropping the
+	 * connection would only XADD the alerts again and again, without
+	 * end. What it stored is delivered on XADD's id alone, as with
+	 * redis.wait_replicas 0, until the connection goes (then WAIT is
+	 * tried again), and it is said once a connection.
+	 */
+	if (reply->type == REDIS_REPLY_ERROR && (strncmp(reply->str, "NOPERM",
+	    6) == 0 || strncmp(reply->str, "ERR unknown command", 19) == 0)) {
+		log_warnx("alert_on_wait: redis %s refused WAIT: %.200s; alerts "
+		    "are delivered on XADD's id alone on this connection, as with "
+		    "redis.wait_replicas 0 (a failover can lose the last of "
+		    "them): allow WAIT to chatmond's Redis user",
+		    rconn_name(a->rc), reply->str);
+		a->wait_refused = 1;
+		alert_delivered(a, a->stored);
+		return;
+	}
 	if (reply->type == REDIS_REPLY_ERROR) {
 		alert_refused(a, "WAIT", reply->str);
 		return;
@@ -638,7 +668,7 @@ alert_on_wait(redisReply *reply, void *priv)
 	/* enough for when it was sent, or for a reload since that asks fewer */
 	if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0 &&
 	    ((uint64_t)reply->integer >= a->wait_want ||
-	    (uint64_t)reply->integer >= a->wait_replicas)) {
+	    (uint64_t)reply->integer >= alert_want(a))) {
 		if (a->short_since != 0)
 			log_info("alert_on_wait: redis %s: %" PRIu64 " replicas have "
 			    "the alerts again, after %.1f s", rconn_name(a->rc),
@@ -698,7 +728,7 @@ alert_send(struct alert *a)
 {
 	struct alert_item	*it;
 	size_t			 total;
-	uint64_t		 want = a->wait_replicas;
+	uint64_t		 want = alert_want(a);
 
 	if (!rconn_up(a->rc))
 		return;
@@ -759,6 +789,7 @@ alert_on_state(void *arg, int up, int lost)
 		a->inflight = 0;
 		a->stored = 0;
 		a->waiting = 0;
+		a->wait_refused = 0;	/* the next server may take it */
 		a->wait_covers = 0;
 		return;
 	}
@@ -995,7 +1026,7 @@ alert_set_config(struct alert *a, const struct config *cfg)
 	 * under the old setting any more, and what Redis stored of them is
 	 * delivered now. Turned on: a WAIT goes for those in flight.
 	 */
-	if (a->wait_replicas == 0 && a->stored > 0)
+	if (alert_want(a) == 0 && a->stored > 0)
 		alert_delivered(a, a->stored);
 	else
 		alert_send(a);

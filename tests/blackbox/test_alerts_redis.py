@@ -557,6 +557,34 @@ def test_reload_turning_wait_off_delivers_the_alerts_waiting_for_it(daemon, back
     assert [aid(x) for x in stream(c)] == [aid(x) for x in logged(d)]
 
 
+def test_a_refused_wait_delivers_on_xadd_alone_not_again_and_again(daemon, backend,
+                                                                   redis_server):
+    """redis.wait_replicas 1 and an ACL user without +wait: the refusal is
+    logged once, the alerts are delivered on XADD's id, each written once.
+    Found by review: the refused WAIT dropped the connection and every
+    reconnect wrote the alerts again (20 alerts, 240 entries in 40 s)."""
+    r = redis_server()
+    c = r.client()
+    c.execute_command("ACL", "SETUSER", "nowait", "on", ">Nw-pw", "~chatmon:*", "&chatmon:*",
+                      "+@all", "-wait")
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=FOLD0 + LONG_SLA + [
+        "-o", "redis.username=nowait", "-o", "redis.password=Nw-pw",
+        "-o", "redis.wait_replicas=1"])
+    run(block_hits(d, [f"n-{i}" for i in range(5)], "nat"))
+    wait_for(lambda: metric(d, "chatmon_alerts_sent_total") == 5, T, "the 5 alerts delivered")
+    time.sleep(1.0)                     # a loop of reconnects would write them again
+    assert [aid(x) for x in stream(c)] == [aid(x) for x in logged(d)]
+    lines = [l for l in d.log().splitlines() if "refused WAIT" in l]
+    assert len(lines) == 1 and "NOPERM" in lines[0], lines
+    assert "rconn_drop" not in d.log()
+    run(block_hits(d, ["n-5"], "nat"))
+    wait_for(lambda: metric(d, "chatmon_alerts_sent_total") == 6, T, "the next one delivered")
+    assert d.stop() == 0
+    st = d.stats()
+    assert st["alerts_sent"] == 6 and st["alerts_queued"] == 0 and st["redis_reconnects"] == 0, st
+
+
 def test_a_long_alert_in_the_spool_keeps_those_after_it(daemon, backend, redis_server, tmp_path):
     """An alert carries its turn's whole text (up to limits.max_message): one
     of 200 KB spilled to the spool is read back whole, and so is every
