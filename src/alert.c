@@ -34,7 +34,8 @@
  * restart reads back; past redis.spool_max the oldest info alert is
  * dropped, then warn, and critical last. The spool is always older than
  * the outbox's alerts not yet sent, so it is sent first, and cleared once
- * delivered.
+ * delivered; at exit, what was delivered of it is taken out
+ * (alert_spool_compact).
  *
  * With redis.wait_replicas N, XADD's id is not enough: the alerts in
  * flight are delivered when a WAIT N sent after them counts N replicas. A
@@ -449,6 +450,95 @@ alert_spool_clear(struct alert *a)
 		log_warn("alert_spool_clear: %s", a->spool_path);
 	a->spool_size = a->spool_read = 0;
 	a->spool_drained = 0;
+}
+
+/*
+ * At exit: the spool's delivered lines go, or the next start would send
+ * them again (alert_spool_clear empties the file only once all of it is
+ * delivered: a long spool stopped halfway went again whole). What is
+ * left is copied to a new file that takes the spool's place in one
+ * rename, locked like it: a crash on the way leaves the old file, whose
+ * delivered lines then go twice, never a spool missing a line. When it
+ * cannot be done, the spool stays as it was (logged).
+ */
+static void
+alert_spool_compact(struct alert *a)
+{
+	const struct alert_item	*first;
+	char			*tmp = NULL, *buf = NULL;
+	const char		*why = NULL;
+	off_t			 from, at;
+	ssize_t			 n, w, k;
+	int			 fd = -1;
+
+	if (a->spool_fd == -1 || a->spool_drained)
+		return;		/* unread past a failure: kept whole, as it is */
+	first = a->spool.n > 0 ? alert_at(&a->spool, 0) : NULL;
+	from = first != NULL ? first->spool_end - (off_t)first->len - 1 :
+	    a->spool_read;
+	if (from <= 0)
+		return;
+	if (from >= a->spool_size) {
+		if (ftruncate(a->spool_fd, 0) == -1) {
+			why = strerror(errno);
+			goto err;
+		}
+		a->spool_size = a->spool_read = 0;
+		return;
+	}
+	if (asprintf(&tmp, "%s.new", a->spool_path) == -1) {
+		tmp = NULL;
+		why = "out of memory";
+		goto err;
+	}
+	if ((buf = malloc(ALERT_SPOOL_CHUNK)) == NULL) {
+		why = "out of memory";
+		goto err;
+	}
+	if ((fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
+	    0600)) == -1 || flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		why = strerror(errno);
+		goto err;
+	}
+	for (at = from; at < a->spool_size; at += n) {
+		n = pread(a->spool_fd, buf, (size_t)(a->spool_size - at) <
+		    ALERT_SPOOL_CHUNK ? (size_t)(a->spool_size - at) :
+		    ALERT_SPOOL_CHUNK, at);
+		if (n <= 0) {
+			why = n == 0 ? "shorter than it was" : strerror(errno);
+			goto err;
+		}
+		for (w = 0; w < n; w += k)
+			if ((k = write(fd, buf + w, (size_t)(n - w))) <= 0) {
+				why = k == 0 ? "short write" : strerror(errno);
+				goto err;
+			}
+	}
+	/* the rename is not made durable: lost, the old file only repeats */
+	if (fsync(fd) == -1 || rename(tmp, a->spool_path) == -1) {
+		why = strerror(errno);
+		goto err;
+	}
+	log_info("alert_spool_compact: %s: %lld bytes delivered taken out, %lld "
+	    "kept for the next start", a->spool_path, (long long)from,
+	    (long long)(a->spool_size - from));
+	close(a->spool_fd);
+	a->spool_fd = fd;
+	a->spool_size -= from;
+	a->spool_read = 0;
+	free(buf);
+	free(tmp);
+	return;
+err:
+	log_warnx("alert_spool_compact: %s: cannot take out the %lld bytes "
+	    "delivered (%s): they are sent again at the next start",
+	    a->spool_path, (long long)from, why);
+	if (fd != -1) {
+		close(fd);
+		unlink(tmp);
+	}
+	free(buf);
+	free(tmp);
 }
 
 /* --- the outbox ------------------------------------------------------------------ */
@@ -1067,6 +1157,7 @@ alert_free(struct alert *a)
 	rconn_free(a->rc);
 	a->rc = NULL;		/* the loop is over: nothing more is sent */
 	alert_flush(a);		/* folded alerts still owed go with the rest, to the spool */
+	alert_spool_compact(a);
 	/* what was not acknowledged, to the spool: the read part of it is still there */
 	for (i = 0; i < a->box.n; i++)
 		if (alert_spill(a, alert_at(&a->box, i)) == -1)

@@ -61,7 +61,9 @@ void	alert_flush(struct alert *);
 int	alert_in_flight(const struct alert *);
 /*
  * Before the event base goes: drops the connection, and writes what was not
- * delivered to the spool when there is one (counted as dropped otherwise).
+ * delivered to the spool when there is one (counted as dropped otherwise),
+ * after taking the spool's delivered lines out of it, so that the next
+ * start sends only the rest.
  */
 void	alert_free(struct alert *);
 

@@ -469,6 +469,45 @@ def test_spool_bytes_gauge_is_zero_once_the_spool_is_delivered(daemon, backend, 
     assert metric(d, "chatmon_alerts_queued") == 0
 
 
+def test_a_spool_stopped_halfway_resumes_after_what_was_delivered(daemon, backend, redis_server,
+                                                                  tmp_path):
+    """A spool of 501 lines delivered up to its 301st, which this Redis
+    cannot take (over its proto-max-bulk-len: it drops the connection each
+    time), and chatmond stopped: the delivered lines leave the file at
+    exit, and the next start sends only the rest. Found by review: the file
+    was emptied only once wholly delivered, and a restart sent it all again
+    (15 331 copies)."""
+    r = redis_server(extra=["--proto-max-bulk-len", "1mb"])
+    c = r.client()
+    spool = tmp_path / "alerts.spool"
+
+    def line(i, pad=""):
+        return json.dumps({"v": 2, "id": f"h-{i:04d}", "type": "rule.hit", "text": pad})
+    lines = [line(i) for i in range(300)] + [line(300, "x" * 1200000)] + \
+        [line(i) for i in range(301, 501)]
+    spool.write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+    size = spool.stat().st_size
+    b = backend()
+    args = FOLD0 + LONG_SLA + ["-o", f"redis.spool={spool}", "-o", "limits.shutdown_grace=1s"]
+    d1 = daemon(b.port, rules=LIVE, redis=r.url(), args=args, name="first")
+    d1.wait_log(r"XADD refused ERR Protocol error")
+    assert d1.stop() == 0
+    # some may be there twice: Redis's reset can lose the replies to the last
+    # of them, and the next connection sends those again
+    first = stream(c)
+    assert {aid(x) for x in first} == {f"h-{i:04d}" for i in range(300)}
+    kept = spool.read_text(encoding="utf-8").splitlines()
+    assert kept == lines[300:] and spool.stat().st_size < size
+    d1.wait_log(r"alert_spool_compact: \S*alerts\.spool: \d+ bytes delivered taken out")
+    c.config_set("proto-max-bulk-len", str(512 << 20))
+    d2 = daemon(b.port, rules=LIVE, redis=r.url(), args=args, name="second")
+    wait_for(lambda: spool.stat().st_size == 0, 10 * SLOW, "the rest delivered")
+    got = stream(c)
+    assert got[:len(first)] == first and [aid(x) for x in got[len(first):]] == \
+        [f"h-{i:04d}" for i in range(300, 501)]
+    assert d2.stop() == 0
+
+
 def test_full_outbox_spills_to_the_spool_and_all_arrive_in_order(daemon, backend, redis_server,
                                                                  tmp_path):
     """Redis down, redis.outbox=5 with a spool: the oldest spill to the file,
