@@ -329,25 +329,6 @@ codec_buf_reserve(struct codec_buf *b, size_t n)
 	return 0;
 }
 
-static int
-codec_hex4(const unsigned char *p, uint32_t *v)
-{
-	size_t	i;
-	int	d;
-
-	*v = 0;
-	for (i = 0; i < 4; i++) {
-		if (p[i] >= '0' && p[i] <= '9')
-			d = p[i] - '0';
-		else if ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f')
-			d = (p[i] | 0x20) - 'a' + 10;
-		else
-			return -1;
-		*v = *v << 4 | (uint32_t)d;
-	}
-	return 0;
-}
-
 /*
  * A string whose opening quote is at *i: *i goes past the closing one,
  * *esc says whether it holds a backslash. NULL, or what is wrong with
@@ -381,7 +362,7 @@ codec_scan_string(const unsigned char *b, size_t len, size_t *i, int *esc)
 				p += 2;
 				continue;
 			case 'u':
-				if (end - p < 6 || codec_hex4(p + 2, &v) == -1) {
+				if (end - p < 6 || util_hex4((const char *)p + 2, &v) == -1) {
 					*i = (size_t)(p - b);
 					return "invalid \\u escape";
 				}
@@ -505,11 +486,12 @@ codec_unescape(const unsigned char *s, const unsigned char *e, struct codec_buf 
 		case 'r': *d++ = '\r'; break;
 		case 't': *d++ = '\t'; break;
 		case 'u':
-			(void)codec_hex4(s + 2, &cp);
+			(void)util_hex4((const char *)s + 2, &cp);
 			s += 6;
 			if (cp >= 0xd800 && cp <= 0xdbff && e - s >= 6 &&
 			    s[0] == '\\' && s[1] == 'u' &&
-			    codec_hex4(s + 2, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff) {
+			    util_hex4((const char *)s + 2, &lo) == 0 &&
+			    lo >= 0xdc00 && lo <= 0xdfff) {
 				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 				s += 6;
 			} else if (cp >= 0xd800 && cp <= 0xdfff)

@@ -386,43 +386,24 @@ util_stdout_done(const char *what)
 	return -1;
 }
 
-/* The value of the 4 hex digits at s, or -1. */
-static long
-util_hex4(const char *s)
-{
-	long	v = 0;
-	int	i, d;
-
-	for (i = 0; i < 4; i++) {
-		if (s[i] >= '0' && s[i] <= '9')
-			d = s[i] - '0';
-		else if ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f')
-			d = (s[i] | 0x20) - 'a' + 10;
-		else
-			return -1;
-		v = v * 16 + d;
-	}
-	return v;
-}
-
 void
 util_json_lone_surrogates(char *s, size_t len)
 {
-	size_t	i = 0;
-	long	v, w;
+	size_t		i = 0;
+	uint32_t	v, w;
 
 	while (i + 1 < len) {
 		if (s[i] != '\\') {
 			i++;
 			continue;
 		}
-		if (s[i + 1] != 'u' || i + 6 > len || (v = util_hex4(s + i + 2)) < 0) {
+		if (s[i + 1] != 'u' || i + 6 > len || util_hex4(s + i + 2, &v) == -1) {
 			i += 2;		/* \" \\ \n ...: its second byte is no escape */
 			continue;
 		}
 		if (v >= 0xd800 && v <= 0xdbff && i + 12 <= len && s[i + 6] == '\\' &&
-		    s[i + 7] == 'u' && (w = util_hex4(s + i + 8)) >= 0xdc00 &&
-		    w <= 0xdfff) {
+		    s[i + 7] == 'u' && util_hex4(s + i + 8, &w) == 0 &&
+		    w >= 0xdc00 && w <= 0xdfff) {
 			i += 12;	/* a pair */
 			continue;
 		}

@@ -102,6 +102,24 @@ int	 util_stdout_done(const char *what);
  * the offline tools must read a chat line as the relay did.
  */
 void	 util_json_lone_surrogates(char *s, size_t len);
+/* The value of the 4 hex digits at p into *v: 0, or -1 when one is not. */
+static inline int
+util_hex4(const char *p, uint32_t *v)
+{
+	int	i, d;
+
+	*v = 0;
+	for (i = 0; i < 4; i++) {
+		if (p[i] >= '0' && p[i] <= '9')
+			d = p[i] - '0';
+		else if ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f')
+			d = (p[i] | 0x20) - 'a' + 10;
+		else
+			return -1;
+		*v = *v << 4 | (uint32_t)d;
+	}
+	return 0;
+}
 
 /*
  * 1 when s is a name rules and models may give: a rule id, a list, a
