@@ -380,6 +380,8 @@ AGENT_VIOLATIONS = {
     "close_code_1015": (frame(0x8, struct.pack("!H", 1015) + b"x"), 1002),
     "close_code_999": (frame(0x8, struct.pack("!H", 999) + b"x"), 1002),
     "close_code_2999": (frame(0x8, struct.pack("!H", 2999) + b"x"), 1002),
+    # a reason cut inside a character is not UTF-8 (it was passed on)
+    "close_reason_cut_utf8": (frame(0x8, struct.pack("!H", 1000) + b"ab\xe4\xbd"), 1007),
     # RFC 6455 5.5.1: a close body starts with a two-byte code (lws passed
     # one byte on as a close without a code)
     "close_payload_one_byte": (frame(0x8, b"\x03"), 1002),
@@ -499,6 +501,24 @@ def test_invalid_close_code_from_backend(daemon, backend, code):
             got = await closed(ws, 5 * SLOW)
             assert got == (1011, f"upstream protocol error: bad close code {code}"), got
             assert b.closed(conn)["code"] == 1002
+    run(main())
+    assert metrics(ap).value("chatmon_protocol_errors_total", side="upstream") == 1
+
+
+def test_close_reason_cut_utf8_from_backend(daemon, backend):
+    """A backend's close reason that ends inside a UTF-8 character is not
+    UTF-8: the backend gets 1007 and the agent 1011, not the cut reason."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, args=admin(ap))
+    bad = frame(0x8, struct.pack("!H", 1000) + b"ab\xe4\xbd", mask=False)
+
+    async def main():
+        async with agent(d, "/raw?t=close-cut&hex=" + bad.hex()) as ws:
+            conn = b.opened("t=close-cut")["conn"]
+            got = await closed(ws, 5 * SLOW)
+            assert got == (1011, "upstream protocol error: bad utf8 in close"), got
+            assert b.closed(conn)["code"] == 1007
     run(main())
     assert metrics(ap).value("chatmon_protocol_errors_total", side="upstream") == 1
 
