@@ -432,10 +432,13 @@ session_forward_close(struct session *s, enum session_side to,
 	}
 	code = (uint16_t)(in[0] << 8 | in[1]);
 	/*
-	 * 1005, 1006 and 1015 must never be sent on the wire; lws fails a
-	 * peer that sends one (patch 0018), so this only guards the rule
+	 * Only a code RFC 6455 7.4 lets an endpoint send goes on: never 1005,
+	 * 1006 or 1015, nor one it does not define (below 1000, 1004,
+	 * 1016-2999, above 4999). lws fails a peer that sends one (patch
+	 * 0018), so this only guards the rule.
 	 */
-	if (code == 1005 || code == 1006 || code == 1015 || code < 1000)
+	if (code < 1000 || code == 1004 || code == 1005 || code == 1006 ||
+	    (code >= 1015 && code < 3000) || code > 4999)
 		code = 1001;
 	session_close_side(s, to, code, "%.*s",
 	    (int)(len - 2 > SESSION_REASON_MAX ? SESSION_REASON_MAX : len - 2),

@@ -380,6 +380,9 @@ AGENT_VIOLATIONS = {
     "close_code_1015": (frame(0x8, struct.pack("!H", 1015) + b"x"), 1002),
     "close_code_999": (frame(0x8, struct.pack("!H", 999) + b"x"), 1002),
     "close_code_2999": (frame(0x8, struct.pack("!H", 2999) + b"x"), 1002),
+    # RFC 6455 7.4.2 defines nothing above 4999 (they were passed on)
+    "close_code_5000": (frame(0x8, struct.pack("!H", 5000) + b"x"), 1002),
+    "close_code_65535": (frame(0x8, struct.pack("!H", 65535) + b"x"), 1002),
     # a reason cut inside a character is not UTF-8 (it was passed on)
     "close_reason_cut_utf8": (frame(0x8, struct.pack("!H", 1000) + b"ab\xe4\xbd"), 1007),
     # RFC 6455 5.5.1: a close body starts with a two-byte code (lws passed
@@ -485,7 +488,7 @@ def test_invalid_utf8_from_a_mute_backend_closes_the_agent_at_once(daemon, backe
     run(main())
 
 
-@pytest.mark.parametrize("code", [1005, 1016])
+@pytest.mark.parametrize("code", [1005, 1016, 5000, 65535])
 def test_invalid_close_code_from_backend(daemon, backend, code):
     """A backend's close with a code it may not send is a protocol error like
     any other: the agent gets 1011 with the reason, not the backend's reason
