@@ -338,6 +338,30 @@ def test_subprotocol_backend_picks_none(daemon, backend):
     run(main())
 
 
+def test_long_subprotocol_offers_are_answered(daemon, backend):
+    """An offered list of 127 bytes or more, or a name of 63 or more (a
+    bearer token passed as a subprotocol), got no HTTP answer at all: lws
+    copied the list into 128 bytes and each name into 64 (patch 0022). The
+    agent is answered with its first choice, the backend gets the list."""
+    token = "base64url.bearer.authorization.k8s.io." + "eyJhbGciOiJIUzI1NiJ9" * 10
+    offers = {"sp-long-name": ["chat", token],
+              "sp-long-first": [token, "chat"],
+              "sp-long-list": [f"chat.v{i}.example.com" for i in range(12)]}
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        for t, offer in offers.items():
+            async with agent(d, f"/echo?t={t}", subprotocols=offer) as ws:
+                assert ws.subprotocol == offer[0], t
+                o = b.opened(f"t={t}")
+                assert o["offered"] == ", ".join(offer), o
+                assert o["subprotocol"] == offer[0], o
+                await ws.send(t)
+                assert await recv(ws) == t
+    run(main())
+
+
 def test_no_subprotocol_offered(daemon, backend):
     b = backend()
     d = daemon(b.port)
