@@ -365,6 +365,50 @@ def test_early_messages_of_a_gone_agent_wait_connect_timeout_at_most(daemon):
             c.close()
 
 
+# ---------------------------------------------------------------- request heads
+
+def answer(port, head, wait=5):
+    """What chatmond answers a raw request head before it closes (or within
+    wait seconds): (status line, the whole answer, seconds it took)."""
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), T) as c:
+        c.settimeout(wait * SLOW)
+        c.sendall(head)
+        got = b""
+        try:
+            while chunk := c.recv(65536):
+                got += chunk
+        except socket.timeout:
+            pass
+    return got.split(b"\r\n")[0].decode("latin-1"), got, time.monotonic() - t0
+
+
+def test_malformed_upgrades_are_answered_400(daemon, backend):
+    """RFC 6455 4.2.2: a request that is no valid handshake gets 400 (lws
+    patch 0023); lws closed the connection without an HTTP answer. The
+    backend hears of none of them."""
+    b = backend()
+    d = daemon(b.port)
+    key = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    up = b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    bad = {
+        "no key": b"Host: x\r\n" + up + b"Connection: Upgrade\r\n",
+        "key too long": b"Host: x\r\n" + up + b"Connection: Upgrade\r\n"
+                        b"Sec-WebSocket-Key: " + b"A" * 200 + b"\r\n",
+        "no host": up + b"Connection: Upgrade\r\n" + key,
+        "no connection upgrade": b"Host: x\r\n" + up + b"Connection: keep-alive\r\n" + key,
+        "protocol list": b"Host: x\r\n" + up + b"Connection: Upgrade\r\n" + key +
+                         b"Sec-WebSocket-Protocol: chat v1;x\r\n",
+    }
+    for what, headers in bad.items():
+        status, _, took = answer(d.port, b"GET /echo?t=bad HTTP/1.1\r\n" + headers + b"\r\n")
+        assert status == "HTTP/1.1 400 Bad Request", (what, status)
+        assert took < 2 * SLOW, (what, took)       # answered and closed at once
+    RawWS(d.port, "/echo?t=good").close()
+    b.opened("t=good")
+    assert not b.select(lambda e: e["ev"] == "open" and "t=bad" in e["path"])
+
+
 # ---------------------------------------------------------------- RFC 6455 from the agent
 
 AGENT_VIOLATIONS = {
