@@ -367,6 +367,10 @@ def test_early_messages_of_a_gone_agent_wait_connect_timeout_at_most(daemon):
 
 # ---------------------------------------------------------------- request heads
 
+UPGRADE = (b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+
+
 def answer(port, head, wait=5):
     """What chatmond answers a raw request head before it closes (or within
     wait seconds): (status line, the whole answer, seconds it took)."""
@@ -407,6 +411,56 @@ def test_malformed_upgrades_are_answered_400(daemon, backend):
     RawWS(d.port, "/echo?t=good").close()
     b.opened("t=good")
     assert not b.select(lambda e: e["ev"] == "open" and "t=bad" in e["path"])
+
+
+def test_request_heads_too_big_are_answered_431(daemon, backend):
+    """A head over max_http_header_data (16 KiB), or with more header lines
+    and query arguments than lws can index, got no HTTP answer at all: lws
+    dropped the connection. It now reads the head to its end, answers 431
+    and closes (lws patch 0024); a head that ends after the limit has been
+    passed in an earlier read is answered too. Heads of 81 query arguments
+    or 80 Cookie lines (the old index ran out there) are upgraded."""
+    b = backend()
+    d = daemon(b.port)
+
+    def head(path="/echo?t=big", extra=b""):
+        return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + UPGRADE + extra + b"\r\n"
+
+    RawWS(d.port, "/echo?t=args&" + "&".join(f"k{i}=v" for i in range(80))).close()
+    assert b.opened("t=args")["path"].endswith("&k79=v")
+    RawWS(d.port, "/echo?t=cookies", headers=[("Cookie", f"c{i}=v") for i in range(80)]).close()
+    b.opened("t=cookies")
+
+    too_big = {
+        "one header": head(extra=b"X-Pad: " + b"a" * 17000 + b"\r\n"),
+        "many headers": head(extra=b"".join(b"X-A%d: %s\r\n" % (i, b"v" * 60) for i in range(300))),
+        "query arguments": head("/echo?t=big&" + "&".join(f"k{i}=v" for i in range(300))),
+        "cookie lines": head(extra=b"".join(b"Cookie: c%d=v\r\n" % i for i in range(300))),
+        "request line": head("/echo?t=big&pad=" + "a" * 17000),
+        "64 KiB": head(extra=b"".join(b"X-Pad%d: %s\r\n" % (i, b"a" * 4000) for i in range(16))),
+    }
+    for what, h in too_big.items():
+        status, got, took = answer(d.port, h)
+        assert status == "HTTP/1.1 431 Request Header Fields Too Large", (what, status)
+        assert got.endswith(b"</html>"), (what, got[-80:])     # whole, then closed
+        assert took < 2 * SLOW, (what, took)
+
+    # the end of the head comes in a later read than the byte over the limit
+    with socket.create_connection(("127.0.0.1", d.port), T) as c:
+        big = head(extra=b"X-Pad: " + b"a" * 17000 + b"\r\n")
+        c.sendall(big[:-1])
+        time.sleep(0.3)
+        c.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            c.recv(1)                           # no answer before the end
+        c.settimeout(5 * SLOW)
+        c.sendall(big[-1:])
+        assert c.recv(100).startswith(b"HTTP/1.1 431 ")
+
+    raw = RawWS(d.port, "/echo?t=after-big")
+    raw.close()
+    b.opened("t=after-big")
+    assert not b.select(lambda e: e["ev"] == "open" and "t=big" in e["path"])
 
 
 # ---------------------------------------------------------------- RFC 6455 from the agent
