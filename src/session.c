@@ -1668,6 +1668,41 @@ session_protocol_error(struct session *s, enum session_side side,
 		    "upstream protocol error: %.*s", rlen, (const char *)in + 2);
 }
 
+/*
+ * A request without "Upgrade: websocket" (a browser, a health check pointed
+ * at this port): chatmond serves nothing over plain HTTP, and lws left the
+ * connection without a word until its idle timeout (10 s). It is told at
+ * once what to speak instead, 426 with the Upgrade header RFC 7231 6.5.15
+ * asks for, and closed.
+ */
+static int
+session_not_websocket(struct session *s, struct lws *wsi)
+{
+	static const char body[] = "chatmond relays WebSocket connections "
+	    "only: connect with a WebSocket client (Upgrade: websocket).\n";
+	unsigned char	 hbuf[LWS_PRE + 512], bbuf[LWS_PRE + sizeof(body)];
+	unsigned char	*start = hbuf + LWS_PRE, *p = start;
+	unsigned char	*end = hbuf + sizeof(hbuf);
+	size_t		 len = sizeof(body) - 1;
+
+	log_debug("session_not_websocket: %s: a plain HTTP request, answered "
+	    "426", s != NULL ? s->addr : "-");
+	if (lws_add_http_common_headers(wsi, HTTP_STATUS_UPGRADE_REQUIRED,
+	    "text/plain; charset=utf-8", len, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_UPGRADE,
+	    (const unsigned char *)"websocket", 9, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+	    (const unsigned char *)"Upgrade, close", 14, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	/* HEAD: the headers of the answer a GET gets, no body */
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) <= 0) {
+		memcpy(bbuf + LWS_PRE, body, len);
+		(void)lws_write(wsi, bbuf + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
+	}
+	return -1;
+}
+
 /* --- the lws callback ---------------------------------------------------- */
 
 static int
@@ -1704,6 +1739,9 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			return -1;
 		}
 		return 0;
+
+	case LWS_CALLBACK_HTTP:		/* a request that asked for no upgrade */
+		return session_not_websocket(s, wsi);
 
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		if (s == NULL)

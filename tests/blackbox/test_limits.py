@@ -387,6 +387,30 @@ def answer(port, head, wait=5):
     return got.split(b"\r\n")[0].decode("latin-1"), got, time.monotonic() - t0
 
 
+def test_plain_http_is_answered_426_at_once(daemon, backend):
+    """A request that asks for no upgrade (a browser, a health check on the
+    wrong port) waited 10 s for nothing and was dropped: it is answered 426
+    with the protocol to use, and closed. Nothing goes upstream."""
+    b = backend()
+    d = daemon(b.port)
+    for method, extra in (("GET", b""), ("POST", b"Content-Length: 5\r\n\r\nhello"),
+                          ("HEAD", b"")):
+        req = f"{method} /echo?t=plain HTTP/1.1\r\nHost: x\r\n".encode() + extra
+        status, got, took = answer(d.port, req if extra else req + b"\r\n")
+        assert status == "HTTP/1.1 426 Upgrade Required", (method, status)
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert b"\r\nupgrade: websocket\r\n" in head.lower(), head
+        assert body == (b"" if method == "HEAD" else
+                        b"chatmond relays WebSocket connections only: connect with "
+                        b"a WebSocket client (Upgrade: websocket).\n"), (method, body)
+        assert took < 1 * SLOW, (method, took)         # closed at once, not after 10 s
+    status, _, _ = answer(d.port, b"GET / HTTP/1.0\r\n\r\n")
+    assert status == "HTTP/1.0 426 Upgrade Required", status
+    RawWS(d.port, "/echo?t=ws").close()
+    b.opened("t=ws")
+    assert not b.select(lambda e: e["ev"] == "open" and "t=plain" in e["path"])
+
+
 def test_malformed_upgrades_are_answered_400(daemon, backend):
     """RFC 6455 4.2.2: a request that is no valid handshake gets 400 (lws
     patch 0023); lws closed the connection without an HTTP answer. The
