@@ -434,7 +434,11 @@ static const char convstore_lua_end[] =
 "if out[1] then closed(t, ARGV[4]) end\n"
 "redis.call('HSET', KEYS[1], 'w', t.w, 'lq', t.lq, 'q', t.q, 'la', ARGV[1], 'xr', t.xr or '', 'xc', t.xc or '')\n"
 "local last = tonumber(ARGV[1])\n"
-"for e = 0, 2 do if num(t['d'..e]) > last then last = num(t['d'..e]) end end\n"
+/* a week at most: a due time another process wrote may be anything */
+"for e = 0, 2 do\n"
+"  local d = num(t['d'..e])\n"
+"  if d > last and d - tonumber(ARGV[1]) < 604800000 then last = d end\n"
+"end\n"
 "redis.call('PEXPIRE', KEYS[1], " CONVSTORE_STR(CONVSTORE_TOMB_MS) " + math.floor(last - tonumber(ARGV[1])))\n"
 "redis.call('ZREM', KEYS[2], ARGV[3])\n"
 "redis.call('ZREM', KEYS[3], ARGV[3])\n"

@@ -427,6 +427,30 @@ def test_an_ended_conversations_record_outlives_its_last_deadline(daemon, backen
     assert 60000 + 85000 < ttl <= 60000 + 90000, ttl
 
 
+def test_an_end_is_applied_whatever_due_time_the_record_holds(daemon, backend, redis_server,
+                                                             tmp_path):
+    """A due time another process wrote may be anything (2^62 here): the
+    end's record stays at most a week past the end for it, and the end is
+    applied (a TTL Redis refused would fail the whole script)."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s = script(tmp_path, "s", [(0, frame("zh-1", "这个有现货吗"))])
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    key = conv_key("zh-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s}&agent=cat") as ws:
+            await first_turn(ws, "zh-1")
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "round open")
+            c.hset(key, "d2", str(2 ** 62))
+            await ws.send(endf("zh-1"))
+            wait_for(lambda: c.hget(key, "i") is None and c.exists(key), 2 * SLOW,
+                     "ended in Redis")
+    run(main())
+    assert 0 < c.pttl(key) <= 60000 + FIRST, c.pttl(key)
+
+
 def test_an_end_reaches_redis_from_an_instance_that_does_not_hold_it(daemon, backend,
                                                                      redis_server, tmp_path):
     """A round opens; chatmond restarts (or the agent comes back through
