@@ -61,6 +61,11 @@ def test_daily_summary_once_with_yesterdays_figures(redis_server, robot, notify,
     assert body["team"] == rep["team"], (body["team"], rep["team"])
     assert body["team"]["rounds"] == 3 and body["team"]["breaches"] == 1
     assert body["worst"][0]["conversation"] == "c-2"
+    # the day's marker says sent once the worker has the robot's answer
+    # (a worker stopped before that holds the day's lease an hour, as
+    # docs/notify.md says; the robot logs a message before it answers)
+    wait_for(lambda: c.get(f"chatmon:notify:daily:{day}") == "sent", 10 * SLOW,
+             "the day marked sent")
     # restarted, and a second worker: nobody sends that day again
     w1.stop()
     notify(r, routes, **opts)
