@@ -437,6 +437,29 @@ def test_malformed_upgrades_are_answered_400(daemon, backend):
     assert not b.select(lambda e: e["ev"] == "open" and "t=bad" in e["path"])
 
 
+def test_other_websocket_versions_are_answered_426(daemon, backend):
+    """RFC 6455 4.2.2: a Sec-WebSocket-Version other than 13 is answered 426
+    with the version chatmond speaks (lws patch 0026); lws went on with a
+    version 13 handshake whatever was asked. No version at all is 400. The
+    backend hears of none of them; 13 is upgraded as before."""
+    b = backend()
+    d = daemon(b.port)
+    base = (b"GET /echo?t=v HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+    for version in (b"8", b"12", b"130", b"1", b"abc", b"13, 8"):
+        status, got, took = answer(d.port, base + b"Sec-WebSocket-Version: " + version + b"\r\n\r\n")
+        assert status == "HTTP/1.1 426 Upgrade Required", (version, status)
+        assert b"\r\nsec-websocket-version: 13\r\n" in got.lower(), (version, got)
+        assert took < 2 * SLOW, (version, took)     # answered and closed at once
+    status, _, _ = answer(d.port, base + b"\r\n")
+    assert status == "HTTP/1.1 400 Bad Request", status
+    RawWS(d.port, "/echo?t=good").close()
+    b.opened("t=good")
+    assert not b.select(lambda e: e["ev"] == "open" and e["path"].endswith("?t=v"))
+    status, _, _ = answer(d.port, base + b"Sec-WebSocket-Version: 13\r\n\r\n", wait=1)
+    assert status == "HTTP/1.1 101 Switching Protocols", status
+
+
 def test_request_heads_too_big_are_answered_431(daemon, backend):
     """A head over max_http_header_data (16 KiB), or with more header lines
     and query arguments than lws can index, got no HTTP answer at all: lws
