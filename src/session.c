@@ -1784,9 +1784,11 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		evtimer_del(s->tmo[SIDE_AGENT]);	/* the handshake's */
 		/* from here on frames can be injected: the agent's notes may come */
 		relay_peer_opened(srv->relay, &s->peer);
+		/* the path only: the query may carry a forwarded token or other secrets */
 		log_debug("session_cb: agent=%s session=%" PRIu64 " connected "
-		    "from %s, upstream path %s", session_agent_name(s),
-		    s->peer.session, s->hdrs[s->nhdrs - 1].value, s->up_path);
+		    "from %s, upstream path %.*s", session_agent_name(s),
+		    s->peer.session, s->hdrs[s->nhdrs - 1].value,
+		    (int)strcspn(s->up_path, "?"), s->up_path);
 		session_connect_upstream(s);
 		return 0;
 

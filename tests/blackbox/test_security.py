@@ -574,6 +574,24 @@ def test_forward_token_passes_it_on(daemon, backend, keys):
     assert dict((k.lower(), v) for k, v in o["headers"])["authorization"] == f"Bearer {tok}"
 
 
+def test_a_forwarded_query_token_is_not_logged(daemon, backend, keys):
+    """With forward_token the token stays in the backend's query; the debug
+    line about the connection named that path whole, token and all."""
+    b = backend()
+    d = daemon(b.port, agent_id="jwt:query:token",
+               extra=jwt_extra(keys["dir"] / "hs.key", forward_token="true"))
+    tok = token(HS_SECRET, "HS256", sub="dave")
+
+    async def main():
+        async with ws(d, f"/echo?fwdq=1&token={tok}") as c:
+            assert await echoes(c)
+    run(main())
+    o = b.wait(lambda e: e["ev"] == "open" and "fwdq=1" in e["path"])
+    assert tok in o["path"]
+    d.wait_log(r"agent=dave session=\d+ connected from \S+, upstream path /echo\n")
+    assert tok.split(".")[2] not in d.log()
+
+
 def test_bad_tokens_get_401_and_are_not_logged(daemon, backend, keys):
     """Missing, expired, not yet valid, forged, wrong-audience, wrong-issuer,
     unsigned (alg none) and alg-confused tokens: 401 before anything goes
