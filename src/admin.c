@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -157,7 +158,7 @@ admin_request(struct evhttp_request *req, void *arg)
 	if (a->token != NULL && !admin_loopback(req)) {
 		auth = evhttp_find_header(evhttp_request_get_input_headers(req),
 		    "Authorization");
-		if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0 ||
+		if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 ||
 		    !admin_token_ok(a->token, auth + 7)) {
 			evhttp_add_header(evhttp_request_get_output_headers(req),
 			    "WWW-Authenticate", "Bearer");

@@ -915,6 +915,9 @@ def test_admin_token(daemon, backend):
             assert status == 401, (path, hdr, status, body[:200])
     auth = {"Authorization": f"Bearer {token}"}
     assert fetch(ap, "/healthz", headers=auth, host=ip, source=src)[0] == 200
+    for scheme in ("bearer", "BEARER"):          # RFC 7235: any case
+        hdr = {"Authorization": f"{scheme} {token}"}
+        assert fetch(ap, "/healthz", headers=hdr, host=ip, source=src)[0] == 200, scheme
     assert fetch(ap, "/nope", headers=auth, host=ip, source=src)[0] == 404
     status, headers, body = fetch(ap, "/metrics", headers=auth, host=ip, source=src)
     assert status == 200 and b"chatmon_build_info" in body
