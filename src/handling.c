@@ -212,18 +212,23 @@ handling_fp_one(json_t *counts, const char *rule)
 }
 
 int
-handling_fp_add(json_t *counts, const char *value, size_t len, int64_t since_ms)
+handling_fp_add(json_t *counts, const char *value, size_t len, int64_t since_ms,
+    int *handled)
 {
 	json_t		*o, *rules;
 	const char	*r;
 	size_t		 i;
-	int		 rc = 0;
+	int		 rc = 0, st;
 
+	*handled = 0;
 	if ((o = json_loadb(value, len, 0, NULL)) == NULL)
 		return 0;
-	if (!json_is_object(o) || handling_state_parse(json_string_value(
-	    json_object_get(o, "state"))) != HANDLING_FALSE_POSITIVE ||
+	if (!json_is_object(o) || (st = handling_state_parse(json_string_value(
+	    json_object_get(o, "state")))) == -1 ||
 	    json_integer_value(json_object_get(o, "at")) < since_ms)
+		goto out;
+	*handled = 1;
+	if (st != HANDLING_FALSE_POSITIVE)
 		goto out;
 	rules = json_object_get(o, "rules");
 	for (i = 0; json_is_array(rules) && i < json_array_size(rules); i++)

@@ -70,7 +70,7 @@ rulesfp_on_hgetall(redisReply *r, void *priv)
 {
 	struct rulesfp_read	*x = priv;
 	size_t			 i;
-	int			 n;
+	int			 n, handled;
 
 	x->rc_done = 1;
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
@@ -81,12 +81,12 @@ rulesfp_on_hgetall(redisReply *r, void *priv)
 	for (i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
 		if (r->element[i + 1]->type != REDIS_REPLY_STRING)
 			continue;
-		x->handled++;
 		if ((n = handling_fp_add(x->counts, r->element[i + 1]->str,
-		    r->element[i + 1]->len, x->since_ms)) == -1) {
+		    r->element[i + 1]->len, x->since_ms, &handled)) == -1) {
 			x->rc_done = -1;
 			goto out;
 		}
+		x->handled += (size_t)handled;
 		x->fps += (size_t)n;
 	}
 	x->rc_done = 0;

@@ -56,10 +56,12 @@ int64_t	handling_id_ms(const char *alert_id);
 /*
  * One stored value into counts ({rule: n}): a false_positive whose "at"
  * is at or after since_ms counts once for each rule of "rules" (or its
- * "rule"). 1 counted, 0 not a false positive (or too old, or unreadable),
+ * "rule"). *handled is set to 1 when the value is a handling of any state
+ * at or after since_ms (the alerts the false positives are a share of),
+ * else 0. 1 counted, 0 not a false positive (or too old, or unreadable),
  * -1 on ENOMEM.
  */
 int	handling_fp_add(json_t *counts, const char *value, size_t len,
-	    int64_t since_ms);
+	    int64_t since_ms, int *handled);
 
 #endif

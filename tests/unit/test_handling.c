@@ -114,13 +114,25 @@ test_fp(void **state)
 	const char	*fp1 = "{\"state\":\"false_positive\",\"at\":50,\"rule\":\"a\"}";
 	const char	*ack = "{\"state\":\"acked\",\"at\":100,\"rules\":[\"a\"]}";
 
+	const char	*odd = "{\"state\":\"maybe\",\"at\":100}";
+	int		 h;
+
 	(void)state;
 	assert_non_null(c = json_object());
-	assert_int_equal(handling_fp_add(c, fp2, strlen(fp2), 0), 1);
-	assert_int_equal(handling_fp_add(c, fp1, strlen(fp1), 0), 1);
-	assert_int_equal(handling_fp_add(c, ack, strlen(ack), 0), 0);
-	assert_int_equal(handling_fp_add(c, "nope", 4, 0), 0);
-	assert_int_equal(handling_fp_add(c, fp1, strlen(fp1), 60), 0);	/* too old */
+	assert_int_equal(handling_fp_add(c, fp2, strlen(fp2), 0, &h), 1);
+	assert_int_equal(h, 1);
+	assert_int_equal(handling_fp_add(c, fp1, strlen(fp1), 0, &h), 1);
+	assert_int_equal(h, 1);
+	assert_int_equal(handling_fp_add(c, ack, strlen(ack), 0, &h), 0);
+	assert_int_equal(h, 1);				/* handled, not a false positive */
+	assert_int_equal(handling_fp_add(c, ack, strlen(ack), 101, &h), 0);
+	assert_int_equal(h, 0);				/* handled before the days asked */
+	assert_int_equal(handling_fp_add(c, "nope", 4, 0, &h), 0);
+	assert_int_equal(h, 0);
+	assert_int_equal(handling_fp_add(c, odd, strlen(odd), 0, &h), 0);
+	assert_int_equal(h, 0);				/* no state of ours */
+	assert_int_equal(handling_fp_add(c, fp1, strlen(fp1), 60, &h), 0);	/* too old */
+	assert_int_equal(h, 0);
 	assert_int_equal(json_integer_value(json_object_get(c, "a")), 2);
 	assert_int_equal(json_integer_value(json_object_get(c, "b")), 1);
 	json_decref(c);
