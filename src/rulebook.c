@@ -329,6 +329,17 @@ rulebook_load(const struct config *cfg, unsigned flags, struct sbuf *errs)
 	/* the shops are checked against packs that all loaded */
 	if (bad)
 		goto err;
+	/*
+	 * A pack of lists only, or of disabled rules only, loaded and then made
+	 * chatmond unready for good (/readyz wants a rule): a reload rolled out
+	 * everywhere took every instance out of its load balancer.
+	 */
+	if (rules_count(b->pack[0].rules) == 0) {
+		sbuf_line(errs, "%s: no enabled rule (the files hold only lists, "
+		    "or every rule is disabled): chatmond would inspect nothing "
+		    "and never be ready", cfg->rules);
+		goto err;
+	}
 	if ((ix = rulebook_index(b)) == NULL)
 		goto oom;
 	for (s = 0; s < cfg->nshops; s++) {

@@ -322,6 +322,45 @@ def test_check_reports_rule_errors(tmp_path):
     assert f"{rules}/a.yaml:12: unknown list or macro 'nolist'" in r.stderr
 
 
+def test_a_pack_without_an_enabled_rule_is_refused(daemon, backend, tmp_path):
+    """A pack of lists only, or of disabled rules only, passed -t and a
+    reload, and then left chatmond unready for good (/readyz wants a rule):
+    it is refused as any bad pack is, and a reload keeps the rules in use."""
+    import subprocess
+    from conftest import CHATMOND, config_text, free_port
+    lists = "- list: apps\n  items: [微信, qq]\n"
+    off = ("- rule: a.off\n  category: abuse\n  severity: warn\n  action: flag\n"
+           "  enabled: false\n  pattern: 滚\n  examples:\n    match: [滚]\n")
+    for what, text in (("lists", lists), ("disabled", off)):
+        rules = tmp_path / what
+        rules.mkdir()
+        (rules / "a.yaml").write_text(text, encoding="utf-8")
+        conf = tmp_path / f"{what}.yaml"
+        conf.write_text(config_text(free_port(), "ws://127.0.0.1:9/", rules=str(rules)))
+        r = subprocess.run([CHATMOND, "-c", str(conf), "-t"], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 1, (what, r.stderr)
+        assert f"{rules}: no enabled rule" in r.stderr, (what, r.stderr)
+
+    rules = tmp_path / "rules.d"
+    shutil.copytree(LIVE, rules)
+    b = backend()
+    d = daemon(b.port, rules=str(rules))
+    for f in rules.iterdir():
+        f.unlink()
+    (rules / "a.yaml").write_text(lists + off, encoding="utf-8")
+    mark = len(d.log())
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"no enabled rule", start=mark)
+    d.wait_log(r"reload rejected", start=mark)
+
+    async def main():
+        async with agent(d, "/echo?t=none&agent=erin") as ws:
+            await ws.send(turn("我们这边缺货"))
+            assert (await warning(ws))["alert"]["rule"] == "stock.test_none"
+    run(main())
+
+
 WINDOW = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_window")
 
 
