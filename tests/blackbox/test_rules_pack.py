@@ -177,6 +177,22 @@ def test_rules_test_reports_failures(tmp_path):
     assert r.returncode == 1 and f"{tmp_path}/r.yaml:" in r.stderr
 
 
+def test_rules_errors_quote_values_without_their_control_characters(tmp_path):
+    """An error quotes the value as written: a line feed in it made a second,
+    forged FILE:LINE error line (its own journal entry), an ESC reached the
+    terminal. They come as \\xNN, one error a line."""
+    (tmp_path / "r.yaml").write_text(
+        '- rule: "t.a\\nFAKE.yaml:1: forged\\e[31mRED\\u009b"\n  category: abuse\n'
+        "  severity: warn\n  action: flag\n  pattern: zz\n"
+        "  examples: {match: [zz]}\n", encoding="utf-8")
+    r = subprocess.run([CHATMON, "rules", "test", "--rules", str(tmp_path)],
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        f"{tmp_path}/r.yaml:1: rule 't.a\\x0aFAKE.yaml:1: forged\\x1b[31mRED\\x9b': "
+        "ids are letters, digits, '.', '_' and '-'"], r.stderr
+
+
 def test_eval_dev_part(tmp_path):
     """make eval's measurement on the dev part: every category measured, and
     the pack holds the figures it was tuned to (a regression gate; the blind
