@@ -469,6 +469,14 @@ model_new(const char *path, struct sbuf *errs)
 				    "digits, '.', '_' and '-' only, as a rule's category", k);
 			goto err;
 		}
+		/* a second of a name could never flag, and the veto read the first */
+		for (i = 0; i < k && strcmp(m->cat[i].name, m->cat[k].name) != 0; i++)
+			;
+		if (i < k) {
+			model_err(errs, path, "category %s: named twice (categories "
+			    "%zu and %zu)", m->cat[k].name, i, k);
+			goto err;
+		}
 		f = model_lef32(p + MODEL_NAME_MAX);
 		if (!isfinite(f)) {
 			model_err(errs, path, "category %s: a bias that is not a number",

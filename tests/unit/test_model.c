@@ -379,6 +379,11 @@ test_corrupt(void **state)
 	size = build(bad, 8, 1, c, 2, tiny_w, 5);
 	seal(bad, size);
 	refused(bad, size, "category 1: name: letters, digits");
+	/* the second of a name could never flag, and the veto read the first */
+	c[1].name = "alpha";
+	size = build(bad, 8, 1, c, 2, tiny_w, 5);
+	seal(bad, size);
+	refused(bad, size, "category alpha: named twice (categories 0 and 1)");
 	size = build(bad, 8, 1, tiny_cats, 2, tiny_w, 5);
 	memset(bad + 64 + 32, 'x', 24);	/* no NUL in the name */
 	seal(bad, size);
