@@ -513,9 +513,11 @@ cmd_scan(int argc, char **argv)
 	sbuf_init(&errs);
 	if (o.model == NULL)
 		o.model = cfg->model;
-	if (o.model != NULL && (m = model_new(o.model, &errs)) == NULL) {
+	if ((o.model != NULL && (m = model_new(o.model, &errs)) == NULL) ||
+	    rulebook_model_off(cfg, m, &errs) == -1) {
 		fputs(sbuf_str(&errs), stderr);
 		sbuf_free(&errs);
+		model_free(m);
 		config_free(cfg);
 		rulebook_free(r);
 		return 1;

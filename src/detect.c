@@ -341,12 +341,14 @@ detect_veto(struct detect *d, enum rules_role role, size_t total)
 }
 
 /*
- * The model's categories that no hit of the turn has: flags over the whole
- * turn (its first DETECT_MODEL_MAX bytes are scored). Returns the new count.
+ * The model's categories that no hit of the turn has, and that shop s (NULL:
+ * none) did not switch off (rules_off: model.CATEGORY): flags over the
+ * whole turn (its first DETECT_MODEL_MAX bytes are scored). Returns the new
+ * count.
  */
 static size_t
-detect_model(struct detect *d, enum rules_role role, const char *text,
-    size_t len, size_t total)
+detect_model(struct detect *d, const struct rulebook_shop *s,
+    enum rules_role role, const char *text, size_t len, size_t total)
 {
 	struct model_hit	 mh[MODEL_MAX_CATEGORIES];
 	struct detect_hit	*dh;
@@ -363,6 +365,7 @@ detect_model(struct detect *d, enum rules_role role, const char *text,
 		for (k = 0, seen = 0; k < total && !seen; k++)
 			seen = strcmp(d->hits[k].hit.category, mh[i].category) == 0;
 		if (seen || mh[i].index >= d->nmodel_ids ||
+		    (s != NULL && rulebook_shop_off(s, d->model_ids[mh[i].index])) ||
 		    detect_room(d, total + 1) == -1)
 			continue;
 		dh = &d->hits[total++];
@@ -387,15 +390,16 @@ detect_model(struct detect *d, enum rules_role role, const char *text,
  * gained over the time before shops (tests/bench/rules_instr.sh).
  */
 static inline __attribute__((always_inline)) ssize_t
-detect_finish(struct detect *d, enum rules_role role, const char *text,
-    size_t len, size_t total, const struct detect_hit **hits)
+detect_finish(struct detect *d, const struct rulebook_shop *s,
+    enum rules_role role, const char *text, size_t len, size_t total,
+    const struct detect_hit **hits)
 {
 	size_t	i;
 
 	if (d->model != NULL && d->veto > 0)
 		detect_veto(d, role, total);
 	if (d->model != NULL)
-		total = detect_model(d, role, text, len, total);
+		total = detect_model(d, s, role, text, len, total);
 	for (i = 0; i < total; i++)
 		detect_repoint(&d->hits[i]);
 	*hits = d->hits;
@@ -533,7 +537,7 @@ detect_turn_shop(struct detect *d, const struct rulebook_shop *s,
 		for (i = wstart; i < total; i++)
 			detect_span_turns(d, &d->hits[i], joined, jlen, last);
 	}
-	return detect_finish(d, role, text, len, total, hits);
+	return detect_finish(d, s, role, text, len, total, hits);
 }
 
 ssize_t
@@ -598,7 +602,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *shop,
 			    last);
 		}
 	}
-	return detect_finish(d, role, text, len, total, hits);
+	return detect_finish(d, NULL, role, text, len, total, hits);
 }
 
 void

@@ -230,6 +230,8 @@ relay_check(const struct config *cfg, struct sbuf *errs)
 	if (cfg->model != NULL && (m = model_new(cfg->model, errs)) == NULL)
 		(void)config_blame(cfg, "model", errs, mark);
 	rc = c != NULL && ru != NULL && (cfg->model == NULL || m != NULL) ? 0 : -1;
+	if ((cfg->model == NULL || m != NULL) && rulebook_model_off(cfg, m, errs) == -1)
+		rc = -1;
 	mark = errs->len;
 	if (alert_spool_check(cfg, errs) == -1) {
 		relay_spool_blame(cfg, errs, mark);
@@ -277,6 +279,10 @@ relay_prepare(const struct config *cfg, struct sbuf *errs)
 	mark = errs->len;
 	if (cfg->model != NULL && (n->model = model_new(cfg->model, errs)) == NULL) {
 		(void)config_blame(cfg, "model", errs, mark);
+		relay_next_free(n);
+		return NULL;
+	}
+	if (rulebook_model_off(cfg, n->model, errs) == -1) {
 		relay_next_free(n);
 		return NULL;
 	}

@@ -500,7 +500,8 @@ replay_new(const struct config *cfg, const struct replay_hooks *hooks,
 		rp->hooks = *hooks;
 	if ((rp->book = rulebook_load(cfg, 0, errs)) == NULL)
 		goto err;
-	if (cfg->model != NULL && (rp->model = model_new(cfg->model, errs)) == NULL)
+	if ((cfg->model != NULL && (rp->model = model_new(cfg->model, errs)) == NULL) ||
+	    rulebook_model_off(cfg, rp->model, errs) == -1)
 		goto err;
 	detect_window_conf(cfg, &wc);
 	if ((rp->detect = detect_new(rp->book, &wc)) == NULL ||

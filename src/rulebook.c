@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chatmon/model.h"
 #include "chatmon/rulebook.h"
 
 struct rulebook_pack {
@@ -19,8 +20,10 @@ struct rulebook_shop {
 	char		 *id;
 	struct rules	**packs;	/* the book's; [0] the top-level pack */
 	size_t		  npacks;
-	const char	**off;		/* sorted; the strings are the packs' ids */
+	const char	**off;		/* sorted; the packs' ids, or model_off's */
 	size_t		  noff;
+	char		**model_off;	/* owned: "model.CATEGORY" switched off */
+	size_t		  nmodel_off;
 	size_t		  window;
 };
 
@@ -63,7 +66,7 @@ rulebook_shop_cmp(const void *a, const void *b)
 void
 rulebook_free(struct rulebook *b)
 {
-	size_t	i;
+	size_t	i, j;
 
 	if (b == NULL)
 		return;
@@ -76,6 +79,9 @@ rulebook_free(struct rulebook *b)
 		free(b->shop[i].id);
 		free(b->shop[i].packs);
 		free(b->shop[i].off);
+		for (j = 0; j < b->shop[i].nmodel_off; j++)
+			free(b->shop[i].model_off[j]);
+		free(b->shop[i].model_off);
 	}
 	free(b->pack);
 	free(b->shop);
@@ -272,7 +278,9 @@ rulebook_shop_make(struct rulebook *b, const struct config *cfg,
 	sbuf_free(&line);
 	if ((bs->packs = calloc(n, sizeof(*bs->packs))) == NULL ||
 	    (bs->off = calloc(cs->rules_off.n ? cs->rules_off.n : 1,
-	    sizeof(*bs->off))) == NULL)
+	    sizeof(*bs->off))) == NULL ||
+	    (bs->model_off = calloc(cs->rules_off.n ? cs->rules_off.n : 1,
+	    sizeof(*bs->model_off))) == NULL)
 		goto oom;
 	for (j = 0; j < n; j++) {
 		bs->packs[j] = b->pack[idx[j]].rules;
@@ -280,6 +288,15 @@ rulebook_shop_make(struct rulebook *b, const struct config *cfg,
 	}
 	bs->npacks = n;
 	for (k = 0; k < cs->rules_off.n; k++) {
+		/* the model's flags: rulebook_model_off checks them against it */
+		if (strncmp(cs->rules_off.v[k], RULEBOOK_MODEL, sizeof(
+		    RULEBOOK_MODEL) - 1) == 0) {
+			if ((bs->model_off[bs->nmodel_off] =
+			    strdup(cs->rules_off.v[k])) == NULL)
+				goto oom;
+			bs->off[bs->noff++] = bs->model_off[bs->nmodel_off++];
+			continue;
+		}
 		for (j = 0, f = NULL; j < n && f == NULL; j++)
 			f = rulebook_find(b, ix, idx[j], cs->rules_off.v[k]);
 		if (f == NULL) {
@@ -442,6 +459,38 @@ size_t
 rulebook_shop_window(const struct rulebook_shop *s)
 {
 	return s->window;
+}
+
+int
+rulebook_model_off(const struct config *cfg, const struct model *m,
+    struct sbuf *errs)
+{
+	const struct config_shop	*cs;
+	const char			*id, *cat;
+	size_t				 s, k, i;
+	int				 rc = 0;
+
+	for (s = 0; s < cfg->nshops; s++) {
+		cs = &cfg->shops[s];
+		for (k = 0; k < cs->rules_off.n; k++) {
+			id = cs->rules_off.v[k];
+			if (strncmp(id, RULEBOOK_MODEL, sizeof(RULEBOOK_MODEL) - 1))
+				continue;
+			cat = id + sizeof(RULEBOOK_MODEL) - 1;
+			for (i = 0; m != NULL && i < model_categories(m) &&
+			    strcmp(model_category(m, i), cat) != 0; i++)
+				;
+			if (m != NULL && i < model_categories(m))
+				continue;
+			sbuf_line(errs, "%s:%zu: shops.%s: rules_off: %s: %s",
+			    rulebook_cfg_file(cfg), rulebook_item_line(cs,
+			    cs->rules_off_line, k), cs->id, id, m == NULL ?
+			    "no model is configured (model:)" :
+			    "the model has no such category");
+			rc = -1;
+		}
+	}
+	return rc;
 }
 
 int

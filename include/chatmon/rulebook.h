@@ -73,4 +73,15 @@ size_t	rulebook_shop_window(const struct rulebook_shop *);
 /* 1 when the shop switched rule id off. */
 int	rulebook_shop_off(const struct rulebook_shop *, const char *rule);
 
+/*
+ * A shop's rules_off may name the model's flags ("model.CATEGORY"): the
+ * book takes them as they are, this checks them against the model (NULL
+ * when none is configured), each error at its item of the configuration.
+ * 0 or -1 (errs says why).
+ */
+#define RULEBOOK_MODEL	"model."
+struct model;
+int	rulebook_model_off(const struct config *, const struct model *,
+	    struct sbuf *errs);
+
 #endif

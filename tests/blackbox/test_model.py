@@ -241,3 +241,42 @@ def test_category_name_is_checked_as_a_rule_category(tmp_path):
     r = subprocess.run([CHATMON, "scan", "--rules", MINIMAL_RULES, "--model", str(bad)],
                        input="", capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and f"{bad}: category 1: name" in r.stderr, r.stderr
+
+
+def test_a_shop_switches_the_models_flags_off_by_their_id(tmp_path):
+    """A shop that switched a rule off (rules_off) got the model's flag on
+    the same text under model.CATEGORY, and could not switch that off: the
+    model's flags are now rule ids rules_off takes, checked against the
+    model (an unknown category, or no model, is an error at its line)."""
+    lines = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n"
+                    for t in ("你要哪个颜色", "你拍下就行,我给你备注"))
+
+    def conf(off, model=True):
+        c = tmp_path / "c.yaml"
+        c.write_text(f"listen: 127.0.0.1:{free_port()}\nupstream: ws://127.0.0.1:9/\n"
+                     f"rules: {DEFAULT_RULES}\n" + (f"model: {MODEL}\n" if model else "") +
+                     f"shops:\n  s1:\n    rules_off: [{off}]\n", encoding="utf-8")
+        return str(c)
+
+    def scan_shop(c):
+        r = subprocess.run([CHATMON, "scan", "-c", c, "--shop", "s1"], input=lines,
+                           capture_output=True, text=True, timeout=120)
+        return r, [json.loads(x)["hits"] for x in r.stdout.splitlines()]
+
+    r, hits = scan_shop(conf("etiquette.you"))
+    assert r.returncode == 0, r.stderr
+    assert any(x["rule"] == "model.etiquette" for h in hits for x in h), hits
+    r, hits = scan_shop(conf("etiquette.you, model.etiquette"))
+    assert r.returncode == 0, r.stderr
+    assert not any(x["category"] == "etiquette" for h in hits for x in h), hits
+    c = conf("etiquette.you, model.etiquette")
+    r = subprocess.run([CHATMOND, "-c", c, "-t"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for off, model, why in (("model.nosuch", True, "the model has no such category"),
+                            ("model.etiquette", False, "no model is configured (model:)")):
+        c = conf(off, model)
+        for cmd in ([CHATMOND, "-c", c, "-t"], [CHATMON, "scan", "-c", c]):
+            r = subprocess.run(cmd, input="", capture_output=True, text=True, timeout=120)
+            assert r.returncode == 1, (cmd, r.stderr)
+            line = 7 if model else 6            # rules_off's line
+            assert f"{c}:{line}: shops.s1: rules_off: {off}: {why}" in r.stderr, r.stderr
