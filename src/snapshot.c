@@ -62,6 +62,20 @@ snapshot_on_reply(redisReply *reply, void *priv)
 }
 
 /*
+ * The index's upkeep: a refusal (an ACL without one of its commands) is
+ * said, as the document's is; it went unheard.
+ */
+static void
+snapshot_on_index(redisReply *reply, void *priv)
+{
+	(void)priv;
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+	    !rreply_error_transient(rreply_error_kind(reply->str)))
+		log_warnx("snapshot_on_index: redis refused a snapshot's index: %s",
+		    reply->str);
+}
+
+/*
  * The document goes to key until expires (wall ms), and key into index,
  * scored by when it expires: the dashboard finds the live documents there
  * (ZRANGEBYSCORE) instead of scanning a keyspace that holds every
@@ -76,13 +90,13 @@ snapshot_set(struct snapshot *sn, const char *key, const char *index,
 	if (rconn_command(sn->rc, snapshot_on_reply, sn, 0, "SET %s %b PXAT %lld",
 	    key, sn->doc.s, sn->doc.len, (long long)expires) == 0)
 		sn->inflight++;
-	(void)rconn_command(sn->rc, NULL, NULL, 0, "ZADD %s %lld %s", index,
-	    (long long)expires, key);
-	(void)rconn_command(sn->rc, NULL, NULL, 0, "ZREMRANGEBYSCORE %s -inf (%lld",
-	    index, (long long)now);
+	(void)rconn_command(sn->rc, snapshot_on_index, NULL, 0, "ZADD %s %lld %s",
+	    index, (long long)expires, key);
+	(void)rconn_command(sn->rc, snapshot_on_index, NULL, 0,
+	    "ZREMRANGEBYSCORE %s -inf (%lld", index, (long long)now);
 	/* the index goes with the last document it holds */
-	(void)rconn_command(sn->rc, NULL, NULL, 0, "PEXPIREAT %s %lld", index,
-	    (long long)expires);
+	(void)rconn_command(sn->rc, snapshot_on_index, NULL, 0, "PEXPIREAT %s %lld",
+	    index, (long long)expires);
 }
 
 /* The day's figures as of `as` (on its day) to that day's key. */

@@ -682,11 +682,14 @@ def documented_acl():
     return line.split()[3:]
 
 
-def test_redis_acl_user(daemon, backend, redis_server, tmp_path):
+@pytest.mark.parametrize("takeover", ["1s", "0"])
+def test_redis_acl_user(daemon, backend, redis_server, tmp_path, takeover):
     """chatmond logged in as the ACL user of docs/security.md (its keys, its
     channel, its commands) through a rule hit, an SLA round with warn, breach
-    and escalation, and the conversations' state: Redis denied nothing
-    (its ACL LOG is empty), and the alerts reached the stream."""
+    and escalation, and the conversations' state (takeover 1s) or the
+    snapshots (takeover 0): Redis denied nothing (its ACL LOG is empty), and
+    the alerts reached the stream. The snapshots' index upkeep
+    (ZREMRANGEBYSCORE) was missing from the line, refused without a word."""
     from test_alerts_redis import LIVE, SHORT_SLA, turn
     r = redis_server(password="admin-pw")
     admin = r.client()
@@ -699,7 +702,8 @@ def test_redis_acl_user(daemon, backend, redis_server, tmp_path):
     b = backend(script="customer.py")
     d = daemon(b.port, rules=LIVE, redis=r.url(),
                args=SHORT_SLA + ["-o", "redis.username=chatmond", "-o", "redis.password=acl-pw",
-                                 ])
+                                 "-o", f"redis.takeover={takeover}",
+                                 "-o", "redis.snapshot=200ms"])
 
     async def main():
         async with ws(d, f"/script?file={script}&agent=alice") as c:
@@ -719,7 +723,11 @@ def test_redis_acl_user(daemon, backend, redis_server, tmp_path):
                    admin.xrange("chatmon:alerts:log"), T, "4 alerts in the stream")
     assert {json.loads(f["alert"])["type"] for _, f in got} >= \
         {"rule.hit", "sla.warn", "sla.breach", "sla.escalate"}
-    assert admin.keys("chatmon:sla:*")     # the conversations' state, by the Lua scripts
+    if takeover == "0":
+        wait_for(lambda: admin.keys("chatmon:agents:*"), T, "a snapshot")
+        time.sleep(0.5)                     # a few more, each pruning its index
+    else:
+        assert admin.keys("chatmon:sla:*")  # the conversations' state, by the Lua scripts
     assert admin.execute_command("ACL", "LOG") == [], admin.execute_command("ACL", "LOG")
     assert "NOPERM" not in d.log()
 
