@@ -440,9 +440,10 @@ users_write(const char *path, const char *text, size_t len, struct sbuf *errs)
 		off += (size_t)n;
 	}
 	/*
-	 * A file that exists keeps its owner, group and mode, the group's read
-	 * bit included (root:chatmond 0640 lets the dashboard's user read it,
-	 * docs/security.md), but never anything for others.
+	 * A file that exists keeps its owner and group, and its mode up to
+	 * 0640: the group's read bit (root:chatmond 0640 lets the dashboard's
+	 * user read it, docs/security.md), never the group's write (whoever may
+	 * rewrite it may give themselves any role) nor anything for others.
 	 */
 	old = stat(path, &st) == 0;
 	if (old && fchown(fd, st.st_uid, st.st_gid) == -1) {
