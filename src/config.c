@@ -949,27 +949,26 @@ config_set_item(struct config_ctx *ctx, const struct config_key *k,
 	if ((k->flags & CF_HOURS) && config_parse_hours(s, &from, &to) == -1)
 		return config_bad(ctx, k, "service window", s,
 		    "want HH:MM-HH:MM, e.g. 08:00-23:00");
-	if ((k->flags & CF_HOURS) && l->n >= CONFIG_MAX_HOURS) {
+	/*
+	 * A list past its bound is said once, at the first item too many: the
+	 * rest still go in (the configuration is refused anyway) so that they
+	 * are not each said again.
+	 */
+	if ((k->flags & CF_HOURS) && l->n == CONFIG_MAX_HOURS)
 		config_err(ctx, "%s: at most %d service windows", k->path,
 		    CONFIG_MAX_HOURS);
-		return -1;
-	}
 	if ((k->flags & CF_ADDRS) && (why = config_addr_why(s, &a)) != NULL)
 		return config_bad(ctx, k, "address", s, why);
 	if ((k->flags & CF_ORIGINS) && (why = access_origin_why(s)) != NULL)
 		return config_bad(ctx, k, "origin", s, why);
 	if ((k->flags & CF_CIDRS) && access_cidr_parse(s, &cidr, &why) == -1)
 		return config_bad(ctx, k, "address or CIDR", s, why);
-	if ((k->flags & CF_CIDRS) && l->n >= CONFIG_MAX_PROXIES) {
+	if ((k->flags & CF_CIDRS) && l->n == CONFIG_MAX_PROXIES)
 		config_err(ctx, "%s: at most %d ranges", k->path,
 		    CONFIG_MAX_PROXIES);
-		return -1;
-	}
-	if ((k->flags & CF_ADDRS) && l->n >= CONFIG_MAX_SENTINELS) {
+	if ((k->flags & CF_ADDRS) && l->n == CONFIG_MAX_SENTINELS)
 		config_err(ctx, "%s: at most %d addresses", k->path,
 		    CONFIG_MAX_SENTINELS);
-		return -1;
-	}
 	if ((p = strdup(s)) == NULL ||
 	    (v = reallocarray(l->v, l->n + 1, sizeof(*v))) == NULL) {
 		free(p);

@@ -694,6 +694,18 @@ static const struct bad_case bad_cases[] = {
 	    "c:1, d:1, e:1, f:1, g:1, h:1, i:1, j:1, k:1, l:1, m:1, n:1, o:1, p:1, "
 	    "q:1]\n",
 	    "@:3: redis.sentinels: at most 16 addresses\n" },
+	/* said once, however many more: it came once for each */
+	{ "far too many sentinels", "redis:\n  master_name: m\n  sentinels: [a:1, b:1, "
+	    "c:1, d:1, e:1, f:1, g:1, h:1, i:1, j:1, k:1, l:1, m:1, n:1, o:1, p:1, "
+	    "q:1, r:1, s:1, t:1]\n",
+	    "@:3: redis.sentinels: at most 16 addresses\n" },
+	{ "far too many proxies", "trusted_proxies: [10.0.0.1, 10.0.0.2, 10.0.0.3, "
+	    "10.0.0.4, 10.0.0.5, 10.0.0.6, 10.0.0.7, 10.0.0.8, 10.0.0.9, 10.0.0.10, "
+	    "10.0.0.11, 10.0.0.12, 10.0.0.13, 10.0.0.14, 10.0.0.15, 10.0.0.16, "
+	    "10.0.0.17, 10.0.0.18, 10.0.0.19, 10.0.0.20, 10.0.0.21, 10.0.0.22, "
+	    "10.0.0.23, 10.0.0.24, 10.0.0.25, 10.0.0.26, 10.0.0.27, 10.0.0.28, "
+	    "10.0.0.29, 10.0.0.30, 10.0.0.31, 10.0.0.32, 10.0.0.33, 10.0.0.34]\n",
+	    "@:1: trusted_proxies: at most 32 ranges\n" },
 	/* a rejected list is still Sentinel meant: no second error */
 	{ "bad sentinels with a name", "redis:\n  sentinels: [x]\n  master_name: m\n"
 	    "  sentinel_password: p\n",
