@@ -154,8 +154,9 @@ dash_files_root(struct dash *d)
 		return 0;
 	e = errno;
 	if (dflt && dash_build_tree_page(d->root)) {
-		fprintf(stderr, "chatmon: dashboard: %s has no page (not installed): "
-		    "serving the build tree's, %s\n", root, d->root);
+		/* through the log: in its format (log.format: json) */
+		log_warnx("dashboard: %s has no page (not installed): serving "
+		    "the build tree's, %s", root, d->root);
 		return 0;
 	}
 	log_errline("chatmon: dashboard: %s%s: %s (dashboard.root)", root,
