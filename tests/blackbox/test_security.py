@@ -391,6 +391,80 @@ def test_upstream_ca_changed_by_a_reload_is_kept_and_said(daemon, backend, pki):
     assert run(chat())
 
 
+def long_name(n, tail=".example.com"):
+    """A valid DNS name of n bytes (labels of at most 63) ending in tail."""
+    head, i = "", 0
+    while len(head) + len(tail) < n:
+        label = chr(ord("a") + i % 26) * min(63, n - len(tail) - len(head) - (1 if head else 0))
+        head += ("." if head else "") + label
+        i += 1
+    name = head + tail
+    assert len(name) == n and all(0 < len(x) <= 63 for x in name.split(".")), name
+    return name
+
+
+def private_hosts(tmp_path, *names):
+    """A wrap for daemon(): chatmond in a mount namespace of its own, where
+    /etc/hosts names each of names 127.0.0.1 (nothing outside it changes).
+    Needs root, as this machine's test runs have; skips without."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("a private /etc/hosts needs root and unshare")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n" + "".join(f"127.0.0.1 {n}\n" for n in names))
+    wrap = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts)]
+    if subprocess.run([*wrap, "getent", "hosts", names[0]], capture_output=True).returncode:
+        pytest.skip("unshare -m cannot give chatmond an /etc/hosts of its own here")
+    return wrap
+
+
+def test_upstream_names_of_any_length_go_out_whole(daemon, backend, pki, tmp_path):
+    """An upstream name of up to 253 bytes (DNS's longest) is sent whole in
+    Host, and over wss:// is verified and sent as SNI whole. lws cut Host at
+    128 bytes with its CRLF (the backend answered 400) and verified the name
+    cut to 127 bytes: a certificate for the cut name was trusted and the
+    agent's chat sent to it."""
+    name = long_name(253)
+    cut = name[:127]
+    assert not cut.endswith(".")
+    wrap = private_hosts(tmp_path, name)
+    ca = os.path.join(pki, "ca.pem")
+
+    async def chat(d):
+        async with ws(d) as c:
+            return await echoes(c)
+
+    b = backend()
+    d = daemon(upstream=f"ws://{name}:{b.port}/", wrap=wrap)
+    assert run(chat(d))
+    headers = dict((k.lower(), v) for k, v in b.opened("agent=alice")["headers"])
+    assert headers["host"] == f"{name}:{b.port}" and headers["upgrade"] == "websocket"
+
+    good = make_cert(pki, "long", san=f"DNS:{name}")
+    b = backend("--tls-cert", good[0], "--tls-key", good[1])
+    d = daemon(upstream=f"wss://{name}:{b.port}/", extra=f"upstream_tls:\n  ca: {ca}\n",
+               wrap=wrap)
+    assert run(chat(d))
+    assert b.wait(lambda e: e["ev"] == "sni")["name"] == name
+
+    evil = make_cert(pki, "cut", san=f"DNS:{cut}")
+    bad = backend("--tls-cert", evil[0], "--tls-key", evil[1])
+    d = daemon(upstream=f"wss://{name}:{bad.port}/", extra=f"upstream_tls:\n  ca: {ca}\n",
+               wrap=wrap)
+
+    async def refused_upstream():
+        async with ws(d) as c:
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as e:
+                await c.send("x")
+                await recv(c)
+            return e.value.rcvd.code, e.value.rcvd.reason
+    # 1013: refused in the TLS handshake, before any request was written
+    # (one sent and refused by the backend is 1011 "upstream refused")
+    code, reason = run(refused_upstream())
+    assert code == 1013, reason
+    assert not bad.select(lambda e: e["ev"] == "open")
+
+
 # --------------------------------------------------------------------------
 # 3. Origin, agent ids, proxies
 
@@ -411,6 +485,23 @@ def test_origin_allow_list(daemon, backend):
     assert not [p for p in opened if "evil" in p], opened
     any_origin = daemon(b.port)
     assert status_of(any_origin, "/echo?agent=x", origin="https://evil.example") == 101
+
+
+def test_a_long_origin_reaches_the_backend_whole(daemon, backend):
+    """An agent's Origin of up to 255 bytes (the longest chatmond takes) goes
+    to the backend whole: lws cut it at 128 bytes with its CRLF, the next
+    header (Upgrade) glued on, and the backend refused the request."""
+    origin = "https://" + long_name(247)
+    assert len(origin) == 255
+    b = backend()
+    d = daemon(b.port)
+
+    async def main():
+        async with ws(d, "/echo?agent=far", origin=origin) as c:
+            assert await echoes(c)
+    run(main())
+    headers = dict((k.lower(), v) for k, v in b.opened("agent=far")["headers"])
+    assert headers["origin"] == origin and headers["upgrade"] == "websocket"
 
 
 def test_agent_ids_are_validated(daemon, backend):
