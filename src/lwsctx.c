@@ -404,6 +404,54 @@ lwsctx_read_free(BIO *b, char *buf, size_t len)
 		OPENSSL_clear_free(buf, len + 1);
 }
 
+/*
+ * t put into ctx the way every listener's SSL_CTX takes it. 0, or -1 with
+ * OpenSSL's error queue holding why.
+ */
+static int
+lwsctx_tls_put(const struct lwsctx_tls *t, SSL_CTX *ctx)
+{
+	if (SSL_CTX_use_certificate(ctx, t->cert) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, t->key) != 1 ||
+	    SSL_CTX_set1_chain(ctx, t->chain) != 1 ||
+	    SSL_CTX_set_min_proto_version(ctx, t->min_version) != 1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Whether a listener's SSL_CTX takes t: one made here as lws makes it
+ * (the same method, so the same security level from OpenSSL's
+ * configuration) is given t and thrown away. Parsed and matched, a pair
+ * can still be refused there (an RSA key of 1024 bits: "ee key too
+ * small"): found only by lws, it failed the start as "cannot listen",
+ * naming no file, and a reload warned, kept the old pair and reported
+ * the rest of it done. Said here, -t, the start and a reload refuse it
+ * alike, at tls.cert's line. 0, or -1 with "tls.cert FILE: why" in errs.
+ */
+static int
+lwsctx_tls_try(const struct lwsctx_tls *t, const char *path,
+    struct sbuf *errs)
+{
+	SSL_CTX	*ctx;
+	int	 level;
+
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		sbuf_line(errs, "tls.cert %s: cannot be tried: %s", path,
+		    lwsctx_ssl_why());
+		return -1;
+	}
+	level = SSL_CTX_get_security_level(ctx);
+	if (lwsctx_tls_put(t, ctx) == -1) {
+		sbuf_line(errs, "tls.cert %s: refused by OpenSSL (security "
+		    "level %d): %s", path, level, lwsctx_ssl_why());
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	SSL_CTX_free(ctx);
+	return 0;
+}
+
 struct lwsctx_tls *
 lwsctx_tls_load(const struct config_tls *c, struct sbuf *errs)
 {
@@ -455,6 +503,8 @@ lwsctx_tls_load(const struct config_tls *c, struct sbuf *errs)
 		    "%s", c->key, c->cert);
 		goto err;
 	}
+	if (lwsctx_tls_try(t, c->cert, errs) == -1)
+		goto err;
 	/* served anyway (clients will say why), but said here first */
 	if (X509_cmp_current_time(X509_get0_notAfter(t->cert)) < 0)
 		log_warnx("lwsctx_tls_load: tls.cert %s has expired", c->cert);
@@ -521,10 +571,7 @@ lwsctx_tls_use(const struct lwsctx_tls *t, void *ssl_ctx)
 	 * In the SSL_CTX too, for lws and as a fallback; SSL_new copies them:
 	 * a connection keeps what it started with.
 	 */
-	if (SSL_CTX_use_certificate(ctx, t->cert) != 1 ||
-	    SSL_CTX_use_PrivateKey(ctx, t->key) != 1 ||
-	    SSL_CTX_set1_chain(ctx, t->chain) != 1 ||
-	    SSL_CTX_set_min_proto_version(ctx, t->min_version) != 1 ||
+	if (lwsctx_tls_put(t, ctx) == -1 ||
 	    SSL_CTX_set_ex_data(ctx, lwsctx_tls_index, (void *)t) != 1) {
 		log_warnx("lwsctx_tls_use: %s", lwsctx_ssl_why());
 		return -1;

@@ -80,7 +80,11 @@ int	lwsctx_fd_refuse(int fd, int floor);
  */
 struct lwsctx_tls;
 
-/* NULL with "tls.cert FILE: why" (or tls.key) in errs. */
+/*
+ * NULL with "tls.cert FILE: why" (or tls.key) in errs; a pair that a
+ * listener's SSL_CTX would refuse (OpenSSL's security level: "ee key too
+ * small") is refused here, tried in one made the same way.
+ */
 struct lwsctx_tls *lwsctx_tls_load(const struct config_tls *, struct sbuf *errs);
 void	lwsctx_tls_free(struct lwsctx_tls *);
 /*

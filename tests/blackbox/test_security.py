@@ -45,10 +45,11 @@ def make_ca(d, name="ca"):
 
 def make_cert(d, name, ca="ca", san="DNS:localhost,IP:127.0.0.1", days=2, rsa=False):
     """(cert, key) paths: a server certificate for san signed by ca (an EC
-    key, or RSA)."""
+    key, or RSA: 2048 bits, or as many as rsa says)."""
     with open(os.path.join(d, f"{name}.ext"), "w") as f:
         f.write(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
-    newkey = ["rsa:2048"] if rsa else ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    bits = 2048 if rsa is True else rsa
+    newkey = [f"rsa:{bits}"] if rsa else ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
     openssl("req", "-newkey", *newkey, "-nodes",
             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
@@ -280,6 +281,65 @@ def test_check_names_the_bad_tls_file(tmp_path, pki):
     conf.write_text(f"rules: {os.path.abspath('tests/blackbox/rules')}\n" + tls_extra(cert, key))
     p = subprocess.run([CHATMOND, "-t", "-c", str(conf)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+
+def reloads(d, result):
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port(d)}/metrics", timeout=T) as r:
+        text = r.read().decode()
+    return float(re.search(rf'^chatmon_reloads_total{{result="{result}"}} (\S+)$', text,
+                           re.M).group(1))
+
+
+def test_a_pair_openssl_refuses_is_refused_by_check_start_and_reload(daemon, backend, pki,
+                                                                     tmp_path):
+    """A certificate and key that parse and match but that OpenSSL's security
+    level refuses in a listener (RSA of 1024 bits: "ee key too small") is
+    refused alike by chatmond -t, at start and by a reload, at tls.cert's
+    line. It passed -t, failed the start as "cannot listen" naming no file,
+    and a reload to it kept the old pair but applied the rest and counted
+    itself done; docs/security.md: a reload whose new pair is wrong is
+    rejected whole."""
+    weak, weak_key = make_cert(pki, "weak", rsa=1024)
+    want = r"\.yaml:\d+: tls\.cert: .*weak\.pem: refused by OpenSSL \(security level " \
+        r"\d+\): ee key too small"
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"rules: {os.path.abspath('tests/blackbox/rules')}\n" +
+                    tls_extra(weak, weak_key))
+    p = subprocess.run([CHATMOND, "-t", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=10 * SLOW)
+    assert p.returncode == 1 and re.search(want.replace(r"\d+", "3", 1), p.stderr), p.stderr
+
+    b = backend()
+    d = daemon(b.port, extra=tls_extra(weak, weak_key), wait=False)
+    assert d.proc.wait(10 * SLOW) != 0
+    d.exit_code = d.proc.returncode
+    assert re.search(want, d.log()) and "cannot listen" not in d.log(), d.log()
+
+    cert, key = make_cert(pki, "srv")
+    live_cert, live_key = os.path.join(pki, "live.pem"), os.path.join(pki, "live.key")
+    shutil.copy(cert, live_cert)
+    shutil.copy(key, live_key)
+    d = daemon(b.port, extra=tls_extra(live_cert, live_key))
+    with open(d.conf, encoding="utf-8") as f:
+        text = f.read()
+    ca = os.path.join(pki, "ca.pem")
+    shutil.copy(weak, live_cert)
+    shutil.copy(weak_key, live_key)
+    # the same reload would also start refusing other origins
+    d.write_config(text + "allowed_origins: [https://wb.example.com]\n")
+    mark = len(d.log())
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"reload rejected", start=mark)
+    assert re.search(r"tls\.cert: .*live\.pem: refused by OpenSSL .*ee key too small",
+                     d.log()[mark:]), d.log()[mark:]
+    assert "configuration reloaded" not in d.log()[mark:]
+    assert reloads(d, "ok") == 0 and reloads(d, "failed") == 1
+
+    async def main():
+        async with wss(d, ca, "/echo?agent=after", origin="https://evil.example") as c:
+            assert peer_cn(c) == "srv"
+            assert await echoes(c)
+    run(main())
 
 
 def test_tls_files_that_would_block_are_refused(daemon, backend, pki, tmp_path):
