@@ -580,6 +580,17 @@ lwsctx_tls_use(const struct lwsctx_tls *t, void *ssl_ctx)
 	return 0;
 }
 
+const char *
+lwsctx_verify_why(void *x509_ctx, int preverify_ok)
+{
+	int	e;
+
+	if (preverify_ok || x509_ctx == NULL ||
+	    (e = X509_STORE_CTX_get_error(x509_ctx)) == X509_V_OK)
+		return NULL;
+	return X509_verify_cert_error_string(e);
+}
+
 int
 lwsctx_ca_check(const char *key, const char *path, struct sbuf *errs)
 {

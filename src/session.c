@@ -124,6 +124,7 @@ struct session {
 	uint64_t		 took_ns[2];	/* while watched: when that side last took a chunk */
 	enum session_up_state	 up;
 	int			 up_connected;	/* TCP up: a later failure is a refusal */
+	const char		*up_cert_why;	/* OpenSSL's reason for failing the backend's certificate */
 	struct relay_peer	 peer;
 	char			 agent_id[SESSION_ID_MAX + 1];
 	char			 shop[SESSION_ID_MAX + 1];	/* shop_id's ("" none) */
@@ -1726,6 +1727,17 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		srv->ssl_ctx = user;
 		return srv->tls == NULL || lwsctx_tls_use(srv->tls, user) == -1;
 
+	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+		/*
+		 * The backend's certificate, once per certificate of its
+		 * chain; 0 leaves OpenSSL's verdict as it is. lws reports a
+		 * failed one only as "SSL err 1": its reason is kept here for
+		 * the agent's close and the log.
+		 */
+		if (s != NULL && s->up_cert_why == NULL)
+			s->up_cert_why = lwsctx_verify_why(user, (int)len);
+		return 0;
+
 	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
 		/* in: the fd just accepted, the lowest free one */
 		return session_fd_check(srv, (int)(lws_intptr_t)in);
@@ -1912,6 +1924,10 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			    buf);
 			session_close_side(s, SIDE_AGENT, 1011, "upstream refused: %s",
 			    in ? (const char *)in : "handshake failed");
+		} else if (s->up_cert_why != NULL) {
+			snprintf(buf, sizeof(buf), "certificate verify failed: %s",
+			    s->up_cert_why);
+			session_up_failed(s, buf);
 		} else
 			session_up_failed(s, in ? (const char *)in : "connect failed");
 		s->up = UP_GONE;	/* counted: session_detach must not again */

@@ -96,6 +96,14 @@ void	lwsctx_tls_free(struct lwsctx_tls *);
  * (out of memory).
  */
 int	lwsctx_tls_use(const struct lwsctx_tls *, void *ssl_ctx);
+/*
+ * Why OpenSSL fails a peer's certificate, in a client's
+ * LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION (user: the
+ * X509_STORE_CTX, len: preverify_ok): its static text ("hostname
+ * mismatch", "certificate has expired"), or NULL when it passes. lws
+ * itself reports a failed handshake only as "SSL err 1".
+ */
+const char *lwsctx_verify_why(void *x509_ctx, int preverify_ok);
 /* Whether a CA file can be read and holds a certificate; errors name key. */
 int	lwsctx_ca_check(const char *key, const char *path, struct sbuf *errs);
 
