@@ -1245,7 +1245,12 @@ session_connect_upstream(struct session *s)
 	ci.context = srv->ctx;
 	ci.address = srv->set.upstream.host;
 	ci.port = srv->set.upstream.port;
-	ci.ssl_connection = srv->set.upstream.tls ? LCCSCF_USE_SSL : 0;
+	/*
+	 * A redirect is a refusal: lws followed one to any host it named and
+	 * sent it the agent's request again, Authorization and Cookie with it.
+	 */
+	ci.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT |
+	    (srv->set.upstream.tls ? LCCSCF_USE_SSL : 0);
 	if (srv->set.upstream.tls && !srv->set.upstream_verify)
 		ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
 		    LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |

@@ -877,6 +877,32 @@ def test_a_backend_refusing_one_agent_leaves_the_upstream_up(daemon, backend, tm
     assert status == 200 and doc.get("ready") is True, doc
 
 
+def test_a_backend_redirect_is_a_refusal_not_followed(daemon, backend):
+    """Found by review: lws followed a backend's redirect to whatever host
+    its Location named and sent that host the agent's request again, its
+    Authorization and Cookie with it. A redirect is a refusal: 1011 to the
+    agent, nothing goes to the other host, the upstream stays up."""
+    other = backend()
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, args=admin_args(ap))
+    for code in (301, 302, 307, 308):
+        to = f"http://127.0.0.1:{other.port}/echo?stolen={code}"
+
+        async def redirected():
+            async with agent(d, f"/redirect?code={code}&to={to}&agent=r",
+                             extra_headers={"Cookie": "sid=secret"}) as ws:
+                return await closed(ws, 5 * SLOW)
+        got, reason = run(redirected())
+        assert got == 1011 and reason.startswith("upstream refused"), (code, got, reason)
+        b.wait(lambda e: e["ev"] == "redirected" and f"code={code}" in e["path"])
+    time.sleep(0.5 * SLOW)
+    assert not other.select(lambda e: e["ev"] == "open"), other.select(lambda e: True)
+    m = metrics(ap)
+    assert m.value("chatmon_upstream_refusals_total") == 4
+    assert m.value("chatmon_upstream_failures_total") == 0
+
+
 def non_loopback_ipv4():
     try:
         out = subprocess.run(["hostname", "-I"], capture_output=True, text=True,

@@ -22,6 +22,7 @@ string tunes it:
   delay?ms=500    answer the handshake late (process_request sleeps), then echo
                   (echo=0: only record, so that a reply never races chatmond's close)
   refuse          answer the handshake with HTTP 403
+  redirect?to=URL&code=302  answer the handshake with that redirect to URL
   close?after=N&code=C&reason=R   echo N messages, then close with (C, R)
   badutf8         after the first message, send a text frame that is not UTF-8
   gen             each text message "text N" | "binary N" | "fragtext N K" |
@@ -57,7 +58,7 @@ from urllib.parse import parse_qs, urlsplit
 import websockets
 from websockets.legacy.server import WebSocketServerProtocol
 
-BEHAVIOURS = ("echo", "delay", "refuse", "close", "badutf8", "gen", "say",
+BEHAVIOURS = ("echo", "delay", "refuse", "redirect", "close", "badutf8", "gen", "say",
               "stall", "flood", "ping", "raw", "rawfile", "trickle")
 
 
@@ -114,6 +115,10 @@ async def process_request(path, headers):
     if behaviour == "refuse":
         emit(ev="refused", path=path)
         return http.HTTPStatus.FORBIDDEN, [("Content-Type", "text/plain")], b"forbidden\n"
+    if behaviour == "redirect":
+        emit(ev="redirected", path=path)
+        return (http.HTTPStatus(int(query.get("code", "302"))),
+                [("Location", query["to"]), ("Content-Length", "0")], b"")
     if behaviour == "delay":
         await asyncio.sleep(int(query.get("ms", "500")) / 1000)
     return None
