@@ -15,6 +15,7 @@
 #include <libwebsockets.h>
 
 #include "chatmon/log.h"
+#include "chatmon/logrepeat.h"
 #include "chatmon/access.h"
 #include "chatmon/jwt.h"
 #include "chatmon/lwsctx.h"
@@ -72,6 +73,13 @@
  */
 #define SESSION_FD_RESERVE	16
 #define SESSION_FD_SPARE	8
+/*
+ * A connection refused at accept for its address's limit is logged once
+ * per address and interval, with how many more were refused since: a
+ * flood of connections must not become a flood of lines.
+ */
+#define SESSION_REFUSED_LOG_MS		10000
+#define SESSION_REFUSED_LOG_SLOTS	16
 #define SESSION_MSG_BINARY	1u
 
 enum session_side {
@@ -161,6 +169,7 @@ struct session_server {
 	struct event_base	*base;
 	struct lws_context	*ctx;
 	struct peercount	*peers;		/* connections by agent address */
+	struct logrepeat	*refused_log;	/* session_peer_check's lines */
 	struct msgq_pool	*bufs;		/* the idle sessions' queue buffers, shared */
 	const struct timeval	*tmo_handshake;	/* libevent common timeouts */
 	const struct timeval	*tmo_message;
@@ -1062,6 +1071,18 @@ static void	session_on_agent_timeout(evutil_socket_t, short, void *);
 static void	session_on_up_timeout(evutil_socket_t, short, void *);
 
 /*
+ * The peer address of an accepted socket, as the limits count it: an
+ * IPv4 peer of a dual-stack listener without its ::ffff: prefix.
+ */
+static void
+session_peer_name(int fd, char *addr, size_t len)
+{
+	lws_get_peer_simple_fd(fd, addr, len);
+	if (strncmp(addr, "::ffff:", 7) == 0 && strchr(addr + 7, ':') == NULL)
+		memmove(addr, addr + 7, strlen(addr + 7) + 1);	/* v4-mapped */
+}
+
+/*
  * A session for a connection just accepted: its address counted, its
  * handshake timed. NULL out of memory. The request is read later
  * (session_setup), once lws has it.
@@ -1082,9 +1103,7 @@ session_new(struct session_server *srv, struct lws *wsi)
 	if (s->q[SIDE_AGENT] == NULL || s->q[SIDE_UP] == NULL || s->inj == NULL ||
 	    s->tmo[SIDE_AGENT] == NULL || s->tmo[SIDE_UP] == NULL)
 		goto err;
-	lws_get_peer_simple(wsi, s->addr, sizeof(s->addr));
-	if (strncmp(s->addr, "::ffff:", 7) == 0 && strchr(s->addr + 7, ':') == NULL)
-		memmove(s->addr, s->addr + 7, strlen(s->addr + 7) + 1);	/* v4-mapped */
+	session_peer_name(lws_get_socket_fd(wsi), s->addr, sizeof(s->addr));
 	if (peercount_add(srv->peers, s->addr) == 0)
 		goto err;
 	s->wsi[SIDE_AGENT] = wsi;
@@ -1647,6 +1666,47 @@ session_fd_check(struct session_server *srv, int fd)
 }
 
 /*
+ * An accepted connection from an address that already holds
+ * limits.max_connections_per_ip connections is closed at once (lws closes
+ * it when this returns 1), before it has a session or a request buffer:
+ * checked only at the upgrade, connections that never send a request kept
+ * their places until limits.handshake_timeout, and one address could hold
+ * every place of limits.max_connections, again each time they timed out
+ * (found by review). A trusted proxy's address carries many agents: its
+ * connections are counted but refused only at the upgrade, with the 503 a
+ * proxy can pass on (session_admit).
+ */
+static int
+session_peer_check(struct session_server *srv, int fd)
+{
+	char		addr[64], line[160];
+	uint64_t	held = 0;
+	int		n;
+
+	if (srv->set.max_per_ip == 0)
+		return 0;
+	session_peer_name(fd, addr, sizeof(addr));
+	if (peercount_get(srv->peers, addr) < srv->set.max_per_ip ||
+	    access_cidr_any(srv->cfg->trusted, srv->cfg->ntrusted, addr))
+		return 0;
+	srv->metrics->refused_per_ip++;
+	n = snprintf(line, sizeof(line), "session_peer_check: %s: connection "
+	    "closed at accept: limits.max_connections_per_ip %" PRIu64
+	    " reached", addr, srv->set.max_per_ip);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		n = (int)strlen(line);
+	if (srv->refused_log != NULL && !logrepeat_check(srv->refused_log, line,
+	    (size_t)n, util_mono_ns() / 1000000, &held))
+		return 1;
+	if (held > 0)
+		log_warnx("%s (and %" PRIu64 " more since it was last logged)",
+		    line, held);
+	else
+		log_warnx("%s", line);
+	return 1;
+}
+
+/*
  * lws is failing side's connection for breaking RFC 6455 (patch 0007): it
  * sends the close frame itself; the other side is told at once.
  */
@@ -1745,7 +1805,8 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
 		/* in: the fd just accepted, the lowest free one */
-		return session_fd_check(srv, (int)(lws_intptr_t)in);
+		return session_fd_check(srv, (int)(lws_intptr_t)in) ||
+		    session_peer_check(srv, (int)(lws_intptr_t)in);
 
 	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
 		/* lws says this of its client connections too: ours have s */
@@ -2011,6 +2072,8 @@ session_server_new(struct event_base *base, const struct config *cfg,
 	session_server_set_config(srv, cfg);
 	if (srv->tmo_handshake == NULL || srv->tmo_message == NULL ||
 	    (srv->peers = peercount_new()) == NULL ||
+	    (srv->refused_log = logrepeat_new(SESSION_REFUSED_LOG_SLOTS,
+	    SESSION_REFUSED_LOG_MS)) == NULL ||
 	    (srv->bufs = msgq_pool_new(SESSION_POOL_BUFS)) == NULL) {
 		sbuf_line(errs, "session_server_new: out of memory");
 		goto err;
@@ -2038,6 +2101,7 @@ session_server_new(struct event_base *base, const struct config *cfg,
 err:
 	session_server_free_keys(srv);
 	peercount_free(srv->peers);
+	logrepeat_free(srv->refused_log);
 	msgq_pool_free(srv->bufs);
 	free(srv);
 	return NULL;
@@ -2101,6 +2165,7 @@ session_server_free(struct session_server *srv)
 		session_free(srv->sessions);
 	session_server_free_keys(srv);
 	peercount_free(srv->peers);
+	logrepeat_free(srv->refused_log);
 	msgq_pool_free(srv->bufs);
 	free(srv);
 }

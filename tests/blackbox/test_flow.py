@@ -244,6 +244,26 @@ def test_stalled_backend_frees_a_gone_agents_session(daemon, backend):
     freed."""
     b = backend("--max-queue", "1", "--read-limit", "4096")
     d, ap = stall_daemon(daemon, b, max_connections_per_ip=1)
+    # wait_ready's probe may still be in the listen backlog: accepted in one
+    # burst with the agent's connection, it holds the one place and the
+    # agent is closed at accept (where the limit is checked). A plain
+    # request answered 426 was accepted with the place free: the probe is
+    # gone, and so is this one once its answer has ended.
+    deadline = time.monotonic() + 5 * SLOW
+    while True:
+        with socket.create_connection(("127.0.0.1", d.port), T) as c:
+            c.settimeout(T)
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            try:
+                while (more := c.recv(4096)):
+                    answer += more
+            except ConnectionResetError:
+                pass
+        if answer.startswith(b"HTTP/1.1 426"):
+            break
+        assert time.monotonic() < deadline, "the place never came free"
+        time.sleep(0.05)
     raw = RawWS(d.port, "/stall?t=gone")
     b.opened("t=gone")
     raw.sock.settimeout(0.3)                 # well within stall_timeout

@@ -4,6 +4,7 @@ out; and what every protocol violation of RFC 6455 gets (a close frame with
 the right code, the other side told at once)."""
 
 import asyncio
+import re
 import socket
 import struct
 import threading
@@ -69,12 +70,15 @@ def test_max_connections_per_ip(daemon, backend):
 
     async def main():
         a = [await agent(d, f"/echo?t=ip{i}") for i in range(2)]
-        assert await refused_status(d, "/echo?t=ip-over") == 503
+        # past the limit a connection is closed as it is accepted, unanswered
+        with pytest.raises(websockets.InvalidMessage):
+            await agent(d, "/echo?t=ip-over")
         # another address is counted on its own
         others = [await agent(d, f"/echo?t=other{i}", local_addr=("127.0.0.2", 0))
                   for i in range(2)]
         assert all([await echoes(ws) for ws in a + others])
-        assert await refused_status(d, "/echo?t=other-over", local_addr=("127.0.0.2", 0)) == 503
+        with pytest.raises(websockets.InvalidMessage):
+            await agent(d, "/echo?t=other-over", local_addr=("127.0.0.2", 0))
         for ws in a + others:
             await ws.close()
     run(main())
@@ -86,6 +90,116 @@ def test_max_connections_per_ip(daemon, backend):
     xff = [dict((k.lower(), v) for k, v in e["headers"])["x-forwarded-for"]
            for e in b.select(lambda e: e["ev"] == "open" and "other0" in e["path"])]
     assert xff == ["127.0.0.2"], xff
+
+
+def closed_at_once(c, within):
+    """Whether chatmond closed socket c (nothing sent on it) within `within` s."""
+    c.settimeout(within)
+    try:
+        return c.recv(1) == b""
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def settled(d, ap):
+    """After a chat from 127.0.0.1 and its session's end: every connection
+    accepted before it, wait_ready's probe too (which may still be in the
+    listen backlog, to be accepted, and counted, with the test's first
+    connections), is gone."""
+    async def chat():
+        async with agent(d, "/echo?t=settle") as ws:
+            assert await echoes(ws)
+    run(chat())
+    wait_for(lambda: (lambda m: m.value("chatmon_agents_connected") == 0 and
+                      m.value("chatmon_upstream_connected") == 0)(metrics(ap)),
+             5 * SLOW, "the settling agent's session freed")
+
+
+def test_per_ip_limit_closes_silent_connections_at_accept(daemon, backend):
+    """One address opening max_connections silent sockets (never a request)
+    kept them all until handshake_timeout, since the per-address limit was
+    checked only at the upgrade: an agent from another address got 503
+    "limits.max_connections reached" (found by review). Now a connection
+    past max_connections_per_ip is closed as it is accepted, counted and
+    logged (once, not once a connection); the address's places come back
+    as its connections close."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, limits={"max_connections": "20", "max_connections_per_ip": "5",
+                               "handshake_timeout": "30s"}, args=admin(ap))
+    settled(d, ap)
+    silent = [socket.create_connection(("127.0.0.1", d.port), T) for _ in range(20)]
+    try:
+        time.sleep(0.3 * SLOW)
+        kept = [c for c in silent if not closed_at_once(c, 0.3)]
+        assert len(kept) == 5, len(kept)
+
+        async def other_address():
+            async with agent(d, "/echo?t=from-127.0.0.2",
+                             local_addr=("127.0.0.2", 0)) as ws:
+                assert await echoes(ws)
+        run(other_address())
+        m = metrics(ap)
+        assert m.value("chatmon_connections_refused_total", reason="per_ip") == 15
+        assert m.value("chatmon_connections_refused_total", reason="max_connections") == 0
+        line = r"session_peer_check: 127\.0\.0\.1: connection closed at accept: " \
+            r"limits\.max_connections_per_ip 5 reached"
+        d.wait_log(line)
+        assert len(re.findall(line, d.log())) == 1, d.log()[-2000:]
+        # one more silent one from the address is still refused...
+        extra = socket.create_connection(("127.0.0.1", d.port), T)
+        assert closed_at_once(extra, 2 * SLOW)
+        extra.close()
+    finally:
+        for c in silent:
+            c.close()
+    # ...and the places of those that left are free again: five agents get in
+    time.sleep(0.3 * SLOW)
+
+    async def back():
+        held = [await agent(d, f"/echo?t=back{i}") for i in range(5)]
+        assert all([await echoes(ws) for ws in held])
+        with pytest.raises(websockets.InvalidMessage):
+            await agent(d, "/echo?t=back-over")       # the sixth: closed at accept
+        for ws in held:
+            await ws.close()
+    run(back())
+    assert metrics(ap).value("chatmon_connections_refused_total", reason="per_ip") == 17
+
+
+def test_per_ip_limit_of_a_trusted_proxy_is_at_the_upgrade(daemon, backend):
+    """A trusted proxy's address carries many agents: its connections are
+    not closed at accept, and past max_connections_per_ip its upgrades get
+    the 503 it can pass on, as before. Any other address is still closed
+    at accept."""
+    b = backend()
+    ap = free_port()
+    d = daemon(b.port, limits={"max_connections_per_ip": "2", "handshake_timeout": "30s"},
+               args=admin(ap), extra="trusted_proxies: [127.0.0.1]\n")
+    proxy = [socket.create_connection(("127.0.0.1", d.port), T) for _ in range(3)]
+    other = []
+    for _ in range(3):
+        c = socket.socket()
+        c.bind(("127.0.0.2", 0))
+        c.connect(("127.0.0.1", d.port))
+        other.append(c)
+    try:
+        time.sleep(0.3 * SLOW)
+        assert [closed_at_once(c, 0.3) for c in proxy] == [False] * 3
+        assert sorted(closed_at_once(c, 0.3) for c in other) == [False, False, True]
+
+        async def main():
+            assert await refused_status(d, "/echo?t=proxy-over") == 503
+        run(main())
+    finally:
+        for c in proxy + other:
+            c.close()
+    assert metrics(ap).value("chatmon_connections_refused_total", reason="per_ip") == 2
+    d.wait_log(r"session_admit: 127\.0\.0\.1: agent refused \(503\): "
+               r"limits\.max_connections_per_ip reached")
+    assert "session_peer_check: 127.0.0.1:" not in d.log()
 
 
 def test_out_of_file_descriptors_refuses_cleanly(daemon, backend):
@@ -226,6 +340,7 @@ def test_handshake_timeout_frees_the_slot_on_a_quiet_server(daemon, backend):
     ap = free_port()
     d = daemon(b.port, limits={"handshake_timeout": "500ms", "max_connections_per_ip": "3"},
                args=admin(ap))
+    settled(d, ap)
     for _ in range(2):      # the second round: after the first one's kills
         t0 = time.monotonic()
         silent = [socket.create_connection(("127.0.0.1", d.port), T) for _ in range(3)]
@@ -235,10 +350,7 @@ def test_handshake_timeout_frees_the_slot_on_a_quiet_server(daemon, backend):
             assert time.monotonic() - t0 < 0.5 + 1.5 * SLOW, time.monotonic() - t0
             c.close()
 
-        async def main():
-            async with agent(d, "/echo?t=after-silent") as ws:
-                assert await echoes(ws)
-        run(main())
+        settled(d, ap)
     assert metrics(ap).value("chatmon_timeouts_total", kind="handshake") == 6
 
 
