@@ -689,6 +689,37 @@ relay_log_figures(const struct relay *r)
 	slaclock_log_figures(r->sla);
 }
 
+/*
+ * What an agent's own frame may say of its shop and queue: with shop_id
+ * (queue_id) a claim of its verified token, nothing. The token is the
+ * authority, so a frame naming another shop (to escape its shop's rules
+ * and SLA, or to be charged to another) is not believed; the backend's
+ * frames still name the shop, as documented. Told once per connection.
+ */
+static void
+relay_own_labels(struct relay_peer *peer, const char **shop,
+    const char **queue)
+{
+	const char	*ps = peer->shop != NULL ? peer->shop : "";
+	const char	*pq = peer->queue != NULL ? peer->queue : "";
+	int		 other;
+
+	other = (peer->shop_fixed && **shop != '\0' && strcmp(*shop, ps) != 0) ||
+	    (peer->queue_fixed && **queue != '\0' && strcmp(*queue, pq) != 0);
+	if (other && !peer->label_told) {
+		peer->label_told = 1;
+		log_warnx("relay_message: agent=%s: its frame names shop \"%s\" "
+		    "queue \"%s\", its token shop \"%s\" queue \"%s\": the "
+		    "token's are used (shop_id, queue_id from a claim; logged once "
+		    "per connection)", peer->agent[0] ? peer->agent : "-", *shop,
+		    *queue, ps, pq);
+	}
+	if (peer->shop_fixed)
+		*shop = "";
+	if (peer->queue_fixed)
+		*queue = "";
+}
+
 enum relay_verdict
 relay_message(struct relay *r, struct relay_peer *peer,
     enum relay_dir dir, int binary, const char *data, size_t len)
@@ -748,6 +779,8 @@ relay_message(struct relay *r, struct relay_peer *peer,
 	    &t.shop, &t.queue)) {
 		t.shop = relay_label(f.shop, f.shop_len);
 		t.queue = relay_label(f.queue, f.queue_len);
+		if (dir == RELAY_UP)
+			relay_own_labels(peer, &t.shop, &t.queue);
 		if (*t.shop == '\0')
 			t.shop = peer->shop != NULL ? peer->shop : "";
 		if (*t.queue == '\0')

@@ -923,6 +923,11 @@ session_allow_shop(struct session *s, struct lws *wsi, const char *tok,
 	    tok, toklen, s->queue, sizeof(s->queue), &why) == -1)
 		return session_refuse(s, &srv->metrics->refused_shop,
 		    HTTP_STATUS_BAD_REQUEST, "bad queue id: %s", why);
+	/* a verified claim is the agent's shop: its own frames cannot change it */
+	s->peer.shop_fixed = srv->set.shop_id_from == CONFIG_ID_CLAIM &&
+	    srv->set.shop_id_name[0] != '\0';
+	s->peer.queue_fixed = srv->set.queue_id_from == CONFIG_ID_CLAIM &&
+	    srv->set.queue_id_name[0] != '\0';
 	if (s->shop[0] != '\0' && srv->cfg->shops_refuse &&
 	    config_shop_find(srv->cfg, s->shop) == NULL)
 		return session_refuse(s, &srv->metrics->refused_shop,

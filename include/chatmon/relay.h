@@ -33,6 +33,13 @@ struct relay_peer {
 	const char	*agent;		/* "" when the agent gave no id */
 	const char	*shop;		/* what the connection names (shop_id); "" none */
 	const char	*queue;		/* (queue_id); "" none */
+	/*
+	 * shop_id (queue_id) is a claim of the agent's verified token: the
+	 * agent's own frames do not choose another (relay_message)
+	 */
+	int		 shop_fixed;
+	int		 queue_fixed;
+	int		 label_told;	/* a frame's other shop or queue was logged */
 	uint64_t	 session;	/* the session's serial number */
 	void		(*inject)(void *ctx, const char *frame, size_t len,
 			    int ordered);

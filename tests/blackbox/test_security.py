@@ -1091,6 +1091,52 @@ def test_the_shop_from_a_claim_of_the_verified_token(daemon, backend, keys):
     assert len(b.select(lambda e: e["ev"] == "open")) == 2
 
 
+def test_an_agents_frame_does_not_change_its_tokens_shop(daemon, backend, keys, tmp_path):
+    """With shop_id: claim:shop the verified token is the agent's shop: a
+    frame of its own that names another shop (protocol.shop) is not
+    believed (found by review: "shop": "shopB" escaped shopA's rules and
+    was charged to shopB), and the agent is told of it once in the log. The
+    backend's frames still name the shop of a conversation."""
+    b = backend()
+    extra = (jwt_extra(keys["dir"] / "hs.key") + "shop_id: claim:shop\n"
+             "shops_unknown: refuse\nshops:\n  shopA: {}\n"
+             "  shopB:\n    rules_off: [abuse.test_phrase]\n")
+    d = daemon(b.port, agent_id="jwt:query:token", extra=extra,
+               args=["-o", "protocol.shop=/shop"])
+
+    def say(conv, **kw):
+        return json.dumps({"type": "message", "conversation": conv, "text": "你滚出去", **kw},
+                          ensure_ascii=False)
+    cust = tmp_path / "cust.json"
+    cust.write_text(json.dumps([{"text": json.dumps(
+        {"type": "message", "conversation": "c-cust", "text": "在吗", "shop": "shopB"},
+        ensure_ascii=False)}], ensure_ascii=False), encoding="utf-8")
+
+    async def main():
+        tok = token(HS_SECRET, "HS256", sub="amy", shop="shopA")
+        async with ws(d, f"/echo?token={tok}") as c:
+            for conv, kw in (("c-own", {}), ("c-other", {"shop": "shopB"}),
+                             ("c-other2", {"shop": "shopB"}), ("c-none", {"shop": "zz"})):
+                await c.send(say(conv, **kw))
+                f = json.loads(await recv(c))
+                assert f["type"] == "chatmon.warning" and f["blocked"] is True, (conv, f)
+                assert f["alert"]["shop"] == "shopA", (conv, f)
+        # the backend names shopB for its conversation: the agent's reply in it is shopB's
+        async with ws(d, f"/say?script={cust}&then=echo&token={tok}") as c:
+            f = json.loads(await recv(c))
+            assert (f["conversation"], f.get("shop")) == ("c-cust", "shopB"), f
+            await c.send(say("c-cust"))
+            f = json.loads(await recv(c))
+            assert f["type"] == "message" and f["conversation"] == "c-cust", f
+    run(main())
+    wait_for(lambda: len(alerts_of(d)) == 4, 5, "the four alerts")
+    assert [(a["conversation"], a.get("shop")) for a in alerts_of(d)] == \
+        [("c-own", "shopA"), ("c-other", "shopA"), ("c-other2", "shopA"), ("c-none", "shopA")]
+    told = [l for l in d.log().splitlines() if "its frame names shop" in l]
+    assert len(told) == 1 and "agent=amy" in told[0] and '"shopB"' in told[0], told
+    assert "not configured (shops_unknown: refuse)" not in d.log()
+
+
 def test_query_arguments_are_checked_as_the_backend_gets_them(daemon, backend, keys):
     """Every query argument goes to the backend, so chatmond reads every
     one: an empty argument does not hide the ones after it, and the token,
