@@ -127,9 +127,9 @@ $(BUILD)/tests/test_dueheap: $(BUILD)/tests/test_dueheap.o $(BUILD)/dueheap.o
 $(BUILD)/tests/test_window: $(BUILD)/tests/test_window.o $(BUILD)/window.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_access: $(BUILD)/tests/test_access.o $(BUILD)/access.o $(BUILD)/util.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -lutf8proc
 $(BUILD)/tests/test_config: $(BUILD)/tests/test_config.o $(BUILD)/config.o $(BUILD)/access.o $(BUILD)/yamlfile.o $(BUILD)/util.o $(BUILD)/log.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -lyaml -lm
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -lyaml -lutf8proc -lm
 $(BUILD)/tests/test_codec: $(BUILD)/tests/test_codec.o $(BUILD)/tests/allocfail.o $(BUILD)/codec.o $(BUILD)/util.o $(BUILD)/log.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_bintext: $(BUILD)/tests/test_bintext.o $(BUILD)/tests/allocfail.o $(BUILD)/bintext.o $(BUILD)/util.o

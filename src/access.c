@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <utf8proc.h>
+
 #include "chatmon/access.h"
 #include "chatmon/config.h"
 #include "chatmon/util.h"
@@ -309,17 +311,36 @@ access_host_ok(const char *host, const char *listen_host,
 	return 0;
 }
 
-/* Characters that do not show, or turn the text around them: U+200B-U+200F, U+202A-U+202E, ... */
+/*
+ * Whether cp shows as a character of its own: not a control, format
+ * (zero-width, direction-changing, the invisible Egyptian and musical
+ * format marks), surrogate, private-use or unassigned code point, not a
+ * space or separator (Zs holds U+1680 and the ideographic space), and
+ * not Default_Ignorable (utf8proc's "ignorable": the Hangul fillers,
+ * variation selectors, the combining grapheme joiner, which are letters
+ * or marks by category). By Unicode's own tables rather than a list of
+ * ranges, which missed every new one (U+13430, U+1BCA0, U+1D173). U+2800,
+ * the blank Braille pattern, is a symbol that shows nothing.
+ */
 static int
-access_invisible(uint32_t cp)
+access_visible(uint32_t cp)
 {
-	return (cp >= 0x80 && cp <= 0xa0) || cp == 0xad || cp == 0x34f ||
-	    cp == 0x61c || (cp >= 0x115f && cp <= 0x1160) ||
-	    (cp >= 0x180b && cp <= 0x180e) || (cp >= 0x2000 && cp <= 0x200f) ||
-	    (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f) ||
-	    cp == 0x3000 || cp == 0x3164 || (cp >= 0xfe00 && cp <= 0xfe0f) ||
-	    cp == 0xfeff || cp == 0xffa0 || (cp >= 0xfff0 && cp <= 0xfffb) ||
-	    (cp >= 0xe0000 && cp <= 0xe0fff);
+	utf8proc_int32_t	c = (utf8proc_int32_t)cp;
+
+	switch (utf8proc_category(c)) {
+	case UTF8PROC_CATEGORY_CC:
+	case UTF8PROC_CATEGORY_CF:
+	case UTF8PROC_CATEGORY_CS:
+	case UTF8PROC_CATEGORY_CO:
+	case UTF8PROC_CATEGORY_CN:
+	case UTF8PROC_CATEGORY_ZS:
+	case UTF8PROC_CATEGORY_ZL:
+	case UTF8PROC_CATEGORY_ZP:
+		return 0;
+	default:
+		break;
+	}
+	return !utf8proc_get_property(c)->ignorable && cp != 0x2800;
 }
 
 const char *
@@ -348,8 +369,9 @@ access_agent_id_why(const char *id, size_t len)
 		    (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f) :
 		    (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
 		    (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
-		if (access_invisible(cp))
-			return "an invisible or direction-changing character";
+		if (!access_visible(cp))
+			return "an invisible, direction-changing, unassigned "
+			    "or private-use character";
 		p += n;
 	}
 	return NULL;

@@ -201,6 +201,20 @@ test_agent_id(void **state)
 	assert_non_null(access_agent_id_why("a\xe2\x80\xae", 4));	/* RLO */
 	assert_non_null(access_agent_id_why("a\xe3\x80\x80", 4));	/* ideographic space */
 	assert_non_null(access_agent_id_why("a\xc2\x85", 3));		/* NEL */
+	/* by Unicode category: every invisible format character, not a list (found by review) */
+	assert_non_null(access_agent_id_why("alice\xf0\x9d\x85\xb3", 9));	/* U+1D173 musical format */
+	assert_non_null(access_agent_id_why("ali\xf0\x9b\xb2\xa0" "ce", 9));	/* U+1BCA0 shorthand format */
+	assert_non_null(access_agent_id_why("alice\xf0\x93\x90\xb0", 9));	/* U+13430 Egyptian format */
+	assert_non_null(access_agent_id_why("a\xe1\x9a\x80", 4));	/* U+1680 Ogham space mark */
+	assert_non_null(access_agent_id_why("a\xe2\x80\xa9", 4));	/* U+2029 paragraph separator */
+	assert_non_null(access_agent_id_why("a\xee\x80\x80", 4));	/* U+E000 private use */
+	assert_non_null(access_agent_id_why("a\xcd\xb8", 3));		/* U+0378 unassigned */
+	assert_non_null(access_agent_id_why("a\xe3\x85\xa4", 4));	/* U+3164 Hangul filler (Lo, ignorable) */
+	assert_non_null(access_agent_id_why("a\xef\xb8\x8f", 4));	/* U+FE0F variation selector (Mn, ignorable) */
+	assert_non_null(access_agent_id_why("a\xe1\x9e\xb4", 4));	/* U+17B4 Khmer vowel, ignorable */
+	assert_non_null(access_agent_id_why("a\xe2\xa0\x80", 4));	/* U+2800 blank Braille */
+	assert_null(access_agent_id_why("e\xcc\x81", 3));		/* e + combining acute: shows */
+	assert_null(access_agent_id_why("Jos\xc3\xa9", 5));
 	memset(long_id, 'a', sizeof(long_id));
 	assert_null(access_agent_id_why(long_id, ACCESS_AGENT_ID_MAX));
 	assert_non_null(access_agent_id_why(long_id, ACCESS_AGENT_ID_MAX + 1));
