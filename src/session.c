@@ -759,10 +759,43 @@ session_query_arg(struct lws *wsi, const char *name, char *out,
 	return rc;
 }
 
+/* session_hdr_custom_times's count of one custom header's name. */
+struct session_hdr_count {
+	const char	*name;		/* lower case, with its ':' */
+	int		 nlen;
+	int		 n;
+};
+
+static void
+session_hdr_count_one(const char *name, int nlen, void *arg)
+{
+	struct session_hdr_count	*c = arg;
+
+	if (nlen == c->nlen && memcmp(name, c->name, (size_t)nlen) == 0)
+		c->n++;
+}
+
+/*
+ * How many times the request has custom header key (lower case, with its
+ * ':'). lws keeps each one given and lws_hdr_custom_copy reads the first
+ * only (patch 0028 lists them all).
+ */
+static int
+session_hdr_custom_times(struct lws *wsi, const char *key)
+{
+	struct session_hdr_count	c = { key, (int)strlen(key), 0 };
+
+	if (lws_hdr_custom_name_foreach(wsi, session_hdr_count_one, &c) == -1)
+		return 0;
+	return c.n;
+}
+
 /*
  * The value of query argument or header `name` (from), as sent: its
- * length, 0 when there is none, -1 when it does not fit in out, or -2 for
- * a query argument given more than once.
+ * length, 0 when there is none, -1 when it does not fit in out, or -2
+ * when the request gives it more than once: chatmond would read one, and
+ * the backend, or a proxy before chatmond that added its own after the
+ * client's, might believe another (found by review for a header).
  */
 static int
 session_id_source(struct lws *wsi, enum config_agent_id_from from,
@@ -780,6 +813,10 @@ session_id_source(struct lws *wsi, enum config_agent_id_from from,
 	for (t = 0; t < WSI_TOKEN_COUNT; t++) {
 		ts = lws_token_to_string((enum lws_token_indexes)t);
 		if (ts != NULL && strcasecmp((const char *)ts, key) == 0) {
+			/* lws links each repeat as a fragment of its own */
+			if (lws_hdr_fragment_length(wsi,
+			    (enum lws_token_indexes)t, 1) > 0)
+				return -2;
 			if (lws_hdr_total_length(wsi, (enum lws_token_indexes)t) >=
 			    (int)outlen)
 				return -1;
@@ -790,6 +827,8 @@ session_id_source(struct lws *wsi, enum config_agent_id_from from,
 	}
 	for (p = key; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
+	if (session_hdr_custom_times(wsi, key) > 1)
+		return -2;
 	if ((n = lws_hdr_custom_length(wsi, key, (int)strlen(key))) >= (int)outlen)
 		return -1;
 	n = lws_hdr_custom_copy(wsi, out, (int)outlen, key, (int)strlen(key));

@@ -636,6 +636,63 @@ def test_forwarded_for_and_identity_headers_only_from_trusted_proxies(daemon, ba
     assert not b.select(lambda e: e["ev"] == "open" and "untrusted" in e["path"])
 
 
+def raw_status(d, path, headers):
+    """The status of an upgrade request with exactly these header lines
+    (name, value), repeats included."""
+    import socket
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{d.port}", "Upgrade: websocket",
+             "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+             "Sec-WebSocket-Version: 13"] + [f"{k}: {v}" for k, v in headers]
+    with socket.create_connection(("127.0.0.1", d.port), T) as c:
+        c.settimeout(T)
+        c.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = b""
+        while b"\r\n" not in head:
+            more = c.recv(256)
+            assert more, f"{path}: closed without an answer"
+            head += more
+    return int(head.split(b" ", 2)[1])
+
+
+def test_identity_headers_given_twice_are_refused(daemon, backend, keys):
+    """A header chatmond reads (the agent id, the token, the shop) given
+    more than once is refused with 400, as a repeated query argument is:
+    chatmond read the first and the backend might believe the other (found
+    by review: behind a proxy that adds its X-Agent-Id after the client's
+    own, "mallory" then "alice" was accepted as mallory). lws keeps each
+    custom header given (patch 0028 lists them) and links a known one's
+    repeats (Authorization) as fragments."""
+    b = backend()
+    d = daemon(b.port, agent_id="header:X-Agent-Id", extra="trusted_proxies: [127.0.0.1]\n"
+               "shop_id: header:X-Shop\n")
+    j = daemon(b.port, agent_id="jwt:header:Authorization",
+               extra=jwt_extra(keys["dir"] / "hs.key"))
+    tok = token(HS_SECRET, "HS256", sub="amy")
+    for path, hdrs, want in (
+            ("/echo?case=h1", [("X-Agent-Id", "mallory"), ("X-Agent-Id", "alice")], 400),
+            ("/echo?case=h2", [("X-Agent-Id", "alice"), ("x-agent-id", "alice")], 400),
+            ("/echo?case=h3", [("X-Agent-Id", "alice"), ("X-Shop", "a"), ("X-Shop", "b")], 400),
+            ("/echo?case=h4", [("X-Agent-Id", "alice"), ("X-Other", "1"), ("X-Other", "2"),
+                               ("X-Shop", "a")], 101)):
+        assert raw_status(d, path, hdrs) == want, (path, hdrs)
+    assert refused(d, "agent_id") == 2
+    assert refused(d, "shop") == 1
+    d.wait_log(r"the agent id source X-Agent-Id is given more than once")
+    d.wait_log(r"bad shop id: given more than once")
+    d.wait_log(r"agent=alice session=\d+ connected")
+    for path, hdrs, want in (
+            ("/echo?case=j1", [("Authorization", f"Bearer {tok}"),
+                               ("Authorization", f"Bearer {tok}")], 400),
+            ("/echo?case=j2", [("Authorization", f"Bearer {tok}")], 101)):
+        assert raw_status(j, path, hdrs) == want, (path, hdrs)
+    assert refused(j, "token") == 1
+    j.wait_log(r"the agent id source Authorization is given more than once")
+    b.opened("case=h4")
+    b.opened("case=j2")
+    opens = sorted(o["path"] for o in b.select(lambda e: e["ev"] == "open"))
+    assert opens == ["/echo?case=h4", "/echo?case=j2"], opens
+
+
 # --------------------------------------------------------------------------
 # 4. Agent tokens (JWT)
 
