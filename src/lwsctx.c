@@ -139,7 +139,12 @@ lwsctx_listen_error(const struct lwsctx_info *li, const char *addr,
 		snprintf(where, sizeof(where), "%s:%d", addr, port);
 	switch (lwsctx_bind_errno(addr, port, li->reuseport)) {
 	case EADDRINUSE:
-		if (li->reuseport)
+		if (li->own != NULL && li->own->port == port)
+			sbuf_line(errs, "lwsctx_new: cannot listen on %s: the "
+			    "address is in use, perhaps by this chatmond's own %s "
+			    "(%s:%d): give each a port of its own", where,
+			    li->own_key, li->own->host, li->own->port);
+		else if (li->reuseport)
 			sbuf_line(errs, "lwsctx_new: cannot listen on %s: the "
 			    "address is in use by a process that does not share "
 			    "it (every process on it must set %s and run as the "

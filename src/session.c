@@ -2098,6 +2098,8 @@ session_server_new(struct event_base *base, const struct config *cfg,
 		.head_idle_secs = 3601,
 		.reuseport = cfg->listen_reuseport,
 		.reuseport_key = "listen_reuseport",
+		.own = &cfg->admin,
+		.own_key = "admin.listen",
 		.tls = cfg->tls.cert != NULL,
 		.client_ca = cfg->upstream_tls.ca,
 	};

@@ -36,6 +36,14 @@ struct lwsctx_info {
 	int				 reuseport;
 	const char			*reuseport_key;
 	/*
+	 * An address this process has bound already (chatmond's admin.listen;
+	 * NULL: none): an address in use on its port is said to be perhaps
+	 * that one, not "another process's" (the same socket spelt two ways,
+	 * localhost and 127.0.0.1, passes the configuration's check).
+	 */
+	const struct config_addr	*own;
+	const char			*own_key;
+	/*
 	 * Listen with TLS: lws makes the listener's SSL_CTX empty and hands it
 	 * to protocols[0]'s callback (LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_
 	 * VERIFY_CERTS, user = the SSL_CTX), which puts a certificate in it

@@ -136,3 +136,20 @@ def test_listen_on_a_host_name(daemon, backend):
             await ws.send("by name")
             assert await recv(ws) == "by name"
     run(main())
+
+
+def test_listen_and_admin_on_one_socket_spelt_two_ways(daemon, backend):
+    """listen localhost:P and admin.listen 127.0.0.1:P pass the
+    configuration's check (the hosts differ as text); the start failed
+    with "in use by another process" and advice to share the port: the
+    other one was chatmond's own admin listener. It is named as such."""
+    b = backend()
+    port = free_port()
+    code, log = exits(daemon(b.port, args=["-o", f"listen=localhost:{port}",
+                                           "-o", f"admin.listen=127.0.0.1:{port}"],
+                             wait=False))
+    assert code == 1, log
+    assert (f"cannot listen on localhost:{port} (127.0.0.1): the address is in use, "
+            f"perhaps by this chatmond's own admin.listen (127.0.0.1:{port}): give each "
+            "a port of its own") in log, log
+    assert "another process" not in log
