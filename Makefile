@@ -53,12 +53,12 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 # users, websess and ratelimit the dashboard's logins, handling and note
 # its HTTP API, pushmsg chatmon notify's messages, report `chatmon report`
 # (its Redis side is reportdb, a chat log's days reportlog, its command reportcli).
-PURE	:= util log yamlfile access config codec bintext metrics msgq peercount dueheap window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt histfmt notefmt pipeline sla state rreply jwt logrepeat
+PURE	:= util log yamlfile access config codec bintext metrics msgq peercount dueheap window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt histfmt notefmt copies pipeline sla state rreply jwt logrepeat
 IO	:= lwsctx session relay slaclock convstore rconn xfollow alert history notes snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log logrepeat yamlfile access config window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_scope dash_api dashboard rulesfp report reportdb reportlog reportcli passwd cliconf pushmsg httpc pushd chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log logrepeat yamlfile access config window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt copies pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_scope dash_api dashboard rulesfp report reportdb reportlog reportcli passwd cliconf pushmsg httpc pushd chatmon))
 
-UNIT_TESTS := util log peercount dueheap window access config codec bintext msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog logrepeat
+UNIT_TESTS := util log peercount dueheap window copies access config codec bintext msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog logrepeat
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
 
 .PHONY: all deps test unit unit-valgrind blackbox test-san soak soak-smoke bench bench-state bench-relay bench-relay-smoke eval run install uninstall clean distclean
@@ -152,6 +152,8 @@ $(BUILD)/tests/test_histfmt: $(BUILD)/tests/test_histfmt.o $(BUILD)/histfmt.o $(
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
 $(BUILD)/tests/test_notefmt: $(BUILD)/tests/test_notefmt.o $(BUILD)/notefmt.o $(BUILD)/jsonw.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson
+$(BUILD)/tests/test_copies: $(BUILD)/tests/test_copies.o $(BUILD)/copies.o $(BUILD)/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_seen: $(BUILD)/tests/test_seen.o $(BUILD)/seen.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium
 $(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(BUILD)/feed.o $(BUILD)/users.o $(BUILD)/seen.o $(BUILD)/state.o $(BUILD)/sla.o $(BUILD)/jsonw.o $(BUILD)/util.o
@@ -192,7 +194,7 @@ $(BUILD)/tests/test_alertfmt: $(BUILD)/tests/test_alertfmt.o $(BUILD)/tests/allo
 	    $(BUILD)/rules.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o \
 	    $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium -ljansson $(RULES_LIBS)
-$(BUILD)/tests/test_pipeline: $(BUILD)/tests/test_pipeline.o $(BUILD)/tests/allocfail.o $(BUILD)/pipeline.o \
+$(BUILD)/tests/test_pipeline: $(BUILD)/tests/test_pipeline.o $(BUILD)/tests/allocfail.o $(BUILD)/pipeline.o $(BUILD)/copies.o \
 	    $(BUILD)/alertfmt.o $(BUILD)/jsonw.o $(BUILD)/detect.o $(BUILD)/rulebook.o $(BUILD)/model.o $(BUILD)/window.o \
 	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_lit.o \
 	    $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o $(BUILD)/log.o

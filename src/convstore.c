@@ -8,6 +8,7 @@
 #include <hiredis/hiredis.h>
 
 #include "chatmon/convstore.h"
+#include "chatmon/copies.h"
 #include "chatmon/log.h"
 #include "chatmon/rconn.h"
 
@@ -93,7 +94,7 @@
  * A customer turn repeating one of the last CONVSTORE_COPY_N within this,
  * their round answered: a copy (the backend sent a burst again).
  */
-#define CONVSTORE_COPY_MS	30000
+#define CONVSTORE_COPY_MS	COPIES_MS	/* the relay's copies (windows, history) */
 #define CONVSTORE_COPY_N	8
 
 enum { CS_TURN, CS_FIRE, CS_END, CS_PLAN, CS_SWEEP, CS_NSCRIPT };

@@ -2,7 +2,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chatmon/copies.h"
 #include "chatmon/pipeline.h"
+
+/*
+ * Customer messages remembered for telling copies (src/copies.c): far more
+ * than 30 s of any one process's chats; past it the oldest are forgotten
+ * (a copy of those then counts again, as before copies were told).
+ */
+#define PIPELINE_COPIES_MAX	200000
 
 /*
  * Alerts and warnings are written one after another into two buffers kept
@@ -17,6 +25,7 @@ struct pipeline_span {
 struct pipeline {
 	struct detect		*detect;
 	struct alertfmt_ids	*ids;
+	struct copies		*copies;	/* customer messages of the last 30 s */
 	struct sbuf		 json, frames;
 	struct alertfmt_hit	*group;		/* the turn's hits, strongest first */
 	size_t			 gcap;
@@ -34,6 +43,10 @@ pipeline_new(struct detect *detect, struct alertfmt_ids *ids)
 		return NULL;
 	p->detect = detect;
 	p->ids = ids;
+	if ((p->copies = copies_new(PIPELINE_COPIES_MAX)) == NULL) {
+		free(p);
+		return NULL;
+	}
 	return p;
 }
 
@@ -42,6 +55,7 @@ pipeline_free(struct pipeline *p)
 {
 	if (p == NULL)
 		return;
+	copies_free(p->copies);
 	sbuf_free(&p->json);
 	sbuf_free(&p->frames);
 	free(p->group);
@@ -245,6 +259,7 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
     struct pipeline_out *out)
 {
 	const struct detect_hit	*hits;
+	const char		*conv;
 	ssize_t			 n, i;
 	int			 rc = 0;
 
@@ -254,9 +269,17 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
 		out->sla = PIPELINE_SLA_END;
 		return 0;
 	}
+	/*
+	 * A message the customer said once is one turn of theirs however
+	 * many of the agent's tabs showed it: a copy taking a window slot
+	 * would push out what the customer really said before it.
+	 */
+	out->copy = t->customer && copies_seen(p->copies, t->conversation,
+	    t->conversation_len, t->text, t->text_len, t->now_ms) == 1;
+	conv = out->copy ? NULL : t->conversation;
 	/* a block across turns stops the message that completes it */
 	if ((n = detect_turn(p->detect, t->customer ? RULES_CUSTOMER :
-	    RULES_AGENT, t->shop != NULL ? t->shop : "", t->conversation,
+	    RULES_AGENT, t->shop != NULL ? t->shop : "", conv,
 	    t->conversation_len, t->text,
 	    t->text_len, t->now_ms, &hits)) == -1) {
 		out->rule_error = 1;

@@ -614,7 +614,8 @@ relay_turn(struct relay *r, struct relay_peer *peer,
 		r->metrics->rule_errors++;
 	relay_alerts(r, &out, peer, t->agent, t->conversation,
 	    t->conversation_len);
-	if (t->text != NULL)
+	/* a copy (another tab showing it) is in the history once already */
+	if (t->text != NULL && !out.copy)
 		relay_history(r, t, &out, nick, nick_len);
 	switch (out.sla) {
 	case PIPELINE_SLA_TURN:

@@ -64,7 +64,8 @@ void	detect_set_window(struct detect *, const struct window_conf *);
 
 /*
  * The hits of one turn of role in shop (NUL-terminated, "" none) and
- * conversation conv (conv_len 0: none, no window) at now_ms: the turn's
+ * conversation conv (NULL or conv_len 0: none, no window: the turn is
+ * inspected alone and not kept) at now_ms: the turn's
  * own longest first, then those across turns longest first, then the
  * model's. They and their strings stay valid until the next call; -1
  * (with *hits empty) when the rules could not run.

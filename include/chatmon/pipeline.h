@@ -67,6 +67,14 @@ struct pipeline_out {
 	int				 drop;		/* the message must not be forwarded */
 	enum pipeline_sla		 sla;
 	int				 rule_error;	/* the rules could not run */
+	/*
+	 * A customer turn that is a copy of one already seen (src/copies.c:
+	 * the same text in the conversation within 30 s, as Redis tells
+	 * copies for SLA rounds): inspected alone, it joins no window, and
+	 * the caller leaves it out of the conversation's history. Still
+	 * timed: the SLA tells copies itself.
+	 */
+	int				 copy;
 	const struct pipeline_alert	*alerts;	/* in the order to publish them */
 	size_t				 nalerts;
 };

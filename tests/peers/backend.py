@@ -39,6 +39,9 @@ string tunes it:
                   answered; otherwise record the close chatmond sent
   trickle?n=N&ms=T  on the first message, send a text frame header for N bytes,
                   then one payload byte every T ms
+  tabs?agent=A    an agent with several tabs: a text message {"show": S} sends
+                  the string S to every open tabs connection of agent A, in the
+                  order they opened (a customer message shown on each tab)
 --quiet leaves out the msg events (for benchmarks).
 --tls-cert FILE --tls-key FILE: wss:// instead of ws://; each TLS handshake
 reports the server name the client asked for: {"ev": "sni", "name": "localhost"}.
@@ -59,7 +62,9 @@ import websockets
 from websockets.legacy.server import WebSocketServerProtocol
 
 BEHAVIOURS = ("echo", "delay", "refuse", "redirect", "close", "badutf8", "gen", "say",
-              "stall", "flood", "ping", "raw", "rawfile", "trickle")
+              "stall", "flood", "ping", "raw", "rawfile", "trickle", "tabs")
+
+TABS = {}   # agent: its open tabs connections, in the order they opened
 
 
 def pattern_bytes(n):
@@ -262,6 +267,17 @@ async def handler(ws):
         async def start(message):       # in the background: the reader must see the close
             asyncio.ensure_future(trickle(message))
         await conn.reader(start)
+    elif behaviour == "tabs":
+        tabs = TABS.setdefault(query.get("agent", ""), [])
+        tabs.append(ws)
+
+        async def show(message):
+            for tab in list(tabs):
+                await tab.send(json.loads(message)["show"])
+        try:
+            await conn.reader(show)
+        finally:
+            tabs.remove(ws)
     elif behaviour == "ping":
         try:
             waiter = await ws.ping(b"hop")
