@@ -477,7 +477,7 @@ detect_note_room(struct detect *d, size_t n, size_t earlier)
  */
 static ssize_t
 detect_turn_shop(struct detect *d, const struct rulebook_shop *s,
-    enum rules_role role, const char *conv, size_t conv_len,
+    enum rules_role role, const char *who, const char *conv, size_t conv_len,
     const char *text, size_t len, int64_t now_ms,
     const struct detect_hit **hits)
 {
@@ -507,8 +507,8 @@ detect_turn_shop(struct detect *d, const struct rulebook_shop *s,
 		qsort(d->hits, total, sizeof(*d->hits), detect_hit_cmp);
 	wstart = total;
 	if (conv != NULL && conv_len > 0 && rulebook_shop_window(s) > 0 &&
-	    window_add(d->window, conv, conv_len, (int)role, text, len, now_ms,
-	    &joined, &jlen, &last, &nturns) == 0) {
+	    window_add(d->window, conv, conv_len, (int)role, who, text, len,
+	    now_ms, &joined, &jlen, &last, &nturns) == 0) {
 		d->kept = 1;
 		window_notes(d->window, &notes, &nearlier, &slot);
 		if (detect_note_room(d, np, nearlier) == -1)
@@ -541,7 +541,8 @@ detect_turn_shop(struct detect *d, const struct rulebook_shop *s,
 }
 
 ssize_t
-detect_turn(struct detect *d, enum rules_role role, const char *shop,
+detect_turn(struct detect *d, enum rules_role role, const char *who,
+    const char *shop,
     const char *conv, size_t conv_len, const char *text, size_t len,
     int64_t now_ms, const struct detect_hit **hits)
 {
@@ -554,7 +555,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *shop,
 
 	/* a turn of no shop costs what it did before there were shops */
 	if (shop[0] != '\0' && (s = rulebook_shop(d->book, shop)) != NULL)
-		return detect_turn_shop(d, s, role, conv, conv_len, text, len,
+		return detect_turn_shop(d, s, role, who, conv, conv_len, text, len,
 		    now_ms, hits);
 	*hits = d->hits;
 	d->kept = 0;
@@ -574,8 +575,8 @@ detect_turn(struct detect *d, enum rules_role role, const char *shop,
 	total = n;
 	/* the speaker's last turns: kept only when some rule looks at them */
 	if (conv != NULL && conv_len > 0 && rules_window_count(d->rules) > 0 &&
-	    window_add(d->window, conv, conv_len, (int)role, text, len, now_ms,
-	    &joined, &jlen, &last, &nturns) == 0) {
+	    window_add(d->window, conv, conv_len, (int)role, who, text, len,
+	    now_ms, &joined, &jlen, &last, &nturns) == 0) {
 		d->kept = 1;
 		/*
 		 * The turn's note goes with it; the notes of the turns before

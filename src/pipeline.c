@@ -279,7 +279,8 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
 	conv = out->copy ? NULL : t->conversation;
 	/* a block across turns stops the message that completes it */
 	if ((n = detect_turn(p->detect, t->customer ? RULES_CUSTOMER :
-	    RULES_AGENT, t->shop != NULL ? t->shop : "", conv,
+	    RULES_AGENT, t->customer ? "" : t->agent,
+	    t->shop != NULL ? t->shop : "", conv,
 	    t->conversation_len, t->text,
 	    t->text_len, t->now_ms, &hits)) == -1) {
 		out->rule_error = 1;

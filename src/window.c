@@ -36,6 +36,7 @@ struct window_ring {
 	size_t			 n;
 	size_t			 cap;		/* slots, at most conf.turns */
 	size_t			 slot;		/* bytes a slot holds, at most conf.bytes */
+	uint64_t		 who;		/* whose turns they are (a keyed hash) */
 };
 
 struct window_conv {
@@ -349,15 +350,15 @@ window_alone(struct window *w, const char *text, size_t len,
 
 int
 window_add(struct window *w, const char *conv, size_t conv_len, int role,
-    const char *text, size_t len, int64_t now_ms, const char **joined,
-    size_t *joined_len, size_t *last, size_t *nturns)
+    const char *who, const char *text, size_t len, int64_t now_ms,
+    const char **joined, size_t *joined_len, size_t *last, size_t *nturns)
 {
 	struct window_conv	*c;
 	struct window_ring	*r;
 	struct window_turn	*t;
 	const char		*keep;
 	size_t			 i, k, at, need, klen, bytes = w->conf.bytes;
-	uint64_t		 h;
+	uint64_t		 h, hw;
 
 	w->nnotes = 0;
 	w->nstarts = 0;
@@ -394,6 +395,15 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	}
 	window_touch(w, c, now_ms);
 	r = &c->ring[role];
+	/*
+	 * Another speaker in this role (the conversation was transferred to
+	 * another agent): the turns kept are the last one's, and one agent's
+	 * words must not complete another's violation, nor be quoted as his.
+	 */
+	hw = util_hash(&w->hkey, who, strlen(who));
+	if (r->who != hw)
+		r->n = 0;
+	r->who = hw;
 	/* turns that fell out of the window, in time or in number */
 	while (r->n > 0 && (now_ms - r->turn[r->head].t > (int64_t)w->conf.ms ||
 	    r->n >= w->conf.turns)) {

@@ -63,14 +63,16 @@ int	detect_set_model(struct detect *, const struct model *, double veto);
 void	detect_set_window(struct detect *, const struct window_conf *);
 
 /*
- * The hits of one turn of role in shop (NUL-terminated, "" none) and
+ * The hits of one turn of role, said by who (the agent's id for an agent's
+ * turn: each agent's turns are a window of their own; "" anyone), in shop (NUL-terminated, "" none) and
  * conversation conv (NULL or conv_len 0: none, no window: the turn is
  * inspected alone and not kept) at now_ms: the turn's
  * own longest first, then those across turns longest first, then the
  * model's. They and their strings stay valid until the next call; -1
  * (with *hits empty) when the rules could not run.
  */
-ssize_t	detect_turn(struct detect *, enum rules_role role, const char *shop,
+ssize_t	detect_turn(struct detect *, enum rules_role role, const char *who,
+	    const char *shop,
 	    const char *conv, size_t conv_len, const char *text, size_t len,
 	    int64_t now_ms, const struct detect_hit **hits);
 /*

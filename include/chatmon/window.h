@@ -32,7 +32,10 @@ void	window_free(struct window *);
 void	window_set(struct window *, const struct window_conf *);
 
 /*
- * A turn of speaker role (any small integer) in conversation conv at now_ms.
+ * A turn of role (any small integer) in conversation conv at now_ms, said
+ * by who (NUL-terminated; "" for whoever holds the role). A role's turns
+ * are one speaker's: when who is not the one whose turns the role keeps
+ * (another agent took the conversation over), those are forgotten first.
  * On return *text (NUL-terminated, owned by the window until its next call)
  * holds the kept turns of that speaker within the window, oldest first,
  * this one last, separated by WINDOW_SEP; *last is the byte offset where
@@ -41,7 +44,7 @@ void	window_set(struct window *, const struct window_conf *);
  */
 #define WINDOW_SEP	"\n"
 int	window_add(struct window *, const char *conv, size_t conv_len, int role,
-	    const char *text, size_t len, int64_t now_ms, const char **joined,
+	    const char *who, const char *text, size_t len, int64_t now_ms, const char **joined,
 	    size_t *joined_len, size_t *last, size_t *nturns);
 /*
  * Where each turn of the last window_add's joined text starts (bytes,

@@ -88,7 +88,7 @@ match_detect(struct rules *r, enum rules_role role, const char *text,
 		for (n = 0; n < 64; n++)
 			snprintf(conv[n], sizeof(conv[n]), "c-%u", (unsigned)n);
 	id = conv[bench_turn % 64];
-	n = detect_turn(bench_detect, role, "", id, strlen(id), text, len,
+	n = detect_turn(bench_detect, role, "", "", id, strlen(id), text, len,
 	    (int64_t)(bench_turn++ * 100), &dh);
 	*hits = NULL;
 	return n > 0 ? (size_t)n : 0;

@@ -71,3 +71,29 @@ def test_customer_message_on_two_tabs_is_one_turn(daemon, backend, redis_server)
     time.sleep(0.2)
     texts = [json.loads(x)["text"] for x in reversed(c.lrange("chatmon:hist:c-tabs", 0, -1))]
     assert texts == ["不退款", "嗯", "我就差评"], texts
+
+
+def test_agent_window_is_one_agents(daemon, backend):
+    """alice says 加我 in c-t, then bob (the conversation transferred to him)
+    says `v abc12345`: bob broke nothing, and alice's turn is quoted in no
+    alert of his. bob's own 加我 / v abc12345 is blocked, his turns alone."""
+    b = backend()
+    d = daemon(b.port, rules=WINDOW)
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as alice, \
+                agent(d, "/echo?agent=bob") as bob:
+            await alice.send(msg("c-t", "加我"))
+            assert json.loads(await recv(alice))["text"] == "加我"
+            await bob.send(msg("c-t", "v abc12345"))
+            f = json.loads(await recv(bob))
+            assert f.get("type") == "message" and f["text"] == "v abc12345", f
+            await bob.send(msg("c-t", "加我"))
+            assert json.loads(await recv(bob))["text"] == "加我"
+            await bob.send(msg("c-t", "v abc12345"))
+            f = json.loads(await recv(bob))
+            assert f["type"] == "chatmon.warning" and f["blocked"] is True, f
+            assert f["alert"]["agent"] == "bob" and f["alert"]["text"] == "加我\nv abc12345", f
+    run(main())
+    hits = [a for a in rule_alerts(d) if a["type"] == "rule.hit"]
+    assert [(a["agent"], a["text"]) for a in hits] == [("bob", "加我\nv abc12345")], hits

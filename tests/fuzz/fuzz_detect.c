@@ -83,7 +83,7 @@ turn(struct detect *d, struct window *w, const char *conv,
 	n = rules_match(oracle, role, text, len, &h);
 	FUZZ_CHECK(n <= nwant / 2);
 	memcpy(want, h, n * sizeof(*h));
-	FUZZ_CHECK(window_add(w, conv, strlen(conv), (int)role, text, len, now,
+	FUZZ_CHECK(window_add(w, conv, strlen(conv), (int)role, "", text, len, now,
 	    &joined, &jlen, &last, &nturns) == 0);
 	if (nturns > 1) {
 		nw = rules_match_window(oracle, role, joined, jlen,
@@ -91,7 +91,7 @@ turn(struct detect *d, struct window *w, const char *conv,
 		FUZZ_CHECK(nw <= nwant / 2);
 		memcpy(want + n, h, nw * sizeof(*h));
 	}
-	got = detect_turn(d, role, "", conv, strlen(conv), text, len, now, &dh);
+	got = detect_turn(d, role, "", "", conv, strlen(conv), text, len, now, &dh);
 	same = got == (ssize_t)(n + nw);
 	for (i = 0; same && i < n + nw; i++) {
 		/*

@@ -138,7 +138,7 @@ turn(struct fixture *fx, const char *conv, enum rules_role role,
 	n = rules_match(fx->oracle, role, text, len, &h);
 	assert_true(n < 16);
 	memcpy(want, h, n * sizeof(*h));
-	assert_int_equal(window_add(fx->w, conv, strlen(conv), (int)role, text,
+	assert_int_equal(window_add(fx->w, conv, strlen(conv), (int)role, "", text,
 	    len, now, &joined, &jlen, &last, &nturns), 0);
 	if (nturns > 1) {
 		nw = rules_match_window(fx->oracle, role, joined, jlen,
@@ -147,7 +147,7 @@ turn(struct fixture *fx, const char *conv, enum rules_role role,
 		memcpy(want + n, h, nw * sizeof(*h));
 	}
 	starts = window_starts(fx->w, &ns);
-	got = detect_turn(fx->d, role, "", conv, strlen(conv), text, len, now, &dh);
+	got = detect_turn(fx->d, role, "", "", conv, strlen(conv), text, len, now, &dh);
 	assert_int_equal(got, (ssize_t)(n + nw));
 	for (i = 0; i < n + nw; i++) {
 		assert_string_equal(dh[i].hit.rule, want[i].rule);

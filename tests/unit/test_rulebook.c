@@ -201,7 +201,7 @@ ids(struct book *bk, const char *shop_id, const char *conv, const char *text,
 	ssize_t			 n, i;
 	size_t			 at = 0;
 
-	n = detect_turn(bk->d, RULES_AGENT, shop_id, conv, strlen(conv), text,
+	n = detect_turn(bk->d, RULES_AGENT, "", shop_id, conv, strlen(conv), text,
 	    strlen(text), now, &dh);
 	assert_true(n >= 0);
 	buf[0] = '\0';
@@ -414,7 +414,7 @@ test_oracle(void **state)
 		}
 		qsort(want, n, sizeof(*want), hit_cmp);
 		na = n;
-		assert_int_equal(window_add(w, conv, strlen(conv), RULES_AGENT,
+		assert_int_equal(window_add(w, conv, strlen(conv), RULES_AGENT, "",
 		    text, len, (int64_t)i * 10, &joined, &jlen, &last, &nturns), 0);
 		for (p = 0; p < 3 && nturns > 1; p++) {
 			k = rules_match_window(or[p], RULES_AGENT, joined, jlen,
@@ -425,7 +425,7 @@ test_oracle(void **state)
 		}
 		qsort(want + na, n - na, sizeof(*want), hit_cmp);
 		windows += n - na;
-		got = detect_turn(bk.d, RULES_AGENT, "tmall", conv, strlen(conv),
+		got = detect_turn(bk.d, RULES_AGENT, "", "tmall", conv, strlen(conv),
 		    text, len, (int64_t)i * 10, &dh);
 		assert_int_equal(got, (ssize_t)n);
 		starts = window_starts(w, &ns);

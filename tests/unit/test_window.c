@@ -16,8 +16,8 @@ add(struct window *w, const char *conv, int role, const char *text, int64_t t,
 	const char	*j;
 	size_t		 jl;
 
-	assert_int_equal(window_add(w, conv, strlen(conv), role, text, strlen(text),
-	    t, &j, &jl, last, n), 0);
+	assert_int_equal(window_add(w, conv, strlen(conv), role, "", text,
+	    strlen(text), t, &j, &jl, last, n), 0);
 	assert_int_equal(strlen(j), jl);
 	return j;
 }
@@ -48,6 +48,35 @@ test_joined(void **state)
 	window_end(w, "c1", 2);
 	assert_int_equal(window_count(w), 1);
 	assert_string_equal(add(w, "c1", 1, "new", 60, &last, &n), "new");
+	window_free(w);
+}
+
+/* A role's turns are one speaker's: another agent in it starts afresh. */
+static void
+test_speaker(void **state)
+{
+	struct window_conf	 c = { 3, 60000, 64, 100, 0 };
+	struct window		*w;
+	const char		*j;
+	size_t			 jl, last, n;
+
+	(void)state;
+	assert_non_null(w = window_new(&c));
+	assert_int_equal(window_add(w, "c", 1, 0, "alice", "加我", strlen("加我"),
+	    0, &j, &jl, &last, &n), 0);
+	assert_int_equal(window_add(w, "c", 1, 1, "", "嗯", strlen("嗯"),
+	    5, &j, &jl, &last, &n), 0);
+	assert_int_equal(window_add(w, "c", 1, 0, "bob", "v abc", 5,
+	    10, &j, &jl, &last, &n), 0);
+	assert_string_equal(j, "v abc");
+	assert_int_equal(n, 1);
+	assert_int_equal(window_add(w, "c", 1, 0, "bob", "123", 3,
+	    20, &j, &jl, &last, &n), 0);
+	assert_string_equal(j, "v abc\n123");
+	/* the other role's speaker is not touched */
+	assert_int_equal(window_add(w, "c", 1, 1, "", "好", strlen("好"),
+	    30, &j, &jl, &last, &n), 0);
+	assert_string_equal(j, "嗯\n好");
 	window_free(w);
 }
 
@@ -231,6 +260,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_joined),
+		cmocka_unit_test(test_speaker),
 		cmocka_unit_test(test_time_and_bytes),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_notes),
