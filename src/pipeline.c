@@ -276,7 +276,13 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
 	 */
 	out->copy = t->customer && copies_seen(p->copies, t->conversation,
 	    t->conversation_len, t->text, t->text_len, t->now_ms) == 1;
-	conv = out->copy ? NULL : t->conversation;
+	/*
+	 * A robot's turn (the platform's greeting, an auto-reply) is nobody's
+	 * words: inspected alone, it is no part of the customer's or the
+	 * agent's last turns, so 定制商品不退款 from the robot and the
+	 * customer's 那我差评 do not make the customer's threat.
+	 */
+	conv = out->copy || t->robot ? NULL : t->conversation;
 	/* a block across turns stops the message that completes it */
 	if ((n = detect_turn(p->detect, t->customer ? RULES_CUSTOMER :
 	    RULES_AGENT, t->customer ? "" : t->agent,

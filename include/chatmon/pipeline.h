@@ -28,7 +28,7 @@ struct pipeline_turn {
 	const char	*text;		/* UTF-8, unescaped; NULL for an end frame */
 	size_t		 text_len;
 	int64_t		 now_ms;	/* wall clock, or the log's */
-	int		 robot;		/* a robot's or auto-reply: closes no round */
+	int		 robot;		/* a robot's or auto-reply: closes no round, joins no window */
 	const char	*shop;		/* NUL-terminated, "" none: which rule packs run */
 	const char	*queue;		/* NUL-terminated, "" none */
 };

@@ -63,7 +63,7 @@ def test_customer_message_on_two_tabs_is_one_turn(daemon, backend, redis_server)
             await drain(t2)
     run(main())
     hits = [a for a in rule_alerts(d) if a["type"] == "rule.hit"]
-    assert [(a["rule"], a["turns"], a["text"]) for a in hits] == \
+    assert [(a["rule"], a.get("turns", 1), a["text"]) for a in hits] == \
         [("complaint_risk.test_threat", 3, "不退款\n嗯\n我就差评")], hits
     c = r.client()
     wait_for(lambda: c.llen("chatmon:hist:c-tabs") >= 3, T, "history items")
@@ -97,3 +97,25 @@ def test_agent_window_is_one_agents(daemon, backend):
     run(main())
     hits = [a for a in rule_alerts(d) if a["type"] == "rule.hit"]
     assert [(a["agent"], a["text"]) for a in hits] == [("bob", "加我\nv abc12345")], hits
+
+
+def test_robot_turns_join_no_window(daemon, backend):
+    """The platform robot's 【系统消息】定制商品不退款 (robot: true), then the
+    customer's 那我差评: the customer said no threat. The robot's turn is
+    still inspected alone, and the customer's own split still counts."""
+    b = backend()
+    d = daemon(upstream=f"ws://127.0.0.1:{b.port}/tabs?agent=alice", rules=WINDOW,
+               args=["-o", "protocol.robot=/robot"])
+
+    async def main():
+        async with agent(d, "/x?agent=alice") as ws:
+            for text, robot in (("【系统消息】定制商品不退款", True), ("那我差评", False),
+                                ("定制商品不退款就差评", True), ("不退款", False),
+                                ("我就差评", False)):
+                await ws.send(show(msg("r-1", text, **({"robot": True} if robot else {}))))
+                assert json.loads(await recv(ws))["text"] == text
+            await asyncio.sleep(0.2)
+    run(main())
+    hits = [a for a in rule_alerts(d) if a["type"] == "rule.hit"]
+    assert [(a["role"], a.get("turns", 1), a["text"]) for a in hits] == \
+        [("customer", 1, "定制商品不退款就差评"), ("customer", 2, "不退款\n我就差评")], hits
