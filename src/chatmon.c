@@ -417,8 +417,10 @@ scan_line(struct scan_out *so, struct detect *det, enum rules_role def_role,
 		json_decref(in);
 		return -1;
 	}
-	if ((n = detect_turn(det, role, "", shop, jc ? json_string_value(jc) : "",
-	    jc ? json_string_length(jc) : 0, json_string_value(jt),
+	/* a line of no conversation is matched alone; "" is a conversation */
+	if ((n = detect_turn(det, role, "", shop,
+	    jc ? json_string_value(jc) : NULL, jc ? json_string_length(jc) : 0,
+	    json_string_value(jt),
 	    json_string_length(jt), (int64_t)lineno * 1000, &hits)) == -1) {
 		scan_bad(so, name, fileline, lineno, "out of memory");
 		json_decref(in);

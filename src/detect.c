@@ -506,7 +506,7 @@ detect_turn_shop(struct detect *d, const struct rulebook_shop *s,
 	if (np > 1 && total > 1)
 		qsort(d->hits, total, sizeof(*d->hits), detect_hit_cmp);
 	wstart = total;
-	if (conv != NULL && conv_len > 0 && rulebook_shop_window(s) > 0 &&
+	if (conv != NULL && rulebook_shop_window(s) > 0 &&
 	    window_add(d->window, conv, conv_len, (int)role, who, text, len,
 	    now_ms, &joined, &jlen, &last, &nturns) == 0) {
 		d->kept = 1;
@@ -574,7 +574,7 @@ detect_turn(struct detect *d, enum rules_role role, const char *who,
 	}
 	total = n;
 	/* the speaker's last turns: kept only when some rule looks at them */
-	if (conv != NULL && conv_len > 0 && rules_window_count(d->rules) > 0 &&
+	if (conv != NULL && rules_window_count(d->rules) > 0 &&
 	    window_add(d->window, conv, conv_len, (int)role, who, text, len,
 	    now_ms, &joined, &jlen, &last, &nturns) == 0) {
 		d->kept = 1;

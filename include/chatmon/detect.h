@@ -65,8 +65,8 @@ void	detect_set_window(struct detect *, const struct window_conf *);
 /*
  * The hits of one turn of role, said by who (the agent's id for an agent's
  * turn: each agent's turns are a window of their own; "" anyone), in shop (NUL-terminated, "" none) and
- * conversation conv (NULL or conv_len 0: none, no window: the turn is
- * inspected alone and not kept) at now_ms: the turn's
+ * conversation conv (NULL: none, no window: the turn is inspected alone
+ * and not kept; "" is a conversation as any other) at now_ms: the turn's
  * own longest first, then those across turns longest first, then the
  * model's. They and their strings stay valid until the next call; -1
  * (with *hits empty) when the rules could not run.

@@ -119,3 +119,21 @@ def test_robot_turns_join_no_window(daemon, backend):
     hits = [a for a in rule_alerts(d) if a["type"] == "rule.hit"]
     assert [(a["role"], a.get("turns", 1), a["text"]) for a in hits] == \
         [("customer", 1, "定制商品不退款就差评"), ("customer", 2, "不退款\n我就差评")], hits
+
+
+def test_empty_conversation_id_has_a_window(daemon, backend):
+    """Conversation "" is a conversation (the SLA times it, the history keeps
+    it): 加我 / v abc12345 in it is blocked as in any other."""
+    b = backend()
+    d = daemon(b.port, rules=WINDOW)
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            for conv in ("", "x"):
+                await ws.send(msg(conv, "加我"))
+                assert json.loads(await recv(ws))["text"] == "加我"
+                await ws.send(msg(conv, "v abc12345"))
+                f = json.loads(await recv(ws))
+                assert f["type"] == "chatmon.warning" and f["blocked"] is True, (conv, f)
+                assert f["conversation"] == conv and f["alert"]["turns"] == 2, f
+    run(main())
