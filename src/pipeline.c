@@ -275,7 +275,7 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
 	 * would push out what the customer really said before it.
 	 */
 	out->copy = t->customer && copies_seen(p->copies, t->conversation,
-	    t->conversation_len, t->text, t->text_len, t->now_ms) == 1;
+	    t->conversation_len, t->text, t->text_len, t->clock_ms) == 1;
 	/*
 	 * A robot's turn (the platform's greeting, an auto-reply) is nobody's
 	 * words: inspected alone, it is no part of the customer's or the
@@ -288,7 +288,7 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
 	    RULES_AGENT, t->customer ? "" : t->agent,
 	    t->shop != NULL ? t->shop : "", conv,
 	    t->conversation_len, t->text,
-	    t->text_len, t->now_ms, &hits)) == -1) {
+	    t->text_len, t->clock_ms, &hits)) == -1) {
 		out->rule_error = 1;
 		n = 0;
 	}

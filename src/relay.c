@@ -800,6 +800,7 @@ relay_message(struct relay *r, struct relay_peer *peer,
 	t.text = k == CODEC_TURN ? f.text : NULL;
 	t.text_len = k == CODEC_TURN ? f.text_len : 0;
 	t.now_ms = util_wall_ms();
+	t.clock_ms = (int64_t)(util_mono_ns() / 1000000);
 	t.robot = k == CODEC_TURN && f.robot;
 	if (k == CODEC_TURN) {
 		if (dir == RELAY_UP)

@@ -458,6 +458,7 @@ replay_line(struct replay *rp, const struct replay_line *l)
 	t.text = l->text;
 	t.text_len = l->text_len;
 	t.now_ms = l->ts;
+	t.clock_ms = l->ts;
 	t.robot = l->robot;
 	if (pipeline_turn(rp->pipe, &t, &out) == -1 || out.rule_error)
 		return -1;

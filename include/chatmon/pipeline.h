@@ -28,6 +28,12 @@ struct pipeline_turn {
 	const char	*text;		/* UTF-8, unescaped; NULL for an end frame */
 	size_t		 text_len;
 	int64_t		 now_ms;	/* wall clock, or the log's */
+	/*
+	 * The clock the rules' windows and the copies age turns by: the
+	 * monotonic clock live (a step of the wall clock must neither keep
+	 * turns past window.time nor empty every window), the log's in replay.
+	 */
+	int64_t		 clock_ms;
 	int		 robot;		/* a robot's or auto-reply: closes no round, joins no window */
 	const char	*shop;		/* NUL-terminated, "" none: which rule packs run */
 	const char	*queue;		/* NUL-terminated, "" none */

@@ -7,6 +7,8 @@ any other, it ages on the monotonic clock, and a reload keeps it."""
 import asyncio
 import json
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -136,4 +138,82 @@ def test_empty_conversation_id_has_a_window(daemon, backend):
                 f = json.loads(await recv(ws))
                 assert f["type"] == "chatmon.warning" and f["blocked"] is True, (conv, f)
                 assert f["conversation"] == conv and f["alert"]["turns"] == 2, f
+    run(main())
+
+
+CLOCKSHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+/* CLOCK_REALTIME moved by the milliseconds in $SHIM_FILE, read at each call */
+int
+clock_gettime(clockid_t id, struct timespec *ts)
+{
+	static int (*real)(clockid_t, struct timespec *);
+	char buf[32];
+	long long off = 0, ns;
+	const char *f;
+	ssize_t n;
+	int fd, rc;
+
+	if (real == NULL)
+		real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+	rc = real(id, ts);
+	if (rc != 0 || id != CLOCK_REALTIME || (f = getenv("SHIM_FILE")) == NULL ||
+	    (fd = open(f, O_RDONLY)) < 0)
+		return rc;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n > 0) {
+		buf[n] = 0;
+		off = atoll(buf);
+	}
+	ns = ts->tv_sec * 1000000000LL + ts->tv_nsec + off * 1000000LL;
+	ts->tv_sec = ns / 1000000000LL;
+	ts->tv_nsec = ns % 1000000000LL;
+	return rc;
+}
+"""
+
+
+def test_window_ages_on_the_monotonic_clock(daemon, backend, tmp_path):
+    """window.time 2s against steps of the wall clock (NTP, an operator):
+    10 minutes back between 加我 and `v abc12345` 2.5 s apart keeps nothing
+    past the window; 10 minutes forward between two turns at once empties
+    nothing."""
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.skip("no cc for the clock shim")
+    src = tmp_path / "clockshim.c"
+    src.write_text(CLOCKSHIM)
+    shim = tmp_path / "clockshim.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(shim), str(src), "-ldl"], check=True)
+    off = tmp_path / "offset"
+    off.write_text("0")
+    b = backend()
+    # the SLA's deadlines are far: the steps raise none of its warnings
+    d = daemon(b.port, rules=WINDOW, extra="window: {turns: 3, time: 2s}\n"
+               "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n",
+               env={"LD_PRELOAD": str(shim), "SHIM_FILE": str(off),
+                    # the sanitizer build's runtime must otherwise come first
+                    "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
+                    ":verify_asan_link_order=0"})
+
+    async def split(ws, conv, step, wait):
+        await ws.send(msg(conv, "加我"))
+        assert json.loads(await recv(ws))["text"] == "加我"
+        off.write_text(str(int(off.read_text()) + step))
+        await asyncio.sleep(wait)
+        await ws.send(msg(conv, "v abc12345"))
+        return json.loads(await recv(ws))
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            f = await split(ws, "c-back", -600000, 2.5)
+            assert f["type"] == "message" and f["text"] == "v abc12345", f
+            f = await split(ws, "c-forward", 600000, 0)
+            assert f["type"] == "chatmon.warning" and f["blocked"] is True, f
     run(main())

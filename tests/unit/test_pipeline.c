@@ -117,6 +117,7 @@ turn(struct fixture *fx, int customer, const char *conv, const char *text,
 	t.text = text;
 	t.text_len = text != NULL ? strlen(text) : 0;
 	t.now_ms = now;
+	t.clock_ms = now;
 	t.robot = 0;
 	t.shop = "";
 	t.queue = "";
