@@ -159,7 +159,7 @@ detect_set_book(struct detect *d, struct rulebook *book)
 
 	d->book = book;
 	d->rules = rulebook_base(book);
-	/* kept turns go when their slots change size: notes of other packs */
+	/* kept turns stay; notes of another size go (src/window.c) */
 	window_set(d->window, &c);
 }
 

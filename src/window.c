@@ -35,7 +35,8 @@ struct window_ring {
 	size_t			 head;		/* the oldest kept */
 	size_t			 n;
 	size_t			 cap;		/* slots, at most conf.turns */
-	size_t			 slot;		/* bytes a slot holds, at most conf.bytes */
+	size_t			 slot;		/* bytes a slot holds */
+	size_t			 nb;		/* note bytes a slot's note holds */
 	uint64_t		 who;		/* whose turns they are (a keyed hash) */
 };
 
@@ -51,7 +52,6 @@ struct window_conv {
 
 struct window {
 	struct window_conf	 conf;
-	struct window_conf	 alloc;		/* the sizes the rings were made with */
 	struct window_conv	**bucket;
 	size_t			 nbuckets;
 	size_t			 n;
@@ -153,12 +153,11 @@ window_set(struct window *w, const struct window_conf *conf)
 	w->conf = *conf;
 	if (w->conf.turns > 64)
 		w->conf.turns = 64;
-	/* rings of other sizes cannot be reused: start afresh */
-	if (w->alloc.turns != w->conf.turns || w->alloc.bytes != w->conf.bytes ||
-	    w->alloc.note_bytes != w->conf.note_bytes)
-		while (w->head != NULL)
-			window_drop(w, w->head);
-	w->alloc = w->conf;
+	/*
+	 * The rings keep their turns: each is fitted to the new sizes at its
+	 * speaker's next turn (window_add), so a reload forgets nothing that
+	 * the new limits still keep.
+	 */
 }
 
 size_t
@@ -256,8 +255,11 @@ window_reserve_notes(struct window *w, size_t n)
 /*
  * Room in r for n turns, the newest klen bytes long: the slots double (to
  * conf.turns), the slot size doubles to what the turn needs (to
- * conf.bytes), and the kept turns are laid out afresh, oldest first. -1
- * out of memory (r as it was).
+ * conf.bytes), and the kept turns are laid out afresh, oldest first. A
+ * ring made with other sizes (a reload since) is fitted to these: its
+ * kept turns are no longer than conf.bytes by then (window_trim), and
+ * notes of another size are dropped (a turn without its note only makes
+ * the window pass run). -1 out of memory (r as it was).
  */
 static int
 window_ring_fit(struct window *w, struct window_ring *r, size_t n, size_t klen)
@@ -268,8 +270,12 @@ window_ring_fit(struct window *w, struct window_ring *r, size_t n, size_t klen)
 	size_t			 cap = r->cap, slot = r->slot, i, k;
 	size_t			 nb = w->conf.note_bytes;
 
-	if (n <= cap && klen <= slot)
+	if (n <= cap && klen <= slot && r->nb == nb)
 		return 0;
+	if (cap > w->conf.turns)
+		cap = w->conf.turns;	/* n is at most conf.turns */
+	if (slot > w->conf.bytes)
+		slot = w->conf.bytes;	/* and every turn kept at most conf.bytes */
 	if (n > cap) {
 		cap = cap > 0 ? cap * 2 : 1;
 		if (cap < n)
@@ -298,8 +304,10 @@ window_ring_fit(struct window *w, struct window_ring *r, size_t n, size_t klen)
 		k = (r->head + i) % r->cap;
 		memcpy(buf + i * slot, r->buf + k * r->slot, r->turn[k].len);
 		turn[i] = r->turn[k];
-		if (nb > 0)
+		if (nb > 0 && r->nb == nb)
 			memcpy(note + i * nb, r->note + k * nb, nb);
+		else if (nb > 0)
+			memset(note + i * nb, 0, nb);	/* no note */
 	}
 	free(r->buf);
 	free(r->turn);
@@ -310,7 +318,46 @@ window_ring_fit(struct window *w, struct window_ring *r, size_t n, size_t klen)
 	r->head = 0;
 	r->cap = cap;
 	r->slot = slot;
+	r->nb = nb;
 	return 0;
+}
+
+/* The last of s[0..*len) that fit in max bytes, from a character's start. */
+static const char *
+window_tail(const char *s, size_t *len, size_t max)
+{
+	if (*len <= max)
+		return s;
+	s += *len - max;
+	*len = max;
+	while (*len > 0 && ((unsigned char)*s & 0xc0) == 0x80) {
+		s++;
+		(*len)--;
+	}
+	return s;
+}
+
+/*
+ * A turn kept longer than conf.bytes (window.bytes was lowered since) is
+ * cut to its last conf.bytes, as it would have been kept; its note
+ * described the whole turn, so it has none now.
+ */
+static void
+window_trim(struct window *w, struct window_ring *r)
+{
+	const char	*keep;
+	size_t		 i, k, len;
+
+	for (i = 0; i < r->n; i++) {
+		k = (r->head + i) % r->cap;
+		if ((len = r->turn[k].len) <= w->conf.bytes)
+			continue;
+		keep = window_tail(r->buf + k * r->slot, &len, w->conf.bytes);
+		memmove(r->buf + k * r->slot, keep, len);
+		r->turn[k].len = len;
+		if (r->note != NULL)
+			memset(r->note + k * r->nb, 0, r->nb);
+	}
 }
 
 /* Has room for the starts of n turns; -1 out of memory. */
@@ -410,17 +457,10 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 		r->head = (r->head + 1) % r->cap;
 		r->n--;
 	}
+	window_trim(w, r);
 	/* what is kept of this one: its last bytes, from a character's start */
-	keep = text;
 	klen = len;
-	if (klen > bytes) {
-		keep = text + len - bytes;
-		klen = bytes;
-		while (klen > 0 && ((unsigned char)*keep & 0xc0) == 0x80) {
-			keep++;
-			klen--;
-		}
-	}
+	keep = window_tail(text, &klen, bytes);
 	if (window_ring_fit(w, r, r->n + 1, klen) == -1) {
 		window_ring_free(r);
 		return window_alone(w, text, len, joined, joined_len, last,

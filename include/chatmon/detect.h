@@ -44,8 +44,9 @@ void	detect_window_conf(const struct config *, struct window_conf *);
 struct detect *detect_new(struct rulebook *, const struct window_conf *);
 void	detect_free(struct detect *);
 /*
- * Another book, borrowed. The speakers' kept turns are forgotten when the
- * new book's shops run more packs than the old one's (their slots change).
+ * Another book, borrowed. The speakers' kept turns stay; when the new
+ * book's shops run another number of packs their notes go (the window
+ * pass then runs on them: src/window.c).
  */
 void	detect_set_book(struct detect *, struct rulebook *);
 /*

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -216,4 +217,29 @@ def test_window_ages_on_the_monotonic_clock(daemon, backend, tmp_path):
             assert f["type"] == "message" and f["text"] == "v abc12345", f
             f = await split(ws, "c-forward", 600000, 0)
             assert f["type"] == "chatmon.warning" and f["blocked"] is True, f
+    run(main())
+
+
+def test_reload_keeps_the_kept_turns(daemon, backend):
+    """加我, then a SIGHUP that changes window.turns and window.bytes (3 -> 4,
+    512 -> 256), then `v abc12345`: the reload forgot nothing the new
+    limits keep, and the split is blocked as without it."""
+    b = backend()
+    d = daemon(b.port, rules=WINDOW, extra="window: {turns: 3, bytes: 512}\n")
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            await ws.send(msg("c-r", "加我"))
+            assert json.loads(await recv(ws))["text"] == "加我"
+            with open(d.conf, encoding="utf-8") as f:
+                text = f.read()
+            d.write_config(text.replace("window: {turns: 3, bytes: 512}",
+                                        "window: {turns: 4, bytes: 256}"))
+            mark = len(d.log())
+            d.signal(signal.SIGHUP)
+            d.wait_log(r"relay_apply: \d+ rules from", start=mark)
+            await ws.send(msg("c-r", "v abc12345"))
+            f = json.loads(await recv(ws))
+            assert f["type"] == "chatmon.warning" and f["blocked"] is True, f
+            assert f["alert"]["text"] == "加我\nv abc12345", f
     run(main())

@@ -96,13 +96,73 @@ test_time_and_bytes(void **state)
 	/* a cut never splits a character: 7 bytes "a" + 2 chars, 6 kept = 2 chars */
 	add(w, "c", 1, "a一二", 1700, &last, &n);
 	assert_string_equal(add(w, "c", 1, "z", 1701, &last, &n), "y\n一二\nz");
-	/* no window: each turn alone, nothing kept */
+	/* no window: each turn alone (what was kept ages out as ever) */
 	c.turns = 1;
 	window_set(w, &c);
-	assert_int_equal(window_count(w), 0);
 	assert_string_equal(add(w, "c", 1, "p", 1800, &last, &n), "p");
 	assert_string_equal(add(w, "c", 1, "q", 1801, &last, &n), "q");
-	assert_int_equal(window_count(w), 0);
+	window_free(w);
+}
+
+/*
+ * New limits keep what they still allow: fewer turns keep the newest,
+ * fewer bytes cut the kept turns as if kept so, notes of another size go
+ * (the turns stay, without notes) and more room takes more.
+ */
+static void
+test_set_keeps(void **state)
+{
+	struct window_conf	 c = { 4, 60000, 64, 100, 8 };
+	struct window		*w;
+	const void		*const *earlier;
+	void			*slot;
+	size_t			 last, n, ne;
+
+	(void)state;
+	assert_non_null(w = window_new(&c));
+	add(w, "c", 1, "一二三", 0, &last, &n);
+	window_notes(w, &earlier, &ne, &slot);
+	memset(slot, 0xaa, 8);
+	add(w, "c", 1, "abcdef", 10, &last, &n);
+	window_notes(w, &earlier, &ne, &slot);
+	memset(slot, 0xbb, 8);
+	add(w, "c", 2, "好的", 15, &last, &n);
+	assert_string_equal(add(w, "c", 1, "x", 20, &last, &n), "一二三\nabcdef\nx");
+	window_unadd(w);
+	/* the same sizes: everything, notes too */
+	window_set(w, &c);
+	assert_string_equal(add(w, "c", 1, "x", 20, &last, &n), "一二三\nabcdef\nx");
+	window_notes(w, &earlier, &ne, &slot);
+	assert_int_equal(ne, 2);
+	assert_int_equal(((const unsigned char *)earlier[1])[0], 0xbb);
+	window_unadd(w);
+	/* 4 bytes: 一二三 keeps 三 (3 bytes: no half character), abcdef cdef */
+	c.bytes = 4;
+	window_set(w, &c);
+	assert_string_equal(add(w, "c", 1, "x", 30, &last, &n), "三\ncdef\nx");
+	window_notes(w, &earlier, &ne, &slot);
+	assert_int_equal(ne, 2);
+	assert_int_equal(((const unsigned char *)earlier[0])[0], 0);	/* cut: no note */
+	window_unadd(w);
+	/* two turns: the newest earlier one */
+	c.turns = 2;
+	window_set(w, &c);
+	assert_string_equal(add(w, "c", 1, "x", 40, &last, &n), "cdef\nx");
+	window_unadd(w);
+	/* notes of another size: the turns stay, with no notes */
+	c.turns = 4;
+	c.bytes = 64;
+	c.note_bytes = 16;
+	window_set(w, &c);
+	assert_string_equal(add(w, "c", 1, "y", 50, &last, &n), "cdef\ny");
+	window_notes(w, &earlier, &ne, &slot);
+	assert_int_equal(ne, 1);
+	assert_int_equal(((const unsigned char *)earlier[0])[15], 0);
+	assert_non_null(slot);
+	memset(slot, 0xcc, 16);
+	/* and more room takes more, the other speaker untouched */
+	assert_string_equal(add(w, "c", 1, "z", 60, &last, &n), "cdef\ny\nz");
+	assert_string_equal(add(w, "c", 2, "嗯", 65, &last, &n), "好的\n嗯");
 	window_free(w);
 }
 
@@ -262,6 +322,7 @@ main(void)
 		cmocka_unit_test(test_joined),
 		cmocka_unit_test(test_speaker),
 		cmocka_unit_test(test_time_and_bytes),
+		cmocka_unit_test(test_set_keeps),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_notes),
 		cmocka_unit_test(test_unadd),
