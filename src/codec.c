@@ -986,6 +986,28 @@ codec_decode(struct codec *c, const char *buf, size_t len,
 }
 
 const char *
+codec_conversation_id(struct codec *c, const char *buf, size_t len,
+    const char **conv, size_t *conv_len)
+{
+	struct codec_frame	 f;
+	enum codec_jtype	 root;
+	const char		*why;
+	size_t			 at;
+
+	memset(&f, 0, sizeof(f));
+	if ((why = codec_scan(c, (const unsigned char *)buf, len, &at,
+	    &root)) != NULL)
+		return strcmp(why, "out of memory") == 0 ? why : "invalid JSON";
+	if (root != CODEC_J_OBJECT)
+		return "not a JSON object";
+	if ((why = codec_conversation(c, buf, &f)) != NULL)
+		return why;
+	*conv = f.conversation;
+	*conv_len = f.conversation_len;
+	return NULL;
+}
+
+const char *
 codec_kind_name(enum codec_kind k)
 {
 	switch (k) {

@@ -12,6 +12,7 @@
 
 #include "chatmon/alertfmt.h"
 #include "chatmon/alertline.h"
+#include "chatmon/codec.h"
 #include "chatmon/detect.h"
 #include "chatmon/model.h"
 #include "chatmon/config.h"
@@ -45,6 +46,7 @@ struct replay {
 	struct detect		*detect;	/* the rules, turn by turn, with windows */
 	struct model		*model;		/* the second opinion, or NULL */
 	struct pipeline		*pipe;		/* the daemon's order of things */
+	struct codec		*codec;		/* conversation ids, read as the relay reads them */
 	struct sla		*sla;
 	struct alertfmt_ids	 ids;
 	struct replay_conv	**heap;
@@ -372,7 +374,7 @@ struct replay_line {
 	int64_t		 ts;
 	const char	*conv;
 	size_t		 conv_len;
-	char		 convbuf[32];
+	int		 end;		/* "type":"end": the conversation ends */
 	int		 customer;
 	int		 robot;
 	const char	*agent;
@@ -382,31 +384,64 @@ struct replay_line {
 	size_t		 text_len;
 };
 
-/* Reads one line's fields; NULL, or what is wrong with it. */
+/*
+ * A ts jansson read as a double, its line read again for a number past 64
+ * bits (replay_file): a whole number of milliseconds, past 2^63 the
+ * engine's last; -1 when it is not one (1.5, or 1.7e12 as ever).
+ */
+static int
+replay_whole_ms(double d, int64_t *ms)
+{
+	if (!(d >= 0))
+		return -1;	/* NaN too */
+	if (d >= 9223372036854775808.0) {
+		*ms = sla_clamp(INT64_MAX);
+		return 0;
+	}
+	if ((double)(int64_t)d != d)
+		return -1;
+	*ms = sla_clamp((int64_t)d);
+	return 0;
+}
+
+/*
+ * Reads one line's fields (o is buf, len read by jansson; reread: its
+ * numbers read as doubles); NULL, or what is wrong with it.
+ */
 static const char *
-replay_parse(json_t *o, struct replay_line *l)
+replay_parse(struct replay *rp, json_t *o, const char *buf, size_t len,
+    int reread, struct replay_line *l)
 {
 	json_t		*v;
-	const char	*role;
+	const char	*role, *why;
 
 	if (!json_is_object(o))
 		return "not a JSON object";
 	v = json_object_get(o, "ts");
 	if (json_is_integer(v) && json_integer_value(v) >= 0)
 		l->ts = sla_clamp(json_integer_value(v));	/* the engine's range */
+	else if (json_is_real(v) && reread && replay_whole_ms(json_real_value(v),
+	    &l->ts) == 0)
+		;	/* an integer, read as a double with the line (below) */
 	else if (!json_is_string(v) || replay_rfc3339(json_string_value(v), &l->ts) == -1)
 		return "ts: epoch milliseconds or an RFC 3339 time, after 1970";
-	v = json_object_get(o, "conversation");
-	if (json_is_string(v)) {
-		l->conv = json_string_value(v);
-		l->conv_len = json_string_length(v);
-	} else if (json_is_integer(v)) {
-		snprintf(l->convbuf, sizeof(l->convbuf), "%lld",
-		    (long long)json_integer_value(v));
-		l->conv = l->convbuf;
-		l->conv_len = strlen(l->convbuf);
-	} else
-		return "conversation missing or not a string";
+	/*
+	 * The id as the relay's codec reads a frame's (a number of any size,
+	 * 7.0 as 7, 1.5 as sent), by the codec itself: the log and the relay
+	 * must name the same conversations.
+	 */
+	if ((why = codec_conversation_id(rp->codec, buf, len, &l->conv,
+	    &l->conv_len)) != NULL)
+		return why;
+	/* a conversation's end, as a backend's end frame (docs/protocol.md) */
+	v = json_object_get(o, "type");
+	if (json_is_string(v) && strcmp(json_string_value(v), "end") == 0) {
+		l->end = 1;
+		v = json_object_get(o, "agent");
+		l->agent = json_is_string(v) ? json_string_value(v) : "";
+		l->shop = l->queue = "";
+		return NULL;
+	}
 	v = json_object_get(o, "role");
 	role = json_is_string(v) ? json_string_value(v) : "";
 	if (strcmp(role, "customer") == 0)
@@ -434,6 +469,34 @@ replay_parse(json_t *o, struct replay_line *l)
 	return NULL;
 }
 
+/*
+ * An end line: the conversation's windows forgotten and its round ended,
+ * as the relay's end frame does. 0, or -1 on ENOMEM.
+ */
+static int
+replay_end(struct replay *rp, const struct replay_line *l)
+{
+	struct pipeline_turn	 t;
+	struct pipeline_out	 out;
+	struct sla_conv		*conv;
+
+	memset(&t, 0, sizeof(t));
+	t.agent = l->agent;
+	t.conversation = l->conv;
+	t.conversation_len = l->conv_len;
+	t.text = NULL;
+	t.now_ms = t.clock_ms = l->ts;
+	t.shop = t.queue = "";
+	if ((conv = sla_find(rp->sla, l->conv, l->conv_len)) != NULL)
+		t.shop = sla_conv_shop(rp->sla, conv, &t.queue);
+	if (pipeline_turn(rp->pipe, &t, &out) == -1)
+		return -1;
+	replay_print(rp, &out, l->ts);
+	if (out.sla == PIPELINE_SLA_END && conv != NULL)
+		sla_end(rp->sla, conv, l->ts);	/* released: off the heap */
+	return rp->oom ? -1 : 0;
+}
+
 /* One line through the daemon's pipeline, on the log's clock. 0, or -1 on ENOMEM. */
 static int
 replay_line(struct replay *rp, const struct replay_line *l)
@@ -444,6 +507,8 @@ replay_line(struct replay *rp, const struct replay_line *l)
 	struct sla_conv		*conv;
 
 	replay_advance(rp, l->ts);
+	if (l->end)
+		return replay_end(rp, l);
 	t.customer = l->customer;
 	t.agent = l->agent;
 	/* a conversation keeps the shop and queue of its first turn */
@@ -483,6 +548,19 @@ replay_line(struct replay *rp, const struct replay_line *l)
 
 /* --- the engine, for replay and report --log -------------------------------- */
 
+/* A codec that reads a log line's "conversation" as the relay's default protocol does. */
+static struct codec *
+replay_codec(struct sbuf *errs)
+{
+	struct config_protocol	p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = (char *)"/type";
+	p.conversation = (char *)"/conversation";
+	p.text = (char *)"/text";
+	return codec_new(&p, errs);
+}
+
 struct replay *
 replay_new(const struct config *cfg, const struct replay_hooks *hooks,
     struct sbuf *errs)
@@ -499,7 +577,8 @@ replay_new(const struct config *cfg, const struct replay_hooks *hooks,
 	rp->last = INT64_MIN;
 	if (hooks != NULL)
 		rp->hooks = *hooks;
-	if ((rp->book = rulebook_load(cfg, 0, errs)) == NULL)
+	if ((rp->codec = replay_codec(errs)) == NULL ||
+	    (rp->book = rulebook_load(cfg, 0, errs)) == NULL)
 		goto err;
 	if ((cfg->model != NULL && (rp->model = model_new(cfg->model, errs)) == NULL) ||
 	    rulebook_model_off(cfg, rp->model, errs) == -1)
@@ -535,6 +614,7 @@ replay_free(struct replay *rp)
 	sla_free(rp->sla);	/* releases the conversations off the heap */
 	free(rp->heap);
 	pipeline_free(rp->pipe);
+	codec_free(rp->codec);
 	detect_free(rp->detect);
 	model_free(rp->model);
 	rulebook_free(rp->book);
@@ -565,7 +645,7 @@ replay_file(struct replay *rp, const char *name, size_t max)
 	size_t			 lineno, n;
 	enum replay_read	 rd;
 	FILE			*f;
-	int			 rc = 0;
+	int			 rc = 0, reread;
 
 	sbuf_init(&esc);
 	if (strcmp(name, "-") == 0)
@@ -587,7 +667,19 @@ replay_file(struct replay *rp, const char *name, size_t max)
 		why = NULL;
 		memset(&l, 0, sizeof(l));
 		util_json_lone_surrogates(rp->buf, n);	/* read as the relay does */
-		if ((o = json_loadb(rp->buf, n, JSON_ALLOW_NUL, &je)) == NULL) {
+		/*
+		 * An integer past 64 bits (a conversation id, as the relay
+		 * takes one) is more than jansson reads as an integer: such a
+		 * line is read again with its numbers as doubles.
+		 */
+		reread = 0;
+		if ((o = json_loadb(rp->buf, n, JSON_ALLOW_NUL, &je)) == NULL &&
+		    json_error_code(&je) == json_error_numeric_overflow) {
+			o = json_loadb(rp->buf, n, JSON_ALLOW_NUL |
+			    JSON_DECODE_INT_AS_REAL, &je);
+			reread = 1;
+		}
+		if (o == NULL) {
 			/* jansson quotes the line ("near '...'"): not for a terminal raw */
 			sbuf_reset(&esc);
 			if (alertline_text(&esc, je.text, strlen(je.text)) == -1) {
@@ -595,7 +687,8 @@ replay_file(struct replay *rp, const char *name, size_t max)
 				break;
 			}
 			why = sbuf_str(&esc);
-		} else if ((why = replay_parse(o, &l)) == NULL && l.ts < rp->last)
+		} else if ((why = replay_parse(rp, o, rp->buf, n, reread,
+		    &l)) == NULL && l.ts < rp->last)
 			why = "ts goes back in time: a log must be in time order";
 		if (why != NULL) {
 			/* a bad line is reported and skipped; the rest still counts */

@@ -66,6 +66,17 @@ struct codec *codec_new(const struct config_protocol *proto, struct sbuf *errs);
 enum codec_kind codec_decode(struct codec *, const char *buf, size_t len,
     struct codec_frame *out);
 void	codec_free(struct codec *);
+/*
+ * The conversation id of the JSON object buf at protocol.conversation,
+ * read exactly as a chat frame's is (a string, or a number: a whole one
+ * written as JSON.parse reads it, any other as sent; at most
+ * CODEC_CONV_MAX bytes), whatever else the object holds: chatmon replay
+ * reads its log's ids with it, so that it names the conversations the
+ * relay named. NULL, or why not (a MALFORMED frame's why, or the JSON's
+ * fault); *conv is the codec's until its next call.
+ */
+const char *codec_conversation_id(struct codec *, const char *buf, size_t len,
+	    const char **conv, size_t *conv_len);
 const char *codec_kind_name(enum codec_kind);
 
 #endif

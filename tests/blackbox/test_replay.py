@@ -220,3 +220,52 @@ def test_a_lone_surrogate_reads_as_the_relay_reads_it(tmp_path):
     assert code == 0 and err == "", err
     assert any(json.loads(a).get("category") == "offplatform"
                for a in out.decode().splitlines()[:-1]), out
+
+
+WINDOW_RULES = os.path.join(ROOT, "tests", "blackbox", "rules_window")
+WINDOW_CONF = (f"rules: {WINDOW_RULES}\nwindow: {{turns: 3, time: 60s}}\n"
+               "sla: {first_response: 1h, reply: 1h, escalate: 2h}\n")
+
+
+def replay_lines(tmp_path, lines):
+    (tmp_path / "c.yaml").write_text(WINDOW_CONF)
+    (tmp_path / "log.jsonl").write_text("".join(l + "\n" for l in lines), encoding="utf-8")
+    code, out, err = replay("--format", "json", "-c", str(tmp_path / "c.yaml"),
+                            str(tmp_path / "log.jsonl"), cwd=str(tmp_path))
+    return code, [json.loads(l) for l in out.decode().splitlines()], err
+
+
+def test_numeric_conversation_ids_read_as_the_relay_reads_them(tmp_path):
+    """docs/protocol.md: 7 and 7.0 are conversation "7", 1.5 is kept as sent,
+    an integer past 64 bits is an id as sent: replay reads them so (by the
+    relay's own codec), so 加我 in 7 and `v abc12345` in 7.0 are one split."""
+    code, out, err = replay_lines(tmp_path, [
+        '{"ts":1795312800000,"conversation":7,"role":"agent","agent":"alice","text":"加我"}',
+        '{"ts":1795312801000,"conversation":7.0,"role":"agent","agent":"alice","text":"v abc12345"}',
+        '{"ts":1795312802000,"conversation":1.5,"role":"agent","agent":"alice","text":"加我"}',
+        '{"ts":1795312803000,"conversation":12345678901234567890,"role":"agent",'
+        '"agent":"alice","text":"v abc12345"}',
+        '{"ts":1795312804000,"conversation":12345678901234567890,"role":"agent",'
+        '"agent":"alice","text":"加我"}'])
+    assert code == 0 and err == "", err
+    hits = [(a["conversation"], a["text"]) for a in out if a["type"] == "rule.hit"]
+    assert hits == [("7", "加我\nv abc12345")], out
+    assert out[-1]["conversations"] == 3, out[-1]
+
+
+def test_an_end_line_ends_the_conversation(tmp_path):
+    """{"type":"end"} in a log ends its conversation as the relay's end frame
+    does: its window forgets 加我, so `v abc12345` after it breaks nothing,
+    and the conversation that comes back counts again."""
+    code, out, err = replay_lines(tmp_path, [
+        '{"ts":1795312800000,"conversation":"c-w","role":"agent","agent":"alice","text":"加我"}',
+        '{"ts":1795312801000,"type":"end","conversation":"c-w"}',
+        '{"ts":1795312802000,"conversation":"c-w","role":"agent","agent":"alice",'
+        '"text":"v abc12345"}',
+        '{"ts":1795312803000,"conversation":"c-x","role":"agent","agent":"alice","text":"加我"}',
+        '{"ts":1795312804000,"conversation":"c-x","role":"agent","agent":"alice",'
+        '"text":"v abc12345"}'])
+    assert code == 0 and err == "", err
+    hits = [(a["conversation"], a["text"]) for a in out if a["type"] == "rule.hit"]
+    assert hits == [("c-x", "加我\nv abc12345")], out
+    assert out[-1]["conversations"] == 3, out[-1]
