@@ -43,7 +43,15 @@ static const char rules_yaml[] =
     "  window: true\n"
     "  pattern: '加我v[a-z0-9_]{5,}'\n"
     "  message: 请在平台内沟通\n"
-    "  examples: {match: ['加我v abc12345'], no_match: [加我, abc12345]}\n";
+    "  examples: {match: ['加我v abc12345'], no_match: [加我, abc12345]}\n"
+    "- rule: t.threat\n"
+    "  category: complaint_risk\n"
+    "  severity: warn\n"
+    "  action: flag\n"
+    "  role: customer\n"
+    "  window: true\n"
+    "  pattern: '不退款[^。]{0,6}差评'\n"
+    "  examples: {match: [不退款就差评], no_match: [退款了]}\n";
 
 struct fixture {
 	char			 dir[64];
@@ -282,6 +290,74 @@ test_window_and_end(void **state)
 	assert_false(out.drop);
 }
 
+/* A turn of customer in conv, said by agent (robot: a robot's), at now. */
+static int
+turn_as(struct fixture *fx, int customer, const char *agent, int robot,
+    const char *conv, const char *text, int64_t now, struct pipeline_out *out)
+{
+	struct pipeline_turn	t;
+
+	memset(&t, 0, sizeof(t));
+	t.customer = customer;
+	t.agent = agent;
+	t.conversation = conv;
+	t.conversation_len = strlen(conv);
+	t.text = text;
+	t.text_len = strlen(text);
+	t.now_ms = t.clock_ms = now;
+	t.robot = robot;
+	t.shop = t.queue = "";
+	return pipeline_turn(fx->p, &t, out);
+}
+
+/*
+ * Which turns enter a window: a customer message shown again within 30 s
+ * (another tab) is a copy and takes no slot; a robot's turn takes none;
+ * an agent's window is that agent's.
+ */
+static void
+test_window_turns(void **state)
+{
+	struct fixture		*fx = *state;
+	struct pipeline_out	 out;
+
+	/* 不退款 / 嗯 / 嗯 (the other tab) / 我就差评: three turns, not four */
+	assert_int_equal(turn_as(fx, 1, "alice", 0, "c-c", "不退款", T0, &out), 0);
+	assert_false(out.copy);
+	assert_int_equal(turn_as(fx, 1, "alice", 0, "c-c", "嗯", T0 + 10, &out), 0);
+	assert_int_equal(turn_as(fx, 1, "alice", 0, "c-c", "嗯", T0 + 20, &out), 0);
+	assert_true(out.copy);
+	assert_int_equal(turn_as(fx, 1, "alice", 0, "c-c", "我就差评", T0 + 30,
+	    &out), 0);
+	assert_false(out.copy);
+	assert_int_equal(out.nalerts, 1);
+	assert_true(has(out.alerts[0].json, out.alerts[0].json_len, "\"turns\":3"));
+	/* 30 s on, the same words are new again */
+	assert_int_equal(turn_as(fx, 1, "alice", 0, "c-c", "嗯", T0 + 30010,
+	    &out), 0);
+	assert_false(out.copy);
+	/* the robot's 加我 is nobody's */
+	assert_int_equal(turn_as(fx, 0, "alice", 1, "c-r", "加我", T0, &out), 0);
+	assert_int_equal(turn_as(fx, 0, "alice", 0, "c-r", "v abc12345", T0 + 10,
+	    &out), 0);
+	assert_int_equal(out.nalerts, 0);
+	assert_false(out.drop);
+	/* nor is alice's bob's */
+	assert_int_equal(turn_as(fx, 0, "alice", 0, "c-t", "加我", T0, &out), 0);
+	assert_int_equal(turn_as(fx, 0, "bob", 0, "c-t", "v abc12345", T0 + 10,
+	    &out), 0);
+	assert_int_equal(out.nalerts, 0);
+	assert_int_equal(turn_as(fx, 0, "bob", 0, "c-t", "加我", T0 + 20, &out), 0);
+	assert_int_equal(turn_as(fx, 0, "bob", 0, "c-t", "v abc12345", T0 + 30,
+	    &out), 0);
+	assert_true(out.drop);
+	/* and "" is a conversation */
+	assert_int_equal(turn_as(fx, 0, "alice", 0, "", "加我", T0, &out), 0);
+	assert_int_equal(turn_as(fx, 0, "alice", 0, "", "v abc12345", T0 + 10,
+	    &out), 0);
+	assert_true(out.drop);
+}
+
 /*
  * A blocked turn never reached the customer: it leaves the window, so
  * sending it again (or another id) completes the violation again and is
@@ -445,6 +521,7 @@ main(void)
 		cmocka_unit_test(test_block_is_not_timed),
 		cmocka_unit_test(test_window_and_turn_grouped),
 		cmocka_unit_test(test_window_and_end),
+		cmocka_unit_test(test_window_turns),
 		cmocka_unit_test(test_blocked_turn_not_kept),
 		cmocka_unit_test(test_turns_are_the_texts),
 		cmocka_unit_test(test_sla_events),
