@@ -20,7 +20,8 @@
  * everyone out is the price of keeping no session secret on disk.
  */
 #define DASHAUTH_IDLE_MS	(60 * 60 * 1000ULL)	/* unused this long: logged out */
-#define DASHAUTH_SESSIONS	1000	/* at most; the least used goes first */
+#define DASHAUTH_SESSIONS	1000	/* at most in all... */
+#define DASHAUTH_SESSIONS_USER	20	/* ...and of one user: their least used goes first */
 #define DASHAUTH_FAILS		5	/* failed logins per address and per user name... */
 #define DASHAUTH_WINDOW_MS	(15 * 60 * 1000ULL)	/* ...in any 15 minutes */
 #define DASHAUTH_KEYS		4096	/* addresses and names counted at most */
@@ -30,6 +31,7 @@
  * that limit (USERS_VERIFY_MAX) written plainly
  */
 #define DASHAUTH_BODY_MAX	8192
+_Static_assert(USERS_STAMP_BYTES == WEBSESS_STAMP_BYTES, "a session keeps a users_stamp");
 #define DASHAUTH_TOO_MANY	429	/* not in lws's table: its line has no reason phrase */
 
 struct dashauth {
@@ -169,7 +171,7 @@ dashauth_new(const char *users_path, const char *token, uint64_t ttl_ms,
 	if (users_count(a->users) == 0)
 		log_warnx("dashauth_new: %s has no users: nobody can log in "
 		    "(chatmon passwd adds one)", users_path);
-	if ((a->sess = websess_new(DASHAUTH_SESSIONS, ttl_ms,
+	if ((a->sess = websess_new(DASHAUTH_SESSIONS, DASHAUTH_SESSIONS_USER, ttl_ms,
 	    ttl_ms < DASHAUTH_IDLE_MS ? ttl_ms : DASHAUTH_IDLE_MS)) == NULL ||
 	    (a->rl = ratelimit_new(DASHAUTH_KEYS, DASHAUTH_FAILS,
 	    DASHAUTH_WINDOW_MS)) == NULL)
@@ -217,20 +219,37 @@ dashauth_token_ok(const char *given, const char *want)
 
 /*
  * The live session of sid and its user's role now (a user taken out of
- * the file, or demoted, loses it at once): the user, or NULL.
+ * the file, or demoted, loses it at once; a session of a password that
+ * is no longer the user's ends): the user, or NULL.
  */
 static const char *
 dashauth_session(struct dashauth *a, const char *sid, int touch,
     enum users_role *role)
 {
-	const char	*user;
+	unsigned char		 now[USERS_STAMP_BYTES];
+	const unsigned char	*was;
+	const char		*user;
 
 	*role = USERS_NONE;
-	if ((user = websess_get(a->sess, sid, dashauth_now(), touch)) == NULL)
+	if ((user = websess_get(a->sess, sid, dashauth_now(), touch,
+	    &was)) == NULL)
 		return NULL;
 	if ((*role = users_role(a->users, user)) == USERS_NONE) {
 		log_info("dashauth_session: %s is no longer a user: logged out", user);
 		websess_end_user(a->sess, user);
+		return NULL;
+	}
+	/*
+	 * Only this session: the user may have logged in with the new
+	 * password already, and the other old ones end as they are used (a
+	 * feed's every DASH_AUTH_MS).
+	 */
+	if (users_stamp(a->users, user, now) == -1 ||
+	    sodium_memcmp(now, was, sizeof(now)) != 0) {
+		log_info("dashauth_session: %s's password changed: a session of "
+		    "the old one ended", user);
+		*role = USERS_NONE;
+		websess_end(a->sess, sid);
 		return NULL;
 	}
 	return user;
@@ -561,6 +580,7 @@ dashauth_login(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 	char		 ip[64], ukey[RATELIMIT_KEY_MAX], akey[RATELIMIT_KEY_MAX];
 	char		 sid[DASHAUTH_SID_MAX], cookie[256];
 	char		 shown[USERS_NAME_MAX + 1];	/* outlives the document */
+	unsigned char	 stamp[USERS_STAMP_BYTES];
 	const char	*user, *pw;
 	json_t		*doc, *ju, *jp;
 	uint64_t	 wait, w2, now = dashauth_now();
@@ -616,11 +636,16 @@ dashauth_login(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 	}
 	/* the user proved the password: their name's count starts over, not the address's */
 	ratelimit_clear(a->rl, ukey);
-	if (websess_create(a->sess, shown, now, sid, &evicted) == -1)
+	/* the hash just verified: users is not read again in between */
+	if (users_stamp(a->users, shown, stamp) == -1 ||
+	    websess_create(a->sess, shown, stamp, now, sid, &evicted) == -1)
 		return dashauth_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
-	if (evicted)
-		log_warnx("dashauth_login: %d sessions: the least used one ended",
-		    DASHAUTH_SESSIONS);
+	if (evicted == WEBSESS_EVICTED_OWN)
+		log_info("dashauth_login: %s has %d sessions: their least used "
+		    "one ended", shown, DASHAUTH_SESSIONS_USER);
+	else if (evicted)
+		log_warnx("dashauth_login: %d sessions: the least used one of "
+		    "the user who has the most ended", DASHAUTH_SESSIONS);
 	a->ok++;
 	log_info("dashauth_login: %s (%s) logged in from %s", shown,
 	    users_role_name(role), ip);

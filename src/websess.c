@@ -1,4 +1,4 @@
-/* websess: the dashboard's login sessions in memory: random ids, a whole-life and an idle bound, a bounded count (pure: the caller passes now). */
+/* websess: the dashboard's login sessions in memory: random ids, a whole-life and an idle bound, a bounded count in all and per user, what each logged in against (pure: the caller passes now). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,29 +15,32 @@
 struct websess_ent {
 	unsigned char	 id[WEBSESS_ID_BYTES];
 	char		 user[WEBSESS_NAME_MAX + 1];
+	unsigned char	 stamp[WEBSESS_STAMP_BYTES];
 	uint64_t	 born, used;
 	int		 live;
 };
 
 struct websess {
 	struct websess_ent	*v;
-	size_t			 max;
+	size_t			 max, per_user;
 	size_t			 n;		/* live ones */
 	uint64_t		 ttl_ms, idle_ms;
 };
 
 struct websess *
-websess_new(size_t max, uint64_t ttl_ms, uint64_t idle_ms)
+websess_new(size_t max, size_t per_user, uint64_t ttl_ms, uint64_t idle_ms)
 {
 	struct websess	*s;
 
-	if (max == 0 || sodium_init() < 0 || (s = calloc(1, sizeof(*s))) == NULL)
+	if (max == 0 || per_user == 0 || per_user > max || sodium_init() < 0 ||
+	    (s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	if ((s->v = calloc(max, sizeof(*s->v))) == NULL) {
 		free(s);
 		return NULL;
 	}
 	s->max = max;
+	s->per_user = per_user;
 	s->ttl_ms = ttl_ms;
 	s->idle_ms = idle_ms;
 	return s;
@@ -67,9 +70,57 @@ websess_expired(const struct websess *s, const struct websess_ent *e,
 	return now >= e->born + s->ttl_ms || now >= e->used + s->idle_ms;
 }
 
+size_t
+websess_count_user(const struct websess *s, const char *user)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < s->max; i++)
+		if (s->v[i].live && strcmp(s->v[i].user, user) == 0)
+			n++;
+	return n;
+}
+
+/* user's least used live session; NULL when user has none. */
+static struct websess_ent *
+websess_least_used(struct websess *s, const char *user)
+{
+	struct websess_ent	*e = NULL;
+	size_t			 i;
+
+	for (i = 0; i < s->max; i++)
+		if (s->v[i].live && strcmp(s->v[i].user, user) == 0 &&
+		    (e == NULL || s->v[i].used < e->used))
+			e = &s->v[i];
+	return e;
+}
+
+/*
+ * The session to end in a full table: the least used of the user who
+ * holds the most (the first such user met on a tie), so that logging in
+ * over and over ends that user's own sessions long before anyone else's.
+ * Quadratic in the table, which is only walked so when it is full.
+ */
+static struct websess_ent *
+websess_victim(struct websess *s)
+{
+	const char	*most = NULL;
+	size_t		 i, n, best = 0;
+
+	for (i = 0; i < s->max; i++) {
+		if (!s->v[i].live)
+			continue;
+		if ((n = websess_count_user(s, s->v[i].user)) > best) {
+			best = n;
+			most = s->v[i].user;
+		}
+	}
+	return most != NULL ? websess_least_used(s, most) : NULL;
+}
+
 int
-websess_create(struct websess *s, const char *user, uint64_t now, char *id,
-    int *evicted)
+websess_create(struct websess *s, const char *user, const unsigned char *stamp,
+    uint64_t now, char *id, int *evicted)
 {
 	struct websess_ent	*e = NULL;
 	size_t			 i, ulen = strlen(user);
@@ -78,19 +129,28 @@ websess_create(struct websess *s, const char *user, uint64_t now, char *id,
 	if (ulen > WEBSESS_NAME_MAX)
 		return -1;
 	websess_sweep(s, now);
+	/*
+	 * A user's own sessions first: a table shared by every user and
+	 * emptied least-used-first would let any login, a viewer's of one
+	 * shop, end everyone else's by logging in often enough.
+	 */
+	if (websess_count_user(s, user) >= s->per_user) {
+		e = websess_least_used(s, user);
+		websess_drop(s, e);
+		*evicted = WEBSESS_EVICTED_OWN;
+	}
 	for (i = 0; i < s->max && e == NULL; i++)
 		if (!s->v[i].live)
 			e = &s->v[i];
-	if (e == NULL) {		/* full of live ones: the least used goes */
-		e = &s->v[0];
-		for (i = 1; i < s->max; i++)
-			if (s->v[i].used < e->used)
-				e = &s->v[i];
+	if (e == NULL) {		/* full of live ones: see websess_victim */
+		e = websess_victim(s);
 		websess_drop(s, e);
-		*evicted = 1;
+		*evicted = WEBSESS_EVICTED_FULL;
 	}
 	randombytes_buf(e->id, sizeof(e->id));
 	memcpy(e->user, user, ulen + 1);
+	if (stamp != NULL)
+		memcpy(e->stamp, stamp, sizeof(e->stamp));
 	e->born = e->used = now;
 	e->live = 1;
 	s->n++;
@@ -119,7 +179,8 @@ websess_find(struct websess *s, const char *id)
 }
 
 const char *
-websess_get(struct websess *s, const char *id, uint64_t now, int touch)
+websess_get(struct websess *s, const char *id, uint64_t now, int touch,
+    const unsigned char **stamp)
 {
 	struct websess_ent	*e;
 
@@ -131,6 +192,8 @@ websess_get(struct websess *s, const char *id, uint64_t now, int touch)
 	}
 	if (touch)
 		e->used = now;
+	if (stamp != NULL)
+		*stamp = e->stamp;
 	return e->user;
 }
 

@@ -72,6 +72,17 @@ int		 users_scope_has(const char *scope, const char *shop);
 int		 users_verify(const struct users *, const char *user,
 		    const char *password, size_t len, enum users_role *role);
 
+/*
+ * A digest of user's hash (USERS_STAMP_BYTES into out): what a session
+ * logged in against, so that a new password (chatmon passwd draws a new
+ * salt each time, so even the same password again) ends the sessions of
+ * the old one. The hash itself stays here. 0, or -1 when there is no such
+ * user.
+ */
+#define USERS_STAMP_BYTES	32
+int		 users_stamp(const struct users *, const char *user,
+		    unsigned char *out);
+
 /* 1 when name is a valid user name: 1-64 bytes of [A-Za-z0-9._@-]. */
 int		 users_name_ok(const char *name);
 /* "viewer" / "supervisor"; NULL for USERS_NONE. Static strings. */

@@ -9,6 +9,7 @@ clients on 127.0.0.1 (and 127.0.0.2/3 as other addresses), through a
 small TLS-terminating proxy in Python for the last.
 """
 
+import asyncio
 import http.client
 import json
 import os
@@ -358,7 +359,9 @@ def test_session_lifetime_and_users_file_changes(dashboard, redis_server, users)
     wait_for(lambda: login(d, "carol", "carol-pw")[0] == 200, 10 * SLOW, "carol's login")
     bob = session_of(login(d, "bob", "bob-pw")[1])[0]
     assert request(d, "GET", "/api/me", cookie=bob)[2]["role"] == "supervisor"
-    passwd(users, "bob", "bob-pw2", "viewer")
+    # the role changed in the file, the password not (a new password ends
+    # the session: test_password_change_ends_sessions)
+    users.write_text(users.read_text().replace("bob:supervisor:", "bob:viewer:"))
     wait_for(lambda: request(d, "GET", "/api/me", cookie=bob)[2] == {"user": "bob", "role": "viewer"},
              10 * SLOW, "bob's new role")
     # a user taken out of the file loses the session at once
@@ -367,6 +370,43 @@ def test_session_lifetime_and_users_file_changes(dashboard, redis_server, users)
     wait_for(lambda: request(d, "GET", "/api/me", cookie=bob)[0] == 401, 10 * SLOW,
              "bob logged out")
     assert "read again" in d.log()
+
+
+
+def test_password_change_ends_sessions(dashboard, redis_server, users):
+    """A new password (chatmon passwd) ends every session of the old one,
+    its open feeds closed, as for a removed user: a stolen cookie must not
+    outlive the password change meant to lock its thief out (session_ttl
+    is 12 h). The sessions of the new password and other users stay."""
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  users: {users}\n")
+    a1 = session_of(login(d, "alice", "alice-pw 密码")[1])[0]
+    a2 = session_of(login(d, "alice", "alice-pw 密码")[1])[0]
+    bob = session_of(login(d, "bob", "bob-pw")[1])[0]
+
+    async def go():
+        async with d.feed(extra_headers={"Cookie": f"chatmon_session={a1}"}) as ws:
+            assert json.loads(await ws.recv())["type"] == "hello"
+            passwd(users, "alice", "alice-new")
+            wait_for(lambda: request(d, "GET", "/api/me", cookie=a2)[0] == 401, 10 * SLOW,
+                     "alice's old session ended")
+            # the feed of the old password's session is closed too
+            deadline = time.monotonic() + 10 * SLOW
+            with pytest.raises(websockets.ConnectionClosed):
+                while time.monotonic() < deadline:
+                    await asyncio.wait_for(ws.recv(), deadline - time.monotonic())
+    run(go())
+    assert request(d, "GET", "/api/me", cookie=a1)[0] == 401
+    assert request(d, "GET", "/api/alerts", cookie=a1)[0] == 401
+    assert run(feed_status(d, a1)) == 401
+    assert login(d, "alice", "alice-pw 密码")[0] == 401
+    st, h, _ = login(d, "alice", "alice-new")
+    assert st == 200
+    new = session_of(h)[0]
+    time.sleep(2.5)     # past the dashboard's next look at its sessions
+    assert request(d, "GET", "/api/me", cookie=new)[2] == {"user": "alice", "role": "viewer"}
+    assert request(d, "GET", "/api/me", cookie=bob)[0] == 200
+    assert "alice's password changed" in d.log()
 
 
 # ------------------------------------------------------------------ behind a TLS proxy

@@ -260,6 +260,44 @@ test_hash_verify(void **state)
 }
 
 /*
+ * A session's stamp: the same while the user's line is the same, another
+ * once the password is set again (a new salt: even the same password).
+ */
+static void
+test_stamp(void **state)
+{
+	char		 h1[USERS_HASH_MAX], h2[USERS_HASH_MAX], text[512];
+	unsigned char	 a[USERS_STAMP_BYTES], b[USERS_STAMP_BYTES];
+	unsigned char	 c[USERS_STAMP_BYTES];
+	struct sbuf	 errs;
+	struct users	*u;
+
+	(void)state;
+	sbuf_init(&errs);
+	assert_int_equal(users_hash("pw", 2, h1), 0);
+	assert_int_equal(users_hash("pw", 2, h2), 0);
+	snprintf(text, sizeof(text), "alice:viewer:%s\nbob:viewer:%s\n", h1, h1);
+	assert_non_null(u = users_parse(text, strlen(text), "u", &errs));
+	assert_int_equal(users_stamp(u, "alice", a), 0);
+	assert_int_equal(users_stamp(u, "alice", b), 0);
+	assert_memory_equal(a, b, sizeof(a));
+	assert_int_equal(users_stamp(u, "carol", c), -1);
+	users_free(u);
+	/* the role changed, the hash not: the same stamp */
+	snprintf(text, sizeof(text), "alice:supervisor:%s:tm\n", h1);
+	assert_non_null(u = users_parse(text, strlen(text), "u", &errs));
+	assert_int_equal(users_stamp(u, "alice", b), 0);
+	assert_memory_equal(a, b, sizeof(a));
+	users_free(u);
+	snprintf(text, sizeof(text), "alice:viewer:%s\n", h2);
+	assert_non_null(u = users_parse(text, strlen(text), "u", &errs));
+	assert_int_equal(users_stamp(u, "alice", b), 0);
+	assert_memory_not_equal(a, b, sizeof(a));
+	users_free(u);
+	sbuf_free(&errs);
+}
+
+/*
  * A password of USERS_VERIFY_MAX bytes set under the old limit still logs
  * in; one that only starts with it does not (it was checked as its first
  * USERS_VERIFY_MAX bytes, and matched).
@@ -336,6 +374,7 @@ main(void)
 		cmocka_unit_test(test_set_line),
 		cmocka_unit_test(test_shops),
 		cmocka_unit_test(test_hash_verify),
+		cmocka_unit_test(test_stamp),
 		cmocka_unit_test(test_verify_longest),
 		cmocka_unit_test(test_write),
 	};
