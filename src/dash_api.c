@@ -236,6 +236,24 @@ dash_api_error(struct dash_req *q, unsigned status, const char *msg)
 	return dash_api_answer(q, status, json_pack("{s:s}", "error", msg));
 }
 
+/*
+ * The 503 of a request the API's connection is not up for: a replica named
+ * by redis.url (the connection is made to a master only) is said as such,
+ * because it is a setting to change, not an outage to wait out.
+ */
+static const char *
+dash_api_away(const struct dash *d)
+{
+	const char	*why = rconn_error(d->wr, NULL);
+
+	/* why is the last failure: only while down is it the reason now */
+	if (!rconn_up(d->wr) && why != NULL &&
+	    strstr(why, ", not the master") != NULL)
+		return "redis is a replica (read-only): the API works on the "
+		    "master only (redis.url or redis.sentinels)";
+	return "redis is away";
+}
+
 /* A reply came: 1 when it was the last one the request waits for, and the client is still there. */
 static int
 dash_api_replied(struct dash_req *q, const redisReply *r)
@@ -549,7 +567,7 @@ dash_api_handle(struct dash_req *q)
 	}
 	if (!rconn_up(d->wr)) {
 		rc = dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
-		    "redis is away");
+		    dash_api_away(q->d));
 		goto out;
 	}
 	if (rconn_command(d->wr, dash_api_on_handled, q, 0, "HSET %s %s %b",
@@ -562,7 +580,7 @@ dash_api_handle(struct dash_req *q)
 		q->failed = 1;
 		if (q->pending == 0)
 			rc = dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
-			    "redis is away");
+			    dash_api_away(q->d));
 		else {
 			q->unknown = 1;	/* the other was sent: it may run */
 			rc = 0;	/* the one reply answers */
@@ -784,7 +802,7 @@ dash_api_on_conv_shop(redisReply *r, void *priv)
 	if (!dash_api_replied(q, r))
 		return;
 	if (q->failed) {
-		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 		return;
 	}
 	if (sh == NULL || sh[0] == '\0' || !users_scope_has(q->scope, sh)) {
@@ -793,7 +811,7 @@ dash_api_on_conv_shop(redisReply *r, void *priv)
 		return;
 	}
 	if (dash_api_conv_read(q) == -1)
-		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 }
 
 static int
@@ -806,7 +824,7 @@ dash_api_conv(struct dash_req *q)
 		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
 		    "is not known to be of a shop your login sees");
 	if (!rconn_up(d->wr))
-		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 	/*
 	 * Nothing held names it: its SLA record in Redis keeps the shop of its
 	 * first turn (while it lives: a day past its idle end).
@@ -817,12 +835,12 @@ dash_api_conv(struct dash_req *q)
 		    (unsigned)convstore_bucket(q->arg, strlen(q->arg)),
 		    q->arg) == -1)
 			return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
-			    "redis is away");
+			    dash_api_away(q->d));
 		q->pending++;
 		return 0;
 	}
 	if (dash_api_conv_read(q) == -1)
-		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 	return 0;
 }
 
@@ -913,7 +931,7 @@ dash_api_on_note_shop(redisReply *r, void *priv)
 	if (!dash_api_replied(q, r))
 		return;
 	if (q->failed) {
-		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 		return;
 	}
 	if (sh == NULL || sh[0] == '\0' || !users_scope_has(q->scope, sh) ||
@@ -923,7 +941,7 @@ dash_api_on_note_shop(redisReply *r, void *priv)
 		return;
 	}
 	if (dash_api_note_send(q) == -1)
-		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 }
 
 static int
@@ -945,19 +963,19 @@ dash_api_note(struct dash_req *q)
 		return dash_api_error(q, HTTP_STATUS_FORBIDDEN, "that conversation "
 		    "and agent are not known together in a shop your login sees");
 	if (!rconn_up(d->wr))
-		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 	if (in == -1) {
 		if (rconn_command(d->wr, dash_api_on_note_shop, q, 0,
 		    "HMGET %schatmon:sla:{%u}:c:%s sh a", d->prefix,
 		    (unsigned)convstore_bucket(q->conv, strlen(q->conv)),
 		    q->conv) == -1)
 			return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
-			    "redis is away");
+			    dash_api_away(q->d));
 		q->pending++;
 		return 0;
 	}
 	if (dash_api_note_send(q) == -1)
-		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 	return 0;
 }
 
@@ -1039,7 +1057,7 @@ dash_api_on_note_had(redisReply *r, void *priv)
 	}
 	/* its first sending stopped before the note was written: this one writes it */
 	if (dash_api_note_write(q) == -1)
-		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 }
 
 /* The id of the note this request made before. */
@@ -1067,7 +1085,7 @@ dash_api_on_note_again(redisReply *r, void *priv)
 	if (rconn_command(d->wr, dash_api_on_note_had, q, 0,
 	    "HMGET %schatmon:note:%s json state delivered_at read_at",
 	    d->prefix, q->nid) == -1) {
-		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 		return;
 	}
 	q->pending++;
@@ -1095,12 +1113,12 @@ dash_api_on_note_guard(redisReply *r, void *priv)
 	if (first) {
 		if (dash_api_note_write(q) == -1)
 			(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
-			    "redis is away");
+			    dash_api_away(q->d));
 		return;
 	}
 	if (rconn_command(d->wr, dash_api_on_note_again, q, 0,
 	    "GET %schatmon:notes:req:%s", d->prefix, q->nkey) == -1) {
-		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 		return;
 	}
 	q->pending++;
@@ -1204,7 +1222,7 @@ dash_api_note_write(struct dash_req *q)
 		q->unknown = q->pending > 0;
 	}
 	if (q->pending == 0)
-		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 	log_info("dash_api_note: %s sent note %s to %s", q->who, id, q->arg);
 	return 0;
 }
@@ -1331,7 +1349,7 @@ dash_api_report(struct dash_req *q)
 	if (!rconn_up(d->wr) || (q->rdb = reportdb_start_shop(d->wr, d->cfg,
 	    q->from, q->to, q->agent, q->shop, q->queue, q->now,
 	    dash_api_on_report, q)) == NULL)
-		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 	return 0;
 }
 
@@ -1432,7 +1450,7 @@ dash_api_on_day_alerts(redisReply *r, void *priv)
 	if (more && q->pages < DASH_API_DAY_PAGES) {
 		if (dash_api_day_page(q, before) == -1)
 			(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
-			    "redis is away");
+			    dash_api_away(q->d));
 		return;
 	}
 	(void)dash_api_answer(q, HTTP_STATUS_OK, json_pack("{s:O, s:O, s:b}",
@@ -1467,7 +1485,7 @@ dash_api_day_alerts(struct dash_req *q, const char *day, size_t limit,
 	snprintf(end, sizeof(end), "%lld",
 	    (long long)(q->day_start + STATE_DAY_MS - 1));
 	if (dash_api_day_page(q, end) == -1)
-		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, "redis is away");
+		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
 	return 0;
 }
 

@@ -274,14 +274,26 @@ dash_audit_on_wr(void *arg, int up, int lost)
 	(void)lost;
 	if (!up)
 		return;
-	log_info("dash_audit_on_wr: redis %s connected, reading %s",
-	    rconn_name(d->wr), d->handling_key);
-	/* whatever was missed meanwhile: the whole hash again */
-	(void)rconn_command(d->wr, dash_audit_on_hgetall, d, 0, "HGETALL %s",
-	    d->handling_key);
 	dash_audit_prune(d);
 	if (!evtimer_pending(d->ev_prune, NULL))
 		event_add(d->ev_prune, &tv);
+}
+
+/*
+ * The handling and the notes are read on the state poll's connection,
+ * which a replica named by redis.url serves (the API's, d->wr, comes up
+ * on a master only: read there, a replica's pages never saw a handling
+ * nor a note), and which never blocks (the followers' XREAD BLOCK would
+ * hold each read up to its timeout).
+ */
+void
+dash_audit_on_read(struct dash *d)
+{
+	log_info("dash_audit_on_read: redis %s connected, reading %s",
+	    rconn_name(d->state), d->handling_key);
+	/* whatever was missed meanwhile: the whole hash again */
+	(void)rconn_command(d->state, dash_audit_on_hgetall, d, 0, "HGETALL %s",
+	    d->handling_key);
 }
 
 /* --- the audit stream -------------------------------------------------------- */
@@ -351,7 +363,7 @@ dash_audit_note(struct dash *d, const char *id)
 
 	if ((x = dash_audit_ctx(d, id)) == NULL)
 		return;
-	if (rconn_command(d->wr, dash_audit_on_note, x, 0,
+	if (rconn_command(d->state, dash_audit_on_note, x, 0,
 	    "HMGET %schatmon:note:%s json state delivered_at read_at", d->prefix,
 	    id) == -1)
 		free(x);
@@ -387,7 +399,7 @@ dash_audit_entry(void *arg, const char *sid, const redisReply *fields)
 	if (strcmp(what, "alert.state") == 0 &&
 	    (id = json_string_value(json_object_get(e, "alert"))) != NULL) {
 		if ((x = dash_audit_ctx(d, id)) != NULL &&
-		    rconn_command(d->wr, dash_audit_on_hget, x, 0, "HGET %s %s",
+		    rconn_command(d->state, dash_audit_on_hget, x, 0, "HGET %s %s",
 		    d->handling_key, id) == -1)
 			free(x);
 	} else if ((strcmp(what, "note.send") == 0 ||

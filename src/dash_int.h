@@ -183,7 +183,11 @@ struct dash {
 	struct sbuf		 out;		/* LWS_PRE bytes, then a message */
 	struct event		*ev_poll, *ev_flush, *ev_stream, *ev_term, *ev_int;
 	struct event		*ev_auth;
-	/* the API's writes and reads (a master: read what was just written) */
+	/*
+	 * The API's writes and reads (a master: read what was just written);
+	 * the handling and notes pushed to the pages are read on state, which
+	 * a replica serves too (dash_audit_on_read)
+	 */
 	struct rconn		*wr;
 	/* the audit stream, on a connection of its own (XREAD BLOCK) */
 	struct rconn		*auditc;
@@ -237,6 +241,8 @@ void	dash_alerts_came(void *arg);
 /* dash_audit.c */
 void	dash_audit_on_conn(void *arg, int up, int lost);	/* the audit follower's rconn */
 void	dash_audit_on_wr(void *arg, int up, int lost);		/* the API's rconn */
+/* The state poll's connection is up: the handling hash is read whole on it. */
+void	dash_audit_on_read(struct dash *);
 void	dash_audit_on_prune(evutil_socket_t, short, void *);
 void	dash_audit_entry(void *arg, const char *sid, const struct redisReply *fields);
 /* The value of alert id now stored (borrowed), or NULL. */

@@ -617,8 +617,10 @@ dash_state_on_conn(void *arg, int up, int lost)
 	(void)lost;
 	if (!up)
 		d->polling = 0;
-	else
+	else {
+		dash_audit_on_read(d);
 		dash_state_on_poll(-1, 0, d);
+	}
 	dash_state_status(d);
 }
 

@@ -680,6 +680,58 @@ def test_redis_away_is_503(dashboard, redis_server):
     assert st == 200 and len(doc["alerts"]) == 1
 
 
+def test_on_a_replica_the_page_shows_handling_and_notes(dashboard, redis_server):
+    """A dashboard whose redis.url names a replica reads the handling and the
+    notes there: the pages get the handling reset, the changes another
+    dashboard makes on the master, and its notes (found by review: they were
+    read on the API's connection, which is made to a master only and never
+    came up, so every handled critical showed as unhandled). Actions stay
+    503, said as a replica, not as Redis being away."""
+    master = redis_server()
+    replica = redis_server(extra=["--replicaof", "127.0.0.1", str(master.port)])
+    c, rc = master.client(), replica.client()
+    a, b = alert(1), alert(2)
+    xadd(c, a)
+    xadd(c, b)
+    va = {"state": "acked", "by": "boss", "at": 1}
+    c.hset("chatmon:alerts:handling", a["id"], json.dumps(va))
+    wait_for(lambda: rc.hget("chatmon:alerts:handling", a["id"]) is not None, 10 * SLOW,
+             "the replica in sync")
+    d = dashboard(replica.url(), extra=f"  token: {TOKEN}\n")
+    wait_alerts(d, 2)
+    wait_for(lambda: [x["handling"] for x in get(d, "/api/alerts?state=acked")[2]["alerts"]]
+             == [va], 10 * SLOW, "the handling read on the replica")
+
+    async def main():
+        async with d.feed(f"?token={TOKEN}") as ws:
+            p = Page(ws)
+            reset = await p.next(is_handling(True))
+            assert reset["alerts"] == {a["id"]: va}
+            # another dashboard, on the master: the hash, then the audit entry
+            vb = {"state": "resolved", "by": "dave", "at": 5, "rules": []}
+            c.hset("chatmon:alerts:handling", b["id"], json.dumps(vb))
+            c.xadd("chatmon:audit", {"e": json.dumps({"ts": 5, "who": "dave",
+                                                      "what": "alert.state",
+                                                      "alert": b["id"], "state": "resolved"})})
+            m = await p.next(is_handling(False, b["id"]))
+            assert m["alerts"][b["id"]] == vb
+            note = {"id": "n-1-abcdef12", "agent": "alice", "conversation": "c-1",
+                    "from": "dave", "text": "先道歉", "ts": 7}
+            c.hset("chatmon:note:n-1-abcdef12", mapping={"json": json.dumps(note),
+                                                         "state": "sent"})
+            c.xadd("chatmon:audit", {"e": json.dumps({"ts": 7, "who": "dave",
+                                                      "what": "note.send",
+                                                      "note": "n-1-abcdef12"})})
+            m = await p.next(lambda m: m["type"] == "note")
+            assert m["note"]["id"] == "n-1-abcdef12" and m["note"]["state"] == "sent"
+    run(main())
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "resolved"})
+    assert st == 503 and "replica" in doc["error"], doc
+    st, _, doc = post(d, "/api/agents/alice/notes", {"conversation": "c-1", "text": "hi"})
+    assert st == 503 and "replica" in doc["error"], doc
+    assert json.loads(c.hget("chatmon:alerts:handling", a["id"])) == va
+
+
 def test_an_action_redis_may_have_run_is_504_and_a_note_sent_again_is_one(dashboard, redis_server):
     """Redis hangs past redis.timeout while a note and a handling are on
     their way: the commands were sent, so the answer is 504 "outcome
