@@ -1,5 +1,6 @@
 /* dash_api: the dashboard's HTTP API under /api/ (docs/dashboard.md, "HTTP API"): alerts and their handling, a conversation's history, notes to agents, the report of past days; the login routes are passed on to dashauth. */
 #include <stdalign.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,8 @@ struct dash_req {
 	 * or Redis hung past redis.timeout): it may have run
 	 */
 	int			 unknown;
+	/* an action's script ran part of its writes, then Redis refused one */
+	int			 partial;
 	/* the answer */
 	unsigned		 status;
 	struct sbuf		 out;
@@ -271,6 +274,147 @@ dash_api_replied(struct dash_req *q, const redisReply *r)
 		return 0;
 	}
 	return 1;
+}
+
+/* --- an action's writes, all or nothing ---------------------------------------------- */
+
+/*
+ * Each action (a handling, a note) is one EVAL of this script, so that
+ * Redis takes all of its writes or none: sent one by one, a command
+ * Redis refused (an ACL user without it, a key of another type) left the
+ * others done, a handling stored without its audit entry, or an audit
+ * entry of a change never stored, while the API answered "nothing was
+ * written". MULTI/EXEC would not do: a command that fails inside EXEC
+ * (WRONGTYPE) does not stop the others. So every check is made before
+ * the first write: each key's type, and whether the ACL user may run
+ * each command (redis.acl_check_cmd, Redis 7); a refusal then starts
+ * with REFUSED and nothing was written. What could still fail midway
+ * (nothing known: Redis lets a script that wrote go on past maxmemory)
+ * stops there and answers PARTIAL, never said as nothing written.
+ *
+ * KEYS: every key written; ARGV[1..#KEYS]: the type each must have when
+ * it exists; then each command as its word count and its words.
+ */
+static const char dash_api_all_lua[] =
+    "local n = #KEYS\n"
+    "for i = 1, n do\n"
+    "  local t = redis.call('TYPE', KEYS[i])['ok']\n"
+    "  if t ~= 'none' and t ~= ARGV[i] then\n"
+    "    return redis.error_reply('REFUSED ' .. KEYS[i] .. ' is a ' .. t ..\n"
+    "      ', not a ' .. ARGV[i] .. ': nothing was written')\n"
+    "  end\n"
+    "end\n"
+    "local cmds, i = {}, n + 1\n"
+    "while i <= #ARGV do\n"
+    "  local c = tonumber(ARGV[i])\n"
+    "  local cmd = {unpack(ARGV, i + 1, i + c)}\n"
+    "  if redis.acl_check_cmd and not redis.acl_check_cmd(unpack(cmd)) then\n"
+    "    return redis.error_reply('REFUSED this Redis user may not run ' ..\n"
+    "      cmd[1] .. ' on ' .. tostring(cmd[2]) .. ': nothing was written')\n"
+    "  end\n"
+    "  cmds[#cmds + 1] = cmd\n"
+    "  i = i + 1 + c\n"
+    "end\n"
+    "for k, cmd in ipairs(cmds) do\n"
+    "  local r = redis.pcall(unpack(cmd))\n"
+    "  if type(r) == 'table' and r.err then\n"
+    "    return redis.error_reply('PARTIAL ' .. (k - 1) .. ' of ' .. #cmds ..\n"
+    "      ' writes done, then ' .. cmd[1] .. ' ' .. tostring(cmd[2]) .. ': ' .. r.err)\n"
+    "  end\n"
+    "end\n"
+    "return #cmds\n";
+
+#define DASH_ALL_ARGS	96	/* words of one EVAL of dash_api_all_lua (a note: 75) */
+#define DASH_ALL_NUMS	24	/* numbers among them (counts, keys) */
+
+struct dash_all {
+	const char	*argv[DASH_ALL_ARGS];
+	size_t		 len[DASH_ALL_ARGS];
+	char		 num[DASH_ALL_NUMS][24];
+	int		 argc, nnum, full;
+};
+
+static const char *
+dash_all_num(struct dash_all *e, size_t v)
+{
+	if (e->nnum == DASH_ALL_NUMS) {
+		e->full = 1;
+		return "0";
+	}
+	snprintf(e->num[e->nnum], sizeof(e->num[0]), "%zu", v);
+	return e->num[e->nnum++];
+}
+
+static void
+dash_all_word(struct dash_all *e, const char *w)
+{
+	if (e->argc == DASH_ALL_ARGS) {
+		e->full = 1;
+		return;
+	}
+	e->argv[e->argc] = w;
+	e->len[e->argc++] = strlen(w);
+}
+
+/* EVAL dash_api_all_lua over nkeys keys, each of the type of types[i]. */
+static void
+dash_all_init(struct dash_all *e, size_t nkeys, const char **keys,
+    const char **types)
+{
+	size_t	i;
+
+	memset(e, 0, sizeof(*e));
+	dash_all_word(e, "EVAL");
+	dash_all_word(e, dash_api_all_lua);
+	dash_all_word(e, dash_all_num(e, nkeys));
+	for (i = 0; i < nkeys; i++)
+		dash_all_word(e, keys[i]);
+	for (i = 0; i < nkeys; i++)
+		dash_all_word(e, types[i]);
+}
+
+/* One command, its words up to a NULL. */
+static void
+dash_all_cmd(struct dash_all *e, ...)
+{
+	va_list		 ap;
+	const char	*w;
+	size_t		 n = 0;
+	int		 at;
+
+	va_start(ap, e);
+	while (va_arg(ap, const char *) != NULL)
+		n++;
+	va_end(ap);
+	at = e->argc;
+	dash_all_word(e, dash_all_num(e, n));
+	va_start(ap, e);
+	while ((w = va_arg(ap, const char *)) != NULL)
+		dash_all_word(e, w);
+	va_end(ap);
+	if (e->full)
+		e->argc = at;
+}
+
+/* Sends it (cb gets the one reply); -1 when it cannot go, or did not fit (a bug). */
+static int
+dash_all_send(struct dash_all *e, struct rconn *rc, rconn_reply_cb cb,
+    void *priv)
+{
+	if (e->full) {
+		log_warnx("dash_all_send: too many words for one script");
+		return -1;
+	}
+	return rconn_command_argv(rc, cb, priv, 0, e->argc, e->argv, e->len);
+}
+
+/* What the script answered, noted on q: PARTIAL means part of it was written. */
+static void
+dash_all_reply(struct dash_req *q, const redisReply *r)
+{
+	if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "PARTIAL ", 8) == 0)
+		q->partial = 1;
 }
 
 /* --- GET /api/alerts ------------------------------------------------------------ */
@@ -499,12 +643,19 @@ dash_api_on_handled(redisReply *r, void *priv)
 	struct dash_req	*q = priv;
 	json_t		*v;
 
+	dash_all_reply(q, r);
 	if (!dash_api_replied(q, r))
 		return;
 	/*
 	 * Sent and not answered is not "not taken": the change may be stored
 	 * (setting it again is harmless: the same value, one more audit entry)
 	 */
+	if (q->partial) {
+		(void)dash_api_error(q, HTTP_STATUS_INTERNAL_SERVER_ERROR,
+		    "partly stored: redis refused a write after others were "
+		    "done (the dashboard's log says which); set it again");
+		return;
+	}
 	if (q->unknown) {
 		(void)dash_api_error(q, HTTP_STATUS_GATEWAY_TIMEOUT,
 		    "outcome unknown: redis did not answer, the change may have "
@@ -514,7 +665,8 @@ dash_api_on_handled(redisReply *r, void *priv)
 	}
 	if (q->failed) {
 		(void)dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
-		    "redis did not take it");
+		    "redis refused it, nothing was written (the dashboard's log "
+		    "says why)");
 		return;
 	}
 	/* this dashboard's pages see it now; the others' through the audit stream */
@@ -532,6 +684,8 @@ dash_api_handle(struct dash_req *q)
 	struct dash		*d = q->d;
 	struct handling_req	 hr;
 	struct sbuf		 v, a;
+	struct dash_all		 e;
+	const char		*keys[2], *types[2] = { "hash", "stream" };
 	const struct feed_item	*it;
 	json_t			*alert, *audit = NULL;
 	char			 err[128];
@@ -570,23 +724,19 @@ dash_api_handle(struct dash_req *q)
 		    dash_api_away(q->d));
 		goto out;
 	}
-	if (rconn_command(d->wr, dash_api_on_handled, q, 0, "HSET %s %s %b",
-	    d->handling_key, q->arg, v.s, v.len) == 0)
-		q->pending++;
-	if (rconn_command(d->wr, dash_api_on_handled, q, 0,
-	    "XADD %s MAXLEN ~ 100000 * e %b", d->audit_key, a.s, a.len) == 0)
-		q->pending++;
-	if (q->pending < 2) {
-		q->failed = 1;
-		if (q->pending == 0)
-			rc = dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
-			    dash_api_away(q->d));
-		else {
-			q->unknown = 1;	/* the other was sent: it may run */
-			rc = 0;	/* the one reply answers */
-		}
+	/* the value and its audit entry, both or neither (dash_api_all_lua) */
+	keys[0] = d->handling_key;
+	keys[1] = d->audit_key;
+	dash_all_init(&e, 2, keys, types);
+	dash_all_cmd(&e, "HSET", d->handling_key, q->arg, v.s, (char *)NULL);
+	dash_all_cmd(&e, "XADD", d->audit_key, "MAXLEN", "~", "100000", "*", "e",
+	    a.s, (char *)NULL);
+	if (dash_all_send(&e, d->wr, dash_api_on_handled, q) == -1) {
+		rc = dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    dash_api_away(q->d));
 		goto out;
 	}
+	q->pending++;
 	log_info("dash_api_handle: %s set alert %s to %s", q->who, q->arg,
 	    handling_state_name(hr.state));
 	rc = 0;
@@ -885,16 +1035,24 @@ dash_api_on_noted(redisReply *r, void *priv)
 	struct dash_req	*q = priv;
 	json_t		*note;
 
+	dash_all_reply(q, r);
 	if (!dash_api_replied(q, r))
 		return;
+	if (q->partial) {
+		(void)dash_api_answer(q, HTTP_STATUS_INTERNAL_SERVER_ERROR, json_pack(
+		    "{s:s, s:s}", "error", "partly written: redis refused a write "
+		    "after others were done (the dashboard's log says which)",
+		    "note", q->nid));
+		return;
+	}
 	if (q->unknown) {
 		dash_api_note_unknown(q);
 		return;
 	}
 	if (q->failed) {
 		(void)dash_api_answer(q, HTTP_STATUS_SERVICE_UNAVAILABLE, json_pack(
-		    "{s:s, s:s}", "error", "redis refused part of it (the "
-		    "dashboard's log says what)", "note", q->nid));
+		    "{s:s, s:s}", "error", "redis refused it, nothing was written "
+		    "(the dashboard's log says why)", "note", q->nid));
 		return;
 	}
 	note = q->doc;
@@ -1158,9 +1316,12 @@ dash_api_note_write(struct dash_req *q)
 	struct sbuf	 n, a;
 	json_t		*audit;
 	uint64_t	 ttl = c->notes.ttl_ms, keep = ttl * 4;
-	char		 k1[512], k2[512], k3[512], score[32], nttl[32], hkeep[32];
-	char		 httl[32];
-	unsigned	 want = 0;
+	char		 k1[512], k2[512], k3[512], k4[512], score[32], nttl[32];
+	char		 hkeep[32], httl[32], since[32];
+	struct dash_all	 e;
+	const char	*keys[5], *types[5] = { "hash", "zset", "list", "stream",
+			    "stream" };
+	int		 rc;
 
 	if (keep < DASH_API_DAY_MS)
 		keep = DASH_API_DAY_MS;
@@ -1186,43 +1347,43 @@ dash_api_note_write(struct dash_req *q)
 	snprintf(nttl, sizeof(nttl), "%llu", (unsigned long long)ttl);
 	snprintf(hkeep, sizeof(hkeep), "%llu", (unsigned long long)keep);
 	snprintf(httl, sizeof(httl), "%llu", (unsigned long long)c->history.ttl_ms);
-	/* section 3 of the contract, in its order: the note is whole before it is announced */
-#define DASH_NOTE_CMD(...) do {						\
-		want++;							\
-		if (rconn_command(d->wr, dash_api_on_noted, q, 0, __VA_ARGS__) == 0) \
-			q->pending++;					\
-	} while (0)
-	DASH_NOTE_CMD("HSET %s json %b state sent", k1, n.s, n.len);
-	DASH_NOTE_CMD("PEXPIRE %s %s", k1, hkeep);
+	snprintf(k4, sizeof(k4), "%schatmon:notes:log", d->prefix);
+	snprintf(since, sizeof(since), "(%lld", (long long)q->now);
+	/*
+	 * section 3 of the contract, in its order: the note is whole before it
+	 * is announced; one script, all of it or nothing (dash_api_all_lua)
+	 */
+	keys[0] = k1;
+	keys[1] = k2;
+	keys[2] = k3;
+	keys[3] = k4;
+	keys[4] = d->audit_key;
+	dash_all_init(&e, 5, keys, types);
+	dash_all_cmd(&e, "HSET", k1, "json", n.s, "state", "sent", (char *)NULL);
+	dash_all_cmd(&e, "PEXPIRE", k1, hkeep, (char *)NULL);
 	/*
 	 * the agent's waiting notes: those whose time is over go, and the set
 	 * lives as long as its longest wait, whatever notes.ttl says here (a
 	 * shorter one, after a reload or on another dashboard, would take
 	 * the others' notes with it)
 	 */
-	DASH_NOTE_CMD("ZREMRANGEBYSCORE %s -inf (%lld", k2, (long long)q->now);
-	DASH_NOTE_CMD("ZADD %s %s %s", k2, score, id);
-	DASH_NOTE_CMD("PEXPIRE %s %s NX", k2, nttl);
-	DASH_NOTE_CMD("PEXPIRE %s %s GT", k2, nttl);
-	DASH_NOTE_CMD("LPUSH %s %s", k3, id);
-	DASH_NOTE_CMD("LTRIM %s 0 99", k3);
-	DASH_NOTE_CMD("PEXPIRE %s %s", k3, httl);
-	DASH_NOTE_CMD("XADD %schatmon:notes:log MAXLEN ~ 10000 * note %b",
-	    d->prefix, n.s, n.len);
-	DASH_NOTE_CMD("XADD %s MAXLEN ~ 100000 * e %b", d->audit_key, a.s, a.len);
-#undef DASH_NOTE_CMD
+	dash_all_cmd(&e, "ZREMRANGEBYSCORE", k2, "-inf", since, (char *)NULL);
+	dash_all_cmd(&e, "ZADD", k2, score, id, (char *)NULL);
+	dash_all_cmd(&e, "PEXPIRE", k2, nttl, "NX", (char *)NULL);
+	dash_all_cmd(&e, "PEXPIRE", k2, nttl, "GT", (char *)NULL);
+	dash_all_cmd(&e, "LPUSH", k3, id, (char *)NULL);
+	dash_all_cmd(&e, "LTRIM", k3, "0", "99", (char *)NULL);
+	dash_all_cmd(&e, "PEXPIRE", k3, httl, (char *)NULL);
+	dash_all_cmd(&e, "XADD", k4, "MAXLEN", "~", "10000", "*", "note", n.s,
+	    (char *)NULL);
+	dash_all_cmd(&e, "XADD", d->audit_key, "MAXLEN", "~", "100000", "*", "e",
+	    a.s, (char *)NULL);
+	rc = dash_all_send(&e, d->wr, dash_api_on_noted, q);
 	sbuf_free(&n);
 	sbuf_free(&a);
-	/*
-	 * a command that could not be queued fails the request; those queued
-	 * before it may run: the replies answer 504, the outcome unknown
-	 */
-	if (q->pending < want) {
-		q->failed = 1;
-		q->unknown = q->pending > 0;
-	}
-	if (q->pending == 0)
+	if (rc == -1)
 		return dash_api_error(q, HTTP_STATUS_SERVICE_UNAVAILABLE, dash_api_away(q->d));
+	q->pending++;
 	log_info("dash_api_note: %s sent note %s to %s", q->who, id, q->arg);
 	return 0;
 }

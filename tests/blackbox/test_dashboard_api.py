@@ -732,6 +732,54 @@ def test_on_a_replica_the_page_shows_handling_and_notes(dashboard, redis_server)
     assert json.loads(c.hget("chatmon:alerts:handling", a["id"])) == va
 
 
+def test_an_action_redis_refuses_writes_nothing(open_dash):
+    """Each action is all or nothing: a key of another type makes Redis
+    refuse it before anything is written, and the 503 that says "nothing
+    was written" is then true. Found by review: the HSET and the XADD went
+    one by one, so a refused audit XADD left the handling stored
+    unaudited, a refused HSET left an audit entry of a change never
+    stored, and a note whose audit XADD was refused was delivered with no
+    audit entry, the same request again never writing one."""
+    d, c = open_dash
+    a = alert(5, conversation="c-5")
+    xadd(c, a)
+    wait_alerts(d, 1)
+    # the audit stream refused: the handling is not stored either
+    c.set("chatmon:audit", "not a stream")
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "false_positive", "reason": "ok"})
+    assert st == 503 and "nothing was written" in doc["error"], (st, doc)
+    assert c.hget("chatmon:alerts:handling", a["id"]) is None
+    assert get(d, "/api/alerts?conversation=c-5")[2]["alerts"][0]["handling"] is None
+    # the handling hash refused: no audit entry of it
+    c.delete("chatmon:audit")
+    c.set("chatmon:alerts:handling", "x")
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "resolved", "note": "done"})
+    assert st == 503 and "nothing was written" in doc["error"], (st, doc)
+    assert not c.exists("chatmon:audit")
+    c.delete("chatmon:alerts:handling")
+    # a note whose audit stream is refused: nothing of it, not even its announcement
+    c.set("chatmon:audit", "not a stream")
+    body = {"conversation": "c-5", "text": "please apologise", "key": "k1"}
+    st, _, doc = post(d, "/api/notes?agent=alice", body)
+    assert st == 503 and "nothing was written" in doc["error"], (st, doc)
+    nid = doc["note"]
+    assert not c.exists(f"chatmon:note:{nid}") and not c.exists("chatmon:notes:log")
+    assert not c.exists("chatmon:notes:pending:alice") and not c.exists("chatmon:notes:conv:c-5")
+    # Redis takes it again: the same request writes it, whole, audited once
+    c.delete("chatmon:audit")
+    st, _, doc = post(d, "/api/notes?agent=alice", body)
+    assert st == 202 and doc["note"]["id"] == nid, (st, doc)
+    assert c.xlen("chatmon:notes:log") == 1 and c.xlen("chatmon:audit") == 1
+    assert json.loads(c.xrange("chatmon:audit")[0][1]["e"])["note"] == nid
+    assert c.lrange("chatmon:notes:conv:c-5", 0, -1) == [nid]
+    # and the handling, once Redis takes it, is stored with its audit entry
+    st, _, doc = post(d, f"/api/alerts/{a['id']}", {"state": "acked"})
+    assert st == 200, (st, doc)
+    assert json.loads(c.hget("chatmon:alerts:handling", a["id"]))["state"] == "acked"
+    assert [json.loads(f["e"])["what"] for _, f in c.xrange("chatmon:audit")] == \
+        ["note.send", "alert.state"]
+
+
 def test_an_action_redis_may_have_run_is_504_and_a_note_sent_again_is_one(dashboard, redis_server):
     """Redis hangs past redis.timeout while a note and a handling are on
     their way: the commands were sent, so the answer is 504 "outcome

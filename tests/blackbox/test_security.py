@@ -1038,6 +1038,30 @@ def test_dashboard_redis_acl_user(dashboard, redis_server, tmp_path):
     assert "NOPERM" not in d.log()
 
 
+def test_dashboard_action_refused_by_the_acl_writes_nothing(dashboard, redis_server, tmp_path):
+    """A Redis user without XADD: an action is refused whole, 503 "nothing
+    was written", and nothing of it is (found by review: the HSET went
+    through without its audit entry, and a note was delivered unaudited,
+    while the API said nothing was written)."""
+    from test_dashboard_api import alert, request, xadd
+    d, admin, sup, _, _ = dashboard_as_acl_user(dashboard, redis_server, tmp_path,
+                                                drop=("+xadd",))
+    a = alert(1)
+    xadd(admin, a)
+    wait_for(lambda: [x for x in request(d, "GET", "/api/alerts", cookie=sup)[2]["alerts"]
+                      if x["alert"]["id"] == a["id"]], T, "the alert listed")
+    st, _, doc = request(d, "POST", f"/api/alerts/{a['id']}", {"state": "acked"}, cookie=sup)
+    assert st == 503 and "nothing was written" in doc["error"], (st, doc)
+    assert admin.hget("chatmon:alerts:handling", a["id"]) is None
+    st, _, doc = request(d, "POST", "/api/agents/alice/notes",
+                         {"conversation": "c-1", "text": "先道歉"}, cookie=sup)
+    assert st == 503 and "nothing was written" in doc["error"], (st, doc)
+    assert not admin.exists(f"chatmon:note:{doc['note']}")
+    assert not admin.exists("chatmon:notes:pending:alice")
+    assert not admin.exists("chatmon:audit") and not admin.exists("chatmon:notes:log")
+    assert "may not run XADD" in d.log()
+
+
 def test_dashboard_prune_refused_is_logged(dashboard, redis_server, tmp_path):
     """A Redis user without HKEYS: the prune is refused, and the dashboard
     says so once, at warn, not at every prune (one each time it connects,
