@@ -249,6 +249,32 @@ def test_errors(open_dash):
     assert len(c.xrange("chatmon:audit")) == 1
 
 
+def test_a_query_argument_too_long_is_400_not_a_filter_dropped(open_dash):
+    """An argument longer than the API reads (319 bytes, name= included)
+    makes the request 400: found by review, lws's reader stopped at it and
+    every argument after it read as absent, so a long utm= before a filter
+    listed every alert and a long one before shop= gave /api/report every
+    shop's totals, without a word."""
+    d, c = open_dash
+    xadd(c, alert(1, conversation="c-a"))
+    xadd(c, alert(2, conversation="c-b"))
+    wait_alerts(d, 2)
+    junk = "utm=" + "a" * 400
+    assert len(get(d, "/api/alerts?conversation=c-a")[2]["alerts"]) == 1
+    for path in (f"/api/alerts?{junk}&conversation=c-a", f"/api/alerts?conversation=c-a&{junk}",
+                 f"/api/alerts?{junk}&state=bogus", f"/api/report?from=2026-12-07&{junk}&shop=jd",
+                 f"/api/conversation?{junk}&id=c-a", "/api/conversation?id=" + "c" * 400):
+        st, _, doc = get(d, path)
+        assert st == 400 and doc == {"error": "query argument too long (name=value: at "
+                                     "most 319 bytes each)"}, (path, st, doc)
+    st, _, doc = post(d, f"/api/notes?{junk}&agent=alice", {"conversation": "c-a", "text": "x"})
+    assert st == 400 and "too long" in doc["error"], (st, doc)
+    # the longest that fits is read, and so is what comes after it
+    fits = "utm=" + "a" * (319 - 4)
+    assert len(get(d, f"/api/alerts?{fits}&conversation=c-a")[2]["alerts"]) == 1
+    assert get(d, "/api/conversation?id=" + "c" * 256)[0] == 404
+
+
 def test_empty_body(open_dash, dashboard, redis_server, tmp_path):
     """A POST with "Content-Length: 0" is answered as any body that is not
     JSON, or refused for who sends it; the dashboard lives on. Found by
