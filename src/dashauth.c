@@ -46,6 +46,8 @@ struct dashauth {
 	struct websess		*sess;
 	struct ratelimit	*rl;
 	uint64_t		 ok, failed, limited;	/* logins, since start */
+	int			(*origin_ok)(void *, struct lws *);
+	void			*origin_arg;
 };
 
 enum dashauth_route { DA_OTHER, DA_LOGIN, DA_LOGOUT, DA_ME };
@@ -197,6 +199,30 @@ dashauth_free(struct dashauth *a)
 	websess_free(a->sess);
 	ratelimit_free(a->rl);
 	free(a);
+}
+
+void
+dashauth_set_origin_check(struct dashauth *a, int (*ok)(void *, struct lws *),
+    void *arg)
+{
+	a->origin_ok = ok;
+	a->origin_arg = arg;
+}
+
+/*
+ * A POST from another site's page: refused as the API's other POSTs are.
+ * SameSite=Strict and the JSON type already stop a form; this is the
+ * third check docs/security.md promises, and it keeps a page of another
+ * origin from logging a browser in as someone else (login CSRF) or out.
+ */
+static int
+dashauth_origin_ok(struct dashauth *a, struct lws *wsi)
+{
+	if (a->origin_ok == NULL || a->origin_ok(a->origin_arg, wsi))
+		return 1;
+	log_warnx("dashauth_origin_ok: a login or logout from a foreign origin "
+	    "refused (dashboard.allowed_origins)");
+	return 0;
 }
 
 int
@@ -700,6 +726,9 @@ dashauth_route_run(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 	case DA_LOGIN:
 		if (!dashauth_json_type(wsi))
 			return dashauth_status(wsi, HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE);
+		if (!dashauth_origin_ok(a, wsi))
+			return dashauth_answer(wsi, HTTP_STATUS_FORBIDDEN,
+			    "{\"error\":\"origin refused\"}", NULL, 0);
 		if (q->too_big)
 			return dashauth_status(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE);
 		return dashauth_login(a, wsi, q);
@@ -710,6 +739,9 @@ dashauth_route_run(struct dashauth *a, struct lws *wsi, struct dashauth_req *q)
 			return dashauth_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED);
 		if (!dashauth_json_type(wsi))
 			return dashauth_status(wsi, HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE);
+		if (!dashauth_origin_ok(a, wsi))
+			return dashauth_answer(wsi, HTTP_STATUS_FORBIDDEN,
+			    "{\"error\":\"origin refused\"}", NULL, 0);
 		return dashauth_logout(a, wsi);
 	case DA_ME:
 		if ((st = dashauth_require(a, wsi, USERS_VIEWER, &user, &role)) != 0)

@@ -85,6 +85,13 @@ dash_start_audit(struct dash *d)
 	return 0;
 }
 
+/* dashauth's Origin check of the login POSTs: the feed's and the API's own. */
+static int
+dash_origin_ok(void *arg, struct lws *wsi)
+{
+	return dash_feed_origin_ok(arg, wsi);
+}
+
 static int
 dash_start(struct dash *d)
 {
@@ -163,6 +170,7 @@ dash_start(struct dash *d)
 		return -1;
 	}
 	sbuf_free(&errs);
+	dashauth_set_origin_check(d->auth, dash_origin_ok, d);
 	memset(&li, 0, sizeof(li));
 	li.listen = &d->cfg->dashboard.listen;
 	li.protocols = dash_protocols;

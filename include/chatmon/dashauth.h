@@ -26,6 +26,15 @@ struct dashauth;
 struct dashauth	*dashauth_new(const char *users_path, const char *token,
 		    uint64_t ttl_ms, int tls, struct sbuf *errs);
 void		 dashauth_free(struct dashauth *);
+/*
+ * The Origin check of every POST (the feed's: the page's own origin,
+ * dashboard.public_url's, dashboard.allowed_origins): ok(arg, wsi) is 1
+ * when the request may come from where it says. POST /api/login and
+ * /api/logout are refused 403 when it says 0; without one set, none is
+ * refused.
+ */
+void		 dashauth_set_origin_check(struct dashauth *,
+		    int (*ok)(void *arg, struct lws *wsi), void *arg);
 /* 1 when dashboard.users is set: the data needs a login (or the token). */
 int		 dashauth_logins(const struct dashauth *);
 

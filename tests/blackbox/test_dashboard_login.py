@@ -42,10 +42,11 @@ def users(tmp_path):
     return path
 
 
-def request(d, method, path, body=None, cookie=None, ctype="application/json", source="127.0.0.1"):
+def request(d, method, path, body=None, cookie=None, ctype="application/json", source="127.0.0.1",
+            origin=None):
     """(status, headers as a dict of lists, parsed JSON body or None)."""
     c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=T, source_address=(source, 0))
-    h = {}
+    h = {"Origin": origin} if origin else {}
     if cookie:
         h["Cookie"] = f"chatmon_session={cookie}"
     data = None
@@ -288,6 +289,28 @@ def test_session_among_other_cookies(dashboard, redis_server, users):
     assert with_cookies(d, "POST", "/api/logout", "x=" + "A" * 5000,
                         f"chatmon_session=AAAA; chatmon_session={sid}") == (200, {"ok": True})
     assert request(d, "GET", "/api/me", cookie=sid)[0] == 401
+
+
+def test_login_and_logout_check_origin(dashboard, redis_server, users):
+    """POST /api/login and /api/logout check Origin as the API's other
+    POSTs do (docs/security.md, found by review: they did not): a page of
+    another site can neither log a browser in as an account of its choice
+    nor log its user out. The page's own origin and no Origin pass."""
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  users: {users}\n")
+    body = {"user": "alice", "password": "alice-pw 密码"}
+    st, h, doc = request(d, "POST", "/api/login", body, origin="http://evil.example")
+    assert st == 403 and doc == {"error": "origin refused"} and "set-cookie" not in h
+    st, h, _ = request(d, "POST", "/api/login", body, origin=f"http://127.0.0.1:{d.port}")
+    assert st == 200
+    sid = session_of(h)[0]
+    st, h, doc = request(d, "POST", "/api/logout", {}, cookie=sid, origin="http://evil.example")
+    assert st == 403 and doc == {"error": "origin refused"} and "set-cookie" not in h
+    assert request(d, "GET", "/api/me", cookie=sid)[0] == 200        # still logged in
+    st, _, _ = request(d, "POST", "/api/logout", {}, cookie=sid, origin=f"http://127.0.0.1:{d.port}")
+    assert st == 200
+    assert request(d, "GET", "/api/me", cookie=sid)[0] == 401
+    assert "login or logout from a foreign origin refused" in d.log()
 
 
 def test_rate_limit(dashboard, redis_server, users):
