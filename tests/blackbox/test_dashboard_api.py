@@ -275,6 +275,20 @@ def test_a_query_argument_too_long_is_400_not_a_filter_dropped(open_dash):
     assert get(d, "/api/conversation?id=" + "c" * 256)[0] == 404
 
 
+def test_control_characters_in_an_id(open_dash):
+    """What docs/dashboard.md says of an id with a control character: below
+    U+0020 libwebsockets refuses the request line with its own 403 (patch
+    0021), before any route; U+007F reaches the API and is its JSON 400.
+    Either way the dashboard answers and goes on."""
+    d, c = open_dash
+    for esc in ("%01", "%00", "%0A", "%1F"):
+        st, h, doc = get(d, f"/api/conversation?id=a{esc}b")
+        assert st == 403 and "json" not in h.get("content-type", ""), (esc, st, h)
+    st, h, doc = get(d, "/api/conversation?id=a%7Fb")
+    assert st == 400 and h["content-type"] == "application/json" and "error" in doc
+    assert get(d, "/api/alerts")[0] == 200
+
+
 def test_empty_body(open_dash, dashboard, redis_server, tmp_path):
     """A POST with "Content-Length: 0" is answered as any body that is not
     JSON, or refused for who sends it; the dashboard lives on. Found by
