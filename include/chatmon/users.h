@@ -27,7 +27,7 @@
 enum users_role {
 	USERS_NONE = 0,
 	USERS_VIEWER = 1,	/* sees alerts, who waits, the figures */
-	USERS_SUPERVISOR = 2,	/* may also act on alerts (once such actions exist) */
+	USERS_SUPERVISOR = 2,	/* may also act: handle alerts, send notes */
 };
 
 struct users;

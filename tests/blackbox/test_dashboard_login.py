@@ -361,6 +361,13 @@ def test_without_logins(dashboard, redis_server):
     assert request(d, "GET", "/api/me")[0] == 404
     assert login(d, "alice", "x")[0] == 404
     assert run(feed_status(d)) == 101
+    # the API's own routes answer as "Who may" says, not 404 (docs/dashboard.md)
+    assert request(d, "GET", "/api/alerts")[0] == 200
+    assert request(d, "POST", "/api/alerts/x", {"state": "acked"})[0] == 403
+    assert request(d, "GET", "/api/nosuch")[0] == 404
+    t = dashboard(r.url(), extra="  token: tok-123\n")
+    assert request(t, "GET", "/api/alerts")[0] == 403
+    assert request(t, "GET", "/api/login")[2] == {"logins": False}
 
 
 def test_session_lifetime_and_users_file_changes(dashboard, redis_server, users):
