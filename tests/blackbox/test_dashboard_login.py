@@ -291,6 +291,20 @@ def test_session_among_other_cookies(dashboard, redis_server, users):
     assert request(d, "GET", "/api/me", cookie=sid)[0] == 401
 
 
+def test_a_users_logins_end_only_their_own_sessions(dashboard, redis_server, users):
+    """At most 20 sessions per user: a 21st login ends that user's least
+    used one, never another user's (found by review: 1 000 logins of a
+    viewer of one shop emptied the shared table of the boss's session
+    too; tests/unit/test_websess.c has the bound's details)."""
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  users: {users}\n")
+    bob = session_of(login(d, "bob", "bob-pw")[1])[0]
+    mine = [session_of(login(d, "alice", "alice-pw 密码")[1])[0] for _ in range(22)]
+    assert [request(d, "GET", "/api/me", cookie=s)[0] for s in mine] == [401] * 2 + [200] * 20
+    assert request(d, "GET", "/api/me", cookie=bob)[0] == 200
+    assert "alice has 20 sessions: their least used one ended" in d.log()
+
+
 def test_login_and_logout_check_origin(dashboard, redis_server, users):
     """POST /api/login and /api/logout check Origin as the API's other
     POSTs do (docs/security.md, found by review: they did not): a page of
