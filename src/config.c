@@ -281,6 +281,9 @@ static const struct config_key config_keys[] = {
 	/* alerts held in memory for the routes (pushd.c: the shared read and each route's share) */
 	{ "notify.max_waiting", CT_UINT, OFF(notify.max_waiting), 0, "50000", 10,
 	    1000000, 0 },
+	/* and what they cost: 64 MiB keeps the worker well under its unit's MemoryMax=256M */
+	{ "notify.max_waiting_bytes", CT_SIZE, OFF(notify.max_waiting_bytes), 0,
+	    "64MiB", 64 * CONFIG_KiB, 64 * CONFIG_GiB, 0 },
 	{ "notify.ca", CT_STRING, OFF(notify.ca), 0, NULL, 0, 0, 0 },
 	{ "notify.dead_letter", CT_STRING, OFF(notify.dead_letter), 0,
 	    "chatmon:notify:dead", 0, 0, CF_WORD },

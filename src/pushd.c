@@ -58,7 +58,17 @@
  * share (max_waiting / routes) give up its oldest waiting alerts, to the
  * dead letters, down to half its share (pd_shed). A healthy route has
  * worked through its part of a burst by then; reading goes on.
+ * The same holds for notify.max_waiting_bytes, what the held items cost
+ * (PD_ITEM_OVERHEAD and its strings): counted in items only, 50 000 ordinary alerts, or a
+ * thousand with a chat text of 256 KiB (limits allow 1 MiB), outgrew the
+ * unit's MemoryMax, and the pending entries that killed the worker were
+ * claimed again by its successor. An item keeps the alert only as the
+ * stream held it (the dead letter and a webhook need those bytes), not
+ * its parsed tree too, which cost several times as much: the tree is
+ * parsed again for each try (pd_send).
  */
+/* What an item costs beyond its strings: the item, its entry, the allocator. */
+#define PD_ITEM_OVERHEAD (sizeof(struct pd_item) + sizeof(struct pd_entry) + 96)
 #define PD_HASH		65536		/* buckets of the two tables below */
 #define PD_DONE_TTL	"172800"	/* a done marker outlives any redelivery: 2 days */
 /*
@@ -120,7 +130,8 @@ struct pd_route;
 struct pd_item {			/* one alert on one route, or the daily summary */
 	struct pd_route	*route;
 	char		*id;
-	json_t		*alert;		/* the daily summary: the report's JSON */
+	json_t		*alert;		/* the daily summary: the report's JSON; NULL for an alert (raw) */
+	size_t		 cost;		/* bytes it holds while live: PD_ITEM_OVERHEAD and its strings */
 	char		*raw;		/* the alert as the stream held it; NULL: the daily (its dead letter's: its JSON) */
 	int		 daily;		/* the daily summary: its marker is the day's key */
 	struct pd_entry	**ents;		/* the entries it stands for (a duplicate joins) */
@@ -149,6 +160,7 @@ struct pd_route {
 	const struct config_route *cfg;
 	struct pd_item		*head, **tail;	/* waiting for a token */
 	size_t			 nwait;
+	size_t			 bytes;		/* what its live items cost */
 	struct pd_item		*fly;		/* the message out, or waiting to be tried again */
 	size_t			 nfly;
 	unsigned		 attempts;	/* failed tries of fly */
@@ -192,7 +204,10 @@ struct pushd {
 	struct pd_item		*itab[PD_HASH];	/* by route and alert id */
 	size_t			 held;		/* items on routes */
 	size_t			 held_max;	/* notify.max_waiting */
-	int			 paused;	/* reading waits for held <= held_max / 2 */
+	size_t			 held_bytes;	/* what the items on routes cost */
+	size_t			 check_bytes;	/* and the entries waiting for their markers will */
+	size_t			 bytes_max;	/* notify.max_waiting_bytes */
+	int			 paused;	/* reading waits for pd_held_half */
 	struct pd_item		*tombs, **tombs_tail;	/* finished, oldest first */
 	struct pd_item		*unconf, **unconf_tail;	/* finished, marker or dead letter not confirmed */
 	char			*prefix;
@@ -201,6 +216,7 @@ struct pushd {
 	int			 group_ok;	/* the group exists */
 	int			 group_had;	/* it existed once: gone means a new stream */
 	int			 reading;	/* a read (or the group's creation) is out */
+	size_t			 read_count;	/* its COUNT: pd_read_size */
 	int			 read_pending;	/* it reads our own pending entries */
 	int			 pending_done;	/* our own pending entries read */
 	char			 from[48];	/* the next read of our own pending starts after */
@@ -243,6 +259,22 @@ pd_arm(struct event *ev, int64_t ms)
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(ev, &tv);
+}
+
+/* Over either bound of what is held: reading pauses. */
+static int
+pd_held_full(const struct pushd *pd)
+{
+	return pd->held >= pd->held_max ||
+	    pd->held_bytes + pd->check_bytes >= pd->bytes_max;
+}
+
+/* Down to half of both: a paused read goes on. */
+static int
+pd_held_half(const struct pushd *pd)
+{
+	return pd->held <= pd->held_max / 2 &&
+	    pd->held_bytes + pd->check_bytes <= pd->bytes_max / 2;
 }
 
 /* --- entries: acked when every route is done with them ------------------- */
@@ -497,6 +529,9 @@ pd_item_done(struct pushd *pd, struct pd_item *it, const char *marker)
 	for (i = 0; i < it->nents; i++)
 		pd_entry_done(pd, it->ents[i]);
 	pd->held--;
+	pd->held_bytes -= it->cost;
+	it->route->bytes -= it->cost;
+	it->cost = 0;
 	json_decref(it->alert);
 	free(it->ents);
 	it->alert = NULL;
@@ -509,7 +544,7 @@ pd_item_done(struct pushd *pd, struct pd_item *it, const char *marker)
 	if (marker == NULL && it->dead_why == NULL)
 		pd_tomb(pd, it);
 	/* from the loop, not from under whatever finished it (a read's batch) */
-	if (pd->paused && pd->held <= pd->held_max / 2)
+	if (pd->paused && pd_held_half(pd))
 		pd_arm(pd->ev_read, 0);
 }
 
@@ -615,28 +650,34 @@ pd_shed(struct pushd *pd)
 {
 	struct pd_route	*r;
 	struct pd_item	*it;
-	size_t		 i, share = pd->held_max / pd->nroutes, was, n;
+	size_t		 i, share = pd->held_max / pd->nroutes, was, wasb, n;
+	size_t		 bshare = pd->bytes_max / pd->nroutes;
+	const char	*why;
 	char		 first[256], last[256];
 
 	for (i = 0; i < pd->nroutes; i++) {
 		r = &pd->routes[i];
-		if ((was = r->nwait + r->nfly) <= share)
+		was = r->nwait + r->nfly;
+		wasb = r->bytes;
+		if (was <= share && wasb <= bshare)
 			continue;
-		for (n = 0; r->head != NULL && r->nwait + r->nfly > share / 2; n++) {
+		why = was > share ? "over the route's share of notify.max_waiting" :
+		    "over the route's share of notify.max_waiting_bytes";
+		for (n = 0; r->head != NULL && (r->nwait + r->nfly > share / 2 ||
+		    r->bytes > bshare / 2); n++) {
 			it = r->head;
 			if ((r->head = it->next) == NULL)
 				r->tail = &r->head;
 			r->nwait--;
 			snprintf(n == 0 ? first : last, sizeof(first), "%s", it->id);
-			pd_dead_letter(r, it, "over the route's share of "
-			    "notify.max_waiting", 0);
+			pd_dead_letter(r, it, why, 0);
 			pd_finish(r, it, "dead");
 		}
 		if (n > 0)
-			log_warnx("pd_shed: route %s: %zu alerts waiting, over its "
-			    "share of %zu: the oldest %zu (%s to %s) to the dead "
-			    "letters", r->cfg->name, was, share, n, first,
-			    n == 1 ? first : last);
+			log_warnx("pd_shed: route %s: %zu alerts waiting (%zu KiB), "
+			    "over its share of %zu (%zu KiB): the oldest %zu (%s to "
+			    "%s) to the dead letters", r->cfg->name, was, wasb / 1024,
+			    share, bshare / 1024, n, first, n == 1 ? first : last);
 	}
 }
 
@@ -725,8 +766,11 @@ pd_send(struct pd_route *r)
 	pushmsg_req_init(&q);
 	if (a == NULL || raw == NULL)
 		goto fail;
+	/* the tree again from the bytes held: holding both cost several times the alert */
 	for (it = r->fly, i = 0; it != NULL; it = it->next, i++) {
-		a[i] = it->alert;
+		if (it->raw != NULL && (a[i] = json_loadb(it->raw, strlen(it->raw),
+		    JSON_ALLOW_NUL, NULL)) == NULL)
+			goto fail;
 		raw[i] = it->raw;
 	}
 	rc = r->fly->raw == NULL ? pushmsg_build_daily(&q, r->cfg, &o, r->fly->alert) :
@@ -745,6 +789,8 @@ fail:
 	pd_failed(r, PD_NOMEM, "out of memory", 0, NULL, 0);
 out:
 	pushmsg_req_free(&q);
+	for (i = 0; a != NULL && i < r->nfly; i++)
+		json_decref(a[i]);
 	free(a);
 	free(raw);
 }
@@ -838,8 +884,10 @@ pd_enqueue(struct pd_route *r, struct pd_entry *e, const char *id,
 		goto oom;
 	}
 	it->route = r;
-	it->alert = json_incref(alert);
+	/* an alert keeps its bytes only (pd_send parses them); the daily its report */
+	it->alert = raw == NULL ? json_incref(alert) : NULL;
 	it->daily = raw == NULL;
+	it->cost = PD_ITEM_OVERHEAD + strlen(id) + (raw != NULL ? strlen(raw) : 0);
 	if (e != NULL)
 		it->ents[it->nents++] = e;
 	h = pd_hash(r, id);
@@ -848,7 +896,9 @@ pd_enqueue(struct pd_route *r, struct pd_entry *e, const char *id,
 	*r->tail = it;
 	r->tail = &it->next;
 	r->nwait++;
+	r->bytes += it->cost;
 	pd->held++;
+	pd->held_bytes += it->cost;
 	pd_pump(r);
 	return;
 oom:
@@ -866,8 +916,9 @@ oom:
 struct pd_check {			/* an entry waiting for its done markers */
 	struct pushd	*pd;
 	struct pd_entry	*e;
-	json_t		*alert;
+	char		*id;		/* the alert's; its tree went once matched */
 	char		*raw;
+	size_t		 cost;		/* in pushd.check_bytes */
 	size_t		*route;		/* the routes it matches */
 	size_t		 n;
 };
@@ -875,7 +926,9 @@ struct pd_check {			/* an entry waiting for its done markers */
 static void
 pd_check_free(struct pd_check *c)
 {
-	json_decref(c->alert);
+	if (c->pd != NULL)
+		c->pd->check_bytes -= c->cost;
+	free(c->id);
 	free(c->raw);
 	free(c->route);
 	free(c);
@@ -887,7 +940,7 @@ pd_on_markers(redisReply *rep, void *priv)
 	struct pd_check	*c = priv;
 	struct pushd	*pd = c->pd;
 	struct pd_route	*r;
-	const char	*id = json_string_value(json_object_get(c->alert, "id"));
+	const char	*id = c->id;
 	size_t		 i;
 
 	if (pd->stopping) {
@@ -913,9 +966,12 @@ pd_on_markers(redisReply *rep, void *priv)
 			pd_entry_done(pd, c->e);
 			continue;
 		}
-		pd_enqueue(r, c->e, id, c->alert, c->raw);
+		pd_enqueue(r, c->e, id, NULL, c->raw);
 	}
 	pd_check_free(c);
+	/* what paused the read may have been these, all found done */
+	if (pd->paused && pd_held_half(pd))
+		pd_arm(pd->ev_read, 0);
 }
 
 /*
@@ -966,11 +1022,16 @@ pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv, int fresh)
 	    (c->raw = strndup(raw, len)) == NULL)
 		goto oom;
 	c->pd = pd;
-	c->alert = a;
-	a = NULL;
+	if ((c->id = strdup(id)) == NULL)
+		goto oom;
 	for (i = 0; i < pd->nroutes; i++)
-		if (pushmsg_match(pd->routes[i].cfg, c->alert))
+		if (pushmsg_match(pd->routes[i].cfg, a))
 			c->route[c->n++] = i;
+	json_decref(a);
+	a = NULL;
+	/* held once the markers are read: counted now, or the next read overshoots the bound */
+	c->cost = c->n * (PD_ITEM_OVERHEAD + len + strlen(c->id));
+	pd->check_bytes += c->cost;
 	if (c->n == 0) {
 		pd->n_unmatched++;
 		pd_ack(pd, sid);
@@ -993,7 +1054,7 @@ pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv, int fresh)
 	argv[2] = numkeys;
 	for (i = 0; i < nkeys; i++) {
 		if (asprintf(&keys[i], "%schatmon:notify:%s:{%s}:%s", pd->prefix,
-		    i % 2 == 0 ? "done" : "claim", id,
+		    i % 2 == 0 ? "done" : "claim", c->id,
 		    pd->routes[c->route[i / 2]].cfg->name) == -1) {
 			keys[i] = NULL;
 			break;
@@ -1041,6 +1102,32 @@ pd_on_entries(struct pushd *pd, const redisReply *list, int fresh)
 	}
 }
 
+/*
+ * The next read's COUNT: a read of PD_BATCH entries of 1 MiB each (limits
+ * allow such alerts) would hold 100 MiB in the reply alone; entries as
+ * large as the last read's take about a sixteenth of
+ * notify.max_waiting_bytes a read.
+ */
+static void
+pd_read_size(struct pushd *pd, const redisReply *list)
+{
+	const redisReply	*e;
+	size_t			 i, j, bytes = 0, n;
+
+	if (list == NULL || list->elements == 0)
+		return;
+	for (i = 0; i < list->elements; i++) {
+		e = list->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+		    e->element[1]->type != REDIS_REPLY_ARRAY)
+			continue;
+		for (j = 0; j < e->element[1]->elements; j++)
+			bytes += e->element[1]->element[j]->len + 16;
+	}
+	n = bytes == 0 ? PD_BATCH : pd->bytes_max / 16 / (bytes / list->elements + 1);
+	pd->read_count = n < 1 ? 1 : n > PD_BATCH ? PD_BATCH : n;
+}
+
 static void
 pd_on_read(redisReply *r, void *priv)
 {
@@ -1064,6 +1151,7 @@ pd_on_read(redisReply *r, void *priv)
 		if (s->type == REDIS_REPLY_ARRAY && s->elements == 2 &&
 		    s->element[1]->type == REDIS_REPLY_ARRAY) {
 			got = s->element[1]->elements;
+			pd_read_size(pd, s->element[1]);
 			pd_on_entries(pd, s->element[1], !pd->read_pending);
 			last = got > 0 ? s->element[1]->element[got - 1] : NULL;
 		}
@@ -1124,10 +1212,12 @@ pd_read(struct pushd *pd)
 			pd->reading = 1;
 		return;
 	}
-	if (pd->held >= pd->held_max || (pd->paused && pd->held > pd->held_max / 2)) {
+	if (pd_held_full(pd) || (pd->paused && !pd_held_half(pd))) {
 		if (!pd->paused) {
-			log_warnx("pd_read: %zu alerts wait for their routes: reading "
-			    "pauses until %zu", pd->held, pd->held_max / 2);
+			log_warnx("pd_read: %zu alerts (%zu KiB) wait for their routes: "
+			    "reading pauses until %zu (%zu KiB)", pd->held,
+			    pd->held_bytes / 1024, pd->held_max / 2,
+			    pd->bytes_max / 2 / 1024);
 			pd->paused = 1;
 			pd_arm(pd->ev_shed, (int64_t)pd->cfg->notify.timeout_ms);
 		}
@@ -1139,7 +1229,7 @@ pd_read(struct pushd *pd)
 		evtimer_del(pd->ev_shed);
 	}
 	pd->paused = 0;
-	snprintf(count, sizeof(count), "%d", PD_BATCH);
+	snprintf(count, sizeof(count), "%zu", pd->read_count);
 	pd->read_pending = !pd->pending_done;
 	if (pd->pending_done ? rconn_command(pd->rread, pd_on_read, pd, PD_BLOCK_MS,
 	    "XREADGROUP GROUP %s %s COUNT %s BLOCK %d STREAMS %s >",
@@ -1171,7 +1261,7 @@ pd_on_shed_timer(evutil_socket_t fd, short what, void *arg)
 	if (!pd->paused)
 		return;
 	pd_shed(pd);	/* down to half: pd_item_done has the read go on */
-	if (pd->held > pd->held_max / 2)
+	if (!pd_held_half(pd))
 		pd_arm(pd->ev_shed, (int64_t)pd->cfg->notify.timeout_ms);
 }
 
@@ -1198,7 +1288,7 @@ pd_on_claim(redisReply *r, void *priv)
 	}
 	pd_on_entries(pd, r->element[1], 0);
 	snprintf(pd->claim_from, sizeof(pd->claim_from), "%s", r->element[0]->str);
-	if (strcmp(pd->claim_from, "0-0") != 0 && pd->held < pd->held_max &&
+	if (strcmp(pd->claim_from, "0-0") != 0 && !pd_held_full(pd) &&
 	    rconn_command(pd->rc, pd_on_claim, pd, 0,
 	    "XAUTOCLAIM %s %s %s %llu %s COUNT %d", pd->stream, pd->cfg->notify.group,
 	    pd->consumer, (unsigned long long)pd->cfg->notify.claim_idle_ms,
@@ -1265,7 +1355,7 @@ pd_on_claim_timer(evutil_socket_t fd, short what, void *arg)
 		rconn_command(pd->rc, pd_on_consumers, pd, 0, "XINFO CONSUMERS %s %s",
 		    pd->stream, pd->cfg->notify.group);
 	if (pd->claiming || !pd->group_ok || !pd->pending_done || pd->paused ||
-	    pd->held >= pd->held_max)
+	    pd_held_full(pd))
 		return;
 	if (rconn_command(pd->rc, pd_on_claim, pd, 0,
 	    "XAUTOCLAIM %s %s %s %llu 0-0 COUNT %d", pd->stream, pd->cfg->notify.group,
@@ -1639,6 +1729,8 @@ pd_start(struct pushd *pd)
 	sbuf_init(&errs);
 	pd->prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
 	pd->held_max = (size_t)cfg->notify.max_waiting;
+	pd->bytes_max = (size_t)cfg->notify.max_waiting_bytes;
+	pd->read_count = PD_BATCH;
 	pd->tombs_tail = &pd->tombs;
 	pd->unconf_tail = &pd->unconf;
 	snprintf(pd->stream, sizeof(pd->stream), "%s%s", pd->prefix, cfg->redis.stream);

@@ -223,6 +223,7 @@ struct config_notify {
 	uint64_t consumer_gone_ms;	/* a consumer idle this long, holding nothing, deleted */
 	uint64_t limited_pause_ms;	/* a route told it sends too much waits; 0: pushmsg_limited_pause */
 	uint64_t max_waiting;		/* alerts held for the routes before reading pauses */
+	uint64_t max_waiting_bytes;	/* and what they cost (pushd.c: PD_ITEM_OVERHEAD) */
 	char	*ca;			/* trusted besides the system store */
 	char	*dead_letter;		/* stream; redis.prefix in front */
 	char	*daily_at;		/* "HH:MM" as written; NULL: no daily push */

@@ -1227,9 +1227,41 @@ def test_a_hung_route_over_its_share_does_not_stop_reading_for_the_others(redis_
     # an entry both routes are done with is acked
     wait_for(lambda: pending(rc) <= 1101 - len(dead), 5 * SLOW, "what h gave up acked")
     log = n.log()
-    assert re.search(r"pd_shed: route h: \d+ alerts waiting, over its share of 500: "
+    assert re.search(r"pd_shed: route h: \d+ alerts waiting \(\d+ KiB\), over its share of "
+                     r"500 \(32768 KiB\): "
                      r"the oldest \d+ \(\S+ to \S+\) to the dead letters", log), log[-3000:]
     assert "SHEDQX7" not in log and "顾客原话" not in log
+
+
+def test_what_is_held_is_bounded_in_bytes_too(redis_server, robot, notify):
+    """Found by review: notify.max_waiting counted alerts only, and each held
+    one kept the alert twice (its bytes and its parsed tree): 50 000 held
+    for a hung robot, or 1 000 with a chat text of 256 KiB, outgrew the
+    unit's MemoryMax=256M, and the restarted worker took the same entries
+    and was killed again. notify.max_waiting_bytes bounds what they cost:
+    at it reading pauses, and a pause of notify.timeout makes the route over
+    its share of it give up its oldest, as for max_waiting."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot()
+    rb.control("h", "hang")
+    n = notify(r, [route("h", "dingtalk", rb, rate="1000/s"),
+                   route("f", "webhook", rb, rate="1000/s")],
+               timeout="1s", max_waiting_bytes="64KiB")
+    big = "亲" * 700                                     # 2 KiB of chat text each
+    burst = [make_alert(conversation=f"c-{i}", text=big) for i in range(60)]
+    xadd(rc, *burst)
+    rb.wait_ids("f", [a["id"] for a in burst], timeout=15)
+    dead = wait_for(lambda: (lambda d: len(d) >= 30 and d)(rc.xrange(DEAD)), 10 * SLOW,
+                    "h's oldest alerts in the dead letters")
+    assert all(f["route"] == "h" and f["attempts"] == "0" and
+               "notify.max_waiting_bytes" in f["error"] for _, f in dead), dead[:1]
+    assert json.loads(dead[0][1]["alert"]) == burst[1], "the oldest waiting (not the one out)"
+    # about 2.7 KiB each: what h still holds is within the bound (64 KiB)
+    waiting = n.metric("chatmon_notify_waiting", route="h")
+    assert waiting + len(dead) == 60 and waiting <= 24, (waiting, len(dead))
+    assert re.search(r"pd_shed: route h: \d+ alerts waiting \(\d+ KiB\), over its share "
+                     r"of 25000 \(32 KiB\)", n.log()), n.log()[-3000:]
 
 
 def test_info_logs_carry_no_chat_text(redis_server, robot, notify):
