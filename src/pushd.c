@@ -158,7 +158,7 @@ struct pushd;
 struct pd_route {
 	struct pushd		*pd;
 	const struct config_route *cfg;
-	struct pd_item		*head, **tail;	/* waiting for a token */
+	struct pd_item		*head, **tail;	/* waiting for room in the rate */
 	size_t			 nwait;
 	size_t			 bytes;		/* what its live items cost */
 	struct pd_item		*fly;		/* the message out, or waiting to be tried again */
@@ -166,8 +166,8 @@ struct pd_route {
 	unsigned		 attempts;	/* failed tries of fly */
 	int			 busy;		/* a request is out */
 	int64_t			 not_before;	/* fly's next try (monotonic ms) */
-	double			 tokens;
-	int64_t			 refilled;	/* monotonic ms */
+	int64_t			*sent_at;	/* the sends of the last rate_ms (monotonic ms), a ring of rate_n */
+	size_t			 sent_head, sent_n;	/* the oldest, how many */
 	struct event		*timer;
 	/* for /metrics */
 	uint64_t		 delivered, sent, folded, dup, dead;
@@ -548,18 +548,41 @@ pd_item_done(struct pushd *pd, struct pd_item *it, const char *marker)
 		pd_arm(pd->ev_read, 0);
 }
 
-/* --- a route: a token bucket, one message out at a time --------------------- */
+/* --- a route: at most rate_n sends in any rate_ms, one message out at a time - */
+
+/*
+ * The sends of the last rate_ms stay in a ring; what is left of rate_n is
+ * what may go now. Not a token bucket: one that starts full with N and
+ * refills at N a period lets 2N go within one period (N at once, N more
+ * as it refills), and DingTalk throttles a robot for 10 minutes once it
+ * has had more than 20 in a minute. A send leaves the window 1 % of the
+ * period late (at most a second): the robot counts arrivals, and one that
+ * took longer on its way than the send a period later would make N + 1
+ * in its window.
+ */
+static int64_t
+pd_period(const struct pd_route *r)
+{
+	uint64_t	slack = r->cfg->rate_ms / 100;
+
+	return (int64_t)(r->cfg->rate_ms + (slack > 1000 ? 1000 : slack));
+}
+
+static size_t
+pd_window(struct pd_route *r, int64_t now)
+{
+	while (r->sent_n > 0 && now - r->sent_at[r->sent_head] >= pd_period(r)) {
+		r->sent_head = (r->sent_head + 1) % r->cfg->rate_n;
+		r->sent_n--;
+	}
+	return r->cfg->rate_n - r->sent_n;
+}
 
 static void
-pd_refill(struct pd_route *r, int64_t now)
+pd_window_take(struct pd_route *r, int64_t now)
 {
-	double	cap = r->cfg->rate_n;
-
-	if (now > r->refilled)
-		r->tokens += (double)(now - r->refilled) * cap / (double)r->cfg->rate_ms;
-	if (r->tokens > cap)
-		r->tokens = cap;
-	r->refilled = now;
+	r->sent_at[(r->sent_head + r->sent_n) % r->cfg->rate_n] = now;
+	r->sent_n++;
 }
 
 /* The route is done with it, off its queue: marker "1" delivered, "dead" given up. */
@@ -797,9 +820,9 @@ out:
 
 /*
  * What to send now: a message waiting for its next try, else the alerts
- * waiting, one by one while the bucket has a token for each, folded into
+ * waiting, one by one while the window has room for each, folded into
  * one message when it has not (nothing is dropped; a fold holds at most
- * PD_FOLD_* alerts, the rest wait for the next token). The daily summary
+ * PD_FOLD_* alerts, the rest wait for the next room). The daily summary
  * goes alone.
  */
 static void
@@ -807,7 +830,7 @@ pd_pump(struct pd_route *r)
 {
 	struct pd_item	*last;
 	int64_t		 now = pd_mono();
-	size_t		 cap;
+	size_t		 cap, left;
 
 	if (r->busy || (r->fly == NULL && r->head == NULL))
 		return;
@@ -815,14 +838,13 @@ pd_pump(struct pd_route *r)
 		pd_arm(r->timer, r->not_before - now);
 		return;
 	}
-	pd_refill(r, now);
-	if (r->tokens < 1) {
-		pd_arm(r->timer, (int64_t)((1 - r->tokens) * (double)r->cfg->rate_ms /
-		    r->cfg->rate_n) + 1);
+	if ((left = pd_window(r, now)) == 0) {
+		/* when the oldest send of the window leaves it */
+		pd_arm(r->timer, r->sent_at[r->sent_head] + pd_period(r) - now);
 		return;
 	}
 	if (r->fly == NULL) {
-		cap = (double)r->nwait <= r->tokens || r->head->raw == NULL ? 1 :
+		cap = r->nwait <= left || r->head->raw == NULL ? 1 :
 		    r->cfg->target == CONFIG_TARGET_WEBHOOK ? PD_FOLD_WEBHOOK :
 		    PD_FOLD_ROBOT;
 		r->fly = last = r->head;
@@ -836,7 +858,7 @@ pd_pump(struct pd_route *r)
 			r->tail = &r->head;
 		r->attempts = 0;
 	}
-	r->tokens -= 1;		/* a folded message too is one request */
+	pd_window_take(r, now);	/* a folded message too is one request, a retry too */
 	pd_send(r);
 }
 
@@ -1600,7 +1622,7 @@ pd_metrics(struct pushd *pd, struct sbuf *o)
 		    pd->routes[i].cfg->name,
 		    (unsigned long long)pd->routes[i].pauses);
 	pd_metric(o, "chatmon_notify_waiting",
-	    "Alerts waiting for their route (a token, a retry, an answer).", "gauge");
+	    "Alerts waiting for their route (room in the rate, a retry, an answer).", "gauge");
 	for (i = 0; i < pd->nroutes; i++)
 		sbuf_printf(o, "chatmon_notify_waiting{route=\"%s\"} %zu\n",
 		    pd->routes[i].cfg->name, pd->routes[i].nwait + pd->routes[i].nfly);
@@ -1691,6 +1713,7 @@ pd_stop(struct pushd *pd)
 		pd_items_free(pd->routes[i].fly);
 		if (pd->routes[i].timer != NULL)
 			event_free(pd->routes[i].timer);
+		free(pd->routes[i].sent_at);
 	}
 	free(pd->routes);
 	while ((e = pd->ents) != NULL) {
@@ -1723,7 +1746,6 @@ pd_start(struct pushd *pd)
 	const struct config	*cfg = pd->cfg;
 	struct sbuf		 errs;
 	size_t			 i;
-	int64_t			 now = pd_mono();
 	char			 host[200];
 
 	sbuf_init(&errs);
@@ -1765,9 +1787,9 @@ pd_start(struct pushd *pd)
 		pd->routes[i].pd = pd;
 		pd->routes[i].cfg = &cfg->notify.routes[i];
 		pd->routes[i].tail = &pd->routes[i].head;
-		pd->routes[i].tokens = cfg->notify.routes[i].rate_n;
-		pd->routes[i].refilled = now;
-		if ((pd->routes[i].timer = evtimer_new(pd->base, pd_on_route_timer,
+		if ((pd->routes[i].sent_at = calloc(cfg->notify.routes[i].rate_n,
+		    sizeof(*pd->routes[i].sent_at))) == NULL ||
+		    (pd->routes[i].timer = evtimer_new(pd->base, pd_on_route_timer,
 		    &pd->routes[i])) == NULL)
 			goto oom;
 	}

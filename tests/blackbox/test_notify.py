@@ -1022,7 +1022,7 @@ def test_a_burst_is_folded_within_the_rate(redis_server, robot, notify):
         assert len(msgs) <= 21, f"{name}: {len(msgs)} messages in 10 s at 20/min"
         folded = [e for e in rb.delivered(name) if e["folded"]]
         assert folded, f"{name}: no folded message"
-        # a burst of 20, then one every 3 s (the 21st message waits for a token)
+        # a burst of 20, then nothing until a minute after the first
         times = sorted(e["time"] for e in rb.entries(name))
         if len(times) > 20:
             assert times[20] - times[0] >= 2.5, \
@@ -1038,6 +1038,29 @@ def test_a_burst_is_folded_within_the_rate(redis_server, robot, notify):
     for e in rb.delivered("fd"):
         if e["folded"]:
             assert e["text"].rstrip().split("\n")[-1].strip().startswith("ids: ")
+
+
+def test_the_rate_holds_in_any_window_of_its_period(redis_server, robot, notify):
+    """Found by review: rate was a token bucket that started full with N and
+    refilled at N a period, so `20/min` sent 40 messages within a minute
+    (DingTalk throttles a robot for 10 minutes past 20). Now at most N go
+    in any window of one period: here 5/s, a burst, then an alert every
+    0.1 s; no 0.9 s holds more than 5 messages, and every alert arrives."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot()
+    notify(r, [route("w", "webhook", rb, rate="5/s")])
+    alerts = [make_alert(conversation=f"c-{i}") for i in range(5)]
+    xadd(rc, *alerts)
+    for i in range(25):
+        time.sleep(0.1)
+        a = make_alert(conversation=f"d-{i}")
+        alerts.append(a)
+        xadd(rc, a)
+    rb.wait_ids("w", [a["id"] for a in alerts], timeout=10)
+    times = sorted(e["time"] for e in rb.entries("w"))
+    worst = max(sum(1 for t in times if t0 <= t < t0 + 0.9) for t0 in times)
+    assert worst <= 5, f"{worst} messages within 0.9 s at 5/s: {[round(t - times[0], 2) for t in times]}"
 
 
 def test_retries_500_and_honours_retry_after(redis_server, robot, notify):
