@@ -619,11 +619,32 @@ pm_secs(char out[32], json_t *ms)
 		snprintf(out, 32, "-");
 }
 
-static double
-pm_pct(json_t *team, const char *key)
+/* A share of the rounds, "66.7%"; "-" on a day without rounds (0.0% said they all went unanswered). */
+static void
+pm_pct(char out[32], json_t *team, const char *key)
 {
-	return json_is_number(json_object_get(team, key)) ?
-	    json_number_value(json_object_get(team, key)) * 100 : 0;
+	json_t	*v = json_object_get(team, key);
+
+	if (json_integer_value(json_object_get(team, "rounds")) <= 0 ||
+	    !json_is_number(v))
+		snprintf(out, 32, "-");
+	else
+		snprintf(out, 32, "%.1f%%", json_number_value(v) * 100);
+}
+
+/* The N-minute reply rate's name, as chatmon report gives it: 3分钟回复率 for 180 s (sla.rate, the default). */
+static void
+pm_rate_label(char out[48], json_t *report)
+{
+	json_int_t	ms = json_integer_value(json_object_get(json_object_get(report,
+			    "sla"), "rate_ms"));
+
+	if (ms <= 0)
+		ms = 180000;
+	if (ms % 60000 == 0)
+		snprintf(out, 48, "%lld分钟回复率", (long long)(ms / 60000));
+	else
+		snprintf(out, 48, "%lld秒回复率", (long long)(ms / 1000));
 }
 
 static long long
@@ -639,17 +660,29 @@ pushmsg_daily_text(struct sbuf *out, const struct pushmsg_opts *o,
 	json_t		*team = json_object_get(report, "team"), *agents, *ag, *slow = NULL;
 	json_t		*worst = json_array_get(json_object_get(report, "worst"), 0);
 	const char	*day = pm_str(report, "from");
-	char		 a[32], b[32];
+	char		 a[32], b[32], label[48];
 	size_t		 i;
 	int		 rc;
 
 	rc = sbuf_printf(out, "【chatmon】日报 %s\n", day ? day : "-");
-	pm_secs(a, json_object_get(team, "mean_ms"));
-	pm_secs(b, json_object_get(team, "p90_ms"));
+	/* no answer that day: no response time (the report says 0) */
+	if (pm_int(team, "answered") > 0) {
+		pm_secs(a, json_object_get(team, "mean_ms"));
+		pm_secs(b, json_object_get(team, "p90_ms"));
+	} else {
+		snprintf(a, sizeof(a), "-");
+		snprintf(b, sizeof(b), "-");
+	}
 	rc |= sbuf_printf(out, "接待 %lld 轮 · 已回复 %lld · 平均响应 %s · P90 %s\n",
 	    pm_int(team, "rounds"), pm_int(team, "answered"), a, b);
-	rc |= sbuf_printf(out, "3分钟回复率 %.1f%% · 30秒回复率 %.1f%%\n",
-	    pm_pct(team, "rate"), pm_pct(team, "rate_30s"));
+	/* the rate's N is sla.rate's (the report's sla.rate_ms), not always 3 minutes */
+	pm_rate_label(label, report);
+	pm_pct(a, team, "rate");
+	pm_pct(b, team, "rate_30s");
+	if (strcmp(label, "30秒回复率") == 0)
+		rc |= sbuf_printf(out, "%s %s\n", label, a);
+	else
+		rc |= sbuf_printf(out, "%s %s · 30秒回复率 %s\n", label, a, b);
 	rc |= sbuf_printf(out, "超时 %lld 次 · 升级 %lld 次 · 违规 %lld 条(拦截 %lld) · "
 	    "误报 %lld\n", pm_int(team, "breaches"), pm_int(team, "escalations"),
 	    pm_int(team, "alerts"), pm_int(team, "blocks"),

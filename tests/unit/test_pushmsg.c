@@ -425,6 +425,45 @@ test_daily(void **state)
 	json_decref(rep);
 }
 
+/*
+ * Found by review: the rate's label said 3分钟 whatever sla.rate was (the
+ * report carries it as sla.rate_ms), and a day without rounds showed
+ * 平均响应 0秒 and 0.0% as if every buyer had gone unanswered.
+ */
+static void
+test_daily_label_and_empty(void **state)
+{
+	struct pushmsg_opts	 o = { NULL, 480, 1700000000000LL };
+	struct sbuf		 t;
+	json_t			*rep;
+
+	(void)state;
+	sbuf_init(&t);
+	rep = load("{\"from\":\"2026-12-03\",\"sla\":{\"cap_ms\":600000,"
+	    "\"rate_ms\":60000},\"team\":{\"rounds\":2,\"answered\":2,"
+	    "\"mean_ms\":5000,\"p90_ms\":9000,\"rate\":1,\"rate_30s\":0.5}}");
+	assert_int_equal(pushmsg_daily_text(&t, &o, rep), 0);
+	assert_non_null(strstr(sbuf_str(&t), "\n1分钟回复率 100.0% · 30秒回复率 50.0%\n"));
+	json_decref(rep);
+	sbuf_reset(&t);
+	rep = load("{\"from\":\"2026-12-03\",\"sla\":{\"rate_ms\":30000},"
+	    "\"team\":{\"rounds\":2,\"answered\":2,\"mean_ms\":5000,"
+	    "\"p90_ms\":9000,\"rate\":0.5,\"rate_30s\":0.5}}");
+	assert_int_equal(pushmsg_daily_text(&t, &o, rep), 0);
+	assert_non_null(strstr(sbuf_str(&t), "\n30秒回复率 50.0%\n"));
+	json_decref(rep);
+	sbuf_reset(&t);
+	rep = load("{\"from\":\"2026-12-03\",\"sla\":{\"rate_ms\":90000},"
+	    "\"team\":{\"rounds\":0,\"answered\":0,\"mean_ms\":0,"
+	    "\"p90_ms\":0,\"rate\":0,\"rate_30s\":0}}");
+	assert_int_equal(pushmsg_daily_text(&t, &o, rep), 0);
+	assert_non_null(strstr(sbuf_str(&t),
+	    "接待 0 轮 · 已回复 0 · 平均响应 - · P90 -\n"
+	    "90秒回复率 - · 30秒回复率 -\n"));
+	json_decref(rep);
+	sbuf_free(&t);
+}
+
 int
 main(void)
 {
@@ -438,6 +477,7 @@ main(void)
 		cmocka_unit_test(test_judge),
 		cmocka_unit_test(test_retry),
 		cmocka_unit_test(test_daily),
+		cmocka_unit_test(test_daily_label_and_empty),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
