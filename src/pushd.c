@@ -213,6 +213,10 @@ struct pushd {
 	char			*prefix;
 	char			 stream[512], dead[512], consumer[256];
 	int			 stopping;	/* replies that come now are dropped */
+	int			 draining;	/* SIGTERM: nothing new, what is out finishes (pd_on_drain) */
+	int64_t			 drain_until;	/* monotonic ms: then it stops anyway */
+	int			 drain_ping;	/* the last PING is out: its answer ends the loop */
+	struct event		*ev_drain;
 	int			 group_ok;	/* the group exists */
 	int			 group_had;	/* it existed once: gone means a new stream */
 	int			 reading;	/* a read (or the group's creation) is out */
@@ -832,7 +836,7 @@ pd_pump(struct pd_route *r)
 	int64_t		 now = pd_mono();
 	size_t		 cap, left;
 
-	if (r->busy || (r->fly == NULL && r->head == NULL))
+	if (r->busy || r->pd->draining || (r->fly == NULL && r->head == NULL))
 		return;
 	if (r->fly != NULL && now < r->not_before) {
 		pd_arm(r->timer, r->not_before - now);
@@ -965,7 +969,8 @@ pd_on_markers(redisReply *rep, void *priv)
 	const char	*id = c->id;
 	size_t		 i;
 
-	if (pd->stopping) {
+	if (pd->stopping || pd->draining) {
+		/* stopping: its entry stays pending, read again at the next start */
 		pd_check_free(c);
 		return;
 	}
@@ -1013,6 +1018,8 @@ pd_on_entry(struct pushd *pd, const char *sid, const redisReply *fv, int fresh)
 
 	if (strlen(sid) >= sizeof(e->sid) || pd_entry_find(pd, sid) != NULL)
 		return;		/* held already: our claim pass found it again */
+	if (pd->draining)
+		return;		/* stopping: pending, read again at the next start */
 	pd->n_entries++;
 	/*
 	 * A raw NUL byte is no JSON chatmond writes (it escapes U+0000), but
@@ -1221,7 +1228,7 @@ pd_read(struct pushd *pd)
 {
 	char	count[16];
 
-	if (pd->reading || !rconn_up(pd->rc) || !rconn_up(pd->rread))
+	if (pd->reading || pd->draining || !rconn_up(pd->rc) || !rconn_up(pd->rread))
 		return;
 	if (!pd->group_ok) {
 		if (pd->group_had)
@@ -1533,7 +1540,7 @@ pd_daily_check(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	pd_arm(dy->timer, PD_DAILY_CHECK_MS);
-	if (dy->busy || !rconn_up(pd->rc))
+	if (dy->busy || pd->draining || !rconn_up(pd->rc))
 		return;
 	start = state_day(today, now, off);
 	if (strcmp(today, dy->today) == 0 ||
@@ -1664,15 +1671,89 @@ pd_on_http(struct evhttp_request *req, void *arg)
 
 /* --- start and stop --------------------------------------------------------- */
 
+/* Redis answered the last PING: every marker and XACK sent before it is done. */
+static void
+pd_on_drain_ping(redisReply *r, void *priv)
+{
+	struct pushd	*pd = priv;
+
+	(void)r;
+	if (pd->stopping)
+		return;
+	log_info("pd_on_drain_ping: the requests out finished: stopped");
+	event_base_loopbreak(pd->base);
+}
+
+/*
+ * Stopping cleanly: once no request is out and Redis has confirmed the
+ * done markers of what went (or is away: nothing to wait for), a PING
+ * behind the XACKs, then the loop ends. notify.timeout (and a second)
+ * after the signal it ends anyway.
+ */
+static void
+pd_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct pushd	*pd = arg;
+	size_t		 i, busy = 0;
+
+	(void)fd;
+	(void)what;
+	if (pd_mono() >= pd->drain_until) {
+		log_warnx("pd_on_drain: still waiting after notify.timeout: stopped");
+		event_base_loopbreak(pd->base);
+		return;
+	}
+	for (i = 0; i < pd->nroutes; i++)
+		busy += pd->routes[i].busy != 0;
+	if (busy > 0 || pd->drain_ping ||
+	    (rconn_up(pd->rc) && pd->unconf != NULL)) {
+		pd_arm(pd->ev_drain, 20);
+		return;
+	}
+	if (!rconn_up(pd->rc) ||
+	    rconn_command(pd->rc, pd_on_drain_ping, pd, 0, "PING") == -1) {
+		event_base_loopbreak(pd->base);
+		return;
+	}
+	pd->drain_ping = 1;
+	pd_arm(pd->ev_drain, 20);
+}
+
+/*
+ * SIGTERM or SIGINT: nothing new is read or sent, the requests out are
+ * let finish (at most notify.timeout) and their done markers and XACKs
+ * written, then the loop ends: a request cut short here was the target's
+ * to take, and the restarted worker sent it again. What is not acked is
+ * read again at the next start. A second signal stops at once.
+ */
 static void
 pd_on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct pushd	*pd = arg;
+	const char	*name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+	size_t		 i, busy = 0;
 
 	(void)what;
-	log_info("pd_on_signal: %s: stopping (what is not acked is read again "
-	    "at the next start)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	event_base_loopbreak(pd->base);
+	if (pd->draining) {
+		log_info("pd_on_signal: %s again: stopping now (what is not acked "
+		    "is read again at the next start)", name);
+		event_base_loopbreak(pd->base);
+		return;
+	}
+	for (i = 0; i < pd->nroutes; i++)
+		busy += pd->routes[i].busy != 0;
+	log_info("pd_on_signal: %s: stopping once the %zu request%s out finish "
+	    "(at most notify.timeout; what is not acked is read again at the "
+	    "next start)", name, busy, busy == 1 ? "" : "s");
+	pd->draining = 1;
+	pd->drain_until = pd_mono() + (int64_t)pd->cfg->notify.timeout_ms + 1000;
+	evtimer_del(pd->ev_read);
+	evtimer_del(pd->ev_shed);
+	evtimer_del(pd->ev_claim);
+	evtimer_del(pd->ev_refresh);
+	for (i = 0; i < pd->nroutes; i++)
+		evtimer_del(pd->routes[i].timer);
+	pd_arm(pd->ev_drain, 0);
 }
 
 static void
@@ -1726,6 +1807,8 @@ pd_stop(struct pushd *pd)
 		event_free(pd->ev_read);
 	if (pd->ev_shed != NULL)
 		event_free(pd->ev_shed);
+	if (pd->ev_drain != NULL)
+		event_free(pd->ev_drain);
 	if (pd->ev_claim != NULL)
 		event_free(pd->ev_claim);
 	if (pd->ev_refresh != NULL)
@@ -1776,6 +1859,7 @@ pd_start(struct pushd *pd)
 	    (pd->routes = calloc(cfg->notify.nroutes + 1, sizeof(*pd->routes))) == NULL ||
 	    (pd->ev_read = evtimer_new(pd->base, pd_on_read_timer, pd)) == NULL ||
 	    (pd->ev_shed = evtimer_new(pd->base, pd_on_shed_timer, pd)) == NULL ||
+	    (pd->ev_drain = evtimer_new(pd->base, pd_on_drain, pd)) == NULL ||
 	    (pd->ev_claim = evtimer_new(pd->base, pd_on_claim_timer, pd)) == NULL ||
 	    (pd->ev_refresh = evtimer_new(pd->base, pd_on_refresh_timer, pd)) == NULL ||
 	    (pd->ev_term = evsignal_new(pd->base, SIGTERM, pd_on_signal, pd)) == NULL ||

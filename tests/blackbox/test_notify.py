@@ -738,6 +738,46 @@ def test_exactly_once_per_route_across_kill9(redis_server, robot, notify, consum
         assert all(e["sig_ok"] for e in rb.delivered(name))
 
 
+def test_sigterm_lets_the_request_out_finish_and_marks_it(redis_server, robot, notify):
+    """Found by review: SIGTERM cut the request out short, so the target had
+    the message but no done marker was set, and the worker restarted under
+    the same name (systemctl restart) sent it again. Now a clean stop sends
+    nothing new, lets the request finish (at most notify.timeout), sets its
+    marker and acks it; a second SIGTERM stops at once."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot()
+    rb.control("s", "slow", delay=2, count=1)
+    n = notify(r, [route("s", "dingtalk", rb)], timeout="10s")
+    a = make_alert()
+    xadd(rc, a)
+    wait_for(lambda: rb.entries("s") or n.metric("chatmon_notify_waiting", route="s") == 1,
+             5 * SLOW, "the request out")
+    time.sleep(0.5)
+    t = time.time()
+    assert n.stop(timeout=8) == 0
+    assert time.time() - t >= 1.0, "it did not wait for the request out"
+    assert rc.get(f"chatmon:notify:done:{{{a['id']}}}:s") == "1"
+    assert pending(rc) == 0
+    n2 = notify(r, [route("s", "dingtalk", rb)], timeout="10s")
+    time.sleep(1.5)
+    assert rb.ids("s")[a["id"]] == 1 and len(rb.entries("s")) == 1, rb.summary("s")
+    # a second signal does not wait for a target that hangs
+    rb.control("s", "hang")
+    b = make_alert()
+    xadd(rc, b)
+    wait_for(lambda: len(rb.entries("s")) == 2 or any(e["mode"] == "hang" for e in rb.entries("s")),
+             5 * SLOW, "the hanging request out")
+    time.sleep(0.5)
+    t = time.time()
+    os.kill(n2.pid, signal.SIGTERM)
+    time.sleep(0.3)
+    assert n2.proc.poll() is None, "it stopped with a request out"
+    assert n2.stop(timeout=3) == 0
+    assert time.time() - t < 3 * SLOW
+    assert "SIGTERM again: stopping now" in n2.log()
+
+
 def test_redis_back_empty_loses_no_alert(redis_server, robot, notify):
     """Found by review: Redis restarted without persistence comes back with
     no stream and no group; the worker made the group again at `$`, so
