@@ -143,27 +143,29 @@ pm_wait(char out[32], json_t *w)
 #define PM_SHOWN_MAX	96
 
 /*
- * The length of the character at p when it is one a message must not pass
- * (else 0): C0 and C1 controls, DEL, and the bidi controls (U+061C,
- * U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), which reorder what the
- * supervisors read: a conversation id holding U+202E shows the rest of the
- * line backwards. The set the dashboard's visible() escapes. p is in a
- * NUL-terminated string: a byte is read only when the one before it is
- * not NUL.
+ * The length of the character at p (left bytes there) when it is one a
+ * message must not pass (else 0): C0 (U+0000 too: a value is its JSON
+ * string's bytes, not a C string) and C1 controls, DEL, the line and
+ * paragraph separators U+2028 and U+2029 (a line break to some
+ * renderers), and the bidi controls (U+061C, U+200E, U+200F,
+ * U+202A-U+202E, U+2066-U+2069), which reorder what the supervisors
+ * read: a conversation id holding U+202E shows the rest of the line
+ * backwards. The dashboard's visible() set, and the two separators.
  */
 static size_t
-pm_control(const unsigned char *p)
+pm_control(const unsigned char *p, size_t left)
 {
 	if (*p < 0x20 || *p == 0x7f)
 		return 1;
-	if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+	if (left >= 2 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
 		return 2;
-	if (p[0] == 0xd8 && p[1] == 0x9c)
+	if (left >= 2 && p[0] == 0xd8 && p[1] == 0x9c)
 		return 2;
-	if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0x8e || p[2] == 0x8f ||
-	    (p[2] >= 0xaa && p[2] <= 0xae)))
+	if (left >= 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0x8e ||
+	    p[2] == 0x8f || (p[2] >= 0xa8 && p[2] <= 0xae)))
 		return 3;
-	if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+	if (left >= 3 && p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 &&
+	    p[2] <= 0xa9)
 		return 3;
 	return 0;
 }
@@ -174,12 +176,15 @@ pm_control(const unsigned char *p)
  * conversation named "c1\n\n### [请立即复核](https://…)" would put a
  * heading and a link of its own into the supervisors' group. Control
  * characters (pm_control: bidi controls too) become U+FFFD, the characters
- * of links, images and HTML ([ ] ( ) < > `) their full-width forms, and a
+ * of links, images and HTML ([ ] ( ) < > `) their full-width forms, a
+ * scheme's "://" becomes "∶//" (U+2236 RATIO: "https://phish.example/复核"
+ * was a link Slack and the robots' markdown made of a bare URL), and a
  * value longer than PM_SHOWN_MAX bytes ends in "…" (the link, if any,
- * still has it whole).
+ * still has it whole). s is len bytes, U+0000 among them (a JSON string):
+ * cut at a NUL, "c-1\u0000-evil" showed as the conversation c-1.
  */
 static int
-pm_shown(struct sbuf *out, const char *s)
+pm_shown(struct sbuf *out, const char *s, size_t len)
 {
 	static const char *const wide[] = { "［", "］", "（", "）", "＜", "＞", "｀" };
 	static const char narrow[] = "[]()<>`";
@@ -188,13 +193,17 @@ pm_shown(struct sbuf *out, const char *s)
 	size_t			 n = 0, c;
 	int			 rc = 0;
 
-	while (*p != '\0' && rc == 0) {
+	while (n < len && rc == 0) {
 		if (n >= PM_SHOWN_MAX && (*p & 0xc0) != 0x80)
 			return sbuf_printf(out, "…");
-		if ((c = pm_control(p)) > 0)
+		c = 1;
+		if (pm_control(p, len - n) > 0) {
+			c = pm_control(p, len - n);
 			rc = sbuf_printf(out, "\xef\xbf\xbd");
-		else if ((c = 1, w = strchr(narrow, *p)) != NULL)
+		} else if (*p != '\0' && (w = strchr(narrow, *p)) != NULL)
 			rc = sbuf_printf(out, "%s", wide[w - narrow]);
+		else if (*p == ':' && len - n >= 3 && p[1] == '/' && p[2] == '/')
+			rc = sbuf_printf(out, "∶");
 		else
 			rc = sbuf_append(out, (const char *)p, 1);
 		p += c;
@@ -203,36 +212,50 @@ pm_shown(struct sbuf *out, const char *s)
 	return rc;
 }
 
-/* RFC 3986 unreserved characters pass, the rest is %XX. */
+/* o's key as pm_shown shows it, whole (U+0000 too); "-" when it has none. */
 static int
-pm_urlenc(struct sbuf *out, const char *s)
+pm_shown_key(struct sbuf *out, json_t *o, const char *key)
 {
-	const unsigned char	*p;
+	json_t	*v = json_object_get(o, key);
+
+	if (!json_is_string(v))
+		return sbuf_printf(out, "-");
+	return pm_shown(out, json_string_value(v), json_string_length(v));
+}
+
+/* RFC 3986 unreserved characters of s's len bytes pass, the rest (U+0000 too) is %XX. */
+static int
+pm_urlenc(struct sbuf *out, const char *s, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 i;
 	int			 rc = 0;
 
-	for (p = (const unsigned char *)s; *p != '\0' && rc == 0; p++)
-		rc = isalnum(*p) || strchr("-._~", *p) ? sbuf_append(out,
-		    (const char *)p, 1) : sbuf_printf(out, "%%%02X", *p);
+	for (i = 0; i < len && rc == 0; i++)
+		rc = isalnum(p[i]) || (p[i] != '\0' && strchr("-._~", p[i])) ?
+		    sbuf_append(out, (const char *)p + i, 1) :
+		    sbuf_printf(out, "%%%02X", p[i]);
 	return rc;
 }
 
-/* The dashboard's conversation view: PUBLIC_URL?conv=C&alert=ID. */
+/* The dashboard's conversation view: PUBLIC_URL?conv=C&alert=ID, C whole. */
 static int
 pm_link(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert)
 {
-	const char	*conv = pm_str(alert, "conversation"), *id = pm_str(alert, "id");
+	json_t		*conv = json_object_get(alert, "conversation");
+	const char	*id = pm_str(alert, "id");
 
 	if (o->public_url == NULL)
 		return 0;
 	if (sbuf_printf(out, "%s", o->public_url) == -1)
 		return -1;
-	if (conv == NULL)
+	if (!json_is_string(conv))
 		return 0;
 	if (sbuf_printf(out, "%cconv=", strchr(o->public_url, '?') ? '&' : '?') == -1 ||
-	    pm_urlenc(out, conv) == -1)
+	    pm_urlenc(out, json_string_value(conv), json_string_length(conv)) == -1)
 		return -1;
 	if (id != NULL && (sbuf_printf(out, "&alert=") == -1 ||
-	    pm_urlenc(out, id) == -1))
+	    pm_urlenc(out, id, strlen(id)) == -1))
 		return -1;
 	return 0;
 }
@@ -257,7 +280,8 @@ pm_field(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert,
 			/* what the chat side chose, shown defused */
 			return strcmp(plain[i], "agent") == 0 ||
 			    strcmp(plain[i], "conversation") == 0 ?
-			    pm_shown(out, v) : sbuf_printf(out, "%s", v);
+			    pm_shown_key(out, alert, plain[i]) :
+			    sbuf_printf(out, "%s", v);
 		}
 #define PM_IS(s)	(len == sizeof(s) - 1 && memcmp(name, s, len) == 0)
 	if (PM_IS("severity_zh"))
@@ -310,7 +334,6 @@ static int
 pm_default(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert)
 {
 	const char	*type = pm_str(alert, "type"), *msg = pm_str(alert, "message");
-	const char	*agent = pm_str(alert, "agent"), *conv = pm_str(alert, "conversation");
 	const char	*rule = pm_str(alert, "rule");
 	char		 buf[32];
 	int		 rc;
@@ -318,9 +341,9 @@ pm_default(struct sbuf *out, const struct pushmsg_opts *o, json_t *alert)
 	rc = sbuf_printf(out, "【chatmon】%s · %s\n",
 	    pm_severity_zh(pm_str(alert, "severity")), pm_what(alert));
 	rc |= sbuf_printf(out, "客服 ");
-	rc |= pm_shown(out, agent ? agent : "-");
+	rc |= pm_shown_key(out, alert, "agent");
 	rc |= sbuf_printf(out, " · 会话 ");
-	rc |= pm_shown(out, conv ? conv : "-");
+	rc |= pm_shown_key(out, alert, "conversation");
 	rc |= sbuf_printf(out, "\n");
 	if (type != NULL && strcmp(type, "rule.hit") == 0 && rule != NULL)
 		rc |= sbuf_printf(out, "规则 %s(%s)\n", rule,
@@ -347,7 +370,7 @@ pm_folded(struct sbuf *out, const struct pushmsg_opts *o, json_t *const *a,
     size_t n)
 {
 	size_t		 i, by[3] = { 0, 0, 0 };
-	const char	*agent, *rule;
+	const char	*rule;
 	char		 clock[16];
 	int		 rc, r;
 
@@ -358,10 +381,9 @@ pm_folded(struct sbuf *out, const struct pushmsg_opts *o, json_t *const *a,
 	rc |= sbuf_printf(out, "严重 %zu · 警告 %zu · 提示 %zu\n", by[2], by[1], by[0]);
 	for (i = 0; i < n && i < PUSHMSG_FOLD_LINES; i++) {
 		pm_clock(clock, a[i], o->utc_offset_min);
-		agent = pm_str(a[i], "agent");
 		rule = pm_str(a[i], "rule");
 		rc |= sbuf_printf(out, "- %s ", clock);
-		rc |= pm_shown(out, agent ? agent : "-");
+		rc |= pm_shown_key(out, a[i], "agent");
 		rc |= sbuf_printf(out, " %s%s%s\n", pm_what(a[i]),
 		    rule ? " " : "", rule ? rule : "");
 	}
@@ -540,7 +562,7 @@ pm_request(struct pushmsg_req *q, const struct config_route *r,
 			    sbuf_str(&tmp), tmp.len, sign, sizeof(sign)) == -1 ||
 			    sbuf_printf(&q->url, "%ctimestamp=%s&sign=",
 			    strchr(r->url, '?') ? '&' : '?', ts) == -1 ||
-			    pm_urlenc(&q->url, sign) == -1)
+			    pm_urlenc(&q->url, sign, strlen(sign)) == -1)
 				goto out;
 		}
 		/* DingTalk's markdown joins single newlines: a paragraph per line */
@@ -697,16 +719,15 @@ pushmsg_daily_text(struct sbuf *out, const struct pushmsg_opts *o,
 	if (slow != NULL) {
 		pm_secs(a, json_object_get(slow, "mean_ms"));
 		rc |= sbuf_printf(out, "平均响应最慢 ");
-		rc |= pm_shown(out, pm_str(slow, "agent") ? pm_str(slow, "agent") : "-");
+		rc |= pm_shown_key(out, slow, "agent");
 		rc |= sbuf_printf(out, " %s\n", a);
 	}
 	if (worst != NULL) {
 		pm_secs(a, json_object_get(worst, "waited_ms"));
 		rc |= sbuf_printf(out, "最长等待 %s · 客服 ", a);
-		rc |= pm_shown(out, pm_str(worst, "agent") ? pm_str(worst, "agent") : "-");
+		rc |= pm_shown_key(out, worst, "agent");
 		rc |= sbuf_printf(out, " · 会话 ");
-		rc |= pm_shown(out, pm_str(worst, "conversation") ?
-		    pm_str(worst, "conversation") : "-");
+		rc |= pm_shown_key(out, worst, "conversation");
 		rc |= sbuf_printf(out, "\n");
 	}
 	if (o->public_url != NULL && day != NULL)

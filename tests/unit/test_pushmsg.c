@@ -24,7 +24,7 @@ static const char sla_json[] =
 static json_t *
 load(const char *s)
 {
-	json_t	*j = json_loads(s, 0, NULL);
+	json_t	*j = json_loads(s, JSON_ALLOW_NUL, NULL);	/* as pushd reads alerts */
 
 	assert_non_null(j);
 	return j;
@@ -148,7 +148,7 @@ test_text_defused(void **state)
 	assert_int_equal(pushmsg_text(&t, &r, &o, &a, 1), 0);
 	s = sbuf_str(&t);
 	assert_non_null(strstr(s, "会话 c1\xef\xbf\xbd\xef\xbf\xbd### "
-	    "［check］（https://phish.example/）＜b＞\xef\xbf\xbd｀x｀\n"));
+	    "［check］（https∶//phish.example/）＜b＞\xef\xbf\xbd｀x｀\n"));
 	assert_null(strstr(s, "\n#"));
 	assert_null(strstr(s, "]("));
 	assert_non_null(strstr(s, "?conv=c1%0A%0A%23%23%23%20%5Bcheck%5D%28https"));
@@ -223,15 +223,71 @@ test_daily_defused(void **state)
 	sbuf_init(&t);
 	assert_int_equal(pushmsg_daily_text(&t, &o, rep), 0);
 	s = sbuf_str(&t);
-	assert_non_null(strstr(s, "平均响应最慢 eve\xef\xbf\xbd# ［a］（https://x/） 5秒\n"));
+	assert_non_null(strstr(s, "平均响应最慢 eve\xef\xbf\xbd# ［a］（https∶//x/） 5秒\n"));
 	assert_non_null(strstr(s, "最长等待 5秒 · 客服 ＜b＞bob＜/b＞ · 会话 tb-1"
-	    "\xef\xbf\xbd\xef\xbf\xbd### ［点此登录］（https://evil.example/login） "
+	    "\xef\xbf\xbd\xef\xbf\xbd### ［点此登录］（https∶//evil.example/login） "
 	    "＜font color=red＞x＜/font＞\n"));
 	assert_null(strstr(s, "\n#"));
 	assert_null(strstr(s, "]("));
 	assert_null(strstr(s, "<"));
 	sbuf_free(&t);
 	json_decref(rep);
+}
+
+/*
+ * Found by review: a bare URL as the conversation id reached the group
+ * as a link (Slack and the robots' markdown make one of it), and U+2028
+ * and U+2029 passed raw.
+ */
+static void
+test_text_url(void **state)
+{
+	struct config_route	 r;
+	struct pushmsg_opts	 o = { "https://cs.example.com/", 480, 0 };
+	struct sbuf		 t;
+	json_t			*a = load("{\"id\":\"a1\",\"type\":\"rule.hit\","
+	    "\"agent\":\"al\u2028ice\",\"conversation\":"
+	    "\"https://phish.example/复核登录\u2029x\"}");
+	const char		*s;
+
+	(void)state;
+	route(&r, CONFIG_TARGET_SLACK, "https://x/", NULL);
+	sbuf_init(&t);
+	assert_int_equal(pushmsg_text(&t, &r, &o, &a, 1), 0);
+	s = sbuf_str(&t);
+	assert_non_null(strstr(s, "客服 al\xef\xbf\xbdice · 会话 "
+	    "https∶//phish.example/复核登录\xef\xbf\xbdx\n"));
+	assert_null(strstr(s, "https://phish"));
+	assert_null(strstr(s, "\xe2\x80\xa8"));
+	assert_null(strstr(s, "\xe2\x80\xa9"));
+	sbuf_reset(&t);
+	r.tmpl = (char *)"{agent} {conversation}";
+	assert_int_equal(pushmsg_text(&t, &r, &o, &a, 1), 0);
+	assert_null(strstr(sbuf_str(&t), "https://phish"));
+	sbuf_free(&t);
+	json_decref(a);
+}
+
+/* Found by review: cut at U+0000, "c-1\u0000-evil" was shown as, and linked to, "c-1". */
+static void
+test_text_nul(void **state)
+{
+	struct config_route	 r;
+	struct pushmsg_opts	 o = { "https://cs.example.com/", 480, 0 };
+	struct sbuf		 t;
+	json_t			*b = load("{\"id\":\"a2\",\"type\":\"rule.hit\","
+	    "\"agent\":\"bob\\u0000x\",\"conversation\":\"c-1\\u0000-evil\"}");
+	const char		*s;
+
+	(void)state;
+	route(&r, CONFIG_TARGET_DINGTALK, "https://x/", NULL);
+	sbuf_init(&t);
+	assert_int_equal(pushmsg_text(&t, &r, &o, &b, 1), 0);
+	s = sbuf_str(&t);
+	assert_non_null(strstr(s, "客服 bob\xef\xbf\xbdx · 会话 c-1\xef\xbf\xbd-evil\n"));
+	assert_non_null(strstr(s, "?conv=c-1%00-evil&alert=a2\n"));
+	sbuf_free(&t);
+	json_decref(b);
 }
 
 static void
@@ -473,6 +529,8 @@ main(void)
 		cmocka_unit_test(test_text_defused),
 		cmocka_unit_test(test_text_bidi),
 		cmocka_unit_test(test_daily_defused),
+		cmocka_unit_test(test_text_url),
+		cmocka_unit_test(test_text_nul),
 		cmocka_unit_test(test_build),
 		cmocka_unit_test(test_judge),
 		cmocka_unit_test(test_retry),
