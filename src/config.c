@@ -1571,22 +1571,67 @@ config_routes_free(struct config_route *r, size_t n)
  * Why url cannot be a target, or NULL. Plain http:// only to this machine:
  * a secret or a chat summary must not cross a network in the clear.
  */
+/*
+ * Why the authority h (len bytes) is no HOST[:PORT], or NULL: a name or an
+ * IPv4 address of letters, digits, '-', '.' and '_', or an IPv6 address
+ * in brackets; a port of 1 to 65535. Checked at the start: libcurl
+ * refused such a URL only at the first alert ("https://[oapi...", port
+ * 99999), each alert then spending its attempts on it.
+ */
+static const char *
+config_url_authority_why(const char *h, size_t len)
+{
+	const char	*p = h, *end = h + len;
+	unsigned long	 port = 0;
+
+	/* "localhost:80@elsewhere" is a user name and a host */
+	if (memchr(h, '@', len) != NULL)
+		return "no user name or password in the URL";
+	if (p < end && *p == '[') {
+		for (p++; p < end && (isxdigit((unsigned char)*p) || *p == ':' ||
+		    *p == '.'); p++)
+			;
+		if (p == h + 1 || p == end || *p != ']')
+			return "a bad IPv6 address: want [ADDRESS]";
+		p++;
+	} else {
+		for (; p < end && (isalnum((unsigned char)*p) || *p == '-' ||
+		    *p == '.' || *p == '_'); p++)
+			;
+		if (p == h)
+			return "no host";
+	}
+	if (p == end)
+		return NULL;
+	if (*p != ':' || ++p == end)
+		return "a bad host: want HOST or HOST:PORT";
+	for (; p < end && *p >= '0' && *p <= '9' && port <= 65535; p++)
+		port = port * 10 + (unsigned long)(*p - '0');
+	if (p != end || port == 0 || port > 65535)
+		return "a bad port: want 1 to 65535";
+	return NULL;
+}
+
 static const char *
 config_target_url_why(const char *url)
 {
 	static const char *const local[] = { "127.0.0.1", "localhost", "[::1]" };
-	const char	*h, *end;
+	const char	*h, *end, *why;
 	size_t		 i, n, len;
 
+	/* percent-encoded or not at all: curl refuses a space, a request would carry a line break */
+	for (h = url; *h != '\0'; h++)
+		if ((unsigned char)*h <= 0x20 || *h == 0x7f)
+			return "a space or a control character in the URL "
+			    "(percent-encode it)";
 	if (strncmp(url, "https://", 8) == 0)
-		return url[8] == '\0' || url[8] == '/' ? "no host" : NULL;
+		return config_url_authority_why(url + 8, strcspn(url + 8, "/?#"));
 	if (strncmp(url, "http://", 7) != 0)
 		return "want https://HOST/..., or http:// to 127.0.0.1";
-	/* the authority whole: "localhost:80@elsewhere" is a user name and a host */
 	h = url + 7;
 	len = strcspn(h, "/?#");
-	if (memchr(h, '@', len) != NULL)
-		return "no user name or password in the URL";
+	if ((why = config_url_authority_why(h, len)) != NULL)
+		return why;
 	for (i = 0; i < UTIL_NELEM(local); i++) {
 		n = strlen(local[i]);
 		if (n > len || strncmp(h, local[i], n) != 0)

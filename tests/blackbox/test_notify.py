@@ -538,8 +538,14 @@ def _route_block(url="https://127.0.0.1:9/webhook/x"):
     ["      target: webhook", "      url: https://127.0.0.1:9/x", "      rate: 20/fortnight"],
     ["      target: webhook", "      url: https://127.0.0.1:9/x",
      "      match: {severity: [critical], shoe_size: [42]}"],
+    # found by review: an https:// URL was checked for a host only, and curl
+    # refused it at the first alert, which spent its attempts on it
+    ["      target: dingtalk", "      url: https://oapi.dingtalk.com:99999/robot/send?access_token=T"],
+    ["      target: dingtalk", "      url: https://[oapi.dingtalk.com/robot/send?access_token=T"],
+    ["      target: dingtalk", '      url: "https://oapi.dingtalk.com/robot/send?access_token=T x"'],
+    ["      target: webhook", "      url: https://user:pass@hooks.example.com/x"],
 ], ids=["target-fax", "http-remote-name", "http-remote-ip", "unknown-route-key", "bad-rate",
-        "unknown-match-key"])
+        "unknown-match-key", "https-bad-port", "https-bad-ipv6", "https-space", "https-user"])
 def test_bad_config_is_refused_with_file_and_line(tmp_path, bad):
     lines = [l.replace("{admin}", str(free_port())) for l in _route_block()] + bad
     # the offending line: the last one of the case, or the one that names fax

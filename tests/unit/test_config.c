@@ -1598,8 +1598,8 @@ test_notify_routes(void **state)
 	    "@:12: notify.routes[2]: expected a mapping, got a scalar\n"
 	    "@:13: notify.routes[3].name: 'a b': want 1 to 64 letters, digits, '.', "
 	    "'_' or '-'\n"
-	    "@:17: notify.routes[4].url: bad URL 'http://127.0.0.1:x/': http:// only to "
-	    "127.0.0.1, localhost or [::1]; use https://\n"
+	    "@:17: notify.routes[4].url: bad URL 'http://127.0.0.1:x/': a bad port: "
+	    "want 1 to 65535\n"
 	    "@:2: notify.daily_route: needs notify.daily_at\n"
 	    "@:2: notify.daily_route: no route is named 'nobody'\n", "routes");
 	/* plain http only to this machine: not to one named after a user name */
