@@ -148,10 +148,10 @@ struct pd_item {			/* one alert on one route, or the daily summary */
 
 /* Why a try failed, for chatmon_notify_failures_total{reason}. */
 enum pd_reason { PD_TIMEOUT, PD_CONNECT, PD_5XX, PD_429, PD_4XX, PD_REFUSED,
-	PD_LIMITED, PD_NOMEM, PD_NREASONS };
+	PD_LIMITED, PD_NOMEM, PD_3XX, PD_NREASONS };
 static const char *const pd_reasons[PD_NREASONS] = { "timeout", "connect",
 	"http_5xx", "http_429", "http_4xx", "robot_refused", "robot_limited",
-	"out_of_memory" };
+	"out_of_memory", "http_3xx" };
 
 struct pushd;
 
@@ -759,11 +759,13 @@ pd_on_answer(void *arg, long status, const char *err, const char *body,
 {
 	struct pd_route	*r = arg;
 	const char	*why = err;
+	char		 buf[PUSHMSG_WHY_MAX];
 	int		 limited = 0;
 
 	r->busy = 0;
 	if (why == NULL)
-		why = pushmsg_judge(r->cfg->target, status, body, len, &limited);
+		why = pushmsg_judge(r->cfg->target, status, body, len, &limited,
+		    buf, sizeof(buf));
 	if (why == NULL) {
 		pd_delivered(r);
 		pd_pump(r);
@@ -771,6 +773,7 @@ pd_on_answer(void *arg, long status, const char *err, const char *body,
 	}
 	pd_failed(r, err != NULL ? (strcmp(err, "timed out") == 0 ? PD_TIMEOUT :
 	    PD_CONNECT) : status == 429 ? PD_429 : status >= 500 ? PD_5XX :
+	    status >= 300 && status < 400 ? PD_3XX :
 	    status < 200 || status >= 300 ? PD_4XX : limited ? PD_LIMITED :
 	    PD_REFUSED, why, status, retry_after, limited);
 }

@@ -767,12 +767,47 @@ out:
 
 /* ------------------------------------------------------------ answers */
 
+/*
+ * The robot's own words about a refusal, for the log and the dead letter:
+ * at most PM_ERRMSG_MAX bytes (whole UTF-8 characters), a control
+ * character, '"' and '\\' as \xNN, so that it stays one quoted value
+ * on one log line.
+ */
+#define PM_ERRMSG_MAX	100
+
+static void
+pm_errmsg(char *out, size_t sz, const char *s, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 i, o = 0, c;
+
+	for (i = 0; i < len && o + 5 < sz && i < PM_ERRMSG_MAX; i += c) {
+		c = 1;
+		if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '"' || p[i] == '\\') {
+			snprintf(out + o, sz - o, "\\x%02x", p[i]);
+			o += 4;
+			continue;
+		}
+		if (p[i] >= 0x80)	/* a whole character or none of it */
+			for (; i + c < len && (p[i + c] & 0xc0) == 0x80; c++)
+				;
+		if (o + c + 1 > sz || i + c > PM_ERRMSG_MAX)
+			break;
+		memcpy(out + o, p + i, c);
+		o += c;
+	}
+	out[o] = '\0';
+	if (i < len && o + 4 < sz)
+		snprintf(out + o, sz - o, "…");
+}
+
 const char *
 pushmsg_judge(int target, long status, const char *body, size_t len,
-    int *limited)
+    int *limited, char *buf, size_t bufsz)
 {
-	json_t		*o, *c;
+	json_t		*o, *c, *m;
 	json_int_t	 code = 0;
+	char		 msg[PM_ERRMSG_MAX * 4 + 8];
 	int		 bad;
 
 	*limited = status == 429;
@@ -780,6 +815,8 @@ pushmsg_judge(int target, long status, const char *body, size_t len,
 		return "HTTP 429: too many requests";
 	if (status >= 500)
 		return "HTTP 5xx: the server failed";
+	if (status >= 300 && status < 400)
+		return "HTTP 3xx: a redirect, not followed (has the URL moved?)";
 	if (status < 200 || status >= 300)
 		return "HTTP status not 2xx";
 	if (target == CONFIG_TARGET_SLACK || target == CONFIG_TARGET_WEBHOOK)
@@ -796,7 +833,15 @@ pushmsg_judge(int target, long status, const char *body, size_t len,
 	bad = !json_is_integer(c);
 	if (json_is_integer(c))
 		code = json_integer_value(c);
-	json_decref(o);		/* c with it */
+	/* DingTalk and WeCom say why in errmsg, Feishu in msg (or StatusMessage) */
+	if ((m = json_object_get(o, "errmsg")) == NULL &&
+	    (m = json_object_get(o, "msg")) == NULL)
+		m = json_object_get(o, "StatusMessage");
+	if (json_is_string(m))
+		pm_errmsg(msg, sizeof(msg), json_string_value(m), json_string_length(m));
+	else
+		snprintf(msg, sizeof(msg), "-");
+	json_decref(o);		/* c and m with it */
 	if (bad)
 		return "the answer has no code: not the robot's";
 	if (code == 0)
@@ -808,7 +853,9 @@ pushmsg_judge(int target, long status, const char *body, size_t len,
 		*limited = 1;
 		return "the robot says: sent too often";
 	}
-	return "the robot refused it (a non-zero code: check the URL, secret or keywords)";
+	snprintf(buf, bufsz, "the robot refused it: code %lld \"%s\" (check the "
+	    "URL, secret or keywords)", (long long)code, msg);
+	return buf;
 }
 
 int64_t

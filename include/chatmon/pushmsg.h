@@ -65,12 +65,15 @@ int	pushmsg_text(struct sbuf *, const struct config_route *r,
 	    const struct pushmsg_opts *, json_t *const *alerts, size_t n);
 
 /*
- * Whether a target took the message: NULL when it did, else why not
- * (static text, no chat in it). *limited is set to 1 when the target said
- * it was being sent too much (429, or the robots' own codes in a 200).
+ * Whether a target took the message: NULL when it did, else why not (no
+ * chat in it): static text, or buf (bufsz bytes) for a robot's refusal,
+ * which names its code and message (escaped, bounded: "sign not match"
+ * says what to fix). *limited is set to 1 when the target said it was
+ * being sent too much (429, or the robots' own codes in a 200).
  */
+#define PUSHMSG_WHY_MAX	512
 const char *pushmsg_judge(int target, long status, const char *body,
-	    size_t len, int *limited);
+	    size_t len, int *limited, char *buf, size_t bufsz);
 
 /*
  * Retry-After (RFC 9110: seconds, or an HTTP date) as milliseconds from

@@ -1334,6 +1334,28 @@ def test_what_is_held_is_bounded_in_bytes_too(redis_server, robot, notify):
                      r"of 25000 \(32 KiB\)", n.log()), n.log()[-3000:]
 
 
+def test_a_refusal_says_why_and_a_redirect_is_counted_as_one(redis_server, robot, notify):
+    """Found by review: a robot's refusal ({"errcode":310000,"errmsg":"sign
+    not match"}) was "a non-zero code" in the log and the dead letter, with
+    nothing of what to fix; and a 302 was counted reason="http_4xx"."""
+    r = redis_server()
+    rc = r.client()
+    rb = robot(ds="right")
+    rb.control("rd", "302")
+    n = notify(r, [route("ds", "dingtalk", rb, secret="wrong"), route("rd", "webhook", rb)],
+               attempts="1")
+    xadd(rc, make_alert())
+    dead = wait_for(lambda: (lambda d: len(d) == 2 and d)(rc.xrange(DEAD)), 5 * SLOW,
+                    "both in the dead letters")
+    why = {f["route"]: f["error"] for _, f in dead}
+    assert 'code 310000 "sign not match"' in why["ds"], why
+    assert "3xx" in why["rd"], why
+    assert 'code 310000 "sign not match"' in n.log()
+    assert n.metric("chatmon_notify_failures_total", route="ds", reason="robot_refused") == 1
+    assert n.metric("chatmon_notify_failures_total", route="rd", reason="http_3xx") == 1
+    assert n.metric("chatmon_notify_failures_total", route="rd", reason="http_4xx") == 0
+
+
 def test_info_logs_carry_no_chat_text(redis_server, robot, notify):
     r = redis_server()
     rc = r.client()

@@ -26,6 +26,7 @@ Run-time behaviour of a NAME: POST /_control {"name":NAME, "mode":M,
 "count":N, "retry_after":S, "delay":S}; M is
   ok                 answer as above
   500                HTTP 500
+  302                HTTP 302 to https://login.example/ (a moved URL, a login page)
   429                HTTP 429 (Retry-After: S when retry_after is given)
   hang               read the request, answer nothing, hold the connection 60 s
   slow               answer as "ok" after `delay` seconds (default 2)
@@ -71,7 +72,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KINDS = ("dingtalk", "wecom", "feishu", "slack", "webhook")
-MODES = ("ok", "500", "429", "hang", "slow", "stream", "stall", "errcode-ratelimit")
+MODES = ("ok", "500", "302", "429", "hang", "slow", "stream", "stall", "errcode-ratelimit")
 HOUR_MS = 3600 * 1000
 HANG_SECONDS = 60
 INTERESTING = ("content-type", "content-length", "user-agent", "x-chatmon-signature",
@@ -324,6 +325,9 @@ class Handler(BaseHTTPRequestHandler):
         extra = []
         if mode == "500":
             return 500, '{"error":"internal error"}', extra
+        if mode == "302":
+            extra.append(("Location", "https://login.example/"))
+            return 302, "", extra
         if mode == "429" or mode == "errcode-ratelimit" and kind in ("slack", "webhook"):
             if behaviour.get("retry_after") is not None:
                 extra.append(("Retry-After", str(behaviour["retry_after"])))

@@ -372,15 +372,33 @@ static void
 test_judge(void **state)
 {
 	int	lim;
+	char	buf[PUSHMSG_WHY_MAX];
 
 	(void)state;
-#define J(t, st, body)	pushmsg_judge(t, st, body, strlen(body), &lim)
+#define J(t, st, body)	pushmsg_judge(t, st, body, strlen(body), &lim, buf, sizeof(buf))
 	assert_null(J(CONFIG_TARGET_DINGTALK, 200, "{\"errcode\":0,\"errmsg\":\"ok\"}"));
 	assert_false(lim);
 	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "{\"errcode\":130101}"));
 	assert_true(lim);
 	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "{\"errcode\":310000}"));
 	assert_false(lim);
+	/* a refusal says what the robot said, escaped and bounded (found by review) */
+	assert_string_equal(J(CONFIG_TARGET_DINGTALK, 200,
+	    "{\"errcode\":310000,\"errmsg\":\"sign not match\"}"), "the robot refused it: "
+	    "code 310000 \"sign not match\" (check the URL, secret or keywords)");
+	assert_string_equal(J(CONFIG_TARGET_FEISHU, 200,
+	    "{\"code\":19021,\"msg\":\"a\\n\\\"b\\\\签\"}"), "the robot refused it: "
+	    "code 19021 \"a\\x0a\\x22b\\x5c签\" (check the URL, secret or keywords)");
+	assert_non_null(strstr(J(CONFIG_TARGET_WECOM, 200, "{\"errcode\":1,\"errmsg\":\""
+	    "\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n"
+	    "\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n"
+	    "\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n"
+	    "\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n"
+	    "\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n"
+	    "xyz\"}"), "\\x0a…\" (check"));
+	assert_true(strlen(buf) < sizeof(buf) - 1);
+	assert_null(strchr(buf, '\n'));
+	assert_non_null(strstr(J(CONFIG_TARGET_WEBHOOK, 302, ""), "3xx"));
 	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "<html>"));
 	/* a 200 without the robot's code is not the robot's answer (a proxy's page) */
 	assert_non_null(J(CONFIG_TARGET_DINGTALK, 200, "{}"));
