@@ -347,19 +347,22 @@ static void
 answers(const uint8_t *data, size_t size)
 {
 	const char	*why;
-	char		*s;
+	char		*s, buf[PUSHMSG_WHY_MAX];
 	int64_t		 ms;
 	size_t		 t;
 	int		 limited;
 
 	for (t = 0; t < UTIL_NELEM(targets); t++) {
 		limited = -1;
-		why = pushmsg_judge(targets[t], 200, (const char *)data, size, &limited);
+		why = pushmsg_judge(targets[t], 200, (const char *)data, size, &limited,
+		    buf, sizeof(buf));
 		FUZZ_CHECK(limited == 0 || limited == 1);
 		if (targets[t] == CONFIG_TARGET_SLACK || targets[t] == CONFIG_TARGET_WEBHOOK)
 			FUZZ_CHECK(why == NULL && limited == 0);
+		/* a refusal's own words come escaped: one line, printable, bounded */
 		if (why != NULL)
-			FUZZ_CHECK(fuzz_utf8_valid(why, strlen(why)));
+			FUZZ_CHECK(fuzz_utf8_valid(why, strlen(why)) &&
+			    strlen(why) < sizeof(buf) && strchr(why, '\n') == NULL);
 	}
 	s = fuzz_strndup(data, size);
 	ms = pushmsg_retry_after(s, NOW_MS);
