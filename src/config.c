@@ -407,27 +407,20 @@ static const struct config_type_info {
 /* ---------------------------------------------------------------- errors */
 
 /*
- * Quotes a user-supplied value for a message: one line, control bytes as
- * \xNN, long values cut, so an error list stays one error per line.
+ * Quotes a user-supplied value for a message: one line, control
+ * characters escaped (util_escape), values past CONFIG_SHOW bytes cut
+ * between characters, so an error list stays one error per line.
  */
 static const char *
 config_quote(char *buf, size_t sz, const char *s)
 {
-	size_t	 i, o = 0;
+	size_t	len = strlen(s), show = util_utf8_cut(s, CONFIG_SHOW), o;
 
-	buf[o++] = '\'';
-	for (i = 0; s[i] != '\0' && o + 8 < sz; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (i == CONFIG_SHOW) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (c < 0x20 || c == 0x7f)
-			o += (size_t)snprintf(buf + o, sz - o, "\\x%02x", c);
-		else
-			buf[o++] = (char)c;
+	buf[0] = '\'';
+	o = util_escape(buf, sz - 5, 1, s, show, 0);	/* room for "...'" */
+	if (show < len) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
 	}
 	buf[o++] = '\'';
 	buf[o] = '\0';

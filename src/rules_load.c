@@ -39,31 +39,23 @@ struct rules_load_def {			/* a list or a macro, by name */
 
 /*
  * Appends "FILE:LINE: message" to errs ("FILE: message" when line is 0).
- * The message quotes values as the file wrote them: its control characters
- * (C0, DEL, C1) are written \xNN, so that a value cannot start a line of
- * its own (a forged "FILE:LINE:" error) or send escapes to a terminal.
+ * The message quotes values as the file wrote them, control characters
+ * escaped (util_escape), so that a value cannot start a line of its own (a
+ * forged "FILE:LINE:" error) or send escapes to a terminal.
  */
 static void
 rules_load_err(struct sbuf *errs, const char *file, size_t line,
     const char *fmt, ...)
 {
-	char			 msg[512], out[4 * sizeof(msg)];
-	const unsigned char	*p;
-	size_t			 n = 0;
-	va_list			 ap;
+	char	msg[512], out[6 * sizeof(msg)];
+	va_list	ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	for (p = (const unsigned char *)msg; *p != '\0'; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			n += (size_t)snprintf(out + n, sizeof(out) - n, "\\x%02x", *p);
-		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-			n += (size_t)snprintf(out + n, sizeof(out) - n, "\\x%02x", *++p);
-		else
-			out[n++] = (char)*p;
-	}
-	out[n] = '\0';
+	/* a message cut by vsnprintf is cut between characters */
+	out[util_escape(out, sizeof(out) - 1, 0, msg,
+	    util_utf8_cut(msg, sizeof(msg)), 0)] = '\0';
 	if (line)
 		sbuf_line(errs, "%s:%zu: %s", file, line, out);
 	else

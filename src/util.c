@@ -297,6 +297,63 @@ util_utf8_seq(const unsigned char *p, const unsigned char *end)
 	return n;
 }
 
+/*
+ * Appends the message s[0, len) to out, whose length is n, so that it
+ * stays one line whatever it holds: messages carry what peers sent (a
+ * conversation id, an Origin), and a newline there would start a line of
+ * the peer's choosing, in the journal with a <N> priority of its choosing.
+ * Control characters (C0, DEL, C1) and the line and paragraph separators
+ * (U+2028, U+2029) are escaped: in the text format C0 and DEL as \xNN,
+ * the others as \uNNNN; in JSON (json set: the inside of a string) all as
+ * \uNNNN, with '"' and '\\' escaped as JSON wants. Each byte that is not
+ * part of well-formed UTF-8 is \xNN in the text format and U+FFFD in
+ * JSON, whose strings hold Unicode only. A backslash in the text format
+ * is not escaped: the escapes are for reading, not for decoding back.
+ * Stops before a character or an escape that would take n past cap: a
+ * long line is cut between characters. Returns the new n.
+ */
+size_t
+util_escape(char *out, size_t cap, size_t n, const char *s, size_t len,
+    int json)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	const unsigned char	*end = p + len;
+	char			 esc[8];
+	const char		*u;
+	size_t			 k, ulen;
+	int			 e;
+
+	for (; p < end; p += k) {
+		k = 1;
+		if (*p < 0x20 || *p == 0x7f)
+			e = snprintf(esc, sizeof(esc), json ? "\\u%04x" :
+			    "\\x%02x", *p);
+		else if (json && (*p == '"' || *p == '\\'))
+			e = snprintf(esc, sizeof(esc), "\\%c", *p);
+		else if (*p < 0x80)
+			e = 0;
+		else if ((k = util_utf8_seq(p, end)) == 0) {
+			k = 1;
+			e = json ? snprintf(esc, sizeof(esc), "\\ufffd") :
+			    snprintf(esc, sizeof(esc), "\\x%02x", *p);
+		} else if (k == 2 && p[0] == 0xc2 && p[1] < 0xa0)
+			e = snprintf(esc, sizeof(esc), "\\u%04x", p[1]);
+		else if (k == 3 && p[0] == 0xe2 && p[1] == 0x80 &&
+		    (p[2] == 0xa8 || p[2] == 0xa9))
+			e = snprintf(esc, sizeof(esc), "\\u%04x",
+			    0x2000 | (p[2] & 0x3f));
+		else
+			e = 0;
+		u = e > 0 ? esc : (const char *)p;	/* 0: the character as it is */
+		ulen = e > 0 ? (size_t)e : k;
+		if (n + ulen > cap)
+			break;
+		memcpy(out + n, u, ulen);
+		n += ulen;
+	}
+	return n;
+}
+
 /* Frees what may hold a secret, wiped first. */
 static void
 util_wipe_free(char *p, size_t n)

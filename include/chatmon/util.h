@@ -68,6 +68,13 @@ int	 util_utf8_valid(const char *s, size_t n);
 /* Code points of UTF-8 s[0, n), counted at their lead bytes (any byte that is not a continuation byte), as offsets are given. */
 size_t	 util_utf8_count(const char *s, size_t n);
 /*
+ * Appends s[0, len) to out[0, n) so that it stays one line and shows what it holds: C0 and DEL
+ * as \xNN, C1 and U+2028/U+2029 as \uNNNN, a byte outside well-formed UTF-8 as \xNN; json set:
+ * the inside of a JSON string instead (all as \uNNNN, U+FFFD, '"' and '\\' escaped). Cut between
+ * characters before n passes cap. Returns the new n.
+ */
+size_t	 util_escape(char *out, size_t cap, size_t n, const char *s, size_t len, int json);
+/*
  * len cut back by the last character when s[0, len) ends inside it (a lead
  * byte without all its continuation bytes); bytes that are not UTF-8 are
  * kept: what was cut to fit a buffer ends on a whole character.

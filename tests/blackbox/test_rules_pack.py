@@ -180,7 +180,7 @@ def test_rules_test_reports_failures(tmp_path):
 def test_rules_errors_quote_values_without_their_control_characters(tmp_path):
     """An error quotes the value as written: a line feed in it made a second,
     forged FILE:LINE error line (its own journal entry), an ESC reached the
-    terminal. They come as \\xNN, one error a line."""
+    terminal. They come escaped (C0 as \\xNN, C1 as \\uNNNN), one error a line."""
     (tmp_path / "r.yaml").write_text(
         '- rule: "t.a\\nFAKE.yaml:1: forged\\e[31mRED\\u009b"\n  category: abuse\n'
         "  severity: warn\n  action: flag\n  pattern: zz\n"
@@ -189,7 +189,7 @@ def test_rules_errors_quote_values_without_their_control_characters(tmp_path):
                        capture_output=True, text=True, timeout=30 * SLOW)
     assert r.returncode == 1
     assert r.stderr.splitlines() == [
-        f"{tmp_path}/r.yaml:1: rule 't.a\\x0aFAKE.yaml:1: forged\\x1b[31mRED\\x9b': "
+        f"{tmp_path}/r.yaml:1: rule 't.a\\x0aFAKE.yaml:1: forged\\x1b[31mRED\\u009b': "
         "ids are letters, digits, '.', '_' and '-'"], r.stderr
 
 
