@@ -89,6 +89,21 @@ async def echoes(c, text="你好"):
     return await recv(c) == text
 
 
+async def chat(d):
+    """One echo through d as alice."""
+    async with ws(d) as c:
+        return await echoes(c)
+
+
+async def refused_upstream(d):
+    """The close code and reason alice is given when d's upstream is refused."""
+    async with ws(d) as c:
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as e:
+            await c.send("x")
+            await recv(c)
+        return e.value.rcvd.code, e.value.rcvd.reason
+
+
 def peer_cn(c):
     """The CN of the certificate the server presented on connection c."""
     cert = c.transport.get_extra_info("ssl_object").getpeercert()
@@ -403,10 +418,6 @@ def test_wss_upstream_verified_by_name_and_ca(daemon, backend, pki):
 
     b = up(good)
     d = daemon(upstream=f"wss://localhost:{b.port}/", extra=f"upstream_tls:\n  ca: {ca}\n")
-
-    async def chat(d):
-        async with ws(d) as c:
-            return await echoes(c)
     assert run(chat(d))
     assert b.wait(lambda e: e["ev"] == "sni")["name"] == "localhost"
 
@@ -416,14 +427,7 @@ def test_wss_upstream_verified_by_name_and_ca(daemon, backend, pki):
                       (wrong_name, "hostname mismatch")):
         bad = up(cert)
         d2 = daemon(upstream=f"wss://localhost:{bad.port}/", extra=f"upstream_tls:\n  ca: {ca}\n")
-
-        async def refused_upstream():
-            async with ws(d2) as c:
-                with pytest.raises(websockets.exceptions.ConnectionClosed) as e:
-                    await c.send("x")
-                    await recv(c)
-                return e.value.rcvd.code, e.value.rcvd.reason
-        assert run(refused_upstream()) == \
+        assert run(refused_upstream(d2)) == \
             (1013, f"upstream unavailable: certificate verify failed: {why}")
         d2.wait_log(rf"session_up_failed: agent=alice: upstream localhost:{bad.port}: "
                     rf"certificate verify failed: {why}$")
@@ -450,11 +454,7 @@ def test_upstream_ca_changed_by_a_reload_is_kept_and_said(daemon, backend, pki):
     d.signal(signal.SIGHUP)
     d.wait_log(r"main: reload: configuration reloaded", T, mark)
     assert f"main: reload: upstream_tls.ca cannot change live, keeping {ca}" in d.log()[mark:]
-
-    async def chat():
-        async with ws(d) as c:
-            return await echoes(c)
-    assert run(chat())
+    assert run(chat(d))
 
 
 def long_name(n, tail=".example.com"):
@@ -496,10 +496,6 @@ def test_upstream_names_of_any_length_go_out_whole(daemon, backend, pki, tmp_pat
     wrap = private_hosts(tmp_path, name)
     ca = os.path.join(pki, "ca.pem")
 
-    async def chat(d):
-        async with ws(d) as c:
-            return await echoes(c)
-
     b = backend()
     d = daemon(upstream=f"ws://{name}:{b.port}/", wrap=wrap)
     assert run(chat(d))
@@ -518,15 +514,9 @@ def test_upstream_names_of_any_length_go_out_whole(daemon, backend, pki, tmp_pat
     d = daemon(upstream=f"wss://{name}:{bad.port}/", extra=f"upstream_tls:\n  ca: {ca}\n",
                wrap=wrap)
 
-    async def refused_upstream():
-        async with ws(d) as c:
-            with pytest.raises(websockets.exceptions.ConnectionClosed) as e:
-                await c.send("x")
-                await recv(c)
-            return e.value.rcvd.code, e.value.rcvd.reason
     # 1013: refused in the TLS handshake, before any request was written
     # (one sent and refused by the backend is 1011 "upstream refused")
-    assert run(refused_upstream()) == \
+    assert run(refused_upstream(d)) == \
         (1013, "upstream unavailable: certificate verify failed: hostname mismatch")
     assert not bad.select(lambda e: e["ev"] == "open")
 
