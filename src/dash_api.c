@@ -290,9 +290,11 @@ dash_api_replied(struct dash_req *q, const redisReply *r)
  * (WRONGTYPE) does not stop the others. So every check is made before
  * the first write: each key's type, and whether the ACL user may run
  * each command (redis.acl_check_cmd, Redis 7); a refusal then starts
- * with REFUSED and nothing was written. What could still fail midway
- * (nothing known: Redis lets a script that wrote go on past maxmemory)
- * stops there and answers PARTIAL, never said as nothing written.
+ * with REFUSED and nothing was written. A first write refused (a replica
+ * after a failover: READONLY; NOREPLICAS under min-replicas-to-write) is
+ * REFUSED too. What could still fail after a write (nothing known: Redis
+ * lets a script that wrote go on past maxmemory) stops there and answers
+ * PARTIAL, never said as nothing written.
  *
  * KEYS: every key written; ARGV[1..#KEYS]: the type each must have when
  * it exists; then each command as its word count and its words.
@@ -319,7 +321,10 @@ static const char dash_api_all_lua[] =
     "end\n"
     "for k, cmd in ipairs(cmds) do\n"
     "  local r = redis.pcall(unpack(cmd))\n"
-    "  if type(r) == 'table' and r.err then\n"
+    "  if type(r) == 'table' and r.err and k == 1 then\n"
+    "    return redis.error_reply('REFUSED ' .. cmd[1] .. ' ' .. tostring(cmd[2]) ..\n"
+    "      ': ' .. r.err .. ': nothing was written')\n"
+    "  elseif type(r) == 'table' and r.err then\n"
     "    return redis.error_reply('PARTIAL ' .. (k - 1) .. ' of ' .. #cmds ..\n"
     "      ' writes done, then ' .. cmd[1] .. ' ' .. tostring(cmd[2]) .. ': ' .. r.err)\n"
     "  end\n"

@@ -200,7 +200,7 @@ const STRINGS = {
     'err.403shop': '没有权限：这个账号只能看自己的店铺，请在“店铺”里选其中一家。',
     'err.404': '找不到这条记录（可能已过期）。',
     'err.413': '内容太长。',
-    'err.503': '看板服务器暂时连不上 Redis，请稍后再试。',
+    'err.503': (m) => `看板服务器暂时做不到${m ? '：' + m : '（连不上 Redis）'}，请稍后再试。`,
     'err.other': (s) => `操作失败（${s}），请稍后再试。`,
     'err.network': '连不上看板服务器，请稍后再试。',
     // conversation view
@@ -381,7 +381,7 @@ const STRINGS = {
     'err.403shop': 'Not allowed: this sign-in sees its own shops only; pick one of them under Shop.',
     'err.404': 'Not found (it may have expired).',
     'err.413': 'Too long.',
-    'err.503': 'The dashboard server cannot reach Redis right now: try again later.',
+    'err.503': (m) => `The dashboard server could not do it${m ? ': ' + m : ' (it cannot reach Redis)'}; try again later.`,
     'err.other': (s) => `Failed (${s}): try again later.`,
     'err.network': 'The dashboard server cannot be reached: try again later.',
     openConv: 'Open the conversation',
