@@ -178,7 +178,9 @@ pm_control(const unsigned char *p, size_t left)
  * characters (pm_control: bidi controls too) become U+FFFD, the characters
  * of links, images and HTML ([ ] ( ) < > `) their full-width forms, a
  * scheme's "://" becomes "∶//" (U+2236 RATIO: "https://phish.example/复核"
- * was a link Slack and the robots' markdown made of a bare URL), and a
+ * was a link Slack and the robots' markdown made of a bare URL), a dot
+ * before a letter "․" (U+2024 ONE DOT LEADER: Slack links a bare domain,
+ * "phish.example.com", too), and a
  * value longer than PM_SHOWN_MAX bytes ends in "…" (the link, if any,
  * still has it whole). s is len bytes, U+0000 among them (a JSON string):
  * cut at a NUL, "c-1\u0000-evil" showed as the conversation c-1.
@@ -204,6 +206,8 @@ pm_shown(struct sbuf *out, const char *s, size_t len)
 			rc = sbuf_printf(out, "%s", wide[w - narrow]);
 		else if (*p == ':' && len - n >= 3 && p[1] == '/' && p[2] == '/')
 			rc = sbuf_printf(out, "∶");
+		else if (*p == '.' && len - n >= 2 && isalpha(p[1]))
+			rc = sbuf_printf(out, "․");
 		else
 			rc = sbuf_append(out, (const char *)p, 1);
 		p += c;

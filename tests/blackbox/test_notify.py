@@ -674,7 +674,7 @@ def test_what_the_chat_side_chose_is_delivered_and_defused(redis_server, robot, 
     rb.wait_ids("dt", [nul["id"], md["id"]])
     assert [e["raw"] for e in rb.delivered("wh")] == [encode(nul), encode(md)]
     text = [e["body"]["markdown"]["text"] for e in rb.delivered("dt") if e["ids"] == [md["id"]]][0]
-    assert "［请立即复核］（https∶//phish.example/login）" in text, text
+    assert "［请立即复核］（https∶//phish․example/login）" in text, text
     assert "https://phish" not in text, "a scheme's :// makes no bare URL either"
     assert "](" not in text and "\n#" not in text and "\n\n###" not in text, text
     assert "conv=c1%0A%0A%23%23%23%20%5B" in text, "the link still names it whole"

@@ -139,8 +139,8 @@ def test_daily_summary_defuses_the_chat_sides_ids(redis_server, robot, notify):
     assert e["sig_ok"] is True, e
     text = e["body"]["markdown"]["text"]
     # (cut at 96 bytes, as an alert's)
-    assert "会话 tb-1\ufffd\ufffd### ［⚠ 请立即复核: 点此登录］（https∶//evil.example/login） " \
+    assert "会话 tb-1\ufffd\ufffd### ［⚠ 请立即复核: 点此登录］（https∶//evil․example/login） " \
         "＜font color=red＞x＜/fon…\n" in text, text
-    assert "客服 eve\ufffd# ［me］（https∶//evil.example/）" in text, text
+    assert "客服 eve\ufffd# ［me］（https∶//evil․example/）" in text, text
     assert "](" not in text and "\n#" not in text and "<font" not in text, text
     assert text.rstrip().endswith(f"id: daily-{day}"), text

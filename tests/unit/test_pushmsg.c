@@ -148,7 +148,7 @@ test_text_defused(void **state)
 	assert_int_equal(pushmsg_text(&t, &r, &o, &a, 1), 0);
 	s = sbuf_str(&t);
 	assert_non_null(strstr(s, "会话 c1\xef\xbf\xbd\xef\xbf\xbd### "
-	    "［check］（https∶//phish.example/）＜b＞\xef\xbf\xbd｀x｀\n"));
+	    "［check］（https∶//phish․example/）＜b＞\xef\xbf\xbd｀x｀\n"));
 	assert_null(strstr(s, "\n#"));
 	assert_null(strstr(s, "]("));
 	assert_non_null(strstr(s, "?conv=c1%0A%0A%23%23%23%20%5Bcheck%5D%28https"));
@@ -193,7 +193,7 @@ test_text_bidi(void **state)
 	assert_int_equal(pushmsg_text(&t, &r, &o, &a, 1), 0);
 	s = sbuf_str(&t);
 	assert_non_null(strstr(s, "客服 al\xef\xbf\xbdice"));
-	assert_non_null(strstr(s, "会话 c-\xef\xbf\xbdgnp.exe\xef\xbf\xbdx"
+	assert_non_null(strstr(s, "会话 c-\xef\xbf\xbdgnp․exe\xef\xbf\xbdx"
 	    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
 	    "\xef\xbf\xbdy\xe2\x80\xaf\xe2\x81\xa5\xc2\xa0z\n"));
 	assert_null(strstr(s, "\xe2\x80\xae"));
@@ -225,7 +225,7 @@ test_daily_defused(void **state)
 	s = sbuf_str(&t);
 	assert_non_null(strstr(s, "平均响应最慢 eve\xef\xbf\xbd# ［a］（https∶//x/） 5秒\n"));
 	assert_non_null(strstr(s, "最长等待 5秒 · 客服 ＜b＞bob＜/b＞ · 会话 tb-1"
-	    "\xef\xbf\xbd\xef\xbf\xbd### ［点此登录］（https∶//evil.example/login） "
+	    "\xef\xbf\xbd\xef\xbf\xbd### ［点此登录］（https∶//evil․example/login） "
 	    "＜font color=red＞x＜/font＞\n"));
 	assert_null(strstr(s, "\n#"));
 	assert_null(strstr(s, "]("));
@@ -256,7 +256,7 @@ test_text_url(void **state)
 	assert_int_equal(pushmsg_text(&t, &r, &o, &a, 1), 0);
 	s = sbuf_str(&t);
 	assert_non_null(strstr(s, "客服 al\xef\xbf\xbdice · 会话 "
-	    "https∶//phish.example/复核登录\xef\xbf\xbdx\n"));
+	    "https∶//phish․example/复核登录\xef\xbf\xbdx\n"));
 	assert_null(strstr(s, "https://phish"));
 	assert_null(strstr(s, "\xe2\x80\xa8"));
 	assert_null(strstr(s, "\xe2\x80\xa9"));
@@ -264,6 +264,13 @@ test_text_url(void **state)
 	r.tmpl = (char *)"{agent} {conversation}";
 	assert_int_equal(pushmsg_text(&t, &r, &o, &a, 1), 0);
 	assert_null(strstr(sbuf_str(&t), "https://phish"));
+	json_decref(a);
+	/* a bare domain (Slack links it too); a dot before a digit stays */
+	a = load("{\"id\":\"a1\",\"type\":\"rule.hit\",\"agent\":\"bob.li\","
+	    "\"conversation\":\"phish.example.com/复核 v1.2.\"}");
+	sbuf_reset(&t);
+	assert_int_equal(pushmsg_text(&t, &r, &o, &a, 1), 0);
+	assert_string_equal(sbuf_str(&t), "bob․li phish․example․com/复核 v1.2.\nid: a1");
 	sbuf_free(&t);
 	json_decref(a);
 }
