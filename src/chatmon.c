@@ -656,12 +656,18 @@ cmd_normalize(void)
 static void
 test_cost(const struct rules *r)
 {
-	unsigned	views, plain_views;
+	unsigned	views, plain_views, every;
 	int		gate;
 
-	rules_cost(r, &views, &plain_views, &gate);
-	printf("a plain turn reads %u of %u normalised views; the window pass %s",
-	    plain_views, views, rules_window_count(r) == 0 ? "never runs (no window rule)" :
+	rules_cost(r, &views, &plain_views, &every, &gate);
+	printf("a plain turn reads %u of %u normalised views; ", plain_views,
+	    views);
+	if (every > 0)
+		printf("%u rule%s no literal to look for and run%s on every "
+		    "turn; ", every, every == 1 ? " has" : "s have",
+		    every == 1 ? "s" : "");
+	printf("the window pass %s", rules_window_count(r) == 0 ?
+	    "never runs (no window rule)" :
 	    gate ? "is skipped when the turns' notes show nothing to find" :
 	    "runs on every turn");
 }

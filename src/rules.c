@@ -2134,12 +2134,24 @@ rules_window_count(const struct rules *r)
 
 void
 rules_cost(const struct rules *r, unsigned *views, unsigned *plain_views,
-    int *window_gate)
+    unsigned *every_turn, int *window_gate)
 {
-	unsigned	all = r->acm_masks | r->wacm_masks;
+	unsigned	all = r->acm_masks | r->wacm_masks, seen = 0;
+	size_t		k, i, last = SIZE_MAX;
 
-	*views = (unsigned)__builtin_popcount(all);
-	*plain_views = (unsigned)__builtin_popcount(all & ~r->plain_blind);
+	/* a branch without literals runs on every turn, in its rule's view */
+	*every_turn = 0;
+	for (k = 0; k < r->nalways; k++) {
+		i = r->always[k] / RULES_MAX_BRANCH;
+		if (!r->rule[i].enabled || i == last)
+			continue;
+		last = i;
+		(*every_turn)++;
+		seen |= 1u << r->rule[i].steps;
+	}
+	*views = (unsigned)__builtin_popcount(all | seen);
+	*plain_views = (unsigned)__builtin_popcount((all & ~r->plain_blind) |
+	    seen);
 	*window_gate = r->wgate;
 }
 

@@ -118,12 +118,13 @@ size_t	rules_window_count(const struct rules *);
  * What a plain chat turn (ASCII, ideographs, Chinese punctuation) costs
  * the set, as its load worked it out: the normalised views it reads, of
  * *views in all (a view whose rules all need a word no plain turn has is
- * skipped), and whether the window pass is skipped when the turns' notes
+ * skipped), the rules that have no literal to look for and so run on
+ * every turn, and whether the window pass is skipped when the turns' notes
  * show nothing to find (rules_window_needed). A rule can lose either for
  * every message: `chatmon rules test` prints them for rule authors.
  */
 void	rules_cost(const struct rules *, unsigned *views,
-	    unsigned *plain_views, int *window_gate);
+	    unsigned *plain_views, unsigned *every_turn, int *window_gate);
 
 /* The same without the literal prefilter: every rule's regex runs (the benchmark's baseline). */
 size_t	rules_match_naive(struct rules *, enum rules_role role,

@@ -161,6 +161,22 @@ def test_rules_test_reports_the_cost_of_plain_turns(tmp_path):
         "the window pass is skipped when the turns' notes show nothing to find")
 
 
+def test_rules_test_reports_rules_with_no_literal(tmp_path):
+    """A pattern that starts with a (*VERB) gives the literal reader nothing:
+    its rule runs on every turn, and the cost line said "0 of 0 views"."""
+    (tmp_path / "r.yaml").write_text(
+        "- rule: a.verb\n  category: abuse\n  severity: warn\n  action: flag\n"
+        "  pattern: '(*UCP)傻瓜'\n  examples: {match: [傻瓜]}\n"
+        "- rule: a.plain\n  category: abuse\n  severity: warn\n  action: flag\n"
+        "  pattern: 滚开\n  examples: {match: [滚开]}\n", encoding="utf-8")
+    r = subprocess.run([CHATMON, "rules", "test", "--rules", str(tmp_path)],
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip().splitlines()[-1] == (
+        "a plain turn reads 1 of 1 normalised views; 1 rule has no literal to look for "
+        "and runs on every turn; the window pass never runs (no window rule)")
+
+
 def test_rules_test_reports_failures(tmp_path):
     (tmp_path / "r.yaml").write_text(
         "- rule: a.b\n  category: abuse\n  severity: warn\n  action: flag\n"
