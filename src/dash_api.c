@@ -438,19 +438,20 @@ dash_api_arg(struct dash_req *q, const char *name, char *buf, int size)
  * stops at the first argument too long for its buffer: every argument
  * after it would be read as absent, a filter dropped without a word (a
  * long utm= before shop= made /api/report answer every shop's totals).
- * So a request with one is refused whole, before any is read.
+ * So a request with one is refused whole, before any is read: an API
+ * request and the feed's upgrade (since=, token=) alike.
  */
-static int
-dash_api_args_fit(struct dash_req *q)
+int
+dash_args_fit(struct lws *wsi)
 {
 	char	buf[DASH_API_ARG];
 	int	n;
 
 	for (n = 0; ; n++)
-		if (lws_hdr_copy_fragment(q->wsi, buf, (int)sizeof(buf),
+		if (lws_hdr_copy_fragment(wsi, buf, (int)sizeof(buf),
 		    WSI_TOKEN_HTTP_URI_ARGS, n) < 0)
 			/* too long, or there is no such argument: the end */
-			return lws_hdr_fragment_length(q->wsi,
+			return lws_hdr_fragment_length(wsi,
 			    WSI_TOKEN_HTTP_URI_ARGS, n) < (int)sizeof(buf);
 }
 
@@ -1780,7 +1781,7 @@ dash_api_run(struct dash_req *q)
 	}
 	if (q->too_big)
 		return dash_api_error(q, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "too large");
-	if (!dash_api_args_fit(q))
+	if (!dash_args_fit(q->wsi))
 		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, "query argument "
 		    "too long (name=value: at most " DASH_API_ARG_MAX_S " bytes "
 		    "each)");

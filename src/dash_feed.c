@@ -284,6 +284,13 @@ dash_confirm_upgrade(struct dash *d, struct lws *wsi)
 		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
 		return 1;
 	}
+	if (!dash_args_fit(wsi)) {
+		/* since= or token= after it would be read as absent */
+		log_info("dash_confirm_upgrade: a feed with a query argument "
+		    "too long refused");
+		lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
+		return 1;
+	}
 	if (!dash_feed_origin_ok(d, wsi)) {
 		log_warnx("dash_confirm_upgrade: a feed from a foreign origin "
 		    "refused (dashboard.allowed_origins)");

@@ -221,6 +221,8 @@ void	dash_files_mount(struct dash *);
 int	dash_files_headers(struct lws *, struct lws_process_html_args *);
 /* 1 when the request's Host names the dashboard, else 0 with 421 answered (the caller closes). */
 int	dash_files_host_ok(struct dash *, struct lws *);
+/* 1 when every query argument of wsi's request fits what the API and the feed read (dash_api.c). */
+int	dash_args_fit(struct lws *);
 
 /* dash_feed.c */
 void	dash_feed_notify(struct dash *);

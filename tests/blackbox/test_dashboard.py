@@ -144,7 +144,14 @@ def test_feed_history_live_and_resume(dashboard, redis_server):
         async with d.feed("?since=1-0") as ws:          # long gone: all it holds
             m = await Page(ws).next("alerts")
             assert m["reset"] is True and len(m["alerts"]) == 5, m
+        # an argument too long for the reader before since= made since=
+        # absent (all again, as a reset): refused instead
+        with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+            async with d.feed(f"?utm={'a' * 400}&since={sid7}"):
+                pass
+        assert e.value.status_code == 400
     run(resume())
+    assert "a feed with a query argument too long refused" in d.log()
 
 
 def test_feed_keeps_up_with_1000_alerts_a_second(dashboard, redis_server):
