@@ -53,10 +53,10 @@ RULES_LIBS := -lyaml -ljansson -lpcre2-8 -lutf8proc -lsodium -lm
 # users, websess and ratelimit the dashboard's logins, handling and note
 # its HTTP API, pushmsg chatmon notify's messages, report `chatmon report`
 # (its Redis side is reportdb, a chat log's days reportlog, its command reportcli).
-PURE	:= util log yamlfile access config codec bintext metrics msgq peercount dueheap window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt histfmt notefmt copies pipeline sla state rreply jwt logrepeat
+PURE	:= util log yamlfile access config codec bintext metrics msgq peercount dueheap window normalize acm rules_lit rules rules_compile rules_prefilter rules_example rules_load rulebook detect model jsonw alertfmt histfmt notefmt copies pipeline sla state rreply jwt logrepeat
 IO	:= lwsctx session relay slaclock convstore rconn xfollow alert history notes snapshot admin notify
 DAEMON_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(PURE) $(IO) main))
-TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log logrepeat yamlfile access config codec window normalize acm rules_lit rules rules_example rules_load rulebook detect model jsonw alertfmt copies pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_scope dash_api dashboard rulesfp report reportdb reportlog reportcli passwd cliconf pushmsg httpc pushd chatmon))
+TOOL_OBJS   := $(addprefix $(BUILD)/,$(addsuffix .o,util log logrepeat yamlfile access config codec window normalize acm rules_lit rules rules_compile rules_prefilter rules_example rules_load rulebook detect model jsonw alertfmt copies pipeline sla state seen feed alertline replay tail lwsctx rreply rconn users websess ratelimit dashauth handling note xfollow dash_files dash_feed dash_alerts dash_state dash_audit dash_scope dash_api dashboard rulesfp report reportdb reportlog reportcli passwd cliconf pushmsg httpc pushd chatmon))
 
 UNIT_TESTS := util log peercount dueheap window copies access config codec bintext msgq metrics normalize acm rules_lit rules detect rulebook sla state seen feed alertline alertfmt histfmt notefmt model rreply pipeline jwt users websess ratelimit handling note pushmsg report reportlog logrepeat
 UNIT_BINS  := $(addprefix $(BUILD)/tests/test_,$(UNIT_TESTS))
@@ -171,16 +171,16 @@ $(BUILD)/tests/test_note: $(BUILD)/tests/test_note.o $(BUILD)/note.o $(BUILD)/ut
 $(BUILD)/tests/test_alertline: $(BUILD)/tests/test_alertline.o $(BUILD)/alertline.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium -ljansson -lutf8proc -lm
 $(BUILD)/tests/test_rules: $(BUILD)/tests/test_rules.o $(BUILD)/tests/allocfail.o $(BUILD)/rules_load.o $(BUILD)/rules_example.o \
-	    $(BUILD)/rules.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
+	    $(BUILD)/rules.o $(BUILD)/rules_compile.o $(BUILD)/rules_prefilter.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 # rules_lit alone (its header is private: src/rules_lit.h); PCRE2 is the test's oracle
 $(BUILD)/tests/test_detect: $(BUILD)/tests/test_detect.o $(BUILD)/detect.o $(BUILD)/rulebook.o $(BUILD)/model.o $(BUILD)/window.o \
-	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_lit.o \
+	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_compile.o $(BUILD)/rules_prefilter.o $(BUILD)/rules_lit.o \
 	    $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 # packs written by the test; shops built by hand (the config's parser is test_config's)
 $(BUILD)/tests/test_rulebook: $(BUILD)/tests/test_rulebook.o $(BUILD)/rulebook.o $(BUILD)/detect.o $(BUILD)/model.o \
-	    $(BUILD)/window.o $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_lit.o \
+	    $(BUILD)/window.o $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_compile.o $(BUILD)/rules_prefilter.o $(BUILD)/rules_lit.o \
 	    $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 $(BUILD)/tests/test_rules_lit: $(BUILD)/tests/test_rules_lit.o $(BUILD)/tests/allocfail.o $(BUILD)/rules_lit.o
@@ -191,12 +191,12 @@ $(BUILD)/tests/test_model: $(BUILD)/tests/test_model.o $(BUILD)/model.o $(BUILD)
 # alertfmt against the jansson dump it replaced (jansson is the oracle here)
 $(BUILD)/tests/test_alertfmt: $(BUILD)/tests/test_alertfmt.o $(BUILD)/tests/allocfail.o \
 	    $(BUILD)/alertfmt.o $(BUILD)/jsonw.o $(BUILD)/rules_load.o $(BUILD)/rules_example.o \
-	    $(BUILD)/rules.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o \
+	    $(BUILD)/rules.o $(BUILD)/rules_compile.o $(BUILD)/rules_prefilter.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o \
 	    $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium -ljansson $(RULES_LIBS)
 $(BUILD)/tests/test_pipeline: $(BUILD)/tests/test_pipeline.o $(BUILD)/tests/allocfail.o $(BUILD)/pipeline.o $(BUILD)/copies.o \
 	    $(BUILD)/alertfmt.o $(BUILD)/jsonw.o $(BUILD)/detect.o $(BUILD)/rulebook.o $(BUILD)/model.o $(BUILD)/window.o \
-	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_lit.o \
+	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o $(BUILD)/rules.o $(BUILD)/rules_compile.o $(BUILD)/rules_prefilter.o $(BUILD)/rules_lit.o \
 	    $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o $(BUILD)/log.o
 	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ -lcmocka -lsodium $(RULES_LIBS)
 # keys and tokens made by the test with OpenSSL itself, the signer beside the verifier
@@ -262,7 +262,7 @@ soak-smoke:
 
 $(BUILD)/bench_rules: tests/bench/bench_rules.c $(BUILD)/detect.o $(BUILD)/rulebook.o $(BUILD)/model.o $(BUILD)/window.o \
 	    $(BUILD)/rules_load.o $(BUILD)/rules_example.o \
-	    $(BUILD)/rules.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
+	    $(BUILD)/rules.o $(BUILD)/rules_compile.o $(BUILD)/rules_prefilter.o $(BUILD)/rules_lit.o $(BUILD)/yamlfile.o $(BUILD)/normalize.o $(BUILD)/acm.o $(BUILD)/util.o
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(RULES_LIBS)
 
 $(BUILD)/bench_codec: tests/bench/bench_codec.c $(BUILD)/codec.o $(BUILD)/util.o $(BUILD)/log.o

@@ -3,17 +3,25 @@
 #define CHATMON_RULES_INT_H
 
 /*
- * The rules module is four files; each calls only the ones below it:
+ * The rules module is six files; each calls only the ones below it.
  *
- *   rules_load.c     YAML schema, lists and macros (bounded expansion),
- *                    files and directories, errors as FILE:LINE
- *   rules_example.c  the examples runner (rules_test), run at every load
- *   rules.c          compiling and matching: prefilter, PCRE2 confirmation,
- *                    near, unless, whole, hits; the set's lifetime
- *   rules_lit.c      the literals a pattern requires (rules_lit.h), pure
+ *   rules_load.c      YAML schema, lists and macros (bounded expansion),
+ *                     files and directories, errors as FILE:LINE
+ *   rules_example.c   the examples runner (rules_test), run at every load
+ *   rules_prefilter.c the literals, automatons and filters a loaded set
+ *                     is matched through (rules_add_prefilter, rules_prepare)
+ *   rules_compile.c   a rule's patterns compiled: branches, anchored
+ *                     twins, first characters, the sound view's patterns
+ *   rules.c           matching: prefilter, PCRE2 confirmation, near,
+ *                     unless, whole, the window pass's notes, hits; the
+ *                     set's lifetime
+ *   rules_lit.c       the literals a pattern requires (rules_lit.h), pure
  *
- * This header declares the calls into rules.c; rules_lit.h those into
- * rules_lit.c. No file includes a header of a file above it.
+ * The one exception: the set's lifetime in rules.c (rules_free, and the
+ * naive baseline's JIT) frees and compiles what the two files above it
+ * made. This header declares the calls between them (and the small inline
+ * helpers several use); rules_lit.h those into rules_lit.c. No file
+ * includes a header of a file above it.
  */
 
 #include <stddef.h>
@@ -24,6 +32,7 @@
 #include <pcre2.h>
 
 #include "chatmon/rules.h"
+#include "chatmon/util.h"
 #include "rules_lit.h"
 
 #define RULES_NMASKS		32	/* every combination of the normalisation steps */
@@ -370,6 +379,12 @@ int		 rules_prepare(struct rules *r);
 /* Frees what ru holds (not ru itself). */
 void		 rules_free_rule(struct rule *ru);
 
+/* JIT-compiles re while r->jit, which drops to 0 when the JIT is unavailable. */
+void		 rules_jit_compile(struct rules *r, pcre2_code *re);
+
+/* Frees the literals as added (rules_add_prefilter): the automatons and the pairs have them. */
+void		 rules_free_lits(struct rules *r);
+
 /* The normaliser of mask, made when first asked for; NULL on ENOMEM. */
 struct norm	*rules_norm(struct rules *r, unsigned mask);
 
@@ -388,5 +403,33 @@ int		 rules_sound_pattern(struct sbuf *pattern);
 size_t		 rules_run(struct rules *r, enum rules_role role,
 		    const char *text, size_t len, int prefilter, ssize_t only,
 		    const struct rules_hit **hits);
+
+/* The code point of a three-byte UTF-8 character (an ideograph, a head). */
+static inline uint32_t
+rules_cp3(const unsigned char *p)
+{
+	return (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
+}
+
+/* The length of the UTF-8 character that lead byte c begins. */
+static inline size_t
+rules_utf8_len(unsigned char c)
+{
+	return c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+}
+
+/* A first character's bit in a head filter. */
+static inline uint32_t
+rules_head_bit(uint32_t cp)
+{
+	return (cp * 0x9e3779b1u) >> (32 - RULES_HEAD_LOG);
+}
+
+/* The filter bit of two characters that follow each other: n bytes at p. */
+static inline uint32_t
+rules_jpair(const unsigned char *p, size_t n)
+{
+	return (util_fnv1a32(p, n) * 0x9e3779b1u) >> (32 - RULES_JPAIR_LOG);
+}
 
 #endif
