@@ -1169,6 +1169,12 @@ convstore_pending(const struct convstore *cs)
 	return cs != NULL && rconn_up(cs->rc) ? cs->nsent : 0;
 }
 
+size_t
+convstore_connecting(const struct convstore *cs)
+{
+	return cs != NULL && rconn_connecting(cs->rc) ? cs->nwait : 0;
+}
+
 int
 convstore_on(const struct convstore *cs)
 {

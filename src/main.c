@@ -111,7 +111,10 @@ chatmond_stop(struct chatmond *d)
 /*
  * Every session closed: stop once Redis has answered for the alerts on
  * their way to it (a few milliseconds), so that none it holds is counted
- * as lost or spooled again; the shutdown grace bounds the wait.
+ * as lost or spooled again, and once a connection to Redis being made (a
+ * start, a reconnect) has taken the turns that waited for it: dropped,
+ * the next instance would not know those conversations. The shutdown
+ * grace bounds the wait.
  */
 static void
 chatmond_settle(evutil_socket_t fd, short what, void *arg)
@@ -121,7 +124,7 @@ chatmond_settle(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (relay_alerts_in_flight(d->relay))
+	if (relay_alerts_in_flight(d->relay) || relay_connecting(d->relay) > 0)
 		evtimer_add(d->ev_settle, &tv);
 	else
 		chatmond_stop(d);
@@ -148,8 +151,8 @@ chatmond_grace(evutil_socket_t fd, short what, void *arg)
 		log_warnx("main: %zu sessions still open after the shutdown grace "
 		    "period, closing them hard", session_server_count(d->srv));
 	else
-		log_warnx("main: Redis did not answer for the last alerts within "
-		    "the shutdown grace period");
+		log_warnx("main: Redis did not answer for the last alerts or "
+		    "turns within the shutdown grace period");
 	chatmond_stop(d);
 }
 

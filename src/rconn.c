@@ -176,6 +176,13 @@ rconn_up(const struct rconn *rc)
 	return rc != NULL && rc->state == RCONN_UP;
 }
 
+int
+rconn_connecting(const struct rconn *rc)
+{
+	return rc != NULL && (rc->state == RCONN_CONNECTING ||
+	    rc->state == RCONN_ASKING);
+}
+
 static void
 rconn_arm_timeout(struct rconn *rc, uint64_t extra_ms)
 {

@@ -468,6 +468,12 @@ relay_inflight(const struct relay *r)
 	return slaclock_inflight(r->sla) + snapshot_inflight(r->snap);
 }
 
+size_t
+relay_connecting(const struct relay *r)
+{
+	return slaclock_connecting(r->sla);
+}
+
 int
 relay_alerts_ready(const struct relay *r)
 {

@@ -762,6 +762,12 @@ slaclock_inflight(const struct slaclock *clk)
 	return convstore_pending(clk->store);
 }
 
+size_t
+slaclock_connecting(const struct slaclock *clk)
+{
+	return convstore_connecting(clk->store);
+}
+
 static void
 slaclock_figure(const struct sla_account *w, const struct sla_figures *f,
     void *arg)

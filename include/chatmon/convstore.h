@@ -98,6 +98,11 @@ int	convstore_up(const struct convstore *);
 int	convstore_on(const struct convstore *);
 /* Calls sent on a live connection and not answered yet. */
 size_t	convstore_pending(const struct convstore *);
+/*
+ * Calls waiting for a connection that is being made: they go when it is
+ * up. 0 while Redis is down between attempts (they would wait for nothing).
+ */
+size_t	convstore_connecting(const struct convstore *);
 
 enum convstore_turn_kind {
 	CONVSTORE_CUSTOMER = 'c',	/* opens a round unless one is open */

@@ -43,6 +43,8 @@ struct rconn *rconn_new(struct event_base *base, const char *who,
 int	rconn_set_target(struct rconn *, const struct config_redis *r, int flags);
 /* 1 when commands can go; 0 too for NULL (a connection freed). */
 int	rconn_up(const struct rconn *);
+/* 1 while a connection is being made (TCP, AUTH, ROLE; the sentinels asked), not between attempts. */
+int	rconn_connecting(const struct rconn *);
 /*
  * "host:port" or the socket path of the server, for log lines; with
  * Sentinel the master last named ("master NAME" before any). Owned by

@@ -104,6 +104,11 @@ void	relay_final(struct relay *);
  * yet (a shutdown waits for them).
  */
 size_t	relay_inflight(const struct relay *);
+/*
+ * Calls about conversations waiting for a connection to Redis that is being
+ * made: a stop waits for it, within the shutdown grace.
+ */
+size_t	relay_connecting(const struct relay *);
 /* 1 when Redis is connected or alerts are being spooled. */
 int	relay_alerts_ready(const struct relay *);
 /* The folded alerts still owed sent now (alert_flush): a shutdown's. */

@@ -63,6 +63,8 @@ int	slaclock_metrics(const struct slaclock *, struct sbuf *out);
 size_t	slaclock_conversations(const struct slaclock *);
 /* Calls to Redis not answered yet: a shutdown lets them finish. */
 size_t	slaclock_inflight(const struct slaclock *);
+/* Calls waiting for a connection to Redis being made (convstore_connecting). */
+size_t	slaclock_connecting(const struct slaclock *);
 size_t	slaclock_open_rounds(const struct slaclock *);
 /* One log line per agent with its figures. */
 void	slaclock_log_figures(const struct slaclock *);

@@ -203,6 +203,34 @@ def test_sigterm_charges_nothing_and_a_restart_raises_the_deadlines(daemon, back
     assert types == ["sla.warn", "sla.breach", "sla.escalate"], types
 
 
+def test_a_stop_while_redis_is_connecting_waits_for_it(daemon, backend, redis_server, tmp_path):
+    """A customer turn that came while the connection to Redis was still
+    being made (Redis slow to answer AUTH/ROLE: here stopped) waited for it,
+    and SIGTERM then dropped it: the next instance never knew the customer
+    waited. The stop now waits for that connection, within the grace."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("w-1", "请问有优惠吗"))])
+    r.pause()
+    try:
+        # the connection is not dropped (redis.timeout) while Redis is stopped
+        a = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS + ["-o", "redis.timeout=60s"])
+
+        async def main():
+            async with agent(a, f"/script?file={s1}&agent=bob") as ws:
+                await first_turn(ws, "w-1")
+                a.signal(signal.SIGTERM)
+                await asyncio.sleep(0.5)
+        run(main())
+        assert a.proc.poll() is None, "it waits for the connection"
+    finally:
+        r.resume()
+    assert a.stop() == 0, a.log()[-2000:]
+    st = c.hgetall("chatmon:sla:{%d}:c:w-1" % sla_bucket("w-1"))
+    assert st.get("op") == "1" and st.get("f") == "1", (st, a.log()[-2000:])
+
+
 def test_one_agent_on_two_instances_adds_up_once(daemon, backend, redis_server, tmp_path):
     """The agent has a tab on each instance; the backend delivers each customer
     turn to both tabs (as a shop's backend does for one agent). Four rounds
