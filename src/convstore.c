@@ -493,13 +493,15 @@ struct convstore_op {
 	char			 buf[];
 };
 
+#define CONVSTORE_KEY_MAX	512	/* bytes of a key name, with its prefix */
+
 /* The argument list being built before it is copied into an op. */
 struct convstore_args {
 	int		 argc;
 	const char	*argv[CONVSTORE_MAXARG];
 	size_t		 argvlen[CONVSTORE_MAXARG];
 	char		 num[CONVSTORE_MAXARG][24];
-	char		 key[4][512];
+	char		 key[4][CONVSTORE_KEY_MAX];
 	int		 over;
 };
 
@@ -958,24 +960,43 @@ convstore_on_reply(redisReply *reply, void *priv)
 	convstore_keep_done(cs, op, r.ok);
 }
 
+/* KEYS: the record, the due set, the open set; ARGV[1]: the id. */
+static const char convstore_lua_gone[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "  redis.call('ZREM', KEYS[3], ARGV[1])\n"
+    "end\n";
+
 /* A claimed conversation's fields (HMGET) to the caller. */
 static void
 convstore_on_claim(struct convstore_op *op, redisReply *reply)
 {
 	struct convstore	*cs = op->cs;
 	struct convstore_reply	 r;
-	const char		*id = op->argv[CONVSTORE_NCLAIM + 2];
-	size_t			 len = op->argvlen[CONVSTORE_NCLAIM + 2];
+	const char		*id = op->argv[CONVSTORE_NCLAIM + 2], *due;
+	size_t			 len = op->argvlen[CONVSTORE_NCLAIM + 2], dlen;
+	char			 open[CONVSTORE_KEY_MAX];
 
 	convstore_reply_init(&r);
 	if (reply == NULL || convstore_parse_state(reply, &r) == -1)
 		return;	/* the lease runs out and someone sweeps it again */
 	r.ok = 1;
 	if (!r.exists) {
-		/* Redis dropped the record (its TTL): nothing is due any more */
-		(void)rconn_command(cs->rc, NULL, NULL, 0, "ZREM %b %b",
-		    op->argv[CONVSTORE_NCLAIM + 3], op->argvlen[CONVSTORE_NCLAIM + 3],
-		    id, len);
+		/*
+		 * Redis dropped the record (its TTL, an eviction): nothing is
+		 * due any more, and nobody waits: out of the open set too, or
+		 * the pages count a customer for ever whom no one will answer.
+		 * Only if it is still gone: a turn may have made it again.
+		 */
+		due = op->argv[CONVSTORE_NCLAIM + 3];
+		dlen = op->argvlen[CONVSTORE_NCLAIM + 3];
+		if (dlen < 4 || dlen - 3 >= sizeof(open) - 4)
+			return;
+		memcpy(open, due, dlen - 3);		/* "...:due" */
+		memcpy(open + dlen - 3, "open", 4);
+		(void)rconn_command(cs->rc, NULL, NULL, 0, "EVAL %s 3 %b %b %b %b",
+		    convstore_lua_gone, op->argv[1], op->argvlen[1], due, dlen,
+		    open, dlen + 1, id, len);
 		return;
 	}
 	cs->claim(id, len, &r, cs->arg);

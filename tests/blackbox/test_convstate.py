@@ -231,6 +231,34 @@ def test_a_stop_while_redis_is_connecting_waits_for_it(daemon, backend, redis_se
     assert st.get("op") == "1" and st.get("f") == "1", (st, a.log()[-2000:])
 
 
+def test_a_record_redis_dropped_leaves_nobody_waiting(daemon, backend, redis_server, tmp_path):
+    """The record of a waiting customer's conversation is gone (evicted by a
+    maxmemory policy, or its TTL ran out while no instance ran) and the
+    instance that held it is dead: the sweep dropped the id from the
+    deadlines only, and the open set kept it for ever (the dashboard counted
+    a customer nobody waits for). Both go now."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("g-1", "在吗"))])
+    a = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    bucket = sla_bucket("g-1")
+
+    async def main():
+        async with agent(a, f"/script?file={s1}&agent=alice") as ws:
+            await first_turn(ws, "g-1")
+            wait_for(lambda: c.zscore("chatmon:sla:{%d}:open" % bucket, "g-1") is not None,
+                     2 * SLOW, "the customer among those who wait")
+            kill9(a)
+    run(main())
+    c.delete("chatmon:sla:{%d}:c:g-1" % bucket)
+    bb = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    wait_for(lambda: c.zscore("chatmon:sla:{%d}:open" % bucket, "g-1") is None,
+             (FIRST / 1000 + 3) * SLOW, "the customer no longer among those who wait")
+    assert c.zscore("chatmon:sla:{%d}:due" % bucket, "g-1") is None
+    assert bb.stop() == 0
+
+
 def test_one_agent_on_two_instances_adds_up_once(daemon, backend, redis_server, tmp_path):
     """The agent has a tab on each instance; the backend delivers each customer
     turn to both tabs (as a shop's backend does for one agent). Four rounds
