@@ -164,6 +164,13 @@ dash_log_apply(struct dash *d, const redisReply *fv)
 
 	if (k == NULL || ag == NULL || at == NULL)
 		return;		/* not ours: Redis holds what anyone put there */
+	/*
+	 * The engine keeps an agent's latest day and the one before: a time
+	 * two days ahead (an instance's clock far off) would push today out
+	 * of it, and today's figures off the page. The next day's is kept.
+	 */
+	if (dash_num(at) >= d->day_start + 2 * STATE_DAY_MS)
+		return;
 	if (strcmp(k, "a") == 0 || strcmp(k, "u") == 0) {
 		memset(&w, 0, sizeof(w));
 		w.agent = ag;
@@ -252,9 +259,10 @@ dash_log_read(struct dash *d)
 		argv[n++] = keys[b];
 	}
 	for (b = 0; b < DASH_BUCKETS; b++) {
+		/* from an hour before the day, as chatmon report reads it */
 		if (d->log_id[b][0] == '\0')
 			snprintf(d->log_id[b], sizeof(d->log_id[b]), "%lld-0",
-			    (long long)d->day_start);
+			    (long long)(d->day_start - STATE_LATE_MS));
 		argvlen[n] = strlen(d->log_id[b]);
 		argv[n++] = d->log_id[b];
 	}
@@ -564,10 +572,6 @@ dash_state_day(struct dash *d, int64_t now)
 	char	day[16];
 	int64_t	start = state_day(day, now, d->cfg->sla.utc_offset_min);
 
-	feed_set_zone(d->feed, d->cfg->sla.utc_offset_min);
-	/* an alert of the next day moved the feed there first (feed_set_zone): not back */
-	if (start < feed_day_start(d->feed))
-		return;
 	if (feed_set_day(d->feed, day, start, start + STATE_DAY_MS) == -1) {
 		log_warnx("dash_day: out of memory");
 		return;

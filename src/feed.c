@@ -33,10 +33,10 @@ struct feed {
 	uint64_t	 bad;
 	char		 day[16];
 	int64_t		 day_start, day_end;
-	int32_t		 zone_min;	/* the day's offset from UTC (feed_set_zone) */
-	int		 zoned;
 	json_t		*hits;		/* {key: {category: n}} of the day (feed_key) */
 	json_t		*blocks;	/* {key: n}: of those, the blocked turns */
+	json_t		*next_hits;	/* the same of the next day, until it begins */
+	json_t		*next_blocks;
 };
 
 struct feed *
@@ -51,7 +51,9 @@ feed_new(size_t history, size_t keep)
 	if ((f->ring = calloc(keep, sizeof(*f->ring))) == NULL ||
 	    (f->seen = seen_new(keep > FEED_SEEN_MIN ? keep :
 	    FEED_SEEN_MIN)) == NULL || (f->hits = json_object()) == NULL ||
-	    (f->blocks = json_object()) == NULL) {
+	    (f->blocks = json_object()) == NULL ||
+	    (f->next_hits = json_object()) == NULL ||
+	    (f->next_blocks = json_object()) == NULL) {
 		feed_free(f);
 		return NULL;
 	}
@@ -73,33 +75,36 @@ feed_free(struct feed *f)
 	seen_free(f->seen);
 	json_decref(f->hits);
 	json_decref(f->blocks);
+	json_decref(f->next_hits);
+	json_decref(f->next_blocks);
 	free(f);
 }
 
 int
 feed_set_day(struct feed *f, const char *day, int64_t start, int64_t end)
 {
+	json_t	*h, *b;
+
 	if (strcmp(f->day, day) == 0)
 		return 0;
-	if (json_object_clear(f->hits) == -1 || json_object_clear(f->blocks) == -1)
+	if (f->day[0] != '\0' && start == f->day_end) {
+		/* the next day begun: what was counted ahead for it is its own */
+		h = f->hits;
+		b = f->blocks;
+		f->hits = f->next_hits;
+		f->blocks = f->next_blocks;
+		f->next_hits = h;
+		f->next_blocks = b;
+	} else if (json_object_clear(f->hits) == -1 ||
+	    json_object_clear(f->blocks) == -1)
+		return -1;
+	if (json_object_clear(f->next_hits) == -1 ||
+	    json_object_clear(f->next_blocks) == -1)
 		return -1;
 	snprintf(f->day, sizeof(f->day), "%s", day);
 	f->day_start = start;
 	f->day_end = end;
 	return 0;
-}
-
-void
-feed_set_zone(struct feed *f, int32_t off_min)
-{
-	f->zone_min = off_min;
-	f->zoned = 1;
-}
-
-int64_t
-feed_day_start(const struct feed *f)
-{
-	return f->day_start;
 }
 
 /* "1795342899881-0" into its parts; 0 or -1. */
@@ -152,10 +157,9 @@ feed_count_hit(struct feed *f, const json_t *a)
 {
 	const char	*type, *agent, *cat, *act, *shop, *queue;
 	struct sbuf	 key;
-	json_t		*per, *n;
+	json_t		*per, *n, *hits = f->hits, *blocks = f->blocks;
 	json_int_t	 c = 1;
-	int64_t		 t, start;
-	char		 day[16];
+	int64_t		 t;
 	int		 rc = -1;
 
 	type = json_string_value(json_object_get(a, "type"));
@@ -164,18 +168,17 @@ feed_count_hit(struct feed *f, const json_t *a)
 		return 0;
 	t = util_ts_ms(json_string_value(json_object_get(a, "ts")));
 	/*
-	 * An alert of the next day is the new day begun: the caller's clock
-	 * moves it only at its next look, and the hits of the first seconds
-	 * after midnight would be lost. Only the next one: a ts days ahead
-	 * (a wrong clock) must not wipe today's.
+	 * An alert of the next day is counted for it, apart, until the
+	 * caller's clock moves the day (its next look): the hits of the first
+	 * seconds after midnight are not lost, and an instance whose clock runs
+	 * ahead does not end today early, wiping its hits. Only the next day:
+	 * a ts days ahead (a wrong clock) is not counted.
 	 */
-	if (f->zoned && f->day[0] != '\0' && t >= f->day_end &&
+	if (f->day[0] != '\0' && t >= f->day_end &&
 	    t < f->day_end + STATE_DAY_MS) {
-		start = state_day(day, t, f->zone_min);
-		if (feed_set_day(f, day, start, start + STATE_DAY_MS) == -1)
-			return -1;
-	}
-	if (t < f->day_start || t >= f->day_end)
+		hits = f->next_hits;
+		blocks = f->next_blocks;
+	} else if (t < f->day_start || t >= f->day_end)
 		return 0;
 	if ((agent = json_string_value(json_object_get(a, "agent"))) == NULL)
 		agent = "";
@@ -189,9 +192,9 @@ feed_count_hit(struct feed *f, const json_t *a)
 	sbuf_init(&key);
 	if (feed_key(&key, shop, queue, agent) == -1)
 		goto out;
-	if ((per = json_object_get(f->hits, sbuf_str(&key))) == NULL) {
+	if ((per = json_object_get(hits, sbuf_str(&key))) == NULL) {
 		if ((per = json_object()) == NULL ||
-		    json_object_set_new(f->hits, sbuf_str(&key), per) == -1)
+		    json_object_set_new(hits, sbuf_str(&key), per) == -1)
 			goto out;
 	}
 	n = json_object_get(per, cat);
@@ -203,8 +206,8 @@ feed_count_hit(struct feed *f, const json_t *a)
 		rc = 0;
 		goto out;
 	}
-	n = json_object_get(f->blocks, sbuf_str(&key));
-	rc = json_object_set_new(f->blocks, sbuf_str(&key),
+	n = json_object_get(blocks, sbuf_str(&key));
+	rc = json_object_set_new(blocks, sbuf_str(&key),
 	    json_integer(json_integer_value(n) + c));
 out:
 	sbuf_free(&key);

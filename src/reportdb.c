@@ -16,13 +16,7 @@
 #include "chatmon/state.h"
 #include "chatmon/util.h"
 
-/*
- * Late entries: a round closed at 23:59:59.9 is logged a moment later, an
- * alert spooled during an outage reaches the stream after its time. A day
- * is read this far past its end, and stored only once this much of the
- * next day has gone.
- */
-#define REPORTDB_LATE_MS	3600000LL
+/* A day is read STATE_LATE_MS either side, and stored only once that much of the next day has gone. */
 #define REPORTDB_PAGE		1000	/* entries per XRANGE */
 #define REPORTDB_FP_BATCH	256	/* alert ids per HMGET */
 
@@ -249,7 +243,7 @@ reportdb_log(struct reportdb *r)
 	snprintf(key, sizeof(key), "%schatmon:sla:{%d}:log", reportdb_prefix(r),
 	    r->bucket);
 	reportdb_bound(end, sizeof(end), r->day_start + STATE_DAY_MS +
-	    REPORTDB_LATE_MS - 1);
+	    STATE_LATE_MS - 1);
 	snprintf(count, sizeof(count), "%d", REPORTDB_PAGE);
 	reportdb_sendv(r, 6, argv);
 }
@@ -263,7 +257,7 @@ reportdb_alerts(struct reportdb *r)
 	r->step = REPORTDB_ALERTS;
 	snprintf(key, sizeof(key), "%s%s", reportdb_prefix(r), r->cfg->redis.stream);
 	reportdb_bound(end, sizeof(end), r->day_start + STATE_DAY_MS +
-	    REPORTDB_LATE_MS - 1);
+	    STATE_LATE_MS - 1);
 	snprintf(count, sizeof(count), "%d", REPORTDB_PAGE);
 	reportdb_sendv(r, 6, argv);
 }
@@ -446,15 +440,15 @@ reportdb_on_reply(redisReply *rep, void *priv)
 		return;
 	case REPORTDB_INFO:
 		if (rep->type == REDIS_REPLY_ARRAY && reportdb_trimmed(rep,
-		    r->bucket < CONVSTORE_BUCKETS ? r->day_start :
-		    r->day_start - REPORTDB_LATE_MS))
+		    r->day_start - STATE_LATE_MS))
 			r->partial = 1;
 		if (++r->bucket <= CONVSTORE_BUCKETS) {
 			reportdb_info(r);
 			return;
 		}
 		r->bucket = 0;
-		reportdb_bound(r->cursor, sizeof(r->cursor), r->day_start);
+		reportdb_bound(r->cursor, sizeof(r->cursor),
+		    r->day_start - STATE_LATE_MS);
 		reportdb_log(r);
 		return;
 	case REPORTDB_LOG:
@@ -472,7 +466,8 @@ reportdb_on_reply(redisReply *rep, void *priv)
 			return;
 		}
 		if (++r->bucket < CONVSTORE_BUCKETS) {
-			reportdb_bound(r->cursor, sizeof(r->cursor), r->day_start);
+			reportdb_bound(r->cursor, sizeof(r->cursor),
+			    r->day_start - STATE_LATE_MS);
 			reportdb_log(r);
 			return;
 		}
@@ -483,7 +478,7 @@ reportdb_on_reply(redisReply *rep, void *priv)
 			return;
 		}
 		reportdb_bound(r->cursor, sizeof(r->cursor),
-		    r->day_start - REPORTDB_LATE_MS);
+		    r->day_start - STATE_LATE_MS);
 		reportdb_alerts(r);
 		return;
 	case REPORTDB_ALERTS:
@@ -543,7 +538,7 @@ reportdb_next(struct reportdb *r)
 	size_t		 lens[5];
 
 	if (r->step != REPORTDB_SET && r->now >= r->day_start + STATE_DAY_MS +
-	    REPORTDB_LATE_MS) {
+	    STATE_LATE_MS) {
 		sbuf_reset(&r->doc);
 		if (report_dump(&r->doc, r->rep, r->day, r->scfg.utc_offset_min,
 		    r->partial) == -1) {

@@ -28,18 +28,11 @@ void	feed_free(struct feed *);
 
 /*
  * The local day whose rule hits are counted, [start, end) in wall ms, as
- * "2026-11-22". A different day clears the counts.
+ * "2026-11-22". The hits of the day after it are counted apart meanwhile:
+ * they are the day's when it is set next (start the old end); any other
+ * day clears both.
  */
 int	feed_set_day(struct feed *, const char *day, int64_t start, int64_t end);
-/*
- * The zone of the days (minutes east of UTC, sla.timezone): with it, a
- * rule hit of the next day moves the day at once (feed_set_day's), rather
- * than at the caller's next feed_set_day. Without it the day only moves
- * when the caller says.
- */
-void	feed_set_zone(struct feed *, int32_t off_min);
-/* The start of the day counted (wall ms); 0 before feed_set_day. */
-int64_t	feed_day_start(const struct feed *);
 
 /*
  * One stream entry in stream order: its id and its alert object (json,

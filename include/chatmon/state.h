@@ -30,6 +30,14 @@ struct state_origin {
  * that day starts, in wall ms (it lasts STATE_DAY_MS).
  */
 #define STATE_DAY_MS	86400000LL
+/*
+ * How far either side of a day its logs and alerts are read (chatmon
+ * report, the dashboard): a round closed at 23:59:59.9 is logged a moment
+ * later, alerts spooled during an outage reach the stream late, and an
+ * instance whose clock runs ahead of Redis's stamps its entries before
+ * the stream's ids say.
+ */
+#define STATE_LATE_MS	3600000LL
 int64_t	state_day(char out[16], int64_t now, int32_t off_min);
 
 /*

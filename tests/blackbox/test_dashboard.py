@@ -672,3 +672,41 @@ def test_the_days_figures_survive_a_killed_instance(dashboard, daemon, backend, 
                 assert time.monotonic() < deadline, ag
             assert gail[0]["answered"] == 3 and gail[0]["first_rounds"] == 3, gail
     run(main())
+
+
+def test_the_days_figures_under_instances_whose_clocks_are_off(dashboard, redis_server):
+    """Log entries as instances with wrong clocks write them: one 2 days
+    ahead pushed today out of the engine (alice's figures left the page
+    until a restart, the report still had them); a round of 00:02 logged by
+    a clock 5 minutes ahead has a stream id of the day before, and the
+    dashboard read from the start of the day only (carol's round counted
+    nowhere). Read as chatmon report reads them: the same figures."""
+    r = redis_server()
+    c = r.client()
+    day = 86400000
+    now = int(time.time() * 1000)
+    d0 = (now + 8 * 3600000) // day * day - 8 * 3600000      # today's start, +08:00
+    t = max(d0 + 180000, now - 3600000)
+
+    def log(bucket, sid, **f):
+        c.xadd(f"chatmon:sla:{{{bucket}}}:log", {k: str(v) for k, v in f.items()}, id=sid)
+    log(1, f"{t}-0", k="a", ag="alice", o=t - 4000, at=t, f=1, c="a-1")
+    log(1, f"{t + 1}-0", k="a", ag="alice", o=t - 2000, at=t + 1, f=0, c="a-1")
+    log(1, f"{t + 2}-0", k="a", ag="alice", o=t, at=t + 2 * day + 2, f=0, c="a-2")  # +2 days
+    log(1, f"{t + 3}-0", k="a", ag="alice", o=t - 1000, at=t + 3, f=0, c="a-1")
+    log(2, f"{t + 4}-0", k="a", ag="bob", o=t - 1000, at=t + 4, f=1, c="b-1")
+    log(3, f"{d0 - 180000}-0", k="a", ag="carol", o=d0 + 60000, at=d0 + 120000, f=0, c="c-1")
+    d = dashboard(r.url(), extra="sla:\n  first_response: 30s\n  reply: 60s\n"
+                                 "  timezone: \"+08:00\"\n")
+
+    async def main():
+        async with d.feed() as ws:
+            p = Page(ws)
+            deadline = time.monotonic() + 5 * SLOW
+            while True:
+                ag = await p.next("agents")
+                got = {x["agent"]: x["rounds"] for x in ag["agents"]}
+                if got == {"alice": 3, "bob": 1, "carol": 1}:
+                    return
+                assert time.monotonic() < deadline, ag
+    run(main())

@@ -194,6 +194,11 @@ def test_a_past_day_is_stored_and_read_back(redis_server, tmp_path):
     log_entry(c, 2, t + 4000, 0, k="a", ag="bob", o=t + 1000, at=t + 4000, f=1, c="p-3")
     log_entry(c, 2, d0 + 86400000 + 1000, 0, k="a", ag="bob", o=d0 + 86400000,
               at=d0 + 86400000 + 1000, f=0, c="y")
+    # an instance whose clock ran 5 minutes ahead of Redis's: a round of
+    # 00:02 logged with a stream id of 23:57 the day before (it was read
+    # from the start of the day only, and counted on no day)
+    log_entry(c, 3, d0 - 180000, 0, k="a", ag="carol", o=d0 + 60000, at=d0 + 120000, f=0,
+              c="skew")
     ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime((t + 2000) / 1000))
     a = {"v": 2, "id": f"{t + 2000}-0000abcd-0000000001", "ts": ts, "type": "rule.hit",
          "severity": "critical", "agent": "alice", "conversation": "p-1", "role": "agent",
@@ -209,7 +214,8 @@ def test_a_past_day_is_stored_and_read_back(redis_server, tmp_path):
     cfg = conf(tmp_path, r.url(), "report:\n  retention_days: 30\n")
     first = report_json(cfg, "--from", day)
     by = {x["agent"]: x for x in first["agents"]}
-    assert sorted(by) == ["alice", "bob"]
+    assert sorted(by) == ["alice", "bob", "carol"]
+    assert by["carol"]["rounds"] == 1 and by["carol"]["mean_ms"] == 60000
     assert by["alice"]["rounds"] == 2 and by["alice"]["answered"] == 2
     assert by["alice"]["mean_ms"] == 45000 and by["alice"]["p90_ms"] == 85000
     assert by["alice"]["first_mean_ms"] == 5000 and by["alice"]["breaches"] == 1
@@ -218,7 +224,7 @@ def test_a_past_day_is_stored_and_read_back(redis_server, tmp_path):
     assert by["alice"]["alerts"] == 1 and by["alice"]["false_positives"] == 1
     assert by["alice"]["hits"]["etiquette"]["flag"] == 1
     assert by["alice"]["hits"]["offplatform"]["false_positives"] == 1
-    assert [w["conversation"] for w in first["worst"]] == ["p-2", "p-1", "p-3"]
+    assert [w["conversation"] for w in first["worst"]] == ["p-2", "skew", "p-1", "p-3"]
     key = f"chatmon:report:day:{day}"
     ttl = c.ttl(key)
     assert 30 * 86400 - 60 < ttl <= 30 * 86400, ttl
@@ -237,8 +243,8 @@ def test_a_past_day_is_stored_and_read_back(redis_server, tmp_path):
     nxt = local_day(time.time() - 2 * 86400)
     rng = report_json(cfg, "--from", prev, "--to", nxt)
     assert [x["day"] for x in rng["days"]] == [prev, day, nxt]
-    assert [x["rounds"] for x in rng["days"]] == [0, 3, 0]
-    assert rng["team"]["rounds"] == 3
+    assert [x["rounds"] for x in rng["days"]] == [0, 4, 0]
+    assert rng["team"]["rounds"] == 4
     assert c.exists(f"chatmon:report:day:{prev}") and c.exists(f"chatmon:report:day:{nxt}")
 
 

@@ -373,11 +373,18 @@ test_hits_and_agents(void **state)
 	    "abuse")), 5);
 	json_decref(o);
 
-	/* the next day starts from nothing */
+	/* the next day starts with its own hit, counted ahead, and no other */
 	assert_int_equal(feed_set_day(f, "2026-11-23", DAY0 + DAYMS, DAY0 + 2 * DAYMS), 0);
 	sbuf_reset(&b);
 	assert_int_equal(feed_agents_msg(f, NULL, 0, &b), 0);
-	assert_string_equal(sbuf_str(&b), "{\"type\":\"agents\",\"day\":\"2026-11-23\",\"agents\":[]}");
+	assert_non_null(strstr(sbuf_str(&b), "\"agents\":[{\"agent\":\"alice\","));
+	assert_non_null(strstr(sbuf_str(&b), "\"hits\":{\"etiquette\":1}"));
+	assert_null(strstr(sbuf_str(&b), "carol"));
+	/* and the day after that from nothing */
+	assert_int_equal(feed_set_day(f, "2026-11-24", DAY0 + 2 * DAYMS, DAY0 + 3 * DAYMS), 0);
+	sbuf_reset(&b);
+	assert_int_equal(feed_agents_msg(f, NULL, 0, &b), 0);
+	assert_string_equal(sbuf_str(&b), "{\"type\":\"agents\",\"day\":\"2026-11-24\",\"agents\":[]}");
 	sbuf_free(&b);
 	feed_free(f);
 }
@@ -461,42 +468,72 @@ test_blocks(void **state)
 	feed_free(f);
 }
 
+/* The hits of a day's agents message, as {agent: {category: n}}; a reference the caller owns. */
+static json_t *
+day_hits(struct feed *f, const char *day)
+{
+	struct sbuf	 b;
+	json_t		*o, *out, *a;
+	size_t		 i;
+
+	sbuf_init(&b);
+	assert_int_equal(feed_agents_msg(f, NULL, 0, &b), 0);
+	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
+	assert_string_equal(json_string_value(json_object_get(o, "day")), day);
+	out = json_object();
+	json_array_foreach(json_object_get(o, "agents"), i, a)
+		json_object_set(out, json_string_value(json_object_get(a, "agent")),
+		    json_object_get(a, "hits"));
+	json_decref(o);
+	sbuf_free(&b);
+	return out;
+}
+
 /*
- * A rule hit just past local midnight moves the day at once (the zone
- * known), and is counted in the new one; one days ahead (a wrong clock)
- * moves nothing; without the zone the caller moves the day.
+ * A rule hit of the next local day is counted apart until the day moves:
+ * today's are not wiped by an instance whose clock runs ahead (they were:
+ * the feed moved to the next day on that alert), and the first seconds
+ * after midnight are not lost. One days ahead (a wrong clock) is not
+ * counted; a day that is not the next clears both.
  */
 static void
-test_day_moves_with_an_alert(void **state)
+test_next_day_counted_apart(void **state)
 {
 	struct feed	*f;
-	struct sbuf	 b;
-	json_t		*o, *a;
+	json_t		*h;
 	char		*s;
 
 	(void)state;
 	assert_non_null(f = feed_new(100, 100));
-	feed_set_zone(f, 8 * 60);
 	assert_int_equal(feed_set_day(f, "2026-11-22", DAY0, DAY0 + DAYMS), 0);
 	s = alert(1, "rule.hit", "alice", "offplatform", "2026-11-22T15:59:59.900Z");
 	assert_int_equal(feed_add(f, "1-0", s, strlen(s)), 1);
-	/* 00:00:00.100 in Beijing, 2026-11-23 */
-	s = alert(2, "rule.hit", "alice", "offplatform", "2026-11-22T16:00:00.100Z");
+	/* 00:00:00.100 in Beijing, 2026-11-23: six minutes early, say */
+	s = alert(2, "rule.hit", "bob", "abuse", "2026-11-22T16:00:00.100Z");
 	assert_int_equal(feed_add(f, "2-0", s, strlen(s)), 1);
-	assert_int_equal(feed_day_start(f), DAY0 + DAYMS);
-	/* a week ahead: not counted, the day stays */
-	s = alert(3, "rule.hit", "alice", "offplatform", "2026-11-30T16:00:00.100Z");
+	/* a week ahead: not counted */
+	s = alert(3, "rule.hit", "carol", "offplatform", "2026-11-30T16:00:00.100Z");
 	assert_int_equal(feed_add(f, "3-0", s, strlen(s)), 1);
-	assert_int_equal(feed_day_start(f), DAY0 + DAYMS);
-	sbuf_init(&b);
-	assert_int_equal(feed_agents_msg(f, NULL, 0, &b), 0);
-	assert_non_null(o = json_loads(sbuf_str(&b), 0, NULL));
-	assert_string_equal(json_string_value(json_object_get(o, "day")), "2026-11-23");
-	a = json_array_get(json_object_get(o, "agents"), 0);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(a,
-	    "hits"), "offplatform")), 1);
-	json_decref(o);
-	sbuf_free(&b);
+	h = day_hits(f, "2026-11-22");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(h,
+	    "alice"), "offplatform")), 1);
+	assert_null(json_object_get(h, "bob"));
+	assert_null(json_object_get(h, "carol"));
+	json_decref(h);
+	/* midnight by the caller's clock: bob's hit is the new day's */
+	assert_int_equal(feed_set_day(f, "2026-11-23", DAY0 + DAYMS, DAY0 + 2 * DAYMS), 0);
+	h = day_hits(f, "2026-11-23");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(h,
+	    "bob"), "abuse")), 1);
+	assert_null(json_object_get(h, "alice"));
+	json_decref(h);
+	/* a hit of the day after, then a jump of a week: nothing carried over */
+	s = alert(4, "rule.hit", "dave", "abuse", "2026-11-23T17:00:00.000Z");
+	assert_int_equal(feed_add(f, "4-0", s, strlen(s)), 1);
+	assert_int_equal(feed_set_day(f, "2026-11-30", DAY0 + 8 * DAYMS, DAY0 + 9 * DAYMS), 0);
+	h = day_hits(f, "2026-11-30");
+	assert_int_equal(json_object_size(h), 0);
+	json_decref(h);
 	feed_free(f);
 }
 
@@ -716,7 +753,7 @@ main(void)
 		cmocka_unit_test(test_hits_and_agents),
 		cmocka_unit_test(test_two_rules_count_once),
 		cmocka_unit_test(test_blocks),
-		cmocka_unit_test(test_day_moves_with_an_alert),
+		cmocka_unit_test(test_next_day_counted_apart),
 		cmocka_unit_test(test_shops),
 	};
 
