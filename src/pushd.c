@@ -1546,8 +1546,13 @@ pd_daily_check(evutil_socket_t fd, short what, void *arg)
 	if (dy->busy || pd->draining || !rconn_up(pd->rc))
 		return;
 	start = state_day(today, now, off);
+	/*
+	 * Not before yesterday's late hour is over (STATE_LATE_MS): the rounds
+	 * of its last moments are logged after midnight, and would be missing.
+	 */
 	if (strcmp(today, dy->today) == 0 ||
-	    now - start < (int64_t)pd->cfg->notify.daily_at_min * 60000)
+	    now - start < (int64_t)pd->cfg->notify.daily_at_min * 60000 ||
+	    now - start < STATE_LATE_MS)
 		return;
 	snprintf(dy->today, sizeof(dy->today), "%s", today);
 	state_day(dy->day, start - 1, off);

@@ -13,11 +13,16 @@ import time
 from conftest import CHATMON, SLOW, wait_for
 from test_notify import notify, pki, robot, route  # noqa: F401 (fixtures)
 
-TZ_MIN = 480            # sla.timezone's default, +08:00
+# sla.timezone's default, +08:00; but the summary waits for 01:00 (yesterday's
+# late hour), so between 00:00 and 01:30 there the tests run at UTC-10
+TZ_MIN = 480 if time.gmtime(time.time() + 480 * 60).tm_hour * 60 + \
+    time.gmtime(time.time() + 480 * 60).tm_min >= 90 else -600
+ZONE = 'sla:\n  timezone: "%+03d:%02d"\n' % (TZ_MIN // 60 if TZ_MIN > 0 else -(-TZ_MIN // 60),
+                                            abs(TZ_MIN) % 60)
 
 
 def yesterday():
-    """(YYYY-MM-DD, its local midnight as epoch ms) of yesterday in +08:00."""
+    """(YYYY-MM-DD, its local midnight as epoch ms) of yesterday in the tests' zone."""
     day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + TZ_MIN * 60 - 86400))
     return day, (calendar.timegm(time.strptime(day, "%Y-%m-%d")) - TZ_MIN * 60) * 1000
 
@@ -44,7 +49,7 @@ def test_daily_summary_once_with_yesterdays_figures(redis_server, robot, notify,
     routes = [route("daily", "webhook", rb, match={"type": ["none"]}, secret="s3"),
               route("ding", "dingtalk", rb, match={"type": ["none"]}, secret="d3")]
     opts = dict(daily_at='"00:00"', daily_route="daily")
-    w1 = notify(r, routes, **opts)
+    w1 = notify(r, routes, top=ZONE, **opts)
     wait_for(lambda: rb.delivered("daily"), 10 * SLOW, "the daily summary")
     got = rb.delivered("daily")
     assert len(got) == 1, rb.summary()
@@ -68,8 +73,8 @@ def test_daily_summary_once_with_yesterdays_figures(redis_server, robot, notify,
              "the day marked sent")
     # restarted, and a second worker: nobody sends that day again
     w1.stop()
-    notify(r, routes, **opts)
-    notify(r, routes, consumer="w2", **opts)
+    notify(r, routes, top=ZONE, **opts)
+    notify(r, routes, consumer="w2", top=ZONE, **opts)
     time.sleep(3 * SLOW)
     assert len(rb.delivered("daily")) == 1, rb.summary()
     assert c.get(f"chatmon:notify:daily:{day}") == "sent"
@@ -86,7 +91,7 @@ def test_daily_summary_given_up_is_a_whole_dead_letter(redis_server, robot, noti
     rb = robot(daily="s3")
     rb.control("daily", "500")
     notify(r, [route("daily", "webhook", rb, match={"type": ["none"]}, secret="s3")],
-           daily_at='"00:00"', daily_route="daily", attempts="2")
+           daily_at='"00:00"', daily_route="daily", attempts="2", top=ZONE)
     wait_for(lambda: c.xlen("chatmon:notify:dead") == 1, 10 * SLOW, "the dead letter")
     (_, f), = c.xrange("chatmon:notify:dead")
     assert f["route"] == "daily" and f["id"] == f"daily-{day}", f
@@ -104,7 +109,7 @@ def test_daily_summary_text_for_a_robot(redis_server, robot, notify):
     rb = robot(ding="d3")
     routes = [route("ding", "dingtalk", rb, match={"type": ["none"]}, secret="d3")]
     notify(r, routes, daily_at='"00:00"', daily_route="ding",
-           top="dashboard:\n  public_url: https://cs.example.com/\n")
+           top=ZONE + "dashboard:\n  public_url: https://cs.example.com/\n")
     wait_for(lambda: rb.delivered("ding"), 10 * SLOW, "the daily summary")
     e = rb.delivered("ding")[0]
     assert e["sig_ok"] is True, e
@@ -133,7 +138,7 @@ def test_daily_summary_defuses_the_chat_sides_ids(redis_server, robot, notify):
                                    "f": "0", "c": evil}, id=f"{t + 500000}-0")
     rb = robot(ding="d3")
     notify(r, [route("ding", "dingtalk", rb, match={"type": ["none"]}, secret="d3")],
-           daily_at='"00:00"', daily_route="ding")
+           daily_at='"00:00"', daily_route="ding", top=ZONE)
     wait_for(lambda: rb.delivered("ding"), 10 * SLOW, "the daily summary")
     e = rb.delivered("ding")[0]
     assert e["sig_ok"] is True, e
@@ -144,3 +149,22 @@ def test_daily_summary_defuses_the_chat_sides_ids(redis_server, robot, notify):
     assert "客服 eve\ufffd# ［me］（https∶//evil․example/）" in text, text
     assert "](" not in text and "\n#" not in text and "<font" not in text, text
     assert text.rstrip().endswith(f"id: daily-{day}"), text
+
+
+def test_not_before_yesterdays_late_hour(redis_server, robot, notify):
+    """daily_at before 01:00: the summary waits for 01:00, when yesterday's
+    logs are complete (a round closed at 23:59:59 is logged a moment
+    later; chatmon report reads an hour past the day). At 00:30 local it
+    went out, without what those last moments logged."""
+    r = redis_server()
+    rb = robot(daily="s3")
+    routes = [route("daily", "webhook", rb, match={"type": ["none"]}, secret="s3")]
+    now_min = int(time.time() // 60) % 1440
+    off = (30 - now_min) % 1440                     # local 00:30 now
+    if off > 840:
+        off -= 1440
+    zone = 'sla:\n  timezone: "%s%02d:%02d"\n' % ("+" if off >= 0 else "-", abs(off) // 60,
+                                                abs(off) % 60)
+    notify(r, routes, daily_at='"00:00"', daily_route="daily", top=zone)
+    time.sleep(3 * SLOW)
+    assert rb.delivered("daily") == [], rb.summary()
