@@ -209,6 +209,39 @@ static const char convstore_lua_common[] =
 "  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '250000', '*', unpack(a))\n"
 "end\n"
 /*
+ * The events of t's open round due by upto and not raised yet, raised by
+ * this call before it closes or ends the round, as the sweep would have
+ * raised them (a breach that fell due while no instance ran, answered or
+ * ended before any sweep claimed it): marked, a breach or an escalation
+ * logged, and handed to the caller in time order (warn, breach, escalate
+ * on a tie), each as type, due, waited, threshold, open time, first,
+ * agent, shop, queue, for it to publish and charge, once. ag is the agent
+ * who held the conversation when they fell due (before this turn).
+ */
+"local function overdue(t, upto, ag, id)\n"
+"  local r, ev = {}, {}\n"
+"  if t.op ~= '1' then return ev end\n"
+"  local x = num(t.x)\n"
+"  for e = 0, 2 do\n"
+"    local d = num(t['d'..e])\n"
+"    if d >= 0 and d <= upto and num(t['m'..e]) > 0 and math.floor(x / 2^e) % 2 == 0 then r[#r+1] = e end\n"
+"  end\n"
+"  table.sort(r, function(p, q)\n"
+"    local dp, dq = num(t['d'..p]), num(t['d'..q])\n"
+"    if dp ~= dq then return dp < dq end\n"
+"    return p < q\n"
+"  end)\n"
+"  for _, e in ipairs(r) do\n"
+"    x = x + 2^e\n"
+"    local d = t['d'..e]\n"
+"    if e > 0 then record(e == 1 and 'b' or 'e', ag or '', t.o, d, t.f or '0', id, t) end\n"
+"    ev[#ev+1] = {tostring(e), d, t['m'..e], e == 0 and (t.m1 or '0') or t['m'..e],\n"
+"                 t.o or '', t.f or '0', ag or '', t.sh or '', t.qu or ''}\n"
+"  end\n"
+"  t.x = string.format('%d', x)\n"
+"  return ev\n"
+"end\n"
+/*
  * the next deadline: an event not raised yet, or the idle end, or a
  * round's open time while it waits to be planned (whoever sweeps it
  * plans it if its instance could not); who waits
@@ -245,9 +278,13 @@ static const char convstore_lua_turn[] =
 "if stale(t, ARGV[6]) then return {2, dump(t), {}, closer(t, ARGV[6])} end\n"
 /* ended after it: what says so is all that is left (the end's, below) */
 "if not t.i and late(t, now) then return {2, dump(t), {}} end\n"
-"local out, rt = {}, nil\n"
+"local out, rt, ev = {}, nil, {}\n"
 "if num(t.i) >= 0 and num(t.i) <= now then\n"
-/* it ended idle, unseen: its round is unanswered; this turn starts anew */
+/*
+ * it ended idle, unseen: what fell due before its end is raised, its round
+ * is unanswered; this turn starts anew
+ */
+"  ev = overdue(t, num(t.i), t.a, ARGV[5])\n"
 "  if t.op == '1' then out = {'u', t.o, t.f, t.ra or '', t.i, t.sh or '', t.qu or ''} end\n"
 "  redis.call('DEL', KEYS[1])\n"
 "  rt = t\n"
@@ -265,6 +302,7 @@ static const char convstore_lua_turn[] =
 "local other = (t.sh or '') ~= '' and (t.sh ~= ARGV[7] or (t.qu or '') ~= ARGV[8])\n"
 "local code = 1\n"
 "if not t.sh then t.sh = ARGV[7]; t.qu = ARGV[8] end\n"
+"local held = t.a\n"
 "if ARGV[3] ~= '' then t.a = ARGV[3] end\n"
 "if ARGV[2] == 'c' then\n"
 /*
@@ -315,6 +353,13 @@ static const char convstore_lua_turn[] =
 "    if other then code = 3; t.pn = '1' elseif t.pn then t.pn = '0' end\n"
 "  end\n"
 "elseif ARGV[2] == 'a' and t.op == '1' and not (late(t, now) and num(t.o) > now) then\n"
+/*
+ * a reply cancels the events still to come, not those due already that
+ * no instance raised (none ran, or none swept it yet): raised first, for
+ * the agent who held the conversation then; one due at the reply's
+ * instant too (the engine's rule: a reply at the breach instant breaches)
+ */
+"  ev = overdue(t, now, held, ARGV[5])\n"
 "  out = {'a', t.o, t.f, t.a or '', ARGV[1], t.sh or '', t.qu or ''}\n"
 "  t.op = '0'; t.x = '0'; t.lr = ARGV[1]\n"
 "end\n"
@@ -336,7 +381,7 @@ static const char convstore_lua_turn[] =
 "expire(t)\n"
 "schedule(t, ARGV[5])\n"
 "if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[5], rt or t) end\n"
-"return {code, dump(t), out}\n";
+"return {code, dump(t), out, 0, ev}\n";
 
 /*
  * KEYS as for a turn. ARGV: the round's open time, the event (0-2), id, the
@@ -420,6 +465,8 @@ static const char convstore_lua_end[] =
 "local at, i = tonumber(ARGV[1]), num(t.i)\n"
 "if ARGV[2] == '1' and (i < 0 or i > at) then return {0, dump(t), {}} end\n"
 "if i >= 0 and i < at then at = i end\n"
+/* what fell due before the end and no instance raised is raised first */
+"local ev = overdue(t, at, t.a, ARGV[3])\n"
 "local out = {}\n"
 "if t.op == '1' then out = {'u', t.o, t.f, t.ra or '', tostring(at), t.sh or '', t.qu or ''} end\n"
 "redis.call('DEL', KEYS[1])\n"
@@ -444,7 +491,7 @@ static const char convstore_lua_end[] =
 "redis.call('ZREM', KEYS[2], ARGV[3])\n"
 "redis.call('ZREM', KEYS[3], ARGV[3])\n"
 "if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[3], t) end\n"
-"return {1, dump({}), out}\n";
+"return {1, dump({}), out, 0, ev}\n";
 
 /* KEYS: a deadline set. ARGV: claim what is due at or before this, until then, at most. */
 static const char convstore_lua_sweep[] =
@@ -837,12 +884,55 @@ convstore_parse_state(const redisReply *d, struct convstore_reply *out)
 	return 0;
 }
 
+/*
+ * The events a turn or an end raised (its answer's fifth element): type,
+ * due, waited, threshold, open time, first, agent, shop, queue each; 0,
+ * or -1 when malformed.
+ */
+static int
+convstore_parse_raised(const redisReply *v, struct convstore_reply *out)
+{
+	const redisReply	*e;
+	struct sla_event	*ev;
+	size_t			 i;
+	int64_t			 type, w, thr;
+
+	if (v->type != REDIS_REPLY_ARRAY || v->elements > UTIL_NELEM(out->raised))
+		return -1;
+	for (i = 0; i < v->elements; i++) {
+		e = v->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 9)
+			return -1;
+		ev = &out->raised[i];
+		memset(ev, 0, sizeof(*ev));
+		type = convstore_num(e->element[0]);
+		w = convstore_num(e->element[2]);
+		thr = convstore_num(e->element[3]);
+		if (type < SLA_WARN || type > SLA_ESCALATE || w == INT64_MAX ||
+		    thr == INT64_MAX)
+			return -1;
+		ev->type = (enum sla_event_type)type;
+		ev->due = convstore_num(e->element[1]);
+		ev->waited_ms = (uint64_t)w;
+		ev->threshold_ms = (uint64_t)thr;
+		ev->opened = convstore_num(e->element[4]);
+		if (ev->due == INT64_MAX || ev->opened == INT64_MAX)
+			return -1;
+		ev->first = strcmp(convstore_str(e->element[5]), "1") == 0;
+		ev->agent = convstore_str(e->element[6]);
+		ev->shop = convstore_str(e->element[7]);
+		ev->queue = convstore_str(e->element[8]);
+	}
+	out->nraised = v->elements;
+	return 0;
+}
+
 static int
 convstore_parse(const redisReply *r, struct convstore_reply *out)
 {
 	const redisReply	*c;
 
-	if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->elements > 4 ||
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->elements > 5 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER ||
 	    convstore_parse_state(r->element[1], out) == -1 ||
 	    r->element[2]->type != REDIS_REPLY_ARRAY)
@@ -850,8 +940,10 @@ convstore_parse(const redisReply *r, struct convstore_reply *out)
 	out->done = r->element[0]->integer != 0;
 	out->stale = r->element[0]->integer == 2;
 	/* a turn or an end answered 2 says whether it closed or ended a round */
-	out->stale_closed = r->elements == 4 &&
+	out->stale_closed = out->stale && r->elements >= 4 &&
 	    r->element[3]->type == REDIS_REPLY_INTEGER && r->element[3]->integer == 1;
+	if (r->elements == 5 && convstore_parse_raised(r->element[4], out) == -1)
+		return -1;
 	out->other_shop = r->element[0]->integer == 3;
 	c = r->element[2];
 	if (c->elements == 7) {

@@ -557,6 +557,34 @@ slaclock_plan(struct slaclock *clk, const char *id, size_t len,
 		    &plan, slaclock_on_store, op));
 }
 
+/*
+ * A turn or an end closed or ended a round whose events fell due before
+ * it and were never raised (no instance ran then, or none had swept it
+ * yet: a conversation this instance never held, after a restart): Redis
+ * marked them raised by this call, so they are raised here, once, to the
+ * supervisors, with the ids and contents the sweep would have given them
+ * (the agent who held the conversation then), and charged. An event the
+ * engine raised itself was marked by its own call, sent before this one,
+ * and is not among them.
+ */
+static void
+slaclock_raised(struct slaclock *clk, const struct slaclock_op *op,
+    const struct convstore_reply *r)
+{
+	struct sla_event	ev;
+	size_t			i;
+
+	for (i = 0; i < r->nraised; i++) {
+		ev = r->raised[i];
+		ev.conversation = op->buf;
+		ev.conversation_len = op->len;
+		ev.conv = NULL;		/* the record's shop and agent, as the sweep's */
+		slaclock_hand(clk, &ev, SLACLOCK_PUBLISH);
+		sla_charge_event(clk->sla, ev.agent, ev.shop, ev.queue, ev.type,
+		    ev.due);
+	}
+}
+
 static void
 slaclock_on_store(const struct convstore_reply *r, void *priv)
 {
@@ -586,6 +614,7 @@ slaclock_on_store(const struct convstore_reply *r, void *priv)
 		sla_charge_event(clk->sla, op->ev.agent, op->ev.shop,
 		    op->ev.queue, op->ev.type, op->ev.due);
 	}
+	slaclock_raised(clk, op, r);
 	/*
 	 * what happened while Redis was away was charged as it happened, but
 	 * not what the engine never held

@@ -67,6 +67,16 @@ struct convstore_reply {
 	const char		*charged_agent;
 	const char		*charged_shop;	/* the round's conversation's */
 	const char		*charged_queue;
+	/*
+	 * turn, end: the events of the round this call closed or ended (or
+	 * found ended idle) that were due by then and that nobody had raised
+	 * (no instance ran, or none swept it yet): this call marked them, and
+	 * logged the breach and escalation; the caller publishes and charges
+	 * them, once, in this (time) order. Each as the sweep would have
+	 * raised it; conversation is not set (the caller's id), conv is NULL.
+	 */
+	size_t			 nraised;
+	struct sla_event	 raised[3];
 };
 
 typedef void	(*convstore_cb)(const struct convstore_reply *, void *priv);

@@ -1307,3 +1307,97 @@ def test_a_redis_that_lost_the_record_gets_the_round_back(daemon, backend, redis
     assert d.stop() == 0
     f = figures(d, "lin")
     assert f is not None and (f["rounds"], f["answered"], f["breaches"]) == (1, 1, 1), f
+
+
+def round_alert_id(conv, due, opened, kind):
+    """An SLA alert's id, made of the conversation, the round and the event
+    (src/alertfmt.c, docs/alerts.md): the same whoever raises it."""
+    h = 2166136261
+    for ch in conv.encode():
+        h = ((h ^ ch) * 16777619) & 0xffffffff
+    return "%013d-%08x-%09d%d" % (due, h, opened % 1000000000,
+                                  ["sla.warn", "sla.breach", "sla.escalate"].index(kind))
+
+
+def deadlines_passed_while_none_ran(daemon, backend, redis_server, tmp_path, conv, last):
+    """A customer waits on a chatmond that stops (SIGTERM); the warning and
+    the breach fall due while none runs; a new one starts whose sweep claims
+    nothing for 10 s, and the agent's `last` frame (a reply, an end) goes
+    through it at once: the alerts, the round's record and the new
+    instance."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    gap = "sla:\n  first_response: 1s\n  reply: 1500ms\n  warn_at: 0.5\n" \
+        "  escalate: 20s\n  timezone: UTC\n"
+    s1 = script(tmp_path, "s1", [(0, frame(conv, "请问有货吗"))])
+    d1 = daemon(b.port, extra=gap, redis=r.url(), args=ARGS, name="first")
+    key = conv_key(conv)
+
+    async def first():
+        async with agent(d1, f"/script?file={s1}&agent=alice") as ws:
+            await first_turn(ws, conv)
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round in Redis")
+    run(first())
+    assert d1.stop() == 0
+    st = c.hgetall(key)
+    assert st["x"] == "0", st              # nothing raised before the stop
+    time.sleep(max(0.0, int(st["d1"]) / 1000 + 0.5 - time.time()))
+    d2 = daemon(b.port, extra=gap, redis=r.url(), name="second",
+                args=["-o", "redis.takeover=10s", "-o", "redis.fold=0"])
+    s2 = script(tmp_path, "s2", [])
+
+    async def second():
+        async with agent(d2, f"/script?file={s2}&agent=alice") as ws:
+            await ws.send(last)
+            wait_for(lambda: c.hget(key, "op") != "1", 2 * SLOW, "the round closed in Redis")
+            await asyncio.sleep(0.5)
+    run(second())
+    assert time.time() * 1000 < int(st["d2"]), "the escalation came due: too slow"
+    assert d2.stop() == 0
+    return c, st, d1, d2
+
+
+def check_raised_once(c, st, conv):
+    alerts = [a for _, a in sla_alerts(c, conv)]
+    assert [a["type"] for a in alerts] == ["sla.warn", "sla.breach"], alerts
+    opened = int(st["o"])
+    for a, e in zip(alerts, ("0", "1")):
+        due = int(st["d" + e])
+        # what the sweep would have raised: its id, time and figures
+        assert a["id"] == round_alert_id(conv, due, opened, a["type"]), (a, st)
+        assert due_ms(a) == due, (a, st)
+        assert (a["agent"], a["first"], a["waited_ms"], a["threshold_ms"]) == \
+            ("alice", True, int(st["m" + e]), FIRST), a
+    assert [f["k"] for f in rounds_logged(c, conv) if f["k"] == "b"] == ["b"]
+
+
+def test_a_reply_raises_the_deadlines_that_fell_due_while_no_instance_ran(
+        daemon, backend, redis_server, tmp_path):
+    """Found by review: chatmond stopped while the customer waited, restarted
+    after the breach was due, and the agent answered before its first sweep
+    claimed the deadline: the reply closed the round, and its warning and
+    breach, due while none ran, were never raised nor counted. A reply
+    cancels the events still to come (docs/sla.md), not those due already:
+    they are raised first, once, as the sweep would have raised them."""
+    c, st, d1, d2 = deadlines_passed_while_none_ran(
+        daemon, backend, redis_server, tmp_path, "gap-1", frame("gap-1", "亲,有货的"))
+    check_raised_once(c, st, "gap-1")
+    assert [f["k"] for f in rounds_logged(c, "gap-1") if f["k"] in "au"] == ["a"]
+    assert figures(d1, "alice") is None, d1.log()[-2000:]
+    f = figures(d2, "alice")
+    assert f is not None and (f["rounds"], f["answered"], f["breaches"],
+                              f["escalations"]) == (1, 1, 1, 0), f
+
+
+def test_an_end_raises_the_deadlines_that_fell_due_while_no_instance_ran(
+        daemon, backend, redis_server, tmp_path):
+    """The same with the chat ended instead of answered: the warning and the
+    breach still fire (docs/sla.md), then the round ends unanswered."""
+    c, st, d1, d2 = deadlines_passed_while_none_ran(
+        daemon, backend, redis_server, tmp_path, "gap-2", endf("gap-2"))
+    check_raised_once(c, st, "gap-2")
+    assert [f["k"] for f in rounds_logged(c, "gap-2") if f["k"] in "au"] == ["u"]
+    f = figures(d2, "alice")
+    assert f is not None and (f["rounds"], f["answered"], f["breaches"],
+                              f["escalations"]) == (1, 0, 1, 0), f
