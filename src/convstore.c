@@ -511,6 +511,8 @@ struct convstore {
 	unsigned		 swept;		/* ... and those that came, good */
 	int			 sweep_failing;	/* a refusal was logged: quiet until a sweep works */
 	uint64_t		 sweep_warned_ns;	/* when (monotonic); 0: never */
+	uint64_t		 refused_warned_ns;	/* a call's refusal, the same */
+	uint64_t		 refused_held;	/* refusals since, not logged */
 	size_t			 nsent;		/* calls sent, not answered */
 	struct convstore_op	*wait, **wait_tail;	/* calls waiting for Redis */
 	size_t			 nwait;
@@ -985,6 +987,33 @@ convstore_sweep_refused(struct convstore *cs, const redisReply *r)
 	    "%s (not logged again until a sweep works)", r->str);
 }
 
+/*
+ * A turn, an end or an event Redis refused (a key of chatmon's that another
+ * program wrote with another type: WRONGTYPE): logged at most once a
+ * CONVSTORE_WARN_NS with how many more were refused meanwhile; a key gone
+ * wrong refuses every call of its bucket, a sixteenth of every turn.
+ */
+static void
+convstore_call_refused(struct convstore *cs, const redisReply *r)
+{
+	uint64_t	now = util_mono_ns();
+
+	if (cs->refused_warned_ns != 0 &&
+	    now - cs->refused_warned_ns < CONVSTORE_WARN_NS) {
+		cs->refused_held++;
+		return;
+	}
+	if (cs->refused_held > 0)
+		log_warnx("convstore_on_reply: redis refused a call: %s (and %llu "
+		    "more since the last such line)", r->str,
+		    (unsigned long long)cs->refused_held);
+	else
+		log_warnx("convstore_on_reply: redis refused a call: %s (such "
+		    "lines at most once a minute)", r->str);
+	cs->refused_warned_ns = now;
+	cs->refused_held = 0;
+}
+
 /* No answer: every string "" so that the caller never meets a NULL. */
 static void
 convstore_reply_init(struct convstore_reply *r)
@@ -1029,8 +1058,7 @@ convstore_on_reply(redisReply *reply, void *priv)
 		if (op->script == CS_SWEEP)
 			convstore_sweep_refused(cs, reply);
 		else
-			log_warnx("convstore_on_reply: redis refused a call: %s",
-			    reply->str);
+			convstore_call_refused(cs, reply);
 	}
 	if (op->bucket == -1) {
 		convstore_on_claim(op, reply);

@@ -259,6 +259,31 @@ def test_a_record_redis_dropped_leaves_nobody_waiting(daemon, backend, redis_ser
     assert bb.stop() == 0
 
 
+def test_calls_redis_refuses_are_logged_once_a_minute(daemon, backend, redis_server, tmp_path):
+    """A key of a bucket that another program wrote with another type makes
+    Redis refuse every call of that bucket (WRONGTYPE): each was a warn
+    line, a sixteenth of all turns in the log. One line a minute now, with
+    the count of the others."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    steps = [(i * 300, frame("wt-1", f"第{i}个问题")) for i in range(3)]
+    s1 = script(tmp_path, "s1", steps)
+    c.set("chatmon:sla:{%d}:log" % sla_bucket("wt-1"), "not a stream")
+    a = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+
+    async def main():
+        async with agent(a, f"/script?file={s1}&agent=alice") as ws:
+            for _ in range(3):
+                await first_turn(ws, "wt-1")
+                await ws.send(frame("wt-1", "亲,有的"))
+            await asyncio.sleep(0.5)
+    run(main())
+    assert a.stop() == 0
+    lines = [x for x in a.log().splitlines() if "redis refused a call" in x]
+    assert len(lines) == 1 and "WRONGTYPE" in lines[0], lines
+
+
 def test_one_agent_on_two_instances_adds_up_once(daemon, backend, redis_server, tmp_path):
     """The agent has a tab on each instance; the backend delivers each customer
     turn to both tabs (as a shop's backend does for one agent). Four rounds
