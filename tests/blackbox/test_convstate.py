@@ -226,6 +226,9 @@ def test_a_stop_while_redis_is_connecting_waits_for_it(daemon, backend, redis_se
         assert a.proc.poll() is None, "it waits for the connection"
     finally:
         r.resume()
+    # it ends on its own once Redis took the turn (a second SIGTERM would
+    # end it at once: not sent)
+    a.proc.wait(10 * SLOW)
     assert a.stop() == 0, a.log()[-2000:]
     st = c.hgetall("chatmon:sla:{%d}:c:w-1" % sla_bucket("w-1"))
     assert st.get("op") == "1" and st.get("f") == "1", (st, a.log()[-2000:])
@@ -339,8 +342,9 @@ def test_turns_while_redis_is_away_reach_it_when_it_is_back(daemon, backend, red
             r.start()
             c2 = r.client()
             key = "chatmon:sla:{%d}:c:r-1" % sla_bucket("r-1")
+            # rconn's back-off after the failed attempts is up to 10 s
             wait_for(lambda: c2.hget(key, "h") == "1" and c2.hget(key, "op") == "0",
-                     10 * SLOW, "the answered round in Redis once it is back")
+                     25 * SLOW, "the answered round in Redis once it is back")
             await first_turn(ws, "r-1")             # the next question: a later round
             st = wait_for(lambda: c2.hget(key, "op") == "1" and c2.hgetall(key),
                           5 * SLOW, "the second round in Redis")
