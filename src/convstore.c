@@ -10,6 +10,7 @@
 #include "chatmon/convstore.h"
 #include "chatmon/copies.h"
 #include "chatmon/log.h"
+#include "chatmon/logrepeat.h"
 #include "chatmon/rconn.h"
 
 /*
@@ -511,8 +512,7 @@ struct convstore {
 	unsigned		 swept;		/* ... and those that came, good */
 	int			 sweep_failing;	/* a refusal was logged: quiet until a sweep works */
 	uint64_t		 sweep_warned_ns;	/* when (monotonic); 0: never */
-	uint64_t		 refused_warned_ns;	/* a call's refusal, the same */
-	uint64_t		 refused_held;	/* refusals since, not logged */
+	struct logrepeat	*refused_log;	/* a call's refusal: once a minute */
 	size_t			 nsent;		/* calls sent, not answered */
 	struct convstore_op	*wait, **wait_tail;	/* calls waiting for Redis */
 	size_t			 nwait;
@@ -989,29 +989,21 @@ convstore_sweep_refused(struct convstore *cs, const redisReply *r)
 
 /*
  * A turn, an end or an event Redis refused (a key of chatmon's that another
- * program wrote with another type: WRONGTYPE): logged at most once a
- * CONVSTORE_WARN_NS with how many more were refused meanwhile; a key gone
+ * program wrote with another type: WRONGTYPE): each refusal logged at most
+ * once a CONVSTORE_WARN_NS, with how many more came meanwhile; a key gone
  * wrong refuses every call of its bucket, a sixteenth of every turn.
  */
 static void
 convstore_call_refused(struct convstore *cs, const redisReply *r)
 {
-	uint64_t	now = util_mono_ns();
+	uint64_t	held = 0;
 
-	if (cs->refused_warned_ns != 0 &&
-	    now - cs->refused_warned_ns < CONVSTORE_WARN_NS) {
-		cs->refused_held++;
+	if (cs->refused_log != NULL && !logrepeat_check(cs->refused_log, r->str,
+	    r->len, util_mono_ns() / 1000000, &held))
 		return;
-	}
-	if (cs->refused_held > 0)
-		log_warnx("convstore_on_reply: redis refused a call: %s (and %llu "
-		    "more since the last such line)", r->str,
-		    (unsigned long long)cs->refused_held);
-	else
-		log_warnx("convstore_on_reply: redis refused a call: %s (such "
-		    "lines at most once a minute)", r->str);
-	cs->refused_warned_ns = now;
-	cs->refused_held = 0;
+	log_warnx("convstore_on_reply: redis refused a call: %s (the same at "
+	    "most once a minute; %llu more since it was last logged)", r->str,
+	    (unsigned long long)held);
 }
 
 /* No answer: every string "" so that the caller never meets a NULL. */
@@ -1383,7 +1375,8 @@ convstore_new(struct event_base *base, const struct config *cfg,
 	if (convstore_scripts(cs) == -1 ||
 	    (cs->rc = rconn_new(base, "convstore", convstore_on_state, cs)) == NULL ||
 	    (cs->ev_sweep = event_new(base, -1, EV_PERSIST, convstore_sweep,
-	    cs)) == NULL)
+	    cs)) == NULL || (cs->refused_log = logrepeat_new(8,
+	    CONVSTORE_WARN_NS / 1000000)) == NULL)
 		goto oom;
 	convstore_set_config(cs, cfg);
 	return cs;
@@ -1446,5 +1439,6 @@ convstore_free(struct convstore *cs)
 	for (i = 0; i < CS_NSCRIPT; i++)
 		free(cs->body[i]);
 	free(cs->prefix);
+	logrepeat_free(cs->refused_log);
 	free(cs);
 }
