@@ -74,7 +74,7 @@
  * REPLAY_MS) past the end, or past the last deadline its round had.
  */
 #define CONVSTORE_TOMB_MS	60000
-#define CONVSTORE_MAXARG	32	/* the most a call sends: a customer turn, 29, + REPLAYED */
+#define CONVSTORE_MAXARG	32	/* the most a call sends: a customer turn, 30, + REPLAYED */
 /*
  * The last argument of a call sent again on a new connection: the script
  * then applies it only if the record has not seen it already (stale).
@@ -118,7 +118,10 @@ enum { CS_TURN, CS_FIRE, CS_END, CS_PLAN, CS_SWEEP, CS_NSCRIPT };
  * (copies), pn 1 while its open round waits to be planned by its shop
  * (plan), xc the calls that closed or ended the last CONVSTORE_RAISED
  * rounds (a turn or an end sent again learns whether it was one), lp the
- * time of the latest reply applied, whether it closed a round or not. Lua numbers are doubles: millisecond times (< 2^53) are exact. A reply carries the first
+ * time of the latest reply applied, whether it closed a round or not, xv
+ * what the last CONVSTORE_RAISED calls that raised overdue events, or
+ * charged a round their caller did not hold, did (keepcall; not among
+ * these fields). Lua numbers are doubles: millisecond times (< 2^53) are exact. A reply carries the first
  * CONVSTORE_NREAD, what the engine needs (sla_conv_put), and no more: a
  * reply per turn is most of what Redis sends.
  */
@@ -200,6 +203,41 @@ static const char convstore_lua_common[] =
 "  return 0\n"
 "end\n"
 /*
+ * What this call did that its caller cannot redo if the answer is lost:
+ * the events it raised (overdue, below), and the round it closed or ended
+ * when the caller holds none (holds: the call's last argument but its
+ * number: 1 when the caller holds the round it closes and charges that
+ * itself). Kept by call in xv, the last CONVSTORE_RAISED such calls, as
+ * the closing calls are in xc, so that the call sent again, answered 2,
+ * gets them back and its caller publishes and charges them, once: marked
+ * raised, nobody else would. Read and written only by such a call, an
+ * end and a call sent again: not a field of every turn's HMGET. old is
+ * xv as it was (a string, or false), written back with this call after
+ * it.
+ */
+"local holds = ARGV[#ARGV - (replayed and 2 or 1)] == '1'\n"
+"local function keepcall(old, me, ev, out)\n"
+"  if holds then out = {} end\n"
+"  if not old and #ev == 0 and not out[1] then return end\n"
+"  local l = {}\n"
+"  if old then local ok, d = pcall(cjson.decode, old); if ok and type(d) == 'table' then l = d end end\n"
+"  if #ev > 0 or out[1] then l[#l+1] = {me .. ':' .. seq, ev, out} end\n"
+"  while #l > " CONVSTORE_STR(CONVSTORE_RAISED) " do table.remove(l, 1) end\n"
+"  redis.call('HSET', KEYS[1], 'xv', cjson.encode(l))\n"
+"end\n"
+/* what the call kept (keepcall): its events and its round, each {} if none */
+"local function kept(me)\n"
+"  local v = redis.call('HGET', KEYS[1], 'xv')\n"
+"  if not v then return {}, {} end\n"
+"  local ok, l = pcall(cjson.decode, v)\n"
+"  if not ok or type(l) ~= 'table' then return {}, {} end\n"
+"  for _, e in ipairs(l) do\n"
+"    if type(e) == 'table' and e[1] == me .. ':' .. seq and type(e[2]) == 'table' and\n"
+"        type(e[3]) == 'table' then return e[2], e[3] end\n"
+"  end\n"
+"  return {}, {}\n"
+"end\n"
+/*
  * a round or an event for the figures: k a answered, u unanswered, b breach,
  * e escalation; c the conversation, for the report's worst waits; sh and
  * qu its shop and queue, only when it has them
@@ -268,7 +306,8 @@ static const char convstore_lua_common[] =
  * record); a customer turn only (they are half the calls, the rest need
  * none of it): the turn's hash, then m0 d0 m1 d1 m2 d2 of a first round
  * and of a later one, each d in ms from now (-1: none), which is shorter
- * on the wire than a time; last, the call's number (stale).
+ * on the wire than a time; then 1 when the caller holds the round the turn
+ * would close (keepcall), else 0; last, the call's number (stale).
  * A copy of a customer turn of a round already answered (the backend sent
  * it again, or its whole burst, or one tab got it after another tab
  * replied) opens no round.
@@ -276,10 +315,13 @@ static const char convstore_lua_common[] =
 static const char convstore_lua_turn[] =
 "local now = tonumber(ARGV[1])\n"
 "local t = load()\n"
-"if stale(t, ARGV[6]) then return {2, dump(t), {}, closer(t, ARGV[6])} end\n"
+"if stale(t, ARGV[6]) then\n"
+"  local ev, out = kept(ARGV[6])\n"
+"  return {2, dump(t), out, closer(t, ARGV[6]), ev}\n"
+"end\n"
 /* ended after it: what says so is all that is left (the end's, below) */
 "if not t.i and late(t, now) then return {2, dump(t), {}} end\n"
-"local out, rt, ev = {}, nil, {}\n"
+"local out, rt, ev, xv = {}, nil, {}, false\n"
 "if num(t.i) >= 0 and num(t.i) <= now then\n"
 /*
  * it ended idle, unseen: what fell due before its end is raised, its round
@@ -287,6 +329,7 @@ static const char convstore_lua_turn[] =
  */
 "  ev = overdue(t, num(t.i), t.a, ARGV[5])\n"
 "  if t.op == '1' then out = {'u', t.o, t.f, t.ra or '', t.i, t.sh or '', t.qu or ''} end\n"
+"  xv = redis.call('HGET', KEYS[1], 'xv')\n"
 "  redis.call('DEL', KEYS[1])\n"
 "  rt = t\n"
 "  t = {}\n"
@@ -381,6 +424,7 @@ static const char convstore_lua_turn[] =
 "save(t)\n"
 "expire(t)\n"
 "schedule(t, ARGV[5])\n"
+"if #ev > 0 or (out[1] and not holds) or xv then keepcall(xv or redis.call('HGET', KEYS[1], 'xv'), ARGV[6], ev, out) end\n"
 "if out[1] then record(out[1], out[4], out[2], out[5], out[3], ARGV[5], rt or t) end\n"
 "return {code, dump(t), out, 0, ev}\n";
 
@@ -454,10 +498,17 @@ static const char convstore_lua_plan[] =
 "schedule(t, ARGV[8])\n"
 "return {1, dump(t), {}}\n";
 
-/* KEYS as for a turn. ARGV: when, idle only (1/0), id, the instance, the call's number. */
+/*
+ * KEYS as for a turn. ARGV: when, idle only (1/0), id, the instance, 1 when
+ * the caller holds the round it would end (keepcall) else 0, the call's
+ * number.
+ */
 static const char convstore_lua_end[] =
 "local t = load()\n"
-"if stale(t, ARGV[4]) then return {2, dump(t), {}, closer(t, ARGV[4])} end\n"
+"if stale(t, ARGV[4]) then\n"
+"  local ev, out = kept(ARGV[4])\n"
+"  return {2, dump(t), out, closer(t, ARGV[4]), ev}\n"
+"end\n"
 "if late(t, tonumber(ARGV[1])) then return {2, dump(t), {}, 0} end\n"
 "if not t.i then\n"
 "  redis.call('ZREM', KEYS[2], ARGV[3]); redis.call('ZREM', KEYS[3], ARGV[3])\n"
@@ -470,6 +521,7 @@ static const char convstore_lua_end[] =
 "local ev = overdue(t, at, t.a, ARGV[3])\n"
 "local out = {}\n"
 "if t.op == '1' then out = {'u', t.o, t.f, t.ra or '', tostring(at), t.sh or '', t.qu or ''} end\n"
+"local xv = redis.call('HGET', KEYS[1], 'xv')\n"
 "redis.call('DEL', KEYS[1])\n"
 /*
  * what says the end was applied stays a while, so that a call of before
@@ -482,6 +534,7 @@ static const char convstore_lua_end[] =
 "applied(t, ARGV[4])\n"
 "if out[1] then closed(t, ARGV[4]) end\n"
 "redis.call('HSET', KEYS[1], 'w', t.w, 'lq', t.lq, 'q', t.q, 'la', ARGV[1], 'xr', t.xr or '', 'xc', t.xc or '')\n"
+"keepcall(xv, ARGV[4], ev, out)\n"
 "local last = tonumber(ARGV[1])\n"
 /* a week at most: a due time another process wrote may be anything */
 "for e = 0, 2 do\n"
@@ -1193,7 +1246,7 @@ convstore_turn(struct convstore *cs, const char *id, size_t len,
     const char *agent, const char *shop, const char *queue,
     enum convstore_turn_kind kind, uint64_t text_hash,
     const struct sla_conv_state *first, const struct sla_conv_state *later,
-    int64_t idle_none, int64_t now, convstore_cb cb, void *priv)
+    int64_t idle_none, int64_t now, int holds, convstore_cb cb, void *priv)
 {
 	const struct sla_conv_state *p;
 	struct convstore_args	 a;
@@ -1226,6 +1279,7 @@ convstore_turn(struct convstore *cs, const char *id, size_t len,
 				    INT64_MAX ? -1 : p->due[i] > now ? p->due[i] - now : 0);
 			}
 	}
+	convstore_arg_str(&a, holds ? "1" : "0");
 	convstore_arg_num(&a, (int64_t)++cs->seq);
 	return convstore_call(cs, &a, 0, CS_TURN, 0, cb, priv);
 }
@@ -1283,7 +1337,7 @@ convstore_plan(struct convstore *cs, const char *id, size_t len,
 
 int
 convstore_end(struct convstore *cs, const char *id, size_t len, int64_t at,
-    int idle, convstore_cb cb, void *priv)
+    int idle, int holds, convstore_cb cb, void *priv)
 {
 	struct convstore_args	 a;
 
@@ -1292,6 +1346,7 @@ convstore_end(struct convstore *cs, const char *id, size_t len, int64_t at,
 	convstore_arg_str(&a, idle ? "1" : "0");
 	convstore_arg(&a, id, len);
 	convstore_arg_str(&a, cs->instance);
+	convstore_arg_str(&a, holds ? "1" : "0");
 	convstore_arg_num(&a, (int64_t)++cs->seq);
 	return convstore_call(cs, &a, 0, CS_END, 0, cb, priv);
 }

@@ -702,7 +702,7 @@ slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
 	    customer ? CONVSTORE_CUSTOMER : CONVSTORE_REPLY,
 	    util_fnv1a64(t->text, t->text_len),
 	    &first, &later, sla_idle_at(clk->sla, conv, 0, now), now,
-	    slaclock_on_store, op));
+	    op->charge, slaclock_on_store, op));
 }
 
 /*
@@ -744,7 +744,7 @@ slaclock_finish(struct slaclock *clk, struct sla_conv *conv, int64_t now,
 	if (op != NULL) {
 		if (ended)
 			slaclock_op_sent(op, convstore_end(clk->store, op->buf,
-			    op->len, at, idle, slaclock_on_store, op));
+			    op->len, at, idle, op->charge, slaclock_on_store, op));
 		else
 			free(op);
 	}
@@ -773,7 +773,7 @@ slaclock_end(struct slaclock *clk, const struct pipeline_turn *t)
 		return;
 	op->unheld = 1;
 	slaclock_op_sent(op, convstore_end(clk->store, op->buf, op->len,
-	    t->now_ms, 0, slaclock_on_store, op));
+	    t->now_ms, 0, 0, slaclock_on_store, op));
 }
 
 void

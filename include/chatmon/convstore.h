@@ -127,7 +127,10 @@ enum convstore_turn_kind {
  * is open; idle_none is when it ends if the turn leaves none open
  * (sla_idle_at: wall time, not service time); text_hash
  * tells a customer turn sent again from a new one. agent may be "";
- * shop and queue (NULL or "": none) are kept by a record the turn creates. cb
+ * shop and queue (NULL or "": none) are kept by a record the turn creates.
+ * holds: the caller holds the round this turn closes, and charges it itself
+ * should the answer be lost; else Redis keeps what it charged for this
+ * call, for the call sent again (stale: charged, with what it raised). cb
  * gets exactly one call (ok 0 if the store never answers). 0, or -1 when
  * the call was not taken (cb is not called).
  */
@@ -135,7 +138,7 @@ int	convstore_turn(struct convstore *, const char *id, size_t len,
 	    const char *agent, const char *shop, const char *queue,
 	    enum convstore_turn_kind, uint64_t text_hash,
 	    const struct sla_conv_state *first, const struct sla_conv_state *later,
-	    int64_t idle_none, int64_t now, convstore_cb cb, void *priv);
+	    int64_t idle_none, int64_t now, int holds, convstore_cb cb, void *priv);
 /*
  * Marks event type of the round held (the engine's state: the round that
  * opened at held->opened) as raised; done 1 when this call marked it
@@ -160,10 +163,11 @@ int	convstore_plan(struct convstore *, const char *id, size_t len,
 /*
  * Ends the conversation at `at` (an end frame), or, with idle set, only
  * if its idle end is at or before `at`; an open round is charged
- * unanswered. As convstore_turn otherwise.
+ * unanswered; holds: the caller holds that round. As convstore_turn
+ * otherwise.
  */
 int	convstore_end(struct convstore *, const char *id, size_t len,
-	    int64_t at, int idle, convstore_cb cb, void *priv);
+	    int64_t at, int idle, int holds, convstore_cb cb, void *priv);
 /* Pending calls get ok 0. NULL is fine. */
 void	convstore_free(struct convstore *);
 

@@ -19,6 +19,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from conftest import SLOW, agent, recv, run, sla_bucket, wait_for
 
 FIRST, REPLY, ESCALATE = 1000, 1500, 3000      # ms
@@ -1352,17 +1354,22 @@ def round_alert_id(conv, due, opened, kind):
                                   ["sla.warn", "sla.breach", "sla.escalate"].index(kind))
 
 
-def deadlines_passed_while_none_ran(daemon, backend, redis_server, tmp_path, conv, last):
+def deadlines_passed_while_none_ran(daemon, backend, redis_server, tmp_path, conv, last,
+                                    lose=False, idle=False):
     """A customer waits on a chatmond that stops (SIGTERM); the warning and
     the breach fall due while none runs; a new one starts whose sweep claims
     nothing for 10 s, and the agent's `last` frame (a reply, an end) goes
     through it at once: the alerts, the round's record and the new
-    instance."""
+    instance. idle: the conversation's idle end (2 s) passes too, and the
+    customer's next message (last None) comes instead. lose: Redis hangs
+    (SIGSTOP) past redis.timeout while that frame's call is on its way,
+    runs it when it wakes, and the call goes again on the new connection:
+    its first answer is lost."""
     r = redis_server()
     c = r.client()
     b = backend(script="customer.py")
     gap = "sla:\n  first_response: 1s\n  reply: 1500ms\n  warn_at: 0.5\n" \
-        "  escalate: 20s\n  timezone: UTC\n"
+        "  escalate: 20s\n  timezone: UTC\n" + ("  idle: 2s\n" if idle else "")
     s1 = script(tmp_path, "s1", [(0, frame(conv, "请问有货吗"))])
     d1 = daemon(b.port, extra=gap, redis=r.url(), args=ARGS, name="first")
     key = conv_key(conv)
@@ -1375,26 +1382,42 @@ def deadlines_passed_while_none_ran(daemon, backend, redis_server, tmp_path, con
     assert d1.stop() == 0
     st = c.hgetall(key)
     assert st["x"] == "0", st              # nothing raised before the stop
-    time.sleep(max(0.0, int(st["d1"]) / 1000 + 0.5 - time.time()))
+    time.sleep(max(0.0, int(st["i" if idle else "d1"]) / 1000 + 0.5 - time.time()))
     d2 = daemon(b.port, extra=gap, redis=r.url(), name="second",
-                args=["-o", "redis.takeover=10s", "-o", "redis.fold=0"])
-    s2 = script(tmp_path, "s2", [])
+                args=["-o", "redis.takeover=10s", "-o", "redis.fold=0"] +
+                (["-o", "redis.timeout=300ms"] if lose else []))
+    s2 = script(tmp_path, "s2", [] if last else [(800, frame(conv, "还在吗?"))])
 
     async def second():
         async with agent(d2, f"/script?file={s2}&agent=alice") as ws:
-            await ws.send(last)
-            wait_for(lambda: c.hget(key, "op") != "1", 2 * SLOW, "the round closed in Redis")
-            await asyncio.sleep(0.5)
+            if lose:
+                await asyncio.sleep(0 if last else 0.3)
+                r.pause()
+            if last:
+                await ws.send(last)
+            if lose:
+                await asyncio.sleep(1.0 if last else 1.5)  # past redis.timeout: the call goes again
+                r.resume()
+            if last:
+                wait_for(lambda: c.hget(key, "op") != "1", 2 * SLOW, "the round closed in Redis")
+            else:
+                await first_turn(ws, conv)
+                wait_for(lambda: c.hget(key, "o") not in (None, st["o"]), 2 * SLOW,
+                         "the next round in Redis")
+            # stopped before the next round's warning (750 ms)
+            await asyncio.sleep(0.5 if last else 0)
     run(second())
     assert time.time() * 1000 < int(st["d2"]), "the escalation came due: too slow"
     assert d2.stop() == 0
+    assert not lose or "no reply within redis.timeout" in d2.log()    # the call did go again
     return c, st, d1, d2
 
 
 def check_raised_once(c, st, conv):
-    alerts = [a for _, a in sla_alerts(c, conv)]
-    assert [a["type"] for a in alerts] == ["sla.warn", "sla.breach"], alerts
     opened = int(st["o"])
+    alerts = [a for _, a in sla_alerts(c, conv)
+              if a["id"][-10:-1] == "%09d" % (opened % 1000000000)]     # its round's
+    assert [a["type"] for a in alerts] == ["sla.warn", "sla.breach"], alerts
     for a, e in zip(alerts, ("0", "1")):
         due = int(st["d" + e])
         # what the sweep would have raised: its id, time and figures
@@ -1402,7 +1425,8 @@ def check_raised_once(c, st, conv):
         assert due_ms(a) == due, (a, st)
         assert (a["agent"], a["first"], a["waited_ms"], a["threshold_ms"]) == \
             ("alice", True, int(st["m" + e]), FIRST), a
-    assert [f["k"] for f in rounds_logged(c, conv) if f["k"] == "b"] == ["b"]
+    assert [f["k"] for f in rounds_logged(c, conv) if f["k"] == "b" and f["o"] == st["o"]] == \
+        ["b"], rounds_logged(c, conv)
 
 
 def test_a_reply_raises_the_deadlines_that_fell_due_while_no_instance_ran(
@@ -1434,3 +1458,45 @@ def test_an_end_raises_the_deadlines_that_fell_due_while_no_instance_ran(
     f = figures(d2, "alice")
     assert f is not None and (f["rounds"], f["answered"], f["breaches"],
                               f["escalations"]) == (1, 0, 1, 0), f
+
+
+@pytest.mark.parametrize("kind", ["reply", "end"])
+def test_deadlines_raised_by_a_call_whose_answer_was_lost_are_raised_once(
+        daemon, backend, redis_server, tmp_path, kind):
+    """The two above, with the answer of the reply's (or the end's) call
+    lost: Redis ran it, marked the warning and the breach raised by it and
+    logged the breach, and the call sent again is answered "had it". It
+    gets back the events its first run raised: marked raised, nobody else
+    would publish them, and the breach would be in the logs but in no
+    alert and in no instance's figures."""
+    conv = "gapl-" + kind
+    last = frame(conv, "亲,有货的") if kind == "reply" else endf(conv)
+    c, st, d1, d2 = deadlines_passed_while_none_ran(
+        daemon, backend, redis_server, tmp_path, conv, last, lose=True)
+    check_raised_once(c, st, conv)
+    assert [f["k"] for f in rounds_logged(c, conv) if f["k"] in "au"] == \
+        (["a"] if kind == "reply" else ["u"])
+    f = figures(d2, "alice")
+    assert f is not None and (f["rounds"], f["answered"], f["breaches"], f["escalations"]) == \
+        (1, 1 if kind == "reply" else 0, 1, 0), f
+
+
+@pytest.mark.parametrize("lose", [False, True], ids=["", "answer-lost"])
+def test_a_message_after_the_idle_end_raises_what_fell_due_before_it(
+        daemon, backend, redis_server, tmp_path, lose):
+    """The same when nobody answers before the conversation's idle end, all
+    of it while no instance ran, and the customer writes again: the record
+    ended idle is ended by that turn (its round unanswered), and what fell
+    due before its idle end is raised first; a new round opens. With the
+    turn's answer lost, the call sent again gets both back."""
+    conv = "gapi-" + str(int(lose))
+    c, st, d1, d2 = deadlines_passed_while_none_ran(
+        daemon, backend, redis_server, tmp_path, conv, None, lose=lose, idle=True)
+    check_raised_once(c, st, conv)
+    assert [f["k"] for f in rounds_logged(c, conv) if f["k"] in "au"] == ["u"]
+    assert c.hget(conv_key(conv), "op") == "1"
+    # the next round's breach (1.5 s) may fall due while Redis hangs: in the log too
+    breaches = len([f for f in rounds_logged(c, conv) if f["k"] == "b"])
+    f = figures(d2, "alice")
+    assert f is not None and (f["rounds"], f["answered"], f["breaches"], f["escalations"]) == \
+        (1, 0, breaches, 0), f
