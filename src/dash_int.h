@@ -112,9 +112,10 @@ enum dash_doc {
 #define DASH_BUCKETS	CONVSTORE_BUCKETS
 #define DASH_NOPEN_F	8
 /*
- * Open rounds read of each bucket, longest first. Each is one HMGET a
- * poll: past 16 times this many customers waiting, a shop's count and
- * longest are of the longest waits of each bucket only.
+ * Open rounds read of each bucket, longest first (each new one, and the
+ * longest of each shop, one HMGET a poll): past 16 times this many
+ * customers waiting, a shop's count and longest are of the longest waits
+ * of each bucket only.
  */
 #define DASH_OPEN_MAX	10000
 
@@ -126,6 +127,8 @@ struct dash_open {
 	int		 bucket;
 	int64_t		 opened;
 	char		*f[DASH_NOPEN_F];	/* HMGET dash_open_fields; NULL nil */
+	int		 known;		/* its shop and queue (f) from the last poll */
+	int		 read;		/* its record asked for */
 };
 
 struct dash_bucket {		/* a ZRANGE's context */
@@ -161,6 +164,13 @@ struct dash {
 	unsigned		 open_wait;	/* replies still to come */
 	int			 open_failed;
 	struct sbuf		 opendoc;	/* this poll's document of them */
+	/*
+	 * The rounds the last poll found open, with their shop and queue, in
+	 * dash_open_cmp's order: a round's shop never changes, so only a
+	 * round opened since, and the longest of each shop, are read again.
+	 */
+	struct dash_open	*seen;
+	size_t			 nseen;
 	/* the day's figures, summed from the rounds and events Redis logged */
 	struct sla		*figs;
 	struct sla_policy	*pol;		/* the shops' settings (strings: cfg's), figs has them */

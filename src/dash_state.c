@@ -330,26 +330,101 @@ dash_on_index(redisReply *r, void *priv)
 /* --- who waits: the open rounds Redis holds -------------------------------- */
 
 static void
-dash_open_clear(struct dash *d)
+dash_open_free(struct dash_open *v, size_t n)
 {
 	size_t	i, k;
 
-	for (i = 0; i < d->nopen; i++) {
-		free(d->open[i].id);
+	for (i = 0; i < n; i++) {
+		free(v[i].id);
 		for (k = 0; k < DASH_NOPEN_F; k++)
-			free(d->open[i].f[k]);
+			free(v[i].f[k]);
 	}
+}
+
+static void
+dash_open_clear(struct dash *d)
+{
+	dash_open_free(d->open, d->nopen);
 	d->nopen = 0;
 	d->open_total = 0;
 	d->open_failed = 0;
 }
 
+/* Longest first; a total order (bucket, id), so that two polls' lists merge. */
 static int
 dash_open_cmp(const void *a, const void *b)
 {
 	const struct dash_open	*x = a, *y = b;
+	int			 c;
 
-	return x->opened < y->opened ? -1 : x->opened > y->opened;
+	if (x->opened != y->opened)
+		return x->opened < y->opened ? -1 : 1;
+	if (x->bucket != y->bucket)
+		return x->bucket < y->bucket ? -1 : 1;
+	if ((c = memcmp(x->id, y->id, x->len < y->len ? x->len : y->len)) != 0)
+		return c;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+/*
+ * The rounds of this poll that the last one read (the same conversation
+ * and open time: the same round of the same record) take their shop and
+ * queue from it. Both lists are in dash_open_cmp's order. -1: out of memory.
+ */
+static int
+dash_open_known(struct dash *d)
+{
+	struct dash_open	*o, *s;
+	size_t			 i = 0, j = 0;
+	int			 c;
+
+	while (i < d->nopen && j < d->nseen) {
+		o = &d->open[i];
+		s = &d->seen[j];
+		if ((c = dash_open_cmp(o, s)) < 0)
+			i++;
+		else if (c > 0)
+			j++;
+		else {
+			if ((s->f[6] != NULL && (o->f[6] = strdup(s->f[6])) == NULL) ||
+			    (s->f[7] != NULL && (o->f[7] = strdup(s->f[7])) == NULL))
+				return -1;
+			o->known = 1;
+			i++;
+			j++;
+		}
+	}
+	return 0;
+}
+
+/* This poll's rounds whose shop is known become the next poll's seen. */
+static void
+dash_open_keep(struct dash *d)
+{
+	struct dash_open	*o;
+	size_t			 i, k, n = 0;
+
+	dash_open_free(d->seen, d->nseen);
+	free(d->seen);
+	d->seen = NULL;
+	d->nseen = 0;
+	if (d->nopen == 0 || (d->seen = calloc(d->nopen, sizeof(*d->seen))) == NULL)
+		return;
+	for (i = 0; i < d->nopen; i++) {
+		o = &d->open[i];
+		if (o->read ? o->f[0] == NULL || strcmp(o->f[0], "1") != 0 :
+		    !o->known)
+			continue;	/* no record, or answered */
+		d->seen[n] = *o;
+		for (k = 0; k < DASH_NOPEN_F; k++)
+			if (k != 6 && k != 7) {
+				free(o->f[k]);
+				d->seen[n].f[k] = NULL;
+			}
+		memset(o, 0, sizeof(*o));	/* its strings moved */
+		n++;
+	}
+	d->nseen = n;
 }
 
 /* Every answer is in: the document of the rounds still open, then the instances'. */
@@ -379,12 +454,17 @@ dash_open_done(struct dash *d)
 	 */
 	for (i = 0; i < d->nopen; i++) {
 		o = &d->open[i];
-		if (o->f[0] == NULL || strcmp(o->f[0], "1") != 0)
+		if (o->read && (o->f[0] == NULL || strcmp(o->f[0], "1") != 0))
 			continue;	/* answered meanwhile */
 		shop = o->f[6] != NULL ? o->f[6] : "";
 		if (state_shops_add(shops, shop, 1) == -1)
 			goto oom;
-		if (json_integer_value(json_object_get(kept, shop)) >=
+		/*
+		 * not read: behind its shop's longest known ones, counted only
+		 * (one of those answered meanwhile leaves its shop one short
+		 * until the next poll)
+		 */
+		if (!o->read || json_integer_value(json_object_get(kept, shop)) >=
 		    STATE_FEED_WAITING_MAX)
 			continue;
 		if (state_shops_add(kept, shop, 1) == -1)
@@ -408,6 +488,7 @@ dash_open_done(struct dash *d)
 	free(v);
 	json_decref(shops);
 	json_decref(kept);
+	dash_open_keep(d);
 	dash_open_clear(d);
 	dash_index(d);
 	return;
@@ -430,9 +511,11 @@ dash_on_hmget(redisReply *r, void *priv)
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != DASH_NOPEN_F)
 		d->open_failed |= r == NULL;
 	else
-		for (k = 0; k < DASH_NOPEN_F; k++)
-			if (r->element[k]->type == REDIS_REPLY_STRING)
-				o->f[k] = strdup(r->element[k]->str);
+		for (k = 0; k < DASH_NOPEN_F; k++) {
+			free(o->f[k]);
+			o->f[k] = r->element[k]->type == REDIS_REPLY_STRING ?
+			    strdup(r->element[k]->str) : NULL;
+		}
 	if (--d->open_wait == 0)
 		dash_open_done(d);
 }
@@ -442,6 +525,7 @@ static void
 dash_open_fields_read(struct dash *d)
 {
 	struct sbuf	 key;
+	json_t		*known;
 	const char	*argv[2 + DASH_NOPEN_F];
 	size_t		 argvlen[2 + DASH_NOPEN_F], i, k;
 
@@ -451,6 +535,36 @@ dash_open_fields_read(struct dash *d)
 	}
 	if (d->nopen > 1)
 		qsort(d->open, d->nopen, sizeof(*d->open), dash_open_cmp);
+	/*
+	 * What is read: a round the last poll did not see (its shop is
+	 * unknown) and the longest STATE_FEED_WAITING_MAX known ones of each
+	 * shop (agent, instance and events change), a superset of what the
+	 * page shows; the others are only counted by their shop. At 6 000
+	 * waiting customers that is a quarter of the HMGETs of reading all.
+	 */
+	if ((known = json_object()) == NULL || dash_open_known(d) == -1) {
+		json_decref(known);
+		d->open_failed = 1;
+		dash_open_done(d);
+		return;
+	}
+	for (i = 0; i < d->nopen; i++) {
+		if (!d->open[i].known)
+			d->open[i].read = 1;
+		else if (json_integer_value(json_object_get(known,
+		    d->open[i].f[6] != NULL ? d->open[i].f[6] : "")) <
+		    STATE_FEED_WAITING_MAX) {
+			d->open[i].read = 1;
+			if (state_shops_add(known, d->open[i].f[6] != NULL ?
+			    d->open[i].f[6] : "", 1) == -1) {
+				json_decref(known);
+				d->open_failed = 1;
+				dash_open_done(d);
+				return;
+			}
+		}
+	}
+	json_decref(known);
 	sbuf_init(&key);
 	argv[0] = "HMGET";
 	argvlen[0] = 5;
@@ -459,6 +573,8 @@ dash_open_fields_read(struct dash *d)
 		argvlen[2 + k] = strlen(dash_open_fields[k]);
 	}
 	for (i = 0; i < d->nopen; i++) {
+		if (!d->open[i].read)
+			continue;
 		sbuf_reset(&key);
 		if (sbuf_printf(&key, "%schatmon:sla:{%d}:c:", d->prefix,
 		    d->open[i].bucket) == -1 ||
@@ -533,9 +649,10 @@ dash_on_zrange(redisReply *r, void *priv)
 /*
  * Who waits now comes from Redis (docs/sla.md): each bucket's open set
  * (its longest DASH_OPEN_MAX), then their records, so that a dead
- * instance's customers stay on the page until someone answers them. Every
- * record is read, not only those of the longest waits: the shop is in the
- * record only, and each shop's page needs its own longest and its count.
+ * instance's customers stay on the page until someone answers them. The
+ * shop is in the record only, and each shop's page needs its own longest
+ * and its count: every round's record is read once, its shop kept while
+ * it stays open (dash_open_fields_read).
  */
 static void
 dash_open_read(struct dash *d)
@@ -638,6 +755,10 @@ dash_state_clear(struct dash *d)
 	dash_open_clear(d);
 	free(d->open);
 	d->open = NULL;
+	dash_open_free(d->seen, d->nseen);
+	free(d->seen);
+	d->seen = NULL;
+	d->nseen = 0;
 	sbuf_free(&d->opendoc);
 	sbuf_free(&d->figsdoc);
 	sbuf_free(&d->waiting);

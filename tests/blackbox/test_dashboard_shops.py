@@ -625,3 +625,54 @@ def test_page_shop_filters(browser, redis_server, dashboard):
     assert [x.get("shop") for x in rows(drv, "#agents .agent")] == [None, None]
     shop.select_by_value("")
     until(drv, lambda d: len(ids(d)) == 4, "all again")
+
+
+def test_who_waits_reads_a_rounds_record_once_and_the_longest_again(dashboard, redis_server,
+                                                                   tmp_path):
+    """1 000 of jd's customers and 205 of tm's wait. Each round's shop is read
+    once: later polls read only the rounds opened since and the 200 longest
+    of each shop (a quarter of the records at 6 000 waiting), not every
+    record every poll. What the page is told stays exact across polls: the
+    counts of each shop, a longest round answered meanwhile gone, a new one
+    counted, a transfer of a listed round shown."""
+    r = redis_server()
+    c = r.client()
+    d = dashboard(r.url(), extra="shops:\n  tm: {}\n  jd: {}\n")
+    now = int(time.time() * 1000)
+    for i in range(1000):
+        open_round(c, f"jd-{i}", "jd", "bob", now - 600000 + i)
+    for i in range(205):
+        open_round(c, f"tm-{i}", "tm", "alice", now - 60000 + i)
+
+    def hmgets():
+        return c.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0)
+
+    async def waiting(ws, want, check=lambda m: True):
+        end = time.monotonic() + 4 * SLOW
+        while time.monotonic() < end:
+            m = json.loads(await recv(ws))
+            if m["type"] == "waiting" and m["total"] == want and check(m):
+                return m
+        raise AssertionError(f"no waiting message of {want}")
+
+    async def main():
+        async with d.feed() as ws:
+            m = await waiting(ws, 1205)
+            assert m.get("shops") == {"jd": 1000, "tm": 205}, m.get("shops")
+            await waiting(ws, 1205)                 # a whole poll after the first read
+            h0 = hmgets()
+            for _ in range(3):                      # a message a poll, after its reads
+                await waiting(ws, 1205)
+            assert hmgets() - h0 <= 3 * (2 * 200 + 50), hmgets() - h0   # was 1 205 a poll
+            # jd-0 answered, jd-1 handed to carol, a new jd round opens
+            b = sla_bucket("jd-0")
+            c.zrem("chatmon:sla:{%d}:open" % b, "jd-0")
+            c.hset("chatmon:sla:{%d}:c:jd-0" % b, "op", "0")
+            c.hset("chatmon:sla:{%d}:c:jd-1" % sla_bucket("jd-1"), "a", "carol")
+            open_round(c, "jd-new", "jd", "bob", now)
+            m = await waiting(ws, 1205, lambda m: m["rounds"][0]["conversation"] == "jd-1")
+            assert m.get("shops") == {"jd": 1000, "tm": 205}, m.get("shops")
+            assert m["rounds"][0]["agent"] == "carol", m["rounds"][0]
+            convs = [x["conversation"] for x in m["rounds"]]
+            assert "jd-0" not in convs and len(convs) == 200, convs[:3]
+    run(main())
