@@ -102,24 +102,46 @@ copies_grow(struct copies *c)
 	return 0;
 }
 
-int
-copies_seen(struct copies *c, const char *conv, size_t conv_len,
-    const char *text, size_t len, int64_t now_ms)
-{
-	uint64_t	key;
-	size_t		i;
+/*
+ * A conversation's end is kept as an entry of its own, of this key (the
+ * conversation's hash with no text's: a keyed hash equal to this constant
+ * is out of reach): a message the same conversation shows again after it
+ * is a new conversation's, not a copy. Ends are many, copies few: the end
+ * is looked for only when a copy is found.
+ */
+#define COPIES_END	UINT64_C(0x9e3779b97f4a7c15)
 
-	key = util_hash(&c->kconv, conv, conv_len) ^
-	    util_hash(&c->ktext, text, len);
-	/* what is older than COPIES_MS can be the first of nothing now */
-	while (c->n > 0 && now_ms - c->ent[c->head].t >= COPIES_MS)
-		copies_pop(c);
-	if (c->cap > 0)
+/* The newest entry of key within COPIES_MS, or NULL. */
+static const struct copies_ent *
+copies_find(const struct copies *c, uint64_t key, int64_t now_ms)
+{
+	size_t	i;
+
+	if (c->cap > 0)		/* a chain is newest first */
 		for (i = c->bucket[key & (c->cap - 1)]; i != COPIES_NIL;
 		    i = c->ent[i].next)
 			if (c->ent[i].key == key &&
 			    now_ms - c->ent[i].t < COPIES_MS)
-				return 1;
+				return &c->ent[i];
+	return NULL;
+}
+
+/* How many came after e: the ring is in the order they came. */
+static size_t
+copies_age(const struct copies *c, const struct copies_ent *e)
+{
+	return (c->head + c->n - 1 + c->cap - (size_t)(e - c->ent)) % c->cap;
+}
+
+/* Remembers key at now_ms, forgetting what is too old or too many; -1 on ENOMEM. */
+static int
+copies_put(struct copies *c, uint64_t key, int64_t now_ms)
+{
+	size_t	i;
+
+	/* what is older than COPIES_MS can be the first of nothing now */
+	while (c->n > 0 && now_ms - c->ent[c->head].t >= COPIES_MS)
+		copies_pop(c);
 	if (c->n >= c->max)
 		copies_pop(c);
 	if (c->n == c->cap && copies_grow(c) == -1)
@@ -131,4 +153,30 @@ copies_seen(struct copies *c, const char *conv, size_t conv_len,
 	c->bucket[key & (c->cap - 1)] = i;
 	c->n++;
 	return 0;
+}
+
+int
+copies_seen(struct copies *c, const char *conv, size_t conv_len,
+    const char *text, size_t len, int64_t now_ms)
+{
+	const struct copies_ent	*e, *end;
+	uint64_t		 hc, key;
+
+	hc = util_hash(&c->kconv, conv, conv_len);
+	key = hc ^ util_hash(&c->ktext, text, len);
+	/* a copy unless the conversation ended after it came (later in the ring) */
+	if ((e = copies_find(c, key, now_ms)) != NULL &&
+	    ((end = copies_find(c, hc ^ COPIES_END, now_ms)) == NULL ||
+	    copies_age(c, end) > copies_age(c, e)))
+		return 1;
+	return copies_put(c, key, now_ms);
+}
+
+void
+copies_end(struct copies *c, const char *conv, size_t conv_len,
+    int64_t now_ms)
+{
+	/* out of memory: a message shown again soon after may pass for a copy */
+	(void)copies_put(c, util_hash(&c->kconv, conv, conv_len) ^ COPIES_END,
+	    now_ms);
 }

@@ -254,6 +254,14 @@ pipeline_rule_hits(struct pipeline *p, const struct pipeline_turn *t,
 	    p->group[0].hit.action != RULES_FLAG, blocked);
 }
 
+void
+pipeline_end(struct pipeline *p, const char *conv, size_t conv_len,
+    int64_t clock_ms)
+{
+	detect_end(p->detect, conv, conv_len);
+	copies_end(p->copies, conv, conv_len, clock_ms);
+}
+
 int
 pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
     struct pipeline_out *out)
@@ -265,7 +273,8 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
 
 	pipeline_begin(p, out);
 	if (t->text == NULL) {
-		detect_end(p->detect, t->conversation, t->conversation_len);
+		pipeline_end(p, t->conversation, t->conversation_len,
+		    t->clock_ms);
 		out->sla = PIPELINE_SLA_END;
 		return 0;
 	}

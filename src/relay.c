@@ -126,6 +126,7 @@ relay_publish(struct relay *r, const struct pipeline_alert *a,
 
 static void	relay_due(const struct sla_event *, unsigned, struct slaclock_peer *,
 		    void *);
+static void	relay_idle(const char *, size_t, void *);
 
 /*
  * The spool's errors since mark (they begin with its path) put on the
@@ -172,8 +173,8 @@ relay_new(struct event_base *base, const struct config *cfg, struct metrics *m,
 		relay_spool_blame(cfg, errs, mark);
 		goto err;
 	}
-	if ((r->sla = slaclock_new(base, cfg, m, r->ids.instance, relay_due, r,
-	    errs)) == NULL ||
+	if ((r->sla = slaclock_new(base, cfg, m, r->ids.instance, relay_due,
+	    relay_idle, r, errs)) == NULL ||
 	    (r->snap = snapshot_new(base, cfg, slaclock_engine(r->sla),
 	    r->ids.instance, errs)) == NULL ||
 	    (r->hist = history_new(base, cfg, m, errs)) == NULL ||
@@ -521,6 +522,15 @@ relay_alerts(struct relay *r, const struct pipeline_out *out,
 		if (a->hit != NULL)
 			r->metrics->rule_warnings++;
 	}
+}
+
+/* A conversation ended by its idle end: the rules forget it, as at an end frame. */
+static void
+relay_idle(const char *conv, size_t len, void *arg)
+{
+	struct relay	*r = arg;
+
+	pipeline_end(r->pipe, conv, len, (int64_t)(util_mono_ns() / 1000000));
 }
 
 /* The SLA clock hands back a due event: its alert, to the agent and/or the supervisors. */

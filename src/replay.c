@@ -217,9 +217,18 @@ static void
 replay_advance(struct replay *rp, int64_t t)
 {
 	struct replay_conv	*c;
+	struct sla_conv_state	 st;
+	const char		*id;
+	size_t			 len;
 
 	while (rp->nheap > 0 && rp->heap[0]->key <= t) {
 		c = rp->heap[0];
+		/* its idle end: the rules forget it, as the daemon's do */
+		sla_conv_get(c->conv, &st);
+		if (c->key >= st.idle_at) {
+			id = sla_conv_id(c->conv, &len);
+			pipeline_end(rp->pipe, id, len, st.idle_at);
+		}
 		if (sla_expire(rp->sla, c->conv, c->key) == 0)
 			replay_schedule(rp, c);	/* else released */
 	}

@@ -57,6 +57,7 @@ struct slaclock {
 	struct sla		*sla;
 	struct metrics		*metrics;
 	slaclock_due_cb		 due;
+	slaclock_idle_cb	 idle;
 	void			*arg;
 	struct dueheap		 heap;		/* the held conversations' deadlines */
 	int			 tfd;		/* timerfd on CLOCK_REALTIME, or -1 */
@@ -402,8 +403,8 @@ slaclock_policies(struct slaclock *clk, const struct config *cfg)
 
 struct slaclock *
 slaclock_new(struct event_base *base, const struct config *cfg,
-    struct metrics *m, uint32_t instance, slaclock_due_cb due, void *arg,
-    struct sbuf *errs)
+    struct metrics *m, uint32_t instance, slaclock_due_cb due,
+    slaclock_idle_cb idle, void *arg, struct sbuf *errs)
 {
 	struct slaclock		*clk;
 	struct sla_config	 s;
@@ -413,6 +414,7 @@ slaclock_new(struct event_base *base, const struct config *cfg,
 	clk->base = base;
 	clk->metrics = m;
 	clk->due = due;
+	clk->idle = idle;
 	clk->arg = arg;
 	dueheap_init(&clk->heap);
 	clk->armed = INT64_MAX;
@@ -734,6 +736,10 @@ slaclock_finish(struct slaclock *clk, struct sla_conv *conv, int64_t now,
 			op->first = st.first;
 			op->at = at;
 		}
+	}
+	if (idle && now >= st.idle_at && clk->idle != NULL) {
+		id = sla_conv_id(conv, &len);	/* sla_expire ends it: told first */
+		clk->idle(id, len, clk->arg);
 	}
 	if (idle)
 		ended = sla_expire(clk->sla, conv, now);

@@ -69,6 +69,12 @@ struct window {
 	/* where the last window_add kept its turn (window_unadd), or NULL */
 	struct window_conv	*lastc;
 	struct window_ring	*lastr;
+	/*
+	 * The turns of the speaker the last window_add's speaker took the
+	 * role from, set aside until the next call: that turn blocked
+	 * (window_unadd), the role is theirs again, their turns with it.
+	 */
+	struct window_ring	 prev;
 };
 
 static void
@@ -90,6 +96,13 @@ window_conv_free(struct window_conv *c)
 	free(c);
 }
 
+/* The last window_add's turn stays: what it set aside goes. */
+static void
+window_settle(struct window *w)
+{
+	window_ring_free(&w->prev);
+}
+
 /* Takes c off the hash table and the list, and frees it. */
 static void
 window_drop(struct window *w, struct window_conv *c)
@@ -99,6 +112,7 @@ window_drop(struct window *w, struct window_conv *c)
 	if (w->lastc == c) {
 		w->lastc = NULL;
 		w->lastr = NULL;
+		window_settle(w);
 	}
 	for (pp = &w->bucket[c->hash & (w->nbuckets - 1)]; *pp != c;
 	    pp = &(*pp)->hnext)
@@ -140,6 +154,7 @@ window_free(struct window *w)
 		return;
 	while (w->head != NULL)
 		window_drop(w, w->head);
+	window_settle(w);
 	free(w->bucket);
 	free(w->joined);
 	free(w->starts);
@@ -412,6 +427,7 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	w->slot = NULL;
 	w->lastc = NULL;
 	w->lastr = NULL;
+	window_settle(w);
 	if (w->conf.turns < 2 || bytes == 0 || role < 0 || role >= WINDOW_ROLES)
 		return window_alone(w, text, len, joined, joined_len, last,
 		    nturns, 0);
@@ -448,8 +464,11 @@ window_add(struct window *w, const char *conv, size_t conv_len, int role,
 	 * words must not complete another's violation, nor be quoted as his.
 	 */
 	hw = util_hash(&w->hkey, who, strlen(who));
-	if (r->who != hw)
-		r->n = 0;
+	if (r->who != hw && r->n > 0) {
+		/* set aside whole: this turn may be blocked (window_unadd) */
+		w->prev = *r;
+		memset(r, 0, sizeof(*r));
+	}
 	r->who = hw;
 	/* turns that fell out of the window, in time or in number */
 	while (r->n > 0 && (now_ms - r->turn[r->head].t > (int64_t)w->conf.ms ||
@@ -521,8 +540,14 @@ window_unadd(struct window *w)
 	 * next window_add would have kept had it never come (the turns it
 	 * pushed out were out of the next turn's window anyway).
 	 */
-	if (w->lastr != NULL && w->lastr->n > 0)
+	if (w->lastr != NULL && w->prev.n > 0) {
+		/* it took the role from another speaker: theirs again */
+		window_ring_free(w->lastr);
+		*w->lastr = w->prev;
+		memset(&w->prev, 0, sizeof(w->prev));
+	} else if (w->lastr != NULL && w->lastr->n > 0)
 		w->lastr->n--;
+	window_settle(w);
 	w->lastc = NULL;
 	w->lastr = NULL;
 	w->slot = NULL;

@@ -29,7 +29,13 @@ void	copies_free(struct copies *);
  */
 int	copies_seen(struct copies *, const char *conv, size_t conv_len,
 	    const char *text, size_t len, int64_t now_ms);
-/* Messages remembered (for tests). */
+/*
+ * Conversation conv ended at now_ms (an end frame, its idle end): what it
+ * shows again after is the next conversation's, not a copy.
+ */
+void	copies_end(struct copies *, const char *conv, size_t conv_len,
+	    int64_t now_ms);
+/* Messages remembered, ends included (for tests). */
 size_t	copies_count(const struct copies *);
 
 #endif

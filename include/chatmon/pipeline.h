@@ -98,6 +98,13 @@ void		 pipeline_free(struct pipeline *);
 int	pipeline_turn(struct pipeline *, const struct pipeline_turn *,
 	    struct pipeline_out *);
 /*
+ * Conversation conv ended at clock_ms (the pipeline_turn clock) without an
+ * end frame: its idle end (sla.idle). Its turns are forgotten, as at an end
+ * frame, and a message it shows after is the next conversation's.
+ */
+void	pipeline_end(struct pipeline *, const char *conv, size_t conv_len,
+	    int64_t clock_ms);
+/*
  * A due SLA event in: its alert, with the agent's warning for sla.warn and
  * sla.breach (an escalation is for supervisors). 0, or -1 on ENOMEM.
  */

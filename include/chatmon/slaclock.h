@@ -36,13 +36,19 @@ typedef void (*slaclock_due_cb)(const struct sla_event *, unsigned how,
     struct slaclock_peer *where, void *arg);
 
 /*
- * base, m and the callback's arg are borrowed and must outlive the clock;
+ * A conversation ends by its idle end (sla.idle): told before it is
+ * forgotten, with its id, for what the caller keeps of it (windows).
+ */
+typedef void (*slaclock_idle_cb)(const char *conv, size_t len, void *arg);
+
+/*
+ * base, m and the callbacks' arg are borrowed and must outlive the clock;
  * cfg is copied; instance tags this process in Redis. NULL with a reason
  * in errs.
  */
 struct slaclock *slaclock_new(struct event_base *base, const struct config *cfg,
-	    struct metrics *m, uint32_t instance, slaclock_due_cb due, void *arg,
-	    struct sbuf *errs);
+	    struct metrics *m, uint32_t instance, slaclock_due_cb due,
+	    slaclock_idle_cb idle, void *arg, struct sbuf *errs);
 /* New thresholds apply to rounds that open from now on. */
 void	slaclock_set_config(struct slaclock *, const struct config *cfg);
 /* A turn the pipeline says to time, seen on the session of `where`. */

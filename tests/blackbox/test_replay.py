@@ -269,3 +269,42 @@ def test_an_end_line_ends_the_conversation(tmp_path):
     hits = [(a["conversation"], a["text"]) for a in out if a["type"] == "rule.hit"]
     assert hits == [("c-x", "加我\nv abc12345")], out
     assert out[-1]["conversations"] == 3, out[-1]
+
+
+def test_an_idle_end_ends_the_window_too(tmp_path):
+    """Found by review: a conversation ended by sla.idle (1 s here, shorter
+    than window.time) kept its window, so `v abc12345` after it completed
+    the ended conversation's 加我. Its turns are forgotten as at an end line,
+    as the relay forgets them."""
+    conf = WINDOW_CONF.replace("escalate: 2h}", "escalate: 2h, idle: 1s}")
+    (tmp_path / "c.yaml").write_text(conf)
+    (tmp_path / "log.jsonl").write_text("".join(l + "\n" for l in [
+        '{"ts":1795312800000,"conversation":"c-i","role":"agent","agent":"alice","text":"加我"}',
+        '{"ts":1795312803000,"conversation":"c-i","role":"agent","agent":"alice",'
+        '"text":"v abc12345"}',
+        '{"ts":1795312803500,"conversation":"c-i","role":"agent","agent":"alice","text":"加我"}',
+        '{"ts":1795312804000,"conversation":"c-i","role":"agent","agent":"alice",'
+        '"text":"v abc12345"}']), encoding="utf-8")
+    code, out, err = replay("--format", "json", "-c", str(tmp_path / "c.yaml"),
+                            str(tmp_path / "log.jsonl"), cwd=str(tmp_path))
+    assert code == 0 and err == "", err
+    out = [json.loads(l) for l in out.decode().splitlines()]
+    hits = [(a["conversation"], a["text"]) for a in out if a["type"] == "rule.hit"]
+    assert hits == [("c-i", "加我\nv abc12345")], out
+    assert out[-1]["conversations"] == 2, out[-1]
+
+
+def test_a_message_after_an_end_is_no_copy(tmp_path):
+    """Found by review: the customer's 不退款, the conversation ended, and the
+    same id came back with 不退款 / 我就差评 within 30 s: the first message
+    was taken for a copy of the ended conversation's (copies take no window
+    slot) and the threat was missed. After an end it is the new one's."""
+    code, out, err = replay_lines(tmp_path, [
+        '{"ts":1795312800000,"conversation":"c-e","role":"customer","text":"不退款"}',
+        '{"ts":1795312801000,"type":"end","conversation":"c-e"}',
+        '{"ts":1795312802000,"conversation":"c-e","role":"customer","text":"不退款"}',
+        '{"ts":1795312803000,"conversation":"c-e","role":"customer","text":"我就差评"}'])
+    assert code == 0 and err == "", err
+    hits = [(a["conversation"], a.get("turns", 1), a["text"]) for a in out
+            if a["type"] == "rule.hit"]
+    assert hits == [("c-e", 2, "不退款\n我就差评")], out

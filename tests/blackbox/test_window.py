@@ -243,3 +243,72 @@ def test_reload_keeps_the_kept_turns(daemon, backend):
             assert f["type"] == "chatmon.warning" and f["blocked"] is True, f
             assert f["alert"]["text"] == "加我\nv abc12345", f
     run(main())
+
+
+def test_a_blocked_turn_of_another_agent_gives_the_window_back(daemon, backend):
+    """Found by review: alice says 加我 in c-b; bob's 加我微信 abc12345 there is
+    blocked (the customer never read it); alice's `v abc12345` then completes
+    her own split and is blocked. bob's blocked turn had wiped alice's 加我
+    (a new speaker starts afresh) though it was never said."""
+    b = backend()
+    d = daemon(b.port, rules=WINDOW)
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as alice, \
+                agent(d, "/echo?agent=bob") as bob:
+            await alice.send(msg("c-b", "加我"))
+            assert json.loads(await recv(alice))["text"] == "加我"
+            await bob.send(msg("c-b", "加我微信abc12345"))
+            f = json.loads(await recv(bob))
+            assert f["type"] == "chatmon.warning" and f["blocked"] is True, f
+            await alice.send(msg("c-b", "v abc12345"))
+            f = json.loads(await recv(alice))
+            assert f["type"] == "chatmon.warning" and f["blocked"] is True, f
+            assert f["alert"]["text"] == "加我\nv abc12345", f
+    run(main())
+
+
+def test_a_conversation_that_comes_back_after_its_end_starts_afresh(daemon, backend):
+    """Found by review: the customer's 不退款, the chat ended (an end frame),
+    and the same conversation id came back with 不退款 / 我就差评 within 30 s:
+    its 不退款 was taken for a copy of the ended conversation's and took no
+    window slot, so the threat was missed. After an end it is new."""
+    b = backend()
+    d = daemon(upstream=f"ws://127.0.0.1:{b.port}/tabs?agent=alice", rules=WINDOW,
+               extra="window: {turns: 3, time: 60s}\n")
+
+    async def main():
+        async with agent(d, "/x?agent=alice") as ws:
+            b.opened("agent=alice")
+            await ws.send(show(msg("c-e", "不退款")))
+            assert json.loads(await recv(ws))["text"] == "不退款"
+            await ws.send(show(json.dumps({"type": "end", "conversation": "c-e"})))
+            assert json.loads(await recv(ws))["type"] == "end"
+            for text in ("不退款", "我就差评"):
+                await ws.send(show(msg("c-e", text)))
+                assert json.loads(await recv(ws))["text"] == text
+            await drain(ws)
+    run(main())
+    hits = [a for a in rule_alerts(d) if a["type"] == "rule.hit"]
+    assert [(a.get("turns", 1), a["text"]) for a in hits] == [(2, "不退款\n我就差评")], hits
+
+
+def test_an_idle_end_forgets_the_window(daemon, backend):
+    """Found by review: with sla.idle (1 s) shorter than window.time (60 s),
+    a conversation that ended idle kept its window: alice's `v abc12345`
+    after the idle end completed the ended conversation's 加我. It is a new
+    conversation: nothing of the old one is kept (docs/rules.md)."""
+    b = backend()
+    d = daemon(b.port, rules=WINDOW, extra="window: {turns: 3, time: 60s}\n",
+               args=["-o", "sla.idle=1s"])
+
+    async def main():
+        async with agent(d, "/echo?agent=alice") as ws:
+            await ws.send(msg("c-i", "加我"))
+            assert json.loads(await recv(ws))["text"] == "加我"
+            await asyncio.sleep(1.6)
+            await ws.send(msg("c-i", "v abc12345"))
+            f = json.loads(await recv(ws))
+            assert f.get("type") == "message" and f["text"] == "v abc12345", f
+    run(main())
+    assert [a for a in rule_alerts(d) if a["type"] == "rule.hit"] == []

@@ -65,12 +65,38 @@ test_bounded(void **state)
 	copies_free(c);
 }
 
+/*
+ * Found by review: a conversation that ended and came back (its id used
+ * again) within 30 s: its first message is new, not a copy of the last
+ * conversation's, and is a copy again when shown again after that.
+ */
+static void
+test_end(void **state)
+{
+	struct copies	*c;
+
+	(void)state;
+	assert_non_null(c = copies_new(100));
+	assert_int_equal(seen(c, "c-1", "返我20", 1000), 0);
+	assert_int_equal(seen(c, "c-2", "返我20", 1000), 0);
+	copies_end(c, "c-1", 3, 2000);
+	assert_int_equal(seen(c, "c-1", "返我20", 3000), 0);	/* the next one's */
+	assert_int_equal(seen(c, "c-1", "返我20", 3005), 1);	/* shown again */
+	assert_int_equal(seen(c, "c-2", "返我20", 3010), 1);	/* not ended */
+	/* an end at the same millisecond as the first showing is after it */
+	copies_end(c, "c-2", 3, 4000);
+	assert_int_equal(seen(c, "c-2", "好评", 4000), 0);
+	assert_int_equal(seen(c, "c-2", "好评", 4000), 1);
+	copies_free(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_copy_within_30s),
 		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

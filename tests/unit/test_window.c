@@ -80,6 +80,53 @@ test_speaker(void **state)
 	window_free(w);
 }
 
+/*
+ * Found by review: bob's turn that took the role was blocked (never
+ * said): alice's turns are hers again, and her split 加我 / v / abc12345
+ * is seen whole. A turn of bob's that stays takes the role for good.
+ */
+static void
+test_speaker_unadd(void **state)
+{
+	struct window_conf	 c = { 3, 60000, 64, 100, 0 };
+	struct window		*w;
+	const char		*j;
+	size_t			 jl, last, n;
+
+	(void)state;
+	assert_non_null(w = window_new(&c));
+	assert_int_equal(window_add(w, "c", 1, 0, "alice", "加我", strlen("加我"),
+	    0, &j, &jl, &last, &n), 0);
+	assert_int_equal(window_add(w, "c", 1, 0, "alice", "v", 1,
+	    5, &j, &jl, &last, &n), 0);
+	assert_int_equal(window_add(w, "c", 1, 0, "bob", "加我微信", strlen("加我微信"),
+	    10, &j, &jl, &last, &n), 0);
+	assert_string_equal(j, "加我微信");
+	window_unadd(w);
+	assert_int_equal(window_add(w, "c", 1, 0, "alice", "abc12345", 8,
+	    20, &j, &jl, &last, &n), 0);
+	assert_string_equal(j, "加我\nv\nabc12345");
+	assert_int_equal(n, 3);
+	/* bob again, not taken back: alice's are gone for good */
+	assert_int_equal(window_add(w, "c", 1, 0, "bob", "好的", strlen("好的"),
+	    30, &j, &jl, &last, &n), 0);
+	assert_int_equal(window_add(w, "c", 1, 0, "alice", "x", 1,
+	    40, &j, &jl, &last, &n), 0);
+	assert_string_equal(j, "x");
+	/* set aside, then the conversation ended: nothing comes back, nothing leaks */
+	assert_int_equal(window_add(w, "c", 1, 0, "bob", "y", 1,
+	    50, &j, &jl, &last, &n), 0);
+	window_end(w, "c", 1);
+	window_unadd(w);
+	assert_int_equal(window_add(w, "c", 1, 0, "alice", "z", 1,
+	    60, &j, &jl, &last, &n), 0);
+	assert_string_equal(j, "z");
+	/* set aside and kept at window_free */
+	assert_int_equal(window_add(w, "c", 1, 0, "bob", "w", 1,
+	    70, &j, &jl, &last, &n), 0);
+	window_free(w);
+}
+
 static void
 test_time_and_bytes(void **state)
 {
@@ -321,6 +368,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_joined),
 		cmocka_unit_test(test_speaker),
+		cmocka_unit_test(test_speaker_unadd),
 		cmocka_unit_test(test_time_and_bytes),
 		cmocka_unit_test(test_set_keeps),
 		cmocka_unit_test(test_bounded),
