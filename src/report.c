@@ -428,7 +428,8 @@ report_add_shop_sums(struct report *r, const struct sla_account *w,
 			return -1;
 		report_sums_add(&a->sums, d->sums);
 		for (h = 0; h < d->sums->nhist; h++)
-			if (report_hist_add(v[i], &a->bins, h, d->sums->hist[h]) == -1)
+			if (report_hist_add(v[i], &a->bins, sla_hist_seconds(h),
+			    d->sums->hist[h]) == -1)
 				return -1;
 		for (h = 0; h < 24; h++) {
 			a->hour_rounds[h] += d->hour_rounds[h];
@@ -710,7 +711,18 @@ err:
 	return -1;
 }
 
-/* The team: every agent's sums of s added (hist the caller's, s->nhist long). */
+/* The engine's histogram slots of a set's seconds (report_team's hist). */
+static size_t
+report_team_slots(const struct report_set *s)
+{
+	return sla_hist_slot(s->nhist - 1) + 1;
+}
+
+/*
+ * The team: every agent's sums of s added (hist the caller's,
+ * report_team_slots long: by the engine's slots, as sla_sums_figures reads
+ * them).
+ */
 static void
 report_team(const struct report_set *s, struct sla_sums *u, uint32_t *hist,
     uint32_t hour_rounds[24], uint64_t hour_sum_ms[24], uint64_t *alerts,
@@ -720,9 +732,9 @@ report_team(const struct report_set *s, struct sla_sums *u, uint32_t *hist,
 	size_t				 i, h, k;
 
 	memset(u, 0, sizeof(*u));
-	memset(hist, 0, s->nhist * sizeof(*hist));
+	memset(hist, 0, report_team_slots(s) * sizeof(*hist));
 	u->hist = hist;
-	u->nhist = s->nhist;
+	u->nhist = report_team_slots(s);
 	if (hour_rounds != NULL) {
 		memset(hour_rounds, 0, 24 * sizeof(*hour_rounds));
 		memset(hour_sum_ms, 0, 24 * sizeof(*hour_sum_ms));
@@ -732,7 +744,7 @@ report_team(const struct report_set *s, struct sla_sums *u, uint32_t *hist,
 		report_sums_add(u, &s->agents[i]->sums);
 		b = &s->agents[i]->bins;
 		for (k = 0; k < b->n; k++)
-			hist[b->v[k].sec] += b->v[k].n;	/* of s: below nhist */
+			hist[sla_hist_slot(b->v[k].sec)] += b->v[k].n;	/* of s: below nhist */
 		*alerts += s->agents[i]->alerts;
 		*blocks += s->agents[i]->blocks;
 		*fps += s->agents[i]->fps;
@@ -746,8 +758,8 @@ report_team(const struct report_set *s, struct sla_sums *u, uint32_t *hist,
 /*
  * The rounds answered within REPORT_FAST_MS, from the histogram the
  * figures keep: a round's second is its time rounded up, so "within 30 s"
- * is exactly the rounds of seconds 0 to 30; unanswered rounds sit at the
- * cap (600 s), above them.
+ * is exactly the rounds of seconds 0 to 30 (a slot a second there);
+ * unanswered rounds sit at the cap (600 s), above them.
  */
 static uint64_t
 report_within_fast(const struct sla_sums *u)
@@ -830,7 +842,7 @@ report_merge(struct report *range, const struct report *day,
 		range->days = nd;
 		range->capdays = range->capdays ? range->capdays * 2 : 8;
 	}
-	if ((hist = calloc(day->all.nhist, sizeof(*hist))) == NULL)
+	if ((hist = calloc(report_team_slots(&day->all), sizeof(*hist))) == NULL)
 		return -1;
 	row = &range->days[range->ndays++];
 	memset(row, 0, sizeof(*row));
@@ -1142,7 +1154,7 @@ report_team_row(const struct report_set *s, struct report_row *row,
 	uint32_t	*hist;
 
 	memset(row, 0, sizeof(*row));
-	if ((hist = calloc(s->nhist, sizeof(*hist))) == NULL)
+	if ((hist = calloc(report_team_slots(s), sizeof(*hist))) == NULL)
 		return -1;
 	report_team(s, &u, hist, hour_rounds, hour_sum_ms, &row->alerts,
 	    &row->blocks, &row->fps);

@@ -63,6 +63,16 @@
 #define SLA_NEVER	INT64_MAX
 /* Histogram seconds kept per agent at most; longer caps share the last. */
 #define SLA_HIST_MAX	86400
+/*
+ * A histogram has a slot a second up to SLA_HIST_FINE s, then
+ * SLA_HIST_SUB slots for each power of two (each within 1.6 % of its
+ * rounds' times): a day's cap takes 1 429 slots, not 86 401 (345 KiB an
+ * agent and a histogram: review, 600 agents' names took 400 MB).
+ */
+#define SLA_HIST_FINE	1024
+#define SLA_HIST_SUB	64
+#define SLA_HIST_FINE_LOG 10	/* log2 SLA_HIST_FINE */
+#define SLA_HIST_SUB_LOG 6	/* log2 SLA_HIST_SUB */
 #define SLA_BUCKETS0	64
 #define SLA_NOAGENT	UINT32_MAX
 /*
@@ -196,6 +206,7 @@ struct sla {
 	uint32_t		*aslots;	/* probing: index + 1; 0 free */
 	size_t			 naslots;	/* a power of two */
 	size_t			 nhist;		/* histogram size for the cap */
+	struct sla_sums		 all;		/* every agent's rounds (sla_histogram) */
 	int			 charging;	/* 0: the caller charges (sla_charge_*) */
 	struct sla_bday		*bdays;		/* open addressing, a power of two */
 	size_t			 nbdays;
@@ -411,12 +422,36 @@ sla_hash(const struct sla *s, const void *p, size_t len)
 
 /* Agents */
 
+size_t
+sla_hist_slot(uint64_t sec)
+{
+	unsigned	k;
+
+	if (sec < SLA_HIST_FINE)
+		return (size_t)sec;
+	k = 63u - (unsigned)__builtin_clzll(sec);	/* >= SLA_HIST_FINE_LOG */
+	return SLA_HIST_FINE + (size_t)(k - SLA_HIST_FINE_LOG) * SLA_HIST_SUB +
+	    (size_t)((sec >> (k - SLA_HIST_SUB_LOG)) & (SLA_HIST_SUB - 1));
+}
+
+uint64_t
+sla_hist_seconds(size_t slot)
+{
+	size_t	k, j;
+
+	if (slot < SLA_HIST_FINE)
+		return slot;
+	k = SLA_HIST_FINE_LOG + (slot - SLA_HIST_FINE) / SLA_HIST_SUB;
+	j = (slot - SLA_HIST_FINE) % SLA_HIST_SUB;
+	return ((uint64_t)(SLA_HIST_SUB + j + 1) << (k - SLA_HIST_SUB_LOG)) - 1;
+}
+
 static size_t
 sla_hist_size(uint64_t cap_ms)
 {
 	uint64_t s = cap_ms / 1000 + (cap_ms % 1000 != 0);
 
-	return (size_t)(s < SLA_HIST_MAX ? s : SLA_HIST_MAX) + 1;
+	return sla_hist_slot(s < SLA_HIST_MAX ? s : SLA_HIST_MAX) + 1;
 }
 
 static uint32_t
@@ -608,7 +643,7 @@ sla_sums_add(struct sla_sums *u, const struct sla_config *cfg, int answered,
 		u->first_sum_ms += v;
 	}
 	/* up to the second, so "<= p90" holds for the rounds' real times */
-	sec = v / 1000 + (v % 1000 != 0);
+	sec = sla_hist_slot(v / 1000 + (v % 1000 != 0));
 	if (sec >= max)
 		sec = max - 1;
 	if (sec >= u->nhist) {
@@ -746,6 +781,7 @@ sla_agent_record(struct sla *s, uint32_t ai, const struct sla_config *cfg,
 
 	if (answered && ms < v)
 		v = ms;
+	sla_sums_add(&s->all, cfg, answered, ms, v, first, s->nhist);
 	sla_sums_add(&a->all, cfg, answered, ms, v, first, s->nhist);
 	if ((d = sla_agent_day(s, a, at, &h)) != NULL) {
 		sla_sums_add(&d->sums, cfg, answered, ms, v, first, s->nhist);
@@ -800,14 +836,15 @@ sla_sums_figures(const struct sla_sums *u, uint64_t cap_ms,
 		/*
 		 * p90: the smallest whole second v such that at least 90 %
 		 * of the rounds took at most v s (each rounded up to the
-		 * second), reported as v * 1000 ms, and never above the cap.
+		 * second), reported as v * 1000 ms, and never above the cap;
+		 * past SLA_HIST_FINE s, the most of v's slot.
 		 */
 		for (v = 0; v < u->nhist; v++) {
 			cum += u->hist[v];
 			if (cum * 10 >= u->rounds * 9)
 				break;
 		}
-		f->p90_ms = (uint64_t)v * 1000;
+		f->p90_ms = sla_hist_seconds(v) * 1000;
 		if (f->p90_ms > cap_ms)
 			f->p90_ms = cap_ms;
 	}
@@ -1392,6 +1429,7 @@ sla_free(struct sla *s)
 		free(s->agents[i]->day[1].sums.hist);
 		free(s->agents[i]);
 	}
+	free(s->all.hist);
 	free(s->agents);
 	free(s->order);
 	free(s->aslots);
@@ -1834,22 +1872,18 @@ void
 sla_histogram(const struct sla *s, const uint64_t *bounds_ms, size_t n,
     uint64_t *counts, uint64_t *sum_ms, uint64_t *total)
 {
-	const struct sla_agent	*a;
-	size_t			 i, k, sec;
+	size_t	k, slot;
 
+	/* the engine's own sums: a scrape walks one histogram, not an agent's each */
 	memset(counts, 0, n * sizeof(*counts));
-	*sum_ms = *total = 0;
-	for (i = 0; i < s->nagents; i++) {
-		a = s->agents[i];
-		*sum_ms += a->all.sum_ms;
-		*total += a->all.rounds;
-		for (sec = 0; sec < a->all.nhist; sec++) {
-			if (a->all.hist[sec] == 0)
-				continue;
-			for (k = 0; k < n; k++)
-				if ((uint64_t)sec * 1000 <= bounds_ms[k])
-					counts[k] += a->all.hist[sec];
-		}
+	*sum_ms = s->all.sum_ms;
+	*total = s->all.rounds;
+	for (slot = 0; slot < s->all.nhist; slot++) {
+		if (s->all.hist[slot] == 0)
+			continue;
+		for (k = 0; k < n; k++)
+			if (sla_hist_seconds(slot) * 1000 <= bounds_ms[k])
+				counts[k] += s->all.hist[slot];
 	}
 }
 

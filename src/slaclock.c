@@ -845,10 +845,16 @@ slaclock_label(struct sbuf *out, const char *v)
 	return 0;
 }
 
-struct slaclock_prom {
-	struct sbuf	*out;
-	int		 field;	/* which figure this pass prints */
-	int		 err;
+/* Every agent's figures, made once a scrape (eight families read them). */
+struct slaclock_row {
+	struct sla_account	 w;	/* the engine's strings: good while it is not changed */
+	struct sla_figures	 f;
+};
+
+struct slaclock_rows {
+	struct slaclock_row	*v;
+	size_t			 n, cap;
+	int			 err;
 };
 
 /* How a figure is written: exactly, whatever its size (%g kept six digits). */
@@ -876,31 +882,54 @@ slaclock_seconds(struct sbuf *out, uint64_t ms)
 }
 
 static void
-slaclock_prom_agent(const struct sla_account *w, const struct sla_figures *f,
+slaclock_row_add(const struct sla_account *w, const struct sla_figures *f,
     void *arg)
 {
-	struct slaclock_prom	*p = arg;
+	struct slaclock_rows	*r = arg;
+	struct slaclock_row	*nv;
+
+	if (r->err)
+		return;
+	if (r->n == r->cap) {
+		if ((nv = reallocarray(r->v, r->cap ? r->cap * 2 : 64,
+		    sizeof(*nv))) == NULL) {
+			r->err = 1;
+			return;
+		}
+		r->v = nv;
+		r->cap = r->cap ? r->cap * 2 : 64;
+	}
+	r->v[r->n].w = *w;
+	r->v[r->n++].f = *f;
+}
+
+/* One agent's figure `field` as a line; -1 on ENOMEM. */
+static int
+slaclock_prom_agent(struct sbuf *out, const struct slaclock_row *r, int field)
+{
+	const struct sla_account *w = &r->w;
+	const struct sla_figures *f = &r->f;
 	const uint64_t		 v[] = { f->rounds, f->answered, f->mean_ms,
 				    f->p90_ms, f->first_mean_ms, f->breaches,
 				    f->escalations, 0 };
-	enum slaclock_unit	 u = slaclock_figures[p->field].unit;
+	enum slaclock_unit	 u = slaclock_figures[field].unit;
 
-	if (p->err || sbuf_printf(p->out, "chatmon_%s{",
-	    slaclock_figures[p->field].name) == -1 ||
-	    (w->shop[0] != '\0' && (sbuf_printf(p->out, "shop=\"") == -1 ||
-	    slaclock_label(p->out, w->shop) == -1 ||
-	    sbuf_printf(p->out, "\",") == -1)) ||
-	    (w->queue[0] != '\0' && (sbuf_printf(p->out, "queue=\"") == -1 ||
-	    slaclock_label(p->out, w->queue) == -1 ||
-	    sbuf_printf(p->out, "\",") == -1)) ||
-	    sbuf_printf(p->out, "agent=\"") == -1 ||
-	    slaclock_label(p->out, w->agent) == -1 ||
-	    sbuf_printf(p->out, "\"} ") == -1 ||
-	    (u == SLACLOCK_SHARE ? sbuf_printf(p->out, "%.6f", f->rate) :
-	    u == SLACLOCK_MS ? slaclock_seconds(p->out, v[p->field]) :
-	    sbuf_printf(p->out, "%" PRIu64, v[p->field])) == -1 ||
-	    sbuf_printf(p->out, "\n") == -1)
-		p->err = 1;
+	if (sbuf_printf(out, "chatmon_%s{", slaclock_figures[field].name) == -1 ||
+	    (w->shop[0] != '\0' && (sbuf_printf(out, "shop=\"") == -1 ||
+	    slaclock_label(out, w->shop) == -1 ||
+	    sbuf_printf(out, "\",") == -1)) ||
+	    (w->queue[0] != '\0' && (sbuf_printf(out, "queue=\"") == -1 ||
+	    slaclock_label(out, w->queue) == -1 ||
+	    sbuf_printf(out, "\",") == -1)) ||
+	    sbuf_printf(out, "agent=\"") == -1 ||
+	    slaclock_label(out, w->agent) == -1 ||
+	    sbuf_printf(out, "\"} ") == -1 ||
+	    (u == SLACLOCK_SHARE ? sbuf_printf(out, "%.6f", f->rate) :
+	    u == SLACLOCK_MS ? slaclock_seconds(out, v[field]) :
+	    sbuf_printf(out, "%" PRIu64, v[field])) == -1 ||
+	    sbuf_printf(out, "\n") == -1)
+		return -1;
+	return 0;
 }
 
 int
@@ -909,8 +938,9 @@ slaclock_metrics(const struct slaclock *clk, struct sbuf *out)
 	static const uint64_t	 bounds[] = { 5000, 10000, 15000, 30000, 60000,
 				    120000, 180000, 300000, 600000 };
 	uint64_t		 counts[UTIL_NELEM(bounds)], sum, total;
-	struct slaclock_prom	 p = { out, 0, 0 };
-	size_t			 i;
+	struct slaclock_rows	 rows = { NULL, 0, 0, 0 };
+	size_t			 i, k;
+	int			 field, rc = -1;
 
 	if (sbuf_printf(out, "# HELP chatmon_sla_open_rounds Rounds waiting for a reply\n"
 	    "# TYPE chatmon_sla_open_rounds gauge\nchatmon_sla_open_rounds %zu\n"
@@ -933,16 +963,26 @@ slaclock_metrics(const struct slaclock *clk, struct sbuf *out)
 	    sbuf_printf(out, "\nchatmon_sla_response_seconds_count %" PRIu64 "\n",
 	    total) == -1)
 		return -1;
-	for (p.field = 0; (size_t)p.field < UTIL_NELEM(slaclock_figures); p.field++) {
+	/*
+	 * each agent's figures once (a p90 walks its histogram), not once a
+	 * family: the scrape runs on the loop every chat waits for
+	 */
+	sla_agents(clk->sla, slaclock_row_add, &rows);
+	if (rows.err)
+		goto out;
+	for (field = 0; (size_t)field < UTIL_NELEM(slaclock_figures); field++) {
 		if (sbuf_printf(out, "# HELP chatmon_%s %s\n# TYPE chatmon_%s %s\n",
-		    slaclock_figures[p.field].name, slaclock_figures[p.field].help,
-		    slaclock_figures[p.field].name, slaclock_figures[p.field].kind) == -1)
-			return -1;
-		sla_agents(clk->sla, slaclock_prom_agent, &p);
-		if (p.err)
-			return -1;
+		    slaclock_figures[field].name, slaclock_figures[field].help,
+		    slaclock_figures[field].name, slaclock_figures[field].kind) == -1)
+			goto out;
+		for (k = 0; k < rows.n; k++)
+			if (slaclock_prom_agent(out, &rows.v[k], field) == -1)
+				goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	free(rows.v);
+	return rc;
 }
 
 int

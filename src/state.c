@@ -243,9 +243,10 @@ state_day_json(const struct sla_day *d)
 		json_decref(hist);
 		return NULL;
 	}
+	/* [seconds, rounds]: the documents keep seconds, whatever the slots */
 	for (i = 0; i < u->nhist; i++)
 		if (u->hist[i] > 0 && json_array_append_new(hist, json_pack("[I, I]",
-		    (json_int_t)i, (json_int_t)u->hist[i])) == -1)
+		    (json_int_t)sla_hist_seconds(i), (json_int_t)u->hist[i])) == -1)
 			goto err;
 	for (i = 0; i < 24; i++)
 		if (d->hour_rounds[i] > 0 && json_array_append_new(hours,
@@ -610,7 +611,7 @@ state_day_add(const json_t *a, struct sla_sums *u, uint32_t hour_rounds[24],
 		    json_integer_value(json_array_get(e, 0)) < 0 ||
 		    json_integer_value(json_array_get(e, 1)) < 0)
 			continue;
-		sec = (uint64_t)json_integer_value(json_array_get(e, 0));
+		sec = sla_hist_slot((uint64_t)json_integer_value(json_array_get(e, 0)));
 		u->hist[sec < u->nhist ? sec : u->nhist - 1] +=
 		    (uint32_t)json_integer_value(json_array_get(e, 1));
 	}
@@ -785,8 +786,9 @@ state_agents_merge(const char *const *docs, const size_t *lens, size_t n,
 		if ((c = state_doc_cap(parsed[i])) > cap_ms)
 			cap_ms = c;
 	}
-	/* as the engine's: whole seconds up to the cap, the cap included */
-	m.nhist = (size_t)(((cap_ms < STATE_DAY_MS ? cap_ms : STATE_DAY_MS) + 999) / 1000) + 1;
+	/* as the engine's: the slots of whole seconds up to the cap, the cap included */
+	m.nhist = sla_hist_slot(((cap_ms < STATE_DAY_MS ? cap_ms : STATE_DAY_MS) + 999) /
+	    1000) + 1;
 	for (i = 0; i < n; i++)
 		if (parsed[i] != NULL && state_merge_doc(&m, parsed[i]) == -1)
 			goto out;

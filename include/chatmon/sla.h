@@ -318,9 +318,18 @@ struct sla_sums {
 	uint64_t	 escalations;
 	uint64_t	 within_rate;	/* of rate_base */
 	uint64_t	 rate_base;	/* rounds, first rounds or buyer-days */
-	uint32_t	*hist;		/* rounds by whole seconds (rounded up) */
+	uint32_t	*hist;		/* rounds by slot of their whole seconds (rounded up) */
 	size_t		 nhist;		/* the last counts the cap and above */
 };
+
+/*
+ * The most whole seconds a round counted in histogram slot took: a slot a
+ * second up to 1 024 s, then 64 slots to each power of two (each within
+ * 1.6 % of its rounds' times).
+ */
+uint64_t	sla_hist_seconds(size_t slot);
+/* The histogram slot of a round of sec whole seconds. */
+size_t		sla_hist_slot(uint64_t sec);
 
 /* The figures of sums, as sla_agents gives them; p90 never above cap_ms. */
 void	sla_sums_figures(const struct sla_sums *, uint64_t cap_ms,

@@ -941,6 +941,100 @@ test_taobao_profile(void **state)
 #undef L
 }
 
+/*
+ * The histogram's slots: a second each up to 1 024 s, then within 1.6 %;
+ * a slot's seconds are the most its rounds took, so "<= p90" holds.
+ */
+static void
+test_hist_slots(void **state)
+{
+	uint64_t	sec, up;
+	size_t		slot, last = 0;
+
+	(void)state;
+	for (sec = 0; sec <= 7 * 86400; sec++) {
+		slot = sla_hist_slot(sec);
+		assert_true(slot >= last && slot <= last + 1);
+		last = slot;
+		up = sla_hist_seconds(slot);
+		assert_true(up >= sec);
+		if (sec < 1024)
+			assert_int_equal(up, sec);
+		else
+			assert_true((up - sec) * 64 < sec + 64);	/* within 1/64 */
+		assert_int_equal(sla_hist_slot(up), slot);
+	}
+	assert_int_equal(sla_hist_slot(86400) + 1, 1429);
+}
+
+/* Past 1 024 s the p90 is its slot's most, within 1.6 %, never above the cap. */
+static void
+test_p90_coarse(void **state)
+{
+	struct sla_config	 c;
+	struct sla		*s;
+	struct sla_round	 w = { 0 };
+	struct sla_figures	 f;
+
+	(void)state;
+	base_cfg(&c);
+	c.cap_ms = 86400 * SEC;
+	assert_non_null(s = sla_new(&c, NULL, NULL, NULL));
+	w.agent = "ann";
+	w.conversation = "c";
+	w.conversation_len = 1;
+	w.answered = 1;
+	w.opened = T0;
+	w.at = T0 + 5000 * SEC;
+	sla_charge_round(s, &w);
+	f = fig(s, "ann");
+	assert_true(f.p90_ms >= 5000 * SEC && f.p90_ms <= 5000 * SEC * 1016 / 1000);
+	w.answered = 0;		/* unanswered: the cap, and no more */
+	sla_charge_round(s, &w);
+	sla_charge_round(s, &w);
+	f = fig(s, "ann");
+	assert_int_equal(f.p90_ms, 86400 * SEC);
+	sla_free(s);
+}
+
+/*
+ * /metrics' histogram of every agent's rounds, from the engine's own sums
+ * (a scrape walked each agent's histogram: seconds of a stalled loop with
+ * thousands of agents, found by review).
+ */
+static void
+test_histogram_all_agents(void **state)
+{
+	static const uint64_t	 bounds[] = { 5000, 30000, 600000 };
+	struct sla_config	 c;
+	struct sla		*s;
+	struct sla_round	 w = { 0 };
+	uint64_t		 counts[3], sum, total;
+	const char		*who[] = { "ann", "bob", "", "ann" };
+	const int64_t		 took[] = { 3 * SEC, 20 * SEC, 4 * SEC, -1 };
+	size_t			 i;
+
+	(void)state;
+	base_cfg(&c);
+	assert_non_null(s = sla_new(&c, NULL, NULL, NULL));
+	for (i = 0; i < 4; i++) {
+		w.agent = who[i];
+		w.conversation = "c";
+		w.conversation_len = 1;
+		w.answered = took[i] >= 0;
+		w.opened = T0;
+		w.at = T0 + (took[i] >= 0 ? took[i] : 900 * SEC);
+		sla_charge_round(s, &w);
+	}
+	sla_histogram(s, bounds, 3, counts, &sum, &total);
+	assert_int_equal(total, 4);
+	assert_int_equal(sum, 3 * SEC + 20 * SEC + 4 * SEC + c.cap_ms);
+	assert_int_equal(counts[0], 2);		/* 3 s, 4 s */
+	assert_int_equal(counts[1], 3);
+	assert_int_equal(counts[2], 4);		/* the unanswered one at the cap */
+	sla_free(s);
+}
+
 /* p90 and mean on known samples; -1 is a round left unanswered. */
 static void
 test_p90_and_mean_exact(void **state)
@@ -2491,6 +2585,9 @@ main(void)
 		cmocka_unit_test_setup(test_service_long_spans, reset),
 		cmocka_unit_test_setup(test_taobao_profile, reset),
 		cmocka_unit_test_setup(test_p90_and_mean_exact, reset),
+		cmocka_unit_test_setup(test_hist_slots, reset),
+		cmocka_unit_test_setup(test_histogram_all_agents, reset),
+		cmocka_unit_test_setup(test_p90_coarse, reset),
 		cmocka_unit_test_setup(test_first_mean_and_rate, reset),
 		cmocka_unit_test_setup(test_idle_expiry, reset),
 		cmocka_unit_test_setup(test_transfer_unanswered, reset),
