@@ -515,8 +515,15 @@ sla_agent_intern(struct sla *s, const char *id, uint16_t tag)
 	if (s->naslots > 0 && (idx = sla_agent_find(s, id, tag, h)) !=
 	    SLA_NOAGENT)
 		return idx;
-	if (s->nagents >= UINT32_MAX - 1)
-		return SLA_NOAGENT;
+	/*
+	 * An agent's figures are kept until the engine ends, and a name is
+	 * whatever a peer says it is (query:agent without auth): past
+	 * SLA_MAX_AGENTS a new one counts as no agent of its shop, so names
+	 * made up cannot grow the engine without end (review: 6 000 names,
+	 * 63 MB, and a /metrics scrape that stalled the loop).
+	 */
+	if (s->nagents >= SLA_MAX_AGENTS)
+		return id[0] != '\0' ? sla_agent_intern(s, "", tag) : 0;
 
 	if (s->nagents == s->agentcap) {
 		cap = s->agentcap ? s->agentcap * 2 : 16;
@@ -1832,6 +1839,12 @@ sla_waiting(const struct sla *s, int64_t now, void (*cb)(const
 			    SLA_ROUND_WARNED : SLA_ROUND_OPEN;
 			cb(&w, arg);
 		}
+}
+
+size_t
+sla_agent_entries(const struct sla *s)
+{
+	return s->nagents;
 }
 
 size_t

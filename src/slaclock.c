@@ -945,8 +945,12 @@ slaclock_metrics(const struct slaclock *clk, struct sbuf *out)
 	if (sbuf_printf(out, "# HELP chatmon_sla_open_rounds Rounds waiting for a reply\n"
 	    "# TYPE chatmon_sla_open_rounds gauge\nchatmon_sla_open_rounds %zu\n"
 	    "# HELP chatmon_sla_conversations Conversations being timed\n"
-	    "# TYPE chatmon_sla_conversations gauge\nchatmon_sla_conversations %zu\n",
-	    sla_open_rounds(clk->sla), sla_conversations(clk->sla)) == -1)
+	    "# TYPE chatmon_sla_conversations gauge\nchatmon_sla_conversations %zu\n"
+	    "# HELP chatmon_sla_agents Agents (by shop and queue) whose figures are kept, "
+	    "at most %d\n"
+	    "# TYPE chatmon_sla_agents gauge\nchatmon_sla_agents %zu\n",
+	    sla_open_rounds(clk->sla), sla_conversations(clk->sla),
+	    SLA_MAX_AGENTS, sla_agent_entries(clk->sla)) == -1)
 		return -1;
 	sla_histogram(clk->sla, bounds, UTIL_NELEM(bounds), counts, &sum, &total);
 	if (sbuf_printf(out, "# HELP chatmon_sla_response_seconds Response time of "

@@ -387,6 +387,12 @@ void	sla_histogram(const struct sla *, const uint64_t *bounds_ms, size_t n,
 
 /* Open conversations and open rounds, for metrics. */
 size_t	sla_conversations(const struct sla *);
+/*
+ * Figures kept, an (agent, shop, queue) each, the no-agent ones included;
+ * at SLA_MAX_AGENTS a new agent counts as no agent of its shop and queue.
+ */
+#define SLA_MAX_AGENTS	20000
+size_t	sla_agent_entries(const struct sla *);
 size_t	sla_open_rounds(const struct sla *);
 
 /* The engine's settings from the configuration's sla.* keys. */

@@ -1035,6 +1035,53 @@ test_histogram_all_agents(void **state)
 	sla_free(s);
 }
 
+static void
+count_agent(const struct sla_account *w, const struct sla_figures *f, void *arg)
+{
+	uint64_t	*v = arg;
+
+	v[0]++;
+	if (w->agent[0] == '\0')
+		v[1] += f->rounds;
+}
+
+/*
+ * Names a peer makes up cannot grow the engine without end: past
+ * SLA_MAX_AGENTS a new agent's rounds count as no agent's (found by
+ * review: each name kept its figures for good).
+ */
+static void
+test_agents_bounded(void **state)
+{
+	struct sla_config	 c;
+	struct sla		*s;
+	struct sla_round	 w = { 0 };
+	char			 id[32];
+	uint64_t		 v[2] = { 0, 0 };
+	size_t			 i;
+
+	(void)state;
+	base_cfg(&c);
+	assert_non_null(s = sla_new(&c, NULL, NULL, NULL));
+	w.conversation = "c";
+	w.conversation_len = 1;
+	w.answered = 1;
+	w.opened = T0;
+	w.at = T0 + 3 * SEC;
+	for (i = 0; i < SLA_MAX_AGENTS + 10; i++) {
+		snprintf(id, sizeof(id), "a%zu", i);
+		w.agent = id;
+		sla_charge_round(s, &w);
+	}
+	assert_int_equal(sla_agent_entries(s), SLA_MAX_AGENTS);
+	w.agent = "a7";			/* one kept goes on counting as itself */
+	sla_charge_round(s, &w);
+	sla_agents(s, count_agent, v);
+	assert_int_equal(v[0], SLA_MAX_AGENTS);		/* "" and 19 999 names */
+	assert_int_equal(v[1], 11);			/* a19999 .. a20009 */
+	sla_free(s);
+}
+
 /* p90 and mean on known samples; -1 is a round left unanswered. */
 static void
 test_p90_and_mean_exact(void **state)
@@ -2586,6 +2633,7 @@ main(void)
 		cmocka_unit_test_setup(test_taobao_profile, reset),
 		cmocka_unit_test_setup(test_p90_and_mean_exact, reset),
 		cmocka_unit_test_setup(test_hist_slots, reset),
+		cmocka_unit_test_setup(test_agents_bounded, reset),
 		cmocka_unit_test_setup(test_histogram_all_agents, reset),
 		cmocka_unit_test_setup(test_p90_coarse, reset),
 		cmocka_unit_test_setup(test_first_mean_and_rate, reset),
