@@ -173,6 +173,7 @@ struct dash {
 	size_t			 nseen;
 	/* the day's figures, summed from the rounds and events Redis logged */
 	struct sla		*figs;
+	int64_t			 figs_day;	/* the day_start figs counts from */
 	struct sla_policy	*pol;		/* the shops' settings (strings: cfg's), figs has them */
 	size_t			 npol;
 	char			 log_id[DASH_BUCKETS][48];	/* read up to */

@@ -699,6 +699,36 @@ dash_state_day(struct dash *d, int64_t now)
 	d->day_start = start;
 }
 
+/*
+ * The figures of the day that started, read afresh from an hour before
+ * it: the engine keeps every agent it was told of until it goes, and the
+ * page shows one day (review: 1 500 new agents' names a batch grew the
+ * dashboard 20 MB each, for good). Between polls, so no log read is in
+ * flight; on ENOMEM the old one stays, and the next poll tries again.
+ */
+static void
+dash_figs_renew(struct dash *d)
+{
+	struct sla_config	 scfg;
+	struct sla		*figs;
+	int			 b;
+
+	sla_config_from(&scfg, &d->cfg->sla);
+	if ((figs = sla_new(&scfg, NULL, NULL, NULL)) == NULL ||
+	    sla_set_policies(figs, d->pol, d->npol) == -1) {
+		sla_free(figs);
+		log_warnx("dash_figs_renew: out of memory, yesterday's agents kept");
+		return;
+	}
+	log_info("dash_figs_renew: the day's figures read afresh, %zu agents' "
+	    "of the day before let go", sla_agent_entries(d->figs));
+	sla_free(d->figs);
+	d->figs = figs;
+	d->figs_day = d->day_start;
+	for (b = 0; b < DASH_BUCKETS; b++)
+		d->log_id[b][0] = '\0';
+}
+
 void
 dash_state_on_poll(evutil_socket_t fd, short what, void *arg)
 {
@@ -709,6 +739,8 @@ dash_state_on_poll(evutil_socket_t fd, short what, void *arg)
 	dash_state_day(d, util_wall_ms());
 	if (d->polling || !rconn_up(d->state))
 		return;
+	if (d->figs_day != d->day_start)
+		dash_figs_renew(d);
 	dash_keys_clear(d);	/* what a poll cut short by Redis left */
 	d->polling = 1;
 	d->scan = DASH_SCAN_WAITING;

@@ -138,6 +138,7 @@ dash_start(struct dash *d)
 		return -1;
 	}
 	dash_state_day(d, util_wall_ms());
+	d->figs_day = d->day_start;
 	d->status_v = 1;	/* a page's first status is always sent */
 
 	dash_files_mount(d);
