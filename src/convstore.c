@@ -1363,6 +1363,12 @@ convstore_connecting(const struct convstore *cs)
 	return cs != NULL && rconn_connecting(cs->rc) ? cs->nwait : 0;
 }
 
+size_t
+convstore_waiting(const struct convstore *cs)
+{
+	return cs != NULL ? cs->nwait : 0;
+}
+
 int
 convstore_on(const struct convstore *cs)
 {

@@ -948,9 +948,14 @@ slaclock_metrics(const struct slaclock *clk, struct sbuf *out)
 	    "# TYPE chatmon_sla_conversations gauge\nchatmon_sla_conversations %zu\n"
 	    "# HELP chatmon_sla_agents Agents (by shop and queue) whose figures are kept, "
 	    "at most %d\n"
-	    "# TYPE chatmon_sla_agents gauge\nchatmon_sla_agents %zu\n",
+	    "# TYPE chatmon_sla_agents gauge\nchatmon_sla_agents %zu\n"
+	    "# HELP chatmon_redis_state_calls_waiting Turns, ends and events waiting "
+	    "for Redis to reach the conversations' state\n"
+	    "# TYPE chatmon_redis_state_calls_waiting gauge\n"
+	    "chatmon_redis_state_calls_waiting %zu\n",
 	    sla_open_rounds(clk->sla), sla_conversations(clk->sla),
-	    SLA_MAX_AGENTS, sla_agent_entries(clk->sla)) == -1)
+	    SLA_MAX_AGENTS, sla_agent_entries(clk->sla),
+	    convstore_waiting(clk->store)) == -1)
 		return -1;
 	sla_histogram(clk->sla, bounds, UTIL_NELEM(bounds), counts, &sum, &total);
 	if (sbuf_printf(out, "# HELP chatmon_sla_response_seconds Response time of "

@@ -113,6 +113,8 @@ size_t	convstore_pending(const struct convstore *);
  * up. 0 while Redis is down between attempts (they would wait for nothing).
  */
 size_t	convstore_connecting(const struct convstore *);
+/* Calls waiting for Redis, whatever its state (CONVSTORE_WAIT_MAX at most). */
+size_t	convstore_waiting(const struct convstore *);
 
 enum convstore_turn_kind {
 	CONVSTORE_CUSTOMER = 'c',	/* opens a round unless one is open */

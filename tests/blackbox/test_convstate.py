@@ -21,7 +21,8 @@ import time
 
 import pytest
 
-from conftest import SLOW, agent, recv, run, sla_bucket, wait_for
+from conftest import SLOW, agent, free_port, recv, run, sla_bucket, wait_for
+from test_ops import admin_args, metrics
 
 FIRST, REPLY, ESCALATE = 1000, 1500, 3000      # ms
 SLA = ("sla:\n  first_response: 1s\n  reply: 1500ms\n  warn_at: 0.5\n"
@@ -332,7 +333,8 @@ def test_turns_while_redis_is_away_reach_it_when_it_is_back(daemon, backend, red
     b = backend(script="customer.py")
     s = script(tmp_path, "s", [(300, frame("r-1", "请问今天能发货吗")),
                                (2500, frame("r-1", "好的谢谢,那运费险有吗"))])
-    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    port = free_port()
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS + admin_args(port))
 
     async def main():
         async with agent(d, f"/script?file={s}&agent=dora") as ws:
@@ -341,6 +343,8 @@ def test_turns_while_redis_is_away_reach_it_when_it_is_back(daemon, backend, red
             await asyncio.sleep(0.2)
             await ws.send(frame("r-1", "亲,今天下午五点前发出"))
             await asyncio.sleep(0.3)
+            # what waits for Redis is on /metrics (review: nothing said so)
+            assert metrics(port).value("chatmon_redis_state_calls_waiting") >= 2
             r.start()
             c2 = r.client()
             key = "chatmon:sla:{%d}:c:r-1" % sla_bucket("r-1")
@@ -357,6 +361,8 @@ def test_turns_while_redis_is_away_reach_it_when_it_is_back(daemon, backend, red
             assert st["f"] == "0", st
             await ws.send(frame("r-1", "有的亲"))
             wait_for(lambda: c2.hget(key, "op") == "0", 5 * SLOW, "the second reply")
+            wait_for(lambda: metrics(port).value("chatmon_redis_state_calls_waiting") == 0,
+                     5 * SLOW, "nothing waiting")
     run(main(), timeout=60)
     assert d.stop() == 0
     f = figures(d, "dora")

@@ -958,7 +958,7 @@ rule_vetoes_total
 sla_events_total sla_timer_fires_total alerts_total alerts_sent_total alerts_spooled_total
 alerts_dropped_total alerts_folded_total redis_reconnects_total reloads_total""".split()
 GAUGES = """agents_connected upstream_connected queued_bytes sla_open_rounds sla_conversations
-sla_agents
+sla_agents redis_state_calls_waiting
 sla_timer_late_max_seconds alerts_queued alerts_spool_bytes redis_connected
 build_info""".split()
 AGENT_COUNTERS = """agent_rounds_total agent_answered_total agent_breaches_total
