@@ -1171,6 +1171,33 @@ norm_plain_text(const char *s, size_t len)
 	return 1;
 }
 
+int
+norm_blank_text(const char *s, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)s, *e = p + len;
+	uint32_t		 cp;
+	int			 k;
+
+	for (; p < e; p += k) {
+		if (*p < 0x80) {
+			k = 1;
+			cp = *p;
+		} else if ((k = norm_decode(p, e, &cp)) <= 0)
+			return 0;
+		switch (utf8proc_category((utf8proc_int32_t)cp)) {
+		case UTF8PROC_CATEGORY_ZS:
+		case UTF8PROC_CATEGORY_ZL:
+		case UTF8PROC_CATEGORY_ZP:
+		case UTF8PROC_CATEGORY_CC:
+		case UTF8PROC_CATEGORY_CF:
+			break;
+		default:
+			return 0;
+		}
+	}
+	return 1;
+}
+
 /* Appends cp to the UTF-8 at *p (plain: never 2 bytes). */
 static void
 norm_put_utf8(unsigned char **p, uint32_t cp)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "chatmon/copies.h"
+#include "chatmon/normalize.h"
 #include "chatmon/pipeline.h"
 
 /*
@@ -309,8 +310,14 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
 	/* what the customer never saw is no part of what the agent said */
 	if (out->drop)
 		detect_forget(p->detect);
-	/* the customer never saw a blocked reply: it answers nothing */
-	out->sla = out->drop ? PIPELINE_SLA_NONE : PIPELINE_SLA_TURN;
+	/*
+	 * the customer never saw a blocked reply: it answers nothing; nor
+	 * does one that says nothing (found by review: a space, or "", closed
+	 * the round, and an agent could stop every clock so)
+	 */
+	out->sla = out->drop || (!t->customer && !t->robot &&
+	    norm_blank_text(t->text, t->text_len)) ? PIPELINE_SLA_NONE :
+	    PIPELINE_SLA_TURN;
 	pipeline_done(p, out);
 	return rc;
 }

@@ -88,6 +88,12 @@ struct norm_ends {
 void	norm_ends(const struct norm *, struct norm_ends *);
 /* Whether len bytes of s are valid UTF-8 of plain characters only. */
 int	norm_plain_text(const char *s, size_t len);
+/*
+ * Whether len bytes of s say nothing: empty, or valid UTF-8 of spaces,
+ * separators, controls and invisible format characters only (Unicode
+ * categories Z* , Cc, Cf: U+3000, U+200B, U+FEFF...).
+ */
+int	norm_blank_text(const char *s, size_t len);
 
 /*
  * Whether the given steps make only plain characters of plain ones (every

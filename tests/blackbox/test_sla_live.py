@@ -234,6 +234,33 @@ def test_robot_reply_leaves_the_round_open(daemon, backend, tmp_path):
     assert b.wait(lambda e: e["ev"] == "msg" and "欢迎光临" in e["head"])
 
 
+def test_a_reply_that_says_nothing_leaves_the_round_open(daemon, backend, tmp_path):
+    """Found by review: an agent's "" or "   " closed the round, so an agent
+    could stop every customer's clock by sending nothing. It answers
+    nothing: the warning and the breach come as if it had not been sent
+    (it is still relayed: what the backend does with it is its business)."""
+    s = customers(tmp_path, [(0, frame("s-8", "在吗")), (20, frame("s-9", "在吗"))])
+    b, d = start(daemon, backend)
+
+    async def main():
+        async with agent(d, path(s, "gil")) as ws:
+            t8, _ = await customer_turn(ws, "s-8")
+            t9, _ = await customer_turn(ws, "s-9")
+            await ws.send(frame("s-8", ""))
+            await ws.send(frame("s-9", " \u3000 "))
+            await sla_frame(ws, "sla.warn", t8, FIRST * WARN_AT, "s-8", True, FIRST)
+            await sla_frame(ws, "sla.warn", t9, FIRST * WARN_AT, "s-9", True, FIRST)
+            await sla_frame(ws, "sla.breach", t8, FIRST, "s-8", True, FIRST)
+            await sla_frame(ws, "sla.breach", t9, FIRST, "s-9", True, FIRST)
+            await ws.send(frame("s-8", "亲,在的"))
+            await ws.send(frame("s-9", "亲,在的"))
+            await silence(ws, QUIET_AFTER - FIRST / 1000)
+    run(main())
+    assert sla_types(d, "s-8") == ["sla.warn", "sla.breach"]
+    assert sla_types(d, "s-9") == ["sla.warn", "sla.breach"]
+    assert b.wait(lambda e: e["ev"] == "msg" and "s-9" in e["head"])
+
+
 @pytest.mark.parametrize("with_redis", [False, True], ids=["memory", "redis"])
 def test_robot_greeting_from_the_backend_opens_no_round(daemon, backend, redis_server,
                                                         tmp_path, with_redis):

@@ -1221,6 +1221,23 @@ test_plain(void **state)
 	norm_free(n);
 }
 
+/* A message that says nothing: no character but spaces and invisible ones. */
+static void
+test_blank(void **state)
+{
+	static const char *const blank[] = { "", " ", "\t\n\r ", "\xe3\x80\x80",
+	    "\xe2\x80\x8b", "\xef\xbb\xbf \xc2\xa0", "\xe2\x80\xa8" };
+	static const char *const said[] = { "嗯", ".", " 1 ", "\xf0\x9f\x98\x80",
+	    "\xff", " \xe3\x80", "a\xe2\x80\x8b" };
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(blank) / sizeof(blank[0]); i++)
+		assert_true(norm_blank_text(blank[i], strlen(blank[i])));
+	for (i = 0; i < sizeof(said) / sizeof(said[0]); i++)
+		assert_false(norm_blank_text(said[i], strlen(said[i])));
+}
+
 int
 main(void)
 {
@@ -1242,6 +1259,7 @@ main(void)
 		cmocka_unit_test(test_lookalikes),
 		cmocka_unit_test(test_noisy),
 		cmocka_unit_test(test_plain),
+		cmocka_unit_test(test_blank),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -153,6 +153,28 @@ test_clean_turn_is_timed(void **state)
 	assert_int_equal(out.sla, PIPELINE_SLA_TURN);
 }
 
+/*
+ * An agent's message that says nothing ("", spaces, U+3000) answers
+ * nothing (found by review: it closed the round); a customer's is still a
+ * turn (an image may come with no text).
+ */
+static void
+test_blank_reply_is_not_timed(void **state)
+{
+	struct fixture		*fx = *state;
+	struct pipeline_out	 out;
+
+	assert_int_equal(turn(fx, 1, "c-1", "", T0, &out), 0);
+	assert_int_equal(out.sla, PIPELINE_SLA_TURN);
+	assert_int_equal(turn(fx, 0, "c-1", "", T0 + 1000, &out), 0);
+	assert_int_equal(out.sla, PIPELINE_SLA_NONE);
+	assert_false(out.drop);
+	assert_int_equal(turn(fx, 0, "c-1", " \xe3\x80\x80 ", T0 + 2000, &out), 0);
+	assert_int_equal(out.sla, PIPELINE_SLA_NONE);
+	assert_int_equal(turn(fx, 0, "c-1", "在的", T0 + 3000, &out), 0);
+	assert_int_equal(out.sla, PIPELINE_SLA_TURN);
+}
+
 /* warn: the agent is told before anything queued; flag: supervisors only. */
 static void
 test_warn_and_flag(void **state)
@@ -516,6 +538,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clean_turn_is_timed),
+		cmocka_unit_test(test_blank_reply_is_not_timed),
 		cmocka_unit_test(test_warn_and_flag),
 		cmocka_unit_test(test_two_rules_one_alert),
 		cmocka_unit_test(test_block_is_not_timed),
