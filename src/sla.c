@@ -1134,6 +1134,19 @@ sla_round_report(const struct sla *s, const struct sla_conv *c, uint32_t ai,
 	s->round_cb(&r, s->round_arg);
 }
 
+/*
+ * A round whose whole wait lay outside service hours (it opened after
+ * closing and was answered or ended before opening) is in no figure: the
+ * platforms judge the hours they judge (found by review: four rounds of
+ * 23:10 answered at 23:30 counted as answered in 0 s, flattering the mean
+ * and the rate). ms is its wait in service time.
+ */
+static int
+sla_round_unserved(int64_t opened, int64_t at, uint64_t ms)
+{
+	return at > opened && ms == 0;
+}
+
 /* Charged to the conversation's agent: the one who replied, when known. */
 static void
 sla_round_close(struct sla *s, struct sla_conv *c, int64_t now)
@@ -1143,7 +1156,7 @@ sla_round_close(struct sla *s, struct sla_conv *c, int64_t now)
 	/* the daemon in Redis mode does neither: nothing to count then */
 	if (s->charging || s->round_cb != NULL) {
 		ms = sla_days_ms(sla_conv_days(s, c), c->opened, now);
-		if (s->charging)
+		if (s->charging && !sla_round_unserved(c->opened, now, ms))
 			sla_agent_record(s, c->agent, sla_conv_cfg(s, c), 1, ms,
 			    c->first, now, c->id, c->len);
 		sla_round_report(s, c, c->agent, 1, ms, now);
@@ -1165,7 +1178,8 @@ sla_conv_finish(struct sla *s, struct sla_conv *c, int64_t at)
 
 	sla_conv_flush(s, c, at);
 	if (c->open) {
-		if (s->charging)
+		if (s->charging && !sla_round_unserved(c->opened, at,
+		    sla_days_ms(sla_conv_days(s, c), c->opened, at)))
 			sla_agent_record(s, c->ragent, sla_conv_cfg(s, c), 0,
 			    0, c->first, at, c->id, c->len);
 		if (s->round_cb != NULL)
@@ -1616,6 +1630,7 @@ sla_charge_round(struct sla *s, const struct sla_round *r)
 	const struct sla_config	*cfg;
 	const struct sla_days	*days;
 	const struct sla_conv	*c = NULL;
+	uint64_t		 ms;
 	uint32_t		 ai;
 	uint16_t		 tag;
 
@@ -1636,9 +1651,11 @@ sla_charge_round(struct sla *s, const struct sla_round *r)
 		cfg = &s->tags[tag]->cfg;
 		days = &s->tags[tag]->days;
 	}
-	sla_agent_record(s, ai, cfg, r->answered, r->answered ?
-	    sla_days_ms(days, r->opened, r->at) : 0, r->first, r->at,
-	    r->conversation, r->conversation_len);
+	ms = sla_days_ms(days, r->opened, r->at);
+	if (sla_round_unserved(r->opened, r->at, ms))
+		return;
+	sla_agent_record(s, ai, cfg, r->answered, r->answered ? ms : 0,
+	    r->first, r->at, r->conversation, r->conversation_len);
 }
 
 void
