@@ -284,7 +284,7 @@ pipeline_turn(struct pipeline *p, const struct pipeline_turn *t,
 	 * many of the agent's tabs showed it: a copy taking a window slot
 	 * would push out what the customer really said before it.
 	 */
-	out->copy = t->customer && copies_seen(p->copies, t->conversation,
+	out->copy = t->customer && !t->robot && copies_seen(p->copies, t->conversation,
 	    t->conversation_len, t->text, t->text_len, t->clock_ms) == 1;
 	/*
 	 * A robot's turn (the platform's greeting, an auto-reply) is nobody's

@@ -586,6 +586,7 @@ relay_history(struct relay *r, const struct pipeline_turn *t,
 	memset(&h, 0, sizeof(h));
 	h.ts = t->now_ms;
 	h.customer = t->customer;
+	h.robot = t->robot;
 	h.agent = t->agent;
 	h.text = t->text;
 	h.text_len = t->text_len;

@@ -17,12 +17,22 @@ struct histfmt_turn {
 	const char	*nick;		/* customer turns only; NULL: none */
 	size_t		 nick_len;
 	int		 blocked;	/* the turn never reached the customer */
+	int		 robot;		/* a robot's or an auto-reply (protocol.robot) */
 	const char	*alert;		/* the alert raised on it; NULL: none */
 };
 
 /*
- * Appends {"ts":..,"role":..,"agent":..,"text":..} plus "nick", "blocked"
- * and "alert" when they apply; the dashboard reads these items back.
+ * A turn's text is kept to its first HISTFMT_TEXT_MAX bytes (a whole
+ * character): an item is read whole by the dashboard's conversation view,
+ * which fifty turns of a megabyte stalled for seconds (review).
+ */
+#define HISTFMT_TEXT_MAX	8192
+
+/*
+ * Appends {"ts":..,"role":..,"agent":..,"text":..} plus "nick", "robot",
+ * "blocked", "alert" and "cut" (the text's whole length in bytes, when it
+ * was cut to HISTFMT_TEXT_MAX) when they apply; the dashboard reads these
+ * items back.
  * 0, or -1 on ENOMEM (out may then hold part of it: reset it).
  */
 int	histfmt_item(struct sbuf *out, const struct histfmt_turn *);

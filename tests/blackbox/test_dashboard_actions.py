@@ -489,6 +489,11 @@ def test_conversation_and_notes(browser, redis_server, dashboard, users, browser
         {"ts": ms(t0 + 30), "role": "agent", "agent": "小美", "text": blocked["text"],
          "blocked": True, "alert": blocked["id"]},
         {"ts": ms(t0 + 45), "role": "customer", "agent": "小美", "text": nasty, "nick": "小王<script>"},
+        # the shop's robot, on the agent's side (review: it was drawn as the buyer's)
+        {"ts": ms(t0 + 50), "role": "customer", "agent": "小美", "text": "亲,客服正在赶来",
+         "robot": True, "nick": "小王<script>"},
+        # a long turn kept cut: the page says so
+        {"ts": ms(t0 + 55), "role": "agent", "agent": "小美", "text": "好" * 10, "cut": 90000},
     ]
     history(c, conv, turns)
     waiting_doc(c, [{"conversation": conv, "agent": "小美", "opened": ms(t0 + 45),
@@ -501,10 +506,14 @@ def test_conversation_and_notes(browser, redis_server, dashboard, users, browser
 
     # an alert row opens its conversation
     click(bob, f'#alerts .alert[data-id="{blocked["id"]}"] .c-body')
-    until(bob, lambda d: shown(d, "conv") and len(rows(d, "#conv-turns .turn")) == 4, "the turns")
+    until(bob, lambda d: shown(d, "conv") and len(rows(d, "#conv-turns .turn")) == 6, "the turns")
     got = rows(bob, "#conv-turns .turn")
-    assert [x["role"] for x in got] == ["customer", "agent", "agent", "customer"], got   # oldest first
-    assert [x["blocked"] for x in got] == ["false", "false", "true", "false"], got
+    assert [x["role"] for x in got] == ["customer", "agent", "agent", "customer", "robot",
+                                        "agent"], got   # oldest first
+    assert [x["blocked"] for x in got] == ["false", "false", "true", "false", "false",
+                                           "false"], got
+    assert "机器人" in got[4]["text"] and "小王" not in got[4]["text"], got[4]
+    assert "共 90000 字节" in got[5]["text"], got[5]
     assert got[2].get("alert") == blocked["id"] and "已拦截" in got[2]["text"], got
     assert "小王<script>" in got[0]["text"] and "小美" in got[1]["text"], got
     assert nasty.replace("\u202e", "\\u202e") in got[3]["text"], got    # as text, bidi shown
@@ -563,7 +572,7 @@ def test_conversation_and_notes(browser, redis_server, dashboard, users, browser
 
     # the viewer: the same conversation from its waiting row, the states, no form
     click(alice, f'#waiting .waiting[data-conversation="{conv}"]')
-    until(alice, lambda d: len(rows(d, "#conv-turns .turn")) == 4 and
+    until(alice, lambda d: len(rows(d, "#conv-turns .turn")) == 6 and
           [x["state"] for x in rows(d, "#conv-notes .note")] == ["read"], "alice's view")
     assert not shown(alice, "note-form")
     assert [x["state"] for x in rows(alice, "#conv-alerts .conv-alert")] == ["unhandled", "acked"]

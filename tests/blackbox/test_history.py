@@ -169,16 +169,18 @@ def test_history_refused_inside_exec_is_lost_and_logged_once(daemon, backend, re
     assert "QX7" not in d.log()
 
 
-def test_history_waiting_on_a_slow_redis_is_bounded_in_bytes(daemon, backend, redis_server):
+def test_history_waiting_on_a_slow_redis_is_bounded(daemon, backend, redis_server):
     """Redis connected but not answering (CLIENT PAUSE WRITE): the turns sent wait
-    in this process, 64 MiB of them at most; those past it are counted lost,
-    chat flows, and once Redis answers again the history is written."""
+    in this process, 4096 of them at most (and 64 MiB; a turn's item is at
+    most 8 KiB of text since turns are cut, so the count bounds first);
+    those past it are counted lost, chat flows, and once Redis answers again
+    the history is written."""
     r = redis_server()
     c = r.client()
     b = backend()
     d = daemon(b.port, redis=r.url(), args=["-o", "redis.timeout=30s"])
     history_up(d)
-    big = "啊" * 300000                  # 900 KB a turn, 1.8 MB a round trip
+    big = "啊" * 300000                  # 900 KB a turn: 8 KiB of it kept
 
     async def main():
         async with agent(d, "/echo?agent=alice") as ws:
@@ -187,8 +189,8 @@ def test_history_waiting_on_a_slow_redis_is_bounded_in_bytes(daemon, backend, re
             wait_for(lambda: c.llen("chatmon:hist:h-9") == 2, T, "written")
             # writes wait (the history's MULTI/EXEC); this client's reads and UNPAUSE do not
             c.execute_command("CLIENT", "PAUSE", "120000", "WRITE")
-            for i in range(60):
-                await ws.send(msg("h-9", f"{i}{big}"))
+            for i in range(2100):       # 4 200 turns, the echo's included
+                await ws.send(msg("h-9", f"{i}{big if i < 20 else ''}"))
                 assert json.loads(await asyncio.wait_for(ws.recv(), 2 * SLOW))["text"] \
                     .startswith(f"{i}")
             assert rss_kib(d.pid) < 400 * 1024, "the history kept waiting turns unbounded"
@@ -197,10 +199,10 @@ def test_history_waiting_on_a_slow_redis_is_bounded_in_bytes(daemon, backend, re
             await recv(ws)
             wait_for(lambda: json.loads(c.lindex("chatmon:hist:h-9", 0))["text"] == "after",
                      5 * SLOW, "the history written again")
-    run(main(), timeout=60)
+    run(main(), timeout=90)
     assert d.stop() == 0
     st = d.stats()
-    assert st["history_lost"] >= 40, st     # 120 turns of 900 KB over a 64 MiB bound
+    assert st["history_lost"] >= 100, st    # 4 200 turns over a 4 096 bound
 
 
 def test_history_turned_off_and_on_by_reload(daemon, backend, redis_server):
@@ -238,3 +240,37 @@ def test_history_turned_off_and_on_by_reload(daemon, backend, redis_server):
                      "the customer's turn with its nickname, alone")
             assert [x["text"] for x in items(c, "chatmon:hist:h-4")] == ["三"]
     run(main())
+
+
+def test_history_marks_robot_turns_and_cuts_long_ones(daemon, backend, redis_server):
+    """Found by review: the platform robot's greeting, shown twice 0.2 s
+    apart, was kept once and as the buyer's words (the dashboard drew it on
+    the buyer's side); a turn of hundreds of kilobytes was kept whole, and
+    fifty of them stalled the dashboard's conversation view for seconds.
+    A robot's turn is marked and never a copy; a long turn keeps its first
+    8 KiB and says how long it was."""
+    r = redis_server()
+    c = r.client()
+    b = backend()
+    d = daemon(upstream=f"ws://127.0.0.1:{b.port}/tabs?agent=alice", redis=r.url(),
+               args=["-o", "protocol.robot=/robot"])
+    history_up(d)
+    key = "chatmon:hist:rb-1"
+    long_text = "好" * 100000
+
+    async def main():
+        async with agent(d, "/x?agent=alice") as ws:
+            b.opened("agent=alice")
+            for _ in range(2):
+                await ws.send(json.dumps({"show": msg("rb-1", "亲,客服正在赶来,请稍等",
+                                                       robot=True)}, ensure_ascii=False))
+                assert json.loads(await recv(ws))["text"] == "亲,客服正在赶来,请稍等"
+                await asyncio.sleep(0.2)
+            await ws.send(json.dumps({"show": msg("rb-1", long_text)}, ensure_ascii=False))
+            assert json.loads(await recv(ws))["text"] == long_text
+    run(main())
+    got = wait_for(lambda: (lambda x: len(x) == 3 and x)(items(c, key)), T, "3 history items")
+    long_item, robot2, robot1 = got
+    assert robot1.get("robot") is True and robot2.get("robot") is True, got[1:]
+    assert long_item.get("cut") == len(long_text.encode()), long_item.get("cut")
+    assert long_item["text"] == "好" * (8192 // 3) and "robot" not in long_item

@@ -105,6 +105,51 @@ test_empty_and_bad_utf8(void **state)
 	sbuf_free(&out);
 }
 
+/*
+ * Found by review: the platform robot's auto-reply was kept as the
+ * buyer's words; and a megabyte turn was kept whole, fifty of them
+ * stalling the dashboard's conversation view. The robot is marked, and
+ * a text past HISTFMT_TEXT_MAX keeps its start, a whole character, and
+ * says how long it was.
+ */
+static void
+test_robot_and_cut(void **state)
+{
+	struct histfmt_turn	 t = { 0 };
+	struct sbuf		 out = { 0 };
+	json_t			*o;
+	static char		 big[HISTFMT_TEXT_MAX + 100];
+	size_t			 i;
+
+	(void)state;
+	t.ts = 7;
+	t.customer = 1;
+	t.robot = 1;
+	t.text = "亲,客服正在赶来,请稍等";
+	t.text_len = strlen(t.text);
+	t.nick = "买家小王";
+	t.nick_len = strlen(t.nick);
+	o = item(&t, &out);
+	assert_true(json_is_true(json_object_get(o, "robot")));
+	assert_null(json_object_get(o, "nick"));	/* not the buyer's */
+	assert_null(json_object_get(o, "cut"));
+	json_decref(o);
+	/* three-byte characters from byte 1: the cut falls inside one */
+	big[0] = 'x';
+	for (i = 1; i + 3 <= sizeof(big); i += 3)
+		memcpy(big + i, "\xe4\xb8\xad", 3);
+	t.robot = 0;
+	t.text = big;
+	t.text_len = i;
+	o = item(&t, &out);
+	assert_int_equal(json_integer_value(json_object_get(o, "cut")), i);
+	assert_true(json_string_length(json_object_get(o, "text")) <= HISTFMT_TEXT_MAX);
+	assert_true(json_string_length(json_object_get(o, "text")) > HISTFMT_TEXT_MAX - 3);
+	assert_int_equal((json_string_length(json_object_get(o, "text")) - 1) % 3, 0);
+	json_decref(o);
+	sbuf_free(&out);
+}
+
 int
 main(void)
 {
@@ -112,6 +157,7 @@ main(void)
 		cmocka_unit_test(test_agent_turn),
 		cmocka_unit_test(test_customer_turn_with_all),
 		cmocka_unit_test(test_empty_and_bad_utf8),
+		cmocka_unit_test(test_robot_and_cut),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

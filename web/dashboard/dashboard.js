@@ -215,6 +215,8 @@ const STRINGS = {
     'conv.noTurns': '没有保存的对话记录（记录保留时间有限）',
     'conv.customer': '买家',
     'conv.agentRole': '客服',
+    'conv.robot': '机器人',
+    'conv.cut': (n) => `…(共 ${n} 字节,只保留开头)`,
     'conv.blocked': '已拦截，买家未收到',
     'conv.alerts': '本会话的告警',
     'conv.noAlerts': '没有告警',
@@ -395,6 +397,8 @@ const STRINGS = {
     'conv.noTurns': 'No chat kept for it (history is kept for a limited time)',
     'conv.customer': 'Buyer',
     'conv.agentRole': 'Agent',
+    'conv.robot': 'Robot',
+    'conv.cut': (n) => `… (${n} bytes, the start kept)`,
     'conv.blocked': 'Blocked: the buyer never got it',
     'conv.alerts': 'Alerts of this conversation',
     'conv.noAlerts': 'No alerts',
@@ -1448,17 +1452,19 @@ function renderConvTurns() {
   const sorted = turns.map((x, i) => ({ x, i })).sort((p, q) =>
     (Number(p.x.ts) || 0) - (Number(q.x.ts) || 0) || p.i - q.i).map((p) => p.x);
   for (const turn of sorted) {
-    const role = turn.role === 'agent' ? 'agent' : 'customer';
-    const div = el('div', `turn ${role}`);
+    // a robot's turn (an auto-reply) is the shop's, drawn on the agent's side
+    const role = turn.robot === true ? 'robot' : turn.role === 'agent' ? 'agent' : 'customer';
+    const div = el('div', `turn ${role === 'robot' ? 'agent robot' : role}`);
     Object.assign(div.dataset, { role, blocked: String(turn.blocked === true) });
     if (typeof turn.alert === 'string') div.dataset.alert = turn.alert;
     const head = el('div', 't-head');
-    const whoName = role === 'agent' ? String(turn.agent ?? '') : String(turn.nick || nick || '');
-    head.append(el('span', 't-role', t(role === 'agent' ? 'conv.agentRole' : 'conv.customer')));
+    const whoName = role === 'agent' ? String(turn.agent ?? '') : role === 'robot' ? '' : String(turn.nick || nick || '');
+    head.append(el('span', 't-role', t(role === 'agent' ? 'conv.agentRole' : role === 'robot' ? 'conv.robot' : 'conv.customer')));
     if (whoName) head.append(el('span', 't-name', visible(whoName)));
     head.append(el('span', 't-time', fmtWhen(Number(turn.ts))));
     // line breaks as lines; every other control character shown escaped
-    const text = el('div', 't-text', (typeof turn.text === 'string' ? turn.text : '').split('\n').map(visible).join('\n'));
+    const text = el('div', 't-text', (typeof turn.text === 'string' ? turn.text : '').split('\n').map(visible).join('\n') +
+      (Number.isInteger(turn.cut) ? t('conv.cut', turn.cut) : ''));
     div.append(head, text);
     if (turn.blocked === true) div.append(el('span', 'badge blocked', t('conv.blocked')));
     dom.convTurns.append(div);
