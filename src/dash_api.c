@@ -1052,10 +1052,11 @@ dash_api_conv_read(struct dash_req *q)
 static void
 dash_api_note_unknown(struct dash_req *q)
 {
+	/* "note": null when no id is known yet (docs/dashboard.md): s:s* left it out */
 	(void)dash_api_answer(q, HTTP_STATUS_GATEWAY_TIMEOUT, json_pack(
-	    "{s:s, s:s*}", "error", "outcome unknown: redis did not answer, the "
+	    "{s:s, s:o}", "error", "outcome unknown: redis did not answer, the "
 	    "note may have been sent; the same request again sends it once",
-	    "note", q->nid[0] != '\0' ? q->nid : NULL));
+	    "note", q->nid[0] != '\0' ? json_string(q->nid) : json_null()));
 }
 
 static void

@@ -843,6 +843,8 @@ def test_an_action_redis_may_have_run_is_504_and_a_note_sent_again_is_one(dashbo
                                 {"state": "false_positive", "reason": "正常"})
             st, _, doc = note.result()
             assert st == 504 and "outcome unknown" in doc["error"], (st, doc)
+            # docs/dashboard.md: the note's id, or null when none is known (review)
+            assert "note" in doc and (doc["note"] is None or isinstance(doc["note"], str)), doc
             st, _, doc = handled.result()
             assert st == 504 and "outcome unknown" in doc["error"], (st, doc)
     finally:
