@@ -845,15 +845,19 @@ slaclock_label(struct sbuf *out, const char *v)
 	return 0;
 }
 
-/* Every agent's figures, made once a scrape (eight families read them). */
+/*
+ * Every agent's figures and its labels, made once a scrape (eight
+ * families read them): the scrape runs on the loop every chat waits for.
+ */
 struct slaclock_row {
-	struct sla_account	 w;	/* the engine's strings: good while it is not changed */
 	struct sla_figures	 f;
+	size_t			 lab, lablen;	/* its {shop=..,queue=..,agent=..} in labels */
 };
 
 struct slaclock_rows {
 	struct slaclock_row	*v;
 	size_t			 n, cap;
+	struct sbuf		 labels;
 	int			 err;
 };
 
@@ -899,35 +903,42 @@ slaclock_row_add(const struct sla_account *w, const struct sla_figures *f,
 		r->v = nv;
 		r->cap = r->cap ? r->cap * 2 : 64;
 	}
-	r->v[r->n].w = *w;
-	r->v[r->n++].f = *f;
+	r->v[r->n].f = *f;
+	r->v[r->n].lab = r->labels.len;
+	if (sbuf_append(&r->labels, "{", 1) == -1 ||
+	    (w->shop[0] != '\0' && (sbuf_append(&r->labels, "shop=\"", 6) == -1 ||
+	    slaclock_label(&r->labels, w->shop) == -1 ||
+	    sbuf_append(&r->labels, "\",", 2) == -1)) ||
+	    (w->queue[0] != '\0' && (sbuf_append(&r->labels, "queue=\"", 7) == -1 ||
+	    slaclock_label(&r->labels, w->queue) == -1 ||
+	    sbuf_append(&r->labels, "\",", 2) == -1)) ||
+	    sbuf_append(&r->labels, "agent=\"", 7) == -1 ||
+	    slaclock_label(&r->labels, w->agent) == -1 ||
+	    sbuf_append(&r->labels, "\"} ", 3) == -1) {
+		r->err = 1;
+		return;
+	}
+	r->v[r->n].lablen = r->labels.len - r->v[r->n].lab;
+	r->n++;
 }
 
-/* One agent's figure `field` as a line; -1 on ENOMEM. */
+/* One agent's figure `field` as a line (name: chatmon_NAME, its length); -1 on ENOMEM. */
 static int
-slaclock_prom_agent(struct sbuf *out, const struct slaclock_row *r, int field)
+slaclock_prom_agent(struct sbuf *out, const struct slaclock_rows *rows,
+    const struct slaclock_row *r, int field, const char *name, size_t nlen)
 {
-	const struct sla_account *w = &r->w;
 	const struct sla_figures *f = &r->f;
 	const uint64_t		 v[] = { f->rounds, f->answered, f->mean_ms,
 				    f->p90_ms, f->first_mean_ms, f->breaches,
 				    f->escalations, 0 };
 	enum slaclock_unit	 u = slaclock_figures[field].unit;
 
-	if (sbuf_printf(out, "chatmon_%s{", slaclock_figures[field].name) == -1 ||
-	    (w->shop[0] != '\0' && (sbuf_printf(out, "shop=\"") == -1 ||
-	    slaclock_label(out, w->shop) == -1 ||
-	    sbuf_printf(out, "\",") == -1)) ||
-	    (w->queue[0] != '\0' && (sbuf_printf(out, "queue=\"") == -1 ||
-	    slaclock_label(out, w->queue) == -1 ||
-	    sbuf_printf(out, "\",") == -1)) ||
-	    sbuf_printf(out, "agent=\"") == -1 ||
-	    slaclock_label(out, w->agent) == -1 ||
-	    sbuf_printf(out, "\"} ") == -1 ||
-	    (u == SLACLOCK_SHARE ? sbuf_printf(out, "%.6f", f->rate) :
-	    u == SLACLOCK_MS ? slaclock_seconds(out, v[field]) :
-	    sbuf_printf(out, "%" PRIu64, v[field])) == -1 ||
-	    sbuf_printf(out, "\n") == -1)
+	if (sbuf_append(out, name, nlen) == -1 ||
+	    sbuf_append(out, rows->labels.s + r->lab, r->lablen) == -1 ||
+	    (u == SLACLOCK_SHARE ? sbuf_printf(out, "%.6f\n", f->rate) :
+	    u == SLACLOCK_MS ? sbuf_printf(out, "%" PRIu64 ".%03" PRIu64 "\n",
+	    v[field] / 1000, v[field] % 1000) :
+	    sbuf_printf(out, "%" PRIu64 "\n", v[field])) == -1)
 		return -1;
 	return 0;
 }
@@ -938,8 +949,9 @@ slaclock_metrics(const struct slaclock *clk, struct sbuf *out)
 	static const uint64_t	 bounds[] = { 5000, 10000, 15000, 30000, 60000,
 				    120000, 180000, 300000, 600000 };
 	uint64_t		 counts[UTIL_NELEM(bounds)], sum, total;
-	struct slaclock_rows	 rows = { NULL, 0, 0, 0 };
-	size_t			 i, k;
+	struct slaclock_rows	 rows;
+	char			 name[64];
+	size_t			 i, k, nlen;
 	int			 field, rc = -1;
 
 	if (sbuf_printf(out, "# HELP chatmon_sla_open_rounds Rounds waiting for a reply\n"
@@ -976,6 +988,8 @@ slaclock_metrics(const struct slaclock *clk, struct sbuf *out)
 	 * each agent's figures once (a p90 walks its histogram), not once a
 	 * family: the scrape runs on the loop every chat waits for
 	 */
+	memset(&rows, 0, sizeof(rows));
+	sbuf_init(&rows.labels);
 	sla_agents(clk->sla, slaclock_row_add, &rows);
 	if (rows.err)
 		goto out;
@@ -984,13 +998,17 @@ slaclock_metrics(const struct slaclock *clk, struct sbuf *out)
 		    slaclock_figures[field].name, slaclock_figures[field].help,
 		    slaclock_figures[field].name, slaclock_figures[field].kind) == -1)
 			goto out;
+		nlen = (size_t)snprintf(name, sizeof(name), "chatmon_%s",
+		    slaclock_figures[field].name);
 		for (k = 0; k < rows.n; k++)
-			if (slaclock_prom_agent(out, &rows.v[k], field) == -1)
+			if (slaclock_prom_agent(out, &rows, &rows.v[k], field, name,
+			    nlen) == -1)
 				goto out;
 	}
 	rc = 0;
 out:
 	free(rows.v);
+	sbuf_free(&rows.labels);
 	return rc;
 }
 
