@@ -1410,7 +1410,11 @@ def deadlines_passed_while_none_ran(daemon, backend, redis_server, tmp_path, con
                 await first_turn(ws, conv)
                 wait_for(lambda: c.hget(key, "o") not in (None, st["o"]), 2 * SLOW,
                          "the next round in Redis")
-            # stopped before the next round's warning (750 ms)
+                # their alerts in the stream before the stop: the alerts'
+                # own connection may still be backing off after the hang
+                wait_for(lambda: len([a for _, a in sla_alerts(c, conv) if a["id"][-10:-1] ==
+                                      "%09d" % (int(st["o"]) % 1000000000)]) >= 2,
+                         10 * SLOW, "the ended round's alerts")
             await asyncio.sleep(0.5 if last else 0)
     run(second())
     assert time.time() * 1000 < int(st["d2"]), "the escalation came due: too slow"
