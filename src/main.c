@@ -644,6 +644,8 @@ out:
 	 * events, the base and libevent's globals, so valgrind sees no leak.
 	 */
 	if (d.srv != NULL) {
+		/* a /ready asked during the loop turns below must not read it */
+		admin_set_server(d.admin, NULL);
 		session_server_free(d.srv);
 		for (i = 0; i < 100 && event_base_loop(d.base, EVLOOP_NONBLOCK) == 0; i++)
 			;

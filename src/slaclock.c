@@ -80,7 +80,7 @@ struct slaclock_op {
 	enum slaclock_op_kind	 kind;
 	int			 shared;	/* made with Redis up: its answer is charged */
 	int			 charge;	/* a round the engine closed or ended, not charged */
-	int			 unheld;	/* END of a conversation the engine did not hold */
+	int			 unheld;	/* a round the engine did not hold: Redis's is charged */
 	int			 answered, first;
 	int64_t			 opened, at;
 	struct sla_event	 ev;		/* FIRE: its strings point below */
@@ -696,6 +696,13 @@ slaclock_turn(struct slaclock *clk, const struct pipeline_turn *t,
 		op->first = before.first;
 		op->at = now;
 	}
+	/*
+	 * With Redis away the engine charges the rounds it closes; a round it
+	 * did not hold (opened through another instance, or before a restart)
+	 * only Redis closes, once the call goes: its answer is charged.
+	 */
+	if (!clk->shared && !before.open)
+		op->unheld = 1;
 	sla_round_plan(clk->sla, conv, 1, now, &first);
 	sla_round_plan(clk->sla, conv, 0, now, &later);
 	slaclock_op_sent(op, convstore_turn(clk->store, t->conversation,

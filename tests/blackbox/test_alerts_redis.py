@@ -17,12 +17,13 @@ import re
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
 import redis
 
-from conftest import REDIS_SERVER, SLOW, T, agent, recv, run, wait_for
+from conftest import REDIS_SERVER, SLOW, T, agent, free_port, recv, run, wait_for
 
 LIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules_live")
 
@@ -708,7 +709,7 @@ def test_exit_stats_count_what_was_lost_or_spooled_at_exit(daemon, backend, redi
     assert st_kept["alerts_spooled"] == 3 and st_kept["alerts_dropped"] == 0, st_kept
 
 
-def held_redis_daemon(daemon, backend, redis_server, grace):
+def held_redis_daemon(daemon, backend, redis_server, grace, args=()):
     """chatmond with Redis connected, limits.shutdown_grace and a 30 s
     redis.timeout (a Redis that stays silent past it is hung and dropped:
     not these tests' case); the daemon and a client of its Redis."""
@@ -716,7 +717,8 @@ def held_redis_daemon(daemon, backend, redis_server, grace):
     b = backend()
     d = daemon(b.port, rules=LIVE, redis=r.url(),
                args=FOLD0 + LONG_SLA + ["-o", "redis.timeout=30s",
-                                        "-o", f"limits.shutdown_grace={grace}"])
+                                        "-o", f"limits.shutdown_grace={grace}"] +
+               list(args))
     d.wait_log(r"alert_on_state: redis \S+ connected")
     return d, r.client()
 
@@ -784,6 +786,39 @@ def test_a_second_signal_ends_the_wait_for_redis(daemon, backend, redis_server):
         assert "calls to Redis unanswered" in d.log()
     finally:
         c.execute_command("CLIENT", "UNPAUSE")
+
+
+def test_readyz_while_the_stop_waits_for_redis(daemon, backend, redis_server):
+    """/readyz asked while the stop waits for a turn Redis holds, after the
+    sessions' server is freed: 503, not listening (found by the sanitizer
+    run of a load balancer's health checks: /readyz read the freed
+    server)."""
+    ap = free_port()
+    d, c = held_redis_daemon(daemon, backend, redis_server, "300ms",
+                             ["-o", f"admin.listen=127.0.0.1:{ap}"])
+    c.execute_command("CLIENT", "PAUSE", "20000", "WRITE")   # the turn's script waits
+
+    async def main():
+        async with agent(d, "/echo?agent=ida") as ws:
+            await ws.send(turn("i-1", "您好"))
+            assert json.loads(await recv(ws))["text"] == "您好"
+    run(main())
+    try:
+        mark = len(d.log())
+        d.signal(signal.SIGTERM)
+        d.wait_log(r"every session closed", 5 * SLOW, mark)
+        time.sleep(0.3)                                 # the server is freed
+        assert d.proc.poll() is None, "did not wait for the turn Redis holds"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ap}/readyz", timeout=5) as r:
+                status, body = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, body = e.code, e.read()
+        doc = json.loads(body)
+        assert status == 503 and doc["ready"] is False and doc["listening"] is False, doc
+    finally:
+        c.execute_command("CLIENT", "UNPAUSE")
+    assert d.stop() == 0
 
 
 # --------------------------------------------------------------------------

@@ -1370,7 +1370,10 @@ def deadlines_passed_while_none_ran(daemon, backend, redis_server, tmp_path, con
     customer's next message (last None) comes instead. lose: Redis hangs
     (SIGSTOP) past redis.timeout while that frame's call is on its way,
     runs it when it wakes, and the call goes again on the new connection:
-    its first answer is lost."""
+    its first answer is lost. lose "away": the frame is made while the
+    store is down (a call of another conversation timed out first), so that
+    the engine, not Redis, decides what it charges; the call goes when Redis
+    is back."""
     r = redis_server()
     c = r.client()
     b = backend(script="customer.py")
@@ -1398,7 +1401,12 @@ def deadlines_passed_while_none_ran(daemon, backend, redis_server, tmp_path, con
         async with agent(d2, f"/script?file={s2}&agent=alice") as ws:
             if lose:
                 await asyncio.sleep(0 if last else 0.3)
+                mark = len(d2.log())
                 r.pause()
+                if lose == "away":
+                    await ws.send(frame("other-" + conv, "在的"))
+                    d2.wait_log(r"rconn_drop: convstore .*no reply within redis.timeout",
+                                5 * SLOW, mark)
             if last:
                 await ws.send(last)
             if lose:
@@ -1486,6 +1494,25 @@ def test_deadlines_raised_by_a_call_whose_answer_was_lost_are_raised_once(
     check_raised_once(c, st, conv)
     assert [f["k"] for f in rounds_logged(c, conv) if f["k"] in "au"] == \
         (["a"] if kind == "reply" else ["u"])
+    f = figures(d2, "alice")
+    assert f is not None and (f["rounds"], f["answered"], f["breaches"], f["escalations"]) == \
+        (1, 1 if kind == "reply" else 0, 1, 0), f
+
+
+@pytest.mark.parametrize("kind", ["reply", "end"])
+def test_a_frame_made_while_redis_is_away_charges_the_round_redis_closes(
+        daemon, backend, redis_server, tmp_path, kind):
+    """The same with the reply (or the end) made while the store was down:
+    the engine charges what it closes itself then, but it held no round
+    here; the round Redis closes when the call goes is charged from its
+    answer (found in the sanitizer run: a reply's round was in no
+    instance's figures when the store was still reconnecting after the
+    hang)."""
+    conv = "gapa-" + kind
+    last = frame(conv, "亲,有货的") if kind == "reply" else endf(conv)
+    c, st, d1, d2 = deadlines_passed_while_none_ran(
+        daemon, backend, redis_server, tmp_path, conv, last, lose="away")
+    check_raised_once(c, st, conv)
     f = figures(d2, "alice")
     assert f is not None and (f["rounds"], f["answered"], f["breaches"], f["escalations"]) == \
         (1, 1 if kind == "reply" else 0, 1, 0), f
