@@ -1148,6 +1148,19 @@ alert_in_flight(const struct alert *a)
 }
 
 void
+alert_hurry(struct alert *a)
+{
+	if (a->box.n > 0)
+		rconn_hurry(a->rc);
+}
+
+int
+alert_connecting(const struct alert *a)
+{
+	return a->box.n > 0 && rconn_connecting(a->rc);
+}
+
+void
 alert_free(struct alert *a)
 {
 	size_t			 i, lost = 0;

@@ -1369,6 +1369,13 @@ convstore_waiting(const struct convstore *cs)
 	return cs != NULL ? cs->nwait : 0;
 }
 
+void
+convstore_hurry(struct convstore *cs)
+{
+	if (cs != NULL && cs->nwait > 0)
+		rconn_hurry(cs->rc);
+}
+
 int
 convstore_on(const struct convstore *cs)
 {

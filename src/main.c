@@ -137,6 +137,8 @@ chatmond_drained(void *arg)
 
 	log_info("main: every session closed");
 	relay_alerts_flush(d->relay);	/* no turn comes any more: nothing to fold into */
+	/* what waits for Redis in a backoff (after a hang) is not given up */
+	relay_hurry(d->relay);
 	chatmond_settle(-1, 0, d);
 }
 
@@ -657,12 +659,18 @@ out:
 		 * The day's figures as they end go too (snapshots).
 		 */
 		relay_final(d.relay);
-		while (relay_inflight(d.relay) > 0 && !d.hard &&
+		/* and the alerts their answers raise (raised by a call sent again) */
+		while ((relay_inflight(d.relay) > 0 ||
+		    relay_alerts_in_flight(d.relay)) && !d.hard &&
 		    event_base_loop(d.base, EVLOOP_ONCE) == 0)
 			;
 		if (relay_inflight(d.relay) > 0)
 			log_warnx("main: exiting with %zu calls to Redis unanswered",
 			    relay_inflight(d.relay));
+		if (relay_waiting(d.relay) > 0)
+			log_warnx("main: exiting with %zu turns never sent to Redis "
+			    "(it was away): the next instance will not know them",
+			    relay_waiting(d.relay));
 		relay_log_figures(d.relay);
 	}
 	admin_free(d.admin);	/* it reads the relay */

@@ -663,6 +663,16 @@ rconn_on_retry(evutil_socket_t fd, short what, void *arg)
 	rconn_connect(arg);
 }
 
+void
+rconn_hurry(struct rconn *rc)
+{
+	if (rc == NULL || rc->state != RCONN_DOWN ||
+	    !evtimer_pending(rc->ev_retry, NULL))
+		return;
+	evtimer_del(rc->ev_retry);
+	rconn_connect(rc);
+}
+
 static void
 rconn_on_reply(redisAsyncContext *ac, void *r, void *privdata)
 {

@@ -472,7 +472,20 @@ relay_inflight(const struct relay *r)
 size_t
 relay_connecting(const struct relay *r)
 {
-	return slaclock_connecting(r->sla);
+	return slaclock_connecting(r->sla) + (size_t)alert_connecting(r->sink);
+}
+
+void
+relay_hurry(struct relay *r)
+{
+	slaclock_hurry(r->sla);
+	alert_hurry(r->sink);
+}
+
+size_t
+relay_waiting(const struct relay *r)
+{
+	return slaclock_waiting(r->sla);
 }
 
 int

@@ -810,6 +810,18 @@ slaclock_connecting(const struct slaclock *clk)
 	return convstore_connecting(clk->store);
 }
 
+size_t
+slaclock_waiting(const struct slaclock *clk)
+{
+	return convstore_waiting(clk->store);
+}
+
+void
+slaclock_hurry(struct slaclock *clk)
+{
+	convstore_hurry(clk->store);
+}
+
 static void
 slaclock_figure(const struct sla_account *w, const struct sla_figures *f,
     void *arg)

@@ -60,6 +60,13 @@ void	alert_flush(struct alert *);
  */
 int	alert_in_flight(const struct alert *);
 /*
+ * Alerts in memory for Redis while it is down between attempts: one now
+ * (a shutdown: without redis.spool they would be lost); 1 while that
+ * connection is being made with alerts waiting for it.
+ */
+void	alert_hurry(struct alert *);
+int	alert_connecting(const struct alert *);
+/*
  * Before the event base goes: drops the connection, and writes what was not
  * delivered to the spool when there is one (counted as dropped otherwise),
  * after taking the spool's delivered lines out of it, so that the next

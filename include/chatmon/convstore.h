@@ -115,6 +115,8 @@ size_t	convstore_pending(const struct convstore *);
 size_t	convstore_connecting(const struct convstore *);
 /* Calls waiting for Redis, whatever its state (CONVSTORE_WAIT_MAX at most). */
 size_t	convstore_waiting(const struct convstore *);
+/* With calls waiting, Redis tried again now, not after its backoff (a shutdown). */
+void	convstore_hurry(struct convstore *);
 
 enum convstore_turn_kind {
 	CONVSTORE_CUSTOMER = 'c',	/* opens a round unless one is open */

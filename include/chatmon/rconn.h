@@ -46,6 +46,11 @@ int	rconn_up(const struct rconn *);
 /* 1 while a connection is being made (TCP, AUTH, ROLE; the sentinels asked), not between attempts. */
 int	rconn_connecting(const struct rconn *);
 /*
+ * Between attempts: the next one now, not at the end of its backoff (a
+ * shutdown with something still to send). Nothing otherwise.
+ */
+void	rconn_hurry(struct rconn *);
+/*
  * "host:port" or the socket path of the server, for log lines; with
  * Sentinel the master last named ("master NAME" before any). Owned by
  * rconn, valid until its next callback.

@@ -105,10 +105,18 @@ void	relay_final(struct relay *);
  */
 size_t	relay_inflight(const struct relay *);
 /*
- * Calls about conversations waiting for a connection to Redis that is being
- * made: a stop waits for it, within the shutdown grace.
+ * Calls about conversations, and alerts, waiting for a connection to Redis
+ * that is being made: a stop waits for it, within the shutdown grace.
  */
 size_t	relay_connecting(const struct relay *);
+/*
+ * A shutdown's: the connections to Redis between attempts that have turns
+ * or alerts waiting try again now, not after their backoff; and how many
+ * turns still wait for Redis (at exit: never sent, the next instance will
+ * not know them).
+ */
+void	relay_hurry(struct relay *);
+size_t	relay_waiting(const struct relay *);
 /* 1 when Redis is connected or alerts are being spooled. */
 int	relay_alerts_ready(const struct relay *);
 /* The folded alerts still owed sent now (alert_flush): a shutdown's. */

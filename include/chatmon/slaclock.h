@@ -71,6 +71,10 @@ size_t	slaclock_conversations(const struct slaclock *);
 size_t	slaclock_inflight(const struct slaclock *);
 /* Calls waiting for a connection to Redis being made (convstore_connecting). */
 size_t	slaclock_connecting(const struct slaclock *);
+/* Calls waiting for Redis, connecting or not (convstore_waiting). */
+size_t	slaclock_waiting(const struct slaclock *);
+/* Calls waiting for Redis between its attempts: one now (convstore_hurry). */
+void	slaclock_hurry(struct slaclock *);
 size_t	slaclock_open_rounds(const struct slaclock *);
 /* One log line per agent with its figures. */
 void	slaclock_log_figures(const struct slaclock *);

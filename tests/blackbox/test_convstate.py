@@ -237,6 +237,58 @@ def test_a_stop_while_redis_is_connecting_waits_for_it(daemon, backend, redis_se
     assert st.get("op") == "1" and st.get("f") == "1", (st, a.log()[-2000:])
 
 
+def test_a_stop_in_the_backoff_after_an_outage_sends_what_waits(daemon, backend, redis_server,
+                                                              tmp_path):
+    """Redis away long enough that the next attempt is seconds off (rconn's
+    backoff), a customer's turn made meanwhile, Redis back just before
+    SIGTERM: the stop tries Redis at once instead of dropping the turn at
+    exit, so the next instance knows the customer waits (the last notes'
+    leftover: the stop came in the backoff, and the turns, and the alerts
+    a call sent again would have got back, were lost)."""
+    r = redis_server()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("k-1", "请问有优惠吗"))])
+    a = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    a.wait_log(r"alert_on_state: redis \S+ connected")
+    r.kill()
+    time.sleep(6)           # attempts refused: the backoff is 1.6 s or more now
+
+    async def main():
+        async with agent(a, f"/script?file={s1}&agent=bob") as ws:
+            await first_turn(ws, "k-1")
+            await asyncio.sleep(0.2)
+            r.start()
+    run(main())
+    assert a.stop() == 0
+    st = r.client().hgetall(conv_key("k-1"))
+    assert st.get("op") == "1" and st.get("f") == "1", (st, a.log()[-2000:])
+    assert "never sent to Redis" not in a.log()
+
+
+def test_a_stop_with_redis_still_away_says_what_it_never_sent(daemon, backend, redis_server,
+                                                             tmp_path):
+    """The same with Redis still away at SIGTERM: the one attempt the stop
+    makes is refused, chatmond exits at once and says how many turns the
+    next instance will not know."""
+    r = redis_server()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("k-2", "请问有优惠吗"))])
+    a = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    a.wait_log(r"alert_on_state: redis \S+ connected")
+    r.kill()
+
+    async def main():
+        async with agent(a, f"/script?file={s1}&agent=bob") as ws:
+            await first_turn(ws, "k-2")
+            await asyncio.sleep(0.2)
+    run(main())
+    t0 = time.monotonic()
+    assert a.stop() == 0
+    assert time.monotonic() - t0 < 3 * SLOW
+    assert re.search(r"main: exiting with 1 turns never sent to Redis", a.log()), \
+        a.log()[-2000:]
+
+
 def test_a_record_redis_dropped_leaves_nobody_waiting(daemon, backend, redis_server, tmp_path):
     """The record of a waiting customer's conversation is gone (evicted by a
     maxmemory policy, or its TTL ran out while no instance ran) and the
