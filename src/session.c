@@ -1303,6 +1303,7 @@ session_connect_upstream(struct session *s)
 	struct session_server		*srv = s->srv;
 	struct lws_client_connect_info	 ci;
 	char				 host[300];
+	int				 v6;
 
 	memset(&ci, 0, sizeof(ci));
 	ci.context = srv->ctx;
@@ -1319,15 +1320,15 @@ session_connect_upstream(struct session *s)
 		    LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
 		    LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
 	ci.path = s->up_path;
+	/* Host: an IPv6 address in brackets (RFC 3986), the default port left out */
+	v6 = strchr(srv->set.upstream.host, ':') != NULL;
 	if ((srv->set.upstream.tls && srv->set.upstream.port == 443) ||
 	    (!srv->set.upstream.tls && srv->set.upstream.port == 80))
-		snprintf(host, sizeof(host), "%s", srv->set.upstream.host);
-	else if (strchr(srv->set.upstream.host, ':') != NULL)
-		snprintf(host, sizeof(host), "[%s]:%d", srv->set.upstream.host,
-		    srv->set.upstream.port);
+		snprintf(host, sizeof(host), v6 ? "[%s]" : "%s",
+		    srv->set.upstream.host);
 	else
-		snprintf(host, sizeof(host), "%s:%d", srv->set.upstream.host,
-		    srv->set.upstream.port);
+		snprintf(host, sizeof(host), v6 ? "[%s]:%d" : "%s:%d",
+		    srv->set.upstream.host, srv->set.upstream.port);
 	ci.host = host;
 	ci.origin = s->origin;
 	ci.protocol = s->offered;

@@ -437,6 +437,30 @@ def test_wss_upstream_verified_by_name_and_ca(daemon, backend, pki):
         assert run(chat(d3))
 
 
+def test_wss_upstream_by_ipv6_address_verified(daemon, backend, pki):
+    """A backend named by its IPv6 address (wss://[::1]:PORT/) is verified
+    against the address in its certificate and sent no SNI (RFC 6066: an
+    address is no host name); Host carries the address in brackets. lws
+    4.1.6 cut the name at its first colon ("[" and nothing), so that no
+    certificate matched and every agent was closed with 1013. A
+    certificate for another address is still refused."""
+    good = make_cert(pki, "v6", san="IP:::1")
+    other = make_cert(pki, "v6other", san="IP:::2,DNS:localhost")
+    ca = os.path.join(pki, "ca.pem")
+    b = backend("--host", "::1", "--tls-cert", good[0], "--tls-key", good[1])
+    d = daemon(upstream=f"wss://[::1]:{b.port}/", extra=f"upstream_tls:\n  ca: {ca}\n")
+    assert run(chat(d))
+    assert [e["name"] for e in b.select(lambda e: e["ev"] == "sni")] in ([], [None])
+    headers = dict((k.lower(), v) for k, v in b.opened("agent=alice")["headers"])
+    assert headers["host"] == f"[::1]:{b.port}", headers
+
+    bad = backend("--host", "::1", "--tls-cert", other[0], "--tls-key", other[1])
+    d2 = daemon(upstream=f"wss://[::1]:{bad.port}/", extra=f"upstream_tls:\n  ca: {ca}\n")
+    assert run(refused_upstream(d2)) == \
+        (1013, "upstream unavailable: certificate verify failed: IP address mismatch")
+    assert not bad.select(lambda e: e["ev"] == "open")
+
+
 def test_upstream_ca_changed_by_a_reload_is_kept_and_said(daemon, backend, pki):
     """upstream_tls.ca is read once, at start (docs/configuration.md: a
     restart): a SIGHUP that names another CA reloads the rest, logs that

@@ -290,6 +290,7 @@ async def handler(ws):
 
 async def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1", help="the address to listen on (::1: IPv6)")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--max-queue", type=int, default=32)
     ap.add_argument("--read-limit", type=int, default=1 << 16)
@@ -303,7 +304,7 @@ async def main():
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
         tls.sni_callback = lambda sock, name, ctx: emit(ev="sni", name=name)
-    async with websockets.serve(handler, "127.0.0.1", args.port,
+    async with websockets.serve(handler, args.host, args.port,
                                 create_protocol=Protocol, subprotocols=["*"],
                                 process_request=process_request,
                                 max_size=None, max_queue=args.max_queue,
