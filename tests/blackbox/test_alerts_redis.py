@@ -1077,6 +1077,29 @@ def test_a_fold_still_open_at_exit_with_redis_away_is_kept_for_the_next_start(
     assert d2.stop() == 0
 
 
+def test_a_stop_in_the_backoff_delivers_the_outbox(daemon, backend, redis_server):
+    """Redis away long enough that the next attempt is seconds off, an alert
+    raised meanwhile (no redis.spool: memory is all it has), Redis back just
+    before SIGTERM: the stop tries Redis at once and delivers it, where it
+    was counted lost at exit ("not delivered to Redis (no redis.spool)")."""
+    r = redis_server()
+    b = backend()
+    d = daemon(b.port, rules=LIVE, redis=r.url(), args=FOLD0 + LONG_SLA)
+    d.wait_log(r"alert_on_state: redis \S+ connected")
+    r.kill()
+    time.sleep(6)           # attempts refused: the backoff is 1.6 s or more now
+
+    async def main():
+        async with agent(d, "/echo?agent=gus") as ws:
+            await ws.send(turn("h-1", "加我微信"))
+            await expect_warning(ws)
+    run(main())
+    r.start()
+    assert d.stop() == 0
+    assert "not delivered" not in d.log(), d.log()[-2000:]
+    assert [json.loads(x)["conversation"] for x in stream(r.client())] == ["h-1"]
+
+
 def test_tail_since_shows_what_chatmond_published_while_it_was_away(daemon, backend,
                                                                     redis_server, tmp_path):
     """End to end: chatmond publishes, `chatmon tail --since -N` started later shows
