@@ -913,9 +913,11 @@ jwt_verify(const struct jwt_keys *ks, const struct jwt_check *chk, const char *t
 		r = "unsupported alg";
 		goto done;
 	}
-	/* an extension the sender says we must understand, and we understand none (RFC 7515 4.1.11) */
-	if ((v = json_object_get(hdr, "crit")) != NULL &&
-	    (!json_is_array(v) || json_array_size(v) != 0)) {
+	/*
+	 * an extension the sender says we must understand, and we understand
+	 * none (RFC 7515 4.1.11); an empty list is not allowed there either
+	 */
+	if (json_object_get(hdr, "crit") != NULL) {
 		r = "crit header refused";
 		goto done;
 	}

@@ -838,8 +838,9 @@ session_id_source(struct lws *wsi, enum config_agent_id_from from,
 /*
  * The agent id a token names, verified (docs/security.md, "Agent
  * tokens"): 0 with s->agent_id set and *raw, *rawlen narrowed to the
- * token itself, or -1 with *why. The token comes as the query argument
- * or as "Bearer TOKEN" in the header.
+ * token itself, or -1 with *why. The token comes as the query argument,
+ * as "Bearer TOKEN" in Authorization, or as itself in another header
+ * ("Bearer " before it taken off too: a token has no space).
  */
 static int
 session_token_id(struct session *s, const char **raw, size_t *rawlen,
@@ -851,14 +852,19 @@ session_token_id(struct session *s, const char **raw, size_t *rawlen,
 				    (int64_t)(cfg->auth.jwt_leeway_ms / 1000) };
 	const char		*tok = *raw;
 	size_t			 len = *rawlen;
+	int			 bearer;
 
 	if (s->srv->set.agent_id_from == CONFIG_AGENT_ID_HEADER) {
-		if (len < 7 || strncasecmp(tok, "Bearer ", 7) != 0) {
-			*why = len == 0 ? "no token" : "not a Bearer token";
+		bearer = len >= 7 && strncasecmp(tok, "Bearer ", 7) == 0;
+		if (!bearer && len > 0 &&
+		    strcasecmp(s->srv->set.agent_id_name, "Authorization") == 0) {
+			*why = "not a Bearer token";
 			return -1;
 		}
-		tok += 7;
-		len -= 7;
+		if (bearer) {
+			tok += 7;
+			len -= 7;
+		}
 		while (len > 0 && *tok == ' ') {
 			tok++;
 			len--;
@@ -896,18 +902,30 @@ session_label(struct session *s, struct lws *wsi,
 	struct jwt_check	 chk = { name, cfg->auth.jwt_audience,
 				    cfg->auth.jwt_issuer,
 				    (int64_t)(cfg->auth.jwt_leeway_ms / 1000) };
-	const char		*ignored;
+	const char		*why_claim;
 	char			 raw[SESSION_TOKEN_MAX + 1];
 	int			 n = 0;
 
 	out[0] = '\0';
 	if (name[0] == '\0')
 		return 0;
+	raw[0] = '\0';
 	if (from == CONFIG_ID_CLAIM) {
-		/* the token passed already: only its claim is read again */
-		if (tok == NULL || jwt_verify(s->srv->jwt, &chk, tok, toklen,
-		    (int64_t)time(NULL), raw, sizeof(raw), &ignored) == -1)
+		/*
+		 * the token passed already: only its claim is read again. One
+		 * it does not have (or "") names none; one that is no string
+		 * (a number, a list) is refused, not taken for none: that
+		 * would pass shops_unknown: refuse and the shop's rules
+		 */
+		if (tok != NULL && jwt_verify(s->srv->jwt, &chk, tok, toklen,
+		    (int64_t)time(NULL), raw, sizeof(raw), &why_claim) == -1) {
 			raw[0] = '\0';
+			if (strcmp(why_claim, "claim missing") != 0 &&
+			    strcmp(why_claim, "claim empty") != 0) {
+				*why = why_claim;
+				return -1;
+			}
+		}
 		n = (int)strlen(raw);
 	} else if ((n = session_id_source(wsi, from, name, raw,
 	    sizeof(raw))) < 0) {
@@ -987,7 +1005,8 @@ session_allow(struct session *s, struct lws *wsi)
 	struct session_server	*srv = s->srv;
 	const struct config	*cfg = srv->cfg;
 	struct metrics		*m = srv->metrics;
-	char			 origin[256], raw[SESSION_TOKEN_MAX + 1];
+	/* room for "Bearer " before a token of the most it may be */
+	char			 origin[256], raw[SESSION_TOKEN_MAX + 8];
 	const char		*why, *tok;
 	size_t			 i, toklen;
 	int			 n;

@@ -1186,6 +1186,28 @@ def test_the_shop_from_a_claim_of_the_verified_token(daemon, backend, keys):
     assert len(b.select(lambda e: e["ev"] == "open")) == 2
 
 
+def test_a_shop_claim_that_is_no_string_is_refused(daemon, backend, keys):
+    """Found by review: a shop claim that is a number, a list or an object
+    was taken for no shop, so that under shops_unknown: refuse such an
+    agent was let in with no shop (judged by the top-level rules, seen by
+    no shop's supervisors). It is refused 400 as a bad shop id; a token
+    without the claim, or with "", still names none."""
+    b = backend()
+    extra = (jwt_extra(keys["dir"] / "hs.key") + "shop_id: claim:shop\n"
+             "shops_unknown: refuse\nshops:\n  tm: {}\n")
+    d = daemon(b.port, agent_id="jwt:query:token", extra=extra)
+    for i, claims in enumerate(({"shop": 7}, {"shop": ["tm"]}, {"shop": {"id": "tm"}},
+                                {"shop": None}, {"shop": True})):
+        tok = token(HS_SECRET, "HS256", sub="amy", **claims)
+        assert status_of(d, f"/echo?case=bad{i}&token={tok}") == 400, claims
+    assert refused(d, "shop") == 5
+    d.wait_log(r"agent refused \(400\): bad shop id: claim not a string")
+    for i, claims in enumerate(({}, {"shop": ""}, {"shop": "tm"})):
+        tok = token(HS_SECRET, "HS256", sub="amy", **claims)
+        assert status_of(d, f"/echo?case=good{i}&token={tok}") == 101, claims
+    assert not b.select(lambda e: e["ev"] == "open" and "case=bad" in e["path"])
+
+
 def test_an_agents_frame_does_not_change_its_tokens_shop(daemon, backend, keys, tmp_path):
     """With shop_id: claim:shop the verified token is the agent's shop: a
     frame of its own that names another shop (protocol.shop) is not
@@ -1270,6 +1292,51 @@ def test_query_arguments_are_checked_as_the_backend_gets_them(daemon, backend, k
     b.opened("case=q1")
     opens = [o["path"] for o in b.select(lambda e: e["ev"] == "open" and "case=q" in e["path"])]
     assert opens == ["/echo?&agent=mallory&case=q1"], opens
+
+
+def token_of_length(n):
+    """An HS256 token of exactly n bytes (a pad claim grown to fit)."""
+    for pad in range(n * 3 // 4 - 200, n * 3 // 4 + 50):
+        for more in ({}, {"q": "a"}, {"q": "ab"}, {"q": "abc"}):
+            t = token(HS_SECRET, "HS256", sub="amy", pad="x" * pad, **more)
+            if len(t) == n:
+                return t
+    raise AssertionError(f"no token of {n} bytes")
+
+
+def test_a_token_of_8_kib_is_taken_from_the_query_and_the_header_alike(daemon, backend,
+                                                                       keys):
+    """Found by review: a token of 8 186-8 192 bytes was accepted in the
+    query and refused in Authorization (its "Bearer " had no room); one
+    byte more is refused in both."""
+    b = backend()
+    q = daemon(b.port, agent_id="jwt:query:token", extra=jwt_extra(keys["dir"] / "hs.key"))
+    h = daemon(b.port, agent_id="jwt:header:Authorization",
+               extra=jwt_extra(keys["dir"] / "hs.key"))
+    for n, want in ((8192, 101), (8193, 401)):
+        t = token_of_length(n)
+        assert status_of(q, "/echo?token=" + t) == want, n
+        assert status_of(h, "/echo", extra_headers={"Authorization": "Bearer " + t}) == want, n
+
+
+def test_a_token_in_a_header_of_its_own_is_taken_bare(daemon, backend, keys):
+    """jwt:header:NAME with a header other than Authorization takes the
+    token as the header's value (docs/configuration.md: only Authorization
+    takes "Bearer TOKEN"); found by review: it was refused 401 "not a
+    Bearer token". "Bearer " before it is taken off too; Authorization
+    still wants it."""
+    b = backend()
+    tok = token(HS_SECRET, "HS256", sub="alice")
+    d = daemon(b.port, agent_id="jwt:header:X-Chat-Token",
+               extra=jwt_extra(keys["dir"] / "hs.key"))
+    assert status_of(d, "/echo?c=bare", extra_headers={"X-Chat-Token": tok}) == 101
+    assert status_of(d, "/echo?c=bearer", extra_headers={"X-Chat-Token": "Bearer " + tok}) == 101
+    assert status_of(d, "/echo?c=bad", extra_headers={"X-Chat-Token": tok + "x"}) == 401
+    a = daemon(b.port, agent_id="jwt:header:Authorization",
+               extra=jwt_extra(keys["dir"] / "hs.key"))
+    assert status_of(a, "/echo?c=abare", extra_headers={"Authorization": tok}) == 401
+    a.wait_log(r"token refused: not a Bearer token")
+    assert status_of(a, "/echo?c=abearer", extra_headers={"Authorization": "Bearer " + tok}) == 101
 
 
 def test_a_token_over_8_kib_gets_401(daemon, backend, keys):

@@ -632,8 +632,9 @@ test_alg_none_and_others(void **state)
 	    pay, S_HS, secret, secretlen, -1), "crit header refused");
 	refuses(ks, token(tok, sizeof(tok), "{\"alg\":\"HS256\",\"crit\":\"exp\"}", pay, S_HS,
 	    secret, secretlen, -1), "crit header refused");
-	accepts(ks, token(tok, sizeof(tok), "{\"alg\":\"HS256\",\"crit\":[]}", pay, S_HS,
-	    secret, secretlen, -1), "alice");
+	/* RFC 7515 4.1.11: "MUST NOT" be empty; docs/security.md: any crit is refused */
+	refuses(ks, token(tok, sizeof(tok), "{\"alg\":\"HS256\",\"crit\":[]}", pay, S_HS,
+	    secret, secretlen, -1), "crit header refused");
 	refuses(ks, token(tok, sizeof(tok), "{\"alg\":\"HS256\",\"kid\":7}", pay, S_HS,
 	    secret, secretlen, -1), "malformed");
 	jwt_keys_free(ks);
