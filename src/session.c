@@ -1842,7 +1842,7 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	struct session_server	*srv = lws_context_user(lws_get_context(wsi));
 	struct session		*s = lws_get_opaque_user_data(wsi);
 	struct lws_process_html_args *args;
-	char			 buf[256];
+	char			 buf[256], *chosen = NULL;
 	unsigned		 st;
 	int			 n;
 
@@ -1990,22 +1990,32 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
-		/* the backend's response headers are only here */
+		/*
+		 * the backend's response headers are only here. Its choice is
+		 * read whole, whatever its length: one of 256 bytes or more
+		 * did not fit a buffer here and was taken for no choice.
+		 */
 		if (s == NULL)
 			return -1;
-		n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_PROTOCOL);
-		if (n > 0 && s->answered != NULL && strcmp(buf, s->answered) != 0) {
+		if (s->answered == NULL)
+			return 0;
+		n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+		chosen = n > 0 ? session_hdr_dup(wsi, WSI_TOKEN_PROTOCOL) : NULL;
+		if (n > 0 && (chosen == NULL || strcmp(chosen, s->answered) != 0)) {
 			log_warnx("session_cb: agent=%s: backend chose subprotocol "
 			    "%s, the agent was answered %s", session_agent_name(s),
-			    buf, s->answered);
+			    chosen != NULL ? chosen : "(out of memory)",
+			    s->answered);
 			session_close_side(s, SIDE_AGENT, 1002,
-			    "subprotocol mismatch: backend chose %s", buf);
+			    "subprotocol mismatch: backend chose %s",
+			    chosen != NULL ? chosen : "?");
 			session_close_side(s, SIDE_UP, 1001,
 			    "subprotocol mismatch");
-		} else if (n <= 0 && s->answered != NULL)
+		} else if (n <= 0)
 			log_warnx("session_cb: agent=%s: backend chose no "
 			    "subprotocol, the agent was answered %s",
 			    session_agent_name(s), s->answered);
+		free(chosen);
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:

@@ -325,6 +325,24 @@ def test_subprotocol_mismatch(daemon, backend):
     run(main())
 
 
+@pytest.mark.parametrize("n", [255, 256, 400])
+def test_a_long_subprotocol_the_backend_chose_is_compared_whole(daemon, backend, n):
+    """A backend's choice of 256 bytes or more did not fit chatmond's buffer
+    and was taken for no choice: the agent went on speaking one protocol
+    and the backend another. It is compared whole, whatever its length."""
+    b = backend()
+    d = daemon(b.port)
+    other = "v" * n
+
+    async def main():
+        async with agent(d, f"/echo?t=sp-long{n}&pick={other}",
+                         subprotocols=["chat.v2", other]) as ws:
+            assert ws.subprotocol == "chat.v2"
+            code, reason = await closed(ws)
+            assert code == 1002 and reason.startswith("subprotocol mismatch"), (code, reason)
+    run(main())
+
+
 def test_subprotocol_backend_picks_none(daemon, backend):
     b = backend()
     d = daemon(b.port)
