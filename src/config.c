@@ -1617,6 +1617,13 @@ config_target_url_why(const char *url)
 		if ((unsigned char)*h <= 0x20 || *h == 0x7f)
 			return "a space or a control character in the URL "
 			    "(percent-encode it)";
+	/*
+	 * never sent, and DingTalk's signature appended after it would not
+	 * be either: every alert refused "sign not match" (found by review)
+	 */
+	if ((strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0) &&
+	    strchr(url, '#') != NULL)
+		return "a fragment (#...) is never sent to the server: remove it";
 	if (strncmp(url, "https://", 8) == 0)
 		return config_url_authority_why(url + 8, strcspn(url + 8, "/?#"));
 	if (strncmp(url, "http://", 7) != 0)

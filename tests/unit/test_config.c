@@ -1607,6 +1607,15 @@ test_notify_routes(void **state)
 	    "want 1 to 65535\n"
 	    "@:2: notify.daily_route: needs notify.daily_at\n"
 	    "@:2: notify.daily_route: no route is named 'nobody'\n", "routes");
+	/* a fragment is never sent: DingTalk's signature after it was not either */
+	sbuf_reset(&errs);
+	c = load("notify:\n  routes:\n    - target: dingtalk\n"
+	    "      url: https://oapi.dingtalk.com/robot/send?access_token=t#group1\n"
+	    "      secret: s\n", NULL, 0, &errs, NULL);
+	assert_null(c);
+	assert_non_null(strstr(sbuf_str(&errs), ":4: notify.routes[0].url: bad URL "
+	    "'https://oapi.dingtalk.com/robot/...': a fragment (#...) is never sent "
+	    "to the server: remove it\n"));
 	/* plain http only to this machine: not to one named after a user name */
 	sbuf_reset(&errs);
 	c = load("notify:\n  routes:\n    - target: webhook\n"
