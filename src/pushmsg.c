@@ -373,7 +373,7 @@ static int
 pm_folded(struct sbuf *out, const struct pushmsg_opts *o, json_t *const *a,
     size_t n)
 {
-	size_t		 i, by[3] = { 0, 0, 0 };
+	size_t		 i, by[3] = { 0, 0, 0 }, start, mark;
 	const char	*rule;
 	char		 clock[16];
 	int		 rc, r;
@@ -383,16 +383,23 @@ pm_folded(struct sbuf *out, const struct pushmsg_opts *o, json_t *const *a,
 			by[r]++;
 	rc = sbuf_printf(out, "【chatmon】%zu 条告警(合并发送)\n", n);
 	rc |= sbuf_printf(out, "严重 %zu · 警告 %zu · 提示 %zu\n", by[2], by[1], by[0]);
+	start = out->len;
 	for (i = 0; i < n && i < PUSHMSG_FOLD_LINES; i++) {
+		mark = out->len;
 		pm_clock(clock, a[i], o->utc_offset_min);
 		rule = pm_str(a[i], "rule");
 		rc |= sbuf_printf(out, "- %s ", clock);
 		rc |= pm_shown_key(out, a[i], "agent");
 		rc |= sbuf_printf(out, " %s%s%s\n", pm_what(a[i]),
 		    rule ? " " : "", rule ? rule : "");
+		if (out->len - start > PUSHMSG_FOLD_LINES_BYTES && i > 0) {
+			out->len = mark;	/* this line is one too many */
+			out->s[mark] = '\0';
+			break;
+		}
 	}
-	if (n > PUSHMSG_FOLD_LINES)
-		rc |= sbuf_printf(out, "…另有 %zu 条\n", n - PUSHMSG_FOLD_LINES);
+	if (n > i)
+		rc |= sbuf_printf(out, "…另有 %zu 条\n", n - i);
 	if (o->public_url != NULL)
 		rc |= sbuf_printf(out, "查看 %s\n", o->public_url);
 	return rc != 0 ? -1 : 0;

@@ -28,6 +28,12 @@ struct pushmsg_opts {
 /* The most alerts a folded message lists in full (webhook) or line by line (text). */
 #define PUSHMSG_FOLD_FULL	20
 #define PUSHMSG_FOLD_LINES	10
+/*
+ * The bytes those lines may take: an agent's name is shown defused (a
+ * '[' becomes a three-byte '［'), so ten lines of the longest names and
+ * 50 ids went past WeCom's 4096 bytes (found by review).
+ */
+#define PUSHMSG_FOLD_LINES_BYTES	1600
 
 /* One HTTP request, ready to go; pushmsg_req_free releases it. */
 struct pushmsg_req {

@@ -124,6 +124,51 @@ test_text(void **state)
 }
 
 /*
+ * A folded message of the most alerts a robot takes (50), with the
+ * longest agent names defused at their widest ('[' is three bytes shown):
+ * WeCom's markdown content stays within its 4096 bytes (found by review:
+ * 5 235), and says how many it does not list.
+ */
+static void
+test_fold_within_wecom(void **state)
+{
+	struct config_route	 r;
+	struct pushmsg_opts	 o = { "https://cs.example.com/", 480, 1700000000000LL };
+	struct pushmsg_req	 q;
+	json_t			*a[50], *b;
+	const char		*raws[50];
+	char			 agent[201], doc[512];
+	size_t			 i, len;
+
+	(void)state;
+	memset(agent, '[', 200);
+	agent[200] = '\0';
+	for (i = 0; i < 50; i++) {
+		snprintf(doc, sizeof(doc), "{\"v\":2,\"id\":\"1796688657962-693b9508-68865746%02zu\","
+		    "\"ts\":\"2026-12-07T00:10:57.962Z\",\"type\":\"rule.hit\",\"severity\":"
+		    "\"critical\",\"agent\":\"%s\",\"conversation\":\"c\",\"category\":"
+		    "\"offplatform\",\"rule\":\"offplatform.wechat_invite_long_name\","
+		    "\"action\":\"block\"}", i, agent);
+		a[i] = load(doc);
+		raws[i] = NULL;
+	}
+	route(&r, CONFIG_TARGET_WECOM, "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
+	    NULL);
+	pushmsg_req_init(&q);
+	assert_int_equal(pushmsg_build(&q, &r, &o, a, raws, 50), 0);
+	b = load(sbuf_str(&q.body));
+	len = strlen(json_string_value(json_object_get(json_object_get(b, "markdown"),
+	    "content")));
+	assert_true(len <= 4096);
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(b,
+	    "markdown"), "content")), "条\n"));		/* "…另有 N 条" */
+	json_decref(b);
+	pushmsg_req_free(&q);
+	for (i = 0; i < 50; i++)
+		json_decref(a[i]);
+}
+
+/*
  * The conversation id is the chat side's to choose, and DingTalk and
  * WeCom read the text as markdown: no heading, no line and no link of its
  * own may come out of it, and the link still carries it whole.
@@ -552,6 +597,7 @@ main(void)
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_text_defused),
+		cmocka_unit_test(test_fold_within_wecom),
 		cmocka_unit_test(test_text_bidi),
 		cmocka_unit_test(test_daily_defused),
 		cmocka_unit_test(test_text_url),
