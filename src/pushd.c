@@ -189,6 +189,7 @@ struct pd_daily {
 	char			 today[16];	/* this worker has it in hand for this day */
 	char			 day[16];	/* the day being reported */
 	int			 busy;		/* the claim or the report is out */
+	int			 held;		/* the claim won: its lease renewed until done */
 };
 
 struct pushd {
@@ -1469,7 +1470,7 @@ pd_daily_finish(struct pd_daily *dy, const char *marker)
 {
 	struct pushd	*pd = dy->pd;
 
-	dy->busy = 0;
+	dy->busy = dy->held = 0;
 	if (marker == NULL) {
 		rconn_command(pd->rc, NULL, NULL, 0, "DEL %schatmon:notify:daily:%s",
 		    pd->prefix, dy->day);
@@ -1522,6 +1523,7 @@ pd_daily_on_claim(redisReply *r, void *priv)
 		dy->busy = 0;
 		return;
 	}
+	dy->held = 1;
 	if ((dy->db = reportdb_start(pd->rc, pd->cfg, dy->day, dy->day, NULL,
 	    pd_now(), pd_daily_on_report, dy)) == NULL)
 		pd_daily_on_report(NULL, "cannot start the report", dy);
@@ -1543,6 +1545,17 @@ pd_daily_check(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	pd_arm(dy->timer, PD_DAILY_CHECK_MS);
+	/*
+	 * While this worker holds the day (its message waits out a robot's
+	 * pause, or retries), the lease is set again at each check: it ran
+	 * out after an hour, and a Redis restarted without persistence lost
+	 * it at once, and another live worker sent the day too (found by
+	 * review). Set, not renewed (XX): a lost lease is taken back.
+	 */
+	if (dy->held && !pd->draining && rconn_up(pd->rc))
+		rconn_command(pd->rc, NULL, NULL, 0,
+		    "SET %schatmon:notify:daily:%s sending EX " PD_DAILY_LEASE,
+		    pd->prefix, dy->day);
 	if (dy->busy || pd->draining || !rconn_up(pd->rc))
 		return;
 	start = state_day(today, now, off);

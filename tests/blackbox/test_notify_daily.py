@@ -80,6 +80,36 @@ def test_daily_summary_once_with_yesterdays_figures(redis_server, robot, notify,
     assert c.get(f"chatmon:notify:daily:{day}") == "sent"
 
 
+def test_the_day_held_while_its_summary_waits_keeps_its_lease(redis_server, robot, notify):
+    """Found by review: the day's lease (an hour) was set once, so that a
+    summary that waited longer in its route (a robot's throttle, retries),
+    or a Redis restarted without persistence, let another live worker send
+    the day too. The worker holding it sets the lease again at each check
+    (every 30 s): here the lease is deleted, as such a Redis loses it, and
+    comes back; the second worker sends nothing; the day goes once."""
+    r = redis_server()
+    c = r.client()
+    day, d0 = yesterday()
+    write_rounds(c, d0)
+    rb = robot(ding="d3")
+    rb.control("ding", "errcode-ratelimit", count=1000)      # throttled: it waits
+    routes = [route("ding", "dingtalk", rb, match={"type": ["none"]}, secret="d3")]
+    opts = dict(daily_at='"00:00"', daily_route="ding", limited_pause="2s", top=ZONE)
+    notify(r, routes, **opts)
+    key = f"chatmon:notify:daily:{day}"
+    wait_for(lambda: rb.entries("ding"), 10 * SLOW, "the summary tried")
+    assert c.get(key) == "sending"
+    c.delete(key)
+    wait_for(lambda: c.get(key) == "sending", 40 * SLOW, "the lease set again")
+    notify(r, routes, consumer="w2", **opts)
+    time.sleep(2 * SLOW)                    # its first check: the day is held
+    rb.control("ding", "ok")
+    wait_for(lambda: c.get(key) == "sent", 15 * SLOW, "the day marked sent")
+    time.sleep(2 * SLOW)
+    assert len([e for e in rb.entries("ding") if e["status"] == 200 and
+                json.loads(e["answer"])["errcode"] == 0]) == 1, rb.summary("ding")
+
+
 def test_daily_summary_given_up_is_a_whole_dead_letter(redis_server, robot, notify):
     """A summary the route never takes goes to the dead letters with the
     report in it, as an alert's holds the alert (found by review: it was
