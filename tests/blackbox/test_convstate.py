@@ -289,6 +289,45 @@ def test_a_stop_with_redis_still_away_says_what_it_never_sent(daemon, backend, r
         a.log()[-2000:]
 
 
+def test_a_reload_neither_turns_the_state_in_redis_off_nor_moves_it(daemon, backend,
+                                                                    redis_server, tmp_path):
+    """Found by review: a reload to redis.takeover 0 left the open round's
+    record open in Redis, the reply then went to the engine alone, and a
+    reload back raised the answered round's warning, breach and escalation
+    (charged to the agent); a reload to another redis.prefix left the
+    records under the old keys. Both are a restart's: the reload keeps
+    them and says so, and the reply closes the round in Redis."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("rl-1", "请问有货吗"))])
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=["-o", "redis.fold=0"])
+    key = conv_key("rl-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s1}&agent=alice") as ws:
+            await first_turn(ws, "rl-1")
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round in Redis")
+            with open(d.conf, encoding="utf-8") as f:
+                text = f.read().replace(f"url: {r.url()}", f"url: {r.url()}\n"
+                                        "  takeover: 0s\n  prefix: 'p1:'")
+            mark = len(d.log())
+            d.write_config(text)
+            d.signal(signal.SIGHUP)
+            d.wait_log(r"main: reload: configuration reloaded", 10 * SLOW, mark)
+            await ws.send(frame("rl-1", "亲,有货的"))
+            wait_for(lambda: c.hget(key, "op") == "0", 5 * SLOW, "the reply in Redis")
+            log = d.log()[mark:]
+            assert "redis.takeover cannot turn the state in Redis off live, " \
+                "keeping 1000ms" in log, log
+            assert "redis.prefix cannot change live, keeping none" in log, log
+    run(main())
+    assert d.stop() == 0
+    f = figures(d, "alice")
+    assert f is not None and (f["rounds"], f["answered"], f["breaches"]) == (1, 1, 0), f
+    assert not c.keys("p1:*")
+
+
 def test_a_record_redis_dropped_leaves_nobody_waiting(daemon, backend, redis_server, tmp_path):
     """The record of a waiting customer's conversation is gone (evicted by a
     maxmemory policy, or its TTL ran out while no instance ran) and the
