@@ -132,6 +132,7 @@ struct session {
 	uint64_t		 took_ns[2];	/* while watched: when that side last took a chunk */
 	enum session_up_state	 up;
 	int			 up_connected;	/* TCP up: a later failure is a refusal */
+	unsigned		 up_gen;	/* the upstream it was sent to (srv->up_gen then) */
 	const char		*up_cert_why;	/* OpenSSL's reason for failing the backend's certificate */
 	struct relay_peer	 peer;
 	char			 agent_id[SESSION_ID_MAX + 1];
@@ -195,6 +196,7 @@ struct session_server {
 	uint64_t		 serial;
 	int			 draining;
 	int			 upstream_ok;	/* the last connect: 1, 0, or -1 none yet */
+	unsigned		 up_gen;	/* counts the reloads that changed the upstream */
 	void			(*drained)(void *);
 	void			*drained_arg;
 };
@@ -204,6 +206,7 @@ static int	session_cb(struct lws *, enum lws_callback_reasons, void *,
 static void	session_up_failed(struct session *, const char *);
 static int	session_waiting(struct session *, enum session_side);
 static void	session_watch(struct session *);
+static void	session_stall_arm(struct session *, uint64_t);
 
 static const struct lws_protocols session_protocols[] = {
 	{ SESSION_PROTOCOL, session_cb, 0, SESSION_RX_BUFFER, 0, NULL, 0 },
@@ -283,9 +286,18 @@ void
 session_server_set_config(struct session_server *srv, const struct config *cfg)
 {
 	struct session_settings	old = srv->set;
+	struct session		*s;
 
 	session_settings_from(&srv->set, cfg);
 	srv->cfg = cfg;
+	/* another upstream: not tried yet, whatever the old one did */
+	if (old.upstream.tls != srv->set.upstream.tls ||
+	    old.upstream.port != srv->set.upstream.port ||
+	    strcmp(old.upstream.host, srv->set.upstream.host) != 0 ||
+	    strcmp(old.upstream.path, srv->set.upstream.path) != 0) {
+		srv->up_gen++;
+		srv->upstream_ok = -1;
+	}
 	/* a reload to a source without tokens drops the keys */
 	jwt_keys_free(srv->jwt);
 	srv->jwt = srv->jwt_next;
@@ -305,6 +317,15 @@ session_server_set_config(struct session_server *srv, const struct config *cfg)
 			    "certificate in use");
 		srv->tls_next = NULL;
 	}
+	/*
+	 * limits.stall_timeout applies at once: a stall being watched is
+	 * judged again now by the new limit (found by review: a timer armed
+	 * for the old 30 s ran out, and the log named the new 1 s)
+	 */
+	if (old.stall_ms != srv->set.stall_ms)
+		for (s = srv->sessions; s != NULL; s = s->next)
+			if (s->stall != NULL && evtimer_pending(s->stall, NULL))
+				session_stall_arm(s, 0);
 	if (srv->tmo_handshake == NULL || old.handshake_ms != srv->set.handshake_ms)
 		srv->tmo_handshake = session_common_timeout(srv, srv->set.handshake_ms);
 	if (srv->tmo_message == NULL || old.message_ms != srv->set.message_ms)
@@ -558,6 +579,19 @@ session_detach(struct session *s, enum session_side side)
 }
 
 /*
+ * What a connect says of the upstream (/readyz): only of the one
+ * configured now. One to an upstream a reload replaced says nothing of
+ * it (found by review: a connect to the old one timing out took the
+ * instance out of its load balancer's pool for good).
+ */
+static void
+session_up_says(struct session *s, int ok)
+{
+	if (s->up_gen == s->srv->up_gen)
+		s->srv->upstream_ok = ok;
+}
+
+/*
  * The upstream failed before it was open: counted, logged, and the agent
  * is told to come back later (1013), as for a refused connect. A refusal
  * after the backend answered is 1011 instead (session_cb).
@@ -568,10 +602,14 @@ session_up_failed(struct session *s, const char *why)
 	struct session_server	*srv = s->srv;
 
 	srv->metrics->upstream_failures++;
-	srv->upstream_ok = 0;
-	log_warnx("session_up_failed: agent=%s: upstream %s:%d: %s",
-	    session_agent_name(s), srv->set.upstream.host,
-	    srv->set.upstream.port, why);
+	session_up_says(s, 0);
+	if (s->up_gen == srv->up_gen)
+		log_warnx("session_up_failed: agent=%s: upstream %s:%d: %s",
+		    session_agent_name(s), srv->set.upstream.host,
+		    srv->set.upstream.port, why);
+	else
+		log_warnx("session_up_failed: agent=%s: the upstream before "
+		    "the reload: %s", session_agent_name(s), why);
 	session_close_side(s, SIDE_AGENT, 1013, "upstream unavailable: %s", why);
 }
 
@@ -1356,11 +1394,12 @@ session_connect_upstream(struct session *s)
 	ci.opaque_user_data = s;
 
 	s->up = UP_CONNECTING;
+	s->up_gen = srv->up_gen;
 	/* not ci.pwsi: lws clears that pointer before telling us the wsi closed */
 	if ((s->wsi[SIDE_UP] = lws_client_connect_via_info(&ci)) == NULL) {
 		/* a connect that fails at once gets no error callback */
 		s->up = UP_GONE;
-		srv->upstream_ok = 0;
+		session_up_says(s, 0);
 		srv->metrics->upstream_failures++;
 		log_warnx("session_connect_upstream: agent=%s: cannot connect "
 		    "to %s:%d", session_agent_name(s), srv->set.upstream.host,
@@ -2022,7 +2061,7 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (s == NULL)
 			return -1;
 		s->up = UP_OPEN;
-		srv->upstream_ok = 1;
+		session_up_says(s, 1);
 		srv->metrics->upstream_active++;
 		if (msgq_count(s->q[SIDE_UP]) > 0 || s->close[SIDE_UP].pending)
 			lws_callback_on_writable(wsi);
@@ -2050,10 +2089,10 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			 */
 			if (st >= 100 && st < 500 && st != 101) {
 				srv->metrics->upstream_refused++;
-				srv->upstream_ok = 1;
+				session_up_says(s, 1);
 			} else {
 				srv->metrics->upstream_failures++;
-				srv->upstream_ok = 0;
+				session_up_says(s, 0);
 			}
 			buf[0] = '\0';
 			if (st != 0)

@@ -292,6 +292,37 @@ def test_stalled_backend_frees_a_gone_agents_session(daemon, backend):
     run(main())
 
 
+def test_a_reload_judges_a_stall_under_way_by_the_new_stall_timeout(daemon, backend):
+    """limits.stall_timeout reloads "at once" (docs/configuration.md):
+    found by review, a stall watched under 30 s was dropped 30 s on after
+    a reload to 1 s, and the log named 1 000 ms. A stall under way is now
+    judged again by the new limit when the reload applies."""
+    import signal
+    b = backend("--max-queue", "1", "--read-limit", "4096")
+    d, ap = stall_daemon(daemon, b, stall_timeout="30s")
+    raw = RawWS(d.port, "/stall?t=reload")
+    b.opened("t=reload")
+    raw.sock.settimeout(0.3)
+    frame = ws_frame(0x2, b"z" * 65536)
+    try:
+        for _ in range(200):
+            raw.sock.sendall(frame)
+        raise AssertionError("chatmond never stopped reading the agent")
+    except socket.timeout:
+        pass                                 # paused: the backend's stall is watched
+    with open(d.conf, encoding="utf-8") as f:
+        text = f.read().replace("stall_timeout: 30s", "stall_timeout: 1s")
+    mark = len(d.log())
+    d.write_config(text)
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"main: reload: configuration reloaded", 10 * SLOW, mark)
+    t0 = time.monotonic()
+    d.wait_log(r"session_stalled: agent=-: upstream took nothing for 1000 ms, dropped",
+               5 * SLOW, mark)
+    assert time.monotonic() - t0 < 3 * SLOW
+    raw.close()
+
+
 def test_stalled_agent_is_dropped_and_the_backend_told(daemon, backend):
     """The other way: a backend floods an agent that never reads. Once the
     agent took nothing for limits.stall_timeout it is dropped and the

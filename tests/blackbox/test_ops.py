@@ -854,6 +854,71 @@ def test_readyz_upstream_down_then_back(daemon, backend, tmp_path):
     assert status == 200 and doc.get("ready") is True, doc
 
 
+def test_readyz_after_a_reload_to_another_upstream(daemon, backend, tmp_path):
+    """Found by review: /readyz said 503 "upstream down" after a reload to
+    a working upstream until an agent got through it (behind a load
+    balancer, none would: out of the pool for good), and a connect to the
+    old upstream failing after the reload said the new one was down. A
+    reload to another upstream makes it "not tried yet"; what the old one
+    does says nothing of it."""
+    dead = free_port()
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(8)                      # accepts, never answers
+    ap = free_port()
+    args = admin_args(ap) + ["-o", f"redis.spool={tmp_path / 'spool.jsonl'}",
+                             "-o", "limits.connect_timeout=2s"]
+    d = daemon(upstream=f"ws://127.0.0.1:{dead}/", args=args)
+
+    async def try_agent(path):
+        try:
+            async with agent(d, path) as ws:
+                await ws.send("x")
+                return await recv(ws)
+        except (websockets.ConnectionClosed, websockets.InvalidStatusCode,
+                websockets.InvalidHandshake, OSError) as e:
+            return e
+    assert not isinstance(run(try_agent("/echo?agent=u1")), str)
+    wait_for(lambda: fetch_json(ap, "/readyz")[0] == 503, 5 * SLOW, "/readyz 503")
+
+    def reload_to(port):
+        with open(d.conf, encoding="utf-8") as f:
+            text = re.sub(r"upstream: \S+", f"upstream: ws://127.0.0.1:{port}/", f.read())
+        mark = len(d.log())
+        d.write_config(text)
+        d.signal(signal.SIGHUP)
+        d.wait_log(r"main: reload: configuration reloaded", 10 * SLOW, mark)
+
+    b = backend()
+    reload_to(b.port)
+    status, doc = fetch_json(ap, "/readyz")
+    assert status == 200 and doc["ready"] is True and doc["upstream"] == "unknown", doc
+
+    # an agent's connect to an upstream that hangs, then a reload away from it
+    reload_to(hang.getsockname()[1])
+
+    async def hanging():
+        try:
+            async with agent(d, "/echo?agent=u2") as ws:
+                await ws.send("x")
+                return await recv(ws, 10 * SLOW)
+        except (websockets.ConnectionClosed, websockets.InvalidStatusCode,
+                websockets.InvalidHandshake, OSError) as e:
+            return e
+
+    async def main():
+        t = asyncio.ensure_future(hanging())
+        await asyncio.sleep(0.5)
+        await asyncio.get_running_loop().run_in_executor(None, reload_to, b.port)
+        assert await try_agent("/echo?agent=u3") == "x"
+        assert not isinstance(await t, str)             # its connect timed out
+    run(main())
+    d.wait_log(r"session_up_failed: agent=u2: the upstream before the reload")
+    status, doc = fetch_json(ap, "/readyz")
+    assert status == 200 and doc["ready"] is True and doc["upstream"] == "ok", doc
+    hang.close()
+
+
 def test_a_backend_refusing_one_agent_leaves_the_upstream_up(daemon, backend, tmp_path):
     """Found by review: the backend answering one agent's upgrade 403 (its
     path) counted as the upstream down, and /readyz said 503 until another
