@@ -207,6 +207,13 @@ chatmond_reload_work(void *arg)
 	if ((rl->cfg = config_load(rl->path, rl->overrides, rl->n_overrides,
 	    &rl->errs)) != NULL)
 		rl->next = relay_prepare(rl->cfg, &rl->errs);
+	/*
+	 * a pack compiled and then refused was freed here: its pages go back
+	 * too, as a replaced one's do (found by review: about 47 MiB held
+	 * until the next good reload)
+	 */
+	if (rl->next == NULL)
+		malloc_trim(0);
 	/* one byte in an empty pipe: it fits, only a signal can interrupt it */
 	while (write(rl->done[1], "", 1) == -1 && errno == EINTR)
 		;
