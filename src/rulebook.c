@@ -147,6 +147,38 @@ rulebook_pack_open(const struct config *cfg, const struct config_shop *cs,
 }
 
 /*
+ * A directory without rule files is the configuration's mistake, not a
+ * file's: said at its line, as a pack that cannot be opened is (found by
+ * review: "DIR: no *.yaml rule files", with no FILE:LINE). errs from mark
+ * (lines then) holds what the loader said; only that one error is moved.
+ */
+static void
+rulebook_blame_empty(const struct config *cfg, const struct config_shop *cs,
+    size_t k, const char *path, struct sbuf *errs, size_t mark, size_t lines)
+{
+	struct sbuf	want;
+
+	sbuf_init(&want);
+	if (sbuf_line(&want, "%s: " RULES_NO_FILES, path) == -1 ||
+	    errs->len - mark != want.len ||
+	    memcmp(errs->s + mark, want.s, want.len) != 0) {
+		sbuf_free(&want);
+		return;
+	}
+	sbuf_free(&want);
+	if (cs == NULL) {
+		(void)config_blame(cfg, "rules", errs, mark);
+		return;
+	}
+	errs->len = mark;
+	errs->s[mark] = '\0';
+	errs->lines = lines;
+	sbuf_line(errs, "%s:%zu: shops.%s: rules: %s: " RULES_NO_FILES,
+	    rulebook_cfg_file(cfg), rulebook_item_line(cs, cs->rules_line, k),
+	    cs->id, path);
+}
+
+/*
  * The pack at path, loaded when no earlier shop named it; its index. cs
  * and k: the shop and the item of its rules that name it (cs NULL: the
  * top-level pack).
@@ -159,7 +191,7 @@ rulebook_pack_at(struct rulebook *b, const struct config *cfg,
 	struct rulebook_pack	*p;
 	struct stat		 st;
 	char			*paths[1];
-	size_t			 i;
+	size_t			 i, mark, lines;
 
 	for (i = 0; i < b->npack; i++)
 		if (b->pack[i].path != NULL && strcmp(b->pack[i].path, path) == 0)
@@ -175,8 +207,13 @@ rulebook_pack_at(struct rulebook *b, const struct config *cfg,
 	if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
 		paths[0] = p->path;
 		p->rules = rules_load_files(paths, 1, flags, errs);
-	} else
+	} else {
+		mark = errs->len;
+		lines = errs->lines;
 		p->rules = rules_load_dir(path, flags, errs);
+		if (p->rules == NULL)
+			rulebook_blame_empty(cfg, cs, k, path, errs, mark, lines);
+	}
 	return i;
 }
 

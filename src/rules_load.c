@@ -1414,7 +1414,7 @@ rules_load_dir(const char *dir, unsigned flags, struct sbuf *errs)
 	closedir(dp);
 	dp = NULL;
 	if (n == 0)
-		rules_load_err(errs, dir, 0, "no *.yaml rule files");
+		rules_load_err(errs, dir, 0, RULES_NO_FILES);
 	else {
 		qsort(paths, n, sizeof(*paths), rules_load_path_cmp);
 		r = rules_load_files(paths, n, flags, errs);

@@ -33,6 +33,8 @@ struct rules;
 #define RULES_SKIP_EXAMPLES	1u	/* load even when examples fail (for rules_test) */
 #define RULES_NO_JIT		2u	/* the interpreter only, as when the JIT is unavailable */
 struct rules *rules_load_dir(const char *dir, unsigned flags, struct sbuf *errs);
+/* rules_load_dir's error for a directory without one: "DIR: " RULES_NO_FILES */
+#define RULES_NO_FILES	"no *.yaml rule files"
 struct rules *rules_load_files(char *const *paths, size_t n, unsigned flags,
     struct sbuf *errs);
 void	rules_free(struct rules *);

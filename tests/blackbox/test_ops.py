@@ -1751,6 +1751,32 @@ def test_check_and_start_errors_name_the_line_and_are_summed_up(backend, tmp_pat
         assert lines[-1] == last, (args, name, lines)
 
 
+def test_a_rules_directory_without_rule_files_is_blamed_on_its_line(backend, tmp_path):
+    """Found by review: a rules directory with no *.yaml in it was said as
+    `DIR: no *.yaml rule files`, the one configuration error without
+    FILE:LINE (one that is not there had its line). The top level's and a
+    shop's are each said at the line that names them."""
+    b = backend()
+    empty = tmp_path / "empty-rules.d"
+    empty.mkdir()
+    (empty / "README").write_text("not a rule file\n")
+    base = config_text(free_port(), f"ws://127.0.0.1:{b.port}/")
+    top = re.sub(r"(?m)^rules: .*$", f"rules: {empty}", base)
+    line = top.splitlines().index(f"rules: {empty}") + 1
+    shop = base + f"shops:\n  tm:\n    rules: [{empty}]\n"
+    sline = shop.splitlines().index(f"    rules: [{empty}]") + 1
+    for name, text, why in (
+            ("top", top, rf"^\S*top\.yaml:{line}: rules: \S*empty-rules\.d: no \*\.yaml rule files$"),
+            ("shop", shop, rf"^\S*shop\.yaml:{sline}: shops\.tm: rules: \S*empty-rules\.d: "
+                           r"no \*\.yaml rule files$")):
+        conf = tmp_path / f"{name}.yaml"
+        conf.write_text(text, encoding="utf-8")
+        p = subprocess.run([CHATMOND, "-c", str(conf), "-t"], capture_output=True, text=True,
+                           timeout=60 * SLOW)
+        assert p.returncode == 1, (name, p.stderr)
+        assert any(re.search(why, l) for l in p.stderr.splitlines()), (name, p.stderr)
+
+
 def test_service_start_errors_reach_the_journal_as_errors(tmp_path):
     """chatmon dashboard and chatmon notify that cannot start for a reason
     other than their file (a port taken, found by review: a plain line, at
