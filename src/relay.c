@@ -214,6 +214,22 @@ relay_rules_open(const struct config *cfg, struct sbuf *errs)
 	return -1;
 }
 
+/* The packs, the top level's being a directory that opens (relay_rules_open). */
+static struct rulebook *
+relay_rules_load(const struct config *cfg, struct sbuf *errs)
+{
+	struct rulebook	*b;
+	size_t		 mark = errs->len;
+
+	if (relay_rules_open(cfg, errs) == -1)
+		return NULL;
+	/* one without rule files is said at the rules line too */
+	if ((b = rulebook_load(cfg, 0, errs)) == NULL &&
+	    rulebook_no_files(errs, mark, cfg->rules))
+		(void)config_blame(cfg, "rules", errs, mark);
+	return b;
+}
+
 int
 relay_check(const struct config *cfg, struct sbuf *errs)
 {
@@ -224,9 +240,8 @@ relay_check(const struct config *cfg, struct sbuf *errs)
 
 	size_t		 mark;
 
-	if ((c = codec_new(&cfg->protocol, errs)) != NULL &&
-	    relay_rules_open(cfg, errs) == 0)
-		ru = rulebook_load(cfg, 0, errs);
+	if ((c = codec_new(&cfg->protocol, errs)) != NULL)
+		ru = relay_rules_load(cfg, errs);
 	mark = errs->len;
 	if (cfg->model != NULL && (m = model_new(cfg->model, errs)) == NULL)
 		(void)config_blame(cfg, "model", errs, mark);
@@ -272,8 +287,7 @@ relay_prepare(const struct config *cfg, struct sbuf *errs)
 	}
 	n->nshops = cfg->nshops;
 	if ((n->codec = codec_new(&cfg->protocol, errs)) == NULL ||
-	    relay_rules_open(cfg, errs) == -1 ||
-	    (n->book = rulebook_load(cfg, 0, errs)) == NULL) {
+	    (n->book = relay_rules_load(cfg, errs)) == NULL) {
 		relay_next_free(n);
 		return NULL;
 	}

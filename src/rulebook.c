@@ -146,30 +146,33 @@ rulebook_pack_open(const struct config *cfg, const struct config_shop *cs,
 	return -1;
 }
 
+int
+rulebook_no_files(const struct sbuf *errs, size_t mark, const char *dir)
+{
+	struct sbuf	want;
+	int		r;
+
+	sbuf_init(&want);
+	r = sbuf_line(&want, "%s: " RULES_NO_FILES, dir) == 0 &&
+	    errs->len - mark == want.len &&
+	    memcmp(errs->s + mark, want.s, want.len) == 0;
+	sbuf_free(&want);
+	return r;
+}
+
 /*
- * A directory without rule files is the configuration's mistake, not a
- * file's: said at its line, as a pack that cannot be opened is (found by
- * review: "DIR: no *.yaml rule files", with no FILE:LINE). errs from mark
- * (lines then) holds what the loader said; only that one error is moved.
+ * A shop's directory without rule files is the configuration's mistake,
+ * not a file's: said at the shop's line, as a pack that cannot be opened
+ * is (found by review: "DIR: no *.yaml rule files", with no FILE:LINE;
+ * the top level's is relay's, at the rules line). errs from mark (lines
+ * then) holds what the loader said; only that one error is moved.
  */
 static void
 rulebook_blame_empty(const struct config *cfg, const struct config_shop *cs,
     size_t k, const char *path, struct sbuf *errs, size_t mark, size_t lines)
 {
-	struct sbuf	want;
-
-	sbuf_init(&want);
-	if (sbuf_line(&want, "%s: " RULES_NO_FILES, path) == -1 ||
-	    errs->len - mark != want.len ||
-	    memcmp(errs->s + mark, want.s, want.len) != 0) {
-		sbuf_free(&want);
+	if (cs == NULL || !rulebook_no_files(errs, mark, path))
 		return;
-	}
-	sbuf_free(&want);
-	if (cs == NULL) {
-		(void)config_blame(cfg, "rules", errs, mark);
-		return;
-	}
 	errs->len = mark;
 	errs->s[mark] = '\0';
 	errs->lines = lines;

@@ -34,6 +34,12 @@ struct rulebook_shop;
 struct rulebook *rulebook_load(const struct config *, unsigned flags,
 	    struct sbuf *errs);
 /*
+ * 1 when what errs holds from mark is rules_load_dir's one error for dir
+ * without rule files (a shop's is said at its line already; the caller
+ * puts the top level's at the configuration's rules line).
+ */
+int	rulebook_no_files(const struct sbuf *errs, size_t mark, const char *dir);
+/*
  * A book of one pack and no shops, for tools that load a pack themselves
  * (benchmarks, tests). rules is borrowed: the caller frees it after the
  * book. NULL on ENOMEM.
