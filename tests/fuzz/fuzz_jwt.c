@@ -398,8 +398,8 @@ oracle(const struct set *s, const struct chk *k, const char *tok, size_t len, ch
 		r = "unsupported alg";
 		goto done;
 	}
-	if ((v = json_object_get(hdr, "crit")) != NULL &&
-	    (!json_is_array(v) || json_array_size(v) > 0)) {
+	/* any crit, an empty list too (RFC 7515 4.1.11: it must not be empty) */
+	if (json_object_get(hdr, "crit") != NULL) {
 		r = "crit header refused";
 		goto done;
 	}
