@@ -118,6 +118,7 @@ struct session {
 	int			 closing[2];	/* lws is closing that side: ask nothing more of it */
 	int			 agent;		/* upgraded: counted in agents_active */
 	int			 in_msg[2];	/* a message from that side is under way */
+	uint64_t		 msg_ms[2];	/* and the message_timeout it started under */
 	int			 rx_dead[2];	/* that side timed out: drop what it sends */
 	struct event		*tmo[2];	/* handshake, then that side's message */
 	char			 addr[64];	/* the agent's address */
@@ -1320,16 +1321,17 @@ session_timeout(struct session *s, enum session_side from)
 		return;
 	}
 	srv->metrics->timeouts_message++;
+	/* the limit it started under: a reload since changes new messages' */
 	log_warnx("session_on_timeout: agent=%s: %s message not complete within "
 	    "%" PRIu64 " ms, closing 1008", session_agent_name(s),
-	    session_side_name(from), srv->set.message_ms);
+	    session_side_name(from), s->msg_ms[from]);
 	msgq_open(s->q[to], &have);
 	srv->metrics->queued_bytes -= have;
 	msgq_discard(s->q[to]);
 	s->in_msg[from] = 0;
 	s->rx_dead[from] = 1;
 	session_close_side(s, from, 1008, "message not complete within %" PRIu64
-	    " ms", srv->set.message_ms);
+	    " ms", s->msg_ms[from]);
 	if (from == SIDE_AGENT)
 		session_close_side(s, to, 1001, "agent closed: message timeout");
 	else
@@ -2005,6 +2007,7 @@ session_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		n = wsi == s->wsi[SIDE_AGENT] ? SIDE_AGENT : SIDE_UP;
 		if (!s->in_msg[n] && !s->rx_dead[n]) {
 			s->in_msg[n] = 1;
+			s->msg_ms[n] = srv->set.message_ms;
 			evtimer_add(s->tmo[n], srv->tmo_message);
 		}
 		return 0;

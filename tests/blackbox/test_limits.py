@@ -354,6 +354,29 @@ def test_handshake_timeout_frees_the_slot_on_a_quiet_server(daemon, backend):
     assert metrics(ap).value("chatmon_timeouts_total", kind="handshake") == 6
 
 
+def test_a_message_begun_before_a_reload_is_told_its_own_limit(daemon, backend):
+    """limits.message_timeout reloads for new messages: one begun under 1 s
+    is cut after 1 s, and the close and the log say 1000 ms, not the
+    reloaded 20 s (found by review: "not complete within 20000 ms" after
+    3 s)."""
+    import signal
+    b = backend()
+    d = daemon(b.port, limits={"message_timeout": "1s"})
+    raw = RawWS(d.port, "/echo?t=begun")
+    b.opened("t=begun")
+    raw.send_frame(0x1, b"part one", fin=False)
+    with open(d.conf, encoding="utf-8") as f:
+        text = f.read().replace("message_timeout: 1s", "message_timeout: 20s")
+    mark = len(d.log())
+    d.write_config(text)
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"main: reload: configuration reloaded", 10 * SLOW, mark)
+    raw.sock.settimeout(5 * SLOW)
+    code, reason = raw.recv_close()
+    assert (code, reason) == (1008, "message not complete within 1000 ms"), (code, reason)
+    d.wait_log(r"agent message not complete within 1000 ms, closing 1008", T, mark)
+
+
 def test_message_timeout_from_agent(daemon, backend):
     """A frame trickled at one byte per 100 ms is closed 1008 after
     limits.message_timeout; the backend is told 1001; nothing of it is relayed."""
