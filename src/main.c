@@ -361,11 +361,14 @@ chatmond_on_reloaded(evutil_socket_t fd, short what, void *arg)
 		chatmond_reload_free(rl);
 		return;
 	}
+	/* the files first: a reload that fails changes nothing */
+	if (next == NULL)
+		goto bad;
 	/*
-	 * The conversations' state turned on or off, or moved under other
-	 * keys, is a restart's: the records of open rounds would stay open
-	 * where nobody answers them, and be raised later as breaches of chats
-	 * answered meanwhile (found by review). Kept, and said.
+	 * The conversations' state turned on or off is a restart's: the
+	 * records of open rounds would stay open where nobody answers them,
+	 * and be raised later as breaches of chats answered meanwhile (found
+	 * by review). Kept, and said.
 	 */
 	if ((nc->redis.takeover_ms == 0) != (old->redis.takeover_ms == 0)) {
 		log_warnx("main: reload: redis.takeover cannot turn the state in "
@@ -373,9 +376,7 @@ chatmond_on_reloaded(evutil_socket_t fd, short what, void *arg)
 		    "off" : "on", (unsigned long long)old->redis.takeover_ms);
 		nc->redis.takeover_ms = old->redis.takeover_ms;
 	}
-	chatmond_keep_str(&nc->redis.prefix, old->redis.prefix, "redis.prefix");
-	/* the files first: a reload that fails changes nothing */
-	if (next == NULL || session_server_prepare(d->srv, nc, &rl->errs) == -1) {
+	if (session_server_prepare(d->srv, nc, &rl->errs) == -1) {
 		chatmond_retire(d, next);
 		goto bad;
 	}
