@@ -331,8 +331,8 @@ reportdb_log_apply(struct reportdb *r, const redisReply *fv)
 		w.answered = k[0] == 'a';
 		w.first = f != NULL && strcmp(f, "1") == 0;
 		/* the dashboard's charge (src/dash_state.c), so the figures match it */
-		sla_charge_round(r->figs, &w);
-		return report_add_wait(r->rep, &w);
+		/* one in no figure is in no list of the worst waits either */
+		return sla_charge_round(r->figs, &w) ? report_add_wait(r->rep, &w) : 0;
 	}
 	if (strcmp(k, "b") == 0 || strcmp(k, "e") == 0)
 		sla_charge_event(r->figs, ag, sh, qu, k[0] == 'b' ? SLA_BREACH :

@@ -108,8 +108,8 @@ reportlog_round(struct reportlog *rl, const struct sla_round *r)
 		return -1;
 	if (d == NULL)
 		return 0;
-	sla_charge_round(d->figs, r);
-	return report_add_wait(d->rep, r);
+	/* one in no figure is in no list of the worst waits either */
+	return sla_charge_round(d->figs, r) ? report_add_wait(d->rep, r) : 0;
 }
 
 int

@@ -1144,12 +1144,16 @@ sla_round_report(const struct sla *s, const struct sla_conv *c, uint32_t ai,
  * closing and was answered or ended before opening) is in no figure: the
  * platforms judge the hours they judge (found by review: four rounds of
  * 23:10 answered at 23:30 counted as answered in 0 s, flattering the mean
- * and the rate). ms is its wait in service time.
+ * and the rate). ms is its wait in service time. One closed in the
+ * millisecond it opened waited nothing either way: it is served when that
+ * millisecond is (found by review: a message and an end together at
+ * night were charged the whole cap).
  */
 static int
-sla_round_unserved(int64_t opened, int64_t at, uint64_t ms)
+sla_round_unserved(const struct sla_days *days, int64_t opened, int64_t at,
+    uint64_t ms)
 {
-	return at > opened && ms == 0;
+	return ms == 0 && (at > opened || sla_days_ms(days, opened, opened + 1) == 0);
 }
 
 /* Charged to the conversation's agent: the one who replied, when known. */
@@ -1161,7 +1165,8 @@ sla_round_close(struct sla *s, struct sla_conv *c, int64_t now)
 	/* the daemon in Redis mode does neither: nothing to count then */
 	if (s->charging || s->round_cb != NULL) {
 		ms = sla_days_ms(sla_conv_days(s, c), c->opened, now);
-		if (s->charging && !sla_round_unserved(c->opened, now, ms))
+		if (s->charging && !sla_round_unserved(sla_conv_days(s, c),
+		    c->opened, now, ms))
 			sla_agent_record(s, c->agent, sla_conv_cfg(s, c), 1, ms,
 			    c->first, now, c->id, c->len);
 		sla_round_report(s, c, c->agent, 1, ms, now);
@@ -1183,8 +1188,8 @@ sla_conv_finish(struct sla *s, struct sla_conv *c, int64_t at)
 
 	sla_conv_flush(s, c, at);
 	if (c->open) {
-		if (s->charging && !sla_round_unserved(c->opened, at,
-		    sla_days_ms(sla_conv_days(s, c), c->opened, at)))
+		if (s->charging && !sla_round_unserved(sla_conv_days(s, c),
+		    c->opened, at, sla_days_ms(sla_conv_days(s, c), c->opened, at)))
 			sla_agent_record(s, c->ragent, sla_conv_cfg(s, c), 0,
 			    0, c->first, at, c->id, c->len);
 		if (s->round_cb != NULL)
@@ -1629,7 +1634,7 @@ sla_account(struct sla *s, const char *agent, const char *shop,
 	    sla_tag_intern(s, shop, queue));
 }
 
-void
+int
 sla_charge_round(struct sla *s, const struct sla_round *r)
 {
 	const struct sla_config	*cfg;
@@ -1640,7 +1645,7 @@ sla_charge_round(struct sla *s, const struct sla_round *r)
 	uint16_t		 tag;
 
 	if ((ai = sla_account(s, r->agent, r->shop, r->queue)) == SLA_NOAGENT)
-		return;
+		return 1;
 	tag = s->agents[ai]->tag;
 	/*
 	 * The very round this engine holds (the same open time, in the same
@@ -1657,10 +1662,11 @@ sla_charge_round(struct sla *s, const struct sla_round *r)
 		days = &s->tags[tag]->days;
 	}
 	ms = sla_days_ms(days, r->opened, r->at);
-	if (sla_round_unserved(r->opened, r->at, ms))
-		return;
+	if (sla_round_unserved(days, r->opened, r->at, ms))
+		return 0;
 	sla_agent_record(s, ai, cfg, r->answered, r->answered ? ms : 0,
 	    r->first, r->at, r->conversation, r->conversation_len);
+	return 1;
 }
 
 void

@@ -248,7 +248,8 @@ void	sla_set_charging(struct sla *, int on);
  * shop, same open time, open or closed here), else by its shop's now.
  */
 struct sla_round;
-void	sla_charge_round(struct sla *, const struct sla_round *);
+/* 0 when the round is in no figure (its whole wait outside service hours), else 1. */
+int	sla_charge_round(struct sla *, const struct sla_round *);
 /* A breach or escalation (a warning is not charged), due at `at`. */
 void	sla_charge_event(struct sla *, const char *agent, const char *shop,
 	    const char *queue, enum sla_event_type, int64_t at);

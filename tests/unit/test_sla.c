@@ -1129,6 +1129,28 @@ test_rounds_outside_hours(void **state)
 	f = fig(s, "bob");
 	assert_int_equal(f.rounds, 1);
 	assert_int_equal(f.mean_ms, 30 * SEC);
+	/*
+	 * closed in the millisecond it opened (a message and an end in one
+	 * go, found by review: charged the whole cap at night): in no figure
+	 * outside the hours, answered in 0 ms within them
+	 */
+	assert_int_equal(sla_charge_round(s, &(struct sla_round){ .agent = "cy",
+	    .shop = "", .queue = "", .opened = t23 + 20 * MIN, .at = t23 + 20 * MIN,
+	    .answered = 0, .first = 1 }), 0);
+	assert_int_equal(sla_charge_round(s, &(struct sla_round){ .agent = "cy",
+	    .shop = "", .queue = "", .opened = t8 + MIN, .at = t8 + MIN,
+	    .answered = 1, .first = 1 }), 1);
+	f = fig(s, "cy");
+	assert_int_equal(f.rounds, 1);
+	assert_int_equal(f.answered, 1);
+	assert_int_equal(f.mean_ms, 0);
+	sla_free(s);
+	/* the same in memory */
+	s = new_sla(&cfg);
+	turn(s, "z1", "dee", 1, 1, t23 + 20 * MIN);
+	sla_end(s, find(s, "z1"), t23 + 20 * MIN);
+	f = fig(s, "dee");
+	assert_int_equal(f.rounds, 0);
 	sla_free(s);
 }
 
