@@ -831,15 +831,20 @@ convstore_flush(struct convstore *cs)
 
 /*
  * Errors that say "this server cannot take writes now": another will, or
- * this one later (OOM: its maxmemory reached; a script refused for it has
- * written nothing, as Redis refuses only a script's first write), after
- * rconn's back-off.
+ * this one later (OOM: its maxmemory reached, MISCONF: its last save
+ * failed, a full disk; a script refused for either has written nothing,
+ * as Redis refuses only a script's first write), after rconn's back-off;
+ * NOPERM too, an ACL changed under a running chatmond, until it is put
+ * right. Dropped, such a call left its round open in Redis, and the
+ * sweep raised an answered round's breach and escalation, or raised a
+ * breach twice (found by review).
  */
 static int
 convstore_transient(const redisReply *r)
 {
 	static const char *const why[] = { "READONLY", "LOADING", "MASTERDOWN",
-	    "NOREPLICAS", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT", "OOM" };
+	    "NOREPLICAS", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT", "OOM",
+	    "MISCONF", "NOPERM" };
 	size_t	i;
 
 	for (i = 0; i < UTIL_NELEM(why); i++)

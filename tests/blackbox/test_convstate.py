@@ -325,6 +325,40 @@ def test_a_reload_does_not_turn_the_state_in_redis_off(daemon, backend, redis_se
     assert f is not None and (f["rounds"], f["answered"], f["breaches"]) == (1, 1, 0), f
 
 
+def test_a_reply_refused_for_want_of_permission_goes_when_it_is_back(daemon, backend,
+                                                                    redis_server, tmp_path):
+    """Found by review: a reply Redis refused with NOPERM (an ACL changed
+    under a running chatmond; MISCONF after a failed save is the same) was
+    dropped, its round stayed open in Redis, and the sweep raised the
+    answered round's warning, breach and escalation. The call waits and
+    goes again once Redis takes it: the round closes, nothing is raised."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("np-1", "请问有货吗"))])
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    key = conv_key("np-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s1}&agent=alice") as ws:
+            await first_turn(ws, "np-1")
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round in Redis")
+            c.execute_command("ACL", "SETUSER", "default", "-evalsha", "-eval")
+            try:
+                await ws.send(frame("np-1", "亲,有货的"))
+                d.wait_log(r"NOPERM", 5 * SLOW)
+                await asyncio.sleep(1.0)
+            finally:
+                c.execute_command("ACL", "SETUSER", "default", "+evalsha", "+eval")
+            wait_for(lambda: c.hget(key, "op") == "0", 15 * SLOW, "the reply in Redis")
+            await asyncio.sleep(1.5)                 # past the breach's due time
+    run(main(), timeout=60)
+    assert d.stop() == 0
+    assert not [a for _, a in sla_alerts(c, "np-1")], sla_alerts(c, "np-1")
+    f = figures(d, "alice")
+    assert f is not None and (f["rounds"], f["answered"], f["breaches"]) == (1, 1, 0), f
+
+
 def test_a_record_redis_dropped_leaves_nobody_waiting(daemon, backend, redis_server, tmp_path):
     """The record of a waiting customer's conversation is gone (evicted by a
     maxmemory policy, or its TTL ran out while no instance ran) and the
