@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "chatmon/access.h"
 #include "chatmon/convstore.h"
 #include "chatmon/copies.h"
 #include "chatmon/log.h"
@@ -911,6 +912,20 @@ convstore_str(const redisReply *r)
 	return r != NULL && r->type == REDIS_REPLY_STRING ? r->str : "";
 }
 
+/*
+ * An agent, shop or queue a record names, as a connection may name one
+ * (access_agent_id_why), else "": the record is anyone's to write, and a
+ * 16 MiB name planted in it went into three 16 MiB alerts, the figures'
+ * labels and a 134 MB /metrics (found by review).
+ */
+static const char *
+convstore_id(const redisReply *r)
+{
+	const char	*s = convstore_str(r);
+
+	return access_agent_id_why(s, strlen(s)) == NULL ? s : "";
+}
+
 /* The fields of a dump or a claim (the scripts' order) into out; 0, or -1 when malformed. */
 static int
 convstore_parse_state(const redisReply *d, struct convstore_reply *out)
@@ -936,9 +951,9 @@ convstore_parse_state(const redisReply *d, struct convstore_reply *out)
 		out->st.ms[i] = v == INT64_MAX ? 0 : (uint64_t)v;
 	}
 	out->st.idle_at = convstore_num(e[11]);
-	out->agent = convstore_str(e[12]);
-	out->shop = convstore_str(e[13]);
-	out->queue = convstore_str(e[14]);
+	out->agent = convstore_id(e[12]);
+	out->shop = convstore_id(e[13]);
+	out->queue = convstore_id(e[14]);
 	out->unplanned = d->elements == CONVSTORE_NCLAIM && out->st.open &&
 	    strcmp(convstore_str(e[15]), "1") == 0;
 	return 0;
@@ -979,9 +994,9 @@ convstore_parse_raised(const redisReply *v, struct convstore_reply *out)
 		if (ev->due == INT64_MAX || ev->opened == INT64_MAX)
 			return -1;
 		ev->first = strcmp(convstore_str(e->element[5]), "1") == 0;
-		ev->agent = convstore_str(e->element[6]);
-		ev->shop = convstore_str(e->element[7]);
-		ev->queue = convstore_str(e->element[8]);
+		ev->agent = convstore_id(e->element[6]);
+		ev->shop = convstore_id(e->element[7]);
+		ev->queue = convstore_id(e->element[8]);
 	}
 	out->nraised = v->elements;
 	return 0;
@@ -1011,10 +1026,10 @@ convstore_parse(const redisReply *r, struct convstore_reply *out)
 		out->answered = strcmp(convstore_str(c->element[0]), "a") == 0;
 		out->opened = convstore_num(c->element[1]);
 		out->first = strcmp(convstore_str(c->element[2]), "1") == 0;
-		out->charged_agent = convstore_str(c->element[3]);
+		out->charged_agent = convstore_id(c->element[3]);
 		out->at = convstore_num(c->element[4]);
-		out->charged_shop = convstore_str(c->element[5]);
-		out->charged_queue = convstore_str(c->element[6]);
+		out->charged_shop = convstore_id(c->element[5]);
+		out->charged_queue = convstore_id(c->element[6]);
 		if (out->opened == INT64_MAX || out->at == INT64_MAX)
 			return -1;
 	}

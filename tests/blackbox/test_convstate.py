@@ -359,6 +359,33 @@ def test_a_reply_refused_for_want_of_permission_goes_when_it_is_back(daemon, bac
     assert f is not None and (f["rounds"], f["answered"], f["breaches"]) == (1, 1, 0), f
 
 
+def test_a_name_planted_in_a_record_is_not_taken(daemon, backend, redis_server, tmp_path):
+    """Found by review: a record's agent is anyone's to write; a 16 MiB
+    name planted in it went into the breach's alerts and the figures'
+    labels (a 134 MB /metrics). A name a connection could not give (here
+    100 000 bytes) is not taken: the events go to the agent the instance
+    knows."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame("pl-1", "请问有货吗"))])
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
+    key = conv_key("pl-1")
+
+    async def main():
+        async with agent(d, f"/script?file={s1}&agent=alice") as ws:
+            await first_turn(ws, "pl-1")
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round in Redis")
+            c.hset(key, "a", "x" * 100000)
+            wait_for(lambda: [a for _, a in sla_alerts(c, "pl-1") if a["type"] == "sla.breach"],
+                     5 * SLOW, "the breach")
+    run(main())
+    assert d.stop() == 0
+    alerts = [a for _, a in sla_alerts(c, "pl-1")]
+    assert alerts and all(a["agent"] == "alice" for a in alerts), \
+        [(a["type"], len(a["agent"])) for a in alerts]
+
+
 def test_a_record_redis_dropped_leaves_nobody_waiting(daemon, backend, redis_server, tmp_path):
     """The record of a waiting customer's conversation is gone (evicted by a
     maxmemory policy, or its TTL ran out while no instance ran) and the
