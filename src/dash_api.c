@@ -303,10 +303,12 @@ static const char dash_api_all_lua[] =
     "local n = #KEYS\n"
     "for i = 1, n do\n"
     "  local t = redis.call('TYPE', KEYS[i])['ok']\n"
-    "  if t ~= 'none' and t ~= ARGV[i] then\n"
+    "  local want, new = string.match(ARGV[i], '^(%a+)(!?)$')\n"
+    "  if t ~= 'none' and t ~= want then\n"
     "    return redis.error_reply('REFUSED ' .. KEYS[i] .. ' is a ' .. t ..\n"
-    "      ', not a ' .. ARGV[i] .. ': nothing was written')\n"
+    "      ', not a ' .. tostring(want) .. ': nothing was written')\n"
     "  end\n"
+    "  if new == '!' and t ~= 'none' then return 0 end\n"
     "end\n"
     "local cmds, i = {}, n + 1\n"
     "while i <= #ARGV do\n"
@@ -363,7 +365,7 @@ dash_all_word(struct dash_all *e, const char *w)
 	e->len[e->argc++] = strlen(w);
 }
 
-/* EVAL dash_api_all_lua over nkeys keys, each of the type of types[i]. */
+/* EVAL dash_api_all_lua over nkeys keys, each of the type of types[i] ("hash!": a hash not there yet, else nothing is written and the answer is 0). */
 static void
 dash_all_init(struct dash_all *e, size_t nkeys, const char **keys,
     const char **types)
@@ -1085,6 +1087,11 @@ dash_api_on_noted(redisReply *r, void *priv)
 		    "(the dashboard's log says why)", "note", q->nid));
 		return;
 	}
+	/* 0: the note was there, written by its first sending meanwhile */
+	if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+		log_info("dash_api_note: %s's note %s to %s was written by its "
+		    "first sending meanwhile: not written twice", q->who, q->nid,
+		    q->arg);
 	note = q->doc;
 	q->doc = NULL;
 	if (json_object_set_new(note, "state", json_string("sent")) == -1) {
@@ -1349,7 +1356,13 @@ dash_api_note_write(struct dash_req *q)
 	char		 k1[512], k2[512], k3[512], k4[512], score[32], nttl[32];
 	char		 hkeep[32], httl[32], since[32];
 	struct dash_all	 e;
-	const char	*keys[5], *types[5] = { "hash", "zset", "list", "stream",
+	/*
+	 * hash! : the note's own, written only when it is not there yet (a
+	 * request sent again after a 504, or on another dashboard, while the
+	 * first sending's write was still on its way: found by review, the
+	 * note was written twice, delivered twice, its read state undone)
+	 */
+	const char	*keys[5], *types[5] = { "hash!", "zset", "list", "stream",
 			    "stream" };
 	int		 rc;
 

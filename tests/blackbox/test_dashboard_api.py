@@ -820,6 +820,32 @@ def test_an_action_redis_refuses_writes_nothing(open_dash):
         ["note.send", "alert.state"]
 
 
+def test_a_note_its_first_sending_wrote_meanwhile_is_not_written_again(dashboard, redis_server):
+    """Found by review: a request sent again (after a 504, or on another
+    dashboard) found its mark but not yet its note, and wrote the note
+    while the first sending's write was still on its way: both landed, the
+    note was delivered twice and its read state undone. The note's write
+    now does nothing when the note is there. The race made deterministic:
+    the first sending's note is there, read by the agent, and the HMGET
+    that looks for it finds no "json" (as it found nothing in the race)."""
+    r = redis_server()
+    d = dashboard(r.url(), extra=f"  token: {TOKEN}\n")
+    c = r.client()
+    body = {"conversation": "c-9", "text": "请先道歉", "key": "kk"}
+    st, _, doc = post(d, "/api/notes?agent=alice", body)
+    assert st == 202, (st, doc)
+    nid = doc["note"]["id"]
+    c.hset(f"chatmon:note:{nid}", "state", "read")      # the agent read it
+    c.zrem("chatmon:notes:pending:alice", nid)
+    c.hdel(f"chatmon:note:{nid}", "json")
+    st, _, doc = post(d, "/api/notes?agent=alice", body)
+    assert st == 202 and doc["note"]["id"] == nid, (st, doc)
+    assert c.hget(f"chatmon:note:{nid}", "state") == "read"
+    assert c.lrange("chatmon:notes:conv:c-9", 0, -1) == [nid]
+    assert c.xlen("chatmon:notes:log") == 1 and c.zcard("chatmon:notes:pending:alice") == 0
+    assert [json.loads(f["e"])["what"] for _, f in c.xrange("chatmon:audit")] == ["note.send"]
+
+
 def test_an_action_redis_may_have_run_is_504_and_a_note_sent_again_is_one(dashboard, redis_server):
     """Redis hangs past redis.timeout while a note and a handling are on
     their way: the commands were sent, so the answer is 504 "outcome
