@@ -672,7 +672,7 @@ static void
 dash_api_on_handled(redisReply *r, void *priv)
 {
 	struct dash_req	*q = priv;
-	json_t		*v;
+	json_t		*v, *old;
 
 	dash_all_reply(q, r);
 	if (!dash_api_replied(q, r))
@@ -700,8 +700,18 @@ dash_api_on_handled(redisReply *r, void *priv)
 		    "says why)");
 		return;
 	}
-	/* this dashboard's pages see it now; the others' through the audit stream */
-	if (dash_audit_set(q->d, q->arg, json_incref(q->doc)) == -1)
+	/*
+	 * this dashboard's pages see it now; the others' through the audit
+	 * stream. Unless the stream brought a later change already: another
+	 * supervisor's, stored after this one while this answer was on its
+	 * way (found by review: the older one was shown for good).
+	 */
+	old = dash_audit_handling(q->d, q->arg);
+	if (old != NULL && json_integer_value(json_object_get(old, "at")) >
+	    json_integer_value(json_object_get(q->doc, "at")))
+		log_info("dash_api_on_handled: %s: a later change came first, "
+		    "kept", q->arg);
+	else if (dash_audit_set(q->d, q->arg, json_incref(q->doc)) == -1)
 		log_warnx("dash_api_on_handled: out of memory, the pages not told");
 	v = q->doc;
 	q->doc = NULL;
