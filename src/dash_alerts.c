@@ -107,6 +107,7 @@ dash_alerts_loaded(struct dash *d)
 	    feed_last_sid(d->feed)[0] ? feed_last_sid(d->feed) : "(none)", d->key);
 	xfollow_follow(d->alerts, feed_last_sid(d->feed));
 	dash_feed_loaded(d);
+	dash_audit_on_prune(-1, 0, d);	/* it waited for the alerts held */
 }
 
 static void

@@ -652,8 +652,7 @@ dash_api_alerts(struct dash_req *q)
 	    "alerts", list, "last", last));
 }
 
-/* The feed's item of alert id want (the feed's), or NULL. */
-static const struct feed_item *
+const struct feed_item *
 dash_api_find(struct dash *d, const char *want)
 {
 	const struct feed_item	*it;

@@ -204,6 +204,13 @@ dash_audit_on_hkeys(redisReply *r, void *priv)
 		if (r->element[i]->type != REDIS_REPLY_STRING ||
 		    (ms = handling_id_ms(r->element[i]->str)) < 0 || ms >= p->oldest)
 			continue;	/* ids of another form are not ours to judge */
+		/*
+		 * older than the stream, and in it still: one a spool held
+		 * past the hour, or of an instance whose clock is behind (found
+		 * by review: a supervisor's answered action deleted)
+		 */
+		if (dash_api_find(d, r->element[i]->str) != NULL)
+			continue;
 		json_object_del(d->handling, r->element[i]->str);
 		argv[n] = r->element[i]->str;
 		argvlen[n++] = r->element[i]->len;
@@ -249,7 +256,8 @@ dash_audit_prune(struct dash *d)
 {
 	struct dash_prune	*p;
 
-	if (!rconn_up(d->wr) || (p = calloc(1, sizeof(*p))) == NULL)
+	/* the alerts held say which old ones are in the stream still: not before */
+	if (!rconn_up(d->wr) || !d->loaded || (p = calloc(1, sizeof(*p))) == NULL)
 		return;
 	p->d = d;
 	if (rconn_command(d->wr, dash_audit_on_oldest, p, 0,

@@ -266,6 +266,9 @@ void	dash_audit_clear(struct dash *);
 
 /* dash_api.c */
 size_t	dash_api_pss_size(void);
+/* The feed's item of alert id want (the feed's), or NULL. */
+struct feed_item;
+const struct feed_item *dash_api_find(struct dash *, const char *want);
 int	dash_api_cb(struct lws *, enum lws_callback_reasons, void *, void *,
 	    size_t);
 

@@ -641,6 +641,28 @@ def test_handling_pruned_with_the_stream(dashboard, redis_server):
     assert "pruned" in d.log()
 
 
+def test_the_handling_of_an_old_alert_still_in_the_stream_is_kept(dashboard, redis_server):
+    """Found by review: an alert whose id is older than the stream's oldest
+    entry by more than the hour (a spool held it that long, or its
+    instance's clock is behind) is in the stream still, and its handling,
+    answered 200, was pruned as if it were gone. The prune keeps what the
+    stream holds (it waits for the alerts to be read), and still prunes
+    what is gone."""
+    r = redis_server()
+    c = r.client()
+    now = int(time.time() * 1000)
+    spooled = alert(2, now - 2 * 3600 * 1000)   # in the stream now, its id 2 h old
+    xadd(c, spooled)
+    gone = alert_id(now - 2 * 3600 * 1000, 9)
+    v = json.dumps({"state": "resolved", "by": "x", "at": 1})
+    c.hset("chatmon:alerts:handling", mapping={spooled["id"]: v, gone: v})
+    d = dashboard(r.url(), extra=f"  token: {TOKEN}\n")
+    wait_for(lambda: not c.hexists("chatmon:alerts:handling", gone), 10, "the gone one pruned")
+    assert c.hexists("chatmon:alerts:handling", spooled["id"])
+    st, _, doc = get(d, "/api/alerts")
+    assert doc["alerts"][0]["handling"]["state"] == "resolved", doc
+
+
 def test_handling_read_past_fields_it_cannot_hold(dashboard, redis_server):
     """A field of the handling hash whose name is not UTF-8, or holds
     U+0000, or whose value is not JSON (any Redis client may write one) is
