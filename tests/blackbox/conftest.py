@@ -379,6 +379,17 @@ class Daemon:
             f.write(text)
         os.rename(tmp, self.conf)
 
+    def reload_with(self, change):
+        """The configuration file rewritten by change(text) -> text, SIGHUP,
+        and the reload applied; returns the log's offset before it."""
+        with open(self.conf, encoding="utf-8") as f:
+            text = change(f.read())
+        mark = len(self.log())
+        self.write_config(text)
+        self.signal(signal.SIGHUP)
+        self.wait_log(r"main: reload: configuration reloaded", 10 * SLOW, mark)
+        return mark
+
     def log(self):
         with open(self.errfile, "rb") as f:
             return f.read().decode("utf-8", "replace")

@@ -307,13 +307,8 @@ def test_a_reload_does_not_turn_the_state_in_redis_off(daemon, backend, redis_se
         async with agent(d, f"/script?file={s1}&agent=alice") as ws:
             await first_turn(ws, "rl-1")
             wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round in Redis")
-            with open(d.conf, encoding="utf-8") as f:
-                text = f.read().replace(f"url: {r.url()}", f"url: {r.url()}\n"
-                                        "  takeover: 0s")
-            mark = len(d.log())
-            d.write_config(text)
-            d.signal(signal.SIGHUP)
-            d.wait_log(r"main: reload: configuration reloaded", 10 * SLOW, mark)
+            mark = d.reload_with(lambda t: t.replace(f"url: {r.url()}",
+                                                     f"url: {r.url()}\n  takeover: 0s"))
             await ws.send(frame("rl-1", "亲,有货的"))
             wait_for(lambda: c.hget(key, "op") == "0", 5 * SLOW, "the reply in Redis")
             log = d.log()[mark:]

@@ -297,7 +297,6 @@ def test_a_reload_judges_a_stall_under_way_by_the_new_stall_timeout(daemon, back
     found by review, a stall watched under 30 s was dropped 30 s on after
     a reload to 1 s, and the log named 1 000 ms. A stall under way is now
     judged again by the new limit when the reload applies."""
-    import signal
     b = backend("--max-queue", "1", "--read-limit", "4096")
     d, ap = stall_daemon(daemon, b, stall_timeout="30s")
     raw = RawWS(d.port, "/stall?t=reload")
@@ -310,12 +309,7 @@ def test_a_reload_judges_a_stall_under_way_by_the_new_stall_timeout(daemon, back
         raise AssertionError("chatmond never stopped reading the agent")
     except socket.timeout:
         pass                                 # paused: the backend's stall is watched
-    with open(d.conf, encoding="utf-8") as f:
-        text = f.read().replace("stall_timeout: 30s", "stall_timeout: 1s")
-    mark = len(d.log())
-    d.write_config(text)
-    d.signal(signal.SIGHUP)
-    d.wait_log(r"main: reload: configuration reloaded", 10 * SLOW, mark)
+    mark = d.reload_with(lambda t: t.replace("stall_timeout: 30s", "stall_timeout: 1s"))
     t0 = time.monotonic()
     d.wait_log(r"session_stalled: agent=-: upstream took nothing for 1000 ms, dropped",
                5 * SLOW, mark)

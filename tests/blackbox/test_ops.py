@@ -882,12 +882,7 @@ def test_readyz_after_a_reload_to_another_upstream(daemon, backend, tmp_path):
     wait_for(lambda: fetch_json(ap, "/readyz")[0] == 503, 5 * SLOW, "/readyz 503")
 
     def reload_to(port):
-        with open(d.conf, encoding="utf-8") as f:
-            text = re.sub(r"upstream: \S+", f"upstream: ws://127.0.0.1:{port}/", f.read())
-        mark = len(d.log())
-        d.write_config(text)
-        d.signal(signal.SIGHUP)
-        d.wait_log(r"main: reload: configuration reloaded", 10 * SLOW, mark)
+        d.reload_with(lambda t: re.sub(r"upstream: \S+", f"upstream: ws://127.0.0.1:{port}/", t))
 
     b = backend()
     reload_to(b.port)
