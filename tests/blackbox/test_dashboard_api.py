@@ -919,7 +919,7 @@ def test_a_later_change_stored_first_is_not_undone_by_a_slow_answer(dashboard, r
         assert json.loads(c.hget("chatmon:alerts:handling", a["id"]))["state"] == "resolved"
         time.sleep(1.0)
         for d in (da, db):
-            st, _, doc = get(d, f"/api/alerts?conversation=c-1")
+            st, _, doc = get(d, "/api/alerts?conversation=c-1")
             assert doc["alerts"][0]["handling"]["state"] == "resolved", (d, doc)
     finally:
         p.close()
