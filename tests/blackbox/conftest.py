@@ -194,6 +194,57 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class RedisProxy:
+    """A TCP proxy to a Redis on 127.0.0.1:target_port. While `stall` is
+    set, what the client sends is dropped (a path that loses its packets,
+    until redis.timeout gives the connection up); while `delay` is set,
+    Redis's answers on a connection that sent a script (EVAL: the writes)
+    wait that many seconds (a slow link for the writes alone)."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.stall = False
+        self.delay = 0.0
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.target))
+            seen = {"eval": False}
+            for a, b, up in ((c, s, True), (s, c, False)):
+                threading.Thread(target=self._pump, args=(a, b, up, seen),
+                                 daemon=True).start()
+
+    def _pump(self, a, b, up, seen):
+        try:
+            while (d := a.recv(65536)):
+                if up and b"EVAL" in d:
+                    seen["eval"] = True
+                if not up and seen["eval"] and self.delay:
+                    time.sleep(self.delay)
+                if not (up and self.stall):
+                    b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.ls.close()
+
+
 @pytest.fixture
 def redis_server():
     """redis_server(start=True, **kw) -> RedisServer; all are killed at teardown."""

@@ -15,13 +15,11 @@ import json
 import os
 import re
 import signal
-import socket
-import threading
 import time
 
 import pytest
 
-from conftest import SLOW, agent, free_port, recv, run, sla_bucket, wait_for
+from conftest import SLOW, RedisProxy, agent, free_port, recv, run, sla_bucket, wait_for
 from test_ops import admin_args, metrics
 
 FIRST, REPLY, ESCALATE = 1000, 1500, 3000      # ms
@@ -289,6 +287,32 @@ def test_a_stop_with_redis_still_away_says_what_it_never_sent(daemon, backend, r
         a.log()[-2000:]
 
 
+def with_open_round(daemon, backend, redis_server, tmp_path, conv, then, args=ARGS):
+    """A customer of alice's asks in conv and the round is in Redis; then
+    `await then(ws, d, r, c, key)` runs on alice's connection (r the Redis
+    server, c its client, key the record's). Returns (c, d)."""
+    r = redis_server()
+    c = r.client()
+    b = backend(script="customer.py")
+    s1 = script(tmp_path, "s1", [(0, frame(conv, "请问有货吗"))])
+    d = daemon(b.port, extra=SLA, redis=r.url(), args=args)
+    key = conv_key(conv)
+
+    async def main():
+        async with agent(d, f"/script?file={s1}&agent=alice") as ws:
+            await first_turn(ws, conv)
+            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round in Redis")
+            await then(ws, d, r, c, key)
+    run(main(), timeout=60)
+    return c, d
+
+
+def answered_once(d):
+    assert d.stop() == 0
+    f = figures(d, "alice")
+    assert f is not None and (f["rounds"], f["answered"], f["breaches"]) == (1, 1, 0), f
+
+
 def test_a_reload_does_not_turn_the_state_in_redis_off(daemon, backend, redis_server,
                                                        tmp_path):
     """Found by review: a reload to redis.takeover 0 left the open round's
@@ -296,28 +320,17 @@ def test_a_reload_does_not_turn_the_state_in_redis_off(daemon, backend, redis_se
     reload back raised the answered round's warning, breach and escalation
     (charged to the agent). That is a restart's: the reload keeps it and
     says so, and the reply closes the round in Redis."""
-    r = redis_server()
-    c = r.client()
-    b = backend(script="customer.py")
-    s1 = script(tmp_path, "s1", [(0, frame("rl-1", "请问有货吗"))])
-    d = daemon(b.port, extra=SLA, redis=r.url(), args=["-o", "redis.fold=0"])
-    key = conv_key("rl-1")
-
-    async def main():
-        async with agent(d, f"/script?file={s1}&agent=alice") as ws:
-            await first_turn(ws, "rl-1")
-            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round in Redis")
-            mark = d.reload_with(lambda t: t.replace(f"url: {r.url()}",
-                                                     f"url: {r.url()}\n  takeover: 0s"))
-            await ws.send(frame("rl-1", "亲,有货的"))
-            wait_for(lambda: c.hget(key, "op") == "0", 5 * SLOW, "the reply in Redis")
-            log = d.log()[mark:]
-            assert "redis.takeover cannot turn the state in Redis off live, " \
-                "keeping 1000ms" in log, log
-    run(main())
-    assert d.stop() == 0
-    f = figures(d, "alice")
-    assert f is not None and (f["rounds"], f["answered"], f["breaches"]) == (1, 1, 0), f
+    async def then(ws, d, r, c, key):
+        mark = d.reload_with(lambda t: t.replace(f"url: {r.url()}",
+                                                 f"url: {r.url()}\n  takeover: 0s"))
+        await ws.send(frame("rl-1", "亲,有货的"))
+        wait_for(lambda: c.hget(key, "op") == "0", 5 * SLOW, "the reply in Redis")
+        log = d.log()[mark:]
+        assert "redis.takeover cannot turn the state in Redis off live, " \
+            "keeping 1000ms" in log, log
+    c, d = with_open_round(daemon, backend, redis_server, tmp_path, "rl-1", then,
+                           args=["-o", "redis.fold=0"])
+    answered_once(d)
 
 
 def test_a_reply_refused_for_want_of_permission_goes_when_it_is_back(daemon, backend,
@@ -327,31 +340,19 @@ def test_a_reply_refused_for_want_of_permission_goes_when_it_is_back(daemon, bac
     dropped, its round stayed open in Redis, and the sweep raised the
     answered round's warning, breach and escalation. The call waits and
     goes again once Redis takes it: the round closes, nothing is raised."""
-    r = redis_server()
-    c = r.client()
-    b = backend(script="customer.py")
-    s1 = script(tmp_path, "s1", [(0, frame("np-1", "请问有货吗"))])
-    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
-    key = conv_key("np-1")
-
-    async def main():
-        async with agent(d, f"/script?file={s1}&agent=alice") as ws:
-            await first_turn(ws, "np-1")
-            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round in Redis")
-            c.execute_command("ACL", "SETUSER", "default", "-evalsha", "-eval")
-            try:
-                await ws.send(frame("np-1", "亲,有货的"))
-                d.wait_log(r"NOPERM", 5 * SLOW)
-                await asyncio.sleep(1.0)
-            finally:
-                c.execute_command("ACL", "SETUSER", "default", "+evalsha", "+eval")
-            wait_for(lambda: c.hget(key, "op") == "0", 15 * SLOW, "the reply in Redis")
-            await asyncio.sleep(1.5)                 # past the breach's due time
-    run(main(), timeout=60)
-    assert d.stop() == 0
+    async def then(ws, d, r, c, key):
+        c.execute_command("ACL", "SETUSER", "default", "-evalsha", "-eval")
+        try:
+            await ws.send(frame("np-1", "亲,有货的"))
+            d.wait_log(r"NOPERM", 5 * SLOW)
+            await asyncio.sleep(1.0)
+        finally:
+            c.execute_command("ACL", "SETUSER", "default", "+evalsha", "+eval")
+        wait_for(lambda: c.hget(key, "op") == "0", 15 * SLOW, "the reply in Redis")
+        await asyncio.sleep(1.5)                 # past the breach's due time
+    c, d = with_open_round(daemon, backend, redis_server, tmp_path, "np-1", then)
+    answered_once(d)
     assert not [a for _, a in sla_alerts(c, "np-1")], sla_alerts(c, "np-1")
-    f = figures(d, "alice")
-    assert f is not None and (f["rounds"], f["answered"], f["breaches"]) == (1, 1, 0), f
 
 
 def test_a_name_planted_in_a_record_is_not_taken(daemon, backend, redis_server, tmp_path):
@@ -360,21 +361,11 @@ def test_a_name_planted_in_a_record_is_not_taken(daemon, backend, redis_server, 
     labels (a 134 MB /metrics). A name a connection could not give (here
     100 000 bytes) is not taken: the events go to the agent the instance
     knows."""
-    r = redis_server()
-    c = r.client()
-    b = backend(script="customer.py")
-    s1 = script(tmp_path, "s1", [(0, frame("pl-1", "请问有货吗"))])
-    d = daemon(b.port, extra=SLA, redis=r.url(), args=ARGS)
-    key = conv_key("pl-1")
-
-    async def main():
-        async with agent(d, f"/script?file={s1}&agent=alice") as ws:
-            await first_turn(ws, "pl-1")
-            wait_for(lambda: c.hget(key, "op") == "1", 2 * SLOW, "the round in Redis")
-            c.hset(key, "a", "x" * 100000)
-            wait_for(lambda: [a for _, a in sla_alerts(c, "pl-1") if a["type"] == "sla.breach"],
-                     5 * SLOW, "the breach")
-    run(main())
+    async def then(ws, d, r, c, key):
+        c.hset(key, "a", "x" * 100000)
+        wait_for(lambda: [a for _, a in sla_alerts(c, "pl-1") if a["type"] == "sla.breach"],
+                 5 * SLOW, "the breach")
+    c, d = with_open_round(daemon, backend, redis_server, tmp_path, "pl-1", then)
     assert d.stop() == 0
     alerts = [a for _, a in sla_alerts(c, "pl-1")]
     assert alerts and all(a["agent"] == "alice" for a in alerts), \
@@ -852,7 +843,7 @@ def test_a_customer_turn_that_waited_behind_its_answer_opens_no_round(daemon, ba
            "  escalate: 5s\n  timezone: UTC\n")
     r = redis_server()
     c = r.client()
-    p = StallProxy(r.port)
+    p = RedisProxy(r.port)
     b = backend(script="customer.py")
     s = script(tmp_path, "s", [(1000, frame("oo-1", "请问什么时候发货"))])
     none = script(tmp_path, "none", [])
@@ -999,51 +990,6 @@ def test_a_burst_sent_again_does_not_restart_an_answered_round(daemon, backend, 
     assert f is not None and (f["rounds"], f["answered"]) == (1, 1), f
 
 
-class StallProxy:
-    """A TCP proxy to Redis for one chatmond: while `stall` is set, what
-    chatmond sends is dropped (a network path that loses its packets,
-    until redis.timeout gives the connection up)."""
-
-    def __init__(self, target_port):
-        self.target = target_port
-        self.stall = False
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            s = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._pump, args=(c, s, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(s, c, False), daemon=True).start()
-
-    def _pump(self, a, b, up):
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                if not (up and self.stall):
-                    b.sendall(d)
-        except OSError:
-            pass
-        for x in (a, b):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.ls.close()
-
-
 def test_a_reply_lost_on_the_way_is_applied_after_another_instances_turn(
         daemon, backend, redis_server, tmp_path):
     """One agent, tabs on A and B. A's path to Redis loses the reply's call
@@ -1059,7 +1005,7 @@ def test_a_reply_lost_on_the_way_is_applied_after_another_instances_turn(
             "  escalate: 10s\n  timezone: UTC\n")
     r = redis_server()
     c = r.client()
-    p = StallProxy(r.port)
+    p = RedisProxy(r.port)
     b = backend(script="customer.py")
     s = script(tmp_path, "s", [(0, frame("st-1", "在吗")), (1000, frame("st-1", "还有个问题"))])
     da = daemon(b.port, extra=slow, redis=f"redis://127.0.0.1:{p.port}",

@@ -16,7 +16,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import CHATMON, SAN, SLOW, T, rss_kib, run, wait_for
+from conftest import CHATMON, SAN, SLOW, T, RedisProxy, rss_kib, run, wait_for
 
 STREAM = "chatmon:alerts:log"
 TOKEN = "wallboard-token-123"
@@ -842,54 +842,6 @@ def test_an_action_redis_refuses_writes_nothing(open_dash):
         ["note.send", "alert.state"]
 
 
-class SlowReplies:
-    """A TCP proxy to Redis whose answers on a connection that sent a
-    script (the API's writes) wait `delay` seconds while it is set."""
-
-    def __init__(self, target_port):
-        import socket
-        import threading
-        self.target, self.delay = target_port, 0.0
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
-        self.socket, self.threading = socket, threading
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            s = self.socket.create_connection(("127.0.0.1", self.target))
-            seen = {"eval": False}
-            for a, b, up in ((c, s, True), (s, c, False)):
-                self.threading.Thread(target=self._pump, args=(a, b, up, seen),
-                                      daemon=True).start()
-
-    def _pump(self, a, b, up, seen):
-        try:
-            while (d := a.recv(65536)):
-                if up and b"EVAL" in d:
-                    seen["eval"] = True
-                if not up and seen["eval"] and self.delay:
-                    time.sleep(self.delay)
-                b.sendall(d)
-        except OSError:
-            pass
-        for x in (a, b):
-            try:
-                x.shutdown(self.socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.ls.close()
-
-
 def test_a_later_change_stored_first_is_not_undone_by_a_slow_answer(dashboard, redis_server):
     """Found by review: dashboard A's handling write answered slowly (its
     link to Redis), dashboard B's later change stored meanwhile and read
@@ -898,7 +850,7 @@ def test_a_later_change_stored_first_is_not_undone_by_a_slow_answer(dashboard, r
     stays."""
     r = redis_server()
     c = r.client()
-    p = SlowReplies(r.port)
+    p = RedisProxy(r.port)
     try:
         da = dashboard(f"redis://127.0.0.1:{p.port}", extra=f"  token: {TOKEN}\n",
                        args=["-o", "redis.timeout=5s"])
