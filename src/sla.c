@@ -1153,7 +1153,11 @@ static int
 sla_round_unserved(const struct sla_days *days, int64_t opened, int64_t at,
     uint64_t ms)
 {
-	return ms == 0 && (at > opened || sla_days_ms(days, opened, opened + 1) == 0);
+	int64_t	o = sla_clamp(opened);	/* anyone's logs: no overflow past INT64_MAX */
+
+	/* one "closed before it opened" (clocks apart, a log's junk) is as before */
+	return ms == 0 && (at > opened ||
+	    (at == opened && sla_days_ms(days, o, o + 1) == 0));
 }
 
 /* Charged to the conversation's agent: the one who replied, when known. */
