@@ -2,11 +2,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <sodium.h>
@@ -25,7 +27,8 @@ passwd_usage(FILE *f)
 	    "replaces USER's line there, with an argon2id hash of the password\n"
 	    "read from standard input (one line; asked twice, without echo, on a\n"
 	    "terminal). The role is viewer unless given. The other lines are kept;\n"
-	    "the file is replaced atomically. A new file is made readable by its\n"
+	    "the file is replaced atomically, under a lock of its directory (runs\n"
+	    "at once change it one after the other). A new file is made readable by its\n"
 	    "owner only (0600); one that exists keeps its owner and group, and at\n"
 	    "most mode 0640 (root:chatmond 0640 lets the dashboard's user read\n"
 	    "it). A running dashboard reads it again within seconds.\n"
@@ -69,6 +72,12 @@ passwd_read(const char *prompt, char *buf, size_t size, int tty)
 		(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
 		fputc('\n', stderr);
 	}
+	/* not "an empty password": a closed or unreadable standard input */
+	if (c == EOF && ferror(stdin)) {
+		fprintf(stderr, "chatmon: passwd: cannot read the password from "
+		    "standard input: %s\n", strerror(errno));
+		return -1;
+	}
 	if (n >= size) {
 		fprintf(stderr, "chatmon: passwd: the password is longer than %d bytes\n",
 		    USERS_PASSWORD_MAX);
@@ -108,6 +117,69 @@ passwd_slurp(const char *path, struct sbuf *out)
 	return 0;
 }
 
+/*
+ * The users file as it is now, checked (a bad line is not ours to drop):
+ * its text in text (reset first), whether user is in it, and, when keep,
+ * the user's shops in kept (""). 0, or -1 (said).
+ */
+static int
+passwd_current(const char *file, const char *user, struct sbuf *text,
+    int *existed, int keep, char *kept, size_t keptsz)
+{
+	struct users	*u;
+	struct sbuf	 errs;
+
+	sbuf_reset(text);
+	sbuf_init(&errs);
+	if (passwd_slurp(file, text) == -1)
+		return -1;
+	if ((u = users_parse(text->s != NULL ? text->s : "", text->len, file,
+	    &errs)) == NULL) {
+		fputs(sbuf_str(&errs), stderr);
+		fprintf(stderr, "chatmon: passwd: %s: fix the lines above first\n",
+		    file);
+		sbuf_free(&errs);
+		return -1;
+	}
+	sbuf_free(&errs);
+	*existed = users_role(u, user) != USERS_NONE;
+	/* a new password or role does not widen nor narrow what the user sees */
+	kept[0] = '\0';
+	if (keep && users_shops(u, user) != NULL)
+		snprintf(kept, keptsz, "%s", users_shops(u, user));
+	users_free(u);
+	return 0;
+}
+
+/*
+ * The directory of file locked, so that two runs (or a run and another
+ * tool that locks it) change the file one after the other: each reads it
+ * under the lock and writes before it lets go (found by review: three
+ * runs at once each said "added", and the file held one of them). The
+ * descriptor, or -1 (said).
+ */
+static int
+passwd_lock(const char *file)
+{
+	char	*copy;
+	int	 fd;
+
+	if ((copy = strdup(file)) == NULL) {
+		fprintf(stderr, "chatmon: passwd: out of memory\n");
+		return -1;
+	}
+	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    flock(fd, LOCK_EX) == -1) {
+		fprintf(stderr, "chatmon: passwd: cannot lock the directory of %s: "
+		    "%s\n", file, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		fd = -1;
+	}
+	free(copy);
+	return fd;
+}
+
 int
 passwd_main(int argc, char **argv)
 {
@@ -123,9 +195,8 @@ passwd_main(int argc, char **argv)
 	char		 pw[USERS_PASSWORD_MAX + 2], again[USERS_PASSWORD_MAX + 2];
 	char		 hash[USERS_HASH_MAX];
 	struct sbuf	 text, out, errs;
-	struct users	*u;
 	ssize_t		 n;
-	int		 ch, tty, existed, all_shops = 0, rc = 1;
+	int		 ch, tty, existed, keep, all_shops = 0, rc = 1, lock = -1;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
@@ -172,24 +243,13 @@ passwd_main(int argc, char **argv)
 	sbuf_init(&text);
 	sbuf_init(&out);
 	sbuf_init(&errs);
-	/* the file must be sound before we add to it: a bad line is not ours to drop */
-	if (passwd_slurp(file, &text) == -1)
+	/* the file must be sound before the password is asked for */
+	keep = shops == NULL && !all_shops;
+	if (passwd_current(file, user, &text, &existed, keep, kept,
+	    sizeof(kept)) == -1)
 		goto out;
-	if ((u = users_parse(text.s != NULL ? text.s : "", text.len, file,
-	    &errs)) == NULL) {
-		fputs(sbuf_str(&errs), stderr);
-		fprintf(stderr, "chatmon: passwd: %s: fix the lines above first\n",
-		    file);
-		goto out;
-	}
-	existed = users_role(u, user) != USERS_NONE;
-	/* a new password or role does not widen nor narrow what the user sees */
-	kept[0] = '\0';
-	if (shops == NULL && !all_shops && users_shops(u, user) != NULL)
-		snprintf(kept, sizeof(kept), "%s", users_shops(u, user));
 	if (shops == NULL)
 		shops = kept;
-	users_free(u);
 
 	tty = isatty(STDIN_FILENO);
 	if ((n = passwd_read("Password: ", pw, sizeof(pw) - 1, tty)) == -1)
@@ -217,6 +277,11 @@ passwd_main(int argc, char **argv)
 		fprintf(stderr, "chatmon: passwd: argon2id could not get its memory\n");
 		goto out;
 	}
+	/* read again under the lock: it may have changed while we waited */
+	if ((lock = passwd_lock(file)) == -1 ||
+	    passwd_current(file, user, &text, &existed, keep, kept,
+	    sizeof(kept)) == -1)
+		goto out;
 	if (users_set_line(text.s != NULL ? text.s : "", text.len, user, role,
 	    hash, shops, &out) == -1) {
 		fprintf(stderr, "chatmon: passwd: out of memory\n");
@@ -231,6 +296,8 @@ passwd_main(int argc, char **argv)
 	    "", shops);
 	rc = 0;
 out:
+	if (lock != -1)
+		close(lock);	/* after the rename: the next run reads what we wrote */
 	sodium_memzero(pw, sizeof(pw));
 	sodium_memzero(again, sizeof(again));
 	sbuf_free(&text);

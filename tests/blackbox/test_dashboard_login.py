@@ -141,6 +141,34 @@ def test_passwd(tmp_path):
     assert broken.read_text() == "alice:viewer:$argon2id$x\nnonsense\n"
 
 
+def test_passwd_runs_at_once_keep_each_others_lines(tmp_path):
+    """Found by review: passwd read the file before the password and wrote
+    it back with its own line after argon2id, so that three runs at once
+    each said "added" and the file held one of them (an edit made while a
+    password was typed was undone the same way). The directory is locked
+    and the file read again under the lock."""
+    path = tmp_path / "users"
+    passwd(path, "base", "pw")
+    procs = [subprocess.Popen([CHATMON, "passwd", "-f", str(path), f"u{i}"],
+                              stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(4)]
+    for p in procs:
+        p.stdin.write("pw\n")
+        p.stdin.close()
+    for p in procs:
+        assert p.wait(60) == 0, p.stderr.read()
+    names = sorted(line.split(":")[0] for line in path.read_text().splitlines())
+    assert names == ["base", "u0", "u1", "u2", "u3"], names
+    # a standard input that cannot be read is said so, not "an empty password"
+    fd = os.open(tmp_path, os.O_RDONLY)             # a directory: read() fails
+    try:
+        p = subprocess.run([CHATMON, "passwd", "-f", str(path), "zz"], stdin=fd,
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        os.close(fd)
+    assert p.returncode == 1 and "cannot read the password" in p.stderr, p.stderr
+
+
 def test_every_password_passwd_takes_can_log_in(dashboard, redis_server, tmp_path):
     """chatmon passwd takes what a login can send, and no more: 1 024 bytes
     at most, even of characters JSON escapes six bytes long (they log in),
