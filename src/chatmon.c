@@ -627,25 +627,40 @@ cmd_normalize(void)
 	struct norm	*n;
 	const char	*out;
 	const uint32_t	*map;
-	char		*line = NULL;
-	size_t		 cap = 0, len;
-	ssize_t		 k;
+	char		*line = NULL, msg[128];
+	size_t		 cap = 0, len, k, fileline;
+	enum replay_read rd;
 	int		 rc = 0;
 
 	if ((n = norm_new()) == NULL) {
 		fprintf(stderr, "chatmon: out of memory\n");
 		return 1;
 	}
-	while ((k = getline(&line, &cap, stdin)) != -1) {
-		if (k > 0 && line[k - 1] == '\n')
-			k--;
-		if (norm_run(n, line, (size_t)k, NORM_ALL, &out, &len, &map) == -1) {
+	/*
+	 * lines as scan reads them: at most its --max-line default, so that
+	 * one line cannot take memory without bound (found by review: a
+	 * 100 MB line took 1.8 GB); a longer one is said, as a read error is
+	 */
+	snprintf(msg, sizeof(msg), REPLAY_LONG_FMT, (size_t)REPLAY_MAX_LINE);
+	for (fileline = 1; (rd = replay_getline(stdin, REPLAY_MAX_LINE, &line,
+	    &cap, &k)) != REPLAY_READ_EOF && rd != REPLAY_READ_ERR; fileline++) {
+		if (rd == REPLAY_READ_LONG) {
+			fprintf(stderr, "chatmon: -:%zu: %s\n", fileline, msg);
+			rc = 1;
+			putchar('\n');		/* a line out for each line in */
+			continue;
+		}
+		if (norm_run(n, line, k, NORM_ALL, &out, &len, &map) == -1) {
 			fprintf(stderr, "chatmon: out of memory\n");
 			rc = 1;
 			break;
 		}
 		fwrite(out, 1, len, stdout);
 		putchar('\n');
+	}
+	if (rd == REPLAY_READ_ERR) {
+		fprintf(stderr, "chatmon: -: %s\n", strerror(errno));
+		rc = 1;
 	}
 	free(line);
 	norm_free(n);

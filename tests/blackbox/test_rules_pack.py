@@ -93,6 +93,26 @@ def normalize(texts):
     return r.stdout.splitlines()
 
 
+def test_normalize_bounds_its_lines_and_says_what_it_cannot_read(tmp_path):
+    """`chatmon rules normalize` reads lines as scan does (found by review:
+    a 100 MB line took 1.8 GB, and a standard input it could not read
+    exited 0 with nothing said): a line over 4 MiB is said as -:LINE and
+    left out (an empty line in its place), the rest normalised, exit 1; a
+    directory as standard input is an error."""
+    big = "加我微信 " * (5 * 1024 * 1024 // 13 + 1)
+    r = subprocess.run([CHATMON, "rules", "normalize"], input=f"ＡＢ\n{big}\n加 我\n",
+                       capture_output=True, text=True, timeout=60 * SLOW)
+    assert r.returncode == 1 and "-:2: line longer than 4194304 bytes" in r.stderr, r.stderr
+    assert r.stdout.splitlines() == ["ab", "", "加我"], r.stdout[:200]
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        r = subprocess.run([CHATMON, "rules", "normalize"], stdin=fd, capture_output=True,
+                           text=True, timeout=30 * SLOW)
+    finally:
+        os.close(fd)
+    assert r.returncode == 1 and "Is a directory" in r.stderr, r.stderr
+
+
 def test_lookalike_capital_i_is_i():
     """Greek Ι and Cyrillic І pass for I, and fold as I does, to i: ICU's
     skeleton of all three is l (found by review: ΗUΑΒΕΙ read huabel and
