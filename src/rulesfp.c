@@ -24,6 +24,16 @@
 #define RULESFP_CONNECT_S	5
 #define RULESFP_DAY_MS		86400000LL
 
+/* s as a table shows it (util_escape: one line, what it holds) in buf; its length. */
+static size_t
+rulesfp_shown(const char *s, char *buf, size_t size)
+{
+	size_t	n = util_escape(buf, size - 1, 0, s, strlen(s), 0);
+
+	buf[n] = '\0';
+	return n;
+}
+
 static int
 rulesfp_usage(FILE *f)
 {
@@ -213,7 +223,7 @@ rulesfp_main(int argc, char **argv, const char *default_config)
 	long long	 days = -1;
 	int64_t		 since_ms = INT64_MIN;
 	size_t		 i, w = 4, handled = 0, fps = 0;
-	char		*end;
+	char		*end, shown[512];
 	int		 ch, json = 0, rc = 1, n;
 
 	cliconf_init(&cc, default_config);
@@ -280,14 +290,22 @@ rulesfp_main(int argc, char **argv, const char *default_config)
 			goto oom;
 		printf("%s\n", out.s);
 	} else {
+		/*
+		 * a rule as the hash holds it, which any Redis client may
+		 * write: shown escaped, as the other tools show text (found by
+		 * review: an ESC in one retitled the terminal)
+		 */
 		json_array_foreach(rows, i, row)
-			if (strlen(json_string_value(json_object_get(row, "rule"))) > w)
-				w = strlen(json_string_value(json_object_get(row, "rule")));
+			if (rulesfp_shown(json_string_value(json_object_get(row,
+			    "rule")), shown, sizeof(shown)) > w)
+				w = strlen(shown);
 		printf("%-*s  %s\n", (int)w, "RULE", "FALSE_POSITIVES");
-		json_array_foreach(rows, i, row)
-			printf("%-*s  %lld\n", (int)w, json_string_value(json_object_get(
-			    row, "rule")), (long long)json_integer_value(json_object_get(
-			    row, "false_positives")));
+		json_array_foreach(rows, i, row) {
+			(void)rulesfp_shown(json_string_value(json_object_get(row,
+			    "rule")), shown, sizeof(shown));
+			printf("%-*s  %lld\n", (int)w, shown, (long long)
+			    json_integer_value(json_object_get(row, "false_positives")));
+		}
 		printf("%zu false positives among %zu handled alerts%s\n", fps, handled,
 		    days >= 0 ? " (in the days asked)" : "");
 	}

@@ -715,6 +715,12 @@ def test_rules_fp(dashboard, redis_server, tmp_path):
     assert lines[1].split() == ["offplatform.x", "2"]
     p = tool([CHATMON, "rules", "fp", "--since", "x", "-c", str(conf)])
     assert p.returncode == 2
+    # a rule id any Redis client wrote is shown escaped (found by review: an
+    # ESC in one retitled the terminal); --json has it as it is
+    c.hset("chatmon:alerts:handling", "a5", fp(["r\x1b]2;PWNED\x07\x1b[31m"]))
+    p = tool([CHATMON, "rules", "fp", "-c", str(conf)])
+    assert p.returncode == 0 and "\x1b" not in p.stdout and "\x07" not in p.stdout, p.stdout
+    assert "r\\x1b]2;PWNED\\x07\\x1b[31m" in p.stdout, p.stdout
     # no Redis there: said at once, exit 1, not a wait for reconnects
     t0 = time.monotonic()
     p = tool([CHATMON, "rules", "fp", "-c", str(conf), "--redis", "redis://127.0.0.1:1"])
