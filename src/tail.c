@@ -265,12 +265,17 @@ tail_parse(const char *id, const char *raw, size_t rawlen, int quiet)
 {
 	json_error_t	 err;
 	json_t		*a;
+	char		 why[6 * JSON_ERROR_TEXT_LENGTH];
+	size_t		 n;
 
 	/* chat text may hold U+0000, and chatmond keeps it whole */
 	if ((a = json_loadb(raw, rawlen, JSON_ALLOW_NUL, &err)) == NULL) {
+		/* jansson quotes the byte it stopped at: shown escaped (review) */
+		n = util_escape(why, sizeof(why) - 1, 0, err.text, strlen(err.text), 0);
+		why[n] = '\0';
 		if (!quiet)
 			fprintf(stderr, "chatmon: tail: entry %s: not JSON (%s): "
-			    "skipped\n", id, err.text);
+			    "skipped\n", id, why);
 		return NULL;
 	}
 	if (!json_is_object(a)) {

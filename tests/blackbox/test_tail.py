@@ -620,10 +620,12 @@ def test_bad_entries_are_skipped_with_a_warning(redis_server, tail):
     bad1 = xadd(r, "not json {")
     bad2 = r.xadd(STREAM, {"other": "x"})
     bad3 = xadd(r, "[1,2]")
+    bad4 = xadd(r, "\x1b[2J")                   # the byte jansson quotes: escaped (review)
     xadd(r, good2)
     t = tail("--redis", srv.url(), "--since", "-10", "--json")
     assert t.ids(2) == [good1["id"], good2["id"]]
     t.wait_err(rf"entry {bad1}: not JSON")
+    t.wait_err(rf"entry {bad4}: not JSON \(.*near '\\x1b'\): skipped")
     t.wait_err(rf"entry {bad2}: no alert field")
     t.wait_err(rf"entry {bad3}: not a JSON object")
     xadd(r, "{{{")
