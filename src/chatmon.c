@@ -510,6 +510,14 @@ cmd_scan(int argc, char **argv)
 	}
 	if ((r = load_book(o.config, o.rules, 0, &cfg)) == NULL)
 		return 1;
+	/* a shop not configured would scan as the top level: a typo said (review) */
+	if (o.shop[0] != '\0' && config_shop_find(cfg, o.shop) == NULL) {
+		fprintf(stderr, "chatmon: scan: --shop %s: no such shop in the "
+		    "configuration's shops\n", o.shop);
+		config_free(cfg);
+		rulebook_free(r);
+		return 2;
+	}
 	detect_window_conf(cfg, &wc);
 	/* the configuration's model, or --model's */
 	sbuf_init(&errs);

@@ -113,6 +113,20 @@ def test_normalize_bounds_its_lines_and_says_what_it_cannot_read(tmp_path):
     assert r.returncode == 1 and "Is a directory" in r.stderr, r.stderr
 
 
+def test_scan_refuses_a_shop_not_configured(tmp_path):
+    """`chatmon scan --shop ID` with an ID the configuration has no shop of
+    scanned as the top level, silently (found by review: a typo); it is a
+    usage error now (2), and a configured one scans."""
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"rules: {DEFAULT_RULES}\nshops:\n  s1: {{}}\n", encoding="utf-8")
+    r = subprocess.run([CHATMON, "scan", "-c", str(conf), "--shop", "s2"], input="",
+                       capture_output=True, text=True, timeout=60 * SLOW)
+    assert r.returncode == 2 and "--shop s2: no such shop" in r.stderr, r.stderr
+    r = subprocess.run([CHATMON, "scan", "-c", str(conf), "--shop", "s1"], input="",
+                       capture_output=True, text=True, timeout=60 * SLOW)
+    assert r.returncode == 0, r.stderr
+
+
 def test_lookalike_capital_i_is_i():
     """Greek Ι and Cyrillic І pass for I, and fold as I does, to i: ICU's
     skeleton of all three is l (found by review: ΗUΑΒΕΙ read huabel and
