@@ -652,19 +652,6 @@ dash_api_alerts(struct dash_req *q)
 	    "alerts", list, "last", last));
 }
 
-const struct feed_item *
-dash_api_find(struct dash *d, const char *want)
-{
-	const struct feed_item	*it;
-	size_t			 i;
-
-	for (i = feed_size(d->feed); i > 0; i--)
-		if ((it = feed_item(d->feed, i - 1)) != NULL &&
-		    strcmp(it->id, want) == 0)
-			return it;
-	return NULL;
-}
-
 /* --- POST /api/alerts/ID ---------------------------------------------------------- */
 
 static void
@@ -733,7 +720,7 @@ dash_api_handle(struct dash_req *q)
 
 	if (handling_req_parse(q->body, q->len, &hr, err, sizeof(err)) == -1)
 		return dash_api_error(q, HTTP_STATUS_BAD_REQUEST, err);
-	if ((it = dash_api_find(d, q->arg)) == NULL) {
+	if ((it = dash_feed_find(d, q->arg)) == NULL) {
 		handling_req_clear(&hr);
 		return dash_api_error(q, HTTP_STATUS_NOT_FOUND, "no such alert "
 		    "(among those the dashboard holds)");

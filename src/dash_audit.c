@@ -209,7 +209,7 @@ dash_audit_on_hkeys(redisReply *r, void *priv)
 		 * past the hour, or of an instance whose clock is behind (found
 		 * by review: a supervisor's answered action deleted)
 		 */
-		if (dash_api_find(d, r->element[i]->str) != NULL)
+		if (dash_feed_find(d, r->element[i]->str) != NULL)
 			continue;
 		json_object_del(d->handling, r->element[i]->str);
 		argv[n] = r->element[i]->str;

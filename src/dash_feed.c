@@ -112,6 +112,19 @@ dash_feed_loaded(struct dash *d)
 	}
 }
 
+const struct feed_item *
+dash_feed_find(struct dash *d, const char *want)
+{
+	const struct feed_item	*it;
+	size_t			 i;
+
+	for (i = feed_size(d->feed); i > 0; i--)
+		if ((it = feed_item(d->feed, i - 1)) != NULL &&
+		    strcmp(it->id, want) == 0)
+			return it;
+	return NULL;
+}
+
 /* The handling reset: every alert the feed holds that has a value (and the page's login may see). */
 static int
 dash_feed_handling_reset(struct dash *d, const char *scope, struct sbuf *out)

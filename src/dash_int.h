@@ -243,6 +243,9 @@ int	dash_feed_cb(struct lws *, enum lws_callback_reasons, void *, void *,
 void	dash_feed_on_auth(evutil_socket_t, short, void *);
 /* The history is in: the pages that came before it are placed and told. */
 void	dash_feed_loaded(struct dash *);
+/* The feed's item of alert id want (the alerts held), or NULL. */
+struct feed_item;
+const struct feed_item *dash_feed_find(struct dash *, const char *want);
 
 /* dash_alerts.c */
 void	dash_alerts_on_conn(void *arg, int up, int lost);	/* rconn's state callback */
@@ -266,9 +269,6 @@ void	dash_audit_clear(struct dash *);
 
 /* dash_api.c */
 size_t	dash_api_pss_size(void);
-/* The feed's item of alert id want (the feed's), or NULL. */
-struct feed_item;
-const struct feed_item *dash_api_find(struct dash *, const char *want);
 int	dash_api_cb(struct lws *, enum lws_callback_reasons, void *, void *,
 	    size_t);
 
